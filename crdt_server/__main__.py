@@ -1,0 +1,3 @@
+from crdt_server.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,101 @@
+"""The ``crdt-server`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+import uvicorn
+
+from crdt_server.app import create_app
+from crdt_server.settings import Settings, SettingsError
+
+__all__ = ["main"]
+
+_TOKEN_IN_URL = re.compile(r"((?:[?&]|\b)(?:token|access_token)=)[^&\s\"']+", re.IGNORECASE)
+
+
+class RedactTokens(logging.Filter):
+    """Query tokens never reach a log line, whichever library logs the URL."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "token=" in message.lower():
+            record.msg = _TOKEN_IN_URL.sub(r"\1[redacted]", message)
+            record.args = None
+        return True
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactTokens())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crdt-server", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the sync server")
+    serve.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8000; 0 picks a free one)")
+    serve.add_argument("--data-dir", type=Path, help="directory of the SQLite store")
+    serve.add_argument("--log-level", help="debug, info, warning or error")
+    return parser
+
+
+def serve(settings: Settings) -> None:
+    configure_logging(settings.log_level)
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.host, settings.port))
+    host, port = sock.getsockname()[:2]
+    config = uvicorn.Config(
+        create_app(settings),
+        ws="websockets-sansio",
+        ws_max_size=settings.max_message_bytes,
+        ws_per_message_deflate=settings.websocket_compression,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=max(1, round(settings.close_timeout_seconds * 2)),
+    )
+    server = uvicorn.Server(config)
+    # uvicorn handles SIGTERM/SIGINT (graceful shutdown: sockets closed with 1012, rooms
+    # flushed) and then re-raises the signal to the handler that was installed before it.
+    # A no-op handler there makes a graceful stop exit 0 instead of dying by the signal.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _after_graceful_shutdown)
+    # Tests and scripts read this line to learn the port when --port 0 was given.
+    print(f"crdt-server listening on http://{host}:{port}", flush=True)
+    server.run(sockets=[sock])
+
+
+def _after_graceful_shutdown(signum: int, frame: FrameType | None) -> None:
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(
+            host=args.host, port=args.port, data_dir=args.data_dir, log_level=args.log_level
+        )
+    except SettingsError as exc:
+        print(f"crdt-server: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        serve(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

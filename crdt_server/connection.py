@@ -1,0 +1,176 @@
+"""One client connection: a bounded outbound queue drained by one writer task.
+
+Rooms call :meth:`Connection.send` synchronously; it never waits. A connection whose queue
+passes its byte or message bound is a slow consumer: its queue is dropped at once (the
+memory is released) and it is closed with 1013, after which the client resyncs on
+reconnect. Closing never hangs on a peer that stopped reading: the close handshake has a
+deadline, after which the session's pending read is interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections import deque
+
+from crdt_server.auth import Principal
+from crdt_server.errors import CloseCode
+from crdt_server.transport import Transport, TransportClosed
+
+__all__ = ["Connection"]
+
+log = logging.getLogger("crdt_server.connection")
+_ids = itertools.count(1)
+
+
+class Connection:
+    def __init__(
+        self,
+        transport: Transport,
+        principal: Principal,
+        *,
+        max_queue_bytes: int,
+        max_queue_messages: int,
+        close_timeout: float,
+        peer: str = "",
+    ) -> None:
+        self.id = f"c{next(_ids)}"
+        self.principal = principal
+        self.peer = peer
+        self._transport = transport
+        self._max_bytes = max_queue_bytes
+        self._max_messages = max_queue_messages
+        self._close_timeout = close_timeout
+        self._queue: deque[bytes] = deque()
+        self._queued_bytes = 0
+        self._wakeup = asyncio.Event()
+        self._close_request: tuple[int, str] | None = None
+        self._sending = False
+        self._reader: asyncio.Task[object] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self.close_code: int | None = None
+        """The code this connection was closed with, once closed."""
+        self.overflowed = False
+        self.denied_writes = 0
+        """Write attempts refused because this connection is read-only."""
+        self.interrupted = False
+        """Set when a close timed out and the reader was cancelled to end the session."""
+
+    @property
+    def closing(self) -> bool:
+        return self._close_request is not None
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._queued_bytes
+
+    def start(self) -> None:
+        """Start the writer; the calling task becomes the reader that a close may interrupt."""
+        self._reader = asyncio.current_task()
+        self._writer = asyncio.create_task(self._write_loop(), name=f"writer-{self.id}")
+
+    async def receive(self) -> bytes | str:
+        """The peer's next message (see :meth:`Transport.receive`)."""
+        return await self._transport.receive()
+
+    def send(self, frame: bytes) -> None:
+        """Queue one frame; never waits. Overflow closes the connection with 1013."""
+        if self._close_request is not None:
+            return
+        queue = self._queue
+        # A frame always fits an empty queue, however large: only a backlog is overflow.
+        if queue and (
+            self._queued_bytes + len(frame) > self._max_bytes or len(queue) >= self._max_messages
+        ):
+            self.overflowed = True
+            log.warning(
+                "slow consumer %s: %d bytes in %d messages queued, closing with 1013",
+                self.id,
+                self._queued_bytes,
+                len(queue),
+            )
+            self.request_close(CloseCode.TRY_AGAIN_LATER, "slow consumer")
+            return
+        queue.append(frame)
+        self._queued_bytes += len(frame)
+        self._wakeup.set()
+
+    def request_close(self, code: int, reason: str = "") -> None:
+        """Drop whatever is queued and close with ``code``; safe to call more than once."""
+        if self._close_request is not None:
+            return
+        self._close_request = (code, reason)
+        self._queue.clear()
+        self._queued_bytes = 0
+        if self._writer is None:
+            return
+        if self._sending:
+            # The writer is stuck on a peer that does not read; stop waiting for it.
+            self._writer.cancel()
+        else:
+            self._wakeup.set()
+
+    async def wait_closed(self) -> None:
+        """Wait for the writer to finish (after a close request or a dead transport)."""
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
+
+    async def finish(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
+        """Close (if not already closing) and wait until the writer is done."""
+        self.request_close(code, reason)
+        if self._writer is None:
+            await self._close_transport()
+            return
+        try:
+            await asyncio.shield(self._writer)
+        except asyncio.CancelledError:
+            self._writer.cancel()
+            raise
+
+    async def _write_loop(self) -> None:
+        queue = self._queue
+        try:
+            while True:
+                while not queue and self._close_request is None:
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                if self._close_request is not None:
+                    break
+                frame = queue.popleft()
+                self._queued_bytes -= len(frame)
+                self._sending = True
+                try:
+                    await self._transport.send(frame)
+                finally:
+                    self._sending = False
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self._close_request is None or task is None:
+                raise
+            task.uncancel()  # our own cancel from request_close: go on and close
+        except TransportClosed as exc:
+            self.close_code = exc.code
+            self._close_request = self._close_request or (exc.code, exc.reason)
+            self._queue.clear()
+            self._queued_bytes = 0
+            return
+        await self._close_transport()
+
+    async def _close_transport(self) -> None:
+        code, reason = self._close_request or (CloseCode.NORMAL, "")
+        self.close_code = code
+        try:
+            async with asyncio.timeout(self._close_timeout):
+                await self._transport.close(code, reason)
+        except TimeoutError:
+            log.info("connection %s did not take its close frame in time; dropping it", self.id)
+            self._interrupt_reader()
+        except TransportClosed:
+            pass
+
+    def _interrupt_reader(self) -> None:
+        reader = self._reader
+        if reader is not None and not reader.done() and reader is not asyncio.current_task():
+            self.interrupted = True
+            reader.cancel("connection closed")

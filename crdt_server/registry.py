@@ -1,0 +1,131 @@
+"""The rooms loaded in this process: one load per room, unload only after a flush.
+
+However many clients join a room at once, its log is read from the store once. A room
+whose last connection left stays loaded for ``room_idle_seconds`` (a reconnect finds it
+warm), then is flushed and unloaded. A room whose store failed is dropped at once, so the
+next join reloads what is really committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from crdt_server.bus import Bus
+from crdt_server.errors import CloseCode
+from crdt_server.room import Room
+from crdt_server.settings import Settings
+from storage import DocumentStore
+
+__all__ = ["RoomRegistry"]
+
+log = logging.getLogger("crdt_server.registry")
+
+
+class RoomRegistry:
+    def __init__(self, store: DocumentStore, settings: Settings, bus: Bus) -> None:
+        self._store = store
+        self._settings = settings
+        self._bus = bus
+        self._rooms: dict[str, Room] = {}
+        self._loading: dict[str, asyncio.Task[Room]] = {}
+        self._users: dict[str, int] = {}
+        self._unloads: dict[str, asyncio.TimerHandle] = {}
+        self._unloading: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    @property
+    def rooms(self) -> dict[str, Room]:
+        """Loaded rooms by name (read only)."""
+        return self._rooms
+
+    async def acquire(self, name: str) -> Room:
+        """Return the loaded room ``name``, loading it once; pair with :meth:`release`."""
+        if self._closed:
+            raise RuntimeError("registry is closed")
+        self._users[name] = self._users.get(name, 0) + 1
+        timer = self._unloads.pop(name, None)
+        if timer is not None:
+            timer.cancel()
+        try:
+            room = self._rooms.get(name)
+            if room is None:
+                task = self._loading.get(name)
+                if task is None:
+                    task = asyncio.create_task(self._load(name), name=f"load-{name}")
+                    self._loading[name] = task
+                room = await asyncio.shield(task)
+            return room
+        except BaseException:
+            self._release_name(name)
+            raise
+
+    async def _load(self, name: str) -> Room:
+        try:
+            room = await Room.load(name, self._store, self._settings, self._bus, self._dropped)
+            self._rooms[name] = room
+            log.debug("room %s loaded (seq %d)", name, room.last_seq)
+            return room
+        finally:
+            self._loading.pop(name, None)
+
+    def release(self, room: Room) -> None:
+        self._release_name(room.name)
+
+    def _release_name(self, name: str) -> None:
+        users = self._users.get(name, 0) - 1
+        if users > 0:
+            self._users[name] = users
+            return
+        self._users.pop(name, None)
+        if name in self._rooms and not self._closed:
+            loop = asyncio.get_running_loop()
+            self._unloads[name] = loop.call_later(
+                self._settings.room_idle_seconds, self._start_unload, name
+            )
+
+    def _start_unload(self, name: str) -> None:
+        self._unloads.pop(name, None)
+        task = asyncio.create_task(self._unload(name), name=f"unload-{name}")
+        self._unloading.add(task)
+        task.add_done_callback(self._unloading.discard)
+
+    async def _unload(self, name: str) -> None:
+        room = self._rooms.get(name)
+        if room is None:
+            return
+        await room.flush()
+        # Someone may have joined while we flushed; then the room stays.
+        if self._users.get(name, 0) == 0 and self._rooms.get(name) is room:
+            del self._rooms[name]
+            room.closed = True
+            log.debug("room %s unloaded", name)
+
+    def _dropped(self, room: Room) -> None:
+        if self._rooms.get(room.name) is room:
+            del self._rooms[room.name]
+        timer = self._unloads.pop(room.name, None)
+        if timer is not None:
+            timer.cancel()
+
+    async def close(self) -> None:
+        """Flush every room, close every connection with 1012, and unload everything."""
+        self._closed = True
+        for timer in self._unloads.values():
+            timer.cancel()
+        self._unloads.clear()
+        for task in list(self._loading.values()):
+            with contextlib.suppress(Exception):
+                await task
+        rooms = list(self._rooms.values())
+        for room in rooms:
+            await room.flush()
+        for room in rooms:
+            room.close_all(CloseCode.SERVICE_RESTART, "server restart")
+        for room in rooms:
+            for conn in list(room.connections):
+                await conn.wait_closed()
+        if self._unloading:
+            await asyncio.gather(*self._unloading, return_exceptions=True)
+        self._rooms.clear()

@@ -1,0 +1,380 @@
+"""A room: one document in memory, its connections, and the record-before-distribute path.
+
+An accepted update is applied to the room's pycrdt ``Doc`` at once (so later messages see
+it), queued as uncommitted, and appended to the store by the room's flusher. Only after
+the store has committed it is it broadcast, to every connection including its sender
+(the echo is the sender's proof of durability) and to other processes. Updates that arrive
+while a commit is in flight share the next commit and one merged broadcast frame.
+
+A joiner's sync step 2 is computed at once but sent only after everything it contains is
+committed, so no client ever sees an update the store could still lose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from pycrdt import Doc, TransactionEvent, get_update, merge_updates
+from pycrdt._base import BaseType
+
+from crdt_server.awareness import AwarenessEntry, AwarenessRegistry, encode_awareness_entries
+from crdt_server.bus import Bus
+from crdt_server.connection import Connection
+from crdt_server.errors import CloseCode, ProtocolError
+from crdt_server.protocol import (
+    encode_awareness,
+    encode_sync_step1,
+    encode_sync_step2,
+    encode_update,
+)
+from crdt_server.settings import Settings
+from crdt_server.updates import (
+    UpdateError,
+    UpdateSummary,
+    decode_state_vector,
+    inspect_update,
+    pending_after,
+)
+from storage import DocumentStore, NewUpdate, StoredLog, StoreError
+
+__all__ = ["Room", "RoomFailed"]
+
+log = logging.getLogger("crdt_server.room")
+
+
+class RoomFailed(Exception):
+    """The room could not commit; it is closed and must be loaded again from the store."""
+
+
+class CrdtFailure(Exception):
+    """pycrdt refused or panicked on bytes that passed our structural checks."""
+
+    def __init__(self, message: str, *, panicked: bool) -> None:
+        super().__init__(message)
+        self.panicked = panicked
+
+
+T = TypeVar("T")
+
+
+def crdt_call(fn: Callable[..., T], *args: object) -> T:
+    """Call into pycrdt, turning any failure (including a Rust panic) into CrdtFailure.
+
+    pyo3's ``PanicException`` derives from ``BaseException``, so ``except Exception`` does
+    not catch it; only interpreter-level exits are allowed through.
+    """
+    try:
+        return fn(*args)
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:
+        panicked = type(exc).__name__ == "PanicException"
+        raise CrdtFailure(f"{type(exc).__name__}: {exc}", panicked=panicked) from exc
+
+
+@dataclass(slots=True)
+class _Uncommitted:
+    data: bytes
+    origin: str
+    index: int
+
+
+class Room:
+    """One loaded document. Create with :meth:`load`; all methods run on the event loop."""
+
+    def __init__(
+        self,
+        name: str,
+        store: DocumentStore,
+        settings: Settings,
+        bus: Bus,
+        on_failure: Callable[[Room], None],
+    ) -> None:
+        self.name = name
+        self._store = store
+        self._settings = settings
+        self._bus = bus
+        self._on_failure = on_failure
+        self.connections: set[Connection] = set()
+        self.awareness = AwarenessRegistry()
+        self.doc: Doc[BaseType] = Doc()
+        self._changed = False
+        self._subscription = self.doc.observe(self._on_transaction)
+        self._uncommitted: list[_Uncommitted] = []
+        self._inflight: list[_Uncommitted] = []
+        self._uncommitted_bytes = 0
+        self._applied = 0
+        """How many updates were applied (monotonic); each has an index."""
+        self._committed = 0
+        """Updates with index < this are committed."""
+        self._commit_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._needed: dict[int, int] = {}
+        self._log_rows = 0
+        self.last_seq = 0
+        self.failed: BaseException | None = None
+        self.closed = False
+
+    @classmethod
+    async def load(
+        cls,
+        name: str,
+        store: DocumentStore,
+        settings: Settings,
+        bus: Bus,
+        on_failure: Callable[[Room], None],
+    ) -> Room:
+        room = cls(name, store, settings, bus, on_failure)
+        stored = await store.load(name)
+        if stored is not None:
+            room._replay(stored)
+        return room
+
+    # -- the document -------------------------------------------------------------------
+
+    def _on_transaction(self, event: TransactionEvent) -> None:
+        self._changed = True
+
+    def _replay(self, stored: StoredLog) -> None:
+        """Rebuild the document from stored rows plus whatever is not committed yet."""
+        updates = stored.updates + [u.data for u in self._inflight + self._uncommitted]
+        doc: Doc[BaseType] = Doc()
+        self._needed = {}
+        if updates:
+            try:
+                merged = crdt_call(merge_updates, *updates) if len(updates) > 1 else updates[0]
+                crdt_call(doc.apply_update, merged)
+                # What the replay could not integrate yet (missing dependencies).
+                rest = inspect_update(crdt_call(get_update, merged, doc.get_state()))
+                self._remember_needed(rest)
+            except (CrdtFailure, UpdateError) as exc:
+                log.error(
+                    "room %s: merged replay failed (%s); replaying row by row", self.name, exc
+                )
+                doc = Doc()
+                for i, update in enumerate(updates):
+                    try:
+                        crdt_call(doc.apply_update, update)
+                        self._remember_needed(inspect_update(update))
+                    except (CrdtFailure, UpdateError) as row_exc:
+                        log.error("room %s: skipping unreadable row %d: %s", self.name, i, row_exc)
+        self.doc = doc
+        self._subscription = doc.observe(self._on_transaction)
+        self.last_seq = max(self.last_seq, stored.last_seq)
+        self._log_rows = len(stored.updates)
+
+    def _remember_needed(self, summary: UpdateSummary) -> None:
+        needed = self._needed
+        for client, (_, end) in summary.structs.items():
+            if end > needed.get(client, 0):
+                needed[client] = end
+        for client, end in summary.deletes.items():
+            if end > needed.get(client, 0):
+                needed[client] = end
+
+    def has_pending_content(self) -> bool:
+        """True if some applied update still waits on a missing dependency."""
+        if not self._needed:
+            return False
+        state = decode_state_vector(self.doc.get_state())
+        still = {c: end for c, end in self._needed.items() if end > state.get(c, 0)}
+        self._needed = still
+        return bool(still)
+
+    def has_unknown_structs(self, summary: UpdateSummary) -> bool:
+        """True if the update has structs past this document's state vector."""
+        if not summary.structs:
+            return False
+        state = decode_state_vector(self.doc.get_state())
+        return any(end > state.get(client, 0) for client, (_, end) in summary.structs.items())
+
+    async def apply(self, update: bytes, summary: UpdateSummary, origin: str) -> int | None:
+        """Apply a structurally valid update; queue it for commit if it changed anything.
+
+        Returns the update's index (see :meth:`wait_committed`), or ``None`` if it was a
+        no-op (everything in it was already known). Raises :class:`ProtocolError` if pycrdt
+        rejects it; after a pycrdt panic the document is rebuilt from the store so a
+        rejected update leaves no trace.
+        """
+        if self.failed is not None:
+            raise RoomFailed(str(self.failed))
+        if summary.is_empty:
+            return None
+        self._changed = False
+        try:
+            crdt_call(self.doc.apply_update, update)
+        except CrdtFailure as exc:
+            if exc.panicked or self._changed:
+                log.error("room %s: pycrdt failed mid-update (%s); reloading", self.name, exc)
+                await self._reload()
+            raise ProtocolError(f"update rejected: {exc}") from exc
+        if not self._changed:
+            state = decode_state_vector(self.doc.get_state())
+            if not pending_after(summary, state):
+                return None
+        self._remember_needed(summary)
+        index = self._applied
+        self._applied += 1
+        self._uncommitted.append(_Uncommitted(update, origin, index))
+        self._uncommitted_bytes += len(update)
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_loop(), name=f"flush-{self.name}")
+        return index
+
+    async def _reload(self) -> None:
+        stored = await self._store.load(self.name)
+        self._replay(stored or StoredLog(updates=[], last_seq=0, first_seq=0))
+
+    @property
+    def uncommitted_bytes(self) -> int:
+        return self._uncommitted_bytes
+
+    # -- committing ---------------------------------------------------------------------
+
+    def wait_committed(self, index: int | None = None) -> asyncio.Future[None]:
+        """A future that is done once every update up to ``index`` (default: all applied
+        so far) is committed; it fails with :class:`RoomFailed` if the store failed."""
+        target = self._applied if index is None else index + 1
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.failed is not None:
+            future.set_exception(RoomFailed(str(self.failed)))
+        elif self._committed >= target:
+            future.set_result(None)
+        else:
+            self._commit_waiters.append((target, future))
+        return future
+
+    async def _flush_loop(self) -> None:
+        try:
+            while self._uncommitted:
+                batch = self._inflight = self._uncommitted
+                self._uncommitted = []
+                self._uncommitted_bytes = 0
+                rows = [NewUpdate(self.name, u.data, u.origin) for u in batch]
+                try:
+                    seqs = await self._store.append(rows)
+                except StoreError as exc:
+                    self._fail(exc)
+                    return
+                finally:
+                    self._inflight = []
+                self._committed = batch[-1].index + 1
+                self.last_seq = seqs[-1]
+                self._log_rows += len(batch)
+                updates = [u.data for u in batch]
+                self._broadcast_updates(updates)
+                self._release_waiters()
+                await self._bus.publish_updates(self.name, seqs, updates)
+                if not self._uncommitted:
+                    await self._maybe_compact()
+        finally:
+            self._flusher = None
+
+    def _broadcast_updates(self, updates: list[bytes]) -> None:
+        if len(updates) == 1:
+            frame = encode_update(updates[0])
+        else:
+            try:
+                frame = encode_update(crdt_call(merge_updates, *updates))
+            except CrdtFailure as exc:
+                log.error(
+                    "room %s: merging a broadcast failed (%s); sending one by one", self.name, exc
+                )
+                for update in updates:
+                    self.broadcast(encode_update(update))
+                return
+        self.broadcast(frame)
+
+    def _release_waiters(self) -> None:
+        if not self._commit_waiters:
+            return
+        still: list[tuple[int, asyncio.Future[None]]] = []
+        for target, future in self._commit_waiters:
+            if self._committed >= target:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                still.append((target, future))
+        self._commit_waiters = still
+
+    async def _maybe_compact(self) -> None:
+        if self._log_rows < self._settings.compact_after_updates or self.has_pending_content():
+            return
+        snapshot = self.doc.get_update()
+        upto = self.last_seq
+        try:
+            await self._store.compact(self.name, upto, snapshot)
+        except StoreError as exc:
+            log.error("room %s: compaction failed, the log stays as it is: %s", self.name, exc)
+            return
+        log.info("room %s: compacted %d rows up to seq %d", self.name, self._log_rows, upto)
+        self._log_rows = 1
+
+    def _fail(self, exc: BaseException) -> None:
+        """The store lost an uncommitted batch: nobody may see it, so end the room."""
+        log.error("room %s: commit failed, closing its connections: %s", self.name, exc)
+        self.failed = exc
+        self._uncommitted = []
+        self._uncommitted_bytes = 0
+        for _, future in self._commit_waiters:
+            if not future.done():
+                future.set_exception(RoomFailed(str(exc)))
+        self._commit_waiters = []
+        for conn in list(self.connections):
+            conn.request_close(CloseCode.INTERNAL_ERROR, "storage failure, reconnect")
+        self._on_failure(self)
+
+    async def flush(self) -> None:
+        """Wait until everything applied so far is committed (or the room failed)."""
+        if self._applied > self._committed and self.failed is None:
+            try:
+                await self.wait_committed()
+            except RoomFailed:
+                return
+
+    # -- connections --------------------------------------------------------------------
+
+    def join(self, conn: Connection) -> None:
+        """Add a connection and greet it: our state vector, then everyone's presence."""
+        self.connections.add(conn)
+        conn.send(encode_sync_step1(self.doc.get_state()))
+        states = self.awareness.states()
+        if states:
+            conn.send(encode_awareness(encode_awareness_entries(states)))
+
+    def leave(self, conn: Connection) -> None:
+        """Remove a connection and broadcast the removal of every presence it spoke for."""
+        self.connections.discard(conn)
+        removals = self.awareness.remove_owner(conn)
+        if removals:
+            self.broadcast(encode_awareness(encode_awareness_entries(removals)))
+
+    async def answer_step1(self, conn: Connection, state_vector: bytes) -> None:
+        """Send ``conn`` what it is missing, once all of that is committed."""
+        try:
+            diff = crdt_call(self.doc.get_update, state_vector)
+        except CrdtFailure as exc:
+            raise ProtocolError(f"bad state vector: {exc}") from exc
+        await self.wait_committed()
+        conn.send(encode_sync_step2(diff))
+
+    def apply_awareness(self, conn: Connection, entries: list[AwarenessEntry]) -> None:
+        accepted = self.awareness.apply(conn, conn.principal.key, entries)
+        if accepted:
+            self.broadcast(encode_awareness(encode_awareness_entries(accepted)), exclude=conn)
+
+    def awareness_frame(self) -> bytes:
+        return encode_awareness(encode_awareness_entries(self.awareness.states()))
+
+    def broadcast(self, frame: bytes, exclude: Connection | None = None) -> None:
+        for conn in self.connections:
+            if conn is not exclude:
+                conn.send(frame)
+
+    def close_all(self, code: int, reason: str) -> None:
+        for conn in list(self.connections):
+            conn.request_close(code, reason)

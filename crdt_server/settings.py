@@ -1,0 +1,117 @@
+"""The one frozen settings object, and the only place that reads the environment.
+
+Every field can be set by an environment variable ``CRDT_SERVER_<FIELD NAME IN CAPITALS>``
+(command-line options of ``crdt-server serve`` win over the environment). The README's
+settings table lists the same fields with the same defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError"]
+
+ENV_PREFIX = "CRDT_SERVER_"
+
+
+class SettingsError(ValueError):
+    """A setting has a value of the wrong type or out of range."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    """Interface to listen on."""
+    port: int = 8000
+    """TCP port to listen on (0 picks a free one)."""
+    data_dir: Path = field(default_factory=lambda: Path("data"))
+    """Directory of the embedded SQLite store (``crdt.sqlite3``)."""
+    log_level: str = "info"
+    """Python logging level name."""
+
+    max_message_bytes: int = 8 * 1024 * 1024
+    """Largest WebSocket message accepted; larger ones close the connection with 1009."""
+    max_awareness_state_bytes: int = 16 * 1024
+    """Largest awareness state (JSON text) of one client."""
+    max_awareness_entries: int = 64
+    """Most awareness entries in one awareness message."""
+    outbound_queue_bytes: int = 4 * 1024 * 1024
+    """Bytes queued for one connection before it is closed with 1013 as a slow consumer."""
+    outbound_queue_messages: int = 4096
+    """Messages queued for one connection before it is closed with 1013 as a slow consumer."""
+    max_uncommitted_bytes: int = 16 * 1024 * 1024
+    """Bytes of a room applied but not yet committed before its writers wait for the store."""
+    compact_after_updates: int = 1000
+    """A room's log is folded into one snapshot once it has this many rows."""
+    room_idle_seconds: float = 10.0
+    """How long a room without connections stays loaded (after its last flush)."""
+    websocket_compression: bool = False
+    """Offer permessage-deflate. Off by default: Yjs updates are small and binary, so
+    compressing them costs CPU on every fan-out and saves little."""
+    close_timeout_seconds: float = 5.0
+    """How long a close handshake may take before the connection is dropped."""
+    sqlite_busy_timeout_seconds: float = 5.0
+    """How long SQLite waits for a lock before a commit fails."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise SettingsError(f"port {self.port} out of range")
+        positive = (
+            "max_message_bytes",
+            "max_awareness_state_bytes",
+            "max_awareness_entries",
+            "outbound_queue_bytes",
+            "outbound_queue_messages",
+            "max_uncommitted_bytes",
+            "compact_after_updates",
+        )
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{name} must be positive")
+        for name in ("room_idle_seconds", "close_timeout_seconds", "sqlite_busy_timeout_seconds"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{name} must not be negative")
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "crdt.sqlite3"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``CRDT_SERVER_*`` variables, then apply ``overrides``.
+
+        Overrides whose value is ``None`` are ignored, so unset CLI options fall through.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is not None:
+                values[f.name] = _parse(f.name, f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def _parse(name: str, kind: Any, raw: str) -> Any:
+    kind = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "bool":
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if kind == "Path":
+            return Path(raw)
+        return raw
+    except ValueError as exc:
+        raise SettingsError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind}") from exc

@@ -1,0 +1,375 @@
+"""Structural gatekeeper for Yjs v1 update bytes, run before anything reaches pycrdt.
+
+pycrdt's Rust decoder (yrs) trusts counts read from the wire: a few crafted header bytes can
+make it reserve hundreds of megabytes, panic (``pyo3 PanicException``, a ``BaseException``),
+blow its stack on deeply nested values, or read strings as UTF-8 without checking them.
+:func:`inspect_update` walks the whole lib0 v1 encoding in pure Python and raises
+:class:`UpdateError` unless the bytes are a well-formed update. It never allocates in
+proportion to a count read from the input: every count is first checked against the bytes
+left (each element takes at least one byte), and ``Any`` nesting is walked iteratively up
+to ``max_depth``. On success it returns an :class:`UpdateSummary` (clock ranges per client),
+which with :func:`pending_after` tells whether a document is still waiting on missing
+predecessors after the update is applied.
+
+Stricter than yjs where yjs never writes the bytes in question, or where yrs would read
+them differently from yjs (then our checked view would not be what yrs reads):
+
+* GC/Skip info bytes must be exactly 0/10; their length must be > 0. Parent info is 0 or 1.
+* Type refs 0-6 only, one byte. XmlHook (5) is refused: yjs writes a hook name after it,
+  yrs 0.28 does not read one. Legacy ContentJSON (ref 2) is refused: yrs 0.28 reads one
+  string more than the count yjs writes. yjs 13 never creates ContentJSON for new edits.
+* A client may appear only once in the struct section and once in the delete set.
+* Clocks and clock + length fit in u32 (yrs clocks); every varuint is at most 8 bytes and
+  <= 2**53 - 1. Strings must be strict UTF-8. JSON text in Embed/Format is not parsed
+  (yrs rejects bad JSON cleanly).
+
+Items of length 0 (empty string, Deleted/Any of length 0) are accepted: yrs drops them. They
+are counted in ``struct_count`` but not in the clock ranges.
+
+Out of scope (document-level, not per-update): how deeply types nest through parent IDs. A
+chain of ~100k nested maps (under 1 MB, possibly spread over many updates) crashes yrs with a
+stack overflow when the chain is deleted; limit document size/depth elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NoReturn
+
+__all__ = ["UpdateError", "UpdateSummary", "decode_state_vector", "inspect_update", "pending_after"]
+
+_U32_MAX = 0xFFFFFFFF
+_MAX_SAFE = (1 << 53) - 1
+# Deleting every byte below 0xF0 from valid UTF-8 leaves one byte per astral code point,
+# i.e. per character that takes two UTF-16 code units.
+_BELOW_F0 = bytes(range(0xF0))
+_ANY_EMPTY = frozenset((120, 121, 126, 127))  # true, false, null, undefined: no payload
+
+
+class UpdateError(ValueError):
+    """The bytes are not a well-formed Yjs v1 update (message says where/why)."""
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateSummary:
+    """What an update contains, per client.
+
+    ``structs`` maps a client to ``(first clock, end clock)`` (end is exclusive) of the
+    structs in the update with content (Skip structs and zero-length items do not count).
+    ``deletes`` maps a client to the largest end clock (exclusive) of its non-empty delete
+    ranges. ``struct_count`` counts all structs (items, GC, Skip); ``is_empty`` is true when
+    there are no structs and no non-empty delete ranges.
+    """
+
+    structs: dict[int, tuple[int, int]]
+    deletes: dict[int, int]
+    struct_count: int
+    is_empty: bool
+
+
+class _Reader:
+    """Cursor over the input. Running off the end raises IndexError (callers convert it)."""
+
+    __slots__ = ("data", "pos", "size", "max_depth")
+
+    def __init__(self, data: bytes, max_depth: int) -> None:
+        self.data = data
+        self.pos = 0
+        self.size = len(data)
+        self.max_depth = max_depth
+
+    def fail(self, why: str, at: int | None = None) -> NoReturn:
+        where = self.pos if at is None else at
+        raise UpdateError(f"{why} (at byte {where} of {self.size})")
+
+    def uint(self) -> int:
+        """lib0 varuint: 7 bits per byte, little-endian, at most 8 bytes, <= 2**53 - 1."""
+        data = self.data
+        pos = self.pos
+        b = data[pos]
+        if b < 0x80:
+            self.pos = pos + 1
+            return b
+        num = b & 0x7F
+        shift = 7
+        while True:
+            pos += 1
+            b = data[pos]
+            num |= (b & 0x7F) << shift
+            if b < 0x80:
+                break
+            shift += 7
+            if shift > 49:
+                self.fail("varuint longer than 8 bytes")
+        self.pos = pos + 1
+        if num > _MAX_SAFE:
+            self.fail("varuint larger than 2**53 - 1")
+        return num
+
+    def count(self, min_size: int, what: str) -> int:
+        """A count whose elements take at least ``min_size`` bytes each, checked to fit."""
+        at = self.pos
+        n = self.uint()
+        left = self.size - self.pos
+        if n * min_size > left:
+            self.fail(f"{what} {n} cannot fit in the {left} bytes left", at)
+        return n
+
+    def clock(self, what: str) -> int:
+        at = self.pos
+        n = self.uint()
+        if n > _U32_MAX:
+            self.fail(f"{what} {n} does not fit in u32", at)
+        return n
+
+    def raw(self, what: str) -> bytes:
+        """lib0 varUint8Array: varuint length, then that many bytes."""
+        at = self.pos
+        n = self.uint()
+        start = self.pos
+        end = start + n
+        if end > self.size:
+            self.fail(f"{what} of {n} bytes runs past the end", at)
+        self.pos = end
+        return self.data[start:end]
+
+    def text(self, what: str) -> int:
+        """lib0 varString, strictly UTF-8; returns its length in UTF-16 code units."""
+        start = self.pos
+        raw = self.raw(what)
+        if raw.isascii():
+            return len(raw)
+        try:
+            s = raw.decode()
+        except UnicodeDecodeError as exc:
+            self.fail(f"{what} is not valid UTF-8 ({exc.reason})", start)
+        return len(s) + len(raw.translate(None, _BELOW_F0))
+
+    def any(self) -> None:
+        """Skip one lib0 Any value, walking nested arrays/objects without recursion."""
+        data = self.data
+        remaining: list[int] = []  # values still to read in each open container
+        in_object: list[bool] = []
+        while True:
+            if in_object and in_object[-1]:
+                self.text("object key")
+            at = self.pos
+            tag = data[at]
+            self.pos = at + 1
+            if tag == 117 or tag == 118:  # array / object
+                if len(remaining) >= self.max_depth:
+                    self.fail(f"Any value nested deeper than {self.max_depth}", at)
+                n = self.count(1 if tag == 117 else 2, "Any container length")
+                if n:
+                    remaining.append(n)
+                    in_object.append(tag == 118)
+                    continue
+            elif tag == 119:
+                self.text("Any string")
+            elif tag == 125:
+                self.varint()
+            elif tag == 124 or tag == 123 or tag == 122:  # float32 / float64 / bigint64
+                end = at + (5 if tag == 124 else 9)
+                if end > self.size:
+                    self.fail("Any number runs past the end", at)
+                self.pos = end
+            elif tag == 116:
+                self.raw("Any binary")
+            elif tag not in _ANY_EMPTY:
+                self.fail(f"unknown Any type tag {tag}", at)
+            # One value finished: close every container it completes.
+            while remaining:
+                remaining[-1] -= 1
+                if remaining[-1]:
+                    break
+                remaining.pop()
+                in_object.pop()
+            else:
+                return
+
+    def varint(self) -> None:
+        """Skip a lib0 signed varint (first byte: continuation, sign, 6 bits)."""
+        data = self.data
+        at = pos = self.pos
+        b = data[pos]
+        num = b & 0x3F
+        shift = 6
+        while b & 0x80:
+            if shift > 48:
+                self.fail("varint longer than 8 bytes", at)
+            pos += 1
+            b = data[pos]
+            num |= (b & 0x7F) << shift
+            shift += 7
+        self.pos = pos + 1
+        if num > _MAX_SAFE:
+            self.fail("varint magnitude larger than 2**53 - 1", at)
+
+    def item_id(self, what: str) -> None:
+        self.uint()
+        self.clock(f"{what} clock")
+
+    def content(self, ref: int, at: int) -> int:
+        """Skip an item's content; returns the item's length in clock units."""
+        if ref == 4:
+            return self.text("string content")
+        if ref == 8:
+            n = self.count(1, "Any content length")
+            for _ in range(n):
+                self.any()
+            return n
+        if ref == 1:
+            return self.uint()
+        if ref == 6:
+            self.text("format key")
+            self.text("format value")
+        elif ref == 7:
+            type_at = self.pos
+            type_ref = self.data[type_at]
+            self.pos = type_at + 1
+            if type_ref == 3:
+                self.text("XmlElement name")
+            elif type_ref == 5:
+                self.fail("XmlHook types are not supported (yrs misreads them)", type_at)
+            elif type_ref > 6:
+                self.fail(f"unknown type ref {type_ref}", type_at)
+        elif ref == 3:
+            self.raw("binary content")
+        elif ref == 5:
+            self.text("embed content")
+        elif ref == 9:
+            self.text("subdocument guid")
+            self.any()
+        elif ref == 2:
+            self.fail("legacy JSON content is not supported (yrs misreads it)", at)
+        else:
+            self.fail(f"unknown content ref {ref}", at)
+        return 1
+
+
+def _read_update(r: _Reader) -> UpdateSummary:
+    data = r.data
+    uint = r.uint
+    structs: dict[int, tuple[int, int]] = {}
+    seen: set[int] = set()
+    struct_count = 0
+    for _ in range(r.count(3, "client count")):
+        n_structs = r.count(2, "struct count")
+        at = r.pos
+        client = uint()
+        if client in seen:
+            r.fail(f"client {client} appears twice", at)
+        seen.add(client)
+        clock = r.clock("start clock")
+        first = -1
+        end = clock
+        for _ in range(n_structs):
+            at = r.pos
+            info = data[at]
+            r.pos = at + 1
+            ref = info & 0x1F
+            if ref == 0 or ref == 10:
+                if info != ref:
+                    r.fail(f"GC/Skip struct with flag bits set (info {info:#x})", at)
+                length = uint()
+                if not length:
+                    r.fail("GC/Skip struct of length 0", at)
+            else:
+                if info & 0x80:
+                    r.item_id("origin")
+                if info & 0x40:
+                    r.item_id("right origin")
+                if not info & 0xC0:
+                    parent_at = r.pos
+                    parent_info = uint()
+                    if parent_info == 1:
+                        r.text("parent name")
+                    elif parent_info == 0:
+                        r.item_id("parent")
+                    else:
+                        r.fail(f"parent info {parent_info} is neither 0 nor 1", parent_at)
+                    if info & 0x20:
+                        r.text("parent key")
+                length = r.content(ref, at)
+            new_clock = clock + length
+            if new_clock > _U32_MAX:
+                r.fail(f"clock {clock} + length {length} of client {client} exceeds u32", at)
+            if length and ref != 10:
+                if first < 0:
+                    first = clock
+                end = new_clock
+            clock = new_clock
+        struct_count += n_structs
+        if first >= 0:
+            structs[client] = (first, end)
+
+    deletes: dict[int, int] = {}
+    seen.clear()
+    for _ in range(r.count(2, "delete-set client count")):
+        at = r.pos
+        client = uint()
+        if client in seen:
+            r.fail(f"delete-set client {client} appears twice", at)
+        seen.add(client)
+        best = 0
+        for _ in range(r.count(2, "delete range count")):
+            at = r.pos
+            start = uint()
+            stop = start + uint()
+            if stop > _U32_MAX:
+                r.fail(f"delete range end {stop} of client {client} exceeds u32", at)
+            if stop > start and stop > best:
+                best = stop
+        if best:
+            deletes[client] = best
+    if r.pos != r.size:
+        r.fail(f"{r.size - r.pos} trailing bytes after the delete set")
+    return UpdateSummary(structs, deletes, struct_count, not struct_count and not deletes)
+
+
+def inspect_update(data: bytes, *, max_depth: int = 64) -> UpdateSummary:
+    """Check that ``data`` is a well-formed Yjs v1 update and summarise it.
+
+    Raises :class:`UpdateError` (and nothing else) for any malformed or hostile input.
+    ``max_depth`` bounds the nesting of arrays/objects inside ``Any`` values.
+    """
+    if not isinstance(data, bytes):
+        data = bytes(data)
+    r = _Reader(data, max_depth)
+    try:
+        return _read_update(r)
+    except IndexError:
+        raise UpdateError(f"update truncated: unexpected end of {r.size} bytes") from None
+
+
+def decode_state_vector(data: bytes) -> dict[int, int]:
+    """Decode a lib0 state vector (varuint n, then n x (client, clock)) with the same checks."""
+    if not isinstance(data, bytes):
+        data = bytes(data)
+    r = _Reader(data, 0)
+    state: dict[int, int] = {}
+    try:
+        for _ in range(r.count(2, "state vector length")):
+            at = r.pos
+            client = r.uint()
+            if client in state:
+                r.fail(f"client {client} appears twice", at)
+            state[client] = r.clock("clock")
+    except IndexError:
+        raise UpdateError(f"state vector truncated: unexpected end of {r.size} bytes") from None
+    if r.pos != r.size:
+        r.fail(f"{r.size - r.pos} trailing bytes after the state vector")
+    return state
+
+
+def pending_after(summary: UpdateSummary, state: dict[int, int]) -> bool:
+    """True if, given the document's state vector after applying the update, some of the
+    update's structs or delete ranges are not integrated (their end clock is beyond it)."""
+    get = state.get
+    for client, (_, end) in summary.structs.items():
+        if end > get(client, 0):
+            return True
+    for client, end in summary.deletes.items():
+        if end > get(client, 0):
+            return True
+    return False

@@ -1,0 +1,706 @@
+"""Conformance suite for :class:`storage.DocumentStore` backends (see ``conftest.py``).
+
+Contents are checked through pycrdt: a store is right when a fresh Doc that applies its
+loaded log shows what a Doc applying every update ever appended shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pycrdt import Array, Doc, Map, Text, merge_updates
+
+from storage import DocumentStore, NewUpdate, SqliteStore, StoreError
+
+if TYPE_CHECKING:
+    from tests.storage.conftest import Backend, OpenStore
+
+# -- pycrdt helpers ---------------------------------------------------------------------
+
+
+def fresh_doc(updates: Sequence[bytes]) -> Doc:
+    """A fresh Doc holding ``updates``, applied as one merged update.
+
+    Not one by one: pycrdt 0.14.13 (yrs) loses content when two updates that both miss a
+    dependency are applied before it arrives (text "aa" typed as u1, u2 plus an array
+    insert u3: applying u2, u3, u1 shows "a"; u1, u2, u3 or merge(u2, u3), u1 show "aa").
+    The store keeps every byte either way; this keeps the check about the store.
+    """
+    doc = Doc()
+    if updates:
+        doc.apply_update(merge_updates(*updates))
+    return doc
+
+
+def content(updates: Sequence[bytes]) -> dict[str, Any]:
+    """What a fresh Doc holding ``updates`` shows."""
+    doc = fresh_doc(updates)
+    return {
+        "text": str(doc.get("text", type=Text)),
+        "arr": doc.get("arr", type=Array).to_py(),
+        "map": doc.get("map", type=Map).to_py(),
+    }
+
+
+def snapshot_of(updates: Sequence[bytes]) -> bytes:
+    """Fold a log into one update the way a server would: load it, re-encode the Doc.
+
+    Only lossless when nothing in the log is pending (missing a dependency): pycrdt's
+    ``Doc.get_update()`` leaves pending structs out, so use ``merge_updates`` then.
+    """
+    return fresh_doc(updates).get_update()
+
+
+def text_updates(*chunks: str) -> list[bytes]:
+    """One update per appended chunk of a single Text: each depends on the one before."""
+    doc = Doc()
+    text = doc.get("text", type=Text)
+    out: list[bytes] = []
+    doc.observe(lambda event: out.append(event.update))
+    for chunk in chunks:
+        text += chunk
+    assert len(out) == len(chunks)
+    return out
+
+
+def ups(doc: str, updates: Iterable[bytes], origin: str = "test") -> list[NewUpdate]:
+    return [NewUpdate(doc=doc, data=data, origin=origin) for data in updates]
+
+
+def assert_increasing(seqs: Sequence[int], after: int = 0) -> None:
+    assert all(isinstance(seq, int) for seq in seqs)
+    assert list(seqs) == sorted(set(seqs)), seqs
+    assert not seqs or seqs[0] > after, (seqs, after)
+
+
+# -- property test: random real Yjs traffic, compaction and restarts --------------------
+
+Edit = tuple[Any, ...]
+DOC_NAMES = ("wedding/1", "wedding_1")  # "_" is a LIKE wildcard: matches "wedding/1"
+NEVER_USED = "wedding%1"
+
+edits = st.one_of(
+    st.tuples(st.just("text_insert"), st.integers(0, 40), st.text("abc xyz", min_size=1)),
+    st.tuples(st.just("text_delete"), st.integers(0, 40), st.integers(1, 4)),
+    st.tuples(st.just("arr_insert"), st.integers(0, 40), st.integers(-9, 9)),
+    st.tuples(st.just("arr_delete"), st.integers(0, 40)),
+    st.tuples(st.just("map_set"), st.sampled_from("kvw"), st.integers(-9, 9)),
+    st.tuples(st.just("map_delete"), st.sampled_from("kvw")),
+)
+
+
+@dataclass(frozen=True)
+class AppendOp:
+    doc: int
+    author: int
+    edits: tuple[Edit, ...]
+    # one_call: all updates in one append(); calls: one append() each, in turn;
+    # concurrent: one append() each, from concurrent tasks; hold: the first update is
+    # withheld (until a ReleaseOp), so the others stay pending in Yjs.
+    mode: Literal["one_call", "calls", "concurrent", "hold"]
+
+
+@dataclass(frozen=True)
+class ReleaseOp:
+    """Append every withheld update, of both documents, in one append() call."""
+
+
+@dataclass(frozen=True)
+class SyncOp:
+    """The two authors of a document exchange state, so later edits depend on each other."""
+
+    doc: int
+
+
+@dataclass(frozen=True)
+class CompactOp:
+    doc: int
+    merge: bool  # build the snapshot with merge_updates rather than through a Doc
+    concurrent_edits: tuple[Edit, ...]  # appended by a task racing the compaction
+
+
+@dataclass(frozen=True)
+class ReopenOp:
+    pass
+
+
+append_ops = st.builds(
+    AppendOp,
+    doc=st.integers(0, 1),
+    author=st.integers(0, 1),
+    edits=st.lists(edits, min_size=1, max_size=4).map(tuple),
+    mode=st.sampled_from(["one_call", "calls", "concurrent", "hold"]),
+)
+hold_ops = st.builds(
+    AppendOp,
+    doc=st.integers(0, 1),
+    author=st.integers(0, 1),
+    edits=st.lists(edits, min_size=2, max_size=4).map(tuple),
+    mode=st.just("hold"),
+)
+operations = st.lists(
+    st.one_of(
+        append_ops,
+        append_ops,
+        append_ops,
+        hold_ops,
+        st.builds(ReleaseOp),
+        st.builds(SyncOp, doc=st.integers(0, 1)),
+        st.builds(
+            CompactOp,
+            doc=st.integers(0, 1),
+            merge=st.booleans(),
+            concurrent_edits=st.lists(edits, max_size=2).map(tuple),
+        ),
+        st.builds(ReopenOp),
+    ),
+    max_size=14,
+)
+
+
+class Author:
+    """A client editing its own replica of a document; captures the updates it makes."""
+
+    def __init__(self) -> None:
+        self.doc = Doc()
+        self.text = self.doc.get("text", type=Text)
+        self.arr = self.doc.get("arr", type=Array)
+        self.map = self.doc.get("map", type=Map)
+        self.out: list[bytes] = []
+        self.muted = False
+        self.doc.observe(self._on_update)
+
+    def _on_update(self, event: Any) -> None:
+        if not self.muted:
+            self.out.append(event.update)
+
+    def edit(self, edits: Iterable[Edit]) -> list[bytes]:
+        for kind, *args in edits:
+            # Text positions are UTF-8 byte offsets in pycrdt: the alphabet is ASCII.
+            if kind == "text_insert":
+                self.text.insert(args[0] % (len(self.text) + 1), args[1])
+            elif kind == "text_delete" and len(self.text):
+                start = args[0] % len(self.text)
+                del self.text[start : min(len(self.text), start + args[1])]
+            elif kind == "arr_insert":
+                self.arr.insert(args[0] % (len(self.arr) + 1), args[1])
+            elif kind == "arr_delete" and len(self.arr):
+                del self.arr[args[0] % len(self.arr)]
+            elif kind == "map_set":
+                self.map[args[0]] = args[1]
+            elif kind == "map_delete" and args[0] in self.map:
+                del self.map[args[0]]
+        made, self.out = self.out, []
+        return made
+
+    def absorb(self, update: bytes) -> None:
+        self.muted = True  # a received update is not a new one to store
+        try:
+            self.doc.apply_update(update)
+        finally:
+            self.muted = False
+
+
+@dataclass
+class Model:
+    """Everything appended so far, per document, to compare the store against."""
+
+    appended: dict[str, list[bytes]] = field(default_factory=lambda: {n: [] for n in DOC_NAMES})
+    withheld: dict[str, list[bytes]] = field(default_factory=lambda: {n: [] for n in DOC_NAMES})
+    history: dict[str, list[tuple[int, str, int]]] = field(
+        default_factory=lambda: {n: [] for n in DOC_NAMES}
+    )
+    last_seq: int = 0
+
+    def record(self, calls: Sequence[Sequence[NewUpdate]], results: Sequence[list[int]]) -> None:
+        """Check the seqs of append() calls that ran together, then remember them."""
+        every: list[int] = []
+        for call, seqs in zip(calls, results, strict=True):
+            assert len(seqs) == len(call)
+            assert_increasing(seqs, after=self.last_seq)
+            every += seqs
+            for update, seq in zip(call, seqs, strict=True):
+                self.appended[update.doc].append(update.data)
+                self.history[update.doc].append((seq, update.origin, len(update.data)))
+        assert len(set(every)) == len(every)
+        self.last_seq = max(every, default=self.last_seq)
+
+
+async def append_calls(
+    store: DocumentStore, model: Model, calls: list[list[NewUpdate]], concurrent: bool
+) -> None:
+    if concurrent:
+        results = await asyncio.gather(*(store.append(call) for call in calls))
+    else:
+        results = [await store.append(call) for call in calls]
+    model.record(calls, results)
+
+
+async def check(store: DocumentStore, model: Model) -> None:
+    for name in DOC_NAMES:
+        log = await store.load(name)
+        expected = model.appended[name]
+        if not expected:
+            assert log is None
+            assert await store.history(name) == []
+            continue
+        assert log is not None
+        assert content(log.updates) == content(expected)
+        newest = max(seq for seq, _, _ in model.history[name])
+        assert log.first_seq <= log.last_seq == newest
+        entries = await store.history(name, limit=10_000)
+        assert [(h.seq, h.origin, h.size) for h in entries] == sorted(
+            model.history[name], reverse=True
+        )
+        assert all(h.doc == name for h in entries)
+    assert await store.load(NEVER_USED) is None
+    assert await store.list() == sorted(n for n in DOC_NAMES if model.appended[n])
+    assert await store.list("wedding/") == (["wedding/1"] if model.appended["wedding/1"] else [])
+
+
+class Run:
+    """One example: a store, the authors writing to it and the model of what it holds."""
+
+    def __init__(self, backend: Backend, workdir: Path) -> None:
+        self.make_store = backend.factory(workdir)
+        self.store = self.make_store()
+        self.authors = {name: (Author(), Author()) for name in DOC_NAMES}
+        self.model = Model()
+
+    async def append(self, op: AppendOp) -> None:
+        name = DOC_NAMES[op.doc]
+        made = self.authors[name][op.author].edit(op.edits)
+        calls = ups(name, made, origin=f"author-{op.author}")
+        if op.mode == "hold" and len(calls) > 1:
+            self.model.withheld[name].append(made[0])
+            calls = calls[1:]
+        if op.mode in ("one_call", "hold"):
+            await append_calls(self.store, self.model, [calls], concurrent=False)
+        else:
+            singles = [[update] for update in calls]
+            await append_calls(self.store, self.model, singles, op.mode == "concurrent")
+
+    async def release(self) -> None:
+        withheld = self.model.withheld
+        late = [u for name in DOC_NAMES for u in ups(name, withheld[name], "late")]
+        await append_calls(self.store, self.model, [late], concurrent=False)
+        self.model.withheld = {name: [] for name in DOC_NAMES}
+
+    def sync(self, op: SyncOp) -> None:
+        a, b = self.authors[DOC_NAMES[op.doc]]
+        a.absorb(b.doc.get_update(a.doc.get_state()))
+        b.absorb(a.doc.get_update(b.doc.get_state()))
+
+    async def compact(self, op: CompactOp) -> None:
+        name = DOC_NAMES[op.doc]
+        log = await self.store.load(name)
+        if log is None:
+            return
+        # Doc.get_update() would drop pending structs: only merge_updates is safe then.
+        if op.merge or self.model.withheld[name]:
+            snapshot = merge_updates(*log.updates)
+        else:
+            snapshot = snapshot_of(log.updates)
+        racing = ups(name, self.authors[name][0].edit(op.concurrent_edits), "racer")
+        _, seqs = await asyncio.gather(
+            self.store.compact(name, log.last_seq, snapshot), self.store.append(racing)
+        )
+        self.model.record([racing], [seqs])
+
+    async def reopen(self) -> None:
+        await self.store.close()
+        self.store = self.make_store()
+        await self.store.open()
+
+    async def play(self, ops: Sequence[Any]) -> None:
+        await self.store.open()
+        try:
+            await check(self.store, self.model)
+            for op in ops:
+                if isinstance(op, AppendOp):
+                    await self.append(op)
+                elif isinstance(op, ReleaseOp):
+                    await self.release()
+                elif isinstance(op, SyncOp):
+                    self.sync(op)
+                elif isinstance(op, CompactOp):
+                    await self.compact(op)
+                else:
+                    await self.reopen()
+                await check(self.store, self.model)
+            # Finally compact both documents while updates may still be withheld, let
+            # those arrive (pending content must now show) and restart once more.
+            for doc in range(len(DOC_NAMES)):
+                await self.compact(CompactOp(doc, merge=False, concurrent_edits=()))
+            await self.release()
+            await self.reopen()
+            await check(self.store, self.model)
+        finally:
+            await self.store.close()
+
+
+@settings(max_examples=50, deadline=None)
+@given(ops=operations)
+def test_random_operations_keep_content(backend: Backend, ops: list[Any]) -> None:
+    # hypothesis cannot drive async tests or async fixtures: each example gets its own
+    # event loop and its own store in a fresh directory.
+    workdir = Path(tempfile.mkdtemp(prefix="store-conformance-"))
+    try:
+        asyncio.run(Run(backend, workdir).play(ops))
+    finally:
+        shutil.rmtree(workdir)
+
+
+# -- plain tests --------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_load_of_unknown_document_is_none(store: DocumentStore) -> None:
+    assert await store.load("nobody") is None
+    assert await store.history("nobody") == []
+    assert await store.list() == []
+
+
+@pytest.mark.asyncio
+async def test_empty_append_returns_empty_list(store: DocumentStore) -> None:
+    commits = getattr(store, "commits", None)
+    assert await store.append([]) == []
+    assert getattr(store, "commits", None) == commits
+    assert await store.list() == []
+
+
+@pytest.mark.asyncio
+async def test_seqs_strictly_increase_across_documents(store: DocumentStore) -> None:
+    a, b = text_updates("a1", "a2", "a3"), text_updates("b1", "b2")
+    first = await store.append(ups("a", a[:1]))
+    mixed = await store.append([*ups("b", b[:1]), *ups("a", a[1:2]), *ups("b", b[1:])])
+    last = await store.append(ups("a", a[2:]))
+    every = first + mixed + last
+    assert_increasing(every)
+    log_a, log_b = await store.load("a"), await store.load("b")
+    assert log_a is not None and log_b is not None
+    assert log_a.updates == a and log_b.updates == b
+    assert (log_a.first_seq, log_a.last_seq) == (every[0], every[-1])
+    assert (log_b.first_seq, log_b.last_seq) == (every[1], every[3])
+    assert content(log_a.updates)["text"] == "a1a2a3"
+
+
+@pytest.mark.asyncio
+async def test_compact_replaces_prefix_and_keeps_later_rows(store: DocumentStore) -> None:
+    updates = text_updates("one ", "two ", "three ", "four")
+    seqs = await store.append(ups("doc", updates))
+    await store.compact("doc", seqs[1], snapshot_of(updates[:2]))
+    log = await store.load("doc")
+    assert log is not None
+    assert (log.first_seq, log.last_seq) == (seqs[1], seqs[3])
+    assert log.updates[1:] == updates[2:] and len(log.updates) == 3
+    assert content(log.updates)["text"] == "one two three four"
+    # Compacting again, up to the last row, leaves a single snapshot row.
+    await store.compact("doc", log.last_seq, snapshot_of(log.updates))
+    log = await store.load("doc")
+    assert log is not None and len(log.updates) == 1
+    assert log.first_seq == log.last_seq == seqs[3]
+    assert content(log.updates)["text"] == "one two three four"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("wrong", ["other doc's seq", "missing seq", "zero", "unknown doc"])
+async def test_compact_with_wrong_seq_raises_and_changes_nothing(
+    store: DocumentStore, wrong: str
+) -> None:
+    updates = text_updates("x", "y", "z")
+    seqs = await store.append(ups("doc", updates[:2]))
+    other = await store.append(ups("other", text_updates("o")))
+    await store.append(ups("doc", updates[2:]))
+    doc, upto = {
+        "other doc's seq": ("doc", other[0]),
+        "missing seq": ("doc", seqs[-1] + 1000),
+        "zero": ("doc", 0),
+        "unknown doc": ("nobody", seqs[0]),
+    }[wrong]
+    before = [await store.load(n) for n in ("doc", "other", "nobody")]
+    history = [await store.history(n) for n in ("doc", "other")]
+    with pytest.raises(StoreError):
+        await store.compact(doc, upto, b"\x00\x00")
+    assert [await store.load(n) for n in ("doc", "other", "nobody")] == before
+    assert [await store.history(n) for n in ("doc", "other")] == history
+    # The store still works afterwards.
+    assert len(await store.append(ups("doc", text_updates("w")))) == 1
+
+
+@pytest.mark.asyncio
+async def test_history_survives_compaction_and_keeps_origins(store: DocumentStore) -> None:
+    updates = text_updates("a", "bb", "ccc")
+    started = time.time()
+    s1 = await store.append(ups("doc", updates[:1], origin="alice"))
+    s2 = await store.append(ups("doc", updates[1:], origin="bob"))
+    await store.append(ups("elsewhere", text_updates("z"), origin="carol"))
+    log = await store.load("doc")
+    assert log is not None
+    await store.compact("doc", log.last_seq, snapshot_of(log.updates))
+    history = await store.history("doc")
+    assert [(h.seq, h.doc, h.origin, h.size) for h in history] == [
+        (s2[1], "doc", "bob", len(updates[2])),
+        (s2[0], "doc", "bob", len(updates[1])),
+        (s1[0], "doc", "alice", len(updates[0])),
+    ]
+    assert all(started - 1 <= h.created_at <= time.time() + 1 for h in history)
+    assert [h.seq for h in await store.history("doc", limit=2)] == [s2[1], s2[0]]
+    assert await store.history("doc", limit=0) == []
+
+
+@pytest.mark.asyncio
+async def test_delete_removes_only_documents_with_the_prefix(store: DocumentStore) -> None:
+    names = ["w_1/a", "w_1/b", "w_1", "wx1/c", "w%1/d", "W_1/e", "w_1x", "other", "ü/1"]
+    for name in names:
+        await store.append(ups(name, text_updates(name)))
+    assert await store.delete("w_1/") == 2
+    assert await store.list() == sorted(set(names) - {"w_1/a", "w_1/b"})
+    for gone in ("w_1/a", "w_1/b"):
+        assert await store.load(gone) is None
+        assert await store.history(gone) == []
+    for kept in ("w_1", "wx1/c", "W_1/e", "w_1x"):
+        log = await store.load(kept)
+        assert log is not None and content(log.updates)["text"] == kept
+        assert len(await store.history(kept)) == 1
+    assert await store.delete("%") == 0
+    assert await store.delete("w_") == 2  # "w_1" and "w_1x"
+    assert await store.delete("nothing") == 0
+    assert await store.delete("ü") == 1
+    assert await store.list() == ["W_1/e", "other", "w%1/d", "wx1/c"]
+    assert await store.delete("") == 4
+    assert await store.list() == []
+
+
+@pytest.mark.asyncio
+async def test_list_filters_by_prefix_and_sorts(store: DocumentStore) -> None:
+    names = ["b/2", "a/1", "b/1", "b_1", "bx1", "B/1", "a/1"]
+    for name in names:
+        await store.append(ups(name, text_updates("t")))
+    assert await store.list() == ["B/1", "a/1", "b/1", "b/2", "b_1", "bx1"]
+    assert await store.list("b/") == ["b/1", "b/2"]
+    assert await store.list("b_") == ["b_1"]
+    assert await store.list("b%") == []
+    assert await store.list("b") == ["b/1", "b/2", "b_1", "bx1"]
+    assert await store.list("zzz") == []
+
+
+@pytest.mark.asyncio
+async def test_concurrent_appends_are_group_committed(
+    store: DocumentStore, open_store: OpenStore
+) -> None:
+    commits_before = getattr(store, "commits", None)
+    calls = [
+        ups(f"doc{i % 5}", text_updates(*[f"{i}."] * (1 + i % 2)), origin=f"task{i}")
+        for i in range(50)
+    ]
+    results = await asyncio.gather(*(store.append(call) for call in calls))
+    every = [seq for seqs in results for seq in seqs]
+    assert len(set(every)) == len(every) == sum(len(call) for call in calls)
+    # Each caller got the seqs of its own rows.
+    for i, (call, seqs) in enumerate(zip(calls, results, strict=True)):
+        assert_increasing(seqs)
+        entries = {h.seq: h for h in await store.history(call[0].doc, limit=1000)}
+        assert [(entries[s].origin, entries[s].size) for s in seqs] == [
+            (f"task{i}", len(u.data)) for u in call
+        ]
+    # Seqs follow call order: the calls were queued in the order gather started them.
+    assert every == sorted(every)
+    if commits_before is not None:
+        assert getattr(store, "commits", 0) - commits_before < len(calls)
+    await store.close()
+    reopened = await open_store()
+    for i in range(5):
+        log = await reopened.load(f"doc{i}")
+        assert log is not None
+        mine = [u.data for call in calls for u in call if u.doc == f"doc{i}"]
+        assert sorted(log.updates) == sorted(mine)
+
+
+@pytest.mark.asyncio
+async def test_close_waits_for_queued_appends(store: DocumentStore, open_store: OpenStore) -> None:
+    calls = [ups("doc", text_updates(f"{i}")) for i in range(20)]
+    tasks = [asyncio.create_task(store.append(call)) for call in calls]
+    await asyncio.sleep(0)  # every task has queued its append
+    await store.close()
+    assert all(len(task.result()) == 1 for task in tasks)
+    with pytest.raises(StoreError):
+        await store.append(calls[0])
+    reopened = await open_store()
+    log = await reopened.load("doc")
+    assert log is not None and len(log.updates) == 20
+
+
+@pytest.mark.asyncio
+async def test_reopening_keeps_everything_and_never_reuses_seqs(
+    store: DocumentStore, open_store: OpenStore
+) -> None:
+    updates = text_updates("keep ", "me")
+    kept = await store.append(ups("keep", updates, origin="alice"))
+    dropped = await store.append(ups("drop", text_updates("x")))
+    await store.compact("keep", kept[0], snapshot_of(updates[:1]))
+    assert await store.delete("drop") == 1  # it held the highest seq
+    before = (await store.load("keep"), await store.history("keep"), await store.list())
+    await store.close()
+    reopened = await open_store()
+    after = (await reopened.load("keep"), await reopened.history("keep"), await reopened.list())
+    assert after == before
+    again = await reopened.append(ups("drop", text_updates("y")))
+    assert again[0] > dropped[0]
+
+
+@pytest.mark.asyncio
+async def test_append_fails_while_locked_then_recovers(backend: Backend, tmp_path: Path) -> None:
+    store = backend.factory(tmp_path, lock_timeout=0.1)()
+    await store.open()
+    try:
+        await store.append(ups("doc", text_updates("before")))
+        with backend.block_writes(tmp_path):
+            results = await asyncio.gather(
+                store.append(ups("doc", text_updates("lost"))),
+                store.append(ups("other", text_updates("lost"))),
+                store.compact("doc", 1, b"\x00\x00"),
+                store.delete("doc"),
+                return_exceptions=True,
+            )
+            assert all(isinstance(result, StoreError) for result in results), results
+            assert isinstance(results[0].__cause__, Exception)
+            log = await store.load("doc")  # reads still work
+            assert log is not None and content(log.updates)["text"] == "before"
+        assert await store.load("other") is None
+        seqs = await store.append(ups("doc", text_updates("after")))
+        assert seqs[0] > 1
+        assert await store.list() == ["doc"]
+    finally:
+        await store.close()
+
+
+@pytest.mark.asyncio
+async def test_failed_batch_fails_every_caller_and_commits_nothing(
+    backend: Backend, tmp_path: Path, store: DocumentStore
+) -> None:
+    with backend.fail_writes_of(tmp_path, "poison"):
+        appends = asyncio.gather(
+            store.append(ups("good", text_updates("a"))),
+            store.append(ups("poison", text_updates("b"))),
+            store.append(ups("good", text_updates("c"))),
+            return_exceptions=True,
+        )
+        seen = []  # reads racing the doomed transaction must not see its rows
+        while not appends.done():
+            seen += [await store.load("good"), await store.list()]
+        results = await appends
+    # The three calls were queued before the writer ran, so they shared a transaction.
+    assert all(isinstance(result, StoreError) for result in results), results
+    assert all(not read for read in seen), seen
+    assert await store.load("good") is None and await store.load("poison") is None
+    assert await store.history("good") == [] and await store.list() == []
+    seqs = await store.append(ups("good", text_updates("d")))
+    assert len(seqs) == 1
+    assert await store.list() == ["good"]
+
+
+@pytest.mark.asyncio
+async def test_closed_store_raises_store_error(store: DocumentStore) -> None:
+    await store.close()
+    with pytest.raises(StoreError):
+        await store.load("doc")
+    with pytest.raises(StoreError):
+        await store.append(ups("doc", text_updates("x")))
+    with pytest.raises(StoreError):
+        await store.compact("doc", 1, b"")
+    with pytest.raises(StoreError):
+        await store.list()
+
+
+@pytest.mark.asyncio
+async def test_pending_content_survives_reload(store: DocumentStore, open_store: OpenStore) -> None:
+    first, second = text_updates("Hello, ", "world")
+    assert content([second])["text"] == ""  # pending in Yjs: invisible, yet must be kept
+    await store.append([*ups("plain", [second]), *ups("compacted", [second])])
+    log = await store.load("compacted")
+    assert log is not None
+    # merge_updates keeps pending structs (a Doc's get_update() would drop them).
+    await store.compact("compacted", log.last_seq, merge_updates(*log.updates))
+    await store.close()
+    reopened = await open_store()
+    log = await reopened.load("plain")
+    assert log is not None and log.updates == [second]
+    for name in ("plain", "compacted"):
+        await reopened.append(ups(name, [first]))
+        log = await reopened.load(name)
+        assert log is not None and len(log.updates) == 2
+        assert content(log.updates)["text"] == "Hello, world"
+
+
+# -- durability across kill -9 (SQLite only: needs a store in another process) ------------
+
+REPO_ROOT = str(Path(__file__).resolve().parents[2])
+CHILD = textwrap.dedent(
+    """
+    import asyncio, sys
+    from storage import NewUpdate, SqliteStore
+
+    async def main(path):
+        store = SqliteStore(path)
+        await store.open()
+        n = 0
+        while True:
+            batch = [NewUpdate(doc="doc", data=b"u%d" % (n + i), origin="child") for i in range(3)]
+            seqs = await store.append(batch)
+            n += 3
+            print(" ".join(map(str, seqs)), flush=True)
+
+    asyncio.run(main(sys.argv[1]))
+    """
+)
+
+
+@pytest.mark.asyncio
+async def test_acknowledged_appends_survive_kill_9(backend: Backend, tmp_path: Path) -> None:
+    if backend.name != "sqlite":
+        pytest.skip("drives a SqliteStore in a child process")
+    path = tmp_path / "killed.sqlite3"
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        CHILD,
+        str(path),
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": REPO_ROOT},
+    )
+    acknowledged: list[int] = []
+    try:
+        assert child.stdout is not None
+        while len(acknowledged) < 60:
+            line = await child.stdout.readline()
+            assert line, "child exited early"
+            acknowledged += [int(seq) for seq in line.split()]
+    finally:
+        child.send_signal(signal.SIGKILL)
+        await child.communicate()
+    assert child.returncode == -signal.SIGKILL
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        log = await store.load("doc")
+        assert log is not None
+        stored = {entry.seq for entry in await store.history("doc", limit=1_000_000)}
+        assert set(acknowledged) <= stored
+        assert log.updates[: len(acknowledged)] == [b"u%d" % i for i in range(len(acknowledged))]
+    finally:
+        await store.close()

@@ -1,0 +1,60 @@
+"""A client that stops reading is closed with 1013; everybody else keeps receiving."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from pathlib import Path
+
+import pytest
+from pycrdt import Array, Doc
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from crdt_server.protocol import SyncStep2, SyncUpdate, decode_message, encode_sync_step1
+from tests.server import ServerProcess
+from tests.yclient import YClient
+
+ROOM = "w7/timeline"
+UPDATES = 200
+PAYLOAD = 100_000  # bytes per update: 20 MB in all, far past every buffer on the way
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(120)
+async def test_slow_consumer_is_closed_with_1013(tmp_path: Path) -> None:
+    env = {"CRDT_SERVER_OUTBOUND_QUEUE_BYTES": str(512 * 1024)}
+    async with ServerProcess(tmp_path / "data", env=env) as server:
+        # A reader that stalls: a tiny kernel receive buffer, and websockets stops reading
+        # the socket as soon as one message waits unread.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", server.port))
+        slow = await connect(f"{server.ws_url}/{ROOM}", sock=sock, max_size=None, max_queue=1)
+        await slow.send(encode_sync_step1(b"\x00"))
+        async with YClient(server.ws_url, ROOM) as writer, YClient(server.ws_url, ROOM) as reader:
+            await writer.wait(writer.synced.is_set)
+            await reader.wait(reader.synced.is_set)
+            items = writer.doc.get("items", type=Array)
+            received = reader.doc.get("items", type=Array)
+            for i in range(UPDATES):
+                items.append(f"{i}:" + os.urandom(PAYLOAD // 2).hex())
+                await writer.flush()
+                # In lockstep with a healthy reader, so every update is a frame of its own.
+                await reader.wait(lambda n=i + 1: len(received) == n)
+            await writer.wait(writer.is_confirmed, 60)
+
+        # Now the stalled client reads what it was sent: a prefix, then the close frame.
+        doc: Doc[Array[str]] = Doc()
+        with pytest.raises(ConnectionClosed) as info:
+            async with asyncio.timeout(30):
+                while True:
+                    frame = await slow.recv()
+                    assert isinstance(frame, bytes)
+                    message = decode_message(frame)
+                    if isinstance(message, SyncUpdate | SyncStep2):
+                        doc.apply_update(message.update)
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1013
+        assert len(doc.get("items", type=Array)) < UPDATES
+        assert server.alive

@@ -1,0 +1,157 @@
+"""A small y-protocols client over a real WebSocket, for tests and examples.
+
+It keeps two pycrdt documents: ``doc`` (its own edits plus everything received) and
+``confirmed`` (only what the server sent). An edit is durable once the server echoed it,
+which shows as ``confirmed`` covering the edit's clocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from pycrdt import Doc, TransactionEvent
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from crdt_server.awareness import AwarenessEntry, decode_awareness, encode_awareness_entries
+from crdt_server.protocol import (
+    AuthDenied,
+    AwarenessMessage,
+    SyncStep1,
+    SyncStep2,
+    SyncUpdate,
+    decode_message,
+    encode_awareness,
+    encode_sync_step1,
+    encode_sync_step2,
+    encode_update,
+)
+from crdt_server.updates import decode_state_vector
+
+
+class YClient:
+    def __init__(self, url: str, room: str, *, token: str | None = None) -> None:
+        self.url = f"{url}/{room}" + (f"?token={token}" if token else "")
+        self.doc: Doc[Any] = Doc()
+        self.confirmed: Doc[Any] = Doc()
+        self.awareness: dict[int, dict[str, Any]] = {}
+        self.denied: list[str] = []
+        self.synced = asyncio.Event()
+        self.closed = asyncio.Event()
+        self.close_code: int | None = None
+        self._ws: ClientConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._clock = 0
+        self._changed = asyncio.Event()
+        self._applying_remote = False
+        self.doc.observe(self._on_local)
+
+    def _on_local(self, event: TransactionEvent) -> None:
+        if not self._applying_remote and self._ws is not None:
+            self._pending_sends.append(encode_update(event.update))
+
+    _pending_sends: list[bytes] = []
+
+    async def connect(self, **kwargs: Any) -> YClient:
+        self._pending_sends = []
+        self._ws = await connect(self.url, max_size=None, **kwargs)
+        await self._ws.send(encode_sync_step1(self.doc.get_state()))
+        self._reader = asyncio.create_task(self._read())
+        return self
+
+    async def _read(self) -> None:
+        assert self._ws is not None
+        try:
+            async for frame in self._ws:
+                assert isinstance(frame, bytes)
+                message = decode_message(frame)
+                if isinstance(message, SyncStep1):
+                    await self._ws.send(
+                        encode_sync_step2(self.doc.get_update(message.state_vector))
+                    )
+                elif isinstance(message, SyncStep2 | SyncUpdate):
+                    self._applying_remote = True
+                    try:
+                        self.doc.apply_update(message.update)
+                    finally:
+                        self._applying_remote = False
+                    self.confirmed.apply_update(message.update)
+                    if isinstance(message, SyncStep2):
+                        self.synced.set()
+                elif isinstance(message, AwarenessMessage):
+                    for entry in decode_awareness(
+                        message.payload, max_state_bytes=1 << 20, max_entries=1 << 16
+                    ):
+                        if entry.removed:
+                            self.awareness.pop(entry.client_id, None)
+                        else:
+                            self.awareness[entry.client_id] = json.loads(entry.state)
+                elif isinstance(message, AuthDenied):
+                    self.denied.append(message.reason)
+                self._changed.set()
+        except ConnectionClosed:
+            pass
+        finally:
+            rcvd = self._ws.protocol.close_rcvd
+            self.close_code = rcvd.code if rcvd is not None else 1006
+            self.closed.set()
+            self._changed.set()
+
+    async def flush(self) -> None:
+        """Send the updates made by local edits since the last flush."""
+        assert self._ws is not None
+        sends, self._pending_sends = self._pending_sends, []
+        for frame in sends:
+            await self._ws.send(frame)
+
+    async def send_raw(self, frame: bytes | str) -> None:
+        assert self._ws is not None
+        await self._ws.send(frame)
+
+    async def set_awareness(self, state: dict[str, Any] | None) -> None:
+        assert self._ws is not None
+        self._clock += 1
+        entry = AwarenessEntry(self.doc.client_id, self._clock, json.dumps(state))
+        await self._ws.send(encode_awareness(encode_awareness_entries([entry])))
+
+    def is_confirmed(self) -> bool:
+        """True if the server echoed every edit this client made."""
+        mine = decode_state_vector(self.doc.get_state()).get(self.doc.client_id, 0)
+        echoed = decode_state_vector(self.confirmed.get_state()).get(self.doc.client_id, 0)
+        return echoed >= mine
+
+    async def wait(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Wait until ``predicate()`` holds, re-checking on every message; deadline-bound."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("condition not met in time")
+            self._changed.clear()
+            try:
+                async with asyncio.timeout(min(remaining, 0.5)):
+                    await self._changed.wait()
+            except TimeoutError:
+                continue
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        if self._reader is not None:
+            await self._reader
+
+    async def __aenter__(self) -> YClient:
+        return await self.connect()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
