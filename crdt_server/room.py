@@ -106,6 +106,8 @@ class Room:
         self._subscription = self.doc.observe(self._on_transaction)
         self._uncommitted: list[_Uncommitted] = []
         self._inflight: list[_Uncommitted] = []
+        self._pending: bytes | None = None
+        """Content applied but not integrated yet (waiting on a missing dependency)."""
         self._uncommitted_bytes = 0
         self._applied = 0
         """How many updates were applied (monotonic); each has an index."""
@@ -149,8 +151,10 @@ class Room:
                 merged = crdt_call(merge_updates, *updates) if len(updates) > 1 else updates[0]
                 crdt_call(doc.apply_update, merged)
                 # What the replay could not integrate yet (missing dependencies).
-                rest = inspect_update(crdt_call(get_update, merged, doc.get_state()))
+                rest_bytes = crdt_call(get_update, merged, doc.get_state())
+                rest = inspect_update(rest_bytes)
                 self._remember_needed(rest)
+                self._pending = rest_bytes if rest.structs else None
             except (CrdtFailure, UpdateError) as exc:
                 log.error(
                     "room %s: merged replay failed (%s); replaying row by row", self.name, exc
@@ -204,18 +208,31 @@ class Room:
             raise RoomFailed(str(self.failed))
         if summary.is_empty:
             return None
+        # yrs keeps one pending block per client: a second update that also waits on a
+        # missing predecessor replaces the first one's pending content instead of adding
+        # to it. While anything is pending, apply it together with the new update.
+        payload = update
+        if self._pending is not None:
+            payload = self._merge(self._pending, update)
         self._changed = False
         try:
-            crdt_call(self.doc.apply_update, update)
+            crdt_call(self.doc.apply_update, payload)
         except CrdtFailure as exc:
             if exc.panicked or self._changed:
                 log.error("room %s: pycrdt failed mid-update (%s); reloading", self.name, exc)
                 await self._reload()
             raise ProtocolError(f"update rejected: {exc}") from exc
-        if not self._changed:
-            state = decode_state_vector(self.doc.get_state())
-            if not pending_after(summary, state):
-                return None
+        state = self.doc.get_state()
+        # What of the payload is still not integrated: the structs past our state vector
+        # (plus, always, the payload's delete set). No structs left means none pending.
+        leftover = crdt_call(get_update, payload, state)
+        structs_pending = leftover[0] != 0
+        if not self._changed and not structs_pending:
+            if not summary.deletes or not pending_after(summary, decode_state_vector(state)):
+                self._pending = None
+                return None  # nothing new: a duplicate (e.g. a reconnecting client's step 2)
+            structs_pending = True  # deletes of items we have not seen yet
+        self._pending = leftover if structs_pending else None
         self._remember_needed(summary)
         index = self._applied
         self._applied += 1
@@ -224,6 +241,12 @@ class Room:
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_loop(), name=f"flush-{self.name}")
         return index
+
+    def _merge(self, pending: bytes, update: bytes) -> bytes:
+        try:
+            return crdt_call(merge_updates, pending, update)
+        except CrdtFailure as exc:
+            raise ProtocolError(f"update rejected: {exc}") from exc
 
     async def _reload(self) -> None:
         stored = await self._store.load(self.name)
