@@ -1,0 +1,57 @@
+"""Every example in examples/ runs against a real server and does what the README says."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from pycrdt import Map
+
+from tests.server import ServerProcess
+from tests.yclient import YClient
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+async def _run(*command: str, cwd: Path) -> str:
+    process = await asyncio.create_subprocess_exec(
+        *command, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    async with asyncio.timeout(30):
+        stdout, stderr = await process.communicate()
+    assert process.returncode == 0, stderr.decode()
+    return stdout.decode()
+
+
+def _has_guest(client: YClient, guest_id: str) -> bool:
+    return guest_id in (client.doc.get("guests", type=Map).to_py() or {})
+
+
+@pytest.mark.asyncio
+async def test_python_client_example(server: ServerProcess) -> None:
+    async with YClient(server.ws_url, "w42/guests") as watcher:
+        command = (sys.executable, str(EXAMPLES / "python_client.py"), server.ws_url)
+        out = await _run(*command, cwd=ROOT)
+        assert json.loads(out.splitlines()[-1])["g-ada"]["name"] == "Ada Lovelace"
+        await watcher.wait(lambda: _has_guest(watcher, "g-ada"))
+
+
+@pytest.mark.js
+@pytest.mark.asyncio
+async def test_js_client_example(server: ServerProcess) -> None:
+    # Run the example beside the pinned JS packages the tests install (tests/js).
+    js_dir = ROOT / "tests" / "js"
+    copy = js_dir / ".example-js_client.mjs"
+    shutil.copy(EXAMPLES / "js_client.mjs", copy)
+    async with YClient(server.ws_url, "w42/guests") as watcher:
+        try:
+            out = await _run("node", str(copy), server.ws_url, cwd=js_dir)
+        finally:
+            copy.unlink()
+        assert json.loads(out.splitlines()[-1])["g-grace"]["rsvp"] == "accepted"
+        await watcher.wait(lambda: _has_guest(watcher, "g-grace"))
