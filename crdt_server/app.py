@@ -2,22 +2,47 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
-from crdt_server.auth import AllowAnonymous, Authenticator
+from crdt_server.api import api_routes
+from crdt_server.auth import Authenticator, Revocations, TokenAuthenticator
 from crdt_server.bus import Bus, LocalBus
 from crdt_server.endpoint import not_found_endpoint, sync_endpoint
+from crdt_server.limits import ConnectionCounter, RateLimiter
+from crdt_server.permissions import PermissionMatrix
 from crdt_server.registry import RoomRegistry
 from crdt_server.settings import Settings
+from crdt_server.tokens import TokenCodec, load_or_create_secret
 from storage import DocumentStore, SqliteStore, StoreError
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "token_codec"]
+
+log = logging.getLogger("crdt_server.app")
+
+
+def token_codec(settings: Settings) -> TokenCodec:
+    """The token codec the server uses: the configured secret (or the one kept in the data
+    directory, created on first use) and the configured public key, if any."""
+    algorithms = settings.algorithms
+    secret = None
+    if any(a.startswith("HS") for a in algorithms):
+        secret = (
+            settings.auth_secret.encode()
+            if settings.auth_secret
+            else load_or_create_secret(settings.data_dir)
+        )
+    public_key = None
+    if settings.auth_public_key_file:
+        public_key = Path(settings.auth_public_key_file).read_text()
+    return TokenCodec(algorithms=algorithms, secret=secret, public_key=public_key)
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -51,10 +76,30 @@ def create_app(
         )
         await the_store.open()
         registry = RoomRegistry(the_store, settings, bus or LocalBus())
+        codec = token_codec(settings)
+        revocations = Revocations()
+        matrix = (
+            PermissionMatrix.from_json(settings.permissions)
+            if settings.permissions
+            else PermissionMatrix()
+        )
+        if settings.allow_anonymous:
+            log.warning(
+                "ANONYMOUS ACCESS IS ON: clients without a token may read and write every "
+                "document. Use this only for local demos and benchmarks."
+            )
         app.state.settings = settings
         app.state.store = the_store
         app.state.registry = registry
-        app.state.authenticator = authenticator or AllowAnonymous()
+        app.state.token_codec = codec
+        app.state.revocations = revocations
+        app.state.authenticator = authenticator or TokenAuthenticator(
+            codec, matrix, revocations, allow_anonymous=settings.allow_anonymous
+        )
+        app.state.upgrade_limiter = RateLimiter(
+            settings.max_upgrades_per_second, 2 * settings.max_upgrades_per_second
+        )
+        app.state.user_connections = ConnectionCounter(settings.max_connections_per_user)
         try:
             yield
         finally:
@@ -66,6 +111,7 @@ def create_app(
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        *api_routes(),
         WebSocketRoute("/sync/{wedding_id}/{doc}", sync_endpoint),
         WebSocketRoute("/sync/{rest:path}", not_found_endpoint),
     ]

@@ -1,12 +1,29 @@
-"""Who is connecting: the identity every connection carries, and the authentication seam."""
+"""Who is connecting: the identity every connection carries, and the authentication seam.
+
+An :class:`Authenticator` turns a request (room, token, headers) into a :class:`Principal`
+or refuses it with an :class:`AuthError` carrying the HTTP status of the refusal (401 for
+anything wrong with the token, 403 for a valid token that may not see that document).
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["ANONYMOUS", "AllowAnonymous", "AuthError", "Authenticator", "Principal"]
+from crdt_server.permissions import Access, PermissionMatrix
+from crdt_server.tokens import TokenClaims, TokenCodec, TokenError
+
+__all__ = [
+    "ANONYMOUS",
+    "AllowAnonymous",
+    "AuthError",
+    "Authenticator",
+    "Principal",
+    "Revocations",
+    "TokenAuthenticator",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +34,9 @@ class Principal:
     name: str
     role: str
     can_write: bool
+    expires_at: float | None = None
+    """Unix time at which the connection must be closed with 4401 (token expiry)."""
+    authenticated: bool = True
 
     @property
     def key(self) -> str:
@@ -24,7 +44,9 @@ class Principal:
         return self.user_id
 
 
-ANONYMOUS = Principal(user_id="anonymous", name="Anonymous", role="anonymous", can_write=True)
+ANONYMOUS = Principal(
+    user_id="anonymous", name="Anonymous", role="anonymous", can_write=True, authenticated=False
+)
 
 
 class AuthError(Exception):
@@ -50,3 +72,74 @@ class AllowAnonymous:
         self, wedding_id: str, doc: str, token: str | None, headers: Mapping[str, str]
     ) -> Principal:
         return ANONYMOUS
+
+
+class Revocations:
+    """Users whose sessions were revoked: tokens issued before the revocation are refused."""
+
+    def __init__(self, keep_seconds: float = 7 * 24 * 3600) -> None:
+        self._at: dict[tuple[str, str | None], float] = {}
+        self._keep = keep_seconds
+
+    def revoke(self, sub: str, wedding: str | None = None, at: float | None = None) -> None:
+        now = time.time()
+        self._at[(sub, wedding)] = now if at is None else at
+        # Forget revocations older than any token could live.
+        for key, when in list(self._at.items()):
+            if now - when > self._keep:
+                del self._at[key]
+
+    def revoked(self, claims: TokenClaims, wedding: str) -> bool:
+        for key in ((claims.sub, None), (claims.sub, wedding)):
+            at = self._at.get(key)
+            # A token without iat cannot prove it came after the revocation.
+            if at is not None and (claims.iat is None or claims.iat <= at):
+                return True
+        return False
+
+
+class TokenAuthenticator:
+    """JWT bearer tokens checked against the permission matrix."""
+
+    def __init__(
+        self,
+        codec: TokenCodec,
+        matrix: PermissionMatrix,
+        revocations: Revocations,
+        *,
+        allow_anonymous: bool = False,
+    ) -> None:
+        self._codec = codec
+        self._matrix = matrix
+        self._revocations = revocations
+        self._allow_anonymous = allow_anonymous
+
+    def claims(self, token: str | None) -> TokenClaims:
+        """Verify a token (401 on any problem)."""
+        if not token:
+            raise AuthError(401, "a token is required (token query parameter or Bearer header)")
+        try:
+            return self._codec.decode(token)
+        except TokenError as exc:
+            raise AuthError(401, str(exc)) from exc
+
+    def authenticate(
+        self, wedding_id: str, doc: str, token: str | None, headers: Mapping[str, str]
+    ) -> Principal:
+        if not token and self._allow_anonymous:
+            return ANONYMOUS
+        claims = self.claims(token)
+        if self._revocations.revoked(claims, wedding_id):
+            raise AuthError(401, "token revoked")
+        if wedding_id not in claims.weddings:
+            raise AuthError(403, "token is not for this wedding")
+        access = self._matrix.access(claims.role, doc, claims.docs)
+        if access is Access.NONE:
+            raise AuthError(403, f"role {claims.role!r} may not open {doc!r}")
+        return Principal(
+            user_id=claims.sub,
+            name=claims.name,
+            role=claims.role,
+            can_write=access.can_write,
+            expires_at=claims.exp,
+        )

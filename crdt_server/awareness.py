@@ -21,6 +21,7 @@ __all__ = [
     "AwarenessRegistry",
     "decode_awareness",
     "encode_awareness_entries",
+    "stamp_identity",
 ]
 
 _NULL = "null"
@@ -76,6 +77,20 @@ def decode_awareness(
     if pos != len(payload):
         raise ProtocolError("trailing bytes after the awareness update")
     return entries
+
+
+def stamp_identity(entry: AwarenessEntry, identity: dict[str, str]) -> AwarenessEntry:
+    """Overwrite the ``user`` fields ``id``, ``name`` and ``role`` of a state with the
+    authenticated identity, keeping the client's other fields (a cursor colour, say).
+
+    Relayed presence therefore always names who really sent it.
+    """
+    if entry.removed:
+        return entry
+    state = json.loads(entry.state)
+    user = state.get("user")
+    state["user"] = {**(user if isinstance(user, dict) else {}), **identity}
+    return AwarenessEntry(entry.client_id, entry.clock, json.dumps(state, separators=(",", ":")))
 
 
 def encode_awareness_entries(entries: Iterable[AwarenessEntry]) -> bytes:

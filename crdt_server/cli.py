@@ -14,7 +14,8 @@ from types import FrameType
 
 import uvicorn
 
-from crdt_server.app import create_app
+from crdt_server.app import create_app, token_codec
+from crdt_server.permissions import ROLES
 from crdt_server.settings import Settings, SettingsError
 
 __all__ = ["main"]
@@ -50,6 +51,19 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default 8000; 0 picks a free one)")
     serve.add_argument("--data-dir", type=Path, help="directory of the SQLite store")
     serve.add_argument("--log-level", help="debug, info, warning or error")
+    serve.add_argument(
+        "--allow-anonymous",
+        action="store_true",
+        default=None,
+        help="let clients without a token read and write (local demos and benchmarks only)",
+    )
+    token = sub.add_parser("token", help="mint a token signed with the server's secret")
+    token.add_argument("--wedding", required=True, action="append", help="wedding id (repeatable)")
+    token.add_argument("--role", required=True, choices=ROLES)
+    token.add_argument("--sub", required=True, help="user id")
+    token.add_argument("--name", help="display name (default: the user id)")
+    token.add_argument("--ttl", type=int, help="lifetime in seconds (default 3600)")
+    token.add_argument("--data-dir", type=Path, help="data directory holding the secret")
     return parser
 
 
@@ -83,17 +97,36 @@ def _after_graceful_shutdown(signum: int, frame: FrameType | None) -> None:
     return None
 
 
+def mint(settings: Settings, args: argparse.Namespace) -> str:
+    codec = token_codec(settings)
+    return codec.mint(
+        sub=args.sub,
+        role=args.role,
+        wedding=args.wedding[0] if len(args.wedding) == 1 else args.wedding,
+        name=args.name,
+        ttl=args.ttl or settings.token_ttl_seconds,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = Settings.from_env(
-            host=args.host, port=args.port, data_dir=args.data_dir, log_level=args.log_level
-        )
-    except SettingsError as exc:
+        if args.command == "serve":
+            settings = Settings.from_env(
+                host=args.host,
+                port=args.port,
+                data_dir=args.data_dir,
+                log_level=args.log_level,
+                allow_anonymous=args.allow_anonymous,
+            )
+            serve(settings)
+        elif args.command == "token":
+            settings = Settings.from_env(data_dir=args.data_dir)
+            # The token is the last line, so scripts can take it with `tail -n 1`.
+            print(mint(settings, args))
+    except (SettingsError, ValueError, OSError) as exc:
         print(f"crdt-server: {exc}", file=sys.stderr)
         return 2
-    if args.command == "serve":
-        serve(settings)
     return 0
 
 

@@ -11,6 +11,7 @@ from starlette.responses import PlainTextResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from crdt_server.auth import Authenticator, AuthError
+from crdt_server.limits import ConnectionCounter, RateLimiter
 from crdt_server.names import document_name
 from crdt_server.registry import RoomRegistry
 from crdt_server.session import serve_connection
@@ -71,14 +72,25 @@ async def _refuse(websocket: WebSocket, status: int, message: str) -> None:
 
 
 async def sync_endpoint(websocket: WebSocket) -> None:
-    settings: Settings = websocket.app.state.settings
-    registry: RoomRegistry = websocket.app.state.registry
-    authenticator: Authenticator = websocket.app.state.authenticator
+    state = websocket.app.state
+    settings: Settings = state.settings
+    registry: RoomRegistry = state.registry
+    authenticator: Authenticator = state.authenticator
     wedding_id = websocket.path_params["wedding_id"]
     doc = websocket.path_params["doc"]
     name = document_name(wedding_id, doc)
     if name is None:
         await _refuse(websocket, 404, "no such document")
+        return
+    origin = websocket.headers.get("origin")
+    if origin is not None and settings.origins and origin.rstrip("/") not in settings.origins:
+        await _refuse(websocket, 403, "origin not allowed")
+        return
+    client = websocket.client
+    address = client.host if client else ""
+    limiter: RateLimiter = state.upgrade_limiter
+    if not limiter.allow(address):
+        await _refuse(websocket, 429, "too many connection attempts, slow down")
         return
     try:
         principal = authenticator.authenticate(
@@ -87,12 +99,20 @@ async def sync_endpoint(websocket: WebSocket) -> None:
     except AuthError as exc:
         await _refuse(websocket, exc.status_code, exc.message)
         return
-    await websocket.accept()
-    client = websocket.client
-    peer = f"{client.host}:{client.port}" if client else ""
-    await serve_connection(
-        StarletteTransport(websocket), registry, name, principal, settings, peer=peer
-    )
+    counter: ConnectionCounter = state.user_connections
+    counted = principal.authenticated
+    if counted and not counter.acquire(principal.user_id):
+        await _refuse(websocket, 429, "too many open connections for this user")
+        return
+    try:
+        await websocket.accept()
+        peer = f"{address}:{client.port}" if client else ""
+        await serve_connection(
+            StarletteTransport(websocket), registry, name, principal, settings, peer=peer
+        )
+    finally:
+        if counted:
+            counter.release(principal.user_id)
 
 
 async def not_found_endpoint(websocket: WebSocket) -> None:

@@ -109,6 +109,18 @@ class RoomRegistry:
         if timer is not None:
             timer.cancel()
 
+    def close_sessions(self, user_id: str, wedding: str | None, code: int, reason: str) -> int:
+        """Close every connection of ``user_id`` (in one wedding, or all); return how many."""
+        closed = 0
+        for name, room in self._rooms.items():
+            if wedding is not None and not name.startswith(f"{wedding}/"):
+                continue
+            for conn in list(room.connections):
+                if conn.principal.user_id == user_id and conn.principal.authenticated:
+                    conn.request_close(code, reason)
+                    closed += 1
+        return closed
+
     async def close(self) -> None:
         """Flush every room, close every connection with 1012, and unload everything."""
         self._closed = True

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from crdt_server.auth import Principal
-from crdt_server.awareness import decode_awareness
+from crdt_server.awareness import decode_awareness, stamp_identity
 from crdt_server.connection import Connection
 from crdt_server.errors import (
     CloseCode,
@@ -64,6 +65,14 @@ async def serve_connection(
     conn.start()
     code: int = CloseCode.NORMAL
     reason = ""
+    expiry: asyncio.TimerHandle | None = None
+    if principal.expires_at is not None:
+        expiry = asyncio.get_running_loop().call_later(
+            max(0.0, principal.expires_at - time.time()),
+            conn.request_close,
+            CloseCode.TOKEN_EXPIRED,
+            "token expired",
+        )
     try:
         room.join(conn)
         await _read_loop(conn, room, settings)
@@ -80,6 +89,8 @@ async def serve_connection(
             raise
         task.uncancel()
     finally:
+        if expiry is not None:
+            expiry.cancel()
         room.leave(conn)
         registry.release(room)
     await conn.finish(code, reason)
@@ -113,6 +124,10 @@ async def _handle(conn: Connection, room: Room, message: Message, settings: Sett
             max_state_bytes=settings.max_awareness_state_bytes,
             max_entries=settings.max_awareness_entries,
         )
+        if conn.principal.authenticated:
+            principal = conn.principal
+            identity = {"id": principal.user_id, "name": principal.name, "role": principal.role}
+            entries = [stamp_identity(entry, identity) for entry in entries]
         room.apply_awareness(conn, entries)
     elif isinstance(message, QueryAwareness):
         conn.send(room.awareness_frame())

@@ -34,6 +34,29 @@ class Settings:
     log_level: str = "info"
     """Python logging level name."""
 
+    allow_anonymous: bool = False
+    """Let clients without a token read and write every room (local demos, benchmarks)."""
+    auth_secret: str = ""
+    """HS256 secret for tokens; empty: one is generated into ``DATA_DIR/auth_secret``."""
+    auth_public_key_file: str = ""
+    """PEM public key for RS256/ES256 tokens (the server never needs the private key)."""
+    auth_algorithms: str = ""
+    """Accepted token algorithms, comma separated; empty: HS256, plus RS256 and ES256
+    when a public key is configured."""
+    admin_api_key: str = ""
+    """Key for the admin API (sessions, revocation); empty: the admin API is disabled."""
+    permissions: str = ""
+    """Role x document matrix as JSON (``{"vendor": {"timeline": "read"}}``); empty: the
+    built-in default (see README)."""
+    allowed_origins: str = ""
+    """Browser origins allowed to connect, comma separated; empty: any origin."""
+    token_ttl_seconds: int = 3600
+    """Lifetime of tokens minted by the sessions endpoint and ``crdt-server token``."""
+    max_connections_per_user: int = 32
+    """Concurrent connections of one authenticated user; more are refused with 429."""
+    max_upgrades_per_second: float = 50.0
+    """WebSocket upgrades per second from one address (burst: twice that); more get 429."""
+
     max_message_bytes: int = 8 * 1024 * 1024
     """Largest WebSocket message accepted; larger ones close the connection with 1009."""
     max_awareness_state_bytes: int = 16 * 1024
@@ -69,6 +92,9 @@ class Settings:
             "outbound_queue_messages",
             "max_uncommitted_bytes",
             "compact_after_updates",
+            "token_ttl_seconds",
+            "max_connections_per_user",
+            "max_upgrades_per_second",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -77,9 +103,26 @@ class Settings:
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must not be negative")
 
+        if self.auth_secret and len(self.auth_secret.encode()) < 32:
+            raise SettingsError("auth_secret must be at least 32 bytes (RFC 7518, HS256)")
+
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "crdt.sqlite3"
+
+    @property
+    def origins(self) -> frozenset[str]:
+        return frozenset(
+            o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()
+        )
+
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        if self.auth_algorithms.strip():
+            return tuple(a.strip() for a in self.auth_algorithms.split(",") if a.strip())
+        if self.auth_public_key_file:
+            return ("HS256", "RS256", "ES256")
+        return ("HS256",)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

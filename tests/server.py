@@ -24,6 +24,8 @@ class ServerProcess:
     data_dir: Path
     env: dict[str, str] = field(default_factory=dict)
     args: list[str] = field(default_factory=list)
+    anonymous: bool = True
+    """Start with --allow-anonymous (the auth tests turn it off)."""
     process: asyncio.subprocess.Process | None = None
     port: int = 0
     log: bytearray = field(default_factory=bytearray)
@@ -50,6 +52,7 @@ class ServerProcess:
             *port_args,
             "--data-dir",
             str(self.data_dir),
+            *(["--allow-anonymous"] if self.anonymous else []),
             *self.args,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,

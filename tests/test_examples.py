@@ -6,9 +6,11 @@ import asyncio
 import json
 import shutil
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 from pycrdt import Map
 
 from tests.server import ServerProcess
@@ -28,14 +30,42 @@ async def _run(*command: str, cwd: Path) -> str:
     return stdout.decode()
 
 
+@pytest_asyncio.fixture
+async def server(tmp_path: Path) -> AsyncIterator[ServerProcess]:
+    """A server as the README starts it: tokens required, secret generated on first start."""
+    async with ServerProcess(tmp_path / "data", anonymous=False) as proc:
+        yield proc
+
+
+async def _cli_token(server: ServerProcess) -> str:
+    """A token minted the way the README shows, with the server's own secret."""
+    out = await _run(
+        sys.executable,
+        "-m",
+        "crdt_server",
+        "token",
+        "--wedding",
+        "w42",
+        "--role",
+        "planner",
+        "--sub",
+        "example",
+        "--data-dir",
+        str(server.data_dir),
+        cwd=ROOT,
+    )
+    return out.strip().splitlines()[-1]
+
+
 def _has_guest(client: YClient, guest_id: str) -> bool:
     return guest_id in (client.doc.get("guests", type=Map).to_py() or {})
 
 
 @pytest.mark.asyncio
 async def test_python_client_example(server: ServerProcess) -> None:
-    async with YClient(server.ws_url, "w42/guests") as watcher:
-        command = (sys.executable, str(EXAMPLES / "python_client.py"), server.ws_url)
+    tok = await _cli_token(server)
+    async with YClient(server.ws_url, "w42/guests", token=tok) as watcher:
+        command = (sys.executable, str(EXAMPLES / "python_client.py"), server.ws_url, tok)
         out = await _run(*command, cwd=ROOT)
         assert json.loads(out.splitlines()[-1])["g-ada"]["name"] == "Ada Lovelace"
         await watcher.wait(lambda: _has_guest(watcher, "g-ada"))
@@ -48,9 +78,10 @@ async def test_js_client_example(server: ServerProcess) -> None:
     js_dir = ROOT / "tests" / "js"
     copy = js_dir / ".example-js_client.mjs"
     shutil.copy(EXAMPLES / "js_client.mjs", copy)
-    async with YClient(server.ws_url, "w42/guests") as watcher:
+    tok = await _cli_token(server)
+    async with YClient(server.ws_url, "w42/guests", token=tok) as watcher:
         try:
-            out = await _run("node", str(copy), server.ws_url, cwd=js_dir)
+            out = await _run("node", str(copy), server.ws_url, tok, cwd=js_dir)
         finally:
             copy.unlink()
         assert json.loads(out.splitlines()[-1])["g-grace"]["rsvp"] == "accepted"

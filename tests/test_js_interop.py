@@ -70,10 +70,10 @@ async def test_url_path_and_params(
     info = await c.ping()
     assert info["version"] == version and info["yjs"].startswith("13.6.")
     room = f"w42-{uuid.uuid4().hex[:6]}/guests"
-    await c.connect(server.ws_url + "/", room, params={"token": "a b&c/é", "x": "1"})
+    await c.connect(server.ws_url + "/", room, params={"note": "a b&c/é", "x": "1"})
     await c.wait_synced()
     status = await c.status()
-    expected_path = f"/sync/{room}?token=a%20b%26c%2F%C3%A9&x=1"
+    expected_path = f"/sync/{room}?note=a%20b%26c%2F%C3%A9&x=1"
     assert status["url"] == f"ws://127.0.0.1:{server.port}{expected_path}"
 
 

@@ -1,0 +1,109 @@
+"""Who may do what: the role x document permission matrix.
+
+Every wedding member has one role. The matrix maps role x document to ``write`` (read and
+write), ``read`` (receive state and presence, publish own presence, never write) or
+``none`` (refused at the upgrade with 403). Operators replace it with a JSON object in
+``CRDT_SERVER_PERMISSIONS``; a token may carry per-document overrides signed by the app
+backend that issued it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from enum import StrEnum
+
+from documents import DOCUMENT_KINDS
+
+__all__ = ["DEFAULT_MATRIX", "ROLES", "Access", "PermissionMatrix", "PermissionsError"]
+
+ROLES: tuple[str, ...] = ("couple", "planner", "vendor", "family", "friend")
+
+
+class Access(StrEnum):
+    WRITE = "write"
+    READ = "read"
+    NONE = "none"
+
+    @property
+    def can_read(self) -> bool:
+        return self is not Access.NONE
+
+    @property
+    def can_write(self) -> bool:
+        return self is Access.WRITE
+
+
+class PermissionsError(ValueError):
+    """A permission matrix or override is not well formed."""
+
+
+_W, _R, _N = Access.WRITE, Access.READ, Access.NONE
+
+DEFAULT_MATRIX: dict[str, dict[str, Access]] = {
+    # The couple and their planner run the whole plan.
+    "couple": {"timeline": _W, "budget": _W, "guests": _W, "seating": _W},
+    "planner": {"timeline": _W, "budget": _W, "guests": _W, "seating": _W},
+    # Family helps with who comes and where they sit; money stays private.
+    "family": {"timeline": _R, "budget": _N, "guests": _W, "seating": _W},
+    # Vendors see the schedule and headcount (catering, seating plans), not the money.
+    "vendor": {"timeline": _R, "budget": _N, "guests": _R, "seating": _R},
+    # Friends see when and where things happen.
+    "friend": {"timeline": _R, "budget": _N, "guests": _N, "seating": _N},
+}
+
+
+def _parse_access(value: object, where: str) -> Access:
+    try:
+        return Access(str(value)) if isinstance(value, str) else Access(repr(value))
+    except ValueError as exc:
+        raise PermissionsError(f"{where}: {value!r} is not one of write, read, none") from exc
+
+
+def parse_overrides(raw: object, where: str = "docs") -> dict[str, Access]:
+    """Validate ``{doc: access}`` (a token's per-document overrides)."""
+    if not isinstance(raw, Mapping):
+        raise PermissionsError(f"{where} must be an object of document -> access")
+    result: dict[str, Access] = {}
+    for doc, value in raw.items():
+        if doc not in DOCUMENT_KINDS:
+            raise PermissionsError(f"{where}: unknown document {doc!r}")
+        result[str(doc)] = _parse_access(value, f"{where}.{doc}")
+    return result
+
+
+class PermissionMatrix:
+    """Role x document -> :class:`Access`; unknown roles have no access at all."""
+
+    def __init__(self, matrix: Mapping[str, Mapping[str, Access]] | None = None) -> None:
+        source = DEFAULT_MATRIX if matrix is None else matrix
+        self._matrix = {role: dict(docs) for role, docs in source.items()}
+
+    @classmethod
+    def from_json(cls, text: str) -> PermissionMatrix:
+        """Parse an operator's replacement matrix: ``{"role": {"doc": "write|read|none"}}``.
+
+        Documents a role does not list get ``none``.
+        """
+        try:
+            raw = json.loads(text)
+        except ValueError as exc:
+            raise PermissionsError(f"permissions are not valid JSON: {exc}") from exc
+        if not isinstance(raw, dict) or not raw:
+            raise PermissionsError("permissions must be a non-empty object of role -> documents")
+        matrix = {
+            str(role): parse_overrides(docs, f"permissions.{role}") for role, docs in raw.items()
+        }
+        return cls(matrix)
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        return tuple(self._matrix)
+
+    def access(self, role: str, doc: str, overrides: Mapping[str, Access] | None = None) -> Access:
+        if overrides and doc in overrides:
+            return overrides[doc]
+        return self._matrix.get(role, {}).get(doc, Access.NONE)
+
+    def as_dict(self) -> dict[str, dict[str, str]]:
+        return {role: {d: a.value for d, a in docs.items()} for role, docs in self._matrix.items()}

@@ -1,0 +1,184 @@
+"""Signed tokens (JWT): verify what an app backend signed, mint tokens for operators.
+
+Claims: ``sub`` (user id), ``name``, ``wedding`` (one id or a list), ``role``, ``exp``,
+``iat`` and optionally ``docs`` (per-document access overrides). HS256 uses a shared secret;
+RS256/ES256 need only the public key on the server. The accepted algorithms are an explicit
+allowlist, so ``alg: none`` and HS/RS confusion are refused.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+from crdt_server.names import valid_wedding_id
+from crdt_server.permissions import ROLES, Access, PermissionsError, parse_overrides
+
+__all__ = [
+    "SECRET_FILE",
+    "TokenClaims",
+    "TokenCodec",
+    "TokenError",
+    "load_or_create_secret",
+]
+
+SECRET_FILE = "auth_secret"
+_HMAC = frozenset({"HS256", "HS384", "HS512"})
+_ASYMMETRIC = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "EdDSA"})
+
+
+class TokenError(Exception):
+    """The token is missing, malformed, badly signed, expired or not acceptable (401)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    sub: str
+    name: str
+    role: str
+    weddings: tuple[str, ...]
+    exp: float
+    iat: float | None
+    docs: Mapping[str, Access] = field(default_factory=dict)
+
+
+def load_or_create_secret(data_dir: Path) -> bytes:
+    """The HS256 secret kept in ``data_dir``: created (0600) on first use, never logged."""
+    path = data_dir / SECRET_FILE
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_hex(32)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    try:
+        # Two processes starting at once: the first link wins, both then read the same file.
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return bytes.fromhex(path.read_text().strip())
+
+
+class TokenCodec:
+    """Verifies (and, with a secret, mints) tokens under one algorithm allowlist."""
+
+    def __init__(
+        self,
+        *,
+        algorithms: Sequence[str],
+        secret: bytes | None = None,
+        public_key: str | None = None,
+        leeway: float = 0.0,
+    ) -> None:
+        unknown = set(algorithms) - _HMAC - _ASYMMETRIC
+        if unknown or not algorithms:
+            raise ValueError(f"unsupported token algorithms: {sorted(unknown) or 'none given'}")
+        if set(algorithms) & _HMAC and not secret:
+            raise ValueError("an HS* algorithm needs a secret")
+        if set(algorithms) & _ASYMMETRIC and not public_key:
+            raise ValueError("RS*/ES* algorithms need a public key")
+        self._algorithms = list(algorithms)
+        self._secret = secret
+        self._public_key = public_key
+        self._leeway = leeway
+
+    def decode(self, token: str) -> TokenClaims:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise TokenError("malformed token") from exc
+        alg = header.get("alg")
+        if alg not in self._algorithms:
+            raise TokenError(f"token algorithm {alg!r} is not accepted")
+        # The key follows from the allowlisted algorithm, never from the token: an RS256
+        # public key can never be used as an HMAC secret.
+        key: Any = self._secret if alg in _HMAC else self._public_key
+        try:
+            payload = jwt.decode(
+                token,
+                key,
+                algorithms=[alg],
+                leeway=self._leeway,
+                options={"require": ["exp", "sub", "role", "wedding"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise TokenError("token expired") from exc
+        except jwt.PyJWTError as exc:
+            raise TokenError(f"invalid token: {exc}") from exc
+        return _claims(payload)
+
+    def mint(
+        self,
+        *,
+        sub: str,
+        role: str,
+        wedding: str | Sequence[str],
+        name: str | None = None,
+        ttl: float = 3600,
+        docs: Mapping[str, str] | None = None,
+    ) -> str:
+        """Sign an HS256 token (needs the secret); validates what it signs."""
+        if self._secret is None or "HS256" not in self._algorithms:
+            raise ValueError("minting needs HS256 with a secret")
+        now = int(time.time())
+        payload: dict[str, Any] = {
+            "sub": sub,
+            "name": name or sub,
+            "role": role,
+            "wedding": wedding if isinstance(wedding, str) else list(wedding),
+            "iat": now,
+            "exp": now + int(ttl),
+        }
+        if docs:
+            payload["docs"] = dict(docs)
+        _claims(payload)  # never sign something decode() would refuse
+        return jwt.encode(payload, self._secret, algorithm="HS256")
+
+
+def _claims(payload: Mapping[str, Any]) -> TokenClaims:
+    sub, role, name = payload.get("sub"), payload.get("role"), payload.get("name")
+    if not isinstance(sub, str) or not sub or len(sub) > 256:
+        raise TokenError("claim 'sub' must be a non-empty string")
+    if role not in ROLES:
+        raise TokenError(f"claim 'role' must be one of {', '.join(ROLES)}")
+    if name is None:
+        name = sub
+    if not isinstance(name, str) or len(name) > 256:
+        raise TokenError("claim 'name' must be a string")
+    raw_weddings = payload.get("wedding")
+    weddings = (raw_weddings,) if isinstance(raw_weddings, str) else raw_weddings
+    if (
+        not isinstance(weddings, list | tuple)
+        or not weddings
+        or not all(isinstance(w, str) and valid_wedding_id(w) for w in weddings)
+    ):
+        raise TokenError("claim 'wedding' must be a wedding id or a list of them")
+    exp, iat = payload.get("exp"), payload.get("iat")
+    if not isinstance(exp, int | float):
+        raise TokenError("claim 'exp' must be a number")
+    try:
+        docs = parse_overrides(payload.get("docs", {}))
+    except PermissionsError as exc:
+        raise TokenError(f"claim {exc}") from exc
+    return TokenClaims(
+        sub=sub,
+        name=name,
+        role=str(role),
+        weddings=tuple(weddings),
+        exp=float(exp),
+        iat=float(iat) if isinstance(iat, int | float) else None,
+        docs=docs,
+    )
