@@ -9,7 +9,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
 from crdt_server.api import api_routes
@@ -17,6 +17,7 @@ from crdt_server.auth import Authenticator, Revocations, TokenAuthenticator
 from crdt_server.bus import Bus, LocalBus
 from crdt_server.endpoint import not_found_endpoint, sync_endpoint
 from crdt_server.limits import ConnectionCounter, RateLimiter
+from crdt_server.metrics import CONTENT_TYPE_LATEST
 from crdt_server.permissions import PermissionMatrix
 from crdt_server.registry import RoomRegistry
 from crdt_server.settings import Settings
@@ -51,13 +52,24 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    """Readiness: the store answers."""
+    """Readiness: the store answers, and its last commit did not fail."""
     store: DocumentStore = request.app.state.store
+    registry: RoomRegistry = request.app.state.registry
+    rooms = len(registry.rooms)
     try:
         await store.list("\x00readyz")
     except StoreError as exc:
         return JSONResponse({"status": "unavailable", "store": str(exc)}, status_code=503)
-    return JSONResponse({"status": "ok", "rooms": len(request.app.state.registry.rooms)})
+    if not registry.health.healthy:
+        body = {"status": "unavailable", "store": registry.health.last_error, "rooms": rooms}
+        return JSONResponse(body, status_code=503)
+    return JSONResponse({"status": "ok", "rooms": rooms})
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics."""
+    registry: RoomRegistry = request.app.state.registry
+    return Response(registry.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
 def create_app(
@@ -100,6 +112,7 @@ def create_app(
             settings.max_upgrades_per_second, 2 * settings.max_upgrades_per_second
         )
         app.state.user_connections = ConnectionCounter(settings.max_connections_per_user)
+        app.state.address_connections = ConnectionCounter(settings.max_connections_per_address)
         try:
             yield
         finally:
@@ -111,6 +124,7 @@ def create_app(
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        Route("/metrics", metrics),
         *api_routes(),
         WebSocketRoute("/sync/{wedding_id}/{doc}", sync_endpoint),
         WebSocketRoute("/sync/{rest:path}", not_found_endpoint),

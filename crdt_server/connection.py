@@ -16,6 +16,7 @@ from collections import deque
 
 from crdt_server.auth import Principal
 from crdt_server.errors import CloseCode
+from crdt_server.metrics import Metrics
 from crdt_server.transport import Transport, TransportClosed
 
 __all__ = ["Connection"]
@@ -34,6 +35,7 @@ class Connection:
         max_queue_messages: int,
         close_timeout: float,
         peer: str = "",
+        metrics: Metrics | None = None,
     ) -> None:
         self.id = f"c{next(_ids)}"
         self.principal = principal
@@ -42,6 +44,7 @@ class Connection:
         self._max_bytes = max_queue_bytes
         self._max_messages = max_queue_messages
         self._close_timeout = close_timeout
+        self._metrics = metrics or Metrics()
         self._queue: deque[bytes] = deque()
         self._queued_bytes = 0
         self._wakeup = asyncio.Event()
@@ -84,6 +87,7 @@ class Connection:
             self._queued_bytes + len(frame) > self._max_bytes or len(queue) >= self._max_messages
         ):
             self.overflowed = True
+            self._metrics.queue_overflows.inc()
             log.warning(
                 "slow consumer %s: %d bytes in %d messages queued, closing with 1013",
                 self.id,
@@ -94,6 +98,7 @@ class Connection:
             return
         queue.append(frame)
         self._queued_bytes += len(frame)
+        self._metrics.bytes_out += len(frame)
         self._wakeup.set()
 
     def request_close(self, code: int, reason: str = "") -> None:

@@ -68,6 +68,8 @@ def _token(websocket: WebSocket) -> str | None:
 
 
 async def _refuse(websocket: WebSocket, status: int, message: str) -> None:
+    registry: RoomRegistry = websocket.app.state.registry
+    registry.metrics.upgrades_refused.labels(str(status)).inc()
     await websocket.send_denial_response(PlainTextResponse(message, status_code=status))
 
 
@@ -99,20 +101,26 @@ async def sync_endpoint(websocket: WebSocket) -> None:
     except AuthError as exc:
         await _refuse(websocket, exc.status_code, exc.message)
         return
-    counter: ConnectionCounter = state.user_connections
-    counted = principal.authenticated
-    if counted and not counter.acquire(principal.user_id):
-        await _refuse(websocket, 429, "too many open connections for this user")
+    per_address: ConnectionCounter = state.address_connections
+    if not per_address.acquire(address):
+        await _refuse(websocket, 429, "too many open connections from this address")
         return
+    per_user: ConnectionCounter = state.user_connections
+    counted = principal.authenticated
     try:
+        if counted and not per_user.acquire(principal.user_id):
+            await _refuse(websocket, 429, "too many open connections for this user")
+            counted = False
+            return
         await websocket.accept()
         peer = f"{address}:{client.port}" if client else ""
         await serve_connection(
             StarletteTransport(websocket), registry, name, principal, settings, peer=peer
         )
     finally:
+        per_address.release(address)
         if counted:
-            counter.release(principal.user_id)
+            per_user.release(principal.user_id)
 
 
 async def not_found_endpoint(websocket: WebSocket) -> None:

@@ -13,10 +13,11 @@ import contextlib
 import logging
 
 from crdt_server.bus import Bus
-from crdt_server.errors import CloseCode
+from crdt_server.errors import CloseCode, Overloaded
+from crdt_server.metrics import Metrics, StoreHealth
 from crdt_server.room import Room
 from crdt_server.settings import Settings
-from storage import DocumentStore
+from storage import DocumentStore, StoreError
 
 __all__ = ["RoomRegistry"]
 
@@ -24,10 +25,22 @@ log = logging.getLogger("crdt_server.registry")
 
 
 class RoomRegistry:
-    def __init__(self, store: DocumentStore, settings: Settings, bus: Bus) -> None:
+    def __init__(
+        self,
+        store: DocumentStore,
+        settings: Settings,
+        bus: Bus,
+        *,
+        metrics: Metrics | None = None,
+        health: StoreHealth | None = None,
+    ) -> None:
         self._store = store
         self._settings = settings
         self._bus = bus
+        self.metrics = metrics or Metrics()
+        self.health = health or StoreHealth()
+        # Loads wait their turn (FIFO): a reconnect storm never stampedes the store.
+        self._load_slots = asyncio.Semaphore(settings.max_concurrent_loads)
         self._rooms: dict[str, Room] = {}
         self._loading: dict[str, asyncio.Task[Room]] = {}
         self._users: dict[str, int] = {}
@@ -53,6 +66,8 @@ class RoomRegistry:
             if room is None:
                 task = self._loading.get(name)
                 if task is None:
+                    if len(self._rooms) + len(self._loading) >= self._settings.max_rooms:
+                        raise Overloaded("this server has as many rooms loaded as it may")
                     task = asyncio.create_task(self._load(name), name=f"load-{name}")
                     self._loading[name] = task
                 room = await asyncio.shield(task)
@@ -63,8 +78,22 @@ class RoomRegistry:
 
     async def _load(self, name: str) -> Room:
         try:
-            room = await Room.load(name, self._store, self._settings, self._bus, self._dropped)
+            async with self._load_slots:
+                try:
+                    room = await Room.load(
+                        name,
+                        self._store,
+                        self._settings,
+                        self._bus,
+                        self._dropped,
+                        metrics=self.metrics,
+                        health=self.health,
+                    )
+                except StoreError:
+                    self.metrics.store_errors.labels("load").inc()
+                    raise
             self._rooms[name] = room
+            self.metrics.rooms_loaded = len(self._rooms)
             log.debug("room %s loaded (seq %d)", name, room.last_seq)
             return room
         finally:
@@ -99,12 +128,14 @@ class RoomRegistry:
         # Someone may have joined while we flushed; then the room stays.
         if self._users.get(name, 0) == 0 and self._rooms.get(name) is room:
             del self._rooms[name]
+            self.metrics.rooms_loaded = len(self._rooms)
             room.closed = True
             log.debug("room %s unloaded", name)
 
     def _dropped(self, room: Room) -> None:
         if self._rooms.get(room.name) is room:
             del self._rooms[room.name]
+            self.metrics.rooms_loaded = len(self._rooms)
         timer = self._unloads.pop(room.name, None)
         if timer is not None:
             timer.cancel()

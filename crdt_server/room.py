@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -24,7 +25,8 @@ from pycrdt._base import BaseType
 from crdt_server.awareness import AwarenessEntry, AwarenessRegistry, encode_awareness_entries
 from crdt_server.bus import Bus
 from crdt_server.connection import Connection
-from crdt_server.errors import CloseCode, ProtocolError
+from crdt_server.errors import CloseCode, DocumentTooLarge, ProtocolError
+from crdt_server.metrics import Metrics, StoreHealth
 from crdt_server.protocol import (
     encode_awareness,
     encode_sync_step1,
@@ -81,6 +83,7 @@ class _Uncommitted:
     data: bytes
     origin: str
     index: int
+    applied_at: float
 
 
 class Room:
@@ -93,12 +96,19 @@ class Room:
         settings: Settings,
         bus: Bus,
         on_failure: Callable[[Room], None],
+        *,
+        metrics: Metrics | None = None,
+        health: StoreHealth | None = None,
     ) -> None:
         self.name = name
         self._store = store
         self._settings = settings
         self._bus = bus
         self._on_failure = on_failure
+        self._metrics = metrics or Metrics()
+        self._health = health or StoreHealth()
+        self._size = 0
+        """Bytes of the stored log (an upper bound of the document's encoded size)."""
         self.connections: set[Connection] = set()
         self.awareness = AwarenessRegistry()
         self.doc: Doc[BaseType] = Doc()
@@ -129,8 +139,11 @@ class Room:
         settings: Settings,
         bus: Bus,
         on_failure: Callable[[Room], None],
+        *,
+        metrics: Metrics | None = None,
+        health: StoreHealth | None = None,
     ) -> Room:
-        room = cls(name, store, settings, bus, on_failure)
+        room = cls(name, store, settings, bus, on_failure, metrics=metrics, health=health)
         stored = await store.load(name)
         if stored is not None:
             room._replay(stored)
@@ -170,6 +183,7 @@ class Room:
         self._subscription = doc.observe(self._on_transaction)
         self.last_seq = max(self.last_seq, stored.last_seq)
         self._log_rows = len(stored.updates)
+        self._size = sum(len(u) for u in updates)
 
     def _remember_needed(self, summary: UpdateSummary) -> None:
         needed = self._needed
@@ -208,6 +222,9 @@ class Room:
             raise RoomFailed(str(self.failed))
         if summary.is_empty:
             return None
+        limit = self._settings.max_document_bytes
+        if self._size + len(update) > limit:
+            raise DocumentTooLarge(f"the document would grow past {limit} bytes")
         # yrs keeps one pending block per client: a second update that also waits on a
         # missing predecessor replaces the first one's pending content instead of adding
         # to it. While anything is pending, apply it together with the new update.
@@ -236,8 +253,10 @@ class Room:
         self._remember_needed(summary)
         index = self._applied
         self._applied += 1
-        self._uncommitted.append(_Uncommitted(update, origin, index))
+        self._uncommitted.append(_Uncommitted(update, origin, index, time.perf_counter()))
         self._uncommitted_bytes += len(update)
+        self._size += len(update)
+        self._metrics.updates_accepted += 1
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_loop(), name=f"flush-{self.name}")
         return index
@@ -278,18 +297,26 @@ class Room:
                 self._uncommitted = []
                 self._uncommitted_bytes = 0
                 rows = [NewUpdate(self.name, u.data, u.origin) for u in batch]
+                started = time.perf_counter()
                 try:
                     seqs = await self._store.append(rows)
                 except StoreError as exc:
+                    self._metrics.store_errors.labels("append").inc()
+                    self._health.failed(exc)
                     self._fail(exc)
                     return
                 finally:
                     self._inflight = []
+                done = time.perf_counter()
+                self._health.succeeded()
+                self._metrics.commit_seconds.observe(done - started)
+                self._metrics.commit_batch.observe(len(batch))
                 self._committed = batch[-1].index + 1
                 self.last_seq = seqs[-1]
                 self._log_rows += len(batch)
                 updates = [u.data for u in batch]
                 self._broadcast_updates(updates)
+                self._metrics.broadcast_seconds.observe(time.perf_counter() - batch[0].applied_at)
                 self._release_waiters()
                 await self._bus.publish_updates(self.name, seqs, updates)
                 if not self._uncommitted:
@@ -329,13 +356,17 @@ class Room:
             return
         snapshot = self.doc.get_update()
         upto = self.last_seq
+        size_before = self._size
         try:
             await self._store.compact(self.name, upto, snapshot)
         except StoreError as exc:
+            self._metrics.store_errors.labels("compact").inc()
             log.error("room %s: compaction failed, the log stays as it is: %s", self.name, exc)
             return
         log.info("room %s: compacted %d rows up to seq %d", self.name, self._log_rows, upto)
         self._log_rows = 1
+        # Updates applied while the compaction was being written still count.
+        self._size = len(snapshot) + (self._size - size_before)
 
     def _fail(self, exc: BaseException) -> None:
         """The store lost an uncommitted batch: nobody may see it, so end the room."""
@@ -377,9 +408,15 @@ class Room:
             self.broadcast(encode_awareness(encode_awareness_entries(removals)))
 
     async def answer_step1(self, conn: Connection, state_vector: bytes) -> None:
-        """Send ``conn`` what it is missing, once all of that is committed."""
+        """Send ``conn`` what it is missing, once all of that is committed.
+
+        Content still waiting on a dependency goes too (as Yjs itself does): otherwise a
+        joiner would never be able to integrate it once the dependency arrives.
+        """
         try:
             diff = crdt_call(self.doc.get_update, state_vector)
+            if self._pending is not None:
+                diff = crdt_call(merge_updates, diff, self._pending)
         except CrdtFailure as exc:
             raise ProtocolError(f"bad state vector: {exc}") from exc
         await self.wait_committed()

@@ -1,7 +1,7 @@
 """Serve one accepted connection: greet, then read frames until the peer or the server ends it.
 
-Per frame: size check, strict decode, permission check, structural update check, apply,
-then (in the room) commit and broadcast. Any error the peer caused closes only this
+Per frame: size check, strict decode, rate and permission checks, structural update check,
+apply, then (in the room) commit and broadcast. Any error the peer caused closes only this
 connection with its documented code; the room and every other connection carry on.
 """
 
@@ -17,10 +17,13 @@ from crdt_server.connection import Connection
 from crdt_server.errors import (
     CloseCode,
     MessageTooBig,
+    PolicyViolation,
     ProtocolError,
     ServerError,
     UnsupportedData,
 )
+from crdt_server.limits import TokenBucket
+from crdt_server.metrics import Metrics
 from crdt_server.protocol import (
     AuthDenied,
     AwarenessMessage,
@@ -37,6 +40,7 @@ from crdt_server.room import Room, RoomFailed
 from crdt_server.settings import Settings
 from crdt_server.transport import Transport, TransportClosed
 from crdt_server.updates import UpdateError, inspect_update
+from storage import StoreError
 
 __all__ = ["serve_connection"]
 
@@ -53,6 +57,7 @@ async def serve_connection(
     peer: str = "",
 ) -> Connection:
     """Run one connection to the end; returns it (its ``close_code`` says how it ended)."""
+    metrics = registry.metrics
     conn = Connection(
         transport,
         principal,
@@ -60,93 +65,145 @@ async def serve_connection(
         max_queue_messages=settings.outbound_queue_messages,
         close_timeout=settings.close_timeout_seconds,
         peer=peer,
+        metrics=metrics,
     )
-    room = await registry.acquire(name)
-    conn.start()
-    code: int = CloseCode.NORMAL
-    reason = ""
-    expiry: asyncio.TimerHandle | None = None
-    if principal.expires_at is not None:
-        expiry = asyncio.get_running_loop().call_later(
-            max(0.0, principal.expires_at - time.time()),
-            conn.request_close,
-            CloseCode.TOKEN_EXPIRED,
-            "token expired",
-        )
+    metrics.connections_open += 1
     try:
-        room.join(conn)
-        await _read_loop(conn, room, settings)
-    except ServerError as exc:
-        code, reason = exc.close_code, exc.message
-        log.info("closing %s in %s with %d: %s", conn.id, name, code, reason)
-    except RoomFailed:
-        code, reason = CloseCode.INTERNAL_ERROR, "storage failure, reconnect"
-    except TransportClosed:
-        pass
-    except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if not conn.interrupted or task is None:
-            raise
-        task.uncancel()
+        try:
+            room = await registry.acquire(name)
+        except ServerError as exc:
+            await conn.finish(exc.close_code, exc.message)
+            return conn
+        except StoreError as exc:
+            log.error("cannot load %s: %s", name, exc)
+            await conn.finish(CloseCode.INTERNAL_ERROR, "storage failure, reconnect")
+            return conn
+        conn.start()
+        try:
+            code, reason = await _Session(conn, room, settings, metrics).run()
+        finally:
+            registry.release(room)
+        await conn.finish(code, reason)
+        return conn
     finally:
-        if expiry is not None:
-            expiry.cancel()
-        room.leave(conn)
-        registry.release(room)
-    await conn.finish(code, reason)
-    return conn
+        metrics.connections_open -= 1
+        metrics.connections_closed.labels(str(conn.close_code)).inc()
 
 
-async def _read_loop(conn: Connection, room: Room, settings: Settings) -> None:
-    max_bytes = settings.max_message_bytes
-    while not conn.closing:
-        frame = await conn.receive()
-        if isinstance(frame, str):
-            raise UnsupportedData("text frames are not part of the protocol; send binary")
-        if len(frame) > max_bytes:
-            raise MessageTooBig(f"message of {len(frame)} bytes, the limit is {max_bytes}")
-        await _handle(conn, room, decode_message(frame), settings)
-        if room.uncommitted_bytes > settings.max_uncommitted_bytes:
-            # Backpressure: stop reading this writer until the store catches up.
-            await room.flush()
-
-
-async def _handle(conn: Connection, room: Room, message: Message, settings: Settings) -> None:
-    if isinstance(message, SyncUpdate):
-        await _handle_update(conn, room, message.update, step2=False)
-    elif isinstance(message, SyncStep2):
-        await _handle_update(conn, room, message.update, step2=True)
-    elif isinstance(message, SyncStep1):
-        await room.answer_step1(conn, message.state_vector)
-    elif isinstance(message, AwarenessMessage):
-        entries = decode_awareness(
-            message.payload,
-            max_state_bytes=settings.max_awareness_state_bytes,
-            max_entries=settings.max_awareness_entries,
+class _Session:
+    def __init__(self, conn: Connection, room: Room, settings: Settings, metrics: Metrics) -> None:
+        self.conn = conn
+        self.room = room
+        self.settings = settings
+        self.metrics = metrics
+        burst = 2 * settings.max_updates_per_second
+        self.updates = TokenBucket(settings.max_updates_per_second, burst)
+        burst = 2 * settings.max_awareness_per_second
+        self.awareness = TokenBucket(settings.max_awareness_per_second, burst)
+        principal = conn.principal
+        self.identity: dict[str, str] | None = (
+            {"id": principal.user_id, "name": principal.name, "role": principal.role}
+            if principal.authenticated
+            else None
         )
-        if conn.principal.authenticated:
-            principal = conn.principal
-            identity = {"id": principal.user_id, "name": principal.name, "role": principal.role}
-            entries = [stamp_identity(entry, identity) for entry in entries]
-        room.apply_awareness(conn, entries)
-    elif isinstance(message, QueryAwareness):
-        conn.send(room.awareness_frame())
-    elif isinstance(message, AuthDenied):
-        log.info("%s sent an auth message; ignored (only servers send them)", conn.id)
 
+    async def run(self) -> tuple[int, str]:
+        """Serve until the end; return the close code and reason to finish with."""
+        conn, room = self.conn, self.room
+        code: int = CloseCode.NORMAL
+        reason = ""
+        expiry: asyncio.TimerHandle | None = None
+        expires_at = conn.principal.expires_at
+        if expires_at is not None:
+            expiry = asyncio.get_running_loop().call_later(
+                max(0.0, expires_at - time.time()),
+                conn.request_close,
+                CloseCode.TOKEN_EXPIRED,
+                "token expired",
+            )
+        try:
+            room.join(conn)
+            await self._read_loop()
+        except ServerError as exc:
+            code, reason = exc.close_code, exc.message
+            self.metrics.updates_rejected.labels(type(exc).__name__).inc()
+            log.info("closing %s in %s with %d: %s", conn.id, room.name, code, reason)
+        except RoomFailed:
+            code, reason = CloseCode.INTERNAL_ERROR, "storage failure, reconnect"
+        except TransportClosed:
+            pass
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not conn.interrupted or task is None:
+                raise
+            task.uncancel()
+        finally:
+            if expiry is not None:
+                expiry.cancel()
+            room.leave(conn)
+        return code, reason
 
-async def _handle_update(conn: Connection, room: Room, update: bytes, *, step2: bool) -> None:
-    try:
-        summary = inspect_update(update)
-    except UpdateError as exc:
-        raise ProtocolError(f"malformed update: {exc}") from exc
-    if not conn.principal.can_write:
-        # The step 2 every client sends on connect is no write attempt when it brings
-        # nothing new: same structs, and (the client's delete set) nothing to count.
-        attempt = not summary.is_empty and (not step2 or room.has_unknown_structs(summary))
-        if attempt:
-            conn.denied_writes += 1
-            if conn.denied_writes == 1:
-                conn.send(encode_permission_denied("this document is read-only for you"))
-        return
-    await room.apply(update, summary, conn.id)
+    async def _read_loop(self) -> None:
+        conn, room, metrics = self.conn, self.room, self.metrics
+        max_bytes = self.settings.max_message_bytes
+        max_uncommitted = self.settings.max_uncommitted_bytes
+        while not conn.closing:
+            frame = await conn.receive()
+            if isinstance(frame, str):
+                raise UnsupportedData("text frames are not part of the protocol; send binary")
+            metrics.bytes_in += len(frame)
+            if len(frame) > max_bytes:
+                raise MessageTooBig(f"message of {len(frame)} bytes, the limit is {max_bytes}")
+            await self._handle(decode_message(frame))
+            if room.uncommitted_bytes > max_uncommitted:
+                # Backpressure: stop reading this writer until the store catches up.
+                await room.flush()
+
+    async def _handle(self, message: Message) -> None:
+        if isinstance(message, SyncUpdate):
+            await self._update(message.update, step2=False)
+        elif isinstance(message, SyncStep2):
+            await self._update(message.update, step2=True)
+        elif isinstance(message, SyncStep1):
+            await self.room.answer_step1(self.conn, message.state_vector)
+        elif isinstance(message, AwarenessMessage):
+            self._awareness(message.payload)
+        elif isinstance(message, QueryAwareness):
+            self.conn.send(self.room.awareness_frame())
+        elif isinstance(message, AuthDenied):
+            log.info("%s sent an auth message; ignored (only servers send them)", self.conn.id)
+
+    async def _update(self, update: bytes, *, step2: bool) -> None:
+        conn, room = self.conn, self.room
+        if not self.updates.take():
+            limit = self.settings.max_updates_per_second
+            raise PolicyViolation(f"more than {limit:g} updates per second")
+        try:
+            summary = inspect_update(update)
+        except UpdateError as exc:
+            raise ProtocolError(f"malformed update: {exc}") from exc
+        if not conn.principal.can_write:
+            # The step 2 every client sends on connect is no write attempt when it brings
+            # nothing new: same structs, and (the client's delete set) nothing to count.
+            attempt = not summary.is_empty and (not step2 or room.has_unknown_structs(summary))
+            if attempt:
+                conn.denied_writes += 1
+                self.metrics.denied_writes.inc()
+                if conn.denied_writes == 1:
+                    conn.send(encode_permission_denied("this document is read-only for you"))
+            return
+        await room.apply(update, summary, conn.id)
+
+    def _awareness(self, payload: bytes) -> None:
+        self.metrics.awareness_messages += 1
+        if not self.awareness.take():
+            limit = self.settings.max_awareness_per_second
+            raise PolicyViolation(f"more than {limit:g} awareness messages per second")
+        entries = decode_awareness(
+            payload,
+            max_state_bytes=self.settings.max_awareness_state_bytes,
+            max_entries=self.settings.max_awareness_entries,
+        )
+        if self.identity is not None:
+            entries = [stamp_identity(entry, self.identity) for entry in entries]
+        self.room.apply_awareness(self.conn, entries)

@@ -59,6 +59,21 @@ class Settings:
 
     max_message_bytes: int = 8 * 1024 * 1024
     """Largest WebSocket message accepted; larger ones close the connection with 1009."""
+    max_document_bytes: int = 64 * 1024 * 1024
+    """Largest a document's stored log may grow (an upper bound of its encoded size);
+    an update past it closes the connection with 1009."""
+    max_updates_per_second: float = 200.0
+    """Updates one connection may send per second (burst: twice that); more close it with
+    1008."""
+    max_awareness_per_second: float = 30.0
+    """Awareness messages one connection may send per second (burst: twice that); more
+    close it with 1008."""
+    max_connections_per_address: int = 512
+    """Concurrent connections from one client address; more are refused with 429."""
+    max_rooms: int = 10_000
+    """Rooms loaded in this process; a connection to one more is closed with 1013."""
+    max_concurrent_loads: int = 8
+    """Rooms loaded from the store at the same time; further joins wait their turn."""
     max_awareness_state_bytes: int = 16 * 1024
     """Largest awareness state (JSON text) of one client."""
     max_awareness_entries: int = 64
@@ -95,6 +110,12 @@ class Settings:
             "token_ttl_seconds",
             "max_connections_per_user",
             "max_upgrades_per_second",
+            "max_document_bytes",
+            "max_updates_per_second",
+            "max_awareness_per_second",
+            "max_connections_per_address",
+            "max_rooms",
+            "max_concurrent_loads",
         )
         for name in positive:
             if getattr(self, name) <= 0:

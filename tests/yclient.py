@@ -60,8 +60,11 @@ class YClient:
     async def connect(self, **kwargs: Any) -> YClient:
         self._pending_sends = []
         self._ws = await connect(self.url, max_size=None, **kwargs)
-        await self._ws.send(encode_sync_step1(self.doc.get_state()))
         self._reader = asyncio.create_task(self._read())
+        try:
+            await self._ws.send(encode_sync_step1(self.doc.get_state()))
+        except ConnectionClosed:
+            pass  # closed right after the upgrade: the reader records the close code
         return self
 
     async def _read(self) -> None:
