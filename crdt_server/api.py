@@ -1,4 +1,5 @@
-"""HTTP API routes: sessions (mint a token for an app's user) and revocation (admin key)."""
+"""Admin HTTP routes (admin API key): sessions (mint a token for an app's user), revocation,
+deleting a wedding; and the small JSON helpers every HTTP route shares."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from crdt_server.permissions import ROLES, PermissionsError, parse_overrides
 from crdt_server.registry import RoomRegistry
 from crdt_server.settings import Settings
 from crdt_server.tokens import TokenCodec
+from crdt_server.weddings import WeddingService
 
-__all__ = ["api_routes"]
+__all__ = ["ApiError", "api_routes", "json_error", "json_object"]
 
 
 class ApiError(Exception):
@@ -29,7 +31,7 @@ class ApiError(Exception):
         self.message = message
 
 
-def _error(exc: ApiError) -> JSONResponse:
+def json_error(exc: ApiError) -> JSONResponse:
     return JSONResponse({"error": exc.message}, status_code=exc.status_code)
 
 
@@ -44,7 +46,7 @@ def _require_admin(request: Request) -> None:
         raise ApiError(401, "admin API key required (Authorization: Bearer <key>)")
 
 
-async def _json_object(request: Request) -> dict[str, Any]:
+async def json_object(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(await request.body())
     except ValueError as exc:
@@ -70,7 +72,7 @@ async def create_session(request: Request) -> JSONResponse:
         wedding_id = request.path_params["wedding_id"]
         if not valid_wedding_id(wedding_id):
             raise ApiError(404, "no such wedding id")
-        body = await _json_object(request)
+        body = await json_object(request)
         unknown = set(body) - {"sub", "name", "role", "ttl", "docs"}
         if unknown:
             raise ApiError(422, f"unknown fields: {', '.join(sorted(unknown))}")
@@ -97,7 +99,7 @@ async def create_session(request: Request) -> JSONResponse:
             docs=docs,
         )
     except ApiError as exc:
-        return _error(exc)
+        return json_error(exc)
     scheme = "wss" if request.url.scheme == "https" else "ws"
     return JSONResponse(
         {
@@ -116,23 +118,40 @@ async def revoke(request: Request) -> JSONResponse:
     """Close a user's open connections with 4401 and refuse their older tokens."""
     try:
         _require_admin(request)
-        body = await _json_object(request)
+        body = await json_object(request)
         sub = _string(body, "sub")
         wedding = _string(body, "wedding", required=False)
         if wedding is not None and not valid_wedding_id(wedding):
             raise ApiError(422, "'wedding' is not a valid wedding id")
     except ApiError as exc:
-        return _error(exc)
+        return json_error(exc)
     assert sub is not None
     revocations: Revocations = request.app.state.revocations
-    revocations.revoke(sub, wedding)
+    at = time.time()
+    revocations.revoke(sub, wedding, at)
     registry: RoomRegistry = request.app.state.registry
     closed = registry.close_sessions(sub, wedding, CloseCode.TOKEN_EXPIRED, "session revoked")
+    registry.bus.publish_event({"type": "revoke", "sub": sub, "wedding": wedding, "at": at})
     return JSONResponse({"sub": sub, "wedding": wedding, "closed": closed})
+
+
+async def delete_wedding(request: Request) -> JSONResponse:
+    """Delete every document of a wedding with its history; open rooms close with 4404."""
+    try:
+        _require_admin(request)
+        wedding_id = request.path_params["wedding_id"]
+        if not valid_wedding_id(wedding_id):
+            raise ApiError(404, "no such wedding id")
+    except ApiError as exc:
+        return json_error(exc)
+    service: WeddingService = request.app.state.weddings
+    deleted = await service.delete(wedding_id)
+    return JSONResponse({"wedding": wedding_id, "documents_deleted": deleted})
 
 
 def api_routes() -> list[Route]:
     return [
         Route("/api/weddings/{wedding_id}/sessions", create_session, methods=["POST"]),
+        Route("/api/weddings/{wedding_id}", delete_wedding, methods=["DELETE"]),
         Route("/api/admin/revoke", revoke, methods=["POST"]),
     ]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -16,12 +17,17 @@ from crdt_server.api import api_routes
 from crdt_server.auth import Authenticator, Revocations, TokenAuthenticator
 from crdt_server.bus import Bus, LocalBus
 from crdt_server.endpoint import not_found_endpoint, sync_endpoint
+from crdt_server.errors import CloseCode
 from crdt_server.limits import ConnectionCounter, RateLimiter
 from crdt_server.metrics import CONTENT_TYPE_LATEST
+from crdt_server.openapi import OPENAPI
 from crdt_server.permissions import PermissionMatrix
+from crdt_server.redis_bus import RedisBus
 from crdt_server.registry import RoomRegistry
+from crdt_server.rest import rest_routes
 from crdt_server.settings import Settings
 from crdt_server.tokens import TokenCodec, load_or_create_secret
+from crdt_server.weddings import WeddingService
 from storage import DocumentStore, SqliteStore, StoreError
 
 __all__ = ["create_app", "token_codec"]
@@ -60,16 +66,46 @@ async def readyz(request: Request) -> JSONResponse:
         await store.list("\x00readyz")
     except StoreError as exc:
         return JSONResponse({"status": "unavailable", "store": str(exc)}, status_code=503)
+    bus = registry.bus.status
     if not registry.health.healthy:
-        body = {"status": "unavailable", "store": registry.health.last_error, "rooms": rooms}
-        return JSONResponse(body, status_code=503)
-    return JSONResponse({"status": "ok", "rooms": rooms})
+        body = {"status": "unavailable", "store": registry.health.last_error, "bus": bus}
+        return JSONResponse({**body, "rooms": rooms}, status_code=503)
+    # A degraded bus is reported, not fatal: this process still serves its own clients
+    # durably, and catches up from the store once the bus is back.
+    return JSONResponse({"status": "ok", "rooms": rooms, "bus": bus})
+
+
+async def openapi(request: Request) -> JSONResponse:
+    """The OpenAPI description of the HTTP API."""
+    return JSONResponse(OPENAPI)
 
 
 async def metrics(request: Request) -> Response:
     """Prometheus metrics."""
     registry: RoomRegistry = request.app.state.registry
     return Response(registry.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _event_listener(
+    registry: RoomRegistry, revocations: Revocations, weddings: WeddingService
+) -> Callable[[dict[str, Any]], None]:
+    """Apply admin events other processes published (revocation, deletion)."""
+
+    def listener(event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "revoke" and isinstance(event.get("sub"), str):
+            wedding = event.get("wedding") if isinstance(event.get("wedding"), str) else None
+            at = event.get("at")
+            revocations.revoke(event["sub"], wedding, at if isinstance(at, float) else None)
+            registry.close_sessions(
+                event["sub"], wedding, CloseCode.TOKEN_EXPIRED, "session revoked"
+            )
+        elif kind == "delete" and isinstance(event.get("wedding"), str):
+            weddings.close_rooms(event["wedding"])
+        else:
+            log.error("ignoring an unknown admin event: %r", event)
+
+    return listener
 
 
 def create_app(
@@ -87,7 +123,8 @@ def create_app(
             settings.sqlite_path, busy_timeout=settings.sqlite_busy_timeout_seconds
         )
         await the_store.open()
-        registry = RoomRegistry(the_store, settings, bus or LocalBus())
+        the_bus = bus or (RedisBus(settings.redis_url) if settings.redis_url else LocalBus())
+        registry = RoomRegistry(the_store, settings, the_bus)
         codec = token_codec(settings)
         revocations = Revocations()
         matrix = (
@@ -111,8 +148,12 @@ def create_app(
         app.state.upgrade_limiter = RateLimiter(
             settings.max_upgrades_per_second, 2 * settings.max_upgrades_per_second
         )
+        weddings = WeddingService(registry, the_store)
+        app.state.weddings = weddings
+        registry.event_listeners.append(_event_listener(registry, revocations, weddings))
         app.state.user_connections = ConnectionCounter(settings.max_connections_per_user)
         app.state.address_connections = ConnectionCounter(settings.max_connections_per_address)
+        await registry.start()
         try:
             yield
         finally:
@@ -125,7 +166,9 @@ def create_app(
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
+        Route("/openapi.json", openapi),
         *api_routes(),
+        *rest_routes(),
         WebSocketRoute("/sync/{wedding_id}/{doc}", sync_endpoint),
         WebSocketRoute("/sync/{rest:path}", not_found_endpoint),
     ]

@@ -10,7 +10,8 @@ produces the removal entries to broadcast when a connection goes away.
 from __future__ import annotations
 
 import json
-from collections.abc import Hashable, Iterable
+import time
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 
 from crdt_server.errors import PolicyViolation, ProtocolError
@@ -108,6 +109,7 @@ class _Known:
     entry: AwarenessEntry
     owner: Hashable
     principal: str
+    touched: float
 
 
 class AwarenessRegistry:
@@ -127,12 +129,13 @@ class AwarenessRegistry:
         id introduced by a connection of another principal are dropped and counted.
         """
         accepted: list[AwarenessEntry] = []
+        now = time.monotonic()
         for entry in entries:
             known = self._known.get(entry.client_id)
             if known is None:
                 if entry.removed:
                     continue
-                self._known[entry.client_id] = _Known(entry, owner, principal)
+                self._known[entry.client_id] = _Known(entry, owner, principal, now)
                 accepted.append(entry)
                 continue
             current = known.entry
@@ -152,6 +155,7 @@ class AwarenessRegistry:
             )
             if newer or same_clock_removal:
                 known.entry = entry
+                known.touched = now
                 accepted.append(entry)
         return accepted
 
@@ -164,6 +168,18 @@ class AwarenessRegistry:
             del self._known[client_id]
             if not known.entry.removed:
                 removals.append(AwarenessEntry(client_id, known.entry.clock + 1, _NULL))
+        return removals
+
+    def expire(self, older_than: float, owners: Callable[[Hashable], bool]) -> list[AwarenessEntry]:
+        """Forget states of matching owners not refreshed since ``older_than`` (monotonic
+        time); return the removals to broadcast. Clients refresh their presence every 15 s,
+        so a state silent for 30 s belongs to a client (or a process) that is gone."""
+        removals: list[AwarenessEntry] = []
+        for client_id, known in list(self._known.items()):
+            if known.touched < older_than and owners(known.owner):
+                del self._known[client_id]
+                if not known.entry.removed:
+                    removals.append(AwarenessEntry(client_id, known.entry.clock + 1, _NULL))
         return removals
 
     def states(self) -> list[AwarenessEntry]:

@@ -1,34 +1,93 @@
-"""The cross-process seam: what a room tells other processes after a commit.
+"""The cross-process seam: what processes sharing a store tell each other.
 
-In one process nothing needs telling, so :class:`LocalBus` does nothing; the Redis bus
-implements the same protocol.
+After a commit a room publishes its updates with their store sequence numbers; accepted
+presence and admin events (revocation, deletion) travel the same way. Publishing never
+waits: the bus queues and sends in the background, so a slow or absent bus never delays a
+local client. The store stays the source of truth: a process that may have missed
+something (a gap in the sequence numbers, a lost connection to the bus) catches up from it.
+
+In one process nobody needs telling, so :class:`LocalBus` does nothing.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
-__all__ = ["Bus", "LocalBus"]
+__all__ = ["Bus", "BusHandler", "LocalBus"]
+
+
+class BusHandler(Protocol):
+    """What a process does with what it hears (the room registry implements it)."""
+
+    def on_updates(self, doc: str, seqs: Sequence[int], updates: Sequence[bytes]) -> None:
+        """Committed updates of ``doc`` from another process."""
+
+    def on_awareness(self, doc: str, origin: str, payload: bytes) -> None:
+        """Presence in ``doc`` accepted by process ``origin``."""
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        """An admin event (revocation, deletion) from another process."""
+
+    async def committed_seq(self) -> int:
+        """The newest seq the shared store has committed (where hearing starts from)."""
+
+    async def on_gap(self, seqs: Sequence[int]) -> None:
+        """These seqs were committed but never heard of: catch their rooms up."""
+
+    async def on_reconnect(self) -> None:
+        """The bus was down: anything may have been missed, catch every room up."""
 
 
 class Bus(Protocol):
-    async def publish_updates(
-        self, doc: str, seqs: Sequence[int], updates: Sequence[bytes]
-    ) -> None:
+    process_id: str
+
+    async def start(self, handler: BusHandler) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def publish_updates(self, doc: str, seqs: Sequence[int], updates: Sequence[bytes]) -> None:
         """Committed updates of ``doc`` with their store sequence numbers."""
 
-    async def publish_awareness(self, doc: str, payload: bytes) -> None:
-        """An accepted awareness payload of ``doc``."""
+    def publish_awareness(self, doc: str, payload: bytes) -> None:
+        """An accepted awareness payload of ``doc`` (already validated and stamped)."""
+
+    def publish_event(self, event: dict[str, Any]) -> None:
+        """An admin event for every other process."""
+
+    async def try_lease(self, name: str, seconds: float) -> bool:
+        """Hold ``name`` for ``seconds`` if nobody else does (e.g. to compact a room once)."""
+
+    @property
+    def status(self) -> str:
+        """``local``, ``ok``, or ``degraded: <why>``."""
 
 
 class LocalBus:
-    """A single process: nobody else to tell."""
+    """A single process: nobody else to tell, every lease is ours."""
 
-    async def publish_updates(
-        self, doc: str, seqs: Sequence[int], updates: Sequence[bytes]
-    ) -> None:
+    def __init__(self) -> None:
+        self.process_id = uuid.uuid4().hex
+
+    async def start(self, handler: BusHandler) -> None:
         return None
 
-    async def publish_awareness(self, doc: str, payload: bytes) -> None:
+    async def close(self) -> None:
         return None
+
+    def publish_updates(self, doc: str, seqs: Sequence[int], updates: Sequence[bytes]) -> None:
+        return None
+
+    def publish_awareness(self, doc: str, payload: bytes) -> None:
+        return None
+
+    def publish_event(self, event: dict[str, Any]) -> None:
+        return None
+
+    async def try_lease(self, name: str, seconds: float) -> bool:
+        return True
+
+    @property
+    def status(self) -> str:
+        return "local"

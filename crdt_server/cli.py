@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+import os
 import re
 import signal
 import socket
@@ -13,10 +15,12 @@ from pathlib import Path
 from types import FrameType
 
 import uvicorn
+from starlette.applications import Starlette
+from uvicorn.supervisors.multiprocess import Multiprocess
 
 from crdt_server.app import create_app, token_codec
 from crdt_server.permissions import ROLES
-from crdt_server.settings import Settings, SettingsError
+from crdt_server.settings import ENV_PREFIX, Settings, SettingsError
 
 __all__ = ["main"]
 
@@ -51,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default 8000; 0 picks a free one)")
     serve.add_argument("--data-dir", type=Path, help="directory of the SQLite store")
     serve.add_argument("--log-level", help="debug, info, warning or error")
+    serve.add_argument("--workers", type=int, help="server processes (more than one needs Redis)")
+    serve.add_argument("--redis-url", help="Redis bus for several processes, redis://HOST:PORT/DB")
     serve.add_argument(
         "--allow-anonymous",
         action="store_true",
@@ -67,14 +73,33 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def app_from_env() -> Starlette:
+    """The app of one worker process (``--workers N``): settings come from the environment,
+    where ``serve`` put its command-line options."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    return create_app(settings)
+
+
 def serve(settings: Settings) -> None:
     configure_logging(settings.log_level)
     sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((settings.host, settings.port))
     host, port = sock.getsockname()[:2]
+    app: Starlette | str
+    if settings.workers == 1:
+        app = create_app(settings)
+    else:
+        # Every worker builds its own app from the environment and shares the socket.
+        for field in dataclasses.fields(Settings):
+            value = getattr(settings, field.name)
+            os.environ[ENV_PREFIX + field.name.upper()] = str(value)
+        app = "crdt_server.cli:app_from_env"
     config = uvicorn.Config(
-        create_app(settings),
+        app,
+        factory=settings.workers > 1,
+        workers=settings.workers,
         ws="websockets-sansio",
         ws_max_size=settings.max_message_bytes,
         ws_per_message_deflate=settings.websocket_compression,
@@ -90,7 +115,10 @@ def serve(settings: Settings) -> None:
         signal.signal(sig, _after_graceful_shutdown)
     # Tests and scripts read this line to learn the port when --port 0 was given.
     print(f"crdt-server listening on http://{host}:{port}", flush=True)
-    server.run(sockets=[sock])
+    if settings.workers > 1:
+        Multiprocess(config, sockets=[sock]).run()
+    else:
+        server.run(sockets=[sock])
 
 
 def _after_graceful_shutdown(signum: int, frame: FrameType | None) -> None:
@@ -118,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 data_dir=args.data_dir,
                 log_level=args.log_level,
                 allow_anonymous=args.allow_anonymous,
+                workers=args.workers,
+                redis_url=args.redis_url,
             )
             serve(settings)
         elif args.command == "token":

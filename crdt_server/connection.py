@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections import deque
 
 from crdt_server.auth import Principal
@@ -55,6 +56,8 @@ class Connection:
         self.close_code: int | None = None
         """The code this connection was closed with, once closed."""
         self.overflowed = False
+        self.last_activity = time.time()
+        """When the peer last sent a frame (Unix time)."""
         self.denied_writes = 0
         """Write attempts refused because this connection is read-only."""
         self.interrupted = False
@@ -75,7 +78,9 @@ class Connection:
 
     async def receive(self) -> bytes | str:
         """The peer's next message (see :meth:`Transport.receive`)."""
-        return await self._transport.receive()
+        message = await self._transport.receive()
+        self.last_activity = time.time()
+        return message
 
     def send(self, frame: bytes) -> None:
         """Queue one frame; never waits. Overflow closes the connection with 1013."""

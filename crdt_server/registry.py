@@ -11,10 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
 
+from crdt_server.awareness import encode_awareness_entries
 from crdt_server.bus import Bus
 from crdt_server.errors import CloseCode, Overloaded
 from crdt_server.metrics import Metrics, StoreHealth
+from crdt_server.protocol import encode_awareness
 from crdt_server.room import Room
 from crdt_server.settings import Settings
 from storage import DocumentStore, StoreError
@@ -46,7 +51,20 @@ class RoomRegistry:
         self._users: dict[str, int] = {}
         self._unloads: dict[str, asyncio.TimerHandle] = {}
         self._unloading: set[asyncio.Task[None]] = set()
+        self._early: dict[str, list[tuple[Sequence[int], Sequence[bytes]]]] = {}
+        self._expiry: asyncio.Task[None] | None = None
+        self.event_listeners: list[Callable[[dict[str, Any]], None]] = []
+        """Called with every admin event another process published."""
         self._closed = False
+
+    @property
+    def bus(self) -> Bus:
+        return self._bus
+
+    async def start(self) -> None:
+        """Join the bus (if any) and start expiring presence of vanished processes."""
+        await self._bus.start(self)
+        self._expiry = asyncio.create_task(self._expire_remote_presence(), name="presence-expiry")
 
     @property
     def rooms(self) -> dict[str, Room]:
@@ -94,10 +112,14 @@ class RoomRegistry:
                     raise
             self._rooms[name] = room
             self.metrics.rooms_loaded = len(self._rooms)
+            # Subscribed before loading: apply what other processes committed meanwhile.
+            for seqs, updates in self._early.pop(name, []):
+                room.apply_remote(seqs, updates)
             log.debug("room %s loaded (seq %d)", name, room.last_seq)
             return room
         finally:
             self._loading.pop(name, None)
+            self._early.pop(name, None)
 
     def release(self, room: Room) -> None:
         self._release_name(room.name)
@@ -132,6 +154,11 @@ class RoomRegistry:
             room.closed = True
             log.debug("room %s unloaded", name)
 
+    def forget(self, room: Room) -> None:
+        """Unload ``room`` now, without a flush (its document was deleted or failed)."""
+        self._dropped(room)
+        room.closed = True
+
     def _dropped(self, room: Room) -> None:
         if self._rooms.get(room.name) is room:
             del self._rooms[room.name]
@@ -152,9 +179,56 @@ class RoomRegistry:
                     closed += 1
         return closed
 
+    # -- what other processes say (BusHandler) -----------------------------------------
+
+    def on_updates(self, doc: str, seqs: Sequence[int], updates: Sequence[bytes]) -> None:
+        room = self._rooms.get(doc)
+        if room is not None:
+            room.apply_remote(seqs, updates)
+        elif doc in self._loading:
+            self._early.setdefault(doc, []).append((seqs, updates))
+
+    def on_awareness(self, doc: str, origin: str, payload: bytes) -> None:
+        room = self._rooms.get(doc)
+        if room is not None:
+            room.apply_remote_awareness(origin, payload)
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        for listener in self.event_listeners:
+            listener(event)
+
+    async def committed_seq(self) -> int:
+        return await self._store.last_seq()
+
+    async def on_gap(self, seqs: Sequence[int]) -> None:
+        docs = set((await self._store.docs_of(seqs)).values())
+        for name in docs:
+            room = self._rooms.get(name)
+            if room is not None:
+                await room.catch_up()
+
+    async def on_reconnect(self) -> None:
+        for room in list(self._rooms.values()):
+            await room.catch_up()
+
+    async def _expire_remote_presence(self) -> None:
+        def remote(owner: Hashable) -> bool:
+            return isinstance(owner, tuple) and owner[:1] == ("remote",)
+
+        timeout = self._settings.presence_timeout_seconds
+        while True:
+            await asyncio.sleep(timeout / 6)
+            older_than = time.monotonic() - timeout
+            for room in list(self._rooms.values()):
+                removals = room.awareness.expire(older_than, remote)
+                if removals:
+                    room.broadcast(encode_awareness(encode_awareness_entries(removals)))
+
     async def close(self) -> None:
         """Flush every room, close every connection with 1012, and unload everything."""
         self._closed = True
+        if self._expiry is not None:
+            self._expiry.cancel()
         for timer in self._unloads.values():
             timer.cancel()
         self._unloads.clear()
@@ -172,3 +246,4 @@ class RoomRegistry:
         if self._unloading:
             await asyncio.gather(*self._unloading, return_exceptions=True)
         self._rooms.clear()
+        await self._bus.close()

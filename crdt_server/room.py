@@ -15,17 +15,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 from pycrdt import Doc, TransactionEvent, get_update, merge_updates
 from pycrdt._base import BaseType
 
-from crdt_server.awareness import AwarenessEntry, AwarenessRegistry, encode_awareness_entries
+from crdt_server.awareness import (
+    AwarenessEntry,
+    AwarenessRegistry,
+    decode_awareness,
+    encode_awareness_entries,
+)
 from crdt_server.bus import Bus
 from crdt_server.connection import Connection
-from crdt_server.errors import CloseCode, DocumentTooLarge, ProtocolError
+from crdt_server.errors import CloseCode, DocumentTooLarge, ProtocolError, ServerError
 from crdt_server.metrics import Metrics, StoreHealth
 from crdt_server.protocol import (
     encode_awareness,
@@ -125,7 +130,6 @@ class Room:
         """Updates with index < this are committed."""
         self._commit_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
-        self._needed: dict[int, int] = {}
         self._log_rows = 0
         self.last_seq = 0
         self.failed: BaseException | None = None
@@ -158,16 +162,12 @@ class Room:
         """Rebuild the document from stored rows plus whatever is not committed yet."""
         updates = stored.updates + [u.data for u in self._inflight + self._uncommitted]
         doc: Doc[BaseType] = Doc()
-        self._needed = {}
+        self._pending = None
         if updates:
             try:
                 merged = crdt_call(merge_updates, *updates) if len(updates) > 1 else updates[0]
                 crdt_call(doc.apply_update, merged)
-                # What the replay could not integrate yet (missing dependencies).
-                rest_bytes = crdt_call(get_update, merged, doc.get_state())
-                rest = inspect_update(rest_bytes)
-                self._remember_needed(rest)
-                self._pending = rest_bytes if rest.structs else None
+                self._pending = _still_pending(merged, doc)
             except (CrdtFailure, UpdateError) as exc:
                 log.error(
                     "room %s: merged replay failed (%s); replaying row by row", self.name, exc
@@ -176,8 +176,7 @@ class Room:
                 for i, update in enumerate(updates):
                     try:
                         crdt_call(doc.apply_update, update)
-                        self._remember_needed(inspect_update(update))
-                    except (CrdtFailure, UpdateError) as row_exc:
+                    except CrdtFailure as row_exc:
                         log.error("room %s: skipping unreadable row %d: %s", self.name, i, row_exc)
         self.doc = doc
         self._subscription = doc.observe(self._on_transaction)
@@ -185,23 +184,9 @@ class Room:
         self._log_rows = len(stored.updates)
         self._size = sum(len(u) for u in updates)
 
-    def _remember_needed(self, summary: UpdateSummary) -> None:
-        needed = self._needed
-        for client, (_, end) in summary.structs.items():
-            if end > needed.get(client, 0):
-                needed[client] = end
-        for client, end in summary.deletes.items():
-            if end > needed.get(client, 0):
-                needed[client] = end
-
     def has_pending_content(self) -> bool:
         """True if some applied update still waits on a missing dependency."""
-        if not self._needed:
-            return False
-        state = decode_state_vector(self.doc.get_state())
-        still = {c: end for c, end in self._needed.items() if end > state.get(c, 0)}
-        self._needed = still
-        return bool(still)
+        return self._pending is not None
 
     def has_unknown_structs(self, summary: UpdateSummary) -> bool:
         """True if the update has structs past this document's state vector."""
@@ -250,7 +235,6 @@ class Room:
                 return None  # nothing new: a duplicate (e.g. a reconnecting client's step 2)
             structs_pending = True  # deletes of items we have not seen yet
         self._pending = leftover if structs_pending else None
-        self._remember_needed(summary)
         index = self._applied
         self._applied += 1
         self._uncommitted.append(_Uncommitted(update, origin, index, time.perf_counter()))
@@ -318,7 +302,7 @@ class Room:
                 self._broadcast_updates(updates)
                 self._metrics.broadcast_seconds.observe(time.perf_counter() - batch[0].applied_at)
                 self._release_waiters()
-                await self._bus.publish_updates(self.name, seqs, updates)
+                self._bus.publish_updates(self.name, seqs, updates)
                 if not self._uncommitted:
                     await self._maybe_compact()
         finally:
@@ -352,21 +336,37 @@ class Room:
         self._commit_waiters = still
 
     async def _maybe_compact(self) -> None:
-        if self._log_rows < self._settings.compact_after_updates or self.has_pending_content():
+        """Fold the stored log into one snapshot once it is long enough.
+
+        The snapshot is built from the store's own rows, not from this process's document:
+        in a cluster another process may have committed rows this one has not integrated
+        yet, and a snapshot must never drop them. A lease on the bus makes sure only one
+        process compacts a room at a time.
+        """
+        if self._log_rows < self._settings.compact_after_updates:
             return
-        snapshot = self.doc.get_update()
-        upto = self.last_seq
-        size_before = self._size
+        if not await self._bus.try_lease(f"compact:{self.name}", 60):
+            return
         try:
-            await self._store.compact(self.name, upto, snapshot)
+            stored = await self._store.load(self.name)
+            if stored is None or len(stored.updates) < 2:
+                return
+            snapshot = crdt_call(fold_updates, stored.updates)
+            await self._store.compact(self.name, stored.last_seq, snapshot)
         except StoreError as exc:
             self._metrics.store_errors.labels("compact").inc()
             log.error("room %s: compaction failed, the log stays as it is: %s", self.name, exc)
             return
-        log.info("room %s: compacted %d rows up to seq %d", self.name, self._log_rows, upto)
-        self._log_rows = 1
-        # Updates applied while the compaction was being written still count.
-        self._size = len(snapshot) + (self._size - size_before)
+        except CrdtFailure as exc:
+            log.error("room %s: cannot fold the stored log (%s); not compacting", self.name, exc)
+            return
+        log.info(
+            "room %s: compacted %d rows up to seq %d",
+            self.name,
+            len(stored.updates),
+            stored.last_seq,
+        )
+        self._log_rows = max(1, self._log_rows - len(stored.updates) + 1)
 
     def _fail(self, exc: BaseException) -> None:
         """The store lost an uncommitted batch: nobody may see it, so end the room."""
@@ -390,6 +390,68 @@ class Room:
             except RoomFailed:
                 return
 
+    # -- other processes ----------------------------------------------------------------
+
+    def apply_remote(self, seqs: Sequence[int], updates: Sequence[bytes]) -> None:
+        """Updates another process committed: integrate them and tell local clients."""
+        if self.failed is not None or not updates:
+            return
+        try:
+            payload = crdt_call(merge_updates, *updates) if len(updates) > 1 else updates[0]
+            self._integrate(payload)
+        except CrdtFailure as exc:
+            log.error("room %s: a committed update from another process failed: %s", self.name, exc)
+            return
+        self.last_seq = max(self.last_seq, *seqs)
+        self._log_rows += len(updates)
+        self._size += sum(len(u) for u in updates)
+        self.broadcast(encode_update(payload))
+
+    async def catch_up(self) -> None:
+        """Integrate everything the store has (this process may have missed something)."""
+        stored = await self._store.load(self.name)
+        if stored is None or self.failed is not None:
+            return
+        before = self.doc.get_state()
+        try:
+            merged = (
+                crdt_call(merge_updates, *stored.updates)
+                if len(stored.updates) > 1
+                else stored.updates[0]
+            )
+            self._integrate(merged)
+        except CrdtFailure as exc:
+            log.error("room %s: catching up from the store failed: %s", self.name, exc)
+            return
+        missed = self.doc.get_update(before)
+        if self._changed:
+            self.broadcast(encode_update(missed))
+        self.last_seq = max(self.last_seq, stored.last_seq)
+        self._log_rows = len(stored.updates) + len(self._uncommitted)
+
+    def _integrate(self, payload: bytes) -> None:
+        """Apply committed content (with whatever is pending), keeping track of pending."""
+        if self._pending is not None:
+            payload = crdt_call(merge_updates, self._pending, payload)
+        self._changed = False
+        crdt_call(self.doc.apply_update, payload)
+        self._pending = _still_pending(payload, self.doc)
+
+    def apply_remote_awareness(self, origin: str, payload: bytes) -> None:
+        """Presence another process accepted (validated and stamped there)."""
+        try:
+            entries = decode_awareness(
+                payload,
+                max_state_bytes=self._settings.max_awareness_state_bytes,
+                max_entries=self._settings.max_awareness_entries,
+            )
+        except ServerError as exc:
+            log.error("room %s: bad presence from process %s: %s", self.name, origin, exc)
+            return
+        accepted = self.awareness.apply(("remote", origin), f"process:{origin}", entries)
+        if accepted:
+            self.broadcast(encode_awareness(encode_awareness_entries(accepted)))
+
     # -- connections --------------------------------------------------------------------
 
     def join(self, conn: Connection) -> None:
@@ -405,7 +467,9 @@ class Room:
         self.connections.discard(conn)
         removals = self.awareness.remove_owner(conn)
         if removals:
-            self.broadcast(encode_awareness(encode_awareness_entries(removals)))
+            payload = encode_awareness_entries(removals)
+            self.broadcast(encode_awareness(payload))
+            self._bus.publish_awareness(self.name, payload)
 
     async def answer_step1(self, conn: Connection, state_vector: bytes) -> None:
         """Send ``conn`` what it is missing, once all of that is committed.
@@ -425,7 +489,9 @@ class Room:
     def apply_awareness(self, conn: Connection, entries: list[AwarenessEntry]) -> None:
         accepted = self.awareness.apply(conn, conn.principal.key, entries)
         if accepted:
-            self.broadcast(encode_awareness(encode_awareness_entries(accepted)), exclude=conn)
+            payload = encode_awareness_entries(accepted)
+            self.broadcast(encode_awareness(payload), exclude=conn)
+            self._bus.publish_awareness(self.name, payload)
 
     def awareness_frame(self) -> bytes:
         return encode_awareness(encode_awareness_entries(self.awareness.states()))
@@ -438,3 +504,30 @@ class Room:
     def close_all(self, code: int, reason: str) -> None:
         for conn in list(self.connections):
             conn.request_close(code, reason)
+
+
+def _still_pending(payload: bytes, doc: Doc[BaseType]) -> bytes | None:
+    """What of ``payload`` ``doc`` could not integrate yet, or ``None`` if nothing.
+
+    Checked on the structs (cheap, in Rust) and, only when there are none, on the deletes.
+    """
+    state = doc.get_state()
+    leftover = crdt_call(get_update, payload, state)
+    if leftover[0] != 0:
+        return leftover
+    summary = inspect_update(leftover)
+    if summary.deletes and pending_after(summary, decode_state_vector(state)):
+        return leftover
+    return None
+
+
+def fold_updates(updates: Sequence[bytes]) -> bytes:
+    """One update equivalent to ``updates``: a document's encoded state when everything in
+    them integrates (deleted content is garbage collected), else their merge (which keeps
+    content still waiting on a dependency)."""
+    merged = merge_updates(*updates) if len(updates) > 1 else updates[0]
+    doc: Doc[BaseType] = Doc()
+    doc.apply_update(merged)
+    if _still_pending(merged, doc) is not None:
+        return merged
+    return doc.get_update()

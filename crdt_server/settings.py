@@ -33,6 +33,14 @@ class Settings:
     """Directory of the embedded SQLite store (``crdt.sqlite3``)."""
     log_level: str = "info"
     """Python logging level name."""
+    redis_url: str = ""
+    """Redis for several processes on one store (``redis://127.0.0.1:6379/0``); empty: one
+    process, no bus."""
+    workers: int = 1
+    """Server processes (``crdt-server serve --workers N``); more than one needs Redis."""
+    presence_timeout_seconds: float = 30.0
+    """Presence relayed from another process that is not refreshed for this long is
+    removed (clients refresh every 15 s; a process that died leaves no ghosts)."""
 
     allow_anonymous: bool = False
     """Let clients without a token read and write every room (local demos, benchmarks)."""
@@ -116,6 +124,8 @@ class Settings:
             "max_connections_per_address",
             "max_rooms",
             "max_concurrent_loads",
+            "workers",
+            "presence_timeout_seconds",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -124,6 +134,8 @@ class Settings:
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must not be negative")
 
+        if self.workers > 1 and not self.redis_url:
+            raise SettingsError("several workers need a Redis bus: set CRDT_SERVER_REDIS_URL")
         if self.auth_secret and len(self.auth_secret.encode()) < 32:
             raise SettingsError("auth_secret must be at least 32 bytes (RFC 7518, HS256)")
 

@@ -1,6 +1,46 @@
-"""The wedding domain: the four shared documents of every wedding."""
+"""The wedding domain: the four shared documents of every wedding.
 
-DOCUMENT_KINDS: tuple[str, ...] = ("timeline", "budget", "guests", "seating")
-"""The documents every wedding has; a room name is ``{wedding_id}/{kind}``."""
+Schemas on pycrdt shared types (:mod:`documents.schema`), deterministic seeding, JSON export
+and import, validated domain operations that each change one document in one transaction,
+and invariant checks reporting the conflicts a CRDT cannot rule out. Depends only on pycrdt
+and the standard library.
+"""
 
-__all__ = ["DOCUMENT_KINDS"]
+from .invariants import check, check_document, format_money
+from .jsonio import from_json, import_json, to_json
+from .model import (
+    DOCUMENT_KINDS,
+    RSVP_STATES,
+    SCHEMA_VERSION,
+    SIDES,
+    TABLE_SHAPES,
+    TIMELINE_STATUSES,
+    Conflict,
+    DocumentError,
+    OperationError,
+    new_id,
+)
+from .operations import OPERATIONS, apply_operation
+from .seed import seed
+
+__all__ = [
+    "DOCUMENT_KINDS",
+    "OPERATIONS",
+    "RSVP_STATES",
+    "SCHEMA_VERSION",
+    "SIDES",
+    "TABLE_SHAPES",
+    "TIMELINE_STATUSES",
+    "Conflict",
+    "DocumentError",
+    "OperationError",
+    "apply_operation",
+    "check",
+    "check_document",
+    "format_money",
+    "from_json",
+    "import_json",
+    "new_id",
+    "seed",
+    "to_json",
+]

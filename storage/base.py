@@ -98,6 +98,15 @@ class DocumentStore(Protocol):
     async def history(self, doc: str, limit: int = 100) -> list[HistoryEntry]:
         """The newest ``limit`` history entries of ``doc``, newest first."""
 
+    async def last_seq(self) -> int:
+        """The newest seq ever committed (0 for an empty store)."""
+
+    async def docs_of(self, seqs: Sequence[int]) -> dict[int, str]:
+        """Which document each of ``seqs`` was appended to (seqs never used are absent).
+
+        Processes sharing a store use it to repair a gap in the updates they heard of.
+        """
+
     # Last on purpose: below this def, ``list`` in an annotation would name this method
     # rather than the builtin (mypy: "Function ... is not valid as a type").
     async def list(self, prefix: str = "") -> list[str]:

@@ -204,6 +204,22 @@ class SqliteStore:
         rows = await self._read(f"{sql} ORDER BY seq DESC LIMIT ?", doc, limit)
         return [HistoryEntry(*row) for row in rows]  # columns in field order
 
+    async def last_seq(self) -> int:
+        """The newest seq ever committed (0 for an empty store)."""
+        rows = await self._read("SELECT COALESCE(MAX(seq), 0) FROM history")
+        return int(rows[0][0])
+
+    async def docs_of(self, seqs: Sequence[int]) -> dict[int, str]:
+        """Which document each of ``seqs`` went to; seqs never used (or deleted) are absent."""
+        found: dict[int, str] = {}
+        wanted = sorted(set(seqs))
+        for start in range(0, len(wanted), 500):  # SQLite caps bound parameters
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = await self._read(f"SELECT seq, doc FROM history WHERE seq IN ({marks})", *chunk)
+            found.update((int(seq), str(doc)) for seq, doc in rows)
+        return found
+
     # -- internals ---------------------------------------------------------------------
 
     def _enqueue(self, job: _Append | _Write) -> None:

@@ -1,0 +1,317 @@
+"""The Redis bus: rooms shared by several processes (or hosts) on one store.
+
+Three pub/sub channels carry committed updates (with their store sequence numbers),
+accepted presence, and admin events; a fourth carries each process's heartbeat (the newest
+seq it committed). Pub/sub is at-most-once, so every process tracks the store's sequence
+numbers: a seq that was committed somewhere but never heard of (a dropped message, a
+publisher that died between commit and publish) is a gap, and the rooms it belongs to are
+caught up from the store. If the connection to Redis is lost, local clients keep being
+served; the bus reconnects with backoff and then catches every loaded room up.
+
+Only this module knows redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from crdt_server.bus import BusHandler
+from crdt_server.errors import ProtocolError
+from crdt_server.protocol import read_var_string, read_var_uint, write_var_string, write_var_uint
+from storage import StoreError
+
+__all__ = ["RedisBus"]
+
+log = logging.getLogger("crdt_server.redis_bus")
+
+_UPDATES = "crdt:updates"
+_AWARENESS = "crdt:awareness"
+_EVENTS = "crdt:events"
+_HEARTBEAT = "crdt:heartbeat"
+_MAX_GAP = 10_000
+"""More missing seqs than this: cheaper to catch every room up than to look them up."""
+
+
+class _SeqTracker:
+    """Which store seqs this process has heard of, and which are missing."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self, committed: int | None = None) -> None:
+        """Start over, having heard of everything up to ``committed`` (the store's newest)."""
+        self.contiguous: int | None = committed
+        self.ahead: set[int] = set()
+        self.target = committed or 0
+        self.gap_since: float | None = None
+
+    def saw(self, seqs: Sequence[int], now: float) -> None:
+        if not seqs:
+            return
+        if self.contiguous is None:
+            self.contiguous = min(seqs) - 1
+        for seq in seqs:
+            if seq > self.contiguous:
+                self.ahead.add(seq)
+        self.exists(max(seqs), now)
+        self._advance(now)
+
+    def exists(self, seq: int, now: float) -> None:
+        """A heartbeat: ``seq`` was committed somewhere."""
+        if self.contiguous is None:
+            self.contiguous = seq
+            return
+        if seq > self.target:
+            self.target = seq
+        self._advance(now)
+
+    def _advance(self, now: float) -> None:
+        assert self.contiguous is not None
+        while self.contiguous + 1 in self.ahead:
+            self.contiguous += 1
+            self.ahead.discard(self.contiguous)
+        if self.contiguous >= self.target:
+            self.gap_since = None
+        elif self.gap_since is None:
+            self.gap_since = now
+
+    def overdue(self, now: float, grace: float) -> list[int] | None:
+        """Seqs missing for longer than ``grace``; marks them handled. ``None``: no gap."""
+        if self.gap_since is None or now - self.gap_since < grace or self.contiguous is None:
+            return None
+        missing = [s for s in range(self.contiguous + 1, self.target + 1) if s not in self.ahead]
+        self.contiguous = self.target
+        self.ahead = {s for s in self.ahead if s > self.target}
+        self.gap_since = None
+        return missing
+
+
+def _encode_updates(origin: str, doc: str, seqs: Sequence[int], updates: Sequence[bytes]) -> bytes:
+    parts = [write_var_string(origin), write_var_string(doc), write_var_uint(len(seqs))]
+    parts += [write_var_uint(seq) for seq in seqs]
+    for update in updates:
+        parts += [write_var_uint(len(update)), update]
+    return b"".join(parts)
+
+
+def _decode_updates(data: bytes) -> tuple[str, str, list[int], list[bytes]]:
+    origin, pos = read_var_string(data, 0)
+    doc, pos = read_var_string(data, pos)
+    count, pos = read_var_uint(data, pos)
+    seqs: list[int] = []
+    for _ in range(count):
+        seq, pos = read_var_uint(data, pos)
+        seqs.append(seq)
+    updates: list[bytes] = []
+    for _ in range(count):
+        size, pos = read_var_uint(data, pos)
+        updates.append(data[pos : pos + size])
+        pos += size
+    if pos != len(data):
+        raise ProtocolError("bad bus message")
+    return origin, doc, seqs, updates
+
+
+class RedisBus:
+    """A :class:`~crdt_server.bus.Bus` on Redis pub/sub (redis-py asyncio)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        gap_grace: float = 0.5,
+        heartbeat: float = 1.0,
+        queue_limit: int = 100_000,
+    ) -> None:
+        self.process_id = uuid.uuid4().hex
+        self._url = url
+        self._gap_grace = gap_grace
+        self._heartbeat = heartbeat
+        self._redis: redis.Redis = redis.Redis.from_url(url, socket_timeout=5)
+        self._outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(queue_limit)
+        self._tracker = _SeqTracker()
+        self._handler: BusHandler | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._subscribed = False
+        self._publish_error: str | None = None
+        self._own_max_seq = 0
+        self.dropped = 0
+        """Messages not published because the outbox was full (others repair from the store)."""
+
+    @property
+    def status(self) -> str:
+        if not self._subscribed:
+            return "degraded: not subscribed to Redis"
+        if self._publish_error:
+            return f"degraded: {self._publish_error}"
+        return "ok"
+
+    async def start(self, handler: BusHandler) -> None:
+        self._handler = handler
+        subscribed = asyncio.Event()
+        self._tasks = [
+            asyncio.create_task(self._subscribe_loop(subscribed), name="bus-subscribe"),
+            asyncio.create_task(self._publish_loop(), name="bus-publish"),
+            asyncio.create_task(self._tick_loop(), name="bus-tick"),
+        ]
+        # Start serving even if Redis is down; but give it a moment to come up first.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                await subscribed.wait()
+
+    async def close(self) -> None:
+        # Flush what is queued (bounded), then stop.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2):
+                await self._outbox.join()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._redis.aclose()
+
+    # -- publishing -------------------------------------------------------------------
+
+    def _enqueue(self, channel: str, data: bytes) -> None:
+        try:
+            self._outbox.put_nowait((channel, data))
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    def publish_updates(self, doc: str, seqs: Sequence[int], updates: Sequence[bytes]) -> None:
+        if seqs:
+            self._own_max_seq = max(self._own_max_seq, max(seqs))
+        self._enqueue(_UPDATES, _encode_updates(self.process_id, doc, seqs, updates))
+
+    def publish_awareness(self, doc: str, payload: bytes) -> None:
+        body = write_var_string(self.process_id) + write_var_string(doc) + payload
+        self._enqueue(_AWARENESS, body)
+
+    def publish_event(self, event: dict[str, Any]) -> None:
+        self._enqueue(_EVENTS, json.dumps({**event, "origin": self.process_id}).encode())
+
+    async def _publish_loop(self) -> None:
+        backoff = 0.05
+        while True:
+            channel, data = await self._outbox.get()
+            while True:
+                try:
+                    await self._redis.publish(channel, data)
+                    self._publish_error = None
+                    backoff = 0.05
+                    self._outbox.task_done()
+                    break
+                except (RedisError, OSError) as exc:
+                    if self._publish_error is None:
+                        log.warning("publishing on Redis failed (%s); retrying", exc)
+                    self._publish_error = f"publish failed: {exc}"
+                    await asyncio.sleep(backoff)
+                    backoff = min(2.0, backoff * 2)
+
+    async def try_lease(self, name: str, seconds: float) -> bool:
+        key = f"crdt:lease:{name}"
+        try:
+            if await self._redis.set(key, self.process_id, nx=True, px=int(seconds * 1000)):
+                return True
+            holder = await self._redis.get(key)
+            if isinstance(holder, bytes):
+                holder = holder.decode()
+            return holder == self.process_id
+        except (RedisError, OSError):
+            return False  # unsure who holds it: do not act
+
+    # -- receiving --------------------------------------------------------------------
+
+    async def _subscribe_loop(self, subscribed: asyncio.Event) -> None:
+        backoff = 0.1
+        first = True
+        while True:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(_UPDATES, _AWARENESS, _EVENTS, _HEARTBEAT)
+                assert self._handler is not None
+                # Subscribed first, then read the store's newest seq: every later commit
+                # is either heard of or detected as a gap.
+                self._tracker.reset(await self._handler.committed_seq())
+                self._subscribed = True
+                subscribed.set()
+                backoff = 0.1
+                if not first:
+                    log.info("Redis bus reconnected; catching every room up from the store")
+                    await self._handler.on_reconnect()
+                first = False
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is not None:
+                        self._dispatch(message["channel"].decode(), message["data"])
+            except (RedisError, OSError, StoreError) as exc:
+                if self._subscribed:
+                    log.warning("lost the Redis bus (%s); serving local clients only", exc)
+                self._subscribed = False
+                first = False
+                await asyncio.sleep(backoff)
+                backoff = min(5.0, backoff * 2)
+            finally:
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def _dispatch(self, channel: str, data: bytes) -> None:
+        handler = self._handler
+        assert handler is not None
+        now = time.monotonic()
+        try:
+            if channel == _UPDATES:
+                origin, doc, seqs, updates = _decode_updates(data)
+                self._tracker.saw(seqs, now)
+                if origin != self.process_id:
+                    handler.on_updates(doc, seqs, updates)
+            elif channel == _AWARENESS:
+                origin, pos = read_var_string(data, 0)
+                doc, pos = read_var_string(data, pos)
+                if origin != self.process_id:
+                    handler.on_awareness(doc, origin, data[pos:])
+            elif channel == _HEARTBEAT:
+                self._tracker.exists(int(data), now)
+            elif channel == _EVENTS:
+                event = json.loads(data)
+                if isinstance(event, dict) and event.get("origin") != self.process_id:
+                    handler.on_event(event)
+        except (ProtocolError, ValueError) as exc:
+            log.error("ignoring a malformed message on %s: %s", channel, exc)
+
+    async def _tick_loop(self) -> None:
+        """Heartbeats out; overdue gaps repaired."""
+        last_beat = 0.0
+        while True:
+            await asyncio.sleep(min(self._gap_grace, self._heartbeat) / 2)
+            now = time.monotonic()
+            if self._own_max_seq and now - last_beat >= self._heartbeat:
+                last_beat = now
+                self._enqueue(_HEARTBEAT, str(self._own_max_seq).encode())
+            missing = self._tracker.overdue(now, self._gap_grace)
+            if not missing:
+                continue
+            handler = self._handler
+            assert handler is not None
+            log.warning(
+                "heard of %d seq(s) never received; catching up from the store", len(missing)
+            )
+            try:
+                if len(missing) > _MAX_GAP:
+                    await handler.on_reconnect()
+                else:
+                    await handler.on_gap(missing)
+            except Exception:
+                log.exception("repairing a gap failed; catching every room up instead")
+                await handler.on_reconnect()

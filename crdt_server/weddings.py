@@ -1,0 +1,177 @@
+"""Wedding-level operations for clients that are not live editors (the HTTP API's core).
+
+Everything here goes through the same rooms as the WebSocket clients, so an edit made over
+HTTP is validated, committed and broadcast exactly like one made in an editor, and the
+answer comes only after the commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from pycrdt import Doc, TransactionEvent, merge_updates
+
+from crdt_server.errors import CloseCode, ProtocolError
+from crdt_server.registry import RoomRegistry
+from crdt_server.room import CrdtFailure, Room, crdt_call
+from crdt_server.updates import UpdateError, inspect_update
+from documents import DOCUMENT_KINDS, Conflict, apply_operation, check, to_json
+from storage import DocumentStore
+
+__all__ = ["PresenceEntry", "WeddingService"]
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceEntry:
+    doc: str
+    user_id: str
+    name: str
+    role: str
+    connections: int
+    last_activity: float
+
+
+class WeddingService:
+    def __init__(self, registry: RoomRegistry, store: DocumentStore) -> None:
+        self._registry = registry
+        self._store = store
+        self._op_locks: dict[str, asyncio.Lock] = {}
+        # One client id for the edits this process makes itself (HTTP operations), so a
+        # wedding's state vector grows by one entry per process, not one per operation.
+        self._client_id = random.getrandbits(52)
+
+    @asynccontextmanager
+    async def room(self, name: str) -> AsyncIterator[Room]:
+        room = await self._registry.acquire(name)
+        try:
+            yield room
+        finally:
+            self._registry.release(room)
+
+    async def snapshot(self, name: str) -> bytes:
+        """The document as one Yjs update, with nothing uncommitted in it."""
+        async with self.room(name) as room:
+            update = room.doc.get_update()
+            await room.wait_committed()
+            return update
+
+    async def read_json(self, wedding_id: str, kind: str) -> dict[str, Any]:
+        async with self.room(f"{wedding_id}/{kind}") as room:
+            data = to_json(room.doc, kind)
+            await room.wait_committed()
+            return data
+
+    async def apply_update(self, name: str, update: bytes, origin: str) -> bool:
+        """Apply a client's update; returns whether it changed anything, once committed."""
+        try:
+            summary = inspect_update(update)
+        except UpdateError as exc:
+            raise ProtocolError(f"malformed update: {exc}") from exc
+        async with self.room(name) as room:
+            index = await room.apply(update, summary, origin)
+            await room.wait_committed(index)
+            return index is not None
+
+    async def sync(self, name: str, state_vector: bytes, update: bytes, origin: str) -> bytes:
+        """Mobile sync: apply the client's pending update, return what it is missing."""
+        if update:
+            await self.apply_update(name, update, origin)
+        async with self.room(name) as room:
+            try:
+                diff = crdt_call(room.doc.get_update, state_vector)
+            except CrdtFailure as exc:
+                raise ProtocolError(f"bad state vector: {exc}") from exc
+            await room.wait_committed()
+            return diff
+
+    async def operate(
+        self, wedding_id: str, kind: str, op: dict[str, Any], origin: str
+    ) -> dict[str, Any]:
+        """Run a domain operation as one Yjs transaction; answered once committed.
+
+        Raises :class:`documents.OperationError` (nothing changed) for an invalid operation.
+        """
+        name = f"{wedding_id}/{kind}"
+        lock = self._op_locks.setdefault(name, asyncio.Lock())
+        async with lock, self.room(name) as room:
+            # Edit a private copy, so that an operation refused half way leaves no trace,
+            # then bring its one update into the room like any client's.
+            scratch: Doc[Any] = Doc(client_id=self._client_id)
+            scratch.apply_update(room.doc.get_update())
+            updates: list[bytes] = []
+
+            def capture(event: TransactionEvent) -> None:
+                updates.append(event.update)
+
+            scratch.observe(capture)
+            result = apply_operation(scratch, kind, op, origin=origin)
+            for update in updates:
+                index = await room.apply(update, inspect_update(update), origin)
+                await room.wait_committed(index)
+            return result
+
+    async def state_vector(self, name: str) -> bytes:
+        async with self.room(name) as room:
+            return room.doc.get_state()
+
+    def presence(self, wedding_id: str, docs: set[str]) -> list[PresenceEntry]:
+        """Who is connected to which of ``docs`` of the wedding, one entry per user."""
+        entries: list[PresenceEntry] = []
+        for kind in DOCUMENT_KINDS:
+            room = self._registry.rooms.get(f"{wedding_id}/{kind}")
+            if room is None or kind not in docs:
+                continue
+            users: dict[str, PresenceEntry] = {}
+            for conn in room.connections:
+                p = conn.principal
+                seen = users.get(p.user_id)
+                users[p.user_id] = PresenceEntry(
+                    doc=kind,
+                    user_id=p.user_id,
+                    name=p.name,
+                    role=p.role,
+                    connections=(seen.connections if seen else 0) + 1,
+                    last_activity=max(conn.last_activity, seen.last_activity if seen else 0.0),
+                )
+            entries += sorted(users.values(), key=lambda e: e.user_id)
+        return entries
+
+    async def conflicts(self, wedding_id: str, docs: set[str]) -> list[Conflict]:
+        """The invariant findings of the wedding, limited to what the caller may read."""
+        loaded: dict[str, Doc[Any]] = {}
+        for kind in DOCUMENT_KINDS:
+            room = self._registry.rooms.get(f"{wedding_id}/{kind}")
+            if room is not None:
+                loaded[kind] = room.doc
+                continue
+            stored = await self._store.load(f"{wedding_id}/{kind}")
+            if stored is not None:
+                doc: Doc[Any] = Doc()
+                doc.apply_update(merge_updates(*stored.updates))
+                loaded[kind] = doc
+        return [c for c in check(loaded) if all(p.split("/")[0] in docs for p in c.paths)]
+
+    async def delete(self, wedding_id: str) -> int:
+        """Delete every document of the wedding with its history; its rooms, here and in
+        every other process, close with 4404."""
+        for room in self.close_rooms(wedding_id):
+            await room.flush()
+        deleted = await self._store.delete(f"{wedding_id}/")
+        self._registry.bus.publish_event({"type": "delete", "wedding": wedding_id})
+        return deleted
+
+    def close_rooms(self, wedding_id: str) -> list[Room]:
+        """Close the wedding's rooms in this process with 4404 and unload them."""
+        closed: list[Room] = []
+        for kind in DOCUMENT_KINDS:
+            room = self._registry.rooms.get(f"{wedding_id}/{kind}")
+            if room is not None:
+                room.close_all(CloseCode.DOCUMENT_DELETED, "this wedding was deleted")
+                self._registry.forget(room)
+                closed.append(room)
+        return closed

@@ -1,0 +1,292 @@
+"""The handlers behind the domain operations: check against the document, then write.
+
+Each handler receives arguments already checked for shape by :mod:`documents.operations`,
+refuses (422) what the document makes impossible, and only then opens its one transaction,
+so a refused operation changes nothing. Hard constraints a replica can see are refused
+(unknown ids, a seat outside the table or already taken, a full table, an end before the
+start); soft ones (overlapping timeline items, spending over plan) are accepted and reported
+by the invariant checks, which also report hard ones that concurrent edits produced.
+
+Edits write only the fields whose value actually changes, so a no-op edit never overwrites
+a concurrent real one (last writer wins per key).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pycrdt import Doc, Map
+
+from .model import (
+    BUDGET_SETTINGS,
+    CATEGORY,
+    PAYMENT,
+    TIMELINE_ITEM,
+    DocumentError,
+    Entity,
+    Field,
+    OperationError,
+    new_id,
+    parse_instant,
+)
+from .schema import changes, new_entry, plain, read_budget, read_guests, read_seating, root, write
+
+Result = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One validated operation: its name, the document, and the checked arguments."""
+
+    name: str
+    doc: Doc[Any]
+    args: dict[str, Any]
+    origin: Any
+    related: Mapping[str, Doc[Any]]
+
+    def result(self, entry_id: str | None, changed: bool, **extra: Any) -> Result:
+        return {"op": self.name, "id": entry_id, "changed": changed, **extra}
+
+
+def refuse(message: str, path: str = "") -> OperationError:
+    return OperationError(message, status=422, path=path)
+
+
+def _entry(doc: Doc[Any], entity: Entity, entry_id: str) -> Map[Any]:
+    entry = root(doc, entity.collection).get(entry_id)
+    if not isinstance(entry, Map):
+        raise refuse(f"there is no {entity.label} '{entry_id}'", entity.id_field)
+    return entry
+
+
+def _fresh_id(collection: Map[Any]) -> str:
+    while (entry_id := new_id()) in collection:
+        pass
+    return entry_id
+
+
+def _stored(entry: Map[Any], f: Field) -> Any:
+    """The canonical stored value of a field, or ``None`` if absent or invalid."""
+    try:
+        value = plain(entry.get(f.name))
+        return None if value is None else f.rule(value)
+    except DocumentError:
+        return None
+
+
+def _check_slot(start: Any, end: Any) -> None:
+    if start is not None and end is not None and parse_instant(end) < parse_instant(start):
+        raise refuse(f"the item would end ({end}) before it starts ({start})", "end")
+
+
+# -- generic add, update, remove ---------------------------------------------------------
+
+
+def add(entity: Entity, check: Callable[[Call], None] | None = None) -> Callable[[Call], Result]:
+    def run(call: Call) -> Result:
+        collection = root(call.doc, entity.collection)
+        entry_id = call.args.pop(entity.id_field, None)
+        if entry_id is not None and entry_id in collection:
+            raise refuse(f"{entity.label} '{entry_id}' already exists", entity.id_field)
+        if check is not None:
+            check(call)
+        entry_id = entry_id or _fresh_id(collection)
+        with call.doc.transaction(origin=call.origin):
+            collection[entry_id] = new_entry(entity, call.args)
+        return call.result(entry_id, True)
+
+    return run
+
+
+def update(
+    entity: Entity, check: Callable[[Call, str, Map[Any]], None] | None = None
+) -> Callable[[Call], Result]:
+    def run(call: Call) -> Result:
+        entry_id = call.args.pop(entity.id_field)
+        entry = _entry(call.doc, entity, entry_id)
+        if check is not None:
+            check(call, entry_id, entry)
+        changed = changes(entry, entity.fields, call.args)
+        if changed:
+            with call.doc.transaction(origin=call.origin):
+                write(entry, changed)
+        return call.result(entry_id, bool(changed))
+
+    return run
+
+
+def remove(entity: Entity, missing: str = "there is no {label} '{id}'") -> Callable[[Call], Result]:
+    def run(call: Call) -> Result:
+        entry_id = call.args[entity.id_field]
+        collection = root(call.doc, entity.collection)
+        if entry_id not in collection:
+            raise refuse(missing.format(label=entity.label, id=entry_id), entity.id_field)
+        with call.doc.transaction(origin=call.origin):
+            del collection[entry_id]
+        return call.result(entry_id, True)
+
+    return run
+
+
+# -- timeline ------------------------------------------------------------------------------
+
+
+def check_new_item(call: Call) -> None:
+    _check_slot(call.args["start"], call.args["end"])
+
+
+def check_move(call: Call, item_id: str, entry: Map[Any]) -> None:
+    start = call.args.get("start", _stored(entry, TIMELINE_ITEM.field("start")))
+    end = call.args.get("end", _stored(entry, TIMELINE_ITEM.field("end")))
+    _check_slot(start, end)
+
+
+# -- seating ------------------------------------------------------------------------------
+
+
+def check_capacity(call: Call, table_id: str, entry: Map[Any]) -> None:
+    capacity = call.args.get("capacity")
+    if capacity is None:
+        return
+    seated = [a for a in read_seating(call.doc).assignments.values() if a.table_id == table_id]
+    if len(seated) > capacity:
+        raise refuse(
+            f"{len(seated)} guests are assigned to this table; unassign some first", "capacity"
+        )
+    highest = max((a.seat for a in seated if a.seat is not None), default=0)
+    if highest > capacity:
+        raise refuse(f"seat {highest} of this table is assigned; move that guest first", "capacity")
+
+
+def remove_table(call: Call) -> Result:
+    table_id = call.args["table_id"]
+    tables = root(call.doc, "tables")
+    if table_id not in tables:
+        raise refuse(f"there is no table '{table_id}'", "table_id")
+    plan = read_seating(call.doc)
+    seated = sorted(a.id for a in plan.assignments.values() if a.table_id == table_id)
+    assignments = root(call.doc, "assignments")
+    with call.doc.transaction(origin=call.origin):
+        del tables[table_id]
+        for guest_id in seated:
+            del assignments[guest_id]
+    return call.result(table_id, True, unassigned=seated)
+
+
+def assign_seat(call: Call) -> Result:
+    guest_id, table_id = call.args["guest_id"], call.args["table_id"]
+    seat: int | None = call.args.get("seat")
+    plan = read_seating(call.doc)
+    table = plan.tables.get(table_id)
+    if table is None:
+        raise refuse(f"there is no table '{table_id}'", "table_id")
+    if "guests" in call.related:
+        guest = read_guests(call.related["guests"]).guests.get(guest_id)
+        if guest is None:
+            raise refuse(f"there is no guest '{guest_id}' on the guest list", "guest_id")
+        if guest.rsvp == "declined":
+            raise refuse(f"{guest.name} declined and cannot be seated", "guest_id")
+    others = [a for a in plan.assignments.values() if a.table_id == table_id and a.id != guest_id]
+    if seat is not None:
+        if seat > table.capacity:
+            raise refuse(f"table '{table.name}' has seats 1 to {table.capacity}", "seat")
+        for other in others:
+            if other.seat == seat:
+                raise refuse(
+                    f"seat {seat} at table '{table.name}' is taken by guest '{other.id}'", "seat"
+                )
+    current = plan.assignments.get(guest_id)
+    moving_in = current is None or current.table_id != table_id
+    if moving_in and len(others) >= table.capacity:
+        raise refuse(
+            f"table '{table.name}' is full ({len(others)} of {table.capacity} seats taken)",
+            "table_id",
+        )
+    wanted: dict[str, Any] = {"table_id": table_id}
+    if seat is not None:
+        wanted["seat"] = seat
+    assignments = root(call.doc, "assignments")
+    if plain(assignments.get(guest_id)) == wanted:
+        return call.result(guest_id, False)
+    with call.doc.transaction(origin=call.origin):
+        assignments[guest_id] = wanted  # one value: a guest is in exactly one seat
+    return call.result(guest_id, True)
+
+
+# -- budget -------------------------------------------------------------------------------
+
+
+def _currency_change(call: Call) -> dict[str, Any]:
+    """Settings to write for the operation's ``currency``: the budget adopts it if it has
+    none yet; a different one is refused (amounts are in the budget's currency)."""
+    given = call.args.pop("currency", None)
+    current = read_budget(call.doc).currency
+    if given is None or given == current:
+        return {}
+    if current is None:
+        return {"currency": given}
+    raise refuse(f"the budget is in {current}, not {given}", "currency")
+
+
+def set_budget_total(call: Call) -> Result:
+    budget = read_budget(call.doc)
+    wanted: dict[str, Any] = {"total": call.args["total"]}
+    given = call.args.get("currency")
+    if given is not None and given != budget.currency:
+        has_amounts = budget.payments or any(c.planned for c in budget.categories.values())
+        if budget.currency is not None and has_amounts:
+            raise refuse(
+                f"the budget already has amounts in {budget.currency}; "
+                f"they cannot be re-read as {given}",
+                "currency",
+            )
+        wanted["currency"] = given
+    settings = root(call.doc, "settings")
+    changed = changes(settings, BUDGET_SETTINGS, wanted)
+    if changed:
+        with call.doc.transaction(origin=call.origin):
+            write(settings, changed)
+    return call.result(None, bool(changed))
+
+
+def set_category(call: Call) -> Result:
+    settings_change = _currency_change(call)
+    category_id = call.args.pop("category_id", None)
+    categories = root(call.doc, "categories")
+    entry = categories.get(category_id) if category_id is not None else None
+    if isinstance(entry, Map):
+        changed = changes(entry, CATEGORY.fields, call.args)
+    elif "name" not in call.args:
+        if category_id is None:
+            raise OperationError("a new category needs a name", path="name")
+        raise refuse(f"there is no category '{category_id}'; give a name to create it", "name")
+    else:  # a given id is kept, even over an unreadable entry
+        category_id = category_id or _fresh_id(categories)
+        changed = dict(call.args)
+    if not changed and not settings_change:
+        return call.result(category_id, False)
+    with call.doc.transaction(origin=call.origin):
+        write(root(call.doc, "settings"), settings_change)
+        if isinstance(entry, Map):
+            write(entry, changed)
+        else:
+            categories[category_id] = new_entry(CATEGORY, call.args)
+    return call.result(category_id, True)
+
+
+def record_payment(call: Call) -> Result:
+    settings_change = _currency_change(call)
+    category_id = call.args["category_id"]
+    if not isinstance(root(call.doc, "categories").get(category_id), Map):
+        raise refuse(f"there is no category '{category_id}'", "category_id")
+    payments = root(call.doc, "payments")
+    payment_id = call.args.pop("payment_id", None)
+    if payment_id is not None and payment_id in payments:
+        raise refuse(f"payment '{payment_id}' already exists", "payment_id")
+    payment_id = payment_id or _fresh_id(payments)
+    with call.doc.transaction(origin=call.origin):
+        write(root(call.doc, "settings"), settings_change)
+        payments[payment_id] = new_entry(PAYMENT, call.args)
+    return call.result(payment_id, True)

@@ -1,0 +1,221 @@
+"""JSON export and import of the wedding documents.
+
+The export is plain JSON: ``{"kind", "schema", "wedding_id", <collections>}`` where each
+collection maps ids to objects holding every field (``null`` for empty optional ones), and
+the budget adds ``currency`` and ``total``. Entries a foreign client stored in a shape the
+schema does not allow are left out (the invariant checks report them).
+
+Import validates everything first (errors name the path, like ``guests/g1/rsvp``), then
+makes the document equal to the data in one transaction, writing only what differs. It
+checks shape, not invariants: an export of a plan with conflicts imports as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pycrdt import Doc, Map
+
+from .model import (
+    ASSIGNMENT,
+    BUDGET_SETTINGS,
+    DOCUMENT_KINDS,
+    SCHEMA_VERSION,
+    DocumentError,
+    Entity,
+    Field,
+    identifier,
+    shown,
+)
+from .schema import (
+    ENTITIES,
+    META,
+    changes,
+    new_entry,
+    plain,
+    read_budget,
+    read_guests,
+    read_seating,
+    read_timeline,
+    root,
+    to_crdt,
+    write,
+)
+from .seed import meta_changes
+
+_HEADER = ("kind", "schema", "wedding_id")
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in DOCUMENT_KINDS:
+        raise DocumentError(f"unknown document kind {shown(kind)}", "kind")
+
+
+def _records(records: Mapping[str, Any], entity: Entity) -> dict[str, Any]:
+    return {
+        entry_id: {f.name: to_crdt(getattr(record, f.name)) for f in entity.fields}
+        for entry_id, record in sorted(records.items())
+    }
+
+
+def to_json(doc: Doc[Any], kind: str) -> dict[str, Any]:
+    """Document ``kind`` as plain JSON-serialisable data, ids and keys in a fixed order."""
+    _check_kind(kind)
+    body: dict[str, Any]
+    if kind == "guests":
+        guests = read_guests(doc)
+        meta, body = guests.meta, {"guests": _records(guests.guests, ENTITIES[kind][0])}
+    elif kind == "seating":
+        seating = read_seating(doc)
+        tables, assignments = ENTITIES[kind]
+        meta, body = (
+            seating.meta,
+            {
+                "tables": _records(seating.tables, tables),
+                "assignments": _records(seating.assignments, assignments),
+            },
+        )
+    elif kind == "timeline":
+        timeline = read_timeline(doc)
+        meta, body = timeline.meta, {"items": _records(timeline.items, ENTITIES[kind][0])}
+    else:
+        budget = read_budget(doc)
+        categories, payments = ENTITIES[kind]
+        meta, body = (
+            budget.meta,
+            {
+                "currency": budget.currency,
+                "total": budget.total,
+                "categories": _records(budget.categories, categories),
+                "payments": _records(budget.payments, payments),
+            },
+        )
+    return {"kind": kind, "schema": SCHEMA_VERSION, "wedding_id": meta.wedding_id, **body}
+
+
+@dataclass
+class _Parsed:
+    wedding_id: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    collections: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+
+def _object(value: object, path: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise DocumentError(f"must be an object, got {shown(value)}", path)
+    for key in value:
+        if not isinstance(key, str):
+            raise DocumentError(f"keys must be strings, got {shown(key)}", path)
+    return value
+
+
+def _fields(fields: tuple[Field, ...], data: Mapping[str, Any], path: str) -> dict[str, Any]:
+    names = [f.name for f in fields]
+    for key in data:
+        if key not in names:
+            raise DocumentError(f"unknown field; expected {', '.join(names)}", f"{path}/{key}")
+    values: dict[str, Any] = {}
+    for f in fields:
+        where = f"{path}/{f.name}" if path else f.name
+        value = data.get(f.name)
+        if value is None:
+            if f.required:
+                raise DocumentError("is required", where)
+            if f.name in data and not f.nullable:
+                raise DocumentError("must not be null", where)
+            values[f.name] = f.default
+        else:
+            values[f.name] = f.check(value, where)
+    return values
+
+
+def _parse(kind: str, data: object) -> _Parsed:
+    top = _object(data, "")
+    allowed = [*_HEADER, *(["currency", "total"] if kind == "budget" else [])]
+    allowed += [entity.collection for entity in ENTITIES[kind]]
+    for key in top:
+        if key not in allowed:
+            raise DocumentError(f"unknown key; expected {', '.join(allowed)}", key)
+    if top.get("kind") != kind:
+        raise DocumentError(f"must be {kind!r}, got {shown(top.get('kind'))}", "kind")
+    if "schema" in top and (isinstance(top["schema"], bool) or top["schema"] != SCHEMA_VERSION):
+        raise DocumentError(f"must be {SCHEMA_VERSION}, got {shown(top['schema'])}", "schema")
+    parsed = _Parsed(wedding_id=top.get("wedding_id"))
+    if kind == "budget":
+        settings = {key: top[key] for key in ("currency", "total") if key in top}
+        parsed.settings = _fields(BUDGET_SETTINGS, settings, "")
+    for entity in ENTITIES[kind]:
+        name = entity.collection
+        if name not in top:
+            raise DocumentError("is required", name)
+        entries: dict[str, dict[str, Any]] = {}
+        for entry_id, entry in _object(top[name], name).items():
+            path = f"{name}/{entry_id}"
+            try:
+                identifier(entry_id)
+            except DocumentError as exc:
+                raise DocumentError(f"id {exc.message}", path) from None
+            entries[entry_id] = _fields(entity.fields, _object(entry, path), path)
+        parsed.collections[name] = entries
+    return parsed
+
+
+def import_json(doc: Doc[Any], kind: str, data: object, *, origin: Any = None) -> bool:
+    """Make ``doc`` hold exactly ``data`` (a :func:`to_json` export of ``kind``), in one
+    transaction that writes only what differs. Returns whether anything changed.
+
+    Raises :class:`DocumentError` naming the path of the first bad value, or when the data
+    belongs to another wedding than the document; nothing changes then.
+    """
+    _check_kind(kind)
+    parsed = _parse(kind, data)
+    meta: dict[str, Any] = {}
+    if parsed.wedding_id is not None:
+        try:
+            meta = meta_changes(doc, kind, parsed.wedding_id)
+        except DocumentError as exc:  # name the key of the data: meta/kind -> kind
+            raise DocumentError(exc.message, exc.path.removeprefix("meta/")) from None
+    changed = False
+    with doc.transaction(origin=origin):
+        if meta:
+            write(root(doc, META), meta)
+            changed = True
+        if kind == "budget":
+            settings = changes(root(doc, "settings"), BUDGET_SETTINGS, parsed.settings)
+            write(root(doc, "settings"), settings)
+            changed |= bool(settings)
+        for entity in ENTITIES[kind]:
+            entries = parsed.collections[entity.collection]
+            changed |= _replace(root(doc, entity.collection), entity, entries)
+    return changed
+
+
+def _replace(collection: Map[Any], entity: Entity, entries: dict[str, dict[str, Any]]) -> bool:
+    changed = False
+    for stale in sorted(set(collection.keys()) - set(entries)):
+        del collection[stale]
+        changed = True
+    for entry_id, values in entries.items():
+        stored = collection.get(entry_id)
+        if entity is ASSIGNMENT:
+            value = {name: item for name, item in values.items() if item is not None}
+            if plain(stored) != value:
+                collection[entry_id] = value
+                changed = True
+        elif isinstance(stored, Map):
+            found = changes(stored, entity.fields, values)
+            write(stored, found)
+            changed |= bool(found)
+        else:
+            collection[entry_id] = new_entry(entity, values)
+            changed = True
+    return changed
+
+
+def from_json(kind: str, data: object) -> Doc[Any]:
+    """A new document holding ``data`` (see :func:`import_json`)."""
+    doc: Doc[Any] = Doc()
+    import_json(doc, kind, data)
+    return doc

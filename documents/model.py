@@ -1,0 +1,330 @@
+"""The vocabulary of the wedding documents: enums, errors, findings and field rules.
+
+Depends only on the standard library. Every value that enters a document (through an
+operation, a JSON import, or read back from a document a browser client wrote) goes through
+the same field rules, so the three paths cannot disagree about what is valid.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+DOCUMENT_KINDS: tuple[str, ...] = ("timeline", "budget", "guests", "seating")
+"""The documents every wedding has; a room name is ``{wedding_id}/{kind}``."""
+
+SCHEMA_VERSION = 1
+"""Version of the document layout, stored in every document's ``meta`` map."""
+
+RSVP_STATES: tuple[str, ...] = ("pending", "accepted", "declined")
+SIDES: tuple[str, ...] = ("partner_a", "partner_b", "both")
+TABLE_SHAPES: tuple[str, ...] = ("round", "rectangular", "square", "oval")
+TIMELINE_STATUSES: tuple[str, ...] = ("planned", "confirmed", "done", "cancelled")
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+"""Ids of guests, tables, timeline items, categories and payments."""
+WEDDING_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+"""The room-name rule for wedding ids (kept in step with the server's allowlist)."""
+CURRENCY_PATTERN = re.compile(r"[A-Z]{3}")
+
+MAX_AMOUNT = 2**53 - 1
+"""Yjs numbers are IEEE doubles; larger integers would not survive a round trip."""
+MAX_TEXT = 200
+MAX_NOTES = 5000
+MAX_SEATS = 1000
+MAX_LIST = 20
+
+
+class DocumentError(ValueError):
+    """Invalid document data; ``path`` names where (``guests/g1/rsvp``), ``message`` what."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.message = message
+        self.path = path
+
+
+class OperationError(DocumentError):
+    """A refused operation. ``status`` is 400 (malformed) or 422 (well-formed, impossible)."""
+
+    def __init__(self, message: str, *, status: int = 400, path: str = "") -> None:
+        super().__init__(message, path)
+        self.status = status
+
+
+@dataclass(frozen=True, order=True)
+class Conflict:
+    """A finding of the invariant checks that people must resolve.
+
+    ``code`` is a stable machine string (``seating.table_over_capacity``), ``paths`` name the
+    entries involved (``seating/tables/t1``), ``message`` is a sentence for people.
+    """
+
+    code: str
+    paths: tuple[str, ...]
+    message: str
+
+
+def new_id() -> str:
+    """A fresh id for a new entry: 12 hex digits of a random UUID."""
+    return uuid.uuid4().hex[:12]
+
+
+def shown(value: object) -> str:
+    """A short JSON-flavoured description of a bad value, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value if len(value) <= 40 else value[:37] + "...")
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+Rule = Callable[[object], Any]
+"""Checks one value and returns its canonical form, or raises :class:`DocumentError`."""
+
+
+def text(max_len: int = MAX_TEXT) -> Rule:
+    def rule(value: object) -> str:
+        if not isinstance(value, str):
+            raise DocumentError(f"must be a string, got {shown(value)}")
+        value = value.strip()
+        if not value:
+            raise DocumentError("must not be empty")
+        if len(value) > max_len:
+            raise DocumentError(f"must be at most {max_len} characters")
+        return value
+
+    return rule
+
+
+def choice(options: tuple[str, ...]) -> Rule:
+    def rule(value: object) -> str:
+        if not isinstance(value, str) or value not in options:
+            raise DocumentError(f"must be one of {', '.join(options)}, got {shown(value)}")
+        return value
+
+    return rule
+
+
+def integer(low: int, high: int) -> Rule:
+    def rule(value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise DocumentError(f"must be an integer, got {shown(value)}")
+        if not low <= value <= high:
+            raise DocumentError(f"must be between {low} and {high}, got {value}")
+        return value
+
+    return rule
+
+
+amount = integer(0, MAX_AMOUNT)  # money: integer minor units (cents) of the budget's currency
+
+
+def identifier(value: object) -> str:
+    if not isinstance(value, str) or ID_PATTERN.fullmatch(value) is None:
+        raise DocumentError(
+            f"must be 1 to 64 letters, digits, '-' or '_', got {shown(value)}",
+        )
+    return value
+
+
+def boolean(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise DocumentError(f"must be true or false, got {shown(value)}")
+    return value
+
+
+def currency(value: object) -> str:
+    if not isinstance(value, str) or CURRENCY_PATTERN.fullmatch(value) is None:
+        raise DocumentError(f"must be an ISO 4217 code like 'EUR', got {shown(value)}")
+    return value
+
+
+def instant(value: object) -> str:
+    """An ISO 8601 date and time with a time zone; canonical form keeps the offset."""
+    hint = "an ISO 8601 date and time with a time zone, like '2026-06-13T15:30:00+02:00'"
+    if not isinstance(value, str):
+        raise DocumentError(f"must be {hint}, got {shown(value)}")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise DocumentError(f"must be {hint}, got {shown(value)}") from None
+    if moment.utcoffset() is None:
+        raise DocumentError(f"must include a time zone, like '+02:00' or 'Z', got {shown(value)}")
+    return moment.isoformat()
+
+
+def parse_instant(value: str) -> datetime:
+    """The aware datetime of a value that passed :func:`instant`."""
+    return datetime.fromisoformat(value)
+
+
+def day(value: object) -> str:
+    if not isinstance(value, str):
+        raise DocumentError(f"must be an ISO 8601 date like '2026-06-13', got {shown(value)}")
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise DocumentError(
+            f"must be an ISO 8601 date like '2026-06-13', got {shown(value)}"
+        ) from None
+
+
+def text_list(max_items: int = MAX_LIST, max_len: int = MAX_TEXT) -> Rule:
+    """A list of short texts, kept in order with duplicates dropped; stored as a tuple."""
+    item_rule = text(max_len)
+
+    def rule(value: object) -> tuple[str, ...]:
+        if not isinstance(value, list | tuple):
+            raise DocumentError(f"must be a list of strings, got {shown(value)}")
+        if len(value) > max_items:
+            raise DocumentError(f"must have at most {max_items} entries")
+        items: list[str] = []
+        for index, item in enumerate(value):
+            try:
+                checked = item_rule(item)
+            except DocumentError as exc:
+                raise DocumentError(f"entry {index} {exc.message}") from None
+            if checked not in items:
+                items.append(checked)
+        return tuple(items)
+
+    return rule
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of an entry. ``required`` fields are always present and never null; other
+    fields fall back to ``default``, and those whose default is ``None`` may be cleared."""
+
+    name: str
+    rule: Rule
+    required: bool = False
+    default: Any = None
+
+    @property
+    def nullable(self) -> bool:
+        return not self.required and self.default is None
+
+    def check(self, value: object, path: str = "") -> Any:
+        """The canonical form of ``value``, or :class:`DocumentError` naming ``path``."""
+        try:
+            return self.rule(value)
+        except DocumentError as exc:
+            raise DocumentError(exc.message, path or self.name) from None
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A kind of entry: lives in root map ``collection`` of document ``kind``, keyed by id."""
+
+    kind: str
+    collection: str
+    label: str
+    id_field: str
+    fields: tuple[Field, ...]
+
+    def field(self, name: str) -> Field:
+        for field in self.fields:
+            if field.name == name:
+                return field
+        raise KeyError(name)
+
+    def path(self, entry_id: str, field: str = "") -> str:
+        base = f"{self.kind}/{self.collection}/{entry_id}"
+        return f"{base}/{field}" if field else base
+
+
+GUEST = Entity(
+    "guests",
+    "guests",
+    "guest",
+    "guest_id",
+    (
+        Field("name", text(), required=True),
+        Field("household", text()),
+        Field("side", choice(SIDES)),
+        Field("rsvp", choice(RSVP_STATES), default="pending"),
+        Field("meal", text()),
+        Field("dietary", text_list(), default=()),
+        Field("plus_one", boolean, default=False),
+        Field("contact", text()),
+    ),
+)
+TABLE = Entity(
+    "seating",
+    "tables",
+    "table",
+    "table_id",
+    (
+        Field("name", text(), required=True),
+        Field("capacity", integer(1, MAX_SEATS), required=True),
+        Field("shape", choice(TABLE_SHAPES), default="round"),
+    ),
+)
+ASSIGNMENT = Entity(
+    "seating",
+    "assignments",
+    "seat assignment",
+    "guest_id",
+    (
+        Field("table_id", identifier, required=True),
+        Field("seat", integer(1, MAX_SEATS)),
+    ),
+)
+TIMELINE_ITEM = Entity(
+    "timeline",
+    "items",
+    "timeline item",
+    "item_id",
+    (
+        Field("title", text(), required=True),
+        Field("start", instant, required=True),
+        Field("end", instant, required=True),
+        Field("location", text()),
+        Field("owner", text()),
+        Field("vendor", text()),
+        Field("status", choice(TIMELINE_STATUSES), default="planned"),
+        Field("notes", text(MAX_NOTES)),
+    ),
+)
+CATEGORY = Entity(
+    "budget",
+    "categories",
+    "category",
+    "category_id",
+    (
+        Field("name", text(), required=True),
+        Field("planned", amount, default=0),
+    ),
+)
+PAYMENT = Entity(
+    "budget",
+    "payments",
+    "payment",
+    "payment_id",
+    (
+        Field("amount", amount, required=True),
+        Field("category_id", identifier, required=True),
+        Field("date", day, required=True),
+        Field("payer", text()),
+        Field("vendor", text()),
+    ),
+)
+BUDGET_SETTINGS: tuple[Field, ...] = (
+    Field("currency", currency),
+    Field("total", amount),
+)
+"""The fields of the budget document's ``settings`` map."""

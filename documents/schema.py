@@ -1,0 +1,351 @@
+"""How each wedding document is laid out in pycrdt shared types, and readers to plain Python.
+
+Every root is a ``Map`` keyed by stable ids; no document holds an ``Array``, so two replicas
+can never both insert "the same" element and end up with two::
+
+    kind      root         entries
+    (every)   meta         schema, kind, wedding_id  (written by seed, never edited)
+    guests    guests       guest_id -> Map{name, household, side, rsvp, meal, dietary,
+                                           plus_one, contact}
+    seating   tables       table_id -> Map{name, capacity, shape}
+              assignments  guest_id -> {"table_id", "seat"}  (one atomic JSON value)
+    timeline  items        item_id -> Map{title, start, end, location, owner, vendor,
+                                          status, notes}
+    budget    settings     currency, total
+              categories   category_id -> Map{name, planned}
+              payments     payment_id -> Map{amount, category_id, date, payer, vendor}
+
+One field per map key, so concurrent edits of different fields of one entry both survive;
+a seat assignment is a single value under the guest's id, so concurrent moves of one guest
+resolve to exactly one seat. Optional fields that are empty are absent keys.
+
+Readers are lenient: documents are also written by browser clients this code never sees, so
+an entry that breaks the schema is reported as a :class:`Problem` instead of raising. A bad
+optional field reads as its default; an entry with a bad required field is left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pycrdt import Array, Doc, Map, Text
+
+from .model import (
+    ASSIGNMENT,
+    BUDGET_SETTINGS,
+    CATEGORY,
+    GUEST,
+    ID_PATTERN,
+    PAYMENT,
+    TABLE,
+    TIMELINE_ITEM,
+    DocumentError,
+    Entity,
+    Field,
+    shown,
+)
+
+META = "meta"
+ROOTS: dict[str, tuple[str, ...]] = {
+    "timeline": ("items",),
+    "budget": ("settings", "categories", "payments"),
+    "guests": ("guests",),
+    "seating": ("tables", "assignments"),
+}
+"""The root maps of each kind of document, besides ``meta``."""
+ENTITIES: dict[str, tuple[Entity, ...]] = {
+    "timeline": (TIMELINE_ITEM,),
+    "budget": (CATEGORY, PAYMENT),
+    "guests": (GUEST,),
+    "seating": (TABLE, ASSIGNMENT),
+}
+"""The id-keyed collections of each kind of document."""
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Guest:
+    id: str
+    name: str
+    household: str | None
+    side: str | None
+    rsvp: str
+    meal: str | None
+    dietary: tuple[str, ...]
+    plus_one: bool
+    contact: str | None
+
+
+@dataclass(frozen=True)
+class Table:
+    id: str
+    name: str
+    capacity: int
+    shape: str
+
+
+@dataclass(frozen=True)
+class Assignment:
+    id: str  # the guest's id
+    table_id: str
+    seat: int | None
+
+
+@dataclass(frozen=True)
+class TimelineItem:
+    id: str
+    title: str
+    start: str
+    end: str
+    location: str | None
+    owner: str | None
+    vendor: str | None
+    status: str
+    notes: str | None
+
+
+@dataclass(frozen=True)
+class Category:
+    id: str
+    name: str
+    planned: int
+
+
+@dataclass(frozen=True)
+class Payment:
+    id: str
+    amount: int
+    category_id: str
+    date: str
+    payer: str | None
+    vendor: str | None
+
+
+RECORDS: dict[Entity, type] = {
+    GUEST: Guest,
+    TABLE: Table,
+    ASSIGNMENT: Assignment,
+    TIMELINE_ITEM: TimelineItem,
+    CATEGORY: Category,
+    PAYMENT: Payment,
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something in a stored document that breaks the schema."""
+
+    path: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Meta:
+    schema: int | None = None
+    kind: str | None = None
+    wedding_id: str | None = None
+
+
+@dataclass(frozen=True)
+class GuestList:
+    meta: Meta = Meta()
+    guests: Mapping[str, Guest] = field(default_factory=dict)
+    problems: tuple[Problem, ...] = ()
+
+
+@dataclass(frozen=True)
+class SeatingPlan:
+    meta: Meta = Meta()
+    tables: Mapping[str, Table] = field(default_factory=dict)
+    assignments: Mapping[str, Assignment] = field(default_factory=dict)
+    problems: tuple[Problem, ...] = ()
+
+
+@dataclass(frozen=True)
+class Timeline:
+    meta: Meta = Meta()
+    items: Mapping[str, TimelineItem] = field(default_factory=dict)
+    problems: tuple[Problem, ...] = ()
+
+
+@dataclass(frozen=True)
+class Budget:
+    meta: Meta = Meta()
+    currency: str | None = None
+    total: int | None = None
+    categories: Mapping[str, Category] = field(default_factory=dict)
+    payments: Mapping[str, Payment] = field(default_factory=dict)
+    problems: tuple[Problem, ...] = ()
+
+
+def root(doc: Doc[Any], name: str) -> Map[Any]:
+    """The root map ``name`` of ``doc`` (creating a root type writes nothing to the doc)."""
+    value = doc.get(name, type=Map)
+    if not isinstance(value, Map):
+        raise DocumentError(f"root {name!r} is not a map")
+    return value
+
+
+def plain(value: object) -> object:
+    """A stored value as plain Python. Yjs keeps every number as a double, so integral
+    floats come back as ints (ints up to 2**53 are exact)."""
+    if isinstance(value, Map | Array | Text):
+        value = value.to_py()
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    return value
+
+
+def to_crdt(value: Any) -> Any:
+    """A canonical field value as stored: tuples become lists (JSON arrays)."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+def changes(
+    stored: Map[Any], fields: Iterable[Field], desired: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The entries of ``desired`` (field name -> canonical value, ``None`` to remove) that
+    differ from what ``stored`` holds. Writing only these keeps a no-op edit from
+    overwriting a concurrent real one (last writer wins per key)."""
+    by_name = {f.name: f for f in fields}
+    result: dict[str, Any] = {}
+    for name, value in desired.items():
+        if value is None:
+            if name in stored:
+                result[name] = None
+            continue
+        current = plain(stored.get(name))
+        try:
+            same = current is not None and by_name[name].rule(current) == value
+        except DocumentError:
+            same = False
+        if not same:
+            result[name] = value
+    return result
+
+
+def write(target: Map[Any], changed: Mapping[str, Any]) -> None:
+    """Apply :func:`changes` to ``target``; call inside a transaction."""
+    for name, value in changed.items():
+        if value is None:
+            del target[name]
+        else:
+            target[name] = to_crdt(value)
+
+
+def new_entry(entity: Entity, values: Mapping[str, Any]) -> Map[Any]:
+    """A new entry map with every field: given values, else defaults; ``None`` left out."""
+    stored = {f.name: to_crdt(values.get(f.name, f.default)) for f in entity.fields}
+    return Map({name: value for name, value in stored.items() if value is not None})
+
+
+def read_meta(doc: Doc[Any]) -> Meta:
+    meta = root(doc, META)
+    schema, kind, wedding_id = (plain(meta.get(key)) for key in ("schema", "kind", "wedding_id"))
+    return Meta(
+        schema if isinstance(schema, int) and not isinstance(schema, bool) else None,
+        kind if isinstance(kind, str) else None,
+        wedding_id if isinstance(wedding_id, str) else None,
+    )
+
+
+def _read_fields(
+    fields: Iterable[Field], raw: Mapping[str, object], where: str, base: str
+) -> tuple[dict[str, Any] | None, list[Problem]]:
+    values: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for f in fields:
+        stored = raw.get(f.name)
+        if stored is None:
+            if f.required:
+                problems.append(Problem(f"{base}/{f.name}", f"{where} has no {f.name}."))
+                return None, problems
+            values[f.name] = f.default
+            continue
+        try:
+            values[f.name] = f.rule(stored)
+        except DocumentError as exc:
+            problems.append(
+                Problem(f"{base}/{f.name}", f"{where} has an invalid {f.name}: it {exc.message}.")
+            )
+            if f.required:
+                return None, problems
+            values[f.name] = f.default
+    return values, problems
+
+
+def read_entries(
+    doc: Doc[Any], entity: Entity, record: Callable[..., R], problems: list[Problem]
+) -> dict[str, R]:
+    """The valid entries of ``entity`` in ``doc`` by id, in id order; the rest go to
+    ``problems``."""
+    collection = root(doc, entity.collection)
+    entries: dict[str, R] = {}
+    for key in sorted(collection.keys()):
+        where = f"{entity.label.capitalize()} '{key}'"
+        if ID_PATTERN.fullmatch(key) is None:
+            problems.append(Problem(entity.path(key), f"{where} does not have a valid id."))
+            continue
+        raw = plain(collection[key])
+        if not isinstance(raw, dict):
+            problems.append(Problem(entity.path(key), f"{where} is {shown(raw)}, not an object."))
+            continue
+        values, found = _read_fields(entity.fields, raw, where, entity.path(key))
+        problems.extend(found)
+        if values is not None:
+            entries[key] = record(id=key, **values)
+    return entries
+
+
+def read_guests(doc: Doc[Any] | None) -> GuestList:
+    if doc is None:
+        return GuestList()
+    problems: list[Problem] = []
+    with doc.transaction():
+        return GuestList(read_meta(doc), read_entries(doc, GUEST, Guest, problems), tuple(problems))
+
+
+def read_seating(doc: Doc[Any] | None) -> SeatingPlan:
+    if doc is None:
+        return SeatingPlan()
+    problems: list[Problem] = []
+    with doc.transaction():
+        tables = read_entries(doc, TABLE, Table, problems)
+        assignments = read_entries(doc, ASSIGNMENT, Assignment, problems)
+        return SeatingPlan(read_meta(doc), tables, assignments, tuple(problems))
+
+
+def read_timeline(doc: Doc[Any] | None) -> Timeline:
+    if doc is None:
+        return Timeline()
+    problems: list[Problem] = []
+    with doc.transaction():
+        items = read_entries(doc, TIMELINE_ITEM, TimelineItem, problems)
+        return Timeline(read_meta(doc), items, tuple(problems))
+
+
+def read_budget(doc: Doc[Any] | None) -> Budget:
+    if doc is None:
+        return Budget()
+    with doc.transaction():
+        raw = plain(root(doc, "settings"))
+        assert isinstance(raw, dict)
+        settings, problems = _read_fields(BUDGET_SETTINGS, raw, "The budget", "budget/settings")
+        assert settings is not None  # no settings field is required
+        categories = read_entries(doc, CATEGORY, Category, problems)
+        payments = read_entries(doc, PAYMENT, Payment, problems)
+        return Budget(
+            read_meta(doc),
+            settings["currency"],
+            settings["total"],
+            categories,
+            payments,
+            tuple(problems),
+        )

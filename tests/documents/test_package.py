@@ -1,0 +1,70 @@
+"""The package's surface and its layering: ``documents`` imports only pycrdt and the stdlib."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import sys
+from pathlib import Path
+
+import documents
+from documents import model, schema
+
+PACKAGE = Path(documents.__file__).parent
+
+
+def imported_modules(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_documents_imports_only_pycrdt_and_the_standard_library() -> None:
+    allowed = set(sys.stdlib_module_names) | {"pycrdt", "__future__"}
+    modules = sorted(PACKAGE.glob("*.py"))
+    assert len(modules) > 1
+    for path in modules:
+        assert imported_modules(path) <= allowed, path.name
+
+
+def test_the_public_surface_is_explicit() -> None:
+    assert documents.DOCUMENT_KINDS == ("timeline", "budget", "guests", "seating")
+    assert sorted(documents.__all__) == sorted(set(documents.__all__))
+    for name in documents.__all__:
+        assert hasattr(documents, name), name
+    assert issubclass(documents.OperationError, ValueError)
+    assert issubclass(documents.DocumentError, ValueError)
+    assert (PACKAGE / "py.typed").exists()
+
+
+def test_conflicts_are_frozen_and_ordered() -> None:
+    first = documents.Conflict("a.b", ("x/y",), "A.")
+    second = documents.Conflict("a.c", (), "B.")
+    assert sorted([second, first]) == [first, second]
+    assert dataclasses.is_dataclass(first)
+    try:
+        first.code = "z"  # type: ignore[misc]
+    except dataclasses.FrozenInstanceError:
+        pass
+    else:
+        raise AssertionError("Conflict is not frozen")
+
+
+def test_records_have_the_fields_of_their_entities() -> None:
+    for entity, record in schema.RECORDS.items():
+        names = [field.name for field in dataclasses.fields(record)]
+        assert names == ["id", *(field.name for field in entity.fields)], record.__name__
+    every_root = {entity.collection for entities in schema.ENTITIES.values() for entity in entities}
+    assert every_root | {"settings"} == {name for roots in schema.ROOTS.values() for name in roots}
+    assert set(schema.ROOTS) == set(schema.ENTITIES) == set(model.DOCUMENT_KINDS)
+
+
+def test_wedding_ids_follow_the_server_allowlist() -> None:
+    # documents may not import crdt_server, so the rule is repeated there; keep them equal.
+    from crdt_server.names import WEDDING_ID_PATTERN
+
+    assert model.WEDDING_ID_PATTERN.pattern == WEDDING_ID_PATTERN.pattern
