@@ -27,8 +27,8 @@ from crdt_server.registry import RoomRegistry
 from crdt_server.rest import rest_routes
 from crdt_server.settings import Settings
 from crdt_server.tokens import TokenCodec, load_or_create_secret
-from crdt_server.weddings import WeddingService
-from storage import DocumentStore, SqliteStore, StoreError
+from crdt_server.weddings import ConflictsKeeper, WeddingService
+from storage import DocumentStore, PostgresStore, SqliteStore, StoreError
 
 __all__ = ["create_app", "token_codec"]
 
@@ -63,7 +63,7 @@ async def readyz(request: Request) -> JSONResponse:
     registry: RoomRegistry = request.app.state.registry
     rooms = len(registry.rooms)
     try:
-        await store.list("\x00readyz")
+        await store.last_seq()
     except StoreError as exc:
         return JSONResponse({"status": "unavailable", "store": str(exc)}, status_code=503)
     bus = registry.bus.status
@@ -108,6 +108,13 @@ def _event_listener(
     return listener
 
 
+def default_store(settings: Settings) -> DocumentStore:
+    """PostgreSQL when ``database_url`` is set, else the embedded SQLite file."""
+    if settings.database_url:
+        return PostgresStore(settings.database_url)
+    return SqliteStore(settings.sqlite_path, busy_timeout=settings.sqlite_busy_timeout_seconds)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -119,9 +126,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        the_store = store or SqliteStore(
-            settings.sqlite_path, busy_timeout=settings.sqlite_busy_timeout_seconds
-        )
+        the_store = store or default_store(settings)
         await the_store.open()
         the_bus = bus or (RedisBus(settings.redis_url) if settings.redis_url else LocalBus())
         registry = RoomRegistry(the_store, settings, the_bus)
@@ -150,6 +155,8 @@ def create_app(
         )
         weddings = WeddingService(registry, the_store)
         app.state.weddings = weddings
+        keeper = ConflictsKeeper(weddings)
+        registry.on_change = keeper.changed
         registry.event_listeners.append(_event_listener(registry, revocations, weddings))
         app.state.user_connections = ConnectionCounter(settings.max_connections_per_user)
         app.state.address_connections = ConnectionCounter(settings.max_connections_per_address)
@@ -158,6 +165,7 @@ def create_app(
             yield
         finally:
             try:
+                await keeper.close()
                 await registry.close()
             finally:
                 await the_store.close()

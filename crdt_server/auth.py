@@ -7,11 +7,13 @@ anything wrong with the token, 403 for a valid token that may not see that docum
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from crdt_server.names import CONFLICTS
 from crdt_server.permissions import Access, PermissionMatrix
 from crdt_server.tokens import TokenClaims, TokenCodec, TokenError
 
@@ -65,13 +67,21 @@ class Authenticator(Protocol):
         """Return who this is and what they may do, or raise :class:`AuthError`."""
 
 
+ANONYMOUS_READER = dataclasses.replace(ANONYMOUS, can_write=False)
+
+
+def anonymous_for(doc: str) -> Principal:
+    """Anonymous access: read and write, except the server-kept conflicts room."""
+    return ANONYMOUS_READER if doc == CONFLICTS else ANONYMOUS
+
+
 class AllowAnonymous:
     """Everybody may read and write: for local demos and benchmarks only."""
 
     def authenticate(
         self, wedding_id: str, doc: str, token: str | None, headers: Mapping[str, str]
     ) -> Principal:
-        return ANONYMOUS
+        return anonymous_for(doc)
 
 
 class Revocations:
@@ -127,7 +137,7 @@ class TokenAuthenticator:
         self, wedding_id: str, doc: str, token: str | None, headers: Mapping[str, str]
     ) -> Principal:
         if not token and self._allow_anonymous:
-            return ANONYMOUS
+            return anonymous_for(doc)
         claims = self.claims(token)
         if self._revocations.revoked(claims, wedding_id):
             raise AuthError(401, "token revoked")

@@ -28,7 +28,7 @@ _DOC = {
     "name": "doc",
     "in": "path",
     "required": True,
-    "schema": {"type": "string", "enum": ["timeline", "budget", "guests", "seating"]},
+    "schema": {"type": "string", "enum": ["timeline", "budget", "guests", "seating", "conflicts"]},
 }
 _AUTH_ERRORS = {
     "401": _error("missing, invalid, expired or revoked token"),

@@ -54,6 +54,8 @@ class RoomRegistry:
         self._early: dict[str, list[tuple[Sequence[int], Sequence[bytes]]]] = {}
         self._expiry: asyncio.Task[None] | None = None
         self.event_listeners: list[Callable[[dict[str, Any]], None]] = []
+        self.on_change: Callable[[Room], None] | None = None
+        """Given to every room loaded: called when committed content changed it."""
         """Called with every admin event another process published."""
         self._closed = False
 
@@ -110,6 +112,7 @@ class RoomRegistry:
                 except StoreError:
                     self.metrics.store_errors.labels("load").inc()
                     raise
+            room.on_change = self.on_change
             self._rooms[name] = room
             self.metrics.rooms_loaded = len(self._rooms)
             # Subscribed before loading: apply what other processes committed meanwhile.

@@ -134,6 +134,8 @@ class Room:
         self.last_seq = 0
         self.failed: BaseException | None = None
         self.closed = False
+        self.on_change: Callable[[Room], None] | None = None
+        """Called after committed content changed the document (ours or another process's)."""
 
     @classmethod
     async def load(
@@ -300,6 +302,8 @@ class Room:
                 self._log_rows += len(batch)
                 updates = [u.data for u in batch]
                 self._broadcast_updates(updates)
+                if self.on_change is not None:
+                    self.on_change(self)
                 self._metrics.broadcast_seconds.observe(time.perf_counter() - batch[0].applied_at)
                 self._release_waiters()
                 self._bus.publish_updates(self.name, seqs, updates)
@@ -406,6 +410,8 @@ class Room:
         self._log_rows += len(updates)
         self._size += sum(len(u) for u in updates)
         self.broadcast(encode_update(payload))
+        if self.on_change is not None:
+            self.on_change(self)
 
     async def catch_up(self) -> None:
         """Integrate everything the store has (this process may have missed something)."""
@@ -426,6 +432,8 @@ class Room:
         missed = self.doc.get_update(before)
         if self._changed:
             self.broadcast(encode_update(missed))
+            if self.on_change is not None:
+                self.on_change(self)
         self.last_seq = max(self.last_seq, stored.last_seq)
         self._log_rows = len(stored.updates) + len(self._uncommitted)
 

@@ -33,6 +33,9 @@ class Settings:
     """Directory of the embedded SQLite store (``crdt.sqlite3``)."""
     log_level: str = "info"
     """Python logging level name."""
+    database_url: str = ""
+    """PostgreSQL store shared by several hosts (``postgresql://user@host/db``); empty: the
+    embedded SQLite file in ``DATA_DIR``."""
     redis_url: str = ""
     """Redis for several processes on one store (``redis://127.0.0.1:6379/0``); empty: one
     process, no bus."""

@@ -8,22 +8,29 @@ answer comes only after the commit.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import logging
 import random
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from pycrdt import Doc, TransactionEvent, merge_updates
+from pycrdt import Doc, Map, TransactionEvent, merge_updates
 
 from crdt_server.errors import CloseCode, ProtocolError
+from crdt_server.names import CONFLICTS, ROOM_KINDS
 from crdt_server.registry import RoomRegistry
 from crdt_server.room import CrdtFailure, Room, crdt_call
 from crdt_server.updates import UpdateError, inspect_update
 from documents import DOCUMENT_KINDS, Conflict, apply_operation, check, to_json
 from storage import DocumentStore
 
-__all__ = ["PresenceEntry", "WeddingService"]
+__all__ = ["ConflictsKeeper", "PresenceEntry", "WeddingService"]
+
+T = TypeVar("T")
+log = logging.getLogger("crdt_server.weddings")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +47,9 @@ class WeddingService:
     def __init__(self, registry: RoomRegistry, store: DocumentStore) -> None:
         self._registry = registry
         self._store = store
-        self._op_locks: dict[str, asyncio.Lock] = {}
+        self._edit_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
         # One client id for the edits this process makes itself (HTTP operations), so a
         # wedding's state vector grows by one entry per process, not one per operation.
         self._client_id = random.getrandbits(52)
@@ -62,7 +71,11 @@ class WeddingService:
 
     async def read_json(self, wedding_id: str, kind: str) -> dict[str, Any]:
         async with self.room(f"{wedding_id}/{kind}") as room:
-            data = to_json(room.doc, kind)
+            if kind == CONFLICTS:
+                found = room.doc.get(CONFLICTS, type=Map).to_py() or {}
+                data = {"kind": CONFLICTS, "conflicts": [found[k] for k in sorted(found)]}
+            else:
+                data = to_json(room.doc, kind)
             await room.wait_committed()
             return data
 
@@ -96,11 +109,22 @@ class WeddingService:
 
         Raises :class:`documents.OperationError` (nothing changed) for an invalid operation.
         """
-        name = f"{wedding_id}/{kind}"
-        lock = self._op_locks.setdefault(name, asyncio.Lock())
+        return await self.edit(
+            f"{wedding_id}/{kind}",
+            lambda doc: apply_operation(doc, kind, op, origin=origin),
+            origin,
+        )
+
+    async def edit(self, name: str, change: Callable[[Doc[Any]], T], origin: str) -> T:
+        """Make a server-side change to a room's document; returns once it is committed.
+
+        ``change`` runs on a private copy, so a change refused half way leaves no trace;
+        its update then enters the room like any client's (validated, committed, broadcast).
+        """
+        lock = self._edit_locks.get(name)
+        if lock is None:
+            lock = self._edit_locks[name] = asyncio.Lock()
         async with lock, self.room(name) as room:
-            # Edit a private copy, so that an operation refused half way leaves no trace,
-            # then bring its one update into the room like any client's.
             scratch: Doc[Any] = Doc(client_id=self._client_id)
             scratch.apply_update(room.doc.get_update())
             updates: list[bytes] = []
@@ -109,11 +133,26 @@ class WeddingService:
                 updates.append(event.update)
 
             scratch.observe(capture)
-            result = apply_operation(scratch, kind, op, origin=origin)
+            result = change(scratch)
             for update in updates:
                 index = await room.apply(update, inspect_update(update), origin)
                 await room.wait_committed(index)
             return result
+
+    async def documents(self, wedding_id: str) -> dict[str, Doc[Any]]:
+        """The wedding's four documents as they are now (loaded rooms, else the store)."""
+        loaded: dict[str, Doc[Any]] = {}
+        for kind in DOCUMENT_KINDS:
+            room = self._registry.rooms.get(f"{wedding_id}/{kind}")
+            if room is not None:
+                loaded[kind] = room.doc
+                continue
+            stored = await self._store.load(f"{wedding_id}/{kind}")
+            if stored is not None:
+                doc: Doc[Any] = Doc()
+                doc.apply_update(merge_updates(*stored.updates))
+                loaded[kind] = doc
+        return loaded
 
     async def state_vector(self, name: str) -> bytes:
         async with self.room(name) as room:
@@ -143,17 +182,7 @@ class WeddingService:
 
     async def conflicts(self, wedding_id: str, docs: set[str]) -> list[Conflict]:
         """The invariant findings of the wedding, limited to what the caller may read."""
-        loaded: dict[str, Doc[Any]] = {}
-        for kind in DOCUMENT_KINDS:
-            room = self._registry.rooms.get(f"{wedding_id}/{kind}")
-            if room is not None:
-                loaded[kind] = room.doc
-                continue
-            stored = await self._store.load(f"{wedding_id}/{kind}")
-            if stored is not None:
-                doc: Doc[Any] = Doc()
-                doc.apply_update(merge_updates(*stored.updates))
-                loaded[kind] = doc
+        loaded = await self.documents(wedding_id)
         return [c for c in check(loaded) if all(p.split("/")[0] in docs for p in c.paths)]
 
     async def delete(self, wedding_id: str) -> int:
@@ -168,10 +197,77 @@ class WeddingService:
     def close_rooms(self, wedding_id: str) -> list[Room]:
         """Close the wedding's rooms in this process with 4404 and unload them."""
         closed: list[Room] = []
-        for kind in DOCUMENT_KINDS:
+        for kind in ROOM_KINDS:
             room = self._registry.rooms.get(f"{wedding_id}/{kind}")
             if room is not None:
                 room.close_all(CloseCode.DOCUMENT_DELETED, "this wedding was deleted")
                 self._registry.forget(room)
                 closed.append(room)
         return closed
+
+
+class ConflictsKeeper:
+    """Keeps each wedding's read-only ``{wedding_id}/conflicts`` room up to date.
+
+    Whenever one of the four documents changes (here or in another process), the findings
+    of :func:`documents.check` are recomputed (debounced) and written into the conflicts
+    document's ``conflicts`` map: one entry per finding, keyed by its code and paths, each
+    ``{"code", "paths", "message"}``. Editors show conflicts live by joining that room.
+    """
+
+    def __init__(self, service: WeddingService, debounce: float = 0.25) -> None:
+        self._service = service
+        self._debounce = debounce
+        self._scheduled: dict[str, asyncio.TimerHandle] = {}
+        self._running: set[asyncio.Task[None]] = set()
+
+    def changed(self, room: Room) -> None:
+        wedding_id, _, kind = room.name.partition("/")
+        if kind == CONFLICTS or wedding_id in self._scheduled:
+            return
+        loop = asyncio.get_running_loop()
+        self._scheduled[wedding_id] = loop.call_later(self._debounce, self._start, wedding_id)
+
+    def _start(self, wedding_id: str) -> None:
+        self._scheduled.pop(wedding_id, None)
+        task = asyncio.create_task(self._refresh(wedding_id), name=f"conflicts-{wedding_id}")
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _refresh(self, wedding_id: str) -> None:
+        try:
+            await self.refresh(wedding_id)
+        except Exception:
+            log.exception("could not refresh the conflicts of wedding %s", wedding_id)
+
+    async def refresh(self, wedding_id: str) -> None:
+        findings = check(await self._service.documents(wedding_id))
+        wanted = {_conflict_key(c): c for c in findings}
+
+        def write(doc: Doc[Any]) -> None:
+            entries = doc.get(CONFLICTS, type=Map)
+            with doc.transaction(origin="conflicts"):
+                for key in [k for k in entries.keys() if k not in wanted]:
+                    del entries[key]
+                for key, conflict in wanted.items():
+                    value = {
+                        "code": conflict.code,
+                        "paths": list(conflict.paths),
+                        "message": conflict.message,
+                    }
+                    if entries.get(key) != value:
+                        entries[key] = value
+
+        await self._service.edit(f"{wedding_id}/{CONFLICTS}", write, "server:conflicts")
+
+    async def close(self) -> None:
+        for timer in self._scheduled.values():
+            timer.cancel()
+        self._scheduled.clear()
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+
+def _conflict_key(conflict: Conflict) -> str:
+    digest = hashlib.sha1("\x00".join((conflict.code, *conflict.paths)).encode()).hexdigest()
+    return f"{conflict.code}:{digest[:12]}"

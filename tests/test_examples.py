@@ -71,6 +71,19 @@ async def test_python_client_example(server: ServerProcess) -> None:
         await watcher.wait(lambda: _has_guest(watcher, "g-ada"))
 
 
+@pytest.mark.asyncio
+async def test_wedding_over_http_example(server: ServerProcess) -> None:
+    tok = await _cli_token(server)
+    async with YClient(server.ws_url, "w42/guests", token=tok) as editor:
+        command = (sys.executable, str(EXAMPLES / "wedding_http.py"), server.url, tok, "w42")
+        out = json.loads((await _run(*command, cwd=ROOT)).splitlines()[-1])
+        assert out["guests"]["grace"]["meal"] == "vegetarian"
+        assert out["assignments"]["ada"]["table_id"] == "rose"
+        assert out["conflicts"] == []
+        # The live editor saw every change made over HTTP.
+        await editor.wait(lambda: _has_guest(editor, "grace"))
+
+
 @pytest.mark.js
 @pytest.mark.asyncio
 async def test_js_client_example(server: ServerProcess) -> None:

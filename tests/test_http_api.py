@@ -221,6 +221,23 @@ async def test_presence_and_conflicts(api: tuple[ServerProcess, httpx.AsyncClien
         assert {"doc": "seating", "user_id": "aunt", "role": "family"}.items() <= presence[
             "presence"
         ][0].items()
+    # Editors watch the server-kept conflicts room; the finding shows up there too.
+    async with YClient(server.ws_url, "w1/conflicts", token=ws_token()) as watcher:
+        await watcher.wait(
+            lambda: any(
+                c["code"] == "seating.table_over_capacity"
+                for c in (watcher.doc.get("conflicts", type=Map).to_py() or {}).values()
+            )
+        )
+        watcher.doc.get("conflicts", type=Map)["forged"] = {"code": "x"}
+        await watcher.flush()
+        await watcher.wait(lambda: len(watcher.denied) == 1)  # nobody writes it but the server
+    room_json = (await http.get("/api/weddings/w1/docs/conflicts", headers=auth())).json()
+    assert any(c["code"] == "seating.table_over_capacity" for c in room_json["conflicts"])
+    assert all(c.get("code") != "x" for c in room_json["conflicts"])
+    assert (
+        await http.get("/api/weddings/w1/docs/conflicts", headers=auth("vendor"))
+    ).status_code == 403  # vendors may not read the budget, so not the conflicts either
     conflicts = (await http.get("/api/weddings/w1/conflicts", headers=auth())).json()["conflicts"]
     codes = {c["code"] for c in conflicts}
     assert "seating.table_over_capacity" in codes, conflicts

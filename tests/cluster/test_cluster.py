@@ -220,3 +220,31 @@ async def test_serve_with_workers(tmp_path: Path, redis_server: RedisProcess) ->
         finally:
             for client in clients:
                 await client.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(90)
+async def test_two_hosts_on_postgresql(
+    tmp_path: Path, redis_server: RedisProcess, postgres_url: str
+) -> None:
+    """The several-hosts deployment: separate data dirs, one PostgreSQL, one Redis."""
+    env = {"CRDT_SERVER_REDIS_URL": redis_server.url, "CRDT_SERVER_DATABASE_URL": postgres_url}
+    servers = [ServerProcess(tmp_path / f"host{i}", env=env) for i in range(2)]
+    for server in servers:
+        await server.start()
+    try:
+        a_server, b_server = servers
+        async with YClient(a_server.ws_url, ROOM) as a, YClient(b_server.ws_url, ROOM) as b:
+            await a.wait(a.synced.is_set)
+            await b.wait(b.synced.is_set)
+            await asyncio.gather(write(a, "a", 40), write(b, "b", 40))
+            everything = {f"a{i}" for i in range(40)} | {f"b{i}" for i in range(40)}
+            await a.wait(lambda: keys(a, "doc") == everything, timeout=20)
+            await b.wait(lambda: keys(b, "doc") == everything, timeout=20)
+            await a.wait(a.is_confirmed)
+        await a_server.kill()
+        async with YClient(b_server.ws_url, ROOM) as late:
+            await late.wait(lambda: keys(late, "doc") == everything, timeout=20)
+    finally:
+        for server in servers:
+            await server.stop()
