@@ -27,6 +27,23 @@ __all__ = [
 
 _NULL = "null"
 _MAX_CLIENT_ID = 2**53 - 1
+_MAX_DEPTH = 32
+"""Presence is a cursor and a name, not a tree: deeper states are refused (and so can
+never make re-encoding them recurse past Python's limit)."""
+
+
+def _depth(value: object) -> int:
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +91,8 @@ def decode_awareness(
                 state = _NULL
             elif not isinstance(parsed, dict):
                 raise ProtocolError("awareness state must be a JSON object or null")
+            elif _depth(parsed) > _MAX_DEPTH:
+                raise ProtocolError(f"awareness state nested deeper than {_MAX_DEPTH}")
         entries.append(AwarenessEntry(client_id, clock, state))
     if pos != len(payload):
         raise ProtocolError("trailing bytes after the awareness update")

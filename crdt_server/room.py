@@ -163,23 +163,9 @@ class Room:
     def _replay(self, stored: StoredLog) -> None:
         """Rebuild the document from stored rows plus whatever is not committed yet."""
         updates = stored.updates + [u.data for u in self._inflight + self._uncommitted]
-        doc: Doc[BaseType] = Doc()
-        self._pending = None
-        if updates:
-            try:
-                merged = crdt_call(merge_updates, *updates) if len(updates) > 1 else updates[0]
-                crdt_call(doc.apply_update, merged)
-                self._pending = _still_pending(merged, doc)
-            except (CrdtFailure, UpdateError) as exc:
-                log.error(
-                    "room %s: merged replay failed (%s); replaying row by row", self.name, exc
-                )
-                doc = Doc()
-                for i, update in enumerate(updates):
-                    try:
-                        crdt_call(doc.apply_update, update)
-                    except CrdtFailure as row_exc:
-                        log.error("room %s: skipping unreadable row %d: %s", self.name, i, row_exc)
+        doc, self._pending, unreadable = replay(updates)
+        if unreadable:
+            log.error("room %s: %d stored rows could not be applied", self.name, unreadable)
         self.doc = doc
         self._subscription = doc.observe(self._on_transaction)
         self.last_seq = max(self.last_seq, stored.last_seq)
@@ -212,31 +198,16 @@ class Room:
         limit = self._settings.max_document_bytes
         if self._size + len(update) > limit:
             raise DocumentTooLarge(f"the document would grow past {limit} bytes")
-        # yrs keeps one pending block per client: a second update that also waits on a
-        # missing predecessor replaces the first one's pending content instead of adding
-        # to it. While anything is pending, apply it together with the new update.
-        payload = update
-        if self._pending is not None:
-            payload = self._merge(self._pending, update)
-        self._changed = False
         try:
-            crdt_call(self.doc.apply_update, payload)
+            self._integrate(update)
         except CrdtFailure as exc:
-            if exc.panicked or self._changed:
-                log.error("room %s: pycrdt failed mid-update (%s); reloading", self.name, exc)
-                await self._reload()
+            # pycrdt may have changed the document before failing (a panic always may):
+            # rebuild it from what is committed, so a rejected update leaves no trace.
+            log.warning("room %s: pycrdt refused an update (%s); reloading", self.name, exc)
+            await self._reload()
             raise ProtocolError(f"update rejected: {exc}") from exc
-        state = self.doc.get_state()
-        # What of the payload is still not integrated: the structs past our state vector
-        # (plus, always, the payload's delete set). No structs left means none pending.
-        leftover = crdt_call(get_update, payload, state)
-        structs_pending = leftover[0] != 0
-        if not self._changed and not structs_pending:
-            if not summary.deletes or not pending_after(summary, decode_state_vector(state)):
-                self._pending = None
-                return None  # nothing new: a duplicate (e.g. a reconnecting client's step 2)
-            structs_pending = True  # deletes of items we have not seen yet
-        self._pending = leftover if structs_pending else None
+        if not self._changed and _still_pending(update, self.doc) is None:
+            return None  # nothing new: a duplicate (e.g. a reconnecting client's step 2)
         index = self._applied
         self._applied += 1
         self._uncommitted.append(_Uncommitted(update, origin, index, time.perf_counter()))
@@ -246,12 +217,6 @@ class Room:
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_loop(), name=f"flush-{self.name}")
         return index
-
-    def _merge(self, pending: bytes, update: bytes) -> bytes:
-        try:
-            return crdt_call(merge_updates, pending, update)
-        except CrdtFailure as exc:
-            raise ProtocolError(f"update rejected: {exc}") from exc
 
     async def _reload(self) -> None:
         stored = await self._store.load(self.name)
@@ -419,16 +384,14 @@ class Room:
         if stored is None or self.failed is not None:
             return
         before = self.doc.get_state()
-        try:
-            merged = (
-                crdt_call(merge_updates, *stored.updates)
-                if len(stored.updates) > 1
-                else stored.updates[0]
-            )
-            self._integrate(merged)
-        except CrdtFailure as exc:
-            log.error("room %s: catching up from the store failed: %s", self.name, exc)
-            return
+        changed = False
+        for update in stored.updates:  # in order, as they were first applied
+            try:
+                self._integrate(update)
+            except CrdtFailure as exc:
+                log.error("room %s: a stored row failed while catching up: %s", self.name, exc)
+            changed = changed or self._changed
+        self._changed = changed
         missed = self.doc.get_update(before)
         if self._changed:
             self.broadcast(encode_update(missed))
@@ -437,10 +400,16 @@ class Room:
         self.last_seq = max(self.last_seq, stored.last_seq)
         self._log_rows = len(stored.updates) + len(self._uncommitted)
 
-    def _integrate(self, payload: bytes) -> None:
-        """Apply committed content (with whatever is pending), keeping track of pending."""
+    def _integrate(self, update: bytes) -> None:
+        """Apply ``update`` together with whatever is still pending, and keep what is left.
+
+        yrs keeps one pending block per client: a second update that also waits on a
+        missing predecessor would replace the first one's pending content instead of adding
+        to it, so while anything is pending the two are applied as one merged update.
+        """
+        payload = update
         if self._pending is not None:
-            payload = crdt_call(merge_updates, self._pending, payload)
+            payload = crdt_call(merge_updates, self._pending, update)
         self._changed = False
         crdt_call(self.doc.apply_update, payload)
         self._pending = _still_pending(payload, self.doc)
@@ -486,10 +455,11 @@ class Room:
         joiner would never be able to integrate it once the dependency arrives.
         """
         try:
+            decode_state_vector(state_vector)  # counts checked before pycrdt sees them
             diff = crdt_call(self.doc.get_update, state_vector)
             if self._pending is not None:
                 diff = crdt_call(merge_updates, diff, self._pending)
-        except CrdtFailure as exc:
+        except (CrdtFailure, UpdateError) as exc:
             raise ProtocolError(f"bad state vector: {exc}") from exc
         await self.wait_committed()
         conn.send(encode_sync_step2(diff))
@@ -529,13 +499,28 @@ def _still_pending(payload: bytes, doc: Doc[BaseType]) -> bytes | None:
     return None
 
 
-def fold_updates(updates: Sequence[bytes]) -> bytes:
-    """One update equivalent to ``updates``: a document's encoded state when everything in
-    them integrates (deleted content is garbage collected), else their merge (which keeps
-    content still waiting on a dependency)."""
-    merged = merge_updates(*updates) if len(updates) > 1 else updates[0]
+def replay(updates: Sequence[bytes]) -> tuple[Doc[BaseType], bytes | None, int]:
+    """Apply stored rows in order exactly as the live path applied them (content still
+    pending is merged with each next row), so a reloaded room equals the one in memory.
+
+    Returns the document, what is still pending (or ``None``) and how many rows failed.
+    """
     doc: Doc[BaseType] = Doc()
-    doc.apply_update(merged)
-    if _still_pending(merged, doc) is not None:
-        return merged
-    return doc.get_update()
+    pending: bytes | None = None
+    unreadable = 0
+    for update in updates:
+        try:
+            payload = crdt_call(merge_updates, pending, update) if pending else update
+            crdt_call(doc.apply_update, payload)
+            pending = _still_pending(payload, doc)
+        except (CrdtFailure, UpdateError):
+            unreadable += 1
+    return doc, pending, unreadable
+
+
+def fold_updates(updates: Sequence[bytes]) -> bytes:
+    """One update equivalent to ``updates`` (replayed in order): the document's encoded
+    state (deleted content garbage collected), plus any content still pending."""
+    doc, pending, _ = replay(updates)
+    state = doc.get_update()
+    return state if pending is None else merge_updates(state, pending)

@@ -23,7 +23,7 @@ from crdt_server.errors import CloseCode, ProtocolError
 from crdt_server.names import CONFLICTS, ROOM_KINDS
 from crdt_server.registry import RoomRegistry
 from crdt_server.room import CrdtFailure, Room, crdt_call
-from crdt_server.updates import UpdateError, inspect_update
+from crdt_server.updates import UpdateError, decode_state_vector, inspect_update
 from documents import DOCUMENT_KINDS, Conflict, apply_operation, check, to_json
 from storage import DocumentStore
 
@@ -96,8 +96,9 @@ class WeddingService:
             await self.apply_update(name, update, origin)
         async with self.room(name) as room:
             try:
+                decode_state_vector(state_vector)  # counts checked before pycrdt sees them
                 diff = crdt_call(room.doc.get_update, state_vector)
-            except CrdtFailure as exc:
+            except (CrdtFailure, UpdateError) as exc:
                 raise ProtocolError(f"bad state vector: {exc}") from exc
             await room.wait_committed()
             return diff

@@ -53,6 +53,8 @@ CASES: list[tuple[str, bytes | str, int]] = [
     ("awareness not json", _awareness(b"{nope"), 1007),
     ("awareness state is a list", _awareness(b"[1,2]"), 1007),
     ("awareness state too big", _awareness(b'{"a":"' + b"x" * 20000 + b'"}'), 1008),
+    ("awareness nested 100 deep", _awareness(b'{"a":' + b"[" * 100 + b"]" * 100 + b"}"), 1007),
+    ("state vector claiming 2**29 clients", bytes.fromhex("000005ffffffff01"), 1007),
     ("oversized frame", encode_update(b"\x00" * (MAX_MESSAGE + 10)), 1009),
 ]
 
