@@ -21,13 +21,12 @@ committed rows.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 import asyncpg
 
+from storage._group_commit import GroupCommitter
 from storage.base import HistoryEntry, NewUpdate, StoredLog, StoreError
 
 __all__ = ["PostgresStore"]
@@ -77,18 +76,6 @@ SELECT count(*) FROM (SELECT doc FROM u UNION SELECT doc FROM h) AS gone
 """
 
 
-@dataclass(slots=True)
-class _Append:
-    updates: list[NewUpdate]
-    future: asyncio.Future[list[int]]
-
-
-@dataclass(slots=True)
-class _Write:
-    body: Callable[[_Conn], Awaitable[int]]
-    future: asyncio.Future[int]
-
-
 class PostgresStore:
     """A :class:`~storage.base.DocumentStore` in the tables of one PostgreSQL schema.
 
@@ -114,8 +101,9 @@ class PostgresStore:
         self._pool_size = pool_size
         self._lock_timeout_ms = max(1, round(lock_timeout * 1000))
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
-        self._queue: asyncio.Queue[_Append | _Write | None] | None = None
-        self._writer: asyncio.Task[None] | None = None
+        self._writer: GroupCommitter[_Conn] = GroupCommitter(
+            self._where, self._transaction, self._insert
+        )
         self._lock_key = 0
         self._commits = 0
 
@@ -160,22 +148,17 @@ class PostgresStore:
                 raise StoreError(f"cannot set up {self._where}: {exc}") from exc
             raise
         self._pool = pool
-        self._queue = asyncio.Queue()
-        self._writer = asyncio.create_task(self._write_loop(self._queue))
+        self._writer.start()
 
     async def close(self) -> None:
         """Commit every write already queued, stop the writer and close the connections.
 
         Calls made after close() has started raise :class:`StoreError`.
         """
-        pool, queue, writer = self._pool, self._queue, self._writer
-        if queue is not None:
-            self._queue = None  # no new writes from here on
-            queue.put_nowait(None)
-        if writer is not None:
-            await asyncio.wait({writer})
-        if pool is not None and self._pool is pool:
-            self._pool = self._writer = None
+        await self._writer.stop()
+        pool = self._pool
+        if pool is not None:
+            self._pool = None
             try:
                 await pool.close()
             except _DB_ERRORS as exc:
@@ -201,9 +184,7 @@ class PostgresStore:
             return []
         for update in batch:
             _check(update.data, update.doc, update.origin)
-        future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Append(batch, future))
-        return await future
+        return await self._writer.append(batch)
 
     async def compact(self, doc: str, upto_seq: int, snapshot: bytes) -> None:
         """Replace the rows of ``doc`` up to ``upto_seq`` by ``snapshot``, keeping that seq.
@@ -218,7 +199,7 @@ class PostgresStore:
                 raise StoreError(f"{doc!r} has no row with seq {upto_seq}")  # rolls back
             return 0
 
-        await self._write(body)
+        await self._writer.write(body)
 
     async def delete(self, prefix: str) -> int:
         """Delete every document whose name starts with ``prefix`` (``""``: all of them)
@@ -227,7 +208,7 @@ class PostgresStore:
         async def body(conn: _Conn) -> int:
             return int(await conn.fetchval(_DELETE.format(s=self._s), prefix))
 
-        return await self._write(body)
+        return await self._writer.write(body)
 
     async def history(self, doc: str, limit: int = 100) -> list[HistoryEntry]:
         """The newest ``limit`` entries of ``doc`` (none if ``limit <= 0``), newest first."""
@@ -254,16 +235,6 @@ class PostgresStore:
 
     # -- internals ---------------------------------------------------------------------
 
-    def _enqueue(self, job: _Append | _Write) -> None:
-        if self._queue is None:
-            raise StoreError(f"{self._where} is not open")
-        self._queue.put_nowait(job)
-
-    async def _write(self, body: Callable[[_Conn], Awaitable[int]]) -> int:
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Write(body, future))
-        return await future
-
     async def _fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
         pool = self._pool
         if pool is None:
@@ -276,62 +247,12 @@ class PostgresStore:
     async def _lock(self, conn: _Conn) -> None:
         await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock_key)
 
-    async def _write_loop(self, queue: asyncio.Queue[_Append | _Write | None]) -> None:
-        jobs: list[_Append | _Write | None] = []
-        try:
-            while True:
-                jobs = [await queue.get()]
-                while not queue.empty():
-                    jobs.append(queue.get_nowait())
-                appends: list[_Append] = []
-                for job in jobs:
-                    if isinstance(job, _Append):
-                        appends.append(job)
-                        continue
-                    # Anything else ends the run of appends, so writes stay in queue order.
-                    if appends:
-                        await self._commit_appends(appends)
-                        appends = []
-                    if job is None:
-                        return
-                    try:
-                        result = await self._transaction(job.body)
-                    except Exception as exc:  # delivered to the caller, not swallowed
-                        _fail(job.future, exc)
-                    else:
-                        if not job.future.done():  # the caller may have been cancelled
-                            job.future.set_result(result)
-                if appends:
-                    await self._commit_appends(appends)
-        finally:
-            # Reached with work left only if this task was cancelled: nobody waits forever.
-            while not queue.empty():
-                jobs.append(queue.get_nowait())
-            for job in jobs:
-                if job is not None:
-                    _fail(job.future, StoreError(f"{self._where}: writer stopped"))
-
-    async def _commit_appends(self, jobs: list[_Append]) -> None:
-        rows = [update for job in jobs for update in job.updates]
-
-        async def body(conn: _Conn) -> list[int]:
-            sequence = f"{self._s}.updates_seq"
-            seqs = sorted(await conn.fetchval(_NEXT_SEQS, sequence, len(rows)))
-            columns = ([u.doc for u in rows], [u.data for u in rows], [u.origin for u in rows])
-            await conn.execute(_APPEND.format(s=self._s), seqs, *columns)
-            return seqs
-
-        try:
-            seqs = await self._transaction(body)
-        except Exception as exc:  # delivered to every caller of the batch
-            for job in jobs:
-                _fail(job.future, exc)
-            return
-        start = 0
-        for job in jobs:
-            if not job.future.done():  # the caller may have been cancelled
-                job.future.set_result(seqs[start : start + len(job.updates)])
-            start += len(job.updates)
+    async def _insert(self, conn: _Conn, rows: list[NewUpdate]) -> list[int]:
+        sequence = f"{self._s}.updates_seq"
+        seqs: list[int] = sorted(await conn.fetchval(_NEXT_SEQS, sequence, len(rows)))
+        columns = ([u.doc for u in rows], [u.data for u in rows], [u.origin for u in rows])
+        await conn.execute(_APPEND.format(s=self._s), seqs, *columns)
+        return seqs
 
     async def _transaction(self, body: Callable[[_Conn], Awaitable[_T]]) -> _T:
         pool = self._pool
@@ -357,18 +278,6 @@ async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:
     """Pool reset hook: skips asyncpg's reset query, a round trip on every release. Nothing
     here leaves session state (SET, LISTEN, cursors, session locks); asyncpg still rolls
     back an open transaction first."""
-
-
-def _fail(future: asyncio.Future[Any], exc: Exception) -> None:
-    if future.done():
-        return
-    if isinstance(exc, StoreError):
-        # One instance per waiter: tasks re-raising a shared exception object would
-        # splice their tracebacks into each other's.
-        fresh = StoreError(*exc.args)
-        fresh.__cause__ = exc.__cause__
-        exc = fresh
-    future.set_exception(exc)
 
 
 def _check(data: bytes, *names: str) -> None:

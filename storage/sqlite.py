@@ -14,12 +14,12 @@ import os
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 
+from storage._group_commit import GroupCommitter
 from storage.base import HistoryEntry, NewUpdate, StoredLog, StoreError
 
 __all__ = ["SqliteStore"]
@@ -52,18 +52,6 @@ _COUNT_DOCS = (
 )
 
 
-@dataclass(slots=True)
-class _Append:
-    updates: list[NewUpdate]
-    future: asyncio.Future[list[int]]
-
-
-@dataclass(slots=True)
-class _Write:
-    body: Callable[[aiosqlite.Connection], Awaitable[int]]
-    future: asyncio.Future[int]
-
-
 class SqliteStore:
     """A :class:`~storage.base.DocumentStore` in one SQLite file (WAL, ``synchronous=FULL``).
 
@@ -77,8 +65,9 @@ class SqliteStore:
         self._path = Path(path)
         self._busy_timeout = busy_timeout
         self._db: aiosqlite.Connection | None = None
-        self._queue: asyncio.Queue[_Append | _Write | None] | None = None
-        self._writer: asyncio.Task[None] | None = None
+        self._writer: GroupCommitter[aiosqlite.Connection] = GroupCommitter(
+            str(self._path), self._transaction, self._insert
+        )
         # Held for the whole of each write transaction, and by reads, so that a read on
         # the shared connection cannot observe rows a later ROLLBACK takes back.
         self._lock: asyncio.Lock | None = None
@@ -120,22 +109,17 @@ class SqliteStore:
             raise
         self._db = db
         self._lock = asyncio.Lock()
-        self._queue = asyncio.Queue()
-        self._writer = asyncio.create_task(self._write_loop(self._queue))
+        self._writer.start()
 
     async def close(self) -> None:
         """Commit every append already queued, stop the writer and close the file.
 
         Calls made after close() has started raise :class:`StoreError`.
         """
-        db, queue, writer = self._db, self._queue, self._writer
-        if queue is not None:
-            self._queue = None  # no new writes from here on
-            queue.put_nowait(None)
-        if writer is not None:
-            await asyncio.wait({writer})
-        if db is not None and self._db is db:
-            self._db = self._writer = self._lock = None
+        await self._writer.stop()
+        db = self._db
+        if db is not None:
+            self._db = self._lock = None
             try:
                 await db.close()
             except sqlite3.Error as exc:
@@ -160,9 +144,7 @@ class SqliteStore:
             return []
         for update in batch:
             _check(update.data, update.doc, update.origin)
-        future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Append(batch, future))
-        return await future
+        return await self._writer.append(batch)
 
     async def compact(self, doc: str, upto_seq: int, snapshot: bytes) -> None:
         """Replace the rows of ``doc`` up to ``upto_seq`` by ``snapshot``, keeping that seq.
@@ -181,7 +163,7 @@ class SqliteStore:
             await db.execute("DELETE FROM updates WHERE doc = ? AND seq < ?", (doc, upto_seq))
             return 0
 
-        await self._write(body)
+        await self._writer.write(body)
 
     async def delete(self, prefix: str) -> int:
         """Delete every document whose name starts with ``prefix`` (``""``: all of them)
@@ -194,7 +176,7 @@ class SqliteStore:
             await db.execute(f"DELETE FROM history WHERE {_PREFIX}", params)
             return count
 
-        return await self._write(body)
+        return await self._writer.write(body)
 
     async def history(self, doc: str, limit: int = 100) -> list[HistoryEntry]:
         """The newest ``limit`` entries of ``doc`` (none if ``limit <= 0``), newest first."""
@@ -222,16 +204,6 @@ class SqliteStore:
 
     # -- internals ---------------------------------------------------------------------
 
-    def _enqueue(self, job: _Append | _Write) -> None:
-        if self._queue is None:
-            raise StoreError(f"{self._path} is not open")
-        self._queue.put_nowait(job)
-
-    async def _write(self, body: Callable[[aiosqlite.Connection], Awaitable[int]]) -> int:
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Write(body, future))
-        return await future
-
     async def _read(self, sql: str, *params: Any) -> list[Any]:
         db, lock = self._db, self._lock
         if db is None or lock is None:
@@ -242,70 +214,21 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"reading {self._path} failed: {exc}") from exc
 
-    async def _write_loop(self, queue: asyncio.Queue[_Append | _Write | None]) -> None:
-        jobs: list[_Append | _Write | None] = []
-        try:
-            while True:
-                jobs = [await queue.get()]
-                while not queue.empty():
-                    jobs.append(queue.get_nowait())
-                appends: list[_Append] = []
-                for job in jobs:
-                    if isinstance(job, _Append):
-                        appends.append(job)
-                        continue
-                    # Anything else ends the run of appends, so writes stay in queue order.
-                    if appends:
-                        await self._commit_appends(appends)
-                        appends = []
-                    if job is None:
-                        return
-                    try:
-                        result = await self._transaction(job.body)
-                    except Exception as exc:  # delivered to the caller, not swallowed
-                        _fail(job.future, exc)
-                    else:
-                        if not job.future.done():  # the caller may have been cancelled
-                            job.future.set_result(result)
-                if appends:
-                    await self._commit_appends(appends)
-        finally:
-            # Reached with work left only if this task was cancelled: nobody waits forever.
-            while not queue.empty():
-                jobs.append(queue.get_nowait())
-            for job in jobs:
-                if job is not None:
-                    _fail(job.future, StoreError(f"{self._path}: writer stopped"))
-
-    async def _commit_appends(self, jobs: list[_Append]) -> None:
-        rows = [update for job in jobs for update in job.updates]
+    async def _insert(self, db: aiosqlite.Connection, rows: list[NewUpdate]) -> list[int]:
+        last = await _scalar(db, _LAST_SEQ)
+        await db.executemany(
+            "INSERT INTO updates (seq, doc, data) VALUES (?, ?, ?)",
+            [(last + i, u.doc, u.data) for i, u in enumerate(rows, 1)],
+        )
         created_at = time.time()
-
-        async def body(db: aiosqlite.Connection) -> int:
-            last = await _scalar(db, _LAST_SEQ)
-            await db.executemany(
-                "INSERT INTO updates (seq, doc, data) VALUES (?, ?, ?)",
-                [(last + i, u.doc, u.data) for i, u in enumerate(rows, 1)],
-            )
-            history = [
-                (last + i, u.doc, u.origin, created_at, len(u.data)) for i, u in enumerate(rows, 1)
-            ]
-            await db.executemany(
-                "INSERT INTO history (seq, doc, origin, created_at, size) VALUES (?, ?, ?, ?, ?)",
-                history,
-            )
-            return last
-
-        try:
-            seq = await self._transaction(body)
-        except Exception as exc:  # delivered to every caller of the batch
-            for job in jobs:
-                _fail(job.future, exc)
-            return
-        for job in jobs:
-            if not job.future.done():  # the caller may have been cancelled
-                job.future.set_result(list(range(seq + 1, seq + 1 + len(job.updates))))
-            seq += len(job.updates)
+        history = [
+            (last + i, u.doc, u.origin, created_at, len(u.data)) for i, u in enumerate(rows, 1)
+        ]
+        await db.executemany(
+            "INSERT INTO history (seq, doc, origin, created_at, size) VALUES (?, ?, ?, ?, ?)",
+            history,
+        )
+        return list(range(last + 1, last + 1 + len(rows)))
 
     async def _transaction(self, body: Callable[[aiosqlite.Connection], Awaitable[_T]]) -> _T:
         db, lock = self._db, self._lock
@@ -339,18 +262,6 @@ class SqliteStore:
 async def _scalar(db: aiosqlite.Connection, sql: str, params: tuple[Any, ...] = ()) -> int:
     rows = list(await db.execute_fetchall(sql, params))
     return int(rows[0][0])
-
-
-def _fail(future: asyncio.Future[Any], exc: Exception) -> None:
-    if future.done():
-        return
-    if isinstance(exc, StoreError):
-        # One instance per waiter: tasks re-raising a shared exception object would
-        # splice their tracebacks into each other's.
-        fresh = StoreError(*exc.args)
-        fresh.__cause__ = exc.__cause__
-        exc = fresh
-    future.set_exception(exc)
 
 
 def _check(data: bytes, *names: str) -> None:

@@ -1,0 +1,150 @@
+"""The one writer every store uses: group commit, writes in queue order.
+
+Concurrent :meth:`GroupCommitter.append` calls queued while a transaction is in flight
+share the next transaction (one commit, one fsync, for all of them); any other write
+(compaction, deletion) runs in a transaction of its own, in queue order. A failed
+transaction fails every caller in it and commits nothing; later ones go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from storage.base import NewUpdate, StoreError
+
+__all__ = ["GroupCommitter"]
+
+C = TypeVar("C")
+"""The backend's connection type, handed to transaction bodies."""
+T = TypeVar("T")
+Transaction = Callable[[Callable[[C], Awaitable[T]]], Awaitable[T]]
+
+
+@dataclass(slots=True)
+class _Append:
+    updates: list[NewUpdate]
+    future: asyncio.Future[list[int]]
+
+
+@dataclass(slots=True)
+class _Write(Generic[C]):
+    body: Callable[[C], Awaitable[int]]
+    future: asyncio.Future[int]
+
+
+class GroupCommitter(Generic[C]):
+    """One writer task for one store.
+
+    ``transaction(body)`` runs ``body(connection)`` in one committed transaction (raising
+    :class:`StoreError` having committed nothing); ``insert(connection, rows)`` writes rows
+    inside it and returns their seqs in order.
+    """
+
+    def __init__(
+        self,
+        where: str,
+        transaction: Callable[[Callable[[C], Awaitable[Any]]], Awaitable[Any]],
+        insert: Callable[[C, list[NewUpdate]], Awaitable[list[int]]],
+    ) -> None:
+        self._where = where
+        self._transaction = transaction
+        self._insert = insert
+        self._queue: asyncio.Queue[_Append | _Write[C] | None] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._task = asyncio.create_task(self._run(self._queue), name=f"writer {self._where}")
+
+    async def stop(self) -> None:
+        """Carry out everything already queued, then stop; later calls raise StoreError."""
+        queue, task = self._queue, self._task
+        self._queue = None
+        if queue is not None:
+            queue.put_nowait(None)
+        if task is not None:
+            await asyncio.wait({task})
+        self._task = None
+
+    async def append(self, updates: Sequence[NewUpdate]) -> list[int]:
+        future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self._enqueue(_Append(list(updates), future))
+        return await future
+
+    async def write(self, body: Callable[[C], Awaitable[int]]) -> int:
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._enqueue(_Write(body, future))
+        return await future
+
+    def _enqueue(self, job: _Append | _Write[C]) -> None:
+        if self._queue is None:
+            raise StoreError(f"{self._where} is not open")
+        self._queue.put_nowait(job)
+
+    async def _run(self, queue: asyncio.Queue[_Append | _Write[C] | None]) -> None:
+        jobs: list[_Append | _Write[C] | None] = []
+        try:
+            while True:
+                jobs = [await queue.get()]
+                while not queue.empty():
+                    jobs.append(queue.get_nowait())
+                appends: list[_Append] = []
+                for job in jobs:
+                    if isinstance(job, _Append):
+                        appends.append(job)
+                        continue
+                    # Anything else ends the run of appends, so writes stay in queue order.
+                    if appends:
+                        await self._commit_appends(appends)
+                        appends = []
+                    if job is None:
+                        return
+                    try:
+                        result = await self._transaction(job.body)
+                    except Exception as exc:  # delivered to the caller, not swallowed
+                        _fail(job.future, exc)
+                    else:
+                        if not job.future.done():  # the caller may have been cancelled
+                            job.future.set_result(result)
+                if appends:
+                    await self._commit_appends(appends)
+        finally:
+            # Reached with work left only if this task was cancelled: nobody waits forever.
+            while not queue.empty():
+                jobs.append(queue.get_nowait())
+            for job in jobs:
+                if job is not None:
+                    _fail(job.future, StoreError(f"{self._where}: writer stopped"))
+
+    async def _commit_appends(self, jobs: list[_Append]) -> None:
+        rows = [update for job in jobs for update in job.updates]
+
+        async def body(connection: C) -> list[int]:
+            return await self._insert(connection, rows)
+
+        try:
+            seqs: list[int] = await self._transaction(body)
+        except Exception as exc:  # delivered to every caller of the batch
+            for job in jobs:
+                _fail(job.future, exc)
+            return
+        start = 0
+        for job in jobs:
+            if not job.future.done():  # the caller may have been cancelled
+                job.future.set_result(seqs[start : start + len(job.updates)])
+            start += len(job.updates)
+
+
+def _fail(future: asyncio.Future[Any], exc: Exception) -> None:
+    if future.done():
+        return
+    if isinstance(exc, StoreError):
+        # One instance per waiter: tasks re-raising a shared exception object would
+        # splice their tracebacks into each other's.
+        fresh = StoreError(*exc.args)
+        fresh.__cause__ = exc.__cause__
+        exc = fresh
+    future.set_exception(exc)
