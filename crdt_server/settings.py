@@ -33,6 +33,8 @@ class Settings:
     """Directory of the embedded SQLite store (``crdt.sqlite3``)."""
     log_level: str = "info"
     """Python logging level name."""
+    log_format: str = "text"
+    """``text`` (one line per event) or ``json`` (one JSON object per line)."""
     database_url: str = ""
     """PostgreSQL store shared by several hosts (``postgresql://user@host/db``); empty: the
     embedded SQLite file in ``DATA_DIR``."""
@@ -137,6 +139,8 @@ class Settings:
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must not be negative")
 
+        if self.log_format not in ("text", "json"):
+            raise SettingsError("log_format must be text or json")
         if self.workers > 1 and not self.redis_url:
             raise SettingsError("several workers need a Redis bus: set CRDT_SERVER_REDIS_URL")
         if self.auth_secret and len(self.auth_secret.encode()) < 32:

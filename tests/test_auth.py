@@ -267,6 +267,20 @@ async def test_presence_carries_the_real_identity(secure: ServerProcess) -> None
 
 
 @pytest.mark.asyncio
+async def test_json_logs_never_carry_tokens_either(tmp_path: Path) -> None:
+    env = {"CRDT_SERVER_AUTH_SECRET": SECRET, "CRDT_SERVER_LOG_FORMAT": "json"}
+    server = ServerProcess(tmp_path / "data", env=env, anonymous=False)
+    async with server:
+        tok = token("couple")
+        async with YClient(server.ws_url, "w1/guests", token=tok) as client:
+            await client.wait(client.synced.is_set)
+    lines = [line for line in server.log.decode().splitlines()[1:] if line.strip()]
+    events = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert any("w1/guests" in event["message"] for event in events)
+    assert all(tok not in line for line in lines)
+
+
+@pytest.mark.asyncio
 async def test_query_tokens_never_reach_the_log(secure: ServerProcess) -> None:
     tok = token("couple")
     async with YClient(secure.ws_url, "w1/guests", token=tok) as client:
