@@ -240,11 +240,8 @@ def test_awareness_too_many_entries_is_a_policy_violation() -> None:
 
 
 def test_awareness_state_of_exactly_the_limit_is_accepted() -> None:
-    """Settings.max_awareness_state_bytes is "the largest awareness state (JSON text)".
-
-    BUG: decode_awareness measures the state together with its varuint length prefix, so a
-    JSON text of exactly the limit is refused with PolicyViolation.
-    """
+    """Settings.max_awareness_state_bytes is "the largest awareness state (JSON text)": the
+    JSON text itself counts, not its varuint length prefix."""
     limit = 16 * 1024
     pad = limit - len(json.dumps({"a": ""}))
     state = json.dumps({"a": "x" * pad})
@@ -264,9 +261,8 @@ def test_awareness_state_of_exactly_the_limit_is_accepted() -> None:
 
 @pytest.mark.parametrize("state", ['{"a":' + "[" * 5000, "[" * 5000 + "]" * 5000])
 def test_deeply_nested_awareness_state_is_a_protocol_error(state: str) -> None:
-    """BUG: json.loads raises RecursionError (not a ValueError) on deep nesting, which
-    decode_awareness lets through; in a session it escapes serve_connection instead of
-    closing the connection with 1007."""
+    """json.loads raises RecursionError (not a ValueError) on deep nesting; that must still
+    be a ProtocolError (close 1007), not an exception escaping serve_connection."""
     payload = encode_awareness_entries([AwarenessEntry(1, 1, state)])
     with pytest.raises(ProtocolError):
         decode_awareness(payload, max_state_bytes=16 * 1024, max_entries=64)
