@@ -1,0 +1,840 @@
+"""The load generator: lean y-protocols clients and the five scenarios.
+
+Every client is a :class:`YPeer`: one WebSocket (see :mod:`benchmarks.wsclient`) that sends
+sync step 1 on open, answers the server's step 1 with an empty step 2 and hands updates and
+awareness payloads to per-scenario callbacks. Nothing is applied to a document on the hot
+path: deliveries are identified by the clock ranges in the received update
+(:func:`crdt_server.updates.inspect_update`), which is exact because every writer has its own
+client id and its update ``i`` is one one-character Text insert at clock ``i``.
+
+Update frames are real Yjs updates made by pycrdt before a scenario starts
+(:func:`text_updates`), encoded once and sent as they are.
+
+Each scenario returns a list of :class:`Metric`; every loop is bounded by a count and every
+wait by a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import resource
+import secrets
+import statistics
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+
+from pycrdt import Doc, Text, TransactionEvent
+
+from benchmarks.wsclient import WireConnection, open_connection
+from crdt_server.protocol import encode_awareness, encode_sync_step1, encode_update
+from crdt_server.protocol import write_var_string as _var_string
+from crdt_server.protocol import write_var_uint as _var_uint
+from crdt_server.updates import inspect_update
+
+__all__ = [
+    "Metric",
+    "Target",
+    "coldload",
+    "connections",
+    "fanout",
+    "presence",
+    "text_updates",
+    "throughput",
+]
+
+DOC = "timeline"
+EMPTY_STATE_VECTOR = b"\x00"
+EMPTY_UPDATE = b"\x00\x00"
+STEP1 = encode_sync_step1(EMPTY_STATE_VECTOR)
+EMPTY_STEP2 = bytes((0, 1)) + _var_uint(len(EMPTY_UPDATE)) + EMPTY_UPDATE
+CONNECT_TIMEOUT = 30.0
+SYNC_TIMEOUT = 30.0
+
+
+# -- metrics and CPU --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """One table row's value for one server. ``better`` is ``"lower"``, ``"higher"`` or ``""``."""
+
+    name: str
+    value: float | None
+    fmt: str = "{:.1f}"
+    better: str = ""
+    note: str = ""
+    ratio: bool = True
+    """Whether an ``ours / peer`` ratio of this row means anything."""
+
+    def text(self) -> str:
+        if self.value is None:
+            return "n/a" + (f" ({self.note})" if self.note else "")
+        out = self.fmt.format(self.value)
+        return out + (f" ({self.note})" if self.note else "")
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """user + system CPU seconds of a process (all its threads), from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        raw = f.read()
+    fields = raw[raw.rindex(b")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def process_rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all processes used (all cores), from the first line of /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    busy = sum(fields[:8]) - idle  # user nice system idle iowait irq softirq steal
+    return busy / _TICKS
+
+
+def self_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class CpuWindow:
+    """CPU use of the server and of this process between ``start`` and ``stop``."""
+
+    pid: int
+    wall0: float = 0.0
+    server0: float = 0.0
+    client0: float = 0.0
+    machine0: float = 0.0
+    wall: float = 0.0
+    server: float = 0.0
+    client: float = 0.0
+    machine: float = 0.0
+
+    def start(self) -> CpuWindow:
+        self.wall0 = time.perf_counter()
+        self.server0 = process_cpu_seconds(self.pid)
+        self.client0 = self_cpu_seconds()
+        self.machine0 = machine_busy_seconds()
+        return self
+
+    def stop(self) -> CpuWindow:
+        self.wall = time.perf_counter() - self.wall0
+        self.server = process_cpu_seconds(self.pid) - self.server0
+        self.client = self_cpu_seconds() - self.client0
+        self.machine = machine_busy_seconds() - self.machine0
+        return self
+
+    @property
+    def other_pct(self) -> float:
+        """CPU used by every other process on the machine (noise), % of one core."""
+        other = max(0.0, self.machine - self.server - self.client)
+        return 100.0 * other / self.wall if self.wall > 0 else 0.0
+
+    @property
+    def server_pct(self) -> float:
+        return 100.0 * self.server / self.wall if self.wall > 0 else 0.0
+
+    @property
+    def client_pct(self) -> float:
+        return 100.0 * self.client / self.wall if self.wall > 0 else 0.0
+
+    def metrics(self, prefix: str) -> list[Metric]:
+        return [
+            Metric(f"{prefix}: server CPU % of one core", self.server_pct, "{:.0f}", ""),
+            Metric(
+                f"{prefix}: load-generator CPU % of one core",
+                self.client_pct,
+                "{:.0f}",
+                ratio=False,
+            ),
+            Metric(
+                f"{prefix}: other processes CPU % (noise)", self.other_pct, "{:.0f}", ratio=False
+            ),
+        ]
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100) of unsorted values; None if empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def latency_metrics(prefix: str, seconds: Sequence[float]) -> list[Metric]:
+    ms = [s * 1000.0 for s in seconds]
+    out = [Metric(f"{prefix} p{q} ms", percentile(ms, q), "{:.2f}", "lower") for q in (50, 95, 99)]
+    out.append(Metric(f"{prefix} max ms", max(ms) if ms else None, "{:.1f}", "lower"))
+    return out
+
+
+# -- updates ----------------------------------------------------------------------------
+
+
+@cache
+def text_updates(client_id: int, count: int, root: str = "t") -> tuple[bytes, ...]:
+    """``count`` real Yjs updates by pycrdt: update ``i`` appends one character at clock ``i``."""
+    doc: Doc[Text] = Doc(client_id=client_id)
+    text = doc.get(root, type=Text)
+    updates: list[bytes] = []
+
+    def keep(event: TransactionEvent) -> None:
+        updates.append(event.update)
+
+    subscription = doc.observe(keep)
+    alphabet = "abcdefghijklmnopqrstuvwxyz"
+    for i in range(count):
+        text += alphabet[i % 26]
+    doc.unobserve(subscription)
+    assert len(updates) == count
+    return tuple(updates)
+
+
+@cache
+def update_messages(client_id: int, count: int) -> tuple[bytes, ...]:
+    """:func:`text_updates` as y-protocols sync update messages."""
+    return tuple(encode_update(u) for u in text_updates(client_id, count))
+
+
+def clock_ranges(update: bytes) -> dict[int, tuple[int, int]]:
+    return inspect_update(update).structs
+
+
+def awareness_message(client_id: int, clock: int, state: dict[str, object]) -> bytes:
+    entry = _var_uint(client_id) + _var_uint(clock) + _var_string(json.dumps(state))
+    return encode_awareness(_var_uint(1) + entry)
+
+
+def awareness_ids(payload: bytes) -> list[tuple[int, int]]:
+    """(client id, clock) of each entry of an awareness payload; states are skipped."""
+    out: list[tuple[int, int]] = []
+    count, pos = _read_uint(payload, 0)
+    for _ in range(min(count, 1 << 16)):
+        client, pos = _read_uint(payload, pos)
+        clock, pos = _read_uint(payload, pos)
+        size, pos = _read_uint(payload, pos)
+        pos += size
+        out.append((client, clock))
+    return out
+
+
+def _read_uint(data: bytes, pos: int) -> tuple[int, int]:
+    value = 0
+    shift = 0
+    for _ in range(8):
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+    raise ValueError("varuint too long")
+
+
+# -- the target server and the clients ----------------------------------------------------
+
+
+@dataclass
+class Target:
+    """Where the scenarios connect, and how to reach the server process."""
+
+    host: str
+    port: int
+    pid: int
+    dialect: str = "y-websocket"
+    """``y-websocket`` (one document per socket) or ``hocuspocus`` (document-name prefix)."""
+    client: str = "raw"
+    """WebSocket transport of the load generator: ``raw`` or ``websockets``."""
+    restart: Callable[[], Awaitable[None]] | None = None
+    """Stop and start the server on the same data directory (updates host/port/pid)."""
+    run_id: str = field(default_factory=lambda: secrets.token_hex(3))
+    _rooms: int = 0
+
+    def room(self, label: str) -> str:
+        """A fresh wedding id, unique in this run."""
+        self._rooms += 1
+        return f"{label}{self._rooms}x{self.run_id}"
+
+
+UpdateHandler = Callable[["YPeer", bytes, float], None]
+
+
+class YPeer:
+    """One y-protocols client of one document; callbacks run inside ``data_received``."""
+
+    __slots__ = (
+        "target",
+        "wedding",
+        "conn",
+        "prefix",
+        "synced",
+        "synced_at",
+        "step2",
+        "on_update",
+        "on_awareness",
+        "authenticated",
+        "cursor",
+        "seen",
+        "sent",
+        "acked",
+        "client_id",
+        "clock",
+        "early",
+    )
+
+    def __init__(self, target: Target, wedding: str) -> None:
+        self.target = target
+        self.wedding = wedding
+        self.conn: WireConnection | None = None
+        self.prefix = b""
+        if target.dialect == "hocuspocus":
+            self.prefix = _var_string(f"{wedding}/{DOC}")
+        self.synced: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self.authenticated: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.synced_at = 0.0
+        self.step2: bytes | None = None
+        self.on_update: UpdateHandler | None = None
+        self.on_awareness: UpdateHandler | None = None
+        # Per-scenario counters (kept here to avoid a dict lookup per message).
+        self.cursor = 0
+        self.seen: dict[int, int] = {}
+        self.sent = 0
+        self.acked = 0
+        self.client_id = 0
+        self.clock = 0
+        self.early: list[bytes] = []
+        """Replies due before ``open`` returned (a greeting in the same read as the 101)."""
+
+    @property
+    def path(self) -> str:
+        if self.target.dialect == "hocuspocus":
+            return "/"
+        return f"/sync/{self.wedding}/{DOC}"
+
+    async def open(self) -> YPeer:
+        target = self.target
+        self.conn = await open_connection(
+            target.client, target.host, target.port, self.path, self._on_frame, CONNECT_TIMEOUT
+        )
+        early, self.early = self.early, []
+        if self.prefix:
+            # Hocuspocus: authenticate first (an empty token; the server has no auth hook).
+            self.conn.send(self.prefix + bytes((2, 0)) + _var_string(""))
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                await self.authenticated
+        self.conn.send(self.prefix + STEP1)
+        for message in early:
+            self.conn.send(message)
+        return self
+
+    def send(self, message: bytes) -> None:
+        data = self.prefix + message if self.prefix else message
+        if self.conn is None:
+            self.early.append(data)
+        else:
+            self.conn.send(data)
+
+    def _on_frame(self, frame: bytes, t: float) -> None:
+        if self.prefix:
+            if not frame.startswith(self.prefix):
+                return
+            frame = frame[len(self.prefix) :]
+        kind = frame[0]
+        if kind == 0 or (kind == 4 and self.prefix):  # Hocuspocus: 4 = sync reply
+            sub = frame[1]
+            size, pos = _read_uint(frame, 2)
+            payload = frame[pos : pos + size]
+            if sub == 2:
+                if self.on_update is not None:
+                    self.on_update(self, payload, t)
+            elif sub == 1:
+                if self.step2 is None:
+                    self.step2 = payload
+                    self.synced_at = t
+                    if not self.synced.done():
+                        self.synced.set_result(t)
+                if self.on_update is not None:
+                    self.on_update(self, payload, t)
+            elif sub == 0:
+                self.send(EMPTY_STEP2)
+        elif kind == 1:
+            if self.on_awareness is not None:
+                size, pos = _read_uint(frame, 1)
+                self.on_awareness(self, frame[pos : pos + size], t)
+        elif kind == 2 and self.prefix:
+            # Hocuspocus auth: [2][subtype] (0 token, 1 permission denied, 2 authenticated).
+            if len(frame) > 1 and frame[1] == 2 and not self.authenticated.done():
+                self.authenticated.set_result(None)
+            elif len(frame) > 1 and frame[1] == 1 and not self.authenticated.done():
+                self.authenticated.set_exception(ConnectionError("hocuspocus denied access"))
+
+    async def wait_synced(self, timeout: float = SYNC_TIMEOUT) -> float:
+        async with asyncio.timeout(timeout):
+            return await self.synced
+
+    async def close(self, timeout: float = 5.0) -> None:
+        if self.conn is not None:
+            await self.conn.close(timeout)
+
+
+async def open_peers(
+    target: Target,
+    weddings: Iterable[str],
+    into: list[YPeer],
+    concurrency: int = 50,
+    deadline: float = 120.0,
+) -> list[YPeer]:
+    """Open and sync one peer per wedding id (repeat an id for several peers in a room).
+
+    Every peer that opened is also appended to ``into`` at once, so the caller can close
+    them all even when a later one fails.
+    """
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(wedding: str) -> YPeer:
+        async with sem:
+            peer = YPeer(target, wedding)
+            await peer.open()
+            into.append(peer)
+            await peer.wait_synced()
+            return peer
+
+    async with asyncio.timeout(deadline):
+        return list(await asyncio.gather(*(one(w) for w in weddings)))
+
+
+async def close_peers(peers: Iterable[YPeer], timeout: float = 20.0) -> None:
+    peers = list(peers)
+    try:
+        async with asyncio.timeout(timeout):
+            await asyncio.gather(*(p.close(timeout) for p in peers), return_exceptions=True)
+    except TimeoutError:
+        for p in peers:
+            if p.conn is not None:
+                p.conn.abort()
+
+
+class ServerClosed(RuntimeError):
+    """The server closed connections in the middle of a scenario."""
+
+
+def check_open(peers: Sequence[YPeer]) -> None:
+    """Raise :class:`ServerClosed` if the server closed any of ``peers``."""
+    closed = [p for p in peers if p.conn is not None and p.conn.closed.done()]
+    if closed:
+        codes = Counter(getattr(p.conn, "close_code", None) for p in closed)
+        raise ServerClosed(
+            f"the server closed {len(closed)} of {len(peers)} connections "
+            f"(close codes: {dict(codes)})"
+        )
+
+
+async def wait_until(
+    predicate: Callable[[], bool],
+    timeout: float,
+    step: float = 0.01,
+    watch: Sequence[YPeer] = (),
+) -> bool:
+    """Poll ``predicate`` until true or ``timeout`` seconds passed; returns the last value.
+
+    Raises :class:`ServerClosed` as soon as the server closed one of ``watch``.
+    """
+    deadline = time.perf_counter() + timeout
+    while not predicate():
+        check_open(watch)
+        if time.perf_counter() > deadline:
+            return False
+        await asyncio.sleep(step)
+    return True
+
+
+# -- scenarios ------------------------------------------------------------------------------
+
+WRITER_BASE_ID = 1_000_000
+
+
+async def fanout(
+    target: Target, readers: int, rate: float, duration: float, grace: float = 10.0
+) -> list[Metric]:
+    """1 writer + ``readers`` readers in one room, updates at ``rate``/s for ``duration`` s."""
+    label = f"fanout {readers} readers"
+    count = max(1, int(rate * duration))
+    writer_id = WRITER_BASE_ID
+    messages = update_messages(writer_id, count)
+    wedding = target.room("fan")
+    sent_at = [0.0] * count
+    latencies: list[float] = []
+    acks: list[float] = []
+
+    def on_update(peer: YPeer, payload: bytes, t: float) -> None:
+        rng = clock_ranges(payload).get(writer_id)
+        if rng is None or rng[1] <= peer.cursor:
+            return
+        start = max(rng[0], peer.cursor)
+        end = min(rng[1], count)
+        out = acks if peer is writer_peer else latencies
+        for i in range(start, end):
+            out.append(t - sent_at[i])
+        peer.cursor = max(peer.cursor, rng[1])
+
+    opened: list[YPeer] = []
+    try:
+        peers = await open_peers(target, [wedding] * readers, opened)
+        writer_peer = (await open_peers(target, [wedding], opened))[0]
+        everyone = [*peers, writer_peer]
+        for p in everyone:
+            p.on_update = on_update
+        cpu = CpuWindow(target.pid).start()
+        t0 = time.perf_counter()
+        for i in range(count):
+            delay = t0 + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sent_at[i] = time.perf_counter()
+            writer_peer.send(messages[i])
+        await wait_until(lambda: all(p.cursor >= count for p in everyone), grace, watch=everyone)
+        cpu.stop()
+    finally:
+        await close_peers(opened)
+    missing = readers * count - len(latencies)
+    return [
+        *latency_metrics(f"{label}: delivery latency", latencies),
+        Metric(f"{label}: missing deliveries (of {readers * count})", missing, "{:.0f}", "lower"),
+        Metric(
+            f"{label}: writer echo (ack) p50 ms",
+            percentile([a * 1000.0 for a in acks], 50),
+            "{:.2f}",
+            "lower",
+        ),
+        *cpu.metrics(label),
+    ]
+
+
+async def throughput(
+    target: Target,
+    rooms: int,
+    writers: int,
+    duration: float,
+    window: int,
+    budget: int,
+    drain: float = 30.0,
+    settle: float = 180.0,
+) -> list[Metric]:
+    """``rooms`` x ``writers``: every writer keeps ``window`` updates in flight for ``duration``."""
+    label = f"throughput {rooms}x{writers}"
+    ids = [WRITER_BASE_ID + 10 + k for k in range(writers)]
+    messages = {cid: update_messages(cid, budget) for cid in ids}
+    weddings = [target.room("tp") for _ in range(rooms)]
+    state = {"open": False, "deliveries": 0}
+
+    def pump(peer: YPeer) -> None:
+        if not state["open"]:
+            return
+        frames = messages[peer.client_id]
+        limit = min(peer.acked + window, budget)
+        while peer.sent < limit:
+            peer.send(frames[peer.sent])
+            peer.sent += 1
+
+    def on_update(peer: YPeer, payload: bytes, t: float) -> None:
+        seen = peer.seen
+        delivered = 0
+        for cid, (start, end) in clock_ranges(payload).items():
+            prev = seen.get(cid, 0)
+            if end > prev:
+                delivered += end - max(start, prev)
+                seen[cid] = end
+        state["deliveries"] += delivered
+        mine = seen.get(peer.client_id, 0)
+        if mine > peer.acked:
+            peer.acked = mine
+            pump(peer)
+
+    opened: list[YPeer] = []
+    try:
+        peers = await open_peers(target, [w for w in weddings for _ in range(writers)], opened)
+        members = {w: peers[i * writers : (i + 1) * writers] for i, w in enumerate(weddings)}
+        for room_peers in members.values():
+            for k, p in enumerate(room_peers):
+                p.client_id = ids[k]
+                p.on_update = on_update
+        cpu = CpuWindow(target.pid).start()
+        state["open"] = True
+        for p in peers:
+            pump(p)
+        await asyncio.sleep(duration)
+        state["open"] = False
+        cpu.stop()
+        check_open(peers)
+        accepted = sum(p.acked for p in peers)
+        deliveries = state["deliveries"]
+        exhausted = sum(1 for p in peers if p.sent >= budget)
+        drained = await wait_until(
+            lambda: all(p.acked >= p.sent for p in peers), drain, watch=peers
+        )
+        drained_at = time.perf_counter()
+        # Convergence: every member saw every update; a fresh client's step 2 has them all.
+        checkers = await open_peers(target, weddings, opened)
+        converged = 0
+        for wedding, checker in zip(weddings, checkers, strict=True):
+            expected = {p.client_id: p.sent for p in members[wedding]}
+            fresh = clock_ranges(checker.step2 or EMPTY_UPDATE)
+            fresh_ok = all(
+                fresh.get(cid, (0, 0))[1] == n and (n == 0 or fresh[cid][0] == 0)
+                for cid, n in expected.items()
+            )
+            members_ok = all(
+                all(m.seen.get(cid, 0) == n for cid, n in expected.items())
+                for m in members[wedding]
+            )
+            converged += fresh_ok and members_ok
+        # A server that echoes before it persists may still be writing: time until idle.
+        idle_at = await wait_server_idle(target.pid, settle, quiet=2.5)
+    finally:
+        await close_peers(opened)
+    sent = sum(p.sent for p in peers)
+    note = "writers ran out of pre-made updates" if exhausted else ""
+    return [
+        Metric(f"{label}: updates accepted/s (echoed to sender)", accepted / cpu.wall, "{:.0f}",
+               "higher", note),
+        Metric(f"{label}: deliveries/s (updates received by members)", deliveries / cpu.wall,
+               "{:.0f}", "higher"),
+        *cpu.metrics(label),
+        Metric(f"{label}: server CPU ms per accepted update",
+               1000.0 * cpu.server / accepted if accepted else None, "{:.3f}", "lower"),
+        Metric(f"{label}: busy after the last echo (background writes) s",
+               max(0.0, idle_at - drained_at) if idle_at is not None else None, "{:.2f}",
+               "lower", "" if idle_at is not None else f"still busy after {settle:.0f} s",
+               ratio=False),
+        Metric(f"{label}: rooms converged (of {rooms})", converged, "{:.0f}", "higher",
+               "" if drained else f"not drained: {sent - sum(p.acked for p in peers)} unechoed"),
+    ]  # fmt: skip
+
+
+async def connections(
+    target: Target, count: int, per_room: int, concurrency: int, settle: float = 2.0
+) -> list[Metric]:
+    """``count`` idle synced connections (``per_room`` per room): time to synced, RSS growth."""
+    label = f"connections {count}"
+    rooms = math.ceil(count / per_room)
+    weddings = [target.room("idle") for _ in range(rooms)]
+    plan = [weddings[i // per_room] for i in range(count)]
+    rss0 = process_rss_kib(target.pid)
+    sem = asyncio.Semaphore(concurrency)
+    times: list[float] = []
+    peers: list[YPeer] = []
+
+    async def one(wedding: str) -> None:
+        async with sem:
+            peer = YPeer(target, wedding)
+            t0 = time.perf_counter()
+            try:
+                await peer.open()
+                peers.append(peer)
+                t1 = await peer.wait_synced()
+                times.append((t1 - t0) * 1000.0)
+            except (OSError, TimeoutError, ConnectionError):
+                pass  # counted as count - synced
+
+    cpu = CpuWindow(target.pid).start()
+    try:
+        async with asyncio.timeout(max(120.0, count / 20)):
+            await asyncio.gather(*(one(w) for w in plan))
+        cpu.stop()
+        total = cpu.wall
+        await asyncio.sleep(settle)
+        rss1 = process_rss_kib(target.pid)
+    finally:
+        await close_peers(peers, timeout=60.0)
+    synced = len(times)
+    return [
+        *[
+            Metric(f"{label}: time to synced p{q} ms", percentile(times, q), "{:.1f}", "lower")
+            for q in (50, 99)
+        ],
+        Metric(f"{label}: all connected+synced in s", total, "{:.2f}", "lower"),
+        Metric(f"{label}: server RSS KiB per connection", (rss1 - rss0) / synced if synced
+               else None, "{:.1f}", "lower"),
+        Metric(f"{label}: failed connections", count - synced, "{:.0f}", "lower"),
+        Metric(f"{label}: server CPU ms per connection (connect + sync)",
+               1000.0 * cpu.server / synced if synced else None, "{:.2f}", "lower"),
+        Metric(f"{label}: load-generator CPU ms per connection",
+               1000.0 * cpu.client / synced if synced else None, "{:.2f}", ratio=False),
+        Metric(f"{label}: other processes CPU % (noise)", cpu.other_pct, "{:.0f}", ratio=False),
+    ]  # fmt: skip
+
+
+async def coldload(
+    target: Target, updates: int, restarts: int, window: int = 64, settle_timeout: float = 300.0
+) -> list[Metric]:
+    """Persist ``updates`` one-char updates, restart, time connect -> sync step 2 (median)."""
+    label = f"coldload {updates} updates"
+    assert target.restart is not None
+    writer_id = WRITER_BASE_ID + 5
+    messages = update_messages(writer_id, updates)
+    wedding = target.room("cold")
+    opened: list[YPeer] = []
+
+    def on_update(peer: YPeer, payload: bytes, t: float) -> None:
+        rng = clock_ranges(payload).get(writer_id)
+        if rng is not None and rng[1] > peer.acked:
+            peer.acked = rng[1]
+        limit = min(peer.acked + window, updates)
+        while peer.sent < limit:
+            peer.send(messages[peer.sent])
+            peer.sent += 1
+
+    try:
+        writer = (await open_peers(target, [wedding], opened))[0]
+        writer.client_id = writer_id
+        t0 = time.perf_counter()
+        writer.on_update = on_update
+        on_update(writer, EMPTY_UPDATE, 0.0)
+        echoed = await wait_until(lambda: writer.acked >= updates, 300.0, watch=[writer])
+        write_seconds = time.perf_counter() - t0
+    finally:
+        await close_peers(opened)
+    # Let the server finish what it persists in the background (Hocuspocus debounces 2 s,
+    # pycrdt-websocket writes each update in its own transaction after the echo).
+    echoed_at = time.perf_counter()
+    idle_at = await wait_server_idle(target.pid, settle_timeout, quiet=2.5)
+    step2_times: list[float] = []
+    full_times: list[float] = []
+    complete = 0
+    full_at: list[float] = []
+
+    def on_load(peer: YPeer, payload: bytes, t: float) -> None:
+        # Whatever brings the writer's clocks: the step 2, or updates sent after it (a server
+        # that answers before it loaded the document from its store sends the rest later).
+        rng = clock_ranges(payload).get(writer_id)
+        if rng is not None and rng[0] <= peer.cursor < rng[1]:
+            peer.cursor = rng[1]
+            if peer.cursor >= updates:
+                full_at.append(t)
+
+    for _ in range(restarts):
+        await target.restart()
+        peer = YPeer(target, wedding)
+        peer.on_update = on_load
+        full_at.clear()
+        t1 = time.perf_counter()
+        try:
+            await peer.open()
+            t2 = await peer.wait_synced(120.0)
+            step2_times.append(t2 - t1)
+            rng = clock_ranges(peer.step2 or EMPTY_UPDATE).get(writer_id, (0, 0))
+            complete += rng == (0, updates)
+            if await wait_until(lambda: bool(full_at), 60.0):
+                full_times.append(full_at[0] - t1)
+        finally:
+            await close_peers([peer])
+    return [
+        Metric(f"{label}: write all (window {window}) s", write_seconds if echoed else None,
+               "{:.2f}", "lower", "" if echoed else "not all echoed"),
+        Metric(f"{label}: busy after the last echo (background writes) s",
+               max(0.0, idle_at - echoed_at) if idle_at is not None else None, "{:.2f}", "lower",
+               "" if idle_at is not None else f"still busy after {settle_timeout:.0f} s",
+               ratio=False),
+        Metric(f"{label}: connect -> step 2 after restart, median ms",
+               statistics.median(step2_times) * 1000.0 if step2_times else None, "{:.1f}",
+               "lower"),
+        Metric(f"{label}: step 2 had every update (of {restarts} restarts)", complete, "{:.0f}",
+               "higher"),
+        Metric(f"{label}: connect -> whole document received, median ms",
+               statistics.median(full_times) * 1000.0 if full_times else None, "{:.1f}", "lower",
+               "" if len(full_times) == restarts else f"{restarts - len(full_times)} never"),
+    ]  # fmt: skip
+
+
+async def wait_server_idle(
+    pid: int, timeout: float, quiet: float = 1.0, step: float = 0.25
+) -> float | None:
+    """Wait until the process used under 2% of a core for ``quiet`` seconds (bounded).
+
+    Returns when (``time.perf_counter()``) the quiet period began, or None on timeout.
+    """
+    start = time.perf_counter()
+    last_busy = start
+    before = process_cpu_seconds(pid)
+    while True:
+        await asyncio.sleep(step)
+        now = time.perf_counter()
+        cpu = process_cpu_seconds(pid)
+        if cpu - before > 0.02 * step:
+            last_busy = now
+        before = cpu
+        if now - last_busy >= quiet:
+            return last_busy
+        if now - start > timeout:
+            return None
+
+
+async def presence(
+    target: Target, clients: int, rounds: int, rate: float, grace: float = 10.0
+) -> list[Metric]:
+    """``clients`` in one room; each round one of them changes its awareness state."""
+    label = f"presence {clients} clients"
+    wedding = target.room("aw")
+    base = WRITER_BASE_ID + 1000
+    rounds_by_id: dict[tuple[int, int], int] = {}
+    sent_at = [0.0] * rounds
+    latencies: list[float] = []
+    opened: list[YPeer] = []
+
+    def on_awareness(peer: YPeer, payload: bytes, t: float) -> None:
+        for client, clock in awareness_ids(payload):
+            r = rounds_by_id.get((client, clock))
+            if r is not None and client != peer.client_id and r >= peer.cursor:
+                latencies.append(t - sent_at[r])
+                peer.cursor = r + 1
+                peer.acked += 1
+
+    try:
+        peers = await open_peers(target, [wedding] * clients, opened)
+        for k, p in enumerate(peers):
+            p.client_id = base + k
+            p.on_awareness = on_awareness
+        cpu = CpuWindow(target.pid).start()
+        t0 = time.perf_counter()
+        for r in range(rounds):
+            sender = peers[r % clients]
+            sender.clock += 1
+            rounds_by_id[(sender.client_id, sender.clock)] = r
+            message = awareness_message(
+                sender.client_id,
+                sender.clock,
+                {"user": {"name": f"guest {r % clients}", "color": "#30bced"}, "cursor": r},
+            )
+            delay = t0 + r / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sent_at[r] = time.perf_counter()
+            sender.send(message)
+        expected = rounds * (clients - 1)
+        await wait_until(lambda: sum(p.acked for p in peers) >= expected, grace, watch=peers)
+        cpu.stop()
+    finally:
+        await close_peers(opened)
+    return [
+        *latency_metrics(f"{label}: awareness latency", latencies),
+        Metric(f"{label}: missing deliveries (of {expected})", expected - len(latencies),
+               "{:.0f}", "lower"),
+        *cpu.metrics(label),
+    ]  # fmt: skip

@@ -1,0 +1,412 @@
+"""Benchmark driver: start each server, run the scenarios against it, print one Markdown table.
+
+    .venv/bin/python benchmarks/run.py --quick
+    .venv/bin/python benchmarks/run.py --servers ours,pycrdt-websocket,y-websocket \\
+        --scenarios fanout,throughput --conn-sizes 1000,5000,10000
+
+Every scenario size runs on a fresh server process and data directory, the servers one after
+the other (so they never compete for the two cores), scenario by scenario (so slow drift of
+the machine hits every server alike). Columns are the servers, then ``ours / peer`` ratios
+for every peer: below 1 is better for ``lower`` rows, above 1 for ``higher`` rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, replace
+from functools import partial
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import loadgen  # noqa: E402
+from benchmarks.loadgen import Metric, Target  # noqa: E402
+from benchmarks.servers import ServerProcess, ServerSpec, node_ready, server_specs  # noqa: E402
+
+SCENARIOS = ("fanout", "throughput", "connections", "coldload", "presence")
+
+
+@dataclass
+class Sizes:
+    fanout_readers: tuple[int, ...] = (10, 100)
+    fanout_rate: float = 50.0
+    fanout_seconds: float = 10.0
+    tp_rooms: int = 10
+    tp_writers: int = 10
+    tp_seconds: float = 10.0
+    tp_window: int = 8
+    tp_budget: int = 4000
+    conn_sizes: tuple[int, ...] = (1000, 5000)
+    conn_per_room: int = 10
+    conn_concurrency: int = 100
+    cold_updates: int = 10_000
+    cold_restarts: int = 5
+    presence_clients: tuple[int, ...] = (10, 100)
+    presence_rounds: int = 100
+    presence_rate: float = 20.0
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        return cls(
+            fanout_seconds=5.0,
+            tp_seconds=5.0,
+            tp_budget=2500,
+            conn_sizes=(1000,),
+            cold_restarts=3,
+            presence_rounds=60,
+        )
+
+
+Runner = Callable[[Target], Awaitable[list[Metric]]]
+
+
+def scenario_runs(name: str, sizes: Sizes) -> list[tuple[str, Runner]]:
+    """(label, runner) per size of a scenario; each runs on a fresh server."""
+    s = sizes
+    if name == "fanout":
+        return [
+            (
+                f"fanout-{n}",
+                partial(loadgen.fanout, readers=n, rate=s.fanout_rate, duration=s.fanout_seconds),
+            )
+            for n in s.fanout_readers
+        ]
+    if name == "throughput":
+        runner = partial(
+            loadgen.throughput,
+            rooms=s.tp_rooms,
+            writers=s.tp_writers,
+            duration=s.tp_seconds,
+            window=s.tp_window,
+            budget=s.tp_budget,
+        )
+        return [("throughput", runner)]
+    if name == "connections":
+        return [
+            (
+                f"connections-{k}",
+                partial(
+                    loadgen.connections,
+                    count=k,
+                    per_room=s.conn_per_room,
+                    concurrency=s.conn_concurrency,
+                ),
+            )
+            for k in s.conn_sizes
+        ]
+    if name == "coldload":
+        runner = partial(loadgen.coldload, updates=s.cold_updates, restarts=s.cold_restarts)
+        return [("coldload", runner)]
+    if name == "presence":
+        return [
+            (
+                f"presence-{n}",
+                partial(
+                    loadgen.presence, clients=n, rounds=s.presence_rounds, rate=s.presence_rate
+                ),
+            )
+            for n in s.presence_clients
+        ]
+    raise ValueError(f"unknown scenario {name}")
+
+
+@dataclass
+class Profiler:
+    """Optional py-spy recording of our server during the throughput scenario."""
+
+    output: Path | None
+    seconds: float
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self, server: ServerProcess, label: str) -> None:
+        if self.output is None or server.spec.name != "ours" or label != "throughput":
+            return
+        py_spy = ROOT / ".venv" / "bin" / "py-spy"
+        argv = [str(py_spy if py_spy.exists() else "py-spy"), "record", "--pid", str(server.pid)]
+        argv += ["--duration", str(max(1, round(self.seconds))), "--rate", "200"]
+        argv += ["--nonblocking", "--format", _profile_format(self.output)]
+        argv += ["-o", str(self.output)]
+        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def stop(self) -> None:
+        process = self.process
+        if process is None:
+            return
+        try:
+            _, err = process.communicate(timeout=self.seconds + 30)
+            if process.returncode:
+                print(f"py-spy failed: {err.decode(errors='replace')}", file=sys.stderr)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        self.process = None
+
+
+def _profile_format(path: Path) -> str:
+    return {".svg": "flamegraph", ".json": "speedscope", ".txt": "raw"}.get(path.suffix, "raw")
+
+
+async def run_one(
+    spec: ServerSpec,
+    label: str,
+    runner: Runner,
+    run_root: Path,
+    client: str,
+    profiler: Profiler,
+) -> list[Metric]:
+    run_dir = run_root / f"{spec.name}-{label}"
+    run_dir.mkdir(parents=True)
+    server = ServerProcess(spec, run_dir)
+    async with server:
+        target = Target(server.host, server.port, server.pid, spec.dialect, client)
+
+        async def restart() -> None:
+            await server.restart()
+            target.host, target.port, target.pid = server.host, server.port, server.pid
+
+        target.restart = restart
+        profiler.start(server, label)
+        try:
+            async with asyncio.timeout(900):
+                return await runner(target)
+        finally:
+            profiler.stop()
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def machine() -> dict[str, str]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    node = shutil.which("node")
+    node_version = ""
+    if node:
+        node_version = subprocess.run(
+            [node, "--version"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+    git = ["git", "-C", str(ROOT)]
+    head = subprocess.run(
+        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+    ).stdout.strip()
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "--", "crdt_server", "storage", "documents"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    ).stdout.strip()
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "ours": f"{head}{' + uncommitted changes' if dirty else ''}",
+        "nproc": str(os.cpu_count()),
+        "cpu": model,
+        "python": platform.python_version(),
+        "node": node_version,
+        "kernel": platform.release(),
+        "loadavg at start": loadavg(),
+    }
+
+
+def median_metric(metrics: list[Metric]) -> Metric:
+    """One row value from repeated runs: the median of the values that were measured."""
+    values = [m.value for m in metrics if m.value is not None]
+    first = metrics[0]
+    if len(metrics) == 1:
+        return first
+    note = "; ".join(sorted({m.note for m in metrics if m.note}))
+    if len(values) < len(metrics):
+        note = f"{len(metrics) - len(values)} of {len(metrics)} runs n/a" + (
+            f"; {note}" if note else ""
+        )
+    return replace(first, value=statistics.median(values) if values else None, note=note)
+
+
+def render(
+    results: dict[str, dict[str, Metric]], servers: list[str], better: dict[str, str]
+) -> str:
+    rows: list[str] = []
+    for per_server in results.values():
+        for name in per_server:
+            if name not in rows:
+                rows.append(name)
+    peers = [s for s in servers if s != "ours"] if "ours" in servers else []
+    header = ["metric", "better", *servers, *[f"ours / {p}" for p in peers]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+    for row in rows:
+        cells = [row, better.get(row, "")]
+        for s in servers:
+            metric = results.get(s, {}).get(row)
+            cells.append(metric.text() if metric else "n/a")
+        ours = results.get("ours", {}).get(row)
+        for p in peers:
+            theirs = results.get(p, {}).get(row)
+            if (
+                ours is None
+                or theirs is None
+                or not ours.ratio
+                or ours.value is None
+                or theirs.value is None
+            ):
+                cells.append("")
+            elif theirs.value == 0:
+                cells.append("=" if ours.value == 0 else "")
+            else:
+                cells.append(f"{ours.value / theirs.value:.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    # SIGTERM/SIGINT cancel the run, so every started server is still stopped (by PID).
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    specs = server_specs()
+    servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    for s in servers:
+        if s not in specs:
+            raise SystemExit(f"unknown server {s!r}; known: {', '.join(specs)}")
+        if specs[s].argv[0] == os.environ.get("NODE", "node") and not node_ready():
+            raise SystemExit(f"{s} needs `npm ci` in benchmarks/node (see benchmarks/README.md)")
+    for s in scenarios:
+        if s not in SCENARIOS:
+            raise SystemExit(f"unknown scenario {s!r}; known: {', '.join(SCENARIOS)}")
+    sizes = Sizes.quick() if args.quick else Sizes()
+    if args.conn_sizes:
+        sizes.conn_sizes = tuple(int(x) for x in args.conn_sizes.split(","))
+    if args.tp_seconds:
+        sizes.tp_seconds = args.tp_seconds
+    if args.tp_window:
+        sizes.tp_window = args.tp_window
+    profiler = Profiler(args.profile, sizes.tp_seconds)
+
+    info = machine()
+    mode = "quick" if args.quick else "full"
+    print(
+        f"# crdt-server benchmark ({mode}, client={args.client}, repeat={args.repeat})\n",
+        flush=True,
+    )
+    print(", ".join(f"{k}: {v}" for k, v in info.items()), flush=True)
+    runs: dict[str, dict[str, list[Metric]]] = {s: {} for s in servers}
+    better: dict[str, str] = {}
+    errors: list[str] = []
+    run_root = Path(tempfile.mkdtemp(prefix="crdt-bench-"))
+    started = time.perf_counter()
+    try:
+        for scenario in scenarios:
+            for label, runner in scenario_runs(scenario, sizes):
+                for attempt in range(1, args.repeat + 1):
+                    for s in servers:
+                        run_label = label if args.repeat == 1 else f"{label}#{attempt}"
+                        t0 = time.perf_counter()
+                        try:
+                            metrics = await run_one(
+                                specs[s], run_label, runner, run_root, args.client, profiler
+                            )
+                        except Exception as exc:
+                            errors.append(f"{s} {run_label}: {exc!r}")
+                            if args.verbose:
+                                traceback.print_exc()
+                            print(
+                                f"  {run_label:18} {s:18} FAILED: {exc!r}",
+                                file=sys.stderr,
+                                flush=True,
+                            )
+                            continue
+                        for m in metrics:
+                            runs[s].setdefault(m.name, []).append(m)
+                            better.setdefault(m.name, m.better)
+                        print(
+                            f"  {run_label:18} {s:18} done in {time.perf_counter() - t0:5.1f} s",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+    finally:
+        if args.keep:
+            print(f"run directory kept: {run_root}", file=sys.stderr)
+        else:
+            shutil.rmtree(run_root, ignore_errors=True)
+    results = {s: {name: median_metric(ms) for name, ms in r.items()} for s, r in runs.items()}
+    print()
+    print(render(results, servers, better))
+    print()
+    print(f"sizes: {json.dumps(asdict(sizes))}")
+    print(f"total time: {time.perf_counter() - started:.0f} s")
+    print(f"loadavg at end: {loadavg()}")
+    for s in servers:
+        print(f"- {s}: {specs[s].notes}")
+    if errors:
+        print("\nerrors:")
+        for e in errors:
+            print(f"- {e}")
+    if args.json:
+        payload = {
+            "machine": info,
+            "sizes": asdict(sizes),
+            "client": args.client,
+            "repeat": args.repeat,
+            "results": {s: {k: asdict(m) for k, m in r.items()} for s, r in results.items()},
+            "runs": {s: {k: [m.value for m in ms] for k, ms in r.items()} for s, r in runs.items()},
+            "errors": errors,
+        }
+        args.json.write_text(json.dumps(payload, indent=2))
+    return 1 if errors else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--servers", default="ours,pycrdt-websocket")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--quick", action="store_true", help="shorter runs, fewer connections")
+    parser.add_argument("--conn-sizes", help="comma-separated connection counts, e.g. 1000,10000")
+    parser.add_argument("--tp-seconds", type=float, help="throughput measuring window")
+    parser.add_argument("--tp-window", type=int, help="throughput: updates in flight per writer")
+    parser.add_argument(
+        "--client", choices=("raw", "websockets"), default="raw", help="load-generator transport"
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run every scenario this many times (servers alternating); print medians",
+    )
+    parser.add_argument("--profile", type=Path, help="py-spy output (.svg/.json/.txt)")
+    parser.add_argument("--json", type=Path, help="also write raw results as JSON")
+    parser.add_argument("--keep", action="store_true", help="keep data dirs and server logs")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args()
+    try:
+        return asyncio.run(main_async(args))
+    except asyncio.CancelledError:
+        print("interrupted; every server started was stopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
