@@ -32,6 +32,11 @@ _MAX_DEPTH = 32
 never make re-encoding them recurse past Python's limit)."""
 
 
+def _no_constants(name: str) -> object:
+    # NaN and Infinity are not JSON: browsers' JSON.parse would throw on them.
+    raise ValueError(f"{name} is not JSON")
+
+
 def _depth(value: object) -> int:
     deepest = 0
     stack: list[tuple[object, int]] = [(value, 1)]
@@ -84,7 +89,7 @@ def decode_awareness(
         state, pos = read_var_string(payload, pos)
         if state != _NULL:
             try:
-                parsed = json.loads(state)
+                parsed = json.loads(state, parse_constant=_no_constants)
             except (ValueError, RecursionError) as exc:
                 raise ProtocolError("awareness state is not JSON (or nested too deeply)") from exc
             if parsed is None:

@@ -1,0 +1,1 @@
+"""Mutation fuzzing of the full per-frame path (see :mod:`tests.fuzz.corpus`)."""
