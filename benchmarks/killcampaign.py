@@ -33,64 +33,16 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from pycrdt import Map, Text  # noqa: E402
-from websockets.exceptions import ConnectionClosed  # noqa: E402
 
 from documents import DOCUMENT_KINDS  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
+from tests.writers import MAP_NAME, TEXT_NAME, Writer  # noqa: E402
 from tests.yclient import YClient  # noqa: E402
 
-MAP_NAME = "kv"
-TEXT_NAME = "notes"
-TEXT_EVERY = 4
-"""Every this many map edits, a writer also appends a unique token to the text."""
 WAIT = 30.0
 """Deadline (seconds) of every wait for the server or a client."""
 RUN_DEADLINE = 120.0
 """Deadline (seconds) of one whole run."""
-
-
-@dataclass
-class Writer:
-    """One writer client in one room: edits and flushes in a loop, never waits for echoes."""
-
-    name: str
-    room: str
-    client: YClient
-    keys: dict[str, str] = field(default_factory=dict)
-    tokens: list[str] = field(default_factory=list)
-
-    async def run(self, run_no: int, stop: asyncio.Event) -> None:
-        kv = self.client.doc.get(MAP_NAME, type=Map)
-        notes = self.client.doc.get(TEXT_NAME, type=Text)
-        n = 0
-        try:
-            while not stop.is_set():
-                key = f"{self.name}-{run_no}-{n}"
-                kv[key] = str(n)
-                self.keys[key] = str(n)
-                if n % TEXT_EVERY == 0:
-                    token = f"<{key}>"
-                    notes.insert(len(notes), token)
-                    self.tokens.append(token)
-                await self.client.flush()
-                n += 1
-                # Not synchronisation: a send does not always yield, and the readers must
-                # get to run to receive the echoes.
-                await asyncio.sleep(0)
-        except ConnectionClosed:
-            return  # the server died under us: that is the experiment
-
-    def confirmed(self) -> tuple[dict[str, str], list[str]]:
-        kv = self.client.confirmed.get(MAP_NAME, type=Map).to_py()
-        text = str(self.client.confirmed.get(TEXT_NAME, type=Text))
-        return (
-            {k: v for k, v in self.keys.items() if k in kv},
-            [t for t in self.tokens if t in text],
-        )
-
-    def received_keys(self) -> set[str]:
-        """Every key the server sent this client (anyone's)."""
-        return {str(k) for k in self.client.confirmed.get(MAP_NAME, type=Map).to_py()}
 
 
 @dataclass

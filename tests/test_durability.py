@@ -18,68 +18,22 @@ import os
 import random
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from pycrdt import Map, Text
-from websockets.exceptions import ConnectionClosed
 
 from tests.server import ServerProcess
+from tests.writers import MAP_NAME, TEXT_NAME, Writer
 from tests.yclient import YClient
 
 ROOMS = ("w9/guests", "w9/budget")
 WRITERS = 3
 ROUNDS = 5
 KILL_AFTER_MS = (50, 400)
-TEXT_EVERY = 4
-"""Every this many map edits, a writer also appends a unique token to the text."""
-MAP_NAME = "kv"
-TEXT_NAME = "notes"
 WAIT = 10.0
 """Deadline (seconds) of every wait for the server or a client."""
-
-
-@dataclass
-class Writer:
-    """One writer client in one room: edits and flushes in a loop, never waits for echoes."""
-
-    name: str
-    room: str
-    client: YClient
-    keys: dict[str, str] = field(default_factory=dict)
-    """Every key written (in order), with its value."""
-    tokens: list[str] = field(default_factory=list)
-    """Every text token written, in order."""
-
-    async def run(self, round_no: int, stop: asyncio.Event) -> None:
-        kv = self.client.doc.get(MAP_NAME, type=Map)
-        notes = self.client.doc.get(TEXT_NAME, type=Text)
-        n = 0
-        try:
-            while not stop.is_set():
-                key = f"{self.name}-{round_no}-{n}"
-                kv[key] = str(n)
-                self.keys[key] = str(n)
-                if n % TEXT_EVERY == 0:
-                    token = f"<{key}>"
-                    notes.insert(len(notes), token)
-                    self.tokens.append(token)
-                await self.client.flush()
-                n += 1
-                # Not synchronisation: a send does not always yield, and the clients'
-                # readers must get to run to receive the echoes.
-                await asyncio.sleep(0)
-        except ConnectionClosed:
-            return  # the server died under us: that is the experiment
-
-    def confirmed(self) -> tuple[dict[str, str], list[str]]:
-        """This writer's keys and tokens that the server sent back to it."""
-        kv = self.client.confirmed.get(MAP_NAME, type=Map).to_py()
-        text = str(self.client.confirmed.get(TEXT_NAME, type=Text))
-        keys = {k: v for k, v in self.keys.items() if k in kv}
-        tokens = [t for t in self.tokens if t in text]
-        return keys, tokens
 
 
 @dataclass
