@@ -84,6 +84,14 @@ def server_specs() -> dict[str, ServerSpec]:
             env=OURS_ENV,
             notes="crdt-server: SQLite WAL, synchronous=FULL, echo after commit",
         ),
+        "ours-2workers": ServerSpec(
+            "ours-2workers",
+            (ours, "-m", "crdt_server", "serve", "--host", "127.0.0.1", "--port", "0",
+             "--data-dir", "{data_dir}", "--log-level", "warning", "--workers", "2",
+             "--redis-url", os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")),
+            env=OURS_ENV,
+            notes="crdt-server, 2 worker processes on one SQLite file, Redis bus between them",
+        ),
         "pycrdt-websocket": ServerSpec(
             "pycrdt-websocket",
             (peer, str(BENCH / "peer_pycrdt_websocket.py"), "--port", "0",
