@@ -1062,7 +1062,8 @@ class FuzzStats:
             lines.append(f"  close {code}                 {n}")
         lines += [
             f"crashes (BaseException)      {self.crashes}",
-            f"escaped exceptions           {self.escaped} {dict(self.escaped_types) or ''}",
+            f"escaped exceptions           {self.escaped}"
+            + (f" {dict(self.escaped_types)}" if self.escaped_types else ""),
             f"undocumented close codes     {dict(self.unexpected_closes) or 0}",
             f"rejected but changed doc     {self.changed_doc}",
             f"rejected but appended rows   {self.changed_store}",
@@ -1795,13 +1796,21 @@ class IsolatedRun:
 
     returncode: int
     stats: dict[str, Any] | None
-    """What :func:`stats_json` wrote, or ``None`` if the child died before writing it."""
+    """What :func:`stats_json` wrote (``complete`` once the run ended; after a crash, the
+    counters of the last progress report), or ``None`` if the child wrote nothing."""
     stderr: str
     trace: Path
 
     @property
     def crashed(self) -> bool:
-        return self.returncode < 0 or self.stats is None
+        return self.returncode != 0 or self.stats is None or not self.stats.get("complete")
+
+    @property
+    def tried(self) -> int:
+        """Frames the child sent: from its stats, or (after a crash) from its trace."""
+        if not self.crashed and self.stats is not None:
+            return int(self.stats["tried"])
+        return len(self.last_frames(10**9))
 
     def last_frames(self, count: int = 1) -> list[str]:
         """The last trace lines: the frame being processed when the child died, and before."""
@@ -1953,6 +1962,10 @@ def _child_main(argv: Sequence[str] | None = None) -> int:
 
     def progress(stats: FuzzStats) -> None:
         print(f"[{stats.elapsed:7.1f}s] {stats.progress_line()}", flush=True)
+        # So that the counters up to here survive if the process dies later on.
+        partial = args.out.with_suffix(".partial")
+        partial.write_text(json.dumps(stats_json(stats)))
+        partial.replace(args.out)
 
     async def main() -> FuzzStats:
         stopping = asyncio.Event()
@@ -1962,7 +1975,9 @@ def _child_main(argv: Sequence[str] | None = None) -> int:
         return await run_fuzz(config, progress, stopping.is_set)
 
     stats = asyncio.run(main())
-    args.out.write_text(json.dumps(stats_json(stats)))
+    result = stats_json(stats)
+    result["complete"] = True
+    args.out.write_text(json.dumps(result))
     return 0
 
 

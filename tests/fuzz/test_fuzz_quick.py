@@ -69,19 +69,21 @@ DEADLINE = 10.0
 # plain regression tests). Set a flag to False once its bug is fixed: its tests must then
 # pass (xfail is strict), and the fuzz run stops tolerating its symptoms.
 PYCRDT_SEGFAULT_BUG = True
-"""pycrdt 0.14.13 (yrs 0.28) segfaults in Doc.apply_update on three updates that pass every
-server check (SEGFAULT_FRAMES below), applied the way Room applies them (pending content
-merged with the next update). A writer crashes the whole process within a few rooms; a
-restart then crashes again loading the same log. Python cannot catch a SIGSEGV: only a fix
-in pycrdt/yrs or refusing such updates before pycrdt sees them helps."""
+"""pycrdt 0.14.13 (yrs 0.28) segfaults in Doc.apply_update (integration or the transaction's
+commit) on a few updates that pass every server check (SEGFAULT_FRAMES, SEGFAULT_FRAMES_2),
+applied the way Room applies them: content of a client waiting on a clock gap, then that
+client's history (merged with what is pending). It reads freed memory (with MALLOC_PERTURB_
+it crashes every time; without, after a few rooms): a hostile writer crashes the process,
+and a restart can crash again replaying the same log. Python cannot catch a SIGSEGV: only a
+fix in pycrdt/yrs, or refusing such updates before pycrdt sees them, helps."""
 LEAKED_ROOMS_BUG = True
 """Room observes its Doc with a bound method and never unobserves: the cycle Room -> Doc ->
 (Rust) subscription -> Room is invisible to Python's garbage collector, so no unloaded room
 (nor a document a reload replaced) is ever freed, with all its content."""
 LENIENT_PRESENCE_JSON = False
-"""decode_awareness uses json.loads, which accepts NaN, Infinity and -Infinity: the server
-relays such presence, and y-protocols' JSON.parse throws on it in every browser that gets it
-(the rest of that awareness update is dropped). Informational in the fuzz run."""
+"""Fixed in edd9cda. decode_awareness used json.loads, which accepts NaN, Infinity and
+-Infinity: the server relayed such presence, and y-protocols' JSON.parse throws on it in every
+browser that gets it (the rest of that awareness update is dropped)."""
 
 
 # -- the corpus and the document comparison ----------------------------------------------------
@@ -395,6 +397,32 @@ SEGFAULT_FRAMES = [
         "6f6e652800ec070a06646174612d780177013187ec070a060400ec0711087461696c20e29c9300"
     ),
 ]
+# Client 1001 at clock 2**31 - 1 (waiting on everything before it); then its whole history
+# twice (a map of every kind of value); then a step 2 of 1001 at clock 128 (a gap again).
+_HISTORY_1001 = bytes.fromhex(
+    "00029204011ae907002801066775657374730361646101770c416461204c6f76656c616365280106"
+    "67756573747305636f756e74017c42280000280106677565737473086e65676174697665017cc0e0"
+    "000028010667756573747303626967017b433fffffffffffff280106677565737473027069017b40"
+    "0921f9f01b866e280106677565737473037965730178280106677565737473076e6f7468696e6701"
+    "7e280106677565737473046c6973740175067c3f800000770374776f7c406000007e75027c408000"
+    "0075017c40a000007601016b770176280106677565737473066f626a656374017602016176010162"
+    "7601016375037c3f8000007c400000787c4040000002c3a97702c3bc280106677565737473056279"
+    "7465730174030001ff270106677565737473066e6573746564012800e9070a05696e6e6572017701"
+    "782700e9070a06646565706572012800e9070c016b017c3f80000027010667756573747305617272"
+    "6179000800e9070e027c3f8000007c4000000087e90710012800e907110178017c3f800000270106"
+    "6775657374730474657874020400e907130b6e6573746564207465787488e9070001770341646188"
+    "e90701017c422c0000270106677565737473076e657374656432012700e907210174020400e90722"
+    "0e6465657020f09d849e20746578742801066775657374730e656d6f6a69206b657920f09f91b001"
+    "7704f09f928d01e9070200030a04"
+)
+SEGFAULT_FRAMES_2 = [
+    bytes.fromhex("0002220101e907ffffffff07280106677565737473086e65676174697665017cc0e0000000"),
+    _HISTORY_1001,
+    _HISTORY_1001,
+    bytes.fromhex(
+        "0001270102e90780012701066775657374730474657874020400e907130b66657b746564207465787400"
+    ),
+]
 _SEGFAULT_CHILD = """
 import asyncio, sys, tempfile
 from pathlib import Path
@@ -414,13 +442,13 @@ async def main():
         await store.open()
         registry = RoomRegistry(store, settings, LocalBus())
         loop = asyncio.get_running_loop()
-        for i in range(100):  # a fresh room each time: the same three frames
+        for i in range(100):  # a fresh room each time: the same frames
             link = start_session(registry, settings, f"w1/doc{i}", ANONYMOUS)
             assert await link.wait_until(lambda: link.server.sent >= 1, loop.time() + 10)
             for frame in FRAMES:
                 await link.send(frame)
                 assert await link.wait_until(link.idle, loop.time() + 10)
-                assert not link.task.done(), "refused"  # all three are accepted
+                assert not link.task.done(), "refused"  # every one is accepted
             await link.client.close(1000)
             assert await link.wait_until(link.task.done, loop.time() + 10)
         await registry.close()
@@ -432,12 +460,15 @@ asyncio.run(main())
 
 @pytest.mark.xfail(PYCRDT_SEGFAULT_BUG, reason="pycrdt segfault", strict=True)
 @pytest.mark.timeout(60)
-def test_three_accepted_updates_do_not_crash_the_process() -> None:
+@pytest.mark.parametrize("frames", [SEGFAULT_FRAMES, SEGFAULT_FRAMES_2], ids=["gap", "far-clock"])
+def test_accepted_updates_do_not_crash_the_process(frames: list[bytes]) -> None:
+    # MALLOC_PERTURB_ has glibc fill freed memory, so a read of freed memory (what these
+    # frames make yrs do) crashes at once rather than depending on the heap's layout.
     child = subprocess.run(
         [sys.executable, "-X", "faulthandler", "-c", _SEGFAULT_CHILD]
-        + [frame.hex() for frame in SEGFAULT_FRAMES],
+        + [frame.hex() for frame in frames],
         cwd=ROOT,
-        env=dict(os.environ, RUST_BACKTRACE="0"),
+        env=dict(os.environ, RUST_BACKTRACE="0", MALLOC_PERTURB_="165"),
         capture_output=True,
         text=True,
         timeout=50,
