@@ -1,5 +1,6 @@
-"""Writers for crash campaigns: edit and flush in a loop, never waiting for echoes, and
-remember exactly what they wrote, so what the server confirmed can be checked after a kill."""
+"""Writers for crash campaigns: edit and flush in a loop with a bounded window of edits not
+echoed yet, and remember exactly what they wrote, so what the server confirmed can be checked
+after a kill."""
 
 from __future__ import annotations
 
@@ -13,13 +14,18 @@ from tests.yclient import YClient
 
 TEXT_EVERY = 4
 """Every this many map edits, a writer also appends a unique token to the text."""
+IN_FLIGHT = 512
+"""Clock units a writer may have sent but not seen echoed before it waits for echoes (so
+the server is kept busy, yet its echoes keep up and every round confirms edits)."""
+WINDOW_WAIT = 10.0
 MAP_NAME = "kv"
 TEXT_NAME = "notes"
 
 
 @dataclass
 class Writer:
-    """One writer client in one room: edits and flushes in a loop, never waits for echoes."""
+    """One writer client in one room: edits and flushes in a loop, waiting for echoes only
+    when more than ``IN_FLIGHT`` clock units are unconfirmed."""
 
     name: str
     room: str
@@ -44,11 +50,27 @@ class Writer:
                     self.tokens.append(token)
                 await self.client.flush()
                 n += 1
+                if self.client.unconfirmed() > IN_FLIGHT:
+                    await self._wait_for_echoes(stop)
                 # Not synchronisation: a send does not always yield, and the clients'
                 # readers must get to run to receive the echoes.
                 await asyncio.sleep(0)
         except ConnectionClosed:
             return  # the server died under us: that is the experiment
+
+    async def _wait_for_echoes(self, stop: asyncio.Event) -> None:
+        client = self.client
+        try:
+            await client.wait(
+                lambda: (
+                    client.unconfirmed() <= IN_FLIGHT // 2
+                    or stop.is_set()
+                    or client.closed.is_set()
+                ),
+                timeout=WINDOW_WAIT,
+            )
+        except TimeoutError:
+            pass  # a stalled server is the kill's business; keep writing
 
     def confirmed(self) -> tuple[dict[str, str], list[str]]:
         """This writer's keys and tokens that the server sent back to it."""

@@ -122,11 +122,15 @@ class YClient:
         entry = AwarenessEntry(self.doc.client_id, self._clock, json.dumps(state))
         await self._ws.send(encode_awareness(encode_awareness_entries([entry])))
 
-    def is_confirmed(self) -> bool:
-        """True if the server echoed every edit this client made."""
+    def unconfirmed(self) -> int:
+        """How many clock units of this client's own edits the server has not echoed yet."""
         mine = decode_state_vector(self.doc.get_state()).get(self.doc.client_id, 0)
         echoed = decode_state_vector(self.confirmed.get_state()).get(self.doc.client_id, 0)
-        return echoed >= mine
+        return max(0, mine - echoed)
+
+    def is_confirmed(self) -> bool:
+        """True if the server echoed every edit this client made."""
+        return self.unconfirmed() == 0
 
     async def wait(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         """Wait until ``predicate()`` holds, re-checking on every message; deadline-bound."""
