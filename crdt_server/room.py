@@ -17,9 +17,8 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
-from pycrdt import Doc, TransactionEvent, get_update, merge_updates
+from pycrdt import Doc
 from pycrdt._base import BaseType
 
 from crdt_server.awareness import (
@@ -30,6 +29,15 @@ from crdt_server.awareness import (
 )
 from crdt_server.bus import Bus
 from crdt_server.connection import Connection
+from crdt_server.document import (
+    Applied,
+    CrdtFailure,
+    RoomDocument,
+    crdt_call,
+    fold_updates,
+    merged,
+    replay,
+)
 from crdt_server.errors import CloseCode, DocumentTooLarge, ProtocolError, ServerError
 from crdt_server.metrics import Metrics, StoreHealth
 from crdt_server.protocol import (
@@ -39,13 +47,7 @@ from crdt_server.protocol import (
     encode_update,
 )
 from crdt_server.settings import Settings
-from crdt_server.updates import (
-    UpdateError,
-    UpdateSummary,
-    decode_state_vector,
-    inspect_update,
-    pending_after,
-)
+from crdt_server.updates import UpdateError, UpdateSummary, decode_state_vector, inspect_update
 from storage import DocumentStore, NewUpdate, StoredLog, StoreError
 
 __all__ = ["Room", "RoomFailed"]
@@ -55,32 +57,6 @@ log = logging.getLogger("crdt_server.room")
 
 class RoomFailed(Exception):
     """The room could not commit; it is closed and must be loaded again from the store."""
-
-
-class CrdtFailure(Exception):
-    """pycrdt refused or panicked on bytes that passed our structural checks."""
-
-    def __init__(self, message: str, *, panicked: bool) -> None:
-        super().__init__(message)
-        self.panicked = panicked
-
-
-T = TypeVar("T")
-
-
-def crdt_call(fn: Callable[..., T], *args: object) -> T:
-    """Call into pycrdt, turning any failure (including a Rust panic) into CrdtFailure.
-
-    pyo3's ``PanicException`` derives from ``BaseException``, so ``except Exception`` does
-    not catch it; only interpreter-level exits are allowed through.
-    """
-    try:
-        return fn(*args)
-    except (KeyboardInterrupt, SystemExit, GeneratorExit):
-        raise
-    except BaseException as exc:
-        panicked = type(exc).__name__ == "PanicException"
-        raise CrdtFailure(f"{type(exc).__name__}: {exc}", panicked=panicked) from exc
 
 
 @dataclass(slots=True)
@@ -116,13 +92,9 @@ class Room:
         """Bytes of the stored log (an upper bound of the document's encoded size)."""
         self.connections: set[Connection] = set()
         self.awareness = AwarenessRegistry()
-        self.doc: Doc[BaseType] = Doc()
-        self._changed = False
-        self._subscription = self.doc.observe(self._on_transaction)
+        self.document = RoomDocument()
         self._uncommitted: list[_Uncommitted] = []
         self._inflight: list[_Uncommitted] = []
-        self._pending: bytes | None = None
-        """Content applied but not integrated yet (waiting on a missing dependency)."""
         self._uncommitted_bytes = 0
         self._applied = 0
         """How many updates were applied (monotonic); each has an index."""
@@ -134,6 +106,7 @@ class Room:
         self.last_seq = 0
         self.failed: BaseException | None = None
         self.closed = False
+        self._background: set[asyncio.Task[None]] = set()
         self.on_change: Callable[[Room], None] | None = None
         """Called after committed content changed the document (ours or another process's)."""
 
@@ -157,31 +130,28 @@ class Room:
 
     # -- the document -------------------------------------------------------------------
 
-    def _on_transaction(self, event: TransactionEvent) -> None:
-        self._changed = True
+    @property
+    def doc(self) -> Doc[BaseType]:
+        """The document as integrated so far (see :class:`RoomDocument`)."""
+        return self.document.doc
 
     def _replay(self, stored: StoredLog) -> None:
         """Rebuild the document from stored rows plus whatever is not committed yet."""
         updates = stored.updates + [u.data for u in self._inflight + self._uncommitted]
-        doc, self._pending, unreadable = replay(updates)
+        self.document, unreadable = replay(updates)
         if unreadable:
             log.error("room %s: %d stored rows could not be applied", self.name, unreadable)
-        self.doc = doc
-        self._subscription = doc.observe(self._on_transaction)
         self.last_seq = max(self.last_seq, stored.last_seq)
         self._log_rows = len(stored.updates)
         self._size = sum(len(u) for u in updates)
 
     def has_pending_content(self) -> bool:
-        """True if some applied update still waits on a missing dependency."""
-        return self._pending is not None
+        """True if some accepted update still waits on a missing dependency."""
+        return bool(self.document.held)
 
     def has_unknown_structs(self, summary: UpdateSummary) -> bool:
         """True if the update has structs past this document's state vector."""
-        if not summary.structs:
-            return False
-        state = decode_state_vector(self.doc.get_state())
-        return any(end > state.get(client, 0) for client, (_, end) in summary.structs.items())
+        return self.document.has_unknown_structs(summary)
 
     async def apply(self, update: bytes, summary: UpdateSummary, origin: str) -> int | None:
         """Apply a structurally valid update; queue it for commit if it changed anything.
@@ -199,14 +169,16 @@ class Room:
         if self._size + len(update) > limit:
             raise DocumentTooLarge(f"the document would grow past {limit} bytes")
         try:
-            self._integrate(update)
+            applied = self.document.apply(update, summary)
         except CrdtFailure as exc:
             # pycrdt may have changed the document before failing (a panic always may):
             # rebuild it from what is committed, so a rejected update leaves no trace.
-            log.warning("room %s: pycrdt refused an update (%s); reloading", self.name, exc)
+            # The message, not the exception: a kept log record would keep its traceback,
+            # and with it the document this reload replaces.
+            log.warning("room %s: pycrdt refused an update (%s); reloading", self.name, str(exc))
             await self._reload()
             raise ProtocolError(f"update rejected: {exc}") from exc
-        if not self._changed and _still_pending(update, self.doc) is None:
+        if applied is Applied.UNCHANGED:
             return None  # nothing new: a duplicate (e.g. a reconnecting client's step 2)
         index = self._applied
         self._applied += 1
@@ -219,7 +191,14 @@ class Room:
         return index
 
     async def _reload(self) -> None:
-        stored = await self._store.load(self.name)
+        """Rebuild the document from the store plus what is not committed yet."""
+        while True:
+            committed = self._committed
+            stored = await self._store.load(self.name)
+            # A batch committed while we read may be in neither what we read nor in
+            # flight any more: read again.
+            if self._committed == committed:
+                break
         self._replay(stored or StoredLog(updates=[], last_seq=0, first_seq=0))
 
     @property
@@ -278,19 +257,16 @@ class Room:
             self._flusher = None
 
     def _broadcast_updates(self, updates: list[bytes]) -> None:
-        if len(updates) == 1:
-            frame = encode_update(updates[0])
-        else:
-            try:
-                frame = encode_update(crdt_call(merge_updates, *updates))
-            except CrdtFailure as exc:
-                log.error(
-                    "room %s: merging a broadcast failed (%s); sending one by one", self.name, exc
-                )
-                for update in updates:
-                    self.broadcast(encode_update(update))
-                return
-        self.broadcast(frame)
+        for frame in self._update_frames(updates):
+            self.broadcast(frame)
+
+    def _update_frames(self, updates: list[bytes]) -> list[bytes]:
+        """``updates`` as one merged update frame or, if pycrdt cannot merge them, one each."""
+        try:
+            return [encode_update(merged(updates))]
+        except CrdtFailure as exc:
+            log.warning("room %s: cannot merge %d updates (%s)", self.name, len(updates), exc)
+            return [encode_update(update) for update in updates]
 
     def _release_waiters(self) -> None:
         if not self._commit_waiters:
@@ -320,7 +296,9 @@ class Room:
             stored = await self._store.load(self.name)
             if stored is None or len(stored.updates) < 2:
                 return
-            snapshot = crdt_call(fold_updates, stored.updates)
+            snapshot = fold_updates(stored.updates)
+            if snapshot is None:
+                return  # some content still waits on a dependency: a snapshot would lose it
             await self._store.compact(self.name, stored.last_seq, snapshot)
         except StoreError as exc:
             self._metrics.store_errors.labels("compact").inc()
@@ -365,16 +343,14 @@ class Room:
         """Updates another process committed: integrate them and tell local clients."""
         if self.failed is not None or not updates:
             return
-        try:
-            payload = crdt_call(merge_updates, *updates) if len(updates) > 1 else updates[0]
-            self._integrate(payload)
-        except CrdtFailure as exc:
-            log.error("room %s: a committed update from another process failed: %s", self.name, exc)
-            return
+        if not all(self._integrate_committed(update) is not None for update in updates):
+            task = asyncio.create_task(self._reload(), name=f"reload-{self.name}")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         self.last_seq = max(self.last_seq, *seqs)
         self._log_rows += len(updates)
         self._size += sum(len(u) for u in updates)
-        self.broadcast(encode_update(payload))
+        self._broadcast_updates(list(updates))
         if self.on_change is not None:
             self.on_change(self)
 
@@ -386,33 +362,32 @@ class Room:
         before = self.doc.get_state()
         changed = False
         for update in stored.updates:  # in order, as they were first applied
-            try:
-                self._integrate(update)
-            except CrdtFailure as exc:
-                log.error("room %s: a stored row failed while catching up: %s", self.name, exc)
-            changed = changed or self._changed
-        self._changed = changed
-        missed = self.doc.get_update(before)
-        if self._changed:
-            self.broadcast(encode_update(missed))
+            result = self._integrate_committed(update)
+            if result is None:
+                await self._reload()
+                changed = True
+                break
+            changed |= result
+        if changed:
+            self.broadcast(encode_update(self.doc.get_update(before)))
             if self.on_change is not None:
                 self.on_change(self)
         self.last_seq = max(self.last_seq, stored.last_seq)
         self._log_rows = len(stored.updates) + len(self._uncommitted)
 
-    def _integrate(self, update: bytes) -> None:
-        """Apply ``update`` together with whatever is still pending, and keep what is left.
-
-        yrs keeps one pending block per client: a second update that also waits on a
-        missing predecessor would replace the first one's pending content instead of adding
-        to it, so while anything is pending the two are applied as one merged update.
-        """
-        payload = update
-        if self._pending is not None:
-            payload = crdt_call(merge_updates, self._pending, update)
-        self._changed = False
-        crdt_call(self.doc.apply_update, payload)
-        self._pending = _still_pending(payload, self.doc)
+    def _integrate_committed(self, update: bytes) -> bool | None:
+        """Integrate an update some process committed already; whether the document changed,
+        or ``None`` if pycrdt failed on it and the document must be reloaded from the store
+        (whose replay leaves such an update out)."""
+        try:
+            applied = self.document.apply(update, inspect_update(update))
+        except UpdateError as exc:
+            log.error("room %s: a committed update is malformed: %s", self.name, exc)
+            return False
+        except CrdtFailure as exc:
+            log.error("room %s: a committed update failed (%s); reloading", self.name, str(exc))
+            return None
+        return applied is not Applied.UNCHANGED
 
     def apply_remote_awareness(self, origin: str, payload: bytes) -> None:
         """Presence another process accepted (validated and stamped there)."""
@@ -452,17 +427,20 @@ class Room:
         """Send ``conn`` what it is missing, once all of that is committed.
 
         Content still waiting on a dependency goes too (as Yjs itself does): otherwise a
-        joiner would never be able to integrate it once the dependency arrives.
+        joiner would never be able to integrate it once the dependency arrives. It follows
+        the step 2 in update frames of its own: yrs may refuse to merge it with the step 2.
         """
+        held = self.document.held_updates()
         try:
             decode_state_vector(state_vector)  # counts checked before pycrdt sees them
             diff = crdt_call(self.doc.get_update, state_vector)
-            if self._pending is not None:
-                diff = crdt_call(merge_updates, diff, self._pending)
         except (CrdtFailure, UpdateError) as exc:
             raise ProtocolError(f"bad state vector: {exc}") from exc
         await self.wait_committed()
         conn.send(encode_sync_step2(diff))
+        if held:
+            for frame in self._update_frames(held):
+                conn.send(frame)
 
     def apply_awareness(self, conn: Connection, entries: list[AwarenessEntry]) -> None:
         accepted = self.awareness.apply(conn, conn.principal.key, entries)
@@ -482,45 +460,3 @@ class Room:
     def close_all(self, code: int, reason: str) -> None:
         for conn in list(self.connections):
             conn.request_close(code, reason)
-
-
-def _still_pending(payload: bytes, doc: Doc[BaseType]) -> bytes | None:
-    """What of ``payload`` ``doc`` could not integrate yet, or ``None`` if nothing.
-
-    Checked on the structs (cheap, in Rust) and, only when there are none, on the deletes.
-    """
-    state = doc.get_state()
-    leftover = crdt_call(get_update, payload, state)
-    if leftover[0] != 0:
-        return leftover
-    summary = inspect_update(leftover)
-    if summary.deletes and pending_after(summary, decode_state_vector(state)):
-        return leftover
-    return None
-
-
-def replay(updates: Sequence[bytes]) -> tuple[Doc[BaseType], bytes | None, int]:
-    """Apply stored rows in order exactly as the live path applied them (content still
-    pending is merged with each next row), so a reloaded room equals the one in memory.
-
-    Returns the document, what is still pending (or ``None``) and how many rows failed.
-    """
-    doc: Doc[BaseType] = Doc()
-    pending: bytes | None = None
-    unreadable = 0
-    for update in updates:
-        try:
-            payload = crdt_call(merge_updates, pending, update) if pending else update
-            crdt_call(doc.apply_update, payload)
-            pending = _still_pending(payload, doc)
-        except (CrdtFailure, UpdateError):
-            unreadable += 1
-    return doc, pending, unreadable
-
-
-def fold_updates(updates: Sequence[bytes]) -> bytes:
-    """One update equivalent to ``updates`` (replayed in order): the document's encoded
-    state (deleted content garbage collected), plus any content still pending."""
-    doc, pending, _ = replay(updates)
-    state = doc.get_update()
-    return state if pending is None else merge_updates(state, pending)

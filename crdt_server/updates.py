@@ -7,9 +7,10 @@ blow its stack on deeply nested values, or read strings as UTF-8 without checkin
 :class:`UpdateError` unless the bytes are a well-formed update. It never allocates in
 proportion to a count read from the input: every count is first checked against the bytes
 left (each element takes at least one byte), and ``Any`` nesting is walked iteratively up
-to ``max_depth``. On success it returns an :class:`UpdateSummary` (clock ranges per client),
-which with :func:`pending_after` tells whether a document is still waiting on missing
-predecessors after the update is applied.
+to ``max_depth``. On success it returns an :class:`UpdateSummary` (clock ranges per client
+and what the update builds on), with which :func:`integrable` tells whether a document has
+everything the update needs to integrate whole, and :func:`pending_after` whether a document
+still lacks part of it after it was applied.
 
 Stricter than yjs where yjs never writes the bytes in question, or where yrs would read
 them differently from yjs (then our checked view would not be what yrs reads):
@@ -19,6 +20,8 @@ them differently from yjs (then our checked view would not be what yrs reads):
   yrs 0.28 does not read one. Legacy ContentJSON (ref 2) is refused: yrs 0.28 reads one
   string more than the count yjs writes. yjs 13 never creates ContentJSON for new edits.
 * A client may appear only once in the struct section and once in the delete set.
+* An item may name (as origin, right origin or parent) only earlier clocks of its own client:
+  content that existed when it was made. yrs does not check this.
 * Clocks and clock + length fit in u32 (yrs clocks); every varuint is at most 8 bytes and
   <= 2**53 - 1. Strings must be strict UTF-8. JSON text in Embed/Format is not parsed
   (yrs rejects bad JSON cleanly).
@@ -36,7 +39,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NoReturn
 
-__all__ = ["UpdateError", "UpdateSummary", "decode_state_vector", "inspect_update", "pending_after"]
+__all__ = [
+    "UpdateError",
+    "UpdateSummary",
+    "decode_state_vector",
+    "inspect_update",
+    "integrable",
+    "pending_after",
+]
 
 _U32_MAX = 0xFFFFFFFF
 _MAX_SAFE = (1 << 53) - 1
@@ -65,6 +75,13 @@ class UpdateSummary:
     deletes: dict[int, int]
     struct_count: int
     is_empty: bool
+    needs: dict[int, int]
+    """Per client, the clock a document must already have reached for the update's own
+    structs to follow on without a gap (the start of its run, or the end of a Skip)."""
+    refs: dict[int, int]
+    """Per client, the end clock (exclusive) of everything the update refers to by ID in
+    other clients (origins, right origins, parents) and of its delete ranges: that content
+    must exist once the update's own structs are in."""
 
 
 class _Reader:
@@ -205,9 +222,8 @@ class _Reader:
         if num > _MAX_SAFE:
             self.fail("varint magnitude larger than 2**53 - 1", at)
 
-    def item_id(self, what: str) -> None:
-        self.uint()
-        self.clock(f"{what} clock")
+    def item_id(self, what: str) -> tuple[int, int]:
+        return self.uint(), self.clock(f"{what} clock")
 
     def content(self, ref: int, at: int) -> int:
         """Skip an item's content; returns the item's length in clock units."""
@@ -251,8 +267,21 @@ def _read_update(r: _Reader) -> UpdateSummary:
     data = r.data
     uint = r.uint
     structs: dict[int, tuple[int, int]] = {}
+    needs: dict[int, int] = {}
+    refs: dict[int, int] = {}
     seen: set[int] = set()
     struct_count = 0
+
+    def refer(ref: tuple[int, int], client: int, clock: int, at: int) -> None:
+        # A Yjs item only ever names content that existed when it was made: in its own
+        # client that is an earlier clock; in another, content the document must have.
+        ref_client, ref_clock = ref
+        if ref_client == client:
+            if ref_clock >= clock:
+                r.fail(f"item {client}#{clock} refers to its own future {ref_clock}", at)
+        elif ref_clock >= refs.get(ref_client, 0):
+            refs[ref_client] = ref_clock + 1
+
     for _ in range(r.count(3, "client count")):
         n_structs = r.count(2, "struct count")
         at = r.pos
@@ -263,6 +292,8 @@ def _read_update(r: _Reader) -> UpdateSummary:
         clock = r.clock("start clock")
         first = -1
         end = clock
+        need = -1
+        after_gap = True  # the next struct with content starts where the document must be
         for _ in range(n_structs):
             at = r.pos
             info = data[at]
@@ -276,16 +307,16 @@ def _read_update(r: _Reader) -> UpdateSummary:
                     r.fail("GC/Skip struct of length 0", at)
             else:
                 if info & 0x80:
-                    r.item_id("origin")
+                    refer(r.item_id("origin"), client, clock, at)
                 if info & 0x40:
-                    r.item_id("right origin")
+                    refer(r.item_id("right origin"), client, clock, at)
                 if not info & 0xC0:
                     parent_at = r.pos
                     parent_info = uint()
                     if parent_info == 1:
                         r.text("parent name")
                     elif parent_info == 0:
-                        r.item_id("parent")
+                        refer(r.item_id("parent"), client, clock, at)
                     else:
                         r.fail(f"parent info {parent_info} is neither 0 nor 1", parent_at)
                     if info & 0x20:
@@ -294,14 +325,20 @@ def _read_update(r: _Reader) -> UpdateSummary:
             new_clock = clock + length
             if new_clock > _U32_MAX:
                 r.fail(f"clock {clock} + length {length} of client {client} exceeds u32", at)
-            if length and ref != 10:
+            if ref == 10:
+                after_gap = True
+            elif length:
                 if first < 0:
                     first = clock
+                if after_gap:
+                    need = clock
+                    after_gap = False
                 end = new_clock
             clock = new_clock
         struct_count += n_structs
         if first >= 0:
             structs[client] = (first, end)
+            needs[client] = need
 
     deletes: dict[int, int] = {}
     seen.clear()
@@ -322,9 +359,12 @@ def _read_update(r: _Reader) -> UpdateSummary:
                 best = stop
         if best:
             deletes[client] = best
+            if best > refs.get(client, 0):
+                refs[client] = best
     if r.pos != r.size:
         r.fail(f"{r.size - r.pos} trailing bytes after the delete set")
-    return UpdateSummary(structs, deletes, struct_count, not struct_count and not deletes)
+    empty = not struct_count and not deletes
+    return UpdateSummary(structs, deletes, struct_count, empty, needs, refs)
 
 
 def inspect_update(data: bytes, *, max_depth: int = 64) -> UpdateSummary:
@@ -360,6 +400,26 @@ def decode_state_vector(data: bytes) -> dict[int, int]:
     if r.pos != r.size:
         r.fail(f"{r.size - r.pos} trailing bytes after the state vector")
     return state
+
+
+def integrable(summary: UpdateSummary, state: dict[int, int]) -> bool:
+    """True if a document whose state vector is ``state`` has everything the update builds
+    on: no clock gap before any of its structs, and every item it names by ID (in other
+    clients) and every range it deletes exists once its own structs are in. Applied to such
+    a document, the update integrates whole and leaves nothing pending."""
+    get = state.get
+    for client, need in summary.needs.items():
+        if get(client, 0) < need:
+            return False
+    structs = summary.structs
+    for client, end in summary.refs.items():
+        have = get(client, 0)
+        run = structs.get(client)
+        if run is not None and run[1] > have:
+            have = run[1]
+        if end > have:
+            return False
+    return True
 
 
 def pending_after(summary: UpdateSummary, state: dict[int, int]) -> bool:

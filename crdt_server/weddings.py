@@ -17,12 +17,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pycrdt import Doc, Map, TransactionEvent, merge_updates
+from pycrdt import Doc, Map, TransactionEvent
 
+from crdt_server.document import CrdtFailure, crdt_call, replay
 from crdt_server.errors import CloseCode, ProtocolError
 from crdt_server.names import CONFLICTS, ROOM_KINDS
 from crdt_server.registry import RoomRegistry
-from crdt_server.room import CrdtFailure, Room, crdt_call
+from crdt_server.room import Room
 from crdt_server.updates import UpdateError, decode_state_vector, inspect_update
 from documents import DOCUMENT_KINDS, Conflict, apply_operation, check, to_json
 from storage import DocumentStore
@@ -150,9 +151,7 @@ class WeddingService:
                 continue
             stored = await self._store.load(f"{wedding_id}/{kind}")
             if stored is not None:
-                doc: Doc[Any] = Doc()
-                doc.apply_update(merge_updates(*stored.updates))
-                loaded[kind] = doc
+                loaded[kind] = replay(stored.updates)[0].doc
         return loaded
 
     async def state_vector(self, name: str) -> bytes:

@@ -19,6 +19,7 @@ from crdt_server.updates import (
     UpdateSummary,
     decode_state_vector,
     inspect_update,
+    integrable,
     pending_after,
 )
 
@@ -493,3 +494,82 @@ def test_pycrdt_agreement_on_mutations() -> None:
             pycrdt_rejected += 1
     print(f"accepted {accepted}/3000 mutations; pycrdt rejected {pycrdt_rejected} of them")
     assert accepted > 0
+
+
+# -- what an update builds on: integrable() --------------------------------------------------
+
+
+def test_integrable_follows_missing_predecessors_and_deletes() -> None:
+    source: Doc[Any] = Doc(client_id=11)
+    text = source.get("t", type=Text)
+    text += "first"
+    first = source.get_update()
+    checkpoint = source.get_state()
+    text.insert(2, "second")
+    del text[0]
+    second = inspect_update(source.get_update(checkpoint))
+    assert second.needs == {11: 5}  # its structs follow on from clock 5
+    assert not integrable(second, {})
+    assert not integrable(second, {11: 4})
+    assert integrable(second, {11: 5})
+    assert integrable(second, {11: 11})  # already known: yrs skips what it has
+    assert integrable(inspect_update(first), {})
+
+
+def test_integrable_needs_other_clients_content_it_names() -> None:
+    a: Doc[Any] = Doc(client_id=21)
+    a.get("t", type=Text).insert(0, "abc")
+    from_a = a.get_update()
+    b: Doc[Any] = Doc(client_id=22)
+    b.apply_update(from_a)
+    before = b.get_state()
+    b.get("t", type=Text).insert(2, "X")  # origin 21#1, right origin 21#2
+    summary = inspect_update(b.get_update(before))
+    assert summary.needs == {22: 0}
+    assert summary.refs == {21: 3}
+    assert not integrable(summary, {})
+    assert not integrable(summary, {21: 2})
+    assert integrable(summary, {21: 3})
+    # In one update together, the named content comes along.
+    assert integrable(inspect_update(b.get_update()), {})
+
+
+def test_integrable_waits_for_deleted_content() -> None:
+    source: Doc[Any] = Doc(client_id=12)
+    text = source.get("t", type=Text)
+    text += "abc"
+    checkpoint = source.get_state()
+    del text[1]
+    delete = inspect_update(source.get_update(checkpoint))
+    assert delete.refs == {12: 2}
+    assert not integrable(delete, {})
+    assert not integrable(delete, {12: 1})
+    assert integrable(delete, {12: 2})
+
+
+def test_integrable_needs_what_a_skip_leaves_out() -> None:
+    doc: Doc[Any] = Doc(client_id=7)
+    text = doc.get("t", type=Text)
+    text += "ab"
+    first = doc.get_update()
+    text += "cd"
+    skip_from = doc.get_state()
+    text += "ef"
+    summary = inspect_update(pycrdt.merge_updates(first, doc.get_update(skip_from)))
+    assert summary.needs == {7: 4}  # "ef" follows a Skip over "cd"
+    assert not integrable(summary, {})
+    assert not integrable(summary, {7: 2})
+    assert integrable(summary, {7: 4})
+
+
+def test_an_item_naming_its_own_clients_future_is_refused() -> None:
+    # Client 1004, clock 0: a string whose origin is 1004#5, which cannot have existed yet.
+    # (This shape, with a far larger clock, was part of a sequence that crashed yrs.)
+    forged = bytes.fromhex("0101ec070084ec0705017800")
+    with pytest.raises(UpdateError, match="refers to its own future"):
+        inspect_update(forged)
+    with pytest.raises(UpdateError, match="refers to its own future"):
+        inspect_update(bytes.fromhex("0101ec070084ec0700017800"))  # to itself
+    assert inspect_update(bytes.fromhex("0102ec0700040100017884ec0700017900")).structs == {
+        1004: (0, 2)
+    }  # "x" at 1004#0, then "y" with origin 1004#0: fine

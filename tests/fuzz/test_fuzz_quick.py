@@ -68,18 +68,20 @@ DEADLINE = 10.0
 # Open server bugs the fuzzer found (minimal reproductions below; the ones already fixed have
 # plain regression tests). Set a flag to False once its bug is fixed: its tests must then
 # pass (xfail is strict), and the fuzz run stops tolerating its symptoms.
-PYCRDT_SEGFAULT_BUG = True
+PYCRDT_SEGFAULT_BUG = False
 """pycrdt 0.14.13 (yrs 0.28) segfaults in Doc.apply_update (integration or the transaction's
 commit) on a few updates that pass every server check (SEGFAULT_FRAMES, SEGFAULT_FRAMES_2),
 applied the way Room applies them: content of a client waiting on a clock gap, then that
 client's history (merged with what is pending). It reads freed memory (with MALLOC_PERTURB_
-it crashes every time; without, after a few rooms): a hostile writer crashes the process,
-and a restart can crash again replaying the same log. Python cannot catch a SIGSEGV: only a
-fix in pycrdt/yrs, or refusing such updates before pycrdt sees them, helps."""
-LEAKED_ROOMS_BUG = True
+it crashes every time; without, after a few rooms): a hostile writer crashed the process,
+and a restart could crash again replaying the same log. Fixed by never letting yrs hold
+pending content: an update that builds on missing content waits in Python until it can be
+integrated whole (crdt_server/document.py)."""
+LEAKED_ROOMS_BUG = False
 """Room observes its Doc with a bound method and never unobserves: the cycle Room -> Doc ->
 (Rust) subscription -> Room is invisible to Python's garbage collector, so no unloaded room
-(nor a document a reload replaced) is ever freed, with all its content."""
+(nor a document a reload replaced) was ever freed, with all its content. Fixed by observing
+the Rust document with a callback that holds neither (crdt_server/document.py)."""
 LENIENT_PRESENCE_JSON = False
 """Fixed in edd9cda. decode_awareness used json.loads, which accepts NaN, Infinity and
 -Infinity: the server relayed such presence, and y-protocols' JSON.parse throws on it in every
@@ -235,7 +237,11 @@ def _m(room: Room) -> dict[str, Any]:
 
 
 # Client 7 writes m.x twice at the same id (7#1): first "EVIL" (waiting on 7#0), then the
-# whole history with m.a = "ok" at 7#0 and m.x = "good" at 7#1.
+# whole history with m.a = "ok" at 7#0 and m.x = "good" at 7#1. The room holds "EVIL" until
+# 7#0 arrives; by then GOOD has put "good" at 7#1, so the held update changes nothing. (Yjs
+# merges what it holds pending in front of a new update, so a JS client that got both keeps
+# "EVIL": two contents under one id come only from a forging client, and the server keeps
+# one of them consistently, in memory and after a restart.)
 EVIL = bytes.fromhex("000212010107012801016d01780177044556494c00")
 GOOD = bytes.fromhex("00021d010207002801016d01610177026f6b2801016d0178017704676f6f6400")
 # Two structs of client 8: m.q = "v", then a string whose parent is 7#0, which is no type:
@@ -255,10 +261,10 @@ async def test_a_rejected_frame_leaves_the_document_as_it_was(
         assert await _send(link, EVIL) is None
         assert await _send(link, GOOD) is None
         await room.flush()
-        assert _m(room) == {"a": "ok", "x": "EVIL"}  # what every client was echoed, too
+        assert _m(room) == {"a": "ok", "x": "good"}
         assert await _send(link, PARTLY_APPLIED) == 1007
         await room.flush()
-        assert _m(room) == {"a": "ok", "x": "EVIL"}  # before eb6d52d: "good" after the reload
+        assert _m(room) == {"a": "ok", "x": "good"}  # the reload replays the same way
     finally:
         registry.release(room)
 
@@ -283,7 +289,7 @@ async def test_a_restarted_room_is_the_room_that_was_in_memory(
         restarted = await Room.load("w1/replay", store, settings, LocalBus(), lambda _: None)
     finally:
         await store.close()
-    assert _m(restarted) == _m(room)  # before eb6d52d: "good" != "EVIL"
+    assert _m(restarted) == _m(room)  # before eb6d52d: the two differed
     assert same_document(fingerprint(restarted.doc), fingerprint(room.doc))
 
 
@@ -304,6 +310,17 @@ async def test_a_state_vector_claiming_half_a_billion_clients_costs_nothing(
     assert seconds < 0.5, f"{seconds:.2f} s with the event loop blocked"
 
 
+async def _collected(ref: weakref.ref[Any]) -> bool:
+    """Whether ``ref``'s object is freed within a few event-loop turns (a callback asyncio
+    has scheduled but not run yet may still hold it for a turn)."""
+    for _ in range(10):
+        gc.collect()
+        if ref() is None:
+            return True
+        await asyncio.sleep(0)
+    return False
+
+
 @pytest.mark.xfail(LEAKED_ROOMS_BUG, reason="Room <-> Doc observer cycle", strict=True)
 @pytest.mark.asyncio
 async def test_a_room_the_registry_unloaded_is_freed(
@@ -318,8 +335,7 @@ async def test_a_room_the_registry_unloaded_is_freed(
     registry.release(room)
     del room
     await registry.close()  # flushes and unloads every room
-    gc.collect()
-    assert freed() is None, "the room (and its 100 kB document) outlives its unload"
+    assert await _collected(freed), "the room (and its 100 kB document) outlives its unload"
 
 
 @pytest.mark.xfail(LEAKED_ROOMS_BUG, reason="Room <-> Doc observer cycle", strict=True)
@@ -339,8 +355,7 @@ async def test_a_document_a_reload_replaced_is_freed(
         replaced = weakref.ref(room.doc)
         assert await _send(link, PARTLY_APPLIED) == 1007  # refused: the room reloads
         assert room.doc is not replaced()
-        gc.collect()
-        assert replaced() is None, "the replaced document outlives the reload"
+        assert await _collected(replaced), "the replaced document outlives the reload"
     finally:
         registry.release(room)
 
@@ -442,13 +457,20 @@ async def main():
         await store.open()
         registry = RoomRegistry(store, settings, LocalBus())
         loop = asyncio.get_running_loop()
-        for i in range(100):  # a fresh room each time: the same frames
-            link = start_session(registry, settings, f"w1/doc{i}", ANONYMOUS)
+
+        async def connect(name):
+            link = start_session(registry, settings, name, ANONYMOUS)
             assert await link.wait_until(lambda: link.server.sent >= 1, loop.time() + 10)
+            return link
+
+        for i in range(100):  # a fresh room each time: the same frames
+            link = await connect(f"w1/doc{i}")
             for frame in FRAMES:
                 await link.send(frame)
                 assert await link.wait_until(link.idle, loop.time() + 10)
-                assert not link.task.done(), "refused"  # every one is accepted
+                if link.task.done():  # refused, with its code: the rest on a new connection
+                    assert link.task.result().close_code == 1007
+                    link = await connect(f"w1/doc{i}")
             await link.client.close(1000)
             assert await link.wait_until(link.task.done, loop.time() + 10)
         await registry.close()
@@ -461,7 +483,7 @@ asyncio.run(main())
 @pytest.mark.xfail(PYCRDT_SEGFAULT_BUG, reason="pycrdt segfault", strict=True)
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("frames", [SEGFAULT_FRAMES, SEGFAULT_FRAMES_2], ids=["gap", "far-clock"])
-def test_accepted_updates_do_not_crash_the_process(frames: list[bytes]) -> None:
+def test_updates_that_crashed_yrs_are_applied_or_refused_safely(frames: list[bytes]) -> None:
     # MALLOC_PERTURB_ has glibc fill freed memory, so a read of freed memory (what these
     # frames make yrs do) crashes at once rather than depending on the heap's layout.
     child = subprocess.run(

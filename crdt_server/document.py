@@ -1,0 +1,222 @@
+"""A room's document: a pycrdt ``Doc`` that is only ever given updates it can integrate whole.
+
+Yjs keeps content whose dependencies have not arrived yet (a clock gap, an unknown origin or
+parent, a delete of unknown content) pending until they do. yrs, under pycrdt 0.14.13, has
+such a pending store too, and on some hostile sequences that code reads freed memory: a
+SIGSEGV that no Python code can catch (``tests/fuzz/test_fuzz_quick.py`` keeps the
+reproductions). So the ``Doc`` here never holds pending content. An update that builds on
+anything the document lacks waits in a Python list, :attr:`RoomDocument.held`, and is
+applied as soon as everything it names has arrived. After every apply the state vector must
+cover the whole update; if yrs kept anything back all the same (a dependency cycle, which no
+Yjs client writes) the update is refused with :class:`IntegrationFailed` and the document
+must be rebuilt without it.
+
+Every call into pycrdt goes through :func:`crdt_call`, which turns its errors and Rust
+panics into :class:`CrdtFailure`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from pycrdt import Doc, Subscription, merge_updates
+from pycrdt._base import BaseType
+
+from crdt_server.updates import (
+    UpdateError,
+    UpdateSummary,
+    decode_state_vector,
+    inspect_update,
+    integrable,
+    pending_after,
+)
+
+__all__ = [
+    "Applied",
+    "CrdtFailure",
+    "IntegrationFailed",
+    "RoomDocument",
+    "crdt_call",
+    "fold_updates",
+    "replay",
+]
+
+T = TypeVar("T")
+
+
+class CrdtFailure(Exception):
+    """pycrdt refused or panicked on bytes that passed our structural checks."""
+
+    def __init__(self, message: str, *, panicked: bool) -> None:
+        super().__init__(message)
+        self.panicked = panicked
+
+
+class IntegrationFailed(CrdtFailure):
+    """Applying ``update`` failed or left part of it pending in yrs: the ``Doc`` may hold
+    some of it and must be rebuilt without it."""
+
+    def __init__(self, message: str, update: bytes, *, panicked: bool) -> None:
+        super().__init__(message, panicked=panicked)
+        self.update = update
+
+
+def crdt_call(fn: Callable[..., T], *args: object) -> T:
+    """Call into pycrdt, turning any failure (including a Rust panic) into CrdtFailure.
+
+    pyo3's ``PanicException`` derives from ``BaseException``, so ``except Exception`` does
+    not catch it; only interpreter-level exits are allowed through.
+    """
+    try:
+        return fn(*args)
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:
+        panicked = type(exc).__name__ == "PanicException"
+        raise CrdtFailure(f"{type(exc).__name__}: {exc}", panicked=panicked) from exc
+
+
+class Applied(enum.Enum):
+    """What :meth:`RoomDocument.apply` did with an update."""
+
+    UNCHANGED = "unchanged"
+    """Everything in it was known already (a duplicate): nothing to store."""
+    CHANGED = "changed"
+    """Integrated; the document changed."""
+    HELD = "held"
+    """It builds on content the document lacks: kept aside until that arrives."""
+
+
+class _Changes:
+    """Set by the document's observer. Holding no reference to the ``Doc`` (nor to the
+    room), it keeps the subscription out of any reference cycle."""
+
+    __slots__ = ("changed", "state_stale")
+
+    def __init__(self) -> None:
+        self.changed = False
+        self.state_stale = True
+
+    def __call__(self, event: object) -> None:
+        self.changed = True
+        self.state_stale = True
+
+
+class RoomDocument:
+    """A ``Doc`` plus the updates it is waiting to integrate (see the module docstring)."""
+
+    __slots__ = ("doc", "held", "_changes", "_subscription", "_state")
+
+    def __init__(self) -> None:
+        self.doc: Doc[BaseType] = Doc()
+        self.held: list[tuple[bytes, UpdateSummary]] = []
+        """Updates waiting on content the document lacks, in arrival order."""
+        self._changes = _Changes()
+        # pycrdt's public Doc.observe wraps the callback in a partial that holds the Doc, a
+        # cycle through Rust that Python's collector cannot see: the Doc (and the room that
+        # owns it) would never be freed. Observing the Rust document directly, with a
+        # callback that holds neither, leaves nothing to collect: dropping this object
+        # drops the subscription, then the Doc.
+        self._subscription: Subscription = self.doc._doc.observe(self._changes)
+        self._state: dict[int, int] = {}
+
+    def state(self) -> dict[int, int]:
+        """The document's state vector, decoded (cached until the document changes)."""
+        if self._changes.state_stale:
+            self._state = decode_state_vector(self.doc.get_state())
+            self._changes.state_stale = False
+        return self._state
+
+    def has_unknown_structs(self, summary: UpdateSummary) -> bool:
+        """True if the update has structs past this document's state vector (or is held)."""
+        if not summary.structs:
+            return False
+        state = self.state()
+        return any(end > state.get(client, 0) for client, (_, end) in summary.structs.items())
+
+    def apply(self, update: bytes, summary: UpdateSummary) -> Applied:
+        """Integrate a structurally valid update now, or hold it until it can be.
+
+        Raises :class:`IntegrationFailed` if pycrdt refused or panicked on it or on a held
+        update it released; the ``Doc`` may then hold part of it and must be rebuilt.
+        """
+        if not integrable(summary, self.state()):
+            if any(held == update for held, _ in self.held):
+                return Applied.UNCHANGED
+            self.held.append((update, summary))
+            return Applied.HELD
+        if not self._integrate(update, summary):
+            return Applied.UNCHANGED
+        self._release_held()
+        return Applied.CHANGED
+
+    def held_updates(self) -> list[bytes]:
+        return [update for update, _ in self.held]
+
+    def _integrate(self, update: bytes, summary: UpdateSummary) -> bool:
+        self._changes.changed = False
+        try:
+            crdt_call(self.doc.apply_update, update)
+        except CrdtFailure as exc:
+            self._changes.state_stale = True
+            raise IntegrationFailed(str(exc), update, panicked=exc.panicked) from exc
+        if pending_after(summary, self.state()):
+            raise IntegrationFailed(
+                "yrs kept part of the update pending (its dependencies form a cycle)",
+                update,
+                panicked=False,
+            )
+        return self._changes.changed
+
+    def _release_held(self) -> None:
+        """Integrate every held update the document now has all the dependencies of."""
+        progress = True
+        while progress and self.held:
+            progress = False
+            for entry in list(self.held):
+                if integrable(entry[1], self.state()):
+                    self.held.remove(entry)
+                    self._integrate(*entry)
+                    progress = True
+
+
+def replay(updates: Sequence[bytes]) -> tuple[RoomDocument, int]:
+    """Rebuild a document from stored rows, applied in order exactly as the live path
+    applied them. Returns it and how many rows could not be applied (they are left out:
+    after a row that yrs failed on, the document is rebuilt without that row)."""
+    skipped: set[bytes] = set()
+    while True:
+        document = RoomDocument()
+        unreadable = 0
+        try:
+            for update in updates:
+                if update in skipped:
+                    unreadable += 1
+                    continue
+                try:
+                    summary = inspect_update(update)
+                except UpdateError:
+                    unreadable += 1
+                    continue
+                document.apply(update, summary)
+        except IntegrationFailed as exc:
+            skipped.add(exc.update)
+            continue
+        return document, unreadable
+
+
+def fold_updates(updates: Sequence[bytes]) -> bytes | None:
+    """One update equivalent to ``updates`` replayed in order (the document's encoded
+    state, deleted content garbage collected), or ``None`` while some of the content is
+    still held: a snapshot cannot carry it, so the log is left as it is."""
+    document, _ = replay(updates)
+    if document.held:
+        return None
+    return crdt_call(document.doc.get_update)
+
+
+def merged(updates: Sequence[bytes]) -> bytes:
+    """``updates`` as one update (for one frame on the wire); one alone is returned as is."""
+    return updates[0] if len(updates) == 1 else crdt_call(merge_updates, *updates)
