@@ -358,6 +358,25 @@ def same_document(before: Fingerprint, after: Fingerprint) -> bool:
     return True
 
 
+def same_content(a: Doc[Any], b: Doc[Any]) -> bool:
+    """Whether two documents hold the same content, however yrs splits their blocks.
+
+    yrs may split a block of a live document without changing anything (an update whose
+    only item is known already but names an origin inside a block: yrs skips the item and
+    keeps the split), so the same content can encode differently. Integrating each encoding
+    into a fresh document squashes such splits.
+    """
+    if same_document(fingerprint(a), fingerprint(b)):
+        return True
+
+    def reencoded(doc: Doc[Any]) -> Doc[Any]:
+        fresh: Doc[Any] = Doc()
+        fresh.apply_update(doc.get_update())
+        return fresh
+
+    return same_document(fingerprint(reencoded(a)), fingerprint(reencoded(b)))
+
+
 def _canonical_block(block: bytes) -> bytes:
     return canonical_update(b"\x01" + block + b"\x00")
 
@@ -1475,7 +1494,7 @@ class _Fuzzer:
             self.stats.note("stored log does not load", room.name, b"", repr(exc), self.room_log)
             return
         self._retired.append(weakref.ref(restarted))
-        if not same_document(fingerprint(restarted.doc), fingerprint(room.doc)):
+        if not same_content(restarted.doc, room.doc):
             self.stats.store_mismatches += 1
             loaded, memory = restarted.doc.get_state().hex(), room.doc.get_state().hex()
             detail = f"loaded {loaded} in memory {memory}"
