@@ -128,14 +128,16 @@ def scenario_runs(name: str, sizes: Sizes) -> list[tuple[str, Runner]]:
 
 @dataclass
 class Profiler:
-    """Optional py-spy recording of our server during the throughput scenario."""
+    """Optional py-spy recording of our server during one run (by default, throughput)."""
 
     output: Path | None
     seconds: float
+    run: str = "throughput"
+    """The label of the run to record (``fanout-100``, ``connections-5000``, ...)."""
     process: subprocess.Popen[bytes] | None = None
 
     def start(self, server: ServerProcess, label: str) -> None:
-        if self.output is None or server.spec.name != "ours" or label != "throughput":
+        if self.output is None or server.spec.name != "ours" or label != self.run:
             return
         py_spy = ROOT / ".venv" / "bin" / "py-spy"
         argv = [str(py_spy if py_spy.exists() else "py-spy"), "record", "--pid", str(server.pid)]
@@ -304,7 +306,8 @@ async def main_async(args: argparse.Namespace) -> int:
         sizes.tp_seconds = args.tp_seconds
     if args.tp_window:
         sizes.tp_window = args.tp_window
-    profiler = Profiler(args.profile, sizes.tp_seconds)
+    seconds = sizes.fanout_seconds if args.profile_run.startswith("fanout") else sizes.tp_seconds
+    profiler = Profiler(args.profile, seconds, args.profile_run)
 
     info = machine()
     mode = "quick" if args.quick else "full"
@@ -397,6 +400,11 @@ def main() -> int:
         help="run every scenario this many times (servers alternating); print medians",
     )
     parser.add_argument("--profile", type=Path, help="py-spy output (.svg/.json/.txt)")
+    parser.add_argument(
+        "--profile-run",
+        default="throughput",
+        help="label of the run to profile (throughput, fanout-100, connections-5000, ...)",
+    )
     parser.add_argument("--json", type=Path, help="also write raw results as JSON")
     parser.add_argument("--keep", action="store_true", help="keep data dirs and server logs")
     parser.add_argument("-v", "--verbose", action="store_true")

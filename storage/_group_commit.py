@@ -17,10 +17,8 @@ from storage.base import NewUpdate, StoreError
 
 __all__ = ["GroupCommitter"]
 
-C = TypeVar("C")
-"""The backend's connection type, handed to transaction bodies."""
-T = TypeVar("T")
-Transaction = Callable[[Callable[[C], Awaitable[T]]], Awaitable[T]]
+W = TypeVar("W")
+"""The backend's kind of write job (what its ``run_write`` carries out in a transaction)."""
 
 
 @dataclass(slots=True)
@@ -30,29 +28,29 @@ class _Append:
 
 
 @dataclass(slots=True)
-class _Write(Generic[C]):
-    body: Callable[[C], Awaitable[int]]
+class _Write(Generic[W]):
+    job: W
     future: asyncio.Future[int]
 
 
-class GroupCommitter(Generic[C]):
+class GroupCommitter(Generic[W]):
     """One writer task for one store.
 
-    ``transaction(body)`` runs ``body(connection)`` in one committed transaction (raising
-    :class:`StoreError` having committed nothing); ``insert(connection, rows)`` writes rows
-    inside it and returns their seqs in order.
+    ``commit_rows(rows)`` appends rows in one committed transaction and returns their seqs
+    in order; ``run_write(job)`` carries out any other write in one committed transaction.
+    Both raise :class:`StoreError` having committed nothing.
     """
 
     def __init__(
         self,
         where: str,
-        transaction: Callable[[Callable[[C], Awaitable[Any]]], Awaitable[Any]],
-        insert: Callable[[C, list[NewUpdate]], Awaitable[list[int]]],
+        commit_rows: Callable[[list[NewUpdate]], Awaitable[list[int]]],
+        run_write: Callable[[W], Awaitable[int]],
     ) -> None:
         self._where = where
-        self._transaction = transaction
-        self._insert = insert
-        self._queue: asyncio.Queue[_Append | _Write[C] | None] | None = None
+        self._commit_rows = commit_rows
+        self._run_write = run_write
+        self._queue: asyncio.Queue[_Append | _Write[W] | None] | None = None
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -74,18 +72,18 @@ class GroupCommitter(Generic[C]):
         self._enqueue(_Append(list(updates), future))
         return await future
 
-    async def write(self, body: Callable[[C], Awaitable[int]]) -> int:
+    async def write(self, job: W) -> int:
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Write(body, future))
+        self._enqueue(_Write(job, future))
         return await future
 
-    def _enqueue(self, job: _Append | _Write[C]) -> None:
+    def _enqueue(self, job: _Append | _Write[W]) -> None:
         if self._queue is None:
             raise StoreError(f"{self._where} is not open")
         self._queue.put_nowait(job)
 
-    async def _run(self, queue: asyncio.Queue[_Append | _Write[C] | None]) -> None:
-        jobs: list[_Append | _Write[C] | None] = []
+    async def _run(self, queue: asyncio.Queue[_Append | _Write[W] | None]) -> None:
+        jobs: list[_Append | _Write[W] | None] = []
         try:
             while True:
                 jobs = [await queue.get()]
@@ -103,7 +101,7 @@ class GroupCommitter(Generic[C]):
                     if job is None:
                         return
                     try:
-                        result = await self._transaction(job.body)
+                        result = await self._run_write(job.job)
                     except Exception as exc:  # delivered to the caller, not swallowed
                         _fail(job.future, exc)
                     else:
@@ -121,12 +119,8 @@ class GroupCommitter(Generic[C]):
 
     async def _commit_appends(self, jobs: list[_Append]) -> None:
         rows = [update for job in jobs for update in job.updates]
-
-        async def body(connection: C) -> list[int]:
-            return await self._insert(connection, rows)
-
         try:
-            seqs: list[int] = await self._transaction(body)
+            seqs = await self._commit_rows(rows)
         except Exception as exc:  # delivered to every caller of the batch
             for job in jobs:
                 _fail(job.future, exc)

@@ -101,8 +101,8 @@ class PostgresStore:
         self._pool_size = pool_size
         self._lock_timeout_ms = max(1, round(lock_timeout * 1000))
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
-        self._writer: GroupCommitter[_Conn] = GroupCommitter(
-            self._where, self._transaction, self._insert
+        self._writer: GroupCommitter[Callable[[_Conn], Awaitable[int]]] = GroupCommitter(
+            self._where, self._commit_rows, self._transaction
         )
         self._lock_key = 0
         self._commits = 0
@@ -247,12 +247,15 @@ class PostgresStore:
     async def _lock(self, conn: _Conn) -> None:
         await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock_key)
 
-    async def _insert(self, conn: _Conn, rows: list[NewUpdate]) -> list[int]:
-        sequence = f"{self._s}.updates_seq"
-        seqs: list[int] = sorted(await conn.fetchval(_NEXT_SEQS, sequence, len(rows)))
-        columns = ([u.doc for u in rows], [u.data for u in rows], [u.origin for u in rows])
-        await conn.execute(_APPEND.format(s=self._s), seqs, *columns)
-        return seqs
+    async def _commit_rows(self, rows: list[NewUpdate]) -> list[int]:
+        async def body(conn: _Conn) -> list[int]:
+            sequence = f"{self._s}.updates_seq"
+            seqs: list[int] = sorted(await conn.fetchval(_NEXT_SEQS, sequence, len(rows)))
+            columns = ([u.doc for u in rows], [u.data for u in rows], [u.origin for u in rows])
+            await conn.execute(_APPEND.format(s=self._s), seqs, *columns)
+            return seqs
+
+        return await self._transaction(body)
 
     async def _transaction(self, body: Callable[[_Conn], Awaitable[_T]]) -> _T:
         pool = self._pool

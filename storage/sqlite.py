@@ -2,8 +2,10 @@
 
 One writer task owns every write transaction: concurrent :meth:`SqliteStore.append` calls
 are queued and committed together, so many small Yjs updates cost one fsync per batch
-rather than one each. Reads share the same connection but never run inside a write
-transaction, so they only ever see committed rows.
+rather than one each. Each transaction runs whole, ``BEGIN IMMEDIATE`` to ``COMMIT``, as
+one call on a writer thread that owns the write connection: one hop from the event loop per
+commit, where a statement-at-a-time driver takes one per statement. Reads go through
+aiosqlite on a connection of their own; in WAL mode they see committed rows only.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -65,12 +68,13 @@ class SqliteStore:
         self._path = Path(path)
         self._busy_timeout = busy_timeout
         self._db: aiosqlite.Connection | None = None
-        self._writer: GroupCommitter[aiosqlite.Connection] = GroupCommitter(
-            str(self._path), self._transaction, self._insert
+        """The read connection."""
+        self._write_db: sqlite3.Connection | None = None
+        """The write connection, used only on the writer thread."""
+        self._thread: ThreadPoolExecutor | None = None
+        self._writer: GroupCommitter[_Body[int]] = GroupCommitter(
+            str(self._path), self._commit_rows, self._transaction
         )
-        # Held for the whole of each write transaction, and by reads, so that a read on
-        # the shared connection cannot observe rows a later ROLLBACK takes back.
-        self._lock: asyncio.Lock | None = None
         self._commits = 0
 
     @property
@@ -83,32 +87,30 @@ class SqliteStore:
         """Create the file, its directory and the schema if needed; start the writer."""
         if self._db is not None:
             raise StoreError(f"{self._path} is already open")
+        thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
+            write_db = await asyncio.get_running_loop().run_in_executor(
+                thread, _connect_writer, self._path, self._busy_timeout
+            )
+        except (OSError, sqlite3.Error) as exc:
+            thread.shutdown()
+            raise StoreError(f"cannot open {self._path}: {exc}") from exc
+        except BaseException:
+            thread.shutdown()
+            raise
+        try:
             db = await aiosqlite.connect(
                 self._path, isolation_level=None, timeout=self._busy_timeout
             )
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open {self._path}: {exc}") from exc
-        try:
-            rows = list(await db.execute_fetchall("PRAGMA journal_mode = WAL"))
-            if str(rows[0][0]).lower() != "wal":
-                raise StoreError(f"{self._path}: SQLite refused WAL mode ({rows[0][0]})")
-            # synchronous=FULL fsyncs the WAL on every commit, so an acknowledged append
-            # survives power loss, not just a crash; fullfsync does the same on macOS,
-            # where plain fsync leaves data in the drive's cache.
-            await db.executescript(
-                f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)};"
-                " PRAGMA synchronous = FULL; PRAGMA fullfsync = ON;"
-                f" BEGIN IMMEDIATE; {'; '.join(_SCHEMA)}; COMMIT;"
-            )
         except BaseException as exc:
-            await db.close()
+            await asyncio.get_running_loop().run_in_executor(thread, write_db.close)
+            thread.shutdown()
             if isinstance(exc, sqlite3.Error):
-                raise StoreError(f"cannot set up {self._path}: {exc}") from exc
+                raise StoreError(f"cannot open {self._path}: {exc}") from exc
             raise
-        self._db = db
-        self._lock = asyncio.Lock()
+        self._write_db = write_db
+        self._db, self._thread = db, thread
         self._writer.start()
 
     async def close(self) -> None:
@@ -117,13 +119,18 @@ class SqliteStore:
         Calls made after close() has started raise :class:`StoreError`.
         """
         await self._writer.stop()
-        db = self._db
-        if db is not None:
-            self._db = self._lock = None
-            try:
+        db, write_db, thread = self._db, self._write_db, self._thread
+        self._db = self._write_db = self._thread = None
+        try:
+            if write_db is not None and thread is not None:
+                await asyncio.get_running_loop().run_in_executor(thread, write_db.close)
+            if db is not None:
                 await db.close()
-            except sqlite3.Error as exc:
-                raise StoreError(f"closing {self._path} failed: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise StoreError(f"closing {self._path} failed: {exc}") from exc
+        finally:
+            if thread is not None:
+                thread.shutdown(wait=False)
 
     async def load(self, doc: str) -> StoredLog | None:
         """The document's log in seq order, or ``None`` if it has no rows."""
@@ -154,13 +161,13 @@ class SqliteStore:
         """
         _check(snapshot, doc)
 
-        async def body(db: aiosqlite.Connection) -> int:
-            cursor = await db.execute(
+        def body(db: sqlite3.Connection) -> int:
+            cursor = db.execute(
                 "UPDATE updates SET data = ? WHERE doc = ? AND seq = ?", (snapshot, doc, upto_seq)
             )
             if cursor.rowcount != 1:
                 raise StoreError(f"{doc!r} has no row with seq {upto_seq}")
-            await db.execute("DELETE FROM updates WHERE doc = ? AND seq < ?", (doc, upto_seq))
+            db.execute("DELETE FROM updates WHERE doc = ? AND seq < ?", (doc, upto_seq))
             return 0
 
         await self._writer.write(body)
@@ -170,10 +177,10 @@ class SqliteStore:
         together with its history. Returns how many documents were deleted."""
         params = (prefix, len(prefix), prefix)
 
-        async def body(db: aiosqlite.Connection) -> int:
-            count = await _scalar(db, _COUNT_DOCS, params * 2)
-            await db.execute(f"DELETE FROM updates WHERE {_PREFIX}", params)
-            await db.execute(f"DELETE FROM history WHERE {_PREFIX}", params)
+        def body(db: sqlite3.Connection) -> int:
+            count = _scalar(db, _COUNT_DOCS, params * 2)
+            db.execute(f"DELETE FROM updates WHERE {_PREFIX}", params)
+            db.execute(f"DELETE FROM history WHERE {_PREFIX}", params)
             return count
 
         return await self._writer.write(body)
@@ -205,49 +212,43 @@ class SqliteStore:
     # -- internals ---------------------------------------------------------------------
 
     async def _read(self, sql: str, *params: Any) -> list[Any]:
-        db, lock = self._db, self._lock
-        if db is None or lock is None:
+        db = self._db
+        if db is None:
             raise StoreError(f"{self._path} is not open")
         try:
-            async with lock:
-                return list(await db.execute_fetchall(sql, params))
+            return list(await db.execute_fetchall(sql, params))
         except sqlite3.Error as exc:
             raise StoreError(f"reading {self._path} failed: {exc}") from exc
 
-    async def _insert(self, db: aiosqlite.Connection, rows: list[NewUpdate]) -> list[int]:
-        last = await _scalar(db, _LAST_SEQ)
-        await db.executemany(
-            "INSERT INTO updates (seq, doc, data) VALUES (?, ?, ?)",
-            [(last + i, u.doc, u.data) for i, u in enumerate(rows, 1)],
-        )
-        created_at = time.time()
-        history = [
-            (last + i, u.doc, u.origin, created_at, len(u.data)) for i, u in enumerate(rows, 1)
-        ]
-        await db.executemany(
-            "INSERT INTO history (seq, doc, origin, created_at, size) VALUES (?, ?, ?, ?, ?)",
-            history,
-        )
-        return list(range(last + 1, last + 1 + len(rows)))
+    async def _commit_rows(self, rows: list[NewUpdate]) -> list[int]:
+        def body(db: sqlite3.Connection) -> list[int]:
+            last = _scalar(db, _LAST_SEQ)
+            db.executemany(
+                "INSERT INTO updates (seq, doc, data) VALUES (?, ?, ?)",
+                [(last + i, u.doc, u.data) for i, u in enumerate(rows, 1)],
+            )
+            created_at = time.time()
+            db.executemany(
+                "INSERT INTO history (seq, doc, origin, created_at, size) VALUES (?, ?, ?, ?, ?)",
+                [
+                    (last + i, u.doc, u.origin, created_at, len(u.data))
+                    for i, u in enumerate(rows, 1)
+                ],
+            )
+            return list(range(last + 1, last + 1 + len(rows)))
 
-    async def _transaction(self, body: Callable[[aiosqlite.Connection], Awaitable[_T]]) -> _T:
-        db, lock = self._db, self._lock
-        assert db is not None and lock is not None, "the writer runs only while open"
-        async with lock:
-            try:
-                await db.execute("BEGIN IMMEDIATE")
-                result = await body(db)
-                await db.execute("COMMIT")
-            except BaseException as exc:
-                try:
-                    await db.rollback()  # a no-op if SQLite already rolled back
-                except sqlite3.Error:
-                    # The next transaction's BEGIN fails and rolls back again, so the
-                    # connection heals; the caller still gets the original error.
-                    _LOG.exception("rollback on %s failed", self._path)
-                if isinstance(exc, sqlite3.Error):
-                    raise StoreError(f"writing {self._path} failed: {exc}") from exc
-                raise
+        return await self._transaction(body)
+
+    async def _transaction(self, body: _Body[_T]) -> _T:
+        """Run ``body`` in one committed transaction, in one call on the writer thread."""
+        db, thread = self._write_db, self._thread
+        assert db is not None and thread is not None, "the writer runs only while open"
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(
+                thread, _run_transaction, db, body, self._path
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"writing {self._path} failed: {exc}") from exc
         self._commits += 1
         return result
 
@@ -259,9 +260,51 @@ class SqliteStore:
         return [str(row[0]) for row in await self._read(sql, prefix, len(prefix), prefix)]
 
 
-async def _scalar(db: aiosqlite.Connection, sql: str, params: tuple[Any, ...] = ()) -> int:
-    rows = list(await db.execute_fetchall(sql, params))
-    return int(rows[0][0])
+_Body = Callable[[sqlite3.Connection], _T]
+"""A transaction's work, run on the writer thread."""
+
+
+def _connect_writer(path: Path, busy_timeout: float) -> sqlite3.Connection:
+    """On the writer thread: open the write connection, switch to WAL, create the schema."""
+    db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
+    try:
+        mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise sqlite3.OperationalError(f"SQLite refused WAL mode ({mode})")
+        # synchronous=FULL fsyncs the WAL on every commit, so an acknowledged append
+        # survives power loss, not just a crash; fullfsync does the same on macOS, where
+        # plain fsync leaves data in the drive's cache.
+        db.executescript(
+            f"PRAGMA busy_timeout = {int(busy_timeout * 1000)};"
+            " PRAGMA synchronous = FULL; PRAGMA fullfsync = ON;"
+            f" BEGIN IMMEDIATE; {'; '.join(_SCHEMA)}; COMMIT;"
+        )
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _run_transaction(db: sqlite3.Connection, body: _Body[_T], path: Path) -> _T:
+    """On the writer thread: ``BEGIN IMMEDIATE``, ``body``, ``COMMIT``; roll back on error."""
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        result = body(db)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            try:
+                db.rollback()
+            except sqlite3.Error:
+                # The next transaction's BEGIN fails and rolls back again, so the connection
+                # heals; the caller still gets the original error.
+                _LOG.exception("rollback on %s failed", path)
+        raise
+    return result
+
+
+def _scalar(db: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> int:
+    return int(db.execute(sql, params).fetchone()[0])
 
 
 def _check(data: bytes, *names: str) -> None:
