@@ -185,6 +185,12 @@ def test_missing_predecessor_is_pending() -> None:
     summary = inspect_update(second)
     assert summary.structs == {11: (5, 11)}
     assert summary.deletes == {11: 1}
+    assert summary.needs == {11: 5}  # its structs follow on from clock 5
+    assert not integrable(summary, {})
+    assert not integrable(summary, {11: 4})
+    assert integrable(summary, {11: 5})
+    assert integrable(summary, {11: 11})  # already known: yrs skips what it has
+    assert integrable(inspect_update(first), {})
     target: Doc[Any] = Doc()
     target.apply_update(second)
     assert pending_after(summary, state_of(target))
@@ -206,6 +212,10 @@ def test_delete_only_update_pending_until_target_arrives() -> None:
     assert not summary.is_empty
     assert pending_after(summary, {})
     assert not pending_after(summary, {12: 3})
+    assert summary.refs == {12: 2}  # the deleted content must be there
+    assert not integrable(summary, {})
+    assert not integrable(summary, {12: 1})
+    assert integrable(summary, {12: 2})
     target: Doc[Any] = Doc()
     target.apply_update(insert)
     assert not pending_after(summary, state_of(target))
@@ -222,6 +232,10 @@ def test_merged_update_with_gap() -> None:
     merged = pycrdt.merge_updates(first, doc.get_update(skip_from))
     summary = inspect_update(merged)
     assert summary.structs == {7: (0, 6)}
+    assert summary.needs == {7: 4}  # "ef" follows a Skip over "cd"
+    assert not integrable(summary, {})
+    assert not integrable(summary, {7: 2})
+    assert integrable(summary, {7: 4})
     target: Doc[Any] = Doc()
     target.apply_update(merged)
     assert pending_after(summary, state_of(target))
@@ -499,23 +513,6 @@ def test_pycrdt_agreement_on_mutations() -> None:
 # -- what an update builds on: integrable() --------------------------------------------------
 
 
-def test_integrable_follows_missing_predecessors_and_deletes() -> None:
-    source: Doc[Any] = Doc(client_id=11)
-    text = source.get("t", type=Text)
-    text += "first"
-    first = source.get_update()
-    checkpoint = source.get_state()
-    text.insert(2, "second")
-    del text[0]
-    second = inspect_update(source.get_update(checkpoint))
-    assert second.needs == {11: 5}  # its structs follow on from clock 5
-    assert not integrable(second, {})
-    assert not integrable(second, {11: 4})
-    assert integrable(second, {11: 5})
-    assert integrable(second, {11: 11})  # already known: yrs skips what it has
-    assert integrable(inspect_update(first), {})
-
-
 def test_integrable_needs_other_clients_content_it_names() -> None:
     a: Doc[Any] = Doc(client_id=21)
     a.get("t", type=Text).insert(0, "abc")
@@ -532,34 +529,6 @@ def test_integrable_needs_other_clients_content_it_names() -> None:
     assert integrable(summary, {21: 3})
     # In one update together, the named content comes along.
     assert integrable(inspect_update(b.get_update()), {})
-
-
-def test_integrable_waits_for_deleted_content() -> None:
-    source: Doc[Any] = Doc(client_id=12)
-    text = source.get("t", type=Text)
-    text += "abc"
-    checkpoint = source.get_state()
-    del text[1]
-    delete = inspect_update(source.get_update(checkpoint))
-    assert delete.refs == {12: 2}
-    assert not integrable(delete, {})
-    assert not integrable(delete, {12: 1})
-    assert integrable(delete, {12: 2})
-
-
-def test_integrable_needs_what_a_skip_leaves_out() -> None:
-    doc: Doc[Any] = Doc(client_id=7)
-    text = doc.get("t", type=Text)
-    text += "ab"
-    first = doc.get_update()
-    text += "cd"
-    skip_from = doc.get_state()
-    text += "ef"
-    summary = inspect_update(pycrdt.merge_updates(first, doc.get_update(skip_from)))
-    assert summary.needs == {7: 4}  # "ef" follows a Skip over "cd"
-    assert not integrable(summary, {})
-    assert not integrable(summary, {7: 2})
-    assert integrable(summary, {7: 4})
 
 
 def test_an_item_naming_its_own_clients_future_is_refused() -> None:
