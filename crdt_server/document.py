@@ -130,7 +130,7 @@ class RoomDocument:
         return self._state
 
     def has_unknown_structs(self, summary: UpdateSummary) -> bool:
-        """True if the update has structs past this document's state vector (or is held)."""
+        """True if the update has structs past this document's state vector."""
         if not summary.structs:
             return False
         state = self.state()
