@@ -42,6 +42,9 @@ class BusHandler(Protocol):
 
 class Bus(Protocol):
     process_id: str
+    shared: bool
+    """Whether other processes may commit to the same store (and tell this one only
+    through the bus); ``False`` for a single process."""
 
     async def start(self, handler: BusHandler) -> None: ...
 
@@ -66,6 +69,8 @@ class Bus(Protocol):
 
 class LocalBus:
     """A single process: nobody else to tell, every lease is ours."""
+
+    shared = False
 
     def __init__(self) -> None:
         self.process_id = uuid.uuid4().hex

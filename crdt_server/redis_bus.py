@@ -125,6 +125,8 @@ def _decode_updates(data: bytes) -> tuple[str, str, list[int], list[bytes]]:
 class RedisBus:
     """A :class:`~crdt_server.bus.Bus` on Redis pub/sub (redis-py asyncio)."""
 
+    shared = True
+
     def __init__(
         self,
         url: str,

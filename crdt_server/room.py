@@ -283,23 +283,32 @@ class Room:
     async def _maybe_compact(self) -> None:
         """Fold the stored log into one snapshot once it is long enough.
 
-        The snapshot is built from the store's own rows, not from this process's document:
-        in a cluster another process may have committed rows this one has not integrated
-        yet, and a snapshot must never drop them. A lease on the bus makes sure only one
-        process compacts a room at a time.
+        In one process (a bus that is not shared) the store holds, up to ``last_seq``,
+        exactly the updates this room integrated, in that order; with nothing uncommitted,
+        in flight or held, its own document is the snapshot. In a cluster another process
+        may have committed rows this one has not integrated yet, and a snapshot must never
+        drop them: it is folded from the store's rows (on a worker thread, so the event loop
+        goes on), and a lease on the bus makes sure only one process compacts a room.
         """
         if self._log_rows < self._settings.compact_after_updates:
             return
-        if not await self._bus.try_lease(f"compact:{self.name}", 60):
-            return
         try:
-            stored = await self._store.load(self.name)
-            if stored is None or len(stored.updates) < 2:
-                return
-            snapshot = fold_updates(stored.updates)
+            if not self._bus.shared:
+                if self._uncommitted or self._inflight or self.document.held:
+                    return
+                folded, upto = self._log_rows, self.last_seq
+                snapshot: bytes | None = crdt_call(self.doc.get_update)
+            else:
+                if not await self._bus.try_lease(f"compact:{self.name}", 60):
+                    return
+                stored = await self._store.load(self.name)
+                if stored is None or len(stored.updates) < 2:
+                    return
+                folded, upto = len(stored.updates), stored.last_seq
+                snapshot = await asyncio.to_thread(fold_updates, stored.updates)
             if snapshot is None:
                 return  # some content still waits on a dependency: a snapshot would lose it
-            await self._store.compact(self.name, stored.last_seq, snapshot)
+            await self._store.compact(self.name, upto, snapshot)
         except StoreError as exc:
             self._metrics.store_errors.labels("compact").inc()
             log.error("room %s: compaction failed, the log stays as it is: %s", self.name, exc)
@@ -307,13 +316,8 @@ class Room:
         except CrdtFailure as exc:
             log.error("room %s: cannot fold the stored log (%s); not compacting", self.name, exc)
             return
-        log.info(
-            "room %s: compacted %d rows up to seq %d",
-            self.name,
-            len(stored.updates),
-            stored.last_seq,
-        )
-        self._log_rows = max(1, self._log_rows - len(stored.updates) + 1)
+        log.info("room %s: compacted %d rows up to seq %d", self.name, folded, upto)
+        self._log_rows = max(1, self._log_rows - folded + 1)
 
     def _fail(self, exc: BaseException) -> None:
         """The store lost an uncommitted batch: nobody may see it, so end the room."""
