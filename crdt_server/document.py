@@ -40,6 +40,7 @@ __all__ = [
     "RoomDocument",
     "crdt_call",
     "fold_updates",
+    "merged",
     "replay",
 ]
 

@@ -347,10 +347,14 @@ class Room:
         """Updates another process committed: integrate them and tell local clients."""
         if self.failed is not None or not updates:
             return
-        if not all(self._integrate_committed(update) is not None for update in updates):
-            task = asyncio.create_task(self._reload(), name=f"reload-{self.name}")
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+        for update in updates:
+            if self._integrate_committed(update) is None:
+                # The document must be rebuilt from the store, which holds this update and
+                # the rest of the batch: the reload integrates them all.
+                task = asyncio.create_task(self._reload(), name=f"reload-{self.name}")
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+                break
         self.last_seq = max(self.last_seq, *seqs)
         self._log_rows += len(updates)
         self._size += sum(len(u) for u in updates)
