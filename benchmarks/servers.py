@@ -84,6 +84,13 @@ def server_specs() -> dict[str, ServerSpec]:
             env=OURS_ENV,
             notes="crdt-server: SQLite WAL, synchronous=FULL, echo after commit",
         ),
+        "ours-uvicorn": ServerSpec(
+            "ours-uvicorn",
+            (ours, "-m", "crdt_server", "serve", "--host", "127.0.0.1", "--port", "0",
+             "--data-dir", "{data_dir}", "--log-level", "warning"),
+            env=(*OURS_ENV, ("CRDT_SERVER_WEBSOCKET_STACK", "uvicorn")),
+            notes="crdt-server on uvicorn's websockets-sansio and the ASGI endpoint",
+        ),
         "ours-2workers": ServerSpec(
             "ours-2workers",
             (ours, "-m", "crdt_server", "serve", "--host", "127.0.0.1", "--port", "0",

@@ -18,6 +18,7 @@ from crdt_server.auth import Authenticator, Revocations, TokenAuthenticator
 from crdt_server.bus import Bus, LocalBus
 from crdt_server.endpoint import not_found_endpoint, sync_endpoint
 from crdt_server.errors import CloseCode
+from crdt_server.gate import STATE_KEY, Gate
 from crdt_server.limits import ConnectionCounter, RateLimiter
 from crdt_server.metrics import CONTENT_TYPE_LATEST
 from crdt_server.openapi import OPENAPI
@@ -125,7 +126,7 @@ def create_app(
     """Build the server. Without a ``store``, the embedded SQLite store under ``data_dir``."""
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
         the_store = store or default_store(settings)
         await the_store.open()
         the_bus = bus or (RedisBus(settings.redis_url) if settings.redis_url else LocalBus())
@@ -150,19 +151,26 @@ def create_app(
         app.state.authenticator = authenticator or TokenAuthenticator(
             codec, matrix, revocations, allow_anonymous=settings.allow_anonymous
         )
-        app.state.upgrade_limiter = RateLimiter(
-            settings.max_upgrades_per_second, 2 * settings.max_upgrades_per_second
+        gate = Gate(
+            settings,
+            registry,
+            app.state.authenticator,
+            upgrade_limiter=RateLimiter(
+                settings.max_upgrades_per_second, 2 * settings.max_upgrades_per_second
+            ),
+            address_connections=ConnectionCounter(settings.max_connections_per_address),
+            user_connections=ConnectionCounter(settings.max_connections_per_user),
         )
+        app.state.gate = gate
         weddings = WeddingService(registry, the_store)
         app.state.weddings = weddings
         keeper = ConflictsKeeper(weddings)
         registry.on_change = keeper.changed
         registry.event_listeners.append(_event_listener(registry, revocations, weddings))
-        app.state.user_connections = ConnectionCounter(settings.max_connections_per_user)
-        app.state.address_connections = ConnectionCounter(settings.max_connections_per_address)
         await registry.start()
         try:
-            yield
+            # The lifespan state reaches uvicorn's WebSocket protocol (crdt_server.websocket).
+            yield {STATE_KEY: gate}
         finally:
             try:
                 await keeper.close()

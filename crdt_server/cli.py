@@ -22,6 +22,7 @@ from uvicorn.supervisors.multiprocess import Multiprocess
 from crdt_server.app import create_app, token_codec
 from crdt_server.permissions import ROLES
 from crdt_server.settings import ENV_PREFIX, Settings, SettingsError
+from crdt_server.websocket import SyncWebSocketProtocol
 
 __all__ = ["main"]
 
@@ -120,7 +121,7 @@ def serve(settings: Settings) -> None:
         app,
         factory=settings.workers > 1,
         workers=settings.workers,
-        ws="websockets-sansio",
+        ws=SyncWebSocketProtocol if settings.websocket_stack == "native" else "websockets-sansio",
         ws_max_size=settings.max_message_bytes,
         ws_per_message_deflate=settings.websocket_compression,
         log_config=None,

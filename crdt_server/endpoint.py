@@ -1,26 +1,20 @@
-"""The WebSocket endpoint: refuse bad requests at the upgrade, then hand over to the session.
+"""The WebSocket endpoint on the ASGI path: refuse bad requests at the upgrade (the checks
+are :class:`~crdt_server.gate.Gate`'s), then hand over to the session.
 
-This module and :mod:`crdt_server.app` are the only ones that know Starlette.
+The server as started by the CLI serves the sync path with :mod:`crdt_server.websocket`
+instead; this endpoint serves it under any other ASGI server, with compression on, and
+with ``CRDT_SERVER_WEBSOCKET_STACK=uvicorn``.
 """
 
 from __future__ import annotations
 
-import logging
-
 from starlette.responses import PlainTextResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from crdt_server.auth import Authenticator, AuthError
-from crdt_server.limits import ConnectionCounter, RateLimiter
-from crdt_server.names import document_name
-from crdt_server.registry import RoomRegistry
-from crdt_server.session import serve_connection
-from crdt_server.settings import Settings
+from crdt_server.gate import NO_SUCH_DOCUMENT, Gate, Refusal, bearer_token
 from crdt_server.transport import TransportClosed
 
 __all__ = ["StarletteTransport", "not_found_endpoint", "sync_endpoint"]
-
-log = logging.getLogger("crdt_server.endpoint")
 
 
 class StarletteTransport:
@@ -56,72 +50,36 @@ class StarletteTransport:
             raise TransportClosed() from exc
 
 
-def _token(websocket: WebSocket) -> str | None:
-    token = websocket.query_params.get("token")
-    if token:
-        return token
-    header = websocket.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return None
-
-
-async def _refuse(websocket: WebSocket, status: int, message: str) -> None:
-    registry: RoomRegistry = websocket.app.state.registry
-    registry.metrics.upgrades_refused.labels(str(status)).inc()
-    await websocket.send_denial_response(PlainTextResponse(message, status_code=status))
+async def _refuse(websocket: WebSocket, refusal: Refusal) -> None:
+    await websocket.send_denial_response(
+        PlainTextResponse(refusal.message, status_code=refusal.status)
+    )
 
 
 async def sync_endpoint(websocket: WebSocket) -> None:
-    state = websocket.app.state
-    settings: Settings = state.settings
-    registry: RoomRegistry = state.registry
-    authenticator: Authenticator = state.authenticator
-    wedding_id = websocket.path_params["wedding_id"]
-    doc = websocket.path_params["doc"]
-    name = document_name(wedding_id, doc)
-    if name is None:
-        await _refuse(websocket, 404, "no such document")
-        return
-    origin = websocket.headers.get("origin")
-    if origin is not None and settings.origins and origin.rstrip("/") not in settings.origins:
-        await _refuse(websocket, 403, "origin not allowed")
-        return
+    gate: Gate = websocket.app.state.gate
     client = websocket.client
-    address = client.host if client else ""
-    limiter: RateLimiter = state.upgrade_limiter
-    if not limiter.allow(address):
-        await _refuse(websocket, 429, "too many connection attempts, slow down")
+    outcome = gate.admit(
+        websocket.path_params["wedding_id"],
+        websocket.path_params["doc"],
+        token=bearer_token(
+            websocket.query_params.get("token"), websocket.headers.get("authorization")
+        ),
+        headers=websocket.headers,
+        address=client.host if client else "",
+    )
+    if isinstance(outcome, Refusal):
+        await _refuse(websocket, outcome)
         return
     try:
-        principal = authenticator.authenticate(
-            wedding_id, doc, _token(websocket), websocket.headers
-        )
-    except AuthError as exc:
-        await _refuse(websocket, exc.status_code, exc.message)
-        return
-    per_address: ConnectionCounter = state.address_connections
-    if not per_address.acquire(address):
-        await _refuse(websocket, 429, "too many open connections from this address")
-        return
-    per_user: ConnectionCounter = state.user_connections
-    counted = principal.authenticated
-    try:
-        if counted and not per_user.acquire(principal.user_id):
-            await _refuse(websocket, 429, "too many open connections for this user")
-            counted = False
-            return
         await websocket.accept()
-        peer = f"{address}:{client.port}" if client else ""
-        await serve_connection(
-            StarletteTransport(websocket), registry, name, principal, settings, peer=peer
-        )
-    finally:
-        per_address.release(address)
-        if counted:
-            per_user.release(principal.user_id)
+    except BaseException:
+        gate.release(outcome)
+        raise
+    peer = f"{client.host}:{client.port}" if client else ""
+    await gate.serve(StarletteTransport(websocket), outcome, peer=peer)
 
 
 async def not_found_endpoint(websocket: WebSocket) -> None:
-    await _refuse(websocket, 404, "no such document")
+    gate: Gate = websocket.app.state.gate
+    await _refuse(websocket, gate.refuse(NO_SUCH_DOCUMENT))

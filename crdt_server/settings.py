@@ -104,6 +104,10 @@ class Settings:
     websocket_compression: bool = False
     """Offer permessage-deflate. Off by default: Yjs updates are small and binary, so
     compressing them costs CPU on every fan-out and saves little."""
+    websocket_stack: str = "native"
+    """Who speaks WebSocket on the sync path: ``native`` (crdt_server.websocket, a bare
+    asyncio protocol) or ``uvicorn`` (uvicorn's websockets-sansio and the ASGI endpoint).
+    Compression always takes the uvicorn stack."""
     close_timeout_seconds: float = 5.0
     """How long a close handshake may take before the connection is dropped."""
     sqlite_busy_timeout_seconds: float = 5.0
@@ -139,6 +143,8 @@ class Settings:
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must not be negative")
 
+        if self.websocket_stack not in ("native", "uvicorn"):
+            raise SettingsError("websocket_stack must be native or uvicorn")
         if self.log_format not in ("text", "json"):
             raise SettingsError("log_format must be text or json")
         if self.workers > 1 and not self.redis_url:

@@ -1,0 +1,132 @@
+"""Who may open a sync socket: every check made at the upgrade, before any WebSocket exists.
+
+Both ways into a room use it: the Starlette endpoint (:mod:`crdt_server.endpoint`) and the
+bare RFC 6455 protocol that uvicorn runs for the sync path (:mod:`crdt_server.websocket`).
+A refusal is an HTTP status and a short text, because the stock y-websocket client
+reconnects at once after any accepted-then-closed socket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from crdt_server.auth import Authenticator, AuthError, Principal
+from crdt_server.limits import ConnectionCounter, RateLimiter
+from crdt_server.names import document_name
+from crdt_server.registry import RoomRegistry
+from crdt_server.session import serve_connection
+from crdt_server.settings import Settings
+from crdt_server.transport import Transport
+
+__all__ = ["NO_SUCH_DOCUMENT", "STATE_KEY", "Admitted", "Gate", "Refusal", "bearer_token"]
+
+STATE_KEY = "crdt_server.gate"
+"""The key of the :class:`Gate` in the ASGI lifespan state the app yields."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    status: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """A connection let in; it holds connection-count slots until :meth:`Gate.release`."""
+
+    name: str
+    principal: Principal
+    address: str
+    counted: bool
+
+
+NO_SUCH_DOCUMENT = Refusal(404, "no such document")
+
+
+def bearer_token(query_token: str | None, authorization: str | None) -> str | None:
+    """The token: the ``token`` query parameter (browsers cannot set headers), else the
+    ``Authorization: Bearer`` header."""
+    if query_token:
+        return query_token
+    scheme, _, value = (authorization or "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+class Gate:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: RoomRegistry,
+        authenticator: Authenticator,
+        *,
+        upgrade_limiter: RateLimiter,
+        address_connections: ConnectionCounter,
+        user_connections: ConnectionCounter,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self._authenticator = authenticator
+        self._upgrades = upgrade_limiter
+        self._per_address = address_connections
+        self._per_user = user_connections
+
+    def admit(
+        self,
+        wedding_id: str,
+        doc: str,
+        *,
+        token: str | None,
+        headers: Mapping[str, str],
+        address: str,
+    ) -> Admitted | Refusal:
+        """Check one upgrade, in order: name, origin, upgrade rate, token, open connections.
+
+        ``headers`` has lower-case names. An :class:`Admitted` must be released.
+        """
+        name = document_name(wedding_id, doc)
+        if name is None:
+            return self.refuse(NO_SUCH_DOCUMENT)
+        origin = headers.get("origin")
+        origins = self.settings.origins
+        if origin is not None and origins and origin.rstrip("/") not in origins:
+            return self.refuse(Refusal(403, "origin not allowed"))
+        if not self._upgrades.allow(address):
+            return self.refuse(Refusal(429, "too many connection attempts, slow down"))
+        try:
+            principal = self._authenticator.authenticate(wedding_id, doc, token, headers)
+        except AuthError as exc:
+            return self.refuse(Refusal(exc.status_code, exc.message))
+        if not self._per_address.acquire(address):
+            return self.refuse(Refusal(429, "too many open connections from this address"))
+        counted = principal.authenticated
+        if counted and not self._per_user.acquire(principal.user_id):
+            self._per_address.release(address)
+            return self.refuse(Refusal(429, "too many open connections for this user"))
+        return Admitted(name, principal, address, counted)
+
+    def refuse(self, refusal: Refusal) -> Refusal:
+        """Count a refusal in the metrics and return it."""
+        self.registry.metrics.upgrades_refused.labels(str(refusal.status)).inc()
+        return refusal
+
+    def release(self, admitted: Admitted) -> None:
+        self._per_address.release(admitted.address)
+        if admitted.counted:
+            self._per_user.release(admitted.principal.user_id)
+
+    async def serve(self, transport: Transport, admitted: Admitted, *, peer: str) -> None:
+        """Run the accepted connection to its end, then give back its slots."""
+        try:
+            await serve_connection(
+                transport,
+                self.registry,
+                admitted.name,
+                admitted.principal,
+                self.settings,
+                peer=peer,
+            )
+        finally:
+            self.release(admitted)

@@ -1,0 +1,606 @@
+"""The server end of RFC 6455 on a bare asyncio protocol: uvicorn's WebSocket protocol for
+the sync path.
+
+uvicorn parses the HTTP request and, on an upgrade, hands the connection to the class it
+was configured with (``ws=``). This one answers the sync path (``/sync/{wedding}/{doc}``)
+itself: the upgrade checks are :class:`~crdt_server.gate.Gate`'s, the frames are read and
+written here, and the session gets a :class:`~crdt_server.transport.Transport` whose
+``send`` is one ``transport.write`` of a ready frame. No ASGI messages, no per-connection
+parser objects: that is most of the cost of a connection and of a broadcast otherwise.
+
+Everything else goes to uvicorn's own WebSocket protocol and from there to the ASGI app:
+other paths, an app that did not yield a gate in its lifespan state, and servers with
+permessage-deflate turned on (this protocol negotiates no extension).
+
+What it does, by the RFC: client frames must be masked; RSV bits, unknown opcodes, control
+frames that are fragmented or over 125 bytes, a continuation with no message started or a
+new message inside a fragmented one close with 1002; a message over the size limit closes
+with 1009 as soon as its header says so (nothing is buffered for it); a text message that
+is not UTF-8 closes with 1007; pings are answered; the close handshake echoes the peer's
+code, and the server closes TCP first. A connection that sends nothing for
+``ws_ping_interval`` is pinged; one that then stays silent for another interval is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import ipaddress
+import logging
+from collections import deque
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any, cast
+from urllib.parse import parse_qsl, unquote
+
+from uvicorn.config import Config
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.server import ServerState
+
+from crdt_server.errors import CloseCode
+from crdt_server.gate import NO_SUCH_DOCUMENT, STATE_KEY, Admitted, Gate, Refusal, bearer_token
+from crdt_server.transport import TransportClosed
+
+__all__ = ["SyncWebSocketProtocol", "accept_key", "frame_header"]
+
+log = logging.getLogger("crdt_server.websocket")
+
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_PREFIX = "/sync/"
+_MAX_HEAD = 64 * 1024
+_PROTOCOL_ERROR = 1002
+"""Not in :class:`CloseCode`: the session never sends it; only the frame layer does."""
+_ABNORMAL = 1006
+_NO_STATUS = 1005
+_READ_PAUSE_MESSAGES = 64
+"""Messages the session has not read yet before reading from the socket pauses."""
+
+_CONT, _TEXT, _BINARY, _CLOSE, _PING, _PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+_HANDSHAKE, _OPEN, _CLOSING, _CLOSED = range(4)
+
+
+def accept_key(key: str) -> str:
+    """``Sec-WebSocket-Accept`` for a ``Sec-WebSocket-Key``."""
+    return base64.b64encode(hashlib.sha1(key.encode("ascii") + _GUID).digest()).decode("ascii")
+
+
+def frame_header(opcode: int, length: int) -> bytes:
+    """The header of one unmasked, final server frame of ``length`` payload bytes."""
+    first = 0x80 | opcode
+    if length < 126:
+        return bytes((first, length))
+    if length < 1 << 16:
+        return bytes((first, 126)) + length.to_bytes(2, "big")
+    return bytes((first, 127)) + length.to_bytes(8, "big")
+
+
+def _unmask(data: bytes | bytearray, mask: bytes | bytearray) -> bytes:
+    n = len(data)
+    if n == 0:
+        return b""
+    key = (bytes(mask) * (n // 4 + 1))[:n]
+    return (int.from_bytes(data, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
+
+
+def _valid_close_code(code: int) -> bool:
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+class _Fail(Exception):
+    """The peer broke the protocol: fail the connection with ``code``."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class _TrustedProxies:
+    """uvicorn's ``forwarded_allow_ips``: addresses and networks, or ``*``."""
+
+    def __init__(self, spec: Sequence[str] | str) -> None:
+        items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec)]
+        self.everyone = "*" in items
+        self._hosts: set[str] = set()
+        self._networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        for item in filter(None, items):
+            try:
+                self._networks.append(ipaddress.ip_network(item))
+            except ValueError:
+                self._hosts.add(item)
+
+    def __contains__(self, host: str) -> bool:
+        if self.everyone or host in self._hosts:
+            return True
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in network for network in self._networks)
+
+    def client(self, forwarded_for: str) -> str | None:
+        """The nearest untrusted address in ``X-Forwarded-For`` (else the farthest one)."""
+        hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+        for hop in reversed(hops):
+            if hop not in self:
+                return hop
+        return hops[0] if hops else None
+
+
+class SyncWebSocketProtocol(asyncio.Protocol):
+    """One upgraded connection; uvicorn builds it as ``ws_protocol_class(config=..., ...)``."""
+
+    __slots__ = (
+        "_app_state",
+        "_buffer",
+        "_close",
+        "_closed",
+        "_config",
+        "_delegate",
+        "_drained",
+        "_fragments",
+        "_fragments_size",
+        "_fragments_text",
+        "_heard",
+        "_keepalive",
+        "_lost",
+        "_max_size",
+        "_messages",
+        "_paused_reading",
+        "_pinged",
+        "_server_state",
+        "_state",
+        "_transport",
+        "_waiter",
+        "_writable",
+    )
+
+    def __init__(
+        self, config: Config, server_state: ServerState, app_state: dict[str, Any]
+    ) -> None:
+        self._config = config
+        self._server_state = server_state
+        self._app_state = app_state
+        self._transport: asyncio.Transport | None = None
+        self._delegate: asyncio.Protocol | None = None
+        self._state = _HANDSHAKE
+        self._buffer = bytearray()
+        self._max_size = 0
+        self._messages: deque[bytes | str] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._paused_reading = False
+        self._writable = True
+        self._drained: asyncio.Future[None] | None = None
+        self._lost: asyncio.Future[None] | None = None
+        self._fragments: list[bytes] | None = None
+        self._fragments_size = 0
+        self._fragments_text = False
+        self._close: tuple[int, str] | None = None
+        """The close the session sees: the peer's code, or why the connection ended."""
+        self._closed = False
+        self._heard = True
+        self._pinged = False
+        self._keepalive: asyncio.TimerHandle | None = None
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        self._server_state.connections.add(self)  # type: ignore[arg-type]
+
+    def data_received(self, data: bytes) -> None:
+        if self._delegate is not None:
+            self._delegate.data_received(data)
+            return
+        if self._state == _HANDSHAKE:
+            self._buffer += data
+            self._handshake()
+            return
+        if self._state == _CLOSED:
+            return
+        self._heard = True
+        buffer = self._buffer
+        buffer += data
+        try:
+            consumed = self._parse(buffer)
+        except _Fail as exc:
+            self._fail(exc.code, exc.reason)
+            return
+        if consumed:
+            del buffer[:consumed]
+
+    def eof_received(self) -> bool | None:
+        if self._delegate is not None:
+            return self._delegate.eof_received()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._delegate is not None:
+            self._delegate.connection_lost(exc)
+            return
+        self._server_state.connections.discard(self)
+        self._state = _CLOSED
+        self._closed = True
+        if self._close is None:
+            self._close = (_ABNORMAL, "")
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+            self._keepalive = None
+        self._buffer.clear()
+        self._fragments = None
+        self._writable = True
+        for future in (self._waiter, self._drained, self._lost):
+            if future is not None and not future.done():
+                future.set_result(None)
+
+    def pause_writing(self) -> None:
+        if self._delegate is not None:
+            self._delegate.pause_writing()
+            return
+        self._writable = False
+
+    def resume_writing(self) -> None:
+        if self._delegate is not None:
+            self._delegate.resume_writing()
+            return
+        self._writable = True
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    def shutdown(self) -> None:
+        """uvicorn's graceful shutdown: close with 1012 (clients come back to a new server)."""
+        transport = self._transport
+        if transport is None or self._closed:
+            return
+        if self._state in (_OPEN, _CLOSING):
+            self._end(CloseCode.SERVICE_RESTART, "server restart")
+        transport.close()
+
+    # -- the Transport seam (what the session uses) ----------------------------------------
+
+    async def receive(self) -> bytes | str:
+        messages = self._messages
+        while not messages:
+            if self._close is not None:
+                raise TransportClosed(*self._close)
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        message = messages.popleft()
+        if self._paused_reading and len(messages) < _READ_PAUSE_MESSAGES // 2:
+            self._paused_reading = False
+            if self._transport is not None and not self._closed:
+                self._transport.resume_reading()
+        return message
+
+    async def send(self, data: bytes) -> None:
+        if self._state != _OPEN or self._transport is None:
+            raise TransportClosed(*(self._close or (_ABNORMAL, "")))
+        self._transport.write(frame_header(_BINARY, len(data)) + data)
+        if not self._writable:
+            self._drained = asyncio.get_running_loop().create_future()
+            try:
+                await self._drained
+            finally:
+                self._drained = None
+            if self._closed:
+                raise TransportClosed(*(self._close or (_ABNORMAL, "")))
+
+    async def close(self, code: int, reason: str = "") -> None:
+        if self._closed:
+            return
+        if self._state == _OPEN:
+            self._end(code, reason)
+        if self._lost is None:
+            self._lost = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._lost)
+
+    # -- the handshake ---------------------------------------------------------------------
+
+    def _handshake(self) -> None:
+        head_end = self._buffer.find(b"\r\n\r\n")
+        if head_end < 0:
+            if len(self._buffer) > _MAX_HEAD:
+                self._respond(Refusal(431, "request head too large"))
+            return
+        head = bytes(self._buffer[:head_end]).decode("latin-1")
+        del self._buffer[: head_end + 4]
+        request_line, *header_lines = head.split("\r\n")
+        method, _, rest = request_line.partition(" ")
+        target = rest.rpartition(" ")[0]
+        headers: dict[str, str] = {}
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            headers.setdefault(name.strip().lower(), value.strip())
+        raw_path, _, query = target.partition("?")
+        path = unquote(raw_path)
+        gate = self._app_state.get(STATE_KEY)
+        gate = gate if isinstance(gate, Gate) else None
+        address, port = self._client(headers)
+        peer = f"{address}:{port}"
+        outcome: Admitted | Refusal
+        refusal = self._check_upgrade(method, headers)
+        if refusal is not None:
+            outcome = gate.refuse(refusal) if gate is not None else refusal
+        elif not path.startswith(_PREFIX) or gate is None or self._config.ws_per_message_deflate:
+            self._hand_over(head)
+            return
+        else:
+            outcome = self._admit(gate, path, query, headers, address)
+        # The access log line uvicorn writes for a WebSocket (tokens are redacted by the
+        # handler's filter, see crdt_server.cli).
+        if isinstance(outcome, Refusal):
+            log.info('%s - "WebSocket %s" %d', peer, target, outcome.status)
+            self._respond(outcome)
+            return
+        log.info('%s - "WebSocket %s" [accepted]', peer, target)
+        assert gate is not None
+        self._accept(gate, outcome, headers["sec-websocket-key"], peer)
+
+    def _admit(
+        self, gate: Gate, path: str, query: str, headers: dict[str, str], address: str
+    ) -> Admitted | Refusal:
+        wedding_id, slash, doc = path[len(_PREFIX) :].partition("/")
+        if not slash or "/" in doc:
+            return gate.refuse(NO_SUCH_DOCUMENT)
+        return gate.admit(
+            wedding_id,
+            doc,
+            token=bearer_token(self._query_token(query), headers.get("authorization")),
+            headers=headers,
+            address=address,
+        )
+
+    @staticmethod
+    def _check_upgrade(method: str, headers: dict[str, str]) -> Refusal | None:
+        if method != "GET":
+            return Refusal(400, "a WebSocket upgrade is a GET")
+        if "websocket" not in headers.get("upgrade", "").lower():
+            return Refusal(400, "missing Upgrade: websocket")
+        tokens = {t.strip().lower() for t in headers.get("connection", "").split(",")}
+        if "upgrade" not in tokens:
+            return Refusal(400, "missing Connection: Upgrade")
+        if headers.get("sec-websocket-version") != "13":
+            return Refusal(426, "WebSocket version 13 only")
+        try:
+            key = base64.b64decode(headers.get("sec-websocket-key", ""), validate=True)
+        except ValueError:
+            key = b""
+        if len(key) != 16:
+            return Refusal(400, "missing or invalid Sec-WebSocket-Key")
+        return None
+
+    @staticmethod
+    def _query_token(query: str) -> str | None:
+        token = None
+        for name, value in parse_qsl(query, keep_blank_values=True):
+            if name == "token":
+                token = value  # the last one wins, as in Starlette's QueryParams
+        return token
+
+    def _client(self, headers: dict[str, str]) -> tuple[str, int]:
+        assert self._transport is not None
+        peer = self._transport.get_extra_info("peername")
+        host, port = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else ("", 0)
+        forwarded = headers.get("x-forwarded-for")
+        if forwarded and self._config.proxy_headers:
+            trusted = _TrustedProxies(self._config.forwarded_allow_ips)
+            if host in trusted:
+                client = trusted.client(forwarded)
+                if client is not None:
+                    return client, 0
+        return host, port
+
+    def _respond(self, refusal: Refusal) -> None:
+        assert self._transport is not None
+        body = refusal.message.encode()
+        lines = [
+            f"HTTP/1.1 {refusal.status} {HTTPStatus(refusal.status).phrase}",
+            "content-type: text/plain; charset=utf-8",
+            f"content-length: {len(body)}",
+            "connection: close",
+        ]
+        if refusal.status == 426:
+            lines.append("sec-websocket-version: 13")
+        self._transport.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        self._state = _CLOSED
+        self._closed = True
+        self._transport.close()
+
+    def _hand_over(self, head: str) -> None:
+        """Let uvicorn's own protocol (and the ASGI app) have this connection."""
+        assert self._transport is not None
+        self._server_state.connections.discard(self)
+        delegate = WebSocketsSansIOProtocol(
+            config=self._config, server_state=self._server_state, app_state=self._app_state
+        )
+        self._delegate = delegate
+        delegate.connection_made(self._transport)
+        delegate.data_received(head.encode("latin-1") + b"\r\n\r\n" + bytes(self._buffer))
+        self._buffer.clear()
+
+    def _accept(self, gate: Gate, admitted: Admitted, key: str, peer: str) -> None:
+        assert self._transport is not None
+        self._transport.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
+            b"sec-websocket-accept: " + accept_key(key).encode() + b"\r\n\r\n"
+        )
+        self._state = _OPEN
+        self._max_size = gate.settings.max_message_bytes
+        if self._config.ws_ping_interval:
+            self._keepalive = asyncio.get_running_loop().call_later(
+                self._config.ws_ping_interval, self._ping
+            )
+        task = asyncio.get_running_loop().create_task(self._run(gate, admitted, peer))
+        tasks = self._server_state.tasks
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        if self._buffer:  # frames that came with the request
+            self.data_received(b"")
+
+    async def _run(self, gate: Gate, admitted: Admitted, peer: str) -> None:
+        try:
+            await gate.serve(self, admitted, peer=peer)
+        except Exception:
+            log.exception("connection from %s failed", peer)
+        finally:
+            if not self._closed and self._transport is not None:
+                self._transport.abort()
+
+    # -- frames ----------------------------------------------------------------------------
+
+    def _parse(self, buffer: bytearray) -> int:
+        """Handle every whole frame at the start of ``buffer``; return the bytes used."""
+        pos = 0
+        end = len(buffer)
+        while self._state != _CLOSED and end - pos >= 2:
+            first, second = buffer[pos], buffer[pos + 1]
+            opcode = first & 0x0F
+            length = second & 0x7F
+            start = pos + 6
+            if length == 126:
+                if end - pos < 4:
+                    break
+                length = int.from_bytes(buffer[pos + 2 : pos + 4], "big")
+                start = pos + 8
+            elif length == 127:
+                if end - pos < 10:
+                    break
+                length = int.from_bytes(buffer[pos + 2 : pos + 10], "big")
+                start = pos + 14
+            if first & 0x70:
+                raise _Fail(_PROTOCOL_ERROR, "reserved bits set")
+            if not second & 0x80:
+                raise _Fail(_PROTOCOL_ERROR, "client frames must be masked")
+            if opcode >= _CLOSE:
+                if opcode > _PONG:
+                    raise _Fail(_PROTOCOL_ERROR, f"unknown opcode {opcode}")
+                if not first & 0x80:
+                    raise _Fail(_PROTOCOL_ERROR, "fragmented control frame")
+                if length > 125:
+                    raise _Fail(_PROTOCOL_ERROR, "control frame over 125 bytes")
+            elif opcode > _BINARY:
+                raise _Fail(_PROTOCOL_ERROR, f"unknown opcode {opcode}")
+            elif length + self._fragments_size > self._max_size:
+                raise _Fail(CloseCode.MESSAGE_TOO_BIG, f"message over {self._max_size} bytes")
+            if end - start < length:
+                break
+            payload = _unmask(buffer[start : start + length], buffer[start - 4 : start])
+            pos = start + length
+            self._frame(opcode, bool(first & 0x80), payload)
+        return pos
+
+    def _frame(self, opcode: int, fin: bool, payload: bytes) -> None:
+        if opcode == _BINARY or opcode == _TEXT:
+            if self._fragments is not None:
+                raise _Fail(_PROTOCOL_ERROR, "new message inside a fragmented one")
+            if fin:
+                self._deliver(payload, opcode == _TEXT)
+            else:
+                self._fragments = [payload]
+                self._fragments_size = len(payload)
+                self._fragments_text = opcode == _TEXT
+        elif opcode == _CONT:
+            if self._fragments is None:
+                raise _Fail(_PROTOCOL_ERROR, "continuation with no message started")
+            self._fragments.append(payload)
+            self._fragments_size += len(payload)
+            if fin:
+                message = b"".join(self._fragments)
+                self._fragments = None
+                self._fragments_size = 0
+                self._deliver(message, self._fragments_text)
+        elif opcode == _PING:
+            if self._state == _OPEN and self._transport is not None:
+                self._transport.write(frame_header(_PONG, len(payload)) + payload)
+        elif opcode == _PONG:
+            self._pinged = False
+        else:
+            self._peer_closed(payload)
+
+    def _deliver(self, payload: bytes, text: bool) -> None:
+        if self._state != _OPEN:
+            return  # after our close frame, data is read and dropped
+        message: bytes | str = payload
+        if text:
+            try:
+                message = payload.decode("utf-8")
+            except UnicodeDecodeError:
+                raise _Fail(CloseCode.INVALID_PAYLOAD, "text message is not UTF-8") from None
+        messages = self._messages
+        messages.append(message)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+        if len(messages) >= _READ_PAUSE_MESSAGES and not self._paused_reading:
+            self._paused_reading = True
+            assert self._transport is not None
+            self._transport.pause_reading()
+
+    def _peer_closed(self, payload: bytes) -> None:
+        if len(payload) == 1:
+            raise _Fail(_PROTOCOL_ERROR, "close frame of 1 byte")
+        code, reason = _NO_STATUS, ""
+        if payload:
+            code = int.from_bytes(payload[:2], "big")
+            if not _valid_close_code(code):
+                raise _Fail(_PROTOCOL_ERROR, f"invalid close code {code}")
+            try:
+                reason = payload[2:].decode("utf-8")
+            except UnicodeDecodeError:
+                raise _Fail(CloseCode.INVALID_PAYLOAD, "close reason is not UTF-8") from None
+        if self._state == _OPEN:
+            self._close = (code, reason)  # the session sees the peer's close
+            self._end(code if payload else None, "")
+        self._finish()
+
+    # -- ending ----------------------------------------------------------------------------
+
+    def _end(self, code: int | None, reason: str) -> None:
+        """Send our close frame (``None``: one without a code) and stop taking messages."""
+        assert self._transport is not None
+        payload = b""
+        if code is not None:
+            payload = code.to_bytes(2, "big") + reason.encode()[:123]
+        self._transport.write(frame_header(_CLOSE, len(payload)) + payload)
+        self._state = _CLOSING
+        if self._paused_reading:  # the peer's close frame must still be read
+            self._paused_reading = False
+            self._transport.resume_reading()
+        if self._close is None:
+            self._close = (code if code is not None else _NO_STATUS, reason)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def _fail(self, code: int, reason: str) -> None:
+        log.info("closing a WebSocket with %d: %s", code, reason)
+        if self._state == _OPEN:
+            self._end(code, reason)
+        self._close = (code, reason)
+        self._finish()
+
+    def _finish(self) -> None:
+        """The close handshake is over (or failed): the server closes TCP first."""
+        self._state = _CLOSED
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+        if self._transport is not None:
+            self._transport.close()
+
+    def _ping(self) -> None:
+        self._keepalive = None
+        if self._state != _OPEN or self._transport is None:
+            return
+        interval = self._config.ws_ping_interval or 20.0
+        if not self._heard:
+            if self._pinged:
+                log.info("a WebSocket peer did not answer a ping; dropping it")
+                self._close = (_ABNORMAL, "keepalive timeout")
+                self._transport.abort()
+                return
+            self._transport.write(frame_header(_PING, 0))
+            self._pinged = True
+        self._heard = False
+        self._keepalive = asyncio.get_running_loop().call_later(interval, self._ping)

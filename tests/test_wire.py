@@ -1,0 +1,662 @@
+"""RFC 6455 on the wire: the WebSocket endpoint driven through raw TCP sockets.
+
+No WebSocket client library stands between these tests and the server, so nothing is
+forgiven on either side: every client frame is built byte by byte (masked or not, with
+reserved bits, with lengths that lie), and every server frame is checked (unmasked, no
+reserved bits, no extension that was never negotiated). The tests say what the server
+must do whatever WebSocket implementation serves it, with default settings and with
+``permessage-deflate`` offered by the server (the client here never accepts it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import os
+import struct
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+import pytest
+import pytest_asyncio
+from pycrdt import Doc, Text
+
+from crdt_server.protocol import SyncUpdate, decode_message, encode_update
+from tests.server import ServerProcess
+
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(30)]
+
+GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+DEADLINE = 10.0
+"""Seconds any single wait on the server may take."""
+SMALL_MAX_MESSAGE = 64 * 1024
+
+CONT, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+KNOWN_OPCODES = frozenset({CONT, TEXT, BINARY, CLOSE, PING, PONG})
+RSV1 = 0b100
+
+UVICORN_STACK = {"CRDT_SERVER_WEBSOCKET_STACK": "uvicorn"}
+VARIANTS: dict[str, dict[str, str]] = {
+    "native": {},
+    "uvicorn": UVICORN_STACK,
+    "compression": {"CRDT_SERVER_WEBSOCKET_COMPRESSION": "true"},
+}
+"""The native stack (crdt_server.websocket), uvicorn's websockets-sansio with the ASGI
+endpoint, and the native stack handing over to uvicorn because compression is on."""
+
+
+# --- HTTP upgrade ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    """Header names in lower case, values stripped, in the order received."""
+
+    def header(self, name: str) -> str | None:
+        values = [v for k, v in self.headers if k == name.lower()]
+        return ", ".join(values) if values else None
+
+    def tokens(self, name: str) -> list[str]:
+        """A comma-separated header as lower-case tokens."""
+        value = self.header(name) or ""
+        return [t.strip().lower() for t in value.split(",") if t.strip()]
+
+
+def new_key() -> str:
+    return base64.b64encode(os.urandom(16)).decode("ascii")
+
+
+def accept_for(key: str) -> str:
+    return base64.b64encode(hashlib.sha1((key + GUID).encode("ascii")).digest()).decode("ascii")
+
+
+def upgrade_request(
+    port: int, path: str, key: str, headers: Mapping[str, str | None] | None = None
+) -> bytes:
+    """A GET upgrade request; ``headers`` adds or replaces headers (``None`` drops one)."""
+    fields: dict[str, str] = {
+        "Host": f"127.0.0.1:{port}",
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": key,
+        "Sec-WebSocket-Version": "13",
+    }
+    for name, value in (headers or {}).items():
+        if value is None:
+            fields.pop(name, None)
+        else:
+            fields[name] = value
+    lines = [f"GET {path} HTTP/1.1", *(f"{k}: {v}" for k, v in fields.items()), "", ""]
+    return "\r\n".join(lines).encode("latin-1")
+
+
+async def read_response_head(reader: asyncio.StreamReader) -> HttpResponse:
+    async with asyncio.timeout(DEADLINE):
+        head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    version, _, rest = lines[0].partition(" ")
+    status, _, reason = rest.partition(" ")
+    assert version == "HTTP/1.1", lines[0]
+    headers: list[tuple[str, str]] = []
+    for line in lines[1:]:
+        if line:
+            name, colon, value = line.partition(":")
+            assert colon, f"malformed header line {line!r}"
+            headers.append((name.strip().lower(), value.strip()))
+    return HttpResponse(int(status), reason, headers)
+
+
+async def read_body(reader: asyncio.StreamReader, response: HttpResponse) -> bytes:
+    """The body of a refusal: by Content-Length, else up to the end of the connection."""
+    async with asyncio.timeout(DEADLINE):
+        length = response.header("content-length")
+        if length is not None:
+            return await reader.readexactly(int(length))
+        return await reader.read()
+
+
+async def close_writer(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    with suppress(OSError):
+        async with asyncio.timeout(DEADLINE):
+            await writer.wait_closed()
+
+
+async def refusal(
+    port: int, path: str, headers: Mapping[str, str | None] | None = None
+) -> tuple[HttpResponse, bytes]:
+    """Send an upgrade request that must be refused; return the response and its body."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(upgrade_request(port, path, new_key(), headers))
+        await writer.drain()
+        response = await read_response_head(reader)
+        assert response.status != 101, f"{path} was upgraded: {response}"
+        return response, await read_body(reader, response)
+    finally:
+        await close_writer(writer)
+
+
+# --- frames ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Frame:
+    fin: bool
+    rsv: int
+    opcode: int
+    payload: bytes
+
+
+def mask_payload(payload: bytes, key: bytes) -> bytes:
+    if not payload:
+        return payload
+    keystream = (key * (len(payload) // 4 + 1))[: len(payload)]
+    masked = int.from_bytes(payload, "big") ^ int.from_bytes(keystream, "big")
+    return masked.to_bytes(len(payload), "big")
+
+
+def client_frame(
+    opcode: int,
+    payload: bytes = b"",
+    *,
+    fin: bool = True,
+    rsv: int = 0,
+    masked: bool = True,
+    length: int | None = None,
+) -> bytes:
+    """One client frame; ``length`` announces another payload length than the real one."""
+    announced = len(payload) if length is None else length
+    head = bytearray([(0x80 if fin else 0) | (rsv & 0b111) << 4 | (opcode & 0x0F)])
+    mask_bit = 0x80 if masked else 0
+    if announced < 126:
+        head.append(mask_bit | announced)
+    elif announced < 1 << 16:
+        head.append(mask_bit | 126)
+        head += struct.pack("!H", announced)
+    else:
+        head.append(mask_bit | 127)
+        head += struct.pack("!Q", announced)
+    if not masked:
+        return bytes(head) + payload
+    key = os.urandom(4)
+    return bytes(head) + key + mask_payload(payload, key)
+
+
+def close_payload(code: int, reason: str = "") -> bytes:
+    return struct.pack("!H", code) + reason.encode("utf-8")
+
+
+def parse_close(payload: bytes) -> tuple[int, str]:
+    """A close frame's (code, reason); 1005 for an empty body, as RFC 6455 7.1.5 says."""
+    if not payload:
+        return 1005, ""
+    assert len(payload) >= 2, f"server sent a close frame with a {len(payload)}-byte body"
+    (code,) = struct.unpack("!H", payload[:2])
+    return code, payload[2:].decode("utf-8")
+
+
+class RawWebSocket:
+    """The client end of an upgraded connection, frame by frame."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        response: HttpResponse,
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.response = response
+        self._controls: deque[Frame] = deque()
+
+    async def send_raw(self, data: bytes) -> None:
+        self.writer.write(data)
+        async with asyncio.timeout(DEADLINE):
+            await self.writer.drain()
+
+    async def send_frame(
+        self,
+        opcode: int,
+        payload: bytes = b"",
+        *,
+        fin: bool = True,
+        rsv: int = 0,
+        masked: bool = True,
+        length: int | None = None,
+    ) -> None:
+        frame = client_frame(opcode, payload, fin=fin, rsv=rsv, masked=masked, length=length)
+        await self.send_raw(frame)
+
+    async def send_close(self, code: int, reason: str = "") -> None:
+        await self.send_frame(CLOSE, close_payload(code, reason))
+
+    async def _read_exactly(self, n: int, timeout: float) -> bytes:
+        async with asyncio.timeout(timeout):
+            return await self.reader.readexactly(n)
+
+    async def read_frame(self, timeout: float = DEADLINE) -> Frame:
+        """One server frame, checked against RFC 6455 section 5."""
+        b0, b1 = await self._read_exactly(2, timeout)
+        fin, rsv, opcode = bool(b0 & 0x80), (b0 >> 4) & 0b111, b0 & 0x0F
+        assert not b1 & 0x80, "server frames must not be masked (RFC 6455 5.1)"
+        assert rsv == 0, f"server set RSV bits {rsv:03b} with no extension negotiated"
+        assert opcode in KNOWN_OPCODES, f"server sent reserved opcode {opcode:#x}"
+        length = b1 & 0x7F
+        if length == 126:
+            (length,) = struct.unpack("!H", await self._read_exactly(2, timeout))
+        elif length == 127:
+            (length,) = struct.unpack("!Q", await self._read_exactly(8, timeout))
+        payload = await self._read_exactly(length, timeout) if length else b""
+        if opcode >= CLOSE:
+            assert fin, "server sent a fragmented control frame"
+            assert length <= 125, f"server sent a control frame of {length} bytes"
+        return Frame(fin, rsv, opcode, payload)
+
+    async def read_message(self, timeout: float = DEADLINE) -> Frame:
+        """The next control frame, or the next data message with its fragments joined."""
+        if self._controls:
+            return self._controls.popleft()
+        first = await self.read_frame(timeout)
+        if first.opcode >= CLOSE:
+            return first
+        assert first.opcode in (TEXT, BINARY), "server sent a continuation with no message"
+        parts = [first.payload]
+        fin = first.fin
+        while not fin:
+            frame = await self.read_frame(timeout)
+            if frame.opcode >= CLOSE:
+                self._controls.append(frame)
+                continue
+            assert frame.opcode == CONT, f"server sent opcode {frame.opcode:#x} mid-message"
+            parts.append(frame.payload)
+            fin = frame.fin
+        return Frame(True, 0, first.opcode, b"".join(parts))
+
+    async def read_until(
+        self, predicate: Callable[[Frame], bool], timeout: float = DEADLINE
+    ) -> Frame:
+        """Read messages until one satisfies ``predicate``; a close frame before it fails."""
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await self.read_message()
+                if predicate(message):
+                    return message
+                assert message.opcode != CLOSE, f"closed early: {parse_close(message.payload)}"
+
+    async def read_close(self, timeout: float = DEADLINE) -> tuple[int, str]:
+        """Skip data messages up to the server's close frame; return its (code, reason)."""
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await self.read_message()
+                if message.opcode == CLOSE:
+                    return parse_close(message.payload)
+
+    async def expect_eof(self, timeout: float = DEADLINE) -> None:
+        """The server closes the TCP connection, sending nothing after its close frame."""
+        try:
+            async with asyncio.timeout(timeout):
+                rest = await self.reader.read(65536)
+        except (ConnectionResetError, BrokenPipeError):
+            return  # the server's close raced our close reply: closed all the same
+        assert rest == b"", f"server sent {rest[:40]!r} after its close frame"
+
+    async def finish_close(self, code: int, timeout: float = DEADLINE) -> None:
+        """Answer the server's close frame as a client should, then see the TCP close."""
+        with suppress(ConnectionError, TimeoutError):
+            await self.send_frame(CLOSE, b"" if code == 1005 else close_payload(code))
+        await self.expect_eof(timeout)
+
+    async def greeting(self) -> Frame:
+        """The server's first message: sync step 1."""
+        first = await self.read_message()
+        assert first.opcode == BINARY, first
+        assert first.payload[:2] == b"\x00\x00", first.payload[:16]
+        return first
+
+    async def aclose(self) -> None:
+        await close_writer(self.writer)
+
+    async def __aenter__(self) -> RawWebSocket:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+async def ws_connect(
+    port: int, path: str, headers: Mapping[str, str | None] | None = None
+) -> RawWebSocket:
+    """Upgrade a raw TCP connection; asserts the 101 and its Sec-WebSocket-Accept."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        key = new_key()
+        writer.write(upgrade_request(port, path, key, headers))
+        await writer.drain()
+        response = await read_response_head(reader)
+        assert response.status == 101, (response, await read_body(reader, response))
+        assert response.header("sec-websocket-accept") == accept_for(key)
+    except BaseException:
+        await close_writer(writer)
+        raise
+    return RawWebSocket(reader, writer, response)
+
+
+def fresh_room(doc: str = "guests") -> str:
+    return f"/sync/wire-{uuid.uuid4().hex[:12]}/{doc}"
+
+
+# --- servers --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=list(VARIANTS))
+def variant_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    name: str = request.param
+    return dict(VARIANTS[name])
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def wire_server(
+    variant_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ServerProcess]:
+    """One server per variant, shared by every test that leaves it as it found it."""
+    async with ServerProcess(tmp_path_factory.mktemp("wire") / "data", env=variant_env) as proc:
+        yield proc
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def small_server(variant_env: dict[str, str], tmp_path: Path) -> AsyncIterator[ServerProcess]:
+    env = {**variant_env, "CRDT_SERVER_MAX_MESSAGE_BYTES": str(SMALL_MAX_MESSAGE)}
+    async with ServerProcess(tmp_path / "data", env=env) as proc:
+        yield proc
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def own_server(variant_env: dict[str, str], tmp_path: Path) -> AsyncIterator[ServerProcess]:
+    """A server of the test's own, for a test that stops it."""
+    async with ServerProcess(tmp_path / "data", env=variant_env) as proc:
+        yield proc
+
+
+def real_update(text: str = "hi") -> bytes:
+    doc: Doc[Text] = Doc()
+    doc.get("notes", type=Text).insert(0, text)
+    return doc.get_update()
+
+
+def notes_of(update: bytes) -> str:
+    doc: Doc[Text] = Doc()
+    doc.apply_update(update)
+    return str(doc.get("notes", type=Text))
+
+
+# --- 1. handshake ---------------------------------------------------------------------
+
+
+async def test_handshake_switches_protocols_and_greets_with_sync_step1(
+    wire_server: ServerProcess,
+) -> None:
+    async with await ws_connect(wire_server.port, fresh_room()) as ws:
+        assert "websocket" in ws.response.tokens("upgrade"), ws.response
+        assert "upgrade" in ws.response.tokens("connection"), ws.response
+        # The client offered no extension, so the server must not answer with one, even
+        # when it is configured to offer permessage-deflate (RFC 6455 9.1).
+        assert ws.response.header("sec-websocket-extensions") is None, ws.response
+        await ws.greeting()
+
+
+# --- 2. fragmentation -----------------------------------------------------------------
+
+
+async def test_fragmented_update_with_interleaved_ping_is_applied(
+    wire_server: ServerProcess,
+) -> None:
+    room = fresh_room()
+    message = encode_update(real_update("hi"))
+    third = len(message) // 3
+    parts = [message[:third], message[third : 2 * third], message[2 * third :]]
+    assert all(parts)
+    async with (
+        await ws_connect(wire_server.port, room) as writer,
+        await ws_connect(wire_server.port, room) as watcher,
+    ):
+        await writer.greeting()
+        await watcher.greeting()
+        await writer.send_frame(BINARY, parts[0], fin=False)
+        await writer.send_frame(PING, b"mid-message", fin=True)
+        await writer.send_frame(CONT, parts[1], fin=False)
+        await writer.send_frame(CONT, parts[2], fin=True)
+
+        pong = await writer.read_until(lambda m: m.opcode == PONG)
+        assert pong.payload == b"mid-message"
+        # The watcher sent nothing at all, and still gets the update broadcast.
+        broadcast = await watcher.read_until(
+            lambda m: m.opcode == BINARY and m.payload[:2] == b"\x00\x02"
+        )
+        decoded = decode_message(broadcast.payload)
+        assert isinstance(decoded, SyncUpdate)
+        assert notes_of(decoded.update) == "hi"
+
+    wedding, doc = room.removeprefix("/sync/").split("/")
+    async with httpx.AsyncClient(base_url=wire_server.url, timeout=DEADLINE) as http:
+        response = await http.get(
+            f"/api/weddings/{wedding}/docs/{doc}", headers={"Accept": "application/octet-stream"}
+        )
+    assert response.status_code == 200, response.text
+    assert notes_of(response.content) == "hi"
+
+
+# --- 3. ping --------------------------------------------------------------------------
+
+
+async def test_ping_gets_pong_with_same_payload(wire_server: ServerProcess) -> None:
+    largest = os.urandom(125)
+    async with await ws_connect(wire_server.port, fresh_room()) as ws:
+        await ws.greeting()
+        await ws.send_frame(PING, b"hello")
+        await ws.send_frame(PING, largest)
+        first = await ws.read_until(lambda m: m.opcode == PONG)
+        second = await ws.read_until(lambda m: m.opcode == PONG)
+        assert (first.payload, second.payload) == (b"hello", largest)
+
+
+# --- 4. client close ------------------------------------------------------------------
+
+
+async def test_client_close_is_echoed_then_tcp_closed(wire_server: ServerProcess) -> None:
+    async with await ws_connect(wire_server.port, fresh_room()) as ws:
+        await ws.greeting()
+        await ws.send_close(1000, "bye")
+        code, _ = await ws.read_close()
+        assert code == 1000
+        await ws.expect_eof()
+
+
+# --- 5. protocol errors ---------------------------------------------------------------
+
+PROTOCOL_ERRORS: list[tuple[str, list[bytes]]] = [
+    ("unmasked frame", [client_frame(BINARY, encode_update(b"\x00\x00"), masked=False)]),
+    ("rsv1 without extension", [client_frame(BINARY, encode_update(b"\x00\x00"), rsv=RSV1)]),
+    ("unknown opcode 0x3", [client_frame(0x3, b"\x00")]),
+    ("control frame over 125 bytes", [client_frame(PING, b"x" * 126)]),
+    ("fragmented ping", [client_frame(PING, b"x", fin=False)]),
+    ("continuation without a message", [client_frame(CONT, b"\x00", fin=True)]),
+    (
+        "new data frame mid-message",
+        [client_frame(BINARY, b"\x00", fin=False), client_frame(BINARY, b"\x00", fin=True)],
+    ),
+    ("close with a 1-byte body", [client_frame(CLOSE, b"\x03")]),
+    ("close code 999", [client_frame(CLOSE, close_payload(999))]),
+    ("close code 1005", [client_frame(CLOSE, close_payload(1005))]),
+    ("close code 1015", [client_frame(CLOSE, close_payload(1015))]),
+]
+
+
+@pytest.mark.parametrize(
+    "frames", [f for _, f in PROTOCOL_ERRORS], ids=[n for n, _ in PROTOCOL_ERRORS]
+)
+async def test_protocol_error_closes_with_1002(
+    wire_server: ServerProcess, frames: list[bytes]
+) -> None:
+    async with await ws_connect(wire_server.port, fresh_room()) as ws:
+        await ws.greeting()
+        await ws.send_raw(b"".join(frames))
+        code, reason = await ws.read_close()
+        assert code == 1002, (code, reason)
+        await ws.finish_close(code)
+
+
+# --- 6. text frames -------------------------------------------------------------------
+
+
+async def test_text_frame_with_invalid_utf8_closes_with_1007(wire_server: ServerProcess) -> None:
+    async with await ws_connect(wire_server.port, fresh_room()) as ws:
+        await ws.greeting()
+        await ws.send_frame(TEXT, b"caf\xc3 \xff\xfe")
+        code, reason = await ws.read_close()
+        assert code == 1007, (code, reason)
+        await ws.finish_close(code)
+
+
+async def test_valid_text_frame_closes_with_1003(wire_server: ServerProcess) -> None:
+    async with await ws_connect(wire_server.port, fresh_room()) as ws:
+        await ws.greeting()
+        await ws.send_frame(TEXT, "hello, café".encode())
+        code, reason = await ws.read_close()
+        assert code == 1003, (code, reason)
+        await ws.finish_close(code)
+
+
+# --- 7. sizes -------------------------------------------------------------------------
+
+
+async def test_huge_announced_length_closes_with_1009_promptly(
+    wire_server: ServerProcess,
+) -> None:
+    async with await ws_connect(wire_server.port, fresh_room()) as ws:
+        await ws.greeting()
+        # Only the header (and mask key): the 4 EiB body never comes.
+        await ws.send_frame(BINARY, b"", length=2**62)
+        code, reason = await ws.read_close(timeout=5.0)
+        assert code == 1009, (code, reason)
+        await ws.finish_close(code, timeout=5.0)
+
+    async with httpx.AsyncClient(base_url=wire_server.url, timeout=DEADLINE) as http:
+        assert (await http.get("/healthz")).status_code == 200
+    async with await ws_connect(wire_server.port, fresh_room("budget")) as other:
+        await other.greeting()
+        await other.send_frame(PING, b"still there")
+        pong = await other.read_until(lambda m: m.opcode == PONG)
+        assert pong.payload == b"still there"
+
+
+async def test_fragments_past_max_message_size_close_with_1009(
+    small_server: ServerProcess,
+) -> None:
+    fragment = os.urandom(SMALL_MAX_MESSAGE // 2 + 1000)
+    async with await ws_connect(small_server.port, fresh_room()) as ws:
+        await ws.greeting()
+        await ws.send_frame(BINARY, fragment, fin=False)
+        await ws.send_frame(CONT, fragment, fin=True)
+        code, reason = await ws.read_close()
+        assert code == 1009, (code, reason)
+        await ws.finish_close(code)
+
+
+# --- 8. refused upgrades --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/sync/bad%20name!/guests", "/sync/w1/nope", "/sync/w1", "/sync/w1/guests/extra"],
+)
+async def test_unknown_room_is_refused_with_404(wire_server: ServerProcess, path: str) -> None:
+    response, body = await refusal(wire_server.port, path)
+    assert response.status == 404, (response, body)
+    assert body
+
+
+async def test_missing_key_is_refused_with_400(wire_server: ServerProcess) -> None:
+    response, body = await refusal(wire_server.port, fresh_room(), {"Sec-WebSocket-Key": None})
+    assert response.status == 400, (response, body)
+    assert body
+
+
+async def test_unsupported_version_is_refused_with_426_naming_13(
+    wire_server: ServerProcess, variant_env: dict[str, str]
+) -> None:
+    response, body = await refusal(wire_server.port, fresh_room(), {"Sec-WebSocket-Version": "8"})
+    if variant_env == UVICORN_STACK:
+        # uvicorn 0.54's websockets-sansio answers 400 and names no version.
+        assert response.status == 400, (response, body)
+        return
+    # RFC 6455 4.2.2 / 4.4: abort with an error such as 426, and a Sec-WebSocket-Version
+    # header naming the versions the server does speak.
+    assert response.status == 426, (response, body)
+    assert response.tokens("sec-websocket-version") == ["13"], response
+    assert body
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/nope", "/api/weddings/w1/docs/guests"])
+async def test_upgrade_outside_sync_is_never_101(wire_server: ServerProcess, path: str) -> None:
+    response, _ = await refusal(wire_server.port, path)
+    assert response.status != 101
+
+
+# --- 9. graceful shutdown -------------------------------------------------------------
+
+
+async def test_graceful_shutdown_closes_with_1012(own_server: ServerProcess) -> None:
+    async with await ws_connect(own_server.port, fresh_room()) as ws:
+        await ws.greeting()
+        stopping = asyncio.create_task(own_server.stop())
+        try:
+            code, reason = await ws.read_close()
+            assert code == 1012, (code, reason)
+            await ws.finish_close(code)
+        finally:
+            exit_code = await stopping
+        assert exit_code == 0, own_server.log.decode(errors="replace")[-2000:]
+
+
+# --- 10. behind a reverse proxy -------------------------------------------------------
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def one_per_address(
+    variant_env: dict[str, str], tmp_path: Path
+) -> AsyncIterator[ServerProcess]:
+    env = {**variant_env, "CRDT_SERVER_MAX_CONNECTIONS_PER_ADDRESS": "1"}
+    async with ServerProcess(tmp_path / "data", env=env) as proc:
+        yield proc
+
+
+async def test_forwarded_for_from_a_trusted_proxy_is_the_client(
+    one_per_address: ServerProcess,
+) -> None:
+    """uvicorn trusts X-Forwarded-For from 127.0.0.1 by default: per-address limits count
+    the client behind the proxy, not the proxy."""
+    port = one_per_address.port
+    alice = {"X-Forwarded-For": "203.0.113.7"}
+    bob = {"X-Forwarded-For": "198.51.100.1, 203.0.113.9"}
+    async with await ws_connect(port, fresh_room(), alice) as first:
+        await first.greeting()
+        async with await ws_connect(port, fresh_room(), bob) as second:
+            await second.greeting()
+            response, body = await refusal(port, fresh_room(), alice)
+            assert response.status == 429, (response, body)
