@@ -25,9 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import ipaddress
 import logging
+import socket
+import struct
 from collections import deque
 from collections.abc import Sequence
 from http import HTTPStatus
@@ -448,7 +451,18 @@ class SyncWebSocketProtocol(asyncio.Protocol):
             log.exception("connection from %s failed", peer)
         finally:
             if not self._closed and self._transport is not None:
-                self._transport.abort()
+                self._reset()
+
+    def _reset(self) -> None:
+        """Drop a peer that did not finish the close handshake: abort with a TCP reset, so
+        the kernel frees the socket's buffers now instead of retrying a peer that is not
+        reading."""
+        assert self._transport is not None
+        sock = self._transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self._transport.abort()
 
     # -- frames ----------------------------------------------------------------------------
 
@@ -598,7 +612,7 @@ class SyncWebSocketProtocol(asyncio.Protocol):
             if self._pinged:
                 log.info("a WebSocket peer did not answer a ping; dropping it")
                 self._close = (_ABNORMAL, "keepalive timeout")
-                self._transport.abort()
+                self._reset()
                 return
             self._transport.write(frame_header(_PING, 0))
             self._pinged = True

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -58,3 +60,47 @@ async def test_slow_consumer_is_closed_with_1013(tmp_path: Path) -> None:
         assert info.value.rcvd is not None and info.value.rcvd.code == 1013
         assert len(doc.get("items", type=Array)) < UPDATES
         assert server.alive
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(120)
+async def test_a_client_that_never_reads_loses_its_socket(tmp_path: Path) -> None:
+    """Native stack: once the close handshake times out, the socket is aborted (RST), so
+    neither the server's buffers nor the kernel's stay with a peer that stopped reading."""
+    env = {
+        "CRDT_SERVER_OUTBOUND_QUEUE_BYTES": str(256 * 1024),
+        "CRDT_SERVER_CLOSE_TIMEOUT_SECONDS": "1",
+        "CRDT_SERVER_MAX_UPDATES_PER_SECOND": "10000",
+    }
+    async with ServerProcess(tmp_path / "data", env=env) as server:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", server.port))
+        # The upgrade by hand: after the 101 this client never reads again.
+        sock.sendall(
+            f"GET /sync/{ROOM} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        assert sock.recv(12) == b"HTTP/1.1 101"
+        try:
+            async with YClient(server.ws_url, ROOM) as writer:
+                await writer.wait(writer.synced.is_set)
+                items = writer.doc.get("items", type=Array)
+                # Up to 20 MB, one frame each (updates that arrive together are merged),
+                # until the kernel's buffers and the queue bound are full: then 1013, the
+                # close timeout (1 s) and the reset, without this client reading a byte.
+                for _ in range(UPDATES):
+                    items.append(os.urandom(PAYLOAD // 2).hex())
+                    await writer.flush()
+                    await writer.wait(writer.is_confirmed, 30)
+                    if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                        break
+            deadline = time.monotonic() + 15
+            while not (error := sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)):
+                assert time.monotonic() < deadline, server.log.decode()[-1500:]
+                await asyncio.sleep(0.02)  # polling the kernel; no event to wait for
+            assert error == errno.ECONNRESET, os.strerror(error)
+            assert server.alive
+        finally:
+            sock.close()
