@@ -84,6 +84,13 @@ def server_specs() -> dict[str, ServerSpec]:
             env=OURS_ENV,
             notes="crdt-server: SQLite WAL, synchronous=FULL, echo after commit",
         ),
+        "ours-normal": ServerSpec(
+            "ours-normal",
+            (ours, "-m", "crdt_server", "serve", "--host", "127.0.0.1", "--port", "0",
+             "--data-dir", "{data_dir}", "--log-level", "warning"),
+            env=(*OURS_ENV, ("CRDT_SERVER_SQLITE_SYNCHRONOUS", "normal")),
+            notes="crdt-server, SQLite synchronous=NORMAL: echo after commit, no fsync per commit",
+        ),
         "ours-uvicorn": ServerSpec(
             "ours-uvicorn",
             (ours, "-m", "crdt_server", "serve", "--host", "127.0.0.1", "--port", "0",

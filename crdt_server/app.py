@@ -113,7 +113,11 @@ def default_store(settings: Settings) -> DocumentStore:
     """PostgreSQL when ``database_url`` is set, else the embedded SQLite file."""
     if settings.database_url:
         return PostgresStore(settings.database_url)
-    return SqliteStore(settings.sqlite_path, busy_timeout=settings.sqlite_busy_timeout_seconds)
+    return SqliteStore(
+        settings.sqlite_path,
+        busy_timeout=settings.sqlite_busy_timeout_seconds,
+        synchronous="normal" if settings.sqlite_synchronous == "normal" else "full",
+    )
 
 
 def create_app(

@@ -112,6 +112,11 @@ class Settings:
     """How long a close handshake may take before the connection is dropped."""
     sqlite_busy_timeout_seconds: float = 5.0
     """How long SQLite waits for a lock before a commit fails."""
+    sqlite_synchronous: str = "full"
+    """``full``: every commit is fsynced before it is acknowledged, so it survives power
+    loss. ``normal``: it is in the operating system before it is acknowledged, so it
+    survives the server being killed; a power loss or kernel crash may lose the last
+    commits (never the file)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -143,6 +148,8 @@ class Settings:
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must not be negative")
 
+        if self.sqlite_synchronous not in ("full", "normal"):
+            raise SettingsError("sqlite_synchronous must be full or normal")
         if self.websocket_stack not in ("native", "uvicorn"):
             raise SettingsError("websocket_stack must be native or uvicorn")
         if self.log_format not in ("text", "json"):

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import aiosqlite
 
@@ -56,7 +56,8 @@ _COUNT_DOCS = (
 
 
 class SqliteStore:
-    """A :class:`~storage.base.DocumentStore` in one SQLite file (WAL, ``synchronous=FULL``).
+    """A :class:`~storage.base.DocumentStore` in one SQLite file (WAL, ``synchronous=FULL``
+    unless ``synchronous="normal"``).
 
     ``busy_timeout`` is how many seconds a write waits for another process's lock on the
     file before failing with :class:`StoreError`. Use one instance per file per process,
@@ -64,9 +65,16 @@ class SqliteStore:
     :meth:`delete` does not withdraw it: once queued, it is carried out.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout: float = 5.0,
+        synchronous: Literal["full", "normal"] = "full",
+    ) -> None:
         self._path = Path(path)
         self._busy_timeout = busy_timeout
+        self._synchronous = synchronous
         self._db: aiosqlite.Connection | None = None
         """The read connection."""
         self._write_db: sqlite3.Connection | None = None
@@ -91,7 +99,7 @@ class SqliteStore:
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             write_db = await asyncio.get_running_loop().run_in_executor(
-                thread, _connect_writer, self._path, self._busy_timeout
+                thread, _connect_writer, self._path, self._busy_timeout, self._synchronous
             )
         except (OSError, sqlite3.Error) as exc:
             thread.shutdown()
@@ -264,7 +272,7 @@ _Body = Callable[[sqlite3.Connection], _T]
 """A transaction's work, run on the writer thread."""
 
 
-def _connect_writer(path: Path, busy_timeout: float) -> sqlite3.Connection:
+def _connect_writer(path: Path, busy_timeout: float, synchronous: str) -> sqlite3.Connection:
     """On the writer thread: open the write connection, switch to WAL, create the schema."""
     db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
     try:
@@ -273,10 +281,13 @@ def _connect_writer(path: Path, busy_timeout: float) -> sqlite3.Connection:
             raise sqlite3.OperationalError(f"SQLite refused WAL mode ({mode})")
         # synchronous=FULL fsyncs the WAL on every commit, so an acknowledged append
         # survives power loss, not just a crash; fullfsync does the same on macOS, where
-        # plain fsync leaves data in the drive's cache.
+        # plain fsync leaves data in the drive's cache. NORMAL (in WAL mode) writes the
+        # WAL on every commit but fsyncs it only at checkpoints: a killed process loses
+        # nothing, a power loss may lose the last commits, and the file stays whole.
+        level = {"full": "FULL", "normal": "NORMAL"}[synchronous]
         db.executescript(
             f"PRAGMA busy_timeout = {int(busy_timeout * 1000)};"
-            " PRAGMA synchronous = FULL; PRAGMA fullfsync = ON;"
+            f" PRAGMA synchronous = {level}; PRAGMA fullfsync = ON;"
             f" BEGIN IMMEDIATE; {'; '.join(_SCHEMA)}; COMMIT;"
         )
     except BaseException:

@@ -88,11 +88,13 @@ class RoundResult:
 @pytest.mark.slow
 @pytest.mark.timeout(60)
 @pytest.mark.asyncio
-async def test_confirmed_updates_survive_sigkill(tmp_path: Path) -> None:
+@pytest.mark.parametrize("synchronous", ["full", "normal"])
+async def test_confirmed_updates_survive_sigkill(tmp_path: Path, synchronous: str) -> None:
+    """Both SQLite sync levels: even ``normal`` has every acknowledged update in the OS."""
     seed = int(os.environ.get("DURABILITY_SEED", random.SystemRandom().randrange(2**32)))
     print(f"durability seed {seed} (DURABILITY_SEED={seed} replays it)")
     rng = random.Random(seed)
-    server = ServerProcess(tmp_path / "data")
+    server = ServerProcess(tmp_path / "data", env={"CRDT_SERVER_SQLITE_SYNCHRONOUS": synchronous})
     # Everything confirmed so far, per room; later rounds re-check earlier rounds' edits.
     expected_keys: dict[str, dict[str, str]] = {room: {} for room in ROOMS}
     expected_tokens: dict[str, set[str]] = {room: set() for room in ROOMS}

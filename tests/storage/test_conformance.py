@@ -722,3 +722,20 @@ async def test_acknowledged_sqlite_appends_survive_kill_9(tmp_path: Path) -> Non
         assert log.updates[: len(acknowledged)] == [b"u%d" % i for i in range(len(acknowledged))]
     finally:
         await store.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(("synchronous", "level"), [("full", 2), ("normal", 1)])
+async def test_sqlite_write_connection_uses_the_sync_level_asked_for(
+    tmp_path: Path, synchronous: Literal["full", "normal"], level: int
+) -> None:
+    store = SqliteStore(tmp_path / "sync.sqlite3", synchronous=synchronous)
+    await store.open()
+    try:
+        # The pragma is per connection: ask the writer's own, inside a write transaction.
+        seen = await store._transaction(lambda db: db.execute("PRAGMA synchronous").fetchone())
+        assert seen == (level,)
+        assert await store.append([NewUpdate("d", b"\x00\x00", "t")]) == [1]
+    finally:
+        await store.close()
