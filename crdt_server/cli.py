@@ -124,6 +124,8 @@ def serve(settings: Settings) -> None:
         ws=SyncWebSocketProtocol if settings.websocket_stack == "native" else "websockets-sansio",
         ws_max_size=settings.max_message_bytes,
         ws_per_message_deflate=settings.websocket_compression,
+        ws_ping_interval=settings.websocket_ping_seconds or None,
+        ws_ping_timeout=settings.websocket_ping_seconds or None,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=max(1, round(settings.close_timeout_seconds * 2)),

@@ -108,6 +108,9 @@ class Settings:
     """Who speaks WebSocket on the sync path: ``native`` (crdt_server.websocket, a bare
     asyncio protocol) or ``uvicorn`` (uvicorn's websockets-sansio and the ASGI endpoint).
     Compression always takes the uvicorn stack."""
+    websocket_ping_seconds: float = 20.0
+    """A WebSocket peer silent this long is pinged, and dropped if it stays silent as long
+    again (uvicorn's ``ws_ping_interval`` and ``ws_ping_timeout``); 0 turns pings off."""
     close_timeout_seconds: float = 5.0
     """How long a close handshake may take before the connection is dropped."""
     sqlite_busy_timeout_seconds: float = 5.0
@@ -144,7 +147,12 @@ class Settings:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive")
-        for name in ("room_idle_seconds", "close_timeout_seconds", "sqlite_busy_timeout_seconds"):
+        for name in (
+            "room_idle_seconds",
+            "close_timeout_seconds",
+            "sqlite_busy_timeout_seconds",
+            "websocket_ping_seconds",
+        ):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must not be negative")
 

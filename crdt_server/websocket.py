@@ -256,7 +256,7 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         transport = self._transport
         if transport is None or self._closed:
             return
-        if self._state in (_OPEN, _CLOSING):
+        if self._state == _OPEN:
             self._end(CloseCode.SERVICE_RESTART, "server restart")
         transport.close()
 

@@ -660,3 +660,52 @@ async def test_forwarded_for_from_a_trusted_proxy_is_the_client(
             await second.greeting()
             response, body = await refusal(port, fresh_room(), alice)
             assert response.status == 429, (response, body)
+
+
+# --- 11. keepalive --------------------------------------------------------------------
+
+PING_SECONDS = 0.5
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def pinging_server(
+    variant_env: dict[str, str], tmp_path: Path
+) -> AsyncIterator[ServerProcess]:
+    env = {**variant_env, "CRDT_SERVER_WEBSOCKET_PING_SECONDS": str(PING_SECONDS)}
+    async with ServerProcess(tmp_path / "data", env=env) as proc:
+        yield proc
+
+
+async def test_a_peer_that_answers_pings_stays(pinging_server: ServerProcess) -> None:
+    async with await ws_connect(pinging_server.port, fresh_room()) as ws:
+        await ws.greeting()
+        pings = 0
+        until = asyncio.get_running_loop().time() + 6 * PING_SECONDS
+        while (left := until - asyncio.get_running_loop().time()) > 0:
+            try:
+                frame = await ws.read_message(timeout=left)
+            except TimeoutError:
+                break
+            assert frame.opcode != CLOSE, parse_close(frame.payload)
+            if frame.opcode == PING:
+                pings += 1
+                await ws.send_frame(PONG, frame.payload)
+        assert pings >= 2
+        # Still served: a ping of our own is answered.
+        await ws.send_frame(PING, b"still here")
+        pong = await ws.read_until(lambda f: f.opcode == PONG)
+        assert pong.payload == b"still here"
+
+
+async def test_a_silent_peer_is_dropped(pinging_server: ServerProcess) -> None:
+    """Pinged, never answering: gone within a few intervals (a close frame, then EOF, or
+    a reset), not kept until TCP gives up."""
+    async with await ws_connect(pinging_server.port, fresh_room()) as ws:
+        await ws.greeting()
+        async with asyncio.timeout(8 * PING_SECONDS):
+            try:
+                while (await ws.read_message()).opcode != CLOSE:
+                    pass
+                await ws.expect_eof()
+            except (ConnectionResetError, asyncio.IncompleteReadError):
+                pass
