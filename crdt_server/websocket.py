@@ -56,6 +56,8 @@ _PROTOCOL_ERROR = 1002
 """Not in :class:`CloseCode`: the session never sends it; only the frame layer does."""
 _ABNORMAL = 1006
 _NO_STATUS = 1005
+_PINGER_KEY = "crdt_server.websocket.pinger"
+"""Where the server's :class:`_Pinger` lives in the lifespan state (one per server)."""
 _READ_PAUSE_MESSAGES = 64
 """Messages the session has not read yet before reading from the socket pauses."""
 
@@ -146,7 +148,7 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         "_fragments_size",
         "_fragments_text",
         "_heard",
-        "_keepalive",
+        "_pinger",
         "_lost",
         "_max_size",
         "_messages",
@@ -184,7 +186,7 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         self._closed = False
         self._heard = True
         self._pinged = False
-        self._keepalive: asyncio.TimerHandle | None = None
+        self._pinger: _Pinger | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -227,9 +229,9 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         self._closed = True
         if self._close is None:
             self._close = (_ABNORMAL, "")
-        if self._keepalive is not None:
-            self._keepalive.cancel()
-            self._keepalive = None
+        if self._pinger is not None:
+            self._pinger.members.discard(self)
+            self._pinger = None
         self._buffer.clear()
         self._fragments = None
         self._writable = True
@@ -433,10 +435,13 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         )
         self._state = _OPEN
         self._max_size = gate.settings.max_message_bytes
-        if self._config.ws_ping_interval:
-            self._keepalive = asyncio.get_running_loop().call_later(
-                self._config.ws_ping_interval, self._ping
-            )
+        interval = self._config.ws_ping_interval
+        if interval:
+            pinger = self._app_state.get(_PINGER_KEY)
+            if not isinstance(pinger, _Pinger):
+                pinger = self._app_state[_PINGER_KEY] = _Pinger(interval)
+            pinger.add(self)
+            self._pinger = pinger
         task = asyncio.get_running_loop().create_task(self._run(gate, admitted, peer))
         tasks = self._server_state.tasks
         tasks.add(task)
@@ -604,10 +609,10 @@ class SyncWebSocketProtocol(asyncio.Protocol):
             self._transport.close()
 
     def _ping(self) -> None:
-        self._keepalive = None
+        """One keepalive tick: ping a peer silent since the last tick, drop one that stayed
+        silent after its ping."""
         if self._state != _OPEN or self._transport is None:
             return
-        interval = self._config.ws_ping_interval or 20.0
         if not self._heard:
             if self._pinged:
                 log.info("a WebSocket peer did not answer a ping; dropping it")
@@ -617,4 +622,25 @@ class SyncWebSocketProtocol(asyncio.Protocol):
             self._transport.write(frame_header(_PING, 0))
             self._pinged = True
         self._heard = False
-        self._keepalive = asyncio.get_running_loop().call_later(interval, self._ping)
+
+
+class _Pinger:
+    """One timer for all of a server's native connections (one per connection would be two
+    more objects each for the garbage collector): every ``interval`` each is ticked."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.members: set[SyncWebSocketProtocol] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, protocol: SyncWebSocketProtocol) -> None:
+        self.members.add(protocol)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.interval, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        for protocol in list(self.members):
+            protocol._ping()
+        if self.members:
+            self._timer = asyncio.get_running_loop().call_later(self.interval, self._tick)
