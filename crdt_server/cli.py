@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import json
 import logging
 import os
@@ -94,12 +95,35 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+FULL_COLLECTION_AFTER = 100
+"""Generation-1 collections before a full one may run (CPython's default is 10)."""
+
+
+def tune_gc() -> None:
+    """The garbage collector of a server process: what is loaded by now (modules, the app)
+    is frozen out of every later collection, and full collections run a tenth as often.
+
+    A full collection walks every tracked object: with 5,000 connections open it paused the
+    event loop for 140-180 ms, twice during the benchmark's connection storm, and those
+    pauses were its p99 time to synced. Ten times fewer of them bound how long cyclic
+    garbage that outlived two younger collections waits (CPython still also waits for the
+    long-lived objects to grow by a quarter); reference counting frees everything else at
+    once, as before.
+    """
+    gc.collect()
+    gc.freeze()
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, FULL_COLLECTION_AFTER)
+
+
 def app_from_env() -> Starlette:
     """The app of one worker process (``--workers N``): settings come from the environment,
     where ``serve`` put its command-line options."""
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings)
+    app = create_app(settings)
+    tune_gc()
+    return app
 
 
 def serve(settings: Settings) -> None:
@@ -111,6 +135,7 @@ def serve(settings: Settings) -> None:
     app: Starlette | str
     if settings.workers == 1:
         app = create_app(settings)
+        tune_gc()
     else:
         # Every worker builds its own app from the environment and shares the socket.
         for field in dataclasses.fields(Settings):
