@@ -104,11 +104,10 @@ def tune_gc() -> None:
     is frozen out of every later collection, and full collections run a tenth as often.
 
     A full collection walks every tracked object: with 5,000 connections open it paused the
-    event loop for 140-180 ms, twice during the benchmark's connection storm, and those
-    pauses were its p99 time to synced. Ten times fewer of them bound how long cyclic
-    garbage that outlived two younger collections waits (CPython still also waits for the
-    long-lived objects to grow by a quarter); reference counting frees everything else at
-    once, as before.
+    event loop for 140-180 ms, and those pauses were the benchmark's p99 time to synced.
+    The price: cyclic garbage that outlives two younger collections waits longer to be
+    freed (CPython also waits until the long-lived objects have grown by a quarter).
+    Reference counting still frees everything else at once.
     """
     gc.collect()
     gc.freeze()
