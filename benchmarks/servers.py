@@ -72,38 +72,38 @@ def node_ready() -> bool:
     return (NODE_DIR / "node_modules").is_dir()
 
 
+def ours_spec(
+    name: str, *args: str, env: tuple[tuple[str, str], ...] = (), notes: str
+) -> ServerSpec:
+    """Our server as ``name``: ``crdt-server serve`` with extra ``args`` and ``env``."""
+    serve = ("-m", "crdt_server", "serve", "--host", "127.0.0.1", "--port", "0")
+    options = ("--data-dir", "{data_dir}", "--log-level", "warning", *args)
+    command = (_python(ROOT / ".venv"), *serve, *options)
+    return ServerSpec(name, command, env=(*OURS_ENV, *env), notes=notes)
+
+
 def server_specs() -> dict[str, ServerSpec]:
     ours = _python(ROOT / ".venv")
     peer = _python(BENCH / ".venv-peer") if (BENCH / ".venv-peer").exists() else ours
     node = os.environ.get("NODE", "node")
     return {
-        "ours": ServerSpec(
-            "ours",
-            (ours, "-m", "crdt_server", "serve", "--host", "127.0.0.1", "--port", "0",
-             "--data-dir", "{data_dir}", "--log-level", "warning"),
-            env=OURS_ENV,
-            notes="crdt-server: SQLite WAL, synchronous=FULL, echo after commit",
+        "ours": ours_spec(
+            "ours", notes="crdt-server: SQLite WAL, synchronous=FULL, echo after commit"
         ),
-        "ours-normal": ServerSpec(
+        "ours-normal": ours_spec(
             "ours-normal",
-            (ours, "-m", "crdt_server", "serve", "--host", "127.0.0.1", "--port", "0",
-             "--data-dir", "{data_dir}", "--log-level", "warning"),
-            env=(*OURS_ENV, ("CRDT_SERVER_SQLITE_SYNCHRONOUS", "normal")),
+            env=(("CRDT_SERVER_SQLITE_SYNCHRONOUS", "normal"),),
             notes="crdt-server, SQLite synchronous=NORMAL: echo after commit, no fsync per commit",
         ),
-        "ours-uvicorn": ServerSpec(
+        "ours-uvicorn": ours_spec(
             "ours-uvicorn",
-            (ours, "-m", "crdt_server", "serve", "--host", "127.0.0.1", "--port", "0",
-             "--data-dir", "{data_dir}", "--log-level", "warning"),
-            env=(*OURS_ENV, ("CRDT_SERVER_WEBSOCKET_STACK", "uvicorn")),
+            env=(("CRDT_SERVER_WEBSOCKET_STACK", "uvicorn"),),
             notes="crdt-server on uvicorn's websockets-sansio and the ASGI endpoint",
         ),
-        "ours-2workers": ServerSpec(
+        "ours-2workers": ours_spec(
             "ours-2workers",
-            (ours, "-m", "crdt_server", "serve", "--host", "127.0.0.1", "--port", "0",
-             "--data-dir", "{data_dir}", "--log-level", "warning", "--workers", "2",
-             "--redis-url", os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")),
-            env=OURS_ENV,
+            "--workers", "2",
+            "--redis-url", os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"),
             notes="crdt-server, 2 worker processes on one SQLite file, Redis bus between them",
         ),
         "pycrdt-websocket": ServerSpec(
