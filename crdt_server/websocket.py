@@ -65,6 +65,9 @@ _CONT, _TEXT, _BINARY, _CLOSE, _PING, _PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 _HANDSHAKE, _OPEN, _CLOSING, _CLOSED = range(4)
 
 
+_PHRASES = {status.value: status.phrase for status in HTTPStatus}
+
+
 def accept_key(key: str) -> str:
     """``Sec-WebSocket-Accept`` for a ``Sec-WebSocket-Key``."""
     return base64.b64encode(hashlib.sha1(key.encode("ascii") + _GUID).digest()).decode("ascii")
@@ -200,7 +203,12 @@ class SyncWebSocketProtocol(asyncio.Protocol):
             return
         if self._state == _HANDSHAKE:
             self._buffer += data
-            self._handshake()
+            try:
+                self._handshake()
+            except Exception:
+                log.exception("WebSocket upgrade failed")
+                if self._state == _HANDSHAKE and self._delegate is None:
+                    self._respond(Refusal(500, "internal error"))
             return
         if self._state == _CLOSED:
             return
@@ -403,7 +411,7 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         assert self._transport is not None
         body = refusal.message.encode()
         lines = [
-            f"HTTP/1.1 {refusal.status} {HTTPStatus(refusal.status).phrase}",
+            f"HTTP/1.1 {refusal.status} {_PHRASES.get(refusal.status, '')}",
             "content-type: text/plain; charset=utf-8",
             f"content-length: {len(body)}",
             "connection: close",

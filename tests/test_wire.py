@@ -4,8 +4,9 @@ No WebSocket client library stands between these tests and the server, so nothin
 forgiven on either side: every client frame is built byte by byte (masked or not, with
 reserved bits, with lengths that lie), and every server frame is checked (unmasked, no
 reserved bits, no extension that was never negotiated). The tests say what the server
-must do whatever WebSocket implementation serves it, with default settings and with
-``permessage-deflate`` offered by the server (the client here never accepts it).
+must do whatever WebSocket implementation serves it: the native stack (the default), uvicorn's
+(``CRDT_SERVER_WEBSOCKET_STACK=uvicorn``), and the native stack handing over to uvicorn's
+because ``permessage-deflate`` is offered (the client here never accepts it).
 """
 
 from __future__ import annotations
