@@ -134,8 +134,13 @@ class WeddingService:
             def capture(event: TransactionEvent) -> None:
                 updates.append(event.update)
 
-            scratch.observe(capture)
-            result = change(scratch)
+            # pycrdt's observer holds the Doc from Rust, where the garbage collector cannot
+            # see it: without the unobserve every edit would leak its scratch copy.
+            subscription = scratch.observe(capture)
+            try:
+                result = change(scratch)
+            finally:
+                scratch.unobserve(subscription)
             for update in updates:
                 index = await room.apply(update, inspect_update(update), origin)
                 await room.wait_committed(index)

@@ -41,6 +41,7 @@ from crdt_server.registry import RoomRegistry
 from crdt_server.room import Room
 from crdt_server.settings import Settings
 from crdt_server.updates import decode_state_vector, inspect_update
+from crdt_server.weddings import WeddingService
 from storage import SqliteStore
 from tests.fuzz.corpus import (
     ROOT,
@@ -390,6 +391,32 @@ async def test_a_document_a_reload_replaced_is_freed(
         assert await _collected(replaced), "the replaced document outlives the reload"
     finally:
         registry.release(room)
+
+
+@pytest.mark.asyncio
+async def test_a_server_side_edit_frees_its_scratch_document(tmp_path: Path) -> None:
+    # Every HTTP operation (and every conflicts refresh) edits a private copy of the room's
+    # document. pycrdt's Doc.observe keeps that copy alive through Rust, out of the garbage
+    # collector's sight, until the subscription is dropped: a churn of 12,000 connections
+    # with an edit each left 6,580 Docs behind and the RSS climbing ~2 MiB per 1,000.
+    settings = Settings(data_dir=tmp_path / "data")
+    store = SqliteStore(settings.sqlite_path)
+    await store.open()
+    registry = RoomRegistry(store, settings, LocalBus())
+    try:
+        weddings = WeddingService(registry, store)
+        scratch: list[weakref.ref[Doc[Any]]] = []
+
+        def change(doc: Doc[Any]) -> None:
+            scratch.append(weakref.ref(doc))
+            doc.get("notes", type=Text).insert(0, "server-side edit")
+
+        await weddings.edit("w1/guests", change, "test")
+        assert len(scratch) == 1
+        assert await _collected(scratch[0]), "the scratch document outlives its edit"
+    finally:
+        await registry.close()
+        await store.close()
 
 
 @pytest.mark.asyncio
