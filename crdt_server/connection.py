@@ -5,9 +5,9 @@ or in flight, a frame is written at once from ``send`` itself: the transport's `
 rarely has to wait (the socket takes the bytes), and a broadcast to many connections then
 costs no task switch per connection. If it does have to wait, a writer task is started to
 finish it and to drain the frames that queue behind it, in order; it ends when the queue
-is empty, so an idle connection holds no task (at thousands of idle connections the
-tasks, their coroutines and events were a fifth of the objects the garbage collector
-walks). A close request also runs on a writer task. A connection whose queue
+is empty, so an idle connection holds no task, coroutine or event (fewer objects for the
+garbage collector to walk when thousands are open). A close request also runs on a writer
+task. A connection whose queue
 passes its byte or message bound is a slow consumer: its queue is dropped at once (the
 memory is released) and it is closed with 1013, after which the client resyncs on
 reconnect. Closing never hangs on a peer that stopped reading: the close handshake has a
