@@ -32,9 +32,9 @@ import logging
 import socket
 import struct
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl, unquote
 
 from uvicorn.config import Config
@@ -49,6 +49,8 @@ __all__ = ["SyncWebSocketProtocol", "accept_key", "frame_header"]
 
 log = logging.getLogger("crdt_server.websocket")
 
+_A = TypeVar("_A")
+_T = TypeVar("_T")
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _PREFIX = "/sync/"
 _MAX_HEAD = 64 * 1024
@@ -57,7 +59,9 @@ _PROTOCOL_ERROR = 1002
 _ABNORMAL = 1006
 _NO_STATUS = 1005
 _PINGER_KEY = "crdt_server.websocket.pinger"
-"""Where the server's :class:`_Pinger` lives in the lifespan state (one per server)."""
+_PROXIES_KEY = "crdt_server.websocket.proxies"
+"""Where the server's :class:`_Pinger` and :class:`_TrustedProxies` live in the lifespan
+state: built by the first connection that needs them, shared by all."""
 _READ_PAUSE_MESSAGES = 64
 """Messages the session has not read yet before reading from the socket pauses."""
 
@@ -93,6 +97,14 @@ def _unmask(data: bytes | bytearray, mask: bytes | bytearray) -> bytes:
 
 def _valid_close_code(code: int) -> bool:
     return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+def _per_server(app_state: dict[str, Any], key: str, build: Callable[[_A], _T], argument: _A) -> _T:
+    """The one ``build(argument)`` of this server, kept in its lifespan state."""
+    shared = app_state.get(key)
+    if shared is None:
+        shared = app_state[key] = build(argument)
+    return cast(_T, shared)
 
 
 class _Fail(Exception):
@@ -400,7 +412,8 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         host, port = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else ("", 0)
         forwarded = headers.get("x-forwarded-for")
         if forwarded and self._config.proxy_headers:
-            trusted = _TrustedProxies(self._config.forwarded_allow_ips)
+            spec = self._config.forwarded_allow_ips
+            trusted = _per_server(self._app_state, _PROXIES_KEY, _TrustedProxies, spec)
             if host in trusted:
                 client = trusted.client(forwarded)
                 if client is not None:
@@ -445,9 +458,7 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         self._max_size = gate.settings.max_message_bytes
         interval = self._config.ws_ping_interval
         if interval:
-            pinger = self._app_state.get(_PINGER_KEY)
-            if not isinstance(pinger, _Pinger):
-                pinger = self._app_state[_PINGER_KEY] = _Pinger(interval)
+            pinger = _per_server(self._app_state, _PINGER_KEY, _Pinger, interval)
             pinger.add(self)
             self._pinger = pinger
         task = asyncio.get_running_loop().create_task(self._run(gate, admitted, peer))
