@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import errno
 import os
 import socket
 import time
@@ -62,11 +61,22 @@ async def test_slow_consumer_is_closed_with_1013(tmp_path: Path) -> None:
         assert server.alive
 
 
+def _server_end_open(server_port: int, client_port: int) -> bool:
+    """Whether the kernel still holds the server's end of this loopback connection."""
+    local, remote = f"0100007F:{server_port:04X}", f"0100007F:{client_port:04X}"
+    with open("/proc/net/tcp") as table:
+        next(table)
+        return any(line.split()[1:3] == [local, remote] for line in table)
+
+
 @pytest.mark.asyncio
 @pytest.mark.timeout(120)
 async def test_a_client_that_never_reads_loses_its_socket(tmp_path: Path) -> None:
-    """Native stack: once the close handshake times out, the socket is aborted (RST), so
-    neither the server's buffers nor the kernel's stay with a peer that stopped reading."""
+    """Native stack: once the close handshake times out, the socket is aborted with a reset,
+    so neither the server's buffers nor the kernel's stay with a peer that stopped reading.
+
+    The server's end is what is checked: the reset itself may never count at the client,
+    whose closed receive window can put it out of sequence (and then it is dropped)."""
     env = {
         "CRDT_SERVER_OUTBOUND_QUEUE_BYTES": str(256 * 1024),
         "CRDT_SERVER_CLOSE_TIMEOUT_SECONDS": "1",
@@ -76,6 +86,7 @@ async def test_a_client_that_never_reads_loses_its_socket(tmp_path: Path) -> Non
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.connect(("127.0.0.1", server.port))
+        client_port = sock.getsockname()[1]
         # The upgrade by hand: after the 101 this client never reads again.
         sock.sendall(
             f"GET /sync/{ROOM} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
@@ -84,6 +95,7 @@ async def test_a_client_that_never_reads_loses_its_socket(tmp_path: Path) -> Non
         )
         assert sock.recv(12) == b"HTTP/1.1 101"
         try:
+            assert _server_end_open(server.port, client_port)
             async with YClient(server.ws_url, ROOM) as writer:
                 await writer.wait(writer.synced.is_set)
                 items = writer.doc.get("items", type=Array)
@@ -94,13 +106,13 @@ async def test_a_client_that_never_reads_loses_its_socket(tmp_path: Path) -> Non
                     items.append(os.urandom(PAYLOAD // 2).hex())
                     await writer.flush()
                     await writer.wait(writer.is_confirmed, 30)
-                    if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                    if not _server_end_open(server.port, client_port):
                         break
             deadline = time.monotonic() + 15
-            while not (error := sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)):
+            while _server_end_open(server.port, client_port):
                 assert time.monotonic() < deadline, server.log.decode()[-1500:]
                 await asyncio.sleep(0.02)  # polling the kernel; no event to wait for
-            assert error == errno.ECONNRESET, os.strerror(error)
+            assert "slow consumer" in server.log.decode()
             assert server.alive
         finally:
             sock.close()
