@@ -4,7 +4,7 @@ Every client is a :class:`YPeer`: one WebSocket (see :mod:`benchmarks.wsclient`)
 sync step 1 on open, answers the server's step 1 with an empty step 2 and hands updates and
 awareness payloads to per-scenario callbacks. Nothing is applied to a document on the hot
 path: deliveries are identified by the clock ranges in the received update
-(:func:`crdt_server.updates.inspect_update`), which is exact because every writer has its own
+(:func:`crdt_server.codec.updates.inspect_update`), which is exact because every writer has its own
 client id and its update ``i`` is one one-character Text insert at clock ``i``.
 
 Update frames are real Yjs updates made by pycrdt before a scenario starts
@@ -32,10 +32,10 @@ from functools import cache
 from pycrdt import Doc, Text, TransactionEvent
 
 from benchmarks.wsclient import WireConnection, open_connection
-from crdt_server.protocol import encode_awareness, encode_sync_step1, encode_update
-from crdt_server.protocol import write_var_string as _var_string
-from crdt_server.protocol import write_var_uint as _var_uint
-from crdt_server.updates import inspect_update
+from crdt_server.codec.protocol import encode_awareness, encode_sync_step1, encode_update
+from crdt_server.codec.protocol import write_var_string as _var_string
+from crdt_server.codec.protocol import write_var_uint as _var_uint
+from crdt_server.codec.updates import inspect_update
 
 __all__ = [
     "Metric",

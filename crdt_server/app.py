@@ -13,22 +13,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
-from crdt_server.api import api_routes
-from crdt_server.auth import Authenticator, Revocations, TokenAuthenticator
-from crdt_server.bus import Bus, LocalBus
-from crdt_server.endpoint import not_found_endpoint, sync_endpoint
+from crdt_server.auth.permissions import PermissionMatrix
+from crdt_server.auth.principals import Authenticator, Revocations, TokenAuthenticator
+from crdt_server.auth.tokens import TokenCodec, load_or_create_secret
+from crdt_server.cluster.bus import Bus, LocalBus
+from crdt_server.cluster.redis_bus import RedisBus
+from crdt_server.core.limits import ConnectionCounter, RateLimiter
+from crdt_server.core.metrics import CONTENT_TYPE_LATEST
+from crdt_server.core.registry import RoomRegistry
+from crdt_server.core.weddings import ConflictsKeeper, WeddingService
+from crdt_server.edge.admin import api_routes
+from crdt_server.edge.asgi_ws import not_found_endpoint, sync_endpoint
+from crdt_server.edge.documents import rest_routes
+from crdt_server.edge.openapi import OPENAPI
+from crdt_server.edge.upgrade import STATE_KEY, Gate
 from crdt_server.errors import CloseCode
-from crdt_server.gate import STATE_KEY, Gate
-from crdt_server.limits import ConnectionCounter, RateLimiter
-from crdt_server.metrics import CONTENT_TYPE_LATEST
-from crdt_server.openapi import OPENAPI
-from crdt_server.permissions import PermissionMatrix
-from crdt_server.redis_bus import RedisBus
-from crdt_server.registry import RoomRegistry
-from crdt_server.rest import rest_routes
 from crdt_server.settings import Settings
-from crdt_server.tokens import TokenCodec, load_or_create_secret
-from crdt_server.weddings import ConflictsKeeper, WeddingService
 from storage import DocumentStore, PostgresStore, SqliteStore, StoreError
 
 __all__ = ["create_app", "token_codec"]
@@ -173,7 +173,7 @@ def create_app(
         registry.event_listeners.append(_event_listener(registry, revocations, weddings))
         await registry.start()
         try:
-            # The lifespan state reaches uvicorn's WebSocket protocol (crdt_server.websocket).
+            # The lifespan state reaches uvicorn's WebSocket protocol (crdt_server.edge.websocket).
             yield {STATE_KEY: gate}
         finally:
             try:

@@ -21,9 +21,9 @@ from starlette.applications import Starlette
 from uvicorn.supervisors.multiprocess import Multiprocess
 
 from crdt_server.app import create_app, token_codec
-from crdt_server.permissions import ROLES
+from crdt_server.auth.permissions import ROLES
+from crdt_server.edge.websocket import SyncWebSocketProtocol
 from crdt_server.settings import ENV_PREFIX, Settings, SettingsError
-from crdt_server.websocket import SyncWebSocketProtocol
 
 __all__ = ["main"]
 

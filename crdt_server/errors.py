@@ -11,7 +11,7 @@ __all__ = [
     "Overloaded",
     "PolicyViolation",
     "ProtocolError",
-    "ServerError",
+    "PeerError",
     "UnsupportedData",
 ]
 
@@ -36,7 +36,7 @@ class CloseCode(IntEnum):
     DOCUMENT_DELETED = 4404
 
 
-class ServerError(Exception):
+class PeerError(Exception):
     """Base of the errors that end a connection; ``close_code`` says how."""
 
     close_code: CloseCode = CloseCode.INTERNAL_ERROR
@@ -46,37 +46,37 @@ class ServerError(Exception):
         self.message = message
 
 
-class ProtocolError(ServerError):
+class ProtocolError(PeerError):
     """A frame is not a well-formed y-protocols message, or its update is not valid Yjs."""
 
     close_code = CloseCode.INVALID_PAYLOAD
 
 
-class UnsupportedData(ServerError):
+class UnsupportedData(PeerError):
     """A text frame: the protocol is binary."""
 
     close_code = CloseCode.UNSUPPORTED_DATA
 
 
-class MessageTooBig(ServerError):
+class MessageTooBig(PeerError):
     """A frame larger than the configured maximum."""
 
     close_code = CloseCode.MESSAGE_TOO_BIG
 
 
-class DocumentTooLarge(ServerError):
+class DocumentTooLarge(PeerError):
     """Applying the update would grow the document past its configured maximum."""
 
     close_code = CloseCode.MESSAGE_TOO_BIG
 
 
-class PolicyViolation(ServerError):
+class PolicyViolation(PeerError):
     """The peer broke a rule that is not about encoding (e.g. speaking for another client)."""
 
     close_code = CloseCode.POLICY_VIOLATION
 
 
-class Overloaded(ServerError):
+class Overloaded(PeerError):
     """The server or this connection is over a limit; try again later."""
 
     close_code = CloseCode.TRY_AGAIN_LATER

@@ -105,7 +105,7 @@ class Settings:
     """Offer permessage-deflate. Off by default: Yjs updates are small and binary, so
     compressing them costs CPU on every fan-out and saves little."""
     websocket_stack: str = "native"
-    """Who speaks WebSocket on the sync path: ``native`` (crdt_server.websocket, a bare
+    """Who speaks WebSocket on the sync path: ``native`` (crdt_server.edge.websocket, a bare
     asyncio protocol) or ``uvicorn`` (uvicorn's websockets-sansio and the ASGI endpoint).
     Compression always takes the uvicorn stack."""
     websocket_ping_seconds: float = 20.0

@@ -24,9 +24,9 @@ from pycrdt import Map
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from crdt_server.awareness import AwarenessEntry, encode_awareness_entries
-from crdt_server.protocol import encode_awareness
-from crdt_server.tokens import TokenCodec
+from crdt_server.auth.tokens import TokenCodec
+from crdt_server.codec.awareness import AwarenessEntry, encode_awareness_entries
+from crdt_server.codec.protocol import encode_awareness
 from tests.jsclient import JsClientGroup, map_set
 from tests.server import ServerProcess
 from tests.yclient import YClient

@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 from pycrdt import Doc, Map, Text
 
-from crdt_server.protocol import encode_awareness, encode_update, write_var_uint
+from crdt_server.codec.protocol import encode_awareness, encode_update, write_var_uint
 from tests.server import ServerProcess
 from tests.yclient import YClient
 

@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
-from crdt_server.auth import ANONYMOUS
-from crdt_server.connection import Connection
+from crdt_server.auth.principals import ANONYMOUS
+from crdt_server.core.connection import Connection
 
 DEADLINE = 5.0
 

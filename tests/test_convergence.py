@@ -39,12 +39,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 from pycrdt import Array, Doc, Map, Text, TransactionEvent, merge_updates
 
-from crdt_server.auth import ANONYMOUS
-from crdt_server.awareness import AwarenessEntry, decode_awareness, encode_awareness_entries
-from crdt_server.bus import LocalBus
-from crdt_server.connection import Connection
-from crdt_server.errors import CloseCode
-from crdt_server.protocol import (
+from crdt_server.auth.principals import ANONYMOUS
+from crdt_server.cluster.bus import LocalBus
+from crdt_server.codec.awareness import AwarenessEntry, decode_awareness, encode_awareness_entries
+from crdt_server.codec.protocol import (
     AuthDenied,
     AwarenessMessage,
     QueryAwareness,
@@ -57,12 +55,19 @@ from crdt_server.protocol import (
     encode_sync_step2,
     encode_update,
 )
-from crdt_server.registry import RoomRegistry
-from crdt_server.room import Room
-from crdt_server.session import serve_connection
+from crdt_server.codec.updates import (
+    UpdateSummary,
+    decode_state_vector,
+    inspect_update,
+    pending_after,
+)
+from crdt_server.core.connection import Connection
+from crdt_server.core.registry import RoomRegistry
+from crdt_server.core.room import Room
+from crdt_server.core.session import serve_connection
+from crdt_server.core.transport import MemoryTransport, TransportClosed, memory_pair
+from crdt_server.errors import CloseCode
 from crdt_server.settings import Settings
-from crdt_server.transport import MemoryTransport, TransportClosed, memory_pair
-from crdt_server.updates import UpdateSummary, decode_state_vector, inspect_update, pending_after
 from storage import NewUpdate, SqliteStore, StoredLog
 
 ROOM = "w1/guests"

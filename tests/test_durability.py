@@ -1,6 +1,6 @@
 """Durability: an update whose echo reached its sender survives SIGKILL of the server.
 
-The server records before it distributes (see ``crdt_server/room.py``): it echoes an
+The server records before it distributes (see ``crdt_server/core/room.py``): it echoes an
 update to its sender only after the SQLite commit. So whatever a client's ``confirmed``
 document holds (it only ever contains what the server sent) must be there after a kill -9
 and a restart. The kill rounds below write as fast as they can without waiting for echoes,

@@ -12,8 +12,8 @@ import pytest
 import pytest_asyncio
 from pycrdt import Doc, Map, Text
 
-from crdt_server.protocol import read_var_uint, write_var_uint
-from crdt_server.tokens import TokenCodec
+from crdt_server.auth.tokens import TokenCodec
+from crdt_server.codec.protocol import read_var_uint, write_var_uint
 from documents import apply_operation
 from tests.server import ServerProcess
 from tests.yclient import YClient

@@ -1,52 +1,188 @@
-"""The layering rules of the architecture, checked by parsing imports."""
+"""The layering rules of the architecture (ARCHITECTURE.md), checked by parsing imports.
+
+One table says, for every part of the product, which of the project's parts and which heavy
+libraries it may import. Every module of every product package must fall under exactly one
+row, so a new module or subpackage cannot slip past the rules.
+"""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
+
+PRODUCT_PACKAGES = ("crdt_server", "documents", "storage")
+
+HEAVY = frozenset(
+    {"starlette", "uvicorn", "redis", "aiosqlite", "asyncpg", "sqlite3", "pycrdt", "asyncio"}
+)
+"""Libraries whose use is confined to some layers (the rest of the standard library and
+small pure libraries are free for all)."""
+
+INTERNAL = ("crdt_server", "documents", "storage", "tests", "benchmarks", "examples")
+
+# (module prefix, project modules it may import (prefixes), heavy libraries it may import).
+# The first matching row wins, so more specific prefixes come first.
+RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
+    # The pure codecs: bytes in, values out; only the shared error vocabulary.
+    ("crdt_server.codec", ("crdt_server.codec", "crdt_server.errors"), frozenset()),
+    # The shared vocabulary depends on nothing but the domain's names.
+    ("crdt_server.errors", (), frozenset()),
+    ("crdt_server.names", ("documents",), frozenset()),
+    ("crdt_server.settings", ("crdt_server.names",), frozenset()),
+    # Tokens and permissions: no I/O, no web framework.
+    (
+        "crdt_server.auth",
+        ("crdt_server.auth", "crdt_server.errors", "crdt_server.names", "documents"),
+        frozenset(),
+    ),
+    # The bus seam and the only module that knows Redis.
+    (
+        "crdt_server.cluster.redis_bus",
+        (
+            "crdt_server.cluster",
+            "crdt_server.codec",
+            "crdt_server.errors",
+            "crdt_server.settings",
+            "storage",
+        ),
+        frozenset({"redis", "asyncio"}),
+    ),
+    ("crdt_server.cluster", ("crdt_server.cluster",), frozenset({"asyncio"})),
+    # The core knows the codecs, the stores' interface and the domain; never the web edge.
+    (
+        "crdt_server.core",
+        (
+            "crdt_server.core",
+            "crdt_server.codec",
+            "crdt_server.auth",
+            "crdt_server.cluster.bus",
+            "crdt_server.errors",
+            "crdt_server.names",
+            "crdt_server.settings",
+            "documents",
+            "storage",
+        ),
+        frozenset({"asyncio", "pycrdt"}),
+    ),
+    # Features that plug into the core's hooks: the core and the domain, not the edge.
+    (
+        "crdt_server.extensions",
+        (
+            "crdt_server.extensions",
+            "crdt_server.core",
+            "crdt_server.codec",
+            "crdt_server.auth",
+            "crdt_server.cluster.bus",
+            "crdt_server.errors",
+            "crdt_server.names",
+            "crdt_server.settings",
+            "documents",
+            "storage",
+        ),
+        frozenset({"asyncio", "pycrdt"}),
+    ),
+    # The HTTP and WebSocket edge: everything but the Redis implementation.
+    (
+        "crdt_server.edge",
+        (
+            "crdt_server.edge",
+            "crdt_server.core",
+            "crdt_server.codec",
+            "crdt_server.auth",
+            "crdt_server.cluster.bus",
+            "crdt_server.extensions",
+            "crdt_server.errors",
+            "crdt_server.names",
+            "crdt_server.settings",
+            "documents",
+            "storage",
+        ),
+        frozenset({"asyncio", "pycrdt", "starlette", "uvicorn"}),
+    ),
+    # The app factory and the command line put everything together.
+    ("crdt_server.app", ("crdt_server", "documents", "storage"), HEAVY - {"sqlite3"}),
+    ("crdt_server.cli", ("crdt_server", "documents", "storage"), HEAVY - {"sqlite3"}),
+    ("crdt_server.testing", ("crdt_server", "documents", "storage"), HEAVY),
+    ("crdt_server", ("crdt_server",), frozenset()),
+    # The domain is pure functions over pycrdt documents: no storage, no server.
+    ("documents", ("documents",), frozenset({"pycrdt"})),
+    # Storage knows its databases and nothing of the server or the domain.
+    ("storage", ("storage",), frozenset({"aiosqlite", "asyncpg", "sqlite3", "asyncio"})),
+]
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
 
 
 def _imports(path: Path) -> set[str]:
+    """Every module ``path`` imports, as dotted names (``from a.b import c`` gives ``a.b``
+    and ``a.b.c``, since ``c`` may be a module)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
-            if node.module.startswith("crdt_server."):
-                names.add(node.module)
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:  # relative: resolve against the importing module's package
+                package = _module_name(path).split(".")
+                if path.name != "__init__.py":
+                    package.pop()
+                base = package[: len(package) - node.level + 1]
+                module = ".".join([*base, module] if module else base)
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
     return names
 
 
-def _modules(package: str) -> list[Path]:
-    return sorted((ROOT / package).glob("*.py"))
+def _rule(module: str) -> tuple[str, tuple[str, ...], frozenset[str]]:
+    for rule in RULES:
+        prefix = rule[0]
+        if module == prefix or module.startswith(prefix + "."):
+            return rule
+    raise AssertionError(f"{module} falls under no row of the layer table")
 
 
-def test_documents_and_storage_never_import_the_server() -> None:
-    for package in ("documents", "storage"):
-        for module in _modules(package):
-            imported = _imports(module)
-            assert not imported & {"crdt_server", "starlette", "uvicorn", "redis"}, module
+def _within(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
-def test_only_the_endpoint_and_app_know_starlette() -> None:
-    allowed = {"endpoint.py", "app.py", "api.py", "rest.py", "cli.py", "websocket.py"}
-    for module in _modules("crdt_server"):
-        if module.name not in allowed:
-            assert not _imports(module) & {"starlette", "uvicorn"}, module
+MODULES = sorted(p for package in PRODUCT_PACKAGES for p in (ROOT / package).rglob("*.py"))
 
 
-def test_the_codec_is_pure() -> None:
-    pure = {"protocol.py", "updates.py", "awareness.py", "errors.py", "openapi.py"}
-    for module in _modules("crdt_server"):
-        if module.name in pure:
-            heavy = {"asyncio", "starlette", "storage", "pycrdt", "aiosqlite", "redis"}
-            assert not _imports(module) & heavy, module
-            inner = {n for n in _imports(module) if n.startswith("crdt_server.")}
-            assert inner <= {f"crdt_server.{p.removesuffix('.py')}" for p in pure}, module
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_module_keeps_to_its_layer(path: Path) -> None:
+    module = _module_name(path)
+    prefix, allowed, heavy = _rule(module)
+    for name in sorted(_imports(path)):
+        top = name.split(".")[0]
+        if top in INTERNAL:
+            if name == "crdt_server" or _within(name, (prefix,)):
+                continue  # the package itself, or its own part
+            assert top not in {"tests", "benchmarks", "examples"}, f"{module} imports {name}"
+            assert _within(name, allowed), f"{module} ({prefix}) may not import {name}"
+        elif top in HEAVY:
+            assert top in heavy, f"{module} ({prefix}) may not use {top}"
+
+
+def test_only_the_cluster_module_knows_redis() -> None:
+    for path in MODULES:
+        if "redis" in {n.split(".")[0] for n in _imports(path)}:
+            assert _module_name(path) == "crdt_server.cluster.redis_bus", path
+
+
+def test_the_table_covers_every_product_module() -> None:
+    assert MODULES, "no product modules found"
+    for path in MODULES:
+        _rule(_module_name(path))
 
 
 def test_readme_lists_every_setting_with_its_default() -> None:

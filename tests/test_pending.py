@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 from pycrdt import Array, Doc, Text
 
-from crdt_server.protocol import encode_update
+from crdt_server.codec.protocol import encode_update
 from tests.server import ServerProcess
 from tests.yclient import YClient
 

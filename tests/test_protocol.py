@@ -11,14 +11,12 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from crdt_server.awareness import (
+from crdt_server.codec.awareness import (
     AwarenessEntry,
-    AwarenessRegistry,
     decode_awareness,
     encode_awareness_entries,
 )
-from crdt_server.errors import PolicyViolation, ProtocolError
-from crdt_server.protocol import (
+from crdt_server.codec.protocol import (
     AuthDenied,
     AwarenessMessage,
     Message,
@@ -38,6 +36,8 @@ from crdt_server.protocol import (
     write_var_string,
     write_var_uint,
 )
+from crdt_server.core.presence import AwarenessRegistry
+from crdt_server.errors import PolicyViolation, ProtocolError
 
 MAX_SAFE = 2**53 - 1
 

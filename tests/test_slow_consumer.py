@@ -13,7 +13,7 @@ from pycrdt import Array, Doc
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from crdt_server.protocol import SyncStep2, SyncUpdate, decode_message, encode_sync_step1
+from crdt_server.codec.protocol import SyncStep2, SyncUpdate, decode_message, encode_sync_step1
 from tests.server import ServerProcess
 from tests.yclient import YClient
 

@@ -1,4 +1,4 @@
-"""Tests for crdt_server.updates: the structural checker run before pycrdt sees an update."""
+"""Tests for crdt_server.codec.updates: the structural checker run before pycrdt sees an update."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
 
-from crdt_server.updates import (
+from crdt_server.codec.updates import (
     UpdateError,
     UpdateSummary,
     decode_state_vector,

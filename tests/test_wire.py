@@ -30,7 +30,7 @@ import pytest
 import pytest_asyncio
 from pycrdt import Doc, Text
 
-from crdt_server.protocol import SyncUpdate, decode_message, encode_update
+from crdt_server.codec.protocol import SyncUpdate, decode_message, encode_update
 from tests.server import ServerProcess
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(30)]
@@ -50,7 +50,7 @@ VARIANTS: dict[str, dict[str, str]] = {
     "uvicorn": UVICORN_STACK,
     "compression": {"CRDT_SERVER_WEBSOCKET_COMPRESSION": "true"},
 }
-"""The native stack (crdt_server.websocket), uvicorn's websockets-sansio with the ASGI
+"""The native stack (crdt_server.edge.websocket), uvicorn's websockets-sansio with the ASGI
 endpoint, and the native stack handing over to uvicorn because compression is on."""
 
 

@@ -18,8 +18,8 @@ from pycrdt import Doc, TransactionEvent
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from crdt_server.awareness import AwarenessEntry, decode_awareness, encode_awareness_entries
-from crdt_server.protocol import (
+from crdt_server.codec.awareness import AwarenessEntry, decode_awareness, encode_awareness_entries
+from crdt_server.codec.protocol import (
     AuthDenied,
     AwarenessMessage,
     SyncStep1,
@@ -31,7 +31,7 @@ from crdt_server.protocol import (
     encode_sync_step2,
     encode_update,
 )
-from crdt_server.updates import decode_state_vector
+from crdt_server.codec.updates import decode_state_vector
 
 
 class YClient:

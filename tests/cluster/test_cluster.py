@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio as redis
 from pycrdt import Doc, Map
 
-from crdt_server.tokens import TokenCodec
+from crdt_server.auth.tokens import TokenCodec
 from storage import NewUpdate, SqliteStore
 from tests.cluster.conftest import RedisProcess
 from tests.jsclient import JsClientGroup, map_set

@@ -69,16 +69,16 @@ from pycrdt import (
     merge_updates,
 )
 
-from crdt_server.auth import ANONYMOUS, Principal
-from crdt_server.bus import LocalBus
-from crdt_server.connection import Connection
+from crdt_server.auth.principals import ANONYMOUS, Principal
+from crdt_server.cluster.bus import LocalBus
+from crdt_server.codec.protocol import AwarenessMessage, decode_message
+from crdt_server.core.connection import Connection
+from crdt_server.core.registry import RoomRegistry
+from crdt_server.core.room import Room
+from crdt_server.core.session import serve_connection
+from crdt_server.core.transport import MemoryTransport, TransportClosed, memory_pair
 from crdt_server.errors import ProtocolError
-from crdt_server.protocol import AwarenessMessage, decode_message
-from crdt_server.registry import RoomRegistry
-from crdt_server.room import Room
-from crdt_server.session import serve_connection
 from crdt_server.settings import Settings
-from crdt_server.transport import MemoryTransport, TransportClosed, memory_pair
 from storage import SqliteStore
 
 __all__ = [

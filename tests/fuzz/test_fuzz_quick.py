@@ -24,11 +24,10 @@ import pytest
 import pytest_asyncio
 from pycrdt import Doc, Map, Text
 
-from crdt_server.auth import ANONYMOUS, Principal
-from crdt_server.awareness import decode_awareness
-from crdt_server.bus import LocalBus
-from crdt_server.document import Applied, RoomDocument, replay
-from crdt_server.protocol import (
+from crdt_server.auth.principals import ANONYMOUS, Principal
+from crdt_server.cluster.bus import LocalBus
+from crdt_server.codec.awareness import decode_awareness
+from crdt_server.codec.protocol import (
     AuthDenied,
     AwarenessMessage,
     QueryAwareness,
@@ -37,11 +36,12 @@ from crdt_server.protocol import (
     SyncUpdate,
     decode_message,
 )
-from crdt_server.registry import RoomRegistry
-from crdt_server.room import Room
+from crdt_server.codec.updates import decode_state_vector, inspect_update
+from crdt_server.core.crdt import Applied, RoomDocument, replay
+from crdt_server.core.registry import RoomRegistry
+from crdt_server.core.room import Room
+from crdt_server.core.weddings import WeddingService
 from crdt_server.settings import Settings
-from crdt_server.updates import decode_state_vector, inspect_update
-from crdt_server.weddings import WeddingService
 from storage import SqliteStore
 from tests.fuzz.corpus import (
     ROOT,
@@ -79,12 +79,12 @@ client's history (merged with what is pending). It reads freed memory (with MALL
 it crashes every time; without, after a few rooms): a hostile writer crashed the process,
 and a restart could crash again replaying the same log. Fixed by never letting yrs hold
 pending content: an update that builds on missing content waits in Python until it can be
-integrated whole (crdt_server/document.py)."""
+integrated whole (crdt_server/core/crdt.py)."""
 LEAKED_ROOMS_BUG = False
 """Room observes its Doc with a bound method and never unobserves: the cycle Room -> Doc ->
 (Rust) subscription -> Room is invisible to Python's garbage collector, so no unloaded room
 (nor a document a reload replaced) was ever freed, with all its content. Fixed by observing
-the Rust document with a callback that holds neither (crdt_server/document.py)."""
+the Rust document with a callback that holds neither (crdt_server/core/crdt.py)."""
 LENIENT_PRESENCE_JSON = False
 """Fixed in edd9cda. decode_awareness used json.loads, which accepts NaN, Infinity and
 -Infinity: the server relayed such presence, and y-protocols' JSON.parse throws on it in every
@@ -500,9 +500,9 @@ SEGFAULT_FRAMES_2 = [
 _SEGFAULT_CHILD = """
 import asyncio, sys, tempfile
 from pathlib import Path
-from crdt_server.auth import ANONYMOUS
-from crdt_server.bus import LocalBus
-from crdt_server.registry import RoomRegistry
+from crdt_server.auth.principals import ANONYMOUS
+from crdt_server.cluster.bus import LocalBus
+from crdt_server.core.registry import RoomRegistry
 from crdt_server.settings import Settings
 from storage import SqliteStore
 from tests.fuzz.corpus import start_session

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from crdt_server.auth.permissions import Access, PermissionMatrix
+from crdt_server.auth.tokens import TokenClaims, TokenCodec, TokenError
 from crdt_server.names import CONFLICTS
-from crdt_server.permissions import Access, PermissionMatrix
-from crdt_server.tokens import TokenClaims, TokenCodec, TokenError
 
 __all__ = [
     "ANONYMOUS",

@@ -15,18 +15,18 @@ import time
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
-from crdt_server.awareness import encode_awareness_entries
-from crdt_server.bus import Bus
+from crdt_server.cluster.bus import Bus
+from crdt_server.codec.awareness import encode_awareness_entries
+from crdt_server.codec.protocol import encode_awareness
+from crdt_server.core.metrics import Metrics, StoreHealth
+from crdt_server.core.room import Room
 from crdt_server.errors import CloseCode, Overloaded
-from crdt_server.metrics import Metrics, StoreHealth
-from crdt_server.protocol import encode_awareness
-from crdt_server.room import Room
 from crdt_server.settings import Settings
 from storage import DocumentStore, StoreError
 
 __all__ = ["RoomRegistry"]
 
-log = logging.getLogger("crdt_server.registry")
+log = logging.getLogger("crdt_server.core.registry")
 
 
 class RoomRegistry:

@@ -25,14 +25,19 @@ from typing import Any
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from crdt_server.bus import BusHandler
+from crdt_server.cluster.bus import BusHandler
+from crdt_server.codec.protocol import (
+    read_var_string,
+    read_var_uint,
+    write_var_string,
+    write_var_uint,
+)
 from crdt_server.errors import ProtocolError
-from crdt_server.protocol import read_var_string, read_var_uint, write_var_string, write_var_uint
 from storage import StoreError
 
 __all__ = ["RedisBus"]
 
-log = logging.getLogger("crdt_server.redis_bus")
+log = logging.getLogger("crdt_server.cluster.redis_bus")
 
 _UPDATES = "crdt:updates"
 _AWARENESS = "crdt:awareness"
@@ -123,7 +128,7 @@ def _decode_updates(data: bytes) -> tuple[str, str, list[int], list[bytes]]:
 
 
 class RedisBus:
-    """A :class:`~crdt_server.bus.Bus` on Redis pub/sub (redis-py asyncio)."""
+    """A :class:`~crdt_server.cluster.bus.Bus` on Redis pub/sub (redis-py asyncio)."""
 
     shared = True
 

@@ -17,13 +17,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from crdt_server.api import ApiError, json_error, json_object
-from crdt_server.auth import Authenticator, AuthError, Principal
-from crdt_server.errors import ServerError
+from crdt_server.auth.principals import Authenticator, AuthError, Principal
+from crdt_server.codec.protocol import read_var_uint, write_var_uint
+from crdt_server.core.room import RoomFailed
+from crdt_server.core.weddings import WeddingService
+from crdt_server.edge.admin import ApiError, json_error, json_object
+from crdt_server.errors import PeerError
 from crdt_server.names import document_name, valid_wedding_id
-from crdt_server.protocol import read_var_uint, write_var_uint
-from crdt_server.room import RoomFailed
-from crdt_server.weddings import WeddingService
 from documents import DOCUMENT_KINDS, OperationError
 from storage import DocumentStore
 
@@ -88,7 +88,7 @@ async def _guarded(request: Request, handler: Any) -> Response:
         return json_error(exc)
     except OperationError as exc:
         return json_error(ApiError(exc.status, str(exc)))
-    except ServerError as exc:
+    except PeerError as exc:
         return json_error(ApiError(413 if exc.close_code == 1009 else 400, exc.message))
     except RoomFailed as exc:
         return json_error(ApiError(503, f"the store could not commit, retry: {exc}"))
@@ -127,7 +127,7 @@ def _b64(data: dict[str, Any], key: str) -> bytes:
 def _var_bytes(body: bytes, pos: int) -> tuple[bytes, int]:
     try:
         length, pos = read_var_uint(body, pos)
-    except ServerError as exc:
+    except PeerError as exc:
         raise ApiError(400, f"binary sync body: {exc.message}") from exc
     if pos + length > len(body):
         raise ApiError(400, "binary sync body is truncated")

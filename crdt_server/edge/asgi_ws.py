@@ -1,7 +1,7 @@
 """The WebSocket endpoint on the ASGI path: refuse bad requests at the upgrade (the checks
-are :class:`~crdt_server.gate.Gate`'s), then hand over to the session.
+are :class:`~crdt_server.edge.upgrade.Gate`'s), then hand over to the session.
 
-The server as started by the CLI serves the sync path with :mod:`crdt_server.websocket`
+The server as started by the CLI serves the sync path with :mod:`crdt_server.edge.websocket`
 instead; this endpoint serves it under any other ASGI server, with compression on, and
 with ``CRDT_SERVER_WEBSOCKET_STACK=uvicorn``.
 """
@@ -11,14 +11,14 @@ from __future__ import annotations
 from starlette.responses import PlainTextResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from crdt_server.gate import NO_SUCH_DOCUMENT, Gate, Refusal, bearer_token
-from crdt_server.transport import TransportClosed
+from crdt_server.core.transport import TransportClosed
+from crdt_server.edge.upgrade import NO_SUCH_DOCUMENT, Gate, Refusal, bearer_token
 
 __all__ = ["StarletteTransport", "not_found_endpoint", "sync_endpoint"]
 
 
 class StarletteTransport:
-    """Adapts a Starlette WebSocket to the :class:`~crdt_server.transport.Transport` seam."""
+    """Adapts a Starlette WebSocket to the :class:`~crdt_server.core.transport.Transport` seam."""
 
     def __init__(self, websocket: WebSocket) -> None:
         self._ws = websocket

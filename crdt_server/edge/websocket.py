@@ -3,8 +3,8 @@ the sync path.
 
 uvicorn parses the HTTP request and, on an upgrade, hands the connection to the class it
 was configured with (``ws=``). This one answers the sync path (``/sync/{wedding}/{doc}``)
-itself: the upgrade checks are :class:`~crdt_server.gate.Gate`'s, the frames are read and
-written here, and the session gets a :class:`~crdt_server.transport.Transport` whose
+itself: the upgrade checks are :class:`~crdt_server.edge.upgrade.Gate`'s, the frames are read and
+written here, and the session gets a :class:`~crdt_server.core.transport.Transport` whose
 ``send`` is one ``transport.write`` of a ready frame. No ASGI messages, no per-connection
 parser objects: that is most of the cost of a connection and of a broadcast otherwise.
 
@@ -41,13 +41,20 @@ from uvicorn.config import Config
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
 
+from crdt_server.core.transport import TransportClosed
+from crdt_server.edge.upgrade import (
+    NO_SUCH_DOCUMENT,
+    STATE_KEY,
+    Admitted,
+    Gate,
+    Refusal,
+    bearer_token,
+)
 from crdt_server.errors import CloseCode
-from crdt_server.gate import NO_SUCH_DOCUMENT, STATE_KEY, Admitted, Gate, Refusal, bearer_token
-from crdt_server.transport import TransportClosed
 
 __all__ = ["SyncWebSocketProtocol", "accept_key", "frame_header"]
 
-log = logging.getLogger("crdt_server.websocket")
+log = logging.getLogger("crdt_server.edge.websocket")
 
 _A = TypeVar("_A")
 _T = TypeVar("_T")
@@ -58,8 +65,8 @@ _PROTOCOL_ERROR = 1002
 """Not in :class:`CloseCode`: the session never sends it; only the frame layer does."""
 _ABNORMAL = 1006
 _NO_STATUS = 1005
-_PINGER_KEY = "crdt_server.websocket.pinger"
-_PROXIES_KEY = "crdt_server.websocket.proxies"
+_PINGER_KEY = "crdt_server.edge.websocket.pinger"
+_PROXIES_KEY = "crdt_server.edge.websocket.proxies"
 """Where the server's :class:`_Pinger` and :class:`_TrustedProxies` live in the lifespan
 state: built by the first connection that needs them, shared by all."""
 _READ_PAUSE_MESSAGES = 64

@@ -21,15 +21,26 @@ from dataclasses import dataclass
 from pycrdt import Doc
 from pycrdt._base import BaseType
 
-from crdt_server.awareness import (
+from crdt_server.cluster.bus import Bus
+from crdt_server.codec.awareness import (
     AwarenessEntry,
-    AwarenessRegistry,
     decode_awareness,
     encode_awareness_entries,
 )
-from crdt_server.bus import Bus
-from crdt_server.connection import Connection
-from crdt_server.document import (
+from crdt_server.codec.protocol import (
+    encode_awareness,
+    encode_sync_step1,
+    encode_sync_step2,
+    encode_update,
+)
+from crdt_server.codec.updates import (
+    UpdateError,
+    UpdateSummary,
+    decode_state_vector,
+    inspect_update,
+)
+from crdt_server.core.connection import Connection
+from crdt_server.core.crdt import (
     Applied,
     CrdtFailure,
     RoomDocument,
@@ -38,21 +49,15 @@ from crdt_server.document import (
     merged,
     replay,
 )
-from crdt_server.errors import CloseCode, DocumentTooLarge, ProtocolError, ServerError
-from crdt_server.metrics import Metrics, StoreHealth
-from crdt_server.protocol import (
-    encode_awareness,
-    encode_sync_step1,
-    encode_sync_step2,
-    encode_update,
-)
+from crdt_server.core.metrics import Metrics, StoreHealth
+from crdt_server.core.presence import AwarenessRegistry
+from crdt_server.errors import CloseCode, DocumentTooLarge, PeerError, ProtocolError
 from crdt_server.settings import Settings
-from crdt_server.updates import UpdateError, UpdateSummary, decode_state_vector, inspect_update
 from storage import DocumentStore, NewUpdate, StoredLog, StoreError
 
 __all__ = ["Room", "RoomFailed"]
 
-log = logging.getLogger("crdt_server.room")
+log = logging.getLogger("crdt_server.core.room")
 
 
 class RoomFailed(Exception):
@@ -405,7 +410,7 @@ class Room:
                 max_state_bytes=self._settings.max_awareness_state_bytes,
                 max_entries=self._settings.max_awareness_entries,
             )
-        except ServerError as exc:
+        except PeerError as exc:
             log.error("room %s: bad presence from process %s: %s", self.name, origin, exc)
             return
         accepted = self.awareness.apply(("remote", origin), f"process:{origin}", entries)

@@ -1,7 +1,7 @@
 """Who may open a sync socket: every check made at the upgrade, before any WebSocket exists.
 
-Both ways into a room use it: the Starlette endpoint (:mod:`crdt_server.endpoint`) and the
-bare RFC 6455 protocol that uvicorn runs for the sync path (:mod:`crdt_server.websocket`).
+Both ways into a room use it: the Starlette endpoint (:mod:`crdt_server.edge.asgi_ws`) and the
+bare RFC 6455 protocol that uvicorn runs for the sync path (:mod:`crdt_server.edge.websocket`).
 A refusal is an HTTP status and a short text, because the stock y-websocket client
 reconnects at once after any accepted-then-closed socket.
 """
@@ -11,17 +11,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from crdt_server.auth import Authenticator, AuthError, Principal
-from crdt_server.limits import ConnectionCounter, RateLimiter
+from crdt_server.auth.principals import Authenticator, AuthError, Principal
+from crdt_server.core.limits import ConnectionCounter, RateLimiter
+from crdt_server.core.registry import RoomRegistry
+from crdt_server.core.session import serve_connection
+from crdt_server.core.transport import Transport
 from crdt_server.names import document_name
-from crdt_server.registry import RoomRegistry
-from crdt_server.session import serve_connection
 from crdt_server.settings import Settings
-from crdt_server.transport import Transport
 
 __all__ = ["NO_SUCH_DOCUMENT", "STATE_KEY", "Admitted", "Gate", "Refusal", "bearer_token"]
 
-STATE_KEY = "crdt_server.gate"
+STATE_KEY = "crdt_server.edge.upgrade"
 """The key of the :class:`Gate` in the ASGI lifespan state the app yields."""
 
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import jwt
 
+from crdt_server.auth.permissions import ROLES, Access, PermissionsError, parse_overrides
 from crdt_server.names import valid_wedding_id
-from crdt_server.permissions import ROLES, Access, PermissionsError, parse_overrides
 
 __all__ = [
     "SECRET_FILE",

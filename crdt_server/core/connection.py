@@ -24,14 +24,14 @@ from collections import deque
 from collections.abc import Coroutine, Generator
 from typing import Any
 
-from crdt_server.auth import Principal
+from crdt_server.auth.principals import Principal
+from crdt_server.core.metrics import Metrics
+from crdt_server.core.transport import Transport, TransportClosed
 from crdt_server.errors import CloseCode
-from crdt_server.metrics import Metrics
-from crdt_server.transport import Transport, TransportClosed
 
 __all__ = ["Connection"]
 
-log = logging.getLogger("crdt_server.connection")
+log = logging.getLogger("crdt_server.core.connection")
 _ids = itertools.count(1)
 
 

@@ -11,20 +11,9 @@ import asyncio
 import logging
 import time
 
-from crdt_server.auth import Principal
-from crdt_server.awareness import decode_awareness, stamp_identity
-from crdt_server.connection import Connection
-from crdt_server.errors import (
-    CloseCode,
-    MessageTooBig,
-    PolicyViolation,
-    ProtocolError,
-    ServerError,
-    UnsupportedData,
-)
-from crdt_server.limits import TokenBucket
-from crdt_server.metrics import Metrics
-from crdt_server.protocol import (
+from crdt_server.auth.principals import Principal
+from crdt_server.codec.awareness import decode_awareness, stamp_identity
+from crdt_server.codec.protocol import (
     AuthDenied,
     AwarenessMessage,
     Message,
@@ -35,16 +24,27 @@ from crdt_server.protocol import (
     decode_message,
     encode_permission_denied,
 )
-from crdt_server.registry import RoomRegistry
-from crdt_server.room import Room, RoomFailed
+from crdt_server.codec.updates import UpdateError, inspect_update
+from crdt_server.core.connection import Connection
+from crdt_server.core.limits import TokenBucket
+from crdt_server.core.metrics import Metrics
+from crdt_server.core.registry import RoomRegistry
+from crdt_server.core.room import Room, RoomFailed
+from crdt_server.core.transport import Transport, TransportClosed
+from crdt_server.errors import (
+    CloseCode,
+    MessageTooBig,
+    PeerError,
+    PolicyViolation,
+    ProtocolError,
+    UnsupportedData,
+)
 from crdt_server.settings import Settings
-from crdt_server.transport import Transport, TransportClosed
-from crdt_server.updates import UpdateError, inspect_update
 from storage import StoreError
 
 __all__ = ["serve_connection"]
 
-log = logging.getLogger("crdt_server.session")
+log = logging.getLogger("crdt_server.core.session")
 
 
 async def serve_connection(
@@ -71,7 +71,7 @@ async def serve_connection(
     try:
         try:
             room = await registry.acquire(name)
-        except ServerError as exc:
+        except PeerError as exc:
             await conn.finish(exc.close_code, exc.message)
             return conn
         except StoreError as exc:
@@ -124,7 +124,7 @@ class _Session:
         try:
             room.join(conn)
             await self._read_loop()
-        except ServerError as exc:
+        except PeerError as exc:
             code, reason = exc.close_code, exc.message
             self.metrics.updates_rejected.labels(type(exc).__name__).inc()
             log.info("closing %s in %s with %d: %s", conn.id, room.name, code, reason)

@@ -19,19 +19,19 @@ from typing import Any, TypeVar
 
 from pycrdt import Doc, Map, TransactionEvent
 
-from crdt_server.document import CrdtFailure, crdt_call, replay
+from crdt_server.codec.updates import UpdateError, decode_state_vector, inspect_update
+from crdt_server.core.crdt import CrdtFailure, crdt_call, replay
+from crdt_server.core.registry import RoomRegistry
+from crdt_server.core.room import Room
 from crdt_server.errors import CloseCode, ProtocolError
 from crdt_server.names import CONFLICTS, ROOM_KINDS
-from crdt_server.registry import RoomRegistry
-from crdt_server.room import Room
-from crdt_server.updates import UpdateError, decode_state_vector, inspect_update
 from documents import DOCUMENT_KINDS, Conflict, apply_operation, check, to_json
 from storage import DocumentStore
 
 __all__ = ["ConflictsKeeper", "PresenceEntry", "WeddingService"]
 
 T = TypeVar("T")
-log = logging.getLogger("crdt_server.weddings")
+log = logging.getLogger("crdt_server.core.weddings")
 
 
 @dataclass(frozen=True, slots=True)

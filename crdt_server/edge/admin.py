@@ -12,14 +12,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from crdt_server.auth import Revocations
+from crdt_server.auth.permissions import ROLES, PermissionsError, parse_overrides
+from crdt_server.auth.principals import Revocations
+from crdt_server.auth.tokens import TokenCodec
+from crdt_server.core.registry import RoomRegistry
+from crdt_server.core.weddings import WeddingService
 from crdt_server.errors import CloseCode
 from crdt_server.names import valid_wedding_id
-from crdt_server.permissions import ROLES, PermissionsError, parse_overrides
-from crdt_server.registry import RoomRegistry
 from crdt_server.settings import Settings
-from crdt_server.tokens import TokenCodec
-from crdt_server.weddings import WeddingService
 
 __all__ = ["ApiError", "api_routes", "json_error", "json_object"]
 

@@ -24,7 +24,7 @@ from typing import TypeVar
 from pycrdt import Doc, Subscription, merge_updates
 from pycrdt._base import BaseType
 
-from crdt_server.updates import (
+from crdt_server.codec.updates import (
     UpdateError,
     UpdateSummary,
     decode_state_vector,

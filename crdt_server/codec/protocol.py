@@ -81,7 +81,7 @@ class SyncUpdate:
 
 @dataclass(frozen=True, slots=True)
 class AwarenessMessage:
-    """An encoded awareness update (see :mod:`crdt_server.awareness`)."""
+    """An encoded awareness update (see :mod:`crdt_server.codec.awareness`)."""
 
     payload: bytes
 

@@ -1,0 +1,1 @@
+"""Who may do what: tokens, principals and the role x document permission matrix."""

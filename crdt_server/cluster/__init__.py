@@ -1,0 +1,1 @@
+"""Several processes: the bus seam and its Redis implementation."""
