@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from storage.base import NewUpdate, StoreError
+from storage.base import NewEvent, NewUpdate, StoreError
 
 __all__ = ["GroupCommitter"]
 
@@ -24,28 +24,30 @@ W = TypeVar("W")
 @dataclass(slots=True)
 class _Append:
     updates: list[NewUpdate]
+    events: list[NewEvent]
     future: asyncio.Future[list[int]]
 
 
 @dataclass(slots=True)
 class _Write(Generic[W]):
     job: W
-    future: asyncio.Future[int]
+    future: asyncio.Future[Any]
 
 
 class GroupCommitter(Generic[W]):
     """One writer task for one store.
 
-    ``commit_rows(rows)`` appends rows in one committed transaction and returns their seqs
-    in order; ``run_write(job)`` carries out any other write in one committed transaction.
+    ``commit_rows(rows, events)`` appends rows and the events they caused in one committed
+    transaction and returns the rows' seqs in order; ``run_write(job)`` carries out any
+    other write in one committed transaction and returns what the job returned.
     Both raise :class:`StoreError` having committed nothing.
     """
 
     def __init__(
         self,
         where: str,
-        commit_rows: Callable[[list[NewUpdate]], Awaitable[list[int]]],
-        run_write: Callable[[W], Awaitable[int]],
+        commit_rows: Callable[[list[NewUpdate], list[NewEvent]], Awaitable[list[int]]],
+        run_write: Callable[[W], Awaitable[Any]],
     ) -> None:
         self._where = where
         self._commit_rows = commit_rows
@@ -67,13 +69,16 @@ class GroupCommitter(Generic[W]):
             await asyncio.wait({task})
         self._task = None
 
-    async def append(self, updates: Sequence[NewUpdate]) -> list[int]:
+    async def append(
+        self, updates: Sequence[NewUpdate], events: Sequence[NewEvent] = ()
+    ) -> list[int]:
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Append(list(updates), future))
+        self._enqueue(_Append(list(updates), list(events), future))
         return await future
 
-    async def write(self, job: W) -> int:
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    async def write(self, job: W) -> Any:
+        """Carry out ``job`` in a transaction of its own, in queue order; its result."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._enqueue(_Write(job, future))
         return await future
 
@@ -119,8 +124,9 @@ class GroupCommitter(Generic[W]):
 
     async def _commit_appends(self, jobs: list[_Append]) -> None:
         rows = [update for job in jobs for update in job.updates]
+        events = [event for job in jobs for event in job.events]
         try:
-            seqs = await self._commit_rows(rows)
+            seqs = await self._commit_rows(rows, events)
         except Exception as exc:  # delivered to every caller of the batch
             for job in jobs:
                 _fail(job.future, exc)

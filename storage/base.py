@@ -6,6 +6,11 @@ whole store and never derived from wall-clock time. Compaction folds a prefix of
 document's log into one snapshot row that keeps the ``seq`` of the last row it replaces, so
 the log stays ordered. A separate history keeps who sent each update and when; compaction
 does not erase it.
+
+Beside the update logs, a store keeps each wedding's domain events: facts such as
+``guest.rsvp_changed``, numbered per wedding by a gap-free ``seq`` that follows commit order
+(a counter row updated in the writing transaction). Events derived from updates are written
+in the same transaction as those updates, so a crash leaves both or neither.
 """
 
 from __future__ import annotations
@@ -15,10 +20,15 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 __all__ = [
+    "AddedEvents",
     "DocumentStore",
+    "EventFilter",
     "HistoryEntry",
+    "NewEvent",
     "NewUpdate",
+    "Once",
     "StoreError",
+    "StoredEvent",
     "StoredLog",
 ]
 
@@ -29,11 +39,80 @@ class StoreError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class NewUpdate:
-    """One update to append: the raw Yjs v1 update bytes and who sent it."""
+    """One update to append: the raw Yjs v1 update bytes and who sent it.
+
+    ``origin`` names the channel (a connection, an HTTP request, another process); ``sub``
+    and ``role`` the person (the token's subject and role), ``client_id`` the Yjs client id
+    that wrote the update's content when it is one client's.
+    """
 
     doc: str
     data: bytes
     origin: str
+    sub: str = ""
+    role: str = ""
+    client_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """A domain event to store. ``data`` is JSON text; ``at`` is Unix seconds (0: the
+    store's clock at commit); ``doc`` the document it concerns (``None``: the wedding)."""
+
+    wedding: str
+    type: str
+    data: str
+    doc: str | None = None
+    sub: str = ""
+    role: str = ""
+    priority: str = "normal"
+    at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """A stored domain event; ``seq`` numbers the wedding's events from 1, without gaps."""
+
+    wedding: str
+    seq: int
+    type: str
+    doc: str | None
+    sub: str
+    role: str
+    priority: str
+    at: float
+    data: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Which events to read. ``types`` are exact types or prefixes ending in ``.*``
+    (``guest.*``); empty: all. ``docs``: only events of these documents, plus those of no
+    document; ``None``: every document."""
+
+    types: tuple[str, ...] = ()
+    docs: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Once:
+    """Makes :meth:`DocumentStore.add_events` idempotent: the first call with ``key`` in
+    ``scope`` stores its events; later ones (until ``expires_at``) store nothing and get
+    the first call's events and ``fingerprint`` back."""
+
+    scope: str
+    key: str
+    fingerprint: str
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AddedEvents:
+    events: list[StoredEvent]
+    first: bool
+    """False if a :class:`Once` key had been used: nothing was stored this time."""
+    fingerprint: str = ""
+    """The fingerprint the key was first used with (when ``first`` is False)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +135,9 @@ class HistoryEntry:
     origin: str
     created_at: float
     size: int
+    sub: str = ""
+    role: str = ""
+    client_id: int | None = None
 
 
 @runtime_checkable
@@ -76,11 +158,37 @@ class DocumentStore(Protocol):
     async def load(self, doc: str) -> StoredLog | None:
         """Return the document's log, or ``None`` if the store has never seen it."""
 
-    async def append(self, updates: Sequence[NewUpdate]) -> list[int]:
-        """Durably append updates (possibly of several documents), in order.
+    async def append(
+        self, updates: Sequence[NewUpdate], events: Sequence[NewEvent] = ()
+    ) -> list[int]:
+        """Durably append updates (possibly of several documents), in order, and the
+        domain events they caused, in the same transaction.
 
         Returns the ``seq`` assigned to each update, in the same order.
         """
+
+    async def add_events(
+        self, events: Sequence[NewEvent], *, once: Once | None = None
+    ) -> AddedEvents:
+        """Durably store events of their own (not caused by an update), in one transaction."""
+
+    async def events(
+        self, wedding: str, *, after: int = 0, limit: int = 50, where: EventFilter | None = None
+    ) -> list[StoredEvent]:
+        """The wedding's events with ``seq > after`` matching ``where``, oldest first."""
+
+    async def last_event_seq(self, wedding: str) -> int:
+        """The seq of the wedding's newest event (0 if none)."""
+
+    async def purge_events(self, before: float) -> int:
+        """Delete events older than ``before`` (Unix seconds) and expired idempotency keys;
+        returns how many events were deleted. Seqs are never reused."""
+
+    async def put_ticket(self, digest: str, payload: str, expires_at: float) -> None:
+        """Keep a one-use ticket (its hash and what it grants) until it expires."""
+
+    async def take_ticket(self, digest: str, now: float) -> str | None:
+        """The payload of an unexpired ticket, deleting it (so it serves once); else None."""
 
     async def compact(self, doc: str, upto_seq: int, snapshot: bytes) -> None:
         """Replace every row of ``doc`` with ``seq <= upto_seq`` by ``snapshot``.
@@ -91,12 +199,16 @@ class DocumentStore(Protocol):
 
     async def delete(self, prefix: str) -> int:
         """Delete every document whose name starts with ``prefix``, with its history.
+        A prefix of one wedding (``"w42/"``) deletes the wedding's events too.
 
         Returns how many documents were deleted.
         """
 
-    async def history(self, doc: str, limit: int = 100) -> list[HistoryEntry]:
-        """The newest ``limit`` history entries of ``doc``, newest first."""
+    async def history(
+        self, doc: str, limit: int = 100, *, before: int | None = None, after: int = 0
+    ) -> list[HistoryEntry]:
+        """The newest ``limit`` history entries of ``doc`` with ``after < seq < before``,
+        newest first."""
 
     async def last_seq(self) -> int:
         """The newest seq ever committed (0 for an empty store)."""

@@ -11,6 +11,7 @@ aiosqlite on a connection of their own; in WAL mode they see committed rows only
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import sqlite3
@@ -23,7 +24,17 @@ from typing import Any, Literal, TypeVar
 import aiosqlite
 
 from storage._group_commit import GroupCommitter
-from storage.base import HistoryEntry, NewUpdate, StoredLog, StoreError
+from storage.base import (
+    AddedEvents,
+    EventFilter,
+    HistoryEntry,
+    NewEvent,
+    NewUpdate,
+    Once,
+    StoredEvent,
+    StoredLog,
+    StoreError,
+)
 
 __all__ = ["SqliteStore"]
 
@@ -35,9 +46,31 @@ _SCHEMA = (
     " seq INTEGER PRIMARY KEY AUTOINCREMENT, doc TEXT NOT NULL, data BLOB NOT NULL)",
     "CREATE INDEX IF NOT EXISTS updates_doc_seq ON updates (doc, seq)",
     "CREATE TABLE IF NOT EXISTS history (seq INTEGER PRIMARY KEY, doc TEXT NOT NULL,"
-    " origin TEXT NOT NULL, created_at REAL NOT NULL, size INTEGER NOT NULL)",
+    " origin TEXT NOT NULL, created_at REAL NOT NULL, size INTEGER NOT NULL,"
+    " sub TEXT NOT NULL DEFAULT '', role TEXT NOT NULL DEFAULT '', client_id INTEGER)",
     "CREATE INDEX IF NOT EXISTS history_doc_seq ON history (doc, seq)",
+    "CREATE TABLE IF NOT EXISTS events (wedding TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " type TEXT NOT NULL, doc TEXT, sub TEXT NOT NULL, role TEXT NOT NULL,"
+    " priority TEXT NOT NULL, at REAL NOT NULL, data TEXT NOT NULL,"
+    " PRIMARY KEY (wedding, seq)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS events_at ON events (at)",
+    "CREATE TABLE IF NOT EXISTS event_counters (wedding TEXT PRIMARY KEY,"
+    " last_seq INTEGER NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS idempotency (scope TEXT NOT NULL, key TEXT NOT NULL,"
+    " wedding TEXT NOT NULL, fingerprint TEXT NOT NULL, seqs TEXT NOT NULL,"
+    " expires_at REAL NOT NULL, PRIMARY KEY (scope, key)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS tickets (digest TEXT PRIMARY KEY, payload TEXT NOT NULL,"
+    " expires_at REAL NOT NULL) WITHOUT ROWID",
 )
+# Columns added after the first release, for files created before them.
+_MIGRATIONS = {
+    "history": (
+        ("sub", "TEXT NOT NULL DEFAULT ''"),
+        ("role", "TEXT NOT NULL DEFAULT ''"),
+        ("client_id", "INTEGER"),
+    ),
+}
+_EVENT_COLUMNS = "wedding, seq, type, doc, sub, role, priority, at, data"
 # The same rule AUTOINCREMENT applies (one past the largest seq ever used, even if that row
 # was since deleted), computed up front so a whole batch can go in with one executemany
 # and every caller learns its seqs. Safe because BEGIN IMMEDIATE holds the write lock.
@@ -80,7 +113,7 @@ class SqliteStore:
         self._write_db: sqlite3.Connection | None = None
         """The write connection, used only on the writer thread."""
         self._thread: ThreadPoolExecutor | None = None
-        self._writer: GroupCommitter[_Body[int]] = GroupCommitter(
+        self._writer: GroupCommitter[_Body[Any]] = GroupCommitter(
             str(self._path), self._commit_rows, self._transaction
         )
         self._commits = 0
@@ -148,18 +181,134 @@ class SqliteStore:
         updates = [bytes(data) for _, data in rows]
         return StoredLog(updates=updates, last_seq=rows[-1][0], first_seq=rows[0][0])
 
-    async def append(self, updates: Sequence[NewUpdate]) -> list[int]:
-        """Durably append ``updates`` in one transaction, shared with concurrent callers.
+    async def append(
+        self, updates: Sequence[NewUpdate], events: Sequence[NewEvent] = ()
+    ) -> list[int]:
+        """Durably append ``updates`` and the ``events`` they caused in one transaction,
+        shared with concurrent callers.
 
-        Returns their seqs in order, once committed and fsynced. If the shared transaction
-        fails, every caller in it gets :class:`StoreError` and none of it is stored.
+        Returns the updates' seqs in order, once committed and fsynced. If the shared
+        transaction fails, every caller in it gets :class:`StoreError` and none of it is
+        stored.
         """
         batch = list(updates)
-        if not batch:
+        if not batch and not events:
             return []
         for update in batch:
-            _check(update.data, update.doc, update.origin)
-        return await self._writer.append(batch)
+            _check(update.data, update.doc, update.origin, update.sub, update.role)
+        for event in events:
+            _check_event(event)
+        return await self._writer.append(batch, events)
+
+    async def add_events(
+        self, events: Sequence[NewEvent], *, once: Once | None = None
+    ) -> AddedEvents:
+        """Store ``events`` in a transaction of their own (see the protocol)."""
+        for event in events:
+            _check_event(event)
+        if once is not None:
+            _check(b"", once.scope, once.key, once.fingerprint)
+        batch = list(events)
+
+        def body(db: sqlite3.Connection) -> AddedEvents:
+            if once is not None:
+                row = db.execute(
+                    "SELECT fingerprint, wedding, seqs FROM idempotency"
+                    " WHERE scope = ? AND key = ? AND expires_at > ?",
+                    (once.scope, once.key, time.time()),
+                ).fetchone()
+                if row is not None:
+                    seqs = json.loads(row[2])
+                    marks = ",".join("?" * len(seqs))
+                    found = db.execute(
+                        f"SELECT {_EVENT_COLUMNS} FROM events WHERE wedding = ?"
+                        f" AND seq IN ({marks}) ORDER BY seq",
+                        (row[1], *seqs),
+                    ).fetchall()
+                    return AddedEvents([StoredEvent(*r) for r in found], False, row[0])
+            stored = _insert_events(db, batch, time.time())
+            if once is not None:
+                wedding = batch[0].wedding if batch else ""
+                db.execute(
+                    "INSERT OR REPLACE INTO idempotency"
+                    " (scope, key, wedding, fingerprint, seqs, expires_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        once.scope,
+                        once.key,
+                        wedding,
+                        once.fingerprint,
+                        json.dumps([e.seq for e in stored]),
+                        once.expires_at,
+                    ),
+                )
+            return AddedEvents(stored, True)
+
+        added: AddedEvents = await self._writer.write(body)
+        return added
+
+    async def events(
+        self, wedding: str, *, after: int = 0, limit: int = 50, where: EventFilter | None = None
+    ) -> list[StoredEvent]:
+        """The wedding's events after ``after`` that match ``where``, oldest first."""
+        if limit <= 0:
+            return []
+        sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE wedding = ? AND seq > ?"
+        params: list[Any] = [wedding, after]
+        where = where or EventFilter()
+        if where.types:
+            terms = []
+            for pattern in where.types:
+                if pattern.endswith(".*"):
+                    prefix = pattern[:-1]
+                    terms.append("substr(type, 1, ?) = ?")
+                    params += [len(prefix), prefix]
+                else:
+                    terms.append("type = ?")
+                    params.append(pattern)
+            sql += f" AND ({' OR '.join(terms)})"
+        if where.docs is not None:
+            docs = sorted(where.docs)
+            sql += f" AND (doc IS NULL OR doc IN ({','.join('?' * len(docs))}))"
+            params += docs
+        rows = await self._read(f"{sql} ORDER BY seq LIMIT ?", *params, limit)
+        return [StoredEvent(*row) for row in rows]
+
+    async def last_event_seq(self, wedding: str) -> int:
+        rows = await self._read("SELECT last_seq FROM event_counters WHERE wedding = ?", wedding)
+        return int(rows[0][0]) if rows else 0
+
+    async def purge_events(self, before: float) -> int:
+        def body(db: sqlite3.Connection) -> int:
+            gone = db.execute("DELETE FROM events WHERE at < ?", (before,)).rowcount
+            db.execute("DELETE FROM idempotency WHERE expires_at < ?", (time.time(),))
+            db.execute("DELETE FROM tickets WHERE expires_at < ?", (time.time(),))
+            return int(gone)
+
+        purged: int = await self._writer.write(body)
+        return purged
+
+    async def put_ticket(self, digest: str, payload: str, expires_at: float) -> None:
+        _check(b"", digest, payload)
+
+        def body(db: sqlite3.Connection) -> int:
+            db.execute(
+                "INSERT INTO tickets (digest, payload, expires_at) VALUES (?, ?, ?)",
+                (digest, payload, expires_at),
+            )
+            return 0
+
+        await self._writer.write(body)
+
+    async def take_ticket(self, digest: str, now: float) -> str | None:
+        def body(db: sqlite3.Connection) -> str | None:
+            row = db.execute(
+                "DELETE FROM tickets WHERE digest = ? RETURNING payload, expires_at", (digest,)
+            ).fetchone()
+            return str(row[0]) if row is not None and row[1] > now else None
+
+        payload: str | None = await self._writer.write(body)
+        return payload
 
     async def compact(self, doc: str, upto_seq: int, snapshot: bytes) -> None:
         """Replace the rows of ``doc`` up to ``upto_seq`` by ``snapshot``, keeping that seq.
@@ -185,20 +334,33 @@ class SqliteStore:
         together with its history. Returns how many documents were deleted."""
         params = (prefix, len(prefix), prefix)
 
+        wedding = _wedding_of(prefix)
+
         def body(db: sqlite3.Connection) -> int:
             count = _scalar(db, _COUNT_DOCS, params * 2)
             db.execute(f"DELETE FROM updates WHERE {_PREFIX}", params)
             db.execute(f"DELETE FROM history WHERE {_PREFIX}", params)
+            if wedding is not None:
+                for table in ("events", "event_counters", "idempotency"):
+                    db.execute(f"DELETE FROM {table} WHERE wedding = ?", (wedding,))
             return count
 
-        return await self._writer.write(body)
+        deleted: int = await self._writer.write(body)
+        return deleted
 
-    async def history(self, doc: str, limit: int = 100) -> list[HistoryEntry]:
-        """The newest ``limit`` entries of ``doc`` (none if ``limit <= 0``), newest first."""
+    async def history(
+        self, doc: str, limit: int = 100, *, before: int | None = None, after: int = 0
+    ) -> list[HistoryEntry]:
+        """The newest ``limit`` entries of ``doc`` with ``after < seq < before`` (none if
+        ``limit <= 0``), newest first."""
         if limit <= 0:
             return []  # SQLite would read a negative LIMIT as "no limit"
-        sql = "SELECT seq, doc, origin, created_at, size FROM history WHERE doc = ?"
-        rows = await self._read(f"{sql} ORDER BY seq DESC LIMIT ?", doc, limit)
+        sql = (
+            "SELECT seq, doc, origin, created_at, size, sub, role, client_id FROM history"
+            " WHERE doc = ? AND seq > ? AND seq < ?"
+        )
+        upper = before if before is not None else 2**63 - 1
+        rows = await self._read(f"{sql} ORDER BY seq DESC LIMIT ?", doc, after, upper, limit)
         return [HistoryEntry(*row) for row in rows]  # columns in field order
 
     async def last_seq(self) -> int:
@@ -228,18 +390,23 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"reading {self._path} failed: {exc}") from exc
 
-    async def _commit_rows(self, rows: list[NewUpdate]) -> list[int]:
+    async def _commit_rows(self, rows: list[NewUpdate], events: list[NewEvent]) -> list[int]:
         def body(db: sqlite3.Connection) -> list[int]:
+            created_at = time.time()
+            if events:
+                _insert_events(db, events, created_at)
+            if not rows:
+                return []
             last = _scalar(db, _LAST_SEQ)
             db.executemany(
                 "INSERT INTO updates (seq, doc, data) VALUES (?, ?, ?)",
                 [(last + i, u.doc, u.data) for i, u in enumerate(rows, 1)],
             )
-            created_at = time.time()
             db.executemany(
-                "INSERT INTO history (seq, doc, origin, created_at, size) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO history (seq, doc, origin, created_at, size, sub, role, client_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (last + i, u.doc, u.origin, created_at, len(u.data))
+                    (last + i, u.doc, u.origin, created_at, len(u.data), u.sub, u.role, u.client_id)
                     for i, u in enumerate(rows, 1)
                 ],
             )
@@ -290,6 +457,7 @@ def _connect_writer(path: Path, busy_timeout: float, synchronous: str) -> sqlite
             f" PRAGMA synchronous = {level}; PRAGMA fullfsync = ON;"
             f" BEGIN IMMEDIATE; {'; '.join(_SCHEMA)}; COMMIT;"
         )
+        _migrate(db)
     except BaseException:
         db.close()
         raise
@@ -312,6 +480,75 @@ def _run_transaction(db: sqlite3.Connection, body: _Body[_T], path: Path) -> _T:
                 _LOG.exception("rollback on %s failed", path)
         raise
     return result
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Add the columns a file made by an older release lacks (one transaction)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for table, columns in _MIGRATIONS.items():
+            have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+            for name, spec in columns:
+                if name not in have:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {spec}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.rollback()
+        raise
+
+
+def _insert_events(
+    db: sqlite3.Connection, events: Sequence[NewEvent], now: float
+) -> list[StoredEvent]:
+    """Number ``events`` per wedding from its counter row and insert them (in the caller's
+    transaction, which holds the write lock: seqs follow commit order, without gaps)."""
+    counters: dict[str, int] = {}
+    stored: list[StoredEvent] = []
+    for event in events:
+        if event.wedding not in counters:
+            row = db.execute(
+                "SELECT last_seq FROM event_counters WHERE wedding = ?", (event.wedding,)
+            ).fetchone()
+            counters[event.wedding] = int(row[0]) if row else 0
+        counters[event.wedding] += 1
+        stored.append(
+            StoredEvent(
+                event.wedding,
+                counters[event.wedding],
+                event.type,
+                event.doc,
+                event.sub,
+                event.role,
+                event.priority,
+                event.at or now,
+                event.data,
+            )
+        )
+    db.executemany(
+        f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (e.wedding, e.seq, e.type, e.doc, e.sub, e.role, e.priority, e.at, e.data)
+            for e in stored
+        ],
+    )
+    db.executemany(
+        "INSERT INTO event_counters (wedding, last_seq) VALUES (?, ?)"
+        " ON CONFLICT (wedding) DO UPDATE SET last_seq = excluded.last_seq",
+        list(counters.items()),
+    )
+    return stored
+
+
+def _wedding_of(prefix: str) -> str | None:
+    """The wedding a deletion prefix names (``"w42/"``), if it names exactly one."""
+    wedding, slash, rest = prefix.partition("/")
+    return wedding if slash and not rest and wedding else None
+
+
+def _check_event(event: NewEvent) -> None:
+    _check(b"", event.wedding, event.type, event.data, event.sub, event.role, event.priority)
+    if event.doc is not None:
+        _check(b"", event.doc)
 
 
 def _scalar(db: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> int:

@@ -7,6 +7,7 @@ loaded log shows what a Doc applying every update ever appended shows.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -24,7 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycrdt import Array, Doc, Map, Text, merge_updates
 
-from storage import DocumentStore, NewUpdate, SqliteStore, StoreError
+from storage import DocumentStore, EventFilter, NewEvent, NewUpdate, Once, SqliteStore, StoreError
 
 if TYPE_CHECKING:
     from tests.storage.conftest import Backend, OpenStore
@@ -739,3 +740,135 @@ async def test_sqlite_write_connection_uses_the_sync_level_asked_for(
         assert await store.append([NewUpdate("d", b"\x00\x00", "t")]) == [1]
     finally:
         await store.close()
+
+
+# -- attribution and events ----------------------------------------------------------------
+
+
+def _event(wedding: str, type_: str, doc: str | None = "guests", **data: Any) -> NewEvent:
+    return NewEvent(wedding, type_, json.dumps(data), doc, sub="ada", role="planner")
+
+
+@pytest.mark.asyncio
+async def test_history_records_the_actor_and_pages_both_ways(store: DocumentStore) -> None:
+    updates = text_updates("a", "b", "c", "d")
+    seqs = await store.append(
+        [
+            NewUpdate("doc", u, f"c{i}", sub=f"user{i}", role="planner", client_id=100 + i)
+            for i, u in enumerate(updates)
+        ]
+    )
+    history = await store.history("doc")
+    assert [(h.sub, h.role, h.client_id) for h in history] == [
+        ("user3", "planner", 103),
+        ("user2", "planner", 102),
+        ("user1", "planner", 101),
+        ("user0", "planner", 100),
+    ]
+    assert [h.seq for h in await store.history("doc", 2, before=seqs[2])] == seqs[1::-1]
+    assert [h.seq for h in await store.history("doc", 10, after=seqs[1])] == seqs[:1:-1]
+
+
+@pytest.mark.asyncio
+async def test_events_commit_with_their_updates_numbered_per_wedding(
+    store: DocumentStore, open_store: OpenStore
+) -> None:
+    a, b = text_updates("a1", "a2"), text_updates("b1")
+    await store.append(
+        [*ups("w1/guests", a[:1]), *ups("w2/guests", b)],
+        [_event("w1", "guest.added", id="g1"), _event("w2", "guest.added", id="x")],
+    )
+    await store.append(
+        ups("w1/guests", a[1:]),
+        [_event("w1", "guest.rsvp_changed", id="g1"), _event("w1", "guest.updated", id="g1")],
+    )
+    events = await store.events("w1")
+    assert [(e.seq, e.type, json.loads(e.data)) for e in events] == [
+        (1, "guest.added", {"id": "g1"}),
+        (2, "guest.rsvp_changed", {"id": "g1"}),
+        (3, "guest.updated", {"id": "g1"}),
+    ]
+    assert all(
+        (e.wedding, e.sub, e.role, e.doc) == ("w1", "ada", "planner", "guests") for e in events
+    )
+    assert [e.seq for e in await store.events("w2")] == [1]
+    assert await store.last_event_seq("w1") == 3
+    assert await store.last_event_seq("nobody") == 0
+    await store.close()
+    reopened = await open_store()
+    assert [e.seq for e in await reopened.events("w1", after=1, limit=1)] == [2]
+    added = await reopened.add_events([_event("w1", "custom.note", None, text="hi")])
+    assert added.first and [e.seq for e in added.events] == [4]
+
+
+@pytest.mark.asyncio
+async def test_event_filters_by_type_pattern_and_readable_documents(store: DocumentStore) -> None:
+    await store.add_events(
+        [
+            _event("w1", "guest.added"),
+            _event("w1", "budget.payment_recorded", "budget"),
+            _event("w1", "budget.total_changed", "budget"),
+            _event("w1", "day.vendor_arrived", None),
+            _event("w1", "guest_like.thing", "guests"),
+        ]
+    )
+
+    async def types(**where: Any) -> list[str]:
+        return [e.type for e in await store.events("w1", where=EventFilter(**where))]
+
+    assert await types(types=("guest.*",)) == ["guest.added"]
+    assert await types(types=("guest.*", "budget.total_changed")) == [
+        "guest.added",
+        "budget.total_changed",
+    ]
+    assert await types(docs=frozenset({"guests"})) == [
+        "guest.added",
+        "day.vendor_arrived",
+        "guest_like.thing",
+    ]
+    assert await types(types=("budget.*",), docs=frozenset({"guests", "timeline"})) == []
+
+
+@pytest.mark.asyncio
+async def test_an_idempotency_key_stores_once(store: DocumentStore) -> None:
+    once = Once("w1:ada:events", "key-1", "fp-a", time.time() + 60)
+    first = await store.add_events([_event("w1", "custom.a")], once=once)
+    again = await store.add_events([_event("w1", "custom.a")], once=once)
+    assert first.first and not again.first
+    assert again.fingerprint == "fp-a"
+    assert [e.seq for e in again.events] == [e.seq for e in first.events] == [1]
+    assert [e.seq for e in await store.events("w1")] == [1]
+    expired = Once("w1:ada:events", "key-2", "fp", time.time() - 1)
+    await store.add_events([_event("w1", "custom.b")], once=expired)
+    assert (await store.add_events([_event("w1", "custom.b")], once=expired)).first
+
+
+@pytest.mark.asyncio
+async def test_purging_old_events_never_reuses_their_seqs(store: DocumentStore) -> None:
+    old = NewEvent("w1", "custom.old", "{}", at=time.time() - 100)
+    await store.add_events([old, old])
+    assert await store.purge_events(time.time() - 50) == 2
+    assert await store.events("w1") == []
+    added = await store.add_events([_event("w1", "custom.new")])
+    assert [e.seq for e in added.events] == [3]
+
+
+@pytest.mark.asyncio
+async def test_deleting_a_wedding_deletes_its_events(store: DocumentStore) -> None:
+    await store.append(ups("w1/guests", text_updates("a")), [_event("w1", "guest.added")])
+    await store.add_events([_event("w10", "guest.added")])
+    await store.delete("w1/")
+    assert await store.events("w1") == []
+    assert await store.last_event_seq("w1") == 0
+    assert [e.wedding for e in await store.events("w10")] == ["w10"]
+
+
+@pytest.mark.asyncio
+async def test_a_ticket_serves_once_and_only_before_it_expires(store: DocumentStore) -> None:
+    now = time.time()
+    await store.put_ticket("t1", '{"sub": "ada"}', now + 60)
+    await store.put_ticket("t2", "{}", now - 1)
+    assert await store.take_ticket("t1", now) == '{"sub": "ada"}'
+    assert await store.take_ticket("t1", now) is None
+    assert await store.take_ticket("t2", now) is None
+    assert await store.take_ticket("nope", now) is None

@@ -1,0 +1,180 @@
+"""What an update changed, entry by entry, read from pycrdt's deep observation.
+
+A :class:`ChangeRecorder` watches the root maps of one wedding document. Each time an update
+is integrated, pycrdt reports the keys it added, updated or deleted, at the root (an entry
+came or went) or one level down (a field of an entry changed); the recorder turns those into
+:class:`EntryChange` values: the entry's id and the fields it changed, with before and after
+values. Nothing is re-read from the document: only what the transaction touched is looked at,
+so the cost follows the size of the update, not of the document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pycrdt import Doc, Map, Subscription
+
+from .schema import ROOTS
+
+__all__ = ["ChangeRecorder", "EntryChange", "plain"]
+
+Action = Literal["added", "updated", "removed"]
+
+
+@dataclass(slots=True)
+class EntryChange:
+    """One entry of a root map (a guest, a table, a payment...), or one key of a settings
+    map, as one update changed it.
+
+    ``before``/``after`` hold the fields that changed (all of them for an added entry);
+    a field that was removed has ``None`` after, one that appeared has ``None`` before.
+    For a key of a settings map (``budget/settings``), ``id`` is the key and ``before`` /
+    ``after`` are ``{"value": ...}``. ``replaced`` means the whole entry was overwritten
+    (its previous fields are unknown).
+    """
+
+    root: str
+    id: str
+    action: Action
+    before: dict[str, Any] = field(default_factory=dict)
+    after: dict[str, Any] = field(default_factory=dict)
+    replaced: bool = False
+
+
+SETTINGS_ROOTS = frozenset({"settings"})
+"""Roots whose keys are fields of one record rather than ids of entries."""
+
+
+def plain(value: Any) -> Any:
+    """A pycrdt value as plain Python (maps, arrays and texts converted)."""
+    to_py = getattr(value, "to_py", None)
+    return to_py() if callable(to_py) else value
+
+
+class ChangeRecorder:
+    """Collects :class:`EntryChange` values of one document until :meth:`take` is called.
+
+    Attach it to the ``Doc`` of a document of ``kind``; it observes that kind's root maps
+    deeply. Several updates' changes to one entry are merged until taken.
+    """
+
+    __slots__ = ("_changes", "_subscriptions", "_roots")
+
+    def __init__(self, doc: Doc[Any], kind: str) -> None:
+        self._changes: dict[tuple[str, str], EntryChange] = {}
+        self._subscriptions: list[tuple[Map[Any], Subscription]] = []
+        self._roots = ROOTS.get(kind, ())
+        for root in self._roots:
+            shared: Map[Any] = doc.get(root, type=Map)
+            self._subscriptions.append((shared, shared.observe_deep(self._make_callback(root))))
+
+    def _make_callback(self, root: str) -> Any:
+        def callback(events: Sequence[Any]) -> None:
+            for event in events:
+                self._record(root, list(event.path), event.keys)
+
+        return callback
+
+    def close(self) -> None:
+        """Stop observing (the recorder keeps what it collected)."""
+        for shared, subscription in self._subscriptions:
+            shared.unobserve(subscription)
+        self._subscriptions.clear()
+
+    def take(self) -> list[EntryChange]:
+        """The changes collected since the last call, in the order entries were first
+        touched; entries whose changes cancelled out are left out."""
+        changes = [c for c in self._changes.values() if _meaningful(c)]
+        self._changes.clear()
+        return changes
+
+    def discard(self) -> None:
+        """Forget what was collected (changes someone else already reported)."""
+        self._changes.clear()
+
+    def _record(self, root: str, path: list[Any], keys: Mapping[str, Any]) -> None:
+        if root in SETTINGS_ROOTS:
+            if path:
+                return  # settings hold plain values; nothing nests under them
+            for key, change in keys.items():
+                self._field(root, key, "value", change)
+            return
+        if not path:
+            for entry_id, change in keys.items():
+                self._entry(root, str(entry_id), change)
+        elif len(path) == 1:
+            for name, change in keys.items():
+                self._field(root, str(path[0]), str(name), change)
+        # Deeper paths (a nested array of a field) are reported on the field itself by
+        # the level above when the field is replaced; an in-place edit of a nested array
+        # is not a change this schema makes.
+
+    def _entry(self, root: str, entry_id: str, change: Mapping[str, Any]) -> None:
+        action = change.get("action")
+        key = (root, entry_id)
+        current = self._changes.get(key)
+        if action == "add":
+            after = _fields(change.get("newValue"))
+            if current is not None and current.action == "removed":
+                # removed then added again in one batch: the entry was replaced
+                current.action, current.after, current.replaced = "updated", after, True
+                return
+            self._changes[key] = EntryChange(root, entry_id, "added", {}, after)
+        elif action == "delete":
+            before = _fields(change.get("oldValue"))
+            if current is not None and current.action == "added":
+                del self._changes[key]  # came and went within what was collected
+                return
+            if current is not None:
+                before = {**before, **current.before}
+            self._changes[key] = EntryChange(root, entry_id, "removed", before, {})
+        elif action == "update":
+            # The entry's value was overwritten as a whole (a new map, or a plain value
+            # such as a seat assignment).
+            old, new = change.get("oldValue"), change.get("newValue")
+            before, after = _fields(old), _fields(new)
+            if current is not None and current.action == "added":
+                current.after = after
+                return
+            replaced = isinstance(old, Map) or isinstance(new, Map)
+            if current is not None:
+                before = {**before, **current.before}
+            self._changes[key] = EntryChange(root, entry_id, "updated", before, after, replaced)
+
+    def _field(self, root: str, entry_id: str, name: str, change: Mapping[str, Any]) -> None:
+        action = change.get("action")
+        old = plain(change.get("oldValue")) if action != "add" else None
+        new = plain(change.get("newValue")) if action != "delete" else None
+        key = (root, entry_id)
+        current = self._changes.get(key)
+        if current is None:
+            current = self._changes[key] = EntryChange(root, entry_id, "updated")
+        if current.action == "added":
+            if new is None:
+                current.after.pop(name, None)
+            else:
+                current.after[name] = new
+            return
+        if current.action == "removed":
+            return
+        current.before.setdefault(name, old)
+        current.after[name] = new
+
+
+def _fields(value: Any) -> dict[str, Any]:
+    """An entry's fields: a map's content, or a plain value (a seat assignment) as is."""
+    value = plain(value)
+    if isinstance(value, dict):
+        return {str(k): v for k, v in value.items()}
+    if value is None:
+        return {}
+    return {"value": value}
+
+
+def _meaningful(change: EntryChange) -> bool:
+    if change.action != "updated" or change.replaced:
+        return True
+    names = change.before.keys() | change.after.keys()
+    return any(change.before.get(n) != change.after.get(n) for n in names)

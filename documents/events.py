@@ -1,0 +1,254 @@
+"""Domain events: what a change means in the wedding's own terms.
+
+:func:`derive_events` turns the entry changes of one update (:mod:`documents.changes`) into
+events such as ``guest.rsvp_changed`` or ``seating.guest_moved``, each carrying the entry's
+id and the fields that changed with their before and after values, never a whole document.
+:func:`apply_events` is its inverse in the sense the tests check: applying the events derived
+from a change to the entries as they were before gives the entries as they are after.
+
+Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pycrdt import Doc, Map
+
+from .changes import SETTINGS_ROOTS, EntryChange
+from .schema import ROOTS
+
+__all__ = [
+    "EVENT_TYPES",
+    "DomainEvent",
+    "Entries",
+    "apply_events",
+    "derive_events",
+    "entries_of",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class DomainEvent:
+    """``type`` such as ``guest.added``; ``data`` is JSON-ready."""
+
+    type: str
+    data: dict[str, Any]
+
+
+# (document kind, root) -> the noun of its events and the name of its id in ``data``.
+_ENTITIES: dict[tuple[str, str], tuple[str, str]] = {
+    ("guests", "guests"): ("guest", "id"),
+    ("seating", "tables"): ("seating.table", "id"),
+    ("timeline", "items"): ("timeline.item", "id"),
+    ("budget", "categories"): ("budget.category", "id"),
+    ("budget", "payments"): ("budget.payment", "id"),
+}
+
+EVENT_TYPES: tuple[str, ...] = (
+    "guest.added",
+    "guest.updated",
+    "guest.removed",
+    "guest.rsvp_changed",
+    "seating.table_added",
+    "seating.table_updated",
+    "seating.table_removed",
+    "seating.guest_seated",
+    "seating.guest_moved",
+    "seating.guest_unseated",
+    "timeline.item_added",
+    "timeline.item_updated",
+    "timeline.item_removed",
+    "timeline.item_rescheduled",
+    "budget.category_added",
+    "budget.category_updated",
+    "budget.category_removed",
+    "budget.payment_recorded",
+    "budget.payment_updated",
+    "budget.payment_removed",
+    "budget.total_changed",
+    "budget.settings_changed",
+)
+"""Every type :func:`derive_events` can produce (``conflict.*`` are the server's own)."""
+
+_VERBS = {"added": "added", "updated": "updated", "removed": "removed"}
+_PAYMENT_VERBS = {"added": "recorded", "updated": "updated", "removed": "removed"}
+_SCHEDULE = ("start", "end")
+
+Entries = dict[str, dict[str, Any]]
+"""Entries of every root of a document: ``{root: {entry_id: {field: value}}}``."""
+
+
+def _changes(change: EntryChange, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+    return {n: {"from": change.before.get(n), "to": change.after.get(n)} for n in names}
+
+
+def _changed_names(change: EntryChange) -> list[str]:
+    return [n for n, v in change.after.items() if change.replaced or change.before.get(n) != v]
+
+
+def derive_events(kind: str, changes: Sequence[EntryChange]) -> list[DomainEvent]:
+    """The domain events of one update's changes to a document of ``kind``."""
+    events: list[DomainEvent] = []
+    for change in changes:
+        if kind == "seating" and change.root == "assignments":
+            events.extend(_seat_events(change))
+        elif kind == "budget" and change.root == "settings":
+            events.append(_setting_event(change))
+        elif (kind, change.root) in _ENTITIES:
+            events.extend(_entry_events(kind, change))
+    return events
+
+
+def _entry_events(kind: str, change: EntryChange) -> list[DomainEvent]:
+    noun, _ = _ENTITIES[(kind, change.root)]
+    verbs = _PAYMENT_VERBS if noun == "budget.payment" else _VERBS
+    sep = "." if noun == "guest" else "_"
+    name = f"{noun}{sep}{verbs[change.action]}"
+    if change.action == "added":
+        return [DomainEvent(name, {"id": change.id, "fields": dict(change.after)})]
+    if change.action == "removed":
+        data: dict[str, Any] = {"id": change.id}
+        if change.before:
+            data["before"] = dict(change.before)
+        return [DomainEvent(name, data)]
+    names = _changed_names(change)
+    special: list[str] = []
+    events: list[DomainEvent] = []
+    if not change.replaced:
+        if noun == "guest" and "rsvp" in names:
+            special = ["rsvp"]
+            rsvp = _changes(change, special)["rsvp"]
+            events.append(
+                DomainEvent(
+                    "guest.rsvp_changed", {"id": change.id, "from": rsvp["from"], "to": rsvp["to"]}
+                )
+            )
+        elif noun == "timeline.item" and any(n in names for n in _SCHEDULE):
+            special = [n for n in _SCHEDULE if n in names]
+            moved = _changes(change, special)
+            events.append(
+                DomainEvent(
+                    "timeline.item_rescheduled",
+                    {
+                        "id": change.id,
+                        "from": {n: moved[n]["from"] for n in special},
+                        "to": {n: moved[n]["to"] for n in special},
+                    },
+                )
+            )
+    rest = [n for n in names if n not in special]
+    if rest or change.replaced:
+        data = {"id": change.id, "changes": _changes(change, rest)}
+        if change.replaced:
+            data["replaced"] = True
+        events.insert(0, DomainEvent(name, data))
+    return events
+
+
+def _seat_events(change: EntryChange) -> list[DomainEvent]:
+    def seat(fields: Mapping[str, Any]) -> dict[str, Any]:
+        return {"table_id": fields.get("table_id"), "seat": fields.get("seat")}
+
+    guest = {"guest_id": change.id}
+    if change.action == "added":
+        return [DomainEvent("seating.guest_seated", {**guest, **seat(change.after)})]
+    if change.action == "removed":
+        data = dict(guest)
+        if change.before:
+            data["from"] = seat(change.before)
+        return [DomainEvent("seating.guest_unseated", data)]
+    return [
+        DomainEvent(
+            "seating.guest_moved",
+            {**guest, "from": seat(change.before), "to": seat(change.after)},
+        )
+    ]
+
+
+def _setting_event(change: EntryChange) -> DomainEvent:
+    before = change.before.get("value") if change.action != "added" else None
+    after = change.after.get("value") if change.action != "removed" else None
+    if change.id == "total":
+        return DomainEvent("budget.total_changed", {"from": before, "to": after})
+    return DomainEvent("budget.settings_changed", {"field": change.id, "from": before, "to": after})
+
+
+def apply_events(kind: str, entries: Entries, events: Iterable[DomainEvent]) -> Entries:
+    """``entries`` with ``events`` applied (a new value; the argument is not changed)."""
+    out = {root: {k: dict(v) for k, v in items.items()} for root, items in entries.items()}
+    roots = {noun: root for (k, root), (noun, _) in _ENTITIES.items() if k == kind}
+    for event in events:
+        data = event.data
+        if event.type.startswith("seating.guest_"):
+            assignments = out.setdefault("assignments", {})
+            if event.type == "seating.guest_unseated":
+                assignments.pop(data["guest_id"], None)
+            else:
+                target = data if event.type == "seating.guest_seated" else data["to"]
+                assignments[data["guest_id"]] = {
+                    k: target[k] for k in ("table_id", "seat") if target[k] is not None
+                }
+            continue
+        if event.type in ("budget.total_changed", "budget.settings_changed"):
+            settings = out.setdefault("settings", {})
+            key = "total" if event.type == "budget.total_changed" else data["field"]
+            if data["to"] is None:
+                settings.pop(key, None)
+            else:
+                settings[key] = {"value": data["to"]}
+            continue
+        noun, verb = _split(event.type)
+        root = roots.get(noun)
+        if root is None:
+            raise ValueError(f"{event.type} is not an event of a {kind} document")
+        items = out.setdefault(root, {})
+        if verb in ("added", "recorded"):
+            items[data["id"]] = dict(data["fields"])
+        elif verb == "removed":
+            items.pop(data["id"], None)
+        else:
+            if data.get("replaced"):
+                entry = items[data["id"]] = {}
+            else:
+                entry = items.setdefault(data["id"], {})
+            if verb == "rescheduled":
+                updates = dict(data["to"])
+            elif verb == "rsvp_changed":
+                updates = {"rsvp": data["to"]}
+            else:
+                updates = {n: c["to"] for n, c in data["changes"].items()}
+            for name, value in updates.items():
+                if value is None:
+                    entry.pop(name, None)
+                else:
+                    entry[name] = value
+    return out
+
+
+def _split(event_type: str) -> tuple[str, str]:
+    """``("guest", "rsvp_changed")`` from ``guest.rsvp_changed``; likewise
+    ``("budget.payment", "recorded")`` from ``budget.payment_recorded``."""
+    if event_type.startswith("guest."):
+        return "guest", event_type.removeprefix("guest.")
+    for noun, _ in _ENTITIES.values():
+        if event_type.startswith(noun + "_"):
+            return noun, event_type.removeprefix(noun + "_")
+    return "", ""
+
+
+def entries_of(doc: Doc[Any], kind: str) -> Entries:
+    """Every root of a ``kind`` document as :data:`Entries` (a settings map's keys as
+    ``{key: {"value": value}}``), the shape :func:`apply_events` works on."""
+    out: Entries = {}
+    for root in ROOTS.get(kind, ()):
+        content = doc.get(root, type=Map).to_py() or {}
+        if root in SETTINGS_ROOTS:
+            out[root] = {str(k): {"value": v} for k, v in content.items()}
+        else:
+            out[root] = {
+                str(k): dict(v) if isinstance(v, dict) else {"value": v} for k, v in content.items()
+            }
+    return out
