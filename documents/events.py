@@ -152,7 +152,7 @@ def _seat_events(change: EntryChange) -> list[DomainEvent]:
     def seat(fields: Mapping[str, Any]) -> dict[str, Any]:
         return {"table_id": fields.get("table_id"), "seat": fields.get("seat")}
 
-    guest = {"guest_id": change.id}
+    guest: dict[str, Any] = {"guest_id": change.id}
     if change.action == "added":
         return [DomainEvent("seating.guest_seated", {**guest, **seat(change.after)})]
     if change.action == "removed":
