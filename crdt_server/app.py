@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -18,16 +18,19 @@ from crdt_server.auth.principals import Authenticator, Revocations, TokenAuthent
 from crdt_server.auth.tokens import TokenCodec, load_or_create_secret
 from crdt_server.cluster.bus import Bus, LocalBus
 from crdt_server.cluster.redis_bus import RedisBus
+from crdt_server.core.hooks import Core, Extension, Hooks
 from crdt_server.core.limits import ConnectionCounter, RateLimiter
 from crdt_server.core.metrics import CONTENT_TYPE_LATEST
 from crdt_server.core.registry import RoomRegistry
-from crdt_server.core.weddings import ConflictsKeeper, WeddingService
+from crdt_server.core.weddings import WeddingService
 from crdt_server.edge.admin import api_routes
 from crdt_server.edge.asgi_ws import not_found_endpoint, sync_endpoint
 from crdt_server.edge.documents import rest_routes
 from crdt_server.edge.openapi import OPENAPI
 from crdt_server.edge.upgrade import STATE_KEY, Gate
 from crdt_server.errors import CloseCode
+from crdt_server.extensions.conflicts import ConflictsKeeper
+from crdt_server.extensions.events import EventLog
 from crdt_server.settings import Settings
 from storage import DocumentStore, PostgresStore, SqliteStore, StoreError
 
@@ -87,26 +90,37 @@ async def metrics(request: Request) -> Response:
     return Response(registry.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
-def _event_listener(
-    registry: RoomRegistry, revocations: Revocations, weddings: WeddingService
-) -> Callable[[dict[str, Any]], None]:
-    """Apply admin events other processes published (revocation, deletion)."""
+class AdminEvents(Extension):
+    """Applies the admin events other processes publish: revocation and deletion."""
 
-    def listener(event: dict[str, Any]) -> None:
+    name = "admin-events"
+
+    def __init__(self, revocations: Revocations) -> None:
+        self._revocations = revocations
+        self._core: Core | None = None
+
+    async def start(self, core: Core) -> None:
+        self._core = core
+
+    def on_bus_event(self, event: dict[str, Any]) -> None:
+        core = self._core
+        assert core is not None, "started before the bus delivers anything"
         kind = event.get("type")
         if kind == "revoke" and isinstance(event.get("sub"), str):
             wedding = event.get("wedding") if isinstance(event.get("wedding"), str) else None
             at = event.get("at")
-            revocations.revoke(event["sub"], wedding, at if isinstance(at, float) else None)
-            registry.close_sessions(
+            self._revocations.revoke(event["sub"], wedding, at if isinstance(at, float) else None)
+            core.registry.close_sessions(
                 event["sub"], wedding, CloseCode.TOKEN_EXPIRED, "session revoked"
             )
         elif kind == "delete" and isinstance(event.get("wedding"), str):
-            weddings.close_rooms(event["wedding"])
-        else:
+            core.weddings.close_rooms(event["wedding"])
+        elif kind not in KNOWN_BUS_EVENTS:
             log.error("ignoring an unknown admin event: %r", event)
 
-    return listener
+
+KNOWN_BUS_EVENTS = frozenset({"revoke", "delete", "events"})
+"""Types of bus events some extension handles (others are logged as unknown)."""
 
 
 def default_store(settings: Settings) -> DocumentStore:
@@ -126,17 +140,31 @@ def create_app(
     store: DocumentStore | None = None,
     authenticator: Authenticator | None = None,
     bus: Bus | None = None,
+    extensions: Sequence[Extension] = (),
 ) -> Starlette:
-    """Build the server. Without a ``store``, the embedded SQLite store under ``data_dir``."""
+    """Build the server. Without a ``store``, the embedded SQLite store under ``data_dir``.
+
+    The built-in features (admin events, the event log, the conflicts keeper) are
+    extensions of the core; ``extensions`` are added after them, in order.
+    """
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
         the_store = store or default_store(settings)
         await the_store.open()
         the_bus = bus or (RedisBus(settings.redis_url) if settings.redis_url else LocalBus())
-        registry = RoomRegistry(the_store, settings, the_bus)
         codec = token_codec(settings)
         revocations = Revocations()
+        event_log = EventLog()
+        hooks = Hooks(
+            [
+                AdminEvents(revocations),
+                event_log,
+                ConflictsKeeper(events=event_log),
+                *extensions,
+            ]
+        )
+        registry = RoomRegistry(the_store, settings, the_bus, hooks=hooks)
         matrix = (
             PermissionMatrix.from_json(settings.permissions)
             if settings.permissions
@@ -168,16 +196,15 @@ def create_app(
         app.state.gate = gate
         weddings = WeddingService(registry, the_store)
         app.state.weddings = weddings
-        keeper = ConflictsKeeper(weddings)
-        registry.on_change = keeper.changed
-        registry.event_listeners.append(_event_listener(registry, revocations, weddings))
+        app.state.events = event_log
+        await hooks.start(Core(settings, the_store, registry, weddings))
         await registry.start()
         try:
             # The lifespan state reaches uvicorn's WebSocket protocol (crdt_server.edge.websocket).
             yield {STATE_KEY: gate}
         finally:
             try:
-                await keeper.close()
+                await hooks.close()
                 await registry.close()
             finally:
                 await the_store.close()

@@ -120,11 +120,25 @@ class Settings:
     loss. ``normal``: it is in the operating system before it is acknowledged, so it
     survives the server being killed; a power loss or kernel crash may lose the last
     commits (never the file)."""
+    event_retention_days: float = 90.0
+    """Domain events older than this are deleted by a periodic sweep (idle weddings too)."""
+    event_sweep_seconds: float = 3600.0
+    """How often the retention sweep runs."""
+    sse_heartbeat_seconds: float = 15.0
+    """An event stream with nothing to send sends a comment this often (keeps proxies and
+    clients from timing it out)."""
+    rate_events_per_minute: int = 120
+    """Custom events one subject may post per minute to one wedding (``emergency`` from the
+    couple or planner is never limited); more get 429 with ``Retry-After``."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise SettingsError(f"port {self.port} out of range")
         positive = (
+            "event_retention_days",
+            "event_sweep_seconds",
+            "sse_heartbeat_seconds",
+            "rate_events_per_minute",
             "max_message_bytes",
             "max_awareness_state_bytes",
             "max_awareness_entries",

@@ -108,12 +108,15 @@ class _Changes:
 class RoomDocument:
     """A ``Doc`` plus the updates it is waiting to integrate (see the module docstring)."""
 
-    __slots__ = ("doc", "held", "_changes", "_subscription", "_state")
+    __slots__ = ("doc", "held", "integrated", "_changes", "_subscription", "_state")
 
     def __init__(self) -> None:
         self.doc: Doc[BaseType] = Doc()
         self.held: list[tuple[bytes, UpdateSummary]] = []
         """Updates waiting on content the document lacks, in arrival order."""
+        self.integrated: Callable[[bytes], None] | None = None
+        """Called with each update right after it was integrated and changed the document
+        (an applied update, then each held update it released, in that order)."""
         self._changes = _Changes()
         # pycrdt's public Doc.observe wraps the callback in a partial that holds the Doc, a
         # cycle through Rust that Python's collector cannot see: the Doc (and the room that
@@ -169,6 +172,8 @@ class RoomDocument:
                 update,
                 panicked=False,
             )
+        if self._changes.changed and self.integrated is not None:
+            self.integrated(update)
         return self._changes.changed
 
     def _release_held(self) -> None:

@@ -12,12 +12,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 from crdt_server.cluster.bus import Bus
 from crdt_server.codec.awareness import encode_awareness_entries
 from crdt_server.codec.protocol import encode_awareness
+from crdt_server.core.hooks import Hooks
 from crdt_server.core.metrics import Metrics, StoreHealth
 from crdt_server.core.room import Room
 from crdt_server.errors import CloseCode, Overloaded
@@ -36,10 +37,12 @@ class RoomRegistry:
         settings: Settings,
         bus: Bus,
         *,
+        hooks: Hooks | None = None,
         metrics: Metrics | None = None,
         health: StoreHealth | None = None,
     ) -> None:
         self._store = store
+        self.hooks = hooks or Hooks()
         self._settings = settings
         self._bus = bus
         self.metrics = metrics or Metrics()
@@ -53,10 +56,6 @@ class RoomRegistry:
         self._unloading: set[asyncio.Task[None]] = set()
         self._early: dict[str, list[tuple[Sequence[int], Sequence[bytes]]]] = {}
         self._expiry: asyncio.Task[None] | None = None
-        self.event_listeners: list[Callable[[dict[str, Any]], None]] = []
-        self.on_change: Callable[[Room], None] | None = None
-        """Given to every room loaded: called when committed content changed it."""
-        """Called with every admin event another process published."""
         self._closed = False
 
     @property
@@ -106,13 +105,13 @@ class RoomRegistry:
                         self._settings,
                         self._bus,
                         self._dropped,
+                        hooks=self.hooks,
                         metrics=self.metrics,
                         health=self.health,
                     )
                 except StoreError:
                     self.metrics.store_errors.labels("load").inc()
                     raise
-            room.on_change = self.on_change
             self._rooms[name] = room
             self.metrics.rooms_loaded = len(self._rooms)
             # Subscribed before loading: apply what other processes committed meanwhile.
@@ -197,8 +196,7 @@ class RoomRegistry:
             room.apply_remote_awareness(origin, payload)
 
     def on_event(self, event: dict[str, Any]) -> None:
-        for listener in self.event_listeners:
-            listener(event)
+        self.hooks.bus_event(event)
 
     async def committed_seq(self) -> int:
         return await self._store.last_seq()

@@ -49,10 +49,13 @@ from crdt_server.core.crdt import (
     merged,
     replay,
 )
+from crdt_server.core.hooks import Actor, Hooks, PendingUpdate, StoredBatch
 from crdt_server.core.metrics import Metrics, StoreHealth
 from crdt_server.core.presence import AwarenessRegistry
 from crdt_server.errors import CloseCode, DocumentTooLarge, PeerError, ProtocolError
 from crdt_server.settings import Settings
+from documents import DOCUMENT_KINDS
+from documents.changes import ChangeRecorder, EntryChange
 from storage import DocumentStore, NewUpdate, StoredLog, StoreError
 
 __all__ = ["Room", "RoomFailed"]
@@ -67,9 +70,11 @@ class RoomFailed(Exception):
 @dataclass(slots=True)
 class _Uncommitted:
     data: bytes
-    origin: str
+    actor: Actor
+    client_id: int | None
     index: int
     applied_at: float
+    changes: list[tuple[Actor, list[EntryChange]]]
 
 
 class Room:
@@ -83,10 +88,13 @@ class Room:
         bus: Bus,
         on_failure: Callable[[Room], None],
         *,
+        hooks: Hooks | None = None,
         metrics: Metrics | None = None,
         health: StoreHealth | None = None,
     ) -> None:
         self.name = name
+        self.wedding_id, _, self.kind = name.partition("/")
+        self._hooks = hooks or Hooks()
         self._store = store
         self._settings = settings
         self._bus = bus
@@ -112,8 +120,12 @@ class Room:
         self.failed: BaseException | None = None
         self.closed = False
         self._background: set[asyncio.Task[None]] = set()
-        self.on_change: Callable[[Room], None] | None = None
-        """Called after committed content changed the document (ours or another process's)."""
+        self._recorder: ChangeRecorder | None = None
+        """Records what each integration changed, while an extension wants to know."""
+        self._applying: Actor | None = None
+        self._held_actors: dict[bytes, Actor] = {}
+        """Who sent each held update (credited with its changes once it integrates)."""
+        self._credited: list[tuple[Actor, list[EntryChange]]] = []
 
     @classmethod
     async def load(
@@ -124,13 +136,19 @@ class Room:
         bus: Bus,
         on_failure: Callable[[Room], None],
         *,
+        hooks: Hooks | None = None,
         metrics: Metrics | None = None,
         health: StoreHealth | None = None,
     ) -> Room:
-        room = cls(name, store, settings, bus, on_failure, metrics=metrics, health=health)
+        room = cls(
+            name, store, settings, bus, on_failure, hooks=hooks, metrics=metrics, health=health
+        )
         stored = await store.load(name)
         if stored is not None:
             room._replay(stored)
+        else:
+            room._watch(room.document)
+        await room._hooks.load(room)
         return room
 
     # -- the document -------------------------------------------------------------------
@@ -144,11 +162,37 @@ class Room:
         """Rebuild the document from stored rows plus whatever is not committed yet."""
         updates = stored.updates + [u.data for u in self._inflight + self._uncommitted]
         self.document, unreadable = replay(updates)
+        self._watch(self.document)
         if unreadable:
             log.error("room %s: %d stored rows could not be applied", self.name, unreadable)
         self.last_seq = max(self.last_seq, stored.last_seq)
         self._log_rows = len(stored.updates)
         self._size = sum(len(u) for u in updates)
+
+    def _watch(self, document: RoomDocument) -> None:
+        """Record the changes of ``document`` (which replaces the previous one) from now on,
+        if an extension wants them."""
+        if self._recorder is not None:
+            self._recorder.close()
+            self._recorder = None
+        document.integrated = None
+        if self._hooks.wants_changes and self.kind in DOCUMENT_KINDS:
+            self._recorder = ChangeRecorder(document.doc, self.kind)
+            document.integrated = self._integrated
+
+    def _integrated(self, update: bytes) -> None:
+        """``update`` was just integrated: credit what it changed to whoever sent it (a held
+        update's own sender, not the update that released it)."""
+        recorder = self._recorder
+        if recorder is None:
+            return
+        actor = self._held_actors.pop(update, None) or self._applying
+        if actor is None:  # content another process committed: it reports its own events
+            recorder.discard()
+            return
+        changes = recorder.take()
+        if changes:
+            self._credited.append((actor, changes))
 
     def has_pending_content(self) -> bool:
         """True if some accepted update still waits on a missing dependency."""
@@ -158,7 +202,7 @@ class Room:
         """True if the update has structs past this document's state vector."""
         return self.document.has_unknown_structs(summary)
 
-    async def apply(self, update: bytes, summary: UpdateSummary, origin: str) -> int | None:
+    async def apply(self, update: bytes, summary: UpdateSummary, actor: Actor) -> int | None:
         """Apply a structurally valid update; queue it for commit if it changed anything.
 
         Returns the update's index (see :meth:`wait_committed`), or ``None`` if it was a
@@ -173,6 +217,7 @@ class Room:
         limit = self._settings.max_document_bytes
         if self._size + len(update) > limit:
             raise DocumentTooLarge(f"the document would grow past {limit} bytes")
+        self._applying, self._credited = actor, []
         try:
             applied = self.document.apply(update, summary)
         except CrdtFailure as exc:
@@ -183,11 +228,20 @@ class Room:
             log.warning("room %s: pycrdt refused an update (%s); reloading", self.name, str(exc))
             await self._reload()
             raise ProtocolError(f"update rejected: {exc}") from exc
+        finally:
+            self._applying = None
         if applied is Applied.UNCHANGED:
             return None  # nothing new: a duplicate (e.g. a reconnecting client's step 2)
+        if applied is Applied.HELD and self._recorder is not None:
+            self._held_actors[update] = actor
         index = self._applied
         self._applied += 1
-        self._uncommitted.append(_Uncommitted(update, origin, index, time.perf_counter()))
+        clients = summary.structs.keys()
+        client_id = next(iter(clients)) if len(clients) == 1 else None
+        self._uncommitted.append(
+            _Uncommitted(update, actor, client_id, index, time.perf_counter(), self._credited)
+        )
+        self._credited = []
         self._uncommitted_bytes += len(update)
         self._size += len(update)
         self._metrics.updates_accepted += 1
@@ -231,10 +285,24 @@ class Room:
                 batch = self._inflight = self._uncommitted
                 self._uncommitted = []
                 self._uncommitted_bytes = 0
-                rows = [NewUpdate(self.name, u.data, u.origin) for u in batch]
+                pending = [
+                    PendingUpdate(self.name, u.data, u.actor, u.client_id, u.changes) for u in batch
+                ]
+                rows = [
+                    NewUpdate(
+                        self.name,
+                        u.data,
+                        u.actor.origin,
+                        sub=u.actor.sub,
+                        role=u.actor.role,
+                        client_id=u.client_id,
+                    )
+                    for u in batch
+                ]
                 started = time.perf_counter()
                 try:
-                    seqs = await self._store.append(rows)
+                    events = self._hooks.commit(self, pending)
+                    seqs = await self._store.append(rows, events)
                 except StoreError as exc:
                     self._metrics.store_errors.labels("append").inc()
                     self._health.failed(exc)
@@ -251,11 +319,11 @@ class Room:
                 self._log_rows += len(batch)
                 updates = [u.data for u in batch]
                 self._broadcast_updates(updates)
-                if self.on_change is not None:
-                    self.on_change(self)
                 self._metrics.broadcast_seconds.observe(time.perf_counter() - batch[0].applied_at)
                 self._release_waiters()
                 self._bus.publish_updates(self.name, seqs, updates)
+                self._hooks.stored(self, StoredBatch(pending, seqs, events))
+                self._hooks.change(self)
                 if not self._uncommitted:
                     await self._maybe_compact()
         finally:
@@ -364,8 +432,7 @@ class Room:
         self._log_rows += len(updates)
         self._size += sum(len(u) for u in updates)
         self._broadcast_updates(list(updates))
-        if self.on_change is not None:
-            self.on_change(self)
+        self._hooks.change(self)
 
     async def catch_up(self) -> None:
         """Integrate everything the store has (this process may have missed something)."""
@@ -383,8 +450,7 @@ class Room:
             changed |= result
         if changed:
             self.broadcast(encode_update(self.doc.get_update(before)))
-            if self.on_change is not None:
-                self.on_change(self)
+            self._hooks.change(self)
         self.last_seq = max(self.last_seq, stored.last_seq)
         self._log_rows = len(stored.updates) + len(self._uncommitted)
 
@@ -422,6 +488,7 @@ class Room:
     def join(self, conn: Connection) -> None:
         """Add a connection and greet it: our state vector, then everyone's presence."""
         self.connections.add(conn)
+        self._hooks.connect(self, conn)
         conn.send(encode_sync_step1(self.doc.get_state()))
         states = self.awareness.states()
         if states:
@@ -429,7 +496,9 @@ class Room:
 
     def leave(self, conn: Connection) -> None:
         """Remove a connection and broadcast the removal of every presence it spoke for."""
-        self.connections.discard(conn)
+        if conn in self.connections:
+            self.connections.discard(conn)
+            self._hooks.disconnect(self, conn)
         removals = self.awareness.remove_owner(conn)
         if removals:
             payload = encode_awareness_entries(removals)

@@ -8,7 +8,6 @@ answer comes only after the commit.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import random
 import weakref
@@ -21,6 +20,7 @@ from pycrdt import Doc, Map, TransactionEvent
 
 from crdt_server.codec.updates import UpdateError, decode_state_vector, inspect_update
 from crdt_server.core.crdt import CrdtFailure, crdt_call, replay
+from crdt_server.core.hooks import Actor
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.room import Room
 from crdt_server.errors import CloseCode, ProtocolError
@@ -28,7 +28,7 @@ from crdt_server.names import CONFLICTS, ROOM_KINDS
 from documents import DOCUMENT_KINDS, Conflict, apply_operation, check, to_json
 from storage import DocumentStore
 
-__all__ = ["ConflictsKeeper", "PresenceEntry", "WeddingService"]
+__all__ = ["PresenceEntry", "WeddingService"]
 
 T = TypeVar("T")
 log = logging.getLogger("crdt_server.core.weddings")
@@ -80,21 +80,21 @@ class WeddingService:
             await room.wait_committed()
             return data
 
-    async def apply_update(self, name: str, update: bytes, origin: str) -> bool:
+    async def apply_update(self, name: str, update: bytes, actor: Actor) -> bool:
         """Apply a client's update; returns whether it changed anything, once committed."""
         try:
             summary = inspect_update(update)
         except UpdateError as exc:
             raise ProtocolError(f"malformed update: {exc}") from exc
         async with self.room(name) as room:
-            index = await room.apply(update, summary, origin)
+            index = await room.apply(update, summary, actor)
             await room.wait_committed(index)
             return index is not None
 
-    async def sync(self, name: str, state_vector: bytes, update: bytes, origin: str) -> bytes:
+    async def sync(self, name: str, state_vector: bytes, update: bytes, actor: Actor) -> bytes:
         """Mobile sync: apply the client's pending update, return what it is missing."""
         if update:
-            await self.apply_update(name, update, origin)
+            await self.apply_update(name, update, actor)
         async with self.room(name) as room:
             try:
                 decode_state_vector(state_vector)  # counts checked before pycrdt sees them
@@ -105,7 +105,7 @@ class WeddingService:
             return diff
 
     async def operate(
-        self, wedding_id: str, kind: str, op: dict[str, Any], origin: str
+        self, wedding_id: str, kind: str, op: dict[str, Any], actor: Actor
     ) -> dict[str, Any]:
         """Run a domain operation as one Yjs transaction; answered once committed.
 
@@ -113,11 +113,11 @@ class WeddingService:
         """
         return await self.edit(
             f"{wedding_id}/{kind}",
-            lambda doc: apply_operation(doc, kind, op, origin=origin),
-            origin,
+            lambda doc: apply_operation(doc, kind, op, origin=actor.origin),
+            actor,
         )
 
-    async def edit(self, name: str, change: Callable[[Doc[Any]], T], origin: str) -> T:
+    async def edit(self, name: str, change: Callable[[Doc[Any]], T], actor: Actor) -> T:
         """Make a server-side change to a room's document; returns once it is committed.
 
         ``change`` runs on a private copy, so a change refused half way leaves no trace;
@@ -142,7 +142,7 @@ class WeddingService:
             finally:
                 scratch.unobserve(subscription)
             for update in updates:
-                index = await room.apply(update, inspect_update(update), origin)
+                index = await room.apply(update, inspect_update(update), actor)
                 await room.wait_committed(index)
             return result
 
@@ -209,70 +209,3 @@ class WeddingService:
                 self._registry.forget(room)
                 closed.append(room)
         return closed
-
-
-class ConflictsKeeper:
-    """Keeps each wedding's read-only ``{wedding_id}/conflicts`` room up to date.
-
-    Whenever one of the four documents changes (here or in another process), the findings
-    of :func:`documents.check` are recomputed (debounced) and written into the conflicts
-    document's ``conflicts`` map: one entry per finding, keyed by its code and paths, each
-    ``{"code", "paths", "message"}``. Editors show conflicts live by joining that room.
-    """
-
-    def __init__(self, service: WeddingService, debounce: float = 0.25) -> None:
-        self._service = service
-        self._debounce = debounce
-        self._scheduled: dict[str, asyncio.TimerHandle] = {}
-        self._running: set[asyncio.Task[None]] = set()
-
-    def changed(self, room: Room) -> None:
-        wedding_id, _, kind = room.name.partition("/")
-        if kind == CONFLICTS or wedding_id in self._scheduled:
-            return
-        loop = asyncio.get_running_loop()
-        self._scheduled[wedding_id] = loop.call_later(self._debounce, self._start, wedding_id)
-
-    def _start(self, wedding_id: str) -> None:
-        self._scheduled.pop(wedding_id, None)
-        task = asyncio.create_task(self._refresh(wedding_id), name=f"conflicts-{wedding_id}")
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
-
-    async def _refresh(self, wedding_id: str) -> None:
-        try:
-            await self.refresh(wedding_id)
-        except Exception:
-            log.exception("could not refresh the conflicts of wedding %s", wedding_id)
-
-    async def refresh(self, wedding_id: str) -> None:
-        findings = check(await self._service.documents(wedding_id))
-        wanted = {_conflict_key(c): c for c in findings}
-
-        def write(doc: Doc[Any]) -> None:
-            entries = doc.get(CONFLICTS, type=Map)
-            with doc.transaction(origin="conflicts"):
-                for key in [k for k in entries.keys() if k not in wanted]:
-                    del entries[key]
-                for key, conflict in wanted.items():
-                    value = {
-                        "code": conflict.code,
-                        "paths": list(conflict.paths),
-                        "message": conflict.message,
-                    }
-                    if entries.get(key) != value:
-                        entries[key] = value
-
-        await self._service.edit(f"{wedding_id}/{CONFLICTS}", write, "server:conflicts")
-
-    async def close(self) -> None:
-        for timer in self._scheduled.values():
-            timer.cancel()
-        self._scheduled.clear()
-        if self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)
-
-
-def _conflict_key(conflict: Conflict) -> str:
-    digest = hashlib.sha1("\x00".join((conflict.code, *conflict.paths)).encode()).hexdigest()
-    return f"{conflict.code}:{digest[:12]}"

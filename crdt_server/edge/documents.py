@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from crdt_server.auth.principals import Authenticator, AuthError, Principal
 from crdt_server.codec.protocol import read_var_uint, write_var_uint
+from crdt_server.core.hooks import Actor
 from crdt_server.core.room import RoomFailed
 from crdt_server.core.weddings import WeddingService
 from crdt_server.edge.admin import ApiError, json_error, json_object
@@ -75,8 +76,8 @@ def _service(request: Request) -> WeddingService:
     return service
 
 
-def _origin(principal: Principal) -> str:
-    return f"http:{principal.user_id}"
+def _origin(principal: Principal) -> Actor:
+    return Actor(principal.user_id, principal.role, f"http:{principal.user_id}")
 
 
 async def _guarded(request: Request, handler: Any) -> Response:

@@ -1,0 +1,215 @@
+"""The seam between the sync core and the features built on it: named hooks.
+
+The core (rooms, the registry, sessions) knows nothing of events, webhooks, conflicts or
+threads. It calls the hooks below at fixed points; features are :class:`Extension`
+subclasses, passed to the app factory, that override the hooks they need (every hook is a
+no-op by default). Extensions run in the order given. A hook that raises is logged with
+its extension's name and does not stop the others, except :meth:`Extension.on_commit`,
+whose failure fails the commit (its rows belong to the same transaction).
+
+Order of one batch of updates in a room::
+
+    apply to the room's document -> on_commit (rows for the same transaction)
+    -> COMMIT -> broadcast -> on_stored -> on_change
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from documents.changes import EntryChange
+from storage import NewEvent
+
+if TYPE_CHECKING:
+    from crdt_server.core.connection import Connection
+    from crdt_server.core.registry import RoomRegistry
+    from crdt_server.core.room import Room
+    from crdt_server.core.weddings import WeddingService
+    from crdt_server.settings import Settings
+    from storage import DocumentStore
+
+__all__ = [
+    "SERVER",
+    "Actor",
+    "Core",
+    "Extension",
+    "Hooks",
+    "PendingUpdate",
+    "StoredBatch",
+]
+
+log = logging.getLogger("crdt_server.hooks")
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who made a change: the person (token ``sub`` and role) and the channel (``origin``:
+    a connection id such as ``c12``, ``http`` or ``server:...``)."""
+
+    sub: str
+    role: str
+    origin: str = ""
+
+
+SERVER = Actor("server", "server", "server")
+"""Changes the server makes on its own (conflict bookkeeping, seeding)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingUpdate:
+    """An accepted update about to be committed, with who sent it and what it changed.
+
+    ``changes`` pairs each actor with the entries an integration credited to them: usually
+    one pair, the sender's; several when this update released held updates of other
+    senders (each is credited with what it changed); empty when the room records no
+    changes (no extension asked for them) or nothing readable changed.
+    """
+
+    doc: str
+    data: bytes
+    actor: Actor
+    client_id: int | None = None
+    changes: list[tuple[Actor, list[EntryChange]]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBatch:
+    """A committed batch: its updates with their seqs, and the events stored with them."""
+
+    updates: Sequence[PendingUpdate]
+    seqs: Sequence[int]
+    events: Sequence[NewEvent]
+
+
+@dataclass(frozen=True, slots=True)
+class Core:
+    """What an extension may use once the server runs (given to :meth:`Extension.start`)."""
+
+    settings: Settings
+    store: DocumentStore
+    registry: RoomRegistry
+    weddings: WeddingService
+
+
+class Extension:
+    """A feature plugged into the core. Override what you need; each hook is a no-op."""
+
+    name = "extension"
+    wants_changes = False
+    """True if :attr:`PendingUpdate.changes` must be recorded (it costs a deep observation
+    of each room's document)."""
+
+    async def on_load(self, room: Room) -> None:
+        """A room was loaded from the store (before any connection joins it)."""
+
+    def on_commit(self, room: Room, batch: Sequence[PendingUpdate]) -> Sequence[NewEvent]:
+        """``batch`` is about to be committed: return rows to write in the same store
+        transaction (so they are durable exactly when the updates are). Raising fails the
+        commit."""
+        return ()
+
+    def on_stored(self, room: Room, batch: StoredBatch) -> None:
+        """``batch`` is committed and broadcast to the room's connections."""
+
+    def on_change(self, room: Room) -> None:
+        """Committed content changed the room's document (from here or another process)."""
+
+    def on_connect(self, room: Room, conn: Connection) -> None:
+        """A connection joined the room."""
+
+    def on_disconnect(self, room: Room, conn: Connection) -> None:
+        """A connection left the room."""
+
+    def on_bus_event(self, event: dict[str, Any]) -> None:
+        """Another process published ``event`` on the bus."""
+
+    async def start(self, core: Core) -> None:
+        """The server is starting: the store is open and the registry built; keep what is
+        needed from ``core``. Raising aborts the start."""
+
+    async def close(self) -> None:
+        """The server is stopping: finish or flush what is in flight."""
+
+
+class Hooks:
+    """The extensions of one server, called in order. Cheap when a hook has no users."""
+
+    def __init__(self, extensions: Sequence[Extension] = ()) -> None:
+        self.extensions = tuple(extensions)
+        base = Extension
+
+        def users(name: str) -> tuple[Extension, ...]:
+            return tuple(
+                e for e in self.extensions if getattr(type(e), name) is not getattr(base, name)
+            )
+
+        self._load = users("on_load")
+        self._commit = users("on_commit")
+        self._stored = users("on_stored")
+        self._change = users("on_change")
+        self._connect = users("on_connect")
+        self._disconnect = users("on_disconnect")
+        self._bus = users("on_bus_event")
+        self.wants_changes = any(e.wants_changes for e in self.extensions)
+
+    async def load(self, room: Room) -> None:
+        for ext in self._load:
+            try:
+                await ext.on_load(room)
+            except Exception:
+                log.exception("extension %s failed on load of %s", ext.name, room.name)
+
+    def commit(self, room: Room, batch: Sequence[PendingUpdate]) -> list[NewEvent]:
+        rows: list[NewEvent] = []
+        for ext in self._commit:
+            rows.extend(ext.on_commit(room, batch))
+        return rows
+
+    def stored(self, room: Room, batch: StoredBatch) -> None:
+        for ext in self._stored:
+            try:
+                ext.on_stored(room, batch)
+            except Exception:
+                log.exception("extension %s failed after a commit of %s", ext.name, room.name)
+
+    def change(self, room: Room) -> None:
+        for ext in self._change:
+            try:
+                ext.on_change(room)
+            except Exception:
+                log.exception("extension %s failed on a change of %s", ext.name, room.name)
+
+    def connect(self, room: Room, conn: Connection) -> None:
+        for ext in self._connect:
+            try:
+                ext.on_connect(room, conn)
+            except Exception:
+                log.exception("extension %s failed on a connect to %s", ext.name, room.name)
+
+    def disconnect(self, room: Room, conn: Connection) -> None:
+        for ext in self._disconnect:
+            try:
+                ext.on_disconnect(room, conn)
+            except Exception:
+                log.exception("extension %s failed on a disconnect from %s", ext.name, room.name)
+
+    def bus_event(self, event: dict[str, Any]) -> None:
+        for ext in self._bus:
+            try:
+                ext.on_bus_event(event)
+            except Exception:
+                log.exception("extension %s failed on a bus event", ext.name)
+
+    async def start(self, core: Core) -> None:
+        for ext in self.extensions:
+            await ext.start(core)
+
+    async def close(self) -> None:
+        for ext in reversed(self.extensions):
+            try:
+                await ext.close()
+            except Exception:
+                log.exception("extension %s failed to close", ext.name)

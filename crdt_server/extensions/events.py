@@ -1,0 +1,201 @@
+"""The wedding event log: domain events derived from every committed update, stored in the
+update's own transaction, and woken readers (Server-Sent Events) here and in every process.
+
+Derivation is :func:`documents.events.derive_events` over the entry changes the room
+recorded for each update, credited to that update's own sender (a held update's changes to
+its sender, when it finally integrates). The rows go into the store through
+:meth:`Extension.on_commit`, so an event is durable exactly when its update is, and each
+wedding's events are numbered without gaps in commit order. After the commit, readers of
+the wedding are woken; other processes hear of it on the bus and wake theirs. Readers then
+read the store: delivery is at least once (dedupe by id), and a reader that missed a wake-up
+catches up at its next heartbeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from crdt_server.core.hooks import Core, Extension, PendingUpdate, StoredBatch
+from crdt_server.core.room import Room
+from documents import DOCUMENT_KINDS
+from documents.events import derive_events
+from storage import AddedEvents, DocumentStore, EventFilter, NewEvent, Once, StoredEvent
+
+__all__ = ["EventLog", "event_json", "rfc3339"]
+
+log = logging.getLogger("crdt_server.events")
+
+_BUS_TYPE = "events"
+
+
+def rfc3339(at: float) -> str:
+    """Unix seconds as an RFC 3339 UTC string (millisecond precision)."""
+    stamp = datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
+
+
+def event_json(event: StoredEvent) -> dict[str, Any]:
+    """An event as the API shows it."""
+    return {
+        "id": f"{event.wedding}:{event.seq}",
+        "seq": event.seq,
+        "type": event.type,
+        "doc": event.doc,
+        "actor": {"sub": event.sub, "role": event.role},
+        "priority": event.priority,
+        "at": rfc3339(event.at),
+        "data": json.loads(event.data),
+    }
+
+
+@dataclass(slots=True)
+class _Reader:
+    wake: asyncio.Event
+
+
+class EventLog(Extension):
+    """Derives, stores and announces a wedding's domain events (see the module docstring)."""
+
+    name = "events"
+    wants_changes = True
+
+    def __init__(self) -> None:
+        self._readers: dict[str, set[_Reader]] = {}
+        self._store: DocumentStore | None = None
+        self._core: Core | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._closed = asyncio.Event()
+
+    # -- hooks --------------------------------------------------------------------------
+
+    async def start(self, core: Core) -> None:
+        self._core = core
+        self._store = core.store
+        self._sweeper = asyncio.create_task(self._sweep(), name="event-retention")
+
+    def on_commit(self, room: Room, batch: Sequence[PendingUpdate]) -> Sequence[NewEvent]:
+        if room.kind not in DOCUMENT_KINDS:
+            return ()
+        rows: list[NewEvent] = []
+        for update in batch:
+            for actor, changes in update.changes:
+                for event in derive_events(room.kind, changes):
+                    rows.append(
+                        NewEvent(
+                            room.wedding_id,
+                            event.type,
+                            json.dumps(event.data, separators=(",", ":")),
+                            room.kind,
+                            sub=actor.sub,
+                            role=actor.role,
+                        )
+                    )
+        return rows
+
+    def on_stored(self, room: Room, batch: StoredBatch) -> None:
+        if batch.events:
+            self._announce(room.wedding_id)
+
+    def on_bus_event(self, event: dict[str, Any]) -> None:
+        if event.get("type") == _BUS_TYPE and isinstance(event.get("wedding"), str):
+            self._wake(event["wedding"])
+
+    async def close(self) -> None:
+        self._closed.set()
+        for readers in self._readers.values():
+            for reader in readers:
+                reader.wake.set()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+
+    # -- writing ------------------------------------------------------------------------
+
+    async def record(self, events: Sequence[NewEvent], *, once: Once | None = None) -> AddedEvents:
+        """Store events of their own (custom events, the server's own findings) and wake
+        their readers everywhere. With ``once``, a repeated key stores nothing."""
+        added = await self._require_store().add_events(events, once=once)
+        if added.first:
+            for wedding in {e.wedding for e in added.events}:
+                self._announce(wedding)
+        return added
+
+    def _announce(self, wedding: str) -> None:
+        self._wake(wedding)
+        core = self._core
+        if core is not None:
+            core.registry.bus.publish_event({"type": _BUS_TYPE, "wedding": wedding})
+
+    def _wake(self, wedding: str) -> None:
+        for reader in self._readers.get(wedding, ()):
+            reader.wake.set()
+
+    # -- reading ------------------------------------------------------------------------
+
+    async def read(
+        self, wedding: str, *, after: int, limit: int, where: EventFilter
+    ) -> list[StoredEvent]:
+        return await self._require_store().events(wedding, after=after, limit=limit, where=where)
+
+    async def follow(
+        self, wedding: str, *, after: int, where: EventFilter, heartbeat: float
+    ) -> AsyncIterator[StoredEvent | None]:
+        """The wedding's events after ``after`` as they are committed, oldest first; ``None``
+        each ``heartbeat`` seconds without one. Ends when the server stops."""
+        reader = _Reader(asyncio.Event())
+        self._readers.setdefault(wedding, set()).add(reader)
+        try:
+            while not self._closed.is_set():
+                reader.wake.clear()
+                while True:  # drain what is there, a page at a time
+                    page = await self.read(wedding, after=after, limit=200, where=where)
+                    for event in page:
+                        after = event.seq
+                        yield event
+                    if len(page) < 200:
+                        break
+                if self._closed.is_set():
+                    return
+                try:
+                    await asyncio.wait_for(reader.wake.wait(), heartbeat)
+                except TimeoutError:
+                    yield None
+        finally:
+            readers = self._readers.get(wedding)
+            if readers is not None:
+                readers.discard(reader)
+                if not readers:
+                    del self._readers[wedding]
+
+    def readers(self, wedding: str) -> int:
+        return len(self._readers.get(wedding, ()))
+
+    # -- retention ----------------------------------------------------------------------
+
+    async def _sweep(self) -> None:
+        core = self._core
+        assert core is not None
+        settings = core.settings
+        while True:
+            try:
+                cutoff = time.time() - settings.event_retention_days * 86400
+                purged = await core.store.purge_events(cutoff)
+                if purged:
+                    log.info("retention: deleted %d events older than %s", purged, rfc3339(cutoff))
+            except Exception:
+                log.exception("the event retention sweep failed; trying again later")
+            await asyncio.sleep(settings.event_sweep_seconds)
+
+    def _require_store(self) -> DocumentStore:
+        if self._store is None:
+            raise RuntimeError("the event log has not been started")
+        return self._store
