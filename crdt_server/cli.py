@@ -52,10 +52,16 @@ def redact_tokens(message: str) -> str:
     """``message`` with the value of every token parameter replaced by ``[redacted]``."""
     if "=" not in message and "%3d" not in message.lower():
         return message
-    return _PAIR.sub(
-        lambda m: f"{m['name']}{m['eq']}[redacted]" if _secret_name(m["name"]) else m[0],
-        message,
-    )
+    return _PAIR.sub(_redact_pair, message)
+
+
+def _redact_pair(match: re.Match[str]) -> str:
+    value = match["value"]
+    # A value may hide a whole encoded query (x=1%26token%3D...): judge it decoded too.
+    hidden = "%" in value and redact_tokens(unquote_plus(value)) != unquote_plus(value)
+    if _secret_name(match["name"]) or hidden:
+        return f"{match['name']}{match['eq']}[redacted]"
+    return match[0]
 
 
 class RedactTokens(logging.Filter):
