@@ -117,6 +117,8 @@ async def test_hostile_bodies_are_4xx_and_change_nothing(
     assert_problem(sync, 400, "update")
     sync = await http.post(f"{doc}/sync", json={"state_vector": 5}, headers=auth())
     assert_problem(sync, 422, "state_vector")
+    sync = await http.post(f"{doc}/sync", json={"update": "", "upadte": "AAA="}, headers=auth())
+    assert_problem(sync, 422, "upadte")
     # JSON nested far past any recursion limit.
     nested = b'{"op": "add_guest", "name": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"
     assert_problem(await http.post(f"{doc}/ops", content=nested, headers=auth()), 400, "body")

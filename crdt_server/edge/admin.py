@@ -22,7 +22,8 @@ from crdt_server.errors import CloseCode
 from crdt_server.names import valid_wedding_id
 from documents import DOCUMENT_KINDS
 
-__all__ = ["admin_routes"]
+__all__ = ["ApiError", "admin_routes"]
+# ``ApiError`` stays importable from here (its home was this module) for one release.
 
 
 def _wedding(call: Call) -> str:

@@ -90,7 +90,7 @@ class DeleteAnswer(msgspec.Struct, frozen=True):
     documents_deleted: int
 
 
-class SyncRequest(msgspec.Struct, frozen=True):
+class SyncRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """The client's state vector and its pending update, both base64 (either may be empty)."""
 
     state_vector: Base64 = ""
