@@ -14,6 +14,7 @@ import httpx
 import pytest
 import pytest_asyncio
 import websockets
+from pycrdt import Doc, Map
 
 from crdt_server.auth.tokens import TokenCodec
 from crdt_server.cli import redact_tokens
@@ -339,14 +340,29 @@ async def test_no_token_and_no_document_content_reaches_the_log(
     await http.post(
         f"{doc}/ops", json={"op": "add_guest", "name": CANARY, "rsvp": CANARY}, headers=auth()
     )
-    # And over the WebSocket: a malformed update frame carrying the canary.
-    url = f"{server.ws_url}/w1/guests?%74oken={secret}"
-    async with websockets.connect(url) as ws:
-        await ws.send(b"\x00\x02\x40" + CANARY.encode() * 3)
-        with pytest.raises(websockets.ConnectionClosed):
-            async with asyncio.timeout(5):
-                while True:
-                    await ws.recv()
+    # And over the WebSocket: well-framed messages whose contents are hostile and carry the
+    # canary (a broken Yjs update, a broken awareness state, a lone surrogate in a name).
+    canary = CANARY.encode()
+    update = b"\x01\x01\x05\x00\x04\x01\x05guests" + bytes([len(canary)]) + canary + b"\xff\xff"
+    state = ('{"user": {"name": "' + CANARY + '\\ud800"}').encode()
+    awareness = b"\x01\x01\x07\x01" + bytes([len(state)]) + state
+    doc: Doc[Any] = Doc()
+    doc.get("guests", type=Map)["g1"] = CANARY + " XYZ"
+    # The same update with "XYZ" turned into a UTF-8-encoded lone surrogate.
+    surrogate_update = doc.get_update().replace(b"XYZ", b"\xed\xa0\x80")
+    frames = [
+        b"\x00\x02" + bytes([len(surrogate_update)]) + surrogate_update,
+        b"\x00\x02" + bytes([len(update)]) + update,
+        b"\x01" + bytes([len(awareness)]) + awareness,
+        b"\x00\x02" + bytes([len(canary) + 2]) + b"\x01\x00" + canary,
+    ]
+    for frame in frames:
+        async with websockets.connect(f"{server.ws_url}/w1/guests?%74oken={secret}") as ws:
+            await ws.send(frame)
+            with pytest.raises(websockets.ConnectionClosed):
+                async with asyncio.timeout(5):
+                    while True:
+                        await ws.recv()
     marker = "end-of-canary-test"
     await http.get("/healthz", headers={"X-Request-ID": marker})
     await _wait_for_log(server, lambda line: line.get("request_id") == marker)
