@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, WebSocketRoute
 
 from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.auth.principals import Authenticator, Revocations, TokenAuthenticator
@@ -20,21 +19,29 @@ from crdt_server.cluster.bus import Bus, LocalBus
 from crdt_server.cluster.redis_bus import RedisBus
 from crdt_server.core.hooks import Core, Extension, Hooks
 from crdt_server.core.limits import ConnectionCounter, RateLimiter
-from crdt_server.core.metrics import CONTENT_TYPE_LATEST
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.weddings import WeddingService
-from crdt_server.edge.admin import api_routes
+from crdt_server.edge.access import AccessMiddleware
+from crdt_server.edge.admin import admin_routes
 from crdt_server.edge.asgi_ws import not_found_endpoint, sync_endpoint
-from crdt_server.edge.documents import rest_routes
-from crdt_server.edge.openapi import OPENAPI
+from crdt_server.edge.docs import reference_routes
+from crdt_server.edge.documents import document_routes
+from crdt_server.edge.openapi import openapi_document
+from crdt_server.edge.problems import exception_handlers
+from crdt_server.edge.ratelimit import HttpRateLimiter
+from crdt_server.edge.routing import Route, starlette_routes
+from crdt_server.edge.state import SERVER_STATE_KEY, ServerState
+from crdt_server.edge.status import status_routes
 from crdt_server.edge.upgrade import STATE_KEY, Gate
 from crdt_server.errors import CloseCode
 from crdt_server.extensions.conflicts import ConflictsKeeper
 from crdt_server.extensions.events import EventLog
 from crdt_server.settings import Settings
-from storage import DocumentStore, PostgresStore, SqliteStore, StoreError
+from storage import DocumentStore, PostgresStore, SqliteStore
 
-__all__ = ["create_app", "token_codec"]
+__all__ = ["create_app", "http_routes", "token_codec"]
+
+API_VERSION = "0.1.0"
 
 log = logging.getLogger("crdt_server.app")
 
@@ -54,40 +61,6 @@ def token_codec(settings: Settings) -> TokenCodec:
     if settings.auth_public_key_file:
         public_key = Path(settings.auth_public_key_file).read_text()
     return TokenCodec(algorithms=algorithms, secret=secret, public_key=public_key)
-
-
-async def healthz(request: Request) -> JSONResponse:
-    """Liveness: the process answers."""
-    return JSONResponse({"status": "ok"})
-
-
-async def readyz(request: Request) -> JSONResponse:
-    """Readiness: the store answers, and its last commit did not fail."""
-    store: DocumentStore = request.app.state.store
-    registry: RoomRegistry = request.app.state.registry
-    rooms = len(registry.rooms)
-    try:
-        await store.last_seq()
-    except StoreError as exc:
-        return JSONResponse({"status": "unavailable", "store": str(exc)}, status_code=503)
-    bus = registry.bus.status
-    if not registry.health.healthy:
-        body = {"status": "unavailable", "store": registry.health.last_error, "bus": bus}
-        return JSONResponse({**body, "rooms": rooms}, status_code=503)
-    # A degraded bus is reported, not fatal: this process still serves its own clients
-    # durably, and catches up from the store once the bus is back.
-    return JSONResponse({"status": "ok", "rooms": rooms, "bus": bus})
-
-
-async def openapi(request: Request) -> JSONResponse:
-    """The OpenAPI description of the HTTP API."""
-    return JSONResponse(OPENAPI)
-
-
-async def metrics(request: Request) -> Response:
-    """Prometheus metrics."""
-    registry: RoomRegistry = request.app.state.registry
-    return Response(registry.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
 class AdminEvents(Extension):
@@ -175,33 +148,38 @@ def create_app(
                 "ANONYMOUS ACCESS IS ON: clients without a token may read and write every "
                 "document. Use this only for local demos and benchmarks."
             )
-        app.state.settings = settings
-        app.state.store = the_store
-        app.state.registry = registry
-        app.state.token_codec = codec
-        app.state.revocations = revocations
-        app.state.authenticator = authenticator or TokenAuthenticator(
+        the_authenticator = authenticator or TokenAuthenticator(
             codec, matrix, revocations, allow_anonymous=settings.allow_anonymous
         )
         gate = Gate(
             settings,
             registry,
-            app.state.authenticator,
+            the_authenticator,
             upgrade_limiter=RateLimiter(
                 settings.max_upgrades_per_second, 2 * settings.max_upgrades_per_second
             ),
             address_connections=ConnectionCounter(settings.max_connections_per_address),
             user_connections=ConnectionCounter(settings.max_connections_per_user),
         )
-        app.state.gate = gate
         weddings = WeddingService(registry, the_store)
-        app.state.weddings = weddings
-        app.state.events = event_log
+        state = ServerState(
+            settings=settings,
+            store=the_store,
+            registry=registry,
+            token_codec=codec,
+            revocations=revocations,
+            authenticator=the_authenticator,
+            gate=gate,
+            weddings=weddings,
+            limiter=HttpRateLimiter(settings.rate_limits),
+            events=event_log,
+        )
         await hooks.start(Core(settings, the_store, registry, weddings))
         await registry.start()
         try:
-            # The lifespan state reaches uvicorn's WebSocket protocol (crdt_server.edge.websocket).
-            yield {STATE_KEY: gate}
+            # The lifespan state reaches every request (crdt_server.edge.state) and uvicorn's
+            # WebSocket protocol (crdt_server.edge.websocket).
+            yield {STATE_KEY: gate, SERVER_STATE_KEY: state}
         finally:
             try:
                 await hooks.close()
@@ -209,14 +187,22 @@ def create_app(
             finally:
                 await the_store.close()
 
-    routes = [
-        Route("/healthz", healthz),
-        Route("/readyz", readyz),
-        Route("/metrics", metrics),
-        Route("/openapi.json", openapi),
-        *api_routes(),
-        *rest_routes(),
+    table = [*http_routes(), *reference_routes(lambda: spec)]
+    spec = openapi_document(table, version=API_VERSION)
+    routes: list[BaseRoute] = [
+        *starlette_routes(table),
         WebSocketRoute("/sync/{wedding_id}/{doc}", sync_endpoint),
         WebSocketRoute("/sync/{rest:path}", not_found_endpoint),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(AccessMiddleware)],
+        exception_handlers=exception_handlers(),  # type: ignore[arg-type]
+    )
+
+
+def http_routes() -> list[Route]:
+    """The route table of the HTTP API (without the reference routes, which serve the
+    document generated from the table)."""
+    return [*status_routes(), *document_routes(), *admin_routes()]

@@ -130,6 +130,23 @@ class Settings:
     rate_events_per_minute: int = 120
     """Custom events one subject may post per minute to one wedding (``emergency`` from the
     couple or planner is never limited); more get 429 with ``Retry-After``."""
+    public_url: str = ""
+    """The server's address as clients reach it (``https://plan.example.com``, behind a TLS
+    proxy); every URL the server hands out starts from it. Empty: from each request."""
+    max_json_body_bytes: int = 1024 * 1024
+    """Largest JSON body of an HTTP request (sessions, revocation, operations); larger is
+    refused with 413 while it is read."""
+    max_update_body_bytes: int = 0
+    """Largest Yjs update body of an HTTP request (``update``, binary ``sync``; base64 JSON
+    sync may be a third larger); 0: ``MAX_MESSAGE_BYTES``."""
+    rate_read_per_minute: int = 1200
+    """HTTP reads (documents, history, presence, conflicts) one subject (token ``sub``, else
+    client address) may make a minute, in bursts of up to that many; 0: unlimited."""
+    rate_write_per_minute: int = 600
+    """HTTP writes (update, sync, operations) one subject may make a minute; 0: unlimited.
+    ``emergency`` requests from the couple or planner are never limited."""
+    rate_admin_per_minute: int = 600
+    """Admin API calls one client address may make a minute; 0: unlimited."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -157,6 +174,7 @@ class Settings:
             "max_concurrent_loads",
             "workers",
             "presence_timeout_seconds",
+            "max_json_body_bytes",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -166,6 +184,10 @@ class Settings:
             "close_timeout_seconds",
             "sqlite_busy_timeout_seconds",
             "websocket_ping_seconds",
+            "max_update_body_bytes",
+            "rate_read_per_minute",
+            "rate_write_per_minute",
+            "rate_admin_per_minute",
         ):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must not be negative")
@@ -178,8 +200,24 @@ class Settings:
             raise SettingsError("log_format must be text or json")
         if self.workers > 1 and not self.redis_url:
             raise SettingsError("several workers need a Redis bus: set CRDT_SERVER_REDIS_URL")
+        if self.public_url and not self.public_url.startswith(("http://", "https://")):
+            raise SettingsError("public_url must start with http:// or https://")
         if self.auth_secret and len(self.auth_secret.encode()) < 32:
             raise SettingsError("auth_secret must be at least 32 bytes (RFC 7518, HS256)")
+
+    @property
+    def update_body_limit(self) -> int:
+        """The largest update body of an HTTP request, in bytes."""
+        return self.max_update_body_bytes or self.max_message_bytes
+
+    @property
+    def rate_limits(self) -> dict[str, int]:
+        """Requests a minute per route family (``CRDT_SERVER_RATE_<FAMILY>_PER_MINUTE``)."""
+        return {
+            "read": self.rate_read_per_minute,
+            "write": self.rate_write_per_minute,
+            "admin": self.rate_admin_per_minute,
+        }
 
     @property
     def sqlite_path(self) -> Path:

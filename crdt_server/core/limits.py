@@ -24,7 +24,10 @@ class TokenBucket:
 
     def take(self, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
-        tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
+        # A caller's ``now`` may predate this bucket (read before it was created): never
+        # let that count as negative time, or a fresh bucket of burst 1 refuses its first.
+        elapsed = max(0.0, now - self._last)
+        tokens = min(self._burst, self._tokens + elapsed * self._rate)
         self._last = now
         if tokens < 1.0:
             self._tokens = tokens

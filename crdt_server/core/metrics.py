@@ -71,6 +71,19 @@ class Metrics:
         self.denied_writes = Counter(
             "crdt_denied_writes", "Write attempts by read-only connections", registry=r
         )
+        self.http_requests = Counter(
+            "crdt_http_requests",
+            "HTTP requests by route template, method and status",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.http_seconds = Histogram(
+            "crdt_http_request_seconds",
+            "HTTP request duration by route template and method",
+            ["route", "method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,157 +1,129 @@
 """Admin HTTP routes (admin API key): sessions (mint a token for an app's user), revocation,
-deleting a wedding; and the small JSON helpers every HTTP route shares."""
+deleting a wedding."""
 
 from __future__ import annotations
 
-import hmac
-import json
 import time
-from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.responses import Response
 
-from crdt_server.auth.permissions import ROLES, PermissionsError, parse_overrides
-from crdt_server.auth.principals import Revocations
-from crdt_server.auth.tokens import TokenCodec
-from crdt_server.core.registry import RoomRegistry
-from crdt_server.core.weddings import WeddingService
+from crdt_server.auth.permissions import PermissionsError, parse_overrides
+from crdt_server.edge.bodies import (
+    DeleteAnswer,
+    RevokeAnswer,
+    RevokeRequest,
+    SessionAnswer,
+    SessionRequest,
+)
+from crdt_server.edge.links import public_url
+from crdt_server.edge.problems import ApiError
+from crdt_server.edge.routing import Call, Route, json_response, require_admin
 from crdt_server.errors import CloseCode
 from crdt_server.names import valid_wedding_id
-from crdt_server.settings import Settings
+from documents import DOCUMENT_KINDS
 
-__all__ = ["ApiError", "api_routes", "json_error", "json_object"]
-
-
-class ApiError(Exception):
-    def __init__(self, status_code: int, message: str) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.message = message
+__all__ = ["ApiError", "admin_routes"]
+# ``ApiError`` stays importable from here (its home was this module) for one release.
 
 
-def json_error(exc: ApiError) -> JSONResponse:
-    return JSONResponse({"error": exc.message}, status_code=exc.status_code)
+def _wedding(call: Call) -> str:
+    wedding_id = call.path("wedding_id")
+    if not valid_wedding_id(wedding_id):
+        raise ApiError(404, "no such wedding id")
+    return wedding_id
 
 
-def _require_admin(request: Request) -> None:
-    settings: Settings = request.app.state.settings
-    if not settings.admin_api_key:
-        raise ApiError(403, "the admin API is disabled: set CRDT_SERVER_ADMIN_API_KEY")
-    scheme, _, key = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        key.strip().encode(), settings.admin_api_key.encode()
-    ):
-        raise ApiError(401, "admin API key required (Authorization: Bearer <key>)")
-
-
-async def json_object(request: Request) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.body())
-    except ValueError as exc:
-        raise ApiError(400, "the body must be a JSON object") from exc
-    if not isinstance(body, dict):
-        raise ApiError(400, "the body must be a JSON object")
-    return body
-
-
-def _string(body: dict[str, Any], key: str, *, required: bool = True) -> str | None:
-    value = body.get(key)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value or len(value) > 256:
-        raise ApiError(422, f"'{key}' must be a non-empty string")
-    return value
-
-
-async def create_session(request: Request) -> JSONResponse:
+async def create_session(call: Call) -> Response:
     """Mint a short-lived token for one of the app's users, for one wedding."""
+    require_admin(call)
+    wedding_id = _wedding(call)
+    body = call.json(SessionRequest)
+    settings = call.state.settings
+    ttl = settings.token_ttl_seconds if body.ttl is None else body.ttl
+    if ttl > settings.token_ttl_seconds:
+        raise ApiError.field(422, "ttl", f"must be 1 to {settings.token_ttl_seconds} seconds")
     try:
-        _require_admin(request)
-        wedding_id = request.path_params["wedding_id"]
-        if not valid_wedding_id(wedding_id):
-            raise ApiError(404, "no such wedding id")
-        body = await json_object(request)
-        unknown = set(body) - {"sub", "name", "role", "ttl", "docs"}
-        if unknown:
-            raise ApiError(422, f"unknown fields: {', '.join(sorted(unknown))}")
-        sub = _string(body, "sub")
-        role = body.get("role")
-        if role not in ROLES:
-            raise ApiError(422, f"'role' must be one of {', '.join(ROLES)}")
-        settings: Settings = request.app.state.settings
-        ttl = body.get("ttl", settings.token_ttl_seconds)
-        if not isinstance(ttl, int) or not 1 <= ttl <= settings.token_ttl_seconds:
-            raise ApiError(422, f"'ttl' must be 1 to {settings.token_ttl_seconds} seconds")
-        try:
-            docs = {d: a.value for d, a in parse_overrides(body.get("docs", {})).items()}
-        except PermissionsError as exc:
-            raise ApiError(422, str(exc)) from exc
-        codec: TokenCodec = request.app.state.token_codec
-        assert sub is not None
-        token = codec.mint(
-            sub=sub,
-            name=_string(body, "name", required=False),
-            role=str(role),
-            wedding=wedding_id,
-            ttl=ttl,
-            docs=docs,
-        )
-    except ApiError as exc:
-        return json_error(exc)
-    scheme = "wss" if request.url.scheme == "https" else "ws"
-    return JSONResponse(
-        {
-            "token": token,
-            "expires_at": int(time.time()) + ttl,
-            "url": f"{scheme}://{request.url.netloc}/sync",
-            "rooms": {
-                doc: f"{wedding_id}/{doc}" for doc in ("timeline", "budget", "guests", "seating")
-            },
-        },
-        status_code=201,
+        docs = {d: a.value for d, a in parse_overrides(body.docs).items()}
+    except PermissionsError as exc:
+        raise ApiError.field(422, "docs", str(exc)) from exc
+    token = call.state.token_codec.mint(
+        sub=body.sub, name=body.name, role=body.role, wedding=wedding_id, ttl=ttl, docs=docs
     )
+    answer = SessionAnswer(
+        token=token,
+        expires_at=int(time.time()) + ttl,
+        url=public_url(call.request, settings, "/sync", websocket=True),
+        rooms={doc: f"{wedding_id}/{doc}" for doc in DOCUMENT_KINDS},
+    )
+    return json_response(answer, status_code=201)
 
 
-async def revoke(request: Request) -> JSONResponse:
+async def revoke(call: Call) -> Response:
     """Close a user's open connections with 4401 and refuse their older tokens."""
-    try:
-        _require_admin(request)
-        body = await json_object(request)
-        sub = _string(body, "sub")
-        wedding = _string(body, "wedding", required=False)
-        if wedding is not None and not valid_wedding_id(wedding):
-            raise ApiError(422, "'wedding' is not a valid wedding id")
-    except ApiError as exc:
-        return json_error(exc)
-    assert sub is not None
-    revocations: Revocations = request.app.state.revocations
+    require_admin(call)
+    body = call.json(RevokeRequest)
     at = time.time()
-    revocations.revoke(sub, wedding, at)
-    registry: RoomRegistry = request.app.state.registry
-    closed = registry.close_sessions(sub, wedding, CloseCode.TOKEN_EXPIRED, "session revoked")
-    registry.bus.publish_event({"type": "revoke", "sub": sub, "wedding": wedding, "at": at})
-    return JSONResponse({"sub": sub, "wedding": wedding, "closed": closed})
+    call.state.revocations.revoke(body.sub, body.wedding, at)
+    registry = call.state.registry
+    closed = registry.close_sessions(
+        body.sub, body.wedding, CloseCode.TOKEN_EXPIRED, "session revoked"
+    )
+    registry.bus.publish_event(
+        {"type": "revoke", "sub": body.sub, "wedding": body.wedding, "at": at}
+    )
+    return json_response(RevokeAnswer(sub=body.sub, wedding=body.wedding, closed=closed))
 
 
-async def delete_wedding(request: Request) -> JSONResponse:
+async def delete_wedding(call: Call) -> Response:
     """Delete every document of a wedding with its history; open rooms close with 4404."""
-    try:
-        _require_admin(request)
-        wedding_id = request.path_params["wedding_id"]
-        if not valid_wedding_id(wedding_id):
-            raise ApiError(404, "no such wedding id")
-    except ApiError as exc:
-        return json_error(exc)
-    service: WeddingService = request.app.state.weddings
-    deleted = await service.delete(wedding_id)
-    return JSONResponse({"wedding": wedding_id, "documents_deleted": deleted})
+    require_admin(call)
+    wedding_id = _wedding(call)
+    deleted = await call.state.weddings.delete(wedding_id)
+    return json_response(DeleteAnswer(wedding=wedding_id, documents_deleted=deleted))
 
 
-def api_routes() -> list[Route]:
+_ADMIN = (401, 403, 404, 429)
+
+
+def admin_routes() -> list[Route]:
+    """The admin routes of the HTTP API."""
     return [
-        Route("/api/weddings/{wedding_id}/sessions", create_session, methods=["POST"]),
-        Route("/api/weddings/{wedding_id}", delete_wedding, methods=["DELETE"]),
-        Route("/api/admin/revoke", revoke, methods=["POST"]),
+        Route(
+            "POST",
+            "/api/weddings/{wedding_id}/sessions",
+            "createSession",
+            "Mint a short-lived token for an app's user (admin API key)",
+            create_session,
+            "admin",
+            security="admin",
+            body="json",
+            request_model=SessionRequest,
+            response_model=SessionAnswer,
+            status=201,
+            errors=(400, *_ADMIN, 413, 422),
+        ),
+        Route(
+            "DELETE",
+            "/api/weddings/{wedding_id}",
+            "deleteWedding",
+            "Delete a wedding with its history; its rooms close with 4404",
+            delete_wedding,
+            "admin",
+            security="admin",
+            response_model=DeleteAnswer,
+            errors=(*_ADMIN, 503),
+        ),
+        Route(
+            "POST",
+            "/api/admin/revoke",
+            "revokeSessions",
+            "Close a user's sessions with 4401 and refuse their older tokens",
+            revoke,
+            "admin",
+            security="admin",
+            body="json",
+            request_model=RevokeRequest,
+            response_model=RevokeAnswer,
+            errors=(400, 401, 403, 413, 422, 429),
+        ),
     ]

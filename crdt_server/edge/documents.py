@@ -1,51 +1,58 @@
-"""The HTTP API for clients that are not live editors: read, write, sync, operate, inspect.
+"""The HTTP API for clients that are not live editors: read, write, sync, inspect.
 
-Same permissions as the WebSocket rooms: the token (``Authorization: Bearer`` or the
+Same permissions as the WebSocket rooms: the token (``Authorization: Bearer``, else the
 ``token`` query parameter) must let the caller read the document, and write it for the
-endpoints that change it. Every change is answered only after it is committed.
+routes that change it. Every change is answered only after it is committed.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
-import json
-from dataclasses import asdict
-from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import Response
 
-from crdt_server.auth.principals import Authenticator, AuthError, Principal
+from crdt_server.auth.principals import AuthError, Principal
 from crdt_server.codec.protocol import read_var_uint, write_var_uint
 from crdt_server.core.hooks import Actor
-from crdt_server.core.room import RoomFailed
-from crdt_server.core.weddings import WeddingService
-from crdt_server.edge.admin import ApiError, json_error, json_object
+from crdt_server.edge.bodies import (
+    ConflictItem,
+    ConflictsAnswer,
+    DocumentAnswer,
+    HistoryAnswer,
+    OperationAnswer,
+    OperationRequest,
+    PresenceAnswer,
+    SyncAnswer,
+    SyncRequest,
+    UpdateAnswer,
+    base64_field,
+)
+from crdt_server.edge.problems import ApiError
+from crdt_server.edge.routing import (
+    BINARY,
+    Call,
+    QueryParam,
+    Route,
+    binary_response,
+    json_response,
+    request_token,
+)
 from crdt_server.errors import PeerError
 from crdt_server.names import document_name, valid_wedding_id
-from documents import DOCUMENT_KINDS, OperationError
-from storage import DocumentStore
+from documents import DOCUMENT_KINDS
 
-__all__ = ["rest_routes"]
+__all__ = ["document_routes"]
 
-BINARY = "application/octet-stream"
-
-
-def _token(request: Request) -> str | None:
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return request.query_params.get("token") or None
+_AUTH = (401, 403, 404, 429)
 
 
-def _principal(request: Request, wedding_id: str, doc: str, *, write: bool) -> Principal:
+def _principal(call: Call, wedding_id: str, doc: str, *, write: bool) -> Principal:
     if document_name(wedding_id, doc) is None:
         raise ApiError(404, "no such document")
-    authenticator: Authenticator = request.app.state.authenticator
     try:
-        principal = authenticator.authenticate(wedding_id, doc, _token(request), request.headers)
+        principal = call.state.authenticator.authenticate(
+            wedding_id, doc, request_token(call.request), call.request.headers
+        )
     except AuthError as exc:
         raise ApiError(exc.status_code, exc.message) from exc
     if write and not principal.can_write:
@@ -53,14 +60,19 @@ def _principal(request: Request, wedding_id: str, doc: str, *, write: bool) -> P
     return principal
 
 
-def _readable(request: Request, wedding_id: str) -> set[str]:
+def _document(call: Call, *, write: bool) -> tuple[str, str, Principal]:
+    wedding_id, doc = call.path("wedding_id"), call.path("doc")
+    return f"{wedding_id}/{doc}", doc, _principal(call, wedding_id, doc, write=write)
+
+
+def _readable(call: Call, wedding_id: str) -> set[str]:
     """The documents of the wedding the caller may read (403 if none, 401 on a bad token)."""
     if not valid_wedding_id(wedding_id):
         raise ApiError(404, "no such wedding")
     readable: set[str] = set()
     for doc in DOCUMENT_KINDS:
         try:
-            _principal(request, wedding_id, doc, write=False)
+            _principal(call, wedding_id, doc, write=False)
         except ApiError as exc:
             if exc.status_code != 403:
                 raise
@@ -71,162 +83,190 @@ def _readable(request: Request, wedding_id: str) -> set[str]:
     return readable
 
 
-def _service(request: Request) -> WeddingService:
-    service: WeddingService = request.app.state.weddings
-    return service
-
-
 def _origin(principal: Principal) -> Actor:
     return Actor(principal.user_id, principal.role, f"http:{principal.user_id}")
 
 
-async def _guarded(request: Request, handler: Any) -> Response:
-    """Translate domain and protocol errors into HTTP answers."""
-    try:
-        response: Response = await handler(request)
-        return response
-    except ApiError as exc:
-        return json_error(exc)
-    except OperationError as exc:
-        return json_error(ApiError(exc.status, str(exc)))
-    except PeerError as exc:
-        return json_error(ApiError(413 if exc.close_code == 1009 else 400, exc.message))
-    except RoomFailed as exc:
-        return json_error(ApiError(503, f"the store could not commit, retry: {exc}"))
+async def read_document(call: Call) -> Response:
+    name, doc, _ = _document(call, write=False)
+    if BINARY in call.request.headers.get("accept", ""):
+        return binary_response(await call.state.weddings.snapshot(name))
+    return json_response(await call.state.weddings.read_json(call.path("wedding_id"), doc))
 
 
-async def _read(request: Request) -> Response:
-    wedding_id, doc = request.path_params["wedding_id"], request.path_params["doc"]
-    _principal(request, wedding_id, doc, write=False)
-    service = _service(request)
-    if BINARY in request.headers.get("accept", ""):
-        update = await service.snapshot(f"{wedding_id}/{doc}")
-        return Response(update, media_type=BINARY)
-    return JSONResponse(await service.read_json(wedding_id, doc))
-
-
-async def _update(request: Request) -> Response:
-    wedding_id, doc = request.path_params["wedding_id"], request.path_params["doc"]
-    principal = _principal(request, wedding_id, doc, write=True)
-    body = await request.body()
-    if not body:
-        raise ApiError(400, "the body must be a binary Yjs update")
-    changed = await _service(request).apply_update(f"{wedding_id}/{doc}", body, _origin(principal))
-    return JSONResponse({"committed": True, "changed": changed})
-
-
-def _b64(data: dict[str, Any], key: str) -> bytes:
-    value = data.get(key, "")
-    if not isinstance(value, str):
-        raise ApiError(400, f"'{key}' must be base64 text")
-    try:
-        return base64.b64decode(value, validate=True)
-    except binascii.Error as exc:
-        raise ApiError(400, f"'{key}' is not valid base64") from exc
+async def apply_update(call: Call) -> Response:
+    name, _, principal = _document(call, write=True)
+    if not call.body:
+        raise ApiError.field(400, "body", "the body must be a binary Yjs update")
+    changed = await call.state.weddings.apply_update(name, call.body, _origin(principal))
+    return json_response(UpdateAnswer(committed=True, changed=changed))
 
 
 def _var_bytes(body: bytes, pos: int) -> tuple[bytes, int]:
     try:
         length, pos = read_var_uint(body, pos)
     except PeerError as exc:
-        raise ApiError(400, f"binary sync body: {exc.message}") from exc
+        raise ApiError.field(400, "body", f"binary sync body: {exc.message}") from exc
     if pos + length > len(body):
-        raise ApiError(400, "binary sync body is truncated")
+        raise ApiError.field(400, "body", "binary sync body is truncated")
     return body[pos : pos + length], pos + length
 
 
-async def _sync(request: Request) -> Response:
+async def sync(call: Call) -> Response:
     """The client sends its state vector and pending update; gets what it is missing."""
-    wedding_id, doc = request.path_params["wedding_id"], request.path_params["doc"]
-    binary = request.headers.get("content-type", "").startswith(BINARY)
     # A read-only client may sync down; its pending update must then be empty.
-    principal = _principal(request, wedding_id, doc, write=False)
-    body = await request.body()
+    name, doc, principal = _document(call, write=False)
+    binary = call.request.headers.get("content-type", "").startswith(BINARY)
     if binary:
-        state_vector, pos = _var_bytes(body, 0)
-        update, pos = _var_bytes(body, pos)
-        if pos != len(body):
-            raise ApiError(400, "trailing bytes after the binary sync body")
+        state_vector, pos = _var_bytes(call.body, 0)
+        update, pos = _var_bytes(call.body, pos)
+        if pos != len(call.body):
+            raise ApiError.field(400, "body", "trailing bytes after the binary sync body")
     else:
-        try:
-            data = json.loads(body)
-        except ValueError as exc:
-            raise ApiError(400, "the body must be JSON or application/octet-stream") from exc
-        if not isinstance(data, dict):
-            raise ApiError(400, "the body must be a JSON object")
-        state_vector, update = _b64(data, "state_vector") or b"\x00", _b64(data, "update")
+        request = call.json(SyncRequest)
+        state_vector = base64_field(request.state_vector, "state_vector")
+        update = base64_field(request.update, "update")
     if update and not principal.can_write:
         raise ApiError(403, f"{doc!r} is read-only for you")
-    service = _service(request)
-    name = f"{wedding_id}/{doc}"
-    diff = await service.sync(name, state_vector or b"\x00", update, _origin(principal))
-    server_state = await service.state_vector(name)
+    weddings = call.state.weddings
+    diff = await weddings.sync(name, state_vector or b"\x00", update, _origin(principal))
+    server_state = await weddings.state_vector(name)
     if binary:
         out = write_var_uint(len(diff)) + diff + write_var_uint(len(server_state)) + server_state
-        return Response(out, media_type=BINARY)
-    return JSONResponse(
-        {
-            "update": base64.b64encode(diff).decode(),
-            "state_vector": base64.b64encode(server_state).decode(),
-        }
+        return binary_response(out)
+    return json_response(
+        SyncAnswer(
+            update=base64.b64encode(diff).decode(),
+            state_vector=base64.b64encode(server_state).decode(),
+        )
     )
 
 
-async def _ops(request: Request) -> Response:
-    wedding_id, doc = request.path_params["wedding_id"], request.path_params["doc"]
-    principal = _principal(request, wedding_id, doc, write=True)
-    op = await json_object(request)
-    result = await _service(request).operate(wedding_id, doc, op, _origin(principal))
-    return JSONResponse({"committed": True, "result": result})
+async def operate(call: Call) -> Response:
+    _, doc, principal = _document(call, write=True)
+    # The domain checks the operation itself (400 malformed, 422 impossible): the
+    # OperationRequest model only documents its envelope.
+    op = call.json(dict[str, object])
+    result = await call.state.weddings.operate(call.path("wedding_id"), doc, op, _origin(principal))
+    return json_response(OperationAnswer(committed=True, result=result))
 
 
-async def _history(request: Request) -> Response:
-    wedding_id, doc = request.path_params["wedding_id"], request.path_params["doc"]
-    _principal(request, wedding_id, doc, write=False)
+async def history(call: Call) -> Response:
+    name, _, _ = _document(call, write=False)
     try:
-        limit = int(request.query_params.get("limit", "100"))
+        limit = int(call.request.query_params.get("limit", "100"))
     except ValueError as exc:
-        raise ApiError(400, "'limit' must be a number") from exc
-    store: DocumentStore = request.app.state.store
-    entries = await store.history(f"{wedding_id}/{doc}", max(1, min(limit, 1000)))
-    return JSONResponse({"history": [asdict(e) for e in entries]})
+        raise ApiError.field(400, "limit", "must be a whole number") from exc
+    entries = await call.state.store.history(name, max(1, min(limit, 1000)))
+    return json_response(HistoryAnswer(history=list(entries)))
 
 
-async def _presence(request: Request) -> Response:
-    wedding_id = request.path_params["wedding_id"]
-    docs = _readable(request, wedding_id)
-    entries = _service(request).presence(wedding_id, docs)
-    return JSONResponse({"presence": [asdict(e) for e in entries]})
+async def presence(call: Call) -> Response:
+    wedding_id = call.path("wedding_id")
+    docs = _readable(call, wedding_id)
+    return json_response(PresenceAnswer(presence=call.state.weddings.presence(wedding_id, docs)))
 
 
-async def _conflicts(request: Request) -> Response:
-    wedding_id = request.path_params["wedding_id"]
-    docs = _readable(request, wedding_id)
-    found = await _service(request).conflicts(wedding_id, docs)
-    return JSONResponse(
-        {
-            "conflicts": [
-                {"code": c.code, "paths": list(c.paths), "message": c.message} for c in found
-            ]
-        }
-    )
+async def conflicts(call: Call) -> Response:
+    wedding_id = call.path("wedding_id")
+    docs = _readable(call, wedding_id)
+    found = await call.state.weddings.conflicts(wedding_id, docs)
+    items = [ConflictItem(code=c.code, paths=list(c.paths), message=c.message) for c in found]
+    return json_response(ConflictsAnswer(conflicts=items))
 
 
-def _route(path: str, handler: Any, method: str) -> Route:
-    async def endpoint(request: Request) -> Response:
-        return await _guarded(request, handler)
-
-    return Route(path, endpoint, methods=[method], name=handler.__name__.strip("_"))
+_DOC = "/api/weddings/{wedding_id}/docs/{doc}"
 
 
-def rest_routes() -> list[Route]:
-    doc = "/api/weddings/{wedding_id}/docs/{doc}"
+def document_routes() -> list[Route]:
+    """The document routes of the HTTP API."""
     return [
-        _route(doc, _read, "GET"),
-        _route(f"{doc}/update", _update, "POST"),
-        _route(f"{doc}/sync", _sync, "POST"),
-        _route(f"{doc}/ops", _ops, "POST"),
-        _route(f"{doc}/history", _history, "GET"),
-        _route("/api/weddings/{wedding_id}/presence", _presence, "GET"),
-        _route("/api/weddings/{wedding_id}/conflicts", _conflicts, "GET"),
+        Route(
+            "GET",
+            _DOC,
+            "readDocument",
+            "Read a document: JSON, or a binary Yjs update with Accept: application/octet-stream",
+            read_document,
+            "read",
+            response_model=DocumentAnswer,
+            binary_response=True,
+            errors=(*_AUTH, 503),
+        ),
+        Route(
+            "POST",
+            f"{_DOC}/update",
+            "applyUpdate",
+            "Apply a binary Yjs update (answered once committed, then broadcast)",
+            apply_update,
+            "write",
+            body="update",
+            binary_request=True,
+            response_model=UpdateAnswer,
+            errors=(400, *_AUTH, 413, 503),
+        ),
+        Route(
+            "POST",
+            f"{_DOC}/sync",
+            "syncDocument",
+            "Offline-first sync: send a state vector and a pending update, receive what is "
+            "missing (JSON with base64, or binary: two lib0 varUint8Arrays each way)",
+            sync,
+            "write",
+            body="update",
+            request_model=SyncRequest,
+            binary_request=True,
+            response_model=SyncAnswer,
+            binary_response=True,
+            errors=(400, *_AUTH, 413, 422, 503),
+        ),
+        Route(
+            "POST",
+            f"{_DOC}/ops",
+            "runOperation",
+            'Run a domain operation, e.g. {"op": "add_guest", "name": "Ann Lee"}; '
+            "400 malformed, 422 impossible (nothing changed)",
+            operate,
+            "write",
+            body="json",
+            request_model=OperationRequest,
+            response_model=OperationAnswer,
+            errors=(400, *_AUTH, 413, 422, 503),
+        ),
+        Route(
+            "GET",
+            f"{_DOC}/history",
+            "readHistory",
+            "Who changed the document, when (newest first)",
+            history,
+            "read",
+            response_model=HistoryAnswer,
+            query=(
+                QueryParam(
+                    "limit",
+                    {"type": "integer", "default": 100},
+                    "most entries to return (clamped to 1 to 1000)",
+                ),
+            ),
+            errors=(400, *_AUTH, 503),
+        ),
+        Route(
+            "GET",
+            "/api/weddings/{wedding_id}/presence",
+            "readPresence",
+            "Who is online in which document",
+            presence,
+            "read",
+            response_model=PresenceAnswer,
+            errors=_AUTH,
+        ),
+        Route(
+            "GET",
+            "/api/weddings/{wedding_id}/conflicts",
+            "readConflicts",
+            "Conflicts the CRDT cannot prevent (over-capacity tables, overlaps, overspending)",
+            conflicts,
+            "read",
+            response_model=ConflictsAnswer,
+            errors=(*_AUTH, 503),
+        ),
     ]

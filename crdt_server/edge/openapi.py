@@ -1,276 +1,148 @@
-"""The OpenAPI 3.1 description of the HTTP API, served at ``GET /openapi.json``."""
+"""The OpenAPI 3.1 document, generated from the route table and its msgspec models.
+
+Nothing here describes a route by hand: paths, methods, ``operationId``, summaries, path and
+query parameters, request and response bodies (JSON schemas from
+``msgspec.json.schema_components``), the error answers (``application/problem+json``) and
+the security schemes all come from :class:`crdt_server.edge.routing.Route` values.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+from http import HTTPStatus
 from typing import Any
 
-__all__ = ["OPENAPI"]
+import msgspec
+
+from crdt_server.edge.problems import PROBLEM_JSON, Problem
+from crdt_server.edge.routing import BINARY, JSON, Route
+from crdt_server.names import ROOM_KINDS, WEDDING_ID_PATTERN
+
+__all__ = ["openapi_document"]
+
+_REF = "#/components/schemas/{name}"
+_PATH_PARAMS: dict[str, dict[str, Any]] = {
+    "wedding_id": {"type": "string", "pattern": f"^{WEDDING_ID_PATTERN.pattern}$"},
+    "doc": {"type": "string", "enum": list(ROOM_KINDS)},
+}
+_SECURITY_SCHEMES = {
+    "token": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "A token from the sessions endpoint or `crdt-server token`; the "
+        "`token` query parameter is accepted too (the header wins).",
+    },
+    "tokenQuery": {"type": "apiKey", "in": "query", "name": "token"},
+    "adminKey": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The admin API key (`CRDT_SERVER_ADMIN_API_KEY`).",
+    },
+}
+_ERROR_TEXT = {
+    400: "malformed input (the fields at fault are in `errors`)",
+    401: "missing, invalid, expired or revoked credentials",
+    403: "not allowed",
+    404: "no such wedding, document or route",
+    413: "body over this route's limit",
+    422: "well formed but impossible (nothing changed)",
+    429: "rate limited (see Retry-After)",
+    503: "the store could not commit or the server is overloaded (see Retry-After)",
+}
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+def _schema(model: Any, index: dict[Any, int], schemas: list[dict[str, Any]]) -> dict[str, Any]:
+    return schemas[index[model]]
+
+
+def _operation(
+    route: Route, index: dict[Any, int], schemas: list[dict[str, Any]]
+) -> dict[str, Any]:
+    parameters: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": _PATH_PARAMS[name]}
+        for name in re.findall(r"{(\w+)}", route.path)
+    ]
+    parameters += [
+        {"name": q.name, "in": "query", "required": False, "schema": q.schema}
+        | ({"description": q.description} if q.description else {})
+        for q in route.query
+    ]
+    operation: dict[str, Any] = {
+        "operationId": route.operation_id,
+        "summary": route.summary,
+        "tags": [route.family],
     }
+    if route.description:
+        operation["description"] = route.description
+    if parameters:
+        operation["parameters"] = parameters
+    content: dict[str, Any] = {}
+    if route.request_model is not None:
+        content[JSON] = {"schema": _schema(route.request_model, index, schemas)}
+    if route.binary_request:
+        content[BINARY] = {"schema": {"type": "string", "format": "binary"}}
+    if content:
+        operation["requestBody"] = {"required": True, "content": content}
+    success: dict[str, Any] = {}
+    if route.response_model is not None:
+        success[JSON] = {"schema": _schema(route.response_model, index, schemas)}
+    if route.binary_response:
+        success[BINARY] = {"schema": {"type": "string", "format": "binary"}}
+    if route.media_type is not None:
+        success[route.media_type] = {"schema": {"type": "string"}}
+    responses: dict[str, Any] = {
+        str(route.status): {"description": HTTPStatus(route.status).phrase, "content": success}
+    }
+    problem = {PROBLEM_JSON: {"schema": {"$ref": _REF.format(name="Problem")}}}
+    errors = set(route.errors)
+    if route.family != "public":
+        errors.add(429)
+    if route.body != "none":
+        errors |= {400, 413}
+    for status in sorted(errors | set(route.error_models)):
+        content = problem
+        if status in route.error_models:
+            content = {
+                PROBLEM_JSON: {"schema": _schema(route.error_models[status], index, schemas)}
+            }
+        responses[str(status)] = {"description": _ERROR_TEXT[status], "content": content}
+    operation["responses"] = responses
+    if route.security == "none":
+        operation["security"] = []
+    elif route.security == "admin":
+        operation["security"] = [{"adminKey": []}]
+    else:
+        operation["security"] = [{"token": []}, {"tokenQuery": []}]
+    return operation
 
 
-def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-_WEDDING = {
-    "name": "wedding_id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"},
-}
-_DOC = {
-    "name": "doc",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string", "enum": ["timeline", "budget", "guests", "seating", "conflicts"]},
-}
-_AUTH_ERRORS = {
-    "401": _error("missing, invalid, expired or revoked token"),
-    "403": _error("the token's role may not do this"),
-    "404": _error("no such wedding or document"),
-}
-_B64 = {"type": "string", "contentEncoding": "base64"}
-_BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
-_OBJECT = {"type": "object", "additionalProperties": True}
-
-OPENAPI: dict[str, Any] = {
-    "openapi": "3.1.0",
-    "info": {
-        "title": "crdt-server",
-        "version": "0.1.0",
-        "description": "HTTP API beside the y-websocket rooms: read, write and sync wedding "
-        "documents, run domain operations, see presence and conflicts. Every change is "
-        "answered only after it is committed.",
-    },
-    "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-        "schemas": {
-            "Error": {
-                "type": "object",
-                "required": ["error"],
-                "properties": {"error": {"type": "string"}},
-            },
-            "Conflict": {
-                "type": "object",
-                "required": ["code", "paths", "message"],
-                "properties": {
-                    "code": {"type": "string"},
-                    "paths": {"type": "array", "items": {"type": "string"}},
-                    "message": {"type": "string"},
-                },
-            },
+def openapi_document(routes: Sequence[Route], *, version: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of ``routes``."""
+    shown = [r for r in routes if r.in_schema]
+    models: list[Any] = [Problem]
+    for route in shown:
+        for model in (route.request_model, route.response_model, *route.error_models.values()):
+            if model is not None and model not in models:
+                models.append(model)
+    generated, components = msgspec.json.schema_components(models, ref_template=_REF)
+    index = {model: i for i, model in enumerate(models)}
+    paths: dict[str, dict[str, Any]] = {}
+    for route in shown:
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(
+            route, index, list(generated)
+        )
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "crdt-server",
+            "version": version,
+            "description": "HTTP API beside the y-websocket rooms: read, write and sync "
+            "wedding documents, run domain operations, see presence and conflicts. Every "
+            "change is answered only after it is committed. Every error is an RFC 9457 "
+            "problem (`application/problem+json`).",
         },
-    },
-    "security": [{"bearer": []}],
-    "paths": {
-        "/healthz": {
-            "get": {"summary": "Liveness", "security": [], "responses": {"200": _json(_OBJECT)}}
-        },
-        "/readyz": {
-            "get": {
-                "summary": "Readiness: the store answers and its last commit succeeded",
-                "security": [],
-                "responses": {"200": _json(_OBJECT), "503": _json(_OBJECT, "not ready")},
-            }
-        },
-        "/metrics": {
-            "get": {
-                "summary": "Prometheus metrics",
-                "security": [],
-                "responses": {"200": {"description": "OK", "content": {"text/plain": {}}}},
-            }
-        },
-        "/api/weddings/{wedding_id}/docs/{doc}": {
-            "get": {
-                "summary": "Read a document: JSON, or a binary Yjs update with "
-                "Accept: application/octet-stream",
-                "parameters": [_WEDDING, _DOC],
-                "responses": {
-                    "200": {
-                        "description": "OK",
-                        "content": {"application/json": {"schema": _OBJECT}, **_BINARY},
-                    },
-                    **_AUTH_ERRORS,
-                },
-            }
-        },
-        "/api/weddings/{wedding_id}/docs/{doc}/update": {
-            "post": {
-                "summary": "Apply a binary Yjs update (answered once committed, then broadcast)",
-                "parameters": [_WEDDING, _DOC],
-                "requestBody": {"required": True, "content": _BINARY},
-                "responses": {
-                    "200": _json(_OBJECT),
-                    "400": _error("not a valid Yjs update"),
-                    "413": _error("the document would grow past its limit"),
-                    **_AUTH_ERRORS,
-                },
-            }
-        },
-        "/api/weddings/{wedding_id}/docs/{doc}/sync": {
-            "post": {
-                "summary": "Offline-first sync: send a state vector and a pending update, "
-                "receive what is missing (JSON with base64, or binary: two lib0 "
-                "varUint8Arrays each way)",
-                "parameters": [_WEDDING, _DOC],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {"state_vector": _B64, "update": _B64},
-                            }
-                        },
-                        **_BINARY,
-                    },
-                },
-                "responses": {
-                    "200": {
-                        "description": "what the client is missing, and the server's state vector",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "properties": {"update": _B64, "state_vector": _B64},
-                                }
-                            },
-                            **_BINARY,
-                        },
-                    },
-                    "400": _error("malformed body or update"),
-                    **_AUTH_ERRORS,
-                },
-            }
-        },
-        "/api/weddings/{wedding_id}/docs/{doc}/ops": {
-            "post": {
-                "summary": 'Run a domain operation, e.g. {"op": "add_guest", "name": "Ann"}',
-                "parameters": [_WEDDING, _DOC],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["op"],
-                                "properties": {"op": {"type": "string"}},
-                                "additionalProperties": True,
-                            }
-                        }
-                    },
-                },
-                "responses": {
-                    "200": _json(_OBJECT),
-                    "400": _error("malformed operation"),
-                    "422": _error("well-formed but impossible operation (nothing changed)"),
-                    **_AUTH_ERRORS,
-                },
-            }
-        },
-        "/api/weddings/{wedding_id}/docs/{doc}/history": {
-            "get": {
-                "summary": "Who changed the document, when (newest first)",
-                "parameters": [
-                    _WEDDING,
-                    _DOC,
-                    {"name": "limit", "in": "query", "schema": {"type": "integer"}},
-                ],
-                "responses": {"200": _json(_OBJECT), **_AUTH_ERRORS},
-            }
-        },
-        "/api/weddings/{wedding_id}/presence": {
-            "get": {
-                "summary": "Who is online in which document",
-                "parameters": [_WEDDING],
-                "responses": {"200": _json(_OBJECT), **_AUTH_ERRORS},
-            }
-        },
-        "/api/weddings/{wedding_id}/conflicts": {
-            "get": {
-                "summary": "Conflicts the CRDT cannot prevent (over-capacity tables, overlaps…)",
-                "parameters": [_WEDDING],
-                "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "properties": {
-                                "conflicts": {
-                                    "type": "array",
-                                    "items": {"$ref": "#/components/schemas/Conflict"},
-                                }
-                            },
-                        }
-                    ),
-                    **_AUTH_ERRORS,
-                },
-            }
-        },
-        "/api/weddings/{wedding_id}/sessions": {
-            "post": {
-                "summary": "Mint a short-lived token for an app's user (admin API key)",
-                "parameters": [_WEDDING],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["sub", "role"],
-                                "properties": {
-                                    "sub": {"type": "string"},
-                                    "name": {"type": "string"},
-                                    "role": {
-                                        "type": "string",
-                                        "enum": ["couple", "planner", "vendor", "family", "friend"],
-                                    },
-                                    "ttl": {"type": "integer"},
-                                    "docs": _OBJECT,
-                                },
-                            }
-                        }
-                    },
-                },
-                "responses": {
-                    "201": _json(_OBJECT, "created"),
-                    "422": _error("invalid"),
-                    **_AUTH_ERRORS,
-                },
-            }
-        },
-        "/api/weddings/{wedding_id}": {
-            "delete": {
-                "summary": "Delete a wedding with its history; its rooms close with 4404",
-                "parameters": [_WEDDING],
-                "responses": {"200": _json(_OBJECT), **_AUTH_ERRORS},
-            }
-        },
-        "/api/admin/revoke": {
-            "post": {
-                "summary": "Close a user's sessions with 4401 and refuse their older tokens",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["sub"],
-                                "properties": {
-                                    "sub": {"type": "string"},
-                                    "wedding": {"type": "string"},
-                                },
-                            }
-                        }
-                    },
-                },
-                "responses": {"200": _json(_OBJECT), **_AUTH_ERRORS},
-            }
-        },
-    },
-}
+        "components": {"schemas": components, "securitySchemes": _SECURITY_SCHEMES},
+        "paths": paths,
+    }

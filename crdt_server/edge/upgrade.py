@@ -45,14 +45,13 @@ NO_SUCH_DOCUMENT = Refusal(404, "no such document")
 
 
 def bearer_token(query_token: str | None, authorization: str | None) -> str | None:
-    """The token: the ``token`` query parameter (browsers cannot set headers), else the
-    ``Authorization: Bearer`` header."""
-    if query_token:
-        return query_token
+    """The token, read the one way every HTTP route and the upgrade read it: the
+    ``Authorization: Bearer`` header, else the ``token`` query parameter (browsers cannot
+    set headers on a WebSocket)."""
     scheme, _, value = (authorization or "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return None
+    return query_token or None
 
 
 class Gate:

@@ -1,0 +1,237 @@
+"""Typed request and response bodies (msgspec), and the one way a JSON body is decoded.
+
+The OpenAPI document is generated from these types, so what is validated and what is
+documented cannot drift apart. A body that is not JSON, or is not an object, is a 400; a
+field of the wrong type or value is a 422; both name the field (``errors[0].field``, a path
+such as ``ttl`` or ``ops[0].name``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+
+from crdt_server.core.weddings import PresenceEntry
+from crdt_server.edge.problems import ApiError, FieldProblem, Problem
+from crdt_server.names import WEDDING_ID_PATTERN
+from documents.operations import OPERATIONS
+from storage.base import HistoryEntry
+
+__all__ = [
+    "ConflictItem",
+    "ConflictsAnswer",
+    "DeleteAnswer",
+    "DocumentAnswer",
+    "Health",
+    "NotReady",
+    "HistoryAnswer",
+    "OperationAnswer",
+    "OperationRequest",
+    "PresenceAnswer",
+    "Readiness",
+    "RevokeAnswer",
+    "RevokeRequest",
+    "SessionAnswer",
+    "SessionRequest",
+    "SyncAnswer",
+    "SyncRequest",
+    "UpdateAnswer",
+    "base64_field",
+    "decode_json",
+]
+
+T = TypeVar("T")
+
+Role = Literal["couple", "planner", "vendor", "family", "friend"]
+Subject = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+WeddingId = Annotated[str, msgspec.Meta(pattern=f"^{WEDDING_ID_PATTERN.pattern}$")]
+# Documented as an enum, checked by the domain (which answers 400 naming the field).
+OperationName = Annotated[str, msgspec.Meta(extra_json_schema={"enum": sorted(OPERATIONS)})]
+Base64 = Annotated[str, msgspec.Meta(extra_json_schema={"contentEncoding": "base64"})]
+
+
+class SessionRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Mint a token for one of the app's users, for one wedding."""
+
+    sub: Subject
+    role: Role
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=256)] | None = None
+    ttl: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    """Seconds; at most ``CRDT_SERVER_TOKEN_TTL_SECONDS`` (its default)."""
+    docs: dict[str, str] = {}
+    """Per-document access overrides: document kind to ``rw``, ``ro`` or ``none``."""
+
+
+class SessionAnswer(msgspec.Struct, frozen=True):
+    token: str
+    expires_at: int
+    url: str
+    """Where the y-websocket provider connects (``CRDT_SERVER_PUBLIC_URL`` when set)."""
+    rooms: dict[str, str]
+
+
+class RevokeRequest(msgspec.Struct, frozen=True):
+    sub: Subject
+    wedding: WeddingId | None = None
+
+
+class RevokeAnswer(msgspec.Struct, frozen=True):
+    sub: str
+    wedding: str | None
+    closed: int
+
+
+class DeleteAnswer(msgspec.Struct, frozen=True):
+    wedding: str
+    documents_deleted: int
+
+
+class SyncRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The client's state vector and its pending update, both base64 (either may be empty)."""
+
+    state_vector: Base64 = ""
+    update: Base64 = ""
+
+
+class SyncAnswer(msgspec.Struct, frozen=True):
+    """What the client is missing, and the server's state vector, both base64."""
+
+    update: Base64
+    state_vector: Base64
+
+
+class UpdateAnswer(msgspec.Struct, frozen=True):
+    committed: bool
+    changed: bool
+
+
+class OperationRequest(msgspec.Struct, frozen=True):
+    """A domain operation: ``op`` and its own fields, e.g.
+    ``{"op": "add_guest", "name": "Ann Lee"}`` (the fields are checked by the domain)."""
+
+    op: OperationName
+
+
+class OperationAnswer(msgspec.Struct, frozen=True):
+    committed: bool
+    result: dict[str, Any]
+
+
+DocumentAnswer = dict[str, Any]
+"""A document as JSON (its shape is the document's schema)."""
+
+
+class HistoryAnswer(msgspec.Struct, frozen=True):
+    history: list[HistoryEntry]
+
+
+class PresenceAnswer(msgspec.Struct, frozen=True):
+    presence: list[PresenceEntry]
+
+
+class ConflictItem(msgspec.Struct, frozen=True):
+    code: str
+    paths: list[str]
+    message: str
+
+
+class ConflictsAnswer(msgspec.Struct, frozen=True):
+    conflicts: list[ConflictItem]
+
+
+class Health(msgspec.Struct, frozen=True):
+    status: str
+
+
+class Readiness(msgspec.Struct, frozen=True):
+    status: str
+    rooms: int
+    bus: str
+
+
+class NotReady(Problem, frozen=True, omit_defaults=True, kw_only=True):
+    """The 503 of ``/readyz``: a problem with why (``store``), the bus and the room count."""
+
+    store: str
+    bus: str
+    rooms: int
+
+
+_AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_UNKNOWN = re.compile(r"(?:unknown|missing required) field `(?P<name>[^`]*)`")
+
+
+def _field_of(message: str) -> tuple[str, str]:
+    """(field path, message without the path) of a msgspec validation message."""
+    match = _AT.search(message)
+    path = match.group("path").lstrip(".") if match else ""
+    text = message[: match.start()] if match else message
+    unknown = _UNKNOWN.search(text)
+    if unknown:
+        path = f"{path}.{unknown.group('name')}" if path else unknown.group("name")
+    return path or "body", text
+
+
+def decode_json(body: bytes, model: type[T]) -> T:
+    """Decode a JSON body into ``model``, or raise a 400/422 :class:`ApiError` naming the
+    field. Never lets a decoder's own failure (depth, bad Unicode) through as a 500."""
+    try:
+        return msgspec.json.decode(body, type=model, strict=True)
+    except msgspec.ValidationError as exc:
+        field, message = _field_of(str(exc))
+        status = 400 if field == "body" and message.startswith("Expected `object`") else 422
+        raise ApiError(
+            status, f"{field}: {message}", errors=[FieldProblem(field, message)]
+        ) from None
+    except RecursionError:
+        raise ApiError.field(400, "body", "the JSON is nested too deeply") from None
+    except msgspec.DecodeError as exc:
+        raise _malformed(body, str(exc)) from None
+
+
+def _malformed(body: bytes, reason: str) -> ApiError:
+    # msgspec refuses some JSON the standard library accepts (a lone surrogate escape such
+    # as "\ud800", which no UTF-8 store can hold); find which field carried it.
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        return ApiError.field(400, "body", f"not valid JSON ({reason})")
+    path = _bad_text(parsed, "")
+    if path is not None:
+        return ApiError.field(400, path or "body", "not valid Unicode text (a lone surrogate)")
+    return ApiError.field(400, "body", f"not valid JSON ({reason})")
+
+
+def _bad_text(value: object, path: str) -> str | None:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _bad_text(key, path) if isinstance(key, str) else None
+            found = (
+                found if found is not None else _bad_text(item, f"{path}.{key}" if path else key)
+            )
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _bad_text(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
+def base64_field(value: str, field: str) -> bytes:
+    """Decode one base64 field, or raise a 400 naming it (non-ASCII text included)."""
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError:  # binascii.Error, and non-ASCII text
+        raise ApiError.field(400, field, "not valid base64") from None

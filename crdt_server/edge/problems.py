@@ -1,0 +1,157 @@
+"""Every HTTP error as an RFC 9457 problem (``application/problem+json``), from one place.
+
+Handlers raise :class:`ApiError` (or let a domain error through); the app's exception
+handlers (:func:`exception_handlers`) and the access middleware both turn it into the same
+answer with :func:`problem_response`. Domain errors are translated here, so no route has a
+``try``: :class:`documents.OperationError` keeps its 400/422 and names its field, a
+:class:`crdt_server.errors.PeerError` is 400 (413 when too big, 503 when overloaded), and
+:class:`crdt_server.core.room.RoomFailed` is 503 with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+
+import msgspec
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from crdt_server.core.room import RoomFailed
+from crdt_server.errors import CloseCode, PeerError
+from documents import OperationError
+
+__all__ = [
+    "PROBLEM_JSON",
+    "ApiError",
+    "FieldProblem",
+    "Problem",
+    "exception_handlers",
+    "problem_response",
+    "translate",
+]
+
+PROBLEM_JSON = "application/problem+json"
+
+RETRY_SECONDS = 1
+"""``Retry-After`` on a 503: the store or the room is back within about this long."""
+
+
+class FieldProblem(msgspec.Struct, frozen=True):
+    """What is wrong with one input: ``field`` is a path such as ``ttl`` or ``ops[0].name``
+    (``body`` for the body as a whole, a header's name for a header)."""
+
+    field: str
+    message: str
+
+
+class Problem(msgspec.Struct, frozen=True, omit_defaults=True):
+    """An RFC 9457 problem document. ``error`` repeats ``detail`` (kept for one release, for
+    clients written against the earlier ``{"error": ...}`` answers)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    error: str
+    errors: list[FieldProblem] = []
+
+
+class ApiError(Exception):
+    """An HTTP error answer: ``status_code``, a sentence for people (``message``), the
+    fields at fault (``errors``) and extra headers (``Retry-After``, ``Allow``)."""
+
+    def __init__(
+        self,
+        status_code: int,
+        message: str,
+        *,
+        errors: Sequence[FieldProblem] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+        self.errors = list(errors)
+        self.headers = dict(headers or {})
+
+    @classmethod
+    def field(cls, status_code: int, field: str, message: str) -> ApiError:
+        """An error about one input field; the detail names it."""
+        return cls(status_code, f"{field}: {message}", errors=[FieldProblem(field, message)])
+
+
+def problem_response(error: ApiError) -> Response:
+    """The problem+json answer for ``error``."""
+    try:
+        title = HTTPStatus(error.status_code).phrase
+    except ValueError:
+        title = "Error"
+    problem = Problem(
+        type="about:blank",
+        title=title,
+        status=error.status_code,
+        detail=error.message,
+        error=error.message,
+        errors=error.errors,
+    )
+    return Response(
+        msgspec.json.encode(problem),
+        status_code=error.status_code,
+        headers=error.headers,
+        media_type=PROBLEM_JSON,
+    )
+
+
+def translate(exc: BaseException) -> ApiError | None:
+    """The HTTP answer for an exception a client can cause, or ``None`` for a server fault."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, OperationError):
+        errors = [FieldProblem(exc.path, exc.message)] if exc.path else []
+        return ApiError(exc.status, str(exc), errors=errors)
+    if isinstance(exc, PeerError):
+        if exc.close_code == CloseCode.MESSAGE_TOO_BIG:
+            return ApiError(413, exc.message, errors=[FieldProblem("body", exc.message)])
+        if exc.close_code == CloseCode.TRY_AGAIN_LATER:
+            return ApiError(503, exc.message, headers={"Retry-After": str(RETRY_SECONDS)})
+        return ApiError(400, exc.message, errors=[FieldProblem("body", exc.message)])
+    if isinstance(exc, RoomFailed):
+        return ApiError(
+            503,
+            "the store could not commit; nothing was changed, retry",
+            headers={"Retry-After": str(RETRY_SECONDS)},
+        )
+    if isinstance(exc, HTTPException):
+        headers = dict(exc.headers or {})
+        return ApiError(exc.status_code, _starlette_detail(exc), headers=headers)
+    return None
+
+
+def _starlette_detail(exc: HTTPException) -> str:
+    if exc.status_code == 404:
+        return "no such route"
+    if exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        return f"method not allowed here; allowed: {allowed}" if allowed else exc.detail
+    return exc.detail
+
+
+async def _handle(request: Request, exc: Exception) -> Response:
+    error = translate(exc)
+    if error is None:  # registered only for types translate() knows
+        raise exc
+    return problem_response(error)
+
+
+def exception_handlers() -> dict[type[Exception], object]:
+    """The app's exception handlers: one function for every error a client can cause."""
+    kinds: tuple[type[Exception], ...] = (
+        ApiError,
+        OperationError,
+        PeerError,
+        RoomFailed,
+        HTTPException,
+    )
+    return dict.fromkeys(kinds, _handle)

@@ -1,0 +1,225 @@
+"""The declarative route table of the HTTP API.
+
+Each route is one :class:`Route` value: method, path, the handler, its family (for the rate
+limiter), its body (kind and model) and its answers. From the same values the app gets its
+Starlette routes (:func:`starlette_routes`) and clients get the OpenAPI document
+(:mod:`crdt_server.edge.openapi`). A feature adds its routes, with their models, in one list.
+
+What every route does before its handler, in order: the rate limit (429), then the body,
+read under the family's size limit while it streams (413 before any parsing).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route as StarletteRoute
+
+from crdt_server.auth.tokens import TokenError
+from crdt_server.edge.bodies import decode_json
+from crdt_server.edge.problems import ApiError, FieldProblem
+from crdt_server.edge.ratelimit import Priority, Subject
+from crdt_server.edge.state import ServerState, server_state
+from crdt_server.edge.upgrade import bearer_token
+
+__all__ = [
+    "BINARY",
+    "JSON",
+    "Call",
+    "Family",
+    "QueryParam",
+    "Route",
+    "binary_response",
+    "json_response",
+    "request_token",
+    "require_admin",
+    "starlette_routes",
+]
+
+T = TypeVar("T")
+
+JSON = "application/json"
+BINARY = "application/octet-stream"
+
+Family = Literal["public", "read", "write", "admin"] | str
+"""The rate-limit family of a route; ``public`` routes (health, docs) are not limited."""
+BodyKind = Literal["none", "json", "update"]
+"""What a route reads: nothing, a JSON body (``CRDT_SERVER_MAX_JSON_BODY_BYTES``) or an
+update body (binary or base64 JSON, ``CRDT_SERVER_MAX_UPDATE_BODY_BYTES``)."""
+Security = Literal["none", "token", "admin"]
+
+
+def json_response(value: Any, status_code: int = 200) -> Response:
+    """A JSON answer encoded by msgspec (Structs, dataclasses, dicts)."""
+    return Response(msgspec.json.encode(value), status_code=status_code, media_type=JSON)
+
+
+def binary_response(data: bytes) -> Response:
+    return Response(data, media_type=BINARY)
+
+
+def request_token(request: Request) -> str | None:
+    """The caller's token, read the one way every route and the upgrade gate read it."""
+    return bearer_token(request.query_params.get("token"), request.headers.get("authorization"))
+
+
+def require_admin(call: Call) -> None:
+    """401 unless the request carries the admin API key (403 when the admin API is off).
+
+    The key is only taken from the ``Authorization`` header, never from the URL."""
+    key = call.state.settings.admin_api_key
+    if not key:
+        raise ApiError(403, "the admin API is disabled: set CRDT_SERVER_ADMIN_API_KEY")
+    given = bearer_token(None, call.request.headers.get("authorization"))
+    if given is None or not hmac.compare_digest(given.encode(), key.encode()):
+        raise ApiError(401, "admin API key required (Authorization: Bearer <key>)")
+
+
+@dataclass(slots=True)
+class Call:
+    """One request to one route: the request, the server, and its body once read."""
+
+    request: Request
+    state: ServerState
+    route: Route
+    body: bytes = b""
+
+    def path(self, name: str) -> str:
+        value: str = self.request.path_params[name]
+        return value
+
+    def json(self, model: type[T]) -> T:
+        """The body decoded into ``model`` (400/422 naming the field on any problem)."""
+        if not self.body:
+            raise ApiError.field(400, "body", "a JSON body is required")
+        return decode_json(self.body, model)
+
+
+Handler = Callable[[Call], Awaitable[Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class QueryParam:
+    name: str
+    schema: dict[str, Any]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Route:
+    """One operation of the HTTP API, declared once."""
+
+    method: str
+    path: str
+    operation_id: str
+    summary: str
+    handler: Handler
+    family: Family
+    security: Security = "token"
+    body: BodyKind = "none"
+    request_model: Any = None
+    """The JSON body's type (a msgspec Struct), if the route reads JSON."""
+    binary_request: bool = False
+    response_model: Any = None
+    """The success body's type; ``None`` for a non-JSON answer (see ``media_type``)."""
+    status: int = 200
+    binary_response: bool = False
+    """The route also answers ``application/octet-stream`` (content negotiation)."""
+    media_type: str | None = None
+    """The success answer's media type when it is not JSON (``text/plain``, ``text/html``)."""
+    errors: tuple[int, ...] = ()
+    error_models: dict[int, Any] = field(default_factory=dict)
+    """Error answers whose problem has extension members, by status."""
+    query: tuple[QueryParam, ...] = ()
+    description: str = ""
+    priority: Callable[[Call], Priority] | None = None
+    """Reads the request's priority (body already read) for the wedding-day bypass; without
+    it every request is ``normal``."""
+    in_schema: bool = True
+
+
+def subject_of(request: Request, state: ServerState) -> Subject:
+    """Who the rate limiter counts: the verified token's subject, else the client address."""
+    token = request_token(request)
+    if token:
+        try:
+            claims = state.token_codec.decode(token)
+        except TokenError:
+            pass
+        else:
+            return Subject(f"sub:{claims.sub}", claims.role)
+    client = request.client
+    return Subject(f"addr:{client.host if client else 'unknown'}")
+
+
+def body_limit(route: Route, state: ServerState, request: Request) -> int:
+    settings = state.settings
+    if route.body == "json":
+        return settings.max_json_body_bytes
+    update = settings.update_body_limit
+    if route.body == "update" and not request.headers.get("content-type", "").startswith(BINARY):
+        # The JSON form carries the update in base64: 4 bytes of text for every 3.
+        return max(settings.max_json_body_bytes, update * 4 // 3 + 1024)
+    return update
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to be over ``limit``: from
+    ``Content-Length`` before reading anything, else while a chunked body streams in."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise ApiError.field(400, "Content-Length", "not a number")
+        if int(declared) > limit:
+            raise _too_large(limit)
+    received = bytearray()
+    async for chunk in request.stream():
+        if len(received) + len(chunk) > limit:
+            raise _too_large(limit)
+        received += chunk
+    return bytes(received)
+
+
+def _too_large(limit: int) -> ApiError:
+    message = f"the body is over this route's limit of {limit} bytes"
+    return ApiError(413, message, errors=[FieldProblem("body", message)])
+
+
+def _endpoint(route: Route) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        state = server_state(request)
+        call = Call(request, state, route)
+        if route.priority is None:
+            if route.family != "public":
+                state.limiter.check(route.family, subject_of(request, state))
+            if route.body != "none":
+                call.body = await read_body(request, body_limit(route, state, request))
+        else:
+            # The priority is in the body: read it (bounded) before counting the request.
+            if route.body != "none":
+                call.body = await read_body(request, body_limit(route, state, request))
+            subject = subject_of(request, state)
+            state.limiter.check(route.family, subject, priority=route.priority(call))
+        return await route.handler(call)
+
+    return endpoint
+
+
+def starlette_routes(routes: Sequence[Route]) -> list[StarletteRoute]:
+    """The Starlette routes of a route table."""
+    return [
+        StarletteRoute(
+            r.path,
+            _endpoint(r),
+            methods=[r.method],
+            name=r.operation_id,
+            include_in_schema=r.in_schema,
+        )
+        for r in routes
+    ]

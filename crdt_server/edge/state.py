@@ -1,0 +1,57 @@
+"""The server's long-lived parts, as one typed value the lifespan yields.
+
+Starlette copies the lifespan state into every request's scope (``request.state``); routes
+and middleware read it with :func:`server_state`, never through ``app.state`` attributes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import HTTPConnection
+
+from crdt_server.auth.principals import Authenticator, Revocations
+from crdt_server.auth.tokens import TokenCodec
+from crdt_server.core.registry import RoomRegistry
+from crdt_server.core.weddings import WeddingService
+from crdt_server.edge.ratelimit import HttpRateLimiter
+from crdt_server.edge.upgrade import Gate
+from crdt_server.extensions.events import EventLog
+from crdt_server.settings import Settings
+from storage import DocumentStore
+
+__all__ = ["SERVER_STATE_KEY", "ServerState", "server_state", "state_of_scope"]
+
+SERVER_STATE_KEY = "crdt_server"
+"""The key of the :class:`ServerState` in the lifespan state."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerState:
+    """Everything a request may need, built once by the lifespan."""
+
+    settings: Settings
+    store: DocumentStore
+    registry: RoomRegistry
+    token_codec: TokenCodec
+    revocations: Revocations
+    authenticator: Authenticator
+    gate: Gate
+    weddings: WeddingService
+    limiter: HttpRateLimiter
+    events: EventLog
+
+
+def state_of_scope(scope: Mapping[str, Any]) -> ServerState:
+    """The :class:`ServerState` of an ASGI scope (for middleware)."""
+    state = scope.get("state", {}).get(SERVER_STATE_KEY)
+    if not isinstance(state, ServerState):
+        raise RuntimeError("the app's lifespan has not run: no server state in the scope")
+    return state
+
+
+def server_state(connection: HTTPConnection) -> ServerState:
+    """The :class:`ServerState` of a request."""
+    return state_of_scope(connection.scope)

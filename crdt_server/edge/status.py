@@ -1,0 +1,93 @@
+"""Operability routes: liveness, readiness, Prometheus metrics."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from crdt_server.core.metrics import CONTENT_TYPE_LATEST
+from crdt_server.edge.bodies import Health, NotReady, Readiness
+from crdt_server.edge.problems import PROBLEM_JSON
+from crdt_server.edge.routing import Call, Route, json_response
+from storage import StoreError
+
+__all__ = ["status_routes"]
+
+
+async def healthz(call: Call) -> Response:
+    """Liveness: the process answers."""
+    return json_response(Health(status="ok"))
+
+
+async def readyz(call: Call) -> Response:
+    """Readiness: the store answers, and its last commit did not fail."""
+    registry = call.state.registry
+    rooms = len(registry.rooms)
+    bus = registry.bus.status
+    try:
+        await call.state.store.last_seq()
+    except StoreError as exc:
+        return _not_ready(str(exc), bus, rooms)
+    if not registry.health.healthy:
+        return _not_ready(registry.health.last_error or "the last commit failed", bus, rooms)
+    # A degraded bus is reported, not fatal: this process still serves its own clients
+    # durably, and catches up from the store once the bus is back.
+    return json_response(Readiness(status="ok", rooms=rooms, bus=bus))
+
+
+def _not_ready(store: str, bus: str, rooms: int) -> Response:
+    detail = f"not ready: the store: {store}"
+    problem = NotReady(
+        type="about:blank",
+        title="Service Unavailable",
+        status=503,
+        detail=detail,
+        error=detail,
+        store=store,
+        bus=bus,
+        rooms=rooms,
+    )
+    response = json_response(problem, 503)
+    response.headers["content-type"] = PROBLEM_JSON
+    response.headers["retry-after"] = "1"
+    return response
+
+
+async def metrics(call: Call) -> Response:
+    """Prometheus metrics."""
+    return Response(call.state.registry.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+def status_routes() -> list[Route]:
+    return [
+        Route(
+            "GET",
+            "/healthz",
+            "health",
+            "Liveness",
+            healthz,
+            "public",
+            "none",
+            response_model=Health,
+        ),
+        Route(
+            "GET",
+            "/readyz",
+            "readiness",
+            "Readiness: the store answers and its last commit succeeded (503 otherwise)",
+            readyz,
+            "public",
+            "none",
+            response_model=Readiness,
+            error_models={503: NotReady},
+        ),
+        Route(
+            "GET",
+            "/metrics",
+            "metrics",
+            "Prometheus metrics",
+            metrics,
+            "public",
+            "none",
+            media_type="text/plain",
+        ),
+    ]

@@ -1,0 +1,427 @@
+"""The HTTP edge through a real server: problem+json everywhere, field errors, body limits,
+the rate limiter, one way to read a token, the access log, metrics, public URLs, /docs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+import websockets
+from pycrdt import Doc, Map
+
+from crdt_server.auth.tokens import TokenCodec
+from crdt_server.cli import redact_tokens
+from crdt_server.edge.problems import ApiError
+from crdt_server.edge.ratelimit import HttpRateLimiter, Subject, may_bypass
+from tests.server import ServerProcess
+
+SECRET = "http-edge-test-secret-at-least-32-bytes!"
+ADMIN = "edge-admin-key"
+CODEC = TokenCodec(algorithms=["HS256"], secret=SECRET.encode())
+CANARY = "Zebulon Canaryfeather"
+PROBLEM_KEYS = {"type", "title", "status", "detail", "error"}
+
+
+def token(role: str = "planner", sub: str = "pat", wedding: str = "w1") -> str:
+    return CODEC.mint(sub=sub, role=role, wedding=wedding, ttl=600)
+
+
+def auth(role: str = "planner", sub: str = "pat", wedding: str = "w1") -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(role, sub, wedding)}"}
+
+
+ADMIN_AUTH = {"Authorization": f"Bearer {ADMIN}"}
+BASE_ENV = {
+    "CRDT_SERVER_AUTH_SECRET": SECRET,
+    "CRDT_SERVER_ADMIN_API_KEY": ADMIN,
+    "CRDT_SERVER_LOG_FORMAT": "json",
+    "CRDT_SERVER_MAX_JSON_BODY_BYTES": "65536",
+    "CRDT_SERVER_PUBLIC_URL": "https://plan.example.com/",
+}
+
+
+@pytest_asyncio.fixture
+async def edge(tmp_path: Path) -> AsyncIterator[tuple[ServerProcess, httpx.AsyncClient]]:
+    async with (
+        ServerProcess(tmp_path / "data", env=BASE_ENV, anonymous=False) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+    ):
+        yield server, http
+
+
+def assert_problem(response: httpx.Response, status: int, field: str | None = None) -> Any:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert PROBLEM_KEYS <= set(body), body
+    assert body["status"] == status and body["error"] == body["detail"]
+    if field is not None:
+        assert body["errors"][0]["field"] == field, body
+    return body
+
+
+@pytest.mark.asyncio
+async def test_router_errors_are_problems(edge: tuple[ServerProcess, httpx.AsyncClient]) -> None:
+    _, http = edge
+    assert_problem(await http.get("/nope"), 404)
+    assert_problem(await http.get("/sync/w1/guests"), 404)  # a WebSocket route over HTTP
+    wrong = await http.put("/healthz")
+    assert_problem(wrong, 405)
+    assert "GET" in wrong.headers["allow"]
+    assert_problem(await http.get("/api/weddings/w1/docs/guests"), 401)
+    assert_problem(await http.get("/api/weddings/w1/docs/menu", headers=auth()), 404)
+    assert_problem(await http.post("/api/admin/revoke", json={"sub": "x"}), 401)
+
+
+@pytest.mark.asyncio
+async def test_bad_fields_are_named(edge: tuple[ServerProcess, httpx.AsyncClient]) -> None:
+    _, http = edge
+    sessions = "/api/weddings/w1/sessions"
+    cases: list[tuple[Any, int, str]] = [
+        ({"sub": "a", "role": "family", "ttl": "long"}, 422, "ttl"),
+        ({"sub": "a", "role": "family", "ttl": 10**9}, 422, "ttl"),
+        ({"sub": "a", "role": "queen"}, 422, "role"),
+        ({"sub": "a", "role": "family", "colour": "red"}, 422, "colour"),
+        ({"role": "family"}, 422, "sub"),
+        ({"sub": "a", "role": "family", "docs": {"guests": "maybe"}}, 422, "docs"),
+        ([1, 2], 400, "body"),
+    ]
+    for body, status, field in cases:
+        response = await http.post(sessions, json=body, headers=ADMIN_AUTH)
+        assert_problem(response, status, field)
+    assert_problem(await http.post(sessions, content=b"{", headers=ADMIN_AUTH), 400, "body")
+    bad_wedding = await http.post(
+        "/api/admin/revoke", json={"sub": "a", "wedding": "no way"}, headers=ADMIN_AUTH
+    )
+    assert_problem(bad_wedding, 422, "wedding")
+    ops = await http.post(
+        "/api/weddings/w1/docs/guests/ops", json={"op": "add_guest"}, headers=auth()
+    )
+    assert_problem(ops, 400, "name")
+
+
+@pytest.mark.asyncio
+async def test_hostile_bodies_are_4xx_and_change_nothing(
+    edge: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    server, http = edge
+    doc = "/api/weddings/w1/docs/guests"
+    # Non-ASCII base64 (a ValueError in base64.b64decode).
+    sync = await http.post(f"{doc}/sync", json={"update": "ünïcode"}, headers=auth())
+    assert_problem(sync, 400, "update")
+    sync = await http.post(f"{doc}/sync", json={"state_vector": 5}, headers=auth())
+    assert_problem(sync, 422, "state_vector")
+    sync = await http.post(f"{doc}/sync", json={"update": "", "upadte": "AAA="}, headers=auth())
+    assert_problem(sync, 422, "upadte")
+    # JSON nested far past any recursion limit.
+    nested = b'{"op": "add_guest", "name": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"
+    assert_problem(await http.post(f"{doc}/ops", content=nested, headers=auth()), 400, "body")
+    # A lone surrogate in a guest's name (pycrdt panics on it), with a canary beside it.
+    surrogate = ('{"op": "add_guest", "name": "' + CANARY + ' \\ud800"}').encode()
+    assert_problem(await http.post(f"{doc}/ops", content=surrogate, headers=auth()), 400, "name")
+    notes = ('{"op": "add_guest", "name": "x", "notes": "' + CANARY + '\\udfff"}').encode()
+    assert_problem(await http.post(f"{doc}/ops", content=notes, headers=auth()), 400, "notes")
+    bad_limit = await http.get(f"{doc}/history", params={"limit": "9" * 5000}, headers=auth())
+    assert_problem(bad_limit, 400, "limit")
+    history = await http.get(f"{doc}/history", headers=auth())
+    assert history.json() == {"history": []}
+    assert server.alive
+
+
+@pytest.mark.asyncio
+async def test_header_token_wins_over_query_token(
+    edge: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    server, http = edge
+    doc = "/api/weddings/w1/docs/guests"
+    good, wrong_wedding = token(), token(wedding="w2")
+    both = await http.get(doc, params={"token": wrong_wedding}, headers=auth())
+    assert both.status_code == 200, both.text
+    assert_problem(await http.get(doc, params={"token": good}, headers=auth(wedding="w2")), 403)
+    assert (await http.get(doc, params={"token": good})).status_code == 200
+    # The upgrade gate reads it the same way.
+    url = f"{server.ws_url}/w1/guests?token={wrong_wedding}"
+    async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {good}"}):
+        pass
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        async with websockets.connect(
+            f"{server.ws_url}/w1/guests?token={good}",
+            additional_headers={"Authorization": f"Bearer {wrong_wedding}"},
+        ):
+            pass
+    assert refused.value.response.status_code == 403
+
+
+@pytest.mark.asyncio
+async def test_body_limits_answer_413_before_parsing(
+    edge: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    _, http = edge
+    ops = "/api/weddings/w1/docs/guests/ops"
+    big = b'{"op": "add_guest", "name": "' + b"a" * 70_000 + b'"}'
+    assert_problem(await http.post(ops, content=big, headers=auth()), 413, "body")
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(10):
+            yield b" " * 10_000
+
+    # No Content-Length: the limit is counted while the chunks stream in.
+    assert_problem(await http.post(ops, content=chunks(), headers=auth()), 413, "body")
+    small = await http.post(ops, json={"op": "add_guest", "name": "Ann"}, headers=auth())
+    assert small.status_code == 200, small.text
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.asyncio
+async def test_a_200_mb_chunked_post_is_refused_without_growing_the_server(
+    edge: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    server, http = edge
+    assert server.process is not None
+    before = _rss_kib(server.process.pid)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    head = (
+        "POST /api/weddings/w1/docs/guests/ops HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {token()}\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    )
+    writer.write(head.encode())
+    chunk = b"%x\r\n" % (1 << 20) + b" " * (1 << 20) + b"\r\n"
+    sent = 0
+    answer = asyncio.ensure_future(reader.readuntil(b"\r\n\r\n"))
+    slowest_health = 0.0
+    try:
+        async with asyncio.timeout(60):
+            # Keep pushing after the answer, as a hostile client would: the server must
+            # neither buffer nor parse what it refused.
+            while sent < 200 << 20:
+                writer.write(chunk)
+                try:
+                    await asyncio.wait_for(writer.drain(), 0.5)
+                except TimeoutError:
+                    pass  # the server stopped reading: as it should
+                except ConnectionError:
+                    break
+                sent += 1 << 20
+                if sent % (20 << 20) == 0:
+                    started = time.perf_counter()
+                    assert (await http.get("/healthz")).status_code == 200
+                    slowest_health = max(slowest_health, time.perf_counter() - started)
+            status_line = await answer
+    finally:
+        writer.close()
+    assert status_line.startswith(b"HTTP/1.1 413"), status_line
+    started = time.perf_counter()
+    assert (await http.get("/healthz")).status_code == 200
+    slowest_health = max(slowest_health, time.perf_counter() - started)
+    assert slowest_health < 0.5
+    grown_mib = (_rss_kib(server.process.pid) - before) / 1024
+    print(f"sent {sent >> 20} MiB, RSS +{grown_mib:.1f} MiB, healthz {slowest_health:.3f} s")
+    assert grown_mib < 20, grown_mib
+
+
+@pytest.mark.asyncio
+async def test_rate_limit_per_subject_and_family(tmp_path: Path) -> None:
+    env = {**BASE_ENV, "CRDT_SERVER_RATE_READ_PER_MINUTE": "3"}
+    async with (
+        ServerProcess(tmp_path / "data", env=env, anonymous=False) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+    ):
+        doc = "/api/weddings/w1/docs/guests"
+        for _ in range(3):
+            assert (await http.get(doc, headers=auth(sub="ann"))).status_code == 200
+        limited = await http.get(doc, headers=auth(sub="ann"))
+        assert_problem(limited, 429)
+        assert int(limited.headers["retry-after"]) >= 1
+        # Another subject, another family and the health checks keep their own budgets.
+        assert (await http.get(doc, headers=auth(sub="bob"))).status_code == 200
+        write = await http.post(
+            f"{doc}/ops", json={"op": "add_guest", "name": "A"}, headers=auth(sub="ann")
+        )
+        assert write.status_code == 200
+        assert (await http.get("/healthz")).status_code == 200
+
+
+def test_emergency_from_couple_or_planner_bypasses_the_limiter() -> None:
+    limiter = HttpRateLimiter({"events": 1})
+    planner, vendor = Subject("sub:p", "planner"), Subject("sub:v", "vendor")
+    limiter.check("events", planner)
+    limiter.check("events", vendor)
+    for _ in range(5):
+        limiter.check("events", planner, priority="emergency")
+    with pytest.raises(ApiError) as refused:
+        limiter.check("events", planner, priority="urgent")
+    assert refused.value.status_code == 429 and "Retry-After" in refused.value.headers
+    with pytest.raises(ApiError):
+        limiter.check("events", vendor, priority="emergency")
+    assert may_bypass(Subject("sub:c", "couple"), "emergency")
+    assert not may_bypass(Subject("addr:1.2.3.4"), "emergency")
+
+
+def test_redaction_works_on_the_decoded_name() -> None:
+    for line in (
+        "GET /sync/w1/guests?token=SECRET1 HTTP/1.1",
+        "/sync/w1/guests?%74oken=SECRET1",
+        "/sync/w1/guests?a=1&%2574%256Fken=SECRET1",
+        "/sync?x=1%26token%3DSECRET1",
+        "path='/x' query_string=b'ACCESS_TOKEN=SECRET1'",
+    ):
+        assert "SECRET1" not in redact_tokens(line), line
+    assert redact_tokens("tokens=2&tok=3") == "tokens=2&tok=3"
+
+
+def _log_lines(server: ServerProcess) -> list[dict[str, Any]]:
+    lines = []
+    for raw in bytes(server.log).decode(errors="replace").splitlines():
+        if raw.startswith("{"):
+            lines.append(json.loads(raw))
+    return lines
+
+
+async def _wait_for_log(server: ServerProcess, predicate: Any, timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(predicate(line) for line in _log_lines(server)):
+        assert time.monotonic() < deadline, "log line never came"
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.asyncio
+async def test_access_log_request_id_and_metrics(
+    edge: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    server, http = edge
+    response = await http.get(
+        "/api/weddings/w1/docs/guests", headers={**auth(), "X-Request-ID": "req-42"}
+    )
+    assert response.headers["x-request-id"] == "req-42"
+    generated = await http.get("/healthz", headers={"X-Request-ID": "bad id\twith junk"})
+    assert generated.headers["x-request-id"] != "bad id\twith junk"
+    await http.get("/nope/at/all")
+    await _wait_for_log(server, lambda line: line.get("status") == 404)
+    access = [line for line in _log_lines(server) if line["logger"] == "crdt_server.access"]
+    entry = next(line for line in access if line.get("request_id") == "req-42")
+    assert entry["route"] == "/api/weddings/{wedding_id}/docs/{doc}"
+    assert entry["method"] == "GET" and entry["status"] == 200 and entry["duration_ms"] >= 0
+    assert any(line["route"] == "<unmatched>" and line["status"] == 404 for line in access)
+    metrics = (await http.get("/metrics")).text
+    assert (
+        'crdt_http_requests_total{method="GET",route="/api/weddings/{wedding_id}/docs/{doc}",'
+        'status="200"} 1.0' in metrics
+    )
+    assert 'route="<unmatched>",status="404"' in metrics
+    assert "crdt_http_request_seconds_bucket" in metrics
+
+
+@pytest.mark.asyncio
+async def test_no_token_and_no_document_content_reaches_the_log(
+    edge: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    server, http = edge
+    secret = token(sub="tok-owner")
+    doc = "/api/weddings/w1/docs/guests"
+    await http.get(f"{doc}?%74oken={secret}")
+    await http.get(f"{doc}?token={secret}")
+    hostile = ('{"op": "add_guest", "name": "' + CANARY + '\\ud800"}').encode()
+    await http.post(f"{doc}/ops", content=hostile, headers=auth())
+    await http.post(f"{doc}/ops", json={"op": "update_guest", "guest_id": CANARY}, headers=auth())
+    await http.post(
+        f"{doc}/ops", json={"op": "add_guest", "name": CANARY, "rsvp": CANARY}, headers=auth()
+    )
+    # And over the WebSocket: well-framed messages whose contents are hostile and carry the
+    # canary (a broken Yjs update, a broken awareness state, a lone surrogate in a name).
+    canary = CANARY.encode()
+    update = b"\x01\x01\x05\x00\x04\x01\x05guests" + bytes([len(canary)]) + canary + b"\xff\xff"
+    state = ('{"user": {"name": "' + CANARY + '\\ud800"}').encode()
+    awareness = b"\x01\x01\x07\x01" + bytes([len(state)]) + state
+    doc: Doc[Any] = Doc()
+    doc.get("guests", type=Map)["g1"] = CANARY + " XYZ"
+    # The same update with "XYZ" turned into a UTF-8-encoded lone surrogate.
+    surrogate_update = doc.get_update().replace(b"XYZ", b"\xed\xa0\x80")
+    frames = [
+        b"\x00\x02" + bytes([len(surrogate_update)]) + surrogate_update,
+        b"\x00\x02" + bytes([len(update)]) + update,
+        b"\x01" + bytes([len(awareness)]) + awareness,
+        b"\x00\x02" + bytes([len(canary) + 2]) + b"\x01\x00" + canary,
+    ]
+    for frame in frames:
+        async with websockets.connect(f"{server.ws_url}/w1/guests?%74oken={secret}") as ws:
+            await ws.send(frame)
+            with pytest.raises(websockets.ConnectionClosed):
+                async with asyncio.timeout(5):
+                    while True:
+                        await ws.recv()
+    marker = "end-of-canary-test"
+    await http.get("/healthz", headers={"X-Request-ID": marker})
+    await _wait_for_log(server, lambda line: line.get("request_id") == marker)
+    log = bytes(server.log).decode(errors="replace")
+    assert CANARY not in log
+    assert "Canaryfeather" not in log
+    assert secret not in log and secret.split(".")[2] not in log
+
+
+@pytest.mark.asyncio
+async def test_generated_urls_start_from_public_url(
+    edge: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    _, http = edge
+    response = await http.post(
+        "/api/weddings/w1/sessions", json={"sub": "may", "role": "family"}, headers=ADMIN_AUTH
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["url"] == "wss://plan.example.com/sync"
+
+
+@pytest.mark.asyncio
+async def test_docs_page_and_assets_are_served_locally(
+    edge: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    _, http = edge
+    page = await http.get("/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "://" not in page.text  # nothing from a CDN: every asset is on this server
+    for asset in ("/docs/reference.js", "/docs/reference.css"):
+        response = await http.get(asset)
+        assert response.status_code == 200 and len(response.content) > 100, asset
+    assert "openapi" in page.text
+    assert_problem(await http.get("/docs/../../etc/passwd"), 404)
+    assert_problem(await http.get("/docs/nothing.js"), 404)
+
+
+@pytest.mark.asyncio
+async def test_openapi_is_generated_complete(
+    edge: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    _, http = edge
+    spec = (await http.get("/openapi.json")).json()
+    assert spec["openapi"] == "3.1.0"
+    schemes = spec["components"]["securitySchemes"]
+    assert {"token", "adminKey"} <= set(schemes)
+    ids = set()
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            assert op["operationId"] not in ids
+            ids.add(op["operationId"])
+            assert op["summary"] and "security" in op, (path, method)
+            statuses = set(op["responses"])
+            assert any(s.startswith("2") for s in statuses), (path, method)
+            for status, answer in op["responses"].items():
+                if status.startswith(("4", "5")):
+                    assert "application/problem+json" in answer["content"], (path, status)
+    sessions = spec["paths"]["/api/weddings/{wedding_id}/sessions"]["post"]
+    body = sessions["requestBody"]["content"]["application/json"]["schema"]
+    assert body["$ref"].endswith("/SessionRequest")
+    assert spec["components"]["schemas"]["SessionRequest"]["additionalProperties"] is False
+    assert {"400", "401", "413", "422", "429"} <= set(sessions["responses"])
