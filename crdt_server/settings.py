@@ -120,6 +120,13 @@ class Settings:
     loss. ``normal``: it is in the operating system before it is acknowledged, so it
     survives the server being killed; a power loss or kernel crash may lose the last
     commits (never the file)."""
+    trusted_proxies: str = ""
+    """Addresses or networks (comma separated) of reverse proxies whose
+    ``X-Forwarded-For`` is believed, on HTTP and WebSocket alike; empty: none (the peer
+    address is the client). uvicorn's own default (trust 127.0.0.1) is not used."""
+    shutdown_timeout_seconds: float = 30.0
+    """After SIGTERM or SIGINT the process exits within this many seconds, whatever is
+    stuck (every acknowledged update is already committed)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -152,6 +159,7 @@ class Settings:
             "close_timeout_seconds",
             "sqlite_busy_timeout_seconds",
             "websocket_ping_seconds",
+            "shutdown_timeout_seconds",
         ):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must not be negative")

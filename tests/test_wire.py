@@ -643,7 +643,11 @@ async def test_graceful_shutdown_closes_with_1012(own_server: ServerProcess) -> 
 async def one_per_address(
     variant_env: dict[str, str], tmp_path: Path
 ) -> AsyncIterator[ServerProcess]:
-    env = {**variant_env, "CRDT_SERVER_MAX_CONNECTIONS_PER_ADDRESS": "1"}
+    env = {
+        **variant_env,
+        "CRDT_SERVER_MAX_CONNECTIONS_PER_ADDRESS": "1",
+        "CRDT_SERVER_TRUSTED_PROXIES": "127.0.0.1",
+    }
     async with ServerProcess(tmp_path / "data", env=env) as proc:
         yield proc
 
@@ -651,8 +655,8 @@ async def one_per_address(
 async def test_forwarded_for_from_a_trusted_proxy_is_the_client(
     one_per_address: ServerProcess,
 ) -> None:
-    """uvicorn trusts X-Forwarded-For from 127.0.0.1 by default: per-address limits count
-    the client behind the proxy, not the proxy."""
+    """X-Forwarded-For from a listed proxy: per-address limits count the client behind the
+    proxy, not the proxy."""
     port = one_per_address.port
     alice = {"X-Forwarded-For": "203.0.113.7"}
     bob = {"X-Forwarded-For": "198.51.100.1, 203.0.113.9"}
