@@ -791,3 +791,55 @@ async def test_random_frame_streams_cost_nothing(
         message = decode_message(echo.payload)
         assert isinstance(message, SyncUpdate), f"seed {seed}"
         assert notes_of(message.update) == "next door"
+
+
+# --- 12. ping flood (issue 15, item 3) --------------------------------------------------
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.slow
+async def test_a_ping_flood_that_never_reads_is_closed_and_costs_little(tmp_path: Path) -> None:
+    """100,000 pings from a client that never reads its pongs: every pong counts toward the
+    connection's outbound cap, so the connection is dropped as a slow consumer and the
+    server grows by less than 20 MB (it grew by hundreds when pongs bypassed the cap)."""
+    async with ServerProcess(tmp_path / "data") as server:
+        assert server.process is not None
+        pid = server.process.pid
+        before = rss_bytes(pid)
+        async with await ws_connect(server.port, fresh_room()) as ws:
+            sock = ws.writer.get_extra_info("socket")
+            assert sock is not None
+            ws.writer.transport.pause_reading()  # the client never reads again
+            ping = client_frame(PING, b"p" * 125)
+            sent = 0
+            closed = False
+            try:
+                async with asyncio.timeout(40):
+                    while sent < 100_000:
+                        ws.writer.write(ping * 500)
+                        await ws.writer.drain()
+                        sent += 500
+            except ConnectionError:
+                closed = True
+            # The server may have dropped us after the last batch was sent: look again.
+            if not closed:
+                # Drain what the server sent; the end of the stream (or a reset) must come.
+                ws.writer.transport.resume_reading()
+                async with asyncio.timeout(DEADLINE):
+                    try:
+                        while await ws.reader.read(1 << 20):
+                            pass
+                    except ConnectionError:
+                        pass
+                closed = True
+            assert closed
+        grown = rss_bytes(pid) - before
+        assert grown < 20 * 1024 * 1024, f"server grew by {grown / 1e6:.1f} MB"
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"{server.url}/healthz", timeout=5)).status_code == 200

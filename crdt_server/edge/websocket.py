@@ -173,6 +173,7 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         "_pinger",
         "_lost",
         "_max_size",
+        "_max_out",
         "_messages",
         "_paused_reading",
         "_pinged",
@@ -194,6 +195,8 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         self._state = _HANDSHAKE
         self._buffer = bytearray()
         self._max_size = 0
+        self._max_out = 0
+        """Bytes the transport may hold for this peer unsent (control frames included)."""
         self._messages: deque[bytes | str] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._paused_reading = False
@@ -463,6 +466,7 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         )
         self._state = _OPEN
         self._max_size = gate.settings.max_message_bytes
+        self._max_out = gate.settings.outbound_queue_bytes
         interval = self._config.ws_ping_interval
         if interval:
             pinger = _per_server(self._app_state, _PINGER_KEY, _Pinger, interval)
@@ -560,11 +564,27 @@ class SyncWebSocketProtocol(asyncio.Protocol):
                 self._deliver(message, self._fragments_text)
         elif opcode == _PING:
             if self._state == _OPEN and self._transport is not None:
-                self._transport.write(frame_header(_PONG, len(payload)) + payload)
+                self._write_control(frame_header(_PONG, len(payload)) + payload)
         elif opcode == _PONG:
             self._pinged = False
         else:
             self._peer_closed(payload)
+
+    def _write_control(self, frame: bytes) -> None:
+        """Write a pong or ping: control frames count toward the outbound cap like data. A
+        peer that sends pings and never reads the pongs is a slow consumer: it gets 1013
+        and the socket is aborted (its unsent bytes are dropped, the memory released)."""
+        transport = self._transport
+        assert transport is not None
+        if transport.get_write_buffer_size() + len(frame) > self._max_out:
+            log.warning("slow consumer: pongs not read, closing with 1013")
+            self._close = (CloseCode.TRY_AGAIN_LATER, "slow consumer")
+            self._state = _CLOSED
+            if self._waiter is not None and not self._waiter.done():
+                self._waiter.set_result(None)
+            self._reset()
+            return
+        transport.write(frame)
 
     def _deliver(self, payload: bytes, text: bool) -> None:
         if self._state != _OPEN:
@@ -645,7 +665,7 @@ class SyncWebSocketProtocol(asyncio.Protocol):
                 self._close = (_ABNORMAL, "keepalive timeout")
                 self._reset()
                 return
-            self._transport.write(frame_header(_PING, 0))
+            self._write_control(frame_header(_PING, 0))
             self._pinged = True
         self._heard = False
 
