@@ -24,6 +24,7 @@ from uvicorn.supervisors.multiprocess import Multiprocess
 
 from crdt_server.app import create_app, token_codec
 from crdt_server.auth.permissions import ROLES, PermissionMatrix
+from crdt_server.edge.http_head import head_deadline_protocol
 from crdt_server.edge.websocket import SyncWebSocketProtocol
 from crdt_server.settings import ENV_PREFIX, Settings, SettingsError
 
@@ -122,6 +123,9 @@ def app_from_env() -> Starlette:
     where ``serve`` put its command-line options."""
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
+    head_deadline_protocol(
+        settings.handshake_timeout_seconds, settings.max_pending_handshakes_per_address
+    )
     app = create_app(settings)
     tune_gc()
     return app
@@ -220,6 +224,9 @@ def serve(settings: Settings) -> None:
         app,
         factory=settings.workers > 1,
         workers=settings.workers,
+        http=head_deadline_protocol(
+            settings.handshake_timeout_seconds, settings.max_pending_handshakes_per_address
+        ),
         ws=SyncWebSocketProtocol if settings.websocket_stack == "native" else "websockets-sansio",
         ws_max_size=settings.max_message_bytes,
         ws_per_message_deflate=settings.websocket_compression,

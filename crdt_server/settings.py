@@ -127,6 +127,12 @@ class Settings:
     shutdown_timeout_seconds: float = 30.0
     """After SIGTERM or SIGINT the process exits within this many seconds, whatever is
     stuck (every acknowledged update is already committed)."""
+    handshake_timeout_seconds: float = 10.0
+    """An HTTP request head (a WebSocket upgrade included) must arrive whole within this;
+    a connection still sending it is dropped (slowloris)."""
+    max_pending_handshakes_per_address: int = 64
+    """Connections from one address whose request head is unfinished; more are dropped
+    as they are made."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -150,6 +156,8 @@ class Settings:
             "max_concurrent_loads",
             "workers",
             "presence_timeout_seconds",
+            "handshake_timeout_seconds",
+            "max_pending_handshakes_per_address",
         )
         for name in positive:
             if getattr(self, name) <= 0:

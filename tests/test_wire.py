@@ -843,3 +843,57 @@ async def test_a_ping_flood_that_never_reads_is_closed_and_costs_little(tmp_path
         assert grown < 20 * 1024 * 1024, f"server grew by {grown / 1e6:.1f} MB"
         async with httpx.AsyncClient() as client:
             assert (await client.get(f"{server.url}/healthz", timeout=5)).status_code == 200
+
+
+# --- 13. slowloris (issue 15, item 2) ---------------------------------------------------
+
+SLOW_SOCKETS = 2000
+HEAD_TIMEOUT = 3.0
+
+
+async def half_request(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection from 127.0.0.2 that sends half a request head and then nothing."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.2", 0))
+    writer.write(b"GET /sync/w1/guests HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")
+    return reader, writer
+
+
+async def dropped(reader: asyncio.StreamReader, within: float) -> bool:
+    """Did the server end this connection (EOF or reset) within ``within`` seconds?"""
+    try:
+        async with asyncio.timeout(within):
+            return await reader.read(1024) == b""
+    except ConnectionError:
+        return True
+    except TimeoutError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+async def test_slowloris_sockets_are_capped_and_timed_out_and_healthz_stays_fast(
+    tmp_path: Path,
+) -> None:
+    env = {"CRDT_SERVER_HANDSHAKE_TIMEOUT_SECONDS": str(HEAD_TIMEOUT)}
+    async with ServerProcess(tmp_path / "data", env=env) as server, httpx.AsyncClient() as http:
+        await http.get(f"{server.url}/healthz")  # the client's own warm-up
+        began = asyncio.get_running_loop().time()
+        held = [await half_request(server.port) for _ in range(SLOW_SOCKETS)]
+        try:
+            for _ in range(5):
+                start = asyncio.get_running_loop().time()
+                response = await http.get(f"{server.url}/healthz", timeout=5)
+                took = asyncio.get_running_loop().time() - start
+                assert response.status_code == 200
+                assert took < 0.1, f"/healthz took {took * 1000:.0f} ms"
+            # Past the per-address cap (64 by default) connections are dropped at once.
+            early = await asyncio.gather(*(dropped(r, 0.5) for r, _ in held))
+            opened = asyncio.get_running_loop().time() - began
+            assert opened < HEAD_TIMEOUT, "opening the sockets took too long to tell"
+            assert sum(early) >= SLOW_SOCKETS - 64, sum(early)
+            # The rest are dropped once their head is late.
+            late = await asyncio.gather(*(dropped(r, HEAD_TIMEOUT + 3) for r, _ in held))
+            assert all(late), f"{late.count(False)} unfinished heads still open"
+        finally:
+            for _, writer in held:
+                writer.transport.abort()
