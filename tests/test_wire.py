@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import os
 import random
-import struct
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -31,11 +29,17 @@ import pytest_asyncio
 from pycrdt import Doc, Text
 
 from crdt_server.codec.protocol import SyncUpdate, decode_message, encode_update
+from crdt_server.codec.websocket_frames import (
+    accept_key,
+    decode_close,
+    encode_close,
+    encode_frame,
+    parse_header,
+)
 from tests.server import ServerProcess
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(30)]
 
-GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 DEADLINE = 10.0
 """Seconds any single wait on the server may take."""
 SMALL_MAX_MESSAGE = 64 * 1024
@@ -79,7 +83,7 @@ def new_key() -> str:
 
 
 def accept_for(key: str) -> str:
-    return base64.b64encode(hashlib.sha1((key + GUID).encode("ascii")).digest()).decode("ascii")
+    return accept_key(key)
 
 
 def upgrade_request(
@@ -160,14 +164,6 @@ class Frame:
     payload: bytes
 
 
-def mask_payload(payload: bytes, key: bytes) -> bytes:
-    if not payload:
-        return payload
-    keystream = (key * (len(payload) // 4 + 1))[: len(payload)]
-    masked = int.from_bytes(payload, "big") ^ int.from_bytes(keystream, "big")
-    return masked.to_bytes(len(payload), "big")
-
-
 def client_frame(
     opcode: int,
     payload: bytes = b"",
@@ -178,34 +174,18 @@ def client_frame(
     length: int | None = None,
 ) -> bytes:
     """One client frame; ``length`` announces another payload length than the real one."""
-    announced = len(payload) if length is None else length
-    head = bytearray([(0x80 if fin else 0) | (rsv & 0b111) << 4 | (opcode & 0x0F)])
-    mask_bit = 0x80 if masked else 0
-    if announced < 126:
-        head.append(mask_bit | announced)
-    elif announced < 1 << 16:
-        head.append(mask_bit | 126)
-        head += struct.pack("!H", announced)
-    else:
-        head.append(mask_bit | 127)
-        head += struct.pack("!Q", announced)
-    if not masked:
-        return bytes(head) + payload
-    key = os.urandom(4)
-    return bytes(head) + key + mask_payload(payload, key)
+    mask = os.urandom(4) if masked else None
+    return encode_frame(opcode, payload, fin=fin, rsv=rsv, mask=mask, length=length)
 
 
 def close_payload(code: int, reason: str = "") -> bytes:
-    return struct.pack("!H", code) + reason.encode("utf-8")
+    return encode_close(code, reason)
 
 
 def parse_close(payload: bytes) -> tuple[int, str]:
     """A close frame's (code, reason); 1005 for an empty body, as RFC 6455 7.1.5 says."""
-    if not payload:
-        return 1005, ""
-    assert len(payload) >= 2, f"server sent a close frame with a {len(payload)}-byte body"
-    (code,) = struct.unpack("!H", payload[:2])
-    return code, payload[2:].decode("utf-8")
+    assert len(payload) != 1, "server sent a close frame with a 1-byte body"
+    return decode_close(payload)
 
 
 class RawWebSocket:
@@ -249,21 +229,20 @@ class RawWebSocket:
 
     async def read_frame(self, timeout: float = DEADLINE) -> Frame:
         """One server frame, checked against RFC 6455 section 5."""
-        b0, b1 = await self._read_exactly(2, timeout)
-        fin, rsv, opcode = bool(b0 & 0x80), (b0 >> 4) & 0b111, b0 & 0x0F
-        assert not b1 & 0x80, "server frames must not be masked (RFC 6455 5.1)"
-        assert rsv == 0, f"server set RSV bits {rsv:03b} with no extension negotiated"
-        assert opcode in KNOWN_OPCODES, f"server sent reserved opcode {opcode:#x}"
-        length = b1 & 0x7F
-        if length == 126:
-            (length,) = struct.unpack("!H", await self._read_exactly(2, timeout))
-        elif length == 127:
-            (length,) = struct.unpack("!Q", await self._read_exactly(8, timeout))
+        head = await self._read_exactly(2, timeout)
+        header = parse_header(head)
+        while header is None:  # an extended length follows
+            head += await self._read_exactly(1, timeout)
+            header = parse_header(head)
+        assert header.mask is None, "server frames must not be masked (RFC 6455 5.1)"
+        assert header.rsv == 0, f"server set RSV bits {header.rsv:03b} with no extension"
+        assert header.opcode in KNOWN_OPCODES, f"server sent reserved opcode {header.opcode:#x}"
+        length = header.length
         payload = await self._read_exactly(length, timeout) if length else b""
-        if opcode >= CLOSE:
-            assert fin, "server sent a fragmented control frame"
+        if header.opcode >= CLOSE:
+            assert header.fin, "server sent a fragmented control frame"
             assert length <= 125, f"server sent a control frame of {length} bytes"
-        return Frame(fin, rsv, opcode, payload)
+        return Frame(header.fin, header.rsv, header.opcode, payload)
 
     async def read_message(self, timeout: float = DEADLINE) -> Frame:
         """The next control frame, or the next data message with its fragments joined."""
