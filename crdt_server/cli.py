@@ -20,11 +20,11 @@ from types import FrameType
 
 import uvicorn
 from starlette.applications import Starlette
-from uvicorn.supervisors.multiprocess import Multiprocess
 
 from crdt_server.app import create_app, token_codec
 from crdt_server.auth.permissions import ROLES, PermissionMatrix
 from crdt_server.edge.http_head import head_deadline_protocol
+from crdt_server.edge.uvicorn_private import Multiprocess
 from crdt_server.edge.websocket import SyncWebSocketProtocol
 from crdt_server.settings import ENV_PREFIX, Settings, SettingsError
 

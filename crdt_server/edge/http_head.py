@@ -17,7 +17,7 @@ import logging
 from collections import Counter
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from crdt_server.edge.uvicorn_private import HttpToolsProtocol
 
 __all__ = ["HeadDeadlineProtocol", "head_deadline_protocol"]
 

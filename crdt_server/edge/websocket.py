@@ -36,10 +36,6 @@ from http import HTTPStatus
 from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl, unquote
 
-from uvicorn.config import Config
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from uvicorn.server import ServerState
-
 from crdt_server.codec.websocket_frames import (
     FrameError,
     accept_key,
@@ -59,6 +55,7 @@ from crdt_server.edge.upgrade import (
     Refusal,
     bearer_token,
 )
+from crdt_server.edge.uvicorn_private import Config, ServerState, WebSocketsSansIOProtocol
 from crdt_server.errors import CloseCode
 
 __all__ = ["SyncWebSocketProtocol"]
