@@ -202,6 +202,11 @@ def _give_up(sig: int) -> None:
 
 def serve(settings: Settings) -> None:
     configure_logging(settings.log_level, settings.log_format)
+    if settings.websocket_stack == "uvicorn":
+        logging.getLogger("crdt_server.cli").warning(
+            "CRDT_SERVER_WEBSOCKET_STACK=uvicorn is deprecated and will be removed; the "
+            "native stack serves plain connections (compression still uses uvicorn's)"
+        )
     if not settings.database_url:
         private_data_dir(settings.data_dir)
     check_startup(settings)
