@@ -130,7 +130,7 @@ class Settings:
     handshake_timeout_seconds: float = 10.0
     """An HTTP request head (a WebSocket upgrade included) must arrive whole within this;
     a connection still sending it is dropped (slowloris)."""
-    max_pending_handshakes_per_address: int = 64
+    max_pending_handshakes_per_address: int = 512
     """Connections from one address whose request head is unfinished; more are dropped
     as they are made."""
 

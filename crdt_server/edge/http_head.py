@@ -28,7 +28,7 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a deadline on each request head."""
 
     head_timeout: float = 10.0
-    max_pending_per_address: int = 64
+    max_pending_per_address: int = 512
     pending: Counter[str] = Counter()
     """Connections per address whose first head is unfinished (one server per process)."""
 
