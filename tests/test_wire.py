@@ -819,6 +819,7 @@ async def test_a_ping_flood_that_never_reads_is_closed_and_costs_little(tmp_path
                 closed = True
             assert closed
         grown = rss_bytes(pid) - before
+        print(f"ping flood: server RSS grew by {grown / 1e6:.1f} MB")  # shown with -s
         assert grown < 20 * 1024 * 1024, f"server grew by {grown / 1e6:.1f} MB"
         async with httpx.AsyncClient() as client:
             assert (await client.get(f"{server.url}/healthz", timeout=5)).status_code == 200
