@@ -44,3 +44,39 @@ def test_the_attributes_the_server_uses_exist() -> None:
     assert hasattr(server, "started") and callable(server.startup)
     assert callable(server.handle_exit)
     assert "sockets" in inspect.signature(uvicorn_private.Multiprocess.__init__).parameters
+
+
+PRIVATE_HOMES = {
+    "uvicorn": "crdt_server/edge/uvicorn_private.py",
+    "pycrdt": "crdt_server/core/crdt.py",
+}
+"""The one module allowed to import each library's private parts."""
+
+
+def _is_private(module: str, library: str) -> bool:
+    """``uvicorn.x`` (uvicorn documents only its top-level names) or ``pycrdt._x``."""
+    if not module.startswith(library + "."):
+        return False
+    return library == "uvicorn" or module.split(".")[1].startswith("_")
+
+
+def test_private_imports_live_in_one_adapter_each() -> None:
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    offenders = []
+    for path in sorted((root / "crdt_server").rglob("*.py")):
+        relative = path.relative_to(root).as_posix()
+        tree = ast.parse(path.read_text(), relative)
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for name in names:
+                for library, home in PRIVATE_HOMES.items():
+                    if _is_private(name, library) and relative != home:
+                        offenders.append(f"{relative} imports {name}")
+    assert offenders == [], offenders
