@@ -1,10 +1,11 @@
 """Two WebSocket client transports for the load generator, behind one tiny interface.
 
 * :class:`RawWebSocket`: a lean RFC 6455 client on :class:`asyncio.Protocol`. No per-message
-  task, no per-message future: ``send`` masks (with ``websockets``' C ``apply_mask``) and
-  writes; received frames are parsed in ``data_received`` and handed, with the time the
-  bytes arrived, to a plain callback. This is the default: it costs the client several times
-  less CPU than the ``websockets`` library (see ``benchmarks/README.md``).
+  task, no per-message future: ``send`` frames with the server's own codec
+  (``crdt_server.codec.websocket_frames``) and writes; received frames are parsed in
+  ``data_received`` and handed, with the time the bytes arrived, to a plain callback. This
+  is the default: it costs the client several times less CPU than the ``websockets``
+  library (see ``benchmarks/README.md``).
 * :class:`LibWebSocket`: the same interface over ``websockets.asyncio.client`` (one reader
   task and one sender task per connection), kept to measure that difference
   (``run.py --client websockets``).
@@ -18,19 +19,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import struct
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
-_c_apply_mask: Callable[[bytes, bytes], bytes] | None
-try:
-    from websockets.speedups import apply_mask as _speedup_mask
-
-    _c_apply_mask = _speedup_mask
-except ImportError:  # pragma: no cover - the C extension ships with the wheels
-    _c_apply_mask = None
+from crdt_server.codec.websocket_frames import (
+    apply_mask,
+    encode_close,
+    encode_frame,
+    parse_header,
+)
 
 __all__ = [
     "LibWebSocket",
@@ -48,25 +47,6 @@ _OP_BINARY = 0x2
 _OP_CLOSE = 0x8
 _OP_PING = 0x9
 _OP_PONG = 0xA
-
-
-def _apply_mask(data: bytes, mask: bytes) -> bytes:
-    if _c_apply_mask is not None:
-        return bytes(_c_apply_mask(data, mask))
-    n = len(data)
-    key = (mask * (n // 4 + 1))[:n]
-    return (int.from_bytes(data, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
-
-
-def _client_frame(opcode: int, payload: bytes, mask: bytes) -> bytes:
-    n = len(payload)
-    if n < 126:
-        head = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
-    elif n < 1 << 16:
-        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
-    else:
-        head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
-    return head + mask + _apply_mask(payload, mask)
 
 
 class WireConnection(Protocol):
@@ -145,33 +125,20 @@ class RawWebSocket(asyncio.Protocol):
         pos = 0
         size = len(buf)
         on_message = self._on_message
-        while size - pos >= 2:
-            b0 = buf[pos]
-            b1 = buf[pos + 1]
-            n = b1 & 0x7F
-            head = 2
-            if n == 126:
-                if size - pos < 4:
-                    break
-                n = (buf[pos + 2] << 8) | buf[pos + 3]
-                head = 4
-            elif n == 127:
-                if size - pos < 10:
-                    break
-                n = int.from_bytes(buf[pos + 2 : pos + 10], "big")
-                head = 10
-            masked = b1 & 0x80
-            if masked:
-                head += 4
-            end = pos + head + n
+        while True:
+            header = parse_header(buf, pos)
+            if header is None:
+                break
+            start = pos + header.size
+            end = start + header.length
             if end > size:
                 break
-            payload = bytes(buf[pos + head : end])
-            if masked:
-                payload = _apply_mask(payload, bytes(buf[pos + head - 4 : pos + head]))
+            payload = bytes(buf[start:end])
+            if header.mask is not None:
+                payload = apply_mask(payload, header.mask)
             pos = end
-            opcode = b0 & 0x0F
-            fin = b0 & 0x80
+            opcode = header.opcode
+            fin = header.fin
             if opcode in (_OP_BINARY, _OP_TEXT) or opcode == _OP_CONT:
                 if fin and not self._fragments:
                     on_message(payload, now)
@@ -210,7 +177,7 @@ class RawWebSocket(asyncio.Protocol):
     def _write(self, opcode: int, payload: bytes) -> None:
         transport = self._transport
         if transport is not None and not transport.is_closing():
-            transport.write(_client_frame(opcode, payload, self._mask))
+            transport.write(encode_frame(opcode, payload, mask=self._mask))
 
     def send(self, data: bytes) -> None:
         self._write(_OP_BINARY, data)
@@ -218,7 +185,7 @@ class RawWebSocket(asyncio.Protocol):
     async def close(self, timeout: float = 5.0) -> None:
         if self._transport is None:
             return
-        self._write(_OP_CLOSE, struct.pack("!H", 1000))
+        self._write(_OP_CLOSE, encode_close(1000))
         try:
             async with asyncio.timeout(timeout):
                 await asyncio.shield(self.closed)

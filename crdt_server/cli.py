@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
+import ipaddress
 import json
 import logging
 import os
@@ -12,6 +13,7 @@ import re
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -19,10 +21,11 @@ from urllib.parse import unquote_plus
 
 import uvicorn
 from starlette.applications import Starlette
-from uvicorn.supervisors.multiprocess import Multiprocess
 
 from crdt_server.app import create_app, token_codec
-from crdt_server.auth.permissions import ROLES
+from crdt_server.auth.permissions import ROLES, PermissionMatrix
+from crdt_server.edge.http_head import head_deadline_protocol
+from crdt_server.edge.uvicorn_private import Multiprocess
 from crdt_server.edge.websocket import SyncWebSocketProtocol
 from crdt_server.settings import ENV_PREFIX, Settings, SettingsError
 
@@ -160,13 +163,93 @@ def app_from_env() -> Starlette:
     where ``serve`` put its command-line options."""
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
+    head_deadline_protocol(
+        settings.handshake_timeout_seconds, settings.max_pending_handshakes_per_address
+    )
     app = create_app(settings)
     tune_gc()
     return app
 
 
+class StartupError(Exception):
+    """The server could not start; the message is the one line printed on stderr."""
+
+
+def check_startup(settings: Settings) -> None:
+    """Everything that can be wrong with the settings, found before anything listens: a
+    bad setting gives one line on stderr and a non-zero exit, never a half-started server."""
+    if settings.permissions:
+        PermissionMatrix.from_json(settings.permissions)
+    token_codec(settings)  # the secret or public key can be read
+    parse_trusted_proxies(settings.trusted_proxies)
+
+
+def parse_trusted_proxies(spec: str) -> list[str]:
+    """The operator's ``TRUSTED_PROXIES``: each an IP address or network."""
+    items = [item.strip() for item in spec.split(",") if item.strip()]
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise SettingsError(
+                f"{ENV_PREFIX}TRUSTED_PROXIES: {item!r} is not an IP address or network"
+            ) from None
+    return items
+
+
+def private_data_dir(path: Path) -> None:
+    """The data directory and everything created in it are the server's alone: the
+    directory is 0700 and, through the process umask, every file (the SQLite file, its
+    -wal and -shm, the auth secret) is 0600."""
+    os.umask(0o077)
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server that says it listens only once the app has started, and that ends
+    the process within ``shutdown_timeout`` of a stop signal, whatever is stuck."""
+
+    def __init__(self, config: uvicorn.Config, *, announce: str, shutdown_timeout: float) -> None:
+        super().__init__(config)
+        self._announce = announce
+        self._shutdown_timeout = shutdown_timeout
+        self._watchdog: threading.Timer | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and not self.should_exit:
+            # Tests and scripts read this line to learn the port when --port 0 was given.
+            print(self._announce, flush=True)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        if self._watchdog is None:
+            self._watchdog = threading.Timer(self._shutdown_timeout, _give_up, (sig,))
+            self._watchdog.daemon = True
+            self._watchdog.start()
+
+
+def _give_up(sig: int) -> None:
+    """The watchdog: graceful shutdown took too long (a store or peer that hangs)."""
+    print(
+        f"crdt-server: shutdown did not finish in time after signal {sig}; exiting",
+        file=sys.stderr,
+        flush=True,
+    )
+    os._exit(1)
+
+
 def serve(settings: Settings) -> None:
     configure_logging(settings.log_level, settings.log_format)
+    if settings.websocket_stack == "uvicorn":
+        logging.getLogger("crdt_server.cli").warning(
+            "CRDT_SERVER_WEBSOCKET_STACK=uvicorn is deprecated and will be removed; the "
+            "native stack serves plain connections (compression still uses uvicorn's)"
+        )
+    if not settings.database_url:
+        private_data_dir(settings.data_dir)
+    check_startup(settings)
     sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((settings.host, settings.port))
@@ -181,10 +264,14 @@ def serve(settings: Settings) -> None:
             value = getattr(settings, field.name)
             os.environ[ENV_PREFIX + field.name.upper()] = str(value)
         app = "crdt_server.cli:app_from_env"
+    proxies = parse_trusted_proxies(settings.trusted_proxies)
     config = uvicorn.Config(
         app,
         factory=settings.workers > 1,
         workers=settings.workers,
+        http=head_deadline_protocol(
+            settings.handshake_timeout_seconds, settings.max_pending_handshakes_per_address
+        ),
         ws=SyncWebSocketProtocol if settings.websocket_stack == "native" else "websockets-sansio",
         ws_max_size=settings.max_message_bytes,
         ws_per_message_deflate=settings.websocket_compression,
@@ -193,19 +280,32 @@ def serve(settings: Settings) -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=max(1, round(settings.close_timeout_seconds * 2)),
+        # uvicorn trusts X-Forwarded-For from 127.0.0.1 unless told otherwise; here only
+        # the operator's list is trusted, and none by default.
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or [],
     )
-    server = uvicorn.Server(config)
+    announce = f"crdt-server listening on http://{host}:{port}"
+    server = _Server(config, announce=announce, shutdown_timeout=settings.shutdown_timeout_seconds)
     # uvicorn handles SIGTERM/SIGINT (graceful shutdown: sockets closed with 1012, rooms
     # flushed) and then re-raises the signal to the handler that was installed before it.
     # A no-op handler there makes a graceful stop exit 0 instead of dying by the signal.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _after_graceful_shutdown)
-    # Tests and scripts read this line to learn the port when --port 0 was given.
-    print(f"crdt-server listening on http://{host}:{port}", flush=True)
     if settings.workers > 1:
+        print(announce, flush=True)
         Multiprocess(config, sockets=[sock]).run()
-    else:
+        return
+    try:
         server.run(sockets=[sock])
+    except SystemExit as exc:
+        # uvicorn exits with 3 when the app's startup failed (it has logged why).
+        raise StartupError("the application failed to start (see the log above)") from exc
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)
+    if not server.started:
+        raise StartupError("the application failed to start (see the log above)")
 
 
 def _after_graceful_shutdown(signum: int, frame: FrameType | None) -> None:
@@ -241,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = Settings.from_env(data_dir=args.data_dir)
             # The token is the last line, so scripts can take it with `tail -n 1`.
             print(mint(settings, args))
-    except (SettingsError, ValueError, OSError) as exc:
+    except (SettingsError, StartupError, ValueError, OSError) as exc:
         print(f"crdt-server: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -147,6 +147,19 @@ class Settings:
     ``emergency`` requests from the couple or planner are never limited."""
     rate_admin_per_minute: int = 600
     """Admin API calls one client address may make a minute; 0: unlimited."""
+    trusted_proxies: str = ""
+    """Addresses or networks (comma separated) of reverse proxies whose
+    ``X-Forwarded-For`` is believed, on HTTP and WebSocket alike; empty: none (the peer
+    address is the client). uvicorn's own default (trust 127.0.0.1) is not used."""
+    shutdown_timeout_seconds: float = 30.0
+    """After SIGTERM or SIGINT the process exits within this many seconds, whatever is
+    stuck (every acknowledged update is already committed)."""
+    handshake_timeout_seconds: float = 10.0
+    """An HTTP request head (a WebSocket upgrade included) must arrive whole within this;
+    a connection still sending it is dropped (slowloris)."""
+    max_pending_handshakes_per_address: int = 512
+    """Connections from one address whose request head is unfinished; more are dropped
+    as they are made."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -175,6 +188,8 @@ class Settings:
             "workers",
             "presence_timeout_seconds",
             "max_json_body_bytes",
+            "handshake_timeout_seconds",
+            "max_pending_handshakes_per_address",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -188,6 +203,7 @@ class Settings:
             "rate_read_per_minute",
             "rate_write_per_minute",
             "rate_admin_per_minute",
+            "shutdown_timeout_seconds",
         ):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must not be negative")

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import os
 import random
-import struct
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -31,11 +29,17 @@ import pytest_asyncio
 from pycrdt import Doc, Text
 
 from crdt_server.codec.protocol import SyncUpdate, decode_message, encode_update
+from crdt_server.codec.websocket_frames import (
+    accept_key,
+    decode_close,
+    encode_close,
+    encode_frame,
+    parse_header,
+)
 from tests.server import ServerProcess
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(30)]
 
-GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 DEADLINE = 10.0
 """Seconds any single wait on the server may take."""
 SMALL_MAX_MESSAGE = 64 * 1024
@@ -79,7 +83,7 @@ def new_key() -> str:
 
 
 def accept_for(key: str) -> str:
-    return base64.b64encode(hashlib.sha1((key + GUID).encode("ascii")).digest()).decode("ascii")
+    return accept_key(key)
 
 
 def upgrade_request(
@@ -160,14 +164,6 @@ class Frame:
     payload: bytes
 
 
-def mask_payload(payload: bytes, key: bytes) -> bytes:
-    if not payload:
-        return payload
-    keystream = (key * (len(payload) // 4 + 1))[: len(payload)]
-    masked = int.from_bytes(payload, "big") ^ int.from_bytes(keystream, "big")
-    return masked.to_bytes(len(payload), "big")
-
-
 def client_frame(
     opcode: int,
     payload: bytes = b"",
@@ -178,34 +174,18 @@ def client_frame(
     length: int | None = None,
 ) -> bytes:
     """One client frame; ``length`` announces another payload length than the real one."""
-    announced = len(payload) if length is None else length
-    head = bytearray([(0x80 if fin else 0) | (rsv & 0b111) << 4 | (opcode & 0x0F)])
-    mask_bit = 0x80 if masked else 0
-    if announced < 126:
-        head.append(mask_bit | announced)
-    elif announced < 1 << 16:
-        head.append(mask_bit | 126)
-        head += struct.pack("!H", announced)
-    else:
-        head.append(mask_bit | 127)
-        head += struct.pack("!Q", announced)
-    if not masked:
-        return bytes(head) + payload
-    key = os.urandom(4)
-    return bytes(head) + key + mask_payload(payload, key)
+    mask = os.urandom(4) if masked else None
+    return encode_frame(opcode, payload, fin=fin, rsv=rsv, mask=mask, length=length)
 
 
 def close_payload(code: int, reason: str = "") -> bytes:
-    return struct.pack("!H", code) + reason.encode("utf-8")
+    return encode_close(code, reason)
 
 
 def parse_close(payload: bytes) -> tuple[int, str]:
     """A close frame's (code, reason); 1005 for an empty body, as RFC 6455 7.1.5 says."""
-    if not payload:
-        return 1005, ""
-    assert len(payload) >= 2, f"server sent a close frame with a {len(payload)}-byte body"
-    (code,) = struct.unpack("!H", payload[:2])
-    return code, payload[2:].decode("utf-8")
+    assert len(payload) != 1, "server sent a close frame with a 1-byte body"
+    return decode_close(payload)
 
 
 class RawWebSocket:
@@ -249,21 +229,20 @@ class RawWebSocket:
 
     async def read_frame(self, timeout: float = DEADLINE) -> Frame:
         """One server frame, checked against RFC 6455 section 5."""
-        b0, b1 = await self._read_exactly(2, timeout)
-        fin, rsv, opcode = bool(b0 & 0x80), (b0 >> 4) & 0b111, b0 & 0x0F
-        assert not b1 & 0x80, "server frames must not be masked (RFC 6455 5.1)"
-        assert rsv == 0, f"server set RSV bits {rsv:03b} with no extension negotiated"
-        assert opcode in KNOWN_OPCODES, f"server sent reserved opcode {opcode:#x}"
-        length = b1 & 0x7F
-        if length == 126:
-            (length,) = struct.unpack("!H", await self._read_exactly(2, timeout))
-        elif length == 127:
-            (length,) = struct.unpack("!Q", await self._read_exactly(8, timeout))
+        head = await self._read_exactly(2, timeout)
+        header = parse_header(head)
+        while header is None:  # an extended length follows
+            head += await self._read_exactly(1, timeout)
+            header = parse_header(head)
+        assert header.mask is None, "server frames must not be masked (RFC 6455 5.1)"
+        assert header.rsv == 0, f"server set RSV bits {header.rsv:03b} with no extension"
+        assert header.opcode in KNOWN_OPCODES, f"server sent reserved opcode {header.opcode:#x}"
+        length = header.length
         payload = await self._read_exactly(length, timeout) if length else b""
-        if opcode >= CLOSE:
-            assert fin, "server sent a fragmented control frame"
+        if header.opcode >= CLOSE:
+            assert header.fin, "server sent a fragmented control frame"
             assert length <= 125, f"server sent a control frame of {length} bytes"
-        return Frame(fin, rsv, opcode, payload)
+        return Frame(header.fin, header.rsv, header.opcode, payload)
 
     async def read_message(self, timeout: float = DEADLINE) -> Frame:
         """The next control frame, or the next data message with its fragments joined."""
@@ -643,7 +622,11 @@ async def test_graceful_shutdown_closes_with_1012(own_server: ServerProcess) -> 
 async def one_per_address(
     variant_env: dict[str, str], tmp_path: Path
 ) -> AsyncIterator[ServerProcess]:
-    env = {**variant_env, "CRDT_SERVER_MAX_CONNECTIONS_PER_ADDRESS": "1"}
+    env = {
+        **variant_env,
+        "CRDT_SERVER_MAX_CONNECTIONS_PER_ADDRESS": "1",
+        "CRDT_SERVER_TRUSTED_PROXIES": "127.0.0.1",
+    }
     async with ServerProcess(tmp_path / "data", env=env) as proc:
         yield proc
 
@@ -651,8 +634,8 @@ async def one_per_address(
 async def test_forwarded_for_from_a_trusted_proxy_is_the_client(
     one_per_address: ServerProcess,
 ) -> None:
-    """uvicorn trusts X-Forwarded-For from 127.0.0.1 by default: per-address limits count
-    the client behind the proxy, not the proxy."""
+    """X-Forwarded-For from a listed proxy: per-address limits count the client behind the
+    proxy, not the proxy."""
     port = one_per_address.port
     alice = {"X-Forwarded-For": "203.0.113.7"}
     bob = {"X-Forwarded-For": "198.51.100.1, 203.0.113.9"}
@@ -787,3 +770,110 @@ async def test_random_frame_streams_cost_nothing(
         message = decode_message(echo.payload)
         assert isinstance(message, SyncUpdate), f"seed {seed}"
         assert notes_of(message.update) == "next door"
+
+
+# --- 12. ping flood (issue 15, item 3) --------------------------------------------------
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.slow
+async def test_a_ping_flood_that_never_reads_is_closed_and_costs_little(tmp_path: Path) -> None:
+    """100,000 pings from a client that never reads its pongs: every pong counts toward the
+    connection's outbound cap, so the connection is dropped as a slow consumer and the
+    server grows by less than 20 MB (it grew by hundreds when pongs bypassed the cap)."""
+    async with ServerProcess(tmp_path / "data") as server:
+        assert server.process is not None
+        pid = server.process.pid
+        before = rss_bytes(pid)
+        async with await ws_connect(server.port, fresh_room()) as ws:
+            sock = ws.writer.get_extra_info("socket")
+            assert sock is not None
+            ws.writer.transport.pause_reading()  # the client never reads again
+            ping = client_frame(PING, b"p" * 125)
+            sent = 0
+            closed = False
+            try:
+                async with asyncio.timeout(40):
+                    while sent < 100_000:
+                        ws.writer.write(ping * 500)
+                        await ws.writer.drain()
+                        sent += 500
+            except ConnectionError:
+                closed = True
+            # The server may have dropped us after the last batch was sent: look again.
+            if not closed:
+                # Drain what the server sent; the end of the stream (or a reset) must come.
+                ws.writer.transport.resume_reading()
+                async with asyncio.timeout(DEADLINE):
+                    try:
+                        while await ws.reader.read(1 << 20):
+                            pass
+                    except ConnectionError:
+                        pass
+                closed = True
+            assert closed
+        grown = rss_bytes(pid) - before
+        print(f"ping flood: server RSS grew by {grown / 1e6:.1f} MB")  # shown with -s
+        assert grown < 20 * 1024 * 1024, f"server grew by {grown / 1e6:.1f} MB"
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"{server.url}/healthz", timeout=5)).status_code == 200
+
+
+# --- 13. slowloris (issue 15, item 2) ---------------------------------------------------
+
+SLOW_SOCKETS = 2000
+HEAD_TIMEOUT = 3.0
+
+
+async def half_request(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection from 127.0.0.2 that sends half a request head and then nothing."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.2", 0))
+    writer.write(b"GET /sync/w1/guests HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")
+    return reader, writer
+
+
+async def dropped(reader: asyncio.StreamReader, within: float) -> bool:
+    """Did the server end this connection (EOF or reset) within ``within`` seconds?"""
+    try:
+        async with asyncio.timeout(within):
+            return await reader.read(1024) == b""
+    except ConnectionError:
+        return True
+    except TimeoutError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+async def test_slowloris_sockets_are_capped_and_timed_out_and_healthz_stays_fast(
+    tmp_path: Path,
+) -> None:
+    env = {"CRDT_SERVER_HANDSHAKE_TIMEOUT_SECONDS": str(HEAD_TIMEOUT)}
+    async with ServerProcess(tmp_path / "data", env=env) as server, httpx.AsyncClient() as http:
+        await http.get(f"{server.url}/healthz")  # the client's own warm-up
+        began = asyncio.get_running_loop().time()
+        held = [await half_request(server.port) for _ in range(SLOW_SOCKETS)]
+        try:
+            for _ in range(5):
+                start = asyncio.get_running_loop().time()
+                response = await http.get(f"{server.url}/healthz", timeout=5)
+                took = asyncio.get_running_loop().time() - start
+                assert response.status_code == 200
+                assert took < 0.1, f"/healthz took {took * 1000:.0f} ms"
+            # Past the per-address cap (512 by default) connections are dropped at once.
+            early = await asyncio.gather(*(dropped(r, 0.5) for r, _ in held))
+            opened = asyncio.get_running_loop().time() - began
+            assert opened < HEAD_TIMEOUT, "opening the sockets took too long to tell"
+            assert sum(early) >= SLOW_SOCKETS - 512, sum(early)
+            # The rest are dropped once their head is late.
+            late = await asyncio.gather(*(dropped(r, HEAD_TIMEOUT + 3) for r, _ in held))
+            assert all(late), f"{late.count(False)} unfinished heads still open"
+        finally:
+            for _, writer in held:
+                writer.transport.abort()

@@ -35,6 +35,7 @@ from crdt_server.codec.updates import (
 
 __all__ = [
     "Applied",
+    "BaseType",
     "CrdtFailure",
     "IntegrationFailed",
     "RoomDocument",

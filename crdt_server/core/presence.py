@@ -3,17 +3,28 @@
 It keeps the newest state of every client id, remembers which connection introduced each
 id (only that connection, or another of the same principal, may speak for it later) and
 produces the removal entries to broadcast when a connection goes away.
+
+A client id stays bound to its principal after its state is forgotten (the connection
+left, or its presence expired), for :data:`BINDING_SECONDS` and at most
+:data:`BINDING_ENTRIES` ids per room: otherwise anyone could take over the presence of a
+user who just disconnected (stock clients keep their client id across reconnects).
 """
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 
 from crdt_server.codec.awareness import NULL_STATE, AwarenessEntry
 
-__all__ = ["AwarenessRegistry"]
+__all__ = ["BINDING_ENTRIES", "BINDING_SECONDS", "AwarenessRegistry"]
+
+BINDING_SECONDS = 600.0
+"""How long a forgotten client id stays bound to the principal that introduced it."""
+BINDING_ENTRIES = 10_000
+"""Most forgotten client ids whose binding one room remembers (the oldest go first)."""
 
 
 @dataclass(slots=True)
@@ -27,8 +38,14 @@ class _Known:
 class AwarenessRegistry:
     """The awareness states of one room and which connection speaks for each client id."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, binding_seconds: float = BINDING_SECONDS, binding_entries: int = BINDING_ENTRIES
+    ) -> None:
         self._known: dict[int, _Known] = {}
+        self._bound: OrderedDict[int, tuple[str, float]] = OrderedDict()
+        """Forgotten client ids -> (principal, when forgotten), oldest first."""
+        self._binding_seconds = binding_seconds
+        self._binding_entries = binding_entries
         self.rejected = 0
         """Entries dropped because their connection may not speak for that client id."""
 
@@ -46,6 +63,9 @@ class AwarenessRegistry:
             known = self._known.get(entry.client_id)
             if known is None:
                 if entry.removed:
+                    continue
+                if not self._may_claim(entry.client_id, principal, now):
+                    self.rejected += 1
                     continue
                 self._known[entry.client_id] = _Known(entry, owner, principal, now)
                 accepted.append(entry)
@@ -78,9 +98,35 @@ class AwarenessRegistry:
             if known.owner != owner:
                 continue
             del self._known[client_id]
+            self._bind(client_id, known.principal)
             if not known.entry.removed:
                 removals.append(AwarenessEntry(client_id, known.entry.clock + 1, NULL_STATE))
         return removals
+
+    def _bind(self, client_id: int, principal: str) -> None:
+        """Remember who introduced a client id whose state is being forgotten."""
+        bound = self._bound
+        bound[client_id] = (principal, time.monotonic())
+        bound.move_to_end(client_id)
+        while len(bound) > self._binding_entries:
+            bound.popitem(last=False)
+
+    def _may_claim(self, client_id: int, principal: str, now: float) -> bool:
+        """May ``principal`` introduce ``client_id`` (again)?"""
+        bound = self._bound
+        oldest = now - self._binding_seconds
+        while bound:  # forget bindings past their time (oldest first)
+            first = next(iter(bound.values()))
+            if first[1] >= oldest:
+                break
+            bound.popitem(last=False)
+        binding = bound.get(client_id)
+        if binding is None:
+            return True
+        if binding[0] != principal:
+            return False
+        del bound[client_id]
+        return True
 
     def expire(self, older_than: float, owners: Callable[[Hashable], bool]) -> list[AwarenessEntry]:
         """Forget states of matching owners not refreshed since ``older_than`` (monotonic
@@ -90,6 +136,7 @@ class AwarenessRegistry:
         for client_id, known in list(self._known.items()):
             if known.touched < older_than and owners(known.owner):
                 del self._known[client_id]
+                self._bind(client_id, known.principal)
                 if not known.entry.removed:
                     removals.append(AwarenessEntry(client_id, known.entry.clock + 1, NULL_STATE))
         return removals

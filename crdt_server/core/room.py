@@ -19,7 +19,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pycrdt import Doc
-from pycrdt._base import BaseType
 
 from crdt_server.cluster.bus import Bus
 from crdt_server.codec.awareness import (
@@ -42,6 +41,7 @@ from crdt_server.codec.updates import (
 from crdt_server.core.connection import Connection
 from crdt_server.core.crdt import (
     Applied,
+    BaseType,
     CrdtFailure,
     RoomDocument,
     crdt_call,

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import hashlib
 import ipaddress
 import logging
 import socket
@@ -37,10 +36,16 @@ from http import HTTPStatus
 from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl, unquote
 
-from uvicorn.config import Config
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from uvicorn.server import ServerState
-
+from crdt_server.codec.websocket_frames import (
+    FrameError,
+    accept_key,
+    apply_mask,
+    check_client_frame,
+    decode_close,
+    encode_close,
+    frame_header,
+    parse_header,
+)
 from crdt_server.core.transport import TransportClosed
 from crdt_server.edge.upgrade import (
     NO_SUCH_DOCUMENT,
@@ -50,15 +55,15 @@ from crdt_server.edge.upgrade import (
     Refusal,
     bearer_token,
 )
+from crdt_server.edge.uvicorn_private import Config, ServerState, WebSocketsSansIOProtocol
 from crdt_server.errors import CloseCode
 
-__all__ = ["SyncWebSocketProtocol", "accept_key", "frame_header"]
+__all__ = ["SyncWebSocketProtocol"]
 
 log = logging.getLogger("crdt_server.edge.websocket")
 
 _A = TypeVar("_A")
 _T = TypeVar("_T")
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _PREFIX = "/sync/"
 _MAX_HEAD = 64 * 1024
 _PROTOCOL_ERROR = 1002
@@ -79,48 +84,12 @@ _HANDSHAKE, _OPEN, _CLOSING, _CLOSED = range(4)
 _PHRASES = {status.value: status.phrase for status in HTTPStatus}
 
 
-def accept_key(key: str) -> str:
-    """``Sec-WebSocket-Accept`` for a ``Sec-WebSocket-Key``."""
-    return base64.b64encode(hashlib.sha1(key.encode("ascii") + _GUID).digest()).decode("ascii")
-
-
-def frame_header(opcode: int, length: int) -> bytes:
-    """The header of one unmasked, final server frame of ``length`` payload bytes."""
-    first = 0x80 | opcode
-    if length < 126:
-        return bytes((first, length))
-    if length < 1 << 16:
-        return bytes((first, 126)) + length.to_bytes(2, "big")
-    return bytes((first, 127)) + length.to_bytes(8, "big")
-
-
-def _unmask(data: bytes | bytearray, mask: bytes | bytearray) -> bytes:
-    n = len(data)
-    if n == 0:
-        return b""
-    key = (bytes(mask) * (n // 4 + 1))[:n]
-    return (int.from_bytes(data, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
-
-
-def _valid_close_code(code: int) -> bool:
-    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
-
-
 def _per_server(app_state: dict[str, Any], key: str, build: Callable[[_A], _T], argument: _A) -> _T:
     """The one ``build(argument)`` of this server, kept in its lifespan state."""
     shared = app_state.get(key)
     if shared is None:
         shared = app_state[key] = build(argument)
     return cast(_T, shared)
-
-
-class _Fail(Exception):
-    """The peer broke the protocol: fail the connection with ``code``."""
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
 
 
 class _TrustedProxies:
@@ -173,6 +142,7 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         "_pinger",
         "_lost",
         "_max_size",
+        "_max_out",
         "_messages",
         "_paused_reading",
         "_pinged",
@@ -194,6 +164,8 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         self._state = _HANDSHAKE
         self._buffer = bytearray()
         self._max_size = 0
+        self._max_out = 0
+        """Bytes the transport may hold for this peer unsent (control frames included)."""
         self._messages: deque[bytes | str] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._paused_reading = False
@@ -236,7 +208,7 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         buffer += data
         try:
             consumed = self._parse(buffer)
-        except _Fail as exc:
+        except FrameError as exc:
             self._fail(exc.code, exc.reason)
             return
         if consumed:
@@ -463,6 +435,7 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         )
         self._state = _OPEN
         self._max_size = gate.settings.max_message_bytes
+        self._max_out = gate.settings.outbound_queue_bytes
         interval = self._config.ws_ping_interval
         if interval:
             pinger = _per_server(self._app_state, _PINGER_KEY, _Pinger, interval)
@@ -501,47 +474,25 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         """Handle every whole frame at the start of ``buffer``; return the bytes used."""
         pos = 0
         end = len(buffer)
-        while self._state != _CLOSED and end - pos >= 2:
-            first, second = buffer[pos], buffer[pos + 1]
-            opcode = first & 0x0F
-            length = second & 0x7F
-            start = pos + 6
-            if length == 126:
-                if end - pos < 4:
-                    break
-                length = int.from_bytes(buffer[pos + 2 : pos + 4], "big")
-                start = pos + 8
-            elif length == 127:
-                if end - pos < 10:
-                    break
-                length = int.from_bytes(buffer[pos + 2 : pos + 10], "big")
-                start = pos + 14
-            if first & 0x70:
-                raise _Fail(_PROTOCOL_ERROR, "reserved bits set")
-            if not second & 0x80:
-                raise _Fail(_PROTOCOL_ERROR, "client frames must be masked")
-            if opcode >= _CLOSE:
-                if opcode > _PONG:
-                    raise _Fail(_PROTOCOL_ERROR, f"unknown opcode {opcode}")
-                if not first & 0x80:
-                    raise _Fail(_PROTOCOL_ERROR, "fragmented control frame")
-                if length > 125:
-                    raise _Fail(_PROTOCOL_ERROR, "control frame over 125 bytes")
-            elif opcode > _BINARY:
-                raise _Fail(_PROTOCOL_ERROR, f"unknown opcode {opcode}")
-            elif length + self._fragments_size > self._max_size:
-                raise _Fail(CloseCode.MESSAGE_TOO_BIG, f"message over {self._max_size} bytes")
+        while self._state != _CLOSED:
+            header = parse_header(buffer, pos)
+            if header is None:
+                break
+            check_client_frame(header, self._max_size, self._fragments_size)
+            start = pos + header.size
+            length = header.length
             if end - start < length:
                 break
-            payload = _unmask(buffer[start : start + length], buffer[start - 4 : start])
+            assert header.mask is not None  # checked above
+            payload = apply_mask(memoryview(buffer)[start : start + length], header.mask)
             pos = start + length
-            self._frame(opcode, bool(first & 0x80), payload)
+            self._frame(header.opcode, header.fin, payload)
         return pos
 
     def _frame(self, opcode: int, fin: bool, payload: bytes) -> None:
         if opcode == _BINARY or opcode == _TEXT:
             if self._fragments is not None:
-                raise _Fail(_PROTOCOL_ERROR, "new message inside a fragmented one")
+                raise FrameError(_PROTOCOL_ERROR, "new message inside a fragmented one")
             if fin:
                 self._deliver(payload, opcode == _TEXT)
             else:
@@ -550,7 +501,7 @@ class SyncWebSocketProtocol(asyncio.Protocol):
                 self._fragments_text = opcode == _TEXT
         elif opcode == _CONT:
             if self._fragments is None:
-                raise _Fail(_PROTOCOL_ERROR, "continuation with no message started")
+                raise FrameError(_PROTOCOL_ERROR, "continuation with no message started")
             self._fragments.append(payload)
             self._fragments_size += len(payload)
             if fin:
@@ -560,11 +511,27 @@ class SyncWebSocketProtocol(asyncio.Protocol):
                 self._deliver(message, self._fragments_text)
         elif opcode == _PING:
             if self._state == _OPEN and self._transport is not None:
-                self._transport.write(frame_header(_PONG, len(payload)) + payload)
+                self._write_control(frame_header(_PONG, len(payload)) + payload)
         elif opcode == _PONG:
             self._pinged = False
         else:
             self._peer_closed(payload)
+
+    def _write_control(self, frame: bytes) -> None:
+        """Write a pong or ping: control frames count toward the outbound cap like data. A
+        peer that sends pings and never reads the pongs is a slow consumer: it gets 1013
+        and the socket is aborted (its unsent bytes are dropped, the memory released)."""
+        transport = self._transport
+        assert transport is not None
+        if transport.get_write_buffer_size() + len(frame) > self._max_out:
+            log.warning("slow consumer: pongs not read, closing with 1013")
+            self._close = (CloseCode.TRY_AGAIN_LATER, "slow consumer")
+            self._state = _CLOSED
+            if self._waiter is not None and not self._waiter.done():
+                self._waiter.set_result(None)
+            self._reset()
+            return
+        transport.write(frame)
 
     def _deliver(self, payload: bytes, text: bool) -> None:
         if self._state != _OPEN:
@@ -574,7 +541,7 @@ class SyncWebSocketProtocol(asyncio.Protocol):
             try:
                 message = payload.decode("utf-8")
             except UnicodeDecodeError:
-                raise _Fail(CloseCode.INVALID_PAYLOAD, "text message is not UTF-8") from None
+                raise FrameError(CloseCode.INVALID_PAYLOAD, "text message is not UTF-8") from None
         messages = self._messages
         messages.append(message)
         if self._waiter is not None and not self._waiter.done():
@@ -585,17 +552,7 @@ class SyncWebSocketProtocol(asyncio.Protocol):
             self._transport.pause_reading()
 
     def _peer_closed(self, payload: bytes) -> None:
-        if len(payload) == 1:
-            raise _Fail(_PROTOCOL_ERROR, "close frame of 1 byte")
-        code, reason = _NO_STATUS, ""
-        if payload:
-            code = int.from_bytes(payload[:2], "big")
-            if not _valid_close_code(code):
-                raise _Fail(_PROTOCOL_ERROR, f"invalid close code {code}")
-            try:
-                reason = payload[2:].decode("utf-8")
-            except UnicodeDecodeError:
-                raise _Fail(CloseCode.INVALID_PAYLOAD, "close reason is not UTF-8") from None
+        code, reason = decode_close(payload)
         if self._state == _OPEN:
             self._close = (code, reason)  # the session sees the peer's close
             self._end(code if payload else None, "")
@@ -606,9 +563,7 @@ class SyncWebSocketProtocol(asyncio.Protocol):
     def _end(self, code: int | None, reason: str) -> None:
         """Send our close frame (``None``: one without a code) and stop taking messages."""
         assert self._transport is not None
-        payload = b""
-        if code is not None:
-            payload = code.to_bytes(2, "big") + reason.encode()[:123]
+        payload = encode_close(code, reason)
         self._transport.write(frame_header(_CLOSE, len(payload)) + payload)
         self._state = _CLOSING
         if self._paused_reading:  # the peer's close frame must still be read
@@ -645,7 +600,7 @@ class SyncWebSocketProtocol(asyncio.Protocol):
                 self._close = (_ABNORMAL, "keepalive timeout")
                 self._reset()
                 return
-            self._transport.write(frame_header(_PING, 0))
+            self._write_control(frame_header(_PING, 0))
             self._pinged = True
         self._heard = False
 

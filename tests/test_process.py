@@ -1,0 +1,178 @@
+"""The process as an operator runs it: start-up with bad settings, stop signals, file
+modes of the data directory, and which proxies are believed (issue 15, items 9 and 10)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import stat
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from pycrdt import Doc, Text
+
+from tests.server import ServerProcess
+from tests.test_wire import fresh_room, refusal, ws_connect
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
+
+
+async def run_cli(
+    env: dict[str, str], data_dir: Path, timeout: float
+) -> tuple[int, bytes, bytes, float]:
+    """Run ``crdt-server serve`` to its end; returns (status, stdout, stderr, seconds)."""
+    began = time.monotonic()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "crdt_server",
+        "serve",
+        "--port",
+        "0",
+        "--data-dir",
+        str(data_dir),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **env},
+    )
+    try:
+        async with asyncio.timeout(timeout):
+            out, err = await process.communicate()
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode is not None
+    return process.returncode, out, err, time.monotonic() - began
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"CRDT_SERVER_PERMISSIONS": "{bad"},
+        {"CRDT_SERVER_PERMISSIONS": '{"vendor": {"timeline": "bogus"}}'},
+        {"CRDT_SERVER_TRUSTED_PROXIES": "not-an-address"},
+        {"CRDT_SERVER_MAX_ROOMS": "lots"},
+    ],
+)
+async def test_a_bad_setting_is_one_line_and_a_nonzero_exit(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    status, out, err, seconds = await run_cli(env, tmp_path / "data", timeout=5)
+    assert status != 0
+    assert seconds < 5
+    assert b"listening" not in out, out
+    lines = err.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("crdt-server: "), lines
+
+
+@pytest.fixture
+def silent_listener() -> Iterator[int]:
+    """A TCP port that accepts connections and never says a word (a hung database)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        sock.close()
+
+
+async def test_sigterm_ends_a_stuck_startup_within_the_shutdown_timeout(
+    silent_listener: int, tmp_path: Path
+) -> None:
+    env = {
+        "CRDT_SERVER_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{silent_listener}/x",
+        "CRDT_SERVER_SHUTDOWN_TIMEOUT_SECONDS": "2",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "crdt_server",
+        "serve",
+        "--port",
+        "0",
+        "--data-dir",
+        str(tmp_path / "data"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **env},
+    )
+    assert process.stderr is not None
+    try:
+        async with asyncio.timeout(10):  # wait until startup is under way
+            while b"Waiting for application startup" not in await process.stderr.readline():
+                pass
+        process.send_signal(signal.SIGTERM)
+        began = time.monotonic()
+        async with asyncio.timeout(6):
+            out, _ = await process.communicate()
+        assert time.monotonic() - began < 2 + 2  # the timeout, plus the interpreter's exit
+        assert process.returncode != 0
+        assert b"listening" not in out
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_sigterm_stops_a_running_server_with_status_0(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data")
+    await server.start()
+    began = time.monotonic()
+    assert await server.stop(timeout=10) == 0
+    assert time.monotonic() - began < 10
+
+
+async def test_the_data_directory_is_private(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    async with ServerProcess(data, anonymous=True) as server:
+        doc: Doc[Text] = Doc()
+        doc.get("notes", type=Text).insert(0, "Aunt Mathilde")
+        async with httpx.AsyncClient() as client:
+            response = await client.post(
+                f"{server.url}/api/weddings/w1/docs/guests/update",
+                content=doc.get_update(),
+                headers={"content-type": "application/octet-stream"},
+            )
+            assert response.status_code < 300, response.text
+        names = {p.name for p in data.iterdir()}
+        assert {"crdt.sqlite3", "auth_secret"} <= names, names
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700
+        for path in data.iterdir():
+            mode = stat.S_IMODE(path.stat().st_mode)
+            assert mode == 0o600, f"{path.name} is {mode:o}"
+
+
+STACKS = {"native": {}, "uvicorn": {"CRDT_SERVER_WEBSOCKET_STACK": "uvicorn"}}
+
+
+@pytest.mark.parametrize("stack", list(STACKS))
+@pytest.mark.parametrize("trusted", [False, True])
+async def test_forwarded_for_is_believed_only_from_listed_proxies(
+    stack: str, trusted: bool, tmp_path: Path
+) -> None:
+    """One connection per address: two clients behind a trusted proxy are two addresses;
+    a peer that merely claims to be a proxy is its own address."""
+    env = {**STACKS[stack], "CRDT_SERVER_MAX_CONNECTIONS_PER_ADDRESS": "1"}
+    if trusted:
+        env["CRDT_SERVER_TRUSTED_PROXIES"] = "127.0.0.1"
+    async with ServerProcess(tmp_path / "data", env=env) as server:
+        port = server.port
+        alice = {"X-Forwarded-For": "203.0.113.7"}
+        bob = {"X-Forwarded-For": "198.51.100.1"}
+        async with await ws_connect(port, fresh_room(), alice) as first:
+            await first.greeting()
+            if trusted:
+                async with await ws_connect(port, fresh_room(), bob) as second:
+                    await second.greeting()
+            else:
+                response, body = await refusal(port, fresh_room(), bob)
+                assert response.status == 429, (response, body)

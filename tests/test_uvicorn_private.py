@@ -1,0 +1,82 @@
+"""uvicorn internals the server relies on are still where crdt_server.edge.uvicorn_private
+takes them from, with the attributes it uses. A new uvicorn that moves one fails here,
+loudly, instead of somewhere in a running server."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+import uvicorn
+
+from crdt_server.edge import uvicorn_private
+
+pytestmark = pytest.mark.timeout(10)
+
+
+def test_every_private_name_imports() -> None:
+    for name in uvicorn_private.__all__:
+        assert inspect.isclass(getattr(uvicorn_private, name)), name
+
+
+def test_the_attributes_the_server_uses_exist() -> None:
+    http = uvicorn_private.HttpToolsProtocol
+    for method in ("connection_made", "connection_lost", "on_message_begin"):
+        assert callable(getattr(http, method)), method
+    assert callable(http.on_headers_complete)
+    source = inspect.getsource(http)
+    for attribute in ("self.client =", "self.transport =", "self.loop ="):
+        assert attribute in source, attribute
+    state = uvicorn_private.ServerState()
+    assert isinstance(state.connections, set) and isinstance(state.tasks, set)
+    config = uvicorn_private.Config(app=lambda: None)
+    for attribute in (
+        "ws_per_message_deflate",
+        "ws_ping_interval",
+        "proxy_headers",
+        "forwarded_allow_ips",
+        "timeout_graceful_shutdown",
+    ):
+        assert hasattr(config, attribute), attribute
+    ws_init = inspect.signature(uvicorn_private.WebSocketsSansIOProtocol.__init__)
+    assert {"config", "server_state", "app_state"} <= set(ws_init.parameters)
+    server = uvicorn.Server(config)
+    assert hasattr(server, "started") and callable(server.startup)
+    assert callable(server.handle_exit)
+    assert "sockets" in inspect.signature(uvicorn_private.Multiprocess.__init__).parameters
+
+
+PRIVATE_HOMES = {
+    "uvicorn": "crdt_server/edge/uvicorn_private.py",
+    "pycrdt": "crdt_server/core/crdt.py",
+}
+"""The one module allowed to import each library's private parts."""
+
+
+def _is_private(module: str, library: str) -> bool:
+    """``uvicorn.x`` (uvicorn documents only its top-level names) or ``pycrdt._x``."""
+    if not module.startswith(library + "."):
+        return False
+    return library == "uvicorn" or module.split(".")[1].startswith("_")
+
+
+def test_private_imports_live_in_one_adapter_each() -> None:
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    offenders = []
+    for path in sorted((root / "crdt_server").rglob("*.py")):
+        relative = path.relative_to(root).as_posix()
+        tree = ast.parse(path.read_text(), relative)
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for name in names:
+                for library, home in PRIVATE_HOMES.items():
+                    if _is_private(name, library) and relative != home:
+                        offenders.append(f"{relative} imports {name}")
+    assert offenders == [], offenders
