@@ -120,6 +120,15 @@ class Settings:
     loss. ``normal``: it is in the operating system before it is acknowledged, so it
     survives the server being killed; a power loss or kernel crash may lose the last
     commits (never the file)."""
+    max_held_updates: int = 1000
+    """Updates one room may hold while they wait on content it lacks; one more closes its
+    sender with 1013."""
+    max_held_bytes: int = 4 * 1024 * 1024
+    """Bytes of updates one room may hold while they wait on content it lacks; past it the
+    sender is closed with 1013."""
+    max_token_lifetime_seconds: int = 30 * 24 * 3600
+    """Longest a token may live (``exp - iat``); a token without both, or living longer,
+    is refused with 401. Revocations are kept at least this long."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -143,6 +152,9 @@ class Settings:
             "max_concurrent_loads",
             "workers",
             "presence_timeout_seconds",
+            "max_held_updates",
+            "max_held_bytes",
+            "max_token_lifetime_seconds",
         )
         for name in positive:
             if getattr(self, name) <= 0:
