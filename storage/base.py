@@ -6,6 +6,12 @@ whole store and never derived from wall-clock time. Compaction folds a prefix of
 document's log into one snapshot row that keeps the ``seq`` of the last row it replaces, so
 the log stays ordered. A separate history keeps who sent each update and when; compaction
 does not erase it.
+
+Erasure is a storage concern: :meth:`DocumentStore.erase_wedding` is the one call that
+removes a wedding from every table that can hold its data and leaves a tombstone, so that
+nothing (a reconnecting client, another process that has not heard yet) can store anything
+for it again until :meth:`DocumentStore.lift_tombstone`. Revocations of tokens are stored
+too (:meth:`DocumentStore.revoke`), so a restart or another process cannot forget them.
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ from typing import Protocol, runtime_checkable
 
 __all__ = [
     "DocumentStore",
+    "Erasure",
     "HistoryEntry",
     "NewUpdate",
+    "Revocation",
     "StoreError",
     "StoredLog",
 ]
@@ -56,6 +64,29 @@ class HistoryEntry:
     origin: str
     created_at: float
     size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """Tokens of ``sub`` (for ``wedding``, or every wedding if ``None``) issued at or
+    before ``at`` (Unix seconds) are refused."""
+
+    sub: str
+    wedding: str | None
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """What :meth:`DocumentStore.erase_wedding` did."""
+
+    documents: int
+    """How many documents were deleted."""
+    scrubbed: bool
+    """Whether no readable copy of the deleted bytes is left in the store's files. False
+    when something outside this store held on to them (on SQLite, another process's reader
+    keeping the write-ahead log from being checkpointed); :meth:`DocumentStore.scrub`
+    retries."""
 
 
 @runtime_checkable
@@ -97,6 +128,35 @@ class DocumentStore(Protocol):
 
     async def history(self, doc: str, limit: int = 100) -> list[HistoryEntry]:
         """The newest ``limit`` history entries of ``doc``, newest first."""
+
+    async def erase_wedding(self, wedding_id: str) -> Erasure:
+        """Erase a wedding: in one transaction, delete every row of every table that holds
+        its data and tombstone its id; then make the deleted bytes unreadable where the
+        backend can (SQLite: ``secure_delete`` and a ``TRUNCATE`` checkpoint).
+
+        This is the one place a wedding's data is erased: a table added later that holds
+        a wedding's data (events, webhook deliveries, threads, messages and their search
+        index, idempotency records) adds its ``DELETE`` here, in the same transaction.
+        While the tombstone stands, rows appended for the wedding's documents are
+        silently not stored, whoever appends them.
+        """
+
+    async def scrub(self) -> bool:
+        """Try again to make deleted bytes unreadable (see :attr:`Erasure.scrubbed`);
+        whether that is done."""
+
+    async def tombstones(self) -> dict[str, float]:
+        """Every erased wedding id, with when it was erased (Unix seconds)."""
+
+    async def lift_tombstone(self, wedding_id: str) -> bool:
+        """Let the id be used again (an explicit admin decision); whether it was erased."""
+
+    async def revoke(self, revocation: Revocation, *, forget_before: float) -> None:
+        """Durably record a revocation (the latest ``at`` per user and wedding wins) and
+        forget the ones made before ``forget_before`` (no token they cover is still valid)."""
+
+    async def revocations(self) -> list[Revocation]:
+        """Every revocation recorded and not yet forgotten."""
 
     async def last_seq(self) -> int:
         """The newest seq ever committed (0 for an empty store)."""
