@@ -9,15 +9,17 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
 from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.auth.principals import Authenticator, Revocations, TokenAuthenticator
-from crdt_server.auth.tokens import TokenCodec, load_or_create_secret
+from crdt_server.auth.tokens import CLOCK_SKEW, TokenCodec, load_or_create_secret
 from crdt_server.cluster.bus import Bus, LocalBus
 from crdt_server.cluster.redis_bus import RedisBus
+from crdt_server.core.erasure import ErasureService
 from crdt_server.core.limits import ConnectionCounter, RateLimiter
 from crdt_server.core.metrics import CONTENT_TYPE_LATEST
 from crdt_server.core.registry import RoomRegistry
@@ -25,6 +27,7 @@ from crdt_server.core.weddings import ConflictsKeeper, WeddingService
 from crdt_server.edge.admin import api_routes
 from crdt_server.edge.asgi_ws import not_found_endpoint, sync_endpoint
 from crdt_server.edge.documents import rest_routes
+from crdt_server.edge.erasure import TombstoneGuard, erasure_routes
 from crdt_server.edge.openapi import OPENAPI
 from crdt_server.edge.upgrade import STATE_KEY, Gate
 from crdt_server.errors import CloseCode
@@ -50,7 +53,12 @@ def token_codec(settings: Settings) -> TokenCodec:
     public_key = None
     if settings.auth_public_key_file:
         public_key = Path(settings.auth_public_key_file).read_text()
-    return TokenCodec(algorithms=algorithms, secret=secret, public_key=public_key)
+    return TokenCodec(
+        algorithms=algorithms,
+        secret=secret,
+        public_key=public_key,
+        max_lifetime=settings.max_token_lifetime_seconds,
+    )
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -88,7 +96,7 @@ async def metrics(request: Request) -> Response:
 
 
 def _event_listener(
-    registry: RoomRegistry, revocations: Revocations, weddings: WeddingService
+    registry: RoomRegistry, revocations: Revocations, erasures: ErasureService
 ) -> Callable[[dict[str, Any]], None]:
     """Apply admin events other processes published (revocation, deletion)."""
 
@@ -102,7 +110,9 @@ def _event_listener(
                 event["sub"], wedding, CloseCode.TOKEN_EXPIRED, "session revoked"
             )
         elif kind == "delete" and isinstance(event.get("wedding"), str):
-            weddings.close_rooms(event["wedding"])
+            erasures.on_deleted(event["wedding"])
+        elif kind == "lift" and isinstance(event.get("wedding"), str):
+            erasures.on_lifted(event["wedding"])
         else:
             log.error("ignoring an unknown admin event: %r", event)
 
@@ -136,7 +146,9 @@ def create_app(
         the_bus = bus or (RedisBus(settings.redis_url) if settings.redis_url else LocalBus())
         registry = RoomRegistry(the_store, settings, the_bus)
         codec = token_codec(settings)
-        revocations = Revocations()
+        # Kept as long as any token they cover may live (plus the iat clock skew).
+        keep = settings.max_token_lifetime_seconds + CLOCK_SKEW
+        revocations = Revocations(keep_seconds=keep)
         matrix = (
             PermissionMatrix.from_json(settings.permissions)
             if settings.permissions
@@ -164,19 +176,31 @@ def create_app(
             ),
             address_connections=ConnectionCounter(settings.max_connections_per_address),
             user_connections=ConnectionCounter(settings.max_connections_per_user),
+            gone=lambda wedding_id: app.state.erasures.gone(wedding_id),
         )
         app.state.gate = gate
         weddings = WeddingService(registry, the_store)
         app.state.weddings = weddings
         keeper = ConflictsKeeper(weddings)
+        erasures = ErasureService(
+            registry,
+            the_store,
+            weddings,
+            revocations,
+            keep_revocations=keep,
+            refresh_conflicts=keeper.refresh,
+        )
+        app.state.erasures = erasures
         registry.on_change = keeper.changed
-        registry.event_listeners.append(_event_listener(registry, revocations, weddings))
+        registry.event_listeners.append(_event_listener(registry, revocations, erasures))
+        await erasures.start()
         await registry.start()
         try:
             # The lifespan state reaches uvicorn's WebSocket protocol (crdt_server.edge.websocket).
             yield {STATE_KEY: gate}
         finally:
             try:
+                await erasures.close()
                 await keeper.close()
                 await registry.close()
             finally:
@@ -187,9 +211,10 @@ def create_app(
         Route("/readyz", readyz),
         Route("/metrics", metrics),
         Route("/openapi.json", openapi),
+        *erasure_routes(),
         *api_routes(),
         *rest_routes(),
         WebSocketRoute("/sync/{wedding_id}/{doc}", sync_endpoint),
         WebSocketRoute("/sync/{rest:path}", not_found_endpoint),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(TombstoneGuard)])

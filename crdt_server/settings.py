@@ -176,6 +176,8 @@ class Settings:
             raise SettingsError("log_format must be text or json")
         if self.workers > 1 and not self.redis_url:
             raise SettingsError("several workers need a Redis bus: set CRDT_SERVER_REDIS_URL")
+        if self.token_ttl_seconds > self.max_token_lifetime_seconds:
+            raise SettingsError("token_ttl_seconds may not exceed max_token_lifetime_seconds")
         if self.auth_secret and len(self.auth_secret.encode()) < 32:
             raise SettingsError("auth_secret must be at least 32 bytes (RFC 7518, HS256)")
 

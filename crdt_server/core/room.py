@@ -238,6 +238,10 @@ class Room:
             self._flusher = asyncio.create_task(self._flush_loop(), name=f"flush-{self.name}")
         return index
 
+    async def reload(self) -> None:
+        """Rebuild the document from the store (after the store's log was rewritten)."""
+        await self._reload()
+
     async def _refused(self, exc: CrdtFailure) -> NoReturn:
         """pycrdt failed on an update: rebuild the document and refuse the update (1007)."""
         # pycrdt may have changed the document before failing (a panic always may):

@@ -1,5 +1,6 @@
-"""Admin HTTP routes (admin API key): sessions (mint a token for an app's user), revocation,
-deleting a wedding; and the small JSON helpers every HTTP route shares."""
+"""Admin HTTP routes (admin API key): sessions (mint a token for an app's user) and
+revocation; and the small JSON helpers every HTTP route shares. Deleting a wedding and
+erasing a guest live in :mod:`crdt_server.edge.erasure`."""
 
 from __future__ import annotations
 
@@ -13,15 +14,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from crdt_server.auth.permissions import ROLES, PermissionsError, parse_overrides
-from crdt_server.auth.principals import Revocations
 from crdt_server.auth.tokens import TokenCodec
-from crdt_server.core.registry import RoomRegistry
-from crdt_server.core.weddings import WeddingService
-from crdt_server.errors import CloseCode
+from crdt_server.core.erasure import ErasureService
 from crdt_server.names import valid_wedding_id
 from crdt_server.settings import Settings
+from storage import StoreError
 
-__all__ = ["ApiError", "api_routes", "json_error", "json_object"]
+__all__ = ["ApiError", "api_routes", "json_error", "json_object", "require_admin"]
 
 
 class ApiError(Exception):
@@ -35,7 +34,8 @@ def json_error(exc: ApiError) -> JSONResponse:
     return JSONResponse({"error": exc.message}, status_code=exc.status_code)
 
 
-def _require_admin(request: Request) -> None:
+def require_admin(request: Request) -> None:
+    """Raise :class:`ApiError` (403 disabled, 401 wrong key) unless the admin key is given."""
     settings: Settings = request.app.state.settings
     if not settings.admin_api_key:
         raise ApiError(403, "the admin API is disabled: set CRDT_SERVER_ADMIN_API_KEY")
@@ -68,7 +68,7 @@ def _string(body: dict[str, Any], key: str, *, required: bool = True) -> str | N
 async def create_session(request: Request) -> JSONResponse:
     """Mint a short-lived token for one of the app's users, for one wedding."""
     try:
-        _require_admin(request)
+        require_admin(request)
         wedding_id = request.path_params["wedding_id"]
         if not valid_wedding_id(wedding_id):
             raise ApiError(404, "no such wedding id")
@@ -117,7 +117,7 @@ async def create_session(request: Request) -> JSONResponse:
 async def revoke(request: Request) -> JSONResponse:
     """Close a user's open connections with 4401 and refuse their older tokens."""
     try:
-        _require_admin(request)
+        require_admin(request)
         body = await json_object(request)
         sub = _string(body, "sub")
         wedding = _string(body, "wedding", required=False)
@@ -126,32 +126,17 @@ async def revoke(request: Request) -> JSONResponse:
     except ApiError as exc:
         return json_error(exc)
     assert sub is not None
-    revocations: Revocations = request.app.state.revocations
-    at = time.time()
-    revocations.revoke(sub, wedding, at)
-    registry: RoomRegistry = request.app.state.registry
-    closed = registry.close_sessions(sub, wedding, CloseCode.TOKEN_EXPIRED, "session revoked")
-    registry.bus.publish_event({"type": "revoke", "sub": sub, "wedding": wedding, "at": at})
-    return JSONResponse({"sub": sub, "wedding": wedding, "closed": closed})
-
-
-async def delete_wedding(request: Request) -> JSONResponse:
-    """Delete every document of a wedding with its history; open rooms close with 4404."""
+    erasures: ErasureService = request.app.state.erasures
     try:
-        _require_admin(request)
-        wedding_id = request.path_params["wedding_id"]
-        if not valid_wedding_id(wedding_id):
-            raise ApiError(404, "no such wedding id")
-    except ApiError as exc:
-        return json_error(exc)
-    service: WeddingService = request.app.state.weddings
-    deleted = await service.delete(wedding_id)
-    return JSONResponse({"wedding": wedding_id, "documents_deleted": deleted})
+        # Stored before it takes effect: a restart or another process cannot forget it.
+        at, closed = await erasures.revoke(sub, wedding)
+    except StoreError:
+        return json_error(ApiError(503, "the store could not record the revocation, retry"))
+    return JSONResponse({"sub": sub, "wedding": wedding, "closed": closed, "at": at})
 
 
 def api_routes() -> list[Route]:
     return [
         Route("/api/weddings/{wedding_id}/sessions", create_session, methods=["POST"]),
-        Route("/api/weddings/{wedding_id}", delete_wedding, methods=["DELETE"]),
         Route("/api/admin/revoke", revoke, methods=["POST"]),
     ]
