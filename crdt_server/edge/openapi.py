@@ -246,9 +246,44 @@ OPENAPI: dict[str, Any] = {
         },
         "/api/weddings/{wedding_id}": {
             "delete": {
-                "summary": "Delete a wedding with its history; its rooms close with 4404",
+                "summary": "Erase a wedding (every document, its history, its bytes on disk)"
+                " and tombstone the id: later requests get 410; its rooms close with 4404",
                 "parameters": [_WEDDING],
-                "responses": {"200": _json(_OBJECT), **_AUTH_ERRORS},
+                "responses": {
+                    "200": _json(_OBJECT),
+                    "202": _json(_OBJECT),
+                    "410": _json(_OBJECT),
+                    **_AUTH_ERRORS,
+                },
+            }
+        },
+        "/api/weddings/{wedding_id}/erasure": {
+            "get": {
+                "summary": "Whether an erased wedding's bytes are gone (done) or not yet",
+                "parameters": [_WEDDING],
+                "responses": {"200": _json(_OBJECT), "404": _json(_OBJECT), **_AUTH_ERRORS},
+            }
+        },
+        "/api/weddings/{wedding_id}/tombstone": {
+            "delete": {
+                "summary": "Let an erased wedding's id be used again (admin key)",
+                "parameters": [_WEDDING],
+                "responses": {"200": _json(_OBJECT), "404": _json(_OBJECT), **_AUTH_ERRORS},
+            }
+        },
+        "/api/weddings/{wedding_id}/guests/{guest_id}/erase": {
+            "post": {
+                "summary": "Erase one guest: remove them and rewrite the stored logs (admin key)",
+                "parameters": [
+                    _WEDDING,
+                    {
+                        "name": "guest_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "responses": {"200": _json(_OBJECT), "400": _json(_OBJECT), **_AUTH_ERRORS},
             }
         },
         "/api/admin/revoke": {
