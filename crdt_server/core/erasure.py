@@ -65,6 +65,8 @@ class ErasureService:
         self._keep = keep_revocations
         self._refresh_conflicts = refresh_conflicts
         self._tombstones: set[str] = set()
+        self._erasing: set[str] = set()
+        """Being erased by this process: refused already, whatever a refresh reads."""
         self._pending: set[str] = set()
         """Erased weddings whose bytes may still be readable in the store's files."""
         self._tasks: list[asyncio.Task[None]] = []
@@ -88,7 +90,7 @@ class ErasureService:
 
     def gone(self, wedding_id: str) -> bool:
         """Whether the wedding was erased (and not restored): refuse it with 410."""
-        return wedding_id in self._tombstones
+        return wedding_id in self._tombstones or wedding_id in self._erasing
 
     def status(self, wedding_id: str) -> str | None:
         """``done`` once the erased wedding's bytes are gone from the store's files,
@@ -101,14 +103,13 @@ class ErasureService:
 
     async def erase_wedding(self, wedding_id: str) -> tuple[int, bool]:
         """Erase a wedding everywhere; returns (documents deleted, bytes gone already)."""
-        self._tombstones.add(wedding_id)  # from now on, no upgrade or request gets in
-        self._weddings.close_rooms(wedding_id)
+        self._erasing.add(wedding_id)  # from now on, no upgrade or request gets in
         try:
+            self._weddings.close_rooms(wedding_id)
             erased = await self._store.erase_wedding(wedding_id)
-        except StoreError:
-            if wedding_id not in await self._tombstones_or_empty():
-                self._tombstones.discard(wedding_id)
-            raise
+            self._tombstones.add(wedding_id)
+        finally:
+            self._erasing.discard(wedding_id)
         self._registry.bus.publish_event({"type": "delete", "wedding": wedding_id})
         if not erased.scrubbed:
             self._pending.add(wedding_id)
@@ -197,12 +198,6 @@ class ErasureService:
         self._tombstones = set(tombstones)
         for r in await self._store.revocations():
             self._revocations.revoke(r.sub, r.wedding, r.at)
-
-    async def _tombstones_or_empty(self) -> set[str]:
-        try:
-            return set(await self._store.tombstones())
-        except StoreError:
-            return set()
 
     async def _refresh_loop(self) -> None:
         while True:
