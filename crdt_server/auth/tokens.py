@@ -138,7 +138,9 @@ class TokenCodec:
         if claims.iat > time.time() + max(CLOCK_SKEW, self._leeway):
             raise TokenError("claim 'iat' lies in the future")
         if claims.exp - claims.iat > self.max_lifetime:
-            raise TokenError(f"token lives longer than {self.max_lifetime:g} seconds (exp - iat)")
+            raise TokenError(
+                f"token lives longer than {int(self.max_lifetime)} seconds (exp - iat)"
+            )
         return claims
 
     def mint(
@@ -155,7 +157,7 @@ class TokenCodec:
         if self._secret is None or "HS256" not in self._algorithms:
             raise ValueError("minting needs HS256 with a secret")
         if not 0 < ttl <= self.max_lifetime:
-            raise ValueError(f"ttl must be 1 to {self.max_lifetime:g} seconds")
+            raise ValueError(f"ttl must be 1 to {int(self.max_lifetime)} seconds")
         now = int(time.time())
         payload: dict[str, Any] = {
             "sub": sub,
