@@ -220,3 +220,28 @@ async def test_absurd_or_endless_tokens_are_refused_with_401(secure: ServerProce
         assert r.status_code == 401, r.text
     ok = signed({**base, "iat": now, "exp": now + 29 * 86400})
     assert await upgrade_status(secure, "w1/guests", ok) == 101
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_another_process_learns_revocations_and_erasures_from_the_store(
+    secure: ServerProcess,
+) -> None:
+    # A second server on the same store and no bus between them: it can only learn from
+    # the store (what a process that missed the bus event relies on).
+    other = ServerProcess(secure.data_dir, env=secure.env, anonymous=False)
+    async with other:
+        victim = token(sub="eve")
+        assert await upgrade_status(other, "w1/guests", victim) == 101
+        async with httpx.AsyncClient(base_url=secure.url) as http:
+            assert (
+                await http.post("/api/admin/revoke", json={"sub": "eve"}, headers=ADMIN)
+            ).status_code == 200
+            assert (await http.delete("/api/weddings/w2", headers=ADMIN)).status_code == 200
+        deadline = time.monotonic() + 15
+        while (
+            await upgrade_status(other, "w1/guests", victim) != 401
+            or await upgrade_status(other, "w2/guests", token(wedding="w2")) != 410
+        ):
+            assert time.monotonic() < deadline, "the other process never learned"
+            await asyncio.sleep(0.2)
