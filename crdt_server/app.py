@@ -14,9 +14,10 @@ from starlette.routing import BaseRoute, WebSocketRoute
 
 from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.auth.principals import Authenticator, Revocations, TokenAuthenticator
-from crdt_server.auth.tokens import TokenCodec, load_or_create_secret
+from crdt_server.auth.tokens import CLOCK_SKEW, TokenCodec, load_or_create_secret
 from crdt_server.cluster.bus import Bus, LocalBus
 from crdt_server.cluster.redis_bus import RedisBus
+from crdt_server.core.erasure import ErasureService
 from crdt_server.core.hooks import Core, Extension, Hooks
 from crdt_server.core.limits import ConnectionCounter, RateLimiter
 from crdt_server.core.registry import RoomRegistry
@@ -26,6 +27,7 @@ from crdt_server.edge.admin import admin_routes
 from crdt_server.edge.asgi_ws import not_found_endpoint, sync_endpoint
 from crdt_server.edge.docs import reference_routes
 from crdt_server.edge.documents import document_routes
+from crdt_server.edge.erasure import TombstoneGuard, erasure_routes
 from crdt_server.edge.openapi import openapi_document
 from crdt_server.edge.problems import exception_handlers
 from crdt_server.edge.ratelimit import HttpRateLimiter
@@ -60,7 +62,12 @@ def token_codec(settings: Settings) -> TokenCodec:
     public_key = None
     if settings.auth_public_key_file:
         public_key = Path(settings.auth_public_key_file).read_text()
-    return TokenCodec(algorithms=algorithms, secret=secret, public_key=public_key)
+    return TokenCodec(
+        algorithms=algorithms,
+        secret=secret,
+        public_key=public_key,
+        max_lifetime=settings.max_token_lifetime_seconds,
+    )
 
 
 class AdminEvents(Extension):
@@ -68,12 +75,35 @@ class AdminEvents(Extension):
 
     name = "admin-events"
 
-    def __init__(self, revocations: Revocations) -> None:
+    def __init__(self, revocations: Revocations, keeper: ConflictsKeeper, keep: float) -> None:
         self._revocations = revocations
+        self._keeper = keeper
+        self._keep = keep
         self._core: Core | None = None
+        self._erasures: ErasureService | None = None
+
+    @property
+    def erasures(self) -> ErasureService:
+        """The server's erasure service (built at start)."""
+        if self._erasures is None:
+            raise RuntimeError("the admin events extension has not been started")
+        return self._erasures
 
     async def start(self, core: Core) -> None:
         self._core = core
+        self._erasures = ErasureService(
+            core.registry,
+            core.store,
+            core.weddings,
+            self._revocations,
+            keep_revocations=self._keep,
+            refresh_conflicts=self._keeper.refresh,
+        )
+        await self._erasures.start()
+
+    async def close(self) -> None:
+        if self._erasures is not None:
+            await self._erasures.close()
 
     def on_bus_event(self, event: dict[str, Any]) -> None:
         core = self._core
@@ -87,12 +117,14 @@ class AdminEvents(Extension):
                 event["sub"], wedding, CloseCode.TOKEN_EXPIRED, "session revoked"
             )
         elif kind == "delete" and isinstance(event.get("wedding"), str):
-            core.weddings.close_rooms(event["wedding"])
+            self.erasures.on_deleted(event["wedding"])
+        elif kind == "lift" and isinstance(event.get("wedding"), str):
+            self.erasures.on_lifted(event["wedding"])
         elif kind not in KNOWN_BUS_EVENTS:
             log.error("ignoring an unknown admin event: %r", event)
 
 
-KNOWN_BUS_EVENTS = frozenset({"revoke", "delete", "events"})
+KNOWN_BUS_EVENTS = frozenset({"revoke", "delete", "lift", "events"})
 """Types of bus events some extension handles (others are logged as unknown)."""
 
 
@@ -127,16 +159,13 @@ def create_app(
         await the_store.open()
         the_bus = bus or (RedisBus(settings.redis_url) if settings.redis_url else LocalBus())
         codec = token_codec(settings)
-        revocations = Revocations()
+        # Kept as long as any token they cover may live (plus the iat clock skew).
+        keep = settings.max_token_lifetime_seconds + CLOCK_SKEW
+        revocations = Revocations(keep_seconds=keep)
         event_log = EventLog()
-        hooks = Hooks(
-            [
-                AdminEvents(revocations),
-                event_log,
-                ConflictsKeeper(events=event_log),
-                *extensions,
-            ]
-        )
+        keeper = ConflictsKeeper(events=event_log)
+        admin_events = AdminEvents(revocations, keeper, keep)
+        hooks = Hooks([admin_events, event_log, keeper, *extensions])
         registry = RoomRegistry(the_store, settings, the_bus, hooks=hooks)
         matrix = (
             PermissionMatrix.from_json(settings.permissions)
@@ -160,8 +189,10 @@ def create_app(
             ),
             address_connections=ConnectionCounter(settings.max_connections_per_address),
             user_connections=ConnectionCounter(settings.max_connections_per_user),
+            gone=lambda wedding_id: admin_events.erasures.gone(wedding_id),
         )
         weddings = WeddingService(registry, the_store)
+        await hooks.start(Core(settings, the_store, registry, weddings))
         state = ServerState(
             settings=settings,
             store=the_store,
@@ -173,8 +204,8 @@ def create_app(
             weddings=weddings,
             limiter=HttpRateLimiter(settings.rate_limits),
             events=event_log,
+            erasures=admin_events.erasures,
         )
-        await hooks.start(Core(settings, the_store, registry, weddings))
         await registry.start()
         try:
             # The lifespan state reaches every request (crdt_server.edge.state) and uvicorn's
@@ -197,7 +228,7 @@ def create_app(
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(AccessMiddleware)],
+        middleware=[Middleware(AccessMiddleware), Middleware(TombstoneGuard)],
         exception_handlers=exception_handlers(),  # type: ignore[arg-type]
     )
 
@@ -205,4 +236,4 @@ def create_app(
 def http_routes() -> list[Route]:
     """The route table of the HTTP API (without the reference routes, which serve the
     document generated from the table)."""
-    return [*status_routes(), *document_routes(), *admin_routes()]
+    return [*status_routes(), *document_routes(), *admin_routes(), *erasure_routes()]

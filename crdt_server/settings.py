@@ -160,6 +160,15 @@ class Settings:
     max_pending_handshakes_per_address: int = 512
     """Connections from one address whose request head is unfinished; more are dropped
     as they are made."""
+    max_held_updates: int = 1000
+    """Updates one room may hold while they wait on content it lacks; one more closes its
+    sender with 1013."""
+    max_held_bytes: int = 4 * 1024 * 1024
+    """Bytes of updates one room may hold while they wait on content it lacks; past it the
+    sender is closed with 1013."""
+    max_token_lifetime_seconds: int = 30 * 24 * 3600
+    """Longest a token may live (``exp - iat``); a token without both, or living longer,
+    is refused with 401. Revocations are kept at least this long."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -190,6 +199,9 @@ class Settings:
             "max_json_body_bytes",
             "handshake_timeout_seconds",
             "max_pending_handshakes_per_address",
+            "max_held_updates",
+            "max_held_bytes",
+            "max_token_lifetime_seconds",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -218,6 +230,8 @@ class Settings:
             raise SettingsError("several workers need a Redis bus: set CRDT_SERVER_REDIS_URL")
         if self.public_url and not self.public_url.startswith(("http://", "https://")):
             raise SettingsError("public_url must start with http:// or https://")
+        if self.token_ttl_seconds > self.max_token_lifetime_seconds:
+            raise SettingsError("token_ttl_seconds may not exceed max_token_lifetime_seconds")
         if self.auth_secret and len(self.auth_secret.encode()) < 32:
             raise SettingsError("auth_secret must be at least 32 bytes (RFC 7518, HS256)")
 

@@ -11,6 +11,11 @@ Beside the update logs, a store keeps each wedding's domain events: facts such a
 ``guest.rsvp_changed``, numbered per wedding by a gap-free ``seq`` that follows commit order
 (a counter row updated in the writing transaction). Events derived from updates are written
 in the same transaction as those updates, so a crash leaves both or neither.
+Erasure is a storage concern: :meth:`DocumentStore.erase_wedding` is the one call that
+removes a wedding from every table that can hold its data and leaves a tombstone, so that
+nothing (a reconnecting client, another process that has not heard yet) can store anything
+for it again until :meth:`DocumentStore.lift_tombstone`. Revocations of tokens are stored
+too (:meth:`DocumentStore.revoke`), so a restart or another process cannot forget them.
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ __all__ = [
     "AddedEvents",
     "DocumentStore",
     "EventFilter",
+    "Erasure",
     "HistoryEntry",
     "NewEvent",
     "NewUpdate",
     "Once",
+    "Revocation",
     "StoreError",
     "StoredEvent",
     "StoredLog",
@@ -140,6 +147,29 @@ class HistoryEntry:
     client_id: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """Tokens of ``sub`` (for ``wedding``, or every wedding if ``None``) issued at or
+    before ``at`` (Unix seconds) are refused."""
+
+    sub: str
+    wedding: str | None
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """What :meth:`DocumentStore.erase_wedding` did."""
+
+    documents: int
+    """How many documents were deleted."""
+    scrubbed: bool
+    """Whether no readable copy of the deleted bytes is left in the store's files. False
+    when something outside this store held on to them (on SQLite, another process's reader
+    keeping the write-ahead log from being checkpointed); :meth:`DocumentStore.scrub`
+    retries."""
+
+
 @runtime_checkable
 class DocumentStore(Protocol):
     """Async persistence of Yjs update logs.
@@ -209,6 +239,35 @@ class DocumentStore(Protocol):
     ) -> list[HistoryEntry]:
         """The newest ``limit`` history entries of ``doc`` with ``after < seq < before``,
         newest first."""
+
+    async def erase_wedding(self, wedding_id: str) -> Erasure:
+        """Erase a wedding: in one transaction, delete every row of every table that holds
+        its data and tombstone its id; then make the deleted bytes unreadable where the
+        backend can (SQLite: ``secure_delete`` and a ``TRUNCATE`` checkpoint).
+
+        This is the one place a wedding's data is erased: a table added later that holds
+        a wedding's data (events, webhook deliveries, threads, messages and their search
+        index, idempotency records) adds its ``DELETE`` here, in the same transaction.
+        While the tombstone stands, rows appended for the wedding's documents are
+        silently not stored, whoever appends them.
+        """
+
+    async def scrub(self) -> bool:
+        """Try again to make deleted bytes unreadable (see :attr:`Erasure.scrubbed`);
+        whether that is done."""
+
+    async def tombstones(self) -> dict[str, float]:
+        """Every erased wedding id, with when it was erased (Unix seconds)."""
+
+    async def lift_tombstone(self, wedding_id: str) -> bool:
+        """Let the id be used again (an explicit admin decision); whether it was erased."""
+
+    async def revoke(self, revocation: Revocation, *, forget_before: float) -> None:
+        """Durably record a revocation (the latest ``at`` per user and wedding wins) and
+        forget the ones made before ``forget_before`` (no token they cover is still valid)."""
+
+    async def revocations(self) -> list[Revocation]:
+        """Every revocation recorded and not yet forgotten."""
 
     async def last_seq(self) -> int:
         """The newest seq ever committed (0 for an empty store)."""

@@ -17,6 +17,12 @@ takes the same lock) and the sequence keeps ``CACHE 1``.
 Within a process one writer task commits all queued appends in one transaction (one WAL
 flush); ``synchronous_commit`` is forced ``on``. Reads use the pool directly and see only
 committed rows.
+
+Erasure: :meth:`PostgresStore.erase_wedding` deletes the wedding's rows and tombstones it in
+one transaction; a trigger drops any row later appended for a tombstoned wedding. Deleted
+rows are gone from every query at once, but PostgreSQL keeps their bytes in the table's
+pages until VACUUM reuses the space (VACUUM FULL rewrites the table), and in its WAL until
+that is recycled; see the README.
 """
 
 from __future__ import annotations
@@ -30,11 +36,13 @@ import asyncpg
 from storage._group_commit import GroupCommitter
 from storage.base import (
     AddedEvents,
+    Erasure,
     EventFilter,
     HistoryEntry,
     NewEvent,
     NewUpdate,
     Once,
+    Revocation,
     StoredEvent,
     StoredLog,
     StoreError,
@@ -77,6 +85,8 @@ CREATE TABLE IF NOT EXISTS {s}.tickets (digest text PRIMARY KEY, payload text NO
     expires_at double precision NOT NULL);
 """
 _EVENT_COLUMNS = "wedding, seq, type, doc, sub, role, priority, at, data"
+_WEDDING_TABLES = ("events", "event_counters", "idempotency")
+"""Tables keyed by a ``wedding`` column: erased with the wedding."""
 # Counter rows are locked by the upsert until commit, so each wedding's seqs are gap free
 # and follow commit order, whichever process writes (a SEQUENCE would do neither).
 _BUMP = """
@@ -87,6 +97,21 @@ _INSERT_EVENTS = """
 INSERT INTO {s}.events (wedding, seq, type, doc, sub, role, priority, at, data)
 SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
                      $7::text[], $8::float8[], $9::text[])
+CREATE TABLE IF NOT EXISTS {s}.revocations (sub text NOT NULL, wedding text NOT NULL,
+    at double precision NOT NULL, PRIMARY KEY (sub, wedding));
+CREATE TABLE IF NOT EXISTS {s}.tombstones (wedding text COLLATE "C" PRIMARY KEY,
+    deleted_at double precision NOT NULL);
+CREATE OR REPLACE FUNCTION {s}.skip_tombstoned() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM {s}.tombstones WHERE wedding = split_part(NEW.doc, '/', 1)) THEN
+        RETURN NULL;
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE OR REPLACE TRIGGER updates_tombstoned BEFORE INSERT ON {s}.updates
+    FOR EACH ROW EXECUTE FUNCTION {s}.skip_tombstoned();
+CREATE OR REPLACE TRIGGER history_tombstoned BEFORE INSERT ON {s}.history
+    FOR EACH ROW EXECUTE FUNCTION {s}.skip_tombstoned();
 """
 _NEXT_SEQS = "SELECT array(SELECT nextval($1::regclass) FROM generate_series(1, $2))"
 # One statement for both tables; created_at is the database's clock, shared by all hosts.
@@ -369,12 +394,80 @@ class PostgresStore:
         async def body(conn: _Conn) -> int:
             count = int(await conn.fetchval(_DELETE.format(s=self._s), prefix))
             if wedding:
-                for table in ("events", "event_counters", "idempotency"):
+                for table in _WEDDING_TABLES:
                     await conn.execute(f"DELETE FROM {self._s}.{table} WHERE wedding = $1", wedding)
             return count
 
         deleted: int = await self._writer.write(body)
         return deleted
+
+    async def erase_wedding(self, wedding_id: str) -> Erasure:
+        """Delete every row of the wedding (``{wedding_id}/...`` documents and their
+        history) and tombstone it, in one transaction. ``scrubbed`` is true: no query can
+        see the rows any more (their bytes stay in the pages until VACUUM; see README).
+
+        Tables added later that hold a wedding's data add their ``DELETE`` to ``body``.
+        """
+        prefix = f"{wedding_id}/"
+        _check(b"", prefix)
+
+        async def body(conn: _Conn) -> int:
+            count = int(await conn.fetchval(_DELETE.format(s=self._s), prefix))
+            for table in _WEDDING_TABLES:
+                await conn.execute(f"DELETE FROM {self._s}.{table} WHERE wedding = $1", wedding_id)
+            await conn.execute(
+                f"INSERT INTO {self._s}.tombstones (wedding, deleted_at)"
+                " VALUES ($1, extract(epoch FROM statement_timestamp()))"
+                " ON CONFLICT (wedding) DO UPDATE SET deleted_at = excluded.deleted_at",
+                wedding_id,
+            )
+            return count
+
+        return Erasure(documents=await self._writer.write(body), scrubbed=True)
+
+    async def scrub(self) -> bool:
+        """Nothing to retry: deleted rows are invisible at once (see the module docstring)."""
+        if self._pool is None:
+            raise StoreError(f"{self._where} is not open")
+        return True
+
+    async def tombstones(self) -> dict[str, float]:
+        """Every erased wedding id and when it was erased."""
+        rows = await self._fetch(f"SELECT wedding, deleted_at FROM {self._s}.tombstones")
+        return {str(row[0]): float(row[1]) for row in rows}
+
+    async def lift_tombstone(self, wedding_id: str) -> bool:
+        """Let the wedding id be used again; whether it was tombstoned."""
+        _check(b"", wedding_id)
+
+        async def body(conn: _Conn) -> int:
+            sql = f"DELETE FROM {self._s}.tombstones WHERE wedding = $1 RETURNING wedding"
+            return len(await conn.fetch(sql, wedding_id))
+
+        lifted: int = await self._writer.write(body)
+        return lifted > 0
+
+    async def revoke(self, revocation: Revocation, *, forget_before: float) -> None:
+        """Record the revocation durably; forget those made before ``forget_before``."""
+        _check(b"", revocation.sub, revocation.wedding or "")
+
+        async def body(conn: _Conn) -> int:
+            await conn.execute(
+                f"INSERT INTO {self._s}.revocations AS r (sub, wedding, at) VALUES ($1, $2, $3)"
+                " ON CONFLICT (sub, wedding) DO UPDATE SET at = greatest(r.at, excluded.at)",
+                revocation.sub,
+                revocation.wedding or "",
+                revocation.at,
+            )
+            await conn.execute(f"DELETE FROM {self._s}.revocations WHERE at < $1", forget_before)
+            return 0
+
+        await self._writer.write(body)
+
+    async def revocations(self) -> list[Revocation]:
+        """Every revocation recorded and not forgotten."""
+        rows = await self._fetch(f"SELECT sub, wedding, at FROM {self._s}.revocations ORDER BY at")
+        return [Revocation(str(r[0]), str(r[1]) or None, float(r[2])) for r in rows]
 
     async def history(
         self, doc: str, limit: int = 100, *, before: int | None = None, after: int = 0

@@ -6,6 +6,14 @@ rather than one each. Each transaction runs whole, ``BEGIN IMMEDIATE`` to ``COMM
 one call on a writer thread that owns the write connection: one hop from the event loop per
 commit, where a statement-at-a-time driver takes one per statement. Reads go through
 aiosqlite on a connection of their own; in WAL mode they see committed rows only.
+
+Erasure: the write connection runs with ``secure_delete`` on, so deleted rows and freed
+pages are overwritten with zeros; after an erasure a ``TRUNCATE`` checkpoint copies the
+zeroed pages into the database file and empties the write-ahead log, which still holds the
+frames that wrote the deleted rows. A reader of another process can keep that checkpoint
+from finishing (it may still need the old frames): then :attr:`Erasure.scrubbed` is false
+and :meth:`SqliteStore.scrub` tries again. Tombstoned weddings are enforced by triggers, so
+no code path (nor another process's store) can store a row for one.
 """
 
 from __future__ import annotations
@@ -26,11 +34,13 @@ import aiosqlite
 from storage._group_commit import GroupCommitter
 from storage.base import (
     AddedEvents,
+    Erasure,
     EventFilter,
     HistoryEntry,
     NewEvent,
     NewUpdate,
     Once,
+    Revocation,
     StoredEvent,
     StoredLog,
     StoreError,
@@ -61,6 +71,23 @@ _SCHEMA = (
     " expires_at REAL NOT NULL, PRIMARY KEY (scope, key)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS tickets (digest TEXT PRIMARY KEY, payload TEXT NOT NULL,"
     " expires_at REAL NOT NULL) WITHOUT ROWID",
+    # wedding '' = every wedding of the user (a primary key column cannot be NULL).
+    "CREATE TABLE IF NOT EXISTS revocations (sub TEXT NOT NULL, wedding TEXT NOT NULL,"
+    " at REAL NOT NULL, PRIMARY KEY (sub, wedding))",
+    "CREATE TABLE IF NOT EXISTS tombstones (wedding TEXT PRIMARY KEY, deleted_at REAL NOT NULL)",
+    # Rows of a tombstoned wedding are dropped, whoever appends them: a room that another
+    # process still had open, a client reconnecting with its whole state. The seqs handed
+    # out for such rows are never stored (the wedding's rooms are closing with 4404).
+    *(
+        f"CREATE TRIGGER IF NOT EXISTS {table}_tombstoned BEFORE INSERT ON {table}"
+        " WHEN EXISTS (SELECT 1 FROM tombstones"
+        " WHERE wedding = substr(NEW.doc, 1, instr(NEW.doc || '/', '/') - 1))"
+        " BEGIN SELECT RAISE(IGNORE); END"
+        for table in ("updates", "history")
+    ),
+    "CREATE TRIGGER IF NOT EXISTS events_tombstoned BEFORE INSERT ON events"
+    " WHEN EXISTS (SELECT 1 FROM tombstones WHERE wedding = NEW.wedding)"
+    " BEGIN SELECT RAISE(IGNORE); END",
 )
 # Columns added after the first release, for files created before them.
 _MIGRATIONS = {
@@ -71,6 +98,8 @@ _MIGRATIONS = {
     ),
 }
 _EVENT_COLUMNS = "wedding, seq, type, doc, sub, role, priority, at, data"
+_WEDDING_TABLES = ("events", "event_counters", "idempotency")
+"""Tables keyed by a ``wedding`` column: erased with the wedding."""
 # The same rule AUTOINCREMENT applies (one past the largest seq ever used, even if that row
 # was since deleted), computed up front so a whole batch can go in with one executemany
 # and every caller learns its seqs. Safe because BEGIN IMMEDIATE holds the write lock.
@@ -341,12 +370,83 @@ class SqliteStore:
             db.execute(f"DELETE FROM updates WHERE {_PREFIX}", params)
             db.execute(f"DELETE FROM history WHERE {_PREFIX}", params)
             if wedding is not None:
-                for table in ("events", "event_counters", "idempotency"):
+                for table in _WEDDING_TABLES:
                     db.execute(f"DELETE FROM {table} WHERE wedding = ?", (wedding,))
             return count
 
         deleted: int = await self._writer.write(body)
         return deleted
+
+    async def erase_wedding(self, wedding_id: str) -> Erasure:
+        """Delete every row of the wedding (``{wedding_id}/...`` documents and their
+        history), tombstone it, then checkpoint so no copy of those rows stays readable.
+
+        Tables added later that hold a wedding's data add their ``DELETE`` to ``body``.
+        """
+        prefix = f"{wedding_id}/"
+        params = (prefix, len(prefix), prefix)
+
+        def body(db: sqlite3.Connection) -> int:
+            count = _scalar(db, _COUNT_DOCS, params * 2)
+            db.execute(f"DELETE FROM updates WHERE {_PREFIX}", params)
+            db.execute(f"DELETE FROM history WHERE {_PREFIX}", params)
+            for table in _WEDDING_TABLES:
+                db.execute(f"DELETE FROM {table} WHERE wedding = ?", (wedding_id,))
+            db.execute(
+                "INSERT OR REPLACE INTO tombstones (wedding, deleted_at) VALUES (?, ?)",
+                (wedding_id, time.time()),
+            )
+            return count
+
+        documents = await self._writer.write(body)
+        return Erasure(documents=documents, scrubbed=await self.scrub())
+
+    async def scrub(self) -> bool:
+        """Checkpoint the write-ahead log into the database file and truncate it; whether
+        that finished (it cannot while another process reads an older snapshot)."""
+        db, thread = self._write_db, self._thread
+        if db is None or thread is None:
+            raise StoreError(f"{self._path} is not open")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                thread, _checkpoint, db, self._busy_timeout
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"checkpointing {self._path} failed: {exc}") from exc
+
+    async def tombstones(self) -> dict[str, float]:
+        """Every erased wedding id and when it was erased."""
+        rows = await self._read("SELECT wedding, deleted_at FROM tombstones")
+        return {str(wedding): float(at) for wedding, at in rows}
+
+    async def lift_tombstone(self, wedding_id: str) -> bool:
+        """Let the wedding id be used again; whether it was tombstoned."""
+
+        def body(db: sqlite3.Connection) -> int:
+            return db.execute("DELETE FROM tombstones WHERE wedding = ?", (wedding_id,)).rowcount
+
+        lifted: int = await self._writer.write(body)
+        return lifted > 0
+
+    async def revoke(self, revocation: Revocation, *, forget_before: float) -> None:
+        """Record the revocation durably; forget those made before ``forget_before``."""
+        _check(b"", revocation.sub, revocation.wedding or "")
+
+        def body(db: sqlite3.Connection) -> int:
+            db.execute(
+                "INSERT INTO revocations (sub, wedding, at) VALUES (?, ?, ?)"
+                " ON CONFLICT (sub, wedding) DO UPDATE SET at = max(at, excluded.at)",
+                (revocation.sub, revocation.wedding or "", revocation.at),
+            )
+            db.execute("DELETE FROM revocations WHERE at < ?", (forget_before,))
+            return 0
+
+        await self._writer.write(body)
+
+    async def revocations(self) -> list[Revocation]:
+        """Every revocation recorded and not forgotten."""
+        rows = await self._read("SELECT sub, wedding, at FROM revocations ORDER BY at")
+        return [Revocation(str(sub), str(w) or None, float(at)) for sub, w, at in rows]
 
     async def history(
         self, doc: str, limit: int = 100, *, before: int | None = None, after: int = 0
@@ -452,9 +552,11 @@ def _connect_writer(path: Path, busy_timeout: float, synchronous: str) -> sqlite
         # WAL on every commit but fsyncs it only at checkpoints: a killed process loses
         # nothing, a power loss may lose the last commits, and the file stays whole.
         level = {"full": "FULL", "normal": "NORMAL"}[synchronous]
+        # secure_delete: deleted rows and freed pages are overwritten with zeros, so an
+        # erased wedding is not left readable in the file (see _checkpoint for the WAL).
         db.executescript(
             f"PRAGMA busy_timeout = {int(busy_timeout * 1000)};"
-            f" PRAGMA synchronous = {level}; PRAGMA fullfsync = ON;"
+            f" PRAGMA synchronous = {level}; PRAGMA fullfsync = ON; PRAGMA secure_delete = ON;"
             f" BEGIN IMMEDIATE; {'; '.join(_SCHEMA)}; COMMIT;"
         )
         _migrate(db)
@@ -549,6 +651,19 @@ def _check_event(event: NewEvent) -> None:
     _check(b"", event.wedding, event.type, event.data, event.sub, event.role, event.priority)
     if event.doc is not None:
         _check(b"", event.doc)
+
+
+def _checkpoint(db: sqlite3.Connection, busy_timeout: float) -> bool:
+    """On the writer thread: copy every frame of the write-ahead log into the database file
+    and truncate the log to zero bytes. The log still holds the frames that wrote rows
+    since deleted; secure_delete zeroed them in the newer frames this copies. Waits at most
+    a tenth of a second for readers (the writer thread serves every commit)."""
+    db.execute("PRAGMA busy_timeout = 100")
+    try:
+        busy, frames, copied = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+    return bool(busy == 0 and frames == copied)
 
 
 def _scalar(db: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> int:

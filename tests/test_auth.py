@@ -128,7 +128,7 @@ async def test_hs_rs_confusion_is_refused(tmp_path: Path) -> None:
         "CRDT_SERVER_AUTH_PUBLIC_KEY_FILE": str(key_file),
         "CRDT_SERVER_AUTH_ALGORITHMS": "RS256",
     }
-    payload = {"sub": "u1", "role": "planner", "wedding": "w1", "exp": now() + 60}
+    payload = {"sub": "u1", "role": "planner", "wedding": "w1", "iat": now(), "exp": now() + 60}
     async with ServerProcess(tmp_path / "data", env=env, anonymous=False) as server:
         good = jwt.encode(payload, key, algorithm="RS256")
         assert await status_of(server, "w1/guests", tok=good) == 101

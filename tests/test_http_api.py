@@ -260,11 +260,12 @@ async def test_delete_wedding_closes_rooms_with_4404(
         assert response.status_code == 200 and response.json()["documents_deleted"] >= 1
         await editor.wait(editor.closed.is_set)
         assert editor.close_code == 4404
+    # Erased and tombstoned (issue 15.8): gone for good, not an empty wedding.
     after = await http.get("/api/weddings/w1/docs/guests", headers=auth())
-    assert after.json()["guests"] == {}
-    assert (await http.get("/api/weddings/w1/docs/guests/history", headers=auth())).json() == {
-        "history": []
-    }
+    assert after.status_code == 410
+    assert (
+        await http.get("/api/weddings/w1/docs/guests/history", headers=auth())
+    ).status_code == 410
 
 
 @pytest.mark.asyncio

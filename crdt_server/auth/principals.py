@@ -92,8 +92,12 @@ class Revocations:
         self._keep = keep_seconds
 
     def revoke(self, sub: str, wedding: str | None = None, at: float | None = None) -> None:
+        """Refuse ``sub``'s tokens issued at or before ``at`` (default: now); a later
+        revocation of the same user and wedding wins. Keep ``keep_seconds`` at least the
+        longest a token may live, or a revoked token could outlive its revocation."""
         now = time.time()
-        self._at[(sub, wedding)] = now if at is None else at
+        when = now if at is None else at
+        self._at[(sub, wedding)] = max(when, self._at.get((sub, wedding), when))
         # Forget revocations older than any token could live.
         for key, when in list(self._at.items()):
             if now - when > self._keep:

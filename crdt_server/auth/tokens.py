@@ -4,10 +4,16 @@ Claims: ``sub`` (user id), ``name``, ``wedding`` (one id or a list), ``role``, `
 ``iat`` and optionally ``docs`` (per-document access overrides). HS256 uses a shared secret;
 RS256/ES256 need only the public key on the server. The accepted algorithms are an explicit
 allowlist, so ``alg: none`` and HS/RS confusion are refused.
+
+``exp`` and ``iat`` are required, must be finite numbers of Unix seconds (not booleans, not
+beyond the year 9999), ``iat`` may not lie in the future (beyond a minute of clock skew) and
+``exp - iat`` may not exceed the maximum lifetime: a token minted to live for ever, or
+to dodge revocations by claiming a later ``iat``, is refused like any bad token (401).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import time
@@ -32,6 +38,9 @@ __all__ = [
 SECRET_FILE = "auth_secret"
 _HMAC = frozenset({"HS256", "HS384", "HS512"})
 _ASYMMETRIC = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "EdDSA"})
+_LAST_SECOND = 253402300799  # 9999-12-31T23:59:59Z: later "times" are attacks, not dates
+CLOCK_SKEW = 60.0
+"""Seconds an ``iat`` may lie in the future (the signer's clock runs ahead of ours)."""
 
 
 class TokenError(Exception):
@@ -82,6 +91,7 @@ class TokenCodec:
         secret: bytes | None = None,
         public_key: str | None = None,
         leeway: float = 0.0,
+        max_lifetime: float = 30 * 24 * 3600,
     ) -> None:
         unknown = set(algorithms) - _HMAC - _ASYMMETRIC
         if unknown or not algorithms:
@@ -94,6 +104,8 @@ class TokenCodec:
         self._secret = secret
         self._public_key = public_key
         self._leeway = leeway
+        self.max_lifetime = max_lifetime
+        """Longest ``exp - iat`` accepted (and minted), in seconds."""
 
     def decode(self, token: str) -> TokenClaims:
         try:
@@ -112,13 +124,24 @@ class TokenCodec:
                 key,
                 algorithms=[alg],
                 leeway=self._leeway,
-                options={"require": ["exp", "sub", "role", "wedding"]},
+                options={"require": ["exp", "iat", "sub", "role", "wedding"]},
             )
         except jwt.ExpiredSignatureError as exc:
             raise TokenError("token expired") from exc
         except jwt.PyJWTError as exc:
             raise TokenError(f"invalid token: {exc}") from exc
-        return _claims(payload)
+        except (OverflowError, ValueError, TypeError) as exc:
+            # PyJWT converts time claims with int()/float(): a 400-digit exp overflows.
+            raise TokenError("invalid token: a time claim is not a usable number") from exc
+        claims = _claims(payload)
+        assert claims.iat is not None  # required above, checked by _claims
+        if claims.iat > time.time() + max(CLOCK_SKEW, self._leeway):
+            raise TokenError("claim 'iat' lies in the future")
+        if claims.exp - claims.iat > self.max_lifetime:
+            raise TokenError(
+                f"token lives longer than {int(self.max_lifetime)} seconds (exp - iat)"
+            )
+        return claims
 
     def mint(
         self,
@@ -133,6 +156,8 @@ class TokenCodec:
         """Sign an HS256 token (needs the secret); validates what it signs."""
         if self._secret is None or "HS256" not in self._algorithms:
             raise ValueError("minting needs HS256 with a secret")
+        if not 0 < ttl <= self.max_lifetime:
+            raise ValueError(f"ttl must be 1 to {int(self.max_lifetime)} seconds")
         now = int(time.time())
         payload: dict[str, Any] = {
             "sub": sub,
@@ -166,9 +191,8 @@ def _claims(payload: Mapping[str, Any]) -> TokenClaims:
         or not all(isinstance(w, str) and valid_wedding_id(w) for w in weddings)
     ):
         raise TokenError("claim 'wedding' must be a wedding id or a list of them")
-    exp, iat = payload.get("exp"), payload.get("iat")
-    if not isinstance(exp, int | float):
-        raise TokenError("claim 'exp' must be a number")
+    exp = _seconds(payload, "exp")
+    iat = _seconds(payload, "iat") if "iat" in payload else None
     try:
         docs = parse_overrides(payload.get("docs", {}))
     except PermissionsError as exc:
@@ -178,7 +202,19 @@ def _claims(payload: Mapping[str, Any]) -> TokenClaims:
         name=name,
         role=str(role),
         weddings=tuple(weddings),
-        exp=float(exp),
-        iat=float(iat) if isinstance(iat, int | float) else None,
+        exp=exp,
+        iat=iat,
         docs=docs,
     )
+
+
+def _seconds(payload: Mapping[str, Any], key: str) -> float:
+    """A time claim: a finite number of Unix seconds from 1970 to the year 9999."""
+    value = payload.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TokenError(f"claim '{key}' must be a number of seconds")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise TokenError(f"claim '{key}' must be finite")
+    if not 0 <= value <= _LAST_SECOND:
+        raise TokenError(f"claim '{key}' is out of range")
+    return float(value)

@@ -11,6 +11,13 @@ cover the whole update; if yrs kept anything back all the same (a dependency cyc
 Yjs client writes) the update is refused with :class:`IntegrationFailed` and the document
 must be rebuilt without it.
 
+Held content never leaves the server until it is integrated (the room relays an update to
+its clients only once it integrated whole here): a stock client's own pending store is the
+very code that panics or reads freed memory on hostile pending content, so the server does
+not feed it any. When an update releases a held one, :attr:`RoomDocument.released` lists
+the held updates it released, for the room to relay right behind it; a held update that
+fails once released is that update's fault, not the releaser's (see :func:`replay`).
+
 Every call into pycrdt goes through :func:`crdt_call`, which turns its errors and Rust
 panics into :class:`CrdtFailure`.
 """
@@ -109,7 +116,16 @@ class _Changes:
 class RoomDocument:
     """A ``Doc`` plus the updates it is waiting to integrate (see the module docstring)."""
 
-    __slots__ = ("doc", "held", "integrated", "_changes", "_subscription", "_state")
+    __slots__ = (
+        "doc",
+        "held",
+        "integrated",
+        "released",
+        "refused",
+        "_changes",
+        "_subscription",
+        "_state",
+    )
 
     def __init__(self) -> None:
         self.doc: Doc[BaseType] = Doc()
@@ -118,6 +134,11 @@ class RoomDocument:
         self.integrated: Callable[[bytes], None] | None = None
         """Called with each update right after it was integrated and changed the document
         (an applied update, then each held update it released, in that order)."""
+        self.released: list[bytes] = []
+        """The held updates the last :meth:`apply` integrated (in order), once it released
+        them: they follow the update that released them to every client."""
+        self.refused: set[bytes] = set()
+        """Updates :func:`replay` left out because pycrdt failed on them."""
         self._changes = _Changes()
         # pycrdt's public Doc.observe wraps the callback in a partial that holds the Doc, a
         # cycle through Rust that Python's collector cannot see: the Doc (and the room that
@@ -141,12 +162,23 @@ class RoomDocument:
         state = self.state()
         return any(end > state.get(client, 0) for client, (_, end) in summary.structs.items())
 
+    def would_hold(self, summary: UpdateSummary) -> bool:
+        """True if :meth:`apply` would hold the update (it builds on content not here)."""
+        return not integrable(summary, self.state())
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of the updates held."""
+        return sum(len(update) for update, _ in self.held)
+
     def apply(self, update: bytes, summary: UpdateSummary) -> Applied:
         """Integrate a structurally valid update now, or hold it until it can be.
 
         Raises :class:`IntegrationFailed` if pycrdt refused or panicked on it or on a held
-        update it released; the ``Doc`` may then hold part of it and must be rebuilt.
+        update it released (``exc.update`` says which); the ``Doc`` may then hold part of it
+        and must be rebuilt.
         """
+        self.released = []
         if not integrable(summary, self.state()):
             if any(held == update for held, _ in self.held):
                 return Applied.UNCHANGED
@@ -185,14 +217,18 @@ class RoomDocument:
             for entry in list(self.held):
                 if integrable(entry[1], self.state()):
                     self.held.remove(entry)
-                    self._integrate(*entry)
+                    if self._integrate(*entry):
+                        self.released.append(entry[0])
                     progress = True
 
 
 def replay(updates: Sequence[bytes]) -> tuple[RoomDocument, int]:
     """Rebuild a document from stored rows, applied in order exactly as the live path
     applied them. Returns it and how many rows could not be applied (they are left out:
-    after a row that yrs failed on, the document is rebuilt without that row)."""
+    after a row that yrs failed on, the document is rebuilt without that row, and the row
+    is in the document's :attr:`~RoomDocument.refused`). A held row that fails once a later
+    row releases it is the one left out, never the row that released it: otherwise one
+    hostile held update would make every honest update it waits on unacceptable."""
     skipped: set[bytes] = set()
     while True:
         document = RoomDocument()
@@ -211,6 +247,8 @@ def replay(updates: Sequence[bytes]) -> tuple[RoomDocument, int]:
         except IntegrationFailed as exc:
             skipped.add(exc.update)
             continue
+        document.refused = skipped
+        document.released = []
         return document, unreadable
 
 

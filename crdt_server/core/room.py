@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 from pycrdt import Doc
 
@@ -43,6 +44,7 @@ from crdt_server.core.crdt import (
     Applied,
     BaseType,
     CrdtFailure,
+    IntegrationFailed,
     RoomDocument,
     crdt_call,
     fold_updates,
@@ -52,7 +54,13 @@ from crdt_server.core.crdt import (
 from crdt_server.core.hooks import Actor, Hooks, PendingUpdate, StoredBatch
 from crdt_server.core.metrics import Metrics, StoreHealth
 from crdt_server.core.presence import AwarenessRegistry
-from crdt_server.errors import CloseCode, DocumentTooLarge, PeerError, ProtocolError
+from crdt_server.errors import (
+    CloseCode,
+    DocumentTooLarge,
+    Overloaded,
+    PeerError,
+    ProtocolError,
+)
 from crdt_server.settings import Settings
 from documents import DOCUMENT_KINDS
 from documents.changes import ChangeRecorder, EntryChange
@@ -75,6 +83,10 @@ class _Uncommitted:
     index: int
     applied_at: float
     changes: list[tuple[Actor, list[EntryChange]]]
+    held: bool = False
+    """Held (waits on content the room lacks): echoed to its sender only, never relayed."""
+    released: list[bytes] | None = None
+    """Held updates this one released: relayed right behind it."""
 
 
 class Room:
@@ -158,9 +170,10 @@ class Room:
         """The document as integrated so far (see :class:`RoomDocument`)."""
         return self.document.doc
 
-    def _replay(self, stored: StoredLog) -> None:
+    def _replay(self, stored: StoredLog, extra: Sequence[bytes] = ()) -> None:
         """Rebuild the document from stored rows plus whatever is not committed yet."""
         updates = stored.updates + [u.data for u in self._inflight + self._uncommitted]
+        updates += extra
         self.document, unreadable = replay(updates)
         self._watch(self.document)
         if unreadable:
@@ -217,17 +230,38 @@ class Room:
         limit = self._settings.max_document_bytes
         if self._size + len(update) > limit:
             raise DocumentTooLarge(f"the document would grow past {limit} bytes")
+        document = self.document
+        if document.would_hold(summary):
+            # Held content costs memory and a check on every later update: bounded. 1013,
+            # not 1008: an honest client that reconnects sends its whole state in step 2,
+            # which carries what this update waits on, so it is not held again.
+            count, size = self._settings.max_held_updates, self._settings.max_held_bytes
+            if len(document.held) >= count or document.held_bytes + len(update) > size:
+                raise Overloaded(
+                    f"this room already holds {len(document.held)} updates waiting on"
+                    f" content it lacks (limits: {count} updates, {size} bytes)"
+                )
+        held_before = document.held_updates()
+        released: list[bytes] = []
         self._applying, self._credited = actor, []
         try:
-            applied = self.document.apply(update, summary)
+            applied = document.apply(update, summary)
+            released = document.released
+        except IntegrationFailed as exc:
+            if exc.update == update:
+                await self._refused(exc)
+            # A held update failed once this one released it: the held one is at fault.
+            # Rebuild without it (replay leaves it out) and take this one.
+            log.warning("room %s: a held update failed once released (%s)", self.name, str(exc))
+            await self._reload(extra=[update])
+            if self.document.would_hold(summary) or update in self.document.refused:
+                raise ProtocolError(f"update rejected: {exc}") from exc
+            still = set(self.document.held_updates())
+            refused = self.document.refused
+            released = [u for u in held_before if u not in still and u not in refused]
+            applied = Applied.CHANGED
         except CrdtFailure as exc:
-            # pycrdt may have changed the document before failing (a panic always may):
-            # rebuild it from what is committed, so a rejected update leaves no trace.
-            # The message, not the exception: a kept log record would keep its traceback,
-            # and with it the document this reload replaces.
-            log.warning("room %s: pycrdt refused an update (%s); reloading", self.name, str(exc))
-            await self._reload()
-            raise ProtocolError(f"update rejected: {exc}") from exc
+            await self._refused(exc)
         finally:
             self._applying = None
         if applied is Applied.UNCHANGED:
@@ -239,7 +273,16 @@ class Room:
         clients = summary.structs.keys()
         client_id = next(iter(clients)) if len(clients) == 1 else None
         self._uncommitted.append(
-            _Uncommitted(update, actor, client_id, index, time.perf_counter(), self._credited)
+            _Uncommitted(
+                update,
+                actor,
+                client_id,
+                index,
+                time.perf_counter(),
+                self._credited,
+                held=applied is Applied.HELD,
+                released=released or None,
+            )
         )
         self._credited = []
         self._uncommitted_bytes += len(update)
@@ -249,8 +292,23 @@ class Room:
             self._flusher = asyncio.create_task(self._flush_loop(), name=f"flush-{self.name}")
         return index
 
-    async def _reload(self) -> None:
-        """Rebuild the document from the store plus what is not committed yet."""
+    async def reload(self) -> None:
+        """Rebuild the document from the store (after the store's log was rewritten)."""
+        await self._reload()
+
+    async def _refused(self, exc: CrdtFailure) -> NoReturn:
+        """pycrdt failed on an update: rebuild the document and refuse the update (1007)."""
+        # pycrdt may have changed the document before failing (a panic always may):
+        # rebuild it from what is committed, so a rejected update leaves no trace.
+        # The message, not the exception: a kept log record would keep its traceback,
+        # and with it the document this reload replaces.
+        log.warning("room %s: pycrdt refused an update (%s); reloading", self.name, str(exc))
+        await self._reload()
+        raise ProtocolError(f"update rejected: {exc}") from exc
+
+    async def _reload(self, extra: Sequence[bytes] = ()) -> None:
+        """Rebuild the document from the store plus what is not committed yet (and
+        ``extra``, applied last)."""
         while True:
             committed = self._committed
             stored = await self._store.load(self.name)
@@ -258,7 +316,7 @@ class Room:
             # flight any more: read again.
             if self._committed == committed:
                 break
-        self._replay(stored or StoredLog(updates=[], last_seq=0, first_seq=0))
+        self._replay(stored or StoredLog(updates=[], last_seq=0, first_seq=0), extra)
 
     @property
     def uncommitted_bytes(self) -> int:
@@ -318,7 +376,7 @@ class Room:
                 self.last_seq = seqs[-1]
                 self._log_rows += len(batch)
                 updates = [u.data for u in batch]
-                self._broadcast_updates(updates)
+                self._broadcast_batch(batch)
                 self._metrics.broadcast_seconds.observe(time.perf_counter() - batch[0].applied_at)
                 self._release_waiters()
                 self._bus.publish_updates(self.name, seqs, updates)
@@ -328,6 +386,23 @@ class Room:
                     await self._maybe_compact()
         finally:
             self._flusher = None
+
+    def _broadcast_batch(self, batch: list[_Uncommitted]) -> None:
+        """Relay a committed batch: what integrated here, with what it released. A held
+        update goes back to its sender alone (its echo, the proof it is stored): any other
+        client would have to keep it pending, in code hostile bytes can crash."""
+        relay: list[bytes] = []
+        for u in batch:
+            if u.held:
+                for conn in self.connections:
+                    if conn.id == u.actor.origin:
+                        conn.send(encode_update(u.data))
+                continue
+            relay.append(u.data)
+            if u.released:
+                relay += u.released
+        if relay:
+            self._broadcast_updates(relay)
 
     def _broadcast_updates(self, updates: list[bytes]) -> None:
         for frame in self._update_frames(updates):
@@ -420,18 +495,26 @@ class Room:
         """Updates another process committed: integrate them and tell local clients."""
         if self.failed is not None or not updates:
             return
+        before = self.doc.get_state()
+        relay: list[bytes] = []
         for update in updates:
-            if self._integrate_committed(update) is None:
+            integrated = self._integrate_committed(update)
+            if integrated is None:
                 # The document must be rebuilt from the store, which holds this update and
-                # the rest of the batch: the reload integrates them all.
-                task = asyncio.create_task(self._reload(), name=f"reload-{self.name}")
+                # the rest of the batch: the reload integrates them all, then relays what
+                # changed since ``before`` (integrated content only).
+                task = asyncio.create_task(
+                    self._reload_and_relay(before), name=f"reload-{self.name}"
+                )
                 self._background.add(task)
                 task.add_done_callback(self._background.discard)
                 break
+            relay += integrated
         self.last_seq = max(self.last_seq, *seqs)
         self._log_rows += len(updates)
         self._size += sum(len(u) for u in updates)
-        self._broadcast_updates(list(updates))
+        if relay:
+            self._broadcast_updates(relay)
         self._hooks.change(self)
 
     async def catch_up(self) -> None:
@@ -447,26 +530,33 @@ class Room:
                 await self._reload()
                 changed = True
                 break
-            changed |= result
+            changed |= bool(result)
         if changed:
             self.broadcast(encode_update(self.doc.get_update(before)))
             self._hooks.change(self)
         self.last_seq = max(self.last_seq, stored.last_seq)
         self._log_rows = len(stored.updates) + len(self._uncommitted)
 
-    def _integrate_committed(self, update: bytes) -> bool | None:
-        """Integrate an update some process committed already; whether the document changed,
-        or ``None`` if pycrdt failed on it and the document must be reloaded from the store
+    async def _reload_and_relay(self, before: bytes) -> None:
+        await self._reload()
+        self.broadcast(encode_update(crdt_call(self.doc.get_update, before)))
+
+    def _integrate_committed(self, update: bytes) -> list[bytes] | None:
+        """Integrate an update some process committed already; what local clients may be
+        sent of it (nothing if it was held or known, else it and what it released), or
+        ``None`` if pycrdt failed on it and the document must be reloaded from the store
         (whose replay leaves such an update out)."""
         try:
             applied = self.document.apply(update, inspect_update(update))
         except UpdateError as exc:
             log.error("room %s: a committed update is malformed: %s", self.name, exc)
-            return False
+            return []
         except CrdtFailure as exc:
             log.error("room %s: a committed update failed (%s); reloading", self.name, str(exc))
             return None
-        return applied is not Applied.UNCHANGED
+        if applied is Applied.CHANGED:
+            return [update, *self.document.released]
+        return []
 
     def apply_remote_awareness(self, origin: str, payload: bytes) -> None:
         """Presence another process accepted (validated and stamped there)."""
@@ -508,11 +598,9 @@ class Room:
     async def answer_step1(self, conn: Connection, state_vector: bytes) -> None:
         """Send ``conn`` what it is missing, once all of that is committed.
 
-        Content still waiting on a dependency goes too (as Yjs itself does): otherwise a
-        joiner would never be able to integrate it once the dependency arrives. It follows
-        the step 2 in update frames of its own: yrs may refuse to merge it with the step 2.
+        Only integrated content: what is held reaches the joiner once what it waits on
+        arrives, relayed behind the update that released it (see :meth:`_broadcast_batch`).
         """
-        held = self.document.held_updates()
         try:
             decode_state_vector(state_vector)  # counts checked before pycrdt sees them
             diff = crdt_call(self.doc.get_update, state_vector)
@@ -520,9 +608,6 @@ class Room:
             raise ProtocolError(f"bad state vector: {exc}") from exc
         await self.wait_committed()
         conn.send(encode_sync_step2(diff))
-        if held:
-            for frame in self._update_frames(held):
-                conn.send(frame)
 
     def apply_awareness(self, conn: Connection, entries: list[AwarenessEntry]) -> None:
         accepted = self.awareness.apply(conn, conn.principal.key, entries)

@@ -190,17 +190,9 @@ class WeddingService:
         loaded = await self.documents(wedding_id)
         return [c for c in check(loaded) if all(p.split("/")[0] in docs for p in c.paths)]
 
-    async def delete(self, wedding_id: str) -> int:
-        """Delete every document of the wedding with its history; its rooms, here and in
-        every other process, close with 4404."""
-        for room in self.close_rooms(wedding_id):
-            await room.flush()
-        deleted = await self._store.delete(f"{wedding_id}/")
-        self._registry.bus.publish_event({"type": "delete", "wedding": wedding_id})
-        return deleted
-
     def close_rooms(self, wedding_id: str) -> list[Room]:
-        """Close the wedding's rooms in this process with 4404 and unload them."""
+        """Close the wedding's rooms in this process with 4404 and unload them (deleting a
+        wedding is :meth:`crdt_server.core.erasure.ErasureService.erase_wedding`)."""
         closed: list[Room] = []
         for kind in ROOM_KINDS:
             room = self._registry.rooms.get(f"{wedding_id}/{kind}")

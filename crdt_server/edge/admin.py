@@ -1,5 +1,5 @@
-"""Admin HTTP routes (admin API key): sessions (mint a token for an app's user), revocation,
-deleting a wedding."""
+"""Admin HTTP routes (admin API key): sessions (mint a token for an app's user) and
+revocation. Deleting a wedding and erasing a guest live in :mod:`crdt_server.edge.erasure`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from starlette.responses import Response
 
 from crdt_server.auth.permissions import PermissionsError, parse_overrides
 from crdt_server.edge.bodies import (
-    DeleteAnswer,
     RevokeAnswer,
     RevokeRequest,
     SessionAnswer,
@@ -18,9 +17,9 @@ from crdt_server.edge.bodies import (
 from crdt_server.edge.links import public_url
 from crdt_server.edge.problems import ApiError
 from crdt_server.edge.routing import Call, Route, json_response, require_admin
-from crdt_server.errors import CloseCode
 from crdt_server.names import valid_wedding_id
 from documents import DOCUMENT_KINDS
+from storage import StoreError
 
 __all__ = ["ApiError", "admin_routes"]
 # ``ApiError`` stays importable from here (its home was this module) for one release.
@@ -59,27 +58,15 @@ async def create_session(call: Call) -> Response:
 
 
 async def revoke(call: Call) -> Response:
-    """Close a user's open connections with 4401 and refuse their older tokens."""
+    """Close a user's open connections with 4401 and refuse their older tokens (stored
+    first: a restart or another process cannot forget it)."""
     require_admin(call)
     body = call.json(RevokeRequest)
-    at = time.time()
-    call.state.revocations.revoke(body.sub, body.wedding, at)
-    registry = call.state.registry
-    closed = registry.close_sessions(
-        body.sub, body.wedding, CloseCode.TOKEN_EXPIRED, "session revoked"
-    )
-    registry.bus.publish_event(
-        {"type": "revoke", "sub": body.sub, "wedding": body.wedding, "at": at}
-    )
-    return json_response(RevokeAnswer(sub=body.sub, wedding=body.wedding, closed=closed))
-
-
-async def delete_wedding(call: Call) -> Response:
-    """Delete every document of a wedding with its history; open rooms close with 4404."""
-    require_admin(call)
-    wedding_id = _wedding(call)
-    deleted = await call.state.weddings.delete(wedding_id)
-    return json_response(DeleteAnswer(wedding=wedding_id, documents_deleted=deleted))
+    try:
+        at, closed = await call.state.erasures.revoke(body.sub, body.wedding)
+    except StoreError as exc:
+        raise ApiError(503, "the store could not record the revocation, retry") from exc
+    return json_response(RevokeAnswer(sub=body.sub, wedding=body.wedding, closed=closed, at=at))
 
 
 _ADMIN = (401, 403, 404, 429)
@@ -103,17 +90,6 @@ def admin_routes() -> list[Route]:
             errors=(400, *_ADMIN, 413, 422),
         ),
         Route(
-            "DELETE",
-            "/api/weddings/{wedding_id}",
-            "deleteWedding",
-            "Delete a wedding with its history; its rooms close with 4404",
-            delete_wedding,
-            "admin",
-            security="admin",
-            response_model=DeleteAnswer,
-            errors=(*_ADMIN, 503),
-        ),
-        Route(
             "POST",
             "/api/admin/revoke",
             "revokeSessions",
@@ -124,6 +100,6 @@ def admin_routes() -> list[Route]:
             body="json",
             request_model=RevokeRequest,
             response_model=RevokeAnswer,
-            errors=(400, 401, 403, 413, 422, 429),
+            errors=(400, 401, 403, 413, 422, 429, 503),
         ),
     ]

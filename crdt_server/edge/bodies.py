@@ -83,6 +83,32 @@ class RevokeAnswer(msgspec.Struct, frozen=True):
     sub: str
     wedding: str | None
     closed: int
+    at: float = 0.0
+    """When the revocation took effect (Unix seconds): tokens issued until then are refused."""
+
+
+class ErasureAnswer(msgspec.Struct, frozen=True, omit_defaults=True):
+    wedding: str
+    documents_deleted: int
+    status: str
+    """``done`` once the wedding's bytes are gone from the store's files, else ``pending``."""
+    status_url: str | None = None
+
+
+class ErasureStatus(msgspec.Struct, frozen=True):
+    wedding: str
+    status: str
+
+
+class TombstoneAnswer(msgspec.Struct, frozen=True):
+    wedding: str
+    tombstone: str
+
+
+class GuestErasureAnswer(msgspec.Struct, frozen=True):
+    wedding: str
+    guest_id: str
+    found: bool
 
 
 class DeleteAnswer(msgspec.Struct, frozen=True):

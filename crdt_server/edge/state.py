@@ -14,6 +14,7 @@ from starlette.requests import HTTPConnection
 
 from crdt_server.auth.principals import Authenticator, Revocations
 from crdt_server.auth.tokens import TokenCodec
+from crdt_server.core.erasure import ErasureService
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.weddings import WeddingService
 from crdt_server.edge.ratelimit import HttpRateLimiter
@@ -42,6 +43,7 @@ class ServerState:
     weddings: WeddingService
     limiter: HttpRateLimiter
     events: EventLog
+    erasures: ErasureService
 
 
 def state_of_scope(scope: Mapping[str, Any]) -> ServerState:

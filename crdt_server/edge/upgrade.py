@@ -8,7 +8,7 @@ reconnects at once after any accepted-then-closed socket.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from crdt_server.auth.principals import Authenticator, AuthError, Principal
@@ -64,6 +64,7 @@ class Gate:
         upgrade_limiter: RateLimiter,
         address_connections: ConnectionCounter,
         user_connections: ConnectionCounter,
+        gone: Callable[[str], bool] | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -71,6 +72,8 @@ class Gate:
         self._upgrades = upgrade_limiter
         self._per_address = address_connections
         self._per_user = user_connections
+        self._gone = gone
+        """Whether a wedding id was erased (refused with 410, whatever the token)."""
 
     def admit(
         self,
@@ -88,6 +91,8 @@ class Gate:
         name = document_name(wedding_id, doc)
         if name is None:
             return self.refuse(NO_SUCH_DOCUMENT)
+        if self._gone is not None and self._gone(wedding_id):
+            return self.refuse(Refusal(410, "this wedding was deleted"))
         origin = headers.get("origin")
         origins = self.settings.origins
         if origin is not None and origins and origin.rstrip("/") not in origins:

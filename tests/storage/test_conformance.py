@@ -25,7 +25,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycrdt import Array, Doc, Map, Text, merge_updates
 
-from storage import DocumentStore, EventFilter, NewEvent, NewUpdate, Once, SqliteStore, StoreError
+from storage import (
+    DocumentStore,
+    EventFilter,
+    NewEvent,
+    NewUpdate,
+    Once,
+    Revocation,
+    SqliteStore,
+    StoreError,
+)
 
 if TYPE_CHECKING:
     from tests.storage.conftest import Backend, OpenStore
@@ -872,3 +881,61 @@ async def test_a_ticket_serves_once_and_only_before_it_expires(store: DocumentSt
     assert await store.take_ticket("t1", now) is None
     assert await store.take_ticket("t2", now) is None
     assert await store.take_ticket("nope", now) is None
+
+
+# -- erasure and revocations ---------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_erase_wedding_deletes_its_rows_and_tombstones_it_for_good(
+    store: DocumentStore, open_store: OpenStore
+) -> None:
+    names = ["w_1/guests", "w_1/seating", "w_1/conflicts", "w_1x/guests", "wx1/guests", "w_2/a"]
+    for name in names:
+        await store.append(ups(name, text_updates(name)))
+    erased = await store.erase_wedding("w_1")
+    assert erased.documents == 3 and erased.scrubbed
+    assert await store.list() == ["w_1x/guests", "w_2/a", "wx1/guests"]
+    for gone in names[:3]:
+        assert await store.load(gone) is None and await store.history(gone) == []
+    assert set(await store.tombstones()) == {"w_1"}
+    # Nothing re-creates it: appends for its documents are not stored, others are.
+    seqs = await store.append(ups("w_1/guests", text_updates("again")) + ups("w_2/a", [b"x"]))
+    assert len(seqs) == 2
+    assert await store.load("w_1/guests") is None and await store.history("w_1/guests") == []
+    log = await store.load("w_2/a")
+    assert log is not None and len(log.updates) == 2
+    # The tombstone survives a restart, and only lifting it lets the id be used again.
+    await store.close()
+    reopened = await open_store()
+    assert set(await reopened.tombstones()) == {"w_1"}
+    assert await reopened.scrub()
+    assert await reopened.lift_tombstone("w_1")
+    assert not await reopened.lift_tombstone("w_1")
+    await reopened.append(ups("w_1/guests", text_updates("new")))
+    log = await reopened.load("w_1/guests")
+    assert log is not None and content(log.updates)["text"] == "new"
+    assert await reopened.tombstones() == {}
+
+
+@pytest.mark.asyncio
+async def test_revocations_are_durable_keep_the_latest_and_are_forgotten_when_stale(
+    store: DocumentStore, open_store: OpenStore
+) -> None:
+    assert await store.revocations() == []
+    await store.revoke(Revocation("eve", None, 1000.0), forget_before=0)
+    await store.revoke(Revocation("eve", "w1", 1500.0), forget_before=0)
+    await store.revoke(Revocation("eve", None, 900.0), forget_before=0)  # older: kept 1000
+    await store.revoke(Revocation("bob", None, 2000.0), forget_before=0)
+    await store.close()
+    reopened = await open_store()
+    assert await reopened.revocations() == [
+        Revocation("eve", None, 1000.0),
+        Revocation("eve", "w1", 1500.0),
+        Revocation("bob", None, 2000.0),
+    ]
+    await reopened.revoke(Revocation("bob", None, 2500.0), forget_before=1200.0)
+    assert await reopened.revocations() == [
+        Revocation("eve", "w1", 1500.0),
+        Revocation("bob", None, 2500.0),
+    ]

@@ -1,0 +1,175 @@
+"""Erasure routes (admin key) and the 410 guard for erased weddings.
+
+- ``DELETE /api/weddings/{id}``: erase the wedding. 200 once its bytes are gone from the
+  store's files; 202 with ``status_url`` when another process's reader keeps them there
+  for now (the status turns ``done`` within seconds).
+- ``GET /api/weddings/{id}/erasure``: ``{"wedding", "status": "done" | "pending"}``; 404
+  if the wedding is not erased.
+- ``DELETE /api/weddings/{id}/tombstone``: let an erased wedding's id be used again.
+- ``POST /api/weddings/{id}/guests/{guest_id}/erase``: erase one guest (GDPR art. 17).
+
+Every other request under ``/api/weddings/{id}`` for an erased wedding is answered 410 by
+:class:`TombstoneGuard` (upgrades are refused with 410 by the gate).
+"""
+
+from __future__ import annotations
+
+import re
+
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from crdt_server.edge.bodies import (
+    ErasureAnswer,
+    ErasureStatus,
+    GuestErasureAnswer,
+    TombstoneAnswer,
+)
+from crdt_server.edge.problems import ApiError, problem_response
+from crdt_server.edge.routing import Call, Route, json_response, require_admin
+from crdt_server.edge.state import state_of_scope
+from crdt_server.names import valid_wedding_id
+from storage import StoreError
+
+__all__ = ["TombstoneGuard", "erasure_routes"]
+
+_WEDDING_PATH = re.compile(r"^/api/weddings/([^/]+)(/.*)?$")
+_ALWAYS_OPEN = re.compile(r"^/(erasure|tombstone)$")
+_GUEST_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def _wedding(call: Call) -> str:
+    wedding_id = call.path("wedding_id")
+    if not valid_wedding_id(wedding_id):
+        raise ApiError(404, "no such wedding id")
+    return wedding_id
+
+
+async def erase_wedding(call: Call) -> Response:
+    """Erase every document, history row, event and stored byte of a wedding; tombstone it."""
+    require_admin(call)
+    wedding_id = _wedding(call)
+    try:
+        documents, scrubbed = await call.state.erasures.erase_wedding(wedding_id)
+    except StoreError as exc:
+        raise ApiError(503, "the store could not erase it, retry") from exc
+    if scrubbed:
+        return json_response(ErasureAnswer(wedding_id, documents, "done"))
+    status_url = f"/api/weddings/{wedding_id}/erasure"
+    response = json_response(
+        ErasureAnswer(wedding_id, documents, "pending", status_url), status_code=202
+    )
+    response.headers["Location"] = status_url
+    return response
+
+
+async def erasure_status(call: Call) -> Response:
+    """Whether an erased wedding's bytes are gone from the store's files yet."""
+    require_admin(call)
+    wedding_id = _wedding(call)
+    status = call.state.erasures.status(wedding_id)
+    if status is None:
+        raise ApiError(404, "this wedding was not erased")
+    return json_response(ErasureStatus(wedding_id, status))
+
+
+async def lift_tombstone(call: Call) -> Response:
+    """Let an erased wedding's id be used again (the only way it can be)."""
+    require_admin(call)
+    wedding_id = _wedding(call)
+    try:
+        lifted = await call.state.erasures.lift(wedding_id)
+    except StoreError as exc:
+        raise ApiError(503, "the store could not lift it, retry") from exc
+    if not lifted:
+        raise ApiError(404, "this wedding was not erased")
+    return json_response(TombstoneAnswer(wedding_id, "lifted"))
+
+
+async def erase_guest(call: Call) -> Response:
+    """Remove one guest from the wedding and rewrite its stored logs without them."""
+    require_admin(call)
+    wedding_id = _wedding(call)
+    guest_id = call.path("guest_id")
+    if not _GUEST_ID.match(guest_id):
+        raise ApiError.field(400, "guest_id", "1 to 64 of A-Z a-z 0-9 _ -")
+    try:
+        found = await call.state.erasures.erase_guest(wedding_id, guest_id)
+    except StoreError as exc:
+        raise ApiError(503, "the store could not rewrite, retry") from exc
+    return json_response(GuestErasureAnswer(wedding_id, guest_id, found))
+
+
+_ADMIN = (401, 403, 404, 429)
+
+
+def erasure_routes() -> list[Route]:
+    wedding = "/api/weddings/{wedding_id}"
+    return [
+        Route(
+            "DELETE",
+            wedding,
+            "deleteWedding",
+            "Erase a wedding (documents, history, events, bytes on disk) and tombstone its id",
+            erase_wedding,
+            "admin",
+            security="admin",
+            response_model=ErasureAnswer,
+            errors=(*_ADMIN, 503),
+        ),
+        Route(
+            "GET",
+            f"{wedding}/erasure",
+            "erasureStatus",
+            "Whether an erased wedding's bytes are gone from the store's files",
+            erasure_status,
+            "admin",
+            security="admin",
+            response_model=ErasureStatus,
+            errors=_ADMIN,
+        ),
+        Route(
+            "DELETE",
+            f"{wedding}/tombstone",
+            "liftTombstone",
+            "Let an erased wedding's id be used again",
+            lift_tombstone,
+            "admin",
+            security="admin",
+            response_model=TombstoneAnswer,
+            errors=(*_ADMIN, 503),
+        ),
+        Route(
+            "POST",
+            f"{wedding}/guests/{{guest_id}}/erase",
+            "eraseGuest",
+            "Erase one guest (GDPR art. 17): entry, seat and every stored byte of them",
+            erase_guest,
+            "admin",
+            security="admin",
+            response_model=GuestErasureAnswer,
+            errors=(400, *_ADMIN, 503),
+        ),
+    ]
+
+
+class TombstoneGuard:
+    """ASGI middleware: every HTTP request under an erased wedding gets 410 (except the
+    erasure status and the tombstone itself), before any route can load a room."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            match = _WEDDING_PATH.match(scope["path"])
+            if match and not _ALWAYS_OPEN.match(match.group(2) or ""):
+                try:
+                    gone = state_of_scope(scope).erasures.gone(match.group(1))
+                except RuntimeError:
+                    gone = False  # no lifespan (yet): nothing is erased
+                if gone:
+                    response = problem_response(ApiError(410, "this wedding was deleted"))
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
