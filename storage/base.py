@@ -17,6 +17,7 @@ from typing import Protocol, runtime_checkable
 __all__ = [
     "DocumentStore",
     "HistoryEntry",
+    "MovedDocument",
     "NewUpdate",
     "StoreError",
     "StoredLog",
@@ -56,6 +57,17 @@ class HistoryEntry:
     origin: str
     created_at: float
     size: int
+
+
+@dataclass(frozen=True, slots=True)
+class MovedDocument:
+    """A document brought whole from another store (``crdt-server import``): its log and
+    its history, oldest first. The history entries' ``seq`` and ``doc`` are not kept (the
+    receiving store numbers its own rows); their origin, time and size are."""
+
+    doc: str
+    updates: list[bytes]
+    history: list[HistoryEntry]
 
 
 @runtime_checkable
@@ -105,6 +117,16 @@ class DocumentStore(Protocol):
         """Which document each of ``seqs`` was appended to (seqs never used are absent).
 
         Processes sharing a store use it to repair a gap in the updates they heard of.
+        """
+
+    async def put_documents(self, documents: Sequence[MovedDocument], origin: str) -> list[int]:
+        """Write documents this store has never seen, all in one transaction.
+
+        Each document's history entries take fresh seqs in their order (origin, time and
+        size kept), then its updates take the seqs after them, each with a history entry of
+        ``origin`` and the current time. Every document needs at least one update. Raises
+        :class:`StoreError`, writing nothing, if any of them already has a row. Returns the
+        seqs of the updates, in order.
         """
 
     # Last on purpose: below this def, ``list`` in an annotation would name this method
