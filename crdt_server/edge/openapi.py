@@ -251,6 +251,16 @@ OPENAPI: dict[str, Any] = {
                 "responses": {"200": _json(_OBJECT), **_AUTH_ERRORS},
             }
         },
+        "/api/weddings/{wedding_id}/export": {
+            "get": {
+                "summary": "The whole wedding in the versioned export format (admin or couple)",
+                "parameters": [_WEDDING],
+                "responses": {
+                    "200": _json(_OBJECT, "format crdt-server-wedding, version 1"),
+                    **_AUTH_ERRORS,
+                },
+            }
+        },
         "/api/admin/revoke": {
             "post": {
                 "summary": "Close a user's sessions with 4401 and refuse their older tokens",
