@@ -415,11 +415,25 @@ async def test_export_moves_a_wedding_sqlite_to_postgres_and_back(
     other = await http.get("/api/weddings/w1/export", headers=_auth("couple", "w2"))
     assert other.status_code == 403
     assert (await http.get("/api/weddings/w1/export")).status_code == 401
+    in_url = await http.get("/api/weddings/w1/export", params={"token": ADMIN})
+    assert in_url.status_code == 401  # the admin key counts from the header only
     assert (await http.get("/api/weddings/nothing/export", headers=admin_key)).status_code == 404
 
-    # SQLite -> PostgreSQL, then read it back through a server running on PostgreSQL.
+    # --out: a new file only its owner can read (it holds personal data), never overwritten.
     exported = tmp_path / "w1.json"
-    exported.write_text(out)
+    code, _, err = await cli(
+        "export", "--wedding", "w1", "--data-dir", str(server.data_dir), "--out", str(exported)
+    )
+    assert code == 0, err
+    assert stat.S_IMODE(exported.stat().st_mode) == 0o600
+    written = json.loads(exported.read_text())
+    assert written["documents"] == by_cli["documents"] and written["history"] == by_cli["history"]
+    code, _, err = await cli(
+        "export", "--wedding", "w1", "--data-dir", str(server.data_dir), "--out", str(exported)
+    )
+    assert "already exists" in _one_line_refusal(code, err)
+
+    # SQLite -> PostgreSQL, then read it back through a server running on PostgreSQL.
     pg = {"CRDT_SERVER_DATABASE_URL": scratch_postgres}
     code, out, err = await cli("import", str(exported), env=pg)
     assert code == 0, err

@@ -29,22 +29,25 @@ EXPORT_ROLE = "couple"
 """The one role whose tokens may export their wedding."""
 
 
-def _bearer(request: Request) -> str | None:
+def _header_bearer(request: Request) -> str | None:
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.query_params.get("token") or None
+    return None
 
 
 def _authorize(request: Request, wedding_id: str) -> None:
     settings: Settings = request.app.state.settings
-    credential = _bearer(request)
+    header = _header_bearer(request)
+    # The admin key only counts from the header, never from a URL (URLs end up in logs).
     if (
-        credential is not None
+        header is not None
         and settings.admin_api_key
-        and hmac.compare_digest(credential.encode(), settings.admin_api_key.encode())
+        and hmac.compare_digest(header.encode(), settings.admin_api_key.encode())
     ):
         return
+    # A couple's token: the header wins over the query parameter, as on every route.
+    credential = header or request.query_params.get("token") or None
     authenticator: Authenticator = request.app.state.authenticator
     refusal = ApiError(403, "no document of this wedding is open to you")
     for doc in DOCUMENT_KINDS:

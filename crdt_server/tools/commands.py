@@ -160,7 +160,8 @@ def _export(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     found = asyncio.run(_with_store(settings, lambda s: export_wedding(s, args.wedding)))
     if found is None:
         raise ToolError(f"wedding {args.wedding!r} has no stored document")
-    text = json.dumps(found.to_json(), ensure_ascii=False, indent=1)
+    # ASCII with \u escapes: the same JSON whatever encoding the terminal or pipe has.
+    text = json.dumps(found.to_json(), indent=1)
     if args.out is None:
         print(text, file=out)
         return 0
