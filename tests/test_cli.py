@@ -136,6 +136,9 @@ def test_every_refusal_is_one_line_on_stderr_and_exit_2(
         (("restore", str(tmp_path / "missing.sqlite3")), "does not exist"),
         (("backup", str(tmp_path / "b.sqlite3")), "no store to back up"),
         (("check",), "no store"),
+        (("backup", "b.sqlite3", "--database-url", "postgresql://u@h/db"), "pg_dump"),
+        (("restore", "b.sqlite3", "--database-url", "postgresql://u@h/db"), "pg_dump"),
+        (("check", "--database-url", "postgresql://nobody@127.0.0.1:1/none"), "cannot open"),
     ]
     for args, needle in cases:
         code, out, err = run_main(capsys, monkeypatch, tmp_path, *args)
@@ -467,6 +470,15 @@ async def test_export_moves_a_wedding_sqlite_to_postgres_and_back(
     _same_wedding(by_cli, again)
     code, out, err = await cli("check", "--data-dir", str(back))
     assert code == 0, out
+    # check and compact on the PostgreSQL store too.
+    code, out, err = await cli("check", env=pg)
+    assert code == 0 and "ok       w1/guests" in out, out + err
+    code, out, err = await cli("compact", "--wedding", "w1", env=pg)
+    # An import stores each document as one row already: nothing to fold.
+    assert code == 0 and "kept      w1/guests: 1 rows (already one row)" in out, out + err
+    code, out, err = await cli("export", "--wedding", "w1", env=pg)
+    assert code == 0, err
+    _same_wedding(by_cli, json.loads(out))
 
 
 @pytest.mark.asyncio
@@ -535,3 +547,30 @@ def test_a_bad_export_file_is_refused_naming_the_field(change: Any, field: str) 
     with pytest.raises(ExportError) as raised:
         parse_export(bad)
     assert raised.value.field == field
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_compact_beside_a_running_server_loses_nothing(
+    live: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    server, http = live
+    acknowledged: list[str] = []
+
+    async def writer(first: int, count: int) -> None:
+        for i in range(first, first + count):
+            await _op(http, "guests", {"op": "add_guest", "guest_id": f"g{i}", "name": f"G {i}"})
+            acknowledged.append(f"g{i}")
+
+    await writer(0, 20)
+    # Compact twice while the server keeps writing to the same room.
+    writing = asyncio.create_task(writer(20, 40))
+    for _ in range(2):
+        code, out, err = await cli("compact", "--data-dir", str(server.data_dir))
+        assert code == 0, err
+    await writing
+    await server.restart()  # the room reloads from what the store holds
+    response = await http.get(f"{server.url}/api/weddings/w1/docs/guests", headers=_auth())
+    assert set(acknowledged) <= set(response.json()["guests"])
+    code, out, err = await cli("check", "--data-dir", str(server.data_dir))
+    assert code == 0, out
