@@ -22,6 +22,7 @@ from pycrdt import Doc, Map, TransactionEvent
 
 from crdt_server.auth.tokens import TokenCodec
 from crdt_server.cli import main
+from crdt_server.tools.check import check_store
 from crdt_server.tools.export import export_wedding, import_wedding, parse_export
 from documents import apply_operation, seed
 from storage import NewUpdate, SqliteStore
@@ -574,3 +575,26 @@ async def test_compact_beside_a_running_server_loses_nothing(
     assert set(acknowledged) <= set(response.json()["guests"])
     code, out, err = await cli("check", "--data-dir", str(server.data_dir))
     assert code == 0, out
+
+
+@pytest.mark.asyncio
+async def test_check_accepts_a_document_written_by_many_clients(tmp_path: Path) -> None:
+    # Twelve writers: the encoded state vector lists clients in hash-map order, which differs
+    # between the log's document and the snapshot's; check compares the decoded vectors.
+    updates: list[bytes] = []
+    for i in range(12):
+        writer: Doc[Any] = Doc()
+        for update in updates:
+            writer.apply_update(update)
+        state = writer.get_state()
+        writer.get("guests", type=Map)[f"k{i}"] = i
+        updates.append(writer.get_update(state))
+    store = SqliteStore(tmp_path / "crdt.sqlite3")
+    await store.open()
+    try:
+        for update in updates:
+            await store.append([NewUpdate("w1/guests", update, "ws:x")])
+        (report,) = await check_store(store)
+    finally:
+        await store.close()
+    assert report.problems == [] and report.rows == 12
