@@ -28,6 +28,7 @@ from crdt_server.edge.asgi_ws import not_found_endpoint, sync_endpoint
 from crdt_server.edge.docs import reference_routes
 from crdt_server.edge.documents import document_routes
 from crdt_server.edge.erasure import TombstoneGuard, erasure_routes
+from crdt_server.edge.export import export_routes
 from crdt_server.edge.openapi import openapi_document
 from crdt_server.edge.problems import exception_handlers
 from crdt_server.edge.ratelimit import HttpRateLimiter
@@ -236,4 +237,10 @@ def create_app(
 def http_routes() -> list[Route]:
     """The route table of the HTTP API (without the reference routes, which serve the
     document generated from the table)."""
-    return [*status_routes(), *document_routes(), *admin_routes(), *erasure_routes()]
+    return [
+        *status_routes(),
+        *document_routes(),
+        *admin_routes(),
+        *erasure_routes(),
+        *export_routes(),
+    ]

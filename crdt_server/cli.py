@@ -14,7 +14,10 @@ import signal
 import socket
 import sys
 import threading
+import typing
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from pathlib import Path
 from types import FrameType
 from urllib.parse import unquote_plus
@@ -24,10 +27,12 @@ from starlette.applications import Starlette
 
 from crdt_server.app import create_app, token_codec
 from crdt_server.auth.permissions import ROLES, PermissionMatrix
+from crdt_server.auth.tokens import SECRET_FILE, TokenError, load_or_create_secret
 from crdt_server.edge.http_head import head_deadline_protocol
 from crdt_server.edge.uvicorn_private import Multiprocess
 from crdt_server.edge.websocket import SyncWebSocketProtocol
 from crdt_server.settings import ENV_PREFIX, Settings, SettingsError
+from crdt_server.tools import commands as data_commands
 
 __all__ = ["main", "redact_tokens"]
 
@@ -112,8 +117,40 @@ def configure_logging(level: str, log_format: str = "text") -> None:
     root.setLevel(level.upper())
 
 
+class CliError(Exception):
+    """A command refused: one line on stderr, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``crdt-server token: error: ...``), exit 2.
+
+    Subcommand parsers are of the same class (``add_subparsers`` uses ``type(self)``).
+    """
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _version() -> str:
+    try:
+        return package_version("crdt-server")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive whole number of seconds")
+    return number
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="crdt-server", description=__doc__)
+    parser = _Parser(prog="crdt-server", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"crdt-server {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the sync server")
     serve.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
@@ -129,12 +166,27 @@ def _parser() -> argparse.ArgumentParser:
         help="let clients without a token read and write (local demos and benchmarks only)",
     )
     token = sub.add_parser("token", help="mint a token signed with the server's secret")
-    token.add_argument("--wedding", required=True, action="append", help="wedding id (repeatable)")
+    token.add_argument(
+        "--wedding",
+        required=True,
+        action="append",
+        type=data_commands.wedding_id,
+        help="wedding id (repeatable)",
+    )
     token.add_argument("--role", required=True, choices=ROLES)
     token.add_argument("--sub", required=True, help="user id")
     token.add_argument("--name", help="display name (default: the user id)")
-    token.add_argument("--ttl", type=int, help="lifetime in seconds (default 3600)")
-    token.add_argument("--data-dir", type=Path, help="data directory holding the secret")
+    token.add_argument("--ttl", type=_positive, help="lifetime in seconds (default 3600)")
+    token.add_argument(
+        "--data-dir", type=Path, help="data directory holding the secret (default: as serve)"
+    )
+    token.add_argument(
+        "--create-secret",
+        action="store_true",
+        help="create DATA_DIR/auth_secret if it does not exist yet (a server started later "
+        "with this data directory uses it)",
+    )
+    data_commands.add_commands(sub)
     return parser
 
 
@@ -312,6 +364,28 @@ def _after_graceful_shutdown(signum: int, frame: FrameType | None) -> None:
     return None
 
 
+def signing_secret_source(settings: Settings, *, create: bool) -> str:
+    """Where the HS256 secret that ``token`` signs with comes from, as a phrase.
+
+    Refuses (:class:`CliError`) when neither ``CRDT_SERVER_AUTH_SECRET`` nor the data
+    directory's ``auth_secret`` exists: a secret created here would be one no server uses
+    (a server started elsewhere makes its own), so every token minted with it would get 401.
+    """
+    if settings.auth_secret:
+        return "CRDT_SERVER_AUTH_SECRET"
+    path = settings.data_dir / SECRET_FILE
+    if path.is_file():
+        return str(path)
+    if not create:
+        raise CliError(
+            f"no signing secret: {path} does not exist and CRDT_SERVER_AUTH_SECRET is unset, "
+            "so no server would accept the token; pass the server's --data-dir, start the "
+            "server once first, or add --create-secret"
+        )
+    load_or_create_secret(settings.data_dir)
+    return f"{path} (created)"
+
+
 def mint(settings: Settings, args: argparse.Namespace) -> str:
     codec = token_codec(settings)
     return codec.mint(
@@ -324,6 +398,7 @@ def mint(settings: Settings, args: argparse.Namespace) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``crdt-server``; returns the exit status (2: refused, with one line on stderr)."""
     args = _parser().parse_args(argv)
     try:
         if args.command == "serve":
@@ -339,12 +414,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             serve(settings)
         elif args.command == "token":
             settings = Settings.from_env(data_dir=args.data_dir)
+            if any(a.startswith("HS") for a in settings.algorithms):
+                source = signing_secret_source(settings, create=args.create_secret)
+                print(f"crdt-server: signing with the secret from {source}", file=sys.stderr)
             # The token is the last line, so scripts can take it with `tail -n 1`.
             print(mint(settings, args))
-    except (SettingsError, StartupError, ValueError, OSError) as exc:
-        print(f"crdt-server: {exc}", file=sys.stderr)
+        else:
+            return data_commands.run(args)
+    except (SettingsError, StartupError, ValueError, OSError, TokenError, CliError) as exc:
+        print(f"crdt-server {args.command}: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except data_commands.ToolError as exc:
+        print(f"crdt-server {args.command}: {_one_line(exc)}", file=sys.stderr)
         return 2
     return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":

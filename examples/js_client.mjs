@@ -1,6 +1,6 @@
 // A stock Yjs client: yjs + y-websocket, exactly as a browser app embeds them.
 // Usage: node js_client.mjs ws://127.0.0.1:8000/sync [token]
-// (run it where `yjs`, `y-websocket` and `ws` are installed, e.g. next to tests/js/node_modules)
+// (`./scripts/example js_client ...` installs yjs, y-websocket and ws into examples/node_modules)
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import WebSocket from 'ws'

@@ -1,6 +1,6 @@
 """A Python client: pycrdt's Provider over a WebSocket, editing the guest list.
 
-Usage: python python_client.py ws://127.0.0.1:8000/sync [token]
+Usage: ./scripts/example python_client ws://127.0.0.1:8000/sync [token]
 """
 
 from __future__ import annotations

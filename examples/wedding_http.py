@@ -1,7 +1,7 @@
 """Plan a wedding over HTTP: seed the documents, run domain operations, sync an offline edit,
 read the plan as JSON and list its conflicts.
 
-Usage: python wedding_http.py http://127.0.0.1:8000 TOKEN [WEDDING_ID]
+Usage: ./scripts/example wedding_http http://127.0.0.1:8000 TOKEN [WEDDING_ID]
 (a planner's token: `crdt-server token --wedding w42 --role planner --sub ada`)
 """
 

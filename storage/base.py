@@ -31,6 +31,7 @@ __all__ = [
     "Erasure",
     "HistoryEntry",
     "NewEvent",
+    "MovedDocument",
     "NewUpdate",
     "Once",
     "Revocation",
@@ -170,6 +171,17 @@ class Erasure:
     retries."""
 
 
+@dataclass(frozen=True, slots=True)
+class MovedDocument:
+    """A document brought whole from another store (``crdt-server import``): its log and
+    its history, oldest first. The history entries' ``seq`` and ``doc`` are not kept (the
+    receiving store numbers its own rows); their origin, time and size are."""
+
+    doc: str
+    updates: list[bytes]
+    history: list[HistoryEntry]
+
+
 @runtime_checkable
 class DocumentStore(Protocol):
     """Async persistence of Yjs update logs.
@@ -276,6 +288,16 @@ class DocumentStore(Protocol):
         """Which document each of ``seqs`` was appended to (seqs never used are absent).
 
         Processes sharing a store use it to repair a gap in the updates they heard of.
+        """
+
+    async def put_documents(self, documents: Sequence[MovedDocument], origin: str) -> list[int]:
+        """Write documents this store has never seen, all in one transaction.
+
+        Each document's history entries take fresh seqs in their order (origin, time and
+        size kept), then its updates take the seqs after them, each with a history entry of
+        ``origin`` and the current time. Every document needs at least one update. Raises
+        :class:`StoreError`, writing nothing, if any of them already has a row. Returns the
+        seqs of the updates, in order.
         """
 
     # Last on purpose: below this def, ``list`` in an annotation would name this method

@@ -39,6 +39,7 @@ from storage.base import (
     Erasure,
     EventFilter,
     HistoryEntry,
+    MovedDocument,
     NewEvent,
     NewUpdate,
     Once,
@@ -48,7 +49,9 @@ from storage.base import (
     StoreError,
 )
 
-__all__ = ["PostgresStore"]
+__all__ = [
+    "PostgresStore",
+]
 
 _T = TypeVar("_T")
 if TYPE_CHECKING:  # generic only in asyncpg-stubs
@@ -129,6 +132,14 @@ _COMPACT = """
 WITH kept AS (UPDATE {s}.updates SET data = $3 WHERE doc = $1 AND seq = $2 RETURNING seq),
      gone AS (DELETE FROM {s}.updates WHERE doc = $1 AND seq < $2)
 SELECT count(*) FROM kept
+"""
+_HAS_ANY = """
+SELECT doc FROM {s}.updates WHERE doc = ANY($1::text[])
+UNION ALL SELECT doc FROM {s}.history WHERE doc = ANY($1::text[]) LIMIT 1
+"""
+_PUT_HISTORY = """
+INSERT INTO {s}.history (seq, doc, origin, created_at, size)
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::float8[], $5::integer[])
 """
 # Prefix match without LIKE, whose wildcards (_ %) would make "w_1/" match "wx1/". The
 # ``doc >= $1`` term lets the (doc, seq) index start at the prefix.
@@ -498,6 +509,58 @@ class PostgresStore:
         sql = f"SELECT seq, doc FROM {self._s}.history WHERE seq = ANY($1::bigint[])"
         rows = await self._fetch(sql, sorted(set(seqs)))
         return {int(row[0]): str(row[1]) for row in rows}
+
+    async def put_documents(self, documents: Sequence[MovedDocument], origin: str) -> list[int]:
+        """Write documents this store has never seen, in one transaction (see
+        :meth:`storage.base.DocumentStore.put_documents`)."""
+        moved = list(documents)
+        if len({d.doc for d in moved}) != len(moved):
+            raise StoreError("a document is listed twice")
+        history: list[tuple[str, str, float, int]] = []  # doc, origin, created_at, size
+        rows: list[tuple[str, bytes]] = []
+        for document in moved:
+            if not document.updates:
+                raise StoreError(f"{document.doc!r} has no update to store")
+            for data in document.updates:
+                _check(data, document.doc, origin)
+            for entry in document.history:
+                _check(b"", entry.origin)
+                history.append((document.doc, entry.origin, float(entry.created_at), entry.size))
+            # Placeholders keep each document's rows after its own history, in one list.
+            history += [(document.doc, "", -1.0, -1)] * len(document.updates)
+            rows += [(document.doc, data) for data in document.updates]
+
+        async def body(conn: _Conn) -> int:
+            names = [d.doc for d in moved]
+            found = await conn.fetchval(_HAS_ANY.format(s=self._s), names)
+            if found is not None:
+                raise StoreError(f"{found!r} already has rows in {self._where}")  # rolls back
+            seqs: list[int] = sorted(
+                await conn.fetchval(_NEXT_SEQS, f"{self._s}.updates_seq", len(history))
+            )
+            update_seqs = [s for s, h in zip(seqs, history, strict=True) if h[3] < 0]
+            plain = [(s, h) for s, h in zip(seqs, history, strict=True) if h[3] >= 0]
+            await conn.execute(
+                _PUT_HISTORY.format(s=self._s),
+                [s for s, _ in plain],
+                [h[0] for _, h in plain],
+                [h[1] for _, h in plain],
+                [h[2] for _, h in plain],
+                [h[3] for _, h in plain],
+            )
+            await conn.execute(
+                _APPEND.format(s=self._s),
+                update_seqs,
+                [doc for doc, _ in rows],
+                [data for _, data in rows],
+                [origin] * len(rows),
+            )
+            written.extend(update_seqs)
+            return 0
+
+        written: list[int] = []
+        await self._writer.write(body)
+        return written
 
     # -- internals ---------------------------------------------------------------------
 

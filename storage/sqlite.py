@@ -37,6 +37,7 @@ from storage.base import (
     Erasure,
     EventFilter,
     HistoryEntry,
+    MovedDocument,
     NewEvent,
     NewUpdate,
     Once,
@@ -46,7 +47,9 @@ from storage.base import (
     StoreError,
 )
 
-__all__ = ["SqliteStore"]
+__all__ = [
+    "SqliteStore",
+]
 
 _LOG = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -111,6 +114,9 @@ _LAST_SEQ = (
 # "w_1/" match "wx1/" or "W_1/". The ``doc >= ?`` term lets SQLite start at the prefix in
 # the (doc, seq) index instead of scanning from the first name.
 _PREFIX = "doc >= ? AND substr(doc, 1, ?) = ?"
+_HAS_ROWS = (
+    "SELECT 1 FROM updates WHERE doc = ? UNION ALL SELECT 1 FROM history WHERE doc = ? LIMIT 1"
+)
 _COUNT_DOCS = (
     f"SELECT COUNT(*) FROM (SELECT doc FROM updates WHERE {_PREFIX}"
     f" UNION SELECT doc FROM history WHERE {_PREFIX})"
@@ -479,6 +485,46 @@ class SqliteStore:
             found.update((int(seq), str(doc)) for seq, doc in rows)
         return found
 
+    async def put_documents(self, documents: Sequence[MovedDocument], origin: str) -> list[int]:
+        """Write documents this store has never seen, in one transaction (see
+        :meth:`storage.base.DocumentStore.put_documents`)."""
+        moved = _moved(documents, origin)
+
+        written: list[int] = []
+
+        def body(db: sqlite3.Connection) -> int:
+            for document in moved:
+                if db.execute(_HAS_ROWS, (document.doc, document.doc)).fetchone() is not None:
+                    raise StoreError(f"{document.doc!r} already has rows in {self._path}")
+            seq = _scalar(db, _LAST_SEQ)
+            now = time.time()
+            for document in moved:
+                for entry in document.history:
+                    seq += 1
+                    db.execute(
+                        "INSERT INTO history (seq, doc, origin, created_at, size)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        (seq, document.doc, entry.origin, entry.created_at, entry.size),
+                    )
+                for data in document.updates:
+                    seq += 1
+                    # Each document ends with an update row, so the updates table's largest
+                    # seq (what _LAST_SEQ reads) stays above every history seq written here.
+                    db.execute(
+                        "INSERT INTO updates (seq, doc, data) VALUES (?, ?, ?)",
+                        (seq, document.doc, data),
+                    )
+                    db.execute(
+                        "INSERT INTO history (seq, doc, origin, created_at, size)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        (seq, document.doc, origin, now, len(data)),
+                    )
+                    written.append(seq)
+            return 0
+
+        await self._writer.write(body)
+        return written
+
     # -- internals ---------------------------------------------------------------------
 
     async def _read(self, sql: str, *params: Any) -> list[Any]:
@@ -668,6 +714,23 @@ def _checkpoint(db: sqlite3.Connection, busy_timeout: float) -> bool:
 
 def _scalar(db: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> int:
     return int(db.execute(sql, params).fetchone()[0])
+
+
+def _moved(documents: Sequence[MovedDocument], origin: str) -> list[MovedDocument]:
+    """Check what :meth:`SqliteStore.put_documents` is given before it opens a transaction."""
+    moved = list(documents)
+    if len({d.doc for d in moved}) != len(moved):
+        raise StoreError("a document is listed twice")
+    for document in moved:
+        if not document.updates:
+            raise StoreError(f"{document.doc!r} has no update to store")
+        for data in document.updates:
+            _check(data, document.doc, origin)
+        for entry in document.history:
+            _check(b"", entry.origin)
+            if not isinstance(entry.created_at, float | int) or not isinstance(entry.size, int):
+                raise TypeError("history times must be numbers and sizes integers")
+    return moved
 
 
 def _check(data: bytes, *names: str) -> None:

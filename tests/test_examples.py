@@ -1,10 +1,16 @@
-"""Every example in examples/ runs against a real server and does what the README says."""
+"""Every example in examples/ runs against a real server and does what the README says, run
+the way the README runs it (``./scripts/example NAME``); and every README command block
+marked runnable works as written on a fresh copy of the repository."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 import shutil
+import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,13 +24,15 @@ from tests.yclient import YClient
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+EXAMPLE = ROOT / "scripts" / "example"
+README = ROOT / "README.md"
 
 
-async def _run(*command: str, cwd: Path) -> str:
+async def _run(*command: str, cwd: Path, timeout: float = 30) -> str:
     process = await asyncio.create_subprocess_exec(
         *command, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
-    async with asyncio.timeout(30):
+    async with asyncio.timeout(timeout):
         stdout, stderr = await process.communicate()
     assert process.returncode == 0, stderr.decode()
     return stdout.decode()
@@ -65,7 +73,7 @@ def _has_guest(client: YClient, guest_id: str) -> bool:
 async def test_python_client_example(server: ServerProcess) -> None:
     tok = await _cli_token(server)
     async with YClient(server.ws_url, "w42/guests", token=tok) as watcher:
-        command = (sys.executable, str(EXAMPLES / "python_client.py"), server.ws_url, tok)
+        command = (str(EXAMPLE), "python_client", server.ws_url, tok)
         out = await _run(*command, cwd=ROOT)
         assert json.loads(out.splitlines()[-1])["g-ada"]["name"] == "Ada Lovelace"
         await watcher.wait(lambda: _has_guest(watcher, "g-ada"))
@@ -75,7 +83,7 @@ async def test_python_client_example(server: ServerProcess) -> None:
 async def test_wedding_over_http_example(server: ServerProcess) -> None:
     tok = await _cli_token(server)
     async with YClient(server.ws_url, "w42/guests", token=tok) as editor:
-        command = (sys.executable, str(EXAMPLES / "wedding_http.py"), server.url, tok, "w42")
+        command = (str(EXAMPLE), "wedding_http", server.url, tok, "w42")
         out = json.loads((await _run(*command, cwd=ROOT)).splitlines()[-1])
         assert out["guests"]["grace"]["meal"] == "vegetarian"
         assert out["assignments"]["ada"]["table_id"] == "rose"
@@ -87,15 +95,124 @@ async def test_wedding_over_http_example(server: ServerProcess) -> None:
 @pytest.mark.js
 @pytest.mark.asyncio
 async def test_js_client_example(server: ServerProcess) -> None:
-    # Run the example beside the pinned JS packages the tests install (tests/js).
-    js_dir = ROOT / "tests" / "js"
-    copy = js_dir / ".example-js_client.mjs"
-    shutil.copy(EXAMPLES / "js_client.mjs", copy)
+    # scripts/example installs the example's own pinned packages (examples/package-lock.json).
     tok = await _cli_token(server)
     async with YClient(server.ws_url, "w42/guests", token=tok) as watcher:
-        try:
-            out = await _run("node", str(copy), server.ws_url, tok, cwd=js_dir)
-        finally:
-            copy.unlink()
+        out = await _run(str(EXAMPLE), "js_client", server.ws_url, tok, cwd=ROOT, timeout=120)
         assert json.loads(out.splitlines()[-1])["g-grace"]["rsvp"] == "accepted"
         await watcher.wait(lambda: _has_guest(watcher, "g-grace"))
+
+
+# -- the README, as written, on a fresh copy ----------------------------------------------
+
+RUNNABLE = re.compile(r"<!-- runnable(?:: (\w+))? -->\n```(?:sh|bash)\n(.*?)```", re.DOTALL)
+"""A command block the README marks runnable: ``<!-- runnable -->`` runs it to completion
+(exit 0); ``<!-- runnable: server -->`` starts it, waits for the listening line, and keeps
+it running for the blocks after it."""
+ADMIN_KEY = "readme-admin-key"
+
+
+def readme_blocks() -> list[tuple[str, str]]:
+    blocks = [(kind or "run", body) for kind, body in RUNNABLE.findall(README.read_text())]
+    assert blocks, "the README marks no block runnable"
+    return blocks
+
+
+def fresh_copy(target: Path) -> None:
+    """What a clone of this tree holds: tracked and new files, nothing ignored (no .venv,
+    no node_modules, no data), executable bits kept."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+        timeout=30,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+
+
+def test_the_readme_marks_its_quick_start_runnable() -> None:
+    kinds = [kind for kind, _ in readme_blocks()]
+    assert kinds[0] == "server" and "./scripts/serve" in readme_blocks()[0][1]
+    text = "\n".join(body for _, body in readme_blocks())
+    for command in ("scripts/example python_client", "scripts/example js_client", "token"):
+        assert command in text
+    for command in ("check", "export", "import", "backup", "compact"):
+        assert f"crdt-server {command}" in text
+
+
+@pytest.mark.slow
+@pytest.mark.js
+@pytest.mark.timeout(900)
+@pytest.mark.asyncio
+async def test_every_runnable_readme_block_works_on_a_fresh_copy(tmp_path: Path) -> None:
+    clone = tmp_path / "clone"
+    await asyncio.to_thread(fresh_copy, clone)
+    # The caller's environment minus the server's settings; port 0 so that `./scripts/serve`
+    # as written picks a free port (its listening line says which, and the blocks after it
+    # are run against that port instead of 8000).
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRDT_SERVER_", "VIRTUAL"))}
+    env.update(CRDT_SERVER_PORT="0", CRDT_SERVER_ADMIN_API_KEY=ADMIN_KEY)
+    servers: list[asyncio.subprocess.Process] = []
+    port: int | None = None
+    try:
+        for kind, body in readme_blocks():
+            if port is not None:
+                body = body.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+            if kind == "server":
+                process = await asyncio.create_subprocess_exec(
+                    "bash", "-euo", "pipefail", "-c", body,
+                    cwd=clone, env=env, start_new_session=True,
+                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                )  # fmt: skip
+                servers.append(process)
+                port = await _listening_port(process)
+                continue
+            process = await asyncio.create_subprocess_exec(
+                "bash", "-euo", "pipefail", "-c", body,
+                cwd=clone, env=env,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            )  # fmt: skip
+            async with asyncio.timeout(600):
+                out, _ = await process.communicate()
+            assert process.returncode == 0, f"README block failed:\n{body}\n---\n{out.decode()}"
+    finally:
+        for process in servers:
+            if process.returncode is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                async with asyncio.timeout(30):
+                    await process.wait()
+    assert (clone / "w42.json").is_file() and list(clone.glob("backup-*.sqlite3"))
+
+
+async def _listening_port(process: asyncio.subprocess.Process) -> int:
+    """Wait (bootstrap included) for the server's ``listening on`` line."""
+    assert process.stdout is not None
+    seen = bytearray()
+    async with asyncio.timeout(600):
+        while True:
+            line = await process.stdout.readline()
+            if not line:
+                raise AssertionError(f"the server block exited:\n{seen.decode(errors='replace')}")
+            seen += line
+            match = re.search(rb"crdt-server listening on http://127\.0\.0\.1:(\d+)", line)
+            if match:
+                break
+    # Keep reading its output so that a full pipe never blocks the server.
+    drain = asyncio.create_task(_drain(process))
+    _DRAINS.add(drain)
+    drain.add_done_callback(_DRAINS.discard)
+    return int(match.group(1))
+
+
+_DRAINS: set[asyncio.Task[None]] = set()
+
+
+async def _drain(process: asyncio.subprocess.Process) -> None:
+    assert process.stdout is not None
+    while await process.stdout.readline():
+        pass

@@ -98,10 +98,28 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
             "crdt_server.errors",
             "crdt_server.names",
             "crdt_server.settings",
+            "crdt_server.tools.export",
             "documents",
             "storage",
         ),
         frozenset({"asyncio", "pycrdt", "starlette", "uvicorn"}),
+    ),
+    # Data tools (backup, restore, export, import, check, compact): the core's document
+    # replay and the stores, never the web edge; only backup knows sqlite3 (SQLite's
+    # backup API). The edge may use the export format.
+    (
+        "crdt_server.tools",
+        (
+            "crdt_server.tools",
+            "crdt_server.core",
+            "crdt_server.codec",
+            "crdt_server.errors",
+            "crdt_server.names",
+            "crdt_server.settings",
+            "documents",
+            "storage",
+        ),
+        frozenset({"asyncio", "pycrdt", "sqlite3"}),
     ),
     # The app factory and the command line put everything together.
     ("crdt_server.app", ("crdt_server", "documents", "storage"), HEAVY - {"sqlite3"}),

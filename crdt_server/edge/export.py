@@ -1,0 +1,91 @@
+"""``GET /api/weddings/{id}/export``: the whole wedding in the one export format
+(``crdt_server.tools.export``), the same file ``crdt-server export`` writes.
+
+Allowed with the admin API key or a token of the wedding's couple (GDPR art. 15/20: the
+couple may take their wedding elsewhere); anyone else gets 403, an unknown or malformed
+credential 401. The answer is never cached (``Cache-Control: no-store``): it holds the
+wedding's personal data.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from starlette.responses import JSONResponse, Response
+
+from crdt_server.auth.principals import AuthError
+from crdt_server.edge.problems import ApiError
+from crdt_server.edge.routing import Call, Route, request_token
+from crdt_server.edge.upgrade import bearer_token
+from crdt_server.names import valid_wedding_id
+from crdt_server.tools.export import ExportError, export_wedding
+from documents import DOCUMENT_KINDS
+from storage import StoreError
+
+__all__ = ["export_routes"]
+
+EXPORT_ROLE = "couple"
+"""The one role whose tokens may export their wedding."""
+
+
+def _authorize(call: Call, wedding_id: str) -> None:
+    request = call.request
+    header = bearer_token(None, request.headers.get("authorization"))
+    key = call.state.settings.admin_api_key
+    # The admin key only counts from the header, never from a URL (URLs end up in logs).
+    if header is not None and key and hmac.compare_digest(header.encode(), key.encode()):
+        return
+    credential = request_token(request)
+    refusal = ApiError(403, "no document of this wedding is open to you")
+    for doc in DOCUMENT_KINDS:
+        try:
+            principal = call.state.authenticator.authenticate(
+                wedding_id, doc, credential, request.headers
+            )
+        except AuthError as exc:
+            if exc.status_code != 403:
+                raise ApiError(exc.status_code, exc.message) from exc
+            refusal = ApiError(403, exc.message)
+            continue
+        if principal.role != EXPORT_ROLE or not principal.authenticated:
+            raise ApiError(403, "only the couple (or the admin API key) may export a wedding")
+        return
+    raise refusal
+
+
+async def export(call: Call) -> Response:
+    """The wedding's four documents, their history and its events, as one JSON document."""
+    wedding_id = call.path("wedding_id")
+    if not valid_wedding_id(wedding_id):
+        raise ApiError(404, "no such wedding")
+    _authorize(call, wedding_id)
+    try:
+        found = await export_wedding(call.state.store, wedding_id)
+    except (StoreError, ExportError) as exc:
+        raise ApiError(503, f"the wedding cannot be exported now: {exc}") from exc
+    if found is None:
+        raise ApiError(404, "no such wedding")
+    return JSONResponse(
+        found.to_json(),
+        headers={
+            "cache-control": "no-store",
+            "content-disposition": f'attachment; filename="wedding-{wedding_id}.json"',
+        },
+    )
+
+
+def export_routes() -> list[Route]:
+    """The export route."""
+    return [
+        Route(
+            "GET",
+            "/api/weddings/{wedding_id}/export",
+            "exportWedding",
+            "The whole wedding in the versioned export format (admin key or the couple)",
+            export,
+            "admin",
+            security="token",
+            media_type="application/json",
+            errors=(401, 403, 404, 429, 503),
+        )
+    ]

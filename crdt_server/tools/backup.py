@@ -1,0 +1,147 @@
+"""``crdt-server backup`` and ``restore`` for the embedded SQLite store.
+
+A backup is one SQLite file, copied with SQLite's online backup API in one step: one read
+transaction, so the copy is the database as of one commit even while a server keeps
+writing (in WAL mode readers never block the writer). It is checked with
+``PRAGMA integrity_check`` before it takes its final name, written 0600 (it holds every
+wedding's personal data) and fsynced. The signing secret (``auth_secret``) is not in it.
+
+A restore copies a backup into a data directory the same way (a ``-wal`` file left in the
+target is folded in, never replayed over the restored pages), and refuses to replace a
+store that holds any row unless forced. Stop the servers using that store first: a running
+server keeps its rooms in memory.
+
+PostgreSQL stores are backed up with ``pg_dump`` (see ``deploy/README.md``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["BackupError", "BackupSummary", "backup_sqlite", "restore_sqlite", "summarize"]
+
+
+class BackupError(Exception):
+    """A backup or restore was refused or failed; nothing at the destination changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class BackupSummary:
+    documents: int
+    rows: int
+    bytes: int
+
+
+@contextlib.contextmanager
+def _connect(path: Path, *, read_only: bool = False) -> Iterator[sqlite3.Connection]:
+    uri = f"{path.resolve().as_uri()}?mode={'ro' if read_only else 'rwc'}"
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
+    except sqlite3.Error as exc:
+        raise BackupError(f"cannot open {path}: {exc}") from exc
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def summarize(conn: sqlite3.Connection, where: Path) -> BackupSummary:
+    """How many documents, rows and bytes a store file holds (it must be a store)."""
+    try:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        if not {"updates", "history"} <= tables:
+            raise BackupError(f"{where} is not a crdt-server store (no updates/history tables)")
+        docs, rows, size = conn.execute(
+            "SELECT COUNT(DISTINCT doc), COUNT(*), COALESCE(SUM(LENGTH(data)), 0) FROM updates"
+        ).fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise BackupError(f"{where} is not a readable SQLite store: {exc}") from exc
+    return BackupSummary(int(docs), int(rows), int(size))
+
+
+def _verify(conn: sqlite3.Connection, where: Path) -> BackupSummary:
+    try:
+        verdict = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+    except sqlite3.DatabaseError as exc:
+        raise BackupError(f"{where} is not a readable SQLite store: {exc}") from exc
+    if verdict != ["ok"]:
+        raise BackupError(f"{where} failed SQLite's integrity check: {'; '.join(verdict[:3])}")
+    return summarize(conn, where)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def backup_sqlite(source: Path, target: Path) -> BackupSummary:
+    """Copy the store ``source`` to a new file ``target``, consistently, while it is in use."""
+    if not source.is_file():
+        raise BackupError(f"{source} does not exist: no store to back up in this data directory")
+    if target.exists():
+        raise BackupError(f"{target} already exists; choose a new file name")
+    partial = target.with_name(target.name + ".partial")
+    partial.unlink(missing_ok=True)
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        with _connect(source) as src, _connect(partial) as dst:
+            summarize(src, source)
+            src.backup(dst)  # pages=-1: the whole file under one read transaction
+            # One self-contained file: no -wal beside it to lose when it is copied around.
+            dst.execute("PRAGMA journal_mode = DELETE")
+            summary = _verify(dst, partial)
+        _fsync(partial)
+        os.replace(partial, target)
+        _fsync(target.parent)
+    except sqlite3.Error as exc:
+        raise BackupError(f"backup of {source} failed: {exc}") from exc
+    except OSError as exc:
+        raise BackupError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    finally:
+        partial.unlink(missing_ok=True)
+    return summary
+
+
+def restore_sqlite(backup: Path, target: Path, *, force: bool = False) -> BackupSummary:
+    """Replace the store ``target`` by the backup file ``backup``.
+
+    Refuses, changing nothing, if ``backup`` is not an intact store, or if ``target``
+    holds any row and ``force`` is false.
+    """
+    if not backup.is_file():
+        raise BackupError(f"{backup} does not exist")
+    with _connect(backup, read_only=True) as src:
+        summary = _verify(src, backup)
+    try:
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if target.exists():
+            with _connect(target) as existing:
+                held = summarize(existing, target) if not force else None
+            if held is not None and held.rows:
+                raise BackupError(
+                    f"{target} holds {held.documents} documents ({held.rows} rows); "
+                    "pass --force to replace them (stop the servers using it first)"
+                )
+        else:
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        with _connect(backup, read_only=True) as src, _connect(target) as dst:
+            src.backup(dst)
+            dst.execute("PRAGMA journal_mode = WAL")  # what the server runs in
+            dst.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            restored = _verify(dst, target)
+    except sqlite3.Error as exc:
+        raise BackupError(f"restore into {target} failed: {exc}") from exc
+    except OSError as exc:
+        raise BackupError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    if restored != summary:
+        raise BackupError(f"{target} does not match {backup} after the restore")
+    return restored

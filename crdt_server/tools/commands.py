@@ -1,0 +1,268 @@
+"""The data subcommands of ``crdt-server``: backup, restore, export, import, check, compact.
+
+Every one reads the same settings as ``serve`` (environment, ``--data-dir``,
+``--database-url``), so it finds the store a server started the same way uses. Exit
+status: 0 done, 1 ``check`` found damage, 2 refused (one line on stderr, see
+:class:`ToolError`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+from crdt_server.names import valid_wedding_id
+from crdt_server.settings import Settings
+from crdt_server.tools.backup import BackupError, backup_sqlite, restore_sqlite
+from crdt_server.tools.check import check_store
+from crdt_server.tools.compact import compact_store
+from crdt_server.tools.export import ExportError, export_wedding, import_wedding, parse_export
+from storage import DocumentStore, PostgresStore, SqliteStore, StoreError
+
+__all__ = ["COMMANDS", "ToolError", "add_commands", "run", "wedding_id"]
+
+COMMANDS = ("backup", "restore", "export", "import", "check", "compact")
+T = TypeVar("T")
+
+
+class ToolError(Exception):
+    """A data command refused or failed: one line for stderr, exit status 2."""
+
+
+def _store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, help="data directory (default: as serve)")
+    parser.add_argument(
+        "--database-url", help="PostgreSQL store (default: CRDT_SERVER_DATABASE_URL, else SQLite)"
+    )
+
+
+def wedding_id(value: str) -> str:
+    """argparse type: a valid wedding id, else a one-line usage error."""
+    if not valid_wedding_id(value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a wedding id (1 to 64 of A-Z a-z 0-9 _ -, not starting with _ -)"
+        )
+    return value
+
+
+def add_commands(sub: Any) -> None:
+    """Add the data subcommands to ``crdt-server``'s subparsers."""
+    backup = sub.add_parser("backup", help="copy the SQLite store to FILE, online")
+    backup.add_argument("file", type=Path, help="new backup file")
+    _store_options(backup)
+
+    restore = sub.add_parser("restore", help="replace the SQLite store by a backup FILE")
+    restore.add_argument("file", type=Path, help="backup file made by crdt-server backup")
+    restore.add_argument(
+        "--force", action="store_true", help="replace a store that holds documents"
+    )
+    _store_options(restore)
+
+    export = sub.add_parser("export", help="one wedding as a JSON export (stdout by default)")
+    export.add_argument("--wedding", required=True, type=wedding_id, help="wedding id")
+    export.add_argument("--out", type=Path, help="write to this new file instead of stdout")
+    _store_options(export)
+
+    imp = sub.add_parser("import", help="store a wedding from a JSON export FILE ('-': stdin)")
+    imp.add_argument("file", help="export file made by crdt-server export or the HTTP route")
+    imp.add_argument("--as", dest="as_wedding", type=wedding_id, help="store it under this id")
+    _store_options(imp)
+
+    check = sub.add_parser("check", help="verify every stored document; exit 1 on damage")
+    check.add_argument("--wedding", type=wedding_id, help="only this wedding")
+    check.add_argument("--json", action="store_true", help="one JSON report on stdout")
+    _store_options(check)
+
+    compact = sub.add_parser("compact", help="fold stored logs into one snapshot each")
+    compact.add_argument("--wedding", type=wedding_id, help="only this wedding")
+    _store_options(compact)
+
+
+def settings_for(args: argparse.Namespace) -> Settings:
+    """The settings ``serve`` would use, with this command's store options on top."""
+    return Settings.from_env(data_dir=args.data_dir, database_url=args.database_url)
+
+
+def open_store(settings: Settings) -> DocumentStore:
+    """The store ``serve`` opens for these settings (``crdt_server.app.default_store``)."""
+    if settings.database_url:
+        return PostgresStore(settings.database_url)
+    if not settings.sqlite_path.is_file():
+        raise ToolError(f"no store at {settings.sqlite_path} (wrong --data-dir?)")
+    return SqliteStore(
+        settings.sqlite_path,
+        busy_timeout=settings.sqlite_busy_timeout_seconds,
+        synchronous="normal" if settings.sqlite_synchronous == "normal" else "full",
+    )
+
+
+async def _with_store(settings: Settings, work: Callable[[DocumentStore], Awaitable[T]]) -> T:
+    store = open_store(settings)
+    await store.open()
+    try:
+        return await work(store)
+    finally:
+        await store.close()
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Run one data command, reporting on ``out`` (default: stdout); raises
+    :class:`ToolError` (or SettingsError) when refused."""
+    settings = settings_for(args)
+    try:
+        command: Callable[[argparse.Namespace, Settings, TextIO], int] = _HANDLERS[args.command]
+        return command(args, settings, out or sys.stdout)
+    except (BackupError, StoreError) as exc:
+        raise ToolError(str(exc)) from exc
+    except ExportError as exc:
+        raise ToolError(f"export file, {exc}") from exc
+
+
+def _sqlite_only(settings: Settings, command: str) -> None:
+    if settings.database_url:
+        raise ToolError(
+            f"{command} copies the embedded SQLite store; this one is PostgreSQL "
+            "(CRDT_SERVER_DATABASE_URL): use pg_dump / pg_restore (see deploy/README.md)"
+        )
+
+
+def _backup(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    _sqlite_only(settings, "backup")
+    summary = backup_sqlite(settings.sqlite_path, args.file)
+    print(
+        f"backed up {settings.sqlite_path} to {args.file}: {summary.documents} documents, "
+        f"{summary.rows} rows, {summary.bytes} bytes",
+        file=out,
+    )
+    return 0
+
+
+def _restore(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    _sqlite_only(settings, "restore")
+    summary = restore_sqlite(args.file, settings.sqlite_path, force=args.force)
+    print(
+        f"restored {args.file} into {settings.sqlite_path}: {summary.documents} documents, "
+        f"{summary.rows} rows",
+        file=out,
+    )
+    return 0
+
+
+def _export(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    if args.out is not None and args.out.exists():
+        raise ToolError(f"{args.out} already exists; choose a new file name")
+    found = asyncio.run(_with_store(settings, lambda s: export_wedding(s, args.wedding)))
+    if found is None:
+        raise ToolError(f"wedding {args.wedding!r} has no stored document")
+    # ASCII with \u escapes: the same JSON whatever encoding the terminal or pipe has.
+    text = json.dumps(found.to_json(), indent=1)
+    if args.out is None:
+        print(text, file=out)
+        return 0
+    # 0600: an export holds the wedding's personal data.
+    fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text + "\n")
+    print(f"exported wedding {args.wedding} to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _import(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    try:
+        if args.file == "-":
+            text = sys.stdin.read()
+        else:
+            text = Path(args.file).read_text(encoding="utf-8")
+        data = json.loads(text)
+    except OSError as exc:
+        raise ToolError(f"cannot read {args.file}: {exc.strerror or exc}") from exc
+    except (ValueError, RecursionError) as exc:
+        raise ToolError(f"{args.file} is not JSON: {exc}") from exc
+    export = parse_export(data)
+    if not settings.database_url:
+        settings.sqlite_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        store: DocumentStore = SqliteStore(
+            settings.sqlite_path, busy_timeout=settings.sqlite_busy_timeout_seconds
+        )
+    else:
+        store = open_store(settings)
+
+    async def work() -> list[str]:
+        await store.open()
+        try:
+            return await import_wedding(store, export, args.as_wedding)
+        finally:
+            await store.close()
+
+    names = asyncio.run(work())
+    entries = len(export.history)
+    print(
+        f"imported wedding {args.as_wedding or export.wedding}: {len(names)} documents, "
+        f"{entries} history entries",
+        file=out,
+    )
+    return 0
+
+
+def _check(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    prefix = f"{args.wedding}/" if args.wedding else ""
+    reports = asyncio.run(_with_store(settings, lambda s: check_store(s, prefix)))
+    damaged = [r for r in reports if r.problems]
+    if args.json:
+        body = {
+            "documents": [r.to_json() for r in reports],
+            "rows": sum(r.rows for r in reports),
+            "bytes": sum(r.bytes for r in reports),
+            "damaged": len(damaged),
+        }
+        print(json.dumps(body, indent=1), file=out)
+    else:
+        for r in reports:
+            held = f", {r.held} waiting on a dependency" if r.held else ""
+            state = "DAMAGED" if r.problems else "ok"
+            print(
+                f"{state:8} {r.name}: {r.rows} rows, {r.bytes} bytes, "
+                f"{r.history} history entries{held}",
+                file=out,
+            )
+            for problem in r.problems:
+                print(f"         - {problem}", file=out)
+        print(
+            f"{len(reports)} documents, {sum(r.rows for r in reports)} rows, "
+            f"{sum(r.bytes for r in reports)} bytes; {len(damaged)} damaged",
+            file=out,
+        )
+    return 1 if damaged else 0
+
+
+def _compact(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    prefix = f"{args.wedding}/" if args.wedding else ""
+    results = asyncio.run(_with_store(settings, lambda s: compact_store(s, prefix)))
+    for r in results:
+        if r.skipped:
+            print(f"kept      {r.name}: {r.rows_before} rows ({r.skipped})", file=out)
+        else:
+            print(
+                f"compacted {r.name}: {r.rows_before} rows, {r.bytes_before} bytes -> "
+                f"1 row, {r.bytes_after} bytes",
+                file=out,
+            )
+    done = sum(1 for r in results if not r.skipped)
+    print(f"{done} of {len(results)} documents compacted", file=out)
+    return 0
+
+
+_HANDLERS: dict[str, Callable[[argparse.Namespace, Settings, TextIO], int]] = {
+    "backup": _backup,
+    "restore": _restore,
+    "export": _export,
+    "import": _import,
+    "check": _check,
+    "compact": _compact,
+}

@@ -1,0 +1,303 @@
+"""The one export format of a wedding, shared by ``GET /api/weddings/{id}/export`` and
+``crdt-server export`` / ``crdt-server import``.
+
+Version 1, one JSON object::
+
+    {"format": "crdt-server-wedding", "version": 1,
+     "wedding": "w42", "exported_at": "2026-11-23T10:00:00Z",
+     "documents": {"guests": {"update": BASE64, "held": [BASE64, ...], "json": {...}}, ...},
+     "history": [{"doc": "guests", "seq": 7, "origin": "ws:ada", "created_at": 1795000000.5,
+                  "time": "2026-11-17T08:26:40Z", "size": 120}, ...],
+     "events": []}
+
+- ``documents`` holds each of the four documents the wedding has stored: ``update`` is the
+  document as one Yjs v1 update (what a joiner receives), ``held`` the updates still waiting
+  on content the server never received (kept, so nothing accepted is lost), ``json`` the
+  document as the HTTP API reads it (for people and other tools; import ignores it after
+  checking that it matches the update).
+- ``history`` is who changed which document when, oldest first (``seq`` is the exporting
+  store's own numbering; an import renumbers).
+- ``events`` is the wedding's event stream (empty until the server keeps one).
+
+Growing the format: sections such as ``threads`` and ``members`` are added as new top-level
+lists without a new version; a reader refuses a file carrying a non-empty section it cannot
+store, so an import never silently drops data. A change to an existing field takes version 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from crdt_server.codec.updates import UpdateError, inspect_update
+from crdt_server.core.crdt import crdt_call, replay
+from crdt_server.names import valid_wedding_id
+from documents import DOCUMENT_KINDS, DocumentError, to_json
+from storage import DocumentStore, HistoryEntry, MovedDocument
+
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "ExportError",
+    "WeddingExport",
+    "export_wedding",
+    "import_wedding",
+    "parse_export",
+]
+
+FORMAT = "crdt-server-wedding"
+VERSION = 1
+IMPORT_ORIGIN = "import"
+"""The history origin of the rows an import writes."""
+
+_SECTIONS = frozenset(
+    {"format", "version", "wedding", "exported_at", "documents", "history", "events"}
+)
+_ALL_HISTORY = 2**62
+"""A history limit no store reaches."""
+
+
+class ExportError(ValueError):
+    """An export file (or a wedding being exported) is not what the format promises;
+    ``field`` names the part at fault (``documents.guests.update``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedDocument:
+    update: bytes
+    held: list[bytes]
+    json: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class WeddingExport:
+    """One wedding as the format carries it (see the module docstring)."""
+
+    wedding: str
+    documents: dict[str, ExportedDocument]
+    history: list[tuple[str, HistoryEntry]]
+    """(document kind, entry), oldest first."""
+    events: list[dict[str, Any]] = field(default_factory=list)
+    exported_at: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object of the format (ready for ``json.dumps``)."""
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "wedding": self.wedding,
+            "exported_at": rfc3339(self.exported_at),
+            "documents": {
+                kind: {
+                    "update": _b64(document.update),
+                    "held": [_b64(update) for update in document.held],
+                    "json": document.json,
+                }
+                for kind, document in self.documents.items()
+            },
+            "history": [
+                {
+                    "doc": kind,
+                    "seq": entry.seq,
+                    "origin": entry.origin,
+                    "created_at": entry.created_at,
+                    "time": rfc3339(entry.created_at),
+                    "size": entry.size,
+                }
+                for kind, entry in self.history
+            ],
+            "events": self.events,
+        }
+
+
+def rfc3339(seconds: float) -> str:
+    """Unix seconds as an RFC 3339 UTC time (``2026-06-13T13:30:00Z``, milliseconds kept)."""
+    moment = datetime.fromtimestamp(seconds, UTC)
+    text = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return text.replace(".000Z", "Z")
+
+
+async def export_wedding(store: DocumentStore, wedding_id: str) -> WeddingExport | None:
+    """The wedding's documents and history as the store holds them (committed content
+    only), or ``None`` if it has no stored document.
+
+    Raises :class:`ExportError` if a stored row cannot be read (``crdt-server check`` says
+    more): an export never leaves out content without saying so.
+    """
+    if not valid_wedding_id(wedding_id):
+        raise ExportError("wedding", f"{wedding_id!r} is not a wedding id")
+    documents: dict[str, ExportedDocument] = {}
+    history: list[tuple[str, HistoryEntry]] = []
+    for kind in DOCUMENT_KINDS:
+        name = f"{wedding_id}/{kind}"
+        stored = await store.load(name)
+        if stored is None:
+            continue
+        # Replaying a long log is CPU work: off the event loop (each Doc stays on its thread).
+        documents[kind] = await asyncio.to_thread(_export_document, name, kind, stored.updates)
+        entries = await store.history(name, _ALL_HISTORY)
+        history += [(kind, entry) for entry in entries]
+    if not documents:
+        return None
+    history.sort(key=lambda item: item[1].seq)
+    return WeddingExport(wedding_id, documents, history, [], time.time())
+
+
+def _export_document(name: str, kind: str, updates: list[bytes]) -> ExportedDocument:
+    document, unreadable = replay(updates)
+    if unreadable:
+        raise ExportError(
+            f"documents.{kind}",
+            f"{unreadable} stored rows of {name} cannot be read (run crdt-server check)",
+        )
+    return ExportedDocument(
+        update=crdt_call(document.doc.get_update),
+        held=document.held_updates(),
+        json=to_json(document.doc, kind),
+    )
+
+
+def parse_export(data: object) -> WeddingExport:
+    """Check a decoded export file completely; raises :class:`ExportError` naming the field.
+
+    Every update must be a well-formed Yjs update, and each document's ``json`` must be what
+    its updates show (a file edited by hand is refused rather than half believed).
+    """
+    if not isinstance(data, dict):
+        raise ExportError("(file)", "an export is a JSON object")
+    if data.get("format") != FORMAT:
+        raise ExportError("format", f"must be {FORMAT!r}")
+    version = data.get("version")
+    if type(version) is not int or version != VERSION:
+        raise ExportError("version", f"this server reads version {VERSION}, not {version!r}")
+    for section in sorted(set(data) - _SECTIONS):
+        if data[section] not in ([], {}, None):
+            raise ExportError(section, "this server cannot store this section; nothing imported")
+    wedding = data.get("wedding")
+    if not isinstance(wedding, str) or not valid_wedding_id(wedding):
+        raise ExportError("wedding", "must be a wedding id (1 to 64 of A-Z a-z 0-9 _ -)")
+    raw_docs = data.get("documents")
+    if not isinstance(raw_docs, dict) or not raw_docs:
+        raise ExportError("documents", "must be an object with at least one document")
+    documents: dict[str, ExportedDocument] = {}
+    for kind, raw in raw_docs.items():
+        documents[kind] = _parse_document(kind, raw)
+    history = [_parse_entry(i, raw, documents) for i, raw in enumerate(_list(data, "history"))]
+    events = _list(data, "events")
+    if events:
+        raise ExportError("events", "this server does not keep events yet; nothing imported")
+    return WeddingExport(wedding, documents, history, [], 0.0)
+
+
+def _list(data: Mapping[str, Any], key: str) -> list[Any]:
+    value = data.get(key, [])
+    if not isinstance(value, list):
+        raise ExportError(key, "must be a list")
+    return value
+
+
+def _parse_document(kind: str, raw: object) -> ExportedDocument:
+    where = f"documents.{kind}"
+    if kind not in DOCUMENT_KINDS:
+        raise ExportError(where, f"not one of {', '.join(DOCUMENT_KINDS)}")
+    if not isinstance(raw, dict):
+        raise ExportError(where, "must be an object")
+    update = _update(raw.get("update"), f"{where}.update")
+    held_raw = raw.get("held", [])
+    if not isinstance(held_raw, list):
+        raise ExportError(f"{where}.held", "must be a list")
+    held = [_update(value, f"{where}.held[{i}]") for i, value in enumerate(held_raw)]
+    document, unreadable = replay([update, *held])
+    if unreadable:
+        raise ExportError(where, "its updates cannot be integrated")
+    try:
+        shown = to_json(document.doc, kind)
+    except DocumentError as exc:
+        raise ExportError(where, f"not a valid {kind} document: {exc}") from exc
+    if "json" in raw and raw["json"] != shown:
+        raise ExportError(f"{where}.json", "does not match the document's update")
+    return ExportedDocument(update, held, shown)
+
+
+def _update(value: object, where: str) -> bytes:
+    if not isinstance(value, str):
+        raise ExportError(where, "must be base64 text")
+    try:
+        data = base64.b64decode(value.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError) as exc:
+        raise ExportError(where, "is not valid base64") from exc
+    try:
+        inspect_update(data)
+    except UpdateError as exc:
+        raise ExportError(where, f"not a Yjs update: {exc}") from exc
+    return data
+
+
+def _parse_entry(
+    index: int, raw: object, documents: Mapping[str, ExportedDocument]
+) -> tuple[str, HistoryEntry]:
+    where = f"history[{index}]"
+    if not isinstance(raw, dict):
+        raise ExportError(where, "must be an object")
+    kind, origin = raw.get("doc"), raw.get("origin")
+    created_at, size, seq = raw.get("created_at"), raw.get("size"), raw.get("seq", 0)
+    if not isinstance(kind, str) or kind not in documents:
+        raise ExportError(f"{where}.doc", "must name one of the file's documents")
+    if not isinstance(origin, str) or not 0 < len(origin) <= 1024:
+        raise ExportError(f"{where}.origin", "must be a string of 1 to 1024 characters")
+    try:
+        origin.encode()
+    except UnicodeEncodeError as exc:
+        raise ExportError(f"{where}.origin", "must be valid text") from exc
+    if (
+        isinstance(created_at, bool)
+        or not isinstance(created_at, int | float)
+        or not math.isfinite(created_at)
+        or not 0 <= created_at < 253402300800  # year 10000
+    ):
+        raise ExportError(f"{where}.created_at", "must be Unix seconds")
+    if type(size) is not int or not 0 <= size < 2**31:
+        raise ExportError(f"{where}.size", "must be a byte count")
+    if type(seq) is not int:
+        raise ExportError(f"{where}.seq", "must be an integer")
+    return kind, HistoryEntry(seq, kind, origin, float(created_at), size)
+
+
+async def import_wedding(
+    store: DocumentStore, export: WeddingExport, wedding_id: str | None = None
+) -> list[str]:
+    """Write an exported wedding into ``store`` (under ``wedding_id``, else its own id), in
+    one transaction. Returns the stored document names.
+
+    Raises :class:`storage.StoreError`, writing nothing, if the store already has any of
+    those documents: an import never merges into or overwrites a wedding.
+    """
+    target = wedding_id or export.wedding
+    if not valid_wedding_id(target):
+        raise ExportError("wedding", f"{target!r} is not a wedding id")
+    moved = [
+        MovedDocument(
+            doc=f"{target}/{kind}",
+            updates=[document.update, *document.held],
+            history=[entry for k, entry in export.history if k == kind],
+        )
+        for kind, document in export.documents.items()
+    ]
+    await store.put_documents(moved, IMPORT_ORIGIN)
+    return [m.doc for m in moved]
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")

@@ -1,0 +1,600 @@
+"""The ``crdt-server`` command as an operator runs it: real processes, real SQLite files, a
+real PostgreSQL (a scratch database), real servers on ephemeral ports."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import stat
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+from pycrdt import Doc, Map, TransactionEvent
+
+from crdt_server.auth.tokens import TokenCodec
+from crdt_server.cli import main
+from crdt_server.tools.check import check_store
+from crdt_server.tools.export import export_wedding, import_wedding, parse_export
+from documents import apply_operation, seed
+from storage import NewUpdate, SqliteStore
+from tests.server import ServerProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "cli-test-secret-that-is-at-least-32-bytes"
+ADMIN = "cli-admin-key"
+CODEC = TokenCodec(algorithms=["HS256"], secret=SECRET.encode())
+POSTGRES = os.environ.get("CRDT_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+async def cli(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, stdin: bytes = b""
+) -> tuple[int, str, str]:
+    """Run ``crdt-server ARGS`` (the installed package's entry point) to completion."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CRDT_SERVER_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "crdt_server",
+        *args,
+        cwd=cwd,
+        env={**environ, **(env or {})},
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        out, err = await process.communicate(stdin)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+def run_main(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, cwd: Path, *args: str
+) -> tuple[int, str, str]:
+    """``crdt-server ARGS`` in this process (the same ``main``; no interpreter start-up)."""
+    for name in [k for k in os.environ if k.startswith("CRDT_SERVER_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(cwd)
+    capsys.readouterr()
+    try:
+        code = main(list(args))
+    except SystemExit as exc:  # argparse's usage errors and --version
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _edits(kind: str, wedding: str, ops: list[dict[str, Any]]) -> list[bytes]:
+    """The Yjs updates a client makes seeding ``kind`` and running ``ops``, one per step."""
+    doc: Doc[Any] = Doc()
+    updates: list[bytes] = []
+
+    def capture(event: TransactionEvent) -> None:
+        updates.append(event.update)
+
+    subscription = doc.observe(capture)
+    seed(doc, kind, wedding)
+    for op in ops:
+        apply_operation(doc, kind, op)
+    doc.unobserve(subscription)
+    return updates
+
+
+GUEST_OPS = [
+    {"op": "add_guest", "guest_id": "ada", "name": "Ada Lovelace", "side": "partner_a"},
+    {"op": "add_guest", "guest_id": "grace", "name": "Grace Hopper", "side": "partner_b"},
+    {"op": "set_rsvp", "guest_id": "ada", "rsvp": "accepted"},
+]
+BUDGET_OPS = [{"op": "set_budget_total", "total": 2_000_000, "currency": "EUR"}]
+
+
+async def _store_with(path: Path, wedding: str = "w1") -> None:
+    """A SQLite store holding a wedding's guests and budget, written update by update."""
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        for kind, ops in (("guests", GUEST_OPS), ("budget", BUDGET_OPS)):
+            for update in _edits(kind, wedding, ops):
+                await store.append([NewUpdate(f"{wedding}/{kind}", update, "ws:ada")])
+    finally:
+        await store.close()
+
+
+def _one_line_refusal(code: int, err: str) -> str:
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+# -- errors, version, tokens -------------------------------------------------------------
+
+
+def test_every_refusal_is_one_line_on_stderr_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "not.json").write_text("{nope")
+    cases = [
+        (("token", "--wedding", "bad id", "--role", "planner", "--sub", "a"), "bad id"),
+        (("token", "--wedding", "w1", "--role", "pope", "--sub", "a"), "pope"),
+        (("token", "--wedding", "w1", "--role", "planner", "--sub", "a", "--ttl", "x"), "x"),
+        (("token", "--wedding", "w1", "--role", "planner", "--sub", "a"), "--create-secret"),
+        (("frobnicate",), "frobnicate"),
+        (("export", "--wedding", "w1"), "no store"),
+        (("export", "--wedding", "../etc"), "not a wedding id"),
+        (("import", str(tmp_path / "not.json")), "not JSON"),
+        (("import", str(tmp_path / "missing.json")), "missing.json"),
+        (("restore", str(tmp_path / "missing.sqlite3")), "does not exist"),
+        (("backup", str(tmp_path / "b.sqlite3")), "no store to back up"),
+        (("check",), "no store"),
+        (("backup", "b.sqlite3", "--database-url", "postgresql://u@h/db"), "pg_dump"),
+        (("restore", "b.sqlite3", "--database-url", "postgresql://u@h/db"), "pg_dump"),
+        (("check", "--database-url", "postgresql://nobody@127.0.0.1:1/none"), "cannot open"),
+    ]
+    for args, needle in cases:
+        code, out, err = run_main(capsys, monkeypatch, tmp_path, *args)
+        line = _one_line_refusal(code, err)
+        assert needle in line, (args, line)
+        assert line.startswith("crdt-server"), line
+        assert out == "", (args, out)
+
+
+@pytest.mark.asyncio
+async def test_the_installed_command_prints_no_traceback_and_knows_its_version() -> None:
+    code, out, err = await cli("token", "--wedding", "bad id", "--role", "planner", "--sub", "a")
+    assert "not a wedding id" in _one_line_refusal(code, err)
+    code, out, _ = await cli("--version")
+    assert code == 0 and out.startswith("crdt-server 0.") and len(out.splitlines()) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_token_signs_with_the_secret_of_the_server_it_is_for(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    async with (
+        ServerProcess(data, anonymous=False) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+    ):
+        mint = ("token", "--wedding", "w1", "--role", "planner", "--sub", "ada")
+        # From another directory, without saying where the data is: refused, nothing created.
+        code, out, err = await cli(*mint, cwd=elsewhere)
+        assert "no signing secret" in _one_line_refusal(code, err) and out == ""
+        assert not (elsewhere / "data").exists()
+        # The same variable serve reads, or --data-dir: the server's own secret.
+        by_env = await cli(*mint, cwd=elsewhere, env={"CRDT_SERVER_DATA_DIR": str(data)})
+        by_flag = await cli(*mint, "--data-dir", str(data), cwd=elsewhere)
+        for code, out, err in (by_env, by_flag):
+            assert code == 0, err
+            assert str(data / "auth_secret") in err  # says which secret it used
+            token = out.strip().splitlines()[-1]
+            headers = {"Authorization": f"Bearer {token}"}
+            response = await http.get("/api/weddings/w1/docs/guests", headers=headers)
+            assert response.status_code == 200, response.text
+    # --create-secret makes one on purpose; a server started on it later accepts the token.
+    fresh = tmp_path / "fresh"
+    code, out, err = await cli(*mint, "--data-dir", str(fresh), "--create-secret")
+    assert code == 0, err
+    assert stat.S_IMODE((fresh / "auth_secret").stat().st_mode) == 0o600
+    token = out.strip().splitlines()[-1]
+    async with (
+        ServerProcess(fresh, anonymous=False) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+    ):
+        headers = {"Authorization": f"Bearer {token}"}
+        assert (await http.get("/api/weddings/w1/docs/guests", headers=headers)).status_code == 200
+
+
+# -- check and compact ---------------------------------------------------------------------
+
+
+def test_check_reports_counts_and_a_corrupted_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    asyncio.run(_store_with(data / "crdt.sqlite3"))
+
+    def cli(*args: str) -> tuple[int, str, str]:
+        return run_main(capsys, monkeypatch, tmp_path, *args)
+
+    code, out, err = cli("check", "--data-dir", str(data))
+    assert code == 0, err + out
+    assert "ok       w1/guests: 4 rows" in out and "ok       w1/budget: 2 rows" in out
+    assert out.strip().splitlines()[-1].endswith("0 damaged")
+    # Damage one stored row, as a bad disk or a hand edit would.
+    with sqlite3.connect(data / "crdt.sqlite3") as db:
+        db.execute(
+            "UPDATE updates SET data = X'01020304ff' WHERE seq ="
+            " (SELECT MAX(seq) FROM updates WHERE doc = 'w1/guests')"
+        )
+    code, out, err = cli("check", "--data-dir", str(data), "--json")
+    assert code == 1, err
+    report = json.loads(out)
+    assert report["damaged"] == 1
+    guests = next(d for d in report["documents"] if d["doc"] == "w1/guests")
+    assert any("row 4 of 4 is not a Yjs update" in p for p in guests["problems"])
+    budget = next(d for d in report["documents"] if d["doc"] == "w1/budget")
+    assert budget["problems"] == [] and budget["rows"] == 2 and budget["history"] == 2
+    # compact leaves a damaged log alone rather than folding the bad row away.
+    code, out, err = cli("compact", "--data-dir", str(data), "--wedding", "w1")
+    assert code == 0, err
+    assert "kept      w1/guests: 4 rows (1 rows cannot be read" in out
+
+
+@pytest.mark.asyncio
+async def test_compact_folds_each_log_and_keeps_the_content(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+
+    async def cli(*args: str) -> tuple[int, str, str]:
+        # In a worker thread: main() runs its own event loop (asyncio.run).
+        return await asyncio.to_thread(run_main, capsys, monkeypatch, tmp_path, *args)
+
+    await _store_with(data / "crdt.sqlite3", "w1")
+    await _store_with(data / "crdt.sqlite3", "w2")
+    store = SqliteStore(data / "crdt.sqlite3")
+    await store.open()
+    before = await export_wedding(store, "w1")
+    await store.close()
+    code, out, err = await cli("compact", "--data-dir", str(data), "--wedding", "w1")
+    assert code == 0, err
+    assert "compacted w1/guests: 4 rows" in out and "2 of 2 documents compacted" in out
+    await store.open()
+    try:
+        after = await export_wedding(store, "w1")
+        assert before is not None and after is not None
+        for kind in ("guests", "budget"):
+            log = await store.load(f"w1/{kind}")
+            assert log is not None and len(log.updates) == 1
+            assert after.documents[kind].json == before.documents[kind].json
+        assert after.history == before.history  # history survives compaction
+        other = await store.load("w2/guests")
+        assert other is not None and len(other.updates) == 4  # another wedding: untouched
+    finally:
+        await store.close()
+    code, out, err = await cli("check", "--data-dir", str(data))
+    assert code == 0, out
+
+
+# -- backup and restore --------------------------------------------------------------------
+
+
+def _auth(role: str = "planner", wedding: str = "w1") -> dict[str, str]:
+    token = CODEC.mint(sub=f"{role}-1", role=role, wedding=wedding, ttl=600)
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest_asyncio.fixture
+async def live(tmp_path: Path) -> AsyncIterator[tuple[ServerProcess, httpx.AsyncClient]]:
+    env = {"CRDT_SERVER_AUTH_SECRET": SECRET, "CRDT_SERVER_ADMIN_API_KEY": ADMIN}
+    async with (
+        ServerProcess(tmp_path / "data", env=env, anonymous=False) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+    ):
+        yield server, http
+
+
+async def _op(http: httpx.AsyncClient, kind: str, body: dict[str, Any]) -> None:
+    response = await http.post(f"/api/weddings/w1/docs/{kind}/ops", json=body, headers=_auth())
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_backup_while_the_server_writes_then_restore(
+    live: tuple[ServerProcess, httpx.AsyncClient], tmp_path: Path
+) -> None:
+    server, http = live
+    acknowledged: list[str] = []
+    stop, twenty = asyncio.Event(), asyncio.Event()
+
+    async def writer() -> None:
+        for i in range(10_000):
+            if stop.is_set():
+                return
+            await _op(http, "guests", {"op": "add_guest", "guest_id": f"g{i}", "name": f"G {i}"})
+            acknowledged.append(f"g{i}")
+            if len(acknowledged) == 20:
+                twenty.set()
+
+    task = asyncio.create_task(writer())
+    async with asyncio.timeout(30):
+        await twenty.wait()
+    before = list(acknowledged)
+    backup = tmp_path / "backup.sqlite3"
+    code, out, err = await cli("backup", "--data-dir", str(server.data_dir), str(backup))
+    after = list(acknowledged)
+    stop.set()
+    await task
+    assert code == 0, err
+    assert "backed up" in out
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600
+    assert not backup.with_name(backup.name + "-wal").exists()  # noqa: ASYNC240 (one file)
+
+    # Into a fresh data directory: every update acknowledged before the backup began is there.
+    restored = tmp_path / "restored"
+    code, out, err = await cli("restore", str(backup), "--data-dir", str(restored))
+    assert code == 0, err
+    code, out, err = await cli("export", "--wedding", "w1", "--data-dir", str(restored))
+    assert code == 0, err
+    guests = json.loads(out)["documents"]["guests"]["json"]["guests"]
+    assert set(before) <= set(guests) <= set(after) | {"ada"}
+    code, out, err = await cli("check", "--data-dir", str(restored))
+    assert code == 0, out
+
+    # A store that holds documents is not replaced unless forced.
+    code, out, err = await cli("restore", str(backup), "--data-dir", str(restored))
+    assert "--force" in _one_line_refusal(code, err)
+    code, out, err = await cli("restore", str(backup), "--data-dir", str(restored), "--force")
+    assert code == 0, err
+
+
+# -- export and import -------------------------------------------------------------------
+
+
+@pytest.fixture
+def scratch_postgres() -> Iterator[str]:
+    """A new PostgreSQL database on the local server, dropped afterwards."""
+    name = f"ops_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        try:
+            conn = await asyncpg.connect(POSTGRES, timeout=5)
+        except (OSError, asyncpg.PostgresError) as exc:
+            if os.environ.get("CI"):
+                raise
+            pytest.skip(f"PostgreSQL at {POSTGRES} is unreachable: {exc!r}")
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f"CREATE DATABASE {name}"))
+    try:
+        yield POSTGRES.rsplit("/", 1)[0] + "/" + name
+    finally:
+        asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+def _same_wedding(a: dict[str, Any], b: dict[str, Any]) -> None:
+    """Two exports carry the same documents, and each document's history in ``b`` begins
+    with its history in ``a`` (an import renumbers, document by document, in order)."""
+    assert {k: d["json"] for k, d in a["documents"].items()} == {
+        k: d["json"] for k, d in b["documents"].items()
+    }
+    for kind in a["documents"]:
+        keep = ("origin", "created_at", "size")
+        old = [{k: e[k] for k in keep} for e in a["history"] if e["doc"] == kind]
+        new = [{k: e[k] for k in keep} for e in b["history"] if e["doc"] == kind]
+        assert old and new[: len(old)] == old
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_export_moves_a_wedding_sqlite_to_postgres_and_back(
+    live: tuple[ServerProcess, httpx.AsyncClient], tmp_path: Path, scratch_postgres: str
+) -> None:
+    server, http = live
+    for body in GUEST_OPS:
+        await _op(http, "guests", body)
+    await _op(http, "budget", BUDGET_OPS[0])
+    await _op(
+        http, "seating", {"op": "add_table", "table_id": "rose", "name": "Rose", "capacity": 8}
+    )
+
+    # The HTTP route and the CLI give the same format and content.
+    admin_key = {"Authorization": f"Bearer {ADMIN}"}
+    response = await http.get("/api/weddings/w1/export", headers=admin_key)
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+    by_http = response.json()
+    code, out, err = await cli("export", "--wedding", "w1", "--data-dir", str(server.data_dir))
+    assert code == 0, err
+    by_cli = json.loads(out)
+    assert by_http["format"] == by_cli["format"] == "crdt-server-wedding"
+    assert by_http["version"] == by_cli["version"] == 1
+    assert by_http["events"] == by_cli["events"] == []
+    assert {k: v for k, v in by_http.items() if k != "exported_at"} == {
+        k: v for k, v in by_cli.items() if k != "exported_at"
+    }
+    assert by_cli["documents"]["guests"]["json"]["guests"]["ada"]["rsvp"] == "accepted"
+    assert [e["origin"] for e in by_cli["history"]][-1] == "http:planner-1"
+
+    # Who may export: the couple and the admin key; nobody else.
+    couple = await http.get("/api/weddings/w1/export", headers=_auth("couple"))
+    assert couple.status_code == 200 and couple.json()["documents"] == by_cli["documents"]
+    assert (await http.get("/api/weddings/w1/export", headers=_auth("planner"))).status_code == 403
+    other = await http.get("/api/weddings/w1/export", headers=_auth("couple", "w2"))
+    assert other.status_code == 403
+    assert (await http.get("/api/weddings/w1/export")).status_code == 401
+    in_url = await http.get("/api/weddings/w1/export", params={"token": ADMIN})
+    assert in_url.status_code == 401  # the admin key counts from the header only
+    assert (await http.get("/api/weddings/nothing/export", headers=admin_key)).status_code == 404
+
+    # --out: a new file only its owner can read (it holds personal data), never overwritten.
+    exported = tmp_path / "w1.json"
+    code, _, err = await cli(
+        "export", "--wedding", "w1", "--data-dir", str(server.data_dir), "--out", str(exported)
+    )
+    assert code == 0, err
+    assert stat.S_IMODE(exported.stat().st_mode) == 0o600
+    written = json.loads(exported.read_text())
+    assert written["documents"] == by_cli["documents"] and written["history"] == by_cli["history"]
+    code, _, err = await cli(
+        "export", "--wedding", "w1", "--data-dir", str(server.data_dir), "--out", str(exported)
+    )
+    assert "already exists" in _one_line_refusal(code, err)
+
+    # SQLite -> PostgreSQL, then read it back through a server running on PostgreSQL.
+    pg = {"CRDT_SERVER_DATABASE_URL": scratch_postgres}
+    code, out, err = await cli("import", str(exported), env=pg)
+    assert code == 0, err
+    assert "imported wedding w1: 3 documents" in out
+    code, out, err = await cli("import", str(exported), env=pg)  # never merges or overwrites
+    assert "already has rows" in _one_line_refusal(code, err)
+    env = {"CRDT_SERVER_AUTH_SECRET": SECRET, **pg}
+    async with (
+        ServerProcess(tmp_path / "pg-data", env=env, anonymous=False) as on_pg,
+        httpx.AsyncClient(base_url=on_pg.url, timeout=10) as pg_http,
+    ):
+        guests = await pg_http.get("/api/weddings/w1/docs/guests", headers=_auth())
+        assert guests.json() == by_cli["documents"]["guests"]["json"]
+        history = await pg_http.get("/api/weddings/w1/docs/guests/history", headers=_auth())
+        assert [h["origin"] for h in history.json()["history"]][0] == "import"
+
+    # ... and back, from PostgreSQL into another SQLite store under another id (stdin).
+    code, out, err = await cli("export", "--wedding", "w1", env=pg)
+    assert code == 0, err
+    from_pg = json.loads(out)
+    _same_wedding(by_cli, from_pg)
+    back = tmp_path / "back"
+    code, _, err = await cli(
+        "import", "-", "--as", "w9", "--data-dir", str(back), stdin=out.encode()
+    )
+    assert code == 0, err
+    code, out, err = await cli("export", "--wedding", "w9", "--data-dir", str(back))
+    assert code == 0, err
+    again = json.loads(out)
+    assert again["wedding"] == "w9"
+    _same_wedding(by_cli, again)
+    code, out, err = await cli("check", "--data-dir", str(back))
+    assert code == 0, out
+    # check and compact on the PostgreSQL store too.
+    code, out, err = await cli("check", env=pg)
+    assert code == 0 and "ok       w1/guests" in out, out + err
+    code, out, err = await cli("compact", "--wedding", "w1", env=pg)
+    # An import stores each document as one row already: nothing to fold.
+    assert code == 0 and "kept      w1/guests: 1 rows (already one row)" in out, out + err
+    code, out, err = await cli("export", "--wedding", "w1", env=pg)
+    assert code == 0, err
+    _same_wedding(by_cli, json.loads(out))
+
+
+@pytest.mark.asyncio
+async def test_content_waiting_on_a_dependency_survives_export_and_import(
+    tmp_path: Path,
+) -> None:
+    doc: Doc[Any] = Doc()
+    for update in _edits("guests", "w1", GUEST_OPS[:1]):
+        doc.apply_update(update)
+    first = doc.get_update()
+    state = doc.get_state()
+    doc.get("guests", type=Map)["ada"]["name"] = "Ada King"
+    second = doc.get_update(state)  # builds on `first`, which the store never gets
+    source = SqliteStore(tmp_path / "a.sqlite3")
+    target = SqliteStore(tmp_path / "b.sqlite3")
+    await source.open()
+    await target.open()
+    try:
+        await source.append([NewUpdate("w1/guests", second, "ws:ada")])
+        exported = await export_wedding(source, "w1")
+        assert exported is not None and exported.documents["guests"].held == [second]
+        text = json.dumps(exported.to_json())
+        await import_wedding(target, parse_export(json.loads(text)))
+        # The missing content arrives later: the moved document integrates it.
+        await target.append([NewUpdate("w1/guests", first, "ws:ada")])
+        moved = await export_wedding(target, "w1")
+        assert moved is not None and moved.documents["guests"].held == []
+        assert moved.documents["guests"].json["guests"]["ada"]["name"] == "Ada King"
+    finally:
+        await source.close()
+        await target.close()
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda d: d.update(format="other"), "format"),
+        (lambda d: d.update(version=2), "version"),
+        (lambda d: d.update(wedding="bad id"), "wedding"),
+        (lambda d: d["documents"]["guests"].update(update="!!"), "documents.guests.update"),
+        (lambda d: d["documents"]["guests"].update(update="AAAA"), "documents.guests.update"),
+        (lambda d: d["documents"]["guests"]["json"].update(guests={}), "documents.guests.json"),
+        (lambda d: d["documents"].update(cake={}), "documents.cake"),
+        (lambda d: d["history"][0].update(created_at=1e309), "history[0].created_at"),
+        (lambda d: d["history"][0].update(doc="seating"), "history[0].doc"),
+        (lambda d: d.update(events=[{"type": "guest.added"}]), "events"),
+        (lambda d: d.update(threads=[{"id": "t1"}]), "threads"),
+    ],
+)
+def test_a_bad_export_file_is_refused_naming_the_field(change: Any, field: str) -> None:
+    doc: Doc[Any] = Doc()
+    for update in _edits("guests", "w1", GUEST_OPS):
+        doc.apply_update(update)
+    from crdt_server.tools.export import ExportError, WeddingExport
+    from crdt_server.tools.export import _export_document as build
+    from storage import HistoryEntry
+
+    good = WeddingExport(
+        "w1",
+        {"guests": build("w1/guests", "guests", [doc.get_update()])},
+        [("guests", HistoryEntry(1, "w1/guests", "ws:ada", 1.5, 10))],
+    ).to_json()
+    parse_export(json.loads(json.dumps(good)))  # the untouched file is fine
+    bad = json.loads(json.dumps(good))
+    change(bad)
+    with pytest.raises(ExportError) as raised:
+        parse_export(bad)
+    assert raised.value.field == field
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_compact_beside_a_running_server_loses_nothing(
+    live: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    server, http = live
+    acknowledged: list[str] = []
+
+    async def writer(first: int, count: int) -> None:
+        for i in range(first, first + count):
+            await _op(http, "guests", {"op": "add_guest", "guest_id": f"g{i}", "name": f"G {i}"})
+            acknowledged.append(f"g{i}")
+
+    await writer(0, 20)
+    # Compact twice while the server keeps writing to the same room.
+    writing = asyncio.create_task(writer(20, 40))
+    for _ in range(2):
+        code, out, err = await cli("compact", "--data-dir", str(server.data_dir))
+        assert code == 0, err
+    await writing
+    await server.restart()  # the room reloads from what the store holds
+    response = await http.get(f"{server.url}/api/weddings/w1/docs/guests", headers=_auth())
+    assert set(acknowledged) <= set(response.json()["guests"])
+    code, out, err = await cli("check", "--data-dir", str(server.data_dir))
+    assert code == 0, out
+
+
+@pytest.mark.asyncio
+async def test_check_accepts_a_document_written_by_many_clients(tmp_path: Path) -> None:
+    # Twelve writers: the encoded state vector lists clients in hash-map order, which differs
+    # between the log's document and the snapshot's; check compares the decoded vectors.
+    updates: list[bytes] = []
+    for i in range(12):
+        writer: Doc[Any] = Doc()
+        for update in updates:
+            writer.apply_update(update)
+        state = writer.get_state()
+        writer.get("guests", type=Map)[f"k{i}"] = i
+        updates.append(writer.get_update(state))
+    store = SqliteStore(tmp_path / "crdt.sqlite3")
+    await store.open()
+    try:
+        for update in updates:
+            await store.append([NewUpdate("w1/guests", update, "ws:x")])
+        (report,) = await check_store(store)
+    finally:
+        await store.close()
+    assert report.problems == [] and report.rows == 12

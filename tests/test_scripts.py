@@ -1,0 +1,79 @@
+"""``./scripts/test`` starts what the tests need instead of failing without it; the scripts
+a fresh clone relies on are executable."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = ROOT / "scripts"
+
+
+def test_scripts_test_starts_the_services_before_any_test_runs() -> None:
+    lines = [
+        line.strip()
+        for line in (SCRIPTS / "test").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    services = next(i for i, line in enumerate(lines) if "scripts/services" in line)
+    pytest_line = next(i for i, line in enumerate(lines) if "-m pytest" in line)
+    assert services < pytest_line
+    # CI runs exactly the README's command.
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^exec scripts/test\b", ci, re.MULTILINE)
+
+
+def test_the_scripts_a_fresh_clone_runs_are_executable() -> None:
+    for name in ("bootstrap", "serve", "test", "services", "setup-js", "example"):
+        assert os.access(SCRIPTS / name, os.X_OK), name
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def free_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    yield port
+    # Stop the scratch Redis this test started, by the pid it wrote, and nothing else.
+    pidfile = Path(f"/var/lib/redis/ci-{port}.pid")
+    if pidfile.exists():
+        pid = int(pidfile.read_text().strip())
+        os.kill(pid, 15)
+        deadline = time.monotonic() + 10
+        while _answers(port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
+@pytest.mark.skipif(os.geteuid() != 0, reason="scripts/services starts services as root")
+def test_scripts_services_starts_a_redis_that_is_down(free_port: int) -> None:
+    assert not _answers(free_port)
+    env = {**os.environ, "CRDT_TEST_REDIS_PORT": str(free_port)}
+    done = subprocess.run(
+        [str(SCRIPTS / "services")], env=env, capture_output=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert _answers(free_port)
+    # Run again with everything up: nothing to do, still success.
+    again = subprocess.run(
+        [str(SCRIPTS / "services")], env=env, capture_output=True, timeout=60, check=False
+    )
+    assert again.returncode == 0, again.stderr.decode()
