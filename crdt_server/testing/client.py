@@ -73,7 +73,7 @@ class YClient:
         """Connected and not closed."""
         return self._ws is not None and not self.closed.is_set()
 
-    async def connect(self, **kwargs: Any) -> YClient:
+    async def connect(self, *, resync: bool = False, **kwargs: Any) -> YClient:
         """Open the socket and send sync step 1; :attr:`synced` is set on the server's step 2."""
         self._pending_sends = []
         self.synced.clear()
@@ -82,7 +82,10 @@ class YClient:
         self._ws = await connect(self.url, max_size=None, **kwargs)
         self._reader = asyncio.create_task(self._read())
         try:
-            await self._ws.send(encode_sync_step1(self.doc.get_state()))
+            # On a reconnect, ask from what the server confirmed: its step 2 then echoes our
+            # own edits whose echo the lost connection took away (is_confirmed needs them).
+            source = self.confirmed if resync else self.doc
+            await self._ws.send(encode_sync_step1(source.get_state()))
         except ConnectionClosed:
             pass  # closed right after the upgrade: the reader records the close code
         return self
@@ -180,7 +183,7 @@ class YClient:
 
     async def reconnect(self, timeout: float = 10.0) -> None:
         """Come back online and wait for the server's sync step 2 (offline edits go in ours)."""
-        await self.connect()
+        await self.connect(resync=True)
         await self.wait(self.synced.is_set, timeout)
 
     async def __aenter__(self) -> YClient:

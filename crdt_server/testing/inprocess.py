@@ -493,7 +493,7 @@ class InProcessClient:
         """Come back: sync step 1 both ways, the offline edits go in this client's step 2."""
         server = self._server()
         if not self.connected:
-            await server.connect(self)
+            await server.connect(self, resync=True)
         async with asyncio.timeout(timeout):
             await server.sync()
 
@@ -539,6 +539,11 @@ class InProcessServer:
         self.restarts = 0
         self.compactions = 0
         """Compactions done by earlier stores (before restarts)."""
+        self.allowed_closes: set[int] = {CloseCode.NORMAL, CloseCode.SERVICE_RESTART}
+        """Close codes a finished connection may have ended with; a robustness test adds
+        the refusals it provokes (1003, 1007, 1008, 1009)."""
+        self.closed_with: list[int] = []
+        """The server-side close code of every connection reaped so far."""
 
     async def start(self) -> None:
         self.store = TrackedStore(self.path, self.activity)
@@ -567,8 +572,12 @@ class InProcessServer:
         await self.start()
         self.restarts += 1
 
-    async def connect(self, client: InProcessClient) -> Link:
-        """Open a connection for ``client`` and send what y-websocket sends on open."""
+    async def connect(self, client: InProcessClient, *, resync: bool = False) -> Link:
+        """Open a connection for ``client`` and send what y-websocket sends on open.
+
+        With ``resync`` the step 1 carries the state of ``client.confirmed``: the server's
+        step 2 then also echoes the client's own edits whose echo a lost connection took
+        away, so :meth:`InProcessClient.is_confirmed` can tell what the server holds."""
         assert self.running
         client_end, server_end, session = serve_memory(
             self.registry, self.settings, client.room, client.principal, self.activity
@@ -582,7 +591,8 @@ class InProcessServer:
         if client not in self.clients:
             self.clients.append(client)
         # What y-websocket sends on open: sync step 1, then our awareness state.
-        await link.send(encode_sync_step1(client.doc.get_state()))
+        source = client.confirmed if resync else client.doc
+        await link.send(encode_sync_step1(source.get_state()))
         await link.send(client.awareness_frame())
         return link
 
@@ -693,9 +703,11 @@ class InProcessServer:
                 still.append(link)
                 continue
             conn = link.session.result()
-            allowed = {CloseCode.NORMAL, CloseCode.SERVICE_RESTART}
+            allowed = self.allowed_closes
             assert conn.close_code in allowed, f"server closed with {conn.close_code}"
             assert link.close_code in allowed, f"client saw close {link.close_code}"
+            if conn.close_code is not None:
+                self.closed_with.append(conn.close_code)
         self.links = still
 
     def room(self, name: str = ROOM) -> Room:

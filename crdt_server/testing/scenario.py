@@ -17,10 +17,9 @@ from typing import Any, Protocol, TypeAlias
 
 from pycrdt import Doc
 
-from crdt_server.codec.updates import decode_state_vector
 from documents import OPERATIONS, OperationError, apply_operation
 
-from .assertions import document_json
+from .assertions import assert_converged
 from .edits import Edit, apply_edit
 
 __all__ = [
@@ -136,13 +135,12 @@ async def play(
 
 
 def _same(clients: Sequence[SyncClient]) -> bool:
-    """Same state vector and same JSON (deletions leave the state vector as it was)."""
-    vector = decode_state_vector(clients[0].doc.get_state())
-    view = document_json(clients[0])
-    return all(
-        decode_state_vector(c.doc.get_state()) == vector and document_json(c) == view
-        for c in clients[1:]
-    )
+    """Same state and same JSON (deletions leave the state vector as it was)."""
+    try:
+        assert_converged(*clients)
+    except AssertionError:
+        return False
+    return True
 
 
 async def settle(*clients: SyncClient, timeout: float = 10.0) -> None:
