@@ -113,7 +113,9 @@ def test_updates_out_of_order_end_in_the_same_document(
     crdt_inprocess.run(main)
 
 
-@settings(max_examples=80, deadline=None)
+# Derandomized: the damaged updates this found are pinned below as strict xfails; CI runs
+# the same examples every time (run with --hypothesis-seed=random to hunt for more).
+@settings(max_examples=80, deadline=None, derandomize=True)
 @given(frames=st.lists(hostile_updates(), min_size=1, max_size=4))
 def test_hostile_updates_change_nothing_or_apply_cleanly(
     crdt_inprocess: InProcess, frames: list[bytes]
@@ -148,6 +150,26 @@ DAMAGED_UPDATES = [
     b"\x01\x02\x92!\x00(\x01\x01m\x01a\x01|\x00\x00\x00\x00\x08\x00\x01a\x01~\x00",
     b"\x01\x02\x93!\x00!\x01\x01m\x01a\x01\xa8\x92!\x00\x01~\x01\x92!\x01\x00\x01",
 ]
+
+
+# And one the room accepts and relays, which then fails to decode at the other clients
+# ("Cannot decode update: JSON parsing error").
+UNDECODABLE_RELAYED = (
+    b"\x01\x03\x92!\x00!\x01\x01m\x01a\x01\xa8\x92!\x00\x01|\x00\x00\x00\x00\xe6\x00\x00\x04"
+    b"\x01\x01t\x01a\x01\x92!\x01\x00\x01"
+)
+
+
+@pytest.mark.xfail(reason="open: the room relays a damaged update clients cannot decode")
+def test_every_client_can_decode_what_the_room_relays(crdt_inprocess: InProcess) -> None:
+    async def main(server: InProcessServer) -> None:
+        server.allowed_closes |= DOCUMENTED_REFUSALS
+        await server.client()  # a bystander: processes whatever the room relays
+        attacker = await server.client()
+        await attacker.send_raw(encode_update(UNDECODABLE_RELAYED))
+        await server.sync()
+
+    crdt_inprocess.run(main)
 
 
 @pytest.mark.xfail(reason="open: joiner differs from the room after a damaged update")
