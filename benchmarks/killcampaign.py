@@ -34,10 +34,9 @@ if str(ROOT) not in sys.path:
 
 from pycrdt import Map, Text  # noqa: E402
 
+from crdt_server.testing import ServerProcess, YClient  # noqa: E402
 from documents import DOCUMENT_KINDS  # noqa: E402
-from tests.server import ServerProcess  # noqa: E402
 from tests.writers import MAP_NAME, TEXT_NAME, Writer  # noqa: E402
-from tests.yclient import YClient  # noqa: E402
 
 WAIT = 30.0
 """Deadline (seconds) of every wait for the server or a client."""

@@ -21,534 +21,49 @@ exercised (out-of-order sends, pending rooms, compactions, restarts).
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
-import os
 import sys
 import tempfile
-from collections import deque
-from collections.abc import Coroutine, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeAlias, TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import HealthCheck, Phase, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
-from pycrdt import Array, Doc, Map, Text, TransactionEvent, merge_updates
+from pycrdt import Array, Doc, Map, Text
 
-from crdt_server.auth.principals import ANONYMOUS
 from crdt_server.cluster.bus import LocalBus
-from crdt_server.codec.awareness import AwarenessEntry, decode_awareness, encode_awareness_entries
-from crdt_server.codec.protocol import (
-    AuthDenied,
-    AwarenessMessage,
-    QueryAwareness,
-    SyncStep1,
-    SyncStep2,
-    SyncUpdate,
-    decode_message,
-    encode_awareness,
-    encode_sync_step1,
-    encode_sync_step2,
-    encode_update,
-)
-from crdt_server.codec.updates import (
-    UpdateSummary,
-    decode_state_vector,
-    inspect_update,
-    pending_after,
-)
-from crdt_server.core.connection import Connection
-from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.room import Room
-from crdt_server.core.session import serve_connection
-from crdt_server.core.transport import MemoryTransport, TransportClosed, memory_pair
-from crdt_server.errors import CloseCode
 from crdt_server.settings import Settings
-from storage import NewUpdate, SqliteStore, StoredLog
+from crdt_server.testing import strategies
+from crdt_server.testing.edits import Content, Edit, content
+from crdt_server.testing.inprocess import (
+    FAST_TMP,
+    InProcessClient,
+    InProcessServer,
+    copy_of,
+    covers,
+    doc_of,
+    server_errors,
+    state,
+)
+from storage import SqliteStore
 
 ROOM = "w1/guests"
 SETTLE_SECONDS = 10.0
 """Deadline of one settle; far above what a settle takes, so only a hang trips it."""
 MAX_ROUNDS = 200
 """Bound on the settle/process rounds of a final convergence phase."""
-FAST_TMP = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-"""Where the state machine keeps its SQLite files: in memory if the system offers it, since
-every commit fsyncs and crash durability is not what this file tests."""
 
-Json: TypeAlias = None | bool | int | str | list["Json"] | dict[str, "Json"]
-Content: TypeAlias = dict[str, Any]
 T = TypeVar("T")
 
-# -- instrumentation ------------------------------------------------------------------------
-
-
-class Activity:
-    """Set whenever something the quiescence check looks at may have changed."""
-
-    def __init__(self) -> None:
-        self.event = asyncio.Event()
-
-    def notify(self) -> None:
-        self.event.set()
-
-
-class TrackedStore(SqliteStore):
-    """A real ``SqliteStore`` that counts the calls the server makes and that are in flight."""
-
-    def __init__(self, path: Path, activity: Activity) -> None:
-        super().__init__(path)
-        self.inflight = 0
-        self.compactions = 0
-        self._activity = activity
-
-    @contextmanager
-    def _call(self) -> Iterator[None]:
-        self.inflight += 1
-        try:
-            yield
-        finally:
-            self.inflight -= 1
-            self._activity.notify()
-
-    async def open(self) -> None:
-        with self._call():
-            await super().open()
-
-    async def close(self) -> None:
-        with self._call():
-            await super().close()
-
-    async def load(self, doc: str) -> StoredLog | None:
-        with self._call():
-            return await super().load(doc)
-
-    async def append(self, updates: Sequence[NewUpdate]) -> list[int]:
-        with self._call():
-            return await super().append(updates)
-
-    async def compact(self, doc: str, upto_seq: int, snapshot: bytes) -> None:
-        with self._call():
-            await super().compact(doc, upto_seq, snapshot)
-            self.compactions += 1
-
-
-class ServerEnd:
-    """The server's end of a memory pair, counting frames and noting when it waits to read."""
-
-    def __init__(self, inner: MemoryTransport, activity: Activity) -> None:
-        self.inner = inner
-        self.activity = activity
-        self.waiting = False
-        self.received = 0
-        self.sent = 0
-        self.closed = False
-
-    async def receive(self) -> bytes | str:
-        self.waiting = True
-        self.activity.notify()
-        try:
-            frame = await self.inner.receive()
-        finally:
-            self.waiting = False
-            self.activity.notify()
-        self.received += 1
-        return frame
-
-    async def send(self, data: bytes) -> None:
-        await self.inner.send(data)
-        self.sent += 1
-        self.activity.notify()
-
-    async def close(self, code: int, reason: str = "") -> None:
-        self.closed = True
-        await self.inner.close(code, reason)
-        self.activity.notify()
-
-
-@dataclass(eq=False)
-class Link:
-    """One connection as the client sees it: its end, its reader and what it received."""
-
-    client_end: MemoryTransport
-    server: ServerEnd
-    activity: Activity
-    inbox: deque[bytes] = field(default_factory=deque)
-    sent: int = 0
-    received: int = 0
-    reader_waiting: bool = False
-    client_closed: bool = False
-    close_code: int | None = None
-    session: asyncio.Task[Connection] | None = None
-    reader: asyncio.Task[None] | None = None
-
-    @property
-    def alive(self) -> bool:
-        return not self.client_closed and self.reader is not None and not self.reader.done()
-
-    async def send(self, frame: bytes) -> None:
-        if not self.alive:
-            return  # like a WebSocket that is closed: the frame goes nowhere
-        await self.client_end.send(frame)
-        self.sent += 1
-        self.activity.notify()
-
-    async def read_loop(self) -> None:
-        try:
-            while True:
-                self.reader_waiting = True
-                self.activity.notify()
-                try:
-                    frame = await self.client_end.receive()
-                finally:
-                    self.reader_waiting = False
-                assert isinstance(frame, bytes), "the server sent a text frame"
-                self.inbox.append(frame)
-                self.received += 1
-                self.activity.notify()
-        except TransportClosed as exc:
-            self.close_code = exc.code
-        finally:
-            self.activity.notify()
-
-    async def close(self) -> None:
-        self.client_closed = True
-        self.inbox.clear()
-        await self.client_end.close(CloseCode.NORMAL)
-        self.activity.notify()
-
-    def quiet(self) -> bool:
-        """Nothing in flight on this connection (in either direction)."""
-        assert self.session is not None and self.reader is not None
-        if not self.session.done():
-            if self.client_closed:
-                return False
-            if not (self.server.waiting and self.server.received == self.sent):
-                return False
-        if not self.reader.done():
-            if self.server.closed:
-                return False
-            if not (self.reader_waiting and self.received == self.server.sent):
-                return False
-        return True
-
-    def describe(self) -> str:
-        return (
-            f"session done={self.session is not None and self.session.done()} "
-            f"waiting={self.server.waiting} recv={self.server.received}/{self.sent} "
-            f"reader done={self.reader is not None and self.reader.done()} "
-            f"waiting={self.reader_waiting} recv={self.received}/{self.server.sent} "
-            f"closed client={self.client_closed} server={self.server.closed}"
-        )
-
-
-class Harness:
-    """The server side (store + registry + sessions) of one test, on the running loop."""
-
-    def __init__(self, path: Path, settings: Settings) -> None:
-        self.path = path
-        self.settings = settings
-        self.activity = Activity()
-        self.store = TrackedStore(path, self.activity)
-        self.registry = RoomRegistry(self.store, settings, LocalBus())
-        self.links: list[Link] = []
-        self.running = False
-        self.restarts = 0
-        self.compactions = 0
-        """Compactions done by earlier stores (before restarts)."""
-
-    async def start(self) -> None:
-        self.store = TrackedStore(self.path, self.activity)
-        await self.store.open()
-        self.registry = RoomRegistry(self.store, self.settings, LocalBus())
-        await self.registry.start()
-        self.running = True
-
-    async def stop(self) -> None:
-        """Restart-style shutdown: every connection is closed by the server (1012)."""
-        if not self.running:
-            return
-        self.running = False
-        await self.registry.close()
-        async with asyncio.timeout(SETTLE_SECONDS):
-            for link in self.links:
-                assert link.session is not None and link.reader is not None
-                await asyncio.wait({link.session, link.reader})
-        self.reap()
-        await self.store.close()
-
-    async def restart(self) -> None:
-        await self.stop()
-        self.compactions += self.store.compactions
-        await self.start()
-        self.restarts += 1
-
-    async def connect(self, replica: Replica) -> Link:
-        assert self.running
-        client_end, server_end = memory_pair()
-        link = Link(client_end, ServerEnd(server_end, self.activity), self.activity)
-        link.session = asyncio.create_task(
-            serve_connection(link.server, self.registry, ROOM, ANONYMOUS, self.settings)
-        )
-        link.session.add_done_callback(lambda _: self.activity.notify())
-        link.reader = asyncio.create_task(link.read_loop())
-        self.links.append(link)
-        replica.link = link
-        # What y-websocket sends on open: sync step 1, then our awareness state.
-        await link.send(encode_sync_step1(replica.doc.get_state()))
-        await link.send(replica.awareness_frame())
-        return link
-
-    def busy(self) -> str | None:
-        """What is still in flight, or ``None`` when the server side is quiescent."""
-        if self.store.inflight:
-            return f"{self.store.inflight} store calls"
-        for room in self.registry.rooms.values():
-            if room.uncommitted_bytes:
-                return "uncommitted updates"
-            if any(conn.queued_bytes for conn in room.connections):
-                return "queued frames"
-            if not room.connections and self.settings.room_idle_seconds == 0:
-                return "an idle room to unload"
-        for link in self.links:
-            if not link.quiet():
-                return f"link: {link.describe()}"
-        return None
-
-    async def settle(self) -> None:
-        """Run the server side until nothing is in flight anywhere; then check how every
-        finished session ended."""
-        loop = asyncio.get_running_loop()
-        busy: str | None = None
-        try:
-            async with asyncio.timeout(SETTLE_SECONDS):
-                while True:
-                    self.activity.event.clear()
-                    busy = self.busy()
-                    if busy is None:
-                        break
-                    if busy == "an idle room to unload":
-                        # The registry's unload timer (0 s) is due; it tells nobody when it
-                        # ran, so look again after the loop's next round.
-                        loop.call_soon(self.activity.notify)
-                    await self.activity.event.wait()
-        except TimeoutError:
-            raise AssertionError(f"not quiescent after {SETTLE_SECONDS}s: {busy}") from None
-        self.reap()
-
-    def reap(self) -> None:
-        """Forget finished connections, checking that each ended cleanly."""
-        still: list[Link] = []
-        for link in self.links:
-            assert link.session is not None and link.reader is not None
-            if link.session.done():
-                link.session.result()  # re-raises whatever crashed the session
-            if not (link.session.done() and link.reader.done()):
-                still.append(link)
-                continue
-            conn = link.session.result()
-            allowed = {CloseCode.NORMAL, CloseCode.SERVICE_RESTART}
-            assert conn.close_code in allowed, f"server closed with {conn.close_code}"
-            assert link.close_code in allowed, f"client saw close {link.close_code}"
-        self.links = still
-
-    def room(self) -> Room:
-        return self.registry.rooms[ROOM]
-
-    async def aclose(self) -> None:
-        """Final cleanup, also after a failure: stop everything, leak no task."""
-        try:
-            if self.running:
-                self.running = False
-                await self.registry.close()
-        finally:
-            for link in self.links:
-                for task in (link.session, link.reader):
-                    if task is not None and not task.done():
-                        task.cancel()
-            tasks = [t for link in self.links for t in (link.session, link.reader) if t]
-            await asyncio.gather(*tasks, return_exceptions=True)
-            self.links = []
-            await self.store.close()
-
-
-# -- the client replica ---------------------------------------------------------------------
-
-
-class YjsApplier:
-    """Applies remote updates to a pycrdt doc the way Yjs does, whatever their order.
-
-    pycrdt 0.14's own pending handling gets stuck on some orders (e.g. of one client's
-    updates u0 "m.a = 0", u1 "m.a = 1", u2 "insert into t", applying u1, u2, u0 leaves
-    u1 and u2 pending for good; see :func:`test_room_integrates_updates_in_any_order`).
-    Yjs does not, so neither may a client that stands in for a y-websocket client (else
-    the test would find pycrdt's bug, not the server's): it keeps every update that is not
-    fully integrated and applies them again, merged, after each new one, until they are.
-    """
-
-    def __init__(self, doc: Doc[Any]) -> None:
-        self.doc = doc
-        self.held: list[tuple[bytes, UpdateSummary]] = []
-
-    def apply(self, update: bytes) -> None:
-        self.doc.apply_update(update)
-        self.held.append((update, inspect_update(update)))
-        if len(self.held) > 1:
-            self.doc.apply_update(merge_updates(*(u for u, _ in self.held)))
-        now = state(self.doc)
-        self.held = [(u, s) for u, s in self.held if pending_after(s, now)]
-
-
-EditKind = Literal[
-    "map_set", "map_delete", "array_insert", "array_delete", "text_insert", "text_delete"
-]
-
-
-@dataclass(frozen=True)
-class Edit:
-    """One operation; only the fields its kind uses are drawn."""
-
-    kind: EditKind
-    key: str = "a"
-    value: Json = None
-    pos: int = 0
-    count: int = 1
-    text: str = ""
-
-
-class Replica:
-    """A pycrdt document that talks like a y-websocket client, one step at a time."""
-
-    def __init__(self, index: int) -> None:
-        self.index = index
-        self.doc: Doc[Any] = Doc(client_id=1000 + index)
-        self.confirmed: Doc[Any] = Doc(client_id=2000 + index)
-        """Only what the server sent: the server's echo is its proof of durability."""
-        self.outbox: list[bytes] = []
-        """Updates of local edits not sent yet."""
-        self.sent_updates: list[bytes] = []
-        self.link: Link | None = None
-        self._doc_applier = YjsApplier(self.doc)
-        self._confirmed_applier = YjsApplier(self.confirmed)
-        self.awareness_clock = 0
-        self.peers: dict[int, str] = {}
-        self._remote = False
-        self.doc.observe(self._on_transaction)
-
-    def _on_transaction(self, event: TransactionEvent) -> None:
-        if not self._remote:
-            self.outbox.append(event.update)
-
-    @property
-    def connected(self) -> bool:
-        return self.link is not None and self.link.alive
-
-    def awareness_frame(self) -> bytes:
-        self.awareness_clock += 1
-        state = json.dumps({"user": f"u{self.index}"})
-        entry = AwarenessEntry(self.doc.client_id, self.awareness_clock, state)
-        return encode_awareness(encode_awareness_entries([entry]))
-
-    def edit(self, edits: Sequence[Edit]) -> None:
-        """Apply local edits in one transaction: one update goes to the outbox."""
-        with self.doc.transaction():
-            for e in edits:
-                self._apply_edit(e)
-
-    def _apply_edit(self, e: Edit) -> None:
-        m = self.doc.get("m", type=Map)
-        a = self.doc.get("a", type=Array)
-        t = self.doc.get("t", type=Text)
-        if e.kind == "map_set":
-            m[e.key] = e.value
-        elif e.kind == "map_delete":
-            if e.key in m:
-                del m[e.key]
-        elif e.kind == "array_insert":
-            a.insert(e.pos % (len(a) + 1), e.value)
-        elif e.kind == "array_delete":
-            if len(a):
-                start = e.pos % len(a)
-                del a[start : min(len(a), start + e.count)]
-        else:
-            # pycrdt indexes Text by UTF-8 byte; edit at character boundaries only.
-            s = str(t)
-            if e.kind == "text_insert":
-                k = e.pos % (len(s) + 1)
-                t.insert(len(s[:k].encode()), e.text)
-            elif s:
-                k = e.pos % len(s)
-                stop = min(len(s), k + e.count)
-                del t[len(s[:k].encode()) : len(s[:stop].encode())]
-
-    async def deliver(self, k: int) -> None:
-        assert self.link is not None and self.outbox
-        update = self.outbox.pop(k % len(self.outbox))
-        self.sent_updates.append(update)
-        await self.link.send(encode_update(update))
-
-    async def resend(self, k: int) -> None:
-        assert self.link is not None and self.sent_updates
-        await self.link.send(encode_update(self.sent_updates[k % len(self.sent_updates)]))
-
-    async def process(self, limit: int | None = None) -> int:
-        """Handle up to ``limit`` received frames in order, as y-websocket's client does."""
-        link = self.link
-        done = 0
-        while link is not None and link.inbox and (limit is None or done < limit):
-            message = decode_message(link.inbox.popleft())
-            done += 1
-            if isinstance(message, SyncStep1):
-                await link.send(encode_sync_step2(self.doc.get_update(message.state_vector)))
-            elif isinstance(message, SyncStep2 | SyncUpdate):
-                self._remote = True
-                try:
-                    self._doc_applier.apply(message.update)
-                finally:
-                    self._remote = False
-                self._confirmed_applier.apply(message.update)
-            elif isinstance(message, AwarenessMessage):
-                for entry in decode_awareness(
-                    message.payload, max_state_bytes=1 << 20, max_entries=1 << 10
-                ):
-                    if entry.removed:
-                        self.peers.pop(entry.client_id, None)
-                    else:
-                        self.peers[entry.client_id] = entry.state
-            elif isinstance(message, AuthDenied):
-                raise AssertionError(f"anonymous writer was denied: {message.reason}")
-            else:
-                assert isinstance(message, QueryAwareness)
-        return done
-
-
-# -- comparing documents --------------------------------------------------------------------
-
-
-def content(doc: Doc[Any]) -> Content:
-    return {
-        "m": doc.get("m", type=Map).to_py(),
-        "a": doc.get("a", type=Array).to_py(),
-        "t": str(doc.get("t", type=Text)),
-    }
-
-
-def copy_of(doc: Doc[Any]) -> Doc[Any]:
-    """A fresh document with ``doc``'s content (reading roots never touches ``doc``)."""
-    fresh: Doc[Any] = Doc()
-    fresh.apply_update(doc.get_update())
-    return fresh
-
-
-def state(doc: Doc[Any]) -> dict[int, int]:
-    return decode_state_vector(doc.get_state())
-
-
-def covers(big: dict[int, int], small: dict[int, int]) -> bool:
-    return all(big.get(client, 0) >= clock for client, clock in small.items())
+# -- the shared harness ---------------------------------------------------------------------
+# The in-process server and clients are the testing kit's (crdt_server.testing.inprocess):
+# one harness for this file, the fuzzer and the kit's users.
+
+Harness = InProcessServer
+Replica = InProcessClient
 
 
 async def stored_doc(path: Path) -> Doc[Any]:
@@ -562,14 +77,6 @@ async def stored_doc(path: Path) -> Doc[Any]:
     return doc_of(log)
 
 
-def doc_of(log: StoredLog | None) -> Doc[Any]:
-    """A document from a stored log, replayed as the room does: merged, in one update."""
-    doc: Doc[Any] = Doc()
-    if log is not None and log.updates:
-        doc.apply_update(merge_updates(*log.updates))
-    return doc
-
-
 async def reloaded_room(path: Path, settings: Settings) -> Room:
     """The room as a fresh server process would load it."""
     store = SqliteStore(path)
@@ -580,52 +87,9 @@ async def reloaded_room(path: Path, settings: Settings) -> Room:
         await store.close()
 
 
-class ErrorLog(logging.Handler):
-    """Collects ERROR records of the server: none is expected with well-behaved clients."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@contextmanager
-def server_errors() -> Iterator[ErrorLog]:
-    handler = ErrorLog()
-    logger = logging.getLogger("crdt_server")
-    logger.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-
-
-async def process_until_quiet(harness: Harness, replicas: Sequence[Replica]) -> None:
-    for _ in range(MAX_ROUNDS):
-        await harness.settle()
-        moved = 0
-        for replica in replicas:
-            moved += await replica.process()
-        if not moved:
-            return
-    raise AssertionError(f"still exchanging messages after {MAX_ROUNDS} rounds")
-
-
 async def converge(harness: Harness, replicas: Sequence[Replica]) -> None:
-    """Connect whoever is offline, deliver every outbox, process until nothing moves.
-
-    Replicas that were online all along do not resync: they must have converged through
-    what the room sent them (its step 2 when they joined, then its broadcasts)."""
-    for replica in replicas:
-        if not replica.connected:
-            await harness.connect(replica)
-    await harness.settle()
-    for replica in replicas:
-        while replica.outbox:
-            await replica.deliver(0)
-    await process_until_quiet(harness, replicas)
+    """Connect whoever is offline, deliver every outbox, process until nothing moves."""
+    await harness.converge(replicas)
 
 
 async def check_converged(harness: Harness, replicas: Sequence[Replica]) -> Content:
@@ -647,26 +111,7 @@ async def check_converged(harness: Harness, replicas: Sequence[Replica]) -> Cont
 
 # -- the state machine ----------------------------------------------------------------------
 
-keys = st.sampled_from(["a", "b", "c", "d"])
-scalars: st.SearchStrategy[Json] = (
-    st.integers(-1000, 1000) | st.text(max_size=4) | st.booleans() | st.none()
-)
-values: st.SearchStrategy[Json] = (
-    scalars
-    | st.lists(scalars, max_size=3)
-    | st.dictionaries(keys, scalars | st.dictionaries(keys, scalars, max_size=2), max_size=3)
-)
-texts = st.text(alphabet="abxyzé😀\n", min_size=1, max_size=4)
-positions = st.integers(0, 50)
-counts = st.integers(1, 4)
-edits = (
-    st.builds(Edit, kind=st.just("map_set"), key=keys, value=values)
-    | st.builds(Edit, kind=st.just("map_delete"), key=keys)
-    | st.builds(Edit, kind=st.just("array_insert"), pos=positions, value=values)
-    | st.builds(Edit, kind=st.just("array_delete"), pos=positions, count=counts)
-    | st.builds(Edit, kind=st.just("text_insert"), pos=positions, text=texts)
-    | st.builds(Edit, kind=st.just("text_delete"), pos=positions, count=counts)
-)
+edits = strategies.edits()
 who = st.integers(0, 3)
 transactions = st.lists(st.lists(edits, min_size=1, max_size=3), min_size=1, max_size=3)
 RESTART_EVERY = 5

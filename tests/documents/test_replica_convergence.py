@@ -23,13 +23,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 from pycrdt import Doc, TransactionEvent, merge_updates
 
+from crdt_server.testing import strategies as kit
 from documents import (
     DOCUMENT_KINDS,
     OPERATIONS,
-    RSVP_STATES,
-    SIDES,
-    TABLE_SHAPES,
-    TIMELINE_STATUSES,
     OperationError,
     apply_operation,
     check,
@@ -39,140 +36,9 @@ from documents import (
 )
 
 REPLICAS = 3
-guest_ids = st.sampled_from(["g1", "g2", "g3", "g4"])
-table_ids = st.sampled_from(["t1", "t2"])
-item_ids = st.sampled_from(["i1", "i2", "i3"])
-category_ids = st.sampled_from(["c1", "c2"])
-payment_ids = st.sampled_from(["p1", "p2", "p3"])
-names = st.sampled_from(["Ann Lee", "Bob Ray", "Cy Dow", "Di Fox"])
-instants = st.builds(
-    "2026-06-13T{:02d}:{:02d}:00{}".format,
-    st.integers(10, 14),
-    st.sampled_from([0, 30]),
-    st.sampled_from(["+02:00", "Z"]),
-)
-vendors = st.none() | st.sampled_from(["DJ Max", "dj max", "Studio Lux"])
-locations = st.none() | st.sampled_from(["Barn", "Garden"])
-currencies = st.sampled_from(["EUR", "USD"])
-
-
-def _op(name: str, required: dict[str, Any], optional: dict[str, Any] | None = None) -> Any:
-    return st.fixed_dictionaries({"op": st.just(name), **required}, optional=optional or {})
-
-
-guest_operations = st.one_of(
-    _op(
-        "add_guest",
-        {"guest_id": guest_ids, "name": names},
-        {
-            "rsvp": st.sampled_from(RSVP_STATES),
-            "side": st.sampled_from(SIDES),
-            "meal": st.none() | st.sampled_from(["fish", "veg"]),
-            "dietary": st.lists(st.sampled_from(["vegan", "nuts"]), max_size=2),
-            "plus_one": st.booleans(),
-        },
-    ),
-    _op(
-        "update_guest",
-        {"guest_id": guest_ids},
-        {"name": names, "meal": st.none() | st.sampled_from(["fish", "veg"]), "contact": names},
-    ),
-    _op("remove_guest", {"guest_id": guest_ids}),
-    _op("set_rsvp", {"guest_id": guest_ids, "rsvp": st.sampled_from(RSVP_STATES)}),
-)
-seating_operations = st.one_of(
-    _op(
-        "add_table",
-        {"table_id": table_ids, "name": st.sampled_from(["Rose", "Lily"])},
-        {"capacity": st.integers(1, 3), "shape": st.sampled_from(TABLE_SHAPES)},
-    ).map(lambda op: {"capacity": 2, **op}),
-    _op("update_table", {"table_id": table_ids}, {"capacity": st.integers(1, 3)}),
-    _op("remove_table", {"table_id": table_ids}),
-    _op(
-        "assign_seat",
-        {"guest_id": guest_ids, "table_id": table_ids},
-        {"seat": st.none() | st.integers(1, 3)},
-    ),
-    _op("unassign_seat", {"guest_id": guest_ids}),
-)
-timeline_operations = st.one_of(
-    _op(
-        "add_timeline_item",
-        {"item_id": item_ids, "title": names, "start": instants, "end": instants},
-        {"vendor": vendors, "location": locations},
-    ),
-    _op(
-        "update_timeline_item",
-        {"item_id": item_ids},
-        {"vendor": vendors, "location": locations, "status": st.sampled_from(TIMELINE_STATUSES)},
-    ),
-    _op("move_timeline_item", {"item_id": item_ids}, {"start": instants, "end": instants}),
-    _op("remove_timeline_item", {"item_id": item_ids}),
-)
-budget_operations = st.one_of(
-    _op("set_budget_total", {"total": st.integers(0, 3000)}, {"currency": currencies}),
-    _op(
-        "set_category",
-        {"category_id": category_ids},
-        {"name": names, "planned": st.integers(0, 2000), "currency": currencies},
-    ),
-    _op(
-        "record_payment",
-        {
-            "payment_id": payment_ids,
-            "category_id": category_ids,
-            "amount": st.integers(0, 1500),
-            "date": st.just("2026-01-15"),
-        },
-    ),
-    _op("remove_payment", {"payment_id": payment_ids}),
-)
-malformed_operations = st.sampled_from(
-    [
-        {"op": "set_rsvp", "guest_id": "g1", "rsvp": "maybe"},
-        {"op": "add_table", "table_id": "t1", "name": "Rose", "capacity": -1},
-        {"op": "record_payment", "category_id": "c1", "amount": 1.5, "date": "2026-01-15"},
-        {"op": "add_guest", "name": "Ann Lee", "colour": "blue"},
-    ]
-)
-# Seat assignments are where concurrent edits collide most (capacity, seat numbers).
-operations = st.one_of(
-    seating_operations,
-    st.sampled_from(["g2", "g3", "g4"]).flatmap(
-        lambda guest_id: _op(
-            "assign_seat",
-            {"guest_id": st.just(guest_id), "table_id": table_ids},
-            {"seat": st.integers(1, 3)},
-        )
-    ),
-    guest_operations,
-    timeline_operations,
-    budget_operations,
-    malformed_operations,
-)
-
-
-BASE_PLAN: list[dict[str, Any]] = [
-    {"op": "add_guest", "guest_id": "g1", "name": "Ann Lee", "rsvp": "accepted"},
-    {"op": "add_guest", "guest_id": "g2", "name": "Bob Ray"},
-    {"op": "add_guest", "guest_id": "g3", "name": "Cy Dow", "rsvp": "accepted"},
-    {"op": "add_guest", "guest_id": "g4", "name": "Di Fox", "rsvp": "accepted"},
-    {"op": "add_table", "table_id": "t1", "name": "Rose", "capacity": 2},
-    {"op": "add_table", "table_id": "t2", "name": "Lily", "capacity": 3},
-    {"op": "assign_seat", "guest_id": "g1", "table_id": "t1", "seat": 1},
-    {
-        "op": "add_timeline_item",
-        "item_id": "i1",
-        "title": "Ceremony",
-        "start": "2026-06-13T12:00:00+02:00",
-        "end": "2026-06-13T13:00:00+02:00",
-        "vendor": "DJ Max",
-        "location": "Barn",
-    },
-    {"op": "set_budget_total", "total": 2000, "currency": "EUR"},
-    {"op": "set_category", "category_id": "c1", "name": "Venue", "planned": 1000},
-    {"op": "set_category", "category_id": "c2", "name": "Music", "planned": 500},
-]
+# The wedding operation strategies are the testing kit's (crdt_server.testing.strategies).
+operations = st.one_of(kit.operations(), kit.malformed_operations)
+BASE_PLAN = kit.BASE_PLAN
 
 
 class Replica:

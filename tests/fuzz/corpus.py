@@ -75,10 +75,10 @@ from crdt_server.codec.protocol import AwarenessMessage, decode_message
 from crdt_server.core.connection import Connection
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.room import Room
-from crdt_server.core.session import serve_connection
-from crdt_server.core.transport import MemoryTransport, TransportClosed, memory_pair
+from crdt_server.core.transport import MemoryTransport, TransportClosed
 from crdt_server.errors import ProtocolError
 from crdt_server.settings import Settings
+from crdt_server.testing.inprocess import Activity, ServerEnd, serve_memory
 from storage import SqliteStore
 
 __all__ = [
@@ -1175,36 +1175,6 @@ class _LogCounter(logging.Handler):
         self.counts[f"{record.name}: {record.msg}"] += 1
 
 
-class ServerEnd:
-    """The server's end of a memory pair; notes when the session waits for the next frame."""
-
-    def __init__(self, inner: MemoryTransport, changed: asyncio.Event) -> None:
-        self.inner = inner
-        self.changed = changed
-        self.waiting = False
-        self.received = 0
-        self.sent = 0
-
-    async def receive(self) -> bytes | str:
-        self.waiting = True
-        self.changed.set()
-        try:
-            frame = await self.inner.receive()
-        finally:
-            self.waiting = False
-        self.received += 1
-        return frame
-
-    async def send(self, data: bytes) -> None:
-        await self.inner.send(data)
-        self.sent += 1
-        self.changed.set()
-
-    async def close(self, code: int, reason: str = "") -> None:
-        await self.inner.close(code, reason)
-        self.changed.set()
-
-
 @dataclass(eq=False)
 class Link:
     """One fuzzing connection as the client sees it."""
@@ -1254,15 +1224,11 @@ class Link:
 def start_session(
     registry: RoomRegistry, settings: Settings, name: str, principal: Principal
 ) -> Link:
-    """Serve a new memory-pair connection to room ``name`` as the endpoint does."""
-    client, server = memory_pair()
-    changed = asyncio.Event()
-    end = ServerEnd(server, changed)
-    task = asyncio.create_task(
-        serve_connection(end, registry, name, principal, settings, peer="fuzz")
-    )
-    task.add_done_callback(lambda _: changed.set())
-    return Link(client, end, task, principal, changed)
+    """Serve a new memory-pair connection to room ``name`` as the endpoint does (through
+    the testing kit's in-process harness)."""
+    activity = Activity()
+    client, end, task = serve_memory(registry, settings, name, principal, activity, peer="fuzz")
+    return Link(client, end, task, principal, activity.event)
 
 
 def _reason_class(reason: str) -> str:

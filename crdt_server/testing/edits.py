@@ -1,0 +1,71 @@
+"""Generic edits of a Yjs document (a map ``m``, an array ``a``, a text ``t``), as data.
+
+Hypothesis draws :class:`Edit` values (see :func:`crdt_server.testing.strategies.edits`);
+:func:`apply_edit` turns one into pycrdt calls, always valid whatever the document holds
+(positions wrap), so a drawn edit never fails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias
+
+from pycrdt import Array, Doc, Map, Text
+
+__all__ = ["Content", "Edit", "EditKind", "Json", "apply_edit", "content"]
+
+Json: TypeAlias = None | bool | int | str | list["Json"] | dict[str, "Json"]
+Content: TypeAlias = dict[str, Any]
+
+EditKind = Literal[
+    "map_set", "map_delete", "array_insert", "array_delete", "text_insert", "text_delete"
+]
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One operation; only the fields its kind uses are drawn."""
+
+    kind: EditKind
+    key: str = "a"
+    value: Json = None
+    pos: int = 0
+    count: int = 1
+    text: str = ""
+
+
+def apply_edit(doc: Doc[Any], e: Edit) -> None:
+    """Apply ``e`` to the roots ``m`` (Map), ``a`` (Array) and ``t`` (Text) of ``doc``."""
+    m = doc.get("m", type=Map)
+    a = doc.get("a", type=Array)
+    t = doc.get("t", type=Text)
+    if e.kind == "map_set":
+        m[e.key] = e.value
+    elif e.kind == "map_delete":
+        if e.key in m:
+            del m[e.key]
+    elif e.kind == "array_insert":
+        a.insert(e.pos % (len(a) + 1), e.value)
+    elif e.kind == "array_delete":
+        if len(a):
+            start = e.pos % len(a)
+            del a[start : min(len(a), start + e.count)]
+    else:
+        # pycrdt indexes Text by UTF-8 byte; edit at character boundaries only.
+        s = str(t)
+        if e.kind == "text_insert":
+            k = e.pos % (len(s) + 1)
+            t.insert(len(s[:k].encode()), e.text)
+        elif s:
+            k = e.pos % len(s)
+            stop = min(len(s), k + e.count)
+            del t[len(s[:k].encode()) : len(s[:stop].encode())]
+
+
+def content(doc: Doc[Any]) -> Content:
+    """The generic roots of ``doc`` as plain Python values."""
+    return {
+        "m": doc.get("m", type=Map).to_py(),
+        "a": doc.get("a", type=Array).to_py(),
+        "t": str(doc.get("t", type=Text)),
+    }

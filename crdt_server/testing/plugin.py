@@ -1,0 +1,111 @@
+"""The pytest plugin of the testing kit (entry point ``pytest11``: loaded on every install).
+
+It imports only pytest and the standard library here; the kit's heavy parts (pycrdt,
+websockets, the server) are imported inside the fixtures, when a test first uses one.
+
+Fixtures:
+
+* ``crdt_token`` -- a :class:`~crdt_server.testing.TokenMinter`; every server the fixtures
+  start accepts its tokens (``crdt_token(sub="ann", role="couple", wedding="w1")``).
+* ``crdt_server_factory`` -- starts real servers (uvicorn on an ephemeral port, SQLite in a
+  temporary directory): ``crdt_server_factory()``, ``crdt_server_factory(anonymous=False)``,
+  ``crdt_server_factory(redis_url=...)`` for servers sharing the Redis bus. All stopped at
+  teardown.
+* ``crdt_server_process`` / ``crdt_server_url`` -- one such server / its ``http://`` URL.
+* ``crdt_redis_url`` -- the Redis URL given with ``--crdt-redis-url`` (skips if none).
+* ``crdt_clients`` -- a :class:`~crdt_server.testing.fixtures.ClientPool` of socket clients
+  for ``crdt_server_process``: ``async with crdt_clients: a = await crdt_clients.connect()``.
+* ``crdt_inprocess`` -- the in-process mode (session-scoped, so ``@given`` tests may use it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from .fixtures import ClientPool, InProcess, ServerFactory
+    from .server import ServerProcess
+    from .tokens import TokenMinter
+
+__all__ = [
+    "crdt_clients",
+    "crdt_inprocess",
+    "crdt_redis_url",
+    "crdt_server_factory",
+    "crdt_server_process",
+    "crdt_server_url",
+    "crdt_token",
+]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("crdt-server", "crdt-server testing kit")
+    group.addoption(
+        "--crdt-redis-url",
+        default=None,
+        help="Redis for the crdt_redis_url fixture (servers on the Redis bus); "
+        "tests that need it are skipped without it",
+    )
+
+
+@pytest.fixture(scope="session")
+def crdt_token() -> TokenMinter:
+    """Mints HS256 tokens that the kit's servers accept (one secret per test session)."""
+    from .tokens import TokenMinter, new_secret
+
+    return TokenMinter(new_secret())
+
+
+@pytest.fixture
+def crdt_server_factory(tmp_path: Path, crdt_token: TokenMinter) -> Iterator[ServerFactory]:
+    """Start real servers on ephemeral ports (each with its own data directory)."""
+    from .fixtures import ServerFactory
+
+    factory = ServerFactory(tmp_path / "crdt-servers", crdt_token)
+    try:
+        yield factory
+    finally:
+        factory.close()
+
+
+@pytest.fixture
+def crdt_server_process(crdt_server_factory: ServerFactory) -> ServerProcess:
+    """One real server (anonymous clients allowed; tokens from ``crdt_token`` work too)."""
+    return crdt_server_factory()
+
+
+@pytest.fixture
+def crdt_server_url(crdt_server_process: ServerProcess) -> str:
+    """The ``http://127.0.0.1:PORT`` URL of a real server; WebSocket rooms are at
+    ``ws://127.0.0.1:PORT/sync/{wedding}/{doc}``."""
+    return crdt_server_process.url
+
+
+@pytest.fixture(scope="session")
+def crdt_redis_url(pytestconfig: pytest.Config) -> str:
+    """The Redis URL given with ``--crdt-redis-url``; the test is skipped without one."""
+    url = pytestconfig.getoption("--crdt-redis-url")
+    if not url:
+        pytest.skip("no --crdt-redis-url given")
+    return str(url)
+
+
+@pytest.fixture
+def crdt_clients(crdt_server_process: ServerProcess, crdt_token: TokenMinter) -> ClientPool:
+    """Socket clients of ``crdt_server_process``; use ``async with crdt_clients:`` so they
+    are closed on the test's event loop."""
+    from .fixtures import ClientPool
+
+    return ClientPool(crdt_server_process.ws_url, crdt_token)
+
+
+@pytest.fixture(scope="session")
+def crdt_inprocess() -> InProcess:
+    """The in-process mode: a fresh server per ``play``/``run``/``server()`` call."""
+    from .fixtures import InProcess
+
+    return InProcess()
