@@ -27,6 +27,7 @@ from crdt_server.edge.asgi_ws import not_found_endpoint, sync_endpoint
 from crdt_server.edge.documents import rest_routes
 from crdt_server.edge.openapi import OPENAPI
 from crdt_server.edge.upgrade import STATE_KEY, Gate
+from crdt_server.edge.webapp import webapp_routes
 from crdt_server.errors import CloseCode
 from crdt_server.settings import Settings
 from storage import DocumentStore, PostgresStore, SqliteStore, StoreError
@@ -189,6 +190,7 @@ def create_app(
         Route("/openapi.json", openapi),
         *api_routes(),
         *rest_routes(),
+        *webapp_routes(),
         WebSocketRoute("/sync/{wedding_id}/{doc}", sync_endpoint),
         WebSocketRoute("/sync/{rest:path}", not_found_endpoint),
     ]

@@ -22,6 +22,7 @@ from uvicorn.supervisors.multiprocess import Multiprocess
 
 from crdt_server.app import create_app, token_codec
 from crdt_server.auth.permissions import ROLES
+from crdt_server.edge.demo import with_demo
 from crdt_server.edge.websocket import SyncWebSocketProtocol
 from crdt_server.settings import ENV_PREFIX, Settings, SettingsError
 
@@ -85,6 +86,11 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="let clients without a token read and write (local demos and benchmarks only)",
     )
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="seed the sample wedding 'demo' and print a sign-in link per role (ROLE URL)",
+    )
     token = sub.add_parser("token", help="mint a token signed with the server's secret")
     token.add_argument("--wedding", required=True, action="append", help="wedding id (repeatable)")
     token.add_argument("--role", required=True, choices=ROLES)
@@ -125,7 +131,7 @@ def app_from_env() -> Starlette:
     return app
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, *, demo: bool = False) -> None:
     configure_logging(settings.log_level, settings.log_format)
     sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -134,6 +140,9 @@ def serve(settings: Settings) -> None:
     app: Starlette | str
     if settings.workers == 1:
         app = create_app(settings)
+        if demo:
+            shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+            with_demo(app, settings, f"http://{f'[{shown}]' if ':' in shown else shown}:{port}")
         tune_gc()
     else:
         # Every worker builds its own app from the environment and shares the socket.
@@ -196,7 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 workers=args.workers,
                 redis_url=args.redis_url,
             )
-            serve(settings)
+            if args.demo and settings.workers > 1:
+                raise SettingsError("--demo runs with one worker")
+            serve(settings, demo=args.demo)
         elif args.command == "token":
             settings = Settings.from_env(data_dir=args.data_dir)
             # The token is the last line, so scripts can take it with `tail -n 1`.

@@ -120,6 +120,9 @@ class Settings:
     loss. ``normal``: it is in the operating system before it is acknowledged, so it
     survives the server being killed; a power loss or kernel crash may lose the last
     commits (never the file)."""
+    token_max_lifetime_seconds: int = 604800
+    """Longest a session may be kept alive by ``POST /api/token/refresh``, counted from the
+    first token's ``iat``: after that the person must sign in again."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -133,6 +136,7 @@ class Settings:
             "max_uncommitted_bytes",
             "compact_after_updates",
             "token_ttl_seconds",
+            "token_max_lifetime_seconds",
             "max_connections_per_user",
             "max_upgrades_per_second",
             "max_document_bytes",

@@ -47,6 +47,8 @@ class TokenClaims:
     exp: float
     iat: float | None
     docs: Mapping[str, Access] = field(default_factory=dict)
+    auth_time: float | None = None
+    """When the person signed in (the first token's ``iat``), kept across refreshes."""
 
 
 def load_or_create_secret(data_dir: Path) -> bytes:
@@ -129,6 +131,7 @@ class TokenCodec:
         name: str | None = None,
         ttl: float = 3600,
         docs: Mapping[str, str] | None = None,
+        auth_time: int | None = None,
     ) -> str:
         """Sign an HS256 token (needs the secret); validates what it signs."""
         if self._secret is None or "HS256" not in self._algorithms:
@@ -144,6 +147,8 @@ class TokenCodec:
         }
         if docs:
             payload["docs"] = dict(docs)
+        if auth_time is not None:
+            payload["auth_time"] = auth_time
         _claims(payload)  # never sign something decode() would refuse
         return jwt.encode(payload, self._secret, algorithm="HS256")
 
@@ -166,7 +171,7 @@ def _claims(payload: Mapping[str, Any]) -> TokenClaims:
         or not all(isinstance(w, str) and valid_wedding_id(w) for w in weddings)
     ):
         raise TokenError("claim 'wedding' must be a wedding id or a list of them")
-    exp, iat = payload.get("exp"), payload.get("iat")
+    exp, iat, auth_time = payload.get("exp"), payload.get("iat"), payload.get("auth_time")
     if not isinstance(exp, int | float):
         raise TokenError("claim 'exp' must be a number")
     try:
@@ -181,4 +186,5 @@ def _claims(payload: Mapping[str, Any]) -> TokenClaims:
         exp=float(exp),
         iat=float(iat) if isinstance(iat, int | float) else None,
         docs=docs,
+        auth_time=float(auth_time) if isinstance(auth_time, int | float) else None,
     )
