@@ -30,10 +30,10 @@ __all__ = ["DEMO_PEOPLE", "demo_links", "seed_demo_wedding", "with_demo"]
 
 DEMO_PEOPLE: dict[str, tuple[str, str]] = {
     "couple": ("demo-couple", "Alex & Sam"),
-    "planner": ("demo-planner", "Priya (planner)"),
-    "family": ("demo-family", "Rosa (family)"),
+    "planner": ("demo-planner", "Priya"),
+    "family": ("demo-family", "Rosa"),
     "vendor": ("demo-vendor", "Lens & Light"),
-    "friend": ("demo-friend", "Jo (friend)"),
+    "friend": ("demo-friend", "Jo"),
 }
 """The demo's person per role: (user id, display name)."""
 

@@ -184,6 +184,7 @@ async def test_seating_someone_at_a_full_table_shows_the_conflict_everywhere(
         await page.get_by_text(f"{seats + 1}/{seats} — over capacity").wait_for()
     conflicts = await demo.json("/api/weddings/demo/conflicts")
     assert "seating.table_over_capacity" in str(conflicts)
+    await planner.evaluate("scrollTo(0, 0)")
     await screenshot(planner, "planner-seating-conflict")
 
 

@@ -121,7 +121,8 @@ class PlannerApp {
       this.editing = null
       this.publishPresence()
       this.render()
-      document.getElementById('main')?.focus()
+      scrollTo(0, 0)
+      document.getElementById('main')?.focus({ preventScroll: true })
     })
     this.publishPresence()
     this.render()

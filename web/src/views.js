@@ -30,7 +30,7 @@ export function avatar (person, text) {
 
 function readOnlyNote (ctx, kind) {
   return ctx.access.docs[kind] === 'read'
-    ? html`<p class="note" role="note">Read-only: your role (${ctx.access.role}) may view ${kind} but not change them.</p>`
+    ? html`<p class="note" role="note">Read-only: your role (${ctx.access.role}) may view the ${kind} but not change anything here.</p>`
     : nothing
 }
 
@@ -146,7 +146,7 @@ function guestRow (ctx, g, canWrite, seating) {
   }
   return html`<li class="row ${busy ? 'busy' : ''}" data-entity=${g.id}>
     <div class="who">
-      <strong>${g.name}</strong>${editors(ctx, g.id)}
+      <span class="name-line"><strong>${g.name}</strong>${editors(ctx, g.id)}</span>
       <span class="muted">${[g.household, g.side && SIDES[g.side], g.meal, ...g.dietary, g.plus_one ? '+1' : null].filter(Boolean).join(' · ')}</span>
       ${table ? html`<span class="muted">Table ${table.name}</span>` : nothing}
     </div>
@@ -302,7 +302,7 @@ export function timelineView (ctx) {
           return html`<li class="item ${flags ? 'conflict' : ''} status-${item.status}" data-entity=${item.id}>
             <time datetime=${item.start}>${clock(item.start)}–${clock(item.end)}</time>
             <div class="what">
-              <strong>${item.title}</strong>${editors(ctx, item.id)}
+              <span class="name-line"><strong>${item.title}</strong>${editors(ctx, item.id)}</span>
               <span class="muted">${[item.location, item.owner && `Owner: ${item.owner}`, item.vendor && `Vendor: ${item.vendor}`].filter(Boolean).join(' · ')}</span>
               ${flags ? html`<span class="warn-text">⚠ ${flags.join('; ')}</span>` : nothing}
             </div>
