@@ -8,6 +8,7 @@ import * as esbuild from 'esbuild'
 import { createHash } from 'node:crypto'
 import { mkdir, readFile, readdir, rm, writeFile, copyFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
+import { execSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -43,4 +44,11 @@ const sw = (await readFile(join(here, 'src', 'sw.js'), 'utf8'))
   .replace('__VERSION__', version)
   .replace('__SHELL__', JSON.stringify(shell))
 await writeFile(join(out, 'sw.js'), sw)
+// The hash of the sources this bundle was built from: scripts/build-web rebuilds only when
+// it differs (file times cannot tell, a fresh clone gives every file the same time).
+const sources = execSync(
+  'find src public build.mjs package.json package-lock.json -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-64',
+  { cwd: here, encoding: 'utf8' }
+)
+await writeFile(join(out, '.sources'), sources)
 console.log(`built ${js}, ${css} into ${out} (version ${version})`)
