@@ -29,6 +29,7 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
+ADMIN_KEY = "browser-tests-admin-key"
 PAGE_ERRORS: list[str] = []
 """Uncaught errors of every page; each test checks there were none."""
 _LINK = re.compile(rb"^(couple|planner|family|vendor|friend) (http://\S+/app/#token=(\S+))$", re.M)
@@ -95,7 +96,10 @@ async def demo_links(server: ServerProcess, timeout: float = 10.0) -> Demo:
 
 @pytest_asyncio.fixture
 async def demo(tmp_path: Path) -> AsyncIterator[Demo]:
-    async with ServerProcess(tmp_path / "data", args=["--demo"], anonymous=False) as server:
+    env = {"CRDT_SERVER_ADMIN_API_KEY": ADMIN_KEY}
+    async with ServerProcess(
+        tmp_path / "data", env=env, args=["--demo"], anonymous=False
+    ) as server:
         yield await demo_links(server)
 
 

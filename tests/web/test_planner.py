@@ -8,10 +8,11 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 
-from tests.web.conftest import PAGE_ERRORS, Demo, open_app, screenshot, status
+from tests.web.conftest import ADMIN_KEY, PAGE_ERRORS, Demo, open_app, screenshot, status
 from tests.web.proxy import CuttableProxy
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio, pytest.mark.timeout(60)]
@@ -72,6 +73,12 @@ async def test_a_guest_added_by_the_couple_appears_for_the_planner_within_a_seco
     await status(couple).filter(has_text="Synced").wait_for(timeout=5000)
     guests, _ = await guests_and_seating(demo)
     assert [g for g in guests.values() if g["name"] == "Grace Hopper"]
+    # What people type is shown as text, never run as markup.
+    await couple.get_by_label("Name", exact=True).fill("<img src=x onerror=alert(1)>Eve")
+    await couple.get_by_role("button", name="Add guest").click()
+    await planner.get_by_text("<img src=x onerror=alert(1)>Eve", exact=True).wait_for(timeout=5000)
+    assert await planner.locator("main img").count() == 0
+    await planner.evaluate("scrollTo(0, 0)")
     await screenshot(planner, "planner-guests")
     await screenshot(await _phone(browser, demo.link("planner")), "planner-guests-375px")
 
@@ -209,3 +216,21 @@ async def test_presence_shows_where_each_person_is(demo: Demo, browser: Any) -> 
     await screenshot(couple, "couple-budget")
     await couple.get_by_role("link", name="Timeline").click()
     await screenshot(couple, "couple-timeline")
+
+
+async def test_a_revoked_session_is_shown_signed_out_and_stops_reconnecting(
+    demo: Demo, browser: Any
+) -> None:
+    _, couple = await open_app(browser, demo.link("couple"))
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            f"{demo.url}/api/admin/revoke",
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            json={"sub": "demo-couple"},
+        )
+        assert response.status_code == 200 and response.json()["closed"] >= 1
+    await status(couple).filter(has_text="Signed out").wait_for(timeout=5000)
+    await couple.get_by_role("alert").filter(has_text="signed out").wait_for()
+    # No reconnection attempts: the server sees no connection of that user any more.
+    presence = await demo.json("/api/weddings/demo/presence")
+    assert "demo-couple" not in str(presence)

@@ -152,10 +152,11 @@ class PlannerApp {
 
   closed (room, event) {
     if (event.code === 4401) {
-      // A refreshed token may already be on its way: only a token that is no longer valid
-      // means the session is over.
-      if (this.keeper.valid()) this.sync.setToken(this.keeper.token)
-      else this.signOut('your session expired')
+      // Expired or revoked: ask for a fresh token once (all rooms close together). A revoked
+      // session is refused (401) and signs out; a success reconnects every room.
+      if (this.signedOut) return
+      if (!this.keeper.valid()) this.signOut('your session expired')
+      else this.keeper.refresh()
     } else if (event.code === 4404) {
       this.deleted = true
       this.keeper.stop()

@@ -76,7 +76,13 @@ export class TokenKeeper {
     this.timer = setTimeout(() => this.refresh(), wait * 1000)
   }
 
-  async refresh () {
+  /** Ask for a fresh token now; concurrent calls share one request. */
+  refresh () {
+    if (!this.pending) this.pending = this.exchange().finally(() => { this.pending = null })
+    return this.pending
+  }
+
+  async exchange () {
     let response
     try {
       response = await fetch('/api/token/refresh', {
