@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from crdt_server.edge.webapp import OPENAPI_PATHS as WEBAPP_PATHS
+
 __all__ = ["OPENAPI"]
 
 
@@ -274,3 +276,4 @@ OPENAPI: dict[str, Any] = {
         },
     },
 }
+OPENAPI["paths"].update(WEBAPP_PATHS)

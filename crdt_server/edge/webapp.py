@@ -35,7 +35,7 @@ from crdt_server.auth.tokens import TokenCodec, TokenError
 from crdt_server.names import ROOM_KINDS, valid_wedding_id
 from crdt_server.settings import Settings
 
-__all__ = ["BUNDLE_PACKAGE", "StaticFile", "load_bundle", "webapp_routes"]
+__all__ = ["BUNDLE_PACKAGE", "OPENAPI_PATHS", "StaticFile", "load_bundle", "webapp_routes"]
 
 BUNDLE_PACKAGE = "webapp_bundle"
 """The directory of the built app, inside ``crdt_server/edge/``."""
@@ -93,6 +93,66 @@ def load_bundle() -> dict[str, StaticFile]:
             etag='"' + hashlib.sha256(body).hexdigest()[:32] + '"',
         )
     return files
+
+
+_PROBLEM = {
+    "description": "problem (RFC 9457)",
+    "content": {"application/problem+json": {"schema": {"type": "object"}}},
+}
+_FILE = {
+    "get": {
+        "summary": "The planner web app's files (HTML, script, styles, service worker)",
+        "responses": {"200": {"description": "the file"}, "304": {"description": "unchanged"}},
+    }
+}
+OPENAPI_PATHS: dict[str, Any] = {
+    "/": {
+        "get": {"summary": "Redirect to /app/", "responses": {"307": {"description": "to /app/"}}}
+    },
+    "/app": {
+        "get": {"summary": "Redirect to /app/", "responses": {"307": {"description": "to /app/"}}}
+    },
+    "/app/": _FILE,
+    "/app/{name}": {
+        "get": {
+            **_FILE["get"],
+            "parameters": [
+                {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+        }
+    },
+    "/api/token/refresh": {
+        "post": {
+            "summary": "Exchange a valid token (Bearer) for a fresh one with the same claims",
+            "responses": {
+                "200": {
+                    "description": "{token, expires_at (RFC 3339), expires_in (seconds)}",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                "401": _PROBLEM,
+                "403": _PROBLEM,
+            },
+        }
+    },
+    "/api/weddings/{wedding_id}/access": {
+        "get": {
+            "summary": "Who the token's holder is and which rooms they may read or write",
+            "parameters": [
+                {"name": "wedding_id", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "200": {
+                    "description": "{wedding, sub, name, role, expires_at, docs: {room: access}}",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                "401": _PROBLEM,
+                "403": _PROBLEM,
+                "404": _PROBLEM,
+            },
+        }
+    },
+}
+"""The OpenAPI paths of these routes (merged into ``GET /openapi.json``)."""
 
 
 def _problem(status: int, title: str, detail: str, field: str | None = None) -> JSONResponse:
@@ -159,7 +219,7 @@ def webapp_routes(bundle: Mapping[str, StaticFile] | None = None) -> list[Route]
         Route("/", to_app, methods=["GET", "HEAD"]),
         Route("/app", to_app, methods=["GET", "HEAD"]),
         Route("/app/", serve_file, methods=["GET", "HEAD"]),
-        Route("/app/{name:str}", serve_file, methods=["GET", "HEAD"]),
+        Route("/app/{name}", serve_file, methods=["GET", "HEAD"]),
         Route("/api/token/refresh", refresh_token, methods=["POST"]),
         Route("/api/weddings/{wedding_id}/access", wedding_access, methods=["GET"]),
     ]
