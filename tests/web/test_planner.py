@@ -234,3 +234,24 @@ async def test_a_revoked_session_is_shown_signed_out_and_stops_reconnecting(
     # No reconnection attempts: the server sees no connection of that user any more.
     presence = await demo.json("/api/weddings/demo/presence")
     assert "demo-couple" not in str(presence)
+
+
+async def test_a_deleted_wedding_is_cleared_from_the_device(demo: Demo, browser: Any) -> None:
+    _, planner = await open_app(browser, demo.link("planner"))
+    stored = (
+        "indexedDB.databases()"
+        ".then(dbs => dbs.filter(d => d.name.startsWith('crdt-server:demo/')).length)"
+    )
+    assert await planner.evaluate(stored) == 4
+    async with httpx.AsyncClient() as client:
+        response = await client.delete(
+            f"{demo.url}/api/weddings/demo", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+        )
+        assert response.status_code == 200
+    await (
+        planner.get_by_role("alert")
+        .filter(has_text="This wedding was deleted")
+        .wait_for(timeout=5000)
+    )
+    await status(planner).filter(has_text="Wedding deleted").wait_for()
+    await until(planner, f"{stored}.then(n => n === 0)")
