@@ -36,6 +36,7 @@ from crdt_server.edge.routing import Route, starlette_routes
 from crdt_server.edge.state import SERVER_STATE_KEY, ServerState
 from crdt_server.edge.status import status_routes
 from crdt_server.edge.upgrade import STATE_KEY, Gate
+from crdt_server.edge.webapp import webapp_routes
 from crdt_server.errors import CloseCode
 from crdt_server.extensions.conflicts import ConflictsKeeper
 from crdt_server.extensions.events import EventLog
@@ -223,6 +224,7 @@ def create_app(
     spec = openapi_document(table, version=API_VERSION)
     routes: list[BaseRoute] = [
         *starlette_routes(table),
+        *webapp_routes(),
         WebSocketRoute("/sync/{wedding_id}/{doc}", sync_endpoint),
         WebSocketRoute("/sync/{rest:path}", not_found_endpoint),
     ]

@@ -28,6 +28,7 @@ from starlette.applications import Starlette
 from crdt_server.app import create_app, token_codec
 from crdt_server.auth.permissions import ROLES, PermissionMatrix
 from crdt_server.auth.tokens import SECRET_FILE, TokenError, load_or_create_secret
+from crdt_server.edge.demo import with_demo
 from crdt_server.edge.http_head import head_deadline_protocol
 from crdt_server.edge.uvicorn_private import Multiprocess
 from crdt_server.edge.websocket import SyncWebSocketProtocol
@@ -165,6 +166,11 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="let clients without a token read and write (local demos and benchmarks only)",
     )
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="seed the sample wedding 'demo' and print a sign-in link per role (ROLE URL)",
+    )
     token = sub.add_parser("token", help="mint a token signed with the server's secret")
     token.add_argument(
         "--wedding",
@@ -292,7 +298,7 @@ def _give_up(sig: int) -> None:
     os._exit(1)
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, *, demo: bool = False) -> None:
     configure_logging(settings.log_level, settings.log_format)
     if settings.websocket_stack == "uvicorn":
         logging.getLogger("crdt_server.cli").warning(
@@ -309,6 +315,9 @@ def serve(settings: Settings) -> None:
     app: Starlette | str
     if settings.workers == 1:
         app = create_app(settings)
+        if demo:
+            shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+            with_demo(app, settings, f"http://{f'[{shown}]' if ':' in shown else shown}:{port}")
         tune_gc()
     else:
         # Every worker builds its own app from the environment and shares the socket.
@@ -411,7 +420,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 workers=args.workers,
                 redis_url=args.redis_url,
             )
-            serve(settings)
+            if args.demo and settings.workers > 1:
+                raise SettingsError("--demo runs with one worker")
+            serve(settings, demo=args.demo)
         elif args.command == "token":
             settings = Settings.from_env(data_dir=args.data_dir)
             if any(a.startswith("HS") for a in settings.algorithms):

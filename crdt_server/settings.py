@@ -169,6 +169,9 @@ class Settings:
     max_token_lifetime_seconds: int = 30 * 24 * 3600
     """Longest a token may live (``exp - iat``); a token without both, or living longer,
     is refused with 401. Revocations are kept at least this long."""
+    token_max_lifetime_seconds: int = 604800
+    """Longest a session may be kept alive by ``POST /api/token/refresh``, counted from the
+    first token's ``iat``: after that the person must sign in again."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -186,6 +189,7 @@ class Settings:
             "max_uncommitted_bytes",
             "compact_after_updates",
             "token_ttl_seconds",
+            "token_max_lifetime_seconds",
             "max_connections_per_user",
             "max_upgrades_per_second",
             "max_document_bytes",

@@ -56,6 +56,8 @@ class TokenClaims:
     exp: float
     iat: float | None
     docs: Mapping[str, Access] = field(default_factory=dict)
+    auth_time: float | None = None
+    """When the person signed in (the first token's ``iat``), kept across refreshes."""
 
 
 def load_or_create_secret(data_dir: Path) -> bytes:
@@ -152,6 +154,7 @@ class TokenCodec:
         name: str | None = None,
         ttl: float = 3600,
         docs: Mapping[str, str] | None = None,
+        auth_time: int | None = None,
     ) -> str:
         """Sign an HS256 token (needs the secret); validates what it signs."""
         if self._secret is None or "HS256" not in self._algorithms:
@@ -169,6 +172,8 @@ class TokenCodec:
         }
         if docs:
             payload["docs"] = dict(docs)
+        if auth_time is not None:
+            payload["auth_time"] = auth_time
         _claims(payload)  # never sign something decode() would refuse
         return jwt.encode(payload, self._secret, algorithm="HS256")
 
@@ -193,6 +198,7 @@ def _claims(payload: Mapping[str, Any]) -> TokenClaims:
         raise TokenError("claim 'wedding' must be a wedding id or a list of them")
     exp = _seconds(payload, "exp")
     iat = _seconds(payload, "iat") if "iat" in payload else None
+    auth_time = payload.get("auth_time")
     try:
         docs = parse_overrides(payload.get("docs", {}))
     except PermissionsError as exc:
@@ -205,6 +211,7 @@ def _claims(payload: Mapping[str, Any]) -> TokenClaims:
         exp=exp,
         iat=iat,
         docs=docs,
+        auth_time=float(auth_time) if isinstance(auth_time, int | float) else None,
     )
 
 

@@ -64,7 +64,7 @@ from crdt_server.core.session import serve_connection
 from crdt_server.core.transport import MemoryTransport, TransportClosed, memory_pair
 from crdt_server.errors import CloseCode
 from crdt_server.settings import Settings
-from storage import NewUpdate, SqliteStore, StoredLog
+from storage import NewEvent, NewUpdate, SqliteStore, StoredLog
 
 from .edits import Edit, apply_edit
 
@@ -190,9 +190,11 @@ class TrackedStore(SqliteStore):
         with self._call():
             return await super().load(doc)
 
-    async def append(self, updates: Sequence[NewUpdate]) -> list[int]:
+    async def append(
+        self, updates: Sequence[NewUpdate], events: Sequence[NewEvent] = ()
+    ) -> list[int]:
         with self._call():
-            return await super().append(updates)
+            return await super().append(updates, events)
 
     async def compact(self, doc: str, upto_seq: int, snapshot: bytes) -> None:
         with self._call():

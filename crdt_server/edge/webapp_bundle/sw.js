@@ -1,0 +1,44 @@
+// The service worker of the planner: keeps the app shell on the device so the app opens
+// with no network. The documents themselves live in IndexedDB (y-indexeddb), not here.
+// The list of files and the version below are filled in by web/build.mjs.
+const VERSION = 'f9a69481334f37a8'
+const SHELL = ["/app/","/app/app-4RSNUM54.css","/app/app-7MJSYG53.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
+const CACHE = `planner-${VERSION}`
+
+self.addEventListener('install', (event) => {
+  event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()))
+})
+
+self.addEventListener('activate', (event) => {
+  event.waitUntil((async () => {
+    for (const name of await caches.keys()) {
+      if (name.startsWith('planner-') && name !== CACHE) await caches.delete(name)
+    }
+    await self.clients.claim()
+  })())
+})
+
+self.addEventListener('fetch', (event) => {
+  const request = event.request
+  const url = new URL(request.url)
+  // Only the app's own files: API calls and the sync socket always go to the network.
+  if (request.method !== 'GET' || url.origin !== location.origin || !url.pathname.startsWith('/app/')) return
+  const hashed = /-[A-Z0-9]{8,}\.(js|css)$/.test(url.pathname)
+  event.respondWith((async () => {
+    const cache = await caches.open(CACHE)
+    if (hashed) {
+      // A hashed file never changes: the cache is always right.
+      const kept = await cache.match(request)
+      if (kept) return kept
+    }
+    try {
+      const response = await fetch(request)
+      if (response.ok && SHELL.includes(url.pathname)) await cache.put(request, response.clone())
+      return response
+    } catch (error) {
+      const kept = await cache.match(request.mode === 'navigate' ? '/app/' : request, { ignoreSearch: true })
+      if (kept) return kept
+      throw error
+    }
+  })())
+})

@@ -1,0 +1,242 @@
+"""A sample wedding for demos: about 120 guests in households, 12 tables, the day's timeline
+with its vendors, and a budget with payments.
+
+Everything is built from the ordinary domain operations (:func:`documents.apply_operation`),
+so the demo is exactly what a client could have written, and it is deterministic: the same
+ids and values on every run (a fixed list and a fixed pseudo-random seed, never the clock).
+Seeding is idempotent per document: a document whose ``meta`` is already seeded is left
+alone, so running the demo twice (or after people edited it) writes nothing; a document that
+is not is seeded and filled in one transaction, so a half-seeded demo cannot exist.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from typing import Any
+
+from pycrdt import Doc
+
+from .model import DOCUMENT_KINDS, DocumentError
+from .operations import apply_operation
+from .seed import meta_changes, seed
+
+__all__ = ["DEMO_WEDDING_ID", "demo_operations", "seed_demo", "seed_demo_document"]
+
+DEMO_WEDDING_ID = "demo"
+"""The wedding id ``crdt-server serve --demo`` seeds."""
+
+_FIRST = (
+    "Ada Alan Amara Anna Ben Carla Chen Dara Elena Emil Farah Felix Grace Hana Ines Ivan Jonas "
+    "Julia Kai Kenji Lara Leo Lina Luca Maya Mateo Nadia Noah Olga Omar Priya Rafael Rosa Sami "
+    "Sofia Tariq Uma Victor Wen Yara Zoe"
+).split()
+_LAST = (
+    "Abara Becker Costa Dubois Eriksen Fischer Garcia Haddad Ito Jensen Kowalski Laurent Moreau "
+    "Nakamura Okafor Petrov Quinn Rossi Schmidt Tanaka Usman Vargas Weber Xu Yilmaz Zimmermann "
+    "Andersen Bianchi Clarke Delgado"
+).split()
+_DIETARY = ("vegetarian", "vegan", "gluten-free", "nut allergy", "lactose-free", "halal")
+_MEALS = ("beef", "fish", "vegetarian")
+_TABLE_NAMES = (
+    "Rose",
+    "Peony",
+    "Lily",
+    "Tulip",
+    "Orchid",
+    "Dahlia",
+    "Iris",
+    "Jasmine",
+    "Magnolia",
+    "Camellia",
+    "Lavender",
+)
+_DAY = "2027-06-12"
+_TZ = "+02:00"
+
+
+def _at(hhmm: str) -> str:
+    return f"{_DAY}T{hhmm}:00{_TZ}"
+
+
+def _guest_ops(rng: random.Random) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """The add_guest operations, and (guest id, rsvp) in household order for seating."""
+    ops: list[dict[str, Any]] = []
+    order: list[tuple[str, str]] = []
+    number = 0
+    household_number = 0
+    sides = ("partner_a", "partner_b")
+    while number < 120:
+        household_number += 1
+        last = _LAST[(household_number - 1) % len(_LAST)]
+        size = min(rng.choice((1, 2, 2, 2, 3, 4)), 120 - number)
+        household = f"{last} household" if size > 1 else None
+        side = "both" if household_number % 9 == 0 else sides[household_number % 2]
+        # Whole households answer together, as they usually do.
+        roll = rng.random()
+        rsvp = "accepted" if roll < 0.8 else ("pending" if roll < 0.93 else "declined")
+        for member in range(size):
+            number += 1
+            first = _FIRST[(number * 7 + member) % len(_FIRST)]
+            guest_id = f"g{number:03d}"
+            op: dict[str, Any] = {
+                "op": "add_guest",
+                "guest_id": guest_id,
+                "name": f"{first} {last}",
+                "side": side,
+                "rsvp": rsvp,
+            }
+            if household is not None:
+                op["household"] = household
+            if rsvp == "accepted":
+                op["meal"] = rng.choice(_MEALS)
+            if rng.random() < 0.18:
+                op["dietary"] = [rng.choice(_DIETARY)]
+            if size == 1 and rng.random() < 0.3:
+                op["plus_one"] = True
+            if member == 0:
+                op["contact"] = f"{first.lower()}.{last.lower()}@example.com"
+            ops.append(op)
+            order.append((guest_id, rsvp))
+    return ops, order
+
+
+def _seating_ops(order: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    ops: list[dict[str, Any]] = [
+        {"op": "add_table", "table_id": "t01", "name": "Head table", "capacity": 8}
+        | {"shape": "rectangular"}
+    ]
+    for index, name in enumerate(_TABLE_NAMES, start=2):
+        ops.append({"op": "add_table", "table_id": f"t{index:02d}", "name": name, "capacity": 10})
+    # The head table and the first round table full, the others filled to eight of ten.
+    capacities = [8, 10] + [8] * (len(_TABLE_NAMES) - 1)
+    accepted = [guest_id for guest_id, rsvp in order if rsvp == "accepted"]
+    # Leave the last few who accepted without a seat, so the demo has people to place.
+    to_seat = accepted[: max(0, len(accepted) - 6)]
+    table, seat = 0, 0
+    for guest_id in to_seat:
+        if seat == capacities[table]:
+            table, seat = table + 1, 0
+            if table == len(capacities):
+                break
+        seat += 1
+        ops.append(
+            {"op": "assign_seat", "guest_id": guest_id, "table_id": f"t{table + 1:02d}"}
+            | {"seat": seat}
+        )
+    return ops
+
+
+_TIMELINE: tuple[tuple[str, str, str, str, str, str | None, str], ...] = (
+    # id, title, start, end, location, vendor, status
+    ("i01", "Hair and make-up", "09:00", "11:30", "Bridal suite", "Glow Studio", "confirmed"),
+    ("i02", "Photographer arrives", "11:30", "12:00", "Bridal suite", "Lens & Light", "confirmed"),
+    ("i03", "Florist sets up the ceremony", "11:30", "13:00", "Garden", "Petal Co.", "confirmed"),
+    ("i04", "Guests arrive", "13:30", "14:00", "Garden", None, "planned"),
+    ("i05", "Ceremony", "14:00", "14:45", "Garden", "Lens & Light", "confirmed"),
+    ("i06", "Drinks reception", "15:00", "16:30", "Terrace", "Harbour Catering", "confirmed"),
+    ("i07", "Group photos", "15:15", "16:00", "Lawn", None, "planned"),
+    ("i08", "Dinner", "17:00", "19:00", "Orangery", "Harbour Catering", "planned"),
+    ("i09", "Speeches", "19:00", "19:45", "Orangery", None, "planned"),
+    ("i10", "Cake cutting", "19:45", "20:00", "Orangery", "Sugar Bloom", "planned"),
+    ("i11", "First dance", "20:00", "20:15", "Ballroom", "The Night Owls", "planned"),
+    ("i12", "Band plays", "20:15", "23:30", "Ballroom", "The Night Owls", "planned"),
+    ("i13", "Late-night food", "22:00", "22:30", "Terrace", "Harbour Catering", "planned"),
+    ("i14", "Carriages", "23:30", "23:59", "Front gate", "Swift Cabs", "planned"),
+)
+_OWNERS = ("Planner", "Couple", "Best man", "Maid of honour")
+
+_CATEGORIES: tuple[tuple[str, str, int], ...] = (
+    ("venue", "Venue", 900_000),
+    ("catering", "Catering", 1_100_000),
+    ("photo", "Photography", 280_000),
+    ("flowers", "Flowers", 180_000),
+    ("music", "Music", 220_000),
+    ("attire", "Attire", 250_000),
+    ("stationery", "Stationery", 60_000),
+    ("transport", "Transport", 50_000),
+)
+_PAYMENTS: tuple[tuple[str, int, str, str, str, str], ...] = (
+    # id, amount, category, date, payer, vendor
+    ("p01", 300_000, "venue", "2026-09-01", "Couple", "Villa Aurora"),
+    ("p02", 300_000, "venue", "2027-01-15", "Couple", "Villa Aurora"),
+    ("p03", 330_000, "catering", "2026-11-20", "Parents", "Harbour Catering"),
+    ("p04", 90_000, "photo", "2026-10-05", "Couple", "Lens & Light"),
+    ("p05", 45_000, "flowers", "2027-02-01", "Couple", "Petal Co."),
+    ("p06", 66_000, "music", "2026-12-12", "Couple", "The Night Owls"),
+    ("p07", 120_000, "attire", "2027-03-03", "Parents", "Atelier Nord"),
+    ("p08", 38_000, "stationery", "2026-10-20", "Couple", "Paper & Ink"),
+    ("p09", 54_000, "attire", "2027-04-10", "Couple", "Tailor Row"),
+    ("p10", 15_000, "transport", "2027-05-02", "Couple", "Swift Cabs"),
+)
+
+
+def demo_operations() -> dict[str, list[dict[str, Any]]]:
+    """The operations that build the demo wedding, per kind of document, in order."""
+    rng = random.Random(2027)
+    guests, order = _guest_ops(rng)
+    timeline = [
+        {
+            "op": "add_timeline_item",
+            "item_id": item_id,
+            "title": title,
+            "start": _at(start),
+            "end": _at(end),
+            "location": location,
+            "owner": _OWNERS[index % len(_OWNERS)],
+            "status": status,
+        }
+        | ({"vendor": vendor} if vendor else {})
+        for index, (item_id, title, start, end, location, vendor, status) in enumerate(_TIMELINE)
+    ]
+    budget: list[dict[str, Any]] = [
+        {"op": "set_budget_total", "total": 3_200_000, "currency": "EUR"}
+    ]
+    budget += [
+        {"op": "set_category", "category_id": cid, "name": name, "planned": planned}
+        for cid, name, planned in _CATEGORIES
+    ]
+    budget += [
+        {"op": "record_payment", "payment_id": pid, "amount": amount, "category_id": cid}
+        | {"date": day, "payer": payer, "vendor": vendor}
+        for pid, amount, cid, day, payer, vendor in _PAYMENTS
+    ]
+    return {
+        "guests": guests,
+        "seating": _seating_ops(order),
+        "timeline": timeline,
+        "budget": budget,
+    }
+
+
+def seed_demo_document(doc: Doc[Any], kind: str, wedding_id: str, *, origin: Any = None) -> bool:
+    """Seed ``doc`` as document ``kind`` of the demo and fill it, in one transaction.
+
+    Returns ``False`` and writes nothing when the document is already seeded (whatever
+    people did with it since). Raises :class:`DocumentError` for a document of another
+    wedding or kind.
+    """
+    if not meta_changes(doc, kind, wedding_id):
+        return False
+    operations = demo_operations()[kind]
+    # One outer transaction: the operations' own transactions nest inside it, so the whole
+    # document is one update (one commit on a server) and is all there or not at all.
+    with doc.transaction(origin=origin):
+        seed(doc, kind, wedding_id, origin=origin)
+        for op in operations:
+            apply_operation(doc, kind, op, origin=origin)
+    return True
+
+
+def seed_demo(
+    docs: Mapping[str, Doc[Any]], wedding_id: str = DEMO_WEDDING_ID, *, origin: Any = None
+) -> dict[str, bool]:
+    """Seed and fill each of the four documents (see :func:`seed_demo_document`); returns
+    which ones were written."""
+    missing = [kind for kind in DOCUMENT_KINDS if kind not in docs]
+    if missing:
+        raise DocumentError(f"the demo needs all four documents, {missing[0]} is missing")
+    return {
+        kind: seed_demo_document(docs[kind], kind, wedding_id, origin=origin)
+        for kind in DOCUMENT_KINDS
+    }

@@ -1,0 +1,137 @@
+"""The browser tests' harness: Debian's Chromium driven by Playwright, a real server started
+with ``--demo``, and the sign-in links it prints."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from tests.server import ServerProcess
+
+CHROMIUM = os.environ.get("CRDT_SERVER_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
+ADMIN_KEY = "browser-tests-admin-key"
+PAGE_ERRORS: list[str] = []
+"""Uncaught errors of every page; each test checks there were none."""
+_LINK = re.compile(rb"^(couple|planner|family|vendor|friend) (http://\S+/app/#token=(\S+))$", re.M)
+
+try:
+    from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+except ImportError:  # pragma: no cover - the test extra installs it
+    async_playwright = None
+
+
+def _have_browser() -> bool:
+    return async_playwright is not None and shutil.which(CHROMIUM) is not None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if _have_browser():
+        return
+    skip = pytest.mark.skip(reason=f"no Chromium at {CHROMIUM}: run scripts/setup-browser")
+    for item in items:
+        if "browser" in item.keywords:
+            item.add_marker(skip)
+
+
+@dataclass
+class Demo:
+    """A server started with ``--demo``: its URL and a sign-in link and token per role."""
+
+    server: ServerProcess
+    links: dict[str, str]
+    tokens: dict[str, str]
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def link(self, role: str, base: str | None = None) -> str:
+        """The role's sign-in link, optionally through another origin (a proxy)."""
+        link = self.links[role]
+        return link if base is None else link.replace(self.server.url, base, 1)
+
+    async def json(self, path: str, role: str = "planner") -> object:
+        async with httpx.AsyncClient() as client:
+            response = await client.get(
+                f"{self.url}{path}", headers={"Authorization": f"Bearer {self.tokens[role]}"}
+            )
+            response.raise_for_status()
+            return response.json()
+
+
+async def demo_links(server: ServerProcess, timeout: float = 10.0) -> Demo:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = {m.group(1).decode(): m for m in _LINK.finditer(bytes(server.log))}
+        if len(found) == 5:
+            return Demo(
+                server,
+                {role: m.group(2).decode() for role, m in found.items()},
+                {role: m.group(3).decode() for role, m in found.items()},
+            )
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no demo links:\n{server.log.decode(errors='replace')}")
+        await asyncio.sleep(0.02)
+
+
+@pytest_asyncio.fixture
+async def demo(tmp_path: Path) -> AsyncIterator[Demo]:
+    env = {"CRDT_SERVER_ADMIN_API_KEY": ADMIN_KEY}
+    async with ServerProcess(
+        tmp_path / "data", env=env, args=["--demo"], anonymous=False
+    ) as server:
+        yield await demo_links(server)
+
+
+@pytest_asyncio.fixture
+async def browser() -> AsyncIterator[Browser]:
+    assert async_playwright is not None
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+async def open_app(
+    browser: Browser, url: str, *, width: int = 1100, height: int = 800
+) -> tuple[BrowserContext, Page]:
+    """A fresh browser context (its own storage) with the app opened at ``url``, synced."""
+    context = await browser.new_context(viewport={"width": width, "height": height})
+    page = await context.new_page()
+    page.on("pageerror", lambda error: PAGE_ERRORS.append(f"{url}: {error}"))
+    await page.goto(url)
+    await status(page).filter(has_text="Synced").wait_for(timeout=10_000)
+    return context, page
+
+
+def status(page: Page):  # type: ignore[no-untyped-def]
+    return page.get_by_role("status")
+
+
+async def screenshot(page: Page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    await page.screenshot(path=str(path))
+    return path

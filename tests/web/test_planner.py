@@ -1,0 +1,257 @@
+"""The planner web app in a real browser (Debian's Chromium driven by Playwright) against a
+real server started with ``--demo``: live sync, offline edits, read-only roles, conflicts
+and presence. Screenshots of the views land in ``build/screenshots/``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from tests.web.conftest import ADMIN_KEY, PAGE_ERRORS, Demo, open_app, screenshot, status
+from tests.web.proxy import CuttableProxy
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio, pytest.mark.timeout(60)]
+
+
+@pytest.fixture(autouse=True)
+def no_page_errors() -> Any:
+    PAGE_ERRORS.clear()
+    yield
+    assert PAGE_ERRORS == []
+
+
+@pytest_asyncio.fixture
+async def proxy(demo: Demo) -> AsyncIterator[CuttableProxy]:
+    cuttable = await CuttableProxy(demo.server.port).start()
+    try:
+        yield cuttable
+    finally:
+        await cuttable.close()
+
+
+async def until(page: Any, expression: str, timeout: float = 10.0) -> None:
+    """Wait until ``expression`` is true in the page. (``wait_for_function`` evaluates its
+    predicate with ``eval``, which the app's Content-Security-Policy rightly forbids.)"""
+    deadline = time.monotonic() + timeout
+    while not await page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        await page.wait_for_timeout(50)
+
+
+async def guests_and_seating(demo: Demo) -> tuple[dict[str, Any], dict[str, Any]]:
+    guests = await demo.json("/api/weddings/demo/docs/guests")
+    seating = await demo.json("/api/weddings/demo/docs/seating")
+    assert isinstance(guests, dict) and isinstance(seating, dict)
+    return guests["guests"], seating
+
+
+def unseated(guests: dict[str, Any], seating: dict[str, Any]) -> list[str]:
+    return sorted(
+        g["name"]
+        for gid, g in guests.items()
+        if g["rsvp"] != "declined" and gid not in seating["assignments"]
+    )
+
+
+async def test_a_guest_added_by_the_couple_appears_for_the_planner_within_a_second(
+    demo: Demo, browser: Any
+) -> None:
+    _, couple = await open_app(browser, demo.link("couple"))
+    _, planner = await open_app(browser, demo.link("planner"))
+    await couple.get_by_label("Name", exact=True).fill("Grace Hopper")
+    started = time.monotonic()
+    await couple.get_by_role("button", name="Add guest").click()
+    await planner.get_by_text("Grace Hopper", exact=True).wait_for(timeout=1000)
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.0, elapsed
+    # Confirmed by the server's echo: the adding side says Synced again.
+    await status(couple).filter(has_text="Synced").wait_for(timeout=5000)
+    guests, _ = await guests_and_seating(demo)
+    assert [g for g in guests.values() if g["name"] == "Grace Hopper"]
+    # What people type is shown as text, never run as markup.
+    await couple.get_by_label("Name", exact=True).fill("<img src=x onerror=alert(1)>Eve")
+    await couple.get_by_role("button", name="Add guest").click()
+    await planner.get_by_text("<img src=x onerror=alert(1)>Eve", exact=True).wait_for(timeout=5000)
+    assert await planner.locator("main img").count() == 0
+    await planner.evaluate("scrollTo(0, 0)")
+    await screenshot(planner, "planner-guests")
+    await screenshot(await _phone(browser, demo.link("planner")), "planner-guests-375px")
+
+
+async def _phone(browser: Any, url: str) -> Any:
+    _, page = await open_app(browser, url, width=375, height=740)
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 375, f"the page is {width} px wide on a 375 px screen"
+    return page
+
+
+async def test_offline_edits_survive_a_reload_and_sync_on_reconnect(
+    demo: Demo, browser: Any, proxy: CuttableProxy
+) -> None:
+    guests, seating = await guests_and_seating(demo)
+    edited_id, edited = sorted(guests.items())[3]
+    to_seat = unseated(guests, seating)[0]
+    counts: dict[str, int] = {}
+    for a in seating["assignments"].values():
+        counts[a["table_id"]] = counts.get(a["table_id"], 0) + 1
+    table_id, table = next(
+        (tid, t)
+        for tid, t in sorted(seating["tables"].items())
+        if counts.get(tid, 0) < t["capacity"]
+    )
+    new_name = f"{edited['name']} Offline"
+
+    _, a = await open_app(browser, demo.link("couple", proxy.url))
+    # The service worker must hold the app shell before the network goes away.
+    await until(a, "navigator.serviceWorker.controller !== null")
+    _, b = await open_app(browser, demo.link("planner"))
+
+    await proxy.cut()
+    await status(a).filter(has_text="Offline").wait_for(timeout=10_000)
+    await a.get_by_role("button", name=f"Edit {edited['name']}").click()
+    await a.get_by_role("form", name=f"Edit {edited['name']}").get_by_label("Name").fill(new_name)
+    await a.get_by_role("button", name="Save").click()
+    await a.get_by_role("link", name="Seating").click()
+    await a.get_by_label(f"Table for {to_seat}").select_option(table_id)
+    await a.locator('[role=status][data-stored="true"]').wait_for(timeout=5000)
+    await status(a).filter(has_text="2 changes not yet confirmed").wait_for(timeout=5000)
+
+    # Reload with the server unreachable: the service worker serves the app, IndexedDB the
+    # edits, and the count of unconfirmed changes is still there.
+    await a.reload()
+    await status(a).filter(has_text="Offline").wait_for(timeout=10_000)
+    await status(a).filter(has_text="2 changes not yet confirmed").wait_for(timeout=5000)
+    seated_here = a.get_by_role("region", name=f"Table {table['name']},")
+    await seated_here.get_by_text(to_seat, exact=True).wait_for(timeout=5000)
+    await a.get_by_role("link", name="Guests").click()
+    await a.get_by_text(new_name, exact=True).wait_for(timeout=5000)
+    # Nothing reached the server.
+    assert (await guests_and_seating(demo))[0][edited_id]["name"] == edited["name"]
+
+    await proxy.restore()
+    await status(a).filter(has_text="Synced").wait_for(timeout=15_000)
+    await b.get_by_text(new_name, exact=True).wait_for(timeout=5000)
+    await b.get_by_role("link", name="Seating").click()
+    await (
+        b.get_by_role("region", name=f"Table {table['name']},")
+        .get_by_text(to_seat, exact=True)
+        .wait_for(timeout=5000)
+    )
+    guests, seating = await guests_and_seating(demo)
+    assert guests[edited_id]["name"] == new_name
+    seated_id = next(gid for gid, g in guests.items() if g["name"] == to_seat)
+    assert seating["assignments"][seated_id]["table_id"] == table_id
+
+
+async def test_a_friend_sees_the_timeline_read_only_and_no_budget(demo: Demo, browser: Any) -> None:
+    page = await _phone(browser, demo.link("friend"))
+    nav = page.get_by_role("navigation", name="Sections")
+    await nav.get_by_role("link", name="Timeline").wait_for()
+    assert await nav.get_by_role("link", name="Budget").count() == 0
+    assert await nav.get_by_role("link", name="Guests").count() == 0
+    await page.get_by_text("Ceremony", exact=True).wait_for()
+    await page.get_by_role("note").filter(has_text="Read-only").wait_for()
+    # No control that could change anything.
+    assert await page.get_by_role("combobox").count() == 0
+    assert await page.get_by_role("button").count() == 0
+    assert await page.get_by_role("textbox").count() == 0
+    # Asking for the budget by URL shows the timeline instead, and nothing of the budget.
+    await page.goto(page.url.split("#")[0] + "#budget")
+    await page.get_by_role("heading", name="Timeline").wait_for()
+    assert await page.get_by_text("Payments").count() == 0
+    await screenshot(page, "friend-timeline-375px")
+
+
+async def test_seating_someone_at_a_full_table_shows_the_conflict_everywhere(
+    demo: Demo, browser: Any
+) -> None:
+    guests, seating = await guests_and_seating(demo)
+    to_seat = unseated(guests, seating)[0]
+    full_id, full = next(
+        (tid, t)
+        for tid, t in sorted(seating["tables"].items())
+        if sum(a["table_id"] == tid for a in seating["assignments"].values()) == t["capacity"]
+    )
+    seats = full["capacity"]
+    message = f"Table '{full['name']}' has {seats + 1} guests but seats {seats}."
+    _, couple = await open_app(browser, demo.link("couple"))
+    _, planner = await open_app(browser, demo.link("planner"))
+    for page in (couple, planner):
+        await page.get_by_role("link", name="Seating").click()
+        assert await page.get_by_role("region", name="Conflicts").count() == 0
+    await couple.get_by_label(f"Table for {to_seat}").select_option(full_id)
+    for page in (couple, planner):
+        banner = page.get_by_role("region", name="Conflicts")
+        await banner.get_by_text(message).wait_for(timeout=5000)
+        await page.get_by_text(f"{seats + 1}/{seats} — over capacity").wait_for()
+    conflicts = await demo.json("/api/weddings/demo/conflicts")
+    assert "seating.table_over_capacity" in str(conflicts)
+    await planner.evaluate("scrollTo(0, 0)")
+    await screenshot(planner, "planner-seating-conflict")
+
+
+async def test_presence_shows_where_each_person_is(demo: Demo, browser: Any) -> None:
+    _, couple = await open_app(browser, demo.link("couple"))
+    _, planner = await open_app(browser, demo.link("planner"))
+    await couple.get_by_role("link", name="Timeline").click()
+    nav = planner.get_by_role("navigation", name="Sections")
+    await nav.get_by_role("img", name="Alex & Sam is in Timeline").wait_for(timeout=5000)
+    assert await nav.get_by_role("img", name="Alex & Sam is in Guests").count() == 0
+    # The entity being edited is highlighted for the others.
+    await couple.get_by_role("link", name="Guests").click()
+    await nav.get_by_role("img", name="Alex & Sam is in Guests").wait_for(timeout=5000)
+    first = await couple.get_by_role("button", name="Edit ").first.get_attribute("aria-label")
+    assert first is not None
+    await couple.get_by_role("button", name=first).click()
+    name = first.removeprefix("Edit ")
+    row = planner.get_by_role("listitem").filter(has_text=name).first
+    await row.get_by_role("img", name="Alex & Sam is editing this").wait_for(timeout=5000)
+    await screenshot(planner, "planner-presence")
+    await couple.get_by_role("link", name="Budget").click()
+    await screenshot(couple, "couple-budget")
+    await couple.get_by_role("link", name="Timeline").click()
+    await screenshot(couple, "couple-timeline")
+
+
+async def test_a_revoked_session_is_shown_signed_out_and_stops_reconnecting(
+    demo: Demo, browser: Any
+) -> None:
+    _, couple = await open_app(browser, demo.link("couple"))
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            f"{demo.url}/api/admin/revoke",
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            json={"sub": "demo-couple"},
+        )
+        assert response.status_code == 200 and response.json()["closed"] >= 1
+    await status(couple).filter(has_text="Signed out").wait_for(timeout=5000)
+    await couple.get_by_role("alert").filter(has_text="signed out").wait_for()
+    # No reconnection attempts: the server sees no connection of that user any more.
+    presence = await demo.json("/api/weddings/demo/presence")
+    assert "demo-couple" not in str(presence)
+
+
+async def test_a_deleted_wedding_is_cleared_from_the_device(demo: Demo, browser: Any) -> None:
+    _, planner = await open_app(browser, demo.link("planner"))
+    stored = (
+        "indexedDB.databases()"
+        ".then(dbs => dbs.filter(d => d.name.startsWith('crdt-server:demo/')).length)"
+    )
+    assert await planner.evaluate(stored) == 4
+    async with httpx.AsyncClient() as client:
+        response = await client.delete(
+            f"{demo.url}/api/weddings/demo", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+        )
+        assert response.status_code == 200
+    await (
+        planner.get_by_role("alert")
+        .filter(has_text="This wedding was deleted")
+        .wait_for(timeout=5000)
+    )
+    await status(planner).filter(has_text="Wedding deleted").wait_for()
+    await until(planner, f"{stored}.then(n => n === 0)")

@@ -1,0 +1,270 @@
+// The planner app: signs in from the link, opens the wedding's documents the person may read,
+// and renders the views, the presence of others, the connection status and the conflicts.
+
+import { html, nothing, render } from 'lit-html'
+import { TokenKeeper, claimsOf, forgetToken, takeToken } from './session.js'
+import { KINDS, WeddingSync } from './sync.js'
+import {
+  conflictKey, readBudget, readGuests, readSeating, readTimeline, seatGuest, seatingConflicts,
+  timelineOverlaps
+} from './model.js'
+import { avatar, budgetView, guestsView, seatingView, timelineView } from './views.js'
+
+const TITLES = { guests: 'Guests', seating: 'Seating', timeline: 'Timeline', budget: 'Budget' }
+// The server's default matrix (README, "Who may connect"): used only when the app opens with
+// no network and has never asked the server what this person may open.
+const DEFAULT_ACCESS = {
+  couple: { timeline: 'write', budget: 'write', guests: 'write', seating: 'write', conflicts: 'read' },
+  planner: { timeline: 'write', budget: 'write', guests: 'write', seating: 'write', conflicts: 'read' },
+  family: { timeline: 'read', budget: 'none', guests: 'write', seating: 'write', conflicts: 'none' },
+  vendor: { timeline: 'read', budget: 'none', guests: 'read', seating: 'read', conflicts: 'none' },
+  friend: { timeline: 'read', budget: 'none', guests: 'none', seating: 'none', conflicts: 'none' }
+}
+const root = document.getElementById('app')
+
+function colorOf (id) {
+  let hash = 0
+  for (const ch of id) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0
+  return `hsl(${hash % 360} 65% 42%)`
+}
+
+function showMessage (title, text) {
+  root.replaceChildren()
+  render(html`<main class="signed-out" role="main"><h1>${title}</h1><p>${text}</p></main>`, root)
+}
+
+async function fetchAccess (wedding, token, sub) {
+  const key = `crdt-server.access:${wedding}:${sub}`
+  try {
+    const response = await fetch(`/api/weddings/${encodeURIComponent(wedding)}/access`, {
+      headers: { Authorization: `Bearer ${token}` }
+    })
+    if (response.status === 401 || response.status === 403) {
+      const problem = await response.json().catch(() => ({}))
+      return { refused: problem.detail || 'not allowed' }
+    }
+    if (!response.ok) throw new Error(`HTTP ${response.status}`)
+    const access = await response.json()
+    localStorage.setItem(key, JSON.stringify(access))
+    return access
+  } catch {
+    const kept = localStorage.getItem(key)
+    if (kept) return JSON.parse(kept)
+    return null
+  }
+}
+
+async function start () {
+  if ('serviceWorker' in navigator) {
+    navigator.serviceWorker.register('/app/sw.js', { scope: '/app/' }).catch(() => {})
+  }
+  const token = takeToken()
+  const claims = token && claimsOf(token)
+  if (!claims) {
+    showMessage('Sign in', 'Open the sign-in link you were given (it ends with #token=…). Running the demo? Start the server with ./scripts/serve --demo and open one of the links it prints.')
+    return
+  }
+  if (claims.exp < Date.now() / 1000) {
+    forgetToken()
+    showMessage('Signed out', 'Your sign-in link has expired. Ask for a new one.')
+    return
+  }
+  let access = await fetchAccess(claims.wedding, token, claims.sub)
+  if (access && access.refused) {
+    forgetToken()
+    showMessage('Signed out', `The server refused this sign-in: ${access.refused}.`)
+    return
+  }
+  if (!access) {
+    const docs = DEFAULT_ACCESS[claims.role] || DEFAULT_ACCESS.friend
+    access = { wedding: claims.wedding, sub: claims.sub, name: claims.name || claims.sub, role: claims.role, docs }
+  }
+  new PlannerApp(claims.wedding, token, access).mount()
+}
+
+class PlannerApp {
+  constructor (wedding, token, access) {
+    this.wedding = wedding
+    this.access = access
+    this.filters = { query: '', rsvp: '', side: '', household: '', dietary: '' }
+    this.editing = null
+    this.entity = null
+    this.signedOut = null
+    this.deleted = false
+    this.announcement = ''
+    this.keeper = new TokenKeeper(token, {
+      onToken: (fresh) => this.sync.setToken(fresh),
+      onSignedOut: (reason) => this.signOut(reason)
+    })
+    this.sync = new WeddingSync({
+      wedding,
+      token,
+      access,
+      onChange: () => this.render(),
+      onClosed: (room, event) => this.closed(room, event)
+    })
+    this.sync.setUser({ name: access.name, color: colorOf(access.sub) })
+  }
+
+  get sections () {
+    return KINDS.filter((kind) => this.access.docs[kind] && this.access.docs[kind] !== 'none')
+  }
+
+  get section () {
+    const wanted = location.hash.replace(/^#/, '')
+    return this.sections.includes(wanted) ? wanted : this.sections[0]
+  }
+
+  mount () {
+    root.replaceChildren()
+    addEventListener('hashchange', () => {
+      this.editing = null
+      this.publishPresence()
+      this.render()
+      scrollTo(0, 0)
+      document.getElementById('main')?.focus({ preventScroll: true })
+    })
+    this.publishPresence()
+    this.render()
+    // Presence entries of others time out; re-render so a departed person disappears.
+    setInterval(() => this.render(), 5000)
+  }
+
+  publishPresence () {
+    this.sync.setPresence({ section: this.section, entity: this.entity, at: Date.now() })
+  }
+
+  setEntity (id, editing = true) {
+    this.entity = id
+    this.editing = editing ? id : null
+    this.publishPresence()
+    this.render()
+  }
+
+  canWrite (kind) {
+    return this.access.docs[kind] === 'write'
+  }
+
+  say (text) {
+    this.announcement = text
+    this.render()
+  }
+
+  closed (room, event) {
+    if (event.code === 4401) {
+      // Expired or revoked: ask for a fresh token once (all rooms close together). A revoked
+      // session is refused (401) and signs out; a success reconnects every room.
+      if (this.signedOut) return
+      if (!this.keeper.valid()) this.signOut('your session expired')
+      else this.keeper.refresh()
+    } else if (event.code === 4404) {
+      this.deleted = true
+      this.keeper.stop()
+      this.sync.clearLocal()
+    }
+  }
+
+  signOut (reason) {
+    this.signedOut = reason
+    this.keeper.stop()
+    this.sync.disconnect()
+    forgetToken()
+    this.render()
+  }
+
+  statusText () {
+    if (this.signedOut) return `Signed out: ${this.signedOut}`
+    if (this.deleted) return 'Wedding deleted'
+    const status = this.sync.status
+    const pending = this.sync.pendingCount
+    const word = { offline: 'Offline', connecting: 'Connecting…', syncing: 'Syncing…', synced: 'Synced' }[status]
+    if (pending && status !== 'synced') return `${word} · ${pending} ${pending === 1 ? 'change' : 'changes'} not yet confirmed`
+    return word
+  }
+
+  seat (guestId, tableId) {
+    seatGuest(this.docs.seating, guestId, tableId)
+    const guest = this.guests.find((g) => g.id === guestId)
+    const table = this.seating.tables.find((t) => t.id === tableId)
+    if (guest && table) this.say(`${guest.name} seated at ${table.name}.`)
+  }
+
+  refresh () {
+    this.render()
+  }
+
+  /** Everything the views read, from the documents as they are now. */
+  snapshot () {
+    const rooms = this.sync.rooms
+    this.docs = Object.fromEntries(Object.entries(rooms).map(([kind, room]) => [kind, room.doc]))
+    this.guests = readGuests(this.docs.guests)
+    this.seating = readSeating(this.docs.seating)
+    this.timeline = readTimeline(this.docs.timeline)
+    this.budget = readBudget(this.docs.budget)
+    this.overlaps = timelineOverlaps(this.timeline)
+    this.others = this.sync.others()
+    const found = new Map()
+    if (this.sync.conflicts) {
+      this.sync.conflicts.doc.getMap('conflicts').forEach((c) => {
+        if (c && typeof c.message === 'string' && Array.isArray(c.paths)) found.set(conflictKey(c), c)
+      })
+    }
+    // Seating conflicts are also found here, so they show at once (and for roles that
+    // may not open the server's conflicts room).
+    if (rooms.seating) {
+      for (const c of seatingConflicts(this.seating, this.guests)) found.set(conflictKey(c), c)
+    }
+    // The server's list may name documents this person may not read; show only theirs.
+    this.conflicts = [...found.values()].filter((c) => c.paths.every((p) => this.sections.includes(p.split('/')[0])))
+  }
+
+  render () {
+    if (!this.sync) return
+    this.snapshot()
+    const section = this.section
+    const status = this.signedOut ? 'signed-out' : this.deleted ? 'deleted' : this.sync.status
+    const views = { guests: guestsView, seating: seatingView, timeline: timelineView, budget: budgetView }
+    const here = (kind) => this.others.filter((p) => p.here.section === kind)
+    render(html`
+      <a class="skip" href="#main" @click=${(e) => { e.preventDefault(); document.getElementById('main').focus() }}>Skip to content</a>
+      <header class="top">
+        <div class="brand">
+          <h1>Wedding planner</h1>
+          <span class="muted">${this.wedding} · ${this.access.name} (${this.access.role})</span>
+        </div>
+        <div class="presence" aria-label="Who else is here">
+          ${this.others.map((p) => avatar(p, `${p.name} (${p.role}) is in ${TITLES[p.here.section] || 'the app'}`))}
+        </div>
+        <div class="status ${status}" role="status" aria-live="polite"
+          data-pending=${String(this.sync.pendingCount)} data-stored=${String(this.sync.storedLocally)}>
+          <span class="dot" aria-hidden="true"></span>${this.statusText()}
+        </div>
+      </header>
+      <nav class="tabs" aria-label="Sections">
+        <ul>
+          ${this.sections.map((kind) => html`<li data-section=${kind}>
+            <a href=${`#${kind}`} aria-current=${kind === section ? 'page' : 'false'}>${TITLES[kind]}</a>
+            ${here(kind).length ? html`<span class="here">${here(kind).map((p) => avatar(p, `${p.name} is in ${TITLES[kind]}`))}</span>` : nothing}
+          </li>`)}
+        </ul>
+      </nav>
+      ${this.signedOut ? html`<div class="banner danger" role="alert">You are signed out (${this.signedOut}). Open a new sign-in link to continue; nothing you changed on this device is lost.</div>` : nothing}
+      ${this.deleted ? html`<div class="banner danger" role="alert">This wedding was deleted. Its copy on this device has been removed.</div>` : nothing}
+      ${this.conflicts.length
+        ? html`<section class="banner conflicts" role="region" aria-label="Conflicts">
+            <strong>${this.conflicts.length} ${this.conflicts.length === 1 ? 'conflict' : 'conflicts'} to resolve</strong>
+            <ul>${this.conflicts.map((c) => html`<li data-code=${c.code}>${c.message}</li>`)}</ul>
+          </section>`
+        : nothing}
+      <div class="layout">
+        <main id="main" tabindex="-1">${views[section](this)}</main>
+        <!-- The activity feed and the per-entity thread panel go here once the server has
+             its event stream and threads (see ARCHITECTURE.md, "Beyond sync"). -->
+        <aside class="activity" aria-label="Activity" hidden></aside>
+      </div>
+      <p class="sr-only" aria-live="polite">${this.announcement}</p>
+    `, root)
+  }
+}
+
+start()

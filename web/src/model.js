@@ -1,0 +1,286 @@
+// The wedding documents as the server's schema defines them (documents/schema.py): every
+// root is a map keyed by stable ids; guests, tables, timeline items, categories and payments
+// are nested maps with one key per field (so concurrent edits of different fields merge);
+// a seat assignment is one plain value {table_id, seat} under the guest's id (so a guest is
+// never in two seats). Money is in integer minor units. Optional empty fields are absent.
+
+import * as Y from 'yjs'
+import { LOCAL } from './sync.js'
+
+export const RSVP = ['pending', 'accepted', 'declined']
+export const SIDES = { partner_a: 'Partner A', partner_b: 'Partner B', both: 'Both' }
+export const STATUSES = ['planned', 'confirmed', 'done', 'cancelled']
+const ID = /^[A-Za-z0-9_-]{1,64}$/
+
+export function newId (prefix) {
+  const bytes = crypto.getRandomValues(new Uint8Array(6))
+  return prefix + Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
+}
+
+function entries (doc, root) {
+  const out = []
+  if (!doc) return out
+  doc.getMap(root).forEach((value, id) => {
+    if (!ID.test(id)) return
+    const plain = value instanceof Y.Map ? value.toJSON() : value
+    if (plain && typeof plain === 'object' && !Array.isArray(plain)) out.push({ ...plain, id })
+  })
+  return out
+}
+
+const text = (value) => (typeof value === 'string' ? value.trim() : '')
+
+export function readGuests (doc) {
+  return entries(doc, 'guests')
+    .filter((g) => text(g.name))
+    .map((g) => ({
+      id: g.id,
+      name: text(g.name),
+      household: text(g.household) || null,
+      side: SIDES[g.side] ? g.side : null,
+      rsvp: RSVP.includes(g.rsvp) ? g.rsvp : 'pending',
+      meal: text(g.meal) || null,
+      dietary: Array.isArray(g.dietary) ? g.dietary.filter((d) => typeof d === 'string') : [],
+      plus_one: g.plus_one === true,
+      contact: text(g.contact) || null
+    }))
+    .sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id))
+}
+
+export function readSeating (doc) {
+  const tables = entries(doc, 'tables')
+    .filter((t) => text(t.name) && Number.isInteger(t.capacity) && t.capacity >= 1)
+    .map((t) => ({ id: t.id, name: text(t.name), capacity: t.capacity, shape: t.shape || 'round' }))
+    .sort((a, b) => a.id.localeCompare(b.id))
+  const assignments = new Map()
+  for (const a of entries(doc, 'assignments')) {
+    if (typeof a.table_id === 'string') assignments.set(a.id, { table_id: a.table_id, seat: Number.isInteger(a.seat) ? a.seat : null })
+  }
+  return { tables, assignments }
+}
+
+export function readTimeline (doc) {
+  return entries(doc, 'items')
+    .filter((i) => text(i.title) && typeof i.start === 'string' && typeof i.end === 'string')
+    .map((i) => ({
+      id: i.id,
+      title: text(i.title),
+      start: i.start,
+      end: i.end,
+      location: text(i.location) || null,
+      owner: text(i.owner) || null,
+      vendor: text(i.vendor) || null,
+      status: STATUSES.includes(i.status) ? i.status : 'planned',
+      notes: text(i.notes) || null
+    }))
+    .sort((a, b) => Date.parse(a.start) - Date.parse(b.start) || a.id.localeCompare(b.id))
+}
+
+export function readBudget (doc) {
+  const settings = doc ? doc.getMap('settings').toJSON() : {}
+  const categories = entries(doc, 'categories')
+    .filter((c) => text(c.name))
+    .map((c) => ({ id: c.id, name: text(c.name), planned: Number.isInteger(c.planned) ? c.planned : 0 }))
+    .sort((a, b) => a.name.localeCompare(b.name))
+  const payments = entries(doc, 'payments')
+    .filter((p) => Number.isInteger(p.amount) && typeof p.category_id === 'string' && typeof p.date === 'string')
+    .map((p) => ({ id: p.id, amount: p.amount, category_id: p.category_id, date: p.date, payer: text(p.payer) || null, vendor: text(p.vendor) || null }))
+    .sort((a, b) => b.date.localeCompare(a.date) || a.id.localeCompare(b.id))
+  return {
+    currency: typeof settings.currency === 'string' ? settings.currency : 'EUR',
+    total: Number.isInteger(settings.total) ? settings.total : null,
+    categories,
+    payments
+  }
+}
+
+// -- writes: each one transaction, writing only the fields that change ---------------------
+
+function writeFields (map, fields) {
+  for (const [key, value] of Object.entries(fields)) {
+    const empty = value === null || value === undefined || value === ''
+    if (empty) {
+      if (map.has(key)) map.delete(key)
+    } else if (JSON.stringify(map.get(key)) !== JSON.stringify(value)) {
+      map.set(key, value)
+    }
+  }
+}
+
+export function addGuest (doc, fields) {
+  const id = newId('g-')
+  doc.transact(() => {
+    const guest = new Y.Map()
+    doc.getMap('guests').set(id, guest)
+    writeFields(guest, { rsvp: 'pending', dietary: [], plus_one: false, ...fields })
+  }, LOCAL)
+  return id
+}
+
+export function updateGuest (doc, id, fields) {
+  const guest = doc.getMap('guests').get(id)
+  if (!(guest instanceof Y.Map)) return
+  doc.transact(() => writeFields(guest, fields), LOCAL)
+}
+
+export function removeGuest (guestsDoc, seatingDoc, id) {
+  guestsDoc.transact(() => guestsDoc.getMap('guests').delete(id), LOCAL)
+  if (seatingDoc && seatingDoc.getMap('assignments').has(id)) {
+    seatingDoc.transact(() => seatingDoc.getMap('assignments').delete(id), LOCAL)
+  }
+}
+
+/** Seat a guest at a table, on its lowest free seat (none when the table is full: the
+ *  conflict is then shown, not hidden). */
+export function seatGuest (doc, guestId, tableId) {
+  const { tables, assignments } = readSeating(doc)
+  const table = tables.find((t) => t.id === tableId)
+  if (!table) return
+  const current = assignments.get(guestId)
+  if (current && current.table_id === tableId) return
+  const taken = new Set()
+  assignments.forEach((a, id) => { if (a.table_id === tableId && id !== guestId && a.seat) taken.add(a.seat) })
+  let seat = null
+  for (let n = 1; n <= table.capacity; n++) {
+    if (!taken.has(n)) { seat = n; break }
+  }
+  const value = seat === null ? { table_id: tableId } : { table_id: tableId, seat }
+  doc.transact(() => doc.getMap('assignments').set(guestId, value), LOCAL)
+}
+
+export function unseatGuest (doc, guestId) {
+  doc.transact(() => doc.getMap('assignments').delete(guestId), LOCAL)
+}
+
+export function addTable (doc, name, capacity) {
+  const id = newId('t-')
+  doc.transact(() => {
+    const table = new Y.Map()
+    doc.getMap('tables').set(id, table)
+    writeFields(table, { name, capacity, shape: 'round' })
+  }, LOCAL)
+}
+
+export function updateTable (doc, id, fields) {
+  const table = doc.getMap('tables').get(id)
+  if (table instanceof Y.Map) doc.transact(() => writeFields(table, fields), LOCAL)
+}
+
+export function removeTable (doc, id) {
+  doc.transact(() => {
+    doc.getMap('tables').delete(id)
+    const assignments = doc.getMap('assignments')
+    for (const [guestId, a] of [...assignments.entries()]) {
+      if (a && a.table_id === id) assignments.delete(guestId)
+    }
+  }, LOCAL)
+}
+
+export function addItem (doc, fields) {
+  doc.transact(() => {
+    const item = new Y.Map()
+    doc.getMap('items').set(newId('i-'), item)
+    writeFields(item, { status: 'planned', ...fields })
+  }, LOCAL)
+}
+
+export function updateItem (doc, id, fields) {
+  const item = doc.getMap('items').get(id)
+  if (item instanceof Y.Map) doc.transact(() => writeFields(item, fields), LOCAL)
+}
+
+export function removeItem (doc, id) {
+  doc.transact(() => doc.getMap('items').delete(id), LOCAL)
+}
+
+export function recordPayment (doc, fields) {
+  doc.transact(() => {
+    const payment = new Y.Map()
+    doc.getMap('payments').set(newId('p-'), payment)
+    writeFields(payment, fields)
+  }, LOCAL)
+}
+
+export function removePayment (doc, id) {
+  doc.transact(() => doc.getMap('payments').delete(id), LOCAL)
+}
+
+// -- conflicts this client can see at once (the server's room has the whole list) -----------
+
+/** Seating conflicts, worded and keyed as the server words them (documents/invariants.py). */
+export function seatingConflicts (seating, guests) {
+  const found = []
+  const byId = new Map(guests.map((g) => [g.id, g]))
+  const who = (id) => (byId.get(id) ? byId.get(id).name : `guest '${id}'`)
+  const atTable = new Map()
+  const onSeat = new Map()
+  seating.assignments.forEach((a, guestId) => {
+    const table = seating.tables.find((t) => t.id === a.table_id)
+    if (!table) return
+    atTable.set(table.id, [...(atTable.get(table.id) || []), guestId])
+    if (a.seat !== null) {
+      const key = `${table.id}#${a.seat}`
+      onSeat.set(key, [...(onSeat.get(key) || []), guestId])
+    }
+  })
+  for (const table of seating.tables) {
+    const seated = atTable.get(table.id) || []
+    if (seated.length > table.capacity) {
+      found.push({
+        code: 'seating.table_over_capacity',
+        paths: [`seating/tables/${table.id}`],
+        message: `Table '${table.name}' has ${seated.length} guests but seats ${table.capacity}.`
+      })
+    }
+  }
+  onSeat.forEach((ids, key) => {
+    if (ids.length < 2) return
+    const [tableId, seat] = key.split('#')
+    const table = seating.tables.find((t) => t.id === tableId)
+    found.push({
+      code: 'seating.seat_double_booked',
+      paths: ids.map((id) => `seating/assignments/${id}`).sort(),
+      message: `Seat ${seat} at table '${table.name}' is assigned to ${ids.length} guests: ${ids.map(who).sort().join(', ')}.`
+    })
+  })
+  return found
+}
+
+/** Timeline items that overlap another active item of the same vendor or location. */
+export function timelineOverlaps (items) {
+  const flagged = new Map()
+  const active = items.filter((i) => i.status !== 'cancelled')
+  for (let a = 0; a < active.length; a++) {
+    for (let b = a + 1; b < active.length; b++) {
+      const x = active[a]
+      const y = active[b]
+      const overlap = Date.parse(x.start) < Date.parse(y.end) && Date.parse(y.start) < Date.parse(x.end)
+      if (!overlap) continue
+      const same = (p, q) => p && q && p.trim().toLowerCase() === q.trim().toLowerCase()
+      const why = same(x.vendor, y.vendor) ? `vendor ${x.vendor}` : same(x.location, y.location) ? `location ${x.location}` : null
+      if (!why) continue
+      flagged.set(x.id, [...(flagged.get(x.id) || []), `overlaps '${y.title}' (${why})`])
+      flagged.set(y.id, [...(flagged.get(y.id) || []), `overlaps '${x.title}' (${why})`])
+    }
+  }
+  return flagged
+}
+
+export function conflictKey (conflict) {
+  return `${conflict.code}|${[...conflict.paths].sort().join(',')}`
+}
+
+export function formatMoney (amount, currency) {
+  try {
+    return new Intl.NumberFormat(undefined, { style: 'currency', currency }).format(amount / 100)
+  } catch {
+    return `${(amount / 100).toFixed(2)} ${currency}`
+  }
+}
+
+/** Money typed by a person ("1,250.50") in minor units, or null. */
+export function parseMoney (value) {
+  const cleaned = String(value).replace(/[\s,]/g, '')
+  if (!/^\d+(\.\d{1,2})?$/.test(cleaned)) return null
+  return Math.round(parseFloat(cleaned) * 100)
+}

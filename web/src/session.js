@@ -1,0 +1,116 @@
+// Who is signed in: the token from the sign-in link, kept for this tab only, and refreshed
+// before it expires.
+//
+// The link carries the token in the URL fragment (#token=...), which browsers never send to
+// a server. It is moved to sessionStorage at once and removed from the address bar, so it is
+// neither bookmarked nor shared by copying the URL.
+
+const TOKEN_KEY = 'crdt-server.token'
+
+/** The token of this tab: from the link when there is one, else from session storage. */
+export function takeToken () {
+  const match = /(?:^#|&)token=([^&]+)/.exec(location.hash)
+  if (match) {
+    sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]))
+    history.replaceState(null, '', location.pathname + location.search + '#guests')
+  }
+  return sessionStorage.getItem(TOKEN_KEY)
+}
+
+export function storeToken (token) {
+  sessionStorage.setItem(TOKEN_KEY, token)
+}
+
+export function forgetToken () {
+  sessionStorage.removeItem(TOKEN_KEY)
+}
+
+/** The claims of a JWT (not verified: the server does that; this only reads them). */
+export function claimsOf (token) {
+  try {
+    const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')
+    const padded = part + '='.repeat((4 - (part.length % 4)) % 4)
+    const bytes = Uint8Array.from(atob(padded), (c) => c.charCodeAt(0))
+    const claims = JSON.parse(new TextDecoder().decode(bytes))
+    const wedding = Array.isArray(claims.wedding) ? claims.wedding[0] : claims.wedding
+    if (typeof claims.sub !== 'string' || typeof wedding !== 'string' || typeof claims.exp !== 'number') return null
+    return { ...claims, wedding }
+  } catch {
+    return null
+  }
+}
+
+/**
+ * Keeps the token fresh: asks the server for a new one when three quarters of its life has
+ * passed (at the latest a minute before it expires). `onToken(token)` gets each new token,
+ * `onSignedOut(reason)` is called when the server refuses (401): the session is over.
+ * Network failures are retried, since an offline person is not signed out.
+ */
+export class TokenKeeper {
+  constructor (token, { onToken, onSignedOut }) {
+    this.token = token
+    this.onToken = onToken
+    this.onSignedOut = onSignedOut
+    this.timer = 0
+    this.schedule()
+  }
+
+  get claims () {
+    return claimsOf(this.token)
+  }
+
+  /** Whether the current token is still valid for a few more seconds. */
+  valid (marginSeconds = 2) {
+    const claims = this.claims
+    return claims !== null && claims.exp > Date.now() / 1000 + marginSeconds
+  }
+
+  schedule (delaySeconds = null) {
+    clearTimeout(this.timer)
+    const claims = this.claims
+    if (!claims) return
+    const now = Date.now() / 1000
+    const issued = typeof claims.iat === 'number' ? claims.iat : now
+    const due = Math.min(issued + 0.75 * (claims.exp - issued), claims.exp - 60)
+    const wait = delaySeconds ?? Math.max(1, due - now)
+    this.timer = setTimeout(() => this.refresh(), wait * 1000)
+  }
+
+  /** Ask for a fresh token now; concurrent calls share one request. */
+  refresh () {
+    if (!this.pending) this.pending = this.exchange().finally(() => { this.pending = null })
+    return this.pending
+  }
+
+  async exchange () {
+    let response
+    try {
+      response = await fetch('/api/token/refresh', {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${this.token}` }
+      })
+    } catch {
+      // Offline: try again soon, as long as the token may still be valid.
+      if (this.valid(0)) this.schedule(10)
+      return
+    }
+    if (response.status === 401) {
+      const problem = await response.json().catch(() => ({}))
+      this.onSignedOut(problem.detail || 'your session ended')
+      return
+    }
+    if (!response.ok) {
+      this.schedule(30)
+      return
+    }
+    const body = await response.json()
+    this.token = body.token
+    storeToken(this.token)
+    this.onToken(this.token)
+    this.schedule()
+  }
+
+  stop () {
+    clearTimeout(this.timer)
+  }
+}
