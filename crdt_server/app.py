@@ -28,6 +28,7 @@ from crdt_server.edge.asgi_ws import not_found_endpoint, sync_endpoint
 from crdt_server.edge.docs import reference_routes
 from crdt_server.edge.documents import document_routes
 from crdt_server.edge.erasure import TombstoneGuard, erasure_routes
+from crdt_server.edge.events import event_routes
 from crdt_server.edge.export import export_routes
 from crdt_server.edge.openapi import openapi_document
 from crdt_server.edge.problems import exception_handlers
@@ -245,4 +246,5 @@ def http_routes() -> list[Route]:
         *admin_routes(),
         *erasure_routes(),
         *export_routes(),
+        *event_routes(),
     ]

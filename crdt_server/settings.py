@@ -251,6 +251,7 @@ class Settings:
             "read": self.rate_read_per_minute,
             "write": self.rate_write_per_minute,
             "admin": self.rate_admin_per_minute,
+            "events": self.rate_events_per_minute,
         }
 
     @property

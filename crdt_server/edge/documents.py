@@ -65,7 +65,12 @@ def _document(call: Call, *, write: bool) -> tuple[str, str, Principal]:
     return f"{wedding_id}/{doc}", doc, _principal(call, wedding_id, doc, write=write)
 
 
-def _readable(call: Call, wedding_id: str) -> set[str]:
+def wedding_principal(call: Call, wedding_id: str, readable: set[str]) -> Principal:
+    """The caller as seen by one of the wedding's documents it may read."""
+    return _principal(call, wedding_id, sorted(readable)[0], write=False)
+
+
+def readable_documents(call: Call, wedding_id: str) -> set[str]:
     """The documents of the wedding the caller may read (403 if none, 401 on a bad token)."""
     if not valid_wedding_id(wedding_id):
         raise ApiError(404, "no such wedding")
@@ -163,13 +168,13 @@ async def history(call: Call) -> Response:
 
 async def presence(call: Call) -> Response:
     wedding_id = call.path("wedding_id")
-    docs = _readable(call, wedding_id)
+    docs = readable_documents(call, wedding_id)
     return json_response(PresenceAnswer(presence=call.state.weddings.presence(wedding_id, docs)))
 
 
 async def conflicts(call: Call) -> Response:
     wedding_id = call.path("wedding_id")
-    docs = _readable(call, wedding_id)
+    docs = readable_documents(call, wedding_id)
     found = await call.state.weddings.conflicts(wedding_id, docs)
     items = [ConflictItem(code=c.code, paths=list(c.paths), message=c.message) for c in found]
     return json_response(ConflictsAnswer(conflicts=items))

@@ -25,6 +25,7 @@ _REF = "#/components/schemas/{name}"
 _PATH_PARAMS: dict[str, dict[str, Any]] = {
     "wedding_id": {"type": "string", "pattern": f"^{WEDDING_ID_PATTERN.pattern}$"},
     "doc": {"type": "string", "enum": list(ROOM_KINDS)},
+    "guest_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
 }
 _SECURITY_SCHEMES = {
     "token": {
@@ -46,6 +47,8 @@ _ERROR_TEXT = {
     401: "missing, invalid, expired or revoked credentials",
     403: "not allowed",
     404: "no such wedding, document or route",
+    409: "conflict with the current state (an Idempotency-Key reused with another body)",
+    410: "gone for good (an erased wedding)",
     413: "body over this route's limit",
     422: "well formed but impossible (nothing changed)",
     429: "rate limited (see Retry-After)",

@@ -18,7 +18,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -56,7 +56,7 @@ def event_json(event: StoredEvent) -> dict[str, Any]:
     }
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Reader:
     wake: asyncio.Event
 
@@ -148,7 +148,7 @@ class EventLog(Extension):
 
     async def follow(
         self, wedding: str, *, after: int, where: EventFilter, heartbeat: float
-    ) -> AsyncIterator[StoredEvent | None]:
+    ) -> AsyncGenerator[StoredEvent | None, None]:
         """The wedding's events after ``after`` as they are committed, oldest first; ``None``
         each ``heartbeat`` seconds without one. Ends when the server stops."""
         reader = _Reader(asyncio.Event())

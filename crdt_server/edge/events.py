@@ -1,0 +1,286 @@
+"""The wedding event stream over HTTP: list, follow (Server-Sent Events), post custom events.
+
+- ``GET /api/weddings/{id}/events?after=SEQ&limit=N&types=guest.*,budget.payment_recorded``
+  answers ``{"events": [...], "next": SEQ | null}``.
+- ``GET /api/weddings/{id}/events/stream`` is ``text/event-stream``: ``id:`` the seq,
+  ``event:`` the type, ``data:`` the event as JSON; it resumes after ``Last-Event-ID`` (or
+  ``?after=``), sends a comment every ``SSE_HEARTBEAT_SECONDS``, and ends with an ``end``
+  event when the credential expires. Credentials: ``Authorization: Bearer``, or a one-use
+  ``?ticket=`` from ``POST .../events/stream-tickets`` (``EventSource`` cannot send
+  headers, and long-lived tokens never go in a stream URL).
+- ``POST /api/weddings/{id}/events`` posts a custom event (``custom.*``, ``day.*``).
+
+Everyone sees only the events of the documents they may read (and events of no document).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+import msgspec
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.responses import Response
+
+from crdt_server.edge.documents import readable_documents, wedding_principal
+from crdt_server.edge.problems import ApiError
+from crdt_server.edge.routing import Call, QueryParam, Route, json_response
+from crdt_server.extensions.events import event_json
+from storage import EventFilter, NewEvent, Once
+
+__all__ = ["event_routes"]
+
+CUSTOM_NAMESPACES = ("custom.", "day.")
+"""Namespaces of the event types clients may post."""
+POST_EVENTS_ROLES = frozenset({"couple", "planner", "vendor"})
+"""Roles that may post custom events."""
+MAX_DATA_BYTES = 8 * 1024
+TICKET_SECONDS = 60.0
+IDEMPOTENCY_SECONDS = 24 * 3600.0
+
+
+class CustomEvent(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A custom event: ``type`` in a documented namespace (``custom.*``, ``day.*``)."""
+
+    type: Any
+    data: dict[str, Any] = {}
+    priority: Literal["normal", "urgent", "emergency"] = "normal"
+    doc: Literal["timeline", "budget", "guests", "seating"] | None = None
+
+
+class PostedEvent(msgspec.Struct, frozen=True):
+    id: str
+    seq: int
+
+
+class Ticket(msgspec.Struct, frozen=True):
+    ticket: str
+    expires_in: int
+
+
+class _Grant(msgspec.Struct, frozen=True):
+    """What a stream ticket grants (stored hashed, used once)."""
+
+    wedding: str
+    sub: str
+    docs: list[str]
+    expires_at: float | None
+
+
+def _types(call: Call) -> tuple[str, ...]:
+    raw = call.request.query_params.get("types", "")
+    types = tuple(t.strip() for t in raw.split(",") if t.strip())
+    for t in types:
+        if len(t) > 100 or not all(c.isalnum() or c in "._*" for c in t):
+            raise ApiError.field(400, "types", f"not an event type or pattern: {t[:100]!r}")
+    return types
+
+
+def _int_param(call: Call, name: str, default: int, low: int, high: int) -> int:
+    raw = call.request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ApiError.field(400, name, "must be a whole number") from exc
+    if not low <= value <= high:
+        raise ApiError.field(400, name, f"must be {low} to {high}")
+    return value
+
+
+async def list_events(call: Call) -> Response:
+    """The wedding's events after ``after``, oldest first, of the documents you may read."""
+    wedding_id = call.path("wedding_id")
+    docs = readable_documents(call, wedding_id)
+    after = _int_param(call, "after", 0, 0, 2**62)
+    limit = _int_param(call, "limit", 50, 1, 500)
+    where = EventFilter(types=_types(call), docs=frozenset(docs))
+    events = await call.state.events.read(wedding_id, after=after, limit=limit, where=where)
+    following = events[-1].seq if len(events) == limit else None
+    return json_response({"events": [event_json(e) for e in events], "next": following})
+
+
+async def stream_ticket(call: Call) -> Response:
+    """A one-use ticket, valid 60 s, for ``GET .../events/stream?ticket=``."""
+    wedding_id = call.path("wedding_id")
+    docs = readable_documents(call, wedding_id)
+    principal = wedding_principal(call, wedding_id, docs)
+    ticket = secrets.token_urlsafe(24)
+    grant = _Grant(wedding_id, principal.user_id, sorted(docs), principal.expires_at)
+    await call.state.store.put_ticket(
+        _digest(ticket), msgspec.json.encode(grant).decode(), time.time() + TICKET_SECONDS
+    )
+    return json_response(Ticket(ticket, int(TICKET_SECONDS)), status_code=201)
+
+
+async def stream(call: Call) -> Response:
+    """Follow the wedding's events as Server-Sent Events."""
+    wedding_id = call.path("wedding_id")
+    ticket = call.request.query_params.get("ticket")
+    if ticket:
+        payload = await call.state.store.take_ticket(_digest(ticket), time.time())
+        if payload is None:
+            raise ApiError.field(401, "ticket", "unknown, used or expired ticket")
+        grant = msgspec.json.decode(payload, type=_Grant)
+        if grant.wedding != wedding_id:
+            raise ApiError.field(403, "ticket", "this ticket is for another wedding")
+        docs, expires_at = set(grant.docs), grant.expires_at
+    else:
+        docs = readable_documents(call, wedding_id)
+        expires_at = wedding_principal(call, wedding_id, docs).expires_at
+    last = call.request.headers.get("last-event-id") or call.request.query_params.get("after")
+    try:
+        after = int(last) if last else 0
+    except ValueError as exc:
+        raise ApiError.field(400, "Last-Event-ID", "must be an event seq") from exc
+    where = EventFilter(types=_types(call), docs=frozenset(docs))
+    heartbeat = call.state.settings.sse_heartbeat_seconds
+    events = call.state.events
+
+    async def generate() -> AsyncIterator[ServerSentEvent]:
+        follow = events.follow(wedding_id, after=after, where=where, heartbeat=heartbeat)
+        try:
+            async for event in follow:
+                if expires_at is not None and time.time() >= expires_at:
+                    yield ServerSentEvent(data=json.dumps({"reason": "token_expired"}), event="end")
+                    return
+                if event is None:
+                    yield ServerSentEvent(comment="heartbeat")
+                    continue
+                yield ServerSentEvent(
+                    data=json.dumps(event_json(event)), event=event.type, id=str(event.seq)
+                )
+        finally:
+            await follow.aclose()
+
+    return EventSourceResponse(generate(), ping=None, send_timeout=30)
+
+
+async def post_event(call: Call) -> Response:
+    """Post a custom event; 201 ``{"id", "seq"}``."""
+    wedding_id = call.path("wedding_id")
+    body = call.json(CustomEvent)
+    if not isinstance(body.type, str) or not body.type.startswith(CUSTOM_NAMESPACES):
+        raise ApiError.field(422, "type", "must be custom.<name> or day.<name>")
+    parts = body.type.split(".")
+    if len(body.type) > 100 or any(
+        not p or not p.replace("_", "").isalnum() or p.lower() != p for p in parts
+    ):
+        raise ApiError.field(422, "type", "dot-separated lowercase names")
+    data = json.dumps(body.data, separators=(",", ":"))
+    if len(data.encode()) > MAX_DATA_BYTES:
+        raise ApiError.field(413, "data", f"at most {MAX_DATA_BYTES} bytes of JSON")
+    docs = readable_documents(call, wedding_id)
+    if body.doc is not None and body.doc not in docs:
+        raise ApiError.field(403, "doc", f"{body.doc!r} is not open to you")
+    principal = wedding_principal(call, wedding_id, docs)
+    if principal.role not in POST_EVENTS_ROLES:
+        raise ApiError(403, f"the {principal.role} role may not post events")
+    event = NewEvent(
+        wedding_id,
+        body.type,
+        data,
+        body.doc,
+        sub=principal.user_id,
+        role=principal.role,
+        priority=body.priority,
+    )
+    key = call.request.headers.get("idempotency-key")
+    once = None
+    if key is not None:
+        if not 1 <= len(key) <= 255:
+            raise ApiError.field(400, "Idempotency-Key", "1 to 255 characters")
+        fingerprint = hashlib.sha256(call.body).hexdigest()
+        once = Once(
+            f"{wedding_id}:{principal.user_id}:events",
+            key,
+            fingerprint,
+            time.time() + IDEMPOTENCY_SECONDS,
+        )
+    added = await call.state.events.record([event], once=once)
+    if once is not None and not added.first and added.fingerprint != once.fingerprint:
+        raise ApiError(409, "this Idempotency-Key was used with another body")
+    stored = added.events[0]
+    return json_response(
+        PostedEvent(f"{wedding_id}:{stored.seq}", stored.seq),
+        status_code=201 if added.first else 200,
+    )
+
+
+def _priority(call: Call) -> Literal["normal", "urgent", "emergency"]:
+    try:
+        value = msgspec.json.decode(call.body).get("priority", "normal")
+    except (msgspec.DecodeError, AttributeError):
+        return "normal"
+    return value if value in ("urgent", "emergency") else "normal"
+
+
+def _digest(ticket: str) -> str:
+    return hashlib.sha256(ticket.encode()).hexdigest()
+
+
+def event_routes() -> list[Route]:
+    base = "/api/weddings/{wedding_id}/events"
+    return [
+        Route(
+            "GET",
+            base,
+            "listEvents",
+            "The wedding's domain events (cursor pages), limited to the documents you may read",
+            list_events,
+            "read",
+            query=(
+                QueryParam("after", {"type": "integer", "minimum": 0}, "the last seq you have"),
+                QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+                QueryParam("types", {"type": "string"}, "types or patterns, comma separated"),
+            ),
+            media_type="application/json",
+            errors=(400, 401, 403, 404, 429),
+        ),
+        Route(
+            "POST",
+            f"{base}/stream-tickets",
+            "createStreamTicket",
+            "A one-use ticket (60 s) for the event stream, for EventSource",
+            stream_ticket,
+            "read",
+            response_model=Ticket,
+            status=201,
+            errors=(401, 403, 404, 429),
+        ),
+        Route(
+            "GET",
+            f"{base}/stream",
+            "streamEvents",
+            "Follow the wedding's events as Server-Sent Events",
+            stream,
+            "read",
+            query=(
+                QueryParam("after", {"type": "integer", "minimum": 0}),
+                QueryParam("types", {"type": "string"}),
+                QueryParam("ticket", {"type": "string"}, "from POST .../stream-tickets"),
+            ),
+            media_type="text/event-stream",
+            errors=(400, 401, 403, 404, 429),
+            in_schema=False,
+        ),
+        Route(
+            "POST",
+            base,
+            "postEvent",
+            "Post a custom event (custom.*, day.*); Idempotency-Key honoured",
+            post_event,
+            "events",
+            body="json",
+            request_model=CustomEvent,
+            response_model=PostedEvent,
+            status=201,
+            errors=(400, 401, 403, 404, 409, 413, 422, 429),
+            priority=_priority,
+        ),
+    ]

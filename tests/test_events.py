@@ -1,0 +1,177 @@
+"""The wedding event stream through a real server: derived events credited to the person who
+wrote them, role filtering, custom events with idempotency, the SSE stream with tickets, and
+events stored exactly once across kill -9."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from pycrdt import Map
+
+from crdt_server.auth.tokens import TokenCodec
+from tests.server import ServerProcess
+from tests.yclient import YClient
+
+SECRET = "events-test-secret-at-least-32-bytes!!"
+CODEC = TokenCodec(algorithms=["HS256"], secret=SECRET.encode())
+ENV = {"CRDT_SERVER_AUTH_SECRET": SECRET, "CRDT_SERVER_SSE_HEARTBEAT_SECONDS": "0.5"}
+
+
+def token(role: str = "planner", sub: str = "ada") -> str:
+    return CODEC.mint(sub=sub, role=role, wedding="w1", ttl=600)
+
+
+def auth(role: str = "planner", sub: str = "ada") -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(role, sub)}"}
+
+
+@pytest_asyncio.fixture
+async def api(tmp_path: Path) -> AsyncIterator[tuple[ServerProcess, httpx.AsyncClient]]:
+    async with (
+        ServerProcess(tmp_path / "data", env=ENV, anonymous=False) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+    ):
+        yield server, http
+
+
+async def events_of(http: httpx.AsyncClient, *, role: str = "planner", **params: Any) -> Any:
+    answer = await http.get("/api/weddings/w1/events", params=params, headers=auth(role))
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+async def until(check: Any, deadline: float = 10.0) -> Any:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    while True:
+        value = await check()
+        if value:
+            return value
+        assert loop.time() < end, "condition not met before the deadline"
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.asyncio
+async def test_websocket_edits_become_events_credited_to_the_person(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    server, http = api
+    async with YClient(server.ws_url, "w1/guests", token=token("planner", "ada")) as editor:
+        await editor.wait(editor.synced.is_set)
+        guests = editor.doc.get("guests", type=Map)
+        guests["grace"] = Map({"name": "Grace Hopper", "rsvp": "pending"})
+        await editor.flush()
+        await editor.wait(editor.is_confirmed)
+        guests["grace"]["rsvp"] = "accepted"
+        await editor.flush()
+        await editor.wait(editor.is_confirmed)
+
+    async def two() -> Any:
+        found = await events_of(http)
+        return found if len(found["events"]) >= 2 else None
+
+    found = await until(two)
+    first, second = found["events"][:2]
+    assert first["type"] == "guest.added" and first["data"]["id"] == "grace"
+    assert second["type"] == "guest.rsvp_changed"
+    assert second["data"] == {"id": "grace", "from": "pending", "to": "accepted"}
+    assert second["actor"] == {"sub": "ada", "role": "planner"}
+    assert second["id"] == f"w1:{second['seq']}" and second["at"].endswith("Z")
+    assert found["next"] is None
+    # a friend may read only the timeline: none of the guest events
+    assert (await events_of(http, role="friend"))["events"] == []
+    page = await events_of(http, limit=1)
+    assert [e["seq"] for e in page["events"]] == [1] and page["next"] == 1
+    assert [e["type"] for e in (await events_of(http, types="guest.rsvp_*"))["events"]] == []
+    assert len((await events_of(http, types="guest.*"))["events"]) == 2
+    history = await http.get("/api/weddings/w1/docs/guests/history", headers=auth())
+    assert {(h["sub"], h["role"]) for h in history.json()["history"]} == {("ada", "planner")}
+
+
+@pytest.mark.asyncio
+async def test_custom_events_are_idempotent_and_checked(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    _, http = api
+    body = {"type": "day.vendor_arrived", "data": {"vendor": "florist"}, "priority": "urgent"}
+    headers = {**auth("vendor", "flo"), "Idempotency-Key": "k1"}
+    first = await http.post("/api/weddings/w1/events", json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    again = await http.post("/api/weddings/w1/events", json=body, headers=headers)
+    assert again.status_code == 200 and again.json() == first.json()
+    other = await http.post(
+        "/api/weddings/w1/events", json={**body, "data": {"vendor": "dj"}}, headers=headers
+    )
+    assert other.status_code == 409
+    assert len((await events_of(http))["events"]) == 1
+    for bad, field in (
+        ({"type": "guest.added"}, "type"),
+        ({"type": "custom.x", "data": {"x": "y" * 9000}}, "data"),
+        ({"type": "custom.x", "colour": 1}, "colour"),
+    ):
+        answer = await http.post("/api/weddings/w1/events", json=bad, headers=auth())
+        assert 400 <= answer.status_code < 500, answer.text
+        assert field in answer.text
+    friend = await http.post("/api/weddings/w1/events", json=body, headers=auth("friend", "f"))
+    assert friend.status_code == 403
+    assert len((await events_of(http))["events"]) == 1
+
+
+@pytest.mark.asyncio
+async def test_the_stream_delivers_live_events_with_a_one_use_ticket(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    _, http = api
+    ticket = (await http.post("/api/weddings/w1/events/stream-tickets", headers=auth())).json()
+    url = f"/api/weddings/w1/events/stream?ticket={ticket['ticket']}"
+    received: list[dict[str, Any]] = []
+    async with http.stream("GET", url) as stream:
+        assert stream.status_code == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        posted = await http.post(
+            "/api/weddings/w1/events", json={"type": "custom.hello"}, headers=auth()
+        )
+        assert posted.status_code == 201
+        async with asyncio.timeout(10):
+            lines = stream.aiter_lines()
+            async for line in lines:
+                if line.startswith("data:"):
+                    received.append(json.loads(line.removeprefix("data:").strip()))
+                    break
+    assert received[0]["type"] == "custom.hello" and received[0]["seq"] == 1
+    reused = await http.get(url)
+    assert reused.status_code == 401
+
+
+@pytest.mark.asyncio
+@pytest.mark.slow
+async def test_events_are_stored_exactly_once_across_kill_9(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    async with ServerProcess(data, env=ENV, anonymous=False) as server:
+        async with YClient(server.ws_url, "w1/guests", token=token()) as editor:
+            await editor.wait(editor.synced.is_set)
+            guests = editor.doc.get("guests", type=Map)
+            for i in range(20):
+                guests[f"g{i}"] = Map({"name": f"Guest {i}"})
+                await editor.flush()
+            await editor.wait(editor.is_confirmed)
+            assert server.process is not None
+            os.kill(server.process.pid, signal.SIGKILL)
+    async with (
+        ServerProcess(data, env=ENV, anonymous=False) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+    ):
+        found = await events_of(http, limit=500)
+        assert [e["seq"] for e in found["events"]] == list(range(1, 21))
+        assert sorted(e["data"]["id"] for e in found["events"]) == sorted(
+            f"g{i}" for i in range(20)
+        )
