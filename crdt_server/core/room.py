@@ -366,6 +366,13 @@ class Room:
                     self._health.failed(exc)
                     self._fail(exc)
                     return
+                except Exception as exc:
+                    # An extension's on_commit failed: its rows belong to this transaction,
+                    # so nothing was committed. Fail the room (writers get 1011 and resync)
+                    # rather than leave them waiting for an echo that cannot come.
+                    log.exception("room %s: a commit hook failed; nothing was committed", self.name)
+                    self._fail(exc)
+                    return
                 finally:
                     self._inflight = []
                 done = time.perf_counter()

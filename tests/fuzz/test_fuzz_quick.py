@@ -38,6 +38,7 @@ from crdt_server.codec.protocol import (
 )
 from crdt_server.codec.updates import decode_state_vector, inspect_update
 from crdt_server.core.crdt import Applied, RoomDocument, replay
+from crdt_server.core.hooks import SERVER
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.room import Room
 from crdt_server.core.weddings import WeddingService
@@ -411,7 +412,7 @@ async def test_a_server_side_edit_frees_its_scratch_document(tmp_path: Path) -> 
             scratch.append(weakref.ref(doc))
             doc.get("notes", type=Text).insert(0, "server-side edit")
 
-        await weddings.edit("w1/guests", change, "test")
+        await weddings.edit("w1/guests", change, SERVER)
         assert len(scratch) == 1
         assert await _collected(scratch[0]), "the scratch document outlives its edit"
     finally:
