@@ -86,20 +86,6 @@ CREATE TABLE IF NOT EXISTS {s}.idempotency (scope text NOT NULL, key text NOT NU
     expires_at double precision NOT NULL, PRIMARY KEY (scope, key));
 CREATE TABLE IF NOT EXISTS {s}.tickets (digest text PRIMARY KEY, payload text NOT NULL,
     expires_at double precision NOT NULL);
-"""
-_EVENT_COLUMNS = "wedding, seq, type, doc, sub, role, priority, at, data"
-_WEDDING_TABLES = ("events", "event_counters", "idempotency")
-"""Tables keyed by a ``wedding`` column: erased with the wedding."""
-# Counter rows are locked by the upsert until commit, so each wedding's seqs are gap free
-# and follow commit order, whichever process writes (a SEQUENCE would do neither).
-_BUMP = """
-INSERT INTO {s}.event_counters AS c (wedding, last_seq) VALUES ($1, $2)
-ON CONFLICT (wedding) DO UPDATE SET last_seq = c.last_seq + $2 RETURNING last_seq
-"""
-_INSERT_EVENTS = """
-INSERT INTO {s}.events (wedding, seq, type, doc, sub, role, priority, at, data)
-SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::float8[], $9::text[])
 CREATE TABLE IF NOT EXISTS {s}.revocations (sub text NOT NULL, wedding text NOT NULL,
     at double precision NOT NULL, PRIMARY KEY (sub, wedding));
 CREATE TABLE IF NOT EXISTS {s}.tombstones (wedding text COLLATE "C" PRIMARY KEY,
@@ -115,6 +101,20 @@ CREATE OR REPLACE TRIGGER updates_tombstoned BEFORE INSERT ON {s}.updates
     FOR EACH ROW EXECUTE FUNCTION {s}.skip_tombstoned();
 CREATE OR REPLACE TRIGGER history_tombstoned BEFORE INSERT ON {s}.history
     FOR EACH ROW EXECUTE FUNCTION {s}.skip_tombstoned();
+"""
+_EVENT_COLUMNS = "wedding, seq, type, doc, sub, role, priority, at, data"
+_WEDDING_TABLES = ("events", "event_counters", "idempotency")
+"""Tables keyed by a ``wedding`` column: erased with the wedding."""
+# Counter rows are locked by the upsert until commit, so each wedding's seqs are gap free
+# and follow commit order, whichever process writes (a SEQUENCE would do neither).
+_BUMP = """
+INSERT INTO {s}.event_counters AS c (wedding, last_seq) VALUES ($1, $2)
+ON CONFLICT (wedding) DO UPDATE SET last_seq = c.last_seq + $2 RETURNING last_seq
+"""
+_INSERT_EVENTS = """
+INSERT INTO {s}.events (wedding, seq, type, doc, sub, role, priority, at, data)
+SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::text[], $8::float8[], $9::text[])
 """
 _NEXT_SEQS = "SELECT array(SELECT nextval($1::regclass) FROM generate_series(1, $2))"
 # One statement for both tables; created_at is the database's clock, shared by all hosts.
@@ -554,6 +554,9 @@ class PostgresStore:
                 [doc for doc, _ in rows],
                 [data for _, data in rows],
                 [origin] * len(rows),
+                [""] * len(rows),
+                [""] * len(rows),
+                [None] * len(rows),
             )
             written.extend(update_seqs)
             return 0
