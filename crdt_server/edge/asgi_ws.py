@@ -12,7 +12,8 @@ from starlette.responses import PlainTextResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from crdt_server.core.transport import TransportClosed
-from crdt_server.edge.upgrade import NO_SUCH_DOCUMENT, Gate, Refusal, bearer_token
+from crdt_server.edge.state import server_state
+from crdt_server.edge.upgrade import NO_SUCH_DOCUMENT, Refusal, bearer_token
 
 __all__ = ["StarletteTransport", "not_found_endpoint", "sync_endpoint"]
 
@@ -57,7 +58,7 @@ async def _refuse(websocket: WebSocket, refusal: Refusal) -> None:
 
 
 async def sync_endpoint(websocket: WebSocket) -> None:
-    gate: Gate = websocket.app.state.gate
+    gate = server_state(websocket).gate
     client = websocket.client
     outcome = gate.admit(
         websocket.path_params["wedding_id"],
@@ -81,5 +82,5 @@ async def sync_endpoint(websocket: WebSocket) -> None:
 
 
 async def not_found_endpoint(websocket: WebSocket) -> None:
-    gate: Gate = websocket.app.state.gate
+    gate = server_state(websocket).gate
     await _refuse(websocket, gate.refuse(NO_SUCH_DOCUMENT))
