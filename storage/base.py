@@ -219,6 +219,10 @@ class DocumentStore(Protocol):
     ) -> list[StoredEvent]:
         """The wedding's events with ``seq > after`` matching ``where``, oldest first."""
 
+    async def erase_entity_events(self, wedding: str, entity_id: str) -> int:
+        """Delete the wedding's events about one entry (``"id"`` or ``"guest_id"`` in their
+        data): per-person erasure. Returns how many were deleted."""
+
     async def last_event_seq(self, wedding: str) -> int:
         """The seq of the wedding's newest event (0 if none)."""
 

@@ -27,6 +27,7 @@ that is recycled; see the README.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
@@ -335,6 +336,23 @@ class PostgresStore:
         sql += " ORDER BY seq LIMIT $3"
         rows = await self._fetch(sql, *args)
         return [StoredEvent(*row) for row in rows]
+
+    async def erase_entity_events(self, wedding: str, entity_id: str) -> int:
+        quoted = json.dumps(entity_id)
+
+        async def body(conn: _Conn) -> int:
+            gone = await conn.fetchval(
+                f"WITH g AS (DELETE FROM {self._s}.events WHERE wedding = $1"
+                " AND (strpos(data, $2) > 0 OR strpos(data, $3) > 0) RETURNING 1)"
+                " SELECT count(*) FROM g",
+                wedding,
+                f'"id":{quoted}',
+                f'"guest_id":{quoted}',
+            )
+            return int(gone)
+
+        erased: int = await self._writer.write(body)
+        return erased
 
     async def last_event_seq(self, wedding: str) -> int:
         sql = f"SELECT last_seq FROM {self._s}.event_counters WHERE wedding = $1"

@@ -309,6 +309,21 @@ class SqliteStore:
         rows = await self._read(f"{sql} ORDER BY seq LIMIT ?", *params, limit)
         return [StoredEvent(*row) for row in rows]
 
+    async def erase_entity_events(self, wedding: str, entity_id: str) -> int:
+        needles = _entity_needles(entity_id)
+
+        def body(db: sqlite3.Connection) -> int:
+            return int(
+                db.execute(
+                    "DELETE FROM events WHERE wedding = ? AND (instr(data, ?) > 0"
+                    " OR instr(data, ?) > 0)",
+                    (wedding, *needles),
+                ).rowcount
+            )
+
+        erased: int = await self._writer.write(body)
+        return erased
+
     async def last_event_seq(self, wedding: str) -> int:
         rows = await self._read("SELECT last_seq FROM event_counters WHERE wedding = ?", wedding)
         return int(rows[0][0]) if rows else 0
@@ -685,6 +700,12 @@ def _insert_events(
         list(counters.items()),
     )
     return stored
+
+
+def _entity_needles(entity_id: str) -> tuple[str, str]:
+    """How an entry's id appears in stored event data (compact JSON)."""
+    quoted = json.dumps(entity_id)
+    return f'"id":{quoted}', f'"guest_id":{quoted}'
 
 
 def _wedding_of(prefix: str) -> str | None:

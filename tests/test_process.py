@@ -70,7 +70,7 @@ async def test_a_bad_setting_is_one_line_and_a_nonzero_exit(
     assert b"listening" not in out, out
     lines = err.decode().strip().splitlines()
     assert len(lines) == 1, lines
-    assert lines[0].startswith("crdt-server: "), lines
+    assert lines[0].startswith("crdt-server"), lines
 
 
 @pytest.fixture

@@ -172,7 +172,6 @@ def test_every_client_can_decode_what_the_room_relays(crdt_inprocess: InProcess)
     crdt_inprocess.run(main)
 
 
-@pytest.mark.xfail(reason="open: joiner differs from the room after a damaged update")
 @pytest.mark.parametrize("frame", DAMAGED_UPDATES)
 def test_a_joiner_gets_what_the_room_holds_after_a_damaged_update(
     crdt_inprocess: InProcess, frame: bytes

@@ -157,6 +157,9 @@ class ErasureService:
             await self._refresh_conflicts(wedding_id)  # findings quote guests' names
         for kind in ROOM_KINDS:
             await self._rewrite(f"{wedding_id}/{kind}")
+        # Their events (guest.added carries the name) go too; the removal's own event holds
+        # only the id.
+        await self._store.erase_entity_events(wedding_id, guest_id)
         if not await self._store.scrub():
             self._scrub_wanted.set()
         return found
