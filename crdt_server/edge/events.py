@@ -52,6 +52,11 @@ class CustomEvent(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     doc: Literal["timeline", "budget", "guests", "seating"] | None = None
 
 
+class EventsAnswer(msgspec.Struct, frozen=True):
+    events: list[dict[str, Any]]
+    next: int | None
+
+
 class PostedEvent(msgspec.Struct, frozen=True):
     id: str
     seq: int
@@ -102,7 +107,7 @@ async def list_events(call: Call) -> Response:
     where = EventFilter(types=_types(call), docs=frozenset(docs))
     events = await call.state.events.read(wedding_id, after=after, limit=limit, where=where)
     following = events[-1].seq if len(events) == limit else None
-    return json_response({"events": [event_json(e) for e in events], "next": following})
+    return json_response(EventsAnswer([event_json(e) for e in events], following))
 
 
 async def stream_ticket(call: Call) -> Response:
@@ -239,7 +244,7 @@ def event_routes() -> list[Route]:
                 QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
                 QueryParam("types", {"type": "string"}, "types or patterns, comma separated"),
             ),
-            media_type="application/json",
+            response_model=EventsAnswer,
             errors=(400, 401, 403, 404, 429),
         ),
         Route(

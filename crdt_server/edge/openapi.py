@@ -104,6 +104,8 @@ def _operation(
         errors.add(429)
     if route.body != "none":
         errors |= {400, 413}
+    if route.path.startswith("/api/weddings/{wedding_id}") and "erasure" not in route.path:
+        errors.add(410)  # an erased wedding (crdt_server.edge.erasure.TombstoneGuard)
     for status in sorted(errors | set(route.error_models)):
         content = problem
         if status in route.error_models:
