@@ -182,6 +182,13 @@ class MovedDocument:
     history: list[HistoryEntry]
 
 
+def wedding_of_prefix(prefix: str) -> str | None:
+    """The wedding a deletion prefix names (``"w42/"``), if it names exactly one; its
+    wedding-keyed rows (events, counters, idempotency keys) go with its documents."""
+    wedding, slash, rest = prefix.partition("/")
+    return wedding if slash and not rest and wedding else None
+
+
 @runtime_checkable
 class DocumentStore(Protocol):
     """Async persistence of Yjs update logs.

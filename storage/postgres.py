@@ -48,6 +48,7 @@ from storage.base import (
     StoredEvent,
     StoredLog,
     StoreError,
+    wedding_of_prefix,
 )
 
 __all__ = [
@@ -418,7 +419,7 @@ class PostgresStore:
         """Delete every document whose name starts with ``prefix`` (``""``: all of them)
         together with its history. Returns how many documents were deleted."""
 
-        wedding = prefix[:-1] if prefix.endswith("/") and prefix.count("/") == 1 else None
+        wedding = wedding_of_prefix(prefix)
 
         async def body(conn: _Conn) -> int:
             count = int(await conn.fetchval(_DELETE.format(s=self._s), prefix))

@@ -45,6 +45,7 @@ from storage.base import (
     StoredEvent,
     StoredLog,
     StoreError,
+    wedding_of_prefix,
 )
 
 __all__ = [
@@ -384,7 +385,7 @@ class SqliteStore:
         together with its history. Returns how many documents were deleted."""
         params = (prefix, len(prefix), prefix)
 
-        wedding = _wedding_of(prefix)
+        wedding = wedding_of_prefix(prefix)
 
         def body(db: sqlite3.Connection) -> int:
             count = _scalar(db, _COUNT_DOCS, params * 2)
@@ -706,12 +707,6 @@ def _entity_needles(entity_id: str) -> tuple[str, str]:
     """How an entry's id appears in stored event data (compact JSON)."""
     quoted = json.dumps(entity_id)
     return f'"id":{quoted}', f'"guest_id":{quoted}'
-
-
-def _wedding_of(prefix: str) -> str | None:
-    """The wedding a deletion prefix names (``"w42/"``), if it names exactly one."""
-    wedding, slash, rest = prefix.partition("/")
-    return wedding if slash and not rest and wedding else None
 
 
 def _check_event(event: NewEvent) -> None:

@@ -16,8 +16,7 @@ from crdt_server.edge.bodies import (
 )
 from crdt_server.edge.links import public_url
 from crdt_server.edge.problems import ApiError
-from crdt_server.edge.routing import Call, Route, json_response, require_admin
-from crdt_server.names import valid_wedding_id
+from crdt_server.edge.routing import Call, Route, json_response, require_admin, wedding_path
 from documents import DOCUMENT_KINDS
 from storage import StoreError
 
@@ -25,17 +24,10 @@ __all__ = ["ApiError", "admin_routes"]
 # ``ApiError`` stays importable from here (its home was this module) for one release.
 
 
-def _wedding(call: Call) -> str:
-    wedding_id = call.path("wedding_id")
-    if not valid_wedding_id(wedding_id):
-        raise ApiError(404, "no such wedding id")
-    return wedding_id
-
-
 async def create_session(call: Call) -> Response:
     """Mint a short-lived token for one of the app's users, for one wedding."""
     require_admin(call)
-    wedding_id = _wedding(call)
+    wedding_id = wedding_path(call)
     body = call.json(SessionRequest)
     settings = call.state.settings
     ttl = settings.token_ttl_seconds if body.ttl is None else body.ttl

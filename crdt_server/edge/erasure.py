@@ -26,9 +26,8 @@ from crdt_server.edge.bodies import (
     TombstoneAnswer,
 )
 from crdt_server.edge.problems import ApiError, problem_response
-from crdt_server.edge.routing import Call, Route, json_response, require_admin
+from crdt_server.edge.routing import Call, Route, json_response, require_admin, wedding_path
 from crdt_server.edge.state import state_of_scope
-from crdt_server.names import valid_wedding_id
 from storage import StoreError
 
 __all__ = ["TombstoneGuard", "erasure_routes"]
@@ -38,17 +37,10 @@ _ALWAYS_OPEN = re.compile(r"^/(erasure|tombstone)$")
 _GUEST_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-def _wedding(call: Call) -> str:
-    wedding_id = call.path("wedding_id")
-    if not valid_wedding_id(wedding_id):
-        raise ApiError(404, "no such wedding id")
-    return wedding_id
-
-
 async def erase_wedding(call: Call) -> Response:
     """Erase every document, history row, event and stored byte of a wedding; tombstone it."""
     require_admin(call)
-    wedding_id = _wedding(call)
+    wedding_id = wedding_path(call)
     try:
         documents, scrubbed = await call.state.erasures.erase_wedding(wedding_id)
     except StoreError as exc:
@@ -66,7 +58,7 @@ async def erase_wedding(call: Call) -> Response:
 async def erasure_status(call: Call) -> Response:
     """Whether an erased wedding's bytes are gone from the store's files yet."""
     require_admin(call)
-    wedding_id = _wedding(call)
+    wedding_id = wedding_path(call)
     status = call.state.erasures.status(wedding_id)
     if status is None:
         raise ApiError(404, "this wedding was not erased")
@@ -76,7 +68,7 @@ async def erasure_status(call: Call) -> Response:
 async def lift_tombstone(call: Call) -> Response:
     """Let an erased wedding's id be used again (the only way it can be)."""
     require_admin(call)
-    wedding_id = _wedding(call)
+    wedding_id = wedding_path(call)
     try:
         lifted = await call.state.erasures.lift(wedding_id)
     except StoreError as exc:
@@ -89,7 +81,7 @@ async def lift_tombstone(call: Call) -> Response:
 async def erase_guest(call: Call) -> Response:
     """Remove one guest from the wedding and rewrite its stored logs without them."""
     require_admin(call)
-    wedding_id = _wedding(call)
+    wedding_id = wedding_path(call)
     guest_id = call.path("guest_id")
     if not _GUEST_ID.match(guest_id):
         raise ApiError.field(400, "guest_id", "1 to 64 of A-Z a-z 0-9 _ -")

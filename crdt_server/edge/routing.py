@@ -27,6 +27,7 @@ from crdt_server.edge.problems import ApiError, FieldProblem
 from crdt_server.edge.ratelimit import Priority, Subject
 from crdt_server.edge.state import ServerState, server_state
 from crdt_server.edge.upgrade import bearer_token
+from crdt_server.names import valid_wedding_id
 
 __all__ = [
     "BINARY",
@@ -67,6 +68,14 @@ def binary_response(data: bytes) -> Response:
 def request_token(request: Request) -> str | None:
     """The caller's token, read the one way every route and the upgrade gate read it."""
     return bearer_token(request.query_params.get("token"), request.headers.get("authorization"))
+
+
+def wedding_path(call: Call) -> str:
+    """The ``wedding_id`` path parameter, 404 unless it is a valid wedding id."""
+    wedding_id = call.path("wedding_id")
+    if not valid_wedding_id(wedding_id):
+        raise ApiError(404, "no such wedding id")
+    return wedding_id
 
 
 def require_admin(call: Call) -> None:
