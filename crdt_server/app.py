@@ -208,6 +208,7 @@ def create_app(
             limiter=HttpRateLimiter(settings.rate_limits),
             events=event_log,
             erasures=admin_events.erasures,
+            permissions=matrix,
         )
         await registry.start()
         try:

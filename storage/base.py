@@ -35,6 +35,7 @@ __all__ = [
     "NewUpdate",
     "Once",
     "Revocation",
+    "Schema",
     "StoreError",
     "StoredEvent",
     "StoredLog",
@@ -60,6 +61,26 @@ class NewUpdate:
     sub: str = ""
     role: str = ""
     client_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Schema:
+    """Tables a feature keeps in the store beside the update logs (webhooks, threads...).
+
+    A feature installs its schema when it starts (:meth:`DocumentStore.install`): the DDL
+    for the backend runs once (``IF NOT EXISTS``), and ``wedding_tables`` (each with a
+    ``wedding`` column) are erased with the wedding by :meth:`DocumentStore.erase_wedding`,
+    in the erasure's own transaction. A feature reads and writes its tables through the
+    backend's own ``read``/``fetch`` and ``write`` (one transaction, serialised with the
+    update commits; :func:`storage.sqlite.insert_events` and
+    :meth:`storage.postgres.PostgresStore.insert_events` add events to that transaction).
+    """
+
+    name: str
+    sqlite: tuple[str, ...]
+    postgres: tuple[str, ...]
+    """PostgreSQL DDL; ``{s}`` stands for the store's (quoted) schema name."""
+    wedding_tables: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +246,12 @@ class DocumentStore(Protocol):
         self, wedding: str, *, after: int = 0, limit: int = 50, where: EventFilter | None = None
     ) -> list[StoredEvent]:
         """The wedding's events with ``seq > after`` matching ``where``, oldest first."""
+
+    async def install(self, schema: Schema) -> None:
+        """Create a feature's tables if missing and erase its ``wedding_tables`` with each
+        wedding from now on (see :class:`Schema`). Installing the same schema again is a
+        no-op."""
+        ...
 
     async def erase_entity_events(self, wedding: str, entity_id: str) -> int:
         """Delete the wedding's events about one entry (``"id"`` or ``"guest_id"`` in their

@@ -45,6 +45,7 @@ from storage.base import (
     NewUpdate,
     Once,
     Revocation,
+    Schema,
     StoredEvent,
     StoredLog,
     StoreError,
@@ -183,6 +184,8 @@ class PostgresStore:
         )
         self._lock_key = 0
         self._commits = 0
+        self._schemas: set[str] = set()
+        self._wedding_tables: tuple[str, ...] = _WEDDING_TABLES
 
     @property
     def commits(self) -> int:
@@ -295,7 +298,7 @@ class PostgresStore:
                         list(row[2]),
                     )
                     return AddedEvents([StoredEvent(*r) for r in found], False, str(row[0]))
-            stored = await self._insert_events(conn, batch)
+            stored = await self.insert_events(conn, batch)
             if once is not None:
                 await conn.execute(
                     f"INSERT INTO {self._s}.idempotency"
@@ -424,7 +427,7 @@ class PostgresStore:
         async def body(conn: _Conn) -> int:
             count = int(await conn.fetchval(_DELETE.format(s=self._s), prefix))
             if wedding:
-                for table in _WEDDING_TABLES:
+                for table in self._wedding_tables:
                     await conn.execute(f"DELETE FROM {self._s}.{table} WHERE wedding = $1", wedding)
             return count
 
@@ -436,14 +439,14 @@ class PostgresStore:
         history) and tombstone it, in one transaction. ``scrubbed`` is true: no query can
         see the rows any more (their bytes stay in the pages until VACUUM; see README).
 
-        Tables added later that hold a wedding's data add their ``DELETE`` to ``body``.
+        Tables installed by features (:meth:`install`) are emptied of the wedding too.
         """
         prefix = f"{wedding_id}/"
         _check(b"", prefix)
 
         async def body(conn: _Conn) -> int:
             count = int(await conn.fetchval(_DELETE.format(s=self._s), prefix))
-            for table in _WEDDING_TABLES:
+            for table in self._wedding_tables:
                 await conn.execute(f"DELETE FROM {self._s}.{table} WHERE wedding = $1", wedding_id)
             await conn.execute(
                 f"INSERT INTO {self._s}.tombstones (wedding, deleted_at)"
@@ -584,6 +587,39 @@ class PostgresStore:
         await self._writer.write(body)
         return written
 
+    # -- for features (storage.base.Schema) -------------------------------------------
+
+    async def install(self, schema: Schema) -> None:
+        if schema.name in self._schemas:
+            return
+        ddl = [statement.format(s=self._s) for statement in schema.postgres]
+
+        async def body(conn: _Conn) -> None:
+            for statement in ddl:
+                await conn.execute(statement)
+
+        await self._writer.write(body)
+        self._schemas.add(schema.name)
+        self._wedding_tables += tuple(
+            t for t in schema.wedding_tables if t not in self._wedding_tables
+        )
+
+    @property
+    def schema(self) -> str:
+        """The quoted schema name that qualifies every table (``{s}`` in feature DDL)."""
+        return self._s
+
+    async def fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
+        """Rows of one query on a pooled connection (committed data only)."""
+        return await self._fetch(sql, *args)
+
+    async def write(self, body: Callable[[_Conn], Awaitable[_T]]) -> _T:
+        """Run ``body`` in one committed transaction, in turn with the update commits
+        (the store's advisory lock is held); a database error in it rolls everything back
+        and becomes a :class:`StoreError`."""
+        result: _T = await self._writer.write(body)
+        return result
+
     # -- internals ---------------------------------------------------------------------
 
     async def _fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
@@ -601,7 +637,7 @@ class PostgresStore:
     async def _commit_rows(self, rows: list[NewUpdate], events: list[NewEvent]) -> list[int]:
         async def body(conn: _Conn) -> list[int]:
             if events:
-                await self._insert_events(conn, events)
+                await self.insert_events(conn, events)
             if not rows:
                 return []
             sequence = f"{self._s}.updates_seq"
@@ -619,7 +655,7 @@ class PostgresStore:
 
         return await self._transaction(body)
 
-    async def _insert_events(self, conn: _Conn, events: Sequence[NewEvent]) -> list[StoredEvent]:
+    async def insert_events(self, conn: _Conn, events: Sequence[NewEvent]) -> list[StoredEvent]:
         """Number ``events`` per wedding from its counter row and insert them, in the
         caller's transaction."""
         if not events:

@@ -42,6 +42,7 @@ from storage.base import (
     NewUpdate,
     Once,
     Revocation,
+    Schema,
     StoredEvent,
     StoredLog,
     StoreError,
@@ -50,6 +51,7 @@ from storage.base import (
 
 __all__ = [
     "SqliteStore",
+    "insert_events",
 ]
 
 _LOG = logging.getLogger(__name__)
@@ -153,6 +155,8 @@ class SqliteStore:
             str(self._path), self._commit_rows, self._transaction
         )
         self._commits = 0
+        self._schemas: set[str] = set()
+        self._wedding_tables: tuple[str, ...] = _WEDDING_TABLES
 
     @property
     def commits(self) -> int:
@@ -262,7 +266,7 @@ class SqliteStore:
                         (row[1], *seqs),
                     ).fetchall()
                     return AddedEvents([StoredEvent(*r) for r in found], False, row[0])
-            stored = _insert_events(db, batch, time.time())
+            stored = insert_events(db, batch, time.time())
             if once is not None:
                 wedding = batch[0].wedding if batch else ""
                 db.execute(
@@ -392,7 +396,7 @@ class SqliteStore:
             db.execute(f"DELETE FROM updates WHERE {_PREFIX}", params)
             db.execute(f"DELETE FROM history WHERE {_PREFIX}", params)
             if wedding is not None:
-                for table in _WEDDING_TABLES:
+                for table in self._wedding_tables:
                     db.execute(f"DELETE FROM {table} WHERE wedding = ?", (wedding,))
             return count
 
@@ -403,7 +407,7 @@ class SqliteStore:
         """Delete every row of the wedding (``{wedding_id}/...`` documents and their
         history), tombstone it, then checkpoint so no copy of those rows stays readable.
 
-        Tables added later that hold a wedding's data add their ``DELETE`` to ``body``.
+        Tables installed by features (:meth:`install`) are emptied of the wedding too.
         """
         prefix = f"{wedding_id}/"
         params = (prefix, len(prefix), prefix)
@@ -412,7 +416,7 @@ class SqliteStore:
             count = _scalar(db, _COUNT_DOCS, params * 2)
             db.execute(f"DELETE FROM updates WHERE {_PREFIX}", params)
             db.execute(f"DELETE FROM history WHERE {_PREFIX}", params)
-            for table in _WEDDING_TABLES:
+            for table in self._wedding_tables:
                 db.execute(f"DELETE FROM {table} WHERE wedding = ?", (wedding_id,))
             db.execute(
                 "INSERT OR REPLACE INTO tombstones (wedding, deleted_at) VALUES (?, ?)",
@@ -541,6 +545,33 @@ class SqliteStore:
         await self._writer.write(body)
         return written
 
+    # -- for features (storage.base.Schema) -------------------------------------------
+
+    async def install(self, schema: Schema) -> None:
+        if schema.name in self._schemas:
+            return
+
+        def body(db: sqlite3.Connection) -> None:
+            for statement in schema.sqlite:
+                db.execute(statement)
+
+        await self._writer.write(body)
+        self._schemas.add(schema.name)
+        self._wedding_tables += tuple(
+            t for t in schema.wedding_tables if t not in self._wedding_tables
+        )
+
+    async def read(self, sql: str, *params: Any) -> list[Any]:
+        """Rows of one query on the reading connection (committed data only)."""
+        return await self._read(sql, *params)
+
+    async def write(self, body: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``body`` on the writer thread in one committed transaction, in turn with the
+        update commits; a :class:`sqlite3.Error` in it rolls everything back and becomes a
+        :class:`StoreError`."""
+        result: _T = await self._writer.write(body)
+        return result
+
     # -- internals ---------------------------------------------------------------------
 
     async def _read(self, sql: str, *params: Any) -> list[Any]:
@@ -556,7 +587,7 @@ class SqliteStore:
         def body(db: sqlite3.Connection) -> list[int]:
             created_at = time.time()
             if events:
-                _insert_events(db, events, created_at)
+                insert_events(db, events, created_at)
             if not rows:
                 return []
             last = _scalar(db, _LAST_SEQ)
@@ -661,7 +692,7 @@ def _migrate(db: sqlite3.Connection) -> None:
         raise
 
 
-def _insert_events(
+def insert_events(
     db: sqlite3.Connection, events: Sequence[NewEvent], now: float
 ) -> list[StoredEvent]:
     """Number ``events`` per wedding from its counter row and insert them (in the caller's

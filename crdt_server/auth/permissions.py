@@ -5,6 +5,13 @@ write), ``read`` (receive state and presence, publish own presence, never write)
 ``none`` (refused at the upgrade with 403). Operators replace it with a JSON object in
 ``CRDT_SERVER_PERMISSIONS``; a token may carry per-document overrides signed by the app
 backend that issued it.
+
+Beside documents, the matrix names **capabilities**: actions on the wedding that are not
+a document's read or write (posting custom events, managing webhooks, inviting members...).
+Each capability lists the roles that have it (:data:`DEFAULT_CAPABILITIES`); an operator's
+matrix may replace any of them under the reserved key ``"capabilities"``::
+
+    {"couple": {...}, "planner": {...}, "capabilities": {"webhooks.manage": ["planner"]}}
 """
 
 from __future__ import annotations
@@ -15,7 +22,14 @@ from enum import StrEnum
 
 from documents import DOCUMENT_KINDS
 
-__all__ = ["DEFAULT_MATRIX", "ROLES", "Access", "PermissionMatrix", "PermissionsError"]
+__all__ = [
+    "DEFAULT_CAPABILITIES",
+    "DEFAULT_MATRIX",
+    "ROLES",
+    "Access",
+    "PermissionMatrix",
+    "PermissionsError",
+]
 
 ROLES: tuple[str, ...] = ("couple", "planner", "vendor", "family", "friend")
 
@@ -53,6 +67,28 @@ DEFAULT_MATRIX: dict[str, dict[str, Access]] = {
 }
 
 
+_LEADS = frozenset({"couple", "planner"})
+
+DEFAULT_CAPABILITIES: dict[str, frozenset[str]] = {
+    # Custom events (day.vendor_arrived...): whoever runs or serves the day.
+    "events.post": _LEADS | {"vendor"},
+    # Integrations act for the wedding as a whole: only who runs it.
+    "webhooks.manage": _LEADS,
+    "inbound.manage": _LEADS,
+    "calendar.tokens": _LEADS,
+    # The member directory (names, emails, roles).
+    "members.manage": _LEADS,
+    # Editing and deleting other people's messages.
+    "threads.moderate": frozenset({"planner"}),
+    # Resolving detected conflicts and restoring earlier versions of a document.
+    "conflicts.resolve": _LEADS,
+    "versions.restore": _LEADS,
+}
+"""Capability -> the roles that have it, unless the operator's matrix says otherwise."""
+
+CAPABILITIES_KEY = "capabilities"
+
+
 def _parse_access(value: object, where: str) -> Access:
     try:
         return Access(str(value)) if isinstance(value, str) else Access(repr(value))
@@ -75,9 +111,14 @@ def parse_overrides(raw: object, where: str = "docs") -> dict[str, Access]:
 class PermissionMatrix:
     """Role x document -> :class:`Access`; unknown roles have no access at all."""
 
-    def __init__(self, matrix: Mapping[str, Mapping[str, Access]] | None = None) -> None:
+    def __init__(
+        self,
+        matrix: Mapping[str, Mapping[str, Access]] | None = None,
+        capabilities: Mapping[str, frozenset[str]] | None = None,
+    ) -> None:
         source = DEFAULT_MATRIX if matrix is None else matrix
         self._matrix = {role: dict(docs) for role, docs in source.items()}
+        self._capabilities = {**DEFAULT_CAPABILITIES, **(capabilities or {})}
 
     @classmethod
     def from_json(cls, text: str) -> PermissionMatrix:
@@ -89,12 +130,15 @@ class PermissionMatrix:
             raw = json.loads(text)
         except ValueError as exc:
             raise PermissionsError(f"permissions are not valid JSON: {exc}") from exc
-        if not isinstance(raw, dict) or not raw:
+        if not isinstance(raw, dict):
+            raise PermissionsError("permissions must be a non-empty object of role -> documents")
+        capabilities = _parse_capabilities(raw.pop(CAPABILITIES_KEY, {}))
+        if not raw:
             raise PermissionsError("permissions must be a non-empty object of role -> documents")
         matrix = {
             str(role): parse_overrides(docs, f"permissions.{role}") for role, docs in raw.items()
         }
-        return cls(matrix)
+        return cls(matrix, capabilities)
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -111,5 +155,29 @@ class PermissionMatrix:
             return overrides[doc]
         return self._matrix.get(role, {}).get(doc, Access.NONE)
 
+    def can(self, role: str, capability: str) -> bool:
+        """Whether ``role`` has ``capability`` (an unknown capability: nobody has it)."""
+        return role in self._capabilities.get(capability, frozenset())
+
+    def capabilities(self) -> dict[str, list[str]]:
+        """Capability -> the roles that have it, sorted (for docs and ``/api/weddings/{id}
+        /access``)."""
+        return {name: sorted(roles) for name, roles in sorted(self._capabilities.items())}
+
     def as_dict(self) -> dict[str, dict[str, str]]:
         return {role: {d: a.value for d, a in docs.items()} for role, docs in self._matrix.items()}
+
+
+def _parse_capabilities(raw: object) -> dict[str, frozenset[str]]:
+    where = f"permissions.{CAPABILITIES_KEY}"
+    if not isinstance(raw, Mapping):
+        raise PermissionsError(f"{where} must be an object of capability -> roles")
+    parsed: dict[str, frozenset[str]] = {}
+    for name, roles in raw.items():
+        if name not in DEFAULT_CAPABILITIES:
+            known = ", ".join(sorted(DEFAULT_CAPABILITIES))
+            raise PermissionsError(f"{where}: unknown capability {name!r} (known: {known})")
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise PermissionsError(f"{where}.{name} must be a list of roles")
+        parsed[str(name)] = frozenset(roles)
+    return parsed

@@ -36,7 +36,6 @@ __all__ = ["event_routes"]
 
 CUSTOM_NAMESPACES = ("custom.", "day.")
 """Namespaces of the event types clients may post."""
-POST_EVENTS_ROLES = frozenset({"couple", "planner", "vendor"})
 """Roles that may post custom events."""
 MAX_DATA_BYTES = 8 * 1024
 TICKET_SECONDS = 60.0
@@ -184,8 +183,8 @@ async def post_event(call: Call) -> Response:
     if body.doc is not None and body.doc not in docs:
         raise ApiError.field(403, "doc", f"{body.doc!r} is not open to you")
     principal = wedding_principal(call, wedding_id, docs)
-    if principal.role not in POST_EVENTS_ROLES:
-        raise ApiError(403, f"the {principal.role} role may not post events")
+    if not call.state.permissions.can(principal.role, "events.post"):
+        raise ApiError(403, f"the {principal.role} role does not have 'events.post'")
     event = NewEvent(
         wedding_id,
         body.type,

@@ -12,6 +12,7 @@ from typing import Any
 
 from starlette.requests import HTTPConnection
 
+from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.auth.principals import Authenticator, Revocations
 from crdt_server.auth.tokens import TokenCodec
 from crdt_server.core.erasure import ErasureService
@@ -44,6 +45,7 @@ class ServerState:
     limiter: HttpRateLimiter
     events: EventLog
     erasures: ErasureService
+    permissions: PermissionMatrix
 
 
 def state_of_scope(scope: Mapping[str, Any]) -> ServerState:

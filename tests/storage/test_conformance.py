@@ -31,7 +31,9 @@ from storage import (
     NewEvent,
     NewUpdate,
     Once,
+    PostgresStore,
     Revocation,
+    Schema,
     SqliteStore,
     StoreError,
 )
@@ -881,6 +883,72 @@ async def test_a_ticket_serves_once_and_only_before_it_expires(store: DocumentSt
     assert await store.take_ticket("t1", now) is None
     assert await store.take_ticket("t2", now) is None
     assert await store.take_ticket("nope", now) is None
+
+
+# -- feature tables ----------------------------------------------------------------------
+
+NOTES = Schema(
+    "notes",
+    sqlite=(
+        "CREATE TABLE IF NOT EXISTS notes (wedding TEXT NOT NULL, id TEXT NOT NULL,"
+        " body TEXT NOT NULL, PRIMARY KEY (wedding, id))",
+    ),
+    postgres=(
+        "CREATE TABLE IF NOT EXISTS {s}.notes (wedding TEXT NOT NULL, id TEXT NOT NULL,"
+        " body TEXT NOT NULL, PRIMARY KEY (wedding, id))",
+    ),
+    wedding_tables=("notes",),
+)
+
+
+async def put_note(store: DocumentStore, wedding: str, note: str, event: NewEvent) -> int:
+    """Write a note row and an event in one transaction, through the backend's own API."""
+    if isinstance(store, SqliteStore):
+        from storage.sqlite import insert_events
+
+        def body(db: Any) -> int:
+            db.execute("INSERT INTO notes VALUES (?, ?, ?)", (wedding, note, "secret"))
+            return insert_events(db, [event], time.time())[0].seq
+
+        return await store.write(body)
+    assert isinstance(store, PostgresStore)
+
+    async def pg_body(conn: Any) -> int:
+        await conn.execute(
+            f"INSERT INTO {store.schema}.notes VALUES ($1, $2, $3)", wedding, note, "secret"
+        )
+        return (await store.insert_events(conn, [event]))[0].seq
+
+    return await store.write(pg_body)
+
+
+async def notes(store: DocumentStore) -> list[tuple[str, str]]:
+    if isinstance(store, SqliteStore):
+        rows = await store.read("SELECT wedding, id FROM notes ORDER BY wedding, id")
+    else:
+        assert isinstance(store, PostgresStore)
+        rows = await store.fetch(f"SELECT wedding, id FROM {store.schema}.notes ORDER BY 1, 2")
+    return [(str(r[0]), str(r[1])) for r in rows]
+
+
+@pytest.mark.asyncio
+async def test_a_feature_schema_writes_with_events_and_is_erased_with_its_wedding(
+    store: DocumentStore, open_store: OpenStore
+) -> None:
+    await store.install(NOTES)
+    await store.install(NOTES)  # a no-op the second time
+    seq = await put_note(store, "w_1", "n1", NewEvent("w_1", "note.added", "{}"))
+    await put_note(store, "w_2", "n1", NewEvent("w_2", "note.added", "{}"))
+    assert seq == 1 and await store.last_event_seq("w_1") == 1
+    assert await notes(store) == [("w_1", "n1"), ("w_2", "n1")]
+    await store.erase_wedding("w_1")
+    assert await notes(store) == [("w_2", "n1")]
+    assert await store.last_event_seq("w_1") == 0
+    # The rows outlive a restart; a new process installs again (IF NOT EXISTS).
+    await store.close()
+    reopened = await open_store()
+    await reopened.install(NOTES)
+    assert await notes(reopened) == [("w_2", "n1")]
 
 
 # -- erasure and revocations ---------------------------------------------------------------
