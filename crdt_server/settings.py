@@ -8,6 +8,7 @@ settings table lists the same fields with the same defaults.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from typing import Any
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError"]
 
 ENV_PREFIX = "CRDT_SERVER_"
+
+log = logging.getLogger("crdt_server.settings")
 
 
 class SettingsError(ValueError):
@@ -169,7 +172,7 @@ class Settings:
     max_token_lifetime_seconds: int = 30 * 24 * 3600
     """Longest a token may live (``exp - iat``); a token without both, or living longer,
     is refused with 401. Revocations are kept at least this long."""
-    token_max_lifetime_seconds: int = 604800
+    session_max_lifetime_seconds: int = 604800
     """Longest a session may be kept alive by ``POST /api/token/refresh``, counted from the
     first token's ``iat``: after that the person must sign in again."""
 
@@ -189,7 +192,7 @@ class Settings:
             "max_uncommitted_bytes",
             "compact_after_updates",
             "token_ttl_seconds",
-            "token_max_lifetime_seconds",
+            "session_max_lifetime_seconds",
             "max_connections_per_user",
             "max_upgrades_per_second",
             "max_document_bytes",
@@ -280,12 +283,23 @@ class Settings:
         """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
+        for old, new in RENAMED.items():
+            if ENV_PREFIX + old in env and ENV_PREFIX + new.upper() not in env:
+                log.warning(
+                    "%s%s is deprecated: use %s%s", ENV_PREFIX, old, ENV_PREFIX, new.upper()
+                )
+                values[new] = _parse(new, "int", env[ENV_PREFIX + old])
         for f in dataclasses.fields(cls):
             raw = env.get(ENV_PREFIX + f.name.upper())
             if raw is not None:
                 values[f.name] = _parse(f.name, f.type, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+RENAMED = {"TOKEN_MAX_LIFETIME_SECONDS": "session_max_lifetime_seconds"}
+"""Old variable names (without the prefix) still read, with a warning, and their new field;
+every renamed setting is an ``int``."""
 
 
 def _parse(name: str, kind: Any, raw: str) -> Any:

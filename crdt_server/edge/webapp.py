@@ -10,7 +10,7 @@ every load through its ETag, so a new release reaches people on their next load.
 Routes besides the files:
 
 - ``POST /api/token/refresh``: exchange a valid token for a fresh one with the same claims,
-  before it expires, up to ``token_max_lifetime_seconds`` after the person signed in.
+  before it expires, up to ``session_max_lifetime_seconds`` after the person signed in.
 - ``GET /api/weddings/{id}/access``: who the token's holder is and what they may open, so
   the app shows only the views of documents the role may read, read-only where it may not
   write.
@@ -233,7 +233,7 @@ def webapp_routes(bundle: Mapping[str, StaticFile] | None = None) -> list[Route]
 async def refresh_token(request: Request) -> JSONResponse:
     """Exchange a valid token (``Authorization: Bearer``) for a fresh one with the same
     claims. 401 for a missing, bad, expired or revoked token, or a session past
-    ``token_max_lifetime_seconds``; 403 when this server cannot sign tokens."""
+    ``session_max_lifetime_seconds``; 403 when this server cannot sign tokens."""
     token = _bearer(request)
     if token is None:
         return _problem(401, "Unauthorized", "send the token as Authorization: Bearer", "token")
@@ -250,7 +250,7 @@ async def refresh_token(request: Request) -> JSONResponse:
     now = time.time()
     signed_in = claims.auth_time if claims.auth_time is not None else claims.iat
     lifetime = min(claims.exp - claims.iat, settings.token_ttl_seconds)
-    expires = min(now + lifetime, signed_in + settings.token_max_lifetime_seconds)
+    expires = min(now + lifetime, signed_in + settings.session_max_lifetime_seconds)
     if expires - now < 1:
         return _problem(
             401,

@@ -31,7 +31,7 @@ async def server(tmp_path: Path) -> AsyncIterator[ServerProcess]:
     env = {
         "CRDT_SERVER_AUTH_SECRET": SECRET,
         "CRDT_SERVER_ADMIN_API_KEY": ADMIN_KEY,
-        "CRDT_SERVER_TOKEN_MAX_LIFETIME_SECONDS": str(MAX_LIFETIME),
+        "CRDT_SERVER_SESSION_MAX_LIFETIME_SECONDS": str(MAX_LIFETIME),
     }
     async with ServerProcess(tmp_path / "data", env=env, anonymous=False) as proc:
         yield proc
