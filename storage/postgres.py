@@ -104,7 +104,23 @@ CREATE OR REPLACE TRIGGER updates_tombstoned BEFORE INSERT ON {s}.updates
     FOR EACH ROW EXECUTE FUNCTION {s}.skip_tombstoned();
 CREATE OR REPLACE TRIGGER history_tombstoned BEFORE INSERT ON {s}.history
     FOR EACH ROW EXECUTE FUNCTION {s}.skip_tombstoned();
+CREATE OR REPLACE FUNCTION {s}.skip_tombstoned_wedding() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM {s}.tombstones WHERE wedding = NEW.wedding) THEN
+        RETURN NULL;
+    END IF;
+    RETURN NEW;
+END $$;
 """
+
+
+def _tombstone_trigger(table: str) -> str:
+    """Rows for a tombstoned wedding are dropped, whoever inserts them (as for updates)."""
+    return (
+        f"CREATE OR REPLACE TRIGGER {table}_tombstoned BEFORE INSERT ON {{s}}.{table}"
+        " FOR EACH ROW EXECUTE FUNCTION {s}.skip_tombstoned_wedding();"
+    )
+
 _EVENT_COLUMNS = "wedding, seq, type, doc, sub, role, priority, at, data"
 _WEDDING_TABLES = ("events", "event_counters", "idempotency")
 """Tables keyed by a ``wedding`` column: erased with the wedding."""
@@ -222,6 +238,8 @@ class PostgresStore:
                 # Locked, so that processes opening a fresh schema at once do not collide.
                 await self._lock(conn)
                 await conn.execute(_SCHEMA.format(s=self._s))
+                for table in _WEDDING_TABLES:
+                    await conn.execute(_tombstone_trigger(table).format(s=self._s))
         except BaseException as exc:
             pool.terminate()
             if isinstance(exc, _DB_ERRORS):
@@ -592,7 +610,8 @@ class PostgresStore:
     async def install(self, schema: Schema) -> None:
         if schema.name in self._schemas:
             return
-        ddl = [statement.format(s=self._s) for statement in schema.postgres]
+        statements = (*schema.postgres, *map(_tombstone_trigger, schema.wedding_tables))
+        ddl = [statement.format(s=self._s) for statement in statements]
 
         async def body(conn: _Conn) -> None:
             for statement in ddl:
@@ -665,11 +684,14 @@ class PostgresStore:
             counts[event.wedding] = counts.get(event.wedding, 0) + 1
         next_seq: dict[str, int] = {}
         for wedding, count in sorted(counts.items()):  # one lock order for every writer
-            last = int(await conn.fetchval(_BUMP.format(s=self._s), wedding, count))
-            next_seq[wedding] = last - count + 1
+            last = await conn.fetchval(_BUMP.format(s=self._s), wedding, count)
+            if last is not None:  # None: the wedding is tombstoned (its trigger said so)
+                next_seq[wedding] = int(last) - count + 1
         now = time.time()
         stored: list[StoredEvent] = []
         for e in events:
+            if e.wedding not in next_seq:
+                continue
             seq = next_seq[e.wedding]
             next_seq[e.wedding] += 1
             stored.append(
@@ -677,6 +699,8 @@ class PostgresStore:
                     e.wedding, seq, e.type, e.doc, e.sub, e.role, e.priority, e.at or now, e.data
                 )
             )
+        if not stored:
+            return []
         columns = [
             list(column)
             for column in zip(

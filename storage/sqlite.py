@@ -91,9 +91,6 @@ _SCHEMA = (
         " BEGIN SELECT RAISE(IGNORE); END"
         for table in ("updates", "history")
     ),
-    "CREATE TRIGGER IF NOT EXISTS events_tombstoned BEFORE INSERT ON events"
-    " WHEN EXISTS (SELECT 1 FROM tombstones WHERE wedding = NEW.wedding)"
-    " BEGIN SELECT RAISE(IGNORE); END",
 )
 # Columns added after the first release, for files created before them.
 _MIGRATIONS = {
@@ -106,6 +103,18 @@ _MIGRATIONS = {
 _EVENT_COLUMNS = "wedding, seq, type, doc, sub, role, priority, at, data"
 _WEDDING_TABLES = ("events", "event_counters", "idempotency")
 """Tables keyed by a ``wedding`` column: erased with the wedding."""
+
+
+def _tombstone_trigger(table: str) -> str:
+    """Rows for a tombstoned wedding are dropped, whoever inserts them (as for updates)."""
+    return (
+        f"CREATE TRIGGER IF NOT EXISTS {table}_tombstoned BEFORE INSERT ON {table}"
+        " WHEN EXISTS (SELECT 1 FROM tombstones WHERE wedding = NEW.wedding)"
+        " BEGIN SELECT RAISE(IGNORE); END"
+    )
+
+
+_WEDDING_TRIGGERS = tuple(map(_tombstone_trigger, _WEDDING_TABLES))
 # The same rule AUTOINCREMENT applies (one past the largest seq ever used, even if that row
 # was since deleted), computed up front so a whole batch can go in with one executemany
 # and every caller learns its seqs. Safe because BEGIN IMMEDIATE holds the write lock.
@@ -552,7 +561,7 @@ class SqliteStore:
             return
 
         def body(db: sqlite3.Connection) -> None:
-            for statement in schema.sqlite:
+            for statement in (*schema.sqlite, *map(_tombstone_trigger, schema.wedding_tables)):
                 db.execute(statement)
 
         await self._writer.write(body)
@@ -650,7 +659,7 @@ def _connect_writer(path: Path, busy_timeout: float, synchronous: str) -> sqlite
         db.executescript(
             f"PRAGMA busy_timeout = {int(busy_timeout * 1000)};"
             f" PRAGMA synchronous = {level}; PRAGMA fullfsync = ON; PRAGMA secure_delete = ON;"
-            f" BEGIN IMMEDIATE; {'; '.join(_SCHEMA)}; COMMIT;"
+            f" BEGIN IMMEDIATE; {'; '.join(_SCHEMA + _WEDDING_TRIGGERS)}; COMMIT;"
         )
         _migrate(db)
     except BaseException:
@@ -696,10 +705,15 @@ def insert_events(
     db: sqlite3.Connection, events: Sequence[NewEvent], now: float
 ) -> list[StoredEvent]:
     """Number ``events`` per wedding from its counter row and insert them (in the caller's
-    transaction, which holds the write lock: seqs follow commit order, without gaps)."""
+    transaction, which holds the write lock: seqs follow commit order, without gaps). Events
+    of a tombstoned wedding are left out of the answer (and the triggers drop their rows)."""
     counters: dict[str, int] = {}
     stored: list[StoredEvent] = []
     for event in events:
+        if event.wedding not in counters and db.execute(
+            "SELECT 1 FROM tombstones WHERE wedding = ?", (event.wedding,)
+        ).fetchone():
+            continue  # erased: the triggers would drop its rows anyway
         if event.wedding not in counters:
             row = db.execute(
                 "SELECT last_seq FROM event_counters WHERE wedding = ?", (event.wedding,)

@@ -901,23 +901,24 @@ NOTES = Schema(
 )
 
 
-async def put_note(store: DocumentStore, wedding: str, note: str, event: NewEvent) -> int:
-    """Write a note row and an event in one transaction, through the backend's own API."""
+async def put_note(store: DocumentStore, wedding: str, note: str, event: NewEvent) -> list[int]:
+    """Write a note row and an event in one transaction, through the backend's own API;
+    the seqs of the events stored (none for an erased wedding)."""
     if isinstance(store, SqliteStore):
         from storage.sqlite import insert_events
 
-        def body(db: Any) -> int:
+        def body(db: Any) -> list[int]:
             db.execute("INSERT INTO notes VALUES (?, ?, ?)", (wedding, note, "secret"))
-            return insert_events(db, [event], time.time())[0].seq
+            return [e.seq for e in insert_events(db, [event], time.time())]
 
         return await store.write(body)
     assert isinstance(store, PostgresStore)
 
-    async def pg_body(conn: Any) -> int:
+    async def pg_body(conn: Any) -> list[int]:
         await conn.execute(
             f"INSERT INTO {store.schema}.notes VALUES ($1, $2, $3)", wedding, note, "secret"
         )
-        return (await store.insert_events(conn, [event]))[0].seq
+        return [e.seq for e in await store.insert_events(conn, [event])]
 
     return await store.write(pg_body)
 
@@ -939,11 +940,16 @@ async def test_a_feature_schema_writes_with_events_and_is_erased_with_its_weddin
     await store.install(NOTES)  # a no-op the second time
     seq = await put_note(store, "w_1", "n1", NewEvent("w_1", "note.added", "{}"))
     await put_note(store, "w_2", "n1", NewEvent("w_2", "note.added", "{}"))
-    assert seq == 1 and await store.last_event_seq("w_1") == 1
+    assert seq == [1] and await store.last_event_seq("w_1") == 1
     assert await notes(store) == [("w_1", "n1"), ("w_2", "n1")]
     await store.erase_wedding("w_1")
     assert await notes(store) == [("w_2", "n1")]
     assert await store.last_event_seq("w_1") == 0
+    # A late writer (another process that has not heard yet) stores nothing for it.
+    assert await put_note(store, "w_1", "n2", NewEvent("w_1", "note.added", "{}")) == []
+    assert await notes(store) == [("w_2", "n1")]
+    assert await store.last_event_seq("w_1") == 0
+    assert await store.events("w_1") == []
     # The rows outlive a restart; a new process installs again (IF NOT EXISTS).
     await store.close()
     reopened = await open_store()
