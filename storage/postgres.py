@@ -121,6 +121,7 @@ def _tombstone_trigger(table: str) -> str:
         " FOR EACH ROW EXECUTE FUNCTION {s}.skip_tombstoned_wedding();"
     )
 
+
 _EVENT_COLUMNS = "wedding, seq, type, doc, sub, role, priority, at, data"
 _WEDDING_TABLES = ("events", "event_counters", "idempotency")
 """Tables keyed by a ``wedding`` column: erased with the wedding."""

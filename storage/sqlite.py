@@ -710,9 +710,12 @@ def insert_events(
     counters: dict[str, int] = {}
     stored: list[StoredEvent] = []
     for event in events:
-        if event.wedding not in counters and db.execute(
-            "SELECT 1 FROM tombstones WHERE wedding = ?", (event.wedding,)
-        ).fetchone():
+        if (
+            event.wedding not in counters
+            and db.execute(
+                "SELECT 1 FROM tombstones WHERE wedding = ?", (event.wedding,)
+            ).fetchone()
+        ):
             continue  # erased: the triggers would drop its rows anyway
         if event.wedding not in counters:
             row = db.execute(
