@@ -46,6 +46,7 @@ __all__ = [
     "CrdtFailure",
     "IntegrationFailed",
     "RoomDocument",
+    "Undecodable",
     "crdt_call",
     "fold_updates",
     "merged",
@@ -61,6 +62,11 @@ class CrdtFailure(Exception):
     def __init__(self, message: str, *, panicked: bool) -> None:
         super().__init__(message)
         self.panicked = panicked
+
+
+class Undecodable(CrdtFailure):
+    """pycrdt cannot decode an update the document would hold: nothing of it was applied,
+    and no client could decode it either, so it is neither held nor relayed."""
 
 
 class IntegrationFailed(CrdtFailure):
@@ -174,7 +180,8 @@ class RoomDocument:
     def apply(self, update: bytes, summary: UpdateSummary) -> Applied:
         """Integrate a structurally valid update now, or hold it until it can be.
 
-        Raises :class:`IntegrationFailed` if pycrdt refused or panicked on it or on a held
+        Raises :class:`Undecodable` (nothing applied) if it would be held but pycrdt cannot
+        decode it, :class:`IntegrationFailed` if pycrdt refused or panicked on it or on a held
         update it released (``exc.update`` says which); the ``Doc`` may then hold part of it
         and must be rebuilt.
         """
@@ -182,6 +189,13 @@ class RoomDocument:
         if not integrable(summary, self.state()):
             if any(held == update for held, _ in self.held):
                 return Applied.UNCHANGED
+            # Held content is relayed before it is integrated (clients may have what it
+            # waits on), so it must be content a client can decode: yrs decodes a whole
+            # update before it integrates any of it, as an empty document shows.
+            try:
+                crdt_call(Doc().apply_update, update)
+            except CrdtFailure as exc:
+                raise Undecodable(str(exc), panicked=exc.panicked) from exc
             self.held.append((update, summary))
             return Applied.HELD
         if not self._integrate(update, summary):
@@ -239,11 +253,9 @@ def replay(updates: Sequence[bytes]) -> tuple[RoomDocument, int]:
                     unreadable += 1
                     continue
                 try:
-                    summary = inspect_update(update)
-                except UpdateError:
+                    document.apply(update, inspect_update(update))
+                except (UpdateError, Undecodable):
                     unreadable += 1
-                    continue
-                document.apply(update, summary)
         except IntegrationFailed as exc:
             skipped.add(exc.update)
             continue

@@ -46,6 +46,7 @@ from crdt_server.core.crdt import (
     CrdtFailure,
     IntegrationFailed,
     RoomDocument,
+    Undecodable,
     crdt_call,
     fold_updates,
     merged,
@@ -260,6 +261,8 @@ class Room:
             refused = self.document.refused
             released = [u for u in held_before if u not in still and u not in refused]
             applied = Applied.CHANGED
+        except Undecodable as exc:  # nothing was applied: nothing to rebuild
+            raise ProtocolError(f"update rejected: {exc}") from exc
         except CrdtFailure as exc:
             await self._refused(exc)
         finally:
