@@ -368,32 +368,18 @@ REJECTED: dict[str, bytes] = {
 
 
 @pytest.mark.parametrize("name", sorted(REJECTED))
-def test_hostile_and_malformed_rejected_fast(name: str) -> None:
+def test_hostile_and_malformed_rejected_cheaply(name: str) -> None:
+    """Refused before the claimed counts and sizes are believed: memory stays bounded
+    whatever the header claims (how fast is measured in benchmarks/, not asserted here)."""
     data = REJECTED[name]
     tracemalloc.start()
-    started = time.perf_counter()
     try:
         with pytest.raises(UpdateError):
             inspect_update(data)
-        elapsed = time.perf_counter() - started
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert elapsed < 0.05  # typically well under 1 ms; generous for slow CI under tracemalloc
     assert peak < 256 * 1024 + 2 * len(data)
-
-
-def test_hostile_headers_under_a_millisecond() -> None:
-    for name in ("2**31 clients", "2**40 structs", "huge string", "huge JSON", "deep Any"):
-        best = min(_time_reject(REJECTED[name]) for _ in range(5))
-        assert best < 0.001, name
-
-
-def _time_reject(data: bytes) -> float:
-    started = time.perf_counter()
-    with pytest.raises(UpdateError):
-        inspect_update(data)
-    return time.perf_counter() - started
 
 
 def test_max_depth_parameter() -> None:
