@@ -70,10 +70,15 @@ def wedding_principal(call: Call, wedding_id: str, readable: set[str]) -> Princi
     return _principal(call, wedding_id, sorted(readable)[0], write=False)
 
 
-def capable_principal(call: Call, wedding_id: str, capability: str) -> Principal:
+def capable_principal(
+    call: Call, wedding_id: str, capability: str, readable: set[str] | None = None
+) -> Principal:
     """The caller, if its role has ``capability`` in the permission matrix (403 if not;
-    401 on a bad token, 403 if it may read nothing of the wedding)."""
-    principal = wedding_principal(call, wedding_id, readable_documents(call, wedding_id))
+    401 on a bad token, 403 if it may read nothing of the wedding). ``readable``: the
+    caller's :func:`readable_documents`, when already known."""
+    if readable is None:
+        readable = readable_documents(call, wedding_id)
+    principal = wedding_principal(call, wedding_id, readable)
     if not call.state.permissions.can(principal.role, capability):
         raise ApiError(403, f"the {principal.role} role does not have {capability!r}")
     return principal

@@ -26,7 +26,7 @@ import msgspec
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.responses import Response
 
-from crdt_server.edge.documents import readable_documents, wedding_principal
+from crdt_server.edge.documents import capable_principal, readable_documents, wedding_principal
 from crdt_server.edge.problems import ApiError
 from crdt_server.edge.routing import Call, QueryParam, Route, json_response
 from crdt_server.extensions.events import event_json
@@ -36,7 +36,6 @@ __all__ = ["event_routes"]
 
 CUSTOM_NAMESPACES = ("custom.", "day.")
 """Namespaces of the event types clients may post."""
-"""Roles that may post custom events."""
 MAX_DATA_BYTES = 8 * 1024
 TICKET_SECONDS = 60.0
 IDEMPOTENCY_SECONDS = 24 * 3600.0
@@ -182,9 +181,7 @@ async def post_event(call: Call) -> Response:
     docs = readable_documents(call, wedding_id)
     if body.doc is not None and body.doc not in docs:
         raise ApiError.field(403, "doc", f"{body.doc!r} is not open to you")
-    principal = wedding_principal(call, wedding_id, docs)
-    if not call.state.permissions.can(principal.role, "events.post"):
-        raise ApiError(403, f"the {principal.role} role does not have 'events.post'")
+    principal = capable_principal(call, wedding_id, "events.post", docs)
     event = NewEvent(
         wedding_id,
         body.type,
