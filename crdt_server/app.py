@@ -209,6 +209,7 @@ def create_app(
             events=event_log,
             erasures=admin_events.erasures,
             permissions=matrix,
+            hooks=hooks,
         )
         await registry.start()
         try:

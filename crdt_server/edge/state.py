@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import HTTPConnection
 
@@ -16,6 +16,7 @@ from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.auth.principals import Authenticator, Revocations
 from crdt_server.auth.tokens import TokenCodec
 from crdt_server.core.erasure import ErasureService
+from crdt_server.core.hooks import Extension, Hooks
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.weddings import WeddingService
 from crdt_server.edge.ratelimit import HttpRateLimiter
@@ -25,6 +26,8 @@ from crdt_server.settings import Settings
 from storage import DocumentStore
 
 __all__ = ["SERVER_STATE_KEY", "ServerState", "server_state", "state_of_scope"]
+
+E = TypeVar("E", bound=Extension)
 
 SERVER_STATE_KEY = "crdt_server"
 """The key of the :class:`ServerState` in the lifespan state."""
@@ -46,6 +49,15 @@ class ServerState:
     events: EventLog
     erasures: ErasureService
     permissions: PermissionMatrix
+    hooks: Hooks
+
+    def extension(self, kind: type[E]) -> E:
+        """The server's extension of type ``kind`` (a feature's routes find their service
+        here instead of a field of their own)."""
+        for ext in self.hooks.extensions:
+            if isinstance(ext, kind):
+                return ext
+        raise RuntimeError(f"the server has no {kind.__name__} extension")
 
 
 def state_of_scope(scope: Mapping[str, Any]) -> ServerState:
