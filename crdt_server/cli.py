@@ -32,6 +32,7 @@ from crdt_server.edge.demo import with_demo
 from crdt_server.edge.http_head import head_deadline_protocol
 from crdt_server.edge.uvicorn_private import Multiprocess
 from crdt_server.edge.websocket import SyncWebSocketProtocol
+from crdt_server.rlimits import raise_open_files_limit
 from crdt_server.settings import ENV_PREFIX, Settings, SettingsError
 from crdt_server.tools import commands as data_commands
 
@@ -308,6 +309,8 @@ def serve(settings: Settings, *, demo: bool = False) -> None:
     if not settings.database_url:
         private_data_dir(settings.data_dir)
     check_startup(settings)
+    # Workers inherit the raised limit.
+    raise_open_files_limit()
     sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((settings.host, settings.port))

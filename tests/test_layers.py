@@ -33,6 +33,7 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
     ("crdt_server.errors", (), frozenset()),
     ("crdt_server.names", ("documents",), frozenset()),
     ("crdt_server.settings", ("crdt_server.names",), frozenset()),
+    ("crdt_server.rlimits", (), frozenset()),
     # Tokens and permissions: no I/O, no web framework.
     (
         "crdt_server.auth",

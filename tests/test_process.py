@@ -176,3 +176,39 @@ async def test_forwarded_for_is_believed_only_from_listed_proxies(
             else:
                 response, body = await refusal(port, fresh_room(), bob)
                 assert response.status == 429, (response, body)
+
+
+def open_files_limits(pid: int) -> tuple[str, str]:
+    """The soft and hard open-files limits of process ``pid``, as /proc shows them."""
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft, hard = line.split()[3:5]
+            return soft, hard
+    raise AssertionError("no open-files line in /proc/PID/limits")
+
+
+async def test_serve_raises_its_open_files_limit_to_the_hard_limit_and_logs_both(
+    tmp_path: Path,
+) -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lowered = 256
+    if hard != resource.RLIM_INFINITY and hard <= lowered:
+        pytest.fail(f"this machine's hard open-files limit ({hard}) is below {lowered}")
+    # The child inherits the lowered soft limit, as from `ulimit -Sn 256` in a shell.
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lowered, hard))
+    try:
+        server = ServerProcess(tmp_path / "data")
+        await server.start()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    try:
+        assert server.process is not None
+        child_soft, child_hard = open_files_limits(server.process.pid)
+        assert child_soft == child_hard
+        shown = "unlimited" if hard == resource.RLIM_INFINITY else str(hard)
+        assert f"open files: soft limit raised from {lowered} to {shown}" in server.log_text()
+        assert f"(hard limit {shown})" in server.log_text()
+    finally:
+        await server.stop()
