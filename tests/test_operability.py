@@ -49,7 +49,9 @@ async def test_metrics_after_a_known_workload(server: ServerProcess) -> None:
         text = response.text
         assert _metric(text, "crdt_updates_accepted_total") == 13
         assert _metric(text, "crdt_connections_open") == 3
-        assert _metric(text, "crdt_rooms_loaded") == 2
+        # The two rooms of the clients, plus each wedding's conflicts room once the
+        # conflicts keeper's debounced refresh has run (timing decides whether it has yet).
+        assert 2 <= _metric(text, "crdt_rooms_loaded") <= 4
         assert _metric(text, "crdt_awareness_messages_total") == 1
         assert _metric(text, "crdt_updates_rejected_total", '{reason="ProtocolError"}') == 1
         assert _metric(text, "crdt_connections_closed_total", '{code="1007"}') == 1
