@@ -253,7 +253,9 @@ class IntegrationStore:
             " WHERE wedding = ? ORDER BY created_at, id",
             wedding,
         )
-        return [CalendarToken(str(r[0]), str(r[1]), float(r[2]), str(r[3]), str(r[4])) for r in rows]
+        return [
+            CalendarToken(str(r[0]), str(r[1]), float(r[2]), str(r[3]), str(r[4])) for r in rows
+        ]
 
     async def delete_token(self, wedding: str, token_id: str) -> bool:
         touched = await self._execute(
