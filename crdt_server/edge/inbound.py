@@ -109,8 +109,13 @@ class InboundAnswer(msgspec.Struct, frozen=True, omit_defaults=True):
     event: PostedEvent | None = None
 
 
-InboundBody = InboundOps | InboundEvent
-"""Either form (the OpenAPI document shows both)."""
+class InboundBody(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Either ``{"doc", "ops"}`` or ``{"event"}`` (documentation of both forms; the body is
+    decoded as :class:`InboundOps` or :class:`InboundEvent`)."""
+
+    doc: Literal["timeline", "budget", "guests", "seating"] | None = None
+    ops: list[dict[str, Any]] | None = None
+    event: CustomEvent | None = None
 
 
 def _service(call: Call) -> IntegrationService:

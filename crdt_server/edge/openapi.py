@@ -52,6 +52,7 @@ _ERROR_TEXT = {
     409: "conflict with the current state (an Idempotency-Key reused with another body)",
     410: "gone for good (an erased wedding)",
     413: "body over this route's limit",
+    415: "the body is not of the media type this route reads",
     422: "well formed but impossible (nothing changed)",
     429: "rate limited (see Retry-After)",
     503: "the store could not commit or the server is overloaded (see Retry-After)",
