@@ -7,8 +7,8 @@ absent field (its default for ``rsvp`` and ``plus_one``). An import may leave co
 (those fields stay as they are) but needs ``name`` or ``id``.
 
 Each row is matched to a guest by its ``id`` when it has one (a new id adds a guest with
-that id), else by name and household (case and surrounding spaces ignored); a row matching
-nobody adds a guest. Two rows may not match the same guest.
+that id), else by name and household (case and surrounding spaces ignored, and the stored
+spelling kept); a row matching nobody adds a guest. Two rows may not match the same guest.
 
 Spreadsheets run a cell that starts with ``=``, ``+``, ``-``, ``@`` (or a tab or carriage
 return) as a formula: the export prefixes such cells with ``'`` (OWASP's advice), and the
@@ -220,6 +220,10 @@ def plan_import(doc: Doc[Any] | None, text: str) -> GuestImport:
                 )
                 continue
             guest_id = found[0] if found else None
+            if guest_id is not None:
+                # Matched by them: the stored spelling stays (the key ignores case and spaces).
+                values.pop("name", None)
+                values.pop("household", None)
         if guest_id is not None and guest_id in claimed:
             plan.errors.append(RowError(line, "id", f"the same guest as line {claimed[guest_id]}"))
             continue
