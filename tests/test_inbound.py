@@ -5,6 +5,7 @@ after a restart), and a source does only what it was given."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -230,4 +231,47 @@ async def test_who_may_manage_sources(api: tuple[ServerProcess, httpx.AsyncClien
     assert (await http.delete(f"{SOURCES}/crm", headers=auth())).status_code == 200
     assert (await http.delete(f"{SOURCES}/crm", headers=auth())).status_code == 404
     assert (await http.get(SOURCES, headers=auth())).json()["sources"] == []
-    assert time.time() > 0
+
+
+@pytest.mark.asyncio
+async def test_a_delivery_cut_short_by_a_crash_is_never_applied_twice(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    """The process dies after a delivery's commit but before its answer is recorded (the
+    claim stays ``pending``): the marker event committed with the operations tells a retry
+    that it was applied. A claim without a marker was cut short before the commit: the
+    retry applies it. A claim younger than a minute may still be in flight: 409."""
+    server, http = api
+    secret = await new_source(http, "crm", {"guests": "write"})
+    add = {"doc": "guests", "ops": [{"op": "add_guest", "guest_id": "ann", "name": "Ann"}]}
+    assert (await deliver(http, "crm", secret, add, "applied")).status_code == 200
+    await server.stop()
+    stale = time.time() - 120
+    with sqlite3.connect(server.data_dir / "crdt.sqlite3") as db:
+        # As a crash leaves them: the first committed, the others never reached the store.
+        db.execute(
+            "UPDATE inbound_seen SET state = 'pending', answer = '', at = ?"
+            " WHERE webhook_id = 'applied'",
+            (stale,),
+        )
+        db.execute(
+            "INSERT INTO inbound_seen VALUES ('w1', 'crm', 'lost', 'pending', '', ?)", (stale,)
+        )
+        db.execute(
+            "INSERT INTO inbound_seen VALUES ('w1', 'crm', 'busy', 'pending', '', ?)",
+            (time.time(),),
+        )
+    await server.start()
+    await http.post(
+        "/api/weddings/w1/docs/guests/ops",
+        json={"op": "remove_guest", "guest_id": "ann"},
+        headers=auth(),
+    )
+    retried = await deliver(http, "crm", secret, add, "applied")
+    assert retried.status_code == 200, retried.text
+    assert "ann" not in await guests(http)  # not applied a second time
+    bob = {"doc": "guests", "ops": [{"op": "add_guest", "guest_id": "bob", "name": "Bob"}]}
+    assert (await deliver(http, "crm", secret, bob, "lost")).status_code == 200
+    assert "bob" in await guests(http)
+    busy = await deliver(http, "crm", secret, bob, "busy")
+    assert busy.status_code == 409 and busy.headers["retry-after"] == "5"
