@@ -277,10 +277,11 @@ class IntegrationStore:
         a new item starts at SEQUENCE 0, a changed one gets SEQUENCE + 1 and ``now`` as its
         modification time. Returns what the feed shows of each item of ``fingerprints``.
         Items no longer in the timeline keep their row (re-added, they go on counting)."""
-        select = self._sql(
+        query = (
             "SELECT item, fingerprint, sequence, created_at, modified_at"
             " FROM {p}calendar_items WHERE wedding = ?"
         )
+        select = self._sql(query)
         insert = self._sql("INSERT INTO {p}calendar_items VALUES (?, ?, ?, 0, ?, ?)")
         update = self._sql(
             "UPDATE {p}calendar_items SET fingerprint = ?, sequence = ?, modified_at = ?"
@@ -305,6 +306,11 @@ class IntegrationStore:
                     result[item] = FeedItem(int(row[2]), float(row[3]), float(row[4]))
             return result, inserts, updates
 
+        # Most calls change nothing (a feed polled, a change to another field): answer those
+        # from a read, and take the write lock only when there is something to write.
+        result, inserts, updates = plan(await self._rows(query, wedding))
+        if not inserts and not updates:
+            return result
         store = self._store
         if isinstance(store, SqliteStore):
 
