@@ -208,6 +208,9 @@ def calendar_routes() -> list[Route]:
             media_type="text/calendar",
             query=(QueryParam("token", {"type": "string"}, "a calendar token (cal_...)"),),
             errors=(*auth, 503),
+            description="Answers 304 without a body when If-None-Match names the current "
+            "ETag. Each VEVENT has a stable UID, DTSTAMP and LAST-MODIFIED (the item's last "
+            "change), CREATED and a SEQUENCE that grows with each change.",
         ),
         Route(
             "POST",

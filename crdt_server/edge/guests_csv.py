@@ -203,6 +203,9 @@ def guest_csv_routes() -> list[Route]:
                 ),
             ),
             response_model=ImportAnswer,
+            description="The body is the CSV file itself (Content-Type: text/csv, UTF-8, at "
+            "most CRDT_SERVER_MAX_CSV_BODY_BYTES), columns as the export's; other media "
+            "types are refused with 415.",
             error_models={422: ImportProblem},
             errors=(400, 401, 403, 404, 413, 415, 422, 429, 503),
         ),
