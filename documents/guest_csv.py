@@ -81,8 +81,15 @@ class GuestImport:
 # -- export -------------------------------------------------------------------------------
 
 
+def _formula(cell: str) -> bool:
+    """Whether a spreadsheet would run ``cell`` once its leading ``'`` are removed (the
+    export adds one ``'`` to such cells and the import removes one, so a value that itself
+    starts with ``'=`` survives the round trip)."""
+    return cell.lstrip("'").startswith(_FORMULA)
+
+
 def _safe(cell: str) -> str:
-    return "'" + cell if cell.startswith(_FORMULA) else cell
+    return "'" + cell if _formula(cell) else cell
 
 
 def _cell(value: Any) -> str:
@@ -116,10 +123,8 @@ def export_guests(doc: Doc[Any] | None, *, bom: bool = False) -> str:
 
 
 def _unsafe(cell: str) -> str:
-    """Undo :func:`_safe` (only a ``'`` the export put there)."""
-    if cell.startswith("'") and cell[1:2] and cell[1:].startswith(_FORMULA):
-        return cell[1:]
-    return cell
+    """Undo :func:`_safe`."""
+    return cell[1:] if cell.startswith("'") and _formula(cell) else cell
 
 
 def _records(text: str) -> Iterator[tuple[int, list[str]]]:
@@ -282,7 +287,22 @@ def _fresh(guests: Mapping[str, Guest], claimed: Mapping[str, int]) -> str:
 
 def _differences(current: Guest, values: Mapping[str, Any]) -> dict[str, Any]:
     """The given fields whose value differs from the guest's (``None``: clear it)."""
-    return {name: value for name, value in values.items() if getattr(current, name) != value}
+    found: dict[str, Any] = {}
+    for name, value in values.items():
+        stored = getattr(current, name)
+        if stored == value:
+            continue
+        if name == "dietary" and _reads_as(_cell(stored), value):
+            continue  # an entry holding a ';' reads back split: that is no change
+        found[name] = value
+    return found
+
+
+def _reads_as(cell: str, value: Any) -> bool:
+    try:
+        return bool(_value("dietary", cell) == value)
+    except DocumentError:
+        return False
 
 
 def apply_import(doc: Doc[Any], plan: GuestImport, *, origin: Any = None) -> None:

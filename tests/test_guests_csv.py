@@ -226,3 +226,22 @@ def test_a_large_sheet_round_trips_in_memory() -> None:
     apply_import(doc, plan)
     again = plan_import(doc, export_guests(doc))
     assert len(again.unchanged) == 2000 and not again.changed and not again.added
+
+
+def test_awkward_values_round_trip() -> None:
+    doc: Doc[Any] = Doc()
+    from documents import apply_operation
+
+    awkward = [
+        {"name": "'=quoted", "household": "'@x", "contact": "-", "meal": '"quoted", comma'},
+        {"name": "+1 Guest", "household": "line\nbreak", "dietary": ["no nuts; no milk", "=x"]},
+        {"name": "Zoë \u00a0Ünïcode 🎉", "contact": "\ttab", "plus_one": True, "side": "both"},
+    ]
+    for values in awkward:
+        apply_operation(doc, "guests", {"op": "add_guest", **values})
+    text = export_guests(doc, bom=True)
+    plan = plan_import(doc, text)
+    assert not plan.errors and not plan.changed and not plan.added
+    assert len(plan.unchanged) == 3
+    rows = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline="")))
+    assert all(not cell.startswith(("=", "+", "-", "@", "\t")) for row in rows for cell in row)
