@@ -133,13 +133,23 @@ class IntegrationStore:
 
     async def _execute(self, sql: str, *args: Any) -> int:
         """Run one statement in its own transaction; how many rows it touched."""
-        store, query = self._store, self._sql(sql)
-        if isinstance(store, SqliteStore):
-            return await store.write(lambda db: db.execute(query, args).rowcount)
+        return (await self._transaction((sql, args)))[-1]
 
-        async def body(conn: Any) -> int:
-            status = await conn.execute(query, *args)
-            return int(str(status).rsplit(" ", 1)[-1])
+    async def _transaction(self, *statements: tuple[str, tuple[Any, ...]]) -> list[int]:
+        """Run statements in one transaction; how many rows each touched."""
+        store = self._store
+        queries = [(self._sql(sql), args) for sql, args in statements]
+        if isinstance(store, SqliteStore):
+            return await store.write(
+                lambda db: [db.execute(query, args).rowcount for query, args in queries]
+            )
+
+        async def body(conn: Any) -> list[int]:
+            touched: list[int] = []
+            for query, args in queries:
+                status = await conn.execute(query, *args)
+                touched.append(int(str(status).rsplit(" ", 1)[-1]))
+            return touched
 
         return await store.write(body)
 
@@ -178,11 +188,10 @@ class IntegrationStore:
 
     async def delete_source(self, wedding: str, source: str) -> bool:
         """Forget a source and the deliveries seen from it; whether it existed."""
-        await self._execute(
-            "DELETE FROM {p}inbound_seen WHERE wedding = ? AND source = ?", wedding, source
-        )
-        touched = await self._execute(
-            "DELETE FROM {p}inbound_sources WHERE wedding = ? AND source = ?", wedding, source
+        where = " WHERE wedding = ? AND source = ?"
+        _, touched = await self._transaction(
+            ("DELETE FROM {p}inbound_seen" + where, (wedding, source)),
+            ("DELETE FROM {p}inbound_sources" + where, (wedding, source)),
         )
         return touched == 1
 
@@ -191,14 +200,13 @@ class IntegrationStore:
     async def claim(self, wedding: str, source: str, webhook_id: str, now: float) -> Seen | None:
         """Claim a delivery: None if it is new (now ``pending`` for the caller), else what
         was seen of it. Forgets deliveries older than :data:`SEEN_SECONDS`."""
-        await self._execute("DELETE FROM {p}inbound_seen WHERE at < ?", now - SEEN_SECONDS)
-        touched = await self._execute(
-            "INSERT INTO {p}inbound_seen VALUES (?, ?, ?, 'pending', '', ?)"
-            " ON CONFLICT (wedding, source, webhook_id) DO NOTHING",
-            wedding,
-            source,
-            webhook_id,
-            now,
+        _, touched = await self._transaction(
+            ("DELETE FROM {p}inbound_seen WHERE at < ?", (now - SEEN_SECONDS,)),
+            (
+                "INSERT INTO {p}inbound_seen VALUES (?, ?, ?, 'pending', '', ?)"
+                " ON CONFLICT (wedding, source, webhook_id) DO NOTHING",
+                (wedding, source, webhook_id, now),
+            ),
         )
         if touched == 1:
             return None
