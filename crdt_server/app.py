@@ -25,11 +25,14 @@ from crdt_server.core.weddings import WeddingService
 from crdt_server.edge.access import AccessMiddleware
 from crdt_server.edge.admin import admin_routes
 from crdt_server.edge.asgi_ws import not_found_endpoint, sync_endpoint
+from crdt_server.edge.calendar import calendar_routes
 from crdt_server.edge.docs import reference_routes
 from crdt_server.edge.documents import document_routes
 from crdt_server.edge.erasure import TombstoneGuard, erasure_routes
 from crdt_server.edge.events import event_routes
 from crdt_server.edge.export import export_routes
+from crdt_server.edge.guests_csv import guest_csv_routes
+from crdt_server.edge.inbound import inbound_routes
 from crdt_server.edge.openapi import openapi_document
 from crdt_server.edge.problems import exception_handlers
 from crdt_server.edge.ratelimit import HttpRateLimiter
@@ -41,6 +44,7 @@ from crdt_server.edge.webapp import webapp_routes
 from crdt_server.errors import CloseCode
 from crdt_server.extensions.conflicts import ConflictsKeeper
 from crdt_server.extensions.events import EventLog
+from crdt_server.extensions.integrations import IntegrationService
 from crdt_server.settings import Settings
 from storage import DocumentStore, PostgresStore, SqliteStore
 
@@ -168,7 +172,7 @@ def create_app(
         event_log = EventLog()
         keeper = ConflictsKeeper(events=event_log)
         admin_events = AdminEvents(revocations, keeper, keep)
-        hooks = Hooks([admin_events, event_log, keeper, *extensions])
+        hooks = Hooks([admin_events, event_log, keeper, IntegrationService(), *extensions])
         registry = RoomRegistry(the_store, settings, the_bus, hooks=hooks)
         matrix = (
             PermissionMatrix.from_json(settings.permissions)
@@ -249,4 +253,7 @@ def http_routes() -> list[Route]:
         *erasure_routes(),
         *export_routes(),
         *event_routes(),
+        *inbound_routes(),
+        *calendar_routes(),
+        *guest_csv_routes(),
     ]

@@ -139,6 +139,9 @@ class Settings:
     max_json_body_bytes: int = 1024 * 1024
     """Largest JSON body of an HTTP request (sessions, revocation, operations); larger is
     refused with 413 while it is read."""
+    max_csv_body_bytes: int = 5 * 1024 * 1024
+    """Largest CSV body of a guest import (``POST .../guests.csv``); larger is refused with
+    413 while it is read."""
     max_update_body_bytes: int = 0
     """Largest Yjs update body of an HTTP request (``update``, binary ``sync``; base64 JSON
     sync may be a third larger); 0: ``MAX_MESSAGE_BYTES``."""
@@ -204,6 +207,7 @@ class Settings:
             "workers",
             "presence_timeout_seconds",
             "max_json_body_bytes",
+            "max_csv_body_bytes",
             "handshake_timeout_seconds",
             "max_pending_handshakes_per_address",
             "max_held_updates",

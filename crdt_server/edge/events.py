@@ -32,7 +32,7 @@ from crdt_server.edge.routing import Call, QueryParam, Route, json_response
 from crdt_server.extensions.events import event_json
 from storage import EventFilter, NewEvent, Once
 
-__all__ = ["event_routes"]
+__all__ = ["CustomEvent", "PostedEvent", "custom_event_data", "event_routes"]
 
 CUSTOM_NAMESPACES = ("custom.", "day.")
 """Namespaces of the event types clients may post."""
@@ -164,20 +164,27 @@ async def stream(call: Call) -> Response:
     return EventSourceResponse(generate(), ping=None, send_timeout=30)
 
 
-async def post_event(call: Call) -> Response:
-    """Post a custom event; 201 ``{"id", "seq"}``."""
-    wedding_id = call.path("wedding_id")
-    body = call.json(CustomEvent)
+def custom_event_data(body: CustomEvent, where: str = "") -> str:
+    """The data of a custom event as JSON text, once its type and size are checked (422
+    or 413 naming the field, under ``where``: ``event.`` for an incoming webhook's)."""
     if not isinstance(body.type, str) or not body.type.startswith(CUSTOM_NAMESPACES):
-        raise ApiError.field(422, "type", "must be custom.<name> or day.<name>")
+        raise ApiError.field(422, f"{where}type", "must be custom.<name> or day.<name>")
     parts = body.type.split(".")
     if len(body.type) > 100 or any(
         not p or not p.replace("_", "").isalnum() or p.lower() != p for p in parts
     ):
-        raise ApiError.field(422, "type", "dot-separated lowercase names")
+        raise ApiError.field(422, f"{where}type", "dot-separated lowercase names")
     data = json.dumps(body.data, separators=(",", ":"))
     if len(data.encode()) > MAX_DATA_BYTES:
-        raise ApiError.field(413, "data", f"at most {MAX_DATA_BYTES} bytes of JSON")
+        raise ApiError.field(413, f"{where}data", f"at most {MAX_DATA_BYTES} bytes of JSON")
+    return data
+
+
+async def post_event(call: Call) -> Response:
+    """Post a custom event; 201 ``{"id", "seq"}``."""
+    wedding_id = call.path("wedding_id")
+    body = call.json(CustomEvent)
+    data = custom_event_data(body)
     docs = readable_documents(call, wedding_id)
     if body.doc is not None and body.doc not in docs:
         raise ApiError.field(403, "doc", f"{body.doc!r} is not open to you")

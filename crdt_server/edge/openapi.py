@@ -26,6 +26,8 @@ _PATH_PARAMS: dict[str, dict[str, Any]] = {
     "wedding_id": {"type": "string", "pattern": f"^{WEDDING_ID_PATTERN.pattern}$"},
     "doc": {"type": "string", "enum": list(ROOM_KINDS)},
     "guest_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+    "source": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,39}$"},
+    "token_id": {"type": "string", "pattern": "^ct_[0-9a-f]{16}$"},
 }
 _SECURITY_SCHEMES = {
     "token": {
@@ -50,6 +52,7 @@ _ERROR_TEXT = {
     409: "conflict with the current state (an Idempotency-Key reused with another body)",
     410: "gone for good (an erased wedding)",
     413: "body over this route's limit",
+    415: "the body is not of the media type this route reads",
     422: "well formed but impossible (nothing changed)",
     429: "rate limited (see Retry-After)",
     503: "the store could not commit or the server is overloaded (see Retry-After)",

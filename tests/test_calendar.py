@@ -1,0 +1,210 @@
+"""The iCalendar feed through a real server, parsed back with `icalendar`: stable UIDs, a
+SEQUENCE that grows with each change, ETag/If-None-Match, and calendar-only feed tokens
+that open this route and nothing else (HTTP and the WebSocket gate)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import icalendar
+import pytest
+import pytest_asyncio
+import websockets
+
+from crdt_server.auth.tokens import TokenCodec
+from tests.server import ServerProcess
+
+SECRET = "calendar-test-secret-at-least-32-bytes!"
+CODEC = TokenCodec(algorithms=["HS256"], secret=SECRET.encode())
+PUBLIC = "https://plan.example.com"
+ENV = {"CRDT_SERVER_AUTH_SECRET": SECRET, "CRDT_SERVER_PUBLIC_URL": PUBLIC}
+FEED = "/api/weddings/w1/calendar.ics"
+TOKENS = "/api/weddings/w1/calendar-tokens"
+
+
+def auth(role: str = "planner", sub: str = "ada") -> dict[str, str]:
+    return {"Authorization": f"Bearer {CODEC.mint(sub=sub, role=role, wedding='w1', ttl=600)}"}
+
+
+@pytest_asyncio.fixture
+async def api(tmp_path: Path) -> AsyncIterator[tuple[ServerProcess, httpx.AsyncClient]]:
+    async with (
+        ServerProcess(tmp_path / "data", env=ENV, anonymous=False) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+    ):
+        yield server, http
+
+
+async def op(http: httpx.AsyncClient, body: dict[str, Any]) -> None:
+    answer = await http.post("/api/weddings/w1/docs/timeline/ops", json=body, headers=auth())
+    assert answer.status_code == 200, answer.text
+
+
+def events(data: bytes) -> dict[str, icalendar.Event]:
+    calendar = icalendar.Calendar.from_ical(data)
+    assert calendar["VERSION"] == "2.0" and "PRODID" in calendar
+    return {str(e["UID"]): e for e in calendar.walk("VEVENT")}
+
+
+@pytest.mark.asyncio
+async def test_the_feed_parses_back_and_counts_changes(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    server, http = api
+    await op(
+        http,
+        {
+            "op": "add_timeline_item",
+            "item_id": "ceremony",
+            "title": "Ceremony, garden",
+            "start": "2026-06-13T15:30:00+02:00",
+            "end": "2026-06-13T16:15:00+02:00",
+            "location": "Rose garden; gate B",
+            "vendor": "Harp & Co",
+            "owner": "Ada",
+            "notes": "Bring the rings\nand the vows",
+        },
+    )
+    await op(
+        http,
+        {
+            "op": "add_timeline_item",
+            "item_id": "dinner",
+            "title": "Dinner",
+            "start": "2026-06-13T19:00:00Z",
+            "end": "2026-06-13T22:00:00Z",
+        },
+    )
+    first = await http.get(FEED, headers=auth("friend", "fred"))
+    assert first.status_code == 200, first.text
+    assert first.headers["content-type"].startswith("text/calendar")
+    found = events(first.content)
+    assert set(found) == {"w1.ceremony@crdt-server", "w1.dinner@crdt-server"}
+    ceremony = found["w1.ceremony@crdt-server"]
+    assert str(ceremony["SUMMARY"]) == "Ceremony, garden"
+    assert str(ceremony["LOCATION"]) == "Rose garden; gate B"
+    assert ceremony.decoded("DTSTART") == datetime(2026, 6, 13, 13, 30, tzinfo=UTC)
+    assert ceremony.decoded("DTEND") == datetime(2026, 6, 13, 14, 15, tzinfo=UTC)
+    assert str(ceremony["CONTACT"]) == "Harp & Co"
+    assert str(ceremony["X-WEDDING-OWNER"]) == "Ada"
+    assert "Bring the rings\nand the vows" in str(ceremony["DESCRIPTION"])
+    assert ceremony["SEQUENCE"] == 0 and ceremony["STATUS"] == "TENTATIVE"
+    assert "DTSTAMP" in ceremony and "LAST-MODIFIED" in ceremony
+    etag = first.headers["etag"]
+    # Unchanged: 304, and the same bytes when asked without the header.
+    same = await http.get(FEED, headers={**auth(), "If-None-Match": etag})
+    assert same.status_code == 304 and same.headers["etag"] == etag and same.content == b""
+    assert (await http.get(FEED, headers=auth())).content == first.content
+
+    def ceremony_of(answer: httpx.Response) -> icalendar.Event:
+        assert answer.status_code == 200, answer.status_code
+        return events(answer.content)["w1.ceremony@crdt-server"]
+
+    # Each change read by the feed: one more each time, and a new ETag.
+    await op(http, {"op": "update_timeline_item", "item_id": "ceremony", "status": "confirmed"})
+    changed = await http.get(FEED, headers={**auth(), "If-None-Match": etag})
+    ceremony = ceremony_of(changed)
+    assert ceremony["SEQUENCE"] == 1 and ceremony["STATUS"] == "CONFIRMED"
+    assert changed.headers["etag"] != etag
+    assert ceremony.decoded("LAST-MODIFIED") >= ceremony.decoded("CREATED")
+    await op(
+        http,
+        {
+            "op": "move_timeline_item",
+            "item_id": "ceremony",
+            "start": "2026-06-13T16:00:00+02:00",
+            "end": "2026-06-13T16:45:00+02:00",
+        },
+    )
+    ceremony = ceremony_of(await http.get(FEED, headers=auth()))
+    assert ceremony["SEQUENCE"] == 2
+    assert ceremony.decoded("DTSTART") == datetime(2026, 6, 13, 14, 0, tzinfo=UTC)
+
+    # Changes nobody reads are recorded as they are committed (the feed is not needed for
+    # the count to move): wait until the background step has seen both.
+    await op(http, {"op": "update_timeline_item", "item_id": "ceremony", "notes": "rain plan"})
+
+    async def settled() -> None:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 10
+        with sqlite3.connect(server.data_dir / "crdt.sqlite3") as db:
+            while True:
+                row = db.execute(
+                    "SELECT sequence FROM calendar_items WHERE item = 'ceremony'"
+                ).fetchone()
+                if row[0] == 3:
+                    return
+                assert loop.time() < end, row
+                await asyncio.sleep(0.05)
+
+    await settled()
+    await op(http, {"op": "update_timeline_item", "item_id": "ceremony", "owner": "Bo"})
+    ceremony = ceremony_of(await http.get(FEED, headers=auth()))
+    assert ceremony["SEQUENCE"] == 4
+    assert (
+        events((await http.get(FEED, headers=auth())).content)["w1.dinner@crdt-server"]["SEQUENCE"]
+        == 0
+    )
+    # The sequence is kept in the store: a restart does not reset it.
+    sequence = ceremony["SEQUENCE"]
+    await server.restart()
+    again = events((await http.get(FEED, headers=auth())).content)
+    assert again["w1.ceremony@crdt-server"]["SEQUENCE"] == sequence
+    await op(http, {"op": "remove_timeline_item", "item_id": "dinner"})
+    assert set(events((await http.get(FEED, headers=auth())).content)) == {
+        "w1.ceremony@crdt-server"
+    }
+
+
+@pytest.mark.asyncio
+async def test_feed_tokens_open_the_feed_and_nothing_else(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    server, http = api
+    assert (await http.post(TOKENS, headers=auth("vendor", "v"))).status_code == 403
+    assert (await http.post(TOKENS, headers=auth("friend", "f"))).status_code == 403
+    created = await http.post(TOKENS, json={"label": "Ada's phone"}, headers=auth("couple"))
+    assert created.status_code == 201, created.text
+    body = created.json()
+    token = body["token"]
+    assert token.startswith("cal_") and body["url"] == f"{PUBLIC}{FEED}?token={token}"
+    feed = await http.get(FEED, params={"token": token})
+    assert feed.status_code == 200 and feed.headers["content-type"].startswith("text/calendar")
+    # Not a credential anywhere else: every other route and the WebSocket gate say 401.
+    for path in (
+        "/api/weddings/w1/docs/timeline",
+        "/api/weddings/w1/events",
+        "/api/weddings/w1/guests.csv",
+        TOKENS,
+    ):
+        refused = await http.get(path, params={"token": token})
+        assert refused.status_code == 401, (path, refused.text)
+        header = await http.get(path, headers={"Authorization": f"Bearer {token}"})
+        assert header.status_code == 401, path
+    with pytest.raises(websockets.InvalidStatus) as caught:
+        async with websockets.connect(f"{server.ws_url}/w1/timeline?token={token}"):
+            pass
+    assert caught.value.response.status_code == 401
+    # Another wedding's feed, an unknown token: 401.
+    assert (
+        await http.get("/api/weddings/w2/calendar.ics", params={"token": token})
+    ).status_code == 401
+    assert (await http.get(FEED, params={"token": "cal_nope"})).status_code == 401
+    assert (await http.get(FEED)).status_code == 401
+    listed = (await http.get(TOKENS, headers=auth())).json()["tokens"]
+    assert [(t["id"], t["label"], t["created_by"]) for t in listed] == [
+        (body["id"], "Ada's phone", "ada")
+    ]
+    assert token not in str(listed)
+    assert (await http.delete(f"{TOKENS}/{body['id']}", headers=auth())).status_code == 200
+    assert (await http.delete(f"{TOKENS}/{body['id']}", headers=auth())).status_code == 404
+    assert (await http.get(FEED, params={"token": token})).status_code == 401
+    bad = await http.post(TOKENS, json={"label": 5}, headers=auth())
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "label"
+    assert (await http.post(TOKENS, json={"x": 1}, headers=auth())).status_code == 422
