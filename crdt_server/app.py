@@ -227,7 +227,6 @@ def create_app(
     spec = openapi_document(table, version=API_VERSION)
     routes: list[BaseRoute] = [
         *starlette_routes(table),
-        *webapp_routes(),
         WebSocketRoute("/sync/{wedding_id}/{doc}", sync_endpoint),
         WebSocketRoute("/sync/{rest:path}", not_found_endpoint),
     ]
@@ -249,4 +248,5 @@ def http_routes() -> list[Route]:
         *erasure_routes(),
         *export_routes(),
         *event_routes(),
+        *webapp_routes(),
     ]

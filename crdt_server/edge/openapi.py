@@ -26,6 +26,7 @@ _PATH_PARAMS: dict[str, dict[str, Any]] = {
     "wedding_id": {"type": "string", "pattern": f"^{WEDDING_ID_PATTERN.pattern}$"},
     "doc": {"type": "string", "enum": list(ROOM_KINDS)},
     "guest_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+    "name": {"type": "string", "description": "a file name of the built web app"},
 }
 _SECURITY_SCHEMES = {
     "token": {
