@@ -255,3 +255,70 @@ async def test_a_deleted_wedding_is_cleared_from_the_device(demo: Demo, browser:
     )
     await status(planner).filter(has_text="Wedding deleted").wait_for()
     await until(planner, f"{stored}.then(n => n === 0)")
+
+
+async def test_the_activity_feed_says_who_changed_what_live_and_only_what_each_role_may_see(
+    demo: Demo, browser: Any
+) -> None:
+    guests, seating = await guests_and_seating(demo)
+    counts: dict[str, int] = {}
+    for a in seating["assignments"].values():
+        counts[a["table_id"]] = counts.get(a["table_id"], 0) + 1
+    table_id, table = next(
+        (tid, t)
+        for tid, t in sorted(seating["tables"].items())
+        if counts.get(tid, 0) < t["capacity"]
+    )
+    _, couple = await open_app(browser, demo.link("couple"))
+    planner_context, planner = await open_app(browser, demo.link("planner"))
+    friend = await _phone(browser, demo.link("friend"))
+    feed = planner.get_by_role("complementary", name="Activity")
+    friends_feed = friend.get_by_role("complementary", name="Activity")
+    for each in (feed, friends_feed):
+        await each.get_by_text("Live", exact=True).wait_for(timeout=10_000)
+    # The wedding's history is there, like events of one commit told once.
+    seeded = len(guests)
+    await feed.get_by_role("listitem").filter(has_text=f"added {seeded} guests").wait_for()
+
+    def said(where: Any, text: str) -> Any:
+        return where.get_by_role("listitem").filter(has_text=text)
+
+    await couple.get_by_label("Name", exact=True).fill("Ada Lovelace")
+    await couple.get_by_role("button", name="Add guest").click()
+    await said(feed, "Alex & Sam added guest Ada Lovelace").wait_for(timeout=5000)
+    await couple.get_by_role("link", name="Seating").click()
+    await couple.get_by_label("Table for Ada Lovelace").select_option(table_id)
+    await said(feed, f"Alex & Sam seated Ada Lovelace at table {table['name']}").wait_for(
+        timeout=5000
+    )
+    # One's own changes are "You"; the others see the name.
+    await planner.get_by_label("RSVP for Ada Lovelace").select_option("accepted")
+    await said(feed, "You set the RSVP of Ada Lovelace to accepted").wait_for(timeout=5000)
+    await said(
+        couple.get_by_role("complementary", name="Activity"),
+        "Priya set the RSVP of Ada Lovelace to accepted",
+    ).wait_for(timeout=5000)
+
+    # The friend may read only the timeline: its feed has the timeline's changes, never
+    # the guests' (the server filters; the guest events came first, in seq order).
+    await couple.get_by_role("link", name="Timeline").click()
+    await couple.get_by_label("Status of Ceremony").select_option("done")
+    await said(friends_feed, "Alex & Sam marked Ceremony as done").wait_for(timeout=5000)
+    await said(feed, "Alex & Sam marked Ceremony as done").wait_for(timeout=5000)
+    assert await friends_feed.get_by_text("Ada Lovelace").count() == 0
+    assert await friends_feed.get_by_text("guest").count() == 0
+    await screenshot(friend, "friend-activity-375px")
+
+    # Kept on the device: after a reload the feed resumes where it was, nothing twice.
+    await planner.reload()
+    await feed.get_by_text("Live", exact=True).wait_for(timeout=10_000)
+    await said(feed, "Alex & Sam added guest Ada Lovelace").wait_for()
+    assert await said(feed, "Alex & Sam added guest Ada Lovelace").count() == 1
+    # And the server's list agrees on who did it.
+    events = await demo.json("/api/weddings/demo/events?types=guest.added&after=0&limit=500")
+    assert isinstance(events, dict)
+    added = [e for e in events["events"] if e["data"]["fields"].get("name") == "Ada Lovelace"]
+    assert [e["actor"] for e in added] == [{"sub": "demo-couple", "role": "couple"}]
+    await planner.evaluate("scrollTo(0, 0)")
+    await screenshot(planner, "planner-activity")
+    await planner_context.close()

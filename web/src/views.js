@@ -23,9 +23,16 @@ export function editors (ctx, entityId) {
   return html`<span class="editors">${people.map((p) => avatar(p, `${p.name} is editing this`))}</span>`
 }
 
+/** One of 12 colours, from the person's id (a class: the page's CSP allows no inline style). */
+function hueOf (id) {
+  let hash = 0
+  for (const ch of String(id)) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0
+  return hash % 12
+}
+
 export function avatar (person, text) {
   const initials = person.name.replace(/\(.*\)/, '').split(/[\s&]+/).filter(Boolean).map((w) => w[0]).slice(0, 2).join('').toUpperCase()
-  return html`<span class="avatar" role="img" aria-label=${text} title=${text} style=${`--c:${person.color}`}>${initials || '?'}</span>`
+  return html`<span role="img" aria-label=${text} title=${text} class=${`avatar hue-${hueOf(person.id)}`}>${initials || '?'}</span>`
 }
 
 function readOnlyNote (ctx, kind) {
@@ -313,7 +320,7 @@ export function timelineView (ctx) {
                   </select>
                   <button type="button" class="link danger" aria-label=${`Remove ${item.title}`} @click=${() => { if (confirm(`Remove ${item.title}?`)) removeItem(ctx.docs.timeline, item.id) }}>Remove</button>
                 </div>`
-              : html`<span class="pill status">${label(item.status)}</span>`}
+              : html`<span class=${`pill item-status ${item.status}`}>${label(item.status)}</span>`}
           </li>`
         })}
       </ol>
