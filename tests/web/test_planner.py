@@ -243,6 +243,8 @@ async def test_a_deleted_wedding_is_cleared_from_the_device(demo: Demo, browser:
         ".then(dbs => dbs.filter(d => d.name.startsWith('crdt-server:demo/')).length)"
     )
     assert await planner.evaluate(stored) == 4
+    feed = "Object.keys(localStorage).some(k => k.startsWith('crdt-server.activity:demo:'))"
+    await until(planner, feed)  # the activity feed keeps its events on the device too
     async with httpx.AsyncClient() as client:
         response = await client.delete(
             f"{demo.url}/api/weddings/demo", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -255,6 +257,7 @@ async def test_a_deleted_wedding_is_cleared_from_the_device(demo: Demo, browser:
     )
     await status(planner).filter(has_text="Wedding deleted").wait_for()
     await until(planner, f"{stored}.then(n => n === 0)")
+    await until(planner, f"!{feed}")
 
 
 async def test_the_activity_feed_says_who_changed_what_live_and_only_what_each_role_may_see(
