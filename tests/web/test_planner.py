@@ -12,7 +12,16 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.web.conftest import ADMIN_KEY, PAGE_ERRORS, Demo, open_app, screenshot, status
+from tests.server import ServerProcess
+from tests.web.conftest import (
+    ADMIN_KEY,
+    PAGE_ERRORS,
+    Demo,
+    demo_links,
+    open_app,
+    screenshot,
+    status,
+)
 from tests.web.proxy import CuttableProxy
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio, pytest.mark.timeout(60)]
@@ -325,3 +334,47 @@ async def test_the_activity_feed_says_who_changed_what_live_and_only_what_each_r
     await planner.evaluate("scrollTo(0, 0)")
     await screenshot(planner, "planner-activity")
     await planner_context.close()
+
+
+async def test_a_short_lived_token_is_renewed_before_it_expires_and_the_app_keeps_working(
+    tmp_path: Any, browser: Any
+) -> None:
+    ttl = 12
+    env = {"CRDT_SERVER_ADMIN_API_KEY": ADMIN_KEY, "CRDT_SERVER_TOKEN_TTL_SECONDS": str(ttl)}
+    async with ServerProcess(tmp_path / "data", env=env, args=["--demo"], anonymous=False) as srv:
+        demo = await demo_links(srv)
+        started = time.monotonic()
+        _, couple = await open_app(browser, demo.link("couple"))
+        first = await couple.evaluate("sessionStorage.getItem('crdt-server.token')")
+        assert first == demo.tokens["couple"]
+        await until(couple, f"sessionStorage.getItem('crdt-server.token') !== '{first}'", ttl)
+        # Past the first token's expiry: still signed in, synced, and edits still go through
+        # (the rooms and the activity feed reconnected with the fresh token).
+        remaining = ttl + 2 - (time.monotonic() - started)
+        if remaining > 0:
+            await couple.wait_for_timeout(remaining * 1000)
+        assert await couple.get_by_role("alert").count() == 0
+        await status(couple).filter(has_text="Synced").wait_for(timeout=5000)
+        await couple.get_by_label("Name", exact=True).fill("Katherine Johnson")
+        await couple.get_by_role("button", name="Add guest").click()
+        await (
+            couple.get_by_role("complementary", name="Activity")
+            .get_by_role("listitem")
+            .filter(has_text="You added guest Katherine Johnson")
+            .wait_for(timeout=5000)
+        )
+        await status(couple).filter(has_text="Synced").wait_for(timeout=5000)
+        # The link's token has expired; the app's current one reads the server's view.
+        fresh = await couple.evaluate("sessionStorage.getItem('crdt-server.token')")
+        async with httpx.AsyncClient() as client:
+            old = await client.get(
+                f"{demo.url}/api/weddings/demo/docs/guests",
+                headers={"Authorization": f"Bearer {first}"},
+            )
+            assert old.status_code == 401
+            response = await client.get(
+                f"{demo.url}/api/weddings/demo/docs/guests",
+                headers={"Authorization": f"Bearer {fresh}"},
+            )
+        guests = response.json()["guests"]
+        assert [g for g in guests.values() if g["name"] == "Katherine Johnson"]
