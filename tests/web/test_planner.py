@@ -378,3 +378,69 @@ async def test_a_short_lived_token_is_renewed_before_it_expires_and_the_app_keep
             )
         guests = response.json()["guests"]
         assert [g for g in guests.values() if g["name"] == "Katherine Johnson"]
+
+
+async def test_the_couple_reschedules_an_item_and_plans_the_budget_for_everyone(
+    demo: Demo, browser: Any
+) -> None:
+    timeline = await demo.json("/api/weddings/demo/docs/timeline")
+    assert isinstance(timeline, dict)
+    item_id, item = next(
+        (iid, i) for iid, i in timeline["items"].items() if i["title"] == "Ceremony"
+    )
+    _, couple = await open_app(browser, demo.link("couple"))
+    _, planner = await open_app(browser, demo.link("planner"))
+    await couple.get_by_role("link", name="Timeline").click()
+    await planner.get_by_role("link", name="Timeline").click()
+    await couple.get_by_role("button", name="Edit Ceremony").click()
+    form = couple.get_by_role("form", name="Edit Ceremony")
+    await form.get_by_label("Starts").fill("14:30")
+    await form.get_by_label("Ends").fill("15:15")
+    await form.get_by_label("Notes").fill("Bring the rings")
+    await form.get_by_role("button", name="Save").click()
+    ceremony = planner.locator(f'[data-entity="{item_id}"]')
+    await ceremony.get_by_text("14:30–15:15").wait_for(timeout=5000)
+    feed = planner.get_by_role("complementary", name="Activity")
+    await (
+        feed.get_by_role("listitem")
+        .filter(has_text="Alex & Sam moved Ceremony from 14:00 to 14:30")
+        .wait_for(timeout=5000)
+    )
+    # A start after the end is refused in the form: nothing changes.
+    await couple.get_by_role("button", name="Edit Ceremony").click()
+    await form.get_by_label("Ends").fill("13:00")
+    await form.get_by_role("button", name="Save").click()
+    await couple.get_by_text("The item ends before it starts.").wait_for()
+    await form.get_by_role("button", name="Cancel").click()
+
+    await couple.get_by_role("link", name="Budget").click()
+    await planner.get_by_role("link", name="Budget").click()
+    planned = couple.get_by_label("Planned for Catering")
+    await planned.fill("12,000")
+    await planned.press("Enter")
+    await couple.get_by_label("Total budget").fill("35000")
+    await couple.get_by_role("button", name="Set total").click()
+    await couple.get_by_label("Category name").fill("Rings")
+    await couple.get_by_label("Planned", exact=True).fill("1500.50")
+    await couple.get_by_role("button", name="Add category").click()
+    await planner.get_by_role("row", name="Rings").wait_for(timeout=5000)
+    await expect_value(planner.get_by_label("Planned for Catering"), "12000.00")
+    await status(couple).filter(has_text="Synced").wait_for(timeout=5000)
+    timeline = await demo.json("/api/weddings/demo/docs/timeline")
+    budget = await demo.json("/api/weddings/demo/docs/budget")
+    assert isinstance(timeline, dict) and isinstance(budget, dict)
+    moved = timeline["items"][item_id]
+    assert moved["start"] == item["start"].replace("T14:00", "T14:30")
+    assert moved["end"] == item["end"].replace("T14:45", "T15:15")
+    assert moved["notes"] == "Bring the rings"
+    assert budget["total"] == 3_500_000
+    plans = {c["name"]: c["planned"] for c in budget["categories"].values()}
+    assert plans["Catering"] == 1_200_000 and plans["Rings"] == 150_050
+    await screenshot(couple, "couple-budget-edit")
+
+
+async def expect_value(locator: Any, value: str, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while await locator.input_value() != value:
+        assert time.monotonic() < deadline, f"{await locator.input_value()!r} != {value!r}"
+        await locator.page.wait_for_timeout(50)

@@ -354,9 +354,13 @@ export function describe (group, names) {
     case 'budget.category_added':
       what = n === 1 ? `added the budget category ${category(first)}` : `added ${n} budget categories`
       break
-    case 'budget.category_updated':
-      what = `updated the budget category ${list(events.map(category))}${n === 1 && changed(first).length ? ` (${list(changed(first))})` : ''}`
+    case 'budget.category_updated': {
+      const plan = data.changes && data.changes.planned
+      what = n === 1 && plan && Object.keys(data.changes).length === 1
+        ? `changed the plan for ${category(first)} from ${names.money(plan.from) || '?'} to ${names.money(plan.to) || '?'}`
+        : `updated the budget category ${list(events.map(category))}${n === 1 && changed(first).length ? ` (${list(changed(first))})` : ''}`
       break
+    }
     case 'budget.category_removed':
       what = `removed the budget category ${list(events.map(category))}`
       break
