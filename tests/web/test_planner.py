@@ -444,3 +444,28 @@ async def expect_value(locator: Any, value: str, timeout: float = 5.0) -> None:
     while await locator.input_value() != value:
         assert time.monotonic() < deadline, f"{await locator.input_value()!r} != {value!r}"
         await locator.page.wait_for_timeout(50)
+
+
+async def test_a_wedding_deleted_while_the_app_was_closed_is_cleared_when_it_opens(
+    demo: Demo, browser: Any
+) -> None:
+    context, planner = await open_app(browser, demo.link("planner"))
+    stored = (
+        "indexedDB.databases()"
+        ".then(dbs => dbs.filter(d => d.name.startsWith('crdt-server:demo/')).length)"
+    )
+    await until(planner, f"{stored}.then(n => n === 4)")
+    await planner.close()
+    async with httpx.AsyncClient() as client:
+        response = await client.delete(
+            f"{demo.url}/api/weddings/demo", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+        )
+        assert response.status_code == 200
+    # The same browser (its storage) opens the sign-in link again.
+    again = await context.new_page()
+    again.on("pageerror", lambda error: PAGE_ERRORS.append(str(error)))
+    await again.goto(demo.link("planner"))
+    await again.get_by_text("This wedding was deleted").wait_for(timeout=10_000)
+    await until(again, f"{stored}.then(n => n === 0)")
+    kept = "Object.keys(localStorage).filter(k => k.includes(':demo')).length"
+    assert await again.evaluate(kept) == 0

@@ -3,7 +3,7 @@
 
 import { html, nothing, render } from 'lit-html'
 import { TokenKeeper, claimsOf, forgetToken, takeToken } from './session.js'
-import { KINDS, WeddingSync } from './sync.js'
+import { KINDS, WeddingSync, forgetWedding } from './sync.js'
 import {
   conflictKey, formatMoney, readBudget, readGuests, readSeating, readTimeline, seatGuest,
   seatingConflicts, timelineOverlaps
@@ -34,6 +34,7 @@ async function fetchAccess (wedding, token, sub) {
     const response = await fetch(`/api/weddings/${encodeURIComponent(wedding)}/access`, {
       headers: { Authorization: `Bearer ${token}` }
     })
+    if (response.status === 410) return { deleted: true }
     if (response.status === 401 || response.status === 403) {
       const problem = await response.json().catch(() => ({}))
       return { refused: problem.detail || 'not allowed' }
@@ -65,6 +66,12 @@ async function start () {
     return
   }
   let access = await fetchAccess(claims.wedding, token, claims.sub)
+  if (access && access.deleted) {
+    forgetToken()
+    await forgetWedding(claims.wedding)
+    showMessage('Wedding deleted', 'This wedding was deleted. Its copy on this device has been removed.')
+    return
+  }
   if (access && access.refused) {
     forgetToken()
     showMessage('Signed out', `The server refused this sign-in: ${access.refused}.`)
@@ -191,7 +198,7 @@ class PlannerApp {
     this.deleted = true
     this.keeper.stop()
     this.feed.clear()
-    this.sync.clearLocal()
+    this.sync.clearLocal().then(() => forgetWedding(this.wedding))
     this.render()
   }
 
