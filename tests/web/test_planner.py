@@ -303,6 +303,13 @@ async def test_the_activity_feed_says_who_changed_what_live_and_only_what_each_r
     await said(feed, f"Alex & Sam seated Ada Lovelace at table {table['name']}").wait_for(
         timeout=5000
     )
+    # Each change leads to its entry: the seating view, the guest's chip flashed.
+    seated = said(feed, f"Alex & Sam seated Ada Lovelace at table {table['name']}")
+    await seated.get_by_role("link", name="Show this change").click()
+    await planner.get_by_role("heading", name="Seating").wait_for()
+    assert planner.url.endswith("#seating")
+    await planner.locator("main .flash").filter(has_text="Ada Lovelace").wait_for(timeout=3000)
+    await planner.get_by_role("link", name="Guests").click()
     # One's own changes are "You"; the others see the name.
     await planner.get_by_label("RSVP for Ada Lovelace").select_option("accepted")
     await said(feed, "You set the RSVP of Ada Lovelace to accepted").wait_for(timeout=5000)

@@ -405,6 +405,20 @@ export function describe (group, names) {
   return { who, what, kind: group.type.split('.')[0] }
 }
 
+/** Where a group's (latest) change is: `{ section, entity }` (entity may be null), or null. */
+export function placeOf (group) {
+  const event = group.events[0]
+  const data = event.data || {}
+  if (group.type.startsWith('conflict.')) {
+    const path = Array.isArray(data.paths) && typeof data.paths[0] === 'string' ? data.paths[0].split('/') : []
+    return path.length ? { section: path[0], entity: path.length > 2 ? path[path.length - 1] : null } : null
+  }
+  const section = { guest: 'guests', seating: 'seating', timeline: 'timeline', budget: 'budget' }[group.type.split('.')[0]]
+  if (!section) return null
+  const entity = typeof data.guest_id === 'string' ? data.guest_id : typeof data.id === 'string' ? data.id : null
+  return { section, entity: group.type.endsWith('removed') ? null : entity }
+}
+
 /** "just now", "5 min ago", "14:05", "12 Jun 14:05". */
 export function when (iso, now = Date.now()) {
   const at = Date.parse(iso)

@@ -9,7 +9,7 @@ import {
   seatingConflicts, timelineOverlaps
 } from './model.js'
 import { avatar, budgetView, guestsView, seatingView, timelineView } from './views.js'
-import { ActivityFeed, describe, when } from './activity.js'
+import { ActivityFeed, describe, placeOf, when } from './activity.js'
 
 const TITLES = { guests: 'Guests', seating: 'Seating', timeline: 'Timeline', budget: 'Budget' }
 // The server's default matrix (README, "Who may connect"): used only when the app opens with
@@ -284,6 +284,23 @@ class PlannerApp {
     }
   }
 
+  /** Go to a change the feed names: its section, the entry scrolled into view and flashed. */
+  reveal ({ section, entity }) {
+    if (section === 'guests') Object.assign(this.filters, { query: '', rsvp: '', side: '', household: '', dietary: '' })
+    if (this.section !== section) location.hash = `#${section}`
+    const show = () => {
+      const found = entity && document.querySelector(`main [data-entity="${CSS.escape(entity)}"]`)
+      if (!found) return
+      found.scrollIntoView({ block: 'center' })
+      found.classList.remove('flash')
+      void found.offsetWidth // restart the animation
+      found.classList.add('flash')
+      setTimeout(() => found.classList.remove('flash'), 2500)
+    }
+    // After the section's view has rendered (the hash change renders on the next frame).
+    setTimeout(() => requestAnimationFrame(show), 50)
+  }
+
   activityView () {
     const names = this.names()
     const groups = this.feed.recent()
@@ -297,9 +314,14 @@ class PlannerApp {
         ? html`<ol class="feed" aria-label="Recent activity">
             ${groups.map((group) => {
               const said = describe(group, names)
+              const place = placeOf(group)
+              const reachable = place && this.sections.includes(place.section)
               return html`<li class="feed-item kind-${said.kind}" data-seq=${String(group.events[group.events.length - 1].seq)}>
                 <p>${said.who ? html`<strong>${said.who}</strong> ` : nothing}${said.what}</p>
-                <time class="muted" datetime=${group.at} title=${new Date(group.at).toLocaleString()}>${when(group.at)}</time>
+                <div class="feed-meta">
+                  <time class="muted" datetime=${group.at} title=${new Date(group.at).toLocaleString()}>${when(group.at)}</time>
+                  ${reachable ? html`<a class="feed-link" href=${`#${place.section}`} aria-label="Show this change" @click=${(e) => { e.preventDefault(); this.reveal(place) }}>Show</a>` : nothing}
+                </div>
               </li>`
             })}
           </ol>`
