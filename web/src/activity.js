@@ -288,9 +288,13 @@ export function describe (group, names) {
     case 'guest.added':
       what = n === 1 ? `added guest ${guest(first, data.id)}` : `added ${n} guests: ${list(events.map((e) => guest(e, e.data.id)))}`
       break
-    case 'guest.removed':
-      what = `removed ${n === 1 ? 'guest ' : ''}${list(events.map((e) => guest(e, e.data.id)))} from the guest list`
+    case 'guest.removed': {
+      const gone = guest(first, data.id)
+      what = n === 1
+        ? `removed ${gone === 'a guest' ? gone : `guest ${gone}`} from the guest list`
+        : `removed ${n} guests from the guest list: ${list(events.map((e) => guest(e, e.data.id)))}`
       break
+    }
     case 'guest.rsvp_changed':
       what = n === 1
         ? `set the RSVP of ${guest(first, data.id)} to ${data.to}`
