@@ -267,6 +267,11 @@ async def test_a_deleted_wedding_is_cleared_from_the_device(demo: Demo, browser:
     await status(planner).filter(has_text="Wedding deleted").wait_for()
     await until(planner, f"{stored}.then(n => n === 0)")
     await until(planner, f"!{feed}")
+    # Nothing of the wedding is left in local storage either (and nothing comes back).
+    await planner.wait_for_timeout(300)
+    assert (
+        await planner.evaluate("Object.keys(localStorage).filter(k => k.includes(':demo'))") == []
+    )
 
 
 async def test_the_activity_feed_says_who_changed_what_live_and_only_what_each_role_may_see(

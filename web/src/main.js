@@ -249,7 +249,7 @@ class PlannerApp {
         learned = true
       }
     }
-    if (learned) savePeople(this.wedding, this.people)
+    if (learned && !this.deleted) savePeople(this.wedding, this.people)
     const found = new Map()
     if (this.sync.conflicts) {
       this.sync.conflicts.doc.getMap('conflicts').forEach((c) => {
