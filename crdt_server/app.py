@@ -231,7 +231,6 @@ def create_app(
     spec = openapi_document(table, version=API_VERSION)
     routes: list[BaseRoute] = [
         *starlette_routes(table),
-        *webapp_routes(),
         WebSocketRoute("/sync/{wedding_id}/{doc}", sync_endpoint),
         WebSocketRoute("/sync/{rest:path}", not_found_endpoint),
     ]
@@ -256,4 +255,5 @@ def http_routes() -> list[Route]:
         *inbound_routes(),
         *calendar_routes(),
         *guest_csv_routes(),
+        *webapp_routes(),
     ]

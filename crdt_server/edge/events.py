@@ -275,7 +275,6 @@ def event_routes() -> list[Route]:
             ),
             media_type="text/event-stream",
             errors=(400, 401, 403, 404, 429),
-            in_schema=False,
         ),
         Route(
             "POST",

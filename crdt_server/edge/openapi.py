@@ -28,6 +28,7 @@ _PATH_PARAMS: dict[str, dict[str, Any]] = {
     "guest_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
     "source": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,39}$"},
     "token_id": {"type": "string", "pattern": "^ct_[0-9a-f]{16}$"},
+    "name": {"type": "string", "description": "a file name of the built web app"},
 }
 _SECURITY_SCHEMES = {
     "token": {

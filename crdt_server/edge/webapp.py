@@ -24,18 +24,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Any
+from typing import Literal
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
+import msgspec
+from starlette.responses import RedirectResponse, Response
 
-from crdt_server.auth.principals import AuthError
+from crdt_server.auth.principals import AuthError, Principal
 from crdt_server.auth.tokens import TokenError
-from crdt_server.edge.state import server_state
+from crdt_server.edge.problems import ApiError, FieldProblem, problem_response
+from crdt_server.edge.routing import Call, Route, json_response
+from crdt_server.edge.upgrade import bearer_token
 from crdt_server.names import ROOM_KINDS, valid_wedding_id
 
-__all__ = ["BUNDLE_PACKAGE", "OPENAPI_PATHS", "StaticFile", "load_bundle", "webapp_routes"]
+__all__ = [
+    "BUNDLE_PACKAGE",
+    "RefreshedToken",
+    "StaticFile",
+    "WeddingAccess",
+    "load_bundle",
+    "webapp_routes",
+]
 
 BUNDLE_PACKAGE = "webapp_bundle"
 """The directory of the built app, inside ``crdt_server/edge/``."""
@@ -95,85 +103,39 @@ def load_bundle() -> dict[str, StaticFile]:
     return files
 
 
-_PROBLEM = {
-    "description": "problem (RFC 9457)",
-    "content": {"application/problem+json": {"schema": {"type": "object"}}},
-}
-_FILE = {
-    "get": {
-        "summary": "The planner web app's files (HTML, script, styles, service worker)",
-        "responses": {"200": {"description": "the file"}, "304": {"description": "unchanged"}},
-    }
-}
-OPENAPI_PATHS: dict[str, Any] = {
-    "/": {
-        "get": {"summary": "Redirect to /app/", "responses": {"307": {"description": "to /app/"}}}
-    },
-    "/app": {
-        "get": {"summary": "Redirect to /app/", "responses": {"307": {"description": "to /app/"}}}
-    },
-    "/app/": _FILE,
-    "/app/{name}": {
-        "get": {
-            **_FILE["get"],
-            "parameters": [
-                {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-            ],
-        }
-    },
-    "/api/token/refresh": {
-        "post": {
-            "summary": "Exchange a valid token (Bearer) for a fresh one with the same claims",
-            "responses": {
-                "200": {
-                    "description": "{token, expires_at (RFC 3339), expires_in (seconds)}",
-                    "content": {"application/json": {"schema": {"type": "object"}}},
-                },
-                "401": _PROBLEM,
-                "403": _PROBLEM,
-            },
-        }
-    },
-    "/api/weddings/{wedding_id}/access": {
-        "get": {
-            "summary": "Who the token's holder is and which rooms they may read or write",
-            "parameters": [
-                {"name": "wedding_id", "in": "path", "required": True, "schema": {"type": "string"}}
-            ],
-            "responses": {
-                "200": {
-                    "description": "{wedding, sub, name, role, expires_at, docs: {room: access}}",
-                    "content": {"application/json": {"schema": {"type": "object"}}},
-                },
-                "401": _PROBLEM,
-                "403": _PROBLEM,
-                "404": _PROBLEM,
-            },
-        }
-    },
-}
-"""The OpenAPI paths of these routes (merged into ``GET /openapi.json``)."""
+class RefreshedToken(msgspec.Struct, frozen=True):
+    """A fresh token with the claims of the one sent, and when it expires."""
+
+    token: str
+    expires_at: str
+    """RFC 3339 UTC."""
+    expires_in: int
+    """Seconds from now."""
 
 
-def _problem(status: int, title: str, detail: str, field: str | None = None) -> JSONResponse:
-    body: dict[str, Any] = {
-        "type": "about:blank",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "error": detail,
-    }
-    if field is not None:
-        body["errors"] = [{"field": field, "message": detail}]
-    headers = {"WWW-Authenticate": 'Bearer realm="crdt-server"'} if status == 401 else None
-    return JSONResponse(
-        body, status_code=status, media_type="application/problem+json", headers=headers
+class WeddingAccess(msgspec.Struct, frozen=True):
+    """Who holds the token and what each room of the wedding is to them."""
+
+    wedding: str
+    sub: str
+    name: str
+    role: str
+    expires_at: str | None
+    docs: dict[str, Literal["write", "read", "none"]]
+    """Every room kind (``timeline``, ``budget``, ``guests``, ``seating``, ``conflicts``)."""
+
+
+def _unauthorized(detail: str) -> ApiError:
+    return ApiError(
+        401,
+        detail,
+        errors=[FieldProblem("token", detail)],
+        headers={"WWW-Authenticate": 'Bearer realm="crdt-server"'},
     )
 
 
-def _bearer(request: Request) -> str | None:
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+def _not_found(detail: str) -> Response:
+    return problem_response(ApiError(404, detail))
 
 
 def _rfc3339(at: float) -> str:
@@ -181,21 +143,20 @@ def _rfc3339(at: float) -> str:
 
 
 def webapp_routes(bundle: Mapping[str, StaticFile] | None = None) -> list[Route]:
-    """The app's files under ``/app/``, ``/`` redirecting there, and its API routes."""
+    """The app's files under ``/app/``, ``/`` redirecting there, and its API routes (all in
+    the route table, so in the OpenAPI document)."""
     files = load_bundle() if bundle is None else dict(bundle)
 
-    async def serve_file(request: Request) -> Response:
-        name = request.path_params.get("name") or "index.html"
+    async def serve_file(call: Call) -> Response:
+        name = call.request.path_params.get("name") or "index.html"
         found = files.get(name)
         if found is None:
             if not files:
-                return _problem(
-                    404,
-                    "Not Found",
+                return _not_found(
                     "the web app is not built into this installation: run scripts/serve "
-                    "from a checkout with Node.js, or install a released package",
+                    "from a checkout with Node.js, or install a released package"
                 )
-            return _problem(404, "Not Found", f"no file {name!r} in the web app")
+            return _not_found(f"no file {name!r} in the web app")
         headers = {
             "Cache-Control": found.cache_control,
             "ETag": found.etag,
@@ -208,56 +169,95 @@ def webapp_routes(bundle: Mapping[str, StaticFile] | None = None) -> list[Route]
             # Served from /app/, its scope is /app/ by default; say so for proxies that
             # rewrite paths, and never let an old worker be served from a cache.
             headers["Service-Worker-Allowed"] = "/app/"
-        if found.etag in request.headers.get("if-none-match", ""):
+        if found.etag in call.request.headers.get("if-none-match", ""):
             return Response(status_code=304, headers=headers)
         return Response(found.body, media_type=found.content_type, headers=headers)
 
-    async def to_app(request: Request) -> Response:
+    async def to_app(call: Call) -> Response:
         return RedirectResponse("/app/", status_code=307)
 
+    def file_route(path: str, operation_id: str, summary: str, media_type: str) -> Route:
+        return Route(
+            "GET",
+            path,
+            operation_id,
+            summary,
+            serve_file,
+            "public",
+            security="none",
+            media_type=media_type,
+            errors=(404,),
+            description="HEAD too. The hashed script and style sheet are cached for a year; "
+            "everything else is revalidated (ETag, 304).",
+        )
+
+    def redirect(path: str, operation_id: str) -> Route:
+        # Not an API operation (a browser convenience): left out of the OpenAPI document.
+        return Route(
+            "GET", path, operation_id, "Redirect to the web app at /app/", to_app, "public",
+            security="none", status=307, in_schema=False,
+        )  # fmt: skip
+
     return [
-        Route("/", to_app, methods=["GET", "HEAD"], include_in_schema=False),
-        Route("/app", to_app, methods=["GET", "HEAD"], include_in_schema=False),
-        Route("/app/", serve_file, methods=["GET", "HEAD"], include_in_schema=False),
-        Route("/app/{name}", serve_file, methods=["GET", "HEAD"], include_in_schema=False),
-        Route("/api/token/refresh", refresh_token, methods=["POST"], include_in_schema=False),
+        redirect("/", "redirectRootToApp"),
+        redirect("/app", "redirectToApp"),
+        file_route("/app/", "getWebApp", "The planner web app's page", "text/html"),
+        file_route(
+            "/app/{name}",
+            "getWebAppFile",
+            "A file of the planner web app (script, styles, service worker, manifest, icon)",
+            "*/*",
+        ),
         Route(
+            "POST",
+            "/api/token/refresh",
+            "refreshToken",
+            "Exchange a valid token (Bearer) for a fresh one with the same claims",
+            refresh_token,
+            "read",
+            response_model=RefreshedToken,
+            errors=(401, 403),
+            description="Until `CRDT_SERVER_SESSION_MAX_LIFETIME_SECONDS` after the sign-in "
+            "(`auth_time`, kept through refreshes). 401 for a missing, bad, expired or "
+            "revoked token or a session past that lifetime; 403 when the server signs no "
+            "tokens.",
+        ),
+        Route(
+            "GET",
             "/api/weddings/{wedding_id}/access",
+            "getWeddingAccess",
+            "Who the token's holder is and which rooms they may read or write",
             wedding_access,
-            methods=["GET"],
-            include_in_schema=False,
+            "read",
+            response_model=WeddingAccess,
+            errors=(401, 403, 404),
         ),
     ]
 
 
-async def refresh_token(request: Request) -> JSONResponse:
+async def refresh_token(call: Call) -> Response:
     """Exchange a valid token (``Authorization: Bearer``) for a fresh one with the same
     claims. 401 for a missing, bad, expired or revoked token, or a session past
     ``session_max_lifetime_seconds``; 403 when this server cannot sign tokens."""
-    token = _bearer(request)
+    token = bearer_token(None, call.request.headers.get("authorization"))
     if token is None:
-        return _problem(401, "Unauthorized", "send the token as Authorization: Bearer", "token")
-    state = server_state(request)
+        raise _unauthorized("send the token as Authorization: Bearer")
+    state = call.state
     settings, codec, revocations = state.settings, state.token_codec, state.revocations
     try:
         claims = codec.decode(token)
     except TokenError as exc:
-        return _problem(401, "Unauthorized", str(exc), "token")
+        raise _unauthorized(str(exc)) from exc
     if claims.iat is None:
-        return _problem(401, "Unauthorized", "a token without 'iat' cannot be refreshed", "token")
+        raise _unauthorized("a token without 'iat' cannot be refreshed")
     if any(revocations.revoked(claims, wedding) for wedding in claims.weddings):
-        return _problem(401, "Unauthorized", "token revoked", "token")
+        raise _unauthorized("token revoked")
     now = time.time()
     signed_in = claims.auth_time if claims.auth_time is not None else claims.iat
     lifetime = min(claims.exp - claims.iat, settings.token_ttl_seconds)
     expires = min(now + lifetime, signed_in + settings.session_max_lifetime_seconds)
     if expires - now < 1:
-        return _problem(
-            401,
-            "Unauthorized",
-            "this session reached its maximum lifetime; sign in again",
-            "token",
-        )
+        raise _unauthorized("this session reached its maximum lifetime; sign in again")
     try:
         fresh = codec.mint(
             sub=claims.sub,
@@ -268,45 +268,34 @@ async def refresh_token(request: Request) -> JSONResponse:
             docs={doc: access.value for doc, access in claims.docs.items()},
             auth_time=int(signed_in),
         )
-    except ValueError:
-        return _problem(403, "Forbidden", "this server does not sign tokens (no HS256 secret)")
+    except ValueError as exc:
+        raise ApiError(403, "this server does not sign tokens (no HS256 secret)") from exc
     decoded = codec.decode(fresh)
-    return JSONResponse(
-        {
-            "token": fresh,
-            "expires_at": _rfc3339(decoded.exp),
-            "expires_in": int(decoded.exp - now),
-        }
-    )
+    return json_response(RefreshedToken(fresh, _rfc3339(decoded.exp), int(decoded.exp - now)))
 
 
-async def wedding_access(request: Request) -> JSONResponse:
-    """Who holds the token and what they may open in this wedding: ``{"sub", "name",
-    "role", "docs": {room kind: "write" | "read" | "none"}, "expires_at"}``."""
-    wedding_id = request.path_params["wedding_id"]
+async def wedding_access(call: Call) -> Response:
+    """Who holds the token and what they may open in this wedding."""
+    wedding_id = call.path("wedding_id")
     if not valid_wedding_id(wedding_id):
-        return _problem(404, "Not Found", "no such wedding id", "wedding_id")
-    authenticator = server_state(request).authenticator
-    token = _bearer(request)
-    docs: dict[str, str] = {}
-    who: dict[str, Any] = {}
+        raise ApiError.field(404, "wedding_id", "no such wedding id")
+    authenticator = call.state.authenticator
+    token = bearer_token(None, call.request.headers.get("authorization"))
+    docs: dict[str, Literal["write", "read", "none"]] = {}
+    who: Principal | None = None
     for kind in ROOM_KINDS:
         try:
-            principal = authenticator.authenticate(wedding_id, kind, token, request.headers)
+            principal = authenticator.authenticate(wedding_id, kind, token, call.request.headers)
         except AuthError as exc:
+            if exc.status_code == 401:
+                raise _unauthorized(exc.message) from exc
             if exc.status_code != 403:
-                return _problem(exc.status_code, "Unauthorized", exc.message, "token")
+                raise ApiError(exc.status_code, exc.message) from exc
             docs[kind] = "none"
             continue
         docs[kind] = "write" if principal.can_write else "read"
-        who = {
-            "sub": principal.user_id,
-            "name": principal.name,
-            "role": principal.role,
-            "expires_at": (
-                _rfc3339(principal.expires_at) if principal.expires_at is not None else None
-            ),
-        }
-    if not who:
-        return _problem(403, "Forbidden", "no document of this wedding is open to you")
-    return JSONResponse({"wedding": wedding_id, **who, "docs": docs})
+        who = principal
+    if who is None:
+        raise ApiError(403, "no document of this wedding is open to you")
+    expires = _rfc3339(who.expires_at) if who.expires_at is not None else None
+    return json_response(WeddingAccess(wedding_id, who.user_id, who.name, who.role, expires, docs))

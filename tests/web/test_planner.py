@@ -12,7 +12,16 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.web.conftest import ADMIN_KEY, PAGE_ERRORS, Demo, open_app, screenshot, status
+from tests.server import ServerProcess
+from tests.web.conftest import (
+    ADMIN_KEY,
+    PAGE_ERRORS,
+    Demo,
+    demo_links,
+    open_app,
+    screenshot,
+    status,
+)
 from tests.web.proxy import CuttableProxy
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio, pytest.mark.timeout(60)]
@@ -243,6 +252,8 @@ async def test_a_deleted_wedding_is_cleared_from_the_device(demo: Demo, browser:
         ".then(dbs => dbs.filter(d => d.name.startsWith('crdt-server:demo/')).length)"
     )
     assert await planner.evaluate(stored) == 4
+    feed = "Object.keys(localStorage).some(k => k.startsWith('crdt-server.activity:demo:'))"
+    await until(planner, feed)  # the activity feed keeps its events on the device too
     async with httpx.AsyncClient() as client:
         response = await client.delete(
             f"{demo.url}/api/weddings/demo", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -255,3 +266,218 @@ async def test_a_deleted_wedding_is_cleared_from_the_device(demo: Demo, browser:
     )
     await status(planner).filter(has_text="Wedding deleted").wait_for()
     await until(planner, f"{stored}.then(n => n === 0)")
+    await until(planner, f"!{feed}")
+    # Nothing of the wedding is left in local storage either (and nothing comes back).
+    await planner.wait_for_timeout(300)
+    assert (
+        await planner.evaluate("Object.keys(localStorage).filter(k => k.includes(':demo'))") == []
+    )
+
+
+async def test_the_activity_feed_says_who_changed_what_live_and_only_what_each_role_may_see(
+    demo: Demo, browser: Any
+) -> None:
+    guests, seating = await guests_and_seating(demo)
+    counts: dict[str, int] = {}
+    for a in seating["assignments"].values():
+        counts[a["table_id"]] = counts.get(a["table_id"], 0) + 1
+    table_id, table = next(
+        (tid, t)
+        for tid, t in sorted(seating["tables"].items())
+        if counts.get(tid, 0) < t["capacity"]
+    )
+    _, couple = await open_app(browser, demo.link("couple"))
+    planner_context, planner = await open_app(browser, demo.link("planner"))
+    friend = await _phone(browser, demo.link("friend"))
+    feed = planner.get_by_role("complementary", name="Activity")
+    friends_feed = friend.get_by_role("complementary", name="Activity")
+    for each in (feed, friends_feed):
+        await each.get_by_text("Live", exact=True).wait_for(timeout=10_000)
+    # The wedding's history is there, like events of one commit told once.
+    seeded = len(guests)
+    await feed.get_by_role("listitem").filter(has_text=f"added {seeded} guests").wait_for()
+
+    def said(where: Any, text: str) -> Any:
+        return where.get_by_role("listitem").filter(has_text=text)
+
+    await couple.get_by_label("Name", exact=True).fill("Ada Lovelace")
+    await couple.get_by_role("button", name="Add guest").click()
+    await said(feed, "Alex & Sam added guest Ada Lovelace").wait_for(timeout=5000)
+    await couple.get_by_role("link", name="Seating").click()
+    await couple.get_by_label("Table for Ada Lovelace").select_option(table_id)
+    await said(feed, f"Alex & Sam seated Ada Lovelace at table {table['name']}").wait_for(
+        timeout=5000
+    )
+    # Each change leads to its entry: the seating view, the guest's chip flashed.
+    seated = said(feed, f"Alex & Sam seated Ada Lovelace at table {table['name']}")
+    await seated.get_by_role("link", name="Show this change").click()
+    await planner.get_by_role("heading", name="Seating").wait_for()
+    assert planner.url.endswith("#seating")
+    await planner.locator("main .flash").filter(has_text="Ada Lovelace").wait_for(timeout=3000)
+    await planner.get_by_role("link", name="Guests").click()
+    # One's own changes are "You"; the others see the name.
+    await planner.get_by_label("RSVP for Ada Lovelace").select_option("accepted")
+    await said(feed, "You set the RSVP of Ada Lovelace to accepted").wait_for(timeout=5000)
+    await said(
+        couple.get_by_role("complementary", name="Activity"),
+        "Priya set the RSVP of Ada Lovelace to accepted",
+    ).wait_for(timeout=5000)
+
+    # The friend may read only the timeline: its feed has the timeline's changes, never
+    # the guests' (the server filters; the guest events came first, in seq order).
+    await couple.get_by_role("link", name="Timeline").click()
+    await couple.get_by_label("Status of Ceremony").select_option("done")
+    await said(friends_feed, "Alex & Sam marked Ceremony as done").wait_for(timeout=5000)
+    await said(feed, "Alex & Sam marked Ceremony as done").wait_for(timeout=5000)
+    assert await friends_feed.get_by_text("Ada Lovelace").count() == 0
+    assert await friends_feed.get_by_text("guest").count() == 0
+    await screenshot(friend, "friend-activity-375px")
+
+    # Kept on the device: after a reload the feed resumes where it was, nothing twice.
+    await planner.reload()
+    await feed.get_by_text("Live", exact=True).wait_for(timeout=10_000)
+    await said(feed, "Alex & Sam added guest Ada Lovelace").wait_for()
+    assert await said(feed, "Alex & Sam added guest Ada Lovelace").count() == 1
+    # And the server's list agrees on who did it.
+    events = await demo.json("/api/weddings/demo/events?types=guest.added&after=0&limit=500")
+    assert isinstance(events, dict)
+    added = [e for e in events["events"] if e["data"]["fields"].get("name") == "Ada Lovelace"]
+    assert [e["actor"] for e in added] == [{"sub": "demo-couple", "role": "couple"}]
+    await planner.evaluate("scrollTo(0, 0)")
+    await screenshot(planner, "planner-activity")
+    await planner_context.close()
+
+
+async def test_a_short_lived_token_is_renewed_before_it_expires_and_the_app_keeps_working(
+    tmp_path: Any, browser: Any
+) -> None:
+    ttl = 12
+    env = {"CRDT_SERVER_ADMIN_API_KEY": ADMIN_KEY, "CRDT_SERVER_TOKEN_TTL_SECONDS": str(ttl)}
+    async with ServerProcess(tmp_path / "data", env=env, args=["--demo"], anonymous=False) as srv:
+        demo = await demo_links(srv)
+        started = time.monotonic()
+        _, couple = await open_app(browser, demo.link("couple"))
+        first = await couple.evaluate("sessionStorage.getItem('crdt-server.token')")
+        assert first == demo.tokens["couple"]
+        await until(couple, f"sessionStorage.getItem('crdt-server.token') !== '{first}'", ttl)
+        # Past the first token's expiry: still signed in, synced, and edits still go through
+        # (the rooms and the activity feed reconnected with the fresh token).
+        remaining = ttl + 2 - (time.monotonic() - started)
+        if remaining > 0:
+            await couple.wait_for_timeout(remaining * 1000)
+        assert await couple.get_by_role("alert").count() == 0
+        await status(couple).filter(has_text="Synced").wait_for(timeout=5000)
+        await couple.get_by_label("Name", exact=True).fill("Katherine Johnson")
+        await couple.get_by_role("button", name="Add guest").click()
+        await (
+            couple.get_by_role("complementary", name="Activity")
+            .get_by_role("listitem")
+            .filter(has_text="You added guest Katherine Johnson")
+            .wait_for(timeout=5000)
+        )
+        await status(couple).filter(has_text="Synced").wait_for(timeout=5000)
+        # The link's token has expired; the app's current one reads the server's view.
+        fresh = await couple.evaluate("sessionStorage.getItem('crdt-server.token')")
+        async with httpx.AsyncClient() as client:
+            old = await client.get(
+                f"{demo.url}/api/weddings/demo/docs/guests",
+                headers={"Authorization": f"Bearer {first}"},
+            )
+            assert old.status_code == 401
+            response = await client.get(
+                f"{demo.url}/api/weddings/demo/docs/guests",
+                headers={"Authorization": f"Bearer {fresh}"},
+            )
+        guests = response.json()["guests"]
+        assert [g for g in guests.values() if g["name"] == "Katherine Johnson"]
+
+
+async def test_the_couple_reschedules_an_item_and_plans_the_budget_for_everyone(
+    demo: Demo, browser: Any
+) -> None:
+    timeline = await demo.json("/api/weddings/demo/docs/timeline")
+    assert isinstance(timeline, dict)
+    item_id, item = next(
+        (iid, i) for iid, i in timeline["items"].items() if i["title"] == "Ceremony"
+    )
+    _, couple = await open_app(browser, demo.link("couple"))
+    _, planner = await open_app(browser, demo.link("planner"))
+    await couple.get_by_role("link", name="Timeline").click()
+    await planner.get_by_role("link", name="Timeline").click()
+    await couple.get_by_role("button", name="Edit Ceremony").click()
+    form = couple.get_by_role("form", name="Edit Ceremony")
+    await form.get_by_label("Starts").fill("14:30")
+    await form.get_by_label("Ends").fill("15:15")
+    await form.get_by_label("Notes").fill("Bring the rings")
+    await form.get_by_role("button", name="Save").click()
+    ceremony = planner.locator(f'[data-entity="{item_id}"]')
+    await ceremony.get_by_text("14:30–15:15").wait_for(timeout=5000)
+    feed = planner.get_by_role("complementary", name="Activity")
+    await (
+        feed.get_by_role("listitem")
+        .filter(has_text="Alex & Sam moved Ceremony from 14:00 to 14:30")
+        .wait_for(timeout=5000)
+    )
+    # A start after the end is refused in the form: nothing changes.
+    await couple.get_by_role("button", name="Edit Ceremony").click()
+    await form.get_by_label("Ends").fill("13:00")
+    await form.get_by_role("button", name="Save").click()
+    await couple.get_by_text("The item ends before it starts.").wait_for()
+    await form.get_by_role("button", name="Cancel").click()
+
+    await couple.get_by_role("link", name="Budget").click()
+    await planner.get_by_role("link", name="Budget").click()
+    planned = couple.get_by_label("Planned for Catering")
+    await planned.fill("12,000")
+    await planned.press("Enter")
+    await couple.get_by_label("Total budget").fill("35000")
+    await couple.get_by_role("button", name="Set total").click()
+    await couple.get_by_label("Category name").fill("Rings")
+    await couple.get_by_label("Planned", exact=True).fill("1500.50")
+    await couple.get_by_role("button", name="Add category").click()
+    await planner.get_by_role("row", name="Rings").wait_for(timeout=5000)
+    await expect_value(planner.get_by_label("Planned for Catering"), "12000.00")
+    await status(couple).filter(has_text="Synced").wait_for(timeout=5000)
+    timeline = await demo.json("/api/weddings/demo/docs/timeline")
+    budget = await demo.json("/api/weddings/demo/docs/budget")
+    assert isinstance(timeline, dict) and isinstance(budget, dict)
+    moved = timeline["items"][item_id]
+    assert moved["start"] == item["start"].replace("T14:00", "T14:30")
+    assert moved["end"] == item["end"].replace("T14:45", "T15:15")
+    assert moved["notes"] == "Bring the rings"
+    assert budget["total"] == 3_500_000
+    plans = {c["name"]: c["planned"] for c in budget["categories"].values()}
+    assert plans["Catering"] == 1_200_000 and plans["Rings"] == 150_050
+    await screenshot(couple, "couple-budget-edit")
+
+
+async def expect_value(locator: Any, value: str, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while await locator.input_value() != value:
+        assert time.monotonic() < deadline, f"{await locator.input_value()!r} != {value!r}"
+        await locator.page.wait_for_timeout(50)
+
+
+async def test_a_wedding_deleted_while_the_app_was_closed_is_cleared_when_it_opens(
+    demo: Demo, browser: Any
+) -> None:
+    context, planner = await open_app(browser, demo.link("planner"))
+    stored = (
+        "indexedDB.databases()"
+        ".then(dbs => dbs.filter(d => d.name.startsWith('crdt-server:demo/')).length)"
+    )
+    await until(planner, f"{stored}.then(n => n === 4)")
+    await planner.close()
+    async with httpx.AsyncClient() as client:
+        response = await client.delete(
+            f"{demo.url}/api/weddings/demo", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+        )
+        assert response.status_code == 200
+    # The same browser (its storage) opens the sign-in link again.
+    again = await context.new_page()
+    again.on("pageerror", lambda error: PAGE_ERRORS.append(str(error)))
+    await again.goto(demo.link("planner"))
+    await again.get_by_text("This wedding was deleted").wait_for(timeout=10_000)
+    await until(again, f"{stored}.then(n => n === 0)")
+    kept = "Object.keys(localStorage).filter(k => k.includes(':demo')).length"
+    assert await again.evaluate(kept) == 0

@@ -3,12 +3,13 @@
 
 import { html, nothing, render } from 'lit-html'
 import { TokenKeeper, claimsOf, forgetToken, takeToken } from './session.js'
-import { KINDS, WeddingSync } from './sync.js'
+import { KINDS, WeddingSync, forgetWedding } from './sync.js'
 import {
-  conflictKey, readBudget, readGuests, readSeating, readTimeline, seatGuest, seatingConflicts,
-  timelineOverlaps
+  conflictKey, formatMoney, readBudget, readGuests, readSeating, readTimeline, seatGuest,
+  seatingConflicts, timelineOverlaps
 } from './model.js'
 import { avatar, budgetView, guestsView, seatingView, timelineView } from './views.js'
+import { ActivityFeed, describe, placeOf, when } from './activity.js'
 
 const TITLES = { guests: 'Guests', seating: 'Seating', timeline: 'Timeline', budget: 'Budget' }
 // The server's default matrix (README, "Who may connect"): used only when the app opens with
@@ -22,12 +23,6 @@ const DEFAULT_ACCESS = {
 }
 const root = document.getElementById('app')
 
-function colorOf (id) {
-  let hash = 0
-  for (const ch of id) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0
-  return `hsl(${hash % 360} 65% 42%)`
-}
-
 function showMessage (title, text) {
   root.replaceChildren()
   render(html`<main class="signed-out" role="main"><h1>${title}</h1><p>${text}</p></main>`, root)
@@ -39,6 +34,7 @@ async function fetchAccess (wedding, token, sub) {
     const response = await fetch(`/api/weddings/${encodeURIComponent(wedding)}/access`, {
       headers: { Authorization: `Bearer ${token}` }
     })
+    if (response.status === 410) return { deleted: true }
     if (response.status === 401 || response.status === 403) {
       const problem = await response.json().catch(() => ({}))
       return { refused: problem.detail || 'not allowed' }
@@ -70,6 +66,12 @@ async function start () {
     return
   }
   let access = await fetchAccess(claims.wedding, token, claims.sub)
+  if (access && access.deleted) {
+    forgetToken()
+    await forgetWedding(claims.wedding)
+    showMessage('Wedding deleted', 'This wedding was deleted. Its copy on this device has been removed.')
+    return
+  }
   if (access && access.refused) {
     forgetToken()
     showMessage('Signed out', `The server refused this sign-in: ${access.refused}.`)
@@ -82,6 +84,24 @@ async function start () {
   new PlannerApp(claims.wedding, token, access).mount()
 }
 
+const PEOPLE_KEY = (wedding) => `crdt-server.people:${wedding}`
+
+/** Names of the people of a wedding seen on this device (the events name only their sub). */
+function loadPeople (wedding) {
+  try {
+    const kept = JSON.parse(localStorage.getItem(PEOPLE_KEY(wedding)) || '{}')
+    return kept && typeof kept === 'object' ? kept : {}
+  } catch {
+    return {}
+  }
+}
+
+function savePeople (wedding, people) {
+  try {
+    localStorage.setItem(PEOPLE_KEY(wedding), JSON.stringify(people))
+  } catch {}
+}
+
 class PlannerApp {
   constructor (wedding, token, access) {
     this.wedding = wedding
@@ -92,6 +112,14 @@ class PlannerApp {
     this.signedOut = null
     this.deleted = false
     this.announcement = ''
+    this.people = loadPeople(wedding)
+    this.feed = new ActivityFeed({
+      wedding,
+      sub: access.sub,
+      token: () => this.keeper.token,
+      onChange: () => this.sync.changed(),
+      onGone: () => this.gone()
+    })
     this.keeper = new TokenKeeper(token, {
       onToken: (fresh) => this.sync.setToken(fresh),
       onSignedOut: (reason) => this.signOut(reason)
@@ -103,7 +131,7 @@ class PlannerApp {
       onChange: () => this.render(),
       onClosed: (room, event) => this.closed(room, event)
     })
-    this.sync.setUser({ name: access.name, color: colorOf(access.sub) })
+    this.sync.setUser({ name: access.name })
   }
 
   get sections () {
@@ -125,6 +153,8 @@ class PlannerApp {
       document.getElementById('main')?.focus({ preventScroll: true })
     })
     this.publishPresence()
+    this.feed.start()
+    addEventListener('online', () => this.feed.reconnect())
     this.render()
     // Presence entries of others time out; re-render so a departed person disappears.
     setInterval(() => this.render(), 5000)
@@ -158,15 +188,24 @@ class PlannerApp {
       if (!this.keeper.valid()) this.signOut('your session expired')
       else this.keeper.refresh()
     } else if (event.code === 4404) {
-      this.deleted = true
-      this.keeper.stop()
-      this.sync.clearLocal()
+      this.gone()
     }
+  }
+
+  /** The wedding was deleted: forget everything this device keeps of it. */
+  gone () {
+    if (this.deleted) return
+    this.deleted = true
+    this.keeper.stop()
+    this.feed.clear()
+    this.sync.clearLocal().then(() => forgetWedding(this.wedding))
+    this.render()
   }
 
   signOut (reason) {
     this.signedOut = reason
     this.keeper.stop()
+    this.feed.stop()
     this.sync.disconnect()
     forgetToken()
     this.render()
@@ -203,6 +242,14 @@ class PlannerApp {
     this.budget = readBudget(this.docs.budget)
     this.overlaps = timelineOverlaps(this.timeline)
     this.others = this.sync.others()
+    let learned = false
+    for (const p of [{ id: this.access.sub, name: this.access.name }, ...this.others]) {
+      if (p.id && p.name && this.people[p.id] !== p.name) {
+        this.people[p.id] = p.name
+        learned = true
+      }
+    }
+    if (learned && !this.deleted) savePeople(this.wedding, this.people)
     const found = new Map()
     if (this.sync.conflicts) {
       this.sync.conflicts.doc.getMap('conflicts').forEach((c) => {
@@ -216,6 +263,70 @@ class PlannerApp {
     }
     // The server's list may name documents this person may not read; show only theirs.
     this.conflicts = [...found.values()].filter((c) => c.paths.every((p) => this.sections.includes(p.split('/')[0])))
+  }
+
+  /** What the activity feed may call things by, from the documents as they are now. */
+  names () {
+    const byId = (list, key) => (id) => {
+      const found = list && list.find((x) => x.id === id)
+      return found ? found[key] : null
+    }
+    return {
+      person: (sub) => (sub === this.access.sub ? 'You' : this.people[sub] || null),
+      guest: byId(this.guests, 'name'),
+      table: (id) => {
+        const name = byId(this.seating.tables, 'name')(id)
+        return name ? `table ${name}` : null
+      },
+      item: byId(this.timeline, 'title'),
+      category: byId(this.budget.categories, 'name'),
+      money: (n) => (Number.isInteger(n) ? formatMoney(n, this.budget.currency) : null)
+    }
+  }
+
+  /** Go to a change the feed names: its section, the entry scrolled into view and flashed. */
+  reveal ({ section, entity }) {
+    if (section === 'guests') Object.assign(this.filters, { query: '', rsvp: '', side: '', household: '', dietary: '' })
+    if (this.section !== section) location.hash = `#${section}`
+    const show = () => {
+      const found = entity && document.querySelector(`main [data-entity="${CSS.escape(entity)}"]`)
+      if (!found) return
+      found.scrollIntoView({ block: 'center' })
+      found.classList.remove('flash')
+      void found.offsetWidth // restart the animation
+      found.classList.add('flash')
+      setTimeout(() => found.classList.remove('flash'), 2500)
+    }
+    // After the section's view has rendered (the hash change renders on the next frame).
+    setTimeout(() => requestAnimationFrame(show), 50)
+  }
+
+  activityView () {
+    const names = this.names()
+    const groups = this.feed.recent()
+    const state = { live: 'Live', connecting: 'Connecting…', offline: 'Offline', stopped: '' }[this.feed.state]
+    return html`<aside class="activity" aria-labelledby="activity-title">
+      <div class="activity-head">
+        <h2 id="activity-title">Activity</h2>
+        <span class="muted feed-state ${this.feed.state}">${state}</span>
+      </div>
+      ${groups.length
+        ? html`<ol class="feed" aria-label="Recent activity">
+            ${groups.map((group) => {
+              const said = describe(group, names)
+              const place = placeOf(group)
+              const reachable = place && this.sections.includes(place.section)
+              return html`<li class="feed-item kind-${said.kind}" data-seq=${String(group.events[group.events.length - 1].seq)}>
+                <p>${said.who ? html`<strong>${said.who}</strong> ` : nothing}${said.what}</p>
+                <div class="feed-meta">
+                  <time class="muted" datetime=${group.at} title=${new Date(group.at).toLocaleString()}>${when(group.at)}</time>
+                  ${reachable ? html`<a class="feed-link" href=${`#${place.section}`} aria-label="Show this change" @click=${(e) => { e.preventDefault(); this.reveal(place) }}>Show</a>` : nothing}
+                </div>
+              </li>`
+            })}
+          </ol>`
+        : html`<p class="muted">Nothing yet. Changes by anyone in this wedding show here as they happen.</p>`}
+    </aside>`
   }
 
   render () {
@@ -258,9 +369,7 @@ class PlannerApp {
         : nothing}
       <div class="layout">
         <main id="main" tabindex="-1">${views[section](this)}</main>
-        <!-- The activity feed and the per-entity thread panel go here once the server has
-             its event stream and threads (see ARCHITECTURE.md, "Beyond sync"). -->
-        <aside class="activity" aria-label="Activity" hidden></aside>
+        ${this.activityView()}
       </div>
       <p class="sr-only" aria-live="polite">${this.announcement}</p>
     `, root)

@@ -201,6 +201,26 @@ export function recordPayment (doc, fields) {
   }, LOCAL)
 }
 
+export function addCategory (doc, name, planned) {
+  const id = newId('c-')
+  doc.transact(() => {
+    const category = new Y.Map()
+    doc.getMap('categories').set(id, category)
+    writeFields(category, { name, planned })
+  }, LOCAL)
+  return id
+}
+
+export function updateCategory (doc, id, fields) {
+  const category = doc.getMap('categories').get(id)
+  if (category instanceof Y.Map) doc.transact(() => writeFields(category, fields), LOCAL)
+}
+
+/** Set the budget's total (minor units), or remove it with null. */
+export function setTotal (doc, total) {
+  doc.transact(() => writeFields(doc.getMap('settings'), { total }), LOCAL)
+}
+
 export function removePayment (doc, id) {
   doc.transact(() => doc.getMap('payments').delete(id), LOCAL)
 }

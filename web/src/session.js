@@ -42,7 +42,7 @@ export function claimsOf (token) {
 
 /**
  * Keeps the token fresh: asks the server for a new one when three quarters of its life has
- * passed (at the latest a minute before it expires). `onToken(token)` gets each new token,
+ * passed (a minute before it expires if that is earlier, but not before half of it). `onToken(token)` gets each new token,
  * `onSignedOut(reason)` is called when the server refuses (401): the session is over.
  * Network failures are retried, since an offline person is not signed out.
  */
@@ -71,7 +71,10 @@ export class TokenKeeper {
     if (!claims) return
     const now = Date.now() / 1000
     const issued = typeof claims.iat === 'number' ? claims.iat : now
-    const due = Math.min(issued + 0.75 * (claims.exp - issued), claims.exp - 60)
+    // At three quarters of its life, or a minute before it ends if that is earlier; never
+    // before half of it (a short-lived token is not exchanged again and again).
+    const life = claims.exp - issued
+    const due = issued + Math.max(0.5 * life, Math.min(0.75 * life, life - 60))
     const wait = delaySeconds ?? Math.max(1, due - now)
     this.timer = setTimeout(() => this.refresh(), wait * 1000)
   }

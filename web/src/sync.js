@@ -303,4 +303,27 @@ export class WeddingSync {
   }
 }
 
+/**
+ * Forget everything this device keeps of a wedding (it was deleted): the documents'
+ * IndexedDB copies, unconfirmed edits, the activity feed, the names and access seen.
+ */
+export async function forgetWedding (wedding) {
+  const prefixes = [
+    `crdt-server.pending:${wedding}/`,
+    `crdt-server.activity:${wedding}:`,
+    `crdt-server.access:${wedding}:`,
+    `crdt-server.people:${wedding}`
+  ]
+  for (const key of Object.keys(localStorage)) {
+    if (prefixes.some((p) => key.startsWith(p))) localStorage.removeItem(key)
+  }
+  const databases = indexedDB.databases ? await indexedDB.databases() : []
+  await Promise.all(databases
+    .filter((db) => db.name && db.name.startsWith(`crdt-server:${wedding}/`))
+    .map((db) => new Promise((resolve) => {
+      const request = indexedDB.deleteDatabase(db.name)
+      request.onsuccess = request.onerror = request.onblocked = () => resolve()
+    })))
+}
+
 export { Y }

@@ -3,9 +3,9 @@
 
 import { html, nothing } from 'lit-html'
 import {
-  RSVP, SIDES, STATUSES, addGuest, addItem, addTable, formatMoney, parseMoney, recordPayment,
-  removeGuest, removeItem, removePayment, removeTable, seatGuest, unseatGuest, updateGuest,
-  updateItem, updateTable
+  RSVP, SIDES, STATUSES, addCategory, addGuest, addItem, addTable, formatMoney, parseMoney,
+  recordPayment, removeGuest, removeItem, removePayment, removeTable, seatGuest, setTotal,
+  unseatGuest, updateCategory, updateGuest, updateItem, updateTable
 } from './model.js'
 
 const label = (s) => s.charAt(0).toUpperCase() + s.slice(1).replace('_', ' ')
@@ -23,9 +23,16 @@ export function editors (ctx, entityId) {
   return html`<span class="editors">${people.map((p) => avatar(p, `${p.name} is editing this`))}</span>`
 }
 
+/** One of 12 colours, from the person's id (a class: the page's CSP allows no inline style). */
+function hueOf (id) {
+  let hash = 0
+  for (const ch of String(id)) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0
+  return hash % 12
+}
+
 export function avatar (person, text) {
   const initials = person.name.replace(/\(.*\)/, '').split(/[\s&]+/).filter(Boolean).map((w) => w[0]).slice(0, 2).join('').toUpperCase()
-  return html`<span class="avatar" role="img" aria-label=${text} title=${text} style=${`--c:${person.color}`}>${initials || '?'}</span>`
+  return html`<span role="img" aria-label=${text} title=${text} class=${`avatar hue-${hueOf(person.id)}`}>${initials || '?'}</span>`
 }
 
 function readOnlyNote (ctx, kind) {
@@ -299,6 +306,7 @@ export function timelineView (ctx) {
       <ol class="timeline" aria-label="The day's schedule">
         ${timeline.map((item) => {
           const flags = overlaps.get(item.id)
+          if (canWrite && ctx.editing === item.id) return timelineEdit(ctx, item)
           return html`<li class="item ${flags ? 'conflict' : ''} status-${item.status}" data-entity=${item.id}>
             <time datetime=${item.start}>${clock(item.start)}–${clock(item.end)}</time>
             <div class="what">
@@ -311,9 +319,10 @@ export function timelineView (ctx) {
                   <select aria-label=${`Status of ${item.title}`} @focus=${() => ctx.setEntity(item.id, false)} @change=${(e) => updateItem(ctx.docs.timeline, item.id, { status: e.target.value })}>
                     ${STATUSES.map((s) => html`<option value=${s} ?selected=${item.status === s}>${label(s)}</option>`)}
                   </select>
+                  <button type="button" aria-label=${`Edit ${item.title}`} @click=${() => ctx.setEntity(item.id)}>Edit</button>
                   <button type="button" class="link danger" aria-label=${`Remove ${item.title}`} @click=${() => { if (confirm(`Remove ${item.title}?`)) removeItem(ctx.docs.timeline, item.id) }}>Remove</button>
                 </div>`
-              : html`<span class="pill status">${label(item.status)}</span>`}
+              : html`<span class=${`pill item-status ${item.status}`}>${label(item.status)}</span>`}
           </li>`
         })}
       </ol>
@@ -327,6 +336,43 @@ export function timelineView (ctx) {
         <button type="submit" class="primary">Add item</button>
       </form>` : nothing}
     </section>`
+}
+
+function timelineEdit (ctx, item) {
+  const day = item.start.slice(0, 10)
+  const offset = (/([+-]\d\d:\d\d|Z)$/.exec(item.start) || ['+00:00'])[0]
+  const save = (e) => {
+    e.preventDefault()
+    const v = formValues(e.target)
+    if (!v.title || !v.start || !v.end) { ctx.say('An item needs a title, a start and an end.'); return }
+    if (v.end < v.start) { ctx.say('The item ends before it starts.'); return }
+    updateItem(ctx.docs.timeline, item.id, {
+      title: v.title.slice(0, 200),
+      start: `${day}T${v.start}:00${offset}`,
+      end: `${day}T${v.end}:00${offset}`,
+      location: v.location || null,
+      owner: v.owner || null,
+      vendor: v.vendor || null,
+      notes: v.notes || null
+    })
+    ctx.setEntity(null)
+    ctx.say(`${v.title} saved.`)
+  }
+  return html`<li class="item editing" data-entity=${item.id}>
+    <form class="edit-form" @submit=${save} aria-label=${`Edit ${item.title}`}>
+      <label>Title <input name="title" .value=${item.title} required maxlength="200"></label>
+      <label>Starts <input name="start" type="time" .value=${clock(item.start)} required></label>
+      <label>Ends <input name="end" type="time" .value=${clock(item.end)} required></label>
+      <label>Location <input name="location" .value=${item.location || ''} maxlength="200"></label>
+      <label>Owner <input name="owner" .value=${item.owner || ''} maxlength="200"></label>
+      <label>Vendor <input name="vendor" .value=${item.vendor || ''} maxlength="200"></label>
+      <label>Notes <input name="notes" .value=${item.notes || ''} maxlength="2000"></label>
+      <div class="actions">
+        <button type="submit" class="primary">Save</button>
+        <button type="button" @click=${() => ctx.setEntity(null)}>Cancel</button>
+      </div>
+    </form>
+  </li>`
 }
 
 // -- budget -----------------------------------------------------------------------------
@@ -349,6 +395,23 @@ export function budgetView (ctx) {
     e.target.reset()
     ctx.say('Payment recorded.')
   }
+  const addCategoryForm = (e) => {
+    e.preventDefault()
+    const v = formValues(e.target)
+    const planned = parseMoney(v.planned)
+    if (!v.name || planned === null) { ctx.say('A category needs a name and a planned amount.'); return }
+    addCategory(ctx.docs.budget, v.name.slice(0, 200), planned)
+    e.target.reset()
+    ctx.say(`Category ${v.name} added.`)
+  }
+  const totalForm = (e) => {
+    e.preventDefault()
+    const v = formValues(e.target)
+    const total = v.total === '' ? null : parseMoney(v.total)
+    if (v.total !== '' && total === null) { ctx.say('Type an amount such as 30000.00, or leave it empty for no total.'); return }
+    setTotal(ctx.docs.budget, total)
+    ctx.say(total === null ? 'Budget total removed.' : `Budget total set to ${money(total)}.`)
+  }
   return html`
     <section class="view" aria-labelledby="budget-title">
       <div class="view-head">
@@ -362,11 +425,27 @@ export function budgetView (ctx) {
         <tbody>${budget.categories.map((c) => {
           const p = paidBy.get(c.id) || 0
           const share = c.planned ? Math.min(100, Math.round((100 * p) / c.planned)) : 0
-          return html`<tr class=${p > c.planned ? 'conflict' : ''}><th scope="row">${c.name}</th><td>${money(c.planned)}</td><td>${money(p)}</td>
+          const plannedCell = canWrite
+            ? html`<input class="money" inputmode="decimal" aria-label=${`Planned for ${c.name}`} .value=${(c.planned / 100).toFixed(2)}
+                @focus=${() => ctx.setEntity(c.id, false)}
+                @change=${(e) => { const n = parseMoney(e.target.value); if (n === null) { ctx.say('Type an amount such as 1250.00.'); e.target.value = (c.planned / 100).toFixed(2) } else updateCategory(ctx.docs.budget, c.id, { planned: n }) }}>`
+            : money(c.planned)
+          return html`<tr class=${p > c.planned ? 'conflict' : ''} data-entity=${c.id}><th scope="row">${c.name}${editors(ctx, c.id)}</th><td>${plannedCell}</td><td>${money(p)}</td>
             <td><progress max="100" value=${share} aria-label=${`${c.name}: ${share}% paid`}></progress></td></tr>`
         })}</tbody>
         <tfoot><tr><th scope="row">Total</th><td>${money(planned)}</td><td>${money(paid)}</td><td></td></tr></tfoot>
       </table>
+      ${canWrite ? html`<div class="budget-tools">
+        <form class="card add-form" @submit=${addCategoryForm} aria-label="Add a category">
+          <label>Category name <input name="name" required maxlength="200"></label>
+          <label>Planned <input name="planned" inputmode="decimal" required placeholder="1000.00"></label>
+          <button type="submit">Add category</button>
+        </form>
+        <form class="card add-form" @submit=${totalForm} aria-label="Budget total">
+          <label>Total budget <input name="total" inputmode="decimal" placeholder="No total" .value=${budget.total === null ? '' : (budget.total / 100).toFixed(2)}></label>
+          <button type="submit">Set total</button>
+        </form>
+      </div>` : nothing}
       <h3>Payments</h3>
       <ul class="rows" aria-label="Payments">
         ${budget.payments.map((p) => html`<li class="row" data-entity=${p.id}>

@@ -1,0 +1,437 @@
+// The activity feed: the wedding's domain events ("Priya moved Grace to Table 4"), followed
+// live over the server's event stream, in readable words.
+//
+// The stream (GET .../events/stream, Server-Sent Events) is opened with a one-use ticket from
+// POST .../events/stream-tickets, so the long-lived token never goes in a URL. It is read
+// with fetch() rather than EventSource: every event type arrives (EventSource only hands over
+// types one has listened for by name, and custom.* / day.* types are open-ended), and each
+// reconnection takes a new ticket (EventSource would retry with the used one). It resumes
+// after the last seq seen, so nothing is missed across reconnections. The server filters
+// by role: each person gets only the events of documents they may read.
+//
+// The latest events are kept on the device (localStorage, per wedding and person), so the
+// feed shows at once, and offline.
+
+const KEEP = 300
+const SHOWN = 40
+const WATCHDOG_MS = 45_000 // the server sends a heartbeat every 15 s by default
+
+export class ActivityFeed {
+  /**
+   * `token()` gives the current token; `onChange()` is called when there is something new
+   * to show; `onGone()` when the wedding no longer exists (404/410).
+   */
+  constructor ({ wedding, sub, token, onChange, onGone }) {
+    this.wedding = wedding
+    this.key = `crdt-server.activity:${wedding}:${sub}`
+    this.token = token
+    this.onChange = onChange
+    this.onGone = onGone
+    this.state = 'connecting'
+    this.stopped = false
+    this.controller = null
+    this.retry = 0
+    this.timer = 0
+    try {
+      const kept = JSON.parse(localStorage.getItem(this.key) || 'null')
+      this.events = Array.isArray(kept?.events) ? kept.events : []
+      this.after = Number.isInteger(kept?.after) ? kept.after : 0
+    } catch {
+      this.events = []
+      this.after = 0
+    }
+  }
+
+  start () {
+    this.stopped = false
+    this.connect()
+    return this
+  }
+
+  stop () {
+    this.stopped = true
+    clearTimeout(this.timer)
+    this.controller?.abort()
+    this.state = 'stopped'
+  }
+
+  /** Forget what this device keeps (the wedding was deleted). */
+  clear () {
+    this.stop()
+    this.events = []
+    this.after = 0
+    localStorage.removeItem(this.key)
+    this.onChange()
+  }
+
+  /** Reconnect now (a new token, or the network is back). */
+  reconnect () {
+    if (this.stopped) return
+    this.controller?.abort()
+    clearTimeout(this.timer)
+    this.retry = 0
+    this.connect()
+  }
+
+  later () {
+    if (this.stopped) return
+    this.state = 'offline'
+    this.onChange()
+    const wait = Math.min(10_000, 500 * 2 ** this.retry++)
+    clearTimeout(this.timer)
+    this.timer = setTimeout(() => this.connect(), wait)
+  }
+
+  async connect () {
+    if (this.stopped) return
+    const controller = (this.controller = new AbortController())
+    const base = `/api/weddings/${encodeURIComponent(this.wedding)}/events`
+    let response
+    try {
+      const ticket = await fetch(`${base}/stream-tickets`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${this.token()}` },
+        signal: controller.signal
+      })
+      if (this.gone(ticket)) return
+      if (!ticket.ok) return this.later() // 401 while the token is renewed, 429, 503...
+      const { ticket: value } = await ticket.json()
+      const url = `${base}/stream?ticket=${encodeURIComponent(value)}&after=${this.after}`
+      response = await fetch(url, { headers: { Accept: 'text/event-stream' }, signal: controller.signal })
+      if (this.gone(response)) return
+      if (!response.ok || !response.body) return this.later()
+    } catch {
+      if (controller.signal.aborted) return
+      return this.later()
+    }
+    this.state = 'live'
+    this.retry = 0
+    this.onChange()
+    await this.read(response.body, controller)
+    if (!controller.signal.aborted) this.later()
+  }
+
+  gone (response) {
+    if (response.status !== 404 && response.status !== 410) return false
+    this.onGone()
+    return true
+  }
+
+  /** Parse the Server-Sent Events of one response until it ends. */
+  async read (body, controller) {
+    const reader = body.pipeThrough(new TextDecoderStream()).getReader()
+    let watchdog = setTimeout(() => controller.abort(), WATCHDOG_MS)
+    let buffer = ''
+    const fresh = []
+    try {
+      while (true) {
+        const { value, done } = await reader.read()
+        if (done) break
+        clearTimeout(watchdog)
+        watchdog = setTimeout(() => controller.abort(), WATCHDOG_MS)
+        buffer += value.replace(/\r\n?/g, '\n')
+        let end
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, end)
+          buffer = buffer.slice(end + 2)
+          const message = parseBlock(block)
+          if (message.event === 'end') return // the ticket's credential expired: new ticket
+          if (message.data === undefined || message.id === undefined) continue
+          try {
+            fresh.push(JSON.parse(message.data))
+          } catch {
+            continue
+          }
+        }
+        if (fresh.length) this.add(fresh.splice(0))
+      }
+    } catch {
+      // Aborted or the connection dropped: the caller reconnects.
+    } finally {
+      clearTimeout(watchdog)
+    }
+  }
+
+  add (events) {
+    for (const event of events) {
+      if (!Number.isInteger(event.seq) || event.seq <= this.after) continue
+      this.after = event.seq
+      this.events.push(event)
+    }
+    if (this.events.length > KEEP) this.events = this.events.slice(-KEEP)
+    this.save()
+    this.onChange()
+  }
+
+  save () {
+    try {
+      localStorage.setItem(this.key, JSON.stringify({ after: this.after, events: this.events }))
+    } catch {
+      // Storage full: the feed still works, it just is not kept.
+    }
+  }
+
+  /** The latest activity, newest first, one entry per run of like events of one commit. */
+  recent () {
+    const groups = []
+    for (let i = this.events.length - 1; i >= 0; i--) {
+      const event = this.events[i]
+      const last = groups[groups.length - 1]
+      if (last && last.type === event.type && last.at === event.at && last.actor.sub === event.actor.sub) {
+        last.events.push(event)
+      } else {
+        if (groups.length === SHOWN) break
+        groups.push({ type: event.type, at: event.at, actor: event.actor, priority: event.priority, events: [event] })
+      }
+    }
+    return groups
+  }
+}
+
+function parseBlock (block) {
+  const message = {}
+  for (const line of block.split('\n')) {
+    if (!line || line.startsWith(':')) continue
+    const colon = line.indexOf(':')
+    const field = colon < 0 ? line : line.slice(0, colon)
+    let value = colon < 0 ? '' : line.slice(colon + 1)
+    if (value.startsWith(' ')) value = value.slice(1)
+    if (field === 'data') message.data = message.data === undefined ? value : `${message.data}\n${value}`
+    else if (field === 'event' || field === 'id') message[field] = value
+  }
+  return message
+}
+
+// -- words ---------------------------------------------------------------------------------
+
+const ROLE_WORDS = {
+  couple: 'The couple',
+  planner: 'The planner',
+  family: 'A family member',
+  vendor: 'A vendor',
+  friend: 'A friend',
+  server: 'The server',
+  anonymous: 'Someone'
+}
+
+const FIELD_WORDS = {
+  name: 'name',
+  household: 'household',
+  side: 'side',
+  meal: 'meal',
+  dietary: 'dietary needs',
+  plus_one: 'plus-one',
+  contact: 'contact',
+  capacity: 'seats',
+  shape: 'shape',
+  title: 'title',
+  location: 'location',
+  owner: 'owner',
+  vendor: 'vendor',
+  status: 'status',
+  notes: 'notes',
+  planned: 'planned amount',
+  amount: 'amount',
+  category_id: 'category',
+  date: 'date',
+  payer: 'payer'
+}
+
+const CONFLICT_WORDS = {
+  'seating.table_over_capacity': 'a table over capacity',
+  'seating.seat_double_booked': 'a double-booked seat',
+  'seating.unknown_guest': 'a seat for a guest who is not on the list',
+  'seating.declined_guest': 'a seat for a guest who declined',
+  'seating.unknown_table': 'a guest at a table that does not exist',
+  'seating.seat_out_of_range': 'a seat number past the table\'s seats',
+  'timeline.ends_before_start': 'a timeline item that ends before it starts',
+  'timeline.vendor_overlap': 'one vendor booked twice at once',
+  'timeline.location_overlap': 'one place booked twice at once',
+  'budget.unknown_category': 'a payment in a category that does not exist',
+  'budget.category_over_plan': 'a category paid over its plan',
+  'budget.over_total': 'payments over the budget total',
+  'budget.plan_over_total': 'a plan over the budget total'
+}
+
+const clock = (iso) => (typeof iso === 'string' ? (/T(\d\d:\d\d)/.exec(iso) || [])[1] || iso : '?')
+
+function list (names) {
+  if (names.length <= 1) return names.join('')
+  if (names.length <= 3) return `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`
+  return `${names.slice(0, 3).join(', ')} and ${names.length - 3} more`
+}
+
+function plural (n, one, many) {
+  return n === 1 ? `${one}` : `${n} ${many}`
+}
+
+/**
+ * Who did it and what they did, in words, for a group of like events (see `recent`).
+ * `names` is what the app knows now: `person(sub)`, `guest(id)`, `table(id)`, `item(id)`,
+ * `category(id)`, `money(minor units)`; each returns null when it does not know.
+ */
+export function describe (group, names) {
+  const events = group.events
+  const first = events[0]
+  const data = first.data || {}
+  const n = events.length
+  const fields = (e) => (e.data && (e.data.fields || e.data.before)) || {}
+  const guest = (e, id) => names.guest(id) || fields(e).name || 'a guest'
+  const table = (id) => (id ? names.table(id) || 'a table' : 'no table')
+  const item = (e) => names.item(e.data.id) || fields(e).title || 'an item'
+  const category = (e) => names.category(e.data.id) || fields(e).name || 'a category'
+  const changed = (e) => Object.keys(e.data.changes || {}).map((f) => FIELD_WORDS[f] || f.replace(/_/g, ' '))
+  const seatText = (s) => (s && s.table_id ? `${table(s.table_id)}${Number.isInteger(s.seat) ? `, seat ${s.seat}` : ''}` : 'no table')
+  const who = names.person(first.actor.sub) || ROLE_WORDS[first.actor.role] || `Someone (${first.actor.role})`
+  let what
+  switch (group.type) {
+    case 'guest.added':
+      what = n === 1 ? `added guest ${guest(first, data.id)}` : `added ${n} guests: ${list(events.map((e) => guest(e, e.data.id)))}`
+      break
+    case 'guest.removed': {
+      const gone = guest(first, data.id)
+      what = n === 1
+        ? `removed ${gone === 'a guest' ? gone : `guest ${gone}`} from the guest list`
+        : `removed ${n} guests from the guest list: ${list(events.map((e) => guest(e, e.data.id)))}`
+      break
+    }
+    case 'guest.rsvp_changed':
+      what = n === 1
+        ? `set the RSVP of ${guest(first, data.id)} to ${data.to}`
+        : `changed ${n} RSVPs: ${list(events.map((e) => `${guest(e, e.data.id)} ${e.data.to}`))}`
+      break
+    case 'guest.updated': {
+      const renamed = data.changes && data.changes.name
+      what = n === 1 && renamed && renamed.from
+        ? `renamed ${renamed.from} to ${renamed.to}`
+        : `updated ${list(events.map((e) => guest(e, e.data.id)))}${n === 1 && changed(first).length ? ` (${list(changed(first))})` : ''}`
+      break
+    }
+    case 'seating.guest_seated':
+      what = n === 1
+        ? `seated ${guest(first, data.guest_id)} at ${seatText(data)}`
+        : `seated ${n} guests: ${list(events.map((e) => guest(e, e.data.guest_id)))}`
+      break
+    case 'seating.guest_moved':
+      what = n === 1
+        ? `moved ${guest(first, data.guest_id)} from ${seatText(data.from)} to ${seatText(data.to)}`
+        : `moved ${n} guests: ${list(events.map((e) => guest(e, e.data.guest_id)))}`
+      break
+    case 'seating.guest_unseated':
+      what = `unseated ${list(events.map((e) => guest(e, e.data.guest_id)))}${n === 1 && data.from ? ` (was at ${seatText(data.from)})` : ''}`
+      break
+    case 'seating.table_added':
+      what = n === 1
+        ? `added ${fields(first).name ? `table ${fields(first).name}` : 'a table'}${fields(first).capacity ? ` (${fields(first).capacity} seats)` : ''}`
+        : `added ${n} tables`
+      break
+    case 'seating.table_updated': {
+      const seats = data.changes && data.changes.capacity
+      what = n === 1 && seats
+        ? `changed the seats at ${table(data.id)} from ${seats.from} to ${seats.to}`
+        : `updated ${list(events.map((e) => table(e.data.id)))}`
+      break
+    }
+    case 'seating.table_removed':
+      what = `removed ${list(events.map((e) => (fields(e).name ? `table ${fields(e).name}` : 'a table')))}`
+      break
+    case 'timeline.item_added':
+      what = n === 1
+        ? `added ${item(first)} to the timeline${fields(first).start ? ` at ${clock(fields(first).start)}` : ''}`
+        : `added ${n} timeline items: ${list(events.map(item))}`
+      break
+    case 'timeline.item_rescheduled':
+      what = n === 1
+        ? `moved ${item(first)} ${data.from && data.from.start ? `from ${clock(data.from.start)} ` : ''}to ${clock((data.to && data.to.start) || (data.to && data.to.end))}`
+        : `rescheduled ${list(events.map(item))}`
+      break
+    case 'timeline.item_updated': {
+      const status = data.changes && data.changes.status
+      what = n === 1 && status && Object.keys(data.changes).length === 1
+        ? `marked ${item(first)} as ${status.to || 'planned'}`
+        : `updated ${list(events.map(item))}${n === 1 && changed(first).length ? ` (${list(changed(first))})` : ''}`
+      break
+    }
+    case 'timeline.item_removed':
+      what = `removed ${list(events.map(item))} from the timeline`
+      break
+    case 'budget.category_added':
+      what = n === 1 ? `added the budget category ${category(first)}` : `added ${n} budget categories`
+      break
+    case 'budget.category_updated': {
+      const plan = data.changes && data.changes.planned
+      what = n === 1 && plan && Object.keys(data.changes).length === 1
+        ? `changed the plan for ${category(first)} from ${names.money(plan.from) || '?'} to ${names.money(plan.to) || '?'}`
+        : `updated the budget category ${list(events.map(category))}${n === 1 && changed(first).length ? ` (${list(changed(first))})` : ''}`
+      break
+    }
+    case 'budget.category_removed':
+      what = `removed the budget category ${list(events.map(category))}`
+      break
+    case 'budget.payment_recorded': {
+      const f = fields(first)
+      what = n === 1
+        ? `recorded a payment of ${names.money(f.amount) || 'an amount'}${f.vendor ? ` to ${f.vendor}` : ''}${f.category_id && names.category(f.category_id) ? ` (${names.category(f.category_id)})` : ''}`
+        : `recorded ${n} payments`
+      break
+    }
+    case 'budget.payment_updated':
+      what = `updated ${plural(n, 'a payment', 'payments')}${n === 1 && changed(first).length ? ` (${list(changed(first))})` : ''}`
+      break
+    case 'budget.payment_removed':
+      what = `removed ${plural(n, `a payment${fields(first).amount ? ` of ${names.money(fields(first).amount)}` : ''}`, 'payments')}`
+      break
+    case 'budget.total_changed':
+      what = data.to === null || data.to === undefined
+        ? 'removed the budget total'
+        : `set the budget total to ${names.money(data.to) || data.to}${data.from !== null && data.from !== undefined ? ` (was ${names.money(data.from) || data.from})` : ''}`
+      break
+    case 'budget.settings_changed':
+      what = `changed the budget's ${String(data.field || 'settings').replace(/_/g, ' ')}`
+      break
+    case 'conflict.detected':
+    case 'conflict.resolved': {
+      const kinds = list([...new Set(events.map((e) => CONFLICT_WORDS[e.data.code] || String(e.data.code || 'a conflict').replace(/[._]/g, ' ')))])
+      return {
+        who: '',
+        what: group.type === 'conflict.detected' ? `Conflict found: ${kinds}` : `Conflict resolved: ${kinds}`,
+        kind: group.type === 'conflict.detected' ? 'conflict' : 'resolved'
+      }
+    }
+    default: {
+      // Custom events (custom.*, day.*): their type in words, and a message if they carry one.
+      const name = group.type.replace(/^(custom|day)\./, '').replace(/[._]/g, ' ')
+      const note = ['message', 'text', 'note', 'title'].map((k) => data[k]).find((v) => typeof v === 'string')
+      what = `${n === 1 ? '' : `${n}× `}${name}${note ? `: ${note.slice(0, 200)}` : ''}`
+      return { who, what, kind: group.priority === 'normal' || !group.priority ? 'custom' : group.priority }
+    }
+  }
+  return { who, what, kind: group.type.split('.')[0] }
+}
+
+/** Where a group's (latest) change is: `{ section, entity }` (entity may be null), or null. */
+export function placeOf (group) {
+  const event = group.events[0]
+  const data = event.data || {}
+  if (group.type.startsWith('conflict.')) {
+    const path = Array.isArray(data.paths) && typeof data.paths[0] === 'string' ? data.paths[0].split('/') : []
+    return path.length ? { section: path[0], entity: path.length > 2 ? path[path.length - 1] : null } : null
+  }
+  const section = { guest: 'guests', seating: 'seating', timeline: 'timeline', budget: 'budget' }[group.type.split('.')[0]]
+  if (!section) return null
+  const entity = typeof data.guest_id === 'string' ? data.guest_id : typeof data.id === 'string' ? data.id : null
+  return { section, entity: group.type.endsWith('removed') ? null : entity }
+}
+
+/** "just now", "5 min ago", "14:05", "12 Jun 14:05". */
+export function when (iso, now = Date.now()) {
+  const at = Date.parse(iso)
+  if (Number.isNaN(at)) return ''
+  const seconds = Math.round((now - at) / 1000)
+  if (seconds < 45) return 'just now'
+  if (seconds < 3600) return `${Math.round(seconds / 60)} min ago`
+  const date = new Date(at)
+  const time = date.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' })
+  if (new Date(now).toDateString() === date.toDateString()) return time
+  return `${date.toLocaleDateString(undefined, { day: 'numeric', month: 'short' })} ${time}`
+}

@@ -1,0 +1,110 @@
+// The activity feed's words and bookkeeping (web/src/activity.js), without a browser:
+// node --test web/test/ (run by tests/web/test_web_units.py).
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+
+const store = new Map()
+globalThis.localStorage = {
+  getItem: (k) => (store.has(k) ? store.get(k) : null),
+  setItem: (k, v) => store.set(k, String(v)),
+  removeItem: (k) => store.delete(k)
+}
+const { ActivityFeed, describe, placeOf, when } = await import('../src/activity.js')
+
+const AT = '2027-06-12T10:00:00.000Z'
+let seq = 0
+const event = (type, data, actor = { sub: 'demo-couple', role: 'couple' }, extra = {}) =>
+  ({ id: `demo:${++seq}`, seq, type, doc: null, actor, priority: 'normal', at: AT, data, ...extra })
+
+const names = {
+  person: (sub) => ({ 'demo-couple': 'Alex & Sam', me: 'You' })[sub] || null,
+  guest: (id) => ({ g1: 'Ada Lovelace', g2: 'Grace Hopper' })[id] || null,
+  table: (id) => ({ t1: 'table Rose', t2: 'table Iris' })[id] || null,
+  item: (id) => ({ i1: 'Ceremony' })[id] || null,
+  category: (id) => ({ c1: 'Catering' })[id] || null,
+  money: (n) => (Number.isInteger(n) ? `€${(n / 100).toFixed(2)}` : null)
+}
+const one = (e) => describe({ type: e.type, at: e.at, actor: e.actor, priority: e.priority, events: [e] }, names)
+const said = (e) => { const d = one(e); return `${d.who} ${d.what}`.trim() }
+
+test('guests: added, renamed, RSVP, removed (named from the event when gone)', () => {
+  assert.equal(said(event('guest.added', { id: 'g9', fields: { name: 'Katherine' } })), 'Alex & Sam added guest Katherine')
+  assert.equal(said(event('guest.updated', { id: 'g1', changes: { name: { from: 'Ada', to: 'Ada Lovelace' } } })), 'Alex & Sam renamed Ada to Ada Lovelace')
+  assert.equal(said(event('guest.updated', { id: 'g1', changes: { meal: { from: null, to: 'fish' }, plus_one: { from: false, to: true } } })), 'Alex & Sam updated Ada Lovelace (meal and plus-one)')
+  assert.equal(said(event('guest.rsvp_changed', { id: 'g2', from: 'pending', to: 'accepted' })), 'Alex & Sam set the RSVP of Grace Hopper to accepted')
+  assert.equal(said(event('guest.removed', { id: 'g9', before: { name: 'Katherine' } })), 'Alex & Sam removed guest Katherine from the guest list')
+  assert.equal(said(event('guest.removed', { id: 'g9' })), 'Alex & Sam removed a guest from the guest list')
+})
+
+test('seating: seated, moved, unseated, tables', () => {
+  assert.equal(said(event('seating.guest_seated', { guest_id: 'g1', table_id: 't1', seat: 3 })), 'Alex & Sam seated Ada Lovelace at table Rose, seat 3')
+  assert.equal(said(event('seating.guest_moved', { guest_id: 'g1', from: { table_id: 't1', seat: 3 }, to: { table_id: 't2', seat: null } })), 'Alex & Sam moved Ada Lovelace from table Rose, seat 3 to table Iris')
+  assert.equal(said(event('seating.guest_unseated', { guest_id: 'g2', from: { table_id: 't2', seat: 1 } })), 'Alex & Sam unseated Grace Hopper (was at table Iris, seat 1)')
+  assert.equal(said(event('seating.table_added', { id: 't3', fields: { name: 'Lily', capacity: 8 } })), 'Alex & Sam added table Lily (8 seats)')
+  assert.equal(said(event('seating.table_updated', { id: 't1', changes: { capacity: { from: 8, to: 10 } } })), 'Alex & Sam changed the seats at table Rose from 8 to 10')
+})
+
+test('timeline and budget', () => {
+  assert.equal(said(event('timeline.item_rescheduled', { id: 'i1', from: { start: '2027-06-12T14:00:00+02:00' }, to: { start: '2027-06-12T14:30:00+02:00' } })), 'Alex & Sam moved Ceremony from 14:00 to 14:30')
+  assert.equal(said(event('timeline.item_updated', { id: 'i1', changes: { status: { from: 'planned', to: 'done' } } })), 'Alex & Sam marked Ceremony as done')
+  assert.equal(said(event('timeline.item_removed', { id: 'i7', before: { title: 'Fireworks' } })), 'Alex & Sam removed Fireworks from the timeline')
+  assert.equal(said(event('budget.payment_recorded', { id: 'p1', fields: { amount: 120000, vendor: 'Harbour Catering', category_id: 'c1' } })), 'Alex & Sam recorded a payment of €1200.00 to Harbour Catering (Catering)')
+  assert.equal(said(event('budget.total_changed', { from: 3200000, to: 3500000 })), 'Alex & Sam set the budget total to €35000.00 (was €32000.00)')
+  assert.equal(said(event('budget.category_updated', { id: 'c1', changes: { planned: { from: 1100000, to: 1200000 } } })), 'Alex & Sam changed the plan for Catering from €11000.00 to €12000.00')
+})
+
+test('people: yourself, the names seen, else the role', () => {
+  assert.equal(one(event('guest.added', { id: 'g1', fields: {} }, { sub: 'me', role: 'planner' })).who, 'You')
+  assert.equal(one(event('guest.added', { id: 'g1', fields: {} }, { sub: 'someone', role: 'planner' })).who, 'The planner')
+  assert.equal(one(event('guest.added', { id: 'g1', fields: {} }, { sub: 'x', role: 'wedding-dj' })).who, 'Someone (wedding-dj)')
+})
+
+test('conflicts and custom events', () => {
+  const found = one(event('conflict.detected', { id: 'k', code: 'seating.table_over_capacity', paths: ['seating/tables/t1'] }, { sub: 'server', role: 'server' }))
+  assert.deepEqual(found, { who: '', what: 'Conflict found: a table over capacity', kind: 'conflict' })
+  assert.equal(one(event('conflict.resolved', { id: 'k', code: 'timeline.vendor_overlap', paths: [] })).what, 'Conflict resolved: one vendor booked twice at once')
+  const arrived = one(event('day.vendor_arrived', { message: 'The caterer is here' }, undefined, { priority: 'urgent' }))
+  assert.deepEqual(arrived, { who: 'Alex & Sam', what: 'vendor arrived: The caterer is here', kind: 'urgent' })
+  // Markup in data stays text: describe returns strings, which lit-html renders as text.
+  assert.equal(one(event('custom.note', { text: '<img src=x onerror=alert(1)>' })).what, 'note: <img src=x onerror=alert(1)>')
+})
+
+test('places: each change leads to its section and entry', () => {
+  const group = (e) => ({ type: e.type, events: [e] })
+  assert.deepEqual(placeOf(group(event('seating.guest_moved', { guest_id: 'g1' }))), { section: 'seating', entity: 'g1' })
+  assert.deepEqual(placeOf(group(event('guest.removed', { id: 'g1' }))), { section: 'guests', entity: null })
+  assert.deepEqual(placeOf(group(event('conflict.detected', { paths: ['timeline/items/i1'] }))), { section: 'timeline', entity: 'i1' })
+  assert.equal(placeOf(group(event('custom.note', {}))), null)
+})
+
+test('the feed groups like events of one commit, resumes after its seq and keeps no repeats', () => {
+  store.clear()
+  const changes = []
+  const feed = new ActivityFeed({ wedding: 'demo', sub: 'me', token: () => 't', onChange: () => changes.push(1), onGone: () => {} })
+  const base = seq
+  const added = [1, 2, 3, 4, 5].map((n) => event('guest.added', { id: `g${n}`, fields: { name: `Guest ${n}` } }))
+  const later = event('guest.rsvp_changed', { id: 'g1', from: 'pending', to: 'declined' }, undefined, { at: '2027-06-12T10:01:00.000Z' })
+  feed.add([...added, later])
+  feed.add([added[2], later]) // delivered again (at least once): ignored
+  assert.equal(feed.after, base + 6)
+  const groups = feed.recent()
+  assert.equal(groups.length, 2)
+  assert.equal(groups[0].type, 'guest.rsvp_changed')
+  assert.equal(describe(groups[1], names).what, 'added 5 guests: Guest 5, Guest 4, Guest 3 and 2 more')
+  // Kept on the device: a new feed starts where this one was.
+  const again = new ActivityFeed({ wedding: 'demo', sub: 'me', token: () => 't', onChange: () => {}, onGone: () => {} })
+  assert.equal(again.after, base + 6)
+  assert.equal(again.events.length, 6)
+  // Another person on this device sees none of it.
+  const other = new ActivityFeed({ wedding: 'demo', sub: 'someone-else', token: () => 't', onChange: () => {}, onGone: () => {} })
+  assert.equal(other.events.length, 0)
+  again.clear()
+  assert.equal(store.size, 0)
+})
+
+test('times read as people say them', () => {
+  const now = Date.parse('2027-06-12T10:10:00Z')
+  assert.equal(when('2027-06-12T10:09:40Z', now), 'just now')
+  assert.equal(when('2027-06-12T10:00:00Z', now), '10 min ago')
+  assert.equal(when('not a time', now), '')
+})
