@@ -41,6 +41,7 @@ from crdt_server.edge.webapp import webapp_routes
 from crdt_server.errors import CloseCode
 from crdt_server.extensions.conflicts import ConflictsKeeper
 from crdt_server.extensions.events import EventLog
+from crdt_server.extensions.presence import PresenceDirectory
 from crdt_server.settings import Settings
 from storage import DocumentStore, PostgresStore, SqliteStore
 
@@ -78,9 +79,12 @@ class AdminEvents(Extension):
 
     name = "admin-events"
 
-    def __init__(self, revocations: Revocations, keeper: ConflictsKeeper, keep: float) -> None:
+    def __init__(
+        self, revocations: Revocations, keeper: ConflictsKeeper, events: EventLog, keep: float
+    ) -> None:
         self._revocations = revocations
         self._keeper = keeper
+        self._events = events
         self._keep = keep
         self._core: Core | None = None
         self._erasures: ErasureService | None = None
@@ -101,6 +105,7 @@ class AdminEvents(Extension):
             self._revocations,
             keep_revocations=self._keep,
             refresh_conflicts=self._keeper.refresh,
+            revoked=self._events.recheck,
         )
         await self._erasures.start()
 
@@ -119,6 +124,7 @@ class AdminEvents(Extension):
             core.registry.close_sessions(
                 event["sub"], wedding, CloseCode.TOKEN_EXPIRED, "session revoked"
             )
+            self._events.recheck(event["sub"], wedding)
         elif kind == "delete" and isinstance(event.get("wedding"), str):
             self.erasures.on_deleted(event["wedding"])
         elif kind == "lift" and isinstance(event.get("wedding"), str):
@@ -127,7 +133,7 @@ class AdminEvents(Extension):
             log.error("ignoring an unknown admin event: %r", event)
 
 
-KNOWN_BUS_EVENTS = frozenset({"revoke", "delete", "lift", "events"})
+KNOWN_BUS_EVENTS = frozenset({"revoke", "delete", "lift", "events", "presence", "presence_query"})
 """Types of bus events some extension handles (others are logged as unknown)."""
 
 
@@ -167,8 +173,8 @@ def create_app(
         revocations = Revocations(keep_seconds=keep)
         event_log = EventLog()
         keeper = ConflictsKeeper(events=event_log)
-        admin_events = AdminEvents(revocations, keeper, keep)
-        hooks = Hooks([admin_events, event_log, keeper, *extensions])
+        admin_events = AdminEvents(revocations, keeper, event_log, keep)
+        hooks = Hooks([admin_events, event_log, keeper, PresenceDirectory(), *extensions])
         registry = RoomRegistry(the_store, settings, the_bus, hooks=hooks)
         matrix = (
             PermissionMatrix.from_json(settings.permissions)

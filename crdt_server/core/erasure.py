@@ -58,6 +58,7 @@ class ErasureService:
         *,
         keep_revocations: float,
         refresh_conflicts: Callable[[str], Awaitable[None]] | None = None,
+        revoked: Callable[[str, str | None], None] | None = None,
     ) -> None:
         self._registry = registry
         self._store = store
@@ -65,6 +66,8 @@ class ErasureService:
         self._revocations = revocations
         self._keep = keep_revocations
         self._refresh_conflicts = refresh_conflicts
+        self._revoked = revoked
+        """Told of each revocation made here (other processes hear of it on the bus)."""
         self._tombstones: set[str] = set()
         self._erasing: set[str] = set()
         """Being erased by this process: refused already, whatever a refresh reads."""
@@ -187,6 +190,8 @@ class ErasureService:
         closed = self._registry.close_sessions(
             sub, wedding, CloseCode.TOKEN_EXPIRED, "session revoked"
         )
+        if self._revoked is not None:
+            self._revoked(sub, wedding)
         self._registry.bus.publish_event(
             {"type": "revoke", "sub": sub, "wedding": wedding, "at": at}
         )

@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
-from crdt_server.core.weddings import PresenceEntry
 from crdt_server.edge.problems import ApiError, FieldProblem, Problem
+from crdt_server.extensions.presence import PresenceEntry
 from crdt_server.names import WEDDING_ID_PATTERN
 from documents.operations import OPERATIONS
 from storage.base import HistoryEntry

@@ -38,6 +38,7 @@ from crdt_server.edge.routing import (
     request_token,
 )
 from crdt_server.errors import PeerError
+from crdt_server.extensions.presence import PresenceDirectory
 from crdt_server.names import document_name, valid_wedding_id
 from documents import DOCUMENT_KINDS
 
@@ -183,7 +184,8 @@ async def history(call: Call) -> Response:
 async def presence(call: Call) -> Response:
     wedding_id = call.path("wedding_id")
     docs = readable_documents(call, wedding_id)
-    return json_response(PresenceAnswer(presence=call.state.weddings.presence(wedding_id, docs)))
+    directory = call.state.extension(PresenceDirectory)
+    return json_response(PresenceAnswer(presence=directory.presence(wedding_id, docs)))
 
 
 async def conflicts(call: Call) -> Response:
@@ -272,7 +274,7 @@ def document_routes() -> list[Route]:
             "GET",
             "/api/weddings/{wedding_id}/presence",
             "readPresence",
-            "Who is online in which document",
+            "Who is online in which document, since when, over every process of a cluster",
             presence,
             "read",
             response_model=PresenceAnswer,
