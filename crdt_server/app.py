@@ -25,6 +25,7 @@ from crdt_server.core.weddings import WeddingService
 from crdt_server.edge.access import AccessMiddleware
 from crdt_server.edge.admin import admin_routes
 from crdt_server.edge.asgi_ws import not_found_endpoint, sync_endpoint
+from crdt_server.edge.conflicts import conflict_routes
 from crdt_server.edge.docs import reference_routes
 from crdt_server.edge.documents import document_routes
 from crdt_server.edge.erasure import TombstoneGuard, erasure_routes
@@ -255,4 +256,5 @@ def http_routes() -> list[Route]:
         *erasure_routes(),
         *export_routes(),
         *event_routes(),
+        *conflict_routes(),
     ]

@@ -24,7 +24,7 @@ from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.room import Room
 from crdt_server.errors import CloseCode, ProtocolError
 from crdt_server.names import CONFLICTS, ROOM_KINDS
-from documents import DOCUMENT_KINDS, Conflict, apply_operation, check, to_json
+from documents import DOCUMENT_KINDS, apply_operation, to_json
 from storage import DocumentStore
 
 __all__ = ["WeddingService"]
@@ -151,11 +151,6 @@ class WeddingService:
     async def state_vector(self, name: str) -> bytes:
         async with self.room(name) as room:
             return room.doc.get_state()
-
-    async def conflicts(self, wedding_id: str, docs: set[str]) -> list[Conflict]:
-        """The invariant findings of the wedding, limited to what the caller may read."""
-        loaded = await self.documents(wedding_id)
-        return [c for c in check(loaded) if all(p.split("/")[0] in docs for p in c.paths)]
 
     def close_rooms(self, wedding_id: str) -> list[Room]:
         """Close the wedding's rooms in this process with 4404 and unload them (deleting a

@@ -15,8 +15,6 @@ from crdt_server.auth.principals import AuthError, Principal
 from crdt_server.codec.protocol import read_var_uint, write_var_uint
 from crdt_server.core.hooks import Actor
 from crdt_server.edge.bodies import (
-    ConflictItem,
-    ConflictsAnswer,
     DocumentAnswer,
     HistoryAnswer,
     OperationAnswer,
@@ -66,6 +64,11 @@ def _document(call: Call, *, write: bool) -> tuple[str, str, Principal]:
     return f"{wedding_id}/{doc}", doc, _principal(call, wedding_id, doc, write=write)
 
 
+def writer_principal(call: Call, wedding_id: str, doc: str) -> Principal:
+    """The caller as a writer of one document (403 if it may not write it)."""
+    return _principal(call, wedding_id, doc, write=True)
+
+
 def wedding_principal(call: Call, wedding_id: str, readable: set[str]) -> Principal:
     """The caller as seen by one of the wedding's documents it may read."""
     return _principal(call, wedding_id, sorted(readable)[0], write=False)
@@ -101,6 +104,11 @@ def readable_documents(call: Call, wedding_id: str) -> set[str]:
     if not readable:
         raise ApiError(403, "no document of this wedding is open to you")
     return readable
+
+
+def actor_of(principal: Principal) -> Actor:
+    """Who an HTTP change is credited to."""
+    return _origin(principal)
 
 
 def _origin(principal: Principal) -> Actor:
@@ -188,14 +196,6 @@ async def presence(call: Call) -> Response:
     return json_response(PresenceAnswer(presence=directory.presence(wedding_id, docs)))
 
 
-async def conflicts(call: Call) -> Response:
-    wedding_id = call.path("wedding_id")
-    docs = readable_documents(call, wedding_id)
-    found = await call.state.weddings.conflicts(wedding_id, docs)
-    items = [ConflictItem(code=c.code, paths=list(c.paths), message=c.message) for c in found]
-    return json_response(ConflictsAnswer(conflicts=items))
-
-
 _DOC = "/api/weddings/{wedding_id}/docs/{doc}"
 
 
@@ -279,15 +279,5 @@ def document_routes() -> list[Route]:
             "read",
             response_model=PresenceAnswer,
             errors=_AUTH,
-        ),
-        Route(
-            "GET",
-            "/api/weddings/{wedding_id}/conflicts",
-            "readConflicts",
-            "Conflicts the CRDT cannot prevent (over-capacity tables, overlaps, overspending)",
-            conflicts,
-            "read",
-            response_model=ConflictsAnswer,
-            errors=(*_AUTH, 503),
         ),
     ]

@@ -26,6 +26,7 @@ _PATH_PARAMS: dict[str, dict[str, Any]] = {
     "wedding_id": {"type": "string", "pattern": f"^{WEDDING_ID_PATTERN.pattern}$"},
     "doc": {"type": "string", "enum": list(ROOM_KINDS)},
     "guest_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+    "conflict_id": {"type": "string", "pattern": "^[a-z_]+\\.[a-z_]+:[0-9a-f]{12}$"},
 }
 _SECURITY_SCHEMES = {
     "token": {
