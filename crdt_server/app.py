@@ -38,11 +38,13 @@ from crdt_server.edge.routing import Route, starlette_routes
 from crdt_server.edge.state import SERVER_STATE_KEY, ServerState
 from crdt_server.edge.status import status_routes
 from crdt_server.edge.upgrade import STATE_KEY, Gate
+from crdt_server.edge.versions import version_routes
 from crdt_server.edge.webapp import webapp_routes
 from crdt_server.errors import CloseCode
 from crdt_server.extensions.conflicts import ConflictsKeeper
 from crdt_server.extensions.events import EventLog
 from crdt_server.extensions.presence import PresenceDirectory
+from crdt_server.extensions.versions import VersionKeeper
 from crdt_server.settings import Settings
 from storage import DocumentStore, PostgresStore, SqliteStore
 
@@ -175,7 +177,16 @@ def create_app(
         event_log = EventLog()
         keeper = ConflictsKeeper(events=event_log)
         admin_events = AdminEvents(revocations, keeper, event_log, keep)
-        hooks = Hooks([admin_events, event_log, keeper, PresenceDirectory(), *extensions])
+        hooks = Hooks(
+            [
+                admin_events,
+                event_log,
+                keeper,
+                PresenceDirectory(),
+                VersionKeeper(events=event_log),
+                *extensions,
+            ]
+        )
         registry = RoomRegistry(the_store, settings, the_bus, hooks=hooks)
         matrix = (
             PermissionMatrix.from_json(settings.permissions)
@@ -257,4 +268,5 @@ def http_routes() -> list[Route]:
         *export_routes(),
         *event_routes(),
         *conflict_routes(),
+        *version_routes(),
     ]

@@ -37,8 +37,9 @@ from crdt_server.edge.routing import (
 )
 from crdt_server.errors import PeerError
 from crdt_server.extensions.presence import PresenceDirectory
+from crdt_server.extensions.versions import NotKept, VersionKeeper
 from crdt_server.names import document_name, valid_wedding_id
-from documents import DOCUMENT_KINDS
+from documents import DOCUMENT_KINDS, to_json
 
 __all__ = ["document_routes"]
 
@@ -117,9 +118,32 @@ def _origin(principal: Principal) -> Actor:
 
 async def read_document(call: Call) -> Response:
     name, doc, _ = _document(call, write=False)
+    if "at" in call.request.query_params:
+        return await _read_version(call, name, doc)
     if BINARY in call.request.headers.get("accept", ""):
         return binary_response(await call.state.weddings.snapshot(name))
     return json_response(await call.state.weddings.read_json(call.path("wedding_id"), doc))
+
+
+async def _read_version(call: Call, name: str, doc: str) -> Response:
+    """The document as of ``?at=SEQ``; the ``Version-Seq`` header says which seq's state
+    it is exactly (the newest at or before ``SEQ`` that is kept)."""
+    raw = call.request.query_params["at"]
+    if not raw.isdigit() or len(raw) > 18:
+        raise ApiError.field(400, "at", "must be a seq (a whole number)")
+    if doc not in DOCUMENT_KINDS:
+        raise ApiError.field(400, "at", f"{doc!r} keeps no versions")
+    try:
+        seq, state = await call.state.extension(VersionKeeper).state_at(name, int(raw))
+    except NotKept as exc:
+        raise ApiError.field(404, "at", "no state of this document is kept that far back") from exc
+    headers = {"Version-Seq": str(seq)}
+    if BINARY in call.request.headers.get("accept", ""):
+        response = binary_response(state.get_update())
+    else:
+        response = json_response(to_json(state, doc))
+    response.headers.update(headers)
+    return response
 
 
 async def apply_update(call: Call) -> Response:
@@ -211,7 +235,15 @@ def document_routes() -> list[Route]:
             "read",
             response_model=DocumentAnswer,
             binary_response=True,
-            errors=(*_AUTH, 503),
+            query=(
+                QueryParam(
+                    "at",
+                    {"type": "integer", "minimum": 0},
+                    "read the document as of this seq (header Version-Seq: the seq it is "
+                    "exactly the state of)",
+                ),
+            ),
+            errors=(400, *_AUTH, 503),
         ),
         Route(
             "POST",
