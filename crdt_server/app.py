@@ -83,11 +83,17 @@ class AdminEvents(Extension):
     name = "admin-events"
 
     def __init__(
-        self, revocations: Revocations, keeper: ConflictsKeeper, events: EventLog, keep: float
+        self,
+        revocations: Revocations,
+        keeper: ConflictsKeeper,
+        events: EventLog,
+        versions: VersionKeeper,
+        keep: float,
     ) -> None:
         self._revocations = revocations
         self._keeper = keeper
         self._events = events
+        self._versions = versions
         self._keep = keep
         self._core: Core | None = None
         self._erasures: ErasureService | None = None
@@ -109,6 +115,7 @@ class AdminEvents(Extension):
             keep_revocations=self._keep,
             refresh_conflicts=self._keeper.refresh,
             revoked=self._events.recheck,
+            erase_guest=self._versions.erase_guest,
         )
         await self._erasures.start()
 
@@ -176,14 +183,15 @@ def create_app(
         revocations = Revocations(keep_seconds=keep)
         event_log = EventLog()
         keeper = ConflictsKeeper(events=event_log)
-        admin_events = AdminEvents(revocations, keeper, event_log, keep)
+        versions = VersionKeeper(events=event_log)
+        admin_events = AdminEvents(revocations, keeper, event_log, versions, keep)
         hooks = Hooks(
             [
                 admin_events,
                 event_log,
                 keeper,
                 PresenceDirectory(),
-                VersionKeeper(events=event_log),
+                versions,
                 *extensions,
             ]
         )

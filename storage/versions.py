@@ -177,6 +177,36 @@ class VersionStore:
         )
         return [_point(r) for r in rows]
 
+    async def states(self, doc: str) -> list[tuple[int, bytes]]:
+        """Every point of the document with its state (to rewrite them), oldest first."""
+        rows = await self._rows(
+            "SELECT seq, state FROM versions WHERE doc = ? ORDER BY seq",
+            "SELECT seq, state FROM {s}.versions WHERE doc = $1 ORDER BY seq",
+            doc,
+        )
+        return [(int(r[0]), bytes(r[1])) for r in rows]
+
+    async def replace_states(self, doc: str, states: Sequence[tuple[int, bytes]]) -> None:
+        """Overwrite the state of points of the document (per-person erasure)."""
+        rows = [(state, doc, seq) for seq, state in states]
+        if not rows:
+            return
+        store = self._store
+        if isinstance(store, SqliteStore):
+
+            def body(db: sqlite3.Connection) -> None:
+                db.executemany("UPDATE versions SET state = ? WHERE doc = ? AND seq = ?", rows)
+
+            await store.write(body)
+            return
+        assert isinstance(store, PostgresStore)
+        sql = f"UPDATE {store.schema}.versions SET state = $1 WHERE doc = $2 AND seq = $3"
+
+        async def pg_body(conn: Any) -> None:
+            await conn.executemany(sql, rows)
+
+        await store.write(pg_body)
+
     async def delete(self, points: Sequence[VersionPoint]) -> None:
         keys = [(p.doc, p.seq) for p in points]
         if not keys:

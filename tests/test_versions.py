@@ -248,3 +248,25 @@ def test_restore_makes_any_state_equal_to_any_other(
     replica.apply_update(current.get_update())
     assert to_json(replica, "guests")["guests"] == to_json(target, "guests")["guests"]
     assert isinstance(replica.get("guests", type=Map), Map)
+
+
+@pytest.mark.asyncio
+async def test_erasing_a_guest_rewrites_the_restore_points_without_them(tmp_path: Path) -> None:
+    from tests.test_erasure import bytes_found
+
+    canary = "Zebulon Quiggleworth"
+    env = {**ENV, "CRDT_SERVER_ADMIN_API_KEY": "admin"}
+    async with (
+        ServerProcess(tmp_path / "data", env=env, anonymous=False) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+    ):
+        await run(http, {"op": "add_guest", "guest_id": "z", "name": canary})
+        await run(http, {"op": "add_guest", "guest_id": "k", "name": "Kept Person"})
+        point = await point_after(http, await last_seq(http))
+        erased = await http.post(
+            "/api/weddings/w1/guests/z/erase", headers={"Authorization": "Bearer admin"}
+        )
+        assert erased.status_code == 200, erased.text
+        then = await http.get(GUESTS, params={"at": point["seq"]}, headers=auth())
+        assert then.status_code == 200 and list(then.json()["guests"]) == ["k"]
+        assert bytes_found(server.data_dir, canary) == []

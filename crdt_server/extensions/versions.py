@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pycrdt import Doc
+from pycrdt import Doc, Map
 
 from crdt_server.core.crdt import replay
 from crdt_server.core.hooks import Actor, Core, Extension, StoredBatch
@@ -192,6 +192,22 @@ class VersionKeeper(Extension):
             )
             event_id = f"{wedding}:{added.events[0].seq}"
         return Restored(used, changed, event_id)
+
+    async def erase_guest(self, wedding: str, guest_id: str) -> None:
+        """Per-person erasure: rewrite every restore point of the wedding's guest list and
+        seating plan without the guest (their deleted content garbage collected)."""
+        versions = self._require_versions()
+        for kind, root in (("guests", "guests"), ("seating", "assignments")):
+            name = f"{wedding}/{kind}"
+            rewritten: list[tuple[int, bytes]] = []
+            for seq, state in await versions.states(name):
+                doc: Doc[Any] = Doc()
+                doc.apply_update(state)
+                entries = doc.get(root, type=Map)
+                if guest_id in entries:
+                    del entries[guest_id]
+                    rewritten.append((seq, doc.get_update()))
+            await versions.replace_states(name, rewritten)
 
     def _require_core(self) -> Core:
         if self._core is None:
