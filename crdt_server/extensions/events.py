@@ -72,6 +72,9 @@ class EventLog(Extension):
 
     def __init__(self) -> None:
         self._readers: dict[str, set[_Reader]] = {}
+        self._reads: dict[tuple[str, int, EventFilter], asyncio.Future[list[StoredEvent]]] = {}
+        """Store reads in flight for followers: woken together, followers that want the
+        same page share one query (ten streams of a wedding cost one read per commit)."""
         self._store: DocumentStore | None = None
         self._core: Core | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -173,7 +176,7 @@ class EventLog(Extension):
                     reader.kicked = False
                     yield None
                 while True:  # drain what is there, a page at a time
-                    page = await self.read(wedding, after=after, limit=200, where=where)
+                    page = await self._shared_read(wedding, after, where)
                     for event in page:
                         after = event.seq
                         yield event
@@ -192,6 +195,16 @@ class EventLog(Extension):
                 readers.discard(reader)
                 if not readers:
                     del self._readers[wedding]
+
+    async def _shared_read(self, wedding: str, after: int, where: EventFilter) -> list[StoredEvent]:
+        key = (wedding, after, where)
+        pending = self._reads.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self.read(wedding, after=after, limit=200, where=where))
+            self._reads[key] = pending
+            pending.add_done_callback(lambda _: self._reads.pop(key, None))
+        # shield: one follower going away must not cancel the others' read
+        return await asyncio.shield(pending)
 
     def recheck(self, sub: str, wedding: str | None) -> None:
         """``sub`` was revoked (in ``wedding``, or everywhere): wake its readers here so
