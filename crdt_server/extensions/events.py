@@ -72,9 +72,12 @@ class EventLog(Extension):
 
     def __init__(self) -> None:
         self._readers: dict[str, set[_Reader]] = {}
-        self._reads: dict[tuple[str, int, EventFilter], asyncio.Future[list[StoredEvent]]] = {}
+        self._reads: dict[tuple[str, int, int, EventFilter], asyncio.Future[list[StoredEvent]]] = {}
         """Store reads in flight for followers: woken together, followers that want the
         same page share one query (ten streams of a wedding cost one read per commit)."""
+        self._wakes = 0
+        """Wake-ups so far: a read is shared only by followers woken by the same commits
+        (a read started before a commit must not answer for it)."""
         self._store: DocumentStore | None = None
         self._core: Core | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -142,6 +145,7 @@ class EventLog(Extension):
             core.registry.bus.publish_event({"type": _BUS_TYPE, "wedding": wedding})
 
     def _wake(self, wedding: str) -> None:
+        self._wakes += 1
         for reader in self._readers.get(wedding, ()):
             reader.wake.set()
 
@@ -197,7 +201,7 @@ class EventLog(Extension):
                     del self._readers[wedding]
 
     async def _shared_read(self, wedding: str, after: int, where: EventFilter) -> list[StoredEvent]:
-        key = (wedding, after, where)
+        key = (wedding, self._wakes, after, where)
         pending = self._reads.get(key)
         if pending is None:
             pending = asyncio.ensure_future(self.read(wedding, after=after, limit=200, where=where))
