@@ -113,7 +113,6 @@ class PresenceDirectory(Extension):
     async def start(self, core: Core) -> None:
         self._core = core
         self._refresher = asyncio.create_task(self._refresh(), name="presence-refresh")
-        core.registry.bus.publish_event({"type": _QUERY})
 
     async def close(self) -> None:
         if self._flush is not None:
@@ -169,6 +168,16 @@ class PresenceDirectory(Extension):
         core = self._core
         assert core is not None
         timeout = core.settings.presence_timeout_seconds
+        bus = core.registry.bus
+        if bus.shared:
+            # Ask the others once this process hears the bus (their answers would be lost
+            # before it has subscribed); give up waiting after a while, the refreshes of
+            # the others will tell it anyway.
+            loop = asyncio.get_running_loop()
+            give_up = loop.time() + timeout
+            while bus.status != "ok" and loop.time() < give_up:  # noqa: ASYNC110 (no event)
+                await asyncio.sleep(0.05)
+            bus.publish_event({"type": _QUERY})
         while True:
             await asyncio.sleep(timeout / 3)
             try:
