@@ -26,6 +26,7 @@ from crdt_server.edge.access import AccessMiddleware
 from crdt_server.edge.admin import admin_routes
 from crdt_server.edge.asgi_ws import not_found_endpoint, sync_endpoint
 from crdt_server.edge.calendar import calendar_routes
+from crdt_server.edge.conflicts import conflict_routes
 from crdt_server.edge.docs import reference_routes
 from crdt_server.edge.documents import document_routes
 from crdt_server.edge.erasure import TombstoneGuard, erasure_routes
@@ -40,11 +41,14 @@ from crdt_server.edge.routing import Route, starlette_routes
 from crdt_server.edge.state import SERVER_STATE_KEY, ServerState
 from crdt_server.edge.status import status_routes
 from crdt_server.edge.upgrade import STATE_KEY, Gate
+from crdt_server.edge.versions import version_routes
 from crdt_server.edge.webapp import webapp_routes
 from crdt_server.errors import CloseCode
 from crdt_server.extensions.conflicts import ConflictsKeeper
 from crdt_server.extensions.events import EventLog
 from crdt_server.extensions.integrations import IntegrationService
+from crdt_server.extensions.presence import PresenceDirectory
+from crdt_server.extensions.versions import VersionKeeper
 from crdt_server.settings import Settings
 from storage import DocumentStore, PostgresStore, SqliteStore
 
@@ -82,9 +86,18 @@ class AdminEvents(Extension):
 
     name = "admin-events"
 
-    def __init__(self, revocations: Revocations, keeper: ConflictsKeeper, keep: float) -> None:
+    def __init__(
+        self,
+        revocations: Revocations,
+        keeper: ConflictsKeeper,
+        events: EventLog,
+        versions: VersionKeeper,
+        keep: float,
+    ) -> None:
         self._revocations = revocations
         self._keeper = keeper
+        self._events = events
+        self._versions = versions
         self._keep = keep
         self._core: Core | None = None
         self._erasures: ErasureService | None = None
@@ -105,6 +118,8 @@ class AdminEvents(Extension):
             self._revocations,
             keep_revocations=self._keep,
             refresh_conflicts=self._keeper.refresh,
+            revoked=self._events.recheck,
+            erase_guest=self._versions.erase_guest,
         )
         await self._erasures.start()
 
@@ -123,6 +138,7 @@ class AdminEvents(Extension):
             core.registry.close_sessions(
                 event["sub"], wedding, CloseCode.TOKEN_EXPIRED, "session revoked"
             )
+            self._events.recheck(event["sub"], wedding)
         elif kind == "delete" and isinstance(event.get("wedding"), str):
             self.erasures.on_deleted(event["wedding"])
         elif kind == "lift" and isinstance(event.get("wedding"), str):
@@ -131,7 +147,7 @@ class AdminEvents(Extension):
             log.error("ignoring an unknown admin event: %r", event)
 
 
-KNOWN_BUS_EVENTS = frozenset({"revoke", "delete", "lift", "events"})
+KNOWN_BUS_EVENTS = frozenset({"revoke", "delete", "lift", "events", "presence", "presence_query"})
 """Types of bus events some extension handles (others are logged as unknown)."""
 
 
@@ -171,8 +187,19 @@ def create_app(
         revocations = Revocations(keep_seconds=keep)
         event_log = EventLog()
         keeper = ConflictsKeeper(events=event_log)
-        admin_events = AdminEvents(revocations, keeper, keep)
-        hooks = Hooks([admin_events, event_log, keeper, IntegrationService(), *extensions])
+        versions = VersionKeeper(events=event_log)
+        admin_events = AdminEvents(revocations, keeper, event_log, versions, keep)
+        hooks = Hooks(
+            [
+                admin_events,
+                event_log,
+                keeper,
+                PresenceDirectory(),
+                versions,
+                IntegrationService(),
+                *extensions,
+            ]
+        )
         registry = RoomRegistry(the_store, settings, the_bus, hooks=hooks)
         matrix = (
             PermissionMatrix.from_json(settings.permissions)
@@ -256,4 +283,6 @@ def http_routes() -> list[Route]:
         *calendar_routes(),
         *guest_csv_routes(),
         *webapp_routes(),
+        *conflict_routes(),
+        *version_routes(),
     ]

@@ -127,6 +127,12 @@ class Settings:
     """Domain events older than this are deleted by a periodic sweep (idle weddings too)."""
     event_sweep_seconds: float = 3600.0
     """How often the retention sweep runs."""
+    version_interval_seconds: float = 3600.0
+    """A changed document gets a restore point (its whole state) at most this often: hourly
+    points are kept for a week, then one a day within ``EVENT_RETENTION_DAYS``."""
+    version_check_seconds: float = 60.0
+    """How often changed documents are looked at for a restore point (and old points
+    thinned)."""
     sse_heartbeat_seconds: float = 15.0
     """An event stream with nothing to send sends a comment this often (keeps proxies and
     clients from timing it out)."""
@@ -186,6 +192,8 @@ class Settings:
             "event_retention_days",
             "event_sweep_seconds",
             "sse_heartbeat_seconds",
+            "version_interval_seconds",
+            "version_check_seconds",
             "rate_events_per_minute",
             "max_message_bytes",
             "max_awareness_state_bytes",

@@ -23,11 +23,16 @@ from tests.yclient import YClient
 
 SECRET = "events-test-secret-at-least-32-bytes!!"
 CODEC = TokenCodec(algorithms=["HS256"], secret=SECRET.encode())
-ENV = {"CRDT_SERVER_AUTH_SECRET": SECRET, "CRDT_SERVER_SSE_HEARTBEAT_SECONDS": "0.5"}
+ADMIN = {"Authorization": "Bearer events-admin-key"}
+ENV = {
+    "CRDT_SERVER_AUTH_SECRET": SECRET,
+    "CRDT_SERVER_SSE_HEARTBEAT_SECONDS": "0.5",
+    "CRDT_SERVER_ADMIN_API_KEY": "events-admin-key",
+}
 
 
-def token(role: str = "planner", sub: str = "ada") -> str:
-    return CODEC.mint(sub=sub, role=role, wedding="w1", ttl=600)
+def token(role: str = "planner", sub: str = "ada", ttl: int = 600) -> str:
+    return CODEC.mint(sub=sub, role=role, wedding="w1", ttl=ttl)
 
 
 def auth(role: str = "planner", sub: str = "ada") -> dict[str, str]:
@@ -175,3 +180,77 @@ async def test_events_are_stored_exactly_once_across_kill_9(tmp_path: Path) -> N
         assert sorted(e["data"]["id"] for e in found["events"]) == sorted(
             f"g{i}" for i in range(20)
         )
+
+
+async def sse_frames(stream: httpx.Response) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """(event, data) of each Server-Sent Event of ``stream`` (comments skipped)."""
+    kind = "message"
+    async for line in stream.aiter_lines():
+        if line.startswith("event:"):
+            kind = line.removeprefix("event:").strip()
+        elif line.startswith("data:"):
+            yield kind, json.loads(line.removeprefix("data:").strip())
+            kind = "message"
+
+
+@pytest.mark.asyncio
+async def test_the_stream_ends_with_a_clear_event_when_the_session_is_revoked(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    _, http = api
+    # with the header, and with a ticket minted before the revocation
+    ticket = (await http.post("/api/weddings/w1/events/stream-tickets", headers=auth())).json()
+    later = (await http.post("/api/weddings/w1/events/stream-tickets", headers=auth())).json()
+    bob = await http.post("/api/weddings/w1/events/stream-tickets", headers=auth("couple", "bob"))
+    seen: list[tuple[str, dict[str, Any]]] = []
+    async with (
+        http.stream("GET", "/api/weddings/w1/events/stream", headers=auth()) as by_header,
+        http.stream(
+            "GET", f"/api/weddings/w1/events/stream?ticket={ticket['ticket']}"
+        ) as by_ticket,
+        http.stream(
+            "GET", f"/api/weddings/w1/events/stream?ticket={bob.json()['ticket']}"
+        ) as other,
+    ):
+        assert by_header.status_code == by_ticket.status_code == other.status_code == 200
+        posted = await http.post(
+            "/api/weddings/w1/events", json={"type": "custom.a"}, headers=auth()
+        )
+        assert posted.status_code == 201
+        revoked = await http.post("/api/admin/revoke", json={"sub": "ada"}, headers=ADMIN)
+        assert revoked.status_code == 200, revoked.text
+        for stream in (by_header, by_ticket):
+            frames = []
+            async with asyncio.timeout(5):  # well before a heartbeat would notice, in time
+                async for frame in sse_frames(stream):
+                    frames.append(frame)
+            assert frames[0][0] == "custom.a"
+            assert frames[-1] == ("end", {"reason": "token_revoked"})
+            seen += frames
+        # bob's stream goes on
+        await http.post(
+            "/api/weddings/w1/events", json={"type": "custom.b"}, headers=auth("couple", "bob")
+        )
+        async with asyncio.timeout(5):
+            kinds = []
+            async for kind, _ in sse_frames(other):
+                kinds.append(kind)
+                if kind == "custom.b":
+                    break
+        assert "end" not in kinds
+    # a ticket minted before the revocation no longer opens a stream
+    refused = await http.get(f"/api/weddings/w1/events/stream?ticket={later['ticket']}")
+    assert refused.status_code == 401 and "ticket" in refused.text
+
+
+@pytest.mark.asyncio
+async def test_the_stream_ends_when_the_token_expires(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    _, http = api
+    short = {"Authorization": f"Bearer {token(ttl=2)}"}
+    async with http.stream("GET", "/api/weddings/w1/events/stream", headers=short) as stream:
+        assert stream.status_code == 200
+        async with asyncio.timeout(6):
+            frames = [frame async for frame in sse_frames(stream)]
+    assert frames == [("end", {"reason": "token_expired"})]

@@ -103,6 +103,14 @@ class Revocations:
             if now - when > self._keep:
                 del self._at[key]
 
+    def revoked_since(self, sub: str, wedding: str, since: float) -> bool:
+        """Whether ``sub`` was revoked (everywhere or in ``wedding``) at or after ``since``:
+        a credential checked at ``since`` (so issued before it) is now refused."""
+        return any(
+            (at := self._at.get(key)) is not None and at >= since
+            for key in ((sub, None), (sub, wedding))
+        )
+
     def revoked(self, claims: TokenClaims, wedding: str) -> bool:
         for key in ((claims.sub, None), (claims.sub, wedding)):
             at = self._at.get(key)

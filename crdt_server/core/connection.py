@@ -74,6 +74,8 @@ class Connection:
         self.overflowed = False
         self.last_activity = time.time()
         """When the peer last sent a frame (Unix time)."""
+        self.connected_at = self.last_activity
+        """When the connection was accepted (Unix time)."""
         self.denied_writes = 0
         """Write attempts refused because this connection is read-only."""
         self.interrupted = False
@@ -98,6 +100,8 @@ class Connection:
         """The peer's next message (see :meth:`Transport.receive`)."""
         message = await self._transport.receive()
         self.last_activity = time.time()
+        self.connected_at = self.last_activity
+        """When the connection was accepted (Unix time)."""
         return message
 
     def send(self, frame: bytes) -> None:

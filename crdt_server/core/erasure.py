@@ -58,6 +58,8 @@ class ErasureService:
         *,
         keep_revocations: float,
         refresh_conflicts: Callable[[str], Awaitable[None]] | None = None,
+        revoked: Callable[[str, str | None], None] | None = None,
+        erase_guest: Callable[[str, str], Awaitable[None]] | None = None,
     ) -> None:
         self._registry = registry
         self._store = store
@@ -65,6 +67,10 @@ class ErasureService:
         self._revocations = revocations
         self._keep = keep_revocations
         self._refresh_conflicts = refresh_conflicts
+        self._revoked = revoked
+        self._erase_guest = erase_guest
+        """Features keeping copies of a guest elsewhere (restore points) forget them."""
+        """Told of each revocation made here (other processes hear of it on the bus)."""
         self._tombstones: set[str] = set()
         self._erasing: set[str] = set()
         """Being erased by this process: refused already, whatever a refresh reads."""
@@ -155,6 +161,8 @@ class ErasureService:
         found |= await self._weddings.edit(f"{wedding_id}/seating", remove("assignments"), origin)
         if self._refresh_conflicts is not None:
             await self._refresh_conflicts(wedding_id)  # findings quote guests' names
+        if self._erase_guest is not None:
+            await self._erase_guest(wedding_id, guest_id)
         for kind in ROOM_KINDS:
             await self._rewrite(f"{wedding_id}/{kind}")
         # Their events (guest.added carries the name) go too; the removal's own event holds
@@ -187,6 +195,8 @@ class ErasureService:
         closed = self._registry.close_sessions(
             sub, wedding, CloseCode.TOKEN_EXPIRED, "session revoked"
         )
+        if self._revoked is not None:
+            self._revoked(sub, wedding)
         self._registry.bus.publish_event(
             {"type": "revoke", "sub": sub, "wedding": wedding, "at": at}
         )

@@ -13,7 +13,6 @@ import random
 import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pycrdt import Doc, Map, TransactionEvent
@@ -25,23 +24,13 @@ from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.room import Room
 from crdt_server.errors import CloseCode, ProtocolError
 from crdt_server.names import CONFLICTS, ROOM_KINDS
-from documents import DOCUMENT_KINDS, Conflict, apply_operation, check, to_json
+from documents import DOCUMENT_KINDS, apply_operation, to_json
 from storage import DocumentStore
 
-__all__ = ["PresenceEntry", "WeddingService"]
+__all__ = ["WeddingService"]
 
 T = TypeVar("T")
 log = logging.getLogger("crdt_server.core.weddings")
-
-
-@dataclass(frozen=True, slots=True)
-class PresenceEntry:
-    doc: str
-    user_id: str
-    name: str
-    role: str
-    connections: int
-    last_activity: float
 
 
 class WeddingService:
@@ -162,33 +151,6 @@ class WeddingService:
     async def state_vector(self, name: str) -> bytes:
         async with self.room(name) as room:
             return room.doc.get_state()
-
-    def presence(self, wedding_id: str, docs: set[str]) -> list[PresenceEntry]:
-        """Who is connected to which of ``docs`` of the wedding, one entry per user."""
-        entries: list[PresenceEntry] = []
-        for kind in DOCUMENT_KINDS:
-            room = self._registry.rooms.get(f"{wedding_id}/{kind}")
-            if room is None or kind not in docs:
-                continue
-            users: dict[str, PresenceEntry] = {}
-            for conn in room.connections:
-                p = conn.principal
-                seen = users.get(p.user_id)
-                users[p.user_id] = PresenceEntry(
-                    doc=kind,
-                    user_id=p.user_id,
-                    name=p.name,
-                    role=p.role,
-                    connections=(seen.connections if seen else 0) + 1,
-                    last_activity=max(conn.last_activity, seen.last_activity if seen else 0.0),
-                )
-            entries += sorted(users.values(), key=lambda e: e.user_id)
-        return entries
-
-    async def conflicts(self, wedding_id: str, docs: set[str]) -> list[Conflict]:
-        """The invariant findings of the wedding, limited to what the caller may read."""
-        loaded = await self.documents(wedding_id)
-        return [c for c in check(loaded) if all(p.split("/")[0] in docs for p in c.paths)]
 
     def close_rooms(self, wedding_id: str) -> list[Room]:
         """Close the wedding's rooms in this process with 4404 and unload them (deleting a

@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
-from crdt_server.core.weddings import PresenceEntry
 from crdt_server.edge.problems import ApiError, FieldProblem, Problem
+from crdt_server.extensions.presence import PresenceEntry
 from crdt_server.names import WEDDING_ID_PATTERN
 from documents.operations import OPERATIONS
 from storage.base import HistoryEntry
@@ -159,10 +159,38 @@ class PresenceAnswer(msgspec.Struct, frozen=True):
     presence: list[PresenceEntry]
 
 
+class ConflictActor(msgspec.Struct, frozen=True):
+    sub: str
+    role: str
+
+
+class Acknowledgement(msgspec.Struct, frozen=True):
+    sub: str
+    role: str
+    at: str
+
+
+class SuggestedResolution(msgspec.Struct, frozen=True):
+    """The wedding hierarchy's resolution: keep the writes of the highest role (couple,
+    planner, family, vendor, friend); ``ops`` would do it (empty: a person decides)."""
+
+    strategy: str
+    keep: ConflictActor | None
+    ops: list[dict[str, Any]]
+    message: str
+
+
 class ConflictItem(msgspec.Struct, frozen=True):
     code: str
     paths: list[str]
     message: str
+    id: str
+    """Stable: the same code on the same entries is the same conflict."""
+    first_seen: str | None
+    actors: list[ConflictActor]
+    """Who last wrote the entries involved (as far as the server knows)."""
+    acknowledged: list[Acknowledgement]
+    suggestion: SuggestedResolution
 
 
 class ConflictsAnswer(msgspec.Struct, frozen=True):

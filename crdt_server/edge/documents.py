@@ -15,8 +15,6 @@ from crdt_server.auth.principals import AuthError, Principal
 from crdt_server.codec.protocol import read_var_uint, write_var_uint
 from crdt_server.core.hooks import Actor
 from crdt_server.edge.bodies import (
-    ConflictItem,
-    ConflictsAnswer,
     DocumentAnswer,
     HistoryAnswer,
     OperationAnswer,
@@ -38,8 +36,10 @@ from crdt_server.edge.routing import (
     request_token,
 )
 from crdt_server.errors import PeerError
+from crdt_server.extensions.presence import PresenceDirectory
+from crdt_server.extensions.versions import NotKept, VersionKeeper
 from crdt_server.names import document_name, valid_wedding_id
-from documents import DOCUMENT_KINDS
+from documents import DOCUMENT_KINDS, to_json
 
 __all__ = ["document_routes"]
 
@@ -63,6 +63,11 @@ def _principal(call: Call, wedding_id: str, doc: str, *, write: bool) -> Princip
 def _document(call: Call, *, write: bool) -> tuple[str, str, Principal]:
     wedding_id, doc = call.path("wedding_id"), call.path("doc")
     return f"{wedding_id}/{doc}", doc, _principal(call, wedding_id, doc, write=write)
+
+
+def writer_principal(call: Call, wedding_id: str, doc: str) -> Principal:
+    """The caller as a writer of one document (403 if it may not write it)."""
+    return _principal(call, wedding_id, doc, write=True)
 
 
 def wedding_principal(call: Call, wedding_id: str, readable: set[str]) -> Principal:
@@ -102,15 +107,43 @@ def readable_documents(call: Call, wedding_id: str) -> set[str]:
     return readable
 
 
+def actor_of(principal: Principal) -> Actor:
+    """Who an HTTP change is credited to."""
+    return _origin(principal)
+
+
 def _origin(principal: Principal) -> Actor:
     return Actor(principal.user_id, principal.role, f"http:{principal.user_id}")
 
 
 async def read_document(call: Call) -> Response:
     name, doc, _ = _document(call, write=False)
+    if "at" in call.request.query_params:
+        return await _read_version(call, name, doc)
     if BINARY in call.request.headers.get("accept", ""):
         return binary_response(await call.state.weddings.snapshot(name))
     return json_response(await call.state.weddings.read_json(call.path("wedding_id"), doc))
+
+
+async def _read_version(call: Call, name: str, doc: str) -> Response:
+    """The document as of ``?at=SEQ``; the ``Version-Seq`` header says which seq's state
+    it is exactly (the newest at or before ``SEQ`` that is kept)."""
+    raw = call.request.query_params["at"]
+    if not raw.isdigit() or len(raw) > 18:
+        raise ApiError.field(400, "at", "must be a seq (a whole number)")
+    if doc not in DOCUMENT_KINDS:
+        raise ApiError.field(400, "at", f"{doc!r} keeps no versions")
+    try:
+        seq, state = await call.state.extension(VersionKeeper).state_at(name, int(raw))
+    except NotKept as exc:
+        raise ApiError.field(404, "at", "no state of this document is kept that far back") from exc
+    headers = {"Version-Seq": str(seq)}
+    if BINARY in call.request.headers.get("accept", ""):
+        response = binary_response(state.get_update())
+    else:
+        response = json_response(to_json(state, doc))
+    response.headers.update(headers)
+    return response
 
 
 async def apply_update(call: Call) -> Response:
@@ -183,15 +216,8 @@ async def history(call: Call) -> Response:
 async def presence(call: Call) -> Response:
     wedding_id = call.path("wedding_id")
     docs = readable_documents(call, wedding_id)
-    return json_response(PresenceAnswer(presence=call.state.weddings.presence(wedding_id, docs)))
-
-
-async def conflicts(call: Call) -> Response:
-    wedding_id = call.path("wedding_id")
-    docs = readable_documents(call, wedding_id)
-    found = await call.state.weddings.conflicts(wedding_id, docs)
-    items = [ConflictItem(code=c.code, paths=list(c.paths), message=c.message) for c in found]
-    return json_response(ConflictsAnswer(conflicts=items))
+    directory = call.state.extension(PresenceDirectory)
+    return json_response(PresenceAnswer(presence=directory.presence(wedding_id, docs)))
 
 
 _DOC = "/api/weddings/{wedding_id}/docs/{doc}"
@@ -209,7 +235,15 @@ def document_routes() -> list[Route]:
             "read",
             response_model=DocumentAnswer,
             binary_response=True,
-            errors=(*_AUTH, 503),
+            query=(
+                QueryParam(
+                    "at",
+                    {"type": "integer", "minimum": 0},
+                    "read the document as of this seq (header Version-Seq: the seq it is "
+                    "exactly the state of)",
+                ),
+            ),
+            errors=(400, *_AUTH, 503),
         ),
         Route(
             "POST",
@@ -272,20 +306,10 @@ def document_routes() -> list[Route]:
             "GET",
             "/api/weddings/{wedding_id}/presence",
             "readPresence",
-            "Who is online in which document",
+            "Who is online in which document, since when, over every process of a cluster",
             presence,
             "read",
             response_model=PresenceAnswer,
             errors=_AUTH,
-        ),
-        Route(
-            "GET",
-            "/api/weddings/{wedding_id}/conflicts",
-            "readConflicts",
-            "Conflicts the CRDT cannot prevent (over-capacity tables, overlaps, overspending)",
-            conflicts,
-            "read",
-            response_model=ConflictsAnswer,
-            errors=(*_AUTH, 503),
         ),
     ]

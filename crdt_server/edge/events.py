@@ -5,9 +5,11 @@
 - ``GET /api/weddings/{id}/events/stream`` is ``text/event-stream``: ``id:`` the seq,
   ``event:`` the type, ``data:`` the event as JSON; it resumes after ``Last-Event-ID`` (or
   ``?after=``), sends a comment every ``SSE_HEARTBEAT_SECONDS``, and ends with an ``end``
-  event when the credential expires. Credentials: ``Authorization: Bearer``, or a one-use
-  ``?ticket=`` from ``POST .../events/stream-tickets`` (``EventSource`` cannot send
-  headers, and long-lived tokens never go in a stream URL).
+  event (``{"reason": "token_expired" | "token_revoked"}``) when the credential expires or
+  is revoked (here, or in another process: the revocation arrives on the bus).
+  Credentials: ``Authorization: Bearer``, or a one-use ``?ticket=`` from
+  ``POST .../events/stream-tickets`` (``EventSource`` cannot send headers, and long-lived
+  tokens never go in a stream URL).
 - ``POST /api/weddings/{id}/events`` posts a custom event (``custom.*``, ``day.*``).
 
 Everyone sees only the events of the documents they may read (and events of no document).
@@ -72,6 +74,8 @@ class _Grant(msgspec.Struct, frozen=True):
     sub: str
     docs: list[str]
     expires_at: float | None
+    checked_at: float = 0.0
+    """When the credential was checked (a revocation since then refuses the ticket)."""
 
 
 def _types(call: Call) -> tuple[str, ...]:
@@ -114,7 +118,7 @@ async def stream_ticket(call: Call) -> Response:
     docs = readable_documents(call, wedding_id)
     principal = wedding_principal(call, wedding_id, docs)
     ticket = secrets.token_urlsafe(24)
-    grant = _Grant(wedding_id, principal.user_id, sorted(docs), principal.expires_at)
+    grant = _Grant(wedding_id, principal.user_id, sorted(docs), principal.expires_at, time.time())
     await call.state.store.put_ticket(
         _digest(ticket), msgspec.json.encode(grant).decode(), time.time() + TICKET_SECONDS
     )
@@ -132,10 +136,15 @@ async def stream(call: Call) -> Response:
         grant = msgspec.json.decode(payload, type=_Grant)
         if grant.wedding != wedding_id:
             raise ApiError.field(403, "ticket", "this ticket is for another wedding")
+        revocations = call.state.revocations
+        if revocations.revoked_since(grant.sub, wedding_id, grant.checked_at):
+            raise ApiError.field(401, "ticket", "the session of this ticket was revoked")
         docs, expires_at = set(grant.docs), grant.expires_at
+        sub, checked_at = grant.sub, grant.checked_at
     else:
         docs = readable_documents(call, wedding_id)
-        expires_at = wedding_principal(call, wedding_id, docs).expires_at
+        principal = wedding_principal(call, wedding_id, docs)
+        expires_at, sub, checked_at = principal.expires_at, principal.user_id, time.time()
     last = call.request.headers.get("last-event-id") or call.request.query_params.get("after")
     try:
         after = int(last) if last else 0
@@ -144,13 +153,26 @@ async def stream(call: Call) -> Response:
     where = EventFilter(types=_types(call), docs=frozenset(docs))
     heartbeat = call.state.settings.sse_heartbeat_seconds
     events = call.state.events
+    revocations = call.state.revocations
+
+    def ended() -> str | None:
+        if revocations.revoked_since(sub, wedding_id, checked_at):
+            return "token_revoked"
+        if expires_at is not None and time.time() >= expires_at:
+            return "token_expired"
+        return None
 
     async def generate() -> AsyncIterator[ServerSentEvent]:
-        follow = events.follow(wedding_id, after=after, where=where, heartbeat=heartbeat)
+        follow = events.follow(
+            wedding_id, after=after, where=where, heartbeat=heartbeat, sub=sub, until=expires_at
+        )
         try:
             async for event in follow:
-                if expires_at is not None and time.time() >= expires_at:
-                    yield ServerSentEvent(data=json.dumps({"reason": "token_expired"}), event="end")
+                reason = ended()
+                if reason is not None:
+                    # The last word of the stream: EventSource clients should not reconnect
+                    # with the same credential (see the README).
+                    yield ServerSentEvent(data=json.dumps({"reason": reason}), event="end")
                     return
                 if event is None:
                     yield ServerSentEvent(comment="heartbeat")

@@ -29,6 +29,7 @@ _PATH_PARAMS: dict[str, dict[str, Any]] = {
     "source": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,39}$"},
     "token_id": {"type": "string", "pattern": "^ct_[0-9a-f]{16}$"},
     "name": {"type": "string", "description": "a file name of the built web app"},
+    "conflict_id": {"type": "string", "pattern": "^[a-z_]+\\.[a-z_]+:[0-9a-f]{12}$"},
 }
 _SECURITY_SCHEMES = {
     "token": {

@@ -59,6 +59,9 @@ def event_json(event: StoredEvent) -> dict[str, Any]:
 @dataclass(slots=True, eq=False)
 class _Reader:
     wake: asyncio.Event
+    sub: str | None = None
+    kicked: bool = False
+    """Woken to look at its credential again (a revocation), not for new events."""
 
 
 class EventLog(Extension):
@@ -69,6 +72,12 @@ class EventLog(Extension):
 
     def __init__(self) -> None:
         self._readers: dict[str, set[_Reader]] = {}
+        self._reads: dict[tuple[str, int, int, EventFilter], asyncio.Future[list[StoredEvent]]] = {}
+        """Store reads in flight for followers: woken together, followers that want the
+        same page share one query (ten streams of a wedding cost one read per commit)."""
+        self._wakes = 0
+        """Wake-ups so far: a read is shared only by followers woken by the same commits
+        (a read started before a commit must not answer for it)."""
         self._store: DocumentStore | None = None
         self._core: Core | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -136,6 +145,7 @@ class EventLog(Extension):
             core.registry.bus.publish_event({"type": _BUS_TYPE, "wedding": wedding})
 
     def _wake(self, wedding: str) -> None:
+        self._wakes += 1
         for reader in self._readers.get(wedding, ()):
             reader.wake.set()
 
@@ -147,17 +157,30 @@ class EventLog(Extension):
         return await self._require_store().events(wedding, after=after, limit=limit, where=where)
 
     async def follow(
-        self, wedding: str, *, after: int, where: EventFilter, heartbeat: float
+        self,
+        wedding: str,
+        *,
+        after: int,
+        where: EventFilter,
+        heartbeat: float,
+        sub: str | None = None,
+        until: float | None = None,
     ) -> AsyncGenerator[StoredEvent | None, None]:
-        """The wedding's events after ``after`` as they are committed, oldest first; ``None``
-        each ``heartbeat`` seconds without one. Ends when the server stops."""
-        reader = _Reader(asyncio.Event())
+        """The wedding's events after ``after`` as they are committed, oldest first.
+
+        ``None`` each ``heartbeat`` seconds without one, at ``until`` (Unix time: when the
+        reader's credential expires) and when :meth:`recheck` names ``sub``: the moments
+        the reader should look at its credential again. Ends when the server stops."""
+        reader = _Reader(asyncio.Event(), sub)
         self._readers.setdefault(wedding, set()).add(reader)
         try:
             while not self._closed.is_set():
                 reader.wake.clear()
+                if reader.kicked:
+                    reader.kicked = False
+                    yield None
                 while True:  # drain what is there, a page at a time
-                    page = await self.read(wedding, after=after, limit=200, where=where)
+                    page = await self._shared_read(wedding, after, where)
                     for event in page:
                         after = event.seq
                         yield event
@@ -165,8 +188,9 @@ class EventLog(Extension):
                         break
                 if self._closed.is_set():
                     return
+                wait = heartbeat if until is None else max(0.0, min(heartbeat, until - time.time()))
                 try:
-                    await asyncio.wait_for(reader.wake.wait(), heartbeat)
+                    await asyncio.wait_for(reader.wake.wait(), wait)
                 except TimeoutError:
                     yield None
         finally:
@@ -175,6 +199,28 @@ class EventLog(Extension):
                 readers.discard(reader)
                 if not readers:
                     del self._readers[wedding]
+
+    async def _shared_read(self, wedding: str, after: int, where: EventFilter) -> list[StoredEvent]:
+        key = (wedding, self._wakes, after, where)
+        pending = self._reads.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self.read(wedding, after=after, limit=200, where=where))
+            self._reads[key] = pending
+            pending.add_done_callback(lambda _: self._reads.pop(key, None))
+        # shield: one follower going away must not cancel the others' read
+        return await asyncio.shield(pending)
+
+    def recheck(self, sub: str, wedding: str | None) -> None:
+        """``sub`` was revoked (in ``wedding``, or everywhere): wake its readers here so
+        they look at their credential again (:meth:`follow` yields ``None``)."""
+        weddings = (
+            self._readers if wedding is None else {wedding: self._readers.get(wedding, set())}
+        )
+        for readers in weddings.values():
+            for reader in readers:
+                if reader.sub == sub:
+                    reader.kicked = True
+                    reader.wake.set()
 
     def readers(self, wedding: str) -> int:
         return len(self._readers.get(wedding, ()))

@@ -1,0 +1,118 @@
+"""Suggested resolutions of conflicts by the wedding hierarchy (pure, no I/O).
+
+A conflict names the entries involved (``seating/assignments/g1``...). Who last wrote each
+entry is known to the server; when two writes collide, the one made by the higher role
+wins: the couple, then the planner, family, vendors and friends (the brief's "wedding
+hierarchy"). :func:`suggest` turns that rule into domain operations that would undo the
+lower-ranked writes (unseat a guest, cancel a timeline item), or into a named person to
+decide when no operation can (money is never moved automatically).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pycrdt import Doc
+
+from .model import Conflict
+from .schema import read_seating
+
+__all__ = ["ROLE_PRIORITY", "Suggestion", "Writer", "related_paths", "suggest"]
+
+ROLE_PRIORITY: tuple[str, ...] = ("couple", "planner", "family", "vendor", "friend")
+"""Roles from the highest to the lowest (other roles, and unknown writers, rank last)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Writer:
+    """Who last wrote an entry."""
+
+    sub: str
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    """What the hierarchy suggests: whose writes to keep, and the operations (possibly
+    none) that would resolve the conflict that way."""
+
+    keep: Writer | None
+    ops: list[dict[str, Any]]
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "strategy": "role_priority",
+            "keep": None if self.keep is None else {"sub": self.keep.sub, "role": self.keep.role},
+            "ops": self.ops,
+            "message": self.message,
+        }
+
+
+def rank(writer: Writer | None) -> int:
+    """0 for the couple, up to ``len(ROLE_PRIORITY)`` for unknown writers (lowest)."""
+    if writer is None or writer.role not in ROLE_PRIORITY:
+        return len(ROLE_PRIORITY)
+    return ROLE_PRIORITY.index(writer.role)
+
+
+def related_paths(conflict: Conflict, docs: Mapping[str, Doc[Any]]) -> tuple[str, ...]:
+    """Entries whose writers caused ``conflict`` besides its own paths (the guests seated
+    at an over-full table), sorted."""
+    if conflict.code != "seating.table_over_capacity" or not conflict.paths:
+        return ()
+    table_id = conflict.paths[0].rsplit("/", 1)[-1]
+    seating = read_seating(docs.get("seating"))
+    return tuple(
+        sorted(
+            f"seating/assignments/{a.id}"
+            for a in seating.assignments.values()
+            if a.table_id == table_id
+        )
+    )
+
+
+def _id(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
+
+
+def _ordered(paths: list[str], writers: Mapping[str, Writer]) -> list[str]:
+    """Highest-ranked writer first; among equals the oldest id first (stable)."""
+    return sorted(paths, key=lambda p: (rank(writers.get(p)), p))
+
+
+def suggest(
+    conflict: Conflict, writers: Mapping[str, Writer], docs: Mapping[str, Doc[Any]]
+) -> Suggestion:
+    """The hierarchy's resolution of ``conflict``; ``writers`` maps entry paths to who last
+    wrote them (missing: unknown, ranked last)."""
+    code = conflict.code
+    if code == "seating.seat_double_booked":
+        order = _ordered(list(conflict.paths), writers)
+        keep = writers.get(order[0])
+        ops = [{"op": "unassign_seat", "guest_id": _id(p)} for p in order[1:]]
+        return Suggestion(keep, ops, "Keep the seat of the highest role's assignment.")
+    if code == "seating.table_over_capacity":
+        seating = read_seating(docs.get("seating"))
+        table = seating.tables.get(_id(conflict.paths[0]))
+        seated = list(related_paths(conflict, docs))
+        if table is not None and len(seated) > table.capacity:
+            order = _ordered(seated, writers)
+            kept, dropped = order[: table.capacity], order[table.capacity :]
+            keep = writers.get(kept[0]) if kept else None
+            ops = [{"op": "unassign_seat", "guest_id": _id(p)} for p in dropped]
+            return Suggestion(keep, ops, "Unseat the guests seated by the lowest roles.")
+    if code in ("timeline.vendor_overlap", "timeline.location_overlap"):
+        order = _ordered(list(conflict.paths), writers)
+        keep = writers.get(order[0])
+        ops = [
+            {"op": "update_timeline_item", "item_id": _id(p), "status": "cancelled"}
+            for p in order[1:]
+        ]
+        return Suggestion(keep, ops, "Cancel the item booked by the lower role.")
+    known = [w for p in conflict.paths if (w := writers.get(p)) is not None]
+    keep = min(known, key=rank) if known else None
+    who = f" ({keep.role} {keep.sub} decides)" if keep is not None else ""
+    return Suggestion(keep, [], f"Needs a person to decide{who}.")
