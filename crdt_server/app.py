@@ -38,9 +38,11 @@ from crdt_server.edge.state import SERVER_STATE_KEY, ServerState
 from crdt_server.edge.status import status_routes
 from crdt_server.edge.upgrade import STATE_KEY, Gate
 from crdt_server.edge.webapp import webapp_routes
+from crdt_server.edge.webhooks import webhook_routes
 from crdt_server.errors import CloseCode
 from crdt_server.extensions.conflicts import ConflictsKeeper
 from crdt_server.extensions.events import EventLog
+from crdt_server.extensions.webhooks import Webhooks
 from crdt_server.settings import Settings
 from storage import DocumentStore, PostgresStore, SqliteStore
 
@@ -152,8 +154,8 @@ def create_app(
 ) -> Starlette:
     """Build the server. Without a ``store``, the embedded SQLite store under ``data_dir``.
 
-    The built-in features (admin events, the event log, the conflicts keeper) are
-    extensions of the core; ``extensions`` are added after them, in order.
+    The built-in features (admin events, the event log, the conflicts keeper, outgoing
+    webhooks) are extensions of the core; ``extensions`` are added after them, in order.
     """
 
     @asynccontextmanager
@@ -168,7 +170,7 @@ def create_app(
         event_log = EventLog()
         keeper = ConflictsKeeper(events=event_log)
         admin_events = AdminEvents(revocations, keeper, keep)
-        hooks = Hooks([admin_events, event_log, keeper, *extensions])
+        hooks = Hooks([admin_events, event_log, keeper, Webhooks(), *extensions])
         registry = RoomRegistry(the_store, settings, the_bus, hooks=hooks)
         matrix = (
             PermissionMatrix.from_json(settings.permissions)
@@ -249,4 +251,5 @@ def http_routes() -> list[Route]:
         *erasure_routes(),
         *export_routes(),
         *event_routes(),
+        *webhook_routes(),
     ]

@@ -26,6 +26,8 @@ _PATH_PARAMS: dict[str, dict[str, Any]] = {
     "wedding_id": {"type": "string", "pattern": f"^{WEDDING_ID_PATTERN.pattern}$"},
     "doc": {"type": "string", "enum": list(ROOM_KINDS)},
     "guest_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+    "hook": {"type": "string", "pattern": "^wh_[0-9a-f]{24}$"},
+    "delivery": {"type": "string", "pattern": "^msg_[0-9a-f]{24}$"},
 }
 _SECURITY_SCHEMES = {
     "token": {

@@ -1,0 +1,735 @@
+"""Outgoing webhooks (Standard Webhooks): a durable outbox over the wedding event log.
+
+The events table is the outbox. Each endpoint keeps its own cursor (``after_seq``) over its
+wedding's events: the dispatcher reads the events past it that the endpoint subscribed to
+and, in one transaction, writes a delivery row for each (unique per endpoint and event, so
+two processes doing it at once write each row once) and moves the cursor. An event is
+durable with its update (the event log writes it in the update's own transaction), so a
+crash between the commit and the delivery loses nothing: the next process to run finds the
+cursor behind and the deliveries pending.
+
+Deliveries are attempted by whichever process claims them (a lease, see
+:mod:`crdt_server.extensions.webhook_tables`), on the retry schedule
+(``CRDT_SERVER_WEBHOOK_RETRY_SCHEDULE``: the delay before each attempt). Every attempt of
+a delivery carries the same ``webhook-id`` and is signed anew (``webhook-timestamp`` is the
+attempt's); any 2xx answer delivers it; 410 disables the endpoint; after the last attempt
+it is failed (a dead letter), listed and replayable. A dead endpoint never holds back
+another, and a dead letter never holds back later deliveries: each delivery is claimed on
+its own. There is no ordering promise: the payload carries the event's ``seq``.
+
+Wire format (https://www.standardwebhooks.com/): headers ``webhook-id``,
+``webhook-timestamp``, ``webhook-signature: v1,<base64 HMAC-SHA256 of id.timestamp.body>``
+(two signatures for 24 h after a rotation, the new secret's and the old one's); body
+``{"type", "timestamp", "data": <the event as GET .../events shows it>}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from standardwebhooks import Webhook
+
+from crdt_server.core.hooks import Core, Extension, StoredBatch
+from crdt_server.core.room import Room
+from crdt_server.extensions.events import event_json, rfc3339
+from crdt_server.extensions.webhook_safety import UnsafeTarget, resolve_target
+from crdt_server.extensions.webhook_tables import Statement, WebhookTables
+from crdt_server.settings import Settings
+from storage import EventFilter, StoredEvent
+
+__all__ = ["Delivery", "Endpoint", "Health", "Webhooks", "new_secret"]
+
+log = logging.getLogger("crdt_server.webhooks")
+
+ROTATION_SECONDS = 24 * 3600.0
+"""How long the old secret keeps signing beside the new one after a rotation."""
+MAX_RESPONSE_BYTES = 1024
+"""How much of a receiver's answer is kept (shown in the deliveries list)."""
+MAX_IN_FLIGHT = 32
+"""Attempts one process makes at once."""
+POLL_SECONDS = 1.0
+"""How often the dispatcher looks for work it was not woken for (events committed by
+another process without a bus, custom events, retries that came due)."""
+PAGE = 200
+SWEEP_SECONDS = 3600.0
+ATTEMPTS_KEPT_SECONDS = 2 * 24 * 3600.0
+USER_AGENT = "crdt-server-webhooks/1"
+
+_ENDPOINT_COLUMNS = (
+    "id, wedding, url, description, events, secret, old_secret, old_until, disabled,"
+    " last_error, last_error_at, created_at"
+)
+_DELIVERY_COLUMNS = (
+    "id, endpoint, event_seq, type, status, attempts, next_at, last_status, last_error,"
+    " last_response, created_at, done_at"
+)
+
+
+def new_secret() -> str:
+    """A fresh signing secret: ``whsec_`` and 32 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def _new_id(prefix: str) -> str:
+    """A server id that sorts by creation time (milliseconds), then at random."""
+    return f"{prefix}_{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    id: str
+    wedding: str
+    url: str
+    description: str
+    events: list[str]
+    secret: str
+    old_secret: str
+    old_until: float
+    disabled: str
+    """Why the endpoint no longer receives anything (empty: it does)."""
+    last_error: str
+    last_error_at: float
+    created_at: float
+
+    def signing_secrets(self, now: float) -> list[str]:
+        if self.old_secret and self.old_until > now:
+            return [self.secret, self.old_secret]
+        return [self.secret]
+
+    def json(self) -> dict[str, Any]:
+        """As the API lists it: never its secrets."""
+        return {
+            "id": self.id,
+            "url": self.url,
+            "description": self.description,
+            "events": self.events,
+            "enabled": not self.disabled,
+            "disabled_reason": self.disabled or None,
+            "created_at": rfc3339(self.created_at),
+            "old_secret_expires_at": (
+                rfc3339(self.old_until)
+                if self.old_secret and self.old_until > time.time()
+                else None
+            ),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    attempts_24h: int
+    failures_24h: int
+    pending: int
+    failed: int
+    next_attempt: float | None
+
+    def json(self, endpoint: Endpoint) -> dict[str, Any]:
+        rate = None if not self.attempts_24h else 1 - self.failures_24h / self.attempts_24h
+        return {
+            "success_rate_24h": rate,
+            "attempts_24h": self.attempts_24h,
+            "failures_24h": self.failures_24h,
+            "last_error": endpoint.last_error or None,
+            "last_error_at": rfc3339(endpoint.last_error_at) if endpoint.last_error else None,
+            "next_attempt": rfc3339(self.next_attempt) if self.next_attempt else None,
+            "pending": self.pending,
+            "failed": self.failed,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: str
+    endpoint: str
+    event_seq: int | None
+    type: str
+    status: str
+    attempts: int
+    next_at: float
+    last_status: int
+    last_error: str
+    last_response: str
+    created_at: float
+    done_at: float
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "seq": self.event_seq,
+            "status": self.status,
+            "attempts": self.attempts,
+            "next_attempt": rfc3339(self.next_at) if self.status == "pending" else None,
+            "last_status": self.last_status or None,
+            "last_error": self.last_error or None,
+            "last_response": self.last_response or None,
+            "created_at": rfc3339(self.created_at),
+            "done_at": rfc3339(self.done_at) if self.done_at else None,
+        }
+
+
+def _endpoint(row: Sequence[Any]) -> Endpoint:
+    return Endpoint(
+        str(row[0]),
+        str(row[1]),
+        str(row[2]),
+        str(row[3]),
+        list(json.loads(row[4])),
+        str(row[5]),
+        str(row[6]),
+        float(row[7]),
+        str(row[8]),
+        str(row[9]),
+        float(row[10]),
+        float(row[11]),
+    )
+
+
+def _delivery(row: Sequence[Any]) -> Delivery:
+    return Delivery(
+        str(row[0]),
+        str(row[1]),
+        None if row[2] is None else int(row[2]),
+        str(row[3]),
+        str(row[4]),
+        int(row[5]),
+        float(row[6]),
+        int(row[7]),
+        str(row[8]),
+        str(row[9]),
+        float(row[10]),
+        float(row[11]),
+    )
+
+
+def payload_of(event: StoredEvent) -> str:
+    """The Standard Webhooks body of an event."""
+    body = {"type": event.type, "timestamp": rfc3339(event.at), "data": event_json(event)}
+    return json.dumps(body, separators=(",", ":"))
+
+
+class _Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.attempts = Counter(
+            "crdt_webhook_attempts",
+            "Webhook delivery attempts by outcome (delivered, rejected: a non-2xx answer, "
+            "gone: 410, error: no answer, refused: unsafe address)",
+            ["outcome"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "crdt_webhook_dead_letters",
+            "Deliveries failed after their last attempt",
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "crdt_webhook_delivery_seconds",
+            "From the event's commit to its receiver's 2xx",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+            registry=registry,
+        )
+
+
+class Webhooks(Extension):
+    """Outgoing webhooks of every wedding (see the module docstring)."""
+
+    name = "webhooks"
+
+    def __init__(self) -> None:
+        self._tables: WebhookTables | None = None
+        self._settings = Settings()
+        self._client: httpx.AsyncClient | None = None
+        self._metrics: _Metrics | None = None
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._wake = asyncio.Event()
+        self._closed = False
+        self._runner: asyncio.Task[None] | None = None
+        self._sending: set[asyncio.Task[None]] = set()
+        self._swept_at = 0.0
+
+    # -- hooks --------------------------------------------------------------------------
+
+    async def start(self, core: Core) -> None:
+        self._settings = core.settings
+        self._tables = WebhookTables(core.store)
+        await self._tables.install()
+        self._client = httpx.AsyncClient(
+            timeout=core.settings.webhook_timeout_seconds,
+            follow_redirects=False,
+            trust_env=False,  # never through a proxy from the environment
+            limits=httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=8),
+        )
+        self._metrics = _Metrics(core.registry.metrics.registry)
+        self._runner = asyncio.create_task(self._run(), name="webhook-dispatcher")
+
+    def on_stored(self, room: Room, batch: StoredBatch) -> None:
+        if batch.events:
+            self._wake.set()
+
+    def on_bus_event(self, event: dict[str, Any]) -> None:
+        if event.get("type") == "events":
+            self._wake.set()
+
+    async def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+        tasks = [t for t in (self._runner, *self._sending) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            # An attempt cut short keeps its lease: another process (or this one after a
+            # restart) retries it once the lease runs out.
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._client is not None:
+            await self._client.aclose()
+
+    # -- managing endpoints ------------------------------------------------------------
+
+    @property
+    def tables(self) -> WebhookTables:
+        if self._tables is None:
+            raise RuntimeError("the webhooks extension has not been started")
+        return self._tables
+
+    @property
+    def allow_private(self) -> bool:
+        return self._settings.webhook_allow_private
+
+    async def create(
+        self, wedding: str, url: str, events: list[str], description: str
+    ) -> tuple[Endpoint, str]:
+        """A new endpoint receiving the wedding's events from now on, and its secret."""
+        hook, secret, now = _new_id("wh"), new_secret(), time.time()
+        after = await self.tables.store.last_event_seq(wedding)
+        await self.tables.transaction(
+            [
+                (
+                    "INSERT INTO {t}webhook_endpoints (id, wedding, url, description, events,"
+                    " secret, after_seq, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (hook, wedding, url, description, json.dumps(events), secret, after, now),
+                )
+            ]
+        )
+        endpoint = await self.endpoint(wedding, hook)
+        if endpoint is None:  # the wedding was erased meanwhile (its trigger dropped the row)
+            raise LookupError(wedding)
+        return endpoint, secret
+
+    async def count(self, wedding: str) -> int:
+        rows = await self.tables.read(
+            "SELECT COUNT(*) FROM {t}webhook_endpoints WHERE wedding = ?", wedding
+        )
+        return int(rows[0][0])
+
+    async def endpoints(self, wedding: str, *, after: str, limit: int) -> list[Endpoint]:
+        rows = await self.tables.read(
+            f"SELECT {_ENDPOINT_COLUMNS} FROM {{t}}webhook_endpoints"
+            " WHERE wedding = ? AND id > ? ORDER BY id LIMIT ?",
+            wedding,
+            after,
+            limit,
+        )
+        return [_endpoint(r) for r in rows]
+
+    async def endpoint(self, wedding: str, hook: str) -> Endpoint | None:
+        rows = await self.tables.read(
+            f"SELECT {_ENDPOINT_COLUMNS} FROM {{t}}webhook_endpoints WHERE wedding = ? AND id = ?",
+            wedding,
+            hook,
+        )
+        return _endpoint(rows[0]) if rows else None
+
+    async def health(self, endpoint: Endpoint) -> Health:
+        since = time.time() - 24 * 3600
+        attempts = await self.tables.read(
+            "SELECT COUNT(*), COALESCE(SUM(1 - ok), 0) FROM {t}webhook_attempts"
+            " WHERE endpoint = ? AND at > ?",
+            endpoint.id,
+            since,
+        )
+        counts = await self.tables.read(
+            "SELECT status, COUNT(*), MIN(next_at) FROM {t}webhook_deliveries"
+            " WHERE endpoint = ? AND status IN ('pending', 'failed') GROUP BY status",
+            endpoint.id,
+        )
+        by_status = {str(r[0]): (int(r[1]), float(r[2])) for r in counts}
+        pending, next_at = by_status.get("pending", (0, 0.0))
+        return Health(
+            int(attempts[0][0]),
+            int(attempts[0][1]),
+            pending,
+            by_status.get("failed", (0, 0.0))[0],
+            next_at if pending and not endpoint.disabled else None,
+        )
+
+    async def delete(self, wedding: str, hook: str) -> bool:
+        """Delete the endpoint with its deliveries and attempts; whether it existed."""
+        rows = await self.tables.transaction(
+            [
+                ("DELETE FROM {t}webhook_deliveries WHERE endpoint = ?", (hook,)),
+                ("DELETE FROM {t}webhook_attempts WHERE endpoint = ?", (hook,)),
+                (
+                    "DELETE FROM {t}webhook_endpoints WHERE wedding = ? AND id = ? RETURNING id",
+                    (wedding, hook),
+                ),
+            ]
+        )
+        return bool(rows[2])
+
+    async def rotate(self, wedding: str, hook: str) -> str | None:
+        """A new secret; the current one keeps signing beside it for 24 h. None: no such
+        endpoint."""
+        secret = new_secret()
+        rows = await self.tables.transaction(
+            [
+                (
+                    "UPDATE {t}webhook_endpoints SET old_secret = secret, old_until = ?,"
+                    " secret = ? WHERE wedding = ? AND id = ? RETURNING id",
+                    (time.time() + ROTATION_SECONDS, secret, wedding, hook),
+                )
+            ]
+        )
+        return secret if rows[0] else None
+
+    async def send_test(self, endpoint: Endpoint) -> str:
+        """Queue a ``webhook.test`` delivery to the endpoint now; its id."""
+        now = time.time()
+        delivery = _new_id("msg")
+        data = {"endpoint": endpoint.id, "wedding": endpoint.wedding, "at": rfc3339(now)}
+        body = {"type": "webhook.test", "timestamp": rfc3339(now), "data": data}
+        payload = json.dumps(body, separators=(",", ":"))
+        kind = "webhook.test"
+        await self.tables.transaction(
+            [self._insert(endpoint, delivery, None, kind, payload, now, now)]
+        )
+        self._wake.set()
+        return delivery
+
+    async def deliveries(
+        self, endpoint: Endpoint, *, status: str | None, after: str | None, limit: int
+    ) -> list[Delivery]:
+        """The endpoint's deliveries, newest first."""
+        where = "endpoint = ?"
+        args: list[Any] = [endpoint.id]
+        if status is not None:
+            where += " AND status = ?"
+            args.append(status)
+        if after is not None:
+            where += " AND id < ?"
+            args.append(after)
+        rows = await self.tables.read(
+            f"SELECT {_DELIVERY_COLUMNS} FROM {{t}}webhook_deliveries WHERE {where}"
+            " ORDER BY id DESC LIMIT ?",
+            *args,
+            limit,
+        )
+        return [_delivery(r) for r in rows]
+
+    async def delivery(self, endpoint: Endpoint, delivery: str) -> Delivery | None:
+        rows = await self.tables.read(
+            f"SELECT {_DELIVERY_COLUMNS} FROM {{t}}webhook_deliveries"
+            " WHERE endpoint = ? AND id = ?",
+            endpoint.id,
+            delivery,
+        )
+        return _delivery(rows[0]) if rows else None
+
+    async def replay(self, endpoint: Endpoint, delivery: str) -> bool:
+        """Attempt a finished (failed or delivered) delivery again, from the start of the
+        schedule, with the same ``webhook-id``; False if it is still pending."""
+        rows = await self.tables.transaction(
+            [
+                (
+                    "UPDATE {t}webhook_deliveries SET status = 'pending', attempts = 0,"
+                    " next_at = ?, lease_until = 0, done_at = 0"
+                    " WHERE endpoint = ? AND id = ? AND status <> 'pending' RETURNING id",
+                    (time.time(), endpoint.id, delivery),
+                )
+            ]
+        )
+        self._wake.set()
+        return bool(rows[0])
+
+    # -- the dispatcher ----------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while not self._closed:
+            self._wake.clear()
+            try:
+                await self._fan_out()
+                delay = await self._dispatch()
+                await self._sweep()
+            except Exception:
+                log.exception("the webhook dispatcher failed; trying again shortly")
+                delay = POLL_SECONDS
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+
+    @staticmethod
+    def _insert(
+        endpoint: Endpoint,
+        delivery: str,
+        seq: int | None,
+        kind: str,
+        payload: str,
+        event_at: float,
+        next_at: float,
+    ) -> Statement:
+        return (
+            "INSERT INTO {t}webhook_deliveries (id, wedding, endpoint, event_seq, type,"
+            " payload, status, next_at, created_at, event_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?) ON CONFLICT DO NOTHING",
+            (
+                delivery,
+                endpoint.wedding,
+                endpoint.id,
+                seq,
+                kind,
+                payload,
+                next_at,
+                time.time(),
+                event_at,
+            ),
+        )
+
+    async def _fan_out(self) -> None:
+        """Write deliveries for the events past each enabled endpoint's cursor."""
+        rows = await self.tables.read(
+            f"SELECT {', '.join('e.' + c.strip() for c in _ENDPOINT_COLUMNS.split(','))},"
+            " e.after_seq, c.last_seq FROM {t}webhook_endpoints e"
+            " JOIN {t}event_counters c ON c.wedding = e.wedding"
+            " WHERE e.disabled = '' AND c.last_seq > e.after_seq"
+        )
+        first_delay = self._settings.webhook_retries[0]
+        for row in rows:
+            endpoint = _endpoint(row)
+            after, last = int(row[12]), int(row[13])
+            where = EventFilter(types=() if "*" in endpoint.events else tuple(endpoint.events))
+            while True:
+                page = await self.tables.store.events(
+                    endpoint.wedding, after=after, limit=PAGE, where=where
+                )
+                full = len(page) == PAGE
+                cursor = page[-1].seq if full else max([last, *(e.seq for e in page)])
+                now = time.time()
+                statements = [
+                    self._insert(
+                        endpoint,
+                        _new_id("msg"),
+                        e.seq,
+                        e.type,
+                        payload_of(e),
+                        e.at,
+                        now + first_delay,
+                    )
+                    for e in page
+                ]
+                statements.append(
+                    (
+                        "UPDATE {t}webhook_endpoints SET after_seq = ?"
+                        " WHERE id = ? AND after_seq < ?",
+                        (cursor, endpoint.id, cursor),
+                    )
+                )
+                await self.tables.transaction(statements)
+                if not full:
+                    break
+                after = cursor
+
+    async def _dispatch(self) -> float:
+        """Claim and start what is due; how long to wait before looking again."""
+        rows = await self.tables.read(
+            "SELECT MIN(CASE WHEN d.lease_until > d.next_at THEN d.lease_until"
+            " ELSE d.next_at END) FROM {t}webhook_deliveries d"
+            " JOIN {t}webhook_endpoints e ON e.id = d.endpoint"
+            " WHERE d.status = 'pending' AND e.disabled = ''"
+        )
+        due = rows[0][0]
+        now = time.time()
+        if due is None:
+            return POLL_SECONDS
+        if float(due) > now:
+            return min(POLL_SECONDS, float(due) - now)
+        free = MAX_IN_FLIGHT - len(self._sending)
+        if free <= 0:
+            return POLL_SECONDS  # a finished attempt wakes the dispatcher
+        claimed = await self.tables.claim(self._owner, now, now + self._lease_seconds(), free)
+        for row in claimed:
+            task = asyncio.create_task(self._attempt(row), name=f"webhook {row[0]}")
+            self._sending.add(task)
+            task.add_done_callback(self._finished)
+        return 0.0 if claimed else POLL_SECONDS
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._sending.discard(task)
+        self._wake.set()
+
+    def _lease_seconds(self) -> float:
+        # Long enough for one attempt (resolve, connect, send, read) with room to spare.
+        return 2 * self._settings.webhook_timeout_seconds + 5
+
+    async def _sweep(self) -> None:
+        now = time.time()
+        if now - self._swept_at < SWEEP_SECONDS:
+            return
+        self._swept_at = now
+        keep = self._settings.event_retention_days * 86400
+        await self.tables.transaction(
+            [
+                ("DELETE FROM {t}webhook_attempts WHERE at < ?", (now - ATTEMPTS_KEPT_SECONDS,)),
+                (
+                    "DELETE FROM {t}webhook_deliveries WHERE status <> 'pending'"
+                    " AND done_at > 0 AND done_at < ?",
+                    (now - keep,),
+                ),
+            ]
+        )
+
+    # -- one attempt -------------------------------------------------------------------
+
+    async def _attempt(self, row: Sequence[Any]) -> None:
+        delivery, wedding = str(row[0]), str(row[1])
+        payload, attempts, event_at = str(row[3]), int(row[4]), float(row[5])
+        endpoint = await self.endpoint(wedding, str(row[2]))
+        if endpoint is None:
+            return  # deleted meanwhile, with its deliveries
+        status, error, answer = 0, "", ""
+        outcome = "error"
+        try:
+            async with asyncio.timeout(self._settings.webhook_timeout_seconds + 1):
+                status, answer = await self._send(endpoint, delivery, payload)
+        except UnsafeTarget as exc:
+            error, outcome = f"refused: {exc}", "refused"
+        except TimeoutError:
+            error = f"no answer within {self._settings.webhook_timeout_seconds:g} s"
+        except httpx.TimeoutException:
+            error = f"no answer within {self._settings.webhook_timeout_seconds:g} s"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: could not reach the receiver"
+        if status:
+            if 200 <= status < 300:
+                outcome = "delivered"
+            elif status == 410:
+                outcome, error = "gone", "410 Gone: the endpoint was disabled"
+            else:
+                outcome, error = "rejected", f"HTTP {status}"
+        await self._settle(endpoint, delivery, attempts, event_at, outcome, status, error, answer)
+
+    async def _send(self, endpoint: Endpoint, delivery: str, payload: str) -> tuple[int, str]:
+        client = self._client
+        assert client is not None
+        target = await resolve_target(endpoint.url, allow_private=self.allow_private)
+        now = time.time()
+        stamp = int(now)
+        when = datetime.fromtimestamp(stamp, UTC)
+        signatures = " ".join(
+            Webhook(secret).sign(delivery, when, payload)
+            for secret in endpoint.signing_secrets(now)
+        )
+        headers = {
+            "host": target.host_header,
+            "content-type": "application/json",
+            "user-agent": USER_AGENT,
+            "webhook-id": delivery,
+            "webhook-timestamp": str(stamp),
+            "webhook-signature": signatures,
+        }
+        request = client.build_request(
+            "POST",
+            target.connect_url,
+            content=payload.encode(),
+            headers=headers,
+            # TLS is checked against the name in the URL while connecting to the checked
+            # address (never resolving the name again).
+            extensions={"sni_hostname": target.host},
+        )
+        response = await client.send(request, stream=True)
+        try:
+            kept = bytearray()
+            async for chunk in response.aiter_raw():
+                kept += chunk
+                if len(kept) >= MAX_RESPONSE_BYTES:
+                    break
+        finally:
+            await response.aclose()
+        text = bytes(kept[:MAX_RESPONSE_BYTES]).decode("utf-8", "replace")
+        return response.status_code, text
+
+    async def _settle(
+        self,
+        endpoint: Endpoint,
+        delivery: str,
+        attempts: int,
+        event_at: float,
+        outcome: str,
+        status: int,
+        error: str,
+        answer: str,
+    ) -> None:
+        metrics = self._metrics
+        assert metrics is not None
+        metrics.attempts.labels(outcome).inc()
+        now = time.time()
+        schedule = self._settings.webhook_retries
+        statements: list[Statement] = [
+            (
+                "INSERT INTO {t}webhook_attempts (wedding, endpoint, delivery, at, ok, status)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (endpoint.wedding, endpoint.id, delivery, now, int(outcome == "delivered"), status),
+            )
+        ]
+        settle = (
+            "UPDATE {t}webhook_deliveries SET status = ?, next_at = ?, lease_until = 0,"
+            " last_status = ?, last_error = ?, last_response = ?, done_at = ?"
+            " WHERE id = ? AND lease_owner = ?"
+        )
+        if outcome == "delivered":
+            metrics.latency.observe(max(0.0, now - event_at))
+            state, next_at, done = "delivered", now, now
+        elif outcome == "gone" or attempts >= len(schedule):
+            state, next_at, done = "failed", now, now
+            metrics.dead_letters.inc()
+        else:
+            state, next_at, done = "pending", now + schedule[attempts], 0.0
+        statements.append(
+            (settle, (state, next_at, status, error, answer, done, delivery, self._owner))
+        )
+        if outcome == "gone":
+            statements.append(
+                (
+                    "UPDATE {t}webhook_endpoints SET disabled = ? WHERE id = ?",
+                    (f"the receiver answered 410 Gone at {rfc3339(now)}", endpoint.id),
+                )
+            )
+        if error:
+            statements.append(
+                (
+                    "UPDATE {t}webhook_endpoints SET last_error = ?, last_error_at = ?"
+                    " WHERE id = ?",
+                    (error, now, endpoint.id),
+                )
+            )
+            log.info(
+                "webhook %s to endpoint %s: %s (attempt %d, %s)",
+                delivery,
+                endpoint.id,
+                outcome,
+                attempts,
+                state,
+            )
+        await self.tables.transaction(statements)
