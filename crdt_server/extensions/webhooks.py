@@ -49,7 +49,7 @@ from crdt_server.extensions.events import event_json, rfc3339
 from crdt_server.extensions.webhook_safety import UnsafeTarget, resolve_target
 from crdt_server.extensions.webhook_tables import Statement, WebhookTables
 from crdt_server.settings import Settings
-from storage import EventFilter, StoredEvent
+from storage import DocumentStore, EventFilter, StoredEvent
 
 __all__ = ["Delivery", "Endpoint", "Health", "Webhooks", "new_secret"]
 
@@ -84,9 +84,15 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
+_last_stamp = 0
+
+
 def _new_id(prefix: str) -> str:
-    """A server id that sorts by creation time (milliseconds), then at random."""
-    return f"{prefix}_{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
+    """A server id that sorts by creation (milliseconds, kept strictly increasing within
+    this process so a batch sorts in its order), then at random (across processes)."""
+    global _last_stamp
+    _last_stamp = max(int(time.time() * 1000), _last_stamp + 1)
+    return f"{prefix}_{_last_stamp:012x}{secrets.token_hex(6)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,17 +269,24 @@ class Webhooks(Extension):
     # -- hooks --------------------------------------------------------------------------
 
     async def start(self, core: Core) -> None:
-        self._settings = core.settings
-        self._tables = WebhookTables(core.store)
+        await self.open(core.store, core.settings, core.registry.metrics.registry)
+        self._runner = asyncio.create_task(self._run(), name="webhook-dispatcher")
+
+    async def open(
+        self, store: DocumentStore, settings: Settings, registry: CollectorRegistry
+    ) -> None:
+        """Install the tables and get ready to send, without starting the dispatcher
+        (:meth:`start` does both; tests and tools may drive :meth:`fan_out` themselves)."""
+        self._settings = settings
+        self._tables = WebhookTables(store)
         await self._tables.install()
         self._client = httpx.AsyncClient(
-            timeout=core.settings.webhook_timeout_seconds,
+            timeout=settings.webhook_timeout_seconds,
             follow_redirects=False,
             trust_env=False,  # never through a proxy from the environment
             limits=httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=8),
         )
-        self._metrics = _Metrics(core.registry.metrics.registry)
-        self._runner = asyncio.create_task(self._run(), name="webhook-dispatcher")
+        self._metrics = _Metrics(registry)
 
     def on_stored(self, room: Room, batch: StoredBatch) -> None:
         if batch.events:
@@ -470,7 +483,7 @@ class Webhooks(Extension):
         while not self._closed:
             self._wake.clear()
             try:
-                await self._fan_out()
+                await self.fan_out()
                 delay = await self._dispatch()
                 await self._sweep()
             except Exception:
@@ -507,7 +520,7 @@ class Webhooks(Extension):
             ),
         )
 
-    async def _fan_out(self) -> None:
+    async def fan_out(self) -> None:
         """Write deliveries for the events past each enabled endpoint's cursor."""
         rows = await self.tables.read(
             f"SELECT {', '.join('e.' + c.strip() for c in _ENDPOINT_COLUMNS.split(','))},"
