@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
+import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -360,3 +364,68 @@ async def test_a_delivery_survives_kill_9_between_commit_and_delivery(tmp_path: 
         got = await receiver.wait_for(2, timeout=30)
         assert got[1].id == first.id
         assert verify(created["secret"], got[1])["data"]["seq"] == seq
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_receiver() -> str:
+    text = README.read_text()
+    marker = "<!-- webhook-receiver -->\n```python\n"
+    start = text.index(marker) + len(marker)
+    return text[start : text.index("```", start)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.mark.asyncio
+async def test_the_readme_receiver_verifies_and_prints_events(
+    api: tuple[ServerProcess, httpx.AsyncClient], tmp_path: Path
+) -> None:
+    _, http = api
+    code = readme_receiver()
+    assert len([line for line in code.splitlines() if line.strip()]) <= 16
+    script = tmp_path / "receiver.py"
+    script.write_text(code)
+    port = free_port()
+    hook = await create(http, f"http://127.0.0.1:{port}/hook")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        env={**os.environ, "WEBHOOK_SECRET": hook["secret"], "PORT": str(port)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        assert process.stdout is not None
+        # Forged: refused with 400 (nothing printed).
+        async with httpx.AsyncClient() as raw:
+
+            async def forged() -> Any:
+                try:
+                    return await raw.post(
+                        f"http://127.0.0.1:{port}/hook",
+                        content=b"{}",
+                        headers={
+                            "webhook-id": "msg_x",
+                            "webhook-timestamp": str(int(time.time())),
+                            "webhook-signature": "v1,AAAA",
+                        },
+                    )
+                except httpx.ConnectError:
+                    return None
+
+            answer = await until(forged)
+            assert answer.status_code == 400
+        seq = await post_event(http)
+        async with asyncio.timeout(20):
+            line = (await process.stdout.readline()).decode().split()
+        assert line[1:] == ["day.vendor_arrived", str(seq)] and line[0].startswith("msg_")
+    finally:
+        process.kill()
+        await process.wait()
