@@ -167,10 +167,11 @@ def create_app(
         # Kept as long as any token they cover may live (plus the iat clock skew).
         keep = settings.max_token_lifetime_seconds + CLOCK_SKEW
         revocations = Revocations(keep_seconds=keep)
-        event_log = EventLog()
+        webhooks = Webhooks()
+        event_log = EventLog(on_recorded=[webhooks.wake])
         keeper = ConflictsKeeper(events=event_log)
         admin_events = AdminEvents(revocations, keeper, keep)
-        hooks = Hooks([admin_events, event_log, keeper, Webhooks(), *extensions])
+        hooks = Hooks([admin_events, event_log, keeper, webhooks, *extensions])
         registry = RoomRegistry(the_store, settings, the_bus, hooks=hooks)
         matrix = (
             PermissionMatrix.from_json(settings.permissions)

@@ -43,8 +43,7 @@ import httpx
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from standardwebhooks import Webhook
 
-from crdt_server.core.hooks import Core, Extension, StoredBatch
-from crdt_server.core.room import Room
+from crdt_server.core.hooks import Core, Extension
 from crdt_server.extensions.events import event_json, rfc3339
 from crdt_server.extensions.webhook_safety import UnsafeTarget, resolve_target
 from crdt_server.extensions.webhook_tables import Statement, WebhookTables
@@ -265,6 +264,8 @@ class Webhooks(Extension):
         self._runner: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
         self._swept_at = 0.0
+        self._settling: list[tuple[list[Statement], asyncio.Future[None]]] = []
+        self._flushing = False
 
     # -- hooks --------------------------------------------------------------------------
 
@@ -288,9 +289,9 @@ class Webhooks(Extension):
         )
         self._metrics = _Metrics(registry)
 
-    def on_stored(self, room: Room, batch: StoredBatch) -> None:
-        if batch.events:
-            self._wake.set()
+    def wake(self, wedding: str = "") -> None:
+        """Events were stored (by this process): look for deliveries to make now."""
+        self._wake.set()
 
     def on_bus_event(self, event: dict[str, Any]) -> None:
         if event.get("type") == "events":
@@ -483,7 +484,8 @@ class Webhooks(Extension):
         while not self._closed:
             self._wake.clear()
             try:
-                await self.fan_out()
+                while await self.fan_out():
+                    pass
                 delay = await self._dispatch()
                 await self._sweep()
             except Exception:
@@ -520,8 +522,9 @@ class Webhooks(Extension):
             ),
         )
 
-    async def fan_out(self) -> None:
-        """Write deliveries for the events past each enabled endpoint's cursor."""
+    async def fan_out(self) -> bool:
+        """Write deliveries for the events past each enabled endpoint's cursor (a page per
+        endpoint, all in one transaction); True if some endpoint has more (call again)."""
         rows = await self.tables.read(
             f"SELECT {', '.join('e.' + c.strip() for c in _ENDPOINT_COLUMNS.split(','))},"
             " e.after_seq, c.last_seq FROM {t}webhook_endpoints e"
@@ -529,40 +532,36 @@ class Webhooks(Extension):
             " WHERE e.disabled = '' AND c.last_seq > e.after_seq"
         )
         first_delay = self._settings.webhook_retries[0]
+        statements: list[Statement] = []
+        more = False
         for row in rows:
             endpoint = _endpoint(row)
             after, last = int(row[12]), int(row[13])
             where = EventFilter(types=() if "*" in endpoint.events else tuple(endpoint.events))
-            while True:
-                page = await self.tables.store.events(
-                    endpoint.wedding, after=after, limit=PAGE, where=where
+            page = await self.tables.store.events(
+                endpoint.wedding, after=after, limit=PAGE, where=where
+            )
+            full = len(page) == PAGE
+            more = more or full
+            # A short page saw every event up to the counter read before it (seqs follow
+            # commit order), so the cursor may pass the events that did not match.
+            cursor = page[-1].seq if full else max([last, *(e.seq for e in page)])
+            now = time.time()
+            statements += [
+                self._insert(
+                    endpoint, _new_id("msg"), e.seq, e.type, payload_of(e), e.at, now + first_delay
                 )
-                full = len(page) == PAGE
-                cursor = page[-1].seq if full else max([last, *(e.seq for e in page)])
-                now = time.time()
-                statements = [
-                    self._insert(
-                        endpoint,
-                        _new_id("msg"),
-                        e.seq,
-                        e.type,
-                        payload_of(e),
-                        e.at,
-                        now + first_delay,
-                    )
-                    for e in page
-                ]
-                statements.append(
-                    (
-                        "UPDATE {t}webhook_endpoints SET after_seq = ?"
-                        " WHERE id = ? AND after_seq < ?",
-                        (cursor, endpoint.id, cursor),
-                    )
+                for e in page
+            ]
+            statements.append(
+                (
+                    "UPDATE {t}webhook_endpoints SET after_seq = ? WHERE id = ? AND after_seq < ?",
+                    (cursor, endpoint.id, cursor),
                 )
-                await self.tables.transaction(statements)
-                if not full:
-                    break
-                after = cursor
+            )
+        if statements:
+            await self.tables.transaction(statements)
+        return more
 
     async def _dispatch(self) -> float:
         """Claim and start what is due; how long to wait before looking again."""
@@ -745,4 +744,28 @@ class Webhooks(Extension):
                 attempts,
                 state,
             )
-        await self.tables.transaction(statements)
+        await self._commit_together(statements)
+
+    async def _commit_together(self, statements: list[Statement]) -> None:
+        """Commit ``statements`` with those of every attempt settling meanwhile, in one
+        transaction (one fsync for a burst of answers, not one each)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._settling.append((statements, done))
+        if not self._flushing:
+            self._flushing = True
+            try:
+                while self._settling:
+                    batch, self._settling = self._settling, []
+                    try:
+                        await self.tables.transaction([s for group, _ in batch for s in group])
+                    except Exception as exc:
+                        for _, future in batch:
+                            if not future.done():
+                                future.set_exception(exc)
+                    else:
+                        for _, future in batch:
+                            if not future.done():
+                                future.set_result(None)
+            finally:
+                self._flushing = False
+        await done

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -32,6 +33,8 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = 0.0
+    """When it arrived (Unix seconds)."""
 
     @property
     def id(self) -> str:
@@ -58,7 +61,7 @@ class WebhookReceiver:
         return f"http://127.0.0.1:{self.port}/hook"
 
     async def _endpoint(self, request: Request) -> Response:
-        got = Received(request.url.path, dict(request.headers), await request.body())
+        got = Received(request.url.path, dict(request.headers), await request.body(), time.time())
         async with self._arrived:
             self.received.append(got)
             self._arrived.notify_all()
