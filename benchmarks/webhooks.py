@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -37,12 +38,20 @@ from crdt_server.testing.server import ServerProcess  # noqa: E402
 SECRET = "webhook-benchmark-secret-at-least-32-bytes"
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
 
 
-async def measure(endpoints: int, rate: float, seconds: float) -> list[tuple[str, str]]:
+async def measure(
+    endpoints: int, rate: float, seconds: float, synchronous: str = "full"
+) -> list[tuple[str, str]]:
     token = TokenCodec(algorithms=["HS256"], secret=SECRET.encode()).mint(
         sub="bench", role="planner", wedding="w1", ttl=3600
     )
@@ -51,6 +60,7 @@ async def measure(endpoints: int, rate: float, seconds: float) -> list[tuple[str
         "CRDT_SERVER_AUTH_SECRET": SECRET,
         "CRDT_SERVER_WEBHOOK_ALLOW_PRIVATE": "true",
         "CRDT_SERVER_RATE_EVENTS_PER_MINUTE": "1000000",
+        "CRDT_SERVER_SQLITE_SYNCHRONOUS": synchronous,
     }
     receivers = [WebhookReceiver() for _ in range(endpoints)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -67,6 +77,8 @@ async def measure(endpoints: int, rate: float, seconds: float) -> list[tuple[str
                         answer.raise_for_status()
                         secrets.append(answer.json()["secret"])
                     count = max(1, int(rate * seconds))
+                    assert server.process is not None
+                    cpu_before = cpu_seconds(server.process.pid)
                     start = time.monotonic()
                     for i in range(count):
                         await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
@@ -78,6 +90,7 @@ async def measure(endpoints: int, rate: float, seconds: float) -> list[tuple[str
                         answer.raise_for_status()
                     for r in receivers:
                         await r.wait_for(count, timeout=60 + seconds)
+                    cpu = cpu_seconds(server.process.pid) - cpu_before
                 finally:
                     for r in receivers:
                         await r.__aexit__(None, None, None)
@@ -96,6 +109,11 @@ async def measure(endpoints: int, rate: float, seconds: float) -> list[tuple[str
         ("webhook latency p50 from commit to receiver", f"{statistics.median(latencies):.1f} ms"),
         ("webhook latency p99 from commit to receiver", f"{percentile(latencies, 99):.1f} ms"),
         ("webhook latency max", f"{max(latencies):.1f} ms"),
+        (
+            "server CPU per event (commit and its deliveries to every endpoint)",
+            f"{cpu / count * 1000:.1f} ms",
+        ),
+        ("machine load average (1 min) at the end", f"{os.getloadavg()[0]:.1f}"),
     ]
 
 
@@ -104,9 +122,18 @@ def main() -> None:
     parser.add_argument("--endpoints", type=int, default=10)
     parser.add_argument("--rate", type=float, default=20.0, help="events per second")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--sqlite-synchronous",
+        choices=("full", "normal"),
+        default="full",
+        help="CRDT_SERVER_SQLITE_SYNCHRONOUS of the server (full: the default)",
+    )
     args = parser.parse_args()
-    rows = asyncio.run(measure(args.endpoints, args.rate, args.seconds))
-    shape = f"{args.endpoints} endpoints, {args.rate:g} events/s, {args.seconds:g} s"
+    rows = asyncio.run(measure(args.endpoints, args.rate, args.seconds, args.sqlite_synchronous))
+    shape = (
+        f"{args.endpoints} endpoints, {args.rate:g} events/s, {args.seconds:g} s,"
+        f" synchronous={args.sqlite_synchronous}"
+    )
     print(f"| figure ({shape}) | ours |")
     print("|---|---|")
     for name, value in rows:

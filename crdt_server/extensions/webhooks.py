@@ -264,8 +264,12 @@ class Webhooks(Extension):
         self._runner: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
         self._swept_at = 0.0
-        self._settling: list[tuple[list[Statement], asyncio.Future[None]]] = []
-        self._flushing = False
+        self._fanned: dict[str, Endpoint] = {}
+        """The endpoints of the last fan-out (their first attempts need not read them)."""
+        self._settled: list[Statement] = []
+        """Statements of finished attempts, committed with the dispatcher's next
+        transaction (one fsync for a burst of answers and the next events, not one each);
+        lost in a crash, which only means the attempt is made again (at least once)."""
 
     # -- hooks --------------------------------------------------------------------------
 
@@ -285,7 +289,8 @@ class Webhooks(Extension):
             timeout=settings.webhook_timeout_seconds,
             follow_redirects=False,
             trust_env=False,  # never through a proxy from the environment
-            limits=httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=8),
+            # httpcore scans its whole pool for every request: keep it small.
+            limits=httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=16),
         )
         self._metrics = _Metrics(registry)
 
@@ -308,6 +313,10 @@ class Webhooks(Extension):
             # restart) retries it once the lease runs out.
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        try:
+            await self.flush()
+        except Exception:
+            log.exception("could not record finished webhook attempts; they will be retried")
         if self._client is not None:
             await self._client.aclose()
 
@@ -484,8 +493,11 @@ class Webhooks(Extension):
         while not self._closed:
             self._wake.clear()
             try:
-                while await self.fan_out():
-                    pass
+                while True:
+                    more, leased = await self.fan_out(lease=MAX_IN_FLIGHT - len(self._sending))
+                    self._start(leased, self._fanned)
+                    if not more:
+                        break
                 delay = await self._dispatch()
                 await self._sweep()
             except Exception:
@@ -495,8 +507,8 @@ class Webhooks(Extension):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
 
-    @staticmethod
     def _insert(
+        self,
         endpoint: Endpoint,
         delivery: str,
         seq: int | None,
@@ -504,11 +516,18 @@ class Webhooks(Extension):
         payload: str,
         event_at: float,
         next_at: float,
+        *,
+        lease: bool = False,
     ) -> Statement:
+        """A new delivery; with ``lease``, taken by this process for its first attempt
+        now (saving a claim: the attempt is counted and leased in the same statement)."""
+        now = time.time()
         return (
             "INSERT INTO {t}webhook_deliveries (id, wedding, endpoint, event_seq, type,"
-            " payload, status, next_at, created_at, event_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?) ON CONFLICT DO NOTHING",
+            " payload, status, next_at, created_at, event_at, attempts, lease_until,"
+            " lease_owner) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING"
+            " RETURNING id, wedding, endpoint, payload, attempts, event_at, lease_owner",
             (
                 delivery,
                 endpoint.wedding,
@@ -517,14 +536,20 @@ class Webhooks(Extension):
                 kind,
                 payload,
                 next_at,
-                time.time(),
+                now,
                 event_at,
+                int(lease),
+                now + self._lease_seconds() if lease else 0.0,
+                self._owner if lease else "",
             ),
         )
 
-    async def fan_out(self) -> bool:
+    async def fan_out(self, *, lease: int = 0) -> tuple[bool, list[tuple[Any, ...]]]:
         """Write deliveries for the events past each enabled endpoint's cursor (a page per
-        endpoint, all in one transaction); True if some endpoint has more (call again)."""
+        endpoint), in one transaction with the settled attempts waiting to be committed.
+        Up to ``lease`` deliveries due at once are taken by this process for their first
+        attempt. Answers whether some endpoint has more (call again), and the deliveries
+        taken (as :meth:`WebhookTables.claim` gives them)."""
         rows = await self.tables.read(
             f"SELECT {', '.join('e.' + c.strip() for c in _ENDPOINT_COLUMNS.split(','))},"
             " e.after_seq, c.last_seq FROM {t}webhook_endpoints e"
@@ -534,8 +559,10 @@ class Webhooks(Extension):
         first_delay = self._settings.webhook_retries[0]
         statements: list[Statement] = []
         more = False
+        self._fanned = {}
         for row in rows:
             endpoint = _endpoint(row)
+            self._fanned[endpoint.id] = endpoint
             after, last = int(row[12]), int(row[13])
             where = EventFilter(types=() if "*" in endpoint.events else tuple(endpoint.events))
             page = await self.tables.store.events(
@@ -547,21 +574,62 @@ class Webhooks(Extension):
             # commit order), so the cursor may pass the events that did not match.
             cursor = page[-1].seq if full else max([last, *(e.seq for e in page)])
             now = time.time()
-            statements += [
-                self._insert(
-                    endpoint, _new_id("msg"), e.seq, e.type, payload_of(e), e.at, now + first_delay
+            for e in page:
+                take = first_delay == 0 and lease > 0
+                lease -= int(take)
+                statements.append(
+                    self._insert(
+                        endpoint,
+                        _new_id("msg"),
+                        e.seq,
+                        e.type,
+                        payload_of(e),
+                        e.at,
+                        now + first_delay,
+                        lease=take,
+                    )
                 )
-                for e in page
-            ]
             statements.append(
                 (
                     "UPDATE {t}webhook_endpoints SET after_seq = ? WHERE id = ? AND after_seq < ?",
                     (cursor, endpoint.id, cursor),
                 )
             )
-        if statements:
-            await self.tables.transaction(statements)
-        return more
+        settled, self._settled = self._settled, []
+        if not statements and not settled:
+            return False, []
+        try:
+            results = await self.tables.transaction([*settled, *statements])
+        except BaseException:
+            self._settled[:0] = settled  # committed with the next transaction instead
+            raise
+        taken = [
+            r[:6]
+            for returned in results[len(settled) :]
+            for r in returned
+            if len(r) == 7 and r[6] == self._owner
+        ]
+        return more, taken
+
+    async def flush(self) -> None:
+        """Commit the settled attempts not yet committed (the dispatcher does it with its
+        next transaction; this is for a stop, and for tests driving it by hand)."""
+        settled, self._settled = self._settled, []
+        if settled:
+            try:
+                await self.tables.transaction(settled)
+            except BaseException:
+                self._settled[:0] = settled
+                raise
+
+    def _start(
+        self, rows: Sequence[Sequence[Any]], endpoints: dict[str, Endpoint] | None = None
+    ) -> None:
+        for row in rows:
+            known = (endpoints or {}).get(str(row[2]))
+            task = asyncio.create_task(self._attempt(row, known), name=f"webhook {row[0]}")
+            self._sending.add(task)
+            task.add_done_callback(self._finished)
 
     async def _dispatch(self) -> float:
         """Claim and start what is due; how long to wait before looking again."""
@@ -580,16 +648,18 @@ class Webhooks(Extension):
         free = MAX_IN_FLIGHT - len(self._sending)
         if free <= 0:
             return POLL_SECONDS  # a finished attempt wakes the dispatcher
+        await self.flush()  # so a settled retry is not claimed again before it is due
         claimed = await self.tables.claim(self._owner, now, now + self._lease_seconds(), free)
-        for row in claimed:
-            task = asyncio.create_task(self._attempt(row), name=f"webhook {row[0]}")
-            self._sending.add(task)
-            task.add_done_callback(self._finished)
+        self._start(claimed)
         return 0.0 if claimed else POLL_SECONDS
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._sending.discard(task)
-        self._wake.set()
+        # Its settlement waits for the dispatcher's next transaction (the next events, or
+        # the poll); wake it now only when every attempt is done or slots were all taken,
+        # so a burst of answers costs one pass, not one each.
+        if not self._sending or len(self._sending) == MAX_IN_FLIGHT - 1:
+            self._wake.set()
 
     def _lease_seconds(self) -> float:
         # Long enough for one attempt (resolve, connect, send, read) with room to spare.
@@ -614,10 +684,10 @@ class Webhooks(Extension):
 
     # -- one attempt -------------------------------------------------------------------
 
-    async def _attempt(self, row: Sequence[Any]) -> None:
+    async def _attempt(self, row: Sequence[Any], known: Endpoint | None = None) -> None:
         delivery, wedding = str(row[0]), str(row[1])
         payload, attempts, event_at = str(row[3]), int(row[4]), float(row[5])
-        endpoint = await self.endpoint(wedding, str(row[2]))
+        endpoint = known or await self.endpoint(wedding, str(row[2]))
         if endpoint is None:
             return  # deleted meanwhile, with its deliveries
         status, error, answer = 0, "", ""
@@ -640,7 +710,7 @@ class Webhooks(Extension):
                 outcome, error = "gone", "410 Gone: the endpoint was disabled"
             else:
                 outcome, error = "rejected", f"HTTP {status}"
-        await self._settle(endpoint, delivery, attempts, event_at, outcome, status, error, answer)
+        self._settle(endpoint, delivery, attempts, event_at, outcome, status, error, answer)
 
     async def _send(self, endpoint: Endpoint, delivery: str, payload: str) -> tuple[int, str]:
         client = self._client
@@ -682,7 +752,7 @@ class Webhooks(Extension):
         text = bytes(kept[:MAX_RESPONSE_BYTES]).decode("utf-8", "replace")
         return response.status_code, text
 
-    async def _settle(
+    def _settle(
         self,
         endpoint: Endpoint,
         delivery: str,
@@ -744,28 +814,4 @@ class Webhooks(Extension):
                 attempts,
                 state,
             )
-        await self._commit_together(statements)
-
-    async def _commit_together(self, statements: list[Statement]) -> None:
-        """Commit ``statements`` with those of every attempt settling meanwhile, in one
-        transaction (one fsync for a burst of answers, not one each)."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._settling.append((statements, done))
-        if not self._flushing:
-            self._flushing = True
-            try:
-                while self._settling:
-                    batch, self._settling = self._settling, []
-                    try:
-                        await self.tables.transaction([s for group, _ in batch for s in group])
-                    except Exception as exc:
-                        for _, future in batch:
-                            if not future.done():
-                                future.set_exception(exc)
-                    else:
-                        for _, future in batch:
-                            if not future.done():
-                                future.set_result(None)
-            finally:
-                self._flushing = False
-        await done
+        self._settled.extend(statements)

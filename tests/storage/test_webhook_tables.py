@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -60,6 +61,11 @@ async def test_the_outbox_fans_out_once_claims_once_and_is_erased(
     assert len(claimed) == len(set(claimed)) == 3
     assert await one.tables.claim("three", now, now + 30, 10) == []
     assert {r[4] for r in a + b} == {1}  # the attempt is counted at the claim
+    # A fan-out may take the deliveries it writes for their first attempt at once.
+    await events(store, "w_2", "timeline.item_updated")
+    more, taken = await one.fan_out(lease=5)
+    assert not more and len(taken) == 1 and taken[0][2] == other.id and taken[0][4] == 1
+    assert await two.tables.claim(two._owner, time.time(), time.time() + 30, 10) == []
 
     # Settle: one delivered, one retried, then dead after the last attempt of "0,60".
     rows = {r[0]: r for r in a + b}
@@ -71,7 +77,7 @@ async def test_the_outbox_fans_out_once_claims_once_and_is_erased(
     ):
         webhooks = owner[delivery]
         row = rows[delivery]
-        await webhooks._settle(
+        webhooks._settle(
             endpoint,
             delivery,
             int(row[4]),
@@ -81,6 +87,7 @@ async def test_the_outbox_fans_out_once_claims_once_and_is_erased(
             "" if outcome == "delivered" else "HTTP 500",
             "ok",
         )
+        await webhooks.flush()
     health = await one.health(endpoint)
     assert (health.attempts_24h, health.failures_24h, health.pending, health.failed) == (2, 1, 1, 0)
     assert health.next_attempt is not None
@@ -90,7 +97,8 @@ async def test_the_outbox_fans_out_once_claims_once_and_is_erased(
     assert {r[2] for r in later} == {endpoint.id, other.id}
     [again] = [r for r in later if r[2] == endpoint.id]
     assert again[0] == by_type["guest.removed"] and again[4] == 2
-    await one._settle(endpoint, again[0], 2, float(again[5]), "rejected", 503, "HTTP 503", "")
+    one._settle(endpoint, again[0], 2, float(again[5]), "rejected", 503, "HTTP 503", "")
+    await one.fan_out()  # settled attempts are committed with the next fan-out
     [dead] = await one.deliveries(endpoint, status="failed", after=None, limit=50)
     assert dead.id == by_type["guest.removed"] and dead.last_status == 503
     shown = await one.endpoint("w_1", endpoint.id)
