@@ -1,6 +1,6 @@
 """Webhook latency: from an event's commit to its receivers, with 10 endpoints.
 
-    .venv/bin/python benchmarks/webhooks.py                      # 10 endpoints, 20 events/s, 10 s
+    .venv/bin/python benchmarks/webhooks.py                      # 10 endpoints, 5 events/s, 10 s
     .venv/bin/python benchmarks/webhooks.py --endpoints 2 --seconds 1   # a smoke run
 
 Starts a real server (SQLite, a fresh data directory) and ``--endpoints`` real receivers
@@ -120,7 +120,7 @@ async def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--endpoints", type=int, default=10)
-    parser.add_argument("--rate", type=float, default=20.0, help="events per second")
+    parser.add_argument("--rate", type=float, default=5.0, help="events per second")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument(
         "--sqlite-synchronous",

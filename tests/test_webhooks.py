@@ -259,6 +259,23 @@ async def test_only_roles_with_the_capability_manage_webhooks(
     hook = couple.json()["id"]
     assert (await http.delete(f"{BASE}/{hook}", headers=auth("vendor", "eve"))).status_code == 403
     assert (await http.get(f"{BASE}/{hook}", headers=auth())).status_code == 200
+    # Every route is in the OpenAPI document, with its typed bodies.
+    spec = (await http.get("/openapi.json")).json()
+    operations = {op["operationId"] for item in spec["paths"].values() for op in item.values()}
+    assert {
+        "createWebhook",
+        "listWebhooks",
+        "getWebhook",
+        "deleteWebhook",
+        "rotateWebhookSecret",
+        "testWebhook",
+        "listWebhookDeliveries",
+        "replayWebhookDelivery",
+    } <= operations
+    create_op = spec["paths"][BASE.replace("w1", "{wedding_id}")]["post"]
+    assert create_op["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/WebhookRequest"
+    )
 
 
 @pytest.mark.asyncio
@@ -429,3 +446,26 @@ async def test_the_readme_receiver_verifies_and_prints_events(
     finally:
         process.kill()
         await process.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_the_benchmark_runs() -> None:
+    script = README.parent / "benchmarks" / "webhooks.py"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        "--endpoints",
+        "2",
+        "--rate",
+        "10",
+        "--seconds",
+        "0.3",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(90):
+        out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert "| webhook latency p99 from commit to receiver |" in out.decode()
+    assert "| deliveries (endpoints × events) | 6 (6 distinct) |" in out.decode()
