@@ -215,6 +215,31 @@ async def test_410_disables_the_endpoint_and_others_keep_receiving(
         assert (await http.post(f"{BASE}/{dead_hook}/test", headers=auth())).status_code == 409
 
 
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_an_endpoint_that_hangs_holds_a_few_attempts_and_never_blocks_another(
+    tmp_path: Path,
+) -> None:
+    env = {**ENV, "CRDT_SERVER_RATE_EVENTS_PER_MINUTE": "10000"}
+    async with (
+        WebhookReceiver(hold=True) as hanging,
+        WebhookReceiver() as healthy,
+        ServerProcess(tmp_path / "data", env=env, anonymous=False) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+    ):
+        await create(http, hanging.url)
+        await create(http, healthy.url)
+        count = 40  # more than the 32 attempts a process makes at once
+        for _ in range(count):
+            await post_event(http)
+        # Every delivery to the healthy endpoint arrives while the other one still hangs
+        # (its attempts time out only after 10 s), and that one holds 4 attempts only.
+        got = await healthy.wait_for(count, timeout=8)
+        assert len({g.id for g in got}) == count
+        assert len(hanging.received) == 4
+        hanging.release()
+
+
 @pytest.mark.asyncio
 async def test_rotation_signs_with_both_secrets_for_a_day(
     api: tuple[ServerProcess, httpx.AsyncClient],

@@ -69,12 +69,25 @@ SCHEMA = Schema(
 _CLAIM = """
 UPDATE {t}webhook_deliveries SET lease_until = ?, lease_owner = ?, attempts = attempts + 1
 WHERE id IN (
-  SELECT d.id FROM {t}webhook_deliveries d JOIN {t}webhook_endpoints e ON e.id = d.endpoint
-  WHERE d.status = 'pending' AND d.next_at <= ? AND d.lease_until <= ? AND e.disabled = ''
-  ORDER BY d.next_at LIMIT ? {lock}
+  SELECT c.id FROM {t}webhook_deliveries c WHERE c.id IN (
+    SELECT ranked.id FROM (
+      SELECT d.id, d.endpoint, ROW_NUMBER() OVER (PARTITION BY d.endpoint ORDER BY d.next_at)
+        AS n
+      FROM {t}webhook_deliveries d JOIN {t}webhook_endpoints e ON e.id = d.endpoint
+      WHERE d.status = 'pending' AND d.next_at <= ? AND d.lease_until <= ? AND e.disabled = ''
+    ) ranked
+    WHERE ranked.n + (
+      SELECT COUNT(*) FROM {t}webhook_deliveries b
+      WHERE b.endpoint = ranked.endpoint AND b.status = 'pending' AND b.lease_until > ?
+    ) <= ?
+  )
+  ORDER BY c.next_at LIMIT ? {lock}
 )
 RETURNING id, wedding, endpoint, payload, attempts, event_at
 """
+"""Due deliveries of enabled endpoints, oldest first, at most ``per_endpoint`` in flight
+for each endpoint (counting those leased by any process), so that an endpoint that hangs
+until the timeout holds a few attempts, never every slot."""
 
 _PLACEHOLDER = re.compile(r"\?")
 
@@ -128,15 +141,16 @@ class WebhookTables:
         return await self._sqlite.write(body)
 
     async def claim(
-        self, owner: str, now: float, lease_until: float, limit: int
+        self, owner: str, now: float, lease_until: float, limit: int, per_endpoint: int = 4
     ) -> list[tuple[Any, ...]]:
         """Take up to ``limit`` due deliveries of enabled endpoints under a lease (counting
-        the attempt): rows of (id, wedding, endpoint, payload, attempts, event_at)."""
+        the attempt), at most ``per_endpoint`` in flight per endpoint: rows of (id,
+        wedding, endpoint, payload, attempts, event_at)."""
+        args = (lease_until, owner, now, now, now, per_endpoint, limit)
         if self._pg is not None:
-            text = _CLAIM.replace("{lock}", "FOR UPDATE OF d SKIP LOCKED")
-            args = (lease_until, owner, now, now, limit)
+            text = _CLAIM.replace("{lock}", "FOR UPDATE OF c SKIP LOCKED")
             # One statement, outside the store's write lock: claims never wait on commits.
             return [tuple(r) for r in await self._pg.fetch(self.sql(text), *args)]
         text = _CLAIM.replace("{lock}", "")
-        rows = await self.transaction([(text, (lease_until, owner, now, now, limit))])
+        rows = await self.transaction([(text, args)])
         return rows[0]

@@ -60,6 +60,9 @@ MAX_RESPONSE_BYTES = 1024
 """How much of a receiver's answer is kept (shown in the deliveries list)."""
 MAX_IN_FLIGHT = 32
 """Attempts one process makes at once."""
+PER_ENDPOINT = 4
+"""Attempts in flight to one endpoint (all processes): an endpoint that hangs until the
+timeout holds this many, never every slot."""
 POLL_SECONDS = 1.0
 """How often the dispatcher looks for work it was not woken for (events committed by
 another process without a bus, custom events, retries that came due)."""
@@ -262,7 +265,10 @@ class Webhooks(Extension):
         self._wake = asyncio.Event()
         self._closed = False
         self._runner: asyncio.Task[None] | None = None
-        self._sending: set[asyncio.Task[None]] = set()
+        self._sending: dict[asyncio.Task[None], str] = {}
+        """Attempts in flight, with their endpoint."""
+        self._in_flight: dict[str, int] = {}
+        """Attempts in flight per endpoint."""
         self._swept_at = 0.0
         self._fanned: dict[str, Endpoint] = {}
         """The endpoints of the last fan-out (their first attempts need not read them)."""
@@ -574,9 +580,11 @@ class Webhooks(Extension):
             # commit order), so the cursor may pass the events that did not match.
             cursor = page[-1].seq if full else max([last, *(e.seq for e in page)])
             now = time.time()
+            busy = self._in_flight.get(endpoint.id, 0)
             for e in page:
-                take = first_delay == 0 and lease > 0
+                take = first_delay == 0 and lease > 0 and busy < PER_ENDPOINT
                 lease -= int(take)
+                busy += int(take)
                 statements.append(
                     self._insert(
                         endpoint,
@@ -626,9 +634,12 @@ class Webhooks(Extension):
         self, rows: Sequence[Sequence[Any]], endpoints: dict[str, Endpoint] | None = None
     ) -> None:
         for row in rows:
-            known = (endpoints or {}).get(str(row[2]))
-            task = asyncio.create_task(self._attempt(row, known), name=f"webhook {row[0]}")
-            self._sending.add(task)
+            hook = str(row[2])
+            task = asyncio.create_task(
+                self._attempt(row, (endpoints or {}).get(hook)), name=f"webhook {row[0]}"
+            )
+            self._sending[task] = hook
+            self._in_flight[hook] = self._in_flight.get(hook, 0) + 1
             task.add_done_callback(self._finished)
 
     async def _dispatch(self) -> float:
@@ -649,12 +660,19 @@ class Webhooks(Extension):
         if free <= 0:
             return POLL_SECONDS  # a finished attempt wakes the dispatcher
         await self.flush()  # so a settled retry is not claimed again before it is due
-        claimed = await self.tables.claim(self._owner, now, now + self._lease_seconds(), free)
+        claimed = await self.tables.claim(
+            self._owner, now, now + self._lease_seconds(), free, PER_ENDPOINT
+        )
         self._start(claimed)
         return 0.0 if claimed else POLL_SECONDS
 
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._sending.discard(task)
+        hook = self._sending.pop(task, "")
+        left = self._in_flight.get(hook, 1) - 1
+        if left > 0:
+            self._in_flight[hook] = left
+        else:
+            self._in_flight.pop(hook, None)
         # Its settlement waits for the dispatcher's next transaction (the next events, or
         # the poll); wake it now only when every attempt is done or slots were all taken,
         # so a burst of answers costs one pass, not one each.
