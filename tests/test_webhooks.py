@@ -284,6 +284,16 @@ async def test_only_roles_with_the_capability_manage_webhooks(
     hook = couple.json()["id"]
     assert (await http.delete(f"{BASE}/{hook}", headers=auth("vendor", "eve"))).status_code == 403
     assert (await http.get(f"{BASE}/{hook}", headers=auth())).status_code == 200
+    # Idempotency-Key: a retried create answers the first endpoint; another body is 409.
+    keyed = {**auth(), "Idempotency-Key": "crm-setup-1"}
+    first = await http.post(BASE, json={"url": url, "description": "a"}, headers=keyed)
+    again = await http.post(BASE, json={"url": url, "description": "a"}, headers=keyed)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json() == again.json()
+    other_body = await http.post(BASE, json={"url": url, "description": "b"}, headers=keyed)
+    assert other_body.status_code == 409
+    ids = [w["id"] for w in (await http.get(BASE, headers=auth())).json()["webhooks"]]
+    assert ids.count(first.json()["id"]) == 1 and len(ids) == 2
     # Every route is in the OpenAPI document, with its typed bodies.
     spec = (await http.get("/openapi.json")).json()
     operations = {op["operationId"] for item in spec["paths"].values() for op in item.values()}

@@ -13,6 +13,8 @@ Only roles with the ``webhooks.manage`` capability (default: couple, planner) ma
 
 from __future__ import annotations
 
+import hashlib
+import time
 from typing import Annotated, Literal
 
 import msgspec
@@ -22,7 +24,8 @@ from crdt_server.edge.documents import capable_principal
 from crdt_server.edge.problems import ApiError
 from crdt_server.edge.routing import Call, QueryParam, Route, json_response, wedding_path
 from crdt_server.extensions.webhook_safety import UnsafeTarget, check_url, resolve_target
-from crdt_server.extensions.webhooks import Endpoint, Webhooks
+from crdt_server.extensions.webhooks import Endpoint, IdempotencyConflict, Webhooks
+from storage import Once
 
 __all__ = ["webhook_routes"]
 
@@ -30,6 +33,7 @@ CAPABILITY = "webhooks.manage"
 MAX_ENDPOINTS = 50
 """Endpoints one wedding may have."""
 MAX_PATTERNS = 50
+IDEMPOTENCY_SECONDS = 24 * 3600.0
 
 
 def _all() -> list[str]:
@@ -150,7 +154,8 @@ def _limit(call: Call) -> int:
 
 
 async def create_webhook(call: Call) -> Response:
-    wedding_id = _manager(call)
+    wedding_id = wedding_path(call)
+    principal = capable_principal(call, wedding_id, CAPABILITY)
     body = call.json(WebhookRequest)
     try:
         check_url(body.url)
@@ -162,13 +167,28 @@ async def create_webhook(call: Call) -> Response:
         await resolve_target(body.url, allow_private=webhooks.allow_private)
     except UnsafeTarget as exc:
         raise ApiError.field(422, "url", str(exc)) from None
+    once = None
+    key = call.request.headers.get("idempotency-key")
+    if key is not None:
+        if not 1 <= len(key) <= 255:
+            raise ApiError.field(400, "Idempotency-Key", "1 to 255 characters")
+        once = Once(
+            f"{wedding_id}:{principal.user_id}:webhooks",
+            key,
+            hashlib.sha256(call.body).hexdigest(),
+            time.time() + IDEMPOTENCY_SECONDS,
+        )
     if await webhooks.count(wedding_id) >= MAX_ENDPOINTS:
         raise ApiError(422, f"a wedding has at most {MAX_ENDPOINTS} webhook endpoints")
     try:
-        endpoint, secret = await webhooks.create(wedding_id, body.url, events, body.description)
+        endpoint, secret, first = await webhooks.create(
+            wedding_id, body.url, events, body.description, once=once
+        )
+    except IdempotencyConflict as exc:
+        raise ApiError(409, str(exc)) from None
     except LookupError:
         raise ApiError(410, "this wedding was erased") from None
-    return json_response(CreatedWebhook(endpoint.id, secret), status_code=201)
+    return json_response(CreatedWebhook(endpoint.id, secret), status_code=201 if first else 200)
 
 
 async def list_webhooks(call: Call) -> Response:
@@ -248,14 +268,15 @@ def webhook_routes() -> list[Route]:
             "POST",
             base,
             "createWebhook",
-            "Add an outgoing webhook endpoint; its signing secret is shown only here",
+            "Add an outgoing webhook endpoint; its signing secret is shown only here;"
+            " Idempotency-Key honoured",
             create_webhook,
             "write",
             body="json",
             request_model=WebhookRequest,
             response_model=CreatedWebhook,
             status=201,
-            errors=(*common, 422),
+            errors=(*common, 409, 422),
         ),
         Route(
             "GET",

@@ -47,6 +47,11 @@ _ATTEMPTS = (
     " endpoint TEXT NOT NULL, delivery TEXT NOT NULL, at {real} NOT NULL, ok {int} NOT NULL,"
     " status {int} NOT NULL)"
 )
+_IDEMPOTENCY = (
+    "CREATE TABLE IF NOT EXISTS {t}webhook_idempotency (scope TEXT NOT NULL,"
+    " key TEXT NOT NULL, wedding TEXT NOT NULL, fingerprint TEXT NOT NULL,"
+    " endpoint TEXT NOT NULL, expires_at {real} NOT NULL, PRIMARY KEY (scope, key))"
+)
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS webhook_endpoints_wedding ON {t}webhook_endpoints (wedding, id)",
     "CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON {t}webhook_deliveries (status, next_at)",
@@ -54,7 +59,7 @@ _INDEXES = (
     " (endpoint, status, id)",
     "CREATE INDEX IF NOT EXISTS webhook_attempts_endpoint ON {t}webhook_attempts (endpoint, at)",
 )
-_DDL = (_ENDPOINTS, _DELIVERIES, _ATTEMPTS, *_INDEXES)
+_DDL = (_ENDPOINTS, _DELIVERIES, _ATTEMPTS, _IDEMPOTENCY, *_INDEXES)
 
 SCHEMA = Schema(
     "webhooks",
@@ -63,7 +68,12 @@ SCHEMA = Schema(
         s.replace("{t}", "{s}.").format(s="{s}", real="double precision", int="bigint")
         for s in _DDL
     ),
-    wedding_tables=("webhook_endpoints", "webhook_deliveries", "webhook_attempts"),
+    wedding_tables=(
+        "webhook_endpoints",
+        "webhook_deliveries",
+        "webhook_attempts",
+        "webhook_idempotency",
+    ),
 )
 
 _CLAIM = """

@@ -48,9 +48,9 @@ from crdt_server.extensions.events import event_json, rfc3339
 from crdt_server.extensions.webhook_safety import UnsafeTarget, resolve_target
 from crdt_server.extensions.webhook_tables import Statement, WebhookTables
 from crdt_server.settings import Settings
-from storage import DocumentStore, EventFilter, StoredEvent
+from storage import DocumentStore, EventFilter, Once, StoredEvent
 
-__all__ = ["Delivery", "Endpoint", "Health", "Webhooks", "new_secret"]
+__all__ = ["Delivery", "Endpoint", "Health", "IdempotencyConflict", "Webhooks", "new_secret"]
 
 log = logging.getLogger("crdt_server.webhooks")
 
@@ -79,6 +79,10 @@ _DELIVERY_COLUMNS = (
     "id, endpoint, event_seq, type, status, attempts, next_at, last_status, last_error,"
     " last_response, created_at, done_at"
 )
+
+
+class IdempotencyConflict(Exception):
+    """An ``Idempotency-Key`` reused with another body (or for a deleted endpoint)."""
 
 
 def new_secret() -> str:
@@ -339,24 +343,83 @@ class Webhooks(Extension):
         return self._settings.webhook_allow_private
 
     async def create(
-        self, wedding: str, url: str, events: list[str], description: str
-    ) -> tuple[Endpoint, str]:
-        """A new endpoint receiving the wedding's events from now on, and its secret."""
+        self,
+        wedding: str,
+        url: str,
+        events: list[str],
+        description: str,
+        *,
+        once: Once | None = None,
+    ) -> tuple[Endpoint, str, bool]:
+        """A new endpoint receiving the wedding's events from now on, its secret, and
+        True. With ``once``, a key already used (within its lifetime) creates nothing and
+        gives the endpoint it created, its current secret, and False; raises
+        :class:`IdempotencyConflict` if it was used with another body. Raises
+        :class:`LookupError` if the wedding is erased."""
+        if once is not None:
+            earlier = await self._created_with(wedding, once)
+            if earlier is not None:
+                return earlier
         hook, secret, now = _new_id("wh"), new_secret(), time.time()
         after = await self.tables.store.last_event_seq(wedding)
-        await self.tables.transaction(
-            [
+        values = (hook, wedding, url, description, json.dumps(events), secret, after, now)
+        if once is None:
+            statements: list[Statement] = [
                 (
                     "INSERT INTO {t}webhook_endpoints (id, wedding, url, description, events,"
                     " secret, after_seq, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (hook, wedding, url, description, json.dumps(events), secret, after, now),
+                    values,
                 )
             ]
-        )
+        else:
+            # The key row first; the endpoint only if that row is this call's (a concurrent
+            # call with the same key creates nothing and reads the winner's).
+            statements = [
+                (
+                    "DELETE FROM {t}webhook_idempotency WHERE scope = ? AND key = ?"
+                    " AND expires_at <= ?",
+                    (once.scope, once.key, now),
+                ),
+                (
+                    "INSERT INTO {t}webhook_idempotency (scope, key, wedding, fingerprint,"
+                    " endpoint, expires_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (once.scope, once.key, wedding, once.fingerprint, hook, once.expires_at),
+                ),
+                (
+                    "INSERT INTO {t}webhook_endpoints (id, wedding, url, description, events,"
+                    " secret, after_seq, created_at) SELECT CAST(? AS TEXT), CAST(? AS TEXT),"
+                    " CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT),"
+                    " CAST(? AS BIGINT), CAST(? AS DOUBLE PRECISION) WHERE EXISTS (SELECT 1"
+                    " FROM {t}webhook_idempotency WHERE scope = ? AND key = ? AND endpoint = ?)",
+                    (*values, once.scope, once.key, hook),
+                ),
+            ]
+        await self.tables.transaction(statements)
         endpoint = await self.endpoint(wedding, hook)
-        if endpoint is None:  # the wedding was erased meanwhile (its trigger dropped the row)
-            raise LookupError(wedding)
-        return endpoint, secret
+        if endpoint is not None:
+            return endpoint, secret, True
+        if once is not None:
+            earlier = await self._created_with(wedding, once)
+            if earlier is not None:
+                return earlier
+        raise LookupError(wedding)  # erased meanwhile: its trigger dropped the rows
+
+    async def _created_with(self, wedding: str, once: Once) -> tuple[Endpoint, str, bool] | None:
+        rows = await self.tables.read(
+            "SELECT fingerprint, endpoint FROM {t}webhook_idempotency"
+            " WHERE scope = ? AND key = ? AND expires_at > ?",
+            once.scope,
+            once.key,
+            time.time(),
+        )
+        if not rows:
+            return None
+        if str(rows[0][0]) != once.fingerprint:
+            raise IdempotencyConflict("this Idempotency-Key was used with another body")
+        endpoint = await self.endpoint(wedding, str(rows[0][1]))
+        if endpoint is None:
+            raise IdempotencyConflict("the endpoint created with this Idempotency-Key is deleted")
+        return endpoint, endpoint.secret, False
 
     async def count(self, wedding: str) -> int:
         rows = await self.tables.read(
@@ -692,6 +755,7 @@ class Webhooks(Extension):
         await self.tables.transaction(
             [
                 ("DELETE FROM {t}webhook_attempts WHERE at < ?", (now - ATTEMPTS_KEPT_SECONDS,)),
+                ("DELETE FROM {t}webhook_idempotency WHERE expires_at < ?", (now,)),
                 (
                     "DELETE FROM {t}webhook_deliveries WHERE status <> 'pending'"
                     " AND done_at > 0 AND done_at < ?",

@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import replace
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from crdt_server.extensions.webhooks import Webhooks
+from crdt_server.extensions.webhooks import IdempotencyConflict, Webhooks
 from crdt_server.settings import Settings
-from storage import DocumentStore, NewEvent
+from storage import DocumentStore, NewEvent, Once
 from tests.storage.conftest import OpenStore
 
 SETTINGS = Settings(webhook_retry_schedule="0,60")
@@ -37,9 +38,9 @@ async def test_the_outbox_fans_out_once_claims_once_and_is_erased(
 ) -> None:
     one, two = await opened(store), await opened(await open_store())
     await events(store, "w_1", "guest.added")  # before the endpoint: never sent
-    endpoint, secret = await one.create("w_1", "https://example.com/h", ["guest.*"], "crm")
-    assert secret.startswith("whsec_") and endpoint.events == ["guest.*"]
-    other, _ = await one.create("w_2", "https://example.com/h", ["*"], "")
+    endpoint, secret, first = await one.create("w_1", "https://example.com/h", ["guest.*"], "crm")
+    assert secret.startswith("whsec_") and endpoint.events == ["guest.*"] and first
+    other, _, _ = await one.create("w_2", "https://example.com/h", ["*"], "")
     await events(store, "w_1", "guest.updated", "budget.total_changed", "guest.removed")
     await events(store, "w_2", "timeline.item_added")
 
@@ -116,13 +117,30 @@ async def test_the_outbox_fans_out_once_claims_once_and_is_erased(
     assert rotated.signing_secrets(0) == [new, secret]
     assert await one.rotate("w_1", "wh_nope") is None
 
+    # Idempotency-Key: two processes creating with one key at once make one endpoint.
+    once = Once("w_1:ada:webhooks", "k1", "f1", time.time() + 60)
+    made = await asyncio.gather(
+        one.create("w_1", "https://example.com/k", ["*"], "", once=once),
+        two.create("w_1", "https://example.com/k", ["*"], "", once=once),
+    )
+    assert made[0][0].id == made[1][0].id and made[0][1] == made[1][1]
+    assert sorted(m[2] for m in made) == [False, True]
+    with pytest.raises(IdempotencyConflict):
+        await one.create(
+            "w_1", "https://example.com/k", ["*"], "", once=replace(once, fingerprint="f2")
+        )
+    expired = Once("w_1:ada:webhooks", "k2", "f1", time.time() - 1)
+    await one.create("w_1", "https://example.com/k", ["*"], "", once=expired)
+    again = await one.create("w_1", "https://example.com/k", ["*"], "", once=expired)
+    assert again[2]  # an expired key is a new key
+
     # Erasure empties every webhook table of the wedding, and nothing comes back.
     await store.erase_wedding("w_1")
     assert await one.endpoint("w_1", endpoint.id) is None
     assert await one.deliveries(endpoint, status=None, after=None, limit=50) == []
     assert await one.endpoints("w_2", after="", limit=50) != []
     with pytest.raises(LookupError):
-        await one.create("w_1", "https://example.com/h", ["*"], "")
+        await one.create("w_1", "https://example.com/h", ["*"], "", once=once)
     assert await one.delete("w_2", other.id)
     assert not await one.delete("w_2", other.id)
     assert await one.deliveries(other, status=None, after=None, limit=50) == []
