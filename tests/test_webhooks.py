@@ -138,6 +138,10 @@ async def test_events_reach_a_receiver_signed_as_standard_webhooks(
         assert [d["status"] for d in delivered["deliveries"]] == ["delivered"] * 3
         assert delivered["deliveries"][0]["type"] == "webhook.test"  # newest first
 
+        metrics = (await http.get("/metrics")).text
+        assert 'crdt_webhook_attempts_total{outcome="delivered"} 3.0' in metrics
+        assert "crdt_webhook_delivery_seconds_count 3.0" in metrics
+
         assert (await http.delete(f"{BASE}/{hook}", headers=auth())).status_code == 204
         assert (await http.get(f"{BASE}/{hook}", headers=auth())).status_code == 404
         assert (await http.delete(f"{BASE}/{hook}", headers=auth())).status_code == 404
