@@ -23,8 +23,9 @@ from starlette.responses import Response
 from crdt_server.edge.documents import capable_principal
 from crdt_server.edge.problems import ApiError
 from crdt_server.edge.routing import Call, QueryParam, Route, json_response, wedding_path
+from crdt_server.extensions.webhook_model import Endpoint, IdempotencyConflict
 from crdt_server.extensions.webhook_safety import UnsafeTarget, check_url, resolve_target
-from crdt_server.extensions.webhooks import Endpoint, IdempotencyConflict, Webhooks
+from crdt_server.extensions.webhooks import Webhooks
 from storage import Once
 
 __all__ = ["webhook_routes"]

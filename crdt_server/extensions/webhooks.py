@@ -26,7 +26,6 @@ Wire format (https://www.standardwebhooks.com/): headers ``webhook-id``,
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
@@ -35,7 +34,6 @@ import secrets
 import socket
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,13 +42,26 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from standardwebhooks import Webhook
 
 from crdt_server.core.hooks import Core, Extension
-from crdt_server.extensions.events import event_json, rfc3339
+from crdt_server.extensions.events import rfc3339
+from crdt_server.extensions.webhook_model import (
+    DELIVERY_COLUMNS,
+    ENDPOINT_COLUMNS,
+    Delivery,
+    Endpoint,
+    Health,
+    IdempotencyConflict,
+    delivery_of,
+    endpoint_of,
+    new_id,
+    new_secret,
+    payload_of,
+)
 from crdt_server.extensions.webhook_safety import UnsafeTarget, resolve_target
 from crdt_server.extensions.webhook_tables import Statement, WebhookTables
 from crdt_server.settings import Settings
-from storage import DocumentStore, EventFilter, Once, StoredEvent
+from storage import DocumentStore, EventFilter, Once
 
-__all__ = ["Delivery", "Endpoint", "Health", "IdempotencyConflict", "Webhooks", "new_secret"]
+__all__ = ["Webhooks"]
 
 log = logging.getLogger("crdt_server.webhooks")
 
@@ -70,167 +81,6 @@ PAGE = 200
 SWEEP_SECONDS = 3600.0
 ATTEMPTS_KEPT_SECONDS = 2 * 24 * 3600.0
 USER_AGENT = "crdt-server-webhooks/1"
-
-_ENDPOINT_COLUMNS = (
-    "id, wedding, url, description, events, secret, old_secret, old_until, disabled,"
-    " last_error, last_error_at, created_at"
-)
-_DELIVERY_COLUMNS = (
-    "id, endpoint, event_seq, type, status, attempts, next_at, last_status, last_error,"
-    " last_response, created_at, done_at"
-)
-
-
-class IdempotencyConflict(Exception):
-    """An ``Idempotency-Key`` reused with another body (or for a deleted endpoint)."""
-
-
-def new_secret() -> str:
-    """A fresh signing secret: ``whsec_`` and 32 random bytes in base64."""
-    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-
-
-_last_stamp = 0
-
-
-def _new_id(prefix: str) -> str:
-    """A server id that sorts by creation (milliseconds, kept strictly increasing within
-    this process so a batch sorts in its order), then at random (across processes)."""
-    global _last_stamp
-    _last_stamp = max(int(time.time() * 1000), _last_stamp + 1)
-    return f"{prefix}_{_last_stamp:012x}{secrets.token_hex(6)}"
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    id: str
-    wedding: str
-    url: str
-    description: str
-    events: list[str]
-    secret: str
-    old_secret: str
-    old_until: float
-    disabled: str
-    """Why the endpoint no longer receives anything (empty: it does)."""
-    last_error: str
-    last_error_at: float
-    created_at: float
-
-    def signing_secrets(self, now: float) -> list[str]:
-        if self.old_secret and self.old_until > now:
-            return [self.secret, self.old_secret]
-        return [self.secret]
-
-    def json(self) -> dict[str, Any]:
-        """As the API lists it: never its secrets."""
-        return {
-            "id": self.id,
-            "url": self.url,
-            "description": self.description,
-            "events": self.events,
-            "enabled": not self.disabled,
-            "disabled_reason": self.disabled or None,
-            "created_at": rfc3339(self.created_at),
-            "old_secret_expires_at": (
-                rfc3339(self.old_until)
-                if self.old_secret and self.old_until > time.time()
-                else None
-            ),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Health:
-    attempts_24h: int
-    failures_24h: int
-    pending: int
-    failed: int
-    next_attempt: float | None
-
-    def json(self, endpoint: Endpoint) -> dict[str, Any]:
-        rate = None if not self.attempts_24h else 1 - self.failures_24h / self.attempts_24h
-        return {
-            "success_rate_24h": rate,
-            "attempts_24h": self.attempts_24h,
-            "failures_24h": self.failures_24h,
-            "last_error": endpoint.last_error or None,
-            "last_error_at": rfc3339(endpoint.last_error_at) if endpoint.last_error else None,
-            "next_attempt": rfc3339(self.next_attempt) if self.next_attempt else None,
-            "pending": self.pending,
-            "failed": self.failed,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    id: str
-    endpoint: str
-    event_seq: int | None
-    type: str
-    status: str
-    attempts: int
-    next_at: float
-    last_status: int
-    last_error: str
-    last_response: str
-    created_at: float
-    done_at: float
-
-    def json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "type": self.type,
-            "seq": self.event_seq,
-            "status": self.status,
-            "attempts": self.attempts,
-            "next_attempt": rfc3339(self.next_at) if self.status == "pending" else None,
-            "last_status": self.last_status or None,
-            "last_error": self.last_error or None,
-            "last_response": self.last_response or None,
-            "created_at": rfc3339(self.created_at),
-            "done_at": rfc3339(self.done_at) if self.done_at else None,
-        }
-
-
-def _endpoint(row: Sequence[Any]) -> Endpoint:
-    return Endpoint(
-        str(row[0]),
-        str(row[1]),
-        str(row[2]),
-        str(row[3]),
-        list(json.loads(row[4])),
-        str(row[5]),
-        str(row[6]),
-        float(row[7]),
-        str(row[8]),
-        str(row[9]),
-        float(row[10]),
-        float(row[11]),
-    )
-
-
-def _delivery(row: Sequence[Any]) -> Delivery:
-    return Delivery(
-        str(row[0]),
-        str(row[1]),
-        None if row[2] is None else int(row[2]),
-        str(row[3]),
-        str(row[4]),
-        int(row[5]),
-        float(row[6]),
-        int(row[7]),
-        str(row[8]),
-        str(row[9]),
-        float(row[10]),
-        float(row[11]),
-    )
-
-
-def payload_of(event: StoredEvent) -> str:
-    """The Standard Webhooks body of an event."""
-    body = {"type": event.type, "timestamp": rfc3339(event.at), "data": event_json(event)}
-    return json.dumps(body, separators=(",", ":"))
 
 
 class _Metrics:
@@ -360,7 +210,7 @@ class Webhooks(Extension):
             earlier = await self._created_with(wedding, once)
             if earlier is not None:
                 return earlier
-        hook, secret, now = _new_id("wh"), new_secret(), time.time()
+        hook, secret, now = new_id("wh"), new_secret(), time.time()
         after = await self.tables.store.last_event_seq(wedding)
         values = (hook, wedding, url, description, json.dumps(events), secret, after, now)
         if once is None:
@@ -429,21 +279,21 @@ class Webhooks(Extension):
 
     async def endpoints(self, wedding: str, *, after: str, limit: int) -> list[Endpoint]:
         rows = await self.tables.read(
-            f"SELECT {_ENDPOINT_COLUMNS} FROM {{t}}webhook_endpoints"
+            f"SELECT {ENDPOINT_COLUMNS} FROM {{t}}webhook_endpoints"
             " WHERE wedding = ? AND id > ? ORDER BY id LIMIT ?",
             wedding,
             after,
             limit,
         )
-        return [_endpoint(r) for r in rows]
+        return [endpoint_of(r) for r in rows]
 
     async def endpoint(self, wedding: str, hook: str) -> Endpoint | None:
         rows = await self.tables.read(
-            f"SELECT {_ENDPOINT_COLUMNS} FROM {{t}}webhook_endpoints WHERE wedding = ? AND id = ?",
+            f"SELECT {ENDPOINT_COLUMNS} FROM {{t}}webhook_endpoints WHERE wedding = ? AND id = ?",
             wedding,
             hook,
         )
-        return _endpoint(rows[0]) if rows else None
+        return endpoint_of(rows[0]) if rows else None
 
     async def health(self, endpoint: Endpoint) -> Health:
         since = time.time() - 24 * 3600
@@ -500,7 +350,7 @@ class Webhooks(Extension):
     async def send_test(self, endpoint: Endpoint) -> str:
         """Queue a ``webhook.test`` delivery to the endpoint now; its id."""
         now = time.time()
-        delivery = _new_id("msg")
+        delivery = new_id("msg")
         data = {"endpoint": endpoint.id, "wedding": endpoint.wedding, "at": rfc3339(now)}
         body = {"type": "webhook.test", "timestamp": rfc3339(now), "data": data}
         payload = json.dumps(body, separators=(",", ":"))
@@ -524,21 +374,20 @@ class Webhooks(Extension):
             where += " AND id < ?"
             args.append(after)
         rows = await self.tables.read(
-            f"SELECT {_DELIVERY_COLUMNS} FROM {{t}}webhook_deliveries WHERE {where}"
+            f"SELECT {DELIVERY_COLUMNS} FROM {{t}}webhook_deliveries WHERE {where}"
             " ORDER BY id DESC LIMIT ?",
             *args,
             limit,
         )
-        return [_delivery(r) for r in rows]
+        return [delivery_of(r) for r in rows]
 
     async def delivery(self, endpoint: Endpoint, delivery: str) -> Delivery | None:
         rows = await self.tables.read(
-            f"SELECT {_DELIVERY_COLUMNS} FROM {{t}}webhook_deliveries"
-            " WHERE endpoint = ? AND id = ?",
+            f"SELECT {DELIVERY_COLUMNS} FROM {{t}}webhook_deliveries WHERE endpoint = ? AND id = ?",
             endpoint.id,
             delivery,
         )
-        return _delivery(rows[0]) if rows else None
+        return delivery_of(rows[0]) if rows else None
 
     async def replay(self, endpoint: Endpoint, delivery: str) -> bool:
         """Attempt a finished (failed or delivered) delivery again, from the start of the
@@ -620,7 +469,7 @@ class Webhooks(Extension):
         attempt. Answers whether some endpoint has more (call again), and the deliveries
         taken (as :meth:`WebhookTables.claim` gives them)."""
         rows = await self.tables.read(
-            f"SELECT {', '.join('e.' + c.strip() for c in _ENDPOINT_COLUMNS.split(','))},"
+            f"SELECT {', '.join('e.' + c.strip() for c in ENDPOINT_COLUMNS.split(','))},"
             " e.after_seq, c.last_seq FROM {t}webhook_endpoints e"
             " JOIN {t}event_counters c ON c.wedding = e.wedding"
             " WHERE e.disabled = '' AND c.last_seq > e.after_seq"
@@ -630,7 +479,7 @@ class Webhooks(Extension):
         more = False
         self._fanned = {}
         for row in rows:
-            endpoint = _endpoint(row)
+            endpoint = endpoint_of(row)
             self._fanned[endpoint.id] = endpoint
             after, last = int(row[12]), int(row[13])
             where = EventFilter(types=() if "*" in endpoint.events else tuple(endpoint.events))
@@ -651,7 +500,7 @@ class Webhooks(Extension):
                 statements.append(
                     self._insert(
                         endpoint,
-                        _new_id("msg"),
+                        new_id("msg"),
                         e.seq,
                         e.type,
                         payload_of(e),

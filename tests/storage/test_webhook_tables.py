@@ -12,7 +12,8 @@ from dataclasses import replace
 import pytest
 from prometheus_client import CollectorRegistry
 
-from crdt_server.extensions.webhooks import IdempotencyConflict, Webhooks
+from crdt_server.extensions.webhook_model import IdempotencyConflict
+from crdt_server.extensions.webhooks import Webhooks
 from crdt_server.settings import Settings
 from storage import DocumentStore, NewEvent, Once
 from tests.storage.conftest import OpenStore
