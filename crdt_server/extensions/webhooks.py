@@ -34,12 +34,10 @@ import secrets
 import socket
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from standardwebhooks import Webhook
 
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.extensions.events import rfc3339
@@ -56,7 +54,8 @@ from crdt_server.extensions.webhook_model import (
     new_secret,
     payload_of,
 )
-from crdt_server.extensions.webhook_safety import UnsafeTarget, resolve_target
+from crdt_server.extensions.webhook_safety import UnsafeTarget
+from crdt_server.extensions.webhook_sender import post_signed
 from crdt_server.extensions.webhook_tables import Statement, WebhookTables
 from crdt_server.settings import Settings
 from storage import DocumentStore, EventFilter, Once
@@ -67,8 +66,6 @@ log = logging.getLogger("crdt_server.webhooks")
 
 ROTATION_SECONDS = 24 * 3600.0
 """How long the old secret keeps signing beside the new one after a rotation."""
-MAX_RESPONSE_BYTES = 1024
-"""How much of a receiver's answer is kept (shown in the deliveries list)."""
 MAX_IN_FLIGHT = 32
 """Attempts one process makes at once."""
 PER_ENDPOINT = 4
@@ -80,7 +77,6 @@ another process without a bus, custom events, retries that came due)."""
 PAGE = 200
 SWEEP_SECONDS = 3600.0
 ATTEMPTS_KEPT_SECONDS = 2 * 24 * 3600.0
-USER_AGENT = "crdt-server-webhooks/1"
 
 
 class _Metrics:
@@ -625,7 +621,10 @@ class Webhooks(Extension):
         outcome = "error"
         try:
             async with asyncio.timeout(self._settings.webhook_timeout_seconds + 1):
-                status, answer = await self._send(endpoint, delivery, payload)
+                assert self._client is not None
+                status, answer = await post_signed(
+                    self._client, endpoint, delivery, payload, allow_private=self.allow_private
+                )
         except UnsafeTarget as exc:
             error, outcome = f"refused: {exc}", "refused"
         except TimeoutError:
@@ -642,46 +641,6 @@ class Webhooks(Extension):
             else:
                 outcome, error = "rejected", f"HTTP {status}"
         self._settle(endpoint, delivery, attempts, event_at, outcome, status, error, answer)
-
-    async def _send(self, endpoint: Endpoint, delivery: str, payload: str) -> tuple[int, str]:
-        client = self._client
-        assert client is not None
-        target = await resolve_target(endpoint.url, allow_private=self.allow_private)
-        now = time.time()
-        stamp = int(now)
-        when = datetime.fromtimestamp(stamp, UTC)
-        signatures = " ".join(
-            Webhook(secret).sign(delivery, when, payload)
-            for secret in endpoint.signing_secrets(now)
-        )
-        headers = {
-            "host": target.host_header,
-            "content-type": "application/json",
-            "user-agent": USER_AGENT,
-            "webhook-id": delivery,
-            "webhook-timestamp": str(stamp),
-            "webhook-signature": signatures,
-        }
-        request = client.build_request(
-            "POST",
-            target.connect_url,
-            content=payload.encode(),
-            headers=headers,
-            # TLS is checked against the name in the URL while connecting to the checked
-            # address (never resolving the name again).
-            extensions={"sni_hostname": target.host},
-        )
-        response = await client.send(request, stream=True)
-        try:
-            kept = bytearray()
-            async for chunk in response.aiter_raw():
-                kept += chunk
-                if len(kept) >= MAX_RESPONSE_BYTES:
-                    break
-        finally:
-            await response.aclose()
-        text = bytes(kept[:MAX_RESPONSE_BYTES]).decode("utf-8", "replace")
-        return response.status_code, text
 
     def _settle(
         self,
