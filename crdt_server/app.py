@@ -43,12 +43,14 @@ from crdt_server.edge.status import status_routes
 from crdt_server.edge.upgrade import STATE_KEY, Gate
 from crdt_server.edge.versions import version_routes
 from crdt_server.edge.webapp import webapp_routes
+from crdt_server.edge.webhooks import webhook_routes
 from crdt_server.errors import CloseCode
 from crdt_server.extensions.conflicts import ConflictsKeeper
 from crdt_server.extensions.events import EventLog
 from crdt_server.extensions.integrations import IntegrationService
 from crdt_server.extensions.presence import PresenceDirectory
 from crdt_server.extensions.versions import VersionKeeper
+from crdt_server.extensions.webhooks import Webhooks
 from crdt_server.settings import Settings
 from storage import DocumentStore, PostgresStore, SqliteStore
 
@@ -172,8 +174,8 @@ def create_app(
 ) -> Starlette:
     """Build the server. Without a ``store``, the embedded SQLite store under ``data_dir``.
 
-    The built-in features (admin events, the event log, the conflicts keeper) are
-    extensions of the core; ``extensions`` are added after them, in order.
+    The built-in features (admin events, the event log, the conflicts keeper, outgoing
+    webhooks) are extensions of the core; ``extensions`` are added after them, in order.
     """
 
     @asynccontextmanager
@@ -185,7 +187,8 @@ def create_app(
         # Kept as long as any token they cover may live (plus the iat clock skew).
         keep = settings.max_token_lifetime_seconds + CLOCK_SKEW
         revocations = Revocations(keep_seconds=keep)
-        event_log = EventLog()
+        webhooks = Webhooks()
+        event_log = EventLog(on_recorded=[webhooks.wake])
         keeper = ConflictsKeeper(events=event_log)
         versions = VersionKeeper(events=event_log)
         admin_events = AdminEvents(revocations, keeper, event_log, versions, keep)
@@ -197,6 +200,7 @@ def create_app(
                 PresenceDirectory(),
                 versions,
                 IntegrationService(),
+                webhooks,
                 *extensions,
             ]
         )
@@ -285,4 +289,5 @@ def http_routes() -> list[Route]:
         *webapp_routes(),
         *conflict_routes(),
         *version_routes(),
+        *webhook_routes(),
     ]

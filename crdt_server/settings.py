@@ -139,6 +139,17 @@ class Settings:
     rate_events_per_minute: int = 120
     """Custom events one subject may post per minute to one wedding (``emergency`` from the
     couple or planner is never limited); more get 429 with ``Retry-After``."""
+    webhook_retry_schedule: str = "0,5,300,1800,7200,18000,36000,36000"
+    """Outgoing webhooks: seconds to wait before each attempt of a delivery, comma separated
+    (the first is usually 0: at once); after the last one fails the delivery is a dead
+    letter (listed, replayable)."""
+    webhook_timeout_seconds: float = 10.0
+    """Outgoing webhooks: an attempt with no complete answer within this fails (and is
+    retried on the schedule)."""
+    webhook_allow_private: bool = False
+    """Outgoing webhooks may go to loopback, private, link-local and other non-public
+    addresses (tests, receivers on the same network). Off: such URLs are refused when an
+    endpoint is created and again at each attempt."""
     public_url: str = ""
     """The server's address as clients reach it (``https://plan.example.com``, behind a TLS
     proxy); every URL the server hands out starts from it. Empty: from each request."""
@@ -195,6 +206,7 @@ class Settings:
             "version_interval_seconds",
             "version_check_seconds",
             "rate_events_per_minute",
+            "webhook_timeout_seconds",
             "max_message_bytes",
             "max_awareness_state_bytes",
             "max_awareness_entries",
@@ -253,6 +265,20 @@ class Settings:
             raise SettingsError("token_ttl_seconds may not exceed max_token_lifetime_seconds")
         if self.auth_secret and len(self.auth_secret.encode()) < 32:
             raise SettingsError("auth_secret must be at least 32 bytes (RFC 7518, HS256)")
+        _ = self.webhook_retries  # raises SettingsError when malformed
+
+    @property
+    def webhook_retries(self) -> tuple[float, ...]:
+        """The webhook retry schedule: the delay before each attempt, in seconds."""
+        try:
+            delays = tuple(float(d) for d in self.webhook_retry_schedule.split(","))
+        except ValueError as exc:
+            raise SettingsError(
+                "webhook_retry_schedule must be comma-separated seconds (0,5,300,...)"
+            ) from exc
+        if not delays or any(not 0 <= d <= 7 * 86400 for d in delays):
+            raise SettingsError("webhook_retry_schedule: each delay 0 to 604800 seconds")
+        return delays
 
     @property
     def update_body_limit(self) -> int:

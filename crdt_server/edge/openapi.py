@@ -30,6 +30,8 @@ _PATH_PARAMS: dict[str, dict[str, Any]] = {
     "token_id": {"type": "string", "pattern": "^ct_[0-9a-f]{16}$"},
     "name": {"type": "string", "description": "a file name of the built web app"},
     "conflict_id": {"type": "string", "pattern": "^[a-z_]+\\.[a-z_]+:[0-9a-f]{12}$"},
+    "hook": {"type": "string", "pattern": "^wh_[0-9a-f]{24}$"},
+    "delivery": {"type": "string", "pattern": "^msg_[0-9a-f]{24}$"},
 }
 _SECURITY_SCHEMES = {
     "token": {

@@ -18,7 +18,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -70,7 +70,10 @@ class EventLog(Extension):
     name = "events"
     wants_changes = True
 
-    def __init__(self) -> None:
+    def __init__(self, *, on_recorded: Sequence[Callable[[str], None]] = ()) -> None:
+        """``on_recorded``: called with the wedding each time events of it are stored by
+        this process (with an update or on their own), after the commit."""
+        self._on_recorded = tuple(on_recorded)
         self._readers: dict[str, set[_Reader]] = {}
         self._reads: dict[tuple[str, int, int, EventFilter], asyncio.Future[list[StoredEvent]]] = {}
         """Store reads in flight for followers: woken together, followers that want the
@@ -140,6 +143,8 @@ class EventLog(Extension):
 
     def _announce(self, wedding: str) -> None:
         self._wake(wedding)
+        for listener in self._on_recorded:
+            listener(wedding)
         core = self._core
         if core is not None:
             core.registry.bus.publish_event({"type": _BUS_TYPE, "wedding": wedding})

@@ -1,0 +1,166 @@
+"""The webhook tables (endpoints, deliveries, attempts) on SQLite and PostgreSQL.
+
+One SQL text serves both backends: ``{t}`` is the table prefix (the PostgreSQL store's
+schema) and ``?`` placeholders become ``$n`` on PostgreSQL. Writes go through the store's
+own ``write`` (one transaction, in turn with the update commits); reads through its
+reading connection. Every table has a ``wedding`` column and is erased with the wedding.
+
+A claim is one statement that takes due deliveries under a lease (``lease_until``,
+``lease_owner``): on PostgreSQL with ``FOR UPDATE SKIP LOCKED``, so processes sharing the
+database never wait on nor take each other's rows; on SQLite the database's single writer
+serialises claims, and the lease column keeps a claimed row from every other process until
+it is settled or its lease runs out (a process killed mid-attempt).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from storage import DocumentStore, PostgresStore, Schema, SqliteStore
+
+__all__ = ["SCHEMA", "Statement", "WebhookTables"]
+
+Statement = tuple[str, tuple[Any, ...]]
+
+_ENDPOINTS = (
+    "CREATE TABLE IF NOT EXISTS {t}webhook_endpoints (id TEXT PRIMARY KEY,"
+    " wedding TEXT NOT NULL, url TEXT NOT NULL, description TEXT NOT NULL,"
+    " events TEXT NOT NULL, secret TEXT NOT NULL, old_secret TEXT NOT NULL DEFAULT '',"
+    " old_until {real} NOT NULL DEFAULT 0, after_seq {int} NOT NULL,"
+    " disabled TEXT NOT NULL DEFAULT '', last_error TEXT NOT NULL DEFAULT '',"
+    " last_error_at {real} NOT NULL DEFAULT 0, created_at {real} NOT NULL)"
+)
+_DELIVERIES = (
+    "CREATE TABLE IF NOT EXISTS {t}webhook_deliveries (id TEXT PRIMARY KEY,"
+    " wedding TEXT NOT NULL, endpoint TEXT NOT NULL, event_seq {int}, type TEXT NOT NULL,"
+    " payload TEXT NOT NULL, status TEXT NOT NULL, attempts {int} NOT NULL DEFAULT 0,"
+    " next_at {real} NOT NULL, lease_until {real} NOT NULL DEFAULT 0,"
+    " lease_owner TEXT NOT NULL DEFAULT '', last_status {int} NOT NULL DEFAULT 0,"
+    " last_error TEXT NOT NULL DEFAULT '', last_response TEXT NOT NULL DEFAULT '',"
+    " created_at {real} NOT NULL, event_at {real} NOT NULL, done_at {real} NOT NULL DEFAULT 0,"
+    " UNIQUE (endpoint, event_seq))"
+)
+_ATTEMPTS = (
+    "CREATE TABLE IF NOT EXISTS {t}webhook_attempts (wedding TEXT NOT NULL,"
+    " endpoint TEXT NOT NULL, delivery TEXT NOT NULL, at {real} NOT NULL, ok {int} NOT NULL,"
+    " status {int} NOT NULL)"
+)
+_IDEMPOTENCY = (
+    "CREATE TABLE IF NOT EXISTS {t}webhook_idempotency (scope TEXT NOT NULL,"
+    " key TEXT NOT NULL, wedding TEXT NOT NULL, fingerprint TEXT NOT NULL,"
+    " endpoint TEXT NOT NULL, expires_at {real} NOT NULL, PRIMARY KEY (scope, key))"
+)
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS webhook_endpoints_wedding ON {t}webhook_endpoints (wedding, id)",
+    "CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON {t}webhook_deliveries (status, next_at)",
+    "CREATE INDEX IF NOT EXISTS webhook_deliveries_endpoint ON {t}webhook_deliveries"
+    " (endpoint, status, id)",
+    "CREATE INDEX IF NOT EXISTS webhook_attempts_endpoint ON {t}webhook_attempts (endpoint, at)",
+)
+_DDL = (_ENDPOINTS, _DELIVERIES, _ATTEMPTS, _IDEMPOTENCY, *_INDEXES)
+
+SCHEMA = Schema(
+    "webhooks",
+    sqlite=tuple(s.format(t="", real="REAL", int="INTEGER") for s in _DDL),
+    postgres=tuple(
+        s.replace("{t}", "{s}.").format(s="{s}", real="double precision", int="bigint")
+        for s in _DDL
+    ),
+    wedding_tables=(
+        "webhook_endpoints",
+        "webhook_deliveries",
+        "webhook_attempts",
+        "webhook_idempotency",
+    ),
+)
+
+_CLAIM = """
+UPDATE {t}webhook_deliveries SET lease_until = ?, lease_owner = ?, attempts = attempts + 1
+WHERE id IN (
+  SELECT c.id FROM {t}webhook_deliveries c WHERE c.id IN (
+    SELECT ranked.id FROM (
+      SELECT d.id, d.endpoint, ROW_NUMBER() OVER (PARTITION BY d.endpoint ORDER BY d.next_at)
+        AS n
+      FROM {t}webhook_deliveries d JOIN {t}webhook_endpoints e ON e.id = d.endpoint
+      WHERE d.status = 'pending' AND d.next_at <= ? AND d.lease_until <= ? AND e.disabled = ''
+    ) ranked
+    WHERE ranked.n + (
+      SELECT COUNT(*) FROM {t}webhook_deliveries b
+      WHERE b.endpoint = ranked.endpoint AND b.status = 'pending' AND b.lease_until > ?
+    ) <= ?
+  )
+  ORDER BY c.next_at LIMIT ? {lock}
+)
+RETURNING id, wedding, endpoint, payload, attempts, event_at
+"""
+"""Due deliveries of enabled endpoints, oldest first, at most ``per_endpoint`` in flight
+for each endpoint (counting those leased by any process), so that an endpoint that hangs
+until the timeout holds a few attempts, never every slot."""
+
+_PLACEHOLDER = re.compile(r"\?")
+
+
+class WebhookTables:
+    """SQL on the webhook tables of one store (SQLite or PostgreSQL)."""
+
+    def __init__(self, store: DocumentStore) -> None:
+        if isinstance(store, PostgresStore):
+            self._pg: PostgresStore | None = store
+            self._sqlite: SqliteStore | None = None
+            self._prefix = store.schema + "."
+        elif isinstance(store, SqliteStore):
+            self._pg, self._sqlite, self._prefix = None, store, ""
+        else:
+            raise TypeError(f"webhooks need the SQLite or PostgreSQL store, not {store!r}")
+        self.store = store
+
+    async def install(self) -> None:
+        await self.store.install(SCHEMA)
+
+    def sql(self, text: str) -> str:
+        """``text`` for this backend (table prefix, placeholders)."""
+        text = text.replace("{t}", self._prefix)
+        if self._pg is None:
+            return text
+        count = iter(range(1, 10_000))
+        return _PLACEHOLDER.sub(lambda _: f"${next(count)}", text)
+
+    async def read(self, text: str, *args: Any) -> list[tuple[Any, ...]]:
+        """Rows of one query (committed data)."""
+        if self._pg is not None:
+            return [tuple(r) for r in await self._pg.fetch(self.sql(text), *args)]
+        assert self._sqlite is not None
+        return [tuple(r) for r in await self._sqlite.read(self.sql(text), *args)]
+
+    async def transaction(self, statements: Sequence[Statement]) -> list[list[tuple[Any, ...]]]:
+        """Run ``statements`` in one transaction; the rows each returned."""
+        prepared = [(self.sql(text), args) for text, args in statements]
+        if self._pg is not None:
+
+            async def pg_body(conn: Any) -> list[list[tuple[Any, ...]]]:
+                return [[tuple(r) for r in await conn.fetch(s, *a)] for s, a in prepared]
+
+            return await self._pg.write(pg_body)
+        assert self._sqlite is not None
+
+        def body(db: Any) -> list[list[tuple[Any, ...]]]:
+            return [[tuple(r) for r in db.execute(s, a).fetchall()] for s, a in prepared]
+
+        return await self._sqlite.write(body)
+
+    async def claim(
+        self, owner: str, now: float, lease_until: float, limit: int, per_endpoint: int = 4
+    ) -> list[tuple[Any, ...]]:
+        """Take up to ``limit`` due deliveries of enabled endpoints under a lease (counting
+        the attempt), at most ``per_endpoint`` in flight per endpoint: rows of (id,
+        wedding, endpoint, payload, attempts, event_at)."""
+        args = (lease_until, owner, now, now, now, per_endpoint, limit)
+        if self._pg is not None:
+            text = _CLAIM.replace("{lock}", "FOR UPDATE OF c SKIP LOCKED")
+            # One statement, outside the store's write lock: claims never wait on commits.
+            return [tuple(r) for r in await self._pg.fetch(self.sql(text), *args)]
+        text = _CLAIM.replace("{lock}", "")
+        rows = await self.transaction([(text, args)])
+        return rows[0]

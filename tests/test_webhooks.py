@@ -1,0 +1,510 @@
+"""Outgoing webhooks through a real server and a real receiver that verifies every request
+with the ``standardwebhooks`` package: signing, retries, dead letters and replay, 410,
+rotation, role refusals, bad bodies, SSRF refusals (at creation and at connect time), and
+at-least-once delivery across kill -9."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from standardwebhooks import Webhook
+
+from crdt_server.auth.tokens import TokenCodec
+from crdt_server.testing.receiver import Received, WebhookReceiver
+from tests.server import ServerProcess
+
+SECRET = "webhooks-test-secret-at-least-32-bytes!"
+CODEC = TokenCodec(algorithms=["HS256"], secret=SECRET.encode())
+ENV = {
+    "CRDT_SERVER_AUTH_SECRET": SECRET,
+    "CRDT_SERVER_WEBHOOK_ALLOW_PRIVATE": "true",
+    "CRDT_SERVER_WEBHOOK_RETRY_SCHEDULE": "0,1,1,1",
+}
+BASE = "/api/weddings/w1/webhooks"
+
+
+def auth(role: str = "planner", sub: str = "ada", wedding: str = "w1") -> dict[str, str]:
+    return {"Authorization": f"Bearer {CODEC.mint(sub=sub, role=role, wedding=wedding, ttl=600)}"}
+
+
+@pytest_asyncio.fixture
+async def api(tmp_path: Path) -> AsyncIterator[tuple[ServerProcess, httpx.AsyncClient]]:
+    async with (
+        ServerProcess(tmp_path / "data", env=dict(ENV), anonymous=False) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+    ):
+        yield server, http
+
+
+async def create(http: httpx.AsyncClient, url: str, events: list[str] | None = None) -> Any:
+    body: dict[str, Any] = {"url": url, "description": "CRM"}
+    if events is not None:
+        body["events"] = events
+    answer = await http.post(BASE, json=body, headers=auth())
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+async def post_event(http: httpx.AsyncClient, kind: str = "day.vendor_arrived") -> int:
+    answer = await http.post(
+        "/api/weddings/w1/events", json={"type": kind, "data": {"who": "caterer"}}, headers=auth()
+    )
+    assert answer.status_code == 201, answer.text
+    seq: int = answer.json()["seq"]
+    return seq
+
+
+def verify(secret: str, got: Received) -> Any:
+    return Webhook(secret).verify(got.body, got.headers)
+
+
+async def until(check: Any, deadline: float = 20.0) -> Any:
+    async with asyncio.timeout(deadline):
+        while True:
+            value = await check()
+            if value:
+                return value
+            await asyncio.sleep(0.05)
+
+
+async def detail(http: httpx.AsyncClient, hook: str) -> Any:
+    answer = await http.get(f"{BASE}/{hook}", headers=auth())
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+@pytest.mark.asyncio
+async def test_events_reach_a_receiver_signed_as_standard_webhooks(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    server, http = api
+    async with WebhookReceiver() as receiver:
+        created = await create(http, receiver.url, ["day.*", "guest.added"])
+        assert created["secret"].startswith("whsec_")
+        hook = created["id"]
+        # Listed and shown without the secret.
+        listed = (await http.get(BASE, headers=auth())).json()
+        assert [w["id"] for w in listed["webhooks"]] == [hook] and listed["next"] is None
+        assert created["secret"] not in json.dumps(listed)
+        assert listed["webhooks"][0]["events"] == ["day.*", "guest.added"]
+
+        await post_event(http, "custom.ignored")  # not subscribed
+        seq = await post_event(http)
+        added = await http.post(
+            "/api/weddings/w1/docs/guests/ops",
+            json={"op": "add_guest", "name": "Grace Hopper"},
+            headers=auth(),
+        )
+        assert added.status_code == 200, added.text
+        got = await receiver.wait_for(2)
+        bodies = [verify(created["secret"], g) for g in got]
+        by_type = {b["type"]: b for b in bodies}
+        assert set(by_type) == {"day.vendor_arrived", "guest.added"}
+        arrived = by_type["day.vendor_arrived"]
+        assert arrived["data"]["seq"] == seq and arrived["data"]["id"] == f"w1:{seq}"
+        assert arrived["data"]["data"] == {"who": "caterer"}
+        assert arrived["timestamp"].endswith("Z")
+        assert by_type["guest.added"]["data"]["actor"] == {"sub": "ada", "role": "planner"}
+        assert got[0].headers["webhook-signature"].startswith("v1,")
+        assert got[0].id != got[1].id
+
+        # A test event is sent whatever the endpoint subscribed to.
+        answer = await http.post(f"{BASE}/{hook}/test", headers=auth())
+        assert answer.status_code == 202, answer.text
+        test = await receiver.wait_for(3)
+        assert verify(created["secret"], test[2])["type"] == "webhook.test"
+        assert test[2].id == answer.json()["id"]
+
+        async def healthy() -> Any:
+            shown = await detail(http, hook)
+            return shown if shown["health"]["attempts_24h"] == 3 else None
+
+        shown = await until(healthy)
+        assert shown["health"]["success_rate_24h"] == 1.0
+        assert shown["health"]["last_error"] is None and shown["health"]["next_attempt"] is None
+        assert "secret" not in shown
+        delivered = (await http.get(f"{BASE}/{hook}/deliveries", headers=auth())).json()
+        assert [d["status"] for d in delivered["deliveries"]] == ["delivered"] * 3
+        assert delivered["deliveries"][0]["type"] == "webhook.test"  # newest first
+
+        metrics = (await http.get("/metrics")).text
+        assert 'crdt_webhook_attempts_total{outcome="delivered"} 3.0' in metrics
+        assert "crdt_webhook_delivery_seconds_count 3.0" in metrics
+
+        assert (await http.delete(f"{BASE}/{hook}", headers=auth())).status_code == 204
+        assert (await http.get(f"{BASE}/{hook}", headers=auth())).status_code == 404
+        assert (await http.delete(f"{BASE}/{hook}", headers=auth())).status_code == 404
+    assert "caterer" not in server.log.decode(errors="replace")
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_retries_keep_the_id_then_dead_letter_then_replay(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    _, http = api
+    async with WebhookReceiver(default=500, answer_body=b"x" * 5000) as receiver:
+        created = await create(http, receiver.url)
+        hook = created["id"]
+        await post_event(http)
+        got = await receiver.wait_for(4)  # schedule 0,1,1,1: four attempts
+        assert len({g.id for g in got}) == 1
+        for g in got:
+            verify(created["secret"], g)
+
+        async def dead() -> Any:
+            page = await http.get(f"{BASE}/{hook}/deliveries?status=failed", headers=auth())
+            found = page.json()["deliveries"]
+            return found if found else None
+
+        [failed] = await until(dead)
+        assert failed["id"] == got[0].id and failed["attempts"] == 4
+        assert failed["last_status"] == 500 and len(failed["last_response"]) == 1024
+        shown = await detail(http, hook)
+        assert shown["health"]["success_rate_24h"] == 0.0
+        assert shown["health"]["last_error"] == "HTTP 500" and shown["health"]["failed"] == 1
+        await asyncio.sleep(0.5)
+        assert len(receiver.received) == 4  # nothing after the last attempt
+
+        # A dead letter does not hold back later deliveries, and replays with the same id.
+        receiver.default = 200
+        replay = await http.post(f"{BASE}/{hook}/deliveries/{failed['id']}/replay", headers=auth())
+        assert replay.status_code == 202, replay.text
+        again = await receiver.wait_for(5)
+        assert again[4].id == failed["id"]
+        verify(created["secret"], again[4])
+        pending = await http.get(f"{BASE}/{hook}/deliveries?status=pending", headers=auth())
+        assert pending.status_code == 200
+        missing = await http.post(
+            f"{BASE}/{hook}/deliveries/msg_000000000000000000000000/replay", headers=auth()
+        )
+        assert missing.status_code == 404
+        bad = await http.get(f"{BASE}/{hook}/deliveries?status=lost", headers=auth())
+        assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "status"
+
+
+@pytest.mark.asyncio
+async def test_410_disables_the_endpoint_and_others_keep_receiving(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    _, http = api
+    async with WebhookReceiver(default=410) as gone, WebhookReceiver() as alive:
+        dead_hook = (await create(http, gone.url))["id"]
+        live = await create(http, alive.url)
+        await post_event(http)
+        await gone.wait_for(1)
+        await alive.wait_for(1)
+
+        async def disabled() -> Any:
+            shown = await detail(http, dead_hook)
+            return shown if not shown["enabled"] else None
+
+        shown = await until(disabled)
+        assert "410" in shown["disabled_reason"]
+        await post_event(http)
+        second = await alive.wait_for(2)
+        verify(live["secret"], second[1])
+        assert len(gone.received) == 1
+        assert (await http.post(f"{BASE}/{dead_hook}/test", headers=auth())).status_code == 409
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_an_endpoint_that_hangs_holds_a_few_attempts_and_never_blocks_another(
+    tmp_path: Path,
+) -> None:
+    env = {**ENV, "CRDT_SERVER_RATE_EVENTS_PER_MINUTE": "10000"}
+    async with (
+        WebhookReceiver(hold=True) as hanging,
+        WebhookReceiver() as healthy,
+        ServerProcess(tmp_path / "data", env=env, anonymous=False) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+    ):
+        await create(http, hanging.url)
+        await create(http, healthy.url)
+        count = 40  # more than the 32 attempts a process makes at once
+        for _ in range(count):
+            await post_event(http)
+        # Every delivery to the healthy endpoint arrives while the other one still hangs
+        # (its attempts time out only after 10 s), and that one holds 4 attempts only.
+        got = await healthy.wait_for(count, timeout=8)
+        assert len({g.id for g in got}) == count
+        assert len(hanging.received) == 4
+        hanging.release()
+
+
+@pytest.mark.asyncio
+async def test_rotation_signs_with_both_secrets_for_a_day(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    _, http = api
+    async with WebhookReceiver() as receiver:
+        created = await create(http, receiver.url)
+        hook = created["id"]
+        rotated = await http.post(f"{BASE}/{hook}/rotate", headers=auth())
+        assert rotated.status_code == 200, rotated.text
+        new = rotated.json()["secret"]
+        assert new.startswith("whsec_") and new != created["secret"]
+        assert (await detail(http, hook))["old_secret_expires_at"] is not None
+        assert (await http.post(f"{BASE}/{hook}/test", headers=auth())).status_code == 202
+        [got] = await receiver.wait_for(1)
+        assert len(got.headers["webhook-signature"].split(" ")) == 2
+        verify(new, got)
+        verify(created["secret"], got)  # receivers still on the old secret keep working
+        stranger = "whsec_" + "A" * 43 + "="
+        with pytest.raises(Exception, match="signature"):
+            verify(stranger, got)
+        missing = await http.post(f"{BASE}/wh_000000000000000000000000/rotate", headers=auth())
+        assert missing.status_code == 404
+
+
+@pytest.mark.asyncio
+async def test_only_roles_with_the_capability_manage_webhooks(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    _, http = api
+    url = "http://127.0.0.1:9/hook"
+    for role in ("vendor", "family", "friend"):
+        answer = await http.post(BASE, json={"url": url}, headers=auth(role, "eve"))
+        assert answer.status_code == 403, (role, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert (await http.get(BASE, headers=auth(role, "eve"))).status_code == 403
+    assert (await http.get(BASE)).status_code == 401
+    other = await http.post(BASE, json={"url": url}, headers=auth(wedding="w2"))
+    assert other.status_code == 403
+    couple = await http.post(BASE, json={"url": url}, headers=auth("couple", "bo"))
+    assert couple.status_code == 201, couple.text
+    hook = couple.json()["id"]
+    assert (await http.delete(f"{BASE}/{hook}", headers=auth("vendor", "eve"))).status_code == 403
+    assert (await http.get(f"{BASE}/{hook}", headers=auth())).status_code == 200
+    # Idempotency-Key: a retried create answers the first endpoint; another body is 409.
+    keyed = {**auth(), "Idempotency-Key": "crm-setup-1"}
+    first = await http.post(BASE, json={"url": url, "description": "a"}, headers=keyed)
+    again = await http.post(BASE, json={"url": url, "description": "a"}, headers=keyed)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json() == again.json()
+    other_body = await http.post(BASE, json={"url": url, "description": "b"}, headers=keyed)
+    assert other_body.status_code == 409
+    ids = [w["id"] for w in (await http.get(BASE, headers=auth())).json()["webhooks"]]
+    assert ids.count(first.json()["id"]) == 1 and len(ids) == 2
+    # Every route is in the OpenAPI document, with its typed bodies.
+    spec = (await http.get("/openapi.json")).json()
+    operations = {op["operationId"] for item in spec["paths"].values() for op in item.values()}
+    assert {
+        "createWebhook",
+        "listWebhooks",
+        "getWebhook",
+        "deleteWebhook",
+        "rotateWebhookSecret",
+        "testWebhook",
+        "listWebhookDeliveries",
+        "replayWebhookDelivery",
+    } <= operations
+    create_op = spec["paths"][BASE.replace("w1", "{wedding_id}")]["post"]
+    assert create_op["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/WebhookRequest"
+    )
+
+
+@pytest.mark.asyncio
+async def test_bad_bodies_name_the_field_and_create_nothing(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    _, http = api
+    cases: list[tuple[Any, int, str]] = [
+        (b"not json", 400, "body"),
+        ([1, 2], 400, "body"),
+        ({}, 422, "url"),
+        ({"url": 5}, 422, "url"),
+        ({"url": "http://127.0.0.1:9/", "colour": "red"}, 422, "colour"),
+        ({"url": "ftp://example.com/hook"}, 400, "url"),
+        ({"url": "javascript:alert(1)"}, 400, "url"),
+        ({"url": "http:///nohost"}, 400, "url"),
+        ({"url": "http://user:pw@127.0.0.1:9/"}, 400, "url"),
+        ({"url": "http://127.0.0.1:9/", "events": ["guest added"]}, 400, "events[0]"),
+        ({"url": "http://127.0.0.1:9/", "events": ["ok.type", "*.*x"]}, 400, "events[1]"),
+        ({"url": "http://127.0.0.1:9/", "events": []}, 422, "events"),
+        ({"url": "http://127.0.0.1:9/", "description": "x" * 501}, 422, "description"),
+    ]
+    for body, status, field in cases:
+        if isinstance(body, bytes):
+            answer = await http.post(
+                BASE, content=body, headers={**auth(), "content-type": "application/json"}
+            )
+        else:
+            answer = await http.post(BASE, json=body, headers=auth())
+        assert answer.status_code == status, (body, answer.text)
+        problem = answer.json()
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert problem["errors"][0]["field"] == field, (body, problem)
+    assert (await http.get(BASE, headers=auth())).json()["webhooks"] == []
+    bad_limit = await http.get(BASE, params={"limit": "0"}, headers=auth())
+    assert bad_limit.status_code == 400 and bad_limit.json()["errors"][0]["field"] == "limit"
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_private_addresses_are_refused_at_creation_and_at_connect_time(
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in ENV.items() if k != "CRDT_SERVER_WEBHOOK_ALLOW_PRIVATE"}
+    async with WebhookReceiver() as receiver:
+        # Created while private addresses are allowed...
+        async with (
+            ServerProcess(tmp_path / "data", env=dict(ENV), anonymous=False) as server,
+            httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+        ):
+            hook = (await create(http, receiver.url))["id"]
+        # ...then the operator turns that off: nothing is sent to it any more.
+        async with (
+            ServerProcess(tmp_path / "data", env=env, anonymous=False) as server,
+            httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+        ):
+            for url in (
+                "http://127.0.0.1/hook",
+                "http://localhost:8080/",
+                "http://10.1.2.3/",
+                "http://192.168.1.10/",
+                "http://172.16.0.1/",
+                "http://169.254.169.254/latest/meta-data/",
+                "http://[::1]/",
+                "http://[::ffff:127.0.0.1]/",
+                "http://[fd00:ec2::254]/",
+                "http://0.0.0.0/",
+                "http://100.64.0.1/",
+                "https://224.0.0.1/",
+            ):
+                answer = await http.post(BASE, json={"url": url}, headers=auth())
+                assert answer.status_code == 422, (url, answer.text)
+                assert answer.json()["errors"][0]["field"] == "url"
+            await post_event(http)
+
+            async def refused() -> Any:
+                shown = await detail(http, hook)
+                error = shown["health"]["last_error"]
+                return shown if error else None
+
+            shown = await until(refused)
+            assert shown["health"]["last_error"].startswith("refused:")
+            assert receiver.received == []
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_a_delivery_survives_kill_9_between_commit_and_delivery(tmp_path: Path) -> None:
+    env = {**ENV, "CRDT_SERVER_WEBHOOK_TIMEOUT_SECONDS": "1"}
+    async with (
+        WebhookReceiver(hold=True) as receiver,
+        ServerProcess(tmp_path / "data", env=env, anonymous=False) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+    ):
+        created = await create(http, receiver.url)
+        seq = await post_event(http)
+        # The receiver holds the first attempt: the event is committed, not delivered.
+        [first] = await receiver.wait_for(1)
+        await server.kill()
+        receiver.release()
+        receiver.default = 200
+        await server.restart()
+        got = await receiver.wait_for(2, timeout=30)
+        assert got[1].id == first.id
+        assert verify(created["secret"], got[1])["data"]["seq"] == seq
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_receiver() -> str:
+    text = README.read_text()
+    marker = "<!-- webhook-receiver -->\n```python\n"
+    start = text.index(marker) + len(marker)
+    return text[start : text.index("```", start)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.mark.asyncio
+async def test_the_readme_receiver_verifies_and_prints_events(
+    api: tuple[ServerProcess, httpx.AsyncClient], tmp_path: Path
+) -> None:
+    _, http = api
+    code = readme_receiver()
+    assert len([line for line in code.splitlines() if line.strip()]) <= 16
+    script = tmp_path / "receiver.py"
+    script.write_text(code)
+    port = free_port()
+    hook = await create(http, f"http://127.0.0.1:{port}/hook")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        env={**os.environ, "WEBHOOK_SECRET": hook["secret"], "PORT": str(port)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        assert process.stdout is not None
+        # Forged: refused with 400 (nothing printed).
+        async with httpx.AsyncClient() as raw:
+
+            async def forged() -> Any:
+                try:
+                    return await raw.post(
+                        f"http://127.0.0.1:{port}/hook",
+                        content=b"{}",
+                        headers={
+                            "webhook-id": "msg_x",
+                            "webhook-timestamp": str(int(time.time())),
+                            "webhook-signature": "v1,AAAA",
+                        },
+                    )
+                except httpx.ConnectError:
+                    return None
+
+            answer = await until(forged)
+            assert answer.status_code == 400
+        seq = await post_event(http)
+        async with asyncio.timeout(20):
+            line = (await process.stdout.readline()).decode().split()
+        assert line[1:] == ["day.vendor_arrived", str(seq)] and line[0].startswith("msg_")
+    finally:
+        process.kill()
+        await process.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_the_benchmark_runs() -> None:
+    script = README.parent / "benchmarks" / "webhooks.py"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        "--endpoints",
+        "2",
+        "--rate",
+        "10",
+        "--seconds",
+        "0.3",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(90):
+        out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert "| webhook latency p99 from commit to receiver |" in out.decode()
+    assert "| deliveries (endpoints × events) | 6 (6 distinct) |" in out.decode()
