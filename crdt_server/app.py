@@ -36,11 +36,14 @@ from crdt_server.edge.ratelimit import HttpRateLimiter
 from crdt_server.edge.routing import Route, starlette_routes
 from crdt_server.edge.state import SERVER_STATE_KEY, ServerState
 from crdt_server.edge.status import status_routes
+from crdt_server.edge.threads import thread_routes
 from crdt_server.edge.upgrade import STATE_KEY, Gate
 from crdt_server.edge.webapp import webapp_routes
 from crdt_server.errors import CloseCode
 from crdt_server.extensions.conflicts import ConflictsKeeper
 from crdt_server.extensions.events import EventLog
+from crdt_server.extensions.mail import Mailer
+from crdt_server.extensions.threads import Threads
 from crdt_server.settings import Settings
 from storage import DocumentStore, PostgresStore, SqliteStore
 
@@ -127,7 +130,7 @@ class AdminEvents(Extension):
             log.error("ignoring an unknown admin event: %r", event)
 
 
-KNOWN_BUS_EVENTS = frozenset({"revoke", "delete", "lift", "events"})
+KNOWN_BUS_EVENTS = frozenset({"revoke", "delete", "lift", "events", "threads.outbox"})
 """Types of bus events some extension handles (others are logged as unknown)."""
 
 
@@ -168,7 +171,8 @@ def create_app(
         event_log = EventLog()
         keeper = ConflictsKeeper(events=event_log)
         admin_events = AdminEvents(revocations, keeper, keep)
-        hooks = Hooks([admin_events, event_log, keeper, *extensions])
+        threads = Threads(event_log)
+        hooks = Hooks([admin_events, event_log, keeper, threads, Mailer(threads), *extensions])
         registry = RoomRegistry(the_store, settings, the_bus, hooks=hooks)
         matrix = (
             PermissionMatrix.from_json(settings.permissions)
@@ -249,4 +253,5 @@ def http_routes() -> list[Route]:
         *erasure_routes(),
         *export_routes(),
         *event_routes(),
+        *thread_routes(),
     ]

@@ -133,6 +133,18 @@ class Settings:
     rate_events_per_minute: int = 120
     """Custom events one subject may post per minute to one wedding (``emergency`` from the
     couple or planner is never limited); more get 429 with ``Retry-After``."""
+    rate_threads_per_minute: int = 120
+    """Thread writes (new threads, messages, edits, reactions, read marks) one subject may
+    make a minute; 0: unlimited. ``emergency`` from the couple or planner is never limited."""
+    smtp_url: str = ""
+    """Where thread notification emails go (``smtp://user:pass@host:587`` with STARTTLS when
+    offered, ``smtps://...:465`` for implicit TLS); empty: no email."""
+    email_from: str = "crdt-server@localhost"
+    """The ``From`` address of notification emails."""
+    email_digest_seconds: float = 300.0
+    """One person gets at most one notification email per this many seconds (what comes in
+    between goes in the next, as a digest); 0: each at once. ``urgent`` and ``emergency``
+    messages are never held back."""
     public_url: str = ""
     """The server's address as clients reach it (``https://plan.example.com``, behind a TLS
     proxy); every URL the server hands out starts from it. Empty: from each request."""
@@ -222,6 +234,8 @@ class Settings:
             "rate_read_per_minute",
             "rate_write_per_minute",
             "rate_admin_per_minute",
+            "rate_threads_per_minute",
+            "email_digest_seconds",
             "shutdown_timeout_seconds",
         ):
             if getattr(self, name) < 0:
@@ -237,6 +251,8 @@ class Settings:
             raise SettingsError("several workers need a Redis bus: set CRDT_SERVER_REDIS_URL")
         if self.public_url and not self.public_url.startswith(("http://", "https://")):
             raise SettingsError("public_url must start with http:// or https://")
+        if self.smtp_url and not self.smtp_url.startswith(("smtp://", "smtps://")):
+            raise SettingsError("smtp_url must start with smtp:// or smtps://")
         if self.token_ttl_seconds > self.max_token_lifetime_seconds:
             raise SettingsError("token_ttl_seconds may not exceed max_token_lifetime_seconds")
         if self.auth_secret and len(self.auth_secret.encode()) < 32:
@@ -255,6 +271,7 @@ class Settings:
             "write": self.rate_write_per_minute,
             "admin": self.rate_admin_per_minute,
             "events": self.rate_events_per_minute,
+            "threads": self.rate_threads_per_minute,
         }
 
     @property

@@ -26,6 +26,9 @@ _PATH_PARAMS: dict[str, dict[str, Any]] = {
     "wedding_id": {"type": "string", "pattern": f"^{WEDDING_ID_PATTERN.pattern}$"},
     "doc": {"type": "string", "enum": list(ROOM_KINDS)},
     "guest_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+    "thread_id": {"type": "string", "minLength": 1, "maxLength": 64},
+    "message_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+    "sub": {"type": "string", "minLength": 1, "maxLength": 256},
 }
 _SECURITY_SCHEMES = {
     "token": {
