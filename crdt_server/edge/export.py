@@ -15,9 +15,9 @@ from starlette.responses import JSONResponse, Response
 
 from crdt_server.auth.principals import AuthError
 from crdt_server.edge.problems import ApiError
-from crdt_server.extensions.threads import Threads
 from crdt_server.edge.routing import Call, Route, request_token
 from crdt_server.edge.upgrade import bearer_token
+from crdt_server.extensions.threads import Threads
 from crdt_server.names import valid_wedding_id
 from crdt_server.tools.export import ExportError, export_wedding
 from documents import DOCUMENT_KINDS
