@@ -441,3 +441,52 @@ async def test_mentions_and_urgent_messages_are_emailed_with_a_digest_and_unsubs
 
 async def _count(inbox: Inbox, n: int, exact: bool = True) -> bool:
     return len(inbox.messages) == n if exact else len(inbox.messages) >= n
+
+
+@pytest.mark.asyncio
+async def test_thread_writes_are_rate_limited_except_emergencies_of_the_couple_and_planner(
+    tmp_path: Path,
+) -> None:
+    env = {**ENV, "CRDT_SERVER_RATE_THREADS_PER_MINUTE": "3"}
+    async with (
+        ServerProcess(tmp_path / "data", env=env, anonymous=False) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+    ):
+        await join(http, PLANNER, VENDOR)
+        created = await http.post(
+            f"{W}/threads", json={"subject": "Day of", "participants": ["flo"]}, headers=PLANNER
+        )
+        tid = (await ok(created, 201))["id"]
+        base = f"{W}/threads/{tid}/messages"
+        statuses = [
+            (await http.put(f"{base}/v{i}", json={"body": "hi"}, headers=VENDOR)).status_code
+            for i in range(4)
+        ]
+        assert statuses == [201, 201, 201, 429]
+        limited = await http.put(f"{base}/v9", json={"body": "hi"}, headers=VENDOR)
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+        assert limited.headers["content-type"] == "application/problem+json"
+        # The planner has used 1 of 3; emergencies pass whatever the count.
+        for i in range(5):
+            body = {"body": "Fire alarm, move to hall B", "priority": "emergency"}
+            put = await http.put(f"{base}/e{i}", json=body, headers=PLANNER)
+            assert put.status_code == 201, put.text
+        # An emergency from a vendor is limited like anything else.
+        body = {"body": "help", "priority": "emergency"}
+        assert (await http.put(f"{base}/v10", json=body, headers=VENDOR)).status_code == 429
+
+
+def test_the_token_command_carries_an_email(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from crdt_server.cli import main
+
+    args = ["token", "--wedding", "w1", "--role", "vendor", "--sub", "flo"]
+    args += ["--email", "flo@example.com", "--data-dir", str(tmp_path), "--create-secret"]
+    assert main(args) == 0
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    secret = (tmp_path / "auth_secret").read_text().strip()
+    codec = TokenCodec(algorithms=["HS256"], secret=bytes.fromhex(secret))
+    assert codec.decode(token).email == "flo@example.com"
+    bad = [*args[:7], "--email", "not an address", "--data-dir", str(tmp_path)]
+    assert main(bad) == 2
