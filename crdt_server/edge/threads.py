@@ -66,6 +66,9 @@ class NewMessage(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     reply_to: ClientId | None = None
     priority: Priority | None = None
     """Defaults to the thread's; ``urgent``/``emergency`` notify the couple and planner."""
+    author: Any = None
+    """Ignored: the author is always the caller (clients that echo a stored message back
+    are not refused, and cannot claim anyone else)."""
 
 
 class MessageEdit(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
