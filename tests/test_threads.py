@@ -8,6 +8,7 @@ import asyncio
 import email
 import email.policy
 import socket
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from aiosmtpd.controller import Controller
 
 from crdt_server.auth.tokens import TokenCodec
 from tests.server import ServerProcess
+from tests.yclient import YClient
 
 SECRET = "threads-test-secret-at-least-32-bytes!!"
 CODEC = TokenCodec(algorithms=["HS256"], secret=SECRET.encode())
@@ -309,7 +311,7 @@ async def test_thread_events_reach_the_stream_filtered_by_audience(
 async def test_erasure_of_a_member_and_the_export(
     api: tuple[ServerProcess, httpx.AsyncClient],
 ) -> None:
-    _, http = api
+    server, http = api
     await join(http, PLANNER, COUPLE, VENDOR)
     tid = (
         await ok(
@@ -349,8 +351,14 @@ async def test_erasure_of_a_member_and_the_export(
     assert all(e["actor"]["sub"] != "flo" for e in events)
     search = await ok(await http.get(f"{W}/threads", params={"q": "secret"}, headers=PLANNER))
     assert search["threads"] == []
-    # Wedding deletion removes everything.
+    # Wedding deletion removes everything, search index included.
     assert (await http.delete(W, headers=ADMIN_AUTH)).status_code in (200, 202, 204)
+    with sqlite3.connect(server.data_dir / "crdt.sqlite3") as db:
+        for table in (
+            "thread_members", "threads", "thread_participants", "thread_messages",
+            "thread_reads", "thread_notifications", "thread_outbox", "thread_search",
+        ):  # fmt: skip
+            assert db.execute(f"SELECT COUNT(*) FROM {table}").fetchone() == (0,), table
 
 
 class Inbox:
@@ -491,3 +499,61 @@ def test_the_token_command_carries_an_email(
     assert codec.decode(token).email == "flo@example.com"
     bad = [*args[:7], "--email", "not an address", "--data-dir", str(tmp_path)]
     assert main(bad) == 2
+
+
+@pytest.mark.asyncio
+async def test_a_websocket_connection_fills_the_directory(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    server, http = api
+    token = CODEC.mint(sub="gina", role="vendor", wedding="w1", ttl=600, email="g@example.com")
+    async with YClient(server.ws_url, "w1/timeline", token=token) as client:
+        await client.wait(client.synced.is_set)
+
+        async def listed() -> Any:
+            members = (await ok(await http.get(f"{W}/members", headers=PLANNER)))["members"]
+            return [m for m in members if m["sub"] == "gina"]
+
+        [gina] = await until(listed)
+        assert gina == {
+            "sub": "gina",
+            "role": "vendor",
+            "name": "gina",
+            "email": "g@example.com",
+            "participation": "all",
+            "email_notifications": True,
+        }
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_an_acknowledged_messages_email_survives_a_mail_outage_and_a_restart(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**ENV, "CRDT_SERVER_SMTP_URL": f"smtp://127.0.0.1:{port}"}
+    async with (
+        ServerProcess(tmp_path / "data", env=env, anonymous=False) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+    ):
+        await join(http, PLANNER, COUPLE, VENDOR)
+        created = await http.post(
+            f"{W}/threads", json={"subject": "Venue", "participants": ["flo"]}, headers=PLANNER
+        )
+        tid = (await ok(created, 201))["id"]
+        put = await http.put(
+            f"{W}/threads/{tid}/messages/m1", json={"body": "@cam keys at 8"}, headers=VENDOR
+        )
+        await ok(put, 201)  # acknowledged while no mail server listens
+        await server.stop()
+        inbox = Inbox()
+        controller = Controller(inbox, hostname="127.0.0.1", port=port)
+        controller.start()
+        try:
+            await server.start()
+            await until(lambda: _count(inbox, 1, exact=False), deadline=20)
+            assert inbox.messages[0]["To"] == "cam@example.com"
+        finally:
+            controller.stop()

@@ -33,7 +33,7 @@ __all__ = ["Mailer", "SmtpTarget"]
 log = logging.getLogger("crdt_server.mail")
 
 CLAIM_SECONDS = 60.0
-RETRY_SECONDS = 30.0
+RETRY_SECONDS = 5.0
 POLL_SECONDS = 2.0
 """How often the outbox is looked at without a wake-up (rows of other processes, held
 digests coming due)."""
