@@ -142,7 +142,7 @@ async def test_threads_visibility_forged_author_and_idempotent_messages_across_a
             json={
                 "subject": "Dietary needs of Grace",
                 "kind": "guest",
-                "anchors": [{"doc": "guests", "id": "grace"}],
+                "anchors": [{"doc": "guests", "id": "grace_h"}],
                 "participants": ["fred"],
             },
             headers=PLANNER,
@@ -150,6 +150,9 @@ async def test_threads_visibility_forged_author_and_idempotent_messages_across_a
         201,
     )
     assert (await http.get(f"{W}/threads/{anchored['id']}", headers=FRIEND)).status_code == 404
+    for anchor, found in (("guests:grace_h", [anchored["id"]]), ("guests:gracexh", [])):
+        by_anchor = await http.get(f"{W}/threads", params={"anchor": anchor}, headers=COUPLE)
+        assert [t["id"] for t in (await ok(by_anchor))["threads"]] == found
     friend_anchor = await http.post(
         f"{W}/threads",
         json={"subject": "x", "anchors": [{"doc": "guests", "id": "g"}]},

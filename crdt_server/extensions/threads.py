@@ -440,8 +440,8 @@ class Threads(Extension):
                 params.append(value)
         if anchor is not None:
             needle = json.dumps({"doc": anchor[0], "id": anchor[1]})
-            sql += " AND t.anchors LIKE ?"
-            params.append("%" + needle.replace("%", "").replace("_", "") + "%")
+            sql += " AND t.anchors LIKE ? ESCAPE '!'"
+            params.append(_contains(needle))
         if participant is not None:
             sql += (
                 " AND EXISTS (SELECT 1 FROM {t}thread_participants p2 WHERE"
@@ -725,6 +725,7 @@ class Threads(Extension):
             raise ThreadError(403, "only its author or a moderator may change a message")
         if message[8]:
             raise ThreadError(409, "this message was deleted")
+        members = {m.sub: m for m in await self.members(wedding)}
         now = _now()
         kind = "thread.message_deleted" if body is None else "thread.message_edited"
         data: dict[str, Any] = {"thread": tid, "message": mid, "seq": int(message[1])}
@@ -744,7 +745,7 @@ class Threads(Extension):
                 yield Sql(
                     "UPDATE {t}thread_messages SET body = ?, edited_at = ?, mentions = ?"
                     " WHERE wedding = ? AND thread = ? AND id = ?",
-                    (body, now, json.dumps(_mentions(body, {})), wedding, tid, mid),
+                    (body, now, json.dumps(_mentions(body, members)), wedding, tid, mid),
                 )
             yield Events([event])
 
@@ -900,8 +901,8 @@ class Threads(Extension):
             )
             rows = yield Sql(
                 "SELECT thread, id, reactions FROM {t}thread_messages WHERE wedding = ?"
-                " AND reactions LIKE ?",
-                (wedding, "%" + json.dumps(sub).replace("%", "").replace("_", "") + "%"),
+                " AND reactions LIKE ? ESCAPE '!'",
+                (wedding, _contains(json.dumps(sub))),
             )
             for thread, mid, raw in rows:
                 reactions = {
@@ -950,6 +951,12 @@ class Threads(Extension):
             item["messages"] = messages
             threads.append(item)
         return {"members": members, "threads": threads}
+
+
+def _contains(text: str) -> str:
+    """A ``LIKE ... ESCAPE '!'`` pattern matching values that contain ``text`` as is."""
+    escaped = text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+    return f"%{escaped}%"
 
 
 def _member(row: Sequence[Any]) -> Member:
