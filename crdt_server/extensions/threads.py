@@ -22,7 +22,6 @@ import re
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from crdt_server.core.connection import Connection
@@ -30,102 +29,28 @@ from crdt_server.core.hooks import Core, Extension
 from crdt_server.core.room import Room
 from crdt_server.extensions.events import EventLog, rfc3339
 from crdt_server.extensions.thread_db import SCHEMA, Events, Sql, ThreadDb, Tx
+from crdt_server.extensions.thread_model import (
+    MAX_BODY_BYTES,
+    MESSAGE_COLUMNS,
+    RANK,
+    THREAD_COLUMNS,
+    Member,
+    ThreadError,
+    Viewer,
+    all_docs,
+    contains_pattern,
+    hidden_docs,
+    member_json,
+    member_of_row,
+    mentions_in,
+    message_json,
+    recipients,
+)
 from storage import NewEvent, audience_of
 
-__all__ = [
-    "KINDS",
-    "LEADS",
-    "PRIORITIES",
-    "STATUSES",
-    "Member",
-    "ThreadError",
-    "Threads",
-    "Viewer",
-]
+__all__ = ["MAX_BODY_BYTES", "ThreadError", "Threads", "Viewer", "member_json"]
 
 log = logging.getLogger("crdt_server.threads")
-
-KINDS = ("general", "vendor", "guest", "seating", "timeline", "budget")
-STATUSES = ("open", "resolved", "archived")
-PRIORITIES = ("normal", "urgent", "emergency")
-PARTICIPATION = ("all", "mentions", "none")
-LEADS = frozenset({"couple", "planner"})
-"""Roles that see every thread (of the documents they may read) and get urgent messages."""
-MAX_BODY_BYTES = 8 * 1024
-_MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_.\-]{1,256})")
-_RANK = {"normal": 0, "urgent": 1, "emergency": 2}
-
-
-class ThreadError(Exception):
-    """A refusal the edge turns into a problem: ``status``, ``message`` and the field."""
-
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.field = status, message, field
-
-
-@dataclass(frozen=True, slots=True)
-class Viewer:
-    """Who asks: subject, role, and the documents their role may read."""
-
-    sub: str
-    role: str
-    docs: frozenset[str]
-    moderator: bool = False
-
-    @property
-    def lead(self) -> bool:
-        return self.role in LEADS
-
-
-@dataclass(frozen=True, slots=True)
-class Member:
-    sub: str
-    role: str
-    name: str
-    email: str | None
-    participation: str = "all"
-    email_on: bool = True
-
-
-def _now() -> float:
-    return time.time()
-
-
-def _hidden_docs(viewer: Viewer) -> list[str]:
-    from documents import DOCUMENT_KINDS
-
-    return [d for d in DOCUMENT_KINDS if d not in viewer.docs]
-
-
-_THREAD_COLUMNS = (
-    "id, subject, kind, status, priority, anchors, creator, creator_role, created_at,"
-    " activity, last_seq"
-)
-_MESSAGE_COLUMNS = (
-    "id, seq, author, author_role, body, reply_to, created_at, edited_at, deleted,"
-    " reactions, mentions, priority, fingerprint"
-)
-
-
-def message_json(row: Sequence[Any], thread: str) -> dict[str, Any]:
-    (mid, seq, author, role, body, reply_to, created, edited, deleted, reactions, mentions) = row[
-        :11
-    ]
-    return {
-        "id": mid,
-        "thread": thread,
-        "seq": int(seq),
-        "author": {"sub": author, "role": role},
-        "body": body,
-        "reply_to": reply_to,
-        "mentions": json.loads(mentions),
-        "priority": row[11],
-        "created_at": rfc3339(float(created)),
-        "edited_at": rfc3339(float(edited)) if edited is not None else None,
-        "deleted": bool(deleted),
-        "reactions": json.loads(reactions),
-    }
 
 
 class Threads(Extension):
@@ -183,7 +108,7 @@ class Threads(Extension):
                 " SET role = excluded.role, name = excluded.name,"
                 " email = COALESCE(excluded.email, {t}thread_members.email),"
                 " updated_at = excluded.updated_at",
-                (wedding, sub, role, name, email, secrets.token_urlsafe(24), _now()),
+                (wedding, sub, role, name, email, secrets.token_urlsafe(24), time.time()),
             )
 
         await self.db.write(tx())
@@ -203,7 +128,7 @@ class Threads(Extension):
                 " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (wedding, sub) DO UPDATE"
                 " SET role = excluded.role, name = excluded.name, email = excluded.email,"
                 " updated_at = excluded.updated_at",
-                (wedding, sub, role, name, email, secrets.token_urlsafe(24), _now()),
+                (wedding, sub, role, name, email, secrets.token_urlsafe(24), time.time()),
             )
             return not rows
 
@@ -211,7 +136,7 @@ class Threads(Extension):
         self._seen.pop((wedding, sub), None)
         member = await self.member(wedding, sub)
         assert member is not None
-        return _member_json(member, with_email=True), created
+        return member_json(member, with_email=True), created
 
     async def member(self, wedding: str, sub: str) -> Member | None:
         rows = await self.db.read(
@@ -220,7 +145,7 @@ class Threads(Extension):
             wedding,
             sub,
         )
-        return _member(rows[0]) if rows else None
+        return member_of_row(rows[0]) if rows else None
 
     async def members(self, wedding: str) -> list[Member]:
         rows = await self.db.read(
@@ -228,7 +153,7 @@ class Threads(Extension):
             " WHERE wedding = ? ORDER BY sub",
             wedding,
         )
-        return [_member(r) for r in rows]
+        return [member_of_row(r) for r in rows]
 
     async def set_preferences(
         self, wedding: str, sub: str, participation: str | None, email_on: bool | None
@@ -287,7 +212,7 @@ class Threads(Extension):
         if unknown:
             raise ThreadError(422, f"not a member of this wedding: {unknown[0]!r}", "participants")
         tid = "t_" + secrets.token_hex(8)
-        now = _now()
+        now = time.time()
         docs = "," + ",".join(sorted({a["doc"] for a in anchors})) + ","
         data = {"thread": tid, "subject": subject, "kind": kind, "priority": priority}
         event = self._event(wedding, "thread.created", data, viewer, subs, anchors, priority)
@@ -347,7 +272,7 @@ class Threads(Extension):
     async def _visible_row(self, wedding: str, tid: str, viewer: Viewer) -> tuple[Any, ...]:
         """The thread's row and participants if the viewer may see it, else 404."""
         rows = await self.db.read(
-            f"SELECT {_THREAD_COLUMNS}, docs FROM {{t}}threads WHERE wedding = ? AND id = ?",
+            f"SELECT {THREAD_COLUMNS}, docs FROM {{t}}threads WHERE wedding = ? AND id = ?",
             wedding,
             tid,
         )
@@ -423,9 +348,9 @@ class Threads(Extension):
         after: tuple[float, str] | None,
         limit: int,
     ) -> tuple[list[dict[str, Any]], tuple[float, str] | None]:
-        sql = f"SELECT {_THREAD_COLUMNS} FROM {{t}}threads t WHERE t.wedding = ?"
+        sql = f"SELECT {THREAD_COLUMNS} FROM {{t}}threads t WHERE t.wedding = ?"
         params: list[Any] = [wedding]
-        for doc in _hidden_docs(viewer):
+        for doc in hidden_docs(viewer):
             sql += " AND t.docs NOT LIKE ?"
             params.append(f"%,{doc},%")
         if not viewer.lead:
@@ -441,7 +366,7 @@ class Threads(Extension):
         if anchor is not None:
             needle = json.dumps({"doc": anchor[0], "id": anchor[1]})
             sql += " AND t.anchors LIKE ? ESCAPE '!'"
-            params.append(_contains(needle))
+            params.append(contains_pattern(needle))
         if participant is not None:
             sql += (
                 " AND EXISTS (SELECT 1 FROM {t}thread_participants p2 WHERE"
@@ -531,7 +456,7 @@ class Threads(Extension):
                     wedding, "thread.updated", {"thread": tid, **shown}, viewer, audience, anchors
                 )
             )
-        now = _now()
+        now = time.time()
 
         def tx() -> Tx[None]:
             for column in ("subject", "status", "priority"):
@@ -573,7 +498,7 @@ class Threads(Extension):
     ) -> tuple[list[dict[str, Any]], int | None]:
         await self._visible_row(wedding, tid, viewer)
         rows = await self.db.read(
-            f"SELECT {_MESSAGE_COLUMNS} FROM {{t}}thread_messages WHERE wedding = ? AND thread = ?"
+            f"SELECT {MESSAGE_COLUMNS} FROM {{t}}thread_messages WHERE wedding = ? AND thread = ?"
             " AND seq > ? ORDER BY seq LIMIT ?",
             wedding,
             tid,
@@ -603,15 +528,15 @@ class Threads(Extension):
         fingerprint = hashlib.sha256(
             json.dumps([viewer.sub, body, reply_to, priority]).encode()
         ).hexdigest()
-        level = max(priority or "normal", row[4], key=_RANK.__getitem__)
+        level = max(priority or "normal", row[4], key=RANK.__getitem__)
         members = {m.sub: m for m in await self.members(wedding)}
-        mentions = _mentions(body, members)
-        now = _now()
+        mentions = mentions_in(body, members)
+        now = time.time()
         email = bool(self.settings.smtp_url)
 
         def tx() -> Tx[tuple[list[Any], bool]]:
             found = yield Sql(
-                f"SELECT {_MESSAGE_COLUMNS} FROM {{t}}thread_messages WHERE wedding = ?"
+                f"SELECT {MESSAGE_COLUMNS} FROM {{t}}thread_messages WHERE wedding = ?"
                 " AND thread = ? AND id = ?",
                 (wedding, tid, mid),
             )
@@ -670,7 +595,7 @@ class Threads(Extension):
                     )
                 ]
             )
-            for sub, reason in _recipients(
+            for sub, reason in recipients(
                 viewer, participants, members, mentions, parent_author, level
             ).items():
                 yield Sql(
@@ -706,7 +631,7 @@ class Threads(Extension):
     ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
         row = await self._visible_row(wedding, tid, viewer)
         found = await self.db.read(
-            f"SELECT {_MESSAGE_COLUMNS} FROM {{t}}thread_messages WHERE wedding = ?"
+            f"SELECT {MESSAGE_COLUMNS} FROM {{t}}thread_messages WHERE wedding = ?"
             " AND thread = ? AND id = ?",
             wedding,
             tid,
@@ -726,7 +651,7 @@ class Threads(Extension):
         if message[8]:
             raise ThreadError(409, "this message was deleted")
         members = {m.sub: m for m in await self.members(wedding)}
-        now = _now()
+        now = time.time()
         kind = "thread.message_deleted" if body is None else "thread.message_edited"
         data: dict[str, Any] = {"thread": tid, "message": mid, "seq": int(message[1])}
         if body is not None:
@@ -745,7 +670,7 @@ class Threads(Extension):
                 yield Sql(
                     "UPDATE {t}thread_messages SET body = ?, edited_at = ?, mentions = ?"
                     " WHERE wedding = ? AND thread = ? AND id = ?",
-                    (body, now, json.dumps(_mentions(body, members)), wedding, tid, mid),
+                    (body, now, json.dumps(mentions_in(body, members)), wedding, tid, mid),
                 )
             yield Events([event])
 
@@ -902,7 +827,7 @@ class Threads(Extension):
             rows = yield Sql(
                 "SELECT thread, id, reactions FROM {t}thread_messages WHERE wedding = ?"
                 " AND reactions LIKE ? ESCAPE '!'",
-                (wedding, _contains(json.dumps(sub))),
+                (wedding, contains_pattern(json.dumps(sub))),
             )
             for thread, mid, raw in rows:
                 reactions = {
@@ -937,11 +862,11 @@ class Threads(Extension):
 
     async def export(self, wedding: str) -> dict[str, Any]:
         """Members, threads with participants and messages, for the wedding export."""
-        lead = Viewer("export", "planner", frozenset(_all_docs()))
-        members = [_member_json(m, with_email=True) for m in await self.members(wedding)]
+        lead = Viewer("export", "planner", frozenset(all_docs()))
+        members = [member_json(m, with_email=True) for m in await self.members(wedding)]
         threads = []
         rows = await self.db.read(
-            f"SELECT {_THREAD_COLUMNS} FROM {{t}}threads WHERE wedding = ? ORDER BY created_at, id",
+            f"SELECT {THREAD_COLUMNS} FROM {{t}}threads WHERE wedding = ? ORDER BY created_at, id",
             wedding,
         )
         for row in rows:
@@ -953,78 +878,8 @@ class Threads(Extension):
         return {"members": members, "threads": threads}
 
 
-def _contains(text: str) -> str:
-    """A ``LIKE ... ESCAPE '!'`` pattern matching values that contain ``text`` as is."""
-    escaped = text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
-    return f"%{escaped}%"
-
-
-def _member(row: Sequence[Any]) -> Member:
-    return Member(str(row[0]), str(row[1]), str(row[2]), row[3], str(row[4]), bool(row[5]))
-
-
 def _optimize() -> Tx[None]:
     yield Sql("INSERT INTO thread_search (thread_search) VALUES ('optimize')")
-
-
-def _all_docs() -> tuple[str, ...]:
-    from documents import DOCUMENT_KINDS
-
-    return tuple(DOCUMENT_KINDS)
-
-
-def _member_json(member: Member, *, with_email: bool) -> dict[str, Any]:
-    shown: dict[str, Any] = {"sub": member.sub, "role": member.role, "name": member.name}
-    if with_email:
-        shown["email"] = member.email
-        shown["participation"] = member.participation
-        shown["email_notifications"] = member.email_on
-    return shown
-
-
-member_json = _member_json
-
-
-def _mentions(body: str, members: dict[str, Member]) -> list[str]:
-    """Members named ``@sub`` in the body (a trailing full stop is not part of a name)."""
-    found: list[str] = []
-    for match in _MENTION.finditer(body):
-        name = match.group(1)
-        for candidate in (name, name.rstrip(".")):
-            if (not members or candidate in members) and candidate not in found:
-                found.append(candidate)
-                break
-    return found
-
-
-def _recipients(
-    author: Viewer,
-    participants: Sequence[str],
-    members: dict[str, Member],
-    mentions: Sequence[str],
-    parent_author: str | None,
-    level: str,
-) -> dict[str, str]:
-    """Who is notified of a new message, and why (one reason each, the strongest)."""
-    can_see = set(participants) | {s for s, m in members.items() if m.role in LEADS}
-    chosen: dict[str, str] = {}
-    for sub in participants:
-        member = members.get(sub)
-        if member is not None and member.participation == "all":
-            chosen[sub] = "message"
-    if level != "normal":
-        for sub, member in members.items():
-            if member.role in LEADS:
-                chosen[sub] = "urgent"
-    if parent_author and parent_author in can_see:
-        member = members.get(parent_author)
-        if member is None or member.participation != "none" or level != "normal":
-            chosen[parent_author] = "reply"
-    for sub in mentions:
-        if sub in can_see:
-            chosen[sub] = "mention"
-    chosen.pop(author.sub, None)
-    return chosen
 
 
 def _log_failure(task: asyncio.Future[None]) -> None:
