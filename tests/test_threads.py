@@ -123,6 +123,15 @@ async def test_threads_visibility_forged_author_and_idempotent_messages_across_a
     thread = await ok(created, 201)
     tid = thread["id"]
     assert {p["sub"] for p in thread["participants"]} == {"pat", "flo"}
+    # Idempotency-Key: a retried POST answers the same thread; another body under it, 409.
+    body = {"subject": "Seating chart", "participants": ["flo"]}
+    keyed = {**PLANNER, "Idempotency-Key": "k-1"}
+    once = await ok(await http.post(f"{W}/threads", json=body, headers=keyed), 201)
+    twice = await ok(await http.post(f"{W}/threads", json=body, headers=keyed))
+    assert twice["id"] == once["id"]
+    other = await http.post(f"{W}/threads", json={**body, "subject": "x"}, headers=keyed)
+    assert other.status_code == 409
+    assert other.json()["errors"][0]["field"] == "Idempotency-Key"
     assert thread["status"] == "open" and thread["unread"] == 0
     # Visibility: the couple sees it, the vendor in it too; another vendor and a friend not.
     for headers in (COUPLE, VENDOR):
@@ -360,6 +369,7 @@ async def test_erasure_of_a_member_and_the_export(
         for table in (
             "thread_members", "threads", "thread_participants", "thread_messages",
             "thread_reads", "thread_notifications", "thread_outbox", "thread_search",
+            "thread_requests",
         ):  # fmt: skip
             assert db.execute(f"SELECT COUNT(*) FROM {table}").fetchone() == (0,), table
 

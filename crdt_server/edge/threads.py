@@ -8,6 +8,7 @@ Every route answers problem+json on refusal; a thread the caller may not see ans
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 from typing import Annotated, Any, Literal
 
@@ -271,8 +272,14 @@ async def preferences(call: Call) -> Response:
 async def create_thread(call: Call) -> Response:
     wedding, viewer = await _viewer(call)
     body = call.json(NewThread)
+    key = call.request.headers.get("idempotency-key")
+    once = None
+    if key is not None:
+        if not 1 <= len(key) <= 255:
+            raise ApiError.field(400, "Idempotency-Key", "1 to 255 characters")
+        once = (key, hashlib.sha256(call.body).hexdigest())
     try:
-        thread = await _threads(call).create_thread(
+        thread, created = await _threads(call).create_thread(
             wedding,
             viewer,
             subject=body.subject,
@@ -280,10 +287,11 @@ async def create_thread(call: Call) -> Response:
             priority=body.priority,
             anchors=[{"doc": a.doc, "id": a.id} for a in body.anchors],
             participants=list(body.participants),
+            once=once,
         )
     except ThreadError as exc:
         raise _refusal(exc) from exc
-    return json_response(thread, status_code=201)
+    return json_response(thread, status_code=201 if created else 200)
 
 
 def _cursor(value: tuple[float, str] | None) -> str | None:
@@ -506,7 +514,7 @@ def thread_routes() -> list[Route]:
             "read",
             response_model=MembersAnswer,
             errors=_ERR,
-        ),  # noqa: E501
+        ),
         Route(
             "PUT",
             f"{base}/members/{{sub}}",
@@ -518,7 +526,7 @@ def thread_routes() -> list[Route]:
             request_model=MemberBody,
             status=201,
             errors=(*_ERR, 413, 422),
-        ),  # noqa: E501
+        ),
         Route(
             "DELETE",
             f"{base}/members/{{sub}}",
@@ -529,7 +537,7 @@ def thread_routes() -> list[Route]:
             "admin",
             status=204,
             errors=(401, 403, 404, 429),
-        ),  # noqa: E501
+        ),
         Route(
             "GET",
             f"{base}/members/{{sub}}/unsubscribe",
@@ -541,7 +549,7 @@ def thread_routes() -> list[Route]:
             media_type="text/html",
             query=(QueryParam("key", {"type": "string"}),),
             errors=(404, 429),
-        ),  # noqa: E501
+        ),
         Route(
             "POST",
             f"{base}/members/{{sub}}/unsubscribe",
@@ -553,7 +561,7 @@ def thread_routes() -> list[Route]:
             media_type="text/html",
             query=(QueryParam("key", {"type": "string"}),),
             errors=(404, 429),
-        ),  # noqa: E501
+        ),
         Route(
             "PUT",
             f"{base}/notifications/settings",
@@ -564,21 +572,21 @@ def thread_routes() -> list[Route]:
             body="json",
             request_model=Preferences,
             errors=(*_ERR, 413),
-        ),  # noqa: E501
+        ),
         Route(
             "POST",
             threads,
             "createThread",
-            "Start a thread (the creator is always a participant)",
+            "Start a thread (the creator is always a participant); Idempotency-Key honoured",
             create_thread,
             "threads",
             body="json",
             request_model=NewThread,
             response_model=ThreadAnswer,
             status=201,
-            errors=(*_ERR, 413, 422),
+            errors=(*_ERR, 409, 413, 422),
             priority=_body_priority,
-        ),  # noqa: E501
+        ),
         Route(
             "GET",
             threads,
@@ -603,7 +611,7 @@ def thread_routes() -> list[Route]:
                 *paging,
             ),
             errors=_ERR,
-        ),  # noqa: E501
+        ),
         Route(
             "GET",
             one,
@@ -613,7 +621,7 @@ def thread_routes() -> list[Route]:
             "read",
             response_model=ThreadAnswer,
             errors=_ERR,
-        ),  # noqa: E501
+        ),
         Route(
             "PATCH",
             one,
@@ -626,7 +634,7 @@ def thread_routes() -> list[Route]:
             response_model=ThreadAnswer,
             errors=(*_ERR, 413, 422),
             priority=_body_priority,
-        ),  # noqa: E501
+        ),
         Route(
             "GET",
             f"{one}/messages",
@@ -640,7 +648,7 @@ def thread_routes() -> list[Route]:
                 paging[1],
             ),
             errors=_ERR,
-        ),  # noqa: E501
+        ),
         Route(
             "PUT",
             message,
@@ -654,7 +662,7 @@ def thread_routes() -> list[Route]:
             status=201,
             errors=(*_ERR, 409, 413, 422),
             priority=_body_priority,
-        ),  # noqa: E501
+        ),
         Route(
             "PATCH",
             message,
@@ -665,7 +673,7 @@ def thread_routes() -> list[Route]:
             body="json",
             request_model=MessageEdit,
             errors=(*_ERR, 409, 413, 422),
-        ),  # noqa: E501
+        ),
         Route(
             "DELETE",
             message,
@@ -674,7 +682,7 @@ def thread_routes() -> list[Route]:
             delete_message,
             "threads",
             errors=(*_ERR, 409),
-        ),  # noqa: E501
+        ),
         Route(
             "POST",
             f"{message}/reactions",
@@ -685,7 +693,7 @@ def thread_routes() -> list[Route]:
             body="json",
             request_model=Reaction,
             errors=(*_ERR, 409, 413, 422),
-        ),  # noqa: E501
+        ),
         Route(
             "POST",
             f"{one}/read",
@@ -697,7 +705,7 @@ def thread_routes() -> list[Route]:
             request_model=ReadMark,
             response_model=ThreadAnswer,
             errors=(*_ERR, 413, 422),
-        ),  # noqa: E501
+        ),
         Route(
             "GET",
             f"{base}/notifications",
@@ -712,7 +720,7 @@ def thread_routes() -> list[Route]:
                 paging[1],
             ),
             errors=_ERR,
-        ),  # noqa: E501
+        ),
         Route(
             "POST",
             f"{base}/notifications/read",
@@ -724,5 +732,5 @@ def thread_routes() -> list[Route]:
             request_model=NotificationsRead,
             response_model=ReadAnswer,
             errors=(*_ERR, 413),
-        ),  # noqa: E501
+        ),
     ]

@@ -53,6 +53,7 @@ _TABLES = (
     "thread_reads",
     "thread_notifications",
     "thread_outbox",
+    "thread_requests",
 )
 
 _SQLITE = (
@@ -88,6 +89,9 @@ _SQLITE = (
     " wedding TEXT NOT NULL, sub TEXT NOT NULL, reason TEXT NOT NULL, thread TEXT NOT NULL,"
     " message TEXT NOT NULL, priority TEXT NOT NULL, created_at REAL NOT NULL,"
     " claimed_until REAL NOT NULL DEFAULT 0)",
+    "CREATE TABLE IF NOT EXISTS thread_requests (wedding TEXT NOT NULL, sub TEXT NOT NULL,"
+    " key TEXT NOT NULL, fingerprint TEXT NOT NULL, thread TEXT NOT NULL,"
+    " expires_at REAL NOT NULL, PRIMARY KEY (wedding, sub, key))",
     "CREATE VIRTUAL TABLE IF NOT EXISTS thread_search USING fts5(text, wedding UNINDEXED,"
     " thread UNINDEXED)",
     # Messages index as rowid*2, subjects as rowid*2+1: one FTS table, two sources.
@@ -147,6 +151,9 @@ _POSTGRES = (
     " read integer NOT NULL DEFAULT 0)",
     "CREATE INDEX IF NOT EXISTS thread_notifications_sub"
     " ON {s}.thread_notifications (wedding, sub, id)",
+    "CREATE TABLE IF NOT EXISTS {s}.thread_requests (wedding text NOT NULL, sub text NOT NULL,"
+    " key text NOT NULL, fingerprint text NOT NULL, thread text NOT NULL,"
+    " expires_at double precision NOT NULL, PRIMARY KEY (wedding, sub, key))",
     "CREATE TABLE IF NOT EXISTS {s}.thread_outbox (id bigserial PRIMARY KEY,"
     " wedding text NOT NULL, sub text NOT NULL, reason text NOT NULL, thread text NOT NULL,"
     " message text NOT NULL, priority text NOT NULL, created_at double precision NOT NULL,"
@@ -155,7 +162,7 @@ _POSTGRES = (
 
 SCHEMA = Schema("threads", sqlite=_SQLITE, postgres=_POSTGRES, wedding_tables=_TABLES)
 """Members, threads, participants, messages (with their search index), read marks,
-notifications and the email outbox: all erased with their wedding."""
+notifications, the email outbox and idempotency keys: all erased with their wedding."""
 
 _PLACEHOLDER = re.compile(r"\?")
 

@@ -52,6 +52,9 @@ __all__ = ["MAX_BODY_BYTES", "ThreadError", "Threads", "Viewer", "member_json"]
 
 log = logging.getLogger("crdt_server.threads")
 
+IDEMPOTENCY_SECONDS = 24 * 3600.0
+"""How long an ``Idempotency-Key`` of ``POST .../threads`` is kept (API.md)."""
+
 
 class Threads(Extension):
     """The conversations feature (see the module docstring)."""
@@ -202,7 +205,11 @@ class Threads(Extension):
         priority: str,
         anchors: list[dict[str, str]],
         participants: list[str],
-    ) -> dict[str, Any]:
+        once: tuple[str, str] | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Start a thread; (thread, created). ``once`` is an ``Idempotency-Key`` and the
+        request's fingerprint: the same key again answers the thread it made (kept 24 h),
+        with another fingerprint a 409."""
         for anchor in anchors:
             if anchor["doc"] not in viewer.docs:
                 raise ThreadError(403, f"{anchor['doc']!r} is not open to you", "anchors")
@@ -217,7 +224,28 @@ class Threads(Extension):
         data = {"thread": tid, "subject": subject, "kind": kind, "priority": priority}
         event = self._event(wedding, "thread.created", data, viewer, subs, anchors, priority)
 
-        def tx() -> Tx[None]:
+        def tx() -> Tx[str | None]:
+            if once is not None:
+                found = yield Sql(
+                    "SELECT fingerprint, thread FROM {t}thread_requests WHERE wedding = ?"
+                    " AND sub = ? AND key = ? AND expires_at > ?",
+                    (wedding, viewer.sub, once[0], now),
+                )
+                if found:
+                    if found[0][0] != once[1]:
+                        raise ThreadError(
+                            409,
+                            "this Idempotency-Key was used with another body",
+                            "Idempotency-Key",
+                        )
+                    return str(found[0][1])
+                yield Sql(
+                    "INSERT INTO {t}thread_requests (wedding, sub, key, fingerprint, thread,"
+                    " expires_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (wedding, sub, key)"
+                    " DO UPDATE SET fingerprint = excluded.fingerprint,"
+                    " thread = excluded.thread, expires_at = excluded.expires_at",
+                    (wedding, viewer.sub, once[0], once[1], tid, now + IDEMPOTENCY_SECONDS),
+                )
             yield Sql(
                 "INSERT INTO {t}threads (wedding, id, subject, kind, status, priority, anchors,"
                 " docs, creator, creator_role, created_at, activity)"
@@ -242,10 +270,13 @@ class Threads(Extension):
                     (wedding, tid, sub),
                 )
             yield Events([event])
+            return None
 
-        await self.db.write(tx())
+        earlier = await self.db.write(tx())
+        if earlier is not None:
+            return await self.thread(wedding, earlier, viewer), False
         self._events.announce(wedding)
-        return await self.thread(wedding, tid, viewer)
+        return await self.thread(wedding, tid, viewer), True
 
     def _event(
         self,
