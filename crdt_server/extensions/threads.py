@@ -226,6 +226,10 @@ class Threads(Extension):
 
         def tx() -> Tx[str | None]:
             if once is not None:
+                yield Sql(
+                    "DELETE FROM {t}thread_requests WHERE wedding = ? AND expires_at <= ?",
+                    (wedding, now),
+                )
                 found = yield Sql(
                     "SELECT fingerprint, thread FROM {t}thread_requests WHERE wedding = ?"
                     " AND sub = ? AND key = ? AND expires_at > ?",
