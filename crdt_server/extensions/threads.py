@@ -335,9 +335,16 @@ class Threads(Extension):
         unread = await self._unread(wedding, [tid], viewer.sub)
         return await self._thread_json(wedding, row, unread.get(tid, 0))
 
-    async def _thread_json(self, wedding: str, row: Sequence[Any], unread: int) -> dict[str, Any]:
+    async def _thread_json(
+        self,
+        wedding: str,
+        row: Sequence[Any],
+        unread: int,
+        roles: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
         participants = row[11]
-        roles = {m.sub: m.role for m in await self.members(wedding)}
+        if roles is None:
+            roles = {m.sub: m.role for m in await self.members(wedding)}
         return {
             "id": row[0],
             "subject": row[1],
@@ -431,21 +438,24 @@ class Threads(Extension):
         sql += " ORDER BY t.activity DESC, t.id DESC LIMIT ?"
         params.append(limit)
         rows = await self.db.read(sql, *params)
-        unread = await self._unread(wedding, [r[0] for r in rows], viewer.sub)
-        items = []
-        for row in rows:
-            participants = [
-                r[0]
-                for r in await self.db.read(
-                    "SELECT sub FROM {t}thread_participants WHERE wedding = ? AND thread = ?"
-                    " ORDER BY sub",
-                    wedding,
-                    row[0],
-                )
-            ]
-            items.append(
-                await self._thread_json(wedding, (*row, participants), unread.get(row[0], 0))
+        tids = [str(r[0]) for r in rows]
+        unread = await self._unread(wedding, tids, viewer.sub)
+        roles = {m.sub: m.role for m in await self.members(wedding)}
+        members: dict[str, list[str]] = {tid: [] for tid in tids}
+        if tids:
+            # One query for the page's participants (not one per thread).
+            found = await self.db.read(
+                "SELECT thread, sub FROM {t}thread_participants WHERE wedding = ?"
+                f" AND thread IN ({','.join('?' * len(tids))}) ORDER BY thread, sub",
+                wedding,
+                *tids,
             )
+            for thread, sub in found:
+                members[str(thread)].append(str(sub))
+        items = [
+            await self._thread_json(wedding, (*row, members[row[0]]), unread.get(row[0], 0), roles)
+            for row in rows
+        ]
         following = (float(rows[-1][9]), str(rows[-1][0])) if len(rows) == limit else None
         return items, following
 
