@@ -14,6 +14,7 @@ generated ``tsvector`` column with a GIN index on each.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Generator, Sequence
@@ -180,6 +181,8 @@ class ThreadDb:
         else:
             raise TypeError(f"threads need SQLite or PostgreSQL, not {type(store).__name__}")
         self.store = store
+        self._queue: list[tuple[Tx[Any], asyncio.Future[Any]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     def _sql(self, text: str) -> str:
         text = text.replace("{t}", self._prefix)
@@ -197,42 +200,93 @@ class ThreadDb:
         return [tuple(r) for r in await self.store.fetch(sql, *params)]
 
     async def write(self, tx: Tx[_T]) -> _T:
-        """Run a transaction (see the module docstring); all of it commits or none."""
+        """Run a transaction (see the module docstring); all of it commits or none.
+
+        Transactions queued while one is committing share the next commit (one fsync for
+        all), each in a savepoint of its own: one that raises is rolled back alone and its
+        caller gets the exception; the others commit. Results are given after the commit.
+        """
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((tx, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="thread-writes")
+        result: _T = await future
+        return result
+
+    async def drain(self) -> None:
+        """Wait for every queued transaction to be committed (the server is stopping)."""
+        while self._flusher is not None and not self._flusher.done():
+            await asyncio.shield(self._flusher)
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                outcomes = await self._commit([tx for tx, _ in batch])
+            except BaseException as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+                if future.done():
+                    continue
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+
+    async def _commit(self, txs: list[Tx[Any]]) -> list[tuple[bool, Any]]:
         store = self.store
         if isinstance(store, SqliteStore):
+            from storage.sqlite import insert_events
 
-            def body(db: Any) -> _T:
-                reply: Any = None
-                try:
-                    while True:
-                        step = tx.send(reply)
-                        if isinstance(step, Events):
-                            from storage.sqlite import insert_events
-
-                            reply = insert_events(db, list(step.events), time.time())
-                        else:
-                            reply = db.execute(self._sql(step.text), step.params).fetchall()
-                except StopIteration as done:
-                    result: _T = done.value
-                    return result
+            def body(db: Any) -> list[tuple[bool, Any]]:
+                outcomes: list[tuple[bool, Any]] = []
+                for tx in txs:
+                    db.execute("SAVEPOINT thread_tx")
+                    try:
+                        reply: Any = None
+                        while True:
+                            step = tx.send(reply)
+                            if isinstance(step, Events):
+                                reply = insert_events(db, list(step.events), time.time())
+                            else:
+                                reply = db.execute(self._sql(step.text), step.params).fetchall()
+                    except StopIteration as done:
+                        db.execute("RELEASE thread_tx")
+                        outcomes.append((True, done.value))
+                    except Exception as exc:
+                        db.execute("ROLLBACK TO thread_tx")
+                        db.execute("RELEASE thread_tx")
+                        outcomes.append((False, exc))
+                return outcomes
 
             return await store.write(body)
         assert isinstance(store, PostgresStore)
 
-        async def pg_body(conn: Any) -> _T:
-            reply: Any = None
-            try:
-                while True:
-                    step = tx.send(reply)
-                    if isinstance(step, Events):
-                        reply = await store.insert_events(conn, list(step.events))
-                    else:
-                        reply = [
-                            tuple(r) for r in await conn.fetch(self._sql(step.text), *step.params)
-                        ]
-            except StopIteration as done:
-                result: _T = done.value
-                return result
+        async def pg_body(conn: Any) -> list[tuple[bool, Any]]:
+            outcomes: list[tuple[bool, Any]] = []
+            for tx in txs:
+                try:
+                    async with conn.transaction():  # a savepoint inside the store's transaction
+                        reply: Any = None
+                        try:
+                            while True:
+                                step = tx.send(reply)
+                                if isinstance(step, Events):
+                                    reply = await store.insert_events(conn, list(step.events))
+                                else:
+                                    sql = self._sql(step.text)
+                                    reply = [tuple(r) for r in await conn.fetch(sql, *step.params)]
+                        except StopIteration as done:
+                            value = done.value
+                    outcomes.append((True, value))
+                except Exception as exc:
+                    outcomes.append((False, exc))
+            return outcomes
 
         return await store.write(pg_body)
 

@@ -76,6 +76,10 @@ class Threads(Extension):
         self._db = ThreadDb(core.store)
         await core.store.install(SCHEMA)
 
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.drain()
+
     def on_connect(self, room: Room, conn: Connection) -> None:
         p = conn.principal
         if not p.authenticated:
