@@ -317,6 +317,28 @@ async def test_thread_events_reach_the_stream_filtered_by_audience(
     assert posted["data"]["thread"] == tid and posted["data"]["body"] == "3 tiers"
     assert len((await ok(await http.get(f"{W}/events", headers=VENDOR)))["events"]) == 2
     assert (await ok(await http.get(f"{W}/events", headers=OTHER_VENDOR)))["events"] == []
+    # The stream through a one-use ticket keeps the same audience.
+    for headers, expected in (
+        (VENDOR, ["thread.created", "thread.message_posted"]),
+        (OTHER_VENDOR, []),
+    ):
+        ticket = (await ok(await http.post(f"{W}/events/stream-tickets", headers=headers), 201))[
+            "ticket"
+        ]
+        assert await streamed_until_heartbeat(http, ticket) == expected
+
+
+async def streamed_until_heartbeat(http: httpx.AsyncClient, ticket: str) -> list[str]:
+    """The event types a stream sends before its first heartbeat (it is caught up then)."""
+    types: list[str] = []
+    async with http.stream("GET", f"{W}/events/stream", params={"ticket": ticket}) as answer:
+        assert answer.status_code == 200
+        async for line in answer.aiter_lines():
+            if line.startswith("event:"):
+                types.append(line[6:].strip())
+            elif line.startswith(":"):
+                return types
+    return types
 
 
 @pytest.mark.asyncio
