@@ -357,7 +357,9 @@ async def test_erasure_of_a_member_and_the_export(
     )["id"]
     await ok(
         await http.put(
-            f"{W}/threads/{tid}/messages/m1", json={"body": "secret plan"}, headers=VENDOR
+            f"{W}/threads/{tid}/messages/m1",
+            json={"body": "secret plan quixotically"},
+            headers=VENDOR,
         ),
         201,
     )
@@ -368,7 +370,7 @@ async def test_erasure_of_a_member_and_the_export(
     await ok(await http.post(f"{W}/docs/guests/ops", json=op, headers=PLANNER))
     exported = await ok(await http.get(f"{W}/export", headers=ADMIN_AUTH))
     assert [m["body"] for m in exported["threads"]["threads"][0]["messages"]] == [
-        "secret plan",
+        "secret plan quixotically",
         "ok",
     ]
     assert {m["sub"] for m in exported["threads"]["members"]} == {"pat", "cam", "flo"}
@@ -385,8 +387,16 @@ async def test_erasure_of_a_member_and_the_export(
     assert all(e["actor"]["sub"] != "flo" for e in events)
     search = await ok(await http.get(f"{W}/threads", params={"q": "secret"}, headers=PLANNER))
     assert search["threads"] == []
+    # The erased words are nowhere in the store's files (rows, search index, WAL).
+    assert await until(lambda: _absent(server.data_dir, b"quixotically"))
+    put = await http.put(
+        f"{W}/threads/{tid}/messages/m3", json={"body": "zanzibarish flamingos"}, headers=PLANNER
+    )
+    await ok(put, 201)
+    assert not await _absent(server.data_dir, b"zanzibarish")
     # Wedding deletion removes everything, search index included.
     assert (await http.delete(W, headers=ADMIN_AUTH)).status_code in (200, 202, 204)
+    assert await until(lambda: _absent(server.data_dir, b"zanzibarish"))
     with sqlite3.connect(server.data_dir / "crdt.sqlite3") as db:
         for table in (
             "thread_members", "threads", "thread_participants", "thread_messages",
@@ -592,3 +602,8 @@ async def test_an_acknowledged_messages_email_survives_a_mail_outage_and_a_resta
             assert inbox.messages[0]["To"] == "cam@example.com"
         finally:
             controller.stop()
+
+
+async def _absent(data_dir: Path, needle: bytes) -> bool:
+    files = [data_dir / "crdt.sqlite3", data_dir / "crdt.sqlite3-wal"]
+    return not any(f.exists() and needle in f.read_bytes() for f in files)

@@ -15,6 +15,7 @@ messages (``seq``) in commit order; read marks and unread counts use that number
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -52,6 +53,8 @@ __all__ = ["MAX_BODY_BYTES", "ThreadError", "Threads", "Viewer", "member_json"]
 
 log = logging.getLogger("crdt_server.threads")
 
+MERGE_CHECK_SECONDS = 2.0
+"""How often the SQLite search index looks for newly erased weddings."""
 IDEMPOTENCY_SECONDS = 24 * 3600.0
 """How long an ``Idempotency-Key`` of ``POST .../threads`` is kept (API.md)."""
 
@@ -66,6 +69,7 @@ class Threads(Extension):
         self._db: ThreadDb | None = None
         self._core: Core | None = None
         self._seen: dict[tuple[str, str], tuple[str, str, str | None]] = {}
+        self._merger: asyncio.Task[None] | None = None
         self.outbox_wake = asyncio.Event()
         """Set when email rows were queued (the mailer waits on it)."""
 
@@ -75,10 +79,34 @@ class Threads(Extension):
         self._core = core
         self._db = ThreadDb(core.store)
         await core.store.install(SCHEMA)
+        if self._db.dialect == "sqlite":
+            self._merger = asyncio.create_task(self._merge_after_erasures(), name="thread-fts")
 
     async def close(self) -> None:
+        if self._merger is not None:
+            self._merger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._merger
         if self._db is not None:
             await self._db.drain()
+
+    async def _merge_after_erasures(self) -> None:
+        """SQLite's FTS5 (before 3.44's secure-delete) keeps a deleted row's words in its
+        older index segments until they merge: after a wedding is erased (here or by
+        another process), merge them and scrub the file, so its messages' words go too."""
+        assert self._core is not None
+        store = self._core.store
+        known: set[str] | None = None
+        while True:
+            try:
+                erased = set(await store.tombstones())
+                if known is None or erased - known:
+                    await self.db.write(_optimize())
+                    await store.scrub()
+                known = erased
+            except Exception:
+                log.exception("merging the thread search index failed; retrying")
+            await asyncio.sleep(MERGE_CHECK_SECONDS)
 
     def on_connect(self, room: Room, conn: Connection) -> None:
         p = conn.principal
