@@ -34,7 +34,10 @@ W = "/api/weddings/w1"
 
 
 def auth(sub: str, role: str, email_: str | None = None) -> dict[str, str]:
-    token = CODEC.mint(sub=sub, role=role, wedding="w1", ttl=600, name=sub.title(), email=email_)
+    # Minted at import: it must outlive a whole test run (the fast tier takes minutes).
+    token = CODEC.mint(
+        sub=sub, role=role, wedding="w1", ttl=24 * 3600, name=sub.title(), email=email_
+    )
     return {"Authorization": f"Bearer {token}"}
 
 
