@@ -40,6 +40,7 @@ from crdt_server.edge.ratelimit import HttpRateLimiter
 from crdt_server.edge.routing import Route, starlette_routes
 from crdt_server.edge.state import SERVER_STATE_KEY, ServerState
 from crdt_server.edge.status import status_routes
+from crdt_server.edge.threads import thread_routes
 from crdt_server.edge.upgrade import STATE_KEY, Gate
 from crdt_server.edge.versions import version_routes
 from crdt_server.edge.webapp import webapp_routes
@@ -48,7 +49,9 @@ from crdt_server.errors import CloseCode
 from crdt_server.extensions.conflicts import ConflictsKeeper
 from crdt_server.extensions.events import EventLog
 from crdt_server.extensions.integrations import IntegrationService
+from crdt_server.extensions.mail import Mailer
 from crdt_server.extensions.presence import PresenceDirectory
+from crdt_server.extensions.threads import Threads
 from crdt_server.extensions.versions import VersionKeeper
 from crdt_server.extensions.webhooks import Webhooks
 from crdt_server.settings import Settings
@@ -149,7 +152,9 @@ class AdminEvents(Extension):
             log.error("ignoring an unknown admin event: %r", event)
 
 
-KNOWN_BUS_EVENTS = frozenset({"revoke", "delete", "lift", "events", "presence", "presence_query"})
+KNOWN_BUS_EVENTS = frozenset(
+    {"revoke", "delete", "lift", "events", "presence", "presence_query", "threads.outbox"}
+)
 """Types of bus events some extension handles (others are logged as unknown)."""
 
 
@@ -192,6 +197,7 @@ def create_app(
         keeper = ConflictsKeeper(events=event_log)
         versions = VersionKeeper(events=event_log)
         admin_events = AdminEvents(revocations, keeper, event_log, versions, keep)
+        threads = Threads(event_log)
         hooks = Hooks(
             [
                 admin_events,
@@ -201,6 +207,8 @@ def create_app(
                 versions,
                 IntegrationService(),
                 webhooks,
+                threads,
+                Mailer(threads),
                 *extensions,
             ]
         )
@@ -290,4 +298,5 @@ def http_routes() -> list[Route]:
         *conflict_routes(),
         *version_routes(),
         *webhook_routes(),
+        *thread_routes(),
     ]

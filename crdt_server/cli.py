@@ -184,6 +184,7 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--sub", required=True, help="user id")
     token.add_argument("--name", help="display name (default: the user id)")
     token.add_argument("--ttl", type=_positive, help="lifetime in seconds (default 3600)")
+    token.add_argument("--email", help="email address (the member directory keeps it)")
     token.add_argument(
         "--data-dir", type=Path, help="data directory holding the secret (default: as serve)"
     )
@@ -406,6 +407,7 @@ def mint(settings: Settings, args: argparse.Namespace) -> str:
         wedding=args.wedding[0] if len(args.wedding) == 1 else args.wedding,
         name=args.name,
         ttl=args.ttl or settings.token_ttl_seconds,
+        email=args.email,
     )
 
 

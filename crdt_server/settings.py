@@ -150,6 +150,18 @@ class Settings:
     """Outgoing webhooks may go to loopback, private, link-local and other non-public
     addresses (tests, receivers on the same network). Off: such URLs are refused when an
     endpoint is created and again at each attempt."""
+    rate_threads_per_minute: int = 120
+    """Thread writes (new threads, messages, edits, reactions, read marks) one subject may
+    make a minute; 0: unlimited. ``emergency`` from the couple or planner is never limited."""
+    smtp_url: str = ""
+    """Where thread notification emails go (``smtp://user:pass@host:587`` with STARTTLS when
+    offered, ``smtps://...:465`` for implicit TLS); empty: no email."""
+    email_from: str = "crdt-server@localhost"
+    """The ``From`` address of notification emails."""
+    email_digest_seconds: float = 300.0
+    """One person gets at most one notification email per this many seconds (what comes in
+    between goes in the next, as a digest); 0: each at once. ``urgent`` and ``emergency``
+    messages are never held back."""
     public_url: str = ""
     """The server's address as clients reach it (``https://plan.example.com``, behind a TLS
     proxy); every URL the server hands out starts from it. Empty: from each request."""
@@ -246,6 +258,8 @@ class Settings:
             "rate_read_per_minute",
             "rate_write_per_minute",
             "rate_admin_per_minute",
+            "rate_threads_per_minute",
+            "email_digest_seconds",
             "shutdown_timeout_seconds",
         ):
             if getattr(self, name) < 0:
@@ -261,6 +275,8 @@ class Settings:
             raise SettingsError("several workers need a Redis bus: set CRDT_SERVER_REDIS_URL")
         if self.public_url and not self.public_url.startswith(("http://", "https://")):
             raise SettingsError("public_url must start with http:// or https://")
+        if self.smtp_url and not self.smtp_url.startswith(("smtp://", "smtps://")):
+            raise SettingsError("smtp_url must start with smtp:// or smtps://")
         if self.token_ttl_seconds > self.max_token_lifetime_seconds:
             raise SettingsError("token_ttl_seconds may not exceed max_token_lifetime_seconds")
         if self.auth_secret and len(self.auth_secret.encode()) < 32:
@@ -293,6 +309,7 @@ class Settings:
             "write": self.rate_write_per_minute,
             "admin": self.rate_admin_per_minute,
             "events": self.rate_events_per_minute,
+            "threads": self.rate_threads_per_minute,
         }
 
     @property

@@ -15,6 +15,8 @@ from storage.base import (
     StoredEvent,
     StoredLog,
     StoreError,
+    audience_needle,
+    audience_of,
 )
 from storage.postgres import PostgresStore
 from storage.sqlite import SqliteStore
@@ -36,4 +38,6 @@ __all__ = [
     "StoredEvent",
     "StoredLog",
     "StoreError",
+    "audience_needle",
+    "audience_of",
 ]

@@ -20,6 +20,7 @@ too (:meth:`DocumentStore.revoke`), so a restart or another process cannot forge
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -37,6 +38,8 @@ __all__ = [
     "Revocation",
     "Schema",
     "StoreError",
+    "audience_needle",
+    "audience_of",
     "StoredEvent",
     "StoredLog",
 ]
@@ -96,6 +99,20 @@ class NewEvent:
     role: str = ""
     priority: str = "normal"
     at: float = 0.0
+    audience: str | None = None
+    """Who may see it, when not everyone who may read ``doc``: a JSON array of subjects
+    (:func:`audience_of`); readers with a ``viewer`` filter see it only if named."""
+
+
+def audience_of(subs: Sequence[str]) -> str:
+    """The ``audience`` of an event only these subjects see (sorted, compact JSON)."""
+    return json.dumps(sorted(set(subs)), separators=(",", ":"))
+
+
+def audience_needle(sub: str) -> str:
+    """What an audience contains when it names ``sub`` (a JSON string: quotes inside a
+    subject are escaped, so no other member can contain it)."""
+    return json.dumps(sub)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +128,7 @@ class StoredEvent:
     priority: str
     at: float
     data: str
+    audience: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +139,9 @@ class EventFilter:
 
     types: tuple[str, ...] = ()
     docs: frozenset[str] | None = None
+    viewer: str | None = None
+    """Only events without an audience, or whose audience names this subject; ``None``:
+    every audience (readers who see everything, such as the couple and planner)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,7 @@ from storage.base import (
     StoredEvent,
     StoredLog,
     StoreError,
+    audience_needle,
     wedding_of_prefix,
 )
 
@@ -82,6 +83,7 @@ CREATE TABLE IF NOT EXISTS {s}.events (wedding text COLLATE "C" NOT NULL, seq bi
     type text COLLATE "C" NOT NULL, doc text, sub text NOT NULL, role text NOT NULL,
     priority text NOT NULL, at double precision NOT NULL, data text NOT NULL,
     PRIMARY KEY (wedding, seq));
+ALTER TABLE {s}.events ADD COLUMN IF NOT EXISTS audience text;
 CREATE INDEX IF NOT EXISTS events_at ON {s}.events (at);
 CREATE TABLE IF NOT EXISTS {s}.event_counters (wedding text PRIMARY KEY, last_seq bigint NOT NULL);
 CREATE TABLE IF NOT EXISTS {s}.idempotency (scope text NOT NULL, key text NOT NULL,
@@ -122,7 +124,7 @@ def _tombstone_trigger(table: str) -> str:
     )
 
 
-_EVENT_COLUMNS = "wedding, seq, type, doc, sub, role, priority, at, data"
+_EVENT_COLUMNS = "wedding, seq, type, doc, sub, role, priority, at, data, audience"
 _WEDDING_TABLES = ("events", "event_counters", "idempotency")
 """Tables keyed by a ``wedding`` column: erased with the wedding."""
 # Counter rows are locked by the upsert until commit, so each wedding's seqs are gap free
@@ -132,9 +134,9 @@ INSERT INTO {s}.event_counters AS c (wedding, last_seq) VALUES ($1, $2)
 ON CONFLICT (wedding) DO UPDATE SET last_seq = c.last_seq + $2 RETURNING last_seq
 """
 _INSERT_EVENTS = """
-INSERT INTO {s}.events (wedding, seq, type, doc, sub, role, priority, at, data)
+INSERT INTO {s}.events (wedding, seq, type, doc, sub, role, priority, at, data, audience)
 SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::float8[], $9::text[])
+                     $7::text[], $8::float8[], $9::text[], $10::text[])
 """
 _NEXT_SEQS = "SELECT array(SELECT nextval($1::regclass) FROM generate_series(1, $2))"
 # One statement for both tables; created_at is the database's clock, shared by all hosts.
@@ -356,6 +358,9 @@ class PostgresStore:
         if where.docs is not None:
             args.append(sorted(where.docs))
             sql += f" AND (doc IS NULL OR doc = ANY(${len(args)}::text[]))"
+        if where.viewer is not None:
+            args.append(audience_needle(where.viewer))
+            sql += f" AND (audience IS NULL OR strpos(audience, ${len(args)}) > 0)"
         sql += " ORDER BY seq LIMIT $3"
         rows = await self._fetch(sql, *args)
         return [StoredEvent(*row) for row in rows]
@@ -697,7 +702,16 @@ class PostgresStore:
             next_seq[e.wedding] += 1
             stored.append(
                 StoredEvent(
-                    e.wedding, seq, e.type, e.doc, e.sub, e.role, e.priority, e.at or now, e.data
+                    e.wedding,
+                    seq,
+                    e.type,
+                    e.doc,
+                    e.sub,
+                    e.role,
+                    e.priority,
+                    e.at or now,
+                    e.data,
+                    e.audience,
                 )
             )
         if not stored:
@@ -706,7 +720,18 @@ class PostgresStore:
             list(column)
             for column in zip(
                 *(
-                    (s.wedding, s.seq, s.type, s.doc, s.sub, s.role, s.priority, s.at, s.data)
+                    (
+                        s.wedding,
+                        s.seq,
+                        s.type,
+                        s.doc,
+                        s.sub,
+                        s.role,
+                        s.priority,
+                        s.at,
+                        s.data,
+                        s.audience,
+                    )
                     for s in stored
                 ),
                 strict=True,

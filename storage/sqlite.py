@@ -46,6 +46,7 @@ from storage.base import (
     StoredEvent,
     StoredLog,
     StoreError,
+    audience_needle,
     wedding_of_prefix,
 )
 
@@ -67,7 +68,7 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS history_doc_seq ON history (doc, seq)",
     "CREATE TABLE IF NOT EXISTS events (wedding TEXT NOT NULL, seq INTEGER NOT NULL,"
     " type TEXT NOT NULL, doc TEXT, sub TEXT NOT NULL, role TEXT NOT NULL,"
-    " priority TEXT NOT NULL, at REAL NOT NULL, data TEXT NOT NULL,"
+    " priority TEXT NOT NULL, at REAL NOT NULL, data TEXT NOT NULL, audience TEXT,"
     " PRIMARY KEY (wedding, seq)) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS events_at ON events (at)",
     "CREATE TABLE IF NOT EXISTS event_counters (wedding TEXT PRIMARY KEY,"
@@ -99,8 +100,9 @@ _MIGRATIONS = {
         ("role", "TEXT NOT NULL DEFAULT ''"),
         ("client_id", "INTEGER"),
     ),
+    "events": (("audience", "TEXT"),),
 }
-_EVENT_COLUMNS = "wedding, seq, type, doc, sub, role, priority, at, data"
+_EVENT_COLUMNS = "wedding, seq, type, doc, sub, role, priority, at, data, audience"
 _WEDDING_TABLES = ("events", "event_counters", "idempotency")
 """Tables keyed by a ``wedding`` column: erased with the wedding."""
 
@@ -320,6 +322,9 @@ class SqliteStore:
             docs = sorted(where.docs)
             sql += f" AND (doc IS NULL OR doc IN ({','.join('?' * len(docs))}))"
             params += docs
+        if where.viewer is not None:
+            sql += " AND (audience IS NULL OR instr(audience, ?) > 0)"
+            params.append(audience_needle(where.viewer))
         rows = await self._read(f"{sql} ORDER BY seq LIMIT ?", *params, limit)
         return [StoredEvent(*row) for row in rows]
 
@@ -734,12 +739,13 @@ def insert_events(
                 event.priority,
                 event.at or now,
                 event.data,
+                event.audience,
             )
         )
     db.executemany(
-        f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
-            (e.wedding, e.seq, e.type, e.doc, e.sub, e.role, e.priority, e.at, e.data)
+            (e.wedding, e.seq, e.type, e.doc, e.sub, e.role, e.priority, e.at, e.data, e.audience)
             for e in stored
         ],
     )

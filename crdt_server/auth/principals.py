@@ -39,6 +39,8 @@ class Principal:
     expires_at: float | None = None
     """Unix time at which the connection must be closed with 4401 (token expiry)."""
     authenticated: bool = True
+    email: str | None = None
+    """The token's ``email`` claim, if any (for the member directory)."""
 
     @property
     def key(self) -> str:
@@ -164,4 +166,5 @@ class TokenAuthenticator:
             role=claims.role,
             can_write=access.can_write,
             expires_at=claims.exp,
+            email=claims.email,
         )

@@ -33,6 +33,7 @@ __all__ = [
     "TokenCodec",
     "TokenError",
     "load_or_create_secret",
+    "valid_email",
 ]
 
 SECRET_FILE = "auth_secret"
@@ -58,6 +59,8 @@ class TokenClaims:
     docs: Mapping[str, Access] = field(default_factory=dict)
     auth_time: float | None = None
     """When the person signed in (the first token's ``iat``), kept across refreshes."""
+    email: str | None = None
+    """The person's address (optional ``email`` claim), kept in the member directory."""
 
 
 def load_or_create_secret(data_dir: Path) -> bytes:
@@ -155,6 +158,7 @@ class TokenCodec:
         ttl: float = 3600,
         docs: Mapping[str, str] | None = None,
         auth_time: int | None = None,
+        email: str | None = None,
     ) -> str:
         """Sign an HS256 token (needs the secret); validates what it signs."""
         if self._secret is None or "HS256" not in self._algorithms:
@@ -174,6 +178,8 @@ class TokenCodec:
             payload["docs"] = dict(docs)
         if auth_time is not None:
             payload["auth_time"] = auth_time
+        if email is not None:
+            payload["email"] = email
         _claims(payload)  # never sign something decode() would refuse
         return jwt.encode(payload, self._secret, algorithm="HS256")
 
@@ -212,6 +218,26 @@ def _claims(payload: Mapping[str, Any]) -> TokenClaims:
         iat=iat,
         docs=docs,
         auth_time=float(auth_time) if isinstance(auth_time, int | float) else None,
+        email=_email(payload.get("email")),
+    )
+
+
+def _email(value: Any) -> str | None:
+    """The optional ``email`` claim: one plausible address (it is mailed to) or nothing."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not valid_email(value):
+        raise TokenError("claim 'email' must be an email address")
+    return value
+
+
+def valid_email(value: str) -> bool:
+    """A single ``local@domain`` address, no spaces, no header-breaking characters."""
+    local, at, domain = value.rpartition("@")
+    return (
+        bool(at and local and "." in domain)
+        and len(value) <= 254
+        and not any(c.isspace() or c in '<>,;:"()[]\\' or ord(c) < 32 for c in value)
     )
 
 

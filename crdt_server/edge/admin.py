@@ -8,6 +8,7 @@ import time
 from starlette.responses import Response
 
 from crdt_server.auth.permissions import PermissionsError, parse_overrides
+from crdt_server.auth.tokens import valid_email
 from crdt_server.edge.bodies import (
     RevokeAnswer,
     RevokeRequest,
@@ -37,8 +38,16 @@ async def create_session(call: Call) -> Response:
         docs = {d: a.value for d, a in parse_overrides(body.docs).items()}
     except PermissionsError as exc:
         raise ApiError.field(422, "docs", str(exc)) from exc
+    if body.email is not None and not valid_email(body.email):
+        raise ApiError.field(422, "email", "must be an email address")
     token = call.state.token_codec.mint(
-        sub=body.sub, name=body.name, role=body.role, wedding=wedding_id, ttl=ttl, docs=docs
+        sub=body.sub,
+        name=body.name,
+        role=body.role,
+        wedding=wedding_id,
+        ttl=ttl,
+        docs=docs,
+        email=body.email,
     )
     answer = SessionAnswer(
         token=token,

@@ -64,6 +64,8 @@ class SessionRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Seconds; at most ``CRDT_SERVER_TOKEN_TTL_SECONDS`` (its default)."""
     docs: dict[str, str] = {}
     """Per-document access overrides: document kind to ``rw``, ``ro`` or ``none``."""
+    email: Annotated[str, msgspec.Meta(max_length=254)] | None = None
+    """The person's address (an ``email`` claim; the member directory keeps it)."""
 
 
 class SessionAnswer(msgspec.Struct, frozen=True):

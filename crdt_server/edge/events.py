@@ -12,7 +12,9 @@
   tokens never go in a stream URL).
 - ``POST /api/weddings/{id}/events`` posts a custom event (``custom.*``, ``day.*``).
 
-Everyone sees only the events of the documents they may read (and events of no document).
+Everyone sees only the events of the documents they may read (and events of no document),
+and of events with an audience (a thread's), only those naming them, unless they are the
+couple or the planner.
 """
 
 from __future__ import annotations
@@ -28,13 +30,21 @@ import msgspec
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.responses import Response
 
+from crdt_server.auth.principals import Principal
 from crdt_server.edge.documents import capable_principal, readable_documents, wedding_principal
 from crdt_server.edge.problems import ApiError
 from crdt_server.edge.routing import Call, QueryParam, Route, json_response
 from crdt_server.extensions.events import event_json
 from storage import EventFilter, NewEvent, Once
 
-__all__ = ["CustomEvent", "PostedEvent", "custom_event_data", "event_routes"]
+__all__ = [
+    "SEE_EVERY_AUDIENCE",
+    "CustomEvent",
+    "PostedEvent",
+    "custom_event_data",
+    "event_routes",
+    "viewer_of",
+]
 
 CUSTOM_NAMESPACES = ("custom.", "day.")
 """Namespaces of the event types clients may post."""
@@ -76,6 +86,18 @@ class _Grant(msgspec.Struct, frozen=True):
     expires_at: float | None
     checked_at: float = 0.0
     """When the credential was checked (a revocation since then refuses the ticket)."""
+    viewer: str | None = None
+    """The reader's audience filter (``None``: every audience)."""
+
+
+SEE_EVERY_AUDIENCE = frozenset({"couple", "planner"})
+"""Roles that see every event of the documents they may read, whatever its audience (a
+thread's events name its participants; the couple and planner see every thread)."""
+
+
+def viewer_of(principal: Principal) -> str | None:
+    """The ``viewer`` of an event filter for this reader (``None``: every audience)."""
+    return None if principal.role in SEE_EVERY_AUDIENCE else principal.user_id
 
 
 def _types(call: Call) -> tuple[str, ...]:
@@ -106,7 +128,8 @@ async def list_events(call: Call) -> Response:
     docs = readable_documents(call, wedding_id)
     after = _int_param(call, "after", 0, 0, 2**62)
     limit = _int_param(call, "limit", 50, 1, 500)
-    where = EventFilter(types=_types(call), docs=frozenset(docs))
+    viewer = viewer_of(wedding_principal(call, wedding_id, docs))
+    where = EventFilter(types=_types(call), docs=frozenset(docs), viewer=viewer)
     events = await call.state.events.read(wedding_id, after=after, limit=limit, where=where)
     following = events[-1].seq if len(events) == limit else None
     return json_response(EventsAnswer([event_json(e) for e in events], following))
@@ -118,7 +141,14 @@ async def stream_ticket(call: Call) -> Response:
     docs = readable_documents(call, wedding_id)
     principal = wedding_principal(call, wedding_id, docs)
     ticket = secrets.token_urlsafe(24)
-    grant = _Grant(wedding_id, principal.user_id, sorted(docs), principal.expires_at, time.time())
+    grant = _Grant(
+        wedding_id,
+        principal.user_id,
+        sorted(docs),
+        principal.expires_at,
+        time.time(),
+        viewer_of(principal),
+    )
     await call.state.store.put_ticket(
         _digest(ticket), msgspec.json.encode(grant).decode(), time.time() + TICKET_SECONDS
     )
@@ -139,18 +169,19 @@ async def stream(call: Call) -> Response:
         revocations = call.state.revocations
         if revocations.revoked_since(grant.sub, wedding_id, grant.checked_at):
             raise ApiError.field(401, "ticket", "the session of this ticket was revoked")
-        docs, expires_at = set(grant.docs), grant.expires_at
+        docs, expires_at, viewer = set(grant.docs), grant.expires_at, grant.viewer
         sub, checked_at = grant.sub, grant.checked_at
     else:
         docs = readable_documents(call, wedding_id)
         principal = wedding_principal(call, wedding_id, docs)
         expires_at, sub, checked_at = principal.expires_at, principal.user_id, time.time()
+        viewer = viewer_of(principal)
     last = call.request.headers.get("last-event-id") or call.request.query_params.get("after")
     try:
         after = int(last) if last else 0
     except ValueError as exc:
         raise ApiError.field(400, "Last-Event-ID", "must be an event seq") from exc
-    where = EventFilter(types=_types(call), docs=frozenset(docs))
+    where = EventFilter(types=_types(call), docs=frozenset(docs), viewer=viewer)
     heartbeat = call.state.settings.sse_heartbeat_seconds
     events = call.state.events
     revocations = call.state.revocations

@@ -32,6 +32,9 @@ _PATH_PARAMS: dict[str, dict[str, Any]] = {
     "conflict_id": {"type": "string", "pattern": "^[a-z_]+\\.[a-z_]+:[0-9a-f]{12}$"},
     "hook": {"type": "string", "pattern": "^wh_[0-9a-f]{24}$"},
     "delivery": {"type": "string", "pattern": "^msg_[0-9a-f]{24}$"},
+    "thread_id": {"type": "string", "minLength": 1, "maxLength": 64},
+    "message_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+    "sub": {"type": "string", "minLength": 1, "maxLength": 256},
 }
 _SECURITY_SCHEMES = {
     "token": {

@@ -141,6 +141,11 @@ class EventLog(Extension):
                 self._announce(wedding)
         return added
 
+    def announce(self, wedding: str) -> None:
+        """Wake the wedding's readers here and in every process: a feature stored events in
+        a transaction of its own (:func:`storage.sqlite.insert_events`)."""
+        self._announce(wedding)
+
     def _announce(self, wedding: str) -> None:
         self._wake(wedding)
         for listener in self._on_recorded:

@@ -36,6 +36,7 @@ from storage import (
     Schema,
     SqliteStore,
     StoreError,
+    audience_of,
 )
 
 if TYPE_CHECKING:
@@ -852,6 +853,31 @@ async def test_an_idempotency_key_stores_once(store: DocumentStore) -> None:
     expired = Once("w1:ada:events", "key-2", "fp", time.time() - 1)
     await store.add_events([_event("w1", "custom.b")], once=expired)
     assert (await store.add_events([_event("w1", "custom.b")], once=expired)).first
+
+
+@pytest.mark.asyncio
+async def test_events_with_an_audience_reach_only_the_viewers_it_names(
+    store: DocumentStore,
+) -> None:
+    await store.add_events(
+        [
+            NewEvent("w_1", "thread.created", "{}", audience=audience_of(["flo", 'a"b'])),
+            NewEvent("w_1", "guest.added", "{}", "guests"),
+            NewEvent("w_1", "thread.created", "{}", "seating", audience=audience_of(["dj"])),
+        ]
+    )
+
+    async def seqs(where: EventFilter) -> list[int]:
+        return [e.seq for e in await store.events("w_1", where=where)]
+
+    assert await seqs(EventFilter()) == [1, 2, 3]  # no viewer: every audience
+    assert await seqs(EventFilter(viewer="flo")) == [1, 2]
+    assert await seqs(EventFilter(viewer='a"b')) == [1, 2]
+    assert await seqs(EventFilter(viewer="a")) == [2]  # a prefix of a name is not the name
+    assert await seqs(EventFilter(viewer="dj", docs=frozenset({"guests"}))) == [2]
+    assert await seqs(EventFilter(viewer="dj")) == [2, 3]
+    stored = await store.events("w_1", after=2)
+    assert stored[0].audience == '["dj"]'
 
 
 @pytest.mark.asyncio

@@ -1,0 +1,612 @@
+"""Conversations through a real server: the member directory, threads and their visibility,
+idempotent messages across a restart, unread counts, notifications, search, events on the
+stream, email through a real SMTP server (aiosmtpd), erasure and the export."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import socket
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from aiosmtpd.controller import Controller
+
+from crdt_server.auth.tokens import TokenCodec
+from tests.server import ServerProcess
+from tests.yclient import YClient
+
+SECRET = "threads-test-secret-at-least-32-bytes!!"
+CODEC = TokenCodec(algorithms=["HS256"], secret=SECRET.encode())
+ADMIN = "threads-admin-key"
+ENV = {
+    "CRDT_SERVER_AUTH_SECRET": SECRET,
+    "CRDT_SERVER_ADMIN_API_KEY": ADMIN,
+    "CRDT_SERVER_SSE_HEARTBEAT_SECONDS": "0.5",
+}
+W = "/api/weddings/w1"
+
+
+def auth(sub: str, role: str, email_: str | None = None) -> dict[str, str]:
+    # Minted at import: it must outlive a whole test run (the fast tier takes minutes).
+    token = CODEC.mint(
+        sub=sub, role=role, wedding="w1", ttl=24 * 3600, name=sub.title(), email=email_
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
+PLANNER = auth("pat", "planner", "pat@example.com")
+COUPLE = auth("cam", "couple", "cam@example.com")
+VENDOR = auth("flo", "vendor", "flo@example.com")
+OTHER_VENDOR = auth("dj", "vendor")
+FRIEND = auth("fred", "friend")
+ADMIN_AUTH = {"Authorization": f"Bearer {ADMIN}"}
+
+
+async def until(check: Any, deadline: float = 10.0) -> Any:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    while True:
+        value = await check()
+        if value:
+            return value
+        assert loop.time() < end, "condition not met before the deadline"
+        await asyncio.sleep(0.05)
+
+
+async def ok(response: httpx.Response, status: int = 200) -> Any:
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+async def join(http: httpx.AsyncClient, *people: dict[str, str]) -> None:
+    """Each person makes one call: the directory learns them from their token."""
+    for headers in people:
+        await ok(await http.get(f"{W}/members", headers=headers))
+
+
+@pytest_asyncio.fixture
+async def api(tmp_path: Path) -> AsyncIterator[tuple[ServerProcess, httpx.AsyncClient]]:
+    async with (
+        ServerProcess(tmp_path / "data", env=ENV, anonymous=False) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+    ):
+        yield server, http
+
+
+@pytest.mark.asyncio
+async def test_members_come_from_tokens_and_the_directory_api(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    _, http = api
+    await join(http, PLANNER, VENDOR)
+    members = (await ok(await http.get(f"{W}/members", headers=PLANNER)))["members"]
+    assert {m["sub"]: m["email"] for m in members} == {
+        "flo": "flo@example.com",
+        "pat": "pat@example.com",
+    }
+    # A vendor sees names and roles, not other people's addresses.
+    seen = (await ok(await http.get(f"{W}/members", headers=VENDOR)))["members"]
+    assert [m.get("email") for m in seen if m["sub"] == "pat"] == [None]
+    body = {"role": "family", "name": "Gran", "email": "gran@example.com"}
+    put = await http.put(f"{W}/members/gran", json=body, headers=PLANNER)
+    assert (await ok(put, 201))["name"] == "Gran"
+    assert (await http.put(f"{W}/members/gran", json=body, headers=ADMIN_AUTH)).status_code == 200
+    refused = await http.put(f"{W}/members/gran", json=body, headers=VENDOR)
+    assert refused.status_code == 403
+    bad = await http.put(f"{W}/members/gran", json={**body, "email": "no"}, headers=PLANNER)
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "email"
+    # The sessions endpoint accepts an email claim.
+    session = await http.post(
+        f"{W}/sessions",
+        json={"sub": "newbie", "role": "friend", "email": "new@example.com"},
+        headers=ADMIN_AUTH,
+    )
+    claims = CODEC.decode((await ok(session, 201))["token"])
+    assert claims.email == "new@example.com"
+
+
+@pytest.mark.asyncio
+async def test_threads_visibility_forged_author_and_idempotent_messages_across_a_restart(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    server, http = api
+    await join(http, PLANNER, COUPLE, VENDOR, OTHER_VENDOR, FRIEND)
+    created = await http.post(
+        f"{W}/threads",
+        json={"subject": "Florist deposit", "kind": "vendor", "participants": ["flo"]},
+        headers=PLANNER,
+    )
+    thread = await ok(created, 201)
+    tid = thread["id"]
+    assert {p["sub"] for p in thread["participants"]} == {"pat", "flo"}
+    # Idempotency-Key: a retried POST answers the same thread; another body under it, 409.
+    body = {"subject": "Seating chart", "participants": ["flo"]}
+    keyed = {**PLANNER, "Idempotency-Key": "k-1"}
+    once = await ok(await http.post(f"{W}/threads", json=body, headers=keyed), 201)
+    twice = await ok(await http.post(f"{W}/threads", json=body, headers=keyed))
+    assert twice["id"] == once["id"]
+    other = await http.post(f"{W}/threads", json={**body, "subject": "x"}, headers=keyed)
+    assert other.status_code == 409
+    assert other.json()["errors"][0]["field"] == "Idempotency-Key"
+    assert thread["status"] == "open" and thread["unread"] == 0
+    # Visibility: the couple sees it, the vendor in it too; another vendor and a friend not.
+    for headers in (COUPLE, VENDOR):
+        assert (await http.get(f"{W}/threads/{tid}", headers=headers)).status_code == 200
+    for headers in (OTHER_VENDOR, FRIEND):
+        refused = await http.get(f"{W}/threads/{tid}", headers=headers)
+        assert refused.status_code == 404
+        assert refused.headers["content-type"] == "application/problem+json"
+        listed = await ok(await http.get(f"{W}/threads", headers=headers))
+        assert listed["threads"] == []
+        put = await http.put(f"{W}/threads/{tid}/messages/x1", json={"body": "hi"}, headers=headers)
+        assert put.status_code == 404
+    # Anchored to the guest list: a friend in the thread still may not see it.
+    anchored = await ok(
+        await http.post(
+            f"{W}/threads",
+            json={
+                "subject": "Dietary needs of Grace",
+                "kind": "guest",
+                "anchors": [{"doc": "guests", "id": "grace_h"}],
+                "participants": ["fred"],
+            },
+            headers=PLANNER,
+        ),
+        201,
+    )
+    assert (await http.get(f"{W}/threads/{anchored['id']}", headers=FRIEND)).status_code == 404
+    for anchor, found in (("guests:grace_h", [anchored["id"]]), ("guests:gracexh", [])):
+        by_anchor = await http.get(f"{W}/threads", params={"anchor": anchor}, headers=COUPLE)
+        assert [t["id"] for t in (await ok(by_anchor))["threads"]] == found
+    friend_anchor = await http.post(
+        f"{W}/threads",
+        json={"subject": "x", "anchors": [{"doc": "guests", "id": "g"}]},
+        headers=FRIEND,
+    )
+    assert friend_anchor.status_code == 403
+    # Authorship comes from the token; an "author" in the body is ignored.
+    forged = await http.put(
+        f"{W}/threads/{tid}/messages/m0",
+        json={"body": "pay now", "author": {"sub": "cam", "role": "couple"}},
+        headers=VENDOR,
+    )
+    assert (await ok(forged, 201))["author"] == {"sub": "flo", "role": "vendor"}
+    await ok(await http.delete(f"{W}/threads/{tid}/messages/m0", headers=VENDOR))
+    # The same PUT three times, across a restart: one message.
+    url = f"{W}/threads/{tid}/messages/m1"
+    first = await ok(await http.put(url, json={"body": "Deposit due Friday"}, headers=VENDOR), 201)
+    assert first["author"] == {"sub": "flo", "role": "vendor"} and first["seq"] == 2
+    again = await ok(await http.put(url, json={"body": "Deposit due Friday"}, headers=VENDOR))
+    assert again == first
+    await server.restart()
+    after = await ok(await http.put(url, json={"body": "Deposit due Friday"}, headers=VENDOR))
+    assert after == first
+    other = await http.put(url, json={"body": "something else"}, headers=VENDOR)
+    assert other.status_code == 409
+    listed = await ok(await http.get(f"{W}/threads/{tid}/messages", headers=PLANNER))
+    assert [m["id"] for m in listed["messages"]] == ["m0", "m1"] and listed["next"] is None
+    # Bad input names the field and changes nothing.
+    too_big = await http.put(
+        f"{W}/threads/{tid}/messages/m9", json={"body": "x" * 9000}, headers=VENDOR
+    )
+    assert too_big.status_code == 413 and too_big.json()["errors"][0]["field"] == "body"
+    bad_id = await http.put(f"{W}/threads/{tid}/messages/b%20d", json={"body": "x"}, headers=VENDOR)
+    assert bad_id.status_code == 400
+    bad_kind = await http.post(f"{W}/threads", json={"subject": "s", "kind": "x"}, headers=PLANNER)
+    assert bad_kind.status_code in (400, 422) and bad_kind.json()["errors"][0]["field"] == "kind"
+    # Edit and delete: own messages; the planner moderates.
+    assert (
+        await http.patch(url, json={"body": "Deposit due Monday"}, headers=COUPLE)
+    ).status_code == 403
+    edited = await ok(await http.patch(url, json={"body": "Deposit due Monday"}, headers=VENDOR))
+    assert edited["body"] == "Deposit due Monday" and edited["edited_at"] is not None
+    reacted = await ok(
+        await http.post(f"{url}/reactions", json={"emoji": "\U0001f44d"}, headers=PLANNER)
+    )
+    assert reacted["reactions"] == {"\U0001f44d": ["pat"]}
+    deleted = await ok(await http.delete(url, headers=PLANNER))
+    assert deleted["deleted"] and deleted["body"] == "" and deleted["author"]["sub"] == "flo"
+    # Resolve.
+    resolved = await ok(
+        await http.patch(f"{W}/threads/{tid}", json={"status": "resolved"}, headers=VENDOR)
+    )
+    assert resolved["status"] == "resolved"
+    only = await ok(await http.get(f"{W}/threads", params={"status": "resolved"}, headers=PLANNER))
+    assert [t["id"] for t in only["threads"]] == [tid]
+
+
+@pytest.mark.asyncio
+async def test_unread_counts_mentions_notifications_and_search(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    _, http = api
+    await join(http, PLANNER, COUPLE, VENDOR)
+    tid = (
+        await ok(
+            await http.post(
+                f"{W}/threads",
+                json={"subject": "Table 4 flowers", "participants": ["flo"]},
+                headers=PLANNER,
+            ),
+            201,
+        )
+    )["id"]
+    base = f"{W}/threads/{tid}/messages"
+    await ok(await http.put(f"{base}/a", json={"body": "Peonies or roses?"}, headers=PLANNER), 201)
+    await ok(
+        await http.put(
+            f"{base}/b",
+            json={"body": "Peonies, @pat. Ask @cam too", "reply_to": "a"},
+            headers=VENDOR,
+        ),
+        201,
+    )
+    await ok(await http.put(f"{base}/c", json={"body": "Noted"}, headers=VENDOR), 201)
+    thread = await ok(await http.get(f"{W}/threads/{tid}", headers=PLANNER))
+    assert thread["unread"] == 2 and thread["last_seq"] == 3
+    # Posting marks read up to one's own message.
+    assert (await ok(await http.get(f"{W}/threads/{tid}", headers=VENDOR)))["unread"] == 0
+    marked = await ok(
+        await http.post(f"{W}/threads/{tid}/read", json={"up_to": "b"}, headers=PLANNER)
+    )
+    assert marked["unread"] == 1
+    # Notifications: pat mentioned (and replied to) in b, a message in c; cam mentioned.
+    inbox = await ok(
+        await http.get(f"{W}/notifications", params={"unread": "true"}, headers=COUPLE)
+    )
+    assert inbox["unread"] == 1
+    assert [(n["reason"], n["message"]) for n in inbox["notifications"]] == [("mention", "b")]
+    assert inbox["notifications"][0]["actor"] == {"sub": "flo", "role": "vendor"}
+    pats = await ok(await http.get(f"{W}/notifications", headers=PLANNER))
+    assert [(n["reason"], n["read"]) for n in pats["notifications"]] == [
+        ("message", False),
+        ("mention", True),  # read up to b marked it read
+    ]
+    read = await ok(await http.post(f"{W}/notifications/read", json={}, headers=COUPLE))
+    assert read == {"marked": 1}
+    assert (await ok(await http.get(f"{W}/notifications", headers=COUPLE)))["unread"] == 0
+    # Participation "mentions": no notification for plain messages.
+    await ok(
+        await http.put(
+            f"{W}/notifications/settings", json={"participation": "mentions"}, headers=PLANNER
+        )
+    )
+    await ok(await http.put(f"{base}/d", json={"body": "Delivered at 9"}, headers=VENDOR), 201)
+    assert (await ok(await http.get(f"{W}/notifications", headers=PLANNER)))["unread"] == 1
+    # Urgent: the couple hears of it though not in the thread.
+    await ok(
+        await http.put(
+            f"{base}/e", json={"body": "Van broke down", "priority": "urgent"}, headers=VENDOR
+        ),
+        201,
+    )
+    urgent = await ok(await http.get(f"{W}/notifications", headers=COUPLE))
+    assert urgent["notifications"][0]["reason"] == "urgent"
+    # Full-text search over subjects and messages.
+    for q, found in (("peonies", [tid]), ("flowers", [tid]), ("tulips", [])):
+        answer = await ok(await http.get(f"{W}/threads", params={"q": q}, headers=PLANNER))
+        assert [t["id"] for t in answer["threads"]] == found, q
+
+
+@pytest.mark.asyncio
+async def test_thread_events_reach_the_stream_filtered_by_audience(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    _, http = api
+    await join(http, PLANNER, VENDOR, OTHER_VENDOR)
+    tid = (
+        await ok(
+            await http.post(
+                f"{W}/threads", json={"subject": "Cake", "participants": ["flo"]}, headers=PLANNER
+            ),
+            201,
+        )
+    )["id"]
+    await ok(
+        await http.put(f"{W}/threads/{tid}/messages/m1", json={"body": "3 tiers"}, headers=VENDOR),
+        201,
+    )
+    planner = await ok(await http.get(f"{W}/events", headers=PLANNER))
+    assert [e["type"] for e in planner["events"]] == ["thread.created", "thread.message_posted"]
+    posted = planner["events"][1]
+    assert posted["actor"] == {"sub": "flo", "role": "vendor"}
+    assert posted["data"]["thread"] == tid and posted["data"]["body"] == "3 tiers"
+    assert len((await ok(await http.get(f"{W}/events", headers=VENDOR)))["events"]) == 2
+    assert (await ok(await http.get(f"{W}/events", headers=OTHER_VENDOR)))["events"] == []
+    # The stream through a one-use ticket keeps the same audience.
+    for headers, expected in (
+        (VENDOR, ["thread.created", "thread.message_posted"]),
+        (OTHER_VENDOR, []),
+    ):
+        ticket = (await ok(await http.post(f"{W}/events/stream-tickets", headers=headers), 201))[
+            "ticket"
+        ]
+        assert await streamed_until_heartbeat(http, ticket) == expected
+
+
+async def streamed_until_heartbeat(http: httpx.AsyncClient, ticket: str) -> list[str]:
+    """The event types a stream sends before its first heartbeat (it is caught up then)."""
+    types: list[str] = []
+    async with http.stream("GET", f"{W}/events/stream", params={"ticket": ticket}) as answer:
+        assert answer.status_code == 200
+        async for line in answer.aiter_lines():
+            if line.startswith("event:"):
+                types.append(line[6:].strip())
+            elif line.startswith(":"):
+                return types
+    return types
+
+
+@pytest.mark.asyncio
+async def test_erasure_of_a_member_and_the_export(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    server, http = api
+    await join(http, PLANNER, COUPLE, VENDOR)
+    tid = (
+        await ok(
+            await http.post(
+                f"{W}/threads", json={"subject": "Music", "participants": ["flo"]}, headers=PLANNER
+            ),
+            201,
+        )
+    )["id"]
+    await ok(
+        await http.put(
+            f"{W}/threads/{tid}/messages/m1",
+            json={"body": "secret plan quixotically"},
+            headers=VENDOR,
+        ),
+        201,
+    )
+    await ok(
+        await http.put(f"{W}/threads/{tid}/messages/m2", json={"body": "ok"}, headers=PLANNER), 201
+    )
+    op = {"op": "add_guest", "guest_id": "g1", "name": "Ann Lee"}
+    await ok(await http.post(f"{W}/docs/guests/ops", json=op, headers=PLANNER))
+    exported = await ok(await http.get(f"{W}/export", headers=ADMIN_AUTH))
+    assert [m["body"] for m in exported["threads"]["threads"][0]["messages"]] == [
+        "secret plan quixotically",
+        "ok",
+    ]
+    assert {m["sub"] for m in exported["threads"]["members"]} == {"pat", "cam", "flo"}
+    assert (await http.delete(f"{W}/members/flo", headers=PLANNER)).status_code == 401
+    assert (await http.delete(f"{W}/members/flo", headers=ADMIN_AUTH)).status_code == 204
+    messages = (await ok(await http.get(f"{W}/threads/{tid}/messages", headers=PLANNER)))[
+        "messages"
+    ]
+    assert (
+        messages[0]["body"] == "" and messages[0]["author"]["sub"] == "" and messages[0]["deleted"]
+    )
+    assert messages[1]["body"] == "ok"
+    events = (await ok(await http.get(f"{W}/events", headers=PLANNER)))["events"]
+    assert all(e["actor"]["sub"] != "flo" for e in events)
+    search = await ok(await http.get(f"{W}/threads", params={"q": "secret"}, headers=PLANNER))
+    assert search["threads"] == []
+    # The erased words are nowhere in the store's files (rows, search index, WAL).
+    assert await until(lambda: _absent(server.data_dir, b"quixotically"))
+    put = await http.put(
+        f"{W}/threads/{tid}/messages/m3", json={"body": "zanzibarish flamingos"}, headers=PLANNER
+    )
+    await ok(put, 201)
+    assert not await _absent(server.data_dir, b"zanzibarish")
+    # Wedding deletion removes everything, search index included.
+    assert (await http.delete(W, headers=ADMIN_AUTH)).status_code in (200, 202, 204)
+    assert await until(lambda: _absent(server.data_dir, b"zanzibarish"))
+    with sqlite3.connect(server.data_dir / "crdt.sqlite3") as db:
+        for table in (
+            "thread_members", "threads", "thread_participants", "thread_messages",
+            "thread_reads", "thread_notifications", "thread_outbox", "thread_search",
+            "thread_requests",
+        ):  # fmt: skip
+            assert db.execute(f"SELECT COUNT(*) FROM {table}").fetchone() == (0,), table
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(parsed, email.message.EmailMessage)
+        self.messages.append(parsed)
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Controller, Inbox]]:
+    inbox = Inbox()
+    with socket.socket() as probe:  # aiosmtpd checks readiness by connecting: a real port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield controller, inbox
+    finally:
+        controller.stop()
+
+
+@pytest.mark.asyncio
+async def test_mentions_and_urgent_messages_are_emailed_with_a_digest_and_unsubscribe(
+    tmp_path: Path, smtp: tuple[Controller, Inbox]
+) -> None:
+    controller, inbox = smtp
+    env = {
+        **ENV,
+        "CRDT_SERVER_SMTP_URL": f"smtp://127.0.0.1:{controller.port}",
+        "CRDT_SERVER_EMAIL_DIGEST_SECONDS": "2",
+        "CRDT_SERVER_EMAIL_FROM": "threads@example.com",
+    }
+    async with (
+        ServerProcess(tmp_path / "data", env=env, anonymous=False) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+    ):
+        await join(http, PLANNER, COUPLE, VENDOR)
+        tid = (
+            await ok(
+                await http.post(
+                    f"{W}/threads",
+                    json={"subject": "Band", "participants": ["flo"]},
+                    headers=PLANNER,
+                ),
+                201,
+            )
+        )["id"]
+        base = f"{W}/threads/{tid}/messages"
+        await ok(
+            await http.put(f"{base}/m1", json={"body": "@cam which song?"}, headers=VENDOR), 201
+        )
+        await until(lambda: _count(inbox, 1))
+        first = inbox.messages[0]
+        assert first["To"] == "cam@example.com" and first["From"] == "threads@example.com"
+        assert "which song?" in first.get_body().get_content()  # type: ignore[union-attr]
+        # Within the window: held and sent together, as one digest.
+        for i in range(2, 6):
+            await ok(
+                await http.put(f"{base}/m{i}", json={"body": f"@cam take {i}"}, headers=VENDOR), 201
+            )
+        await until(lambda: _count(inbox, 2))
+        digest = inbox.messages[1]
+        text = digest.get_body().get_content()  # type: ignore[union-attr]
+        assert all(f"take {i}" in text for i in range(2, 6))
+        # Urgent is never held back.
+        await ok(
+            await http.put(
+                f"{base}/u1", json={"body": "Singer is ill", "priority": "urgent"}, headers=VENDOR
+            ),
+            201,
+        )
+        await until(lambda: _count(inbox, 3, exact=False), deadline=1.5)
+        urgent = [m for m in inbox.messages if "URGENT" in str(m["Subject"])]
+        assert {m["To"] for m in urgent} >= {"cam@example.com"}
+        # The unsubscribe link works.
+        link = str(urgent[0]["List-Unsubscribe"]).strip("<>")
+        path = link.split("://", 1)[1].split("/", 1)[1]
+        assert (await http.get("/" + path)).status_code == 200
+        assert (await http.get("/" + path.replace("key=", "key=x"))).status_code == 404
+        members = (await ok(await http.get(f"{W}/members", headers=PLANNER)))["members"]
+        assert [m["email_notifications"] for m in members if m["sub"] == "cam"] == [False]
+
+
+async def _count(inbox: Inbox, n: int, exact: bool = True) -> bool:
+    return len(inbox.messages) == n if exact else len(inbox.messages) >= n
+
+
+@pytest.mark.asyncio
+async def test_thread_writes_are_rate_limited_except_emergencies_of_the_couple_and_planner(
+    tmp_path: Path,
+) -> None:
+    env = {**ENV, "CRDT_SERVER_RATE_THREADS_PER_MINUTE": "3"}
+    async with (
+        ServerProcess(tmp_path / "data", env=env, anonymous=False) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+    ):
+        await join(http, PLANNER, VENDOR)
+        created = await http.post(
+            f"{W}/threads", json={"subject": "Day of", "participants": ["flo"]}, headers=PLANNER
+        )
+        tid = (await ok(created, 201))["id"]
+        base = f"{W}/threads/{tid}/messages"
+        statuses = [
+            (await http.put(f"{base}/v{i}", json={"body": "hi"}, headers=VENDOR)).status_code
+            for i in range(4)
+        ]
+        assert statuses == [201, 201, 201, 429]
+        limited = await http.put(f"{base}/v9", json={"body": "hi"}, headers=VENDOR)
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+        assert limited.headers["content-type"] == "application/problem+json"
+        # The planner has used 1 of 3; emergencies pass whatever the count.
+        for i in range(5):
+            body = {"body": "Fire alarm, move to hall B", "priority": "emergency"}
+            put = await http.put(f"{base}/e{i}", json=body, headers=PLANNER)
+            assert put.status_code == 201, put.text
+        # An emergency from a vendor is limited like anything else.
+        body = {"body": "help", "priority": "emergency"}
+        assert (await http.put(f"{base}/v10", json=body, headers=VENDOR)).status_code == 429
+
+
+def test_the_token_command_carries_an_email(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from crdt_server.cli import main
+
+    args = ["token", "--wedding", "w1", "--role", "vendor", "--sub", "flo"]
+    args += ["--email", "flo@example.com", "--data-dir", str(tmp_path), "--create-secret"]
+    assert main(args) == 0
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    secret = (tmp_path / "auth_secret").read_text().strip()
+    codec = TokenCodec(algorithms=["HS256"], secret=bytes.fromhex(secret))
+    assert codec.decode(token).email == "flo@example.com"
+    bad = [*args[:7], "--email", "not an address", "--data-dir", str(tmp_path)]
+    assert main(bad) == 2
+
+
+@pytest.mark.asyncio
+async def test_a_websocket_connection_fills_the_directory(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    server, http = api
+    token = CODEC.mint(sub="gina", role="vendor", wedding="w1", ttl=600, email="g@example.com")
+    async with YClient(server.ws_url, "w1/timeline", token=token) as client:
+        await client.wait(client.synced.is_set)
+
+        async def listed() -> Any:
+            members = (await ok(await http.get(f"{W}/members", headers=PLANNER)))["members"]
+            return [m for m in members if m["sub"] == "gina"]
+
+        [gina] = await until(listed)
+        assert gina == {
+            "sub": "gina",
+            "role": "vendor",
+            "name": "gina",
+            "email": "g@example.com",
+            "participation": "all",
+            "email_notifications": True,
+        }
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_an_acknowledged_messages_email_survives_a_mail_outage_and_a_restart(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**ENV, "CRDT_SERVER_SMTP_URL": f"smtp://127.0.0.1:{port}"}
+    async with (
+        ServerProcess(tmp_path / "data", env=env, anonymous=False) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+    ):
+        await join(http, PLANNER, COUPLE, VENDOR)
+        created = await http.post(
+            f"{W}/threads", json={"subject": "Venue", "participants": ["flo"]}, headers=PLANNER
+        )
+        tid = (await ok(created, 201))["id"]
+        put = await http.put(
+            f"{W}/threads/{tid}/messages/m1", json={"body": "@cam keys at 8"}, headers=VENDOR
+        )
+        await ok(put, 201)  # acknowledged while no mail server listens
+        await server.stop()
+        inbox = Inbox()
+        controller = Controller(inbox, hostname="127.0.0.1", port=port)
+        controller.start()
+        try:
+            await server.start()
+            await until(lambda: _count(inbox, 1, exact=False), deadline=20)
+            assert inbox.messages[0]["To"] == "cam@example.com"
+        finally:
+            controller.stop()
+
+
+async def _absent(data_dir: Path, needle: bytes) -> bool:
+    files = [data_dir / "crdt.sqlite3", data_dir / "crdt.sqlite3-wal"]
+    return not any(f.exists() and needle in f.read_bytes() for f in files)
