@@ -508,3 +508,58 @@ async def test_the_benchmark_runs() -> None:
     assert process.returncode == 0, err.decode()
     assert "| webhook latency p99 from commit to receiver |" in out.decode()
     assert "| deliveries (endpoints × events) | 6 (6 distinct) |" in out.decode()
+
+
+@pytest.mark.asyncio
+async def test_an_endpoint_receives_only_what_its_creator_may_see(tmp_path: Path) -> None:
+    # The operator lets vendors manage webhooks; a vendor's endpoint must still never carry
+    # budget events (vendors may not read the budget) nor a thread it is not in.
+    permissions = {
+        "couple": {"timeline": "write", "budget": "write", "guests": "write", "seating": "write"},
+        "planner": {"timeline": "write", "budget": "write", "guests": "write", "seating": "write"},
+        "vendor": {"timeline": "read", "guests": "read", "seating": "read"},
+        "capabilities": {"webhooks.manage": ["couple", "planner", "vendor"]},
+    }
+    env = {**ENV, "CRDT_SERVER_PERMISSIONS": json.dumps(permissions)}
+    async with (
+        ServerProcess(tmp_path / "data", env=env, anonymous=False) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+        WebhookReceiver() as planner_receiver,
+        WebhookReceiver() as vendor_receiver,
+    ):
+        await create(http, planner_receiver.url)
+        vendor = auth("vendor", "eve")
+        answer = await http.post(BASE, json={"url": vendor_receiver.url}, headers=vendor)
+        assert answer.status_code == 201, answer.text
+        vendor_hook = answer.json()["id"]
+
+        async def post(body: dict[str, Any]) -> None:
+            answer = await http.post("/api/weddings/w1/events", json=body, headers=auth())
+            assert answer.status_code == 201, answer.text
+
+        await post({"type": "day.deposit_paid", "data": {"amount": 900}, "doc": "budget"})
+        # Bo (the couple) becomes a member by calling the API once.
+        seen = await http.get("/api/weddings/w1/members", headers=auth("couple", "bo"))
+        assert seen.status_code == 200, seen.text
+        thread = await http.post(
+            "/api/weddings/w1/threads",
+            json={"subject": "Florist deposit", "kind": "budget", "participants": ["bo"]},
+            headers=auth(),
+        )
+        assert thread.status_code == 201, thread.text
+        await post({"type": "day.florist_arrived", "data": {}, "doc": "timeline"})
+        await post({"type": "day.done", "data": {}})
+        planner_got = await planner_receiver.wait_for(4)
+        assert {json.loads(g.body)["type"] for g in planner_got} == {
+            "day.deposit_paid",
+            "thread.created",
+            "day.florist_arrived",
+            "day.done",
+        }
+        await vendor_receiver.wait_for(2)
+        listed = await http.get(f"{BASE}/{vendor_hook}/deliveries", headers=vendor)
+        assert listed.status_code == 200, listed.text
+        # Deliveries are made in seq order, so the last one's presence means every earlier
+        # event was considered for this endpoint.
+        types = sorted(d["type"] for d in listed.json()["deliveries"])
+        assert types == ["day.done", "day.florist_arrived"]

@@ -20,12 +20,14 @@ from typing import Annotated, Literal
 import msgspec
 from starlette.responses import Response
 
-from crdt_server.edge.documents import capable_principal
+from crdt_server.edge.documents import capable_principal, readable_documents
+from crdt_server.edge.events import viewer_of
 from crdt_server.edge.problems import ApiError
 from crdt_server.edge.routing import Call, QueryParam, Route, json_response, wedding_path
 from crdt_server.extensions.webhook_model import Endpoint, IdempotencyConflict
 from crdt_server.extensions.webhook_safety import UnsafeTarget, check_url, resolve_target
 from crdt_server.extensions.webhooks import Webhooks
+from documents import DOCUMENT_KINDS
 from storage import Once
 
 __all__ = ["webhook_routes"]
@@ -156,7 +158,10 @@ def _limit(call: Call) -> int:
 
 async def create_webhook(call: Call) -> Response:
     wedding_id = wedding_path(call)
-    principal = capable_principal(call, wedding_id, CAPABILITY)
+    # An endpoint receives what its creator may see: the documents they may read, and of
+    # a thread's events only those of threads they are in (unless they see every thread).
+    docs = readable_documents(call, wedding_id)
+    principal = capable_principal(call, wedding_id, CAPABILITY, readable=docs)
     body = call.json(WebhookRequest)
     try:
         check_url(body.url)
@@ -183,7 +188,13 @@ async def create_webhook(call: Call) -> Response:
         raise ApiError(422, f"a wedding has at most {MAX_ENDPOINTS} webhook endpoints")
     try:
         endpoint, secret, first = await webhooks.create(
-            wedding_id, body.url, events, body.description, once=once
+            wedding_id,
+            body.url,
+            events,
+            body.description,
+            docs=None if docs >= set(DOCUMENT_KINDS) else frozenset(docs),
+            viewer=viewer_of(principal),
+            once=once,
         )
     except IdempotencyConflict as exc:
         raise ApiError(409, str(exc)) from None

@@ -29,11 +29,12 @@ __all__ = [
     "new_id",
     "new_secret",
     "payload_of",
+    "scope_json",
 ]
 
 ENDPOINT_COLUMNS = (
     "id, wedding, url, description, events, secret, old_secret, old_until, disabled,"
-    " last_error, last_error_at, created_at"
+    " last_error, last_error_at, created_at, scope"
 )
 DELIVERY_COLUMNS = (
     "id, endpoint, event_seq, type, status, attempts, next_at, last_status, last_error,"
@@ -76,6 +77,13 @@ class Endpoint:
     last_error: str
     last_error_at: float
     created_at: float
+    docs: frozenset[str] | None = None
+    """The documents whose events it receives: those its creator could read (``None``:
+    every document)."""
+    viewer: str | None = None
+    """The audience filter of its creator (``None``: every audience; see
+    :class:`storage.EventFilter`), so a thread's events go only where its participants'
+    would."""
 
     def signing_secrets(self, now: float) -> list[str]:
         if self.old_secret and self.old_until > now:
@@ -167,7 +175,19 @@ def endpoint_of(row: Sequence[Any]) -> Endpoint:
         str(row[9]),
         float(row[10]),
         float(row[11]),
+        *scope_of(str(row[12])),
     )
+
+
+def scope_json(docs: frozenset[str] | None, viewer: str | None) -> str:
+    """An endpoint's scope as stored: what its creator could see when creating it."""
+    return json.dumps({"docs": None if docs is None else sorted(docs), "viewer": viewer})
+
+
+def scope_of(text: str) -> tuple[frozenset[str] | None, str | None]:
+    scope = json.loads(text) if text else {}
+    docs = scope.get("docs")
+    return (None if docs is None else frozenset(docs)), scope.get("viewer")
 
 
 def delivery_of(row: Sequence[Any]) -> Delivery:

@@ -30,7 +30,8 @@ _ENDPOINTS = (
     " events TEXT NOT NULL, secret TEXT NOT NULL, old_secret TEXT NOT NULL DEFAULT '',"
     " old_until {real} NOT NULL DEFAULT 0, after_seq {int} NOT NULL,"
     " disabled TEXT NOT NULL DEFAULT '', last_error TEXT NOT NULL DEFAULT '',"
-    " last_error_at {real} NOT NULL DEFAULT 0, created_at {real} NOT NULL)"
+    " last_error_at {real} NOT NULL DEFAULT 0, created_at {real} NOT NULL,"
+    " scope TEXT NOT NULL DEFAULT '')"
 )
 _DELIVERIES = (
     "CREATE TABLE IF NOT EXISTS {t}webhook_deliveries (id TEXT PRIMARY KEY,"

@@ -53,6 +53,7 @@ from crdt_server.extensions.webhook_model import (
     new_id,
     new_secret,
     payload_of,
+    scope_json,
 )
 from crdt_server.extensions.webhook_safety import UnsafeTarget
 from crdt_server.extensions.webhook_sender import post_signed
@@ -195,11 +196,14 @@ class Webhooks(Extension):
         events: list[str],
         description: str,
         *,
+        docs: frozenset[str] | None = None,
+        viewer: str | None = None,
         once: Once | None = None,
     ) -> tuple[Endpoint, str, bool]:
-        """A new endpoint receiving the wedding's events from now on, its secret, and
-        True. With ``once``, a key already used (within its lifetime) creates nothing and
-        gives the endpoint it created, its current secret, and False; raises
+        """A new endpoint receiving the wedding's events from now on (of ``docs`` and for
+        ``viewer``, as :class:`storage.EventFilter` has them: what its creator may see), its
+        secret, and True. With ``once``, a key already used (within its lifetime) creates
+        nothing and gives the endpoint it created, its current secret, and False; raises
         :class:`IdempotencyConflict` if it was used with another body. Raises
         :class:`LookupError` if the wedding is erased."""
         if once is not None:
@@ -208,12 +212,13 @@ class Webhooks(Extension):
                 return earlier
         hook, secret, now = new_id("wh"), new_secret(), time.time()
         after = await self.tables.store.last_event_seq(wedding)
-        values = (hook, wedding, url, description, json.dumps(events), secret, after, now)
+        scope = scope_json(docs, viewer)
+        values = (hook, wedding, url, description, json.dumps(events), secret, after, now, scope)
         if once is None:
             statements: list[Statement] = [
                 (
                     "INSERT INTO {t}webhook_endpoints (id, wedding, url, description, events,"
-                    " secret, after_seq, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    " secret, after_seq, created_at, scope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     values,
                 )
             ]
@@ -233,9 +238,10 @@ class Webhooks(Extension):
                 ),
                 (
                     "INSERT INTO {t}webhook_endpoints (id, wedding, url, description, events,"
-                    " secret, after_seq, created_at) SELECT CAST(? AS TEXT), CAST(? AS TEXT),"
+                    " secret, after_seq, created_at, scope) SELECT CAST(? AS TEXT),"
                     " CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT),"
-                    " CAST(? AS BIGINT), CAST(? AS DOUBLE PRECISION) WHERE EXISTS (SELECT 1"
+                    " CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS DOUBLE PRECISION),"
+                    " CAST(? AS TEXT) WHERE EXISTS (SELECT 1"
                     " FROM {t}webhook_idempotency WHERE scope = ? AND key = ? AND endpoint = ?)",
                     (*values, once.scope, once.key, hook),
                 ),
@@ -477,8 +483,12 @@ class Webhooks(Extension):
         for row in rows:
             endpoint = endpoint_of(row)
             self._fanned[endpoint.id] = endpoint
-            after, last = int(row[12]), int(row[13])
-            where = EventFilter(types=() if "*" in endpoint.events else tuple(endpoint.events))
+            after, last = int(row[13]), int(row[14])
+            where = EventFilter(
+                types=() if "*" in endpoint.events else tuple(endpoint.events),
+                docs=endpoint.docs,
+                viewer=endpoint.viewer,
+            )
             page = await self.tables.store.events(
                 endpoint.wedding, after=after, limit=PAGE, where=where
             )
