@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sqlite3
 import stat
 import sys
@@ -598,3 +599,21 @@ async def test_check_accepts_a_document_written_by_many_clients(tmp_path: Path) 
     finally:
         await store.close()
     assert report.problems == [] and report.rows == 12
+
+
+@pytest.mark.asyncio
+async def test_demo_links_start_from_the_public_url(tmp_path: Path) -> None:
+    """Behind a TLS proxy the sign-in links ``serve --demo`` prints must be the proxy's
+    (``CRDT_SERVER_PUBLIC_URL``), not the inside address the process listens on."""
+    env = {"CRDT_SERVER_PUBLIC_URL": "https://plan.example.com/"}
+    async with ServerProcess(tmp_path / "data", env=env, args=["--demo"], anonymous=False) as srv:
+        link = re.compile(rb"^(couple|planner|family|vendor|friend) (\S+)$", re.M)
+        deadline = asyncio.get_running_loop().time() + 10
+        while True:
+            found = dict(link.findall(bytes(srv.log)))
+            if len(found) == 5:
+                break
+            assert asyncio.get_running_loop().time() < deadline, srv.log_text()
+            await asyncio.sleep(0.02)
+    for role, url in found.items():
+        assert url.startswith(b"https://plan.example.com/app/#token="), (role, url)
