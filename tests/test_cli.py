@@ -214,6 +214,10 @@ def test_check_reports_counts_and_a_corrupted_row(
     assert code == 0, err + out
     assert "ok       w1/guests: 4 rows" in out and "ok       w1/budget: 2 rows" in out
     assert out.strip().splitlines()[-1].endswith("0 damaged")
+    # A wedding the store does not have is a mistyped id, not a clean bill of health.
+    for command in ("check", "compact"):
+        code, out, err = cli(command, "--data-dir", str(data), "--wedding", "w9")
+        assert "wedding 'w9' has no stored document" in _one_line_refusal(code, err)
     # Damage one stored row, as a bad disk or a hand edit would.
     with sqlite3.connect(data / "crdt.sqlite3") as db:
         db.execute(

@@ -236,6 +236,8 @@ def _check(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
         lost.problems.append(f"{entries} history entries but no row in its log")
         reports.append(lost)
     reports.sort(key=lambda r: r.name)
+    if args.wedding and not reports and not store_problems:
+        raise ToolError(f"wedding {args.wedding!r} has no stored document")
     damaged = [r for r in reports if r.problems]
     if args.json:
         body = {
@@ -273,6 +275,8 @@ def _check(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
 def _compact(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     prefix = f"{args.wedding}/" if args.wedding else ""
     results = asyncio.run(_with_store(settings, lambda s: compact_store(s, prefix)))
+    if args.wedding and not results:
+        raise ToolError(f"wedding {args.wedding!r} has no stored document")
     for r in results:
         if r.skipped:
             print(f"kept      {r.name}: {r.rows_before} rows ({r.skipped})", file=out)
