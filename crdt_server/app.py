@@ -230,7 +230,13 @@ def create_app(
         *starlette_routes(table),
         *webapp_routes(),
         WebSocketRoute("/sync/{wedding_id}/{doc}", sync_endpoint),
-        StarletteRoute("/sync/{wedding_id}/{doc}", plain_http_endpoint, methods=["GET"]),
+        # The room URL over plain HTTP (426: it needs the upgrade); not an HTTP API operation.
+        StarletteRoute(
+            "/sync/{wedding_id}/{doc}",
+            plain_http_endpoint,
+            methods=["GET"],
+            include_in_schema=False,
+        ),
         WebSocketRoute("/sync/{rest:path}", not_found_endpoint),
     ]
     return Starlette(
