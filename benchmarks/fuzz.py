@@ -14,7 +14,7 @@ accepted, rejections by close code, crashes, escaped exceptions, rejected frames
 changed the document, every other invariant, the slowest frame, frames/s, peak RSS growth.
 Exits 1 on any crash or violated invariant.
 
-    .venv/bin/python benchmarks/fuzz.py --frames 100000 --seed 1
+    .venv/bin/python -m benchmarks.fuzz --frames 100000 --seed 1
 
 SIGINT/SIGTERM stop it early, with the totals of the frames tried so far.
 """
@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+if not __package__:  # run as a file: benchmarks.* and tests.* are found from the root
+    print(f"run it from {ROOT} as: .venv/bin/python -m benchmarks.fuzz [options]", file=sys.stderr)
+    sys.exit(2)
 
 from tests.fuzz.corpus import FuzzConfig, IsolatedRun, run_isolated  # noqa: E402
 

@@ -7,7 +7,7 @@ confirmed so far (in this run or any earlier one) is there. An update counts as 
 iff it is in its sender's ``confirmed`` document (which only holds what the server sent)
 once the killed server's connections are closed.
 
-    .venv/bin/python benchmarks/killcampaign.py --kills 5
+    .venv/bin/python -m benchmarks.killcampaign --kills 5
 
 Prints one line per run and a summary; exits with 1 if any confirmed update was lost
 (or the server did not die by the SIGKILL), 0 otherwise.
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import random
 import signal
 import statistics
@@ -29,8 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+if not __package__:  # run as a file: benchmarks.* and tests.* are found from the root
+    print(
+        f"run it from {ROOT} as: .venv/bin/python -m benchmarks.killcampaign [options]",
+        file=sys.stderr,
+    )
+    sys.exit(2)
 
 from pycrdt import Map, Text  # noqa: E402
 
@@ -183,9 +186,7 @@ async def campaign(args: argparse.Namespace, data_dir: Path) -> int:
         f"seed {seed}, data dir {data_dir}",
         flush=True,
     )
-    # The server imports this checkout's crdt_server, wherever the script is started from.
-    pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    server = ServerProcess(data_dir, env={"PYTHONPATH": pythonpath})
+    server = ServerProcess(data_dir)
     state = Campaign(server, rooms, args.writers)
     results: list[RunResult] = []
     bad_exits = 0

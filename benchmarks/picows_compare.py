@@ -19,11 +19,21 @@ import os
 import resource
 import statistics
 import struct
+import sys
 import time
 from multiprocessing.connection import Connection
+from pathlib import Path
 
-from benchmarks.wsclient import open_connection
-from crdt_server.codec.websocket_frames import (
+if not __package__:  # run as a file: benchmarks.* is found from the repository root
+    print(
+        f"run it from {Path(__file__).resolve().parents[1]} as: "
+        ".venv/bin/python -m benchmarks.picows_compare [options]",
+        file=sys.stderr,
+    )
+    sys.exit(2)
+
+from benchmarks.wsclient import open_connection  # noqa: E402
+from crdt_server.codec.websocket_frames import (  # noqa: E402
     Opcode,
     accept_key,
     apply_mask,

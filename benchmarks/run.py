@@ -1,7 +1,7 @@
 """Benchmark driver: start each server, run the scenarios against it, print one Markdown table.
 
-    .venv/bin/python benchmarks/run.py --quick
-    .venv/bin/python benchmarks/run.py --servers ours,pycrdt-websocket,y-websocket \\
+    .venv/bin/python -m benchmarks.run --quick
+    .venv/bin/python -m benchmarks.run --servers ours,pycrdt-websocket,y-websocket \\
         --scenarios fanout,throughput --conn-sizes 1000,5000,10000
 
 Every scenario size runs on a fresh server process and data directory, the servers one after
@@ -33,8 +33,9 @@ from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+if not __package__:  # run as a file: benchmarks.* and tests.* are found from the root
+    print(f"run it from {ROOT} as: .venv/bin/python -m benchmarks.run [options]", file=sys.stderr)
+    sys.exit(2)
 
 from benchmarks import loadgen  # noqa: E402
 from benchmarks.loadgen import Metric, Target  # noqa: E402

@@ -5,7 +5,7 @@ PostgreSQL schema, dropped afterwards), then ``--tasks`` tasks append one small 
 a time until the process's share of ``--appends`` is done. Prints one table row per
 backend and process count:
 
-    .venv/bin/python benchmarks/store_bench.py --appends 5000 --tasks 50 --processes 1 4
+    .venv/bin/python -m benchmarks.store_bench --appends 5000 --tasks 50 --processes 1 4
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import multiprocessing.synchronize
 import os
 import queue
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -29,9 +28,7 @@ from pathlib import Path
 
 import asyncpg
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from storage import DocumentStore, NewUpdate, PostgresStore, SqliteStore  # noqa: E402
+from storage import DocumentStore, NewUpdate, PostgresStore, SqliteStore
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 

@@ -11,6 +11,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, WebSocketRoute
+from starlette.routing import Route as StarletteRoute
 
 from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.auth.principals import Authenticator, Revocations, TokenAuthenticator
@@ -24,7 +25,7 @@ from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.weddings import WeddingService
 from crdt_server.edge.access import AccessMiddleware
 from crdt_server.edge.admin import admin_routes
-from crdt_server.edge.asgi_ws import not_found_endpoint, sync_endpoint
+from crdt_server.edge.asgi_ws import not_found_endpoint, plain_http_endpoint, sync_endpoint
 from crdt_server.edge.calendar import calendar_routes
 from crdt_server.edge.conflicts import conflict_routes
 from crdt_server.edge.docs import reference_routes
@@ -271,6 +272,13 @@ def create_app(
     routes: list[BaseRoute] = [
         *starlette_routes(table),
         WebSocketRoute("/sync/{wedding_id}/{doc}", sync_endpoint),
+        # The room URL over plain HTTP (426: it needs the upgrade); not an HTTP API operation.
+        StarletteRoute(
+            "/sync/{wedding_id}/{doc}",
+            plain_http_endpoint,
+            methods=["GET"],
+            include_in_schema=False,
+        ),
         WebSocketRoute("/sync/{rest:path}", not_found_endpoint),
     ]
     return Starlette(

@@ -320,8 +320,11 @@ def serve(settings: Settings, *, demo: bool = False) -> None:
     if settings.workers == 1:
         app = create_app(settings)
         if demo:
+            # Links start from CRDT_SERVER_PUBLIC_URL when set (behind a TLS proxy), as every
+            # link the server hands out does (edge/links.py).
             shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-            with_demo(app, settings, f"http://{f'[{shown}]' if ':' in shown else shown}:{port}")
+            local = f"http://{f'[{shown}]' if ':' in shown else shown}:{port}"
+            with_demo(app, settings, settings.public_url.rstrip("/") or local)
         tune_gc()
     else:
         # Every worker builds its own app from the environment and shares the socket.

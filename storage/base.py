@@ -349,14 +349,18 @@ class DocumentStore(Protocol):
         Processes sharing a store use it to repair a gap in the updates they heard of.
         """
 
-    async def put_documents(self, documents: Sequence[MovedDocument], origin: str) -> list[int]:
+    async def put_documents(
+        self, documents: Sequence[MovedDocument], origin: str, events: Sequence[NewEvent] = ()
+    ) -> list[int]:
         """Write documents this store has never seen, all in one transaction.
 
         Each document's history entries take fresh seqs in their order (origin, time and
         size kept), then its updates take the seqs after them, each with a history entry of
-        ``origin`` and the current time. Every document needs at least one update. Raises
-        :class:`StoreError`, writing nothing, if any of them already has a row. Returns the
-        seqs of the updates, in order.
+        ``origin`` and the current time. Every document needs at least one update.
+        ``events`` (an imported wedding's event stream, ``at`` kept) are numbered after the
+        wedding's last event, in the same transaction. Raises :class:`StoreError`, writing
+        nothing, if any of the documents already has a row. Returns the seqs of the
+        updates, in order.
         """
 
     # Last on purpose: below this def, ``list`` in an annotation would name this method

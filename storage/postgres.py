@@ -556,10 +556,14 @@ class PostgresStore:
         rows = await self._fetch(sql, sorted(set(seqs)))
         return {int(row[0]): str(row[1]) for row in rows}
 
-    async def put_documents(self, documents: Sequence[MovedDocument], origin: str) -> list[int]:
+    async def put_documents(
+        self, documents: Sequence[MovedDocument], origin: str, events: Sequence[NewEvent] = ()
+    ) -> list[int]:
         """Write documents this store has never seen, in one transaction (see
         :meth:`storage.base.DocumentStore.put_documents`)."""
         moved = list(documents)
+        for event in events:
+            _check_event(event)
         if len({d.doc for d in moved}) != len(moved):
             raise StoreError("a document is listed twice")
         history: list[tuple[str, str, float, int]] = []  # doc, origin, created_at, size
@@ -605,6 +609,7 @@ class PostgresStore:
                 [None] * len(rows),
             )
             written.extend(update_seqs)
+            await self.insert_events(conn, events)
             return 0
 
         written: list[int] = []

@@ -519,10 +519,14 @@ class SqliteStore:
             found.update((int(seq), str(doc)) for seq, doc in rows)
         return found
 
-    async def put_documents(self, documents: Sequence[MovedDocument], origin: str) -> list[int]:
+    async def put_documents(
+        self, documents: Sequence[MovedDocument], origin: str, events: Sequence[NewEvent] = ()
+    ) -> list[int]:
         """Write documents this store has never seen, in one transaction (see
         :meth:`storage.base.DocumentStore.put_documents`)."""
         moved = _moved(documents, origin)
+        for event in events:
+            _check_event(event)
 
         written: list[int] = []
 
@@ -554,6 +558,7 @@ class SqliteStore:
                         (seq, document.doc, origin, now, len(data)),
                     )
                     written.append(seq)
+            insert_events(db, events, now)
             return 0
 
         await self._writer.write(body)

@@ -72,7 +72,14 @@ async def status_of(
         async with connect(url, additional_headers=headers or {}):
             return 101
     except InvalidStatus as exc:
-        return exc.response.status_code
+        refused = exc.response
+        # Every refusal is problem+json (RFC 9457), a 429 says when to come back.
+        assert refused.headers["Content-Type"] == "application/problem+json", refused.headers
+        problem = json.loads(refused.body or b"{}")
+        assert problem["status"] == refused.status_code and problem["detail"], problem
+        if refused.status_code == 429:
+            assert int(refused.headers["Retry-After"]) >= 1
+        return refused.status_code
 
 
 async def rooms_loaded(server: ServerProcess) -> int:

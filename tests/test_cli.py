@@ -4,8 +4,10 @@ real PostgreSQL (a scratch database), real servers on ephemeral ports."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import re
 import sqlite3
 import stat
 import sys
@@ -212,6 +214,10 @@ def test_check_reports_counts_and_a_corrupted_row(
     assert code == 0, err + out
     assert "ok       w1/guests: 4 rows" in out and "ok       w1/budget: 2 rows" in out
     assert out.strip().splitlines()[-1].endswith("0 damaged")
+    # A wedding the store does not have is a mistyped id, not a clean bill of health.
+    for command in ("check", "compact"):
+        code, out, err = cli(command, "--data-dir", str(data), "--wedding", "w9")
+        assert "wedding 'w9' has no stored document" in _one_line_refusal(code, err)
     # Damage one stored row, as a bad disk or a hand edit would.
     with sqlite3.connect(data / "crdt.sqlite3") as db:
         db.execute(
@@ -230,6 +236,51 @@ def test_check_reports_counts_and_a_corrupted_row(
     code, out, err = cli("compact", "--data-dir", str(data), "--wedding", "w1")
     assert code == 0, err
     assert "kept      w1/guests: 4 rows (1 rows cannot be read" in out
+
+
+def test_check_finds_a_log_that_is_gone_and_a_damaged_page(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Damage under the rows: a document whose rows were deleted while its history stayed,
+    then a page of an index overwritten. Both are damage (exit 1), never a refusal (2)."""
+    data = tmp_path / "data"
+    asyncio.run(_store_with(data / "crdt.sqlite3"))
+
+    def check(*args: str) -> tuple[int, str, str]:
+        return run_main(capsys, monkeypatch, tmp_path, "check", "--data-dir", str(data), *args)
+
+    with contextlib.closing(sqlite3.connect(data / "crdt.sqlite3")) as db:
+        db.execute("DELETE FROM updates WHERE doc = 'w1/budget'")
+        db.commit()
+    code, out, err = check()
+    assert code == 1, err + out
+    assert "DAMAGED  w1/budget: 0 rows, 0 bytes, 2 history entries" in out
+    assert "- 2 history entries but no row in its log" in out
+    assert "ok       w1/guests: 4 rows" in out
+    assert out.strip().splitlines()[-1].endswith("; 1 damaged")
+    code, out, err = check("--json")
+    assert code == 1, err
+    report = json.loads(out)
+    assert [d["doc"] for d in report["documents"]] == ["w1/budget", "w1/guests"]
+    assert report["damaged"] == 1 and report["store_problems"] == []
+
+    with contextlib.closing(sqlite3.connect(data / "crdt.sqlite3")) as db:
+        (page,) = db.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'history_doc_seq'"
+        ).fetchone()
+        (size,) = db.execute("PRAGMA page_size").fetchone()
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    with open(data / "crdt.sqlite3", "r+b") as handle:
+        handle.seek((page - 1) * size)
+        handle.write(b"\xa5" * size)
+    code, out, err = check()
+    assert code == 1, err + out
+    assert f"DAMAGED  store file {data / 'crdt.sqlite3'}:" in out
+    assert "- SQLite integrity check:" in out
+    assert out.strip().splitlines()[-1].endswith("the store file is damaged")
+    code, out, err = check("--json")
+    assert code == 1, err
+    assert json.loads(out)["store_problems"]
 
 
 @pytest.mark.asyncio
@@ -379,6 +430,11 @@ def _same_wedding(a: dict[str, Any], b: dict[str, Any]) -> None:
         old = [{k: e[k] for k in keep} for e in a["history"] if e["doc"] == kind]
         new = [{k: e[k] for k in keep} for e in b["history"] if e["doc"] == kind]
         assert old and new[: len(old)] == old
+    # Events keep everything but their number (an import renumbers after the target's last).
+    keep = ("type", "doc", "actor", "priority", "at", "created_at", "data")
+    assert [{k: e[k] for k in keep} for e in a["events"]] == [
+        {k: e[k] for k in keep} for e in b["events"]
+    ]
 
 
 @pytest.mark.slow
@@ -405,7 +461,9 @@ async def test_export_moves_a_wedding_sqlite_to_postgres_and_back(
     by_cli = json.loads(out)
     assert by_http["format"] == by_cli["format"] == "crdt-server-wedding"
     assert by_http["version"] == by_cli["version"] == 1
-    assert by_http["events"] == by_cli["events"] == []
+    assert by_http["events"] == by_cli["events"]
+    assert {"guest.added", "guest.rsvp_changed"} <= {e["type"] for e in by_cli["events"]}
+    assert by_cli["events"][0]["actor"] == {"sub": "planner-1", "role": "planner"}
     assert {k: v for k, v in by_http.items() if k != "exported_at"} == {
         k: v for k, v in by_cli.items() if k != "exported_at"
     }
@@ -525,7 +583,13 @@ async def test_content_waiting_on_a_dependency_survives_export_and_import(
         (lambda d: d["documents"].update(cake={}), "documents.cake"),
         (lambda d: d["history"][0].update(created_at=1e309), "history[0].created_at"),
         (lambda d: d["history"][0].update(doc="seating"), "history[0].doc"),
-        (lambda d: d.update(events=[{"type": "guest.added"}]), "events"),
+        (lambda d: d.update(events={"type": "guest.added"}), "events"),
+        (lambda d: d.update(events=[{"type": "guest.added"}]), "events[0].created_at"),
+        (lambda d: d["events"][0].update(type=""), "events[0].type"),
+        (lambda d: d["events"][0].update(doc="cake"), "events[0].doc"),
+        (lambda d: d["events"][0].update(priority="asap"), "events[0].priority"),
+        (lambda d: d["events"][0].update(actor={"sub": 7}), "events[0].actor.sub"),
+        (lambda d: d["events"][0].pop("data"), "events[0].data"),
         (lambda d: d.update(threads=[{"id": "t1"}]), "threads"),
     ],
 )
@@ -533,7 +597,7 @@ def test_a_bad_export_file_is_refused_naming_the_field(change: Any, field: str) 
     doc: Doc[Any] = Doc()
     for update in _edits("guests", "w1", GUEST_OPS):
         doc.apply_update(update)
-    from crdt_server.tools.export import ExportError, WeddingExport
+    from crdt_server.tools.export import ExportedEvent, ExportError, WeddingExport
     from crdt_server.tools.export import _export_document as build
     from storage import HistoryEntry
 
@@ -541,6 +605,7 @@ def test_a_bad_export_file_is_refused_naming_the_field(change: Any, field: str) 
         "w1",
         {"guests": build("w1/guests", "guests", [doc.get_update()])},
         [("guests", HistoryEntry(1, "w1/guests", "ws:ada", 1.5, 10))],
+        [ExportedEvent(1, "guest.added", "guests", "ada", "planner", "normal", 1.5, '{"id":"a"}')],
     ).to_json()
     parse_export(json.loads(json.dumps(good)))  # the untouched file is fine
     bad = json.loads(json.dumps(good))
@@ -598,3 +663,21 @@ async def test_check_accepts_a_document_written_by_many_clients(tmp_path: Path) 
     finally:
         await store.close()
     assert report.problems == [] and report.rows == 12
+
+
+@pytest.mark.asyncio
+async def test_demo_links_start_from_the_public_url(tmp_path: Path) -> None:
+    """Behind a TLS proxy the sign-in links ``serve --demo`` prints must be the proxy's
+    (``CRDT_SERVER_PUBLIC_URL``), not the inside address the process listens on."""
+    env = {"CRDT_SERVER_PUBLIC_URL": "https://plan.example.com/"}
+    async with ServerProcess(tmp_path / "data", env=env, args=["--demo"], anonymous=False) as srv:
+        link = re.compile(rb"^(couple|planner|family|vendor|friend) (\S+)$", re.M)
+        deadline = asyncio.get_running_loop().time() + 10
+        while True:
+            found = dict(link.findall(bytes(srv.log)))
+            if len(found) == 5:
+                break
+            assert asyncio.get_running_loop().time() < deadline, srv.log_text()
+            await asyncio.sleep(0.02)
+    for role, url in found.items():
+        assert url.startswith(b"https://plan.example.com/app/#token="), (role, url)

@@ -71,7 +71,11 @@ def assert_problem(response: httpx.Response, status: int, field: str | None = No
 async def test_router_errors_are_problems(edge: tuple[ServerProcess, httpx.AsyncClient]) -> None:
     _, http = edge
     assert_problem(await http.get("/nope"), 404)
-    assert_problem(await http.get("/sync/w1/guests"), 404)  # a WebSocket route over HTTP
+    # A room over plain HTTP: 426 naming the upgrade it needs; a name no room has: 404.
+    plain = await http.get("/sync/w1/guests")
+    assert_problem(plain, 426)
+    assert plain.headers["upgrade"] == "websocket"
+    assert_problem(await http.get("/sync/w1/menu"), 404)
     wrong = await http.put("/healthz")
     assert_problem(wrong, 405)
     assert "GET" in wrong.headers["allow"]

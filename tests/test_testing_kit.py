@@ -3,8 +3,10 @@ plugin's fixtures, both client modes, the strategies and the assertions."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,6 +38,7 @@ from crdt_server.testing.strategies import (
 )
 from crdt_server.testing.tokens import TokenMinter
 from documents import DOCUMENT_KINDS, OPERATIONS, apply_operation, seed
+from tests.test_examples import EXAMPLES, fresh_copy
 
 HEAVY = ("pycrdt", "starlette", "uvicorn", "websockets", "hypothesis", "redis", "aiosqlite")
 DOCUMENTED_REFUSALS = {1003, 1007, 1008, 1009}
@@ -280,3 +283,32 @@ async def test_minted_tokens_open_a_server_that_refuses_anonymous_clients(
         assert info.value.response.status_code == 401
         allowed = await pool.connect("w1/guests", token=crdt_token("ann", "couple", "w1"))
         assert allowed.synced.is_set()
+
+
+# -- the extra on its own, as an app team installs it ----------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_testing_extra_alone_runs_the_documented_examples(tmp_path: Path) -> None:
+    """A fresh venv with nothing but ``pip install crdt-server[testing]`` runs the property
+    test and the async socket test of examples/ from an app's own directory (no tests/, no
+    pyproject of ours): every package the kit and its documented use need is in the extra."""
+    source, app, venv = tmp_path / "crdt-server", tmp_path / "app", tmp_path / "venv"
+    fresh_copy(source)
+    app.mkdir()
+    for example in sorted(EXAMPLES.glob("test_*.py")):
+        shutil.copy2(example, app / example.name)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = str(venv / "bin" / "python")
+    install = subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", f"{source}[testing]"],
+        capture_output=True, text=True, timeout=450,
+    )  # fmt: skip
+    assert install.returncode == 0, install.stderr[-3000:]
+    run = subprocess.run(
+        [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(app)],
+        cwd=app, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert f"{len(list(app.glob('test_*.py')))} passed" in run.stdout, run.stdout

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import random
 import uuid
@@ -569,13 +570,43 @@ async def test_fragments_past_max_message_size_close_with_1009(
 async def test_unknown_room_is_refused_with_404(wire_server: ServerProcess, path: str) -> None:
     response, body = await refusal(wire_server.port, path)
     assert response.status == 404, (response, body)
-    assert body
+    assert_problem(response, body, 404)
 
 
-async def test_missing_key_is_refused_with_400(wire_server: ServerProcess) -> None:
+def assert_problem(response: HttpResponse, body: bytes, status: int) -> None:
+    """A refused upgrade answers as every HTTP error does: RFC 9457 problem+json."""
+    assert response.header("content-type") == "application/problem+json", response
+    problem = json.loads(body)
+    assert problem["status"] == status and problem["type"] == "about:blank", problem
+    assert problem["detail"] and problem["error"] == problem["detail"], problem
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+async def test_plain_http_to_a_room_is_426_naming_the_upgrade(
+    wire_server: ServerProcess, method: str
+) -> None:
+    async with httpx.AsyncClient(base_url=wire_server.url, timeout=DEADLINE) as http:
+        answer = await http.request(method, fresh_room())
+        assert answer.status_code == 426, answer.text
+        assert answer.headers["upgrade"] == "websocket"
+        assert answer.headers["content-type"] == "application/problem+json"
+        if method == "GET":
+            assert answer.json()["status"] == 426
+        nowhere = await http.get("/sync/w1/cake")
+        assert nowhere.status_code == 404 and nowhere.json()["detail"] == "no such document"
+        posted = await http.post(fresh_room())
+        assert posted.status_code == 405
+        assert posted.headers["content-type"] == "application/problem+json"
+
+
+async def test_missing_key_is_refused_with_400(
+    wire_server: ServerProcess, variant_env: dict[str, str]
+) -> None:
     response, body = await refusal(wire_server.port, fresh_room(), {"Sec-WebSocket-Key": None})
     assert response.status == 400, (response, body)
     assert body
+    if variant_env != UVICORN_STACK:  # uvicorn's own answer otherwise
+        assert_problem(response, body, 400)
 
 
 async def test_unsupported_version_is_refused_with_426_naming_13(
@@ -590,7 +621,7 @@ async def test_unsupported_version_is_refused_with_426_naming_13(
     # header naming the versions the server does speak.
     assert response.status == 426, (response, body)
     assert response.tokens("sec-websocket-version") == ["13"], response
-    assert body
+    assert_problem(response, body, 426)
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/nope", "/api/weddings/w1/docs/guests"])

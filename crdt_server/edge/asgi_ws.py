@@ -8,14 +8,17 @@ with ``CRDT_SERVER_WEBSOCKET_STACK=uvicorn``.
 
 from __future__ import annotations
 
-from starlette.responses import PlainTextResponse
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from crdt_server.core.transport import TransportClosed
+from crdt_server.edge.problems import ApiError
 from crdt_server.edge.state import server_state
 from crdt_server.edge.upgrade import NO_SUCH_DOCUMENT, Refusal, bearer_token
+from crdt_server.names import document_name
 
-__all__ = ["StarletteTransport", "not_found_endpoint", "sync_endpoint"]
+__all__ = ["StarletteTransport", "not_found_endpoint", "plain_http_endpoint", "sync_endpoint"]
 
 
 class StarletteTransport:
@@ -52,8 +55,23 @@ class StarletteTransport:
 
 
 async def _refuse(websocket: WebSocket, refusal: Refusal) -> None:
+    headers = dict(refusal.headers())
+    media_type = headers.pop("content-type")
     await websocket.send_denial_response(
-        PlainTextResponse(refusal.message, status_code=refusal.status)
+        Response(refusal.body(), refusal.status, headers=headers, media_type=media_type)
+    )
+
+
+async def plain_http_endpoint(request: Request) -> Response:
+    """A plain HTTP request for a room: 426 naming the WebSocket upgrade it needs (RFC 9110
+    15.5.22), or 404 for a name no room has; problem+json, as every HTTP error."""
+    name = document_name(request.path_params["wedding_id"], request.path_params["doc"])
+    if name is None:
+        raise ApiError(404, NO_SUCH_DOCUMENT.message)
+    raise ApiError(
+        426,
+        "this is a y-websocket room: connect with a WebSocket client (Upgrade: websocket)",
+        headers={"Upgrade": "websocket"},
     )
 
 

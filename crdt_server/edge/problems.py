@@ -28,6 +28,7 @@ __all__ = [
     "FieldProblem",
     "Problem",
     "exception_handlers",
+    "problem_json",
     "problem_response",
     "translate",
 ]
@@ -82,22 +83,28 @@ class ApiError(Exception):
         return cls(status_code, f"{field}: {message}", errors=[FieldProblem(field, message)])
 
 
-def problem_response(error: ApiError) -> Response:
-    """The problem+json answer for ``error``."""
+def problem_json(status: int, message: str, errors: Sequence[FieldProblem] = ()) -> bytes:
+    """The body of a problem+json answer (also written by the WebSocket upgrade's
+    refusals, which answer outside Starlette)."""
     try:
-        title = HTTPStatus(error.status_code).phrase
+        title = HTTPStatus(status).phrase
     except ValueError:
         title = "Error"
     problem = Problem(
         type="about:blank",
         title=title,
-        status=error.status_code,
-        detail=error.message,
-        error=error.message,
-        errors=error.errors,
+        status=status,
+        detail=message,
+        error=message,
+        errors=list(errors),
     )
+    return msgspec.json.encode(problem)
+
+
+def problem_response(error: ApiError) -> Response:
+    """The problem+json answer for ``error``."""
     return Response(
-        msgspec.json.encode(problem),
+        problem_json(error.status_code, error.message, error.errors),
         status_code=error.status_code,
         headers=error.headers,
         media_type=PROBLEM_JSON,

@@ -16,6 +16,7 @@ from crdt_server.core.limits import ConnectionCounter, RateLimiter
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.session import serve_connection
 from crdt_server.core.transport import Transport
+from crdt_server.edge.problems import PROBLEM_JSON, problem_json
 from crdt_server.names import document_name
 from crdt_server.settings import Settings
 
@@ -27,8 +28,22 @@ STATE_KEY = "crdt_server.edge.upgrade"
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
+    """An upgrade refused with an HTTP answer: problem+json, as every HTTP error."""
+
     status: int
     message: str
+    retry_after: int | None = None
+    """Seconds, for a 429 (``Retry-After``)."""
+
+    def body(self) -> bytes:
+        return problem_json(self.status, self.message)
+
+    def headers(self) -> list[tuple[str, str]]:
+        """The answer's headers beyond content-length and connection."""
+        found = [("content-type", PROBLEM_JSON)]
+        if self.retry_after is not None:
+            found.append(("retry-after", str(self.retry_after)))
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +57,10 @@ class Admitted:
 
 
 NO_SUCH_DOCUMENT = Refusal(404, "no such document")
+UPGRADE_RETRY_SECONDS = 1
+"""``Retry-After`` when upgrades from one address come faster than allowed per second."""
+SLOT_RETRY_SECONDS = 5
+"""``Retry-After`` when an address or a user has as many connections open as allowed."""
 
 
 def bearer_token(query_token: str | None, authorization: str | None) -> str | None:
@@ -98,17 +117,23 @@ class Gate:
         if origin is not None and origins and origin.rstrip("/") not in origins:
             return self.refuse(Refusal(403, "origin not allowed"))
         if not self._upgrades.allow(address):
-            return self.refuse(Refusal(429, "too many connection attempts, slow down"))
+            return self.refuse(
+                Refusal(429, "too many connection attempts, slow down", UPGRADE_RETRY_SECONDS)
+            )
         try:
             principal = self._authenticator.authenticate(wedding_id, doc, token, headers)
         except AuthError as exc:
             return self.refuse(Refusal(exc.status_code, exc.message))
         if not self._per_address.acquire(address):
-            return self.refuse(Refusal(429, "too many open connections from this address"))
+            return self.refuse(
+                Refusal(429, "too many open connections from this address", SLOT_RETRY_SECONDS)
+            )
         counted = principal.authenticated
         if counted and not self._per_user.acquire(principal.user_id):
             self._per_address.release(address)
-            return self.refuse(Refusal(429, "too many open connections for this user"))
+            return self.refuse(
+                Refusal(429, "too many open connections for this user", SLOT_RETRY_SECONDS)
+            )
         return Admitted(name, principal, address, counted)
 
     def refuse(self, refusal: Refusal) -> Refusal:

@@ -401,10 +401,10 @@ class SyncWebSocketProtocol(asyncio.Protocol):
 
     def _respond(self, refusal: Refusal) -> None:
         assert self._transport is not None
-        body = refusal.message.encode()
+        body = refusal.body()
         lines = [
             f"HTTP/1.1 {refusal.status} {_PHRASES.get(refusal.status, '')}",
-            "content-type: text/plain; charset=utf-8",
+            *(f"{name}: {value}" for name, value in refusal.headers()),
             f"content-length: {len(body)}",
             "connection: close",
         ]

@@ -1,17 +1,22 @@
 """``crdt-server check``: load every stored document the way a room does and report damage.
 
-For each document: every row must decode as a Yjs update and integrate (a row the server
-would have to leave out is damage); the snapshot a joiner receives, applied to a fresh
-document together with the content still waiting on a dependency, must show exactly what
-the log shows; and the newest row must have its history entry. Counts and sizes are
-reported for every document. Content waiting on a dependency is reported, not damage: an
-offline client may still send what it needs.
+On the embedded SQLite store, the file itself is checked too (``PRAGMA integrity_check``:
+a damaged page or index is damage even where every row still reads), and a document whose
+history names entries but whose log has no row left (rows lost by hand or by a bad disk)
+is reported as damaged. For each document: every row must decode as a Yjs update and
+integrate (a row the server would have to leave out is damage); the snapshot a joiner
+receives, applied to a fresh document together with the content still waiting on a
+dependency, must show exactly what the log shows; and the newest row must have its history
+entry. Counts and sizes are reported for every document. Content waiting on a dependency
+is reported, not damage: an offline client may still send what it needs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pycrdt import Doc, Map
@@ -22,7 +27,7 @@ from crdt_server.names import CONFLICTS, ROOM_KINDS, WEDDING_ID_PATTERN
 from documents import DOCUMENT_KINDS, DocumentError, to_json
 from storage import DocumentStore
 
-__all__ = ["DocumentReport", "check_store"]
+__all__ = ["DocumentReport", "SqliteFileReport", "check_sqlite_file", "check_store"]
 
 _ALL_HISTORY = 2**62
 
@@ -105,3 +110,41 @@ def _view(doc: Doc[Any], kind: str) -> object:
     if kind == CONFLICTS:
         return doc.get(CONFLICTS, type=Map).to_py()
     return None
+
+
+@dataclass(slots=True)
+class SqliteFileReport:
+    """What ``check`` found in the SQLite file under the rows."""
+
+    problems: list[str] = field(default_factory=list)
+    """SQLite's own integrity verdict, when not ``ok`` (the first few lines)."""
+    logless: dict[str, int] = field(default_factory=dict)
+    """Documents with history entries but no row in their log: name -> entries."""
+
+
+def check_sqlite_file(path: Path, prefix: str = "") -> SqliteFileReport:
+    """Run SQLite's integrity check on the store file and find documents whose log is gone
+    while their history remains (read only; safe beside a running server in WAL mode)."""
+    report = SqliteFileReport()
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    try:
+        try:
+            verdict = [str(row[0]) for row in conn.execute("PRAGMA integrity_check(20)")]
+        except sqlite3.DatabaseError as exc:
+            verdict = [str(exc)]
+        if verdict != ["ok"]:
+            report.problems = [f"SQLite integrity check: {line}" for line in verdict[:5]]
+            if len(verdict) > 5:
+                report.problems.append(f"... and {len(verdict) - 5} more")
+        try:
+            rows = conn.execute(
+                "SELECT doc, COUNT(*) FROM history WHERE substr(doc, 1, ?) = ?"
+                " AND doc NOT IN (SELECT DISTINCT doc FROM updates) GROUP BY doc ORDER BY doc",
+                (len(prefix), prefix),
+            ).fetchall()
+            report.logless = {str(doc): int(count) for doc, count in rows}
+        except sqlite3.DatabaseError as exc:
+            report.problems.append(f"cannot compare the history with the logs: {exc}")
+    finally:
+        conn.close()
+    return report

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any, TextIO, TypeVar
 from crdt_server.names import valid_wedding_id
 from crdt_server.settings import Settings
 from crdt_server.tools.backup import BackupError, backup_sqlite, restore_sqlite
-from crdt_server.tools.check import check_store
+from crdt_server.tools.check import DocumentReport, check_sqlite_file, check_store
 from crdt_server.tools.compact import compact_store
 from crdt_server.tools.export import ExportError, export_wedding, import_wedding, parse_export
 from storage import DocumentStore, PostgresStore, SqliteStore, StoreError
@@ -212,7 +213,31 @@ def _import(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
 
 def _check(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     prefix = f"{args.wedding}/" if args.wedding else ""
-    reports = asyncio.run(_with_store(settings, lambda s: check_store(s, prefix)))
+    store_problems: list[str] = []
+    logless: dict[str, int] = {}
+    if not settings.database_url:
+        if not settings.sqlite_path.is_file():
+            raise ToolError(f"no store at {settings.sqlite_path} (wrong --data-dir?)")
+        try:
+            found = check_sqlite_file(settings.sqlite_path, prefix)
+        except sqlite3.Error as exc:
+            raise ToolError(f"cannot check {settings.sqlite_path}: {exc}") from exc
+        store_problems, logless = found.problems, found.logless
+    try:
+        reports = asyncio.run(_with_store(settings, lambda s: check_store(s, prefix)))
+    except StoreError as exc:
+        if not store_problems:
+            raise
+        # The file is damaged where the documents are read: say so, as damage (exit 1).
+        store_problems.append(f"the documents cannot be read: {exc}")
+        reports = []
+    for name, entries in logless.items():
+        lost = DocumentReport(name, history=entries)
+        lost.problems.append(f"{entries} history entries but no row in its log")
+        reports.append(lost)
+    reports.sort(key=lambda r: r.name)
+    if args.wedding and not reports and not store_problems:
+        raise ToolError(f"wedding {args.wedding!r} has no stored document")
     damaged = [r for r in reports if r.problems]
     if args.json:
         body = {
@@ -220,6 +245,7 @@ def _check(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
             "rows": sum(r.rows for r in reports),
             "bytes": sum(r.bytes for r in reports),
             "damaged": len(damaged),
+            "store_problems": store_problems,
         }
         print(json.dumps(body, indent=1), file=out)
     else:
@@ -233,17 +259,24 @@ def _check(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
             )
             for problem in r.problems:
                 print(f"         - {problem}", file=out)
+        if store_problems:
+            print(f"DAMAGED  store file {settings.sqlite_path}:", file=out)
+            for problem in store_problems:
+                print(f"         - {problem}", file=out)
         print(
             f"{len(reports)} documents, {sum(r.rows for r in reports)} rows, "
-            f"{sum(r.bytes for r in reports)} bytes; {len(damaged)} damaged",
+            f"{sum(r.bytes for r in reports)} bytes; {len(damaged)} damaged"
+            + ("; the store file is damaged" if store_problems else ""),
             file=out,
         )
-    return 1 if damaged else 0
+    return 1 if damaged or store_problems else 0
 
 
 def _compact(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     prefix = f"{args.wedding}/" if args.wedding else ""
     results = asyncio.run(_with_store(settings, lambda s: compact_store(s, prefix)))
+    if args.wedding and not results:
+        raise ToolError(f"wedding {args.wedding!r} has no stored document")
     for r in results:
         if r.skipped:
             print(f"kept      {r.name}: {r.rows_before} rows ({r.skipped})", file=out)

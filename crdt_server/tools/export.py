@@ -8,7 +8,10 @@ Version 1, one JSON object::
      "documents": {"guests": {"update": BASE64, "held": [BASE64, ...], "json": {...}}, ...},
      "history": [{"doc": "guests", "seq": 7, "origin": "ws:ada", "created_at": 1795000000.5,
                   "time": "2026-11-17T08:26:40Z", "size": 120}, ...],
-     "events": []}
+     "events": [{"seq": 1, "type": "guest.rsvp_changed", "doc": "guests",
+                 "actor": {"sub": "ada", "role": "planner"}, "priority": "normal",
+                 "at": "2026-11-17T08:26:40.500Z", "created_at": 1795000000.5,
+                 "data": {...}}, ...]}
 
 - ``documents`` holds each of the four documents the wedding has stored: ``update`` is the
   document as one Yjs v1 update (what a joiner receives), ``held`` the updates still waiting
@@ -17,7 +20,9 @@ Version 1, one JSON object::
   checking that it matches the update).
 - ``history`` is who changed which document when, oldest first (``seq`` is the exporting
   store's own numbering; an import renumbers).
-- ``events`` is the wedding's event stream (empty until the server keeps one).
+- ``events`` is the wedding's event stream, oldest first, each event as the event routes
+  show it (``at`` RFC 3339) plus ``created_at`` (Unix seconds, exact); an import keeps
+  each event's type, document, actor, priority, time and data and renumbers them.
 
 Growing the format: sections such as ``threads`` and ``members`` are added as new top-level
 lists without a new version; a reader refuses a file carrying a non-empty section it cannot
@@ -29,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import json
 import math
 import time
 from collections.abc import Mapping
@@ -38,9 +44,9 @@ from typing import Any
 
 from crdt_server.codec.updates import UpdateError, inspect_update
 from crdt_server.core.crdt import crdt_call, replay
-from crdt_server.names import valid_wedding_id
+from crdt_server.names import ROOM_KINDS, valid_wedding_id
 from documents import DOCUMENT_KINDS, DocumentError, to_json
-from storage import DocumentStore, HistoryEntry, MovedDocument
+from storage import DocumentStore, HistoryEntry, MovedDocument, NewEvent
 
 __all__ = [
     "FORMAT",
@@ -62,6 +68,8 @@ _SECTIONS = frozenset(
 )
 _ALL_HISTORY = 2**62
 """A history limit no store reaches."""
+_EVENT_PAGE = 500
+_PRIORITIES = ("normal", "urgent", "emergency")
 
 
 class ExportError(ValueError):
@@ -82,6 +90,32 @@ class ExportedDocument:
 
 
 @dataclass(frozen=True, slots=True)
+class ExportedEvent:
+    """One event of the wedding's stream (``data`` is compact JSON text)."""
+
+    seq: int
+    type: str
+    doc: str | None
+    sub: str
+    role: str
+    priority: str
+    at: float
+    data: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "type": self.type,
+            "doc": self.doc,
+            "actor": {"sub": self.sub, "role": self.role},
+            "priority": self.priority,
+            "at": rfc3339(self.at),
+            "created_at": self.at,
+            "data": json.loads(self.data),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class WeddingExport:
     """One wedding as the format carries it (see the module docstring)."""
 
@@ -89,7 +123,8 @@ class WeddingExport:
     documents: dict[str, ExportedDocument]
     history: list[tuple[str, HistoryEntry]]
     """(document kind, entry), oldest first."""
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[ExportedEvent] = field(default_factory=list)
+    """Oldest first."""
     exported_at: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -118,7 +153,7 @@ class WeddingExport:
                 }
                 for kind, entry in self.history
             ],
-            "events": self.events,
+            "events": [event.to_json() for event in self.events],
         }
 
 
@@ -152,7 +187,17 @@ async def export_wedding(store: DocumentStore, wedding_id: str) -> WeddingExport
     if not documents:
         return None
     history.sort(key=lambda item: item[1].seq)
-    return WeddingExport(wedding_id, documents, history, [], time.time())
+    events: list[ExportedEvent] = []
+    while True:
+        after = events[-1].seq if events else 0
+        page = await store.events(wedding_id, after=after, limit=_EVENT_PAGE)
+        events += [
+            ExportedEvent(e.seq, e.type, e.doc, e.sub, e.role, e.priority, e.at, e.data)
+            for e in page
+        ]
+        if len(page) < _EVENT_PAGE:
+            break
+    return WeddingExport(wedding_id, documents, history, events, time.time())
 
 
 def _export_document(name: str, kind: str, updates: list[bytes]) -> ExportedDocument:
@@ -195,10 +240,8 @@ def parse_export(data: object) -> WeddingExport:
     for kind, raw in raw_docs.items():
         documents[kind] = _parse_document(kind, raw)
     history = [_parse_entry(i, raw, documents) for i, raw in enumerate(_list(data, "history"))]
-    events = _list(data, "events")
-    if events:
-        raise ExportError("events", "this server does not keep events yet; nothing imported")
-    return WeddingExport(wedding, documents, history, [], 0.0)
+    events = [_parse_event(i, raw) for i, raw in enumerate(_list(data, "events"))]
+    return WeddingExport(wedding, documents, history, events, 0.0)
 
 
 def _list(data: Mapping[str, Any], key: str) -> list[Any]:
@@ -275,6 +318,43 @@ def _parse_entry(
     return kind, HistoryEntry(seq, kind, origin, float(created_at), size)
 
 
+def _parse_event(index: int, raw: object) -> ExportedEvent:
+    where = f"events[{index}]"
+    if not isinstance(raw, dict):
+        raise ExportError(where, "must be an object")
+    kind, doc, actor = raw.get("type"), raw.get("doc"), raw.get("actor", {})
+    priority, created_at = raw.get("priority", "normal"), raw.get("created_at")
+    if not isinstance(kind, str) or not 0 < len(kind) <= 128 or not kind.isprintable():
+        raise ExportError(f"{where}.type", "must be a string of 1 to 128 characters")
+    if doc is not None and doc not in ROOM_KINDS:
+        raise ExportError(f"{where}.doc", f"must be null or one of {', '.join(ROOM_KINDS)}")
+    if not isinstance(actor, dict):
+        raise ExportError(f"{where}.actor", "must be an object")
+    sub, role = actor.get("sub", ""), actor.get("role", "")
+    for name, value in (("sub", sub), ("role", role)):
+        if not isinstance(value, str) or len(value) > 1024 or not value.isprintable():
+            raise ExportError(f"{where}.actor.{name}", "must be a string of at most 1024")
+    if priority not in _PRIORITIES:
+        raise ExportError(f"{where}.priority", f"must be one of {', '.join(_PRIORITIES)}")
+    if (
+        isinstance(created_at, bool)
+        or not isinstance(created_at, int | float)
+        or not math.isfinite(created_at)
+        or not 0 < created_at < 253402300800  # year 10000
+    ):
+        raise ExportError(f"{where}.created_at", "must be Unix seconds")
+    if "data" not in raw:
+        raise ExportError(f"{where}.data", "is missing")
+    try:
+        data = json.dumps(raw["data"], separators=(",", ":"), allow_nan=False)
+    except (ValueError, RecursionError) as exc:
+        raise ExportError(f"{where}.data", "must be JSON") from exc
+    seq = raw.get("seq", 0)
+    if type(seq) is not int:
+        raise ExportError(f"{where}.seq", "must be an integer")
+    return ExportedEvent(seq, kind, doc, sub, role, str(priority), float(created_at), data)
+
+
 async def import_wedding(
     store: DocumentStore, export: WeddingExport, wedding_id: str | None = None
 ) -> list[str]:
@@ -295,7 +375,11 @@ async def import_wedding(
         )
         for kind, document in export.documents.items()
     ]
-    await store.put_documents(moved, IMPORT_ORIGIN)
+    events = [
+        NewEvent(target, e.type, e.data, e.doc, e.sub, e.role, e.priority, e.at)
+        for e in export.events
+    ]
+    await store.put_documents(moved, IMPORT_ORIGIN, events)
     return [m.doc for m in moved]
 
 

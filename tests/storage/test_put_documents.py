@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 from pycrdt import Doc, Map
 
-from storage import DocumentStore, HistoryEntry, MovedDocument, NewUpdate, StoreError
+from storage import DocumentStore, HistoryEntry, MovedDocument, NewEvent, NewUpdate, StoreError
 
 if TYPE_CHECKING:
     from tests.storage.conftest import OpenStore
@@ -78,3 +78,28 @@ async def test_a_document_that_exists_is_refused_and_nothing_is_written(
     with pytest.raises(StoreError):
         await store.put_documents([MovedDocument("w2/guests", [], [])], "import")
     assert await store.list("w2/") == []
+
+
+@pytest.mark.asyncio
+async def test_moved_events_keep_their_time_and_actor_and_follow_the_wedding_s_own(
+    store: DocumentStore,
+) -> None:
+    """An imported wedding's events go in with its documents, numbered after the wedding's
+    last event; a refused move stores none of them."""
+    await store.add_events([NewEvent("w1", "custom.note", '{"n":0}', None, "zoe", "couple")])
+    moved = [
+        NewEvent("w1", "guest.added", '{"id":"a"}', "guests", "ada", "planner", "urgent", 1000.5),
+        NewEvent("w1", "custom.note", '{"n":1}', None, "bo", "couple", "normal", 2000.25),
+    ]
+    await store.put_documents([MovedDocument("w1/guests", [_update("a", 1)], [])], "import", moved)
+    found = await store.events("w1", limit=10)
+    assert [(e.seq, e.type, e.doc, e.sub, e.role, e.priority, e.data) for e in found[1:]] == [
+        (2, "guest.added", "guests", "ada", "planner", "urgent", '{"id":"a"}'),
+        (3, "custom.note", None, "bo", "couple", "normal", '{"n":1}'),
+    ]
+    assert [e.at for e in found[1:]] == [1000.5, 2000.25]
+    with pytest.raises(StoreError):
+        await store.put_documents(
+            [MovedDocument("w1/guests", [_update("b", 1)], [])], "import", moved
+        )
+    assert len(await store.events("w1", limit=10)) == 3

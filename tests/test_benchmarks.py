@@ -1,0 +1,63 @@
+"""The benchmark scripts run from the repository root as modules of the installed project
+(``.venv/bin/python -m benchmarks.NAME``), with no sys.path or PYTHONPATH of their own."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = ROOT / "benchmarks"
+SCRIPTS = ("run", "fuzz", "killcampaign", "store_bench", "picows_compare")
+"""Every driver with a command line (peer_pycrdt_websocket runs in the peer's own venv)."""
+
+
+def _python(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_no_benchmark_edits_the_import_path() -> None:
+    for path in sorted(BENCHMARKS.glob("*.py")):
+        text = path.read_text()
+        for hack in ("sys.path", "PYTHONPATH"):
+            assert hack not in text, f"{path.name} uses {hack}"
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_each_benchmark_runs_as_a_module(name: str) -> None:
+    answer = _python("-m", f"benchmarks.{name}", "--help")
+    assert answer.returncode == 0, answer.stderr
+    assert answer.stdout.startswith("usage:"), answer.stdout
+
+
+@pytest.mark.parametrize("name", ("run", "fuzz", "killcampaign", "picows_compare"))
+def test_run_as_a_file_says_how_to_run_it_in_one_line(name: str) -> None:
+    answer = _python(str(BENCHMARKS / f"{name}.py"), "--help", cwd=BENCHMARKS)
+    assert answer.returncode == 2
+    assert (
+        answer.stderr == f"run it from {ROOT} as: .venv/bin/python -m benchmarks.{name} [options]\n"
+    )
+
+
+def test_the_store_benchmark_measures_sqlite() -> None:
+    answer = _python(
+        "-m", "benchmarks.store_bench", "--backends", "sqlite",
+        "--appends", "100", "--tasks", "4", "--processes", "1",
+    )  # fmt: skip
+    assert answer.returncode == 0, answer.stderr
+    assert re.search(r"^ *sqlite +1 +4 +100 ", answer.stdout, re.M), answer.stdout
+
+
+def test_the_documented_commands_are_the_module_form() -> None:
+    documented = [ROOT / "README.md", BENCHMARKS / "README.md", *BENCHMARKS.glob("*.py")]
+    for path in documented:
+        for name in SCRIPTS:
+            assert f"python benchmarks/{name}.py" not in path.read_text(), (path, name)
