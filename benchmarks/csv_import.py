@@ -2,8 +2,8 @@
 the request to the answer (parsed, planned, applied as one update, committed with its
 guest events). Prints one Markdown table row per run; the goal is 5,000 rows under 2 s.
 
-    .venv/bin/python benchmarks/csv_import.py              # 5,000 rows, 3 runs
-    .venv/bin/python benchmarks/csv_import.py --rows 20000 --runs 1
+    .venv/bin/python -m benchmarks.csv_import              # 5,000 rows, 3 runs
+    .venv/bin/python -m benchmarks.csv_import --rows 20000 --runs 1
 """
 
 from __future__ import annotations
@@ -18,7 +18,13 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parents[1]
+if not __package__:  # run as a file: benchmarks.* and tests.* are found from the root
+    print(
+        f"run it from {ROOT} as: .venv/bin/python -m benchmarks.csv_import [options]",
+        file=sys.stderr,
+    )
+    sys.exit(2)
 
 from crdt_server.testing.server import ServerProcess  # noqa: E402
 

@@ -8,8 +8,8 @@ latency is the time its subscriber read the event minus the
 event's ``at`` (the store's clock at commit, millisecond precision, same machine), so it
 covers derivation, the commit, the wake-up, the store read and the stream.
 
-    .venv/bin/python benchmarks/events_bench.py                 # 10 subscribers, 100/s, 20 s
-    .venv/bin/python benchmarks/events_bench.py --seconds 5 --json out.json
+    .venv/bin/python -m benchmarks.events_bench                 # 10 subscribers, 100/s, 20 s
+    .venv/bin/python -m benchmarks.events_bench --seconds 5 --json out.json
 """
 
 from __future__ import annotations
@@ -28,7 +28,13 @@ from typing import Any
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parents[1]
+if not __package__:  # run as a file: benchmarks.* and tests.* are found from the root
+    print(
+        f"run it from {ROOT} as: .venv/bin/python -m benchmarks.events_bench [options]",
+        file=sys.stderr,
+    )
+    sys.exit(2)
 
 from pycrdt import Doc, Map, TransactionEvent  # noqa: E402
 

@@ -1,7 +1,7 @@
 """Webhook latency: from an event's commit to its receivers, with 10 endpoints.
 
-    .venv/bin/python benchmarks/webhooks.py                      # 10 endpoints, 5 events/s, 10 s
-    .venv/bin/python benchmarks/webhooks.py --endpoints 2 --seconds 1   # a smoke run
+    .venv/bin/python -m benchmarks.webhooks                      # 10 endpoints, 5 events/s, 10 s
+    .venv/bin/python -m benchmarks.webhooks --endpoints 2 --seconds 1   # a smoke run
 
 Starts a real server (SQLite, a fresh data directory) and ``--endpoints`` real receivers
 (Starlette on uvicorn, in this process, each verifying every request with
@@ -25,8 +25,11 @@ from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+if not __package__:  # run as a file: benchmarks.* and tests.* are found from the root
+    print(
+        f"run it from {ROOT} as: .venv/bin/python -m benchmarks.webhooks [options]", file=sys.stderr
+    )
+    sys.exit(2)
 
 import httpx  # noqa: E402
 from standardwebhooks import Webhook  # noqa: E402

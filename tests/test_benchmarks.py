@@ -13,7 +13,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "benchmarks"
-SCRIPTS = ("run", "fuzz", "killcampaign", "store_bench", "picows_compare")
+SCRIPTS = (
+    "run",
+    "fuzz",
+    "killcampaign",
+    "store_bench",
+    "picows_compare",
+    "csv_import",
+    "events_bench",
+    "webhooks",
+)
 """Every driver with a command line (peer_pycrdt_websocket runs in the peer's own venv)."""
 
 
