@@ -58,6 +58,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -990,13 +991,13 @@ async def target_workers(
 ) -> list[Metric]:
     """Target 5: run.py's throughput 10x10 and fan-out 100 on one or several processes."""
     out: list[Metric] = []
-    for name, runner in (
-        ("throughput", lambda t: loadgen.throughput(t, rooms=10, writers=10,
-                                                    duration=opts.compare_seconds, window=8,
-                                                    budget=20_000)),
-        ("fanout", lambda t: loadgen.fanout(t, readers=100, rate=50.0,
-                                            duration=opts.compare_seconds)),
-    ):  # fmt: skip
+    runners: list[tuple[str, Callable[[Target], Awaitable[list[Metric]]]]] = [
+        ("throughput", partial(loadgen.throughput, rooms=10, writers=10,
+                               duration=opts.compare_seconds, window=8, budget=20_000)),
+        ("fanout", partial(loadgen.fanout, readers=100, rate=50.0,
+                           duration=opts.compare_seconds)),
+    ]  # fmt: skip
+    for name, runner in runners:
         server = await start_server(spec, run_dir / name, workers)
         try:
             target = Target(server.host, server.port, server.pid, spec.dialect)
@@ -1136,35 +1137,22 @@ def jobs_for(opts: Options, specs: dict[str, ServerSpec]) -> list[tuple[str, str
     for t in opts.targets:
         if t == "connections":
             for s in singles:
-                out.append(
-                    (
-                        t,
-                        s,
-                        lambda d, s=s: target_connections(opts, specs[s], d, opts.conn_single, 1),
-                    )
-                )
+                job = partial(target_connections, opts, specs[s], count=opts.conn_single, workers=1)
+                out.append((t, s, job))
             if "ours" in opts.servers and opts.workers > 1:
-                out.append(
-                    (
-                        t,
-                        "ours",
-                        lambda d: target_connections(
-                            opts, specs[wk], d, opts.conn_workers, opts.workers
-                        ),
-                    )
-                )
+                job = partial(target_connections, opts, specs[wk], count=opts.conn_workers,
+                              workers=opts.workers)  # fmt: skip
+                out.append((t, "ours", job))
         elif t == "durable":
-            for s in singles:
-                out.append((t, s, lambda d, s=s: target_durable(opts, specs[s], d)))
+            out.extend((t, s, partial(target_durable, opts, specs[s])) for s in singles)
         elif t == "presence":
-            for s in singles:
-                out.append((t, s, lambda d, s=s: target_presence(opts, specs[s], d)))
+            out.extend((t, s, partial(target_presence, opts, specs[s])) for s in singles)
         elif t == "workers" and "ours" in opts.servers:
-            out.append((t, "ours", lambda d: target_workers(opts, specs["ours"], d, 1)))
-            out.append((t, cw, lambda d: target_workers(opts, specs[cw], d, opts.compare_workers)))
+            out.append((t, "ours", partial(target_workers, opts, specs["ours"], workers=1)))
+            job = partial(target_workers, opts, specs[cw], workers=opts.compare_workers)
+            out.append((t, cw, job))
         elif t == "burst":
-            for s in singles:
-                out.append((t, s, lambda d, s=s: target_burst(opts, specs[s], d)))
+            out.extend((t, s, partial(target_burst, opts, specs[s])) for s in singles)
     return out  # fmt: skip
 
 
