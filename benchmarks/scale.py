@@ -444,7 +444,7 @@ class Agent:
         return {"closed": dict(codes)}
 
 
-_SENT = b'{"t": '
+_SENT = b'{"t":'
 
 
 def awareness_entries(payload: bytes) -> list[tuple[int, int, float | None]]:
@@ -459,7 +459,7 @@ def awareness_entries(payload: bytes) -> list[tuple[int, int, float | None]]:
         clock, pos = read(payload, pos)
         size, pos = read(payload, pos)
         sent: float | None = None
-        if payload.startswith(_SENT, pos):
+        if payload.startswith(_SENT, pos):  # '{"t": 12.5,' (Python) or '{"t":12.5,' (JS)
             end = payload.find(b",", pos + len(_SENT), pos + size)
             if end > 0:
                 try:

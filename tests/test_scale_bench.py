@@ -59,3 +59,13 @@ def test_tiny_scale_run_delivers_everything(tmp_path: Path) -> None:
     zero = [k for k in runs if "missing" in k or "lost" in k or "failed" in k or "closed" in k]
     assert len(zero) >= 8
     assert all(runs[k] == [0] for k in zero), {k: runs[k] for k in zero}
+
+
+@pytest.mark.parametrize("state", ['{"t": 12.5, "cursor": 1}', '{"t":12.5,"cursor":1}', "null"])
+def test_awareness_send_time_is_read_from_python_and_javascript_json(state: str) -> None:
+    from benchmarks.scale import awareness_entries
+    from crdt_server.codec.protocol import write_var_string, write_var_uint
+
+    payload = write_var_uint(1) + write_var_uint(42) + write_var_uint(7) + write_var_string(state)
+    sent = None if state == "null" else 12.5
+    assert awareness_entries(payload) == [(42, 7, sent)]
