@@ -1,8 +1,8 @@
 """The ``scale`` profile (issue 22): the brief's scale targets, measured, against the goals.
 
-    .venv/bin/python benchmarks/run.py --scale                       # the issue's figures
-    .venv/bin/python benchmarks/scale.py --small --servers ours       # 2,000 connections ...
-    .venv/bin/python benchmarks/scale.py --targets connections --conn-single 18000
+    .venv/bin/python -m benchmarks.run --scale                       # the issue's figures
+    .venv/bin/python -m benchmarks.scale --small --servers ours       # 2,000 connections ...
+    .venv/bin/python -m benchmarks.scale --targets connections --conn-single 18000
 
 Targets (``--targets``, any of them):
 
@@ -29,8 +29,8 @@ Targets (``--targets``, any of them):
   ones), updates lost, and the recovery time (until the echo p99 of each second is back
   within twice the pre-burst p99).
 
-The load generator is spread over ``--agents`` processes (this file with ``--agent``), each
-binding its connections to its own source address ``127.0.0.x`` before connecting, so
+The load generator is spread over ``--agents`` processes (``-m benchmarks.scale --agent``),
+each binding its connections to its own source address ``127.0.0.x`` before connecting, so
 ephemeral ports do not run out. A room lives inside one agent (so delivery latencies are
 measured on one clock in one process); the presence room is spread over every agent and
 carries the send time in the awareness state (CLOCK_MONOTONIC is the same for every process
@@ -63,8 +63,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+if not __package__:  # run as a file: benchmarks.* is found from the root
+    print(f"run it from {ROOT} as: .venv/bin/python -m benchmarks.scale [options]", file=sys.stderr)
+    sys.exit(2)
 
 from benchmarks import loadgen  # noqa: E402
 from benchmarks.loadgen import (  # noqa: E402
@@ -90,7 +91,6 @@ from crdt_server.codec.protocol import encode_awareness, encode_update  # noqa: 
 from crdt_server.codec.protocol import write_var_string as _var_string  # noqa: E402
 from crdt_server.codec.protocol import write_var_uint as _var_uint  # noqa: E402
 
-AGENT_SCRIPT = str(Path(__file__).resolve())
 TARGETS = ("connections", "durable", "presence", "workers", "burst")
 
 SCALE_ENV: tuple[tuple[str, str], ...] = (
@@ -522,7 +522,8 @@ class AgentProc:
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
-            AGENT_SCRIPT,
+            "-m",
+            "benchmarks.scale",
             "--agent",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,

@@ -49,7 +49,7 @@ def test_tiny_scale_run_delivers_everything(tmp_path: Path) -> None:
     """Every target but the multi-process ones (those need Redis), at a few seconds each,
     against our server only: the run succeeds and loses nothing."""
     out = tmp_path / "scale.json"
-    argv = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--scale", "--tiny"]
+    argv = [sys.executable, "-m", "benchmarks.run", "--scale", "--tiny"]
     argv += ["--servers", "ours", "--repeat", "1", "--workers", "1"]
     argv += ["--targets", "connections,durable,presence,burst", "--json", str(out)]
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=110)
