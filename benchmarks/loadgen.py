@@ -82,20 +82,60 @@ class Metric:
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """user + system CPU seconds of a process (all its threads), from /proc/PID/stat."""
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        raw = f.read()
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (``crdt-server serve --workers N``: the supervisor
+    and its worker processes), from ``/proc/PID/task/*/children``."""
+    out: list[int] = []
+    todo = [pid]
+    while todo and len(out) < 4096:
+        current = todo.pop()
+        out.append(current)
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{current}/task/{tid}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+            except OSError:
+                continue
+    return out
+
+
+def _one_cpu_seconds(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return 0.0  # exited in between
     fields = raw[raw.rindex(b")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """user + system CPU seconds of a process (all its threads) and of its child processes
+    (the workers of ``--workers N``), from /proc/PID/stat."""
+    return sum(_one_cpu_seconds(p) for p in process_tree(pid))
+
+
+def _one_rss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return 0
+    return 0
+
+
 def process_rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+    """VmRSS of a process plus that of its child processes (summed over the workers)."""
+    total = sum(_one_rss_kib(p) for p in process_tree(pid))
+    if not total:
+        raise RuntimeError(f"no VmRSS for pid {pid}")
+    return total
 
 
 def machine_busy_seconds() -> float:
@@ -262,6 +302,9 @@ class Target:
     """``y-websocket`` (one document per socket) or ``hocuspocus`` (document-name prefix)."""
     client: str = "raw"
     """WebSocket transport of the load generator: ``raw`` or ``websockets``."""
+    source: str | None = None
+    """Local address to bind before connecting (``127.0.0.x``), so a load generator spread
+    over several addresses does not run out of ephemeral ports."""
     restart: Callable[[], Awaitable[None]] | None = None
     """Stop and start the server on the same data directory (updates host/port/pid)."""
     run_id: str = field(default_factory=lambda: secrets.token_hex(3))
@@ -331,7 +374,13 @@ class YPeer:
     async def open(self) -> YPeer:
         target = self.target
         self.conn = await open_connection(
-            target.client, target.host, target.port, self.path, self._on_frame, CONNECT_TIMEOUT
+            target.client,
+            target.host,
+            target.port,
+            self.path,
+            self._on_frame,
+            CONNECT_TIMEOUT,
+            source=target.source,
         )
         early, self.early = self.early, []
         if self.prefix:

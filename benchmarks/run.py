@@ -391,6 +391,11 @@ async def main_async(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
+    if "--scale" in sys.argv[1:]:
+        # The scale profile (issue 22) has its own options: benchmarks/scale.py --help.
+        from benchmarks import scale
+
+        return scale.main([a for a in sys.argv[1:] if a != "--scale"])
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--servers", default="ours,pycrdt-websocket")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))

@@ -280,9 +280,18 @@ class LibWebSocket:
 
 
 async def open_connection(
-    kind: str, host: str, port: int, path: str, on_message: MessageHandler, timeout: float
+    kind: str,
+    host: str,
+    port: int,
+    path: str,
+    on_message: MessageHandler,
+    timeout: float,
+    source: str | None = None,
 ) -> WireConnection:
-    """Open a connection with the ``raw`` or ``websockets`` transport, within ``timeout``."""
+    """Open a connection with the ``raw`` or ``websockets`` transport, within ``timeout``.
+
+    ``source``: the local address to bind before connecting (raw transport only).
+    """
     async with asyncio.timeout(timeout):
         if kind == "websockets":
             lib = LibWebSocket(on_message)
@@ -290,7 +299,10 @@ async def open_connection(
             return lib
         loop = asyncio.get_running_loop()
         transport, protocol = await loop.create_connection(
-            lambda: RawWebSocket(host, port, path, on_message), host, port
+            lambda: RawWebSocket(host, port, path, on_message),
+            host,
+            port,
+            local_addr=(source, 0) if source else None,
         )
         try:
             await protocol.opened
