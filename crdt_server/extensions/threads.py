@@ -30,6 +30,7 @@ from crdt_server.core.hooks import Core, Extension
 from crdt_server.core.room import Room
 from crdt_server.extensions.events import EventLog, rfc3339
 from crdt_server.extensions.thread_db import SCHEMA, Events, Sql, ThreadDb, Tx
+from crdt_server.extensions.thread_export import export_threads
 from crdt_server.extensions.thread_model import (
     MAX_BODY_BYTES,
     MESSAGE_COLUMNS,
@@ -38,7 +39,6 @@ from crdt_server.extensions.thread_model import (
     Member,
     ThreadError,
     Viewer,
-    all_docs,
     contains_pattern,
     hidden_docs,
     member_json,
@@ -46,6 +46,7 @@ from crdt_server.extensions.thread_model import (
     mentions_in,
     message_json,
     recipients,
+    thread_json,
 )
 from storage import NewEvent, audience_of
 
@@ -374,23 +375,9 @@ class Threads(Extension):
         unread: int,
         roles: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        participants = row[11]
         if roles is None:
             roles = {m.sub: m.role for m in await self.members(wedding)}
-        return {
-            "id": row[0],
-            "subject": row[1],
-            "kind": row[2],
-            "status": row[3],
-            "priority": row[4],
-            "anchors": json.loads(row[5]),
-            "creator": {"sub": row[6], "role": row[7]},
-            "participants": [{"sub": s, "role": roles.get(s, "")} for s in participants],
-            "created_at": rfc3339(float(row[8])),
-            "updated_at": rfc3339(float(row[9])),
-            "last_seq": int(row[10]),
-            "unread": unread,
-        }
+        return {**thread_json(row, row[11], roles), "unread": unread}
 
     async def _unread(self, wedding: str, tids: Sequence[str], sub: str) -> dict[str, int]:
         if not tids:
@@ -938,21 +925,9 @@ class Threads(Extension):
         return found
 
     async def export(self, wedding: str) -> dict[str, Any]:
-        """Members, threads with participants and messages, for the wedding export."""
-        lead = Viewer("export", "planner", frozenset(all_docs()))
-        members = [member_json(m, with_email=True) for m in await self.members(wedding)]
-        threads = []
-        rows = await self.db.read(
-            f"SELECT {THREAD_COLUMNS} FROM {{t}}threads WHERE wedding = ? ORDER BY created_at, id",
-            wedding,
-        )
-        for row in rows:
-            item = await self.thread(wedding, row[0], lead)
-            item.pop("unread")
-            messages, following = await self.messages(wedding, row[0], lead, after=0, limit=10**9)
-            item["messages"] = messages
-            threads.append(item)
-        return {"members": members, "threads": threads}
+        """The wedding export's ``threads`` section (``thread_export``): members, threads
+        with participants, messages and read marks."""
+        return await export_threads(self.db, wedding)
 
 
 def _optimize() -> Tx[None]:
