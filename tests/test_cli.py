@@ -4,6 +4,7 @@ real PostgreSQL (a scratch database), real servers on ephemeral ports."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -703,6 +704,143 @@ def test_a_bad_export_file_is_refused_naming_the_field(change: Any, field: str) 
     with pytest.raises(ExportError) as raised:
         parse_export(bad)
     assert raised.value.field == field
+
+
+def _thread_section() -> dict[str, Any]:
+    message = {
+        "id": "m1", "thread": "t_1", "seq": 1, "author": {"sub": "ada", "role": "planner"},
+        "body": "Peonies?", "reply_to": None, "mentions": [], "priority": "normal",
+        "created_at": "2026-11-17T08:26:40.500Z", "edited_at": None, "deleted": False,
+        "reactions": {"\U0001f338": ["bo"]},
+    }  # fmt: skip
+    return {
+        "members": [
+            {"sub": "ada", "role": "planner", "name": "Ada", "email": "ada@example.com",
+             "participation": "all", "email_notifications": True},
+        ],  # fmt: skip
+        "threads": [
+            {
+                "id": "t_1", "subject": "Flowers", "kind": "general", "status": "open",
+                "priority": "normal", "anchors": [{"doc": "guests", "id": "g1"}],
+                "creator": {"sub": "ada", "role": "planner"},
+                "participants": [{"sub": "ada", "role": "planner"}],
+                "created_at": "2026-11-17T08:26:40Z", "updated_at": "2026-11-17T08:26:40.500Z",
+                "last_seq": 2, "messages": [message, {**message, "id": "m2", "seq": 2}],
+                "reads": [{"sub": "ada", "up_to": 1}],
+            }
+        ],
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda t: t.update(members={}), "threads.members"),
+        (lambda t: t["members"][0].update(sub=""), "threads.members[0].sub"),
+        (lambda t: t["members"].append(dict(t["members"][0])), "threads.members[1].sub"),
+        (lambda t: t["members"][0].update(participation="x"), "threads.members[0].participation"),
+        (lambda t: t["threads"][0].update(kind="x"), "threads.threads[0].kind"),
+        (lambda t: t["threads"][0].update(created_at="yesterday"), "threads.threads[0].created_at"),
+        (lambda t: t["threads"][0].update(last_seq="2"), "threads.threads[0].last_seq"),
+        (lambda t: t["threads"][0].update(color="red"), "threads.threads[0].color"),
+        (
+            lambda t: t["threads"][0]["anchors"][0].update(doc="x"),
+            "threads.threads[0].anchors[0].doc",
+        ),
+        (lambda t: t["threads"].append(t["threads"][0]), "threads.threads[1].id"),
+        (
+            lambda t: t["threads"][0]["messages"][1].update(seq=1),
+            "threads.threads[0].messages[1].seq",
+        ),
+        (
+            lambda t: t["threads"][0]["messages"][1].update(id="m1"),
+            "threads.threads[0].messages[1].id",
+        ),
+        (
+            lambda t: t["threads"][0]["messages"][0].update(reply_to="m2"),
+            "threads.threads[0].messages[0].reply_to",
+        ),
+        (
+            lambda t: t["threads"][0]["messages"][0].update(body="x" * 9000),
+            "threads.threads[0].messages[0].body",
+        ),
+        (
+            lambda t: t["threads"][0]["messages"][0].update(reactions={"x": "bo"}),
+            "threads.threads[0].messages[0].reactions",
+        ),
+        (
+            lambda t: t["threads"][0]["messages"][0].update(deleted=0),
+            "threads.threads[0].messages[0].deleted",
+        ),
+        (
+            lambda t: t["threads"][0]["reads"][0].update(up_to=5),
+            "threads.threads[0].reads[0].up_to",
+        ),
+    ],  # fmt: skip
+)
+def test_a_bad_threads_section_is_refused_naming_the_field(change: Any, field: str) -> None:
+    from crdt_server.extensions.thread_export import THREADS
+    from crdt_server.tools.export import ExportError
+
+    doc: Doc[Any] = Doc()
+    for update in _edits("guests", "w1", GUEST_OPS):
+        doc.apply_update(update)
+    good = {
+        "format": "crdt-server-wedding",
+        "version": 1,
+        "wedding": "w1",
+        "documents": {"guests": {"update": base64.b64encode(doc.get_update()).decode()}},
+        "threads": _thread_section(),
+    }
+    assert parse_export(json.loads(json.dumps(good)), [THREADS]).sections["threads"]
+    bad = json.loads(json.dumps(good))
+    change(bad["threads"])
+    with pytest.raises(ExportError) as raised:
+        parse_export(bad, [THREADS])
+    assert raised.value.field == field
+    with pytest.raises(ExportError) as raised:
+        parse_export(good)  # a server not given the section refuses it rather than drop it
+    assert raised.value.field == "threads"
+
+
+@pytest.mark.asyncio
+async def test_import_of_a_bad_threads_section_stores_nothing(tmp_path: Path) -> None:
+    """From the command line: refused naming the field, exit 2, no document written."""
+    doc: Doc[Any] = Doc()
+    for update in _edits("guests", "w1", GUEST_OPS):
+        doc.apply_update(update)
+    section = _thread_section()
+    section["threads"][0]["messages"][1]["author"] = {"sub": 7, "role": "planner"}
+    data = {
+        "format": "crdt-server-wedding",
+        "version": 1,
+        "wedding": "w1",
+        "documents": {"guests": {"update": base64.b64encode(doc.get_update()).decode()}},
+        "threads": section,
+    }
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    code, _, err = await cli("import", str(path), "--data-dir", str(tmp_path / "d"))
+    refusal = _one_line_refusal(code, err)
+    assert "threads.threads[0].messages[1].author.sub" in refusal
+    store = SqliteStore(tmp_path / "d" / "crdt.sqlite3")
+    if (tmp_path / "d" / "crdt.sqlite3").exists():
+        await store.open()
+        try:
+            assert await store.list("w1/") == []
+        finally:
+            await store.close()
+    # The same file, corrected, goes in whole: documents and conversations.
+    section["threads"][0]["messages"][1]["author"] = {"sub": "ada", "role": "planner"}
+    path.write_text(json.dumps(data))
+    code, out, err = await cli("import", str(path), "--data-dir", str(tmp_path / "d"))
+    assert code == 0, err
+    code, out, err = await cli("export", "--wedding", "w1", "--data-dir", str(tmp_path / "d"))
+    assert code == 0, err
+    back = json.loads(out)["threads"]
+    assert back["threads"][0]["messages"] == section["threads"][0]["messages"]
+    assert back["threads"][0]["reads"] == section["threads"][0]["reads"]
+    assert back["members"] == section["members"]
 
 
 @pytest.mark.slow
