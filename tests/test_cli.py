@@ -509,9 +509,9 @@ def _same_wedding(a: dict[str, Any], b: dict[str, Any]) -> None:
         new = [{k: e[k] for k in keep} for e in b["history"] if e["doc"] == kind]
         assert old and new[: len(old)] == old
     # Events keep everything but their number (an import renumbers after the target's last).
-    keep = ("type", "doc", "actor", "priority", "at", "created_at", "data")
-    assert [{k: e[k] for k in keep} for e in a["events"]] == [
-        {k: e[k] for k in keep} for e in b["events"]
+    kept = ("type", "doc", "actor", "priority", "at", "created_at", "data")
+    assert [{k: e[k] for k in kept} for e in a["events"]] == [
+        {k: e[k] for k in kept} for e in b["events"]
     ]
 
 

@@ -3,7 +3,7 @@ against every backend of ``conftest.py`` (SQLite files and a real PostgreSQL).""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from pycrdt import Doc, Map
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 def _update(key: str, value: int) -> bytes:
-    doc: Doc = Doc()
+    doc: Doc[Any] = Doc()
     doc.get("m", type=Map)[key] = value
     return doc.get_update()
 
