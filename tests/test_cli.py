@@ -509,9 +509,9 @@ def _same_wedding(a: dict[str, Any], b: dict[str, Any]) -> None:
         new = [{k: e[k] for k in keep} for e in b["history"] if e["doc"] == kind]
         assert old and new[: len(old)] == old
     # Events keep everything but their number (an import renumbers after the target's last).
-    kept = ("type", "doc", "actor", "priority", "at", "created_at", "data")
-    assert [{k: e[k] for k in kept} for e in a["events"]] == [
-        {k: e[k] for k in kept} for e in b["events"]
+    kept = ("type", "doc", "actor", "priority", "at", "created_at", "data", "audience")
+    assert [{k: e.get(k) for k in kept} for e in a["events"]] == [
+        {k: e.get(k) for k in kept} for e in b["events"]
     ]
 
 
@@ -536,6 +536,11 @@ async def test_export_moves_a_wedding_sqlite_to_postgres_and_back(
     assert response.headers["cache-control"] == "no-store"
     by_http = response.json()
     assert by_http["threads"] == threads
+    # A thread's events keep their audience (its participants): private after a move too.
+    posted = [e for e in by_http["events"] if e["type"] == "thread.message_posted"]
+    assert len(posted) == 4
+    assert all(e["audience"] == ["planner-1", "vendor-1"] for e in posted)
+    assert all("audience" not in e for e in by_http["events"] if e["type"].startswith("guest."))
     code, out, err = await cli("export", "--wedding", "w1", "--data-dir", str(server.data_dir))
     assert code == 0, err
     by_cli = json.loads(out)
@@ -681,6 +686,8 @@ async def test_content_waiting_on_a_dependency_survives_export_and_import(
         (lambda d: d["events"][0].update(priority="asap"), "events[0].priority"),
         (lambda d: d["events"][0].update(actor={"sub": 7}), "events[0].actor.sub"),
         (lambda d: d["events"][0].pop("data"), "events[0].data"),
+        (lambda d: d["events"][0].update(audience="ada"), "events[0].audience"),
+        (lambda d: d["events"][0].update(audience=[7]), "events[0].audience"),
         (lambda d: d.update(threads=[{"id": "t1"}]), "threads"),
     ],
 )

@@ -22,7 +22,9 @@ Version 1, one JSON object::
   store's own numbering; an import renumbers).
 - ``events`` is the wedding's event stream, oldest first, each event as the event routes
   show it (``at`` RFC 3339) plus ``created_at`` (Unix seconds, exact); an import keeps
-  each event's type, document, actor, priority, time and data and renumbers them.
+  each event's type, document, actor, priority, time and data and renumbers them. An
+  event only some people may see (a private thread's) carries ``"audience": [sub, ...]``,
+  kept by an import so that it stays hidden from everyone else.
 
 - ``threads`` (the thread feature's section, ``crdt_server.extensions.thread_export``):
   members, and threads with their participants, messages and read marks.
@@ -57,7 +59,15 @@ from crdt_server.core.crdt import crdt_call, replay
 from crdt_server.errors import ExportError
 from crdt_server.names import ROOM_KINDS, valid_wedding_id
 from documents import DOCUMENT_KINDS, DocumentError, to_json
-from storage import DocumentStore, FeatureRow, HistoryEntry, MovedDocument, NewEvent, Schema
+from storage import (
+    DocumentStore,
+    FeatureRow,
+    HistoryEntry,
+    MovedDocument,
+    NewEvent,
+    Schema,
+    audience_of,
+)
 
 __all__ = [
     "FORMAT",
@@ -125,9 +135,11 @@ class ExportedEvent:
     priority: str
     at: float
     data: str
+    audience: str | None = None
+    """Who alone may see it (a thread's participants), as :func:`storage.audience_of`."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        shown = {
             "seq": self.seq,
             "type": self.type,
             "doc": self.doc,
@@ -137,6 +149,9 @@ class ExportedEvent:
             "created_at": self.at,
             "data": json.loads(self.data),
         }
+        if self.audience is not None:
+            shown["audience"] = json.loads(self.audience)
+        return shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +236,7 @@ async def export_wedding(
         after = events[-1].seq if events else 0
         page = await store.events(wedding_id, after=after, limit=_EVENT_PAGE)
         events += [
-            ExportedEvent(e.seq, e.type, e.doc, e.sub, e.role, e.priority, e.at, e.data)
+            ExportedEvent(e.seq, e.type, e.doc, e.sub, e.role, e.priority, e.at, e.data, e.audience)
             for e in page
         ]
         if len(page) < _EVENT_PAGE:
@@ -390,7 +405,16 @@ def _parse_event(index: int, raw: object) -> ExportedEvent:
     seq = raw.get("seq", 0)
     if type(seq) is not int:
         raise ExportError(f"{where}.seq", "must be an integer")
-    return ExportedEvent(seq, kind, doc, sub, role, str(priority), float(created_at), data)
+    audience = raw.get("audience")
+    if audience is not None:
+        if not isinstance(audience, list) or not all(
+            isinstance(s, str) and 0 < len(s) <= 1024 and s.isprintable() for s in audience
+        ):
+            raise ExportError(f"{where}.audience", "must be null or a list of subs")
+        audience = audience_of(audience)
+    return ExportedEvent(
+        seq, kind, doc, sub, role, str(priority), float(created_at), data, audience
+    )
 
 
 async def import_wedding(
@@ -418,7 +442,7 @@ async def import_wedding(
         for kind, document in export.documents.items()
     ]
     events = [
-        NewEvent(target, e.type, e.data, e.doc, e.sub, e.role, e.priority, e.at)
+        NewEvent(target, e.type, e.data, e.doc, e.sub, e.role, e.priority, e.at, e.audience)
         for e in export.events
     ]
     readers = {section.name: section for section in sections}
