@@ -1,7 +1,7 @@
 """The ``threads`` section of a wedding export: members, threads, participants, messages
 and read marks, read from and written to the thread feature's tables.
 
-Both exports use it: ``GET /api/weddings/{id}/export`` (through :meth:`Threads.export`)
+Both exports use it: ``GET /api/weddings/{id}/export`` (``crdt_server.edge.export``)
 and ``crdt-server export`` / ``crdt-server import``, which receive :data:`THREADS` from the
 command line (``crdt_server.cli``): the data tools may not import features, so the feature
 hands them its section (``crdt_server.tools.export.Section``). It needs only a store, not a

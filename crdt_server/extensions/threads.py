@@ -30,7 +30,6 @@ from crdt_server.core.hooks import Core, Extension
 from crdt_server.core.room import Room
 from crdt_server.extensions.events import EventLog, rfc3339
 from crdt_server.extensions.thread_db import SCHEMA, Events, Sql, ThreadDb, Tx
-from crdt_server.extensions.thread_export import export_threads
 from crdt_server.extensions.thread_model import (
     MAX_BODY_BYTES,
     MESSAGE_COLUMNS,
@@ -870,7 +869,7 @@ class Threads(Extension):
 
         return await self.db.write(tx())
 
-    # -- erasure and export ---------------------------------------------------------------
+    # -- erasure ---------------------------------------------------------------
 
     async def erase_member(self, wedding: str, sub: str) -> bool:
         """Per-person erasure: their messages become placeholders without author or body,
@@ -923,11 +922,6 @@ class Threads(Extension):
             await self.db.write(_optimize())
         await self.db.store.scrub()
         return found
-
-    async def export(self, wedding: str) -> dict[str, Any]:
-        """The wedding export's ``threads`` section (``thread_export``): members, threads
-        with participants, messages and read marks."""
-        return await export_threads(self.db, wedding)
 
 
 def _optimize() -> Tx[None]:
