@@ -32,6 +32,7 @@ from crdt_server.edge.demo import with_demo
 from crdt_server.edge.http_head import head_deadline_protocol
 from crdt_server.edge.uvicorn_private import Multiprocess
 from crdt_server.edge.websocket import SyncWebSocketProtocol
+from crdt_server.extensions.thread_export import THREADS
 from crdt_server.rlimits import raise_open_files_limit
 from crdt_server.settings import ENV_PREFIX, Settings, SettingsError
 from crdt_server.tools import commands as data_commands
@@ -439,7 +440,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             # The token is the last line, so scripts can take it with `tail -n 1`.
             print(mint(settings, args))
         else:
-            return data_commands.run(args)
+            # The thread feature's section rides along (the tools may not import features).
+            return data_commands.run(args, sections=(THREADS,))
     except (SettingsError, StartupError, ValueError, OSError, TokenError, CliError) as exc:
         print(f"crdt-server {args.command}: {_one_line(exc)}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ from enum import IntEnum
 __all__ = [
     "CloseCode",
     "DocumentTooLarge",
+    "ExportError",
     "MessageTooBig",
     "Overloaded",
     "PolicyViolation",
@@ -80,3 +81,15 @@ class Overloaded(PeerError):
     """The server or this connection is over a limit; try again later."""
 
     close_code = CloseCode.TRY_AGAIN_LATER
+
+
+class ExportError(ValueError):
+    """A wedding export file (or a wedding being exported) is not what the format
+    promises (``crdt_server.tools.export``); ``field`` names the part at fault
+    (``documents.guests.update``, ``threads.threads[0].messages[2].seq``). Here, not in the
+    tools, so that a feature reading its own section of the file can raise it too."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message

@@ -21,6 +21,7 @@ too (:meth:`DocumentStore.revoke`), so a restart or another process cannot forge
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -224,6 +225,33 @@ class MovedDocument:
     history: list[HistoryEntry]
 
 
+@dataclass(frozen=True, slots=True)
+class FeatureRow:
+    """One row of a feature's table (a :class:`Schema`'s ``wedding_tables``) written with
+    moved documents (``put_documents``): an imported wedding's threads, members...
+    ``values`` maps column names to values; the feature's own triggers and generated
+    columns (a search index) apply as for any insert."""
+
+    table: str
+    values: tuple[tuple[str, object], ...]
+
+
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def check_feature_rows(rows: Sequence[FeatureRow], tables: Sequence[str]) -> None:
+    """Refuse (:class:`StoreError`) a row for a table no installed schema declared, or a
+    column name that is not a plain identifier: feature rows never carry SQL."""
+    for row in rows:
+        if row.table not in tables:
+            raise StoreError(f"{row.table!r} is not a table of an installed feature schema")
+        if not row.values:
+            raise StoreError(f"a row for {row.table!r} has no values")
+        for column, _ in row.values:
+            if not _IDENTIFIER.fullmatch(column):
+                raise StoreError(f"{column!r} is not a column name")
+
+
 def wedding_of_prefix(prefix: str) -> str | None:
     """The wedding a deletion prefix names (``"w42/"``), if it names exactly one; its
     wedding-keyed rows (events, counters, idempotency keys) go with its documents."""
@@ -350,7 +378,11 @@ class DocumentStore(Protocol):
         """
 
     async def put_documents(
-        self, documents: Sequence[MovedDocument], origin: str, events: Sequence[NewEvent] = ()
+        self,
+        documents: Sequence[MovedDocument],
+        origin: str,
+        events: Sequence[NewEvent] = (),
+        rows: Sequence[FeatureRow] = (),
     ) -> list[int]:
         """Write documents this store has never seen, all in one transaction.
 
@@ -358,8 +390,10 @@ class DocumentStore(Protocol):
         size kept), then its updates take the seqs after them, each with a history entry of
         ``origin`` and the current time. Every document needs at least one update.
         ``events`` (an imported wedding's event stream, ``at`` kept) are numbered after the
-        wedding's last event, in the same transaction. Raises :class:`StoreError`, writing
-        nothing, if any of the documents already has a row. Returns the seqs of the
+        wedding's last event, in the same transaction, and so are ``rows`` (a feature's rows,
+        inserted in their order after the events; their tables must belong to an installed
+        :class:`Schema`). Raises :class:`StoreError`, writing nothing, if any of the
+        documents already has a row or any row cannot be inserted. Returns the seqs of the
         updates, in order.
         """
 

@@ -39,6 +39,7 @@ from storage.base import (
     AddedEvents,
     Erasure,
     EventFilter,
+    FeatureRow,
     HistoryEntry,
     MovedDocument,
     NewEvent,
@@ -50,6 +51,7 @@ from storage.base import (
     StoredLog,
     StoreError,
     audience_needle,
+    check_feature_rows,
     wedding_of_prefix,
 )
 
@@ -557,17 +559,23 @@ class PostgresStore:
         return {int(row[0]): str(row[1]) for row in rows}
 
     async def put_documents(
-        self, documents: Sequence[MovedDocument], origin: str, events: Sequence[NewEvent] = ()
+        self,
+        documents: Sequence[MovedDocument],
+        origin: str,
+        events: Sequence[NewEvent] = (),
+        rows: Sequence[FeatureRow] = (),
     ) -> list[int]:
         """Write documents this store has never seen, in one transaction (see
         :meth:`storage.base.DocumentStore.put_documents`)."""
         moved = list(documents)
         for event in events:
             _check_event(event)
+        features = list(rows)
+        check_feature_rows(features, self._wedding_tables)
         if len({d.doc for d in moved}) != len(moved):
             raise StoreError("a document is listed twice")
         history: list[tuple[str, str, float, int]] = []  # doc, origin, created_at, size
-        rows: list[tuple[str, bytes]] = []
+        logged: list[tuple[str, bytes]] = []
         for document in moved:
             if not document.updates:
                 raise StoreError(f"{document.doc!r} has no update to store")
@@ -578,7 +586,7 @@ class PostgresStore:
                 history.append((document.doc, entry.origin, float(entry.created_at), entry.size))
             # Placeholders keep each document's rows after its own history, in one list.
             history += [(document.doc, "", -1.0, -1)] * len(document.updates)
-            rows += [(document.doc, data) for data in document.updates]
+            logged += [(document.doc, data) for data in document.updates]
 
         async def body(conn: _Conn) -> int:
             names = [d.doc for d in moved]
@@ -601,15 +609,23 @@ class PostgresStore:
             await conn.execute(
                 _APPEND.format(s=self._s),
                 update_seqs,
-                [doc for doc, _ in rows],
-                [data for _, data in rows],
-                [origin] * len(rows),
-                [""] * len(rows),
-                [""] * len(rows),
-                [None] * len(rows),
+                [doc for doc, _ in logged],
+                [data for _, data in logged],
+                [origin] * len(logged),
+                [""] * len(logged),
+                [""] * len(logged),
+                [None] * len(logged),
             )
             written.extend(update_seqs)
             await self.insert_events(conn, events)
+            for row in features:
+                columns = ", ".join(column for column, _ in row.values)
+                marks = ", ".join(f"${i}" for i in range(1, len(row.values) + 1))
+                sql = f"INSERT INTO {self._s}.{row.table} ({columns}) VALUES ({marks})"  # noqa: S608
+                try:
+                    await conn.execute(sql, *(value for _, value in row.values))
+                except asyncpg.PostgresError as exc:
+                    raise StoreError(f"a row for {row.table} cannot be stored: {exc}") from exc
             return 0
 
         written: list[int] = []

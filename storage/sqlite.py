@@ -36,6 +36,7 @@ from storage.base import (
     AddedEvents,
     Erasure,
     EventFilter,
+    FeatureRow,
     HistoryEntry,
     MovedDocument,
     NewEvent,
@@ -47,6 +48,7 @@ from storage.base import (
     StoredLog,
     StoreError,
     audience_needle,
+    check_feature_rows,
     wedding_of_prefix,
 )
 
@@ -520,13 +522,18 @@ class SqliteStore:
         return found
 
     async def put_documents(
-        self, documents: Sequence[MovedDocument], origin: str, events: Sequence[NewEvent] = ()
+        self,
+        documents: Sequence[MovedDocument],
+        origin: str,
+        events: Sequence[NewEvent] = (),
+        rows: Sequence[FeatureRow] = (),
     ) -> list[int]:
         """Write documents this store has never seen, in one transaction (see
         :meth:`storage.base.DocumentStore.put_documents`)."""
         moved = _moved(documents, origin)
         for event in events:
             _check_event(event)
+        check_feature_rows(rows, self._wedding_tables)
 
         written: list[int] = []
 
@@ -559,6 +566,16 @@ class SqliteStore:
                     )
                     written.append(seq)
             insert_events(db, events, now)
+            for row in rows:
+                columns = ", ".join(column for column, _ in row.values)
+                marks = ", ".join("?" * len(row.values))
+                try:
+                    db.execute(
+                        f"INSERT INTO {row.table} ({columns}) VALUES ({marks})",  # noqa: S608
+                        tuple(value for _, value in row.values),
+                    )
+                except sqlite3.Error as exc:
+                    raise StoreError(f"a row for {row.table} cannot be stored: {exc}") from exc
             return 0
 
         await self._writer.write(body)

@@ -4,6 +4,7 @@ real PostgreSQL (a scratch database), real servers on ephemeral ports."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -419,6 +420,83 @@ def scratch_postgres() -> Iterator[str]:
         asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
+async def _conversation(http: httpx.AsyncClient) -> dict[str, Any]:
+    """A thread with messages (one a reply, one edited, one deleted), a reaction and a
+    read mark, made through the HTTP API; returns the ``threads`` section the HTTP export
+    shows for it."""
+    w = "/api/weddings/w1"
+    planner, vendor = _auth("planner"), _auth("vendor")
+    member = {"role": "vendor", "name": "Flo Rist", "email": "flo@example.com"}
+    put = await http.put(f"{w}/members/vendor-1", json=member, headers=planner)
+    assert put.status_code == 201, put.text
+    created = await http.post(
+        f"{w}/threads",
+        json={"subject": "Florist deposit", "kind": "vendor", "participants": ["vendor-1"]},
+        headers=planner,
+    )
+    assert created.status_code == 201, created.text
+    tid = created.json()["id"]
+    messages = f"{w}/threads/{tid}/messages"
+    for mid, body, who in (
+        ("m1", {"body": "Peonies or ranunculus for the arch?"}, planner),
+        ("m2", {"body": "Peonies, @planner-1. Deposit due Friday", "reply_to": "m1"}, vendor),
+        ("m3", {"body": "Typo, ignore", "priority": "urgent"}, vendor),
+        ("m4", {"body": "Noted, thanks"}, planner),
+    ):
+        posted = await http.put(f"{messages}/{mid}", json=body, headers=who)
+        assert posted.status_code == 201, posted.text
+    edited = await http.patch(
+        f"{messages}/m2", json={"body": "Peonies. Deposit due Monday"}, headers=vendor
+    )
+    assert edited.status_code == 200, edited.text
+    assert (await http.delete(f"{messages}/m3", headers=vendor)).status_code == 200
+    reacted = await http.post(
+        f"{messages}/m2/reactions", json={"emoji": "\U0001f338"}, headers=planner
+    )
+    assert reacted.status_code == 200, reacted.text
+    read = await http.post(f"{w}/threads/{tid}/read", json={"up_to": "m2"}, headers=vendor)
+    assert read.status_code == 200, read.text
+    exported = await http.get(f"{w}/export", headers={"Authorization": f"Bearer {ADMIN}"})
+    section: dict[str, Any] = exported.json()["threads"]
+    (thread,) = section["threads"]
+    assert [m["id"] for m in thread["messages"]] == ["m1", "m2", "m3", "m4"]
+    assert [m["seq"] for m in thread["messages"]] == [1, 2, 3, 4]
+    assert thread["messages"][1]["reactions"] == {"\U0001f338": ["planner-1"]}
+    assert thread["messages"][1]["edited_at"] is not None and thread["messages"][2]["deleted"]
+    assert {r["sub"]: r["up_to"] for r in thread["reads"]} == {"planner-1": 4, "vendor-1": 3}
+    assert {m["sub"] for m in section["members"]} >= {"planner-1", "vendor-1"}
+    return section
+
+
+async def _conversation_is_found(
+    http: httpx.AsyncClient, wedding: str, threads: dict[str, Any], *, go_on: bool = False
+) -> None:
+    """On the server the wedding moved to: full-text search finds the imported messages
+    and subject and the read mark still counts; ``go_on``: the thread goes on from its
+    last seq, and a retried post is answered with the imported message."""
+    w = f"/api/weddings/{wedding}"
+    planner, vendor = _auth("planner", wedding), _auth("vendor", wedding)
+    tid = threads["threads"][0]["id"]
+    for q in ("ranunculus", "Monday", "florist"):
+        found = await http.get(f"{w}/threads", params={"q": q}, headers=planner)
+        assert found.status_code == 200, found.text
+        assert [t["id"] for t in found.json()["threads"]] == [tid], q
+    nothing = await http.get(f"{w}/threads", params={"q": "Typo"}, headers=planner)
+    assert nothing.json()["threads"] == []  # the deleted message's words are gone
+    thread = await http.get(f"{w}/threads/{tid}", headers=vendor)
+    assert thread.json()["unread"] == 1  # m4, after the vendor's mark at m3
+    if not go_on:
+        return
+    more = await http.put(f"{w}/threads/{tid}/messages/m5", json={"body": "Great"}, headers=vendor)
+    assert more.status_code == 201 and more.json()["seq"] == 5, more.text
+    again = await http.put(
+        f"{w}/threads/{tid}/messages/m1",
+        json={"body": "Peonies or ranunculus for the arch?"},
+        headers=planner,
+    )
+    assert again.status_code == 200 and again.json()["seq"] == 1  # a retried post, answered
+
+
 def _same_wedding(a: dict[str, Any], b: dict[str, Any]) -> None:
     """Two exports carry the same documents, and each document's history in ``b`` begins
     with its history in ``a`` (an import renumbers, document by document, in order)."""
@@ -431,9 +509,9 @@ def _same_wedding(a: dict[str, Any], b: dict[str, Any]) -> None:
         new = [{k: e[k] for k in keep} for e in b["history"] if e["doc"] == kind]
         assert old and new[: len(old)] == old
     # Events keep everything but their number (an import renumbers after the target's last).
-    keep = ("type", "doc", "actor", "priority", "at", "created_at", "data")
-    assert [{k: e[k] for k in keep} for e in a["events"]] == [
-        {k: e[k] for k in keep} for e in b["events"]
+    kept = ("type", "doc", "actor", "priority", "at", "created_at", "data", "audience")
+    assert [{k: e.get(k) for k in kept} for e in a["events"]] == [
+        {k: e.get(k) for k in kept} for e in b["events"]
     ]
 
 
@@ -449,6 +527,7 @@ async def test_export_moves_a_wedding_sqlite_to_postgres_and_back(
     await _op(
         http, "seating", {"op": "add_table", "table_id": "rose", "name": "Rose", "capacity": 8}
     )
+    threads = await _conversation(http)
 
     # The HTTP route and the CLI give the same format and content.
     admin_key = {"Authorization": f"Bearer {ADMIN}"}
@@ -456,6 +535,12 @@ async def test_export_moves_a_wedding_sqlite_to_postgres_and_back(
     assert response.status_code == 200, response.text
     assert response.headers["cache-control"] == "no-store"
     by_http = response.json()
+    assert by_http["threads"] == threads
+    # A thread's events keep their audience (its participants): private after a move too.
+    posted = [e for e in by_http["events"] if e["type"] == "thread.message_posted"]
+    assert len(posted) == 4
+    assert all(e["audience"] == ["planner-1", "vendor-1"] for e in posted)
+    assert all("audience" not in e for e in by_http["events"] if e["type"].startswith("guest."))
     code, out, err = await cli("export", "--wedding", "w1", "--data-dir", str(server.data_dir))
     assert code == 0, err
     by_cli = json.loads(out)
@@ -502,7 +587,7 @@ async def test_export_moves_a_wedding_sqlite_to_postgres_and_back(
     assert "imported wedding w1: 3 documents" in out
     code, out, err = await cli("import", str(exported), env=pg)  # never merges or overwrites
     assert "already has rows" in _one_line_refusal(code, err)
-    env = {"CRDT_SERVER_AUTH_SECRET": SECRET, **pg}
+    env = {"CRDT_SERVER_AUTH_SECRET": SECRET, "CRDT_SERVER_ADMIN_API_KEY": ADMIN, **pg}
     async with (
         ServerProcess(tmp_path / "pg-data", env=env, anonymous=False) as on_pg,
         httpx.AsyncClient(base_url=on_pg.url, timeout=10) as pg_http,
@@ -511,6 +596,11 @@ async def test_export_moves_a_wedding_sqlite_to_postgres_and_back(
         assert guests.json() == by_cli["documents"]["guests"]["json"]
         history = await pg_http.get("/api/weddings/w1/docs/guests/history", headers=_auth())
         assert [h["origin"] for h in history.json()["history"]][0] == "import"
+        # The conversation came along, exactly (HTTP export), and its messages are found.
+        on_pg_export = await pg_http.get("/api/weddings/w1/export", headers=admin_key)
+        assert on_pg_export.status_code == 200, on_pg_export.text
+        assert on_pg_export.json()["threads"] == threads
+        await _conversation_is_found(pg_http, "w1", threads)
 
     # ... and back, from PostgreSQL into another SQLite store under another id (stdin).
     code, out, err = await cli("export", "--wedding", "w1", env=pg)
@@ -527,6 +617,12 @@ async def test_export_moves_a_wedding_sqlite_to_postgres_and_back(
     again = json.loads(out)
     assert again["wedding"] == "w9"
     _same_wedding(by_cli, again)
+    assert from_pg["threads"] == again["threads"] == threads
+    async with (
+        ServerProcess(back, env={"CRDT_SERVER_AUTH_SECRET": SECRET}, anonymous=False) as on_back,
+        httpx.AsyncClient(base_url=on_back.url, timeout=10) as back_http,
+    ):
+        await _conversation_is_found(back_http, "w9", threads, go_on=True)
     code, out, err = await cli("check", "--data-dir", str(back))
     assert code == 0, out
     # check and compact on the PostgreSQL store too.
@@ -590,6 +686,8 @@ async def test_content_waiting_on_a_dependency_survives_export_and_import(
         (lambda d: d["events"][0].update(priority="asap"), "events[0].priority"),
         (lambda d: d["events"][0].update(actor={"sub": 7}), "events[0].actor.sub"),
         (lambda d: d["events"][0].pop("data"), "events[0].data"),
+        (lambda d: d["events"][0].update(audience="ada"), "events[0].audience"),
+        (lambda d: d["events"][0].update(audience=[7]), "events[0].audience"),
         (lambda d: d.update(threads=[{"id": "t1"}]), "threads"),
     ],
 )
@@ -613,6 +711,143 @@ def test_a_bad_export_file_is_refused_naming_the_field(change: Any, field: str) 
     with pytest.raises(ExportError) as raised:
         parse_export(bad)
     assert raised.value.field == field
+
+
+def _thread_section() -> dict[str, Any]:
+    message = {
+        "id": "m1", "thread": "t_1", "seq": 1, "author": {"sub": "ada", "role": "planner"},
+        "body": "Peonies?", "reply_to": None, "mentions": [], "priority": "normal",
+        "created_at": "2026-11-17T08:26:40.500Z", "edited_at": None, "deleted": False,
+        "reactions": {"\U0001f338": ["bo"]},
+    }  # fmt: skip
+    return {
+        "members": [
+            {"sub": "ada", "role": "planner", "name": "Ada", "email": "ada@example.com",
+             "participation": "all", "email_notifications": True},
+        ],  # fmt: skip
+        "threads": [
+            {
+                "id": "t_1", "subject": "Flowers", "kind": "general", "status": "open",
+                "priority": "normal", "anchors": [{"doc": "guests", "id": "g1"}],
+                "creator": {"sub": "ada", "role": "planner"},
+                "participants": [{"sub": "ada", "role": "planner"}],
+                "created_at": "2026-11-17T08:26:40Z", "updated_at": "2026-11-17T08:26:40.500Z",
+                "last_seq": 2, "messages": [message, {**message, "id": "m2", "seq": 2}],
+                "reads": [{"sub": "ada", "up_to": 1}],
+            }
+        ],
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda t: t.update(members={}), "threads.members"),
+        (lambda t: t["members"][0].update(sub=""), "threads.members[0].sub"),
+        (lambda t: t["members"].append(dict(t["members"][0])), "threads.members[1].sub"),
+        (lambda t: t["members"][0].update(participation="x"), "threads.members[0].participation"),
+        (lambda t: t["threads"][0].update(kind="x"), "threads.threads[0].kind"),
+        (lambda t: t["threads"][0].update(created_at="yesterday"), "threads.threads[0].created_at"),
+        (lambda t: t["threads"][0].update(last_seq="2"), "threads.threads[0].last_seq"),
+        (lambda t: t["threads"][0].update(color="red"), "threads.threads[0].color"),
+        (
+            lambda t: t["threads"][0]["anchors"][0].update(doc="x"),
+            "threads.threads[0].anchors[0].doc",
+        ),
+        (lambda t: t["threads"].append(t["threads"][0]), "threads.threads[1].id"),
+        (
+            lambda t: t["threads"][0]["messages"][1].update(seq=1),
+            "threads.threads[0].messages[1].seq",
+        ),
+        (
+            lambda t: t["threads"][0]["messages"][1].update(id="m1"),
+            "threads.threads[0].messages[1].id",
+        ),
+        (
+            lambda t: t["threads"][0]["messages"][0].update(reply_to="m2"),
+            "threads.threads[0].messages[0].reply_to",
+        ),
+        (
+            lambda t: t["threads"][0]["messages"][0].update(body="x" * 9000),
+            "threads.threads[0].messages[0].body",
+        ),
+        (
+            lambda t: t["threads"][0]["messages"][0].update(reactions={"x": "bo"}),
+            "threads.threads[0].messages[0].reactions",
+        ),
+        (
+            lambda t: t["threads"][0]["messages"][0].update(deleted=0),
+            "threads.threads[0].messages[0].deleted",
+        ),
+        (
+            lambda t: t["threads"][0]["reads"][0].update(up_to=5),
+            "threads.threads[0].reads[0].up_to",
+        ),
+    ],  # fmt: skip
+)
+def test_a_bad_threads_section_is_refused_naming_the_field(change: Any, field: str) -> None:
+    from crdt_server.extensions.thread_export import THREADS
+    from crdt_server.tools.export import ExportError
+
+    doc: Doc[Any] = Doc()
+    for update in _edits("guests", "w1", GUEST_OPS):
+        doc.apply_update(update)
+    good = {
+        "format": "crdt-server-wedding",
+        "version": 1,
+        "wedding": "w1",
+        "documents": {"guests": {"update": base64.b64encode(doc.get_update()).decode()}},
+        "threads": _thread_section(),
+    }
+    assert parse_export(json.loads(json.dumps(good)), [THREADS]).sections["threads"]
+    bad = json.loads(json.dumps(good))
+    change(bad["threads"])
+    with pytest.raises(ExportError) as raised:
+        parse_export(bad, [THREADS])
+    assert raised.value.field == field
+    with pytest.raises(ExportError) as raised:
+        parse_export(good)  # a server not given the section refuses it rather than drop it
+    assert raised.value.field == "threads"
+
+
+@pytest.mark.asyncio
+async def test_import_of_a_bad_threads_section_stores_nothing(tmp_path: Path) -> None:
+    """From the command line: refused naming the field, exit 2, no document written."""
+    doc: Doc[Any] = Doc()
+    for update in _edits("guests", "w1", GUEST_OPS):
+        doc.apply_update(update)
+    section = _thread_section()
+    section["threads"][0]["messages"][1]["author"] = {"sub": 7, "role": "planner"}
+    data = {
+        "format": "crdt-server-wedding",
+        "version": 1,
+        "wedding": "w1",
+        "documents": {"guests": {"update": base64.b64encode(doc.get_update()).decode()}},
+        "threads": section,
+    }
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    code, _, err = await cli("import", str(path), "--data-dir", str(tmp_path / "d"))
+    refusal = _one_line_refusal(code, err)
+    assert "threads.threads[0].messages[1].author.sub" in refusal
+    store = SqliteStore(tmp_path / "d" / "crdt.sqlite3")
+    if (tmp_path / "d" / "crdt.sqlite3").exists():
+        await store.open()
+        try:
+            assert await store.list("w1/") == []
+        finally:
+            await store.close()
+    # The same file, corrected, goes in whole: documents and conversations.
+    section["threads"][0]["messages"][1]["author"] = {"sub": "ada", "role": "planner"}
+    path.write_text(json.dumps(data))
+    code, out, err = await cli("import", str(path), "--data-dir", str(tmp_path / "d"))
+    assert code == 0, err
+    code, out, err = await cli("export", "--wedding", "w1", "--data-dir", str(tmp_path / "d"))
+    assert code == 0, err
+    back = json.loads(out)["threads"]
+    assert back["threads"][0]["messages"] == section["threads"][0]["messages"]
+    assert back["threads"][0]["reads"] == section["threads"][0]["reads"]
+    assert back["members"] == section["members"]
 
 
 @pytest.mark.slow

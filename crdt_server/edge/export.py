@@ -17,7 +17,7 @@ from crdt_server.auth.principals import AuthError
 from crdt_server.edge.problems import ApiError
 from crdt_server.edge.routing import Call, Route, request_token
 from crdt_server.edge.upgrade import bearer_token
-from crdt_server.extensions.threads import Threads
+from crdt_server.extensions.thread_export import THREADS
 from crdt_server.names import valid_wedding_id
 from crdt_server.tools.export import ExportError, export_wedding
 from documents import DOCUMENT_KINDS
@@ -56,22 +56,20 @@ def _authorize(call: Call, wedding_id: str) -> None:
 
 async def export(call: Call) -> Response:
     """The wedding's four documents, their history and its events, and its conversations
-    (``threads``: members, threads with their messages), as one JSON document."""
+    (``threads``: members, threads with their messages and read marks; the same section
+    ``crdt-server export`` writes), as one JSON document."""
     wedding_id = call.path("wedding_id")
     if not valid_wedding_id(wedding_id):
         raise ApiError(404, "no such wedding")
     _authorize(call, wedding_id)
     try:
-        found = await export_wedding(call.state.store, wedding_id)
+        found = await export_wedding(call.state.store, wedding_id, (THREADS,))
     except (StoreError, ExportError) as exc:
         raise ApiError(503, f"the wedding cannot be exported now: {exc}") from exc
     if found is None:
         raise ApiError(404, "no such wedding")
-    exported = found.to_json()
-    # Conversations are the thread feature's rows, not documents: added beside them.
-    exported["threads"] = await call.state.extension(Threads).export(wedding_id)
     return JSONResponse(
-        exported,
+        found.to_json(),
         headers={
             "cache-control": "no-store",
             "content-disposition": f'attachment; filename="wedding-{wedding_id}.json"',

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,7 @@ __all__ = [
     "mentions_in",
     "message_json",
     "recipients",
+    "thread_json",
 ]
 
 KINDS = ("general", "vendor", "guest", "seating", "timeline", "budget")
@@ -108,6 +109,26 @@ def message_json(row: Sequence[Any], thread: str) -> dict[str, Any]:
         "edited_at": rfc3339(float(edited)) if edited is not None else None,
         "deleted": bool(deleted),
         "reactions": json.loads(reactions),
+    }
+
+
+def thread_json(
+    row: Sequence[Any], participants: Sequence[str], roles: Mapping[str, str]
+) -> dict[str, Any]:
+    """A thread as the routes and the export show it (without ``unread``): ``row`` holds
+    :data:`THREAD_COLUMNS`, ``roles`` the members' roles by sub."""
+    return {
+        "id": row[0],
+        "subject": row[1],
+        "kind": row[2],
+        "status": row[3],
+        "priority": row[4],
+        "anchors": json.loads(row[5]),
+        "creator": {"sub": row[6], "role": row[7]},
+        "participants": [{"sub": s, "role": roles.get(s, "")} for s in participants],
+        "created_at": rfc3339(float(row[8])),
+        "updated_at": rfc3339(float(row[9])),
+        "last_seq": int(row[10]),
     }
 
 

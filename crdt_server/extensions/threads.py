@@ -38,7 +38,6 @@ from crdt_server.extensions.thread_model import (
     Member,
     ThreadError,
     Viewer,
-    all_docs,
     contains_pattern,
     hidden_docs,
     member_json,
@@ -46,6 +45,7 @@ from crdt_server.extensions.thread_model import (
     mentions_in,
     message_json,
     recipients,
+    thread_json,
 )
 from storage import NewEvent, audience_of
 
@@ -374,23 +374,9 @@ class Threads(Extension):
         unread: int,
         roles: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        participants = row[11]
         if roles is None:
             roles = {m.sub: m.role for m in await self.members(wedding)}
-        return {
-            "id": row[0],
-            "subject": row[1],
-            "kind": row[2],
-            "status": row[3],
-            "priority": row[4],
-            "anchors": json.loads(row[5]),
-            "creator": {"sub": row[6], "role": row[7]},
-            "participants": [{"sub": s, "role": roles.get(s, "")} for s in participants],
-            "created_at": rfc3339(float(row[8])),
-            "updated_at": rfc3339(float(row[9])),
-            "last_seq": int(row[10]),
-            "unread": unread,
-        }
+        return {**thread_json(row, row[11], roles), "unread": unread}
 
     async def _unread(self, wedding: str, tids: Sequence[str], sub: str) -> dict[str, int]:
         if not tids:
@@ -883,7 +869,7 @@ class Threads(Extension):
 
         return await self.db.write(tx())
 
-    # -- erasure and export ---------------------------------------------------------------
+    # -- erasure ---------------------------------------------------------------
 
     async def erase_member(self, wedding: str, sub: str) -> bool:
         """Per-person erasure: their messages become placeholders without author or body,
@@ -936,23 +922,6 @@ class Threads(Extension):
             await self.db.write(_optimize())
         await self.db.store.scrub()
         return found
-
-    async def export(self, wedding: str) -> dict[str, Any]:
-        """Members, threads with participants and messages, for the wedding export."""
-        lead = Viewer("export", "planner", frozenset(all_docs()))
-        members = [member_json(m, with_email=True) for m in await self.members(wedding)]
-        threads = []
-        rows = await self.db.read(
-            f"SELECT {THREAD_COLUMNS} FROM {{t}}threads WHERE wedding = ? ORDER BY created_at, id",
-            wedding,
-        )
-        for row in rows:
-            item = await self.thread(wedding, row[0], lead)
-            item.pop("unread")
-            messages, following = await self.messages(wedding, row[0], lead, after=0, limit=10**9)
-            item["messages"] = messages
-            threads.append(item)
-        return {"members": members, "threads": threads}
 
 
 def _optimize() -> Tx[None]:

@@ -14,7 +14,7 @@ import json
 import os
 import sqlite3
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -23,7 +23,13 @@ from crdt_server.settings import Settings
 from crdt_server.tools.backup import BackupError, backup_sqlite, restore_sqlite
 from crdt_server.tools.check import DocumentReport, check_sqlite_file, check_store
 from crdt_server.tools.compact import compact_store
-from crdt_server.tools.export import ExportError, export_wedding, import_wedding, parse_export
+from crdt_server.tools.export import (
+    ExportError,
+    Section,
+    export_wedding,
+    import_wedding,
+    parse_export,
+)
 from storage import DocumentStore, PostgresStore, SqliteStore, StoreError
 
 __all__ = ["COMMANDS", "ToolError", "add_commands", "run", "wedding_id"]
@@ -112,11 +118,19 @@ async def _with_store(settings: Settings, work: Callable[[DocumentStore], Awaita
         await store.close()
 
 
-def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+def run(
+    args: argparse.Namespace, out: TextIO | None = None, sections: Sequence[Section] = ()
+) -> int:
     """Run one data command, reporting on ``out`` (default: stdout); raises
-    :class:`ToolError` (or SettingsError) when refused."""
+    :class:`ToolError` (or SettingsError) when refused. ``sections`` are the features'
+    parts of a wedding that export and import carry (``crdt_server.cli`` passes them: the
+    tools do not import features)."""
     settings = settings_for(args)
     try:
+        if args.command == "export":
+            return _export(args, settings, out or sys.stdout, sections)
+        if args.command == "import":
+            return _import(args, settings, out or sys.stdout, sections)
         command: Callable[[argparse.Namespace, Settings, TextIO], int] = _HANDLERS[args.command]
         return command(args, settings, out or sys.stdout)
     except (BackupError, StoreError) as exc:
@@ -155,10 +169,12 @@ def _restore(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     return 0
 
 
-def _export(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+def _export(
+    args: argparse.Namespace, settings: Settings, out: TextIO, sections: Sequence[Section]
+) -> int:
     if args.out is not None and args.out.exists():
         raise ToolError(f"{args.out} already exists; choose a new file name")
-    found = asyncio.run(_with_store(settings, lambda s: export_wedding(s, args.wedding)))
+    found = asyncio.run(_with_store(settings, lambda s: export_wedding(s, args.wedding, sections)))
     if found is None:
         raise ToolError(f"wedding {args.wedding!r} has no stored document")
     # ASCII with \u escapes: the same JSON whatever encoding the terminal or pipe has.
@@ -174,7 +190,9 @@ def _export(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     return 0
 
 
-def _import(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+def _import(
+    args: argparse.Namespace, settings: Settings, out: TextIO, sections: Sequence[Section]
+) -> int:
     try:
         if args.file == "-":
             text = sys.stdin.read()
@@ -185,7 +203,7 @@ def _import(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
         raise ToolError(f"cannot read {args.file}: {exc.strerror or exc}") from exc
     except (ValueError, RecursionError) as exc:
         raise ToolError(f"{args.file} is not JSON: {exc}") from exc
-    export = parse_export(data)
+    export = parse_export(data, sections)
     if not settings.database_url:
         settings.sqlite_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         store: DocumentStore = SqliteStore(
@@ -197,7 +215,7 @@ def _import(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     async def work() -> list[str]:
         await store.open()
         try:
-            return await import_wedding(store, export, args.as_wedding)
+            return await import_wedding(store, export, args.as_wedding, sections)
         finally:
             await store.close()
 
@@ -294,8 +312,6 @@ def _compact(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
 _HANDLERS: dict[str, Callable[[argparse.Namespace, Settings, TextIO], int]] = {
     "backup": _backup,
     "restore": _restore,
-    "export": _export,
-    "import": _import,
     "check": _check,
     "compact": _compact,
 }

@@ -22,11 +22,23 @@ Version 1, one JSON object::
   store's own numbering; an import renumbers).
 - ``events`` is the wedding's event stream, oldest first, each event as the event routes
   show it (``at`` RFC 3339) plus ``created_at`` (Unix seconds, exact); an import keeps
-  each event's type, document, actor, priority, time and data and renumbers them.
+  each event's type, document, actor, priority, time and data and renumbers them. An
+  event only some people may see (a private thread's) carries ``"audience": [sub, ...]``,
+  kept by an import so that it stays hidden from everyone else.
 
-Growing the format: sections such as ``threads`` and ``members`` are added as new top-level
-lists without a new version; a reader refuses a file carrying a non-empty section it cannot
-store, so an import never silently drops data. A change to an existing field takes version 2.
+- ``threads`` (the thread feature's section, ``crdt_server.extensions.thread_export``):
+  members, and threads with their participants, messages and read marks.
+
+Growing the format: sections such as ``threads`` are added as new top-level values without
+a new version; a reader refuses a file carrying a non-empty section it cannot store, so an
+import never silently drops data. A change to an existing field takes version 2.
+
+Sections: the documents, history and events are the stores' own; any other section belongs
+to a feature and comes in as a :class:`Section` (the data tools may not import features, so
+whoever assembles them, ``crdt_server.cli`` or the HTTP edge, passes them in). A section
+exports itself from a store, and turns its part of a file into :class:`storage.FeatureRow`
+rows (refusing bad input with :class:`ExportError` naming the field), which the import
+writes in the same transaction as the documents and events: all of the wedding or none.
 """
 
 from __future__ import annotations
@@ -37,21 +49,31 @@ import binascii
 import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from crdt_server.codec.updates import UpdateError, inspect_update
 from crdt_server.core.crdt import crdt_call, replay
+from crdt_server.errors import ExportError
 from crdt_server.names import ROOM_KINDS, valid_wedding_id
 from documents import DOCUMENT_KINDS, DocumentError, to_json
-from storage import DocumentStore, HistoryEntry, MovedDocument, NewEvent
+from storage import (
+    DocumentStore,
+    FeatureRow,
+    HistoryEntry,
+    MovedDocument,
+    NewEvent,
+    Schema,
+    audience_of,
+)
 
 __all__ = [
     "FORMAT",
     "VERSION",
     "ExportError",
+    "Section",
     "WeddingExport",
     "export_wedding",
     "import_wedding",
@@ -72,14 +94,26 @@ _EVENT_PAGE = 500
 _PRIORITIES = ("normal", "urgent", "emergency")
 
 
-class ExportError(ValueError):
-    """An export file (or a wedding being exported) is not what the format promises;
-    ``field`` names the part at fault (``documents.guests.update``)."""
+class Section(Protocol):
+    """A feature's part of the export (see the module docstring)."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+    @property
+    def name(self) -> str:
+        """Its top-level key (``threads``)."""
+        ...
+
+    @property
+    def schema(self) -> Schema:
+        """The feature's tables (installed on the target store before an import)."""
+        ...
+
+    async def export(self, store: DocumentStore, wedding: str) -> Any:
+        """The wedding's section as JSON values (committed content)."""
+        ...
+
+    def rows(self, data: object, wedding: str) -> list[FeatureRow]:
+        """The section of a file as rows of ``wedding``; raises :class:`ExportError`."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +135,11 @@ class ExportedEvent:
     priority: str
     at: float
     data: str
+    audience: str | None = None
+    """Who alone may see it (a thread's participants), as :func:`storage.audience_of`."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        shown = {
             "seq": self.seq,
             "type": self.type,
             "doc": self.doc,
@@ -113,6 +149,9 @@ class ExportedEvent:
             "created_at": self.at,
             "data": json.loads(self.data),
         }
+        if self.audience is not None:
+            shown["audience"] = json.loads(self.audience)
+        return shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +165,8 @@ class WeddingExport:
     events: list[ExportedEvent] = field(default_factory=list)
     """Oldest first."""
     exported_at: float = 0.0
+    sections: dict[str, Any] = field(default_factory=dict)
+    """Features' sections by name, as JSON values (checked by their :class:`Section`)."""
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object of the format (ready for ``json.dumps``)."""
@@ -154,6 +195,7 @@ class WeddingExport:
                 for kind, entry in self.history
             ],
             "events": [event.to_json() for event in self.events],
+            **self.sections,
         }
 
 
@@ -164,9 +206,11 @@ def rfc3339(seconds: float) -> str:
     return text.replace(".000Z", "Z")
 
 
-async def export_wedding(store: DocumentStore, wedding_id: str) -> WeddingExport | None:
-    """The wedding's documents and history as the store holds them (committed content
-    only), or ``None`` if it has no stored document.
+async def export_wedding(
+    store: DocumentStore, wedding_id: str, sections: Sequence[Section] = ()
+) -> WeddingExport | None:
+    """The wedding's documents, history, events and ``sections`` as the store holds them
+    (committed content only), or ``None`` if it has no stored document.
 
     Raises :class:`ExportError` if a stored row cannot be read (``crdt-server check`` says
     more): an export never leaves out content without saying so.
@@ -192,12 +236,13 @@ async def export_wedding(store: DocumentStore, wedding_id: str) -> WeddingExport
         after = events[-1].seq if events else 0
         page = await store.events(wedding_id, after=after, limit=_EVENT_PAGE)
         events += [
-            ExportedEvent(e.seq, e.type, e.doc, e.sub, e.role, e.priority, e.at, e.data)
+            ExportedEvent(e.seq, e.type, e.doc, e.sub, e.role, e.priority, e.at, e.data, e.audience)
             for e in page
         ]
         if len(page) < _EVENT_PAGE:
             break
-    return WeddingExport(wedding_id, documents, history, events, time.time())
+    extra = {section.name: await section.export(store, wedding_id) for section in sections}
+    return WeddingExport(wedding_id, documents, history, events, time.time(), extra)
 
 
 def _export_document(name: str, kind: str, updates: list[bytes]) -> ExportedDocument:
@@ -214,11 +259,13 @@ def _export_document(name: str, kind: str, updates: list[bytes]) -> ExportedDocu
     )
 
 
-def parse_export(data: object) -> WeddingExport:
+def parse_export(data: object, sections: Sequence[Section] = ()) -> WeddingExport:
     """Check a decoded export file completely; raises :class:`ExportError` naming the field.
 
     Every update must be a well-formed Yjs update, and each document's ``json`` must be what
-    its updates show (a file edited by hand is refused rather than half believed).
+    its updates show (a file edited by hand is refused rather than half believed). A
+    section is read by the one of ``sections`` of its name; a non-empty section none of
+    them reads is refused.
     """
     if not isinstance(data, dict):
         raise ExportError("(file)", "an export is a JSON object")
@@ -227,12 +274,18 @@ def parse_export(data: object) -> WeddingExport:
     version = data.get("version")
     if type(version) is not int or version != VERSION:
         raise ExportError("version", f"this server reads version {VERSION}, not {version!r}")
-    for section in sorted(set(data) - _SECTIONS):
-        if data[section] not in ([], {}, None):
-            raise ExportError(section, "this server cannot store this section; nothing imported")
+    readers = {section.name: section for section in sections}
+    for name in sorted(set(data) - _SECTIONS - set(readers)):
+        if data[name] not in ([], {}, None):
+            raise ExportError(name, "this server cannot store this section; nothing imported")
     wedding = data.get("wedding")
     if not isinstance(wedding, str) or not valid_wedding_id(wedding):
         raise ExportError("wedding", "must be a wedding id (1 to 64 of A-Z a-z 0-9 _ -)")
+    extra: dict[str, Any] = {}
+    for name, section in readers.items():
+        if data.get(name) is not None:
+            section.rows(data[name], wedding)  # refuses a bad section before anything is opened
+            extra[name] = data[name]
     raw_docs = data.get("documents")
     if not isinstance(raw_docs, dict) or not raw_docs:
         raise ExportError("documents", "must be an object with at least one document")
@@ -241,7 +294,7 @@ def parse_export(data: object) -> WeddingExport:
         documents[kind] = _parse_document(kind, raw)
     history = [_parse_entry(i, raw, documents) for i, raw in enumerate(_list(data, "history"))]
     events = [_parse_event(i, raw) for i, raw in enumerate(_list(data, "events"))]
-    return WeddingExport(wedding, documents, history, events, 0.0)
+    return WeddingExport(wedding, documents, history, events, 0.0, extra)
 
 
 def _list(data: Mapping[str, Any], key: str) -> list[Any]:
@@ -352,14 +405,27 @@ def _parse_event(index: int, raw: object) -> ExportedEvent:
     seq = raw.get("seq", 0)
     if type(seq) is not int:
         raise ExportError(f"{where}.seq", "must be an integer")
-    return ExportedEvent(seq, kind, doc, sub, role, str(priority), float(created_at), data)
+    audience = raw.get("audience")
+    if audience is not None:
+        if not isinstance(audience, list) or not all(
+            isinstance(s, str) and 0 < len(s) <= 1024 and s.isprintable() for s in audience
+        ):
+            raise ExportError(f"{where}.audience", "must be null or a list of subs")
+        audience = audience_of(audience)
+    return ExportedEvent(
+        seq, kind, doc, sub, role, str(priority), float(created_at), data, audience
+    )
 
 
 async def import_wedding(
-    store: DocumentStore, export: WeddingExport, wedding_id: str | None = None
+    store: DocumentStore,
+    export: WeddingExport,
+    wedding_id: str | None = None,
+    sections: Sequence[Section] = (),
 ) -> list[str]:
-    """Write an exported wedding into ``store`` (under ``wedding_id``, else its own id), in
-    one transaction. Returns the stored document names.
+    """Write an exported wedding into ``store`` (under ``wedding_id``, else its own id), its
+    documents, history, events and sections (each by the one of ``sections`` of its name),
+    in one transaction. Returns the stored document names.
 
     Raises :class:`storage.StoreError`, writing nothing, if the store already has any of
     those documents: an import never merges into or overwrites a wedding.
@@ -376,10 +442,20 @@ async def import_wedding(
         for kind, document in export.documents.items()
     ]
     events = [
-        NewEvent(target, e.type, e.data, e.doc, e.sub, e.role, e.priority, e.at)
+        NewEvent(target, e.type, e.data, e.doc, e.sub, e.role, e.priority, e.at, e.audience)
         for e in export.events
     ]
-    await store.put_documents(moved, IMPORT_ORIGIN, events)
+    readers = {section.name: section for section in sections}
+    rows: list[FeatureRow] = []
+    for name, data in export.sections.items():
+        section = readers.get(name)
+        if section is None:
+            if data in ([], {}, None):
+                continue
+            raise ExportError(name, "this server cannot store this section; nothing imported")
+        await store.install(section.schema)
+        rows += section.rows(data, target)
+    await store.put_documents(moved, IMPORT_ORIGIN, events, rows)
     return [m.doc for m in moved]
 
 

@@ -3,19 +3,27 @@ against every backend of ``conftest.py`` (SQLite files and a real PostgreSQL).""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from pycrdt import Doc, Map
 
-from storage import DocumentStore, HistoryEntry, MovedDocument, NewEvent, NewUpdate, StoreError
+from storage import (
+    DocumentStore,
+    FeatureRow,
+    HistoryEntry,
+    MovedDocument,
+    NewEvent,
+    NewUpdate,
+    StoreError,
+)
 
 if TYPE_CHECKING:
     from tests.storage.conftest import OpenStore
 
 
 def _update(key: str, value: int) -> bytes:
-    doc: Doc = Doc()
+    doc: Doc[Any] = Doc()
     doc.get("m", type=Map)[key] = value
     return doc.get_update()
 
@@ -103,3 +111,42 @@ async def test_moved_events_keep_their_time_and_actor_and_follow_the_wedding_s_o
             [MovedDocument("w1/guests", [_update("b", 1)], [])], "import", moved
         )
     assert len(await store.events("w1", limit=10)) == 3
+
+
+@pytest.mark.asyncio
+async def test_put_documents_writes_feature_rows_in_the_same_transaction(
+    store: DocumentStore,
+) -> None:
+    """A feature's rows (an imported wedding's threads...) go in with the documents; a row
+    that cannot be stored, or one for a table no installed schema declares, refuses the
+    whole move."""
+    from tests.storage.test_conformance import NOTES, notes
+
+    note = FeatureRow("notes", (("wedding", "w1"), ("id", "n1"), ("body", "Peonies")))
+    with pytest.raises(StoreError):  # not installed yet
+        await store.put_documents(
+            [MovedDocument("w1/guests", [_update("a", 1)], [])], "import", (), [note]
+        )
+    await store.install(NOTES)
+    for bad in (
+        FeatureRow("updates", (("doc", "w1/x"),)),
+        FeatureRow("notes", (("id; DROP TABLE notes", "x"),)),
+        FeatureRow("notes", ()),
+    ):
+        with pytest.raises(StoreError):
+            await store.put_documents(
+                [MovedDocument("w1/guests", [_update("a", 1)], [])], "import", (), [bad]
+            )
+    # The second row repeats the first's key: nothing of the move is stored.
+    event = NewEvent("w1", "note.added", "{}")
+    with pytest.raises(StoreError):
+        await store.put_documents(
+            [MovedDocument("w1/guests", [_update("a", 1)], [])], "import", [event], [note, note]
+        )
+    assert await store.load("w1/guests") is None and await store.events("w1") == []
+    assert await notes(store) == []
+    await store.put_documents(
+        [MovedDocument("w1/guests", [_update("a", 1)], [])], "import", [event], [note]
+    )
+    assert await notes(store) == [("w1", "n1")]
+    assert await store.load("w1/guests") is not None and len(await store.events("w1")) == 1
