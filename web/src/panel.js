@@ -135,6 +135,7 @@ export function threadPanel (ctx) {
         </section>`
       : nothing}
     <form class="start-form" @submit=${start} aria-label="Start a thread">
+      <h3>Start a thread</h3>
       <label>Subject <input name="subject" required maxlength="200" autocomplete="off" placeholder=${`About ${d.name}`}></label>
       <button type="submit">Start thread</button>
     </form>

@@ -54,6 +54,7 @@ ${i}`:(r==="event"||r==="id")&&(e[r]=i)}return e}var Bh={couple:"The couple",pla
           </form>
         </section>`:b}
     <form class="start-form" @submit=${a} aria-label="Start a thread">
+      <h3>Start a thread</h3>
       <label>Subject <input name="subject" required maxlength="200" autocomplete="off" placeholder=${`About ${e.name}`}></label>
       <button type="submit">Start thread</button>
     </form>
