@@ -47,7 +47,8 @@ async def test_the_couple_discusses_a_guest_and_the_planner_sees_the_badge_and_t
     )
 
     def discuss(page: Any) -> Any:
-        return page.locator(f'main [data-entity="{guest_id}"]').get_by_role("button", name="Discuss")
+        row = page.locator(f'main [data-entity="{guest_id}"]')
+        return row.get_by_role("button", name="Discuss")
 
     # The first PUT of the message reaches the server but its answer is lost: the app
     # retries with the same client id, and the server keeps the message once.
@@ -96,14 +97,14 @@ async def test_the_couple_discusses_a_guest_and_the_planner_sees_the_badge_and_t
     assert thread["unread"] == 0
     stored = await demo.json(f"/api/weddings/demo/threads/{thread['id']}/messages")
     assert isinstance(stored, dict)
-    assert [(m["body"], m["author"]["sub"]) for m in stored["messages"]] == [
-        (text, "demo-couple")
-    ]
+    assert [(m["body"], m["author"]["sub"]) for m in stored["messages"]] == [(text, "demo-couple")]
 
     # A reply from the planner reaches the couple's open panel live.
     await planner_panel.get_by_role("textbox", name="Message").fill("Yes, confirmed with Chef.")
     await planner_panel.get_by_role("button", name="Send").click()
-    await panel.locator("li.message").filter(has_text="Yes, confirmed with Chef.").wait_for(
-        timeout=5000
+    await (
+        panel.locator("li.message")
+        .filter(has_text="Yes, confirmed with Chef.")
+        .wait_for(timeout=5000)
     )
     await planner_context.close()
