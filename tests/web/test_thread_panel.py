@@ -107,4 +107,21 @@ async def test_the_couple_discusses_a_guest_and_the_planner_sees_the_badge_and_t
         .filter(has_text="Yes, confirmed with Chef.")
         .wait_for(timeout=5000)
     )
+    # Resolved by the planner: the couple's list says so, live.
+    await planner_panel.get_by_role("button", name="Resolve").click()
+    await panel.get_by_role("button", name="Reopen").wait_for(timeout=5000)
+    await panel.locator(".thread-pick .pill").filter(has_text="resolved").wait_for()
     await planner_context.close()
+
+    # On a phone, family (who may edit the guests but is not in the thread) gets the panel
+    # as a sheet within the screen, without the couple's thread: the server decides.
+    family_context, family = await open_app(browser, demo.link("family"), width=375, height=740)
+    await discuss(family).click()
+    sheet = family.get_by_role("dialog", name=f"Discuss {name}")
+    await sheet.get_by_text("No threads yet").wait_for(timeout=5000)
+    box = await sheet.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 375, box
+    assert await family.evaluate("document.documentElement.scrollWidth") <= 375
+    assert await sheet.get_by_text("Dietary needs").count() == 0
+    await screenshot(family, "family-thread-panel-375px")
+    await family_context.close()

@@ -111,7 +111,14 @@ export function threadPanel (ctx) {
       : store.loaded ? html`<p class="muted">No threads yet. Start one below.</p>` : nothing}
     ${thread
       ? html`<section class="thread" aria-label=${`Thread ${thread.subject}`}>
-          <h3>${thread.subject}</h3>
+          <div class="thread-head">
+            <h3>${thread.subject}</h3>
+            <button type="button" class="link" @click=${async () => {
+              const to = thread.status === 'open' ? 'resolved' : 'open'
+              const refused = await store.setStatus(thread.id, to)
+              ctx.say(refused ? `Could not change the thread: ${refused}.` : `Thread ${thread.subject} ${to === 'open' ? 'reopened' : 'resolved'}.`)
+            }}>${thread.status === 'open' ? 'Resolve' : 'Reopen'}</button>
+          </div>
           <ol class="messages" aria-label="Conversation">
             ${(messages || []).map((m) => html`<li class="message ${m.deleted ? 'deleted' : ''}" data-message=${m.id}>
               <div class="message-meta"><strong>${authorName(ctx, m.author)}</strong>

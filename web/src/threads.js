@@ -271,6 +271,17 @@ export class ThreadStore {
     this.refresh()
   }
 
+  /** Resolve, reopen or archive a thread; answers null, or the server's reason. */
+  async setStatus (tid, status) {
+    const answer = await this.request('PATCH', `/threads/${encodeURIComponent(tid)}`, { status })
+    if (answer.status === 200 && answer.body) {
+      this.threads = this.threads.map((t) => (t.id === tid ? answer.body : t))
+      this.onChange()
+      return null
+    }
+    return (answer.body && answer.body.detail) || (answer.status ? `HTTP ${answer.status}` : 'the server cannot be reached')
+  }
+
   /** Mark a thread read up to its last message (when it is shown). */
   async markRead (tid) {
     const thread = this.threads.find((t) => t.id === tid)
