@@ -21,8 +21,9 @@ export class ActivityFeed {
    * `token()` gives the current token; `onChange()` is called when there is something new
    * to show; `onGone()` when the wedding no longer exists (404/410).
    */
-  constructor ({ wedding, sub, token, onChange, onGone }) {
+  constructor ({ wedding, sub, token, onChange, onGone, onEvents }) {
     this.wedding = wedding
+    this.onEvents = onEvents || (() => {})
     this.key = `crdt-server.activity:${wedding}:${sub}`
     this.token = token
     this.onChange = onChange
@@ -153,11 +154,14 @@ export class ActivityFeed {
   }
 
   add (events) {
+    const fresh = []
     for (const event of events) {
       if (!Number.isInteger(event.seq) || event.seq <= this.after) continue
       this.after = event.seq
       this.events.push(event)
+      fresh.push(event)
     }
+    if (fresh.length) this.onEvents(fresh)
     if (this.events.length > KEEP) this.events = this.events.slice(-KEEP)
     this.save()
     this.onChange()
@@ -389,6 +393,36 @@ export function describe (group, names) {
     case 'budget.settings_changed':
       what = `changed the budget's ${String(data.field || 'settings').replace(/_/g, ' ')}`
       break
+    case 'thread.created':
+      what = n === 1 ? `started the thread “${data.subject || 'a thread'}”` : `started ${n} threads`
+      break
+    case 'thread.message_posted': {
+      const subject = names.thread ? names.thread(data.thread) : null
+      const body = typeof data.body === 'string' ? data.body.slice(0, 140) : ''
+      what = n === 1
+        ? `wrote${subject ? ` in “${subject}”` : ''}${body ? `: ${body}` : ''}`
+        : `wrote ${n} messages${subject ? ` in “${subject}”` : ''}`
+      break
+    }
+    case 'thread.message_edited':
+      what = `edited ${plural(n, 'a message', 'messages')}`
+      break
+    case 'thread.message_deleted':
+      what = `deleted ${plural(n, 'a message', 'messages')}`
+      break
+    case 'thread.resolved':
+    case 'thread.archived':
+    case 'thread.reopened': {
+      const subject = (names.thread && names.thread(data.thread)) || data.subject
+      what = `${group.type.slice(7)} ${subject ? `the thread “${subject}”` : plural(n, 'a thread', 'threads')}`
+      break
+    }
+    case 'thread.updated':
+    case 'thread.reaction': {
+      const subject = (names.thread && names.thread(data.thread)) || data.subject
+      what = `${group.type === 'thread.reaction' ? 'reacted in' : 'updated'} ${subject ? `the thread “${subject}”` : 'a thread'}`
+      break
+    }
     case 'conflict.detected':
     case 'conflict.resolved': {
       const kinds = list([...new Set(events.map((e) => CONFLICT_WORDS[e.data.code] || String(e.data.code || 'a conflict').replace(/[._]/g, ' ')))])

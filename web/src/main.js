@@ -10,6 +10,8 @@ import {
 } from './model.js'
 import { avatar, budgetView, guestsView, seatingView, timelineView } from './views.js'
 import { ActivityFeed, describe, placeOf, when } from './activity.js'
+import { ThreadStore } from './threads.js'
+import { threadIndex, threadPanel } from './panel.js'
 
 const TITLES = { guests: 'Guests', seating: 'Seating', timeline: 'Timeline', budget: 'Budget' }
 // The server's default matrix (README, "Who may connect"): used only when the app opens with
@@ -113,15 +115,23 @@ class PlannerApp {
     this.deleted = false
     this.announcement = ''
     this.people = loadPeople(wedding)
+    this.discussing = null // { doc, id, name, thread } while the thread panel is open
+    this.threads = new ThreadStore({
+      wedding,
+      sub: access.sub,
+      token: () => this.keeper.token,
+      onChange: () => this.sync.changed()
+    })
     this.feed = new ActivityFeed({
       wedding,
       sub: access.sub,
       token: () => this.keeper.token,
       onChange: () => this.sync.changed(),
-      onGone: () => this.gone()
+      onGone: () => this.gone(),
+      onEvents: (events) => this.threads.onEvents(events)
     })
     this.keeper = new TokenKeeper(token, {
-      onToken: (fresh) => this.sync.setToken(fresh),
+      onToken: (fresh) => { this.sync.setToken(fresh); this.threads.reconnect() },
       onSignedOut: (reason) => this.signOut(reason)
     })
     this.sync = new WeddingSync({
@@ -154,7 +164,8 @@ class PlannerApp {
     })
     this.publishPresence()
     this.feed.start()
-    addEventListener('online', () => this.feed.reconnect())
+    this.threads.start()
+    addEventListener('online', () => { this.feed.reconnect(); this.threads.reconnect() })
     this.render()
     // Presence entries of others time out; re-render so a departed person disappears.
     setInterval(() => this.render(), 5000)
@@ -169,6 +180,34 @@ class PlannerApp {
     this.editing = editing ? id : null
     this.publishPresence()
     this.render()
+  }
+
+  /** Open the thread panel of one entity (`doc` is its document, `id` its id). */
+  discuss (doc, id, name) {
+    const previous = this.discussing
+    if (previous && previous.thread) this.threads.unwatch(previous.thread)
+    this.discussing = { doc, id, name, thread: null }
+    this.render()
+    requestAnimationFrame(() => document.getElementById('thread-panel')?.focus())
+  }
+
+  /** Show one thread of the open panel (its messages, live, marked read). */
+  openThread (tid) {
+    if (!this.discussing) return
+    if (this.discussing.thread && this.discussing.thread !== tid) this.threads.unwatch(this.discussing.thread)
+    this.discussing.thread = tid
+    this.threads.watch(tid)
+    this.render()
+  }
+
+  closePanel () {
+    const was = this.discussing
+    if (!was) return
+    if (was.thread) this.threads.unwatch(was.thread)
+    this.discussing = null
+    this.render()
+    const button = document.querySelector(`main [data-entity="${CSS.escape(was.id)}"] button.discuss`)
+    button?.focus()
   }
 
   canWrite (kind) {
@@ -198,6 +237,8 @@ class PlannerApp {
     this.deleted = true
     this.keeper.stop()
     this.feed.clear()
+    this.threads.clear()
+    this.discussing = null
     this.sync.clearLocal().then(() => forgetWedding(this.wedding))
     this.render()
   }
@@ -206,6 +247,7 @@ class PlannerApp {
     this.signedOut = reason
     this.keeper.stop()
     this.feed.stop()
+    this.threads.stop()
     this.sync.disconnect()
     forgetToken()
     this.render()
@@ -242,6 +284,7 @@ class PlannerApp {
     this.budget = readBudget(this.docs.budget)
     this.overlaps = timelineOverlaps(this.timeline)
     this.others = this.sync.others()
+    this.threadIndex = threadIndex(this.threads.threads)
     let learned = false
     for (const p of [{ id: this.access.sub, name: this.access.name }, ...this.others]) {
       if (p.id && p.name && this.people[p.id] !== p.name) {
@@ -272,7 +315,11 @@ class PlannerApp {
       return found ? found[key] : null
     }
     return {
-      person: (sub) => (sub === this.access.sub ? 'You' : this.people[sub] || null),
+      person: (sub) => (sub === this.access.sub ? 'You' : this.people[sub] || this.threads.members.get(sub) || null),
+      thread: (tid) => {
+        const found = this.threads.threads.find((t) => t.id === tid)
+        return found ? found.subject : null
+      },
       guest: byId(this.guests, 'name'),
       table: (id) => {
         const name = byId(this.seating.tables, 'name')(id)
@@ -369,7 +416,10 @@ class PlannerApp {
         : nothing}
       <div class="layout">
         <main id="main" tabindex="-1">${views[section](this)}</main>
-        ${this.activityView()}
+        <div class="side">
+          ${this.discussing ? threadPanel(this) : nothing}
+          ${this.activityView()}
+        </div>
       </div>
       <p class="sr-only" aria-live="polite">${this.announcement}</p>
     `, root)

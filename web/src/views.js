@@ -7,6 +7,7 @@ import {
   recordPayment, removeGuest, removeItem, removePayment, removeTable, seatGuest, setTotal,
   unseatGuest, updateCategory, updateGuest, updateItem, updateTable
 } from './model.js'
+import { discussButton } from './panel.js'
 
 const label = (s) => s.charAt(0).toUpperCase() + s.slice(1).replace('_', ' ')
 
@@ -163,11 +164,12 @@ function guestRow (ctx, g, canWrite, seating) {
             <select class="rsvp ${g.rsvp}" aria-label=${`RSVP for ${g.name}`} @change=${(e) => updateGuest(ctx.docs.guests, g.id, { rsvp: e.target.value })}>
               ${RSVP.map((r) => html`<option value=${r} ?selected=${g.rsvp === r}>${label(r)}</option>`)}
             </select></label>
+            ${discussButton(ctx, 'guests', g.id, g.name)}
             <button type="button" aria-label=${`Edit ${g.name}`} @click=${() => ctx.setEntity(g.id)}>Edit</button>
             <button type="button" class="danger" aria-label=${`Remove ${g.name}`} @click=${() => {
               if (confirm(`Remove ${g.name} from the guest list?`)) { removeGuest(ctx.docs.guests, ctx.canWrite('seating') ? ctx.docs.seating : null, g.id); ctx.say(`${g.name} removed.`) }
             }}>Remove</button>`
-        : html`<span class="pill ${g.rsvp}">${label(g.rsvp)}</span>`}
+        : html`<span class="pill ${g.rsvp}">${label(g.rsvp)}</span>${discussButton(ctx, 'guests', g.id, g.name)}`}
     </div>
   </li>`
 }
@@ -233,6 +235,7 @@ export function seatingView (ctx) {
               <header>
                 <h3>${t.name}</h3>
                 <span class="capacity ${over ? 'over' : ''}">${seated.length}/${t.capacity}${over ? ' — over capacity' : seated.length === t.capacity ? ' — full' : ''}</span>
+                ${discussButton(ctx, 'seating', t.id, `table ${t.name}`)}
               </header>
               <ul class="chips">
                 ${seated.map((s) => chip(s.id, html`${s.seat ? html`<span class="seat">#${s.seat}</span>` : nothing}${overIds.has(s.id) ? html`<span class="warn" title="Seat conflict">⚠</span>` : nothing}
@@ -319,10 +322,11 @@ export function timelineView (ctx) {
                   <select aria-label=${`Status of ${item.title}`} @focus=${() => ctx.setEntity(item.id, false)} @change=${(e) => updateItem(ctx.docs.timeline, item.id, { status: e.target.value })}>
                     ${STATUSES.map((s) => html`<option value=${s} ?selected=${item.status === s}>${label(s)}</option>`)}
                   </select>
+                  ${discussButton(ctx, 'timeline', item.id, item.title)}
                   <button type="button" aria-label=${`Edit ${item.title}`} @click=${() => ctx.setEntity(item.id)}>Edit</button>
                   <button type="button" class="link danger" aria-label=${`Remove ${item.title}`} @click=${() => { if (confirm(`Remove ${item.title}?`)) removeItem(ctx.docs.timeline, item.id) }}>Remove</button>
                 </div>`
-              : html`<span class=${`pill item-status ${item.status}`}>${label(item.status)}</span>`}
+              : html`<div class="row-actions"><span class=${`pill item-status ${item.status}`}>${label(item.status)}</span>${discussButton(ctx, 'timeline', item.id, item.title)}</div>`}
           </li>`
         })}
       </ol>
@@ -421,7 +425,7 @@ export function budgetView (ctx) {
       ${readOnlyNote(ctx, 'budget')}
       <table class="card budget">
         <caption>Categories: planned against paid</caption>
-        <thead><tr><th scope="col">Category</th><th scope="col">Planned</th><th scope="col">Paid</th><th scope="col">Progress</th></tr></thead>
+        <thead><tr><th scope="col">Category</th><th scope="col">Planned</th><th scope="col">Paid</th><th scope="col">Progress</th><th scope="col"><span class="sr-only">Threads</span></th></tr></thead>
         <tbody>${budget.categories.map((c) => {
           const p = paidBy.get(c.id) || 0
           const share = c.planned ? Math.min(100, Math.round((100 * p) / c.planned)) : 0
@@ -431,9 +435,10 @@ export function budgetView (ctx) {
                 @change=${(e) => { const n = parseMoney(e.target.value); if (n === null) { ctx.say('Type an amount such as 1250.00.'); e.target.value = (c.planned / 100).toFixed(2) } else updateCategory(ctx.docs.budget, c.id, { planned: n }) }}>`
             : money(c.planned)
           return html`<tr class=${p > c.planned ? 'conflict' : ''} data-entity=${c.id}><th scope="row">${c.name}${editors(ctx, c.id)}</th><td>${plannedCell}</td><td>${money(p)}</td>
-            <td><progress max="100" value=${share} aria-label=${`${c.name}: ${share}% paid`}></progress></td></tr>`
+            <td><progress max="100" value=${share} aria-label=${`${c.name}: ${share}% paid`}></progress></td>
+            <td>${discussButton(ctx, 'budget', c.id, c.name)}</td></tr>`
         })}</tbody>
-        <tfoot><tr><th scope="row">Total</th><td>${money(planned)}</td><td>${money(paid)}</td><td></td></tr></tfoot>
+        <tfoot><tr><th scope="row">Total</th><td>${money(planned)}</td><td>${money(paid)}</td><td></td><td></td></tr></tfoot>
       </table>
       ${canWrite ? html`<div class="budget-tools">
         <form class="card add-form" @submit=${addCategoryForm} aria-label="Add a category">

@@ -1,8 +1,8 @@
 // The service worker of the planner: keeps the app shell on the device so the app opens
 // with no network. The documents themselves live in IndexedDB (y-indexeddb), not here.
 // The list of files and the version below are filled in by web/build.mjs.
-const VERSION = 'a3e5236d078c3665'
-const SHELL = ["/app/","/app/app-6F5ZIM4S.js","/app/app-YFFXQ3JE.css","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
+const VERSION = '4930792387f52fea'
+const SHELL = ["/app/","/app/app-RV4JQQNY.js","/app/app-ZLRIYZXA.css","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
 const CACHE = `planner-${VERSION}`
 
 self.addEventListener('install', (event) => {

@@ -1,0 +1,127 @@
+"""The thread panel of the planner web app in a real browser against a real ``--demo`` server:
+the couple discusses a guest (a thread anchored to the guest, a message whose first answer is
+lost and which is retried, stored once), and the planner sees the unread badge on that guest
+live, then the message in the guest's panel."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from tests.web.conftest import PAGE_ERRORS, Demo, open_app, screenshot
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio, pytest.mark.timeout(60)]
+
+
+@pytest.fixture(autouse=True)
+def no_page_errors() -> Any:
+    PAGE_ERRORS.clear()
+    yield
+    assert PAGE_ERRORS == []
+
+
+async def _until_count(locator: Any, count: int, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while await locator.count() != count:
+        assert time.monotonic() < deadline, f"still {await locator.count()}, not {count}"
+        await locator.page.wait_for_timeout(50)
+
+
+async def test_the_couple_discusses_a_guest_and_the_planner_sees_the_badge_and_the_message(
+    demo: Demo, browser: Any
+) -> None:
+    guests = await demo.json("/api/weddings/demo/docs/guests")
+    assert isinstance(guests, dict)
+    guest_id, guest = sorted(guests["guests"].items())[0]
+    name = guest["name"]
+    text = "Is the vegan menu confirmed for her?"
+
+    _, couple = await open_app(browser, demo.link("couple"))
+    planner_context, planner = await open_app(browser, demo.link("planner"))
+    await (
+        planner.get_by_role("complementary", name="Activity")
+        .get_by_text("Live", exact=True)
+        .wait_for(timeout=10_000)
+    )
+
+    def discuss(page: Any) -> Any:
+        row = page.locator(f'main [data-entity="{guest_id}"]')
+        return row.get_by_role("button", name="Discuss")
+
+    # The first PUT of the message reaches the server but its answer is lost: the app
+    # retries with the same client id, and the server keeps the message once.
+    puts: list[str] = []
+
+    async def lose_first_answer(route: Any) -> None:
+        puts.append(route.request.url)
+        if len(puts) == 1:
+            await route.fetch()
+            await route.abort("connectionreset")
+        else:
+            await route.continue_()
+
+    await couple.route("**/api/weddings/demo/threads/*/messages/*", lose_first_answer)
+
+    await discuss(couple).click()
+    panel = couple.get_by_role("dialog", name=f"Discuss {name}")
+    await panel.get_by_text("No threads yet").wait_for(timeout=5000)
+    await panel.get_by_label("Subject").fill("Dietary needs")
+    await panel.get_by_role("button", name="Start thread").click()
+    await panel.get_by_role("textbox", name="Message").fill(text)
+    await panel.get_by_role("button", name="Send").click()
+    sent = panel.locator("li.message:not(.pending)").filter(has_text=text)
+    await sent.wait_for(timeout=10_000)
+    await _until_count(panel.locator("li.message.pending"), 0)
+    assert len(puts) == 2 and puts[0] == puts[1], puts
+
+    # The planner, who had the guest list open all along: the badge on that guest, live.
+    badge = discuss(planner).locator(".badge")
+    await badge.filter(has_text="1").wait_for(timeout=5000)
+    assert await planner.locator("main .badge").count() == 1
+    await discuss(planner).click()
+    planner_panel = planner.get_by_role("dialog", name=f"Discuss {name}")
+    message = planner_panel.locator("li.message").filter(has_text=text)
+    await message.wait_for(timeout=5000)
+    await message.get_by_text("Alex & Sam").wait_for()
+    # Shown is read: the badge goes, and the server agrees.
+    await _until_count(badge, 0)
+    await screenshot(planner, "planner-thread-panel")
+
+    found = await demo.json(f"/api/weddings/demo/threads?anchor=guests:{guest_id}")
+    assert isinstance(found, dict)
+    [thread] = found["threads"]
+    assert thread["subject"] == "Dietary needs" and thread["kind"] == "guest"
+    assert thread["anchors"] == [{"doc": "guests", "id": guest_id}]
+    assert thread["unread"] == 0
+    stored = await demo.json(f"/api/weddings/demo/threads/{thread['id']}/messages")
+    assert isinstance(stored, dict)
+    assert [(m["body"], m["author"]["sub"]) for m in stored["messages"]] == [(text, "demo-couple")]
+
+    # A reply from the planner reaches the couple's open panel live.
+    await planner_panel.get_by_role("textbox", name="Message").fill("Yes, confirmed with Chef.")
+    await planner_panel.get_by_role("button", name="Send").click()
+    await (
+        panel.locator("li.message")
+        .filter(has_text="Yes, confirmed with Chef.")
+        .wait_for(timeout=5000)
+    )
+    # Resolved by the planner: the couple's list says so, live.
+    await planner_panel.get_by_role("button", name="Resolve").click()
+    await panel.get_by_role("button", name="Reopen").wait_for(timeout=5000)
+    await panel.locator(".thread-pick .pill").filter(has_text="resolved").wait_for()
+    await planner_context.close()
+
+    # On a phone, family (who may edit the guests but is not in the thread) gets the panel
+    # as a sheet within the screen, without the couple's thread: the server decides.
+    family_context, family = await open_app(browser, demo.link("family"), width=375, height=740)
+    await discuss(family).click()
+    sheet = family.get_by_role("dialog", name=f"Discuss {name}")
+    await sheet.get_by_text("No threads yet").wait_for(timeout=5000)
+    box = await sheet.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 375, box
+    assert await family.evaluate("document.documentElement.scrollWidth") <= 375
+    assert await sheet.get_by_text("Dietary needs").count() == 0
+    await screenshot(family, "family-thread-panel-375px")
+    await family_context.close()

@@ -1,0 +1,150 @@
+// The thread panel of one entity (a guest, a table, a timeline item, a budget category): the
+// threads anchored to it, the messages of the one shown, a box to write in, and a form to
+// start a thread. Opened with the entity's Discuss button (views.js `discussButton`).
+
+import { html, nothing } from 'lit-html'
+import { anchoredTo } from './threads.js'
+import { when } from './activity.js'
+
+const ROLE_WORDS = { couple: 'The couple', planner: 'The planner', family: 'Family', vendor: 'A vendor', friend: 'A friend' }
+const DOC_WORDS = { guests: 'guest', seating: 'table', timeline: 'timeline item', budget: 'budget category' }
+
+/** Threads and unread counts per entity (`doc:id`), for the Discuss buttons. */
+export function threadIndex (threads) {
+  const index = new Map()
+  for (const t of threads) {
+    for (const a of Array.isArray(t.anchors) ? t.anchors : []) {
+      const key = `${a.doc}:${a.id}`
+      const entry = index.get(key) || { count: 0, unread: 0 }
+      entry.count += 1
+      entry.unread += Number.isInteger(t.unread) ? t.unread : 0
+      index.set(key, entry)
+    }
+  }
+  return index
+}
+
+/** The Discuss button of an entity row, with its unread badge. */
+export function discussButton (ctx, doc, id, name) {
+  const entry = ctx.threadIndex.get(`${doc}:${id}`)
+  const open = ctx.discussing && ctx.discussing.doc === doc && ctx.discussing.id === id
+  return html`<button type="button" class="discuss ${open ? 'open' : ''}" aria-expanded=${open ? 'true' : 'false'}
+      title=${`Discuss ${name}`} data-unread=${String(entry ? entry.unread : 0)}
+      @click=${() => (open ? ctx.closePanel() : ctx.discuss(doc, id, name))}>Discuss${entry && entry.unread
+        ? html` <span class="badge">${entry.unread}<span class="sr-only"> unread</span></span>`
+        : entry ? html` <span class="muted">(${entry.count})</span>` : nothing}</button>`
+}
+
+function authorName (ctx, author) {
+  if (!author || !author.sub) return 'Someone (erased)'
+  if (author.sub === ctx.access.sub) return 'You'
+  return ctx.names().person(author.sub) || ROLE_WORDS[author.role] || author.sub
+}
+
+export function threadPanel (ctx) {
+  const d = ctx.discussing
+  const store = ctx.threads
+  const list = anchoredTo(store.threads, d.doc, d.id)
+  if (!d.thread && list.length) {
+    d.thread = list[0].id
+    store.watch(d.thread)
+  }
+  const thread = d.thread ? store.threads.find((t) => t.id === d.thread) : null
+  const messages = thread ? store.messages.get(thread.id) : null
+  if (thread && thread.unread && messages && messages.length && document.visibilityState === 'visible') store.markRead(thread.id)
+  const pending = thread ? store.pending(thread.id) : []
+
+  const start = async (e) => {
+    e.preventDefault()
+    const form = e.target
+    const subject = String(new FormData(form).get('subject') || '').trim()
+    if (!subject) { ctx.say('A thread needs a subject.'); return }
+    const button = form.querySelector('button')
+    button.disabled = true
+    try {
+      const made = await store.create(subject.slice(0, 200), d.doc, d.id)
+      form.reset()
+      if (ctx.discussing === d) {
+        ctx.openThread(made.id)
+        requestAnimationFrame(() => document.querySelector('#thread-panel textarea[name=body]')?.focus())
+      }
+      ctx.say(`Thread ${subject} started.`)
+    } catch (error) {
+      ctx.say(`Could not start the thread: ${error.message}.`)
+    } finally {
+      button.disabled = false
+    }
+  }
+  const send = (e) => {
+    e.preventDefault()
+    const form = e.target.closest('form')
+    const body = String(new FormData(form).get('body') || '')
+    if (!body.trim()) return
+    if (new TextEncoder().encode(body).length > 8192) { ctx.say('A message has at most 8 KiB of text.'); return }
+    store.post(thread.id, body)
+    form.reset()
+    form.querySelector('textarea').focus()
+  }
+  const keys = (e) => {
+    if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) send(e)
+  }
+
+  return html`<section id="thread-panel" class="thread-panel card" role="dialog" aria-modal="false"
+      aria-labelledby="thread-panel-title" tabindex="-1" @keydown=${(e) => { if (e.key === 'Escape') ctx.closePanel() }}>
+    <header class="panel-head">
+      <h2 id="thread-panel-title">Discuss ${d.name}</h2>
+      <button type="button" class="link" aria-label="Close the discussion" @click=${() => ctx.closePanel()}>×</button>
+    </header>
+    <p class="muted">Threads about this ${DOC_WORDS[d.doc] || 'entry'}.${store.loaded ? '' : ' Loading…'}</p>
+    ${list.length
+      ? html`<ul class="thread-list" aria-label="Threads">
+          ${list.map((t) => html`<li>
+            <button type="button" class="thread-pick ${t.id === d.thread ? 'current' : ''}" aria-pressed=${t.id === d.thread ? 'true' : 'false'}
+              @click=${() => ctx.openThread(t.id)}>
+              <span class="subject">${t.subject}</span>
+              ${t.status !== 'open' ? html`<span class="pill">${t.status}</span>` : nothing}
+              ${t.priority !== 'normal' ? html`<span class="pill declined">${t.priority}</span>` : nothing}
+              ${t.unread ? html`<span class="badge">${t.unread}<span class="sr-only"> unread</span></span>` : nothing}
+            </button>
+          </li>`)}
+        </ul>`
+      : store.loaded ? html`<p class="muted">No threads yet. Start one below.</p>` : nothing}
+    ${thread
+      ? html`<section class="thread" aria-label=${`Thread ${thread.subject}`}>
+          <div class="thread-head">
+            <h3>${thread.subject}</h3>
+            <button type="button" class="link" @click=${async () => {
+              const to = thread.status === 'open' ? 'resolved' : 'open'
+              const refused = await store.setStatus(thread.id, to)
+              ctx.say(refused ? `Could not change the thread: ${refused}.` : `Thread ${thread.subject} ${to === 'open' ? 'reopened' : 'resolved'}.`)
+            }}>${thread.status === 'open' ? 'Resolve' : 'Reopen'}</button>
+          </div>
+          <ol class="messages" aria-label="Conversation">
+            ${(messages || []).map((m) => html`<li class="message ${m.deleted ? 'deleted' : ''}" data-message=${m.id}>
+              <div class="message-meta"><strong>${authorName(ctx, m.author)}</strong>
+                <time class="muted" datetime=${m.created_at} title=${new Date(m.created_at).toLocaleString()}>${when(m.created_at)}</time>
+                ${m.edited_at ? html`<span class="muted">(edited)</span>` : nothing}</div>
+              <p class="body">${m.deleted ? html`<em class="muted">Message deleted</em>` : m.body}</p>
+            </li>`)}
+            ${pending.map((m) => html`<li class="message pending" data-message=${m.id}>
+              <div class="message-meta"><strong>You</strong>
+                <span class="muted">${m.error ? html`Not sent: ${m.error}` : 'Sending…'}</span>
+                ${m.error ? html`<button type="button" class="link danger" @click=${() => store.discard(m.id)}>Discard</button>` : nothing}</div>
+              <p class="body">${m.body}</p>
+            </li>`)}
+            ${messages && !messages.length && !pending.length ? html`<li class="muted">No messages yet.</li>` : nothing}
+          </ol>
+          <form class="send-form" @submit=${send} aria-label="Write a message">
+            <label>Message <textarea name="body" rows="3" required maxlength="8192" @keydown=${keys}
+              placeholder="Write a message (Ctrl+Enter sends)"></textarea></label>
+            <button type="submit" class="primary">Send</button>
+          </form>
+        </section>`
+      : nothing}
+    <form class="start-form" @submit=${start} aria-label="Start a thread">
+      <h3>Start a thread</h3>
+      <label>Subject <input name="subject" required maxlength="200" autocomplete="off" placeholder=${`About ${d.name}`}></label>
+      <button type="submit">Start thread</button>
+    </form>
+  </section>`
+}
