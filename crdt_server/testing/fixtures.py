@@ -231,7 +231,9 @@ class InProcess:
         """
 
         async def main(server: InProcessServer) -> list[InProcessClient]:
-            members = [await server.client(room) for _ in range(clients)]
+            # All connect, then one sync: each in turn would sync the room once per client.
+            members = [await server.client(room, sync=False) for _ in range(clients)]
+            await server.sync()
             for operation in setup:
                 apply(members[0].doc, operation)
             if setup:
