@@ -337,6 +337,23 @@ def test_in_process_examples_are_isolated(
 LAST_FAILED = [False]
 
 
+def _mark(doc: Doc[Any], key: object) -> None:
+    doc.get("m", type=Map)[str(key)] = 1
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(keys=st.lists(st.integers(0, 20), min_size=1, max_size=4), offline=st.booleans())
+def test_in_process_play_sees_only_its_own_example(
+    own_kit: InProcess, keys: list[int], offline: bool
+) -> None:
+    """What property tests use: every ``play`` ends with exactly its own edits."""
+    script: list[Any] = [GoOffline(0)] if offline else []
+    script += [Operate(k % 2, {"key": k}) for k in keys]
+    clients = own_kit.play(script, clients=2, apply=lambda doc, op: _mark(doc, op["key"]))
+    assert_converged(*clients)
+    assert dict(clients[1].doc.get("m", type=Map)) == {str(k): 1 for k in keys}
+
+
 @pytest.mark.asyncio
 async def test_minted_tokens_open_a_server_that_refuses_anonymous_clients(
     crdt_server_factory: Any, crdt_token: TokenMinter
