@@ -22,6 +22,7 @@ SCRIPTS = (
     "csv_import",
     "events_bench",
     "webhooks",
+    "kit_inprocess",
 )
 """Every driver with a command line (peer_pycrdt_websocket runs in the peer's own venv)."""
 

@@ -272,6 +272,88 @@ def test_the_same_script_gives_the_same_document_in_process(crdt_inprocess: InPr
     assert (guest["rsvp"], guest["meal"]) == ("accepted", "fish")
 
 
+ROOMS = ["w1/guests", "w1/seating", "w2/guests"]
+
+
+@pytest.fixture(scope="module")
+def own_kit() -> Any:
+    kit = InProcess()
+    try:
+        yield kit
+    finally:
+        kit.close()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rooms=st.lists(st.sampled_from(ROOMS), min_size=1, max_size=3),
+    stop=st.booleans(),
+    fail=st.booleans(),
+)
+def test_in_process_examples_are_isolated(
+    own_kit: InProcess, rooms: list[str], stop: bool, fail: bool
+) -> None:
+    """Every play/run call starts from an empty server, whatever the previous example left:
+    documents of any wedding, a stopped server, clients offline with unsent edits, or a
+    failure (the server is then discarded)."""
+
+    async def main(server: InProcessServer) -> None:
+        # Nothing from earlier examples: no client, no loaded room, no stored document,
+        # and client ids start at 1000 again (so a replayed example is the same run).
+        assert server.running and not server.clients and not server.links
+        assert not server.registry.rooms
+        assert await server.store.list() == []
+        assert server.closed_with == [] and server.restarts == 0
+        for name in ROOMS:
+            client = await server.client(name)
+            assert client.doc.client_id == 1000 + ROOMS.index(name)
+            assert dict(client.doc.get("m", type=Map)) == {}
+        # Leave traces for the next example.
+        for name in rooms:
+            writer = await server.client(name)
+            writer.doc.get("m", type=Map)["k"] = name
+            await writer.flush()
+            await server.sync()
+            offline = await server.client(name)
+            await offline.go_offline()
+            offline.doc.get("m", type=Map)["unsent"] = 1
+        if stop:
+            await server.stop()
+        if fail:
+            raise LookupError("this example fails")
+
+    started = own_kit.servers_started
+    if fail:
+        with pytest.raises(LookupError):
+            own_kit.run(main)
+    else:
+        own_kit.run(main)
+    # A server is started only for the first example and after a failed one; the others
+    # reuse it.
+    assert own_kit.servers_started == started + (not started or LAST_FAILED[0])
+    LAST_FAILED[0] = fail
+
+
+LAST_FAILED = [False]
+
+
+def _mark(doc: Doc[Any], key: object) -> None:
+    doc.get("m", type=Map)[str(key)] = 1
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(keys=st.lists(st.integers(0, 20), min_size=1, max_size=4), offline=st.booleans())
+def test_in_process_play_sees_only_its_own_example(
+    own_kit: InProcess, keys: list[int], offline: bool
+) -> None:
+    """What property tests use: every ``play`` ends with exactly its own edits."""
+    script: list[Any] = [GoOffline(0)] if offline else []
+    script += [Operate(k % 2, {"key": k}) for k in keys]
+    clients = own_kit.play(script, clients=2, apply=lambda doc, op: _mark(doc, op["key"]))
+    assert_converged(*clients)
+    assert dict(clients[1].doc.get("m", type=Map)) == {str(k): 1 for k in keys}
+
+
 @pytest.mark.asyncio
 async def test_minted_tokens_open_a_server_that_refuses_anonymous_clients(
     crdt_server_factory: Any, crdt_token: TokenMinter

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from pycrdt import Doc
@@ -58,10 +58,13 @@ def assert_converged(*clients: Any, kind: str | None = None) -> None:
     first = clients[0]
     kind = kind or kind_of(first)
     want_state = decode_state_vector(_doc(first).get_state())
-    views = [content] if kind is None else [content, lambda d: to_json(d, kind)]
+    views: list[Callable[[Doc[Any]], Any]] = [content]
+    if kind is not None:
+        views.append(lambda d: to_json(d, kind))
+    wants = [view(_doc(first)) for view in views]  # computed once, not once per client
     for index, other in enumerate(clients[1:], start=1):
-        for view in views:
-            want, got = view(_doc(first)), view(_doc(other))
+        for view, want in zip(views, wants, strict=True):
+            got = view(_doc(other))
             if got != want:
                 raise AssertionError(
                     f"{_label(other, index)} differs from {_label(first, 0)}:\n"

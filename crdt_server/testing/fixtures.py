@@ -7,8 +7,10 @@ module (pycrdt, websockets, the server's core) is imported when a fixture is fir
 from __future__ import annotations
 
 import asyncio
+import atexit
 import itertools
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -120,11 +122,19 @@ class ClientPool:
 
 class InProcess:
     """The in-process mode: real rooms over in-memory channels, a SQLite file in a
-    temporary directory (in memory where the system offers it). Cheap enough to start one
-    server per hypothesis example.
+    temporary directory (in memory where the system offers it).
 
-    ``async with kit.server() as server`` in async code; :meth:`play` and :meth:`run` from
-    plain (sync) tests, such as ``@given`` ones.
+    ``async with kit.server() as server`` in async code (a new server each time);
+    :meth:`play` and :meth:`run` from plain (sync) tests, such as ``@given`` ones.
+
+    :meth:`play` and :meth:`run` keep one event loop and one server for all the calls (a
+    hypothesis test makes hundreds), and :meth:`InProcessServer.reset` it after each call:
+    every connection closed and checked, rooms unloaded, every document deleted and the
+    store checked empty, client ids starting again at 1000. So each call starts from an
+    empty server, as with a new one, for a fraction of the cost (no store to open and
+    close, no loop and threads to start and join). A call that fails (or a server that
+    cannot be reset) discards the server: the next call gets a new one. :meth:`close`
+    (the ``crdt_inprocess`` fixture calls it at the end of the session) ends both.
     """
 
     def __init__(self, settings: Callable[[Path], Settings] | None = None) -> None:
@@ -133,10 +143,15 @@ class InProcess:
                 data_dir=data_dir, room_idle_seconds=3600, compact_after_updates=1000
             )
         )
+        self._runner: asyncio.Runner | None = None
+        self._server: InProcessServer | None = None
+        self._directory: tempfile.TemporaryDirectory[str] | None = None
+        self.servers_started = 0
+        """How many servers :meth:`play` and :meth:`run` started (1 while none failed)."""
 
     @asynccontextmanager
     async def server(self, settings: Settings | None = None) -> AsyncIterator[InProcessServer]:
-        """A started in-process server; closed (every task ended) after the block."""
+        """A started in-process server of its own; closed (every task ended) after the block."""
         with tempfile.TemporaryDirectory(prefix="crdt-inprocess-", dir=FAST_TMP) as tmp:
             config = settings or self._settings(Path(tmp))
             server = InProcessServer(config.sqlite_path, config)
@@ -146,14 +161,58 @@ class InProcess:
             finally:
                 await server.aclose()
 
+    async def _take(self) -> InProcessServer:
+        if self._server is not None:
+            server, self._server = self._server, None
+            return server
+        self._discard_directory()
+        self._directory = tempfile.TemporaryDirectory(prefix="crdt-inprocess-", dir=FAST_TMP)
+        config = self._settings(Path(self._directory.name))
+        server = InProcessServer(config.sqlite_path, config)
+        await server.start()
+        self.servers_started += 1
+        return server
+
+    async def _serve(self, main: Callable[[InProcessServer], Coroutine[Any, Any, T]]) -> T:
+        server = await self._take()
+        try:
+            result = await main(server)
+            if not server.running:  # main stopped it (to look at the store)
+                await server.start()
+            await server.reset()
+        except BaseException:
+            await server.aclose()
+            raise
+        self._server = server
+        return result
+
+    def _discard_directory(self) -> None:
+        if self._directory is not None:
+            self._directory.cleanup()
+            self._directory = None
+
     def run(self, main: Callable[[InProcessServer], Coroutine[Any, Any, T]]) -> T:
-        """Run ``await main(server)`` on a fresh event loop with a fresh server."""
+        """Run ``await main(server)`` on the kit's event loop with an empty server (a reset
+        one, see the class); the server is reset again once ``main`` returns."""
+        if self._runner is None:
+            # Its own loop, not set as the thread's current one (as asyncio.run leaves it).
+            self._runner = asyncio.Runner(loop_factory=asyncio.new_event_loop)
+            # A kit nobody closed must not hang the interpreter's exit on the store's
+            # threads: close it before threading joins them (plain atexit runs after).
+            getattr(threading, "_register_atexit", atexit.register)(self.close)
+        return self._runner.run(self._serve(main))
 
-        async def go() -> T:
-            async with self.server() as server:
-                return await main(server)
-
-        return asyncio.run(go())
+    def close(self) -> None:
+        """Stop the kept server and close the kit's event loop (safe to call twice)."""
+        runner, self._runner = self._runner, None
+        server, self._server = self._server, None
+        try:
+            if runner is not None:
+                if server is not None:
+                    runner.run(server.aclose())
+                runner.close()
+        finally:
+            self._discard_directory()
 
     def play(
         self,
@@ -164,7 +223,7 @@ class InProcess:
         apply: Apply = apply_step_operation,
         setup: Sequence[Any] = (),
     ) -> list[InProcessClient]:
-        """Play ``script`` with ``clients`` clients of ``room`` on a fresh server; returns
+        """Play ``script`` with ``clients`` clients of ``room`` on an empty server; returns
         the clients once everyone is back online and settled (see :func:`play`).
 
         ``setup`` operations are applied by the first client and shared before the script
@@ -172,7 +231,9 @@ class InProcess:
         """
 
         async def main(server: InProcessServer) -> list[InProcessClient]:
-            members = [await server.client(room) for _ in range(clients)]
+            # All connect, then one sync: each in turn would sync the room once per client.
+            members = [await server.client(room, sync=False) for _ in range(clients)]
+            await server.sync()
             for operation in setup:
                 apply(members[0].doc, operation)
             if setup:

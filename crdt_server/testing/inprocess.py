@@ -58,6 +58,7 @@ from crdt_server.codec.updates import (
     pending_after,
 )
 from crdt_server.core.connection import Connection
+from crdt_server.core.metrics import Metrics
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.room import Room
 from crdt_server.core.session import serve_connection
@@ -533,8 +534,10 @@ class InProcessServer:
         self.path = path
         self.settings = settings
         self.activity = Activity()
+        self.metrics = Metrics()
+        """Shared by every registry of this server (a new one costs ~2 ms of metric setup)."""
         self.store = TrackedStore(path, self.activity)
-        self.registry = RoomRegistry(self.store, settings, LocalBus())
+        self.registry = RoomRegistry(self.store, settings, LocalBus(), metrics=self.metrics)
         self.links: list[Link] = []
         self.clients: list[InProcessClient] = []
         self.running = False
@@ -550,9 +553,40 @@ class InProcessServer:
     async def start(self) -> None:
         self.store = TrackedStore(self.path, self.activity)
         await self.store.open()
-        self.registry = RoomRegistry(self.store, self.settings, LocalBus())
+        self.registry = RoomRegistry(self.store, self.settings, LocalBus(), metrics=self.metrics)
         await self.registry.start()
         self.running = True
+
+    async def reset(self) -> None:
+        """Make this running server as good as a new one, for the next test or example.
+
+        Every client connection is closed (by the client, as at the end of a test) and
+        checked to have ended cleanly; the rooms are flushed and unloaded with the registry,
+        which is replaced by a new one; every document is deleted from the store, which is
+        then checked to hold none; the server forgets its clients (so client ids start again
+        at 1000, as on a new server), links, counters and close-code allowances.
+        Raises AssertionError if any of that fails: the server must not be reused then.
+        """
+        assert self.running, "reset() needs a running server"
+        for link in self.links:
+            if not link.client_closed:
+                await link.close()
+        await self.settle()
+        assert not self.links, "connections still open after settling"
+        await self.registry.close()
+        self.running = False
+        await self.store.delete("")
+        left = await self.store.list()
+        assert not left, f"documents left after reset: {left}"
+        self.registry = RoomRegistry(self.store, self.settings, LocalBus(), metrics=self.metrics)
+        await self.registry.start()
+        self.running = True
+        self.clients = []
+        self.closed_with = []
+        self.allowed_closes = {CloseCode.NORMAL, CloseCode.SERVICE_RESTART}
+        self.restarts = 0
+        self.compactions = 0
+        self.store.compactions = 0
 
     async def stop(self) -> None:
         """Restart-style shutdown: every connection is closed by the server (1012)."""

@@ -104,8 +104,13 @@ def crdt_clients(crdt_server_process: ServerProcess, crdt_token: TokenMinter) ->
 
 
 @pytest.fixture(scope="session")
-def crdt_inprocess() -> InProcess:
-    """The in-process mode: a fresh server per ``play``/``run``/``server()`` call."""
+def crdt_inprocess() -> Iterator[InProcess]:
+    """The in-process mode: an empty server for every ``play``/``run``/``server()`` call
+    (``play``/``run`` reuse one, reset between calls); its loop is closed at session end."""
     from .fixtures import InProcess
 
-    return InProcess()
+    kit = InProcess()
+    try:
+        yield kit
+    finally:
+        kit.close()
