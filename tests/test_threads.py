@@ -102,6 +102,12 @@ async def test_members_come_from_tokens_and_the_directory_api(
     assert refused.status_code == 403
     bad = await http.put(f"{W}/members/gran", json={**body, "email": "no"}, headers=PLANNER)
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "email"
+    control = await http.put(f"{W}/members/%07x", json=body, headers=PLANNER)
+    assert control.status_code == 400 and control.json()["errors"][0]["field"] == "sub"
+    # Both answers of the PUT are in the API document (schemathesis found 200 missing).
+    spec = (await http.get("/openapi.json")).json()
+    put_op = spec["paths"]["/api/weddings/{wedding_id}/members/{sub}"]["put"]
+    assert {"200", "201"} <= set(put_op["responses"])
     # The sessions endpoint accepts an email claim.
     session = await http.post(
         f"{W}/sessions",

@@ -27,14 +27,15 @@ __all__ = [
     "DeleteAnswer",
     "DocumentAnswer",
     "Health",
-    "NotReady",
     "HistoryAnswer",
+    "NotReady",
     "OperationAnswer",
     "OperationRequest",
     "PresenceAnswer",
     "Readiness",
     "RevokeAnswer",
     "RevokeRequest",
+    "Seq",
     "SessionAnswer",
     "SessionRequest",
     "SyncAnswer",
@@ -49,6 +50,8 @@ T = TypeVar("T")
 Role = Literal["couple", "planner", "vendor", "family", "friend"]
 Subject = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 WeddingId = Annotated[str, msgspec.Meta(pattern=f"^{WEDDING_ID_PATTERN.pattern}$")]
+Seq = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+"""A position in a log (the stores keep 64-bit integers: larger is refused as bad input)."""
 # Documented as an enum, checked by the domain (which answers 400 naming the field).
 OperationName = Annotated[str, msgspec.Meta(extra_json_schema={"enum": sorted(OPERATIONS)})]
 Base64 = Annotated[str, msgspec.Meta(extra_json_schema={"contentEncoding": "base64"})]

@@ -340,6 +340,7 @@ def event_routes() -> list[Route]:
             request_model=CustomEvent,
             response_model=PostedEvent,
             status=201,
+            also=(200,),
             errors=(400, 401, 403, 404, 409, 413, 422, 429),
             priority=_priority,
         ),

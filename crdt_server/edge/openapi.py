@@ -34,7 +34,7 @@ _PATH_PARAMS: dict[str, dict[str, Any]] = {
     "delivery": {"type": "string", "pattern": "^msg_[0-9a-f]{24}$"},
     "thread_id": {"type": "string", "minLength": 1, "maxLength": 64},
     "message_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
-    "sub": {"type": "string", "minLength": 1, "maxLength": 256},
+    "sub": {"type": "string", "pattern": "^[^\\x00-\\x1f\\x7f]{1,256}$"},
 }
 _SECURITY_SCHEMES = {
     "token": {
@@ -106,7 +106,8 @@ def _operation(
     if route.media_type is not None:
         success[route.media_type] = {"schema": {"type": "string"}}
     responses: dict[str, Any] = {
-        str(route.status): {"description": HTTPStatus(route.status).phrase, "content": success}
+        str(status): {"description": HTTPStatus(status).phrase, "content": success}
+        for status in sorted((route.status, *route.also))
     }
     problem = {PROBLEM_JSON: {"schema": {"$ref": _REF.format(name="Problem")}}}
     errors = set(route.errors)

@@ -138,6 +138,9 @@ class Route:
     response_model: Any = None
     """The success body's type; ``None`` for a non-JSON answer (see ``media_type``)."""
     status: int = 200
+    also: tuple[int, ...] = ()
+    """Other success statuses with the same body (``200`` beside ``201``: the thing already
+    existed, an idempotent replay or a replacement)."""
     binary_response: bool = False
     """The route also answers ``application/octet-stream`` (content negotiation)."""
     media_type: str | None = None

@@ -227,6 +227,8 @@ async def put_member(call: Call) -> Response:
     sub = call.path("sub")
     if not 1 <= len(sub) <= 256:
         raise ApiError.field(400, "sub", "1 to 256 characters")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in sub):
+        raise ApiError.field(400, "sub", "no control characters")
     body = call.json(MemberBody)
     if body.email is not None and not valid_email(body.email):
         raise ApiError.field(422, "email", "must be an email address")
@@ -525,6 +527,7 @@ def thread_routes() -> list[Route]:
             body="json",
             request_model=MemberBody,
             status=201,
+            also=(200,),
             errors=(*_ERR, 413, 422),
         ),
         Route(
@@ -584,6 +587,7 @@ def thread_routes() -> list[Route]:
             request_model=NewThread,
             response_model=ThreadAnswer,
             status=201,
+            also=(200,),
             errors=(*_ERR, 409, 413, 422),
             priority=_body_priority,
         ),
@@ -660,6 +664,7 @@ def thread_routes() -> list[Route]:
             body="json",
             request_model=NewMessage,
             status=201,
+            also=(200,),
             errors=(*_ERR, 409, 413, 422),
             priority=_body_priority,
         ),

@@ -16,7 +16,7 @@ from __future__ import annotations
 import msgspec
 from starlette.responses import Response
 
-from crdt_server.edge.bodies import ConflictActor
+from crdt_server.edge.bodies import ConflictActor, Seq
 from crdt_server.edge.documents import (
     actor_of,
     capable_principal,
@@ -48,7 +48,7 @@ class VersionsAnswer(msgspec.Struct, frozen=True):
 
 
 class RestoreRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    seq: int
+    seq: Seq
 
 
 class RestoreAnswer(msgspec.Struct, frozen=True):

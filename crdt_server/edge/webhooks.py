@@ -288,6 +288,7 @@ def webhook_routes() -> list[Route]:
             request_model=WebhookRequest,
             response_model=CreatedWebhook,
             status=201,
+            also=(200,),
             errors=(*common, 409, 422),
         ),
         Route(
