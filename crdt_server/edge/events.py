@@ -33,7 +33,7 @@ from starlette.responses import Response
 from crdt_server.auth.principals import Principal
 from crdt_server.edge.documents import capable_principal, readable_documents, wedding_principal
 from crdt_server.edge.problems import ApiError
-from crdt_server.edge.routing import Call, QueryParam, Route, json_response
+from crdt_server.edge.routing import Call, QueryParam, Route, body_priority, json_response
 from crdt_server.extensions.events import event_json
 from storage import EventFilter, NewEvent, Once
 
@@ -273,14 +273,6 @@ async def post_event(call: Call) -> Response:
     )
 
 
-def _priority(call: Call) -> Literal["normal", "urgent", "emergency"]:
-    try:
-        value = msgspec.json.decode(call.body).get("priority", "normal")
-    except (msgspec.DecodeError, AttributeError):
-        return "normal"
-    return value if value in ("urgent", "emergency") else "normal"
-
-
 def _digest(ticket: str) -> str:
     return hashlib.sha256(ticket.encode()).hexdigest()
 
@@ -342,6 +334,6 @@ def event_routes() -> list[Route]:
             status=201,
             also=(200,),
             errors=(400, 401, 403, 404, 409, 413, 422, 429),
-            priority=_priority,
+            priority=body_priority,
         ),
     ]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import secrets
 import time
 from typing import Annotated, Any, Literal
@@ -33,8 +32,14 @@ from crdt_server.edge.bodies import decode_json
 from crdt_server.edge.documents import capable_principal
 from crdt_server.edge.events import CustomEvent, PostedEvent, custom_event_data
 from crdt_server.edge.problems import ApiError, FieldProblem
-from crdt_server.edge.routing import Call, Route, json_response, request_token, wedding_path
-from crdt_server.edge.upgrade import bearer_token
+from crdt_server.edge.routing import (
+    Call,
+    Route,
+    is_admin,
+    json_response,
+    request_token,
+    wedding_path,
+)
 from crdt_server.extensions.integrations import INBOUND_ORIGIN, IntegrationService
 from documents import DOCUMENT_KINDS, OperationError, apply_operation
 from storage import NewEvent, Once
@@ -122,15 +127,9 @@ def _service(call: Call) -> IntegrationService:
     return call.state.extension(IntegrationService)
 
 
-def _is_admin(call: Call) -> bool:
-    key = call.state.settings.admin_api_key
-    given = bearer_token(None, call.request.headers.get("authorization"))
-    return bool(key) and given is not None and hmac.compare_digest(given.encode(), key.encode())
-
-
 def _manager(call: Call, wedding_id: str) -> str:
     """Who manages the wedding's sources: ``admin``, or the caller with ``inbound.manage``."""
-    if _is_admin(call):
+    if is_admin(call):
         return "admin"
     return capable_principal(call, wedding_id, "inbound.manage").user_id
 

@@ -37,6 +37,8 @@ __all__ = [
     "QueryParam",
     "Route",
     "binary_response",
+    "body_priority",
+    "is_admin",
     "json_response",
     "request_token",
     "require_admin",
@@ -78,16 +80,32 @@ def wedding_path(call: Call) -> str:
     return wedding_id
 
 
-def require_admin(call: Call) -> None:
-    """401 unless the request carries the admin API key (403 when the admin API is off).
+def is_admin(call: Call) -> bool:
+    """Whether the request carries the admin API key (never when the admin API is off).
 
-    The key is only taken from the ``Authorization`` header, never from the URL."""
+    The key is only taken from the ``Authorization`` header, never from the URL (URLs end
+    up in logs)."""
     key = call.state.settings.admin_api_key
-    if not key:
-        raise ApiError(403, "the admin API is disabled: set CRDT_SERVER_ADMIN_API_KEY")
     given = bearer_token(None, call.request.headers.get("authorization"))
-    if given is None or not hmac.compare_digest(given.encode(), key.encode()):
+    return bool(key) and given is not None and hmac.compare_digest(given.encode(), key.encode())
+
+
+def require_admin(call: Call) -> None:
+    """401 unless the request carries the admin API key (403 when the admin API is off)."""
+    if not call.state.settings.admin_api_key:
+        raise ApiError(403, "the admin API is disabled: set CRDT_SERVER_ADMIN_API_KEY")
+    if not is_admin(call):
         raise ApiError(401, "admin API key required (Authorization: Bearer <key>)")
+
+
+def body_priority(call: Call) -> Priority:
+    """The ``priority`` of a JSON body already read (``normal`` when absent or unreadable),
+    for :attr:`Route.priority`: the wedding-day bypass of the rate limiter."""
+    try:
+        value = msgspec.json.decode(call.body).get("priority", "normal")
+    except (msgspec.DecodeError, AttributeError):
+        return "normal"
+    return value if value in ("urgent", "emergency") else "normal"
 
 
 @dataclass(slots=True)

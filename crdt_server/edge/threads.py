@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -20,8 +19,15 @@ from crdt_server.edge.bodies import Role, Subject
 from crdt_server.edge.documents import readable_documents, wedding_principal
 from crdt_server.edge.problems import ApiError
 from crdt_server.edge.ratelimit import Priority
-from crdt_server.edge.routing import Call, QueryParam, Route, json_response, wedding_path
-from crdt_server.edge.upgrade import bearer_token
+from crdt_server.edge.routing import (
+    Call,
+    QueryParam,
+    Route,
+    body_priority,
+    is_admin,
+    json_response,
+    wedding_path,
+)
 from crdt_server.extensions.threads import (
     MAX_BODY_BYTES,
     ThreadError,
@@ -192,21 +198,7 @@ def _choice(call: Call, name: str, allowed: tuple[str, ...]) -> str | None:
     return value
 
 
-def _body_priority(call: Call) -> Priority:
-    try:
-        value = msgspec.json.decode(call.body).get("priority", "normal")
-    except (msgspec.DecodeError, AttributeError):
-        return "normal"
-    return value if value in ("urgent", "emergency") else "normal"
-
-
 # -- members -------------------------------------------------------------------------------
-
-
-def _is_admin(call: Call) -> bool:
-    key = call.state.settings.admin_api_key
-    given = bearer_token(None, call.request.headers.get("authorization"))
-    return bool(key and given and hmac.compare_digest(given.encode(), key.encode()))
 
 
 async def list_members(call: Call) -> Response:
@@ -219,7 +211,7 @@ async def list_members(call: Call) -> Response:
 
 async def put_member(call: Call) -> Response:
     wedding = wedding_path(call)
-    if not _is_admin(call):
+    if not is_admin(call):
         docs = readable_documents(call, wedding)
         principal = wedding_principal(call, wedding, docs)
         if not call.state.permissions.can(principal.role, "members.manage"):
@@ -240,7 +232,7 @@ async def put_member(call: Call) -> Response:
 
 async def erase_member(call: Call) -> Response:
     wedding = wedding_path(call)
-    if not _is_admin(call):
+    if not is_admin(call):
         raise ApiError(401, "admin API key required (Authorization: Bearer <key>)")
     found = await _threads(call).erase_member(wedding, call.path("sub"))
     if not found:
@@ -589,7 +581,7 @@ def thread_routes() -> list[Route]:
             status=201,
             also=(200,),
             errors=(*_ERR, 409, 413, 422),
-            priority=_body_priority,
+            priority=body_priority,
         ),
         Route(
             "GET",
@@ -637,7 +629,7 @@ def thread_routes() -> list[Route]:
             request_model=ThreadChanges,
             response_model=ThreadAnswer,
             errors=(*_ERR, 413, 422),
-            priority=_body_priority,
+            priority=body_priority,
         ),
         Route(
             "GET",
@@ -666,7 +658,7 @@ def thread_routes() -> list[Route]:
             status=201,
             also=(200,),
             errors=(*_ERR, 409, 413, 422),
-            priority=_body_priority,
+            priority=body_priority,
         ),
         Route(
             "PATCH",
