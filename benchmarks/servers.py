@@ -82,11 +82,32 @@ def ours_spec(
     return ServerSpec(name, command, env=(*OURS_ENV, *env), notes=notes)
 
 
+def baseline_spec() -> ServerSpec | None:
+    """``ours-baseline``: our server from another checkout (``BENCH_BASELINE_SRC``).
+
+    For before/after figures of a change: ``git worktree add /tmp/before REV`` and run with
+    ``BENCH_BASELINE_SRC=/tmp/before --servers ours,ours-baseline``. The checkout's
+    ``crdt_server`` (and ``documents``, ``storage``) come first on the server's import path;
+    the interpreter and installed dependencies are this repository's.
+    """
+    source = os.environ.get("BENCH_BASELINE_SRC")
+    if not source:
+        return None
+    path = Path(source).resolve()
+    if not (path / "crdt_server").is_dir():
+        raise SystemExit(f"BENCH_BASELINE_SRC={source}: no crdt_server package there")
+    return ours_spec(
+        "ours-baseline",
+        env=(("PYTHONPATH", str(path)),),
+        notes=f"crdt-server from {path} (BENCH_BASELINE_SRC)",
+    )
+
+
 def server_specs() -> dict[str, ServerSpec]:
     ours = _python(ROOT / ".venv")
     peer = _python(BENCH / ".venv-peer") if (BENCH / ".venv-peer").exists() else ours
     node = os.environ.get("NODE", "node")
-    return {
+    specs = {
         "ours": ours_spec(
             "ours", notes="crdt-server: SQLite WAL, synchronous=FULL, echo after commit"
         ),
@@ -126,6 +147,10 @@ def server_specs() -> dict[str, ServerSpec]:
             notes="@hocuspocus/server + extension-sqlite",
         ),
     }  # fmt: skip
+    baseline = baseline_spec()
+    if baseline is not None:
+        specs[baseline.name] = baseline
+    return specs
 
 
 @dataclass
