@@ -3,6 +3,7 @@
     .venv/bin/python -m benchmarks.run --scale                       # the issue's figures
     .venv/bin/python -m benchmarks.scale --small --servers ours       # 2,000 connections ...
     .venv/bin/python -m benchmarks.scale --targets connections --conn-single 18000
+    .venv/bin/python -m benchmarks.scale --estimate                   # how long, per target
 
 Targets (``--targets``, any of them):
 
@@ -17,11 +18,17 @@ Targets (``--targets``, any of them):
   p50/p99 (ours echoes after the commit), delivery p99, every update checked at every
   member, server CPU per 1,000 updates, and beside it the fsync floor (a probe fsyncing in
   the server's data directory during the run) and our commit latency (``/metrics``).
+* ``fanout`` (3): ``run.py``'s fan-out scenario (1 writer, ``--fanout-readers`` readers,
+  ``--fanout-rate`` updates/s for ``--fanout-seconds``) on ours and every peer, with the
+  fsync probe beside it: delivery p50/p99 against y-websocket's.
 * ``presence`` (4): ``--presence-clients`` in one room, each moving a cursor
   ``--presence-rate`` times a second for ``--presence-seconds``: awareness relay p50/p99 and
   every client's last state checked at every other client.
 * ``workers`` (5): one process against ``--compare-workers`` processes on throughput
   (``run.py``'s 10x10 saturation scenario) and fan-out to 100 readers.
+* ``standard`` (6): ``run.py``'s five scenarios (``--std-size``: its full sizes, its quick
+  ones, or a few seconds) on ours and every peer: ours ahead of every peer on each row.
+  With ``fanout`` in the same run, fan-out runs once and its rows serve both targets.
 * ``burst`` (7): ``--burst-rooms`` x 10 writers at ``--burst-steady-rate`` updates/s, then
   ``--burst-factor`` times that for ``--burst-seconds`` while ``--burst-guests`` guests join
   one room at once and RSVP (one update each) and two planners rebuild a seating chart;
@@ -692,16 +699,19 @@ def scale_specs(opts: Options) -> dict[str, ServerSpec]:
 async def start_server(spec: ServerSpec, run_dir: Path, workers: int) -> ServerProcess:
     os.makedirs(run_dir)
     server = ServerProcess(spec, run_dir)
-    await server.start(timeout=60.0)
-    if workers > 1:
-        deadline = time.monotonic() + 60.0
-        while len(process_tree(server.pid)) < workers + 1:
-            if time.monotonic() > deadline:
-                await server.stop()
-                raise TimeoutError(f"{spec.name}: {workers} workers did not start")
-            await asyncio.sleep(0.1)
-    # The idle baseline: wait until start-up work is over.
-    await wait_server_idle(server.pid, 20.0, quiet=1.0)
+    try:  # also when cancelled (--max-minutes, SIGTERM): the server is stopped by PID
+        await server.start(timeout=60.0)
+        if workers > 1:
+            deadline = time.monotonic() + 60.0
+            while len(process_tree(server.pid)) < workers + 1:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{spec.name}: {workers} workers did not start")
+                await asyncio.sleep(0.1)
+        # The idle baseline: wait until start-up work is over.
+        await wait_server_idle(server.pid, 20.0, quiet=1.0)
+    except BaseException:
+        await server.stop()
+        raise
     return server
 
 

@@ -85,6 +85,20 @@ def test_tiny_fanout_and_standard_targets_reuse_run_py_and_probe_fsync(tmp_path:
     assert runs["6 standard: connections 100: failed connections"] == [0]
 
 
+def test_max_minutes_cuts_the_run_and_lists_what_did_not_run(tmp_path: Path) -> None:
+    out = tmp_path / "scale.json"
+    argv = [sys.executable, "-m", "benchmarks.run", "--scale", "--tiny", "--servers", "ours"]
+    argv += ["--repeat", "1", "--targets", "fanout", "--max-minutes", "0.002"]
+    done = subprocess.run(argv + ["--json", str(out)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=90)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "not run (--max-minutes 0.002): 2 runs" in done.stdout
+    result = json.loads(out.read_text())
+    assert len(result["skipped"]) == 2 and not result["errors"]
+    # The first is cut in flight or, on a slow machine, never started; the second never is.
+    assert [k.split(" (")[0] for k in result["skipped"]] == ["ours fanout#1"] * 2
+
+
 def test_goals_ahead_of_peers_are_judged_per_row_in_its_direction() -> None:
     p50 = ahead(Metric("3 fanout: p50 ms", 2.0, better="lower"), ("y-websocket",))
     rate = ahead(Metric("6 standard: updates/s", 100.0, better="higher"))
