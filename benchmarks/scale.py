@@ -1402,6 +1402,12 @@ def median_metric(metrics: list[Metric]) -> Metric:
 SETUP_SECONDS = 8.0
 """A run's fixed cost in ``estimate``: server start and idle wait, agents, closing."""
 
+DRAIN_SECONDS = {"pycrdt-websocket": (35.0, 17.0), "y-websocket": (43.0, 3.0)}
+"""Seconds a server stays busy after the last echo of ``run.py``'s throughput and coldload
+(its writes queued behind the echo; the driver waits for them, at most 180 s) at run.py's
+full sizes, as measured in its run of 2026-11-22 (benchmarks/README.md), scaled by the
+amount of work; on a loaded machine they grew to 39 and 181 s at the quick sizes."""
+
 
 def estimate(opts: Options, repeat: int) -> list[tuple[str, int, float]]:
     """(target, runs, seconds) the run would take at ``opts``, when nothing is lost (a run
@@ -1444,10 +1450,14 @@ def estimate(opts: Options, repeat: int) -> list[tuple[str, int, float]]:
                         per += 4.0 + sizes.fanout_seconds
                     elif name == "throughput":
                         per += 4.0 + sizes.tp_seconds + 10.0  # drain, convergence, idle wait
+                        per += sum(DRAIN_SECONDS.get(s, (0.0, 0.0))[0] for s in opts.servers
+                                   ) / max(1, singles) * sizes.tp_seconds / 10.0  # fmt: skip
                     elif name == "connections":
                         per += 4.0 + int(label.split("-")[1]) / 1500.0
                     elif name == "coldload":
                         per += 4.0 + sizes.cold_updates / 8000.0 + sizes.cold_restarts * 1.5
+                        per += sum(DRAIN_SECONDS.get(s, (0.0, 0.0))[1] for s in opts.servers
+                                   ) / max(1, singles) * sizes.cold_updates / 10_000  # fmt: skip
                     else:
                         per += 4.0 + sizes.presence_rounds / sizes.presence_rate
             secs = singles * per
