@@ -844,9 +844,8 @@ class FsyncProbe:
         self._thread.join(10.0)
 
 
-async def commit_buckets(server: ServerProcess) -> dict[float, float]:
-    """Our ``crdt_commit_seconds`` histogram from ``/metrics`` (cumulative, per bound)."""
-    out: dict[float, float] = {}
+async def metrics_text(server: ServerProcess | Target) -> str:
+    """Our ``/metrics`` page ("" if it cannot be read)."""
     try:
         async with asyncio.timeout(10.0):
             reader, writer = await asyncio.open_connection(server.host, server.port)
@@ -854,12 +853,51 @@ async def commit_buckets(server: ServerProcess) -> dict[float, float]:
             body = (await reader.read()).decode(errors="replace")
             writer.close()
     except (OSError, TimeoutError):
-        return out
-    for line in body.splitlines():
+        return ""
+    return body
+
+
+async def commit_buckets(server: ServerProcess | Target) -> dict[float, float]:
+    """Our ``crdt_commit_seconds`` histogram from ``/metrics`` (cumulative, per bound)."""
+    out: dict[float, float] = {}
+    for line in (await metrics_text(server)).splitlines():
         if line.startswith("crdt_commit_seconds_bucket{"):
             bound = line.split('le="', 1)[1].split('"', 1)[0]
             out[math.inf if bound == "+Inf" else float(bound)] = float(line.rsplit(" ", 1)[1])
     return out
+
+
+async def commit_counts(server: ServerProcess | Target) -> tuple[float, float]:
+    """(commits, updates committed) so far, from our ``crdt_commit_batch_size``."""
+    count = total = 0.0
+    for line in (await metrics_text(server)).splitlines():
+        if line.startswith("crdt_commit_batch_size_count "):
+            count = float(line.rsplit(" ", 1)[1])
+        elif line.startswith("crdt_commit_batch_size_sum "):
+            total = float(line.rsplit(" ", 1)[1])
+    return count, total
+
+
+def with_commits(runner: Runner, into: list[Metric]) -> Runner:
+    """``runner`` with our commit latency (``/metrics``, bucket bounds) and updates per
+    commit over it appended to ``into``: how close to the fsync floor a commit runs, and
+    whether a lone update is committed alone."""
+
+    async def run(target: Target) -> list[Metric]:
+        before, (c0, u0) = await commit_buckets(target), await commit_counts(target)
+        metrics = await runner(target)
+        after, (c1, u1) = await commit_buckets(target), await commit_counts(target)
+        into[:] = [
+            Metric("our commit p50 ms (bucket bound)", bucket_percentile(before, after, 50),
+                   "{:.1f}", "", ratio=False),
+            Metric("our commit p99 ms (bucket bound)", bucket_percentile(before, after, 99),
+                   "{:.1f}", "", ratio=False),
+            Metric("our updates per commit", (u1 - u0) / (c1 - c0) if c1 > c0 else None,
+                   "{:.2f}", "", ratio=False),
+        ]  # fmt: skip
+        return metrics
+
+    return run
 
 
 def bucket_percentile(
@@ -1146,6 +1184,9 @@ async def run_scenario(
     the standard comparison's own code), its rows under each of ``prefixes``; with ``probe``,
     the fsync floor measured beside it."""
     os.makedirs(run_dir)
+    commits: list[Metric] = []
+    if probe and spec.name == "ours":
+        runner = with_commits(runner, commits)
     with contextlib.ExitStack() as stack:
         fsync = stack.enter_context(FsyncProbe(run_dir, opts.fsync_probe_hz)) if probe else None
         try:
@@ -1160,6 +1201,7 @@ async def run_scenario(
             Metric(f"{name}: fsync probe p50 ms (the floor)", percentile(fs, 50), "{:.2f}", "",
                    ratio=False),
             Metric(f"{name}: fsync probe p99 ms", percentile(fs, 99), "{:.2f}", "", ratio=False),
+            *(replace(m, name=f"{name}: {m.name}") for m in commits),
         ]  # fmt: skip
     out: list[Metric] = []
     for prefix in prefixes:

@@ -75,6 +75,8 @@ def test_tiny_fanout_and_standard_targets_reuse_run_py_and_probe_fsync(tmp_path:
     for readers in (10, 100):
         fan = f"fanout {readers} readers"
         assert len(runs[f"3 {fan}: fsync probe p50 ms (the floor)"]) == 1
+        assert len(runs[f"3 {fan}: our commit p99 ms (bucket bound)"]) == 1
+        assert len(runs[f"3 {fan}: our updates per commit"]) == 1
         assert runs[f"3 {fan}: missing deliveries (of {readers * 50})"] == [0]
         assert (
             runs[f"6 standard: {fan}: delivery latency p99 ms"]
