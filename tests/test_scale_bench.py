@@ -63,13 +63,15 @@ def test_tiny_scale_run_delivers_everything(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(240)
 def test_tiny_fanout_and_standard_targets_reuse_run_py_and_probe_fsync(tmp_path: Path) -> None:
     """Targets 3 and 6 at a few seconds each on our server: run.py's scenarios, fan-out once
     (target 6 takes target 3's runs), the fsync floor beside the fan-out latency."""
     out = tmp_path / "scale.json"
     argv = [sys.executable, "-m", "benchmarks.run", "--scale", "--tiny", "--servers", "ours"]
     argv += ["--repeat", "1", "--targets", "fanout,standard", "--json", str(out)]
-    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=150)
+    # 45-60 s on the 2 shared cores under a load average of 8; the bound leaves room.
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=220)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     runs = json.loads(out.read_text())["runs"]["ours"]
     for readers in (10, 100):
