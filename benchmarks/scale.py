@@ -3,6 +3,7 @@
     .venv/bin/python -m benchmarks.run --scale                       # the issue's figures
     .venv/bin/python -m benchmarks.scale --small --servers ours       # 2,000 connections ...
     .venv/bin/python -m benchmarks.scale --targets connections --conn-single 18000
+    .venv/bin/python -m benchmarks.scale --estimate                   # how long, per target
 
 Targets (``--targets``, any of them):
 
@@ -17,11 +18,17 @@ Targets (``--targets``, any of them):
   p50/p99 (ours echoes after the commit), delivery p99, every update checked at every
   member, server CPU per 1,000 updates, and beside it the fsync floor (a probe fsyncing in
   the server's data directory during the run) and our commit latency (``/metrics``).
+* ``fanout`` (3): ``run.py``'s fan-out scenario (1 writer, ``--fanout-readers`` readers,
+  ``--fanout-rate`` updates/s for ``--fanout-seconds``) on ours and every peer, with the
+  fsync probe beside it: delivery p50/p99 against y-websocket's.
 * ``presence`` (4): ``--presence-clients`` in one room, each moving a cursor
   ``--presence-rate`` times a second for ``--presence-seconds``: awareness relay p50/p99 and
   every client's last state checked at every other client.
 * ``workers`` (5): one process against ``--compare-workers`` processes on throughput
   (``run.py``'s 10x10 saturation scenario) and fan-out to 100 readers.
+* ``standard`` (6): ``run.py``'s five scenarios (``--std-size``: its full sizes, its quick
+  ones, or a few seconds) on ours and every peer: ours ahead of every peer on each row.
+  With ``fanout`` in the same run, fan-out runs once and its rows serve both targets.
 * ``burst`` (7): ``--burst-rooms`` x 10 writers at ``--burst-steady-rate`` updates/s, then
   ``--burst-factor`` times that for ``--burst-seconds`` while ``--burst-guests`` guests join
   one room at once and RSVP (one update each) and two planners rebuild a seating chart;
@@ -57,7 +64,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -79,6 +86,7 @@ from benchmarks.loadgen import (  # noqa: E402
     process_tree,
     wait_server_idle,
 )
+from benchmarks.run import SCENARIOS, Profiler, Runner, Sizes, run_one, scenario_runs  # noqa: E402
 from benchmarks.servers import (  # noqa: E402
     PEERS,
     ServerProcess,
@@ -91,7 +99,8 @@ from crdt_server.codec.protocol import encode_awareness, encode_update  # noqa: 
 from crdt_server.codec.protocol import write_var_string as _var_string  # noqa: E402
 from crdt_server.codec.protocol import write_var_uint as _var_uint  # noqa: E402
 
-TARGETS = ("connections", "durable", "presence", "workers", "burst")
+TARGETS = ("connections", "durable", "fanout", "presence", "workers", "standard", "burst")
+"""Targets 1 to 7 of issue 22, in its order."""
 
 SCALE_ENV: tuple[tuple[str, str], ...] = (
     # On top of servers.OURS_ENV (which lifts the per-address and per-connection rates):
@@ -653,6 +662,10 @@ class Options:
     burst_guests: int
     grace: float
     redis_url: str
+    fanout_readers: list[int] = field(default_factory=lambda: [10, 100])
+    fanout_rate: float = 50.0
+    fanout_seconds: float = 10.0
+    std_size: str = "full"
     fsync_probe_hz: float = 20.0
     run_id: str = field(default_factory=lambda: secrets.token_hex(3))
     _rooms: int = 0
@@ -686,24 +699,30 @@ def scale_specs(opts: Options) -> dict[str, ServerSpec]:
 async def start_server(spec: ServerSpec, run_dir: Path, workers: int) -> ServerProcess:
     os.makedirs(run_dir)
     server = ServerProcess(spec, run_dir)
-    await server.start(timeout=60.0)
-    if workers > 1:
-        deadline = time.monotonic() + 60.0
-        while len(process_tree(server.pid)) < workers + 1:
-            if time.monotonic() > deadline:
-                await server.stop()
-                raise TimeoutError(f"{spec.name}: {workers} workers did not start")
-            await asyncio.sleep(0.1)
-    # The idle baseline: wait until start-up work is over.
-    await wait_server_idle(server.pid, 20.0, quiet=1.0)
+    try:  # also when cancelled (--max-minutes, SIGTERM): the server is stopped by PID
+        await server.start(timeout=60.0)
+        if workers > 1:
+            deadline = time.monotonic() + 60.0
+            while len(process_tree(server.pid)) < workers + 1:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{spec.name}: {workers} workers did not start")
+                await asyncio.sleep(0.1)
+        # The idle baseline: wait until start-up work is over.
+        await wait_server_idle(server.pid, 20.0, quiet=1.0)
+    except BaseException:
+        await server.stop()
+        raise
     return server
 
 
 @dataclass
 class Goal:
-    op: str  # "<" or "<=" or ">="
+    op: str
+    """``<``, ``<=`` or ``>=`` against ``value``; or ``ahead``: ours ahead of ``peers`` (every
+    peer of the run when empty) in the row's ``better`` direction."""
     value: float
     text: str
+    peers: tuple[str, ...] = ()
 
     def met(self, v: float | None) -> bool | None:
         if v is None:
@@ -714,12 +733,41 @@ class Goal:
             return v <= self.value
         return v >= self.value
 
+    def met_against(
+        self, ours: Metric | None, theirs: dict[str, Metric | None], peers: Sequence[str]
+    ) -> bool | None:
+        """Whether ``ours`` met the goal; for ``ahead``, against the peers in the run.
+
+        Ahead means strictly better, or level (a count such as 0 missing deliveries or 10
+        of 10 rooms converged, which a continuous measurement never is). None when it
+        cannot be told: no value of ours, or a peer the goal names has no value."""
+        if ours is None or ours.value is None:
+            return None
+        if self.op != "ahead":
+            return self.met(ours.value)
+        wanted = [p for p in (self.peers or peers) if p in peers]
+        values = [(theirs.get(p) or Metric("", None)).value for p in wanted]
+        if not wanted or any(v is None for v in values):
+            return None
+        if ours.better == "lower":
+            return all(ours.value <= v for v in values if v is not None)
+        if ours.better == "higher":
+            return all(ours.value >= v for v in values if v is not None)
+        return None
+
 
 GOALS: dict[str, Goal] = {}
 
 
 def goal(metric: Metric, op: str, value: float, text: str) -> Metric:
     GOALS[metric.name] = Goal(op, value, text)
+    return metric
+
+
+def ahead(metric: Metric, peers: tuple[str, ...] = ()) -> Metric:
+    """A goal of being ahead of ``peers`` (of every peer in the run when empty)."""
+    GOALS[metric.name] = Goal("ahead", 0.0, f"ahead of {', '.join(peers) or 'every peer'}",
+                              peers)  # fmt: skip
     return metric
 
 
@@ -796,9 +844,8 @@ class FsyncProbe:
         self._thread.join(10.0)
 
 
-async def commit_buckets(server: ServerProcess) -> dict[float, float]:
-    """Our ``crdt_commit_seconds`` histogram from ``/metrics`` (cumulative, per bound)."""
-    out: dict[float, float] = {}
+async def metrics_text(server: ServerProcess | Target) -> str:
+    """Our ``/metrics`` page ("" if it cannot be read)."""
     try:
         async with asyncio.timeout(10.0):
             reader, writer = await asyncio.open_connection(server.host, server.port)
@@ -806,12 +853,51 @@ async def commit_buckets(server: ServerProcess) -> dict[float, float]:
             body = (await reader.read()).decode(errors="replace")
             writer.close()
     except (OSError, TimeoutError):
-        return out
-    for line in body.splitlines():
+        return ""
+    return body
+
+
+async def commit_buckets(server: ServerProcess | Target) -> dict[float, float]:
+    """Our ``crdt_commit_seconds`` histogram from ``/metrics`` (cumulative, per bound)."""
+    out: dict[float, float] = {}
+    for line in (await metrics_text(server)).splitlines():
         if line.startswith("crdt_commit_seconds_bucket{"):
             bound = line.split('le="', 1)[1].split('"', 1)[0]
             out[math.inf if bound == "+Inf" else float(bound)] = float(line.rsplit(" ", 1)[1])
     return out
+
+
+async def commit_counts(server: ServerProcess | Target) -> tuple[float, float]:
+    """(commits, updates committed) so far, from our ``crdt_commit_batch_size``."""
+    count = total = 0.0
+    for line in (await metrics_text(server)).splitlines():
+        if line.startswith("crdt_commit_batch_size_count "):
+            count = float(line.rsplit(" ", 1)[1])
+        elif line.startswith("crdt_commit_batch_size_sum "):
+            total = float(line.rsplit(" ", 1)[1])
+    return count, total
+
+
+def with_commits(runner: Runner, into: list[Metric]) -> Runner:
+    """``runner`` with our commit latency (``/metrics``, bucket bounds) and updates per
+    commit over it appended to ``into``: how close to the fsync floor a commit runs, and
+    whether a lone update is committed alone."""
+
+    async def run(target: Target) -> list[Metric]:
+        before, (c0, u0) = await commit_buckets(target), await commit_counts(target)
+        metrics = await runner(target)
+        after, (c1, u1) = await commit_buckets(target), await commit_counts(target)
+        into[:] = [
+            Metric("our commit p50 ms (bucket bound)", bucket_percentile(before, after, 50),
+                   "{:.1f}", "", ratio=False),
+            Metric("our commit p99 ms (bucket bound)", bucket_percentile(before, after, 99),
+                   "{:.1f}", "", ratio=False),
+            Metric("our updates per commit", (u1 - u0) / (c1 - c0) if c1 > c0 else None,
+                   "{:.2f}", "", ratio=False),
+        ]  # fmt: skip
+        return metrics
+
+    return run
 
 
 def bucket_percentile(
@@ -1066,6 +1152,74 @@ async def target_workers(
     return out
 
 
+def standard_sizes(opts: Options) -> Sizes:
+    """``run.py``'s sizes for target 6 (``--std-size``), with target 3's fan-out sizes, so
+    a run of both measures fan-out once."""
+    base = {"full": Sizes(), "quick": Sizes.quick(), "tiny": TINY_STANDARD}[opts.std_size]
+    return replace(base, fanout_readers=tuple(opts.fanout_readers), fanout_rate=opts.fanout_rate,
+                   fanout_seconds=opts.fanout_seconds)  # fmt: skip
+
+
+TINY_STANDARD = Sizes(
+    fanout_seconds=1.0, tp_rooms=2, tp_writers=3, tp_seconds=1.0, tp_budget=3000,
+    conn_sizes=(100,), cold_updates=300, cold_restarts=1, presence_clients=(10,),
+    presence_rounds=10,
+)  # fmt: skip
+"""Target 6 at a few seconds per scenario (``--tiny``)."""
+
+STANDARD = "6 standard: "
+"""Target 6's rows are ``run.py``'s, under this prefix."""
+
+
+async def run_scenario(
+    opts: Options,
+    spec: ServerSpec,
+    run_dir: Path,
+    label: str,
+    runner: Runner,
+    prefixes: Sequence[str],
+    probe: bool = False,
+) -> list[Metric]:
+    """One size of one of ``run.py``'s scenarios on a fresh ``spec`` server (``run.run_one``,
+    the standard comparison's own code), its rows under each of ``prefixes``; with ``probe``,
+    the fsync floor measured beside it."""
+    os.makedirs(run_dir)
+    commits: list[Metric] = []
+    if probe and spec.name == "ours":
+        runner = with_commits(runner, commits)
+    with contextlib.ExitStack() as stack:
+        fsync = stack.enter_context(FsyncProbe(run_dir, opts.fsync_probe_hz)) if probe else None
+        try:
+            metrics = await run_one(spec, label, runner, run_dir, "raw", Profiler(None, 0.0))
+        finally:
+            gc.disable()  # run_one turns the driver's collector back on
+    if fsync is not None:
+        name = metrics[0].name.split(":", 1)[0] if metrics else label
+        fs = fsync.times
+        at = next((i for i, m in enumerate(metrics) if "missing" in m.name), len(metrics))
+        metrics[at:at] = [
+            Metric(f"{name}: fsync probe p50 ms (the floor)", percentile(fs, 50), "{:.2f}", "",
+                   ratio=False),
+            Metric(f"{name}: fsync probe p99 ms", percentile(fs, 99), "{:.2f}", "", ratio=False),
+            *(replace(m, name=f"{name}: {m.name}") for m in commits),
+        ]  # fmt: skip
+    out: list[Metric] = []
+    for prefix in prefixes:
+        for m in metrics:
+            row = replace(m, name=prefix + m.name)
+            if prefix == STANDARD and len(prefixes) > 1 and not (row.better and row.ratio):
+                continue  # target 3's rows just above have the CPU and fsync figures
+            if prefix == STANDARD and row.better and row.ratio:
+                row = ahead(row)
+            elif prefix != STANDARD:
+                if "delivery latency p50" in m.name or "delivery latency p99" in m.name:
+                    row = ahead(row, ("y-websocket",))
+                elif "missing" in m.name:
+                    row = goal(row, "<=", 0, "0")
+            out.append(row)
+    return out
+
+
 async def target_burst(opts: Options, spec: ServerSpec, run_dir: Path) -> list[Metric]:
     steady = opts.burst_steady_rate
     label = f"7 burst {opts.burst_factor:g}x {steady:.0f} updates/s for {opts.burst_seconds:g} s"
@@ -1213,6 +1367,30 @@ def jobs_for(opts: Options, specs: dict[str, ServerSpec]) -> list[tuple[str, str
             out.append((t, cw, job))
         elif t == "burst":
             out.extend((t, s, partial(target_burst, opts, specs[s])) for s in singles)
+        elif t in ("fanout", "standard"):
+            # One job per scenario size and server, the servers taking turns (as in run.py).
+            # Target 3 is run.py's fan-out with the fsync probe; target 6 reuses its runs
+            # when both are asked for.
+            both = "fanout" in opts.targets and "standard" in opts.targets
+            for name in ("fanout",) if t == "fanout" else SCENARIOS:
+                if t == "standard" and name == "fanout" and both:
+                    continue
+                if t == "fanout":
+                    prefixes = ["3 ", STANDARD] if both else ["3 "]
+                else:
+                    prefixes = [STANDARD]
+                for label, runner in scenario_runs(name, standard_sizes(opts)):
+                    for s in singles:
+                        job = partial(
+                            run_scenario,
+                            opts,
+                            specs[s],
+                            label=label,
+                            runner=runner,
+                            prefixes=prefixes,
+                            probe=t == "fanout",
+                        )
+                        out.append((t, s, job))
     return out  # fmt: skip
 
 
@@ -1235,7 +1413,9 @@ def render(results: dict[str, dict[str, Metric]], columns: list[str]) -> str:
         if ours is None:
             ours = next((results[c][row] for c in columns
                          if c.startswith("ours") and row in results.get(c, {})), None)  # fmt: skip
-        met = g.met(ours.value) if (g and ours) else None
+        singles = [c for c in columns if c in PEERS]
+        others = {c: results.get(c, {}).get(row) for c in singles}
+        met = g.met_against(ours, others, singles) if g else None
         cells.append("" if met is None else ("met" if met else "**not met**"))
         base = results.get("ours", {}).get(row)
         for p in peers:
@@ -1261,7 +1441,91 @@ def median_metric(metrics: list[Metric]) -> Metric:
     return median(metrics)
 
 
-async def main_async(opts: Options, repeat: int, keep: bool, json_out: Path | None) -> int:
+SETUP_SECONDS = 8.0
+"""A run's fixed cost in ``estimate``: server start and idle wait, agents, closing."""
+
+DRAIN_SECONDS = {"pycrdt-websocket": (35.0, 17.0), "y-websocket": (43.0, 3.0)}
+"""Seconds a server stays busy after the last echo of ``run.py``'s throughput and coldload
+(its writes queued behind the echo; the driver waits for them, at most 180 s) at run.py's
+full sizes, as measured in its run of 2026-11-22 (benchmarks/README.md), scaled by the
+amount of work; on a loaded machine they grew to 39 and 181 s at the quick sizes."""
+
+
+def estimate(opts: Options, repeat: int) -> list[tuple[str, int, float]]:
+    """(target, runs, seconds) the run would take at ``opts``, when nothing is lost (a run
+    missing deliveries waits up to ``--grace`` more). Calibrated on measured runs: the
+    figures in benchmarks/README.md ("How long a run takes")."""
+    singles = len([s for s in opts.servers if s == "ours" or s in PEERS])
+    ours = "ours" in opts.servers
+    ramp = max(opts.ramp_rate, 1.0)
+    sizes = standard_sizes(opts)
+    out: list[tuple[str, int, float]] = []
+    for t in opts.targets:
+        if t == "connections":
+            one = SETUP_SECONDS + opts.conn_single / ramp * 1.8 + opts.edit_seconds
+            runs, secs = singles, singles * one
+            if ours and opts.workers > 1:
+                runs += 1
+                secs += SETUP_SECONDS + opts.conn_workers / ramp * 1.8 + opts.edit_seconds
+        elif t == "durable":
+            runs = singles
+            conns = opts.dur_rooms * opts.dur_writers
+            secs = singles * (SETUP_SECONDS + conns / ramp + opts.dur_seconds)
+        elif t == "fanout":
+            runs = singles * len(opts.fanout_readers)
+            secs = runs * (4.0 + opts.fanout_seconds)
+        elif t == "presence":
+            runs = singles
+            secs = singles * (SETUP_SECONDS + opts.presence_clients / ramp + opts.presence_seconds)
+        elif t == "workers":
+            runs = 2 * ours
+            secs = runs * 2 * (SETUP_SECONDS + opts.compare_seconds + 8.0)
+        elif t == "standard":
+            per = 0.0
+            runs = 0
+            for name in SCENARIOS:
+                if name == "fanout" and "fanout" in opts.targets:
+                    continue
+                for label, _ in scenario_runs(name, sizes):
+                    runs += singles
+                    if name == "fanout":
+                        per += 4.0 + sizes.fanout_seconds
+                    elif name == "throughput":
+                        per += 4.0 + sizes.tp_seconds + 10.0  # drain, convergence, idle wait
+                        per += sum(DRAIN_SECONDS.get(s, (0.0, 0.0))[0] for s in opts.servers
+                                   ) / max(1, singles) * sizes.tp_seconds / 10.0  # fmt: skip
+                    elif name == "connections":
+                        per += 4.0 + int(label.split("-")[1]) / 1500.0
+                    elif name == "coldload":
+                        per += 4.0 + sizes.cold_updates / 8000.0 + sizes.cold_restarts * 1.5
+                        per += sum(DRAIN_SECONDS.get(s, (0.0, 0.0))[1] for s in opts.servers
+                                   ) / max(1, singles) * sizes.cold_updates / 10_000  # fmt: skip
+                    else:
+                        per += 4.0 + sizes.presence_rounds / sizes.presence_rate
+            secs = singles * per
+        elif t == "burst":
+            runs = singles
+            secs = singles * (SETUP_SECONDS + opts.burst_rooms * 10 / ramp + opts.burst_before
+                              + opts.burst_seconds + opts.burst_after)  # fmt: skip
+        else:
+            continue
+        out.append((t, runs * repeat, secs * repeat))
+    return out
+
+
+def estimate_text(parts: list[tuple[str, int, float]]) -> str:
+    total = sum(s for _, _, s in parts)
+    each = ", ".join(f"{t} {s / 60:.0f} min ({n} runs)" for t, n, s in parts)
+    return f"estimated time: {total / 60:.0f} min ({each}), more if runs lose updates (--grace)"
+
+
+async def main_async(
+    opts: Options,
+    repeat: int,
+    keep: bool,
+    json_out: Path | None,
+    max_minutes: float = 0.0,
+) -> int:
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
@@ -1278,11 +1542,14 @@ async def main_async(opts: Options, repeat: int, keep: bool, json_out: Path | No
     info = machine()
     print("# crdt-server scale profile (issue 22)\n", flush=True)
     print(", ".join(f"{k}: {v}" for k, v in info.items()), flush=True)
+    print(estimate_text(estimate(opts, repeat)), flush=True)
     runs: dict[str, dict[str, list[Metric]]] = {}
     columns: list[str] = []
     errors: list[str] = []
+    skipped: list[str] = []
     run_root = Path(tempfile.mkdtemp(prefix="crdt-scale-"))
     started = time.perf_counter()
+    deadline = started + 60.0 * max_minutes if max_minutes > 0 else math.inf
     gc.collect()
     gc.disable()
     try:
@@ -1292,10 +1559,19 @@ async def main_async(opts: Options, repeat: int, keep: bool, json_out: Path | No
                 if column not in columns:
                     columns.append(column)
                 t0 = time.perf_counter()
+                if t0 >= deadline:
+                    skipped.append(f"{column} {group}#{attempt}")
+                    continue
                 try:
-                    async with asyncio.timeout(3600):
+                    async with asyncio.timeout(min(3600.0, deadline - t0)):
                         metrics = await job(run_root / f"{n}-{column}-{group}-{attempt}")
                 except Exception as exc:
+                    if isinstance(exc, TimeoutError) and time.perf_counter() >= deadline - 1.0:
+                        # Cut at --max-minutes: its rows keep the runs that finished.
+                        skipped.append(f"{column} {group}#{attempt} (cut at --max-minutes)")
+                        print(f"  {group:12} {column:18} cut at --max-minutes",
+                              file=sys.stderr, flush=True)  # fmt: skip
+                        continue
                     errors.append(f"{column} {group}#{attempt}: {exc!r}")
                     print(f"  {group:12} {column:18} FAILED: {exc!r}", file=sys.stderr,
                           flush=True)  # fmt: skip
@@ -1320,6 +1596,10 @@ async def main_async(opts: Options, repeat: int, keep: bool, json_out: Path | No
     print(f"repeat: {repeat} (cells are medians)")
     print(f"total time: {time.perf_counter() - started:.0f} s")
     print(f"loadavg at end: {loadavg()}")
+    if skipped:
+        print(f"\nnot run (--max-minutes {max_minutes:g}): {len(skipped)} runs")
+        for k in skipped:
+            print(f"- {k}")
     if errors:
         print("\nerrors:")
         for e in errors:
@@ -1327,6 +1607,7 @@ async def main_async(opts: Options, repeat: int, keep: bool, json_out: Path | No
     if json_out:
         _write(json_out, json.dumps({
             "machine": info, "sizes": sizes, "repeat": repeat, "errors": errors,
+            "skipped": skipped,
             "runs": {c: {k: [m.value for m in ms] for k, ms in r.items()}
                      for c, r in runs.items()},
         }, indent=2))  # fmt: skip
@@ -1337,20 +1618,22 @@ PRESETS: dict[str, dict[str, Any]] = {
     "small": dict(conn_single=2000, conn_workers=4000, ramp_rate=500.0, edit_seconds=20.0,
                   dur_rooms=100, dur_rate=1000.0, dur_seconds=30.0, presence_seconds=15.0,
                   compare_seconds=10.0, burst_rooms=100, burst_steady_rate=100.0,
-                  burst_seconds=20.0, burst_before=10.0, burst_after=20.0),
+                  burst_seconds=20.0, burst_before=10.0, burst_after=20.0,
+                  fanout_seconds=5.0, std_size="quick"),
     "tiny": dict(conn_single=40, conn_workers=60, workers=2, compare_workers=2, agents=2,
                  ramp_rate=200.0, edit_fraction=0.1, edit_seconds=2.0, dur_rooms=4,
                  dur_writers=3, dur_rate=60.0, dur_seconds=2.0, presence_clients=6,
                  presence_seconds=2.0, compare_seconds=1.0, burst_rooms=3,
                  burst_steady_rate=15.0, burst_seconds=2.0, burst_before=2.0,
-                 burst_after=2.0, burst_guests=10, grace=15.0),
+                 burst_after=2.0, burst_guests=10, grace=15.0, fanout_seconds=1.0,
+                 std_size="tiny"),
 }  # fmt: skip
 
 
 def parse(argv: Sequence[str] | None = None) -> tuple[Options, argparse.Namespace]:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--servers", default="ours," + ",".join(PEERS))
-    p.add_argument("--targets", default=",".join(TARGETS))
+    p.add_argument("--targets", default=",".join(TARGETS), help=", ".join(TARGETS))
     p.add_argument("--small", action="store_true", help="2,000 connections, 1,000 updates/s...")
     p.add_argument("--tiny", action="store_true", help="a few seconds (the test's smoke run)")
     p.add_argument("--repeat", type=int, default=3, help="runs per cell (medians)")
@@ -1380,6 +1663,26 @@ def parse(argv: Sequence[str] | None = None) -> tuple[Options, argparse.Namespac
     p.add_argument("--burst-after", type=float, default=60.0)
     p.add_argument("--burst-guests", type=int, default=200)
     p.add_argument("--grace", type=float, default=30.0, help="wait for late deliveries, s")
+    p.add_argument("--fanout-readers", default="10,100", help="target 3: readers per run")
+    p.add_argument("--fanout-rate", type=float, default=50.0, help="target 3: updates/s")
+    p.add_argument("--fanout-seconds", type=float, default=10.0, help="target 3: seconds")
+    p.add_argument(
+        "--std-size",
+        choices=("full", "quick", "tiny"),
+        default="full",
+        help="target 6: run.py's sizes (full), its --quick ones, or a few seconds",
+    )
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=0.0,
+        help="stop starting runs after this long (0: no bound); see --estimate",
+    )
+    p.add_argument(
+        "--estimate",
+        action="store_true",
+        help="print how long the run would take, per target, and exit",
+    )
     p.add_argument(
         "--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
     )
@@ -1398,6 +1701,8 @@ def parse(argv: Sequence[str] | None = None) -> tuple[Options, argparse.Namespac
     params = {k: v for k, v in vars(args).items() if k in names}
     params["servers"] = [s.strip() for s in args.servers.split(",") if s.strip()]
     params["targets"] = [t.strip() for t in args.targets.split(",") if t.strip()]
+    if isinstance(params["fanout_readers"], str):
+        params["fanout_readers"] = [int(x) for x in params["fanout_readers"].split(",") if x]
     for t in params["targets"]:
         if t not in TARGETS:
             raise SystemExit(f"unknown target {t!r}; known: {', '.join(TARGETS)}")
@@ -1411,8 +1716,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(agent_main())
         return 0
     opts, args = parse(argv)
+    if args.estimate:
+        print(estimate_text(estimate(opts, args.repeat)))
+        return 0
     try:
-        return asyncio.run(main_async(opts, args.repeat, args.keep, args.json))
+        return asyncio.run(main_async(opts, args.repeat, args.keep, args.json, args.max_minutes))
     except asyncio.CancelledError:
         print("interrupted; every server started was stopped", file=sys.stderr)
         return 130

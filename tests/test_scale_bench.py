@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.loadgen import process_tree, text_updates
-from benchmarks.scale import char_update, hist_percentile, record
+from benchmarks.loadgen import Metric, process_tree, text_updates
+from benchmarks.scale import ahead, char_update, hist_percentile, record, render
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,8 +46,9 @@ def test_process_tree_includes_child_processes() -> None:
 
 @pytest.mark.slow
 def test_tiny_scale_run_delivers_everything(tmp_path: Path) -> None:
-    """Every target but the multi-process ones (those need Redis), at a few seconds each,
-    against our server only: the run succeeds and loses nothing."""
+    """Targets 1, 2, 4 and 7 without the multi-process runs (those need Redis; 3 and 6 have
+    the test below), at a few seconds each, against our server only: the run succeeds and
+    loses nothing."""
     out = tmp_path / "scale.json"
     argv = [sys.executable, "-m", "benchmarks.run", "--scale", "--tiny"]
     argv += ["--servers", "ours", "--repeat", "1", "--workers", "1"]
@@ -59,6 +60,74 @@ def test_tiny_scale_run_delivers_everything(tmp_path: Path) -> None:
     zero = [k for k in runs if "missing" in k or "lost" in k or "failed" in k or "closed" in k]
     assert len(zero) >= 8
     assert all(runs[k] == [0] for k in zero), {k: runs[k] for k in zero}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_tiny_fanout_and_standard_targets_reuse_run_py_and_probe_fsync(tmp_path: Path) -> None:
+    """Targets 3 and 6 at a few seconds each on our server: run.py's scenarios, fan-out once
+    (target 6 takes target 3's runs), the fsync floor beside the fan-out latency."""
+    out = tmp_path / "scale.json"
+    argv = [sys.executable, "-m", "benchmarks.run", "--scale", "--tiny", "--servers", "ours"]
+    argv += ["--repeat", "1", "--targets", "fanout,standard", "--json", str(out)]
+    # 45-60 s on the 2 shared cores under a load average of 8; the bound leaves room.
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=220)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    runs = json.loads(out.read_text())["runs"]["ours"]
+    for readers in (10, 100):
+        fan = f"fanout {readers} readers"
+        assert len(runs[f"3 {fan}: fsync probe p50 ms (the floor)"]) == 1
+        assert len(runs[f"3 {fan}: our commit p99 ms (bucket bound)"]) == 1
+        assert len(runs[f"3 {fan}: our updates per commit"]) == 1
+        assert runs[f"3 {fan}: missing deliveries (of {readers * 50})"] == [0]
+        assert (
+            runs[f"6 standard: {fan}: delivery latency p99 ms"]
+            == runs[f"3 {fan}: delivery latency p99 ms"]
+        )
+    for scenario in ("throughput 2x3", "connections 100", "coldload 300 updates", "presence 10"):
+        assert any(k.startswith(f"6 standard: {scenario}") for k in runs), scenario
+    assert runs["6 standard: throughput 2x3: rooms converged (of 2)"] == [2]
+    assert runs["6 standard: connections 100: failed connections"] == [0]
+
+
+def test_max_minutes_cuts_the_run_and_lists_what_did_not_run(tmp_path: Path) -> None:
+    out = tmp_path / "scale.json"
+    argv = [sys.executable, "-m", "benchmarks.run", "--scale", "--tiny", "--servers", "ours"]
+    argv += ["--repeat", "1", "--targets", "fanout", "--max-minutes", "0.002"]
+    done = subprocess.run(argv + ["--json", str(out)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=90)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "not run (--max-minutes 0.002): 2 runs" in done.stdout
+    result = json.loads(out.read_text())
+    assert len(result["skipped"]) == 2 and not result["errors"]
+    # The first is cut in flight or, on a slow machine, never started; the second never is.
+    assert [k.split(" (")[0] for k in result["skipped"]] == ["ours fanout#1"] * 2
+
+
+def test_goals_ahead_of_peers_are_judged_per_row_in_its_direction() -> None:
+    p50 = ahead(Metric("3 fanout: p50 ms", 2.0, better="lower"), ("y-websocket",))
+    rate = ahead(Metric("6 standard: updates/s", 100.0, better="higher"))
+    missing = ahead(Metric("6 standard: missing", 0.0, better="lower"))
+    results = {
+        "ours": {m.name: m for m in (p50, rate, missing)},
+        "y-websocket": {
+            p50.name: Metric(p50.name, 3.0, better="lower"),
+            rate.name: Metric(rate.name, 90.0, better="higher"),
+            missing.name: Metric(missing.name, 0.0, better="lower"),
+        },
+        "hocuspocus": {
+            p50.name: Metric(p50.name, 1.0, better="lower"),
+            rate.name: Metric(rate.name, 120.0, better="higher"),
+        },
+    }
+    table = render(results, ["ours", "y-websocket", "hocuspocus"]).splitlines()
+    verdict = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[5] for line in table[2:]}
+    # p50: ahead of y-websocket, the one peer its goal names (Hocuspocus is faster).
+    assert verdict[p50.name] == "met"
+    # updates/s: behind Hocuspocus, so not ahead of every peer.
+    assert verdict[rate.name] == "**not met**"
+    # missing: level with y-websocket at 0; Hocuspocus has no value, so it cannot be told.
+    assert verdict[missing.name] == ""
 
 
 @pytest.mark.parametrize("state", ['{"t": 12.5, "cursor": 1}', '{"t":12.5,"cursor":1}', "null"])
