@@ -219,6 +219,64 @@ async def test_410_disables_the_endpoint_and_others_keep_receiving(
         assert (await http.post(f"{BASE}/{dead_hook}/test", headers=auth())).status_code == 409
 
 
+@pytest.mark.asyncio
+async def test_a_disabled_endpoint_is_re_enabled_and_resumes_where_it_stopped(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    _, http = api
+    async with WebhookReceiver(answers=[410]) as receiver:
+        created = await create(http, receiver.url)
+        hook = created["id"]
+        first = await post_event(http)
+        [gone] = await receiver.wait_for(1)
+
+        async def disabled() -> Any:
+            shown = await detail(http, hook)
+            return shown if not shown["enabled"] else None
+
+        await until(disabled)
+        missed = await post_event(http)  # while disabled: queued behind the cursor
+        vendor = await http.patch(
+            f"{BASE}/{hook}", json={"enabled": True}, headers=auth("vendor", "eve")
+        )
+        assert vendor.status_code == 403
+        bad = await http.patch(f"{BASE}/{hook}", json={"enabled": "yes"}, headers=auth())
+        assert bad.status_code in (400, 422) and bad.json()["errors"][0]["field"] == "enabled"
+        missing = await http.patch(
+            f"{BASE}/wh_000000000000000000000000", json={"enabled": True}, headers=auth()
+        )
+        assert missing.status_code == 404
+        assert len(receiver.received) == 1
+
+        answer = await http.patch(f"{BASE}/{hook}", json={"enabled": True}, headers=auth())
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["enabled"] is True and answer.json()["disabled_reason"] is None
+        assert created["secret"] not in answer.text
+        # The delivery answered 410 is attempted again (same webhook-id), then what
+        # happened while the endpoint was disabled.
+        got = await receiver.wait_for(3)
+        seqs = sorted(verify(created["secret"], g)["data"]["seq"] for g in got[1:])
+        assert seqs == [first, missed]
+        assert gone.id in {g.id for g in got[1:]}
+
+        # An operator may pause an endpoint too; nothing is sent until it is enabled again.
+        paused = await http.patch(
+            f"{BASE}/{hook}", json={"enabled": False, "description": "paused"}, headers=auth()
+        )
+        assert paused.status_code == 200, paused.text
+        assert paused.json()["enabled"] is False and paused.json()["description"] == "paused"
+        assert "paused" in paused.json()["disabled_reason"]
+        later = await post_event(http)
+        assert (await http.post(f"{BASE}/{hook}/test", headers=auth())).status_code == 409
+        resumed = await http.patch(f"{BASE}/{hook}", json={"enabled": True}, headers=auth())
+        assert resumed.status_code == 200, resumed.text
+        [last] = (await receiver.wait_for(4))[3:]
+        assert verify(created["secret"], last)["data"]["seq"] == later
+        spec = (await http.get("/openapi.json")).json()
+        patch = spec["paths"][BASE.replace("w1", "{wedding_id}") + "/{hook}"]["patch"]
+        assert patch["operationId"] == "updateWebhook"
+
+
 @pytest.mark.slow
 @pytest.mark.asyncio
 async def test_an_endpoint_that_hangs_holds_a_few_attempts_and_never_blocks_another(
@@ -305,6 +363,7 @@ async def test_only_roles_with_the_capability_manage_webhooks(
         "createWebhook",
         "listWebhooks",
         "getWebhook",
+        "updateWebhook",
         "deleteWebhook",
         "rotateWebhookSecret",
         "testWebhook",

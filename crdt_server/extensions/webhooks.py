@@ -13,7 +13,9 @@ Deliveries are attempted by whichever process claims them (a lease, see
 (``CRDT_SERVER_WEBHOOK_RETRY_SCHEDULE``: the delay before each attempt). Every attempt of
 a delivery carries the same ``webhook-id`` and is signed anew (``webhook-timestamp`` is the
 attempt's); any 2xx answer delivers it; 410 disables the endpoint; after the last attempt
-it is failed (a dead letter), listed and replayable. A dead endpoint never holds back
+it is failed (a dead letter), listed and replayable. An endpoint disabled by a 410 (or
+paused through the API) is enabled again with :meth:`Webhooks.update`, and resumes where it
+stopped (its cursor did not move while it was disabled). A dead endpoint never holds back
 another, and a dead letter never holds back later deliveries: each delivery is claimed on
 its own. There is no ordering promise: the payload carries the event's ``seq``.
 
@@ -348,6 +350,57 @@ class Webhooks(Extension):
             ]
         )
         return secret if rows[0] else None
+
+    async def update(
+        self,
+        endpoint: Endpoint,
+        *,
+        enabled: bool | None = None,
+        url: str | None = None,
+        events: list[str] | None = None,
+        description: str | None = None,
+    ) -> Endpoint | None:
+        """Change an endpoint; the endpoint as it now is (None: deleted meanwhile).
+
+        Disabling it (``enabled=False``) pauses it: nothing is sent, its cursor stays
+        where it is. Enabling a disabled endpoint resumes it where it stopped: the
+        deliveries a receiver answered 410 start again from the start of the schedule
+        (same ``webhook-id``), pending ones resume, and the events committed meanwhile are
+        delivered (those still within the event retention). New ``events`` patterns apply
+        to the events not yet queued for it."""
+        now = time.time()
+        where = " WHERE wedding = ? AND id = ?"
+        key = (endpoint.wedding, endpoint.id)
+        statements: list[Statement] = []
+        if url is not None:
+            statements.append(("UPDATE {t}webhook_endpoints SET url = ?" + where, (url, *key)))
+        if events is not None:
+            statements.append(
+                ("UPDATE {t}webhook_endpoints SET events = ?" + where, (json.dumps(events), *key))
+            )
+        if description is not None:
+            statements.append(
+                ("UPDATE {t}webhook_endpoints SET description = ?" + where, (description, *key))
+            )
+        if enabled is False and not endpoint.disabled:
+            reason = f"paused through the API at {rfc3339(now)}"
+            statements.append(
+                ("UPDATE {t}webhook_endpoints SET disabled = ?" + where, (reason, *key))
+            )
+        if enabled and endpoint.disabled:
+            statements += [
+                (
+                    "UPDATE {t}webhook_deliveries SET status = 'pending', attempts = 0,"
+                    " next_at = ?, lease_until = 0, done_at = 0"
+                    " WHERE endpoint = ? AND status = 'failed' AND last_status = 410",
+                    (now, endpoint.id),
+                ),
+                ("UPDATE {t}webhook_endpoints SET disabled = ''" + where, key),
+            ]
+        if statements:
+            await self.tables.transaction(statements)
+            self._wake.set()
+        return await self.endpoint(*key)
 
     async def send_test(self, endpoint: Endpoint) -> str:
         """Queue a ``webhook.test`` delivery to the endpoint now; its id."""
