@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -35,6 +36,7 @@ from crdt_server.extensions.threads import (
     Viewer,
     member_json,
 )
+from documents import DOCUMENT_KINDS
 
 __all__ = ["thread_routes"]
 
@@ -399,10 +401,22 @@ async def put_message(call: Call) -> Response:
             body=_body_text(body.body),
             reply_to=body.reply_to,
             priority=body.priority,
+            reads=_reads(call),
         )
     except ThreadError as exc:
         raise _refusal(exc) from exc
     return json_response(message, status_code=201 if created else 200)
+
+
+def _reads(call: Call) -> Callable[[str], frozenset[str]]:
+    """Role -> the documents the role may read (the matrix; a token's own overrides are
+    not known for people other than the caller)."""
+    permissions = call.state.permissions
+
+    def reads(role: str) -> frozenset[str]:
+        return frozenset(d for d in DOCUMENT_KINDS if permissions.access(role, d).can_read)
+
+    return reads
 
 
 async def patch_message(call: Call) -> Response:
@@ -650,7 +664,8 @@ def thread_routes() -> list[Route]:
             message,
             "putMessage",
             "Post a message under a client id: 201 the first time, 200 with the same message"
-            " after, 409 if the id holds another one",
+            " after, 409 if the id holds another one; unnotified_mentions lists the mentioned"
+            " members who may not see the thread (reason cannot_see_thread), never notified",
             put_message,
             "threads",
             body="json",

@@ -22,7 +22,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from crdt_server.core.connection import Connection
@@ -46,6 +46,8 @@ from crdt_server.extensions.thread_model import (
     message_json,
     recipients,
     thread_json,
+    unnotified_mentions,
+    who_sees,
 )
 from storage import NewEvent, audience_of
 
@@ -581,8 +583,14 @@ class Threads(Extension):
         body: str,
         reply_to: str | None,
         priority: str | None,
+        reads: Callable[[str], Collection[str]] | None = None,
     ) -> tuple[dict[str, Any], bool]:
-        """Create a message once; (message, created). 409 if ``mid`` holds another one."""
+        """Create a message once; (message, created). 409 if ``mid`` holds another one.
+
+        Only who can see the thread is notified (``reads``: role -> the documents it may
+        read, for threads anchored to documents; see :func:`who_sees`). The message's
+        ``unnotified_mentions`` lists the mentioned members who cannot see it, as of this
+        answer (a mention never widens a thread: its creator or a lead adds participants)."""
         row = await self._visible_row(wedding, tid, viewer)
         participants: list[str] = row[11]
         anchors = json.loads(row[5])
@@ -594,6 +602,7 @@ class Threads(Extension):
         level = max(priority or "normal", row[4], key=RANK.__getitem__)
         members = {m.sub: m for m in await self.members(wedding)}
         mentions = mentions_in(body, members)
+        can_see = who_sees(participants, members, {a["doc"] for a in anchors}, reads)
         now = time.time()
         email = bool(self.settings.smtp_url)
 
@@ -650,6 +659,7 @@ class Threads(Extension):
                 "body": body,
                 "reply_to": reply_to,
                 "mentions": mentions,
+                "unnotified_mentions": unnotified_mentions(viewer.sub, mentions, members, can_see),
             }
             yield Events(
                 [
@@ -659,7 +669,7 @@ class Threads(Extension):
                 ]
             )
             for sub, reason in recipients(
-                viewer, participants, members, mentions, parent_author, level
+                viewer, participants, members, mentions, parent_author, level, can_see
             ).items():
                 yield Sql(
                     "INSERT INTO {t}thread_notifications (wedding, sub, reason, thread, message,"
@@ -687,7 +697,8 @@ class Threads(Extension):
             self.outbox_wake.set()
             assert self._core is not None
             self._core.registry.bus.publish_event({"type": "threads.outbox", "wedding": wedding})
-        return message_json(stored, tid), created
+        missed = unnotified_mentions(viewer.sub, json.loads(stored[10]), members, can_see)
+        return {**message_json(stored, tid), "unnotified_mentions": missed}, created
 
     async def _own_message(
         self, wedding: str, tid: str, mid: str, viewer: Viewer
