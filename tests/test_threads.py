@@ -4,7 +4,6 @@ stream, email through a real SMTP server (aiosmtpd), erasure and the export."""
 
 from __future__ import annotations
 
-import asyncio
 import email
 import email.policy
 import socket
@@ -19,7 +18,8 @@ import pytest_asyncio
 from aiosmtpd.controller import Controller
 
 from crdt_server.auth.tokens import TokenCodec
-from tests.server import ServerProcess
+from crdt_server.testing.waits import until
+from tests.server import ServerProcess, served
 from tests.yclient import YClient
 
 SECRET = "threads-test-secret-at-least-32-bytes!!"
@@ -49,17 +49,6 @@ FRIEND = auth("fred", "friend")
 ADMIN_AUTH = {"Authorization": f"Bearer {ADMIN}"}
 
 
-async def until(check: Any, deadline: float = 10.0) -> Any:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert loop.time() < end, "condition not met before the deadline"
-        await asyncio.sleep(0.05)
-
-
 async def ok(response: httpx.Response, status: int = 200) -> Any:
     assert response.status_code == status, response.text
     return response.json()
@@ -73,11 +62,8 @@ async def join(http: httpx.AsyncClient, *people: dict[str, str]) -> None:
 
 @pytest_asyncio.fixture
 async def api(tmp_path: Path) -> AsyncIterator[tuple[ServerProcess, httpx.AsyncClient]]:
-    async with (
-        ServerProcess(tmp_path / "data", env=ENV, anonymous=False) as server,
-        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
-    ):
-        yield server, http
+    async with served(tmp_path / "data", ENV) as running:
+        yield running
 
 
 @pytest.mark.asyncio
