@@ -27,6 +27,7 @@ from crdt_server.edge.documents import capable_principal, readable_documents
 from crdt_server.edge.events import viewer_of
 from crdt_server.edge.problems import ApiError
 from crdt_server.edge.routing import Call, QueryParam, Route, json_response, wedding_path
+from crdt_server.extensions.webhook_endpoints import WebhookEndpoints
 from crdt_server.extensions.webhook_model import Endpoint, IdempotencyConflict
 from crdt_server.extensions.webhook_safety import UnsafeTarget, check_url, resolve_target
 from crdt_server.extensions.webhooks import Webhooks
@@ -125,8 +126,12 @@ class QueuedDelivery(msgspec.Struct, frozen=True):
     status: str
 
 
-def _webhooks(call: Call) -> Webhooks:
-    return call.state.extension(Webhooks)
+def _webhooks(call: Call) -> WebhookEndpoints:
+    return call.state.extension(Webhooks).manage
+
+
+def _allow_private(call: Call) -> bool:
+    return call.state.extension(Webhooks).allow_private
 
 
 def _manager(call: Call) -> str:
@@ -182,7 +187,7 @@ async def create_webhook(call: Call) -> Response:
     events = _patterns(body.events)
     webhooks = _webhooks(call)
     try:
-        await resolve_target(body.url, allow_private=webhooks.allow_private)
+        await resolve_target(body.url, allow_private=_allow_private(call))
     except UnsafeTarget as exc:
         raise ApiError.field(422, "url", str(exc)) from None
     once = None
@@ -240,7 +245,7 @@ async def update_webhook(call: Call) -> Response:
         except UnsafeTarget as exc:
             raise ApiError.field(400, "url", str(exc)) from None
         try:
-            await resolve_target(body.url, allow_private=webhooks.allow_private)
+            await resolve_target(body.url, allow_private=_allow_private(call))
         except UnsafeTarget as exc:
             raise ApiError.field(422, "url", str(exc)) from None
     events = None if body.events is None else _patterns(body.events)
