@@ -247,6 +247,12 @@ async def test_a_disabled_endpoint_is_re_enabled_and_resumes_where_it_stopped(
         assert seqs == [first, missed]
         assert gone.id in {g.id for g in got[1:]}
 
+        bad_events = await http.patch(
+            f"{BASE}/{hook}", json={"events": ["no spaces"]}, headers=auth()
+        )
+        assert bad_events.status_code == 400
+        assert bad_events.json()["errors"][0]["field"] == "events[0]"
+
         # An operator may pause an endpoint too; nothing is sent until it is enabled again.
         paused = await http.patch(
             f"{BASE}/{hook}", json={"enabled": False, "description": "paused"}, headers=auth()
@@ -260,6 +266,17 @@ async def test_a_disabled_endpoint_is_re_enabled_and_resumes_where_it_stopped(
         assert resumed.status_code == 200, resumed.text
         [last] = (await receiver.wait_for(4))[3:]
         assert verify(created["secret"], last)["data"]["seq"] == later
+        # New patterns apply to the events not yet queued for it.
+        narrowed = await http.patch(f"{BASE}/{hook}", json={"events": ["custom.*"]}, headers=auth())
+        assert narrowed.json()["events"] == ["custom.*"]
+        await post_event(http)  # day.vendor_arrived: no longer subscribed
+        kept = await post_event(http, "custom.kept")
+        [fifth] = (await receiver.wait_for(5))[4:]
+        assert verify(created["secret"], fifth)["data"]["seq"] == kept
+        # Both events were queued in one pass: the unsubscribed one made no delivery (four
+        # deliveries for five requests: the one answered 410 was attempted twice).
+        listed = await http.get(f"{BASE}/{hook}/deliveries", headers=auth())
+        assert [d["seq"] for d in listed.json()["deliveries"]] == [kept, later, missed, first]
         spec = (await http.get("/openapi.json")).json()
         patch = spec["paths"][BASE.replace("w1", "{wedding_id}") + "/{hook}"]["patch"]
         assert patch["operationId"] == "updateWebhook"
@@ -435,6 +452,11 @@ async def test_private_addresses_are_refused_at_creation_and_at_connect_time(
                 answer = await http.post(BASE, json={"url": url}, headers=auth())
                 assert answer.status_code == 422, (url, answer.text)
                 assert answer.json()["errors"][0]["field"] == "url"
+                # Nor may an existing endpoint be pointed there.
+                moved = await http.patch(f"{BASE}/{hook}", json={"url": url}, headers=auth())
+                assert moved.status_code == 422, (url, moved.text)
+                assert moved.json()["errors"][0]["field"] == "url"
+            assert (await detail(http, hook))["url"] == receiver.url
             await post_event(http)
 
             async def refused() -> Any:
