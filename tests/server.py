@@ -3,6 +3,6 @@
 The implementation is the testing kit's :class:`crdt_server.testing.ServerProcess`.
 """
 
-from crdt_server.testing.server import ServerProcess
+from crdt_server.testing.server import ServerProcess, served
 
-__all__ = ["ServerProcess"]
+__all__ = ["ServerProcess", "served"]

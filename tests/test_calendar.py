@@ -17,28 +17,24 @@ import pytest
 import pytest_asyncio
 import websockets
 
-from crdt_server.auth.tokens import TokenCodec
-from tests.server import ServerProcess
+from crdt_server.testing.tokens import TokenMinter
+from tests.server import ServerProcess, served
 
 SECRET = "calendar-test-secret-at-least-32-bytes!"
-CODEC = TokenCodec(algorithms=["HS256"], secret=SECRET.encode())
+MINT = TokenMinter(SECRET)
 PUBLIC = "https://plan.example.com"
 ENV = {"CRDT_SERVER_AUTH_SECRET": SECRET, "CRDT_SERVER_PUBLIC_URL": PUBLIC}
 FEED = "/api/weddings/w1/calendar.ics"
 TOKENS = "/api/weddings/w1/calendar-tokens"
 
 
-def auth(role: str = "planner", sub: str = "ada") -> dict[str, str]:
-    return {"Authorization": f"Bearer {CODEC.mint(sub=sub, role=role, wedding='w1', ttl=600)}"}
+auth = MINT.headers
 
 
 @pytest_asyncio.fixture
 async def api(tmp_path: Path) -> AsyncIterator[tuple[ServerProcess, httpx.AsyncClient]]:
-    async with (
-        ServerProcess(tmp_path / "data", env=ENV, anonymous=False) as server,
-        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
-    ):
-        yield server, http
+    async with served(tmp_path / "data", ENV) as running:
+        yield running
 
 
 async def op(http: httpx.AsyncClient, body: dict[str, Any]) -> None:

@@ -5,7 +5,7 @@ the resolver (``conflict.resolved`` credited to them) and acknowledging."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,18 +14,18 @@ import pytest
 import pytest_asyncio
 from pycrdt import Doc, Map
 
-from crdt_server.auth.tokens import TokenCodec
+from crdt_server.testing.tokens import TokenMinter
+from crdt_server.testing.waits import until
 from documents import apply_operation
 from documents.model import Conflict
 from documents.resolution import Writer, suggest
 from tests.server import ServerProcess
 
 SECRET = "conflicts-test-secret-at-least-32-bytes!"
-CODEC = TokenCodec(algorithms=["HS256"], secret=SECRET.encode())
+MINT = TokenMinter(SECRET)
 
 
-def auth(role: str = "planner", sub: str = "ada") -> dict[str, str]:
-    return {"Authorization": f"Bearer {CODEC.mint(sub=sub, role=role, wedding='w1', ttl=600)}"}
+auth = MINT.headers
 
 
 @pytest_asyncio.fixture
@@ -36,17 +36,6 @@ async def http(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
         httpx.AsyncClient(base_url=server.url, timeout=10) as client,
     ):
         yield client
-
-
-async def until(check: Callable[[], Awaitable[Any]], deadline: float = 10.0) -> Any:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert loop.time() < end, "condition not met before the deadline"
-        await asyncio.sleep(0.05)
 
 
 async def op(http: httpx.AsyncClient, doc: str, body: dict[str, Any], **who: str) -> None:

@@ -18,7 +18,8 @@ import pytest_asyncio
 from pycrdt import Map
 
 from crdt_server.auth.tokens import TokenCodec
-from tests.server import ServerProcess
+from crdt_server.testing.waits import until
+from tests.server import ServerProcess, served
 from tests.yclient import YClient
 
 SECRET = "events-test-secret-at-least-32-bytes!!"
@@ -41,28 +42,14 @@ def auth(role: str = "planner", sub: str = "ada") -> dict[str, str]:
 
 @pytest_asyncio.fixture
 async def api(tmp_path: Path) -> AsyncIterator[tuple[ServerProcess, httpx.AsyncClient]]:
-    async with (
-        ServerProcess(tmp_path / "data", env=ENV, anonymous=False) as server,
-        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
-    ):
-        yield server, http
+    async with served(tmp_path / "data", ENV) as running:
+        yield running
 
 
 async def events_of(http: httpx.AsyncClient, *, role: str = "planner", **params: Any) -> Any:
     answer = await http.get("/api/weddings/w1/events", params=params, headers=auth(role))
     assert answer.status_code == 200, answer.text
     return answer.json()
-
-
-async def until(check: Any, deadline: float = 10.0) -> Any:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert loop.time() < end, "condition not met before the deadline"
-        await asyncio.sleep(0.05)
 
 
 @pytest.mark.asyncio

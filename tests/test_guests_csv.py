@@ -15,19 +15,18 @@ import pytest
 import pytest_asyncio
 from pycrdt import Doc
 
-from crdt_server.auth.tokens import TokenCodec
+from crdt_server.testing.tokens import TokenMinter
 from documents.guest_csv import apply_import, export_guests, plan_import
 from tests.server import ServerProcess
 
 SECRET = "guests-csv-secret-at-least-32-bytes!!!"
-CODEC = TokenCodec(algorithms=["HS256"], secret=SECRET.encode())
+MINT = TokenMinter(SECRET)
 ENV = {"CRDT_SERVER_AUTH_SECRET": SECRET, "CRDT_SERVER_MAX_CSV_BODY_BYTES": "200000"}
 CSV_PATH = "/api/weddings/w1/guests.csv"
 CSV_TYPE = {"Content-Type": "text/csv"}
 
 
-def auth(role: str = "planner", sub: str = "ada") -> dict[str, str]:
-    return {"Authorization": f"Bearer {CODEC.mint(sub=sub, role=role, wedding='w1', ttl=600)}"}
+auth = MINT.headers
 
 
 @pytest_asyncio.fixture

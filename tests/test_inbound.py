@@ -17,18 +17,17 @@ import pytest
 import pytest_asyncio
 from standardwebhooks.webhooks import Webhook
 
-from crdt_server.auth.tokens import TokenCodec
-from tests.server import ServerProcess
+from crdt_server.testing.tokens import TokenMinter
+from tests.server import ServerProcess, served
 
 SECRET = "inbound-test-secret-at-least-32-bytes!!"
 ADMIN = "inbound-admin-key"
-CODEC = TokenCodec(algorithms=["HS256"], secret=SECRET.encode())
+MINT = TokenMinter(SECRET)
 ENV = {"CRDT_SERVER_AUTH_SECRET": SECRET, "CRDT_SERVER_ADMIN_API_KEY": ADMIN}
 SOURCES = "/api/weddings/w1/inbound-sources"
 
 
-def auth(role: str = "planner", sub: str = "ada") -> dict[str, str]:
-    return {"Authorization": f"Bearer {CODEC.mint(sub=sub, role=role, wedding='w1', ttl=600)}"}
+auth = MINT.headers
 
 
 def signed(
@@ -49,11 +48,8 @@ def signed(
 
 @pytest_asyncio.fixture
 async def api(tmp_path: Path) -> AsyncIterator[tuple[ServerProcess, httpx.AsyncClient]]:
-    async with (
-        ServerProcess(tmp_path / "data", env=ENV, anonymous=False) as server,
-        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
-    ):
-        yield server, http
+    async with served(tmp_path / "data", ENV) as running:
+        yield running
 
 
 async def new_source(http: httpx.AsyncClient, name: str, access: dict[str, str]) -> str:

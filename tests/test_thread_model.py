@@ -11,6 +11,8 @@ from crdt_server.extensions.thread_model import (
     contains_pattern,
     mentions_in,
     recipients,
+    unnotified_mentions,
+    who_sees,
 )
 
 MEMBERS = {
@@ -43,6 +45,27 @@ def test_each_recipient_gets_one_reason_the_strongest_and_never_the_author() -> 
     urgent = recipients(FLO, participants, MEMBERS, [], None, "urgent")
     assert urgent == {"pat": "urgent", "cam": "urgent"}
     assert "flo" not in recipients(FLO, participants, MEMBERS, ["flo"], "flo", "emergency")
+
+
+def test_only_who_sees_the_thread_is_notified_and_the_rest_of_the_mentions_are_reported() -> None:
+    def reads(role: str) -> frozenset[str]:
+        return frozenset({"timeline"} if role == "vendor" else {"timeline", "budget"})
+
+    participants = ["pat", "flo", "gone"]  # "gone": no longer in the directory
+    assert who_sees(participants, MEMBERS, ()) == {"pat", "flo", "cam", "gone"}
+    # Anchored to the budget: the vendor participant (and an unknown role) may not see it.
+    budget = who_sees(participants, MEMBERS, {"budget"}, reads)
+    assert budget == {"pat", "cam"}
+    got = recipients(FLO, participants, MEMBERS, ["flo", "dj", "cam"], None, "urgent", budget)
+    assert got == {"pat": "urgent", "cam": "mention"}
+    assert unnotified_mentions("pat", ["pat", "flo", "dj", "cam"], MEMBERS, budget) == [
+        {"sub": "flo", "reason": "cannot_see_thread"},
+        {"sub": "dj", "reason": "cannot_see_thread"},
+    ]
+    # With an empty directory any @name is a mention: reported as no member.
+    assert unnotified_mentions("pat", ["zed"], {}, {"pat"}) == [
+        {"sub": "zed", "reason": "not_a_member"}
+    ]
 
 
 def test_contains_patterns_match_wildcards_literally() -> None:

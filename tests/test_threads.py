@@ -4,7 +4,6 @@ stream, email through a real SMTP server (aiosmtpd), erasure and the export."""
 
 from __future__ import annotations
 
-import asyncio
 import email
 import email.policy
 import socket
@@ -19,7 +18,8 @@ import pytest_asyncio
 from aiosmtpd.controller import Controller
 
 from crdt_server.auth.tokens import TokenCodec
-from tests.server import ServerProcess
+from crdt_server.testing.waits import until
+from tests.server import ServerProcess, served
 from tests.yclient import YClient
 
 SECRET = "threads-test-secret-at-least-32-bytes!!"
@@ -49,17 +49,6 @@ FRIEND = auth("fred", "friend")
 ADMIN_AUTH = {"Authorization": f"Bearer {ADMIN}"}
 
 
-async def until(check: Any, deadline: float = 10.0) -> Any:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert loop.time() < end, "condition not met before the deadline"
-        await asyncio.sleep(0.05)
-
-
 async def ok(response: httpx.Response, status: int = 200) -> Any:
     assert response.status_code == status, response.text
     return response.json()
@@ -73,11 +62,8 @@ async def join(http: httpx.AsyncClient, *people: dict[str, str]) -> None:
 
 @pytest_asyncio.fixture
 async def api(tmp_path: Path) -> AsyncIterator[tuple[ServerProcess, httpx.AsyncClient]]:
-    async with (
-        ServerProcess(tmp_path / "data", env=ENV, anonymous=False) as server,
-        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
-    ):
-        yield server, http
+    async with served(tmp_path / "data", ENV) as running:
+        yield running
 
 
 @pytest.mark.asyncio
@@ -299,6 +285,59 @@ async def test_unread_counts_mentions_notifications_and_search(
     for q, found in (("peonies", [tid]), ("flowers", [tid]), ("tulips", [])):
         answer = await ok(await http.get(f"{W}/threads", params={"q": q}, headers=PLANNER))
         assert [t["id"] for t in answer["threads"]] == found, q
+
+
+@pytest.mark.asyncio
+async def test_mentions_of_members_who_cannot_see_the_thread_are_reported_not_notified(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    _, http = api
+    await join(http, PLANNER, COUPLE, VENDOR, OTHER_VENDOR)
+
+    async def thread(body: dict[str, Any]) -> str:
+        tid: str = (await ok(await http.post(f"{W}/threads", json=body, headers=PLANNER), 201))[
+            "id"
+        ]
+        return tid
+
+    cake = await thread({"subject": "Cake", "participants": ["flo"]})
+    body = {"body": "@flo @dj @cam @pat @nobody: tiers?"}
+    first = await ok(
+        await http.put(f"{W}/threads/{cake}/messages/m1", json=body, headers=PLANNER), 201
+    )
+    # dj (a vendor not in the thread) is not notified, and the author is told why; flo
+    # (a participant) and cam (the couple sees every thread) are; pat is the author;
+    # @nobody names no member, so it is no mention at all.
+    assert first["unnotified_mentions"] == [{"sub": "dj", "reason": "cannot_see_thread"}]
+    again = await ok(await http.put(f"{W}/threads/{cake}/messages/m1", json=body, headers=PLANNER))
+    assert again["unnotified_mentions"] == first["unnotified_mentions"]
+    assert (await ok(await http.get(f"{W}/notifications", headers=OTHER_VENDOR)))["unread"] == 0
+    assert (await ok(await http.get(f"{W}/notifications", headers=COUPLE)))["unread"] == 1
+    events = (await ok(await http.get(f"{W}/events", headers=PLANNER)))["events"]
+    posted = [e for e in events if e["type"] == "thread.message_posted"]
+    assert posted[0]["data"]["unnotified_mentions"] == first["unnotified_mentions"]
+
+    # A participant whose role may not read the document the thread is anchored to does
+    # not see the thread: mentioning them notifies nothing (no subject in their inbox).
+    deposit = await thread(
+        {"subject": "Florist deposit", "anchors": [{"doc": "budget", "id": "p1"}],
+         "participants": ["flo"]}
+    )  # fmt: skip
+    answer = await ok(
+        await http.put(
+            f"{W}/threads/{deposit}/messages/m1", json={"body": "@flo paid?"}, headers=PLANNER
+        ),
+        201,
+    )
+    assert answer["unnotified_mentions"] == [{"sub": "flo", "reason": "cannot_see_thread"}]
+    flos = (await ok(await http.get(f"{W}/notifications", headers=VENDOR)))["notifications"]
+    assert [n["thread"]["id"] for n in flos] == [cake]
+    # Everyone who can see it: an empty list.
+    seen = await ok(
+        await http.put(f"{W}/threads/{cake}/messages/m2", json={"body": "@flo ok"}, headers=COUPLE),
+        201,
+    )
+    assert seen["unnotified_mentions"] == []
 
 
 @pytest.mark.asyncio

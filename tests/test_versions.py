@@ -4,8 +4,7 @@ concurrent edits, attributed to the restorer with its events."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +15,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycrdt import Doc, Map
 
-from crdt_server.auth.tokens import TokenCodec
+from crdt_server.testing.tokens import TokenMinter
+from crdt_server.testing.waits import until
 from documents import apply_operation, to_json
 from documents.restore import restore
 from storage.versions import VersionPoint, to_thin
 from tests.server import ServerProcess
 
 SECRET = "versions-test-secret-at-least-32-bytes!!"
-CODEC = TokenCodec(algorithms=["HS256"], secret=SECRET.encode())
+MINT = TokenMinter(SECRET)
 ENV = {
     "CRDT_SERVER_AUTH_SECRET": SECRET,
     "CRDT_SERVER_VERSION_INTERVAL_SECONDS": "0.5",
@@ -32,19 +32,7 @@ ENV = {
 GUESTS = "/api/weddings/w1/docs/guests"
 
 
-def auth(role: str = "planner", sub: str = "ada") -> dict[str, str]:
-    return {"Authorization": f"Bearer {CODEC.mint(sub=sub, role=role, wedding='w1', ttl=600)}"}
-
-
-async def until(check: Callable[[], Awaitable[Any]], deadline: float = 10.0) -> Any:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert loop.time() < end, "condition not met before the deadline"
-        await asyncio.sleep(0.05)
+auth = MINT.headers
 
 
 async def run(http: httpx.AsyncClient, body: dict[str, Any], **who: str) -> None:

@@ -20,12 +20,13 @@ import pytest
 import pytest_asyncio
 from standardwebhooks import Webhook
 
-from crdt_server.auth.tokens import TokenCodec
 from crdt_server.testing.receiver import Received, WebhookReceiver
-from tests.server import ServerProcess
+from crdt_server.testing.tokens import TokenMinter
+from crdt_server.testing.waits import until
+from tests.server import ServerProcess, served
 
 SECRET = "webhooks-test-secret-at-least-32-bytes!"
-CODEC = TokenCodec(algorithms=["HS256"], secret=SECRET.encode())
+MINT = TokenMinter(SECRET)
 ENV = {
     "CRDT_SERVER_AUTH_SECRET": SECRET,
     "CRDT_SERVER_WEBHOOK_ALLOW_PRIVATE": "true",
@@ -34,17 +35,13 @@ ENV = {
 BASE = "/api/weddings/w1/webhooks"
 
 
-def auth(role: str = "planner", sub: str = "ada", wedding: str = "w1") -> dict[str, str]:
-    return {"Authorization": f"Bearer {CODEC.mint(sub=sub, role=role, wedding=wedding, ttl=600)}"}
+auth = MINT.headers
 
 
 @pytest_asyncio.fixture
 async def api(tmp_path: Path) -> AsyncIterator[tuple[ServerProcess, httpx.AsyncClient]]:
-    async with (
-        ServerProcess(tmp_path / "data", env=dict(ENV), anonymous=False) as server,
-        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
-    ):
-        yield server, http
+    async with served(tmp_path / "data", ENV) as running:
+        yield running
 
 
 async def create(http: httpx.AsyncClient, url: str, events: list[str] | None = None) -> Any:
@@ -67,15 +64,6 @@ async def post_event(http: httpx.AsyncClient, kind: str = "day.vendor_arrived") 
 
 def verify(secret: str, got: Received) -> Any:
     return Webhook(secret).verify(got.body, got.headers)
-
-
-async def until(check: Any, deadline: float = 20.0) -> Any:
-    async with asyncio.timeout(deadline):
-        while True:
-            value = await check()
-            if value:
-                return value
-            await asyncio.sleep(0.05)
 
 
 async def detail(http: httpx.AsyncClient, hook: str) -> Any:
@@ -130,7 +118,7 @@ async def test_events_reach_a_receiver_signed_as_standard_webhooks(
             shown = await detail(http, hook)
             return shown if shown["health"]["attempts_24h"] == 3 else None
 
-        shown = await until(healthy)
+        shown = await until(healthy, 20.0)
         assert shown["health"]["success_rate_24h"] == 1.0
         assert shown["health"]["last_error"] is None and shown["health"]["next_attempt"] is None
         assert "secret" not in shown
@@ -168,7 +156,7 @@ async def test_retries_keep_the_id_then_dead_letter_then_replay(
             found = page.json()["deliveries"]
             return found if found else None
 
-        [failed] = await until(dead)
+        [failed] = await until(dead, 20.0)
         assert failed["id"] == got[0].id and failed["attempts"] == 4
         assert failed["last_status"] == 500 and len(failed["last_response"]) == 1024
         shown = await detail(http, hook)
@@ -210,13 +198,88 @@ async def test_410_disables_the_endpoint_and_others_keep_receiving(
             shown = await detail(http, dead_hook)
             return shown if not shown["enabled"] else None
 
-        shown = await until(disabled)
+        shown = await until(disabled, 20.0)
         assert "410" in shown["disabled_reason"]
         await post_event(http)
         second = await alive.wait_for(2)
         verify(live["secret"], second[1])
         assert len(gone.received) == 1
         assert (await http.post(f"{BASE}/{dead_hook}/test", headers=auth())).status_code == 409
+
+
+@pytest.mark.asyncio
+async def test_a_disabled_endpoint_is_re_enabled_and_resumes_where_it_stopped(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    _, http = api
+    async with WebhookReceiver(answers=[410]) as receiver:
+        created = await create(http, receiver.url)
+        hook = created["id"]
+        first = await post_event(http)
+        [gone] = await receiver.wait_for(1)
+
+        async def disabled() -> Any:
+            shown = await detail(http, hook)
+            return shown if not shown["enabled"] else None
+
+        await until(disabled, 20.0)
+        missed = await post_event(http)  # while disabled: queued behind the cursor
+        vendor = await http.patch(
+            f"{BASE}/{hook}", json={"enabled": True}, headers=auth("vendor", "eve")
+        )
+        assert vendor.status_code == 403
+        bad = await http.patch(f"{BASE}/{hook}", json={"enabled": "yes"}, headers=auth())
+        assert bad.status_code in (400, 422) and bad.json()["errors"][0]["field"] == "enabled"
+        missing = await http.patch(
+            f"{BASE}/wh_000000000000000000000000", json={"enabled": True}, headers=auth()
+        )
+        assert missing.status_code == 404
+        assert len(receiver.received) == 1
+
+        answer = await http.patch(f"{BASE}/{hook}", json={"enabled": True}, headers=auth())
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["enabled"] is True and answer.json()["disabled_reason"] is None
+        assert created["secret"] not in answer.text
+        # The delivery answered 410 is attempted again (same webhook-id), then what
+        # happened while the endpoint was disabled.
+        got = await receiver.wait_for(3)
+        seqs = sorted(verify(created["secret"], g)["data"]["seq"] for g in got[1:])
+        assert seqs == [first, missed]
+        assert gone.id in {g.id for g in got[1:]}
+
+        bad_events = await http.patch(
+            f"{BASE}/{hook}", json={"events": ["no spaces"]}, headers=auth()
+        )
+        assert bad_events.status_code == 400
+        assert bad_events.json()["errors"][0]["field"] == "events[0]"
+
+        # An operator may pause an endpoint too; nothing is sent until it is enabled again.
+        paused = await http.patch(
+            f"{BASE}/{hook}", json={"enabled": False, "description": "paused"}, headers=auth()
+        )
+        assert paused.status_code == 200, paused.text
+        assert paused.json()["enabled"] is False and paused.json()["description"] == "paused"
+        assert "paused" in paused.json()["disabled_reason"]
+        later = await post_event(http)
+        assert (await http.post(f"{BASE}/{hook}/test", headers=auth())).status_code == 409
+        resumed = await http.patch(f"{BASE}/{hook}", json={"enabled": True}, headers=auth())
+        assert resumed.status_code == 200, resumed.text
+        [last] = (await receiver.wait_for(4))[3:]
+        assert verify(created["secret"], last)["data"]["seq"] == later
+        # New patterns apply to the events not yet queued for it.
+        narrowed = await http.patch(f"{BASE}/{hook}", json={"events": ["custom.*"]}, headers=auth())
+        assert narrowed.json()["events"] == ["custom.*"]
+        await post_event(http)  # day.vendor_arrived: no longer subscribed
+        kept = await post_event(http, "custom.kept")
+        [fifth] = (await receiver.wait_for(5))[4:]
+        assert verify(created["secret"], fifth)["data"]["seq"] == kept
+        # Both events were queued in one pass: the unsubscribed one made no delivery (four
+        # deliveries for five requests: the one answered 410 was attempted twice).
+        listed = await http.get(f"{BASE}/{hook}/deliveries", headers=auth())
+        assert [d["seq"] for d in listed.json()["deliveries"]] == [kept, later, missed, first]
+        spec = (await http.get("/openapi.json")).json()
+        patch = spec["paths"][BASE.replace("w1", "{wedding_id}") + "/{hook}"]["patch"]
+        assert patch["operationId"] == "updateWebhook"
 
 
 @pytest.mark.slow
@@ -305,6 +368,7 @@ async def test_only_roles_with_the_capability_manage_webhooks(
         "createWebhook",
         "listWebhooks",
         "getWebhook",
+        "updateWebhook",
         "deleteWebhook",
         "rotateWebhookSecret",
         "testWebhook",
@@ -388,6 +452,11 @@ async def test_private_addresses_are_refused_at_creation_and_at_connect_time(
                 answer = await http.post(BASE, json={"url": url}, headers=auth())
                 assert answer.status_code == 422, (url, answer.text)
                 assert answer.json()["errors"][0]["field"] == "url"
+                # Nor may an existing endpoint be pointed there.
+                moved = await http.patch(f"{BASE}/{hook}", json={"url": url}, headers=auth())
+                assert moved.status_code == 422, (url, moved.text)
+                assert moved.json()["errors"][0]["field"] == "url"
+            assert (await detail(http, hook))["url"] == receiver.url
             await post_event(http)
 
             async def refused() -> Any:
@@ -395,7 +464,7 @@ async def test_private_addresses_are_refused_at_creation_and_at_connect_time(
                 error = shown["health"]["last_error"]
                 return shown if error else None
 
-            shown = await until(refused)
+            shown = await until(refused, 20.0)
             assert shown["health"]["last_error"].startswith("refused:")
             assert receiver.received == []
 
@@ -476,7 +545,7 @@ async def test_the_readme_receiver_verifies_and_prints_events(
                 except httpx.ConnectError:
                     return None
 
-            answer = await until(forged)
+            answer = await until(forged, 20.0)
             assert answer.status_code == 400
         seq = await post_event(http)
         async with asyncio.timeout(20):

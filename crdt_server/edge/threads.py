@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -35,6 +36,7 @@ from crdt_server.extensions.threads import (
     Viewer,
     member_json,
 )
+from documents import DOCUMENT_KINDS
 
 __all__ = ["thread_routes"]
 
@@ -158,7 +160,7 @@ async def _viewer(call: Call) -> tuple[str, Viewer]:
     principal = wedding_principal(call, wedding, docs)
     moderator = call.state.permissions.can(principal.role, "threads.moderate")
     if principal.authenticated:
-        await _threads(call).see(
+        await _threads(call).people.see(
             wedding, principal.user_id, principal.role, principal.name, principal.email
         )
     return wedding, Viewer(principal.user_id, principal.role, frozenset(docs), moderator)
@@ -204,7 +206,7 @@ def _choice(call: Call, name: str, allowed: tuple[str, ...]) -> str | None:
 async def list_members(call: Call) -> Response:
     wedding, viewer = await _viewer(call)
     manager = call.state.permissions.can(viewer.role, "members.manage")
-    members = await _threads(call).members(wedding)
+    members = await _threads(call).people.members(wedding)
     shown = [member_json(m, with_email=manager or m.sub == viewer.sub) for m in members]
     return json_response(MembersAnswer(shown))
 
@@ -224,7 +226,7 @@ async def put_member(call: Call) -> Response:
     body = call.json(MemberBody)
     if body.email is not None and not valid_email(body.email):
         raise ApiError.field(422, "email", "must be an email address")
-    member, created = await _threads(call).put_member(
+    member, created = await _threads(call).people.put_member(
         wedding, sub, body.role, body.name or sub, body.email
     )
     return json_response(member, status_code=201 if created else 200)
@@ -243,7 +245,7 @@ async def erase_member(call: Call) -> Response:
 async def unsubscribe(call: Call) -> Response:
     wedding = wedding_path(call)
     key = call.request.query_params.get("key", "")
-    if not key or not await _threads(call).unsubscribe(wedding, call.path("sub"), key):
+    if not key or not await _threads(call).people.unsubscribe(wedding, call.path("sub"), key):
         raise ApiError.field(404, "key", "unknown unsubscribe link")
     return HTMLResponse(
         "<!doctype html><title>Unsubscribed</title><p>You will get no more notification"
@@ -254,7 +256,7 @@ async def unsubscribe(call: Call) -> Response:
 async def preferences(call: Call) -> Response:
     wedding, viewer = await _viewer(call)
     body = call.json(Preferences)
-    member = await _threads(call).set_preferences(
+    member = await _threads(call).people.set_preferences(
         wedding, viewer.sub, body.participation, body.email
     )
     return json_response(member_json(member, with_email=True))
@@ -399,10 +401,22 @@ async def put_message(call: Call) -> Response:
             body=_body_text(body.body),
             reply_to=body.reply_to,
             priority=body.priority,
+            reads=_reads(call),
         )
     except ThreadError as exc:
         raise _refusal(exc) from exc
     return json_response(message, status_code=201 if created else 200)
+
+
+def _reads(call: Call) -> Callable[[str], frozenset[str]]:
+    """Role -> the documents the role may read (the matrix; a token's own overrides are
+    not known for people other than the caller)."""
+    permissions = call.state.permissions
+
+    def reads(role: str) -> frozenset[str]:
+        return frozenset(d for d in DOCUMENT_KINDS if permissions.access(role, d).can_read)
+
+    return reads
 
 
 async def patch_message(call: Call) -> Response:
@@ -463,7 +477,7 @@ async def list_notifications(call: Call) -> Response:
     after = _int_query(call, "after", None, 1, 2**62)
     limit = _int_query(call, "limit", 50, 1, 500)
     assert limit is not None
-    items, count, following = await _threads(call).notifications(
+    items, count, following = await _threads(call).people.notifications(
         wedding, viewer.sub, unread_only=unread == "true", after=after, limit=limit
     )
     return json_response(
@@ -480,7 +494,7 @@ async def read_notifications(call: Call) -> Response:
             if not all(i.isdigit() and len(i) < 19 for i in body.ids):
                 raise ApiError.field(400, "ids", "notification ids as given by the inbox")
             ids = [int(i) for i in body.ids]
-    marked = await _threads(call).read_notifications(wedding, viewer.sub, ids)
+    marked = await _threads(call).people.read_notifications(wedding, viewer.sub, ids)
     return json_response(ReadAnswer(marked))
 
 
@@ -650,7 +664,8 @@ def thread_routes() -> list[Route]:
             message,
             "putMessage",
             "Post a message under a client id: 201 the first time, 200 with the same message"
-            " after, 409 if the id holds another one",
+            " after, 409 if the id holds another one; unnotified_mentions lists the mentioned"
+            " members who may not see the thread (reason cannot_see_thread), never notified",
             put_message,
             "threads",
             body="json",

@@ -4,6 +4,9 @@
   ``{"id", "secret"}``; the ``whsec_`` secret is shown only here (and by ``rotate``).
 - ``GET .../webhooks`` lists them (never their secrets); ``GET .../webhooks/{hook}`` adds
   its health (success rate over 24 h, last error, next attempt); ``DELETE`` removes it.
+- ``PATCH .../webhooks/{hook}`` ``{"enabled", "url", "events", "description"}`` (each
+  optional): ``{"enabled": true}`` re-enables an endpoint disabled by a 410 (or paused with
+  ``false``) and resumes deliveries where it stopped.
 - ``POST .../{hook}/rotate``: a new secret; the old one keeps signing beside it for 24 h.
 - ``POST .../{hook}/test`` queues a ``webhook.test`` delivery.
 - ``GET .../{hook}/deliveries?status=failed``; ``POST .../deliveries/{delivery}/replay``.
@@ -24,6 +27,7 @@ from crdt_server.edge.documents import capable_principal, readable_documents
 from crdt_server.edge.events import viewer_of
 from crdt_server.edge.problems import ApiError
 from crdt_server.edge.routing import Call, QueryParam, Route, json_response, wedding_path
+from crdt_server.extensions.webhook_endpoints import WebhookEndpoints
 from crdt_server.extensions.webhook_model import Endpoint, IdempotencyConflict
 from crdt_server.extensions.webhook_safety import UnsafeTarget, check_url, resolve_target
 from crdt_server.extensions.webhooks import Webhooks
@@ -51,6 +55,15 @@ class WebhookRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         msgspec.field(default_factory=_all)
     )
     description: Annotated[str, msgspec.Meta(max_length=500)] = ""
+
+
+class WebhookChanges(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """What to change on an endpoint (each field optional)."""
+
+    enabled: bool | None = None
+    url: Annotated[str, msgspec.Meta(min_length=1, max_length=2048)] | None = None
+    events: Annotated[list[str], msgspec.Meta(min_length=1, max_length=MAX_PATTERNS)] | None = None
+    description: Annotated[str, msgspec.Meta(max_length=500)] | None = None
 
 
 class CreatedWebhook(msgspec.Struct, frozen=True):
@@ -113,8 +126,12 @@ class QueuedDelivery(msgspec.Struct, frozen=True):
     status: str
 
 
-def _webhooks(call: Call) -> Webhooks:
-    return call.state.extension(Webhooks)
+def _webhooks(call: Call) -> WebhookEndpoints:
+    return call.state.extension(Webhooks).manage
+
+
+def _allow_private(call: Call) -> bool:
+    return call.state.extension(Webhooks).allow_private
 
 
 def _manager(call: Call) -> str:
@@ -170,7 +187,7 @@ async def create_webhook(call: Call) -> Response:
     events = _patterns(body.events)
     webhooks = _webhooks(call)
     try:
-        await resolve_target(body.url, allow_private=webhooks.allow_private)
+        await resolve_target(body.url, allow_private=_allow_private(call))
     except UnsafeTarget as exc:
         raise ApiError.field(422, "url", str(exc)) from None
     once = None
@@ -216,6 +233,32 @@ async def get_webhook(call: Call) -> Response:
     endpoint = await _endpoint(call)
     health = await _webhooks(call).health(endpoint)
     return json_response({**endpoint.json(), "health": health.json(endpoint)})
+
+
+async def update_webhook(call: Call) -> Response:
+    endpoint = await _endpoint(call)
+    body = call.json(WebhookChanges)
+    webhooks = _webhooks(call)
+    if body.url is not None:
+        try:
+            check_url(body.url)
+        except UnsafeTarget as exc:
+            raise ApiError.field(400, "url", str(exc)) from None
+        try:
+            await resolve_target(body.url, allow_private=_allow_private(call))
+        except UnsafeTarget as exc:
+            raise ApiError.field(422, "url", str(exc)) from None
+    events = None if body.events is None else _patterns(body.events)
+    changed = await webhooks.update(
+        endpoint,
+        enabled=body.enabled,
+        url=body.url,
+        events=events,
+        description=body.description,
+    )
+    if changed is None:
+        raise ApiError(404, "no such webhook endpoint in this wedding")
+    return json_response(changed.json())
 
 
 async def delete_webhook(call: Call) -> Response:
@@ -311,6 +354,20 @@ def webhook_routes() -> list[Route]:
             "read",
             response_model=WebhookDetail,
             errors=common,
+        ),
+        Route(
+            "PATCH",
+            one,
+            "updateWebhook",
+            'Change an endpoint: {"enabled": true} re-enables one disabled by a 410 (or'
+            " paused with false) and resumes where it stopped: the delivery answered 410"
+            " again (same webhook-id), then the events committed meanwhile",
+            update_webhook,
+            "write",
+            body="json",
+            request_model=WebhookChanges,
+            response_model=WebhookItem,
+            errors=(400, *common, 413, 422),
         ),
         Route(
             "DELETE",

@@ -141,7 +141,7 @@ class Mailer(Extension):
         if not items:
             return  # another process took them
         ids = [int(i[0]) for i in items]
-        member = await self._threads.member(wedding, sub)
+        member = await self._threads.people.member(wedding, sub)
         if member is not None and member.email and member.email_on:
             email = await self._compose(wedding, sub, member.email, items)
             try:
@@ -168,7 +168,7 @@ class Mailer(Extension):
         assert self._core is not None
         settings = self._core.settings
         db = self._threads.db
-        names = {m.sub: m.name for m in await self._threads.members(wedding)}
+        names = {m.sub: m.name for m in await self._threads.people.members(wedding)}
         lines = []
         subjects = []
         for _, reason, thread, message, priority in items:
@@ -191,7 +191,7 @@ class Mailer(Extension):
             text = "(deleted)" if deleted else str(body)
             lines.append(f"{flag}{who} {why} in \u201c{subject}\u201d:\n{text}\n")
         base = settings.public_url or f"http://{settings.host}:{settings.port}"
-        key = await self._threads.unsubscribe_key(wedding, sub) or ""
+        key = await self._threads.people.unsubscribe_key(wedding, sub) or ""
         link = (
             f"{base.rstrip('/')}/api/weddings/{quote(wedding)}/members/{quote(sub, safe='')}"
             f"/unsubscribe?key={quote(key)}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,8 @@ __all__ = [
     "message_json",
     "recipients",
     "thread_json",
+    "unnotified_mentions",
+    "who_sees",
 ]
 
 KINDS = ("general", "vendor", "guest", "seating", "timeline", "budget")
@@ -167,24 +169,49 @@ def mentions_in(body: str, members: dict[str, Member]) -> list[str]:
     return found
 
 
+def who_sees(
+    participants: Sequence[str],
+    members: Mapping[str, Member],
+    docs: Collection[str],
+    reads: Callable[[str], Collection[str]] | None = None,
+) -> set[str]:
+    """Who may see a thread anchored to ``docs``: its participants and the couple and
+    planner, each only if their role (``reads``: role -> the documents it may read; every
+    document if not given) reads every one of those documents. A participant missing from
+    the directory (role unknown) sees it only if it is anchored to nothing."""
+    seen: set[str] = set()
+    for sub in {*participants, *(s for s, m in members.items() if m.role in LEADS)}:
+        member = members.get(sub)
+        if member is None:
+            if not docs:
+                seen.add(sub)
+        elif reads is None or all(d in reads(member.role) for d in docs):
+            seen.add(sub)
+    return seen
+
+
 def recipients(
     author: Viewer,
     participants: Sequence[str],
-    members: dict[str, Member],
+    members: Mapping[str, Member],
     mentions: Sequence[str],
     parent_author: str | None,
     level: str,
+    can_see: Collection[str] | None = None,
 ) -> dict[str, str]:
-    """Who is notified of a new message, and why (one reason each, the strongest)."""
-    can_see = set(participants) | {s for s, m in members.items() if m.role in LEADS}
+    """Who is notified of a new message, and why (one reason each, the strongest); only
+    who can see the thread (``can_see``, :func:`who_sees`; by default its participants and
+    the couple and planner)."""
+    if can_see is None:
+        can_see = who_sees(participants, members, ())
     chosen: dict[str, str] = {}
     for sub in participants:
         member = members.get(sub)
-        if member is not None and member.participation == "all":
+        if member is not None and member.participation == "all" and sub in can_see:
             chosen[sub] = "message"
     if level != "normal":
         for sub, member in members.items():
-            if member.role in LEADS:
+            if member.role in LEADS and sub in can_see:
                 chosen[sub] = "urgent"
     if parent_author and parent_author in can_see:
         member = members.get(parent_author)
@@ -195,3 +222,18 @@ def recipients(
             chosen[sub] = "mention"
     chosen.pop(author.sub, None)
     return chosen
+
+
+def unnotified_mentions(
+    author: str, mentions: Sequence[str], members: Mapping[str, Member], can_see: Collection[str]
+) -> list[dict[str, str]]:
+    """The mentions a message could not notify, and why: ``cannot_see_thread`` (a member
+    who may not see it; the thread is never widened by a mention) or ``not_a_member`` (only
+    when the directory is empty and any ``@name`` counts). Every principal of the wedding
+    may list the directory and a thread's participants, so this tells the author nothing
+    they could not learn."""
+    return [
+        {"sub": sub, "reason": "cannot_see_thread" if sub in members else "not_a_member"}
+        for sub in mentions
+        if sub != author and sub not in can_see
+    ]

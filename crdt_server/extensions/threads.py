@@ -10,6 +10,9 @@ notifications and email outbox rows it causes: acknowledged means all of it is s
 Messages carry a client id and are created idempotently: the same id again answers the
 stored message, another body under it is a conflict. The server numbers each thread's
 messages (``seq``) in commit order; read marks and unread counts use that number.
+
+The member directory and each person's inbox are :class:`ThreadPeople`
+(:mod:`crdt_server.extensions.thread_people`), reached as ``Threads.people``.
 """
 
 from __future__ import annotations
@@ -22,31 +25,32 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from crdt_server.core.connection import Connection
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.core.room import Room
-from crdt_server.extensions.events import EventLog, rfc3339
+from crdt_server.extensions.events import EventLog
 from crdt_server.extensions.thread_db import SCHEMA, Events, Sql, ThreadDb, Tx
 from crdt_server.extensions.thread_model import (
     MAX_BODY_BYTES,
     MESSAGE_COLUMNS,
     RANK,
     THREAD_COLUMNS,
-    Member,
     ThreadError,
     Viewer,
     contains_pattern,
     hidden_docs,
     member_json,
-    member_of_row,
     mentions_in,
     message_json,
     recipients,
     thread_json,
+    unnotified_mentions,
+    who_sees,
 )
+from crdt_server.extensions.thread_people import ThreadPeople
 from storage import NewEvent, audience_of
 
 __all__ = ["MAX_BODY_BYTES", "ThreadError", "Threads", "Viewer", "member_json"]
@@ -68,7 +72,8 @@ class Threads(Extension):
         self._events = events
         self._db: ThreadDb | None = None
         self._core: Core | None = None
-        self._seen: dict[tuple[str, str], tuple[str, str, str | None]] = {}
+        self.people = ThreadPeople(lambda: self.db)
+        """The member directory and each person's inbox."""
         self._merger: asyncio.Task[None] | None = None
         self.outbox_wake = asyncio.Event()
         """Set when email rows were queued (the mailer waits on it)."""
@@ -112,9 +117,11 @@ class Threads(Extension):
         p = conn.principal
         if not p.authenticated:
             return
-        if self._seen.get((room.wedding_id, p.user_id)) == (p.role, p.name, p.email):
+        if self.people.known(room.wedding_id, p.user_id, p.role, p.name, p.email):
             return
-        task = asyncio.ensure_future(self.see(room.wedding_id, p.user_id, p.role, p.name, p.email))
+        task = asyncio.ensure_future(
+            self.people.see(room.wedding_id, p.user_id, p.role, p.name, p.email)
+        )
         task.add_done_callback(_log_failure)
 
     @property
@@ -127,103 +134,6 @@ class Threads(Extension):
     def settings(self) -> Any:
         assert self._core is not None
         return self._core.settings
-
-    # -- members ------------------------------------------------------------------------
-
-    async def see(self, wedding: str, sub: str, role: str, name: str, email: str | None) -> None:
-        """Keep the directory up to date with a token seen at a connection or request."""
-        key = (wedding, sub)
-        if self._seen.get(key) == (role, name, email):
-            return
-
-        def tx() -> Tx[None]:
-            yield Sql(
-                "INSERT INTO {t}thread_members (wedding, sub, role, name, email, unsubscribe,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (wedding, sub) DO UPDATE"
-                " SET role = excluded.role, name = excluded.name,"
-                " email = COALESCE(excluded.email, {t}thread_members.email),"
-                " updated_at = excluded.updated_at",
-                (wedding, sub, role, name, email, secrets.token_urlsafe(24), time.time()),
-            )
-
-        await self.db.write(tx())
-        self._seen[key] = (role, name, email)
-
-    async def put_member(
-        self, wedding: str, sub: str, role: str, name: str, email: str | None
-    ) -> tuple[dict[str, Any], bool]:
-        """Create or replace a member; (member, created)."""
-
-        def tx() -> Tx[bool]:
-            rows = yield Sql(
-                "SELECT 1 FROM {t}thread_members WHERE wedding = ? AND sub = ?", (wedding, sub)
-            )
-            yield Sql(
-                "INSERT INTO {t}thread_members (wedding, sub, role, name, email, unsubscribe,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (wedding, sub) DO UPDATE"
-                " SET role = excluded.role, name = excluded.name, email = excluded.email,"
-                " updated_at = excluded.updated_at",
-                (wedding, sub, role, name, email, secrets.token_urlsafe(24), time.time()),
-            )
-            return not rows
-
-        created = await self.db.write(tx())
-        self._seen.pop((wedding, sub), None)
-        member = await self.member(wedding, sub)
-        assert member is not None
-        return member_json(member, with_email=True), created
-
-    async def member(self, wedding: str, sub: str) -> Member | None:
-        rows = await self.db.read(
-            "SELECT sub, role, name, email, participation, email_on FROM {t}thread_members"
-            " WHERE wedding = ? AND sub = ?",
-            wedding,
-            sub,
-        )
-        return member_of_row(rows[0]) if rows else None
-
-    async def members(self, wedding: str) -> list[Member]:
-        rows = await self.db.read(
-            "SELECT sub, role, name, email, participation, email_on FROM {t}thread_members"
-            " WHERE wedding = ? ORDER BY sub",
-            wedding,
-        )
-        return [member_of_row(r) for r in rows]
-
-    async def set_preferences(
-        self, wedding: str, sub: str, participation: str | None, email_on: bool | None
-    ) -> Member:
-        def tx() -> Tx[None]:
-            if participation is not None:
-                yield Sql(
-                    "UPDATE {t}thread_members SET participation = ? WHERE wedding = ? AND sub = ?",
-                    (participation, wedding, sub),
-                )
-            if email_on is not None:
-                yield Sql(
-                    "UPDATE {t}thread_members SET email_on = ? WHERE wedding = ? AND sub = ?",
-                    (int(email_on), wedding, sub),
-                )
-
-        await self.db.write(tx())
-        member = await self.member(wedding, sub)
-        assert member is not None
-        return member
-
-    async def unsubscribe(self, wedding: str, sub: str, key: str) -> bool:
-        rows = await self.db.read(
-            "SELECT unsubscribe FROM {t}thread_members WHERE wedding = ? AND sub = ?", wedding, sub
-        )
-        if not rows or not secrets.compare_digest(str(rows[0][0]).encode(), key.encode()):
-            return False
-        await self.set_preferences(wedding, sub, None, False)
-        return True
-
-    async def unsubscribe_key(self, wedding: str, sub: str) -> str | None:
-        rows = await self.db.read(
-            "SELECT unsubscribe FROM {t}thread_members WHERE wedding = ? AND sub = ?", wedding, sub
-        )
-        return str(rows[0][0]) if rows else None
 
     # -- threads ------------------------------------------------------------------------
 
@@ -246,7 +156,7 @@ class Threads(Extension):
             if anchor["doc"] not in viewer.docs:
                 raise ThreadError(403, f"{anchor['doc']!r} is not open to you", "anchors")
         subs = sorted({viewer.sub, *participants})
-        known = {m.sub: m for m in await self.members(wedding)}
+        known = {m.sub: m for m in await self.people.members(wedding)}
         unknown = [s for s in subs if s not in known and s != viewer.sub]
         if unknown:
             raise ThreadError(422, f"not a member of this wedding: {unknown[0]!r}", "participants")
@@ -375,7 +285,7 @@ class Threads(Extension):
         roles: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         if roles is None:
-            roles = {m.sub: m.role for m in await self.members(wedding)}
+            roles = {m.sub: m.role for m in await self.people.members(wedding)}
         return {**thread_json(row, row[11], roles), "unread": unread}
 
     async def _unread(self, wedding: str, tids: Sequence[str], sub: str) -> dict[str, int]:
@@ -458,7 +368,7 @@ class Threads(Extension):
         rows = await self.db.read(sql, *params)
         tids = [str(r[0]) for r in rows]
         unread = await self._unread(wedding, tids, viewer.sub)
-        roles = {m.sub: m.role for m in await self.members(wedding)}
+        roles = {m.sub: m.role for m in await self.people.members(wedding)}
         members: dict[str, list[str]] = {tid: [] for tid in tids}
         if tids:
             # One query for the page's participants (not one per thread).
@@ -491,7 +401,7 @@ class Threads(Extension):
         participants = before
         if "participants" in changes:
             participants = sorted({str(row[6]), *changes["participants"]})
-            known = {m.sub for m in await self.members(wedding)}
+            known = {m.sub for m in await self.people.members(wedding)}
             unknown = [s for s in participants if s not in known and s not in before]
             if unknown:
                 raise ThreadError(
@@ -581,8 +491,14 @@ class Threads(Extension):
         body: str,
         reply_to: str | None,
         priority: str | None,
+        reads: Callable[[str], Collection[str]] | None = None,
     ) -> tuple[dict[str, Any], bool]:
-        """Create a message once; (message, created). 409 if ``mid`` holds another one."""
+        """Create a message once; (message, created). 409 if ``mid`` holds another one.
+
+        Only who can see the thread is notified (``reads``: role -> the documents it may
+        read, for threads anchored to documents; see :func:`who_sees`). The message's
+        ``unnotified_mentions`` lists the mentioned members who cannot see it, as of this
+        answer (a mention never widens a thread: its creator or a lead adds participants)."""
         row = await self._visible_row(wedding, tid, viewer)
         participants: list[str] = row[11]
         anchors = json.loads(row[5])
@@ -592,8 +508,9 @@ class Threads(Extension):
             json.dumps([viewer.sub, body, reply_to, priority]).encode()
         ).hexdigest()
         level = max(priority or "normal", row[4], key=RANK.__getitem__)
-        members = {m.sub: m for m in await self.members(wedding)}
+        members = {m.sub: m for m in await self.people.members(wedding)}
         mentions = mentions_in(body, members)
+        can_see = who_sees(participants, members, {a["doc"] for a in anchors}, reads)
         now = time.time()
         email = bool(self.settings.smtp_url)
 
@@ -650,6 +567,7 @@ class Threads(Extension):
                 "body": body,
                 "reply_to": reply_to,
                 "mentions": mentions,
+                "unnotified_mentions": unnotified_mentions(viewer.sub, mentions, members, can_see),
             }
             yield Events(
                 [
@@ -659,7 +577,7 @@ class Threads(Extension):
                 ]
             )
             for sub, reason in recipients(
-                viewer, participants, members, mentions, parent_author, level
+                viewer, participants, members, mentions, parent_author, level, can_see
             ).items():
                 yield Sql(
                     "INSERT INTO {t}thread_notifications (wedding, sub, reason, thread, message,"
@@ -687,7 +605,8 @@ class Threads(Extension):
             self.outbox_wake.set()
             assert self._core is not None
             self._core.registry.bus.publish_event({"type": "threads.outbox", "wedding": wedding})
-        return message_json(stored, tid), created
+        missed = unnotified_mentions(viewer.sub, json.loads(stored[10]), members, can_see)
+        return {**message_json(stored, tid), "unnotified_mentions": missed}, created
 
     async def _own_message(
         self, wedding: str, tid: str, mid: str, viewer: Viewer
@@ -713,7 +632,7 @@ class Threads(Extension):
             raise ThreadError(403, "only its author or a moderator may change a message")
         if message[8]:
             raise ThreadError(409, "this message was deleted")
-        members = {m.sub: m for m in await self.members(wedding)}
+        members = {m.sub: m for m in await self.people.members(wedding)}
         now = time.time()
         kind = "thread.message_deleted" if body is None else "thread.message_edited"
         data: dict[str, Any] = {"thread": tid, "message": mid, "seq": int(message[1])}
@@ -811,64 +730,6 @@ class Threads(Extension):
         await self.db.write(tx())
         return await self.thread(wedding, tid, viewer)
 
-    # -- notifications ------------------------------------------------------------------
-
-    async def notifications(
-        self, wedding: str, sub: str, *, unread_only: bool, after: int | None, limit: int
-    ) -> tuple[list[dict[str, Any]], int, int | None]:
-        sql = (
-            "SELECT n.id, n.reason, n.thread, n.message, n.actor, n.actor_role, n.priority,"
-            " n.created_at, n.read, t.subject FROM {t}thread_notifications n JOIN {t}threads t"
-            " ON t.wedding = n.wedding AND t.id = n.thread WHERE n.wedding = ? AND n.sub = ?"
-        )
-        params: list[Any] = [wedding, sub]
-        if unread_only:
-            sql += " AND n.read = 0"
-        if after is not None:
-            sql += " AND n.id < ?"
-            params.append(after)
-        rows = await self.db.read(sql + " ORDER BY n.id DESC LIMIT ?", *params, limit)
-        unread = await self.db.read(
-            "SELECT COUNT(*) FROM {t}thread_notifications WHERE wedding = ? AND sub = ?"
-            " AND read = 0",
-            wedding,
-            sub,
-        )
-        items = [
-            {
-                "id": str(r[0]),
-                "reason": r[1],
-                "thread": {"id": r[2], "subject": r[9]},
-                "message": r[3],
-                "actor": {"sub": r[4], "role": r[5]},
-                "priority": r[6],
-                "created_at": rfc3339(float(r[7])),
-                "read": bool(r[8]),
-            }
-            for r in rows
-        ]
-        following = int(rows[-1][0]) if len(rows) == limit else None
-        return items, int(unread[0][0]), following
-
-    async def read_notifications(self, wedding: str, sub: str, ids: list[int] | None) -> int:
-        def tx() -> Tx[int]:
-            if ids is None:
-                done = yield Sql(
-                    "UPDATE {t}thread_notifications SET read = 1 WHERE wedding = ? AND sub = ?"
-                    " AND read = 0 RETURNING id",
-                    (wedding, sub),
-                )
-            else:
-                marks = ",".join("?" * len(ids))
-                done = yield Sql(
-                    "UPDATE {t}thread_notifications SET read = 1 WHERE wedding = ? AND sub = ?"
-                    f" AND read = 0 AND id IN ({marks}) RETURNING id",
-                    (wedding, sub, *ids),
-                )
-            return len(done)
-
-        return await self.db.write(tx())
-
     # -- erasure ---------------------------------------------------------------
 
     async def erase_member(self, wedding: str, sub: str) -> bool:
@@ -916,7 +777,7 @@ class Threads(Extension):
             return bool(had)
 
         found = await self.db.write(tx())
-        self._seen.pop((wedding, sub), None)
+        self.people.forget(wedding, sub)
         if self.db.dialect == "sqlite":
             # Merge the search index's segments so erased text is not left in old ones.
             await self.db.write(_optimize())

@@ -13,7 +13,10 @@ Deliveries are attempted by whichever process claims them (a lease, see
 (``CRDT_SERVER_WEBHOOK_RETRY_SCHEDULE``: the delay before each attempt). Every attempt of
 a delivery carries the same ``webhook-id`` and is signed anew (``webhook-timestamp`` is the
 attempt's); any 2xx answer delivers it; 410 disables the endpoint; after the last attempt
-it is failed (a dead letter), listed and replayable. A dead endpoint never holds back
+it is failed (a dead letter), listed and replayable. An endpoint disabled by a 410 (or
+paused through the API) is enabled again with :meth:`WebhookEndpoints.update
+<crdt_server.extensions.webhook_endpoints.WebhookEndpoints.update>`, and resumes where it
+stopped (its cursor did not move while it was disabled). A dead endpoint never holds back
 another, and a dead letter never holds back later deliveries: each delivery is claimed on
 its own. There is no ordering promise: the payload carries the event's ``seq``.
 
@@ -27,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import secrets
@@ -41,32 +43,24 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.extensions.events import rfc3339
+from crdt_server.extensions.webhook_endpoints import WebhookEndpoints, insert_delivery
 from crdt_server.extensions.webhook_model import (
-    DELIVERY_COLUMNS,
     ENDPOINT_COLUMNS,
-    Delivery,
     Endpoint,
-    Health,
-    IdempotencyConflict,
-    delivery_of,
     endpoint_of,
     new_id,
-    new_secret,
     payload_of,
-    scope_json,
 )
 from crdt_server.extensions.webhook_safety import UnsafeTarget
 from crdt_server.extensions.webhook_sender import post_signed
 from crdt_server.extensions.webhook_tables import Statement, WebhookTables
 from crdt_server.settings import Settings
-from storage import DocumentStore, EventFilter, Once
+from storage import DocumentStore, EventFilter
 
 __all__ = ["Webhooks"]
 
 log = logging.getLogger("crdt_server.webhooks")
 
-ROTATION_SECONDS = 24 * 3600.0
-"""How long the old secret keeps signing beside the new one after a rotation."""
 MAX_IN_FLIGHT = 32
 """Attempts one process makes at once."""
 PER_ENDPOINT = 4
@@ -109,6 +103,7 @@ class Webhooks(Extension):
 
     def __init__(self) -> None:
         self._tables: WebhookTables | None = None
+        self._manage: WebhookEndpoints | None = None
         self._settings = Settings()
         self._client: httpx.AsyncClient | None = None
         self._metrics: _Metrics | None = None
@@ -142,6 +137,7 @@ class Webhooks(Extension):
         self._settings = settings
         self._tables = WebhookTables(store)
         await self._tables.install()
+        self._manage = WebhookEndpoints(self._tables, self._wake.set)
         self._client = httpx.AsyncClient(
             timeout=settings.webhook_timeout_seconds,
             follow_redirects=False,
@@ -177,7 +173,7 @@ class Webhooks(Extension):
         if self._client is not None:
             await self._client.aclose()
 
-    # -- managing endpoints ------------------------------------------------------------
+    # -- managing endpoints (see crdt_server.extensions.webhook_endpoints) --------------
 
     @property
     def tables(self) -> WebhookTables:
@@ -189,223 +185,12 @@ class Webhooks(Extension):
     def allow_private(self) -> bool:
         return self._settings.webhook_allow_private
 
-    async def create(
-        self,
-        wedding: str,
-        url: str,
-        events: list[str],
-        description: str,
-        *,
-        docs: frozenset[str] | None = None,
-        viewer: str | None = None,
-        once: Once | None = None,
-    ) -> tuple[Endpoint, str, bool]:
-        """A new endpoint receiving the wedding's events from now on (of ``docs`` and for
-        ``viewer``, as :class:`storage.EventFilter` has them: what its creator may see), its
-        secret, and True. With ``once``, a key already used (within its lifetime) creates
-        nothing and gives the endpoint it created, its current secret, and False; raises
-        :class:`IdempotencyConflict` if it was used with another body. Raises
-        :class:`LookupError` if the wedding is erased."""
-        if once is not None:
-            earlier = await self._created_with(wedding, once)
-            if earlier is not None:
-                return earlier
-        hook, secret, now = new_id("wh"), new_secret(), time.time()
-        after = await self.tables.store.last_event_seq(wedding)
-        scope = scope_json(docs, viewer)
-        values = (hook, wedding, url, description, json.dumps(events), secret, after, now, scope)
-        if once is None:
-            statements: list[Statement] = [
-                (
-                    "INSERT INTO {t}webhook_endpoints (id, wedding, url, description, events,"
-                    " secret, after_seq, created_at, scope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    values,
-                )
-            ]
-        else:
-            # The key row first; the endpoint only if that row is this call's (a concurrent
-            # call with the same key creates nothing and reads the winner's).
-            statements = [
-                (
-                    "DELETE FROM {t}webhook_idempotency WHERE scope = ? AND key = ?"
-                    " AND expires_at <= ?",
-                    (once.scope, once.key, now),
-                ),
-                (
-                    "INSERT INTO {t}webhook_idempotency (scope, key, wedding, fingerprint,"
-                    " endpoint, expires_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    (once.scope, once.key, wedding, once.fingerprint, hook, once.expires_at),
-                ),
-                (
-                    "INSERT INTO {t}webhook_endpoints (id, wedding, url, description, events,"
-                    " secret, after_seq, created_at, scope) SELECT CAST(? AS TEXT),"
-                    " CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT),"
-                    " CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS DOUBLE PRECISION),"
-                    " CAST(? AS TEXT) WHERE EXISTS (SELECT 1"
-                    " FROM {t}webhook_idempotency WHERE scope = ? AND key = ? AND endpoint = ?)",
-                    (*values, once.scope, once.key, hook),
-                ),
-            ]
-        await self.tables.transaction(statements)
-        endpoint = await self.endpoint(wedding, hook)
-        if endpoint is not None:
-            return endpoint, secret, True
-        if once is not None:
-            earlier = await self._created_with(wedding, once)
-            if earlier is not None:
-                return earlier
-        raise LookupError(wedding)  # erased meanwhile: its trigger dropped the rows
-
-    async def _created_with(self, wedding: str, once: Once) -> tuple[Endpoint, str, bool] | None:
-        rows = await self.tables.read(
-            "SELECT fingerprint, endpoint FROM {t}webhook_idempotency"
-            " WHERE scope = ? AND key = ? AND expires_at > ?",
-            once.scope,
-            once.key,
-            time.time(),
-        )
-        if not rows:
-            return None
-        if str(rows[0][0]) != once.fingerprint:
-            raise IdempotencyConflict("this Idempotency-Key was used with another body")
-        endpoint = await self.endpoint(wedding, str(rows[0][1]))
-        if endpoint is None:
-            raise IdempotencyConflict("the endpoint created with this Idempotency-Key is deleted")
-        return endpoint, endpoint.secret, False
-
-    async def count(self, wedding: str) -> int:
-        rows = await self.tables.read(
-            "SELECT COUNT(*) FROM {t}webhook_endpoints WHERE wedding = ?", wedding
-        )
-        return int(rows[0][0])
-
-    async def endpoints(self, wedding: str, *, after: str, limit: int) -> list[Endpoint]:
-        rows = await self.tables.read(
-            f"SELECT {ENDPOINT_COLUMNS} FROM {{t}}webhook_endpoints"
-            " WHERE wedding = ? AND id > ? ORDER BY id LIMIT ?",
-            wedding,
-            after,
-            limit,
-        )
-        return [endpoint_of(r) for r in rows]
-
-    async def endpoint(self, wedding: str, hook: str) -> Endpoint | None:
-        rows = await self.tables.read(
-            f"SELECT {ENDPOINT_COLUMNS} FROM {{t}}webhook_endpoints WHERE wedding = ? AND id = ?",
-            wedding,
-            hook,
-        )
-        return endpoint_of(rows[0]) if rows else None
-
-    async def health(self, endpoint: Endpoint) -> Health:
-        since = time.time() - 24 * 3600
-        attempts = await self.tables.read(
-            "SELECT COUNT(*), COALESCE(SUM(1 - ok), 0) FROM {t}webhook_attempts"
-            " WHERE endpoint = ? AND at > ?",
-            endpoint.id,
-            since,
-        )
-        counts = await self.tables.read(
-            "SELECT status, COUNT(*), MIN(next_at) FROM {t}webhook_deliveries"
-            " WHERE endpoint = ? AND status IN ('pending', 'failed') GROUP BY status",
-            endpoint.id,
-        )
-        by_status = {str(r[0]): (int(r[1]), float(r[2])) for r in counts}
-        pending, next_at = by_status.get("pending", (0, 0.0))
-        return Health(
-            int(attempts[0][0]),
-            int(attempts[0][1]),
-            pending,
-            by_status.get("failed", (0, 0.0))[0],
-            next_at if pending and not endpoint.disabled else None,
-        )
-
-    async def delete(self, wedding: str, hook: str) -> bool:
-        """Delete the endpoint with its deliveries and attempts; whether it existed."""
-        rows = await self.tables.transaction(
-            [
-                ("DELETE FROM {t}webhook_deliveries WHERE endpoint = ?", (hook,)),
-                ("DELETE FROM {t}webhook_attempts WHERE endpoint = ?", (hook,)),
-                (
-                    "DELETE FROM {t}webhook_endpoints WHERE wedding = ? AND id = ? RETURNING id",
-                    (wedding, hook),
-                ),
-            ]
-        )
-        return bool(rows[2])
-
-    async def rotate(self, wedding: str, hook: str) -> str | None:
-        """A new secret; the current one keeps signing beside it for 24 h. None: no such
-        endpoint."""
-        secret = new_secret()
-        rows = await self.tables.transaction(
-            [
-                (
-                    "UPDATE {t}webhook_endpoints SET old_secret = secret, old_until = ?,"
-                    " secret = ? WHERE wedding = ? AND id = ? RETURNING id",
-                    (time.time() + ROTATION_SECONDS, secret, wedding, hook),
-                )
-            ]
-        )
-        return secret if rows[0] else None
-
-    async def send_test(self, endpoint: Endpoint) -> str:
-        """Queue a ``webhook.test`` delivery to the endpoint now; its id."""
-        now = time.time()
-        delivery = new_id("msg")
-        data = {"endpoint": endpoint.id, "wedding": endpoint.wedding, "at": rfc3339(now)}
-        body = {"type": "webhook.test", "timestamp": rfc3339(now), "data": data}
-        payload = json.dumps(body, separators=(",", ":"))
-        kind = "webhook.test"
-        await self.tables.transaction(
-            [self._insert(endpoint, delivery, None, kind, payload, now, now)]
-        )
-        self._wake.set()
-        return delivery
-
-    async def deliveries(
-        self, endpoint: Endpoint, *, status: str | None, after: str | None, limit: int
-    ) -> list[Delivery]:
-        """The endpoint's deliveries, newest first."""
-        where = "endpoint = ?"
-        args: list[Any] = [endpoint.id]
-        if status is not None:
-            where += " AND status = ?"
-            args.append(status)
-        if after is not None:
-            where += " AND id < ?"
-            args.append(after)
-        rows = await self.tables.read(
-            f"SELECT {DELIVERY_COLUMNS} FROM {{t}}webhook_deliveries WHERE {where}"
-            " ORDER BY id DESC LIMIT ?",
-            *args,
-            limit,
-        )
-        return [delivery_of(r) for r in rows]
-
-    async def delivery(self, endpoint: Endpoint, delivery: str) -> Delivery | None:
-        rows = await self.tables.read(
-            f"SELECT {DELIVERY_COLUMNS} FROM {{t}}webhook_deliveries WHERE endpoint = ? AND id = ?",
-            endpoint.id,
-            delivery,
-        )
-        return delivery_of(rows[0]) if rows else None
-
-    async def replay(self, endpoint: Endpoint, delivery: str) -> bool:
-        """Attempt a finished (failed or delivered) delivery again, from the start of the
-        schedule, with the same ``webhook-id``; False if it is still pending."""
-        rows = await self.tables.transaction(
-            [
-                (
-                    "UPDATE {t}webhook_deliveries SET status = 'pending', attempts = 0,"
-                    " next_at = ?, lease_until = 0, done_at = 0"
-                    " WHERE endpoint = ? AND id = ? AND status <> 'pending' RETURNING id",
-                    (time.time(), endpoint.id, delivery),
-                )
-            ]
-        )
-        self._wake.set()
-        return bool(rows[0])
+    @property
+    def manage(self) -> WebhookEndpoints:
+        """Endpoints and their deliveries, as the API manages them."""
+        if self._manage is None:
+            raise RuntimeError("the webhooks extension has not been started")
+        return self._manage
 
     # -- the dispatcher ----------------------------------------------------------------
 
@@ -426,43 +211,6 @@ class Webhooks(Extension):
             if delay > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
-
-    def _insert(
-        self,
-        endpoint: Endpoint,
-        delivery: str,
-        seq: int | None,
-        kind: str,
-        payload: str,
-        event_at: float,
-        next_at: float,
-        *,
-        lease: bool = False,
-    ) -> Statement:
-        """A new delivery; with ``lease``, taken by this process for its first attempt
-        now (saving a claim: the attempt is counted and leased in the same statement)."""
-        now = time.time()
-        return (
-            "INSERT INTO {t}webhook_deliveries (id, wedding, endpoint, event_seq, type,"
-            " payload, status, next_at, created_at, event_at, attempts, lease_until,"
-            " lease_owner) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT DO NOTHING"
-            " RETURNING id, wedding, endpoint, payload, attempts, event_at, lease_owner",
-            (
-                delivery,
-                endpoint.wedding,
-                endpoint.id,
-                seq,
-                kind,
-                payload,
-                next_at,
-                now,
-                event_at,
-                int(lease),
-                now + self._lease_seconds() if lease else 0.0,
-                self._owner if lease else "",
-            ),
-        )
 
     async def fan_out(self, *, lease: int = 0) -> tuple[bool, list[tuple[Any, ...]]]:
         """Write deliveries for the events past each enabled endpoint's cursor (a page per
@@ -504,7 +252,7 @@ class Webhooks(Extension):
                 lease -= int(take)
                 busy += int(take)
                 statements.append(
-                    self._insert(
+                    insert_delivery(
                         endpoint,
                         new_id("msg"),
                         e.seq,
@@ -512,7 +260,8 @@ class Webhooks(Extension):
                         payload_of(e),
                         e.at,
                         now + first_delay,
-                        lease=take,
+                        owner=self._owner if take else "",
+                        lease_until=now + self._lease_seconds() if take else 0.0,
                     )
                 )
             statements.append(
@@ -624,7 +373,7 @@ class Webhooks(Extension):
     async def _attempt(self, row: Sequence[Any], known: Endpoint | None = None) -> None:
         delivery, wedding = str(row[0]), str(row[1])
         payload, attempts, event_at = str(row[3]), int(row[4]), float(row[5])
-        endpoint = known or await self.endpoint(wedding, str(row[2]))
+        endpoint = known or await self.manage.endpoint(wedding, str(row[2]))
         if endpoint is None:
             return  # deleted meanwhile, with its deliveries
         status, error, answer = 0, "", ""

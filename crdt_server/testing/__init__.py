@@ -9,7 +9,9 @@ offers the fixtures ``crdt_server_url``, ``crdt_server_factory``, ``crdt_token``
   :class:`InProcessClient` (in-memory channels to real rooms, :class:`InProcessServer`);
 * scripts of clients editing, going offline and coming back: :func:`play`, :func:`settle`;
 * hypothesis strategies in :mod:`crdt_server.testing.strategies`;
-* :func:`assert_converged` and :func:`assert_invariants`.
+* :func:`assert_converged` and :func:`assert_invariants`;
+* :class:`TokenMinter` (``minter.headers("vendor", "eve")``: an ``Authorization`` header),
+  :func:`bearer`, and :func:`until` (poll an async check with a deadline).
 
 Names are imported on first use, so importing this package (as pytest does for the plugin)
 costs nothing.
@@ -27,7 +29,8 @@ if TYPE_CHECKING:
     from .inprocess import InProcessClient, InProcessServer, in_process_server
     from .scenario import Flush, GoOffline, Operate, Reconnect, Step, SyncClient, play, settle
     from .server import ServerProcess
-    from .tokens import TokenMinter
+    from .tokens import TokenMinter, bearer
+    from .waits import until
 
 __all__ = [
     "Edit",
@@ -45,10 +48,12 @@ __all__ = [
     "apply_edit",
     "assert_converged",
     "assert_invariants",
+    "bearer",
     "document_json",
     "in_process_server",
     "play",
     "settle",
+    "until",
 ]
 
 _HOME = {
@@ -71,6 +76,8 @@ _HOME = {
     "settle": "scenario",
     "ServerProcess": "server",
     "TokenMinter": "tokens",
+    "bearer": "tokens",
+    "until": "waits",
 }
 
 

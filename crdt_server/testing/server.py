@@ -9,6 +9,7 @@ loop keeps running while the child starts or stops.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -18,11 +19,14 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["ServerProcess"]
+import httpx
+
+__all__ = ["ServerProcess", "served"]
 
 _LISTENING = re.compile(rb"crdt-server listening on http://([^:]+):(\d+)")
 
@@ -183,3 +187,23 @@ class ServerProcess:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+
+@contextlib.asynccontextmanager
+async def served(
+    data_dir: Path, env: dict[str, str] | None = None, *, anonymous: bool = False
+) -> AsyncIterator[tuple[ServerProcess, httpx.AsyncClient]]:
+    """A started server (tokens required unless ``anonymous``) and an HTTP client on it
+    (10 s timeout); both stopped on the way out::
+
+        async with served(tmp_path / "data", {"CRDT_SERVER_AUTH_SECRET": secret}) as (
+            server,
+            http,
+        ):
+            ...
+    """
+    async with (
+        ServerProcess(data_dir, env=dict(env or {}), anonymous=anonymous) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+    ):
+        yield server, http

@@ -7,7 +7,12 @@ from collections.abc import Mapping, Sequence
 
 from crdt_server.auth.tokens import TokenCodec
 
-__all__ = ["TokenMinter", "new_secret"]
+__all__ = ["TokenMinter", "bearer", "new_secret"]
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The ``Authorization`` header carrying ``token``."""
+    return {"Authorization": f"Bearer {token}"}
 
 
 def new_secret() -> str:
@@ -38,6 +43,28 @@ class TokenMinter:
         docs: Mapping[str, str] | None = None,
     ) -> str:
         return self._codec.mint(sub=sub, role=role, wedding=wedding, name=name, ttl=ttl, docs=docs)
+
+    def headers(
+        self,
+        role: str = "planner",
+        sub: str = "ada",
+        wedding: str | Sequence[str] = "w1",
+        *,
+        ttl: float = 600,
+        name: str | None = None,
+        email: str | None = None,
+    ) -> dict[str, str]:
+        """The ``Authorization`` header of a fresh token: role first, as tests mostly vary
+        the role (``minter.headers("vendor", "eve")``)."""
+        token = self._codec.mint(
+            sub=sub, role=role, wedding=wedding, name=name, ttl=ttl, email=email
+        )
+        return bearer(token)
+
+    @property
+    def codec(self) -> TokenCodec:
+        """The codec behind it (to decode what a server minted with the same secret)."""
+        return self._codec
 
     @property
     def env(self) -> dict[str, str]:

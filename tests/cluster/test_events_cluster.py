@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import pytest
 import pytest_asyncio
 
 from crdt_server.auth.tokens import TokenCodec
+from crdt_server.testing.waits import until
 from tests.cluster.conftest import RedisProcess
 from tests.server import ServerProcess
 from tests.yclient import YClient
@@ -45,17 +46,6 @@ async def pair(tmp_path: Path, redis_server: RedisProcess) -> AsyncIterator[list
     finally:
         for server in servers:
             await server.stop()
-
-
-async def until(check: Callable[[], Awaitable[Any]], deadline: float = 10.0) -> Any:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert loop.time() < end, "condition not met before the deadline"
-        await asyncio.sleep(0.05)
 
 
 async def frames(stream: httpx.Response) -> AsyncIterator[tuple[str, dict[str, Any]]]:

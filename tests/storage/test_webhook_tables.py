@@ -39,19 +39,21 @@ async def test_the_outbox_fans_out_once_claims_once_and_is_erased(
 ) -> None:
     one, two = await opened(store), await opened(await open_store())
     await events(store, "w_1", "guest.added")  # before the endpoint: never sent
-    endpoint, secret, first = await one.create("w_1", "https://example.com/h", ["guest.*"], "crm")
+    endpoint, secret, first = await one.manage.create(
+        "w_1", "https://example.com/h", ["guest.*"], "crm"
+    )
     assert secret.startswith("whsec_") and endpoint.events == ["guest.*"] and first
-    other, _, _ = await one.create("w_2", "https://example.com/h", ["*"], "")
+    other, _, _ = await one.manage.create("w_2", "https://example.com/h", ["*"], "")
     await events(store, "w_1", "guest.updated", "budget.total_changed", "guest.removed")
     await events(store, "w_2", "timeline.item_added")
 
     # Two processes fanning out at once write each delivery once.
     await asyncio.gather(one.fan_out(), two.fan_out())
     await one.fan_out()
-    found = await one.deliveries(endpoint, status="pending", after=None, limit=50)
+    found = await one.manage.deliveries(endpoint, status="pending", after=None, limit=50)
     assert sorted(d.type for d in found) == ["guest.removed", "guest.updated"]
     assert [d.event_seq for d in found] == [4, 2]  # newest first
-    assert len(await one.deliveries(other, status=None, after=None, limit=50)) == 1
+    assert len(await one.manage.deliveries(other, status=None, after=None, limit=50)) == 1
 
     # Claims by two processes at once never share a delivery; leased rows stay taken.
     now = 10**10  # every delivery is due
@@ -90,7 +92,7 @@ async def test_the_outbox_fans_out_once_claims_once_and_is_erased(
             "ok",
         )
         await webhooks.flush()
-    health = await one.health(endpoint)
+    health = await one.manage.health(endpoint)
     assert (health.attempts_24h, health.failures_24h, health.pending, health.failed) == (2, 1, 1, 0)
     assert health.next_attempt is not None
     # Later: the retry is due, and so is the w_2 delivery whose lease ran out unsettled
@@ -101,49 +103,49 @@ async def test_the_outbox_fans_out_once_claims_once_and_is_erased(
     assert again[0] == by_type["guest.removed"] and again[4] == 2
     one._settle(endpoint, again[0], 2, float(again[5]), "rejected", 503, "HTTP 503", "")
     await one.fan_out()  # settled attempts are committed with the next fan-out
-    [dead] = await one.deliveries(endpoint, status="failed", after=None, limit=50)
+    [dead] = await one.manage.deliveries(endpoint, status="failed", after=None, limit=50)
     assert dead.id == by_type["guest.removed"] and dead.last_status == 503
-    shown = await one.endpoint("w_1", endpoint.id)
+    shown = await one.manage.endpoint("w_1", endpoint.id)
     assert shown is not None and shown.last_error == "HTTP 503"
 
     # Replay: pending again from the first attempt; a pending delivery cannot be replayed.
-    assert await one.replay(endpoint, dead.id)
-    assert not await one.replay(endpoint, dead.id)
-    assert (await one.delivery(endpoint, dead.id)).status == "pending"  # type: ignore[union-attr]
+    assert await one.manage.replay(endpoint, dead.id)
+    assert not await one.manage.replay(endpoint, dead.id)
+    assert (await one.manage.delivery(endpoint, dead.id)).status == "pending"  # type: ignore[union-attr]
 
     # Rotation keeps the old secret signing beside the new one.
-    new = await one.rotate("w_1", endpoint.id)
-    rotated = await one.endpoint("w_1", endpoint.id)
+    new = await one.manage.rotate("w_1", endpoint.id)
+    rotated = await one.manage.endpoint("w_1", endpoint.id)
     assert new is not None and rotated is not None
     assert rotated.signing_secrets(0) == [new, secret]
-    assert await one.rotate("w_1", "wh_nope") is None
+    assert await one.manage.rotate("w_1", "wh_nope") is None
 
     # Idempotency-Key: two processes creating with one key at once make one endpoint.
     once = Once("w_1:ada:webhooks", "k1", "f1", time.time() + 60)
     made = await asyncio.gather(
-        one.create("w_1", "https://example.com/k", ["*"], "", once=once),
-        two.create("w_1", "https://example.com/k", ["*"], "", once=once),
+        one.manage.create("w_1", "https://example.com/k", ["*"], "", once=once),
+        two.manage.create("w_1", "https://example.com/k", ["*"], "", once=once),
     )
     assert made[0][0].id == made[1][0].id and made[0][1] == made[1][1]
     assert sorted(m[2] for m in made) == [False, True]
     with pytest.raises(IdempotencyConflict):
-        await one.create(
+        await one.manage.create(
             "w_1", "https://example.com/k", ["*"], "", once=replace(once, fingerprint="f2")
         )
     expired = Once("w_1:ada:webhooks", "k2", "f1", time.time() - 1)
-    await one.create("w_1", "https://example.com/k", ["*"], "", once=expired)
-    again = await one.create("w_1", "https://example.com/k", ["*"], "", once=expired)
+    await one.manage.create("w_1", "https://example.com/k", ["*"], "", once=expired)
+    again = await one.manage.create("w_1", "https://example.com/k", ["*"], "", once=expired)
     assert again[2]  # an expired key is a new key
 
     # Erasure empties every webhook table of the wedding, and nothing comes back.
     await store.erase_wedding("w_1")
-    assert await one.endpoint("w_1", endpoint.id) is None
-    assert await one.deliveries(endpoint, status=None, after=None, limit=50) == []
-    assert await one.endpoints("w_2", after="", limit=50) != []
+    assert await one.manage.endpoint("w_1", endpoint.id) is None
+    assert await one.manage.deliveries(endpoint, status=None, after=None, limit=50) == []
+    assert await one.manage.endpoints("w_2", after="", limit=50) != []
     with pytest.raises(LookupError):
-        await one.create("w_1", "https://example.com/h", ["*"], "", once=once)
-    assert await one.delete("w_2", other.id)
-    assert not await one.delete("w_2", other.id)
-    assert await one.deliveries(other, status=None, after=None, limit=50) == []
+        await one.manage.create("w_1", "https://example.com/h", ["*"], "", once=once)
+    assert await one.manage.delete("w_2", other.id)
+    assert not await one.manage.delete("w_2", other.id)
+    assert await one.manage.deliveries(other, status=None, after=None, limit=50) == []
     await one.close()
     await two.close()
