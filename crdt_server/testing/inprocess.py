@@ -667,7 +667,7 @@ class InProcessServer:
                 return "an idle room to unload"
         for link in self.links:
             if not link.quiet():
-                return f"link: {link.describe()}"
+                return "a link"  # described only if it never settles (see settle)
         return None
 
     async def settle(self) -> None:
@@ -688,6 +688,8 @@ class InProcessServer:
                         loop.call_soon(self.activity.notify)
                     await self.activity.event.wait()
         except TimeoutError:
+            links = "; ".join(link.describe() for link in self.links if not link.quiet())
+            busy = f"{busy} ({links})" if links else busy
             raise AssertionError(f"not quiescent after {SETTLE_SECONDS}s: {busy}") from None
         self.reap()
 
