@@ -147,6 +147,13 @@ class SqliteStore:
     file before failing with :class:`StoreError`. Use one instance per file per process,
     from one event loop. Cancelling a waiting :meth:`append`, :meth:`compact` or
     :meth:`delete` does not withdraw it: once queued, it is carried out.
+
+    ``inline=True`` runs every statement on the event loop's own thread, blocking the loop
+    meanwhile, instead of on the writer thread and the reading thread: the same
+    connections, SQL, transactions and group commit, without a thread hop per call. Only
+    for a process whose loop has nothing else to do while the store works and whose file
+    is small and local, such as the testing kit's in-process mode (where the hop costs
+    more than the statement); a server keeps the default.
     """
 
     def __init__(
@@ -155,12 +162,16 @@ class SqliteStore:
         *,
         busy_timeout: float = 5.0,
         synchronous: Literal["full", "normal"] = "full",
+        inline: bool = False,
     ) -> None:
         self._path = Path(path)
         self._busy_timeout = busy_timeout
         self._synchronous = synchronous
+        self._inline = inline
         self._db: aiosqlite.Connection | None = None
         """The read connection."""
+        self._inline_db: sqlite3.Connection | None = None
+        """The read connection when ``inline``, used on the loop's thread."""
         self._write_db: sqlite3.Connection | None = None
         """The write connection, used only on the writer thread."""
         self._thread: ThreadPoolExecutor | None = None
@@ -179,8 +190,11 @@ class SqliteStore:
 
     async def open(self) -> None:
         """Create the file, its directory and the schema if needed; start the writer."""
-        if self._db is not None:
+        if self._db is not None or self._inline_db is not None:
             raise StoreError(f"{self._path} is already open")
+        if self._inline:
+            self._open_inline()
+            return
         thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
@@ -207,6 +221,22 @@ class SqliteStore:
         self._db, self._thread = db, thread
         self._writer.start()
 
+    def _open_inline(self) -> None:
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            write_db = _connect_writer(self._path, self._busy_timeout, self._synchronous)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open {self._path}: {exc}") from exc
+        try:
+            db = sqlite3.connect(self._path, isolation_level=None, timeout=self._busy_timeout)
+        except BaseException as exc:
+            write_db.close()
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"cannot open {self._path}: {exc}") from exc
+            raise
+        self._write_db, self._inline_db = write_db, db
+        self._writer.start()
+
     async def close(self) -> None:
         """Commit every append already queued, stop the writer and close the file.
 
@@ -214,8 +244,13 @@ class SqliteStore:
         """
         await self._writer.stop()
         db, write_db, thread = self._db, self._write_db, self._thread
+        inline_db, self._inline_db = self._inline_db, None
         self._db = self._write_db = self._thread = None
         try:
+            if inline_db is not None:
+                inline_db.close()
+                if write_db is not None:
+                    write_db.close()
             if write_db is not None and thread is not None:
                 await asyncio.get_running_loop().run_in_executor(thread, write_db.close)
             if db is not None:
@@ -447,9 +482,11 @@ class SqliteStore:
         """Checkpoint the write-ahead log into the database file and truncate it; whether
         that finished (it cannot while another process reads an older snapshot)."""
         db, thread = self._write_db, self._thread
-        if db is None or thread is None:
+        if db is None or (thread is None and not self._inline):
             raise StoreError(f"{self._path} is not open")
         try:
+            if thread is None:
+                return _checkpoint(db, self._busy_timeout)
             return await asyncio.get_running_loop().run_in_executor(
                 thread, _checkpoint, db, self._busy_timeout
             )
@@ -611,6 +648,13 @@ class SqliteStore:
     # -- internals ---------------------------------------------------------------------
 
     async def _read(self, sql: str, *params: Any) -> list[Any]:
+        inline_db = self._inline_db
+        if inline_db is not None:
+            await asyncio.sleep(0)  # a suspension point, as every other store call
+            try:
+                return inline_db.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"reading {self._path} failed: {exc}") from exc
         db = self._db
         if db is None:
             raise StoreError(f"{self._path} is not open")
@@ -646,11 +690,15 @@ class SqliteStore:
     async def _transaction(self, body: _Body[_T]) -> _T:
         """Run ``body`` in one committed transaction, in one call on the writer thread."""
         db, thread = self._write_db, self._thread
-        assert db is not None and thread is not None, "the writer runs only while open"
+        assert db is not None, "the writer runs only while open"
         try:
-            result = await asyncio.get_running_loop().run_in_executor(
-                thread, _run_transaction, db, body, self._path
-            )
+            if thread is None:  # inline; still a suspension point, as with the thread
+                await asyncio.sleep(0)
+                result = _run_transaction(db, body, self._path)
+            else:
+                result = await asyncio.get_running_loop().run_in_executor(
+                    thread, _run_transaction, db, body, self._path
+                )
         except sqlite3.Error as exc:
             raise StoreError(f"writing {self._path} failed: {exc}") from exc
         self._commits += 1

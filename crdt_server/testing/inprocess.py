@@ -1,6 +1,7 @@
 """The in-process mode: real rooms over in-memory channels, no subprocess, no socket.
 
-The server side is the real one: a :class:`~storage.SqliteStore` file, a
+The server side is the real one: a :class:`~storage.SqliteStore` file (inline: its
+statements run on the test's thread), a
 :class:`~crdt_server.core.registry.RoomRegistry` and :func:`serve_connection` for every
 connection, over :func:`~crdt_server.core.transport.memory_pair` transports, on the test's
 event loop. The client side is :class:`InProcessClient`, a pycrdt document speaking
@@ -162,10 +163,14 @@ class Activity:
 
 
 class TrackedStore(SqliteStore):
-    """A real ``SqliteStore`` that counts the calls the server makes and that are in flight."""
+    """A real ``SqliteStore`` that counts the calls the server makes and that are in flight.
+
+    Inline (``SqliteStore(inline=True)``): the same connections, SQL, transactions and group
+    commit, on the test's own thread; a thread hop per call cost more than the statements
+    of a test's small documents."""
 
     def __init__(self, path: Path, activity: Activity) -> None:
-        super().__init__(path)
+        super().__init__(path, inline=True)
         self.inflight = 0
         self.compactions = 0
         self._activity = activity
@@ -662,7 +667,7 @@ class InProcessServer:
                 return "an idle room to unload"
         for link in self.links:
             if not link.quiet():
-                return f"link: {link.describe()}"
+                return "a link"  # described only if it never settles (see settle)
         return None
 
     async def settle(self) -> None:
@@ -683,6 +688,8 @@ class InProcessServer:
                         loop.call_soon(self.activity.notify)
                     await self.activity.event.wait()
         except TimeoutError:
+            links = "; ".join(link.describe() for link in self.links if not link.quiet())
+            busy = f"{busy} ({links})" if links else busy
             raise AssertionError(f"not quiescent after {SETTLE_SECONDS}s: {busy}") from None
         self.reap()
 

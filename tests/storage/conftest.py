@@ -206,7 +206,23 @@ class PostgresBackend:
 POSTGRES = PostgresBackend(
     os.environ.get("CRDT_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 )
-BACKENDS: dict[str, Backend] = {"sqlite": SqliteBackend(), "postgres": POSTGRES}
+
+
+class InlineSqliteBackend(SqliteBackend):
+    """SQLite with every statement on the loop's thread (the testing kit's in-process mode)."""
+
+    name = "sqlite-inline"
+
+    def factory(self, workdir: Path, *, lock_timeout: float = 5.0) -> StoreFactory:
+        path = self.path(workdir)
+        return lambda: SqliteStore(path, busy_timeout=lock_timeout, inline=True)
+
+
+BACKENDS: dict[str, Backend] = {
+    "sqlite": SqliteBackend(),
+    "sqlite-inline": InlineSqliteBackend(),
+    "postgres": POSTGRES,
+}
 
 
 @pytest.fixture(scope="session", params=sorted(BACKENDS))
