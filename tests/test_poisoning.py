@@ -462,10 +462,10 @@ async def _check_room(server: ServerProcess, node: Any, wedding: str, kind: str)
     max_examples=20,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    # Fixed examples in CI. A random run on 2026-11-23 found a sequence after which a stock
-    # reader failed to apply what the room relayed (the reader's error path ran); shrinking
-    # it exceeded the time limit. Reproduce with
-    # @seed(109622630646920016599163635248501046125); open bug, see the session note.
+    # Fixed examples in CI (shrinking a failure can take longer than the time limit). The
+    # random run that found a relayed merge a stock reader could not apply (seed
+    # 109622630646920016599163635248501046125) is fixed; its shapes are the explicit
+    # examples below and the unit tests above (OVERWRITER/ORPHAN/LOSER, CUT_*).
     derandomize=True,
 )
 @given(attack=attacks())
