@@ -54,6 +54,7 @@ _MAX_SAFE = (1 << 53) - 1
 # i.e. per character that takes two UTF-16 code units.
 _BELOW_F0 = bytes(range(0xF0))
 _ANY_EMPTY = frozenset((120, 121, 126, 127))  # true, false, null, undefined: no payload
+_NO_IDS: frozenset[tuple[int, int]] = frozenset()
 
 
 class UpdateError(ValueError):
@@ -82,6 +83,12 @@ class UpdateSummary:
     """Per client, the end clock (exclusive) of everything the update refers to by ID in
     other clients (origins, right origins, parents) and of its delete ranges: that content
     must exist once the update's own structs are in."""
+    parents: frozenset[tuple[int, int]] = frozenset()
+    """The IDs its items name as their parent (any client, its own included). A Yjs client
+    only ever names a shared type so; see :attr:`types`."""
+    types: tuple[tuple[int, int], ...] = ()
+    """The IDs of its items that are shared types (content ref 7): the items a later
+    update may name as a parent."""
 
 
 class _Reader:
@@ -269,6 +276,8 @@ def _read_update(r: _Reader) -> UpdateSummary:
     structs: dict[int, tuple[int, int]] = {}
     needs: dict[int, int] = {}
     refs: dict[int, int] = {}
+    parents: set[tuple[int, int]] = set()
+    types: list[tuple[int, int]] = []
     seen: set[int] = set()
     struct_count = 0
 
@@ -316,12 +325,16 @@ def _read_update(r: _Reader) -> UpdateSummary:
                     if parent_info == 1:
                         r.text("parent name")
                     elif parent_info == 0:
-                        refer(r.item_id("parent"), client, clock, at)
+                        parent = r.item_id("parent")
+                        refer(parent, client, clock, at)
+                        parents.add(parent)
                     else:
                         r.fail(f"parent info {parent_info} is neither 0 nor 1", parent_at)
                     if info & 0x20:
                         r.text("parent key")
                 length = r.content(ref, at)
+                if ref == 7:
+                    types.append((client, clock))
             new_clock = clock + length
             if new_clock > _U32_MAX:
                 r.fail(f"clock {clock} + length {length} of client {client} exceeds u32", at)
@@ -364,7 +377,16 @@ def _read_update(r: _Reader) -> UpdateSummary:
     if r.pos != r.size:
         r.fail(f"{r.size - r.pos} trailing bytes after the delete set")
     empty = not struct_count and not deletes
-    return UpdateSummary(structs, deletes, struct_count, empty, needs, refs)
+    return UpdateSummary(
+        structs,
+        deletes,
+        struct_count,
+        empty,
+        needs,
+        refs,
+        frozenset(parents) if parents else _NO_IDS,
+        tuple(types),
+    )
 
 
 def inspect_update(data: bytes, *, max_depth: int = 64) -> UpdateSummary:

@@ -18,6 +18,14 @@ not feed it any. When an update releases a held one, :attr:`RoomDocument.release
 the held updates it released, for the room to relay right behind it; a held update that
 fails once released is that update's fault, not the releaser's (see :func:`replay`).
 
+Updates are relayed merged into one frame only where a client integrating the merge (one
+transaction) ends where the server did, integrating them one by one. yrs accepts an item
+whose parent is an item that is not a shared type only once that parent was deleted in an
+earlier transaction (its content is replaced at the end of that transaction); within one
+transaction it raises ``InvalidParent``. So an update that names such a parent (no Yjs
+client writes one; a hostile one can, and a held update is integrated behind the update
+that releases it) starts a new frame: :meth:`RoomDocument.frames`.
+
 Every call into pycrdt goes through :func:`crdt_call`, which turns its errors and Rust
 panics into :class:`CrdtFailure`.
 """
@@ -127,6 +135,7 @@ class RoomDocument:
         "held",
         "integrated",
         "released",
+        "types",
         "refused",
         "_changes",
         "_subscription",
@@ -140,9 +149,11 @@ class RoomDocument:
         self.integrated: Callable[[bytes], None] | None = None
         """Called with each update right after it was integrated and changed the document
         (an applied update, then each held update it released, in that order)."""
-        self.released: list[bytes] = []
+        self.released: list[tuple[bytes, UpdateSummary]] = []
         """The held updates the last :meth:`apply` integrated (in order), once it released
         them: they follow the update that released them to every client."""
+        self.types: set[tuple[int, int]] = set()
+        """The IDs of the shared-type items integrated: the parents a Yjs client names."""
         self.refused: set[bytes] = set()
         """Updates :func:`replay` left out because pycrdt failed on them."""
         self._changes = _Changes()
@@ -207,6 +218,7 @@ class RoomDocument:
         return [update for update, _ in self.held]
 
     def _integrate(self, update: bytes, summary: UpdateSummary) -> bool:
+        before = self.state()
         self._changes.changed = False
         try:
             crdt_call(self.doc.apply_update, update)
@@ -219,6 +231,9 @@ class RoomDocument:
                 update,
                 panicked=False,
             )
+        for client, clock in summary.types:  # new items only: a known clock is skipped
+            if clock >= before.get(client, 0):
+                self.types.add((client, clock))
         if self._changes.changed and self.integrated is not None:
             self.integrated(update)
         return self._changes.changed
@@ -232,8 +247,27 @@ class RoomDocument:
                 if integrable(entry[1], self.state()):
                     self.held.remove(entry)
                     if self._integrate(*entry):
-                        self.released.append(entry[0])
+                        self.released.append(entry)
                     progress = True
+
+    def frames(self, updates: Sequence[tuple[bytes, UpdateSummary]]) -> list[bytes]:
+        """``updates`` (integrated here one by one, in this order) as few updates as a
+        client can apply in that order and end where this document did: runs merged, a new
+        run before each update that names a parent not known here as a shared type (see the
+        module docstring). A run pycrdt cannot merge goes out one update each."""
+        runs: list[list[bytes]] = []
+        for update, summary in updates:
+            if runs and summary.parents <= self.types:
+                runs[-1].append(update)
+            else:
+                runs.append([update])
+        out: list[bytes] = []
+        for run in runs:
+            try:
+                out.append(merged(run))
+            except CrdtFailure:
+                out += run
+        return out
 
 
 def replay(updates: Sequence[bytes]) -> tuple[RoomDocument, int]:
@@ -242,7 +276,9 @@ def replay(updates: Sequence[bytes]) -> tuple[RoomDocument, int]:
     after a row that yrs failed on, the document is rebuilt without that row, and the row
     is in the document's :attr:`~RoomDocument.refused`). A held row that fails once a later
     row releases it is the one left out, never the row that released it: otherwise one
-    hostile held update would make every honest update it waits on unacceptable."""
+    hostile held update would make every honest update it waits on unacceptable. The
+    document's :attr:`~RoomDocument.released` is what the last row released, in the order
+    it integrated them."""
     skipped: set[bytes] = set()
     while True:
         document = RoomDocument()
@@ -260,7 +296,6 @@ def replay(updates: Sequence[bytes]) -> tuple[RoomDocument, int]:
             skipped.add(exc.update)
             continue
         document.refused = skipped
-        document.released = []
         return document, unreadable
 
 

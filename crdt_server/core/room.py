@@ -4,7 +4,8 @@ An accepted update is applied to the room's pycrdt ``Doc`` at once (so later mes
 it), queued as uncommitted, and appended to the store by the room's flusher. Only after
 the store has committed it is it broadcast, to every connection including its sender
 (the echo is the sender's proof of durability) and to other processes. Updates that arrive
-while a commit is in flight share the next commit and one merged broadcast frame.
+while a commit is in flight share the next commit and, where a client integrating the merge
+ends where the room did, one merged broadcast frame (:meth:`RoomDocument.frames`).
 
 A joiner's sync step 2 is computed at once but sent only after everything it contains is
 committed, so no client ever sees an update the store could still lose.
@@ -49,7 +50,6 @@ from crdt_server.core.crdt import (
     Undecodable,
     crdt_call,
     fold_updates,
-    merged,
     replay,
 )
 from crdt_server.core.hooks import Actor, Hooks, PendingUpdate, StoredBatch
@@ -79,6 +79,7 @@ class RoomFailed(Exception):
 @dataclass(slots=True)
 class _Uncommitted:
     data: bytes
+    summary: UpdateSummary
     actor: Actor
     client_id: int | None
     index: int
@@ -86,7 +87,7 @@ class _Uncommitted:
     changes: list[tuple[Actor, list[EntryChange]]]
     held: bool = False
     """Held (waits on content the room lacks): echoed to its sender only, never relayed."""
-    released: list[bytes] | None = None
+    released: list[tuple[bytes, UpdateSummary]] | None = None
     """Held updates this one released: relayed right behind it."""
 
 
@@ -242,8 +243,7 @@ class Room:
                     f"this room already holds {len(document.held)} updates waiting on"
                     f" content it lacks (limits: {count} updates, {size} bytes)"
                 )
-        held_before = document.held_updates()
-        released: list[bytes] = []
+        released: list[tuple[bytes, UpdateSummary]] = []
         self._applying, self._credited = actor, []
         try:
             applied = document.apply(update, summary)
@@ -252,14 +252,13 @@ class Room:
             if exc.update == update:
                 await self._refused(exc)
             # A held update failed once this one released it: the held one is at fault.
-            # Rebuild without it (replay leaves it out) and take this one.
+            # Rebuild without it (replay leaves it out) and take this one, applied last:
+            # what it released is the replay's last release, in the order integrated.
             log.warning("room %s: a held update failed once released (%s)", self.name, str(exc))
             await self._reload(extra=[update])
             if self.document.would_hold(summary) or update in self.document.refused:
                 raise ProtocolError(f"update rejected: {exc}") from exc
-            still = set(self.document.held_updates())
-            refused = self.document.refused
-            released = [u for u in held_before if u not in still and u not in refused]
+            released = list(self.document.released)
             applied = Applied.CHANGED
         except Undecodable as exc:  # nothing was applied: nothing to rebuild
             raise ProtocolError(f"update rejected: {exc}") from exc
@@ -278,6 +277,7 @@ class Room:
         self._uncommitted.append(
             _Uncommitted(
                 update,
+                summary,
                 actor,
                 client_id,
                 index,
@@ -401,30 +401,24 @@ class Room:
         """Relay a committed batch: what integrated here, with what it released. A held
         update goes back to its sender alone (its echo, the proof it is stored): any other
         client would have to keep it pending, in code hostile bytes can crash."""
-        relay: list[bytes] = []
+        relay: list[tuple[bytes, UpdateSummary]] = []
         for u in batch:
             if u.held:
                 for conn in self.connections:
                     if conn.id == u.actor.origin:
                         conn.send(encode_update(u.data))
                 continue
-            relay.append(u.data)
+            relay.append((u.data, u.summary))
             if u.released:
                 relay += u.released
         if relay:
             self._broadcast_updates(relay)
 
-    def _broadcast_updates(self, updates: list[bytes]) -> None:
-        for frame in self._update_frames(updates):
-            self.broadcast(frame)
-
-    def _update_frames(self, updates: list[bytes]) -> list[bytes]:
-        """``updates`` as one merged update frame or, if pycrdt cannot merge them, one each."""
-        try:
-            return [encode_update(merged(updates))]
-        except CrdtFailure as exc:
-            log.warning("room %s: cannot merge %d updates (%s)", self.name, len(updates), exc)
-            return [encode_update(update) for update in updates]
+    def _broadcast_updates(self, updates: list[tuple[bytes, UpdateSummary]]) -> None:
+        """Relay updates integrated here one by one, in order: merged where that is safe
+        (see :meth:`RoomDocument.frames`), else one frame each."""
+        for update in self.document.frames(updates):
+            self.broadcast(encode_update(update))
 
     def _release_waiters(self) -> None:
         if not self._commit_waiters:
@@ -506,7 +500,7 @@ class Room:
         if self.failed is not None or not updates:
             return
         before = self.doc.get_state()
-        relay: list[bytes] = []
+        relay: list[tuple[bytes, UpdateSummary]] = []
         for update in updates:
             integrated = self._integrate_committed(update)
             if integrated is None:
@@ -551,13 +545,14 @@ class Room:
         await self._reload()
         self.broadcast(encode_update(crdt_call(self.doc.get_update, before)))
 
-    def _integrate_committed(self, update: bytes) -> list[bytes] | None:
+    def _integrate_committed(self, update: bytes) -> list[tuple[bytes, UpdateSummary]] | None:
         """Integrate an update some process committed already; what local clients may be
         sent of it (nothing if it was held or known, else it and what it released), or
         ``None`` if pycrdt failed on it and the document must be reloaded from the store
         (whose replay leaves such an update out)."""
         try:
-            applied = self.document.apply(update, inspect_update(update))
+            summary = inspect_update(update)
+            applied = self.document.apply(update, summary)
         except UpdateError as exc:
             log.error("room %s: a committed update is malformed: %s", self.name, exc)
             return []
@@ -565,7 +560,7 @@ class Room:
             log.error("room %s: a committed update failed (%s); reloading", self.name, str(exc))
             return None
         if applied is Applied.CHANGED:
-            return [update, *self.document.released]
+            return [(update, summary), *self.document.released]
         return []
 
     def apply_remote_awareness(self, origin: str, payload: bytes) -> None:
