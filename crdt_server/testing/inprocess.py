@@ -59,6 +59,7 @@ from crdt_server.codec.updates import (
     pending_after,
 )
 from crdt_server.core.connection import Connection
+from crdt_server.core.crdt import replay
 from crdt_server.core.metrics import Metrics
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.room import Room
@@ -119,11 +120,13 @@ def copy_of(doc: Doc[Any]) -> Doc[Any]:
 
 
 def doc_of(log: StoredLog | None) -> Doc[Any]:
-    """A document from a stored log, replayed as the room does: merged, in one update."""
-    doc: Doc[Any] = Doc()
-    if log is not None and log.updates:
-        doc.apply_update(merge_updates(*log.updates))
-    return doc
+    """A document from a stored log, replayed as the room does (row by row, in order:
+    :func:`crdt_server.core.crdt.replay`; one merged update could be refused by yrs where
+    the rows one by one are not)."""
+    if log is None or not log.updates:
+        return Doc()
+    document, _ = replay(log.updates)
+    return document.doc
 
 
 class ErrorLog(logging.Handler):
