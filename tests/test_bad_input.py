@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,8 +15,6 @@ from crdt_server.codec.protocol import encode_awareness, encode_update, write_va
 from tests.server import ServerProcess
 from tests.yclient import YClient
 
-ROOM = "w1/guests"
-OTHER_ROOM = "w2/guests"
 MAX_MESSAGE = 64 * 1024
 
 
@@ -59,16 +58,20 @@ CASES: list[tuple[str, bytes | str, int]] = [
 ]
 
 
-@pytest_asyncio.fixture
-async def small_server(tmp_path: Path) -> AsyncIterator[ServerProcess]:
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def small_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
+    """One server for every bad frame: each case uses rooms of its own and checks that the
+    server is alive and its history unchanged, so the next case starts from a sound server."""
     env = {"CRDT_SERVER_MAX_MESSAGE_BYTES": str(MAX_MESSAGE)}
-    async with ServerProcess(tmp_path / "data", env=env) as proc:
+    async with ServerProcess(tmp_path_factory.mktemp("bad-input") / "data", env=env) as proc:
         yield proc
 
 
-def _row_count(data_dir: Path) -> int:
+def _row_count(data_dir: Path, room: str) -> int:
+    """The stored updates of one room (the server writes other rooms' documents, such as the
+    conflicts document, on its own schedule)."""
     with sqlite3.connect(data_dir / "crdt.sqlite3") as db:
-        (count,) = db.execute("SELECT count(*) FROM history").fetchone()
+        (count,) = db.execute("SELECT count(*) FROM history WHERE doc = ?", (room,)).fetchone()
     return int(count)
 
 
@@ -78,7 +81,7 @@ async def _snapshot(server: ServerProcess, room: str) -> bytes:
         return client.doc.get_update()
 
 
-@pytest.mark.asyncio
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize(
     ("frame", "code"), [(f, c) for _, f, c in CASES], ids=[n for n, _, _ in CASES]
 )
@@ -86,23 +89,25 @@ async def test_bad_frame_is_refused_and_costs_nothing(
     small_server: ServerProcess, frame: bytes | str, code: int
 ) -> None:
     server = small_server
-    async with YClient(server.ws_url, ROOM) as writer, YClient(server.ws_url, OTHER_ROOM) as other:
+    wedding = f"bad-{uuid.uuid4().hex[:12]}"
+    room, other_room = f"{wedding}/guests", f"{wedding}-other/guests"
+    async with YClient(server.ws_url, room) as writer, YClient(server.ws_url, other_room) as other:
         await writer.wait(writer.synced.is_set)
         writer.doc.get("guests", type=Map)["g1"] = {"name": "Ada"}
         await writer.flush()
         await writer.wait(writer.is_confirmed)
-        before = await _snapshot(server, ROOM)
-        rows_before = _row_count(server.data_dir)
+        before = await _snapshot(server, room)
+        rows_before = _row_count(server.data_dir, room)
 
-        async with YClient(server.ws_url, ROOM) as attacker:
+        async with YClient(server.ws_url, room) as attacker:
             await attacker.wait(attacker.synced.is_set)
             await attacker.send_raw(frame)
             await attacker.wait(attacker.closed.is_set)
             assert attacker.close_code == code
 
         assert server.alive
-        assert await _snapshot(server, ROOM) == before
-        assert _row_count(server.data_dir) == rows_before
+        assert await _snapshot(server, room) == before
+        assert _row_count(server.data_dir, room) == rows_before
         # The room and another room keep working for everybody else.
         other.doc.get("guests", type=Map)["g2"] = "Bo"
         await other.flush()

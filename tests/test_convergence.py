@@ -49,6 +49,7 @@ from crdt_server.testing.inprocess import (
     state,
 )
 from storage import SqliteStore
+from tests.tier import examples
 
 ROOM = "w1/guests"
 SETTLE_SECONDS = 10.0
@@ -351,7 +352,8 @@ class ConvergenceMachine(RuleBasedStateMachine):
 
 
 ConvergenceMachine.TestCase.settings = settings(
-    max_examples=300,  # about 25 s on 2 cores
+    # About 25 s on 2 cores in the full tier; the fast tier runs a tenth.
+    max_examples=examples(full=300, fast=30),
     stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
-from pathlib import Path
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -22,17 +22,31 @@ from tests.server import ServerProcess
 SECRET = "guests-csv-secret-at-least-32-bytes!!!"
 MINT = TokenMinter(SECRET)
 ENV = {"CRDT_SERVER_AUTH_SECRET": SECRET, "CRDT_SERVER_MAX_CSV_BODY_BYTES": "200000"}
-CSV_PATH = "/api/weddings/w1/guests.csv"
 CSV_TYPE = {"Content-Type": "text/csv"}
+WEDDING = "w1"
+"""The wedding of the running test: every test gets a fresh one on the module's server."""
 
 
-auth = MINT.headers
+@pytest.fixture(autouse=True)
+def fresh_wedding() -> Iterator[None]:
+    global WEDDING
+    WEDDING = f"csv-{uuid.uuid4().hex[:12]}"
+    yield
 
 
-@pytest_asyncio.fixture
-async def http(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+def csv_path() -> str:
+    return f"/api/weddings/{WEDDING}/guests.csv"
+
+
+def auth(role: str = "planner", sub: str = "ada") -> dict[str, str]:
+    return MINT.headers(role, sub, WEDDING)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def http(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[httpx.AsyncClient]:
+    """One server for the module; each test works on a wedding of its own (``WEDDING``)."""
     async with (
-        ServerProcess(tmp_path / "data", env=ENV, anonymous=False) as server,
+        ServerProcess(tmp_path_factory.mktemp("csv") / "data", env=ENV, anonymous=False) as server,
         httpx.AsyncClient(base_url=server.url, timeout=20) as client,
     ):
         yield client
@@ -43,18 +57,22 @@ async def upload(
 ) -> httpx.Response:
     params = {"dry_run": "true"} if dry_run else {}
     return await http.post(
-        CSV_PATH, content=text.encode(), params=params, headers={**auth(role), **CSV_TYPE}
+        csv_path(), content=text.encode(), params=params, headers={**auth(role), **CSV_TYPE}
     )
 
 
 async def export(http: httpx.AsyncClient, **params: str) -> httpx.Response:
-    answer = await http.get(CSV_PATH, params=params, headers=auth())
+    answer = await http.get(csv_path(), params=params, headers=auth())
     assert answer.status_code == 200, answer.text
     return answer
 
 
+async def history_of(http: httpx.AsyncClient) -> Any:
+    return (await http.get(f"/api/weddings/{WEDDING}/docs/guests/history", headers=auth())).json()
+
+
 async def guests(http: httpx.AsyncClient) -> dict[str, Any]:
-    answer = await http.get("/api/weddings/w1/docs/guests", headers=auth())
+    answer = await http.get(f"/api/weddings/{WEDDING}/docs/guests", headers=auth())
     found: dict[str, Any] = answer.json()["guests"]
     return found
 
@@ -68,7 +86,7 @@ SHEET = (
 )
 
 
-@pytest.mark.asyncio
+@pytest.mark.asyncio(loop_scope="module")
 async def test_import_then_export_round_trips_and_neutralises_formulas(
     http: httpx.AsyncClient,
 ) -> None:
@@ -89,9 +107,9 @@ async def test_import_then_export_round_trips_and_neutralises_formulas(
     assert by_name['=HYPERLINK("http://evil")']["contact"] == "@cmd"
 
     # One update, credited to the importer, and the usual guest events.
-    history = (await http.get("/api/weddings/w1/docs/guests/history", headers=auth())).json()
+    history = await history_of(http)
     assert [(h["sub"], h["role"]) for h in history["history"]] == [("ada", "planner")]
-    events = (await http.get("/api/weddings/w1/events", headers=auth())).json()["events"]
+    events = (await http.get(f"/api/weddings/{WEDDING}/events", headers=auth())).json()["events"]
     assert [e["type"] for e in events] == ["guest.added"] * 4
     assert {e["actor"]["sub"] for e in events} == {"ada"}
 
@@ -114,7 +132,7 @@ async def test_import_then_export_round_trips_and_neutralises_formulas(
     assert again.json()["added"] == [] and again.json()["changed"] == []
     assert len(again.json()["unchanged"]) == 4
     assert await guests(http) == stored
-    history = (await http.get("/api/weddings/w1/docs/guests/history", headers=auth())).json()
+    history = await history_of(http)
     assert len(history["history"]) == 1
     # With a BOM (Excel), and read back with it.
     bom = await export(http, bom="true")
@@ -122,7 +140,7 @@ async def test_import_then_export_round_trips_and_neutralises_formulas(
     assert (await upload(http, bom.content.decode(), dry_run=True)).json()["changed"] == []
 
 
-@pytest.mark.asyncio
+@pytest.mark.asyncio(loop_scope="module")
 async def test_upsert_by_id_then_by_name_and_household(http: httpx.AsyncClient) -> None:
     assert (await upload(http, "id,name,household\r\ng1,Ann Lee,Lee\r\n")).status_code == 200
     await upload(http, "name,household\r\nAnn Lee,Smith\r\n")  # another household: a new guest
@@ -148,11 +166,11 @@ async def test_upsert_by_id_then_by_name_and_household(http: httpx.AsyncClient) 
     # Columns left out stay as they are.
     assert (await upload(http, "id,meal\r\ng1,fish\r\n")).status_code == 200
     assert (await guests(http))["g1"]["rsvp"] == "accepted"
-    events = (await http.get("/api/weddings/w1/events", headers=auth())).json()["events"]
+    events = (await http.get(f"/api/weddings/{WEDDING}/events", headers=auth())).json()["events"]
     assert "guest.rsvp_changed" in {e["type"] for e in events}
 
 
-@pytest.mark.asyncio
+@pytest.mark.asyncio(loop_scope="module")
 async def test_errors_name_their_line_and_nothing_is_applied(http: httpx.AsyncClient) -> None:
     sheet = (
         "name,rsvp,plus_one\r\n"
@@ -180,7 +198,7 @@ async def test_errors_name_their_line_and_nothing_is_applied(http: httpx.AsyncCl
     assert [(e["line"], e["field"]) for e in twice.json()["errors"]] == [(3, "id")]
 
 
-@pytest.mark.asyncio
+@pytest.mark.asyncio(loop_scope="module")
 async def test_bad_files_and_bad_callers(http: httpx.AsyncClient) -> None:
     for body, field in (
         ("", "body"),
@@ -193,25 +211,25 @@ async def test_bad_files_and_bad_callers(http: httpx.AsyncClient) -> None:
         assert answer.status_code == 400, (body, answer.text)
         assert answer.json()["errors"][0]["field"] == field
     not_utf8 = await http.post(
-        CSV_PATH, content=b"name\r\n\xff\xfe\r\n", headers={**auth(), **CSV_TYPE}
+        csv_path(), content=b"name\r\n\xff\xfe\r\n", headers={**auth(), **CSV_TYPE}
     )
     assert not_utf8.status_code == 400
     wrong_type = await http.post(
-        CSV_PATH, content=b"name\r\nAnn\r\n", headers={**auth(), "Content-Type": "image/png"}
+        csv_path(), content=b"name\r\nAnn\r\n", headers={**auth(), "Content-Type": "image/png"}
     )
     assert wrong_type.status_code == 415
     assert wrong_type.json()["errors"][0]["field"] == "Content-Type"
     big = "name\r\n" + "x" * 200_001
     assert (await upload(http, big)).status_code == 413
     bad_flag = await http.post(
-        CSV_PATH, content=b"name\r\nAnn\r\n", params={"dry_run": "maybe"},
+        csv_path(), content=b"name\r\nAnn\r\n", params={"dry_run": "maybe"},
         headers={**auth(), **CSV_TYPE},
     )  # fmt: skip
     assert bad_flag.status_code == 400 and bad_flag.json()["errors"][0]["field"] == "dry_run"
     assert (await upload(http, "name\r\nAnn\r\n", role="vendor")).status_code == 403
-    friend = await http.get(CSV_PATH, headers=auth("friend", "f"))
+    friend = await http.get(csv_path(), headers=auth("friend", "f"))
     assert friend.status_code == 403
-    assert (await http.get(CSV_PATH)).status_code == 401
+    assert (await http.get(csv_path())).status_code == 401
     assert (await http.get("/api/weddings/bad id/guests.csv", headers=auth())).status_code == 404
     assert await guests(http) == {}
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,27 @@ CANARY = "Zebulon Canaryfeather"
 PROBLEM_KEYS = {"type", "title", "status", "detail", "error"}
 
 
-def token(role: str = "planner", sub: str = "pat", wedding: str = "w1") -> str:
-    return CODEC.mint(sub=sub, role=role, wedding=wedding, ttl=600)
+WEDDING = "w1"
+"""The wedding of the running test: every test gets a fresh one (most share one server)."""
 
 
-def auth(role: str = "planner", sub: str = "pat", wedding: str = "w1") -> dict[str, str]:
+@pytest.fixture(autouse=True)
+def fresh_wedding() -> Iterator[None]:
+    global WEDDING
+    WEDDING = f"edge-{uuid.uuid4().hex[:12]}"
+    yield
+
+
+def at(path: str = "") -> str:
+    """The URL of the running test's wedding, then ``path``."""
+    return f"/api/weddings/{WEDDING}{path}"
+
+
+def token(role: str = "planner", sub: str = "pat", wedding: str | None = None) -> str:
+    return CODEC.mint(sub=sub, role=role, wedding=wedding or WEDDING, ttl=600)
+
+
+def auth(role: str = "planner", sub: str = "pat", wedding: str | None = None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token(role, sub, wedding)}"}
 
 
@@ -47,8 +64,23 @@ BASE_ENV = {
 }
 
 
-@pytest_asyncio.fixture
-async def edge(tmp_path: Path) -> AsyncIterator[tuple[ServerProcess, httpx.AsyncClient]]:
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def edge(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[tuple[ServerProcess, httpx.AsyncClient]]:
+    """One server for the module's tests, each on a wedding of its own (``WEDDING``)."""
+    async with (
+        ServerProcess(
+            tmp_path_factory.mktemp("edge") / "data", env=BASE_ENV, anonymous=False
+        ) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+    ):
+        yield server, http
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def own_edge(tmp_path: Path) -> AsyncIterator[tuple[ServerProcess, httpx.AsyncClient]]:
+    """A server of the test's own: for exact request counts and the server's memory."""
     async with (
         ServerProcess(tmp_path / "data", env=BASE_ENV, anonymous=False) as server,
         httpx.AsyncClient(base_url=server.url, timeout=10) as http,
@@ -67,27 +99,27 @@ def assert_problem(response: httpx.Response, status: int, field: str | None = No
     return body
 
 
-@pytest.mark.asyncio
+@pytest.mark.asyncio(loop_scope="module")
 async def test_router_errors_are_problems(edge: tuple[ServerProcess, httpx.AsyncClient]) -> None:
     _, http = edge
     assert_problem(await http.get("/nope"), 404)
     # A room over plain HTTP: 426 naming the upgrade it needs; a name no room has: 404.
-    plain = await http.get("/sync/w1/guests")
+    plain = await http.get(f"/sync/{WEDDING}/guests")
     assert_problem(plain, 426)
     assert plain.headers["upgrade"] == "websocket"
-    assert_problem(await http.get("/sync/w1/menu"), 404)
+    assert_problem(await http.get(f"/sync/{WEDDING}/menu"), 404)
     wrong = await http.put("/healthz")
     assert_problem(wrong, 405)
     assert "GET" in wrong.headers["allow"]
-    assert_problem(await http.get("/api/weddings/w1/docs/guests"), 401)
-    assert_problem(await http.get("/api/weddings/w1/docs/menu", headers=auth()), 404)
+    assert_problem(await http.get(at("/docs/guests")), 401)
+    assert_problem(await http.get(at("/docs/menu"), headers=auth()), 404)
     assert_problem(await http.post("/api/admin/revoke", json={"sub": "x"}), 401)
 
 
-@pytest.mark.asyncio
+@pytest.mark.asyncio(loop_scope="module")
 async def test_bad_fields_are_named(edge: tuple[ServerProcess, httpx.AsyncClient]) -> None:
     _, http = edge
-    sessions = "/api/weddings/w1/sessions"
+    sessions = at("/sessions")
     cases: list[tuple[Any, int, str]] = [
         ({"sub": "a", "role": "family", "ttl": "long"}, 422, "ttl"),
         ({"sub": "a", "role": "family", "ttl": 10**9}, 422, "ttl"),
@@ -105,18 +137,16 @@ async def test_bad_fields_are_named(edge: tuple[ServerProcess, httpx.AsyncClient
         "/api/admin/revoke", json={"sub": "a", "wedding": "no way"}, headers=ADMIN_AUTH
     )
     assert_problem(bad_wedding, 422, "wedding")
-    ops = await http.post(
-        "/api/weddings/w1/docs/guests/ops", json={"op": "add_guest"}, headers=auth()
-    )
+    ops = await http.post(at("/docs/guests/ops"), json={"op": "add_guest"}, headers=auth())
     assert_problem(ops, 400, "name")
 
 
-@pytest.mark.asyncio
+@pytest.mark.asyncio(loop_scope="module")
 async def test_hostile_bodies_are_4xx_and_change_nothing(
     edge: tuple[ServerProcess, httpx.AsyncClient],
 ) -> None:
     server, http = edge
-    doc = "/api/weddings/w1/docs/guests"
+    doc = at("/docs/guests")
     # Non-ASCII base64 (a ValueError in base64.b64decode).
     sync = await http.post(f"{doc}/sync", json={"update": "ünïcode"}, headers=auth())
     assert_problem(sync, 400, "update")
@@ -139,36 +169,36 @@ async def test_hostile_bodies_are_4xx_and_change_nothing(
     assert server.alive
 
 
-@pytest.mark.asyncio
+@pytest.mark.asyncio(loop_scope="module")
 async def test_header_token_wins_over_query_token(
     edge: tuple[ServerProcess, httpx.AsyncClient],
 ) -> None:
     server, http = edge
-    doc = "/api/weddings/w1/docs/guests"
+    doc = at("/docs/guests")
     good, wrong_wedding = token(), token(wedding="w2")
     both = await http.get(doc, params={"token": wrong_wedding}, headers=auth())
     assert both.status_code == 200, both.text
     assert_problem(await http.get(doc, params={"token": good}, headers=auth(wedding="w2")), 403)
     assert (await http.get(doc, params={"token": good})).status_code == 200
     # The upgrade gate reads it the same way.
-    url = f"{server.ws_url}/w1/guests?token={wrong_wedding}"
+    url = f"{server.ws_url}/{WEDDING}/guests?token={wrong_wedding}"
     async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {good}"}):
         pass
     with pytest.raises(websockets.InvalidStatus) as refused:
         async with websockets.connect(
-            f"{server.ws_url}/w1/guests?token={good}",
+            f"{server.ws_url}/{WEDDING}/guests?token={good}",
             additional_headers={"Authorization": f"Bearer {wrong_wedding}"},
         ):
             pass
     assert refused.value.response.status_code == 403
 
 
-@pytest.mark.asyncio
+@pytest.mark.asyncio(loop_scope="module")
 async def test_body_limits_answer_413_before_parsing(
     edge: tuple[ServerProcess, httpx.AsyncClient],
 ) -> None:
     _, http = edge
-    ops = "/api/weddings/w1/docs/guests/ops"
+    ops = at("/docs/guests/ops")
     big = b'{"op": "add_guest", "name": "' + b"a" * 70_000 + b'"}'
     assert_problem(await http.post(ops, content=big, headers=auth()), 413, "body")
 
@@ -189,16 +219,16 @@ def _rss_kib(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-@pytest.mark.asyncio
+@pytest.mark.asyncio(loop_scope="module")
 async def test_a_200_mb_chunked_post_is_refused_without_growing_the_server(
-    edge: tuple[ServerProcess, httpx.AsyncClient],
+    own_edge: tuple[ServerProcess, httpx.AsyncClient],
 ) -> None:
-    server, http = edge
+    server, http = own_edge
     assert server.process is not None
     before = _rss_kib(server.process.pid)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     head = (
-        "POST /api/weddings/w1/docs/guests/ops HTTP/1.1\r\nHost: x\r\n"
+        f"POST {at('/docs/guests/ops')} HTTP/1.1\r\nHost: x\r\n"
         f"Authorization: Bearer {token()}\r\nContent-Type: application/json\r\n"
         "Transfer-Encoding: chunked\r\n\r\n"
     )
@@ -237,14 +267,14 @@ async def test_a_200_mb_chunked_post_is_refused_without_growing_the_server(
     assert grown_mib < 20, grown_mib
 
 
-@pytest.mark.asyncio
+@pytest.mark.asyncio(loop_scope="module")
 async def test_rate_limit_per_subject_and_family(tmp_path: Path) -> None:
     env = {**BASE_ENV, "CRDT_SERVER_RATE_READ_PER_MINUTE": "3"}
     async with (
         ServerProcess(tmp_path / "data", env=env, anonymous=False) as server,
         httpx.AsyncClient(base_url=server.url, timeout=10) as http,
     ):
-        doc = "/api/weddings/w1/docs/guests"
+        doc = at("/docs/guests")
         for _ in range(3):
             assert (await http.get(doc, headers=auth(sub="ann"))).status_code == 200
         limited = await http.get(doc, headers=auth(sub="ann"))
@@ -302,14 +332,12 @@ async def _wait_for_log(server: ServerProcess, predicate: Any, timeout: float = 
         await asyncio.sleep(0.02)
 
 
-@pytest.mark.asyncio
+@pytest.mark.asyncio(loop_scope="module")
 async def test_access_log_request_id_and_metrics(
-    edge: tuple[ServerProcess, httpx.AsyncClient],
+    own_edge: tuple[ServerProcess, httpx.AsyncClient],
 ) -> None:
-    server, http = edge
-    response = await http.get(
-        "/api/weddings/w1/docs/guests", headers={**auth(), "X-Request-ID": "req-42"}
-    )
+    server, http = own_edge
+    response = await http.get(at("/docs/guests"), headers={**auth(), "X-Request-ID": "req-42"})
     assert response.headers["x-request-id"] == "req-42"
     generated = await http.get("/healthz", headers={"X-Request-ID": "bad id\twith junk"})
     assert generated.headers["x-request-id"] != "bad id\twith junk"
@@ -329,13 +357,13 @@ async def test_access_log_request_id_and_metrics(
     assert "crdt_http_request_seconds_bucket" in metrics
 
 
-@pytest.mark.asyncio
+@pytest.mark.asyncio(loop_scope="module")
 async def test_no_token_and_no_document_content_reaches_the_log(
     edge: tuple[ServerProcess, httpx.AsyncClient],
 ) -> None:
     server, http = edge
     secret = token(sub="tok-owner")
-    doc = "/api/weddings/w1/docs/guests"
+    doc = at("/docs/guests")
     await http.get(f"{doc}?%74oken={secret}")
     await http.get(f"{doc}?token={secret}")
     hostile = ('{"op": "add_guest", "name": "' + CANARY + '\\ud800"}').encode()
@@ -361,7 +389,7 @@ async def test_no_token_and_no_document_content_reaches_the_log(
         b"\x00\x02" + bytes([len(canary) + 2]) + b"\x01\x00" + canary,
     ]
     for frame in frames:
-        async with websockets.connect(f"{server.ws_url}/w1/guests?%74oken={secret}") as ws:
+        async with websockets.connect(f"{server.ws_url}/{WEDDING}/guests?%74oken={secret}") as ws:
             await ws.send(frame)
             with pytest.raises(websockets.ConnectionClosed):
                 async with asyncio.timeout(5):
@@ -376,19 +404,19 @@ async def test_no_token_and_no_document_content_reaches_the_log(
     assert secret not in log and secret.split(".")[2] not in log
 
 
-@pytest.mark.asyncio
+@pytest.mark.asyncio(loop_scope="module")
 async def test_generated_urls_start_from_public_url(
     edge: tuple[ServerProcess, httpx.AsyncClient],
 ) -> None:
     _, http = edge
     response = await http.post(
-        "/api/weddings/w1/sessions", json={"sub": "may", "role": "family"}, headers=ADMIN_AUTH
+        at("/sessions"), json={"sub": "may", "role": "family"}, headers=ADMIN_AUTH
     )
     assert response.status_code == 201, response.text
     assert response.json()["url"] == "wss://plan.example.com/sync"
 
 
-@pytest.mark.asyncio
+@pytest.mark.asyncio(loop_scope="module")
 async def test_docs_page_and_assets_are_served_locally(
     edge: tuple[ServerProcess, httpx.AsyncClient],
 ) -> None:
@@ -404,7 +432,7 @@ async def test_docs_page_and_assets_are_served_locally(
     assert_problem(await http.get("/docs/nothing.js"), 404)
 
 
-@pytest.mark.asyncio
+@pytest.mark.asyncio(loop_scope="module")
 async def test_openapi_is_generated_complete(
     edge: tuple[ServerProcess, httpx.AsyncClient],
 ) -> None:

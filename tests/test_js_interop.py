@@ -7,6 +7,7 @@ import os
 import signal
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,13 +31,28 @@ from tests.jsclient import (
 )
 from tests.server import ServerProcess
 
-pytestmark = pytest.mark.js
+# One event loop for the module, so that one server serves every test that leaves it running.
+pytestmark = [pytest.mark.js, pytest.mark.asyncio(loop_scope="module")]
 
 VERSIONS = [2, 3]
 ROOTS: dict[str, RootType] = {"guests": "map", "tables": "array", "notes": "text"}
 
 
-@pytest_asyncio.fixture
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
+    """One real server for the module: every test uses rooms of its own (``new_room``)."""
+    async with ServerProcess(tmp_path_factory.mktemp("js-interop") / "data") as proc:
+        yield proc
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def own_server(tmp_path: Path) -> AsyncIterator[ServerProcess]:
+    """A server of the test's own, for a test that stops it."""
+    async with ServerProcess(tmp_path / "data") as proc:
+        yield proc
+
+
+@pytest_asyncio.fixture(loop_scope="module")
 async def group() -> AsyncIterator[JsClientGroup]:
     async with JsClientGroup() as g:
         yield g
@@ -61,7 +77,6 @@ async def oracle_merge(group: JsClientGroup, *clients: JsClient) -> dict[str, An
     return expected
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_url_path_and_params(
     server: ServerProcess, group: JsClientGroup, version: int
@@ -77,7 +92,6 @@ async def test_url_path_and_params(
     assert status["url"] == f"ws://127.0.0.1:{server.port}{expected_path}"
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize("versions", [(2, 2, 2), (3, 3, 3), (2, 3, 2)], ids=str)
 async def test_concurrent_edits_converge_and_late_joiner(
     server: ServerProcess, group: JsClientGroup, versions: tuple[int, int, int]
@@ -142,7 +156,6 @@ async def test_concurrent_edits_converge_and_late_joiner(
     assert (await late.state(ROOTS))["json"] == expected
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_awareness_propagates_and_disappears(
     server: ServerProcess, group: JsClientGroup, version: int
@@ -180,7 +193,6 @@ async def test_awareness_propagates_and_disappears(
         await b.ping()
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize("versions", [(2, 2), (3, 3), (3, 2)], ids=str)
 async def test_offline_edits_merge(
     server: ServerProcess, group: JsClientGroup, versions: tuple[int, int]
@@ -219,7 +231,6 @@ async def test_offline_edits_merge(
     await b.wait_for(expected, roots=ROOTS)
 
 
-@pytest.mark.asyncio
 async def test_harness_errors_are_clear(server: ServerProcess, group: JsClientGroup) -> None:
     c = await group.start(version=3)
     with pytest.raises(JsCommandError, match="not connected"):
@@ -238,11 +249,11 @@ async def test_harness_errors_are_clear(server: ServerProcess, group: JsClientGr
     assert (await c.state({"other": "array"}))["json"] == {"guests": {"k": 1}, "other": []}
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 async def test_everything_received_survives_a_restart(
-    server: ServerProcess, group: JsClientGroup, sig: signal.Signals
+    own_server: ServerProcess, group: JsClientGroup, sig: signal.Signals
 ) -> None:
+    server = own_server
     room = new_room()
     a = await group.start(version=2)
     b = await group.start(version=3)

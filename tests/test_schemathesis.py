@@ -22,6 +22,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from crdt_server.auth.tokens import TokenCodec
+from tests import tier
 from tests.server import ServerProcess
 
 SECRET = "schemathesis-test-secret-at-least-32-bytes"
@@ -105,7 +106,8 @@ async def _run(tmp_path: Path, examples: int) -> None:
 @pytest.mark.asyncio
 @pytest.mark.timeout(120)
 async def test_live_api_matches_its_openapi_document(tmp_path: Path) -> None:
-    await _run(tmp_path, examples=12)
+    # Every operation, a few examples each (the full tier also runs 300 each, below).
+    await _run(tmp_path, examples=tier.examples(full=12, fast=6))
 
 
 @pytest.mark.slow

@@ -22,6 +22,7 @@ from crdt_server.codec.updates import (
     integrable,
     pending_after,
 )
+from tests.tier import examples
 
 CLIENT = 2_349_812_345  # a typical 32-bit random Yjs client id (5-byte varuint)
 
@@ -456,7 +457,9 @@ def pycrdt_accepts(data: bytes) -> bool:
 
 
 FUZZ_SETTINGS = settings(
-    deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow]
+    deadline=None,
+    max_examples=examples(full=300, fast=100),
+    suppress_health_check=[HealthCheck.too_slow],
 )
 ops_strategy = st.lists(
     st.tuples(st.integers(0, 5), st.integers(0, 2**16), st.integers(0, 255)), min_size=1, max_size=4

@@ -18,6 +18,7 @@ from documents import OperationError, apply_operation, seed
 from documents.changes import ChangeRecorder
 from documents.events import EVENT_TYPES, apply_events, derive_events, entries_of
 from tests.documents.test_replica_convergence import BASE_PLAN, operations
+from tests.tier import examples
 
 
 def _replica(kind: str) -> tuple[Doc[Any], list[bytes]]:
@@ -49,7 +50,7 @@ _KINDS = {
 }
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(full=150, fast=40), deadline=None)
 @given(st.lists(operations, min_size=1, max_size=25))
 def test_derived_events_turn_before_into_after(ops: list[dict[str, Any]]) -> None:
     writers: dict[str, tuple[Doc[Any], list[bytes]]] = {}

@@ -14,6 +14,7 @@ from pycrdt import Doc
 from documents import OperationError, apply_operation
 from documents.guest_csv import COLUMNS, apply_import, export_guests, plan_import
 from documents.model import RSVP_STATES, SIDES
+from tests.tier import examples
 
 # Text the way people type it in forms and spreadsheets: any character (line breaks,
 # quotes, commas, formula starters, emoji), stripped and non-empty as the domain keeps it.
@@ -44,7 +45,7 @@ def guest_list(entries: list[dict[str, Any]]) -> Doc[Any]:
     return doc
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(full=60, fast=20), deadline=None)
 @given(st.lists(guests, max_size=6), st.booleans())
 def test_any_guest_list_round_trips_unchanged(entries: list[dict[str, Any]], bom: bool) -> None:
     doc = guest_list(entries)

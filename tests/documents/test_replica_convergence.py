@@ -34,6 +34,7 @@ from documents import (
     seed,
     to_json,
 )
+from tests.tier import examples
 
 REPLICAS = 3
 # The wedding operation strategies are the testing kit's (crdt_server.testing.strategies).
@@ -144,6 +145,6 @@ class WeddingReplicas(RuleBasedStateMachine):
 
 
 WeddingReplicas.TestCase.settings = settings(
-    max_examples=150, stateful_step_count=50, deadline=None
+    max_examples=examples(full=150, fast=30), stateful_step_count=50, deadline=None
 )
 test_wedding_replicas_converge = WeddingReplicas.TestCase

@@ -38,6 +38,7 @@ from storage import (
     StoreError,
     audience_of,
 )
+from tests.tier import examples
 
 if TYPE_CHECKING:
     from tests.storage.conftest import Backend, OpenStore
@@ -366,7 +367,7 @@ class Run:
             await self.store.close()
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(full=50, fast=15), deadline=None)
 @given(ops=operations)
 def test_random_operations_keep_content(backend: Backend, ops: list[Any]) -> None:
     # hypothesis cannot drive async tests or async fixtures: each example gets its own
