@@ -80,7 +80,8 @@ SCHEMA = Schema(
 _CLAIM = """
 UPDATE {t}webhook_deliveries SET lease_until = ?, lease_owner = ?, attempts = attempts + 1
 WHERE id IN (
-  SELECT c.id FROM {t}webhook_deliveries c WHERE c.id IN (
+  SELECT c.id FROM {t}webhook_deliveries c
+  WHERE c.status = 'pending' AND c.lease_until <= ? AND c.id IN (
     SELECT ranked.id FROM (
       SELECT d.id, d.endpoint, ROW_NUMBER() OVER (PARTITION BY d.endpoint ORDER BY d.next_at)
         AS n
@@ -98,7 +99,10 @@ RETURNING id, wedding, endpoint, payload, attempts, event_at
 """
 """Due deliveries of enabled endpoints, oldest first, at most ``per_endpoint`` in flight
 for each endpoint (counting those leased by any process), so that an endpoint that hangs
-until the timeout holds a few attempts, never every slot."""
+until the timeout holds a few attempts, never every slot. The lease condition is on ``c``,
+the row locked, as well: on PostgreSQL a row another claim leased and committed while this
+statement waited is re-checked on its new version only against the locked row's own
+conditions (READ COMMITTED), so without it both claims would take the row."""
 
 _PLACEHOLDER = re.compile(r"\?")
 
@@ -157,7 +161,7 @@ class WebhookTables:
         """Take up to ``limit`` due deliveries of enabled endpoints under a lease (counting
         the attempt), at most ``per_endpoint`` in flight per endpoint: rows of (id,
         wedding, endpoint, payload, attempts, event_at)."""
-        args = (lease_until, owner, now, now, now, per_endpoint, limit)
+        args = (lease_until, owner, now, now, now, now, per_endpoint, limit)
         if self._pg is not None:
             text = _CLAIM.replace("{lock}", "FOR UPDATE OF c SKIP LOCKED")
             # One statement, outside the store's write lock: claims never wait on commits.

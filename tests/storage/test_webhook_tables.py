@@ -149,3 +149,31 @@ async def test_the_outbox_fans_out_once_claims_once_and_is_erased(
     assert await one.manage.deliveries(other, status=None, after=None, limit=50) == []
     await one.close()
     await two.close()
+
+
+@pytest.mark.asyncio
+async def test_claims_racing_in_many_processes_never_share_a_delivery(
+    store: DocumentStore, open_store: OpenStore
+) -> None:
+    """Many claimers at once, over and over: every delivery is taken exactly once. (On
+    PostgreSQL a claim that read the rows before another claim committed its lease must
+    not take them too: the lease condition is re-checked on the row it locks.)"""
+    claimers = [await opened(store)] + [await opened(await open_store()) for _ in range(3)]
+    endpoints = [
+        (await claimers[0].manage.create(f"w_{i}", "https://example.com/h", ["*"], ""))[0]
+        for i in range(4)
+    ]
+    for endpoint in endpoints:
+        await events(store, endpoint.wedding, *(["guest.added"] * 10))
+    await claimers[0].fan_out()
+    now = 10**10  # every delivery is due, and no lease runs out during the test
+    taken: list[str] = []
+    for _ in range(100):  # bounded: 40 deliveries, at least one taken per round
+        rounds = await asyncio.gather(
+            *(c.tables.claim(c._owner, now, now + 30, 1, per_endpoint=100) for c in claimers)
+        )
+        got = [r[0] for rows in rounds for r in rows]
+        if not got:
+            break
+        taken += got
+    assert len(taken) == len(set(taken)) == 40
