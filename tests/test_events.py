@@ -8,8 +8,7 @@ import asyncio
 import json
 import os
 import signal
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from pycrdt import Map
 
 from crdt_server.auth.tokens import TokenCodec
 from crdt_server.testing.waits import until
-from tests.server import ServerProcess, served
+from tests.server import FreshWedding, ServerProcess, served
 from tests.yclient import YClient
 
 SECRET = "events-test-secret-at-least-32-bytes!!"
@@ -33,24 +32,17 @@ ENV = {
 }
 
 
-WEDDING = "w1"
-"""The wedding of the running test: every test gets a fresh one (most share one server)."""
+WEDDING = FreshWedding("ev")
+"""The running test's wedding: a fresh one per test on the module's server."""
 
 
 @pytest.fixture(autouse=True)
-def fresh_wedding() -> Iterator[None]:
-    global WEDDING
-    WEDDING = f"ev-{uuid.uuid4().hex[:12]}"
-    yield
-
-
-def at(path: str = "") -> str:
-    """The URL of the running test's wedding, then ``path``."""
-    return f"/api/weddings/{WEDDING}{path}"
+def fresh_wedding() -> None:
+    WEDDING.renew()
 
 
 def token(role: str = "planner", sub: str = "ada", ttl: int = 600) -> str:
-    return CODEC.mint(sub=sub, role=role, wedding=WEDDING, ttl=ttl)
+    return CODEC.mint(sub=sub, role=role, wedding=WEDDING.id, ttl=ttl)
 
 
 def auth(role: str = "planner", sub: str = "ada") -> dict[str, str]:
@@ -61,7 +53,7 @@ def auth(role: str = "planner", sub: str = "ada") -> dict[str, str]:
 async def api(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[tuple[ServerProcess, httpx.AsyncClient]]:
-    """One server for the module's tests, each on a wedding of its own (``WEDDING``)."""
+    """One server for the module's tests, each on a wedding of its own (``WEDDING.id``)."""
     async with served(tmp_path_factory.mktemp("events") / "data", ENV) as running:
         yield running
 
@@ -74,7 +66,7 @@ async def own_api(tmp_path: Path) -> AsyncIterator[tuple[ServerProcess, httpx.As
 
 
 async def events_of(http: httpx.AsyncClient, *, role: str = "planner", **params: Any) -> Any:
-    answer = await http.get(at("/events"), params=params, headers=auth(role))
+    answer = await http.get(WEDDING.at("/events"), params=params, headers=auth(role))
     assert answer.status_code == 200, answer.text
     return answer.json()
 
@@ -84,7 +76,9 @@ async def test_websocket_edits_become_events_credited_to_the_person(
     api: tuple[ServerProcess, httpx.AsyncClient],
 ) -> None:
     server, http = api
-    async with YClient(server.ws_url, f"{WEDDING}/guests", token=token("planner", "ada")) as editor:
+    async with YClient(
+        server.ws_url, f"{WEDDING.id}/guests", token=token("planner", "ada")
+    ) as editor:
         await editor.wait(editor.synced.is_set)
         guests = editor.doc.get("guests", type=Map)
         guests["grace"] = Map({"name": "Grace Hopper", "rsvp": "pending"})
@@ -104,7 +98,7 @@ async def test_websocket_edits_become_events_credited_to_the_person(
     assert second["type"] == "guest.rsvp_changed"
     assert second["data"] == {"id": "grace", "from": "pending", "to": "accepted"}
     assert second["actor"] == {"sub": "ada", "role": "planner"}
-    assert second["id"] == f"{WEDDING}:{second['seq']}" and second["at"].endswith("Z")
+    assert second["id"] == f"{WEDDING.id}:{second['seq']}" and second["at"].endswith("Z")
     assert found["next"] is None
     # a friend may read only the timeline: none of the guest events
     assert (await events_of(http, role="friend"))["events"] == []
@@ -112,7 +106,7 @@ async def test_websocket_edits_become_events_credited_to_the_person(
     assert [e["seq"] for e in page["events"]] == [1] and page["next"] == 1
     assert [e["type"] for e in (await events_of(http, types="guest.rsvp_*"))["events"]] == []
     assert len((await events_of(http, types="guest.*"))["events"]) == 2
-    history = await http.get(at("/docs/guests/history"), headers=auth())
+    history = await http.get(WEDDING.at("/docs/guests/history"), headers=auth())
     assert {(h["sub"], h["role"]) for h in history.json()["history"]} == {("ada", "planner")}
 
 
@@ -123,11 +117,13 @@ async def test_custom_events_are_idempotent_and_checked(
     _, http = api
     body = {"type": "day.vendor_arrived", "data": {"vendor": "florist"}, "priority": "urgent"}
     headers = {**auth("vendor", "flo"), "Idempotency-Key": "k1"}
-    first = await http.post(at("/events"), json=body, headers=headers)
+    first = await http.post(WEDDING.at("/events"), json=body, headers=headers)
     assert first.status_code == 201, first.text
-    again = await http.post(at("/events"), json=body, headers=headers)
+    again = await http.post(WEDDING.at("/events"), json=body, headers=headers)
     assert again.status_code == 200 and again.json() == first.json()
-    other = await http.post(at("/events"), json={**body, "data": {"vendor": "dj"}}, headers=headers)
+    other = await http.post(
+        WEDDING.at("/events"), json={**body, "data": {"vendor": "dj"}}, headers=headers
+    )
     assert other.status_code == 409
     assert len((await events_of(http))["events"]) == 1
     for bad, field in (
@@ -135,10 +131,10 @@ async def test_custom_events_are_idempotent_and_checked(
         ({"type": "custom.x", "data": {"x": "y" * 9000}}, "data"),
         ({"type": "custom.x", "colour": 1}, "colour"),
     ):
-        answer = await http.post(at("/events"), json=bad, headers=auth())
+        answer = await http.post(WEDDING.at("/events"), json=bad, headers=auth())
         assert 400 <= answer.status_code < 500, answer.text
         assert field in answer.text
-    friend = await http.post(at("/events"), json=body, headers=auth("friend", "f"))
+    friend = await http.post(WEDDING.at("/events"), json=body, headers=auth("friend", "f"))
     assert friend.status_code == 403
     assert len((await events_of(http))["events"]) == 1
 
@@ -148,13 +144,15 @@ async def test_the_stream_delivers_live_events_with_a_one_use_ticket(
     api: tuple[ServerProcess, httpx.AsyncClient],
 ) -> None:
     _, http = api
-    ticket = (await http.post(at("/events/stream-tickets"), headers=auth())).json()
-    url = f"/api/weddings/{WEDDING}/events/stream?ticket={ticket['ticket']}"
+    ticket = (await http.post(WEDDING.at("/events/stream-tickets"), headers=auth())).json()
+    url = f"/api/weddings/{WEDDING.id}/events/stream?ticket={ticket['ticket']}"
     received: list[dict[str, Any]] = []
     async with http.stream("GET", url) as stream:
         assert stream.status_code == 200
         assert stream.headers["content-type"].startswith("text/event-stream")
-        posted = await http.post(at("/events"), json={"type": "custom.hello"}, headers=auth())
+        posted = await http.post(
+            WEDDING.at("/events"), json={"type": "custom.hello"}, headers=auth()
+        )
         assert posted.status_code == 201
         async with asyncio.timeout(10):
             lines = stream.aiter_lines()
@@ -172,7 +170,7 @@ async def test_the_stream_delivers_live_events_with_a_one_use_ticket(
 async def test_events_are_stored_exactly_once_across_kill_9(tmp_path: Path) -> None:
     data = tmp_path / "data"
     async with ServerProcess(data, env=ENV, anonymous=False) as server:
-        async with YClient(server.ws_url, f"{WEDDING}/guests", token=token()) as editor:
+        async with YClient(server.ws_url, f"{WEDDING.id}/guests", token=token()) as editor:
             await editor.wait(editor.synced.is_set)
             guests = editor.doc.get("guests", type=Map)
             for i in range(20):
@@ -209,21 +207,21 @@ async def test_the_stream_ends_with_a_clear_event_when_the_session_is_revoked(
 ) -> None:
     _, http = own_api
     # with the header, and with a ticket minted before the revocation
-    ticket = (await http.post(at("/events/stream-tickets"), headers=auth())).json()
-    later = (await http.post(at("/events/stream-tickets"), headers=auth())).json()
-    bob = await http.post(at("/events/stream-tickets"), headers=auth("couple", "bob"))
+    ticket = (await http.post(WEDDING.at("/events/stream-tickets"), headers=auth())).json()
+    later = (await http.post(WEDDING.at("/events/stream-tickets"), headers=auth())).json()
+    bob = await http.post(WEDDING.at("/events/stream-tickets"), headers=auth("couple", "bob"))
     seen: list[tuple[str, dict[str, Any]]] = []
     async with (
-        http.stream("GET", at("/events/stream"), headers=auth()) as by_header,
+        http.stream("GET", WEDDING.at("/events/stream"), headers=auth()) as by_header,
         http.stream(
-            "GET", f"/api/weddings/{WEDDING}/events/stream?ticket={ticket['ticket']}"
+            "GET", f"/api/weddings/{WEDDING.id}/events/stream?ticket={ticket['ticket']}"
         ) as by_ticket,
         http.stream(
-            "GET", f"/api/weddings/{WEDDING}/events/stream?ticket={bob.json()['ticket']}"
+            "GET", f"/api/weddings/{WEDDING.id}/events/stream?ticket={bob.json()['ticket']}"
         ) as other,
     ):
         assert by_header.status_code == by_ticket.status_code == other.status_code == 200
-        posted = await http.post(at("/events"), json={"type": "custom.a"}, headers=auth())
+        posted = await http.post(WEDDING.at("/events"), json={"type": "custom.a"}, headers=auth())
         assert posted.status_code == 201
         revoked = await http.post("/api/admin/revoke", json={"sub": "ada"}, headers=ADMIN)
         assert revoked.status_code == 200, revoked.text
@@ -236,7 +234,9 @@ async def test_the_stream_ends_with_a_clear_event_when_the_session_is_revoked(
             assert frames[-1] == ("end", {"reason": "token_revoked"})
             seen += frames
         # bob's stream goes on
-        await http.post(at("/events"), json={"type": "custom.b"}, headers=auth("couple", "bob"))
+        await http.post(
+            WEDDING.at("/events"), json={"type": "custom.b"}, headers=auth("couple", "bob")
+        )
         async with asyncio.timeout(5):
             kinds = []
             async for kind, _ in sse_frames(other):
@@ -245,7 +245,7 @@ async def test_the_stream_ends_with_a_clear_event_when_the_session_is_revoked(
                     break
         assert "end" not in kinds
     # a ticket minted before the revocation no longer opens a stream
-    refused = await http.get(f"/api/weddings/{WEDDING}/events/stream?ticket={later['ticket']}")
+    refused = await http.get(f"/api/weddings/{WEDDING.id}/events/stream?ticket={later['ticket']}")
     assert refused.status_code == 401 and "ticket" in refused.text
 
 
@@ -255,7 +255,7 @@ async def test_the_stream_ends_when_the_token_expires(
 ) -> None:
     _, http = api
     short = {"Authorization": f"Bearer {token(ttl=2)}"}
-    async with http.stream("GET", at("/events/stream"), headers=short) as stream:
+    async with http.stream("GET", WEDDING.at("/events/stream"), headers=short) as stream:
         assert stream.status_code == 200
         async with asyncio.timeout(6):
             frames = [frame async for frame in sse_frames(stream)]

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -17,34 +16,32 @@ from pycrdt import Doc
 
 from crdt_server.testing.tokens import TokenMinter
 from documents.guest_csv import apply_import, export_guests, plan_import
-from tests.server import ServerProcess
+from tests.server import FreshWedding, ServerProcess
 
 SECRET = "guests-csv-secret-at-least-32-bytes!!!"
 MINT = TokenMinter(SECRET)
 ENV = {"CRDT_SERVER_AUTH_SECRET": SECRET, "CRDT_SERVER_MAX_CSV_BODY_BYTES": "200000"}
 CSV_TYPE = {"Content-Type": "text/csv"}
-WEDDING = "w1"
-"""The wedding of the running test: every test gets a fresh one on the module's server."""
+WEDDING = FreshWedding("csv")
+"""The running test's wedding: a fresh one per test on the module's server."""
 
 
 @pytest.fixture(autouse=True)
-def fresh_wedding() -> Iterator[None]:
-    global WEDDING
-    WEDDING = f"csv-{uuid.uuid4().hex[:12]}"
-    yield
+def fresh_wedding() -> None:
+    WEDDING.renew()
 
 
 def csv_path() -> str:
-    return f"/api/weddings/{WEDDING}/guests.csv"
+    return WEDDING.at("/guests.csv")
 
 
 def auth(role: str = "planner", sub: str = "ada") -> dict[str, str]:
-    return MINT.headers(role, sub, WEDDING)
+    return MINT.headers(role, sub, WEDDING.id)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def http(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[httpx.AsyncClient]:
-    """One server for the module; each test works on a wedding of its own (``WEDDING``)."""
+    """One server for the module; each test works on a wedding of its own (``WEDDING.id``)."""
     async with (
         ServerProcess(tmp_path_factory.mktemp("csv") / "data", env=ENV, anonymous=False) as server,
         httpx.AsyncClient(base_url=server.url, timeout=20) as client,
@@ -68,11 +65,11 @@ async def export(http: httpx.AsyncClient, **params: str) -> httpx.Response:
 
 
 async def history_of(http: httpx.AsyncClient) -> Any:
-    return (await http.get(f"/api/weddings/{WEDDING}/docs/guests/history", headers=auth())).json()
+    return (await http.get(WEDDING.at("/docs/guests/history"), headers=auth())).json()
 
 
 async def guests(http: httpx.AsyncClient) -> dict[str, Any]:
-    answer = await http.get(f"/api/weddings/{WEDDING}/docs/guests", headers=auth())
+    answer = await http.get(WEDDING.at("/docs/guests"), headers=auth())
     found: dict[str, Any] = answer.json()["guests"]
     return found
 
@@ -109,7 +106,7 @@ async def test_import_then_export_round_trips_and_neutralises_formulas(
     # One update, credited to the importer, and the usual guest events.
     history = await history_of(http)
     assert [(h["sub"], h["role"]) for h in history["history"]] == [("ada", "planner")]
-    events = (await http.get(f"/api/weddings/{WEDDING}/events", headers=auth())).json()["events"]
+    events = (await http.get(WEDDING.at("/events"), headers=auth())).json()["events"]
     assert [e["type"] for e in events] == ["guest.added"] * 4
     assert {e["actor"]["sub"] for e in events} == {"ada"}
 
@@ -166,7 +163,7 @@ async def test_upsert_by_id_then_by_name_and_household(http: httpx.AsyncClient) 
     # Columns left out stay as they are.
     assert (await upload(http, "id,meal\r\ng1,fish\r\n")).status_code == 200
     assert (await guests(http))["g1"]["rsvp"] == "accepted"
-    events = (await http.get(f"/api/weddings/{WEDDING}/events", headers=auth())).json()["events"]
+    events = (await http.get(WEDDING.at("/events"), headers=auth())).json()["events"]
     assert "guest.rsvp_changed" in {e["type"] for e in events}
 
 

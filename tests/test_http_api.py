@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import base64
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -15,7 +14,7 @@ from pycrdt import Doc, Map, Text
 from crdt_server.auth.tokens import TokenCodec
 from crdt_server.codec.protocol import read_var_uint, write_var_uint
 from documents import apply_operation
-from tests.server import ServerProcess
+from tests.server import FreshWedding, ServerProcess
 from tests.yclient import YClient
 
 SECRET = "http-api-test-secret-at-least-32-bytes"
@@ -23,24 +22,17 @@ ADMIN = "http-admin-key"
 CODEC = TokenCodec(algorithms=["HS256"], secret=SECRET.encode())
 
 
-WEDDING = "w1"
-"""The wedding of the running test: every test gets a fresh one on the module's server."""
+WEDDING = FreshWedding("api")
+"""The running test's wedding: a fresh one per test on the module's server."""
 
 
 @pytest.fixture(autouse=True)
-def fresh_wedding() -> Iterator[None]:
-    global WEDDING
-    WEDDING = f"api-{uuid.uuid4().hex[:12]}"
-    yield
-
-
-def at(path: str = "") -> str:
-    """The URL of the running test's wedding, then ``path``."""
-    return f"/api/weddings/{WEDDING}{path}"
+def fresh_wedding() -> None:
+    WEDDING.renew()
 
 
 def auth(role: str = "planner", sub: str = "pat", wedding: str | None = None) -> dict[str, str]:
-    token = CODEC.mint(sub=sub, role=role, wedding=wedding or WEDDING, ttl=600)
+    token = CODEC.mint(sub=sub, role=role, wedding=wedding or WEDDING.id, ttl=600)
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -48,7 +40,7 @@ def auth(role: str = "planner", sub: str = "pat", wedding: str | None = None) ->
 async def api(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[tuple[ServerProcess, httpx.AsyncClient]]:
-    """One server for the module; each test works on a wedding of its own (``WEDDING``)."""
+    """One server for the module; each test works on a wedding of its own (``WEDDING.id``)."""
     env = {"CRDT_SERVER_AUTH_SECRET": SECRET, "CRDT_SERVER_ADMIN_API_KEY": ADMIN}
     async with (
         ServerProcess(tmp_path_factory.mktemp("api") / "data", env=env, anonymous=False) as server,
@@ -64,11 +56,13 @@ def replica_state(update: bytes) -> bytes:
 
 
 def ws_token(role: str = "planner", sub: str = "ws") -> str:
-    return CODEC.mint(sub=sub, role=role, wedding=WEDDING, ttl=600)
+    return CODEC.mint(sub=sub, role=role, wedding=WEDDING.id, ttl=600)
 
 
 async def op(http: httpx.AsyncClient, doc: str, body: dict[str, Any], **kw: Any) -> httpx.Response:
-    return await http.post(f"/api/weddings/{WEDDING}/docs/{doc}/ops", json=body, headers=auth(**kw))
+    return await http.post(
+        f"/api/weddings/{WEDDING.id}/docs/{doc}/ops", json=body, headers=auth(**kw)
+    )
 
 
 @pytest.mark.asyncio(loop_scope="module")
@@ -76,7 +70,7 @@ async def test_operations_are_committed_and_broadcast(
     api: tuple[ServerProcess, httpx.AsyncClient],
 ) -> None:
     server, http = api
-    async with YClient(server.ws_url, f"{WEDDING}/guests", token=ws_token()) as editor:
+    async with YClient(server.ws_url, f"{WEDDING.id}/guests", token=ws_token()) as editor:
         await editor.wait(editor.synced.is_set)
         response = await op(
             http, "guests", {"op": "add_guest", "guest_id": "g1", "name": "Ann Lee"}
@@ -84,17 +78,17 @@ async def test_operations_are_committed_and_broadcast(
         assert response.status_code == 200, response.text
         assert response.json()["committed"] is True
         await editor.wait(lambda: "g1" in (editor.doc.get("guests", type=Map).to_py() or {}))
-    read = await http.get(at("/docs/guests"), headers=auth("vendor"))
+    read = await http.get(WEDDING.at("/docs/guests"), headers=auth("vendor"))
     assert read.status_code == 200
     assert read.json()["guests"]["g1"]["name"] == "Ann Lee"
     binary = await http.get(
-        at("/docs/guests"),
+        WEDDING.at("/docs/guests"),
         headers={**auth(), "Accept": "application/octet-stream"},
     )
     doc: Doc[Any] = Doc()
     doc.apply_update(binary.content)
     assert doc.get("guests", type=Map).to_py()["g1"]["name"] == "Ann Lee"
-    history = await http.get(at("/docs/guests/history"), headers=auth())
+    history = await http.get(WEDDING.at("/docs/guests/history"), headers=auth())
     assert history.json()["history"][0]["origin"] == "http:pat"
 
 
@@ -103,7 +97,7 @@ async def test_invalid_operations_change_nothing(
     api: tuple[ServerProcess, httpx.AsyncClient],
 ) -> None:
     _, http = api
-    before = (await http.get(at("/docs/guests"), headers=auth())).json()
+    before = (await http.get(WEDDING.at("/docs/guests"), headers=auth())).json()
     cases = [
         ({"op": "add_guest"}, 400),  # missing name
         ({"op": "add_guest", "name": "A", "colour": "red"}, 400),  # unknown field
@@ -116,10 +110,10 @@ async def test_invalid_operations_change_nothing(
         response = await op(http, "guests", body)
         assert response.status_code == status, (body, response.text)
         assert "error" in response.json()
-    bad_json = await http.post(at("/docs/guests/ops"), content=b"{oops", headers=auth())
+    bad_json = await http.post(WEDDING.at("/docs/guests/ops"), content=b"{oops", headers=auth())
     assert bad_json.status_code == 400
-    assert (await http.get(at("/docs/guests"), headers=auth())).json() == before
-    history = await http.get(at("/docs/guests/history"), headers=auth())
+    assert (await http.get(WEDDING.at("/docs/guests"), headers=auth())).json() == before
+    history = await http.get(WEDDING.at("/docs/guests/history"), headers=auth())
     assert history.json()["history"] == []
 
 
@@ -128,15 +122,17 @@ async def test_permissions_are_those_of_the_rooms(
     api: tuple[ServerProcess, httpx.AsyncClient],
 ) -> None:
     _, http = api
-    assert (await http.get(at("/docs/guests"))).status_code == 401
-    assert (await http.get(at("/docs/budget"), headers=auth("vendor"))).status_code == 403
+    assert (await http.get(WEDDING.at("/docs/guests"))).status_code == 401
+    assert (await http.get(WEDDING.at("/docs/budget"), headers=auth("vendor"))).status_code == 403
     assert (await http.get("/api/weddings/w2/docs/guests", headers=auth())).status_code == 403
-    assert (await http.get(at("/docs/menu"), headers=auth())).status_code == 404
+    assert (await http.get(WEDDING.at("/docs/menu"), headers=auth())).status_code == 404
     refused = await op(http, "guests", {"op": "add_guest", "name": "X"}, role="vendor")
     assert refused.status_code == 403
-    update = await http.post(at("/docs/guests/update"), content=b"\x00\x00", headers=auth("vendor"))
+    update = await http.post(
+        WEDDING.at("/docs/guests/update"), content=b"\x00\x00", headers=auth("vendor")
+    )
     assert update.status_code == 403
-    assert (await http.get(at("/presence"), headers=auth("friend"))).status_code == 200
+    assert (await http.get(WEDDING.at("/presence"), headers=auth("friend"))).status_code == 200
     assert (await http.get("/api/weddings/w9/presence", headers=auth())).status_code == 403
 
 
@@ -145,8 +141,8 @@ async def test_binary_update_endpoint(api: tuple[ServerProcess, httpx.AsyncClien
     server, http = api
     doc: Doc[Any] = Doc()
     doc.get("notes", type=Text).insert(0, "call the florist")
-    url = at("/docs/timeline/update")
-    async with YClient(server.ws_url, f"{WEDDING}/timeline", token=ws_token()) as editor:
+    url = WEDDING.at("/docs/timeline/update")
+    async with YClient(server.ws_url, f"{WEDDING.id}/timeline", token=ws_token()) as editor:
         await editor.wait(editor.synced.is_set)
         response = await http.post(url, content=doc.get_update(), headers=auth())
         assert response.json() == {"committed": True, "changed": True}
@@ -164,13 +160,13 @@ async def test_offline_mobile_client_converges_with_live_editors(
     """A phone edits offline, then syncs over HTTP; live editors edited meanwhile."""
     server, http = api
     phone: Doc[Any] = Doc()
-    url = at("/docs/guests/sync")
+    url = WEDDING.at("/docs/guests/sync")
     first = await http.post(url, json={"state_vector": "", "update": ""}, headers=auth())
     assert first.status_code == 200
     phone.apply_update(base64.b64decode(first.json()["update"]))
     synced_state = phone.get_state()
 
-    async with YClient(server.ws_url, f"{WEDDING}/guests", token=ws_token()) as editor:
+    async with YClient(server.ws_url, f"{WEDDING.id}/guests", token=ws_token()) as editor:
         await editor.wait(editor.synced.is_set)
         # Offline on the phone; live on the laptop.
         phone.get("guests", type=Map)["from-phone"] = "Aunt May"
@@ -213,7 +209,7 @@ async def test_presence_and_conflicts(api: tuple[ServerProcess, httpx.AsyncClien
     await op(http, "seating", {"op": "add_table", "table_id": "t1", "name": "Rose", "capacity": 1})
     base = (
         await http.get(
-            at("/docs/seating"),
+            WEDDING.at("/docs/seating"),
             headers={**auth(), "Accept": "application/octet-stream"},
         )
     ).content
@@ -227,20 +223,20 @@ async def test_presence_and_conflicts(api: tuple[ServerProcess, httpx.AsyncClien
             replica, "seating", {"op": "assign_seat", "guest_id": guest, "table_id": "t1"}
         )
         await http.post(
-            at("/docs/seating/update"),
+            WEDDING.at("/docs/seating/update"),
             content=replica.get_update(replica_state(base)),
             headers=auth(),
         )
     async with YClient(
-        server.ws_url, f"{WEDDING}/seating", token=ws_token("family", "aunt")
+        server.ws_url, f"{WEDDING.id}/seating", token=ws_token("family", "aunt")
     ) as aunt:
         await aunt.wait(aunt.synced.is_set)
-        presence = (await http.get(at("/presence"), headers=auth())).json()
+        presence = (await http.get(WEDDING.at("/presence"), headers=auth())).json()
         assert {"doc": "seating", "user_id": "aunt", "role": "family"}.items() <= presence[
             "presence"
         ][0].items()
     # Editors watch the server-kept conflicts room; the finding shows up there too.
-    async with YClient(server.ws_url, f"{WEDDING}/conflicts", token=ws_token()) as watcher:
+    async with YClient(server.ws_url, f"{WEDDING.id}/conflicts", token=ws_token()) as watcher:
         await watcher.wait(
             lambda: any(
                 c["code"] == "seating.table_over_capacity"
@@ -250,16 +246,16 @@ async def test_presence_and_conflicts(api: tuple[ServerProcess, httpx.AsyncClien
         watcher.doc.get("conflicts", type=Map)["forged"] = {"code": "x"}
         await watcher.flush()
         await watcher.wait(lambda: len(watcher.denied) == 1)  # nobody writes it but the server
-    room_json = (await http.get(at("/docs/conflicts"), headers=auth())).json()
+    room_json = (await http.get(WEDDING.at("/docs/conflicts"), headers=auth())).json()
     assert any(c["code"] == "seating.table_over_capacity" for c in room_json["conflicts"])
     assert all(c.get("code") != "x" for c in room_json["conflicts"])
     assert (
-        await http.get(at("/docs/conflicts"), headers=auth("vendor"))
+        await http.get(WEDDING.at("/docs/conflicts"), headers=auth("vendor"))
     ).status_code == 403  # vendors may not read the budget, so not the conflicts either
-    conflicts = (await http.get(at("/conflicts"), headers=auth())).json()["conflicts"]
+    conflicts = (await http.get(WEDDING.at("/conflicts"), headers=auth())).json()["conflicts"]
     codes = {c["code"] for c in conflicts}
     assert "seating.table_over_capacity" in codes, conflicts
-    friend = (await http.get(at("/conflicts"), headers=auth("friend"))).json()
+    friend = (await http.get(WEDDING.at("/conflicts"), headers=auth("friend"))).json()
     assert friend["conflicts"] == []  # friends cannot see the seating plan
 
 
@@ -269,19 +265,19 @@ async def test_delete_wedding_closes_rooms_with_4404(
 ) -> None:
     server, http = api
     await op(http, "guests", {"op": "add_guest", "guest_id": "g1", "name": "Ann"})
-    async with YClient(server.ws_url, f"{WEDDING}/guests", token=ws_token()) as editor:
+    async with YClient(server.ws_url, f"{WEDDING.id}/guests", token=ws_token()) as editor:
         await editor.wait(editor.synced.is_set)
-        assert (await http.delete(at())).status_code == 401
-        assert (await http.delete(at(), headers=auth())).status_code == 401
+        assert (await http.delete(WEDDING.at())).status_code == 401
+        assert (await http.delete(WEDDING.at(), headers=auth())).status_code == 401
         admin = {"Authorization": f"Bearer {ADMIN}"}
-        response = await http.delete(at(), headers=admin)
+        response = await http.delete(WEDDING.at(), headers=admin)
         assert response.status_code == 200 and response.json()["documents_deleted"] >= 1
         await editor.wait(editor.closed.is_set)
         assert editor.close_code == 4404
     # Erased and tombstoned (issue 15.8): gone for good, not an empty wedding.
-    after = await http.get(at("/docs/guests"), headers=auth())
+    after = await http.get(WEDDING.at("/docs/guests"), headers=auth())
     assert after.status_code == 410
-    assert (await http.get(at("/docs/guests/history"), headers=auth())).status_code == 410
+    assert (await http.get(WEDDING.at("/docs/guests/history"), headers=auth())).status_code == 410
 
 
 @pytest.mark.asyncio(loop_scope="module")

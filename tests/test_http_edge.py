@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from crdt_server.auth.tokens import TokenCodec
 from crdt_server.cli import redact_tokens
 from crdt_server.edge.problems import ApiError
 from crdt_server.edge.ratelimit import HttpRateLimiter, Subject, may_bypass
-from tests.server import ServerProcess
+from tests.server import FreshWedding, ServerProcess
 
 SECRET = "http-edge-test-secret-at-least-32-bytes!"
 ADMIN = "edge-admin-key"
@@ -30,24 +29,17 @@ CANARY = "Zebulon Canaryfeather"
 PROBLEM_KEYS = {"type", "title", "status", "detail", "error"}
 
 
-WEDDING = "w1"
-"""The wedding of the running test: every test gets a fresh one (most share one server)."""
+WEDDING = FreshWedding("edge")
+"""The running test's wedding: a fresh one per test on the module's server."""
 
 
 @pytest.fixture(autouse=True)
-def fresh_wedding() -> Iterator[None]:
-    global WEDDING
-    WEDDING = f"edge-{uuid.uuid4().hex[:12]}"
-    yield
-
-
-def at(path: str = "") -> str:
-    """The URL of the running test's wedding, then ``path``."""
-    return f"/api/weddings/{WEDDING}{path}"
+def fresh_wedding() -> None:
+    WEDDING.renew()
 
 
 def token(role: str = "planner", sub: str = "pat", wedding: str | None = None) -> str:
-    return CODEC.mint(sub=sub, role=role, wedding=wedding or WEDDING, ttl=600)
+    return CODEC.mint(sub=sub, role=role, wedding=wedding or WEDDING.id, ttl=600)
 
 
 def auth(role: str = "planner", sub: str = "pat", wedding: str | None = None) -> dict[str, str]:
@@ -68,7 +60,7 @@ BASE_ENV = {
 async def edge(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[tuple[ServerProcess, httpx.AsyncClient]]:
-    """One server for the module's tests, each on a wedding of its own (``WEDDING``)."""
+    """One server for the module's tests, each on a wedding of its own (``WEDDING.id``)."""
     async with (
         ServerProcess(
             tmp_path_factory.mktemp("edge") / "data", env=BASE_ENV, anonymous=False
@@ -104,22 +96,22 @@ async def test_router_errors_are_problems(edge: tuple[ServerProcess, httpx.Async
     _, http = edge
     assert_problem(await http.get("/nope"), 404)
     # A room over plain HTTP: 426 naming the upgrade it needs; a name no room has: 404.
-    plain = await http.get(f"/sync/{WEDDING}/guests")
+    plain = await http.get(f"/sync/{WEDDING.id}/guests")
     assert_problem(plain, 426)
     assert plain.headers["upgrade"] == "websocket"
-    assert_problem(await http.get(f"/sync/{WEDDING}/menu"), 404)
+    assert_problem(await http.get(f"/sync/{WEDDING.id}/menu"), 404)
     wrong = await http.put("/healthz")
     assert_problem(wrong, 405)
     assert "GET" in wrong.headers["allow"]
-    assert_problem(await http.get(at("/docs/guests")), 401)
-    assert_problem(await http.get(at("/docs/menu"), headers=auth()), 404)
+    assert_problem(await http.get(WEDDING.at("/docs/guests")), 401)
+    assert_problem(await http.get(WEDDING.at("/docs/menu"), headers=auth()), 404)
     assert_problem(await http.post("/api/admin/revoke", json={"sub": "x"}), 401)
 
 
 @pytest.mark.asyncio(loop_scope="module")
 async def test_bad_fields_are_named(edge: tuple[ServerProcess, httpx.AsyncClient]) -> None:
     _, http = edge
-    sessions = at("/sessions")
+    sessions = WEDDING.at("/sessions")
     cases: list[tuple[Any, int, str]] = [
         ({"sub": "a", "role": "family", "ttl": "long"}, 422, "ttl"),
         ({"sub": "a", "role": "family", "ttl": 10**9}, 422, "ttl"),
@@ -137,7 +129,7 @@ async def test_bad_fields_are_named(edge: tuple[ServerProcess, httpx.AsyncClient
         "/api/admin/revoke", json={"sub": "a", "wedding": "no way"}, headers=ADMIN_AUTH
     )
     assert_problem(bad_wedding, 422, "wedding")
-    ops = await http.post(at("/docs/guests/ops"), json={"op": "add_guest"}, headers=auth())
+    ops = await http.post(WEDDING.at("/docs/guests/ops"), json={"op": "add_guest"}, headers=auth())
     assert_problem(ops, 400, "name")
 
 
@@ -146,7 +138,7 @@ async def test_hostile_bodies_are_4xx_and_change_nothing(
     edge: tuple[ServerProcess, httpx.AsyncClient],
 ) -> None:
     server, http = edge
-    doc = at("/docs/guests")
+    doc = WEDDING.at("/docs/guests")
     # Non-ASCII base64 (a ValueError in base64.b64decode).
     sync = await http.post(f"{doc}/sync", json={"update": "ünïcode"}, headers=auth())
     assert_problem(sync, 400, "update")
@@ -174,19 +166,19 @@ async def test_header_token_wins_over_query_token(
     edge: tuple[ServerProcess, httpx.AsyncClient],
 ) -> None:
     server, http = edge
-    doc = at("/docs/guests")
+    doc = WEDDING.at("/docs/guests")
     good, wrong_wedding = token(), token(wedding="w2")
     both = await http.get(doc, params={"token": wrong_wedding}, headers=auth())
     assert both.status_code == 200, both.text
     assert_problem(await http.get(doc, params={"token": good}, headers=auth(wedding="w2")), 403)
     assert (await http.get(doc, params={"token": good})).status_code == 200
     # The upgrade gate reads it the same way.
-    url = f"{server.ws_url}/{WEDDING}/guests?token={wrong_wedding}"
+    url = f"{server.ws_url}/{WEDDING.id}/guests?token={wrong_wedding}"
     async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {good}"}):
         pass
     with pytest.raises(websockets.InvalidStatus) as refused:
         async with websockets.connect(
-            f"{server.ws_url}/{WEDDING}/guests?token={good}",
+            f"{server.ws_url}/{WEDDING.id}/guests?token={good}",
             additional_headers={"Authorization": f"Bearer {wrong_wedding}"},
         ):
             pass
@@ -198,7 +190,7 @@ async def test_body_limits_answer_413_before_parsing(
     edge: tuple[ServerProcess, httpx.AsyncClient],
 ) -> None:
     _, http = edge
-    ops = at("/docs/guests/ops")
+    ops = WEDDING.at("/docs/guests/ops")
     big = b'{"op": "add_guest", "name": "' + b"a" * 70_000 + b'"}'
     assert_problem(await http.post(ops, content=big, headers=auth()), 413, "body")
 
@@ -228,7 +220,7 @@ async def test_a_200_mb_chunked_post_is_refused_without_growing_the_server(
     before = _rss_kib(server.process.pid)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     head = (
-        f"POST {at('/docs/guests/ops')} HTTP/1.1\r\nHost: x\r\n"
+        f"POST {WEDDING.at('/docs/guests/ops')} HTTP/1.1\r\nHost: x\r\n"
         f"Authorization: Bearer {token()}\r\nContent-Type: application/json\r\n"
         "Transfer-Encoding: chunked\r\n\r\n"
     )
@@ -274,7 +266,7 @@ async def test_rate_limit_per_subject_and_family(tmp_path: Path) -> None:
         ServerProcess(tmp_path / "data", env=env, anonymous=False) as server,
         httpx.AsyncClient(base_url=server.url, timeout=10) as http,
     ):
-        doc = at("/docs/guests")
+        doc = WEDDING.at("/docs/guests")
         for _ in range(3):
             assert (await http.get(doc, headers=auth(sub="ann"))).status_code == 200
         limited = await http.get(doc, headers=auth(sub="ann"))
@@ -337,7 +329,9 @@ async def test_access_log_request_id_and_metrics(
     own_edge: tuple[ServerProcess, httpx.AsyncClient],
 ) -> None:
     server, http = own_edge
-    response = await http.get(at("/docs/guests"), headers={**auth(), "X-Request-ID": "req-42"})
+    response = await http.get(
+        WEDDING.at("/docs/guests"), headers={**auth(), "X-Request-ID": "req-42"}
+    )
     assert response.headers["x-request-id"] == "req-42"
     generated = await http.get("/healthz", headers={"X-Request-ID": "bad id\twith junk"})
     assert generated.headers["x-request-id"] != "bad id\twith junk"
@@ -363,7 +357,7 @@ async def test_no_token_and_no_document_content_reaches_the_log(
 ) -> None:
     server, http = edge
     secret = token(sub="tok-owner")
-    doc = at("/docs/guests")
+    doc = WEDDING.at("/docs/guests")
     await http.get(f"{doc}?%74oken={secret}")
     await http.get(f"{doc}?token={secret}")
     hostile = ('{"op": "add_guest", "name": "' + CANARY + '\\ud800"}').encode()
@@ -389,7 +383,9 @@ async def test_no_token_and_no_document_content_reaches_the_log(
         b"\x00\x02" + bytes([len(canary) + 2]) + b"\x01\x00" + canary,
     ]
     for frame in frames:
-        async with websockets.connect(f"{server.ws_url}/{WEDDING}/guests?%74oken={secret}") as ws:
+        async with websockets.connect(
+            f"{server.ws_url}/{WEDDING.id}/guests?%74oken={secret}"
+        ) as ws:
             await ws.send(frame)
             with pytest.raises(websockets.ConnectionClosed):
                 async with asyncio.timeout(5):
@@ -410,7 +406,7 @@ async def test_generated_urls_start_from_public_url(
 ) -> None:
     _, http = edge
     response = await http.post(
-        at("/sessions"), json={"sub": "may", "role": "family"}, headers=ADMIN_AUTH
+        WEDDING.at("/sessions"), json={"sub": "may", "role": "family"}, headers=ADMIN_AUTH
     )
     assert response.status_code == 201, response.text
     assert response.json()["url"] == "wss://plan.example.com/sync"
