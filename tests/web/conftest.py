@@ -35,9 +35,9 @@ PAGE_ERRORS: list[str] = []
 _LINK = re.compile(rb"^(couple|planner|family|vendor|friend) (http://\S+/app/#token=(\S+))$", re.M)
 
 try:
-    from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+    from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 except ImportError:  # pragma: no cover - the test extra installs it
-    async_playwright = None
+    async_playwright = expect = None
 
 
 def _have_browser() -> bool:

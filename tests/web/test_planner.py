@@ -19,6 +19,7 @@ from tests.web.conftest import (
     PAGE_ERRORS,
     Demo,
     demo_links,
+    expect,
     open_app,
     screenshot,
     status,
@@ -442,7 +443,7 @@ async def test_the_couple_reschedules_an_item_and_plans_the_budget_for_everyone(
     await couple.get_by_label("Planned", exact=True).fill("1500.50")
     await couple.get_by_role("button", name="Add category").click()
     await planner.get_by_role("row", name="Rings").wait_for(timeout=5000)
-    await expect_value(planner.get_by_label("Planned for Catering"), "12000.00")
+    await expect(planner.get_by_label("Planned for Catering")).to_have_value("12000.00")
     await status(couple).filter(has_text="Synced").wait_for(timeout=5000)
     timeline = await demo.json("/api/weddings/demo/docs/timeline")
     budget = await demo.json("/api/weddings/demo/docs/budget")
@@ -455,13 +456,6 @@ async def test_the_couple_reschedules_an_item_and_plans_the_budget_for_everyone(
     plans = {c["name"]: c["planned"] for c in budget["categories"].values()}
     assert plans["Catering"] == 1_200_000 and plans["Rings"] == 150_050
     await screenshot(couple, "couple-budget-edit")
-
-
-async def expect_value(locator: Any, value: str, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while await locator.input_value() != value:
-        assert time.monotonic() < deadline, f"{await locator.input_value()!r} != {value!r}"
-        await locator.page.wait_for_timeout(50)
 
 
 async def test_a_wedding_deleted_while_the_app_was_closed_is_cleared_when_it_opens(

@@ -5,12 +5,11 @@ live, then the message in the guest's panel."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 
-from tests.web.conftest import PAGE_ERRORS, Demo, open_app, screenshot
+from tests.web.conftest import PAGE_ERRORS, Demo, expect, open_app, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio, pytest.mark.timeout(60)]
 
@@ -20,13 +19,6 @@ def no_page_errors() -> Any:
     PAGE_ERRORS.clear()
     yield
     assert PAGE_ERRORS == []
-
-
-async def _until_count(locator: Any, count: int, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while await locator.count() != count:
-        assert time.monotonic() < deadline, f"still {await locator.count()}, not {count}"
-        await locator.page.wait_for_timeout(50)
 
 
 async def test_the_couple_discusses_a_guest_and_the_planner_sees_the_badge_and_the_message(
@@ -73,7 +65,7 @@ async def test_the_couple_discusses_a_guest_and_the_planner_sees_the_badge_and_t
     await panel.get_by_role("button", name="Send").click()
     sent = panel.locator("li.message:not(.pending)").filter(has_text=text)
     await sent.wait_for(timeout=10_000)
-    await _until_count(panel.locator("li.message.pending"), 0)
+    await expect(panel.locator("li.message.pending")).to_have_count(0)
     assert len(puts) == 2 and puts[0] == puts[1], puts
 
     # The planner, who had the guest list open all along: the badge on that guest, live.
@@ -86,7 +78,7 @@ async def test_the_couple_discusses_a_guest_and_the_planner_sees_the_badge_and_t
     await message.wait_for(timeout=5000)
     await message.get_by_text("Alex & Sam").wait_for()
     # Shown is read: the badge goes, and the server agrees.
-    await _until_count(badge, 0)
+    await expect(badge).to_have_count(0)
     await screenshot(planner, "planner-thread-panel")
 
     found = await demo.json(f"/api/weddings/demo/threads?anchor=guests:{guest_id}")
