@@ -1345,7 +1345,7 @@ Job = Callable[[Path], Awaitable[list[Metric]]]
 def jobs_for(opts: Options, specs: dict[str, ServerSpec]) -> list[tuple[str, str, Job]]:
     """(row group, column, job): which server runs which target."""
     out: list[tuple[str, str, Job]] = []
-    singles = [s for s in opts.servers if s == "ours" or s in PEERS]
+    singles = [s for s in opts.servers if s in ("ours", "ours-baseline") or s in PEERS]
     wk = f"ours-{opts.workers}workers"
     cw = f"ours-{opts.compare_workers}workers"
     for t in opts.targets:

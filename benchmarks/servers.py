@@ -9,6 +9,7 @@ so a scenario that fails still stops its server.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import re
 import signal
@@ -36,6 +37,13 @@ class ServerSpec:
     dialect: str = "y-websocket"
     env: tuple[tuple[str, str], ...] = ()
     notes: str = ""
+    cwd: str = ""
+    """Working directory of the process; empty: this repository."""
+
+    def process_options(self) -> tuple[Path, dict[str, str]]:
+        """Where the process runs and its environment. The working directory matters for
+        ``python -m``: it comes first on the import path, before the environment's."""
+        return Path(self.cwd or ROOT), {**os.environ, **dict(self.env), "PYTHONUNBUFFERED": "1"}
 
 
 PEERS = ("pycrdt-websocket", "y-websocket", "hocuspocus")
@@ -96,11 +104,14 @@ def baseline_spec() -> ServerSpec | None:
     path = Path(source).resolve()
     if not (path / "crdt_server").is_dir():
         raise SystemExit(f"BENCH_BASELINE_SRC={source}: no crdt_server package there")
-    return ours_spec(
+    spec = ours_spec(
         "ours-baseline",
         env=(("PYTHONPATH", str(path)),),
         notes=f"crdt-server from {path} (BENCH_BASELINE_SRC)",
     )
+    # Run from the checkout: ``python -m`` puts the working directory first on the import
+    # path, so from this repository's directory it would import this repository's server.
+    return dataclasses.replace(spec, cwd=str(path))
 
 
 def server_specs() -> dict[str, ServerSpec]:
@@ -180,14 +191,15 @@ class ServerProcess:
         self._logs.append(log_path)
         argv = [a.replace("{data_dir}", str(self.data_dir)) for a in self.spec.argv]
         log = _open_log(log_path, self.data_dir)
+        cwd, env = self.spec.process_options()
         try:
             self.process = await asyncio.create_subprocess_exec(
                 *argv,
-                cwd=ROOT,
+                cwd=cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, **dict(self.spec.env), "PYTHONUNBUFFERED": "1"},
+                env=env,
             )
         finally:
             log.close()

@@ -84,3 +84,25 @@ def test_the_documented_commands_are_the_module_form() -> None:
     for path in documented:
         for name in SCRIPTS:
             assert f"python benchmarks/{name}.py" not in path.read_text(), (path, name)
+
+
+def test_ours_baseline_runs_the_other_checkouts_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ours-baseline`` once ran this repository's server under the other checkout's name:
+    ``python -m`` put the working directory (this repository) first on the import path."""
+    from benchmarks.servers import baseline_spec
+
+    package = tmp_path / "crdt_server"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    monkeypatch.setenv("BENCH_BASELINE_SRC", str(tmp_path))
+    spec = baseline_spec()
+    assert spec is not None
+    cwd, env = spec.process_options()
+    probe = "import crdt_server; print(crdt_server.__file__)"
+    done = subprocess.run(
+        [spec.argv[0], "-c", probe], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()) == package / "__init__.py"
