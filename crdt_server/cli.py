@@ -33,6 +33,7 @@ from crdt_server.edge.http_head import head_deadline_protocol
 from crdt_server.edge.uvicorn_private import Multiprocess
 from crdt_server.edge.websocket import SyncWebSocketProtocol
 from crdt_server.extensions.thread_export import THREADS
+from crdt_server.gcpolicy import SurvivorFreezer
 from crdt_server.rlimits import raise_open_files_limit
 from crdt_server.settings import ENV_PREFIX, Settings, SettingsError
 from crdt_server.tools import commands as data_commands
@@ -199,24 +200,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-FULL_COLLECTION_AFTER = 100
-"""Generation-1 collections before a full one may run (CPython's default is 10)."""
-
-
-def tune_gc() -> None:
-    """The garbage collector of a server process: what is loaded by now (modules, the app)
-    is frozen out of every later collection, and full collections run a tenth as often.
-
-    A full collection walks every tracked object: with 5,000 connections open it paused the
-    event loop for 140-180 ms, and those pauses were the benchmark's p99 time to synced.
-    The price: cyclic garbage that outlives two younger collections waits longer to be
-    freed (CPython also waits until the long-lived objects have grown by a quarter).
-    Reference counting still frees everything else at once.
-    """
-    gc.collect()
-    gc.freeze()
-    young, middle, _ = gc.get_threshold()
-    gc.set_threshold(young, middle, FULL_COLLECTION_AFTER)
+def tune_gc(settings: Settings) -> None:
+    """The garbage collector of a server process (crdt_server/gcpolicy.py): what is loaded
+    by now is frozen out of every later collection, and so is whatever survives two
+    collections, with a full collection every ``gc_full_collection_seconds``; 0 keeps
+    CPython's own schedule after start-up."""
+    if settings.gc_full_collection_seconds > 0:
+        SurvivorFreezer(settings.gc_full_collection_seconds).install()
+    else:
+        gc.collect()
+        gc.freeze()
 
 
 def app_from_env() -> Starlette:
@@ -228,7 +221,7 @@ def app_from_env() -> Starlette:
         settings.handshake_timeout_seconds, settings.max_pending_handshakes_per_address
     )
     app = create_app(settings)
-    tune_gc()
+    tune_gc(settings)
     return app
 
 
@@ -326,7 +319,7 @@ def serve(settings: Settings, *, demo: bool = False) -> None:
             shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
             local = f"http://{f'[{shown}]' if ':' in shown else shown}:{port}"
             with_demo(app, settings, settings.public_url.rstrip("/") or local)
-        tune_gc()
+        tune_gc(settings)
     else:
         # Every worker builds its own app from the environment and shares the socket.
         for field in dataclasses.fields(Settings):

@@ -114,6 +114,12 @@ class Settings:
     websocket_ping_seconds: float = 20.0
     """A WebSocket peer silent this long is pinged, and dropped if it stays silent as long
     again (uvicorn's ``ws_ping_interval`` and ``ws_ping_timeout``); 0 turns pings off."""
+    gc_full_collection_seconds: float = 3600.0
+    """How often the garbage collector walks every object. In between, what survives two
+    collections is frozen, so no collection walks the open connections (one full walk
+    pauses the server about 33 ms per 1,000 connections); reference counting still frees
+    nearly everything at once. 0: CPython's own schedule (a full walk whenever the
+    long-lived objects have grown by a quarter)."""
     close_timeout_seconds: float = 5.0
     """How long a close handshake may take before the connection is dropped."""
     sqlite_busy_timeout_seconds: float = 5.0
@@ -251,6 +257,7 @@ class Settings:
                 raise SettingsError(f"{name} must be positive")
         for name in (
             "room_idle_seconds",
+            "gc_full_collection_seconds",
             "close_timeout_seconds",
             "sqlite_busy_timeout_seconds",
             "websocket_ping_seconds",

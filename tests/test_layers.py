@@ -34,6 +34,7 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
     ("crdt_server.names", ("documents",), frozenset()),
     ("crdt_server.settings", ("crdt_server.names",), frozenset()),
     ("crdt_server.rlimits", (), frozenset()),
+    ("crdt_server.gcpolicy", (), frozenset()),
     # Tokens and permissions: no I/O, no web framework.
     (
         "crdt_server.auth",
