@@ -1,14 +1,17 @@
 """Presence squatting (issue 15, item 11): a client id stays bound to the principal that
-introduced it, after its connection left, for a bounded time and number of ids."""
+introduced it, after its connection left, for a bounded time and number of ids. And the
+relay that folds a busy room's presence into fewer messages (issue 22, target 4)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Iterable
 
 import pytest
 
 from crdt_server.codec.awareness import AwarenessEntry
-from crdt_server.core.presence import AwarenessRegistry
+from crdt_server.core.presence import BATCH_SECONDS, AwarenessRegistry, PresenceRelay
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -53,3 +56,29 @@ def test_bindings_are_bounded_in_time_and_number() -> None:
     sized.remove_owner(owner)
     # Only the two newest bindings are kept: id 1 (the oldest) is free, 2 and 3 are not.
     assert len(sized.apply(object(), "mallory", [entry(i, 2, "m") for i in (1, 2, 3)])) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_quiet_room_relays_at_once_a_busy_one_folds_a_window_into_one_message() -> None:
+    sent: list[tuple[list[AwarenessEntry], object]] = []
+
+    def broadcast(entries: Iterable[AwarenessEntry], exclude: object) -> None:
+        sent.append((list(entries), exclude))
+
+    relay = PresenceRelay(broadcast)
+    alice, bob = object(), object()
+    relay.relay([entry(1, 1, "a")], exclude=alice)
+    assert sent == [([entry(1, 1, "a")], alice)]  # at once
+    relay.relay([entry(1, 2, "a2")], exclude=alice)
+    relay.relay([entry(1, 3, "a3")], exclude=alice)
+    assert len(sent) == 1  # folded until the window ends
+    await asyncio.sleep(BATCH_SECONDS * 3)
+    assert sent[1] == ([entry(1, 3, "a3")], alice)  # the newest state; one sender skipped
+    relay.relay([entry(1, 4, "a4")], exclude=alice)  # quiet again: at once
+    relay.relay([entry(2, 1, "b")], exclude=bob)
+    relay.relay([entry(1, 5, "a5")], exclude=alice)
+    await asyncio.sleep(BATCH_SECONDS * 3)
+    assert sent[2:] == [
+        ([entry(1, 4, "a4")], alice),
+        ([entry(2, 1, "b"), entry(1, 5, "a5")], None),  # two senders: one frame for everyone
+    ]

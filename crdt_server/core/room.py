@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -54,7 +54,7 @@ from crdt_server.core.crdt import (
 )
 from crdt_server.core.hooks import Actor, Hooks, PendingUpdate, StoredBatch
 from crdt_server.core.metrics import Metrics, StoreHealth
-from crdt_server.core.presence import AwarenessRegistry
+from crdt_server.core.presence import AwarenessRegistry, PresenceRelay
 from crdt_server.errors import (
     CloseCode,
     DocumentTooLarge,
@@ -119,6 +119,7 @@ class Room:
         """Bytes of the stored log (an upper bound of the document's encoded size)."""
         self.connections: set[Connection] = set()
         self.awareness = AwarenessRegistry()
+        self._presence = PresenceRelay(self._send_presence)
         self.document = RoomDocument()
         self._uncommitted: list[_Uncommitted] = []
         self._inflight: list[_Uncommitted] = []
@@ -576,7 +577,7 @@ class Room:
             return
         accepted = self.awareness.apply(("remote", origin), f"process:{origin}", entries)
         if accepted:
-            self.broadcast(encode_awareness(encode_awareness_entries(accepted)))
+            self._presence.relay(accepted)
 
     # -- connections --------------------------------------------------------------------
 
@@ -596,9 +597,8 @@ class Room:
             self._hooks.disconnect(self, conn)
         removals = self.awareness.remove_owner(conn)
         if removals:
-            payload = encode_awareness_entries(removals)
-            self.broadcast(encode_awareness(payload))
-            self._bus.publish_awareness(self.name, payload)
+            self._presence.relay(removals)
+            self._bus.publish_awareness(self.name, encode_awareness_entries(removals))
 
     async def answer_step1(self, conn: Connection, state_vector: bytes) -> None:
         """Send ``conn`` what it is missing, once all of that is committed.
@@ -617,17 +617,19 @@ class Room:
     def apply_awareness(self, conn: Connection, entries: list[AwarenessEntry]) -> None:
         accepted = self.awareness.apply(conn, conn.principal.key, entries)
         if accepted:
-            payload = encode_awareness_entries(accepted)
-            self.broadcast(encode_awareness(payload), exclude=conn)
-            self._bus.publish_awareness(self.name, payload)
+            self._presence.relay(accepted, exclude=conn)
+            self._bus.publish_awareness(self.name, encode_awareness_entries(accepted))
 
     def awareness_frame(self) -> bytes:
         return encode_awareness(encode_awareness_entries(self.awareness.states()))
 
-    def broadcast(self, frame: bytes, exclude: Connection | None = None) -> None:
+    def broadcast(self, frame: bytes, exclude: object = None) -> None:
         for conn in self.connections:
             if conn is not exclude:
                 conn.send(frame)
+
+    def _send_presence(self, entries: Iterable[AwarenessEntry], exclude: object) -> None:
+        self.broadcast(encode_awareness(encode_awareness_entries(entries)), exclude=exclude)
 
     def close_all(self, code: int, reason: str) -> None:
         for conn in list(self.connections):
