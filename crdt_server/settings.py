@@ -114,6 +114,10 @@ class Settings:
     websocket_ping_seconds: float = 20.0
     """A WebSocket peer silent this long is pinged, and dropped if it stays silent as long
     again (uvicorn's ``ws_ping_interval`` and ``ws_ping_timeout``); 0 turns pings off."""
+    presence_batch_seconds: float = 0.01
+    """Presence arriving in a room within this long after a relay goes out together, one
+    message with each client's newest state (the first change after a quiet spell goes out
+    at once); 0: every change at once."""
     gc_full_collection_seconds: float = 3600.0
     """How often the garbage collector walks every object. In between, what survives two
     collections is frozen, so no collection walks the open connections (one full walk
@@ -258,6 +262,7 @@ class Settings:
         for name in (
             "room_idle_seconds",
             "gc_full_collection_seconds",
+            "presence_batch_seconds",
             "close_timeout_seconds",
             "sqlite_busy_timeout_seconds",
             "websocket_ping_seconds",

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 import pytest
 
 from crdt_server.codec.awareness import AwarenessEntry
-from crdt_server.core.presence import BATCH_SECONDS, AwarenessRegistry, PresenceRelay
+from crdt_server.core.presence import AwarenessRegistry, PresenceRelay
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -58,6 +58,9 @@ def test_bindings_are_bounded_in_time_and_number() -> None:
     assert len(sized.apply(object(), "mallory", [entry(i, 2, "m") for i in (1, 2, 3)])) == 1
 
 
+WINDOW = 0.01
+
+
 @pytest.mark.asyncio
 async def test_a_quiet_room_relays_at_once_a_busy_one_folds_a_window_into_one_message() -> None:
     sent: list[tuple[list[AwarenessEntry], object]] = []
@@ -65,20 +68,30 @@ async def test_a_quiet_room_relays_at_once_a_busy_one_folds_a_window_into_one_me
     def broadcast(entries: Iterable[AwarenessEntry], exclude: object) -> None:
         sent.append((list(entries), exclude))
 
-    relay = PresenceRelay(broadcast)
+    relay = PresenceRelay(broadcast, WINDOW)
     alice, bob = object(), object()
     relay.relay([entry(1, 1, "a")], exclude=alice)
     assert sent == [([entry(1, 1, "a")], alice)]  # at once
     relay.relay([entry(1, 2, "a2")], exclude=alice)
     relay.relay([entry(1, 3, "a3")], exclude=alice)
     assert len(sent) == 1  # folded until the window ends
-    await asyncio.sleep(BATCH_SECONDS * 3)
+    await asyncio.sleep(WINDOW * 3)
     assert sent[1] == ([entry(1, 3, "a3")], alice)  # the newest state; one sender skipped
     relay.relay([entry(1, 4, "a4")], exclude=alice)  # quiet again: at once
     relay.relay([entry(2, 1, "b")], exclude=bob)
     relay.relay([entry(1, 5, "a5")], exclude=alice)
-    await asyncio.sleep(BATCH_SECONDS * 3)
+    await asyncio.sleep(WINDOW * 3)
     assert sent[2:] == [
         ([entry(1, 4, "a4")], alice),
         ([entry(2, 1, "b"), entry(1, 5, "a5")], None),  # two senders: one frame for everyone
     ]
+
+
+@pytest.mark.asyncio
+async def test_a_window_of_zero_relays_every_change_at_once() -> None:
+    sent: list[list[AwarenessEntry]] = []
+    relay = PresenceRelay(lambda entries, exclude: sent.append(list(entries)), 0)
+    for clock in (1, 2, 3):
+        relay.relay([entry(1, clock, "a")])
+    assert sent == [[entry(1, clock, "a")] for clock in (1, 2, 3)]
+    assert not relay.folding

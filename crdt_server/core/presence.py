@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from crdt_server.codec.awareness import NULL_STATE, AwarenessEntry
 
 __all__ = [
-    "BATCH_SECONDS",
     "BINDING_ENTRIES",
     "BINDING_SECONDS",
     "AwarenessRegistry",
@@ -157,15 +156,12 @@ class AwarenessRegistry:
         return [cid for cid, known in self._known.items() if known.owner == owner]
 
 
-BATCH_SECONDS = 0.01
-"""After a room relays presence, what arrives within this long is relayed together."""
-
 _NOBODY = object()
 
 
 class PresenceRelay:
     """A room's outgoing presence: the first change in a quiet room goes out at once; what
-    arrives in the :data:`BATCH_SECONDS` after a relay is folded (the newest state of each
+    arrives in the ``window`` seconds after a relay is folded (the newest state of each
     client id, so no client's last state is dropped) and goes out as one message when that
     window ends. 100 clients moving a cursor 5 times a second are 500 messages a second to
     each of them one by one; folded, about 100, each with the changes of a window.
@@ -175,21 +171,30 @@ class PresenceRelay:
     a window with one sender still skips that sender.
     """
 
-    __slots__ = ("_broadcast", "_exclude", "_pending", "_quiet_at", "_timer")
+    __slots__ = ("_broadcast", "_exclude", "_pending", "_quiet_at", "_timer", "_window")
 
-    def __init__(self, broadcast: Callable[[Iterable[AwarenessEntry], object], None]) -> None:
+    def __init__(
+        self, broadcast: Callable[[Iterable[AwarenessEntry], object], None], window: float
+    ) -> None:
         self._broadcast = broadcast
+        self._window = window
+        """0: nothing is folded."""
         """``broadcast(entries, exclude)``: send the entries to every member but ``exclude``."""
         self._pending: dict[int, AwarenessEntry] = {}
         self._exclude: object = _NOBODY
         self._quiet_at = 0.0
         self._timer: asyncio.TimerHandle | None = None
 
+    @property
+    def folding(self) -> bool:
+        """Something is folded, to go out when the window ends."""
+        return self._timer is not None
+
     def relay(self, entries: Iterable[AwarenessEntry], exclude: object = None) -> None:
         loop = asyncio.get_running_loop()
         now = loop.time()
         if self._timer is None and now >= self._quiet_at:
-            self._quiet_at = now + BATCH_SECONDS
+            self._quiet_at = now + self._window
             self._broadcast(entries, exclude)
             return
         for entry in entries:
@@ -205,5 +210,5 @@ class PresenceRelay:
         pending, self._pending = self._pending, {}
         exclude, self._exclude = self._exclude, _NOBODY
         if pending:
-            self._quiet_at = asyncio.get_running_loop().time() + BATCH_SECONDS
+            self._quiet_at = asyncio.get_running_loop().time() + self._window
             self._broadcast(pending.values(), None if exclude is _NOBODY else exclude)

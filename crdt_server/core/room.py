@@ -119,7 +119,7 @@ class Room:
         """Bytes of the stored log (an upper bound of the document's encoded size)."""
         self.connections: set[Connection] = set()
         self.awareness = AwarenessRegistry()
-        self._presence = PresenceRelay(self._send_presence)
+        self._presence = PresenceRelay(self._send_presence, settings.presence_batch_seconds)
         self.document = RoomDocument()
         self._uncommitted: list[_Uncommitted] = []
         self._inflight: list[_Uncommitted] = []
@@ -627,6 +627,11 @@ class Room:
         for conn in self.connections:
             if conn is not exclude:
                 conn.send(frame)
+
+    @property
+    def presence_folding(self) -> bool:
+        """Presence is folded in this room, to be relayed when its window ends."""
+        return self._presence.folding
 
     def _send_presence(self, entries: Iterable[AwarenessEntry], exclude: object) -> None:
         self.broadcast(encode_awareness(encode_awareness_entries(entries)), exclude=exclude)

@@ -140,7 +140,10 @@ class InProcess:
     def __init__(self, settings: Callable[[Path], Settings] | None = None) -> None:
         self._settings = settings or (
             lambda data_dir: Settings(
-                data_dir=data_dir, room_idle_seconds=3600, compact_after_updates=1000
+                data_dir=data_dir,
+                room_idle_seconds=3600,
+                compact_after_updates=1000,
+                presence_batch_seconds=0,  # each change relayed as it comes: the same frames
             )
         )
         self._runner: asyncio.Runner | None = None

@@ -668,6 +668,8 @@ class InProcessServer:
                 return "queued frames"
             if not room.connections and self.settings.room_idle_seconds == 0:
                 return "an idle room to unload"
+            if room.presence_folding:
+                return "folded presence"
         for link in self.links:
             if not link.quiet():
                 return "a link"  # described only if it never settles (see settle)
@@ -689,6 +691,9 @@ class InProcessServer:
                         # The registry's unload timer (0 s) is due; it tells nobody when it
                         # ran, so look again after the loop's next round.
                         loop.call_soon(self.activity.notify)
+                    elif busy == "folded presence":
+                        # Its window ends on a timer that tells nobody either.
+                        loop.call_later(self.settings.presence_batch_seconds, self.activity.notify)
                     await self.activity.event.wait()
         except TimeoutError:
             links = "; ".join(link.describe() for link in self.links if not link.quiet())
@@ -804,7 +809,10 @@ async def in_process_server(
     with tempfile.TemporaryDirectory(prefix="crdt-inprocess-", dir=FAST_TMP) as tmp:
         data_dir = directory or Path(tmp)
         config = settings or Settings(
-            data_dir=data_dir, room_idle_seconds=3600, compact_after_updates=1000
+            data_dir=data_dir,
+            room_idle_seconds=3600,
+            compact_after_updates=1000,
+            presence_batch_seconds=0,  # each change relayed as it comes: the same frames every run
         )
         server = InProcessServer(config.sqlite_path, config)
         await server.start()
