@@ -21,12 +21,7 @@ from dataclasses import dataclass
 
 from crdt_server.codec.awareness import NULL_STATE, AwarenessEntry
 
-__all__ = [
-    "BINDING_ENTRIES",
-    "BINDING_SECONDS",
-    "AwarenessRegistry",
-    "PresenceRelay",
-]
+__all__ = ["BINDING_ENTRIES", "BINDING_SECONDS", "AwarenessRegistry", "PresenceRelay"]
 
 BINDING_SECONDS = 600.0
 """How long a forgotten client id stays bound to the principal that introduced it."""
@@ -177,9 +172,9 @@ class PresenceRelay:
         self, broadcast: Callable[[Iterable[AwarenessEntry], object], None], window: float
     ) -> None:
         self._broadcast = broadcast
+        """``broadcast(entries, exclude)``: send the entries to every member but ``exclude``."""
         self._window = window
         """0: nothing is folded."""
-        """``broadcast(entries, exclude)``: send the entries to every member but ``exclude``."""
         self._pending: dict[int, AwarenessEntry] = {}
         self._exclude: object = _NOBODY
         self._quiet_at = 0.0

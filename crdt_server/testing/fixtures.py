@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from crdt_server.settings import Settings
 
 from .client import YClient
-from .inprocess import FAST_TMP, InProcessClient, InProcessServer
+from .inprocess import FAST_TMP, InProcessClient, InProcessServer, kit_settings
 from .scenario import Apply, Step, apply_step_operation, play
 from .server import ServerProcess
 from .tokens import TokenMinter
@@ -138,14 +138,7 @@ class InProcess:
     """
 
     def __init__(self, settings: Callable[[Path], Settings] | None = None) -> None:
-        self._settings = settings or (
-            lambda data_dir: Settings(
-                data_dir=data_dir,
-                room_idle_seconds=3600,
-                compact_after_updates=1000,
-                presence_batch_seconds=0,  # each change relayed as it comes: the same frames
-            )
-        )
+        self._settings = settings or kit_settings
         self._runner: asyncio.Runner | None = None
         self._server: InProcessServer | None = None
         self._directory: tempfile.TemporaryDirectory[str] | None = None

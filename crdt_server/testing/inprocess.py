@@ -85,6 +85,7 @@ __all__ = [
     "covers",
     "doc_of",
     "in_process_server",
+    "kit_settings",
     "server_errors",
     "state",
 ]
@@ -800,6 +801,17 @@ class InProcessServer:
             await self.store.close()
 
 
+def kit_settings(data_dir: Path) -> Settings:
+    """An in-process server's settings when the caller gives none: rooms stay loaded, and
+    presence is relayed as it comes, never folded on a timer (the same frames every run)."""
+    return Settings(
+        data_dir=data_dir,
+        room_idle_seconds=3600,
+        compact_after_updates=1000,
+        presence_batch_seconds=0,
+    )
+
+
 @asynccontextmanager
 async def in_process_server(
     settings: Settings | None = None, *, directory: Path | None = None
@@ -808,12 +820,7 @@ async def in_process_server(
     one, in memory where the system offers it, by default); stopped and removed after."""
     with tempfile.TemporaryDirectory(prefix="crdt-inprocess-", dir=FAST_TMP) as tmp:
         data_dir = directory or Path(tmp)
-        config = settings or Settings(
-            data_dir=data_dir,
-            room_idle_seconds=3600,
-            compact_after_updates=1000,
-            presence_batch_seconds=0,  # each change relayed as it comes: the same frames every run
-        )
+        config = settings or kit_settings(data_dir)
         server = InProcessServer(config.sqlite_path, config)
         await server.start()
         try:
