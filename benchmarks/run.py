@@ -130,7 +130,11 @@ def scenario_runs(name: str, sizes: Sizes) -> list[tuple[str, Runner]]:
 
 @dataclass
 class Profiler:
-    """Optional py-spy recording of our server during one run (by default, throughput)."""
+    """Optional py-spy recording of our server during one run (by default, throughput).
+
+    With ``ours-baseline`` in the run, its server is recorded too, into a second file named
+    after the first (``profile-ours-baseline.txt`` beside ``profile.txt``).
+    """
 
     output: Path | None
     seconds: float
@@ -139,13 +143,16 @@ class Profiler:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self, server: ServerProcess, label: str) -> None:
-        if self.output is None or server.spec.name != "ours" or label != self.run:
+        if self.output is None or not server.spec.name.startswith("ours") or label != self.run:
             return
+        output = self.output
+        if server.spec.name != "ours":  # ours-baseline: a second file beside the first
+            output = output.with_name(f"{output.stem}-{server.spec.name}{output.suffix}")
         py_spy = ROOT / ".venv" / "bin" / "py-spy"
         argv = [str(py_spy if py_spy.exists() else "py-spy"), "record", "--pid", str(server.pid)]
         argv += ["--duration", str(max(1, round(self.seconds))), "--rate", "200"]
-        argv += ["--nonblocking", "--format", _profile_format(self.output)]
-        argv += ["-o", str(self.output)]
+        argv += ["--nonblocking", "--format", _profile_format(output)]
+        argv += ["-o", str(output)]
         self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def stop(self) -> None:

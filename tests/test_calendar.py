@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -156,6 +157,43 @@ async def test_the_feed_parses_back_and_counts_changes(
     assert set(events((await http.get(FEED, headers=auth())).content)) == {
         "w1.ceremony@crdt-server"
     }
+
+
+@pytest.mark.asyncio
+async def test_a_burst_of_timeline_edits_is_reconciled_once_per_window(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    """The background step gathers a quarter second of changes (it reconciled once per
+    commit: under a burst of edits, a third of the server's CPU). Twenty edits in a row move
+    SEQUENCE a few times, not twenty, and the last of them is not left behind."""
+    server, http = api
+    item = {"item_id": "ceremony", "title": "Ceremony", "start": "2026-06-13T15:30:00Z"}
+    item["end"] = "2026-06-13T16:00:00Z"
+    await op(http, {"op": "add_timeline_item", **item})
+    assert ceremony_sequence(await http.get(FEED, headers=auth())) == 0
+    loop = asyncio.get_running_loop()
+    last_sent = 0.0
+    for n in range(20):
+        last_sent = time.time()
+        await op(http, {"op": "update_timeline_item", "item_id": "ceremony", "notes": f"v{n}"})
+    end = loop.time() + 10
+    with sqlite3.connect(server.data_dir / "crdt.sqlite3") as db:
+        while True:
+            sequence, modified_at = db.execute(
+                "SELECT sequence, modified_at FROM calendar_items WHERE item = 'ceremony'"
+            ).fetchone()
+            if modified_at >= last_sent:
+                break
+            assert loop.time() < end, (sequence, modified_at, last_sent)
+            await asyncio.sleep(0.05)
+    assert 1 <= sequence <= 10, sequence
+    # The background step saw the last edit: reading the feed finds nothing more to count.
+    assert ceremony_sequence(await http.get(FEED, headers=auth())) == sequence
+
+
+def ceremony_sequence(answer: httpx.Response) -> int:
+    assert answer.status_code == 200, answer.text
+    return int(events(answer.content)["w1.ceremony@crdt-server"]["SEQUENCE"])
 
 
 @pytest.mark.asyncio

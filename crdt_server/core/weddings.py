@@ -11,7 +11,7 @@ import asyncio
 import logging
 import random
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -135,10 +135,13 @@ class WeddingService:
                 await room.wait_committed(index)
             return result
 
-    async def documents(self, wedding_id: str) -> dict[str, Doc[Any]]:
-        """The wedding's four documents as they are now (loaded rooms, else the store)."""
+    async def documents(
+        self, wedding_id: str, kinds: Iterable[str] = DOCUMENT_KINDS
+    ) -> dict[str, Doc[Any]]:
+        """The wedding's documents of ``kinds`` (default: the four) as they are now (loaded
+        rooms, else the store); a kind with nothing stored is left out."""
         loaded: dict[str, Doc[Any]] = {}
-        for kind in DOCUMENT_KINDS:
+        for kind in kinds:
             room = self._registry.rooms.get(f"{wedding_id}/{kind}")
             if room is not None:
                 loaded[kind] = room.doc
