@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import gc
 import ipaddress
 import json
 import logging
@@ -33,7 +32,7 @@ from crdt_server.edge.http_head import head_deadline_protocol
 from crdt_server.edge.uvicorn_private import Multiprocess
 from crdt_server.edge.websocket import SyncWebSocketProtocol
 from crdt_server.extensions.thread_export import THREADS
-from crdt_server.gcpolicy import SurvivorFreezer
+from crdt_server.gcpolicy import SurvivorFreezer, freeze_start_up
 from crdt_server.rlimits import raise_open_files_limit
 from crdt_server.settings import ENV_PREFIX, Settings, SettingsError
 from crdt_server.tools import commands as data_commands
@@ -208,8 +207,7 @@ def tune_gc(settings: Settings) -> None:
     if settings.gc_full_collection_seconds > 0:
         SurvivorFreezer(settings.gc_full_collection_seconds).install()
     else:
-        gc.collect()
-        gc.freeze()
+        freeze_start_up()
 
 
 def app_from_env() -> Starlette:

@@ -24,12 +24,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["SurvivorFreezer"]
+__all__ = ["SurvivorFreezer", "freeze_start_up"]
 
 FULL_COLLECTION_AFTER = 10
 """Generation-1 collections before a full one may run (CPython's default). While survivors
 are frozen a full collection walks nearly nothing; after a thaw it is the one that walks
 everything."""
+
+
+def freeze_start_up() -> None:
+    """Collect, then freeze what start-up built (modules, the app): no later collection
+    walks it, whatever the policy after it."""
+    gc.collect()
+    gc.freeze()
 
 
 class SurvivorFreezer:
@@ -45,9 +52,8 @@ class SurvivorFreezer:
         self._thawed = False
 
     def install(self) -> None:
-        """Collect and freeze what start-up built (modules, the app), then keep freezing."""
-        gc.collect()
-        gc.freeze()
+        """Freeze what start-up built (:func:`freeze_start_up`), then keep freezing."""
+        freeze_start_up()
         young, middle, _ = gc.get_threshold()
         gc.set_threshold(young, middle, FULL_COLLECTION_AFTER)
         gc.callbacks.append(self._after_collection)

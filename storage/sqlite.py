@@ -648,17 +648,14 @@ class SqliteStore:
     # -- internals ---------------------------------------------------------------------
 
     async def _read(self, sql: str, *params: Any) -> list[Any]:
-        inline_db = self._inline_db
-        if inline_db is not None:
-            await asyncio.sleep(0)  # a suspension point, as every other store call
-            try:
-                return inline_db.execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
-                raise StoreError(f"reading {self._path} failed: {exc}") from exc
-        db = self._db
-        if db is None:
+        inline_db, db = self._inline_db, self._db
+        if inline_db is None and db is None:
             raise StoreError(f"{self._path} is not open")
         try:
+            if inline_db is not None:
+                await asyncio.sleep(0)  # a suspension point, as every other store call
+                return inline_db.execute(sql, params).fetchall()
+            assert db is not None
             return list(await db.execute_fetchall(sql, params))
         except sqlite3.Error as exc:
             raise StoreError(f"reading {self._path} failed: {exc}") from exc

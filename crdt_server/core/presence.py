@@ -151,9 +151,6 @@ class AwarenessRegistry:
         return [cid for cid, known in self._known.items() if known.owner == owner]
 
 
-_NOBODY = object()
-
-
 class PresenceRelay:
     """A room's outgoing presence: the first change in a quiet room goes out at once; what
     arrives in the ``window`` seconds after a relay is folded (the newest state of each
@@ -176,7 +173,8 @@ class PresenceRelay:
         self._window = window
         """0: nothing is folded."""
         self._pending: dict[int, AwarenessEntry] = {}
-        self._exclude: object = _NOBODY
+        self._exclude: object = None
+        """Who not to send the folded frame to (set by the window's first relay)."""
         self._quiet_at = 0.0
         self._timer: asyncio.TimerHandle | None = None
 
@@ -203,7 +201,7 @@ class PresenceRelay:
     def _flush(self) -> None:
         self._timer = None
         pending, self._pending = self._pending, {}
-        exclude, self._exclude = self._exclude, _NOBODY
+        exclude, self._exclude = self._exclude, None
         if pending:
             self._quiet_at = asyncio.get_running_loop().time() + self._window
-            self._broadcast(pending.values(), None if exclude is _NOBODY else exclude)
+            self._broadcast(pending.values(), exclude)

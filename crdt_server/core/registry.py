@@ -16,8 +16,6 @@ from collections.abc import Hashable, Sequence
 from typing import Any
 
 from crdt_server.cluster.bus import Bus
-from crdt_server.codec.awareness import encode_awareness_entries
-from crdt_server.codec.protocol import encode_awareness
 from crdt_server.core.hooks import Hooks
 from crdt_server.core.metrics import Metrics, StoreHealth
 from crdt_server.core.room import Room
@@ -221,9 +219,7 @@ class RoomRegistry:
             await asyncio.sleep(timeout / 6)
             older_than = time.monotonic() - timeout
             for room in list(self._rooms.values()):
-                removals = room.awareness.expire(older_than, remote)
-                if removals:
-                    room.broadcast(encode_awareness(encode_awareness_entries(removals)))
+                room.expire_presence(older_than, remote)
 
     async def close(self) -> None:
         """Flush every room, close every connection with 1012, and unload everything."""

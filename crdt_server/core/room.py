@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -619,6 +619,13 @@ class Room:
         if accepted:
             self._presence.relay(accepted, exclude=conn)
             self._bus.publish_awareness(self.name, encode_awareness_entries(accepted))
+
+    def expire_presence(self, older_than: float, owned: Callable[[Hashable], bool]) -> None:
+        """Forget the presence of the owners ``owned`` picks that was last heard before
+        ``older_than`` (monotonic), relayed as removals like any other presence change."""
+        removals = self.awareness.expire(older_than, owned)
+        if removals:
+            self._presence.relay(removals)
 
     def awareness_frame(self) -> bytes:
         return encode_awareness(encode_awareness_entries(self.awareness.states()))
