@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 # -- pycrdt helpers ---------------------------------------------------------------------
 
 
-def fresh_doc(updates: Sequence[bytes]) -> Doc:
+def fresh_doc(updates: Sequence[bytes]) -> Doc[Any]:
     """A fresh Doc holding ``updates``, applied as one merged update.
 
     Not one by one: pycrdt 0.14.13 (yrs) loses content when two updates that both miss a
@@ -54,7 +54,7 @@ def fresh_doc(updates: Sequence[bytes]) -> Doc:
     insert u3: applying u2, u3, u1 shows "a"; u1, u2, u3 or merge(u2, u3), u1 show "aa").
     The store keeps every byte either way; this keeps the check about the store.
     """
-    doc = Doc()
+    doc: Doc[Any] = Doc()
     if updates:
         doc.apply_update(merge_updates(*updates))
     return doc
@@ -81,7 +81,7 @@ def snapshot_of(updates: Sequence[bytes]) -> bytes:
 
 def text_updates(*chunks: str) -> list[bytes]:
     """One update per appended chunk of a single Text: each depends on the one before."""
-    doc = Doc()
+    doc: Doc[Any] = Doc()
     text = doc.get("text", type=Text)
     out: list[bytes] = []
     doc.observe(lambda event: out.append(event.update))
@@ -190,7 +190,7 @@ class Author:
     """A client editing its own replica of a document; captures the updates it makes."""
 
     def __init__(self) -> None:
-        self.doc = Doc()
+        self.doc: Doc[Any] = Doc()
         self.text = self.doc.get("text", type=Text)
         self.arr = self.doc.get("arr", type=Array)
         self.map = self.doc.get("map", type=Map)
@@ -611,7 +611,8 @@ async def test_append_fails_while_locked_then_recovers(backend: Backend, tmp_pat
                 return_exceptions=True,
             )
             assert all(isinstance(result, StoreError) for result in results), results
-            assert isinstance(results[0].__cause__, Exception)
+            first = results[0]
+            assert isinstance(first, StoreError) and isinstance(first.__cause__, Exception)
             log = await store.load("doc")  # reads still work
             assert log is not None and content(log.updates)["text"] == "before"
         assert await store.load("other") is None
