@@ -164,8 +164,8 @@ async def test_a_burst_of_timeline_edits_is_reconciled_once_per_window(
     api: tuple[ServerProcess, httpx.AsyncClient],
 ) -> None:
     """The background step gathers a quarter second of changes (it reconciled once per
-    commit: under a burst of edits, a third of the server's CPU). Twenty edits in a row move
-    SEQUENCE a few times, not twenty, and the last of them is not left behind."""
+    commit, a read and a transaction each). Twenty edits in a row move SEQUENCE a few times,
+    not twenty, and the last of them is not left behind."""
     server, http = api
     item = {"item_id": "ceremony", "title": "Ceremony", "start": "2026-06-13T15:30:00Z"}
     item["end"] = "2026-06-13T16:00:00Z"
