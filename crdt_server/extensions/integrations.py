@@ -7,8 +7,8 @@ time of the change rather than the time it next asked. Changes are gathered for
 ``follow_window`` seconds (0.25) and reconciled once, stamped with the time of the last of
 them: under a burst of edits that is four reconciliations a second per wedding, not one per
 commit (one per commit, each loading all four documents, was 2,706 reconciliations and 9,258
-document reads in a 10 s throughput benchmark run). The feed itself reconciles again before answering, so nothing depends on that
-background step having run.
+document reads in a 10 s throughput benchmark run). The feed itself reconciles again
+before answering, so nothing depends on that background step having run.
 
 A batch of operations applied for an incoming webhook carries the delivery in its origin
 (``inbound:<source>:<webhook-id>``); :meth:`IntegrationService.on_commit` then stores an
