@@ -79,6 +79,10 @@ class RawWebSocket(asyncio.Protocol):
         self._fragments: list[bytes] = []
         self._mask = os.urandom(4)
         self.opened: asyncio.Future[None] = loop.create_future()
+        # A handshake given up on (its waiter timed out, e.g. inside create_connection) may
+        # still fail later, with nobody to read the exception: read it here, so asyncio does
+        # not log "Future exception was never retrieved" for each. Waiters still get it.
+        self.opened.add_done_callback(_read_exception)
         self.closed: asyncio.Future[None] = loop.create_future()
         self.close_code: int | None = None
 
@@ -277,6 +281,11 @@ class LibWebSocket:
         ws = self._ws
         if isinstance(ws, ClientConnection):
             ws.transport.abort()
+
+
+def _read_exception(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 async def open_connection(
