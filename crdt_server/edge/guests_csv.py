@@ -99,7 +99,7 @@ async def export_csv(call: Call) -> Response:
     wedding_id = wedding_path(call)
     _principal(call, wedding_id, write=False)
     bom = _flag(call, "bom")
-    docs = await call.state.weddings.documents(wedding_id)
+    docs = await call.state.weddings.documents(wedding_id, kinds=("guests",))
     text = export_guests(docs.get("guests"), bom=bom)
     headers = {
         "Content-Disposition": f'attachment; filename="{wedding_id}-guests.csv"',
