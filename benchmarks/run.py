@@ -128,6 +128,10 @@ def scenario_runs(name: str, sizes: Sizes) -> list[tuple[str, Runner]]:
     raise ValueError(f"unknown scenario {name}")
 
 
+PROFILED = ("ours", "ours-baseline")
+"""The servers ``--profile`` records (not ``ours-2workers`` and the other variants)."""
+
+
 @dataclass
 class Profiler:
     """Optional py-spy recording of our server during one run (by default, throughput).
@@ -143,7 +147,7 @@ class Profiler:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self, server: ServerProcess, label: str) -> None:
-        if self.output is None or not server.spec.name.startswith("ours") or label != self.run:
+        if self.output is None or server.spec.name not in PROFILED or label != self.run:
             return
         output = self.output
         if server.spec.name != "ours":  # ours-baseline: a second file beside the first

@@ -167,9 +167,16 @@ async def test_a_burst_of_timeline_edits_is_reconciled_once_per_window(
     commit, a read and a transaction each). Twenty edits in a row move SEQUENCE a few times,
     not twenty, and the last of them is not left behind."""
     server, http = api
-    item = {"item_id": "ceremony", "title": "Ceremony", "start": "2026-06-13T15:30:00Z"}
-    item["end"] = "2026-06-13T16:00:00Z"
-    await op(http, {"op": "add_timeline_item", **item})
+    await op(
+        http,
+        {
+            "op": "add_timeline_item",
+            "item_id": "ceremony",
+            "title": "Ceremony",
+            "start": "2026-06-13T15:30:00Z",
+            "end": "2026-06-13T16:00:00Z",
+        },
+    )
     assert ceremony_sequence(await http.get(FEED, headers=auth())) == 0
     loop = asyncio.get_running_loop()
     last_sent = 0.0
