@@ -371,6 +371,15 @@ class DocumentStore(Protocol):
     async def last_seq(self) -> int:
         """The newest seq ever committed (0 for an empty store)."""
 
+    async def last_seqs(self, docs: Sequence[str]) -> dict[str, int]:
+        """The seq of each document's newest row, as :meth:`load` would report it in
+        ``last_seq``; documents with no rows are absent.
+
+        Seqs are never reused and compaction keeps the newest row's, so a document whose
+        answer did not change still has the content it had: a copy loaded at that seq can
+        be kept instead of loading it again.
+        """
+
     async def docs_of(self, seqs: Sequence[int]) -> dict[int, str]:
         """Which document each of ``seqs`` was appended to (seqs never used are absent).
 

@@ -548,6 +548,14 @@ class PostgresStore:
         rows = await self._fetch(f"SELECT COALESCE(MAX(seq), 0) FROM {self._s}.history")
         return int(rows[0][0])
 
+    async def last_seqs(self, docs: Sequence[str]) -> dict[str, int]:
+        """The seq of each document's newest row; documents with no rows are absent."""
+        sql = (
+            f"SELECT doc, MAX(seq) FROM {self._s}.updates WHERE doc = ANY($1::text[]) GROUP BY doc"
+        )
+        rows = await self._fetch(sql, sorted(set(docs)))
+        return {str(row[0]): int(row[1]) for row in rows}
+
     async def docs_of(self, seqs: Sequence[int]) -> dict[int, str]:
         """Which document each of ``seqs`` went to; seqs never used (or deleted) are absent.
 

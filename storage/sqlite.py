@@ -547,6 +547,17 @@ class SqliteStore:
         rows = await self._read("SELECT COALESCE(MAX(seq), 0) FROM history")
         return int(rows[0][0])
 
+    async def last_seqs(self, docs: Sequence[str]) -> dict[str, int]:
+        """The seq of each document's newest row; documents with no rows are absent."""
+        found: dict[str, int] = {}
+        wanted = sorted(set(docs))
+        for start in range(0, len(wanted), 500):  # SQLite caps bound parameters
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT doc, MAX(seq) FROM updates WHERE doc IN ({marks}) GROUP BY doc"
+            found.update((str(doc), int(seq)) for doc, seq in await self._read(sql, *chunk))
+        return found
+
     async def docs_of(self, seqs: Sequence[int]) -> dict[int, str]:
         """Which document each of ``seqs`` went to; seqs never used (or deleted) are absent."""
         found: dict[int, str] = {}

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 import weakref
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -27,10 +29,74 @@ from crdt_server.names import CONFLICTS, ROOM_KINDS
 from documents import DOCUMENT_KINDS, apply_operation, to_json
 from storage import DocumentStore
 
-__all__ = ["WeddingService"]
+__all__ = ["StoredCopies", "WeddingService"]
 
 T = TypeVar("T")
 log = logging.getLogger("crdt_server.core.weddings")
+
+
+class StoredCopies:
+    """Documents no room holds, replayed from the store, kept for the next read.
+
+    A copy serves only while the store's newest seq for its document is still the one it
+    was loaded at (seqs are never reused, compaction keeps the newest row's seq). Copies
+    hold personal data, so they do not linger: each goes ``ttl`` seconds after its last
+    use, at once when its wedding is erased, its document edited here or loaded into a
+    room, and the least recently used first past ``max_bytes`` of stored log.
+    """
+
+    def __init__(self, *, max_bytes: int = 32 * 1024 * 1024, ttl: float = 30.0) -> None:
+        self._max_bytes = max_bytes
+        self._ttl = ttl
+        self._copies: OrderedDict[str, tuple[int, int, float, Doc[Any]]] = OrderedDict()
+        """name -> (seq loaded at, bytes of stored log, last used (monotonic), document)"""
+        self._bytes = 0
+        self._expiry: asyncio.TimerHandle | None = None
+
+    def __len__(self) -> int:
+        return len(self._copies)
+
+    def get(self, name: str, seq: int) -> Doc[Any] | None:
+        """The copy of ``name`` if it was loaded at ``seq``; an older one is dropped."""
+        entry = self._copies.get(name)
+        if entry is None:
+            return None
+        if entry[0] != seq:
+            self.drop(name)
+            return None
+        self._copies[name] = (entry[0], entry[1], time.monotonic(), entry[3])
+        self._copies.move_to_end(name)
+        return entry[3]
+
+    def put(self, name: str, seq: int, size: int, doc: Doc[Any]) -> None:
+        self.drop(name)
+        if size > self._max_bytes:
+            return
+        self._copies[name] = (seq, size, time.monotonic(), doc)
+        self._bytes += size
+        while self._bytes > self._max_bytes:
+            self.drop(next(iter(self._copies)))
+        if self._expiry is None:
+            self._expiry = asyncio.get_running_loop().call_later(self._ttl, self._expire)
+
+    def drop(self, name: str) -> None:
+        entry = self._copies.pop(name, None)
+        if entry is not None:
+            self._bytes -= entry[1]
+
+    def drop_wedding(self, wedding_id: str) -> None:
+        for name in [n for n in self._copies if n.partition("/")[0] == wedding_id]:
+            self.drop(name)
+
+    def _expire(self) -> None:
+        self._expiry = None
+        stale = time.monotonic() - self._ttl
+        for name in [n for n, entry in self._copies.items() if entry[2] <= stale]:
+            self.drop(name)
+        if self._copies:
+            oldest = min(entry[2] for entry in self._copies.values())
+            delay = max(oldest + self._ttl - time.monotonic(), 0.0)
+            self._expiry = asyncio.get_running_loop().call_later(delay, self._expire)
 
 
 class WeddingService:
@@ -43,6 +109,7 @@ class WeddingService:
         # One client id for the edits this process makes itself (HTTP operations), so a
         # wedding's state vector grows by one entry per process, not one per operation.
         self._client_id = random.getrandbits(52)
+        self._copies = StoredCopies()
 
     @asynccontextmanager
     async def room(self, name: str) -> AsyncIterator[Room]:
@@ -116,6 +183,7 @@ class WeddingService:
         if lock is None:
             lock = self._edit_locks[name] = asyncio.Lock()
         async with lock, self.room(name) as room:
+            self._copies.drop(name)  # what it is about to change (a person erased, say)
             scratch: Doc[Any] = Doc(client_id=self._client_id)
             scratch.apply_update(room.doc.get_update())
             updates: list[bytes] = []
@@ -139,17 +207,39 @@ class WeddingService:
         self, wedding_id: str, kinds: Iterable[str] = DOCUMENT_KINDS
     ) -> dict[str, Doc[Any]]:
         """The wedding's documents of ``kinds`` (default: the four) as they are now (loaded
-        rooms, else the store); a kind with nothing stored is left out."""
-        loaded: dict[str, Doc[Any]] = {}
+        rooms, else the store); a kind with nothing stored is left out. Read them, never
+        change them: they are the rooms' own documents or copies kept for the next call.
+
+        A document no room holds is replayed from the store once and kept while the store
+        has nothing newer for it (one query for all of them): the conflicts keeper reads
+        all four after every change to one, and replaying the three others each time cost
+        more than the edit.
+        """
+        found: dict[str, Doc[Any]] = {}
+        stored: list[str] = []
         for kind in kinds:
-            room = self._registry.rooms.get(f"{wedding_id}/{kind}")
-            if room is not None:
-                loaded[kind] = room.doc
-                continue
-            stored = await self._store.load(f"{wedding_id}/{kind}")
-            if stored is not None:
-                loaded[kind] = replay(stored.updates)[0].doc
-        return loaded
+            name = f"{wedding_id}/{kind}"
+            room = self._registry.rooms.get(name)
+            if room is None:
+                stored.append(kind)
+            else:
+                found[kind] = room.doc
+                self._copies.drop(name)  # the room holds the truth now
+        newest = await self._store.last_seqs([f"{wedding_id}/{k}" for k in stored])
+        for kind in stored:
+            name = f"{wedding_id}/{kind}"
+            seq = newest.get(name)
+            doc = None if seq is None else self._copies.get(name, seq)
+            if doc is None and seq is not None:
+                log = await self._store.load(name)
+                if log is not None:
+                    doc = replay(log.updates)[0].doc
+                    self._copies.put(name, log.last_seq, sum(map(len, log.updates)), doc)
+            if doc is None:
+                self._copies.drop(name)
+            else:
+                found[kind] = doc
+        return {kind: found[kind] for kind in kinds if kind in found}
 
     async def state_vector(self, name: str) -> bytes:
         async with self.room(name) as room:
@@ -158,6 +248,7 @@ class WeddingService:
     def close_rooms(self, wedding_id: str) -> list[Room]:
         """Close the wedding's rooms in this process with 4404 and unload them (deleting a
         wedding is :meth:`crdt_server.core.erasure.ErasureService.erase_wedding`)."""
+        self._copies.drop_wedding(wedding_id)
         closed: list[Room] = []
         for kind in ROOM_KINDS:
             room = self._registry.rooms.get(f"{wedding_id}/{kind}")

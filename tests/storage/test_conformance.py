@@ -282,6 +282,11 @@ async def check(store: DocumentStore, model: Model) -> None:
         )
         assert all(h.doc == name for h in entries)
     assert await store.load(NEVER_USED) is None
+    assert await store.last_seqs([*DOC_NAMES, NEVER_USED]) == {
+        name: max(seq for seq, _, _ in model.history[name])
+        for name in DOC_NAMES
+        if model.appended[name]
+    }
     assert await store.list() == sorted(n for n in DOC_NAMES if model.appended[n])
     assert await store.list("wedding/") == (["wedding/1"] if model.appended["wedding/1"] else [])
 
@@ -393,12 +398,14 @@ async def test_load_of_unknown_document_is_none(store: DocumentStore) -> None:
 async def test_last_seq_and_docs_of_name_every_commit(store: DocumentStore) -> None:
     assert await store.last_seq() == 0
     assert await store.docs_of([1, 2, 3]) == {}
+    assert await store.last_seqs(["a", "b"]) == {}
     a, b = text_updates("a1", "a2"), text_updates("b1")
     seqs = await store.append([*ups("a", a[:1]), *ups("b", b), *ups("a", a[1:])])
     assert await store.last_seq() == seqs[-1]
     assert await store.docs_of([*seqs, seqs[-1] + 1]) == dict(
         zip(seqs, ["a", "b", "a"], strict=True)
     )
+    assert await store.last_seqs(["a", "b", "a", "c"]) == {"a": seqs[2], "b": seqs[1]}
     # Compaction and other documents' deletion keep both answers.
     log = await store.load("a")
     assert log is not None
@@ -406,6 +413,7 @@ async def test_last_seq_and_docs_of_name_every_commit(store: DocumentStore) -> N
     await store.delete("b")
     assert await store.last_seq() == seqs[-1]
     assert await store.docs_of(seqs) == {seqs[0]: "a", seqs[2]: "a"}
+    assert await store.last_seqs(["a", "b"]) == {"a": seqs[2]}
 
 
 @pytest.mark.asyncio
