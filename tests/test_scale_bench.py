@@ -63,6 +63,23 @@ def test_tiny_scale_run_delivers_everything(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_updates_echoed_after_the_grace_period_are_late_not_lost(tmp_path: Path) -> None:
+    """With no grace at all, the updates still in flight when the writers stop arrive
+    after it: counted late, not lost (a server behind on its backlog loses nothing)."""
+    out = tmp_path / "scale.json"
+    argv = [sys.executable, "-m", "benchmarks.run", "--scale", "--tiny", "--grace", "0"]
+    argv += ["--servers", "ours", "--repeat", "1", "--targets", "durable", "--json", str(out)]
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=110)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    runs = json.loads(out.read_text())["runs"]["ours"]
+    [lost] = [k for k in runs if "updates lost" in k]
+    [missing] = [k for k in runs if "deliveries missing" in k]
+    [late] = [k for k in runs if "echoed late" in k]
+    assert runs[lost] == [0] and runs[missing] == [0], runs
+    assert runs[late][0] > 0, runs
+
+
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_tiny_fanout_and_standard_targets_reuse_run_py_and_probe_fsync(tmp_path: Path) -> None:
     """Targets 3 and 6 at a few seconds each on our server: run.py's scenarios, fan-out once
