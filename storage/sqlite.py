@@ -549,25 +549,13 @@ class SqliteStore:
 
     async def last_seqs(self, docs: Sequence[str]) -> dict[str, int]:
         """The seq of each document's newest row; documents with no rows are absent."""
-        found: dict[str, int] = {}
-        wanted = sorted(set(docs))
-        for start in range(0, len(wanted), 500):  # SQLite caps bound parameters
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT doc, MAX(seq) FROM updates WHERE doc IN ({marks}) GROUP BY doc"
-            found.update((str(doc), int(seq)) for doc, seq in await self._read(sql, *chunk))
-        return found
+        sql = "SELECT doc, MAX(seq) FROM updates WHERE doc IN ({marks}) GROUP BY doc"
+        return {str(doc): int(seq) for doc, seq in await self._read_in(sql, sorted(set(docs)))}
 
     async def docs_of(self, seqs: Sequence[int]) -> dict[int, str]:
         """Which document each of ``seqs`` went to; seqs never used (or deleted) are absent."""
-        found: dict[int, str] = {}
-        wanted = sorted(set(seqs))
-        for start in range(0, len(wanted), 500):  # SQLite caps bound parameters
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = await self._read(f"SELECT seq, doc FROM history WHERE seq IN ({marks})", *chunk)
-            found.update((int(seq), str(doc)) for seq, doc in rows)
-        return found
+        sql = "SELECT seq, doc FROM history WHERE seq IN ({marks})"
+        return {int(seq): str(doc) for seq, doc in await self._read_in(sql, sorted(set(seqs)))}
 
     async def put_documents(
         self,
@@ -657,6 +645,15 @@ class SqliteStore:
         return result
 
     # -- internals ---------------------------------------------------------------------
+
+    async def _read_in(self, sql: str, values: Sequence[Any]) -> list[Any]:
+        """The rows of ``sql``, whose ``{marks}`` is an ``IN`` list, for ``values``: 500 at
+        a time, as SQLite caps bound parameters."""
+        rows: list[Any] = []
+        for start in range(0, len(values), 500):
+            chunk = values[start : start + 500]
+            rows += await self._read(sql.format(marks=",".join("?" * len(chunk))), *chunk)
+        return rows
 
     async def _read(self, sql: str, *params: Any) -> list[Any]:
         inline_db, db = self._inline_db, self._db
