@@ -225,16 +225,17 @@ class WeddingService:
             else:
                 found[kind] = room.doc
                 self._copies.drop(name)  # the room holds the truth now
-        newest = await self._store.last_seqs([f"{wedding_id}/{k}" for k in stored])
+        names = [f"{wedding_id}/{kind}" for kind in stored]
+        newest = await self._store.last_seqs(names) if names else {}
         for kind in stored:
             name = f"{wedding_id}/{kind}"
             seq = newest.get(name)
             doc = None if seq is None else self._copies.get(name, seq)
             if doc is None and seq is not None:
-                log = await self._store.load(name)
-                if log is not None:
-                    doc = replay(log.updates)[0].doc
-                    self._copies.put(name, log.last_seq, sum(map(len, log.updates)), doc)
+                rows = await self._store.load(name)
+                if rows is not None:
+                    doc = replay(rows.updates)[0].doc
+                    self._copies.put(name, rows.last_seq, sum(map(len, rows.updates)), doc)
             if doc is None:
                 self._copies.drop(name)
             else:
