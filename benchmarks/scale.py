@@ -654,6 +654,23 @@ async def settle(pid: int, runs: Sequence[tuple[AgentProc, dict[str, Any]]]) -> 
         r["echoes"], r["deliveries"] = final["echoes"], final["deliveries"]
 
 
+def loss_rows(label: str, runs: Sequence[dict[str, Any]]) -> list[Metric]:
+    """Lost, missing and late, over settled ``sustain`` results (see :func:`settle`)."""
+    exp_e = sum(r["expected_echoes"] for r in runs)
+    exp_d = sum(r["expected_deliveries"] for r in runs)
+    lost = exp_e - sum(r["echoes"] for r in runs)
+    missing = exp_d - sum(r["deliveries"] for r in runs)
+    late_e = sum(r["late_echoes"] for r in runs)
+    late_d = sum(r["late_deliveries"] for r in runs)
+    return [
+        goal(Metric(f"{label}: updates lost (never echoed to the writer)", lost, "{:.0f}",
+                    "lower", f"of {exp_e}"), "<=", 0, "0"),
+        goal(Metric(f"{label}: deliveries missing (never arrived)", missing, "{:.0f}", "lower",
+                    f"of {exp_d}"), "<=", 0, "0"),
+        Metric(f"{label}: {LATE_ROW}", late_e, "{:.0f}", "lower", f"deliveries: {late_d}"),
+    ]  # fmt: skip
+
+
 def merge_hists(results: Sequence[dict[str, Any]], key: str) -> Hist:
     total: Hist = Counter()
     for r in results:
@@ -1086,23 +1103,13 @@ async def target_durable(opts: Options, spec: ServerSpec, run_dir: Path) -> list
     echo = merge_hists(results, "echo")
     delivery = merge_hists(results, "delivery")
     sent = sum(r["sent"] for r in results)
-    exp_d = sum(r["expected_deliveries"] for r in results)
-    got_d = sum(r["deliveries"] for r in results)
-    exp_e = sum(r["expected_echoes"] for r in results)
-    got_e = sum(r["echoes"] for r in results)
-    late_e = sum(r["late_echoes"] for r in results)
-    late_d = sum(r["late_deliveries"] for r in results)
     send_seconds = max(r["send_seconds"] for r in results)
     closed = merge_counts(results, "closed")
     fs = probe.times
     return [
         goal(Metric(f"{label}: updates sent/s (open loop)", sent / send_seconds, "{:.0f}",
                     "higher"), ">=", opts.dur_rate * 0.98, f">= {opts.dur_rate * 0.98:.0f}"),
-        goal(Metric(f"{label}: updates lost (never echoed to the writer)", exp_e - got_e,
-                    "{:.0f}", "lower", f"of {exp_e}"), "<=", 0, "0"),
-        goal(Metric(f"{label}: deliveries missing (never arrived)", exp_d - got_d, "{:.0f}",
-                    "lower", f"of {exp_d}"), "<=", 0, "0"),
-        Metric(f"{label}: {LATE_ROW}", late_e, "{:.0f}", "lower", f"deliveries: {late_d}"),
+        *loss_rows(label, results),
         Metric(f"{label}: echo (ack) p50 ms", hist_percentile(echo, 50), "{:.1f}", "lower"),
         goal(Metric(f"{label}: echo (ack) p99 ms", hist_percentile(echo, 99), "{:.1f}",
                     "lower"), "<", 100.0, "< 100 ms"),
@@ -1335,10 +1342,6 @@ async def target_burst(opts: Options, spec: ServerSpec, run_dir: Path) -> list[M
     finally:
         await server.stop()
     everything = [*results, g_rsvp, planners]
-    lost = sum(r["expected_echoes"] - r["echoes"] for r in everything)
-    missing = sum(r["expected_deliveries"] - r["deliveries"] for r in everything)
-    late_e = sum(r["late_echoes"] for r in everything)
-    late_d = sum(r["late_deliveries"] for r in everything)
     sent = sum(r["sent"] for r in everything)
     refusals = merge_counts(status, "closed") + merge_counts(status, "failed")
     undocumented = sum(v for k, v in refusals.items() if k not in DOCUMENTED_REFUSALS)
@@ -1373,11 +1376,7 @@ async def target_burst(opts: Options, spec: ServerSpec, run_dir: Path) -> list[M
         Metric(f"{label}: recovery after the burst s (echo p99 back within 2x)", recovery,
                "{:.0f}", "lower", "" if recovery is not None or pre_p99 is None
                else "never within the run"),
-        goal(Metric(f"{label}: updates lost (never echoed to the writer)", lost, "{:.0f}",
-                    "lower", f"of {sent}"), "<=", 0, "0"),
-        goal(Metric(f"{label}: deliveries missing (never arrived)", missing, "{:.0f}", "lower"),
-             "<=", 0, "0"),
-        Metric(f"{label}: {LATE_ROW}", late_e, "{:.0f}", "lower", f"deliveries: {late_d}"),
+        *loss_rows(label, everything),
         Metric(f"{label}: refusals (closed or refused, by code)", sum(refusals.values()),
                "{:.0f}", "lower", codes_text(refusals) if refusals else ""),
         goal(Metric(f"{label}: refusals other than 1013/429", undocumented, "{:.0f}", "lower"),
