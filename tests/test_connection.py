@@ -110,3 +110,29 @@ async def test_overflow_behind_a_waiting_send_closes_with_1013() -> None:
     assert conn.overflowed
     await asyncio.wait_for(conn.wait_closed(), DEADLINE)
     assert transport.closed_with == 1013
+
+
+class InboxTransport(GatedTransport):
+    """Hands out the frames put in ``inbox``, one per ``receive``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inbox: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def receive(self) -> bytes | str:
+        return await self.inbox.get()
+
+
+@pytest.mark.asyncio
+async def test_receiving_marks_activity_not_a_new_connection() -> None:
+    """``last_activity`` follows the peer's frames; ``connected_at`` (what presence reports
+    as "online since") stays the moment the connection was accepted."""
+    transport = InboxTransport()
+    conn = _connection(transport)
+    accepted = conn.connected_at
+    conn.last_activity = conn.connected_at = accepted - 60.0  # accepted a minute ago
+    transport.inbox.put_nowait(b"\x00")
+    async with asyncio.timeout(DEADLINE):
+        assert await conn.receive() == b"\x00"
+    assert conn.last_activity >= accepted
+    assert conn.connected_at == accepted - 60.0

@@ -101,8 +101,6 @@ class Connection:
         """The peer's next message (see :meth:`Transport.receive`)."""
         message = await self._transport.receive()
         self.last_activity = time.time()
-        self.connected_at = self.last_activity
-        """When the connection was accepted (Unix time)."""
         return message
 
     def send(self, frame: bytes) -> None:
