@@ -114,6 +114,10 @@ class Settings:
     websocket_ping_seconds: float = 20.0
     """A WebSocket peer silent this long is pinged, and dropped if it stays silent as long
     again (uvicorn's ``ws_ping_interval`` and ``ws_ping_timeout``); 0 turns pings off."""
+    turn_budget_seconds: float = 0.02
+    """Under overload, how long one turn of the event loop may spend on the peers' updates
+    before the rest wait for later turns, connections taking turns: new connections,
+    commits and echoes then wait one short turn, not one that lasts seconds. 0: no limit."""
     presence_batch_seconds: float = 0.01
     """Presence arriving in a room within this long after a relay goes out together, one
     message with each client's newest state (the first change after a quiet spell goes out
@@ -263,6 +267,7 @@ class Settings:
             "room_idle_seconds",
             "gc_full_collection_seconds",
             "presence_batch_seconds",
+            "turn_budget_seconds",
             "close_timeout_seconds",
             "sqlite_busy_timeout_seconds",
             "websocket_ping_seconds",

@@ -25,7 +25,8 @@ class Metrics:
 
     The counters bumped once per frame per connection are plain integers (``bytes_in``,
     ``bytes_out``, ``updates_accepted``, ``awareness_messages``, ``connections_open``,
-    ``rooms_loaded``) read at scrape time, so the hot path pays an integer add, not a lock.
+    ``rooms_loaded``, ``updates_waiting_turn``) read at scrape time, so the hot path pays an
+    integer add, not a lock.
     """
 
     def __init__(self) -> None:
@@ -37,6 +38,8 @@ class Metrics:
         self.awareness_messages = 0
         self.connections_open = 0
         self.rooms_loaded = 0
+        self.updates_waiting_turn = 0
+        """Sessions whose next update waits for its turn (:mod:`crdt_server.core.pacing`)."""
         r.register(_HotCollector(self))
         self.connections_closed = Counter(
             "crdt_connections_closed", "Closed connections by close code", ["code"], registry=r
@@ -110,6 +113,11 @@ class _HotCollector(Collector):
             "crdt_connections_open", "Open WebSocket connections", m.connections_open
         )
         yield GaugeMetricFamily("crdt_rooms_loaded", "Rooms loaded in this process", m.rooms_loaded)
+        yield GaugeMetricFamily(
+            "crdt_updates_waiting_turn",
+            "Connections whose next update waits for its turn (overload)",
+            m.updates_waiting_turn,
+        )
 
 
 class StoreHealth:

@@ -18,6 +18,7 @@ from typing import Any
 from crdt_server.cluster.bus import Bus
 from crdt_server.core.hooks import Hooks
 from crdt_server.core.metrics import Metrics, StoreHealth
+from crdt_server.core.pacing import Pacer
 from crdt_server.core.room import Room
 from crdt_server.errors import CloseCode, Overloaded
 from crdt_server.settings import Settings
@@ -45,6 +46,8 @@ class RoomRegistry:
         self._bus = bus
         self.metrics = metrics or Metrics()
         self.health = health or StoreHealth()
+        self.pacer = Pacer(settings.turn_budget_seconds, self.metrics)
+        """Turns for the sessions' updates under overload (see :mod:`crdt_server.core.pacing`)."""
         # Loads wait their turn (FIFO): a reconnect storm never stampedes the store.
         self._load_slots = asyncio.Semaphore(settings.max_concurrent_loads)
         self._rooms: dict[str, Room] = {}

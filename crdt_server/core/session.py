@@ -29,6 +29,7 @@ from crdt_server.core.connection import Connection
 from crdt_server.core.hooks import Actor
 from crdt_server.core.limits import TokenBucket
 from crdt_server.core.metrics import Metrics
+from crdt_server.core.pacing import Pacer, Ticket
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.room import Room, RoomFailed
 from crdt_server.core.transport import Transport, TransportClosed
@@ -81,7 +82,7 @@ async def serve_connection(
             return conn
         conn.start()
         try:
-            code, reason = await _Session(conn, room, settings, metrics).run()
+            code, reason = await _Session(conn, room, settings, metrics, registry.pacer).run()
         finally:
             registry.release(room)
         await conn.finish(code, reason)
@@ -92,8 +93,11 @@ async def serve_connection(
 
 
 class _Session:
-    def __init__(self, conn: Connection, room: Room, settings: Settings, metrics: Metrics) -> None:
+    def __init__(
+        self, conn: Connection, room: Room, settings: Settings, metrics: Metrics, pacer: Pacer
+    ) -> None:
         self.conn = conn
+        self.pacer = pacer
         self.room = room
         self.settings = settings
         self.metrics = metrics
@@ -147,6 +151,7 @@ class _Session:
 
     async def _read_loop(self) -> None:
         conn, room, metrics = self.conn, self.room, self.metrics
+        pacer, ticket = self.pacer, Ticket()
         max_bytes = self.settings.max_message_bytes
         max_uncommitted = self.settings.max_uncommitted_bytes
         while not conn.closing:
@@ -156,7 +161,14 @@ class _Session:
             metrics.bytes_in += len(frame)
             if len(frame) > max_bytes:
                 raise MessageTooBig(f"message of {len(frame)} bytes, the limit is {max_bytes}")
-            await self._handle(decode_message(frame))
+            message = decode_message(frame)
+            if isinstance(message, SyncUpdate | SyncStep2):
+                await pacer.turn(ticket)  # under overload, connections take turns
+                started = time.perf_counter()
+                await self._handle(message)
+                pacer.spent(ticket, time.perf_counter() - started)
+            else:
+                await self._handle(message)
             if room.uncommitted_bytes > max_uncommitted:
                 # Backpressure: stop reading this writer until the store catches up.
                 await room.flush()

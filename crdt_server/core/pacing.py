@@ -1,0 +1,128 @@
+"""Round-robin turns for the peers' updates, so that one turn of the event loop stays short.
+
+The event loop runs, in each turn, every callback that became ready before it: each readable
+connection's frames, each room's commit and echo, each new connection's handshake. Under
+overload every connection has frames queued, and a connection's session handles all of its
+queued frames in one step, so a turn grows to seconds (measured: 1 to 3.8 s a turn during a
+10x burst). Everything that takes several turns then takes tens of seconds: a guest joining
+(accept, upgrade, load, sync: a dozen turns), a room's next commit (a turn to hand the batch
+to the writer, one to relay it).
+
+A :class:`Pacer` bounds the time one turn spends handling updates to about ``budget``.
+Sessions report what each update cost (:meth:`Pacer.spent`). While a turn's updates have
+cost less than ``budget``, a session handles its update at once (a few attribute reads, no
+waiting). Past it, sessions queue (FIFO), and each later turn lets as many of them through
+as its budget is expected to cover; a session let through handles up to ``slice`` of its
+queued updates (so a room still commits and relays them as one batch), then queues again
+at the back: connections take turns. Nothing is dropped: a waiting connection's frames stay
+in its own bounded inbox, then in the kernel (the transport stops reading), as they would
+behind a long turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+from crdt_server.core.metrics import Metrics
+
+__all__ = ["Pacer", "Ticket"]
+
+_MAX_GRANT = 4096
+"""Most sessions let through in one turn."""
+
+
+class Ticket:
+    """One session's place with the pacer: the turn it was let through in, what it spent."""
+
+    __slots__ = ("turn", "spent")
+
+    def __init__(self) -> None:
+        self.turn = -1
+        self.spent = 0.0
+
+
+class Pacer:
+    """Turns for one event loop's sessions (see the module docstring); ``budget`` 0: off."""
+
+    def __init__(self, budget: float, metrics: Metrics | None = None) -> None:
+        self.budget = budget
+        self.slice = budget / 8
+        """How long one session let through may go on handling its queued updates."""
+        self._metrics = metrics or Metrics()
+        self._waiting: deque[tuple[asyncio.Future[None], Ticket]] = deque()
+        self._turn = 0
+        """Numbers the turns being timed."""
+        self._timing = False
+        """A turn is being timed (its end is scheduled)."""
+        self._spent = 0.0
+        """What this turn's updates cost so far."""
+        self._grant = 1
+        """Sessions let through per turn while others wait (tuned turn by turn)."""
+        self._entered = 0
+        """Sessions let through in this turn (at once or from the queue)."""
+        self._granted = 0
+        """Sessions let through that have not run yet: until they have, a session that comes
+        back for its next update queues behind the others (round robin)."""
+
+    @property
+    def waiting(self) -> int:
+        """Sessions waiting for their turn."""
+        return len(self._waiting)
+
+    async def turn(self, ticket: Ticket) -> None:
+        """Return when the session holding ``ticket`` may handle its next update."""
+        if self.budget <= 0:
+            return
+        if not self._timing:
+            self._time_turn()
+        elif ticket.turn == self._turn and ticket.spent < self.slice:
+            return  # let through in this turn, with some of its slice left
+        elif self._waiting or self._granted or self._spent >= self.budget:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiting.append((future, ticket))
+            try:
+                await future  # a cancelled waiter is skipped when its turn comes
+            finally:
+                if not future.cancelled():
+                    self._granted -= 1
+            return
+        ticket.turn, ticket.spent = self._turn, 0.0
+        self._entered += 1
+
+    def spent(self, ticket: Ticket, seconds: float) -> None:
+        """The update the session holding ``ticket`` was let through for cost ``seconds``."""
+        ticket.spent += seconds
+        self._spent += seconds
+
+    def _time_turn(self) -> None:
+        self._begin_turn()
+        # Called soon: at the start of the next turn, behind what this one made ready.
+        asyncio.get_running_loop().call_soon(self._next_turn)
+
+    def _begin_turn(self) -> None:
+        self._turn += 1
+        self._timing = True
+        self._spent = 0.0
+        self._entered = 0
+
+    def _next_turn(self) -> None:
+        spent, entered, self._timing = self._spent, self._entered, False
+        if not self._waiting:
+            self._metrics.updates_waiting_turn = 0
+            return
+        # What one session let through cost last turn, scaled to the budget (at most doubled).
+        per_session = spent / max(1, entered)
+        fits = int(self.budget / per_session) if per_session > 0 else _MAX_GRANT
+        self._grant = max(1, min(_MAX_GRANT, 2 * self._grant, fits))
+        self._begin_turn()
+        while self._waiting and self._entered < self._grant:
+            future, ticket = self._waiting.popleft()
+            if not future.done():
+                ticket.turn, ticket.spent = self._turn, 0.0
+                future.set_result(None)
+                self._entered += 1
+        self._granted += self._entered
+        self._metrics.updates_waiting_turn = len(self._waiting)
+        # After the wake-ups just scheduled: the sessions let through run first.
+        asyncio.get_running_loop().call_soon(self._next_turn)
