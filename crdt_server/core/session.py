@@ -98,6 +98,7 @@ class _Session:
     ) -> None:
         self.conn = conn
         self.pacer = pacer
+        self.ticket = Ticket()
         self.room = room
         self.settings = settings
         self.metrics = metrics
@@ -151,7 +152,6 @@ class _Session:
 
     async def _read_loop(self) -> None:
         conn, room, metrics = self.conn, self.room, self.metrics
-        pacer, ticket = self.pacer, Ticket()
         max_bytes = self.settings.max_message_bytes
         max_uncommitted = self.settings.max_uncommitted_bytes
         while not conn.closing:
@@ -161,23 +161,17 @@ class _Session:
             metrics.bytes_in += len(frame)
             if len(frame) > max_bytes:
                 raise MessageTooBig(f"message of {len(frame)} bytes, the limit is {max_bytes}")
-            message = decode_message(frame)
-            if isinstance(message, SyncUpdate | SyncStep2):
-                await pacer.turn(ticket)  # under overload, connections take turns
-                started = time.perf_counter()
-                await self._handle(message)
-                pacer.spent(ticket, time.perf_counter() - started)
-            else:
-                await self._handle(message)
+            await self._handle(decode_message(frame))
             if room.uncommitted_bytes > max_uncommitted:
                 # Backpressure: stop reading this writer until the store catches up.
                 await room.flush()
 
     async def _handle(self, message: Message) -> None:
-        if isinstance(message, SyncUpdate):
-            await self._update(message.update, step2=False)
-        elif isinstance(message, SyncStep2):
-            await self._update(message.update, step2=True)
+        if isinstance(message, SyncUpdate | SyncStep2):
+            await self.pacer.turn(self.ticket)  # under overload, connections take turns
+            started = time.perf_counter()
+            await self._update(message.update, step2=isinstance(message, SyncStep2))
+            self.pacer.spent(self.ticket, time.perf_counter() - started)
         elif isinstance(message, SyncStep1):
             await self.room.answer_step1(self.conn, message.state_vector)
         elif isinstance(message, AwarenessMessage):
