@@ -460,7 +460,7 @@ def test_the_state_vector_kept_without_decoding_is_the_documents(
         except UpdateError:
             continue
         except CrdtFailure:
-            document, _ = replay([])  # the room rebuilds; this test only follows one document
+            document = RoomDocument()  # it may hold part of the update: start over
             continue
         assert document.state() == _state_of(document.doc), update.hex()
 
