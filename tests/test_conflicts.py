@@ -14,6 +14,7 @@ import pytest
 import pytest_asyncio
 from pycrdt import Doc, Map
 
+from crdt_server.extensions.conflicts import MAX_DELAY, refresh_delay
 from crdt_server.testing.tokens import TokenMinter
 from crdt_server.testing.waits import until
 from documents import apply_operation
@@ -203,3 +204,11 @@ def test_the_hierarchy_unseats_the_lowest_roles_at_an_over_full_table() -> None:
         {"op": "unassign_seat", "guest_id": "g1"},
         {"op": "unassign_seat", "guest_id": "g3"},
     ]
+
+
+def test_a_lone_change_waits_the_debounce_and_busy_weddings_share_a_tenth_of_the_loop() -> None:
+    assert refresh_delay(0.25, 1, 0.0003) == 0.25
+    assert refresh_delay(0.25, 50, 0.0003) == 0.25  # 50 x 0.3 ms every 0.25 s: 6 %
+    # 1,000 weddings needing 0.3 ms each: every one waits 3 s, 10 % of the loop
+    assert refresh_delay(0.25, 1000, 0.0003) == pytest.approx(3.0)
+    assert refresh_delay(0.25, 1_000_000, 0.01) == MAX_DELAY  # bounded lateness
