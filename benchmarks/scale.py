@@ -65,9 +65,13 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
+
+import httpx
+from standardwebhooks import Webhook, WebhookVerificationError
 
 ROOT = Path(__file__).resolve().parents[1]
 if not __package__:  # run as a file: benchmarks.* is found from the root
@@ -95,19 +99,26 @@ from benchmarks.servers import (  # noqa: E402
     ours_spec,
     server_specs,
 )
+from crdt_server.auth.tokens import TokenCodec  # noqa: E402
 from crdt_server.codec.protocol import encode_awareness, encode_update  # noqa: E402
 from crdt_server.codec.protocol import write_var_string as _var_string  # noqa: E402
 from crdt_server.codec.protocol import write_var_uint as _var_uint  # noqa: E402
+from crdt_server.testing.receiver import WebhookReceiver  # noqa: E402
 
 TARGETS = ("connections", "durable", "fanout", "presence", "workers", "standard", "burst")
 """Targets 1 to 7 of issue 22, in its order."""
 
+_SCALE_SECRET = "scale-benchmark-secret-at-least-32-bytes"
 SCALE_ENV: tuple[tuple[str, str], ...] = (
     # On top of servers.OURS_ENV (which lifts the per-address and per-connection rates):
     # the load generator's connections come from a handful of loopback addresses, and a
     # 50,000-connection run holds more rooms than the default cap.
     ("CRDT_SERVER_MAX_PENDING_HANDSHAKES_PER_ADDRESS", "1000000"),
     ("CRDT_SERVER_MAX_ROOMS", "1000000"),
+    # Webhooks on, as shipped: the driver creates endpoints through the API (a planner's
+    # token) that deliver to its own receiver on 127.0.0.1.
+    ("CRDT_SERVER_AUTH_SECRET", _SCALE_SECRET),
+    ("CRDT_SERVER_WEBHOOK_ALLOW_PRIVATE", "true"),
 )
 """Benchmark settings of our server in the scale profile (documented in the README)."""
 
@@ -122,19 +133,48 @@ LATE_ROW = "updates echoed late (after --grace, before the server went quiet)"
 # -- updates made by hand ----------------------------------------------------------------
 
 
-def char_update(client_id: int, clock: int, char: str = "a") -> bytes:
-    """The Yjs v1 update pycrdt makes for appending one ASCII character to root Text ``t``
-    at ``clock`` (byte for byte; ``tests/test_scale_bench.py`` checks it). Made without
-    pycrdt so 10,000 writers x 500 updates cost nothing to prepare."""
-    head = b"\x01\x01" + _var_uint(client_id) + _var_uint(clock)
-    content = _var_string(char) + b"\x00"
-    if clock == 0:
-        return head + b"\x04\x01" + _var_string("t") + content
-    return head + b"\x84" + _var_uint(client_id) + _var_uint(clock - 1) + content
+ITEM_START = "2027-06-12T15:00:00+02:00"
+ITEM_END = "2027-06-12T16:00:00+02:00"
+ITEM_CLOCKS = 4
+"""Clocks of a writer's first update (its item's map and three fields); later ones take one."""
 
 
-def char_message(client_id: int, clock: int) -> bytes:
-    return encode_update(char_update(client_id, clock, "abcdefghijklmnopqrstuvwxyz"[clock % 26]))
+def item_update(client_id: int, n: int, title: str = "a") -> bytes:
+    """The Yjs v1 update pycrdt makes for a writer's ``n``-th edit of its own timeline item
+    (byte for byte; ``tests/test_scale_bench.py`` checks it). Update 0 adds a valid item,
+    ``items["b<client id>"] = Map({"title", "start", "end"})`` (clocks 0 to 3); every later
+    one sets its ``title`` again (one clock each, deleting the title before). Each is one
+    domain event (``timeline.item_added``, then ``timeline.item_updated``), so the server
+    derives, checks, stores and sends events as shipped. Made without pycrdt so 10,000
+    writers x 500 updates cost nothing to prepare."""
+    client = _var_uint(client_id)
+
+    def value(text: str) -> bytes:  # ContentAny: one string
+        return b"\x01\x77" + _var_string(text)
+
+    if n == 0:  # root "items", key b<id>: a new Map (type ref 1), then its fields
+        structs = b"\x27\x01" + _var_string("items") + _var_string(f"b{client_id}") + b"\x01"
+        for key, text in (("title", title), ("start", ITEM_START), ("end", ITEM_END)):
+            # parent: the item's map (client id, clock 0)
+            structs += b"\x28\x00" + client + b"\x00" + _var_string(key) + value(text)
+        return b"\x01\x04" + client + b"\x00" + structs + b"\x00"
+    clock = n + ITEM_CLOCKS - 1
+    # origin: the title before it (whose parent and key it inherits), which it deletes
+    before = _var_uint(1 if n == 1 else clock - 1)
+    deletes = b"\x01" + client + b"\x01" + before + b"\x01"  # one range of length 1
+    return (
+        b"\x01\x01" + client + _var_uint(clock) + b"\xa8" + client + before + value(title) + deletes
+    )
+
+
+def item_message(client_id: int, n: int) -> bytes:
+    return encode_update(item_update(client_id, n, "abcdefghijklmnopqrstuvwxyz"[n % 26]))
+
+
+def updates_in(clocks: int) -> int:
+    """How many of a writer's updates its first ``clocks`` clocks hold (all or none of an
+    update arrives, so the first one is there once its last clock is)."""
+    return max(0, clocks - (ITEM_CLOCKS - 1))
 
 
 # -- histograms (0.1 ms buckets; mergeable across agents) -----------------------------------
@@ -177,7 +217,10 @@ class Writer:
     peer: YPeer
     cid: int
     phase: float
+    sent: int = 0
+    """Updates sent (see :func:`item_update`)."""
     sent_at: list[float] = field(default_factory=list)
+    """When the update holding each clock was sent, by clock."""
 
 
 def _reason(exc: BaseException) -> str:
@@ -283,8 +326,9 @@ class Agent:
                 if start <= prev < end:
                     sent_at = w.sent_at
                     top = min(end, len(sent_at))
+                    # one latency per update: at its last clock
                     if cid == peer.client_id:
-                        for i in range(prev, top):
+                        for i in range(max(prev, ITEM_CLOCKS - 1), top):
                             lat = t - sent_at[i]
                             record(echo, lat)
                             sec = int(sent_at[i] - t0)
@@ -293,7 +337,7 @@ class Agent:
                                 bucket = echo_by_sec[sec] = Counter()
                             record(bucket, lat)
                     else:
-                        for i in range(prev, top):
+                        for i in range(max(prev, ITEM_CLOCKS - 1), top):
                             record(delivery, t - sent_at[i])
                     seen[cid] = end
 
@@ -328,11 +372,12 @@ class Agent:
             while heap and heap[0][0] <= now:
                 _, cid = heapq.heappop(heap)
                 w = writers[cid]
-                i = len(w.sent_at)
+                i = w.sent
                 if w.peer.conn is None or w.peer.conn.closed.done():
                     continue  # the server closed it: counted in closed_codes
-                w.sent_at.append(time.perf_counter())
-                w.peer.send(char_message(cid, i))
+                w.sent_at.extend([time.perf_counter()] * (ITEM_CLOCKS if i == 0 else 1))
+                w.sent += 1
+                w.peer.send(item_message(cid, i))
                 if i + 1 < total_per_writer:
                     heapq.heappush(heap, (due(w, i + 1), cid))
             await asyncio.sleep(0)
@@ -344,9 +389,9 @@ class Agent:
                 room_peers = self.rooms.get(room, [])
                 room_writers = [writers[p.client_id] for p in room_peers[:writers_per_room]]
                 for w in room_writers:
-                    n = len(w.sent_at)
+                    n = w.sent
                     for m in room_peers:
-                        got = min(m.seen.get(w.cid, 0), n)
+                        got = min(updates_in(m.seen.get(w.cid, 0)), n)
                         if m is w.peer:
                             exp_e += n
                             got_e += got
@@ -370,7 +415,7 @@ class Agent:
             "delivery": hist_json(delivery),
             "echo": hist_json(echo),
             "echo_by_sec": {str(k): hist_json(v) for k, v in echo_by_sec.items()},
-            "sent": sum(len(w.sent_at) for w in writers.values()),
+            "sent": sum(w.sent for w in writers.values()),
             "expected_deliveries": exp_d,
             "deliveries": got_d,
             "expected_echoes": exp_e,
@@ -725,6 +770,7 @@ class Options:
     fanout_seconds: float = 10.0
     std_size: str = "full"
     fsync_probe_hz: float = 20.0
+    webhook_weddings: int = 10
     run_id: str = field(default_factory=lambda: secrets.token_hex(3))
     _rooms: int = 0
 
@@ -902,6 +948,113 @@ class FsyncProbe:
         self._thread.join(10.0)
 
 
+async def webhook_sink(
+    stack: contextlib.AsyncExitStack,
+    opts: Options,
+    spec: ServerSpec,
+    server: ServerProcess,
+    rooms: Sequence[str],
+) -> WebhookSink | None:
+    """A :class:`WebhookSink` on the first ``--webhook-weddings`` of ``rooms`` (each room
+    is its own wedding) when ``spec`` is ours; ``None`` for a peer."""
+    if not spec.name.startswith("ours") or opts.webhook_weddings <= 0:
+        return None
+    return await stack.enter_async_context(WebhookSink(server, rooms[: opts.webhook_weddings]))
+
+
+class WebhookSink:
+    """Webhooks on, as shipped: one endpoint (every event type) on each of ``weddings``,
+    created through the API with a planner's token, delivering to a real receiver in this
+    process (``crdt_server.testing.WebhookReceiver``: uvicorn on 127.0.0.1). Ours only: the
+    peers have no webhooks. :meth:`rows` waits until every event the server stored for
+    those weddings has arrived (``LATE_CAP`` at most), verifies each delivery's signature
+    with ``standardwebhooks`` as a receiver would, and reports what is missing and the
+    time from the event's commit to its arrival."""
+
+    def __init__(self, server: ServerProcess, weddings: Sequence[str]) -> None:
+        self.server = server
+        self.weddings = list(weddings)
+        self.receiver = WebhookReceiver()
+        self.hooks: dict[str, Webhook] = {}
+        self._http = httpx.AsyncClient(base_url=f"http://{server.host}:{server.port}", timeout=30)
+        codec = TokenCodec(algorithms=["HS256"], secret=_SCALE_SECRET.encode())
+        self._auth = {
+            w: {"Authorization": "Bearer " + codec.mint(sub="scale", role="planner", wedding=w,
+                                                        ttl=4 * 3600)}
+            for w in self.weddings
+        }  # fmt: skip
+
+    async def __aenter__(self) -> WebhookSink:
+        await self.receiver.__aenter__()
+        for w in self.weddings:
+            answer = await self._http.post(
+                f"/api/weddings/{w}/webhooks",
+                json={"url": f"{self.receiver.url}/{w}"},
+                headers=self._auth[w],
+            )
+            answer.raise_for_status()
+            self.hooks[w] = Webhook(answer.json()["secret"])
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._http.aclose()
+        await self.receiver.__aexit__(None, None, None)
+
+    async def _stored(self, wedding: str, after: int) -> int:
+        """The wedding's last event seq (seqs are gapless from 1, so also its count)."""
+        while True:
+            answer = await self._http.get(
+                f"/api/weddings/{wedding}/events",
+                params={"after": after, "limit": 500},
+                headers=self._auth[wedding],
+            )
+            answer.raise_for_status()
+            page = answer.json()
+            if page["events"]:
+                after = page["events"][-1]["seq"]
+            if page["next"] is None:
+                return after
+
+    async def rows(self, label: str) -> list[Metric]:
+        got: dict[tuple[str, int], float] = {}
+        unverified = 0
+        done = 0
+        last: dict[str, int] = dict.fromkeys(self.weddings, 0)
+        deadline = time.monotonic() + LATE_CAP
+        while True:
+            for r in self.receiver.received[done:]:
+                wedding = r.path.rsplit("/", 1)[-1]
+                try:
+                    body = self.hooks[wedding].verify(r.body, r.headers)
+                except (KeyError, WebhookVerificationError):
+                    unverified += 1
+                    continue
+                event = body["data"]
+                at = datetime.fromisoformat(event["at"].replace("Z", "+00:00")).timestamp()
+                key = (wedding, int(event["seq"]))
+                if key not in got:  # at least once: a retry of a delivery counts once
+                    got[key] = max(0.0, r.at - at) * 1000.0
+            done = len(self.receiver.received)
+            for w in self.weddings:
+                last[w] = await self._stored(w, last[w])
+            expected = sum(last.values())
+            if len(got) >= expected or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        lags = list(got.values())
+        note = f"of {expected} events in {len(self.weddings)} weddings"
+        if unverified:
+            note += f"; {unverified} failed verification"
+        return [
+            goal(Metric(f"{label}: webhook events never delivered", expected - len(got), "{:.0f}",
+                        "lower", note), "<=", 0, "0"),
+            Metric(f"{label}: webhook commit to receiver p50 ms", percentile(lags, 50),
+                   "{:.0f}", "lower"),
+            Metric(f"{label}: webhook commit to receiver p99 ms", percentile(lags, 99),
+                   "{:.0f}", "lower"),
+        ]  # fmt: skip
+
+
 async def metrics_text(server: ServerProcess | Target) -> str:
     """Our ``/metrics`` page ("" if it cannot be read)."""
     try:
@@ -1077,10 +1230,12 @@ async def target_durable(opts: Options, spec: ServerSpec, run_dir: Path) -> list
     per_writer = opts.dur_rate / writers_total
     server = await start_server(spec, run_dir, 1)
     try:
-        async with Agents(opts.agents) as agents:
+        async with Agents(opts.agents) as agents, contextlib.AsyncExitStack() as stack:
             await agents.hello(server)
-            parts = split([opts.room("d") for _ in range(opts.dur_rooms)], opts.agents)
+            rooms = [opts.room("d") for _ in range(opts.dur_rooms)]
+            parts = split(rooms, opts.agents)
             await open_rooms(opts, agents, parts, opts.dur_writers)
+            sink = await webhook_sink(stack, opts, spec, server, rooms)
             before = await commit_buckets(server)
             cpu0 = process_cpu_seconds(server.pid)
             window = LoadWindow(server.pid, agents)
@@ -1098,6 +1253,7 @@ async def target_durable(opts: Options, spec: ServerSpec, run_dir: Path) -> list
             cpu = process_cpu_seconds(server.pid) - cpu0
             window.stop()
             after = await commit_buckets(server)
+            hook_rows = await sink.rows(label) if sink is not None else []
     finally:
         await server.stop()
     echo = merge_hists(results, "echo")
@@ -1126,6 +1282,7 @@ async def target_durable(opts: Options, spec: ServerSpec, run_dir: Path) -> list
                "{:.1f}", "", ratio=False),
         goal(Metric(f"{label}: connections the server closed", sum(closed.values()), "{:.0f}",
                     "lower", codes_text(closed) if closed else ""), "<=", 0, "0"),
+        *hook_rows,
         *window.metrics(label),
     ]  # fmt: skip
 
@@ -1285,21 +1442,24 @@ async def target_burst(opts: Options, spec: ServerSpec, run_dir: Path) -> list[M
     ]
     server = await start_server(spec, run_dir, 1)
     try:
-        async with Agents(opts.agents + 1) as agents:
+        async with Agents(opts.agents + 1) as agents, contextlib.AsyncExitStack() as stack:
             await agents.hello(server)
             main = Agents(0)
             main.all = agents.all[:-1]
             extra = agents.all[-1]
-            parts = split([opts.room("b") for _ in range(opts.burst_rooms)], opts.agents)
+            rooms = [opts.room("b") for _ in range(opts.burst_rooms)]
+            parts = split(rooms, opts.agents)
             await open_rooms(opts, main, parts, 10)
             planners_room = opts.room("seat")
+            guests_room = opts.room("rsvp")
+            sink = await webhook_sink(stack, opts, spec, server, [guests_room, *rooms])
             await extra.call("open", rooms=[planners_room], per_room=2, rate=0.0, t0=0.0)
             t0 = time.perf_counter() + 0.5
             burst_at = t0 + opts.burst_before
 
             async def guests() -> tuple[dict[str, Any], dict[str, Any]]:
                 # 200 guests open the RSVP page at once, then each RSVPs once.
-                room = opts.room("rsvp")
+                room = guests_room
                 await asyncio.sleep(max(0.0, burst_at - time.perf_counter()))
                 opened = await extra.call(
                     "open", rooms=[room], per_room=opts.burst_guests, rate=0.0, t0=burst_at
@@ -1339,6 +1499,7 @@ async def target_burst(opts: Options, spec: ServerSpec, run_dir: Path) -> list[M
             cpu = process_cpu_seconds(server.pid) - cpu0
             window.stop()
             status = await asyncio.gather(*(a.call("status") for a in agents.all))
+            hook_rows = await sink.rows(label) if sink is not None else []
     finally:
         await server.stop()
     everything = [*results, g_rsvp, planners]
@@ -1385,6 +1546,7 @@ async def target_burst(opts: Options, spec: ServerSpec, run_dir: Path) -> list[M
                percentile(guest_times, 99), "{:.1f}", "lower"),
         Metric(f"{label}: server CPU ms per 1,000 updates", 1e6 * cpu / sent if sent else None,
                "{:.0f}", "lower"),
+        *hook_rows,
         *window.metrics(label),
     ]  # fmt: skip
 
@@ -1679,7 +1841,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                  presence_seconds=2.0, compare_seconds=1.0, burst_rooms=3,
                  burst_steady_rate=15.0, burst_seconds=2.0, burst_before=2.0,
                  burst_after=2.0, burst_guests=10, grace=15.0, fanout_seconds=1.0,
-                 std_size="tiny"),
+                 std_size="tiny", webhook_weddings=2),
 }  # fmt: skip
 
 
@@ -1716,6 +1878,12 @@ def parse(argv: Sequence[str] | None = None) -> tuple[Options, argparse.Namespac
     p.add_argument("--burst-after", type=float, default=60.0)
     p.add_argument("--burst-guests", type=int, default=200)
     p.add_argument("--grace", type=float, default=30.0, help="wait for late deliveries, s")
+    p.add_argument(
+        "--webhook-weddings",
+        type=int,
+        default=10,
+        help="targets 2 and 7, ours: weddings with a webhook endpoint (every event type)",
+    )
     p.add_argument("--fanout-readers", default="10,100", help="target 3: readers per run")
     p.add_argument("--fanout-rate", type=float, default=50.0, help="target 3: updates/s")
     p.add_argument("--fanout-seconds", type=float, default=10.0, help="target 3: seconds")

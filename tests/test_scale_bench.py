@@ -10,20 +10,53 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pycrdt import Doc, Map
 
-from benchmarks.loadgen import Metric, process_tree, text_updates
-from benchmarks.scale import ahead, char_update, hist_percentile, record, render
+from benchmarks.loadgen import Metric, process_tree
+from benchmarks.scale import (
+    ITEM_END,
+    ITEM_START,
+    ahead,
+    hist_percentile,
+    item_update,
+    record,
+    render,
+)
+from documents.changes import ChangeRecorder
+from documents.events import derive_events
+from documents.schema import read_timeline
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("client_id", [7, 300, 1_000_000, 7_500_123])
 def test_hand_made_updates_are_the_ones_pycrdt_makes(client_id: int) -> None:
-    made = text_updates(client_id, 30)
+    doc: Doc[Any] = Doc(client_id=client_id)
+    items = doc.get("items", type=Map)
+    made: list[bytes] = []
+    doc.observe(lambda event: made.append(event.update))
     alphabet = "abcdefghijklmnopqrstuvwxyz"
-    assert [char_update(client_id, i, alphabet[i % 26]) for i in range(30)] == list(made)
+    items[f"b{client_id}"] = Map({"title": "a", "start": ITEM_START, "end": ITEM_END})
+    for i in range(1, 30):
+        items[f"b{client_id}"]["title"] = alphabet[i % 26]
+    assert [item_update(client_id, i, alphabet[i % 26]) for i in range(30)] == made
+
+
+def test_each_hand_made_update_is_one_domain_event() -> None:
+    """The scale profile measures the product as shipped: every update it sends is a
+    timeline edit the server turns into one stored event."""
+    doc: Doc[Any] = Doc()
+    recorder = ChangeRecorder(doc, "timeline")
+    events = []
+    for i in range(5):
+        doc.apply_update(item_update(42, i, "xyz"[i % 3]))
+        events.append([e.type for e in derive_events("timeline", recorder.take())])
+    assert events == [["timeline.item_added"]] + [["timeline.item_updated"]] * 4
+    timeline = read_timeline(doc)  # a valid item: no conflict events either
+    assert timeline.problems == () and list(timeline.items) == ["b42"]
 
 
 def test_histogram_percentiles_are_nearest_rank_at_a_tenth_of_a_millisecond() -> None:
