@@ -16,6 +16,7 @@ import base64
 import json
 import os
 import random
+import socket
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -29,6 +30,8 @@ import httpx
 import pytest
 import pytest_asyncio
 from pycrdt import Doc, Text
+from uvicorn.config import Config
+from uvicorn.server import ServerState
 
 from crdt_server.codec.protocol import SyncUpdate, decode_message, encode_update
 from crdt_server.codec.websocket_frames import (
@@ -954,3 +957,25 @@ async def test_slowloris_sockets_are_capped_and_timed_out_and_healthz_stays_fast
         finally:
             for _, writer in held:
                 writer.transport.abort()
+
+
+async def test_a_peer_whose_reading_the_server_paused_is_not_dropped_as_silent() -> None:
+    """Under overload the server stops reading a peer whose messages the session has not
+    taken yet (64 queued); the peer's pong then waits in the socket behind its updates.
+    The keepalive took that for silence and reset the connection: hundreds of writers
+    dropped without a close code in the scale profile's durable run (issue 22)."""
+    loop = asyncio.get_running_loop()
+    ours, theirs = socket.socketpair()
+    with theirs:
+        proto = SyncWebSocketProtocol(Config(app=lambda: None), ServerState(), {})
+        transport, _ = await loop.connect_accepted_socket(lambda: proto, ours)
+        try:
+            proto._state = 1  # open, as after the upgrade
+            proto._max_size = proto._max_out = 1 << 20
+            proto.data_received(encode_frame(2, b"update", mask=b"abcd") * 64)
+            assert proto._paused_reading  # 64 messages the session has not taken
+            for _ in range(4):  # four ping intervals pass; nothing more can be read
+                proto._ping()
+            assert not transport.is_closing()
+        finally:
+            transport.abort()

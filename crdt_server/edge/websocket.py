@@ -18,7 +18,8 @@ new message inside a fragmented one close with 1002; a message over the size lim
 with 1009 as soon as its header says so (nothing is buffered for it); a text message that
 is not UTF-8 closes with 1007; pings are answered; the close handshake echoes the peer's
 code, and the server closes TCP first. A connection that sends nothing for
-``ws_ping_interval`` is pinged; one that then stays silent for another interval is dropped.
+``ws_ping_interval`` is pinged; one that then stays silent for another interval is dropped
+(one whose reading the server paused, its messages unconsumed, is not silent).
 """
 
 from __future__ import annotations
@@ -594,6 +595,10 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         silent after its ping."""
         if self._state != _OPEN or self._transport is None:
             return
+        if self._paused_reading:
+            # Not silent: we stopped reading it (its messages wait for the session), so
+            # what it sent since, a pong too, is still in the socket.
+            self._heard = True
         if not self._heard:
             if self._pinged:
                 log.info("a WebSocket peer did not answer a ping; dropping it")
