@@ -978,7 +978,6 @@ class WebhookSink:
     time from the event's commit to its arrival."""
 
     def __init__(self, server: ServerProcess, weddings: Sequence[str]) -> None:
-        self.server = server
         self.weddings = list(weddings)
         self.receiver = WebhookReceiver()
         self.hooks: dict[str, Webhook] = {}
