@@ -219,10 +219,13 @@ class Writer:
     peer: YPeer
     cid: int
     phase: float
-    sent: int = 0
-    """Updates sent (see :func:`item_update`)."""
     sent_at: list[float] = field(default_factory=list)
     """When the update holding each clock was sent, by clock."""
+
+    @property
+    def sent(self) -> int:
+        """Updates sent (see :func:`item_update`)."""
+        return updates_in(len(self.sent_at))
 
 
 def _reason(exc: BaseException) -> str:
@@ -378,7 +381,6 @@ class Agent:
                 if w.peer.conn is None or w.peer.conn.closed.done():
                     continue  # the server closed it: counted in closed_codes
                 w.sent_at.extend([time.perf_counter()] * (ITEM_CLOCKS if i == 0 else 1))
-                w.sent += 1
                 w.peer.send(item_message(cid, i))
                 if i + 1 < total_per_writer:
                     heapq.heappush(heap, (due(w, i + 1), cid))
