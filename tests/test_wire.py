@@ -41,7 +41,7 @@ from crdt_server.codec.websocket_frames import (
     encode_frame,
     parse_header,
 )
-from crdt_server.edge.websocket import Pinger, SyncWebSocketProtocol
+from crdt_server.edge.websocket import _OPEN, Pinger, SyncWebSocketProtocol
 from tests.server import ServerProcess
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(30)]
@@ -970,7 +970,7 @@ async def test_a_peer_whose_reading_the_server_paused_is_not_dropped_as_silent()
         proto = SyncWebSocketProtocol(Config(app=lambda: None), ServerState(), {})
         transport, _ = await loop.connect_accepted_socket(lambda: proto, ours)
         try:
-            proto._state = 1  # open, as after the upgrade
+            proto._state = _OPEN  # as after the upgrade
             proto._max_size = proto._max_out = 1 << 20
             proto.data_received(encode_frame(2, b"update", mask=b"abcd") * 64)
             assert proto._paused_reading  # 64 messages the session has not taken
