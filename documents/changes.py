@@ -6,17 +6,26 @@ came or went) or one level down (a field of an entry changed); the recorder turn
 :class:`EntryChange` values: the entry's id and the fields it changed, with before and after
 values. Nothing is re-read from the document: only what the transaction touched is looked at,
 so the cost follows the size of the update, not of the document.
+
+The recorder observes; it never gates. Editors write shapes this schema does not know (a
+``Y.Text`` or ``Y.Array`` inside an entry, edited in place; XML types from yjs 14 or
+y-prosemirror): reading them never raises into pycrdt, whose ``apply_update`` would then
+report the update as failed although it was integrated. An in-place edit below a field is
+not a field change this schema makes and is not recorded; anything the recorder cannot read
+is passed to its ``on_error`` (the room counts and logs it, without content) and the rest of
+the update's changes are kept.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pycrdt import Doc, Map, Subscription
+from pycrdt import Doc, Map, MapEvent, Subscription, XmlElement, XmlEvent, XmlFragment
 
 from .schema import ROOTS
+from .shapes import entry_fields, to_plain
 
 __all__ = ["ChangeRecorder", "EntryChange", "plain"]
 
@@ -48,9 +57,13 @@ SETTINGS_ROOTS = frozenset({"settings"})
 
 
 def plain(value: Any) -> Any:
-    """A pycrdt value as plain Python (maps, arrays and texts converted)."""
-    to_py = getattr(value, "to_py", None)
-    return to_py() if callable(to_py) else value
+    """A pycrdt value as plain Python (maps, arrays, texts and XML converted, never
+    raising; see :func:`documents.shapes.to_plain`)."""
+    return to_plain(value)
+
+
+OnError = Callable[[BaseException], None]
+"""Told of an exception raised while reading an update's changes (which were kept)."""
 
 
 class ChangeRecorder:
@@ -60,9 +73,10 @@ class ChangeRecorder:
     deeply. Several updates' changes to one entry are merged until taken.
     """
 
-    __slots__ = ("_changes", "_subscriptions", "_roots")
+    __slots__ = ("_changes", "_subscriptions", "_roots", "_on_error")
 
-    def __init__(self, doc: Doc[Any], kind: str) -> None:
+    def __init__(self, doc: Doc[Any], kind: str, *, on_error: OnError | None = None) -> None:
+        self._on_error = on_error
         self._changes: dict[tuple[str, str], EntryChange] = {}
         self._subscriptions: list[tuple[Map[Any], Subscription]] = []
         self._roots = ROOTS.get(kind, ())
@@ -72,8 +86,19 @@ class ChangeRecorder:
 
     def _make_callback(self, root: str) -> Any:
         def callback(events: Sequence[Any]) -> None:
+            # Whatever happens here, nothing may escape into pycrdt (see the module
+            # docstring); a Rust panic is a BaseException, so that is what is caught.
             for event in events:
-                self._record(root, list(event.path), event.keys)
+                try:
+                    # A yjs-14 entry keeps its fields as attributes: an XmlEvent's keys.
+                    if isinstance(event, MapEvent | XmlEvent):
+                        found: Any = event  # pycrdt's stubs declare neither path nor keys
+                        self._record(root, list(found.path), found.keys)
+                except (KeyboardInterrupt, SystemExit, GeneratorExit):
+                    raise
+                except BaseException as exc:
+                    if self._on_error is not None:
+                        self._on_error(exc)
 
         return callback
 
@@ -138,7 +163,7 @@ class ChangeRecorder:
             if current is not None and current.action == "added":
                 current.after = after
                 return
-            replaced = isinstance(old, Map) or isinstance(new, Map)
+            replaced = any(isinstance(v, Map | XmlElement | XmlFragment) for v in (old, new))
             if current is not None:
                 before = {**before, **current.before}
             self._changes[key] = EntryChange(root, entry_id, "updated", before, after, replaced)
@@ -164,13 +189,14 @@ class ChangeRecorder:
 
 
 def _fields(value: Any) -> dict[str, Any]:
-    """An entry's fields: a map's content, or a plain value (a seat assignment) as is."""
-    value = plain(value)
-    if isinstance(value, dict):
-        return {str(k): v for k, v in value.items()}
-    if value is None:
-        return {}
-    return {"value": value}
+    """An entry's fields: a map's content (or a yjs-14 type's attributes), or a plain
+    value (a seat assignment) as is."""
+    if value is None or isinstance(value, XmlFragment):
+        return {}  # a yjs-14 type whose attributes pycrdt does not expose
+    fields = entry_fields(value)
+    if fields is not None:
+        return fields
+    return {"value": plain(value)}
 
 
 def _meaningful(change: EntryChange) -> bool:

@@ -5,6 +5,13 @@ collection maps ids to objects holding every field (``null`` for empty optional 
 the budget adds ``currency`` and ``total``. Entries a foreign client stored in a shape the
 schema does not allow are left out (the invariant checks report them).
 
+Nothing a client stored is invisible: ``problems`` lists every entry left out and why, and
+``other`` shows every root the schema does not know
+(a ``Y.Text``, a y-prosemirror ``Y.XmlFragment``, ...) by the type its content shows
+(:func:`documents.shapes.root_view`), and the list part of a known root that also holds list
+items, with an entry in ``problems`` saying so. Both appear only when there is something to
+show; :func:`import_json` ignores them (they are read-only).
+
 Import validates everything first (errors name the path, like ``guests/g1/rsvp``), then
 makes the document equal to the data in one transaction, writing only what differs. It
 checks shape, not invariants: an export of a plan with conflicts imports as it was.
@@ -12,11 +19,12 @@ checks shape, not invariants: an export of a plan with conflicts imports as it w
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pycrdt import Doc, Map
+from pycrdt import Array, Doc, Map
 
 from .model import (
     ASSIGNMENT,
@@ -32,6 +40,8 @@ from .model import (
 from .schema import (
     ENTITIES,
     META,
+    ROOTS,
+    Problem,
     changes,
     new_entry,
     plain,
@@ -44,8 +54,13 @@ from .schema import (
     write,
 )
 from .seed import meta_changes
+from .shapes import list_part, root_view
+
+log = logging.getLogger("documents.jsonio")
 
 _HEADER = ("kind", "schema", "wedding_id")
+_READ_ONLY = ("other", "problems")
+"""Sections of the view that show what the schema does not know; never imported."""
 
 
 def _check_kind(kind: str) -> None:
@@ -60,13 +75,18 @@ def _records(records: Mapping[str, Any], entity: Entity) -> dict[str, Any]:
     }
 
 
-def to_json(doc: Doc[Any], kind: str) -> dict[str, Any]:
-    """Document ``kind`` as plain JSON-serialisable data, ids and keys in a fixed order."""
+def to_json(doc: Doc[Any], kind: str, *, rich: bool = False) -> dict[str, Any]:
+    """Document ``kind`` as plain JSON-serialisable data, ids and keys in a fixed order,
+    with ``other`` and ``problems`` when it holds what the schema does not know (see the
+    module docstring; ``rich`` shows texts there as ``{"text", "delta"}``). Never raises on
+    what clients stored."""
     _check_kind(kind)
     body: dict[str, Any]
+    found: tuple[Problem, ...]
     if kind == "guests":
         guests = read_guests(doc)
         meta, body = guests.meta, {"guests": _records(guests.guests, ENTITIES[kind][0])}
+        found = guests.problems
     elif kind == "seating":
         seating = read_seating(doc)
         tables, assignments = ENTITIES[kind]
@@ -77,9 +97,11 @@ def to_json(doc: Doc[Any], kind: str) -> dict[str, Any]:
                 "assignments": _records(seating.assignments, assignments),
             },
         )
+        found = seating.problems
     elif kind == "timeline":
         timeline = read_timeline(doc)
         meta, body = timeline.meta, {"items": _records(timeline.items, ENTITIES[kind][0])}
+        found = timeline.problems
     else:
         budget = read_budget(doc)
         categories, payments = ENTITIES[kind]
@@ -92,7 +114,64 @@ def to_json(doc: Doc[Any], kind: str) -> dict[str, Any]:
                 "payments": _records(budget.payments, payments),
             },
         )
-    return {"kind": kind, "schema": SCHEMA_VERSION, "wedding_id": meta.wedding_id, **body}
+        found = budget.problems
+    view = {"kind": kind, "schema": SCHEMA_VERSION, "wedding_id": meta.wedding_id, **body}
+    other, problems = _other(doc, kind, rich)
+    problems = [{"path": p.path, "message": p.message} for p in found] + problems
+    if other:
+        view["other"] = other
+    if problems:
+        view["problems"] = problems
+    return view
+
+
+def _other(doc: Doc[Any], kind: str, rich: bool) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """What ``doc`` holds beside the schema: unknown roots, and the list part of known ones."""
+    known = (META, *ROOTS[kind])
+    names = sorted(str(name) for name in doc.keys())
+    unknown = [name for name in names if name not in known]
+    # Known roots are typed as maps by the readers above: reading their list part through
+    # another wrapper leaves them as they are.
+    mixed = [name for name in known if name in names and len(doc.get(name, type=Array))]
+    other: dict[str, Any] = {}
+    problems: list[dict[str, str]] = []
+    if not unknown and not mixed:
+        return other, problems
+    # A root of no type would take the type it is first read as: read a copy.
+    scratch: Doc[Any] = Doc()
+    scratch.apply_update(doc.get_update())
+    for name in known:
+        scratch.get(name, type=Map)
+    for name in names:
+        if name not in unknown and name not in mixed:
+            continue
+        try:
+            if name in mixed:
+                other[name], shape = list_part(scratch, name, rich=rich)
+                problems.append(
+                    {
+                        "path": name,
+                        "message": f"Root {name!r} holds list items ({shape}) besides its"
+                        " entries; they are shown under other.",
+                    }
+                )
+            else:
+                other[name], shape = root_view(scratch, name, rich=rich)
+                if shape == "map+list":
+                    other[f"{name}#list"], _ = list_part(scratch, name, rich=rich)
+                    problems.append(
+                        {
+                            "path": name,
+                            "message": f"Root {name!r} holds list items besides its entries;"
+                            f" they are shown under other as {name + '#list'!r}.",
+                        }
+                    )
+        except Exception as exc:  # the view never fails for what a client stored
+            log.warning(
+                "root %r of a %s document could not be read (%s)", name, kind, type(exc).__name__
+            )
+            problems.append({"path": name, "message": f"Root {name!r} could not be read."})
+    return other, problems
 
 
 @dataclass
@@ -133,7 +212,7 @@ def _fields(fields: tuple[Field, ...], data: Mapping[str, Any], path: str) -> di
 
 def _parse(kind: str, data: object) -> _Parsed:
     top = _object(data, "")
-    allowed = [*_HEADER, *(["currency", "total"] if kind == "budget" else [])]
+    allowed = [*_HEADER, *_READ_ONLY, *(["currency", "total"] if kind == "budget" else [])]
     allowed += [entity.collection for entity in ENTITIES[kind]]
     for key in top:
         if key not in allowed:

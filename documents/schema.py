@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from pycrdt import Array, Doc, Map, Text
+from pycrdt import Doc, Map, XmlFragment
 
 from .model import (
     ASSIGNMENT,
@@ -46,6 +46,7 @@ from .model import (
     Field,
     shown,
 )
+from .shapes import entry_fields, to_plain
 
 META = "meta"
 ROOTS: dict[str, tuple[str, ...]] = {
@@ -190,17 +191,10 @@ def root(doc: Doc[Any], name: str) -> Map[Any]:
 
 
 def plain(value: object) -> object:
-    """A stored value as plain Python. Yjs keeps every number as a double, so integral
-    floats come back as ints (ints up to 2**53 are exact)."""
-    if isinstance(value, Map | Array | Text):
-        value = value.to_py()
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [plain(item) for item in value]
-    return value
+    """A stored value as plain Python, whatever its shape and depth (:func:`to_plain`). Yjs
+    keeps every number as a double, so integral floats come back as ints (ints up to 2**53
+    are exact)."""
+    return to_plain(value)
 
 
 def to_crdt(value: Any) -> Any:
@@ -293,15 +287,22 @@ def read_entries(
         if ID_PATTERN.fullmatch(key) is None:
             problems.append(Problem(entity.path(key), f"{where} does not have a valid id."))
             continue
-        raw = plain(collection[key])
-        if not isinstance(raw, dict):
-            problems.append(Problem(entity.path(key), f"{where} is {shown(raw)}, not an object."))
+        stored = collection[key]
+        raw = entry_fields(stored)
+        if raw is None:
+            problems.append(Problem(entity.path(key), f"{where} is {_described(stored)}."))
             continue
         values, found = _read_fields(entity.fields, raw, where, entity.path(key))
         problems.extend(found)
         if values is not None:
             entries[key] = record(id=key, **values)
     return entries
+
+
+def _described(stored: object) -> str:
+    if isinstance(stored, XmlFragment):
+        return "a yjs-14 type whose fields this server cannot read, not an object"
+    return f"{shown(to_plain(stored))}, not an object"
 
 
 def read_guests(doc: Doc[Any] | None) -> GuestList:

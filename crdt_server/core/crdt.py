@@ -28,6 +28,12 @@ that releases it) starts a new frame: :meth:`RoomDocument.frames`.
 
 Every call into pycrdt goes through :func:`crdt_call`, which turns its errors and Rust
 panics into :class:`CrdtFailure`.
+
+An observer that raises does not make an update fail. pycrdt commits the transaction of
+``apply_update`` (the update is integrated) and only then raises what its observers raised,
+as one ``ExceptionGroup("Observer callback error")``: :class:`ObserverFailed`. The document
+keeps the update and :attr:`RoomDocument.observer_failed` is told; refusing it would wedge
+the client that sent it (it re-sends the same update on every reconnect).
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ __all__ = [
     "BaseType",
     "CrdtFailure",
     "IntegrationFailed",
+    "ObserverFailed",
     "RoomDocument",
     "Undecodable",
     "crdt_call",
@@ -77,6 +84,16 @@ class Undecodable(CrdtFailure):
     and no client could decode it either, so it is neither held nor relayed."""
 
 
+class ObserverFailed(CrdtFailure):
+    """pycrdt integrated the update and committed, then raised what an observer raised
+    (``__cause__`` is pycrdt's ``ExceptionGroup``)."""
+
+
+_OBSERVER_ERROR = "Observer callback error"
+"""The message of the ``ExceptionGroup`` pycrdt raises after a commit whose observers
+raised (``pycrdt/_transaction.py``, 0.14)."""
+
+
 class IntegrationFailed(CrdtFailure):
     """Applying ``update`` failed or left part of it pending in yrs: the ``Doc`` may hold
     some of it and must be rebuilt without it."""
@@ -98,7 +115,14 @@ def crdt_call(fn: Callable[..., T], *args: object) -> T:
         raise
     except BaseException as exc:
         panicked = type(exc).__name__ == "PanicException"
-        raise CrdtFailure(f"{type(exc).__name__}: {exc}", panicked=panicked) from exc
+        message = f"{type(exc).__name__}: {exc}"
+        if (
+            isinstance(exc, BaseExceptionGroup)
+            and exc.message == _OBSERVER_ERROR
+            and exc.__context__ is None  # nothing else failed inside the transaction
+        ):
+            raise ObserverFailed(message, panicked=False) from exc
+        raise CrdtFailure(message, panicked=panicked) from exc
 
 
 class Applied(enum.Enum):
@@ -137,6 +161,7 @@ class RoomDocument:
         "released",
         "types",
         "refused",
+        "observer_failed",
         "_changes",
         "_subscription",
         "_state",
@@ -156,6 +181,9 @@ class RoomDocument:
         """The IDs of the shared-type items integrated: the parents a Yjs client names."""
         self.refused: set[bytes] = set()
         """Updates :func:`replay` left out because pycrdt failed on them."""
+        self.observer_failed: Callable[[BaseException], None] | None = None
+        """Told what an observer raised while an update was integrated (the update is
+        kept: see the module docstring)."""
         self._changes = _Changes()
         # pycrdt's public Doc.observe wraps the callback in a partial that holds the Doc, a
         # cycle through Rust that Python's collector cannot see: the Doc (and the room that
@@ -238,12 +266,18 @@ class RoomDocument:
     def _integrate(self, update: bytes, summary: UpdateSummary) -> bool:
         before = self.state()
         self._changes.changed = False
+        observers_failed = False
         try:
             crdt_call(self.doc.apply_update, update)
+        except ObserverFailed as exc:
+            observers_failed = True
+            if self.observer_failed is not None:
+                self.observer_failed(exc.__cause__ or exc)
         except CrdtFailure as exc:
             self._changes.state_stale = True
             raise IntegrationFailed(str(exc), update, panicked=exc.panicked) from exc
-        one_client = len(summary.structs) <= 1
+        # After an observer failed, check from the document itself that all of it is in.
+        one_client = len(summary.structs) <= 1 and not observers_failed
         if not one_client and pending_after(summary, self.state()):
             raise IntegrationFailed(
                 "yrs kept part of the update pending (its dependencies form a cycle)",

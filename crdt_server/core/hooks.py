@@ -4,8 +4,10 @@ The core (rooms, the registry, sessions) knows nothing of events, webhooks, conf
 threads. It calls the hooks below at fixed points; features are :class:`Extension`
 subclasses, passed to the app factory, that override the hooks they need (every hook is a
 no-op by default). Extensions run in the order given. A hook that raises is logged with
-its extension's name and does not stop the others, except :meth:`Extension.on_commit`,
-whose failure fails the commit (its rows belong to the same transaction).
+its extension's name and does not stop the others. :meth:`Extension.on_commit` is the
+domain observing a commit, and the domain never gates: an extension that raises for an
+update contributes no rows for that update, which commits anyway with a
+``system.derivation_failed`` event (no content) in its place.
 
 Order of one batch of updates in a room::
 
@@ -16,7 +18,7 @@ Order of one batch of updates in a room::
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from storage import DocumentStore
 
 __all__ = [
+    "DERIVATION_FAILED",
     "SERVER",
     "Actor",
     "Core",
@@ -53,6 +56,10 @@ class Actor:
     role: str
     origin: str = ""
 
+
+DERIVATION_FAILED = "system.derivation_failed"
+"""The event stored in place of an extension's rows for an update its ``on_commit`` raised
+on: ``{"step", "doc", "error"}`` (the exception's type, never its message)."""
 
 SERVER = Actor("server", "server", "server")
 """Changes the server makes on its own (conflict bookkeeping, seeding)."""
@@ -107,8 +114,9 @@ class Extension:
 
     def on_commit(self, room: Room, batch: Sequence[PendingUpdate]) -> Sequence[NewEvent]:
         """``batch`` is about to be committed: return rows to write in the same store
-        transaction (so they are durable exactly when the updates are). Raising fails the
-        commit."""
+        transaction (so they are durable exactly when the updates are). Keep it free of
+        side effects: when it raises, it is called again one update at a time to find the
+        updates it fails on, which commit without its rows."""
         return ()
 
     def on_stored(self, room: Room, batch: StoredBatch) -> None:
@@ -132,6 +140,23 @@ class Extension:
 
     async def close(self) -> None:
         """The server is stopping: finish or flush what is in flight."""
+
+
+def _one_by_one(
+    ext: Extension,
+    room: Room,
+    batch: Sequence[PendingUpdate],
+    failed: Callable[[str, PendingUpdate, BaseException], NewEvent],
+) -> list[NewEvent]:
+    """``ext``'s rows for each update of ``batch`` alone; ``failed``'s row for an update it
+    raises on."""
+    rows: list[NewEvent] = []
+    for update in batch:
+        try:
+            rows.extend(ext.on_commit(room, (update,)))
+        except Exception as exc:
+            rows.append(failed(f"on_commit:{ext.name}", update, exc))
+    return rows
 
 
 class Hooks:
@@ -162,10 +187,21 @@ class Hooks:
             except Exception:
                 log.exception("extension %s failed on load of %s", ext.name, room.name)
 
-    def commit(self, room: Room, batch: Sequence[PendingUpdate]) -> list[NewEvent]:
+    def commit(
+        self,
+        room: Room,
+        batch: Sequence[PendingUpdate],
+        failed: Callable[[str, PendingUpdate, BaseException], NewEvent],
+    ) -> list[NewEvent]:
+        """Every extension's rows for ``batch``. Where one raises, it is asked again update
+        by update; for each update it still raises on, ``failed(step, update, exc)`` gives
+        the row that stands in for its rows (``step`` is ``on_commit:<extension>``)."""
         rows: list[NewEvent] = []
         for ext in self._commit:
-            rows.extend(ext.on_commit(room, batch))
+            try:
+                rows.extend(ext.on_commit(room, batch))
+            except Exception:
+                rows.extend(_one_by_one(ext, room, batch, failed))
         return rows
 
     def stored(self, room: Room, batch: StoredBatch) -> None:

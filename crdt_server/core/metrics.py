@@ -6,6 +6,7 @@ commit succeeds.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 
@@ -15,6 +16,11 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics", "StoreHealth"]
+
+log = logging.getLogger("crdt_server.core.metrics")
+
+_DERIVATION_LOG_SECONDS = 3600.0
+"""A derivation failure of one kind (step and exception type) is logged once this often."""
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -71,6 +77,14 @@ class Metrics:
         self.store_errors = Counter(
             "crdt_store_errors", "Failed store operations", ["op"], registry=r
         )
+        self.derivation_failures = Counter(
+            "crdt_derivation_failures",
+            "Failures of what the domain derives from committed updates (the updates were"
+            " kept), by step",
+            ["step"],
+            registry=r,
+        )
+        self._derivation_logged: dict[tuple[str, str], float] = {}
         self.denied_writes = Counter(
             "crdt_denied_writes", "Write attempts by read-only connections", registry=r
         )
@@ -88,8 +102,35 @@ class Metrics:
             registry=r,
         )
 
+    def derivation_failed(self, room: str, step: str, exc: BaseException) -> None:
+        """Count a failure of ``step`` on an update of ``room`` that was kept anyway, and
+        log it once an hour per kind: the room and the exception's type, never its message
+        (it may quote document content)."""
+        self.derivation_failures.labels(step).inc()
+        kind = (step, _type_names(exc))
+        now = time.monotonic()
+        last = self._derivation_logged.get(kind)
+        if last is not None and now - last < _DERIVATION_LOG_SECONDS:
+            return
+        self._derivation_logged[kind] = now
+        log.warning(
+            "room %s: %s failed on an update (%s); the update was kept"
+            " (crdt_derivation_failures_total counts every one; this is logged once an hour)",
+            room,
+            step,
+            kind[1],
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _type_names(exc: BaseException) -> str:
+    """The exception's type; for a group, the types it holds."""
+    if isinstance(exc, BaseExceptionGroup):
+        inner = sorted({type(e).__name__ for e in exc.exceptions})
+        return f"{type(exc).__name__}({', '.join(inner)})"
+    return type(exc).__name__
 
 
 class _HotCollector(Collector):

@@ -14,6 +14,7 @@ committed, so no client ever sees an update the store could still lose.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable, Hashable, Iterable, Sequence
@@ -52,7 +53,13 @@ from crdt_server.core.crdt import (
     fold_updates,
     replay,
 )
-from crdt_server.core.hooks import Actor, Hooks, PendingUpdate, StoredBatch
+from crdt_server.core.hooks import (
+    DERIVATION_FAILED,
+    Actor,
+    Hooks,
+    PendingUpdate,
+    StoredBatch,
+)
 from crdt_server.core.metrics import Metrics, StoreHealth
 from crdt_server.core.presence import AwarenessRegistry, PresenceRelay
 from crdt_server.errors import (
@@ -65,7 +72,7 @@ from crdt_server.errors import (
 from crdt_server.settings import Settings
 from documents import DOCUMENT_KINDS
 from documents.changes import ChangeRecorder, EntryChange
-from storage import DocumentStore, NewUpdate, StoredLog, StoreError
+from storage import DocumentStore, NewEvent, NewUpdate, StoredLog, StoreError
 
 __all__ = ["Room", "RoomFailed"]
 
@@ -192,9 +199,22 @@ class Room:
             self._recorder.close()
             self._recorder = None
         document.integrated = None
+        document.observer_failed = self._observer_failed
         if self._hooks.wants_changes and self.kind in DOCUMENT_KINDS:
-            self._recorder = ChangeRecorder(document.doc, self.kind)
+            self._recorder = ChangeRecorder(
+                document.doc, self.kind, on_error=self._changes_unreadable
+            )
             document.integrated = self._integrated
+
+    def _changes_unreadable(self, exc: BaseException) -> None:
+        """The change recorder could not read part of an integrated update (the update is
+        kept; what it could read is credited as usual)."""
+        self._metrics.derivation_failed(self.name, "changes", exc)
+
+    def _observer_failed(self, exc: BaseException) -> None:
+        """An observer of the document raised while an update integrated (the update is
+        kept)."""
+        self._metrics.derivation_failed(self.name, "observer", exc)
 
     def _integrated(self, update: bytes) -> None:
         """``update`` was just integrated: credit what it changed to whoever sent it (a held
@@ -362,19 +382,12 @@ class Room:
                     for u in batch
                 ]
                 started = time.perf_counter()
+                events = self._hooks.commit(self, pending, self._commit_hook_failed)
                 try:
-                    events = self._hooks.commit(self, pending)
                     seqs = await self._store.append(rows, events)
                 except StoreError as exc:
                     self._metrics.store_errors.labels("append").inc()
                     self._health.failed(exc)
-                    self._fail(exc)
-                    return
-                except Exception as exc:
-                    # An extension's on_commit failed: its rows belong to this transaction,
-                    # so nothing was committed. Fail the room (writers get 1011 and resync)
-                    # rather than leave them waiting for an echo that cannot come.
-                    log.exception("room %s: a commit hook failed; nothing was committed", self.name)
                     self._fail(exc)
                     return
                 finally:
@@ -397,6 +410,21 @@ class Room:
                     await self._maybe_compact()
         finally:
             self._flusher = None
+
+    def _commit_hook_failed(self, step: str, update: PendingUpdate, exc: BaseException) -> NewEvent:
+        """An extension's ``on_commit`` raised for ``update``: it contributes no rows for it,
+        and the update commits anyway with this event in its place (no content: which step
+        failed, on which document, for whom)."""
+        self._metrics.derivation_failed(self.name, step, exc)
+        data = {"step": step, "doc": self.kind, "error": type(exc).__name__}
+        return NewEvent(
+            self.wedding_id,
+            DERIVATION_FAILED,
+            json.dumps(data, separators=(",", ":")),
+            self.kind if self.kind in DOCUMENT_KINDS else None,
+            sub=update.actor.sub,
+            role=update.actor.role,
+        )
 
     def _broadcast_batch(self, batch: list[_Uncommitted]) -> None:
         """Relay a committed batch: what integrated here, with what it released. A held

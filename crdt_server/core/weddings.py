@@ -126,13 +126,13 @@ class WeddingService:
             await room.wait_committed()
             return update
 
-    async def read_json(self, wedding_id: str, kind: str) -> dict[str, Any]:
+    async def read_json(self, wedding_id: str, kind: str, *, rich: bool = False) -> dict[str, Any]:
         async with self.room(f"{wedding_id}/{kind}") as room:
             if kind == CONFLICTS:
                 found = room.doc.get(CONFLICTS, type=Map).to_py() or {}
                 data = {"kind": CONFLICTS, "conflicts": [found[k] for k in sorted(found)]}
             else:
-                data = to_json(room.doc, kind)
+                data = to_json(room.doc, kind, rich=rich)
             await room.wait_committed()
             return data
 

@@ -122,7 +122,18 @@ async def read_document(call: Call) -> Response:
         return await _read_version(call, name, doc)
     if BINARY in call.request.headers.get("accept", ""):
         return binary_response(await call.state.weddings.snapshot(name))
-    return json_response(await call.state.weddings.read_json(call.path("wedding_id"), doc))
+    rich = _rich(call)
+    return json_response(
+        await call.state.weddings.read_json(call.path("wedding_id"), doc, rich=rich)
+    )
+
+
+def _rich(call: Call) -> bool:
+    """``?format=rich``: texts shown as ``{"text", "delta"}`` (default ``plain``)."""
+    shown = call.request.query_params.get("format", "plain")
+    if shown not in ("plain", "rich"):
+        raise ApiError.field(400, "format", "must be 'plain' or 'rich'")
+    return shown == "rich"
 
 
 async def _read_version(call: Call, name: str, doc: str) -> Response:
@@ -141,7 +152,7 @@ async def _read_version(call: Call, name: str, doc: str) -> Response:
     if BINARY in call.request.headers.get("accept", ""):
         response = binary_response(state.get_update())
     else:
-        response = json_response(to_json(state, doc))
+        response = json_response(to_json(state, doc, rich=_rich(call)))
     response.headers.update(headers)
     return response
 
@@ -241,6 +252,12 @@ def document_routes() -> list[Route]:
                     {"type": "integer", "minimum": 0},
                     "read the document as of this seq (header Version-Seq: the seq it is "
                     "exactly the state of)",
+                ),
+                QueryParam(
+                    "format",
+                    {"type": "string", "enum": ["plain", "rich"], "default": "plain"},
+                    "how texts the schema does not know are shown under `other`: `plain` as"
+                    " their string, `rich` as `{text, delta}` (formats and embeds)",
                 ),
             ),
             errors=(400, *_AUTH, 503),

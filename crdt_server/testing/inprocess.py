@@ -60,6 +60,7 @@ from crdt_server.codec.updates import (
 )
 from crdt_server.core.connection import Connection
 from crdt_server.core.crdt import replay
+from crdt_server.core.hooks import Hooks
 from crdt_server.core.metrics import Metrics
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.room import Room
@@ -539,14 +540,18 @@ class InProcessServer:
     SQLite file; ``await server.client("w1/guests")`` a connected, synced client.
     """
 
-    def __init__(self, path: Path, settings: Settings) -> None:
+    def __init__(self, path: Path, settings: Settings, *, hooks: Hooks | None = None) -> None:
         self.path = path
         self.settings = settings
+        self.hooks = hooks or Hooks()
+        """The features the rooms run (none by default: the sync core alone)."""
         self.activity = Activity()
         self.metrics = Metrics()
         """Shared by every registry of this server (a new one costs ~2 ms of metric setup)."""
         self.store = TrackedStore(path, self.activity)
-        self.registry = RoomRegistry(self.store, settings, LocalBus(), metrics=self.metrics)
+        self.registry = RoomRegistry(
+            self.store, settings, LocalBus(), hooks=self.hooks, metrics=self.metrics
+        )
         self.links: list[Link] = []
         self.clients: list[InProcessClient] = []
         self.running = False
@@ -562,7 +567,9 @@ class InProcessServer:
     async def start(self) -> None:
         self.store = TrackedStore(self.path, self.activity)
         await self.store.open()
-        self.registry = RoomRegistry(self.store, self.settings, LocalBus(), metrics=self.metrics)
+        self.registry = RoomRegistry(
+            self.store, self.settings, LocalBus(), hooks=self.hooks, metrics=self.metrics
+        )
         await self.registry.start()
         self.running = True
 
@@ -587,7 +594,9 @@ class InProcessServer:
         await self.store.delete("")
         left = await self.store.list()
         assert not left, f"documents left after reset: {left}"
-        self.registry = RoomRegistry(self.store, self.settings, LocalBus(), metrics=self.metrics)
+        self.registry = RoomRegistry(
+            self.store, self.settings, LocalBus(), hooks=self.hooks, metrics=self.metrics
+        )
         await self.registry.start()
         self.running = True
         self.clients = []
@@ -814,14 +823,15 @@ def kit_settings(data_dir: Path) -> Settings:
 
 @asynccontextmanager
 async def in_process_server(
-    settings: Settings | None = None, *, directory: Path | None = None
+    settings: Settings | None = None, *, directory: Path | None = None, hooks: Hooks | None = None
 ) -> AsyncIterator[InProcessServer]:
     """A started :class:`InProcessServer` over a SQLite file in ``directory`` (a temporary
-    one, in memory where the system offers it, by default); stopped and removed after."""
+    one, in memory where the system offers it, by default), its rooms running ``hooks``;
+    stopped and removed after."""
     with tempfile.TemporaryDirectory(prefix="crdt-inprocess-", dir=FAST_TMP) as tmp:
         data_dir = directory or Path(tmp)
         config = settings or kit_settings(data_dir)
-        server = InProcessServer(config.sqlite_path, config)
+        server = InProcessServer(config.sqlite_path, config, hooks=hooks)
         await server.start()
         try:
             yield server
