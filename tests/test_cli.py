@@ -12,12 +12,10 @@ import re
 import sqlite3
 import stat
 import sys
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
@@ -35,7 +33,6 @@ ROOT = Path(__file__).resolve().parent.parent
 SECRET = "cli-test-secret-that-is-at-least-32-bytes"
 ADMIN = "cli-admin-key"
 CODEC = TokenCodec(algorithms=["HS256"], secret=SECRET.encode())
-POSTGRES = os.environ.get("CRDT_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 async def cli(
@@ -394,30 +391,6 @@ async def test_backup_while_the_server_writes_then_restore(
 
 
 # -- export and import -------------------------------------------------------------------
-
-
-@pytest.fixture
-def scratch_postgres() -> Iterator[str]:
-    """A new PostgreSQL database on the local server, dropped afterwards."""
-    name = f"ops_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        try:
-            conn = await asyncpg.connect(POSTGRES, timeout=5)
-        except (OSError, asyncpg.PostgresError) as exc:
-            if os.environ.get("CI"):
-                raise
-            pytest.skip(f"PostgreSQL at {POSTGRES} is unreachable: {exc!r}")
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f"CREATE DATABASE {name}"))
-    try:
-        yield POSTGRES.rsplit("/", 1)[0] + "/" + name
-    finally:
-        asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 async def _conversation(http: httpx.AsyncClient) -> dict[str, Any]:
