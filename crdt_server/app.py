@@ -98,12 +98,14 @@ class AdminEvents(Extension):
         keeper: ConflictsKeeper,
         events: EventLog,
         versions: VersionKeeper,
+        webhooks: Webhooks,
         keep: float,
     ) -> None:
         self._revocations = revocations
         self._keeper = keeper
         self._events = events
         self._versions = versions
+        self._webhooks = webhooks
         self._keep = keep
         self._core: Core | None = None
         self._erasures: ErasureService | None = None
@@ -125,7 +127,8 @@ class AdminEvents(Extension):
             keep_revocations=self._keep,
             refresh_conflicts=self._keeper.refresh,
             revoked=self._events.recheck,
-            erase_guest=self._versions.erase_guest,
+            forget_guest=(self._versions.erase_guest, self._webhooks.forget_guest),
+            forget_member=(self._webhooks.forget_member,),
         )
         await self._erasures.start()
 
@@ -197,7 +200,7 @@ def create_app(
         event_log = EventLog(on_recorded=[webhooks.wake])
         keeper = ConflictsKeeper(events=event_log)
         versions = VersionKeeper(events=event_log)
-        admin_events = AdminEvents(revocations, keeper, event_log, versions, keep)
+        admin_events = AdminEvents(revocations, keeper, event_log, versions, webhooks, keep)
         threads = Threads(event_log)
         hooks = Hooks(
             [

@@ -226,6 +226,38 @@ class WebhookEndpoints:
         )
         return bool(rows[2])
 
+    async def forget_entity(self, wedding: str, entity_id: str) -> int:
+        """Erasure of an entry (a guest): delete the wedding's deliveries whose payload names
+        it (their events quote its fields), whatever their state; how many went."""
+        quoted = json.dumps(entity_id)
+        has = self.tables.contains("payload")
+        rows = await self.tables.transaction(
+            [
+                (
+                    f"DELETE FROM {{t}}webhook_deliveries WHERE wedding = ? AND ({has} OR {has})"
+                    " RETURNING id",
+                    (wedding, f'"id":{quoted}', f'"guest_id":{quoted}'),
+                )
+            ]
+        )
+        return len(rows[0])
+
+    async def forget_member(self, wedding: str, sub: str) -> int:
+        """Erasure of a member: delete the deliveries of the thread events they caused (the
+        events themselves go with the member's threads data: messages' bodies are quoted
+        in them); how many went."""
+        has = self.tables.contains("payload")
+        rows = await self.tables.transaction(
+            [
+                (
+                    "DELETE FROM {t}webhook_deliveries WHERE wedding = ? AND type LIKE 'thread.%'"
+                    f" AND {has} RETURNING id",
+                    (wedding, '"actor":{"sub":' + json.dumps(sub) + ","),
+                )
+            ]
+        )
+        return len(rows[0])
+
     async def rotate(self, wedding: str, hook: str) -> str | None:
         """A new secret; the current one keeps signing beside it for 24 h. None: no such
         endpoint."""

@@ -192,6 +192,17 @@ class Webhooks(Extension):
             raise RuntimeError("the webhooks extension has not been started")
         return self._manage
 
+    # -- erasure -----------------------------------------------------------------------
+
+    async def forget_guest(self, wedding: str, guest_id: str) -> None:
+        """A guest is erased: their stored delivery payloads go (see
+        :meth:`WebhookEndpoints.forget_entity`)."""
+        await self.manage.forget_entity(wedding, guest_id)
+
+    async def forget_member(self, wedding: str, sub: str) -> None:
+        """A member is erased: the deliveries quoting their thread events go."""
+        await self.manage.forget_member(wedding, sub)
+
     # -- the dispatcher ----------------------------------------------------------------
 
     async def _run(self) -> None:
