@@ -61,6 +61,7 @@ class ErasureService:
         revoked: Callable[[str, str | None], None] | None = None,
         forget_guest: Sequence[Callable[[str, str], Awaitable[None]]] = (),
         forget_member: Sequence[Callable[[str, str], Awaitable[None]]] = (),
+        creator_revoked: Sequence[Callable[[str, str | None], Awaitable[None]]] = (),
     ) -> None:
         self._registry = registry
         self._store = store
@@ -76,6 +77,9 @@ class ErasureService:
         self._forget_member = tuple(forget_member)
         """Features keeping a member's data (webhook delivery payloads, what they set up)
         forget it: ``(wedding, sub)``."""
+        self._creator_revoked = tuple(creator_revoked)
+        """Features keeping what a person set up (webhooks, inbound sources, calendar
+        feeds) disable it when the person is revoked: ``(sub, wedding or None)``."""
         self._tombstones: set[str] = set()
         self._erasing: set[str] = set()
         """Being erased by this process: refused already, whatever a refresh reads."""
@@ -205,6 +209,10 @@ class ErasureService:
         at = time.time()
         await self._store.revoke(Revocation(sub, wedding, at), forget_before=at - self._keep)
         self._revocations.revoke(sub, wedding, at)
+        # What they set up stops too, durably: a revocation is forgotten once no token
+        # could outlive it, a disabled webhook or a deleted feed is not.
+        for disown in self._creator_revoked:
+            await disown(sub, wedding)
         closed = self._registry.close_sessions(
             sub, wedding, CloseCode.TOKEN_EXPIRED, "session revoked"
         )
