@@ -640,6 +640,24 @@ async def test_content_waiting_on_a_dependency_survives_export_and_import(
         await target.close()
 
 
+def _small_export() -> dict[str, Any]:
+    """A valid export file of one wedding (its guest list, one history entry, one event)."""
+    doc: Doc[Any] = Doc()
+    for update in _edits("guests", "w1", GUEST_OPS):
+        doc.apply_update(update)
+    from crdt_server.tools.export import ExportedEvent, WeddingExport
+    from crdt_server.tools.export import _export_document as build
+    from storage import HistoryEntry
+
+    exported: dict[str, Any] = WeddingExport(
+        "w1",
+        {"guests": build("w1/guests", "guests", [doc.get_update()])},
+        [("guests", HistoryEntry(1, "w1/guests", "ws:ada", 1.5, 10))],
+        [ExportedEvent(1, "guest.added", "guests", "ada", "planner", "normal", 1.5, '{"id":"a"}')],
+    ).to_json()
+    return exported
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
@@ -665,19 +683,9 @@ async def test_content_waiting_on_a_dependency_survives_export_and_import(
     ],
 )
 def test_a_bad_export_file_is_refused_naming_the_field(change: Any, field: str) -> None:
-    doc: Doc[Any] = Doc()
-    for update in _edits("guests", "w1", GUEST_OPS):
-        doc.apply_update(update)
-    from crdt_server.tools.export import ExportedEvent, ExportError, WeddingExport
-    from crdt_server.tools.export import _export_document as build
-    from storage import HistoryEntry
+    from crdt_server.tools.export import ExportError
 
-    good = WeddingExport(
-        "w1",
-        {"guests": build("w1/guests", "guests", [doc.get_update()])},
-        [("guests", HistoryEntry(1, "w1/guests", "ws:ada", 1.5, 10))],
-        [ExportedEvent(1, "guest.added", "guests", "ada", "planner", "normal", 1.5, '{"id":"a"}')],
-    ).to_json()
+    good = _small_export()
     parse_export(json.loads(json.dumps(good)))  # the untouched file is fine
     bad = json.loads(json.dumps(good))
     change(bad)
@@ -889,3 +897,29 @@ async def test_demo_links_start_from_the_public_url(tmp_path: Path) -> None:
             await asyncio.sleep(0.02)
     for role, url in found.items():
         assert url.startswith(b"https://plan.example.com/app/#token="), (role, url)
+
+
+@pytest.mark.asyncio
+async def test_import_creates_private_files_and_serve_repairs_modes(tmp_path: Path) -> None:
+    exported = tmp_path / "w1.json"
+    exported.write_text(json.dumps(_small_export()))
+    data = tmp_path / "data"
+    previous = os.umask(0o022)  # an operator's usual umask: files 0644 unless told
+    try:
+        code, out, err = await cli("import", str(exported), env={"CRDT_SERVER_DATA_DIR": str(data)})
+    finally:
+        os.umask(previous)
+    assert code == 0, err
+    made = [p for p in data.iterdir() if p.name.startswith("crdt.sqlite3")]
+    assert made and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in made), made
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    # Copied in by hand with loose modes: serve puts them right and says so, once.
+    data.chmod(0o755)
+    for p in made:
+        p.chmod(0o644)
+    async with ServerProcess(data, anonymous=True) as server:
+        pass
+    lines = [line for line in server.log_text().splitlines() if "repaired file modes" in line]
+    assert len(lines) == 1 and "crdt.sqlite3 0644 -> 0600" in lines[0], server.log_text()
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in made if p.exists())
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700

@@ -23,7 +23,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["BackupError", "BackupSummary", "backup_sqlite", "restore_sqlite", "summarize"]
+__all__ = [
+    "PRIVATE_FILES",
+    "BackupError",
+    "BackupSummary",
+    "backup_sqlite",
+    "private_modes",
+    "repair_modes",
+    "restore_sqlite",
+    "summarize",
+]
+
+PRIVATE_FILES = ("crdt.sqlite3", "crdt.sqlite3-wal", "crdt.sqlite3-shm", "auth_secret")
+"""Files of a data directory that hold personal data or the signing secret: 0600."""
 
 
 class BackupError(Exception):
@@ -72,6 +84,34 @@ def _verify(conn: sqlite3.Connection, where: Path) -> BackupSummary:
     if verdict != ["ok"]:
         raise BackupError(f"{where} failed SQLite's integrity check: {'; '.join(verdict[:3])}")
     return summarize(conn, where)
+
+
+@contextlib.contextmanager
+def private_modes() -> Iterator[None]:
+    """Files created meanwhile (a store, its ``-wal`` and ``-shm``) are the owner's alone
+    (umask 077), whatever the caller's umask; it is put back afterwards."""
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def repair_modes(data_dir: Path) -> list[str]:
+    """Make the data directory 0700 and its private files 0600 where they are not; what was
+    changed, as ``name 0644 -> 0600`` (never their content)."""
+    repaired: list[str] = []
+    wanted = [(data_dir, 0o700), *((data_dir / name, 0o600) for name in PRIVATE_FILES)]
+    for path, mode in wanted:
+        try:
+            current = path.stat().st_mode & 0o777
+        except FileNotFoundError:
+            continue
+        if current != mode:
+            path.chmod(mode)
+            shown = path.name if path != data_dir else "data directory"
+            repaired.append(f"{shown} {current:04o} -> {mode:04o}")
+    return repaired
 
 
 def _fsync(path: Path) -> None:

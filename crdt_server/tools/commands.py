@@ -20,7 +20,13 @@ from typing import Any, TextIO, TypeVar
 
 from crdt_server.names import valid_wedding_id
 from crdt_server.settings import Settings
-from crdt_server.tools.backup import BackupError, backup_sqlite, restore_sqlite
+from crdt_server.tools.backup import (
+    BackupError,
+    backup_sqlite,
+    private_modes,
+    repair_modes,
+    restore_sqlite,
+)
 from crdt_server.tools.check import DocumentReport, check_sqlite_file, check_store
 from crdt_server.tools.compact import compact_store
 from crdt_server.tools.export import (
@@ -219,7 +225,11 @@ def _import(
         finally:
             await store.close()
 
-    names = asyncio.run(work())
+    # The store, its -wal and -shm hold personal data: 0600 as serve makes them.
+    with private_modes():
+        names = asyncio.run(work())
+    if not settings.database_url:
+        repair_modes(settings.sqlite_path.parent)
     entries = len(export.history)
     print(
         f"imported wedding {args.as_wedding or export.wedding}: {len(names)} documents, "
