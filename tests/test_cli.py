@@ -923,3 +923,45 @@ async def test_import_creates_private_files_and_serve_repairs_modes(tmp_path: Pa
     assert len(lines) == 1 and "crdt.sqlite3 0644 -> 0600" in lines[0], server.log_text()
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in made if p.exists())
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
+
+
+@pytest.mark.asyncio
+async def test_restore_refuses_a_backup_with_objects_the_server_never_made(
+    live: tuple[ServerProcess, httpx.AsyncClient], tmp_path: Path
+) -> None:
+    """A backup carrying a trigger (which would run on every insert), a view or a table of
+    its own is refused by ``restore`` (exit 2, one line naming it) and reported by
+    ``check`` (exit 1); the server's own backup restores and checks clean."""
+    server, http = live
+    await _op(http, "guests", {"op": "add_guest", "guest_id": "g1", "name": "Ann"})
+    good = tmp_path / "good.sqlite3"
+    code, _, err = await cli("backup", str(good), "--data-dir", str(server.data_dir))
+    assert code == 0, err
+    hostile = {
+        "trigger": "CREATE TRIGGER spy AFTER INSERT ON updates BEGIN DELETE FROM history; END",
+        "view": "CREATE VIEW everyone AS SELECT * FROM updates",
+        "table": "CREATE TABLE stash (x)",
+        "column": "ALTER TABLE updates ADD COLUMN extra TEXT",
+        "replaced trigger": "DROP TRIGGER updates_tombstoned; CREATE TRIGGER"
+        " updates_tombstoned BEFORE INSERT ON updates BEGIN SELECT 1; END",
+    }
+    for kind, sql in hostile.items():
+        bad = tmp_path / f"{kind.replace(' ', '-')}.sqlite3"
+        bad.write_bytes(good.read_bytes())
+        with contextlib.closing(sqlite3.connect(bad)) as db:
+            db.executescript(sql)
+        target = tmp_path / f"restored-{kind.replace(' ', '-')}"
+        code, out, err = await cli("restore", str(bad), "--data-dir", str(target))
+        assert code == 2, (kind, out, err)
+        assert len(err.strip().splitlines()) == 1 and "not a store this server made" in err, err
+        assert not (target / "crdt.sqlite3").exists(), kind
+        # The same object in a live store: check reports it as damage.
+        copy = tmp_path / f"store-{kind.replace(' ', '-')}"
+        copy.mkdir()
+        (copy / "crdt.sqlite3").write_bytes(bad.read_bytes())
+        code, out, err = await cli("check", "--data-dir", str(copy))
+        assert code == 1 and "server" in out, (kind, out, err)
+    code, out, err = await cli("restore", str(good), "--data-dir", str(tmp_path / "fine"))
+    assert code == 0, err
+    code, out, err = await cli("check", "--data-dir", str(tmp_path / "fine"))
+    assert code == 0, out + err

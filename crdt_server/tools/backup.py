@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,16 +151,29 @@ def backup_sqlite(source: Path, target: Path) -> BackupSummary:
     return summary
 
 
-def restore_sqlite(backup: Path, target: Path, *, force: bool = False) -> BackupSummary:
+def restore_sqlite(
+    backup: Path,
+    target: Path,
+    *,
+    force: bool = False,
+    foreign: Callable[[sqlite3.Connection], list[str]] | None = None,
+) -> BackupSummary:
     """Replace the store ``target`` by the backup file ``backup``.
 
-    Refuses, changing nothing, if ``backup`` is not an intact store, or if ``target``
-    holds any row and ``force`` is false.
+    Refuses, changing nothing, if ``backup`` is not an intact store, if ``foreign`` finds
+    objects in it the server would not have created (a trigger, a view, a table), or if
+    ``target`` holds any row and ``force`` is false.
     """
     if not backup.is_file():
         raise BackupError(f"{backup} does not exist")
     with _connect(backup, read_only=True) as src:
         summary = _verify(src, backup)
+        strange = foreign(src) if foreign is not None else []
+    if strange:
+        raise BackupError(
+            f"{backup} is not a store this server made: {strange[0]}"
+            + (f" (and {len(strange) - 1} more)" if len(strange) > 1 else "")
+        )
     try:
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if target.exists():
