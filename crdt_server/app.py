@@ -98,12 +98,16 @@ class AdminEvents(Extension):
         keeper: ConflictsKeeper,
         events: EventLog,
         versions: VersionKeeper,
+        webhooks: Webhooks,
+        integrations: IntegrationService,
         keep: float,
     ) -> None:
         self._revocations = revocations
         self._keeper = keeper
         self._events = events
         self._versions = versions
+        self._webhooks = webhooks
+        self._integrations = integrations
         self._keep = keep
         self._core: Core | None = None
         self._erasures: ErasureService | None = None
@@ -125,7 +129,9 @@ class AdminEvents(Extension):
             keep_revocations=self._keep,
             refresh_conflicts=self._keeper.refresh,
             revoked=self._events.recheck,
-            erase_guest=self._versions.erase_guest,
+            forget_guest=(self._versions.erase_guest, self._webhooks.forget_guest),
+            forget_member=(self._webhooks.forget_member, self._integrations.forget_member),
+            creator_revoked=(self._webhooks.creator_revoked, self._integrations.creator_revoked),
         )
         await self._erasures.start()
 
@@ -197,7 +203,10 @@ def create_app(
         event_log = EventLog(on_recorded=[webhooks.wake])
         keeper = ConflictsKeeper(events=event_log)
         versions = VersionKeeper(events=event_log)
-        admin_events = AdminEvents(revocations, keeper, event_log, versions, keep)
+        integrations = IntegrationService()
+        admin_events = AdminEvents(
+            revocations, keeper, event_log, versions, webhooks, integrations, keep
+        )
         threads = Threads(event_log)
         hooks = Hooks(
             [
@@ -206,7 +215,7 @@ def create_app(
                 keeper,
                 PresenceDirectory(),
                 versions,
-                IntegrationService(),
+                integrations,
                 webhooks,
                 threads,
                 Mailer(threads),

@@ -32,10 +32,12 @@ from crdt_server.edge.http_head import head_deadline_protocol
 from crdt_server.edge.uvicorn_private import Multiprocess
 from crdt_server.edge.websocket import SyncWebSocketProtocol
 from crdt_server.extensions.thread_export import THREADS
+from crdt_server.extensions.webhook_tables import SCHEMA as WEBHOOK_TABLES
 from crdt_server.gcpolicy import SurvivorFreezer, freeze_start_up
 from crdt_server.rlimits import raise_open_files_limit
 from crdt_server.settings import ENV_PREFIX, Settings, SettingsError
 from crdt_server.tools import commands as data_commands
+from crdt_server.tools.backup import repair_modes
 
 __all__ = ["main", "redact_tokens"]
 
@@ -249,13 +251,14 @@ def parse_trusted_proxies(spec: str) -> list[str]:
     return items
 
 
-def private_data_dir(path: Path) -> None:
+def private_data_dir(path: Path) -> list[str]:
     """The data directory and everything created in it are the server's alone: the
     directory is 0700 and, through the process umask, every file (the SQLite file, its
-    -wal and -shm, the auth secret) is 0600."""
+    -wal and -shm, the auth secret) is 0600. Files found with other modes (copied in, made
+    by another tool) are repaired; returns what was, for one log line."""
     os.umask(0o077)
-    path.mkdir(parents=True, exist_ok=True)
-    path.chmod(0o700)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return repair_modes(path)
 
 
 class _Server(uvicorn.Server):
@@ -300,7 +303,11 @@ def serve(settings: Settings, *, demo: bool = False) -> None:
             "native stack serves plain connections (compression still uses uvicorn's)"
         )
     if not settings.database_url:
-        private_data_dir(settings.data_dir)
+        repaired = private_data_dir(settings.data_dir)
+        if repaired:
+            logging.getLogger("crdt_server.cli").warning(
+                "repaired file modes in the data directory: %s", ", ".join(repaired)
+            )
     check_startup(settings)
     # Workers inherit the raised limit.
     raise_open_files_limit()
@@ -432,7 +439,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(mint(settings, args))
         else:
             # The thread feature's section rides along (the tools may not import features).
-            return data_commands.run(args, sections=(THREADS,))
+            return data_commands.run(
+                args, sections=(THREADS,), schemas=(THREADS.schema, WEBHOOK_TABLES)
+            )
     except (SettingsError, StartupError, ValueError, OSError, TokenError, CliError) as exc:
         print(f"crdt-server {args.command}: {_one_line(exc)}", file=sys.stderr)
         return 2

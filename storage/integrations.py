@@ -195,6 +195,23 @@ class IntegrationStore:
         )
         return touched == 1
 
+    async def delete_created_by(self, sub: str, wedding: str | None) -> int:
+        """Revocation or erasure of a person: forget the sources and feed tokens they
+        created (in ``wedding``, or in every wedding with ``None``), with the deliveries
+        seen from those sources; how many sources and tokens went."""
+        where = " WHERE created_by = ?" + ("" if wedding is None else " AND wedding = ?")
+        args = (sub,) if wedding is None else (sub, wedding)
+        _, sources, tokens = await self._transaction(
+            (
+                "DELETE FROM {p}inbound_seen WHERE (wedding, source) IN"
+                " (SELECT wedding, source FROM {p}inbound_sources" + where + ")",
+                args,
+            ),
+            ("DELETE FROM {p}inbound_sources" + where, args),
+            ("DELETE FROM {p}calendar_tokens" + where, args),
+        )
+        return sources + tokens
+
     # -- deliveries seen ---------------------------------------------------------------
 
     async def claim(self, wedding: str, source: str, webhook_id: str, now: float) -> Seen | None:

@@ -1,11 +1,18 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import asyncpg
+import pytest
 import pytest_asyncio
 
 from tests.server import ServerProcess
+
+POSTGRES = os.environ.get("CRDT_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 @pytest_asyncio.fixture
@@ -13,3 +20,27 @@ async def server(tmp_path: Path) -> AsyncIterator[ServerProcess]:
     """A real server (uvicorn, SQLite under tmp_path) on an ephemeral port."""
     async with ServerProcess(tmp_path / "data") as proc:
         yield proc
+
+
+@pytest.fixture
+def scratch_postgres() -> Iterator[str]:
+    """A new PostgreSQL database on the local server, dropped afterwards."""
+    name = f"ops_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        try:
+            conn = await asyncpg.connect(POSTGRES, timeout=5)
+        except (OSError, asyncpg.PostgresError) as exc:
+            if os.environ.get("CI"):
+                raise
+            pytest.skip(f"PostgreSQL at {POSTGRES} is unreachable: {exc!r}")
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f"CREATE DATABASE {name}"))
+    try:
+        yield POSTGRES.rsplit("/", 1)[0] + "/" + name
+    finally:
+        asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))

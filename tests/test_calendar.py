@@ -249,3 +249,30 @@ async def test_feed_tokens_open_the_feed_and_nothing_else(
     bad = await http.post(TOKENS, json={"label": 5}, headers=auth())
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "label"
     assert (await http.post(TOKENS, json={"x": 1}, headers=auth())).status_code == 422
+
+
+@pytest.mark.asyncio
+async def test_a_revoked_or_erased_creator_s_feed_answers_401(tmp_path: Path) -> None:
+    admin = {"Authorization": "Bearer calendar-admin-key"}
+    env = {**ENV, "CRDT_SERVER_ADMIN_API_KEY": "calendar-admin-key"}
+    async with served(tmp_path / "data", env) as (_, http):
+        feeds = {}
+        for who in ("pia", "ada", "cam"):
+            made = await http.post(TOKENS, json={"label": who}, headers=auth("couple", who))
+            assert made.status_code == 201, made.text
+            feeds[who] = made.json()["token"]
+        for token in feeds.values():
+            assert (await http.get(FEED, params={"token": token})).status_code == 200
+        revoked = await http.post(
+            "/api/admin/revoke", json={"sub": "pia", "wedding": "w1"}, headers=admin
+        )
+        assert revoked.status_code == 200, revoked.text
+        assert (await http.get(FEED, params={"token": feeds["pia"]})).status_code == 401
+        cam = auth("couple", "cam")
+        assert (await http.get("/api/weddings/w1/members", headers=cam)).status_code == 200
+        erased = await http.delete("/api/weddings/w1/members/cam", headers=admin)
+        assert erased.status_code == 204, erased.text
+        assert (await http.get(FEED, params={"token": feeds["cam"]})).status_code == 401
+        assert (await http.get(FEED, params={"token": feeds["ada"]})).status_code == 200
+        listed = (await http.get(TOKENS, headers=auth())).json()["tokens"]
+        assert [t["created_by"] for t in listed] == ["ada"]

@@ -12,12 +12,10 @@ import re
 import sqlite3
 import stat
 import sys
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
@@ -35,7 +33,6 @@ ROOT = Path(__file__).resolve().parent.parent
 SECRET = "cli-test-secret-that-is-at-least-32-bytes"
 ADMIN = "cli-admin-key"
 CODEC = TokenCodec(algorithms=["HS256"], secret=SECRET.encode())
-POSTGRES = os.environ.get("CRDT_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 async def cli(
@@ -396,30 +393,6 @@ async def test_backup_while_the_server_writes_then_restore(
 # -- export and import -------------------------------------------------------------------
 
 
-@pytest.fixture
-def scratch_postgres() -> Iterator[str]:
-    """A new PostgreSQL database on the local server, dropped afterwards."""
-    name = f"ops_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        try:
-            conn = await asyncpg.connect(POSTGRES, timeout=5)
-        except (OSError, asyncpg.PostgresError) as exc:
-            if os.environ.get("CI"):
-                raise
-            pytest.skip(f"PostgreSQL at {POSTGRES} is unreachable: {exc!r}")
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f"CREATE DATABASE {name}"))
-    try:
-        yield POSTGRES.rsplit("/", 1)[0] + "/" + name
-    finally:
-        asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-
-
 async def _conversation(http: httpx.AsyncClient) -> dict[str, Any]:
     """A thread with messages (one a reply, one edited, one deleted), a reaction and a
     read mark, made through the HTTP API; returns the ``threads`` section the HTTP export
@@ -667,6 +640,24 @@ async def test_content_waiting_on_a_dependency_survives_export_and_import(
         await target.close()
 
 
+def _small_export() -> dict[str, Any]:
+    """A valid export file of one wedding (its guest list, one history entry, one event)."""
+    doc: Doc[Any] = Doc()
+    for update in _edits("guests", "w1", GUEST_OPS):
+        doc.apply_update(update)
+    from crdt_server.tools.export import ExportedEvent, WeddingExport
+    from crdt_server.tools.export import _export_document as build
+    from storage import HistoryEntry
+
+    exported: dict[str, Any] = WeddingExport(
+        "w1",
+        {"guests": build("w1/guests", "guests", [doc.get_update()])},
+        [("guests", HistoryEntry(1, "w1/guests", "ws:ada", 1.5, 10))],
+        [ExportedEvent(1, "guest.added", "guests", "ada", "planner", "normal", 1.5, '{"id":"a"}')],
+    ).to_json()
+    return exported
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
@@ -692,19 +683,9 @@ async def test_content_waiting_on_a_dependency_survives_export_and_import(
     ],
 )
 def test_a_bad_export_file_is_refused_naming_the_field(change: Any, field: str) -> None:
-    doc: Doc[Any] = Doc()
-    for update in _edits("guests", "w1", GUEST_OPS):
-        doc.apply_update(update)
-    from crdt_server.tools.export import ExportedEvent, ExportError, WeddingExport
-    from crdt_server.tools.export import _export_document as build
-    from storage import HistoryEntry
+    from crdt_server.tools.export import ExportError
 
-    good = WeddingExport(
-        "w1",
-        {"guests": build("w1/guests", "guests", [doc.get_update()])},
-        [("guests", HistoryEntry(1, "w1/guests", "ws:ada", 1.5, 10))],
-        [ExportedEvent(1, "guest.added", "guests", "ada", "planner", "normal", 1.5, '{"id":"a"}')],
-    ).to_json()
+    good = _small_export()
     parse_export(json.loads(json.dumps(good)))  # the untouched file is fine
     bad = json.loads(json.dumps(good))
     change(bad)
@@ -916,3 +897,71 @@ async def test_demo_links_start_from_the_public_url(tmp_path: Path) -> None:
             await asyncio.sleep(0.02)
     for role, url in found.items():
         assert url.startswith(b"https://plan.example.com/app/#token="), (role, url)
+
+
+@pytest.mark.asyncio
+async def test_import_creates_private_files_and_serve_repairs_modes(tmp_path: Path) -> None:
+    exported = tmp_path / "w1.json"
+    exported.write_text(json.dumps(_small_export()))
+    data = tmp_path / "data"
+    previous = os.umask(0o022)  # an operator's usual umask: files 0644 unless told
+    try:
+        code, out, err = await cli("import", str(exported), env={"CRDT_SERVER_DATA_DIR": str(data)})
+    finally:
+        os.umask(previous)
+    assert code == 0, err
+    made = [p for p in data.iterdir() if p.name.startswith("crdt.sqlite3")]
+    assert made and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in made), made
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    # Copied in by hand with loose modes: serve puts them right and says so, once.
+    data.chmod(0o755)
+    for p in made:
+        p.chmod(0o644)
+    async with ServerProcess(data, anonymous=True) as server:
+        pass
+    lines = [line for line in server.log_text().splitlines() if "repaired file modes" in line]
+    assert len(lines) == 1 and "crdt.sqlite3 0644 -> 0600" in lines[0], server.log_text()
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in made if p.exists())
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+
+
+@pytest.mark.asyncio
+async def test_restore_refuses_a_backup_with_objects_the_server_never_made(
+    live: tuple[ServerProcess, httpx.AsyncClient], tmp_path: Path
+) -> None:
+    """A backup carrying a trigger (which would run on every insert), a view or a table of
+    its own is refused by ``restore`` (exit 2, one line naming it) and reported by
+    ``check`` (exit 1); the server's own backup restores and checks clean."""
+    server, http = live
+    await _op(http, "guests", {"op": "add_guest", "guest_id": "g1", "name": "Ann"})
+    good = tmp_path / "good.sqlite3"
+    code, _, err = await cli("backup", str(good), "--data-dir", str(server.data_dir))
+    assert code == 0, err
+    hostile = {
+        "trigger": "CREATE TRIGGER spy AFTER INSERT ON updates BEGIN DELETE FROM history; END",
+        "view": "CREATE VIEW everyone AS SELECT * FROM updates",
+        "table": "CREATE TABLE stash (x)",
+        "column": "ALTER TABLE updates ADD COLUMN extra TEXT",
+        "replaced trigger": "DROP TRIGGER updates_tombstoned; CREATE TRIGGER"
+        " updates_tombstoned BEFORE INSERT ON updates BEGIN SELECT 1; END",
+    }
+    for kind, sql in hostile.items():
+        bad = tmp_path / f"{kind.replace(' ', '-')}.sqlite3"
+        bad.write_bytes(good.read_bytes())
+        with contextlib.closing(sqlite3.connect(bad)) as db:
+            db.executescript(sql)
+        target = tmp_path / f"restored-{kind.replace(' ', '-')}"
+        code, out, err = await cli("restore", str(bad), "--data-dir", str(target))
+        assert code == 2, (kind, out, err)
+        assert len(err.strip().splitlines()) == 1 and "not a store this server made" in err, err
+        assert not (target / "crdt.sqlite3").exists(), kind
+        # The same object in a live store: check reports it as damage.
+        copy = tmp_path / f"store-{kind.replace(' ', '-')}"
+        copy.mkdir()
+        (copy / "crdt.sqlite3").write_bytes(bad.read_bytes())
+        code, out, err = await cli("check", "--data-dir", str(copy))
+        assert code == 1 and "server" in out, (kind, out, err)
+    code, out, err = await cli("restore", str(good), "--data-dir", str(tmp_path / "fine"))
+    assert code == 0, err
+    code, out, err = await cli("check", "--data-dir", str(tmp_path / "fine"))
+    assert code == 0, out + err

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
@@ -26,6 +27,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from crdt_server.auth.tokens import TokenCodec
+from crdt_server.testing.receiver import WebhookReceiver
 from tests.server import ServerProcess
 from tests.yclient import YClient
 
@@ -245,3 +247,130 @@ async def test_another_process_learns_revocations_and_erasures_from_the_store(
         ):
             assert time.monotonic() < deadline, "the other process never learned"
             await asyncio.sleep(0.2)
+
+
+# -- every copy (issue 35, item 6) ---------------------------------------------------------
+
+GUEST_NAME = "Ottoline Vexbridge"
+GUEST_CONTACT = "ottoline.vexbridge@canary.example"
+GUEST_DIET = "no-quinceberries-ever"
+MEMBER_NAME = "Barnaby Whistlecroft"
+MEMBER_EMAIL = "barnaby.whistlecroft@canary.example"
+MEMBER_BODY = "the florist owes barnabyplums"
+CANARIES = (GUEST_NAME, GUEST_CONTACT, GUEST_DIET, MEMBER_NAME, MEMBER_EMAIL, MEMBER_BODY)
+
+
+async def sqlite_rows(path: Path) -> dict[str, str]:
+    """Every table of the SQLite file (from ``sqlite_master``), its rows as one text."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: repr(db.execute(f'SELECT * FROM "{t}"').fetchall()) for t in tables}
+    finally:
+        db.close()
+
+
+async def postgres_rows(dsn: str) -> dict[str, str]:
+    """Every table of the database (from ``information_schema``), its rows as one text."""
+    conn = await asyncpg.connect(dsn, timeout=5)
+    try:
+        tables = await conn.fetch(
+            "SELECT table_schema, table_name FROM information_schema.tables"
+            " WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
+            " AND table_type = 'BASE TABLE'"
+        )
+        found = {}
+        for schema, table in tables:
+            rows = await conn.fetch(f'SELECT * FROM "{schema}"."{table}"')
+            found[f"{schema}.{table}"] = repr([tuple(r) for r in rows])
+        return found
+    finally:
+        await conn.close()
+
+
+@pytest.mark.asyncio
+async def test_erasure_reaches_every_table_and_file_on_sqlite(tmp_path: Path) -> None:
+    await erase_everywhere(tmp_path, "")
+
+
+@pytest.mark.asyncio
+async def test_erasure_reaches_every_table_on_postgres(
+    tmp_path: Path, scratch_postgres: str
+) -> None:
+    await erase_everywhere(tmp_path, scratch_postgres)
+
+
+async def erase_everywhere(tmp_path: Path, dsn: str) -> None:
+    """A guest and a member are written, delivered to a webhook (whose stored delivery
+    payloads quote them), then erased: no table the store has (listed from its own
+    catalogue) nor any file keeps a word of them."""
+    env = {
+        "CRDT_SERVER_AUTH_SECRET": SECRET,
+        "CRDT_SERVER_ADMIN_API_KEY": "admin-key-for-tests",
+        "CRDT_SERVER_WEBHOOK_ALLOW_PRIVATE": "true",
+        "CRDT_SERVER_WEBHOOK_RETRY_SCHEDULE": "0,1",
+    }
+    if dsn:
+        env["CRDT_SERVER_DATABASE_URL"] = dsn
+    planner = {"Authorization": f"Bearer {CODEC.mint(sub='pat', role='planner', wedding='w1')}"}
+    member = CODEC.mint(
+        sub="barn", role="vendor", wedding="w1", name=MEMBER_NAME, email=MEMBER_EMAIL
+    )
+    async with (
+        ServerProcess(tmp_path / "data", env=env, anonymous=False) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+        WebhookReceiver() as receiver,
+    ):
+        hook = await http.post(
+            "/api/weddings/w1/webhooks", json={"url": receiver.url}, headers=planner
+        )
+        assert hook.status_code == 201, hook.text
+        op = {
+            "op": "add_guest",
+            "guest_id": "g-1",
+            "name": GUEST_NAME,
+            "contact": GUEST_CONTACT,
+            "dietary": [GUEST_DIET],
+        }
+        r = await http.post("/api/weddings/w1/docs/guests/ops", json=op, headers=planner)
+        assert r.status_code == 200, r.text
+        vendor = {"Authorization": f"Bearer {member}"}
+        assert (await http.get("/api/weddings/w1/members", headers=vendor)).status_code == 200
+        thread = await http.post(
+            "/api/weddings/w1/threads",
+            json={"subject": "Flowers", "participants": ["barn"]},
+            headers=planner,
+        )
+        assert thread.status_code == 201, thread.text
+        message = await http.put(
+            f"/api/weddings/w1/threads/{thread.json()['id']}/messages/m1",
+            json={"body": MEMBER_BODY},
+            headers=vendor,
+        )
+        assert message.status_code == 201, message.text
+        got = await receiver.wait_for(3)
+        bodies = b"".join(g.body for g in got)
+        assert GUEST_NAME.encode() in bodies and MEMBER_BODY.encode() in bodies
+
+        async def rows() -> dict[str, str]:
+            if dsn:
+                return await postgres_rows(dsn)
+            return await sqlite_rows(server.data_dir / "crdt.sqlite3")
+
+        before = await rows()
+        assert any(GUEST_NAME in text for text in before.values())  # the test sees them
+        assert any(MEMBER_BODY in text for text in before.values())
+        r = await http.post("/api/weddings/w1/guests/g-1/erase", headers=ADMIN)
+        assert r.status_code == 200, r.text
+        r = await http.delete("/api/weddings/w1/members/barn", headers=ADMIN)
+        assert r.status_code == 204, r.text
+
+        async def leftovers() -> list[tuple[str, str]]:
+            tables = await rows()
+            return [(t, c) for t, text in tables.items() for c in CANARIES if c in text]
+
+        left = await leftovers()
+        assert left == [], left
+        assert len(before) >= 20  # every table was listed, not only a few
+        for canary in CANARIES:
+            assert bytes_found(server.data_dir, canary) == [], canary

@@ -271,3 +271,35 @@ async def test_a_delivery_cut_short_by_a_crash_is_never_applied_twice(
     assert "bob" in await guests(http)
     busy = await deliver(http, "crm", secret, bob, "busy")
     assert busy.status_code == 409 and busy.headers["retry-after"] == "5"
+
+
+@pytest.mark.asyncio
+async def test_a_revoked_or_erased_creator_s_source_stops_writing(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    # A fired planner's CRM source must not keep writing the guest list.
+    _, http = api
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    body = {"access": {"guests": "write"}}
+    sources = {}
+    for source, who in (("crm", "pia"), ("rsvp", "ada"), ("forms", "cam")):
+        made = await http.post(SOURCES, json={"source": source, **body}, headers=auth(sub=who))
+        assert made.status_code == 201, made.text
+        sources[source] = made.json()["secret"]
+    op = {"doc": "guests", "ops": [{"op": "add_guest", "guest_id": "g1", "name": "Ann"}]}
+    revoked = await http.post("/api/admin/revoke", json={"sub": "pia"}, headers=admin)
+    assert revoked.status_code == 200, revoked.text
+    refused = await deliver(http, "crm", sources["crm"], op, "msg_a")
+    assert refused.status_code == 401, refused.text
+    # Erasing a member (here one the directory knows) stops theirs too.
+    assert (await http.get("/api/weddings/w1/members", headers=auth(sub="cam"))).status_code == 200
+    erased = await http.delete("/api/weddings/w1/members/cam", headers=admin)
+    assert erased.status_code == 204, erased.text
+    refused = await deliver(http, "forms", sources["forms"], op, "msg_b")
+    assert refused.status_code == 401, refused.text
+    assert "g1" not in await guests(http)
+    # Others' sources are untouched; the list shows what is left.
+    applied = await deliver(http, "rsvp", sources["rsvp"], op, "msg_c")
+    assert applied.status_code == 200, applied.text
+    listed = (await http.get(SOURCES, headers=auth())).json()["sources"]
+    assert [s["source"] for s in listed] == ["rsvp"]

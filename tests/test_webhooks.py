@@ -633,3 +633,48 @@ async def test_an_endpoint_receives_only_what_its_creator_may_see(tmp_path: Path
         # event was considered for this endpoint.
         types = sorted(d["type"] for d in listed.json()["deliveries"])
         assert types == ["day.done", "day.florist_arrived"]
+
+
+@pytest.mark.asyncio
+async def test_a_revoked_creator_s_endpoint_stops_until_a_manager_takes_it_over(
+    tmp_path: Path,
+) -> None:
+    # A fired planner's endpoint must not keep receiving the wedding's events; the couple
+    # re-enables it (and answers for it from then on); erasing a member disables theirs.
+    admin = {"Authorization": "Bearer hooks-admin-key"}
+    env = {**ENV, "CRDT_SERVER_ADMIN_API_KEY": "hooks-admin-key"}
+    async with (
+        served(tmp_path / "data", env) as (_, http),
+        WebhookReceiver() as fired,
+        WebhookReceiver() as kept,
+    ):
+        made = await http.post(BASE, json={"url": fired.url}, headers=auth("planner", "pia"))
+        assert made.status_code == 201, made.text
+        hook = made.json()["id"]
+        couple = auth("couple", "cam")
+        answer = await http.post(BASE, json={"url": kept.url}, headers=couple)
+        assert answer.status_code == 201, answer.text
+        kept_hook = answer.json()["id"]
+        revoked = await http.post(
+            "/api/admin/revoke", json={"sub": "pia", "wedding": "w1"}, headers=admin
+        )
+        assert revoked.status_code == 200, revoked.text
+        await post_event(http)
+        await kept.wait_for(1)
+        # One fan-out serves every endpoint: had it been enabled, it would have a delivery.
+        shown = await detail(http, hook)
+        assert shown["enabled"] is False and "revoked" in shown["disabled_reason"], shown
+        listed = await http.get(f"{BASE}/{hook}/deliveries", headers=couple)
+        assert listed.json()["deliveries"] == [] and fired.received == []
+        # Re-assignment: a manager re-enables it; it resumes where it stopped.
+        enabled = await http.patch(f"{BASE}/{hook}", json={"enabled": True}, headers=couple)
+        assert enabled.status_code == 200 and enabled.json()["enabled"] is True, enabled.text
+        got = await fired.wait_for(1)
+        assert json.loads(got[0].body)["type"] == "day.vendor_arrived"
+        # Erasing the couple member disables what they now answer for: both endpoints.
+        assert (await http.get("/api/weddings/w1/members", headers=couple)).status_code == 200
+        erased = await http.delete("/api/weddings/w1/members/cam", headers=admin)
+        assert erased.status_code == 204, erased.text
+        for endpoint in (hook, kept_hook):
+            shown = await detail(http, endpoint)
+            assert shown["enabled"] is False and "erased" in shown["disabled_reason"], shown

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from pycrdt import Map
@@ -59,7 +59,9 @@ class ErasureService:
         keep_revocations: float,
         refresh_conflicts: Callable[[str], Awaitable[None]] | None = None,
         revoked: Callable[[str, str | None], None] | None = None,
-        erase_guest: Callable[[str, str], Awaitable[None]] | None = None,
+        forget_guest: Sequence[Callable[[str, str], Awaitable[None]]] = (),
+        forget_member: Sequence[Callable[[str, str], Awaitable[None]]] = (),
+        creator_revoked: Sequence[Callable[[str, str | None], Awaitable[None]]] = (),
     ) -> None:
         self._registry = registry
         self._store = store
@@ -68,9 +70,16 @@ class ErasureService:
         self._keep = keep_revocations
         self._refresh_conflicts = refresh_conflicts
         self._revoked = revoked
-        self._erase_guest = erase_guest
-        """Features keeping copies of a guest elsewhere (restore points) forget them."""
         """Told of each revocation made here (other processes hear of it on the bus)."""
+        self._forget_guest = tuple(forget_guest)
+        """Features keeping copies of a guest elsewhere (restore points, webhook delivery
+        payloads) forget them: ``(wedding, guest_id)``."""
+        self._forget_member = tuple(forget_member)
+        """Features keeping a member's data (webhook delivery payloads, what they set up)
+        forget it: ``(wedding, sub)``."""
+        self._creator_revoked = tuple(creator_revoked)
+        """Features keeping what a person set up (webhooks, inbound sources, calendar
+        feeds) disable it when the person is revoked: ``(sub, wedding or None)``."""
         self._tombstones: set[str] = set()
         self._erasing: set[str] = set()
         """Being erased by this process: refused already, whatever a refresh reads."""
@@ -161,8 +170,8 @@ class ErasureService:
         found |= await self._weddings.edit(f"{wedding_id}/seating", remove("assignments"), origin)
         if self._refresh_conflicts is not None:
             await self._refresh_conflicts(wedding_id)  # findings quote guests' names
-        if self._erase_guest is not None:
-            await self._erase_guest(wedding_id, guest_id)
+        for forget in self._forget_guest:
+            await forget(wedding_id, guest_id)
         for kind in ROOM_KINDS:
             await self._rewrite(f"{wedding_id}/{kind}")
         # Their events (guest.added carries the name) go too; the removal's own event holds
@@ -171,6 +180,14 @@ class ErasureService:
         if not await self._store.scrub():
             self._scrub_wanted.set()
         return found
+
+    async def erase_member(self, wedding_id: str, sub: str) -> None:
+        """A member's erasure beyond their conversations (which the threads feature
+        erases): every feature forgets them, then the store's files are scrubbed."""
+        for forget in self._forget_member:
+            await forget(wedding_id, sub)
+        if not await self._store.scrub():
+            self._scrub_wanted.set()
 
     async def _rewrite(self, name: str) -> None:
         """Fold the document's whole stored log into one snapshot of what it holds now
@@ -192,6 +209,10 @@ class ErasureService:
         at = time.time()
         await self._store.revoke(Revocation(sub, wedding, at), forget_before=at - self._keep)
         self._revocations.revoke(sub, wedding, at)
+        # What they set up stops too, durably: a revocation is forgotten once no token
+        # could outlive it, a disabled webhook or a deleted feed is not.
+        for disown in self._creator_revoked:
+            await disown(sub, wedding)
         closed = self._registry.close_sessions(
             sub, wedding, CloseCode.TOKEN_EXPIRED, "session revoked"
         )

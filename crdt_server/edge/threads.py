@@ -236,7 +236,10 @@ async def erase_member(call: Call) -> Response:
     wedding = wedding_path(call)
     if not is_admin(call):
         raise ApiError(401, "admin API key required (Authorization: Bearer <key>)")
-    found = await _threads(call).erase_member(wedding, call.path("sub"))
+    sub = call.path("sub")
+    # Copies elsewhere first (webhook deliveries); the threads' erasure scrubs the files.
+    await call.state.erasures.erase_member(wedding, sub)
+    found = await _threads(call).erase_member(wedding, sub)
     if not found:
         raise ApiError(404, "no such member")
     return Response(status_code=204)

@@ -5,8 +5,9 @@
 - ``GET .../webhooks`` lists them (never their secrets); ``GET .../webhooks/{hook}`` adds
   its health (success rate over 24 h, last error, next attempt); ``DELETE`` removes it.
 - ``PATCH .../webhooks/{hook}`` ``{"enabled", "url", "events", "description"}`` (each
-  optional): ``{"enabled": true}`` re-enables an endpoint disabled by a 410 (or paused with
-  ``false``) and resumes deliveries where it stopped.
+  optional): ``{"enabled": true}`` re-enables an endpoint disabled by a 410, by the
+  revocation or erasure of its creator (or paused with ``false``) and resumes deliveries
+  where it stopped; whoever re-enables it answers for it from then on (re-assignment).
 - ``POST .../{hook}/rotate``: a new secret; the old one keeps signing beside it for 24 h.
 - ``POST .../{hook}/test`` queues a ``webhook.test`` delivery.
 - ``GET .../{hook}/deliveries?status=failed``; ``POST .../deliveries/{delivery}/replay``.
@@ -28,7 +29,7 @@ from crdt_server.edge.events import viewer_of
 from crdt_server.edge.problems import ApiError
 from crdt_server.edge.routing import Call, QueryParam, Route, json_response, wedding_path
 from crdt_server.extensions.webhook_endpoints import WebhookEndpoints
-from crdt_server.extensions.webhook_model import Endpoint, IdempotencyConflict
+from crdt_server.extensions.webhook_model import Endpoint, IdempotencyConflict, scope_json
 from crdt_server.extensions.webhook_safety import UnsafeTarget, check_url, resolve_target
 from crdt_server.extensions.webhooks import Webhooks
 from documents import DOCUMENT_KINDS
@@ -211,6 +212,7 @@ async def create_webhook(call: Call) -> Response:
             body.description,
             docs=None if docs >= set(DOCUMENT_KINDS) else frozenset(docs),
             viewer=viewer_of(principal),
+            creator=principal.user_id,
             once=once,
         )
     except IdempotencyConflict as exc:
@@ -235,9 +237,20 @@ async def get_webhook(call: Call) -> Response:
     return json_response({**endpoint.json(), "health": health.json(endpoint)})
 
 
+def _scope_of_caller(call: Call, wedding_id: str) -> str:
+    """The scope of an endpoint the caller answers for: what they may see, and who they are."""
+    docs = readable_documents(call, wedding_id)
+    principal = capable_principal(call, wedding_id, CAPABILITY, readable=docs)
+    shown = None if docs >= set(DOCUMENT_KINDS) else frozenset(docs)
+    return scope_json(shown, viewer_of(principal), principal.user_id)
+
+
 async def update_webhook(call: Call) -> Response:
     endpoint = await _endpoint(call)
     body = call.json(WebhookChanges)
+    # Re-enabling a disabled endpoint (its creator revoked or erased, a 410, a pause) makes
+    # the caller the one who answers for it: it receives what they may see from now on.
+    scope = _scope_of_caller(call, endpoint.wedding) if body.enabled and endpoint.disabled else None
     webhooks = _webhooks(call)
     if body.url is not None:
         try:
@@ -255,6 +268,7 @@ async def update_webhook(call: Call) -> Response:
         url=body.url,
         events=events,
         description=body.description,
+        scope=scope,
     )
     if changed is None:
         raise ApiError(404, "no such webhook endpoint in this wedding")

@@ -146,6 +146,18 @@ class IntegrationService(Extension):
 
     # -- incoming webhooks ----------------------------------------------------------------
 
+    async def creator_revoked(self, sub: str, wedding: str | None) -> None:
+        """``sub`` lost their access (in ``wedding``, or everywhere with ``None``): the
+        sources and calendar feeds they created stop working for good (deleted, so their
+        deliveries and feed reads answer 401); a manager creates new ones to take over."""
+        gone = await self.rows.delete_created_by(sub, wedding)
+        if gone:
+            log.info("revocation removed %d inbound sources and calendar feeds", gone)
+
+    async def forget_member(self, wedding: str, sub: str) -> None:
+        """A member is erased: what they set up goes, as on a revocation."""
+        await self.creator_revoked(sub, wedding)
+
     async def applied(self, wedding_id: str, source: str, webhook_id: str) -> bool:
         """Whether an incoming webhook's operations were committed (its marker event)."""
         store = self.core.store

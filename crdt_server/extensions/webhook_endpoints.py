@@ -20,6 +20,7 @@ from crdt_server.extensions.webhook_model import (
     Endpoint,
     Health,
     IdempotencyConflict,
+    creator_needle,
     delivery_of,
     endpoint_of,
     new_id,
@@ -90,13 +91,15 @@ class WebhookEndpoints:
         *,
         docs: frozenset[str] | None = None,
         viewer: str | None = None,
+        creator: str = "",
         once: Once | None = None,
     ) -> tuple[Endpoint, str, bool]:
         """A new endpoint receiving the wedding's events from now on (of ``docs`` and for
         ``viewer``, as :class:`storage.EventFilter` has them: what its creator may see), its
         secret, and True. With ``once``, a key already used (within its lifetime) creates
         nothing and gives the endpoint it created, its current secret, and False; raises
-        :class:`IdempotencyConflict` if it was used with another body. Raises
+        :class:`IdempotencyConflict` if it was used with another body. ``creator``: who
+        answers for it (a revocation or erasure of them disables it). Raises
         :class:`LookupError` if the wedding is erased."""
         if once is not None:
             earlier = await self._created_with(wedding, once)
@@ -104,7 +107,7 @@ class WebhookEndpoints:
                 return earlier
         hook, secret, now = new_id("wh"), new_secret(), time.time()
         after = await self.tables.store.last_event_seq(wedding)
-        scope = scope_json(docs, viewer)
+        scope = scope_json(docs, viewer, creator)
         values = (hook, wedding, url, description, json.dumps(events), secret, after, now, scope)
         if once is None:
             statements: list[Statement] = [
@@ -226,6 +229,51 @@ class WebhookEndpoints:
         )
         return bool(rows[2])
 
+    async def forget_entity(self, wedding: str, entity_id: str) -> int:
+        """Erasure of an entry (a guest): delete the wedding's deliveries whose payload names
+        it (their events quote its fields), whatever their state; how many went."""
+        quoted = json.dumps(entity_id)
+        has = self.tables.contains("payload")
+        rows = await self.tables.transaction(
+            [
+                (
+                    f"DELETE FROM {{t}}webhook_deliveries WHERE wedding = ? AND ({has} OR {has})"
+                    " RETURNING id",
+                    (wedding, f'"id":{quoted}', f'"guest_id":{quoted}'),
+                )
+            ]
+        )
+        return len(rows[0])
+
+    async def forget_member(self, wedding: str, sub: str) -> int:
+        """Erasure of a member: delete the deliveries of the thread events they caused (the
+        events themselves go with the member's threads data: messages' bodies are quoted
+        in them); how many went."""
+        has = self.tables.contains("payload")
+        rows = await self.tables.transaction(
+            [
+                (
+                    "DELETE FROM {t}webhook_deliveries WHERE wedding = ? AND type LIKE 'thread.%'"
+                    f" AND {has} RETURNING id",
+                    (wedding, '"actor":{"sub":' + json.dumps(sub) + ","),
+                )
+            ]
+        )
+        return len(rows[0])
+
+    async def disable_created_by(self, sub: str, wedding: str | None, reason: str) -> int:
+        """Disable the enabled endpoints ``sub`` created (in ``wedding``, or every wedding
+        with ``None``), saying ``reason``; how many. Their cursors stop where they are, so a
+        manager re-enabling one (and taking it over) resumes it there."""
+        has = self.tables.contains("scope")
+        text = f"UPDATE {{t}}webhook_endpoints SET disabled = ? WHERE disabled = '' AND {has}"
+        args: tuple[Any, ...] = (reason, creator_needle(sub))
+        if wedding is not None:
+            text += " AND wedding = ?"
+            args += (wedding,)
+        rows = await self.tables.transaction([(text + " RETURNING id", args)])
+        return len(rows[0])
+
     async def rotate(self, wedding: str, hook: str) -> str | None:
         """A new secret; the current one keeps signing beside it for 24 h. None: no such
         endpoint."""
@@ -249,6 +297,7 @@ class WebhookEndpoints:
         url: str | None = None,
         events: list[str] | None = None,
         description: str | None = None,
+        scope: str | None = None,
     ) -> Endpoint | None:
         """Change an endpoint; the endpoint as it now is (None: deleted meanwhile).
 
@@ -257,7 +306,8 @@ class WebhookEndpoints:
         deliveries a receiver answered 410 start again from the start of the schedule
         (same ``webhook-id``), pending ones resume, and the events committed meanwhile are
         delivered (those still within the event retention). New ``events`` patterns apply
-        to the events not yet queued for it."""
+        to the events not yet queued for it. A new ``scope`` (:func:`scope_json`) is who
+        answers for it from now on, and what it receives (re-assignment)."""
         now = time.time()
         where = " WHERE wedding = ? AND id = ?"
         key = (endpoint.wedding, endpoint.id)
@@ -272,6 +322,8 @@ class WebhookEndpoints:
             statements.append(
                 ("UPDATE {t}webhook_endpoints SET description = ?" + where, (description, *key))
             )
+        if scope is not None:
+            statements.append(("UPDATE {t}webhook_endpoints SET scope = ?" + where, (scope, *key)))
         if enabled is False and not endpoint.disabled:
             reason = f"paused through the API at {rfc3339(now)}"
             statements.append(

@@ -24,6 +24,7 @@ __all__ = [
     "Endpoint",
     "Health",
     "IdempotencyConflict",
+    "creator_needle",
     "delivery_of",
     "endpoint_of",
     "new_id",
@@ -84,6 +85,9 @@ class Endpoint:
     """The audience filter of its creator (``None``: every audience; see
     :class:`storage.EventFilter`), so a thread's events go only where its participants'
     would."""
+    creator: str = ""
+    """The subject who created it (or last re-enabled it): a revocation or an erasure of
+    them disables it (empty: created before creators were recorded, or by the admin)."""
 
     def signing_secrets(self, now: float) -> list[str]:
         if self.old_secret and self.old_until > now:
@@ -179,15 +183,27 @@ def endpoint_of(row: Sequence[Any]) -> Endpoint:
     )
 
 
-def scope_json(docs: frozenset[str] | None, viewer: str | None) -> str:
-    """An endpoint's scope as stored: what its creator could see when creating it."""
-    return json.dumps({"docs": None if docs is None else sorted(docs), "viewer": viewer})
+def scope_json(docs: frozenset[str] | None, viewer: str | None, creator: str = "") -> str:
+    """An endpoint's scope as stored: what its creator could see when creating it, and who
+    that was (see :func:`creator_needle`)."""
+    scope = {"docs": None if docs is None else sorted(docs), "viewer": viewer}
+    return json.dumps({**scope, "creator": creator})
 
 
-def scope_of(text: str) -> tuple[frozenset[str] | None, str | None]:
+def creator_needle(sub: str) -> str:
+    """What a stored scope contains when ``sub`` created the endpoint (the JSON string is
+    escaped, so no other subject's scope contains it)."""
+    return '"creator": ' + json.dumps(sub) + "}"
+
+
+def scope_of(text: str) -> tuple[frozenset[str] | None, str | None, str]:
     scope = json.loads(text) if text else {}
     docs = scope.get("docs")
-    return (None if docs is None else frozenset(docs)), scope.get("viewer")
+    return (
+        (None if docs is None else frozenset(docs)),
+        scope.get("viewer"),
+        scope.get("creator", ""),
+    )
 
 
 def delivery_of(row: Sequence[Any]) -> Delivery:

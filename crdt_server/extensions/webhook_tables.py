@@ -132,6 +132,11 @@ class WebhookTables:
         count = iter(range(1, 10_000))
         return _PLACEHOLDER.sub(lambda _: f"${next(count)}", text)
 
+    def contains(self, column: str) -> str:
+        """A condition true where ``column`` holds the next argument as is (exact, case
+        and all; ``LIKE`` would fold ASCII case on SQLite)."""
+        return f"strpos({column}, ?) > 0" if self._pg is not None else f"instr({column}, ?) > 0"
+
     async def read(self, text: str, *args: Any) -> list[tuple[Any, ...]]:
         """Rows of one query (committed data)."""
         if self._pg is not None:

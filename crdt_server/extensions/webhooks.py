@@ -192,6 +192,30 @@ class Webhooks(Extension):
             raise RuntimeError("the webhooks extension has not been started")
         return self._manage
 
+    # -- erasure -----------------------------------------------------------------------
+
+    async def forget_guest(self, wedding: str, guest_id: str) -> None:
+        """A guest is erased: their stored delivery payloads go (see
+        :meth:`WebhookEndpoints.forget_entity`)."""
+        await self.manage.forget_entity(wedding, guest_id)
+
+    async def forget_member(self, wedding: str, sub: str) -> None:
+        """A member is erased: the deliveries quoting their thread events go, and the
+        endpoints they created are disabled."""
+        await self.manage.forget_member(wedding, sub)
+        reason = f"its creator was erased at {rfc3339(time.time())}"
+        await self.manage.disable_created_by(sub, wedding, reason)
+
+    async def creator_revoked(self, sub: str, wedding: str | None) -> None:
+        """``sub``'s access was revoked (in ``wedding``, or everywhere with ``None``): the
+        endpoints they created are disabled for good (a revocation is forgotten once no
+        token could outlive it; a disabled endpoint stays disabled). A manager takes one
+        over by re-enabling it."""
+        reason = f"its creator's access was revoked at {rfc3339(time.time())}"
+        gone = await self.manage.disable_created_by(sub, wedding, reason)
+        if gone:
+            log.info("revocation disabled %d webhook endpoints", gone)
+
     # -- the dispatcher ----------------------------------------------------------------
 
     async def _run(self) -> None:

@@ -19,11 +19,23 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["BackupError", "BackupSummary", "backup_sqlite", "restore_sqlite", "summarize"]
+__all__ = [
+    "PRIVATE_FILES",
+    "BackupError",
+    "BackupSummary",
+    "backup_sqlite",
+    "private_modes",
+    "repair_modes",
+    "restore_sqlite",
+    "summarize",
+]
+
+PRIVATE_FILES = ("crdt.sqlite3", "crdt.sqlite3-wal", "crdt.sqlite3-shm", "auth_secret")
+"""Files of a data directory that hold personal data or the signing secret: 0600."""
 
 
 class BackupError(Exception):
@@ -74,6 +86,34 @@ def _verify(conn: sqlite3.Connection, where: Path) -> BackupSummary:
     return summarize(conn, where)
 
 
+@contextlib.contextmanager
+def private_modes() -> Iterator[None]:
+    """Files created meanwhile (a store, its ``-wal`` and ``-shm``) are the owner's alone
+    (umask 077), whatever the caller's umask; it is put back afterwards."""
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def repair_modes(data_dir: Path) -> list[str]:
+    """Make the data directory 0700 and its private files 0600 where they are not; what was
+    changed, as ``name 0644 -> 0600`` (never their content)."""
+    repaired: list[str] = []
+    wanted = [(data_dir, 0o700), *((data_dir / name, 0o600) for name in PRIVATE_FILES)]
+    for path, mode in wanted:
+        try:
+            current = path.stat().st_mode & 0o777
+        except FileNotFoundError:
+            continue
+        if current != mode:
+            path.chmod(mode)
+            shown = path.name if path != data_dir else "data directory"
+            repaired.append(f"{shown} {current:04o} -> {mode:04o}")
+    return repaired
+
+
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -111,16 +151,29 @@ def backup_sqlite(source: Path, target: Path) -> BackupSummary:
     return summary
 
 
-def restore_sqlite(backup: Path, target: Path, *, force: bool = False) -> BackupSummary:
+def restore_sqlite(
+    backup: Path,
+    target: Path,
+    *,
+    force: bool = False,
+    foreign: Callable[[sqlite3.Connection], list[str]] | None = None,
+) -> BackupSummary:
     """Replace the store ``target`` by the backup file ``backup``.
 
-    Refuses, changing nothing, if ``backup`` is not an intact store, or if ``target``
-    holds any row and ``force`` is false.
+    Refuses, changing nothing, if ``backup`` is not an intact store, if ``foreign`` finds
+    objects in it the server would not have created (a trigger, a view, a table), or if
+    ``target`` holds any row and ``force`` is false.
     """
     if not backup.is_file():
         raise BackupError(f"{backup} does not exist")
     with _connect(backup, read_only=True) as src:
         summary = _verify(src, backup)
+        strange = foreign(src) if foreign is not None else []
+    if strange:
+        raise BackupError(
+            f"{backup} is not a store this server made: {strange[0]}"
+            + (f" (and {len(strange) - 1} more)" if len(strange) > 1 else "")
+        )
     try:
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if target.exists():

@@ -20,7 +20,13 @@ from typing import Any, TextIO, TypeVar
 
 from crdt_server.names import valid_wedding_id
 from crdt_server.settings import Settings
-from crdt_server.tools.backup import BackupError, backup_sqlite, restore_sqlite
+from crdt_server.tools.backup import (
+    BackupError,
+    backup_sqlite,
+    private_modes,
+    repair_modes,
+    restore_sqlite,
+)
 from crdt_server.tools.check import DocumentReport, check_sqlite_file, check_store
 from crdt_server.tools.compact import compact_store
 from crdt_server.tools.export import (
@@ -30,7 +36,8 @@ from crdt_server.tools.export import (
     import_wedding,
     parse_export,
 )
-from storage import DocumentStore, PostgresStore, SqliteStore, StoreError
+from crdt_server.tools.schema import foreign_objects, server_objects
+from storage import DocumentStore, PostgresStore, Schema, SqliteStore, StoreError
 
 __all__ = ["COMMANDS", "ToolError", "add_commands", "run", "wedding_id"]
 
@@ -119,14 +126,22 @@ async def _with_store(settings: Settings, work: Callable[[DocumentStore], Awaita
 
 
 def run(
-    args: argparse.Namespace, out: TextIO | None = None, sections: Sequence[Section] = ()
+    args: argparse.Namespace,
+    out: TextIO | None = None,
+    sections: Sequence[Section] = (),
+    schemas: Sequence[Schema] = (),
 ) -> int:
     """Run one data command, reporting on ``out`` (default: stdout); raises
     :class:`ToolError` (or SettingsError) when refused. ``sections`` are the features'
     parts of a wedding that export and import carry (``crdt_server.cli`` passes them: the
-    tools do not import features)."""
+    tools do not import features); ``schemas`` the features' tables, which ``restore`` and
+    ``check`` expect beside the store's own."""
     settings = settings_for(args)
     try:
+        if args.command == "restore":
+            return _restore(args, settings, out or sys.stdout, schemas)
+        if args.command == "check":
+            return _check(args, settings, out or sys.stdout, schemas)
         if args.command == "export":
             return _export(args, settings, out or sys.stdout, sections)
         if args.command == "import":
@@ -158,9 +173,16 @@ def _backup(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     return 0
 
 
-def _restore(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+def _restore(
+    args: argparse.Namespace, settings: Settings, out: TextIO, schemas: Sequence[Schema]
+) -> int:
     _sqlite_only(settings, "restore")
-    summary = restore_sqlite(args.file, settings.sqlite_path, force=args.force)
+    expected = server_objects(schemas)
+
+    def foreign(conn: sqlite3.Connection) -> list[str]:
+        return foreign_objects(conn, expected)
+
+    summary = restore_sqlite(args.file, settings.sqlite_path, force=args.force, foreign=foreign)
     print(
         f"restored {args.file} into {settings.sqlite_path}: {summary.documents} documents, "
         f"{summary.rows} rows",
@@ -219,7 +241,11 @@ def _import(
         finally:
             await store.close()
 
-    names = asyncio.run(work())
+    # The store, its -wal and -shm hold personal data: 0600 as serve makes them.
+    with private_modes():
+        names = asyncio.run(work())
+    if not settings.database_url:
+        repair_modes(settings.sqlite_path.parent)
     entries = len(export.history)
     print(
         f"imported wedding {args.as_wedding or export.wedding}: {len(names)} documents, "
@@ -229,7 +255,9 @@ def _import(
     return 0
 
 
-def _check(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+def _check(
+    args: argparse.Namespace, settings: Settings, out: TextIO, schemas: Sequence[Schema]
+) -> int:
     prefix = f"{args.wedding}/" if args.wedding else ""
     store_problems: list[str] = []
     logless: dict[str, int] = {}
@@ -241,6 +269,14 @@ def _check(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
         except sqlite3.Error as exc:
             raise ToolError(f"cannot check {settings.sqlite_path}: {exc}") from exc
         store_problems, logless = found.problems, found.logless
+        expected = server_objects(schemas)
+        conn = sqlite3.connect(f"{settings.sqlite_path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            store_problems += foreign_objects(conn, expected)
+        except sqlite3.DatabaseError as exc:
+            store_problems.append(f"cannot list the store's objects: {exc}")
+        finally:
+            conn.close()
     try:
         reports = asyncio.run(_with_store(settings, lambda s: check_store(s, prefix)))
     except StoreError as exc:
@@ -311,7 +347,5 @@ def _compact(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
 
 _HANDLERS: dict[str, Callable[[argparse.Namespace, Settings, TextIO], int]] = {
     "backup": _backup,
-    "restore": _restore,
-    "check": _check,
     "compact": _compact,
 }
