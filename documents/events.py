@@ -19,6 +19,7 @@ from pycrdt import Doc, Map
 
 from .changes import SETTINGS_ROOTS, EntryChange
 from .schema import ROOTS
+from .shapes import to_plain
 
 __all__ = [
     "EVENT_TYPES",
@@ -244,7 +245,7 @@ def entries_of(doc: Doc[Any], kind: str) -> Entries:
     ``{key: {"value": value}}``), the shape :func:`apply_events` works on."""
     out: Entries = {}
     for root in ROOTS.get(kind, ()):
-        content = doc.get(root, type=Map).to_py() or {}
+        content = to_plain(doc.get(root, type=Map)) or {}
         if root in SETTINGS_ROOTS:
             out[root] = {str(k): {"value": v} for k, v in content.items()}
         else:

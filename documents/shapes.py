@@ -50,6 +50,8 @@ def to_plain(value: object, *, rich: bool = False, max_depth: int = MAX_DEPTH) -
     """``value`` (a pycrdt type, or a plain value read from one) as JSON-ready Python.
 
     Never raises on a shape and never recurses (see the module docstring)."""
+    if value is None or isinstance(value, str | bool | int):
+        return value  # most fields: no walk to set up
     result: list[Any] = [None]
 
     def put_root(item: Any) -> None:

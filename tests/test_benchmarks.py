@@ -26,6 +26,7 @@ SCRIPTS = (
     "events_bench",
     "webhooks",
     "kit_inprocess",
+    "recorder_bench",
 )
 """Every driver with a command line (peer_pycrdt_websocket runs in the peer's own venv)."""
 
@@ -131,3 +132,12 @@ async def test_a_handshake_given_up_on_leaves_no_unretrieved_exception() -> None
     finally:
         loop.set_exception_handler(None)
     assert not unretrieved, unretrieved
+
+
+def test_the_recorder_benchmark_prints_both_streams() -> None:
+    answer = _python(
+        "-m", "benchmarks.recorder_bench", "--updates", "50", "--guests", "5", "--repeat", "1",
+    )  # fmt: skip
+    assert answer.returncode == 0, answer.stderr
+    rows = [line for line in answer.stdout.splitlines() if line.startswith("| ")]
+    assert [row.split("|")[1].strip() for row in rows[1:]] == ["flat", "nested"], answer.stdout
