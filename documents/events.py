@@ -11,6 +11,7 @@ Pure functions, no I/O.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -91,7 +92,8 @@ def _changed_names(change: EntryChange) -> list[str]:
 
 
 def derive_events(kind: str, changes: Sequence[EntryChange]) -> list[DomainEvent]:
-    """The domain events of one update's changes to a document of ``kind``."""
+    """The domain events of one update's changes to a document of ``kind``, their data
+    bounded (:func:`bounded`)."""
     events: list[DomainEvent] = []
     for change in changes:
         if kind == "seating" and change.root == "assignments":
@@ -100,7 +102,52 @@ def derive_events(kind: str, changes: Sequence[EntryChange]) -> list[DomainEvent
             events.append(_setting_event(change))
         elif (kind, change.root) in _ENTITIES:
             events.extend(_entry_events(kind, change))
-    return events
+    return [DomainEvent(e.type, bounded(e.data)) for e in events]
+
+
+MAX_STRING = 1024
+"""Characters of a string value kept in an event; the rest is replaced by a marker."""
+MAX_ITEMS = 100
+"""Items of a list, or keys of an object, kept in an event."""
+MAX_DATA_BYTES = 16 * 1024
+"""An event's data beyond this (once its values are cut) keeps only its id and a marker."""
+
+
+def bounded(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with every value cut to size: a string to :data:`MAX_STRING` characters
+    plus ``"… [truncated: N characters]"``, a list or object to :data:`MAX_ITEMS` items plus
+    a marker item (``"… [truncated: N items]"``, or that key in an object); a document a
+    client wrote can hold a 5 MB name, and an event is copied to every reader and webhook.
+    Past :data:`MAX_DATA_BYTES` in all, only ``id`` is kept, with ``"truncated"`` saying
+    how large it was."""
+    out: dict[str, Any] = {}
+    stack: list[tuple[Any, Any, Any]] = [(data, out, None)]
+    while stack:
+        source, target, key = stack.pop()
+        value: Any
+        if isinstance(source, str) and len(source) > MAX_STRING:
+            value = f"{source[:MAX_STRING]}… [truncated: {len(source)} characters]"
+        elif isinstance(source, list):
+            value = [None] * min(len(source), MAX_ITEMS)
+            stack.extend((item, value, i) for i, item in enumerate(source[:MAX_ITEMS]))
+            if len(source) > MAX_ITEMS:
+                value.append(f"… [truncated: {len(source)} items]")
+        elif isinstance(source, dict):
+            value = out if key is None and target is out else {}
+            items = list(source.items())
+            for k, item in items[:MAX_ITEMS]:
+                value[str(k)] = None  # keys keep their order
+                stack.append((item, value, str(k)))
+            if len(items) > MAX_ITEMS:
+                value["…"] = f"[truncated: {len(items)} keys]"
+        else:
+            value = source
+        if key is not None:
+            target[key] = value
+    size = len(json.dumps(out, separators=(",", ":")))
+    if size > MAX_DATA_BYTES:
+        return {"id": data.get("id"), "truncated": f"the event's data was {size} bytes"}
+    return out
 
 
 def _entry_events(kind: str, change: EntryChange) -> list[DomainEvent]:

@@ -489,3 +489,42 @@ async def test_the_two_encodings_refused_on_purpose_say_why_in_the_close_frame(
                     await websocket.recv()
     assert websocket.close_code == CloseCode.INVALID_PAYLOAD
     assert reason in (websocket.close_reason or ""), websocket.close_reason
+
+
+@pytest.mark.timeout(120)
+async def test_a_700_deep_map_in_a_guest_breaks_no_reader(tmp_path: Path) -> None:
+    """A family member's 10 KB of 700 nested maps under a guest's dietary made the JSON
+    view, the export, conflicts, the CSV and guest erasure answer 500 for everyone."""
+    doc: Doc[Any] = Doc()
+    guests = doc.get("guests", type=Map)
+    deep: Map[Any] = Map({})
+    guests["g1"] = Map({"name": "Deep", "dietary": deep})
+    guests["g2"] = Map({"name": "Plain"})
+    with doc.transaction():
+        level = deep
+        for _ in range(700):
+            level["d"] = inner = Map({})
+            level = inner
+    update = doc.get_update()
+    admin = {"authorization": "Bearer admin-key"}
+    env = {"CRDT_SERVER_ADMIN_API_KEY": "admin-key"}
+    async with ServerProcess(tmp_path / "data", env=env) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            sent = await http.post("/api/weddings/w1/docs/guests/update", content=update)
+            assert sent.status_code == 200, sent.text
+            shown = await http.get("/api/weddings/w1/docs/guests")
+            assert shown.status_code == 200, shown.text
+            assert shown.json()["guests"]["g2"]["name"] == "Plain"
+            for path in ("/export", "/conflicts", "/guests.csv", "/events"):
+                answer = await http.get(
+                    f"/api/weddings/w1{path}", headers=admin if path == "/export" else {}
+                )
+                assert answer.status_code == 200, (path, answer.text)
+            events = (await http.get("/api/weddings/w1/events")).json()["events"]
+            added = next(e for e in events if e["data"]["id"] == "g1")
+            assert len(json.dumps(added)) < 8 * 1024  # bounded, marker included
+            erased = await http.post("/api/weddings/w1/guests/g1/erase", headers=admin)
+            assert erased.status_code in (200, 202), erased.text
+            after = (await http.get("/api/weddings/w1/docs/guests")).json()
+            assert "g1" not in after["guests"] and "g2" in after["guests"]
+        assert "Traceback" not in server.log_text()

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from pycrdt import Doc, Map, TransactionEvent
 
 from documents import OperationError, apply_operation, seed
-from documents.changes import ChangeRecorder
+from documents.changes import ChangeRecorder, EntryChange
 from documents.events import EVENT_TYPES, apply_events, derive_events, entries_of
 from tests.documents.test_replica_convergence import BASE_PLAN, operations
 from tests.tier import examples
@@ -150,3 +150,18 @@ def test_the_recorder_reads_nothing_but_what_changed() -> None:
     recorder.close()
     guests["g1"]["rsvp"] = "declined"
     assert recorder.take() == []
+
+
+def test_derived_events_are_bounded_with_a_marker() -> None:
+    """A 5 MB guest name written by a client became a 5 MB event, copied to every reader."""
+    name = "N" * 5_000_000
+    added = EntryChange("guests", "g1", "added", {}, {"name": name, "dietary": list(range(500))})
+    (event,) = derive_events("guests", [added])
+    fields = event.data["fields"]
+    assert fields["name"] == "N" * 1024 + "… [truncated: 5000000 characters]"
+    assert fields["dietary"][:100] == list(range(100))
+    assert fields["dietary"][100:] == ["… [truncated: 500 items]"]
+    wide = EntryChange("guests", "g2", "added", {}, {f"f{i}": "x" * 1000 for i in range(99)})
+    (event,) = derive_events("guests", [wide])
+    assert event.data == {"id": "g2", "truncated": event.data["truncated"]}
+    assert event.data["truncated"].startswith("the event's data was ")
