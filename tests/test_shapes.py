@@ -35,6 +35,7 @@ from crdt_server.core.room import Room
 from crdt_server.errors import CloseCode
 from crdt_server.extensions.events import EventLog
 from crdt_server.settings import Settings
+from crdt_server.testing.inprocess import in_process_server
 from crdt_server.testing.waits import until
 from storage import NewEvent, SqliteStore
 from tests.jsclient import (
@@ -125,12 +126,16 @@ class RaisingObserver(Extension):
 
 
 class RaisingCommitHook(Extension):
-    """An extension whose on_commit raises for Bob's updates."""
+    """An extension whose on_commit raises for the updates of ``fails_for`` (a sub; None:
+    every update)."""
 
     name = "raiser"
 
+    def __init__(self, fails_for: str | None = "bob") -> None:
+        self.fails_for = fails_for
+
     def on_commit(self, room: Room, batch: Sequence[PendingUpdate]) -> Sequence[NewEvent]:
-        if any(update.actor.sub == "bob" for update in batch):
+        if any(self.fails_for in (None, update.actor.sub) for update in batch):
             raise KeyError("no content here")
         return [
             NewEvent(room.wedding_id, "test.committed", "{}", room.kind, sub=u.actor.sub)
@@ -421,6 +426,12 @@ async def test_what_stock_producers_write_is_accepted_relayed_kept_and_shown(
         await until(relayed, 20)
         before = await view(server, room)
         rich = await view(server, room, format="rich")
+        if scenario == "yjs14":  # its fields are read as a yjs-13 map's, events included
+            async with httpx.AsyncClient(base_url=server.url) as http:
+                wedding = room.partition("/")[0]
+                found = (await http.get(f"/api/weddings/{wedding}/events")).json()["events"]
+            typed = [(e["type"], e["data"].get("id")) for e in found]
+            assert ("guest.added", "g1") in typed and ("guest.rsvp_changed", "g1") in typed
         assert_converged(await full_state(writer), await full_state(reader), state)
         assert closes(writer) == [] and closes(reader) == []
         await server.restart()
@@ -528,3 +539,22 @@ async def test_a_700_deep_map_in_a_guest_breaks_no_reader(tmp_path: Path) -> Non
             after = (await http.get("/api/weddings/w1/docs/guests")).json()
             assert "g1" not in after["guests"] and "g2" in after["guests"]
         assert "Traceback" not in server.log_text()
+
+
+@pytest.mark.timeout(60)
+async def test_with_a_raising_observer_and_hook_the_update_is_echoed_relayed_and_counted() -> None:
+    """Through real sessions: the writer gets its echo, the other client the update."""
+    hooks = Hooks([RaisingObserver(), RaisingCommitHook(fails_for=None), EventLog()])
+    async with in_process_server(hooks=hooks) as server:
+        writer = await server.client("w1/guests")
+        reader = await server.client("w1/guests")
+        writer.doc.get("guests", type=Map)["g1"] = Map({"name": "Ann", "notes": Text("x")})
+        await writer.flush()
+        await writer.wait(writer.is_confirmed)
+        await reader.wait(lambda: "g1" in reader.doc.get("guests", type=Map))
+        failures = server.metrics.derivation_failures
+        assert failures.labels("observer")._value.get() >= 1
+        assert failures.labels("on_commit:raiser")._value.get() >= 1
+        assert set(server.closed_with) <= {CloseCode.NORMAL}, server.closed_with
+        stored = await server.store.load("w1/guests")
+        assert stored is not None and len(stored.updates) == 1
