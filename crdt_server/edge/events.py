@@ -49,6 +49,10 @@ __all__ = [
 CUSTOM_NAMESPACES = ("custom.", "day.")
 """Namespaces of the event types clients may post."""
 MAX_DATA_BYTES = 8 * 1024
+MAX_TYPE_FILTERS = 50
+"""At most this many ``types=`` filters (each one is a term of the store's query)."""
+MAX_SEQ = 2**62
+"""The largest seq a client may name (the stores keep 64-bit integers)."""
 TICKET_SECONDS = 60.0
 IDEMPOTENCY_SECONDS = 24 * 3600.0
 
@@ -103,6 +107,8 @@ def viewer_of(principal: Principal) -> str | None:
 def _types(call: Call) -> tuple[str, ...]:
     raw = call.request.query_params.get("types", "")
     types = tuple(t.strip() for t in raw.split(",") if t.strip())
+    if len(types) > MAX_TYPE_FILTERS:
+        raise ApiError.field(400, "types", f"at most {MAX_TYPE_FILTERS} types or patterns")
     for t in types:
         if len(t) > 100 or not all(c.isalnum() or c in "._*" for c in t):
             raise ApiError.field(400, "types", f"not an event type or pattern: {t[:100]!r}")
@@ -126,7 +132,7 @@ async def list_events(call: Call) -> Response:
     """The wedding's events after ``after``, oldest first, of the documents you may read."""
     wedding_id = call.path("wedding_id")
     docs = readable_documents(call, wedding_id)
-    after = _int_param(call, "after", 0, 0, 2**62)
+    after = _int_param(call, "after", 0, 0, MAX_SEQ)
     limit = _int_param(call, "limit", 50, 1, 500)
     viewer = viewer_of(wedding_principal(call, wedding_id, docs))
     where = EventFilter(types=_types(call), docs=frozenset(docs), viewer=viewer)
@@ -158,6 +164,7 @@ async def stream_ticket(call: Call) -> Response:
 async def stream(call: Call) -> Response:
     """Follow the wedding's events as Server-Sent Events."""
     wedding_id = call.path("wedding_id")
+    after, types = _resume_after(call), _types(call)  # checked before a ticket is used up
     ticket = call.request.query_params.get("ticket")
     if ticket:
         payload = await call.state.store.take_ticket(_digest(ticket), time.time())
@@ -176,12 +183,7 @@ async def stream(call: Call) -> Response:
         principal = wedding_principal(call, wedding_id, docs)
         expires_at, sub, checked_at = principal.expires_at, principal.user_id, time.time()
         viewer = viewer_of(principal)
-    last = call.request.headers.get("last-event-id") or call.request.query_params.get("after")
-    try:
-        after = int(last) if last else 0
-    except ValueError as exc:
-        raise ApiError.field(400, "Last-Event-ID", "must be an event seq") from exc
-    where = EventFilter(types=_types(call), docs=frozenset(docs), viewer=viewer)
+    where = EventFilter(types=types, docs=frozenset(docs), viewer=viewer)
     heartbeat = call.state.settings.sse_heartbeat_seconds
     events = call.state.events
     revocations = call.state.revocations
@@ -215,6 +217,17 @@ async def stream(call: Call) -> Response:
             await follow.aclose()
 
     return EventSourceResponse(generate(), ping=None, send_timeout=30)
+
+
+def _resume_after(call: Call) -> int:
+    """Where a stream resumes: ``Last-Event-ID`` (an EventSource reconnecting), else
+    ``?after=``; 400 naming the one given unless it is a seq of 0 to ``MAX_SEQ``."""
+    last = call.request.headers.get("last-event-id")
+    if not last:
+        return _int_param(call, "after", 0, 0, MAX_SEQ)
+    if not (last.isascii() and last.isdigit()) or len(last) > 19 or int(last) > MAX_SEQ:
+        raise ApiError.field(400, "Last-Event-ID", f"must be an event seq (0 to {MAX_SEQ})")
+    return int(last)
 
 
 def custom_event_data(body: CustomEvent, where: str = "") -> str:

@@ -100,11 +100,16 @@ def require_admin(call: Call) -> None:
 
 def body_priority(call: Call) -> Priority:
     """The ``priority`` of a JSON body already read (``normal`` when absent or unreadable),
-    for :attr:`Route.priority`: the wedding-day bypass of the rate limiter."""
+    for :attr:`Route.priority`: the wedding-day bypass of the rate limiter.
+
+    It reads the body before anything is checked, so it must never raise: any body (not
+    UTF-8, nested past the decoder's depth, not an object) is ``normal``, the request is
+    counted, and the handler's own decoding names what is wrong."""
     try:
-        value = msgspec.json.decode(call.body).get("priority", "normal")
-    except (msgspec.DecodeError, AttributeError):
+        decoded = msgspec.json.decode(call.body)
+    except (ValueError, RecursionError):  # msgspec.DecodeError and UnicodeDecodeError
         return "normal"
+    value = decoded.get("priority") if isinstance(decoded, dict) else None
     return value if value in ("urgent", "emergency") else "normal"
 
 
@@ -221,6 +226,18 @@ def _too_large(limit: int) -> ApiError:
     return ApiError(413, message, errors=[FieldProblem("body", message)])
 
 
+def _refuse_nul_parameters(request: Request) -> None:
+    """400 naming the parameter when a path or query parameter holds a NUL character: no
+    identifier of this API has one, and PostgreSQL's text cannot store it."""
+    for name, value in request.path_params.items():
+        if isinstance(value, str) and "\x00" in value:
+            raise ApiError.field(400, name, "must not contain NUL characters")
+    for name, value in request.query_params.multi_items():
+        if "\x00" in name or "\x00" in value:
+            field = "query" if "\x00" in name else name
+            raise ApiError.field(400, field, "must not contain NUL characters")
+
+
 def _endpoint(route: Route) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         state = server_state(request)
@@ -236,6 +253,7 @@ def _endpoint(route: Route) -> Callable[[Request], Awaitable[Response]]:
                 call.body = await read_body(request, body_limit(route, state, request))
             subject = subject_of(request, state)
             state.limiter.check(route.family, subject, priority=route.priority(call))
+        _refuse_nul_parameters(request)
         return await route.handler(call)
 
     return endpoint
