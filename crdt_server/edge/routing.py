@@ -43,6 +43,7 @@ __all__ = [
     "request_token",
     "require_admin",
     "starlette_routes",
+    "takes_parameters",
 ]
 
 T = TypeVar("T")
@@ -226,16 +227,22 @@ def _too_large(limit: int) -> ApiError:
     return ApiError(413, message, errors=[FieldProblem("body", message)])
 
 
-def _refuse_nul_parameters(request: Request) -> None:
-    """400 naming the parameter when a path or query parameter holds a NUL character: no
-    identifier of this API has one, and PostgreSQL's text cannot store it."""
+def _refuse_nul_parameters(route: Route, request: Request) -> None:
+    """400 naming the parameter when a path parameter or a declared query parameter holds
+    a NUL character: no identifier of this API has one, and PostgreSQL's text cannot store
+    it (see ``takes_parameters``: such routes document their 400)."""
     for name, value in request.path_params.items():
         if isinstance(value, str) and "\x00" in value:
             raise ApiError.field(400, name, "must not contain NUL characters")
+    declared = {param.name for param in route.query}
     for name, value in request.query_params.multi_items():
-        if "\x00" in name or "\x00" in value:
-            field = "query" if "\x00" in name else name
-            raise ApiError.field(400, field, "must not contain NUL characters")
+        if name in declared and "\x00" in value:
+            raise ApiError.field(400, name, "must not contain NUL characters")
+
+
+def takes_parameters(route: Route) -> bool:
+    """Whether the route reads path or query parameters (and so may answer 400)."""
+    return "{" in route.path or bool(route.query)
 
 
 def _endpoint(route: Route) -> Callable[[Request], Awaitable[Response]]:
@@ -253,7 +260,7 @@ def _endpoint(route: Route) -> Callable[[Request], Awaitable[Response]]:
                 call.body = await read_body(request, body_limit(route, state, request))
             subject = subject_of(request, state)
             state.limiter.check(route.family, subject, priority=route.priority(call))
-        _refuse_nul_parameters(request)
+        _refuse_nul_parameters(route, request)
         return await route.handler(call)
 
     return endpoint
