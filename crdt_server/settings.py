@@ -70,6 +70,9 @@ class Settings:
     """Lifetime of tokens minted by the sessions endpoint and ``crdt-server token``."""
     max_connections_per_user: int = 32
     """Concurrent connections of one authenticated user; more are refused with 429."""
+    max_event_streams_per_user: int = 16
+    """Concurrent event streams (SSE) of one authenticated user in one process, like
+    ``max_connections_per_user`` for WebSockets; more are refused with 429."""
     max_upgrades_per_second: float = 50.0
     """WebSocket upgrades per second from one address (burst: twice that); more get 429."""
 
@@ -243,6 +246,7 @@ class Settings:
             "token_ttl_seconds",
             "session_max_lifetime_seconds",
             "max_connections_per_user",
+            "max_event_streams_per_user",
             "max_upgrades_per_second",
             "max_document_bytes",
             "max_updates_per_second",

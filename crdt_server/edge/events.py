@@ -23,12 +23,13 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
 import msgspec
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from crdt_server.auth.principals import Principal
 from crdt_server.edge.documents import capable_principal, readable_documents, wedding_principal
@@ -54,6 +55,8 @@ MAX_TYPE_FILTERS = 50
 MAX_SEQ = 2**62
 """The largest seq a client may name (the stores keep 64-bit integers)."""
 TICKET_SECONDS = 60.0
+STREAM_RETRY_SECONDS = 5
+"""``Retry-After`` when a subject has all its event streams open."""
 IDEMPOTENCY_SECONDS = 24 * 3600.0
 
 
@@ -92,6 +95,8 @@ class _Grant(msgspec.Struct, frozen=True):
     """When the credential was checked (a revocation since then refuses the ticket)."""
     viewer: str | None = None
     """The reader's audience filter (``None``: every audience)."""
+    authenticated: bool = True
+    """Whether a token stood behind it (anonymous demo streams share no per-user cap)."""
 
 
 SEE_EVERY_AUDIENCE = frozenset({"couple", "planner"})
@@ -154,6 +159,7 @@ async def stream_ticket(call: Call) -> Response:
         principal.expires_at,
         time.time(),
         viewer_of(principal),
+        principal.authenticated,
     )
     await call.state.store.put_ticket(
         _digest(ticket), msgspec.json.encode(grant).decode(), time.time() + TICKET_SECONDS
@@ -177,12 +183,12 @@ async def stream(call: Call) -> Response:
         if revocations.revoked_since(grant.sub, wedding_id, grant.checked_at):
             raise ApiError.field(401, "ticket", "the session of this ticket was revoked")
         docs, expires_at, viewer = set(grant.docs), grant.expires_at, grant.viewer
-        sub, checked_at = grant.sub, grant.checked_at
+        sub, checked_at, counted = grant.sub, grant.checked_at, grant.authenticated
     else:
         docs = readable_documents(call, wedding_id)
         principal = wedding_principal(call, wedding_id, docs)
         expires_at, sub, checked_at = principal.expires_at, principal.user_id, time.time()
-        viewer = viewer_of(principal)
+        viewer, counted = viewer_of(principal), principal.authenticated
     where = EventFilter(types=types, docs=frozenset(docs), viewer=viewer)
     heartbeat = call.state.settings.sse_heartbeat_seconds
     events = call.state.events
@@ -216,7 +222,35 @@ async def stream(call: Call) -> Response:
         finally:
             await follow.aclose()
 
-    return EventSourceResponse(generate(), ping=None, send_timeout=30)
+    if not counted:
+        return EventSourceResponse(generate(), ping=None, send_timeout=30)
+    # Like WebSockets (CRDT_SERVER_MAX_CONNECTIONS_PER_USER), a person holds only so many
+    # streams: each one is a socket, a task and a follower of the event log.
+    streams = call.state.event_streams
+    if not streams.acquire(sub):
+        raise ApiError(
+            429,
+            "too many open event streams for this user; close one first",
+            headers={"Retry-After": str(STREAM_RETRY_SECONDS)},
+        )
+    return _CountedStream(generate(), lambda: streams.release(sub), ping=None, send_timeout=30)
+
+
+class _CountedStream(EventSourceResponse):
+    """An event stream holding one of its subject's slots until it ends, however it ends
+    (the client leaves, the credential ends, the server stops)."""
+
+    def __init__(
+        self, content: AsyncIterator[ServerSentEvent], release: Callable[[], None], **kw: Any
+    ) -> None:
+        super().__init__(content, **kw)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
 
 
 def _resume_after(call: Call) -> int:
