@@ -411,6 +411,87 @@ async def test_a_200_mb_chunked_post_is_refused_without_growing_the_server(
     assert grown_mib < 20, grown_mib
 
 
+async def _closed_by_server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> int:
+    """Keep writing body bytes until the server ends the connection; the bytes sent."""
+    sent = 0
+    chunk = b" " * (1 << 20)
+    async with asyncio.timeout(20):
+        while True:
+            try:
+                writer.write(chunk)
+                await asyncio.wait_for(writer.drain(), 0.5)
+            except TimeoutError:
+                pass  # the server stopped reading; it must also close
+            except ConnectionError:
+                return sent
+            sent += len(chunk)
+            if reader.at_eof():
+                return sent
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_an_early_413_or_429_closes_the_connection_instead_of_reading_the_body(
+    tmp_path: Path,
+) -> None:
+    env = {**BASE_ENV, "CRDT_SERVER_RATE_WRITE_PER_MINUTE": "2"}
+    async with ServerProcess(tmp_path / "data", env=env, anonymous=False) as server:
+        ops = WEDDING.at("/docs/guests/ops")
+        for length, status in ((200 << 20, 413), (60_000, 200), (60_000, 429)):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            try:
+                writer.write(
+                    f"POST {ops} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token()}\r\n"
+                    f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n".encode()
+                )
+                if status == 200:
+                    body = b'{"op": "add_guest", "name": "Ann"}'
+                    writer.write(body + b" " * (length - len(body)))
+                async with asyncio.timeout(10):
+                    head = await reader.readuntil(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 %d" % status), head
+                if status == 200:
+                    continue
+                # The server reads little more of it (1 MiB at most, for a client that reads
+                # the answer once it has sent its body): pushing on meets a closed connection.
+                assert await _closed_by_server(reader, writer) < 16 << 20
+            finally:
+                writer.close()
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+            assert (await http.get("/healthz")).status_code == 200
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_client_that_leaves_mid_body_is_one_info_line(
+    own_edge: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    server, _ = own_edge
+    for _ in range(20):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            f"POST {WEDDING.at('/docs/guests/ops')} HTTP/1.1\r\nHost: x\r\n"
+            "Content-Type: application/json\r\nContent-Length: 1000\r\n"
+            "Expect: 100-continue\r\n\r\n".encode()
+        )
+        async with asyncio.timeout(10):  # 100 Continue: the server is reading the body
+            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 100")
+        writer.write(b'{"op": "add_guest", "name": "Ann')
+        await writer.drain()
+        writer.transport.abort()
+
+    def left(line: dict[str, Any]) -> bool:
+        return line.get("status") == 499
+
+    deadline = time.monotonic() + 10
+    while sum(1 for line in _log_lines(server) if left(line)) < 20:
+        assert time.monotonic() < deadline, "the access lines never came"
+        await asyncio.sleep(0.02)
+    lines = _log_lines(server)
+    assert not [line for line in lines if line["level"] not in ("info", "debug")], lines[-3:]
+    assert "Traceback" not in bytes(server.log).decode(errors="replace")
+    assert sum(1 for line in lines if left(line)) == 20
+    assert [line["level"] for line in lines if left(line)] == ["info"] * 20
+
+
 @pytest.mark.asyncio(loop_scope="module")
 async def test_rate_limit_per_subject_and_family(tmp_path: Path) -> None:
     env = {**BASE_ENV, "CRDT_SERVER_RATE_READ_PER_MINUTE": "3"}
