@@ -263,6 +263,7 @@ def create_app(
             erasures=admin_events.erasures,
             permissions=matrix,
             hooks=hooks,
+            event_streams=ConnectionCounter(settings.max_event_streams_per_user),
         )
         await registry.start()
         try:

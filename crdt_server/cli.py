@@ -218,7 +218,9 @@ def app_from_env() -> Starlette:
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
     head_deadline_protocol(
-        settings.handshake_timeout_seconds, settings.max_pending_handshakes_per_address
+        settings.handshake_timeout_seconds,
+        settings.max_pending_handshakes_per_address,
+        settings.body_timeout_seconds,
     )
     app = create_app(settings)
     tune_gc(settings)
@@ -337,7 +339,9 @@ def serve(settings: Settings, *, demo: bool = False) -> None:
         factory=settings.workers > 1,
         workers=settings.workers,
         http=head_deadline_protocol(
-            settings.handshake_timeout_seconds, settings.max_pending_handshakes_per_address
+            settings.handshake_timeout_seconds,
+            settings.max_pending_handshakes_per_address,
+            settings.body_timeout_seconds,
         ),
         ws=SyncWebSocketProtocol if settings.websocket_stack == "native" else "websockets-sansio",
         ws_max_size=settings.max_message_bytes,

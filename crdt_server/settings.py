@@ -70,6 +70,9 @@ class Settings:
     """Lifetime of tokens minted by the sessions endpoint and ``crdt-server token``."""
     max_connections_per_user: int = 32
     """Concurrent connections of one authenticated user; more are refused with 429."""
+    max_event_streams_per_user: int = 16
+    """Concurrent event streams (SSE) of one authenticated user in one process, like
+    ``max_connections_per_user`` for WebSockets; more are refused with 429."""
     max_upgrades_per_second: float = 50.0
     """WebSocket upgrades per second from one address (burst: twice that); more get 429."""
 
@@ -207,8 +210,11 @@ class Settings:
     """An HTTP request head (a WebSocket upgrade included) must arrive whole within this;
     a connection still sending it is dropped (slowloris)."""
     max_pending_handshakes_per_address: int = 512
-    """Connections from one address whose request head is unfinished; more are dropped
-    as they are made."""
+    """Connections from one address whose request head, or body, is unfinished; more are
+    dropped as they are made."""
+    body_timeout_seconds: float = 30.0
+    """A request body must arrive within this, plus one second per KiB received (at least
+    1 KiB/s after the first seconds); a connection still sending it is dropped."""
     max_held_updates: int = 1000
     """Updates one room may hold while they wait on content it lacks; one more closes its
     sender with 1013."""
@@ -243,6 +249,7 @@ class Settings:
             "token_ttl_seconds",
             "session_max_lifetime_seconds",
             "max_connections_per_user",
+            "max_event_streams_per_user",
             "max_upgrades_per_second",
             "max_document_bytes",
             "max_updates_per_second",
@@ -256,6 +263,7 @@ class Settings:
             "max_csv_body_bytes",
             "handshake_timeout_seconds",
             "max_pending_handshakes_per_address",
+            "body_timeout_seconds",
             "max_held_updates",
             "max_held_bytes",
             "max_token_lifetime_seconds",

@@ -44,3 +44,22 @@ def scratch_postgres() -> Iterator[str]:
         yield POSTGRES.rsplit("/", 1)[0] + "/" + name
     finally:
         asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@pytest_asyncio.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    name = f"crdt_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(POSTGRES)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield POSTGRES.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        admin = await asyncpg.connect(POSTGRES)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()

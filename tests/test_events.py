@@ -5,6 +5,7 @@ events stored exactly once across kill -9."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -267,3 +268,58 @@ async def test_the_stream_ends_when_the_token_expires(
         async with asyncio.timeout(6):
             frames = [frame async for frame in sse_frames(stream)]
     assert frames == [("end", {"reason": "token_expired"})]
+
+
+def _open_files(server: ServerProcess) -> int:
+    assert server.process is not None
+    return len(os.listdir(f"/proc/{server.process.pid}/fd"))
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_event_streams_are_capped_per_person(tmp_path: Path) -> None:
+    env = {**ENV, "CRDT_SERVER_MAX_EVENT_STREAMS_PER_USER": "3"}
+    limits = httpx.Limits(max_connections=200)
+    stream_url = WEDDING.at("/events/stream")
+    async with (
+        ServerProcess(tmp_path / "data", env=env, anonymous=False) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10, limits=limits) as http,
+        contextlib.AsyncExitStack() as held,
+    ):
+        opened = [await held.enter_async_context(http.stream("GET", stream_url, headers=auth()))]
+        opened += [
+            await held.enter_async_context(http.stream("GET", stream_url, headers=auth("couple")))
+            for _ in range(2)
+        ]
+        assert [s.status_code for s in opened] == [200, 200, 200]
+        files = _open_files(server)
+        # One person's fourth stream, by header or by ticket, whatever the role: 429.
+        # (Connection: close, so that the client's pool holds no idle sockets open.)
+        close = {**auth(), "Connection": "close"}
+        async with asyncio.timeout(20):  # (streams that were let in would never end)
+            refused = await asyncio.gather(
+                *(http.get(stream_url, headers=close) for _ in range(100))
+            )
+        assert {answer.status_code for answer in refused} == {429}
+        problem = refused[0]
+        assert problem.headers["content-type"] == "application/problem+json"
+        assert int(problem.headers["retry-after"]) >= 1
+        assert "event streams" in problem.json()["detail"]
+        ticket = (await http.post(WEDDING.at("/events/stream-tickets"), headers=auth())).json()
+        by_ticket = await http.get(f"{stream_url}?ticket={ticket['ticket']}")
+        assert by_ticket.status_code == 429
+
+        async def files_closed() -> bool:
+            return _open_files(server) <= files + 5
+
+        await until(files_closed)
+        # Another person has their own streams.
+        async with http.stream("GET", stream_url, headers=auth(sub="bob")) as bobs:
+            assert bobs.status_code == 200
+        # A stream that ends gives its slot back.
+        await opened[0].aclose()
+
+        async def reopened() -> httpx.Response | None:
+            answer = await held.enter_async_context(http.stream("GET", stream_url, headers=auth()))
+            return answer if answer.status_code == 200 else None
+
+        await until(reopened)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest_asyncio
 import websockets
 from pycrdt import Doc, Map
 
+from crdt_server.app import http_routes
 from crdt_server.auth.tokens import TokenCodec
 from crdt_server.cli import redact_tokens
 from crdt_server.edge.problems import ApiError
@@ -161,6 +163,156 @@ async def test_hostile_bodies_are_4xx_and_change_nothing(
     assert server.alive
 
 
+def _route_url(path: str) -> str:
+    """A concrete URL of a route template (on the running test's wedding)."""
+    return re.sub(
+        r"\{(\w+)(?::\w+)?\}",
+        lambda m: WEDDING.id if m.group(1) == "wedding_id" else "guests",
+        path,
+    )
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_no_json_body_is_a_500_on_any_route(
+    edge: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    server, http = edge
+    before = len(_log_lines(server))
+    not_utf8 = b'{"\xff\xfe": "\xc3"}'
+    deep = b"[" * 1000 + b"]" * 1000
+    nul = b'{"a\\u0000": "b\\u0000"}'
+    sent = 0
+    for route in http_routes():
+        if route.body != "json":
+            continue
+        for body in (not_utf8, deep, nul):
+            for headers in (auth(), {}):
+                answer = await http.request(
+                    route.method,
+                    _route_url(route.path),
+                    content=body,
+                    headers={**headers, "content-type": "application/json"},
+                )
+                sent += 1
+                assert 400 <= answer.status_code < 500, (route.path, body[:20], answer.text)
+                assert_problem(answer, answer.status_code)
+    # Each field is named: bytes that are not UTF-8, and NUL characters (PostgreSQL's
+    # text cannot hold them; test_nul_characters_are_4xx_on_postgresql stores them there).
+    doc = WEDDING.at("/docs/guests")
+    ops = f"{doc}/ops"
+    for content, field in (
+        (b'{"op": "add_guest", "name": "Ann \xff"}', "name"),
+        (b'{"op": "add_guest", "name": "Ann", "notes": "\xed\xa0\x80"}', "notes"),
+        (b'{"op": "add_guest", "name": "Ann\\u0000"}', "name"),
+        (b'{"op": "add_guest", "name": "Ann", "tags": ["a", "\\u0000"]}', "tags[1]"),
+    ):
+        assert_problem(await http.post(ops, content=content, headers=auth()), 400, field)
+    event = b'{"type": "custom.x", "data": {"note": "\xff"}}'
+    assert_problem(await http.post(WEDDING.at("/events"), content=event), 400, "data.note")
+    session = b'{"sub": "ann\xff", "role": "couple"}'
+    answer = await http.post(WEDDING.at("/sessions"), content=session, headers=ADMIN_AUTH)
+    assert_problem(answer, 400, "sub")
+    thread = b'{"subject": "\xff"}'
+    answer = await http.post(WEDDING.at("/threads"), content=thread, headers=auth())
+    assert_problem(answer, 400, "subject")
+    assert (await http.get(doc, headers=auth())).json()["guests"] == {}
+    # One access line per request, no error and no traceback.
+    lines = _log_lines(server)[before:]
+    assert not [line for line in lines if line["level"] not in ("info", "debug")], lines[-3:]
+    assert len(lines) <= sent + 10
+    assert "Traceback" not in bytes(server.log).decode(errors="replace")
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_deep_body_before_authentication_is_counted_by_the_rate_limiter(
+    tmp_path: Path,
+) -> None:
+    env = {
+        **BASE_ENV,
+        "CRDT_SERVER_RATE_EVENTS_PER_MINUTE": "3",
+        "CRDT_SERVER_RATE_THREADS_PER_MINUTE": "3",
+    }
+    deep = b"[" * 1000 + b"]" * 1000
+    async with (
+        ServerProcess(tmp_path / "data", env=env, anonymous=False) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+    ):
+        # Events decode the body before asking who you are (400); threads ask first (401).
+        for path, status in ((WEDDING.at("/events"), 400), (WEDDING.at("/threads"), 401)):
+            for _ in range(3):
+                assert_problem(await http.post(path, content=deep), status)
+            assert_problem(await http.post(path, content=deep), 429)
+            assert_problem(await http.post(path, content=b'{"priority": "\xff"}'), 429)
+
+        def posts() -> list[dict[str, Any]]:
+            return [line for line in _log_lines(server) if line.get("method") == "POST"]
+
+        deadline = time.monotonic() + 5
+        while len(posts()) < 10:
+            assert time.monotonic() < deadline, "the access lines never came"
+            await asyncio.sleep(0.02)
+        lines = _log_lines(server)
+        assert len(posts()) == 10  # one line per request
+        assert not [line for line in lines if line["level"] not in ("info", "debug")]
+        assert "Traceback" not in bytes(server.log).decode(errors="replace")
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_event_filters_and_resume_positions_are_bounded(
+    edge: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    server, http = edge
+    events = WEDDING.at("/events")
+    many = ",".join(f"custom.t{i}" for i in range(1000))
+    assert_problem(await http.get(events, params={"types": many}, headers=auth()), 400, "types")
+    fifty = ",".join(f"custom.t{i}" for i in range(50))
+    listed = await http.get(events, params={"types": fifty}, headers=auth())
+    assert listed.status_code == 200, listed.text
+    stream = f"{events}/stream"
+    answer = await http.get(stream, params={"types": many}, headers=auth())
+    assert_problem(answer, 400, "types")
+    huge = "9" * 26
+    answer = await http.get(stream, headers={**auth(), "Last-Event-ID": huge})
+    assert_problem(answer, 400, "Last-Event-ID")
+    answer = await http.get(stream, headers={**auth(), "Last-Event-ID": str(2**63)})
+    assert_problem(answer, 400, "Last-Event-ID")
+    assert_problem(await http.get(stream, params={"after": huge}, headers=auth()), 400, "after")
+    assert_problem(await http.get(events, params={"after": huge}, headers=auth()), 400, "after")
+    # A ticket is not used up by a refused request.
+    ticket = (await http.post(f"{events}/stream-tickets", headers=auth())).json()["ticket"]
+    answer = await http.get(stream, params={"ticket": ticket, "after": huge})
+    assert_problem(answer, 400, "after")
+    async with http.stream("GET", stream, params={"ticket": ticket, "after": "0"}) as live:
+        assert live.status_code == 200
+    assert server.alive
+
+
+@pytest.mark.asyncio
+async def test_nul_characters_are_4xx_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    env = {**BASE_ENV, "CRDT_SERVER_DATABASE_URL": postgres_url}
+    async with (
+        ServerProcess(tmp_path / "data", env=env, anonymous=False) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+    ):
+        members = WEDDING.at("/members")
+        for method, url, body, field in (
+            ("PUT", f"{members}/bob", {"role": "vendor", "name": "Bob\x00"}, "name"),
+            ("POST", "/api/admin/revoke", {"sub": "bob\x00"}, "sub"),
+            ("POST", WEDDING.at("/threads"), {"subject": "Cake\x00"}, "subject"),
+            ("POST", WEDDING.at("/events"), {"type": "custom.x", "data": {"a": "\x00"}}, "data.a"),
+            ("PUT", f"{members}/bob%00", {"role": "vendor"}, "sub"),
+        ):
+            headers = ADMIN_AUTH if "admin" in url else auth()
+            answer = await http.request(method, url, json=body, headers=headers)
+            assert_problem(answer, 400, field)
+        answer = await http.get(WEDDING.at("/threads"), params={"q": "a\x00"}, headers=auth())
+        assert_problem(answer, 400, "q")
+        added = await http.put(f"{members}/bob", json={"role": "vendor"}, headers=auth())
+        assert added.status_code in (200, 201), added.text
+        lines = _log_lines(server)
+        assert not [line for line in lines if line["level"] not in ("info", "debug")]
+
+
 @pytest.mark.asyncio(loop_scope="module")
 async def test_header_token_wins_over_query_token(
     edge: tuple[ServerProcess, httpx.AsyncClient],
@@ -257,6 +409,87 @@ async def test_a_200_mb_chunked_post_is_refused_without_growing_the_server(
     grown_mib = (_rss_kib(server.process.pid) - before) / 1024
     print(f"sent {sent >> 20} MiB, RSS +{grown_mib:.1f} MiB, healthz {slowest_health:.3f} s")
     assert grown_mib < 20, grown_mib
+
+
+async def _closed_by_server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> int:
+    """Keep writing body bytes until the server ends the connection; the bytes sent."""
+    sent = 0
+    chunk = b" " * (1 << 20)
+    async with asyncio.timeout(20):
+        while True:
+            try:
+                writer.write(chunk)
+                await asyncio.wait_for(writer.drain(), 0.5)
+            except TimeoutError:
+                pass  # the server stopped reading; it must also close
+            except ConnectionError:
+                return sent
+            sent += len(chunk)
+            if reader.at_eof():
+                return sent
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_an_early_413_or_429_closes_the_connection_instead_of_reading_the_body(
+    tmp_path: Path,
+) -> None:
+    env = {**BASE_ENV, "CRDT_SERVER_RATE_WRITE_PER_MINUTE": "2"}
+    async with ServerProcess(tmp_path / "data", env=env, anonymous=False) as server:
+        ops = WEDDING.at("/docs/guests/ops")
+        for length, status in ((200 << 20, 413), (60_000, 200), (60_000, 429)):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            try:
+                writer.write(
+                    f"POST {ops} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token()}\r\n"
+                    f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n".encode()
+                )
+                if status == 200:
+                    body = b'{"op": "add_guest", "name": "Ann"}'
+                    writer.write(body + b" " * (length - len(body)))
+                async with asyncio.timeout(10):
+                    head = await reader.readuntil(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 %d" % status), head
+                if status == 200:
+                    continue
+                # The server reads little more of it (1 MiB at most, for a client that reads
+                # the answer once it has sent its body): pushing on meets a closed connection.
+                assert await _closed_by_server(reader, writer) < 16 << 20
+            finally:
+                writer.close()
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+            assert (await http.get("/healthz")).status_code == 200
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_client_that_leaves_mid_body_is_one_info_line(
+    own_edge: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    server, _ = own_edge
+    for _ in range(20):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            f"POST {WEDDING.at('/docs/guests/ops')} HTTP/1.1\r\nHost: x\r\n"
+            "Content-Type: application/json\r\nContent-Length: 1000\r\n"
+            "Expect: 100-continue\r\n\r\n".encode()
+        )
+        async with asyncio.timeout(10):  # 100 Continue: the server is reading the body
+            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 100")
+        writer.write(b'{"op": "add_guest", "name": "Ann')
+        await writer.drain()
+        writer.transport.abort()
+
+    def left(line: dict[str, Any]) -> bool:
+        return line.get("status") == 499
+
+    deadline = time.monotonic() + 10
+    while sum(1 for line in _log_lines(server) if left(line)) < 20:
+        assert time.monotonic() < deadline, "the access lines never came"
+        await asyncio.sleep(0.02)
+    lines = _log_lines(server)
+    assert not [line for line in lines if line["level"] not in ("info", "debug")], lines[-3:]
+    assert "Traceback" not in bytes(server.log).decode(errors="replace")
+    assert sum(1 for line in lines if left(line)) == 20
+    assert [line["level"] for line in lines if left(line)] == ["info"] * 20
 
 
 @pytest.mark.asyncio(loop_scope="module")

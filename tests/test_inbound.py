@@ -151,12 +151,25 @@ async def test_bad_signatures_and_stale_timestamps_are_refused(
         (data, {**headers, "webhook-signature": "garbage"}),
         (data, {**headers, "webhook-timestamp": "nan"}),
     ]
+    refusals = set()
     for body, hdrs in cases:
         answer = await http.post(url, content=body, headers=hdrs)
         assert answer.status_code == 401, answer.text
         assert answer.headers["content-type"] == "application/problem+json"
+        refusals.add(answer.content)
+    # An unknown source answers byte for byte what a known one with a bad signature does:
+    # nobody learns which sources exist, nor why a signature failed.
+    for name in ("nope", "crm"):
+        for hdrs in (headers, {}):
+            answer = await http.post(
+                f"/api/weddings/w1/inbound/{name}", content=b"{}", headers=hdrs
+            )
+            assert answer.status_code == 401, answer.text
+            refusals.add(answer.content)
     unknown = await http.post("/api/weddings/w1/inbound/nope", content=data, headers=headers)
     assert unknown.status_code == 401
+    refusals.add(unknown.content)
+    assert len(refusals) == 1, refusals
     assert await guests(http) == {}
     # Within the 5 minute tolerance it is fine.
     late = signed(secret, ops, "m1", at=datetime.now(UTC) - timedelta(minutes=4))

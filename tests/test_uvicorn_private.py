@@ -21,11 +21,25 @@ def test_every_private_name_imports() -> None:
 
 def test_the_attributes_the_server_uses_exist() -> None:
     http = uvicorn_private.HttpToolsProtocol
-    for method in ("connection_made", "connection_lost", "on_message_begin"):
+    for method in (
+        "connection_made",
+        "connection_lost",
+        "on_message_begin",
+        "on_headers_complete",
+        "on_body",
+        "on_message_complete",
+        "on_response_complete",
+    ):
         assert callable(getattr(http, method)), method
-    assert callable(http.on_headers_complete)
     source = inspect.getsource(http)
-    for attribute in ("self.client =", "self.transport =", "self.loop ="):
+    for attribute in (
+        "self.client =",
+        "self.transport =",
+        "self.loop =",
+        "self.headers =",
+        "self.parser =",
+        "on_response=self.on_response_complete",  # each response's end reaches the protocol
+    ):
         assert attribute in source, attribute
     state = uvicorn_private.ServerState()
     assert isinstance(state.connections, set) and isinstance(state.tasks, set)

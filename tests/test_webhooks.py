@@ -6,6 +6,7 @@ at-least-once delivery across kill -9."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import os
 import socket
@@ -20,6 +21,7 @@ import pytest
 import pytest_asyncio
 from standardwebhooks import Webhook
 
+from crdt_server.extensions.webhook_safety import UnsafeTarget, resolve_target
 from crdt_server.testing.receiver import Received, WebhookReceiver
 from crdt_server.testing.tokens import TokenMinter
 from crdt_server.testing.waits import until
@@ -448,6 +450,8 @@ async def test_private_addresses_are_refused_at_creation_and_at_connect_time(
                 "http://0.0.0.0/",
                 "http://100.64.0.1/",
                 "https://224.0.0.1/",
+                # IPv6 transition addresses that embed a private or loopback IPv4 address.
+                *(f"http://[{address}]/" for address in TRANSITION_TO_PRIVATE),
             ):
                 answer = await http.post(BASE, json={"url": url}, headers=auth())
                 assert answer.status_code == 422, (url, answer.text)
@@ -467,6 +471,48 @@ async def test_private_addresses_are_refused_at_creation_and_at_connect_time(
             shown = await until(refused, 20.0)
             assert shown["health"]["last_error"].startswith("refused:")
             assert receiver.received == []
+
+
+TRANSITION_TO_PRIVATE = (
+    "64:ff9b::7f00:1",  # NAT64 (RFC 6052) of 127.0.0.1
+    "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254 (cloud metadata)
+    "64:ff9b:1::a00:1",  # local-use NAT64 (RFC 8215): a translator on this network
+    "2002:7f00:1::1",  # 6to4 of 127.0.0.1
+    "2002:c0a8:10a::",  # 6to4 of 192.168.1.10
+    "::127.0.0.1",  # IPv4-compatible (deprecated)
+    "::10.1.2.3",
+    "::ffff:0:127.0.0.1",  # SIIT, IPv4-translated (RFC 2765)
+    "::ffff:0:172.16.0.1",
+)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("address", TRANSITION_TO_PRIVATE)
+async def test_transition_addresses_to_private_ipv4_are_refused_when_resolved(
+    address: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At connect time the check runs on what the name resolves to then (a rebinding
+    name may answer any of these)."""
+    loop = asyncio.get_running_loop()
+
+    async def resolve(host: str, port: int, **_: Any) -> list[Any]:
+        return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", (address, port, 0, 0))]
+
+    monkeypatch.setattr(loop, "getaddrinfo", resolve)
+    with pytest.raises(UnsafeTarget, match="resolves to"):
+        await resolve_target("https://hooks.example.com/in", allow_private=False)
+    with pytest.raises(UnsafeTarget):
+        await resolve_target(f"https://[{address}]/in", allow_private=False)
+    assert (await resolve_target("https://hooks.example.com/", allow_private=True)).address
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "address", ["64:ff9b::808:808", "2002:808:808::1", "::ffff:0:8.8.8.8", "2606:4700::1"]
+)
+async def test_transition_addresses_to_public_ipv4_are_allowed(address: str) -> None:
+    target = await resolve_target(f"https://[{address}]/in", allow_private=False)
+    assert ipaddress.ip_address(target.address) == ipaddress.ip_address(address)
 
 
 @pytest.mark.slow

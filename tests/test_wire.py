@@ -959,6 +959,74 @@ async def test_slowloris_sockets_are_capped_and_timed_out_and_healthz_stays_fast
                 writer.transport.abort()
 
 
+SLOW_BODIES = 300
+BODY_TIMEOUT = 2.0
+BODY_CAP = 50
+
+
+async def trickling_body(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection from 127.0.0.2 that sends a whole head announcing 100 kB of body, then
+    one byte of it, and then nothing (no token: the body is read before anyone is asked)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.2", 0))
+    writer.write(
+        b"POST /api/weddings/w1/docs/guests/ops HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"
+    )
+    return reader, writer
+
+
+def open_files(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+async def test_slow_bodies_are_capped_and_timed_out_and_healthz_stays_fast(
+    tmp_path: Path,
+) -> None:
+    """Issue 35, item 1: bodies trickled a byte at a time held their connections (and a
+    task each) for as long as the client liked. 16,000 such bodies from one address are the
+    same test with more sockets; a few hundred past a small cap prove the cap."""
+    env = {
+        "CRDT_SERVER_BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT),
+        "CRDT_SERVER_MAX_PENDING_HANDSHAKES_PER_ADDRESS": str(BODY_CAP),
+        "CRDT_SERVER_LOG_FORMAT": "json",
+    }
+    async with (
+        ServerProcess(tmp_path / "data", env=env, anonymous=False) as server,
+        httpx.AsyncClient() as http,
+    ):
+        assert server.process is not None
+        await http.get(f"{server.url}/healthz")  # the client's own warm-up
+        files = open_files(server.process.pid)
+        began = asyncio.get_running_loop().time()
+        held = [await trickling_body(server.port) for _ in range(SLOW_BODIES)]
+        try:
+            for _ in range(5):
+                start = asyncio.get_running_loop().time()
+                response = await http.get(f"{server.url}/healthz", timeout=5)
+                took = asyncio.get_running_loop().time() - start
+                assert response.status_code == 200
+                assert took < 1.0, f"/healthz took {took * 1000:.0f} ms"
+            # Past the per-address cap connections are dropped at once...
+            early = await asyncio.gather(*(dropped(r, 0.2) for r, _ in held))
+            assert asyncio.get_running_loop().time() - began < BODY_TIMEOUT, "too slow to tell"
+            assert sum(early) >= SLOW_BODIES - BODY_CAP, sum(early)
+            assert open_files(server.process.pid) <= files + BODY_CAP + 10
+            # ...and the rest once their body is late.
+            late = await asyncio.gather(*(dropped(r, BODY_TIMEOUT + 3) for r, _ in held))
+            assert all(late), f"{late.count(False)} slow bodies still open"
+        finally:
+            for _, writer in held:
+                writer.transport.abort()
+        # Each timed-out body is one access line (499), with no error and no traceback.
+        log = bytes(server.log).decode(errors="replace")
+        lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+        assert not [line for line in lines if line["level"] not in ("info", "debug")]
+        assert "Traceback" not in log
+        assert sum(1 for line in lines if line.get("status") == 499) <= BODY_CAP
+
+
 async def test_a_peer_whose_reading_the_server_paused_is_not_dropped_as_silent() -> None:
     """Under overload the server stops reading a peer whose messages the session has not
     taken yet (64 queued); the peer's pong then waits in the socket behind its updates.

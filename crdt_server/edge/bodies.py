@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
@@ -237,9 +238,11 @@ def _field_of(message: str) -> tuple[str, str]:
 
 def decode_json(body: bytes, model: type[T]) -> T:
     """Decode a JSON body into ``model``, or raise a 400/422 :class:`ApiError` naming the
-    field. Never lets a decoder's own failure (depth, bad Unicode) through as a 500."""
+    field. Never lets a decoder's own failure (depth, bad Unicode, bytes that are not UTF-8)
+    through as a 500, and refuses NUL characters in any string (PostgreSQL's text cannot
+    hold them, and no field of this API means one)."""
     try:
-        return msgspec.json.decode(body, type=model, strict=True)
+        value = msgspec.json.decode(body, type=model, strict=True)
     except msgspec.ValidationError as exc:
         field, message = _field_of(str(exc))
         status = 400 if field == "body" and message.startswith("Expected `object`") else 422
@@ -248,8 +251,34 @@ def decode_json(body: bytes, model: type[T]) -> T:
         ) from None
     except RecursionError:
         raise ApiError.field(400, "body", "the JSON is nested too deeply") from None
+    except UnicodeDecodeError:
+        raise _not_utf8(body) from None
     except msgspec.DecodeError as exc:
         raise _malformed(body, str(exc)) from None
+    if b"\\u0000" in body:
+        _refuse_nul(body)
+    return value
+
+
+def _not_utf8(body: bytes) -> ApiError:
+    # Decoded with surrogateescape, every byte that is not UTF-8 becomes a lone surrogate:
+    # the string holding one names the field.
+    message = "not valid UTF-8 text"
+    try:
+        parsed = json.loads(body.decode("utf-8", "surrogateescape"))
+    except (ValueError, RecursionError):
+        return ApiError.field(400, "body", message)
+    return ApiError.field(400, _text_path(parsed, _not_unicode) or "body", message)
+
+
+def _refuse_nul(body: bytes) -> None:
+    try:
+        parsed = msgspec.json.decode(body)
+    except (ValueError, RecursionError):  # decoded once with its type already
+        parsed = None
+    path = _text_path(parsed, lambda text: "\x00" in text)
+    if path is not None:
+        raise ApiError.field(400, path or "body", "must not contain NUL characters (\\u0000)")
 
 
 def _malformed(body: bytes, reason: str) -> ApiError:
@@ -259,32 +288,37 @@ def _malformed(body: bytes, reason: str) -> ApiError:
         parsed = json.loads(body)
     except (ValueError, RecursionError):
         return ApiError.field(400, "body", f"not valid JSON ({reason})")
-    path = _bad_text(parsed, "")
+    path = _text_path(parsed, _not_unicode)
     if path is not None:
         return ApiError.field(400, path or "body", "not valid Unicode text (a lone surrogate)")
     return ApiError.field(400, "body", f"not valid JSON ({reason})")
 
 
-def _bad_text(value: object, path: str) -> str | None:
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return path
-        return None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found = _bad_text(key, path) if isinstance(key, str) else None
-            found = (
-                found if found is not None else _bad_text(item, f"{path}.{key}" if path else key)
-            )
-            if found is not None:
-                return found
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            found = _bad_text(item, f"{path}[{index}]")
-            if found is not None:
-                return found
+def _not_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _text_path(value: object, bad: Callable[[str], bool]) -> str | None:
+    """The path of the first string (in document order) for which ``bad`` holds, ``""``
+    for the body itself, ``None`` if there is none. A bad key names the object holding it
+    (the key itself is never echoed). Iterative: any depth the parser accepted."""
+    stack: list[tuple[object, str]] = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if bad(item):
+                return path
+        elif isinstance(item, dict):
+            if any(isinstance(key, str) and bad(key) for key in item):
+                return path
+            children = [(v, f"{path}.{k}" if path else str(k)) for k, v in item.items()]
+            stack.extend(reversed(children))
+        elif isinstance(item, list):
+            stack.extend((item[i], f"{path}[{i}]") for i in reversed(range(len(item))))
     return None
 
 

@@ -23,12 +23,13 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
 import msgspec
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from crdt_server.auth.principals import Principal
 from crdt_server.edge.documents import capable_principal, readable_documents, wedding_principal
@@ -49,7 +50,13 @@ __all__ = [
 CUSTOM_NAMESPACES = ("custom.", "day.")
 """Namespaces of the event types clients may post."""
 MAX_DATA_BYTES = 8 * 1024
+MAX_TYPE_FILTERS = 50
+"""At most this many ``types=`` filters (each one is a term of the store's query)."""
+MAX_SEQ = 2**62
+"""The largest seq a client may name (the stores keep 64-bit integers)."""
 TICKET_SECONDS = 60.0
+STREAM_RETRY_SECONDS = 5
+"""``Retry-After`` when a subject has all its event streams open."""
 IDEMPOTENCY_SECONDS = 24 * 3600.0
 
 
@@ -88,6 +95,8 @@ class _Grant(msgspec.Struct, frozen=True):
     """When the credential was checked (a revocation since then refuses the ticket)."""
     viewer: str | None = None
     """The reader's audience filter (``None``: every audience)."""
+    authenticated: bool = True
+    """Whether a token stood behind it (anonymous demo streams share no per-user cap)."""
 
 
 SEE_EVERY_AUDIENCE = frozenset({"couple", "planner"})
@@ -103,6 +112,8 @@ def viewer_of(principal: Principal) -> str | None:
 def _types(call: Call) -> tuple[str, ...]:
     raw = call.request.query_params.get("types", "")
     types = tuple(t.strip() for t in raw.split(",") if t.strip())
+    if len(types) > MAX_TYPE_FILTERS:
+        raise ApiError.field(400, "types", f"at most {MAX_TYPE_FILTERS} types or patterns")
     for t in types:
         if len(t) > 100 or not all(c.isalnum() or c in "._*" for c in t):
             raise ApiError.field(400, "types", f"not an event type or pattern: {t[:100]!r}")
@@ -126,7 +137,7 @@ async def list_events(call: Call) -> Response:
     """The wedding's events after ``after``, oldest first, of the documents you may read."""
     wedding_id = call.path("wedding_id")
     docs = readable_documents(call, wedding_id)
-    after = _int_param(call, "after", 0, 0, 2**62)
+    after = _int_param(call, "after", 0, 0, MAX_SEQ)
     limit = _int_param(call, "limit", 50, 1, 500)
     viewer = viewer_of(wedding_principal(call, wedding_id, docs))
     where = EventFilter(types=_types(call), docs=frozenset(docs), viewer=viewer)
@@ -148,6 +159,7 @@ async def stream_ticket(call: Call) -> Response:
         principal.expires_at,
         time.time(),
         viewer_of(principal),
+        principal.authenticated,
     )
     await call.state.store.put_ticket(
         _digest(ticket), msgspec.json.encode(grant).decode(), time.time() + TICKET_SECONDS
@@ -158,6 +170,7 @@ async def stream_ticket(call: Call) -> Response:
 async def stream(call: Call) -> Response:
     """Follow the wedding's events as Server-Sent Events."""
     wedding_id = call.path("wedding_id")
+    after, types = _resume_after(call), _types(call)  # checked before a ticket is used up
     ticket = call.request.query_params.get("ticket")
     if ticket:
         payload = await call.state.store.take_ticket(_digest(ticket), time.time())
@@ -170,18 +183,13 @@ async def stream(call: Call) -> Response:
         if revocations.revoked_since(grant.sub, wedding_id, grant.checked_at):
             raise ApiError.field(401, "ticket", "the session of this ticket was revoked")
         docs, expires_at, viewer = set(grant.docs), grant.expires_at, grant.viewer
-        sub, checked_at = grant.sub, grant.checked_at
+        sub, checked_at, counted = grant.sub, grant.checked_at, grant.authenticated
     else:
         docs = readable_documents(call, wedding_id)
         principal = wedding_principal(call, wedding_id, docs)
         expires_at, sub, checked_at = principal.expires_at, principal.user_id, time.time()
-        viewer = viewer_of(principal)
-    last = call.request.headers.get("last-event-id") or call.request.query_params.get("after")
-    try:
-        after = int(last) if last else 0
-    except ValueError as exc:
-        raise ApiError.field(400, "Last-Event-ID", "must be an event seq") from exc
-    where = EventFilter(types=_types(call), docs=frozenset(docs), viewer=viewer)
+        viewer, counted = viewer_of(principal), principal.authenticated
+    where = EventFilter(types=types, docs=frozenset(docs), viewer=viewer)
     heartbeat = call.state.settings.sse_heartbeat_seconds
     events = call.state.events
     revocations = call.state.revocations
@@ -214,7 +222,46 @@ async def stream(call: Call) -> Response:
         finally:
             await follow.aclose()
 
-    return EventSourceResponse(generate(), ping=None, send_timeout=30)
+    if not counted:
+        return EventSourceResponse(generate(), ping=None, send_timeout=30)
+    # Like WebSockets (CRDT_SERVER_MAX_CONNECTIONS_PER_USER), a person holds only so many
+    # streams: each one is a socket, a task and a follower of the event log.
+    streams = call.state.event_streams
+    if not streams.acquire(sub):
+        raise ApiError(
+            429,
+            "too many open event streams for this user; close one first",
+            headers={"Retry-After": str(STREAM_RETRY_SECONDS)},
+        )
+    return _CountedStream(generate(), lambda: streams.release(sub), ping=None, send_timeout=30)
+
+
+class _CountedStream(EventSourceResponse):
+    """An event stream holding one of its subject's slots until it ends, however it ends
+    (the client leaves, the credential ends, the server stops)."""
+
+    def __init__(
+        self, content: AsyncIterator[ServerSentEvent], release: Callable[[], None], **kw: Any
+    ) -> None:
+        super().__init__(content, **kw)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+
+
+def _resume_after(call: Call) -> int:
+    """Where a stream resumes: ``Last-Event-ID`` (an EventSource reconnecting), else
+    ``?after=``; 400 naming the one given unless it is a seq of 0 to ``MAX_SEQ``."""
+    last = call.request.headers.get("last-event-id")
+    if not last:
+        return _int_param(call, "after", 0, 0, MAX_SEQ)
+    if not (last.isascii() and last.isdigit()) or len(last) > 19 or int(last) > MAX_SEQ:
+        raise ApiError.field(400, "Last-Event-ID", f"must be an event seq (0 to {MAX_SEQ})")
+    return int(last)
 
 
 def custom_event_data(body: CustomEvent, where: str = "") -> str:

@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from crdt_server.edge.problems import PROBLEM_JSON, Problem
-from crdt_server.edge.routing import BINARY, JSON, Route
+from crdt_server.edge.routing import BINARY, JSON, Route, takes_parameters
 from crdt_server.names import ROOM_KINDS, WEDDING_ID_PATTERN
 
 __all__ = ["openapi_document"]
@@ -115,6 +115,8 @@ def _operation(
         errors.add(429)
     if route.body != "none":
         errors |= {400, 413}
+    if takes_parameters(route):
+        errors.add(400)  # a NUL character in a parameter, at least
     if route.path.startswith("/api/weddings/{wedding_id}") and "erasure" not in route.path:
         errors.add(410)  # an erased wedding (crdt_server.edge.erasure.TombstoneGuard)
     for status in sorted(errors | set(route.error_models)):

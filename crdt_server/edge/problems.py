@@ -15,7 +15,7 @@ from http import HTTPStatus
 
 import msgspec
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from crdt_server.core.room import RoomFailed
@@ -23,6 +23,7 @@ from crdt_server.errors import CloseCode, PeerError
 from documents import OperationError
 
 __all__ = [
+    "CLIENT_CLOSED",
     "PROBLEM_JSON",
     "ApiError",
     "FieldProblem",
@@ -36,6 +37,9 @@ __all__ = [
 PROBLEM_JSON = "application/problem+json"
 
 RETRY_SECONDS = 1
+CLIENT_CLOSED = 499
+"""The status logged for a request whose client left before its body arrived (nginx's
+"client closed request"; nobody receives the answer)."""
 """``Retry-After`` on a 503: the store or the room is back within about this long."""
 
 
@@ -130,6 +134,10 @@ def translate(exc: BaseException) -> ApiError | None:
             "the store could not commit; nothing was changed, retry",
             headers={"Retry-After": str(RETRY_SECONDS)},
         )
+    if isinstance(exc, ClientDisconnect):
+        # The client left mid-body (or its body was too slow and the connection was
+        # dropped): one access line, no traceback.
+        return ApiError(CLIENT_CLOSED, "the client closed the connection before its body came")
     if isinstance(exc, HTTPException):
         headers = dict(exc.headers or {})
         return ApiError(exc.status_code, _starlette_detail(exc), headers=headers)
@@ -160,5 +168,6 @@ def exception_handlers() -> dict[type[Exception], object]:
         PeerError,
         RoomFailed,
         HTTPException,
+        ClientDisconnect,
     )
     return dict.fromkeys(kinds, _handle)

@@ -43,6 +43,7 @@ __all__ = [
     "request_token",
     "require_admin",
     "starlette_routes",
+    "takes_parameters",
 ]
 
 T = TypeVar("T")
@@ -100,11 +101,16 @@ def require_admin(call: Call) -> None:
 
 def body_priority(call: Call) -> Priority:
     """The ``priority`` of a JSON body already read (``normal`` when absent or unreadable),
-    for :attr:`Route.priority`: the wedding-day bypass of the rate limiter."""
+    for :attr:`Route.priority`: the wedding-day bypass of the rate limiter.
+
+    It reads the body before anything is checked, so it must never raise: any body (not
+    UTF-8, nested past the decoder's depth, not an object) is ``normal``, the request is
+    counted, and the handler's own decoding names what is wrong."""
     try:
-        value = msgspec.json.decode(call.body).get("priority", "normal")
-    except (msgspec.DecodeError, AttributeError):
+        decoded = msgspec.json.decode(call.body)
+    except (ValueError, RecursionError):  # msgspec.DecodeError and UnicodeDecodeError
         return "normal"
+    value = decoded.get("priority") if isinstance(decoded, dict) else None
     return value if value in ("urgent", "emergency") else "normal"
 
 
@@ -218,7 +224,26 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def _too_large(limit: int) -> ApiError:
     message = f"the body is over this route's limit of {limit} bytes"
+    # The rest of the body is not read (crdt_server.edge.http_head: at most a little of it).
     return ApiError(413, message, errors=[FieldProblem("body", message)])
+
+
+def _refuse_nul_parameters(route: Route, request: Request) -> None:
+    """400 naming the parameter when a path parameter or a declared query parameter holds
+    a NUL character: no identifier of this API has one, and PostgreSQL's text cannot store
+    it (see ``takes_parameters``: such routes document their 400)."""
+    for name, value in request.path_params.items():
+        if isinstance(value, str) and "\x00" in value:
+            raise ApiError.field(400, name, "must not contain NUL characters")
+    declared = {param.name for param in route.query}
+    for name, value in request.query_params.multi_items():
+        if name in declared and "\x00" in value:
+            raise ApiError.field(400, name, "must not contain NUL characters")
+
+
+def takes_parameters(route: Route) -> bool:
+    """Whether the route reads path or query parameters (and so may answer 400)."""
+    return "{" in route.path or bool(route.query)
 
 
 def _endpoint(route: Route) -> Callable[[Request], Awaitable[Response]]:
@@ -236,6 +261,7 @@ def _endpoint(route: Route) -> Callable[[Request], Awaitable[Response]]:
                 call.body = await read_body(request, body_limit(route, state, request))
             subject = subject_of(request, state)
             state.limiter.check(route.family, subject, priority=route.priority(call))
+        _refuse_nul_parameters(route, request)
         return await route.handler(call)
 
     return endpoint

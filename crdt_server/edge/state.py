@@ -17,6 +17,7 @@ from crdt_server.auth.principals import Authenticator, Revocations
 from crdt_server.auth.tokens import TokenCodec
 from crdt_server.core.erasure import ErasureService
 from crdt_server.core.hooks import Extension, Hooks
+from crdt_server.core.limits import ConnectionCounter
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.weddings import WeddingService
 from crdt_server.edge.ratelimit import HttpRateLimiter
@@ -50,6 +51,8 @@ class ServerState:
     erasures: ErasureService
     permissions: PermissionMatrix
     hooks: Hooks
+    event_streams: ConnectionCounter
+    """Open event streams per subject (``CRDT_SERVER_MAX_EVENT_STREAMS_PER_USER``)."""
 
     def extension(self, kind: type[E]) -> E:
         """The server's extension of type ``kind`` (a feature's routes find their service

@@ -3,7 +3,8 @@
 A webhook URL is chosen by a wedding's planner, not the operator, so by default the server
 refuses to send anything to its own network: URLs that are not ``http``/``https``, and
 hosts that resolve to a loopback, private, link-local (cloud metadata at 169.254.169.254),
-shared, reserved, multicast or unspecified address. The check runs when an endpoint is
+shared, reserved, multicast or unspecified address, also when an IPv6 transition address
+(NAT64, 6to4, IPv4-compatible, IPv4-mapped, SIIT) embeds one. The check runs when an endpoint is
 created and again before every attempt, on the addresses the name resolves to then (DNS
 rebinding): :func:`resolve_target` answers the checked address, and the sender connects to
 that address, never resolving the name a second time. ``allow_private`` (the
@@ -19,7 +20,7 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
-__all__ = ["Target", "UnsafeTarget", "check_url", "resolve_target"]
+__all__ = ["Target", "UnsafeTarget", "check_url", "embedded_ipv4", "forbidden", "resolve_target"]
 
 MAX_URL_LENGTH = 2048
 
@@ -79,11 +80,39 @@ def check_url(url: str) -> tuple[str, int]:
     return host, port or (443 if parts.scheme == "https" else 80)
 
 
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+"""The well-known NAT64 prefix (RFC 6052): the last 32 bits are the IPv4 address."""
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+"""Local-use NAT64 (RFC 8215): its translator is on the operator's own network."""
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+"""IPv4-compatible addresses (``::a.b.c.d``, deprecated by RFC 4291)."""
+_IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")
+"""SIIT IPv4-translated addresses (``::ffff:0:a.b.c.d``, RFC 2765)."""
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 transition address leads to (IPv4-mapped, NAT64, 6to4,
+    IPv4-compatible, SIIT), or ``None``. A host that translates or tunnels them would
+    deliver to that IPv4 address, so it is the one to judge."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if any(address in net for net in (_NAT64, _IPV4_COMPATIBLE, _IPV4_TRANSLATED)):
+        return ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
+    return None
+
+
 def forbidden(address: IPAddress) -> bool:
     """Whether ``address`` is one webhooks never reach by default (not a public unicast
-    address: loopback, private, link-local, shared, reserved, multicast, unspecified)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    address: loopback, private, link-local, shared, reserved, multicast, unspecified),
+    judging an IPv6 transition address by the IPv4 address it embeds."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _LOCAL_NAT64:
+            return True
+        embedded = embedded_ipv4(address)
+        if embedded is not None:
+            return forbidden(embedded)
     return not address.is_global or address.is_multicast
 
 

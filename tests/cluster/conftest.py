@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import socket
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import asyncpg
 import pytest
 import pytest_asyncio
 import redis.asyncio as redis
@@ -102,27 +99,3 @@ async def cluster(tmp_path: Path, redis_server: RedisProcess) -> AsyncIterator[l
     finally:
         for server in servers:
             await server.stop()
-
-
-POSTGRES_ADMIN_DSN = os.environ.get(
-    "CRDT_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
-)
-
-
-@pytest_asyncio.fixture
-async def postgres_url() -> AsyncIterator[str]:
-    """A fresh PostgreSQL database for one test, dropped afterwards."""
-    name = f"crdt_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield POSTGRES_ADMIN_DSN.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
