@@ -1,4 +1,6 @@
-"""Room names: ``{wedding_id}/{doc}``, checked against a strict allowlist before anything else."""
+"""Names checked against a strict allowlist before anything else: rooms
+(``{wedding_id}/{doc}``) and event types (``{namespace}.{name}``), with the size of an
+event's data (the event routes and ``crdt-server import`` apply the same rules)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,18 @@ import re
 
 from documents import DOCUMENT_KINDS
 
-__all__ = ["CONFLICTS", "ROOM_KINDS", "WEDDING_ID_PATTERN", "document_name", "valid_wedding_id"]
+__all__ = [
+    "CONFLICTS",
+    "CUSTOM_EVENT_NAMESPACES",
+    "EVENT_NAMESPACES",
+    "MAX_CUSTOM_EVENT_BYTES",
+    "MAX_EVENT_BYTES",
+    "ROOM_KINDS",
+    "WEDDING_ID_PATTERN",
+    "document_name",
+    "event_problem",
+    "valid_wedding_id",
+]
 
 CONFLICTS = "conflicts"
 """The read-only room the server keeps up to date with a wedding's conflicts."""
@@ -25,3 +38,38 @@ def document_name(wedding_id: str, doc: str) -> str | None:
     if not valid_wedding_id(wedding_id) or doc not in ROOM_KINDS:
         return None
     return f"{wedding_id}/{doc}"
+
+
+CUSTOM_EVENT_NAMESPACES = ("custom.", "day.")
+"""Namespaces of the event types clients may post."""
+EVENT_NAMESPACES = (
+    *CUSTOM_EVENT_NAMESPACES,
+    *(f"{kind}." for kind in ("guest", "seating", "timeline", "budget")),
+    *("conflict.", "document.", "thread.", "integration.", "system."),
+)
+"""Namespaces of every event type the server stores: clients' custom events, the events
+derived from the documents, and those its features make."""
+MAX_CUSTOM_EVENT_BYTES = 8 * 1024
+"""Longest data of a custom event (compact JSON)."""
+MAX_EVENT_BYTES = 64 * 1024
+"""Longest data of an event the server makes: a derived event's data is cut to 16 KiB, a
+thread's event carries one message body (at most 8 KiB) or its subject and participants."""
+
+
+def event_problem(
+    type_: object, data: str, namespaces: tuple[str, ...] = CUSTOM_EVENT_NAMESPACES
+) -> tuple[str, str] | None:
+    """What is wrong with an event of ``type_`` carrying ``data`` (compact JSON text), as
+    (``"type"`` or ``"data"``, message), or ``None``: its type must be lowercase names
+    separated by dots in one of ``namespaces``, its data at most
+    :data:`MAX_CUSTOM_EVENT_BYTES` for a custom event, else :data:`MAX_EVENT_BYTES`."""
+    if not isinstance(type_, str) or not type_.startswith(namespaces):
+        return "type", "must be " + " or ".join(f"{n}<name>" for n in namespaces)
+    if len(type_) > 100 or any(
+        not p or not p.replace("_", "").isalnum() or p.lower() != p for p in type_.split(".")
+    ):
+        return "type", "dot-separated lowercase names"
+    limit = MAX_CUSTOM_EVENT_BYTES if type_.startswith(CUSTOM_EVENT_NAMESPACES) else MAX_EVENT_BYTES
+    if len(data.encode()) > limit:
+        return "data", f"at most {limit} bytes of JSON"
+    return None

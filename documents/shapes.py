@@ -31,6 +31,7 @@ __all__ = [
     "TRUNCATED",
     "entry_fields",
     "list_part",
+    "nests_deeper_than",
     "root_view",
     "text_view",
     "to_plain",
@@ -276,15 +277,45 @@ def root_view(doc: Doc[Any], name: str, *, rich: bool = False) -> tuple[Any, str
 
 
 def list_part(doc: Doc[Any], name: str, *, rich: bool = False) -> tuple[Any, str]:
-    """The list items of the root ``name`` (XML, text or an array), with their type.
+    """The list items of the root ``name`` (XML, text or an array), with their type."""
+    source, shape = _list_source(doc, name)
+    if isinstance(source, XmlFragment):
+        return xml_view(source), shape
+    return to_plain(source, rich=rich), shape
+
+
+def _list_source(doc: Doc[Any], name: str) -> tuple[XmlFragment | Text | Array[Any], str]:
+    """The root ``name`` read as the type its list items show.
 
     Text is recognised before anything is read as an array: yrs counts a text's length in
     UTF-16 units, and reading a text with astral characters (an emoji) item by item through
     an array never returns."""
     fragment = doc.get(name, type=XmlFragment)
     if any(isinstance(child, XmlElement | XmlText) for child in fragment.children):
-        return xml_view(fragment), "xml"
+        return fragment, "xml"
     text = doc.get(name, type=Text)
     if any(isinstance(chunk, str | dict) for chunk, _ in text.diff()):
-        return to_plain(text, rich=rich), "text"
-    return to_plain(doc.get(name, type=Array), rich=rich), "array"
+        return text, "text"
+    return doc.get(name, type=Array), "array"
+
+
+def nests_deeper_than(doc: Doc[Any], limit: int = MAX_DEPTH) -> bool:
+    """Whether any root of ``doc`` holds content nested deeper than ``limit`` levels,
+    counted as :func:`to_plain` counts them from the root (shared types and the JSON values
+    inside them alike): content the views would cut. Walks a copy, without recursion."""
+    scratch: Doc[Any] = Doc()
+    scratch.apply_update(doc.get_update())  # reading a root of no type fixes its type
+
+    def ignore(item: Any) -> None:
+        pass
+
+    stack: list[tuple[object, _Put, int]] = []
+    for name in sorted(str(name) for name in doc.keys()):
+        stack.append((dict(scratch.get(name, type=Map).items()), ignore, 0))
+        stack.append((_list_source(scratch, name)[0], ignore, 0))
+    while stack:
+        source, _, depth = stack.pop()
+        if depth > limit:
+            return True
+        _shell(source, True, depth, stack)
+    return False

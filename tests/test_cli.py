@@ -640,11 +640,18 @@ async def test_content_waiting_on_a_dependency_survives_export_and_import(
         await target.close()
 
 
-def _small_export() -> dict[str, Any]:
-    """A valid export file of one wedding (its guest list, one history entry, one event)."""
+def _small_export(depth: int = 0) -> dict[str, Any]:
+    """A valid export file of one wedding (its guest list, one history entry, one event);
+    with ``depth``, a root the schema does not know holds a chain of that many nested maps
+    (its JSON view, as the server shows it, matching)."""
     doc: Doc[Any] = Doc()
     for update in _edits("guests", "w1", GUEST_OPS):
         doc.apply_update(update)
+    if depth:
+        chain: Map[Any] = Map({"nuts": "none"})
+        for _ in range(depth - 1):
+            chain = Map({"more": chain})
+        doc.get("notes", type=Map)["chain"] = chain
     from crdt_server.tools.export import ExportedEvent, WeddingExport
     from crdt_server.tools.export import _export_document as build
     from storage import HistoryEntry
@@ -679,6 +686,24 @@ def _small_export() -> dict[str, Any]:
         (lambda d: d["events"][0].pop("data"), "events[0].data"),
         (lambda d: d["events"][0].update(audience="ada"), "events[0].audience"),
         (lambda d: d["events"][0].update(audience=[7]), "events[0].audience"),
+        # What the event routes refuse: types outside the namespaces, oversized custom data.
+        (lambda d: d["events"][0].update(data=["a"]), "events[0].data"),
+        (lambda d: d["events"][0].update(type="admin.granted"), "events[0].type"),
+        (lambda d: d["events"][0].update(type="custom.Bad Name"), "events[0].type"),
+        (
+            lambda d: d["events"][0].update(type="custom.note", data={"n": "x" * 8200}),
+            "events[0].data",
+        ),
+        (lambda d: d["events"][0].update(data={"n": "x" * 70_000}), "events[0].data"),
+        # Content nested deeper than the server's views go (64 levels): the update's...
+        (lambda d: d.update(documents=_small_export(depth=70)["documents"]), "documents.guests"),
+        # ... and a JSON view deeper than the update's.
+        (
+            lambda d: d["documents"]["guests"]["json"]["guests"]["ada"].update(
+                dietary=json.loads("[" * 500 + "]" * 500)
+            ),
+            "documents.guests.json",
+        ),
         (lambda d: d.update(threads=[{"id": "t1"}]), "threads"),
     ],
 )
@@ -692,6 +717,14 @@ def test_a_bad_export_file_is_refused_naming_the_field(change: Any, field: str) 
     with pytest.raises(ExportError) as raised:
         parse_export(bad)
     assert raised.value.field == field
+
+
+def test_a_document_as_deep_as_the_views_show_is_imported() -> None:
+    exported = parse_export(json.loads(json.dumps(_small_export(depth=60))))
+    chain = exported.documents["guests"].json["other"]["notes"]["chain"]
+    for _ in range(59):
+        chain = chain["more"]
+    assert chain == {"nuts": "none"}
 
 
 def _thread_section() -> dict[str, Any]:
@@ -727,6 +760,16 @@ def _thread_section() -> dict[str, Any]:
         (lambda t: t["members"][0].update(sub=""), "threads.members[0].sub"),
         (lambda t: t["members"].append(dict(t["members"][0])), "threads.members[1].sub"),
         (lambda t: t["members"][0].update(participation="x"), "threads.members[0].participation"),
+        # What PUT .../members/{sub} refuses.
+        (lambda t: t["members"][0].update(email="ada at home"), "threads.members[0].email"),
+        (lambda t: t["members"][0].update(sub="ada\nbo"), "threads.members[0].sub"),
+        (lambda t: t["members"][0].update(sub="a" * 257), "threads.members[0].sub"),
+        (lambda t: t["members"][0].update(role="king"), "threads.members[0].role"),
+        (lambda t: t["members"][0].update(name="n" * 257), "threads.members[0].name"),
+        (
+            lambda t: t["threads"][0]["participants"][0].update(sub="ada\x00"),
+            "threads.threads[0].participants[0].sub",
+        ),
         (lambda t: t["threads"][0].update(kind="x"), "threads.threads[0].kind"),
         (lambda t: t["threads"][0].update(created_at="yesterday"), "threads.threads[0].created_at"),
         (lambda t: t["threads"][0].update(last_seq="2"), "threads.threads[0].last_seq"),
@@ -789,6 +832,42 @@ def test_a_bad_threads_section_is_refused_naming_the_field(change: Any, field: s
     with pytest.raises(ExportError) as raised:
         parse_export(good)  # a server not given the section refuses it rather than drop it
     assert raised.value.field == "threads"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda d: d.update(documents=_small_export(depth=70)["documents"]), "documents.guests"),
+        (
+            lambda d: d["events"][0].update(type="custom.note", data={"n": "x" * 8200}),
+            "events[0].data",
+        ),
+        (
+            lambda d: d.update(
+                threads={"members": [{"sub": "bo", "role": "family", "email": "bo@"}]}
+            ),
+            "threads.members[0].email",
+        ),
+    ],
+)
+def test_import_refuses_what_the_api_refuses_and_stores_nothing(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    change: Any,
+    field: str,
+) -> None:
+    """Exit 2, one line naming the field, no store written."""
+    data = _small_export()
+    change(data)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    target = tmp_path / "d"
+    code, _, err = run_main(
+        capsys, monkeypatch, tmp_path, "import", str(path), "--data-dir", str(target)
+    )
+    assert f"{field}: " in _one_line_refusal(code, err)
+    assert not (target / "crdt.sqlite3").exists()
 
 
 @pytest.mark.asyncio

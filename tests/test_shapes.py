@@ -37,6 +37,7 @@ from crdt_server.extensions.events import EventLog
 from crdt_server.settings import Settings
 from crdt_server.testing.inprocess import in_process_server
 from crdt_server.testing.waits import until
+from documents.shapes import nests_deeper_than
 from storage import NewEvent, SqliteStore
 from tests.jsclient import (
     JS_DIR,
@@ -478,6 +479,19 @@ def _check_view(
         assert other["extras"] == roots["extras"]
         assert other["guests"] == ["alice", "bob"]
         assert any(p["path"] == "guests" for p in plain["problems"])
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("scenario", ["prosemirror", "tiptap", "yjs14", "roots"])
+async def test_the_import_s_depth_walk_reaches_into_every_stock_shape(scenario: str) -> None:
+    """``crdt-server import`` refuses content nested deeper than the views show: its walk
+    goes where they go (XML, formatted text, yjs-14 attributes, untyped roots), and what
+    stock producers write is well within the limit."""
+    doc: Doc[Any] = Doc()
+    for update in produced(scenario)[0]:
+        doc.apply_update(update)
+    assert nests_deeper_than(doc, 1)
+    assert not nests_deeper_than(doc)
 
 
 @pytest.mark.timeout(30)

@@ -34,6 +34,7 @@ __all__ = [
     "TokenError",
     "load_or_create_secret",
     "valid_email",
+    "valid_sub",
 ]
 
 SECRET_FILE = "auth_secret"
@@ -239,6 +240,12 @@ def valid_email(value: str) -> bool:
         and len(value) <= 254
         and not any(c.isspace() or c in '<>,;:"()[]\\' or ord(c) < 32 for c in value)
     )
+
+
+def valid_sub(value: str) -> bool:
+    """A person's id as the member routes take it: 1 to 256 characters, no control
+    characters (it is shown in the directory and written into emails)."""
+    return 1 <= len(value) <= 256 and not any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)
 
 
 def _seconds(payload: Mapping[str, Any], key: str) -> float:

@@ -36,6 +36,7 @@ from crdt_server.edge.documents import capable_principal, readable_documents, we
 from crdt_server.edge.problems import ApiError
 from crdt_server.edge.routing import Call, QueryParam, Route, body_priority, json_response
 from crdt_server.extensions.events import event_json
+from crdt_server.names import event_problem
 from storage import EventFilter, NewEvent, Once
 
 __all__ = [
@@ -47,9 +48,6 @@ __all__ = [
     "viewer_of",
 ]
 
-CUSTOM_NAMESPACES = ("custom.", "day.")
-"""Namespaces of the event types clients may post."""
-MAX_DATA_BYTES = 8 * 1024
 MAX_TYPE_FILTERS = 50
 """At most this many ``types=`` filters (each one is a term of the store's query)."""
 MAX_SEQ = 2**62
@@ -267,16 +265,11 @@ def _resume_after(call: Call) -> int:
 def custom_event_data(body: CustomEvent, where: str = "") -> str:
     """The data of a custom event as JSON text, once its type and size are checked (422
     or 413 naming the field, under ``where``: ``event.`` for an incoming webhook's)."""
-    if not isinstance(body.type, str) or not body.type.startswith(CUSTOM_NAMESPACES):
-        raise ApiError.field(422, f"{where}type", "must be custom.<name> or day.<name>")
-    parts = body.type.split(".")
-    if len(body.type) > 100 or any(
-        not p or not p.replace("_", "").isalnum() or p.lower() != p for p in parts
-    ):
-        raise ApiError.field(422, f"{where}type", "dot-separated lowercase names")
     data = json.dumps(body.data, separators=(",", ":"))
-    if len(data.encode()) > MAX_DATA_BYTES:
-        raise ApiError.field(413, f"{where}data", f"at most {MAX_DATA_BYTES} bytes of JSON")
+    problem = event_problem(body.type, data)
+    if problem is not None:
+        name, message = problem
+        raise ApiError.field(413 if name == "data" else 422, f"{where}{name}", message)
     return data
 
 

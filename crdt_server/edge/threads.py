@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from starlette.responses import HTMLResponse, Response
 
-from crdt_server.auth.tokens import valid_email
+from crdt_server.auth.tokens import valid_email, valid_sub
 from crdt_server.edge.bodies import Role, Subject
 from crdt_server.edge.documents import readable_documents, wedding_principal
 from crdt_server.edge.problems import ApiError
@@ -219,10 +219,8 @@ async def put_member(call: Call) -> Response:
         if not call.state.permissions.can(principal.role, "members.manage"):
             raise ApiError(403, f"the {principal.role} role does not have 'members.manage'")
     sub = call.path("sub")
-    if not 1 <= len(sub) <= 256:
-        raise ApiError.field(400, "sub", "1 to 256 characters")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in sub):
-        raise ApiError.field(400, "sub", "no control characters")
+    if not valid_sub(sub):
+        raise ApiError.field(400, "sub", "1 to 256 characters, no control characters")
     body = call.json(MemberBody)
     if body.email is not None and not valid_email(body.email):
         raise ApiError.field(422, "email", "must be an email address")

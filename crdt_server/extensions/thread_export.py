@@ -32,6 +32,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from crdt_server.auth.permissions import ROLES
+from crdt_server.auth.tokens import valid_email, valid_sub
 from crdt_server.errors import ExportError
 from crdt_server.extensions.thread_db import SCHEMA, ThreadDb
 from crdt_server.extensions.thread_model import (
@@ -53,7 +55,9 @@ from storage import DocumentStore, FeatureRow, Schema
 __all__ = ["THREADS", "ThreadSection", "export_threads"]
 
 _TEXT = 1024
-"""Longest sub, role, name, email, id or emoji an import accepts (characters)."""
+"""Longest role, id or emoji an import accepts (characters)."""
+_NAME = 256
+"""Longest member name (as ``PUT .../members/{sub}`` and the ``name`` claim take it)."""
 _SUBJECT = 4096
 
 
@@ -148,12 +152,15 @@ class _Reader:
         item = _object(
             raw, where, {"sub", "role", "name", "email", "participation", "email_notifications"}
         )
-        sub = _text(item, "sub", where)
+        sub = _sub(item, "sub", where)
         if any(r.table == "thread_members" and r.values[1] == ("sub", sub) for r in self.rows):
             raise ExportError(f"{where}.sub", "appears twice")
+        role = item.get("role")
+        if role not in ROLES:
+            raise ExportError(f"{where}.role", f"must be one of {', '.join(ROLES)}")
         email = item.get("email")
-        if email is not None:
-            email = _text(item, "email", where)
+        if email is not None and (not isinstance(email, str) or not valid_email(email)):
+            raise ExportError(f"{where}.email", "must be null or an email address")
         participation = item.get("participation", "all")
         if participation not in PARTICIPATION:
             raise ExportError(
@@ -167,8 +174,8 @@ class _Reader:
                 "thread_members",
                 wedding=self.wedding,
                 sub=sub,
-                role=_text(item, "role", where),
-                name=_text(item, "name", where, empty=True),
+                role=role,
+                name=_text(item, "name", where, empty=True, limit=_NAME),
                 email=email,
                 participation=participation,
                 email_on=int(email_on),
@@ -206,7 +213,7 @@ class _Reader:
         subs: list[str] = []
         for i, participant in enumerate(_list(item, "participants", where)):
             at = f"{where}.participants[{i}]"
-            sub = _text(_object(participant, at, {"sub", "role"}), "sub", at)
+            sub = _sub(_object(participant, at, {"sub", "role"}), "sub", at)
             if sub in subs:
                 raise ExportError(f"{at}.sub", "appears twice")
             subs.append(sub)
@@ -225,7 +232,7 @@ class _Reader:
                 priority=priority,
                 anchors=json.dumps(anchors),
                 docs=docs,
-                creator=_text(creator, "sub", f"{where}.creator"),
+                creator=_sub(creator, "sub", f"{where}.creator"),
                 creator_role=_text(creator, "role", f"{where}.creator"),
                 created_at=_time(item, "created_at", where),
                 activity=_time(item, "updated_at", where),
@@ -239,7 +246,7 @@ class _Reader:
         for i, mark in enumerate(_list(item, "reads", where)):
             at = f"{where}.reads[{i}]"
             found = _object(mark, at, {"sub", "up_to"})
-            sub = _text(found, "sub", at)
+            sub = _sub(found, "sub", at)
             up_to = found.get("up_to")
             if type(up_to) is not int or not 0 <= up_to <= last_seq:
                 raise ExportError(f"{at}.up_to", "must be a message seq of this thread")
@@ -271,7 +278,7 @@ class _Reader:
             if type(seq) is not int or not 0 < seq <= last_seq or seq in seqs:
                 raise ExportError(f"{at}.seq", "must be a new number from 1 to last_seq")
             author = _object(item.get("author"), f"{at}.author", {"sub", "role"})
-            sub = _text(author, "sub", f"{at}.author", empty=True)  # '' once erased
+            sub = _sub(author, "sub", f"{at}.author", empty=True)  # '' once erased
             body = _text(item, "body", at, empty=True, limit=MAX_BODY_BYTES)
             if len(body.encode()) > MAX_BODY_BYTES:
                 raise ExportError(f"{at}.body", f"longer than {MAX_BODY_BYTES} bytes")
@@ -280,7 +287,7 @@ class _Reader:
                 raise ExportError(f"{at}.reply_to", "must be null or an earlier message's id")
             mentions = item.get("mentions", [])
             if not isinstance(mentions, list) or not all(
-                isinstance(m, str) and 0 < len(m) <= _TEXT for m in mentions
+                isinstance(m, str) and valid_sub(m) for m in mentions
             ):
                 raise ExportError(f"{at}.mentions", "must be a list of subs")
             priority = item.get("priority")
@@ -295,7 +302,7 @@ class _Reader:
                 and 0 < len(emoji) <= _TEXT
                 and isinstance(subs, list)
                 and subs
-                and all(isinstance(s, str) and 0 < len(s) <= _TEXT for s in subs)
+                and all(isinstance(s, str) and valid_sub(s) for s in subs)
                 for emoji, subs in reactions.items()
             ):
                 raise ExportError(f"{at}.reactions", "must map emoji to lists of subs")
@@ -354,6 +361,20 @@ def _text(
     if not isinstance(value, str) or len(value) > limit or (not value and not empty):
         size = f"0 to {limit}" if empty else f"1 to {limit}"
         raise ExportError(f"{where}.{key}", f"must be a string of {size} characters")
+    try:
+        value.encode()
+    except UnicodeEncodeError as exc:
+        raise ExportError(f"{where}.{key}", "must be valid text") from exc
+    return value
+
+
+def _sub(item: Mapping[str, Any], key: str, where: str, *, empty: bool = False) -> str:
+    """A person's id, by the member routes' rule (:func:`valid_sub`); ``''`` if ``empty``."""
+    value = item.get(key)
+    if not isinstance(value, str) or not (valid_sub(value) or (empty and value == "")):
+        raise ExportError(
+            f"{where}.{key}", "must be a person's id (1 to 256 characters, no control characters)"
+        )
     try:
         value.encode()
     except UnicodeEncodeError as exc:

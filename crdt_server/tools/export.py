@@ -57,8 +57,9 @@ from typing import Any, Protocol
 from crdt_server.codec.updates import UpdateError, inspect_update
 from crdt_server.core.crdt import crdt_call, replay
 from crdt_server.errors import ExportError
-from crdt_server.names import ROOM_KINDS, valid_wedding_id
+from crdt_server.names import EVENT_NAMESPACES, ROOM_KINDS, event_problem, valid_wedding_id
 from documents import DOCUMENT_KINDS, DocumentError, to_json
+from documents.shapes import MAX_DEPTH, nests_deeper_than
 from storage import (
     DocumentStore,
     FeatureRow,
@@ -262,8 +263,11 @@ def _export_document(name: str, kind: str, updates: list[bytes]) -> ExportedDocu
 def parse_export(data: object, sections: Sequence[Section] = ()) -> WeddingExport:
     """Check a decoded export file completely; raises :class:`ExportError` naming the field.
 
-    Every update must be a well-formed Yjs update, and each document's ``json`` must be what
-    its updates show (a file edited by hand is refused rather than half believed). A
+    Every update must be a well-formed Yjs update, its content nested at most
+    :data:`documents.shapes.MAX_DEPTH` levels (as deep as the server's views show), and
+    each document's ``json`` must be what its updates show (a file edited by hand is
+    refused rather than half believed); events follow the event routes' rules
+    (:func:`crdt_server.names.event_problem`). A
     section is read by the one of ``sections`` of its name; a non-empty section none of
     them reads is refused.
     """
@@ -318,6 +322,8 @@ def _parse_document(kind: str, raw: object) -> ExportedDocument:
     document, unreadable = replay([update, *held])
     if unreadable:
         raise ExportError(where, "its updates cannot be integrated")
+    if nests_deeper_than(document.doc, MAX_DEPTH):
+        raise ExportError(where, f"its content nests deeper than {MAX_DEPTH} levels")
     try:
         shown = to_json(document.doc, kind)
     except DocumentError as exc:
@@ -377,8 +383,6 @@ def _parse_event(index: int, raw: object) -> ExportedEvent:
         raise ExportError(where, "must be an object")
     kind, doc, actor = raw.get("type"), raw.get("doc"), raw.get("actor", {})
     priority, created_at = raw.get("priority", "normal"), raw.get("created_at")
-    if not isinstance(kind, str) or not 0 < len(kind) <= 128 or not kind.isprintable():
-        raise ExportError(f"{where}.type", "must be a string of 1 to 128 characters")
     if doc is not None and doc not in ROOM_KINDS:
         raise ExportError(f"{where}.doc", f"must be null or one of {', '.join(ROOM_KINDS)}")
     if not isinstance(actor, dict):
@@ -396,12 +400,16 @@ def _parse_event(index: int, raw: object) -> ExportedEvent:
         or not 0 < created_at < 253402300800  # year 10000
     ):
         raise ExportError(f"{where}.created_at", "must be Unix seconds")
-    if "data" not in raw:
-        raise ExportError(f"{where}.data", "is missing")
+    if not isinstance(raw.get("data"), dict):
+        raise ExportError(f"{where}.data", "must be a JSON object")
     try:
         data = json.dumps(raw["data"], separators=(",", ":"), allow_nan=False)
     except (ValueError, RecursionError) as exc:
         raise ExportError(f"{where}.data", "must be JSON") from exc
+    # The event routes' rules (a custom event's type and size), and the types the server makes.
+    problem = event_problem(kind, data, EVENT_NAMESPACES)
+    if problem is not None:
+        raise ExportError(f"{where}.{problem[0]}", problem[1])
     seq = raw.get("seq", 0)
     if type(seq) is not int:
         raise ExportError(f"{where}.seq", "must be an integer")
@@ -413,7 +421,7 @@ def _parse_event(index: int, raw: object) -> ExportedEvent:
             raise ExportError(f"{where}.audience", "must be null or a list of subs")
         audience = audience_of(audience)
     return ExportedEvent(
-        seq, kind, doc, sub, role, str(priority), float(created_at), data, audience
+        seq, str(kind), doc, sub, role, str(priority), float(created_at), data, audience
     )
 
 
