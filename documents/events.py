@@ -145,8 +145,8 @@ def bounded(data: dict[str, Any]) -> dict[str, Any]:
         if key is not None:
             target[key] = value
     size = len(json.dumps(out, separators=(",", ":")))
-    if size > MAX_DATA_BYTES:
-        return {"id": data.get("id"), "truncated": f"the event's data was {size} bytes"}
+    if size > MAX_DATA_BYTES:  # ``id`` as cut above: an entry's key can be long too
+        return {"id": out.get("id"), "truncated": f"the event's data was {size} bytes"}
     return out
 
 

@@ -165,3 +165,10 @@ def test_derived_events_are_bounded_with_a_marker() -> None:
     (event,) = derive_events("guests", [wide])
     assert event.data == {"id": "g2", "truncated": event.data["truncated"]}
     assert event.data["truncated"].startswith("the event's data was ")
+
+
+def test_a_long_entry_id_is_cut_in_the_fallback_too() -> None:
+    key = "k" * 100_000
+    wide = EntryChange("guests", key, "added", {}, {f"f{i}": "x" * 1000 for i in range(99)})
+    (event,) = derive_events("guests", [wide])
+    assert event.data["id"] == "k" * 1024 + "… [truncated: 100000 characters]"
