@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from documents import DOCUMENT_KINDS
+from crdt_server.documents import DOCUMENT_KINDS
 
 __all__ = ["CONFLICTS", "ROOM_KINDS", "WEDDING_ID_PATTERN", "document_name", "valid_wedding_id"]
 

@@ -23,10 +23,10 @@ from pycrdt import Doc, Map, TransactionEvent
 
 from crdt_server.auth.tokens import TokenCodec
 from crdt_server.cli import main
+from crdt_server.documents import apply_operation, seed
+from crdt_server.storage import NewUpdate, SqliteStore
 from crdt_server.tools.check import check_store
 from crdt_server.tools.export import export_wedding, import_wedding, parse_export
-from documents import apply_operation, seed
-from storage import NewUpdate, SqliteStore
 from tests.server import ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -645,9 +645,9 @@ def _small_export() -> dict[str, Any]:
     doc: Doc[Any] = Doc()
     for update in _edits("guests", "w1", GUEST_OPS):
         doc.apply_update(update)
+    from crdt_server.storage import HistoryEntry
     from crdt_server.tools.export import ExportedEvent, WeddingExport
     from crdt_server.tools.export import _export_document as build
-    from storage import HistoryEntry
 
     exported: dict[str, Any] = WeddingExport(
         "w1",

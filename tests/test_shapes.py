@@ -35,9 +35,9 @@ from crdt_server.core.room import Room
 from crdt_server.errors import CloseCode
 from crdt_server.extensions.events import EventLog
 from crdt_server.settings import Settings
+from crdt_server.storage import NewEvent, SqliteStore
 from crdt_server.testing.inprocess import in_process_server
 from crdt_server.testing.waits import until
-from storage import NewEvent, SqliteStore
 from tests.jsclient import (
     JS_DIR,
     JsClient,

@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.errors import ExportError
 from crdt_server.extensions.thread_db import SCHEMA, ThreadDb
 from crdt_server.extensions.thread_model import (
@@ -47,8 +48,7 @@ from crdt_server.extensions.thread_model import (
     message_json,
     thread_json,
 )
-from documents import DOCUMENT_KINDS
-from storage import DocumentStore, FeatureRow, Schema
+from crdt_server.storage import DocumentStore, FeatureRow, Schema
 
 __all__ = ["THREADS", "ThreadSection", "export_threads"]
 
