@@ -37,8 +37,8 @@ if not __package__:  # run as a file: benchmarks.* and tests.* are found from th
 
 from pycrdt import Map, Text  # noqa: E402
 
+from crdt_server.documents import DOCUMENT_KINDS  # noqa: E402
 from crdt_server.testing import ServerProcess, YClient  # noqa: E402
-from documents import DOCUMENT_KINDS  # noqa: E402
 from tests.writers import MAP_NAME, TEXT_NAME, Writer  # noqa: E402
 
 WAIT = 30.0

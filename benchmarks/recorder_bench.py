@@ -27,7 +27,7 @@ from typing import Any
 
 from pycrdt import Doc, Map, Text
 
-from documents.changes import ChangeRecorder
+from crdt_server.documents.changes import ChangeRecorder
 
 Stream = Callable[[Map[Any], int], None]
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import asyncpg
 
-from storage import DocumentStore, NewUpdate, PostgresStore, SqliteStore
+from crdt_server.storage import DocumentStore, NewUpdate, PostgresStore, SqliteStore
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 

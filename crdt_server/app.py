@@ -56,7 +56,7 @@ from crdt_server.extensions.threads import Threads
 from crdt_server.extensions.versions import VersionKeeper
 from crdt_server.extensions.webhooks import Webhooks
 from crdt_server.settings import Settings
-from storage import DocumentStore, PostgresStore, SqliteStore
+from crdt_server.storage import DocumentStore, PostgresStore, SqliteStore
 
 __all__ = ["create_app", "http_routes", "token_codec"]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from documents import DOCUMENT_KINDS
+from crdt_server.documents import DOCUMENT_KINDS
 
 __all__ = [
     "CONFLICTS",

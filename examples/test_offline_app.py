@@ -9,8 +9,8 @@ Run it with ``pytest examples/test_offline_app.py`` after ``pip install crdt-ser
 
 from hypothesis import given, settings
 
+from crdt_server.documents import apply_operation
 from crdt_server.testing import assert_converged, assert_invariants, strategies
-from documents import apply_operation
 
 
 def app_apply(doc, op):  # the app's own offline logic: refuse silently, as its UI would

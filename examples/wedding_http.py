@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from pycrdt import Doc, Map
 
-from documents import DOCUMENT_KINDS, seed
+from crdt_server.documents import DOCUMENT_KINDS, seed
 
 
 def main(base_url: str, token: str, wedding: str) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Persistence backends for Yjs update logs, behind one small async interface."""
 
-from storage.base import (
+from .base import (
     AddedEvents,
     DocumentStore,
     Erasure,
@@ -19,8 +19,8 @@ from storage.base import (
     audience_needle,
     audience_of,
 )
-from storage.postgres import PostgresStore
-from storage.sqlite import SqliteStore
+from .postgres import PostgresStore
+from .sqlite import SqliteStore
 
 __all__ = [
     "AddedEvents",

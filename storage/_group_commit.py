@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from storage.base import NewEvent, NewUpdate, StoreError
+from .base import NewEvent, NewUpdate, StoreError
 
 __all__ = ["GroupCommitter"]
 

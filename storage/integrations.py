@@ -21,9 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from storage.base import DocumentStore, Schema
-from storage.postgres import PostgresStore
-from storage.sqlite import SqliteStore
+from .base import DocumentStore, Schema
+from .postgres import PostgresStore
+from .sqlite import SqliteStore
 
 __all__ = [
     "INTEGRATIONS",

@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import asyncpg
 
-from storage._group_commit import GroupCommitter
-from storage.base import (
+from ._group_commit import GroupCommitter
+from .base import (
     AddedEvents,
     Erasure,
     EventFilter,

@@ -31,8 +31,8 @@ from typing import Any, Literal, TypeVar
 
 import aiosqlite
 
-from storage._group_commit import GroupCommitter
-from storage.base import (
+from ._group_commit import GroupCommitter
+from .base import (
     AddedEvents,
     Erasure,
     EventFilter,

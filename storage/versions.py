@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from storage.base import DocumentStore, Schema, StoreError
-from storage.postgres import PostgresStore
-from storage.sqlite import SqliteStore
+from .base import DocumentStore, Schema, StoreError
+from .postgres import PostgresStore
+from .sqlite import SqliteStore
 
 __all__ = ["VERSIONS", "VersionPoint", "VersionStore", "to_thin"]
 

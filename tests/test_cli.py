@@ -23,10 +23,10 @@ from pycrdt import Doc, Map, TransactionEvent
 
 from crdt_server.auth.tokens import TokenCodec
 from crdt_server.cli import main
+from crdt_server.documents import apply_operation, seed
+from crdt_server.storage import NewUpdate, SqliteStore
 from crdt_server.tools.check import check_store
 from crdt_server.tools.export import export_wedding, import_wedding, parse_export
-from documents import apply_operation, seed
-from storage import NewUpdate, SqliteStore
 from tests.server import ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -652,9 +652,9 @@ def _small_export(depth: int = 0) -> dict[str, Any]:
         for _ in range(depth - 1):
             chain = Map({"more": chain})
         doc.get("notes", type=Map)["chain"] = chain
+    from crdt_server.storage import HistoryEntry
     from crdt_server.tools.export import ExportedEvent, WeddingExport
     from crdt_server.tools.export import _export_document as build
-    from storage import HistoryEntry
 
     exported: dict[str, Any] = WeddingExport(
         "w1",

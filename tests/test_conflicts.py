@@ -14,12 +14,12 @@ import pytest
 import pytest_asyncio
 from pycrdt import Doc, Map
 
+from crdt_server.documents import apply_operation
+from crdt_server.documents.model import Conflict
+from crdt_server.documents.resolution import Writer, suggest
 from crdt_server.extensions.conflicts import MAX_DELAY, refresh_delay
 from crdt_server.testing.tokens import TokenMinter
 from crdt_server.testing.waits import until
-from documents import apply_operation
-from documents.model import Conflict
-from documents.resolution import Writer, suggest
 from tests.server import ServerProcess
 
 SECRET = "conflicts-test-secret-at-least-32-bytes!"

@@ -36,6 +36,7 @@ from pycrdt import Array, Doc, Map, Text
 from crdt_server.cluster.bus import LocalBus
 from crdt_server.core.room import Room
 from crdt_server.settings import Settings
+from crdt_server.storage import SqliteStore
 from crdt_server.testing import strategies
 from crdt_server.testing.edits import Content, Edit, content
 from crdt_server.testing.inprocess import (
@@ -48,7 +49,6 @@ from crdt_server.testing.inprocess import (
     server_errors,
     state,
 )
-from storage import SqliteStore
 from tests.tier import examples
 
 ROOM = "w1/guests"

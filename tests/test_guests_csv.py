@@ -14,8 +14,8 @@ import pytest
 import pytest_asyncio
 from pycrdt import Doc
 
+from crdt_server.documents.guest_csv import apply_import, export_guests, plan_import
 from crdt_server.testing.tokens import TokenMinter
-from documents.guest_csv import apply_import, export_guests, plan_import
 from tests.server import FreshWedding, ServerProcess
 
 SECRET = "guests-csv-secret-at-least-32-bytes!!!"
@@ -244,7 +244,7 @@ def test_a_large_sheet_round_trips_in_memory() -> None:
 
 def test_awkward_values_round_trip() -> None:
     doc: Doc[Any] = Doc()
-    from documents import apply_operation
+    from crdt_server.documents import apply_operation
 
     awkward = [
         {"name": "'=quoted", "household": "'@x", "contact": "-", "meal": '"quoted", comma'},

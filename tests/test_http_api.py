@@ -13,7 +13,7 @@ from pycrdt import Doc, Map, Text
 
 from crdt_server.auth.tokens import TokenCodec
 from crdt_server.codec.protocol import read_var_uint, write_var_uint
-from documents import apply_operation
+from crdt_server.documents import apply_operation
 from tests.server import FreshWedding, ServerProcess
 from tests.yclient import YClient
 

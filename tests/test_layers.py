@@ -31,14 +31,14 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
     ("crdt_server.codec", ("crdt_server.codec", "crdt_server.errors"), frozenset()),
     # The shared vocabulary depends on nothing but the domain's names.
     ("crdt_server.errors", (), frozenset()),
-    ("crdt_server.names", ("documents",), frozenset()),
+    ("crdt_server.names", ("crdt_server.documents",), frozenset()),
     ("crdt_server.settings", ("crdt_server.names",), frozenset()),
     ("crdt_server.rlimits", (), frozenset()),
     ("crdt_server.gcpolicy", (), frozenset()),
     # Tokens and permissions: no I/O, no web framework.
     (
         "crdt_server.auth",
-        ("crdt_server.auth", "crdt_server.errors", "crdt_server.names", "documents"),
+        ("crdt_server.auth", "crdt_server.errors", "crdt_server.names", "crdt_server.documents"),
         frozenset(),
     ),
     # The bus seam and the only module that knows Redis.
@@ -49,7 +49,7 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
             "crdt_server.codec",
             "crdt_server.errors",
             "crdt_server.settings",
-            "storage",
+            "crdt_server.storage",
         ),
         frozenset({"redis", "asyncio"}),
     ),
@@ -65,8 +65,8 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
             "crdt_server.errors",
             "crdt_server.names",
             "crdt_server.settings",
-            "documents",
-            "storage",
+            "crdt_server.documents",
+            "crdt_server.storage",
         ),
         frozenset({"asyncio", "pycrdt"}),
     ),
@@ -82,8 +82,8 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
             "crdt_server.errors",
             "crdt_server.names",
             "crdt_server.settings",
-            "documents",
-            "storage",
+            "crdt_server.documents",
+            "crdt_server.storage",
         ),
         frozenset({"asyncio", "pycrdt"}),
     ),
@@ -101,8 +101,8 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
             "crdt_server.names",
             "crdt_server.settings",
             "crdt_server.tools.export",
-            "documents",
-            "storage",
+            "crdt_server.documents",
+            "crdt_server.storage",
         ),
         frozenset({"asyncio", "pycrdt", "starlette", "uvicorn"}),
     ),
@@ -118,27 +118,38 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
             "crdt_server.errors",
             "crdt_server.names",
             "crdt_server.settings",
-            "documents",
-            "storage",
+            "crdt_server.documents",
+            "crdt_server.storage",
         ),
         frozenset({"asyncio", "pycrdt", "sqlite3"}),
     ),
     # The app factory and the command line put everything together.
-    ("crdt_server.app", ("crdt_server", "documents", "storage"), HEAVY - {"sqlite3"}),
-    ("crdt_server.cli", ("crdt_server", "documents", "storage"), HEAVY - {"sqlite3"}),
-    ("crdt_server.testing", ("crdt_server", "documents", "storage"), HEAVY),
-    ("crdt_server", ("crdt_server",), frozenset()),
+    ("crdt_server.app", ("crdt_server",), HEAVY - {"sqlite3"}),
+    ("crdt_server.cli", ("crdt_server",), HEAVY - {"sqlite3"}),
+    ("crdt_server.testing", ("crdt_server",), HEAVY),
     # The domain is pure functions over pycrdt documents: no storage, no server.
-    ("documents", ("documents",), frozenset({"pycrdt"})),
+    ("crdt_server.documents", ("crdt_server.documents",), frozenset({"pycrdt"})),
     # Storage knows its databases and nothing of the server or the domain.
-    ("storage", ("storage",), frozenset({"aiosqlite", "asyncpg", "sqlite3", "asyncio"})),
+    (
+        "crdt_server.storage",
+        ("crdt_server.storage",),
+        frozenset({"aiosqlite", "asyncpg", "sqlite3", "asyncio"}),
+    ),
+    ("crdt_server", ("crdt_server",), frozenset()),
 ]
+
+
+NAMESPACED = ("documents", "storage")
+"""Folders of the repository that are installed as ``crdt_server.<name>`` (through the
+symlinks ``crdt_server/<name>``)."""
 
 
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
+    if parts[0] in NAMESPACED:
+        parts.insert(0, "crdt_server")
     return ".".join(parts)
 
 
@@ -175,7 +186,13 @@ def _within(name: str, prefixes: tuple[str, ...]) -> bool:
     return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
-MODULES = sorted(p for package in PRODUCT_PACKAGES for p in (ROOT / package).rglob("*.py"))
+MODULES = sorted(
+    p
+    for package in PRODUCT_PACKAGES
+    for p in (ROOT / package).rglob("*.py")
+    if not any((ROOT / "crdt_server" / name) in p.parents for name in NAMESPACED)
+)
+"""Every product module once (the symlinked folders under crdt_server/ are their targets)."""
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -191,6 +208,25 @@ def test_every_module_keeps_to_its_layer(path: Path) -> None:
             assert _within(name, allowed), f"{module} ({prefix}) may not import {name}"
         elif top in HEAVY:
             assert top in heavy, f"{module} ({prefix}) may not use {top}"
+
+
+def test_one_namespace() -> None:
+    """The wheel installs one top-level package: nothing imports ``documents`` or ``storage``
+    by their top-level names, and the symlinks that make them subpackages are there."""
+    for name in NAMESPACED:
+        link = ROOT / "crdt_server" / name
+        assert link.is_symlink() and link.resolve() == (ROOT / name).resolve(), link
+    sources = [
+        *MODULES,
+        *(p for d in ("tests", "benchmarks", "examples") for p in (ROOT / d).rglob("*.py")),
+    ]
+    for path in sources:
+        if "node_modules" in path.parts:
+            continue
+        tops = {name.split(".")[0] for name in _imports(path)}
+        assert not tops & set(NAMESPACED), (
+            f"{path.relative_to(ROOT)} imports {tops & set(NAMESPACED)}"
+        )
 
 
 def test_only_the_cluster_module_knows_redis() -> None:

@@ -25,9 +25,9 @@ from benchmarks.scale import (
     record,
     render,
 )
-from documents.changes import ChangeRecorder
-from documents.events import derive_events
-from documents.schema import read_timeline
+from crdt_server.documents.changes import ChangeRecorder
+from crdt_server.documents.events import derive_events
+from crdt_server.documents.schema import read_timeline
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -32,13 +32,13 @@ from crdt_server.codec.updates import decode_state_vector, inspect_update
 from crdt_server.core.hooks import DERIVATION_FAILED, Actor, Extension, Hooks, PendingUpdate
 from crdt_server.core.metrics import Metrics
 from crdt_server.core.room import Room
+from crdt_server.documents.shapes import nests_deeper_than
 from crdt_server.errors import CloseCode
 from crdt_server.extensions.events import EventLog
 from crdt_server.settings import Settings
+from crdt_server.storage import NewEvent, SqliteStore
 from crdt_server.testing.inprocess import in_process_server
 from crdt_server.testing.waits import until
-from documents.shapes import nests_deeper_than
-from storage import NewEvent, SqliteStore
 from tests.jsclient import (
     JS_DIR,
     JsClient,

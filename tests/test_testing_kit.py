@@ -16,6 +16,7 @@ from pycrdt import Doc, Map
 from websockets.exceptions import InvalidStatus
 
 from crdt_server.codec.protocol import encode_update
+from crdt_server.documents import DOCUMENT_KINDS, OPERATIONS, apply_operation, seed
 from crdt_server.testing import (
     Flush,
     GoOffline,
@@ -37,7 +38,6 @@ from crdt_server.testing.strategies import (
     update_sequences,
 )
 from crdt_server.testing.tokens import TokenMinter
-from documents import DOCUMENT_KINDS, OPERATIONS, apply_operation, seed
 from tests.test_examples import EXAMPLES, fresh_copy
 
 HEAVY = ("pycrdt", "starlette", "uvicorn", "websockets", "hypothesis", "redis", "aiosqlite")

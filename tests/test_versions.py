@@ -15,11 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycrdt import Doc, Map
 
+from crdt_server.documents import apply_operation, to_json
+from crdt_server.documents.restore import restore
+from crdt_server.storage.versions import VersionPoint, to_thin
 from crdt_server.testing.tokens import TokenMinter
 from crdt_server.testing.waits import until
-from documents import apply_operation, to_json
-from documents.restore import restore
-from storage.versions import VersionPoint, to_thin
 from tests.server import ServerProcess
 
 SECRET = "versions-test-secret-at-least-32-bytes!!"

@@ -21,8 +21,8 @@ from crdt_server.core.hooks import SERVER
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.weddings import StoredCopies, WeddingService
 from crdt_server.settings import Settings
+from crdt_server.storage import NewUpdate, SqliteStore, StoredLog
 from crdt_server.testing.waits import until
-from storage import NewUpdate, SqliteStore, StoredLog
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -20,7 +20,7 @@ import json
 from collections.abc import Mapping
 from enum import StrEnum
 
-from documents import DOCUMENT_KINDS
+from crdt_server.documents import DOCUMENT_KINDS
 
 __all__ = [
     "DEFAULT_CAPABILITIES",

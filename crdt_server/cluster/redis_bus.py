@@ -33,7 +33,7 @@ from crdt_server.codec.protocol import (
     write_var_uint,
 )
 from crdt_server.errors import ProtocolError
-from storage import StoreError
+from crdt_server.storage import StoreError
 
 __all__ = ["RedisBus"]
 

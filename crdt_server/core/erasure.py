@@ -33,7 +33,7 @@ from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.weddings import WeddingService
 from crdt_server.errors import CloseCode
 from crdt_server.names import ROOM_KINDS
-from storage import DocumentStore, Revocation, StoreError
+from crdt_server.storage import DocumentStore, Revocation, StoreError
 
 __all__ = ["ErasureService"]
 

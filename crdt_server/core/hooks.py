@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from documents.changes import EntryChange
-from storage import NewEvent
+from crdt_server.documents.changes import EntryChange
+from crdt_server.storage import NewEvent
 
 if TYPE_CHECKING:
     from crdt_server.core.connection import Connection
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from crdt_server.core.room import Room
     from crdt_server.core.weddings import WeddingService
     from crdt_server.settings import Settings
-    from storage import DocumentStore
+    from crdt_server.storage import DocumentStore
 
 __all__ = [
     "DERIVATION_FAILED",

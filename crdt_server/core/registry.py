@@ -22,7 +22,7 @@ from crdt_server.core.pacing import Pacer
 from crdt_server.core.room import Room
 from crdt_server.errors import CloseCode, Overloaded
 from crdt_server.settings import Settings
-from storage import DocumentStore, StoreError
+from crdt_server.storage import DocumentStore, StoreError
 
 __all__ = ["RoomRegistry"]
 

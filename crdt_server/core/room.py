@@ -62,6 +62,8 @@ from crdt_server.core.hooks import (
 )
 from crdt_server.core.metrics import Metrics, StoreHealth
 from crdt_server.core.presence import AwarenessRegistry, PresenceRelay
+from crdt_server.documents import DOCUMENT_KINDS
+from crdt_server.documents.changes import ChangeRecorder, EntryChange
 from crdt_server.errors import (
     CloseCode,
     DocumentTooLarge,
@@ -70,9 +72,7 @@ from crdt_server.errors import (
     ProtocolError,
 )
 from crdt_server.settings import Settings
-from documents import DOCUMENT_KINDS
-from documents.changes import ChangeRecorder, EntryChange
-from storage import DocumentStore, NewEvent, NewUpdate, StoredLog, StoreError
+from crdt_server.storage import DocumentStore, NewEvent, NewUpdate, StoredLog, StoreError
 
 __all__ = ["Room", "RoomFailed"]
 

@@ -42,7 +42,7 @@ from crdt_server.errors import (
     UnsupportedData,
 )
 from crdt_server.settings import Settings
-from storage import StoreError
+from crdt_server.storage import StoreError
 
 __all__ = ["serve_connection"]
 

@@ -24,10 +24,10 @@ from crdt_server.core.crdt import CrdtFailure, crdt_call, replay
 from crdt_server.core.hooks import Actor
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.room import Room
+from crdt_server.documents import DOCUMENT_KINDS, apply_operation, to_json
 from crdt_server.errors import CloseCode, ProtocolError
 from crdt_server.names import CONFLICTS, ROOM_KINDS
-from documents import DOCUMENT_KINDS, apply_operation, to_json
-from storage import DocumentStore
+from crdt_server.storage import DocumentStore
 
 __all__ = ["StoredCopies", "WeddingService"]
 

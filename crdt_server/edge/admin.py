@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from crdt_server.auth.permissions import PermissionsError, parse_overrides
 from crdt_server.auth.tokens import valid_email
+from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.edge.bodies import (
     RevokeAnswer,
     RevokeRequest,
@@ -18,8 +19,7 @@ from crdt_server.edge.bodies import (
 from crdt_server.edge.links import public_url
 from crdt_server.edge.problems import ApiError
 from crdt_server.edge.routing import Call, Route, json_response, require_admin, wedding_path
-from documents import DOCUMENT_KINDS
-from storage import StoreError
+from crdt_server.storage import StoreError
 
 __all__ = ["ApiError", "admin_routes"]
 # ``ApiError`` stays importable from here (its home was this module) for one release.

@@ -16,11 +16,11 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
+from crdt_server.documents.operations import OPERATIONS
 from crdt_server.edge.problems import ApiError, FieldProblem, Problem
 from crdt_server.extensions.presence import PresenceEntry
 from crdt_server.names import WEDDING_ID_PATTERN
-from documents.operations import OPERATIONS
-from storage.base import HistoryEntry
+from crdt_server.storage.base import HistoryEntry
 
 __all__ = [
     "ConflictItem",

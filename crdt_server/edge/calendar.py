@@ -25,14 +25,14 @@ import icalendar
 import msgspec
 from starlette.responses import Response
 
+from crdt_server.documents.model import parse_instant
+from crdt_server.documents.schema import TimelineItem
 from crdt_server.edge.documents import capable_principal, readable_documents
 from crdt_server.edge.links import public_url
 from crdt_server.edge.problems import ApiError
 from crdt_server.edge.routing import Call, QueryParam, Route, json_response, wedding_path
 from crdt_server.extensions.integrations import IntegrationService
-from documents.model import parse_instant
-from documents.schema import TimelineItem
-from storage.integrations import CalendarToken, FeedItem
+from crdt_server.storage.integrations import CalendarToken, FeedItem
 
 __all__ = ["TOKEN_PREFIX", "calendar_routes", "render_calendar"]
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import msgspec
 from starlette.responses import Response
 
+from crdt_server.documents.operations import OPERATIONS
 from crdt_server.edge.bodies import (
     Acknowledgement,
     ConflictActor,
@@ -34,7 +35,6 @@ from crdt_server.edge.problems import ApiError
 from crdt_server.edge.routing import Call, Route, json_response
 from crdt_server.extensions.conflicts import ConflictsKeeper, ConflictView
 from crdt_server.extensions.events import rfc3339
-from documents.operations import OPERATIONS
 
 __all__ = ["conflict_routes"]
 

@@ -23,10 +23,10 @@ from crdt_server.auth.permissions import ROLES
 from crdt_server.auth.tokens import TokenCodec
 from crdt_server.core.hooks import SERVER
 from crdt_server.core.weddings import WeddingService
+from crdt_server.documents import DOCUMENT_KINDS
+from crdt_server.documents.demo import DEMO_WEDDING_ID, seed_demo_document
 from crdt_server.edge.state import SERVER_STATE_KEY
 from crdt_server.settings import Settings
-from documents import DOCUMENT_KINDS
-from documents.demo import DEMO_WEDDING_ID, seed_demo_document
 
 __all__ = ["DEMO_PEOPLE", "demo_links", "seed_demo_wedding", "with_demo"]
 

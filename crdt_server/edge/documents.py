@@ -14,6 +14,7 @@ from starlette.responses import Response
 from crdt_server.auth.principals import AuthError, Principal
 from crdt_server.codec.protocol import read_var_uint, write_var_uint
 from crdt_server.core.hooks import Actor
+from crdt_server.documents import DOCUMENT_KINDS, to_json
 from crdt_server.edge.bodies import (
     DocumentAnswer,
     HistoryAnswer,
@@ -39,7 +40,6 @@ from crdt_server.errors import PeerError
 from crdt_server.extensions.presence import PresenceDirectory
 from crdt_server.extensions.versions import NotKept, VersionKeeper
 from crdt_server.names import document_name, valid_wedding_id
-from documents import DOCUMENT_KINDS, to_json
 
 __all__ = ["document_routes"]
 

@@ -28,7 +28,7 @@ from crdt_server.edge.bodies import (
 from crdt_server.edge.problems import ApiError, problem_response
 from crdt_server.edge.routing import Call, Route, json_response, require_admin, wedding_path
 from crdt_server.edge.state import state_of_scope
-from storage import StoreError
+from crdt_server.storage import StoreError
 
 __all__ = ["TombstoneGuard", "erasure_routes"]
 

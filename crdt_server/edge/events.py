@@ -37,7 +37,7 @@ from crdt_server.edge.problems import ApiError
 from crdt_server.edge.routing import Call, QueryParam, Route, body_priority, json_response
 from crdt_server.extensions.events import event_json
 from crdt_server.names import event_problem
-from storage import EventFilter, NewEvent, Once
+from crdt_server.storage import EventFilter, NewEvent, Once
 
 __all__ = [
     "SEE_EVERY_AUDIENCE",

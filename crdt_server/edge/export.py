@@ -12,13 +12,13 @@ from __future__ import annotations
 from starlette.responses import JSONResponse, Response
 
 from crdt_server.auth.principals import AuthError
+from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.edge.problems import ApiError
 from crdt_server.edge.routing import Call, Route, is_admin, request_token
 from crdt_server.extensions.thread_export import THREADS
 from crdt_server.names import valid_wedding_id
+from crdt_server.storage import StoreError
 from crdt_server.tools.export import ExportError, export_wedding
-from documents import DOCUMENT_KINDS
-from storage import StoreError
 
 __all__ = ["export_routes"]
 

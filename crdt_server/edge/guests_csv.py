@@ -19,6 +19,13 @@ from starlette.responses import Response
 
 from crdt_server.auth.principals import AuthError, Principal
 from crdt_server.core.hooks import Actor
+from crdt_server.documents.guest_csv import (
+    CsvError,
+    GuestImport,
+    apply_import,
+    export_guests,
+    plan_import,
+)
 from crdt_server.edge.problems import PROBLEM_JSON, ApiError, FieldProblem, Problem
 from crdt_server.edge.routing import (
     Call,
@@ -29,7 +36,6 @@ from crdt_server.edge.routing import (
     request_token,
     wedding_path,
 )
-from documents.guest_csv import CsvError, GuestImport, apply_import, export_guests, plan_import
 
 __all__ = ["guest_csv_routes"]
 

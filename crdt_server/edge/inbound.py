@@ -28,6 +28,7 @@ from starlette.responses import Response
 
 from crdt_server.auth.principals import AuthError
 from crdt_server.core.hooks import Actor
+from crdt_server.documents import DOCUMENT_KINDS, OperationError, apply_operation
 from crdt_server.edge.bodies import decode_json
 from crdt_server.edge.documents import capable_principal
 from crdt_server.edge.events import CustomEvent, PostedEvent, custom_event_data
@@ -41,9 +42,8 @@ from crdt_server.edge.routing import (
     wedding_path,
 )
 from crdt_server.extensions.integrations import INBOUND_ORIGIN, IntegrationService
-from documents import DOCUMENT_KINDS, OperationError, apply_operation
-from storage import NewEvent, Once
-from storage.integrations import InboundSource
+from crdt_server.storage import NewEvent, Once
+from crdt_server.storage.integrations import InboundSource
 
 __all__ = ["inbound_routes"]
 

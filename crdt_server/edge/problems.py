@@ -19,8 +19,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from crdt_server.core.room import RoomFailed
+from crdt_server.documents import OperationError
 from crdt_server.errors import CloseCode, PeerError
-from documents import OperationError
 
 __all__ = [
     "CLIENT_CLOSED",

@@ -24,7 +24,7 @@ from crdt_server.edge.ratelimit import HttpRateLimiter
 from crdt_server.edge.upgrade import Gate
 from crdt_server.extensions.events import EventLog
 from crdt_server.settings import Settings
-from storage import DocumentStore
+from crdt_server.storage import DocumentStore
 
 __all__ = ["SERVER_STATE_KEY", "ServerState", "server_state", "state_of_scope"]
 

@@ -8,7 +8,7 @@ from crdt_server.core.metrics import CONTENT_TYPE_LATEST
 from crdt_server.edge.bodies import Health, NotReady, Readiness
 from crdt_server.edge.problems import PROBLEM_JSON
 from crdt_server.edge.routing import Call, Route, json_response
-from storage import StoreError
+from crdt_server.storage import StoreError
 
 __all__ = ["status_routes"]
 

@@ -16,6 +16,7 @@ import msgspec
 from starlette.responses import HTMLResponse, Response
 
 from crdt_server.auth.tokens import valid_email, valid_sub
+from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.edge.bodies import Role, Subject
 from crdt_server.edge.documents import readable_documents, wedding_principal
 from crdt_server.edge.problems import ApiError
@@ -36,7 +37,6 @@ from crdt_server.extensions.threads import (
     Viewer,
     member_json,
 )
-from documents import DOCUMENT_KINDS
 
 __all__ = ["thread_routes"]
 

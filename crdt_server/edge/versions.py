@@ -16,6 +16,7 @@ from __future__ import annotations
 import msgspec
 from starlette.responses import Response
 
+from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.edge.bodies import ConflictActor, Seq
 from crdt_server.edge.documents import (
     actor_of,
@@ -27,7 +28,6 @@ from crdt_server.edge.problems import ApiError
 from crdt_server.edge.routing import Call, QueryParam, Route, json_response
 from crdt_server.extensions.events import rfc3339
 from crdt_server.extensions.versions import NotKept, VersionKeeper
-from documents import DOCUMENT_KINDS
 
 __all__ = ["version_routes"]
 

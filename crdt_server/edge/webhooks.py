@@ -24,6 +24,7 @@ from typing import Annotated, Literal
 import msgspec
 from starlette.responses import Response
 
+from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.edge.documents import capable_principal, readable_documents
 from crdt_server.edge.events import viewer_of
 from crdt_server.edge.problems import ApiError
@@ -32,8 +33,7 @@ from crdt_server.extensions.webhook_endpoints import WebhookEndpoints
 from crdt_server.extensions.webhook_model import Endpoint, IdempotencyConflict, scope_json
 from crdt_server.extensions.webhook_safety import UnsafeTarget, check_url, resolve_target
 from crdt_server.extensions.webhooks import Webhooks
-from documents import DOCUMENT_KINDS
-from storage import Once
+from crdt_server.storage import Once
 
 __all__ = ["webhook_routes"]
 

@@ -19,11 +19,11 @@ from pycrdt import Doc, Map
 from crdt_server.core.hooks import Actor, Core, Extension, StoredBatch
 from crdt_server.core.room import Room
 from crdt_server.core.weddings import WeddingService
+from crdt_server.documents import DOCUMENT_KINDS, Conflict, OperationError, apply_operation, check
+from crdt_server.documents.operations import OPERATIONS
+from crdt_server.documents.resolution import Writer, related_paths, suggest
 from crdt_server.names import CONFLICTS
-from documents import DOCUMENT_KINDS, Conflict, OperationError, apply_operation, check
-from documents.operations import OPERATIONS
-from documents.resolution import Writer, related_paths, suggest
-from storage import NewEvent, StoredEvent
+from crdt_server.storage import NewEvent, StoredEvent
 
 if TYPE_CHECKING:
     from crdt_server.extensions.events import EventLog

@@ -25,9 +25,9 @@ from typing import Any
 
 from crdt_server.core.hooks import Core, Extension, PendingUpdate, StoredBatch
 from crdt_server.core.room import Room
-from documents import DOCUMENT_KINDS
-from documents.events import derive_events
-from storage import AddedEvents, DocumentStore, EventFilter, NewEvent, Once, StoredEvent
+from crdt_server.documents import DOCUMENT_KINDS
+from crdt_server.documents.events import derive_events
+from crdt_server.storage import AddedEvents, DocumentStore, EventFilter, NewEvent, Once, StoredEvent
 
 __all__ = ["EventLog", "event_json", "rfc3339"]
 

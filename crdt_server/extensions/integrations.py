@@ -30,10 +30,10 @@ from typing import Any
 
 from crdt_server.core.hooks import Core, Extension, PendingUpdate
 from crdt_server.core.room import Room
-from documents.model import parse_instant
-from documents.schema import TimelineItem, read_timeline
-from storage import EventFilter, NewEvent
-from storage.integrations import FeedItem, IntegrationStore
+from crdt_server.documents.model import parse_instant
+from crdt_server.documents.schema import TimelineItem, read_timeline
+from crdt_server.storage import EventFilter, NewEvent
+from crdt_server.storage.integrations import FeedItem, IntegrationStore
 
 __all__ = ["APPLIED_EVENT", "INBOUND_ORIGIN", "IntegrationService", "fingerprint"]
 

@@ -26,8 +26,8 @@ from typing import Any
 from crdt_server.core.connection import Connection
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.core.room import Room
+from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.extensions.events import rfc3339
-from documents import DOCUMENT_KINDS
 
 __all__ = ["PresenceDirectory", "PresenceEntry"]
 

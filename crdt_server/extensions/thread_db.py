@@ -21,7 +21,14 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from storage import DocumentStore, NewEvent, PostgresStore, Schema, SqliteStore, StoredEvent
+from crdt_server.storage import (
+    DocumentStore,
+    NewEvent,
+    PostgresStore,
+    Schema,
+    SqliteStore,
+    StoredEvent,
+)
 
 __all__ = ["SCHEMA", "Events", "Sql", "ThreadDb", "Tx"]
 
@@ -241,7 +248,7 @@ class ThreadDb:
     async def _commit(self, txs: list[Tx[Any]]) -> list[tuple[bool, Any]]:
         store = self.store
         if isinstance(store, SqliteStore):
-            from storage.sqlite import insert_events
+            from crdt_server.storage.sqlite import insert_events
 
             def body(db: Any) -> list[tuple[bool, Any]]:
                 outcomes: list[tuple[bool, Any]] = []

@@ -34,6 +34,7 @@ from typing import Any
 
 from crdt_server.auth.permissions import ROLES
 from crdt_server.auth.tokens import valid_email, valid_sub
+from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.errors import ExportError
 from crdt_server.extensions.thread_db import SCHEMA, ThreadDb
 from crdt_server.extensions.thread_model import (
@@ -49,8 +50,7 @@ from crdt_server.extensions.thread_model import (
     message_json,
     thread_json,
 )
-from documents import DOCUMENT_KINDS
-from storage import DocumentStore, FeatureRow, Schema
+from crdt_server.storage import DocumentStore, FeatureRow, Schema
 
 __all__ = ["THREADS", "ThreadSection", "export_threads"]
 

@@ -9,8 +9,8 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.extensions.events import rfc3339
-from documents import DOCUMENT_KINDS
 
 __all__ = [
     "KINDS",

@@ -51,7 +51,7 @@ from crdt_server.extensions.thread_model import (
     who_sees,
 )
 from crdt_server.extensions.thread_people import ThreadPeople
-from storage import NewEvent, audience_of
+from crdt_server.storage import NewEvent, audience_of
 
 __all__ = ["MAX_BODY_BYTES", "ThreadError", "Threads", "Viewer", "member_json"]
 

@@ -31,10 +31,10 @@ from pycrdt import Doc, Map
 from crdt_server.core.crdt import replay
 from crdt_server.core.hooks import Actor, Core, Extension, StoredBatch
 from crdt_server.core.room import Room
-from documents import DOCUMENT_KINDS
-from documents.restore import restore
-from storage import NewEvent
-from storage.versions import VersionPoint, VersionStore, to_thin
+from crdt_server.documents import DOCUMENT_KINDS
+from crdt_server.documents.restore import restore
+from crdt_server.storage import NewEvent
+from crdt_server.storage.versions import VersionPoint, VersionStore, to_thin
 
 if TYPE_CHECKING:
     from crdt_server.extensions.events import EventLog

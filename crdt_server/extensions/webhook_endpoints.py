@@ -28,7 +28,7 @@ from crdt_server.extensions.webhook_model import (
     scope_json,
 )
 from crdt_server.extensions.webhook_tables import Statement, WebhookTables
-from storage import Once
+from crdt_server.storage import Once
 
 __all__ = ["ROTATION_SECONDS", "WebhookEndpoints", "insert_delivery"]
 

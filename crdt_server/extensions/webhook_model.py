@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from crdt_server.extensions.events import event_json, rfc3339
-from storage import StoredEvent
+from crdt_server.storage import StoredEvent
 
 __all__ = [
     "DELIVERY_COLUMNS",

@@ -18,7 +18,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from storage import DocumentStore, PostgresStore, Schema, SqliteStore
+from crdt_server.storage import DocumentStore, PostgresStore, Schema, SqliteStore
 
 __all__ = ["SCHEMA", "Statement", "WebhookTables"]
 

@@ -55,7 +55,7 @@ from crdt_server.extensions.webhook_safety import UnsafeTarget
 from crdt_server.extensions.webhook_sender import post_signed
 from crdt_server.extensions.webhook_tables import Statement, WebhookTables
 from crdt_server.settings import Settings
-from storage import DocumentStore, EventFilter
+from crdt_server.storage import DocumentStore, EventFilter
 
 __all__ = ["Webhooks"]
 

@@ -9,7 +9,7 @@ from typing import Any
 from pycrdt import Doc
 
 from crdt_server.codec.updates import decode_state_vector
-from documents import DOCUMENT_KINDS, check, to_json
+from crdt_server.documents import DOCUMENT_KINDS, check, to_json
 
 from .edits import content
 

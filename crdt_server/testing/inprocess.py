@@ -68,7 +68,7 @@ from crdt_server.core.session import serve_connection
 from crdt_server.core.transport import MemoryTransport, TransportClosed, memory_pair
 from crdt_server.errors import CloseCode
 from crdt_server.settings import Settings
-from storage import NewEvent, NewUpdate, SqliteStore, StoredLog
+from crdt_server.storage import NewEvent, NewUpdate, SqliteStore, StoredLog
 
 from .edits import Edit, apply_edit
 

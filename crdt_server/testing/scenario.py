@@ -17,7 +17,7 @@ from typing import Any, Protocol, TypeAlias
 
 from pycrdt import Doc
 
-from documents import OPERATIONS, OperationError, apply_operation
+from crdt_server.documents import OPERATIONS, OperationError, apply_operation
 
 from .assertions import assert_converged
 from .edits import Edit, apply_edit

@@ -19,7 +19,7 @@ from typing import Any
 from hypothesis import strategies as st
 from pycrdt import Doc, TransactionEvent
 
-from documents import RSVP_STATES, SIDES, TABLE_SHAPES, TIMELINE_STATUSES
+from crdt_server.documents import RSVP_STATES, SIDES, TABLE_SHAPES, TIMELINE_STATUSES
 
 from .edits import Edit, Json, apply_edit
 from .scenario import Flush, GoOffline, Operate, Reconnect, Step

@@ -23,9 +23,9 @@ from pycrdt import Doc, Map
 
 from crdt_server.codec.updates import UpdateError, inspect_update
 from crdt_server.core.crdt import CrdtFailure, RoomDocument, crdt_call, replay
+from crdt_server.documents import DOCUMENT_KINDS, DocumentError, to_json
 from crdt_server.names import CONFLICTS, ROOM_KINDS, WEDDING_ID_PATTERN
-from documents import DOCUMENT_KINDS, DocumentError, to_json
-from storage import DocumentStore
+from crdt_server.storage import DocumentStore
 
 __all__ = ["DocumentReport", "SqliteFileReport", "check_sqlite_file", "check_store"]
 

@@ -20,6 +20,7 @@ from typing import Any, TextIO, TypeVar
 
 from crdt_server.names import valid_wedding_id
 from crdt_server.settings import Settings
+from crdt_server.storage import DocumentStore, PostgresStore, Schema, SqliteStore, StoreError
 from crdt_server.tools.backup import (
     BackupError,
     backup_sqlite,
@@ -37,7 +38,6 @@ from crdt_server.tools.export import (
     parse_export,
 )
 from crdt_server.tools.schema import foreign_objects, server_objects
-from storage import DocumentStore, PostgresStore, Schema, SqliteStore, StoreError
 
 __all__ = ["COMMANDS", "ToolError", "add_commands", "run", "wedding_id"]
 

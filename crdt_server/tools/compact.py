@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from crdt_server.core.crdt import CrdtFailure, crdt_call, replay
-from storage import DocumentStore, StoreError
+from crdt_server.storage import DocumentStore, StoreError
 
 __all__ = ["Compaction", "compact_store"]
 

@@ -56,11 +56,11 @@ from typing import Any, Protocol
 
 from crdt_server.codec.updates import UpdateError, inspect_update
 from crdt_server.core.crdt import crdt_call, replay
+from crdt_server.documents import DOCUMENT_KINDS, DocumentError, to_json
+from crdt_server.documents.shapes import MAX_DEPTH, nests_deeper_than
 from crdt_server.errors import ExportError
 from crdt_server.names import EVENT_NAMESPACES, ROOM_KINDS, event_problem, valid_wedding_id
-from documents import DOCUMENT_KINDS, DocumentError, to_json
-from documents.shapes import MAX_DEPTH, nests_deeper_than
-from storage import (
+from crdt_server.storage import (
     DocumentStore,
     FeatureRow,
     HistoryEntry,

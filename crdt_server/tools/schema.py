@@ -16,9 +16,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from storage import Schema, SqliteStore
-from storage.integrations import INTEGRATIONS
-from storage.versions import VERSIONS
+from crdt_server.storage import Schema, SqliteStore
+from crdt_server.storage.integrations import INTEGRATIONS
+from crdt_server.storage.versions import VERSIONS
 
 __all__ = ["foreign_objects", "server_objects"]
 

@@ -12,7 +12,7 @@ import redis.asyncio as redis
 from pycrdt import Doc, Map
 
 from crdt_server.auth.tokens import TokenCodec
-from storage import NewUpdate, SqliteStore
+from crdt_server.storage import NewUpdate, SqliteStore
 from tests.cluster.conftest import RedisProcess
 from tests.jsclient import JsClientGroup, map_set
 from tests.server import ServerProcess

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pycrdt import Doc, Map
 
-from documents import DOCUMENT_KINDS, DocumentError, check, seed, to_json
-from documents.demo import demo_operations, seed_demo, seed_demo_document
+from crdt_server.documents import DOCUMENT_KINDS, DocumentError, check, seed, to_json
+from crdt_server.documents.demo import demo_operations, seed_demo, seed_demo_document
 
 
 def fresh() -> dict[str, Doc[Any]]:

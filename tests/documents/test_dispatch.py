@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pycrdt import Doc, Map
 
-from documents import DOCUMENT_KINDS, OPERATIONS, OperationError, apply_operation
+from crdt_server.documents import DOCUMENT_KINDS, OPERATIONS, OperationError, apply_operation
 
 from .wedding import new_wedding, run
 

@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycrdt import Doc, Map, TransactionEvent
 
-from documents import OperationError, apply_operation, seed
-from documents.changes import ChangeRecorder, EntryChange
-from documents.events import EVENT_TYPES, apply_events, derive_events, entries_of
+from crdt_server.documents import OperationError, apply_operation, seed
+from crdt_server.documents.changes import ChangeRecorder, EntryChange
+from crdt_server.documents.events import EVENT_TYPES, apply_events, derive_events, entries_of
 from tests.documents.test_replica_convergence import BASE_PLAN, operations
 from tests.tier import examples
 

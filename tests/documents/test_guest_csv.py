@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycrdt import Doc
 
-from documents import OperationError, apply_operation
-from documents.guest_csv import COLUMNS, apply_import, export_guests, plan_import
-from documents.model import RSVP_STATES, SIDES
+from crdt_server.documents import OperationError, apply_operation
+from crdt_server.documents.guest_csv import COLUMNS, apply_import, export_guests, plan_import
+from crdt_server.documents.model import RSVP_STATES, SIDES
 from tests.tier import examples
 
 # Text the way people type it in forms and spreadsheets: any character (line breaks,

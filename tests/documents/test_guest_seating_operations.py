@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from documents import to_json
+from crdt_server.documents import to_json
 
 from .wedding import Docs, new_wedding, refused, run
 

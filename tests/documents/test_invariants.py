@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 from pycrdt import Doc, Map
 
-from documents import Conflict, DocumentError, check, check_document, format_money, from_json
+from crdt_server.documents import (
+    Conflict,
+    DocumentError,
+    check,
+    check_document,
+    format_money,
+    from_json,
+)
 
 Docs = dict[str, Doc[Any]]
 

@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 from pycrdt import Doc, Map
 
-from documents import DOCUMENT_KINDS, DocumentError, from_json, import_json, seed, to_json
+from crdt_server.documents import (
+    DOCUMENT_KINDS,
+    DocumentError,
+    from_json,
+    import_json,
+    seed,
+    to_json,
+)
 
 from .wedding import Docs, exports, new_wedding, run
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from documents import check, to_json
+from crdt_server.documents import check, to_json
 
 from .wedding import Docs, new_wedding, run, sync
 

@@ -7,8 +7,8 @@ import dataclasses
 import sys
 from pathlib import Path
 
-import documents
-from documents import model, schema
+from crdt_server import documents
+from crdt_server.documents import model, schema
 
 PACKAGE = Path(documents.__file__).parent
 

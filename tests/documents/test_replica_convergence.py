@@ -23,8 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 from pycrdt import Doc, TransactionEvent, merge_updates
 
-from crdt_server.testing import strategies as kit
-from documents import (
+from crdt_server.documents import (
     DOCUMENT_KINDS,
     OPERATIONS,
     OperationError,
@@ -34,6 +33,7 @@ from documents import (
     seed,
     to_json,
 )
+from crdt_server.testing import strategies as kit
 from tests.tier import examples
 
 REPLICAS = 3

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from pycrdt import Doc, Map
 
-from documents import DOCUMENT_KINDS, SCHEMA_VERSION, DocumentError, seed, to_json
-from documents.schema import ROOTS
+from crdt_server.documents import DOCUMENT_KINDS, SCHEMA_VERSION, DocumentError, seed, to_json
+from crdt_server.documents.schema import ROOTS
 
 
 def entries(doc: Doc[Any], kind: str) -> dict[str, int]:

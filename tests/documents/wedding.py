@@ -7,7 +7,14 @@ from typing import Any
 import pytest
 from pycrdt import Doc
 
-from documents import DOCUMENT_KINDS, OPERATIONS, OperationError, apply_operation, seed, to_json
+from crdt_server.documents import (
+    DOCUMENT_KINDS,
+    OPERATIONS,
+    OperationError,
+    apply_operation,
+    seed,
+    to_json,
+)
 
 Docs = dict[str, Doc[Any]]
 

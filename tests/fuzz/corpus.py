@@ -78,8 +78,8 @@ from crdt_server.core.room import Room
 from crdt_server.core.transport import MemoryTransport, TransportClosed
 from crdt_server.errors import ProtocolError
 from crdt_server.settings import Settings
+from crdt_server.storage import SqliteStore
 from crdt_server.testing.inprocess import Activity, ServerEnd, serve_memory
-from storage import SqliteStore
 
 __all__ = [
     "BOUNDARY_VALUES",

@@ -43,7 +43,7 @@ from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.room import Room
 from crdt_server.core.weddings import WeddingService
 from crdt_server.settings import Settings
-from storage import SqliteStore
+from crdt_server.storage import SqliteStore
 from tests.fuzz.corpus import (
     ROOT,
     WRITER,
@@ -505,7 +505,7 @@ from crdt_server.auth.principals import ANONYMOUS
 from crdt_server.cluster.bus import LocalBus
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.settings import Settings
-from storage import SqliteStore
+from crdt_server.storage import SqliteStore
 from tests.fuzz.corpus import start_session
 
 FRAMES = [bytes.fromhex(h) for h in sys.argv[1:]]

@@ -24,7 +24,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from storage import DocumentStore, PostgresStore, SqliteStore
+from crdt_server.storage import DocumentStore, PostgresStore, SqliteStore
 
 _T = TypeVar("_T")
 

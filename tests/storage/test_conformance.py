@@ -25,7 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycrdt import Array, Doc, Map, Text, merge_updates
 
-from storage import (
+from crdt_server.storage import (
     DocumentStore,
     EventFilter,
     NewEvent,
@@ -695,7 +695,7 @@ REPO_ROOT = str(Path(__file__).resolve().parents[2])
 CHILD = textwrap.dedent(
     """
     import asyncio, sys
-    from storage import NewUpdate, SqliteStore
+    from crdt_server.storage import NewUpdate, SqliteStore
 
     async def main(path):
         store = SqliteStore(path)
@@ -941,7 +941,7 @@ async def put_note(store: DocumentStore, wedding: str, note: str, event: NewEven
     """Write a note row and an event in one transaction, through the backend's own API;
     the seqs of the events stored (none for an erased wedding)."""
     if isinstance(store, SqliteStore):
-        from storage.sqlite import insert_events
+        from crdt_server.storage.sqlite import insert_events
 
         def body(db: Any) -> list[int]:
             db.execute("INSERT INTO notes VALUES (?, ?, ?)", (wedding, note, "secret"))
@@ -1058,7 +1058,7 @@ async def test_revocations_are_durable_keep_the_latest_and_are_forgotten_when_st
 async def test_restore_points_outlive_compaction_and_go_with_their_wedding(
     store: DocumentStore, open_store: OpenStore
 ) -> None:
-    from storage.versions import VersionPoint, VersionStore
+    from crdt_server.storage.versions import VersionPoint, VersionStore
 
     versions = VersionStore(store)
     await versions.install()

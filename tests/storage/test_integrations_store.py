@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from storage import DocumentStore
-from storage.integrations import SEEN_SECONDS, CalendarToken, InboundSource, IntegrationStore
+from crdt_server.storage import DocumentStore
+from crdt_server.storage.integrations import (
+    SEEN_SECONDS,
+    CalendarToken,
+    InboundSource,
+    IntegrationStore,
+)
 from tests.storage.conftest import OpenStore
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from pycrdt import Doc, Map
 
-from storage import (
+from crdt_server.storage import (
     DocumentStore,
     FeatureRow,
     HistoryEntry,

@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from crdt_server.extensions.thread_db import SCHEMA, Events, Sql, ThreadDb, Tx
-from storage import DocumentStore, NewEvent
+from crdt_server.storage import DocumentStore, NewEvent
 
 
 class Refused(Exception):

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from crdt_server.extensions.webhook_model import IdempotencyConflict
 from crdt_server.extensions.webhooks import Webhooks
 from crdt_server.settings import Settings
-from storage import DocumentStore, NewEvent, Once
+from crdt_server.storage import DocumentStore, NewEvent, Once
 from tests.storage.conftest import OpenStore
 
 SETTINGS = Settings(webhook_retry_schedule="0,60")
