@@ -120,7 +120,8 @@ def apply(doc: Doc[Any], edit: tuple[Any, ...]) -> None:
         size = len(str(target)) if isinstance(target, Text) else len(target)
         index = at % (size + 1)
         if action == "delete" and size:
-            del target[index % size : index % size + 1 + at % 3]
+            start = index % size
+            del target[start : min(size, start + 1 + at % 3)]
         elif action == "format" and size:
             target.format(index % size, min(size, index % size + 2), attributes)
         elif action == "embed" and isinstance(target, Text):
