@@ -251,3 +251,17 @@ def test_readme_lists_every_setting_with_its_default() -> None:
     for field in dataclasses.fields(Settings):
         row = f"| `{ENV_PREFIX}{field.name.upper()}` | `{getattr(defaults, field.name)}` |"
         assert row in readme, f"README settings table lacks or misstates: {row}"
+
+
+def test_no_private_module_is_imported() -> None:
+    """pycrdt's and every other library's private modules (``pycrdt._base``) change without
+    notice; uvicorn's internals are confined to their one adapter (its own rule)."""
+    for path in MODULES:
+        for name in _imports(path):
+            top, *rest = name.split(".")
+            if top in INTERNAL or not rest:
+                continue
+            private = [part for part in rest[:-1] if part.startswith("_")]
+            if top == "uvicorn":
+                continue  # crdt_server/edge/uvicorn_private.py, by design
+            assert not private, f"{_module_name(path)} imports the private module {name}"

@@ -40,10 +40,9 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pycrdt import Doc, Subscription, merge_updates
-from pycrdt._base import BaseType
 
 from crdt_server.codec.updates import (
     UpdateError,
@@ -56,7 +55,6 @@ from crdt_server.codec.updates import (
 
 __all__ = [
     "Applied",
-    "BaseType",
     "CrdtFailure",
     "IntegrationFailed",
     "ObserverFailed",
@@ -168,7 +166,7 @@ class RoomDocument:
     )
 
     def __init__(self) -> None:
-        self.doc: Doc[BaseType] = Doc()
+        self.doc: Doc[Any] = Doc()
         self.held: list[tuple[bytes, UpdateSummary]] = []
         """Updates waiting on content the document lacks, in arrival order."""
         self.integrated: Callable[[bytes], None] | None = None

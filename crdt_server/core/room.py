@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from pycrdt import Doc
 
@@ -44,7 +44,6 @@ from crdt_server.codec.updates import (
 from crdt_server.core.connection import Connection
 from crdt_server.core.crdt import (
     Applied,
-    BaseType,
     CrdtFailure,
     IntegrationFailed,
     RoomDocument,
@@ -176,7 +175,7 @@ class Room:
     # -- the document -------------------------------------------------------------------
 
     @property
-    def doc(self) -> Doc[BaseType]:
+    def doc(self) -> Doc[Any]:
         """The document as integrated so far (see :class:`RoomDocument`)."""
         return self.document.doc
 
