@@ -1,8 +1,9 @@
 """The one frozen settings object, and the only place that reads the environment.
 
 Every field can be set by an environment variable ``CRDT_SERVER_<FIELD NAME IN CAPITALS>``
-(command-line options of ``crdt-server serve`` win over the environment). The README's
-settings table lists the same fields with the same defaults.
+(command-line options of ``crdt-server serve`` win over the environment). The settings
+reference (``docs/reference/settings.md``) is generated from this class, each field's
+docstring its meaning (``scripts/docs_reference.py``).
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class Settings:
     """Key for the admin API (sessions, revocation); empty: the admin API is disabled."""
     permissions: str = ""
     """Role x document matrix as JSON (``{"vendor": {"timeline": "read"}}``); empty: the
-    built-in default (see README)."""
+    built-in default (see the permissions reference)."""
     allowed_origins: str = ""
     """Browser origins allowed to connect, comma separated; empty: any origin."""
     token_ttl_seconds: int = 3600
