@@ -168,7 +168,15 @@ def _parser() -> argparse.ArgumentParser:
         "--allow-anonymous",
         action="store_true",
         default=None,
-        help="let clients without a token read and write (local demos and benchmarks only)",
+        help="let clients without a token read and write, and print a sign-in link per "
+        "role (a local demo: on a loopback --host only)",
+    )
+    serve.add_argument(
+        "--allow-anonymous-on-network",
+        action="store_true",
+        default=None,
+        help="let --allow-anonymous serve a non-loopback --host (anyone reaching it may "
+        "read and write every wedding)",
     )
     serve.add_argument(
         "--demo",
@@ -320,12 +328,13 @@ def serve(settings: Settings, *, demo: bool = False) -> None:
     app: Starlette | str
     if settings.workers == 1:
         app = create_app(settings)
-        if demo:
+        if demo or settings.allow_anonymous:
             # Links start from CRDT_SERVER_PUBLIC_URL when set (behind a TLS proxy), as every
             # link the server hands out does (edge/links.py).
             shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
             local = f"http://{f'[{shown}]' if ':' in shown else shown}:{port}"
-            with_demo(app, settings, settings.public_url.rstrip("/") or local)
+            # --allow-anonymous alone lets a person in too: the links, without seeding.
+            with_demo(app, settings, settings.public_url.rstrip("/") or local, seed=demo)
         tune_gc(settings)
     else:
         # Every worker builds its own app from the environment and shares the socket.
@@ -428,6 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 data_dir=args.data_dir,
                 log_level=args.log_level,
                 allow_anonymous=args.allow_anonymous,
+                allow_anonymous_on_network=args.allow_anonymous_on_network,
                 workers=args.workers,
                 redis_url=args.redis_url,
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import IntEnum
 
 __all__ = [
+    "CLOSE_CODE_ADVICE",
     "CloseCode",
     "DocumentTooLarge",
     "ExportError",
@@ -25,6 +26,7 @@ class CloseCode(IntEnum):
     """
 
     NORMAL = 1000
+    PROTOCOL_ERROR = 1002
     UNSUPPORTED_DATA = 1003
     INVALID_PAYLOAD = 1007
     POLICY_VIOLATION = 1008
@@ -35,6 +37,48 @@ class CloseCode(IntEnum):
     TOKEN_EXPIRED = 4401
     FORBIDDEN = 4403
     DOCUMENT_DELETED = 4404
+
+
+CLOSE_CODE_ADVICE: dict[CloseCode, tuple[str, str]] = {
+    CloseCode.NORMAL: ("normal closure (the client or the server is done)", "nothing"),
+    CloseCode.PROTOCOL_ERROR: (
+        "WebSocket protocol error (an unmasked frame, reserved bits, a bad fragment or "
+        "control frame)",
+        "fix the client",
+    ),
+    CloseCode.UNSUPPORTED_DATA: ("text frame (the protocol is binary)", "fix the client"),
+    CloseCode.INVALID_PAYLOAD: (
+        "malformed message or invalid Yjs update / awareness",
+        "fix the client",
+    ),
+    CloseCode.POLICY_VIOLATION: (
+        "policy: e.g. an awareness state over the size limit, too many updates per second",
+        "fix the client",
+    ),
+    CloseCode.MESSAGE_TOO_BIG: (
+        "message larger than `CRDT_SERVER_MAX_MESSAGE_BYTES`, or a document past "
+        "`CRDT_SERVER_MAX_DOCUMENT_BYTES`",
+        "send smaller updates",
+    ),
+    CloseCode.INTERNAL_ERROR: (
+        "internal error (e.g. the store could not commit)",
+        "reconnect (transient)",
+    ),
+    CloseCode.SERVICE_RESTART: ("server restart (graceful shutdown)", "reconnect (transient)"),
+    CloseCode.TRY_AGAIN_LATER: (
+        "try again later: slow consumer, overload, or the room holds as much out-of-order "
+        "content as it may",
+        "reconnect (transient)",
+    ),
+    CloseCode.TOKEN_EXPIRED: ("token expired or revoked", "get a new token"),
+    CloseCode.FORBIDDEN: ("forbidden", "do not retry"),
+    CloseCode.DOCUMENT_DELETED: (
+        "document deleted (the wedding was erased; its upgrades now get 410)",
+        "do not retry",
+    ),
+}
+"""What each close code means and what a client should do about it (the reference page of
+close codes is generated from this table)."""
 
 
 class PeerError(Exception):

@@ -1,13 +1,15 @@
 """The one frozen settings object, and the only place that reads the environment.
 
 Every field can be set by an environment variable ``CRDT_SERVER_<FIELD NAME IN CAPITALS>``
-(command-line options of ``crdt-server serve`` win over the environment). The README's
-settings table lists the same fields with the same defaults.
+(command-line options of ``crdt-server serve`` win over the environment). The settings
+reference (``docs/reference/settings.md``) is generated from this class, each field's
+docstring its meaning (``scripts/docs_reference.py``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import os
 from collections.abc import Mapping
@@ -51,7 +53,12 @@ class Settings:
     removed (clients refresh every 15 s; a process that died leaves no ghosts)."""
 
     allow_anonymous: bool = False
-    """Let clients without a token read and write every room (local demos, benchmarks)."""
+    """Let clients without a token read and write every room (local demos, benchmarks). Only
+    on a loopback ``HOST`` unless ``ALLOW_ANONYMOUS_ON_NETWORK`` is set too; ``serve``
+    prints a sign-in link per role of the demo wedding."""
+    allow_anonymous_on_network: bool = False
+    """Let ``ALLOW_ANONYMOUS`` serve a non-loopback ``HOST`` (anyone who reaches the port
+    reads and writes every wedding); without it such a server refuses to start."""
     auth_secret: str = ""
     """HS256 secret for tokens; empty: one is generated into ``DATA_DIR/auth_secret``."""
     auth_public_key_file: str = ""
@@ -63,7 +70,7 @@ class Settings:
     """Key for the admin API (sessions, revocation); empty: the admin API is disabled."""
     permissions: str = ""
     """Role x document matrix as JSON (``{"vendor": {"timeline": "read"}}``); empty: the
-    built-in default (see README)."""
+    built-in default (see the permissions reference)."""
     allowed_origins: str = ""
     """Browser origins allowed to connect, comma separated; empty: any origin."""
     token_ttl_seconds: int = 3600
@@ -296,6 +303,16 @@ class Settings:
             raise SettingsError("websocket_stack must be native or uvicorn")
         if self.log_format not in ("text", "json"):
             raise SettingsError("log_format must be text or json")
+        if (
+            self.allow_anonymous
+            and not self.allow_anonymous_on_network
+            and not _loopback(self.host)
+        ):
+            raise SettingsError(
+                f"--allow-anonymous is for a local demo: it lets anyone who reaches "
+                f"{self.host} read and write every wedding; listen on 127.0.0.1, or add "
+                f"--allow-anonymous-on-network if that is what you mean"
+            )
         if self.workers > 1 and not self.redis_url:
             raise SettingsError("several workers need a Redis bus: set CRDT_SERVER_REDIS_URL")
         if self.public_url and not self.public_url.startswith(("http://", "https://")):
@@ -375,6 +392,16 @@ class Settings:
                 values[f.name] = _parse(f.name, f.type, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` (an address or a name) is this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 RENAMED = {"TOKEN_MAX_LIFETIME_SECONDS": "session_max_lifetime_seconds"}

@@ -63,3 +63,23 @@ async def postgres_url() -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+SERVICE_FIXTURES = frozenset(
+    {"scratch_postgres", "postgres_url", "postgres_store", "redis_server", "cluster"}
+)
+"""Fixtures that talk to the local PostgreSQL or start a Redis server."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``services`` every test that needs the local Redis or PostgreSQL (the cluster
+    tests, PostgreSQL fixtures, tests parametrized on the PostgreSQL store), so that
+    ``scripts/test --unit`` can leave them out on a machine without them."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if (
+            "cluster" in item.path.parts
+            or fixtures & SERVICE_FIXTURES
+            or "postgres" in item.name.lower()
+        ):
+            item.add_marker(pytest.mark.services)

@@ -223,10 +223,10 @@ def test_deploy_readme_covers_what_an_operator_needs() -> None:
         "## Several processes on one host, and across hosts",
         "1012",
         "pg_dump",
-        "8.1 KiB",  # memory per connection, from benchmarks/README.md
+        "8.1 KiB",  # memory per connection, from docs/performance/2026-11-22.md
     ):
         assert topic in text, topic
-    assert "8.1" in (ROOT / "benchmarks" / "README.md").read_text()
+    assert "8.1 KiB" in (ROOT / "docs" / "performance" / "2026-11-22.md").read_text()
     for name in re.findall(r"`(CRDT_SERVER_[A-Z_]+)`", text):
         assert hasattr(Settings, name.removeprefix("CRDT_SERVER_").lower()), name
 

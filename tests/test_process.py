@@ -212,3 +212,83 @@ async def test_serve_raises_its_open_files_limit_to_the_hard_limit_and_logs_both
         assert f"(hard limit {shown})" in server.log_text()
     finally:
         await server.stop()
+
+
+async def _serve_until_links(
+    *args: str, data_dir: Path
+) -> tuple[asyncio.subprocess.Process, dict[str, str]]:
+    """Start ``crdt-server serve ARGS`` and read its output up to the last sign-in link
+    (printed once the app has started); returns the process and ``{role: url}``."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "crdt_server", "serve", "--port", "0",
+        "--data-dir", str(data_dir), *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert process.stdout is not None
+    links: dict[str, str] = {}
+    async with asyncio.timeout(30):
+        while "friend" not in links:
+            line = (await process.stdout.readline()).decode()
+            assert line, "serve exited before printing its links"
+            words = line.split()
+            if len(words) == 2 and words[1].startswith("http"):
+                links[words[0]] = words[1]
+    return process, links
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    process.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(30):
+        await process.wait()
+
+
+@pytest.mark.parametrize(
+    "args", [("--allow-anonymous",), ("--allow-anonymous", "--allow-anonymous-on-network")]
+)
+async def test_anonymous_on_a_network_address_needs_its_own_flag(
+    args: tuple[str, ...], tmp_path: Path
+) -> None:
+    """``--allow-anonymous`` lets anyone who reaches the port write every wedding: on an
+    address other than loopback the server refuses to start unless told twice."""
+    command = ("serve", "--host", "0.0.0.0", "--port", "0", "--data-dir", str(tmp_path), *args)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "crdt_server", *command,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    if "--allow-anonymous-on-network" not in args:
+        async with asyncio.timeout(15):
+            out, err = await process.communicate()
+        assert process.returncode == 2 and b"listening" not in out
+        lines = err.decode().splitlines()
+        assert len(lines) == 1 and "--allow-anonymous-on-network" in lines[0], lines
+        assert "local demo" in lines[0]
+        return
+    try:
+        async with asyncio.timeout(30):
+            while b"listening" not in (line := await process.stdout.readline()):
+                assert line, "serve exited"
+    finally:
+        await _stop(process)
+
+
+async def test_anonymous_on_loopback_prints_sign_in_links_that_let_a_person_in(
+    tmp_path: Path,
+) -> None:
+    """The app opened on a "Sign in" page with no way in, even with ``--allow-anonymous``:
+    now serve prints a link per role, as ``--demo`` does, and says it is a local demo."""
+    process, links = await _serve_until_links("--allow-anonymous", data_dir=tmp_path)
+    try:
+        assert set(links) == {"couple", "planner", "family", "vendor", "friend"}
+        base, token = links["couple"].split("/app/#token=", 1)
+        assert base.startswith("http://127.0.0.1:")
+        async with httpx.AsyncClient(base_url=base) as http:
+            page = await http.get("/app/")
+            assert page.status_code == 200
+            access = await http.get(
+                "/api/weddings/demo/access", headers={"Authorization": f"Bearer {token}"}
+            )
+            assert access.status_code == 200, access.text
+            assert access.json()["role"] == "couple"
+    finally:
+        await _stop(process)

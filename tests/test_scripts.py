@@ -77,3 +77,39 @@ def test_scripts_services_starts_a_redis_that_is_down(free_port: int) -> None:
         [str(SCRIPTS / "services")], env=env, capture_output=True, timeout=60, check=False
     )
     assert again.returncode == 0, again.stderr.decode()
+
+
+def test_bootstrap_installs_only_when_what_it_installs_from_changed(tmp_path: Path) -> None:
+    """``./scripts/serve`` spent most of a warm start re-running ``pip install``: the
+    bootstrap now installs once per pyproject.toml, extras and Python (a stamp in .venv)."""
+    (tmp_path / "scripts").mkdir()
+    shutil.copy2(SCRIPTS / "bootstrap", tmp_path / "scripts" / "bootstrap")
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    log = tmp_path / "pip.log"
+    # A stand-in for the venv's Python: answers -VV, records every pip install.
+    fake = bin_dir / "python"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = "-VV" ]; then echo "Python 3.11.7"; exit 0; fi\n'
+        f'echo "$*" >> {log}\n'
+    )
+    fake.chmod(0o755)
+    (bin_dir / "crdt-server").write_text("#!/bin/sh\n")
+    (bin_dir / "crdt-server").chmod(0o755)
+
+    def bootstrap(extras: str = "") -> list[str]:
+        env = {**os.environ, "EXTRAS": extras}
+        subprocess.run([str(tmp_path / "scripts" / "bootstrap")], env=env, check=True, timeout=60)
+        return log.read_text().splitlines() if log.exists() else []
+
+    assert len(bootstrap()) == 1
+    assert len(bootstrap()) == 1  # nothing changed: no install
+    assert len(bootstrap("test")) == 2  # other extras: installed once
+    assert len(bootstrap("test")) == 2
+    assert len(bootstrap()) == 2
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\nversion = '2'\n")
+    assert len(bootstrap()) == 3  # pyproject.toml changed
+    (tmp_path / ".venv" / ".installed").unlink()
+    assert len(bootstrap()) == 4  # the documented way to force it

@@ -66,9 +66,10 @@ def demo_links(codec: TokenCodec, settings: Settings, base_url: str) -> list[tup
     return links
 
 
-def with_demo(app: Starlette, settings: Settings, base_url: str) -> None:
-    """Make ``app`` seed the demo once its lifespan has started, then print the links (one
-    ``ROLE URL`` line per role on standard output)."""
+def with_demo(app: Starlette, settings: Settings, base_url: str, *, seed: bool = True) -> None:
+    """Make ``app`` seed the demo once its lifespan has started (unless ``seed`` is false:
+    ``--allow-anonymous`` without ``--demo``), then print the links (one ``ROLE URL`` line per
+    role on standard output)."""
     inner = app.router.lifespan_context
 
     @asynccontextmanager
@@ -76,8 +77,15 @@ def with_demo(app: Starlette, settings: Settings, base_url: str) -> None:
         async with inner(app) as state:
             assert state is not None
             server = state[SERVER_STATE_KEY]
-            await seed_demo_wedding(server.weddings)
-            print(f"demo wedding {DEMO_WEDDING_ID!r} is ready; sign in as:", flush=True)
+            if seed:
+                await seed_demo_wedding(server.weddings)
+                print(f"demo wedding {DEMO_WEDDING_ID!r} is ready; sign in as:", flush=True)
+            else:
+                print(
+                    f"local demo (anonymous access is on): open wedding {DEMO_WEDDING_ID!r} "
+                    "as one of these; --demo also fills it with a sample plan:",
+                    flush=True,
+                )
             for role, url in demo_links(server.token_codec, settings, base_url):
                 print(f"{role} {url}", file=sys.stdout, flush=True)
             yield state
