@@ -145,7 +145,8 @@ def readme_blocks() -> list[tuple[str, str]]:
 
 def fresh_copy(target: Path) -> None:
     """What a clone of this tree holds: tracked and new files, nothing ignored (no .venv,
-    no node_modules, no data), executable bits kept."""
+    no node_modules, no data), executable bits and symlinks kept (``crdt_server/documents``
+    and ``crdt_server/storage`` are links, as git checks them out)."""
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=ROOT,
@@ -155,7 +156,10 @@ def fresh_copy(target: Path) -> None:
     ).stdout.decode()
     for name in filter(None, listed.split("\0")):
         source = ROOT / name
-        if source.is_file():
+        if source.is_symlink():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            (target / name).symlink_to(os.readlink(source))
+        elif source.is_file():
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target / name)
 
