@@ -33,7 +33,6 @@ __all__ = [
     "list_part",
     "nests_deeper_than",
     "root_view",
-    "text_view",
     "to_plain",
     "xml_view",
 ]
@@ -224,11 +223,6 @@ def _setter(container: Any, key: Any) -> _Put:
         container[key] = item
 
     return put
-
-
-def text_view(text: Text, *, rich: bool = False) -> Any:
-    """A ``Y.Text`` as its string, or ``{"text", "delta"}`` with ``rich``."""
-    return to_plain(text, rich=rich)
 
 
 def xml_view(fragment: XmlFragment) -> dict[str, Any]:
