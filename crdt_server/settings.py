@@ -306,7 +306,7 @@ class Settings:
         if (
             self.allow_anonymous
             and not self.allow_anonymous_on_network
-            and not _loopback(self.host)
+            and not is_loopback(self.host)
         ):
             raise SettingsError(
                 f"--allow-anonymous is for a local demo: it lets anyone who reaches "
@@ -394,7 +394,7 @@ class Settings:
         return cls(**values)
 
 
-def _loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     """Whether ``host`` (an address or a name) is this machine only."""
     if host == "localhost":
         return True

@@ -31,10 +31,14 @@ from starlette.responses import RedirectResponse, Response
 
 from crdt_server.auth.principals import AuthError, Principal
 from crdt_server.auth.tokens import TokenError
+from crdt_server.documents.demo import DEMO_WEDDING_ID
+from crdt_server.edge.demo import DEMO_PEOPLE, demo_links
+from crdt_server.edge.links import public_url
 from crdt_server.edge.problems import ApiError, FieldProblem, problem_response
 from crdt_server.edge.routing import Call, Route, json_response
 from crdt_server.edge.upgrade import bearer_token
 from crdt_server.names import ROOM_KINDS, valid_wedding_id
+from crdt_server.settings import is_loopback
 
 __all__ = [
     "BUNDLE_PACKAGE",
@@ -224,6 +228,21 @@ def webapp_routes(bundle: Mapping[str, StaticFile] | None = None) -> list[Route]
         ),
         Route(
             "GET",
+            "/api/local-demo",
+            "getLocalDemo",
+            "Sign-in links of the local demo, for the app's first page",
+            local_demo,
+            "public",
+            security="none",
+            response_model=LocalDemo,
+            errors=(404,),
+            description="Only while the server runs with `--allow-anonymous` on a loopback "
+            "address and the request comes from this machine (anyone who reaches such a "
+            "server may read and write every wedding anyway): one link per role into the "
+            "`demo` wedding. 404 everywhere else, with `--allow-anonymous-on-network` too.",
+        ),
+        Route(
+            "GET",
             "/api/weddings/{wedding_id}/access",
             "getWeddingAccess",
             "Who the token's holder is and which rooms they may read or write",
@@ -233,6 +252,40 @@ def webapp_routes(bundle: Mapping[str, StaticFile] | None = None) -> list[Route]
             errors=(401, 403, 404),
         ),
     ]
+
+
+class DemoLink(msgspec.Struct, frozen=True):
+    role: str
+    name: str
+    url: str
+
+
+class LocalDemo(msgspec.Struct, frozen=True):
+    wedding: str
+    links: list[DemoLink]
+
+
+async def local_demo(call: Call) -> Response:
+    """The demo's sign-in links, for a person who opened the app without one on a local
+    demo server (see the route's description); 404 anywhere else."""
+    settings = call.state.settings
+    client = call.request.client
+    local = (
+        settings.allow_anonymous
+        and is_loopback(settings.host)
+        and client is not None
+        and is_loopback(client.host)
+    )
+    if not local:
+        raise ApiError(404, "this server runs no local demo")
+    base = public_url(call.request, settings, "").rstrip("/")
+    links = [
+        DemoLink(role, DEMO_PEOPLE[role][1], url)
+        for role, url in demo_links(call.state.token_codec, settings, base)
+    ]
+    response = json_response(LocalDemo(DEMO_WEDDING_ID, links))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 async def refresh_token(call: Call) -> Response:

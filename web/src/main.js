@@ -30,6 +30,34 @@ function showMessage (title, text) {
   render(html`<main class="signed-out" role="main"><h1>${title}</h1><p>${text}</p></main>`, root)
 }
 
+// A local demo server (--allow-anonymous on this machine) hands out its sign-in links, so the
+// first page is never a dead end; any other server answers 404 and the page says how to get in.
+async function fetchLocalDemo () {
+  try {
+    const response = await fetch('/api/local-demo', { cache: 'no-store' })
+    return response.ok ? await response.json() : null
+  } catch {
+    return null
+  }
+}
+
+function showLocalDemo (demo) {
+  const enter = (url) => (event) => {
+    event.preventDefault()
+    window.location.hash = new URL(url).hash
+    window.location.reload()
+  }
+  root.replaceChildren()
+  render(html`<main class="signed-out" role="main">
+    <h1>Local demo</h1>
+    <p>This server runs a local demo: anyone on this machine may read and write every wedding.
+      Open the wedding “${demo.wedding}” as one of its people:</p>
+    <ul class="demo-links">${demo.links.map((link) => html`<li>
+      <a href=${link.url} @click=${enter(link.url)}>${link.name}</a> (${link.role})</li>`)}
+    </ul>
+  </main>`, root)
+}
+
 async function fetchAccess (wedding, token, sub) {
   const key = `crdt-server.access:${wedding}:${sub}`
   try {
@@ -59,6 +87,11 @@ async function start () {
   const token = takeToken()
   const claims = token && claimsOf(token)
   if (!claims) {
+    const demo = await fetchLocalDemo()
+    if (demo) {
+      showLocalDemo(demo)
+      return
+    }
     showMessage('Sign in', 'Open the sign-in link you were given (it ends with #token=…). Running the demo? Start the server with ./scripts/serve --demo and open one of the links it prints.')
     return
   }
