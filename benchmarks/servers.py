@@ -127,11 +127,6 @@ def server_specs() -> dict[str, ServerSpec]:
             env=(("CRDT_SERVER_SQLITE_SYNCHRONOUS", "normal"),),
             notes="crdt-server, SQLite synchronous=NORMAL: echo after commit, no fsync per commit",
         ),
-        "ours-uvicorn": ours_spec(
-            "ours-uvicorn",
-            env=(("CRDT_SERVER_WEBSOCKET_STACK", "uvicorn"),),
-            notes="crdt-server on uvicorn's websockets-sansio and the ASGI endpoint",
-        ),
         "ours-2workers": ours_spec(
             "ours-2workers",
             "--workers", "2",

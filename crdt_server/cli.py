@@ -307,10 +307,11 @@ def _give_up(sig: int) -> None:
 
 def serve(settings: Settings, *, demo: bool = False) -> None:
     configure_logging(settings.log_level, settings.log_format)
-    if settings.websocket_stack == "uvicorn":
+    if settings.websocket_stack != "native":
         logging.getLogger("crdt_server.cli").warning(
-            "CRDT_SERVER_WEBSOCKET_STACK=uvicorn is deprecated and will be removed; the "
-            "native stack serves plain connections (compression still uses uvicorn's)"
+            "CRDT_SERVER_WEBSOCKET_STACK is deprecated and ignored (it goes in the next"
+            " release): the native stack serves every plain connection; with"
+            " CRDT_SERVER_WEBSOCKET_COMPRESSION on, it hands over to uvicorn's"
         )
     if not settings.database_url:
         repaired = private_data_dir(settings.data_dir)
@@ -352,7 +353,7 @@ def serve(settings: Settings, *, demo: bool = False) -> None:
             settings.max_pending_handshakes_per_address,
             settings.body_timeout_seconds,
         ),
-        ws=SyncWebSocketProtocol if settings.websocket_stack == "native" else "websockets-sansio",
+        ws=SyncWebSocketProtocol,
         ws_max_size=settings.max_message_bytes,
         ws_per_message_deflate=settings.websocket_compression,
         ws_ping_interval=settings.websocket_ping_seconds or None,

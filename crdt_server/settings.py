@@ -118,9 +118,9 @@ class Settings:
     """Offer permessage-deflate. Off by default: Yjs updates are small and binary, so
     compressing them costs CPU on every fan-out and saves little."""
     websocket_stack: str = "native"
-    """Who speaks WebSocket on the sync path: ``native`` (crdt_server.edge.websocket, a bare
-    asyncio protocol) or ``uvicorn`` (uvicorn's websockets-sansio and the ASGI endpoint).
-    Compression always takes the uvicorn stack."""
+    """Deprecated and ignored for one release (a server started with another value logs one
+    warning): the native stack (crdt_server.edge.websocket) serves every plain connection;
+    with compression on it hands over to uvicorn's websockets-sansio."""
     websocket_ping_seconds: float = 20.0
     """A WebSocket peer silent this long is pinged, and dropped if it stays silent as long
     again (uvicorn's ``ws_ping_interval`` and ``ws_ping_timeout``); 0 turns pings off."""

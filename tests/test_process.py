@@ -151,7 +151,8 @@ async def test_the_data_directory_is_private(tmp_path: Path) -> None:
             assert mode == 0o600, f"{path.name} is {mode:o}"
 
 
-STACKS = {"native": {}, "uvicorn": {"CRDT_SERVER_WEBSOCKET_STACK": "uvicorn"}}
+STACKS = {"native": {}, "compression": {"CRDT_SERVER_WEBSOCKET_COMPRESSION": "true"}}
+"""The two ways a WebSocket is served: the native stack, and uvicorn's (compression on)."""
 
 
 @pytest.mark.parametrize("stack", list(STACKS))
@@ -292,3 +293,15 @@ async def test_anonymous_on_loopback_prints_sign_in_links_that_let_a_person_in(
             assert access.json()["role"] == "couple"
     finally:
         await _stop(process)
+
+
+async def test_the_deprecated_websocket_stack_setting_is_one_warning_and_ignored(
+    tmp_path: Path,
+) -> None:
+    env = {"CRDT_SERVER_WEBSOCKET_STACK": "uvicorn"}
+    async with ServerProcess(tmp_path / "data", env=env) as server:
+        # The native stack's answer (uvicorn's websockets-sansio answered 400, naming none).
+        response, _ = await refusal(server.port, fresh_room(), {"Sec-WebSocket-Version": "8"})
+        assert response.status == 426
+        log = server.log_text()
+    assert log.count("CRDT_SERVER_WEBSOCKET_STACK is deprecated and ignored") == 1, log

@@ -4,9 +4,9 @@ No WebSocket client library stands between these tests and the server, so nothin
 forgiven on either side: every client frame is built byte by byte (masked or not, with
 reserved bits, with lengths that lie), and every server frame is checked (unmasked, no
 reserved bits, no extension that was never negotiated). The tests say what the server
-must do whatever WebSocket implementation serves it: the native stack (the default), uvicorn's
-(``CRDT_SERVER_WEBSOCKET_STACK=uvicorn``), and the native stack handing over to uvicorn's
-because ``permessage-deflate`` is offered (the client here never accepts it).
+must do whatever WebSocket implementation serves it: the native stack, and the native stack
+handing over to uvicorn's because ``permessage-deflate`` is offered (the client here never
+accepts it).
 """
 
 from __future__ import annotations
@@ -54,14 +54,12 @@ CONT, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 KNOWN_OPCODES = frozenset({CONT, TEXT, BINARY, CLOSE, PING, PONG})
 RSV1 = 0b100
 
-UVICORN_STACK = {"CRDT_SERVER_WEBSOCKET_STACK": "uvicorn"}
 VARIANTS: dict[str, dict[str, str]] = {
     "native": {},
-    "uvicorn": UVICORN_STACK,
     "compression": {"CRDT_SERVER_WEBSOCKET_COMPRESSION": "true"},
 }
-"""The native stack (crdt_server.edge.websocket), uvicorn's websockets-sansio with the ASGI
-endpoint, and the native stack handing over to uvicorn because compression is on."""
+"""The native stack (crdt_server.edge.websocket), and the native stack handing over to
+uvicorn's websockets-sansio with the ASGI endpoint because compression is on."""
 
 
 # --- HTTP upgrade ---------------------------------------------------------------------
@@ -610,18 +608,13 @@ async def test_missing_key_is_refused_with_400(
     response, body = await refusal(wire_server.port, fresh_room(), {"Sec-WebSocket-Key": None})
     assert response.status == 400, (response, body)
     assert body
-    if variant_env != UVICORN_STACK:  # uvicorn's own answer otherwise
-        assert_problem(response, body, 400)
+    assert_problem(response, body, 400)
 
 
 async def test_unsupported_version_is_refused_with_426_naming_13(
     wire_server: ServerProcess, variant_env: dict[str, str]
 ) -> None:
     response, body = await refusal(wire_server.port, fresh_room(), {"Sec-WebSocket-Version": "8"})
-    if variant_env == UVICORN_STACK:
-        # uvicorn 0.54's websockets-sansio answers 400 and names no version.
-        assert response.status == 400, (response, body)
-        return
     # RFC 6455 4.2.2 / 4.4: abort with an error such as 426, and a Sec-WebSocket-Version
     # header naming the versions the server does speak.
     assert response.status == 426, (response, body)
