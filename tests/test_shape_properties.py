@@ -22,10 +22,11 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, event, given, note, settings
+from hypothesis import HealthCheck, event, given, note, reject, settings
 from hypothesis import strategies as st
 from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
 
+from crdt_server.codec.updates import UpdateError, UpdateSummary, inspect_update
 from crdt_server.core.hooks import Hooks
 from crdt_server.errors import CloseCode
 from crdt_server.extensions.events import EventLog
@@ -37,7 +38,12 @@ from tests.test_shapes import assert_converged, yjs_views
 from tests.tier import examples
 
 KEYS = ("a", "b", "g1", "notes")
-WORDS = st.text(alphabet="abcdé xyz", min_size=1, max_size=6)
+WORDS = st.text(alphabet="abcd xyz", min_size=1, max_size=6)
+"""ASCII only for pycrdt's writes: pycrdt 0.14.13 writes updates that other replicas read
+without part of a text when non-ASCII text is edited in the transaction that made it
+(tests/test_items.py::test_pycrdt_loses_text_after_non_ascii_made_in_the_same_transaction);
+the stock yjs clients below write non-ASCII text."""
+JS_WORDS = st.text(alphabet="abcdé xyz", min_size=1, max_size=6)
 PRIMITIVES = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), WORDS)
 ATTRIBUTES = st.sampled_from(
     [{"bold": True}, {"italic": True}, {"link": {"href": "https://x.test"}}]
@@ -96,7 +102,18 @@ def children(target: Any) -> list[Any]:
 
 
 def apply(doc: Doc[Any], edit: tuple[Any, ...]) -> None:
-    """Apply one drawn edit to whatever the walk reaches (it always finds a target)."""
+    """Apply one drawn edit to whatever the walk reaches (it always finds a target). An edit
+    pycrdt itself panics on (its index arithmetic and ours disagree on formatted or embedded
+    text) rejects the example: what is tested is the server, not the generator."""
+    try:
+        _apply(doc, edit)
+    except BaseException as exc:
+        if type(exc).__name__ == "PanicException":
+            reject()
+        raise
+
+
+def _apply(doc: Doc[Any], edit: tuple[Any, ...]) -> None:
     root_name, walk, action, at, value, attributes = edit
     root_type = {"guests": Map, "notes": Text, "list": Array, "runofshow": XmlFragment}[root_name]
     target: Any = doc.get(root_name, type=root_type)
@@ -140,6 +157,16 @@ def apply(doc: Doc[Any], edit: tuple[Any, ...]) -> None:
             target.children.insert(at % (len(target.children) + 1), XmlText(f"t{at}"))
 
 
+def refused_or_summary(update: bytes) -> UpdateSummary:
+    """The update's summary; an update the gatekeeper refuses rejects the example: yrs 0.28
+    writes a format item whose right origin is its own id when formatted text is inserted at
+    the end of a text made in the same transaction, which yjs keeps pending for ever."""
+    try:
+        return inspect_update(update)
+    except UpdateError:
+        reject()
+
+
 @contextlib.contextmanager
 def no_server_errors() -> Iterator[None]:
     with server_errors() as errors:
@@ -157,6 +184,8 @@ async def run_pycrdt(steps: list[tuple[Any, ...]]) -> list[bytes]:
                 with client.doc.transaction():
                     for edit in step[2]:
                         apply(client.doc, edit)
+                if client.outbox:
+                    refused_or_summary(client.outbox[-1])
                 if client.connected:
                     await client.flush()
                     await server.sync()
@@ -186,6 +215,7 @@ async def run_pycrdt(steps: list[tuple[Any, ...]]) -> list[bytes]:
 )
 @given(steps=STEPS)
 def test_pycrdt_type_trees_converge_through_the_room(steps: list[tuple[Any, ...]]) -> None:
+    note(f"steps: {steps!r}")
     with no_server_errors():
         states = asyncio.run(run_pycrdt(steps))
     assert_converged(*states)
@@ -195,7 +225,7 @@ def test_pycrdt_type_trees_converge_through_the_room(steps: list[tuple[Any, ...]
 
 JS_KEYS = ("x", "y", "z")
 JS_VALUES: st.SearchStrategy[Any] = st.recursive(
-    PRIMITIVES | st.builds(lambda t: {"$ytype": "text", "value": t}, WORDS),
+    PRIMITIVES | st.builds(lambda t: {"$ytype": "text", "value": t}, JS_WORDS),
     lambda inner: st.one_of(
         st.builds(
             lambda d: {"$ytype": "map", "value": d},
@@ -247,7 +277,7 @@ JS_OPS = st.one_of(
         ),
         TEXT_PATHS,
         st.integers(0, 5),
-        WORDS,
+        JS_WORDS,
         st.none() | ATTRIBUTES,
     ),
     st.builds(
