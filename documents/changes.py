@@ -24,8 +24,8 @@ from typing import Any, Literal
 
 from pycrdt import Doc, Map, MapEvent, Subscription, XmlElement, XmlEvent, XmlFragment
 
-from .schema import ROOTS
-from .shapes import entry_fields, to_plain
+from .schema import ROOTS, plain
+from .shapes import entry_fields
 
 __all__ = ["ChangeRecorder", "EntryChange", "plain"]
 
@@ -54,12 +54,6 @@ class EntryChange:
 
 SETTINGS_ROOTS = frozenset({"settings"})
 """Roots whose keys are fields of one record rather than ids of entries."""
-
-
-def plain(value: Any) -> Any:
-    """A pycrdt value as plain Python (maps, arrays, texts and XML converted, never
-    raising; see :func:`documents.shapes.to_plain`)."""
-    return to_plain(value)
 
 
 OnError = Callable[[BaseException], None]

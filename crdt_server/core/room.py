@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, NoReturn
 
 from pycrdt import Doc
@@ -198,22 +199,15 @@ class Room:
             self._recorder.close()
             self._recorder = None
         document.integrated = None
-        document.observer_failed = self._observer_failed
+        # An observer that raised, or a change the recorder could not read: the update is
+        # kept (what the recorder could read is credited as usual); counted and logged.
+        failed = self._metrics.derivation_failed
+        document.observer_failed = partial(failed, self.name, "observer")
         if self._hooks.wants_changes and self.kind in DOCUMENT_KINDS:
             self._recorder = ChangeRecorder(
-                document.doc, self.kind, on_error=self._changes_unreadable
+                document.doc, self.kind, on_error=partial(failed, self.name, "changes")
             )
             document.integrated = self._integrated
-
-    def _changes_unreadable(self, exc: BaseException) -> None:
-        """The change recorder could not read part of an integrated update (the update is
-        kept; what it could read is credited as usual)."""
-        self._metrics.derivation_failed(self.name, "changes", exc)
-
-    def _observer_failed(self, exc: BaseException) -> None:
-        """An observer of the document raised while an update integrated (the update is
-        kept)."""
-        self._metrics.derivation_failed(self.name, "observer", exc)
 
     def _integrated(self, update: bytes) -> None:
         """``update`` was just integrated: credit what it changed to whoever sent it (a held
