@@ -47,6 +47,7 @@ from crdt_server.edge.versions import version_routes
 from crdt_server.edge.webapp import webapp_routes
 from crdt_server.edge.webhooks import webhook_routes
 from crdt_server.errors import CloseCode
+from crdt_server.extensions.concurrent_edits import ConcurrentEdits
 from crdt_server.extensions.conflicts import ConflictsKeeper
 from crdt_server.extensions.events import EventLog
 from crdt_server.extensions.integrations import IntegrationService
@@ -201,7 +202,8 @@ def create_app(
         revocations = Revocations(keep_seconds=keep)
         webhooks = Webhooks()
         event_log = EventLog(on_recorded=[webhooks.wake])
-        keeper = ConflictsKeeper(events=event_log)
+        concurrent = ConcurrentEdits()
+        keeper = ConflictsKeeper(events=event_log, concurrent=concurrent)
         versions = VersionKeeper(events=event_log)
         integrations = IntegrationService()
         admin_events = AdminEvents(
@@ -212,6 +214,7 @@ def create_app(
             [
                 admin_events,
                 event_log,
+                concurrent,
                 keeper,
                 PresenceDirectory(),
                 versions,

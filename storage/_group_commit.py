@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from .base import NewEvent, NewUpdate, StoreError
+from .base import FeatureRow, NewEvent, NewUpdate, StoreError
 
 __all__ = ["GroupCommitter"]
 
@@ -25,6 +25,7 @@ W = TypeVar("W")
 class _Append:
     updates: list[NewUpdate]
     events: list[NewEvent]
+    extra: list[FeatureRow]
     future: asyncio.Future[list[int]]
 
 
@@ -37,7 +38,8 @@ class _Write(Generic[W]):
 class GroupCommitter(Generic[W]):
     """One writer task for one store.
 
-    ``commit_rows(rows, events)`` appends rows and the events they caused in one committed
+    ``commit_rows(rows, events, extra)`` appends rows, the events they caused and features'
+    rows written with them (each kept only if no row with its key exists) in one committed
     transaction and returns the rows' seqs in order; ``run_write(job)`` carries out any
     other write in one committed transaction and returns what the job returned.
     Both raise :class:`StoreError` having committed nothing.
@@ -46,7 +48,9 @@ class GroupCommitter(Generic[W]):
     def __init__(
         self,
         where: str,
-        commit_rows: Callable[[list[NewUpdate], list[NewEvent]], Awaitable[list[int]]],
+        commit_rows: Callable[
+            [list[NewUpdate], list[NewEvent], list[FeatureRow]], Awaitable[list[int]]
+        ],
         run_write: Callable[[W], Awaitable[Any]],
     ) -> None:
         self._where = where
@@ -70,10 +74,13 @@ class GroupCommitter(Generic[W]):
         self._task = None
 
     async def append(
-        self, updates: Sequence[NewUpdate], events: Sequence[NewEvent] = ()
+        self,
+        updates: Sequence[NewUpdate],
+        events: Sequence[NewEvent] = (),
+        extra: Sequence[FeatureRow] = (),
     ) -> list[int]:
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Append(list(updates), list(events), future))
+        self._enqueue(_Append(list(updates), list(events), list(extra), future))
         return await future
 
     async def write(self, job: W) -> Any:
@@ -125,8 +132,9 @@ class GroupCommitter(Generic[W]):
     async def _commit_appends(self, jobs: list[_Append]) -> None:
         rows = [update for job in jobs for update in job.updates]
         events = [event for job in jobs for event in job.events]
+        extra = [row for job in jobs for row in job.extra]
         try:
-            seqs = await self._commit_rows(rows, events)
+            seqs = await self._commit_rows(rows, events, extra)
         except Exception as exc:  # delivered to every caller of the batch
             for job in jobs:
                 _fail(job.future, exc)

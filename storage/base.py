@@ -278,10 +278,15 @@ class DocumentStore(Protocol):
         """Return the document's log, or ``None`` if the store has never seen it."""
 
     async def append(
-        self, updates: Sequence[NewUpdate], events: Sequence[NewEvent] = ()
+        self,
+        updates: Sequence[NewUpdate],
+        events: Sequence[NewEvent] = (),
+        rows: Sequence[FeatureRow] = (),
     ) -> list[int]:
-        """Durably append updates (possibly of several documents), in order, and the
-        domain events they caused, in the same transaction.
+        """Durably append updates (possibly of several documents), in order, the domain
+        events they caused and rows of features' tables (installed :class:`Schema`
+        ``wedding_tables``; a row whose key exists already is left out: writing the same
+        fact twice stores it once), in the same transaction.
 
         Returns the ``seq`` assigned to each update, in the same order.
         """

@@ -277,22 +277,26 @@ class PostgresStore:
         return StoredLog(updates=updates, last_seq=rows[-1][0], first_seq=rows[0][0])
 
     async def append(
-        self, updates: Sequence[NewUpdate], events: Sequence[NewEvent] = ()
+        self,
+        updates: Sequence[NewUpdate],
+        events: Sequence[NewEvent] = (),
+        rows: Sequence[FeatureRow] = (),
     ) -> list[int]:
-        """Durably append ``updates`` and the ``events`` they caused in one transaction,
-        shared with concurrent callers.
+        """Durably append ``updates``, the ``events`` they caused and features' ``rows`` in
+        one transaction, shared with concurrent callers (see the protocol).
 
         Returns the updates' seqs in order, once committed. If the shared transaction fails,
         every caller in it gets :class:`StoreError` and none of it is stored.
         """
         batch = list(updates)
-        if not batch and not events:
+        if not batch and not events and not rows:
             return []
         for update in batch:
             _check(update.data, update.doc, update.origin, update.sub, update.role)
         for event in events:
             _check_event(event)
-        return await self._writer.append(batch, events)
+        check_feature_rows(rows, self._wedding_tables)
+        return await self._writer.append(batch, events, rows)
 
     async def add_events(
         self, events: Sequence[NewEvent], *, once: Once | None = None
@@ -688,10 +692,20 @@ class PostgresStore:
     async def _lock(self, conn: _Conn) -> None:
         await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock_key)
 
-    async def _commit_rows(self, rows: list[NewUpdate], events: list[NewEvent]) -> list[int]:
+    async def _commit_rows(
+        self, rows: list[NewUpdate], events: list[NewEvent], extra: list[FeatureRow]
+    ) -> list[int]:
         async def body(conn: _Conn) -> list[int]:
             if events:
                 await self.insert_events(conn, events)
+            for row in extra:
+                names = ", ".join(column for column, _ in row.values)
+                marks = ", ".join(f"${i}" for i in range(1, len(row.values) + 1))
+                await conn.execute(
+                    f"INSERT INTO {self._s}.{row.table} ({names}) VALUES ({marks})"  # noqa: S608
+                    " ON CONFLICT DO NOTHING",
+                    *(value for _, value in row.values),
+                )
             if not rows:
                 return []
             sequence = f"{self._s}.updates_seq"

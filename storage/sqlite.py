@@ -270,23 +270,27 @@ class SqliteStore:
         return StoredLog(updates=updates, last_seq=rows[-1][0], first_seq=rows[0][0])
 
     async def append(
-        self, updates: Sequence[NewUpdate], events: Sequence[NewEvent] = ()
+        self,
+        updates: Sequence[NewUpdate],
+        events: Sequence[NewEvent] = (),
+        rows: Sequence[FeatureRow] = (),
     ) -> list[int]:
-        """Durably append ``updates`` and the ``events`` they caused in one transaction,
-        shared with concurrent callers.
+        """Durably append ``updates``, the ``events`` they caused and features' ``rows`` in
+        one transaction, shared with concurrent callers (see the protocol).
 
         Returns the updates' seqs in order, once committed and fsynced. If the shared
         transaction fails, every caller in it gets :class:`StoreError` and none of it is
         stored.
         """
         batch = list(updates)
-        if not batch and not events:
+        if not batch and not events and not rows:
             return []
         for update in batch:
             _check(update.data, update.doc, update.origin, update.sub, update.role)
         for event in events:
             _check_event(event)
-        return await self._writer.append(batch, events)
+        check_feature_rows(rows, self._wedding_tables)
+        return await self._writer.append(batch, events, rows)
 
     async def add_events(
         self, events: Sequence[NewEvent], *, once: Once | None = None
@@ -668,11 +672,21 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"reading {self._path} failed: {exc}") from exc
 
-    async def _commit_rows(self, rows: list[NewUpdate], events: list[NewEvent]) -> list[int]:
+    async def _commit_rows(
+        self, rows: list[NewUpdate], events: list[NewEvent], extra: list[FeatureRow]
+    ) -> list[int]:
         def body(db: sqlite3.Connection) -> list[int]:
             created_at = time.time()
             if events:
                 insert_events(db, events, created_at)
+            for row in extra:
+                columns = ", ".join(column for column, _ in row.values)
+                marks = ", ".join("?" * len(row.values))
+                db.execute(
+                    f"INSERT INTO {row.table} ({columns}) VALUES ({marks})"  # noqa: S608
+                    " ON CONFLICT DO NOTHING",
+                    tuple(value for _, value in row.values),
+                )
             if not rows:
                 return []
             last = _scalar(db, _LAST_SEQ)

@@ -21,7 +21,7 @@ from typing import Any
 
 from crdt_server.codec.updates import UpdateError, _Reader
 
-__all__ = ["Content", "DecodedUpdate", "Item", "read_items"]
+__all__ = ["Content", "DecodedUpdate", "Item", "read_delete_set", "read_items"]
 
 ID = tuple[int, int]
 
@@ -96,6 +96,20 @@ def _read(r: _Reader) -> DecodedUpdate:
             length, content = _content(r, ref)
             items.append(Item((client, clock), length, origin, right, parent, key, content))
             clock += length
+    return DecodedUpdate(items, _deletes(r))
+
+
+def read_delete_set(data: bytes) -> dict[int, list[tuple[int, int]]]:
+    """A delete set encoded alone (as pycrdt's ``TransactionEvent.delete_set`` gives it):
+    per client, ``(clock, length)`` ranges."""
+    r = _Reader(bytes(data), 64)
+    try:
+        return _deletes(r)
+    except IndexError:
+        raise UpdateError(f"delete set truncated: unexpected end of {r.size} bytes") from None
+
+
+def _deletes(r: _Reader) -> dict[int, list[tuple[int, int]]]:
     deletes: dict[int, list[tuple[int, int]]] = {}
     for _ in range(r.count(2, "delete-set client count")):
         client = r.uint()
@@ -105,7 +119,7 @@ def _read(r: _Reader) -> DecodedUpdate:
             ranges.append((start, r.uint()))
     if r.pos != r.size:
         r.fail(f"{r.size - r.pos} trailing bytes after the delete set")
-    return DecodedUpdate(items, deletes)
+    return deletes
 
 
 def _string(r: _Reader) -> str:

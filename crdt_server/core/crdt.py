@@ -138,15 +138,20 @@ class _Changes:
     """Set by the document's observer. Holding no reference to the ``Doc`` (nor to the
     room), it keeps the subscription out of any reference cycle."""
 
-    __slots__ = ("changed", "state_stale")
+    __slots__ = ("changed", "deletes", "keep_deletes", "state_stale")
 
     def __init__(self) -> None:
         self.changed = False
         self.state_stale = True
+        self.keep_deletes = False
+        self.deletes = b"\x00"
+        """The delete set of the last transaction, encoded (when ``keep_deletes``)."""
 
-    def __call__(self, event: object) -> None:
+    def __call__(self, event: Any) -> None:
         self.changed = True
         self.state_stale = True
+        if self.keep_deletes:
+            self.deletes = event.delete_set  # readable only inside the callback
 
 
 class RoomDocument:
@@ -190,6 +195,15 @@ class RoomDocument:
         # drops the subscription, then the Doc.
         self._subscription: Subscription = self.doc._doc.observe(self._changes)
         self._state: dict[int, int] = {}
+
+    def keep_deletes(self) -> None:
+        """From now on, keep each transaction's delete set (:attr:`last_deletes`)."""
+        self._changes.keep_deletes = True
+
+    @property
+    def last_deletes(self) -> bytes:
+        """The delete set of the last integration, encoded (see :meth:`keep_deletes`)."""
+        return self._changes.deletes
 
     def state(self) -> dict[int, int]:
         """The document's state vector, decoded (cached until the document changes)."""
@@ -264,6 +278,7 @@ class RoomDocument:
     def _integrate(self, update: bytes, summary: UpdateSummary) -> bool:
         before = self.state()
         self._changes.changed = False
+        self._changes.deletes = b"\x00"
         observers_failed = False
         try:
             crdt_call(self.doc.apply_update, update)

@@ -22,8 +22,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from crdt_server.core.overwrites import Found
 from crdt_server.documents.changes import EntryChange
-from crdt_server.storage import NewEvent
+from crdt_server.storage import FeatureRow, NewEvent
 
 if TYPE_CHECKING:
     from crdt_server.core.connection import Connection
@@ -80,6 +81,10 @@ class PendingUpdate:
     actor: Actor
     client_id: int | None = None
     changes: list[tuple[Actor, list[EntryChange]]] = field(default_factory=list)
+    found: list[tuple[Actor, Found]] = field(default_factory=list)
+    """What each integration did to the document's map keys (the writes it made vanish, or
+    that vanished in it, and the keys it wrote), credited like ``changes``; empty unless an
+    extension :attr:`~Extension.wants_overwrites`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,13 +113,19 @@ class Extension:
     wants_changes = False
     """True if :attr:`PendingUpdate.changes` must be recorded (it costs a deep observation
     of each room's document)."""
+    wants_overwrites = False
+    """True if :attr:`PendingUpdate.found` must be filled (it costs an index of each room's
+    map items and a decode of each update's items)."""
 
     async def on_load(self, room: Room) -> None:
         """A room was loaded from the store (before any connection joins it)."""
 
-    def on_commit(self, room: Room, batch: Sequence[PendingUpdate]) -> Sequence[NewEvent]:
+    def on_commit(
+        self, room: Room, batch: Sequence[PendingUpdate]
+    ) -> Sequence[NewEvent | FeatureRow]:
         """``batch`` is about to be committed: return rows to write in the same store
-        transaction (so they are durable exactly when the updates are). Keep it free of
+        transaction (so they are durable exactly when the updates are): events, and rows of
+        the extension's own tables (a row whose key exists is left out). Keep it free of
         side effects: when it raises, it is called again one update at a time to find the
         updates it fails on, which commit without its rows."""
         return ()
@@ -147,10 +158,10 @@ def _one_by_one(
     room: Room,
     batch: Sequence[PendingUpdate],
     failed: Callable[[str, PendingUpdate, BaseException], NewEvent],
-) -> list[NewEvent]:
+) -> list[NewEvent | FeatureRow]:
     """``ext``'s rows for each update of ``batch`` alone; ``failed``'s row for an update it
     raises on."""
-    rows: list[NewEvent] = []
+    rows: list[NewEvent | FeatureRow] = []
     for update in batch:
         try:
             rows.extend(ext.on_commit(room, (update,)))
@@ -179,6 +190,7 @@ class Hooks:
         self._disconnect = users("on_disconnect")
         self._bus = users("on_bus_event")
         self.wants_changes = any(e.wants_changes for e in self.extensions)
+        self.wants_overwrites = any(e.wants_overwrites for e in self.extensions)
 
     async def load(self, room: Room) -> None:
         for ext in self._load:
@@ -192,17 +204,21 @@ class Hooks:
         room: Room,
         batch: Sequence[PendingUpdate],
         failed: Callable[[str, PendingUpdate, BaseException], NewEvent],
-    ) -> list[NewEvent]:
-        """Every extension's rows for ``batch``. Where one raises, it is asked again update
-        by update; for each update it still raises on, ``failed(step, update, exc)`` gives
-        the row that stands in for its rows (``step`` is ``on_commit:<extension>``)."""
-        rows: list[NewEvent] = []
+    ) -> tuple[list[NewEvent], list[FeatureRow]]:
+        """Every extension's rows for ``batch``: events, and rows of their own tables. Where
+        one raises, it is asked again update by update; for each update it still raises on,
+        ``failed(step, update, exc)`` gives the event that stands in for its rows (``step``
+        is ``on_commit:<extension>``)."""
+        rows: list[NewEvent | FeatureRow] = []
         for ext in self._commit:
             try:
                 rows.extend(ext.on_commit(room, batch))
             except Exception:
                 rows.extend(_one_by_one(ext, room, batch, failed))
-        return rows
+        events = [row for row in rows if isinstance(row, NewEvent)]
+        if len(events) == len(rows):
+            return events, []
+        return events, [row for row in rows if isinstance(row, FeatureRow)]
 
     def stored(self, room: Room, batch: StoredBatch) -> None:
         for ext in self._stored:

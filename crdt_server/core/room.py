@@ -30,6 +30,7 @@ from crdt_server.codec.awareness import (
     decode_awareness,
     encode_awareness_entries,
 )
+from crdt_server.codec.items import read_delete_set, read_items
 from crdt_server.codec.protocol import (
     encode_awareness,
     encode_sync_step1,
@@ -61,6 +62,7 @@ from crdt_server.core.hooks import (
     StoredBatch,
 )
 from crdt_server.core.metrics import Metrics, StoreHealth
+from crdt_server.core.overwrites import Found, OverwriteIndex
 from crdt_server.core.presence import AwarenessRegistry, PresenceRelay
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.documents.changes import ChangeRecorder, EntryChange
@@ -92,6 +94,7 @@ class _Uncommitted:
     index: int
     applied_at: float
     changes: list[tuple[Actor, list[EntryChange]]]
+    found: list[tuple[Actor, Found]]
     held: bool = False
     """Held (waits on content the room lacks): echoed to its sender only, never relayed."""
     released: list[tuple[bytes, UpdateSummary]] | None = None
@@ -148,6 +151,12 @@ class Room:
         self._held_actors: dict[bytes, Actor] = {}
         """Who sent each held update (credited with its changes once it integrates)."""
         self._credited: list[tuple[Actor, list[EntryChange]]] = []
+        self._detect = self._hooks.wants_overwrites and self.kind in DOCUMENT_KINDS
+        """Whether writes that vanish in a race are looked for (an extension wants them)."""
+        self._overwrites: OverwriteIndex | None = None
+        self._index_tried = False
+        """The index is built at most once per document (per load or rebuild)."""
+        self._found: list[tuple[Actor, Found]] = []
 
     @classmethod
     async def load(
@@ -199,6 +208,7 @@ class Room:
             self._recorder.close()
             self._recorder = None
         document.integrated = None
+        self._overwrites, self._index_tried = None, False
         # An observer that raised, or a change the recorder could not read: the update is
         # kept (what the recorder could read is credited as usual); counted and logged.
         failed = self._metrics.derivation_failed
@@ -208,14 +218,44 @@ class Room:
                 document.doc, self.kind, on_error=partial(failed, self.name, "changes")
             )
             document.integrated = self._integrated
+        if self._detect:
+            document.keep_deletes()
+            document.integrated = self._integrated
+
+    def _index_ready(self) -> None:
+        """Build the index of map items from the document as it is, once (see
+        :mod:`crdt_server.core.overwrites`), before an integration needs it."""
+        if not self._detect or self._index_tried:
+            return
+        self._index_tried = True
+        try:
+            index = OverwriteIndex()
+            index.build(read_items(crdt_call(self.doc.get_update)))
+        except (UpdateError, CrdtFailure) as exc:
+            self._metrics.derivation_failed(self.name, "overwrites", exc)
+            return
+        self._overwrites = index
 
     def _integrated(self, update: bytes) -> None:
-        """``update`` was just integrated: credit what it changed to whoever sent it (a held
-        update's own sender, not the update that released it)."""
+        """``update`` was just integrated: credit what it changed, and the writes it made
+        vanish or that vanished in it, to whoever sent it (a held update's own sender, not
+        the update that released it)."""
+        actor = self._held_actors.pop(update, None) or self._applying
+        index = self._overwrites
+        if index is not None:
+            try:
+                found = index.integrate(
+                    read_items(update), read_delete_set(self.document.last_deletes)
+                )
+            except Exception as exc:  # the domain observes, never gates: counted, logged
+                self._metrics.derivation_failed(self.name, "overwrites", exc)
+                self._overwrites = None  # not trusted any more: none until the next load
+            else:
+                if actor is not None:
+                    self._found.append((actor, found))
         recorder = self._recorder
         if recorder is None:
             return
-        actor = self._held_actors.pop(update, None) or self._applying
         if actor is None:  # content another process committed: it reports its own events
             recorder.discard()
             return
@@ -258,7 +298,8 @@ class Room:
                     f" content it lacks (limits: {count} updates, {size} bytes)"
                 )
         released: list[tuple[bytes, UpdateSummary]] = []
-        self._applying, self._credited = actor, []
+        self._index_ready()
+        self._applying, self._credited, self._found = actor, [], []
         try:
             applied = document.apply(update, summary)
             released = document.released
@@ -282,7 +323,7 @@ class Room:
             self._applying = None
         if applied is Applied.UNCHANGED:
             return None  # nothing new: a duplicate (e.g. a reconnecting client's step 2)
-        if applied is Applied.HELD and self._recorder is not None:
+        if applied is Applied.HELD and document.integrated is not None:
             self._held_actors[update] = actor
         index = self._applied
         self._applied += 1
@@ -297,11 +338,12 @@ class Room:
                 index,
                 time.perf_counter(),
                 self._credited,
+                self._found,
                 held=applied is Applied.HELD,
                 released=released or None,
             )
         )
-        self._credited = []
+        self._credited, self._found = [], []
         self._uncommitted_bytes += len(update)
         self._size += len(update)
         self._metrics.updates_accepted += 1
@@ -361,7 +403,8 @@ class Room:
                 self._uncommitted = []
                 self._uncommitted_bytes = 0
                 pending = [
-                    PendingUpdate(self.name, u.data, u.actor, u.client_id, u.changes) for u in batch
+                    PendingUpdate(self.name, u.data, u.actor, u.client_id, u.changes, u.found)
+                    for u in batch
                 ]
                 rows = [
                     NewUpdate(
@@ -375,9 +418,9 @@ class Room:
                     for u in batch
                 ]
                 started = time.perf_counter()
-                events = self._hooks.commit(self, pending, self._commit_hook_failed)
+                events, extra = self._hooks.commit(self, pending, self._commit_hook_failed)
                 try:
-                    seqs = await self._store.append(rows, events)
+                    seqs = await self._store.append(rows, events, extra)
                 except StoreError as exc:
                     self._metrics.store_errors.labels("append").inc()
                     self._health.failed(exc)
@@ -523,6 +566,7 @@ class Room:
             return
         before = self.doc.get_state()
         relay: list[tuple[bytes, UpdateSummary]] = []
+        self._index_ready()
         for update in updates:
             integrated = self._integrate_committed(update)
             if integrated is None:

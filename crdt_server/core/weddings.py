@@ -173,6 +173,11 @@ class WeddingService:
             actor,
         )
 
+    @property
+    def client_id(self) -> int:
+        """The Yjs client id of the server's own edits (:meth:`edit`), whoever asked."""
+        return self._client_id
+
     async def edit(self, name: str, change: Callable[[Doc[Any]], T], actor: Actor) -> T:
         """Make a server-side change to a room's document; returns once it is committed.
 

@@ -186,6 +186,32 @@ class SuggestedResolution(msgspec.Struct, frozen=True):
     message: str
 
 
+class LostOrKept(msgspec.Struct, frozen=True):
+    """One side of a concurrent edit: who wrote it (``null``: not known to the server),
+    the value (JSON; a map entry's fields), when it reached the server (``null``: before
+    this server process loaded the document)."""
+
+    actor: ConflictActor | None
+    value: Any
+    at: str | None
+
+
+class ConcurrentEdit(msgspec.Struct, frozen=True):
+    """What a ``concurrent_edit`` conflict lost: ``kind`` is ``concurrent_edit`` (two writes
+    of one key crossed; ``kept`` is the one there now) or ``edited_removed_entry`` (an
+    edit of an entry someone removed meanwhile; ``kept`` names the remover when known).
+    ``path`` is the key from its root (``["guests", "g1", "rsvp"]``); ``same_actor``: both
+    writes came from one person (two devices)."""
+
+    kind: Literal["concurrent_edit", "edited_removed_entry"]
+    doc: str
+    path: list[str]
+    field: str | None
+    lost: LostOrKept
+    kept: LostOrKept | None
+    same_actor: bool
+
+
 class ConflictItem(msgspec.Struct, frozen=True):
     code: str
     paths: list[str]
@@ -197,6 +223,8 @@ class ConflictItem(msgspec.Struct, frozen=True):
     """Who last wrote the entries involved (as far as the server knows)."""
     acknowledged: list[Acknowledgement]
     suggestion: SuggestedResolution
+    concurrent: ConcurrentEdit | None = None
+    """Only for ``code: concurrent_edit``: the write that was lost and the one kept."""
 
 
 class ConflictsAnswer(msgspec.Struct, frozen=True):

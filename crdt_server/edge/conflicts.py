@@ -20,9 +20,11 @@ from starlette.responses import Response
 from crdt_server.documents.operations import OPERATIONS
 from crdt_server.edge.bodies import (
     Acknowledgement,
+    ConcurrentEdit,
     ConflictActor,
     ConflictItem,
     ConflictsAnswer,
+    LostOrKept,
     SuggestedResolution,
 )
 from crdt_server.edge.documents import (
@@ -78,6 +80,32 @@ def _item(view: ConflictView) -> ConflictItem:
             ops=list(s.get("ops", [])),
             message=str(s.get("message")),
         ),
+        concurrent=None if view.concurrent is None else _concurrent(view.concurrent),
+    )
+
+
+def _side(side: dict[str, Any] | None) -> LostOrKept | None:
+    if side is None:
+        return None
+    actor = side.get("actor")
+    return LostOrKept(
+        actor=None if not actor else ConflictActor(actor["sub"], actor["role"]),
+        value=side.get("value"),
+        at=None if side.get("at") is None else _when(side["at"]),
+    )
+
+
+def _concurrent(view: dict[str, Any]) -> ConcurrentEdit:
+    lost = _side(view["lost"])
+    assert lost is not None
+    return ConcurrentEdit(
+        kind=view["kind"],
+        doc=view["doc"],
+        path=list(view["path"]),
+        field=view["field"],
+        lost=lost,
+        kept=_side(view["kept"]),
+        same_actor=bool(view["same_actor"]),
     )
 
 

@@ -22,6 +22,7 @@ from crdt_server.core.weddings import WeddingService
 from crdt_server.documents import DOCUMENT_KINDS, Conflict, OperationError, apply_operation, check
 from crdt_server.documents.operations import OPERATIONS
 from crdt_server.documents.resolution import Writer, related_paths, suggest
+from crdt_server.extensions.concurrent_edits import ConcurrentEdits, finding_view
 from crdt_server.names import CONFLICTS
 from crdt_server.storage import NewEvent, StoredEvent
 
@@ -61,6 +62,9 @@ class ConflictView:
     actors: list[dict[str, str]]
     acknowledged: list[dict[str, Any]]
     suggestion: dict[str, Any]
+    concurrent: dict[str, Any] | None = None
+    """For a ``concurrent_edit``: the lost and the kept write (see
+    :func:`~crdt_server.extensions.concurrent_edits.finding_view`)."""
 
 
 def conflict_id(conflict: Conflict) -> str:
@@ -84,9 +88,16 @@ class ConflictsKeeper(Extension):
 
     wants_changes = True  # who wrote which entry: the actors of a conflict
 
-    def __init__(self, *, debounce: float = 0.25, events: EventLog | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        debounce: float = 0.25,
+        events: EventLog | None = None,
+        concurrent: ConcurrentEdits | None = None,
+    ) -> None:
         self._debounce = debounce
         self._events = events
+        self._concurrent = concurrent
         self._service: WeddingService | None = None
         self._scheduled: dict[str, asyncio.TimerHandle] = {}
         self._cost = 0.0
@@ -153,6 +164,7 @@ class ConflictsKeeper(Extension):
         wanted = {conflict_id(c): c for c in findings}
         related = {key: related_paths(c, docs) for key, c in wanted.items()}
         self._cost += 0.2 * (time.perf_counter() - started - self._cost)
+        stored = await self._stored(wedding_id)
         known: Mapping[str, tuple[str, str, float]] = self._writers.get(wedding_id, {})
         now = time.time()
         came: list[str] = []
@@ -163,7 +175,18 @@ class ConflictsKeeper(Extension):
             came.clear()
             went.clear()
             with doc.transaction(origin="conflicts"):
-                for key in [k for k in entries.keys() if k not in wanted]:
+                # Concurrent edits: stored findings, their events recorded with them.
+                for key in [k for k in entries.keys() if _stored_id(k) and k not in stored]:
+                    del entries[key]
+                for key, view in stored.items():
+                    value = {
+                        k: view[k]
+                        for k in ("code", "kind", "paths", "field", "message", "same_actor")
+                    }
+                    value["first_seen"] = view["detected_at"]
+                    if entries.get(key) != value:
+                        entries[key] = value
+                for key in [k for k in entries.keys() if k not in wanted and not _stored_id(k)]:
                     old = entries[key]
                     went.append((key, old if isinstance(old, dict) else {}))
                     del entries[key]
@@ -195,6 +218,12 @@ class ConflictsKeeper(Extension):
             for key in came
         ] + [_resolved(wedding_id, key, old) for key, old in went]
         return list((await self._events.record(events)).events)
+
+    async def _stored(self, wedding_id: str) -> dict[str, dict[str, Any]]:
+        """The wedding's open stored findings (concurrent edits), by id, as views."""
+        if self._concurrent is None:
+            return {}
+        return {f.id: finding_view(f) for f in await self._concurrent.findings(wedding_id)}
 
     # -- resolution -----------------------------------------------------------------
 
@@ -229,12 +258,31 @@ class ConflictsKeeper(Extension):
                     suggestion=suggest(conflict, writers, docs).to_json(),
                 )
             )
+        for view in (await self._stored(wedding_id)).values():
+            if view["doc"] not in readable:
+                continue
+            both: list[dict[str, str]] = [
+                w["actor"] for w in (view["lost"], view["kept"]) if w and w["actor"]
+            ]
+            views.append(
+                ConflictView(
+                    id=view["id"],
+                    conflict=Conflict(CONCURRENT_CODE, tuple(view["paths"]), view["message"]),
+                    first_seen=view["detected_at"],
+                    actors=sorted({(a["sub"], a["role"]): a for a in both}.values(), key=str),
+                    acknowledged=[],
+                    suggestion=view["suggestion"],
+                    concurrent=view,
+                )
+            )
         return views
 
     async def acknowledge(self, wedding_id: str, key: str, actor: Actor) -> str | None:
         """Record that ``actor`` has seen conflict ``key`` and keeps the state as it is;
         returns the id of the ``conflict.acknowledged`` event (``None`` if this person had
         already acknowledged it). Raises :class:`LookupError` if there is no such conflict."""
+        if _stored_id(key):
+            return await self._settle(wedding_id, key, "acknowledged", actor)
         service = self._require_service()
         found: list[dict[str, Any]] = []
         first: list[bool] = []
@@ -280,7 +328,11 @@ class ConflictsKeeper(Extension):
         """
         service = self._require_service()
         live = await service.documents(wedding_id)
-        if key not in {conflict_id(c) for c in check(live)}:
+        stored = _stored_id(key)
+        if stored:
+            if key not in await self._stored(wedding_id):
+                raise LookupError(key)
+        elif key not in {conflict_id(c) for c in check(live)}:
             raise LookupError(key)
         scratch: dict[str, Doc[Any]] = {}
         for kind, doc in live.items():
@@ -301,6 +353,18 @@ class ConflictsKeeper(Extension):
                 where = f"ops[{i}].{exc.path}" if exc.path else f"ops[{i}]"
                 raise OperationError(str(exc), status=exc.status, path=where) from exc
             by_kind.setdefault(kind, []).append(op)
+        if stored:
+            # A race is settled by writing the key again (the write closes the finding, as
+            # any later write of it does); operations elsewhere settle it too.
+            for kind, kind_ops in by_kind.items():
+
+                def apply(doc: Doc[Any], kind: str = kind, todo: Any = kind_ops) -> None:
+                    with doc.transaction(origin=actor.origin):
+                        for op in todo:
+                            apply_operation(doc, kind, op, origin=actor.origin)
+
+                await service.edit(f"{wedding_id}/{kind}", apply, actor)
+            return await self._settle(wedding_id, key, "resolved", actor, ops)
         if key in {conflict_id(c) for c in check(scratch)}:
             raise OperationError(
                 "these operations leave the conflict in place", status=422, path="ops"
@@ -323,6 +387,35 @@ class ConflictsKeeper(Extension):
             if event.type == "conflict.resolved" and json.loads(event.data).get("id") == key:
                 return f"{wedding_id}:{event.seq}"
         return None
+
+    async def _settle(
+        self,
+        wedding_id: str,
+        key: str,
+        how: str,
+        actor: Actor,
+        ops: Sequence[Mapping[str, Any]] = (),
+    ) -> str | None:
+        """Close a stored finding; the id of the event recorded (``None`` if it was closed
+        meanwhile, e.g. by the operations' own write of its key)."""
+        assert self._concurrent is not None
+        found = next((f for f in await self._concurrent.findings(wedding_id) if f.id == key), None)
+        if found is None:
+            if how == "resolved":
+                return None
+            raise LookupError(key)
+        event = await self._concurrent.settle(wedding_id, found, how, actor)
+        await self.refresh(wedding_id)
+        if event is None or self._events is None:
+            return None
+        if ops:
+            data = json.loads(event.data)
+            data["ops"] = list(ops)
+            event = NewEvent(
+                event.wedding, event.type, json.dumps(data), event.doc, event.sub, event.role
+            )
+        stored = (await self._events.record([event])).events[0]
+        return f"{wedding_id}:{stored.seq}"
 
     async def _mark(self, wedding_id: str, key: str, marker: dict[str, Any] | None) -> None:
         service = self._require_service()
@@ -364,6 +457,14 @@ class ConflictsKeeper(Extension):
         self._scheduled.clear()
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
+
+
+CONCURRENT_CODE = "concurrent_edit"
+
+
+def _stored_id(key: str) -> bool:
+    """Whether ``key`` names a stored finding (a concurrent edit), not a checked one."""
+    return key.startswith("cw:")
 
 
 def _actors(

@@ -98,13 +98,15 @@ class EventLog(Extension):
             return ()
         rows: list[NewEvent] = []
         for update in batch:
+            crossed = _crossed(update)
             for actor, changes in update.changes:
                 for event in derive_events(room.kind, changes):
+                    data = _honest(event.type, event.data, crossed) if crossed else event.data
                     rows.append(
                         NewEvent(
                             room.wedding_id,
                             event.type,
-                            json.dumps(event.data, separators=(",", ":")),
+                            json.dumps(data, separators=(",", ":")),
                             room.kind,
                             sub=actor.sub,
                             role=actor.role,
@@ -255,3 +257,47 @@ class EventLog(Extension):
         if self._store is None:
             raise RuntimeError("the event log has not been started")
         return self._store
+
+
+def _crossed(update: PendingUpdate) -> dict[str, set[str]]:
+    """The keys ``update`` won concurrently (its author replaced a value they never saw):
+    entry (or root key) -> its fields involved (empty: the entry itself)."""
+    crossed: dict[str, set[str]] = {}
+    for _, found in update.found:
+        for o in found.overwrites:
+            if o.new_won and len(o.path) >= 2:
+                crossed.setdefault(o.path[1], set()).update(o.path[2:3])
+    return crossed
+
+
+_FIELDS_OF = {"guest.rsvp_changed": {"rsvp"}, "timeline.item_rescheduled": {"start", "end"}}
+"""Events about some fields of an entry (the others are about the whole entry or key)."""
+
+
+def _honest(kind: str, data: dict[str, Any], crossed: dict[str, set[str]]) -> dict[str, Any]:
+    """An event of a write that won a race, as its author saw it: ``"concurrent": true``,
+    and the value it overwrote as ``"replaced"`` instead of ``"from"`` (its author never saw
+    that value)."""
+    entry = data.get("id", data.get("guest_id", data.get("field")))
+    if not isinstance(entry, str) or entry not in crossed:
+        return data
+    fields = crossed[entry]
+    concerned = _FIELDS_OF.get(kind)
+    if concerned is not None and fields and not concerned & fields:
+        return data
+    out = dict(data)
+    changes = out.get("changes")
+    if isinstance(changes, dict) and fields:
+        hit = {n for n in fields if isinstance(changes.get(n), dict)}
+        if not hit:
+            return data
+        out["changes"] = {
+            n: ({"replaced": c.get("from"), "to": c.get("to")} if n in hit else c)
+            for n, c in changes.items()
+        }
+    elif "from" in out:
+        out["replaced"] = out.pop("from")
+    else:
+        return data
+    out["concurrent"] = True
+    return out

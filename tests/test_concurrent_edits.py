@@ -1,0 +1,253 @@
+"""No write disappears silently: races between stock y-websocket clients become findings.
+
+Two people (stock JS clients, chosen client ids: in Yjs the higher id wins a map key) write
+one key while one of them is offline; the server reports the write that lost as a
+``concurrent_edit`` conflict with both values and both writers, records
+``conflict.detected`` credited to the loser, keeps the winner's event honest, and closes
+the finding when someone writes the key again having seen the winner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from crdt_server.testing.tokens import TokenMinter
+from crdt_server.testing.waits import until
+from tests.jsclient import JsClient, JsClientGroup, map_delete, map_set, ymap
+from tests.server import ServerProcess
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.js]
+
+MINT = TokenMinter("concurrent-edits-test-secret-at-least-32-bytes")
+HI, LO = 900_001, 5_001
+ROOTS: dict[str, Any] = {"guests": "map"}
+
+
+@pytest_asyncio.fixture
+async def server(tmp_path: Path) -> AsyncIterator[ServerProcess]:
+    async with ServerProcess(tmp_path / "data", env=MINT.env, anonymous=False) as process:
+        yield process
+
+
+async def person(
+    group: JsClientGroup, server: ServerProcess, role: str, sub: str, client_id: int
+) -> JsClient:
+    client = await group.start(version=2)
+    token = MINT(sub=sub, role=role)
+    await client.connect(server.ws_url, "w1/guests", params={"token": token}, client_id=client_id)
+    await client.wait_synced()
+    return client
+
+
+def guest(**fields: Any) -> dict[str, Any]:
+    """Guest g1 as a stock client holds it (what ``add_guest`` wrote, then ``fields``)."""
+    base = {"name": "Ada", "rsvp": "pending", "meal": "fish", "dietary": [], "plus_one": False}
+    return {**base, **fields}
+
+
+async def add_guest(http: httpx.AsyncClient) -> None:
+    body = {"op": "add_guest", "guest_id": "g1", "name": "Ada", "meal": "fish"}
+    answer = await http.post(
+        "/api/weddings/w1/docs/guests/ops", json=body, headers=MINT.headers("couple", "cam")
+    )
+    assert answer.status_code == 200, answer.text
+
+
+async def conflicts(http: httpx.AsyncClient, role: str = "couple") -> list[dict[str, Any]]:
+    answer = await http.get("/api/weddings/w1/conflicts", headers=MINT.headers(role, "x"))
+    assert answer.status_code == 200, answer.text
+    found: list[dict[str, Any]] = answer.json()["conflicts"]
+    return [c for c in found if c["code"] == "concurrent_edit"]
+
+
+async def events(http: httpx.AsyncClient) -> list[dict[str, Any]]:
+    answer = await http.get(
+        "/api/weddings/w1/events", params={"limit": 200}, headers=MINT.headers("couple", "x")
+    )
+    assert answer.status_code == 200, answer.text
+    found: list[dict[str, Any]] = answer.json()["events"]
+    return found
+
+
+async def stored(server: ServerProcess, http: httpx.AsyncClient, client: JsClient) -> None:
+    """Wait until the server holds everything ``client`` wrote."""
+    state = await client.state(ROOTS)
+
+    async def caught_up() -> bool:
+        answer = await http.get("/api/weddings/w1/docs/guests", headers=MINT.headers("couple", "x"))
+        if answer.status_code != 200:
+            return False
+        shown = answer.json()["guests"]
+        mine = state["json"]["guests"]
+        return set(shown) == set(mine) and all(
+            shown[g].get(k) == v for g, fields in mine.items() for k, v in fields.items()
+        )
+
+    await until(caught_up)
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("offline", ["loser", "winner"])
+async def test_two_people_set_one_field_and_the_lost_value_is_a_finding(
+    server: ServerProcess, offline: str
+) -> None:
+    async with (
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+        JsClientGroup() as group,
+    ):
+        await add_guest(http)
+        planner = await person(group, server, "planner", "pat", HI)
+        aunt = await person(group, server, "family", "aunt", LO)
+        away, here = (aunt, planner) if offline == "loser" else (planner, aunt)
+        await away.call("disconnect")
+        value = {planner: "vegan", aunt: "beef"}
+        await here.edit(map_set("guests", "meal", value[here], path=["g1"]))
+        await stored(server, http, here)
+        await away.edit(map_set("guests", "meal", value[away], path=["g1"]))
+        await away.call("reconnect")
+        # The higher client id (the planner's) wins in both orders, on every replica.
+        for client in (planner, aunt):
+            await client.wait_for({"guests": {"g1": guest(meal="vegan")}}, roots=ROOTS)
+        (finding,) = await until(lambda: conflicts(http))
+        assert finding["concurrent"] == {
+            "kind": "concurrent_edit",
+            "doc": "guests",
+            "path": ["guests", "g1", "meal"],
+            "field": "meal",
+            "lost": {
+                "actor": {"sub": "aunt", "role": "family"},
+                "value": "beef",
+                "at": finding["concurrent"]["lost"]["at"],
+            },
+            "kept": {
+                "actor": {"sub": "pat", "role": "planner"},
+                "value": "vegan",
+                "at": finding["concurrent"]["kept"]["at"],
+            },
+            "same_actor": False,
+        }
+        assert finding["paths"] == ["guests/guests/g1"] and finding["id"].startswith("cw:")
+        # The planner ranks higher than the family: keep the planner's (current) value.
+        assert finding["suggestion"]["keep"] == {"sub": "pat", "role": "planner"}
+        log = await events(http)
+        (detected,) = [e for e in log if e["type"] == "conflict.detected"]
+        assert detected["actor"]["sub"] == "aunt"  # credited to the lost write's author
+        assert detected["data"]["lost"]["value"] == "beef"
+        meals = [e for e in log if e["type"] == "guest.updated"]
+        if offline == "loser":
+            # The lost write never took effect: no event of it.
+            assert [e["actor"]["sub"] for e in meals] == ["pat"]
+            assert meals[0]["data"]["changes"]["meal"] == {"from": "fish", "to": "vegan"}
+        else:
+            # The winner replaced a value its author never saw: said so.
+            assert [e["actor"]["sub"] for e in meals] == ["aunt", "pat"]
+            assert meals[1]["data"]["concurrent"] is True
+            assert meals[1]["data"]["changes"]["meal"] == {"replaced": "beef", "to": "vegan"}
+        # The conflicts room shows it too (its id is stable).
+        # A later write by someone who saw the winner closes it.
+        await aunt.edit(map_set("guests", "meal", "beef", path=["g1"]))
+        await until(lambda: _none(http))
+        resolved = [e for e in await events(http) if e["type"] == "conflict.resolved"]
+        assert [e["data"]["resolution"] for e in resolved] == ["written"]
+        assert resolved[0]["data"]["id"] == finding["id"]
+
+
+async def _none(http: httpx.AsyncClient) -> bool:
+    return await conflicts(http) == []
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("removal_first", [True, False])
+async def test_an_edit_of_a_guest_removed_meanwhile_is_a_finding(
+    server: ServerProcess, removal_first: bool
+) -> None:
+    async with (
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+        JsClientGroup() as group,
+    ):
+        await add_guest(http)
+        couple = await person(group, server, "couple", "cam", HI)
+        planner = await person(group, server, "planner", "pat", LO)
+        first, second = (couple, planner) if removal_first else (planner, couple)
+        await second.call("disconnect")
+        ops = {
+            couple: map_delete("guests", "g1"),
+            planner: map_set("guests", "meal", "vegan", path=["g1"]),
+        }
+        await first.edit(ops[first])
+        await stored(server, http, first)
+        await second.edit(ops[second])
+        await second.call("reconnect")
+        for client in (couple, planner):
+            await client.wait_for({"guests": {}}, roots=ROOTS)
+        (finding,) = await until(lambda: conflicts(http))
+        concurrent = finding["concurrent"]
+        assert concurrent["kind"] == "edited_removed_entry"
+        assert concurrent["path"] == ["guests", "g1", "meal"]
+        assert concurrent["lost"]["actor"] == {"sub": "pat", "role": "planner"}
+        assert concurrent["lost"]["value"] == "vegan"
+        if removal_first:
+            assert concurrent["kept"] is None  # the remover is not in the lost edit's items
+        else:
+            assert concurrent["kept"]["actor"] == {"sub": "cam", "role": "couple"}
+        log = await events(http)
+        assert [e["actor"]["sub"] for e in log if e["type"] == "conflict.detected"] == ["pat"]
+        # The lost edit made no event (when it arrived second); the removal did.
+        guest_events = [
+            (e["type"], e["actor"]["sub"]) for e in log if e["type"].startswith("guest.")
+        ]
+        if removal_first:
+            assert guest_events == [("guest.added", "cam"), ("guest.removed", "cam")]
+        else:
+            assert guest_events == [
+                ("guest.added", "cam"),
+                ("guest.updated", "pat"),
+                ("guest.removed", "cam"),
+            ]
+
+
+@pytest.mark.timeout(90)
+async def test_acknowledging_closes_a_finding_and_equal_values_make_none(
+    server: ServerProcess,
+) -> None:
+    async with (
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+        JsClientGroup() as group,
+    ):
+        await add_guest(http)
+        phone = await person(group, server, "couple", "cam", HI)
+        laptop = await person(group, server, "couple", "cam", LO)
+        planner = await person(group, server, "planner", "pat", LO + 1)
+        # Equal values: no finding.
+        await laptop.call("disconnect")
+        await phone.edit(map_set("guests", "rsvp", "accepted", path=["g1"]))
+        await stored(server, http, phone)
+        await laptop.edit(map_set("guests", "rsvp", "accepted", path=["g1"]))
+        await laptop.call("reconnect")
+        await laptop.wait_synced()
+        await stored(server, http, laptop)
+        # Two devices of one person: same_actor.
+        await laptop.call("disconnect")
+        await phone.edit(map_set("guests", "rsvp", "declined", path=["g1"]))
+        await stored(server, http, phone)
+        await laptop.edit(map_set("guests", "rsvp", "pending", path=["g1"]))
+        await laptop.call("reconnect")
+        (finding,) = await until(lambda: conflicts(http))
+        assert finding["concurrent"]["same_actor"] is True
+        await planner.wait_for({"guests": {"g1": guest(rsvp="declined")}}, roots=ROOTS)
+        answer = await http.post(
+            f"/api/weddings/w1/conflicts/{finding['id']}/resolve",
+            json={"acknowledge": True},
+            headers=MINT.headers("couple", "cam"),
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["status"] == "acknowledged" and answer.json()["event"]
+        assert await conflicts(http) == []
+        kinds = [e["type"] for e in await events(http) if e["type"].startswith("conflict.")]
+        assert kinds == ["conflict.detected", "conflict.acknowledged"]
