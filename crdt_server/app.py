@@ -202,7 +202,7 @@ def create_app(
         revocations = Revocations(keep_seconds=keep)
         webhooks = Webhooks()
         event_log = EventLog(on_recorded=[webhooks.wake])
-        concurrent = ConcurrentEdits()
+        concurrent = ConcurrentEdits(events=event_log)
         keeper = ConflictsKeeper(events=event_log, concurrent=concurrent)
         versions = VersionKeeper(events=event_log)
         integrations = IntegrationService()

@@ -182,9 +182,10 @@ class ConcurrentEditStore:
             out.append(StoredFinding(*values))
         return out
 
-    async def close(self, rows: Sequence[FeatureRow]) -> int:
-        """Write closures of their own (an acknowledgement made through the API): how many
-        findings this closed (0 if they were closed already)."""
+    async def insert(self, rows: Sequence[FeatureRow]) -> int:
+        """Write rows in a transaction of their own (a closure made through the API, a
+        finding another process's content revealed), each only if its key is new: how many
+        were new."""
         store = self._store
         if isinstance(store, SqliteStore):
 

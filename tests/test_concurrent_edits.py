@@ -9,6 +9,7 @@ the finding when someone writes the key again having seen the winner.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,11 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from pycrdt import Doc, Map
 
 from crdt_server.testing.tokens import TokenMinter
 from crdt_server.testing.waits import until
-from tests.jsclient import JsClient, JsClientGroup, map_delete, map_set, ymap
+from tests.jsclient import JsClient, JsClientGroup, map_delete, map_set
 from tests.server import ServerProcess
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.js]
@@ -251,3 +253,83 @@ async def test_acknowledging_closes_a_finding_and_equal_values_make_none(
         assert await conflicts(http) == []
         kinds = [e["type"] for e in await events(http) if e["type"].startswith("conflict.")]
         assert kinds == ["conflict.detected", "conflict.acknowledged"]
+
+
+@pytest.mark.timeout(120)
+async def test_findings_and_who_wrote_what_survive_kill_9(server: ServerProcess) -> None:
+    """The finding is stored in its update's commit, and the client id -> writer table too:
+    after kill -9 the finding is still listed, and a race against a write made before the
+    kill names that write's author (no process memory left to guess from)."""
+    async with (
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+        JsClientGroup() as group,
+    ):
+        await add_guest(http)
+        planner = await person(group, server, "planner", "pat", HI)
+        aunt = await person(group, server, "family", "aunt", LO)
+        await planner.call("disconnect")
+        await aunt.edit(map_set("guests", "rsvp", "declined", path=["g1"]))
+        await stored(server, http, aunt)
+        await server.kill()
+        await server.start()
+        # The planner, offline since before the aunt's answer, answers too (and wins).
+        await planner.edit(map_set("guests", "rsvp", "accepted", path=["g1"]))
+        await planner.call("reconnect")
+        for client in (planner, aunt):
+            await client.wait_for({"guests": {"g1": guest(rsvp="accepted")}}, roots=ROOTS)
+        (finding,) = await until(lambda: conflicts(http))
+        assert finding["concurrent"]["lost"]["actor"] == {"sub": "aunt", "role": "family"}
+        assert finding["concurrent"]["lost"]["at"] is None  # written before this process
+        await server.kill()
+        await server.start()
+        (after,) = await conflicts(http)
+        assert after == finding
+        detected = [e for e in await events(http) if e["type"] == "conflict.detected"]
+        assert [e["data"]["id"] for e in detected] == [finding["id"]]
+
+
+@pytest.mark.timeout(60)
+async def test_http_update_and_sync_race_like_websocket_clients(server: ServerProcess) -> None:
+    """Two offline phones (pycrdt replicas) answer for one guest and sync over HTTP: one with
+    ``/update``, one with ``/sync``; the lost answer is a finding all the same."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        await add_guest(http)
+        base = await http.get(
+            "/api/weddings/w1/docs/guests",
+            headers={**MINT.headers("couple", "x"), "Accept": "application/octet-stream"},
+        )
+        phones: list[Doc[Any]] = []
+        for client in (HI, LO):
+            phone: Doc[Any] = Doc(client_id=client)
+            phone.apply_update(base.content)
+            phones.append(phone)
+        winner, loser = phones
+        writes = []
+        for phone, answer in ((winner, "accepted"), (loser, "declined")):
+            state = phone.get_state()
+            phone.get("guests", type=Map)["g1"]["rsvp"] = answer
+            writes.append(phone.get_update(state))
+        sent = await http.post(
+            "/api/weddings/w1/docs/guests/update",
+            content=writes[0],
+            headers=MINT.headers("planner", "pat"),
+        )
+        assert sent.status_code == 200, sent.text
+        synced = await http.post(
+            "/api/weddings/w1/docs/guests/sync",
+            json={
+                "state_vector": base64.b64encode(loser.get_state()).decode(),
+                "update": base64.b64encode(writes[1]).decode(),
+            },
+            headers=MINT.headers("family", "aunt"),
+        )
+        assert synced.status_code == 200, synced.text
+        loser.apply_update(base64.b64decode(synced.json()["update"]))
+        assert loser.get("guests", type=Map)["g1"]["rsvp"] == "accepted"
+        (finding,) = await conflicts(http)
+        assert finding["concurrent"]["lost"] == {
+            "actor": {"sub": "aunt", "role": "family"},
+            "value": "declined",
+            "at": finding["concurrent"]["lost"]["at"],
+        }
+        assert finding["concurrent"]["kept"]["actor"] == {"sub": "pat", "role": "planner"}

@@ -136,6 +136,11 @@ class Extension:
     def on_change(self, room: Room) -> None:
         """Committed content changed the room's document (from here or another process)."""
 
+    def on_overwritten(self, room: Room, found: Sequence[Found]) -> None:
+        """Content another process committed made writes vanish, found here as it integrated
+        (both processes may find one race: see :attr:`Overwrite.id`). Only with
+        :attr:`wants_overwrites`."""
+
     def on_connect(self, room: Room, conn: Connection) -> None:
         """A connection joined the room."""
 
@@ -186,6 +191,7 @@ class Hooks:
         self._commit = users("on_commit")
         self._stored = users("on_stored")
         self._change = users("on_change")
+        self._overwritten = users("on_overwritten")
         self._connect = users("on_connect")
         self._disconnect = users("on_disconnect")
         self._bus = users("on_bus_event")
@@ -219,6 +225,13 @@ class Hooks:
         if len(events) == len(rows):
             return events, []
         return events, [row for row in rows if isinstance(row, FeatureRow)]
+
+    def overwritten(self, room: Room, found: Sequence[Found]) -> None:
+        for ext in self._overwritten:
+            try:
+                ext.on_overwritten(room, found)
+            except Exception:
+                log.exception("extension %s failed on overwrites in %s", ext.name, room.name)
 
     def stored(self, room: Room, batch: StoredBatch) -> None:
         for ext in self._stored:

@@ -157,6 +157,9 @@ class Room:
         self._index_tried = False
         """The index is built at most once per document (per load or rebuild)."""
         self._found: list[tuple[Actor, Found]] = []
+        self._remote_found: list[Found] = []
+        """Races found in content other processes committed, told to the hooks once
+        integrated."""
 
     @classmethod
     async def load(
@@ -253,6 +256,8 @@ class Room:
             else:
                 if actor is not None:
                     self._found.append((actor, found))
+                elif found.overwrites:
+                    self._remote_found.append(found)
         recorder = self._recorder
         if recorder is None:
             return
@@ -580,12 +585,18 @@ class Room:
                 task.add_done_callback(self._background.discard)
                 break
             relay += integrated
+        self._tell_remote_found()
         self.last_seq = max(self.last_seq, *seqs)
         self._log_rows += len(updates)
         self._size += sum(len(u) for u in updates)
         if relay:
             self._broadcast_updates(relay)
         self._hooks.change(self)
+
+    def _tell_remote_found(self) -> None:
+        if self._remote_found:
+            found, self._remote_found = self._remote_found, []
+            self._hooks.overwritten(self, found)
 
     async def catch_up(self) -> None:
         """Integrate everything the store has (this process may have missed something)."""
@@ -594,6 +605,7 @@ class Room:
             return
         before = self.doc.get_state()
         changed = False
+        self._index_ready()
         for update in stored.updates:  # in order, as they were first applied
             result = self._integrate_committed(update)
             if result is None:
@@ -601,6 +613,7 @@ class Room:
                 changed = True
                 break
             changed |= bool(result)
+        self._tell_remote_found()
         if changed:
             self.broadcast(encode_update(self.doc.get_update(before)))
             self._hooks.change(self)

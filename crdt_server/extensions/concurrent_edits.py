@@ -24,10 +24,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from crdt_server.core.hooks import SERVER, Actor, Core, Extension, PendingUpdate
-from crdt_server.core.overwrites import Overwrite
+from crdt_server.cluster.bus import Bus
+from crdt_server.core.hooks import SERVER, Actor, Core, Extension, PendingUpdate, StoredBatch
+from crdt_server.core.overwrites import Found, Overwrite
 from crdt_server.core.room import Room
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.documents.events import bounded
@@ -41,11 +42,15 @@ from crdt_server.storage.concurrent_edits import (
     finding_row,
 )
 
+if TYPE_CHECKING:
+    from crdt_server.extensions.events import EventLog
+
 __all__ = ["ConcurrentEdits", "finding_view"]
 
 log = logging.getLogger("crdt_server.concurrent_edits")
 
 CODE = "concurrent_edit"
+_BUS_TYPE = "concurrent_edits"
 _WEDDINGS_REMEMBERED = 2000
 
 
@@ -132,7 +137,13 @@ class ConcurrentEdits(Extension):
     name = "concurrent_edits"
     wants_overwrites = True
 
-    def __init__(self) -> None:
+    def __init__(self, *, events: EventLog | None = None) -> None:
+        self._events = events
+        self._bus: Bus | None = None
+        self._running: set[asyncio.Task[None]] = set()
+        self._announce: list[dict[str, Any]] = []
+        """Findings opened or closed by rows of the commit in progress: told to the other
+        processes (which close them on a later write they commit) once it is stored."""
         self._table: ConcurrentEditStore | None = None
         self._weddings: OrderedDict[str, _Wedding] = OrderedDict()
         self._loading: dict[str, asyncio.Future[_Wedding]] = {}
@@ -142,6 +153,7 @@ class ConcurrentEdits(Extension):
         self._table = ConcurrentEditStore(core.store)
         await self._table.install()
         self._server_client = core.weddings.client_id
+        self._bus = core.registry.bus
 
     @property
     def table(self) -> ConcurrentEditStore:
@@ -207,6 +219,7 @@ class ConcurrentEdits(Extension):
                             rows.append(client_row(wedding, client, actor.sub, actor.role, now))
                 for path in found.written:
                     for finding in state.open.pop((room.kind, path), ()):
+                        self._note(wedding, room.kind, path, finding, opened=False)
                         rows.append(
                             closure_row(finding, wedding, "written", actor.sub, actor.role, now)
                         )
@@ -216,9 +229,77 @@ class ConcurrentEdits(Extension):
                 for overwrite in found.overwrites:
                     stored = self._finding(wedding, room.kind, overwrite, actor, state, now)
                     state.open.setdefault((room.kind, overwrite.path), []).append(stored.id)
+                    self._note(wedding, room.kind, overwrite.path, stored.id, opened=True)
                     rows.append(finding_row(stored))
                     rows.append(_detected_event(stored))
         return rows
+
+    def _note(
+        self, wedding: str, doc: str, path: Sequence[str], finding: str, *, opened: bool
+    ) -> None:
+        self._announce.append(
+            {"wedding": wedding, "doc": doc, "path": list(path), "id": finding, "open": opened}
+        )
+
+    def on_stored(self, room: Room, batch: StoredBatch) -> None:
+        if self._announce and self._bus is not None:
+            notes, self._announce = self._announce, []
+            self._bus.publish_event({"type": _BUS_TYPE, "notes": notes})
+
+    def on_bus_event(self, event: dict[str, Any]) -> None:
+        """Another process opened or closed findings: keep the open ones of weddings known
+        here current, so a write committed here closes them."""
+        if event.get("type") != _BUS_TYPE or not isinstance(event.get("notes"), list):
+            return
+        for note in event["notes"]:
+            if not isinstance(note, dict):
+                continue
+            state = self._weddings.get(str(note.get("wedding")))
+            path, finding = note.get("path"), note.get("id")
+            if state is None or not isinstance(path, list) or not isinstance(finding, str):
+                continue
+            ids = state.open.setdefault((str(note.get("doc")), tuple(map(str, path))), [])
+            if note.get("open") and finding not in ids:
+                ids.append(finding)
+            elif not note.get("open") and finding in ids:
+                ids.remove(finding)
+
+    # -- content another process committed ------------------------------------------------
+
+    def on_overwritten(self, room: Room, found: Sequence[Found]) -> None:
+        """Races found in content another process committed: each is stored once (the
+        first process to store its id records its event; the process that integrated the
+        lost or winning write live stored it in that commit already)."""
+        task = asyncio.create_task(
+            self._record_remote(room.wedding_id, room.kind, list(found)),
+            name=f"concurrent-edits-{room.name}",
+        )
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _record_remote(self, wedding: str, doc: str, found: list[Found]) -> None:
+        try:
+            state = await self._wedding(wedding)
+            state.clients.update(await self.table.clients(wedding))  # others' writers
+            now = time.time()
+            for one in found:
+                for overwrite in one.overwrites:
+                    stored = self._finding(wedding, doc, overwrite, SERVER, state, now)
+                    if not await self.table.insert([finding_row(stored)]):
+                        continue  # stored already, with its event
+                    state.open.setdefault((doc, overwrite.path), []).append(stored.id)
+                    self._note(wedding, doc, overwrite.path, stored.id, opened=True)
+                    if self._events is not None:
+                        await self._events.record([_detected_event(stored)])
+            if self._announce and self._bus is not None:
+                notes, self._announce = self._announce, []
+                self._bus.publish_event({"type": _BUS_TYPE, "notes": notes})
+        except Exception:
+            log.exception("could not record the races found in wedding %s", wedding)
+
+    async def close(self) -> None:
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
 
     def _finding(
         self,
@@ -283,7 +364,7 @@ class ConcurrentEdits(Extension):
         ``None`` if it was closed already (by someone else, meanwhile)."""
         now = time.time()
         path = tuple(json.loads(finding.path))
-        written = await self.table.close(
+        written = await self.table.insert(
             [closure_row(finding.id, wedding, how, actor.sub, actor.role, now)]
         )
         state = self._weddings.get(wedding)
@@ -291,6 +372,10 @@ class ConcurrentEdits(Extension):
             ids = state.open.get((finding.doc, path), [])
             if finding.id in ids:
                 ids.remove(finding.id)
+        if self._bus is not None:
+            note: dict[str, Any] = {"wedding": wedding, "doc": finding.doc, "path": list(path)}
+            note |= {"id": finding.id, "open": False}
+            self._bus.publish_event({"type": _BUS_TYPE, "notes": [note]})
         if not written:
             return None
         return _closed_event(wedding, finding.id, finding.doc, path, how, actor)
