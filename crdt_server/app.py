@@ -101,6 +101,7 @@ class AdminEvents(Extension):
         versions: VersionKeeper,
         webhooks: Webhooks,
         integrations: IntegrationService,
+        concurrent: ConcurrentEdits,
         keep: float,
     ) -> None:
         self._revocations = revocations
@@ -109,6 +110,7 @@ class AdminEvents(Extension):
         self._versions = versions
         self._webhooks = webhooks
         self._integrations = integrations
+        self._concurrent = concurrent
         self._keep = keep
         self._core: Core | None = None
         self._erasures: ErasureService | None = None
@@ -130,8 +132,16 @@ class AdminEvents(Extension):
             keep_revocations=self._keep,
             refresh_conflicts=self._keeper.refresh,
             revoked=self._events.recheck,
-            forget_guest=(self._versions.erase_guest, self._webhooks.forget_guest),
-            forget_member=(self._webhooks.forget_member, self._integrations.forget_member),
+            forget_guest=(
+                self._versions.erase_guest,
+                self._webhooks.forget_guest,
+                self._concurrent.erase_guest,
+            ),
+            forget_member=(
+                self._webhooks.forget_member,
+                self._integrations.forget_member,
+                self._concurrent.forget_member,
+            ),
             creator_revoked=(self._webhooks.creator_revoked, self._integrations.creator_revoked),
         )
         await self._erasures.start()
@@ -161,7 +171,16 @@ class AdminEvents(Extension):
 
 
 KNOWN_BUS_EVENTS = frozenset(
-    {"revoke", "delete", "lift", "events", "presence", "presence_query", "threads.outbox"}
+    {
+        "revoke",
+        "delete",
+        "lift",
+        "events",
+        "presence",
+        "presence_query",
+        "threads.outbox",
+        "concurrent_edits",
+    }
 )
 """Types of bus events some extension handles (others are logged as unknown)."""
 
@@ -207,7 +226,7 @@ def create_app(
         versions = VersionKeeper(events=event_log)
         integrations = IntegrationService()
         admin_events = AdminEvents(
-            revocations, keeper, event_log, versions, webhooks, integrations, keep
+            revocations, keeper, event_log, versions, webhooks, integrations, concurrent, keep
         )
         threads = Threads(event_log)
         hooks = Hooks(

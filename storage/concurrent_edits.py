@@ -182,6 +182,74 @@ class ConcurrentEditStore:
             out.append(StoredFinding(*values))
         return out
 
+    async def _write(self, statements: Sequence[tuple[str, tuple[Any, ...]]]) -> None:
+        """Run ``statements`` (``?`` marks, ``{s}.`` before table names) in one transaction."""
+        store = self._store
+        if isinstance(store, SqliteStore):
+
+            def body(db: sqlite3.Connection) -> None:
+                for sql, params in statements:
+                    db.execute(sql.replace("{s}.", ""), params)
+
+            await store.write(body)
+            return
+        assert isinstance(store, PostgresStore)
+        schema = store.schema
+
+        def numbered(sql: str) -> str:
+            parts = sql.replace("{s}.", f"{schema}.").split("?")
+            return parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], 1))
+
+        async def pg_body(conn: Any) -> None:
+            for sql, params in statements:
+                await conn.execute(numbered(sql), *params)
+
+        await store.write(pg_body)
+
+    async def erase_entry(self, wedding: str, prefixes: Sequence[str]) -> None:
+        """Delete the findings about entries whose paths (JSON) start with ``prefixes``
+        (a guest erased: their values are in the findings), with their closures."""
+        where = (
+            "wedding = ? AND ("
+            + " OR ".join(["substr(path, 1, length(?)) = ?"] * len(prefixes))
+            + ")"
+        )
+        params = (wedding, *(p for prefix in prefixes for p in (prefix, prefix)))
+        await self._write(
+            [
+                (
+                    "DELETE FROM {s}.concurrent_edit_closures WHERE id IN"
+                    f" (SELECT id FROM {{s}}.concurrent_edits WHERE {where})",
+                    params,
+                ),
+                (f"DELETE FROM {{s}}.concurrent_edits WHERE {where}", params),
+            ]
+        )
+
+    async def forget_member(self, wedding: str, sub: str) -> None:
+        """A member erased: their Yjs clients are forgotten and findings no longer name
+        them (``null``: not known, as for a writer the server never knew)."""
+        await self._write(
+            [
+                ("DELETE FROM {s}.yjs_clients WHERE wedding = ? AND sub = ?", (wedding, sub)),
+                (
+                    "UPDATE {s}.concurrent_edits SET loser_sub = NULL, loser_role = NULL"
+                    " WHERE wedding = ? AND loser_sub = ?",
+                    (wedding, sub),
+                ),
+                (
+                    "UPDATE {s}.concurrent_edits SET winner_sub = NULL, winner_role = NULL"
+                    " WHERE wedding = ? AND winner_sub = ?",
+                    (wedding, sub),
+                ),
+                (
+                    "UPDATE {s}.concurrent_edit_closures SET sub = '', role = ''"
+                    " WHERE wedding = ? AND sub = ?",
+                    (wedding, sub),
+                ),
+            ]
+        )
+
     async def insert(self, rows: Sequence[FeatureRow]) -> int:
         """Write rows in a transaction of their own (a closure made through the API, a
         finding another process's content revealed), each only if its key is new: how many

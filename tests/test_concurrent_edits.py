@@ -27,13 +27,15 @@ from tests.server import ServerProcess
 pytestmark = [pytest.mark.asyncio, pytest.mark.js]
 
 MINT = TokenMinter("concurrent-edits-test-secret-at-least-32-bytes")
+ADMIN = {"Authorization": "Bearer admin-key-for-concurrent-edits"}
+ENV = {**MINT.env, "CRDT_SERVER_ADMIN_API_KEY": ADMIN["Authorization"].split()[1]}
 HI, LO = 900_001, 5_001
 ROOTS: dict[str, Any] = {"guests": "map"}
 
 
 @pytest_asyncio.fixture
 async def server(tmp_path: Path) -> AsyncIterator[ServerProcess]:
-    async with ServerProcess(tmp_path / "data", env=MINT.env, anonymous=False) as process:
+    async with ServerProcess(tmp_path / "data", env=ENV, anonymous=False) as process:
         yield process
 
 
@@ -333,3 +335,44 @@ async def test_http_update_and_sync_race_like_websocket_clients(server: ServerPr
             "at": finding["concurrent"]["lost"]["at"],
         }
         assert finding["concurrent"]["kept"]["actor"] == {"sub": "pat", "role": "planner"}
+
+
+async def race_over_http(http: httpx.AsyncClient) -> dict[str, Any]:
+    """The planner and the aunt answer for guest g1 from offline phones: one finding."""
+    await add_guest(http)
+    base = await http.get(
+        "/api/weddings/w1/docs/guests",
+        headers={**MINT.headers("couple", "x"), "Accept": "application/octet-stream"},
+    )
+    for client, answer, who in (
+        (HI, "accepted", ("planner", "pat")),
+        (LO, "declined", ("family", "aunt")),
+    ):
+        phone: Doc[Any] = Doc(client_id=client)
+        phone.apply_update(base.content)
+        state = phone.get_state()
+        phone.get("guests", type=Map)["g1"]["rsvp"] = answer
+        sent = await http.post(
+            "/api/weddings/w1/docs/guests/update",
+            content=phone.get_update(state),
+            headers=MINT.headers(*who),
+        )
+        assert sent.status_code == 200, sent.text
+    (finding,) = await conflicts(http)
+    return finding
+
+
+@pytest.mark.timeout(60)
+async def test_erasing_a_member_or_a_guest_reaches_the_findings(server: ServerProcess) -> None:
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        finding = await race_over_http(http)
+        assert finding["concurrent"]["lost"]["actor"] == {"sub": "aunt", "role": "family"}
+        joined = await http.get("/api/weddings/w1/members", headers=MINT.headers("family", "aunt"))
+        assert joined.status_code == 200, joined.text
+        erased = await http.delete("/api/weddings/w1/members/aunt", headers=ADMIN)
+        assert erased.status_code == 204, erased.text
+        (after,) = await conflicts(http)
+        assert after["id"] == finding["id"] and after["concurrent"]["lost"]["actor"] is None
+        gone = await http.post("/api/weddings/w1/guests/g1/erase", headers=ADMIN)
+        assert gone.status_code == 200, gone.text
+        assert await conflicts(http) == []

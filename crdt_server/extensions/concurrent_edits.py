@@ -192,8 +192,20 @@ class ConcurrentEdits(Extension):
         finally:
             del self._loading[wedding]
 
-    def forget(self, wedding: str) -> None:
-        """The wedding was erased: drop what is known of it."""
+    async def erase_guest(self, wedding: str, guest_id: str) -> None:
+        """A guest erased: the findings about them (their values) go."""
+        prefixes = [
+            json.dumps([root, guest_id], separators=(",", ":"))[:-1]
+            for root in ("guests", "assignments")
+        ]
+        await self.table.erase_entry(
+            wedding, [p + "," for p in prefixes] + [p + "]" for p in prefixes]
+        )
+        self._weddings.pop(wedding, None)  # its open findings are read again
+
+    async def forget_member(self, wedding: str, sub: str) -> None:
+        """A member erased: no finding names them any more."""
+        await self.table.forget_member(wedding, sub)
         self._weddings.pop(wedding, None)
 
     # -- in the commit transaction -------------------------------------------------------
@@ -249,6 +261,9 @@ class ConcurrentEdits(Extension):
     def on_bus_event(self, event: dict[str, Any]) -> None:
         """Another process opened or closed findings: keep the open ones of weddings known
         here current, so a write committed here closes them."""
+        if event.get("type") == "delete" and isinstance(event.get("wedding"), str):
+            self._weddings.pop(event["wedding"], None)  # erased: its rows are gone
+            return
         if event.get("type") != _BUS_TYPE or not isinstance(event.get("notes"), list):
             return
         for note in event["notes"]:
