@@ -27,6 +27,7 @@ SCRIPTS = (
     "webhooks",
     "kit_inprocess",
     "recorder_bench",
+    "overwrites_bench",
 )
 """Every driver with a command line (peer_pycrdt_websocket runs in the peer's own venv)."""
 
@@ -146,3 +147,13 @@ def test_the_recorder_benchmark_prints_both_streams() -> None:
     assert answer.returncode == 0, answer.stderr
     rows = [line for line in answer.stdout.splitlines() if line.startswith("| ")]
     assert [row.split("|")[1].strip() for row in rows[1:]] == ["flat", "nested"], answer.stdout
+
+
+def test_the_detection_benchmark_finds_its_races() -> None:
+    answer = _python(
+        "-m", "benchmarks.overwrites_bench", "--updates", "50", "--guests", "5", "40",
+        "--repeat", "1",
+    )  # fmt: skip
+    assert answer.returncode == 0, answer.stderr
+    rows = [line.split("|") for line in answer.stdout.splitlines() if line.startswith("| ")]
+    assert [(row[1].strip(), row[6].strip()) for row in rows[1:]] == [("5", "5"), ("40", "5")]

@@ -51,16 +51,43 @@ class Item:
     content: Content
 
 
-@dataclass(frozen=True, slots=True)
 class DecodedUpdate:
-    items: list[Item]
-    deletes: dict[int, list[tuple[int, int]]]
-    """The update's own delete set: per client, ``(clock, length)`` ranges."""
+    """An update's items, and its own delete set, decoded only when asked for: an update
+    made from a state vector (a reconnecting client's, an HTTP sync's) carries the whole
+    document's delete set, which can be far larger than its items."""
+
+    __slots__ = ("_at", "_data", "_deletes", "items")
+
+    def __init__(
+        self,
+        items: list[Item],
+        deletes: dict[int, list[tuple[int, int]]] | None = None,
+        *,
+        data: bytes = b"",
+        at: int = 0,
+    ) -> None:
+        self.items = items
+        self._deletes = deletes
+        self._data = data
+        self._at = at
+
+    @property
+    def deletes(self) -> dict[int, list[tuple[int, int]]]:
+        """The update's own delete set: per client, ``(clock, length)`` ranges (sorted)."""
+        if self._deletes is None:
+            r = _Reader(self._data, 64)
+            r.pos = self._at
+            try:
+                self._deletes = _deletes(r)
+            except IndexError:
+                raise UpdateError(f"update truncated: unexpected end of {r.size} bytes") from None
+        return self._deletes
 
 
 def read_items(data: bytes) -> DecodedUpdate:
     """The items and delete set of an update :func:`inspect_update` accepted (anything else
-    raises :class:`UpdateError`). GC and Skip structs are left out."""
+    raises :class:`UpdateError`). GC and Skip structs are left out. The delete set is decoded
+    when first read (:attr:`DecodedUpdate.deletes`)."""
     r = _Reader(bytes(data), 64)
     try:
         return _read(r)
@@ -96,7 +123,7 @@ def _read(r: _Reader) -> DecodedUpdate:
             length, content = _content(r, ref)
             items.append(Item((client, clock), length, origin, right, parent, key, content))
             clock += length
-    return DecodedUpdate(items, _deletes(r))
+    return DecodedUpdate(items, data=data, at=r.pos)
 
 
 def read_delete_set(data: bytes) -> dict[int, list[tuple[int, int]]]:

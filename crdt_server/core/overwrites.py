@@ -105,11 +105,14 @@ def _value(item: Item) -> Any:
 
 
 def _contains(deletes: Deletes, item: ID) -> bool:
+    """Whether ``deletes`` (per client, ``(clock, length)`` ranges sorted by clock, as Yjs
+    encodes them) covers ``item``."""
     ranges = deletes.get(item[0])
     if not ranges:
         return False
     clock = item[1]
-    return any(start <= clock < start + length for start, length in ranges)
+    i = bisect_right(ranges, (clock, float("inf"))) - 1
+    return i >= 0 and clock < ranges[i][0] + ranges[i][1]
 
 
 class OverwriteIndex:
@@ -267,21 +270,36 @@ class OverwriteIndex:
 
     def integrate(self, update: DecodedUpdate, deletes: Deletes) -> Found:
         """Bring the index up to date with one integrated update (``update`` decoded;
-        ``deletes`` the delete set of the transaction that integrated it) and say which
-        writes did not take effect."""
+        ``deletes`` the delete set of the transaction that integrated it: what it newly
+        deleted) and say which writes did not take effect.
+
+        The update's own delete set (for a client that synced from a state vector, the whole
+        document's) is read only when the integration removed an entry: whether the remover
+        had seen each of its fields."""
         now = time.time()
         found = Found()
-        own = update.deletes
         new = self._resolve(update.items)
         for item in update.items:
             found.clients.add(item.id[0])
         new_ids = {item.id for item, _ in new}
+        successors = {item.origin for item, _ in new if item.origin in new_ids}
+        """New items a later item of the same update overwrote: its author's own churn."""
+
+        def seen(item: Item) -> ID | None:
+            """The old item a new one was written over (through its author's own earlier
+            writes of the key in the same update)."""
+            origin = item.origin
+            while origin in new_ids:
+                origin = by_id[origin].origin
+            return origin
+
+        by_id = {item.id: item for item, _ in new}
         values = self._pending
         lost: list[tuple[Item, Slot]] = []
         replaced: list[tuple[tuple[str, ...], ID, ID]] = []
         for item, slot in new:
             if _contains(deletes, item.id):
-                if not _contains(own, item.id):
+                if item.id not in successors:
                     lost.append((item, slot))
                 continue
             previous = self._current.get(slot)
@@ -292,10 +310,9 @@ class OverwriteIndex:
                 continue
             if (
                 previous is not None
-                and previous != item.origin
                 and previous not in new_ids
+                and previous != seen(item)
                 and _contains(deletes, previous)
-                and not _contains(own, previous)
             ):
                 replaced.append((path, previous, item.id))
             else:
@@ -326,8 +343,8 @@ class OverwriteIndex:
                 )
                 continue
             current = self._current.get(slot)
-            if current is None:
-                continue
+            if current is None or current == item.id or _contains(deletes, current):
+                continue  # the key was removed in this integration: nothing won over it
             winner = self._ref(current)
             if winner.value != loser.value:
                 found.overwrites.append(
@@ -336,17 +353,21 @@ class OverwriteIndex:
         for item, _ in new:
             values.pop(item.id, None)
         # Old items this integration deleted: keys removed, and fields of removed entries.
-        removed_entries = {i for i in self._in(own) if i not in new_ids}
-        for old in self._in(deletes):
-            if old in new_ids:
-                continue
+        gone = [old for old in self._in(deletes) if old not in new_ids]
+        removed = {old for old in gone if old in self._children}
+        """Entries (map types) this integration removed."""
+        for old in gone:
             _, slot = self._items[old]
             if self._current.get(slot) != old:
                 continue
             del self._current[slot]
             stored = self._values.pop(old, None)
             parent = slot[0]
-            if not _contains(own, old) and isinstance(parent, tuple) and parent in removed_entries:
+            if parent in removed and not _contains(update.deletes, old):
+                # The entry was removed by this update (its own delete set holds the entry)
+                # by someone who had not seen this field's value: their edit is lost.
+                if not _contains(update.deletes, parent):
+                    continue  # removed as the loser of a race for its key: reported there
                 path = self.path(slot)
                 if path is not None:
                     ref = ItemRef(old, *(stored or (None, None)))
