@@ -120,6 +120,11 @@ class Extension:
     async def on_load(self, room: Room) -> None:
         """A room was loaded from the store (before any connection joins it)."""
 
+    async def on_prepare(self, room: Room, batch: Sequence[PendingUpdate]) -> None:
+        """``batch`` is about to be committed: read what :meth:`on_commit` will need and
+        cannot know yet (it runs without awaiting). Called only by extensions that override
+        it; keep it cheap, the commit waits for it (and goes ahead if it raises)."""
+
     def on_commit(
         self, room: Room, batch: Sequence[PendingUpdate]
     ) -> Sequence[NewEvent | FeatureRow]:
@@ -188,6 +193,7 @@ class Hooks:
             )
 
         self._load = users("on_load")
+        self._prepare = users("on_prepare")
         self._commit = users("on_commit")
         self._stored = users("on_stored")
         self._change = users("on_change")
@@ -204,6 +210,13 @@ class Hooks:
                 await ext.on_load(room)
             except Exception:
                 log.exception("extension %s failed on load of %s", ext.name, room.name)
+
+    async def prepare(self, room: Room, batch: Sequence[PendingUpdate]) -> None:
+        for ext in self._prepare:
+            try:
+                await ext.on_prepare(room, batch)
+            except Exception:
+                log.exception("extension %s failed preparing a commit of %s", ext.name, room.name)
 
     def commit(
         self,

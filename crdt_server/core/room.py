@@ -423,6 +423,7 @@ class Room:
                     for u in batch
                 ]
                 started = time.perf_counter()
+                await self._hooks.prepare(self, pending)
                 events, extra = self._hooks.commit(self, pending, self._commit_hook_failed)
                 try:
                     seqs = await self._store.append(rows, events, extra)

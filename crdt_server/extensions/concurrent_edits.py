@@ -210,6 +210,25 @@ class ConcurrentEdits(Extension):
 
     # -- in the commit transaction -------------------------------------------------------
 
+    async def on_prepare(self, room: Room, batch: Sequence[PendingUpdate]) -> None:
+        """A race against a write another process committed names that write's client:
+        read the wedding's clients again when one is not known here (rare: only races with
+        other processes' writers, once per client)."""
+        if room.kind not in DOCUMENT_KINDS:
+            return
+        state = self._weddings.get(room.wedding_id)
+        if state is None:
+            return
+        for update in batch:
+            for _, found in update.found:
+                for o in found.overwrites:
+                    others = [o.loser.id[0]] if not o.new_lost else []
+                    if o.winner is not None and not o.new_won:
+                        others.append(o.winner.id[0])
+                    if any(c not in state.clients and c != self._server_client for c in others):
+                        state.clients.update(await self.table.clients(room.wedding_id))
+                        return
+
     def on_commit(
         self, room: Room, batch: Sequence[PendingUpdate]
     ) -> Sequence[NewEvent | FeatureRow]:
