@@ -53,6 +53,7 @@ from crdt_server.extensions.events import EventLog
 from crdt_server.extensions.integrations import IntegrationService
 from crdt_server.extensions.mail import Mailer
 from crdt_server.extensions.presence import PresenceDirectory
+from crdt_server.extensions.thread_people import OVERWRITTEN
 from crdt_server.extensions.threads import Threads
 from crdt_server.extensions.versions import VersionKeeper
 from crdt_server.extensions.webhooks import Webhooks
@@ -221,14 +222,14 @@ def create_app(
         revocations = Revocations(keep_seconds=keep)
         webhooks = Webhooks()
         event_log = EventLog(on_recorded=[webhooks.wake])
-        concurrent = ConcurrentEdits(events=event_log)
+        threads = Threads(event_log)
+        concurrent = ConcurrentEdits(events=event_log, people=threads.people)
         keeper = ConflictsKeeper(events=event_log, concurrent=concurrent)
         versions = VersionKeeper(events=event_log)
         integrations = IntegrationService()
         admin_events = AdminEvents(
             revocations, keeper, event_log, versions, webhooks, integrations, concurrent, keep
         )
-        threads = Threads(event_log)
         hooks = Hooks(
             [
                 admin_events,
@@ -240,7 +241,7 @@ def create_app(
                 integrations,
                 webhooks,
                 threads,
-                Mailer(threads),
+                Mailer(threads, {OVERWRITTEN: concurrent.describe}),
                 *extensions,
             ]
         )

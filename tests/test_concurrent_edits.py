@@ -17,12 +17,14 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from aiosmtpd.controller import Controller
 from pycrdt import Doc, Map
 
 from crdt_server.testing.tokens import TokenMinter
 from crdt_server.testing.waits import until
 from tests.jsclient import JsClient, JsClientGroup, map_delete, map_set
 from tests.server import ServerProcess
+from tests.test_threads import Inbox, smtp  # noqa: F401 (the fixture)
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.js]
 
@@ -337,6 +339,10 @@ async def test_http_update_and_sync_race_like_websocket_clients(server: ServerPr
         assert finding["concurrent"]["kept"]["actor"] == {"sub": "pat", "role": "planner"}
 
 
+PAT = MINT.headers("planner", "pat", email="pat@example.com")
+AUNT = MINT.headers("family", "aunt", email="aunt@example.com")
+
+
 async def race_over_http(http: httpx.AsyncClient) -> dict[str, Any]:
     """The planner and the aunt answer for guest g1 from offline phones: one finding."""
     await add_guest(http)
@@ -344,10 +350,7 @@ async def race_over_http(http: httpx.AsyncClient) -> dict[str, Any]:
         "/api/weddings/w1/docs/guests",
         headers={**MINT.headers("couple", "x"), "Accept": "application/octet-stream"},
     )
-    for client, answer, who in (
-        (HI, "accepted", ("planner", "pat")),
-        (LO, "declined", ("family", "aunt")),
-    ):
+    for client, answer, who in ((HI, "accepted", PAT), (LO, "declined", AUNT)):
         phone: Doc[Any] = Doc(client_id=client)
         phone.apply_update(base.content)
         state = phone.get_state()
@@ -355,7 +358,7 @@ async def race_over_http(http: httpx.AsyncClient) -> dict[str, Any]:
         sent = await http.post(
             "/api/weddings/w1/docs/guests/update",
             content=phone.get_update(state),
-            headers=MINT.headers(*who),
+            headers=who,
         )
         assert sent.status_code == 200, sent.text
     (finding,) = await conflicts(http)
@@ -376,3 +379,43 @@ async def test_erasing_a_member_or_a_guest_reaches_the_findings(server: ServerPr
         gone = await http.post("/api/weddings/w1/guests/g1/erase", headers=ADMIN)
         assert gone.status_code == 200, gone.text
         assert await conflicts(http) == []
+
+
+@pytest.mark.timeout(60)
+async def test_the_author_of_a_lost_write_hears_of_it(
+    tmp_path: Path,
+    smtp: tuple[Controller, Inbox],  # noqa: F811 (the fixture imported from test_threads)
+) -> None:
+    """In their inbox (reason ``overwritten``, the finding's id) and by email; the writer who
+    won is told nothing."""
+    controller, mailbox = smtp
+    env = {
+        **ENV,
+        "CRDT_SERVER_SMTP_URL": f"smtp://127.0.0.1:{controller.port}",
+        "CRDT_SERVER_EMAIL_DIGEST_SECONDS": "0",
+        "CRDT_SERVER_EMAIL_FROM": "plans@example.com",
+    }
+    async with (
+        ServerProcess(tmp_path / "data", env=env, anonymous=False) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+    ):
+        for who in (PAT, AUNT):  # the directory learns them (and their addresses)
+            assert (await http.get("/api/weddings/w1/members", headers=who)).status_code == 200
+        finding = await race_over_http(http)
+        inbox = await http.get("/api/weddings/w1/notifications", headers=AUNT)
+        assert inbox.status_code == 200, inbox.text
+        (notice,) = inbox.json()["notifications"]
+        assert notice["reason"] == "overwritten" and notice["conflict"] == finding["id"]
+        assert notice["thread"] is None and notice["actor"] == {"sub": "pat", "role": "planner"}
+        theirs = await http.get("/api/weddings/w1/notifications", headers=PAT)
+        assert theirs.json()["notifications"] == []
+        await until(lambda: _arrived(mailbox))
+        (mail,) = mailbox.messages
+        assert mail["To"] == "aunt@example.com"
+        assert mail["Subject"] == "A change of yours was lost"
+        text = mail.get_body().get_content()  # type: ignore[union-attr]
+        assert '"declined"' in text and '"accepted"' in text
+
+
+async def _arrived(mailbox: Inbox) -> bool:
+    return bool(mailbox.messages)

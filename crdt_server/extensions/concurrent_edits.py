@@ -33,6 +33,8 @@ from crdt_server.core.room import Room
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.documents.events import bounded
 from crdt_server.documents.resolution import Writer, rank
+from crdt_server.extensions.thread_model import Member
+from crdt_server.extensions.thread_people import OVERWRITTEN, notice_rows
 from crdt_server.storage import FeatureRow, NewEvent
 from crdt_server.storage.concurrent_edits import (
     ConcurrentEditStore,
@@ -44,6 +46,7 @@ from crdt_server.storage.concurrent_edits import (
 
 if TYPE_CHECKING:
     from crdt_server.extensions.events import EventLog
+    from crdt_server.extensions.thread_people import ThreadPeople
 
 __all__ = ["ConcurrentEdits", "finding_view"]
 
@@ -137,8 +140,15 @@ class ConcurrentEdits(Extension):
     name = "concurrent_edits"
     wants_overwrites = True
 
-    def __init__(self, *, events: EventLog | None = None) -> None:
+    def __init__(
+        self, *, events: EventLog | None = None, people: ThreadPeople | None = None
+    ) -> None:
+        """``people``: the member directory, to tell the author of a lost write (their
+        inbox, and by email per their settings)."""
         self._events = events
+        self._people = people
+        self._members: dict[tuple[str, str], Member | None] = {}
+        """Members to tell in the commit being prepared (read in :meth:`on_prepare`)."""
         self._bus: Bus | None = None
         self._running: set[asyncio.Task[None]] = set()
         self._announce: list[dict[str, Any]] = []
@@ -219,15 +229,24 @@ class ConcurrentEdits(Extension):
         state = self._weddings.get(room.wedding_id)
         if state is None:
             return
+        self._members = {}
+        refreshed = False
         for update in batch:
-            for _, found in update.found:
+            for actor, found in update.found:
                 for o in found.overwrites:
                     others = [o.loser.id[0]] if not o.new_lost else []
                     if o.winner is not None and not o.new_won:
                         others.append(o.winner.id[0])
-                    if any(c not in state.clients and c != self._server_client for c in others):
+                    unknown = any(
+                        c not in state.clients and c != self._server_client for c in others
+                    )
+                    if unknown and not refreshed:
                         state.clients.update(await self.table.clients(room.wedding_id))
-                        return
+                        refreshed = True
+                    loser = actor.sub if o.new_lost else state.clients.get(o.loser.id[0], ("",))[0]
+                    key = (room.wedding_id, loser)
+                    if self._people is not None and loser and key not in self._members:
+                        self._members[key] = await self._people.member(room.wedding_id, loser)
 
     def on_commit(
         self, room: Room, batch: Sequence[PendingUpdate]
@@ -263,7 +282,18 @@ class ConcurrentEdits(Extension):
                     self._note(wedding, room.kind, overwrite.path, stored.id, opened=True)
                     rows.append(finding_row(stored))
                     rows.append(_detected_event(stored))
+                    rows.extend(self._tell(stored, now))
+        self._members = {}
         return rows
+
+    def _tell(self, f: StoredFinding, now: float) -> list[FeatureRow]:
+        """The lost write's author hears of it (inbox, and email per their settings), unless
+        they raced themselves (two devices) or the server does not know them."""
+        if self._people is None or f.loser_sub is None or f.same_actor:
+            return []
+        member = self._members.get((f.wedding, f.loser_sub))
+        by = (f.winner_sub or "", f.winner_role or "")
+        return notice_rows(f.wedding, member, f.loser_sub, OVERWRITTEN, f.id, by, now)
 
     def _note(
         self, wedding: str, doc: str, path: Sequence[str], finding: str, *, opened: bool
@@ -386,6 +416,26 @@ class ConcurrentEdits(Extension):
         )
 
     # -- through the API -----------------------------------------------------------------
+
+    async def describe(self, wedding: str, finding: str) -> str | None:
+        """A finding in a sentence for its loser's email (``None`` once it is closed)."""
+        found = next((f for f in await self.findings(wedding) if f.id == finding), None)
+        if found is None:
+            return None
+        view = finding_view(found)
+        kept = view["kept"] or {}
+        who = (kept.get("actor") or {}).get("sub") or "someone"
+        where = "/".join(view["path"])
+        if found.kind == "edited_removed_entry":
+            return (
+                f"Your change was lost: {found.doc} {where} was removed by {who} at the same"
+                f" time (you set it to {json.dumps(view['lost']['value'])})."
+            )
+        return (
+            f"Your change was replaced: {found.doc} {where} is now"
+            f" {json.dumps(kept.get('value'))} ({who} wrote it at the same time); you wrote"
+            f" {json.dumps(view['lost']['value'])}. Open the app to keep yours or theirs."
+        )
 
     async def findings(self, wedding: str) -> list[StoredFinding]:
         """The wedding's open findings, oldest first."""

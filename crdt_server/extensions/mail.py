@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
@@ -68,8 +69,16 @@ class Mailer(Extension):
 
     name = "mailer"
 
-    def __init__(self, threads: Threads) -> None:
+    def __init__(
+        self,
+        threads: Threads,
+        notices: Mapping[str, Callable[[str, str], Awaitable[str | None]]] | None = None,
+    ) -> None:
+        """``notices``: for notifications not about a thread, by reason, what says them in
+        an email (called with the wedding and the notification's reference; ``None``: it is
+        gone, say nothing)."""
         self._threads = threads
+        self._notices = dict(notices or {})
         self._task: asyncio.Task[None] | None = None
         self._core: Core | None = None
         self.sent = 0
@@ -172,6 +181,13 @@ class Mailer(Extension):
         lines = []
         subjects = []
         for _, reason, thread, message, priority in items:
+            notice = self._notices.get(str(reason))
+            if not thread and notice is not None:
+                line = await notice(wedding, str(message))
+                if line is not None:
+                    subjects.append("")  # not a thread: the subject names no thread
+                    lines.append(line + "\n")
+                continue
             found = await db.read(
                 "SELECT t.subject, m.author, m.body, m.deleted FROM {t}threads t JOIN"
                 " {t}thread_messages m ON m.wedding = t.wedding AND m.thread = t.id"
@@ -201,7 +217,9 @@ class Mailer(Extension):
         email["To"] = address
         urgent = any(i[4] != "normal" for i in items)
         if len(lines) == 1:
-            email["Subject"] = ("[URGENT] " if urgent else "") + f"New in \u201c{subjects[0]}\u201d"
+            email["Subject"] = ("[URGENT] " if urgent else "") + (
+                f"New in \u201c{subjects[0]}\u201d" if subjects[0] else "A change of yours was lost"
+            )
         else:
             email["Subject"] = ("[URGENT] " if urgent else "") + (
                 f"{len(lines)} new messages in your wedding threads"

@@ -13,8 +13,59 @@ from typing import Any
 from crdt_server.extensions.events import rfc3339
 from crdt_server.extensions.thread_db import Sql, ThreadDb, Tx
 from crdt_server.extensions.thread_model import Member, member_json, member_of_row
+from crdt_server.storage import FeatureRow
 
-__all__ = ["ThreadPeople"]
+__all__ = ["OVERWRITTEN", "ThreadPeople", "notice_rows"]
+
+OVERWRITTEN = "overwritten"
+"""A notification that a write of yours was lost in a race; its ``conflict`` is the
+finding's id (no thread)."""
+
+
+def notice_rows(
+    wedding: str,
+    member: Member | None,
+    sub: str,
+    reason: str,
+    ref: str,
+    actor: tuple[str, str],
+    now: float,
+) -> list[FeatureRow]:
+    """A notification not about a thread (``reason`` names what, ``ref`` which one), as
+    rows to write in the transaction of what caused it: the inbox entry, and the email
+    when the person has an address and takes emails."""
+    rows = [
+        FeatureRow(
+            "thread_notifications",
+            (
+                ("wedding", wedding),
+                ("sub", sub),
+                ("reason", reason),
+                ("thread", ""),
+                ("message", ref),
+                ("actor", actor[0]),
+                ("actor_role", actor[1]),
+                ("priority", "normal"),
+                ("created_at", now),
+            ),
+        )
+    ]
+    if member is not None and member.email and member.email_on:
+        rows.append(
+            FeatureRow(
+                "thread_outbox",
+                (
+                    ("wedding", wedding),
+                    ("sub", sub),
+                    ("reason", reason),
+                    ("thread", ""),
+                    ("message", ref),
+                    ("priority", "normal"),
+                    ("created_at", now),
+                ),
+            )
+        )
+    return rows
 
 
 class ThreadPeople:
@@ -143,8 +194,9 @@ class ThreadPeople:
     ) -> tuple[list[dict[str, Any]], int, int | None]:
         sql = (
             "SELECT n.id, n.reason, n.thread, n.message, n.actor, n.actor_role, n.priority,"
-            " n.created_at, n.read, t.subject FROM {t}thread_notifications n JOIN {t}threads t"
-            " ON t.wedding = n.wedding AND t.id = n.thread WHERE n.wedding = ? AND n.sub = ?"
+            " n.created_at, n.read, t.subject FROM {t}thread_notifications n LEFT JOIN"
+            " {t}threads t ON t.wedding = n.wedding AND t.id = n.thread"
+            " WHERE n.wedding = ? AND n.sub = ? AND (t.id IS NOT NULL OR n.thread = '')"
         )
         params: list[Any] = [wedding, sub]
         if unread_only:
@@ -163,8 +215,9 @@ class ThreadPeople:
             {
                 "id": str(r[0]),
                 "reason": r[1],
-                "thread": {"id": r[2], "subject": r[9]},
-                "message": r[3],
+                "thread": {"id": r[2], "subject": r[9]} if r[2] else None,
+                "message": r[3] if r[2] else None,
+                **({"conflict": r[3]} if r[1] == OVERWRITTEN else {}),
                 "actor": {"sub": r[4], "role": r[5]},
                 "priority": r[6],
                 "created_at": rfc3339(float(r[7])),
