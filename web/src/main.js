@@ -12,6 +12,7 @@ import { avatar, budgetView, guestsView, seatingView, timelineView } from './vie
 import { ActivityFeed, describe, placeOf, when } from './activity.js'
 import { ThreadStore } from './threads.js'
 import { threadIndex, threadPanel } from './panel.js'
+import { LostWrites, lostView } from './lost.js'
 
 const TITLES = { guests: 'Guests', seating: 'Seating', timeline: 'Timeline', budget: 'Budget' }
 // The server's default matrix (README, "Who may connect"): used only when the app opens with
@@ -155,13 +156,19 @@ class PlannerApp {
       token: () => this.keeper.token,
       onChange: () => this.sync.changed()
     })
+    this.lost = new LostWrites({
+      wedding,
+      sub: access.sub,
+      token: () => this.keeper.token,
+      onChange: () => this.sync.changed()
+    })
     this.feed = new ActivityFeed({
       wedding,
       sub: access.sub,
       token: () => this.keeper.token,
       onChange: () => this.sync.changed(),
       onGone: () => this.gone(),
-      onEvents: (events) => this.threads.onEvents(events)
+      onEvents: (events) => { this.threads.onEvents(events); this.lost.onEvents(events) }
     })
     this.keeper = new TokenKeeper(token, {
       onToken: (fresh) => { this.sync.setToken(fresh); this.threads.reconnect() },
@@ -198,7 +205,8 @@ class PlannerApp {
     this.publishPresence()
     this.feed.start()
     this.threads.start()
-    addEventListener('online', () => { this.feed.reconnect(); this.threads.reconnect() })
+    this.lost.start()
+    addEventListener('online', () => { this.feed.reconnect(); this.threads.reconnect(); this.lost.refresh() })
     this.render()
     // Presence entries of others time out; re-render so a departed person disappears.
     setInterval(() => this.render(), 5000)
@@ -341,6 +349,32 @@ class PlannerApp {
     this.conflicts = [...found.values()].filter((c) => c.paths.every((p) => this.sections.includes(p.split('/')[0])))
   }
 
+  /** A lost write in the conflicts list: what was written twice, in the app's words. */
+  crossed (c) {
+    const [doc, ...path] = String(c.paths[0] || '').split('/')
+    const what = this.entryName(doc, [...path, ...(c.field ? c.field.split('/') : [])])
+    return c.kind === 'edited_removed_entry'
+      ? `An edit of ${what} was lost: it was removed at the same time.`
+      : `Two people changed ${what} at the same time; one change was kept.`
+  }
+
+  /** What a notice calls a key: the guest's name and the field, where the app knows them. */
+  entryName (doc, path) {
+    const [root, key, ...fields] = path
+    const field = fields.join(' ')
+    if (doc === 'guests' && root === 'guests') {
+      const guest = this.guests.find((g) => g.id === key)
+      // A race for the name: the name shown now is one of the two values.
+      if (!guest || field === 'name') return `a guest’s ${field || 'entry'}`
+      return `${guest.name}’s ${field || 'entry'}`
+    }
+    if (doc === 'seating' && root === 'assignments') {
+      const guest = this.guests.find((g) => g.id === key)
+      return `${guest ? guest.name : 'a guest'}’s seat`
+    }
+    return `${TITLES[doc] || doc} ${[root, key, ...fields].join(' / ')}`
+  }
+
   /** What the activity feed may call things by, from the documents as they are now. */
   names () {
     const byId = (list, key) => (id) => {
@@ -444,9 +478,10 @@ class PlannerApp {
       ${this.conflicts.length
         ? html`<section class="banner conflicts" role="region" aria-label="Conflicts">
             <strong>${this.conflicts.length} ${this.conflicts.length === 1 ? 'conflict' : 'conflicts'} to resolve</strong>
-            <ul>${this.conflicts.map((c) => html`<li data-code=${c.code}>${c.message}</li>`)}</ul>
+            <ul>${this.conflicts.map((c) => html`<li data-code=${c.code}>${c.code === 'concurrent_edit' ? this.crossed(c) : c.message}</li>`)}</ul>
           </section>`
         : nothing}
+      ${lostView(this.lost, { person: this.names().person, entry: (doc, path) => this.entryName(doc, path), docs: () => this.docs })}
       <div class="layout">
         <main id="main" tabindex="-1">${views[section](this)}</main>
         <div class="side">
