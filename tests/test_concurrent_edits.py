@@ -292,40 +292,52 @@ async def test_findings_and_who_wrote_what_survive_kill_9(server: ServerProcess)
         assert [e["data"]["id"] for e in detected] == [finding["id"]]
 
 
+PAT = MINT.headers("planner", "pat", email="pat@example.com")
+AUNT = MINT.headers("family", "aunt", email="aunt@example.com")
+
+
+async def offline_answers(http: httpx.AsyncClient) -> list[tuple[Doc[Any], bytes]]:
+    """Guest g1 added; the planner's phone (the higher client id) and the aunt's, offline
+    since, answer for them: each phone with the update it will send."""
+    await add_guest(http)
+    base = await http.get(
+        "/api/weddings/w1/docs/guests",
+        headers={**MINT.headers("couple", "x"), "Accept": "application/octet-stream"},
+    )
+    phones = []
+    for client, answer in ((HI, "accepted"), (LO, "declined")):
+        phone: Doc[Any] = Doc(client_id=client)
+        phone.apply_update(base.content)
+        state = phone.get_state()
+        phone.get("guests", type=Map)["g1"]["rsvp"] = answer
+        phones.append((phone, phone.get_update(state)))
+    return phones
+
+
+async def race_over_http(http: httpx.AsyncClient) -> dict[str, Any]:
+    """Both phones send their answer with ``/update``: one finding."""
+    for (_, update), who in zip(await offline_answers(http), (PAT, AUNT), strict=True):
+        sent = await http.post("/api/weddings/w1/docs/guests/update", content=update, headers=who)
+        assert sent.status_code == 200, sent.text
+    (finding,) = await conflicts(http)
+    return finding
+
+
 @pytest.mark.timeout(60)
 async def test_http_update_and_sync_race_like_websocket_clients(server: ServerProcess) -> None:
-    """Two offline phones (pycrdt replicas) answer for one guest and sync over HTTP: one with
-    ``/update``, one with ``/sync``; the lost answer is a finding all the same."""
+    """The planner's phone syncs with ``/update``, the aunt's with ``/sync``: the lost answer
+    is a finding as over WebSocket."""
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
-        await add_guest(http)
-        base = await http.get(
-            "/api/weddings/w1/docs/guests",
-            headers={**MINT.headers("couple", "x"), "Accept": "application/octet-stream"},
-        )
-        phones: list[Doc[Any]] = []
-        for client in (HI, LO):
-            phone: Doc[Any] = Doc(client_id=client)
-            phone.apply_update(base.content)
-            phones.append(phone)
-        winner, loser = phones
-        writes = []
-        for phone, answer in ((winner, "accepted"), (loser, "declined")):
-            state = phone.get_state()
-            phone.get("guests", type=Map)["g1"]["rsvp"] = answer
-            writes.append(phone.get_update(state))
-        sent = await http.post(
-            "/api/weddings/w1/docs/guests/update",
-            content=writes[0],
-            headers=MINT.headers("planner", "pat"),
-        )
+        (_, accepted), (loser, declined) = await offline_answers(http)
+        sent = await http.post("/api/weddings/w1/docs/guests/update", content=accepted, headers=PAT)
         assert sent.status_code == 200, sent.text
         synced = await http.post(
             "/api/weddings/w1/docs/guests/sync",
             json={
                 "state_vector": base64.b64encode(loser.get_state()).decode(),
-                "update": base64.b64encode(writes[1]).decode(),
+                "update": base64.b64encode(declined).decode(),
             },
-            headers=MINT.headers("family", "aunt"),
+            headers=AUNT,
         )
         assert synced.status_code == 200, synced.text
         loser.apply_update(base64.b64decode(synced.json()["update"]))
@@ -337,32 +349,6 @@ async def test_http_update_and_sync_race_like_websocket_clients(server: ServerPr
             "at": finding["concurrent"]["lost"]["at"],
         }
         assert finding["concurrent"]["kept"]["actor"] == {"sub": "pat", "role": "planner"}
-
-
-PAT = MINT.headers("planner", "pat", email="pat@example.com")
-AUNT = MINT.headers("family", "aunt", email="aunt@example.com")
-
-
-async def race_over_http(http: httpx.AsyncClient) -> dict[str, Any]:
-    """The planner and the aunt answer for guest g1 from offline phones: one finding."""
-    await add_guest(http)
-    base = await http.get(
-        "/api/weddings/w1/docs/guests",
-        headers={**MINT.headers("couple", "x"), "Accept": "application/octet-stream"},
-    )
-    for client, answer, who in ((HI, "accepted", PAT), (LO, "declined", AUNT)):
-        phone: Doc[Any] = Doc(client_id=client)
-        phone.apply_update(base.content)
-        state = phone.get_state()
-        phone.get("guests", type=Map)["g1"]["rsvp"] = answer
-        sent = await http.post(
-            "/api/weddings/w1/docs/guests/update",
-            content=phone.get_update(state),
-            headers=who,
-        )
-        assert sent.status_code == 200, sent.text
-    (finding,) = await conflicts(http)
-    return finding
 
 
 @pytest.mark.timeout(60)

@@ -356,14 +356,7 @@ class ConflictsKeeper(Extension):
         if stored:
             # A race is settled by writing the key again (the write closes the finding, as
             # any later write of it does); operations elsewhere settle it too.
-            for kind, kind_ops in by_kind.items():
-
-                def apply(doc: Doc[Any], kind: str = kind, todo: Any = kind_ops) -> None:
-                    with doc.transaction(origin=actor.origin):
-                        for op in todo:
-                            apply_operation(doc, kind, op, origin=actor.origin)
-
-                await service.edit(f"{wedding_id}/{kind}", apply, actor)
+            await self._apply(wedding_id, by_kind, actor)
             return await self._settle(wedding_id, key, "resolved", actor, ops)
         if key in {conflict_id(c) for c in check(scratch)}:
             raise OperationError(
@@ -372,14 +365,7 @@ class ConflictsKeeper(Extension):
         marker = {"sub": actor.sub, "role": actor.role, "ops": list(ops), "at": time.time()}
         await self._mark(wedding_id, key, marker)
         try:
-            for kind, kind_ops in by_kind.items():
-
-                def change(doc: Doc[Any], kind: str = kind, todo: Any = kind_ops) -> None:
-                    with doc.transaction(origin=actor.origin):
-                        for op in todo:
-                            apply_operation(doc, kind, op, origin=actor.origin)
-
-                await service.edit(f"{wedding_id}/{kind}", change, actor)
+            await self._apply(wedding_id, by_kind, actor)
         except BaseException:
             await self._mark(wedding_id, key, None)
             raise
@@ -387,6 +373,20 @@ class ConflictsKeeper(Extension):
             if event.type == "conflict.resolved" and json.loads(event.data).get("id") == key:
                 return f"{wedding_id}:{event.seq}"
         return None
+
+    async def _apply(
+        self, wedding_id: str, by_kind: Mapping[str, Sequence[Mapping[str, Any]]], actor: Actor
+    ) -> None:
+        """Commit each document's operations in one update, made as ``actor``."""
+        service = self._require_service()
+        for kind, kind_ops in by_kind.items():
+
+            def change(doc: Doc[Any], kind: str = kind, todo: Any = kind_ops) -> None:
+                with doc.transaction(origin=actor.origin):
+                    for op in todo:
+                        apply_operation(doc, kind, op, origin=actor.origin)
+
+            await service.edit(f"{wedding_id}/{kind}", change, actor)
 
     async def _settle(
         self,

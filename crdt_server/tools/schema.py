@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from crdt_server.storage import Schema, SqliteStore
+from crdt_server.storage.concurrent_edits import CONCURRENT_EDITS
 from crdt_server.storage.integrations import INTEGRATIONS
 from crdt_server.storage.versions import VERSIONS
 
@@ -47,7 +48,7 @@ def server_objects(schemas: Sequence[Schema]) -> tuple[Objects, dict[str, set[st
         store = SqliteStore(path)
         await store.open()
         try:
-            for schema in (VERSIONS, INTEGRATIONS, *schemas):
+            for schema in (VERSIONS, INTEGRATIONS, CONCURRENT_EDITS, *schemas):
                 await store.install(schema)
         finally:
             await store.close()
