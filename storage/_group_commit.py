@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from .base import NewEvent, NewUpdate, StoreError
+from .base import FeatureRow, NewEvent, NewUpdate, StoreError
 
 __all__ = ["GroupCommitter"]
 
@@ -25,6 +25,7 @@ W = TypeVar("W")
 class _Append:
     updates: list[NewUpdate]
     events: list[NewEvent]
+    rows: list[FeatureRow]
     future: asyncio.Future[list[int]]
 
 
@@ -37,16 +38,19 @@ class _Write(Generic[W]):
 class GroupCommitter(Generic[W]):
     """One writer task for one store.
 
-    ``commit_rows(rows, events)`` appends rows and the events they caused in one committed
-    transaction and returns the rows' seqs in order; ``run_write(job)`` carries out any
-    other write in one committed transaction and returns what the job returned.
+    ``commit_rows(updates, events, rows)`` appends updates, the events they caused and
+    feature rows in one committed transaction and returns the updates' seqs in order;
+    ``run_write(job)`` carries out any other write in one committed transaction and
+    returns what the job returned.
     Both raise :class:`StoreError` having committed nothing.
     """
 
     def __init__(
         self,
         where: str,
-        commit_rows: Callable[[list[NewUpdate], list[NewEvent]], Awaitable[list[int]]],
+        commit_rows: Callable[
+            [list[NewUpdate], list[NewEvent], list[FeatureRow]], Awaitable[list[int]]
+        ],
         run_write: Callable[[W], Awaitable[Any]],
     ) -> None:
         self._where = where
@@ -70,10 +74,13 @@ class GroupCommitter(Generic[W]):
         self._task = None
 
     async def append(
-        self, updates: Sequence[NewUpdate], events: Sequence[NewEvent] = ()
+        self,
+        updates: Sequence[NewUpdate],
+        events: Sequence[NewEvent] = (),
+        rows: Sequence[FeatureRow] = (),
     ) -> list[int]:
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Append(list(updates), list(events), future))
+        self._enqueue(_Append(list(updates), list(events), list(rows), future))
         return await future
 
     async def write(self, job: W) -> Any:
@@ -123,10 +130,11 @@ class GroupCommitter(Generic[W]):
                     _fail(job.future, StoreError(f"{self._where}: writer stopped"))
 
     async def _commit_appends(self, jobs: list[_Append]) -> None:
-        rows = [update for job in jobs for update in job.updates]
+        updates = [update for job in jobs for update in job.updates]
         events = [event for job in jobs for event in job.events]
+        rows = [row for job in jobs for row in job.rows]
         try:
-            seqs = await self._commit_rows(rows, events)
+            seqs = await self._commit_rows(updates, events, rows)
         except Exception as exc:  # delivered to every caller of the batch
             for job in jobs:
                 _fail(job.future, exc)

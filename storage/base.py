@@ -32,6 +32,7 @@ __all__ = [
     "EventFilter",
     "Erasure",
     "HistoryEntry",
+    "Migration",
     "NewEvent",
     "MovedDocument",
     "NewUpdate",
@@ -68,16 +69,29 @@ class NewUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class Migration:
+    """A numbered change to a schema's tables (``version`` 2, 3...), in both dialects
+    (PostgreSQL: ``{s}`` stands for the schema). Migrations run at open / install, in
+    order, in one transaction with the schema-version row they advance."""
+
+    version: int
+    sqlite: tuple[str, ...]
+    postgres: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Schema:
     """Tables a feature keeps in the store beside the update logs (webhooks, threads...).
 
-    A feature installs its schema when it starts (:meth:`DocumentStore.install`): the DDL
-    for the backend runs once (``IF NOT EXISTS``), and ``wedding_tables`` (each with a
-    ``wedding`` column) are erased with the wedding by :meth:`DocumentStore.erase_wedding`,
-    in the erasure's own transaction. A feature reads and writes its tables through the
-    backend's own ``read``/``fetch`` and ``write`` (one transaction, serialised with the
-    update commits; :func:`storage.sqlite.insert_events` and
-    :meth:`storage.postgres.PostgresStore.insert_events` add events to that transaction).
+    Declare it with :func:`storage.gateway.schema_of` (each table once, for both
+    backends). A feature installs its schema when it starts (:meth:`DocumentStore.install`):
+    in one transaction, a store that has no version recorded for ``name`` runs the DDL
+    (``IF NOT EXISTS``: the tables a release before versions made are kept as they are)
+    and records version 1; then each of ``migrations`` above the recorded version runs and
+    is recorded. A feature never installed creates nothing; nothing is ever dropped for a
+    feature left out. ``wedding_tables`` (each with a ``wedding`` column) are erased with
+    the wedding by :meth:`DocumentStore.erase_wedding`, in the erasure's own transaction.
+    A feature reads and writes its tables through :class:`storage.gateway.Gateway`.
     """
 
     name: str
@@ -85,6 +99,13 @@ class Schema:
     postgres: tuple[str, ...]
     """PostgreSQL DDL; ``{s}`` stands for the store's (quoted) schema name."""
     wedding_tables: tuple[str, ...] = ()
+    migrations: tuple[Migration, ...] = ()
+    """Versions 2, 3... in order (the DDL above is version 1)."""
+
+    @property
+    def version(self) -> int:
+        """The version this code writes (1 plus its migrations)."""
+        return 1 + len(self.migrations)
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,10 +299,16 @@ class DocumentStore(Protocol):
         """Return the document's log, or ``None`` if the store has never seen it."""
 
     async def append(
-        self, updates: Sequence[NewUpdate], events: Sequence[NewEvent] = ()
+        self,
+        updates: Sequence[NewUpdate],
+        events: Sequence[NewEvent] = (),
+        *,
+        rows: Sequence[FeatureRow] = (),
     ) -> list[int]:
         """Durably append updates (possibly of several documents), in order, and the
-        domain events they caused, in the same transaction.
+        domain events they caused, in the same transaction, and ``rows`` of installed
+        feature tables (after the events; a row a trigger drops, of an erased wedding, is
+        not stored).
 
         Returns the ``seq`` assigned to each update, in the same order.
         """

@@ -27,9 +27,11 @@ that is recycled; see the README.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import asyncpg
@@ -41,6 +43,7 @@ from .base import (
     EventFilter,
     FeatureRow,
     HistoryEntry,
+    Migration,
     MovedDocument,
     NewEvent,
     NewUpdate,
@@ -54,6 +57,7 @@ from .base import (
     check_feature_rows,
     wedding_of_prefix,
 )
+from .gateway import Dialect, dialect_sql, insert_sql
 
 __all__ = [
     "PostgresStore",
@@ -126,6 +130,15 @@ def _tombstone_trigger(table: str) -> str:
     )
 
 
+_VERSIONS = (
+    "CREATE TABLE IF NOT EXISTS {s}.schema_versions (name text PRIMARY KEY,"
+    " version integer NOT NULL)"
+)
+"""The version of each schema a store holds: ``store`` (the tables above) and each
+installed feature's (:class:`storage.base.Schema`)."""
+STORE_MIGRATIONS: tuple[Migration, ...] = ()
+"""The store's own numbered migrations (versions 2, 3...); version 1 is the schema above,
+as the releases before schema versions left it."""
 _EVENT_COLUMNS = "wedding, seq, type, doc, sub, role, priority, at, data, audience"
 _WEDDING_TABLES = ("events", "event_counters", "idempotency")
 """Tables keyed by a ``wedding`` column: erased with the wedding."""
@@ -242,9 +255,8 @@ class PostgresStore:
                 self._lock_key = _LOCK_CLASS << 32 | int(oid)
                 # Locked, so that processes opening a fresh schema at once do not collide.
                 await self._lock(conn)
-                await conn.execute(_SCHEMA.format(s=self._s))
-                for table in _WEDDING_TABLES:
-                    await conn.execute(_tombstone_trigger(table).format(s=self._s))
+                first = (_SCHEMA, *map(_tombstone_trigger, _WEDDING_TABLES))
+                await self._upgrade(conn, "store", first, STORE_MIGRATIONS)
         except BaseException as exc:
             pool.terminate()
             if isinstance(exc, _DB_ERRORS):
@@ -277,22 +289,27 @@ class PostgresStore:
         return StoredLog(updates=updates, last_seq=rows[-1][0], first_seq=rows[0][0])
 
     async def append(
-        self, updates: Sequence[NewUpdate], events: Sequence[NewEvent] = ()
+        self,
+        updates: Sequence[NewUpdate],
+        events: Sequence[NewEvent] = (),
+        *,
+        rows: Sequence[FeatureRow] = (),
     ) -> list[int]:
-        """Durably append ``updates`` and the ``events`` they caused in one transaction,
-        shared with concurrent callers.
+        """Durably append ``updates``, the ``events`` they caused and feature ``rows`` in
+        one transaction, shared with concurrent callers.
 
         Returns the updates' seqs in order, once committed. If the shared transaction fails,
         every caller in it gets :class:`StoreError` and none of it is stored.
         """
         batch = list(updates)
-        if not batch and not events:
+        if not batch and not events and not rows:
             return []
         for update in batch:
             _check(update.data, update.doc, update.origin, update.sub, update.role)
         for event in events:
             _check_event(event)
-        return await self._writer.append(batch, events)
+        check_feature_rows(rows, self._wedding_tables)
+        return await self._writer.append(batch, events, rows)
 
     async def add_events(
         self, events: Sequence[NewEvent], *, once: Once | None = None
@@ -645,12 +662,10 @@ class PostgresStore:
     async def install(self, schema: Schema) -> None:
         if schema.name in self._schemas:
             return
-        statements = (*schema.postgres, *map(_tombstone_trigger, schema.wedding_tables))
-        ddl = [statement.format(s=self._s) for statement in statements]
+        first = (*schema.postgres, *map(_tombstone_trigger, schema.wedding_tables))
 
         async def body(conn: _Conn) -> None:
-            for statement in ddl:
-                await conn.execute(statement)
+            await self._upgrade(conn, schema.name, first, schema.migrations)
 
         await self._writer.write(body)
         self._schemas.add(schema.name)
@@ -674,6 +689,69 @@ class PostgresStore:
         result: _T = await self._writer.write(body)
         return result
 
+    def sql_backend(self) -> _PostgresSql:
+        """What :class:`storage.gateway.Gateway` runs its SQL through."""
+        return _PostgresSql(self)
+
+    @asynccontextmanager
+    async def held_transaction(self) -> AsyncIterator[_PostgresTx]:
+        """A write transaction whose statements the caller sends one at a time, on the
+        writer's connection under the store's advisory lock, in its turn in the writer's
+        queue: see :meth:`storage.gateway.Gateway.transaction`."""
+        loop = asyncio.get_running_loop()
+        entered: asyncio.Future[_PostgresTx] = loop.create_future()
+        leave: asyncio.Future[bool] = loop.create_future()
+
+        async def hold(conn: _Conn) -> None:
+            entered.set_result(_PostgresTx(self, conn))
+            if not await leave:
+                raise _RolledBack
+
+        job = asyncio.ensure_future(self._writer.write(hold))
+        await asyncio.wait({entered, job}, return_when=asyncio.FIRST_COMPLETED)
+        if not entered.done():
+            entered.cancel()
+            await job  # raises what kept the transaction from starting
+        try:
+            yield entered.result()
+        except BaseException:
+            leave.set_result(False)
+            with suppress(Exception):
+                await asyncio.shield(job)
+            raise
+        leave.set_result(True)
+        await job
+
+    async def _upgrade(
+        self, conn: _Conn, name: str, first: Sequence[str], migrations: Sequence[Migration]
+    ) -> None:
+        """In the caller's transaction: bring schema ``name`` to its newest version (as
+        :func:`storage.sqlite._upgrade`)."""
+        await conn.execute(_VERSIONS.format(s=self._s))
+        version = await conn.fetchval(
+            f"SELECT version FROM {self._s}.schema_versions WHERE name = $1", name
+        )
+        if version is None:
+            for statement in first:
+                await conn.execute(statement.format(s=self._s))
+            version = 1
+            await conn.execute(
+                f"INSERT INTO {self._s}.schema_versions (name, version) VALUES ($1, 1)", name
+            )
+        newest = max((m.version for m in migrations), default=1)
+        if version > newest:
+            raise StoreError(f"schema {name!r} is at version {version}; this code knows {newest}")
+        for migration in migrations:
+            if migration.version > version:
+                for statement in migration.postgres:
+                    await conn.execute(statement.format(s=self._s))
+                await conn.execute(
+                    f"UPDATE {self._s}.schema_versions SET version = $1 WHERE name = $2",
+                    migration.version,
+                    name,
+                )
+                version = migration.version
+
     # -- internals ---------------------------------------------------------------------
 
     async def _fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
@@ -688,10 +766,15 @@ class PostgresStore:
     async def _lock(self, conn: _Conn) -> None:
         await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock_key)
 
-    async def _commit_rows(self, rows: list[NewUpdate], events: list[NewEvent]) -> list[int]:
+    async def _commit_rows(
+        self, rows: list[NewUpdate], events: list[NewEvent], features: list[FeatureRow]
+    ) -> list[int]:
         async def body(conn: _Conn) -> list[int]:
             if events:
                 await self.insert_events(conn, events)
+            for feature in features:
+                sql = dialect_sql(insert_sql(feature), "postgres", f"{self._s}.")
+                await conn.execute(sql, *(value for _, value in feature.values))
             if not rows:
                 return []
             sequence = f"{self._s}.updates_seq"
@@ -776,6 +859,8 @@ class PostgresStore:
             async with pool.acquire() as conn, conn.transaction():
                 await self._lock(conn)
                 result = await body(conn)
+        except _RolledBack:
+            return None  # type: ignore[return-value]  # only held transactions roll back
         except _DB_ERRORS as exc:
             raise StoreError(f"writing {self._where} failed: {exc}") from exc
         self._commits += 1
@@ -787,6 +872,62 @@ class PostgresStore:
         """Names of stored documents starting with ``prefix``, sorted by code point."""
         sql = f"SELECT DISTINCT doc FROM {self._s}.updates WHERE {_PREFIX} ORDER BY doc"
         return [str(row[0]) for row in await self._fetch(sql, prefix)]
+
+
+class _RolledBack(Exception):  # noqa: N818 (not an error: the owner rolled back)
+    """A held transaction's owner raised: roll it back."""
+
+
+class _PostgresTx:
+    """Statements of a held transaction (PostgreSQL dialect already)."""
+
+    def __init__(self, store: PostgresStore, conn: _Conn) -> None:
+        self._store = store
+        self._conn = conn
+
+    async def fetch(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
+        try:
+            return [tuple(r) for r in await self._conn.fetch(sql, *params)]
+        except _DB_ERRORS as exc:
+            raise StoreError(f"writing {self._store._where} failed: {exc}") from exc
+
+    async def execute(self, sql: str, *params: object) -> int:
+        try:
+            status = await self._conn.execute(sql, *params)
+        except _DB_ERRORS as exc:
+            raise StoreError(f"writing {self._store._where} failed: {exc}") from exc
+        last = str(status).rsplit(" ", 1)[-1]
+        return int(last) if last.isdigit() else 0
+
+    async def executemany(self, sql: str, params: Sequence[Sequence[object]]) -> None:
+        try:
+            await self._conn.executemany(sql, params)
+        except _DB_ERRORS as exc:
+            raise StoreError(f"writing {self._store._where} failed: {exc}") from exc
+
+    async def add_events(self, events: Sequence[NewEvent]) -> list[StoredEvent]:
+        for event in events:
+            _check_event(event)
+        try:
+            return await self._store.insert_events(self._conn, events)
+        except _DB_ERRORS as exc:
+            raise StoreError(f"writing {self._store._where} failed: {exc}") from exc
+
+
+class _PostgresSql:
+    """The PostgreSQL side of :class:`storage.gateway.Gateway`."""
+
+    dialect: Dialect = "postgres"
+
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+        self.prefix = f"{store.schema}."
+
+    async def fetch(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in await self._store.fetch(sql, *params)]
+
+    def transaction(self) -> Any:
+        return self._store.held_transaction()
 
 
 async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:

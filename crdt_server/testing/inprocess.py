@@ -68,7 +68,7 @@ from crdt_server.core.session import serve_connection
 from crdt_server.core.transport import MemoryTransport, TransportClosed, memory_pair
 from crdt_server.errors import CloseCode
 from crdt_server.settings import Settings
-from crdt_server.storage import NewEvent, NewUpdate, SqliteStore, StoredLog
+from crdt_server.storage import FeatureRow, NewEvent, NewUpdate, SqliteStore, StoredLog
 
 from .edits import Edit, apply_edit
 
@@ -202,10 +202,14 @@ class TrackedStore(SqliteStore):
             return await super().load(doc)
 
     async def append(
-        self, updates: Sequence[NewUpdate], events: Sequence[NewEvent] = ()
+        self,
+        updates: Sequence[NewUpdate],
+        events: Sequence[NewEvent] = (),
+        *,
+        rows: Sequence[FeatureRow] = (),
     ) -> list[int]:
         with self._call():
-            return await super().append(updates, events)
+            return await super().append(updates, events, rows=rows)
 
     async def compact(self, doc: str, upto_seq: int, snapshot: bytes) -> None:
         with self._call():

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -38,15 +37,6 @@ async def _serves_as_before(
         assert await served(store, expected["facts"]) == answer
     finally:
         await store.close()
-
-
-def _sqlite_objects(path: Path) -> list[tuple[str, str, str]]:
-    conn = sqlite3.connect(path)
-    try:
-        rows = conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY type, name")
-        return [(str(t), str(n), str(s)) for t, n, s in rows]
-    finally:
-        conn.close()
 
 
 @pytest.mark.asyncio
