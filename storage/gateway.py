@@ -104,7 +104,9 @@ class Table:
     ``columns`` is the parenthesised column list with type words; ``indexes`` whole
     statements (``{t}`` before the table name). ``wedding``: the table has a ``wedding``
     column and is erased with the wedding (and refuses rows of an erased one).
-    ``sqlite``/``postgres``: statements only one backend runs (a full-text index)."""
+    ``sqlite``/``postgres``: statements only one backend runs (a full-text index);
+    ``postgres_columns``: columns only PostgreSQL has, after the others (a generated
+    ``tsvector``)."""
 
     name: str
     columns: str
@@ -112,12 +114,16 @@ class Table:
     wedding: bool = True
     sqlite: tuple[str, ...] = ()
     postgres: tuple[str, ...] = ()
+    postgres_columns: str = ""
 
     def ddl(self, dialect: Dialect) -> tuple[str, ...]:
         """The statements that create the table if missing, as :class:`Schema` holds
         them (PostgreSQL: ``{s}`` stands for the schema)."""
         prefix = "" if dialect == "sqlite" else "{s}."
-        create = f"CREATE TABLE IF NOT EXISTS {{t}}{self.name} {self.columns}"
+        columns = self.columns
+        if dialect == "postgres" and self.postgres_columns:
+            columns = f"{columns.rstrip()[:-1]}, {self.postgres_columns})"
+        create = f"CREATE TABLE IF NOT EXISTS {{t}}{self.name} {columns}"
         only = self.sqlite if dialect == "sqlite" else self.postgres
         return tuple(
             _ddl_text(statement, dialect, prefix) for statement in (create, *self.indexes, *only)
