@@ -20,6 +20,7 @@ from .base import (
     audience_needle,
     audience_of,
 )
+from .choose import store_for
 from .gateway import Gateway, Table, Transaction, schema_of
 from .postgres import PostgresStore
 from .sqlite import SqliteStore
@@ -49,4 +50,5 @@ __all__ = [
     "audience_needle",
     "audience_of",
     "schema_of",
+    "store_for",
 ]

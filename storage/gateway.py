@@ -17,11 +17,17 @@ and reaches them through a :class:`Gateway` (``Gateway.of(core.store)``):
   (:func:`dialect_sql` is the one rewrite: ``$1, $2...`` and the schema on PostgreSQL);
 - reads (:meth:`Gateway.fetch`) see committed rows; rows are tuples in the order of the
   ``SELECT`` list (:meth:`Gateway.fetch_as` builds a msgspec Struct or dataclass of each);
-- ``async with gateway.transaction() as tx:`` runs statements in one transaction that
-  joins the store's writer queue: on SQLite on its one writer thread and connection (no
-  second connection writes), on PostgreSQL under its advisory lock; it commits when the
-  block ends and rolls back if it raises. :meth:`Transaction.add_events` numbers and
-  stores wedding events in it.
+- ``await gateway.run(tx)`` runs a transaction written as a generator that yields
+  :class:`Sql` (it receives the rows, or the count of rows touched) and :class:`Events`
+  (it receives them as stored): on SQLite all of it in one call on the store's one writer
+  thread and connection (no second connection writes), on PostgreSQL on the writer's
+  connection under its advisory lock; in its turn in the writer's queue, with the update
+  commits. A database error is thrown into the generator as :class:`StoreError` (it may
+  catch it, after a savepoint); whatever it raises rolls everything back.
+- ``async with gateway.transaction() as tx:`` is the same transaction with the statements
+  sent one at a time from the caller's code (a hop to the writer thread each, on
+  SQLite). :meth:`Transaction.add_events` numbers and stores wedding events in it. Do
+  not wait in it for another write of the same store (that write waits for it).
 - rows to write with a room's updates, in the updates' own transaction (a hook's
   ``on_commit``), are :class:`storage.base.FeatureRow` values given to
   :meth:`DocumentStore.append` ``(rows=...)``.
@@ -35,7 +41,7 @@ Type words in a :class:`Table`'s columns, for the two dialects: ``{text}`` (TEXT
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
@@ -52,9 +58,12 @@ from .base import (
 
 __all__ = [
     "Dialect",
+    "Events",
     "Gateway",
+    "Sql",
     "Table",
     "Transaction",
+    "Tx",
     "dialect_sql",
     "schema_of",
 ]
@@ -152,6 +161,27 @@ def schema_of(name: str, *tables: Table, migrations: Sequence[Migration] = ()) -
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Sql:
+    """One statement of a :data:`Tx`; it receives the statement's rows (tuples), or with
+    ``count`` how many rows it inserted, updated or deleted."""
+
+    text: str
+    params: tuple[Any, ...] = ()
+    count: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Events:
+    """Wedding events to store in this transaction; it receives them as stored."""
+
+    events: Sequence[NewEvent]
+
+
+Tx = Generator[Sql | Events, Any, _R]
+"""A transaction's work: yields statements, receives their rows, returns its result."""
+
+
 class Transaction(Protocol):
     """Statements in one write transaction (see :meth:`Gateway.transaction`)."""
 
@@ -187,6 +217,8 @@ class Backend(Protocol):
     async def fetch(self, sql: str, *params: object) -> list[tuple[Any, ...]]: ...
 
     def transaction(self) -> Any: ...
+
+    async def run(self, tx: Tx[_R], sql: Callable[[str], str]) -> _R: ...
 
 
 def insert_sql(row: FeatureRow) -> str:
@@ -231,6 +263,11 @@ class Gateway:
         """Rows of one query, each made into ``kind`` (a Struct or dataclass whose fields
         are in ``SELECT`` order)."""
         return [kind(*row) for row in await self.fetch(text, *params)]
+
+    async def run(self, tx: Tx[_R]) -> _R:
+        """Run a transaction written as a generator (see the module docstring); its
+        result once committed."""
+        return await self._backend.run(tx, self.sql)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .base import DocumentStore
-from .gateway import Gateway, Table, schema_of
+from .gateway import Gateway, Sql, Table, Tx, schema_of
 
 __all__ = [
     "INTEGRATIONS",
@@ -123,8 +123,14 @@ class IntegrationStore:
 
     async def _transaction(self, *statements: tuple[str, tuple[Any, ...]]) -> list[int]:
         """Run statements in one transaction; how many rows each touched."""
-        async with self._sql.transaction() as tx:
-            return [await tx.execute(sql, *args) for sql, args in statements]
+
+        def tx() -> Tx[list[int]]:
+            touched: list[int] = []
+            for sql, args in statements:
+                touched.append((yield Sql(sql, args, count=True)))
+            return touched
+
+        return await self._sql.run(tx())
 
     # -- inbound sources ---------------------------------------------------------------
 
@@ -308,11 +314,16 @@ class IntegrationStore:
         result, inserts, updates = plan(await self._rows(query, wedding))
         if not inserts and not updates:
             return result
-        async with self._sql.transaction() as tx:
-            result, inserts, updates = plan(await tx.fetch(query, wedding))
-            await tx.executemany(insert, inserts)
-            await tx.executemany(update, updates)
-        return result
+
+        def tx() -> Tx[dict[str, FeedItem]]:
+            result, inserts, updates = plan((yield Sql(query, (wedding,))))
+            for row in inserts:
+                yield Sql(insert, row)
+            for row in updates:
+                yield Sql(update, row)
+            return result
+
+        return await self._sql.run(tx())
 
 
 def _source(row: Any) -> InboundSource:

@@ -57,7 +57,7 @@ from .base import (
     check_feature_rows,
     wedding_of_prefix,
 )
-from .gateway import Dialect, dialect_sql, insert_sql
+from .gateway import Dialect, Events, Tx, dialect_sql, insert_sql
 
 __all__ = [
     "PostgresStore",
@@ -928,6 +928,36 @@ class _PostgresSql:
 
     def transaction(self) -> Any:
         return self._store.held_transaction()
+
+    async def run(self, tx: Tx[_T], sql: Callable[[str], str]) -> _T:
+        store = self._store
+
+        async def body(conn: _Conn) -> _T:
+            reply: Any = None
+            error: StoreError | None = None
+            while True:
+                try:
+                    step = tx.send(reply) if error is None else tx.throw(error)
+                except StopIteration as done:
+                    result: _T = done.value
+                    return result
+                error = None
+                try:
+                    if isinstance(step, Events):
+                        for event in step.events:
+                            _check_event(event)
+                        reply = await store.insert_events(conn, list(step.events))
+                    elif step.count:
+                        status = str(await conn.execute(sql(step.text), *step.params))
+                        last = status.rsplit(" ", 1)[-1]
+                        reply = int(last) if last.isdigit() else 0
+                    else:
+                        reply = [tuple(r) for r in await conn.fetch(sql(step.text), *step.params)]
+                except _DB_ERRORS as exc:
+                    error = StoreError(f"writing {store._where} failed: {exc}")
+                    error.__cause__ = exc
+
+        return await store.write(body)
 
 
 async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:

@@ -53,7 +53,7 @@ from .base import (
     check_feature_rows,
     wedding_of_prefix,
 )
-from .gateway import Dialect, dialect_sql, insert_sql
+from .gateway import Dialect, Events, Tx, dialect_sql, insert_sql
 
 __all__ = [
     "SqliteStore",
@@ -852,6 +852,33 @@ class _SqliteSql:
 
     def transaction(self) -> Any:
         return self._store.held_transaction()
+
+    async def run(self, tx: Tx[_T], sql: Callable[[str], str]) -> _T:
+        path = self._store._path
+
+        def body(db: sqlite3.Connection) -> _T:
+            reply: Any = None
+            error: StoreError | None = None
+            while True:
+                try:
+                    step = tx.send(reply) if error is None else tx.throw(error)
+                except StopIteration as done:
+                    result: _T = done.value
+                    return result
+                error = None
+                try:
+                    if isinstance(step, Events):
+                        for event in step.events:
+                            _check_event(event)
+                        reply = insert_events(db, list(step.events), time.time())
+                    else:
+                        cursor = db.execute(sql(step.text), step.params)
+                        reply = cursor.rowcount if step.count else list(map(tuple, cursor))
+                except sqlite3.Error as exc:
+                    error = StoreError(f"writing {path} failed: {exc}")
+                    error.__cause__ = exc
+
+        return await self._store.write(body)
 
 
 def _connect_writer(path: Path, busy_timeout: float, synchronous: str) -> sqlite3.Connection:

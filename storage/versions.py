@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .base import DocumentStore
-from .gateway import Gateway, Table, schema_of
+from .gateway import Gateway, Sql, Table, Tx, schema_of
 
 __all__ = ["VERSIONS", "VersionPoint", "VersionStore", "to_thin"]
 
@@ -77,17 +77,9 @@ class VersionStore:
     async def add(self, wedding: str, point: VersionPoint, state: bytes) -> bool:
         """Store a point (a second point at the same seq stores nothing); whether stored."""
         actors = json.dumps([list(a) for a in point.actors])
-        async with self._sql.transaction() as tx:
-            stored = await tx.execute(
-                "INSERT INTO {t}versions VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                point.doc,
-                point.seq,
-                wedding,
-                point.at,
-                actors,
-                state,
-            )
-        return stored == 1
+        row = (point.doc, point.seq, wedding, point.at, actors, state)
+        sql = "INSERT INTO {t}versions VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+        return await self._sql.run(_statements([(sql, row)])) == [1]
 
     async def points(
         self, doc: str, *, before: int | None = None, limit: int = 50
@@ -153,15 +145,23 @@ class VersionStore:
         rows = [(state, doc, seq) for seq, state in states]
         if not rows:
             return
-        async with self._sql.transaction() as tx:
-            await tx.executemany("UPDATE {t}versions SET state = ? WHERE doc = ? AND seq = ?", rows)
+        sql = "UPDATE {t}versions SET state = ? WHERE doc = ? AND seq = ?"
+        await self._sql.run(_statements([(sql, row) for row in rows]))
 
     async def delete(self, points: Sequence[VersionPoint]) -> None:
         keys = [(p.doc, p.seq) for p in points]
         if not keys:
             return
-        async with self._sql.transaction() as tx:
-            await tx.executemany("DELETE FROM {t}versions WHERE doc = ? AND seq = ?", keys)
+        sql = "DELETE FROM {t}versions WHERE doc = ? AND seq = ?"
+        await self._sql.run(_statements([(sql, key) for key in keys]))
+
+
+def _statements(statements: Sequence[tuple[str, tuple[Any, ...]]]) -> Tx[list[int]]:
+    """The statements in one transaction; how many rows each touched."""
+    touched: list[int] = []
+    for sql, params in statements:
+        touched.append((yield Sql(sql, params, count=True)))
+    return touched
 
 
 def _point(row: Any) -> VersionPoint:

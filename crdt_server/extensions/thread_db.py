@@ -16,41 +16,15 @@ generated ``tsvector`` column with a GIN index on each.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Generator, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from crdt_server.storage import (
-    DocumentStore,
-    Gateway,
-    NewEvent,
-    StoredEvent,
-    Table,
-    schema_of,
-)
+from crdt_server.storage import DocumentStore, Gateway, StoredEvent, Table, schema_of
+from crdt_server.storage.gateway import Events, Sql, Tx
 
 __all__ = ["SCHEMA", "Events", "Sql", "ThreadDb", "Tx"]
 
 _T = TypeVar("_T")
 
-
-@dataclass(frozen=True, slots=True)
-class Sql:
-    """One statement; the transaction receives its rows (empty for most writes)."""
-
-    text: str
-    params: tuple[Any, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Events:
-    """Wedding events to store in this transaction; it receives them as stored."""
-
-    events: Sequence[NewEvent]
-
-
-Tx = Generator[Sql | Events, Any, _T]
-"""A transaction's work: yields statements, receives their rows, returns its result."""
 
 MEMBERS = Table(
     "thread_members",
@@ -213,26 +187,27 @@ class ThreadDb:
                     future.set_exception(value)
 
     async def _commit(self, txs: list[Tx[Any]]) -> list[tuple[bool, Any]]:
-        outcomes: list[tuple[bool, Any]] = []
-        async with self._sql.transaction() as db:
-            for tx in txs:
-                await db.execute("SAVEPOINT thread_tx")
-                try:
-                    reply: Any = None
-                    while True:
-                        step = tx.send(reply)
-                        if isinstance(step, Events):
-                            reply = await db.add_events(list(step.events))
-                        else:
-                            reply = await db.fetch(step.text, *step.params)
-                except StopIteration as done:
-                    await db.execute("RELEASE SAVEPOINT thread_tx")
-                    outcomes.append((True, done.value))
-                except Exception as exc:
-                    await db.execute("ROLLBACK TO SAVEPOINT thread_tx")
-                    await db.execute("RELEASE SAVEPOINT thread_tx")
-                    outcomes.append((False, exc))
-        return outcomes
+        return await self._sql.run(_each_in_a_savepoint(txs))
+
+
+def _each_in_a_savepoint(txs: list[Tx[Any]]) -> Tx[list[tuple[bool, Any]]]:
+    """``txs`` one after the other, each in a savepoint: one that raises (or whose
+    statement fails) is rolled back alone; its outcome is ``(False, exception)``."""
+    outcomes: list[tuple[bool, Any]] = []
+    for tx in txs:
+        yield Sql("SAVEPOINT thread_tx")
+        try:
+            reply: Any = None
+            while True:
+                reply = yield tx.send(reply)
+        except StopIteration as done:
+            yield Sql("RELEASE SAVEPOINT thread_tx")
+            outcomes.append((True, done.value))
+        except Exception as exc:
+            yield Sql("ROLLBACK TO SAVEPOINT thread_tx")
+            yield Sql("RELEASE SAVEPOINT thread_tx")
+            outcomes.append((False, exc))
+    return outcomes
 
 
 def stored_events(reply: Any) -> list[StoredEvent]:
