@@ -273,6 +273,12 @@ def check_feature_rows(rows: Sequence[FeatureRow], tables: Sequence[str]) -> Non
                 raise StoreError(f"{column!r} is not a column name")
 
 
+def recorded_tables(text: str) -> tuple[str, ...]:
+    """The wedding tables a ``schema_versions`` row lists (comma-separated), leaving out
+    anything that is not a plain identifier: a file from elsewhere never gets SQL run."""
+    return tuple(t for t in text.split(",") if _IDENTIFIER.fullmatch(t))
+
+
 def wedding_of_prefix(prefix: str) -> str | None:
     """The wedding a deletion prefix names (``"w42/"``), if it names exactly one; its
     wedding-keyed rows (events, counters, idempotency keys) go with its documents."""

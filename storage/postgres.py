@@ -55,6 +55,7 @@ from .base import (
     StoreError,
     audience_needle,
     check_feature_rows,
+    recorded_tables,
     wedding_of_prefix,
 )
 from .gateway import Dialect, Events, Tx, dialect_sql, insert_sql
@@ -132,7 +133,7 @@ def _tombstone_trigger(table: str) -> str:
 
 _VERSIONS = (
     "CREATE TABLE IF NOT EXISTS {s}.schema_versions (name text PRIMARY KEY,"
-    " version integer NOT NULL)"
+    " version integer NOT NULL, wedding_tables text NOT NULL DEFAULT '')"
 )
 """The version of each schema a store holds: ``store`` (the tables above) and each
 installed feature's (:class:`storage.base.Schema`)."""
@@ -257,6 +258,11 @@ class PostgresStore:
                 await self._lock(conn)
                 first = (_SCHEMA, *map(_tombstone_trigger, _WEDDING_TABLES))
                 await self._upgrade(conn, "store", first, STORE_MIGRATIONS)
+                # Erase with each wedding the tables of every feature ever installed here.
+                for row in await conn.fetch(
+                    f"SELECT wedding_tables FROM {self._s}.schema_versions"
+                ):
+                    self._add_wedding_tables(recorded_tables(str(row[0])))
         except BaseException as exc:
             pool.terminate()
             if isinstance(exc, _DB_ERRORS):
@@ -665,13 +671,14 @@ class PostgresStore:
         first = (*schema.postgres, *map(_tombstone_trigger, schema.wedding_tables))
 
         async def body(conn: _Conn) -> None:
-            await self._upgrade(conn, schema.name, first, schema.migrations)
+            await self._upgrade(conn, schema.name, first, schema.migrations, schema.wedding_tables)
 
         await self._writer.write(body)
         self._schemas.add(schema.name)
-        self._wedding_tables += tuple(
-            t for t in schema.wedding_tables if t not in self._wedding_tables
-        )
+        self._add_wedding_tables(schema.wedding_tables)
+
+    def _add_wedding_tables(self, tables: Sequence[str]) -> None:
+        self._wedding_tables += tuple(t for t in tables if t not in self._wedding_tables)
 
     @property
     def schema(self) -> str:
@@ -723,7 +730,12 @@ class PostgresStore:
         await job
 
     async def _upgrade(
-        self, conn: _Conn, name: str, first: Sequence[str], migrations: Sequence[Migration]
+        self,
+        conn: _Conn,
+        name: str,
+        first: Sequence[str],
+        migrations: Sequence[Migration],
+        wedding_tables: Sequence[str] = (),
     ) -> None:
         """In the caller's transaction: bring schema ``name`` to its newest version (as
         :func:`storage.sqlite._upgrade`)."""
@@ -751,6 +763,12 @@ class PostgresStore:
                     name,
                 )
                 version = migration.version
+        if wedding_tables:
+            await conn.execute(
+                f"UPDATE {self._s}.schema_versions SET wedding_tables = $1 WHERE name = $2",
+                ",".join(wedding_tables),
+                name,
+            )
 
     # -- internals ---------------------------------------------------------------------
 

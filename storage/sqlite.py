@@ -51,6 +51,7 @@ from .base import (
     StoreError,
     audience_needle,
     check_feature_rows,
+    recorded_tables,
     wedding_of_prefix,
 )
 from .gateway import Dialect, Events, Tx, dialect_sql, insert_sql
@@ -109,10 +110,11 @@ _MIGRATIONS = {
 }
 _VERSIONS = (
     "CREATE TABLE IF NOT EXISTS schema_versions (name TEXT PRIMARY KEY,"
-    " version INTEGER NOT NULL) WITHOUT ROWID"
+    " version INTEGER NOT NULL, wedding_tables TEXT NOT NULL DEFAULT '') WITHOUT ROWID"
 )
 """The version of each schema a store holds: ``store`` (the tables above) and each
-installed feature's (:class:`storage.base.Schema`)."""
+installed feature's (:class:`storage.base.Schema`), with the feature's wedding tables
+(comma-separated): erasing a wedding empties them even while the feature is left out."""
 STORE_MIGRATIONS: tuple[Migration, ...] = ()
 """The store's own numbered migrations (versions 2, 3...); version 1 is the schema above,
 as the releases before schema versions left it."""
@@ -232,6 +234,7 @@ class SqliteStore:
         self._write_db = write_db
         self._db, self._thread = db, thread
         self._writer.start()
+        await self._recorded_wedding_tables()
 
     def _open_inline(self) -> None:
         try:
@@ -248,6 +251,16 @@ class SqliteStore:
             raise
         self._write_db, self._inline_db = write_db, db
         self._writer.start()
+        for (tables,) in db.execute("SELECT wedding_tables FROM schema_versions").fetchall():
+            self._add_wedding_tables(recorded_tables(str(tables)))
+
+    async def _recorded_wedding_tables(self) -> None:
+        """Erase with each wedding the tables of every feature this file ever installed."""
+        for (tables,) in await self._read("SELECT wedding_tables FROM schema_versions"):
+            self._add_wedding_tables(recorded_tables(str(tables)))
+
+    def _add_wedding_tables(self, tables: Sequence[str]) -> None:
+        self._wedding_tables += tuple(t for t in tables if t not in self._wedding_tables)
 
     async def close(self) -> None:
         """Commit every append already queued, stop the writer and close the file.
@@ -643,13 +656,11 @@ class SqliteStore:
 
         def body(db: sqlite3.Connection) -> None:
             migrations = [(m.version, m.sqlite) for m in schema.migrations]
-            _upgrade(db, schema.name, first, migrations)
+            _upgrade(db, schema.name, first, migrations, schema.wedding_tables)
 
         await self._writer.write(body)
         self._schemas.add(schema.name)
-        self._wedding_tables += tuple(
-            t for t in schema.wedding_tables if t not in self._wedding_tables
-        )
+        self._add_wedding_tables(schema.wedding_tables)
 
     async def read(self, sql: str, *params: Any) -> list[Any]:
         """Rows of one query on the reading connection (committed data only)."""
@@ -933,6 +944,7 @@ def _upgrade(
     name: str,
     first: Sequence[str],
     migrations: Sequence[tuple[int, Sequence[str]]],
+    wedding_tables: Sequence[str] = (),
 ) -> None:
     """In the caller's transaction: bring schema ``name`` to its newest version. With no
     version recorded, ``first`` (version 1, ``IF NOT EXISTS``: what a release before
@@ -959,6 +971,11 @@ def _upgrade(
                 db.execute(statement)
             db.execute("UPDATE schema_versions SET version = ? WHERE name = ?", (number, name))
             version = number
+    if wedding_tables:
+        db.execute(
+            "UPDATE schema_versions SET wedding_tables = ? WHERE name = ?",
+            (",".join(wedding_tables), name),
+        )
 
 
 def _add_columns(db: sqlite3.Connection) -> None:

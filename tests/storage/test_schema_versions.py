@@ -196,3 +196,22 @@ async def test_the_features_declare_the_same_sqlite_tables_as_the_earlier_releas
         await store.close()
     fresh = [o for o in _sqlite_objects(tmp_path / "fresh.sqlite3") if o[1] != "schema_versions"]
     assert fresh == _sqlite_objects(FIXTURES / "store.sqlite3")
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_erasure_empties_the_tables_of_a_feature_left_out_this_time(
+    open_store: OpenStore,
+) -> None:
+    """A feature installed once and left out later keeps its tables (nothing is dropped),
+    and erasing a wedding still empties them: the store knows them from its versions."""
+    first = await open_store()
+    await first.install(schema_of("notes", NOTES))
+    async with Gateway.of(first).transaction() as tx:
+        await tx.execute("INSERT INTO {t}notes_v VALUES (?, ?, ?)", "w1", "a", "private")
+        await tx.execute("INSERT INTO {t}notes_v VALUES (?, ?, ?)", "w2", "b", "kept")
+    await first.close()
+    later = await open_store()  # the notes feature is not installed this time
+    assert await _has_table(later, "notes_v")
+    await later.erase_wedding("w1")
+    assert await Gateway.of(later).fetch("SELECT id FROM {t}notes_v") == [("b",)]
