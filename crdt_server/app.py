@@ -58,7 +58,7 @@ from crdt_server.extensions.threads import Threads
 from crdt_server.extensions.versions import VersionKeeper
 from crdt_server.extensions.webhooks import Webhooks
 from crdt_server.settings import Settings
-from crdt_server.storage import DocumentStore, PostgresStore, SqliteStore
+from crdt_server.storage import DocumentStore, store_for
 
 __all__ = ["create_app", "http_routes", "token_codec"]
 
@@ -188,9 +188,8 @@ KNOWN_BUS_EVENTS = frozenset(
 
 def default_store(settings: Settings) -> DocumentStore:
     """PostgreSQL when ``database_url`` is set, else the embedded SQLite file."""
-    if settings.database_url:
-        return PostgresStore(settings.database_url)
-    return SqliteStore(
+    return store_for(
+        settings.database_url,
         settings.sqlite_path,
         busy_timeout=settings.sqlite_busy_timeout_seconds,
         synchronous="normal" if settings.sqlite_synchronous == "normal" else "full",

@@ -7,6 +7,7 @@ from .base import (
     EventFilter,
     FeatureRow,
     HistoryEntry,
+    Migration,
     MovedDocument,
     NewEvent,
     NewUpdate,
@@ -19,6 +20,8 @@ from .base import (
     audience_needle,
     audience_of,
 )
+from .choose import store_for
+from .gateway import Gateway, Table, Transaction, schema_of
 from .postgres import PostgresStore
 from .sqlite import SqliteStore
 
@@ -28,7 +31,9 @@ __all__ = [
     "Erasure",
     "EventFilter",
     "FeatureRow",
+    "Gateway",
     "HistoryEntry",
+    "Migration",
     "MovedDocument",
     "NewEvent",
     "NewUpdate",
@@ -40,6 +45,10 @@ __all__ = [
     "StoredEvent",
     "StoredLog",
     "StoreError",
+    "Table",
+    "Transaction",
     "audience_needle",
     "audience_of",
+    "schema_of",
+    "store_for",
 ]

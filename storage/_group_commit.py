@@ -25,7 +25,7 @@ W = TypeVar("W")
 class _Append:
     updates: list[NewUpdate]
     events: list[NewEvent]
-    extra: list[FeatureRow]
+    rows: list[FeatureRow]
     future: asyncio.Future[list[int]]
 
 
@@ -38,10 +38,10 @@ class _Write(Generic[W]):
 class GroupCommitter(Generic[W]):
     """One writer task for one store.
 
-    ``commit_rows(rows, events, extra)`` appends rows, the events they caused and features'
-    rows written with them (each kept only if no row with its key exists) in one committed
-    transaction and returns the rows' seqs in order; ``run_write(job)`` carries out any
-    other write in one committed transaction and returns what the job returned.
+    ``commit_rows(updates, events, rows)`` appends updates, the events they caused and
+    feature rows in one committed transaction and returns the updates' seqs in order;
+    ``run_write(job)`` carries out any other write in one committed transaction and
+    returns what the job returned.
     Both raise :class:`StoreError` having committed nothing.
     """
 
@@ -77,10 +77,10 @@ class GroupCommitter(Generic[W]):
         self,
         updates: Sequence[NewUpdate],
         events: Sequence[NewEvent] = (),
-        extra: Sequence[FeatureRow] = (),
+        rows: Sequence[FeatureRow] = (),
     ) -> list[int]:
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Append(list(updates), list(events), list(extra), future))
+        self._enqueue(_Append(list(updates), list(events), list(rows), future))
         return await future
 
     async def write(self, job: W) -> Any:
@@ -130,11 +130,11 @@ class GroupCommitter(Generic[W]):
                     _fail(job.future, StoreError(f"{self._where}: writer stopped"))
 
     async def _commit_appends(self, jobs: list[_Append]) -> None:
-        rows = [update for job in jobs for update in job.updates]
+        updates = [update for job in jobs for update in job.updates]
         events = [event for job in jobs for event in job.events]
-        extra = [row for job in jobs for row in job.extra]
+        rows = [row for job in jobs for row in job.rows]
         try:
-            seqs = await self._commit_rows(rows, events, extra)
+            seqs = await self._commit_rows(updates, events, rows)
         except Exception as exc:  # delivered to every caller of the batch
             for job in jobs:
                 _fail(job.future, exc)

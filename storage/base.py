@@ -32,6 +32,7 @@ __all__ = [
     "EventFilter",
     "Erasure",
     "HistoryEntry",
+    "Migration",
     "NewEvent",
     "MovedDocument",
     "NewUpdate",
@@ -68,16 +69,29 @@ class NewUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class Migration:
+    """A numbered change to a schema's tables (``version`` 2, 3...), in both dialects
+    (PostgreSQL: ``{s}`` stands for the schema). Migrations run at open / install, in
+    order, in one transaction with the schema-version row they advance."""
+
+    version: int
+    sqlite: tuple[str, ...]
+    postgres: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Schema:
     """Tables a feature keeps in the store beside the update logs (webhooks, threads...).
 
-    A feature installs its schema when it starts (:meth:`DocumentStore.install`): the DDL
-    for the backend runs once (``IF NOT EXISTS``), and ``wedding_tables`` (each with a
-    ``wedding`` column) are erased with the wedding by :meth:`DocumentStore.erase_wedding`,
-    in the erasure's own transaction. A feature reads and writes its tables through the
-    backend's own ``read``/``fetch`` and ``write`` (one transaction, serialised with the
-    update commits; :func:`storage.sqlite.insert_events` and
-    :meth:`storage.postgres.PostgresStore.insert_events` add events to that transaction).
+    Declare it with :func:`storage.gateway.schema_of` (each table once, for both
+    backends). A feature installs its schema when it starts (:meth:`DocumentStore.install`):
+    in one transaction, a store that has no version recorded for ``name`` runs the DDL
+    (``IF NOT EXISTS``: the tables a release before versions made are kept as they are)
+    and records version 1; then each of ``migrations`` above the recorded version runs and
+    is recorded. A feature never installed creates nothing; nothing is ever dropped for a
+    feature left out. ``wedding_tables`` (each with a ``wedding`` column) are erased with
+    the wedding by :meth:`DocumentStore.erase_wedding`, in the erasure's own transaction.
+    A feature reads and writes its tables through :class:`storage.gateway.Gateway`.
     """
 
     name: str
@@ -85,6 +99,13 @@ class Schema:
     postgres: tuple[str, ...]
     """PostgreSQL DDL; ``{s}`` stands for the store's (quoted) schema name."""
     wedding_tables: tuple[str, ...] = ()
+    migrations: tuple[Migration, ...] = ()
+    """Versions 2, 3... in order (the DDL above is version 1)."""
+
+    @property
+    def version(self) -> int:
+        """The version this code writes (1 plus its migrations)."""
+        return 1 + len(self.migrations)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +255,9 @@ class FeatureRow:
 
     table: str
     values: tuple[tuple[str, object], ...]
+    if_absent: bool = False
+    """Left out, not an error, when a row with its key exists (``ON CONFLICT DO NOTHING``):
+    a fact two processes may both record (a race both saw) is stored once."""
 
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -250,6 +274,12 @@ def check_feature_rows(rows: Sequence[FeatureRow], tables: Sequence[str]) -> Non
         for column, _ in row.values:
             if not _IDENTIFIER.fullmatch(column):
                 raise StoreError(f"{column!r} is not a column name")
+
+
+def recorded_tables(text: str) -> tuple[str, ...]:
+    """The wedding tables a ``schema_versions`` row lists (comma-separated), leaving out
+    anything that is not a plain identifier: a file from elsewhere never gets SQL run."""
+    return tuple(t for t in text.split(",") if _IDENTIFIER.fullmatch(t))
 
 
 def wedding_of_prefix(prefix: str) -> str | None:
@@ -281,12 +311,13 @@ class DocumentStore(Protocol):
         self,
         updates: Sequence[NewUpdate],
         events: Sequence[NewEvent] = (),
+        *,
         rows: Sequence[FeatureRow] = (),
     ) -> list[int]:
-        """Durably append updates (possibly of several documents), in order, the domain
-        events they caused and rows of features' tables (installed :class:`Schema`
-        ``wedding_tables``; a row whose key exists already is left out: writing the same
-        fact twice stores it once), in the same transaction.
+        """Durably append updates (possibly of several documents), in order, and the
+        domain events they caused, in the same transaction, and ``rows`` of installed
+        feature tables (after the events; a row a trigger drops, of an erased wedding, is
+        not stored).
 
         Returns the ``seq`` assigned to each update, in the same order.
         """

@@ -16,14 +16,12 @@ Every table is a wedding table: erasing the wedding empties it.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .base import DocumentStore, Schema
-from .postgres import PostgresStore
-from .sqlite import SqliteStore
+from .base import DocumentStore
+from .gateway import Gateway, Sql, Table, Tx, schema_of
 
 __all__ = [
     "INTEGRATIONS",
@@ -39,29 +37,32 @@ SEEN_SECONDS = 7 * 24 * 3600.0
 """How long a delivery's ``webhook-id`` is remembered: senders (Svix, Stripe) retry for
 days, each retry signed anew with the same id."""
 
-_TABLES = (
-    "CREATE TABLE IF NOT EXISTS {p}inbound_sources (wedding TEXT NOT NULL, source TEXT NOT NULL,"
-    " secret TEXT NOT NULL, access TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,"
-    " created_by TEXT NOT NULL, PRIMARY KEY (wedding, source))",
-    "CREATE TABLE IF NOT EXISTS {p}inbound_seen (wedding TEXT NOT NULL, source TEXT NOT NULL,"
-    " webhook_id TEXT NOT NULL, state TEXT NOT NULL, answer TEXT NOT NULL,"
-    " at DOUBLE PRECISION NOT NULL, PRIMARY KEY (wedding, source, webhook_id))",
-    "CREATE INDEX IF NOT EXISTS inbound_seen_at ON {p}inbound_seen (at)",
-    "CREATE TABLE IF NOT EXISTS {p}calendar_tokens (wedding TEXT NOT NULL, id TEXT NOT NULL,"
-    " digest TEXT NOT NULL UNIQUE, created_at DOUBLE PRECISION NOT NULL,"
-    " created_by TEXT NOT NULL, label TEXT NOT NULL, PRIMARY KEY (wedding, id))",
-    "CREATE TABLE IF NOT EXISTS {p}calendar_items (wedding TEXT NOT NULL, item TEXT NOT NULL,"
-    " fingerprint TEXT NOT NULL, sequence INTEGER NOT NULL,"
-    " created_at DOUBLE PRECISION NOT NULL, modified_at DOUBLE PRECISION NOT NULL,"
-    " PRIMARY KEY (wedding, item))",
+SOURCES = Table(
+    "inbound_sources",
+    "(wedding TEXT NOT NULL, source TEXT NOT NULL, secret TEXT NOT NULL, access TEXT NOT NULL,"
+    " created_at DOUBLE PRECISION NOT NULL, created_by TEXT NOT NULL,"
+    " PRIMARY KEY (wedding, source))",
 )
-
-INTEGRATIONS = Schema(
-    "integrations",
-    sqlite=tuple(t.format(p="") for t in _TABLES),
-    postgres=tuple(t.format(p="{s}.") for t in _TABLES),
-    wedding_tables=("inbound_sources", "inbound_seen", "calendar_tokens", "calendar_items"),
+SEEN = Table(
+    "inbound_seen",
+    "(wedding TEXT NOT NULL, source TEXT NOT NULL, webhook_id TEXT NOT NULL,"
+    " state TEXT NOT NULL, answer TEXT NOT NULL, at DOUBLE PRECISION NOT NULL,"
+    " PRIMARY KEY (wedding, source, webhook_id))",
+    indexes=("CREATE INDEX IF NOT EXISTS inbound_seen_at ON {t}inbound_seen (at)",),
 )
+TOKENS = Table(
+    "calendar_tokens",
+    "(wedding TEXT NOT NULL, id TEXT NOT NULL, digest TEXT NOT NULL UNIQUE,"
+    " created_at DOUBLE PRECISION NOT NULL, created_by TEXT NOT NULL, label TEXT NOT NULL,"
+    " PRIMARY KEY (wedding, id))",
+)
+ITEMS = Table(
+    "calendar_items",
+    "(wedding TEXT NOT NULL, item TEXT NOT NULL, fingerprint TEXT NOT NULL,"
+    " sequence INTEGER NOT NULL, created_at DOUBLE PRECISION NOT NULL,"
+    " modified_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (wedding, item))",
+)
+INTEGRATIONS = schema_of("integrations", SOURCES, SEEN, TOKENS, ITEMS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,32 +105,17 @@ class FeedItem:
 
 
 class IntegrationStore:
-    """The integrations' rows in a :class:`DocumentStore` (SQLite or PostgreSQL)."""
+    """The integrations' rows in a store's SQL tables (:class:`Gateway`)."""
 
     def __init__(self, store: DocumentStore) -> None:
-        if not isinstance(store, SqliteStore | PostgresStore):
-            raise TypeError(f"integrations need a SqliteStore or a PostgresStore, not {store!r}")
         self._store = store
-        self._p = f"{store.schema}." if isinstance(store, PostgresStore) else ""
+        self._sql = Gateway.of(store)
 
     async def install(self) -> None:
         await self._store.install(INTEGRATIONS)
 
-    # -- the two backends' dialects ----------------------------------------------------
-
-    def _sql(self, sql: str) -> str:
-        """``sql`` with ``{p}`` the table prefix and ``?`` placeholders in this dialect."""
-        text = sql.replace("{p}", self._p)
-        if isinstance(self._store, SqliteStore):
-            return text
-        parts = text.split("?")
-        return parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], 1))
-
-    async def _rows(self, sql: str, *args: Any) -> list[Any]:
-        store = self._store
-        if isinstance(store, SqliteStore):
-            return await store.read(self._sql(sql), *args)
-        return list(await store.fetch(self._sql(sql), *args))
+    async def _rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        return await self._sql.fetch(sql, *args)
 
     async def _execute(self, sql: str, *args: Any) -> int:
         """Run one statement in its own transaction; how many rows it touched."""
@@ -137,28 +123,21 @@ class IntegrationStore:
 
     async def _transaction(self, *statements: tuple[str, tuple[Any, ...]]) -> list[int]:
         """Run statements in one transaction; how many rows each touched."""
-        store = self._store
-        queries = [(self._sql(sql), args) for sql, args in statements]
-        if isinstance(store, SqliteStore):
-            return await store.write(
-                lambda db: [db.execute(query, args).rowcount for query, args in queries]
-            )
 
-        async def body(conn: Any) -> list[int]:
+        def tx() -> Tx[list[int]]:
             touched: list[int] = []
-            for query, args in queries:
-                status = await conn.execute(query, *args)
-                touched.append(int(str(status).rsplit(" ", 1)[-1]))
+            for sql, args in statements:
+                touched.append((yield Sql(sql, args, count=True)))
             return touched
 
-        return await store.write(body)
+        return await self._sql.run(tx())
 
     # -- inbound sources ---------------------------------------------------------------
 
     async def add_source(self, source: InboundSource) -> bool:
         """Keep a new source; False if the wedding already has one of that name."""
         touched = await self._execute(
-            "INSERT INTO {p}inbound_sources VALUES (?, ?, ?, ?, ?, ?)"
+            "INSERT INTO {t}inbound_sources VALUES (?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (wedding, source) DO NOTHING",
             source.wedding,
             source.source,
@@ -172,7 +151,7 @@ class IntegrationStore:
     async def source(self, wedding: str, source: str) -> InboundSource | None:
         rows = await self._rows(
             "SELECT wedding, source, secret, access, created_at, created_by"
-            " FROM {p}inbound_sources WHERE wedding = ? AND source = ?",
+            " FROM {t}inbound_sources WHERE wedding = ? AND source = ?",
             wedding,
             source,
         )
@@ -181,7 +160,7 @@ class IntegrationStore:
     async def sources(self, wedding: str) -> list[InboundSource]:
         rows = await self._rows(
             "SELECT wedding, source, secret, access, created_at, created_by"
-            " FROM {p}inbound_sources WHERE wedding = ? ORDER BY source",
+            " FROM {t}inbound_sources WHERE wedding = ? ORDER BY source",
             wedding,
         )
         return [_source(r) for r in rows]
@@ -190,8 +169,8 @@ class IntegrationStore:
         """Forget a source and the deliveries seen from it; whether it existed."""
         where = " WHERE wedding = ? AND source = ?"
         _, touched = await self._transaction(
-            ("DELETE FROM {p}inbound_seen" + where, (wedding, source)),
-            ("DELETE FROM {p}inbound_sources" + where, (wedding, source)),
+            ("DELETE FROM {t}inbound_seen" + where, (wedding, source)),
+            ("DELETE FROM {t}inbound_sources" + where, (wedding, source)),
         )
         return touched == 1
 
@@ -203,12 +182,12 @@ class IntegrationStore:
         args = (sub,) if wedding is None else (sub, wedding)
         _, sources, tokens = await self._transaction(
             (
-                "DELETE FROM {p}inbound_seen WHERE (wedding, source) IN"
-                " (SELECT wedding, source FROM {p}inbound_sources" + where + ")",
+                "DELETE FROM {t}inbound_seen WHERE (wedding, source) IN"
+                " (SELECT wedding, source FROM {t}inbound_sources" + where + ")",
                 args,
             ),
-            ("DELETE FROM {p}inbound_sources" + where, args),
-            ("DELETE FROM {p}calendar_tokens" + where, args),
+            ("DELETE FROM {t}inbound_sources" + where, args),
+            ("DELETE FROM {t}calendar_tokens" + where, args),
         )
         return sources + tokens
 
@@ -218,9 +197,9 @@ class IntegrationStore:
         """Claim a delivery: None if it is new (now ``pending`` for the caller), else what
         was seen of it. Forgets deliveries older than :data:`SEEN_SECONDS`."""
         _, touched = await self._transaction(
-            ("DELETE FROM {p}inbound_seen WHERE at < ?", (now - SEEN_SECONDS,)),
+            ("DELETE FROM {t}inbound_seen WHERE at < ?", (now - SEEN_SECONDS,)),
             (
-                "INSERT INTO {p}inbound_seen VALUES (?, ?, ?, 'pending', '', ?)"
+                "INSERT INTO {t}inbound_seen VALUES (?, ?, ?, 'pending', '', ?)"
                 " ON CONFLICT (wedding, source, webhook_id) DO NOTHING",
                 (wedding, source, webhook_id, now),
             ),
@@ -228,7 +207,7 @@ class IntegrationStore:
         if touched == 1:
             return None
         rows = await self._rows(
-            "SELECT state, answer, at FROM {p}inbound_seen"
+            "SELECT state, answer, at FROM {t}inbound_seen"
             " WHERE wedding = ? AND source = ? AND webhook_id = ?",
             wedding,
             source,
@@ -241,7 +220,7 @@ class IntegrationStore:
     async def finish(self, wedding: str, source: str, webhook_id: str, answer: str) -> None:
         """Record the answer of a claimed delivery (replays get it back)."""
         await self._execute(
-            "UPDATE {p}inbound_seen SET state = 'done', answer = ?"
+            "UPDATE {t}inbound_seen SET state = 'done', answer = ?"
             " WHERE wedding = ? AND source = ? AND webhook_id = ?",
             answer,
             wedding,
@@ -252,7 +231,7 @@ class IntegrationStore:
     async def release(self, wedding: str, source: str, webhook_id: str) -> None:
         """Drop a claim whose delivery changed nothing (refused): a retry is new again."""
         await self._execute(
-            "DELETE FROM {p}inbound_seen WHERE wedding = ? AND source = ? AND webhook_id = ?"
+            "DELETE FROM {t}inbound_seen WHERE wedding = ? AND source = ? AND webhook_id = ?"
             " AND state = 'pending'",
             wedding,
             source,
@@ -263,7 +242,7 @@ class IntegrationStore:
 
     async def add_token(self, token: CalendarToken, digest: str) -> None:
         await self._execute(
-            "INSERT INTO {p}calendar_tokens VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO {t}calendar_tokens VALUES (?, ?, ?, ?, ?, ?)",
             token.wedding,
             token.id,
             digest,
@@ -274,7 +253,7 @@ class IntegrationStore:
 
     async def tokens(self, wedding: str) -> list[CalendarToken]:
         rows = await self._rows(
-            "SELECT wedding, id, created_at, created_by, label FROM {p}calendar_tokens"
+            "SELECT wedding, id, created_at, created_by, label FROM {t}calendar_tokens"
             " WHERE wedding = ? ORDER BY created_at, id",
             wedding,
         )
@@ -284,13 +263,13 @@ class IntegrationStore:
 
     async def delete_token(self, wedding: str, token_id: str) -> bool:
         touched = await self._execute(
-            "DELETE FROM {p}calendar_tokens WHERE wedding = ? AND id = ?", wedding, token_id
+            "DELETE FROM {t}calendar_tokens WHERE wedding = ? AND id = ?", wedding, token_id
         )
         return touched == 1
 
     async def token_wedding(self, digest: str) -> str | None:
         """The wedding whose feed the token of this digest opens, if any."""
-        rows = await self._rows("SELECT wedding FROM {p}calendar_tokens WHERE digest = ?", digest)
+        rows = await self._rows("SELECT wedding FROM {t}calendar_tokens WHERE digest = ?", digest)
         return str(rows[0][0]) if rows else None
 
     # -- calendar items ----------------------------------------------------------------
@@ -304,12 +283,11 @@ class IntegrationStore:
         Items no longer in the timeline keep their row (re-added, they go on counting)."""
         query = (
             "SELECT item, fingerprint, sequence, created_at, modified_at"
-            " FROM {p}calendar_items WHERE wedding = ?"
+            " FROM {t}calendar_items WHERE wedding = ?"
         )
-        select = self._sql(query)
-        insert = self._sql("INSERT INTO {p}calendar_items VALUES (?, ?, ?, 0, ?, ?)")
-        update = self._sql(
-            "UPDATE {p}calendar_items SET fingerprint = ?, sequence = ?, modified_at = ?"
+        insert = "INSERT INTO {t}calendar_items VALUES (?, ?, ?, 0, ?, ?)"
+        update = (
+            "UPDATE {t}calendar_items SET fingerprint = ?, sequence = ?, modified_at = ?"
             " WHERE wedding = ? AND item = ?"
         )
 
@@ -336,26 +314,16 @@ class IntegrationStore:
         result, inserts, updates = plan(await self._rows(query, wedding))
         if not inserts and not updates:
             return result
-        store = self._store
-        if isinstance(store, SqliteStore):
 
-            def body(db: sqlite3.Connection) -> dict[str, FeedItem]:
-                result, inserts, updates = plan(db.execute(select, (wedding,)).fetchall())
-                db.executemany(insert, inserts)
-                db.executemany(update, updates)
-                return result
-
-            return await store.write(body)
-
-        async def pg_body(conn: Any) -> dict[str, FeedItem]:
-            result, inserts, updates = plan(list(await conn.fetch(select, wedding)))
-            if inserts:
-                await conn.executemany(insert, inserts)
-            if updates:
-                await conn.executemany(update, updates)
+        def tx() -> Tx[dict[str, FeedItem]]:
+            result, inserts, updates = plan((yield Sql(query, (wedding,))))
+            for row in inserts:
+                yield Sql(insert, row)
+            for row in updates:
+                yield Sql(update, row)
             return result
 
-        return await store.write(pg_body)
+        return await self._sql.run(tx())
 
 
 def _source(row: Any) -> InboundSource:

@@ -27,9 +27,11 @@ that is recycled; see the README.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import asyncpg
@@ -41,6 +43,7 @@ from .base import (
     EventFilter,
     FeatureRow,
     HistoryEntry,
+    Migration,
     MovedDocument,
     NewEvent,
     NewUpdate,
@@ -52,8 +55,10 @@ from .base import (
     StoreError,
     audience_needle,
     check_feature_rows,
+    recorded_tables,
     wedding_of_prefix,
 )
+from .gateway import Dialect, Events, Tx, dialect_sql, insert_sql
 
 __all__ = [
     "PostgresStore",
@@ -126,6 +131,15 @@ def _tombstone_trigger(table: str) -> str:
     )
 
 
+_VERSIONS = (
+    "CREATE TABLE IF NOT EXISTS {s}.schema_versions (name text PRIMARY KEY,"
+    " version integer NOT NULL, wedding_tables text NOT NULL DEFAULT '')"
+)
+"""The version of each schema a store holds: ``store`` (the tables above) and each
+installed feature's (:class:`storage.base.Schema`)."""
+STORE_MIGRATIONS: tuple[Migration, ...] = ()
+"""The store's own numbered migrations (versions 2, 3...); version 1 is the schema above,
+as the releases before schema versions left it."""
 _EVENT_COLUMNS = "wedding, seq, type, doc, sub, role, priority, at, data, audience"
 _WEDDING_TABLES = ("events", "event_counters", "idempotency")
 """Tables keyed by a ``wedding`` column: erased with the wedding."""
@@ -242,9 +256,13 @@ class PostgresStore:
                 self._lock_key = _LOCK_CLASS << 32 | int(oid)
                 # Locked, so that processes opening a fresh schema at once do not collide.
                 await self._lock(conn)
-                await conn.execute(_SCHEMA.format(s=self._s))
-                for table in _WEDDING_TABLES:
-                    await conn.execute(_tombstone_trigger(table).format(s=self._s))
+                first = (_SCHEMA, *map(_tombstone_trigger, _WEDDING_TABLES))
+                await self._upgrade(conn, "store", first, STORE_MIGRATIONS)
+                # Erase with each wedding the tables of every feature ever installed here.
+                for row in await conn.fetch(
+                    f"SELECT wedding_tables FROM {self._s}.schema_versions"
+                ):
+                    self._add_wedding_tables(recorded_tables(str(row[0])))
         except BaseException as exc:
             pool.terminate()
             if isinstance(exc, _DB_ERRORS):
@@ -280,10 +298,11 @@ class PostgresStore:
         self,
         updates: Sequence[NewUpdate],
         events: Sequence[NewEvent] = (),
+        *,
         rows: Sequence[FeatureRow] = (),
     ) -> list[int]:
-        """Durably append ``updates``, the ``events`` they caused and features' ``rows`` in
-        one transaction, shared with concurrent callers (see the protocol).
+        """Durably append ``updates``, the ``events`` they caused and feature ``rows`` in
+        one transaction, shared with concurrent callers.
 
         Returns the updates' seqs in order, once committed. If the shared transaction fails,
         every caller in it gets :class:`StoreError` and none of it is stored.
@@ -649,18 +668,17 @@ class PostgresStore:
     async def install(self, schema: Schema) -> None:
         if schema.name in self._schemas:
             return
-        statements = (*schema.postgres, *map(_tombstone_trigger, schema.wedding_tables))
-        ddl = [statement.format(s=self._s) for statement in statements]
+        first = (*schema.postgres, *map(_tombstone_trigger, schema.wedding_tables))
 
         async def body(conn: _Conn) -> None:
-            for statement in ddl:
-                await conn.execute(statement)
+            await self._upgrade(conn, schema.name, first, schema.migrations, schema.wedding_tables)
 
         await self._writer.write(body)
         self._schemas.add(schema.name)
-        self._wedding_tables += tuple(
-            t for t in schema.wedding_tables if t not in self._wedding_tables
-        )
+        self._add_wedding_tables(schema.wedding_tables)
+
+    def _add_wedding_tables(self, tables: Sequence[str]) -> None:
+        self._wedding_tables += tuple(t for t in tables if t not in self._wedding_tables)
 
     @property
     def schema(self) -> str:
@@ -678,6 +696,80 @@ class PostgresStore:
         result: _T = await self._writer.write(body)
         return result
 
+    def sql_backend(self) -> _PostgresSql:
+        """What :class:`storage.gateway.Gateway` runs its SQL through."""
+        return _PostgresSql(self)
+
+    @asynccontextmanager
+    async def held_transaction(self) -> AsyncIterator[_PostgresTx]:
+        """A write transaction whose statements the caller sends one at a time, on the
+        writer's connection under the store's advisory lock, in its turn in the writer's
+        queue: see :meth:`storage.gateway.Gateway.transaction`."""
+        loop = asyncio.get_running_loop()
+        entered: asyncio.Future[_PostgresTx] = loop.create_future()
+        leave: asyncio.Future[bool] = loop.create_future()
+
+        async def hold(conn: _Conn) -> None:
+            entered.set_result(_PostgresTx(self, conn))
+            if not await leave:
+                raise _RolledBack
+
+        job = asyncio.ensure_future(self._writer.write(hold))
+        await asyncio.wait({entered, job}, return_when=asyncio.FIRST_COMPLETED)
+        if not entered.done():
+            entered.cancel()
+            await job  # raises what kept the transaction from starting
+        try:
+            yield entered.result()
+        except BaseException:
+            leave.set_result(False)
+            with suppress(Exception):
+                await asyncio.shield(job)
+            raise
+        leave.set_result(True)
+        await job
+
+    async def _upgrade(
+        self,
+        conn: _Conn,
+        name: str,
+        first: Sequence[str],
+        migrations: Sequence[Migration],
+        wedding_tables: Sequence[str] = (),
+    ) -> None:
+        """In the caller's transaction: bring schema ``name`` to its newest version (as
+        :func:`storage.sqlite._upgrade`)."""
+        await conn.execute(_VERSIONS.format(s=self._s))
+        version = await conn.fetchval(
+            f"SELECT version FROM {self._s}.schema_versions WHERE name = $1", name
+        )
+        if version is None:
+            for statement in first:
+                await conn.execute(statement.format(s=self._s))
+            version = 1
+            await conn.execute(
+                f"INSERT INTO {self._s}.schema_versions (name, version) VALUES ($1, 1)", name
+            )
+        newest = max((m.version for m in migrations), default=1)
+        if version > newest:
+            raise StoreError(f"schema {name!r} is at version {version}; this code knows {newest}")
+        for migration in migrations:
+            if migration.version > version:
+                for statement in migration.postgres:
+                    await conn.execute(statement.format(s=self._s))
+                await conn.execute(
+                    f"UPDATE {self._s}.schema_versions SET version = $1 WHERE name = $2",
+                    migration.version,
+                    name,
+                )
+                version = migration.version
+        if wedding_tables:
+            await conn.execute(
+                f"UPDATE {self._s}.schema_versions SET wedding_tables = $1 WHERE name = $2",
+                ",".join(wedding_tables),
+                name,
+            )
+
     # -- internals ---------------------------------------------------------------------
 
     async def _fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
@@ -693,19 +785,14 @@ class PostgresStore:
         await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock_key)
 
     async def _commit_rows(
-        self, rows: list[NewUpdate], events: list[NewEvent], extra: list[FeatureRow]
+        self, rows: list[NewUpdate], events: list[NewEvent], features: list[FeatureRow]
     ) -> list[int]:
         async def body(conn: _Conn) -> list[int]:
             if events:
                 await self.insert_events(conn, events)
-            for row in extra:
-                names = ", ".join(column for column, _ in row.values)
-                marks = ", ".join(f"${i}" for i in range(1, len(row.values) + 1))
-                await conn.execute(
-                    f"INSERT INTO {self._s}.{row.table} ({names}) VALUES ({marks})"  # noqa: S608
-                    " ON CONFLICT DO NOTHING",
-                    *(value for _, value in row.values),
-                )
+            for feature in features:
+                sql = dialect_sql(insert_sql(feature), "postgres", f"{self._s}.")
+                await conn.execute(sql, *(value for _, value in feature.values))
             if not rows:
                 return []
             sequence = f"{self._s}.updates_seq"
@@ -790,6 +877,8 @@ class PostgresStore:
             async with pool.acquire() as conn, conn.transaction():
                 await self._lock(conn)
                 result = await body(conn)
+        except _RolledBack:
+            return None  # type: ignore[return-value]  # only held transactions roll back
         except _DB_ERRORS as exc:
             raise StoreError(f"writing {self._where} failed: {exc}") from exc
         self._commits += 1
@@ -801,6 +890,92 @@ class PostgresStore:
         """Names of stored documents starting with ``prefix``, sorted by code point."""
         sql = f"SELECT DISTINCT doc FROM {self._s}.updates WHERE {_PREFIX} ORDER BY doc"
         return [str(row[0]) for row in await self._fetch(sql, prefix)]
+
+
+class _RolledBack(Exception):  # noqa: N818 (not an error: the owner rolled back)
+    """A held transaction's owner raised: roll it back."""
+
+
+class _PostgresTx:
+    """Statements of a held transaction (PostgreSQL dialect already)."""
+
+    def __init__(self, store: PostgresStore, conn: _Conn) -> None:
+        self._store = store
+        self._conn = conn
+
+    async def fetch(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
+        try:
+            return [tuple(r) for r in await self._conn.fetch(sql, *params)]
+        except _DB_ERRORS as exc:
+            raise StoreError(f"writing {self._store._where} failed: {exc}") from exc
+
+    async def execute(self, sql: str, *params: object) -> int:
+        try:
+            status = await self._conn.execute(sql, *params)
+        except _DB_ERRORS as exc:
+            raise StoreError(f"writing {self._store._where} failed: {exc}") from exc
+        last = str(status).rsplit(" ", 1)[-1]
+        return int(last) if last.isdigit() else 0
+
+    async def executemany(self, sql: str, params: Sequence[Sequence[object]]) -> None:
+        try:
+            await self._conn.executemany(sql, params)
+        except _DB_ERRORS as exc:
+            raise StoreError(f"writing {self._store._where} failed: {exc}") from exc
+
+    async def add_events(self, events: Sequence[NewEvent]) -> list[StoredEvent]:
+        for event in events:
+            _check_event(event)
+        try:
+            return await self._store.insert_events(self._conn, events)
+        except _DB_ERRORS as exc:
+            raise StoreError(f"writing {self._store._where} failed: {exc}") from exc
+
+
+class _PostgresSql:
+    """The PostgreSQL side of :class:`storage.gateway.Gateway`."""
+
+    dialect: Dialect = "postgres"
+
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+        self.prefix = f"{store.schema}."
+
+    async def fetch(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in await self._store.fetch(sql, *params)]
+
+    def transaction(self) -> Any:
+        return self._store.held_transaction()
+
+    async def run(self, tx: Tx[_T], sql: Callable[[str], str]) -> _T:
+        store = self._store
+
+        async def body(conn: _Conn) -> _T:
+            reply: Any = None
+            error: StoreError | None = None
+            while True:
+                try:
+                    step = tx.send(reply) if error is None else tx.throw(error)
+                except StopIteration as done:
+                    result: _T = done.value
+                    return result
+                error = None
+                try:
+                    if isinstance(step, Events):
+                        for event in step.events:
+                            _check_event(event)
+                        reply = await store.insert_events(conn, list(step.events))
+                    elif step.count:
+                        status = str(await conn.execute(sql(step.text), *step.params))
+                        last = status.rsplit(" ", 1)[-1]
+                        reply = int(last) if last.isdigit() else 0
+                    else:
+                        reply = [tuple(r) for r in await conn.fetch(sql(step.text), *step.params)]
+                except _DB_ERRORS as exc:
+                    error = StoreError(f"writing {store._where} failed: {exc}")
+                    error.__cause__ = exc
+
+        return await store.write(body)
 
 
 async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:

@@ -24,8 +24,9 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -38,6 +39,7 @@ from .base import (
     EventFilter,
     FeatureRow,
     HistoryEntry,
+    Migration,
     MovedDocument,
     NewEvent,
     NewUpdate,
@@ -49,8 +51,10 @@ from .base import (
     StoreError,
     audience_needle,
     check_feature_rows,
+    recorded_tables,
     wedding_of_prefix,
 )
+from .gateway import Dialect, Events, Tx, dialect_sql, insert_sql
 
 __all__ = [
     "SqliteStore",
@@ -104,6 +108,16 @@ _MIGRATIONS = {
     ),
     "events": (("audience", "TEXT"),),
 }
+_VERSIONS = (
+    "CREATE TABLE IF NOT EXISTS schema_versions (name TEXT PRIMARY KEY,"
+    " version INTEGER NOT NULL, wedding_tables TEXT NOT NULL DEFAULT '') WITHOUT ROWID"
+)
+"""The version of each schema a store holds: ``store`` (the tables above) and each
+installed feature's (:class:`storage.base.Schema`), with the feature's wedding tables
+(comma-separated): erasing a wedding empties them even while the feature is left out."""
+STORE_MIGRATIONS: tuple[Migration, ...] = ()
+"""The store's own numbered migrations (versions 2, 3...); version 1 is the schema above,
+as the releases before schema versions left it."""
 _EVENT_COLUMNS = "wedding, seq, type, doc, sub, role, priority, at, data, audience"
 _WEDDING_TABLES = ("events", "event_counters", "idempotency")
 """Tables keyed by a ``wedding`` column: erased with the wedding."""
@@ -220,6 +234,7 @@ class SqliteStore:
         self._write_db = write_db
         self._db, self._thread = db, thread
         self._writer.start()
+        await self._recorded_wedding_tables()
 
     def _open_inline(self) -> None:
         try:
@@ -236,6 +251,16 @@ class SqliteStore:
             raise
         self._write_db, self._inline_db = write_db, db
         self._writer.start()
+        for (tables,) in db.execute("SELECT wedding_tables FROM schema_versions").fetchall():
+            self._add_wedding_tables(recorded_tables(str(tables)))
+
+    async def _recorded_wedding_tables(self) -> None:
+        """Erase with each wedding the tables of every feature this file ever installed."""
+        for (tables,) in await self._read("SELECT wedding_tables FROM schema_versions"):
+            self._add_wedding_tables(recorded_tables(str(tables)))
+
+    def _add_wedding_tables(self, tables: Sequence[str]) -> None:
+        self._wedding_tables += tuple(t for t in tables if t not in self._wedding_tables)
 
     async def close(self) -> None:
         """Commit every append already queued, stop the writer and close the file.
@@ -273,10 +298,11 @@ class SqliteStore:
         self,
         updates: Sequence[NewUpdate],
         events: Sequence[NewEvent] = (),
+        *,
         rows: Sequence[FeatureRow] = (),
     ) -> list[int]:
-        """Durably append ``updates``, the ``events`` they caused and features' ``rows`` in
-        one transaction, shared with concurrent callers (see the protocol).
+        """Durably append ``updates``, the ``events`` they caused and feature ``rows`` in
+        one transaction, shared with concurrent callers.
 
         Returns the updates' seqs in order, once committed and fsynced. If the shared
         transaction fails, every caller in it gets :class:`StoreError` and none of it is
@@ -626,16 +652,15 @@ class SqliteStore:
     async def install(self, schema: Schema) -> None:
         if schema.name in self._schemas:
             return
+        first = (*schema.sqlite, *map(_tombstone_trigger, schema.wedding_tables))
 
         def body(db: sqlite3.Connection) -> None:
-            for statement in (*schema.sqlite, *map(_tombstone_trigger, schema.wedding_tables)):
-                db.execute(statement)
+            migrations = [(m.version, m.sqlite) for m in schema.migrations]
+            _upgrade(db, schema.name, first, migrations, schema.wedding_tables)
 
         await self._writer.write(body)
         self._schemas.add(schema.name)
-        self._wedding_tables += tuple(
-            t for t in schema.wedding_tables if t not in self._wedding_tables
-        )
+        self._add_wedding_tables(schema.wedding_tables)
 
     async def read(self, sql: str, *params: Any) -> list[Any]:
         """Rows of one query on the reading connection (committed data only)."""
@@ -647,6 +672,55 @@ class SqliteStore:
         :class:`StoreError`."""
         result: _T = await self._writer.write(body)
         return result
+
+    def sql_backend(self) -> _SqliteSql:
+        """What :class:`storage.gateway.Gateway` runs its SQL through."""
+        return _SqliteSql(self)
+
+    @asynccontextmanager
+    async def held_transaction(self) -> AsyncIterator[_SqliteTx]:
+        """A write transaction whose statements the caller sends one at a time, on the
+        writer thread and connection, in its turn in the writer's queue (the update
+        commits wait for it): see :meth:`storage.gateway.Gateway.transaction`."""
+        loop = asyncio.get_running_loop()
+        entered: asyncio.Future[_SqliteTx] = loop.create_future()
+        leave: asyncio.Future[bool] = loop.create_future()
+
+        async def hold(db: sqlite3.Connection) -> None:
+            await self._on_writer(db.execute, "BEGIN IMMEDIATE")
+            try:
+                entered.set_result(_SqliteTx(self, db))
+                commit = await leave
+            except BaseException:
+                commit = False
+                raise
+            finally:
+                if not commit and db.in_transaction:
+                    await self._on_writer(db.rollback)
+            await self._on_writer(db.execute, "COMMIT")
+
+        job = asyncio.ensure_future(self._writer.write(_Held(hold)))
+        await asyncio.wait({entered, job}, return_when=asyncio.FIRST_COMPLETED)
+        if not entered.done():
+            entered.cancel()
+            await job  # raises what kept the transaction from starting
+        try:
+            yield entered.result()
+        except BaseException:
+            leave.set_result(False)
+            with suppress(Exception):
+                await asyncio.shield(job)
+            raise
+        leave.set_result(True)
+        await job
+
+    async def _on_writer(self, call: Callable[..., _T], *args: Any) -> _T:
+        """``call(*args)`` on the writer thread (inline: here)."""
+        thread = self._thread
+        if thread is None:
+            await asyncio.sleep(0)
+            return call(*args)
+        return await asyncio.get_running_loop().run_in_executor(thread, call, *args)
 
     # -- internals ---------------------------------------------------------------------
 
@@ -673,20 +747,15 @@ class SqliteStore:
             raise StoreError(f"reading {self._path} failed: {exc}") from exc
 
     async def _commit_rows(
-        self, rows: list[NewUpdate], events: list[NewEvent], extra: list[FeatureRow]
+        self, rows: list[NewUpdate], events: list[NewEvent], features: list[FeatureRow]
     ) -> list[int]:
         def body(db: sqlite3.Connection) -> list[int]:
             created_at = time.time()
             if events:
                 insert_events(db, events, created_at)
-            for row in extra:
-                columns = ", ".join(column for column, _ in row.values)
-                marks = ", ".join("?" * len(row.values))
-                db.execute(
-                    f"INSERT INTO {row.table} ({columns}) VALUES ({marks})"  # noqa: S608
-                    " ON CONFLICT DO NOTHING",
-                    tuple(value for _, value in row.values),
-                )
+            for feature in features:
+                sql = dialect_sql(insert_sql(feature), "sqlite")
+                db.execute(sql, [value for _, value in feature.values])
             if not rows:
                 return []
             last = _scalar(db, _LAST_SEQ)
@@ -711,6 +780,10 @@ class SqliteStore:
         db, thread = self._write_db, self._thread
         assert db is not None, "the writer runs only while open"
         try:
+            if isinstance(body, _Held):
+                held: _T = await body.run(db)
+                self._commits += 1
+                return held
             if thread is None:  # inline; still a suspension point, as with the thread
                 await asyncio.sleep(0)
                 result = _run_transaction(db, body, self._path)
@@ -735,6 +808,90 @@ _Body = Callable[[sqlite3.Connection], _T]
 """A transaction's work, run on the writer thread."""
 
 
+class _Held:
+    """A writer job that holds a transaction open while its owner sends statements."""
+
+    def __init__(self, run: Callable[[sqlite3.Connection], Awaitable[Any]]) -> None:
+        self.run = run
+
+    def __call__(self, db: sqlite3.Connection) -> Any:
+        raise TypeError("a held transaction runs on the writer task, not its thread")
+
+
+class _SqliteTx:
+    """Statements of a held transaction (SQLite dialect already)."""
+
+    def __init__(self, store: SqliteStore, db: sqlite3.Connection) -> None:
+        self._store = store
+        self._db = db
+
+    async def _run(self, call: Callable[..., _T], *args: Any) -> _T:
+        try:
+            return await self._store._on_writer(call, *args)
+        except sqlite3.Error as exc:
+            raise StoreError(f"writing {self._store._path} failed: {exc}") from exc
+
+    async def fetch(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
+        db = self._db
+        return await self._run(lambda: [tuple(r) for r in db.execute(sql, params).fetchall()])
+
+    async def execute(self, sql: str, *params: object) -> int:
+        db = self._db
+        return await self._run(lambda: int(db.execute(sql, params).rowcount))
+
+    async def executemany(self, sql: str, params: Sequence[Sequence[object]]) -> None:
+        await self._run(self._db.executemany, sql, params)
+
+    async def add_events(self, events: Sequence[NewEvent]) -> list[StoredEvent]:
+        for event in events:
+            _check_event(event)
+        batch = list(events)
+        return await self._run(insert_events, self._db, batch, time.time())
+
+
+class _SqliteSql:
+    """The SQLite side of :class:`storage.gateway.Gateway`."""
+
+    dialect: Dialect = "sqlite"
+    prefix = ""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+
+    async def fetch(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in await self._store.read(sql, *params)]
+
+    def transaction(self) -> Any:
+        return self._store.held_transaction()
+
+    async def run(self, tx: Tx[_T], sql: Callable[[str], str]) -> _T:
+        path = self._store._path
+
+        def body(db: sqlite3.Connection) -> _T:
+            reply: Any = None
+            error: StoreError | None = None
+            while True:
+                try:
+                    step = tx.send(reply) if error is None else tx.throw(error)
+                except StopIteration as done:
+                    result: _T = done.value
+                    return result
+                error = None
+                try:
+                    if isinstance(step, Events):
+                        for event in step.events:
+                            _check_event(event)
+                        reply = insert_events(db, list(step.events), time.time())
+                    else:
+                        cursor = db.execute(sql(step.text), step.params)
+                        reply = cursor.rowcount if step.count else list(map(tuple, cursor))
+                except sqlite3.Error as exc:
+                    error = StoreError(f"writing {path} failed: {exc}")
+                    error.__cause__ = exc
+
+        return await self._store.write(body)
+
+
 def _connect_writer(path: Path, busy_timeout: float, synchronous: str) -> sqlite3.Connection:
     """On the writer thread: open the write connection, switch to WAL, create the schema."""
     db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
@@ -753,9 +910,11 @@ def _connect_writer(path: Path, busy_timeout: float, synchronous: str) -> sqlite
         db.executescript(
             f"PRAGMA busy_timeout = {int(busy_timeout * 1000)};"
             f" PRAGMA synchronous = {level}; PRAGMA fullfsync = ON; PRAGMA secure_delete = ON;"
-            f" BEGIN IMMEDIATE; {'; '.join(_SCHEMA + _WEDDING_TRIGGERS)}; COMMIT;"
         )
-        _migrate(db)
+        migrations = [(m.version, m.sqlite) for m in STORE_MIGRATIONS]
+        _run_transaction(
+            db, lambda db: _upgrade(db, "store", _SCHEMA + _WEDDING_TRIGGERS, migrations), path
+        )
     except BaseException:
         db.close()
         raise
@@ -780,19 +939,52 @@ def _run_transaction(db: sqlite3.Connection, body: _Body[_T], path: Path) -> _T:
     return result
 
 
-def _migrate(db: sqlite3.Connection) -> None:
-    """Add the columns a file made by an older release lacks (one transaction)."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        for table, columns in _MIGRATIONS.items():
-            have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-            for name, spec in columns:
-                if name not in have:
-                    db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {spec}")
-        db.execute("COMMIT")
-    except BaseException:
-        db.rollback()
-        raise
+def _upgrade(
+    db: sqlite3.Connection,
+    name: str,
+    first: Sequence[str],
+    migrations: Sequence[tuple[int, Sequence[str]]],
+    wedding_tables: Sequence[str] = (),
+) -> None:
+    """In the caller's transaction: bring schema ``name`` to its newest version. With no
+    version recorded, ``first`` (version 1, ``IF NOT EXISTS``: what a release before
+    versions made is kept as it is) runs and version 1 is recorded; then each migration
+    above the recorded version runs and is recorded. A version newer than this code knows
+    is refused (a newer release wrote the file)."""
+    db.execute(_VERSIONS)
+    row = db.execute("SELECT version FROM schema_versions WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        for statement in first:
+            db.execute(statement)
+        if name == "store":
+            _add_columns(db)
+        version = 1
+        db.execute("INSERT INTO schema_versions (name, version) VALUES (?, 1)", (name,))
+    else:
+        version = int(row[0])
+    newest = max((v for v, _ in migrations), default=1)
+    if version > newest:
+        raise StoreError(f"schema {name!r} is at version {version}; this code knows {newest}")
+    for number, statements in migrations:
+        if number > version:
+            for statement in statements:
+                db.execute(statement)
+            db.execute("UPDATE schema_versions SET version = ? WHERE name = ?", (number, name))
+            version = number
+    if wedding_tables:
+        db.execute(
+            "UPDATE schema_versions SET wedding_tables = ? WHERE name = ?",
+            (",".join(wedding_tables), name),
+        )
+
+
+def _add_columns(db: sqlite3.Connection) -> None:
+    """Add the columns a file made by a release before them lacks (part of version 1)."""
+    for table, columns in _MIGRATIONS.items():
+        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        for name, spec in columns:
+            if name not in have:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {spec}")
 
 
 def insert_events(

@@ -13,35 +13,23 @@ pure function.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .base import DocumentStore, Schema, StoreError
-from .postgres import PostgresStore
-from .sqlite import SqliteStore
+from .base import DocumentStore
+from .gateway import Gateway, Sql, Table, Tx, schema_of
 
 __all__ = ["VERSIONS", "VersionPoint", "VersionStore", "to_thin"]
 
-VERSIONS = Schema(
+POINTS = Table(
     "versions",
-    sqlite=(
-        "CREATE TABLE IF NOT EXISTS versions (doc TEXT NOT NULL, seq INTEGER NOT NULL,"
-        " wedding TEXT NOT NULL, at REAL NOT NULL, actors TEXT NOT NULL, state BLOB NOT NULL,"
-        " PRIMARY KEY (doc, seq))",
-        "CREATE INDEX IF NOT EXISTS versions_at ON versions (at)",
-    ),
-    postgres=(
-        'CREATE TABLE IF NOT EXISTS {s}.versions (doc text COLLATE "C" NOT NULL,'
-        ' seq bigint NOT NULL, wedding text COLLATE "C" NOT NULL,'
-        " at double precision NOT NULL, actors text NOT NULL, state bytea NOT NULL,"
-        " PRIMARY KEY (doc, seq))",
-        "CREATE INDEX IF NOT EXISTS versions_at ON {s}.versions (at)",
-    ),
-    wedding_tables=("versions",),
+    "(doc {ctext} NOT NULL, seq {int} NOT NULL, wedding {ctext} NOT NULL, at {real} NOT NULL,"
+    " actors {text} NOT NULL, state {blob} NOT NULL, PRIMARY KEY (doc, seq))",
+    indexes=("CREATE INDEX IF NOT EXISTS versions_at ON {t}versions (at)",),
 )
+VERSIONS = schema_of("versions", POINTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,56 +65,30 @@ def to_thin(
 
 
 class VersionStore:
-    """Restore points on a :class:`SqliteStore` or a :class:`PostgresStore`."""
+    """Restore points in a store's SQL tables (:class:`Gateway`)."""
 
     def __init__(self, store: DocumentStore) -> None:
-        if not isinstance(store, SqliteStore | PostgresStore):
-            raise StoreError(f"restore points need SQLite or PostgreSQL, not {type(store)}")
         self._store = store
+        self._sql = Gateway.of(store)
 
     async def install(self) -> None:
         await self._store.install(VERSIONS)
 
-    async def _rows(self, sqlite_sql: str, pg_sql: str, *params: Any) -> list[Any]:
-        store = self._store
-        if isinstance(store, SqliteStore):
-            return await store.read(sqlite_sql, *params)
-        return list(await store.fetch(pg_sql.format(s=store.schema), *params))
-
     async def add(self, wedding: str, point: VersionPoint, state: bytes) -> bool:
         """Store a point (a second point at the same seq stores nothing); whether stored."""
         actors = json.dumps([list(a) for a in point.actors])
-        store = self._store
         row = (point.doc, point.seq, wedding, point.at, actors, state)
-        if isinstance(store, SqliteStore):
-
-            def body(db: sqlite3.Connection) -> bool:
-                cursor = db.execute("INSERT OR IGNORE INTO versions VALUES (?, ?, ?, ?, ?, ?)", row)
-                return cursor.rowcount == 1
-
-            return await store.write(body)
-        assert isinstance(store, PostgresStore)
-        sql = (
-            f"INSERT INTO {store.schema}.versions VALUES ($1, $2, $3, $4, $5, $6)"
-            " ON CONFLICT DO NOTHING"
-        )
-
-        async def pg_body(conn: Any) -> bool:
-            status = await conn.execute(sql, *row)
-            return str(status).endswith(" 1")
-
-        return await store.write(pg_body)
+        sql = "INSERT INTO {t}versions VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+        return await self._sql.run(_statements([(sql, row)])) == [1]
 
     async def points(
         self, doc: str, *, before: int | None = None, limit: int = 50
     ) -> list[VersionPoint]:
         """The document's points with ``seq < before``, newest first."""
         bound = before if before is not None else 2**62
-        rows = await self._rows(
-            "SELECT doc, seq, at, actors FROM versions WHERE doc = ? AND seq < ?"
+        rows = await self._sql.fetch(
+            "SELECT doc, seq, at, actors FROM {t}versions WHERE doc = ? AND seq < ?"
             " ORDER BY seq DESC LIMIT ?",
-            "SELECT doc, seq, at, actors FROM {s}.versions WHERE doc = $1 AND seq < $2"
-            " ORDER BY seq DESC LIMIT $3",
             doc,
             bound,
             limit,
@@ -135,9 +97,8 @@ class VersionStore:
 
     async def state(self, doc: str, at_most: int) -> tuple[int, bytes] | None:
         """The newest point with ``seq <= at_most``: its seq and state."""
-        rows = await self._rows(
-            "SELECT seq, state FROM versions WHERE doc = ? AND seq <= ? ORDER BY seq DESC LIMIT 1",
-            "SELECT seq, state FROM {s}.versions WHERE doc = $1 AND seq <= $2"
+        rows = await self._sql.fetch(
+            "SELECT seq, state FROM {t}versions WHERE doc = ? AND seq <= ?"
             " ORDER BY seq DESC LIMIT 1",
             doc,
             at_most,
@@ -147,9 +108,8 @@ class VersionStore:
     async def log_upto(self, doc: str, at_most: int) -> list[tuple[int, bytes]]:
         """The document's log rows with ``seq <= at_most``, oldest first (the first may be
         a compaction snapshot); empty when the log no longer reaches back that far."""
-        rows = await self._rows(
-            "SELECT seq, data FROM updates WHERE doc = ? AND seq <= ? ORDER BY seq",
-            "SELECT seq, data FROM {s}.updates WHERE doc = $1 AND seq <= $2 ORDER BY seq",
+        rows = await self._sql.fetch(
+            "SELECT seq, data FROM {t}updates WHERE doc = ? AND seq <= ? ORDER BY seq",
             doc,
             at_most,
         )
@@ -157,11 +117,9 @@ class VersionStore:
 
     async def actors_between(self, doc: str, after: int, upto: int) -> list[tuple[str, str]]:
         """Who changed the document with ``after < seq <= upto`` (from its history)."""
-        rows = await self._rows(
-            "SELECT DISTINCT sub, role FROM history WHERE doc = ? AND seq > ? AND seq <= ?"
+        rows = await self._sql.fetch(
+            "SELECT DISTINCT sub, role FROM {t}history WHERE doc = ? AND seq > ? AND seq <= ?"
             " ORDER BY sub, role",
-            "SELECT DISTINCT sub, role FROM {s}.history WHERE doc = $1 AND seq > $2"
-            " AND seq <= $3 ORDER BY sub, role",
             doc,
             after,
             upto,
@@ -170,19 +128,15 @@ class VersionStore:
 
     async def older_than(self, at: float) -> list[VersionPoint]:
         """Every point taken before ``at`` (what thinning looks at)."""
-        rows = await self._rows(
-            "SELECT doc, seq, at, actors FROM versions WHERE at < ?",
-            "SELECT doc, seq, at, actors FROM {s}.versions WHERE at < $1",
-            at,
+        rows = await self._sql.fetch(
+            "SELECT doc, seq, at, actors FROM {t}versions WHERE at < ?", at
         )
         return [_point(r) for r in rows]
 
     async def states(self, doc: str) -> list[tuple[int, bytes]]:
         """Every point of the document with its state (to rewrite them), oldest first."""
-        rows = await self._rows(
-            "SELECT seq, state FROM versions WHERE doc = ? ORDER BY seq",
-            "SELECT seq, state FROM {s}.versions WHERE doc = $1 ORDER BY seq",
-            doc,
+        rows = await self._sql.fetch(
+            "SELECT seq, state FROM {t}versions WHERE doc = ? ORDER BY seq", doc
         )
         return [(int(r[0]), bytes(r[1])) for r in rows]
 
@@ -191,41 +145,23 @@ class VersionStore:
         rows = [(state, doc, seq) for seq, state in states]
         if not rows:
             return
-        store = self._store
-        if isinstance(store, SqliteStore):
-
-            def body(db: sqlite3.Connection) -> None:
-                db.executemany("UPDATE versions SET state = ? WHERE doc = ? AND seq = ?", rows)
-
-            await store.write(body)
-            return
-        assert isinstance(store, PostgresStore)
-        sql = f"UPDATE {store.schema}.versions SET state = $1 WHERE doc = $2 AND seq = $3"
-
-        async def pg_body(conn: Any) -> None:
-            await conn.executemany(sql, rows)
-
-        await store.write(pg_body)
+        sql = "UPDATE {t}versions SET state = ? WHERE doc = ? AND seq = ?"
+        await self._sql.run(_statements([(sql, row) for row in rows]))
 
     async def delete(self, points: Sequence[VersionPoint]) -> None:
         keys = [(p.doc, p.seq) for p in points]
         if not keys:
             return
-        store = self._store
-        if isinstance(store, SqliteStore):
+        sql = "DELETE FROM {t}versions WHERE doc = ? AND seq = ?"
+        await self._sql.run(_statements([(sql, key) for key in keys]))
 
-            def body(db: sqlite3.Connection) -> None:
-                db.executemany("DELETE FROM versions WHERE doc = ? AND seq = ?", keys)
 
-            await store.write(body)
-            return
-        assert isinstance(store, PostgresStore)
-        sql = f"DELETE FROM {store.schema}.versions WHERE doc = $1 AND seq = $2"
-
-        async def pg_body(conn: Any) -> None:
-            await conn.executemany(sql, keys)
-
-        await store.write(pg_body)
+def _statements(statements: Sequence[tuple[str, tuple[Any, ...]]]) -> Tx[list[int]]:
+    """The statements in one transaction; how many rows each touched."""
+    touched: list[int] = []
+    for sql, params in statements:
+        touched.append((yield Sql(sql, params, count=True)))
+    return touched
 
 
 def _point(row: Any) -> VersionPoint:

@@ -265,3 +265,55 @@ def test_no_private_module_is_imported() -> None:
             if top == "uvicorn":
                 continue  # crdt_server/edge/uvicorn_private.py, by design
             assert not private, f"{_module_name(path)} imports the private module {name}"
+
+
+CONCRETE_STORES = frozenset({"SqliteStore", "PostgresStore"})
+CONCRETE_STORE_USERS = {
+    # What the testing kit's in-process mode serves from: an inline SQLite file, by design.
+    "crdt_server.testing.inprocess",
+    # The check of a SQLite backup's objects (sqlite_master) against a fresh SQLite store.
+    "crdt_server.tools.schema",
+}
+"""Modules outside storage/ that may name a concrete store class (never test for one)."""
+
+
+def _names(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    found |= {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            found |= {alias.name for alias in node.names}
+    return found
+
+
+def _isinstance_targets(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "isinstance":
+            for arg in node.args[1:]:
+                found |= {n.id for n in ast.walk(arg) if isinstance(n, ast.Name)}
+    return found
+
+
+def test_storage_is_two_layers_and_no_code_outside_it_tests_the_concrete_store() -> None:
+    """Features reach their tables through the SQL gateway (``crdt_server.storage.Gateway``)
+    and rooms the document store through its protocol: outside storage/, no module tests a
+    store's class, and only the ones listed name a concrete store at all."""
+    assert CONCRETE_STORE_USERS <= {_module_name(p) for p in MODULES}
+    for path in MODULES:
+        module = _module_name(path)
+        if module.startswith("crdt_server.storage"):
+            continue
+        assert not _isinstance_targets(path) & CONCRETE_STORES, f"{module} tests a store's class"
+        if module not in CONCRETE_STORE_USERS:
+            assert not _names(path) & CONCRETE_STORES, f"{module} names a concrete store"
+
+
+def test_one_placeholder_rewrite() -> None:
+    """``?`` becomes ``$n`` in one place (``storage.gateway.dialect_sql``)."""
+    rewrites = [
+        path for path in MODULES if 'f"${' in path.read_text() and "next(count)" in path.read_text()
+    ]
+    assert [_module_name(p) for p in rewrites] == ["crdt_server.storage.gateway"]

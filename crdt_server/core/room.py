@@ -426,7 +426,7 @@ class Room:
                 await self._hooks.prepare(self, pending)
                 events, extra = self._hooks.commit(self, pending, self._commit_hook_failed)
                 try:
-                    seqs = await self._store.append(rows, events, extra)
+                    seqs = await self._store.append(rows, events, rows=extra)
                 except StoreError as exc:
                     self._metrics.store_errors.labels("append").inc()
                     self._health.failed(exc)

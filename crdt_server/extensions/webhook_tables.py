@@ -1,9 +1,9 @@
 """The webhook tables (endpoints, deliveries, attempts) on SQLite and PostgreSQL.
 
-One SQL text serves both backends: ``{t}`` is the table prefix (the PostgreSQL store's
-schema) and ``?`` placeholders become ``$n`` on PostgreSQL. Writes go through the store's
-own ``write`` (one transaction, in turn with the update commits); reads through its
-reading connection. Every table has a ``wedding`` column and is erased with the wedding.
+One SQL text serves both backends through the store's SQL gateway
+(:class:`crdt_server.storage.Gateway`): ``{t}`` before table names, ``?`` for parameters.
+Writes are gateway transactions (in turn with the update commits); reads see committed
+rows. Every table has a ``wedding`` column and is erased with the wedding.
 
 A claim is one statement that takes due deliveries under a lease (``lease_until``,
 ``lease_owner``): on PostgreSQL with ``FOR UPDATE SKIP LOCKED``, so processes sharing the
@@ -14,68 +14,62 @@ it is settled or its lease runs out (a process killed mid-attempt).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
-from crdt_server.storage import DocumentStore, PostgresStore, Schema, SqliteStore
+from crdt_server.storage import DocumentStore, Gateway, Table, schema_of
+from crdt_server.storage.gateway import Sql, Tx
 
 __all__ = ["SCHEMA", "Statement", "WebhookTables"]
 
 Statement = tuple[str, tuple[Any, ...]]
 
-_ENDPOINTS = (
-    "CREATE TABLE IF NOT EXISTS {t}webhook_endpoints (id TEXT PRIMARY KEY,"
-    " wedding TEXT NOT NULL, url TEXT NOT NULL, description TEXT NOT NULL,"
+ENDPOINTS = Table(
+    "webhook_endpoints",
+    "(id TEXT PRIMARY KEY, wedding TEXT NOT NULL, url TEXT NOT NULL, description TEXT NOT NULL,"
     " events TEXT NOT NULL, secret TEXT NOT NULL, old_secret TEXT NOT NULL DEFAULT '',"
     " old_until {real} NOT NULL DEFAULT 0, after_seq {int} NOT NULL,"
     " disabled TEXT NOT NULL DEFAULT '', last_error TEXT NOT NULL DEFAULT '',"
     " last_error_at {real} NOT NULL DEFAULT 0, created_at {real} NOT NULL,"
-    " scope TEXT NOT NULL DEFAULT '')"
+    " scope TEXT NOT NULL DEFAULT '')",
+    indexes=(
+        "CREATE INDEX IF NOT EXISTS webhook_endpoints_wedding"
+        " ON {t}webhook_endpoints (wedding, id)",
+    ),
 )
-_DELIVERIES = (
-    "CREATE TABLE IF NOT EXISTS {t}webhook_deliveries (id TEXT PRIMARY KEY,"
-    " wedding TEXT NOT NULL, endpoint TEXT NOT NULL, event_seq {int}, type TEXT NOT NULL,"
-    " payload TEXT NOT NULL, status TEXT NOT NULL, attempts {int} NOT NULL DEFAULT 0,"
-    " next_at {real} NOT NULL, lease_until {real} NOT NULL DEFAULT 0,"
-    " lease_owner TEXT NOT NULL DEFAULT '', last_status {int} NOT NULL DEFAULT 0,"
-    " last_error TEXT NOT NULL DEFAULT '', last_response TEXT NOT NULL DEFAULT '',"
-    " created_at {real} NOT NULL, event_at {real} NOT NULL, done_at {real} NOT NULL DEFAULT 0,"
-    " UNIQUE (endpoint, event_seq))"
+DELIVERIES = Table(
+    "webhook_deliveries",
+    "(id TEXT PRIMARY KEY, wedding TEXT NOT NULL, endpoint TEXT NOT NULL, event_seq {int},"
+    " type TEXT NOT NULL, payload TEXT NOT NULL, status TEXT NOT NULL,"
+    " attempts {int} NOT NULL DEFAULT 0, next_at {real} NOT NULL,"
+    " lease_until {real} NOT NULL DEFAULT 0, lease_owner TEXT NOT NULL DEFAULT '',"
+    " last_status {int} NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '',"
+    " last_response TEXT NOT NULL DEFAULT '', created_at {real} NOT NULL,"
+    " event_at {real} NOT NULL, done_at {real} NOT NULL DEFAULT 0,"
+    " UNIQUE (endpoint, event_seq))",
+    indexes=(
+        "CREATE INDEX IF NOT EXISTS webhook_deliveries_due"
+        " ON {t}webhook_deliveries (status, next_at)",
+        "CREATE INDEX IF NOT EXISTS webhook_deliveries_endpoint ON {t}webhook_deliveries"
+        " (endpoint, status, id)",
+    ),
 )
-_ATTEMPTS = (
-    "CREATE TABLE IF NOT EXISTS {t}webhook_attempts (wedding TEXT NOT NULL,"
-    " endpoint TEXT NOT NULL, delivery TEXT NOT NULL, at {real} NOT NULL, ok {int} NOT NULL,"
-    " status {int} NOT NULL)"
+ATTEMPTS = Table(
+    "webhook_attempts",
+    "(wedding TEXT NOT NULL, endpoint TEXT NOT NULL, delivery TEXT NOT NULL, at {real} NOT NULL,"
+    " ok {int} NOT NULL, status {int} NOT NULL)",
+    indexes=(
+        "CREATE INDEX IF NOT EXISTS webhook_attempts_endpoint"
+        " ON {t}webhook_attempts (endpoint, at)",
+    ),
 )
-_IDEMPOTENCY = (
-    "CREATE TABLE IF NOT EXISTS {t}webhook_idempotency (scope TEXT NOT NULL,"
-    " key TEXT NOT NULL, wedding TEXT NOT NULL, fingerprint TEXT NOT NULL,"
-    " endpoint TEXT NOT NULL, expires_at {real} NOT NULL, PRIMARY KEY (scope, key))"
+IDEMPOTENCY = Table(
+    "webhook_idempotency",
+    "(scope TEXT NOT NULL, key TEXT NOT NULL, wedding TEXT NOT NULL, fingerprint TEXT NOT NULL,"
+    " endpoint TEXT NOT NULL, expires_at {real} NOT NULL, PRIMARY KEY (scope, key))",
 )
-_INDEXES = (
-    "CREATE INDEX IF NOT EXISTS webhook_endpoints_wedding ON {t}webhook_endpoints (wedding, id)",
-    "CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON {t}webhook_deliveries (status, next_at)",
-    "CREATE INDEX IF NOT EXISTS webhook_deliveries_endpoint ON {t}webhook_deliveries"
-    " (endpoint, status, id)",
-    "CREATE INDEX IF NOT EXISTS webhook_attempts_endpoint ON {t}webhook_attempts (endpoint, at)",
-)
-_DDL = (_ENDPOINTS, _DELIVERIES, _ATTEMPTS, _IDEMPOTENCY, *_INDEXES)
+SCHEMA = schema_of("webhooks", ENDPOINTS, DELIVERIES, ATTEMPTS, IDEMPOTENCY)
 
-SCHEMA = Schema(
-    "webhooks",
-    sqlite=tuple(s.format(t="", real="REAL", int="INTEGER") for s in _DDL),
-    postgres=tuple(
-        s.replace("{t}", "{s}.").format(s="{s}", real="double precision", int="bigint")
-        for s in _DDL
-    ),
-    wedding_tables=(
-        "webhook_endpoints",
-        "webhook_deliveries",
-        "webhook_attempts",
-        "webhook_idempotency",
-    ),
-)
 
 _CLAIM = """
 UPDATE {t}webhook_deliveries SET lease_until = ?, lease_owner = ?, attempts = attempts + 1
@@ -104,61 +98,29 @@ the row locked, as well: on PostgreSQL a row another claim leased and committed 
 statement waited is re-checked on its new version only against the locked row's own
 conditions (READ COMMITTED), so without it both claims would take the row."""
 
-_PLACEHOLDER = re.compile(r"\?")
-
 
 class WebhookTables:
-    """SQL on the webhook tables of one store (SQLite or PostgreSQL)."""
+    """SQL on the webhook tables of one store, through its gateway."""
 
     def __init__(self, store: DocumentStore) -> None:
-        if isinstance(store, PostgresStore):
-            self._pg: PostgresStore | None = store
-            self._sqlite: SqliteStore | None = None
-            self._prefix = store.schema + "."
-        elif isinstance(store, SqliteStore):
-            self._pg, self._sqlite, self._prefix = None, store, ""
-        else:
-            raise TypeError(f"webhooks need the SQLite or PostgreSQL store, not {store!r}")
+        self._sql = Gateway.of(store)
         self.store = store
 
     async def install(self) -> None:
         await self.store.install(SCHEMA)
 
-    def sql(self, text: str) -> str:
-        """``text`` for this backend (table prefix, placeholders)."""
-        text = text.replace("{t}", self._prefix)
-        if self._pg is None:
-            return text
-        count = iter(range(1, 10_000))
-        return _PLACEHOLDER.sub(lambda _: f"${next(count)}", text)
-
     def contains(self, column: str) -> str:
         """A condition true where ``column`` holds the next argument as is (exact, case
         and all; ``LIKE`` would fold ASCII case on SQLite)."""
-        return f"strpos({column}, ?) > 0" if self._pg is not None else f"instr({column}, ?) > 0"
+        return self._sql.contains(column)
 
     async def read(self, text: str, *args: Any) -> list[tuple[Any, ...]]:
         """Rows of one query (committed data)."""
-        if self._pg is not None:
-            return [tuple(r) for r in await self._pg.fetch(self.sql(text), *args)]
-        assert self._sqlite is not None
-        return [tuple(r) for r in await self._sqlite.read(self.sql(text), *args)]
+        return await self._sql.fetch(text, *args)
 
     async def transaction(self, statements: Sequence[Statement]) -> list[list[tuple[Any, ...]]]:
         """Run ``statements`` in one transaction; the rows each returned."""
-        prepared = [(self.sql(text), args) for text, args in statements]
-        if self._pg is not None:
-
-            async def pg_body(conn: Any) -> list[list[tuple[Any, ...]]]:
-                return [[tuple(r) for r in await conn.fetch(s, *a)] for s, a in prepared]
-
-            return await self._pg.write(pg_body)
-        assert self._sqlite is not None
-
-        def body(db: Any) -> list[list[tuple[Any, ...]]]:
-            return [[tuple(r) for r in db.execute(s, a).fetchall()] for s, a in prepared]
-
-        return await self._sqlite.write(body)
+        return await self._sql.run(_each(statements))
 
     async def claim(
         self, owner: str, now: float, lease_until: float, limit: int, per_endpoint: int = 4
@@ -167,10 +129,17 @@ class WebhookTables:
         the attempt), at most ``per_endpoint`` in flight per endpoint: rows of (id,
         wedding, endpoint, payload, attempts, event_at)."""
         args = (lease_until, owner, now, now, now, now, per_endpoint, limit)
-        if self._pg is not None:
+        if self._sql.dialect == "postgres":
             text = _CLAIM.replace("{lock}", "FOR UPDATE OF c SKIP LOCKED")
             # One statement, outside the store's write lock: claims never wait on commits.
-            return [tuple(r) for r in await self._pg.fetch(self.sql(text), *args)]
+            return await self._sql.fetch(text, *args)
         text = _CLAIM.replace("{lock}", "")
         rows = await self.transaction([(text, args)])
         return rows[0]
+
+
+def _each(statements: Sequence[Statement]) -> Tx[list[list[tuple[Any, ...]]]]:
+    rows: list[list[tuple[Any, ...]]] = []
+    for text, args in statements:
+        rows.append((yield Sql(text, args)))
+    return rows

@@ -205,10 +205,11 @@ class TrackedStore(SqliteStore):
         self,
         updates: Sequence[NewUpdate],
         events: Sequence[NewEvent] = (),
+        *,
         rows: Sequence[FeatureRow] = (),
     ) -> list[int]:
         with self._call():
-            return await super().append(updates, events, rows)
+            return await super().append(updates, events, rows=rows)
 
     async def compact(self, doc: str, upto_seq: int, snapshot: bytes) -> None:
         with self._call():

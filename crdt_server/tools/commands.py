@@ -20,7 +20,7 @@ from typing import Any, TextIO, TypeVar
 
 from crdt_server.names import valid_wedding_id
 from crdt_server.settings import Settings
-from crdt_server.storage import DocumentStore, PostgresStore, Schema, SqliteStore, StoreError
+from crdt_server.storage import DocumentStore, Schema, StoreError, store_for
 from crdt_server.tools.backup import (
     BackupError,
     backup_sqlite,
@@ -105,11 +105,10 @@ def settings_for(args: argparse.Namespace) -> Settings:
 
 def open_store(settings: Settings) -> DocumentStore:
     """The store ``serve`` opens for these settings (``crdt_server.app.default_store``)."""
-    if settings.database_url:
-        return PostgresStore(settings.database_url)
-    if not settings.sqlite_path.is_file():
+    if not settings.database_url and not settings.sqlite_path.is_file():
         raise ToolError(f"no store at {settings.sqlite_path} (wrong --data-dir?)")
-    return SqliteStore(
+    return store_for(
+        settings.database_url,
         settings.sqlite_path,
         busy_timeout=settings.sqlite_busy_timeout_seconds,
         synchronous="normal" if settings.sqlite_synchronous == "normal" else "full",
@@ -228,8 +227,8 @@ def _import(
     export = parse_export(data, sections)
     if not settings.database_url:
         settings.sqlite_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        store: DocumentStore = SqliteStore(
-            settings.sqlite_path, busy_timeout=settings.sqlite_busy_timeout_seconds
+        store = store_for(
+            None, settings.sqlite_path, busy_timeout=settings.sqlite_busy_timeout_seconds
         )
     else:
         store = open_store(settings)

@@ -1,0 +1,25 @@
+"""Which store a deployment uses: the one place outside the two backends that names them."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from .base import DocumentStore
+from .postgres import PostgresStore
+from .sqlite import SqliteStore
+
+__all__ = ["store_for"]
+
+
+def store_for(
+    database_url: str | None,
+    sqlite_path: str | os.PathLike[str],
+    *,
+    busy_timeout: float = 5.0,
+    synchronous: Literal["full", "normal"] = "full",
+) -> DocumentStore:
+    """PostgreSQL when ``database_url`` is set, else the embedded SQLite file (unopened)."""
+    if database_url:
+        return PostgresStore(database_url)
+    return SqliteStore(sqlite_path, busy_timeout=busy_timeout, synchronous=synchronous)

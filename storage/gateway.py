@@ -1,0 +1,306 @@
+"""The SQL gateway: every feature's tables, the same way on SQLite and PostgreSQL.
+
+The document store (:class:`storage.base.DocumentStore`) keeps what rooms need; a feature
+keeps its own rows in tables it declares, once, next to its code::
+
+    NOTES = Table(
+        "notes",
+        "(wedding {text} NOT NULL, id {text} NOT NULL, body {text} NOT NULL,"
+        " at {real} NOT NULL, PRIMARY KEY (wedding, id))",
+        indexes=("CREATE INDEX IF NOT EXISTS notes_at ON {t}notes (at)",),
+    )
+    SCHEMA = schema_of("notes", NOTES)          # installed when the feature starts
+
+and reaches them through a :class:`Gateway` (``Gateway.of(core.store)``):
+
+- one placeholder rule: ``?`` for every parameter and ``{t}`` before every table name
+  (:func:`dialect_sql` is the one rewrite: ``$1, $2...`` and the schema on PostgreSQL);
+- reads (:meth:`Gateway.fetch`) see committed rows; rows are tuples in the order of the
+  ``SELECT`` list (:meth:`Gateway.fetch_as` builds a msgspec Struct or dataclass of each);
+- ``await gateway.run(tx)`` runs a transaction written as a generator that yields
+  :class:`Sql` (it receives the rows, or the count of rows touched) and :class:`Events`
+  (it receives them as stored): on SQLite all of it in one call on the store's one writer
+  thread and connection (no second connection writes), on PostgreSQL on the writer's
+  connection under its advisory lock; in its turn in the writer's queue, with the update
+  commits. A database error is thrown into the generator as :class:`StoreError` (it may
+  catch it, after a savepoint); whatever it raises rolls everything back.
+- ``async with gateway.transaction() as tx:`` is the same transaction with the statements
+  sent one at a time from the caller's code (a hop to the writer thread each, on
+  SQLite). :meth:`Transaction.add_events` numbers and stores wedding events in it. Do
+  not wait in it for another write of the same store (that write waits for it).
+- rows to write with a room's updates, in the updates' own transaction (a hook's
+  ``on_commit``), are :class:`storage.base.FeatureRow` values given to
+  :meth:`DocumentStore.append` ``(rows=...)``.
+
+Type words in a :class:`Table`'s columns, for the two dialects: ``{text}`` (TEXT / text),
+``{ctext}`` (TEXT / text COLLATE "C": compared by code point, as SQLite does), ``{int}``
+(INTEGER / bigint), ``{real}`` (REAL / double precision), ``{blob}`` (BLOB / bytea),
+``{id}`` (an ``INTEGER PRIMARY KEY AUTOINCREMENT`` / ``bigserial PRIMARY KEY`` row id).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable, Generator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, TypeVar
+
+from .base import (
+    DocumentStore,
+    FeatureRow,
+    Migration,
+    NewEvent,
+    Schema,
+    StoredEvent,
+    StoreError,
+)
+
+__all__ = [
+    "Dialect",
+    "Events",
+    "Gateway",
+    "Sql",
+    "Table",
+    "Transaction",
+    "Tx",
+    "dialect_sql",
+    "schema_of",
+]
+
+Dialect = Literal["sqlite", "postgres"]
+_R = TypeVar("_R")
+
+_TYPES: dict[Dialect, dict[str, str]] = {
+    "sqlite": {
+        "text": "TEXT",
+        "ctext": "TEXT",
+        "int": "INTEGER",
+        "real": "REAL",
+        "blob": "BLOB",
+        "id": "INTEGER PRIMARY KEY AUTOINCREMENT",
+    },
+    "postgres": {
+        "text": "text",
+        "ctext": 'text COLLATE "C"',
+        "int": "bigint",
+        "real": "double precision",
+        "blob": "bytea",
+        "id": "bigserial PRIMARY KEY",
+    },
+}
+_PLACEHOLDER = re.compile(r"\?")
+_WORD = re.compile(r"\{(text|ctext|int|real|blob|id|t)\}")
+
+
+def dialect_sql(text: str, dialect: Dialect, prefix: str = "") -> str:
+    """``text`` for ``dialect``: ``{t}`` becomes ``prefix`` (the PostgreSQL schema and a
+    dot; nothing on SQLite), the type words their dialect's types, and on PostgreSQL each
+    ``?`` becomes ``$1``, ``$2``... in order. The one placeholder rewrite of the code base:
+    write ``?`` only where a parameter goes (never inside a string literal)."""
+    words = _TYPES[dialect]
+    text = _WORD.sub(lambda m: prefix if m[1] == "t" else words[m[1]], text)
+    if dialect == "postgres":
+        count = iter(range(1, 1_000_000))
+        text = _PLACEHOLDER.sub(lambda _: f"${next(count)}", text)
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """One table, declared once for both backends (see the module docstring).
+
+    ``columns`` is the parenthesised column list with type words; ``indexes`` whole
+    statements (``{t}`` before the table name). ``wedding``: the table has a ``wedding``
+    column and is erased with the wedding (and refuses rows of an erased one).
+    ``sqlite``/``postgres``: statements only one backend runs (a full-text index);
+    ``postgres_columns``: columns only PostgreSQL has, after the others (a generated
+    ``tsvector``)."""
+
+    name: str
+    columns: str
+    indexes: tuple[str, ...] = ()
+    wedding: bool = True
+    sqlite: tuple[str, ...] = ()
+    postgres: tuple[str, ...] = ()
+    postgres_columns: str = ""
+
+    def ddl(self, dialect: Dialect) -> tuple[str, ...]:
+        """The statements that create the table if missing, as :class:`Schema` holds
+        them (PostgreSQL: ``{s}`` stands for the schema)."""
+        prefix = "" if dialect == "sqlite" else "{s}."
+        columns = self.columns
+        if dialect == "postgres" and self.postgres_columns:
+            columns = f"{columns.rstrip()[:-1]}, {self.postgres_columns})"
+        create = f"CREATE TABLE IF NOT EXISTS {{t}}{self.name} {columns}"
+        only = self.sqlite if dialect == "sqlite" else self.postgres
+        return tuple(
+            _ddl_text(statement, dialect, prefix) for statement in (create, *self.indexes, *only)
+        )
+
+
+def _ddl_text(statement: str, dialect: Dialect, prefix: str) -> str:
+    words = _TYPES[dialect]
+    text = _WORD.sub(lambda m: prefix if m[1] == "t" else words[m[1]], statement)
+    # PostgreSQL DDL goes through str.format (for {s}): keep literal braces literal.
+    if dialect == "sqlite":
+        return text
+    return text.replace("{", "{{").replace("}", "}}").replace("{{s}}", "{s}")
+
+
+def schema_of(name: str, *tables: Table, migrations: Sequence[Migration] = ()) -> Schema:
+    """The :class:`Schema` a feature installs (:meth:`DocumentStore.install`): its tables,
+    each created once, those with a ``wedding`` column erased with their wedding, and its
+    numbered ``migrations`` (versions 2, 3...)."""
+    return Schema(
+        name,
+        sqlite=tuple(s for t in tables for s in t.ddl("sqlite")),
+        postgres=tuple(s for t in tables for s in t.ddl("postgres")),
+        wedding_tables=tuple(t.name for t in tables if t.wedding),
+        migrations=tuple(migrations),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Sql:
+    """One statement of a :data:`Tx`; it receives the statement's rows (tuples), or with
+    ``count`` how many rows it inserted, updated or deleted."""
+
+    text: str
+    params: tuple[Any, ...] = ()
+    count: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Events:
+    """Wedding events to store in this transaction; it receives them as stored."""
+
+    events: Sequence[NewEvent]
+
+
+Tx = Generator[Sql | Events, Any, _R]
+"""A transaction's work: yields statements, receives their rows, returns its result."""
+
+
+class Transaction(Protocol):
+    """Statements in one write transaction (see :meth:`Gateway.transaction`)."""
+
+    async def fetch(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
+        """The rows one statement returns (a ``SELECT`` or a ``RETURNING``)."""
+        ...
+
+    async def execute(self, sql: str, *params: object) -> int:
+        """Run one statement; how many rows it inserted, updated or deleted."""
+        ...
+
+    async def executemany(self, sql: str, params: Sequence[Sequence[object]]) -> None:
+        """Run one statement once per parameter tuple."""
+        ...
+
+    async def insert(self, row: FeatureRow) -> int:
+        """Insert a row given by column name; how many rows were inserted (0: a trigger
+        dropped it, the wedding is erased)."""
+        ...
+
+    async def add_events(self, events: Sequence[NewEvent]) -> list[StoredEvent]:
+        """Number wedding events and store them in this transaction (those of an erased
+        wedding are left out)."""
+        ...
+
+
+class Backend(Protocol):
+    """What a store offers the gateway (implemented in ``storage/`` only)."""
+
+    dialect: Dialect
+    prefix: str
+
+    async def fetch(self, sql: str, *params: object) -> list[tuple[Any, ...]]: ...
+
+    def transaction(self) -> Any: ...
+
+    async def run(self, tx: Tx[_R], sql: Callable[[str], str]) -> _R: ...
+
+
+def insert_sql(row: FeatureRow) -> str:
+    """``INSERT`` of ``row`` with ``?`` placeholders and ``{t}`` (columns checked by
+    :func:`storage.base.check_feature_rows`)."""
+    columns = ", ".join(column for column, _ in row.values)
+    marks = ", ".join("?" * len(row.values))
+    keep = " ON CONFLICT DO NOTHING" if row.if_absent else ""
+    return f"INSERT INTO {{t}}{row.table} ({columns}) VALUES ({marks}){keep}"  # noqa: S608
+
+
+class Gateway:
+    """SQL on a feature's tables in one store (see the module docstring)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self.dialect: Dialect = backend.dialect
+        self._prefix = backend.prefix
+
+    @classmethod
+    def of(cls, store: DocumentStore) -> Gateway:
+        """The gateway of ``store``; :class:`StoreError` if it keeps no SQL tables."""
+        backend = getattr(store, "sql_backend", None)
+        if backend is None:
+            raise StoreError(f"{type(store).__name__} keeps no feature tables")
+        made: Backend = backend()
+        return cls(made)
+
+    def sql(self, text: str) -> str:
+        """``text`` in this store's dialect (:func:`dialect_sql`)."""
+        return dialect_sql(text, self.dialect, self._prefix)
+
+    def contains(self, column: str) -> str:
+        """A condition true where ``column`` holds the next ``?`` argument as is (exact,
+        case and all; ``LIKE`` would fold ASCII case on SQLite)."""
+        return f"instr({column}, ?) > 0" if self.dialect == "sqlite" else f"strpos({column}, ?) > 0"
+
+    async def fetch(self, text: str, *params: object) -> list[tuple[Any, ...]]:
+        """Rows of one query (committed data), as tuples in ``SELECT`` order."""
+        return await self._backend.fetch(self.sql(text), *params)
+
+    async def fetch_as(self, kind: Callable[..., _R], text: str, *params: object) -> list[_R]:
+        """Rows of one query, each made into ``kind`` (a Struct or dataclass whose fields
+        are in ``SELECT`` order)."""
+        return [kind(*row) for row in await self.fetch(text, *params)]
+
+    async def run(self, tx: Tx[_R]) -> _R:
+        """Run a transaction written as a generator (see the module docstring); its
+        result once committed."""
+        return await self._backend.run(tx, self.sql)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """One write transaction, in turn with the store's update commits; it commits
+        when the block ends, and rolls back (and the error propagates) if it raises.
+        Database errors become :class:`StoreError`."""
+        async with self._backend.transaction() as tx:
+            yield _Dialected(tx, self)
+
+
+class _Dialected:
+    """A backend transaction taking ``?``/``{t}`` SQL."""
+
+    def __init__(self, tx: Any, gateway: Gateway) -> None:
+        self._tx = tx
+        self._gateway = gateway
+
+    async def fetch(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = await self._tx.fetch(self._gateway.sql(sql), *params)
+        return rows
+
+    async def execute(self, sql: str, *params: object) -> int:
+        count: int = await self._tx.execute(self._gateway.sql(sql), *params)
+        return count
+
+    async def executemany(self, sql: str, params: Sequence[Sequence[object]]) -> None:
+        if params:
+            await self._tx.executemany(self._gateway.sql(sql), params)
+
+    async def insert(self, row: FeatureRow) -> int:
+        return await self.execute(insert_sql(row), *(value for _, value in row.values))
+
+    async def add_events(self, events: Sequence[NewEvent]) -> list[StoredEvent]:
+        stored: list[StoredEvent] = await self._tx.add_events(events)
+        return stored

@@ -1,0 +1,177 @@
+"""The SQL gateway, the same tests on every backend (SQLite, SQLite inline, PostgreSQL):
+a table declared once, rows by name, one placeholder rule, transactions that commit whole
+or not at all and take their turn with the update commits, feature rows written in the
+updates' own transaction, and erasure of a wedding's rows."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+import pytest
+
+from crdt_server.storage import (
+    DocumentStore,
+    FeatureRow,
+    Gateway,
+    NewEvent,
+    NewUpdate,
+    SqliteStore,
+    StoreError,
+    Table,
+    schema_of,
+)
+from crdt_server.storage.gateway import dialect_sql
+
+NOTES = Table(
+    "gw_notes",
+    "(wedding {text} NOT NULL, id {text} NOT NULL, body {text} NOT NULL,"
+    " at {real} NOT NULL, n {int} NOT NULL DEFAULT 0, data {blob},"
+    " PRIMARY KEY (wedding, id))",
+    indexes=("CREATE INDEX IF NOT EXISTS gw_notes_at ON {t}gw_notes (at)",),
+)
+LOG = Table("gw_log", "(id {id}, wedding {text} NOT NULL, what {text} NOT NULL DEFAULT '{}')")
+SCHEMA = schema_of("gateway-test", NOTES, LOG)
+
+
+class Note(msgspec.Struct, frozen=True):
+    id: str
+    body: str
+    n: int
+
+
+def note(wedding: str, id: str, body: str, n: int = 0) -> FeatureRow:
+    values = (("wedding", wedding), ("id", id), ("body", body), ("at", 1.5), ("n", n))
+    return FeatureRow("gw_notes", values)
+
+
+async def _gateway(store: DocumentStore) -> Gateway:
+    await store.install(SCHEMA)
+    return Gateway.of(store)
+
+
+def test_one_placeholder_rule() -> None:
+    text = "SELECT a FROM {t}x WHERE b = ? AND c IN (?, ?) AND d = '{}'"
+    assert dialect_sql(text, "sqlite") == "SELECT a FROM x WHERE b = ? AND c IN (?, ?) AND d = '{}'"
+    assert (
+        dialect_sql(text, "postgres", '"s".')
+        == """SELECT a FROM "s".x WHERE b = $1 AND c IN ($2, $3) AND d = '{}'"""
+    )
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_rows_by_name_in_one_transaction(store: DocumentStore) -> None:
+    gateway = await _gateway(store)
+    async with gateway.transaction() as tx:
+        assert await tx.insert(note("w1", "a", "first", 2)) == 1
+        await tx.executemany(
+            "INSERT INTO {t}gw_notes (wedding, id, body, at) VALUES (?, ?, ?, ?)",
+            [("w1", "b", "second", 2.0), ("w2", "c", "other", 3.0)],
+        )
+        assert await tx.fetch("SELECT count(*) FROM {t}gw_notes WHERE wedding = ?", "w1") == [(2,)]
+        assert await tx.execute("UPDATE {t}gw_notes SET n = n + 1 WHERE wedding = ?", "w1") == 2
+        await tx.execute("INSERT INTO {t}gw_log (wedding) VALUES (?)", "w1")
+    found = await gateway.fetch_as(
+        Note, "SELECT id, body, n FROM {t}gw_notes WHERE wedding = ? ORDER BY id", "w1"
+    )
+    assert found == [Note("a", "first", 3), Note("b", "second", 1)]
+    assert await gateway.fetch("SELECT id, wedding, what FROM {t}gw_log") == [(1, "w1", "{}")]
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_a_transaction_that_raises_leaves_nothing(store: DocumentStore) -> None:
+    gateway = await _gateway(store)
+    with pytest.raises(LookupError):
+        async with gateway.transaction() as tx:
+            await tx.insert(note("w1", "a", "gone"))
+            await tx.add_events([NewEvent("w1", "note.added", "{}")])
+            raise LookupError("the feature changed its mind")
+    with pytest.raises(StoreError):
+        async with gateway.transaction() as tx:
+            await tx.insert(note("w1", "b", "gone too"))
+            await tx.insert(note("w1", "b", "the same key"))  # a database error
+    assert await gateway.fetch("SELECT id FROM {t}gw_notes") == []
+    assert await store.events("w1") == []
+    async with gateway.transaction() as tx:  # the store still writes
+        await tx.insert(note("w1", "c", "kept"))
+    assert await gateway.fetch("SELECT id FROM {t}gw_notes") == [("c",)]
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_events_in_a_gateway_transaction_are_numbered_with_the_others(
+    store: DocumentStore,
+) -> None:
+    gateway = await _gateway(store)
+    await store.append([], [NewEvent("w1", "first", "{}")])
+    async with gateway.transaction() as tx:
+        stored = await tx.add_events([NewEvent("w1", "second", "{}")])
+        await tx.insert(note("w1", "a", "with an event"))
+    assert [e.seq for e in stored] == [2]
+    assert [e.type for e in await store.events("w1")] == ["first", "second"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_feature_rows_commit_with_their_updates(store: DocumentStore) -> None:
+    gateway = await _gateway(store)
+    seqs = await store.append(
+        [NewUpdate("w1/guests", b"\x00\x00", "conn")],
+        [NewEvent("w1", "guest.added", "{}")],
+        rows=[note("w1", "a", "with the update")],
+    )
+    assert len(seqs) == 1
+    assert await gateway.fetch("SELECT body FROM {t}gw_notes") == [("with the update",)]
+    # A failed batch stores none of it: the second row breaks the primary key.
+    with pytest.raises(StoreError):
+        await store.append(
+            [NewUpdate("w1/guests", b"\x00\x00", "conn")],
+            rows=[note("w1", "b", "new"), note("w1", "a", "again")],
+        )
+    assert await gateway.fetch("SELECT id FROM {t}gw_notes") == [("a",)]
+    assert len(await store.history("w1/guests")) == 1
+    with pytest.raises(StoreError):  # a table no installed schema declared
+        await store.append([], rows=[FeatureRow("updates", (("doc", "x"),))])
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_a_transaction_takes_its_turn_with_the_update_commits(
+    store: DocumentStore,
+) -> None:
+    """Appends queued while a gateway transaction is open wait for its commit (it is a
+    job of the store's one writer), and it counts as one of the store's commits."""
+    gateway = await _gateway(store)
+    commits = store.commits if isinstance(store, SqliteStore) else 0
+    async with gateway.transaction() as tx:
+        await tx.insert(note("w1", "a", "first"))
+        appended = asyncio.ensure_future(
+            store.append([NewUpdate("w1/guests", b"\x00\x00", "conn")])
+        )
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not appended.done()  # queued behind this transaction
+        assert await tx.fetch("SELECT count(*) FROM {t}gw_notes") == [(1,)]
+    await appended
+    assert await store.last_seq() == 1
+    if isinstance(store, SqliteStore):
+        assert store.commits == commits + 2
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_erasing_a_wedding_erases_its_feature_rows_and_refuses_new_ones(
+    store: DocumentStore,
+) -> None:
+    gateway = await _gateway(store)
+    async with gateway.transaction() as tx:
+        await tx.insert(note("w1", "a", "erased"))
+        await tx.insert(note("w2", "b", "kept"))
+    await store.erase_wedding("w1")
+    assert await gateway.fetch("SELECT id FROM {t}gw_notes") == [("b",)]
+    async with gateway.transaction() as tx:
+        assert await tx.insert(note("w1", "c", "refused")) == 0
+    await store.append([], rows=[note("w1", "d", "refused too")])
+    assert await gateway.fetch("SELECT id FROM {t}gw_notes") == [("b",)]
