@@ -35,9 +35,11 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -168,13 +170,26 @@ class ProductAgent(scale.Agent):
         return out
 
     async def prepare(self, rooms: list[str], id_base: int, count: int) -> dict[str, Any]:
+        """Make ``count`` updates for each writer (as many as it may send in a step)."""
         self.prepared.clear()
         t0 = time.perf_counter()
         for room, cid in self._writers(rooms, id_base):
-            updates = domain_updates(room_kind(room), cid, count)
-            self.prepared[cid] = updates
-            self.written.setdefault(room, {})[cid] = sum(c for _, c in updates)
+            self.prepared[cid] = domain_updates(room_kind(room), cid, count)
         return {"seconds": time.perf_counter() - t0}
+
+    async def sustain(
+        self,
+        rooms: list[str],
+        writers_per_room: int,
+        segments: list[list[float]],
+        t0: float,
+        id_base: int,
+        grace: float,
+    ) -> dict[str, Any]:
+        result = await super().sustain(rooms, writers_per_room, segments, t0, id_base, grace)
+        for w in self.last_writers:
+            self.written.setdefault(w.peer.wedding, {})[w.cid] = len(w.sent_at)
+        return result
 
     def maker(self, room: str, cid: int) -> scale.Maker:
         updates = self.prepared[cid]
@@ -371,7 +386,7 @@ async def one_step(
 ) -> Step:
     step = Step(rate)
     per_writer = rate / (opts.weddings * MEMBERS)
-    count = int(opts.step_seconds * per_writer)  # as Agent.sustain counts them
+    count = math.ceil(opts.step_seconds * per_writer)  # the most Agent.sustain sends
     id_base = 10_000_000 + 1_000_000 * k
     bases = [id_base + 100_000 * a.index for a in agents.all]
     await asyncio.gather(
@@ -474,6 +489,11 @@ def render(results: list[Result], opts: Options) -> str:
 
 
 async def main_async(opts: Options, keep: bool, json_path: Path | None) -> int:
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # every server and agent is still stopped
+        loop.add_signal_handler(sig, task.cancel)
     specs = dict(server_specs())
     specs["ours"] = ours_spec("ours", env=scale.SCALE_ENV, notes=specs["ours"].notes)
     names = [s for s in opts.servers if s in specs]
@@ -552,7 +572,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(scale.agent_main(ProductAgent()))
         return 0
     opts, args = parse(argv)
-    return asyncio.run(main_async(opts, args.keep, args.json))
+    try:
+        return asyncio.run(main_async(opts, args.keep, args.json))
+    except asyncio.CancelledError:
+        print("interrupted; every server started was stopped", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

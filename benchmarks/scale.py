@@ -270,6 +270,8 @@ class Agent:
         self._presence: tuple[Hist, dict[int, dict[int, int]]] = (Counter(), {})
         self._settling: dict[int, tuple[Callable[[], tuple[int, int, int, int]], list[YPeer]]]
         self._settling = {}
+        self.last_writers: list[Writer] = []
+        """The writers of the last ``sustain`` run, once it has sent everything."""
         """id_base of a ``sustain`` run -> its counter and the peers still counting for it."""
 
     def maker(self, room: str, cid: int) -> Maker:
@@ -376,17 +378,24 @@ class Agent:
 
         for p in members:
             p.on_update = on_update
-        # Schedule: writer w's update i at t0 + segment start + (phase_w + k) / rate.
-        plan: list[tuple[float, float, int]] = []  # (start, rate, count)
+        # Schedule: writer w's update k of a segment at t0 + segment start + (phase_w + k) /
+        # rate, every one due inside the segment (so a rate under one update per segment
+        # still offers its rate over all the writers: some send one, some none).
+        plan: list[tuple[float, float, float]] = []  # (start, rate, seconds)
         offset = 0.0
         for seconds, rate in segments:
-            count = int(seconds * rate) if rate > 0 else 0
-            plan.append((offset, rate, count))
+            plan.append((offset, rate, seconds))
             offset += seconds
-        total_per_writer = sum(c for _, _, c in plan)
+
+        def counts(w: Writer) -> list[int]:
+            return [max(0, math.ceil(seconds * rate - w.phase)) if rate > 0 else 0
+                    for _, rate, seconds in plan]  # fmt: skip
+
+        planned = {cid: counts(w) for cid, w in writers.items()}
+        totals = {cid: sum(c) for cid, c in planned.items()}
 
         def due(w: Writer, i: int) -> float:
-            for start, rate, count in plan:
+            for (start, rate, _), count in zip(plan, planned[w.cid], strict=True):
                 if i < count:
                     return t0 + start + (w.phase + i) / rate
                 i -= count
@@ -394,7 +403,7 @@ class Agent:
 
         import heapq
 
-        heap = [(due(w, 0), cid) for cid, w in writers.items() if total_per_writer]
+        heap = [(due(w, 0), cid) for cid, w in writers.items() if totals[cid]]
         heapq.heapify(heap)
         while heap:
             now = time.perf_counter()
@@ -409,10 +418,11 @@ class Agent:
                 if w.peer.conn is None or w.peer.conn.closed.done():
                     continue  # the server closed it: counted in closed_codes
                 w.send()
-                if i + 1 < total_per_writer:
+                if i + 1 < totals[cid]:
                     heapq.heappush(heap, (due(w, i + 1), cid))
             await asyncio.sleep(0)
         sent_done = time.perf_counter()
+        self.last_writers = list(writers.values())
 
         def expected() -> tuple[int, int, int, int]:
             exp_d = got_d = exp_e = got_e = 0
