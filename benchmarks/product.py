@@ -505,7 +505,11 @@ async def main_async(opts: Options, keep: bool, json_path: Path | None) -> int:
     results: list[Result] = []
     try:
         for name in names:
-            results.append(await run_server(opts, specs[name], base / name))
+            try:
+                results.append(await run_server(opts, specs[name], base / name))
+            except (OSError, RuntimeError, TimeoutError) as exc:  # the other servers still run
+                print(f"[{name}] failed: {exc}", flush=True)
+                results.append(Result(name, verified=f"failed: {exc}"))
     finally:
         if not keep:
             shutil.rmtree(base, ignore_errors=True)
@@ -538,7 +542,7 @@ def parse(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]:
                    help="offered updates/s in all, one step each, in order")  # fmt: skip
     p.add_argument("--step-seconds", type=float, default=20.0)
     p.add_argument("--agents", type=int, default=2, help="load-generator processes")
-    p.add_argument("--ramp-rate", type=float, default=1000.0, help="connections opened/s")
+    p.add_argument("--ramp-rate", type=float, default=500.0, help="connections opened/s")
     p.add_argument("--webhook-weddings", type=int, default=10)
     p.add_argument("--grace", type=float, default=10.0,
                    help="s to wait for echoes and deliveries after a step's last send")  # fmt: skip
