@@ -206,3 +206,22 @@ async def test_a_reader_that_stops_reading_is_closed_with_1013() -> None:
         assert 0 < len(data) < sent and all(p == payload for p in data)
         assert frames[-1][0] == 0x8
         assert int.from_bytes(frames[-1][1][:2], "big") == CloseCode.TRY_AGAIN_LATER
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_a_flush_writes_what_the_turn_sent_so_far_in_one_write() -> None:
+    """A room flushes its connections once it has distributed a committed batch: the
+    batch's frames go out in one write then, not after the rest of the turn."""
+    app_state: dict[str, Any] = {}
+    async with open_pair(app_state) as (protocol, transport, client):
+        conn = await connection(protocol)
+        for i in range(3):
+            conn.send(bytes([i]))
+        conn.flush()
+        assert len(transport.writes) == 1
+        conn.send(b"after")
+        await asyncio.sleep(0)
+        assert len(transport.writes) == 2  # the rest of the turn, at its end
+        frames = await read_frames(client, 4)
+        assert frames == [(0x2, b"\x00"), (0x2, b"\x01"), (0x2, b"\x02"), (0x2, b"after")]

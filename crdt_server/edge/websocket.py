@@ -546,6 +546,11 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         else:
             self._peer_closed(payload)
 
+    def flush(self) -> None:
+        """Write what was sent in this turn now (see :meth:`Connection.flush
+        <crdt_server.core.connection.Connection.flush>`)."""
+        self._write_out()
+
     def _write_out(self) -> None:
         """Write the frames sent since the last write, in order, in one ``write``."""
         out = self._out
@@ -704,9 +709,10 @@ class Outbox:
     hands every connection the same message object, framed here once (the last message's
     frame is kept until the turn's writes are done).
 
-    The write happens at the start of the next loop iteration (``call_soon``), before the
-    callbacks of the I/O that iteration reads: the batch that made the frames is written
-    before the next one is read."""
+    The write happens when a room has distributed a committed batch (it flushes its
+    connections: the echo does not wait for the rest of the turn), else at the start of the
+    next loop iteration (``call_soon``), before the callbacks of the I/O that iteration
+    reads."""
 
     __slots__ = ("_due", "_message", "_frame", "_scheduled")
 
