@@ -15,6 +15,7 @@ most :data:`MAX_RESPONSE_BYTES` of the answer are read.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +51,15 @@ class _Pool:
 class Senders:
     """Keep-alive connection pools, one per receiver (see the module docstring)."""
 
+    @staticmethod
+    def quiet_httpx() -> None:
+        """httpx logs every request at INFO; each attempt is recorded (deliveries list,
+        ``crdt_webhook_attempts_total``), so that line is noise and its cost was 5 % of the
+        server's CPU while delivering. Left alone where logging configuration set a level."""
+        logger = logging.getLogger("httpx")
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)
+
     def __init__(
         self,
         *,
@@ -59,6 +69,7 @@ class Senders:
         max_keepalive: int,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.quiet_httpx()
         self._timeout = timeout
         self._clock = clock
         self._allow_private = allow_private
