@@ -44,7 +44,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -294,7 +294,8 @@ class Step:
     @property
     def ok(self) -> bool:
         return (
-            self.echo_p99 is not None
+            self.sent_per_s >= 0.95 * self.rate  # the load generator kept the offered rate
+            and self.echo_p99 is not None
             and self.echo_p99 < 100.0
             and self.lost == 0
             and self.missing == 0
@@ -496,7 +497,13 @@ async def main_async(opts: Options, keep: bool, json_path: Path | None) -> int:
         loop.add_signal_handler(sig, task.cancel)
     specs = dict(server_specs())
     specs["ours"] = ours_spec("ours", env=scale.SCALE_ENV, notes=specs["ours"].notes)
-    names = [s for s in opts.servers if s in specs]
+    baseline = specs.get("ours-baseline")
+    if baseline is not None:  # BENCH_BASELINE_SRC: another checkout, the same settings
+        specs["ours-baseline"] = replace(baseline, env=(*baseline.env, *scale.SCALE_ENV))
+    unknown = [s for s in opts.servers if s not in specs]
+    if unknown:
+        raise SystemExit(f"unknown servers {unknown} (ours-baseline needs BENCH_BASELINE_SRC)")
+    names = list(opts.servers)
     if "y-websocket" in names and not node_ready():
         print("y-websocket left out: run npm ci in benchmarks/node", file=sys.stderr)
         names.remove("y-websocket")

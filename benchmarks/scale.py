@@ -1464,7 +1464,7 @@ async def run_scenario(
     the fsync floor measured beside it."""
     os.makedirs(run_dir)
     commits: list[Metric] = []
-    if probe and spec.name == "ours":
+    if probe and spec.name.startswith("ours") and "workers" not in spec.name:
         runner = with_commits(runner, commits)
     with contextlib.ExitStack() as stack:
         fsync = stack.enter_context(FsyncProbe(run_dir, opts.fsync_probe_hz)) if probe else None
@@ -1476,9 +1476,16 @@ async def run_scenario(
         name = metrics[0].name.split(":", 1)[0] if metrics else label
         fs = fsync.times
         at = next((i for i, m in enumerate(metrics) if "missing" in m.name), len(metrics))
+        echo = next((m.value for m in metrics if "writer echo (ack) p50" in m.name), None)
+        floor = percentile(fs, 50)
         metrics[at:at] = [
-            Metric(f"{name}: fsync probe p50 ms (the floor)", percentile(fs, 50), "{:.2f}", "",
+            Metric(f"{name}: fsync probe p50 ms (the floor)", floor, "{:.2f}", "",
                    ratio=False),
+            # Issue 40, goal 3: what the echo costs besides the disk (ours echoes after the
+            # commit's fsync; the peers before they write).
+            Metric(f"{name}: writer echo p50 minus fsync probe p50 ms (the non-disk part)",
+                   echo - floor if echo is not None and floor is not None else None,
+                   "{:.2f}", "lower"),
             Metric(f"{name}: fsync probe p99 ms", percentile(fs, 99), "{:.2f}", "", ratio=False),
             *(replace(m, name=f"{name}: {m.name}") for m in commits),
         ]  # fmt: skip
