@@ -180,10 +180,12 @@ def test_product_updates_are_domain_changes_a_stock_client_sends() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_the_product_scenario_runs_tiny(tmp_path: Path) -> None:
-    """The product scenario at a few seconds on our server: every step sustained, every
-    room holds every writer's clocks, every webhook event delivered (no timing asserted)."""
+    """The product scenario at a few seconds on our server: both steps run, nothing is lost
+    or missing, every room holds every writer's clocks, every webhook event is delivered
+    (whether a step was sustained is timing, never asserted)."""
     out = tmp_path / "product.json"
-    argv = [sys.executable, "-m", "benchmarks.run", "--product", "--tiny", "--servers", "ours"]
+    argv = [sys.executable, "-m", "benchmarks.run", "--product", "--tiny", "--keep-going"]
+    argv += ["--servers", "ours"]
     done = subprocess.run(
         [*argv, "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=170
     )
@@ -191,8 +193,8 @@ def test_the_product_scenario_runs_tiny(tmp_path: Path) -> None:
     assert "| server | sustained updates/s" in done.stdout
     assert "load average" in done.stdout and "server python[" in done.stdout
     ours = json.loads(out.read_text())["ours"]
-    assert [s["ok"] for s in ours["steps"]] == [True, True]
-    assert all(s["lost"] == 0 and s["missing"] == 0 for s in ours["steps"])
+    assert [s["rate"] for s in ours["steps"]] == [20.0, 40.0]
+    assert all(s["sent"] > 0 and s["lost"] == 0 and s["missing"] == 0 for s in ours["steps"])
     assert ours["verified"] == "12 of 12 rooms hold every writer's clocks"
     hooks = ours["webhooks"]
     assert hooks["webhooks: webhook events not delivered 120 s after it"] == 0, hooks
