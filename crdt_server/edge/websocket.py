@@ -5,8 +5,10 @@ uvicorn parses the HTTP request and, on an upgrade, hands the connection to the 
 was configured with (``ws=``). This one answers the sync path (``/sync/{wedding}/{doc}``)
 itself: the upgrade checks are :class:`~crdt_server.edge.upgrade.Gate`'s, the frames are read and
 written here, and the session gets a :class:`~crdt_server.core.transport.Transport` whose
-``send`` is one ``transport.write`` of a ready frame. No ASGI messages, no per-connection
-parser objects: that is most of the cost of a connection and of a broadcast otherwise.
+``send`` adds a ready frame to what the connection writes, in one ``transport.write``, once
+its room has distributed a batch or at the end of the loop turn (:class:`Outbox`). No ASGI
+messages, no per-connection parser objects: that is most of the cost of a connection and of
+a broadcast otherwise.
 
 Everything else goes to uvicorn's own WebSocket protocol and from there to the ASGI app:
 other paths, an app that did not yield a gate in its lifespan state, and servers with
