@@ -369,6 +369,8 @@ class YPeer:
     def path(self) -> str:
         if self.target.dialect == "hocuspocus":
             return "/"
+        if "/" in self.wedding:  # "wedding/doc": a document other than the timeline
+            return f"/sync/{self.wedding}"
         return f"/sync/{self.wedding}/{DOC}"
 
     async def open(self) -> YPeer:

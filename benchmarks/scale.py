@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import contextlib
 import gc
 import json
@@ -173,12 +174,6 @@ def item_message(client_id: int, n: int) -> bytes:
     return encode_update(item_update(client_id, n, "abcdefghijklmnopqrstuvwxyz"[n % 26]))
 
 
-def updates_in(clocks: int) -> int:
-    """How many of a writer's updates its first ``clocks`` clocks hold (all or none of an
-    update arrives, so the first one is there once its last clock is)."""
-    return max(0, clocks - (ITEM_CLOCKS - 1))
-
-
 # -- histograms (0.1 ms buckets; mergeable across agents) -----------------------------------
 
 
@@ -214,18 +209,42 @@ def hist_load(raw: dict[str, int]) -> Hist:
 # -- the agent: one load-generator process -----------------------------------------------
 
 
+Maker = Callable[[int, int], tuple[bytes, int]]
+"""``(client id, n) -> (message, clocks)``: a writer's ``n``-th update and how many clocks
+it takes."""
+
+
+def item_maker(client_id: int, n: int) -> tuple[bytes, int]:
+    """The scale profile's writers: :func:`item_message` (its own timeline item's title)."""
+    return item_message(client_id, n), ITEM_CLOCKS if n == 0 else 1
+
+
 @dataclass
 class Writer:
     peer: YPeer
     cid: int
     phase: float
+    make: Maker = item_maker
     sent_at: list[float] = field(default_factory=list)
     """When the update holding each clock was sent, by clock."""
+    ends: list[int] = field(default_factory=list)
+    """The clock after each update sent (its last clock + 1), ascending."""
 
     @property
     def sent(self) -> int:
-        """Updates sent (see :func:`item_update`)."""
-        return updates_in(len(self.sent_at))
+        """Updates sent."""
+        return len(self.ends)
+
+    def updates_within(self, clocks: int) -> int:
+        """How many of the writer's updates its first ``clocks`` clocks hold (all or none
+        of an update arrives, so an update is there once its last clock is)."""
+        return bisect.bisect_right(self.ends, clocks)
+
+    def send(self) -> None:
+        message, clocks = self.make(self.cid, self.sent)
+        self.sent_at.extend([time.perf_counter()] * clocks)
+        self.ends.append(len(self.sent_at))
+        self.peer.send(message)
 
 
 def _reason(exc: BaseException) -> str:
@@ -251,7 +270,14 @@ class Agent:
         self._presence: tuple[Hist, dict[int, dict[int, int]]] = (Counter(), {})
         self._settling: dict[int, tuple[Callable[[], tuple[int, int, int, int]], list[YPeer]]]
         self._settling = {}
+        self.last_writers: list[Writer] = []
+        """The writers of the last ``sustain`` run, once it has sent everything."""
         """id_base of a ``sustain`` run -> its counter and the peers still counting for it."""
+
+    def maker(self, room: str, cid: int) -> Maker:
+        """What writer ``cid`` of ``room`` sends (:func:`item_maker` here; the product
+        scenario's agent sends domain changes it prepared)."""
+        return item_maker
 
     def closed_codes(self) -> Counter[str]:
         codes: Counter[str] = Counter()
@@ -316,7 +342,7 @@ class Agent:
             for p in room_peers[:writers_per_room]:
                 cid = id_base + len(writers)
                 p.client_id = cid
-                writers[cid] = Writer(p, cid, rng.random())
+                writers[cid] = Writer(p, cid, rng.random(), self.maker(room, cid))
         delivery: Hist = Counter()
         echo: Hist = Counter()
         echo_by_sec: dict[int, Hist] = {}
@@ -330,35 +356,46 @@ class Agent:
                 prev = seen.get(cid, 0)
                 if start <= prev < end:
                     sent_at = w.sent_at
+                    ends = w.ends
                     top = min(end, len(sent_at))
                     # one latency per update: at its last clock
+                    first = bisect.bisect_right(ends, prev)
+                    last = bisect.bisect_right(ends, top)
                     if cid == peer.client_id:
-                        for i in range(max(prev, ITEM_CLOCKS - 1), top):
-                            lat = t - sent_at[i]
+                        for j in range(first, last):
+                            sent = sent_at[ends[j] - 1]
+                            lat = t - sent
                             record(echo, lat)
-                            sec = int(sent_at[i] - t0)
+                            sec = int(sent - t0)
                             bucket = echo_by_sec.get(sec)
                             if bucket is None:
                                 bucket = echo_by_sec[sec] = Counter()
                             record(bucket, lat)
                     else:
-                        for i in range(max(prev, ITEM_CLOCKS - 1), top):
-                            record(delivery, t - sent_at[i])
+                        for j in range(first, last):
+                            record(delivery, t - sent_at[ends[j] - 1])
                     seen[cid] = end
 
         for p in members:
             p.on_update = on_update
-        # Schedule: writer w's update i at t0 + segment start + (phase_w + k) / rate.
-        plan: list[tuple[float, float, int]] = []  # (start, rate, count)
+        # Schedule: writer w's update k of a segment at t0 + segment start + (phase_w + k) /
+        # rate, every one due inside the segment (so a rate under one update per segment
+        # still offers its rate over all the writers: some send one, some none).
+        plan: list[tuple[float, float, float]] = []  # (start, rate, seconds)
         offset = 0.0
         for seconds, rate in segments:
-            count = int(seconds * rate) if rate > 0 else 0
-            plan.append((offset, rate, count))
+            plan.append((offset, rate, seconds))
             offset += seconds
-        total_per_writer = sum(c for _, _, c in plan)
+
+        def counts(w: Writer) -> list[int]:
+            return [max(0, math.ceil(seconds * rate - w.phase)) if rate > 0 else 0
+                    for _, rate, seconds in plan]  # fmt: skip
+
+        planned = {cid: counts(w) for cid, w in writers.items()}
+        totals = {cid: sum(c) for cid, c in planned.items()}
 
         def due(w: Writer, i: int) -> float:
-            for start, rate, count in plan:
+            for (start, rate, _), count in zip(plan, planned[w.cid], strict=True):
                 if i < count:
                     return t0 + start + (w.phase + i) / rate
                 i -= count
@@ -366,7 +403,7 @@ class Agent:
 
         import heapq
 
-        heap = [(due(w, 0), cid) for cid, w in writers.items() if total_per_writer]
+        heap = [(due(w, 0), cid) for cid, w in writers.items() if totals[cid]]
         heapq.heapify(heap)
         while heap:
             now = time.perf_counter()
@@ -380,12 +417,12 @@ class Agent:
                 i = w.sent
                 if w.peer.conn is None or w.peer.conn.closed.done():
                     continue  # the server closed it: counted in closed_codes
-                w.sent_at.extend([time.perf_counter()] * (ITEM_CLOCKS if i == 0 else 1))
-                w.peer.send(item_message(cid, i))
-                if i + 1 < total_per_writer:
+                w.send()
+                if i + 1 < totals[cid]:
                     heapq.heappush(heap, (due(w, i + 1), cid))
             await asyncio.sleep(0)
         sent_done = time.perf_counter()
+        self.last_writers = list(writers.values())
 
         def expected() -> tuple[int, int, int, int]:
             exp_d = got_d = exp_e = got_e = 0
@@ -395,7 +432,7 @@ class Agent:
                 for w in room_writers:
                     n = w.sent
                     for m in room_peers:
-                        got = min(updates_in(m.seen.get(w.cid, 0)), n)
+                        got = min(w.updates_within(m.seen.get(w.cid, 0)), n)
                         if m is w.peer:
                             exp_e += n
                             got_e += got
@@ -555,11 +592,11 @@ def awareness_entries(payload: bytes) -> list[tuple[int, int, float | None]]:
     return out
 
 
-async def agent_main() -> None:
+async def agent_main(agent: Agent | None = None) -> None:
     """``--agent``: read JSON commands from stdin, answer each on stdout with its ``id``."""
     gc.collect()
     gc.disable()
-    agent = Agent()
+    agent = agent or Agent()
     loop = asyncio.get_running_loop()
     out_lock = asyncio.Lock()
     tasks: set[asyncio.Task[None]] = set()
@@ -595,8 +632,9 @@ async def agent_main() -> None:
 class AgentProc:
     """One agent process, spoken to over pipes."""
 
-    def __init__(self, index: int) -> None:
+    def __init__(self, index: int, module: str = "benchmarks.scale") -> None:
         self.index = index
+        self.module = module
         self.source = f"127.0.0.{2 + index}"
         self.proc: asyncio.subprocess.Process | None = None
         self._next = 0
@@ -607,7 +645,7 @@ class AgentProc:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "benchmarks.scale",
+            self.module,
             "--agent",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -664,8 +702,8 @@ class AgentProc:
 
 
 class Agents:
-    def __init__(self, count: int) -> None:
-        self.all = [AgentProc(i) for i in range(count)]
+    def __init__(self, count: int, module: str = "benchmarks.scale") -> None:
+        self.all = [AgentProc(i, module) for i in range(count)]
 
     async def __aenter__(self) -> Agents:
         await asyncio.gather(*(a.start() for a in self.all))
@@ -1426,7 +1464,7 @@ async def run_scenario(
     the fsync floor measured beside it."""
     os.makedirs(run_dir)
     commits: list[Metric] = []
-    if probe and spec.name == "ours":
+    if probe and spec.name.startswith("ours") and "workers" not in spec.name:
         runner = with_commits(runner, commits)
     with contextlib.ExitStack() as stack:
         fsync = stack.enter_context(FsyncProbe(run_dir, opts.fsync_probe_hz)) if probe else None
@@ -1438,9 +1476,16 @@ async def run_scenario(
         name = metrics[0].name.split(":", 1)[0] if metrics else label
         fs = fsync.times
         at = next((i for i, m in enumerate(metrics) if "missing" in m.name), len(metrics))
+        echo = next((m.value for m in metrics if "writer echo (ack) p50" in m.name), None)
+        floor = percentile(fs, 50)
         metrics[at:at] = [
-            Metric(f"{name}: fsync probe p50 ms (the floor)", percentile(fs, 50), "{:.2f}", "",
+            Metric(f"{name}: fsync probe p50 ms (the floor)", floor, "{:.2f}", "",
                    ratio=False),
+            # Issue 40, goal 3: what the echo costs besides the disk (ours echoes after the
+            # commit's fsync; the peers before they write).
+            Metric(f"{name}: writer echo p50 minus fsync probe p50 ms (the non-disk part)",
+                   echo - floor if echo is not None and floor is not None else None,
+                   "{:.2f}", "lower"),
             Metric(f"{name}: fsync probe p99 ms", percentile(fs, 99), "{:.2f}", "", ratio=False),
             *(replace(m, name=f"{name}: {m.name}") for m in commits),
         ]  # fmt: skip

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import gc
+import json
 import os
 import re
 import subprocess
@@ -28,6 +29,7 @@ SCRIPTS = (
     "kit_inprocess",
     "recorder_bench",
     "overwrites_bench",
+    "product",
 )
 """Every driver with a command line (peer_pycrdt_websocket runs in the peer's own venv)."""
 
@@ -157,3 +159,53 @@ def test_the_detection_benchmark_finds_its_races() -> None:
     assert answer.returncode == 0, answer.stderr
     rows = [line.split("|") for line in answer.stdout.splitlines() if line.startswith("| ")]
     assert [(row[1].strip(), row[6].strip()) for row in rows[1:]] == [("5", "5"), ("40", "5")]
+
+
+def test_product_updates_are_domain_changes_a_stock_client_sends() -> None:
+    """Each prepared update of the product scenario is one transaction's update, and the
+    documents they build read back as valid entries of the wedding schema."""
+    from pycrdt import Doc
+
+    from benchmarks.loadgen import clock_ranges
+    from benchmarks.product import DOCS, domain_updates
+    from crdt_server.codec.protocol import SyncUpdate, decode_message
+    from crdt_server.documents.schema import read_budget, read_guests, read_timeline
+
+    readers = {"guests": read_guests, "timeline": read_timeline, "budget": read_budget}
+    for kind, _ in DOCS:
+        doc: Doc[object] = Doc()
+        updates = domain_updates(kind, 4242, 7)
+        assert len(updates) == 7
+        clock = 0
+        for message, clocks in updates:
+            decoded = decode_message(message)
+            assert isinstance(decoded, SyncUpdate)
+            update = decoded.update
+            assert clock_ranges(update)[4242] == (clock, clock + clocks)
+            clock += clocks
+            doc.apply_update(update)
+        read = readers[kind](doc)
+        assert not read.problems, read.problems
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_the_product_scenario_runs_tiny(tmp_path: Path) -> None:
+    """The product scenario at a few seconds on our server: both steps run, nothing is lost
+    or missing, every room holds every writer's clocks, every webhook event is delivered
+    (whether a step was sustained is timing, never asserted)."""
+    out = tmp_path / "product.json"
+    argv = [sys.executable, "-m", "benchmarks.run", "--product", "--tiny", "--keep-going"]
+    argv += ["--servers", "ours"]
+    done = subprocess.run(
+        [*argv, "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=170
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "| server | sustained updates/s" in done.stdout
+    assert "load average" in done.stdout and "server python[" in done.stdout
+    ours = json.loads(out.read_text())["ours"]
+    assert [s["rate"] for s in ours["steps"]] == [20.0, 40.0]
+    assert all(s["sent"] > 0 and s["lost"] == 0 and s["missing"] == 0 for s in ours["steps"])
+    assert ours["verified"] == "12 of 12 rooms hold every writer's clocks"
+    hooks = ours["webhooks"]
+    assert hooks["webhooks: webhook events not delivered 120 s after it"] == 0, hooks

@@ -130,6 +130,15 @@ class Connection:
         self._metrics.bytes_out += len(frame)
         self._ensure_writer()
 
+    def flush(self) -> None:
+        """Write now what the transport holds back until the end of the loop turn (the
+        native WebSocket stack merges a turn's frames into one write): a room calls it once
+        it has distributed a committed batch, so the echo does not wait for the rest of the
+        turn. A transport that holds nothing back has no ``flush``."""
+        flush = getattr(self._transport, "flush", None)
+        if flush is not None:
+            flush()
+
     def _send_now(self, frame: bytes) -> None:
         """Drive the transport's send from here; only if it has to wait is it handed over."""
         self._metrics.bytes_out += len(frame)

@@ -484,6 +484,8 @@ class Room:
                 relay += u.released
         if relay:
             self._broadcast_updates(relay)
+        for conn in self.connections:  # the batch's frames, one write each, now
+            conn.flush()
 
     def _broadcast_updates(self, updates: list[tuple[bytes, UpdateSummary]]) -> None:
         """Relay updates integrated here one by one, in order: merged where that is safe

@@ -5,8 +5,10 @@ uvicorn parses the HTTP request and, on an upgrade, hands the connection to the 
 was configured with (``ws=``). This one answers the sync path (``/sync/{wedding}/{doc}``)
 itself: the upgrade checks are :class:`~crdt_server.edge.upgrade.Gate`'s, the frames are read and
 written here, and the session gets a :class:`~crdt_server.core.transport.Transport` whose
-``send`` is one ``transport.write`` of a ready frame. No ASGI messages, no per-connection
-parser objects: that is most of the cost of a connection and of a broadcast otherwise.
+``send`` adds a ready frame to what the connection writes, in one ``transport.write``, once
+its room has distributed a batch or at the end of the loop turn (:class:`Outbox`). No ASGI
+messages, no per-connection parser objects: that is most of the cost of a connection and of
+a broadcast otherwise.
 
 Everything else goes to uvicorn's own WebSocket protocol and from there to the ASGI app:
 other paths, an app that did not yield a gate in its lifespan state, and servers with
@@ -71,11 +73,15 @@ _PROTOCOL_ERROR = 1002
 _ABNORMAL = 1006
 _NO_STATUS = 1005
 _PINGER_KEY = "crdt_server.edge.websocket.pinger"
+_OUTBOX_KEY = "crdt_server.edge.websocket.outbox"
 _PROXIES_KEY = "crdt_server.edge.websocket.proxies"
-"""Where the server's :class:`Pinger` and :class:`_TrustedProxies` live in the lifespan
-state: built by the first connection that needs them, shared by all."""
+"""Where the server's :class:`Pinger`, :class:`Outbox` and :class:`_TrustedProxies` live in
+the lifespan state: built by the first connection that needs them, shared by all."""
 _READ_PAUSE_MESSAGES = 64
 """Messages the session has not read yet before reading from the socket pauses."""
+_MERGE_BYTES = 64 * 1024
+"""Frames waiting for the end of the loop turn past this many bytes are written at once: the
+transport's own buffer then applies backpressure (``pause_writing``) as before."""
 
 _CONT, _TEXT, _BINARY, _CLOSE, _PING, _PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 _HANDSHAKE, _OPEN, _CLOSING, _CLOSED = range(4)
@@ -144,6 +150,9 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         "_max_size",
         "_max_out",
         "_messages",
+        "_out",
+        "_out_bytes",
+        "_outbox",
         "_paused_reading",
         "_pinged",
         "_server_state",
@@ -183,6 +192,10 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         self._heard = True
         self._pinged = False
         self._ping_slot: set[SyncWebSocketProtocol] | None = None
+        self._outbox: Outbox | None = None
+        self._out: list[bytes] | None = None
+        """Frames sent in this loop turn, written together after it (see :class:`Outbox`)."""
+        self._out_bytes = 0
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -235,6 +248,8 @@ class SyncWebSocketProtocol(asyncio.Protocol):
             self._ping_slot = None
         self._buffer.clear()
         self._fragments = None
+        self._out = None
+        self._out_bytes = 0
         self._writable = True
         for future in (self._waiter, self._drained, self._lost):
             if future is not None and not future.done():
@@ -285,7 +300,19 @@ class SyncWebSocketProtocol(asyncio.Protocol):
     async def send(self, data: bytes) -> None:
         if self._state != _OPEN or self._transport is None:
             raise TransportClosed(*(self._close or (_ABNORMAL, "")))
-        self._transport.write(frame_header(_BINARY, len(data)) + data)
+        outbox = self._outbox
+        assert outbox is not None
+        frame = outbox.frame(data)
+        out = self._out
+        if out is None:
+            self._out = [frame]
+            self._out_bytes = len(frame)
+            outbox.add(self)
+        else:
+            out.append(frame)
+            self._out_bytes += len(frame)
+        if self._out_bytes > _MERGE_BYTES:
+            self._write_out()
         if not self._writable:
             self._drained = asyncio.get_running_loop().create_future()
             try:
@@ -438,6 +465,7 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         self._state = _OPEN
         self._max_size = gate.settings.max_message_bytes
         self._max_out = gate.settings.outbound_queue_bytes
+        self._outbox = _per_server(self._app_state, _OUTBOX_KEY, Outbox, None)
         interval = self._config.ws_ping_interval
         if interval:
             pinger = _per_server(self._app_state, _PINGER_KEY, Pinger, interval)
@@ -463,6 +491,8 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         the kernel frees the socket's buffers now instead of retrying a peer that is not
         reading."""
         assert self._transport is not None
+        self._out = None
+        self._out_bytes = 0
         sock = self._transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -518,12 +548,30 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         else:
             self._peer_closed(payload)
 
+    def flush(self) -> None:
+        """Write what was sent in this turn now (see :meth:`Connection.flush
+        <crdt_server.core.connection.Connection.flush>`)."""
+        self._write_out()
+
+    def _write_out(self) -> None:
+        """Write the frames sent since the last write, in order, in one ``write``."""
+        out = self._out
+        if out is None:
+            return
+        self._out = None
+        self._out_bytes = 0
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return  # aborted or lost: nothing more goes out
+        transport.write(out[0] if len(out) == 1 else b"".join(out))
+
     def _write_control(self, frame: bytes) -> None:
         """Write a pong or ping: control frames count toward the outbound cap like data. A
         peer that sends pings and never reads the pongs is a slow consumer: it gets 1013
         and the socket is aborted (its unsent bytes are dropped, the memory released)."""
         transport = self._transport
         assert transport is not None
+        self._write_out()
         if transport.get_write_buffer_size() + len(frame) > self._max_out:
             log.warning("slow consumer: pongs not read, closing with 1013")
             self._close = (CloseCode.TRY_AGAIN_LATER, "slow consumer")
@@ -565,6 +613,7 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         """Send our close frame (``None``: one without a code) and stop taking messages."""
         assert self._transport is not None
         payload = encode_close(code, reason)
+        self._write_out()  # what the session sent before closing goes out first
         self._transport.write(frame_header(_CLOSE, len(payload)) + payload)
         self._state = _CLOSING
         if self._paused_reading:  # the peer's close frame must still be read
@@ -652,3 +701,47 @@ class Pinger:
             # Anchored to the schedule, not to now: a late tick does not push the rest back.
             self._next_at = max(self._next_at + self._step, asyncio.get_running_loop().time())
             self._timer = asyncio.get_running_loop().call_at(self._next_at, self._tick)
+
+
+class Outbox:
+    """The frames a server's connections are sent in one loop turn, written after it: one
+    ``write`` (one ``send`` system call) per connection per turn, however many frames the
+    turn gave it (a broadcast of a batch, its echo and the updates it released, presence),
+    in the order they were sent. And one frame per message for all its readers: a room
+    hands every connection the same message object, framed here once (the last message's
+    frame is kept until the turn's writes are done).
+
+    The write happens when a room has distributed a committed batch (it flushes its
+    connections: the echo does not wait for the rest of the turn), else at the start of the
+    next loop iteration (``call_soon``), before the callbacks of the I/O that iteration
+    reads."""
+
+    __slots__ = ("_due", "_message", "_frame", "_scheduled")
+
+    def __init__(self, _: object = None) -> None:
+        self._due: list[SyncWebSocketProtocol] = []
+        self._message: bytes | None = None
+        self._frame = b""
+        self._scheduled = False
+
+    def frame(self, message: bytes) -> bytes:
+        """``message`` as one binary frame (the same object for the same message)."""
+        if message is self._message:
+            return self._frame
+        frame = frame_header(_BINARY, len(message)) + message
+        self._message, self._frame = message, frame
+        return frame
+
+    def add(self, protocol: SyncWebSocketProtocol) -> None:
+        """``protocol`` has frames to write at the end of this turn."""
+        self._due.append(protocol)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._write)
+
+    def _write(self) -> None:
+        self._scheduled = False
+        due, self._due = self._due, []
+        self._message, self._frame = None, b""
+        for protocol in due:
+            protocol._write_out()

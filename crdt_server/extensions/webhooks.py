@@ -52,7 +52,7 @@ from crdt_server.extensions.webhook_model import (
     payload_of,
 )
 from crdt_server.extensions.webhook_safety import UnsafeTarget
-from crdt_server.extensions.webhook_sender import post_signed
+from crdt_server.extensions.webhook_sender import Senders, post_signed
 from crdt_server.extensions.webhook_tables import Statement, WebhookTables
 from crdt_server.settings import Settings
 from crdt_server.storage import DocumentStore, EventFilter
@@ -105,7 +105,7 @@ class Webhooks(Extension):
         self._tables: WebhookTables | None = None
         self._manage: WebhookEndpoints | None = None
         self._settings = Settings()
-        self._client: httpx.AsyncClient | None = None
+        self._senders: Senders | None = None
         self._metrics: _Metrics | None = None
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._wake = asyncio.Event()
@@ -138,12 +138,13 @@ class Webhooks(Extension):
         self._tables = WebhookTables(store)
         await self._tables.install()
         self._manage = WebhookEndpoints(self._tables, self._wake.set)
-        self._client = httpx.AsyncClient(
+        # One keep-alive pool per receiver, to its checked address (webhook_sender).
+        # httpcore scans a whole pool for every request: each stays small.
+        self._senders = Senders(
             timeout=settings.webhook_timeout_seconds,
-            follow_redirects=False,
-            trust_env=False,  # never through a proxy from the environment
-            # httpcore scans its whole pool for every request: keep it small.
-            limits=httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=16),
+            allow_private=settings.webhook_allow_private,
+            max_connections=MAX_IN_FLIGHT,
+            max_keepalive=PER_ENDPOINT * 2,
         )
         self._metrics = _Metrics(registry)
 
@@ -170,8 +171,8 @@ class Webhooks(Extension):
             await self.flush()
         except Exception:
             log.exception("could not record finished webhook attempts; they will be retried")
-        if self._client is not None:
-            await self._client.aclose()
+        if self._senders is not None:
+            await self._senders.aclose()
 
     # -- managing endpoints (see crdt_server.extensions.webhook_endpoints) --------------
 
@@ -404,10 +405,8 @@ class Webhooks(Extension):
         outcome = "error"
         try:
             async with asyncio.timeout(self._settings.webhook_timeout_seconds + 1):
-                assert self._client is not None
-                status, answer = await post_signed(
-                    self._client, endpoint, delivery, payload, allow_private=self.allow_private
-                )
+                assert self._senders is not None
+                status, answer = await post_signed(self._senders, endpoint, delivery, payload)
         except UnsafeTarget as exc:
             error, outcome = f"refused: {exc}", "refused"
         except TimeoutError:
