@@ -1386,6 +1386,9 @@ async def target_workers(
             metrics = await runner(target)
         finally:
             await server.stop()
+        # Every room converged, on one process or several: one that did not is a bug (its
+        # rooms and what each missed are in the error), never a figure.
+        loadgen.check_converged(metrics, f"{spec.name} ({workers} process(es))")
         for m in metrics:
             if "noise" in m.name or "load-generator" in m.name or "busy after" in m.name:
                 continue
