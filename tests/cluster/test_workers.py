@@ -243,6 +243,8 @@ async def test_killing_the_owner_mid_edit_loses_nothing_and_it_takes_its_index_b
         pids = await wait_workers(server, 2)
         await scrape_each_worker(server, 2)
         clients = await _connect_all(group, server, room, 10)
+        await clients[0].set_awareness({"user": {"name": "zero"}})
+        await clients[9].wait_awareness(clients[0].client_id, field=["user", "name"], equals="zero")
         writer = YClient(server.ws_url, room)
         await writer.connect()
         await writer.wait(writer.synced.is_set)
@@ -273,6 +275,13 @@ async def test_killing_the_owner_mid_edit_loses_nothing_and_it_takes_its_index_b
                 timeout=20,
             )
             assert acknowledged <= set(got) | set(expected)
+        # Presence after the failover, whichever workers the clients came back to.
+        await clients[0].set_awareness({"user": {"name": "zero again"}})
+        await clients[9].wait_awareness(
+            clients[0].client_id, field=["user", "name"], equals="zero again", timeout=20
+        )
+        await clients[0].destroy()
+        await clients[9].wait_awareness(clients[0].client_id, present=False, timeout=20)
         # The supervisor started worker 1 again; it owns the wedding again: a new
         # connection of it lands there.
         await wait_workers(server, 2, not_pid=pids[1])
