@@ -20,9 +20,11 @@ import asyncio
 import json
 import math
 import os
+import re
 import resource
 import secrets
 import statistics
+import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -644,18 +646,28 @@ async def throughput(
         # Convergence: every member saw every update; a fresh client's step 2 has them all.
         checkers = await open_peers(target, weddings, opened)
         converged = 0
+        unconverged: list[str] = []
         for wedding, checker in zip(weddings, checkers, strict=True):
             expected = {p.client_id: p.sent for p in members[wedding]}
             fresh = clock_ranges(checker.step2 or EMPTY_UPDATE)
-            fresh_ok = all(
-                fresh.get(cid, (0, 0))[1] == n and (n == 0 or fresh[cid][0] == 0)
+            fresh_missing = sum(
+                n - (fresh.get(cid, (0, 0))[1] if fresh.get(cid, (0, 0))[0] == 0 else 0)
                 for cid, n in expected.items()
             )
-            members_ok = all(
-                all(m.seen.get(cid, 0) == n for cid, n in expected.items())
+            members_missing = sum(
+                max(0, n - m.seen.get(cid, 0))
                 for m in members[wedding]
+                for cid, n in expected.items()
             )
-            converged += fresh_ok and members_ok
+            if fresh_missing == 0 and members_missing == 0:
+                converged += 1
+            else:
+                unconverged.append(
+                    f"{wedding} (members miss {members_missing} deliveries, a fresh client"
+                    f" {fresh_missing} updates)"
+                )
+        for line in unconverged:
+            print(f"  {label}: not converged: {line}", file=sys.stderr, flush=True)
         # A server that echoes before it persists may still be writing: time until idle.
         idle_at = await wait_server_idle(target.pid, settle, quiet=2.5)
     finally:
@@ -675,8 +687,26 @@ async def throughput(
                "lower", "" if idle_at is not None else f"still busy after {settle:.0f} s",
                ratio=False),
         Metric(f"{label}: rooms converged (of {rooms})", converged, "{:.0f}", "higher",
-               "" if drained else f"not drained: {sent - sum(p.acked for p in peers)} unechoed"),
+               "; ".join([*([] if drained else
+                            [f"not drained: {sent - sum(p.acked for p in peers)} unechoed"]),
+                          *(["not converged: " + ", ".join(unconverged)] if unconverged
+                            else [])])),
     ]  # fmt: skip
+
+
+class NotConverged(AssertionError):
+    """A room of our server did not converge: a bug, never a figure."""
+
+
+CONVERGED = re.compile(r"rooms converged \(of (\d+)\)$")
+
+
+def check_converged(metrics: list[Metric], server: str) -> None:
+    """Raise :class:`NotConverged` if a run's "rooms converged (of N)" is under N."""
+    for m in metrics:
+        match = CONVERGED.search(m.name)
+        if match and (m.value is None or m.value < int(match.group(1))):
+            raise NotConverged(f"{server}: {m.name} = {m.value}; {m.note}")
 
 
 async def connections(

@@ -796,6 +796,7 @@ class Options:
     dur_rooms: int
     dur_writers: int
     dur_rate: float
+    dur_compare_workers: bool
     dur_seconds: float
     presence_clients: int
     presence_rate: float
@@ -1293,11 +1294,15 @@ async def open_rooms(
     return [t for r in opened for t in r["times"]], failed
 
 
-async def target_durable(opts: Options, spec: ServerSpec, run_dir: Path) -> list[Metric]:
+async def target_durable(
+    opts: Options, spec: ServerSpec, run_dir: Path, workers: int = 1
+) -> list[Metric]:
+    """Target 2: an open loop at ``--dur-rate`` (the same offered load on every server,
+    ``workers`` processes of ours with ``--dur-compare-workers``)."""
     label = f"2 durable {opts.dur_rate:.0f} updates/s, {opts.dur_rooms}x{opts.dur_writers}"
     writers_total = opts.dur_rooms * opts.dur_writers
     per_writer = opts.dur_rate / writers_total
-    server = await start_server(spec, run_dir, 1)
+    server = await start_server(spec, run_dir, workers)
     try:
         async with Agents(opts.agents) as agents, contextlib.AsyncExitStack() as stack:
             await agents.hello(server)
@@ -1424,6 +1429,9 @@ async def target_workers(
             metrics = await runner(target)
         finally:
             await server.stop()
+        # Every room converged, on one process or several: one that did not is a bug (its
+        # rooms and what each missed are in the error), never a figure.
+        loadgen.check_converged(metrics, f"{spec.name} ({workers} process(es))")
         for m in metrics:
             if "noise" in m.name or "load-generator" in m.name or "busy after" in m.name:
                 continue
@@ -1650,6 +1658,9 @@ def jobs_for(opts: Options, specs: dict[str, ServerSpec]) -> list[tuple[str, str
                 out.append((t, "ours", job))
         elif t == "durable":
             out.extend((t, s, partial(target_durable, opts, specs[s])) for s in singles)
+            if "ours" in opts.servers and opts.dur_compare_workers:
+                job = partial(target_durable, opts, specs[cw], workers=opts.compare_workers)
+                out.append((t, cw, job))
         elif t == "presence":
             out.extend((t, s, partial(target_presence, opts, specs[s])) for s in singles)
         elif t == "workers" and "ours" in opts.servers:
@@ -1940,6 +1951,11 @@ def parse(argv: Sequence[str] | None = None) -> tuple[Options, argparse.Namespac
     p.add_argument("--dur-rooms", type=int, default=1000)
     p.add_argument("--dur-writers", type=int, default=10)
     p.add_argument("--dur-rate", type=float, default=16_700.0, help="updates/s in all")
+    p.add_argument(
+        "--dur-compare-workers",
+        action="store_true",
+        help="also run target 2 on --compare-workers processes (the same load)",
+    )
     p.add_argument("--dur-seconds", type=float, default=300.0)
     p.add_argument("--presence-clients", type=int, default=100)
     p.add_argument("--presence-rate", type=float, default=5.0, help="cursor moves/s per client")

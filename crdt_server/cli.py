@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import ctypes
 import dataclasses
 import ipaddress
 import json
@@ -14,7 +17,8 @@ import socket
 import sys
 import threading
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -27,9 +31,13 @@ from starlette.applications import Starlette
 from crdt_server.app import create_app, token_codec
 from crdt_server.auth.permissions import ROLES, PermissionMatrix
 from crdt_server.auth.tokens import SECRET_FILE, TokenError, load_or_create_secret
+from crdt_server.edge.affinity import STATE_KEY as AFFINITY_KEY
+from crdt_server.edge.affinity import Affinity, make_run_dir, refuse_stopping
 from crdt_server.edge.demo import with_demo
 from crdt_server.edge.http_head import head_deadline_protocol
-from crdt_server.edge.uvicorn_private import Multiprocess
+from crdt_server.edge.supervisor import Supervisor
+from crdt_server.edge.upgrade import STATE_KEY as GATE_KEY
+from crdt_server.edge.upgrade import Gate
 from crdt_server.edge.websocket import SyncWebSocketProtocol
 from crdt_server.extensions.thread_export import THREADS
 from crdt_server.extensions.webhook_tables import SCHEMA as WEBHOOK_TABLES
@@ -326,28 +334,57 @@ def serve(settings: Settings, *, demo: bool = False) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((settings.host, settings.port))
     host, port = sock.getsockname()[:2]
-    app: Starlette | str
-    if settings.workers == 1:
-        app = create_app(settings)
-        if demo or settings.allow_anonymous:
-            # Links start from CRDT_SERVER_PUBLIC_URL when set (behind a TLS proxy), as every
-            # link the server hands out does (edge/links.py).
-            shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-            local = f"http://{f'[{shown}]' if ':' in shown else shown}:{port}"
-            # --allow-anonymous alone lets a person in too: the links, without seeding.
-            with_demo(app, settings, settings.public_url.rstrip("/") or local, seed=demo)
-        tune_gc(settings)
-    else:
-        # Every worker builds its own app from the environment and shares the socket.
+    announce = f"crdt-server listening on http://{host}:{port}"
+    if settings.workers > 1:
+        # Every worker builds its own app from the environment and inherits the socket.
         for field in dataclasses.fields(Settings):
             value = getattr(settings, field.name)
             os.environ[ENV_PREFIX + field.name.upper()] = str(value)
-        app = "crdt_server.cli:app_from_env"
+        sock.listen(2048)
+        print(announce, flush=True)
+        run_dir = make_run_dir()
+        Supervisor(
+            partial(_worker_argv, count=settings.workers, run_dir=run_dir),
+            settings.workers,
+            sock,
+            run_dir=run_dir,
+            shutdown_timeout=settings.shutdown_timeout_seconds + 5,
+        ).run()
+        return
+    app = create_app(settings)
+    if demo or settings.allow_anonymous:
+        # Links start from CRDT_SERVER_PUBLIC_URL when set (behind a TLS proxy), as every
+        # link the server hands out does (edge/links.py).
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        local = f"http://{f'[{shown}]' if ':' in shown else shown}:{port}"
+        # --allow-anonymous alone lets a person in too: the links, without seeding.
+        with_demo(app, settings, settings.public_url.rstrip("/") or local, seed=demo)
+    tune_gc(settings)
+    config = uvicorn_config(settings, app)
+    server = _Server(config, announce=announce, shutdown_timeout=settings.shutdown_timeout_seconds)
+    # uvicorn handles SIGTERM/SIGINT (graceful shutdown: sockets closed with 1012, rooms
+    # flushed) and then re-raises the signal to the handler that was installed before it.
+    # A no-op handler there makes a graceful stop exit 0 instead of dying by the signal.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _after_graceful_shutdown)
+    try:
+        server.run(sockets=[sock])
+    except SystemExit as exc:
+        # uvicorn exits with 3 when the app's startup failed (it has logged why).
+        raise StartupError("the application failed to start (see the log above)") from exc
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)
+    if not server.started:
+        raise StartupError("the application failed to start (see the log above)")
+
+
+def uvicorn_config(settings: Settings, app: Starlette | str) -> uvicorn.Config:
+    """uvicorn's configuration of one server process (the single one, or a worker)."""
     proxies = parse_trusted_proxies(settings.trusted_proxies)
-    config = uvicorn.Config(
+    return uvicorn.Config(
         app,
-        factory=settings.workers > 1,
-        workers=settings.workers,
+        factory=isinstance(app, str),
         http=head_deadline_protocol(
             settings.handshake_timeout_seconds,
             settings.max_pending_handshakes_per_address,
@@ -366,27 +403,105 @@ def serve(settings: Settings, *, demo: bool = False) -> None:
         proxy_headers=bool(proxies),
         forwarded_allow_ips=proxies or [],
     )
-    announce = f"crdt-server listening on http://{host}:{port}"
-    server = _Server(config, announce=announce, shutdown_timeout=settings.shutdown_timeout_seconds)
-    # uvicorn handles SIGTERM/SIGINT (graceful shutdown: sockets closed with 1012, rooms
-    # flushed) and then re-raises the signal to the handler that was installed before it.
-    # A no-op handler there makes a graceful stop exit 0 instead of dying by the signal.
+
+
+def _worker_argv(index: int, fd: int, *, count: int, run_dir: Path) -> list[str]:
+    """The command line of worker ``index`` (see :func:`worker_main`)."""
+    return [
+        sys.executable,
+        "-c",
+        "import sys; from crdt_server.cli import worker_main; sys.exit(worker_main(sys.argv[1:]))",
+        f"--index={index}",
+        f"--count={count}",
+        f"--fd={fd}",
+        f"--run-dir={run_dir}",
+    ]
+
+
+class _WorkerServer(_Server):
+    """A worker's server: it takes connections handed over by the other workers once its
+    app has started, and stops taking them when it stops."""
+
+    def __init__(self, config: uvicorn.Config, affinity: Affinity, *, shutdown_timeout: float):
+        super().__init__(config, announce="", shutdown_timeout=shutdown_timeout)
+        self._affinity = affinity
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        affinity = self._affinity
+        self.lifespan.state[AFFINITY_KEY] = affinity
+        await super().startup(sockets=sockets)
+        if not self.started or self.should_exit:
+            return
+        gate = self.lifespan.state.get(GATE_KEY)
+        if not isinstance(gate, Gate):
+            return  # an app without the sync gate: nothing to hand over
+        gate.registry.metrics.set_worker(affinity.index)
+        adopted = gate.registry.metrics.adopted
+        config = self.config
+        create = partial(
+            typing.cast(Callable[..., asyncio.Protocol], config.http_protocol_class),
+            config=config,
+            server_state=self.server_state,
+            app_state=self.lifespan.state,
+        )
+        loop = asyncio.get_running_loop()
+
+        def adopt(sock: socket.socket, head: bytes) -> None:
+            if self.should_exit:
+                refuse_stopping(sock)
+                return
+            adopted.inc()
+            task = loop.create_task(_adopt(loop, sock, lambda: affinity.feed(create(), head)))
+            self.server_state.tasks.add(task)
+            task.add_done_callback(self.server_state.tasks.discard)
+
+        affinity.listen(loop, adopt)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._affinity.close()
+        await super().shutdown(sockets=sockets)
+
+
+async def _adopt(
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, factory: Callable[[], asyncio.Protocol]
+) -> None:
+    try:
+        await loop.connect_accepted_socket(factory, sock=sock)
+    except OSError:
+        sock.close()
+
+
+def _die_with_parent() -> None:
+    """Linux: this worker gets SIGTERM when the supervisor dies (a SIGKILL of the parent
+    must not leave workers serving the socket)."""
+    if sys.platform != "linux":
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def worker_main(argv: Sequence[str]) -> int:
+    """One worker of ``serve --workers N``, started by the supervisor: settings from the
+    environment (where ``serve`` put its options), the listening socket inherited."""
+    parser = _Parser(prog="crdt-server worker")
+    parser.add_argument("--index", type=int, required=True)
+    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--run-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    _die_with_parent()
+    if os.getppid() == 1:
+        return 1  # the supervisor is already gone
+    sock = socket.socket(fileno=args.fd)
+    settings = Settings.from_env()
+    config = uvicorn_config(settings, "crdt_server.cli:app_from_env")
+    affinity = Affinity(args.index, args.count, args.run_dir)
+    server = _WorkerServer(config, affinity, shutdown_timeout=settings.shutdown_timeout_seconds)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _after_graceful_shutdown)
-    if settings.workers > 1:
-        print(announce, flush=True)
-        Multiprocess(config, sockets=[sock]).run()
-        return
-    try:
-        server.run(sockets=[sock])
-    except SystemExit as exc:
-        # uvicorn exits with 3 when the app's startup failed (it has logged why).
-        raise StartupError("the application failed to start (see the log above)") from exc
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, signal.SIG_DFL)
-    if not server.started:
-        raise StartupError("the application failed to start (see the log above)")
+    server.run(sockets=[sock])
+    return 0 if server.started else 3
 
 
 def _after_graceful_shutdown(signum: int, frame: FrameType | None) -> None:

@@ -33,7 +33,7 @@ def test_scripts_test_starts_the_services_before_any_test_runs() -> None:
 
 
 def test_the_scripts_a_fresh_clone_runs_are_executable() -> None:
-    for name in ("bootstrap", "serve", "test", "services", "setup-js", "example"):
+    for name in ("bootstrap", "serve", "test", "services", "setup-js", "setup-haproxy", "example"):
         assert os.access(SCRIPTS / name, os.X_OK), name
 
 

@@ -57,7 +57,14 @@ def test_the_attributes_the_server_uses_exist() -> None:
     server = uvicorn.Server(config)
     assert hasattr(server, "started") and callable(server.startup)
     assert callable(server.handle_exit)
-    assert "sockets" in inspect.signature(uvicorn_private.Multiprocess.__init__).parameters
+    # A worker of --workers adopts a handed-over socket with the protocol uvicorn builds
+    # (crdt_server.cli._WorkerServer): the same class, server state and lifespan state.
+    assert hasattr(server, "server_state")
+    assert "self.lifespan = " in inspect.getsource(uvicorn.Server._serve)
+    startup = inspect.getsource(uvicorn.Server.startup)
+    for attribute in ("config.http_protocol_class(", "server_state=self.server_state",
+                      "app_state=self.lifespan.state"):  # fmt: skip
+        assert attribute in startup, attribute
 
 
 PRIVATE_HOMES = {

@@ -102,6 +102,42 @@ class Metrics:
             registry=r,
         )
 
+        self.worker = "0"
+        """This process's worker index (``--workers``; 0 for a single process)."""
+        self.sync_connections = Counter(
+            "crdt_sync_connections",
+            "Sync (WebSocket) connections admitted, by the index of the worker process"
+            " that served them (0 for a single process)",
+            ["worker"],
+            registry=r,
+        )
+        self.sync_connections.labels(self.worker)
+        self.handed_off = Counter(
+            "crdt_connections_handed_off",
+            "Sync connections this worker accepted and handed to the wedding's owner worker,"
+            " by the owner's index",
+            ["owner"],
+            registry=r,
+        )
+        self.adopted = Counter(
+            "crdt_connections_adopted",
+            "Sync connections another worker accepted and handed to this one (the owner)",
+            registry=r,
+        )
+        self.served_off_owner = Counter(
+            "crdt_connections_served_off_owner",
+            "Sync connections this worker served although another worker owns the wedding"
+            " (the owner could not be reached; the bus keeps them in step)",
+            registry=r,
+        )
+
+    def set_worker(self, index: int) -> None:
+        """Label this process's metrics with its worker index."""
+        if str(index) != self.worker:
+            self.sync_connections.remove(self.worker)
+        self.worker = str(index)
+        self.sync_connections.labels(self.worker)
+
     def derivation_failed(self, room: str, step: str, exc: BaseException) -> None:
         """Count a failure of ``step`` on an update of ``room`` that was kept anyway, and
         log it once an hour per kind: the room and the exception's type, never its message

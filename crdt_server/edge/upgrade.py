@@ -148,6 +148,8 @@ class Gate:
 
     async def serve(self, transport: Transport, admitted: Admitted, *, peer: str) -> None:
         """Run the accepted connection to its end, then give back its slots."""
+        metrics = self.registry.metrics
+        metrics.sync_connections.labels(metrics.worker).inc()
         try:
             await serve_connection(
                 transport,

@@ -2,10 +2,12 @@
 
 uvicorn documents ``uvicorn.Config``, ``uvicorn.Server`` and ``uvicorn.run``; what this
 module imports is internal and may move in any release. The sync path's WebSocket protocol
-(:mod:`crdt_server.edge.websocket`), the request-head deadline
-(:mod:`crdt_server.edge.http_head`) and the CLI's worker supervisor take these names from
-here only, and ``tests/test_uvicorn_private.py`` checks each name and the attributes used,
-so that an upgrade of uvicorn that moves one fails loudly in one test.
+(:mod:`crdt_server.edge.websocket`) and the request-head deadline
+(:mod:`crdt_server.edge.http_head`) take these names from here only (the worker supervisor
+of ``--workers`` is the project's own, :mod:`crdt_server.edge.supervisor`), and
+``tests/test_uvicorn_private.py`` checks each name and the attributes used (with those of
+``uvicorn.Server`` a worker reads to adopt a handed-over socket), so that an upgrade of
+uvicorn that moves one fails loudly in one test.
 """
 
 from __future__ import annotations
@@ -14,12 +16,10 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
-from uvicorn.supervisors.multiprocess import Multiprocess
 
 __all__ = [
     "Config",
     "HttpToolsProtocol",
-    "Multiprocess",
     "ServerState",
     "WebSocketsSansIOProtocol",
 ]

@@ -49,6 +49,8 @@ from crdt_server.codec.websocket_frames import (
     parse_header,
 )
 from crdt_server.core.transport import TransportClosed
+from crdt_server.edge.affinity import STATE_KEY as AFFINITY_KEY
+from crdt_server.edge.affinity import Affinity, wedding_of_path
 from crdt_server.edge.upgrade import (
     NO_SUCH_DOCUMENT,
     STATE_KEY,
@@ -352,6 +354,8 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         path = unquote(raw_path)
         gate = self._app_state.get(STATE_KEY)
         gate = gate if isinstance(gate, Gate) else None
+        if gate is not None and path.startswith(_PREFIX) and self._hand_off(gate, path, head):
+            return
         address, port = self._client(headers)
         peer = f"{address}:{port}"
         outcome: Admitted | Refusal
@@ -372,6 +376,38 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         log.info('%s - "WebSocket %s" [accepted]', peer, target)
         assert gate is not None
         self._accept(gate, outcome, headers["sec-websocket-key"], peer)
+
+    def _hand_off(self, gate: Gate, path: str, head: str) -> bool:
+        """Give the connection to the worker that owns its wedding (``--workers``, see
+        :mod:`crdt_server.edge.affinity`); ``False``: it is served here (this worker owns
+        it, there is one process, or the owner cannot take it now)."""
+        affinity = self._app_state.get(AFFINITY_KEY)
+        if not isinstance(affinity, Affinity) or self._config.ws_per_message_deflate:
+            return False
+        wedding = wedding_of_path(path)
+        if wedding is None:
+            return False
+        to = affinity.owner(wedding)
+        if to == affinity.index:
+            return False
+        transport = self._transport
+        assert transport is not None
+        sock = transport.get_extra_info("socket")
+        data = head.encode("latin-1") + b"\r\n\r\n" + bytes(self._buffer)
+        metrics = gate.registry.metrics
+        if sock is None or not affinity.hand_off(to, sock.fileno(), data):
+            metrics.served_off_owner.inc()
+            return False
+        metrics.handed_off.labels(str(to)).inc()
+        # The connection lives on in the owner: close this descriptor only (no shutdown, no
+        # close frame; the peer sees nothing).
+        self._server_state.connections.discard(self)
+        self._state = _CLOSED
+        self._closed = True
+        self._close = (_ABNORMAL, "handed off")
+        self._buffer.clear()
+        transport.abort()
+        return True
 
     def _admit(
         self, gate: Gate, path: str, query: str, headers: dict[str, str], address: str

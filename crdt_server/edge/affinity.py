@@ -1,0 +1,316 @@
+"""Worker affinity on one host: each wedding's sync connections are served by one worker.
+
+With ``--workers N`` the kernel gives a new connection to whichever worker accepts it
+first. The accepting worker reads the request head (the project's HTTP protocol,
+:mod:`crdt_server.edge.http_head`, then :mod:`crdt_server.edge.websocket` for an upgrade);
+for ``/sync/{wedding}/{doc}`` it computes the wedding's owner, a rendezvous hash of the
+wedding id over the worker indices (:func:`owner`). When the owner is another worker, the
+socket and the head bytes read so far go to the owner over its control socket with
+SCM_RIGHTS (:meth:`Affinity.hand_off`), and the accepting worker closes its descriptor
+without a shutdown (the connection lives on in the owner). The owner adopts the socket as
+if it had accepted it (:meth:`Affinity.listen`, ``loop.connect_accepted_socket``), feeds
+it the head bytes, and its HTTP protocol and upgrade gate run as for any connection: the
+head deadline and per-address caps, the token, the rate and connection limits, erased
+weddings.
+
+Affinity is an optimisation, never a condition for correctness: when the owner cannot be
+reached (restarting, its control socket full or gone) the accepting worker serves the
+connection itself and the Redis bus keeps the wedding's processes in step.
+
+Control sockets are ``SOCK_SEQPACKET`` Unix sockets named ``w{index}`` in a run directory
+that :func:`make_run_dir` creates 0700 (short enough for the 108-byte limit of a socket
+path). Both ends check the other's uid with ``SO_PEERCRED``: only a process of the server's
+own user may hand a socket over, or receive one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import socket
+import struct
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from crdt_server.edge.problems import PROBLEM_JSON, problem_json
+
+__all__ = [
+    "STATE_KEY",
+    "STOPPING_STATUS",
+    "Affinity",
+    "make_run_dir",
+    "owner",
+    "peer_uid",
+    "refuse_stopping",
+    "wedding_of_path",
+]
+
+log = logging.getLogger("crdt_server.edge.affinity")
+
+STATE_KEY = "crdt_server.edge.affinity"
+"""The key of a worker's :class:`Affinity` in the ASGI lifespan state."""
+
+MAX_MESSAGE = 128 * 1024
+"""The largest head (and early bytes) handed over; a larger one is served locally."""
+_SUN_PATH_MAX = 107
+"""Bytes of a Unix socket path, without its terminating NUL."""
+_TCP = (socket.AF_INET, socket.AF_INET6)
+_SYNC = "/sync/"
+_API = "/api/weddings/"
+
+
+def owner(wedding_id: str, count: int) -> int:
+    """The index of the worker that owns ``wedding_id`` among ``count`` workers.
+
+    Rendezvous (highest random weight) hashing: each index scores the wedding, the highest
+    score wins. Only the weddings of a worker that goes away change owner.
+    """
+    if count <= 1:
+        return 0
+    encoded = wedding_id.encode()
+    best, best_score = 0, b""
+    for index in range(count):
+        score = hashlib.blake2b(encoded, digest_size=8, salt=index.to_bytes(8, "big")).digest()
+        if score > best_score:
+            best, best_score = index, score
+    return best
+
+
+def wedding_of_path(path: str) -> str | None:
+    """The wedding a request path names (``/sync/{w}/...``, ``/api/weddings/{w}/...``)."""
+    for prefix in (_SYNC, _API):
+        if path.startswith(prefix):
+            wedding, slash, _ = path[len(prefix) :].partition("/")
+            return wedding if slash and wedding else None
+    return None
+
+
+def make_run_dir() -> Path:
+    """A new private (0700) directory for the control sockets, with room for their names
+    within the 108-byte limit of a Unix socket path."""
+    for base in (os.environ.get("XDG_RUNTIME_DIR"), tempfile.gettempdir(), "/tmp"):
+        if base and os.path.isdir(base) and len(base) + 40 <= _SUN_PATH_MAX:
+            return Path(tempfile.mkdtemp(prefix="crdt-server-", dir=base))
+    raise OSError("no directory short enough for the workers' control sockets")
+
+
+def peer_uid(sock: socket.socket) -> int:
+    """The uid of the process at the other end of a connected Unix socket."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return int(struct.unpack("3i", creds)[1])
+
+
+class _Feed(asyncio.Protocol):
+    """Hands an adopted connection to the server's HTTP protocol, with the bytes the
+    accepting worker had read, before anything newer is read from the socket."""
+
+    def __init__(self, inner: asyncio.Protocol, head: bytes) -> None:
+        self._inner = inner
+        self._head = head
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        inner = self._inner
+        inner.connection_made(transport)
+        transport.set_protocol(inner)
+        if not transport.is_closing():
+            inner.data_received(self._head)
+
+
+STOPPING_STATUS = 503
+"""The answer to a connection handed to a worker that is stopping (``Retry-After: 1``):
+a client reconnects and reaches a worker that serves it."""
+
+
+def refuse_stopping(sock: socket.socket) -> None:
+    """Answer a handed-over connection that this worker will not serve (it is stopping)
+    with 503 and close it; never blocks (a peer that reads nothing gets the close)."""
+    body = problem_json(STOPPING_STATUS, "this worker is stopping; connect again")
+    head = (
+        f"HTTP/1.1 503 Service Unavailable\r\ncontent-type: {PROBLEM_JSON}\r\n"
+        f"retry-after: 1\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    with contextlib.suppress(OSError):
+        sock.send(head.encode() + body)
+    sock.close()
+
+
+class Affinity:
+    """One worker's end of the hand-offs: its own control socket and its peers'."""
+
+    def __init__(self, index: int, count: int, run_dir: Path) -> None:
+        self.index = index
+        self.count = count
+        self.run_dir = run_dir
+        self._listener: socket.socket | None = None
+        self._readers: set[socket.socket] = set()
+        self._peers: dict[int, socket.socket] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._adopt: Callable[[socket.socket, bytes], None] | None = None
+        self.refused_peers = 0
+        """Control connections refused for another uid (a test reads it)."""
+
+    def socket_path(self, index: int) -> str:
+        return str(self.run_dir / f"w{index}")
+
+    def owner(self, wedding_id: str) -> int:
+        return owner(wedding_id, self.count)
+
+    # -- the owner's side ------------------------------------------------------------------
+
+    def listen(
+        self, loop: asyncio.AbstractEventLoop, adopt: Callable[[socket.socket, bytes], None]
+    ) -> None:
+        """Take hand-offs from now on: ``adopt(sock, head)`` gets each one."""
+        path = self.socket_path(self.index)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)  # the socket of this index's previous process
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        listener.bind(path)
+        os.chmod(path, 0o600)
+        listener.listen(128)
+        listener.setblocking(False)
+        self._listener = listener
+        self._loop = loop
+        self._adopt = adopt
+        loop.add_reader(listener.fileno(), self._accept)
+
+    def close(self) -> None:
+        """Stop taking hand-offs (they are then served where they were accepted)."""
+        loop = self._loop
+        listener = self._listener
+        if listener is not None and loop is not None:
+            loop.remove_reader(listener.fileno())
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.socket_path(self.index))
+            while True:  # peers that connected but were not accepted yet
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    break
+                with conn:
+                    conn.setblocking(False)
+                    if peer_uid(conn) == os.getuid():
+                        self._refuse_queued(conn)
+            listener.close()
+            self._listener = None
+        for conn in list(self._readers):
+            self._refuse_queued(conn)
+            self._drop(conn)
+        for peer in self._peers.values():
+            peer.close()
+        self._peers.clear()
+
+    def _accept(self) -> None:
+        assert self._listener is not None and self._loop is not None
+        try:
+            conn, _ = self._listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            log.exception("control socket: accept failed")
+            return
+        if peer_uid(conn) != os.getuid():
+            self.refused_peers += 1
+            log.warning("control socket: refused a connection from another user")
+            conn.close()
+            return
+        conn.setblocking(False)
+        self._readers.add(conn)
+        self._loop.add_reader(conn.fileno(), self._receive, conn)
+
+    def _refuse_queued(self, conn: socket.socket) -> None:
+        """Answer 503 on every connection still queued on a control connection."""
+        while True:
+            try:
+                _, fds, _, _ = socket.recv_fds(conn, MAX_MESSAGE, 1)
+            except OSError:
+                return
+            if not fds:
+                return
+            for fd in fds:
+                try:
+                    refuse_stopping(socket.socket(fileno=fd))
+                except OSError:
+                    os.close(fd)
+
+    def _drop(self, conn: socket.socket) -> None:
+        if self._loop is not None:
+            self._loop.remove_reader(conn.fileno())
+        self._readers.discard(conn)
+        conn.close()
+
+    def _receive(self, conn: socket.socket) -> None:
+        try:
+            data, fds, flags, _ = socket.recv_fds(conn, MAX_MESSAGE, 1)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._drop(conn)
+            return
+        if not data and not fds:  # the peer went away
+            self._drop(conn)
+            return
+        truncated = flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC)
+        if truncated or len(fds) != 1:
+            for fd in fds:
+                os.close(fd)
+            log.warning("control socket: dropped a malformed hand-off")
+            return
+        try:
+            sock = socket.socket(fileno=fds[0])
+        except OSError:  # not a socket at all
+            os.close(fds[0])
+            sock = None
+        if sock is None or sock.type != socket.SOCK_STREAM or sock.family not in _TCP:
+            if sock is not None:
+                sock.close()
+            log.warning("control socket: dropped a hand-off that is not a TCP socket")
+            return
+        sock.setblocking(False)
+        assert self._adopt is not None
+        self._adopt(sock, data)
+
+    # -- the accepting side ----------------------------------------------------------------
+
+    def hand_off(self, to: int, fd: int, head: bytes) -> bool:
+        """Send the connection ``fd`` and the bytes read from it to worker ``to``; ``False``
+        when that worker cannot take it now (the caller then serves it). Never blocks."""
+        if to == self.index or len(head) > MAX_MESSAGE:
+            return False
+        for _ in range(2):  # a peer that restarted: its old connection fails once
+            peer = self._peers.get(to) or self._connect(to)
+            if peer is None:
+                return False
+            try:
+                socket.send_fds(peer, [head], [fd])
+            except (BlockingIOError, InterruptedError):
+                return False  # its queue is full: serve it here
+            except OSError:
+                self._peers.pop(to, None)
+                peer.close()
+                continue
+            return True
+        return False
+
+    def _connect(self, to: int) -> socket.socket | None:
+        peer = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        peer.setblocking(False)
+        try:
+            peer.connect(self.socket_path(to))
+            if peer_uid(peer) != os.getuid():
+                raise PermissionError("control socket of another user")
+        except OSError:
+            peer.close()
+            return None
+        self._peers[to] = peer
+        return peer
+
+    @staticmethod
+    def feed(protocol: asyncio.Protocol, head: bytes) -> asyncio.Protocol:
+        """The protocol to adopt a handed-off socket with: ``protocol`` once it has been
+        given ``head``."""
+        return _Feed(protocol, head)

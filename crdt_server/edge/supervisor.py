@@ -1,0 +1,161 @@
+"""The worker supervisor of ``crdt-server serve --workers N``: the parent process.
+
+It holds the listening socket and starts N worker processes, each with a stable index
+``0..N-1`` (the index decides which worker owns which wedding, see
+:mod:`crdt_server.edge.affinity`). Each worker inherits the listening socket (``pass_fds``)
+and runs one uvicorn server on it. A worker that dies is started again with the same index,
+soon after a worker that had been up a while, backing off (up to
+:data:`MAX_RESTART_DELAY` seconds) when one keeps dying young. SIGTERM or SIGINT stop
+every worker gracefully (SIGTERM to each, SIGKILL to one still there after
+``shutdown_timeout``), remove the private run directory and return 0.
+
+No polling: the loop sleeps in ``select`` on the signal wake-up pipe (SIGCHLD, SIGTERM,
+SIGINT) with a timeout only while a restart is due.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+__all__ = ["MAX_RESTART_DELAY", "Supervisor", "WorkerCommand"]
+
+log = logging.getLogger("crdt_server.edge.supervisor")
+
+WorkerCommand = Callable[[int, int], Sequence[str]]
+"""``(index, listening fd)`` -> the argv of that worker."""
+
+MAX_RESTART_DELAY = 5.0
+"""The longest wait before a worker that keeps dying young is started again."""
+_YOUNG_SECONDS = 5.0
+"""A worker that dies within this of its start counts as dying young (backoff grows)."""
+
+
+@dataclass
+class _Worker:
+    index: int
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    delay: float = 0.0
+    due_at: float | None = None
+    """When a restart is due (``None``: running, or stopping)."""
+
+
+class Supervisor:
+    """Runs ``count`` workers on ``sock`` until SIGTERM or SIGINT; see the module doc."""
+
+    def __init__(
+        self,
+        command: WorkerCommand,
+        count: int,
+        sock: socket.socket,
+        *,
+        run_dir: Path | None = None,
+        shutdown_timeout: float = 30.0,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self._command = command
+        self._sock = sock
+        self._run_dir = run_dir
+        self._shutdown_timeout = shutdown_timeout
+        self._env = env
+        self._workers = [_Worker(index) for index in range(count)]
+        self._stopping = False
+
+    def run(self) -> int:
+        read_end, write_end = os.pipe()
+        os.set_blocking(read_end, False)
+        os.set_blocking(write_end, False)
+        previous_fd = signal.set_wakeup_fd(write_end)
+        handled = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT)
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in handled}
+        try:
+            for worker in self._workers:
+                self._start(worker)
+            while not self._stopping:
+                self._reap()
+                if self._stopping:
+                    break
+                now = time.monotonic()
+                for worker in self._workers:
+                    if worker.due_at is not None and worker.due_at <= now:
+                        self._start(worker)
+                due = [w.due_at for w in self._workers if w.due_at is not None]
+                timeout = max(0.0, min(due) - time.monotonic()) if due else None
+                with contextlib.suppress(InterruptedError):
+                    select.select([read_end], [], [], timeout)
+                with contextlib.suppress(BlockingIOError):
+                    os.read(read_end, 512)
+            self._stop_all()
+            return 0
+        finally:
+            signal.set_wakeup_fd(previous_fd)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            os.close(read_end)
+            os.close(write_end)
+            if self._run_dir is not None:
+                shutil.rmtree(self._run_dir, ignore_errors=True)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            self._stopping = True
+
+    def _start(self, worker: _Worker) -> None:
+        worker.due_at = None
+        argv = list(self._command(worker.index, self._sock.fileno()))
+        worker.process = subprocess.Popen(argv, pass_fds=(self._sock.fileno(),), env=self._env)
+        worker.started_at = time.monotonic()
+        log.info("worker %d started (pid %d)", worker.index, worker.process.pid)
+
+    def _reap(self) -> None:
+        """Collect every worker that exited and schedule its restart."""
+        for worker in self._workers:
+            process = worker.process
+            if process is None or process.poll() is None:
+                continue
+            worker.process = None
+            lived = time.monotonic() - worker.started_at
+            if lived < _YOUNG_SECONDS:
+                worker.delay = min(MAX_RESTART_DELAY, max(0.1, worker.delay * 2))
+            else:
+                worker.delay = 0.0
+            worker.due_at = time.monotonic() + worker.delay
+            log.warning(
+                "worker %d (pid %d) exited with %s; starting it again in %.1f s",
+                worker.index,
+                process.pid,
+                process.returncode,
+                worker.delay,
+            )
+
+    def _stop_all(self) -> None:
+        running = [w.process for w in self._workers if w.process is not None]
+        for process in running:
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self._shutdown_timeout
+        for process in running:
+            try:
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.error("worker pid %d did not stop in time; killing it", process.pid)
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                process.wait()
+            except OSError as exc:  # pragma: no cover - already reaped
+                if exc.errno != errno.ECHILD:
+                    raise
