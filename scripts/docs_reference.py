@@ -135,7 +135,12 @@ def close_codes_page() -> str:
 
 
 def permissions_page() -> str:
-    from crdt_server.auth.permissions import DEFAULT_CAPABILITIES, DEFAULT_MATRIX, ROLES
+    from crdt_server.auth.permissions import (
+        DEFAULT_CAPABILITIES,
+        DEFAULT_MATRIX,
+        FIELD_READERS,
+        ROLES,
+    )
     from crdt_server.documents import DOCUMENT_KINDS
 
     kinds = list(DOCUMENT_KINDS)
@@ -146,6 +151,10 @@ def permissions_page() -> str:
     capabilities = [
         f"| `{name}` | " + ", ".join(r for r in ROLES if r in roles) + " |"
         for name, roles in DEFAULT_CAPABILITIES.items()
+    ]
+    fields = [
+        f"| `{doc}` | `{name}` | " + ", ".join(r for r in ROLES if r in roles) + " |"
+        for (doc, name), roles in FIELD_READERS.items()
     ]
     return (
         HEADER.format(source="crdt_server/auth/permissions.py") + "# Permissions\n\n"
@@ -165,7 +174,11 @@ def permissions_page() -> str:
         '`{"capabilities": {"webhooks.manage": ["planner"]}}`.\n\n'
         "| capability | roles that have it by default |\n|---|---|\n"
         + "\n".join(capabilities)
-        + "\n"
+        + "\n\n## Fields\n\n"
+        "Fields narrower than their document: other roles get no such field in the JSON "
+        "reads and events (a socket still carries the whole "
+        "document; see [Documents](../guides/documents.md)).\n\n"
+        "| document | field | roles that read it |\n|---|---|---|\n" + "\n".join(fields) + "\n"
     )
 
 
