@@ -183,6 +183,8 @@ def permissions_page() -> str:
 
 
 def operations_page() -> str:
+    from crdt_server.documents.notes import _ARGS as TEXT_ARGS
+    from crdt_server.documents.notes import TEXT_OPERATIONS
     from crdt_server.documents.operations import _OPS
 
     rows = []
@@ -191,6 +193,10 @@ def operations_page() -> str:
             f"`{arg}`" + (" (required)" if a.required else "") for arg, a in spec.args.items()
         )
         rows.append(f"| `{name}` | `{spec.kind}` | {args} |")
+    for name in TEXT_OPERATIONS:
+        ids = "one of `guest_id`, `table_id`, `item_id`, `category_id`, `payment_id`"
+        given = ", ".join(f"`{arg}`" for arg in TEXT_ARGS[name])
+        rows.append(f"| `{name}` | every document | {ids}; {given} |")
     return (
         HEADER.format(source="documents/operations.py") + "# Domain operations\n\n"
         "What `POST /api/weddings/{id}/docs/{doc}/ops` (and conflict resolution, and "

@@ -5,11 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pycrdt import Doc, Map, Text, XmlElement, XmlFragment, XmlText
 
 from crdt_server.documents import DocumentError, apply_operation, from_json, to_json
 from crdt_server.documents.model import CATEGORY, GUEST, PAYMENT, TABLE, TIMELINE_ITEM
-from crdt_server.documents.texts import char_index, smallest_splice, utf16_index, utf16_length
+from crdt_server.documents.texts import (
+    char_index,
+    decode_relative_position,
+    decode_state_vector,
+    encode_relative_position,
+    id_at,
+    index_of_id,
+    smallest_splice,
+    utf16_index,
+    utf16_length,
+)
 
 from .wedding import Docs, new_wedding, run, sync
 
@@ -162,3 +174,55 @@ def test_utf16_positions() -> None:
         char_index(value, 2)
     with pytest.raises(DocumentError, match="past the end"):
         char_index(value, 5)
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["ab", "😀", "é", "x😀y", "🎉z"]), st.integers(0, 20)),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_a_character_is_found_by_its_yjs_id_and_back(inserts: list[tuple[str, int]]) -> None:
+    """Each character's Yjs id (client, clock counted in UTF-16 units) is what Yjs gives
+    it; :func:`id_at` and :func:`index_of_id` agree with that bookkeeping (pycrdt's
+    StickyIndex does not, for texts like these)."""
+    doc: Doc[Any] = Doc(client_id=7)
+    text = doc.get("t", type=Text)
+    chars: list[tuple[str, int]] = []  # (character, clock), in text order
+    clock = 0
+    for value, where in inserts:
+        at = min(where, len(chars))
+        with doc.transaction():  # one transaction per insert: pycrdt loses text otherwise
+            text.insert(len("".join(c for c, _ in chars[:at]).encode()), value)
+        made = []
+        for char in value:
+            made.append((char, clock))
+            clock += utf16_length(char)
+        chars[at:at] = made
+    assert str(text) == "".join(c for c, _ in chars)
+
+    def locate(d: Doc[Any]) -> Text:
+        return d.get("t", type=Text)
+
+    for index, (_, char_clock) in enumerate(chars):
+        assert id_at(doc, locate, index) == (7, char_clock)
+        assert index_of_id(doc, locate, 7, char_clock) == index
+    assert index_of_id(doc, locate, 7, clock) is None  # not written yet
+    assert index_of_id(doc, locate, 8, 0) is None  # another client's: none
+
+
+def test_relative_positions_decode_as_yjs_encodes_them() -> None:
+    assert decode_relative_position(bytes.fromhex("00f0230241")).item == (4592, 2)
+    assert decode_relative_position(bytes.fromhex("00f0230241")).assoc == -1
+    typed = decode_relative_position(bytes.fromhex("02070300"))
+    assert (typed.item, typed.type_id, typed.assoc) == (None, (7, 3), 0)
+    named = decode_relative_position(bytes.fromhex("010174"))  # no assoc: older Yjs
+    assert (named.type_name, named.assoc) == ("t", 0)
+    assert encode_relative_position(4592, 2, -1) == bytes.fromhex("00f0230241")
+    for bad in ("", "05", "00f0", "0007000000"):
+        with pytest.raises(ValueError):
+            decode_relative_position(bytes.fromhex(bad))
+    assert decode_state_vector(bytes.fromhex("010703")) == {7: 3}
+    with pytest.raises(ValueError):
+        decode_state_vector(bytes.fromhex("0207"))
