@@ -51,6 +51,7 @@ from crdt_server.extensions.conflicts import ConflictsKeeper
 from crdt_server.extensions.events import EventLog
 from crdt_server.extensions.integrations import IntegrationService
 from crdt_server.extensions.mail import Mailer
+from crdt_server.extensions.note_sessions import NoteSessions
 from crdt_server.extensions.presence import PresenceDirectory
 from crdt_server.extensions.threads import Threads
 from crdt_server.extensions.versions import VersionKeeper
@@ -101,7 +102,9 @@ class AdminEvents(Extension):
         webhooks: Webhooks,
         integrations: IntegrationService,
         keep: float,
+        notes: NoteSessions,
     ) -> None:
+        self._notes = notes
         self._revocations = revocations
         self._keeper = keeper
         self._events = events
@@ -129,7 +132,11 @@ class AdminEvents(Extension):
             keep_revocations=self._keep,
             refresh_conflicts=self._keeper.refresh,
             revoked=self._events.recheck,
-            forget_guest=(self._versions.erase_guest, self._webhooks.forget_guest),
+            forget_guest=(
+                self._versions.erase_guest,
+                self._webhooks.forget_guest,
+                self._notes.forget_guest,
+            ),
             forget_member=(self._webhooks.forget_member, self._integrations.forget_member),
             creator_revoked=(self._webhooks.creator_revoked, self._integrations.creator_revoked),
         )
@@ -204,14 +211,16 @@ def create_app(
         keeper = ConflictsKeeper(events=event_log)
         versions = VersionKeeper(events=event_log)
         integrations = IntegrationService()
+        note_sessions = NoteSessions(event_log)
         admin_events = AdminEvents(
-            revocations, keeper, event_log, versions, webhooks, integrations, keep
+            revocations, keeper, event_log, versions, webhooks, integrations, keep, note_sessions
         )
         threads = Threads(event_log)
         hooks = Hooks(
             [
                 admin_events,
                 event_log,
+                note_sessions,
                 keeper,
                 PresenceDirectory(),
                 versions,

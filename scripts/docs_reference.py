@@ -176,7 +176,7 @@ def permissions_page() -> str:
         + "\n".join(capabilities)
         + "\n\n## Fields\n\n"
         "Fields narrower than their document: other roles get no such field in the JSON "
-        "reads and events (a socket still carries the whole "
+        "reads, events and edit-session excerpts (a socket still carries the whole "
         "document; see [Documents](../guides/documents.md)).\n\n"
         "| document | field | roles that read it |\n|---|---|---|\n" + "\n".join(fields) + "\n"
     )

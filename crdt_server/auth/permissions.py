@@ -16,7 +16,8 @@ matrix may replace any of them under the reserved key ``"capabilities"``::
 Some **fields** are narrower than their document (:data:`FIELD_READERS`): a guest's
 ``notes`` are for the couple, the planner and family, while vendors, who read the guest list
 for the catering, keep seeing ``dietary`` and ``meal``. The JSON views (the document read,
-versions) leave such a field out for other roles, and entry events never carry notes. A
+versions) leave such a field out for other roles, entry events never carry notes, and edit-session
+events (``*.notes_edited``) reach them without their excerpts. A
 vendor's socket and binary reads still carry the whole guests document: a Yjs replica cannot
 be filtered per field (see the field-privacy design); the docs say so.
 """
