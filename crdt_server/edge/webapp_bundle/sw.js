@@ -1,8 +1,8 @@
 // The service worker of the planner: keeps the app shell on the device so the app opens
 // with no network. The documents themselves live in IndexedDB (y-indexeddb), not here.
 // The list of files and the version below are filled in by web/build.mjs.
-const VERSION = '61482e46347291ff'
-const SHELL = ["/app/","/app/app-7I5QPXGL.js","/app/app-ZLRIYZXA.css","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
+const VERSION = '8bb0b6da218bb01e'
+const SHELL = ["/app/","/app/app-6JQ7STH3.js","/app/app-AZPZY54G.css","/app/chunk-M437OLYV.js","/app/chunk-ZH4XNPMH.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
 const CACHE = `planner-${VERSION}`
 
 self.addEventListener('install', (event) => {
