@@ -52,6 +52,7 @@ from crdt_server.extensions.conflicts import ConflictsKeeper
 from crdt_server.extensions.events import EventLog
 from crdt_server.extensions.integrations import IntegrationService
 from crdt_server.extensions.mail import Mailer
+from crdt_server.extensions.note_sessions import NoteSessions
 from crdt_server.extensions.presence import PresenceDirectory
 from crdt_server.extensions.thread_people import OVERWRITTEN
 from crdt_server.extensions.threads import Threads
@@ -104,7 +105,9 @@ class AdminEvents(Extension):
         integrations: IntegrationService,
         concurrent: ConcurrentEdits,
         keep: float,
+        notes: NoteSessions,
     ) -> None:
+        self._notes = notes
         self._revocations = revocations
         self._keeper = keeper
         self._events = events
@@ -137,6 +140,7 @@ class AdminEvents(Extension):
                 self._versions.erase_guest,
                 self._webhooks.forget_guest,
                 self._concurrent.erase_guest,
+                self._notes.forget_guest,
             ),
             forget_member=(
                 self._webhooks.forget_member,
@@ -226,14 +230,24 @@ def create_app(
         keeper = ConflictsKeeper(events=event_log, concurrent=concurrent)
         versions = VersionKeeper(events=event_log)
         integrations = IntegrationService()
+        note_sessions = NoteSessions(event_log)
         admin_events = AdminEvents(
-            revocations, keeper, event_log, versions, webhooks, integrations, concurrent, keep
+            revocations,
+            keeper,
+            event_log,
+            versions,
+            webhooks,
+            integrations,
+            concurrent,
+            keep,
+            note_sessions,
         )
         hooks = Hooks(
             [
                 admin_events,
                 event_log,
                 concurrent,
+                note_sessions,
                 keeper,
                 PresenceDirectory(),
                 versions,

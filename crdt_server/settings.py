@@ -151,6 +151,11 @@ class Settings:
     """Domain events older than this are deleted by a periodic sweep (idle weddings too)."""
     event_sweep_seconds: float = 3600.0
     """How often the retention sweep runs."""
+    notes_session_idle_seconds: float = 60.0
+    """A person's edit session in one collaborative text (an entry's notes) closes this
+    long after their last edit there, storing one ``*.notes_edited`` event."""
+    notes_session_max_seconds: float = 600.0
+    """An edit session closes this long after it began, however busy."""
     version_interval_seconds: float = 3600.0
     """A changed document gets a restore point (its whole state) at most this often: hourly
     points are kept for a week, then one a day within ``EVENT_RETENTION_DAYS``."""
@@ -241,6 +246,8 @@ class Settings:
         positive = (
             "event_retention_days",
             "event_sweep_seconds",
+            "notes_session_idle_seconds",
+            "notes_session_max_seconds",
             "sse_heartbeat_seconds",
             "version_interval_seconds",
             "version_check_seconds",

@@ -22,9 +22,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pycrdt import Doc, Map, MapEvent, Subscription, XmlElement, XmlEvent, XmlFragment
+from pycrdt import Doc, Map, MapEvent, Subscription, TextEvent, XmlElement, XmlEvent, XmlFragment
 
-from .schema import ROOTS, plain
+from .schema import ROOTS, TEXT_FIELDS, plain
 from .shapes import entry_fields
 
 __all__ = ["ChangeRecorder", "EntryChange", "plain"]
@@ -50,6 +50,7 @@ class EntryChange:
     before: dict[str, Any] = field(default_factory=dict)
     after: dict[str, Any] = field(default_factory=dict)
     replaced: bool = False
+    edited: list[str] = field(default_factory=list)
 
 
 SETTINGS_ROOTS = frozenset({"settings"})
@@ -88,6 +89,8 @@ class ChangeRecorder:
                     if isinstance(event, MapEvent | XmlEvent):
                         found: Any = event  # pycrdt's stubs declare neither path nor keys
                         self._record(root, list(found.path), found.keys)
+                    elif isinstance(event, TextEvent):
+                        self._text_edited(root, list(getattr(event, "path", ())))
                 except (KeyboardInterrupt, SystemExit, GeneratorExit):
                     raise
                 except BaseException as exc:
@@ -129,6 +132,17 @@ class ChangeRecorder:
         # Deeper paths (a nested array of a field) are reported on the field itself by
         # the level above when the field is replaced; an in-place edit of a nested array
         # is not a change this schema makes.
+
+    def _text_edited(self, root: str, path: list[Any]) -> None:
+        """A text field of an entry (``[entry_id, "notes"]``) was edited in place."""
+        if root in SETTINGS_ROOTS or len(path) != 2 or path[1] not in TEXT_FIELDS:
+            return
+        key = (root, str(path[0]))
+        current = self._changes.get(key)
+        if current is None:
+            current = self._changes[key] = EntryChange(root, key[1], "updated")
+        if path[1] not in current.edited:
+            current.edited.append(str(path[1]))
 
     def _entry(self, root: str, entry_id: str, change: Mapping[str, Any]) -> None:
         action = change.get("action")
@@ -194,7 +208,7 @@ def _fields(value: Any) -> dict[str, Any]:
 
 
 def _meaningful(change: EntryChange) -> bool:
-    if change.action != "updated" or change.replaced:
+    if change.action != "updated" or change.replaced or change.edited:
         return True
     names = change.before.keys() | change.after.keys()
     return any(change.before.get(n) != change.after.get(n) for n in names)

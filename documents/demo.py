@@ -1,5 +1,5 @@
 """A sample wedding for demos: about 120 guests in households, 12 tables, the day's timeline
-with its vendors, and a budget with payments.
+with its vendors and a run of show, and a budget with payments; a few entries have notes.
 
 Everything is built from the ordinary domain operations (:func:`documents.apply_operation`),
 so the demo is exactly what a client could have written, and it is deterministic: the same
@@ -15,10 +15,11 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from pycrdt import Doc
+from pycrdt import Doc, XmlElement, XmlFragment, XmlText
 
 from .model import DOCUMENT_KINDS, DocumentError
 from .operations import apply_operation
+from .schema import RUN_OF_SHOW
 from .seed import meta_changes, seed
 
 __all__ = ["DEMO_WEDDING_ID", "demo_operations", "seed_demo", "seed_demo_document"]
@@ -96,6 +97,8 @@ def _guest_ops(rng: random.Random) -> tuple[list[dict[str, Any]], list[tuple[str
                 op["plus_one"] = True
             if member == 0:
                 op["contact"] = f"{first.lower()}.{last.lower()}@example.com"
+            if number % 25 == 0:
+                op["notes"] = "Arrives late from the airport; keep a plate warm."
             ops.append(op)
             order.append((guest_id, rsvp))
     return ops, order
@@ -104,7 +107,7 @@ def _guest_ops(rng: random.Random) -> tuple[list[dict[str, Any]], list[tuple[str
 def _seating_ops(order: list[tuple[str, str]]) -> list[dict[str, Any]]:
     ops: list[dict[str, Any]] = [
         {"op": "add_table", "table_id": "t01", "name": "Head table", "capacity": 8}
-        | {"shape": "rectangular"}
+        | {"shape": "rectangular", "notes": "Facing the dance floor; microphone at seat 4."}
     ]
     for index, name in enumerate(_TABLE_NAMES, start=2):
         ops.append({"op": "add_table", "table_id": f"t{index:02d}", "name": name, "capacity": 10})
@@ -145,6 +148,19 @@ _TIMELINE: tuple[tuple[str, str, str, str, str, str | None, str], ...] = (
     ("i14", "Carriages", "23:30", "23:59", "Front gate", "Swift Cabs", "planned"),
 )
 _OWNERS = ("Planner", "Couple", "Best man", "Maid of honour")
+_ITEM_NOTES = {
+    "i05": "Rings with the best man. Readings: Ada, then Jonas.",
+    "i08": "Two high chairs at table Peony. Vegan plates are marked with a leaf.",
+    "i14": "Last carriage waits until everyone from the head table is out.",
+}
+_RUN_OF_SHOW: tuple[tuple[str, str], ...] = (
+    # (node type, text): a heading, then one paragraph per moment of the day
+    ("heading", "Run of show"),
+    ("paragraph", "13:30 Guests arrive; ushers hand out programmes at the garden gate."),
+    ("paragraph", "14:00 Ceremony: music cue when the doors open, rings with the best man."),
+    ("paragraph", "17:00 Dinner in the Orangery; speeches start with dessert at 19:00."),
+    ("paragraph", "20:00 First dance, then the band. Carriages from 23:30."),
+)
 
 _CATEGORIES: tuple[tuple[str, str, int], ...] = (
     ("venue", "Venue", 900_000),
@@ -187,6 +203,7 @@ def demo_operations() -> dict[str, list[dict[str, Any]]]:
             "status": status,
         }
         | ({"vendor": vendor} if vendor else {})
+        | ({"notes": _ITEM_NOTES[item_id]} if item_id in _ITEM_NOTES else {})
         for index, (item_id, title, start, end, location, vendor, status) in enumerate(_TIMELINE)
     ]
     budget: list[dict[str, Any]] = [
@@ -196,11 +213,13 @@ def demo_operations() -> dict[str, list[dict[str, Any]]]:
         {"op": "set_category", "category_id": cid, "name": name, "planned": planned}
         for cid, name, planned in _CATEGORIES
     ]
+    budget[2]["notes"] = "Menu tasting on 2027-03-14; final numbers due four weeks before."
     budget += [
         {"op": "record_payment", "payment_id": pid, "amount": amount, "category_id": cid}
         | {"date": day, "payer": payer, "vendor": vendor}
         for pid, amount, cid, day, payer, vendor in _PAYMENTS
     ]
+    budget[-8]["notes"] = "Deposit; the rest is due after the final head count."
     return {
         "guests": guests,
         "seating": _seating_ops(order),
@@ -225,7 +244,18 @@ def seed_demo_document(doc: Doc[Any], kind: str, wedding_id: str, *, origin: Any
         seed(doc, kind, wedding_id, origin=origin)
         for op in operations:
             apply_operation(doc, kind, op, origin=origin)
+        if kind == "timeline":
+            _write_run_of_show(doc)
     return True
+
+
+def _write_run_of_show(doc: Doc[Any]) -> None:
+    """The run of show as y-prosemirror writes a ProseMirror document: one element per
+    block, named by its node type, holding its text (a heading's level as an attribute)."""
+    fragment = doc.get(RUN_OF_SHOW, type=XmlFragment)
+    for node, line in _RUN_OF_SHOW:
+        attributes = {"level": "2"} if node == "heading" else None
+        fragment.children.append(XmlElement(node, attributes, [XmlText(line)]))
 
 
 def seed_demo(

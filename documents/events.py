@@ -19,7 +19,7 @@ from typing import Any
 from pycrdt import Doc, Map
 
 from .changes import SETTINGS_ROOTS, EntryChange
-from .schema import ROOTS
+from .schema import ROOTS, TEXT_FIELDS
 from .shapes import to_plain
 
 __all__ = [
@@ -150,7 +150,19 @@ def bounded(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _without_texts(change: EntryChange) -> EntryChange:
+    """``change`` without its collaborative text fields: typing is reported once per edit
+    session (``*.notes_edited``, with excerpts that follow the field's read rules), never as
+    entry fields (a guest's notes are private; the guest's other events are not)."""
+    if not any(n in TEXT_FIELDS for n in (*change.before, *change.after)):
+        return change
+    before = {n: v for n, v in change.before.items() if n not in TEXT_FIELDS}
+    after = {n: v for n, v in change.after.items() if n not in TEXT_FIELDS}
+    return EntryChange(change.root, change.id, change.action, before, after, change.replaced)
+
+
 def _entry_events(kind: str, change: EntryChange) -> list[DomainEvent]:
+    change = _without_texts(change)
     noun, _ = _ENTITIES[(kind, change.root)]
     verbs = _PAYMENT_VERBS if noun == "budget.payment" else _VERBS
     sep = "." if noun == "guest" else "_"
@@ -289,7 +301,8 @@ def _split(event_type: str) -> tuple[str, str]:
 
 def entries_of(doc: Doc[Any], kind: str) -> Entries:
     """Every root of a ``kind`` document as :data:`Entries` (a settings map's keys as
-    ``{key: {"value": value}}``), the shape :func:`apply_events` works on."""
+    ``{key: {"value": value}}``), the shape :func:`apply_events` works on; collaborative
+    text fields are left out, as the events leave them out."""
     out: Entries = {}
     for root in ROOTS.get(kind, ()):
         content = to_plain(doc.get(root, type=Map)) or {}
@@ -297,6 +310,9 @@ def entries_of(doc: Doc[Any], kind: str) -> Entries:
             out[root] = {str(k): {"value": v} for k, v in content.items()}
         else:
             out[root] = {
-                str(k): dict(v) if isinstance(v, dict) else {"value": v} for k, v in content.items()
+                str(k): {n: f for n, f in v.items() if n not in TEXT_FIELDS}
+                if isinstance(v, dict)
+                else {"value": v}
+                for k, v in content.items()
             }
     return out

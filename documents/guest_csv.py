@@ -1,7 +1,8 @@
 """The guest list as CSV (RFC 4180): export, and an import planned as a diff, then applied
 in one transaction.
 
-Columns are the guest fields, ``id`` first (:data:`COLUMNS`). ``dietary`` is one cell of
+Columns are the guest fields, ``id`` first (:data:`COLUMNS`), except ``notes``: private
+collaborative text, which a spreadsheet round trip would replace whole. ``dietary`` is one cell of
 entries separated by ``;``, ``plus_one`` is ``true`` or ``false``; an empty cell is an
 absent field (its default for ``rsvp`` and ``plus_one``). An import may leave columns out
 (those fields stay as they are) but needs ``name`` or ``id``.
@@ -40,7 +41,7 @@ __all__ = [
     "plan_import",
 ]
 
-COLUMNS: tuple[str, ...] = ("id", *(f.name for f in GUEST.fields))
+COLUMNS: tuple[str, ...] = ("id", *(f.name for f in GUEST.fields if not f.text))
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 _TRUE = frozenset({"true", "yes", "1"})
 _FALSE = frozenset({"false", "no", "0"})

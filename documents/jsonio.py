@@ -41,6 +41,7 @@ from .schema import (
     ENTITIES,
     META,
     ROOTS,
+    RUN_OF_SHOW,
     Problem,
     changes,
     new_entry,
@@ -59,8 +60,10 @@ from .shapes import list_part, root_view
 log = logging.getLogger("documents.jsonio")
 
 _HEADER = ("kind", "schema", "wedding_id")
-_READ_ONLY = ("other", "problems")
-"""Sections of the view that show what the schema does not know; never imported."""
+_READ_ONLY = ("other", "problems", RUN_OF_SHOW)
+"""Sections of the view that are never imported: what the schema does not know, and the
+timeline's run of show (rich text only editors write; shown as text and ProseMirror JSON,
+which would not make the same Yjs items again)."""
 
 
 def _check_kind(kind: str) -> None:
@@ -117,6 +120,10 @@ def to_json(doc: Doc[Any], kind: str, *, rich: bool = False) -> dict[str, Any]:
         found = budget.problems
     view = {"kind": kind, "schema": SCHEMA_VERSION, "wedding_id": meta.wedding_id, **body}
     other, problems = _other(doc, kind, rich)
+    if kind == "timeline":
+        shown = other.get(RUN_OF_SHOW)
+        is_xml = isinstance(shown, dict) and "prosemirror" in shown
+        view[RUN_OF_SHOW] = other.pop(RUN_OF_SHOW) if is_xml else None
     problems = [{"path": p.path, "message": p.message} for p in found] + problems
     if other:
         view["other"] = other

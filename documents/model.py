@@ -109,6 +109,20 @@ def text(max_len: int = MAX_TEXT) -> Rule:
     return rule
 
 
+def prose(max_len: int = MAX_NOTES) -> Rule:
+    """Collaborative text (a ``Y.Text``, or an old plain string): kept as written, spaces
+    and empty text included (people type into it; stripping would fight them)."""
+
+    def rule(value: object) -> str:
+        if not isinstance(value, str):
+            raise DocumentError(f"must be a string, got {shown(value)}")
+        if len(value) > max_len:
+            raise DocumentError(f"must be at most {max_len} characters")
+        return value
+
+    return rule
+
+
 def choice(options: tuple[str, ...]) -> Rule:
     def rule(value: object) -> str:
         if not isinstance(value, str) or value not in options:
@@ -213,6 +227,8 @@ class Field:
     rule: Rule
     required: bool = False
     default: Any = None
+    text: bool = False
+    """Stored as a ``Y.Text``, created with its entry and edited by splices."""
 
     @property
     def nullable(self) -> bool:
@@ -261,6 +277,7 @@ GUEST = Entity(
         Field("dietary", text_list(), default=()),
         Field("plus_one", boolean, default=False),
         Field("contact", text()),
+        Field("notes", prose(), text=True),
     ),
 )
 TABLE = Entity(
@@ -272,6 +289,7 @@ TABLE = Entity(
         Field("name", text(), required=True),
         Field("capacity", integer(1, MAX_SEATS), required=True),
         Field("shape", choice(TABLE_SHAPES), default="round"),
+        Field("notes", prose(), text=True),
     ),
 )
 ASSIGNMENT = Entity(
@@ -297,7 +315,7 @@ TIMELINE_ITEM = Entity(
         Field("owner", text()),
         Field("vendor", text()),
         Field("status", choice(TIMELINE_STATUSES), default="planned"),
-        Field("notes", text(MAX_NOTES)),
+        Field("notes", prose(), text=True),
     ),
 )
 CATEGORY = Entity(
@@ -308,6 +326,7 @@ CATEGORY = Entity(
     (
         Field("name", text(), required=True),
         Field("planned", amount, default=0),
+        Field("notes", prose(), text=True),
     ),
 )
 PAYMENT = Entity(
@@ -321,6 +340,7 @@ PAYMENT = Entity(
         Field("date", day, required=True),
         Field("payer", text()),
         Field("vendor", text()),
+        Field("notes", prose(), text=True),
     ),
 )
 BUDGET_SETTINGS: tuple[Field, ...] = (

@@ -33,6 +33,7 @@ from .model import (
     identifier,
     shown,
 )
+from .notes import TEXT_OPERATIONS, run_text_operation
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,9 @@ def apply_operation(
     """Validate ``op`` and apply it to ``doc`` (document ``kind``) in one transaction.
 
     Returns ``{"op": name, "id": id of the entry concerned or None, "changed": bool}``
-    (``remove_table`` adds ``"unassigned"``: the guest ids whose seats went with it).
+    (``remove_table`` adds ``"unassigned"``: the guest ids whose seats went with it; the
+    text operations of :mod:`documents.notes`, valid in every kind, add ``index``,
+    ``length`` and ``position``).
     ``related`` may hold the wedding's other documents for cross-document checks: with
     ``related["guests"]``, ``assign_seat`` refuses guests unknown or declined there.
 
@@ -180,11 +183,12 @@ def apply_operation(
     if not isinstance(op, Mapping):
         raise OperationError(f"an operation must be an object, got {shown(op)}")
     name = op.get("op")
+    if isinstance(name, str) and name in TEXT_OPERATIONS:
+        return run_text_operation(doc, kind, name, op, origin)
     spec = _OPS.get(name) if isinstance(name, str) else None
     if spec is None:
-        raise OperationError(
-            f"must be one of {', '.join(sorted(_OPS))}, got {shown(name)}", path="op"
-        )
+        known = sorted([*_OPS, *TEXT_OPERATIONS])
+        raise OperationError(f"must be one of {', '.join(known)}, got {shown(name)}", path="op")
     if spec.kind != kind:
         raise OperationError(f"{name} applies to the {spec.kind} document, not {kind}", path="op")
     assert isinstance(name, str)

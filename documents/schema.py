@@ -6,18 +6,26 @@ can never both insert "the same" element and end up with two::
     kind      root         entries
     (every)   meta         schema, kind, wedding_id  (written by seed, never edited)
     guests    guests       guest_id -> Map{name, household, side, rsvp, meal, dietary,
-                                           plus_one, contact}
-    seating   tables       table_id -> Map{name, capacity, shape}
+                                           plus_one, contact, notes*}
+    seating   tables       table_id -> Map{name, capacity, shape, notes*}
               assignments  guest_id -> {"table_id", "seat"}  (one atomic JSON value)
     timeline  items        item_id -> Map{title, start, end, location, owner, vendor,
-                                          status, notes}
+                                          status, notes*}
+              runofshow    Y.XmlFragment: the day's run of show, as y-prosemirror writes it
     budget    settings     currency, total
-              categories   category_id -> Map{name, planned}
-              payments     payment_id -> Map{amount, category_id, date, payer, vendor}
+              categories   category_id -> Map{name, planned, notes*}
+              payments     payment_id -> Map{amount, category_id, date, payer, vendor,
+                                             notes*}
 
 One field per map key, so concurrent edits of different fields of one entry both survive;
 a seat assignment is a single value under the guest's id, so concurrent moves of one guest
 resolve to exactly one seat. Optional fields that are empty are absent keys.
+
+Fields marked * are collaborative text: a ``Y.Text`` created together with its entry (empty
+when there is nothing to say yet) and changed by splices (:mod:`documents.texts`), so two
+people typing in one note both keep their words. An older document may hold a plain string
+there: it reads as it is (the server never converts stored values); a write through an
+operation replaces such a string by a ``Y.Text``.
 
 Readers are lenient: documents are also written by browser clients this code never sees, so
 an entry that breaks the schema is reported as a :class:`Problem` instead of raising. A bad
@@ -30,7 +38,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from pycrdt import Doc, Map, XmlFragment
+from pycrdt import Doc, Map, Text, XmlFragment
 
 from .model import (
     ASSIGNMENT,
@@ -47,6 +55,7 @@ from .model import (
     shown,
 )
 from .shapes import entry_fields, to_plain
+from .texts import apply_splice, smallest_splice, text_value
 
 META = "meta"
 ROOTS: dict[str, tuple[str, ...]] = {
@@ -56,6 +65,12 @@ ROOTS: dict[str, tuple[str, ...]] = {
     "seating": ("tables", "assignments"),
 }
 """The root maps of each kind of document, besides ``meta``."""
+RUN_OF_SHOW = "runofshow"
+"""The timeline document's root ``Y.XmlFragment``: the run of show, rich text written by
+y-prosemirror or Tiptap (never by the server), shown by the JSON view
+(:func:`documents.jsonio.to_json`)."""
+TEXT_FIELDS = frozenset({"notes"})
+"""Field names stored as ``Y.Text`` (every entity's ``notes``)."""
 ENTITIES: dict[str, tuple[Entity, ...]] = {
     "timeline": (TIMELINE_ITEM,),
     "budget": (CATEGORY, PAYMENT),
@@ -78,6 +93,7 @@ class Guest:
     dietary: tuple[str, ...]
     plus_one: bool
     contact: str | None
+    notes: str | None
 
 
 @dataclass(frozen=True)
@@ -86,6 +102,7 @@ class Table:
     name: str
     capacity: int
     shape: str
+    notes: str | None
 
 
 @dataclass(frozen=True)
@@ -113,6 +130,7 @@ class Category:
     id: str
     name: str
     planned: int
+    notes: str | None
 
 
 @dataclass(frozen=True)
@@ -123,6 +141,7 @@ class Payment:
     date: str
     payer: str | None
     vendor: str | None
+    notes: str | None
 
 
 RECORDS: dict[Entity, type] = {
@@ -211,6 +230,11 @@ def changes(
     by_name = {f.name: f for f in fields}
     result: dict[str, Any] = {}
     for name, value in desired.items():
+        if by_name[name].text:
+            # Clearing a text empties it: the Y.Text stays for whoever types in it.
+            if (text_value(stored.get(name)) or "") != (value or ""):
+                result[name] = value or ""
+            continue
         if value is None:
             if name in stored:
                 result[name] = None
@@ -226,18 +250,34 @@ def changes(
 
 
 def write(target: Map[Any], changed: Mapping[str, Any]) -> None:
-    """Apply :func:`changes` to ``target``; call inside a transaction."""
+    """Apply :func:`changes` to ``target``; call inside a transaction. A text field
+    (:data:`TEXT_FIELDS`) that holds a ``Y.Text`` gets the smallest splice to its new
+    value; one that holds anything else gets a new ``Y.Text``."""
     for name, value in changed.items():
-        if value is None:
+        current = target.get(name) if name in TEXT_FIELDS else None
+        if isinstance(current, Text):
+            before = str(current)
+            apply_splice(current, smallest_splice(before, value or ""), before)
+        elif name in TEXT_FIELDS:
+            target[name] = Text(value or "")
+        elif value is None:
             del target[name]
         else:
             target[name] = to_crdt(value)
 
 
 def new_entry(entity: Entity, values: Mapping[str, Any]) -> Map[Any]:
-    """A new entry map with every field: given values, else defaults; ``None`` left out."""
-    stored = {f.name: to_crdt(values.get(f.name, f.default)) for f in entity.fields}
-    return Map({name: value for name, value in stored.items() if value is not None})
+    """A new entry map with every field: given values, else defaults; ``None`` left out.
+    Text fields are always created, empty when no value is given, so that the first two
+    people to type in one never create two texts for it."""
+    stored: dict[str, Any] = {}
+    for f in entity.fields:
+        value = values.get(f.name, f.default)
+        if f.text:
+            stored[f.name] = Text(value or "")
+        elif value is not None:
+            stored[f.name] = to_crdt(value)
+    return Map(stored)
 
 
 def read_meta(doc: Doc[Any]) -> Meta:

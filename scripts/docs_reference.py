@@ -135,7 +135,12 @@ def close_codes_page() -> str:
 
 
 def permissions_page() -> str:
-    from crdt_server.auth.permissions import DEFAULT_CAPABILITIES, DEFAULT_MATRIX, ROLES
+    from crdt_server.auth.permissions import (
+        DEFAULT_CAPABILITIES,
+        DEFAULT_MATRIX,
+        FIELD_READERS,
+        ROLES,
+    )
     from crdt_server.documents import DOCUMENT_KINDS
 
     kinds = list(DOCUMENT_KINDS)
@@ -146,6 +151,10 @@ def permissions_page() -> str:
     capabilities = [
         f"| `{name}` | " + ", ".join(r for r in ROLES if r in roles) + " |"
         for name, roles in DEFAULT_CAPABILITIES.items()
+    ]
+    fields = [
+        f"| `{doc}` | `{name}` | " + ", ".join(r for r in ROLES if r in roles) + " |"
+        for (doc, name), roles in FIELD_READERS.items()
     ]
     return (
         HEADER.format(source="crdt_server/auth/permissions.py") + "# Permissions\n\n"
@@ -165,11 +174,17 @@ def permissions_page() -> str:
         '`{"capabilities": {"webhooks.manage": ["planner"]}}`.\n\n'
         "| capability | roles that have it by default |\n|---|---|\n"
         + "\n".join(capabilities)
-        + "\n"
+        + "\n\n## Fields\n\n"
+        "Fields narrower than their document: other roles get no such field in the JSON "
+        "reads, events and edit-session excerpts (a socket still carries the whole "
+        "document; see [Documents](../guides/documents.md)).\n\n"
+        "| document | field | roles that read it |\n|---|---|---|\n" + "\n".join(fields) + "\n"
     )
 
 
 def operations_page() -> str:
+    from crdt_server.documents.notes import _ARGS as TEXT_ARGS
+    from crdt_server.documents.notes import TEXT_OPERATIONS
     from crdt_server.documents.operations import _OPS
 
     rows = []
@@ -178,6 +193,10 @@ def operations_page() -> str:
             f"`{arg}`" + (" (required)" if a.required else "") for arg, a in spec.args.items()
         )
         rows.append(f"| `{name}` | `{spec.kind}` | {args} |")
+    for name in TEXT_OPERATIONS:
+        ids = "one of `guest_id`, `table_id`, `item_id`, `category_id`, `payment_id`"
+        given = ", ".join(f"`{arg}`" for arg in TEXT_ARGS[name])
+        rows.append(f"| `{name}` | every document | {ids}; {given} |")
     return (
         HEADER.format(source="documents/operations.py") + "# Domain operations\n\n"
         "What `POST /api/weddings/{id}/docs/{doc}/ops` (and conflict resolution, and "

@@ -537,6 +537,16 @@ class JsClient:
         json_value: JsonObject = result["json"]
         return json_value
 
+    async def relative_position(
+        self, name: str, index: int, *, path: Sequence[str | int] = (), assoc: int = 0
+    ) -> str:
+        """Base64 of ``Y.encodeRelativePosition(Y.createRelativePositionFromTypeIndex(text,
+        index, assoc))`` for the text at root ``name`` / ``path``."""
+        result = await self.call(
+            "relativePosition", name=name, path=list(path), index=index, assoc=assoc
+        )
+        return str(result["position"])
+
     async def wait_for(
         self,
         expected: Mapping[str, Any],

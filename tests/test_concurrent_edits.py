@@ -54,6 +54,7 @@ async def person(
 def guest(**fields: Any) -> dict[str, Any]:
     """Guest g1 as a stock client holds it (what ``add_guest`` wrote, then ``fields``)."""
     base = {"name": "Ada", "rsvp": "pending", "meal": "fish", "dietary": [], "plus_one": False}
+    base["notes"] = ""  # a Y.Text made with the entry
     return {**base, **fields}
 
 

@@ -198,3 +198,22 @@ def test_typing_in_text_costs_no_index_entry() -> None:
         found = server.apply(edit(doc, lambda i=i: notes.insert(i, "x")))
         assert found.overwrites == [] and found.written == []
     assert server.index is not None and len(server.index) == 0
+
+
+@pytest.mark.parametrize("hi_first", [True, False])
+def test_a_string_written_over_collaborative_text_is_a_race_like_any(hi_first: bool) -> None:
+    """Notes are a Y.Text made with the entry; an old client that writes a plain string
+    over them concurrently with someone creating a text races for the key."""
+    from pycrdt import Text
+
+    base = wedding()
+    hi, lo = clients(base, HI, LO)
+    text = edit(hi, lambda: hi.get("guests", type=Map)["g1"].__setitem__("notes", Text("hi")))
+    string = edit(lo, lambda: lo.get("guests", type=Map)["g1"].__setitem__("notes", "plain"))
+    server = Server()
+    server.apply(base)
+    order = (text, string) if hi_first else (string, text)
+    server.apply(order[0])
+    assert summary(server.apply(order[1])) == [
+        ("concurrent_edit", ("guests", "g1", "notes"), "plain", {"type": "text"}, not hi_first)
+    ]

@@ -24,13 +24,21 @@ const result = await esbuild.build({
   minify: true,
   legalComments: 'eof',
   entryNames: 'app-[hash]',
+  // The run of show's editor (Tiptap) is imported on demand: its own chunk, loaded only
+  // when someone opens it (chunks are content-hashed like the app).
+  splitting: true,
+  chunkNames: 'chunk-[hash]',
   outdir: out,
   metafile: true,
   logLevel: 'warning'
 })
-const built = Object.keys(result.metafile.outputs).map((file) => basename(file))
-const js = built.find((f) => f.endsWith('.js'))
-const css = built.find((f) => f.endsWith('.css'))
+const outputs = Object.entries(result.metafile.outputs)
+const entry = (source) => basename(outputs.find(([, o]) => o.entryPoint && o.entryPoint.endsWith(source))[0])
+const js = entry('src/main.js')
+const css = entry('src/styles.css')
+for (const [file, output] of outputs) {
+  if (output.entryPoint && output.entryPoint.endsWith('src/runofshow.js')) console.log(`run of show chunk: ${basename(file)}, ${output.bytes} bytes`)
+}
 const html = (await readFile(join(here, 'src', 'index.html'), 'utf8')).replace('__JS__', js).replace('__CSS__', css)
 await writeFile(join(out, 'index.html'), html)
 for (const file of await readdir(join(here, 'public'))) await copyFile(join(here, 'public', file), join(out, file))

@@ -12,6 +12,14 @@ Each capability lists the roles that have it (:data:`DEFAULT_CAPABILITIES`); an 
 matrix may replace any of them under the reserved key ``"capabilities"``::
 
     {"couple": {...}, "planner": {...}, "capabilities": {"webhooks.manage": ["planner"]}}
+
+Some **fields** are narrower than their document (:data:`FIELD_READERS`): a guest's
+``notes`` are for the couple, the planner and family, while vendors, who read the guest list
+for the catering, keep seeing ``dietary`` and ``meal``. The JSON views (the document read,
+versions) leave such a field out for other roles, entry events never carry notes, and edit-session
+events (``*.notes_edited``) reach them without their excerpts. A
+vendor's socket and binary reads still carry the whole guests document: a Yjs replica cannot
+be filtered per field (see the field-privacy design); the docs say so.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from crdt_server.documents import DOCUMENT_KINDS
 __all__ = [
     "DEFAULT_CAPABILITIES",
     "DEFAULT_MATRIX",
+    "FIELD_READERS",
     "ROLES",
     "Access",
     "PermissionMatrix",
@@ -87,6 +96,14 @@ DEFAULT_CAPABILITIES: dict[str, frozenset[str]] = {
 """Capability -> the roles that have it, unless the operator's matrix says otherwise."""
 
 CAPABILITIES_KEY = "capabilities"
+
+FIELD_READERS: dict[tuple[str, str], frozenset[str]] = {
+    # Private notes about a guest (family news, who not to seat together): not for vendors.
+    ("guests", "notes"): _LEADS | {"family"},
+}
+"""(document, field) -> the roles that may read it; fields not listed are read by whoever
+reads their document. The timeline's run of show is not listed: everyone who reads the
+timeline (friends included) reads it."""
 
 
 def _parse_access(value: object, where: str) -> Access:
@@ -154,6 +171,18 @@ class PermissionMatrix:
         if overrides and doc in overrides:
             return overrides[doc]
         return self._matrix.get(role, {}).get(doc, Access.NONE)
+
+    def can_read_field(self, role: str, doc: str, field: str) -> bool:
+        """Whether ``role`` may read ``field`` of ``doc``'s entries (:data:`FIELD_READERS`;
+        reading the document itself is :meth:`access`)."""
+        readers = FIELD_READERS.get((doc, field))
+        return readers is None or role in readers
+
+    def hidden_fields(self, role: str, doc: str) -> frozenset[str]:
+        """The fields of ``doc``'s entries that ``role`` may not read."""
+        return frozenset(
+            f for (d, f), roles in FIELD_READERS.items() if d == doc and role not in roles
+        )
 
     def can(self, role: str, capability: str) -> bool:
         """Whether ``role`` has ``capability`` (an unknown capability: nobody has it)."""

@@ -136,6 +136,16 @@ class WeddingService:
             await room.wait_committed()
             return data
 
+    async def read_json_at(
+        self, wedding_id: str, kind: str, *, rich: bool = False
+    ) -> tuple[dict[str, Any], bytes]:
+        """:meth:`read_json` of a wedding document with the state vector it shows (an
+        index into one of its texts is only meaningful with it)."""
+        async with self.room(f"{wedding_id}/{kind}") as room:
+            data, state = to_json(room.doc, kind, rich=rich), room.doc.get_state()
+            await room.wait_committed()
+            return data, state
+
     async def apply_update(self, name: str, update: bytes, actor: Actor) -> bool:
         """Apply a client's update; returns whether it changed anything, once committed."""
         try:

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
+from crdt_server.documents.notes import TEXT_OPERATIONS
 from crdt_server.documents.operations import OPERATIONS
 from crdt_server.edge.problems import ApiError, FieldProblem, Problem
 from crdt_server.extensions.presence import PresenceEntry
@@ -54,7 +55,9 @@ WeddingId = Annotated[str, msgspec.Meta(pattern=f"^{WEDDING_ID_PATTERN.pattern}$
 Seq = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 """A position in a log (the stores keep 64-bit integers: larger is refused as bad input)."""
 # Documented as an enum, checked by the domain (which answers 400 naming the field).
-OperationName = Annotated[str, msgspec.Meta(extra_json_schema={"enum": sorted(OPERATIONS)})]
+OperationName = Annotated[
+    str, msgspec.Meta(extra_json_schema={"enum": sorted([*OPERATIONS, *TEXT_OPERATIONS])})
+]
 Base64 = Annotated[str, msgspec.Meta(extra_json_schema={"contentEncoding": "base64"})]
 
 

@@ -8,6 +8,7 @@ routes that change it. Every change is answered only after it is committed.
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 from starlette.responses import Response
 
@@ -44,6 +45,8 @@ from crdt_server.names import document_name, valid_wedding_id
 __all__ = ["document_routes"]
 
 _AUTH = (401, 403, 404, 429)
+STATE_VECTOR_HEADER = "Yjs-State-Vector"
+"""The JSON read's header: base64 of the Yjs state vector the view shows."""
 
 
 def _principal(call: Call, wedding_id: str, doc: str, *, write: bool) -> Principal:
@@ -117,15 +120,37 @@ def _origin(principal: Principal) -> Actor:
 
 
 async def read_document(call: Call) -> Response:
-    name, doc, _ = _document(call, write=False)
+    name, doc, principal = _document(call, write=False)
     if "at" in call.request.query_params:
-        return await _read_version(call, name, doc)
+        return await _read_version(call, name, doc, principal)
     if BINARY in call.request.headers.get("accept", ""):
         return binary_response(await call.state.weddings.snapshot(name))
     rich = _rich(call)
-    return json_response(
-        await call.state.weddings.read_json(call.path("wedding_id"), doc, rich=rich)
-    )
+    wedding_id = call.path("wedding_id")
+    if doc not in DOCUMENT_KINDS:
+        view = await call.state.weddings.read_json(wedding_id, doc, rich=rich)
+        return json_response(view)
+    view, state = await call.state.weddings.read_json_at(wedding_id, doc, rich=rich)
+    response = json_response(_visible(call, view, doc, principal))
+    # What an index into one of its texts was counted against (splice_notes).
+    response.headers[STATE_VECTOR_HEADER] = base64.b64encode(state).decode()
+    return response
+
+
+def _visible(call: Call, view: dict[str, Any], doc: str, principal: Principal) -> dict[str, Any]:
+    """``view`` without the entry fields the caller's role may not read (a guest's notes
+    for a vendor: :data:`crdt_server.auth.permissions.FIELD_READERS`)."""
+    hidden = call.state.permissions.hidden_fields(principal.role, doc)
+    if not hidden:
+        return view
+    for collection in view.values():
+        if not isinstance(collection, dict):
+            continue
+        for entry in collection.values():
+            if isinstance(entry, dict):
+                for name in hidden:
+                    entry.pop(name, None)
+    return view
 
 
 def _rich(call: Call) -> bool:
@@ -136,7 +161,7 @@ def _rich(call: Call) -> bool:
     return shown == "rich"
 
 
-async def _read_version(call: Call, name: str, doc: str) -> Response:
+async def _read_version(call: Call, name: str, doc: str, principal: Principal) -> Response:
     """The document as of ``?at=SEQ``; the ``Version-Seq`` header says which seq's state
     it is exactly (the newest at or before ``SEQ`` that is kept)."""
     raw = call.request.query_params["at"]
@@ -152,7 +177,8 @@ async def _read_version(call: Call, name: str, doc: str) -> Response:
     if BINARY in call.request.headers.get("accept", ""):
         response = binary_response(state.get_update())
     else:
-        response = json_response(to_json(state, doc, rich=_rich(call)))
+        view = to_json(state, doc, rich=_rich(call))
+        response = json_response(_visible(call, view, doc, principal))
     response.headers.update(headers)
     return response
 

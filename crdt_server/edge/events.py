@@ -37,7 +37,7 @@ from crdt_server.edge.problems import ApiError
 from crdt_server.edge.routing import Call, QueryParam, Route, body_priority, json_response
 from crdt_server.extensions.events import event_json
 from crdt_server.names import event_problem
-from crdt_server.storage import EventFilter, NewEvent, Once
+from crdt_server.storage import EventFilter, NewEvent, Once, StoredEvent
 
 __all__ = [
     "SEE_EVERY_AUDIENCE",
@@ -95,11 +95,27 @@ class _Grant(msgspec.Struct, frozen=True):
     """The reader's audience filter (``None``: every audience)."""
     authenticated: bool = True
     """Whether a token stood behind it (anonymous demo streams share no per-user cap)."""
+    role: str = ""
+    """The reader's role: fields it may not read are cut from events (:func:`shown_to`)."""
 
 
 SEE_EVERY_AUDIENCE = frozenset({"couple", "planner"})
 """Roles that see every event of the documents they may read, whatever its audience (a
 thread's events name its participants; the couple and planner see every thread)."""
+
+
+def shown_to(call: Call, role: str, event: StoredEvent) -> dict[str, Any]:
+    """``event`` as ``role`` may read it: an edit session's excerpts (``before``/``after``)
+    are left out when the role may not read that field (a vendor, a guest's notes)."""
+    item = event_json(event)
+    data = item["data"]
+    if isinstance(data, dict) and event.type.endswith(".notes_edited") and event.doc:
+        field = data.get("field")
+        permissions = call.state.permissions
+        if not isinstance(field, str) or not permissions.can_read_field(role, event.doc, field):
+            data.pop("before", None)
+            data.pop("after", None)
+    return item
 
 
 def viewer_of(principal: Principal) -> str | None:
@@ -137,11 +153,13 @@ async def list_events(call: Call) -> Response:
     docs = readable_documents(call, wedding_id)
     after = _int_param(call, "after", 0, 0, MAX_SEQ)
     limit = _int_param(call, "limit", 50, 1, 500)
-    viewer = viewer_of(wedding_principal(call, wedding_id, docs))
+    principal = wedding_principal(call, wedding_id, docs)
+    viewer = viewer_of(principal)
     where = EventFilter(types=_types(call), docs=frozenset(docs), viewer=viewer)
     events = await call.state.events.read(wedding_id, after=after, limit=limit, where=where)
     following = events[-1].seq if len(events) == limit else None
-    return json_response(EventsAnswer([event_json(e) for e in events], following))
+    shown = [shown_to(call, principal.role, e) for e in events]
+    return json_response(EventsAnswer(shown, following))
 
 
 async def stream_ticket(call: Call) -> Response:
@@ -158,6 +176,7 @@ async def stream_ticket(call: Call) -> Response:
         time.time(),
         viewer_of(principal),
         principal.authenticated,
+        principal.role,
     )
     await call.state.store.put_ticket(
         _digest(ticket), msgspec.json.encode(grant).decode(), time.time() + TICKET_SECONDS
@@ -182,11 +201,13 @@ async def stream(call: Call) -> Response:
             raise ApiError.field(401, "ticket", "the session of this ticket was revoked")
         docs, expires_at, viewer = set(grant.docs), grant.expires_at, grant.viewer
         sub, checked_at, counted = grant.sub, grant.checked_at, grant.authenticated
+        role = grant.role
     else:
         docs = readable_documents(call, wedding_id)
         principal = wedding_principal(call, wedding_id, docs)
         expires_at, sub, checked_at = principal.expires_at, principal.user_id, time.time()
         viewer, counted = viewer_of(principal), principal.authenticated
+        role = principal.role
     where = EventFilter(types=types, docs=frozenset(docs), viewer=viewer)
     heartbeat = call.state.settings.sse_heartbeat_seconds
     events = call.state.events
@@ -215,7 +236,9 @@ async def stream(call: Call) -> Response:
                     yield ServerSentEvent(comment="heartbeat")
                     continue
                 yield ServerSentEvent(
-                    data=json.dumps(event_json(event)), event=event.type, id=str(event.seq)
+                    data=json.dumps(shown_to(call, role, event)),
+                    event=event.type,
+                    id=str(event.seq),
                 )
         finally:
             await follow.aclose()

@@ -55,6 +55,9 @@ vendors = st.none() | st.sampled_from(["DJ Max", "dj max", "Studio Lux"])
 locations = st.none() | st.sampled_from(["Barn", "Garden"])
 currencies = st.sampled_from(["EUR", "USD"])
 meals = st.none() | st.sampled_from(["fish", "veg"])
+# Collaborative text (a Y.Text per entry): emoji and accents included, so positions in
+# UTF-16 units (Yjs), code points (Python) and UTF-8 bytes (pycrdt) all differ.
+notes = st.none() | st.sampled_from(["", "Call first", "Vegan 🌱 plate", "Café at 9", "🎉🎉"])
 
 
 def _op(
@@ -73,9 +76,14 @@ _GUESTS = st.one_of(
             "meal": meals,
             "dietary": st.lists(st.sampled_from(["vegan", "nuts"]), max_size=2),
             "plus_one": st.booleans(),
+            "notes": notes,
         },
     ),
-    _op("update_guest", {"guest_id": guest_ids}, {"name": names, "meal": meals, "contact": names}),
+    _op(
+        "update_guest",
+        {"guest_id": guest_ids},
+        {"name": names, "meal": meals, "contact": names, "notes": notes},
+    ),
     _op("remove_guest", {"guest_id": guest_ids}),
     _op("set_rsvp", {"guest_id": guest_ids, "rsvp": st.sampled_from(RSVP_STATES)}),
 )
@@ -83,9 +91,9 @@ _SEATING = st.one_of(
     _op(
         "add_table",
         {"table_id": table_ids, "name": st.sampled_from(["Rose", "Lily"])},
-        {"capacity": st.integers(1, 3), "shape": st.sampled_from(TABLE_SHAPES)},
+        {"capacity": st.integers(1, 3), "shape": st.sampled_from(TABLE_SHAPES), "notes": notes},
     ).map(lambda op: {"capacity": 2, **op}),
-    _op("update_table", {"table_id": table_ids}, {"capacity": st.integers(1, 3)}),
+    _op("update_table", {"table_id": table_ids}, {"capacity": st.integers(1, 3), "notes": notes}),
     _op("remove_table", {"table_id": table_ids}),
     _op(
         "assign_seat",
@@ -106,12 +114,17 @@ _TIMELINE = st.one_of(
     _op(
         "add_timeline_item",
         {"item_id": item_ids, "title": names, "start": instants, "end": instants},
-        {"vendor": vendors, "location": locations},
+        {"vendor": vendors, "location": locations, "notes": notes},
     ),
     _op(
         "update_timeline_item",
         {"item_id": item_ids},
-        {"vendor": vendors, "location": locations, "status": st.sampled_from(TIMELINE_STATUSES)},
+        {
+            "vendor": vendors,
+            "location": locations,
+            "status": st.sampled_from(TIMELINE_STATUSES),
+            "notes": notes,
+        },
     ),
     _op("move_timeline_item", {"item_id": item_ids}, {"start": instants, "end": instants}),
     _op("remove_timeline_item", {"item_id": item_ids}),
@@ -121,7 +134,7 @@ _BUDGET = st.one_of(
     _op(
         "set_category",
         {"category_id": category_ids},
-        {"name": names, "planned": st.integers(0, 2000), "currency": currencies},
+        {"name": names, "planned": st.integers(0, 2000), "currency": currencies, "notes": notes},
     ),
     _op(
         "record_payment",
@@ -131,6 +144,7 @@ _BUDGET = st.one_of(
             "amount": st.integers(0, 1500),
             "date": st.just("2026-01-15"),
         },
+        {"notes": notes},
     ),
     _op("remove_payment", {"payment_id": payment_ids}),
 )

@@ -19,6 +19,7 @@ from pathlib import Path
 from crdt_server.storage import Schema, SqliteStore
 from crdt_server.storage.concurrent_edits import CONCURRENT_EDITS
 from crdt_server.storage.integrations import INTEGRATIONS
+from crdt_server.storage.note_sessions import NOTE_SESSIONS
 from crdt_server.storage.versions import VERSIONS
 
 __all__ = ["foreign_objects", "server_objects"]
@@ -48,7 +49,7 @@ def server_objects(schemas: Sequence[Schema]) -> tuple[Objects, dict[str, set[st
         store = SqliteStore(path)
         await store.open()
         try:
-            for schema in (VERSIONS, INTEGRATIONS, CONCURRENT_EDITS, *schemas):
+            for schema in (VERSIONS, INTEGRATIONS, CONCURRENT_EDITS, NOTE_SESSIONS, *schemas):
                 await store.install(schema)
         finally:
             await store.close()

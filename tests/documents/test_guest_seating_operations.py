@@ -9,7 +9,7 @@ import pytest
 
 from crdt_server.documents import to_json
 
-from .wedding import Docs, new_wedding, refused, run
+from .wedding import NO_NOTES, Docs, new_wedding, refused, run
 
 
 @pytest.fixture
@@ -57,6 +57,7 @@ def test_add_guest_normalises_and_fills_defaults(docs: Docs) -> None:
         "dietary": ["nuts", "vegan"],
         "plus_one": True,
         "contact": "di@example.org",
+        "notes": "",
     }
 
 
@@ -139,9 +140,15 @@ def test_set_rsvp(docs: Docs) -> None:
 
 def test_add_update_and_remove_a_table(docs: Docs) -> None:
     run(docs, "add_table", table_id="t2", name="Lily", capacity=10, shape="rectangular")
-    assert seating(docs)["tables"]["t2"] == {"name": "Lily", "capacity": 10, "shape": "rectangular"}
+    assert (
+        seating(docs)["tables"]["t2"]
+        == {"name": "Lily", "capacity": 10, "shape": "rectangular"} | NO_NOTES
+    )
     run(docs, "update_table", table_id="t2", name="Iris", capacity=12)
-    assert seating(docs)["tables"]["t2"] == {"name": "Iris", "capacity": 12, "shape": "rectangular"}
+    assert (
+        seating(docs)["tables"]["t2"]
+        == {"name": "Iris", "capacity": 12, "shape": "rectangular"} | NO_NOTES
+    )
     run(docs, "assign_seat", guest_id="g1", table_id="t2", seat=3)
     run(docs, "assign_seat", guest_id="g2", table_id="t1")
     result = run(docs, "remove_table", table_id="t2")

@@ -51,7 +51,7 @@ def test_export_is_plain_json_with_every_field() -> None:
         "kind": "seating",
         "schema": 1,
         "wedding_id": "w42",
-        "tables": {"t1": {"name": "Rose", "capacity": 8, "shape": "oval"}},
+        "tables": {"t1": {"name": "Rose", "capacity": 8, "shape": "oval", "notes": ""}},
         "assignments": {
             "g1": {"table_id": "t1", "seat": 3},
             "g2": {"table_id": "t1", "seat": None},

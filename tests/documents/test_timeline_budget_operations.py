@@ -9,7 +9,7 @@ from pycrdt import Map
 
 from crdt_server.documents import to_json
 
-from .wedding import Docs, new_wedding, refused, run
+from .wedding import NO_NOTES, Docs, new_wedding, refused, run
 
 CEREMONY = {
     "item_id": "i1",
@@ -191,11 +191,11 @@ def test_set_budget_total_refusals(docs: Docs, fields: dict[str, Any], path: str
 
 def test_set_category_creates_and_updates(docs: Docs) -> None:
     created = run(docs, "set_category", name="Flowers")
-    assert budget(docs)["categories"][created["id"]] == {"name": "Flowers", "planned": 0}
+    assert budget(docs)["categories"][created["id"]] == {"name": "Flowers", "planned": 0} | NO_NOTES
     run(docs, "set_category", category_id="venue", planned=900_000)
-    assert budget(docs)["categories"]["venue"] == {"name": "Venue", "planned": 900_000}
+    assert budget(docs)["categories"]["venue"] == {"name": "Venue", "planned": 900_000} | NO_NOTES
     run(docs, "set_category", category_id="music", name="Music", planned=1)
-    assert budget(docs)["categories"]["music"] == {"name": "Music", "planned": 1}
+    assert budget(docs)["categories"]["music"] == {"name": "Music", "planned": 1} | NO_NOTES
     assert run(docs, "set_category", category_id="music", planned=1)["changed"] is False
 
 
@@ -244,6 +244,7 @@ def test_record_and_remove_a_payment(docs: Docs) -> None:
         "date": "2026-01-15",
         "payer": "Ann",
         "vendor": "Castle Hall",
+        "notes": "",
     }
     assert run(docs, "remove_payment", payment_id="p1")["changed"] is True
     assert budget(docs)["payments"] == {}
@@ -275,4 +276,4 @@ def test_record_payment_refusals(
 def test_set_category_keeps_a_given_id_over_an_unreadable_entry(docs: Docs) -> None:
     docs["budget"].get("categories", type=Map)["cake"] = "chocolate"
     run(docs, "set_category", category_id="cake", name="Cake", planned=300)
-    assert budget(docs)["categories"]["cake"] == {"name": "Cake", "planned": 300}
+    assert budget(docs)["categories"]["cake"] == {"name": "Cake", "planned": 300} | NO_NOTES

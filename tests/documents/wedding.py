@@ -17,6 +17,8 @@ from crdt_server.documents import (
 )
 
 Docs = dict[str, Doc[Any]]
+NO_NOTES: dict[str, Any] = {"notes": ""}
+"""What an entry created without notes holds there: an empty collaborative text."""
 
 
 def new_wedding(wedding_id: str = "w1") -> Docs:

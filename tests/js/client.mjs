@@ -392,6 +392,15 @@ const commands = {
     return result
   },
 
+  // Yjs's own relative position in a text (what an editor keeps for a cursor):
+  // {name, path, index, assoc} -> base64 of Y.encodeRelativePosition.
+  relativePosition: async (a) => {
+    requireDoc()
+    const text = resolveTarget(a, 'text')
+    const position = Y.createRelativePositionFromTypeIndex(text, a.index, a.assoc ?? 0)
+    return { position: b64encode(Y.encodeRelativePosition(position)) }
+  },
+
   waitFor: async (a) => {
     requireDoc()
     if (a.expected === null || typeof a.expected !== 'object') fail('waitFor needs "expected": {root: json}')

@@ -2,7 +2,9 @@
 // root is a map keyed by stable ids; guests, tables, timeline items, categories and payments
 // are nested maps with one key per field (so concurrent edits of different fields merge);
 // a seat assignment is one plain value {table_id, seat} under the guest's id (so a guest is
-// never in two seats). Money is in integer minor units. Optional empty fields are absent.
+// never in two seats). Money is in integer minor units. Optional empty fields are absent,
+// except `notes`: a Y.Text created with its entry (collaborative text, edited in place by
+// the smallest splice, never replaced by a string).
 
 import * as Y from 'yjs'
 import { LOCAL } from './sync.js'
@@ -42,7 +44,8 @@ export function readGuests (doc) {
       meal: text(g.meal) || null,
       dietary: Array.isArray(g.dietary) ? g.dietary.filter((d) => typeof d === 'string') : [],
       plus_one: g.plus_one === true,
-      contact: text(g.contact) || null
+      contact: text(g.contact) || null,
+      notes: typeof g.notes === 'string' ? g.notes : ''
     }))
     .sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id))
 }
@@ -71,7 +74,7 @@ export function readTimeline (doc) {
       owner: text(i.owner) || null,
       vendor: text(i.vendor) || null,
       status: STATUSES.includes(i.status) ? i.status : 'planned',
-      notes: text(i.notes) || null
+      notes: typeof i.notes === 'string' ? i.notes : ''
     }))
     .sort((a, b) => Date.parse(a.start) - Date.parse(b.start) || a.id.localeCompare(b.id))
 }
@@ -96,8 +99,40 @@ export function readBudget (doc) {
 
 // -- writes: each one transaction, writing only the fields that change ---------------------
 
+const TEXT_FIELDS = new Set(['notes'])
+const highSurrogate = (code) => code >= 0xd800 && code <= 0xdbff
+const lowSurrogate = (code) => code >= 0xdc00 && code <= 0xdfff
+
+/** The one splice that turns `old` into `value` keeping their common prefix and suffix
+ *  (in UTF-16 units, as Yjs counts), never splitting a surrogate pair: [index, delete,
+ *  insert]. */
+export function smallestSplice (old, value) {
+  const limit = Math.min(old.length, value.length)
+  let start = 0
+  while (start < limit && old[start] === value[start]) start++
+  if (start > 0 && highSurrogate(old.charCodeAt(start - 1))) start--
+  let end = 0
+  while (end < limit - start && old[old.length - 1 - end] === value[value.length - 1 - end]) end++
+  if (end > 0 && lowSurrogate(old.charCodeAt(old.length - end))) end--
+  return [start, old.length - start - end, value.slice(start, value.length - end)]
+}
+
+/** Make a Y.Text hold `value` by the smallest splice: what someone else is typing elsewhere
+ *  in it survives. Call inside a transaction. */
+export function setText (ytext, value) {
+  const [index, remove, insert] = smallestSplice(ytext.toString(), value)
+  if (remove) ytext.delete(index, remove)
+  if (insert) ytext.insert(index, insert)
+}
+
 function writeFields (map, fields) {
   for (const [key, value] of Object.entries(fields)) {
+    if (TEXT_FIELDS.has(key)) {
+      const current = map.get(key)
+      if (current instanceof Y.Text) setText(current, value || '')
+      else map.set(key, new Y.Text(value || '')) // absent, or an old plain string
+      continue
+    }
     const empty = value === null || value === undefined || value === ''
     if (empty) {
       if (map.has(key)) map.delete(key)
@@ -112,7 +147,7 @@ export function addGuest (doc, fields) {
   doc.transact(() => {
     const guest = new Y.Map()
     doc.getMap('guests').set(id, guest)
-    writeFields(guest, { rsvp: 'pending', dietary: [], plus_one: false, ...fields })
+    writeFields(guest, { rsvp: 'pending', dietary: [], plus_one: false, notes: '', ...fields })
   }, LOCAL)
   return id
 }
@@ -157,7 +192,7 @@ export function addTable (doc, name, capacity) {
   doc.transact(() => {
     const table = new Y.Map()
     doc.getMap('tables').set(id, table)
-    writeFields(table, { name, capacity, shape: 'round' })
+    writeFields(table, { name, capacity, shape: 'round', notes: '' })
   }, LOCAL)
 }
 
@@ -180,7 +215,7 @@ export function addItem (doc, fields) {
   doc.transact(() => {
     const item = new Y.Map()
     doc.getMap('items').set(newId('i-'), item)
-    writeFields(item, { status: 'planned', ...fields })
+    writeFields(item, { status: 'planned', notes: '', ...fields })
   }, LOCAL)
 }
 
@@ -197,7 +232,7 @@ export function recordPayment (doc, fields) {
   doc.transact(() => {
     const payment = new Y.Map()
     doc.getMap('payments').set(newId('p-'), payment)
-    writeFields(payment, fields)
+    writeFields(payment, { notes: '', ...fields })
   }, LOCAL)
 }
 
@@ -206,7 +241,7 @@ export function addCategory (doc, name, planned) {
   doc.transact(() => {
     const category = new Y.Map()
     doc.getMap('categories').set(id, category)
-    writeFields(category, { name, planned })
+    writeFields(category, { name, planned, notes: '' })
   }, LOCAL)
   return id
 }
@@ -303,4 +338,23 @@ export function parseMoney (value) {
   const cleaned = String(value).replace(/[\s,]/g, '')
   if (!/^\d+(\.\d{1,2})?$/.test(cleaned)) return null
   return Math.round(parseFloat(cleaned) * 100)
+}
+
+/** The Y.Text of an entry's notes (`root` is `guests`, `items`, `tables`...), or null when
+ *  the entry holds none (an entry written before notes were collaborative text). */
+export function notesText (doc, root, id) {
+  const entry = doc ? doc.getMap(root).get(id) : null
+  const notes = entry instanceof Y.Map ? entry.get('notes') : null
+  return notes instanceof Y.Text ? notes : null
+}
+
+/** Give an entry a Y.Text for its notes (keeping an old plain string's content). */
+export function ensureNotes (doc, root, id) {
+  const entry = doc.getMap(root).get(id)
+  if (!(entry instanceof Y.Map)) return null
+  if (!(entry.get('notes') instanceof Y.Text)) {
+    const old = entry.get('notes')
+    doc.transact(() => entry.set('notes', new Y.Text(typeof old === 'string' ? old : '')), LOCAL)
+  }
+  return entry.get('notes')
 }

@@ -2,11 +2,13 @@
 // template; every change goes through model.js, one Yjs transaction each.
 
 import { html, nothing } from 'lit-html'
+import { ref } from 'lit-html/directives/ref.js'
 import {
   RSVP, SIDES, STATUSES, addCategory, addGuest, addItem, addTable, formatMoney, parseMoney,
   recordPayment, removeGuest, removeItem, removePayment, removeTable, seatGuest, setTotal,
   unseatGuest, updateCategory, updateGuest, updateItem, updateTable
 } from './model.js'
+import { notesField } from './notes.js'
 import { discussButton } from './panel.js'
 
 const label = (s) => s.charAt(0).toUpperCase() + s.slice(1).replace('_', ' ')
@@ -145,6 +147,7 @@ function guestRow (ctx, g, canWrite, seating) {
         <label>Dietary <input name="dietary" .value=${g.dietary.join(', ')} placeholder="vegan, nut allergy"></label>
         <label>Contact <input name="contact" .value=${g.contact || ''} maxlength="200"></label>
         <label class="check"><input type="checkbox" name="plus_one" ?checked=${g.plus_one}> Plus one</label>
+        ${notesField(ctx.docs.guests, 'guests', g.id, `Notes for ${g.name}`)}
         <div class="actions">
           <button type="submit" class="primary">Save</button>
           <button type="button" @click=${() => ctx.setEntity(null)}>Cancel</button>
@@ -300,6 +303,7 @@ export function timelineView (ctx) {
     ctx.say(`${v.title} added to the timeline.`)
   }
   return html`
+    ${runOfShow(ctx, canWrite)}
     <section class="view" aria-labelledby="timeline-title">
       <div class="view-head">
         <h2 id="timeline-title">Timeline</h2>
@@ -342,6 +346,37 @@ export function timelineView (ctx) {
     </section>`
 }
 
+// The run of show: Tiptap, in a chunk of its own, loaded when someone opens it.
+const runOfShowEditors = new WeakMap() // container -> Promise of the editor
+
+function openRunOfShow (ctx, container, editable) {
+  if (!container || runOfShowEditors.has(container)) return
+  const room = ctx.sync.rooms.timeline
+  runOfShowEditors.set(container, import('./runofshow.js').then(({ mountRunOfShow }) =>
+    mountRunOfShow(container, { doc: ctx.docs.timeline, awareness: room.provider.awareness, editable })))
+}
+
+let runOfShowContainer = null
+
+/** Stable across renders (lit calls a new ref callback with undefined, then the element):
+ *  the editor is destroyed only when its container leaves the page. */
+function keepRunOfShow (element) {
+  if (element) { runOfShowContainer = element; return }
+  const container = runOfShowContainer
+  const editor = container && runOfShowEditors.get(container)
+  if (editor) editor.then((e) => e.destroy())
+  if (container) runOfShowEditors.delete(container)
+  runOfShowContainer = null
+}
+
+function runOfShow (ctx, canWrite) {
+  const toggle = (e) => { if (e.target.open) openRunOfShow(ctx, e.target.querySelector('.ros-editor'), canWrite) }
+  return html`<details class="view runofshow" @toggle=${toggle}>
+    <summary><h2>Run of show</h2></summary>
+    <div class="ros-editor" ${ref(keepRunOfShow)}></div>
+  </details>`
+}
+
 function timelineEdit (ctx, item) {
   const day = item.start.slice(0, 10)
   const offset = (/([+-]\d\d:\d\d|Z)$/.exec(item.start) || ['+00:00'])[0]
@@ -356,8 +391,7 @@ function timelineEdit (ctx, item) {
       end: `${day}T${v.end}:00${offset}`,
       location: v.location || null,
       owner: v.owner || null,
-      vendor: v.vendor || null,
-      notes: v.notes || null
+      vendor: v.vendor || null
     })
     ctx.setEntity(null)
     ctx.say(`${v.title} saved.`)
@@ -370,7 +404,7 @@ function timelineEdit (ctx, item) {
       <label>Location <input name="location" .value=${item.location || ''} maxlength="200"></label>
       <label>Owner <input name="owner" .value=${item.owner || ''} maxlength="200"></label>
       <label>Vendor <input name="vendor" .value=${item.vendor || ''} maxlength="200"></label>
-      <label>Notes <input name="notes" .value=${item.notes || ''} maxlength="2000"></label>
+      ${notesField(ctx.docs.timeline, 'items', item.id, `Notes for ${item.title}`)}
       <div class="actions">
         <button type="submit" class="primary">Save</button>
         <button type="button" @click=${() => ctx.setEntity(null)}>Cancel</button>
