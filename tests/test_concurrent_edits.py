@@ -22,7 +22,7 @@ from pycrdt import Doc, Map
 
 from crdt_server.testing.tokens import TokenMinter
 from crdt_server.testing.waits import until
-from tests.jsclient import JsClient, JsClientGroup, map_delete, map_set
+from tests.jsclient import JsClient, JsClientGroup, map_delete, map_set, ymap
 from tests.server import ServerProcess
 from tests.test_threads import Inbox, smtp  # noqa: F401 (the fixture)
 
@@ -42,11 +42,16 @@ async def server(tmp_path: Path) -> AsyncIterator[ServerProcess]:
 
 
 async def person(
-    group: JsClientGroup, server: ServerProcess, role: str, sub: str, client_id: int
+    group: JsClientGroup,
+    server: ServerProcess,
+    role: str,
+    sub: str,
+    client_id: int,
+    doc: str = "guests",
 ) -> JsClient:
     client = await group.start(version=2)
     token = MINT(sub=sub, role=role)
-    await client.connect(server.ws_url, "w1/guests", params={"token": token}, client_id=client_id)
+    await client.connect(server.ws_url, f"w1/{doc}", params={"token": token}, client_id=client_id)
     await client.wait_synced()
     return client
 
@@ -167,6 +172,66 @@ async def test_two_people_set_one_field_and_the_lost_value_is_a_finding(
 
 async def _none(http: httpx.AsyncClient) -> bool:
     return await conflicts(http) == []
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("offline", ["loser", "winner"])
+async def test_a_root_key_and_a_whole_entry_written_twice_are_findings(
+    server: ServerProcess, offline: str
+) -> None:
+    """Two people seat guest g1 at different tables (a key of the seating's root map), and
+    each adds table t9 (a whole entry) with another name; one of them is offline."""
+    async with (
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+        JsClientGroup() as group,
+    ):
+        await add_guest(http)
+        planner = await person(group, server, "planner", "pat", HI, "seating")
+        aunt = await person(group, server, "family", "aunt", LO, "seating")
+        away, here = (aunt, planner) if offline == "loser" else (planner, aunt)
+        await away.call("disconnect")
+        for who, table in (
+            (here, "t2" if here is planner else "t5"),
+            (away, "t5" if away is aunt else "t2"),
+        ):
+            await who.edit(
+                map_set("assignments", "g1", {"table_id": table}),
+                map_set("tables", "t9", ymap({"name": table, "capacity": 8})),
+            )
+            if who is here:
+                await until(lambda: _seated(http))
+        await away.call("reconnect")
+        roots = {"assignments": "map", "tables": "map"}
+        for client in (planner, aunt):
+            await client.wait_for(
+                {
+                    "assignments": {"g1": {"table_id": "t2"}},
+                    "tables": {"t9": {"name": "t2", "capacity": 8}},
+                },
+                roots=roots,
+            )
+        found = await until(lambda: _two(http))
+        by_path = {tuple(c["concurrent"]["path"]): c["concurrent"] for c in found}
+        assert set(by_path) == {("assignments", "g1"), ("tables", "t9")}
+        seat = by_path["assignments", "g1"]
+        assert (seat["lost"]["value"], seat["kept"]["value"]) == (
+            {"table_id": "t5"},
+            {"table_id": "t2"},
+        )
+        assert seat["lost"]["actor"] == {"sub": "aunt", "role": "family"} and seat["field"] is None
+        table = by_path["tables", "t9"]
+        assert table["lost"]["value"] == {"name": "t5", "capacity": 8}
+        assert table["kept"]["value"] == {"name": "t2", "capacity": 8}
+
+
+async def _seated(http: httpx.AsyncClient) -> bool:
+    answer = await http.get("/api/weddings/w1/docs/seating", headers=MINT.headers("couple", "x"))
+    return answer.status_code == 200 and "g1" in answer.json()["assignments"]
+
+
+async def _two(http: httpx.AsyncClient) -> list[dict[str, Any]] | None:
+    found = await conflicts(http)
+    return found if len(found) == 2 else None
 
 
 @pytest.mark.timeout(90)
