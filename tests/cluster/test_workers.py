@@ -5,6 +5,7 @@ SCM_RIGHTS by the worker that accepted it), on real processes, real Redis, real 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -15,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from pycrdt import Map
+from websockets.exceptions import InvalidMessage
 
 from crdt_server.auth.tokens import TokenCodec
 from crdt_server.edge.affinity import owner
@@ -263,7 +265,9 @@ async def test_killing_the_owner_mid_edit_loses_nothing_and_it_takes_its_index_b
         # The writer comes back (to whichever worker now serves the wedding) with its doc.
         again = YClient(server.ws_url, room)
         again.doc.apply_update(writer.doc.get_update())
-        async with again:
+        await _reconnect(again)
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(again.close)
             await again.wait(again.synced.is_set, timeout=20)
             expected = {f"c{i}-{j}": j for i in range(10) for j in range(40)}
             expected.update({f"y{j}": j for j in range(20)})
@@ -294,6 +298,20 @@ async def test_killing_the_owner_mid_edit_loses_nothing_and_it_takes_its_index_b
             )
             texts = await scrape_each_worker(server, 2)
             assert served(texts)[1] == before + 1
+
+
+async def _reconnect(client: YClient, attempts: int = 5) -> None:
+    """Connect as a stock provider does while a worker is replaced: a connection closed
+    before the upgrade's answer (it reached the failover's window) is tried again, with a
+    growing backoff, a few times."""
+    for attempt in range(attempts):
+        try:
+            await client.connect()
+            return
+        except (InvalidMessage, OSError):
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.2 * (attempt + 1))
 
 
 async def _upgrade(server: ServerProcess, path: str, *, version: str = "13") -> bytes:
