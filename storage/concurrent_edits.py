@@ -98,6 +98,7 @@ def client_row(wedding: str, client: int, sub: str, role: str, at: float) -> Fea
             ("role", role),
             ("first_at", at),
         ),
+        if_absent=True,  # two processes may both see a client first: the first row stays
     )
 
 
