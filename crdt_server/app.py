@@ -304,7 +304,7 @@ def create_app(
         await registry.start()
         try:
             # The lifespan state reaches every request (crdt_server.edge.state) and uvicorn's
-            # WebSocket protocol (crdt_server.edge.websocket).
+            # WebSocket protocol (crdt_server.wire.websocket).
             yield {STATE_KEY: gate, SERVER_STATE_KEY: state}
         finally:
             try:

@@ -31,14 +31,10 @@ from starlette.applications import Starlette
 from crdt_server.app import create_app, token_codec
 from crdt_server.auth.permissions import ROLES, PermissionMatrix
 from crdt_server.auth.tokens import SECRET_FILE, TokenError, load_or_create_secret
-from crdt_server.edge.affinity import STATE_KEY as AFFINITY_KEY
-from crdt_server.edge.affinity import Affinity, make_run_dir, refuse_stopping
 from crdt_server.edge.demo import with_demo
-from crdt_server.edge.http_head import head_deadline_protocol
 from crdt_server.edge.supervisor import Supervisor
 from crdt_server.edge.upgrade import STATE_KEY as GATE_KEY
 from crdt_server.edge.upgrade import Gate
-from crdt_server.edge.websocket import SyncWebSocketProtocol
 from crdt_server.extensions.thread_export import THREADS
 from crdt_server.extensions.webhook_tables import SCHEMA as WEBHOOK_TABLES
 from crdt_server.gcpolicy import SurvivorFreezer, freeze_start_up
@@ -46,6 +42,10 @@ from crdt_server.rlimits import raise_open_files_limit
 from crdt_server.settings import ENV_PREFIX, Settings, SettingsError
 from crdt_server.tools import commands as data_commands
 from crdt_server.tools.backup import repair_modes
+from crdt_server.wire.affinity import STATE_KEY as AFFINITY_KEY
+from crdt_server.wire.affinity import Affinity, make_run_dir, refuse_stopping
+from crdt_server.wire.http_head import head_deadline_protocol
+from crdt_server.wire.websocket import SyncWebSocketProtocol
 
 __all__ = ["main", "redact_tokens"]
 

@@ -119,7 +119,7 @@ class Settings:
     compressing them costs CPU on every fan-out and saves little."""
     websocket_stack: str = "native"
     """Deprecated and ignored for one release (a server started with another value logs one
-    warning): the native stack (crdt_server.edge.websocket) serves every plain connection;
+    warning): the native stack (crdt_server.wire.websocket) serves every plain connection;
     with compression on it hands over to uvicorn's websockets-sansio."""
     websocket_ping_seconds: float = 20.0
     """A WebSocket peer silent this long is pinged, and dropped if it stays silent as long

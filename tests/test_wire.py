@@ -30,8 +30,6 @@ import httpx
 import pytest
 import pytest_asyncio
 from pycrdt import Doc, Text
-from uvicorn.config import Config
-from uvicorn.server import ServerState
 
 from crdt_server.codec.protocol import SyncUpdate, decode_message, encode_update
 from crdt_server.codec.websocket_frames import (
@@ -41,7 +39,8 @@ from crdt_server.codec.websocket_frames import (
     encode_frame,
     parse_header,
 )
-from crdt_server.edge.websocket import _OPEN, Pinger, SyncWebSocketProtocol
+from crdt_server.wire.uvicorn_private import Config, ServerState
+from crdt_server.wire.websocket import _OPEN, Pinger, SyncWebSocketProtocol
 from tests.server import ServerProcess
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(30)]
@@ -58,7 +57,7 @@ VARIANTS: dict[str, dict[str, str]] = {
     "native": {},
     "compression": {"CRDT_SERVER_WEBSOCKET_COMPRESSION": "true"},
 }
-"""The native stack (crdt_server.edge.websocket), and the native stack handing over to
+"""The native stack (crdt_server.wire.websocket), and the native stack handing over to
 uvicorn's websockets-sansio with the ASGI endpoint because compression is on."""
 
 

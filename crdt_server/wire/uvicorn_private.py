@@ -2,9 +2,10 @@
 
 uvicorn documents ``uvicorn.Config``, ``uvicorn.Server`` and ``uvicorn.run``; what this
 module imports is internal and may move in any release. The sync path's WebSocket protocol
-(:mod:`crdt_server.edge.websocket`) and the request-head deadline
-(:mod:`crdt_server.edge.http_head`) take these names from here only (the worker supervisor
-of ``--workers`` is the project's own, :mod:`crdt_server.edge.supervisor`), and
+(:mod:`crdt_server.wire.websocket`) and the request-head deadline
+(:mod:`crdt_server.wire.http_head`) take these names from here only (the worker supervisor
+of ``--workers`` is the project's own, :mod:`crdt_server.edge.supervisor`); no other module
+of the product imports more of uvicorn than those three (``tests/test_layers.py``), and
 ``tests/test_uvicorn_private.py`` checks each name and the attributes used (with those of
 ``uvicorn.Server`` a worker reads to adopt a handed-over socket), so that an upgrade of
 uvicorn that moves one fails loudly in one test.
