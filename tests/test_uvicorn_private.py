@@ -45,7 +45,6 @@ def test_the_attributes_the_server_uses_exist() -> None:
     assert isinstance(state.connections, set) and isinstance(state.tasks, set)
     config = uvicorn_private.Config(app=lambda: None)
     for attribute in (
-        "ws_per_message_deflate",
         "ws_ping_interval",
         "proxy_headers",
         "forwarded_allow_ips",

@@ -2,8 +2,8 @@
 are :class:`~crdt_server.edge.upgrade.Gate`'s), then hand over to the session.
 
 The server as started by the CLI serves the sync path with :mod:`crdt_server.wire.websocket`
-instead; this endpoint serves it under any other ASGI server, with compression on, and
-with ``CRDT_SERVER_WEBSOCKET_STACK=uvicorn``.
+instead; this endpoint serves it when the app runs under any other ASGI server (or under
+uvicorn with its own WebSocket protocol).
 """
 
 from __future__ import annotations

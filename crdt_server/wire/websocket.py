@@ -12,8 +12,9 @@ messages, no per-connection parser objects: that is most of the cost of a connec
 a broadcast otherwise.
 
 Everything else goes to uvicorn's own WebSocket protocol and from there to the ASGI app:
-other paths, an app that did not yield a gate in its lifespan state, and servers with
-permessage-deflate turned on (this protocol negotiates no extension).
+other paths, and an app that did not yield a gate in its lifespan state. This protocol
+negotiates no extension (permessage-deflate is not offered, whatever uvicorn's
+``ws_per_message_deflate`` says).
 
 What it does, by the RFC: client frames must be masked; RSV bits, unknown opcodes, control
 frames that are fragmented or over 125 bytes, a continuation with no message started or a
@@ -355,7 +356,7 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         refusal = self._check_upgrade(method, headers)
         if refusal is not None:
             outcome = gate.refuse(refusal) if gate is not None else refusal
-        elif not path.startswith(_PREFIX) or gate is None or self._config.ws_per_message_deflate:
+        elif not path.startswith(_PREFIX) or gate is None:
             self._hand_over(head)
             return
         else:
@@ -375,7 +376,7 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         :mod:`crdt_server.wire.affinity`); ``False``: it is served here (this worker owns
         it, there is one process, or the owner cannot take it now)."""
         affinity = self._app_state.get(AFFINITY_KEY)
-        if not isinstance(affinity, Affinity) or self._config.ws_per_message_deflate:
+        if not isinstance(affinity, Affinity):
             return False
         wedding = wedding_of_path(path)
         if wedding is None:
