@@ -45,6 +45,7 @@ from crdt_server.tools.backup import repair_modes
 from crdt_server.wire.affinity import STATE_KEY as AFFINITY_KEY
 from crdt_server.wire.affinity import Affinity, make_run_dir, refuse_stopping
 from crdt_server.wire.http_head import head_deadline_protocol
+from crdt_server.wire.uvicorn_private import app_state, connection_factory, keep_task
 from crdt_server.wire.websocket import SyncWebSocketProtocol
 
 __all__ = ["main", "redact_tokens"]
@@ -435,22 +436,16 @@ class _WorkerServer(_Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         affinity = self._affinity
-        self.lifespan.state[AFFINITY_KEY] = affinity
+        app_state(self)[AFFINITY_KEY] = affinity
         await super().startup(sockets=sockets)
         if not self.started or self.should_exit:
             return
-        gate = self.lifespan.state.get(GATE_KEY)
+        gate = app_state(self).get(GATE_KEY)
         if not isinstance(gate, Gate):
             return  # an app without the sync gate: nothing to hand over
         gate.registry.metrics.set_worker(affinity.index)
         adopted = gate.registry.metrics.adopted
-        config = self.config
-        create = partial(
-            typing.cast(Callable[..., asyncio.Protocol], config.http_protocol_class),
-            config=config,
-            server_state=self.server_state,
-            app_state=self.lifespan.state,
-        )
+        create = connection_factory(self)
         loop = asyncio.get_running_loop()
 
         def adopt(sock: socket.socket, head: bytes) -> None:
@@ -459,8 +454,7 @@ class _WorkerServer(_Server):
                 return
             adopted.inc()
             task = loop.create_task(_adopt(loop, sock, lambda: affinity.feed(create(), head)))
-            self.server_state.tasks.add(task)
-            task.add_done_callback(self.server_state.tasks.discard)
+            keep_task(self, task)
 
         affinity.listen(loop, adopt)
 

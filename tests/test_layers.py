@@ -57,11 +57,7 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
     # The WebSocket transport: frames, sockets and HTTP heads, never rooms or routes (it knows
     # the upgrade gate as a protocol of its own). Only its adapter imports uvicorn; the rest
     # takes uvicorn's names from there.
-    (
-        "crdt_server.wire.uvicorn_private",
-        (),
-        frozenset({"uvicorn"}),
-    ),
+    ("crdt_server.wire.uvicorn_private", (), frozenset({"uvicorn", "asyncio"})),
     (
         "crdt_server.wire",
         ("crdt_server.wire", "crdt_server.codec", "crdt_server.errors", "crdt_server.settings"),
