@@ -15,7 +15,6 @@ from crdt_server.auth.principals import AuthError
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.edge.problems import ApiError
 from crdt_server.edge.routing import Call, Route, is_admin, request_token
-from crdt_server.extensions.thread_export import THREADS
 from crdt_server.names import valid_wedding_id
 from crdt_server.storage import StoreError
 from crdt_server.tools.export import ExportError, export_wedding
@@ -50,14 +49,15 @@ def _authorize(call: Call, wedding_id: str) -> None:
 
 async def export(call: Call) -> Response:
     """The wedding's four documents, their history and its events, and its conversations
-    (``threads``: members, threads with their messages and read marks; the same section
-    ``crdt-server export`` writes), as one JSON document."""
+    (each running feature's section, such as ``threads``: members, threads with their
+    messages and read marks; the same sections ``crdt-server export`` writes), as one JSON
+    document."""
     wedding_id = call.path("wedding_id")
     if not valid_wedding_id(wedding_id):
         raise ApiError(404, "no such wedding")
     _authorize(call, wedding_id)
     try:
-        found = await export_wedding(call.state.store, wedding_id, (THREADS,))
+        found = await export_wedding(call.state.store, wedding_id, call.state.sections)
     except (StoreError, ExportError) as exc:
         raise ApiError(503, f"the wedding cannot be exported now: {exc}") from exc
     if found is None:
