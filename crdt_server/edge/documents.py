@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 from pycrdt import Doc
 from starlette.responses import Response
 
-from crdt_server.auth.principals import AuthError, Principal
+from crdt_server.auth.principals import Principal
 from crdt_server.codec.protocol import read_var_uint, write_var_uint
 from crdt_server.core.hooks import Actor
 from crdt_server.documents import DOCUMENT_KINDS, to_json
@@ -35,7 +35,6 @@ from crdt_server.edge.routing import (
     Route,
     binary_response,
     json_response,
-    request_token,
 )
 from crdt_server.errors import PeerError
 from crdt_server.names import document_name, valid_wedding_id
@@ -50,12 +49,7 @@ STATE_VECTOR_HEADER = "Yjs-State-Vector"
 def _principal(call: Call, wedding_id: str, doc: str, *, write: bool) -> Principal:
     if document_name(wedding_id, doc) is None:
         raise ApiError(404, "no such document")
-    try:
-        principal = call.state.authenticator.authenticate(
-            wedding_id, doc, request_token(call.request), call.request.headers
-        )
-    except AuthError as exc:
-        raise ApiError(exc.status_code, exc.message) from exc
+    principal = call.principal(wedding_id, doc)
     if write and not principal.can_write:
         raise ApiError(403, f"{doc!r} is read-only for you")
     return principal

@@ -190,7 +190,7 @@ async def stream(call: Call) -> Response:
     """Follow the wedding's events as Server-Sent Events."""
     wedding_id = call.path("wedding_id")
     after, types = _resume_after(call), _types(call)  # checked before a ticket is used up
-    ticket = call.request.query_params.get("ticket")
+    ticket = call.caller.secret if call.caller.kind == "ticket" else None
     if ticket:
         payload = await call.state.store.take_ticket(_digest(ticket), time.time())
         if payload is None:
@@ -378,6 +378,7 @@ def event_routes() -> list[Route]:
             "Follow the wedding's events as Server-Sent Events",
             stream,
             "read",
+            accepts=frozenset({"jwt", "ticket"}),
             query=(
                 QueryParam("after", {"type": "integer", "minimum": 0}),
                 QueryParam("types", {"type": "string"}),
