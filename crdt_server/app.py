@@ -58,6 +58,7 @@ from crdt_server.extensions.thread_people import OVERWRITTEN
 from crdt_server.extensions.threads import Threads
 from crdt_server.extensions.versions import VersionKeeper
 from crdt_server.extensions.webhooks import Webhooks
+from crdt_server.features.projections import Projections
 from crdt_server.settings import Settings
 from crdt_server.storage import DocumentStore, store_for
 
@@ -255,6 +256,7 @@ def create_app(
                 webhooks,
                 threads,
                 Mailer(threads, {OVERWRITTEN: concurrent.describe}),
+                Projections(),
                 *extensions,
             ]
         )

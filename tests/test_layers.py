@@ -87,6 +87,23 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
         ),
         frozenset({"asyncio", "pycrdt"}),
     ),
+    # Features, one package each: as the extensions.
+    (
+        "crdt_server.features",
+        (
+            "crdt_server.features",
+            "crdt_server.core",
+            "crdt_server.codec",
+            "crdt_server.auth",
+            "crdt_server.cluster.bus",
+            "crdt_server.errors",
+            "crdt_server.names",
+            "crdt_server.settings",
+            "crdt_server.documents",
+            "crdt_server.storage",
+        ),
+        frozenset({"asyncio", "pycrdt"}),
+    ),
     # The HTTP and WebSocket edge: everything but the Redis implementation.
     (
         "crdt_server.edge",
@@ -97,6 +114,7 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
             "crdt_server.auth",
             "crdt_server.cluster.bus",
             "crdt_server.extensions",
+            "crdt_server.features",
             "crdt_server.errors",
             "crdt_server.names",
             "crdt_server.settings",

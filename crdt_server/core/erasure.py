@@ -172,8 +172,11 @@ class ErasureService:
             await self._refresh_conflicts(wedding_id)  # findings quote guests' names
         for forget in self._forget_guest:
             await forget(wedding_id, guest_id)
-        for kind in ROOM_KINDS:
-            await self._rewrite(f"{wedding_id}/{kind}")
+        # Copies the server derives from the documents (a vendor's projection of the
+        # guests) drop the guest first, then are rewritten like the documents.
+        derived = await self._registry.hooks.derived_rooms(wedding_id)
+        for name in [f"{wedding_id}/{kind}" for kind in ROOM_KINDS] + derived:
+            await self._rewrite(name)
         # Their events (guest.added carries the name) go too; the removal's own event holds
         # only the id.
         await self._store.erase_entity_events(wedding_id, guest_id)

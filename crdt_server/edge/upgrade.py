@@ -8,6 +8,8 @@ reconnects at once after any accepted-then-closed socket.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -17,10 +19,13 @@ from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.session import serve_connection
 from crdt_server.core.transport import Transport
 from crdt_server.edge.problems import PROBLEM_JSON, problem_json
-from crdt_server.names import document_name
+from crdt_server.features.projections import projections_of
+from crdt_server.names import document_name, projection_of
 from crdt_server.settings import Settings
 
 __all__ = ["NO_SUCH_DOCUMENT", "STATE_KEY", "Admitted", "Gate", "Refusal", "bearer_token"]
+
+log = logging.getLogger("crdt_server.edge.upgrade")
 
 STATE_KEY = "crdt_server.edge.upgrade"
 """The key of the :class:`Gate` in the ASGI lifespan state the app yields."""
@@ -134,6 +139,12 @@ class Gate:
             return self.refuse(
                 Refusal(429, "too many open connections for this user", SLOT_RETRY_SECONDS)
             )
+        projections = projections_of(self.registry.hooks.extensions)
+        projected = projections and projections.room_for(wedding_id, doc, principal.role)
+        if projected:
+            # Fields of this document are hidden from the role: it syncs with the
+            # server-written projection instead, read-only whatever its token says.
+            name, principal = projected, dataclasses.replace(principal, can_write=False)
         return Admitted(name, principal, address, counted)
 
     def refuse(self, refusal: Refusal) -> Refusal:
@@ -151,6 +162,12 @@ class Gate:
         metrics = self.registry.metrics
         metrics.sync_connections.labels(metrics.worker).inc()
         try:
+            projections = projections_of(self.registry.hooks.extensions)
+            if projections is not None and projection_of(admitted.name) is not None:
+                try:  # built and current before its first sync step
+                    await projections.current(admitted.name)
+                except Exception as exc:  # a stale projection still hides what it must
+                    log.warning("projection %s not brought up to date: %r", admitted.name, exc)
             await serve_connection(
                 transport,
                 self.registry,

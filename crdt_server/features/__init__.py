@@ -1,0 +1,1 @@
+"""Features built on the core, one package each."""

@@ -1,0 +1,285 @@
+"""Keeps each projection room current with its source document.
+
+A projection (``w42/guests@vendor``) is a room like any other (stored, compacted, loaded,
+broadcast), except that only this extension writes it, with one Yjs client id per
+projection kept in :data:`~crdt_server.features.projections.tables.PROJECTION_CLIENTS`.
+Every change of a source document that some role reads through a projection (committed
+here, or by another process and heard on the bus: the ``on_change`` hook) marks its
+projections that are loaded here stale; one that is not loaded (nobody read it lately) is
+brought up to date when it loads, and before every read. One task per projection brings it
+up to date from the source as committed: :func:`~.mirror.mirror` on a copy of the
+projection, and the update that made is applied to the projection room like a client's
+(committed, then broadcast). Changes that come while a task runs are folded into its next
+round, so a burst of edits costs one round, not one per edit.
+
+Which roles are projected where comes from the permission matrix
+(:meth:`PermissionMatrix.projections`): a role that reads a document and may not read some
+of its fields. With several processes, a lease on the bus makes one of them the writer of a
+projection at a time; a new writer first integrates what the store has of it, so two
+processes never write the same client's clocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pycrdt import Doc, TransactionEvent
+
+from crdt_server.auth.permissions import PermissionMatrix
+from crdt_server.codec.updates import decode_state_vector, inspect_update
+from crdt_server.core.hooks import Actor, Core, Extension
+from crdt_server.core.room import Room
+from crdt_server.features.projections.mirror import mirror
+from crdt_server.features.projections.tables import ProjectionClients
+from crdt_server.names import projection_name, projection_of
+
+__all__ = ["PROJECTOR", "Projections"]
+
+log = logging.getLogger("crdt_server.projections")
+
+PROJECTOR = Actor("server", "server", "server:projection")
+"""Who the projections' updates are credited to (the store's audit trail)."""
+MAX_WRITERS = 256
+"""Projections whose writer copy is kept between rounds (the most recently written)."""
+LEASE_SECONDS = 30.0
+"""How long one process stays the writer of a projection after its last write (several
+processes); another takes over only after it lapses."""
+
+
+@dataclass(slots=True)
+class _State:
+    """One projection's writer in this process."""
+
+    stale: bool = False
+    task: asyncio.Task[None] | None = None
+    leased_until: float = 0.0
+    retry: asyncio.TimerHandle | None = None
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+
+
+class Projections(Extension):
+    """Server-written copies of documents without the fields a role may not read."""
+
+    name = "projections"
+
+    def __init__(self, permissions: PermissionMatrix | None = None) -> None:
+        self._permissions = permissions
+        self._core: Core | None = None
+        self._clients: ProjectionClients | None = None
+        self._client_ids: dict[str, int] = {}
+        self._states: dict[str, _State] = {}
+        self._writers: OrderedDict[str, Doc[Any]] = OrderedDict()
+        """Projection -> a copy of its room's document written with its client id, kept
+        between rounds while it still equals the room's (only this process writes it)."""
+        self._projected: dict[str, frozenset[str]] = {}
+        """Document -> the roles that read it through a projection."""
+        self._hidden: dict[tuple[str, str], frozenset[str]] = {}
+        self.rounds = 0
+        """Rounds that brought a projection up to date (for tests and benchmarks)."""
+
+    # -- what the edge asks -----------------------------------------------------------
+
+    def room_for(self, wedding_id: str, doc: str, role: str) -> str | None:
+        """The projection room ``role`` reads ``doc`` through, or ``None`` if it reads the
+        document itself."""
+        if role not in self._projected.get(doc, ()):
+            return None
+        return projection_name(wedding_id, doc, role)
+
+    def projected_documents(self, role: str) -> list[str]:
+        """The documents ``role`` reads through projections, sorted."""
+        return sorted(doc for doc, roles in self._projected.items() if role in roles)
+
+    async def current(self, name: str) -> None:
+        """Wait until projection ``name`` holds what its source has committed now (built
+        if missing). Raises what the round raised (the store failing)."""
+        state = self._mark(name)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        state.waiters.append(future)
+        await future
+
+    # -- hooks --------------------------------------------------------------------------
+
+    async def start(self, core: Core) -> None:
+        self._core = core
+        permissions = self._permissions
+        if permissions is None:
+            text = core.settings.permissions
+            permissions = PermissionMatrix.from_json(text) if text else PermissionMatrix()
+        self._projected = permissions.projections()
+        self._hidden = {
+            (doc, role): permissions.hidden_fields(role, doc)
+            for doc, roles in self._projected.items()
+            for role in roles
+        }
+        if self._projected:
+            self._clients = ProjectionClients(core.store)
+            await self._clients.install()
+
+    async def close(self) -> None:
+        for state in self._states.values():
+            if state.retry is not None:
+                state.retry.cancel()
+        tasks = [s.task for s in self._states.values() if s.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def on_load(self, room: Room) -> None:
+        # A projection loaded: it may be missing, or older than its source (nobody kept it
+        # current while it was not loaded): bring it up to date.
+        found = projection_of(room.name)
+        if found is not None and found[2] in self._projected.get(found[1], ()):
+            self._mark(room.name, idle_only=True)
+
+    def on_change(self, room: Room) -> None:
+        self._changed(room)
+
+    async def derived_rooms(self, wedding_id: str) -> Sequence[str]:
+        core = self._require_core()
+        names = [
+            name
+            for doc, roles in sorted(self._projected.items())
+            for role in sorted(roles)
+            if (name := projection_name(wedding_id, doc, role)) is not None
+        ]
+        stored = await core.store.last_seqs(names)
+        kept = [n for n in names if n in stored or n in core.registry.rooms]
+        for name in kept:
+            await self.current(name)
+        return kept
+
+    # -- keeping up ---------------------------------------------------------------------
+
+    def _changed(self, room: Room) -> None:
+        """A source changed: its projections loaded here follow (one that is not loaded is
+        brought up to date when it loads, from the source as it is then)."""
+        rooms = self._require_core().registry.rooms
+        for role in self._projected.get(room.kind, ()):
+            name = projection_name(room.wedding_id, room.kind, role)
+            if name is not None and name in rooms:
+                self._mark(name)
+
+    def _mark(self, name: str, *, idle_only: bool = False) -> _State:
+        """Mark ``name`` stale and make sure a task brings it up to date. ``idle_only``:
+        not if a round runs already (a room it loads itself is no news to it)."""
+        state = self._states.get(name)
+        if state is None:
+            state = self._states[name] = _State()
+        elif idle_only and state.task is not None:
+            return state
+        state.stale = True
+        if state.task is None:
+            state.task = asyncio.create_task(self._run(name, state), name=f"project-{name}")
+        return state
+
+    async def _run(self, name: str, state: _State) -> None:
+        error: BaseException | None = None
+        try:
+            while state.stale:
+                state.stale = False
+                waiters, state.waiters = state.waiters, []
+                try:
+                    await self._round(name, state)
+                except Exception as exc:
+                    error = exc
+                    self._require_core().registry.metrics.derivation_failed(name, "projection", exc)
+                    self._writers.pop(name, None)
+                for future in waiters:
+                    if not future.done():
+                        if error is None:
+                            future.set_result(None)
+                        else:
+                            future.set_exception(error)
+                error = None
+        finally:
+            state.task = None
+            for future in state.waiters:
+                if not future.done():
+                    future.set_exception(RuntimeError("the projection's writer stopped"))
+            state.waiters = []
+            if state.retry is None and not state.stale:
+                self._states.pop(name, None)
+
+    async def _round(self, name: str, state: _State) -> None:
+        core = self._require_core()
+        found = projection_of(name)
+        if found is None:
+            return
+        wedding_id, doc, role = found
+        bus = core.registry.bus
+        took_over = False
+        if bus.shared:
+            now = time.monotonic()
+            if now >= state.leased_until:
+                if not await bus.try_lease(f"projection:{name}", LEASE_SECONDS):
+                    self._retry_later(name, state)
+                    return
+                took_over = True
+            state.leased_until = time.monotonic() + LEASE_SECONDS / 2
+        weddings = core.weddings
+        async with weddings.room(f"{wedding_id}/{doc}") as source, weddings.room(name) as room:
+            if took_over:
+                await room.catch_up()  # what the previous writer committed, first
+            await source.wait_committed()
+            writer = self._writers.pop(name, None)
+            if writer is None or _state(writer) != _state(room.doc):
+                writer = Doc(client_id=await self._client_id(name, wedding_id, room))
+                writer.apply_update(room.doc.get_update())
+            updates: list[bytes] = []
+
+            def capture(event: TransactionEvent) -> None:
+                updates.append(event.update)
+
+            subscription = writer.observe(capture)
+            try:
+                mirror(source.doc, writer, doc, self._hidden[(doc, role)])
+            finally:
+                writer.unobserve(subscription)
+            for update in updates:
+                index = await room.apply(update, inspect_update(update), PROJECTOR)
+                await room.wait_committed(index)
+            self.rounds += 1
+            self._writers[name] = writer
+            while len(self._writers) > MAX_WRITERS:
+                self._writers.popitem(last=False)
+
+    def _retry_later(self, name: str, state: _State) -> None:
+        """Another process writes this projection now; look again once its lease may
+        have lapsed (it may have stopped caring about this wedding)."""
+        if state.retry is not None:
+            return
+
+        def again() -> None:
+            state.retry = None
+            self._mark(name)
+
+        state.retry = asyncio.get_running_loop().call_later(LEASE_SECONDS, again)
+
+    async def _client_id(self, name: str, wedding_id: str, room: Room) -> int:
+        """The projection's client id: kept in memory while the projection has content
+        (an empty one may have been erased with its wedding: asked of the store again)."""
+        known = self._client_ids.get(name)
+        if known is not None and room.last_seq > 0:
+            return known
+        clients = self._clients
+        if clients is None:
+            raise RuntimeError("the projections extension keeps no client ids")
+        client_id = await clients.claim(name, wedding_id)
+        self._client_ids[name] = client_id
+        return client_id
+
+    def _require_core(self) -> Core:
+        if self._core is None:
+            raise RuntimeError("the projections extension has not been started")
+        return self._core
+
+
+def _state(doc: Doc[Any]) -> dict[int, int]:
+    return decode_state_vector(doc.get_state())
