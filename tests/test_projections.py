@@ -286,3 +286,21 @@ def test_the_mirror_copies_only_allowed_fields_and_follows_removals() -> None:
     mirror(source, target, "guests", {"contact"})
     target.unobserve(sub)
     assert updates == []
+
+
+def test_the_mirror_looks_only_at_the_entries_it_is_told_of() -> None:
+    source: Doc[Any] = Doc()
+    guests = source.get("guests", type=Map)
+    guests["g1"] = Map({"name": "Ann", "contact": PHONE})
+    guests["g2"] = Map({"name": "Bo"})
+    target: Doc[Any] = Doc()
+    mirror(source, target, "guests", {"contact"})
+    guests["g1"]["name"] = "Ann Lee"
+    guests["g2"]["name"] = "Bo Chen"
+    del guests["g2"]
+    guests["g3"] = Map({"name": "Cy", "contact": PHONE})
+    mirror(source, target, "guests", {"contact"}, [("guests", "g2"), ("guests", "g3")])
+    shown = target.get("guests", type=Map).to_py()
+    assert shown == {"g1": {"name": "Ann"}, "g3": {"name": "Cy"}}  # g1 was not named
+    mirror(source, target, "guests", {"contact"}, [("guests", "g1"), ("nope", "x")])
+    assert target.get("guests", type=Map).to_py() == {"g1": {"name": "Ann Lee"}, "g3": shown["g3"]}

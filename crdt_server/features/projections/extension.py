@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,8 +34,9 @@ from pycrdt import Doc, TransactionEvent
 
 from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.codec.updates import decode_state_vector, inspect_update
-from crdt_server.core.hooks import Actor, Core, Extension
+from crdt_server.core.hooks import Actor, Core, Extension, StoredBatch
 from crdt_server.core.room import Room
+from crdt_server.documents.schema import META
 from crdt_server.features.projections.mirror import mirror
 from crdt_server.features.projections.tables import ProjectionClients
 from crdt_server.names import projection_name, projection_of
@@ -47,6 +49,10 @@ PROJECTOR = Actor("server", "server", "server:projection")
 """Who the projections' updates are credited to (the store's audit trail)."""
 MAX_WRITERS = 256
 """Projections whose writer copy is kept between rounds (the most recently written)."""
+FULL_EVERY = 1000
+"""Every so many rounds (of all projections), a round looks at every entry of its
+projection even when the change records named the entries that changed: a safety net for a
+change the records missed (their failures are counted and logged)."""
 LEASE_SECONDS = 30.0
 """How long one process stays the writer of a projection after its last write (several
 processes); another takes over only after it lapses."""
@@ -57,6 +63,10 @@ class _State:
     """One projection's writer in this process."""
 
     stale: bool = False
+    full: bool = False
+    """The next round looks at every entry (else only at :attr:`touched`)."""
+    touched: set[tuple[str, str]] = field(default_factory=set)
+    """``(root, id)`` of the entries local commits changed since the last round."""
     task: asyncio.Task[None] | None = None
     leased_until: float = 0.0
     retry: asyncio.TimerHandle | None = None
@@ -67,6 +77,7 @@ class Projections(Extension):
     """Server-written copies of documents without the fields a role may not read."""
 
     name = "projections"
+    wants_changes = True  # which entries each commit touched: a round looks at those only
 
     def __init__(self, permissions: PermissionMatrix | None = None) -> None:
         self._permissions = permissions
@@ -80,6 +91,10 @@ class Projections(Extension):
         self._projected: dict[str, frozenset[str]] = {}
         """Document -> the roles that read it through a projection."""
         self._hidden: dict[tuple[str, str], frozenset[str]] = {}
+        self._followed: weakref.WeakValueDictionary[str, Room] = weakref.WeakValueDictionary()
+        """Projection -> its loaded room, once a round looked at every entry while it was
+        loaded (every change of its source since marked it: no need to look at all)."""
+        self._stored: Room | None = None
         self.rounds = 0
         """Rounds that brought a projection up to date (for tests and benchmarks)."""
 
@@ -99,7 +114,10 @@ class Projections(Extension):
     async def current(self, name: str) -> None:
         """Wait until projection ``name`` holds what its source has committed now (built
         if missing). Raises what the round raised (the store failing)."""
-        state = self._mark(name)
+        room = self._require_core().registry.rooms.get(name)
+        followed = room is not None and self._followed.get(name) is room
+        # Followed since a full round: only what is pending; else a look at every entry.
+        state = self._mark(name, set() if followed else None)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         state.waiters.append(future)
         await future
@@ -138,8 +156,24 @@ class Projections(Extension):
         if found is not None and found[2] in self._projected.get(found[1], ()):
             self._mark(room.name, idle_only=True)
 
+    def on_stored(self, room: Room, batch: StoredBatch) -> None:
+        # Committed here: the entries each update touched are known (the change records).
+        touched: set[tuple[str, str]] = set()
+        for update in batch.updates:
+            if not update.changes:
+                # Nothing recorded: no entry changed, or only roots the records do not
+                # observe (meta, which the projection copies; unknown roots, never copied).
+                touched.add((META, ""))
+            for _, changes in update.changes:
+                touched.update((c.root, c.id) for c in changes)
+        self._changed(room, touched)
+        self._stored = room
+
     def on_change(self, room: Room) -> None:
-        self._changed(room)
+        if self._stored is room:  # the commit on_stored just saw
+            self._stored = None
+            return
+        self._changed(room)  # another process's commit, a catch-up: every entry
 
     async def derived_rooms(self, wedding_id: str) -> Sequence[str]:
         core = self._require_core()
@@ -157,23 +191,31 @@ class Projections(Extension):
 
     # -- keeping up ---------------------------------------------------------------------
 
-    def _changed(self, room: Room) -> None:
-        """A source changed: its projections loaded here follow (one that is not loaded is
-        brought up to date when it loads, from the source as it is then)."""
+    def _changed(self, room: Room, touched: set[tuple[str, str]] | None = None) -> None:
+        """A source changed (``touched``: these entries only): its projections loaded here
+        follow (one that is not loaded is brought up to date when it loads, from the source
+        as it is then)."""
         rooms = self._require_core().registry.rooms
         for role in self._projected.get(room.kind, ()):
             name = projection_name(room.wedding_id, room.kind, role)
             if name is not None and name in rooms:
-                self._mark(name)
+                self._mark(name, touched)
 
-    def _mark(self, name: str, *, idle_only: bool = False) -> _State:
-        """Mark ``name`` stale and make sure a task brings it up to date. ``idle_only``:
-        not if a round runs already (a room it loads itself is no news to it)."""
+    def _mark(
+        self, name: str, touched: set[tuple[str, str]] | None = None, *, idle_only: bool = False
+    ) -> _State:
+        """Mark ``name`` stale (``touched``: in these entries only) and make sure a task
+        brings it up to date. ``idle_only``: not if a round runs already (a room it loads
+        itself is no news to it)."""
         state = self._states.get(name)
         if state is None:
             state = self._states[name] = _State()
         elif idle_only and state.task is not None:
             return state
+        if touched is None:
+            state.full = True
+        else:
+            state.touched |= touched
         state.stale = True
         if state.task is None:
             state.task = asyncio.create_task(self._run(name, state), name=f"project-{name}")
@@ -184,13 +226,16 @@ class Projections(Extension):
         try:
             while state.stale:
                 state.stale = False
+                full, state.full = state.full or self.rounds % FULL_EVERY == 0, False
+                touched, state.touched = state.touched, set()
                 waiters, state.waiters = state.waiters, []
                 try:
-                    await self._round(name, state)
+                    await self._round(name, state, None if full else touched)
                 except Exception as exc:
                     error = exc
                     self._require_core().registry.metrics.derivation_failed(name, "projection", exc)
                     self._writers.pop(name, None)
+                    self._followed.pop(name, None)
                 for future in waiters:
                     if not future.done():
                         if error is None:
@@ -207,7 +252,8 @@ class Projections(Extension):
             if state.retry is None and not state.stale:
                 self._states.pop(name, None)
 
-    async def _round(self, name: str, state: _State) -> None:
+    async def _round(self, name: str, state: _State, touched: set[tuple[str, str]] | None) -> None:
+        """Bring projection ``name`` up to date: ``touched`` entries, or all (``None``)."""
         core = self._require_core()
         found = projection_of(name)
         if found is None:
@@ -239,13 +285,15 @@ class Projections(Extension):
 
             subscription = writer.observe(capture)
             try:
-                mirror(source.doc, writer, doc, self._hidden[(doc, role)])
+                mirror(source.doc, writer, doc, self._hidden[(doc, role)], touched)
             finally:
                 writer.unobserve(subscription)
             for update in updates:
                 index = await room.apply(update, inspect_update(update), PROJECTOR)
                 await room.wait_committed(index)
             self.rounds += 1
+            if touched is None:
+                self._followed[name] = room
             self._writers[name] = writer
             while len(self._writers) > MAX_WRITERS:
                 self._writers.popitem(last=False)

@@ -24,7 +24,7 @@ from crdt_server.documents.texts import apply_splice, smallest_splice
 __all__ = ["allowlist", "mirror"]
 
 _META_FIELDS = frozenset({"schema", "kind", "wedding_id"})
-_PLAIN = (str, int, float, bool, list, dict, type(None))
+_PLAIN = str | int | float | bool | list | dict  # type: ignore[type-arg]
 
 
 def allowlist(kind: str, hidden: Collection[str]) -> dict[str, frozenset[str]]:
@@ -99,17 +99,17 @@ def _mirror_entry(src: Map[Any], dst: Map[Any], key: str, allowed: frozenset[str
 
 
 def _mirror_fields(src: Map[Any], dst: Map[Any], allowed: frozenset[str]) -> None:
-    wanted: dict[str, Any] = {}
-    for name in allowed:
-        value = src.get(name)
-        if isinstance(value, Text):
-            wanted[name] = value
-        elif value is not None and isinstance(value, _PLAIN):
-            wanted[name] = value
-    for name in [k for k in dst.keys() if k not in wanted]:
+    # One read of each side (every lookup of a key crosses into pycrdt).
+    wanted = {
+        name: value
+        for name, value in src.items()
+        if name in allowed and value is not None and isinstance(value, Text | _PLAIN)
+    }
+    have = dict(dst.items())
+    for name in [k for k in have if k not in wanted]:
         del dst[name]
     for name, value in wanted.items():
-        current = dst.get(name)
+        current = have.get(name)
         if isinstance(value, Text):
             text = str(value)
             if isinstance(current, Text):
