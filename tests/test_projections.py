@@ -178,6 +178,17 @@ async def test_http_reads_and_sync_use_the_projection(server: ServerProcess) -> 
         assert access.json()["projected"] == ["guests"]
         access = await http.get(WEDDING.at("/access"), headers=auth("couple"))
         assert access.json()["projected"] == []
+        # Events and the CSV follow the same field rules.
+        events = await http.get(WEDDING.at("/events"), headers=auth("vendor"))
+        assert events.status_code == 200 and "guest.added" in events.text
+        assert leaked(events.content) == [], events.text
+        couple_events = await http.get(WEDDING.at("/events"), headers=auth("couple"))
+        assert PHONE in couple_events.text
+        csv = await http.get(WEDDING.at("/guests.csv"), headers=auth("vendor"))
+        assert csv.status_code == 200 and "dietary" in csv.text and "contact" not in csv.text
+        assert leaked(csv.content) == []
+        csv = await http.get(WEDDING.at("/guests.csv"), headers=auth("couple"))
+        assert PHONE in csv.text
         # Another role that reads the guests with every field (family) is not projected.
         family = await http.get(WEDDING.at("/docs/guests"), headers=auth("family") | binary)
         assert NOTE.encode() in family.content
