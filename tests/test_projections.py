@@ -178,6 +178,10 @@ async def test_http_reads_and_sync_use_the_projection(server: ServerProcess) -> 
         assert access.json()["projected"] == ["guests"]
         access = await http.get(WEDDING.at("/access"), headers=auth("couple"))
         assert access.json()["projected"] == []
+        # Nobody names a projection: the allowlist of room names refuses it.
+        for role in ("vendor", "couple"):
+            named = await http.get(WEDDING.at("/docs/guests@vendor"), headers=auth(role))
+            assert named.status_code == 404
         # Events and the CSV follow the same field rules.
         events = await http.get(WEDDING.at("/events"), headers=auth("vendor"))
         assert events.status_code == 200 and "guest.added" in events.text
@@ -315,3 +319,43 @@ def test_the_mirror_looks_only_at_the_entries_it_is_told_of() -> None:
     assert shown == {"g1": {"name": "Ann"}, "g3": {"name": "Cy"}}  # g1 was not named
     mirror(source, target, "guests", {"contact"}, [("guests", "g1"), ("nope", "x")])
     assert target.get("guests", type=Map).to_py() == {"g1": {"name": "Ann Lee"}, "g3": shown["g3"]}
+
+
+@pytest.mark.asyncio
+async def test_a_loaded_projection_follows_commits_of_other_processes() -> None:
+    """Content another process committed (heard on the bus) reaches the projection, which
+    then looks at every entry (no change records come with it)."""
+    from crdt_server.codec.updates import inspect_update
+    from crdt_server.core.hooks import Actor, Core, Hooks
+    from crdt_server.core.weddings import WeddingService
+    from crdt_server.features.projections import Projections
+    from crdt_server.testing.inprocess import in_process_server
+
+    projections = Projections()
+    hooks = Hooks([projections])
+    async with in_process_server(hooks=hooks) as server:
+        weddings = WeddingService(server.registry, server.store)
+        await hooks.start(Core(server.settings, server.store, server.registry, weddings))
+        source = await server.registry.acquire("w1/guests")
+        projection = await server.registry.acquire("w1/guests@vendor")
+        writer: Doc[Any] = Doc()
+        guests = writer.get("guests", type=Map)
+        guests["g1"] = Map({"name": "Ann", "contact": PHONE})
+        first = writer.get_update()
+        index = await source.apply(first, inspect_update(first), Actor("c", "couple", "c1"))
+        await source.wait_committed(index)
+        await projections.current("w1/guests@vendor")
+        state = writer.get_state()
+        guests["g2"] = Map({"name": "Bo", "contact": ADDED_PHONE})
+        remote = writer.get_update(state)
+        source.apply_remote([source.last_seq + 1], [remote])
+        deadline = time.monotonic() + 5
+        while "g2" not in (projection.doc.get("guests", type=Map).to_py() or {}):
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        shown = projection.doc.get("guests", type=Map).to_py()
+        assert shown == {"g1": {"name": "Ann"}, "g2": {"name": "Bo"}}
+        assert leaked(projection.doc.get_update()) == []
+        server.registry.release(projection)
+        server.registry.release(source)
+        await hooks.close()
