@@ -362,6 +362,8 @@ async def wedding_access(call: Call) -> Response:
         for doc in (projections.projected_documents(who.role) if projections else [])
         if docs.get(doc) != "none"
     ]
+    for doc in projected:
+        docs[doc] = "read"  # its socket is read-only, whatever the token's overrides say
     return json_response(
         WeddingAccess(wedding_id, who.user_id, who.name, who.role, expires, docs, projected)
     )

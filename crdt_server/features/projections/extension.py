@@ -53,9 +53,13 @@ FULL_EVERY = 1000
 """Every so many rounds (of all projections), a round looks at every entry of its
 projection even when the change records named the entries that changed: a safety net for a
 change the records missed (their failures are counted and logged)."""
-LEASE_SECONDS = 30.0
-"""How long one process stays the writer of a projection after its last write (several
-processes); another takes over only after it lapses."""
+LEASE_SECONDS = 60.0
+"""How long one process is the writer of a projection (several processes): a lease on the
+bus, taken again once it lapsed; another process takes over only when it lapsed."""
+LEASE_MARGIN = 5.0
+"""A round starts only while the lease has this long left, and the lease is taken again
+only this long after it surely lapsed (the bus's lease cannot be extended): a writer pauses
+about twice this once a lease, never two processes write one client's clocks."""
 
 
 @dataclass(slots=True)
@@ -68,7 +72,6 @@ class _State:
     touched: set[tuple[str, str]] = field(default_factory=set)
     """``(root, id)`` of the entries local commits changed since the last round."""
     task: asyncio.Task[None] | None = None
-    leased_until: float = 0.0
     retry: asyncio.TimerHandle | None = None
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
 
@@ -95,6 +98,9 @@ class Projections(Extension):
         """Projection -> its loaded room, once a round looked at every entry while it was
         loaded (every change of its source since marked it: no need to look at all)."""
         self._stored: Room | None = None
+        self._leases: dict[str, float] = {}
+        """Projection -> when this process's lease on it lapses at the latest (monotonic;
+        several processes only)."""
         self.rounds = 0
         """Rounds that brought a projection up to date (for tests and benchmarks)."""
 
@@ -259,16 +265,13 @@ class Projections(Extension):
         if found is None:
             return
         wedding_id, doc, role = found
-        bus = core.registry.bus
         took_over = False
-        if bus.shared:
-            now = time.monotonic()
-            if now >= state.leased_until:
-                if not await bus.try_lease(f"projection:{name}", LEASE_SECONDS):
-                    self._retry_later(name, state)
-                    return
-                took_over = True
-            state.leased_until = time.monotonic() + LEASE_SECONDS / 2
+        if core.registry.bus.shared:
+            held = await self._lease(name)
+            if held is None:
+                self._retry_later(name, state)
+                return
+            took_over = held
         weddings = core.weddings
         async with weddings.room(f"{wedding_id}/{doc}") as source, weddings.room(name) as room:
             if took_over:
@@ -298,15 +301,42 @@ class Projections(Extension):
             while len(self._writers) > MAX_WRITERS:
                 self._writers.popitem(last=False)
 
+    async def _lease(self, name: str) -> bool | None:
+        """Make sure this process is the projection's writer for a round (several
+        processes): ``False`` if it was already, ``True`` if it just took over (it must
+        first integrate what the store has of the projection), ``None`` if another process
+        is. The bus's lease cannot be extended: while ours has :data:`LEASE_MARGIN` left,
+        it is ours; after that, the round waits until it surely lapsed and takes it again
+        (the time it is counted from is read before asking, so it never outlives the
+        bus's)."""
+        now = time.monotonic()
+        expires = self._leases.get(name, 0.0)
+        if now < expires - LEASE_MARGIN:
+            return False
+        if now < expires + LEASE_MARGIN:
+            await asyncio.sleep(expires + LEASE_MARGIN - now)
+        asked = time.monotonic()
+        if not await self._require_core().registry.bus.try_lease(
+            f"projection:{name}", LEASE_SECONDS
+        ):
+            return None
+        self._leases = {n: t for n, t in self._leases.items() if t > asked}
+        self._leases[name] = asked + LEASE_SECONDS
+        return True
+
     def _retry_later(self, name: str, state: _State) -> None:
         """Another process writes this projection now; look again once its lease may
-        have lapsed (it may have stopped caring about this wedding)."""
+        have lapsed (it may have stopped caring about this wedding), if the projection is
+        still loaded here."""
         if state.retry is not None:
             return
 
         def again() -> None:
             state.retry = None
-            self._mark(name)
+            if name in self._require_core().registry.rooms:
+                self._mark(name)
+            elif state.task is None and not state.stale:
+                self._states.pop(name, None)
 
         state.retry = asyncio.get_running_loop().call_later(LEASE_SECONDS, again)
 
