@@ -356,6 +356,12 @@ async def test_a_loaded_projection_follows_commits_of_other_processes() -> None:
         shown = projection.doc.get("guests", type=Map).to_py()
         assert shown == {"g1": {"name": "Ann"}, "g2": {"name": "Bo"}}
         assert leaked(projection.doc.get_update()) == []
+        # `crdt-server check` knows a projection's name, and checks it as a guest list.
+        from crdt_server.tools.check import check_store
+
+        await projection.flush()
+        reports = {r.name: r for r in await check_store(server.store)}
+        assert reports["w1/guests@vendor"].problems == [], reports
         server.registry.release(projection)
         server.registry.release(source)
         await hooks.close()
