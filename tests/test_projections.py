@@ -118,6 +118,10 @@ async def test_a_vendor_socket_never_receives_hidden_fields(server: ServerProces
         assert mine["g1"]["notes"] == TYPED + NOTE and mine["g2"]["contact"] == ADDED_PHONE
         raw = await vendor.received()
         assert raw and leaked(raw) == []
+        # The couple sees the vendor in the guest list (the projection's readers are its).
+        presence = await http.get(WEDDING.at("/presence"), headers=auth("couple"))
+        seen = {(p["doc"], p["role"]) for p in presence.json()["presence"]}
+        assert {("guests", "vendor"), ("guests", "couple")} <= seen, presence.text
         state = await vendor.state({"guests": "map"})
         assert leaked(base64.b64decode(state["update"])) == []
         # The vendor's writes stay refused: nothing reaches the couple or the store.
