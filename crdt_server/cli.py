@@ -41,6 +41,7 @@ from crdt_server.edge.upgrade import Gate
 from crdt_server.edge.websocket import SyncWebSocketProtocol
 from crdt_server.extensions.thread_export import THREADS
 from crdt_server.extensions.webhook_tables import SCHEMA as WEBHOOK_TABLES
+from crdt_server.features.projections.tables import SCHEMA as PROJECTION_TABLES
 from crdt_server.gcpolicy import SurvivorFreezer, freeze_start_up
 from crdt_server.rlimits import raise_open_files_limit
 from crdt_server.settings import ENV_PREFIX, Settings, SettingsError
@@ -570,7 +571,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             # The thread feature's section rides along (the tools may not import features).
             return data_commands.run(
-                args, sections=(THREADS,), schemas=(THREADS.schema, WEBHOOK_TABLES)
+                args,
+                sections=(THREADS,),
+                schemas=(THREADS.schema, WEBHOOK_TABLES, PROJECTION_TABLES),
             )
     except (SettingsError, StartupError, ValueError, OSError, TokenError, CliError) as exc:
         print(f"crdt-server {args.command}: {_one_line(exc)}", file=sys.stderr)
