@@ -26,43 +26,37 @@ from crdt_server.core.weddings import WeddingService
 from crdt_server.edge.access import AccessMiddleware
 from crdt_server.edge.admin import admin_routes
 from crdt_server.edge.asgi_ws import not_found_endpoint, plain_http_endpoint, sync_endpoint
-from crdt_server.edge.calendar import calendar_routes
-from crdt_server.edge.conflicts import conflict_routes
 from crdt_server.edge.docs import reference_routes
 from crdt_server.edge.documents import document_routes
 from crdt_server.edge.erasure import TombstoneGuard, erasure_routes
-from crdt_server.edge.events import event_routes
 from crdt_server.edge.export import export_routes
-from crdt_server.edge.guests_csv import guest_csv_routes
-from crdt_server.edge.inbound import inbound_routes
 from crdt_server.edge.openapi import openapi_document
 from crdt_server.edge.problems import exception_handlers
 from crdt_server.edge.ratelimit import HttpRateLimiter
 from crdt_server.edge.routing import Route, starlette_routes
 from crdt_server.edge.state import SERVER_STATE_KEY, ServerState
 from crdt_server.edge.status import status_routes
-from crdt_server.edge.threads import thread_routes
 from crdt_server.edge.upgrade import STATE_KEY, Gate
-from crdt_server.edge.versions import version_routes
 from crdt_server.edge.webapp import webapp_routes
-from crdt_server.edge.webhooks import webhook_routes
 from crdt_server.errors import CloseCode
-from crdt_server.extensions.concurrent_edits import ConcurrentEdits
-from crdt_server.extensions.conflicts import ConflictsKeeper
-from crdt_server.extensions.events import EventLog
-from crdt_server.extensions.integrations import IntegrationService
-from crdt_server.extensions.mail import Mailer
-from crdt_server.extensions.note_sessions import NoteSessions
-from crdt_server.extensions.presence import PresenceDirectory
-from crdt_server.extensions.thread_people import OVERWRITTEN
-from crdt_server.extensions.threads import Threads
-from crdt_server.extensions.versions import VersionKeeper
-from crdt_server.extensions.webhooks import Webhooks
-from crdt_server.features.projections import Projections
+from crdt_server.features import (
+    Built,
+    Feature,
+    conflicts,
+    events,
+    integrations,
+    notes,
+    notifications,
+    presence,
+    projections,
+    threads,
+    versions,
+    webhooks,
+)
 from crdt_server.settings import Settings
 from crdt_server.storage import DocumentStore, store_for
 
-__all__ = ["create_app", "http_routes", "token_codec"]
+__all__ = ["FEATURES", "create_app", "http_routes", "token_codec"]
 
 API_VERSION = "0.1.0"
 
@@ -96,27 +90,10 @@ class AdminEvents(Extension):
 
     name = "admin-events"
 
-    def __init__(
-        self,
-        revocations: Revocations,
-        keeper: ConflictsKeeper,
-        events: EventLog,
-        versions: VersionKeeper,
-        webhooks: Webhooks,
-        integrations: IntegrationService,
-        concurrent: ConcurrentEdits,
-        keep: float,
-        notes: NoteSessions,
-    ) -> None:
-        self._notes = notes
+    def __init__(self, revocations: Revocations, keep: float, known: frozenset[str]) -> None:
         self._revocations = revocations
-        self._keeper = keeper
-        self._events = events
-        self._versions = versions
-        self._webhooks = webhooks
-        self._integrations = integrations
-        self._concurrent = concurrent
         self._keep = keep
+        self._known = known | ADMIN_BUS_EVENTS
         self._core: Core | None = None
         self._erasures: ErasureService | None = None
 
@@ -135,20 +112,6 @@ class AdminEvents(Extension):
             core.weddings,
             self._revocations,
             keep_revocations=self._keep,
-            refresh_conflicts=self._keeper.refresh,
-            revoked=self._events.recheck,
-            forget_guest=(
-                self._versions.erase_guest,
-                self._webhooks.forget_guest,
-                self._concurrent.erase_guest,
-                self._notes.forget_guest,
-            ),
-            forget_member=(
-                self._webhooks.forget_member,
-                self._integrations.forget_member,
-                self._concurrent.forget_member,
-            ),
-            creator_revoked=(self._webhooks.creator_revoked, self._integrations.creator_revoked),
         )
         await self._erasures.start()
 
@@ -167,28 +130,32 @@ class AdminEvents(Extension):
             core.registry.close_sessions(
                 event["sub"], wedding, CloseCode.TOKEN_EXPIRED, "session revoked"
             )
-            self._events.recheck(event["sub"], wedding)
+            core.registry.hooks.revoked(event["sub"], wedding)
         elif kind == "delete" and isinstance(event.get("wedding"), str):
             self.erasures.on_deleted(event["wedding"])
         elif kind == "lift" and isinstance(event.get("wedding"), str):
             self.erasures.on_lifted(event["wedding"])
-        elif kind not in KNOWN_BUS_EVENTS:
+        elif kind not in self._known:
             log.error("ignoring an unknown admin event: %r", event)
 
 
-KNOWN_BUS_EVENTS = frozenset(
-    {
-        "revoke",
-        "delete",
-        "lift",
-        "events",
-        "presence",
-        "presence_query",
-        "threads.outbox",
-        "concurrent_edits",
-    }
+ADMIN_BUS_EVENTS = frozenset({"revoke", "delete", "lift"})
+"""Types of bus events the admin events extension handles (the features declare theirs)."""
+
+FEATURES: tuple[Feature, ...] = (
+    events.FEATURE,
+    threads.FEATURE,
+    notifications.FEATURE,
+    conflicts.FEATURE,
+    notes.FEATURE,
+    presence.FEATURE,
+    versions.FEATURE,
+    integrations.FEATURE,
+    webhooks.FEATURE,
+    projections.FEATURE,
 )
-"""Types of bus events some extension handles (others are logged as unknown)."""
+"""The features the server runs, in the order they are built (a feature that needs another
+comes after it; see :mod:`crdt_server.features`). The one list that names features."""
 
 
 def default_store(settings: Settings) -> DocumentStore:
@@ -208,11 +175,12 @@ def create_app(
     authenticator: Authenticator | None = None,
     bus: Bus | None = None,
     extensions: Sequence[Extension] = (),
+    features: Sequence[Feature] = FEATURES,
 ) -> Starlette:
     """Build the server. Without a ``store``, the embedded SQLite store under ``data_dir``.
 
-    The built-in features (admin events, the event log, the conflicts keeper, outgoing
-    webhooks) are extensions of the core; ``extensions`` are added after them, in order.
+    ``features`` (by default every one, :data:`FEATURES`) bring their extensions, routes
+    and tables; ``extensions`` are added after theirs, in order.
     """
 
     @asynccontextmanager
@@ -224,42 +192,12 @@ def create_app(
         # Kept as long as any token they cover may live (plus the iat clock skew).
         keep = settings.max_token_lifetime_seconds + CLOCK_SKEW
         revocations = Revocations(keep_seconds=keep)
-        webhooks = Webhooks()
-        event_log = EventLog(on_recorded=[webhooks.wake])
-        threads = Threads(event_log)
-        concurrent = ConcurrentEdits(events=event_log, people=threads.people)
-        keeper = ConflictsKeeper(events=event_log, concurrent=concurrent)
-        versions = VersionKeeper(events=event_log)
-        integrations = IntegrationService()
-        note_sessions = NoteSessions(event_log)
-        admin_events = AdminEvents(
-            revocations,
-            keeper,
-            event_log,
-            versions,
-            webhooks,
-            integrations,
-            concurrent,
-            keep,
-            note_sessions,
-        )
-        hooks = Hooks(
-            [
-                admin_events,
-                event_log,
-                concurrent,
-                note_sessions,
-                keeper,
-                PresenceDirectory(),
-                versions,
-                integrations,
-                webhooks,
-                threads,
-                Mailer(threads, {OVERWRITTEN: concurrent.describe}),
-                Projections(),
-                *extensions,
-            ]
-        )
+        built = Built(settings)
+        for feature in features:
+            built.extensions.extend(feature.build(built))
+        known = frozenset(kind for feature in features for kind in feature.bus)
+        admin_events = AdminEvents(revocations, keep, known)
+        hooks = Hooks([admin_events, *built.extensions, *extensions])
         registry = RoomRegistry(the_store, settings, the_bus, hooks=hooks)
         matrix = (
             PermissionMatrix.from_json(settings.permissions)
@@ -297,11 +235,11 @@ def create_app(
             gate=gate,
             weddings=weddings,
             limiter=HttpRateLimiter(settings.rate_limits),
-            events=event_log,
             erasures=admin_events.erasures,
             permissions=matrix,
             hooks=hooks,
             event_streams=ConnectionCounter(settings.max_event_streams_per_user),
+            sections=tuple(section for feature in features for section in feature.export),
         )
         await registry.start()
         try:
@@ -315,7 +253,7 @@ def create_app(
             finally:
                 await the_store.close()
 
-    table = [*http_routes(), *reference_routes(lambda: spec)]
+    table = [*http_routes(features), *reference_routes(lambda: spec)]
     spec = openapi_document(table, version=API_VERSION)
     routes: list[BaseRoute] = [
         *starlette_routes(table),
@@ -337,22 +275,15 @@ def create_app(
     )
 
 
-def http_routes() -> list[Route]:
-    """The route table of the HTTP API (without the reference routes, which serve the
-    document generated from the table)."""
+def http_routes(features: Sequence[Feature] = FEATURES) -> list[Route]:
+    """The route table of the HTTP API: the core's routes and the features' (without the
+    reference routes, which serve the document generated from the table)."""
     return [
         *status_routes(),
         *document_routes(),
         *admin_routes(),
         *erasure_routes(),
         *export_routes(),
-        *event_routes(),
-        *inbound_routes(),
-        *calendar_routes(),
-        *guest_csv_routes(),
         *webapp_routes(),
-        *conflict_routes(),
-        *version_routes(),
-        *webhook_routes(),
-        *thread_routes(),
+        *(route for feature in features for route in feature.routes()),
     ]

@@ -28,7 +28,7 @@ from urllib.parse import unquote_plus
 import uvicorn
 from starlette.applications import Starlette
 
-from crdt_server.app import create_app, token_codec
+from crdt_server.app import FEATURES, create_app, token_codec
 from crdt_server.auth.permissions import ROLES, PermissionMatrix
 from crdt_server.auth.tokens import SECRET_FILE, TokenError, load_or_create_secret
 from crdt_server.edge.affinity import STATE_KEY as AFFINITY_KEY
@@ -39,9 +39,6 @@ from crdt_server.edge.supervisor import Supervisor
 from crdt_server.edge.upgrade import STATE_KEY as GATE_KEY
 from crdt_server.edge.upgrade import Gate
 from crdt_server.edge.websocket import SyncWebSocketProtocol
-from crdt_server.extensions.thread_export import THREADS
-from crdt_server.extensions.webhook_tables import SCHEMA as WEBHOOK_TABLES
-from crdt_server.features.projections.tables import SCHEMA as PROJECTION_TABLES
 from crdt_server.gcpolicy import SurvivorFreezer, freeze_start_up
 from crdt_server.rlimits import raise_open_files_limit
 from crdt_server.settings import ENV_PREFIX, Settings, SettingsError
@@ -569,11 +566,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             # The token is the last line, so scripts can take it with `tail -n 1`.
             print(mint(settings, args))
         else:
-            # The thread feature's section rides along (the tools may not import features).
+            # The features' sections and tables ride along (the tools import no feature).
             return data_commands.run(
                 args,
-                sections=(THREADS,),
-                schemas=(THREADS.schema, WEBHOOK_TABLES, PROJECTION_TABLES),
+                sections=[section for feature in FEATURES for section in feature.export],
+                schemas=[schema for feature in FEATURES for schema in feature.schemas],
             )
     except (SettingsError, StartupError, ValueError, OSError, TokenError, CliError) as exc:
         print(f"crdt-server {args.command}: {_one_line(exc)}", file=sys.stderr)

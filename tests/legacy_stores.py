@@ -23,10 +23,12 @@ from typing import Any
 import msgspec
 from pycrdt import Doc, Map
 
-from crdt_server.extensions.thread_db import Sql, ThreadDb
-from crdt_server.extensions.thread_export import THREADS, export_threads
-from crdt_server.extensions.webhook_endpoints import WebhookEndpoints, insert_delivery
-from crdt_server.extensions.webhook_tables import WebhookTables
+from crdt_server.features.integrations.tables import CalendarToken, InboundSource, IntegrationStore
+from crdt_server.features.threads.db import Sql, ThreadDb
+from crdt_server.features.threads.export import THREADS, export_threads
+from crdt_server.features.versions.tables import VersionPoint, VersionStore
+from crdt_server.features.webhooks.endpoints import WebhookEndpoints, insert_delivery
+from crdt_server.features.webhooks.tables import WebhookTables
 from crdt_server.storage import (
     DocumentStore,
     EventFilter,
@@ -36,8 +38,6 @@ from crdt_server.storage import (
     Once,
     Revocation,
 )
-from crdt_server.storage.integrations import CalendarToken, InboundSource, IntegrationStore
-from crdt_server.storage.versions import VersionPoint, VersionStore
 
 __all__ = ["FAR", "fill", "served"]
 

@@ -810,7 +810,7 @@ def _thread_section() -> dict[str, Any]:
     ],  # fmt: skip
 )
 def test_a_bad_threads_section_is_refused_naming_the_field(change: Any, field: str) -> None:
-    from crdt_server.extensions.thread_export import THREADS
+    from crdt_server.features.threads.export import THREADS
     from crdt_server.tools.export import ExportError
 
     doc: Doc[Any] = Doc()

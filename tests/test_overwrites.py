@@ -222,7 +222,7 @@ def test_a_string_written_over_collaborative_text_is_a_race_like_any(hi_first: b
 def test_the_rows_of_a_race_are_written_once_whoever_writes_them_first() -> None:
     """Two processes (sharing one store) may both see a Yjs client first, or both find one
     race: every row the feature writes in a commit keeps the first and never fails it."""
-    from crdt_server.storage.concurrent_edits import client_row, closure_row
+    from crdt_server.features.conflicts.tables import client_row, closure_row
 
     rows = [
         client_row("w1", 5, "pat", "planner", 1.0),

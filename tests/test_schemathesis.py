@@ -70,7 +70,7 @@ def _fuzz(url: str, spec: dict[str, Any], examples: int) -> list[str]:
         operation = result.ok()
         answers = operation.definition.raw.get("responses", {}).get("200", {})
         if "text/event-stream" in answers.get("content", {}):
-            continue  # a stream never ends; tests/test_events.py covers it
+            continue  # a stream never ends; tests/features/events/test_events.py covers it
         admin = operation.definition.raw.get("security") == [{"adminKey": []}]
         auth = {"Authorization": f"Bearer {ADMIN if admin else token}"}
         try:

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from pycrdt import Map
@@ -57,29 +57,12 @@ class ErasureService:
         revocations: Revocations,
         *,
         keep_revocations: float,
-        refresh_conflicts: Callable[[str], Awaitable[None]] | None = None,
-        revoked: Callable[[str, str | None], None] | None = None,
-        forget_guest: Sequence[Callable[[str, str], Awaitable[None]]] = (),
-        forget_member: Sequence[Callable[[str, str], Awaitable[None]]] = (),
-        creator_revoked: Sequence[Callable[[str, str | None], Awaitable[None]]] = (),
     ) -> None:
         self._registry = registry
         self._store = store
         self._weddings = weddings
         self._revocations = revocations
         self._keep = keep_revocations
-        self._refresh_conflicts = refresh_conflicts
-        self._revoked = revoked
-        """Told of each revocation made here (other processes hear of it on the bus)."""
-        self._forget_guest = tuple(forget_guest)
-        """Features keeping copies of a guest elsewhere (restore points, webhook delivery
-        payloads) forget them: ``(wedding, guest_id)``."""
-        self._forget_member = tuple(forget_member)
-        """Features keeping a member's data (webhook delivery payloads, what they set up)
-        forget it: ``(wedding, sub)``."""
-        self._creator_revoked = tuple(creator_revoked)
-        """Features keeping what a person set up (webhooks, inbound sources, calendar
-        feeds) disable it when the person is revoked: ``(sub, wedding or None)``."""
         self._tombstones: set[str] = set()
         self._erasing: set[str] = set()
         """Being erased by this process: refused already, whatever a refresh reads."""
@@ -168,10 +151,8 @@ class ErasureService:
         origin = Actor("admin", "admin", "server:erasure")
         found = await self._weddings.edit(f"{wedding_id}/guests", remove("guests"), origin)
         found |= await self._weddings.edit(f"{wedding_id}/seating", remove("assignments"), origin)
-        if self._refresh_conflicts is not None:
-            await self._refresh_conflicts(wedding_id)  # findings quote guests' names
-        for forget in self._forget_guest:
-            await forget(wedding_id, guest_id)
+        # Restore points, delivery payloads and findings quoting their name go.
+        await self._registry.hooks.guest_erased(wedding_id, guest_id)
         # Copies the server derives from the documents (a vendor's projection of the
         # guests) drop the guest first, then are rewritten like the documents.
         derived = await self._registry.hooks.derived_rooms(wedding_id)
@@ -187,8 +168,7 @@ class ErasureService:
     async def erase_member(self, wedding_id: str, sub: str) -> None:
         """A member's erasure beyond their conversations (which the threads feature
         erases): every feature forgets them, then the store's files are scrubbed."""
-        for forget in self._forget_member:
-            await forget(wedding_id, sub)
+        await self._registry.hooks.member_erased(wedding_id, sub)
         if not await self._store.scrub():
             self._scrub_wanted.set()
 
@@ -214,13 +194,11 @@ class ErasureService:
         self._revocations.revoke(sub, wedding, at)
         # What they set up stops too, durably: a revocation is forgotten once no token
         # could outlive it, a disabled webhook or a deleted feed is not.
-        for disown in self._creator_revoked:
-            await disown(sub, wedding)
+        await self._registry.hooks.revoke(sub, wedding)
         closed = self._registry.close_sessions(
             sub, wedding, CloseCode.TOKEN_EXPIRED, "session revoked"
         )
-        if self._revoked is not None:
-            self._revoked(sub, wedding)
+        self._registry.hooks.revoked(sub, wedding)
         self._registry.bus.publish_event(
             {"type": "revoke", "sub": sub, "wedding": wedding, "at": at}
         )

@@ -155,6 +155,24 @@ class Extension:
     def on_bus_event(self, event: dict[str, Any]) -> None:
         """Another process published ``event`` on the bus."""
 
+    async def on_guest_erased(self, wedding: str, guest_id: str) -> None:
+        """A guest was removed from the wedding's documents by an erasure: forget every
+        copy of them the feature keeps (restore points, delivery payloads, findings).
+        Raising fails the erasure, which is then retried whole."""
+
+    async def on_member_erased(self, wedding: str, sub: str) -> None:
+        """A member of the wedding is erased: forget what the feature keeps of them.
+        Raising fails the erasure."""
+
+    async def on_revoke(self, sub: str, wedding: str | None) -> None:
+        """``sub`` is being revoked (in ``wedding``, or everywhere), in this process: stop
+        what they set up (durably: the revocation is forgotten once no token could outlive
+        it, a disabled webhook is not). Runs once, where the revocation is made."""
+
+    def on_revoked(self, sub: str, wedding: str | None) -> None:
+        """``sub`` was revoked (here or, told on the bus, in another process): drop what
+        they may no longer see or do."""
+
     async def derived_rooms(self, wedding_id: str) -> Sequence[str]:
         """The rooms this extension writes from the wedding's documents (projections),
         once each holds what its source has committed: erasing a person rewrites their
@@ -287,6 +305,29 @@ class Hooks:
                 ext.on_bus_event(event)
             except Exception:
                 log.exception("extension %s failed on a bus event", ext.name)
+
+    async def guest_erased(self, wedding: str, guest_id: str) -> None:
+        """Every extension forgets the guest (an exception fails the erasure)."""
+        for ext in self.extensions:
+            await ext.on_guest_erased(wedding, guest_id)
+
+    async def member_erased(self, wedding: str, sub: str) -> None:
+        """Every extension forgets the member (an exception fails the erasure)."""
+        for ext in self.extensions:
+            await ext.on_member_erased(wedding, sub)
+
+    async def revoke(self, sub: str, wedding: str | None) -> None:
+        """Every extension stops what ``sub`` set up (an exception fails the revocation,
+        which is stored already and may be made again)."""
+        for ext in self.extensions:
+            await ext.on_revoke(sub, wedding)
+
+    def revoked(self, sub: str, wedding: str | None) -> None:
+        for ext in self.extensions:
+            try:
+                ext.on_revoked(sub, wedding)
+            except Exception:
+                log.exception("extension %s failed on a revocation", ext.name)
 
     async def derived_rooms(self, wedding_id: str) -> list[str]:
         """Every extension's :meth:`Extension.derived_rooms` of the wedding (a failure

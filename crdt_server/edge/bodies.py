@@ -19,7 +19,6 @@ import msgspec
 from crdt_server.documents.notes import TEXT_OPERATIONS
 from crdt_server.documents.operations import OPERATIONS
 from crdt_server.edge.problems import ApiError, FieldProblem, Problem
-from crdt_server.extensions.presence import PresenceEntry
 from crdt_server.names import WEDDING_ID_PATTERN
 from crdt_server.storage.base import HistoryEntry
 
@@ -33,7 +32,6 @@ __all__ = [
     "NotReady",
     "OperationAnswer",
     "OperationRequest",
-    "PresenceAnswer",
     "Readiness",
     "RevokeAnswer",
     "RevokeRequest",
@@ -162,10 +160,6 @@ DocumentAnswer = dict[str, Any]
 
 class HistoryAnswer(msgspec.Struct, frozen=True):
     history: list[HistoryEntry]
-
-
-class PresenceAnswer(msgspec.Struct, frozen=True):
-    presence: list[PresenceEntry]
 
 
 class ConflictActor(msgspec.Struct, frozen=True):

@@ -8,11 +8,12 @@ routes that change it. Every change is answered only after it is committed.
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
+from pycrdt import Doc
 from starlette.responses import Response
 
-from crdt_server.auth.principals import AuthError, Principal
+from crdt_server.auth.principals import Principal
 from crdt_server.codec.protocol import read_var_uint, write_var_uint
 from crdt_server.core.hooks import Actor
 from crdt_server.documents import DOCUMENT_KINDS, to_json
@@ -21,7 +22,6 @@ from crdt_server.edge.bodies import (
     HistoryAnswer,
     OperationAnswer,
     OperationRequest,
-    PresenceAnswer,
     SyncAnswer,
     SyncRequest,
     UpdateAnswer,
@@ -35,12 +35,9 @@ from crdt_server.edge.routing import (
     Route,
     binary_response,
     json_response,
-    request_token,
 )
+from crdt_server.edge.upgrade import projector_of
 from crdt_server.errors import PeerError
-from crdt_server.extensions.presence import PresenceDirectory
-from crdt_server.extensions.versions import NotKept, VersionKeeper
-from crdt_server.features.projections import projections_of
 from crdt_server.names import document_name, valid_wedding_id
 
 __all__ = ["document_routes"]
@@ -53,12 +50,7 @@ STATE_VECTOR_HEADER = "Yjs-State-Vector"
 def _principal(call: Call, wedding_id: str, doc: str, *, write: bool) -> Principal:
     if document_name(wedding_id, doc) is None:
         raise ApiError(404, "no such document")
-    try:
-        principal = call.state.authenticator.authenticate(
-            wedding_id, doc, request_token(call.request), call.request.headers
-        )
-    except AuthError as exc:
-        raise ApiError(exc.status_code, exc.message) from exc
+    principal = call.principal(wedding_id, doc)
     if write and not principal.can_write:
         raise ApiError(403, f"{doc!r} is read-only for you")
     return principal
@@ -72,7 +64,7 @@ def _document(call: Call, *, write: bool) -> tuple[str, str, Principal]:
 async def _readable_room(call: Call, name: str, doc: str, principal: Principal) -> str:
     """The room ``principal`` reads ``name`` from: the document itself, or, where fields of
     it are hidden from its role, its projection (brought up to date first)."""
-    projections = projections_of(call.state.hooks.extensions)
+    projections = projector_of(call.state.hooks.extensions)
     wedding_id = call.path("wedding_id")
     projected = projections and projections.room_for(wedding_id, doc, principal.role)
     if not projected:
@@ -168,6 +160,15 @@ def _visible(call: Call, view: dict[str, Any], doc: str, principal: Principal) -
     return view
 
 
+@runtime_checkable
+class PastStates(Protocol):
+    """What answers ``?at=SEQ`` (the versions feature's keeper, when the server runs it)."""
+
+    async def past_state(self, name: str, seq: int) -> tuple[int, Doc[Any]] | None:
+        """The seq whose state the document is exactly, and the document; ``None`` when
+        nothing that old is kept."""
+
+
 def _rich(call: Call) -> bool:
     """``?format=rich``: texts shown as ``{"text", "delta"}`` (default ``plain``)."""
     shown = call.request.query_params.get("format", "plain")
@@ -184,10 +185,13 @@ async def _read_version(call: Call, name: str, doc: str, principal: Principal) -
         raise ApiError.field(400, "at", "must be a seq (a whole number)")
     if doc not in DOCUMENT_KINDS:
         raise ApiError.field(400, "at", f"{doc!r} keeps no versions")
-    try:
-        seq, state = await call.state.extension(VersionKeeper).state_at(name, int(raw))
-    except NotKept as exc:
-        raise ApiError.field(404, "at", "no state of this document is kept that far back") from exc
+    keeper = call.state.find(PastStates)  # type: ignore[type-abstract]  # a protocol
+    if keeper is None:
+        raise ApiError.field(400, "at", "this server keeps no versions")
+    found = await keeper.past_state(name, int(raw))
+    if found is None:
+        raise ApiError.field(404, "at", "no state of this document is kept that far back")
+    seq, state = found
     headers = {"Version-Seq": str(seq)}
     if BINARY in call.request.headers.get("accept", ""):
         if call.state.permissions.hidden_fields(principal.role, doc):
@@ -269,13 +273,6 @@ async def history(call: Call) -> Response:
         raise ApiError.field(400, "limit", "must be a whole number") from exc
     entries = await call.state.store.history(name, max(1, min(limit, 1000)))
     return json_response(HistoryAnswer(history=list(entries)))
-
-
-async def presence(call: Call) -> Response:
-    wedding_id = call.path("wedding_id")
-    docs = readable_documents(call, wedding_id)
-    directory = call.state.extension(PresenceDirectory)
-    return json_response(PresenceAnswer(presence=directory.presence(wedding_id, docs)))
 
 
 _DOC = "/api/weddings/{wedding_id}/docs/{doc}"
@@ -365,15 +362,5 @@ def document_routes() -> list[Route]:
                 ),
             ),
             errors=(400, *_AUTH, 503),
-        ),
-        Route(
-            "GET",
-            "/api/weddings/{wedding_id}/presence",
-            "readPresence",
-            "Who is online in which document, since when, over every process of a cluster",
-            presence,
-            "read",
-            response_model=PresenceAnswer,
-            errors=_AUTH,
         ),
     ]

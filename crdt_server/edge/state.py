@@ -22,13 +22,14 @@ from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.weddings import WeddingService
 from crdt_server.edge.ratelimit import HttpRateLimiter
 from crdt_server.edge.upgrade import Gate
-from crdt_server.extensions.events import EventLog
 from crdt_server.settings import Settings
 from crdt_server.storage import DocumentStore
+from crdt_server.tools.export import Section
 
 __all__ = ["SERVER_STATE_KEY", "ServerState", "server_state", "state_of_scope"]
 
 E = TypeVar("E", bound=Extension)
+T = TypeVar("T")
 
 SERVER_STATE_KEY = "crdt_server"
 """The key of the :class:`ServerState` in the lifespan state."""
@@ -47,12 +48,13 @@ class ServerState:
     gate: Gate
     weddings: WeddingService
     limiter: HttpRateLimiter
-    events: EventLog
     erasures: ErasureService
     permissions: PermissionMatrix
     hooks: Hooks
     event_streams: ConnectionCounter
     """Open event streams per subject (``CRDT_SERVER_MAX_EVENT_STREAMS_PER_USER``)."""
+    sections: tuple[Section, ...] = ()
+    """The running features' sections of the wedding export."""
 
     def extension(self, kind: type[E]) -> E:
         """The server's extension of type ``kind`` (a feature's routes find their service
@@ -61,6 +63,14 @@ class ServerState:
             if isinstance(ext, kind):
                 return ext
         raise RuntimeError(f"the server has no {kind.__name__} extension")
+
+    def find(self, kind: type[T]) -> T | None:
+        """The server's first extension that is a ``kind`` (a runtime-checkable protocol
+        the edge defines, for what a feature may or may not provide), if any."""
+        for ext in self.hooks.extensions:
+            if isinstance(ext, kind):
+                return ext
+        return None
 
 
 def state_of_scope(scope: Mapping[str, Any]) -> ServerState:

@@ -1,1 +1,86 @@
-"""Features built on the core, one package each."""
+"""The product's features, one package each, each exporting one :class:`Feature` value.
+
+A feature brings everything it needs in that value: the extensions it plugs into the core's
+hooks (:mod:`crdt_server.core.hooks`), its HTTP routes (declared next to their handlers with
+:class:`~crdt_server.edge.routing.Route`), its tables (schemas installed through the SQL
+gateway by its extension when it starts), its section of the wedding export, the bus
+message types its extensions handle, and the data commands' view of its tables.
+
+``crdt_server.app.FEATURES`` is the one list of features the server runs; nothing else
+names a feature. A feature left out of the list creates none of its tables and serves none
+of its routes; on a store that already has them, nothing is dropped or altered.
+
+Features are built in the list's order. A feature whose extension needs another's (threads
+need the event log) asks :meth:`Built.get` for it, so the one it needs must come earlier
+in the list (:class:`MissingFeature` otherwise, at start).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeVar
+
+from crdt_server.core.hooks import Extension
+
+if TYPE_CHECKING:
+    from crdt_server.edge.routing import Route
+    from crdt_server.settings import Settings
+    from crdt_server.storage import Schema
+    from crdt_server.tools.export import Section
+
+__all__ = ["Built", "Feature", "MissingFeature"]
+
+E = TypeVar("E", bound=Extension)
+
+
+class MissingFeature(RuntimeError):
+    """A feature needs another feature's extension that the list does not build before it."""
+
+
+class Built:
+    """The extensions built so far, in order (what a feature's ``build`` may look up)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.extensions: list[Extension] = []
+
+    def get(self, kind: type[E]) -> E:
+        """The extension of type ``kind`` an earlier feature built."""
+        for ext in self.extensions:
+            if isinstance(ext, kind):
+                return ext
+        raise MissingFeature(
+            f"a feature needs {kind.__name__}, which no earlier feature in the list builds"
+        )
+
+    def find(self, kind: type[E]) -> E | None:
+        """The extension of type ``kind`` if an earlier feature built it (optional
+        cooperation: a feature that works alone but does more beside another)."""
+        for ext in self.extensions:
+            if isinstance(ext, kind):
+                return ext
+        return None
+
+
+def _no_routes() -> Sequence[Route]:
+    return ()
+
+
+@dataclass(frozen=True)
+class Feature:
+    """Everything one feature brings to the server (see the module docstring)."""
+
+    name: str
+    build: Callable[[Built], Sequence[Extension]]
+    """The feature's extensions for one server (called once per app start, in list order)."""
+    routes: Callable[[], Sequence[Route]] = _no_routes
+    """Its HTTP routes (a function: route modules import the edge, which must not load
+    when only the tables are wanted)."""
+    schemas: Sequence[Schema] = ()
+    """Its tables, as installed by its extension at start: the data commands (restore,
+    check) and the schema listing know them from here."""
+    export: Sequence[Section] = ()
+    """Its sections of the wedding export (``GET /export``, ``crdt-server export``)."""
+    bus: frozenset[str] = field(default_factory=frozenset)
+    """Types of bus messages its extensions handle (others are logged as unknown)."""

@@ -26,7 +26,7 @@ Version 1, one JSON object::
   event only some people may see (a private thread's) carries ``"audience": [sub, ...]``,
   kept by an import so that it stays hidden from everyone else.
 
-- ``threads`` (the thread feature's section, ``crdt_server.extensions.thread_export``):
+- ``threads`` (the thread feature's section, ``crdt_server.features.threads.export``):
   members, and threads with their participants, messages and read marks.
 
 Growing the format: sections such as ``threads`` are added as new top-level values without

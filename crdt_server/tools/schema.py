@@ -17,10 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from crdt_server.storage import Schema, SqliteStore
-from crdt_server.storage.concurrent_edits import CONCURRENT_EDITS
-from crdt_server.storage.integrations import INTEGRATIONS
-from crdt_server.storage.note_sessions import NOTE_SESSIONS
-from crdt_server.storage.versions import VERSIONS
 
 __all__ = ["foreign_objects", "server_objects"]
 
@@ -42,14 +38,14 @@ def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
 
 
 def server_objects(schemas: Sequence[Schema]) -> tuple[Objects, dict[str, set[str]]]:
-    """The objects (and each table's columns) of a store the server made, with the core
-    features' schemas and ``schemas`` (the others', which the tools may not import)."""
+    """The objects (and each table's columns) of a store the server made, with the
+    features' ``schemas`` (``crdt_server.app.FEATURES``'; the tools import no feature)."""
 
     async def build(path: Path) -> None:
         store = SqliteStore(path)
         await store.open()
         try:
-            for schema in (VERSIONS, INTEGRATIONS, CONCURRENT_EDITS, NOTE_SESSIONS, *schemas):
+            for schema in schemas:
                 await store.install(schema)
         finally:
             await store.close()

@@ -12,9 +12,7 @@ import pytest_asyncio
 
 from crdt_server.testing.waits import until
 from tests.cluster.conftest import RedisProcess
-from tests.jsclient import JsClientGroup, map_set
-from tests.server import ServerProcess
-from tests.test_concurrent_edits import (
+from tests.features.conflicts.test_concurrent_edits import (
     HI,
     LO,
     MINT,
@@ -25,6 +23,8 @@ from tests.test_concurrent_edits import (
     guest,
     person,
 )
+from tests.jsclient import JsClientGroup, map_set
+from tests.server import ServerProcess
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.js]
 

@@ -27,7 +27,8 @@ guests = st.fixed_dictionaries(
         "rsvp": st.sampled_from(RSVP_STATES),
         "meal": texts,
         # An entry holding the ';' separator reads back split (unchanged in place, see
-        # tests/test_guests_csv.py): a file written from another list differs there.
+        # tests/features/integrations/test_guests_csv.py): a file written from another
+        # list differs there.
         "dietary": st.lists(texts.filter(lambda t: ";" not in t), max_size=4),
         "plus_one": st.booleans(),
         "contact": texts,

@@ -1051,14 +1051,14 @@ async def test_revocations_are_durable_keep_the_latest_and_are_forgotten_when_st
     ]
 
 
-# -- restore points (storage.versions) ---------------------------------------------------
+# -- restore points (crdt_server.features.versions.tables) ---------------------------
 
 
 @pytest.mark.asyncio
 async def test_restore_points_outlive_compaction_and_go_with_their_wedding(
     store: DocumentStore, open_store: OpenStore
 ) -> None:
-    from crdt_server.storage.versions import VersionPoint, VersionStore
+    from crdt_server.features.versions.tables import VersionPoint, VersionStore
 
     versions = VersionStore(store)
     await versions.install()

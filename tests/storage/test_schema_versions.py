@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from crdt_server.features.versions.tables import VERSIONS
 from crdt_server.storage import (
     DocumentStore,
     Gateway,
@@ -23,7 +24,6 @@ from crdt_server.storage import (
     Table,
     schema_of,
 )
-from crdt_server.storage.versions import VERSIONS
 from tests.storage.conftest import OpenStore
 from tests.storage.test_legacy_fixtures import FIXTURES, _psql
 
@@ -183,9 +183,9 @@ async def test_the_features_declare_the_same_sqlite_tables_as_the_earlier_releas
 ) -> None:
     """Each table's DDL, declared once for both backends, is what the earlier release
     wrote, to the byte: a backup of it passes ``crdt-server restore``'s object check."""
-    from crdt_server.extensions.thread_db import SCHEMA as THREADS
-    from crdt_server.extensions.webhook_tables import SCHEMA as WEBHOOKS
-    from crdt_server.storage.integrations import INTEGRATIONS
+    from crdt_server.features.integrations.tables import INTEGRATIONS
+    from crdt_server.features.threads.db import SCHEMA as THREADS
+    from crdt_server.features.webhooks.tables import SCHEMA as WEBHOOKS
 
     store = SqliteStore(tmp_path / "fresh.sqlite3")
     await store.open()

@@ -1,0 +1,522 @@
+"""The conflicts keeper: each wedding's read-only ``{wedding_id}/conflicts`` room, kept up
+to date, ``conflict.detected`` / ``conflict.resolved`` / ``conflict.acknowledged`` events,
+and resolution: by domain operations made as the resolver, or by acknowledging."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pycrdt import Doc, Map
+
+from crdt_server.core.hooks import Actor, Core, Extension, StoredBatch
+from crdt_server.core.room import Room
+from crdt_server.core.weddings import WeddingService
+from crdt_server.documents import DOCUMENT_KINDS, Conflict, OperationError, apply_operation, check
+from crdt_server.documents.operations import OPERATIONS
+from crdt_server.documents.resolution import Writer, related_paths, suggest
+from crdt_server.features.conflicts.concurrent import ConcurrentEdits, finding_view
+from crdt_server.names import CONFLICTS
+from crdt_server.storage import NewEvent, StoredEvent
+
+if TYPE_CHECKING:
+    from crdt_server.features.events.log import EventLog
+
+__all__ = ["ConflictView", "ConflictsKeeper", "conflict_id"]
+
+log = logging.getLogger("crdt_server.conflicts")
+
+_ACTOR = Actor("server", "server", "server:conflicts")
+_MOST_PRIVATE_FIRST = ("budget", "guests", "seating", "timeline")
+_WRITERS_PER_WEDDING = 5000
+_WEDDINGS_REMEMBERED = 1000
+LOOP_SHARE = 0.1
+"""About the most of the event loop's time refreshing findings may take: past it, each
+wedding's refresh waits longer than the debounce (:func:`refresh_delay`)."""
+MAX_DELAY = 30.0
+
+
+def refresh_delay(debounce: float, waiting: int, cost: float) -> float:
+    """How long a wedding's refresh waits after a change: ``debounce``, or, when ``waiting``
+    weddings each need a refresh of ``cost`` seconds of the loop's own work, long enough
+    that refreshing them all takes about :data:`LOOP_SHARE` of the loop (a thousand busy
+    weddings at 0.3 ms each wait 3 s instead of 0.25); at most :data:`MAX_DELAY`."""
+    return min(MAX_DELAY, max(debounce, waiting * cost / LOOP_SHARE))
+
+
+@dataclass(frozen=True, slots=True)
+class ConflictView:
+    """A current finding as the API shows it: the finding, its stable id, when it was
+    first seen, who wrote its entries, who acknowledged it, and the hierarchy's suggestion."""
+
+    id: str
+    conflict: Conflict
+    first_seen: float | None
+    actors: list[dict[str, str]]
+    acknowledged: list[dict[str, Any]]
+    suggestion: dict[str, Any]
+    concurrent: dict[str, Any] | None = None
+    """For a ``concurrent_edit``: the lost and the kept write (see
+    :func:`~crdt_server.features.conflicts.concurrent.finding_view`)."""
+
+
+def conflict_id(conflict: Conflict) -> str:
+    """A finding's stable id: the same code on the same entries is the same conflict."""
+    digest = hashlib.sha1("\x00".join((conflict.code, *conflict.paths)).encode()).hexdigest()
+    return f"{conflict.code}:{digest[:12]}"
+
+
+class ConflictsKeeper(Extension):
+    """Keeps each wedding's read-only ``{wedding_id}/conflicts`` room up to date.
+
+    Whenever one of the four documents changes (here or in another process), the findings
+    of :func:`documents.check` are recomputed (debounced) and written into the conflicts
+    document's ``conflicts`` map: one entry per finding, keyed by :func:`conflict_id`, each
+    ``{"code", "paths", "message"}``. Editors show conflicts live by joining that room.
+    A finding that appears or goes is recorded as a ``conflict.detected`` or
+    ``conflict.resolved`` event when an :class:`EventLog` is given.
+    """
+
+    name = "conflicts"
+
+    wants_changes = True  # who wrote which entry: the actors of a conflict
+
+    def __init__(
+        self,
+        *,
+        debounce: float = 0.25,
+        events: EventLog | None = None,
+        concurrent: ConcurrentEdits | None = None,
+    ) -> None:
+        self._debounce = debounce
+        self._events = events
+        self._concurrent = concurrent
+        self._service: WeddingService | None = None
+        self._scheduled: dict[str, asyncio.TimerHandle] = {}
+        self._cost = 0.0
+        """Seconds of the loop a refresh's check takes (a moving average): the bulk of a
+        refresh's own work; its reads and its commit are awaited, other work runs then."""
+        self._running: set[asyncio.Task[None]] = set()
+        self._writers: OrderedDict[str, OrderedDict[str, tuple[str, str, float]]] = OrderedDict()
+        """wedding -> entry path -> (sub, role, when) of its last write committed here."""
+
+    async def start(self, core: Core) -> None:
+        self._service = core.weddings
+
+    def on_stored(self, room: Room, batch: StoredBatch) -> None:
+        if room.kind not in DOCUMENT_KINDS:
+            return
+        now = time.time()
+        writers = self._writers.get(room.wedding_id)
+        if writers is None:
+            writers = self._writers[room.wedding_id] = OrderedDict()
+            while len(self._writers) > _WEDDINGS_REMEMBERED:
+                self._writers.popitem(last=False)
+        else:
+            self._writers.move_to_end(room.wedding_id)
+        for update in batch.updates:
+            for actor, changes in update.changes:
+                if actor.role == "server":
+                    continue
+                for change in changes:
+                    path = f"{room.kind}/{change.root}/{change.id}"
+                    writers[path] = (actor.sub, actor.role, now)
+                    writers.move_to_end(path)
+        while len(writers) > _WRITERS_PER_WEDDING:
+            writers.popitem(last=False)
+
+    def on_change(self, room: Room) -> None:
+        wedding_id, kind = room.wedding_id, room.kind
+        if kind not in DOCUMENT_KINDS or wedding_id in self._scheduled:
+            return
+        loop = asyncio.get_running_loop()
+        delay = refresh_delay(self._debounce, len(self._scheduled) + 1, self._cost)
+        self._scheduled[wedding_id] = loop.call_later(delay, self._start, wedding_id)
+
+    def _start(self, wedding_id: str) -> None:
+        self._scheduled.pop(wedding_id, None)
+        task = asyncio.create_task(self._refresh(wedding_id), name=f"conflicts-{wedding_id}")
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _refresh(self, wedding_id: str) -> None:
+        try:
+            await self.refresh(wedding_id)
+        except Exception:
+            log.exception("could not refresh the conflicts of wedding %s", wedding_id)
+
+    async def on_guest_erased(self, wedding: str, guest_id: str) -> None:
+        await self.refresh(wedding)  # findings quote guests' names
+
+    async def refresh(self, wedding_id: str) -> None:
+        """Recompute the wedding's findings now and record what came and went."""
+        await self._refresh_once(wedding_id)
+
+    async def _refresh_once(self, wedding_id: str) -> list[StoredEvent]:
+        service = self._require_service()
+        docs = await service.documents(wedding_id)
+        started = time.perf_counter()
+        findings = check(docs)
+        wanted = {conflict_id(c): c for c in findings}
+        related = {key: related_paths(c, docs) for key, c in wanted.items()}
+        self._cost += 0.2 * (time.perf_counter() - started - self._cost)
+        stored = await self._stored(wedding_id)
+        known: Mapping[str, tuple[str, str, float]] = self._writers.get(wedding_id, {})
+        now = time.time()
+        came: list[str] = []
+        went: list[tuple[str, dict[str, Any]]] = []
+
+        def write(doc: Doc[Any]) -> None:
+            entries = doc.get(CONFLICTS, type=Map)
+            came.clear()
+            went.clear()
+            with doc.transaction(origin="conflicts"):
+                # Concurrent edits: stored findings, their events recorded with them.
+                for key in [k for k in entries.keys() if _stored_id(k) and k not in stored]:
+                    del entries[key]
+                for key, view in stored.items():
+                    value = {
+                        k: view[k]
+                        for k in ("code", "kind", "paths", "field", "message", "same_actor")
+                    }
+                    value["first_seen"] = view["detected_at"]
+                    if entries.get(key) != value:
+                        entries[key] = value
+                for key in [k for k in entries.keys() if k not in wanted and not _stored_id(k)]:
+                    old = entries[key]
+                    went.append((key, old if isinstance(old, dict) else {}))
+                    del entries[key]
+                for key, conflict in wanted.items():
+                    old = entries.get(key)
+                    old = old if isinstance(old, dict) else {}
+                    value = {
+                        "code": conflict.code,
+                        "paths": list(conflict.paths),
+                        "message": conflict.message,
+                        "first_seen": old.get("first_seen", now),
+                        "actors": _actors(
+                            old.get("actors"), known, (*conflict.paths, *related[key])
+                        ),
+                    }
+                    for kept in ("acknowledged", "resolving"):
+                        if kept in old:
+                            value[kept] = old[kept]
+                    if not old:
+                        came.append(key)
+                    if old != value:
+                        entries[key] = value
+
+        await service.edit(f"{wedding_id}/{CONFLICTS}", write, _ACTOR)
+        if self._events is None or not (came or went):
+            return []
+        events = [
+            _event(wedding_id, "conflict.detected", key, wanted[key].code, wanted[key].paths)
+            for key in came
+        ] + [_resolved(wedding_id, key, old) for key, old in went]
+        return list((await self._events.record(events)).events)
+
+    async def _stored(self, wedding_id: str) -> dict[str, dict[str, Any]]:
+        """The wedding's open stored findings (concurrent edits), by id, as views."""
+        if self._concurrent is None:
+            return {}
+        return {f.id: finding_view(f) for f in await self._concurrent.findings(wedding_id)}
+
+    # -- resolution -----------------------------------------------------------------
+
+    async def views(self, wedding_id: str, readable: set[str]) -> list[ConflictView]:
+        """The wedding's current findings whose entries are all in ``readable`` documents,
+        with their ids, first-seen times, actors and suggested resolutions."""
+        service = self._require_service()
+        docs = await service.documents(wedding_id)
+        entries = await self._entries(wedding_id)
+        views: list[ConflictView] = []
+        for conflict in check(docs):
+            if not all(p.split("/")[0] in readable for p in conflict.paths):
+                continue
+            key = conflict_id(conflict)
+            entry = entries.get(key)
+            entry = entry if isinstance(entry, dict) else {}
+            actors = [a for a in entry.get("actors") or [] if isinstance(a, dict)]
+            writers = {
+                str(a.get("path")): Writer(str(a.get("sub")), str(a.get("role"))) for a in actors
+            }
+            people = sorted({(w.sub, w.role) for w in writers.values()})
+            first = entry.get("first_seen")
+            views.append(
+                ConflictView(
+                    id=key,
+                    conflict=conflict,
+                    first_seen=first if isinstance(first, int | float) else None,
+                    actors=[{"sub": sub, "role": role} for sub, role in people],
+                    acknowledged=[
+                        a for a in entry.get("acknowledged") or [] if isinstance(a, dict)
+                    ],
+                    suggestion=suggest(conflict, writers, docs).to_json(),
+                )
+            )
+        for view in (await self._stored(wedding_id)).values():
+            if view["doc"] not in readable:
+                continue
+            both: list[dict[str, str]] = [
+                w["actor"] for w in (view["lost"], view["kept"]) if w and w["actor"]
+            ]
+            views.append(
+                ConflictView(
+                    id=view["id"],
+                    conflict=Conflict(CONCURRENT_CODE, tuple(view["paths"]), view["message"]),
+                    first_seen=view["detected_at"],
+                    actors=sorted({(a["sub"], a["role"]): a for a in both}.values(), key=str),
+                    acknowledged=[],
+                    suggestion=view["suggestion"],
+                    concurrent=view,
+                )
+            )
+        return views
+
+    async def acknowledge(self, wedding_id: str, key: str, actor: Actor) -> str | None:
+        """Record that ``actor`` has seen conflict ``key`` and keeps the state as it is;
+        returns the id of the ``conflict.acknowledged`` event (``None`` if this person had
+        already acknowledged it). Raises :class:`LookupError` if there is no such conflict."""
+        if _stored_id(key):
+            return await self._settle(wedding_id, key, "acknowledged", actor)
+        service = self._require_service()
+        found: list[dict[str, Any]] = []
+        first: list[bool] = []
+
+        def write(doc: Doc[Any]) -> None:
+            entries = doc.get(CONFLICTS, type=Map)
+            entry = entries.get(key)
+            if not isinstance(entry, dict):
+                return
+            found.append(entry)
+            seen = [a for a in entry.get("acknowledged") or [] if isinstance(a, dict)]
+            if any(a.get("sub") == actor.sub for a in seen):
+                return
+            first.append(True)
+            seen.append({"sub": actor.sub, "role": actor.role, "at": time.time()})
+            entries[key] = {**entry, "acknowledged": seen}
+
+        await service.edit(f"{wedding_id}/{CONFLICTS}", write, _ACTOR)
+        if not found:
+            raise LookupError(key)
+        if not first or self._events is None:
+            return None
+        entry = found[0]
+        event = _event(
+            wedding_id, "conflict.acknowledged", key, entry.get("code"), entry.get("paths"), actor
+        )
+        stored = (await self._events.record([event])).events[0]
+        return f"{wedding_id}:{stored.seq}"
+
+    async def resolve(
+        self, wedding_id: str, key: str, ops: Sequence[Mapping[str, Any]], actor: Actor
+    ) -> str | None:
+        """Resolve conflict ``key`` with domain operations made as ``actor``.
+
+        The operations are first tried together on copies of the documents: an invalid
+        one raises :class:`documents.OperationError` naming ``ops[i]``, and operations that
+        leave the conflict in place raise one naming ``ops`` (422); either way nothing
+        changed. Then the conflict is marked as being resolved by ``actor`` (so whichever
+        process sees it go records ``conflict.resolved`` with this actor), each document's
+        operations are committed in one update, and the findings are refreshed. Returns
+        the id of the ``conflict.resolved`` event when this process recorded it. Raises
+        :class:`LookupError` if there is no such conflict.
+        """
+        service = self._require_service()
+        live = await service.documents(wedding_id)
+        stored = _stored_id(key)
+        if stored:
+            if key not in await self._stored(wedding_id):
+                raise LookupError(key)
+        elif key not in {conflict_id(c) for c in check(live)}:
+            raise LookupError(key)
+        scratch: dict[str, Doc[Any]] = {}
+        for kind, doc in live.items():
+            scratch[kind] = Doc()
+            scratch[kind].apply_update(doc.get_update())
+        by_kind: dict[str, list[Mapping[str, Any]]] = {}
+        for i, op in enumerate(ops):
+            name = op.get("op")
+            if not isinstance(name, str) or name not in OPERATIONS:
+                raise OperationError(
+                    f"must be one of {', '.join(sorted(OPERATIONS))}", path=f"ops[{i}].op"
+                )
+            kind = OPERATIONS[name]
+            scratch.setdefault(kind, Doc())
+            try:
+                apply_operation(scratch[kind], kind, op, related=scratch)
+            except OperationError as exc:
+                where = f"ops[{i}].{exc.path}" if exc.path else f"ops[{i}]"
+                raise OperationError(str(exc), status=exc.status, path=where) from exc
+            by_kind.setdefault(kind, []).append(op)
+        if stored:
+            # A race is settled by writing the key again (the write closes the finding, as
+            # any later write of it does); operations elsewhere settle it too.
+            await self._apply(wedding_id, by_kind, actor)
+            return await self._settle(wedding_id, key, "resolved", actor, ops)
+        if key in {conflict_id(c) for c in check(scratch)}:
+            raise OperationError(
+                "these operations leave the conflict in place", status=422, path="ops"
+            )
+        marker = {"sub": actor.sub, "role": actor.role, "ops": list(ops), "at": time.time()}
+        await self._mark(wedding_id, key, marker)
+        try:
+            await self._apply(wedding_id, by_kind, actor)
+        except BaseException:
+            await self._mark(wedding_id, key, None)
+            raise
+        for event in await self._refresh_once(wedding_id):
+            if event.type == "conflict.resolved" and json.loads(event.data).get("id") == key:
+                return f"{wedding_id}:{event.seq}"
+        return None
+
+    async def _apply(
+        self, wedding_id: str, by_kind: Mapping[str, Sequence[Mapping[str, Any]]], actor: Actor
+    ) -> None:
+        """Commit each document's operations in one update, made as ``actor``."""
+        service = self._require_service()
+        for kind, kind_ops in by_kind.items():
+
+            def change(doc: Doc[Any], kind: str = kind, todo: Any = kind_ops) -> None:
+                with doc.transaction(origin=actor.origin):
+                    for op in todo:
+                        apply_operation(doc, kind, op, origin=actor.origin)
+
+            await service.edit(f"{wedding_id}/{kind}", change, actor)
+
+    async def _settle(
+        self,
+        wedding_id: str,
+        key: str,
+        how: str,
+        actor: Actor,
+        ops: Sequence[Mapping[str, Any]] = (),
+    ) -> str | None:
+        """Close a stored finding; the id of the event recorded (``None`` if it was closed
+        meanwhile, e.g. by the operations' own write of its key)."""
+        assert self._concurrent is not None
+        found = next((f for f in await self._concurrent.findings(wedding_id) if f.id == key), None)
+        if found is None:
+            if how == "resolved":
+                return None
+            raise LookupError(key)
+        event = await self._concurrent.settle(wedding_id, found, how, actor)
+        await self.refresh(wedding_id)
+        if event is None or self._events is None:
+            return None
+        if ops:
+            data = json.loads(event.data)
+            data["ops"] = list(ops)
+            event = NewEvent(
+                event.wedding, event.type, json.dumps(data), event.doc, event.sub, event.role
+            )
+        stored = (await self._events.record([event])).events[0]
+        return f"{wedding_id}:{stored.seq}"
+
+    async def _mark(self, wedding_id: str, key: str, marker: dict[str, Any] | None) -> None:
+        service = self._require_service()
+        found: list[bool] = []
+
+        def write(doc: Doc[Any]) -> None:
+            entries = doc.get(CONFLICTS, type=Map)
+            entry = entries.get(key)
+            if not isinstance(entry, dict):
+                return
+            found.append(True)
+            entry = {k: v for k, v in entry.items() if k != "resolving"}
+            if marker is not None:
+                entry["resolving"] = marker
+            entries[key] = entry
+
+        await service.edit(f"{wedding_id}/{CONFLICTS}", write, _ACTOR)
+        if marker is not None and not found:
+            # Found by the check, but the keeper has not written it yet: write it now.
+            await self._refresh_once(wedding_id)
+            await service.edit(f"{wedding_id}/{CONFLICTS}", write, _ACTOR)
+            if not found:
+                raise LookupError(key)
+
+    async def _entries(self, wedding_id: str) -> dict[str, Any]:
+        async with self._require_service().room(f"{wedding_id}/{CONFLICTS}") as room:
+            found = room.doc.get(CONFLICTS, type=Map).to_py() or {}
+            await room.wait_committed()
+            return dict(found)
+
+    def _require_service(self) -> WeddingService:
+        if self._service is None:
+            raise RuntimeError("the conflicts keeper has not been started")
+        return self._service
+
+    async def close(self) -> None:
+        for timer in self._scheduled.values():
+            timer.cancel()
+        self._scheduled.clear()
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+
+CONCURRENT_CODE = "concurrent_edit"
+
+
+def _stored_id(key: str) -> bool:
+    """Whether ``key`` names a stored finding (a concurrent edit), not a checked one."""
+    return key.startswith("cw:")
+
+
+def _actors(
+    old: Any, known: Mapping[str, tuple[str, str, float]], paths: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The last writer of each of ``paths``: what the entry says, or what this process
+    committed later (each process knows its own commits; the newest write wins)."""
+    merged: dict[str, dict[str, Any]] = {}
+    for a in old if isinstance(old, list) else []:
+        if isinstance(a, dict) and a.get("path") in paths:
+            merged[a["path"]] = a
+    for path in paths:
+        mine = known.get(path)
+        if mine is None:
+            continue
+        current = merged.get(path)
+        at = current.get("at") if current is not None else None
+        if current is None or not isinstance(at, int | float) or at < mine[2]:
+            merged[path] = {"path": path, "sub": mine[0], "role": mine[1], "at": mine[2]}
+    return [merged[p] for p in sorted(merged)]
+
+
+def _resolved(wedding_id: str, key: str, old: dict[str, Any]) -> NewEvent:
+    """``conflict.resolved``: credited to the person resolving it, if someone is (else the
+    server: the entries changed so that the finding no longer holds)."""
+    marker = old.get("resolving")
+    if isinstance(marker, dict) and isinstance(marker.get("sub"), str):
+        by = Actor(marker["sub"], str(marker.get("role")), "http")
+        extra = {"resolution": "ops", "ops": marker.get("ops", [])}
+        return _event(
+            wedding_id, "conflict.resolved", key, old.get("code"), old.get("paths"), by, extra
+        )
+    return _event(wedding_id, "conflict.resolved", key, old.get("code"), old.get("paths"))
+
+
+def _event(
+    wedding_id: str,
+    kind: str,
+    key: str,
+    code: Any,
+    paths: Any,
+    actor: Actor = _ACTOR,
+    extra: Mapping[str, Any] | None = None,
+) -> NewEvent:
+    paths = [str(p) for p in paths] if isinstance(paths, list | tuple) else []
+    docs = {p.split("/")[0] for p in paths}
+    # An event belongs to one document (readers see the events of documents they may
+    # read). A conflict between documents is filed under the one fewest roles may read in
+    # the default matrix, so it reaches no one who could not see all of its entries.
+    doc = next((d for d in _MOST_PRIVATE_FIRST if d in docs), None)
+    data = {"id": key, "code": code, "paths": paths, "docs": sorted(docs), **(extra or {})}
+    return NewEvent(wedding_id, kind, json.dumps(data), doc, sub=actor.sub, role=actor.role)

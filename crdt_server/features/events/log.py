@@ -1,0 +1,307 @@
+"""The wedding event log: domain events derived from every committed update, stored in the
+update's own transaction, and woken readers (Server-Sent Events) here and in every process.
+
+Derivation is :func:`documents.events.derive_events` over the entry changes the room
+recorded for each update, credited to that update's own sender (a held update's changes to
+its sender, when it finally integrates). The rows go into the store through
+:meth:`Extension.on_commit`, so an event is durable exactly when its update is, and each
+wedding's events are numbered without gaps in commit order. After the commit, readers of
+the wedding are woken; other processes hear of it on the bus and wake theirs. Readers then
+read the store: delivery is at least once (dedupe by id), and a reader that missed a wake-up
+catches up at its next heartbeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from crdt_server.core.hooks import Core, Extension, PendingUpdate, StoredBatch
+from crdt_server.core.room import Room
+from crdt_server.documents import DOCUMENT_KINDS
+from crdt_server.documents.events import derive_events
+from crdt_server.storage import AddedEvents, DocumentStore, EventFilter, NewEvent, Once, StoredEvent
+
+__all__ = ["EventLog", "event_json", "rfc3339"]
+
+log = logging.getLogger("crdt_server.events")
+
+_BUS_TYPE = "events"
+
+
+def rfc3339(at: float) -> str:
+    """Unix seconds as an RFC 3339 UTC string (millisecond precision)."""
+    stamp = datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
+
+
+def event_json(event: StoredEvent) -> dict[str, Any]:
+    """An event as the API shows it."""
+    return {
+        "id": f"{event.wedding}:{event.seq}",
+        "seq": event.seq,
+        "type": event.type,
+        "doc": event.doc,
+        "actor": {"sub": event.sub, "role": event.role},
+        "priority": event.priority,
+        "at": rfc3339(event.at),
+        "data": json.loads(event.data),
+    }
+
+
+@dataclass(slots=True, eq=False)
+class _Reader:
+    wake: asyncio.Event
+    sub: str | None = None
+    kicked: bool = False
+    """Woken to look at its credential again (a revocation), not for new events."""
+
+
+class EventLog(Extension):
+    """Derives, stores and announces a wedding's domain events (see the module docstring)."""
+
+    name = "events"
+    wants_changes = True
+
+    def __init__(self, *, on_recorded: Sequence[Callable[[str], None]] = ()) -> None:
+        """``on_recorded``: called with the wedding each time events of it are stored by
+        this process (with an update or on their own), after the commit."""
+        self._on_recorded = tuple(on_recorded)
+        self._readers: dict[str, set[_Reader]] = {}
+        self._reads: dict[tuple[str, int, int, EventFilter], asyncio.Future[list[StoredEvent]]] = {}
+        """Store reads in flight for followers: woken together, followers that want the
+        same page share one query (ten streams of a wedding cost one read per commit)."""
+        self._wakes = 0
+        """Wake-ups so far: a read is shared only by followers woken by the same commits
+        (a read started before a commit must not answer for it)."""
+        self._store: DocumentStore | None = None
+        self._core: Core | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._closed = asyncio.Event()
+
+    # -- hooks --------------------------------------------------------------------------
+
+    async def start(self, core: Core) -> None:
+        self._core = core
+        self._store = core.store
+        self._sweeper = asyncio.create_task(self._sweep(), name="event-retention")
+
+    def listen(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener`` with the wedding each time events of it are stored here."""
+        self._on_recorded = (*self._on_recorded, listener)
+
+    def on_commit(self, room: Room, batch: Sequence[PendingUpdate]) -> Sequence[NewEvent]:
+        if room.kind not in DOCUMENT_KINDS:
+            return ()
+        rows: list[NewEvent] = []
+        for update in batch:
+            crossed = _crossed(update)
+            for actor, changes in update.changes:
+                for event in derive_events(room.kind, changes):
+                    data = _honest(event.type, event.data, crossed) if crossed else event.data
+                    rows.append(
+                        NewEvent(
+                            room.wedding_id,
+                            event.type,
+                            json.dumps(data, separators=(",", ":")),
+                            room.kind,
+                            sub=actor.sub,
+                            role=actor.role,
+                        )
+                    )
+        return rows
+
+    def on_stored(self, room: Room, batch: StoredBatch) -> None:
+        if batch.events:
+            self._announce(room.wedding_id)
+
+    def on_bus_event(self, event: dict[str, Any]) -> None:
+        if event.get("type") == _BUS_TYPE and isinstance(event.get("wedding"), str):
+            self._wake(event["wedding"])
+
+    async def close(self) -> None:
+        self._closed.set()
+        for readers in self._readers.values():
+            for reader in readers:
+                reader.wake.set()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+
+    # -- writing ------------------------------------------------------------------------
+
+    async def record(self, events: Sequence[NewEvent], *, once: Once | None = None) -> AddedEvents:
+        """Store events of their own (custom events, the server's own findings) and wake
+        their readers everywhere. With ``once``, a repeated key stores nothing."""
+        added = await self._require_store().add_events(events, once=once)
+        if added.first:
+            for wedding in {e.wedding for e in added.events}:
+                self._announce(wedding)
+        return added
+
+    def announce(self, wedding: str) -> None:
+        """Wake the wedding's readers here and in every process: a feature stored events in
+        a transaction of its own (:func:`storage.sqlite.insert_events`)."""
+        self._announce(wedding)
+
+    def _announce(self, wedding: str) -> None:
+        self._wake(wedding)
+        for listener in self._on_recorded:
+            listener(wedding)
+        core = self._core
+        if core is not None:
+            core.registry.bus.publish_event({"type": _BUS_TYPE, "wedding": wedding})
+
+    def _wake(self, wedding: str) -> None:
+        self._wakes += 1
+        for reader in self._readers.get(wedding, ()):
+            reader.wake.set()
+
+    # -- reading ------------------------------------------------------------------------
+
+    async def read(
+        self, wedding: str, *, after: int, limit: int, where: EventFilter
+    ) -> list[StoredEvent]:
+        return await self._require_store().events(wedding, after=after, limit=limit, where=where)
+
+    async def follow(
+        self,
+        wedding: str,
+        *,
+        after: int,
+        where: EventFilter,
+        heartbeat: float,
+        sub: str | None = None,
+        until: float | None = None,
+    ) -> AsyncGenerator[StoredEvent | None, None]:
+        """The wedding's events after ``after`` as they are committed, oldest first.
+
+        ``None`` each ``heartbeat`` seconds without one, at ``until`` (Unix time: when the
+        reader's credential expires) and when :meth:`recheck` names ``sub``: the moments
+        the reader should look at its credential again. Ends when the server stops."""
+        reader = _Reader(asyncio.Event(), sub)
+        self._readers.setdefault(wedding, set()).add(reader)
+        try:
+            while not self._closed.is_set():
+                reader.wake.clear()
+                if reader.kicked:
+                    reader.kicked = False
+                    yield None
+                while True:  # drain what is there, a page at a time
+                    page = await self._shared_read(wedding, after, where)
+                    for event in page:
+                        after = event.seq
+                        yield event
+                    if len(page) < 200:
+                        break
+                if self._closed.is_set():
+                    return
+                wait = heartbeat if until is None else max(0.0, min(heartbeat, until - time.time()))
+                try:
+                    await asyncio.wait_for(reader.wake.wait(), wait)
+                except TimeoutError:
+                    yield None
+        finally:
+            readers = self._readers.get(wedding)
+            if readers is not None:
+                readers.discard(reader)
+                if not readers:
+                    del self._readers[wedding]
+
+    async def _shared_read(self, wedding: str, after: int, where: EventFilter) -> list[StoredEvent]:
+        key = (wedding, self._wakes, after, where)
+        pending = self._reads.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self.read(wedding, after=after, limit=200, where=where))
+            self._reads[key] = pending
+            pending.add_done_callback(lambda _: self._reads.pop(key, None))
+        # shield: one follower going away must not cancel the others' read
+        return await asyncio.shield(pending)
+
+    def on_revoked(self, sub: str, wedding: str | None) -> None:
+        """``sub`` was revoked (in ``wedding``, or everywhere): wake its readers here so
+        they look at their credential again (:meth:`follow` yields ``None``)."""
+        weddings = (
+            self._readers if wedding is None else {wedding: self._readers.get(wedding, set())}
+        )
+        for readers in weddings.values():
+            for reader in readers:
+                if reader.sub == sub:
+                    reader.kicked = True
+                    reader.wake.set()
+
+    def readers(self, wedding: str) -> int:
+        return len(self._readers.get(wedding, ()))
+
+    # -- retention ----------------------------------------------------------------------
+
+    async def _sweep(self) -> None:
+        core = self._core
+        assert core is not None
+        settings = core.settings
+        while True:
+            try:
+                cutoff = time.time() - settings.event_retention_days * 86400
+                purged = await core.store.purge_events(cutoff)
+                if purged:
+                    log.info("retention: deleted %d events older than %s", purged, rfc3339(cutoff))
+            except Exception:
+                log.exception("the event retention sweep failed; trying again later")
+            await asyncio.sleep(settings.event_sweep_seconds)
+
+    def _require_store(self) -> DocumentStore:
+        if self._store is None:
+            raise RuntimeError("the event log has not been started")
+        return self._store
+
+
+def _crossed(update: PendingUpdate) -> dict[str, set[str]]:
+    """The keys ``update`` won concurrently (its author replaced a value they never saw):
+    entry (or root key) -> its fields involved (empty: the entry itself)."""
+    crossed: dict[str, set[str]] = {}
+    for _, found in update.found:
+        for o in found.overwrites:
+            if o.new_won and len(o.path) >= 2:
+                crossed.setdefault(o.path[1], set()).update(o.path[2:3])
+    return crossed
+
+
+_FIELDS_OF = {"guest.rsvp_changed": {"rsvp"}, "timeline.item_rescheduled": {"start", "end"}}
+"""Events about some fields of an entry (the others are about the whole entry or key)."""
+
+
+def _honest(kind: str, data: dict[str, Any], crossed: dict[str, set[str]]) -> dict[str, Any]:
+    """An event of a write that won a race, as its author saw it: ``"concurrent": true``,
+    and the value it overwrote as ``"replaced"`` instead of ``"from"`` (its author never saw
+    that value)."""
+    entry = data.get("id", data.get("guest_id", data.get("field")))
+    if not isinstance(entry, str) or entry not in crossed:
+        return data
+    fields = crossed[entry]
+    concerned = _FIELDS_OF.get(kind)
+    if concerned is not None and fields and not concerned & fields:
+        return data
+    out = dict(data)
+    changes = out.get("changes")
+    if isinstance(changes, dict) and fields:
+        hit = {n for n in fields if isinstance(changes.get(n), dict)}
+        if not hit:
+            return data
+        out["changes"] = {
+            n: ({"replaced": c.get("from"), "to": c.get("to")} if n in hit else c)
+            for n, c in changes.items()
+        }
+    elif "from" in out:
+        out["replaced"] = out.pop("from")
+    else:
+        return data
+    out["concurrent"] = True
+    return out

@@ -1,0 +1,414 @@
+"""The wedding event stream over HTTP: list, follow (Server-Sent Events), post custom events.
+
+- ``GET /api/weddings/{id}/events?after=SEQ&limit=N&types=guest.*,budget.payment_recorded``
+  answers ``{"events": [...], "next": SEQ | null}``.
+- ``GET /api/weddings/{id}/events/stream`` is ``text/event-stream``: ``id:`` the seq,
+  ``event:`` the type, ``data:`` the event as JSON; it resumes after ``Last-Event-ID`` (or
+  ``?after=``), sends a comment every ``SSE_HEARTBEAT_SECONDS``, and ends with an ``end``
+  event (``{"reason": "token_expired" | "token_revoked"}``) when the credential expires or
+  is revoked (here, or in another process: the revocation arrives on the bus).
+  Credentials: ``Authorization: Bearer``, or a one-use ``?ticket=`` from
+  ``POST .../events/stream-tickets`` (``EventSource`` cannot send headers, and long-lived
+  tokens never go in a stream URL).
+- ``POST /api/weddings/{id}/events`` posts a custom event (``custom.*``, ``day.*``).
+
+Everyone sees only the events of the documents they may read (and events of no document),
+and of events with an audience (a thread's), only those naming them, unless they are the
+couple or the planner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Literal
+
+import msgspec
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from crdt_server.auth.principals import Principal
+from crdt_server.edge.documents import capable_principal, readable_documents, wedding_principal
+from crdt_server.edge.problems import ApiError
+from crdt_server.edge.routing import Call, QueryParam, Route, body_priority, json_response
+from crdt_server.features.events.log import EventLog, event_json
+from crdt_server.names import event_problem
+from crdt_server.storage import EventFilter, NewEvent, Once, StoredEvent
+
+__all__ = [
+    "SEE_EVERY_AUDIENCE",
+    "CustomEvent",
+    "PostedEvent",
+    "custom_event_data",
+    "event_routes",
+    "viewer_of",
+]
+
+MAX_TYPE_FILTERS = 50
+"""At most this many ``types=`` filters (each one is a term of the store's query)."""
+MAX_SEQ = 2**62
+"""The largest seq a client may name (the stores keep 64-bit integers)."""
+TICKET_SECONDS = 60.0
+STREAM_RETRY_SECONDS = 5
+"""``Retry-After`` when a subject has all its event streams open."""
+IDEMPOTENCY_SECONDS = 24 * 3600.0
+
+
+class CustomEvent(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A custom event: ``type`` in a documented namespace (``custom.*``, ``day.*``)."""
+
+    type: Any
+    data: dict[str, Any] = {}
+    priority: Literal["normal", "urgent", "emergency"] = "normal"
+    doc: Literal["timeline", "budget", "guests", "seating"] | None = None
+
+
+class EventsAnswer(msgspec.Struct, frozen=True):
+    events: list[dict[str, Any]]
+    next: int | None
+
+
+class PostedEvent(msgspec.Struct, frozen=True):
+    id: str
+    seq: int
+
+
+class Ticket(msgspec.Struct, frozen=True):
+    ticket: str
+    expires_in: int
+
+
+class _Grant(msgspec.Struct, frozen=True):
+    """What a stream ticket grants (stored hashed, used once)."""
+
+    wedding: str
+    sub: str
+    docs: list[str]
+    expires_at: float | None
+    checked_at: float = 0.0
+    """When the credential was checked (a revocation since then refuses the ticket)."""
+    viewer: str | None = None
+    """The reader's audience filter (``None``: every audience)."""
+    authenticated: bool = True
+    """Whether a token stood behind it (anonymous demo streams share no per-user cap)."""
+    role: str = ""
+    """The reader's role: fields it may not read are cut from events (:func:`shown_to`)."""
+
+
+SEE_EVERY_AUDIENCE = frozenset({"couple", "planner"})
+"""Roles that see every event of the documents they may read, whatever its audience (a
+thread's events name its participants; the couple and planner see every thread)."""
+
+
+def shown_to(call: Call, role: str, event: StoredEvent) -> dict[str, Any]:
+    """``event`` as ``role`` may read it: an edit session's excerpts (``before``/``after``)
+    are left out when the role may not read that field (a vendor, a guest's notes)."""
+    item = event_json(event)
+    data = item["data"]
+    if isinstance(data, dict) and event.type.endswith(".notes_edited") and event.doc:
+        field = data.get("field")
+        permissions = call.state.permissions
+        if not isinstance(field, str) or not permissions.can_read_field(role, event.doc, field):
+            data.pop("before", None)
+            data.pop("after", None)
+    elif isinstance(data, dict) and event.doc:
+        # An entry's fields (added, removed, changed) the role may not read: a guest's
+        # contact for a vendor.
+        hidden = call.state.permissions.hidden_fields(role, event.doc)
+        for key in ("fields", "before", "changes") if hidden else ():
+            fields = data.get(key)
+            if isinstance(fields, dict):
+                for name in hidden:
+                    fields.pop(name, None)
+    return item
+
+
+def viewer_of(principal: Principal) -> str | None:
+    """The ``viewer`` of an event filter for this reader (``None``: every audience)."""
+    return None if principal.role in SEE_EVERY_AUDIENCE else principal.user_id
+
+
+def _types(call: Call) -> tuple[str, ...]:
+    raw = call.request.query_params.get("types", "")
+    types = tuple(t.strip() for t in raw.split(",") if t.strip())
+    if len(types) > MAX_TYPE_FILTERS:
+        raise ApiError.field(400, "types", f"at most {MAX_TYPE_FILTERS} types or patterns")
+    for t in types:
+        if len(t) > 100 or not all(c.isalnum() or c in "._*" for c in t):
+            raise ApiError.field(400, "types", f"not an event type or pattern: {t[:100]!r}")
+    return types
+
+
+def _int_param(call: Call, name: str, default: int, low: int, high: int) -> int:
+    raw = call.request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ApiError.field(400, name, "must be a whole number") from exc
+    if not low <= value <= high:
+        raise ApiError.field(400, name, f"must be {low} to {high}")
+    return value
+
+
+async def list_events(call: Call) -> Response:
+    """The wedding's events after ``after``, oldest first, of the documents you may read."""
+    wedding_id = call.path("wedding_id")
+    docs = readable_documents(call, wedding_id)
+    after = _int_param(call, "after", 0, 0, MAX_SEQ)
+    limit = _int_param(call, "limit", 50, 1, 500)
+    principal = wedding_principal(call, wedding_id, docs)
+    viewer = viewer_of(principal)
+    where = EventFilter(types=_types(call), docs=frozenset(docs), viewer=viewer)
+    events = await call.state.extension(EventLog).read(
+        wedding_id, after=after, limit=limit, where=where
+    )
+    following = events[-1].seq if len(events) == limit else None
+    shown = [shown_to(call, principal.role, e) for e in events]
+    return json_response(EventsAnswer(shown, following))
+
+
+async def stream_ticket(call: Call) -> Response:
+    """A one-use ticket, valid 60 s, for ``GET .../events/stream?ticket=``."""
+    wedding_id = call.path("wedding_id")
+    docs = readable_documents(call, wedding_id)
+    principal = wedding_principal(call, wedding_id, docs)
+    ticket = secrets.token_urlsafe(24)
+    grant = _Grant(
+        wedding_id,
+        principal.user_id,
+        sorted(docs),
+        principal.expires_at,
+        time.time(),
+        viewer_of(principal),
+        principal.authenticated,
+        principal.role,
+    )
+    await call.state.store.put_ticket(
+        _digest(ticket), msgspec.json.encode(grant).decode(), time.time() + TICKET_SECONDS
+    )
+    return json_response(Ticket(ticket, int(TICKET_SECONDS)), status_code=201)
+
+
+async def stream(call: Call) -> Response:
+    """Follow the wedding's events as Server-Sent Events."""
+    wedding_id = call.path("wedding_id")
+    after, types = _resume_after(call), _types(call)  # checked before a ticket is used up
+    ticket = call.caller.secret if call.caller.kind == "ticket" else None
+    if ticket:
+        payload = await call.state.store.take_ticket(_digest(ticket), time.time())
+        if payload is None:
+            raise ApiError.field(401, "ticket", "unknown, used or expired ticket")
+        grant = msgspec.json.decode(payload, type=_Grant)
+        if grant.wedding != wedding_id:
+            raise ApiError.field(403, "ticket", "this ticket is for another wedding")
+        revocations = call.state.revocations
+        if revocations.revoked_since(grant.sub, wedding_id, grant.checked_at):
+            raise ApiError.field(401, "ticket", "the session of this ticket was revoked")
+        docs, expires_at, viewer = set(grant.docs), grant.expires_at, grant.viewer
+        sub, checked_at, counted = grant.sub, grant.checked_at, grant.authenticated
+        role = grant.role
+    else:
+        docs = readable_documents(call, wedding_id)
+        principal = wedding_principal(call, wedding_id, docs)
+        expires_at, sub, checked_at = principal.expires_at, principal.user_id, time.time()
+        viewer, counted = viewer_of(principal), principal.authenticated
+        role = principal.role
+    where = EventFilter(types=types, docs=frozenset(docs), viewer=viewer)
+    heartbeat = call.state.settings.sse_heartbeat_seconds
+    events = call.state.extension(EventLog)
+    revocations = call.state.revocations
+
+    def ended() -> str | None:
+        if revocations.revoked_since(sub, wedding_id, checked_at):
+            return "token_revoked"
+        if expires_at is not None and time.time() >= expires_at:
+            return "token_expired"
+        return None
+
+    async def generate() -> AsyncIterator[ServerSentEvent]:
+        follow = events.follow(
+            wedding_id, after=after, where=where, heartbeat=heartbeat, sub=sub, until=expires_at
+        )
+        try:
+            async for event in follow:
+                reason = ended()
+                if reason is not None:
+                    # The last word of the stream: EventSource clients should not reconnect
+                    # with the same credential (see the README).
+                    yield ServerSentEvent(data=json.dumps({"reason": reason}), event="end")
+                    return
+                if event is None:
+                    yield ServerSentEvent(comment="heartbeat")
+                    continue
+                yield ServerSentEvent(
+                    data=json.dumps(shown_to(call, role, event)),
+                    event=event.type,
+                    id=str(event.seq),
+                )
+        finally:
+            await follow.aclose()
+
+    if not counted:
+        return EventSourceResponse(generate(), ping=None, send_timeout=30)
+    # Like WebSockets (CRDT_SERVER_MAX_CONNECTIONS_PER_USER), a person holds only so many
+    # streams: each one is a socket, a task and a follower of the event log.
+    streams = call.state.event_streams
+    if not streams.acquire(sub):
+        raise ApiError(
+            429,
+            "too many open event streams for this user; close one first",
+            headers={"Retry-After": str(STREAM_RETRY_SECONDS)},
+        )
+    return _CountedStream(generate(), lambda: streams.release(sub), ping=None, send_timeout=30)
+
+
+class _CountedStream(EventSourceResponse):
+    """An event stream holding one of its subject's slots until it ends, however it ends
+    (the client leaves, the credential ends, the server stops)."""
+
+    def __init__(
+        self, content: AsyncIterator[ServerSentEvent], release: Callable[[], None], **kw: Any
+    ) -> None:
+        super().__init__(content, **kw)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+
+
+def _resume_after(call: Call) -> int:
+    """Where a stream resumes: ``Last-Event-ID`` (an EventSource reconnecting), else
+    ``?after=``; 400 naming the one given unless it is a seq of 0 to ``MAX_SEQ``."""
+    last = call.request.headers.get("last-event-id")
+    if not last:
+        return _int_param(call, "after", 0, 0, MAX_SEQ)
+    if not (last.isascii() and last.isdigit()) or len(last) > 19 or int(last) > MAX_SEQ:
+        raise ApiError.field(400, "Last-Event-ID", f"must be an event seq (0 to {MAX_SEQ})")
+    return int(last)
+
+
+def custom_event_data(body: CustomEvent, where: str = "") -> str:
+    """The data of a custom event as JSON text, once its type and size are checked (422
+    or 413 naming the field, under ``where``: ``event.`` for an incoming webhook's)."""
+    data = json.dumps(body.data, separators=(",", ":"))
+    problem = event_problem(body.type, data)
+    if problem is not None:
+        name, message = problem
+        raise ApiError.field(413 if name == "data" else 422, f"{where}{name}", message)
+    return data
+
+
+async def post_event(call: Call) -> Response:
+    """Post a custom event; 201 ``{"id", "seq"}``."""
+    wedding_id = call.path("wedding_id")
+    body = call.json(CustomEvent)
+    data = custom_event_data(body)
+    docs = readable_documents(call, wedding_id)
+    if body.doc is not None and body.doc not in docs:
+        raise ApiError.field(403, "doc", f"{body.doc!r} is not open to you")
+    principal = capable_principal(call, wedding_id, "events.post", docs)
+    event = NewEvent(
+        wedding_id,
+        body.type,
+        data,
+        body.doc,
+        sub=principal.user_id,
+        role=principal.role,
+        priority=body.priority,
+    )
+    key = call.request.headers.get("idempotency-key")
+    once = None
+    if key is not None:
+        if not 1 <= len(key) <= 255:
+            raise ApiError.field(400, "Idempotency-Key", "1 to 255 characters")
+        fingerprint = hashlib.sha256(call.body).hexdigest()
+        once = Once(
+            f"{wedding_id}:{principal.user_id}:events",
+            key,
+            fingerprint,
+            time.time() + IDEMPOTENCY_SECONDS,
+        )
+    added = await call.state.extension(EventLog).record([event], once=once)
+    if once is not None and not added.first and added.fingerprint != once.fingerprint:
+        raise ApiError(409, "this Idempotency-Key was used with another body")
+    stored = added.events[0]
+    return json_response(
+        PostedEvent(f"{wedding_id}:{stored.seq}", stored.seq),
+        status_code=201 if added.first else 200,
+    )
+
+
+def _digest(ticket: str) -> str:
+    return hashlib.sha256(ticket.encode()).hexdigest()
+
+
+def event_routes() -> list[Route]:
+    base = "/api/weddings/{wedding_id}/events"
+    return [
+        Route(
+            "GET",
+            base,
+            "listEvents",
+            "The wedding's domain events (cursor pages), limited to the documents you may read",
+            list_events,
+            "read",
+            query=(
+                QueryParam("after", {"type": "integer", "minimum": 0}, "the last seq you have"),
+                QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+                QueryParam("types", {"type": "string"}, "types or patterns, comma separated"),
+            ),
+            response_model=EventsAnswer,
+            errors=(400, 401, 403, 404, 429),
+        ),
+        Route(
+            "POST",
+            f"{base}/stream-tickets",
+            "createStreamTicket",
+            "A one-use ticket (60 s) for the event stream, for EventSource",
+            stream_ticket,
+            "read",
+            response_model=Ticket,
+            status=201,
+            errors=(401, 403, 404, 429),
+        ),
+        Route(
+            "GET",
+            f"{base}/stream",
+            "streamEvents",
+            "Follow the wedding's events as Server-Sent Events",
+            stream,
+            "read",
+            accepts=frozenset({"jwt", "ticket"}),
+            query=(
+                QueryParam("after", {"type": "integer", "minimum": 0}),
+                QueryParam("types", {"type": "string"}),
+                QueryParam("ticket", {"type": "string"}, "from POST .../stream-tickets"),
+            ),
+            media_type="text/event-stream",
+            errors=(400, 401, 403, 404, 429),
+        ),
+        Route(
+            "POST",
+            base,
+            "postEvent",
+            "Post a custom event (custom.*, day.*); Idempotency-Key honoured",
+            post_event,
+            "events",
+            body="json",
+            request_model=CustomEvent,
+            response_model=PostedEvent,
+            status=201,
+            also=(200,),
+            errors=(400, 401, 403, 404, 409, 413, 422, 429),
+            priority=body_priority,
+        ),
+    ]

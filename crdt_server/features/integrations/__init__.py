@@ -1,0 +1,27 @@
+"""Integrations: signed inbound webhooks, the calendar feed, the guest list as CSV."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from crdt_server.core.hooks import Extension
+from crdt_server.edge.routing import Route
+from crdt_server.features import Built, Feature
+from crdt_server.features.integrations.calendar import calendar_routes
+from crdt_server.features.integrations.guests_csv import guest_csv_routes
+from crdt_server.features.integrations.inbound import inbound_routes
+from crdt_server.features.integrations.service import IntegrationService
+from crdt_server.features.integrations.tables import INTEGRATIONS
+
+__all__ = ["FEATURE"]
+
+
+def _build(built: Built) -> Sequence[Extension]:
+    return [IntegrationService()]
+
+
+def _routes() -> Sequence[Route]:
+    return [*inbound_routes(), *calendar_routes(), *guest_csv_routes()]
+
+
+FEATURE = Feature("integrations", _build, routes=_routes, schemas=(INTEGRATIONS,))

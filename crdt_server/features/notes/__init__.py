@@ -1,0 +1,21 @@
+"""Collaborative text's edit sessions: a person's typing in one text is one session, closed
+after a pause with one ``*.notes_edited`` event."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from crdt_server.core.hooks import Extension
+from crdt_server.features import Built, Feature
+from crdt_server.features.events.log import EventLog
+from crdt_server.features.notes.sessions import NoteSessions
+from crdt_server.features.notes.tables import NOTE_SESSIONS
+
+__all__ = ["FEATURE"]
+
+
+def _build(built: Built) -> Sequence[Extension]:
+    return [NoteSessions(built.get(EventLog))]
+
+
+FEATURE = Feature("notes", _build, schemas=(NOTE_SESSIONS,))

@@ -1,0 +1,300 @@
+"""Edit sessions of collaborative text: one event per person's run of typing, not per key.
+
+Typing in an entry's ``notes`` (a ``Y.Text``, edited in place) is no entry event. Instead,
+a person's edits of one text form a **session**:
+
+* their first edit of that text (seen in a committed batch, :attr:`EntryChange.edited`)
+  opens it: a row (who, the entry, an excerpt of the text before, the edit's seq) is written
+  in a transaction of its own right after that commit (:mod:`crdt_server.features.notes.tables`);
+* it closes once that person has not edited that text for
+  ``CRDT_SERVER_NOTES_SESSION_IDLE_SECONDS`` (60), after
+  ``CRDT_SERVER_NOTES_SESSION_MAX_SECONDS`` (600) however busy, when their last connection
+  to the document goes, or when the server stops;
+* closing stores one ``*.notes_edited`` event (``guest.notes_edited``,
+  ``timeline.item_notes_edited``, ...: ``{"id", "field", "session", "before", "after",
+  "seqs": {"first", "last"}}``) in its own transaction, idempotent by the session's id (a
+  close repeated after a crash stores nothing twice), then forgets the row;
+* rows left by a crash are closed at the next start (their last seq: the document's last).
+
+Excerpts are the text's first :data:`EXCERPT` characters; readers whose role may not read
+the field (a vendor, a guest's notes) get the event without them (:mod:`crdt_server.edge
+.events`). A session lives in the process that commits the person's edits (a wedding's
+owner); its ``before`` is that process's last view of the text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from crdt_server.core.connection import Connection
+from crdt_server.core.hooks import Core, Extension, StoredBatch
+from crdt_server.core.room import Room
+from crdt_server.documents import DOCUMENT_KINDS
+from crdt_server.documents.schema import ROOTS, TEXT_FIELDS
+from crdt_server.documents.texts import text_value
+from crdt_server.features.events.log import EventLog
+from crdt_server.features.notes.tables import NoteSession, NoteSessionStore
+from crdt_server.storage import NewEvent, Once
+
+__all__ = ["EXCERPT", "NOTES_EDITED", "NoteSessions"]
+
+log = logging.getLogger("crdt_server.note_sessions")
+
+EXCERPT = 280
+"""Characters of a text kept in a session's excerpts (then ``…``)."""
+
+NOTES_EDITED: dict[str, str] = {
+    "guests": "guest.notes_edited",
+    "tables": "seating.table_notes_edited",
+    "items": "timeline.item_notes_edited",
+    "categories": "budget.category_notes_edited",
+    "payments": "budget.payment_notes_edited",
+}
+"""The event a closed session stores, by the root of its entry."""
+
+_KEEP_ONCE = 7 * 86400.0
+"""How long a closed session's id is remembered against a repeated close."""
+
+_Key = tuple[str, str, str, str]  # room name, root, entry id, field
+
+
+def excerpt(value: str | None) -> str:
+    text = value or ""
+    return text if len(text) <= EXCERPT else text[:EXCERPT] + "…"
+
+
+_GONE_GRACE = 1.0
+"""Seconds a session of someone whose socket already closed stays open after their last
+edit (the rest of what they sent before leaving may still be committing)."""
+
+
+@dataclass(slots=True)
+class _Open:
+    row: NoteSession
+    last_seq: int
+    last_edit: float
+    idle: float
+    """Seconds without an edit that close it."""
+
+
+class NoteSessions(Extension):
+    """Opens, closes and recovers edit sessions (see the module docstring)."""
+
+    name = "note_sessions"
+    wants_changes = True
+
+    def __init__(self, events: EventLog) -> None:
+        self._events = events
+        self._core: Core | None = None
+        self._rows: NoteSessionStore | None = None
+        self._texts: dict[str, dict[tuple[str, str, str], str]] = {}
+        """Room name -> the last text seen of each (root, entry, field): a session's
+        ``before``."""
+        self._open: dict[tuple[_Key, str], _Open] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+
+    # -- hooks --------------------------------------------------------------------------
+
+    async def start(self, core: Core) -> None:
+        self._core = core
+        self._rows = NoteSessionStore(core.store)
+        await self._rows.install()
+        for row in await self._rows.all():  # left open by a crash
+            last = (await core.store.last_seqs([row.doc])).get(row.doc, row.first_seq)
+            await self._close(row, last)
+        self._loop_task = asyncio.create_task(self._watch(), name="note-sessions")
+
+    async def close(self) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        for key in list(self._open):
+            session = self._open.pop(key)
+            with contextlib.suppress(Exception):
+                await self._close(session.row, session.last_seq)
+        for task in list(self._tasks):
+            with contextlib.suppress(Exception):
+                await task
+
+    async def on_load(self, room: Room) -> None:
+        if room.kind in DOCUMENT_KINDS:
+            self._texts[room.name] = _texts_of(room.doc, room.kind)
+
+    def on_stored(self, room: Room, batch: StoredBatch) -> None:
+        if room.kind not in DOCUMENT_KINDS or self._rows is None:
+            return
+        seen = self._texts.setdefault(room.name, {})
+        now = time.time()
+        edited: set[tuple[str, str, str]] = set()
+        gone: set[str] = set()  # people who edited over a socket (still there?)
+        for update, seq in zip(batch.updates, batch.seqs, strict=False):
+            for actor, changes in update.changes:
+                for change in changes:
+                    for name in TEXT_FIELDS & change.after.keys():
+                        value = change.after.get(name)
+                        if isinstance(value, str):  # a text set whole (a new entry)
+                            seen[(change.root, change.id, name)] = value
+                    for name in change.edited:
+                        text = (change.root, change.id, name)
+                        edited.add(text)
+                        self._edit(room, (room.name, *text), actor.sub, actor.role, seq, now)
+                        if _over_socket(actor.origin):
+                            gone.add(actor.sub)
+        for root, entry_id, name in edited:
+            seen[(root, entry_id, name)] = _text_of(room.doc, root, entry_id, name) or ""
+        # Edits that commit after their sender's socket closed (sent just before leaving)
+        # end their session shortly after the last of them: no disconnect is coming.
+        present = {c.principal.user_id for c in room.connections}
+        for sub in gone - present:
+            for key, session in self._open.items():
+                if key[0][0] == room.name and key[1] == sub:
+                    session.idle = min(session.idle, _GONE_GRACE)
+
+    def on_disconnect(self, room: Room, conn: Connection) -> None:
+        sub = conn.principal.user_id
+        if any(c.principal.user_id == sub for c in room.connections if c is not conn):
+            return
+        self._leave(room.name, sub)
+
+    def _leave(self, room_name: str, sub: str) -> None:
+        """Close ``sub``'s sessions in the room (their last connection to it went)."""
+        for key in [k for k in self._open if k[0][0] == room_name and k[1] == sub]:
+            session = self._open.pop(key)
+            self._spawn(self._close(session.row, session.last_seq))
+
+    async def on_guest_erased(self, wedding: str, guest_id: str) -> None:
+        """Per-person erasure: the guest's open sessions end without an event (their
+        excerpts quote the guest's notes) and their rows go."""
+        name = f"{wedding}/guests"
+        for key in [k for k in self._open if k[0][:3] == (name, "guests", guest_id)]:
+            del self._open[key]
+        self._texts.get(name, {}).pop(("guests", guest_id, "notes"), None)
+        if self._rows is not None:
+            await self._rows.erase_entry(wedding, "guests", guest_id)
+
+    # -- sessions -------------------------------------------------------------------------
+
+    def _edit(self, room: Room, key: _Key, sub: str, role: str, seq: int, now: float) -> None:
+        session = self._open.get((key, sub))
+        if session is None:
+            name, root, entry_id, field = key
+            before = self._texts.get(name, {}).get((root, entry_id, field), "")
+            row = NoteSession(
+                uuid.uuid4().hex,
+                room.wedding_id,
+                name,
+                root,
+                entry_id,
+                field,
+                sub,
+                role,
+                excerpt(before),
+                seq,
+                now,
+            )
+            idle = self._require_core().settings.notes_session_idle_seconds
+            session = self._open[(key, sub)] = _Open(row, seq, now, idle)
+            assert self._rows is not None
+            self._spawn(self._rows.open(row))
+        session.last_seq, session.last_edit = seq, now
+
+    async def _watch(self) -> None:
+        settings = self._require_core().settings
+        idle, longest = settings.notes_session_idle_seconds, settings.notes_session_max_seconds
+        while True:
+            await asyncio.sleep(min(_GONE_GRACE, idle) / 4)
+            now = time.time()
+            for key, session in list(self._open.items()):
+                if now - session.last_edit >= session.idle or now - session.row.started >= longest:
+                    del self._open[key]
+                    try:
+                        await self._close(session.row, session.last_seq)
+                    except Exception:
+                        log.exception("an edit session could not be closed; retried at start")
+
+    async def _close(self, row: NoteSession, last_seq: int) -> None:
+        """Store the session's event (once per session id), then forget its row."""
+        core = self._require_core()
+        kind = row.doc.rpartition("/")[2]
+        view = await core.weddings.read_json(row.wedding, kind)
+        entry = (view.get(row.root) or {}).get(row.entry)
+        after = entry.get(row.field) if isinstance(entry, dict) else None
+        data = {
+            "id": row.entry,
+            "field": row.field,
+            "session": row.id,
+            "before": row.before,
+            "after": excerpt(after if isinstance(after, str) else None),
+            "seqs": {"first": row.first_seq, "last": max(last_seq, row.first_seq)},
+        }
+        event = NewEvent(
+            row.wedding,
+            NOTES_EDITED.get(row.root, "document.notes_edited"),
+            json.dumps(data, separators=(",", ":"), ensure_ascii=False),
+            kind,
+            sub=row.sub,
+            role=row.role,
+        )
+        once = Once("note_sessions", row.id, "", time.time() + _KEEP_ONCE)
+        await self._events.record([event], once=once)
+        assert self._rows is not None
+        await self._rows.close(row.id)
+
+    def _spawn(self, work: Any) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(work)
+        self._tasks.add(task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._tasks.discard(finished)
+            if not finished.cancelled() and finished.exception() is not None:
+                log.error(
+                    "an edit session could not be written (%s)",
+                    type(finished.exception()).__name__,
+                )
+
+        task.add_done_callback(done)
+
+    def _require_core(self) -> Core:
+        if self._core is None:
+            raise RuntimeError("edit sessions have not been started")
+        return self._core
+
+    def open_sessions(self) -> Sequence[NoteSession]:
+        """The sessions open in this process (for tests and diagnostics)."""
+        return [session.row for session in self._open.values()]
+
+
+def _over_socket(origin: str) -> bool:
+    """Whether a change came over a connection (``c12``), not HTTP or the server."""
+    return origin.startswith("c") and origin[1:].isdigit()
+
+
+def _text_of(doc: Any, root: str, entry_id: str, name: str) -> str | None:
+    from pycrdt import Map
+
+    entry = doc.get(root, type=Map).get(entry_id)
+    return text_value(entry.get(name)) if isinstance(entry, Map) else None
+
+
+def _texts_of(doc: Any, kind: str) -> dict[tuple[str, str, str], str]:
+    from pycrdt import Map
+
+    found: dict[tuple[str, str, str], str] = {}
+    for root in ROOTS.get(kind, ()):
+        for entry_id, entry in doc.get(root, type=Map).items():
+            if isinstance(entry, Map):
+                for name in TEXT_FIELDS:
+                    value = text_value(entry.get(name))
+                    if value is not None:
+                        found[(root, str(entry_id), name)] = value
+    return found

@@ -1,0 +1,20 @@
+"""Notifications by email: the outbox of the threads' and other features' notices, sent
+over SMTP with retries (``CRDT_SERVER_SMTP_URL``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from crdt_server.core.hooks import Extension
+from crdt_server.features import Built, Feature
+from crdt_server.features.notifications.mail import Mailer
+from crdt_server.features.threads.service import Threads
+
+__all__ = ["FEATURE"]
+
+
+def _build(built: Built) -> Sequence[Extension]:
+    return [Mailer(built.get(Threads))]
+
+
+FEATURE = Feature("notifications", _build, bus=frozenset({"threads.outbox"}))

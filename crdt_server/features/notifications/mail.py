@@ -1,0 +1,251 @@
+"""Notification emails from the durable outbox the thread feature fills.
+
+A message that notifies someone by email writes an outbox row in its own transaction, so
+an acknowledged message's email survives a crash or restart. This sender (when
+``CRDT_SERVER_SMTP_URL`` is set) sends each person at most one email per
+``CRDT_SERVER_EMAIL_DIGEST_SECONDS``: the first at once, what comes in the window after it
+together, as one digest, when the window ends. ``urgent`` and ``emergency`` rows are sent at
+once (with whatever was held for that person). Several processes share the outbox: a
+person's rows are claimed in a transaction before sending (a claim lapses after a minute,
+so a crash mid-send retries: delivery is at least once). Every email has an unsubscribe
+link (and ``List-Unsubscribe`` headers, RFC 8058).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+import aiosmtplib
+
+from crdt_server.core.hooks import Core, Extension
+from crdt_server.features.threads.db import Sql, Tx
+from crdt_server.features.threads.service import Threads
+
+__all__ = ["Mailer", "SmtpTarget"]
+
+log = logging.getLogger("crdt_server.mail")
+
+CLAIM_SECONDS = 60.0
+RETRY_SECONDS = 5.0
+POLL_SECONDS = 2.0
+"""How often the outbox is looked at without a wake-up (rows of other processes, held
+digests coming due)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpTarget:
+    """Where and how to send, from ``smtp://user:pass@host:port`` (STARTTLS when the
+    server offers it) or ``smtps://`` (TLS from the start)."""
+
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    tls: bool
+
+    @classmethod
+    def parse(cls, url: str) -> SmtpTarget:
+        parts = urlsplit(url)
+        tls = parts.scheme == "smtps"
+        return cls(
+            parts.hostname or "localhost",
+            parts.port or (465 if tls else 25),
+            unquote(parts.username) if parts.username else None,
+            unquote(parts.password) if parts.password else None,
+            tls,
+        )
+
+
+class Mailer(Extension):
+    """Sends the thread outbox (see the module docstring)."""
+
+    name = "mailer"
+
+    def __init__(
+        self,
+        threads: Threads,
+        notices: Mapping[str, Callable[[str, str], Awaitable[str | None]]] | None = None,
+    ) -> None:
+        """``notices``: for notifications not about a thread, by reason, what says them in
+        an email (called with the wedding and the notification's reference; ``None``: it is
+        gone, say nothing)."""
+        self._threads = threads
+        self._notices = dict(notices or {})
+        self._task: asyncio.Task[None] | None = None
+        self._core: Core | None = None
+        self.sent = 0
+        """Emails sent by this process (for tests and metrics)."""
+
+    def describe(self, reason: str, says: Callable[[str, str], Awaitable[str | None]]) -> None:
+        """Say notifications of ``reason`` (not about a thread) in emails with ``says``
+        (called with the wedding and the notification's reference)."""
+        self._notices[reason] = says
+
+    async def start(self, core: Core) -> None:
+        self._core = core
+        if core.settings.smtp_url:
+            self._target = SmtpTarget.parse(core.settings.smtp_url)
+            self._task = asyncio.create_task(self._run(), name="thread-mailer")
+
+    def on_bus_event(self, event: dict[str, Any]) -> None:
+        if event.get("type") == "threads.outbox":
+            self._threads.outbox_wake.set()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        wake = self._threads.outbox_wake
+        while True:
+            wake.clear()
+            try:
+                pause = await self.send_due()
+            except Exception:
+                log.exception("sending notification emails failed; retrying")
+                pause = RETRY_SECONDS
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), max(0.05, min(pause, POLL_SECONDS)))
+
+    async def send_due(self) -> float:
+        """Send every person's due rows; seconds until the next held row comes due."""
+        assert self._core is not None
+        digest = self._core.settings.email_digest_seconds
+        db = self._threads.db
+        now = time.time()
+        rows = await db.read(
+            "SELECT o.wedding, o.sub, MAX(CASE WHEN o.priority = 'normal' THEN 0 ELSE 1 END),"
+            " COALESCE(MAX(m.emailed_at), 0) FROM {t}thread_outbox o LEFT JOIN"
+            " {t}thread_members m ON m.wedding = o.wedding AND m.sub = o.sub"
+            " WHERE o.claimed_until < ? GROUP BY o.wedding, o.sub",
+            now,
+        )
+        pause = POLL_SECONDS
+        for wedding, sub, urgent, emailed_at in rows:
+            due = float(emailed_at) + digest
+            if urgent or now >= due:
+                await self._send(str(wedding), str(sub))
+            else:
+                pause = min(pause, due - now)
+        return pause
+
+    async def _send(self, wedding: str, sub: str) -> None:
+        db = self._threads.db
+        now = time.time()
+
+        def claim() -> Tx[list[Any]]:
+            claimed = yield Sql(
+                "UPDATE {t}thread_outbox SET claimed_until = ? WHERE wedding = ? AND sub = ?"
+                " AND claimed_until < ? RETURNING id, reason, thread, message, priority",
+                (now + CLAIM_SECONDS, wedding, sub, now),
+            )
+            return list(claimed)
+
+        items = sorted(await db.write(claim()))
+        if not items:
+            return  # another process took them
+        ids = [int(i[0]) for i in items]
+        member = await self._threads.people.member(wedding, sub)
+        if member is not None and member.email and member.email_on:
+            email = await self._compose(wedding, sub, member.email, items)
+            try:
+                await aiosmtplib.send(
+                    email,
+                    hostname=self._target.host,
+                    port=self._target.port,
+                    username=self._target.username,
+                    password=self._target.password,
+                    use_tls=self._target.tls,
+                    timeout=30,
+                )
+            except (aiosmtplib.SMTPException, OSError) as exc:
+                # No addresses or bodies in the log: only what failed.
+                log.error("a notification email could not be sent (retrying): %s", type(exc))
+                await db.write(_release(ids, time.time() + RETRY_SECONDS))
+                return
+            self.sent += 1
+        await db.write(_done(wedding, sub, ids, time.time()))
+
+    async def _compose(
+        self, wedding: str, sub: str, address: str, items: list[Any]
+    ) -> EmailMessage:
+        assert self._core is not None
+        settings = self._core.settings
+        db = self._threads.db
+        names = {m.sub: m.name for m in await self._threads.people.members(wedding)}
+        lines = []
+        subjects = []
+        for _, reason, thread, message, priority in items:
+            notice = self._notices.get(str(reason))
+            if not thread and notice is not None:
+                line = await notice(wedding, str(message))
+                if line is not None:
+                    subjects.append("")  # not a thread: the subject names no thread
+                    lines.append(line + "\n")
+                continue
+            found = await db.read(
+                "SELECT t.subject, m.author, m.body, m.deleted FROM {t}threads t JOIN"
+                " {t}thread_messages m ON m.wedding = t.wedding AND m.thread = t.id"
+                " WHERE t.wedding = ? AND t.id = ? AND m.id = ?",
+                wedding,
+                thread,
+                message,
+            )
+            if not found:
+                continue
+            subject, author, body, deleted = found[0]
+            subject = " ".join(str(subject).split())  # never a line break in a header
+            subjects.append(subject)
+            who = names.get(str(author), str(author) or "someone")
+            flag = "" if priority == "normal" else f"[{str(priority).upper()}] "
+            why = {"mention": "mentioned you", "reply": "replied to you"}.get(str(reason), "wrote")
+            text = "(deleted)" if deleted else str(body)
+            lines.append(f"{flag}{who} {why} in \u201c{subject}\u201d:\n{text}\n")
+        base = settings.public_url or f"http://{settings.host}:{settings.port}"
+        key = await self._threads.people.unsubscribe_key(wedding, sub) or ""
+        link = (
+            f"{base.rstrip('/')}/api/weddings/{quote(wedding)}/members/{quote(sub, safe='')}"
+            f"/unsubscribe?key={quote(key)}"
+        )
+        email = EmailMessage()
+        email["From"] = settings.email_from
+        email["To"] = address
+        urgent = any(i[4] != "normal" for i in items)
+        if len(lines) == 1:
+            email["Subject"] = ("[URGENT] " if urgent else "") + (
+                f"New in \u201c{subjects[0]}\u201d" if subjects[0] else "A change of yours was lost"
+            )
+        else:
+            email["Subject"] = ("[URGENT] " if urgent else "") + (
+                f"{len(lines)} new messages in your wedding threads"
+            )
+        email["List-Unsubscribe"] = f"<{link}>"
+        email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        email.set_content(
+            "\n".join(lines) + f"\n--\nStop these emails: {link}\n", cte="quoted-printable"
+        )
+        return email
+
+
+def _release(ids: list[int], at: float) -> Tx[None]:
+    marks = ",".join("?" * len(ids))
+    yield Sql(f"UPDATE {{t}}thread_outbox SET claimed_until = ? WHERE id IN ({marks})", (at, *ids))
+
+
+def _done(wedding: str, sub: str, ids: list[int], at: float) -> Tx[None]:
+    marks = ",".join("?" * len(ids))
+    yield Sql(f"DELETE FROM {{t}}thread_outbox WHERE id IN ({marks})", tuple(ids))
+    yield Sql(
+        "UPDATE {t}thread_members SET emailed_at = ? WHERE wedding = ? AND sub = ?",
+        (at, wedding, sub),
+    )

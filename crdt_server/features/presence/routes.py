@@ -1,0 +1,39 @@
+"""``GET /api/weddings/{id}/presence``: who is online in which document (over every process
+of a cluster), limited to the documents the caller may read."""
+
+from __future__ import annotations
+
+import msgspec
+from starlette.responses import Response
+
+from crdt_server.edge.documents import readable_documents
+from crdt_server.edge.routing import Call, Route, json_response
+from crdt_server.features.presence.directory import PresenceDirectory, PresenceEntry
+
+__all__ = ["PresenceAnswer", "presence_routes"]
+
+
+class PresenceAnswer(msgspec.Struct, frozen=True):
+    presence: list[PresenceEntry]
+
+
+async def presence(call: Call) -> Response:
+    wedding_id = call.path("wedding_id")
+    docs = readable_documents(call, wedding_id)
+    directory = call.state.extension(PresenceDirectory)
+    return json_response(PresenceAnswer(presence=directory.presence(wedding_id, docs)))
+
+
+def presence_routes() -> list[Route]:
+    return [
+        Route(
+            "GET",
+            "/api/weddings/{wedding_id}/presence",
+            "readPresence",
+            "Who is online in which document, since when, over every process of a cluster",
+            presence,
+            "read",
+            response_model=PresenceAnswer,
+            errors=(401, 403, 404, 429),
+        ),
+    ]

@@ -1,0 +1,21 @@
+"""Version history: restore points of each document, reads as of a seq, restore."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from crdt_server.core.hooks import Extension
+from crdt_server.features import Built, Feature
+from crdt_server.features.events.log import EventLog
+from crdt_server.features.versions.keeper import VersionKeeper
+from crdt_server.features.versions.routes import version_routes
+from crdt_server.features.versions.tables import VERSIONS
+
+__all__ = ["FEATURE"]
+
+
+def _build(built: Built) -> Sequence[Extension]:
+    return [VersionKeeper(events=built.get(EventLog))]
+
+
+FEATURE = Feature("versions", _build, routes=version_routes, schemas=(VERSIONS,))

@@ -1,0 +1,174 @@
+"""Restore points of documents: a feature table beside the update logs.
+
+A restore point is a document's whole state (one Yjs update) as of one of its seqs, with
+when it was taken and who had changed the document since the previous point. Points live
+in their own ``versions`` table, so compacting a document's log does not touch them; they
+are erased with their wedding. :class:`VersionStore` also reads a document's log up to a
+seq (the exact state at that seq, while the log still holds it).
+
+Which points to keep as they age (hourly for a week, then daily) is :func:`to_thin`, a
+pure function.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from crdt_server.storage.base import DocumentStore
+from crdt_server.storage.gateway import Gateway, Sql, Table, Tx, schema_of
+
+__all__ = ["VERSIONS", "VersionPoint", "VersionStore", "to_thin"]
+
+POINTS = Table(
+    "versions",
+    "(doc {ctext} NOT NULL, seq {int} NOT NULL, wedding {ctext} NOT NULL, at {real} NOT NULL,"
+    " actors {text} NOT NULL, state {blob} NOT NULL, PRIMARY KEY (doc, seq))",
+    indexes=("CREATE INDEX IF NOT EXISTS versions_at ON {t}versions (at)",),
+)
+VERSIONS = schema_of("versions", POINTS)
+
+
+@dataclass(frozen=True, slots=True)
+class VersionPoint:
+    """A restore point (without its state): the document's seq it is the state as of,
+    when it was taken (Unix seconds) and who changed the document since the previous
+    point, as ``(sub, role)`` pairs."""
+
+    doc: str
+    seq: int
+    at: float
+    actors: tuple[tuple[str, str], ...]
+
+
+def to_thin(
+    points: Sequence[VersionPoint], now: float, *, hourly_for: float, keep_for: float
+) -> list[VersionPoint]:
+    """The points to delete: every point older than ``keep_for`` seconds, and of those
+    older than ``hourly_for`` all but the first of each document's UTC day."""
+    doomed: list[VersionPoint] = []
+    kept_days: set[tuple[str, str]] = set()
+    for point in sorted(points, key=lambda p: (p.doc, p.seq)):
+        age = now - point.at
+        if age > keep_for:
+            doomed.append(point)
+        elif age > hourly_for:
+            day = (point.doc, datetime.fromtimestamp(point.at, UTC).date().isoformat())
+            if day in kept_days:
+                doomed.append(point)
+            else:
+                kept_days.add(day)
+    return doomed
+
+
+class VersionStore:
+    """Restore points in a store's SQL tables (:class:`Gateway`)."""
+
+    def __init__(self, store: DocumentStore) -> None:
+        self._store = store
+        self._sql = Gateway.of(store)
+
+    async def install(self) -> None:
+        await self._store.install(VERSIONS)
+
+    async def add(self, wedding: str, point: VersionPoint, state: bytes) -> bool:
+        """Store a point (a second point at the same seq stores nothing); whether stored."""
+        actors = json.dumps([list(a) for a in point.actors])
+        row = (point.doc, point.seq, wedding, point.at, actors, state)
+        sql = "INSERT INTO {t}versions VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+        return await self._sql.run(_statements([(sql, row)])) == [1]
+
+    async def points(
+        self, doc: str, *, before: int | None = None, limit: int = 50
+    ) -> list[VersionPoint]:
+        """The document's points with ``seq < before``, newest first."""
+        bound = before if before is not None else 2**62
+        rows = await self._sql.fetch(
+            "SELECT doc, seq, at, actors FROM {t}versions WHERE doc = ? AND seq < ?"
+            " ORDER BY seq DESC LIMIT ?",
+            doc,
+            bound,
+            limit,
+        )
+        return [_point(r) for r in rows]
+
+    async def state(self, doc: str, at_most: int) -> tuple[int, bytes] | None:
+        """The newest point with ``seq <= at_most``: its seq and state."""
+        rows = await self._sql.fetch(
+            "SELECT seq, state FROM {t}versions WHERE doc = ? AND seq <= ?"
+            " ORDER BY seq DESC LIMIT 1",
+            doc,
+            at_most,
+        )
+        return (int(rows[0][0]), bytes(rows[0][1])) if rows else None
+
+    async def log_upto(self, doc: str, at_most: int) -> list[tuple[int, bytes]]:
+        """The document's log rows with ``seq <= at_most``, oldest first (the first may be
+        a compaction snapshot); empty when the log no longer reaches back that far."""
+        rows = await self._sql.fetch(
+            "SELECT seq, data FROM {t}updates WHERE doc = ? AND seq <= ? ORDER BY seq",
+            doc,
+            at_most,
+        )
+        return [(int(r[0]), bytes(r[1])) for r in rows]
+
+    async def actors_between(self, doc: str, after: int, upto: int) -> list[tuple[str, str]]:
+        """Who changed the document with ``after < seq <= upto`` (from its history)."""
+        rows = await self._sql.fetch(
+            "SELECT DISTINCT sub, role FROM {t}history WHERE doc = ? AND seq > ? AND seq <= ?"
+            " ORDER BY sub, role",
+            doc,
+            after,
+            upto,
+        )
+        return [(str(r[0]), str(r[1])) for r in rows if r[0]]
+
+    async def older_than(self, at: float) -> list[VersionPoint]:
+        """Every point taken before ``at`` (what thinning looks at)."""
+        rows = await self._sql.fetch(
+            "SELECT doc, seq, at, actors FROM {t}versions WHERE at < ?", at
+        )
+        return [_point(r) for r in rows]
+
+    async def states(self, doc: str) -> list[tuple[int, bytes]]:
+        """Every point of the document with its state (to rewrite them), oldest first."""
+        rows = await self._sql.fetch(
+            "SELECT seq, state FROM {t}versions WHERE doc = ? ORDER BY seq", doc
+        )
+        return [(int(r[0]), bytes(r[1])) for r in rows]
+
+    async def replace_states(self, doc: str, states: Sequence[tuple[int, bytes]]) -> None:
+        """Overwrite the state of points of the document (per-person erasure)."""
+        rows = [(state, doc, seq) for seq, state in states]
+        if not rows:
+            return
+        sql = "UPDATE {t}versions SET state = ? WHERE doc = ? AND seq = ?"
+        await self._sql.run(_statements([(sql, row) for row in rows]))
+
+    async def delete(self, points: Sequence[VersionPoint]) -> None:
+        keys = [(p.doc, p.seq) for p in points]
+        if not keys:
+            return
+        sql = "DELETE FROM {t}versions WHERE doc = ? AND seq = ?"
+        await self._sql.run(_statements([(sql, key) for key in keys]))
+
+
+def _statements(statements: Sequence[tuple[str, tuple[Any, ...]]]) -> Tx[list[int]]:
+    """The statements in one transaction; how many rows each touched."""
+    touched: list[int] = []
+    for sql, params in statements:
+        touched.append((yield Sql(sql, params, count=True)))
+    return touched
+
+
+def _point(row: Any) -> VersionPoint:
+    actors = json.loads(row[3])
+    return VersionPoint(
+        str(row[0]),
+        int(row[1]),
+        float(row[2]),
+        tuple((str(a[0]), str(a[1])) for a in actors),
+    )

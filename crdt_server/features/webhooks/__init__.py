@@ -1,0 +1,25 @@
+"""Outgoing webhooks: endpoints, the outbox of events, signed deliveries with retries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from crdt_server.core.hooks import Extension
+from crdt_server.features import Built, Feature
+from crdt_server.features.events.log import EventLog
+from crdt_server.features.webhooks.dispatcher import Webhooks
+from crdt_server.features.webhooks.routes import webhook_routes
+from crdt_server.features.webhooks.tables import SCHEMA
+
+__all__ = ["FEATURE"]
+
+
+def _build(built: Built) -> Sequence[Extension]:
+    webhooks = Webhooks()
+    built.get(EventLog).listen(webhooks.wake)
+    return [webhooks]
+
+
+FEATURE = Feature(
+    "webhooks", _build, routes=webhook_routes, schemas=(SCHEMA,), bus=frozenset({"events"})
+)

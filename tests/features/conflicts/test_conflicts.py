@@ -1,0 +1,214 @@
+"""Conflict resolution through a real server: stable ids, first-seen times, the actors
+whose writes collided, the wedding hierarchy's suggestion, resolving by operations made as
+the resolver (``conflict.resolved`` credited to them) and acknowledging."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from pycrdt import Doc, Map
+
+from crdt_server.documents import apply_operation
+from crdt_server.documents.model import Conflict
+from crdt_server.documents.resolution import Writer, suggest
+from crdt_server.features.conflicts.keeper import MAX_DELAY, refresh_delay
+from crdt_server.testing.tokens import TokenMinter
+from crdt_server.testing.waits import until
+from tests.server import ServerProcess
+
+SECRET = "conflicts-test-secret-at-least-32-bytes!"
+MINT = TokenMinter(SECRET)
+
+
+auth = MINT.headers
+
+
+@pytest_asyncio.fixture
+async def http(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    env = {"CRDT_SERVER_AUTH_SECRET": SECRET}
+    async with (
+        ServerProcess(tmp_path / "data", env=env, anonymous=False) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as client,
+    ):
+        yield client
+
+
+async def op(http: httpx.AsyncClient, doc: str, body: dict[str, Any], **who: str) -> None:
+    answer = await http.post(f"/api/weddings/w1/docs/{doc}/ops", json=body, headers=auth(**who))
+    assert answer.status_code == 200, answer.text
+
+
+async def double_book(http: httpx.AsyncClient) -> dict[str, Any]:
+    """The aunt (family) and the groom (couple), each offline, put a guest on seat 1 of
+    table t1: both valid alone, a double booking together."""
+    await op(http, "seating", {"op": "add_table", "table_id": "t1", "name": "Rose", "capacity": 4})
+    for guest in ("g1", "g2"):
+        await op(http, "guests", {"op": "add_guest", "guest_id": guest, "name": guest})
+    base = (
+        await http.get(
+            "/api/weddings/w1/docs/seating",
+            headers={**auth(), "Accept": "application/octet-stream"},
+        )
+    ).content
+    for guest, who in (("g1", auth("family", "aunt")), ("g2", auth("couple", "bob"))):
+        replica: Doc[Any] = Doc()
+        replica.apply_update(base)
+        before = replica.get_state()
+        seat = {"op": "assign_seat", "guest_id": guest, "table_id": "t1", "seat": 1}
+        apply_operation(replica, "seating", seat)
+        sent = await http.post(
+            "/api/weddings/w1/docs/seating/update",
+            content=replica.get_update(before),
+            headers=who,
+        )
+        assert sent.status_code == 200, sent.text
+
+    async def found() -> dict[str, Any] | None:
+        answer = await http.get("/api/weddings/w1/conflicts", headers=auth())
+        for c in answer.json()["conflicts"]:
+            if c["code"] == "seating.seat_double_booked" and len(c["actors"]) == 2:
+                return dict(c)
+        return None
+
+    conflict: dict[str, Any] = await until(found)
+    return conflict
+
+
+async def events(http: httpx.AsyncClient, types: str) -> list[dict[str, Any]]:
+    answer = await http.get("/api/weddings/w1/events", params={"types": types}, headers=auth())
+    return list(answer.json()["events"])
+
+
+@pytest.mark.asyncio
+async def test_a_conflict_has_an_id_actors_and_a_suggestion_by_role(
+    http: httpx.AsyncClient,
+) -> None:
+    conflict = await double_book(http)
+    assert conflict["id"].startswith("seating.seat_double_booked:")
+    assert conflict["first_seen"].endswith("Z")
+    assert conflict["actors"] == [
+        {"sub": "aunt", "role": "family"},
+        {"sub": "bob", "role": "couple"},
+    ]
+    # the couple outranks the family: keep bob's guest, unseat the aunt's
+    assert conflict["suggestion"] == {
+        "strategy": "role_priority",
+        "keep": {"sub": "bob", "role": "couple"},
+        "ops": [{"op": "unassign_seat", "guest_id": "g1"}],
+        "message": "Keep the seat of the highest role's assignment.",
+    }
+    again = (await http.get("/api/weddings/w1/conflicts", headers=auth())).json()["conflicts"]
+    same = [c for c in again if c["id"] == conflict["id"]]
+    assert same and same[0]["first_seen"] == conflict["first_seen"]
+    detected = await events(http, "conflict.detected")
+    assert [e["data"]["id"] for e in detected] == [conflict["id"]]
+
+
+@pytest.mark.asyncio
+async def test_resolving_runs_the_operations_as_the_resolver(http: httpx.AsyncClient) -> None:
+    conflict = await double_book(http)
+    url = f"/api/weddings/w1/conflicts/{conflict['id']}/resolve"
+    fix = {"ops": conflict["suggestion"]["ops"]}
+    # who may resolve: the conflicts.resolve capability (couple and planner)
+    for role in ("family", "vendor", "friend"):
+        assert (await http.post(url, json=fix, headers=auth(role, "x"))).status_code == 403
+    assert (await http.post(url, json=fix)).status_code == 401
+    # bad requests name the field and change nothing
+    for body, status, field in (
+        ({}, 400, "body"),
+        ({"ops": [], "acknowledge": True}, 400, "body"),
+        ({"ops": []}, 400, "ops"),
+        ({"ops": [{"op": "explode"}]}, 400, "ops[0].op"),
+        ({"ops": [{"op": "unassign_seat"}]}, 400, "ops[0]"),
+        ({"ops": [{"op": "unassign_seat", "guest_id": "nobody"}]}, 422, "ops[0]"),
+        ({"ops": [{"op": "update_table", "table_id": "t1", "name": "Lily"}]}, 422, "ops"),
+        ({"acknowledge": False}, 422, "acknowledge"),
+        ({"ops": fix["ops"], "colour": "red"}, 422, "colour"),
+    ):
+        answer = await http.post(url, json=body, headers=auth())
+        assert answer.status_code == status, (body, answer.text)
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert any(e["field"].startswith(field) for e in answer.json()["errors"]), answer.text
+    missing = await http.post(
+        "/api/weddings/w1/conflicts/seating.seat_double_booked:000000000000/resolve",
+        json=fix,
+        headers=auth(),
+    )
+    assert missing.status_code == 404
+    seating = (await http.get("/api/weddings/w1/docs/seating", headers=auth())).json()
+    assert set(seating["assignments"]) == {"g1", "g2"}
+
+    done = await http.post(url, json=fix, headers=auth("planner", "ada"))
+    assert done.status_code == 200, done.text
+    assert done.json()["status"] == "resolved" and done.json()["event"]
+    seating = (await http.get("/api/weddings/w1/docs/seating", headers=auth())).json()
+    assert set(seating["assignments"]) == {"g2"}
+    resolved = await events(http, "conflict.resolved")
+    assert len(resolved) == 1
+    assert resolved[0]["id"] == done.json()["event"]
+    assert resolved[0]["actor"] == {"sub": "ada", "role": "planner"}
+    assert resolved[0]["data"]["resolution"] == "ops"
+    assert resolved[0]["data"]["ops"] == fix["ops"]
+    unseated = await events(http, "seating.guest_unseated")
+    assert unseated[-1]["actor"] == {"sub": "ada", "role": "planner"}
+    listed = (await http.get("/api/weddings/w1/conflicts", headers=auth())).json()["conflicts"]
+    assert conflict["id"] not in {c["id"] for c in listed}
+    assert (await http.post(url, json=fix, headers=auth())).status_code == 404
+    await asyncio.sleep(0.5)  # the keeper's own refresh must not record it a second time
+    assert len(await events(http, "conflict.resolved")) == 1
+
+
+@pytest.mark.asyncio
+async def test_acknowledging_keeps_the_state_and_records_who_saw_it(
+    http: httpx.AsyncClient,
+) -> None:
+    conflict = await double_book(http)
+    url = f"/api/weddings/w1/conflicts/{conflict['id']}/resolve"
+    first = await http.post(url, json={"acknowledge": True}, headers=auth("couple", "bob"))
+    assert first.status_code == 200, first.text
+    assert first.json()["status"] == "acknowledged" and first.json()["event"]
+    again = await http.post(url, json={"acknowledge": True}, headers=auth("couple", "bob"))
+    assert again.status_code == 200 and again.json()["event"] is None
+    listed = (await http.get("/api/weddings/w1/conflicts", headers=auth())).json()["conflicts"]
+    [same] = [c for c in listed if c["id"] == conflict["id"]]
+    assert [(a["sub"], a["role"]) for a in same["acknowledged"]] == [("bob", "couple")]
+    seen = await events(http, "conflict.acknowledged")
+    assert [e["actor"]["sub"] for e in seen] == ["bob"]
+    seating = (await http.get("/api/weddings/w1/docs/seating", headers=auth())).json()
+    assert set(seating["assignments"]) == {"g1", "g2"}
+
+
+def test_the_hierarchy_unseats_the_lowest_roles_at_an_over_full_table() -> None:
+    doc: Doc[Any] = Doc()
+    apply_operation(
+        doc, "seating", {"op": "add_table", "table_id": "t1", "name": "Rose", "capacity": 1}
+    )
+    assignments = doc.get("assignments", type=Map)
+    for guest in ("g1", "g2", "g3"):  # three guests at a one-seat table, as merges allow
+        assignments[guest] = Map({"table_id": "t1"})
+    conflict = Conflict("seating.table_over_capacity", ("seating/tables/t1",), "full")
+    writers = {
+        "seating/assignments/g1": Writer("v", "vendor"),
+        "seating/assignments/g2": Writer("p", "planner"),
+    }
+    found = suggest(conflict, writers, {"seating": doc})
+    assert found.keep == Writer("p", "planner")
+    # g3's writer is unknown (last), then the vendor's g1
+    assert found.ops == [
+        {"op": "unassign_seat", "guest_id": "g1"},
+        {"op": "unassign_seat", "guest_id": "g3"},
+    ]
+
+
+def test_a_lone_change_waits_the_debounce_and_busy_weddings_share_a_tenth_of_the_loop() -> None:
+    assert refresh_delay(0.25, 1, 0.0003) == 0.25
+    assert refresh_delay(0.25, 50, 0.0003) == 0.25  # 50 x 0.3 ms every 0.25 s: 6 %
+    # 1,000 weddings needing 0.3 ms each: every one waits 3 s, 10 % of the loop
+    assert refresh_delay(0.25, 1000, 0.0003) == pytest.approx(3.0)
+    assert refresh_delay(0.25, 1_000_000, 0.01) == MAX_DELAY  # bounded lateness

@@ -1,0 +1,10 @@
+"""The store fixtures of the storage tests (one store per backend: SQLite and PostgreSQL),
+for the features' table tests that run against both."""
+
+from tests.storage.conftest import (  # noqa: F401 (fixtures)
+    _drop_postgres_schemas,
+    backend,
+    open_store,
+    store,
+    store_factory,
+)

@@ -1,0 +1,152 @@
+"""The feature list (``crdt_server.app.FEATURES``): the one place that names features.
+
+A feature left out of the list creates none of its tables and serves none of its routes;
+on a store that has its tables already, nothing of them is dropped or altered; a feature
+that needs one the list does not build before it stops the start with a clear error.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+
+from crdt_server.app import FEATURES, create_app
+from crdt_server.features import Feature, MissingFeature
+from crdt_server.features import events as events_feature
+from crdt_server.features import threads as threads_feature
+from crdt_server.settings import Settings
+from crdt_server.testing.tokens import TokenMinter
+
+pytestmark = [pytest.mark.timeout(120)]
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "feature-list-test-secret-at-least-32-bytes"
+MINT = TokenMinter(SECRET)
+
+
+def settings_in(data: Path) -> Settings:
+    return Settings(data_dir=data, auth_secret=SECRET)
+
+
+@asynccontextmanager
+async def serving(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """The app under real uvicorn on an ephemeral port, and a client to it."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(20):
+            while not server.started:
+                assert not task.done(), "the server did not start"
+                await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            yield client
+    finally:
+        server.should_exit = True
+        await task
+
+
+def objects(path: Path) -> dict[tuple[str, str], str]:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT type, name, sql FROM sqlite_master").fetchall()
+    return {(str(t), str(n)): str(s) for t, n, s in rows}
+
+
+def tables_of(feature: Feature) -> set[str]:
+    return {
+        statement.split("(")[0].split()[-1].strip('"')
+        for schema in feature.schemas
+        for statement in schema.sqlite
+        if statement.lstrip().upper().startswith("CREATE TABLE")
+    }
+
+
+def paths_of(feature: Feature) -> set[str]:
+    return {route.path for route in feature.routes()}
+
+
+def test_every_feature_has_a_name_and_the_list_names_each_once() -> None:
+    names = [feature.name for feature in FEATURES]
+    assert len(names) == len(set(names)), names
+    assert all(tables_of(f) or paths_of(f) or f.bus for f in FEATURES if f.name != "notes")
+
+
+@pytest.mark.asyncio
+async def test_a_feature_left_out_creates_no_table_and_serves_no_route(tmp_path: Path) -> None:
+    app = create_app(settings_in(tmp_path), features=(events_feature.FEATURE,))
+    async with serving(app) as client:
+        spec = (await client.get("/openapi.json")).json()
+        headers = MINT.headers(wedding="w1", role="couple")
+        assert (await client.get("/api/weddings/w1/events", headers=headers)).status_code == 200
+        for feature in FEATURES:
+            if feature.name == "events":
+                continue
+            for path in paths_of(feature):
+                assert path not in spec["paths"], (feature.name, path)
+            concrete = next(iter(sorted(paths_of(feature))), None)
+            if concrete is not None:
+                url = concrete.replace("{wedding_id}", "w1").replace("{doc}", "guests")
+                url = url.replace("{", "x").replace("}", "")
+                answer = await client.get(url, headers=headers)
+                assert answer.status_code in (404, 405), (feature.name, url, answer.text)
+    stored = {name for kind, name in objects(tmp_path / "crdt.sqlite3") if kind == "table"}
+    for feature in FEATURES:
+        if feature.name != "events":
+            assert not tables_of(feature) & stored, feature.name
+    # The event log's own table belongs to the core store: events were served.
+    assert "events" in stored
+
+
+@pytest.mark.asyncio
+async def test_leaving_a_feature_out_later_drops_and_alters_nothing(tmp_path: Path) -> None:
+    async with serving(create_app(settings_in(tmp_path))):
+        pass
+    path = tmp_path / "crdt.sqlite3"
+    every = tables_of(next(f for f in FEATURES if f.name == "versions"))
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "INSERT INTO versions (doc, seq, wedding, at, actors, state) VALUES (?, ?, ?, ?, ?, ?)",
+            ("w1/guests", 1, "w1", 0.0, "[]", b"\x00\x00"),
+        )
+    before = objects(path)
+    assert every <= {name for _, name in before}
+    async with serving(create_app(settings_in(tmp_path), features=(events_feature.FEATURE,))):
+        pass
+    after = objects(path)
+    assert {k: v for k, v in after.items() if k in before} == before
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM versions").fetchone() == (1,)
+
+
+@pytest.mark.asyncio
+async def test_a_feature_whose_dependency_is_missing_stops_the_start(tmp_path: Path) -> None:
+    app = create_app(settings_in(tmp_path), features=(threads_feature.FEATURE,))
+    with pytest.raises(MissingFeature, match="EventLog"):
+        async with app.router.lifespan_context(app):
+            pass
+
+
+def test_only_the_app_names_features() -> None:
+    """No module outside ``crdt_server/features/`` imports a feature but the app factory
+    (the list) and the CLI (which takes the list from it)."""
+    offenders = []
+    for path in sorted((ROOT / "crdt_server").rglob("*.py")):
+        relative = path.relative_to(ROOT).as_posix()
+        if relative.startswith("crdt_server/features/") or relative == "crdt_server/app.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), relative)):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "crdt_server.features"
+            ):
+                offenders.append(f"{relative}: {node.module}")
+    assert offenders == []

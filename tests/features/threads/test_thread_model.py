@@ -1,0 +1,88 @@
+"""The thread feature's pure rules: who is notified of a message and why, how mentions are
+read, and the LIKE patterns that must match text as is."""
+
+from __future__ import annotations
+
+import re
+
+from crdt_server.features.threads.model import (
+    Member,
+    Viewer,
+    contains_pattern,
+    mentions_in,
+    recipients,
+    unnotified_mentions,
+    who_sees,
+)
+
+MEMBERS = {
+    m.sub: m
+    for m in (
+        Member("pat", "planner", "Pat", "pat@example.com"),
+        Member("cam", "couple", "Cam", None, participation="none"),
+        Member("flo", "vendor", "Flo", None),
+        Member("dj", "vendor", "DJ", None),
+        Member("quiet", "family", "Q", None, participation="mentions"),
+        Member("a.b", "friend", "AB", None),
+    )
+}
+FLO = Viewer("flo", "vendor", frozenset({"timeline"}))
+
+
+def test_mentions_name_members_once_and_drop_a_trailing_full_stop() -> None:
+    body = "Thanks @pat. And @cam, @cam again; @nobody, email@dj.com, @a.b."
+    assert mentions_in(body, MEMBERS) == ["pat", "cam", "a.b"]
+
+
+def test_each_recipient_gets_one_reason_the_strongest_and_never_the_author() -> None:
+    participants = ["pat", "flo", "quiet"]
+    got = recipients(FLO, participants, MEMBERS, ["quiet", "dj"], "pat", "normal")
+    # quiet is mentioned (despite "mentions" only); dj cannot see the thread: nothing;
+    # pat replied to; cam (couple, not in it, "none") gets nothing for a normal message.
+    assert got == {"pat": "reply", "quiet": "mention"}
+    plain = recipients(FLO, participants, MEMBERS, [], None, "normal")
+    assert plain == {"pat": "message"}  # quiet takes mentions only
+    urgent = recipients(FLO, participants, MEMBERS, [], None, "urgent")
+    assert urgent == {"pat": "urgent", "cam": "urgent"}
+    assert "flo" not in recipients(FLO, participants, MEMBERS, ["flo"], "flo", "emergency")
+
+
+def test_only_who_sees_the_thread_is_notified_and_the_rest_of_the_mentions_are_reported() -> None:
+    def reads(role: str) -> frozenset[str]:
+        return frozenset({"timeline"} if role == "vendor" else {"timeline", "budget"})
+
+    participants = ["pat", "flo", "gone"]  # "gone": no longer in the directory
+    assert who_sees(participants, MEMBERS, ()) == {"pat", "flo", "cam", "gone"}
+    # Anchored to the budget: the vendor participant (and an unknown role) may not see it.
+    budget = who_sees(participants, MEMBERS, {"budget"}, reads)
+    assert budget == {"pat", "cam"}
+    got = recipients(FLO, participants, MEMBERS, ["flo", "dj", "cam"], None, "urgent", budget)
+    assert got == {"pat": "urgent", "cam": "mention"}
+    assert unnotified_mentions("pat", ["pat", "flo", "dj", "cam"], MEMBERS, budget) == [
+        {"sub": "flo", "reason": "cannot_see_thread"},
+        {"sub": "dj", "reason": "cannot_see_thread"},
+    ]
+    # With an empty directory any @name is a mention: reported as no member.
+    assert unnotified_mentions("pat", ["zed"], {}, {"pat"}) == [
+        {"sub": "zed", "reason": "not_a_member"}
+    ]
+
+
+def test_contains_patterns_match_wildcards_literally() -> None:
+    def like(pattern: str, value: str) -> bool:
+        # LIKE ... ESCAPE '!' as SQLite and PostgreSQL read it.
+        regex, i = "", 0
+        while i < len(pattern):
+            c = pattern[i]
+            if c == "!":
+                regex += re.escape(pattern[i + 1])
+                i += 2
+                continue
+            regex += ".*" if c == "%" else "." if c == "_" else re.escape(c)
+            i += 1
+        return re.fullmatch(regex, value, re.S) is not None
+
+    assert like(contains_pattern('"g_1"'), '[{"id": "g_1"}]')
+    assert not like(contains_pattern('"g_1"'), '[{"id": "gx1"}]')
+    assert like(contains_pattern("100%!"), "at 100%!")
+    assert not like(contains_pattern("100%!"), "at 1000!")

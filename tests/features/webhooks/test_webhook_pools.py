@@ -1,0 +1,155 @@
+"""Webhook connections: kept alive and pooled per receiver, only to the address its name
+was checked at, re-checked at most every 30 s, the pool dropped when the name resolves
+elsewhere or is refused. Real HTTP receivers on loopback addresses (a small HTTP/1.1 server
+that counts its connections); only name resolution is replaced, as a rebinding DNS server
+would answer."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from standardwebhooks import Webhook
+
+from crdt_server.features.webhooks.model import Endpoint
+from crdt_server.features.webhooks.safety import UnsafeTarget
+from crdt_server.features.webhooks.sender import RECHECK_SECONDS, Senders, post_signed
+
+SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+DEADLINE = 10.0
+
+
+@dataclass
+class Receiver:
+    """A keep-alive HTTP/1.1 receiver on one address: connections and requests as seen."""
+
+    host: str
+    connections: int = 0
+    closed: int = 0
+    requests: list[tuple[dict[str, str], bytes, float]] = field(default_factory=list)
+    gone: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the sender closed a connection."""
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")[1:]
+                headers = {
+                    k.lower(): v.strip() for k, _, v in (x.partition(":") for x in lines if x)
+                }
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                self.requests.append((headers, body, time.time()))
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            self.closed += 1
+            self.gone.set()
+        finally:
+            writer.close()
+
+
+@asynccontextmanager
+async def receivers(*hosts: str) -> AsyncIterator[tuple[int, list[Receiver]]]:
+    """One receiver per loopback address, all on the same port."""
+    made: list[Receiver] = []
+    servers: list[asyncio.Server] = []
+    port = 0
+    try:
+        for host in hosts:
+            r = Receiver(host)
+            server = await asyncio.start_server(r.handle, host, port)
+            port = server.sockets[0].getsockname()[1]
+            made.append(r)
+            servers.append(server)
+        yield port, made
+    finally:
+        for server in servers:
+            server.close()
+
+
+def endpoint(url: str) -> Endpoint:
+    return Endpoint("hook1", "w1", url, "", ["*"], SECRET, "", 0.0, "", "", 0.0, 0.0)
+
+
+def resolving(monkeypatch: pytest.MonkeyPatch, answer: list[str], calls: list[str]) -> None:
+    """The name resolves to ``answer[0]`` (changed by the test), every lookup counted."""
+    loop = asyncio.get_running_loop()
+
+    async def resolve(host: str, port: int, **_: Any) -> list[Any]:
+        calls.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answer[0], port))]
+
+    monkeypatch.setattr(loop, "getaddrinfo", resolve)
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_connections_are_kept_alive_and_dropped_when_the_name_moves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [1000.0]
+    answer, calls = ["127.0.0.1"], list[str]()
+    resolving(monkeypatch, answer, calls)
+    senders = Senders(
+        timeout=5.0, allow_private=True, max_connections=4, max_keepalive=4, clock=lambda: now[0]
+    )
+    try:
+        async with receivers("127.0.0.1", "127.0.0.2") as (port, (first, second)):
+            hook = endpoint(f"http://hooks.test:{port}/in")
+            for i in range(3):
+                assert (await post_signed(senders, hook, f"msg_{i}", f'{{"i":{i}}}'))[0] == 200
+            # One connection for the three, one lookup, every request signed at send time.
+            assert (first.connections, len(first.requests), len(calls)) == (1, 3, 1)
+            for i, (headers, body, arrived) in enumerate(first.requests):
+                assert headers["host"] == f"hooks.test:{port}"
+                assert headers["webhook-id"] == f"msg_{i}"
+                assert abs(int(headers["webhook-timestamp"]) - arrived) <= 1.0
+                Webhook(SECRET).verify(body, headers)
+
+            # The name moves: within the re-check period the checked address is kept.
+            answer[0] = "127.0.0.2"
+            now[0] += RECHECK_SECONDS - 1
+            await post_signed(senders, hook, "msg_3", "{}")
+            assert (len(first.requests), len(calls), senders.made) == (4, 1, 1)
+
+            # After it, the name is checked again: a new pool to the new address, and the
+            # old pool's connection is closed.
+            now[0] += 2
+            await post_signed(senders, hook, "msg_4", "{}")
+            assert (len(second.requests), second.connections, len(calls)) == (1, 1, 2)
+            assert senders.made == 2
+            await asyncio.wait_for(first.gone.wait(), DEADLINE)
+            assert first.closed == 1
+
+            # Unchanged at the next check: the same pool and connection.
+            now[0] += RECHECK_SECONDS
+            await post_signed(senders, hook, "msg_5", "{}")
+            assert (len(second.requests), second.connections, senders.made) == (2, 1, 2)
+    finally:
+        await senders.aclose()
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_a_refused_address_gets_no_connection_and_its_pool_is_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answer, calls = ["127.0.0.1"], list[str]()
+    resolving(monkeypatch, answer, calls)
+    senders = Senders(timeout=5.0, allow_private=False, max_connections=4, max_keepalive=4)
+    try:
+        async with receivers("127.0.0.1") as (port, (receiver,)):
+            hook = endpoint(f"http://hooks.test:{port}/in")
+            with pytest.raises(UnsafeTarget, match="resolves to 127.0.0.1"):
+                await post_signed(senders, hook, "msg_1", "{}")
+            assert (receiver.connections, senders.made) == (0, 0)
+    finally:
+        await senders.aclose()

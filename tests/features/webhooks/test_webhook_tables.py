@@ -1,0 +1,179 @@
+"""The webhook outbox on every backend (SQLite, PostgreSQL): deliveries written once per
+endpoint and event whoever fans out, claims that never hand one delivery to two processes,
+settling, dead letters, replay, rotation, and erasure with the wedding."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import replace
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from crdt_server.features.webhooks.dispatcher import Webhooks
+from crdt_server.features.webhooks.model import IdempotencyConflict
+from crdt_server.settings import Settings
+from crdt_server.storage import DocumentStore, NewEvent, Once
+from tests.storage.conftest import OpenStore
+
+SETTINGS = Settings(webhook_retry_schedule="0,60")
+
+
+async def opened(store: DocumentStore) -> Webhooks:
+    webhooks = Webhooks()
+    await webhooks.open(store, SETTINGS, CollectorRegistry())
+    return webhooks
+
+
+async def events(store: DocumentStore, wedding: str, *types: str) -> None:
+    await store.add_events(
+        [NewEvent(wedding, t, json.dumps({"n": i})) for i, t in enumerate(types)]
+    )
+
+
+@pytest.mark.asyncio
+async def test_the_outbox_fans_out_once_claims_once_and_is_erased(
+    store: DocumentStore, open_store: OpenStore
+) -> None:
+    one, two = await opened(store), await opened(await open_store())
+    await events(store, "w_1", "guest.added")  # before the endpoint: never sent
+    endpoint, secret, first = await one.manage.create(
+        "w_1", "https://example.com/h", ["guest.*"], "crm"
+    )
+    assert secret.startswith("whsec_") and endpoint.events == ["guest.*"] and first
+    other, _, _ = await one.manage.create("w_2", "https://example.com/h", ["*"], "")
+    await events(store, "w_1", "guest.updated", "budget.total_changed", "guest.removed")
+    await events(store, "w_2", "timeline.item_added")
+
+    # Two processes fanning out at once write each delivery once.
+    await asyncio.gather(one.fan_out(), two.fan_out())
+    await one.fan_out()
+    found = await one.manage.deliveries(endpoint, status="pending", after=None, limit=50)
+    assert sorted(d.type for d in found) == ["guest.removed", "guest.updated"]
+    assert [d.event_seq for d in found] == [4, 2]  # newest first
+    assert len(await one.manage.deliveries(other, status=None, after=None, limit=50)) == 1
+
+    # Claims by two processes at once never share a delivery; leased rows stay taken.
+    now = 10**10  # every delivery is due
+    a, b = await asyncio.gather(
+        one.tables.claim(one._owner, now, now + 30, 2),
+        two.tables.claim(two._owner, now, now + 30, 2),
+    )
+    claimed = [r[0] for r in a + b]
+    assert len(claimed) == len(set(claimed)) == 3
+    assert await one.tables.claim("three", now, now + 30, 10) == []
+    assert {r[4] for r in a + b} == {1}  # the attempt is counted at the claim
+    # A fan-out may take the deliveries it writes for their first attempt at once.
+    await events(store, "w_2", "timeline.item_updated")
+    more, taken = await one.fan_out(lease=5)
+    assert not more and len(taken) == 1 and taken[0][2] == other.id and taken[0][4] == 1
+    assert await two.tables.claim(two._owner, time.time(), time.time() + 30, 10) == []
+
+    # Settle: one delivered, one retried, then dead after the last attempt of "0,60".
+    rows = {r[0]: r for r in a + b}
+    owner = {r[0]: (one if r in a else two) for r in a + b}
+    by_type = {d.type: d.id for d in found}
+    for delivery, outcome in (
+        (by_type["guest.updated"], "delivered"),
+        (by_type["guest.removed"], "rejected"),
+    ):
+        webhooks = owner[delivery]
+        row = rows[delivery]
+        webhooks._settle(
+            endpoint,
+            delivery,
+            int(row[4]),
+            float(row[5]),
+            outcome,
+            200 if outcome == "delivered" else 500,
+            "" if outcome == "delivered" else "HTTP 500",
+            "ok",
+        )
+        await webhooks.flush()
+    health = await one.manage.health(endpoint)
+    assert (health.attempts_24h, health.failures_24h, health.pending, health.failed) == (2, 1, 1, 0)
+    assert health.next_attempt is not None
+    # Later: the retry is due, and so is the w_2 delivery whose lease ran out unsettled
+    # (a process killed mid-attempt).
+    later = await one.tables.claim(one._owner, now + 100, now + 130, 10)
+    assert {r[2] for r in later} == {endpoint.id, other.id}
+    [again] = [r for r in later if r[2] == endpoint.id]
+    assert again[0] == by_type["guest.removed"] and again[4] == 2
+    one._settle(endpoint, again[0], 2, float(again[5]), "rejected", 503, "HTTP 503", "")
+    await one.fan_out()  # settled attempts are committed with the next fan-out
+    [dead] = await one.manage.deliveries(endpoint, status="failed", after=None, limit=50)
+    assert dead.id == by_type["guest.removed"] and dead.last_status == 503
+    shown = await one.manage.endpoint("w_1", endpoint.id)
+    assert shown is not None and shown.last_error == "HTTP 503"
+
+    # Replay: pending again from the first attempt; a pending delivery cannot be replayed.
+    assert await one.manage.replay(endpoint, dead.id)
+    assert not await one.manage.replay(endpoint, dead.id)
+    assert (await one.manage.delivery(endpoint, dead.id)).status == "pending"  # type: ignore[union-attr]
+
+    # Rotation keeps the old secret signing beside the new one.
+    new = await one.manage.rotate("w_1", endpoint.id)
+    rotated = await one.manage.endpoint("w_1", endpoint.id)
+    assert new is not None and rotated is not None
+    assert rotated.signing_secrets(0) == [new, secret]
+    assert await one.manage.rotate("w_1", "wh_nope") is None
+
+    # Idempotency-Key: two processes creating with one key at once make one endpoint.
+    once = Once("w_1:ada:webhooks", "k1", "f1", time.time() + 60)
+    made = await asyncio.gather(
+        one.manage.create("w_1", "https://example.com/k", ["*"], "", once=once),
+        two.manage.create("w_1", "https://example.com/k", ["*"], "", once=once),
+    )
+    assert made[0][0].id == made[1][0].id and made[0][1] == made[1][1]
+    assert sorted(m[2] for m in made) == [False, True]
+    with pytest.raises(IdempotencyConflict):
+        await one.manage.create(
+            "w_1", "https://example.com/k", ["*"], "", once=replace(once, fingerprint="f2")
+        )
+    expired = Once("w_1:ada:webhooks", "k2", "f1", time.time() - 1)
+    await one.manage.create("w_1", "https://example.com/k", ["*"], "", once=expired)
+    again = await one.manage.create("w_1", "https://example.com/k", ["*"], "", once=expired)
+    assert again[2]  # an expired key is a new key
+
+    # Erasure empties every webhook table of the wedding, and nothing comes back.
+    await store.erase_wedding("w_1")
+    assert await one.manage.endpoint("w_1", endpoint.id) is None
+    assert await one.manage.deliveries(endpoint, status=None, after=None, limit=50) == []
+    assert await one.manage.endpoints("w_2", after="", limit=50) != []
+    with pytest.raises(LookupError):
+        await one.manage.create("w_1", "https://example.com/h", ["*"], "", once=once)
+    assert await one.manage.delete("w_2", other.id)
+    assert not await one.manage.delete("w_2", other.id)
+    assert await one.manage.deliveries(other, status=None, after=None, limit=50) == []
+    await one.close()
+    await two.close()
+
+
+@pytest.mark.asyncio
+async def test_claims_racing_in_many_processes_never_share_a_delivery(
+    store: DocumentStore, open_store: OpenStore
+) -> None:
+    """Many claimers at once, over and over: every delivery is taken exactly once. (On
+    PostgreSQL a claim that read the rows before another claim committed its lease must
+    not take them too: the lease condition is re-checked on the row it locks.)"""
+    claimers = [await opened(store)] + [await opened(await open_store()) for _ in range(3)]
+    endpoints = [
+        (await claimers[0].manage.create(f"w_{i}", "https://example.com/h", ["*"], ""))[0]
+        for i in range(4)
+    ]
+    for endpoint in endpoints:
+        await events(store, endpoint.wedding, *(["guest.added"] * 10))
+    await claimers[0].fan_out()
+    now = 10**10  # every delivery is due, and no lease runs out during the test
+    taken: list[str] = []
+    for _ in range(100):  # bounded: 40 deliveries, at least one taken per round
+        rounds = await asyncio.gather(
+            *(c.tables.claim(c._owner, now, now + 30, 1, per_endpoint=100) for c in claimers)
+        )
+        got = [r[0] for rows in rounds for r in rows]
+        if not got:
+            break
+        taken += got
+    assert len(taken) == len(set(taken)) == 40
