@@ -91,6 +91,23 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
         ),
         frozenset({"asyncio", "pycrdt", "starlette"}),
     ),
+    # Features, one package each: as the extensions.
+    (
+        "crdt_server.features",
+        (
+            "crdt_server.features",
+            "crdt_server.core",
+            "crdt_server.codec",
+            "crdt_server.auth",
+            "crdt_server.cluster.bus",
+            "crdt_server.errors",
+            "crdt_server.names",
+            "crdt_server.settings",
+            "crdt_server.documents",
+            "crdt_server.storage",
+        ),
+        frozenset({"asyncio", "pycrdt"}),
+    ),
     # The HTTP and WebSocket edge: everything but the Redis implementation.
     (
         "crdt_server.edge",

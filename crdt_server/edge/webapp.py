@@ -36,6 +36,7 @@ from crdt_server.edge.identity import unauthorized
 from crdt_server.edge.links import public_url
 from crdt_server.edge.problems import ApiError, problem_response
 from crdt_server.edge.routing import Call, Route, json_response
+from crdt_server.edge.upgrade import projector_of
 from crdt_server.names import ROOM_KINDS, valid_wedding_id
 from crdt_server.settings import is_loopback
 
@@ -126,6 +127,10 @@ class WeddingAccess(msgspec.Struct, frozen=True):
     expires_at: str | None
     docs: dict[str, Literal["write", "read", "none"]]
     """Every room kind (``timeline``, ``budget``, ``guests``, ``seating``, ``conflicts``)."""
+    projected: list[str] = []
+    """The documents the holder reads through a projection (without the fields hidden from
+    their role): a different room behind the same URL, read-only. An app that kept a local
+    copy of such a document from before drops it rather than merging it back."""
 
 
 def _not_found(detail: str) -> Response:
@@ -335,4 +340,14 @@ async def wedding_access(call: Call) -> Response:
     if who is None:
         raise ApiError(403, "no document of this wedding is open to you")
     expires = _rfc3339(who.expires_at) if who.expires_at is not None else None
-    return json_response(WeddingAccess(wedding_id, who.user_id, who.name, who.role, expires, docs))
+    projections = projector_of(call.state.hooks.extensions)
+    projected = [
+        doc
+        for doc in (projections.projected_documents(who.role) if projections else [])
+        if docs.get(doc) != "none"
+    ]
+    for doc in projected:
+        docs[doc] = "read"  # its socket is read-only, whatever the token's overrides say
+    return json_response(
+        WeddingAccess(wedding_id, who.user_id, who.name, who.role, expires, docs, projected)
+    )

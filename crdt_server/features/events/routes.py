@@ -115,6 +115,15 @@ def shown_to(call: Call, role: str, event: StoredEvent) -> dict[str, Any]:
         if not isinstance(field, str) or not permissions.can_read_field(role, event.doc, field):
             data.pop("before", None)
             data.pop("after", None)
+    elif isinstance(data, dict) and event.doc:
+        # An entry's fields (added, removed, changed) the role may not read: a guest's
+        # contact for a vendor.
+        hidden = call.state.permissions.hidden_fields(role, event.doc)
+        for key in ("fields", "before", "changes") if hidden else ():
+            fields = data.get(key)
+            if isinstance(fields, dict):
+                for name in hidden:
+                    fields.pop(name, None)
     return item
 
 

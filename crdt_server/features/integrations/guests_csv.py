@@ -97,10 +97,11 @@ def _flag(call: Call, name: str) -> bool:
 
 async def export_csv(call: Call) -> Response:
     wedding_id = wedding_path(call)
-    _principal(call, wedding_id, write=False)
+    principal = _principal(call, wedding_id, write=False)
     bom = _flag(call, "bom")
     docs = await call.state.weddings.documents(wedding_id, kinds=("guests",))
-    text = export_guests(docs.get("guests"), bom=bom)
+    hidden = call.state.permissions.hidden_fields(principal.role, "guests")
+    text = export_guests(docs.get("guests"), bom=bom, hidden=hidden)
     headers = {
         "Content-Disposition": f'attachment; filename="{wedding_id}-guests.csv"',
         "Cache-Control": "no-store",
