@@ -48,6 +48,7 @@ from crdt_server.features import (
     notes,
     notifications,
     presence,
+    projections,
     threads,
     versions,
     webhooks,
@@ -151,6 +152,7 @@ FEATURES: tuple[Feature, ...] = (
     versions.FEATURE,
     integrations.FEATURE,
     webhooks.FEATURE,
+    projections.FEATURE,
 )
 """The features the server runs, in the order they are built (a feature that needs another
 comes after it; see :mod:`crdt_server.features`). The one list that names features."""

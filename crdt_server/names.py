@@ -1,6 +1,8 @@
 """Names checked against a strict allowlist before anything else: rooms
-(``{wedding_id}/{doc}``) and event types (``{namespace}.{name}``), with the size of an
-event's data (the event routes and ``crdt-server import`` apply the same rules)."""
+(``{wedding_id}/{doc}``, and the server's projections ``{wedding_id}/{doc}@{role}``, which
+no client names: see :func:`projection_name`) and event types (``{namespace}.{name}``), with
+the size of an event's data (the event routes and ``crdt-server import`` apply the same
+rules)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ __all__ = [
     "WEDDING_ID_PATTERN",
     "document_name",
     "event_problem",
+    "projection_name",
+    "projection_of",
     "valid_wedding_id",
 ]
 
@@ -38,6 +42,30 @@ def document_name(wedding_id: str, doc: str) -> str | None:
     if not valid_wedding_id(wedding_id) or doc not in ROOM_KINDS:
         return None
     return f"{wedding_id}/{doc}"
+
+
+PROJECTION_SEPARATOR = "@"
+_ROLE_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+
+
+def projection_name(wedding_id: str, doc: str, role: str) -> str | None:
+    """The room of ``doc``'s projection for ``role`` (``w42/guests@vendor``: the document
+    without the fields the role may not read, written by the server only), or ``None`` if
+    a part is not allowed. Clients never name it: the server picks it for them
+    (:func:`document_name` refuses it)."""
+    name = document_name(wedding_id, doc)
+    if name is None or doc == CONFLICTS or _ROLE_PATTERN.fullmatch(role) is None:
+        return None
+    return f"{name}{PROJECTION_SEPARATOR}{role}"
+
+
+def projection_of(name: str) -> tuple[str, str, str] | None:
+    """``(wedding_id, doc, role)`` of a projection's room name, else ``None``."""
+    room, sep, role = name.partition(PROJECTION_SEPARATOR)
+    wedding_id, _, doc = room.partition("/")
+    if not sep or projection_name(wedding_id, doc, role) != name:
+        return None
+    return wedding_id, doc, role
 
 
 CUSTOM_EVENT_NAMESPACES = ("custom.", "day.")

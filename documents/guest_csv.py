@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,20 +103,22 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _row(guest: Guest) -> list[str]:
-    return [_safe(_cell(getattr(guest, name))) for name in COLUMNS]
+def _row(guest: Guest, columns: tuple[str, ...] = COLUMNS) -> list[str]:
+    return [_safe(_cell(getattr(guest, name))) for name in columns]
 
 
-def export_guests(doc: Doc[Any] | None, *, bom: bool = False) -> str:
+def export_guests(doc: Doc[Any] | None, *, bom: bool = False, hidden: Collection[str] = ()) -> str:
     """The guest list as CSV text (CRLF line ends, every guest in id order); ``bom`` starts
-    it with a byte order mark, which Excel needs to read UTF-8."""
+    it with a byte order mark, which Excel needs to read UTF-8; ``hidden`` columns are left
+    out (fields the reader may not read)."""
+    columns = tuple(c for c in COLUMNS if c not in hidden)
     out = io.StringIO()
     if bom:
         out.write("\ufeff")
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(columns)
     for guest in _guests(doc).values():
-        writer.writerow(_row(guest))
+        writer.writerow(_row(guest, columns))
     return out.getvalue()
 
 

@@ -176,8 +176,10 @@ def permissions_page() -> str:
         + "\n".join(capabilities)
         + "\n\n## Fields\n\n"
         "Fields narrower than their document: other roles get no such field in the JSON "
-        "reads, events and edit-session excerpts (a socket still carries the whole "
-        "document; see [Documents](../guides/documents.md)).\n\n"
+        "reads, events and edit-session excerpts, and read the document through a "
+        "projection over their socket, binary reads and HTTP sync (a server-written copy "
+        "without those fields; see "
+        "[Documents](../guides/documents.md#projections-what-a-vendors-device-receives)).\n\n"
         "| document | field | roles that read it |\n|---|---|---|\n" + "\n".join(fields) + "\n"
     )
 

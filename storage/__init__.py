@@ -1,6 +1,7 @@
 """Persistence backends for Yjs update logs, behind one small async interface."""
 
 from .base import (
+    DROPPED_FEATURE_ROWS,
     AddedEvents,
     DocumentStore,
     Erasure,
@@ -26,6 +27,7 @@ from .postgres import PostgresStore
 from .sqlite import SqliteStore
 
 __all__ = [
+    "DROPPED_FEATURE_ROWS",
     "AddedEvents",
     "DocumentStore",
     "Erasure",

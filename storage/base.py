@@ -21,12 +21,16 @@ too (:meth:`DocumentStore.revoke`), so a restart or another process cannot forge
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+log = logging.getLogger("crdt_server.storage")
+
 __all__ = [
+    "DROPPED_FEATURE_ROWS",
     "AddedEvents",
     "DocumentStore",
     "EventFilter",
@@ -261,6 +265,22 @@ class FeatureRow:
 
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def dropped_feature_row(row: FeatureRow, exc: BaseException) -> None:
+    """A feature row of a commit failed to insert and was left out, its updates committed
+    all the same (a valid update is never refused because a feature could not record
+    something about it): logged with its table and the error's type, never the values."""
+    DROPPED_FEATURE_ROWS[row.table] = DROPPED_FEATURE_ROWS.get(row.table, 0) + 1
+    log.error(
+        "a %r row of a commit could not be written (%s): left out, the update is committed",
+        row.table,
+        type(exc).__name__,
+    )
+
+
+DROPPED_FEATURE_ROWS: dict[str, int] = {}
+"""Feature rows left out of their commit in this process, by table."""
 
 
 def check_feature_rows(rows: Sequence[FeatureRow], tables: Sequence[str]) -> None:

@@ -55,6 +55,7 @@ from .base import (
     StoreError,
     audience_needle,
     check_feature_rows,
+    dropped_feature_row,
     recorded_tables,
     wedding_of_prefix,
 )
@@ -790,9 +791,7 @@ class PostgresStore:
         async def body(conn: _Conn) -> list[int]:
             if events:
                 await self.insert_events(conn, events)
-            for feature in features:
-                sql = dialect_sql(insert_sql(feature), "postgres", f"{self._s}.")
-                await conn.execute(sql, *(value for _, value in feature.values))
+            await self._insert_features(conn, features)
             if not rows:
                 return []
             sequence = f"{self._s}.updates_seq"
@@ -809,6 +808,29 @@ class PostgresStore:
             return seqs
 
         return await self._transaction(body)
+
+    async def _insert_features(self, conn: _Conn, features: Sequence[FeatureRow]) -> None:
+        """Insert a commit's feature rows; a row that fails is dropped (rolled back to its
+        own savepoint, logged with its table only) and the updates commit all the same
+        (see :func:`crdt_server.storage.base.dropped_feature_row`)."""
+        if not features:
+            return
+
+        async def insert(feature: FeatureRow) -> None:
+            sql = dialect_sql(insert_sql(feature), "postgres", f"{self._s}.")
+            await conn.execute(sql, *(value for _, value in feature.values))
+
+        try:
+            async with conn.transaction():  # a savepoint
+                for feature in features:
+                    await insert(feature)
+        except asyncpg.PostgresError:
+            for feature in features:  # again, one by one: keep every row that goes in
+                try:
+                    async with conn.transaction():
+                        await insert(feature)
+                except asyncpg.PostgresError as exc:
+                    dropped_feature_row(feature, exc)
 
     async def insert_events(self, conn: _Conn, events: Sequence[NewEvent]) -> list[StoredEvent]:
         """Number ``events`` per wedding from its counter row and insert them, in the

@@ -51,6 +51,7 @@ from .base import (
     StoreError,
     audience_needle,
     check_feature_rows,
+    dropped_feature_row,
     recorded_tables,
     wedding_of_prefix,
 )
@@ -753,9 +754,7 @@ class SqliteStore:
             created_at = time.time()
             if events:
                 insert_events(db, events, created_at)
-            for feature in features:
-                sql = dialect_sql(insert_sql(feature), "sqlite")
-                db.execute(sql, [value for _, value in feature.values])
+            _insert_features(db, features)
             if not rows:
                 return []
             last = _scalar(db, _LAST_SEQ)
@@ -802,6 +801,33 @@ class SqliteStore:
         """Names of stored documents starting with ``prefix``, sorted by code point."""
         sql = f"SELECT DISTINCT doc FROM updates WHERE {_PREFIX} ORDER BY doc"
         return [str(row[0]) for row in await self._read(sql, prefix, len(prefix), prefix)]
+
+
+def _insert_features(db: sqlite3.Connection, features: Sequence[FeatureRow]) -> None:
+    """Insert a commit's feature rows; a row that fails is dropped (rolled back to its own
+    savepoint, logged with its table only) and the updates commit all the same: the domain
+    observes, it never gates (see :func:`crdt_server.storage.base.dropped_feature_row`)."""
+    if not features:
+        return
+    db.execute("SAVEPOINT feature_rows")
+    try:
+        for feature in features:
+            db.execute(_feature_sql(feature), [value for _, value in feature.values])
+    except sqlite3.Error:
+        db.execute("ROLLBACK TO feature_rows")
+        for feature in features:  # again, one by one: keep every row that goes in
+            db.execute("SAVEPOINT feature_row")
+            try:
+                db.execute(_feature_sql(feature), [value for _, value in feature.values])
+            except sqlite3.Error as exc:
+                db.execute("ROLLBACK TO feature_row")
+                dropped_feature_row(feature, exc)
+            db.execute("RELEASE feature_row")
+    db.execute("RELEASE feature_rows")
+
+
+def _feature_sql(feature: FeatureRow) -> str:
+    return dialect_sql(insert_sql(feature), "sqlite")
 
 
 _Body = Callable[[sqlite3.Connection], _T]

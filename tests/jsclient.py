@@ -29,6 +29,7 @@ crashed test run cannot leave client processes behind.
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import contextlib
 import itertools
@@ -622,6 +623,12 @@ class JsClient:
     async def apply_update(self, update_b64: str) -> None:
         """``Y.applyUpdate(doc, update)``; the provider forwards it to the server."""
         await self.call("applyUpdate", update=update_b64)
+
+    async def received(self) -> bytes:
+        """Every binary frame this client's sockets received so far, concatenated: the raw
+        bytes it was sent (sync steps, updates, awareness), whatever its doc kept."""
+        result = await self.call("received")
+        return base64.b64decode(str(result["bytes"]))
 
     async def status(self) -> JsonObject:
         """``{"wsconnected", "wsconnecting", "synced", "shouldConnect", "url"}``."""

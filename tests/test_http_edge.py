@@ -208,7 +208,8 @@ async def test_no_json_body_is_a_500_on_any_route(
     ):
         assert_problem(await http.post(ops, content=content, headers=auth()), 400, field)
     event = b'{"type": "custom.x", "data": {"note": "\xff"}}'
-    assert_problem(await http.post(WEDDING.at("/events"), content=event), 400, "data.note")
+    answer = await http.post(WEDDING.at("/events"), content=event, headers=auth())
+    assert_problem(answer, 400, "data.note")
     session = b'{"sub": "ann\xff", "role": "couple"}'
     answer = await http.post(WEDDING.at("/sessions"), content=session, headers=ADMIN_AUTH)
     assert_problem(answer, 400, "sub")
@@ -237,8 +238,8 @@ async def test_a_deep_body_before_authentication_is_counted_by_the_rate_limiter(
         ServerProcess(tmp_path / "data", env=env, anonymous=False) as server,
         httpx.AsyncClient(base_url=server.url, timeout=10) as http,
     ):
-        # Events decode the body before asking who you are (400); threads ask first (401).
-        for path, status in ((WEDDING.at("/events"), 400), (WEDDING.at("/threads"), 401)):
+        # Every route asks who you are before it reads the body (401), counted all the same.
+        for path, status in ((WEDDING.at("/events"), 401), (WEDDING.at("/threads"), 401)):
             for _ in range(3):
                 assert_problem(await http.post(path, content=deep), status)
             assert_problem(await http.post(path, content=deep), 429)
@@ -469,6 +470,7 @@ async def test_a_client_that_leaves_mid_body_is_one_info_line(
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(
             f"POST {WEDDING.at('/docs/guests/ops')} HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Bearer {token()}\r\n"
             "Content-Type: application/json\r\nContent-Length: 1000\r\n"
             "Expect: 100-continue\r\n\r\n".encode()
         )

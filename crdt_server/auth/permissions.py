@@ -14,12 +14,13 @@ matrix may replace any of them under the reserved key ``"capabilities"``::
     {"couple": {...}, "planner": {...}, "capabilities": {"webhooks.manage": ["planner"]}}
 
 Some **fields** are narrower than their document (:data:`FIELD_READERS`): a guest's
-``notes`` are for the couple, the planner and family, while vendors, who read the guest list
-for the catering, keep seeing ``dietary`` and ``meal``. The JSON views (the document read,
-versions) leave such a field out for other roles, entry events never carry notes, and edit-session
-events (``*.notes_edited``) reach them without their excerpts. A
-vendor's socket and binary reads still carry the whole guests document: a Yjs replica cannot
-be filtered per field (see the field-privacy design); the docs say so.
+``notes`` and ``contact`` are for the couple, the planner and family, while vendors, who read
+the guest list for the catering, keep seeing ``dietary`` and ``meal``. The JSON views (the
+document read, versions) leave such a field out for other roles, entry events never carry
+notes, and edit-session events (``*.notes_edited``) reach them without their excerpts. A Yjs
+replica cannot be filtered per field, so a role with hidden fields in a document reads a
+*projection* of it over its socket, binary reads and HTTP sync: a server-written copy
+without those fields (:mod:`crdt_server.features.projections`, :meth:`PermissionMatrix.projected`).
 """
 
 from __future__ import annotations
@@ -100,6 +101,8 @@ CAPABILITIES_KEY = "capabilities"
 FIELD_READERS: dict[tuple[str, str], frozenset[str]] = {
     # Private notes about a guest (family news, who not to seat together): not for vendors.
     ("guests", "notes"): _LEADS | {"family"},
+    # How to reach a guest (phone, email): for who invites them, not for vendors.
+    ("guests", "contact"): _LEADS | {"family"},
 }
 """(document, field) -> the roles that may read it; fields not listed are read by whoever
 reads their document. The timeline's run of show is not listed: everyone who reads the
@@ -183,6 +186,21 @@ class PermissionMatrix:
         return frozenset(
             f for (d, f), roles in FIELD_READERS.items() if d == doc and role not in roles
         )
+
+    def projected(self, role: str, doc: str) -> bool:
+        """Whether ``role`` reads ``doc`` through its projection: it reads the document and
+        some field of it is hidden from it (:meth:`hidden_fields`)."""
+        return doc in DOCUMENT_KINDS and bool(self.hidden_fields(role, doc))
+
+    def projections(self) -> dict[str, frozenset[str]]:
+        """Document -> the roles of the matrix that read it through a projection (those
+        that read it at all and have hidden fields in it)."""
+        found: dict[str, set[str]] = {}
+        for role in self.roles:
+            for doc in DOCUMENT_KINDS:
+                if self.projected(role, doc) and self.access(role, doc).can_read:
+                    found.setdefault(doc, set()).add(role)
+        return {doc: frozenset(roles) for doc, roles in found.items()}
 
     def can(self, role: str, capability: str) -> bool:
         """Whether ``role`` has ``capability`` (an unknown capability: nobody has it)."""

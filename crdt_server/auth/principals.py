@@ -63,6 +63,18 @@ class AuthError(Exception):
 
 
 class Authenticator(Protocol):
+    """Who a credential is and what they may do. The HTTP edge verifies a request's token
+    once (:meth:`verify`) and asks :meth:`authorize` per document it touches; the upgrade
+    does both at once (:meth:`authenticate`)."""
+
+    def verify(self, token: str | None) -> TokenClaims | None:
+        """The token's verified claims; ``None`` when there is none and anonymous access
+        is on. Raises :class:`AuthError` (401)."""
+
+    def authorize(self, claims: TokenClaims | None, wedding_id: str, doc: str) -> Principal:
+        """Who verified ``claims`` are to one document (no signature check: that was
+        :meth:`verify`'s), or raise :class:`AuthError` (401 revoked, 403 not theirs)."""
+
     def authenticate(
         self, wedding_id: str, doc: str, token: str | None, headers: Mapping[str, str]
     ) -> Principal:
@@ -79,6 +91,12 @@ def anonymous_for(doc: str) -> Principal:
 
 class AllowAnonymous:
     """Everybody may read and write: for local demos and benchmarks only."""
+
+    def verify(self, token: str | None) -> TokenClaims | None:
+        return None
+
+    def authorize(self, claims: TokenClaims | None, wedding_id: str, doc: str) -> Principal:
+        return anonymous_for(doc)
 
     def authenticate(
         self, wedding_id: str, doc: str, token: str | None, headers: Mapping[str, str]
@@ -147,12 +165,21 @@ class TokenAuthenticator:
         except TokenError as exc:
             raise AuthError(401, str(exc)) from exc
 
+    def verify(self, token: str | None) -> TokenClaims | None:
+        if not token and self._allow_anonymous:
+            return None
+        return self.claims(token)
+
     def authenticate(
         self, wedding_id: str, doc: str, token: str | None, headers: Mapping[str, str]
     ) -> Principal:
-        if not token and self._allow_anonymous:
-            return anonymous_for(doc)
-        claims = self.claims(token)
+        return self.authorize(self.verify(token), wedding_id, doc)
+
+    def authorize(self, claims: TokenClaims | None, wedding_id: str, doc: str) -> Principal:
+        if claims is None:
+            if self._allow_anonymous:
+                return anonymous_for(doc)
+            raise AuthError(401, "a token is required (token query parameter or Bearer header)")
         if self._revocations.revoked(claims, wedding_id):
             raise AuthError(401, "token revoked")
         if wedding_id not in claims.weddings:

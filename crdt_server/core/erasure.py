@@ -153,8 +153,11 @@ class ErasureService:
         found |= await self._weddings.edit(f"{wedding_id}/seating", remove("assignments"), origin)
         # Restore points, delivery payloads and findings quoting their name go.
         await self._registry.hooks.guest_erased(wedding_id, guest_id)
-        for kind in ROOM_KINDS:
-            await self._rewrite(f"{wedding_id}/{kind}")
+        # Copies the server derives from the documents (a vendor's projection of the
+        # guests) drop the guest first, then are rewritten like the documents.
+        derived = await self._registry.hooks.derived_rooms(wedding_id)
+        for name in [f"{wedding_id}/{kind}" for kind in ROOM_KINDS] + derived:
+            await self._rewrite(name)
         # Their events (guest.added carries the name) go too; the removal's own event holds
         # only the id.
         await self._store.erase_entity_events(wedding_id, guest_id)

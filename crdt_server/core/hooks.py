@@ -173,6 +173,12 @@ class Extension:
         """``sub`` was revoked (here or, told on the bus, in another process): drop what
         they may no longer see or do."""
 
+    async def derived_rooms(self, wedding_id: str) -> Sequence[str]:
+        """The rooms this extension writes from the wedding's documents (projections),
+        once each holds what its source has committed: erasing a person rewrites their
+        logs after the documents' (awaited before erasure folds the logs)."""
+        return ()
+
     async def start(self, core: Core) -> None:
         """The server is starting: the store is open and the registry built; keep what is
         needed from ``core``. Raising aborts the start."""
@@ -219,6 +225,7 @@ class Hooks:
         self._connect = users("on_connect")
         self._disconnect = users("on_disconnect")
         self._bus = users("on_bus_event")
+        self._derived = users("derived_rooms")
         self.wants_changes = any(e.wants_changes for e in self.extensions)
         self.wants_overwrites = any(e.wants_overwrites for e in self.extensions)
 
@@ -321,6 +328,14 @@ class Hooks:
                 ext.on_revoked(sub, wedding)
             except Exception:
                 log.exception("extension %s failed on a revocation", ext.name)
+
+    async def derived_rooms(self, wedding_id: str) -> list[str]:
+        """Every extension's :meth:`Extension.derived_rooms` of the wedding (a failure
+        raises: an erasure must not skip a copy it cannot bring up to date)."""
+        names: list[str] = []
+        for ext in self._derived:
+            names.extend(await ext.derived_rooms(wedding_id))
+        return names
 
     async def start(self, core: Core) -> None:
         for ext in self.extensions:

@@ -26,7 +26,7 @@ from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.room import Room
 from crdt_server.documents import DOCUMENT_KINDS, apply_operation, to_json
 from crdt_server.errors import CloseCode, ProtocolError
-from crdt_server.names import CONFLICTS, ROOM_KINDS
+from crdt_server.names import CONFLICTS
 from crdt_server.storage import DocumentStore
 
 __all__ = ["StoredCopies", "WeddingService"]
@@ -137,13 +137,14 @@ class WeddingService:
             return data
 
     async def read_json_at(
-        self, wedding_id: str, kind: str, *, rich: bool = False
+        self, wedding_id: str, kind: str, *, rich: bool = False, room: str | None = None
     ) -> tuple[dict[str, Any], bytes]:
         """:meth:`read_json` of a wedding document with the state vector it shows (an
-        index into one of its texts is only meaningful with it)."""
-        async with self.room(f"{wedding_id}/{kind}") as room:
-            data, state = to_json(room.doc, kind, rich=rich), room.doc.get_state()
-            await room.wait_committed()
+        index into one of its texts is only meaningful with it); ``room``: read it from
+        that room instead (a projection of the document)."""
+        async with self.room(room or f"{wedding_id}/{kind}") as found:
+            data, state = to_json(found.doc, kind, rich=rich), found.doc.get_state()
+            await found.wait_committed()
             return data, state
 
     async def apply_update(self, name: str, update: bytes, actor: Actor) -> bool:
@@ -266,8 +267,9 @@ class WeddingService:
         wedding is :meth:`crdt_server.core.erasure.ErasureService.erase_wedding`)."""
         self._copies.drop_wedding(wedding_id)
         closed: list[Room] = []
-        for kind in ROOM_KINDS:
-            room = self._registry.rooms.get(f"{wedding_id}/{kind}")
+        prefix = f"{wedding_id}/"  # its documents and the rooms derived from them
+        for name in [n for n in self._registry.rooms if n.startswith(prefix)]:
+            room = self._registry.rooms.get(name)
             if room is not None:
                 room.close_all(CloseCode.DOCUMENT_DELETED, "this wedding was deleted")
                 self._registry.forget(room)

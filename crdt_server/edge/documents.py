@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 from pycrdt import Doc
 from starlette.responses import Response
 
-from crdt_server.auth.principals import AuthError, Principal
+from crdt_server.auth.principals import Principal
 from crdt_server.codec.protocol import read_var_uint, write_var_uint
 from crdt_server.core.hooks import Actor
 from crdt_server.documents import DOCUMENT_KINDS, to_json
@@ -35,8 +35,8 @@ from crdt_server.edge.routing import (
     Route,
     binary_response,
     json_response,
-    request_token,
 )
+from crdt_server.edge.upgrade import projector_of
 from crdt_server.errors import PeerError
 from crdt_server.names import document_name, valid_wedding_id
 
@@ -50,12 +50,7 @@ STATE_VECTOR_HEADER = "Yjs-State-Vector"
 def _principal(call: Call, wedding_id: str, doc: str, *, write: bool) -> Principal:
     if document_name(wedding_id, doc) is None:
         raise ApiError(404, "no such document")
-    try:
-        principal = call.state.authenticator.authenticate(
-            wedding_id, doc, request_token(call.request), call.request.headers
-        )
-    except AuthError as exc:
-        raise ApiError(exc.status_code, exc.message) from exc
+    principal = call.principal(wedding_id, doc)
     if write and not principal.can_write:
         raise ApiError(403, f"{doc!r} is read-only for you")
     return principal
@@ -64,6 +59,19 @@ def _principal(call: Call, wedding_id: str, doc: str, *, write: bool) -> Princip
 def _document(call: Call, *, write: bool) -> tuple[str, str, Principal]:
     wedding_id, doc = call.path("wedding_id"), call.path("doc")
     return f"{wedding_id}/{doc}", doc, _principal(call, wedding_id, doc, write=write)
+
+
+async def _readable_room(call: Call, name: str, doc: str, principal: Principal) -> str:
+    """The room ``principal`` reads ``name`` from: the document itself, or, where fields of
+    it are hidden from its role, its projection (brought up to date first)."""
+    projections = projector_of(call.state.hooks.extensions)
+    wedding_id = call.path("wedding_id")
+    projected = projections and projections.room_for(wedding_id, doc, principal.role)
+    if not projected:
+        return name
+    assert projections is not None
+    await projections.current(projected)
+    return projected
 
 
 def writer_principal(call: Call, wedding_id: str, doc: str) -> Principal:
@@ -121,14 +129,15 @@ async def read_document(call: Call) -> Response:
     name, doc, principal = _document(call, write=False)
     if "at" in call.request.query_params:
         return await _read_version(call, name, doc, principal)
+    room = await _readable_room(call, name, doc, principal)
     if BINARY in call.request.headers.get("accept", ""):
-        return binary_response(await call.state.weddings.snapshot(name))
+        return binary_response(await call.state.weddings.snapshot(room))
     rich = _rich(call)
     wedding_id = call.path("wedding_id")
     if doc not in DOCUMENT_KINDS:
         view = await call.state.weddings.read_json(wedding_id, doc, rich=rich)
         return json_response(view)
-    view, state = await call.state.weddings.read_json_at(wedding_id, doc, rich=rich)
+    view, state = await call.state.weddings.read_json_at(wedding_id, doc, rich=rich, room=room)
     response = json_response(_visible(call, view, doc, principal))
     # What an index into one of its texts was counted against (splice_notes).
     response.headers[STATE_VECTOR_HEADER] = base64.b64encode(state).decode()
@@ -185,6 +194,9 @@ async def _read_version(call: Call, name: str, doc: str, principal: Principal) -
     seq, state = found
     headers = {"Version-Seq": str(seq)}
     if BINARY in call.request.headers.get("accept", ""):
+        if call.state.permissions.hidden_fields(principal.role, doc):
+            # A version's bytes are the whole document: its JSON leaves hidden fields out.
+            raise ApiError(403, f"earlier versions of {doc!r} are open to you as JSON only")
         response = binary_response(state.get_update())
     else:
         view = to_json(state, doc, rich=_rich(call))
@@ -227,9 +239,12 @@ async def sync(call: Call) -> Response:
         update = base64_field(request.update, "update")
     if update and not principal.can_write:
         raise ApiError(403, f"{doc!r} is read-only for you")
+    room = await _readable_room(call, name, doc, principal)
+    if update and room != name:
+        raise ApiError(403, f"{doc!r} is read-only for you (you read it without some fields)")
     weddings = call.state.weddings
-    diff = await weddings.sync(name, state_vector or b"\x00", update, _origin(principal))
-    server_state = await weddings.state_vector(name)
+    diff = await weddings.sync(room, state_vector or b"\x00", update, _origin(principal))
+    server_state = await weddings.state_vector(room)
     if binary:
         out = write_var_uint(len(diff)) + diff + write_var_uint(len(server_state)) + server_state
         return binary_response(out)

@@ -5,13 +5,14 @@ limiter), its body (kind and model) and its answers. From the same values the ap
 Starlette routes (:func:`starlette_routes`) and clients get the OpenAPI document
 (:mod:`crdt_server.edge.openapi`). A feature adds its routes, with their models, in one list.
 
-What every route does before its handler, in order: the rate limit (429), then the body,
-read under the family's size limit while it streams (413 before any parsing).
+What every route does before its handler, in order: the caller's credential, resolved once
+as one of the kinds the route accepts (401 otherwise; :mod:`crdt_server.edge.identity`),
+the rate limit (429), then the body, read under the family's size limit while it streams
+(413 before any parsing).
 """
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -21,8 +22,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 
-from crdt_server.auth.tokens import TokenError
+from crdt_server.auth.principals import AuthError, Principal
 from crdt_server.edge.bodies import decode_json
+from crdt_server.edge.identity import PUBLIC, Caller, CredentialKind, resolve
 from crdt_server.edge.problems import ApiError, FieldProblem
 from crdt_server.edge.ratelimit import Priority, Subject
 from crdt_server.edge.state import ServerState, server_state
@@ -86,9 +88,7 @@ def is_admin(call: Call) -> bool:
 
     The key is only taken from the ``Authorization`` header, never from the URL (URLs end
     up in logs)."""
-    key = call.state.settings.admin_api_key
-    given = bearer_token(None, call.request.headers.get("authorization"))
-    return bool(key) and given is not None and hmac.compare_digest(given.encode(), key.encode())
+    return call.caller.kind == "admin"
 
 
 def require_admin(call: Call) -> None:
@@ -122,6 +122,18 @@ class Call:
     state: ServerState
     route: Route
     body: bytes = b""
+    caller: Caller = PUBLIC
+    """The request's credential, resolved once before the handler."""
+
+    def principal(self, wedding_id: str, doc: str) -> Principal:
+        """The caller as seen by one document, from the claims verified once for this
+        request (:class:`ApiError` 401/403)."""
+        if self.caller.kind != "jwt":
+            raise ApiError(401, "a token is required (token query parameter or Bearer header)")
+        try:
+            return self.state.authenticator.authorize(self.caller.claims, wedding_id, doc)
+        except AuthError as exc:
+            raise ApiError(exc.status_code, exc.message) from exc
 
     def path(self, name: str) -> str:
         value: str = self.request.path_params[name]
@@ -155,6 +167,10 @@ class Route:
     handler: Handler
     family: Family
     security: Security = "token"
+    accepts: frozenset[CredentialKind] | None = None
+    """The kinds of credential the route takes (:mod:`crdt_server.edge.identity`); by
+    default what ``security`` says: ``token`` a JWT, ``admin`` the admin key, ``none``
+    none (a public route reads no credential)."""
     body: BodyKind = "none"
     request_model: Any = None
     """The JSON body's type (a msgspec Struct), if the route reads JSON."""
@@ -179,17 +195,26 @@ class Route:
     it every request is ``normal``."""
     in_schema: bool = True
 
+    @property
+    def kinds(self) -> frozenset[CredentialKind] | None:
+        """The credential kinds the route takes; ``None`` for a public route."""
+        if self.accepts is not None:
+            return self.accepts
+        return _BY_SECURITY[self.security]
 
-def subject_of(request: Request, state: ServerState) -> Subject:
+
+_BY_SECURITY: dict[str, frozenset[CredentialKind] | None] = {
+    "token": frozenset({"jwt"}),
+    "admin": frozenset({"admin"}),
+    "none": None,
+}
+
+
+def subject_of(request: Request, caller: Caller) -> Subject:
     """Who the rate limiter counts: the verified token's subject, else the client address."""
-    token = request_token(request)
-    if token:
-        try:
-            claims = state.token_codec.decode(token)
-        except TokenError:
-            pass
-        else:
-            return Subject(f"sub:{claims.sub}", claims.role)
+    claims = caller.claims
+    if claims is not None:
+        return Subject(f"sub:{claims.sub}", claims.role)
     client = request.client
     return Subject(f"addr:{client.host if client else 'unknown'}")
 
@@ -247,19 +272,33 @@ def takes_parameters(route: Route) -> bool:
 
 
 def _endpoint(route: Route) -> Callable[[Request], Awaitable[Response]]:
+    kinds = route.kinds
+
     async def endpoint(request: Request) -> Response:
         state = server_state(request)
         call = Call(request, state, route)
-        if route.priority is None:
+        refused: ApiError | None = None
+        if kinds is not None:
+            key = state.settings.admin_api_key
+            try:
+                if kinds == {"admin"} and not key:
+                    raise ApiError(403, "the admin API is disabled: set CRDT_SERVER_ADMIN_API_KEY")
+                call.caller = resolve(request, kinds, state.authenticator, key)
+            except ApiError as exc:
+                # Counted all the same (by address): guessing credentials is rate limited.
+                refused = exc
+        if route.priority is None or refused is not None:
             if route.family != "public":
-                state.limiter.check(route.family, subject_of(request, state))
+                state.limiter.check(route.family, subject_of(request, call.caller))
+            if refused is not None:
+                raise refused
             if route.body != "none":
                 call.body = await read_body(request, body_limit(route, state, request))
         else:
             # The priority is in the body: read it (bounded) before counting the request.
             if route.body != "none":
                 call.body = await read_body(request, body_limit(route, state, request))
-            subject = subject_of(request, state)
+            subject = subject_of(request, call.caller)
             state.limiter.check(route.family, subject, priority=route.priority(call))
         _refuse_nul_parameters(route, request)
         return await route.handler(call)

@@ -9,19 +9,33 @@ stock y-websocket client reconnects at once after any accepted-then-closed socke
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import dataclasses
+import logging
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from crdt_server.auth.principals import Authenticator, AuthError, Principal
 from crdt_server.core.limits import ConnectionCounter, RateLimiter
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.session import serve_connection
-from crdt_server.names import document_name
+from crdt_server.names import document_name, projection_of
 from crdt_server.settings import Settings
 from crdt_server.wire.gate import NO_SUCH_DOCUMENT, STATE_KEY, Refusal, UpgradeGate, bearer_token
 from crdt_server.wire.transport import Transport
 
-__all__ = ["NO_SUCH_DOCUMENT", "STATE_KEY", "Admitted", "Gate", "Refusal", "bearer_token"]
+__all__ = [
+    "NO_SUCH_DOCUMENT",
+    "STATE_KEY",
+    "Admitted",
+    "Gate",
+    "Projector",
+    "Refusal",
+    "bearer_token",
+    "projector_of",
+]
+
+log = logging.getLogger("crdt_server.edge.upgrade")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +52,33 @@ UPGRADE_RETRY_SECONDS = 1
 """``Retry-After`` when upgrades from one address come faster than allowed per second."""
 SLOT_RETRY_SECONDS = 5
 """``Retry-After`` when an address or a user has as many connections open as allowed."""
+
+
+@runtime_checkable
+class Projector(Protocol):
+    """What serves a role a projection of a document instead of the document (the
+    projections feature, when the server runs it): a server-written room without the
+    fields the role may not read."""
+
+    def room_for(self, wedding_id: str, doc: str, role: str) -> str | None:
+        """The projection room ``role`` reads ``doc`` through, or ``None``."""
+        ...
+
+    def projected_documents(self, role: str) -> list[str]:
+        """The documents ``role`` reads through projections, sorted."""
+        ...
+
+    async def current(self, name: str) -> None:
+        """Wait until projection ``name`` holds what its source has committed now."""
+        ...
+
+
+def projector_of(extensions: Iterable[object]) -> Projector | None:
+    """The server's :class:`Projector` among its extensions, if it runs one."""
+    for ext in extensions:
+        if isinstance(ext, Projector):
+            return ext
+    return None
 
 
 class Gate:
@@ -101,6 +142,12 @@ class Gate:
             return self.refuse(
                 Refusal(429, "too many open connections for this user", SLOT_RETRY_SECONDS)
             )
+        projections = projector_of(self.registry.hooks.extensions)
+        projected = projections and projections.room_for(wedding_id, doc, principal.role)
+        if projected:
+            # Fields of this document are hidden from the role: it syncs with the
+            # server-written projection instead, read-only whatever its token says.
+            name, principal = projected, dataclasses.replace(principal, can_write=False)
         return Admitted(name, principal, address, counted)
 
     def refuse(self, refusal: Refusal) -> Refusal:
@@ -118,6 +165,12 @@ class Gate:
         metrics = self.registry.metrics
         metrics.sync_connections.labels(metrics.worker).inc()
         try:
+            projections = projector_of(self.registry.hooks.extensions)
+            if projections is not None and projection_of(admitted.name) is not None:
+                try:  # built and current before its first sync step
+                    await projections.current(admitted.name)
+                except Exception as exc:  # a stale projection still hides what it must
+                    log.warning("projection %s not brought up to date: %r", admitted.name, exc)
             await serve_connection(
                 transport,
                 self.registry,

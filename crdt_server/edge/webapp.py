@@ -29,14 +29,14 @@ from typing import Literal
 import msgspec
 from starlette.responses import RedirectResponse, Response
 
-from crdt_server.auth.principals import AuthError, Principal
-from crdt_server.auth.tokens import TokenError
+from crdt_server.auth.principals import Principal
 from crdt_server.documents.demo import DEMO_WEDDING_ID
 from crdt_server.edge.demo import DEMO_PEOPLE, demo_links
+from crdt_server.edge.identity import unauthorized
 from crdt_server.edge.links import public_url
-from crdt_server.edge.problems import ApiError, FieldProblem, problem_response
+from crdt_server.edge.problems import ApiError, problem_response
 from crdt_server.edge.routing import Call, Route, json_response
-from crdt_server.edge.upgrade import bearer_token
+from crdt_server.edge.upgrade import projector_of
 from crdt_server.names import ROOM_KINDS, valid_wedding_id
 from crdt_server.settings import is_loopback
 
@@ -127,15 +127,10 @@ class WeddingAccess(msgspec.Struct, frozen=True):
     expires_at: str | None
     docs: dict[str, Literal["write", "read", "none"]]
     """Every room kind (``timeline``, ``budget``, ``guests``, ``seating``, ``conflicts``)."""
-
-
-def _unauthorized(detail: str) -> ApiError:
-    return ApiError(
-        401,
-        detail,
-        errors=[FieldProblem("token", detail)],
-        headers={"WWW-Authenticate": 'Bearer realm="crdt-server"'},
-    )
+    projected: list[str] = []
+    """The documents the holder reads through a projection (without the fields hidden from
+    their role): a different room behind the same URL, read-only. An app that kept a local
+    copy of such a document from before drops it rather than merging it back."""
 
 
 def _not_found(detail: str) -> Response:
@@ -292,25 +287,21 @@ async def refresh_token(call: Call) -> Response:
     """Exchange a valid token (``Authorization: Bearer``) for a fresh one with the same
     claims. 401 for a missing, bad, expired or revoked token, or a session past
     ``session_max_lifetime_seconds``; 403 when this server cannot sign tokens."""
-    token = bearer_token(None, call.request.headers.get("authorization"))
-    if token is None:
-        raise _unauthorized("send the token as Authorization: Bearer")
+    claims = call.caller.claims  # verified once, before the handler
+    if claims is None:
+        raise unauthorized("send the token as Authorization: Bearer")
     state = call.state
     settings, codec, revocations = state.settings, state.token_codec, state.revocations
-    try:
-        claims = codec.decode(token)
-    except TokenError as exc:
-        raise _unauthorized(str(exc)) from exc
     if claims.iat is None:
-        raise _unauthorized("a token without 'iat' cannot be refreshed")
+        raise unauthorized("a token without 'iat' cannot be refreshed")
     if any(revocations.revoked(claims, wedding) for wedding in claims.weddings):
-        raise _unauthorized("token revoked")
+        raise unauthorized("token revoked")
     now = time.time()
     signed_in = claims.auth_time if claims.auth_time is not None else claims.iat
     lifetime = min(claims.exp - claims.iat, settings.token_ttl_seconds)
     expires = min(now + lifetime, signed_in + settings.session_max_lifetime_seconds)
     if expires - now < 1:
-        raise _unauthorized("this session reached its maximum lifetime; sign in again")
+        raise unauthorized("this session reached its maximum lifetime; sign in again")
     try:
         fresh = codec.mint(
             sub=claims.sub,
@@ -332,18 +323,16 @@ async def wedding_access(call: Call) -> Response:
     wedding_id = call.path("wedding_id")
     if not valid_wedding_id(wedding_id):
         raise ApiError.field(404, "wedding_id", "no such wedding id")
-    authenticator = call.state.authenticator
-    token = bearer_token(None, call.request.headers.get("authorization"))
     docs: dict[str, Literal["write", "read", "none"]] = {}
     who: Principal | None = None
     for kind in ROOM_KINDS:
         try:
-            principal = authenticator.authenticate(wedding_id, kind, token, call.request.headers)
-        except AuthError as exc:
+            principal = call.principal(wedding_id, kind)
+        except ApiError as exc:
             if exc.status_code == 401:
-                raise _unauthorized(exc.message) from exc
+                raise unauthorized(exc.message) from exc
             if exc.status_code != 403:
-                raise ApiError(exc.status_code, exc.message) from exc
+                raise
             docs[kind] = "none"
             continue
         docs[kind] = "write" if principal.can_write else "read"
@@ -351,4 +340,14 @@ async def wedding_access(call: Call) -> Response:
     if who is None:
         raise ApiError(403, "no document of this wedding is open to you")
     expires = _rfc3339(who.expires_at) if who.expires_at is not None else None
-    return json_response(WeddingAccess(wedding_id, who.user_id, who.name, who.role, expires, docs))
+    projections = projector_of(call.state.hooks.extensions)
+    projected = [
+        doc
+        for doc in (projections.projected_documents(who.role) if projections else [])
+        if docs.get(doc) != "none"
+    ]
+    for doc in projected:
+        docs[doc] = "read"  # its socket is read-only, whatever the token's overrides say
+    return json_response(
+        WeddingAccess(wedding_id, who.user_id, who.name, who.role, expires, docs, projected)
+    )

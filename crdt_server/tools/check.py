@@ -24,7 +24,7 @@ from pycrdt import Doc, Map
 from crdt_server.codec.updates import UpdateError, inspect_update
 from crdt_server.core.crdt import CrdtFailure, RoomDocument, crdt_call, replay
 from crdt_server.documents import DOCUMENT_KINDS, DocumentError, to_json
-from crdt_server.names import CONFLICTS, ROOM_KINDS, WEDDING_ID_PATTERN
+from crdt_server.names import CONFLICTS, ROOM_KINDS, WEDDING_ID_PATTERN, projection_of
 from crdt_server.storage import DocumentStore
 
 __all__ = ["DocumentReport", "SqliteFileReport", "check_sqlite_file", "check_store"]
@@ -62,7 +62,10 @@ async def check_store(store: DocumentStore, prefix: str = "") -> list[DocumentRe
         report = DocumentReport(name)
         reports.append(report)
         wedding, _, kind = name.partition("/")
-        if WEDDING_ID_PATTERN.fullmatch(wedding) is None or kind not in ROOM_KINDS:
+        projection = projection_of(name)
+        if projection is not None:
+            kind = projection[1]  # a projection is checked as the document it projects
+        elif WEDDING_ID_PATTERN.fullmatch(wedding) is None or kind not in ROOM_KINDS:
             report.problems.append("not a room name the server would ever store")
         stored = await store.load(name)
         if stored is None:

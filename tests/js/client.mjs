@@ -63,6 +63,8 @@ const emitEvent = (name, fields) => emit({ event: name, ...fields })
 let doc = null
 /** @type {any} */
 let provider = null
+/** Every binary frame the provider's sockets received, as they came (see "received"). */
+const receivedFrames = []
 /** root name -> 'map' | 'array' | 'text' */
 const rootTypes = new Map()
 /** callbacks run whenever the doc or the awareness changes (used by waitFor / waitAwareness) */
@@ -311,7 +313,17 @@ const closeEventFields = (ev) =>
     : { local: false, code: ev.code ?? null, reason: ev.reason ?? '', wasClean: ev.wasClean ?? null }
 
 const attachProviderEvents = (p) => {
-  p.on('status', ({ status }) => emitEvent('status', { status }))
+  p.on('status', ({ status }) => {
+    emitEvent('status', { status })
+    const ws = p.ws
+    if (status === 'connected' && ws && !ws.__recorded) {
+      ws.__recorded = true
+      ws.addEventListener('message', (ev) => {
+        const data = ev.data
+        receivedFrames.push(Buffer.from(data instanceof ArrayBuffer ? new Uint8Array(data) : data))
+      })
+    }
+  })
   p.on('synced', (synced) => {
     emitEvent('synced', { synced: Boolean(synced) })
     notifyChange()
@@ -486,6 +498,10 @@ const commands = {
     Y.applyUpdate(requireDoc(), b64decode(a.update), a.origin ?? null)
     return {}
   },
+
+  // every binary frame received so far, concatenated, as base64 (raw bytes: what a
+  // client was sent, whether or not its Y.Doc kept it)
+  received: async () => ({ frames: receivedFrames.length, bytes: b64encode(Buffer.concat(receivedFrames)) }),
 
   status: async () => {
     const p = requireProvider()

@@ -11,6 +11,7 @@ import msgspec
 import pytest
 
 from crdt_server.storage import (
+    DROPPED_FEATURE_ROWS,
     DocumentStore,
     FeatureRow,
     Gateway,
@@ -124,14 +125,20 @@ async def test_feature_rows_commit_with_their_updates(store: DocumentStore) -> N
     )
     assert len(seqs) == 1
     assert await gateway.fetch("SELECT body FROM {t}gw_notes") == [("with the update",)]
-    # A failed batch stores none of it: the second row breaks the primary key.
-    with pytest.raises(StoreError):
-        await store.append(
-            [NewUpdate("w1/guests", b"\x00\x00", "conn")],
-            rows=[note("w1", "b", "new"), note("w1", "a", "again")],
-        )
-    assert await gateway.fetch("SELECT id FROM {t}gw_notes") == [("a",)]
-    assert len(await store.history("w1/guests")) == 1
+    # A row that cannot be written never refuses its update (the domain observes, it never
+    # gates): it is left out and counted; the update and the other rows commit.
+    dropped = DROPPED_FEATURE_ROWS.get("gw_notes", 0)
+    seqs = await store.append(
+        [NewUpdate("w1/guests", b"\x00\x00", "conn")],
+        rows=[note("w1", "b", "new"), note("w1", "a", "again")],  # "a": the key exists
+    )
+    assert len(seqs) == 1
+    assert sorted(await gateway.fetch("SELECT id, body FROM {t}gw_notes")) == [
+        ("a", "with the update"),
+        ("b", "new"),
+    ]
+    assert len(await store.history("w1/guests")) == 2
+    assert DROPPED_FEATURE_ROWS["gw_notes"] == dropped + 1
     with pytest.raises(StoreError):  # a table no installed schema declared
         await store.append([], rows=[FeatureRow("updates", (("doc", "x"),))])
 

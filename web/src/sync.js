@@ -127,7 +127,16 @@ class Room {
     this.name = `${sync.wedding}/${kind}`
     this.doc = new Y.Doc()
     this.storedLocally = true
-    this.persistence = persist ? new IndexeddbPersistence(`crdt-server:${this.name}`, this.doc) : null
+    // A projected document (the server hides some of its fields from this role: /access
+    // lists it) is another room behind the same URL: its local copy has its own name, and
+    // the copy kept of the other one (from before the server projected it, or since it
+    // stopped) is dropped rather than merged into a read-only view.
+    const projected = (sync.projected || []).includes(kind)
+    const local = `crdt-server:${this.name}`
+    if (persist) dropDatabase(projected ? local : `${local}@projection`)
+    this.persistence = persist
+      ? new IndexeddbPersistence(projected ? `${local}@projection` : local, this.doc)
+      : null
     this.pending = new PendingEdits(`crdt-server.pending:${this.name}`, () => sync.changed())
     this.provider = new WebsocketProvider(sync.wsUrl, this.name, this.doc, {
       params: { token: sync.token },
@@ -198,6 +207,7 @@ export class WeddingSync {
     this.onClosed = onClosed
     this.frame = 0
     this.rooms = {}
+    this.projected = access.projected || []
     for (const kind of KINDS) {
       if (access.docs[kind] && access.docs[kind] !== 'none') {
         this.rooms[kind] = new Room(this, kind, access.docs[kind], { persist: true })
@@ -301,6 +311,13 @@ export class WeddingSync {
     }
     return [...people.values()].sort((a, b) => a.name.localeCompare(b.name))
   }
+}
+
+/** Delete one IndexedDB database if this device has it (no error if not). */
+function dropDatabase (name) {
+  if (typeof indexedDB === 'undefined') return
+  const request = indexedDB.deleteDatabase(name)
+  request.onerror = request.onblocked = () => {}
 }
 
 /**

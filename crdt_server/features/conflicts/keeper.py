@@ -134,7 +134,7 @@ class ConflictsKeeper(Extension):
 
     def on_change(self, room: Room) -> None:
         wedding_id, kind = room.wedding_id, room.kind
-        if kind == CONFLICTS or wedding_id in self._scheduled:
+        if kind not in DOCUMENT_KINDS or wedding_id in self._scheduled:
             return
         loop = asyncio.get_running_loop()
         delay = refresh_delay(self._debounce, len(self._scheduled) + 1, self._cost)

@@ -115,6 +115,15 @@ def shown_to(call: Call, role: str, event: StoredEvent) -> dict[str, Any]:
         if not isinstance(field, str) or not permissions.can_read_field(role, event.doc, field):
             data.pop("before", None)
             data.pop("after", None)
+    elif isinstance(data, dict) and event.doc:
+        # An entry's fields (added, removed, changed) the role may not read: a guest's
+        # contact for a vendor.
+        hidden = call.state.permissions.hidden_fields(role, event.doc)
+        for key in ("fields", "before", "changes") if hidden else ():
+            fields = data.get(key)
+            if isinstance(fields, dict):
+                for name in hidden:
+                    fields.pop(name, None)
     return item
 
 
@@ -190,7 +199,7 @@ async def stream(call: Call) -> Response:
     """Follow the wedding's events as Server-Sent Events."""
     wedding_id = call.path("wedding_id")
     after, types = _resume_after(call), _types(call)  # checked before a ticket is used up
-    ticket = call.request.query_params.get("ticket")
+    ticket = call.caller.secret if call.caller.kind == "ticket" else None
     if ticket:
         payload = await call.state.store.take_ticket(_digest(ticket), time.time())
         if payload is None:
@@ -378,6 +387,7 @@ def event_routes() -> list[Route]:
             "Follow the wedding's events as Server-Sent Events",
             stream,
             "read",
+            accepts=frozenset({"jwt", "ticket"}),
             query=(
                 QueryParam("after", {"type": "integer", "minimum": 0}),
                 QueryParam("types", {"type": "string"}),

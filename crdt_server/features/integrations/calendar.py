@@ -28,6 +28,7 @@ from starlette.responses import Response
 from crdt_server.documents.model import parse_instant
 from crdt_server.documents.schema import TimelineItem
 from crdt_server.edge.documents import capable_principal, readable_documents
+from crdt_server.edge.identity import CALENDAR_TOKEN_PREFIX
 from crdt_server.edge.links import public_url
 from crdt_server.edge.problems import ApiError
 from crdt_server.edge.routing import Call, QueryParam, Route, json_response, wedding_path
@@ -36,7 +37,7 @@ from crdt_server.features.integrations.tables import CalendarToken, FeedItem
 
 __all__ = ["TOKEN_PREFIX", "calendar_routes", "render_calendar"]
 
-TOKEN_PREFIX = "cal_"
+TOKEN_PREFIX = CALENDAR_TOKEN_PREFIX
 CALENDAR = "text/calendar; charset=utf-8"
 _STATUS = {
     "planned": "TENTATIVE",
@@ -140,9 +141,8 @@ def _matches(header: str, etag: str) -> bool:
 async def feed(call: Call) -> Response:
     wedding_id = wedding_path(call)
     service = call.state.extension(IntegrationService)
-    token = call.request.query_params.get("token", "")
-    if token.startswith(TOKEN_PREFIX):
-        if await service.rows.token_wedding(_digest(token)) != wedding_id:
+    if call.caller.kind == "calendar":
+        if await service.rows.token_wedding(_digest(call.caller.secret or "")) != wedding_id:
             raise ApiError.field(401, "token", "unknown or revoked calendar token")
     else:
         if "timeline" not in readable_documents(call, wedding_id):
@@ -205,6 +205,7 @@ def calendar_routes() -> list[Route]:
             "calendar token, or a token that may read the timeline",
             feed,
             "read",
+            accepts=frozenset({"jwt", "calendar"}),
             media_type="text/calendar",
             query=(QueryParam("token", {"type": "string"}, "a calendar token (cal_...)"),),
             errors=(*auth, 503),

@@ -17,7 +17,7 @@ import msgspec
 from pycrdt import Doc
 from starlette.responses import Response
 
-from crdt_server.auth.principals import AuthError, Principal
+from crdt_server.auth.principals import Principal
 from crdt_server.core.hooks import Actor
 from crdt_server.documents.guest_csv import (
     CsvError,
@@ -33,7 +33,6 @@ from crdt_server.edge.routing import (
     Route,
     json_response,
     read_body,
-    request_token,
     wedding_path,
 )
 
@@ -81,12 +80,7 @@ class _Refused(Exception):
 
 
 def _principal(call: Call, wedding_id: str, *, write: bool) -> Principal:
-    try:
-        principal = call.state.authenticator.authenticate(
-            wedding_id, "guests", request_token(call.request), call.request.headers
-        )
-    except AuthError as exc:
-        raise ApiError(exc.status_code, exc.message) from exc
+    principal = call.principal(wedding_id, "guests")
     if write and not principal.can_write:
         raise ApiError(403, "the guest list is read-only for you")
     return principal
@@ -103,10 +97,11 @@ def _flag(call: Call, name: str) -> bool:
 
 async def export_csv(call: Call) -> Response:
     wedding_id = wedding_path(call)
-    _principal(call, wedding_id, write=False)
+    principal = _principal(call, wedding_id, write=False)
     bom = _flag(call, "bom")
     docs = await call.state.weddings.documents(wedding_id, kinds=("guests",))
-    text = export_guests(docs.get("guests"), bom=bom)
+    hidden = call.state.permissions.hidden_fields(principal.role, "guests")
+    text = export_guests(docs.get("guests"), bom=bom, hidden=hidden)
     headers = {
         "Content-Disposition": f'attachment; filename="{wedding_id}-guests.csv"',
         "Cache-Control": "no-store",

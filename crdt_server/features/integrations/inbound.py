@@ -26,7 +26,6 @@ from pycrdt import Doc
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from starlette.responses import Response
 
-from crdt_server.auth.principals import AuthError
 from crdt_server.core.hooks import Actor
 from crdt_server.documents import DOCUMENT_KINDS, OperationError, apply_operation
 from crdt_server.edge.bodies import decode_json
@@ -37,7 +36,6 @@ from crdt_server.edge.routing import (
     Route,
     is_admin,
     json_response,
-    request_token,
     wedding_path,
 )
 from crdt_server.features.events.log import EventLog
@@ -148,10 +146,8 @@ async def create_source(call: Call) -> Response:
         for doc in DOCUMENT_KINDS:
             if getattr(body.access, doc) == "write":
                 try:
-                    principal = call.state.authenticator.authenticate(
-                        wedding_id, doc, request_token(call.request), call.request.headers
-                    )
-                except AuthError:
+                    principal = call.principal(wedding_id, doc)
+                except ApiError:
                     principal = None
                 if principal is None or not principal.can_write:
                     raise ApiError.field(403, f"access.{doc}", "you may not write it yourself")
@@ -341,6 +337,7 @@ def inbound_routes() -> list[Route]:
             "(inbound.manage, or the admin key)",
             create_source,
             "write",
+            accepts=frozenset({"jwt", "admin"}),
             body="json",
             request_model=SourceRequest,
             response_model=SourceCreated,
@@ -354,6 +351,7 @@ def inbound_routes() -> list[Route]:
             "The wedding's incoming webhook sources (without secrets)",
             list_sources,
             "read",
+            accepts=frozenset({"jwt", "admin"}),
             response_model=SourcesAnswer,
             errors=auth,
         ),
@@ -364,6 +362,7 @@ def inbound_routes() -> list[Route]:
             "Remove an incoming webhook source (its deliveries are refused from then on)",
             delete_source,
             "write",
+            accepts=frozenset({"jwt", "admin"}),
             response_model=SourceDeleted,
             errors=auth,
         ),
@@ -376,6 +375,8 @@ def inbound_routes() -> list[Route]:
             receive,
             "write",
             security="none",
+            # No signature at all is refused by the handler like a bad one (one answer).
+            accepts=frozenset({"signature", "none"}),
             body="json",
             request_model=InboundBody,
             response_model=InboundAnswer,

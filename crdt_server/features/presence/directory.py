@@ -28,6 +28,7 @@ from crdt_server.core.hooks import Core, Extension
 from crdt_server.core.room import Room
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.features.events.log import rfc3339
+from crdt_server.names import projection_of
 
 __all__ = ["PresenceDirectory", "PresenceEntry"]
 
@@ -134,11 +135,7 @@ class PresenceDirectory(Extension):
         self._changed(room)
 
     def _changed(self, room: Room) -> None:
-        if (
-            room.kind not in DOCUMENT_KINDS
-            or self._core is None
-            or not self._core.registry.bus.shared
-        ):
+        if _document_of(room) is None or self._core is None or not self._core.registry.bus.shared:
             return
         self._dirty.add(room.wedding_id)
         if self._flush is None:
@@ -271,7 +268,7 @@ class PresenceDirectory(Extension):
         return {
             room.wedding_id
             for room in core.registry.rooms.values()
-            if room.kind in DOCUMENT_KINDS and room.connections
+            if _document_of(room) is not None and room.connections
         }
 
     def _local(self, wedding: str) -> list[_Seen]:
@@ -280,10 +277,12 @@ class PresenceDirectory(Extension):
         if core is None:
             return []
         seen: list[_Seen] = []
-        for kind in DOCUMENT_KINDS:
-            room = core.registry.rooms.get(f"{wedding}/{kind}")
-            if room is None:
-                continue
+        rooms = [
+            (kind, room)
+            for room in core.registry.rooms.values()
+            if room.wedding_id == wedding and (kind := _document_of(room)) is not None
+        ]
+        for kind, room in rooms:
             users: dict[str, _Seen] = {}
             for conn in room.connections:
                 p = conn.principal
@@ -298,3 +297,12 @@ class PresenceDirectory(Extension):
                     known.since = min(known.since, conn.connected_at)
             seen += users.values()
         return seen
+
+
+def _document_of(room: Room) -> str | None:
+    """The wedding document whose readers ``room`` holds: its own kind, or the document a
+    projection room projects (a vendor reading the guests is in ``guests``); else ``None``."""
+    if room.kind in DOCUMENT_KINDS:
+        return room.kind
+    found = projection_of(room.name)
+    return found[1] if found is not None else None

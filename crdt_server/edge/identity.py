@@ -1,0 +1,127 @@
+"""Who calls: a request's credential, resolved once, as exactly one kind.
+
+Every route declares the kinds of credential it takes (:attr:`Route.accepts
+<crdt_server.edge.routing.Route.accepts>`). Before its handler runs, the request's
+credential is read the one way (:func:`resolve`) and a kind the route does not take is
+refused with 401 naming it; a JWT is verified here, once, and handlers ask the permission
+matrix about its claims (:meth:`Call.principal <crdt_server.edge.routing.Call.principal>`),
+never verifying it again.
+
+The kinds, in the order they are recognised:
+
+- ``admin``: the admin API key, from the ``Authorization`` header only (never a URL);
+- ``ticket``: a one-use ``?ticket=`` of the event stream (checked by its route);
+- ``signature``: a Standard Webhooks signature (``webhook-signature``), for the inbound route;
+- ``calendar``: a calendar feed token (``?token=cal_...``), for the feed route;
+- ``jwt``: a signed token (``Authorization: Bearer`` or ``?token=``), verified here;
+- ``none``: no credential (anonymous access, when it is on, stands in for a JWT).
+
+Public routes (health, docs, the web app's files, unsubscribe links with their own key)
+read no credential: whatever a request to them carries is ignored, never verified.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Literal
+
+from starlette.requests import Request
+
+from crdt_server.auth.principals import Authenticator, AuthError
+from crdt_server.auth.tokens import TokenClaims
+from crdt_server.edge.problems import ApiError, FieldProblem
+from crdt_server.edge.upgrade import bearer_token
+
+__all__ = [
+    "CALENDAR_TOKEN_PREFIX",
+    "KINDS",
+    "Caller",
+    "CredentialKind",
+    "resolve",
+    "unauthorized",
+]
+
+CredentialKind = Literal["none", "jwt", "admin", "calendar", "ticket", "signature"]
+KINDS: tuple[CredentialKind, ...] = ("jwt", "admin", "calendar", "ticket", "signature", "none")
+
+CALENDAR_TOKEN_PREFIX = "cal_"
+"""Calendar feed tokens start with this (JWTs cannot: they start with ``ey``)."""
+
+_SPOKEN = {
+    "none": "no credential",
+    "jwt": "a token",
+    "admin": "the admin API key",
+    "calendar": "a calendar feed token",
+    "ticket": "an event stream ticket",
+    "signature": "a webhook signature",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """A request's credential, resolved once."""
+
+    kind: CredentialKind
+    claims: TokenClaims | None = None
+    """The verified claims of a ``jwt`` (``None`` for other kinds and anonymous access)."""
+    secret: str | None = None
+    """A calendar token or stream ticket as given (its route checks it against the store)."""
+
+
+PUBLIC = Caller("none")
+
+
+def unauthorized(detail: str, field: str = "token") -> ApiError:
+    """A 401 naming the credential at fault, with the ``WWW-Authenticate`` challenge."""
+    return ApiError(
+        401,
+        detail,
+        errors=[FieldProblem(field, detail)],
+        headers={"WWW-Authenticate": 'Bearer realm="crdt-server"'},
+    )
+
+
+def presented(request: Request, admin_key: str) -> tuple[CredentialKind, str | None]:
+    """The kind of credential a request carries, and its text (unverified)."""
+    header = request.headers.get("authorization")
+    in_header = bearer_token(None, header)
+    if in_header is not None and admin_key:
+        if hmac.compare_digest(in_header.encode(), admin_key.encode()):
+            return "admin", None
+    ticket = request.query_params.get("ticket")
+    if ticket:
+        return "ticket", ticket
+    if "webhook-signature" in request.headers:
+        return "signature", None
+    token = bearer_token(request.query_params.get("token"), header)
+    if token is None:
+        return "none", None
+    if token.startswith(CALENDAR_TOKEN_PREFIX):
+        return "calendar", token
+    return "jwt", token
+
+
+def resolve(
+    request: Request,
+    accepts: frozenset[CredentialKind],
+    authenticator: Authenticator,
+    admin_key: str,
+) -> Caller:
+    """The request's credential as one kind the route accepts (see the module docstring);
+    :class:`ApiError` 401 for a kind it does not take or a token that does not verify."""
+    kind, text = presented(request, admin_key)
+    if kind == "none" and "jwt" in accepts and "none" not in accepts:
+        # A JWT route without a token: anonymous access when it is on, else 401.
+        kind = "jwt"
+    if kind not in accepts:
+        wanted = " or ".join(_SPOKEN[k] for k in KINDS if k in accepts)
+        raise unauthorized(f"this route takes {wanted}, not {_SPOKEN[kind]}", "Authorization")
+    if kind != "jwt":
+        return Caller(kind, secret=text)
+    try:
+        return Caller("jwt", claims=authenticator.verify(text))
+    except AuthError as exc:
+        if exc.status_code == 401:
+            raise unauthorized(exc.message) from exc
+        raise ApiError(exc.status_code, exc.message) from exc

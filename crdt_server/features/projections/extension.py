@@ -1,0 +1,363 @@
+"""Keeps each projection room current with its source document.
+
+A projection (``w42/guests@vendor``) is a room like any other (stored, compacted, loaded,
+broadcast), except that only this extension writes it, with one Yjs client id per
+projection kept in :data:`~crdt_server.features.projections.tables.PROJECTION_CLIENTS`.
+Every change of a source document that some role reads through a projection (committed
+here, or by another process and heard on the bus: the ``on_change`` hook) marks its
+projections that are loaded here stale; one that is not loaded (nobody read it lately) is
+brought up to date when it loads, and before every read. One task per projection brings it
+up to date from the source as committed: :func:`~.mirror.mirror` on a copy of the
+projection, and the update that made is applied to the projection room like a client's
+(committed, then broadcast). Changes that come while a task runs are folded into its next
+round, so a burst of edits costs one round, not one per edit.
+
+Which roles are projected where comes from the permission matrix
+(:meth:`PermissionMatrix.projections`): a role that reads a document and may not read some
+of its fields. With several processes, a lease on the bus makes one of them the writer of a
+projection at a time; a new writer first integrates what the store has of it, so two
+processes never write the same client's clocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pycrdt import Doc, TransactionEvent
+
+from crdt_server.auth.permissions import PermissionMatrix
+from crdt_server.codec.updates import decode_state_vector, inspect_update
+from crdt_server.core.hooks import Actor, Core, Extension, StoredBatch
+from crdt_server.core.room import Room
+from crdt_server.documents.schema import META
+from crdt_server.features.projections.mirror import mirror
+from crdt_server.features.projections.tables import ProjectionClients
+from crdt_server.names import projection_name, projection_of
+
+__all__ = ["PROJECTOR", "Projections"]
+
+log = logging.getLogger("crdt_server.projections")
+
+PROJECTOR = Actor("server", "server", "server:projection")
+"""Who the projections' updates are credited to (the store's audit trail)."""
+MAX_WRITERS = 256
+"""Projections whose writer copy is kept between rounds (the most recently written)."""
+FULL_EVERY = 1000
+"""Every so many rounds (of all projections), a round looks at every entry of its
+projection even when the change records named the entries that changed: a safety net for a
+change the records missed (their failures are counted and logged)."""
+LEASE_SECONDS = 60.0
+"""How long one process is the writer of a projection (several processes): a lease on the
+bus, taken again once it lapsed; another process takes over only when it lapsed."""
+LEASE_MARGIN = 5.0
+"""A round starts only while the lease has this long left, and the lease is taken again
+only this long after it surely lapsed (the bus's lease cannot be extended): a writer pauses
+about twice this once a lease, never two processes write one client's clocks."""
+
+
+@dataclass(slots=True)
+class _State:
+    """One projection's writer in this process."""
+
+    stale: bool = False
+    full: bool = False
+    """The next round looks at every entry (else only at :attr:`touched`)."""
+    touched: set[tuple[str, str]] = field(default_factory=set)
+    """``(root, id)`` of the entries local commits changed since the last round."""
+    task: asyncio.Task[None] | None = None
+    retry: asyncio.TimerHandle | None = None
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+
+
+class Projections(Extension):
+    """Server-written copies of documents without the fields a role may not read."""
+
+    name = "projections"
+    wants_changes = True  # which entries each commit touched: a round looks at those only
+
+    def __init__(self, permissions: PermissionMatrix | None = None) -> None:
+        self._permissions = permissions
+        self._core: Core | None = None
+        self._clients: ProjectionClients | None = None
+        self._client_ids: dict[str, int] = {}
+        self._states: dict[str, _State] = {}
+        self._writers: OrderedDict[str, Doc[Any]] = OrderedDict()
+        """Projection -> a copy of its room's document written with its client id, kept
+        between rounds while it still equals the room's (only this process writes it)."""
+        self._projected: dict[str, frozenset[str]] = {}
+        """Document -> the roles that read it through a projection."""
+        self._hidden: dict[tuple[str, str], frozenset[str]] = {}
+        self._followed: weakref.WeakValueDictionary[str, Room] = weakref.WeakValueDictionary()
+        """Projection -> its loaded room, once a round looked at every entry while it was
+        loaded (every change of its source since marked it: no need to look at all)."""
+        self._stored: Room | None = None
+        self._leases: dict[str, float] = {}
+        """Projection -> when this process's lease on it lapses at the latest (monotonic;
+        several processes only)."""
+        self.rounds = 0
+        """Rounds that brought a projection up to date (for tests and benchmarks)."""
+
+    # -- what the edge asks -----------------------------------------------------------
+
+    def room_for(self, wedding_id: str, doc: str, role: str) -> str | None:
+        """The projection room ``role`` reads ``doc`` through, or ``None`` if it reads the
+        document itself."""
+        if role not in self._projected.get(doc, ()):
+            return None
+        return projection_name(wedding_id, doc, role)
+
+    def projected_documents(self, role: str) -> list[str]:
+        """The documents ``role`` reads through projections, sorted."""
+        return sorted(doc for doc, roles in self._projected.items() if role in roles)
+
+    async def current(self, name: str) -> None:
+        """Wait until projection ``name`` holds what its source has committed now (built
+        if missing). Raises what the round raised (the store failing)."""
+        room = self._require_core().registry.rooms.get(name)
+        followed = room is not None and self._followed.get(name) is room
+        # Followed since a full round: only what is pending; else a look at every entry.
+        state = self._mark(name, set() if followed else None)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        state.waiters.append(future)
+        await future
+
+    # -- hooks --------------------------------------------------------------------------
+
+    async def start(self, core: Core) -> None:
+        self._core = core
+        permissions = self._permissions
+        if permissions is None:
+            text = core.settings.permissions
+            permissions = PermissionMatrix.from_json(text) if text else PermissionMatrix()
+        self._projected = permissions.projections()
+        self._hidden = {
+            (doc, role): permissions.hidden_fields(role, doc)
+            for doc, roles in self._projected.items()
+            for role in roles
+        }
+        if self._projected:
+            self._clients = ProjectionClients(core.store)
+            await self._clients.install()
+
+    async def close(self) -> None:
+        for state in self._states.values():
+            if state.retry is not None:
+                state.retry.cancel()
+        tasks = [s.task for s in self._states.values() if s.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def on_load(self, room: Room) -> None:
+        # A projection loaded: it may be missing, or older than its source (nobody kept it
+        # current while it was not loaded): bring it up to date.
+        found = projection_of(room.name)
+        if found is not None and found[2] in self._projected.get(found[1], ()):
+            self._mark(room.name, idle_only=True)
+
+    def on_stored(self, room: Room, batch: StoredBatch) -> None:
+        # Committed here: the entries each update touched are known (the change records).
+        touched: set[tuple[str, str]] = set()
+        for update in batch.updates:
+            if not update.changes:
+                # Nothing recorded: no entry changed, or only roots the records do not
+                # observe (meta, which the projection copies; unknown roots, never copied).
+                touched.add((META, ""))
+            for _, changes in update.changes:
+                touched.update((c.root, c.id) for c in changes)
+        self._changed(room, touched)
+        self._stored = room
+
+    def on_change(self, room: Room) -> None:
+        if self._stored is room:  # the commit on_stored just saw
+            self._stored = None
+            return
+        self._changed(room)  # another process's commit, a catch-up: every entry
+
+    async def derived_rooms(self, wedding_id: str) -> Sequence[str]:
+        core = self._require_core()
+        names = [
+            name
+            for doc, roles in sorted(self._projected.items())
+            for role in sorted(roles)
+            if (name := projection_name(wedding_id, doc, role)) is not None
+        ]
+        stored = await core.store.last_seqs(names)
+        kept = [n for n in names if n in stored or n in core.registry.rooms]
+        for name in kept:
+            await self.current(name)
+        return kept
+
+    # -- keeping up ---------------------------------------------------------------------
+
+    def _changed(self, room: Room, touched: set[tuple[str, str]] | None = None) -> None:
+        """A source changed (``touched``: these entries only): its projections loaded here
+        follow (one that is not loaded is brought up to date when it loads, from the source
+        as it is then)."""
+        rooms = self._require_core().registry.rooms
+        for role in self._projected.get(room.kind, ()):
+            name = projection_name(room.wedding_id, room.kind, role)
+            if name is not None and name in rooms:
+                self._mark(name, touched)
+
+    def _mark(
+        self, name: str, touched: set[tuple[str, str]] | None = None, *, idle_only: bool = False
+    ) -> _State:
+        """Mark ``name`` stale (``touched``: in these entries only) and make sure a task
+        brings it up to date. ``idle_only``: not if a round runs already (a room it loads
+        itself is no news to it)."""
+        state = self._states.get(name)
+        if state is None:
+            state = self._states[name] = _State()
+        elif idle_only and state.task is not None:
+            return state
+        if touched is None:
+            state.full = True
+        else:
+            state.touched |= touched
+        state.stale = True
+        if state.task is None:
+            state.task = asyncio.create_task(self._run(name, state), name=f"project-{name}")
+        return state
+
+    async def _run(self, name: str, state: _State) -> None:
+        error: BaseException | None = None
+        try:
+            while state.stale:
+                state.stale = False
+                full, state.full = state.full or self.rounds % FULL_EVERY == 0, False
+                touched, state.touched = state.touched, set()
+                waiters, state.waiters = state.waiters, []
+                try:
+                    await self._round(name, state, None if full else touched)
+                except Exception as exc:
+                    error = exc
+                    self._require_core().registry.metrics.derivation_failed(name, "projection", exc)
+                    self._writers.pop(name, None)
+                    self._followed.pop(name, None)
+                for future in waiters:
+                    if not future.done():
+                        if error is None:
+                            future.set_result(None)
+                        else:
+                            future.set_exception(error)
+                error = None
+        finally:
+            state.task = None
+            for future in state.waiters:
+                if not future.done():
+                    future.set_exception(RuntimeError("the projection's writer stopped"))
+            state.waiters = []
+            if state.retry is None and not state.stale:
+                self._states.pop(name, None)
+
+    async def _round(self, name: str, state: _State, touched: set[tuple[str, str]] | None) -> None:
+        """Bring projection ``name`` up to date: ``touched`` entries, or all (``None``)."""
+        core = self._require_core()
+        found = projection_of(name)
+        if found is None:
+            return
+        wedding_id, doc, role = found
+        took_over = False
+        if core.registry.bus.shared:
+            held = await self._lease(name)
+            if held is None:
+                self._retry_later(name, state)
+                return
+            took_over = held
+        weddings = core.weddings
+        async with weddings.room(f"{wedding_id}/{doc}") as source, weddings.room(name) as room:
+            if took_over:
+                await room.catch_up()  # what the previous writer committed, first
+            await source.wait_committed()
+            writer = self._writers.pop(name, None)
+            if writer is None or _state(writer) != _state(room.doc):
+                writer = Doc(client_id=await self._client_id(name, wedding_id, room))
+                writer.apply_update(room.doc.get_update())
+            updates: list[bytes] = []
+
+            def capture(event: TransactionEvent) -> None:
+                updates.append(event.update)
+
+            subscription = writer.observe(capture)
+            try:
+                mirror(source.doc, writer, doc, self._hidden[(doc, role)], touched)
+            finally:
+                writer.unobserve(subscription)
+            for update in updates:
+                index = await room.apply(update, inspect_update(update), PROJECTOR)
+                await room.wait_committed(index)
+            self.rounds += 1
+            if touched is None:
+                self._followed[name] = room
+            self._writers[name] = writer
+            while len(self._writers) > MAX_WRITERS:
+                self._writers.popitem(last=False)
+
+    async def _lease(self, name: str) -> bool | None:
+        """Make sure this process is the projection's writer for a round (several
+        processes): ``False`` if it was already, ``True`` if it just took over (it must
+        first integrate what the store has of the projection), ``None`` if another process
+        is. The bus's lease cannot be extended: while ours has :data:`LEASE_MARGIN` left,
+        it is ours; after that, the round waits until it surely lapsed and takes it again
+        (the time it is counted from is read before asking, so it never outlives the
+        bus's)."""
+        now = time.monotonic()
+        expires = self._leases.get(name, 0.0)
+        if now < expires - LEASE_MARGIN:
+            return False
+        if now < expires + LEASE_MARGIN:
+            await asyncio.sleep(expires + LEASE_MARGIN - now)
+        asked = time.monotonic()
+        if not await self._require_core().registry.bus.try_lease(
+            f"projection:{name}", LEASE_SECONDS
+        ):
+            return None
+        self._leases = {n: t for n, t in self._leases.items() if t > asked}
+        self._leases[name] = asked + LEASE_SECONDS
+        return True
+
+    def _retry_later(self, name: str, state: _State) -> None:
+        """Another process writes this projection now; look again once its lease may
+        have lapsed (it may have stopped caring about this wedding), if the projection is
+        still loaded here."""
+        if state.retry is not None:
+            return
+
+        def again() -> None:
+            state.retry = None
+            if name in self._require_core().registry.rooms:
+                self._mark(name)
+            elif state.task is None and not state.stale:
+                self._states.pop(name, None)
+
+        state.retry = asyncio.get_running_loop().call_later(LEASE_SECONDS, again)
+
+    async def _client_id(self, name: str, wedding_id: str, room: Room) -> int:
+        """The projection's client id: kept in memory while the projection has content
+        (an empty one may have been erased with its wedding: asked of the store again)."""
+        known = self._client_ids.get(name)
+        if known is not None and room.last_seq > 0:
+            return known
+        clients = self._clients
+        if clients is None:
+            raise RuntimeError("the projections extension keeps no client ids")
+        client_id = await clients.claim(name, wedding_id)
+        self._client_ids[name] = client_id
+        return client_id
+
+    def _require_core(self) -> Core:
+        if self._core is None:
+            raise RuntimeError("the projections extension has not been started")
+        return self._core
+
+
+def _state(doc: Doc[Any]) -> dict[int, int]:
+    return decode_state_vector(doc.get_state())

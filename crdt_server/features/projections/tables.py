@@ -1,0 +1,58 @@
+"""The projections' one table: the Yjs client id the server writes each projection with.
+
+One row per projection room (``w42/guests@vendor``), created the first time it is written and
+kept, so its clocks continue across restarts instead of each start adding a client to its
+state vector. Erased with its wedding (the ``wedding`` column). A new table (``CREATE TABLE
+IF NOT EXISTS``): stores written by an earlier release gain it and change nothing else.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+from crdt_server.storage import DocumentStore
+from crdt_server.storage.gateway import Gateway, Sql, Table, Tx, schema_of
+
+__all__ = ["PROJECTION_CLIENTS", "SCHEMA", "ProjectionClients"]
+
+PROJECTION_CLIENTS = Table(
+    "projection_clients",
+    "(name {ctext} PRIMARY KEY, wedding {ctext} NOT NULL, client_id {int} NOT NULL,"
+    " created {real} NOT NULL)",
+)
+SCHEMA = schema_of("projections", PROJECTION_CLIENTS)
+
+
+class ProjectionClients:
+    """Client ids of projections in a store's SQL tables (:class:`Gateway`)."""
+
+    def __init__(self, store: DocumentStore) -> None:
+        self._store = store
+        self._sql = Gateway.of(store)
+
+    async def install(self) -> None:
+        await self._store.install(SCHEMA)
+
+    async def get(self, name: str) -> int | None:
+        """The client id kept for projection ``name``, if any."""
+        rows = await self._sql.fetch(
+            "SELECT client_id FROM {t}projection_clients WHERE name = ?", name
+        )
+        return int(rows[0][0]) if rows else None
+
+    async def claim(self, name: str, wedding: str) -> int:
+        """The client id of projection ``name``: the kept one, else a new random one, kept
+        (when two processes claim at once, both get the one stored first)."""
+
+        def tx() -> Tx[int]:
+            fresh = random.getrandbits(52)
+            yield Sql(
+                "INSERT INTO {t}projection_clients (name, wedding, client_id, created)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (name, wedding, fresh, time.time()),
+            )
+            rows = yield Sql("SELECT client_id FROM {t}projection_clients WHERE name = ?", (name,))
+            return int(rows[0][0]) if rows else fresh
+
+        return await self._sql.run(tx())

@@ -1,0 +1,32 @@
+"""The projections' client ids on every backend (SQLite, PostgreSQL): claimed once and kept
+(two processes claiming at once get the same id), and erased with their wedding."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from crdt_server.features.projections.tables import ProjectionClients
+from crdt_server.storage import DocumentStore
+from tests.storage.conftest import OpenStore
+
+
+@pytest.mark.asyncio
+async def test_a_projection_keeps_one_client_id_until_its_wedding_is_erased(
+    store: DocumentStore, open_store: OpenStore
+) -> None:
+    one = ProjectionClients(store)
+    await one.install()
+    two = ProjectionClients(await open_store())
+    await two.install()
+    assert await one.get("w1/guests@vendor") is None
+    first, second = await asyncio.gather(
+        one.claim("w1/guests@vendor", "w1"), two.claim("w1/guests@vendor", "w1")
+    )
+    assert first == second == await one.get("w1/guests@vendor")
+    assert await one.claim("w1/guests@vendor", "w1") == first  # kept
+    other = await one.claim("w2/guests@vendor", "w2")
+    await store.erase_wedding("w1")
+    assert await one.get("w1/guests@vendor") is None
+    assert await one.get("w2/guests@vendor") == other

@@ -1,0 +1,129 @@
+"""Identity once: every credentialed route takes only the credential kinds it declares.
+
+Each kind a route does not take (a token, the admin key, a calendar token, a stream ticket,
+a webhook signature, no credential at all) is refused with 401 naming it, before the
+handler runs: nothing is read, nothing changes. Against a real server, for every route of
+the table (the features' included)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from crdt_server.app import http_routes
+from crdt_server.edge.identity import KINDS, CredentialKind
+from crdt_server.edge.routing import Route
+from crdt_server.testing.server import ServerProcess
+from crdt_server.testing.tokens import TokenMinter
+
+pytestmark = [pytest.mark.timeout(120)]
+
+SECRET = "identity-test-secret-at-least-32-bytes!!"
+ADMIN_KEY = "identity-test-admin-key-0123456789"
+MINT = TokenMinter(SECRET)
+ENV = {
+    "CRDT_SERVER_AUTH_SECRET": SECRET,
+    "CRDT_SERVER_ADMIN_API_KEY": ADMIN_KEY,
+    **{f"CRDT_SERVER_RATE_{f}_PER_MINUTE": "100000" for f in ("READ", "WRITE", "ADMIN")},
+    "CRDT_SERVER_RATE_EVENTS_PER_MINUTE": "100000",
+    "CRDT_SERVER_RATE_THREADS_PER_MINUTE": "100000",
+}
+PATH_VALUES = {
+    "wedding_id": "w1",
+    "doc": "guests",
+    "guest_id": "g1",
+    "source": "crm",
+    "token_id": "ct_0123456789abcdef",
+    "name": "app.js",
+    "conflict_id": "capacity.table:0123456789ab",
+    "hook": "wh_" + "0" * 24,
+    "delivery": "msg_" + "0" * 24,
+    "thread_id": "t1",
+    "message_id": "m1",
+    "sub": "ada",
+}
+
+
+def credential(kind: CredentialKind) -> tuple[dict[str, str], dict[str, str]]:
+    """Headers and query parameters presenting one kind of credential."""
+    if kind == "jwt":
+        return MINT.headers(role="couple", wedding="w1"), {}
+    if kind == "admin":
+        return {"Authorization": f"Bearer {ADMIN_KEY}"}, {}
+    if kind == "calendar":
+        return {}, {"token": "cal_" + "x" * 43}
+    if kind == "ticket":
+        return {}, {"ticket": "t" * 32}
+    if kind == "signature":
+        return {
+            "webhook-id": "msg_1",
+            "webhook-timestamp": "1700000000",
+            "webhook-signature": "v1,AAAA",
+        }, {}
+    return {}, {}
+
+
+def concrete(route: Route) -> str:
+    return re.sub(r"{(\w+)}", lambda m: PATH_VALUES[m.group(1)], route.path)
+
+
+def refusals() -> list[tuple[str, str, CredentialKind]]:
+    cases = []
+    for route in http_routes():
+        kinds = route.kinds
+        if kinds is None:
+            continue  # a public route reads no credential
+        for kind in KINDS:
+            if kind not in kinds:
+                cases.append((route.method, route.path, kind))
+    return cases
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
+    home = tmp_path_factory.mktemp("identity")
+    async with ServerProcess(home, env=ENV, anonymous=False) as started:
+        yield started
+
+
+def test_every_credentialed_route_declares_its_kinds() -> None:
+    routes = [r for r in http_routes() if r.kinds is not None]
+    assert len(routes) > 40
+    assert {k for r in routes for k in r.kinds or ()} == set(KINDS)
+    by_id = {r.operation_id: r.kinds for r in http_routes()}
+    assert by_id["calendarFeed"] == {"jwt", "calendar"}
+    assert by_id["streamEvents"] == {"jwt", "ticket"}
+    assert by_id["receiveWebhook"] == {"signature", "none"}
+    assert by_id["exportWedding"] == {"jwt", "admin"}
+    assert by_id["revokeSessions"] == {"admin"}
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_every_route_refuses_every_kind_it_does_not_take(server: ServerProcess) -> None:
+    cases = refusals()
+    assert len(cases) > 200
+    routes = {(r.method, r.path): r for r in http_routes()}
+    wrong = []
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        for method, path, kind in cases:
+            route = routes[(method, path)]
+            headers, params = credential(kind)
+            content = None
+            if route.body == "json":
+                headers = {**headers, "content-type": "application/json"}
+                content = b"{}"
+            elif route.body == "update":
+                headers = {**headers, "content-type": "application/octet-stream"}
+                content = b"\x00\x00"
+            answer = await http.request(
+                method, concrete(route), headers=headers, params=params, content=content
+            )
+            problem = answer.json() if answer.status_code == 401 else {}
+            fields = {e.get("field") for e in problem.get("errors", [])}
+            if answer.status_code != 401 or not fields & {"Authorization", "token"}:
+                wrong.append((method, path, kind, answer.status_code, answer.text[:120]))
+    assert wrong == []
