@@ -33,8 +33,8 @@ from crdt_server.edge.export import export_routes
 from crdt_server.edge.openapi import openapi_document
 from crdt_server.edge.problems import exception_handlers
 from crdt_server.edge.ratelimit import HttpRateLimiter
-from crdt_server.edge.routing import Route, starlette_routes
-from crdt_server.edge.state import SERVER_STATE_KEY, ServerState
+from crdt_server.edge.routing import ApiRoute, starlette_routes
+from crdt_server.edge.state import SERVER_STATE_KEY, Services
 from crdt_server.edge.status import status_routes
 from crdt_server.edge.upgrade import STATE_KEY, Gate
 from crdt_server.edge.webapp import webapp_routes
@@ -225,7 +225,7 @@ def create_app(
         )
         weddings = WeddingService(registry, the_store)
         await hooks.start(Core(settings, the_store, registry, weddings))
-        state = ServerState(
+        state = Services(
             settings=settings,
             store=the_store,
             registry=registry,
@@ -275,7 +275,7 @@ def create_app(
     )
 
 
-def http_routes(features: Sequence[Feature] = FEATURES) -> list[Route]:
+def http_routes(features: Sequence[Feature] = FEATURES) -> list[ApiRoute]:
     """The route table of the HTTP API: the core's routes and the features' (without the
     reference routes, which serve the document generated from the table)."""
     return [

@@ -37,7 +37,7 @@ Result = dict[str, Any]
 
 
 @dataclass(frozen=True)
-class Call:
+class Invocation:
     """One validated operation: its name, the document, and the checked arguments."""
 
     name: str
@@ -84,8 +84,10 @@ def _check_slot(start: Any, end: Any) -> None:
 # -- generic add, update, remove ---------------------------------------------------------
 
 
-def add(entity: Entity, check: Callable[[Call], None] | None = None) -> Callable[[Call], Result]:
-    def run(call: Call) -> Result:
+def add(
+    entity: Entity, check: Callable[[Invocation], None] | None = None
+) -> Callable[[Invocation], Result]:
+    def run(call: Invocation) -> Result:
         collection = root(call.doc, entity.collection)
         entry_id = call.args.pop(entity.id_field, None)
         if entry_id is not None and entry_id in collection:
@@ -101,9 +103,9 @@ def add(entity: Entity, check: Callable[[Call], None] | None = None) -> Callable
 
 
 def update(
-    entity: Entity, check: Callable[[Call, str, Map[Any]], None] | None = None
-) -> Callable[[Call], Result]:
-    def run(call: Call) -> Result:
+    entity: Entity, check: Callable[[Invocation, str, Map[Any]], None] | None = None
+) -> Callable[[Invocation], Result]:
+    def run(call: Invocation) -> Result:
         entry_id = call.args.pop(entity.id_field)
         entry = _entry(call.doc, entity, entry_id)
         if check is not None:
@@ -117,8 +119,10 @@ def update(
     return run
 
 
-def remove(entity: Entity, missing: str = "there is no {label} '{id}'") -> Callable[[Call], Result]:
-    def run(call: Call) -> Result:
+def remove(
+    entity: Entity, missing: str = "there is no {label} '{id}'"
+) -> Callable[[Invocation], Result]:
+    def run(call: Invocation) -> Result:
         entry_id = call.args[entity.id_field]
         collection = root(call.doc, entity.collection)
         if entry_id not in collection:
@@ -133,11 +137,11 @@ def remove(entity: Entity, missing: str = "there is no {label} '{id}'") -> Calla
 # -- timeline ------------------------------------------------------------------------------
 
 
-def check_new_item(call: Call) -> None:
+def check_new_item(call: Invocation) -> None:
     _check_slot(call.args["start"], call.args["end"])
 
 
-def check_move(call: Call, item_id: str, entry: Map[Any]) -> None:
+def check_move(call: Invocation, item_id: str, entry: Map[Any]) -> None:
     start = call.args.get("start", _stored(entry, TIMELINE_ITEM.field("start")))
     end = call.args.get("end", _stored(entry, TIMELINE_ITEM.field("end")))
     _check_slot(start, end)
@@ -146,7 +150,7 @@ def check_move(call: Call, item_id: str, entry: Map[Any]) -> None:
 # -- seating ------------------------------------------------------------------------------
 
 
-def check_capacity(call: Call, table_id: str, entry: Map[Any]) -> None:
+def check_capacity(call: Invocation, table_id: str, entry: Map[Any]) -> None:
     capacity = call.args.get("capacity")
     if capacity is None:
         return
@@ -160,7 +164,7 @@ def check_capacity(call: Call, table_id: str, entry: Map[Any]) -> None:
         raise refuse(f"seat {highest} of this table is assigned; move that guest first", "capacity")
 
 
-def remove_table(call: Call) -> Result:
+def remove_table(call: Invocation) -> Result:
     table_id = call.args["table_id"]
     tables = root(call.doc, "tables")
     if table_id not in tables:
@@ -175,7 +179,7 @@ def remove_table(call: Call) -> Result:
     return call.result(table_id, True, unassigned=seated)
 
 
-def assign_seat(call: Call) -> Result:
+def assign_seat(call: Invocation) -> Result:
     guest_id, table_id = call.args["guest_id"], call.args["table_id"]
     seat: int | None = call.args.get("seat")
     plan = read_seating(call.doc)
@@ -218,7 +222,7 @@ def assign_seat(call: Call) -> Result:
 # -- budget -------------------------------------------------------------------------------
 
 
-def _currency_change(call: Call) -> dict[str, Any]:
+def _currency_change(call: Invocation) -> dict[str, Any]:
     """Settings to write for the operation's ``currency``: the budget adopts it if it has
     none yet; a different one is refused (amounts are in the budget's currency)."""
     given = call.args.pop("currency", None)
@@ -230,7 +234,7 @@ def _currency_change(call: Call) -> dict[str, Any]:
     raise refuse(f"the budget is in {current}, not {given}", "currency")
 
 
-def set_budget_total(call: Call) -> Result:
+def set_budget_total(call: Invocation) -> Result:
     budget = read_budget(call.doc)
     wanted: dict[str, Any] = {"total": call.args["total"]}
     given = call.args.get("currency")
@@ -251,7 +255,7 @@ def set_budget_total(call: Call) -> Result:
     return call.result(None, bool(changed))
 
 
-def set_category(call: Call) -> Result:
+def set_category(call: Invocation) -> Result:
     settings_change = _currency_change(call)
     category_id = call.args.pop("category_id", None)
     categories = root(call.doc, "categories")
@@ -276,7 +280,7 @@ def set_category(call: Call) -> Result:
     return call.result(category_id, True)
 
 
-def record_payment(call: Call) -> Result:
+def record_payment(call: Invocation) -> Result:
     settings_change = _currency_change(call)
     category_id = call.args["category_id"]
     if not isinstance(root(call.doc, "categories").get(category_id), Map):

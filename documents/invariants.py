@@ -23,7 +23,7 @@ from .model import DOCUMENT_KINDS, Conflict, DocumentError, parse_instant, shown
 from .schema import (
     Budget,
     GuestList,
-    Problem,
+    SchemaProblem,
     SeatingPlan,
     Timeline,
     TimelineItem,
@@ -50,7 +50,7 @@ def format_money(amount: int, currency: str | None) -> str:
     return f"{major:,}.{minor:0{decimals}d} {currency}"
 
 
-def _invalid(kind: str, problems: Iterable[Problem]) -> list[Conflict]:
+def _invalid(kind: str, problems: Iterable[SchemaProblem]) -> list[Conflict]:
     return [Conflict(f"{kind}.invalid_entry", (p.path,), p.message) for p in problems]
 
 

@@ -42,7 +42,7 @@ from .schema import (
     META,
     ROOTS,
     RUN_OF_SHOW,
-    Problem,
+    SchemaProblem,
     changes,
     new_entry,
     plain,
@@ -85,7 +85,7 @@ def to_json(doc: Doc[Any], kind: str, *, rich: bool = False) -> dict[str, Any]:
     what clients stored."""
     _check_kind(kind)
     body: dict[str, Any]
-    found: tuple[Problem, ...]
+    found: tuple[SchemaProblem, ...]
     if kind == "guests":
         guests = read_guests(doc)
         meta, body = guests.meta, {"guests": _records(guests.guests, ENTITIES[kind][0])}

@@ -15,7 +15,7 @@ from typing import Any
 from pycrdt import Doc
 
 from . import edits
-from .edits import Call, Result
+from .edits import Invocation, Result
 from .model import (
     ASSIGNMENT,
     BUDGET_SETTINGS,
@@ -47,7 +47,7 @@ class _Arg:
 class _Spec:
     kind: str
     args: dict[str, _Arg]
-    run: Callable[[Call], Result]
+    run: Callable[[Invocation], Result]
     needs_change: bool = False  # an update: at least one field besides the id
 
 
@@ -193,4 +193,4 @@ def apply_operation(
         raise OperationError(f"{name} applies to the {spec.kind} document, not {kind}", path="op")
     assert isinstance(name, str)
     args = _validate(name, spec, op)
-    return spec.run(Call(name, doc, args, origin, related or {}))
+    return spec.run(Invocation(name, doc, args, origin, related or {}))

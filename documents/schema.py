@@ -28,7 +28,7 @@ there: it reads as it is (the server never converts stored values); a write thro
 operation replaces such a string by a ``Y.Text``.
 
 Readers are lenient: documents are also written by browser clients this code never sees, so
-an entry that breaks the schema is reported as a :class:`Problem` instead of raising. A bad
+an entry that breaks the schema is reported as a :class:`SchemaProblem` instead of raising. A bad
 optional field reads as its default; an entry with a bad required field is left out.
 """
 
@@ -155,7 +155,7 @@ RECORDS: dict[Entity, type] = {
 
 
 @dataclass(frozen=True)
-class Problem:
+class SchemaProblem:
     """Something in a stored document that breaks the schema."""
 
     path: str
@@ -173,7 +173,7 @@ class Meta:
 class GuestList:
     meta: Meta = Meta()
     guests: Mapping[str, Guest] = field(default_factory=dict)
-    problems: tuple[Problem, ...] = ()
+    problems: tuple[SchemaProblem, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -181,14 +181,14 @@ class SeatingPlan:
     meta: Meta = Meta()
     tables: Mapping[str, Table] = field(default_factory=dict)
     assignments: Mapping[str, Assignment] = field(default_factory=dict)
-    problems: tuple[Problem, ...] = ()
+    problems: tuple[SchemaProblem, ...] = ()
 
 
 @dataclass(frozen=True)
 class Timeline:
     meta: Meta = Meta()
     items: Mapping[str, TimelineItem] = field(default_factory=dict)
-    problems: tuple[Problem, ...] = ()
+    problems: tuple[SchemaProblem, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -198,7 +198,7 @@ class Budget:
     total: int | None = None
     categories: Mapping[str, Category] = field(default_factory=dict)
     payments: Mapping[str, Payment] = field(default_factory=dict)
-    problems: tuple[Problem, ...] = ()
+    problems: tuple[SchemaProblem, ...] = ()
 
 
 def root(doc: Doc[Any], name: str) -> Map[Any]:
@@ -292,14 +292,14 @@ def read_meta(doc: Doc[Any]) -> Meta:
 
 def _read_fields(
     fields: Iterable[Field], raw: Mapping[str, object], where: str, base: str
-) -> tuple[dict[str, Any] | None, list[Problem]]:
+) -> tuple[dict[str, Any] | None, list[SchemaProblem]]:
     values: dict[str, Any] = {}
-    problems: list[Problem] = []
+    problems: list[SchemaProblem] = []
     for f in fields:
         stored = raw.get(f.name)
         if stored is None:
             if f.required:
-                problems.append(Problem(f"{base}/{f.name}", f"{where} has no {f.name}."))
+                problems.append(SchemaProblem(f"{base}/{f.name}", f"{where} has no {f.name}."))
                 return None, problems
             values[f.name] = f.default
             continue
@@ -307,7 +307,9 @@ def _read_fields(
             values[f.name] = f.rule(stored)
         except DocumentError as exc:
             problems.append(
-                Problem(f"{base}/{f.name}", f"{where} has an invalid {f.name}: it {exc.message}.")
+                SchemaProblem(
+                    f"{base}/{f.name}", f"{where} has an invalid {f.name}: it {exc.message}."
+                )
             )
             if f.required:
                 return None, problems
@@ -316,7 +318,7 @@ def _read_fields(
 
 
 def read_entries(
-    doc: Doc[Any], entity: Entity, record: Callable[..., R], problems: list[Problem]
+    doc: Doc[Any], entity: Entity, record: Callable[..., R], problems: list[SchemaProblem]
 ) -> dict[str, R]:
     """The valid entries of ``entity`` in ``doc`` by id, in id order; the rest go to
     ``problems``."""
@@ -325,12 +327,12 @@ def read_entries(
     for key in sorted(collection.keys()):
         where = f"{entity.label.capitalize()} '{key}'"
         if ID_PATTERN.fullmatch(key) is None:
-            problems.append(Problem(entity.path(key), f"{where} does not have a valid id."))
+            problems.append(SchemaProblem(entity.path(key), f"{where} does not have a valid id."))
             continue
         stored = collection[key]
         raw = entry_fields(stored)
         if raw is None:
-            problems.append(Problem(entity.path(key), f"{where} is {_described(stored)}."))
+            problems.append(SchemaProblem(entity.path(key), f"{where} is {_described(stored)}."))
             continue
         values, found = _read_fields(entity.fields, raw, where, entity.path(key))
         problems.extend(found)
@@ -348,7 +350,7 @@ def _described(stored: object) -> str:
 def read_guests(doc: Doc[Any] | None) -> GuestList:
     if doc is None:
         return GuestList()
-    problems: list[Problem] = []
+    problems: list[SchemaProblem] = []
     with doc.transaction():
         return GuestList(read_meta(doc), read_entries(doc, GUEST, Guest, problems), tuple(problems))
 
@@ -356,7 +358,7 @@ def read_guests(doc: Doc[Any] | None) -> GuestList:
 def read_seating(doc: Doc[Any] | None) -> SeatingPlan:
     if doc is None:
         return SeatingPlan()
-    problems: list[Problem] = []
+    problems: list[SchemaProblem] = []
     with doc.transaction():
         tables = read_entries(doc, TABLE, Table, problems)
         assignments = read_entries(doc, ASSIGNMENT, Assignment, problems)
@@ -366,7 +368,7 @@ def read_seating(doc: Doc[Any] | None) -> SeatingPlan:
 def read_timeline(doc: Doc[Any] | None) -> Timeline:
     if doc is None:
         return Timeline()
-    problems: list[Problem] = []
+    problems: list[SchemaProblem] = []
     with doc.transaction():
         items = read_entries(doc, TIMELINE_ITEM, TimelineItem, problems)
         return Timeline(read_meta(doc), items, tuple(problems))

@@ -21,7 +21,7 @@ from crdt_server.app import http_routes
 from crdt_server.auth.tokens import TokenCodec
 from crdt_server.cli import redact_tokens
 from crdt_server.edge.problems import ApiError
-from crdt_server.edge.ratelimit import HttpRateLimiter, Subject, may_bypass
+from crdt_server.edge.ratelimit import HttpRateLimiter, RateKey, may_bypass
 from tests.server import FreshWedding, ServerProcess
 
 SECRET = "http-edge-test-secret-at-least-32-bytes!"
@@ -518,7 +518,7 @@ async def test_rate_limit_per_subject_and_family(tmp_path: Path) -> None:
 
 def test_emergency_from_couple_or_planner_bypasses_the_limiter() -> None:
     limiter = HttpRateLimiter({"events": 1})
-    planner, vendor = Subject("sub:p", "planner"), Subject("sub:v", "vendor")
+    planner, vendor = RateKey("sub:p", "planner"), RateKey("sub:v", "vendor")
     limiter.check("events", planner)
     limiter.check("events", vendor)
     for _ in range(5):
@@ -528,8 +528,8 @@ def test_emergency_from_couple_or_planner_bypasses_the_limiter() -> None:
     assert refused.value.status_code == 429 and "Retry-After" in refused.value.headers
     with pytest.raises(ApiError):
         limiter.check("events", vendor, priority="emergency")
-    assert may_bypass(Subject("sub:c", "couple"), "emergency")
-    assert not may_bypass(Subject("addr:1.2.3.4"), "emergency")
+    assert may_bypass(RateKey("sub:c", "couple"), "emergency")
+    assert not may_bypass(RateKey("addr:1.2.3.4"), "emergency")
 
 
 def test_redaction_works_on_the_decoded_name() -> None:

@@ -16,7 +16,7 @@ import pytest_asyncio
 
 from crdt_server.app import http_routes
 from crdt_server.edge.identity import KINDS, CredentialKind
-from crdt_server.edge.routing import Route
+from crdt_server.edge.routing import ApiRoute
 from crdt_server.testing.server import ServerProcess
 from crdt_server.testing.tokens import TokenMinter
 
@@ -67,7 +67,7 @@ def credential(kind: CredentialKind) -> tuple[dict[str, str], dict[str, str]]:
     return {}, {}
 
 
-def concrete(route: Route) -> str:
+def concrete(route: ApiRoute) -> str:
     return re.sub(r"{(\w+)}", lambda m: PATH_VALUES[m.group(1)], route.path)
 
 

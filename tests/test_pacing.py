@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from crdt_server.core.pacing import Pacer, Ticket
+from crdt_server.core.pacing import Pacer, PacerSlot
 
 UPDATE_SECONDS = 0.0005
 """What handling one update costs in these tests (busy, as the real work is)."""
@@ -20,7 +20,7 @@ def _busy(seconds: float) -> None:
         pass
 
 
-async def _update(pacer: Pacer, ticket: Ticket, seconds: float) -> None:
+async def _update(pacer: Pacer, ticket: PacerSlot, seconds: float) -> None:
     """One update as a session handles it: wait for its turn, work, report the cost."""
     await pacer.turn(ticket)
     started = time.perf_counter()
@@ -35,7 +35,7 @@ async def _sessions(
     each costing ``cost``."""
 
     async def session(k: int) -> None:
-        ticket = Ticket()
+        ticket = PacerSlot()
         for _ in range(updates):
             await _update(pacer, ticket, cost)
             log.append(k)
@@ -103,7 +103,7 @@ async def test_a_waiting_session_that_is_cancelled_gives_its_turn_away() -> None
     handled: list[str] = []
 
     async def session(name: str) -> None:
-        ticket = Ticket()
+        ticket = PacerSlot()
         for _ in range(2):
             await _update(pacer, ticket, 0.002)  # past the budget: whoever comes next waits
             handled.append(name)
@@ -125,7 +125,7 @@ async def test_a_waiting_session_that_is_cancelled_gives_its_turn_away() -> None
 async def test_a_zero_budget_never_waits() -> None:
     pacer = Pacer(0.0)
     _busy(0.01)
-    ticket = Ticket()
+    ticket = PacerSlot()
     for _ in range(100):
         await pacer.turn(ticket)
         pacer.spent(ticket, 1.0)

@@ -26,13 +26,13 @@ from collections import deque
 
 from crdt_server.core.metrics import Metrics
 
-__all__ = ["Pacer", "Ticket"]
+__all__ = ["Pacer", "PacerSlot"]
 
 _MAX_GRANT = 4096
 """Most sessions let through in one turn."""
 
 
-class Ticket:
+class PacerSlot:
     """One session's place with the pacer: the turn it was let through in, what it spent."""
 
     __slots__ = ("turn", "spent")
@@ -50,7 +50,7 @@ class Pacer:
         self.slice = budget / 8
         """How long one session let through may go on handling its queued updates."""
         self._metrics = metrics or Metrics()
-        self._waiting: deque[tuple[asyncio.Future[None], Ticket]] = deque()
+        self._waiting: deque[tuple[asyncio.Future[None], PacerSlot]] = deque()
         self._turn = 0
         """Numbers the turns being timed."""
         self._timing = False
@@ -70,7 +70,7 @@ class Pacer:
         """Sessions waiting for their turn."""
         return len(self._waiting)
 
-    async def turn(self, ticket: Ticket) -> None:
+    async def turn(self, ticket: PacerSlot) -> None:
         """Return when the session holding ``ticket`` may handle its next update."""
         if self.budget <= 0:
             return
@@ -90,7 +90,7 @@ class Pacer:
         ticket.turn, ticket.spent = self._turn, 0.0
         self._entered += 1
 
-    def spent(self, ticket: Ticket, seconds: float) -> None:
+    def spent(self, ticket: PacerSlot, seconds: float) -> None:
         """The update the session holding ``ticket`` was let through for cost ``seconds``."""
         ticket.spent += seconds
         self._spent += seconds

@@ -29,7 +29,7 @@ from crdt_server.core.connection import Connection
 from crdt_server.core.hooks import Actor
 from crdt_server.core.limits import TokenBucket
 from crdt_server.core.metrics import Metrics
-from crdt_server.core.pacing import Pacer, Ticket
+from crdt_server.core.pacing import Pacer, PacerSlot
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.room import Room, RoomFailed
 from crdt_server.errors import (
@@ -98,7 +98,7 @@ class _Session:
     ) -> None:
         self.conn = conn
         self.pacer = pacer
-        self.ticket = Ticket()
+        self.ticket = PacerSlot()
         self.room = room
         self.settings = settings
         self.metrics = metrics

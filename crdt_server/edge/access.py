@@ -21,7 +21,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crdt_server.edge.problems import ApiError, problem_response, translate
-from crdt_server.edge.state import SERVER_STATE_KEY, ServerState
+from crdt_server.edge.state import SERVER_STATE_KEY, Services
 
 __all__ = ["AccessMiddleware", "REQUEST_ID_HEADER"]
 
@@ -91,7 +91,7 @@ class AccessMiddleware:
         method = scope["method"] if scope["method"] in _METHODS else "OTHER"
         route = _template(scope)
         state: Any = scope.get("state", {}).get(SERVER_STATE_KEY)
-        if isinstance(state, ServerState):
+        if isinstance(state, Services):
             metrics = state.registry.metrics
             metrics.http_requests.labels(route, method, str(status)).inc()
             metrics.http_seconds.labels(route, method).observe(seconds)

@@ -18,14 +18,14 @@ from crdt_server.edge.bodies import (
 )
 from crdt_server.edge.links import public_url
 from crdt_server.edge.problems import ApiError
-from crdt_server.edge.routing import Call, Route, json_response, require_admin, wedding_path
+from crdt_server.edge.routing import ApiCall, ApiRoute, json_response, require_admin, wedding_path
 from crdt_server.storage import StoreError
 
 __all__ = ["ApiError", "admin_routes"]
 # ``ApiError`` stays importable from here (its home was this module) for one release.
 
 
-async def create_session(call: Call) -> Response:
+async def create_session(call: ApiCall) -> Response:
     """Mint a short-lived token for one of the app's users, for one wedding."""
     require_admin(call)
     wedding_id = wedding_path(call)
@@ -58,7 +58,7 @@ async def create_session(call: Call) -> Response:
     return json_response(answer, status_code=201)
 
 
-async def revoke(call: Call) -> Response:
+async def revoke(call: ApiCall) -> Response:
     """Close a user's open connections with 4401 and refuse their older tokens (stored
     first: a restart or another process cannot forget it)."""
     require_admin(call)
@@ -73,10 +73,10 @@ async def revoke(call: Call) -> Response:
 _ADMIN = (401, 403, 404, 429)
 
 
-def admin_routes() -> list[Route]:
+def admin_routes() -> list[ApiRoute]:
     """The admin routes of the HTTP API."""
     return [
-        Route(
+        ApiRoute(
             "POST",
             "/api/weddings/{wedding_id}/sessions",
             "createSession",
@@ -90,7 +90,7 @@ def admin_routes() -> list[Route]:
             status=201,
             errors=(400, *_ADMIN, 413, 422),
         ),
-        Route(
+        ApiRoute(
             "POST",
             "/api/admin/revoke",
             "revokeSessions",

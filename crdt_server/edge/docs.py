@@ -13,7 +13,7 @@ from typing import Any
 from starlette.responses import Response
 
 from crdt_server.edge.problems import ApiError
-from crdt_server.edge.routing import Call, Route, json_response
+from crdt_server.edge.routing import ApiCall, ApiRoute, json_response
 
 __all__ = ["reference_routes"]
 
@@ -40,11 +40,11 @@ _SECURITY_HEADERS = {
 }
 
 
-async def page(call: Call) -> Response:
+async def page(call: ApiCall) -> Response:
     return Response(_PAGE, media_type="text/html", headers=_SECURITY_HEADERS)
 
 
-async def asset(call: Call) -> Response:
+async def asset(call: ApiCall) -> Response:
     name = call.path("asset")
     media_type = _ASSETS.get(name)
     if media_type is None:
@@ -53,15 +53,15 @@ async def asset(call: Call) -> Response:
     return Response(data, media_type=media_type, headers=_SECURITY_HEADERS)
 
 
-def reference_routes(document: Callable[[], dict[str, Any]]) -> list[Route]:
+def reference_routes(document: Callable[[], dict[str, Any]]) -> list[ApiRoute]:
     """``/openapi.json`` (the generated ``document()``, itself one of the routes it
     describes), ``/docs`` and its assets."""
 
-    async def openapi(call: Call) -> Response:
+    async def openapi(call: ApiCall) -> Response:
         return json_response(document())
 
     return [
-        Route(
+        ApiRoute(
             "GET",
             "/openapi.json",
             "openapi",
@@ -71,7 +71,7 @@ def reference_routes(document: Callable[[], dict[str, Any]]) -> list[Route]:
             "none",
             response_model=dict[str, Any],
         ),
-        Route(
+        ApiRoute(
             "GET",
             "/docs",
             "docs",
@@ -82,7 +82,7 @@ def reference_routes(document: Callable[[], dict[str, Any]]) -> list[Route]:
             media_type="text/html",
             in_schema=False,
         ),
-        Route(
+        ApiRoute(
             "GET",
             "/docs/{asset}",
             "docsAsset",

@@ -30,9 +30,9 @@ from crdt_server.edge.bodies import (
 from crdt_server.edge.problems import ApiError
 from crdt_server.edge.routing import (
     BINARY,
-    Call,
+    ApiCall,
+    ApiRoute,
     QueryParam,
-    Route,
     binary_response,
     json_response,
 )
@@ -47,7 +47,7 @@ STATE_VECTOR_HEADER = "Yjs-State-Vector"
 """The JSON read's header: base64 of the Yjs state vector the view shows."""
 
 
-def _principal(call: Call, wedding_id: str, doc: str, *, write: bool) -> Principal:
+def _principal(call: ApiCall, wedding_id: str, doc: str, *, write: bool) -> Principal:
     if document_name(wedding_id, doc) is None:
         raise ApiError(404, "no such document")
     principal = call.principal(wedding_id, doc)
@@ -56,12 +56,12 @@ def _principal(call: Call, wedding_id: str, doc: str, *, write: bool) -> Princip
     return principal
 
 
-def _document(call: Call, *, write: bool) -> tuple[str, str, Principal]:
+def _document(call: ApiCall, *, write: bool) -> tuple[str, str, Principal]:
     wedding_id, doc = call.path("wedding_id"), call.path("doc")
     return f"{wedding_id}/{doc}", doc, _principal(call, wedding_id, doc, write=write)
 
 
-async def _readable_room(call: Call, name: str, doc: str, principal: Principal) -> str:
+async def _readable_room(call: ApiCall, name: str, doc: str, principal: Principal) -> str:
     """The room ``principal`` reads ``name`` from: the document itself, or, where fields of
     it are hidden from its role, its projection (brought up to date first)."""
     projections = projector_of(call.state.hooks.extensions)
@@ -74,18 +74,18 @@ async def _readable_room(call: Call, name: str, doc: str, principal: Principal) 
     return projected
 
 
-def writer_principal(call: Call, wedding_id: str, doc: str) -> Principal:
+def writer_principal(call: ApiCall, wedding_id: str, doc: str) -> Principal:
     """The caller as a writer of one document (403 if it may not write it)."""
     return _principal(call, wedding_id, doc, write=True)
 
 
-def wedding_principal(call: Call, wedding_id: str, readable: set[str]) -> Principal:
+def wedding_principal(call: ApiCall, wedding_id: str, readable: set[str]) -> Principal:
     """The caller as seen by one of the wedding's documents it may read."""
     return _principal(call, wedding_id, sorted(readable)[0], write=False)
 
 
 def capable_principal(
-    call: Call, wedding_id: str, capability: str, readable: set[str] | None = None
+    call: ApiCall, wedding_id: str, capability: str, readable: set[str] | None = None
 ) -> Principal:
     """The caller, if its role has ``capability`` in the permission matrix (403 if not;
     401 on a bad token, 403 if it may read nothing of the wedding). ``readable``: the
@@ -98,7 +98,7 @@ def capable_principal(
     return principal
 
 
-def readable_documents(call: Call, wedding_id: str) -> set[str]:
+def readable_documents(call: ApiCall, wedding_id: str) -> set[str]:
     """The documents of the wedding the caller may read (403 if none, 401 on a bad token)."""
     if not valid_wedding_id(wedding_id):
         raise ApiError(404, "no such wedding")
@@ -125,7 +125,7 @@ def _origin(principal: Principal) -> Actor:
     return Actor(principal.user_id, principal.role, f"http:{principal.user_id}")
 
 
-async def read_document(call: Call) -> Response:
+async def read_document(call: ApiCall) -> Response:
     name, doc, principal = _document(call, write=False)
     if "at" in call.request.query_params:
         return await _read_version(call, name, doc, principal)
@@ -144,7 +144,7 @@ async def read_document(call: Call) -> Response:
     return response
 
 
-def _visible(call: Call, view: dict[str, Any], doc: str, principal: Principal) -> dict[str, Any]:
+def _visible(call: ApiCall, view: dict[str, Any], doc: str, principal: Principal) -> dict[str, Any]:
     """``view`` without the entry fields the caller's role may not read (a guest's notes
     for a vendor: :data:`crdt_server.auth.permissions.FIELD_READERS`)."""
     hidden = call.state.permissions.hidden_fields(principal.role, doc)
@@ -169,7 +169,7 @@ class PastStates(Protocol):
         nothing that old is kept."""
 
 
-def _rich(call: Call) -> bool:
+def _rich(call: ApiCall) -> bool:
     """``?format=rich``: texts shown as ``{"text", "delta"}`` (default ``plain``)."""
     shown = call.request.query_params.get("format", "plain")
     if shown not in ("plain", "rich"):
@@ -177,7 +177,7 @@ def _rich(call: Call) -> bool:
     return shown == "rich"
 
 
-async def _read_version(call: Call, name: str, doc: str, principal: Principal) -> Response:
+async def _read_version(call: ApiCall, name: str, doc: str, principal: Principal) -> Response:
     """The document as of ``?at=SEQ``; the ``Version-Seq`` header says which seq's state
     it is exactly (the newest at or before ``SEQ`` that is kept)."""
     raw = call.request.query_params["at"]
@@ -205,7 +205,7 @@ async def _read_version(call: Call, name: str, doc: str, principal: Principal) -
     return response
 
 
-async def apply_update(call: Call) -> Response:
+async def apply_update(call: ApiCall) -> Response:
     name, _, principal = _document(call, write=True)
     if not call.body:
         raise ApiError.field(400, "body", "the body must be a binary Yjs update")
@@ -223,7 +223,7 @@ def _var_bytes(body: bytes, pos: int) -> tuple[bytes, int]:
     return body[pos : pos + length], pos + length
 
 
-async def sync(call: Call) -> Response:
+async def sync(call: ApiCall) -> Response:
     """The client sends its state vector and pending update; gets what it is missing."""
     # A read-only client may sync down; its pending update must then be empty.
     name, doc, principal = _document(call, write=False)
@@ -256,7 +256,7 @@ async def sync(call: Call) -> Response:
     )
 
 
-async def operate(call: Call) -> Response:
+async def operate(call: ApiCall) -> Response:
     _, doc, principal = _document(call, write=True)
     # The domain checks the operation itself (400 malformed, 422 impossible): the
     # OperationRequest model only documents its envelope.
@@ -265,7 +265,7 @@ async def operate(call: Call) -> Response:
     return json_response(OperationAnswer(committed=True, result=result))
 
 
-async def history(call: Call) -> Response:
+async def history(call: ApiCall) -> Response:
     name, _, _ = _document(call, write=False)
     try:
         limit = int(call.request.query_params.get("limit", "100"))
@@ -278,10 +278,10 @@ async def history(call: Call) -> Response:
 _DOC = "/api/weddings/{wedding_id}/docs/{doc}"
 
 
-def document_routes() -> list[Route]:
+def document_routes() -> list[ApiRoute]:
     """The document routes of the HTTP API."""
     return [
-        Route(
+        ApiRoute(
             "GET",
             _DOC,
             "readDocument",
@@ -306,7 +306,7 @@ def document_routes() -> list[Route]:
             ),
             errors=(400, *_AUTH, 503),
         ),
-        Route(
+        ApiRoute(
             "POST",
             f"{_DOC}/update",
             "applyUpdate",
@@ -318,7 +318,7 @@ def document_routes() -> list[Route]:
             response_model=UpdateAnswer,
             errors=(400, *_AUTH, 413, 503),
         ),
-        Route(
+        ApiRoute(
             "POST",
             f"{_DOC}/sync",
             "syncDocument",
@@ -333,7 +333,7 @@ def document_routes() -> list[Route]:
             binary_response=True,
             errors=(400, *_AUTH, 413, 422, 503),
         ),
-        Route(
+        ApiRoute(
             "POST",
             f"{_DOC}/ops",
             "runOperation",
@@ -346,7 +346,7 @@ def document_routes() -> list[Route]:
             response_model=OperationAnswer,
             errors=(400, *_AUTH, 413, 422, 503),
         ),
-        Route(
+        ApiRoute(
             "GET",
             f"{_DOC}/history",
             "readHistory",

@@ -26,7 +26,7 @@ from crdt_server.edge.bodies import (
     TombstoneAnswer,
 )
 from crdt_server.edge.problems import ApiError, problem_response
-from crdt_server.edge.routing import Call, Route, json_response, require_admin, wedding_path
+from crdt_server.edge.routing import ApiCall, ApiRoute, json_response, require_admin, wedding_path
 from crdt_server.edge.state import state_of_scope
 from crdt_server.storage import StoreError
 
@@ -37,7 +37,7 @@ _ALWAYS_OPEN = re.compile(r"^/(erasure|tombstone)$")
 _GUEST_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-async def erase_wedding(call: Call) -> Response:
+async def erase_wedding(call: ApiCall) -> Response:
     """Erase every document, history row, event and stored byte of a wedding; tombstone it."""
     require_admin(call)
     wedding_id = wedding_path(call)
@@ -55,7 +55,7 @@ async def erase_wedding(call: Call) -> Response:
     return response
 
 
-async def erasure_status(call: Call) -> Response:
+async def erasure_status(call: ApiCall) -> Response:
     """Whether an erased wedding's bytes are gone from the store's files yet."""
     require_admin(call)
     wedding_id = wedding_path(call)
@@ -65,7 +65,7 @@ async def erasure_status(call: Call) -> Response:
     return json_response(ErasureStatus(wedding_id, status))
 
 
-async def lift_tombstone(call: Call) -> Response:
+async def lift_tombstone(call: ApiCall) -> Response:
     """Let an erased wedding's id be used again (the only way it can be)."""
     require_admin(call)
     wedding_id = wedding_path(call)
@@ -78,7 +78,7 @@ async def lift_tombstone(call: Call) -> Response:
     return json_response(TombstoneAnswer(wedding_id, "lifted"))
 
 
-async def erase_guest(call: Call) -> Response:
+async def erase_guest(call: ApiCall) -> Response:
     """Remove one guest from the wedding and rewrite its stored logs without them."""
     require_admin(call)
     wedding_id = wedding_path(call)
@@ -95,10 +95,10 @@ async def erase_guest(call: Call) -> Response:
 _ADMIN = (401, 403, 404, 429)
 
 
-def erasure_routes() -> list[Route]:
+def erasure_routes() -> list[ApiRoute]:
     wedding = "/api/weddings/{wedding_id}"
     return [
-        Route(
+        ApiRoute(
             "DELETE",
             wedding,
             "deleteWedding",
@@ -109,7 +109,7 @@ def erasure_routes() -> list[Route]:
             response_model=ErasureAnswer,
             errors=(*_ADMIN, 503),
         ),
-        Route(
+        ApiRoute(
             "GET",
             f"{wedding}/erasure",
             "erasureStatus",
@@ -120,7 +120,7 @@ def erasure_routes() -> list[Route]:
             response_model=ErasureStatus,
             errors=_ADMIN,
         ),
-        Route(
+        ApiRoute(
             "DELETE",
             f"{wedding}/tombstone",
             "liftTombstone",
@@ -131,7 +131,7 @@ def erasure_routes() -> list[Route]:
             response_model=TombstoneAnswer,
             errors=(*_ADMIN, 503),
         ),
-        Route(
+        ApiRoute(
             "POST",
             f"{wedding}/guests/{{guest_id}}/erase",
             "eraseGuest",

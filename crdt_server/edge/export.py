@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.edge.problems import ApiError
-from crdt_server.edge.routing import Call, Route, is_admin
+from crdt_server.edge.routing import ApiCall, ApiRoute, is_admin
 from crdt_server.names import valid_wedding_id
 from crdt_server.storage import StoreError
 from crdt_server.tools.export import ExportError, export_wedding
@@ -24,7 +24,7 @@ EXPORT_ROLE = "couple"
 """The one role whose tokens may export their wedding."""
 
 
-def _authorize(call: Call, wedding_id: str) -> None:
+def _authorize(call: ApiCall, wedding_id: str) -> None:
     if is_admin(call):
         return
     refusal = ApiError(403, "no document of this wedding is open to you")
@@ -42,7 +42,7 @@ def _authorize(call: Call, wedding_id: str) -> None:
     raise refusal
 
 
-async def export(call: Call) -> Response:
+async def export(call: ApiCall) -> Response:
     """The wedding's four documents, their history and its events, and its conversations
     (each running feature's section, such as ``threads``: members, threads with their
     messages and read marks; the same sections ``crdt-server export`` writes), as one JSON
@@ -66,10 +66,10 @@ async def export(call: Call) -> Response:
     )
 
 
-def export_routes() -> list[Route]:
+def export_routes() -> list[ApiRoute]:
     """The export route."""
     return [
-        Route(
+        ApiRoute(
             "GET",
             "/api/weddings/{wedding_id}/export",
             "exportWedding",

@@ -1,10 +1,10 @@
 """Who calls: a request's credential, resolved once, as exactly one kind.
 
 Every route declares the kinds of credential it takes (:attr:`Route.accepts
-<crdt_server.edge.routing.Route.accepts>`). Before its handler runs, the request's
+<crdt_server.edge.routing.ApiRoute.accepts>`). Before its handler runs, the request's
 credential is read the one way (:func:`resolve`) and a kind the route does not take is
 refused with 401 naming it; a JWT is verified here, once, and handlers ask the permission
-matrix about its claims (:meth:`Call.principal <crdt_server.edge.routing.Call.principal>`),
+matrix about its claims (:meth:`Call.principal <crdt_server.edge.routing.ApiCall.principal>`),
 never verifying it again.
 
 The kinds, in the order they are recognised:

@@ -3,7 +3,7 @@
 Nothing here describes a route by hand: paths, methods, ``operationId``, summaries, path and
 query parameters, request and response bodies (JSON schemas from
 ``msgspec.json.schema_components``), the error answers (``application/problem+json``) and
-the security schemes all come from :class:`crdt_server.edge.routing.Route` values.
+the security schemes all come from :class:`crdt_server.edge.routing.ApiRoute` values.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from crdt_server.edge.problems import PROBLEM_JSON, Problem
-from crdt_server.edge.routing import BINARY, JSON, Route, takes_parameters
+from crdt_server.edge.routing import BINARY, JSON, ApiRoute, takes_parameters
 from crdt_server.names import ROOM_KINDS, WEDDING_ID_PATTERN
 
 __all__ = ["openapi_document"]
@@ -71,7 +71,7 @@ def _schema(model: Any, index: dict[Any, int], schemas: list[dict[str, Any]]) ->
 
 
 def _operation(
-    route: Route, index: dict[Any, int], schemas: list[dict[str, Any]]
+    route: ApiRoute, index: dict[Any, int], schemas: list[dict[str, Any]]
 ) -> dict[str, Any]:
     parameters: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True, "schema": _PATH_PARAMS[name]}
@@ -136,7 +136,7 @@ def _operation(
     return operation
 
 
-def openapi_document(routes: Sequence[Route], *, version: str) -> dict[str, Any]:
+def openapi_document(routes: Sequence[ApiRoute], *, version: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document of ``routes``."""
     shown = [r for r in routes if r.in_schema]
     models: list[Any] = [Problem]

@@ -20,7 +20,7 @@ from typing import Literal
 from crdt_server.core.limits import RateLimiter
 from crdt_server.edge.problems import ApiError
 
-__all__ = ["BYPASS_ROLES", "HttpRateLimiter", "Priority", "Subject", "may_bypass"]
+__all__ = ["BYPASS_ROLES", "HttpRateLimiter", "Priority", "RateKey", "may_bypass"]
 
 Priority = Literal["normal", "urgent", "emergency"]
 """The one priority scale of the API."""
@@ -30,7 +30,7 @@ BYPASS_ROLES = frozenset({"couple", "planner"})
 
 
 @dataclass(frozen=True, slots=True)
-class Subject:
+class RateKey:
     """Who is asking: ``key`` buckets the requests (``sub:...`` or ``addr:...``); ``role``
     is the verified token's role, if any."""
 
@@ -38,7 +38,7 @@ class Subject:
     role: str | None = None
 
 
-def may_bypass(subject: Subject, priority: Priority) -> bool:
+def may_bypass(subject: RateKey, priority: Priority) -> bool:
     """Whether the wedding-day rule lets this request past the limiter."""
     return priority == "emergency" and subject.role in BYPASS_ROLES
 
@@ -57,7 +57,7 @@ class HttpRateLimiter:
             family: max(1, math.ceil(60.0 / count)) for family, count in per_minute.items() if count
         }
 
-    def check(self, family: str, subject: Subject, *, priority: Priority = "normal") -> None:
+    def check(self, family: str, subject: RateKey, *, priority: Priority = "normal") -> None:
         """Count one request; raise a 429 :class:`ApiError` when over the budget."""
         limiter = self._limiters.get(family)
         if limiter is None or may_bypass(subject, priority):

@@ -1,6 +1,6 @@
 """The declarative route table of the HTTP API.
 
-Each route is one :class:`Route` value: method, path, the handler, its family (for the rate
+Each route is one :class:`ApiRoute` value: method, path, the handler, its family (for the rate
 limiter), its body (kind and model) and its answers. From the same values the app gets its
 Starlette routes (:func:`starlette_routes`) and clients get the OpenAPI document
 (:mod:`crdt_server.edge.openapi`). A feature adds its routes, with their models, in one list.
@@ -26,18 +26,18 @@ from crdt_server.auth.principals import AuthError, Principal
 from crdt_server.edge.bodies import decode_json
 from crdt_server.edge.identity import PUBLIC, Caller, CredentialKind, resolve
 from crdt_server.edge.problems import ApiError, FieldProblem
-from crdt_server.edge.ratelimit import Priority, Subject
-from crdt_server.edge.state import ServerState, server_state
+from crdt_server.edge.ratelimit import Priority, RateKey
+from crdt_server.edge.state import Services, server_state
 from crdt_server.edge.upgrade import bearer_token
 from crdt_server.names import valid_wedding_id
 
 __all__ = [
     "BINARY",
     "JSON",
-    "Call",
+    "ApiCall",
     "Family",
     "QueryParam",
-    "Route",
+    "ApiRoute",
     "binary_response",
     "body_priority",
     "is_admin",
@@ -75,7 +75,7 @@ def request_token(request: Request) -> str | None:
     return bearer_token(request.query_params.get("token"), request.headers.get("authorization"))
 
 
-def wedding_path(call: Call) -> str:
+def wedding_path(call: ApiCall) -> str:
     """The ``wedding_id`` path parameter, 404 unless it is a valid wedding id."""
     wedding_id = call.path("wedding_id")
     if not valid_wedding_id(wedding_id):
@@ -83,7 +83,7 @@ def wedding_path(call: Call) -> str:
     return wedding_id
 
 
-def is_admin(call: Call) -> bool:
+def is_admin(call: ApiCall) -> bool:
     """Whether the request carries the admin API key (never when the admin API is off).
 
     The key is only taken from the ``Authorization`` header, never from the URL (URLs end
@@ -91,7 +91,7 @@ def is_admin(call: Call) -> bool:
     return call.caller.kind == "admin"
 
 
-def require_admin(call: Call) -> None:
+def require_admin(call: ApiCall) -> None:
     """401 unless the request carries the admin API key (403 when the admin API is off)."""
     if not call.state.settings.admin_api_key:
         raise ApiError(403, "the admin API is disabled: set CRDT_SERVER_ADMIN_API_KEY")
@@ -99,9 +99,9 @@ def require_admin(call: Call) -> None:
         raise ApiError(401, "admin API key required (Authorization: Bearer <key>)")
 
 
-def body_priority(call: Call) -> Priority:
+def body_priority(call: ApiCall) -> Priority:
     """The ``priority`` of a JSON body already read (``normal`` when absent or unreadable),
-    for :attr:`Route.priority`: the wedding-day bypass of the rate limiter.
+    for :attr:`ApiRoute.priority`: the wedding-day bypass of the rate limiter.
 
     It reads the body before anything is checked, so it must never raise: any body (not
     UTF-8, nested past the decoder's depth, not an object) is ``normal``, the request is
@@ -115,12 +115,12 @@ def body_priority(call: Call) -> Priority:
 
 
 @dataclass(slots=True)
-class Call:
+class ApiCall:
     """One request to one route: the request, the server, and its body once read."""
 
     request: Request
-    state: ServerState
-    route: Route
+    state: Services
+    route: ApiRoute
     body: bytes = b""
     caller: Caller = PUBLIC
     """The request's credential, resolved once before the handler."""
@@ -146,7 +146,7 @@ class Call:
         return decode_json(self.body, model)
 
 
-Handler = Callable[[Call], Awaitable[Response]]
+Handler = Callable[[ApiCall], Awaitable[Response]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +157,7 @@ class QueryParam:
 
 
 @dataclass(frozen=True)
-class Route:
+class ApiRoute:
     """One operation of the HTTP API, declared once."""
 
     method: str
@@ -190,7 +190,7 @@ class Route:
     """Error answers whose problem has extension members, by status."""
     query: tuple[QueryParam, ...] = ()
     description: str = ""
-    priority: Callable[[Call], Priority] | None = None
+    priority: Callable[[ApiCall], Priority] | None = None
     """Reads the request's priority (body already read) for the wedding-day bypass; without
     it every request is ``normal``."""
     in_schema: bool = True
@@ -210,16 +210,16 @@ _BY_SECURITY: dict[str, frozenset[CredentialKind] | None] = {
 }
 
 
-def subject_of(request: Request, caller: Caller) -> Subject:
+def subject_of(request: Request, caller: Caller) -> RateKey:
     """Who the rate limiter counts: the verified token's subject, else the client address."""
     claims = caller.claims
     if claims is not None:
-        return Subject(f"sub:{claims.sub}", claims.role)
+        return RateKey(f"sub:{claims.sub}", claims.role)
     client = request.client
-    return Subject(f"addr:{client.host if client else 'unknown'}")
+    return RateKey(f"addr:{client.host if client else 'unknown'}")
 
 
-def body_limit(route: Route, state: ServerState, request: Request) -> int:
+def body_limit(route: ApiRoute, state: Services, request: Request) -> int:
     settings = state.settings
     if route.body == "json":
         return settings.max_json_body_bytes
@@ -253,7 +253,7 @@ def _too_large(limit: int) -> ApiError:
     return ApiError(413, message, errors=[FieldProblem("body", message)])
 
 
-def _refuse_nul_parameters(route: Route, request: Request) -> None:
+def _refuse_nul_parameters(route: ApiRoute, request: Request) -> None:
     """400 naming the parameter when a path parameter or a declared query parameter holds
     a NUL character: no identifier of this API has one, and PostgreSQL's text cannot store
     it (see ``takes_parameters``: such routes document their 400)."""
@@ -266,17 +266,17 @@ def _refuse_nul_parameters(route: Route, request: Request) -> None:
             raise ApiError.field(400, name, "must not contain NUL characters")
 
 
-def takes_parameters(route: Route) -> bool:
+def takes_parameters(route: ApiRoute) -> bool:
     """Whether the route reads path or query parameters (and so may answer 400)."""
     return "{" in route.path or bool(route.query)
 
 
-def _endpoint(route: Route) -> Callable[[Request], Awaitable[Response]]:
+def _endpoint(route: ApiRoute) -> Callable[[Request], Awaitable[Response]]:
     kinds = route.kinds
 
     async def endpoint(request: Request) -> Response:
         state = server_state(request)
-        call = Call(request, state, route)
+        call = ApiCall(request, state, route)
         refused: ApiError | None = None
         if kinds is not None:
             key = state.settings.admin_api_key
@@ -306,7 +306,7 @@ def _endpoint(route: Route) -> Callable[[Request], Awaitable[Response]]:
     return endpoint
 
 
-def starlette_routes(routes: Sequence[Route]) -> list[StarletteRoute]:
+def starlette_routes(routes: Sequence[ApiRoute]) -> list[StarletteRoute]:
     """The Starlette routes of a route table."""
     return [
         StarletteRoute(

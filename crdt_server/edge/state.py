@@ -26,17 +26,17 @@ from crdt_server.settings import Settings
 from crdt_server.storage import DocumentStore
 from crdt_server.tools.export import Section
 
-__all__ = ["SERVER_STATE_KEY", "ServerState", "server_state", "state_of_scope"]
+__all__ = ["SERVER_STATE_KEY", "Services", "server_state", "state_of_scope"]
 
 E = TypeVar("E", bound=Extension)
 T = TypeVar("T")
 
 SERVER_STATE_KEY = "crdt_server"
-"""The key of the :class:`ServerState` in the lifespan state."""
+"""The key of the :class:`Services` in the lifespan state."""
 
 
 @dataclass(frozen=True, slots=True)
-class ServerState:
+class Services:
     """Everything a request may need, built once by the lifespan."""
 
     settings: Settings
@@ -73,14 +73,14 @@ class ServerState:
         return None
 
 
-def state_of_scope(scope: Mapping[str, Any]) -> ServerState:
-    """The :class:`ServerState` of an ASGI scope (for middleware)."""
+def state_of_scope(scope: Mapping[str, Any]) -> Services:
+    """The :class:`Services` of an ASGI scope (for middleware)."""
     state = scope.get("state", {}).get(SERVER_STATE_KEY)
-    if not isinstance(state, ServerState):
+    if not isinstance(state, Services):
         raise RuntimeError("the app's lifespan has not run: no server state in the scope")
     return state
 
 
-def server_state(connection: HTTPConnection) -> ServerState:
-    """The :class:`ServerState` of a request."""
+def server_state(connection: HTTPConnection) -> Services:
+    """The :class:`Services` of a request."""
     return state_of_scope(connection.scope)

@@ -7,18 +7,18 @@ from starlette.responses import Response
 from crdt_server.core.metrics import CONTENT_TYPE_LATEST
 from crdt_server.edge.bodies import Health, NotReady, Readiness
 from crdt_server.edge.problems import PROBLEM_JSON
-from crdt_server.edge.routing import Call, Route, json_response
+from crdt_server.edge.routing import ApiCall, ApiRoute, json_response
 from crdt_server.storage import StoreError
 
 __all__ = ["status_routes"]
 
 
-async def healthz(call: Call) -> Response:
+async def healthz(call: ApiCall) -> Response:
     """Liveness: the process answers."""
     return json_response(Health(status="ok"))
 
 
-async def readyz(call: Call) -> Response:
+async def readyz(call: ApiCall) -> Response:
     """Readiness: the store answers, and its last commit did not fail."""
     registry = call.state.registry
     rooms = len(registry.rooms)
@@ -52,14 +52,14 @@ def _not_ready(store: str, bus: str, rooms: int) -> Response:
     return response
 
 
-async def metrics(call: Call) -> Response:
+async def metrics(call: ApiCall) -> Response:
     """Prometheus metrics."""
     return Response(call.state.registry.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
-def status_routes() -> list[Route]:
+def status_routes() -> list[ApiRoute]:
     return [
-        Route(
+        ApiRoute(
             "GET",
             "/healthz",
             "health",
@@ -69,7 +69,7 @@ def status_routes() -> list[Route]:
             "none",
             response_model=Health,
         ),
-        Route(
+        ApiRoute(
             "GET",
             "/readyz",
             "readiness",
@@ -80,7 +80,7 @@ def status_routes() -> list[Route]:
             response_model=Readiness,
             error_models={503: NotReady},
         ),
-        Route(
+        ApiRoute(
             "GET",
             "/metrics",
             "metrics",

@@ -35,7 +35,7 @@ from crdt_server.edge.demo import DEMO_PEOPLE, demo_links
 from crdt_server.edge.identity import unauthorized
 from crdt_server.edge.links import public_url
 from crdt_server.edge.problems import ApiError, problem_response
-from crdt_server.edge.routing import Call, Route, json_response
+from crdt_server.edge.routing import ApiCall, ApiRoute, json_response
 from crdt_server.edge.upgrade import projector_of
 from crdt_server.names import ROOM_KINDS, valid_wedding_id
 from crdt_server.settings import is_loopback
@@ -141,12 +141,12 @@ def _rfc3339(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def webapp_routes(bundle: Mapping[str, StaticFile] | None = None) -> list[Route]:
+def webapp_routes(bundle: Mapping[str, StaticFile] | None = None) -> list[ApiRoute]:
     """The app's files under ``/app/``, ``/`` redirecting there, and its API routes (all in
     the route table, so in the OpenAPI document)."""
     files = load_bundle() if bundle is None else dict(bundle)
 
-    async def serve_file(call: Call) -> Response:
+    async def serve_file(call: ApiCall) -> Response:
         name = call.request.path_params.get("name") or "index.html"
         found = files.get(name)
         if found is None:
@@ -172,11 +172,11 @@ def webapp_routes(bundle: Mapping[str, StaticFile] | None = None) -> list[Route]
             return Response(status_code=304, headers=headers)
         return Response(found.body, media_type=found.content_type, headers=headers)
 
-    async def to_app(call: Call) -> Response:
+    async def to_app(call: ApiCall) -> Response:
         return RedirectResponse("/app/", status_code=307)
 
-    def file_route(path: str, operation_id: str, summary: str, media_type: str) -> Route:
-        return Route(
+    def file_route(path: str, operation_id: str, summary: str, media_type: str) -> ApiRoute:
+        return ApiRoute(
             "GET",
             path,
             operation_id,
@@ -190,9 +190,9 @@ def webapp_routes(bundle: Mapping[str, StaticFile] | None = None) -> list[Route]
             "everything else is revalidated (ETag, 304).",
         )
 
-    def redirect(path: str, operation_id: str) -> Route:
+    def redirect(path: str, operation_id: str) -> ApiRoute:
         # Not an API operation (a browser convenience): left out of the OpenAPI document.
-        return Route(
+        return ApiRoute(
             "GET", path, operation_id, "Redirect to the web app at /app/", to_app, "public",
             security="none", status=307, in_schema=False,
         )  # fmt: skip
@@ -207,7 +207,7 @@ def webapp_routes(bundle: Mapping[str, StaticFile] | None = None) -> list[Route]
             "A file of the planner web app (script, styles, service worker, manifest, icon)",
             "*/*",
         ),
-        Route(
+        ApiRoute(
             "POST",
             "/api/token/refresh",
             "refreshToken",
@@ -221,7 +221,7 @@ def webapp_routes(bundle: Mapping[str, StaticFile] | None = None) -> list[Route]
             "revoked token or a session past that lifetime; 403 when the server signs no "
             "tokens.",
         ),
-        Route(
+        ApiRoute(
             "GET",
             "/api/local-demo",
             "getLocalDemo",
@@ -236,7 +236,7 @@ def webapp_routes(bundle: Mapping[str, StaticFile] | None = None) -> list[Route]
             "server may read and write every wedding anyway): one link per role into the "
             "`demo` wedding. 404 everywhere else, with `--allow-anonymous-on-network` too.",
         ),
-        Route(
+        ApiRoute(
             "GET",
             "/api/weddings/{wedding_id}/access",
             "getWeddingAccess",
@@ -260,7 +260,7 @@ class LocalDemo(msgspec.Struct, frozen=True):
     links: list[DemoLink]
 
 
-async def local_demo(call: Call) -> Response:
+async def local_demo(call: ApiCall) -> Response:
     """The demo's sign-in links, for a person who opened the app without one on a local
     demo server (see the route's description); 404 anywhere else."""
     settings = call.state.settings
@@ -283,7 +283,7 @@ async def local_demo(call: Call) -> Response:
     return response
 
 
-async def refresh_token(call: Call) -> Response:
+async def refresh_token(call: ApiCall) -> Response:
     """Exchange a valid token (``Authorization: Bearer``) for a fresh one with the same
     claims. 401 for a missing, bad, expired or revoked token, or a session past
     ``session_max_lifetime_seconds``; 403 when this server cannot sign tokens."""
@@ -318,7 +318,7 @@ async def refresh_token(call: Call) -> Response:
     return json_response(RefreshedToken(fresh, _rfc3339(decoded.exp), int(decoded.exp - now)))
 
 
-async def wedding_access(call: Call) -> Response:
+async def wedding_access(call: ApiCall) -> Response:
     """Who holds the token and what they may open in this wedding."""
     wedding_id = call.path("wedding_id")
     if not valid_wedding_id(wedding_id):

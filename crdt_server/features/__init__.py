@@ -2,7 +2,7 @@
 
 A feature brings everything it needs in that value: the extensions it plugs into the core's
 hooks (:mod:`crdt_server.core.hooks`), its HTTP routes (declared next to their handlers with
-:class:`~crdt_server.edge.routing.Route`), its tables (schemas installed through the SQL
+:class:`~crdt_server.edge.routing.ApiRoute`), its tables (schemas installed through the SQL
 gateway by its extension when it starts), its section of the wedding export, the bus
 message types its extensions handle, and the data commands' view of its tables.
 
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, TypeVar
 from crdt_server.core.hooks import Extension
 
 if TYPE_CHECKING:
-    from crdt_server.edge.routing import Route
+    from crdt_server.edge.routing import ApiRoute
     from crdt_server.settings import Settings
     from crdt_server.storage import Schema
     from crdt_server.tools.export import Section
@@ -63,7 +63,7 @@ class Built:
         return None
 
 
-def _no_routes() -> Sequence[Route]:
+def _no_routes() -> Sequence[ApiRoute]:
     return ()
 
 
@@ -74,7 +74,7 @@ class Feature:
     name: str
     build: Callable[[Built], Sequence[Extension]]
     """The feature's extensions for one server (called once per app start, in list order)."""
-    routes: Callable[[], Sequence[Route]] = _no_routes
+    routes: Callable[[], Sequence[ApiRoute]] = _no_routes
     """Its HTTP routes (a function: route modules import the edge, which must not load
     when only the tables are wanted)."""
     schemas: Sequence[Schema] = ()

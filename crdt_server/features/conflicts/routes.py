@@ -34,7 +34,7 @@ from crdt_server.edge.documents import (
     writer_principal,
 )
 from crdt_server.edge.problems import ApiError
-from crdt_server.edge.routing import Call, Route, json_response
+from crdt_server.edge.routing import ApiCall, ApiRoute, json_response
 from crdt_server.features.conflicts.keeper import ConflictsKeeper, ConflictView
 from crdt_server.features.events.log import rfc3339
 
@@ -113,14 +113,14 @@ def _when(at: Any) -> str:
     return rfc3339(at) if isinstance(at, int | float) else ""
 
 
-async def list_conflicts(call: Call) -> Response:
+async def list_conflicts(call: ApiCall) -> Response:
     wedding_id = call.path("wedding_id")
     docs = readable_documents(call, wedding_id)
     views = await call.state.extension(ConflictsKeeper).views(wedding_id, docs)
     return json_response(ConflictsAnswer(conflicts=[_item(v) for v in views]))
 
 
-async def resolve(call: Call) -> Response:
+async def resolve(call: ApiCall) -> Response:
     wedding_id, key = call.path("wedding_id"), call.path("conflict_id")
     docs = readable_documents(call, wedding_id)
     principal = capable_principal(call, wedding_id, "conflicts.resolve", docs)
@@ -154,10 +154,10 @@ async def resolve(call: Call) -> Response:
     return json_response(ResolveAnswer(key, "acknowledged", event))
 
 
-def conflict_routes() -> list[Route]:
+def conflict_routes() -> list[ApiRoute]:
     base = "/api/weddings/{wedding_id}/conflicts"
     return [
-        Route(
+        ApiRoute(
             "GET",
             base,
             "readConflicts",
@@ -168,7 +168,7 @@ def conflict_routes() -> list[Route]:
             response_model=ConflictsAnswer,
             errors=(*_AUTH, 503),
         ),
-        Route(
+        ApiRoute(
             "POST",
             f"{base}/{{conflict_id}}/resolve",
             "resolveConflict",

@@ -34,7 +34,7 @@ from starlette.types import Receive, Scope, Send
 from crdt_server.auth.principals import Principal
 from crdt_server.edge.documents import capable_principal, readable_documents, wedding_principal
 from crdt_server.edge.problems import ApiError
-from crdt_server.edge.routing import Call, QueryParam, Route, body_priority, json_response
+from crdt_server.edge.routing import ApiCall, ApiRoute, QueryParam, body_priority, json_response
 from crdt_server.features.events.log import EventLog, event_json
 from crdt_server.names import event_problem
 from crdt_server.storage import EventFilter, NewEvent, Once, StoredEvent
@@ -77,7 +77,7 @@ class PostedEvent(msgspec.Struct, frozen=True):
     seq: int
 
 
-class Ticket(msgspec.Struct, frozen=True):
+class StreamTicket(msgspec.Struct, frozen=True):
     ticket: str
     expires_in: int
 
@@ -104,7 +104,7 @@ SEE_EVERY_AUDIENCE = frozenset({"couple", "planner"})
 thread's events name its participants; the couple and planner see every thread)."""
 
 
-def shown_to(call: Call, role: str, event: StoredEvent) -> dict[str, Any]:
+def shown_to(call: ApiCall, role: str, event: StoredEvent) -> dict[str, Any]:
     """``event`` as ``role`` may read it: an edit session's excerpts (``before``/``after``)
     are left out when the role may not read that field (a vendor, a guest's notes)."""
     item = event_json(event)
@@ -132,7 +132,7 @@ def viewer_of(principal: Principal) -> str | None:
     return None if principal.role in SEE_EVERY_AUDIENCE else principal.user_id
 
 
-def _types(call: Call) -> tuple[str, ...]:
+def _types(call: ApiCall) -> tuple[str, ...]:
     raw = call.request.query_params.get("types", "")
     types = tuple(t.strip() for t in raw.split(",") if t.strip())
     if len(types) > MAX_TYPE_FILTERS:
@@ -143,7 +143,7 @@ def _types(call: Call) -> tuple[str, ...]:
     return types
 
 
-def _int_param(call: Call, name: str, default: int, low: int, high: int) -> int:
+def _int_param(call: ApiCall, name: str, default: int, low: int, high: int) -> int:
     raw = call.request.query_params.get(name)
     if raw is None:
         return default
@@ -156,7 +156,7 @@ def _int_param(call: Call, name: str, default: int, low: int, high: int) -> int:
     return value
 
 
-async def list_events(call: Call) -> Response:
+async def list_events(call: ApiCall) -> Response:
     """The wedding's events after ``after``, oldest first, of the documents you may read."""
     wedding_id = call.path("wedding_id")
     docs = readable_documents(call, wedding_id)
@@ -173,7 +173,7 @@ async def list_events(call: Call) -> Response:
     return json_response(EventsAnswer(shown, following))
 
 
-async def stream_ticket(call: Call) -> Response:
+async def stream_ticket(call: ApiCall) -> Response:
     """A one-use ticket, valid 60 s, for ``GET .../events/stream?ticket=``."""
     wedding_id = call.path("wedding_id")
     docs = readable_documents(call, wedding_id)
@@ -192,10 +192,10 @@ async def stream_ticket(call: Call) -> Response:
     await call.state.store.put_ticket(
         _digest(ticket), msgspec.json.encode(grant).decode(), time.time() + TICKET_SECONDS
     )
-    return json_response(Ticket(ticket, int(TICKET_SECONDS)), status_code=201)
+    return json_response(StreamTicket(ticket, int(TICKET_SECONDS)), status_code=201)
 
 
-async def stream(call: Call) -> Response:
+async def stream(call: ApiCall) -> Response:
     """Follow the wedding's events as Server-Sent Events."""
     wedding_id = call.path("wedding_id")
     after, types = _resume_after(call), _types(call)  # checked before a ticket is used up
@@ -285,7 +285,7 @@ class _CountedStream(EventSourceResponse):
             self._release()
 
 
-def _resume_after(call: Call) -> int:
+def _resume_after(call: ApiCall) -> int:
     """Where a stream resumes: ``Last-Event-ID`` (an EventSource reconnecting), else
     ``?after=``; 400 naming the one given unless it is a seq of 0 to ``MAX_SEQ``."""
     last = call.request.headers.get("last-event-id")
@@ -307,7 +307,7 @@ def custom_event_data(body: CustomEvent, where: str = "") -> str:
     return data
 
 
-async def post_event(call: Call) -> Response:
+async def post_event(call: ApiCall) -> Response:
     """Post a custom event; 201 ``{"id", "seq"}``."""
     wedding_id = call.path("wedding_id")
     body = call.json(CustomEvent)
@@ -351,10 +351,10 @@ def _digest(ticket: str) -> str:
     return hashlib.sha256(ticket.encode()).hexdigest()
 
 
-def event_routes() -> list[Route]:
+def event_routes() -> list[ApiRoute]:
     base = "/api/weddings/{wedding_id}/events"
     return [
-        Route(
+        ApiRoute(
             "GET",
             base,
             "listEvents",
@@ -369,18 +369,18 @@ def event_routes() -> list[Route]:
             response_model=EventsAnswer,
             errors=(400, 401, 403, 404, 429),
         ),
-        Route(
+        ApiRoute(
             "POST",
             f"{base}/stream-tickets",
             "createStreamTicket",
             "A one-use ticket (60 s) for the event stream, for EventSource",
             stream_ticket,
             "read",
-            response_model=Ticket,
+            response_model=StreamTicket,
             status=201,
             errors=(401, 403, 404, 429),
         ),
-        Route(
+        ApiRoute(
             "GET",
             f"{base}/stream",
             "streamEvents",
@@ -396,7 +396,7 @@ def event_routes() -> list[Route]:
             media_type="text/event-stream",
             errors=(400, 401, 403, 404, 429),
         ),
-        Route(
+        ApiRoute(
             "POST",
             base,
             "postEvent",

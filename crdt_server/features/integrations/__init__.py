@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from crdt_server.core.hooks import Extension
-from crdt_server.edge.routing import Route
+from crdt_server.edge.routing import ApiRoute
 from crdt_server.features import Built, Feature
 from crdt_server.features.integrations.calendar import calendar_routes
 from crdt_server.features.integrations.guests_csv import guest_csv_routes
@@ -20,7 +20,7 @@ def _build(built: Built) -> Sequence[Extension]:
     return [IntegrationService()]
 
 
-def _routes() -> Sequence[Route]:
+def _routes() -> Sequence[ApiRoute]:
     return [*inbound_routes(), *calendar_routes(), *guest_csv_routes()]
 
 

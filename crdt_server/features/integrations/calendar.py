@@ -31,7 +31,7 @@ from crdt_server.edge.documents import capable_principal, readable_documents
 from crdt_server.edge.identity import CALENDAR_TOKEN_PREFIX
 from crdt_server.edge.links import public_url
 from crdt_server.edge.problems import ApiError
-from crdt_server.edge.routing import Call, QueryParam, Route, json_response, wedding_path
+from crdt_server.edge.routing import ApiCall, ApiRoute, QueryParam, json_response, wedding_path
 from crdt_server.features.integrations.service import IntegrationService
 from crdt_server.features.integrations.tables import CalendarToken, FeedItem
 
@@ -138,7 +138,7 @@ def _matches(header: str, etag: str) -> bool:
     return False
 
 
-async def feed(call: Call) -> Response:
+async def feed(call: ApiCall) -> Response:
     wedding_id = wedding_path(call)
     service = call.state.extension(IntegrationService)
     if call.caller.kind == "calendar":
@@ -156,7 +156,7 @@ async def feed(call: Call) -> Response:
     return Response(body, media_type=CALENDAR, headers=headers)
 
 
-async def create_token(call: Call) -> Response:
+async def create_token(call: ApiCall) -> Response:
     wedding_id = wedding_path(call)
     principal = capable_principal(call, wedding_id, "calendar.tokens")
     body = call.json(TokenRequest) if call.body else TokenRequest()
@@ -176,7 +176,7 @@ async def create_token(call: Call) -> Response:
     return json_response(answer, status_code=201)
 
 
-async def list_tokens(call: Call) -> Response:
+async def list_tokens(call: ApiCall) -> Response:
     wedding_id = wedding_path(call)
     capable_principal(call, wedding_id, "calendar.tokens")
     found = await call.state.extension(IntegrationService).rows.tokens(wedding_id)
@@ -184,7 +184,7 @@ async def list_tokens(call: Call) -> Response:
     return json_response(TokensAnswer(items))
 
 
-async def delete_token(call: Call) -> Response:
+async def delete_token(call: ApiCall) -> Response:
     wedding_id = wedding_path(call)
     capable_principal(call, wedding_id, "calendar.tokens")
     token_id = call.path("token_id")
@@ -193,11 +193,11 @@ async def delete_token(call: Call) -> Response:
     return json_response(TokenDeleted(token_id, True))
 
 
-def calendar_routes() -> list[Route]:
+def calendar_routes() -> list[ApiRoute]:
     base = "/api/weddings/{wedding_id}"
     auth = (401, 403, 404, 429)
     return [
-        Route(
+        ApiRoute(
             "GET",
             f"{base}/calendar.ics",
             "calendarFeed",
@@ -213,7 +213,7 @@ def calendar_routes() -> list[Route]:
             "ETag. Each VEVENT has a stable UID, DTSTAMP and LAST-MODIFIED (the item's last "
             "change), CREATED and a SEQUENCE that grows with each change.",
         ),
-        Route(
+        ApiRoute(
             "POST",
             f"{base}/calendar-tokens",
             "createCalendarToken",
@@ -226,7 +226,7 @@ def calendar_routes() -> list[Route]:
             status=201,
             errors=(400, *auth, 413, 422),
         ),
-        Route(
+        ApiRoute(
             "GET",
             f"{base}/calendar-tokens",
             "listCalendarTokens",
@@ -236,7 +236,7 @@ def calendar_routes() -> list[Route]:
             response_model=TokensAnswer,
             errors=auth,
         ),
-        Route(
+        ApiRoute(
             "DELETE",
             f"{base}/calendar-tokens/{{token_id}}",
             "deleteCalendarToken",

@@ -28,9 +28,9 @@ from crdt_server.documents.guest_csv import (
 )
 from crdt_server.edge.problems import PROBLEM_JSON, ApiError, FieldProblem, Problem
 from crdt_server.edge.routing import (
-    Call,
+    ApiCall,
+    ApiRoute,
     QueryParam,
-    Route,
     json_response,
     read_body,
     wedding_path,
@@ -79,14 +79,14 @@ class _Refused(Exception):
         self.plan = plan
 
 
-def _principal(call: Call, wedding_id: str, *, write: bool) -> Principal:
+def _principal(call: ApiCall, wedding_id: str, *, write: bool) -> Principal:
     principal = call.principal(wedding_id, "guests")
     if write and not principal.can_write:
         raise ApiError(403, "the guest list is read-only for you")
     return principal
 
 
-def _flag(call: Call, name: str) -> bool:
+def _flag(call: ApiCall, name: str) -> bool:
     raw = call.request.query_params.get(name, "false").lower()
     if raw in ("true", "1"):
         return True
@@ -95,7 +95,7 @@ def _flag(call: Call, name: str) -> bool:
     raise ApiError.field(400, name, "must be true or false")
 
 
-async def export_csv(call: Call) -> Response:
+async def export_csv(call: ApiCall) -> Response:
     wedding_id = wedding_path(call)
     principal = _principal(call, wedding_id, write=False)
     bom = _flag(call, "bom")
@@ -136,7 +136,7 @@ def _refusal(plan: GuestImport) -> Response:
     return Response(msgspec.json.encode(problem), status_code=422, media_type=PROBLEM_JSON)
 
 
-async def import_csv(call: Call) -> Response:
+async def import_csv(call: ApiCall) -> Response:
     wedding_id = wedding_path(call)
     principal = _principal(call, wedding_id, write=True)
     dry_run = _flag(call, "dry_run")
@@ -172,10 +172,10 @@ async def import_csv(call: Call) -> Response:
     return json_response(_answer(plan, dry_run=False, committed=True))
 
 
-def guest_csv_routes() -> list[Route]:
+def guest_csv_routes() -> list[ApiRoute]:
     path = "/api/weddings/{wedding_id}/guests.csv"
     return [
-        Route(
+        ApiRoute(
             "GET",
             path,
             "exportGuestsCsv",
@@ -190,7 +190,7 @@ def guest_csv_routes() -> list[Route]:
             ),
             errors=(400, 401, 403, 404, 429, 503),
         ),
-        Route(
+        ApiRoute(
             "POST",
             path,
             "importGuestsCsv",

@@ -32,8 +32,8 @@ from crdt_server.edge.bodies import decode_json
 from crdt_server.edge.documents import capable_principal
 from crdt_server.edge.problems import ApiError, FieldProblem
 from crdt_server.edge.routing import (
-    Call,
-    Route,
+    ApiCall,
+    ApiRoute,
     is_admin,
     json_response,
     wedding_path,
@@ -56,7 +56,7 @@ SourceName = Annotated[str, msgspec.Meta(pattern=SOURCE_PATTERN)]
 Grant = Literal["write", "read", "none"]
 
 
-class Access(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
+class SourceAccess(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
     """What a source may do: write documents (``write``; ``read`` and ``none`` cannot write)
     and post custom events (``events: write``)."""
 
@@ -69,19 +69,19 @@ class Access(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defau
 
 class SourceRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     source: SourceName
-    access: Access
+    access: SourceAccess
 
 
 class SourceCreated(msgspec.Struct, frozen=True):
     source: str
     secret: str
     """Standard Webhooks secret (``whsec_`` + base64); shown only here."""
-    access: Access
+    access: SourceAccess
 
 
 class SourceItem(msgspec.Struct, frozen=True):
     source: str
-    access: Access
+    access: SourceAccess
     created_at: float
     created_by: str
 
@@ -122,11 +122,11 @@ class InboundBody(msgspec.Struct, frozen=True, omit_defaults=True):
     event: CustomEvent | None = None
 
 
-def _service(call: Call) -> IntegrationService:
+def _service(call: ApiCall) -> IntegrationService:
     return call.state.extension(IntegrationService)
 
 
-def _manager(call: Call, wedding_id: str) -> str:
+def _manager(call: ApiCall, wedding_id: str) -> str:
     """Who manages the wedding's sources: ``admin``, or the caller with ``inbound.manage``."""
     if is_admin(call):
         return "admin"
@@ -136,7 +136,7 @@ def _manager(call: Call, wedding_id: str) -> str:
 # -- managing sources ---------------------------------------------------------------------
 
 
-async def create_source(call: Call) -> Response:
+async def create_source(call: ApiCall) -> Response:
     wedding_id = wedding_path(call)
     body = call.json(SourceRequest)
     by = _manager(call, wedding_id)
@@ -165,18 +165,20 @@ async def create_source(call: Call) -> Response:
     return json_response(SourceCreated(body.source, secret, body.access), status_code=201)
 
 
-async def list_sources(call: Call) -> Response:
+async def list_sources(call: ApiCall) -> Response:
     wedding_id = wedding_path(call)
     _manager(call, wedding_id)
     found = await _service(call).rows.sources(wedding_id)
     items = [
-        SourceItem(s.source, msgspec.json.decode(s.access, type=Access), s.created_at, s.created_by)
+        SourceItem(
+            s.source, msgspec.json.decode(s.access, type=SourceAccess), s.created_at, s.created_by
+        )
         for s in found
     ]
     return json_response(SourcesAnswer(items))
 
 
-async def delete_source(call: Call) -> Response:
+async def delete_source(call: ApiCall) -> Response:
     wedding_id = wedding_path(call)
     _manager(call, wedding_id)
     name = call.path("source")
@@ -196,7 +198,7 @@ def _unverified() -> ApiError:
     return ApiError(401, "the webhook signature does not verify")
 
 
-def _verify(call: Call, secret: str) -> str:
+def _verify(call: ApiCall, secret: str) -> str:
     """The verified ``webhook-id`` (401 unless the signature and timestamp hold)."""
     headers = {k: v for k, v in call.request.headers.items()}
     try:
@@ -220,7 +222,7 @@ def _parse(body: bytes) -> InboundOps | InboundEvent:
     raise ApiError.field(422, "body", 'either {"doc", "ops"} or {"event"}')
 
 
-async def receive(call: Call) -> Response:
+async def receive(call: ApiCall) -> Response:
     wedding_id = wedding_path(call)
     name = call.path("source")
     service = _service(call)
@@ -230,7 +232,7 @@ async def receive(call: Call) -> Response:
     webhook_id = _verify(call, source.secret if source is not None else _NOBODYS_SECRET)
     if source is None:
         raise _unverified()
-    access = msgspec.json.decode(source.access, type=Access)
+    access = msgspec.json.decode(source.access, type=SourceAccess)
     body = _parse(call.body)
     rows = service.rows
     seen = await rows.claim(wedding_id, name, webhook_id, time.time())
@@ -271,7 +273,12 @@ def _actor(source: str, webhook_id: str) -> Actor:
 
 
 async def _apply_ops(
-    call: Call, wedding_id: str, source: str, webhook_id: str, access: Access, body: InboundOps
+    call: ApiCall,
+    wedding_id: str,
+    source: str,
+    webhook_id: str,
+    access: SourceAccess,
+    body: InboundOps,
 ) -> InboundAnswer:
     if getattr(access, body.doc) != "write":
         raise ApiError.field(403, "doc", f"source {source!r} may not write {body.doc!r}")
@@ -300,7 +307,12 @@ async def _apply_ops(
 
 
 async def _post_event(
-    call: Call, wedding_id: str, source: str, webhook_id: str, access: Access, body: InboundEvent
+    call: ApiCall,
+    wedding_id: str,
+    source: str,
+    webhook_id: str,
+    access: SourceAccess,
+    body: InboundEvent,
 ) -> InboundAnswer:
     if access.events != "write":
         raise ApiError.field(403, "event", f"source {source!r} may not post events")
@@ -325,11 +337,11 @@ async def _post_event(
     return InboundAnswer(webhook_id, event=PostedEvent(f"{wedding_id}:{stored.seq}", stored.seq))
 
 
-def inbound_routes() -> list[Route]:
+def inbound_routes() -> list[ApiRoute]:
     base = "/api/weddings/{wedding_id}"
     auth = (401, 403, 404, 429)
     return [
-        Route(
+        ApiRoute(
             "POST",
             f"{base}/inbound-sources",
             "createInboundSource",
@@ -344,7 +356,7 @@ def inbound_routes() -> list[Route]:
             status=201,
             errors=(400, *auth, 409, 413, 422),
         ),
-        Route(
+        ApiRoute(
             "GET",
             f"{base}/inbound-sources",
             "listInboundSources",
@@ -355,7 +367,7 @@ def inbound_routes() -> list[Route]:
             response_model=SourcesAnswer,
             errors=auth,
         ),
-        Route(
+        ApiRoute(
             "DELETE",
             f"{base}/inbound-sources/{{source}}",
             "deleteInboundSource",
@@ -366,7 +378,7 @@ def inbound_routes() -> list[Route]:
             response_model=SourceDeleted,
             errors=auth,
         ),
-        Route(
+        ApiRoute(
             "POST",
             f"{base}/inbound/{{source}}",
             "receiveWebhook",

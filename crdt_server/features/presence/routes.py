@@ -7,7 +7,7 @@ import msgspec
 from starlette.responses import Response
 
 from crdt_server.edge.documents import readable_documents
-from crdt_server.edge.routing import Call, Route, json_response
+from crdt_server.edge.routing import ApiCall, ApiRoute, json_response
 from crdt_server.features.presence.directory import PresenceDirectory, PresenceEntry
 
 __all__ = ["PresenceAnswer", "presence_routes"]
@@ -17,16 +17,16 @@ class PresenceAnswer(msgspec.Struct, frozen=True):
     presence: list[PresenceEntry]
 
 
-async def presence(call: Call) -> Response:
+async def presence(call: ApiCall) -> Response:
     wedding_id = call.path("wedding_id")
     docs = readable_documents(call, wedding_id)
     directory = call.state.extension(PresenceDirectory)
     return json_response(PresenceAnswer(presence=directory.presence(wedding_id, docs)))
 
 
-def presence_routes() -> list[Route]:
+def presence_routes() -> list[ApiRoute]:
     return [
-        Route(
+        ApiRoute(
             "GET",
             "/api/weddings/{wedding_id}/presence",
             "readPresence",

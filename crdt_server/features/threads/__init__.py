@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from crdt_server.core.hooks import Extension
-from crdt_server.edge.routing import Route
+from crdt_server.edge.routing import ApiRoute
 from crdt_server.features import Built, Feature
 from crdt_server.features.events.log import EventLog
 from crdt_server.features.threads.db import SCHEMA
@@ -23,7 +23,7 @@ def _build(built: Built) -> Sequence[Extension]:
     return [Threads(built.get(EventLog))]
 
 
-def _routes() -> Sequence[Route]:
+def _routes() -> Sequence[ApiRoute]:
     from crdt_server.features.threads.routes import thread_routes
 
     return thread_routes()

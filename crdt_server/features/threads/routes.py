@@ -22,9 +22,9 @@ from crdt_server.edge.documents import readable_documents, wedding_principal
 from crdt_server.edge.problems import ApiError
 from crdt_server.edge.ratelimit import Priority
 from crdt_server.edge.routing import (
-    Call,
+    ApiCall,
+    ApiRoute,
     QueryParam,
-    Route,
     body_priority,
     is_admin,
     json_response,
@@ -150,11 +150,11 @@ class ReadAnswer(msgspec.Struct, frozen=True):
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _threads(call: Call) -> Threads:
+def _threads(call: ApiCall) -> Threads:
     return call.state.extension(Threads)
 
 
-async def _viewer(call: Call) -> tuple[str, Viewer]:
+async def _viewer(call: ApiCall) -> tuple[str, Viewer]:
     wedding = call.path("wedding_id")
     docs = readable_documents(call, wedding)
     principal = wedding_principal(call, wedding, docs)
@@ -180,7 +180,7 @@ def _body_text(body: str) -> str:
     return body
 
 
-def _int_query(call: Call, name: str, default: int | None, low: int, high: int) -> int | None:
+def _int_query(call: ApiCall, name: str, default: int | None, low: int, high: int) -> int | None:
     raw = call.request.query_params.get(name)
     if raw is None or raw == "":
         return default
@@ -193,7 +193,7 @@ def _int_query(call: Call, name: str, default: int | None, low: int, high: int) 
     return value
 
 
-def _choice(call: Call, name: str, allowed: tuple[str, ...]) -> str | None:
+def _choice(call: ApiCall, name: str, allowed: tuple[str, ...]) -> str | None:
     value = call.request.query_params.get(name)
     if value is not None and value not in allowed:
         raise ApiError.field(400, name, f"must be one of {', '.join(allowed)}")
@@ -203,7 +203,7 @@ def _choice(call: Call, name: str, allowed: tuple[str, ...]) -> str | None:
 # -- members -------------------------------------------------------------------------------
 
 
-async def list_members(call: Call) -> Response:
+async def list_members(call: ApiCall) -> Response:
     wedding, viewer = await _viewer(call)
     manager = call.state.permissions.can(viewer.role, "members.manage")
     members = await _threads(call).people.members(wedding)
@@ -211,7 +211,7 @@ async def list_members(call: Call) -> Response:
     return json_response(MembersAnswer(shown))
 
 
-async def put_member(call: Call) -> Response:
+async def put_member(call: ApiCall) -> Response:
     wedding = wedding_path(call)
     if not is_admin(call):
         docs = readable_documents(call, wedding)
@@ -230,7 +230,7 @@ async def put_member(call: Call) -> Response:
     return json_response(member, status_code=201 if created else 200)
 
 
-async def erase_member(call: Call) -> Response:
+async def erase_member(call: ApiCall) -> Response:
     wedding = wedding_path(call)
     if not is_admin(call):
         raise ApiError(401, "admin API key required (Authorization: Bearer <key>)")
@@ -243,7 +243,7 @@ async def erase_member(call: Call) -> Response:
     return Response(status_code=204)
 
 
-async def unsubscribe(call: Call) -> Response:
+async def unsubscribe(call: ApiCall) -> Response:
     wedding = wedding_path(call)
     key = call.request.query_params.get("key", "")
     if not key or not await _threads(call).people.unsubscribe(wedding, call.path("sub"), key):
@@ -254,7 +254,7 @@ async def unsubscribe(call: Call) -> Response:
     )
 
 
-async def preferences(call: Call) -> Response:
+async def preferences(call: ApiCall) -> Response:
     wedding, viewer = await _viewer(call)
     body = call.json(Preferences)
     member = await _threads(call).people.set_preferences(
@@ -266,7 +266,7 @@ async def preferences(call: Call) -> Response:
 # -- threads -------------------------------------------------------------------------------
 
 
-async def create_thread(call: Call) -> Response:
+async def create_thread(call: ApiCall) -> Response:
     wedding, viewer = await _viewer(call)
     body = call.json(NewThread)
     key = call.request.headers.get("idempotency-key")
@@ -308,7 +308,7 @@ def _uncursor(raw: str | None) -> tuple[float, str] | None:
         raise ApiError.field(400, "after", "not a cursor of this list") from exc
 
 
-async def list_threads(call: Call) -> Response:
+async def list_threads(call: ApiCall) -> Response:
     wedding, viewer = await _viewer(call)
     query = call.request.query_params
     anchor = None
@@ -337,7 +337,7 @@ async def list_threads(call: Call) -> Response:
     return json_response(ThreadsAnswer(items, _cursor(following)))
 
 
-async def get_thread(call: Call) -> Response:
+async def get_thread(call: ApiCall) -> Response:
     wedding, viewer = await _viewer(call)
     try:
         thread = await _threads(call).thread(wedding, call.path("thread_id"), viewer)
@@ -346,7 +346,7 @@ async def get_thread(call: Call) -> Response:
     return json_response(thread)
 
 
-async def patch_thread(call: Call) -> Response:
+async def patch_thread(call: ApiCall) -> Response:
     wedding, viewer = await _viewer(call)
     body = call.json(ThreadChanges)
     changes = {
@@ -368,7 +368,7 @@ async def patch_thread(call: Call) -> Response:
 # -- messages ------------------------------------------------------------------------------
 
 
-async def list_messages(call: Call) -> Response:
+async def list_messages(call: ApiCall) -> Response:
     wedding, viewer = await _viewer(call)
     after = _int_query(call, "after", 0, 0, 2**62)
     limit = _int_query(call, "limit", 50, 1, 500)
@@ -382,14 +382,14 @@ async def list_messages(call: Call) -> Response:
     return json_response(MessagesAnswer(items, following))
 
 
-def _message_id(call: Call) -> str:
+def _message_id(call: ApiCall) -> str:
     mid = call.path("message_id")
     if not (1 <= len(mid) <= 64 and all(c.isascii() and (c.isalnum() or c in "_-") for c in mid)):
         raise ApiError.field(400, "message_id", "1 to 64 of A-Z a-z 0-9 _ -")
     return mid
 
 
-async def put_message(call: Call) -> Response:
+async def put_message(call: ApiCall) -> Response:
     wedding, viewer = await _viewer(call)
     mid = _message_id(call)
     body = call.json(NewMessage)
@@ -409,7 +409,7 @@ async def put_message(call: Call) -> Response:
     return json_response(message, status_code=201 if created else 200)
 
 
-def _reads(call: Call) -> Callable[[str], frozenset[str]]:
+def _reads(call: ApiCall) -> Callable[[str], frozenset[str]]:
     """Role -> the documents the role may read (the matrix; a token's own overrides are
     not known for people other than the caller)."""
     permissions = call.state.permissions
@@ -420,7 +420,7 @@ def _reads(call: Call) -> Callable[[str], frozenset[str]]:
     return reads
 
 
-async def patch_message(call: Call) -> Response:
+async def patch_message(call: ApiCall) -> Response:
     wedding, viewer = await _viewer(call)
     body = call.json(MessageEdit)
     try:
@@ -432,7 +432,7 @@ async def patch_message(call: Call) -> Response:
     return json_response(message)
 
 
-async def delete_message(call: Call) -> Response:
+async def delete_message(call: ApiCall) -> Response:
     wedding, viewer = await _viewer(call)
     try:
         message = await _threads(call).edit_message(
@@ -443,7 +443,7 @@ async def delete_message(call: Call) -> Response:
     return json_response(message)
 
 
-async def react(call: Call) -> Response:
+async def react(call: ApiCall) -> Response:
     wedding, viewer = await _viewer(call)
     body = call.json(Reaction)
     if any(c.isspace() or ord(c) < 32 for c in body.emoji):
@@ -457,7 +457,7 @@ async def react(call: Call) -> Response:
     return json_response(message)
 
 
-async def mark_read(call: Call) -> Response:
+async def mark_read(call: ApiCall) -> Response:
     wedding, viewer = await _viewer(call)
     body = call.json(ReadMark)
     try:
@@ -470,7 +470,7 @@ async def mark_read(call: Call) -> Response:
 # -- notifications -------------------------------------------------------------------------
 
 
-async def list_notifications(call: Call) -> Response:
+async def list_notifications(call: ApiCall) -> Response:
     wedding, viewer = await _viewer(call)
     unread = call.request.query_params.get("unread", "false")
     if unread not in ("true", "false"):
@@ -486,7 +486,7 @@ async def list_notifications(call: Call) -> Response:
     )
 
 
-async def read_notifications(call: Call) -> Response:
+async def read_notifications(call: ApiCall) -> Response:
     wedding, viewer = await _viewer(call)
     ids: list[int] | None = None
     if call.body.strip():
@@ -504,7 +504,7 @@ async def read_notifications(call: Call) -> Response:
 _ERR = (400, 401, 403, 404, 429)
 
 
-def thread_routes() -> list[Route]:
+def thread_routes() -> list[ApiRoute]:
     base = "/api/weddings/{wedding_id}"
     threads = f"{base}/threads"
     one = f"{threads}/{{thread_id}}"
@@ -514,7 +514,7 @@ def thread_routes() -> list[Route]:
         QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
     )
     return [
-        Route(
+        ApiRoute(
             "GET",
             f"{base}/members",
             "listMembers",
@@ -524,7 +524,7 @@ def thread_routes() -> list[Route]:
             response_model=MembersAnswer,
             errors=_ERR,
         ),
-        Route(
+        ApiRoute(
             "PUT",
             f"{base}/members/{{sub}}",
             "putMember",
@@ -538,7 +538,7 @@ def thread_routes() -> list[Route]:
             also=(200,),
             errors=(*_ERR, 413, 422),
         ),
-        Route(
+        ApiRoute(
             "DELETE",
             f"{base}/members/{{sub}}",
             "eraseMember",
@@ -550,7 +550,7 @@ def thread_routes() -> list[Route]:
             status=204,
             errors=(401, 403, 404, 429),
         ),
-        Route(
+        ApiRoute(
             "GET",
             f"{base}/members/{{sub}}/unsubscribe",
             "unsubscribe",
@@ -562,7 +562,7 @@ def thread_routes() -> list[Route]:
             query=(QueryParam("key", {"type": "string"}),),
             errors=(404, 429),
         ),
-        Route(
+        ApiRoute(
             "POST",
             f"{base}/members/{{sub}}/unsubscribe",
             "unsubscribeOneClick",
@@ -574,7 +574,7 @@ def thread_routes() -> list[Route]:
             query=(QueryParam("key", {"type": "string"}),),
             errors=(404, 429),
         ),
-        Route(
+        ApiRoute(
             "PUT",
             f"{base}/notifications/settings",
             "putNotificationSettings",
@@ -585,7 +585,7 @@ def thread_routes() -> list[Route]:
             request_model=Preferences,
             errors=(*_ERR, 413),
         ),
-        Route(
+        ApiRoute(
             "POST",
             threads,
             "createThread",
@@ -600,7 +600,7 @@ def thread_routes() -> list[Route]:
             errors=(*_ERR, 409, 413, 422),
             priority=body_priority,
         ),
-        Route(
+        ApiRoute(
             "GET",
             threads,
             "listThreads",
@@ -625,7 +625,7 @@ def thread_routes() -> list[Route]:
             ),
             errors=_ERR,
         ),
-        Route(
+        ApiRoute(
             "GET",
             one,
             "getThread",
@@ -635,7 +635,7 @@ def thread_routes() -> list[Route]:
             response_model=ThreadAnswer,
             errors=_ERR,
         ),
-        Route(
+        ApiRoute(
             "PATCH",
             one,
             "patchThread",
@@ -648,7 +648,7 @@ def thread_routes() -> list[Route]:
             errors=(*_ERR, 413, 422),
             priority=body_priority,
         ),
-        Route(
+        ApiRoute(
             "GET",
             f"{one}/messages",
             "listMessages",
@@ -662,7 +662,7 @@ def thread_routes() -> list[Route]:
             ),
             errors=_ERR,
         ),
-        Route(
+        ApiRoute(
             "PUT",
             message,
             "putMessage",
@@ -678,7 +678,7 @@ def thread_routes() -> list[Route]:
             errors=(*_ERR, 409, 413, 422),
             priority=body_priority,
         ),
-        Route(
+        ApiRoute(
             "PATCH",
             message,
             "editMessage",
@@ -689,7 +689,7 @@ def thread_routes() -> list[Route]:
             request_model=MessageEdit,
             errors=(*_ERR, 409, 413, 422),
         ),
-        Route(
+        ApiRoute(
             "DELETE",
             message,
             "deleteMessage",
@@ -698,7 +698,7 @@ def thread_routes() -> list[Route]:
             "threads",
             errors=(*_ERR, 409),
         ),
-        Route(
+        ApiRoute(
             "POST",
             f"{message}/reactions",
             "reactToMessage",
@@ -709,7 +709,7 @@ def thread_routes() -> list[Route]:
             request_model=Reaction,
             errors=(*_ERR, 409, 413, 422),
         ),
-        Route(
+        ApiRoute(
             "POST",
             f"{one}/read",
             "markThreadRead",
@@ -721,7 +721,7 @@ def thread_routes() -> list[Route]:
             response_model=ThreadAnswer,
             errors=(*_ERR, 413, 422),
         ),
-        Route(
+        ApiRoute(
             "GET",
             f"{base}/notifications",
             "listNotifications",
@@ -736,7 +736,7 @@ def thread_routes() -> list[Route]:
             ),
             errors=_ERR,
         ),
-        Route(
+        ApiRoute(
             "POST",
             f"{base}/notifications/read",
             "readNotifications",

@@ -25,7 +25,7 @@ from crdt_server.edge.documents import (
     writer_principal,
 )
 from crdt_server.edge.problems import ApiError
-from crdt_server.edge.routing import Call, QueryParam, Route, json_response
+from crdt_server.edge.routing import ApiCall, ApiRoute, QueryParam, json_response
 from crdt_server.features.events.log import rfc3339
 from crdt_server.features.versions.keeper import NotKept, VersionKeeper
 
@@ -60,14 +60,14 @@ class RestoreAnswer(msgspec.Struct, frozen=True):
     event: str | None
 
 
-def _kind(call: Call) -> tuple[str, str]:
+def _kind(call: ApiCall) -> tuple[str, str]:
     wedding_id, doc = call.path("wedding_id"), call.path("doc")
     if doc not in DOCUMENT_KINDS:
         raise ApiError(404, f"{doc!r} keeps no versions")
     return wedding_id, doc
 
 
-def _whole(call: Call, name: str, default: int, low: int, high: int) -> int:
+def _whole(call: ApiCall, name: str, default: int, low: int, high: int) -> int:
     raw = call.request.query_params.get(name)
     if raw is None:
         return default
@@ -76,7 +76,7 @@ def _whole(call: Call, name: str, default: int, low: int, high: int) -> int:
     return int(raw)
 
 
-async def list_versions(call: Call) -> Response:
+async def list_versions(call: ApiCall) -> Response:
     wedding_id, doc = _kind(call)
     if doc not in readable_documents(call, wedding_id):
         raise ApiError(403, f"{doc!r} is not open to you")
@@ -93,7 +93,7 @@ async def list_versions(call: Call) -> Response:
     return json_response(VersionsAnswer(versions, following))
 
 
-async def restore(call: Call) -> Response:
+async def restore(call: ApiCall) -> Response:
     wedding_id, doc = _kind(call)
     principal = capable_principal(call, wedding_id, "versions.restore")
     writer_principal(call, wedding_id, doc)
@@ -108,10 +108,10 @@ async def restore(call: Call) -> Response:
     return json_response(RestoreAnswer(True, done.seq, done.changed, done.event))
 
 
-def version_routes() -> list[Route]:
+def version_routes() -> list[ApiRoute]:
     base = "/api/weddings/{wedding_id}/docs/{doc}"
     return [
-        Route(
+        ApiRoute(
             "GET",
             f"{base}/versions",
             "listVersions",
@@ -125,7 +125,7 @@ def version_routes() -> list[Route]:
             response_model=VersionsAnswer,
             errors=(400, *_AUTH, 503),
         ),
-        Route(
+        ApiRoute(
             "POST",
             f"{base}/restore",
             "restoreDocument",

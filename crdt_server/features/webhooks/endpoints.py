@@ -18,7 +18,7 @@ from crdt_server.features.webhooks.model import (
     ENDPOINT_COLUMNS,
     Delivery,
     Endpoint,
-    Health,
+    EndpointHealth,
     IdempotencyConflict,
     creator_needle,
     delivery_of,
@@ -192,7 +192,7 @@ class WebhookEndpoints:
         )
         return endpoint_of(rows[0]) if rows else None
 
-    async def health(self, endpoint: Endpoint) -> Health:
+    async def health(self, endpoint: Endpoint) -> EndpointHealth:
         since = time.time() - 24 * 3600
         attempts = await self.tables.read(
             "SELECT COUNT(*), COALESCE(SUM(1 - ok), 0) FROM {t}webhook_attempts"
@@ -207,7 +207,7 @@ class WebhookEndpoints:
         )
         by_status = {str(r[0]): (int(r[1]), float(r[2])) for r in counts}
         pending, next_at = by_status.get("pending", (0, 0.0))
-        return Health(
+        return EndpointHealth(
             int(attempts[0][0]),
             int(attempts[0][1]),
             pending,

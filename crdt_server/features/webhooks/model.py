@@ -22,7 +22,7 @@ __all__ = [
     "ENDPOINT_COLUMNS",
     "Delivery",
     "Endpoint",
-    "Health",
+    "EndpointHealth",
     "IdempotencyConflict",
     "creator_needle",
     "delivery_of",
@@ -113,7 +113,7 @@ class Endpoint:
 
 
 @dataclass(frozen=True, slots=True)
-class Health:
+class EndpointHealth:
     attempts_24h: int
     failures_24h: int
     pending: int

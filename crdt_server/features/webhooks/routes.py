@@ -27,7 +27,7 @@ from starlette.responses import Response
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.edge.documents import capable_principal, readable_documents
 from crdt_server.edge.problems import ApiError
-from crdt_server.edge.routing import Call, QueryParam, Route, json_response, wedding_path
+from crdt_server.edge.routing import ApiCall, ApiRoute, QueryParam, json_response, wedding_path
 from crdt_server.features.events.routes import viewer_of
 from crdt_server.features.webhooks.dispatcher import Webhooks
 from crdt_server.features.webhooks.endpoints import WebhookEndpoints
@@ -127,21 +127,21 @@ class QueuedDelivery(msgspec.Struct, frozen=True):
     status: str
 
 
-def _webhooks(call: Call) -> WebhookEndpoints:
+def _webhooks(call: ApiCall) -> WebhookEndpoints:
     return call.state.extension(Webhooks).manage
 
 
-def _allow_private(call: Call) -> bool:
+def _allow_private(call: ApiCall) -> bool:
     return call.state.extension(Webhooks).allow_private
 
 
-def _manager(call: Call) -> str:
+def _manager(call: ApiCall) -> str:
     wedding_id = wedding_path(call)
     capable_principal(call, wedding_id, CAPABILITY)
     return wedding_id
 
 
-async def _endpoint(call: Call) -> Endpoint:
+async def _endpoint(call: ApiCall) -> Endpoint:
     wedding_id = _manager(call)
     endpoint = await _webhooks(call).endpoint(wedding_id, call.path("hook"))
     if endpoint is None:
@@ -167,14 +167,14 @@ def _patterns(events: list[str]) -> list[str]:
     return seen
 
 
-def _limit(call: Call) -> int:
+def _limit(call: ApiCall) -> int:
     raw = call.request.query_params.get("limit", "50")
     if not raw.isdigit() or not 1 <= int(raw) <= 500:
         raise ApiError.field(400, "limit", "a whole number from 1 to 500")
     return int(raw)
 
 
-async def create_webhook(call: Call) -> Response:
+async def create_webhook(call: ApiCall) -> Response:
     wedding_id = wedding_path(call)
     # An endpoint receives what its creator may see: the documents they may read, and of
     # a thread's events only those of threads they are in (unless they see every thread).
@@ -222,7 +222,7 @@ async def create_webhook(call: Call) -> Response:
     return json_response(CreatedWebhook(endpoint.id, secret), status_code=201 if first else 200)
 
 
-async def list_webhooks(call: Call) -> Response:
+async def list_webhooks(call: ApiCall) -> Response:
     wedding_id = _manager(call)
     limit = _limit(call)
     after = call.request.query_params.get("after", "")
@@ -231,13 +231,13 @@ async def list_webhooks(call: Call) -> Response:
     return json_response({"webhooks": [e.json() for e in found], "next": following})
 
 
-async def get_webhook(call: Call) -> Response:
+async def get_webhook(call: ApiCall) -> Response:
     endpoint = await _endpoint(call)
     health = await _webhooks(call).health(endpoint)
     return json_response({**endpoint.json(), "health": health.json(endpoint)})
 
 
-def _scope_of_caller(call: Call, wedding_id: str) -> str:
+def _scope_of_caller(call: ApiCall, wedding_id: str) -> str:
     """The scope of an endpoint the caller answers for: what they may see, and who they are."""
     docs = readable_documents(call, wedding_id)
     principal = capable_principal(call, wedding_id, CAPABILITY, readable=docs)
@@ -245,7 +245,7 @@ def _scope_of_caller(call: Call, wedding_id: str) -> str:
     return scope_json(shown, viewer_of(principal), principal.user_id)
 
 
-async def update_webhook(call: Call) -> Response:
+async def update_webhook(call: ApiCall) -> Response:
     endpoint = await _endpoint(call)
     body = call.json(WebhookChanges)
     # Re-enabling a disabled endpoint (its creator revoked or erased, a 410, a pause) makes
@@ -275,14 +275,14 @@ async def update_webhook(call: Call) -> Response:
     return json_response(changed.json())
 
 
-async def delete_webhook(call: Call) -> Response:
+async def delete_webhook(call: ApiCall) -> Response:
     wedding_id = _manager(call)
     if not await _webhooks(call).delete(wedding_id, call.path("hook")):
         raise ApiError(404, "no such webhook endpoint in this wedding")
     return Response(status_code=204)
 
 
-async def rotate_secret(call: Call) -> Response:
+async def rotate_secret(call: ApiCall) -> Response:
     wedding_id = _manager(call)
     hook = call.path("hook")
     secret = await _webhooks(call).rotate(wedding_id, hook)
@@ -291,7 +291,7 @@ async def rotate_secret(call: Call) -> Response:
     return json_response(CreatedWebhook(hook, secret))
 
 
-async def send_test(call: Call) -> Response:
+async def send_test(call: ApiCall) -> Response:
     endpoint = await _endpoint(call)
     if endpoint.disabled:
         raise ApiError(409, f"the endpoint is disabled: {endpoint.disabled}")
@@ -299,7 +299,7 @@ async def send_test(call: Call) -> Response:
     return json_response(QueuedDelivery(delivery, "pending"), status_code=202)
 
 
-async def list_deliveries(call: Call) -> Response:
+async def list_deliveries(call: ApiCall) -> Response:
     endpoint = await _endpoint(call)
     status = call.request.query_params.get("status")
     if status is not None and status not in ("pending", "delivered", "failed"):
@@ -311,7 +311,7 @@ async def list_deliveries(call: Call) -> Response:
     return json_response({"deliveries": [d.json() for d in found], "next": following})
 
 
-async def replay_delivery(call: Call) -> Response:
+async def replay_delivery(call: ApiCall) -> Response:
     endpoint = await _endpoint(call)
     webhooks = _webhooks(call)
     delivery = call.path("delivery")
@@ -324,7 +324,7 @@ async def replay_delivery(call: Call) -> Response:
     return json_response(QueuedDelivery(delivery, "pending"), status_code=202)
 
 
-def webhook_routes() -> list[Route]:
+def webhook_routes() -> list[ApiRoute]:
     base = "/api/weddings/{wedding_id}/webhooks"
     one = f"{base}/{{hook}}"
     page: tuple[QueryParam, ...] = (
@@ -332,8 +332,8 @@ def webhook_routes() -> list[Route]:
         QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
     )
     common = (401, 403, 404)
-    routes: list[Route] = [
-        Route(
+    routes: list[ApiRoute] = [
+        ApiRoute(
             "POST",
             base,
             "createWebhook",
@@ -348,7 +348,7 @@ def webhook_routes() -> list[Route]:
             also=(200,),
             errors=(*common, 409, 422),
         ),
-        Route(
+        ApiRoute(
             "GET",
             base,
             "listWebhooks",
@@ -359,7 +359,7 @@ def webhook_routes() -> list[Route]:
             response_model=WebhooksAnswer,
             errors=(400, *common),
         ),
-        Route(
+        ApiRoute(
             "GET",
             one,
             "getWebhook",
@@ -369,7 +369,7 @@ def webhook_routes() -> list[Route]:
             response_model=WebhookDetail,
             errors=common,
         ),
-        Route(
+        ApiRoute(
             "PATCH",
             one,
             "updateWebhook",
@@ -383,7 +383,7 @@ def webhook_routes() -> list[Route]:
             response_model=WebhookItem,
             errors=(400, *common, 413, 422),
         ),
-        Route(
+        ApiRoute(
             "DELETE",
             one,
             "deleteWebhook",
@@ -393,7 +393,7 @@ def webhook_routes() -> list[Route]:
             status=204,
             errors=common,
         ),
-        Route(
+        ApiRoute(
             "POST",
             f"{one}/rotate",
             "rotateWebhookSecret",
@@ -403,7 +403,7 @@ def webhook_routes() -> list[Route]:
             response_model=CreatedWebhook,
             errors=common,
         ),
-        Route(
+        ApiRoute(
             "POST",
             f"{one}/test",
             "testWebhook",
@@ -414,7 +414,7 @@ def webhook_routes() -> list[Route]:
             status=202,
             errors=(*common, 409),
         ),
-        Route(
+        ApiRoute(
             "GET",
             f"{one}/deliveries",
             "listWebhookDeliveries",
@@ -430,7 +430,7 @@ def webhook_routes() -> list[Route]:
             response_model=DeliveriesAnswer,
             errors=(400, *common),
         ),
-        Route(
+        ApiRoute(
             "POST",
             f"{one}/deliveries/{{delivery}}/replay",
             "replayWebhookDelivery",
