@@ -185,6 +185,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
+        # The features first: one that needs a feature the list lacks stops the start
+        # before anything is opened.
+        built = Built(settings)
+        for feature in features:
+            built.extensions.extend(feature.build(built))
         the_store = store or default_store(settings)
         await the_store.open()
         the_bus = bus or (RedisBus(settings.redis_url) if settings.redis_url else LocalBus())
@@ -192,9 +197,6 @@ def create_app(
         # Kept as long as any token they cover may live (plus the iat clock skew).
         keep = settings.max_token_lifetime_seconds + CLOCK_SKEW
         revocations = Revocations(keep_seconds=keep)
-        built = Built(settings)
-        for feature in features:
-            built.extensions.extend(feature.build(built))
         known = frozenset(kind for feature in features for kind in feature.bus)
         admin_events = AdminEvents(revocations, keep, known)
         hooks = Hooks([admin_events, *built.extensions, *extensions])
@@ -244,7 +246,7 @@ def create_app(
         await registry.start()
         try:
             # The lifespan state reaches every request (crdt_server.edge.state) and uvicorn's
-            # WebSocket protocol (crdt_server.edge.websocket).
+            # WebSocket protocol (crdt_server.wire.websocket).
             yield {STATE_KEY: gate, SERVER_STATE_KEY: state}
         finally:
             try:

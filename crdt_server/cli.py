@@ -31,19 +31,20 @@ from starlette.applications import Starlette
 from crdt_server.app import FEATURES, create_app, token_codec
 from crdt_server.auth.permissions import ROLES, PermissionMatrix
 from crdt_server.auth.tokens import SECRET_FILE, TokenError, load_or_create_secret
-from crdt_server.edge.affinity import STATE_KEY as AFFINITY_KEY
-from crdt_server.edge.affinity import Affinity, make_run_dir, refuse_stopping
 from crdt_server.edge.demo import with_demo
-from crdt_server.edge.http_head import head_deadline_protocol
 from crdt_server.edge.supervisor import Supervisor
 from crdt_server.edge.upgrade import STATE_KEY as GATE_KEY
 from crdt_server.edge.upgrade import Gate
-from crdt_server.edge.websocket import SyncWebSocketProtocol
 from crdt_server.gcpolicy import SurvivorFreezer, freeze_start_up
 from crdt_server.rlimits import raise_open_files_limit
 from crdt_server.settings import ENV_PREFIX, Settings, SettingsError
 from crdt_server.tools import commands as data_commands
 from crdt_server.tools.backup import repair_modes
+from crdt_server.wire.affinity import STATE_KEY as AFFINITY_KEY
+from crdt_server.wire.affinity import Affinity, make_run_dir, refuse_stopping
+from crdt_server.wire.http_head import head_deadline_protocol
+from crdt_server.wire.uvicorn_private import app_state, connection_factory, keep_task
+from crdt_server.wire.websocket import SyncWebSocketProtocol
 
 __all__ = ["main", "redact_tokens"]
 
@@ -316,8 +317,13 @@ def serve(settings: Settings, *, demo: bool = False) -> None:
     if settings.websocket_stack != "native":
         logging.getLogger("crdt_server.cli").warning(
             "CRDT_SERVER_WEBSOCKET_STACK is deprecated and ignored (it goes in the next"
-            " release): the native stack serves every plain connection; with"
-            " CRDT_SERVER_WEBSOCKET_COMPRESSION on, it hands over to uvicorn's"
+            " release): the native stack serves every connection"
+        )
+    if settings.websocket_compression:
+        logging.getLogger("crdt_server.cli").warning(
+            "CRDT_SERVER_WEBSOCKET_COMPRESSION is deprecated and ignored (it goes in the next"
+            " release): permessage-deflate is not offered; Yjs updates are small and binary,"
+            " and deflate would cost CPU on every fan-out and memory on every connection"
         )
     if not settings.database_url:
         repaired = private_data_dir(settings.data_dir)
@@ -390,7 +396,9 @@ def uvicorn_config(settings: Settings, app: Starlette | str) -> uvicorn.Config:
         ),
         ws=SyncWebSocketProtocol,
         ws_max_size=settings.max_message_bytes,
-        ws_per_message_deflate=settings.websocket_compression,
+        # Never offered (CRDT_SERVER_WEBSOCKET_COMPRESSION is deprecated): uvicorn's own
+        # protocol, which serves upgrades of other paths, would offer it by default.
+        ws_per_message_deflate=False,
         ws_ping_interval=settings.websocket_ping_seconds or None,
         ws_ping_timeout=settings.websocket_ping_seconds or None,
         log_config=None,
@@ -426,22 +434,16 @@ class _WorkerServer(_Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         affinity = self._affinity
-        self.lifespan.state[AFFINITY_KEY] = affinity
+        app_state(self)[AFFINITY_KEY] = affinity
         await super().startup(sockets=sockets)
         if not self.started or self.should_exit:
             return
-        gate = self.lifespan.state.get(GATE_KEY)
+        gate = app_state(self).get(GATE_KEY)
         if not isinstance(gate, Gate):
             return  # an app without the sync gate: nothing to hand over
         gate.registry.metrics.set_worker(affinity.index)
         adopted = gate.registry.metrics.adopted
-        config = self.config
-        create = partial(
-            typing.cast(Callable[..., asyncio.Protocol], config.http_protocol_class),
-            config=config,
-            server_state=self.server_state,
-            app_state=self.lifespan.state,
-        )
+        create = connection_factory(self)
         loop = asyncio.get_running_loop()
 
         def adopt(sock: socket.socket, head: bytes) -> None:
@@ -450,8 +452,7 @@ class _WorkerServer(_Server):
                 return
             adopted.inc()
             task = loop.create_task(_adopt(loop, sock, lambda: affinity.feed(create(), head)))
-            self.server_state.tasks.add(task)
-            task.add_done_callback(self.server_state.tasks.discard)
+            keep_task(self, task)
 
         affinity.listen(loop, adopt)
 

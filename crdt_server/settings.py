@@ -115,12 +115,13 @@ class Settings:
     room_idle_seconds: float = 10.0
     """How long a room without connections stays loaded (after its last flush)."""
     websocket_compression: bool = False
-    """Offer permessage-deflate. Off by default: Yjs updates are small and binary, so
-    compressing them costs CPU on every fan-out and saves little."""
+    """Deprecated and ignored for one release (a server started with it true logs one
+    warning): permessage-deflate is never offered. Yjs updates are small and binary, so
+    deflate saves little, while it costs CPU on every fan-out and a compressor's memory on
+    every connection."""
     websocket_stack: str = "native"
     """Deprecated and ignored for one release (a server started with another value logs one
-    warning): the native stack (crdt_server.edge.websocket) serves every plain connection;
-    with compression on it hands over to uvicorn's websockets-sansio."""
+    warning): the native stack (crdt_server.wire.websocket) serves every connection."""
     websocket_ping_seconds: float = 20.0
     """A WebSocket peer silent this long is pinged, and dropped if it stays silent as long
     again (uvicorn's ``ws_ping_interval`` and ``ws_ping_timeout``); 0 turns pings off."""

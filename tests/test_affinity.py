@@ -1,4 +1,4 @@
-"""The hand-off of a connection between workers (crdt_server/edge/affinity.py) on real
+"""The hand-off of a connection between workers (crdt_server/wire/affinity.py) on real
 sockets: a TCP connection passed with SCM_RIGHTS over a worker's control socket keeps
 working in the receiver, the sender's descriptor closes without ending it, a worker that
 cannot take it says so at once, one that stops answers 503, and a process of another user
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from crdt_server.edge.affinity import Affinity, make_run_dir, owner, wedding_of_path
+from crdt_server.wire.affinity import Affinity, make_run_dir, owner, wedding_of_path
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -21,9 +21,9 @@ import pytest
 from crdt_server.auth.principals import ANONYMOUS
 from crdt_server.codec.websocket_frames import parse_header
 from crdt_server.core.connection import Connection
-from crdt_server.edge.uvicorn_private import Config, ServerState
-from crdt_server.edge.websocket import _OPEN, _OUTBOX_KEY, Outbox, SyncWebSocketProtocol
 from crdt_server.errors import CloseCode
+from crdt_server.wire.uvicorn_private import Config, ServerState
+from crdt_server.wire.websocket import _OPEN, _OUTBOX_KEY, Outbox, SyncWebSocketProtocol
 
 DEADLINE = 10.0
 

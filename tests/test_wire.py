@@ -4,9 +4,9 @@ No WebSocket client library stands between these tests and the server, so nothin
 forgiven on either side: every client frame is built byte by byte (masked or not, with
 reserved bits, with lengths that lie), and every server frame is checked (unmasked, no
 reserved bits, no extension that was never negotiated). The tests say what the server
-must do whatever WebSocket implementation serves it: the native stack, and the native stack
-handing over to uvicorn's because ``permessage-deflate`` is offered (the client here never
-accepts it).
+must do: the native stack (crdt_server.wire.websocket). The ASGI endpoint that serves the
+sync path under other ASGI servers is checked at the end, under uvicorn's own WebSocket
+protocol.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from typing import cast
 import httpx
 import pytest
 import pytest_asyncio
+import uvicorn
 from pycrdt import Doc, Text
-from uvicorn.config import Config
-from uvicorn.server import ServerState
 
+from crdt_server.app import create_app
 from crdt_server.codec.protocol import SyncUpdate, decode_message, encode_update
 from crdt_server.codec.websocket_frames import (
     accept_key,
@@ -41,7 +41,9 @@ from crdt_server.codec.websocket_frames import (
     encode_frame,
     parse_header,
 )
-from crdt_server.edge.websocket import _OPEN, Pinger, SyncWebSocketProtocol
+from crdt_server.settings import Settings
+from crdt_server.wire.uvicorn_private import Config, ServerState
+from crdt_server.wire.websocket import _OPEN, Pinger, SyncWebSocketProtocol
 from tests.server import ServerProcess
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(30)]
@@ -53,14 +55,6 @@ SMALL_MAX_MESSAGE = 64 * 1024
 CONT, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 KNOWN_OPCODES = frozenset({CONT, TEXT, BINARY, CLOSE, PING, PONG})
 RSV1 = 0b100
-
-VARIANTS: dict[str, dict[str, str]] = {
-    "native": {},
-    "compression": {"CRDT_SERVER_WEBSOCKET_COMPRESSION": "true"},
-}
-"""The native stack (crdt_server.edge.websocket), and the native stack handing over to
-uvicorn's websockets-sansio with the ASGI endpoint because compression is on."""
-
 
 # --- HTTP upgrade ---------------------------------------------------------------------
 
@@ -349,32 +343,24 @@ def fresh_room(doc: str = "guests") -> str:
 # --- servers --------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=list(VARIANTS))
-def variant_env(request: pytest.FixtureRequest) -> dict[str, str]:
-    name: str = request.param
-    return dict(VARIANTS[name])
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def wire_server(
-    variant_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[ServerProcess]:
-    """One server per variant, shared by every test that leaves it as it found it."""
-    async with ServerProcess(tmp_path_factory.mktemp("wire") / "data", env=variant_env) as proc:
+async def wire_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
+    """One server, shared by every test that leaves it as it found it."""
+    async with ServerProcess(tmp_path_factory.mktemp("wire") / "data") as proc:
         yield proc
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def small_server(variant_env: dict[str, str], tmp_path: Path) -> AsyncIterator[ServerProcess]:
-    env = {**variant_env, "CRDT_SERVER_MAX_MESSAGE_BYTES": str(SMALL_MAX_MESSAGE)}
+async def small_server(tmp_path: Path) -> AsyncIterator[ServerProcess]:
+    env = {"CRDT_SERVER_MAX_MESSAGE_BYTES": str(SMALL_MAX_MESSAGE)}
     async with ServerProcess(tmp_path / "data", env=env) as proc:
         yield proc
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def own_server(variant_env: dict[str, str], tmp_path: Path) -> AsyncIterator[ServerProcess]:
+async def own_server(tmp_path: Path) -> AsyncIterator[ServerProcess]:
     """A server of the test's own, for a test that stops it."""
-    async with ServerProcess(tmp_path / "data", env=variant_env) as proc:
+    async with ServerProcess(tmp_path / "data") as proc:
         yield proc
 
 
@@ -399,8 +385,8 @@ async def test_handshake_switches_protocols_and_greets_with_sync_step1(
     async with await ws_connect(wire_server.port, fresh_room()) as ws:
         assert "websocket" in ws.response.tokens("upgrade"), ws.response
         assert "upgrade" in ws.response.tokens("connection"), ws.response
-        # The client offered no extension, so the server must not answer with one, even
-        # when it is configured to offer permessage-deflate (RFC 6455 9.1).
+        # The client offered no extension, so the server must not answer with one (RFC 6455
+        # 9.1); the native stack negotiates none anyway.
         assert ws.response.header("sec-websocket-extensions") is None, ws.response
         await ws.greeting()
 
@@ -602,9 +588,7 @@ async def test_plain_http_to_a_room_is_426_naming_the_upgrade(
         assert posted.headers["content-type"] == "application/problem+json"
 
 
-async def test_missing_key_is_refused_with_400(
-    wire_server: ServerProcess, variant_env: dict[str, str]
-) -> None:
+async def test_missing_key_is_refused_with_400(wire_server: ServerProcess) -> None:
     response, body = await refusal(wire_server.port, fresh_room(), {"Sec-WebSocket-Key": None})
     assert response.status == 400, (response, body)
     assert body
@@ -612,7 +596,7 @@ async def test_missing_key_is_refused_with_400(
 
 
 async def test_unsupported_version_is_refused_with_426_naming_13(
-    wire_server: ServerProcess, variant_env: dict[str, str]
+    wire_server: ServerProcess,
 ) -> None:
     response, body = await refusal(wire_server.port, fresh_room(), {"Sec-WebSocket-Version": "8"})
     # RFC 6455 4.2.2 / 4.4: abort with an error such as 426, and a Sec-WebSocket-Version
@@ -648,11 +632,8 @@ async def test_graceful_shutdown_closes_with_1012(own_server: ServerProcess) -> 
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def one_per_address(
-    variant_env: dict[str, str], tmp_path: Path
-) -> AsyncIterator[ServerProcess]:
+async def one_per_address(tmp_path: Path) -> AsyncIterator[ServerProcess]:
     env = {
-        **variant_env,
         "CRDT_SERVER_MAX_CONNECTIONS_PER_ADDRESS": "1",
         "CRDT_SERVER_TRUSTED_PROXIES": "127.0.0.1",
     }
@@ -682,10 +663,8 @@ PING_SECONDS = 0.5
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def pinging_server(
-    variant_env: dict[str, str], tmp_path: Path
-) -> AsyncIterator[ServerProcess]:
-    env = {**variant_env, "CRDT_SERVER_WEBSOCKET_PING_SECONDS": str(PING_SECONDS)}
+async def pinging_server(tmp_path: Path) -> AsyncIterator[ServerProcess]:
+    env = {"CRDT_SERVER_WEBSOCKET_PING_SECONDS": str(PING_SECONDS)}
     async with ServerProcess(tmp_path / "data", env=env) as proc:
         yield proc
 
@@ -804,15 +783,13 @@ def random_stream(rng: random.Random) -> bytes:
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def fuzz_server(variant_env: dict[str, str], tmp_path: Path) -> AsyncIterator[ServerProcess]:
-    env = {**variant_env, "CRDT_SERVER_MAX_UPGRADES_PER_SECOND": "100000"}
+async def fuzz_server(tmp_path: Path) -> AsyncIterator[ServerProcess]:
+    env = {"CRDT_SERVER_MAX_UPGRADES_PER_SECOND": "100000"}
     async with ServerProcess(tmp_path / "data", env=env) as proc:
         yield proc
 
 
-async def test_random_frame_streams_cost_nothing(
-    fuzz_server: ServerProcess, variant_env: dict[str, str]
-) -> None:
+async def test_random_frame_streams_cost_nothing(fuzz_server: ServerProcess) -> None:
     """Whatever bytes follow the upgrade, the server answers or closes that connection only;
     it stays up, logs no traceback, and a room next door keeps working."""
     wire_server = fuzz_server
@@ -832,10 +809,8 @@ async def test_random_frame_streams_cost_nothing(
         assert (await http.get("/healthz")).status_code == 200, f"seed {seed}"
     log = wire_server.log.decode(errors="replace")
     assert "Fatal error" not in log, (seed, log[-3000:])
-    # uvicorn's stack logs a traceback for a fragmented text message that is not UTF-8 (and
-    # goes on); the native stack closes with 1007 and logs none.
-    known = 0 if variant_env == {} else log.count("Invalid UTF-8 sequence received from client")
-    assert log.count("Traceback") == known, (seed, log[-3000:])
+    # A fragmented text message that is not UTF-8 is closed with 1007, without a traceback.
+    assert log.count("Traceback") == 0, (seed, log[-3000:])
     async with await ws_connect(wire_server.port, fresh_room("budget")) as other:
         await other.greeting()
         await other.send_frame(BINARY, encode_update(real_update("next door")))
@@ -1040,3 +1015,47 @@ async def test_a_peer_whose_reading_the_server_paused_is_not_dropped_as_silent()
             assert not transport.is_closing()
         finally:
             transport.abort()
+
+
+# --- 14. the ASGI endpoint, under another server --------------------------------------
+
+
+async def test_the_asgi_endpoint_serves_the_sync_path_under_another_asgi_server(
+    tmp_path: Path,
+) -> None:
+    """Under any ASGI server but ours the sync path is the app's ASGI endpoint
+    (crdt_server.edge.asgi_ws): here uvicorn with its own WebSocket protocol, in process.
+    It syncs two clients, refuses a room that does not exist with problem+json, and answers
+    a plain GET of a room with 426."""
+    app = create_app(Settings(data_dir=tmp_path / "data", allow_anonymous=True))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, ws="websockets-sansio", lifespan="on", log_config=None)
+    )
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(DEADLINE):
+            while not server.started:
+                assert not serving.done(), "the server did not start"
+                await asyncio.sleep(0.01)  # uvicorn says it has started by a flag only
+        room = fresh_room()
+        async with (
+            await ws_connect(port, room) as writer,
+            await ws_connect(port, room) as watcher,
+        ):
+            await writer.greeting()
+            await watcher.greeting()
+            await writer.send_frame(BINARY, encode_update(real_update("served by ASGI")))
+            frame = await watcher.read_until(lambda m: m.payload[:2] == b"\x00\x02")
+            message = decode_message(frame.payload)
+            assert isinstance(message, SyncUpdate), message
+            assert notes_of(message.update) == "served by ASGI"
+        response, body = await refusal(port, "/sync/w1/nope")
+        assert_problem(response, body, 404)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            assert (await http.get(room)).status_code == 426
+    finally:
+        server.should_exit = True
+        await serving

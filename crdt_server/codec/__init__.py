@@ -1,2 +1,2 @@
-"""Pure codecs over bytes, no I/O: y-protocols messages, awareness payloads and Yjs
-update inspection."""
+"""Pure codecs over bytes, no I/O: y-protocols messages, awareness payloads, Yjs update
+inspection, RFC 6455 frames and problem+json bodies."""

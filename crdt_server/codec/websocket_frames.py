@@ -1,6 +1,6 @@
 """RFC 6455 framing as pure functions over bytes: no I/O, no state.
 
-The server's protocol (:mod:`crdt_server.edge.websocket`), the raw-socket tests and the
+The server's protocol (:mod:`crdt_server.wire.websocket`), the raw-socket tests and the
 benchmark client all frame with this module. Parsing a header never raises on a short
 buffer (it answers ``None``: wait for more bytes); :func:`check_client_frame` says, with a
 close code, what a server must refuse in a client frame.

@@ -25,8 +25,8 @@ from typing import Any
 
 from crdt_server.auth.principals import Principal
 from crdt_server.core.metrics import Metrics
-from crdt_server.core.transport import Transport, TransportClosed
 from crdt_server.errors import CloseCode
+from crdt_server.wire.transport import Transport, TransportClosed
 
 __all__ = ["Connection"]
 

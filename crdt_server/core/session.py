@@ -32,7 +32,6 @@ from crdt_server.core.metrics import Metrics
 from crdt_server.core.pacing import Pacer, PacerSlot
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.room import Room, RoomFailed
-from crdt_server.core.transport import Transport, TransportClosed
 from crdt_server.errors import (
     CloseCode,
     MessageTooBig,
@@ -43,6 +42,7 @@ from crdt_server.errors import (
 )
 from crdt_server.settings import Settings
 from crdt_server.storage import StoreError
+from crdt_server.wire.transport import Transport, TransportClosed
 
 __all__ = ["serve_connection"]
 

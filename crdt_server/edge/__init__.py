@@ -1,1 +1,1 @@
-"""The HTTP and WebSocket edge: routes, the upgrade gate, the native WebSocket protocol, OpenAPI."""
+"""The HTTP edge: routes, the upgrade gate, the ASGI WebSocket endpoint, OpenAPI."""

@@ -1,9 +1,9 @@
 """The WebSocket endpoint on the ASGI path: refuse bad requests at the upgrade (the checks
 are :class:`~crdt_server.edge.upgrade.Gate`'s), then hand over to the session.
 
-The server as started by the CLI serves the sync path with :mod:`crdt_server.edge.websocket`
-instead; this endpoint serves it under any other ASGI server, with compression on, and
-with ``CRDT_SERVER_WEBSOCKET_STACK=uvicorn``.
+The server as started by the CLI serves the sync path with :mod:`crdt_server.wire.websocket`
+instead; this endpoint serves it when the app runs under any other ASGI server (or under
+uvicorn with its own WebSocket protocol).
 """
 
 from __future__ import annotations
@@ -12,17 +12,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from crdt_server.core.transport import TransportClosed
 from crdt_server.edge.problems import ApiError
 from crdt_server.edge.state import server_state
 from crdt_server.edge.upgrade import NO_SUCH_DOCUMENT, Refusal, bearer_token
 from crdt_server.names import document_name
+from crdt_server.wire.transport import TransportClosed
 
 __all__ = ["StarletteTransport", "not_found_endpoint", "plain_http_endpoint", "sync_endpoint"]
 
 
 class StarletteTransport:
-    """Adapts a Starlette WebSocket to the :class:`~crdt_server.core.transport.Transport` seam."""
+    """Adapts a Starlette WebSocket to the :class:`~crdt_server.wire.transport.Transport` seam."""
 
     def __init__(self, websocket: WebSocket) -> None:
         self._ws = websocket

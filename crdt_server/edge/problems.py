@@ -11,13 +11,12 @@ answer with :func:`problem_response`. Domain errors are translated here, so no r
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from http import HTTPStatus
 
-import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from crdt_server.codec.problem_details import PROBLEM_JSON, FieldProblem, Problem, problem_json
 from crdt_server.core.room import RoomFailed
 from crdt_server.documents import OperationError
 from crdt_server.errors import CloseCode, PeerError
@@ -34,33 +33,11 @@ __all__ = [
     "translate",
 ]
 
-PROBLEM_JSON = "application/problem+json"
-
 RETRY_SECONDS = 1
 CLIENT_CLOSED = 499
 """The status logged for a request whose client left before its body arrived (nginx's
 "client closed request"; nobody receives the answer)."""
 """``Retry-After`` on a 503: the store or the room is back within about this long."""
-
-
-class FieldProblem(msgspec.Struct, frozen=True):
-    """What is wrong with one input: ``field`` is a path such as ``ttl`` or ``ops[0].name``
-    (``body`` for the body as a whole, a header's name for a header)."""
-
-    field: str
-    message: str
-
-
-class Problem(msgspec.Struct, frozen=True, omit_defaults=True):
-    """An RFC 9457 problem document. ``error`` repeats ``detail`` (kept for one release, for
-    clients written against the earlier ``{"error": ...}`` answers)."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    error: str
-    errors: list[FieldProblem] = []
 
 
 class ApiError(Exception):
@@ -85,24 +62,6 @@ class ApiError(Exception):
     def field(cls, status_code: int, field: str, message: str) -> ApiError:
         """An error about one input field; the detail names it."""
         return cls(status_code, f"{field}: {message}", errors=[FieldProblem(field, message)])
-
-
-def problem_json(status: int, message: str, errors: Sequence[FieldProblem] = ()) -> bytes:
-    """The body of a problem+json answer (also written by the WebSocket upgrade's
-    refusals, which answer outside Starlette)."""
-    try:
-        title = HTTPStatus(status).phrase
-    except ValueError:
-        title = "Error"
-    problem = Problem(
-        type="about:blank",
-        title=title,
-        status=status,
-        detail=message,
-        error=message,
-        errors=list(errors),
-    )
-    return msgspec.json.encode(problem)
 
 
 def problem_response(error: ApiError) -> Response:

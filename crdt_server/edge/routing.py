@@ -249,7 +249,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def _too_large(limit: int) -> ApiError:
     message = f"the body is over this route's limit of {limit} bytes"
-    # The rest of the body is not read (crdt_server.edge.http_head: at most a little of it).
+    # The rest of the body is not read (crdt_server.wire.http_head: at most a little of it).
     return ApiError(413, message, errors=[FieldProblem("body", message)])
 
 

@@ -2,7 +2,7 @@
 
 It holds the listening socket and starts N worker processes, each with a stable index
 ``0..N-1`` (the index decides which worker owns which wedding, see
-:mod:`crdt_server.edge.affinity`). Each worker inherits the listening socket (``pass_fds``)
+:mod:`crdt_server.wire.affinity`). Each worker inherits the listening socket (``pass_fds``)
 and runs one uvicorn server on it. A worker that dies is started again with the same index,
 soon after a worker that had been up a while, backing off (up to
 :data:`MAX_RESTART_DELAY` seconds) when one keeps dying young. SIGTERM or SIGINT stop

@@ -1,9 +1,10 @@
 """Who may open a sync socket: every check made at the upgrade, before any WebSocket exists.
 
 Both ways into a room use it: the Starlette endpoint (:mod:`crdt_server.edge.asgi_ws`) and the
-bare RFC 6455 protocol that uvicorn runs for the sync path (:mod:`crdt_server.edge.websocket`).
-A refusal is an HTTP status and a short text, because the stock y-websocket client
-reconnects at once after any accepted-then-closed socket.
+bare RFC 6455 protocol that uvicorn runs for the sync path (:mod:`crdt_server.wire.websocket`),
+which knows it as :class:`crdt_server.wire.gate.UpgradeGate`. A refusal
+(:class:`~crdt_server.wire.gate.Refusal`) is an HTTP status and a short text, because the
+stock y-websocket client reconnects at once after any accepted-then-closed socket.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from crdt_server.auth.principals import Authenticator, AuthError, Principal
 from crdt_server.core.limits import ConnectionCounter, RateLimiter
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.session import serve_connection
-from crdt_server.core.transport import Transport
-from crdt_server.edge.problems import PROBLEM_JSON, problem_json
 from crdt_server.names import document_name, projection_of
 from crdt_server.settings import Settings
+from crdt_server.wire.gate import NO_SUCH_DOCUMENT, STATE_KEY, Refusal, UpgradeGate, bearer_token
+from crdt_server.wire.transport import Transport
 
 __all__ = [
     "NO_SUCH_DOCUMENT",
@@ -36,29 +37,6 @@ __all__ = [
 
 log = logging.getLogger("crdt_server.edge.upgrade")
 
-STATE_KEY = "crdt_server.edge.upgrade"
-"""The key of the :class:`Gate` in the ASGI lifespan state the app yields."""
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """An upgrade refused with an HTTP answer: problem+json, as every HTTP error."""
-
-    status: int
-    message: str
-    retry_after: int | None = None
-    """Seconds, for a 429 (``Retry-After``)."""
-
-    def body(self) -> bytes:
-        return problem_json(self.status, self.message)
-
-    def headers(self) -> list[tuple[str, str]]:
-        """The answer's headers beyond content-length and connection."""
-        found = [("content-type", PROBLEM_JSON)]
-        if self.retry_after is not None:
-            found.append(("retry-after", str(self.retry_after)))
-        return found
-
 
 @dataclass(frozen=True, slots=True)
 class Admitted:
@@ -70,7 +48,6 @@ class Admitted:
     counted: bool
 
 
-NO_SUCH_DOCUMENT = Refusal(404, "no such document")
 UPGRADE_RETRY_SECONDS = 1
 """``Retry-After`` when upgrades from one address come faster than allowed per second."""
 SLOT_RETRY_SECONDS = 5
@@ -102,16 +79,6 @@ def projector_of(extensions: Iterable[object]) -> Projector | None:
         if isinstance(ext, Projector):
             return ext
     return None
-
-
-def bearer_token(query_token: str | None, authorization: str | None) -> str | None:
-    """The token, read the one way every HTTP route and the upgrade read it: the
-    ``Authorization: Bearer`` header, else the ``token`` query parameter (browsers cannot
-    set headers on a WebSocket)."""
-    scheme, _, value = (authorization or "").partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return query_token or None
 
 
 class Gate:
@@ -214,3 +181,7 @@ class Gate:
             )
         finally:
             self.release(admitted)
+
+
+_AS_THE_WIRE_SEES_IT: type[UpgradeGate[Admitted]] = Gate
+"""The gate is what the wire's native protocol needs (checked by mypy)."""

@@ -3,7 +3,7 @@
 The server side is the real one: a :class:`~storage.SqliteStore` file (inline: its
 statements run on the test's thread), a
 :class:`~crdt_server.core.registry.RoomRegistry` and :func:`serve_connection` for every
-connection, over :func:`~crdt_server.core.transport.memory_pair` transports, on the test's
+connection, over :func:`~crdt_server.wire.transport.memory_pair` transports, on the test's
 event loop. The client side is :class:`InProcessClient`, a pycrdt document speaking
 y-protocols the way a y-websocket client does, with the same interface as the socket client
 :class:`crdt_server.testing.YClient` (``doc``, ``confirmed``, ``flush``, ``go_offline``,
@@ -65,10 +65,10 @@ from crdt_server.core.metrics import Metrics
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.room import Room
 from crdt_server.core.session import serve_connection
-from crdt_server.core.transport import MemoryTransport, TransportClosed, memory_pair
 from crdt_server.errors import CloseCode
 from crdt_server.settings import Settings
 from crdt_server.storage import FeatureRow, NewEvent, NewUpdate, SqliteStore, StoredLog
+from crdt_server.wire.transport import MemoryTransport, TransportClosed, memory_pair
 
 from .edits import Edit, apply_edit
 

@@ -19,7 +19,7 @@ from pycrdt import Map
 from websockets.exceptions import InvalidMessage
 
 from crdt_server.auth.tokens import TokenCodec
-from crdt_server.edge.affinity import owner
+from crdt_server.wire.affinity import owner
 from tests.cluster.conftest import RedisProcess
 from tests.jsclient import JsClient, JsClientGroup, map_set
 from tests.server import ServerProcess

@@ -75,11 +75,11 @@ from crdt_server.codec.protocol import AwarenessMessage, decode_message
 from crdt_server.core.connection import Connection
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.room import Room
-from crdt_server.core.transport import MemoryTransport, TransportClosed
 from crdt_server.errors import ProtocolError
 from crdt_server.settings import Settings
 from crdt_server.storage import SqliteStore
 from crdt_server.testing.inprocess import Activity, ServerEnd, serve_memory
+from crdt_server.wire.transport import MemoryTransport, TransportClosed
 
 __all__ = [
     "BOUNDARY_VALUES",

@@ -1,7 +1,9 @@
 """The transport seam: one tiny protocol (receive, send, close) and an in-memory pair.
 
-The core never sees Starlette: the endpoint adapts a WebSocket to :class:`Transport`, and
-tests drive real rooms through :func:`memory_pair`.
+The core's sessions never see a socket, Starlette or uvicorn: the native protocol
+(:mod:`crdt_server.wire.websocket`) is a :class:`Transport` itself, the ASGI endpoint
+(:mod:`crdt_server.edge.asgi_ws`) adapts a Starlette WebSocket to one, and tests drive real
+rooms through :func:`memory_pair`. This module imports nothing but asyncio.
 """
 
 from __future__ import annotations

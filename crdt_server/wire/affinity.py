@@ -2,7 +2,7 @@
 
 With ``--workers N`` the kernel gives a new connection to whichever worker accepts it
 first. The accepting worker reads the request head (the project's HTTP protocol,
-:mod:`crdt_server.edge.http_head`, then :mod:`crdt_server.edge.websocket` for an upgrade);
+:mod:`crdt_server.wire.http_head`, then :mod:`crdt_server.wire.websocket` for an upgrade);
 for ``/sync/{wedding}/{doc}`` it computes the wedding's owner, a rendezvous hash of the
 wedding id over the worker indices (:func:`owner`). When the owner is another worker, the
 socket and the head bytes read so far go to the owner over its control socket with
@@ -36,7 +36,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from crdt_server.edge.problems import PROBLEM_JSON, problem_json
+from crdt_server.codec.problem_details import PROBLEM_JSON, problem_json
 
 __all__ = [
     "STATE_KEY",
@@ -49,9 +49,9 @@ __all__ = [
     "wedding_of_path",
 ]
 
-log = logging.getLogger("crdt_server.edge.affinity")
+log = logging.getLogger("crdt_server.wire.affinity")
 
-STATE_KEY = "crdt_server.edge.affinity"
+STATE_KEY = "crdt_server.wire.affinity"
 """The key of a worker's :class:`Affinity` in the ASGI lifespan state."""
 
 MAX_MESSAGE = 128 * 1024

@@ -28,7 +28,7 @@ import logging
 from collections import Counter
 from typing import Any
 
-from crdt_server.edge.uvicorn_private import HttpToolsProtocol
+from crdt_server.wire.uvicorn_private import HttpToolsProtocol
 
 __all__ = [
     "LINGER_BYTES",
@@ -38,7 +38,7 @@ __all__ = [
     "head_deadline_protocol",
 ]
 
-log = logging.getLogger("crdt_server.edge.http_head")
+log = logging.getLogger("crdt_server.wire.http_head")
 
 MIN_BODY_BYTES_PER_SECOND = 1024
 """Each byte of a body received moves its deadline on by 1/this of a second."""

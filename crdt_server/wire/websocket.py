@@ -3,16 +3,18 @@ the sync path.
 
 uvicorn parses the HTTP request and, on an upgrade, hands the connection to the class it
 was configured with (``ws=``). This one answers the sync path (``/sync/{wedding}/{doc}``)
-itself: the upgrade checks are :class:`~crdt_server.edge.upgrade.Gate`'s, the frames are read and
-written here, and the session gets a :class:`~crdt_server.core.transport.Transport` whose
+itself: the upgrade checks are the gate's (:class:`~crdt_server.wire.gate.UpgradeGate`, which
+:class:`crdt_server.edge.upgrade.Gate` is), the frames are read and written here, and the
+session gets a :class:`~crdt_server.wire.transport.Transport` whose
 ``send`` adds a ready frame to what the connection writes, in one ``transport.write``, once
 its room has distributed a batch or at the end of the loop turn (:class:`Outbox`). No ASGI
 messages, no per-connection parser objects: that is most of the cost of a connection and of
 a broadcast otherwise.
 
 Everything else goes to uvicorn's own WebSocket protocol and from there to the ASGI app:
-other paths, an app that did not yield a gate in its lifespan state, and servers with
-permessage-deflate turned on (this protocol negotiates no extension).
+other paths, and an app that did not yield a gate in its lifespan state. This protocol
+negotiates no extension (permessage-deflate is not offered, whatever uvicorn's
+``ws_per_message_deflate`` says).
 
 What it does, by the RFC: client frames must be masked; RSV bits, unknown opcodes, control
 frames that are fragmented or over 125 bytes, a continuation with no message started or a
@@ -48,23 +50,16 @@ from crdt_server.codec.websocket_frames import (
     frame_header,
     parse_header,
 )
-from crdt_server.core.transport import TransportClosed
-from crdt_server.edge.affinity import STATE_KEY as AFFINITY_KEY
-from crdt_server.edge.affinity import Affinity, wedding_of_path
-from crdt_server.edge.upgrade import (
-    NO_SUCH_DOCUMENT,
-    STATE_KEY,
-    Admitted,
-    Gate,
-    Refusal,
-    bearer_token,
-)
-from crdt_server.edge.uvicorn_private import Config, ServerState, WebSocketsSansIOProtocol
 from crdt_server.errors import CloseCode
+from crdt_server.wire.affinity import STATE_KEY as AFFINITY_KEY
+from crdt_server.wire.affinity import Affinity, wedding_of_path
+from crdt_server.wire.gate import NO_SUCH_DOCUMENT, STATE_KEY, Refusal, UpgradeGate, bearer_token
+from crdt_server.wire.transport import TransportClosed
+from crdt_server.wire.uvicorn_private import Config, ServerState, WebSocketsSansIOProtocol
 
 __all__ = ["SyncWebSocketProtocol"]
 
-log = logging.getLogger("crdt_server.edge.websocket")
+log = logging.getLogger("crdt_server.wire.websocket")
 
 _A = TypeVar("_A")
 _T = TypeVar("_T")
@@ -74,9 +69,9 @@ _PROTOCOL_ERROR = 1002
 """Not in :class:`CloseCode`: the session never sends it; only the frame layer does."""
 _ABNORMAL = 1006
 _NO_STATUS = 1005
-_PINGER_KEY = "crdt_server.edge.websocket.pinger"
-_OUTBOX_KEY = "crdt_server.edge.websocket.outbox"
-_PROXIES_KEY = "crdt_server.edge.websocket.proxies"
+_PINGER_KEY = "crdt_server.wire.websocket.pinger"
+_OUTBOX_KEY = "crdt_server.wire.websocket.outbox"
+_PROXIES_KEY = "crdt_server.wire.websocket.proxies"
 """Where the server's :class:`Pinger`, :class:`Outbox` and :class:`_TrustedProxies` live in
 the lifespan state: built by the first connection that needs them, shared by all."""
 _READ_PAUSE_MESSAGES = 64
@@ -352,17 +347,16 @@ class SyncWebSocketProtocol(asyncio.Protocol):
             headers.setdefault(name.strip().lower(), value.strip())
         raw_path, _, query = target.partition("?")
         path = unquote(raw_path)
-        gate = self._app_state.get(STATE_KEY)
-        gate = gate if isinstance(gate, Gate) else None
+        gate = cast("UpgradeGate[Any] | None", self._app_state.get(STATE_KEY))
         if gate is not None and path.startswith(_PREFIX) and self._hand_off(gate, path, head):
             return
         address, port = self._client(headers)
         peer = f"{address}:{port}"
-        outcome: Admitted | Refusal
+        outcome: Any
         refusal = self._check_upgrade(method, headers)
         if refusal is not None:
             outcome = gate.refuse(refusal) if gate is not None else refusal
-        elif not path.startswith(_PREFIX) or gate is None or self._config.ws_per_message_deflate:
+        elif not path.startswith(_PREFIX) or gate is None:
             self._hand_over(head)
             return
         else:
@@ -377,12 +371,12 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         assert gate is not None
         self._accept(gate, outcome, headers["sec-websocket-key"], peer)
 
-    def _hand_off(self, gate: Gate, path: str, head: str) -> bool:
+    def _hand_off(self, gate: UpgradeGate[Any], path: str, head: str) -> bool:
         """Give the connection to the worker that owns its wedding (``--workers``, see
-        :mod:`crdt_server.edge.affinity`); ``False``: it is served here (this worker owns
+        :mod:`crdt_server.wire.affinity`); ``False``: it is served here (this worker owns
         it, there is one process, or the owner cannot take it now)."""
         affinity = self._app_state.get(AFFINITY_KEY)
-        if not isinstance(affinity, Affinity) or self._config.ws_per_message_deflate:
+        if not isinstance(affinity, Affinity):
             return False
         wedding = wedding_of_path(path)
         if wedding is None:
@@ -410,8 +404,8 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         return True
 
     def _admit(
-        self, gate: Gate, path: str, query: str, headers: dict[str, str], address: str
-    ) -> Admitted | Refusal:
+        self, gate: UpgradeGate[Any], path: str, query: str, headers: dict[str, str], address: str
+    ) -> Any:
         wedding_id, slash, doc = path[len(_PREFIX) :].partition("/")
         if not slash or "/" in doc:
             return gate.refuse(NO_SUCH_DOCUMENT)
@@ -492,7 +486,7 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         delegate.data_received(head.encode("latin-1") + b"\r\n\r\n" + bytes(self._buffer))
         self._buffer.clear()
 
-    def _accept(self, gate: Gate, admitted: Admitted, key: str, peer: str) -> None:
+    def _accept(self, gate: UpgradeGate[Any], admitted: Any, key: str, peer: str) -> None:
         assert self._transport is not None
         self._transport.write(
             b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
@@ -513,7 +507,7 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         if self._buffer:  # frames that came with the request
             self.data_received(b"")
 
-    async def _run(self, gate: Gate, admitted: Admitted, peer: str) -> None:
+    async def _run(self, gate: UpgradeGate[Any], admitted: Any, peer: str) -> None:
         try:
             await gate.serve(self, admitted, peer=peer)
         except Exception:

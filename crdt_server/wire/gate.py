@@ -1,0 +1,112 @@
+"""What the wire needs from the checks made at an upgrade, and the answer to a refused one.
+
+The native protocol (:mod:`crdt_server.wire.websocket`) parses an upgrade's head itself and
+asks a gate whether to let it in; the gate (:class:`crdt_server.edge.upgrade.Gate`: name,
+origin, rate, token, open connections) lives in the edge, above the wire, so the wire knows
+it only as the :class:`UpgradeGate` protocol, found in the lifespan state under
+:data:`STATE_KEY`. A refusal is an HTTP status and a short text (problem+json), because the
+stock y-websocket client reconnects at once after any accepted-then-closed socket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from crdt_server.codec.problem_details import PROBLEM_JSON, problem_json
+from crdt_server.settings import Settings
+from crdt_server.wire.transport import Transport
+
+__all__ = ["NO_SUCH_DOCUMENT", "STATE_KEY", "Refusal", "UpgradeGate", "bearer_token"]
+
+STATE_KEY = "crdt_server.wire.gate"
+"""The key of the gate in the ASGI lifespan state the app yields."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An upgrade refused with an HTTP answer: problem+json, as every HTTP error."""
+
+    status: int
+    message: str
+    retry_after: int | None = None
+    """Seconds, for a 429 (``Retry-After``)."""
+
+    def body(self) -> bytes:
+        return problem_json(self.status, self.message)
+
+    def headers(self) -> list[tuple[str, str]]:
+        """The answer's headers beyond content-length and connection."""
+        found = [("content-type", PROBLEM_JSON)]
+        if self.retry_after is not None:
+            found.append(("retry-after", str(self.retry_after)))
+        return found
+
+
+NO_SUCH_DOCUMENT = Refusal(404, "no such document")
+
+
+def bearer_token(query_token: str | None, authorization: str | None) -> str | None:
+    """The token, read the one way every HTTP route and the upgrade read it: the
+    ``Authorization: Bearer`` header, else the ``token`` query parameter (browsers cannot
+    set headers on a WebSocket)."""
+    scheme, _, value = (authorization or "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return query_token or None
+
+
+A = TypeVar("A")
+"""What the gate returns for a connection it lets in; the wire hands it back to ``serve``."""
+
+
+class _Count(Protocol):
+    def inc(self) -> None: ...
+
+
+class _Labelled(Protocol):
+    def labels(self, *values: str) -> _Count: ...
+
+
+class _HandOffMetrics(Protocol):
+    @property
+    def handed_off(self) -> _Labelled:
+        """Connections handed to their owner worker, by worker index."""
+
+    @property
+    def served_off_owner(self) -> _Count:
+        """Connections served here because their owner could not take them."""
+
+
+class _Registry(Protocol):
+    @property
+    def metrics(self) -> _HandOffMetrics: ...
+
+
+class UpgradeGate(Protocol[A]):
+    """The checks of an upgrade, and the serving of a connection let in."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def registry(self) -> _Registry: ...
+
+    def admit(
+        self,
+        wedding_id: str,
+        doc: str,
+        *,
+        token: str | None,
+        headers: Mapping[str, str],
+        address: str,
+    ) -> A | Refusal:
+        """Let the upgrade in (it must then be served) or refuse it. ``headers`` has
+        lower-case names."""
+
+    def refuse(self, refusal: Refusal) -> Refusal:
+        """Count a refusal the wire made itself, and return it."""
+
+    async def serve(self, transport: Transport, admitted: A, *, peer: str) -> None:
+        """Run the accepted connection to its end."""
