@@ -30,6 +30,7 @@ SCRIPTS = (
     "recorder_bench",
     "overwrites_bench",
     "product",
+    "conflicts_bench",
 )
 """Every driver with a command line (peer_pycrdt_websocket runs in the peer's own venv)."""
 
