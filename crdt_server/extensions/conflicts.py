@@ -39,6 +39,9 @@ _ACTOR = Actor("server", "server", "server:conflicts")
 _MOST_PRIVATE_FIRST = ("budget", "guests", "seating", "timeline")
 _WRITERS_PER_WEDDING = 5000
 _WEDDINGS_REMEMBERED = 1000
+REMOTE_GRACE = 0.5
+"""Seconds a process waits before writing findings another process's content made: that
+process writes them first (right after its commit)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +128,7 @@ class ConflictsKeeper(Extension):
         while len(writers) > _WRITERS_PER_WEDDING:
             writers.popitem(last=False)
         wedding = self._wedding(room.wedding_id)
+        wedding.local = True
         self._touch(wedding, room, touched)
         if wedding.findings is not None and written:
             wedding.keys |= wedding.findings.touching(written)  # their writers changed
@@ -136,8 +140,23 @@ class ConflictsKeeper(Extension):
             self._touch(self._wedding(room.wedding_id), room, changes)
 
     def on_change(self, room: Room) -> None:
-        if room.kind in DOCUMENT_KINDS:
+        if room.kind not in DOCUMENT_KINDS:
+            return
+        wedding = self._wedding(room.wedding_id)
+        if wedding.local:
+            wedding.local = False
             self._schedule(room.wedding_id)
+        elif wedding.timer is None:
+            # Content another process committed: that process writes what it changed
+            # within milliseconds; this one only makes sure, a moment later (writing, and
+            # recording events for, what is still missing then), so that the two rarely
+            # both record one finding.
+            loop = asyncio.get_running_loop()
+            wedding.timer = loop.call_later(REMOTE_GRACE, self._later, room.wedding_id)
+
+    def _later(self, wedding_id: str) -> None:
+        self._wedding(wedding_id).timer = None
+        self._schedule(wedding_id)
 
     def _stored_changed(self, wedding_id: str) -> None:
         """Concurrent-edit findings of the wedding were opened or closed (not by a commit
@@ -538,6 +557,10 @@ class ConflictsKeeper(Extension):
         return self._service
 
     async def close(self) -> None:
+        for wedding in self._weddings.values():
+            if wedding.timer is not None:
+                wedding.timer.cancel()
+                wedding.timer = None
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
 
@@ -560,6 +583,10 @@ class _Wedding:
     """Concurrent-edit findings may have been opened or closed: read them again."""
     task: asyncio.Task[None] | None = None
     again: bool = False
+    local: bool = False
+    """Changed by a commit here since the last evaluation was scheduled."""
+    timer: asyncio.TimerHandle | None = None
+    """The evaluation after another process's content (:data:`REMOTE_GRACE`)."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Held while the conflicts room is brought up to date (one at a time per wedding)."""
     resolved: dict[str, StoredEvent] = field(default_factory=dict)
