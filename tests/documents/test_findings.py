@@ -228,3 +228,37 @@ def test_every_code_the_checks_report_is_declared() -> None:
     found = set(re.findall(r'"((?:guests|seating|timeline|budget)\.[a-z_]+)"', source))
     found |= {f"{kind}.invalid_entry" for kind in DOCUMENT_KINDS}
     assert found <= declared
+
+
+def test_a_rename_reaches_every_finding_that_names_it() -> None:
+    """Names are in other entries' findings (a double-booked seat lists its guests, an
+    assignment names its table): renaming marks those groups, not only the entry's own."""
+    docs: dict[str, Doc[Any]] = {kind: Doc() for kind in ("guests", "seating")}
+    recorders = {kind: ChangeRecorder(doc, kind) for kind, doc in docs.items()}
+    for op in (
+        {"op": "add_guest", "guest_id": "g1", "name": "Ann Lee"},
+        {"op": "add_guest", "guest_id": "g2", "name": "Bob Ray"},
+        {"op": "add_table", "table_id": "t1", "name": "Rose", "capacity": 2},
+        {"op": "assign_seat", "guest_id": "g1", "table_id": "t1", "seat": 1},
+    ):
+        apply_operation(docs[OPERATIONS[op["op"]]], OPERATIONS[op["op"]], op, related=docs)
+    docs["seating"].get("assignments", type=Map)["g2"] = {"table_id": "t1", "seat": 3}
+    findings = WeddingFindings.build(docs)
+    findings.evaluate()
+    for kind in docs:
+        recorders[kind].take()
+    docs["seating"].get("assignments", type=Map)["g3"] = {"table_id": "t1", "seat": 1}
+    for op in (
+        {"op": "add_guest", "guest_id": "g3", "name": "Cy Dow"},  # g3's seat shares g1's
+        {"op": "update_guest", "guest_id": "g1", "name": "Ann Lee-Ray"},
+        {"op": "update_table", "table_id": "t1", "name": "Lily"},
+    ):
+        kind = OPERATIONS[op["op"]]
+        apply_operation(docs[kind], kind, op, related=docs)
+        for each, recorder in recorders.items():
+            findings.touch(each, docs[each], [(c.root, c.id) for c in recorder.take()])
+        changed = findings.evaluate()
+        assert findings.findings() == check(docs)
+        assert changed  # each step changed some finding's message
+    messages = " ".join(c.message for c in findings.findings())
+    assert "Ann Lee-Ray" in messages and "'Lily'" in messages
