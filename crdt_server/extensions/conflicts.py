@@ -232,6 +232,14 @@ class ConflictsKeeper(Extension):
         service = self._require_service()
         docs = await service.documents(wedding_id)
         findings = wedding.findings
+        if findings is not None and not wedding.stale:
+            for kind in DOCUMENT_KINDS:
+                was, now_doc = findings.sources.get(kind), docs.get(kind)
+                if was is not now_doc and was is not None and now_doc is not None:
+                    # A room unloaded (its copy now) or loaded again with nothing new: the
+                    # same content in another object needs no rebuild (compared in Rust).
+                    if was.get_update() == now_doc.get_update():
+                        findings.sources[kind] = now_doc
         if (
             findings is None
             or wedding.stale
