@@ -325,20 +325,32 @@ def read_entries(
     collection = root(doc, entity.collection)
     entries: dict[str, R] = {}
     for key in sorted(collection.keys()):
-        where = f"{entity.label.capitalize()} '{key}'"
-        if ID_PATTERN.fullmatch(key) is None:
-            problems.append(SchemaProblem(entity.path(key), f"{where} does not have a valid id."))
-            continue
-        stored = collection[key]
-        raw = entry_fields(stored)
-        if raw is None:
-            problems.append(SchemaProblem(entity.path(key), f"{where} is {_described(stored)}."))
-            continue
-        values, found = _read_fields(entity.fields, raw, where, entity.path(key))
-        problems.extend(found)
-        if values is not None:
-            entries[key] = record(id=key, **values)
+        value = read_entry(entity, record, key, collection[key], problems)
+        if value is not None:
+            entries[key] = value
     return entries
+
+
+def read_entry(
+    entity: Entity,
+    record: Callable[..., R],
+    key: str,
+    stored: object,
+    problems: list[SchemaProblem],
+) -> R | None:
+    """One entry of ``entity`` stored under ``key``: its record, or ``None`` if it is not
+    valid; what breaks the schema goes to ``problems``."""
+    where = f"{entity.label.capitalize()} '{key}'"
+    if ID_PATTERN.fullmatch(key) is None:
+        problems.append(SchemaProblem(entity.path(key), f"{where} does not have a valid id."))
+        return None
+    raw = entry_fields(stored)
+    if raw is None:
+        problems.append(SchemaProblem(entity.path(key), f"{where} is {_described(stored)}."))
+        return None
+    values, found = _read_fields(entity.fields, raw, where, entity.path(key))
+    problems.extend(found)
+    return None if values is None else record(id=key, **values)
 
 
 def _described(stored: object) -> str:
@@ -374,14 +386,21 @@ def read_timeline(doc: Doc[Any] | None) -> Timeline:
         return Timeline(read_meta(doc), items, tuple(problems))
 
 
+def read_budget_settings(doc: Doc[Any]) -> tuple[dict[str, Any], list[SchemaProblem]]:
+    """The budget's settings (``currency``, ``total``; defaults where invalid) and what
+    breaks the schema in them."""
+    raw = plain(root(doc, "settings"))
+    assert isinstance(raw, dict)
+    settings, problems = _read_fields(BUDGET_SETTINGS, raw, "The budget", "budget/settings")
+    assert settings is not None  # no settings field is required
+    return settings, problems
+
+
 def read_budget(doc: Doc[Any] | None) -> Budget:
     if doc is None:
         return Budget()
     with doc.transaction():
-        raw = plain(root(doc, "settings"))
-        assert isinstance(raw, dict)
-        settings, problems = _read_fields(BUDGET_SETTINGS, raw, "The budget", "budget/settings")
-        assert settings is not None  # no settings field is required
+        settings, problems = read_budget_settings(doc)
         categories = read_entries(doc, CATEGORY, Category, problems)
         payments = read_entries(doc, PAYMENT, Payment, problems)
         return Budget(

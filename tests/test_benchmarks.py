@@ -31,6 +31,7 @@ SCRIPTS = (
     "overwrites_bench",
     "product",
     "projections_bench",
+    "conflicts_bench",
 )
 """Every driver with a command line (peer_pycrdt_websocket runs in the peer's own venv)."""
 

@@ -141,6 +141,11 @@ class Extension:
     def on_change(self, room: Room) -> None:
         """Committed content changed the room's document (from here or another process)."""
 
+    def on_remote_changes(self, room: Room, changes: Sequence[EntryChange]) -> None:
+        """Content another process committed changed these entries, as this process
+        integrated it (before :meth:`on_change`); only with :attr:`wants_changes`. A
+        document rebuilt from the store (a new ``room.doc``) reports nothing here."""
+
     def on_overwritten(self, room: Room, found: Sequence[Found]) -> None:
         """Content another process committed made writes vanish, found here as it integrated
         (both processes may find one race: see :attr:`Overwrite.id`). Only with
@@ -222,12 +227,14 @@ class Hooks:
         self._stored = users("on_stored")
         self._change = users("on_change")
         self._overwritten = users("on_overwritten")
+        self._remote_changes = users("on_remote_changes")
         self._connect = users("on_connect")
         self._disconnect = users("on_disconnect")
         self._bus = users("on_bus_event")
         self._derived = users("derived_rooms")
         self.wants_changes = any(e.wants_changes for e in self.extensions)
         self.wants_overwrites = any(e.wants_overwrites for e in self.extensions)
+        self.wants_remote_changes = self.wants_changes and bool(self._remote_changes)
 
     async def load(self, room: Room) -> None:
         for ext in self._load:
@@ -270,6 +277,13 @@ class Hooks:
                 ext.on_overwritten(room, found)
             except Exception:
                 log.exception("extension %s failed on overwrites in %s", ext.name, room.name)
+
+    def remote_changes(self, room: Room, changes: Sequence[EntryChange]) -> None:
+        for ext in self._remote_changes:
+            try:
+                ext.on_remote_changes(room, changes)
+            except Exception:
+                log.exception("extension %s failed on remote changes of %s", ext.name, room.name)
 
     def stored(self, room: Room, batch: StoredBatch) -> None:
         for ext in self._stored:

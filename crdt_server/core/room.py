@@ -157,6 +157,9 @@ class Room:
         self._index_tried = False
         """The index is built at most once per document (per load or rebuild)."""
         self._found: list[tuple[Actor, Found]] = []
+        self._remote_changes: list[EntryChange] = []
+        """Entries changed by content other processes committed (if an extension wants
+        them), told to the hooks once integrated."""
         self._remote_found: list[Found] = []
         """Races found in content other processes committed, told to the hooks once
         integrated."""
@@ -262,7 +265,10 @@ class Room:
         if recorder is None:
             return
         if actor is None:  # content another process committed: it reports its own events
-            recorder.discard()
+            if self._hooks.wants_remote_changes:
+                self._remote_changes += recorder.take()
+            else:
+                recorder.discard()
             return
         changes = recorder.take()
         if changes:
@@ -589,12 +595,18 @@ class Room:
                 break
             relay += integrated
         self._tell_remote_found()
+        self._tell_remote_changes()
         self.last_seq = max(self.last_seq, *seqs)
         self._log_rows += len(updates)
         self._size += sum(len(u) for u in updates)
         if relay:
             self._broadcast_updates(relay)
         self._hooks.change(self)
+
+    def _tell_remote_changes(self) -> None:
+        if self._remote_changes:
+            changes, self._remote_changes = self._remote_changes, []
+            self._hooks.remote_changes(self, changes)
 
     def _tell_remote_found(self) -> None:
         if self._remote_found:
@@ -617,6 +629,7 @@ class Room:
                 break
             changed |= bool(result)
         self._tell_remote_found()
+        self._tell_remote_changes()
         if changed:
             self.broadcast(encode_update(self.doc.get_update(before)))
             self._hooks.change(self)

@@ -22,7 +22,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -158,6 +158,10 @@ class ConcurrentEdits(Extension):
         self._weddings: OrderedDict[str, _Wedding] = OrderedDict()
         self._loading: dict[str, asyncio.Future[_Wedding]] = {}
         self._server_client: int | None = None
+        self.on_findings_changed: Callable[[str], None] | None = None
+        """Told of a wedding whose open findings changed other than by rows of a commit
+        here (those come with their events): recorded or closed by another process, found
+        in another's content, erased."""
 
     async def start(self, core: Core) -> None:
         self._table = ConcurrentEditStore(core.store)
@@ -212,11 +216,17 @@ class ConcurrentEdits(Extension):
             wedding, [p + "," for p in prefixes] + [p + "]" for p in prefixes]
         )
         self._weddings.pop(wedding, None)  # its open findings are read again
+        self._changed(wedding)
 
     async def on_member_erased(self, wedding: str, sub: str) -> None:
         """A member erased: no finding names them any more."""
         await self.table.forget_member(wedding, sub)
         self._weddings.pop(wedding, None)
+        self._changed(wedding)
+
+    def _changed(self, wedding: str) -> None:
+        if self.on_findings_changed is not None:
+            self.on_findings_changed(wedding)
 
     # -- in the commit transaction -------------------------------------------------------
 
@@ -318,6 +328,7 @@ class ConcurrentEdits(Extension):
         for note in event["notes"]:
             if not isinstance(note, dict):
                 continue
+            self._changed(str(note.get("wedding")))
             state = self._weddings.get(str(note.get("wedding")))
             path, finding = note.get("path"), note.get("id")
             if state is None or not isinstance(path, list) or not isinstance(finding, str):
@@ -355,6 +366,7 @@ class ConcurrentEdits(Extension):
                     self._note(wedding, doc, overwrite.path, stored.id, opened=True)
                     if self._events is not None:
                         await self._events.record([_detected_event(stored)])
+                    self._changed(wedding)
             if self._announce and self._bus is not None:
                 notes, self._announce = self._announce, []
                 self._bus.publish_event({"type": _BUS_TYPE, "notes": notes})

@@ -11,7 +11,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pycrdt import Doc, Map
@@ -20,8 +20,10 @@ from crdt_server.core.hooks import Actor, Core, Extension, StoredBatch
 from crdt_server.core.room import Room
 from crdt_server.core.weddings import WeddingService
 from crdt_server.documents import DOCUMENT_KINDS, Conflict, OperationError, apply_operation, check
+from crdt_server.documents.changes import EntryChange
+from crdt_server.documents.findings import Ident, WeddingFindings
 from crdt_server.documents.operations import OPERATIONS
-from crdt_server.documents.resolution import Writer, related_paths, suggest
+from crdt_server.documents.resolution import Writer, suggest
 from crdt_server.features.conflicts.concurrent import ConcurrentEdits, finding_view
 from crdt_server.names import CONFLICTS
 from crdt_server.storage import NewEvent, StoredEvent
@@ -37,18 +39,9 @@ _ACTOR = Actor("server", "server", "server:conflicts")
 _MOST_PRIVATE_FIRST = ("budget", "guests", "seating", "timeline")
 _WRITERS_PER_WEDDING = 5000
 _WEDDINGS_REMEMBERED = 1000
-LOOP_SHARE = 0.1
-"""About the most of the event loop's time refreshing findings may take: past it, each
-wedding's refresh waits longer than the debounce (:func:`refresh_delay`)."""
-MAX_DELAY = 30.0
-
-
-def refresh_delay(debounce: float, waiting: int, cost: float) -> float:
-    """How long a wedding's refresh waits after a change: ``debounce``, or, when ``waiting``
-    weddings each need a refresh of ``cost`` seconds of the loop's own work, long enough
-    that refreshing them all takes about :data:`LOOP_SHARE` of the loop (a thousand busy
-    weddings at 0.3 ms each wait 3 s instead of 0.25); at most :data:`MAX_DELAY`."""
-    return min(MAX_DELAY, max(debounce, waiting * cost / LOOP_SHARE))
+REMOTE_GRACE = 0.5
+"""Seconds a process waits before writing findings another process's content made: that
+process writes them first (right after its commit)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,33 +69,32 @@ def conflict_id(conflict: Conflict) -> str:
 class ConflictsKeeper(Extension):
     """Keeps each wedding's read-only ``{wedding_id}/conflicts`` room up to date.
 
-    Whenever one of the four documents changes (here or in another process), the findings
-    of :func:`documents.check` are recomputed (debounced) and written into the conflicts
+    The findings of :func:`documents.check` are kept by a
+    :class:`~documents.findings.WeddingFindings` per wedding: built from the four documents
+    when a wedding is first changed here (or one of its documents was replaced, e.g.
+    loaded again), then updated from the entries each integrated change touched, committed
+    here or in another process. After each change, only the affected findings are
+    evaluated, and only what came, went or changed is written into the conflicts
     document's ``conflicts`` map: one entry per finding, keyed by :func:`conflict_id`, each
-    ``{"code", "paths", "message"}``. Editors show conflicts live by joining that room.
-    A finding that appears or goes is recorded as a ``conflict.detected`` or
-    ``conflict.resolved`` event when an :class:`EventLog` is given.
+    ``{"code", "paths", "message"}``. Editors show conflicts live by joining that room. A
+    finding that appears or goes is recorded as a ``conflict.detected`` or
+    ``conflict.resolved`` event when an :class:`EventLog` is given, right after the commit
+    that made it so.
     """
 
     name = "conflicts"
 
-    wants_changes = True  # who wrote which entry: the actors of a conflict
+    wants_changes = True  # the entries each change touched; who wrote them
 
     def __init__(
-        self,
-        *,
-        debounce: float = 0.25,
-        events: EventLog | None = None,
-        concurrent: ConcurrentEdits | None = None,
+        self, *, events: EventLog | None = None, concurrent: ConcurrentEdits | None = None
     ) -> None:
-        self._debounce = debounce
         self._events = events
         self._concurrent = concurrent
+        if concurrent is not None:
+            concurrent.on_findings_changed = self._stored_changed
         self._service: WeddingService | None = None
-        self._scheduled: dict[str, asyncio.TimerHandle] = {}
-        self._cost = 0.0
-        """Seconds of the loop a refresh's check takes (a moving average): the bulk of a
-        refresh's own work; its reads and its commit are awaited, other work runs then."""
+        self._weddings: OrderedDict[str, _Wedding] = OrderedDict()
         self._running: set[asyncio.Task[None]] = set()
         self._writers: OrderedDict[str, OrderedDict[str, tuple[str, str, float]]] = OrderedDict()
         """wedding -> entry path -> (sub, role, when) of its last write committed here."""
@@ -121,81 +113,210 @@ class ConflictsKeeper(Extension):
                 self._writers.popitem(last=False)
         else:
             self._writers.move_to_end(room.wedding_id)
+        touched: list[EntryChange] = []
+        written: list[str] = []
         for update in batch.updates:
             for actor, changes in update.changes:
+                touched += changes
                 if actor.role == "server":
                     continue
                 for change in changes:
                     path = f"{room.kind}/{change.root}/{change.id}"
                     writers[path] = (actor.sub, actor.role, now)
                     writers.move_to_end(path)
+                    written.append(path)
         while len(writers) > _WRITERS_PER_WEDDING:
             writers.popitem(last=False)
+        wedding = self._wedding(room.wedding_id)
+        wedding.local = True
+        self._touch(wedding, room, touched)
+        if wedding.findings is not None and written:
+            wedding.keys |= wedding.findings.touching(written)  # their writers changed
+        if any(_concurrent_event(e) for e in batch.events):
+            wedding.stored = True
+
+    def on_remote_changes(self, room: Room, changes: Sequence[EntryChange]) -> None:
+        if room.kind in DOCUMENT_KINDS:
+            self._touch(self._wedding(room.wedding_id), room, changes)
 
     def on_change(self, room: Room) -> None:
-        wedding_id, kind = room.wedding_id, room.kind
-        if kind not in DOCUMENT_KINDS or wedding_id in self._scheduled:
+        if room.kind not in DOCUMENT_KINDS:
             return
-        loop = asyncio.get_running_loop()
-        delay = refresh_delay(self._debounce, len(self._scheduled) + 1, self._cost)
-        self._scheduled[wedding_id] = loop.call_later(delay, self._start, wedding_id)
+        wedding = self._wedding(room.wedding_id)
+        if wedding.local:
+            wedding.local = False
+            self._schedule(room.wedding_id)
+        elif wedding.timer is None:
+            # Content another process committed: that process writes what it changed
+            # within milliseconds; this one only makes sure, a moment later (writing, and
+            # recording events for, what is still missing then), so that the two rarely
+            # both record one finding.
+            loop = asyncio.get_running_loop()
+            wedding.timer = loop.call_later(REMOTE_GRACE, self._later, room.wedding_id)
 
-    def _start(self, wedding_id: str) -> None:
-        self._scheduled.pop(wedding_id, None)
-        task = asyncio.create_task(self._refresh(wedding_id), name=f"conflicts-{wedding_id}")
+    def _later(self, wedding_id: str) -> None:
+        self._wedding(wedding_id).timer = None
+        self._schedule(wedding_id)
+
+    def _stored_changed(self, wedding_id: str) -> None:
+        """Concurrent-edit findings of the wedding were opened or closed (not by a commit
+        here: those come with their events in :meth:`on_stored`)."""
+        self._wedding(wedding_id).stored = True
+        self._schedule(wedding_id)
+
+    def _wedding(self, wedding_id: str) -> _Wedding:
+        wedding = self._weddings.get(wedding_id)
+        if wedding is None:
+            wedding = self._weddings[wedding_id] = _Wedding()
+            while len(self._weddings) > _WEDDINGS_REMEMBERED:
+                self._weddings.popitem(last=False)  # built again if it changes again
+        else:
+            self._weddings.move_to_end(wedding_id)
+        return wedding
+
+    def _touch(self, wedding: _Wedding, room: Room, changes: Sequence[EntryChange]) -> None:
+        findings = wedding.findings
+        if findings is None:
+            return  # built from the documents as they are when it is first evaluated
+        if findings.sources.get(room.kind) is not room.doc:
+            wedding.stale = True  # a document it was not built from: built again
+            return
+        try:
+            findings.touch(room.kind, room.doc, [(c.root, c.id) for c in changes])
+        except Exception:
+            wedding.stale = True  # not trusted any more: read whole at the next evaluation
+            raise
+
+    def _schedule(self, wedding_id: str) -> None:
+        """Evaluate the wedding's findings now (on the next turn of the loop); if that is
+        under way, once more when it is done."""
+        wedding = self._wedding(wedding_id)
+        if wedding.task is not None:
+            wedding.again = True
+            return
+        task = asyncio.create_task(self._run(wedding_id, wedding), name=f"conflicts-{wedding_id}")
+        wedding.task = task
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
-    async def _refresh(self, wedding_id: str) -> None:
+    async def _run(self, wedding_id: str, wedding: _Wedding) -> None:
         try:
-            await self.refresh(wedding_id)
-        except Exception:
-            log.exception("could not refresh the conflicts of wedding %s", wedding_id)
+            while True:
+                wedding.again = False
+                try:
+                    await self._update(wedding_id, wedding)
+                except Exception:
+                    wedding.stale = True  # read whole again at the next change
+                    log.exception("could not update the conflicts of wedding %s", wedding_id)
+                if not wedding.again:
+                    break
+        finally:
+            wedding.task = None
 
     async def on_guest_erased(self, wedding: str, guest_id: str) -> None:
         await self.refresh(wedding)  # findings quote guests' names
 
     async def refresh(self, wedding_id: str) -> None:
-        """Recompute the wedding's findings now and record what came and went."""
+        """Compare every finding and open concurrent edit with the conflicts room now and
+        record what came and went."""
         await self._refresh_once(wedding_id)
 
     async def _refresh_once(self, wedding_id: str) -> list[StoredEvent]:
+        wedding = self._wedding(wedding_id)
+        wedding.full = wedding.stored = True
+        return await self._update(wedding_id, wedding)
+
+    async def _update(self, wedding_id: str, wedding: _Wedding) -> list[StoredEvent]:
+        """Bring the conflicts room up to date with what changed since the last call."""
+        async with wedding.lock:
+            return await self._update_locked(wedding_id, wedding)
+
+    async def _update_locked(self, wedding_id: str, wedding: _Wedding) -> list[StoredEvent]:
         service = self._require_service()
         docs = await service.documents(wedding_id)
-        started = time.perf_counter()
-        findings = check(docs)
-        wanted = {conflict_id(c): c for c in findings}
-        related = {key: related_paths(c, docs) for key, c in wanted.items()}
-        self._cost += 0.2 * (time.perf_counter() - started - self._cost)
-        stored = await self._stored(wedding_id)
+        findings = wedding.findings
+        if findings is not None and not wedding.stale:
+            for kind in DOCUMENT_KINDS:
+                was, now_doc = findings.sources.get(kind), docs.get(kind)
+                if was is not now_doc and was is not None and now_doc is not None:
+                    # A room unloaded (its copy now) or loaded again with nothing new: the
+                    # same content in another object needs no rebuild (compared in Rust).
+                    if was.get_update() == now_doc.get_update():
+                        findings.sources[kind] = now_doc
+        if (
+            findings is None
+            or wedding.stale
+            or any(findings.sources.get(kind) is not docs.get(kind) for kind in DOCUMENT_KINDS)
+        ):
+            # Loaded here, or a document replaced by one the changes did not come from (a
+            # room loaded or rebuilt, another process's copy): read whole, compare whole.
+            findings = wedding.findings = WeddingFindings.build(docs)
+            wedding.stale, wedding.full = False, True
+        changed = findings.evaluate()
+        keys, wedding.keys = wedding.keys | changed, set()
+        full, wedding.full = wedding.full, False
+        sync_stored, wedding.stored = wedding.stored or full, False
+        if not (keys or full or sync_stored):
+            return []
+        if full:
+            wanted = {conflict_id(c): c for c in findings.findings()}
+            checked: set[str] | None = None
+        else:
+            wanted = {}
+            checked = set()
+            for key in keys:
+                found = findings.get(key)
+                if found is None:
+                    checked.add(conflict_id(Conflict(key[0], key[1], "")))
+                else:
+                    wanted[conflict_id(found)] = found
+            checked |= wanted.keys()
+            wanted = dict(sorted(wanted.items(), key=lambda item: item[1]))
+        related = {key: findings.related(c) for key, c in wanted.items()}
+        stored = await self._stored(wedding_id) if sync_stored else None
         known: Mapping[str, tuple[str, str, float]] = self._writers.get(wedding_id, {})
         now = time.time()
-        came: list[str] = []
-        went: list[tuple[str, dict[str, Any]]] = []
+        # What comes and goes is recorded before the room shows it: whoever sees a finding
+        # there finds its event (this wedding's updates here take turns: see the lock).
+        current = await self._entries(wedding_id)
+        came = [key for key in wanted if not _dict(current.get(key))]
+        gone = current.keys() if checked is None else sorted(checked)
+        went = [
+            (key, _dict(current[key]))
+            for key in gone
+            if key in current and key not in wanted and not _stored_id(key)
+        ]
+        recorded: list[StoredEvent] = []
+        if self._events is not None and (came or went):
+            events = [
+                _event(wedding_id, "conflict.detected", key, wanted[key].code, wanted[key].paths)
+                for key in came
+            ] + [_resolved(wedding_id, key, old) for key, old in went]
+            recorded = list((await self._events.record(events)).events)
+            for event in recorded:
+                if event.type == "conflict.resolved" and event.sub != _ACTOR.sub:
+                    wedding.resolved[json.loads(event.data).get("id")] = event
 
         def write(doc: Doc[Any]) -> None:
             entries = doc.get(CONFLICTS, type=Map)
-            came.clear()
-            went.clear()
             with doc.transaction(origin="conflicts"):
-                # Concurrent edits: stored findings, their events recorded with them.
-                for key in [k for k in entries.keys() if _stored_id(k) and k not in stored]:
-                    del entries[key]
-                for key, view in stored.items():
-                    value = {
-                        k: view[k]
-                        for k in ("code", "kind", "paths", "field", "message", "same_actor")
-                    }
-                    value["first_seen"] = view["detected_at"]
-                    if entries.get(key) != value:
-                        entries[key] = value
-                for key in [k for k in entries.keys() if k not in wanted and not _stored_id(k)]:
-                    old = entries[key]
-                    went.append((key, old if isinstance(old, dict) else {}))
-                    del entries[key]
+                if stored is not None:
+                    # Concurrent edits: stored findings, their events recorded with them.
+                    for key in [k for k in entries.keys() if _stored_id(k) and k not in stored]:
+                        del entries[key]
+                    for key, view in stored.items():
+                        value = {
+                            k: view[k]
+                            for k in ("code", "kind", "paths", "field", "message", "same_actor")
+                        }
+                        value["first_seen"] = view["detected_at"]
+                        if entries.get(key) != value:
+                            entries[key] = value
+                for key, _old in went:
+                    if key in entries:
+                        del entries[key]
                 for key, conflict in wanted.items():
-                    old = entries.get(key)
-                    old = old if isinstance(old, dict) else {}
+                    old = _dict(entries.get(key))
                     value = {
                         "code": conflict.code,
                         "paths": list(conflict.paths),
@@ -208,19 +329,11 @@ class ConflictsKeeper(Extension):
                     for kept in ("acknowledged", "resolving"):
                         if kept in old:
                             value[kept] = old[kept]
-                    if not old:
-                        came.append(key)
                     if old != value:
                         entries[key] = value
 
         await service.edit(f"{wedding_id}/{CONFLICTS}", write, _ACTOR)
-        if self._events is None or not (came or went):
-            return []
-        events = [
-            _event(wedding_id, "conflict.detected", key, wanted[key].code, wanted[key].paths)
-            for key in came
-        ] + [_resolved(wedding_id, key, old) for key, old in went]
-        return list((await self._events.record(events)).events)
+        return recorded
 
     async def _stored(self, wedding_id: str) -> dict[str, dict[str, Any]]:
         """The wedding's open stored findings (concurrent edits), by id, as views."""
@@ -372,10 +485,10 @@ class ConflictsKeeper(Extension):
         except BaseException:
             await self._mark(wedding_id, key, None)
             raise
-        for event in await self._refresh_once(wedding_id):
-            if event.type == "conflict.resolved" and json.loads(event.data).get("id") == key:
-                return f"{wedding_id}:{event.seq}"
-        return None
+        await self._refresh_once(wedding_id)
+        # Recorded by this refresh, or by the one the operations' commit started first.
+        event = self._wedding(wedding_id).resolved.pop(key, None)
+        return None if event is None else f"{wedding_id}:{event.seq}"
 
     async def _apply(
         self, wedding_id: str, by_kind: Mapping[str, Sequence[Mapping[str, Any]]], actor: Actor
@@ -455,14 +568,48 @@ class ConflictsKeeper(Extension):
         return self._service
 
     async def close(self) -> None:
-        for timer in self._scheduled.values():
-            timer.cancel()
-        self._scheduled.clear()
+        for wedding in self._weddings.values():
+            if wedding.timer is not None:
+                wedding.timer.cancel()
+                wedding.timer = None
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
 
 
 CONCURRENT_CODE = "concurrent_edit"
+
+
+@dataclass(slots=True, eq=False)
+class _Wedding:
+    """What the keeper holds of one wedding."""
+
+    findings: WeddingFindings | None = None
+    stale: bool = False
+    """A change came from a document the findings were not read from: read them again."""
+    keys: set[Ident] = field(default_factory=set)
+    """Findings to write again although unchanged (their entries' writers changed)."""
+    full: bool = False
+    """Compare every finding with the conflicts room (after a build, or asked to)."""
+    stored: bool = False
+    """Concurrent-edit findings may have been opened or closed: read them again."""
+    task: asyncio.Task[None] | None = None
+    again: bool = False
+    local: bool = False
+    """Changed by a commit here since the last evaluation was scheduled."""
+    timer: asyncio.TimerHandle | None = None
+    """The evaluation after another process's content (:data:`REMOTE_GRACE`)."""
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held while the conflicts room is brought up to date (one at a time per wedding)."""
+    resolved: dict[str, StoredEvent] = field(default_factory=dict)
+    """``conflict.resolved`` events credited to a resolver, for :meth:`resolve` to name."""
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _concurrent_event(event: NewEvent) -> bool:
+    return event.type.startswith("conflict.") and f'"code":"{CONCURRENT_CODE}"' in event.data
 
 
 def _stored_id(key: str) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,6 @@ from pycrdt import Doc, Map
 from crdt_server.documents import apply_operation
 from crdt_server.documents.model import Conflict
 from crdt_server.documents.resolution import Writer, suggest
-from crdt_server.features.conflicts.keeper import MAX_DELAY, refresh_delay
 from crdt_server.testing.tokens import TokenMinter
 from crdt_server.testing.waits import until
 from tests.server import ServerProcess
@@ -206,9 +206,53 @@ def test_the_hierarchy_unseats_the_lowest_roles_at_an_over_full_table() -> None:
     ]
 
 
-def test_a_lone_change_waits_the_debounce_and_busy_weddings_share_a_tenth_of_the_loop() -> None:
-    assert refresh_delay(0.25, 1, 0.0003) == 0.25
-    assert refresh_delay(0.25, 50, 0.0003) == 0.25  # 50 x 0.3 ms every 0.25 s: 6 %
-    # 1,000 weddings needing 0.3 ms each: every one waits 3 s, 10 % of the loop
-    assert refresh_delay(0.25, 1000, 0.0003) == pytest.approx(3.0)
-    assert refresh_delay(0.25, 1_000_000, 0.01) == MAX_DELAY  # bounded lateness
+@pytest.mark.asyncio
+async def test_the_commit_that_makes_a_conflict_records_it_within_milliseconds(
+    http: httpx.AsyncClient,
+) -> None:
+    """No refresh to wait for: the findings the commit touched are evaluated right after
+    it (the event's stored time is within 200 ms of the seating event committed with the
+    update; the old debounce alone was 250 ms)."""
+    await op(http, "seating", {"op": "add_table", "table_id": "t1", "name": "Rose", "capacity": 1})
+    for guest in ("g1", "g2"):
+        await op(http, "guests", {"op": "add_guest", "guest_id": guest, "name": guest})
+    await op(http, "seating", {"op": "assign_seat", "guest_id": "g1", "table_id": "t1"})
+    seated = await http.post(
+        "/api/weddings/w1/docs/seating/update",
+        content=await _assigned_elsewhere(http, "g2"),
+        headers=auth("planner", "ada"),
+    )
+    assert seated.status_code == 200, seated.text
+
+    async def detected() -> list[dict[str, Any]]:
+        return [
+            e
+            for e in await events(http, "conflict.detected")
+            if e["data"]["code"] == "seating.table_over_capacity"
+        ]
+
+    [event] = await until(detected, deadline=5)
+    commit = (await events(http, "seating.guest_seated"))[-1]
+    assert commit["data"]["guest_id"] == "g2"
+    gap = _instant(event["at"]) - _instant(commit["at"])
+    assert 0 <= gap < 0.2, gap
+
+
+async def _assigned_elsewhere(http: httpx.AsyncClient, guest: str) -> bytes:
+    """An update seating ``guest`` at t1 made on a replica (as an offline client would,
+    without the server's capacity check)."""
+    base = (
+        await http.get(
+            "/api/weddings/w1/docs/seating",
+            headers={**auth(), "Accept": "application/octet-stream"},
+        )
+    ).content
+    replica: Doc[Any] = Doc()
+    replica.apply_update(base)
+    before = replica.get_state()
+    replica.get("assignments", type=Map)[guest] = {"table_id": "t1"}
+    return replica.get_update(before)
+
+
+def _instant(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()

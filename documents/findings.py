@@ -1,0 +1,573 @@
+"""Invariant findings kept current from what each change touched, not re-checked whole.
+
+:func:`documents.check` reads a wedding's four documents and checks everything: its cost
+grows with the wedding. :class:`WeddingFindings` gives the same findings (equal lists, a
+property test holds it to that) at a cost that follows the change: it keeps each entry's
+record and a few indexes (assignments by table and by seat, active timeline items by vendor
+and by location, payments by category, the budget's sums), and the findings split into
+*groups*, each a small function of a few entries and indexes. A change re-reads the entries
+it touched (:meth:`WeddingFindings.touch`), updates the indexes, and marks the groups whose
+inputs changed; :meth:`WeddingFindings.evaluate` recomputes only those.
+
+Each kind of finding declares its group, the indexes it reads and its triggers in
+:data:`FINDING_KINDS` (the documentation; the code below routes each trigger). No finding
+depends on the clock today (a ``clock`` trigger would be a period after which a group is
+marked again); every trigger is an entry change.
+
+Pure: no I/O, nothing of the server; the caller says which entries changed and gives the
+documents (rebuilt whole with :meth:`WeddingFindings.build` when a wedding is loaded, or when
+a document was replaced by one the changes did not come from).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any
+
+from pycrdt import Doc, Map
+
+from .invariants import _normal, format_money
+from .model import DOCUMENT_KINDS, Conflict, parse_instant
+from .schema import (
+    ENTITIES,
+    RECORDS,
+    Assignment,
+    Category,
+    Guest,
+    Payment,
+    SchemaProblem,
+    Table,
+    TimelineItem,
+    read_budget_settings,
+    read_entry,
+)
+
+__all__ = ["FINDING_KINDS", "FindingKind", "Ident", "WeddingFindings", "ident"]
+
+Ident = tuple[str, tuple[str, ...]]
+"""A finding's identity: its code and paths (what its stable id is made of)."""
+Group = tuple[Any, ...]
+
+
+def ident(conflict: Conflict) -> Ident:
+    return conflict.code, conflict.paths
+
+
+@dataclass(frozen=True, slots=True)
+class FindingKind:
+    """How one kind of finding is kept: the group a finding belongs to (one evaluation),
+    the indexes it reads, and what marks its group for evaluation again."""
+
+    codes: tuple[str, ...]
+    group: str
+    indexes: tuple[str, ...]
+    triggers: tuple[str, ...]
+    clock: float | None = None
+    """Seconds after which the group is evaluated again although nothing changed (none
+    needs it today)."""
+
+
+FINDING_KINDS: tuple[FindingKind, ...] = (
+    FindingKind(
+        ("guests.invalid_entry", "seating.invalid_entry", "timeline.invalid_entry"),
+        "the entry",
+        ("each entry's problems",),
+        ("that entry",),
+    ),
+    FindingKind(
+        ("budget.invalid_entry",),
+        "the entry (or the budget's settings)",
+        ("each entry's problems",),
+        ("that entry", "budget/settings"),
+    ),
+    FindingKind(
+        (
+            "seating.unknown_guest",
+            "seating.declined_guest",
+            "seating.unknown_table",
+            "seating.seat_out_of_range",
+        ),
+        "one assignment",
+        ("guests by id", "tables by id", "assignments by table"),
+        ("the assignment", "the guest of that id", "the assignment's table"),
+    ),
+    FindingKind(
+        ("seating.table_over_capacity",),
+        "one table",
+        ("assignments by table",),
+        ("the table", "an assignment to or from it"),
+    ),
+    FindingKind(
+        ("seating.seat_double_booked",),
+        "one seat of one table",
+        ("assignments by seat", "seats by table", "guests by id"),
+        ("an assignment to or from the seat", "the table", "a seated guest (their name)"),
+    ),
+    FindingKind(("timeline.ends_before_start",), "one item", (), ("the item",)),
+    FindingKind(
+        ("timeline.vendor_overlap", "timeline.location_overlap"),
+        "one vendor or one location (its normalized label)",
+        ("active items by vendor", "active items by location"),
+        ("an item with that label, before or after the change",),
+    ),
+    FindingKind(
+        ("budget.unknown_category",),
+        "one payment",
+        ("payments by category", "categories by id"),
+        ("the payment", "its category", "budget/settings (currency)"),
+    ),
+    FindingKind(
+        ("budget.category_over_plan",),
+        "one category",
+        ("sum of payments by category",),
+        ("the category", "a payment to or from it", "budget/settings (currency)"),
+    ),
+    FindingKind(
+        ("budget.over_total", "budget.plan_over_total"),
+        "the budget",
+        ("sum of all payments", "sum of all plans"),
+        ("any payment", "any category", "budget/settings"),
+    ),
+)
+"""Every kind of finding :func:`documents.check` reports, as this module keeps it."""
+
+_KIND_OF_ROOT = {entity.collection: kind for kind, ents in ENTITIES.items() for entity in ents}
+_ENTITY_OF_ROOT = {entity.collection: entity for ents in ENTITIES.values() for entity in ents}
+_SETTINGS = "settings"
+_LABELS = (("vendor", "timeline.vendor_overlap"), ("location", "timeline.location_overlap"))
+
+
+class WeddingFindings:
+    """The findings of one wedding's documents, kept current by :meth:`touch`."""
+
+    def __init__(self) -> None:
+        self.sources: dict[str, Doc[Any] | None] = dict.fromkeys(DOCUMENT_KINDS)
+        """The document each kind was read from (changes are applied from it)."""
+        self._records: dict[str, dict[str, Any]] = {root: {} for root in _KIND_OF_ROOT}
+        self._problems: dict[tuple[str, str], tuple[SchemaProblem, ...]] = {}
+        self._currency: str | None = None
+        self._total: int | None = None
+        # indexes
+        self._by_table: dict[str, set[str]] = defaultdict(set)
+        self._on_seat: dict[tuple[str, int], set[str]] = defaultdict(set)
+        self._seats: dict[str, set[int]] = defaultdict(set)
+        self._labelled: dict[tuple[str, str], set[str]] = defaultdict(set)
+        self._by_category: dict[str, set[str]] = defaultdict(set)
+        self._spent: dict[str, int] = defaultdict(int)
+        self._paid = 0
+        self._planned = 0
+        # findings
+        self._groups: dict[Group, tuple[Conflict, ...]] = {}
+        self._dirty: set[Group] = set()
+        self._current: dict[Ident, dict[Group, Conflict]] = {}
+        self._by_path: dict[str, set[Ident]] = defaultdict(set)
+
+    # -- building and changing ------------------------------------------------------------
+
+    @classmethod
+    def build(cls, docs: Mapping[str, Doc[Any]]) -> WeddingFindings:
+        """Everything read from ``docs`` (missing kinds are empty); call :meth:`evaluate`
+        next for the findings."""
+        found = cls()
+        for kind in DOCUMENT_KINDS:
+            doc = docs.get(kind)
+            found.sources[kind] = doc
+            if doc is None:
+                continue
+            with doc.transaction():
+                for entity in ENTITIES[kind]:
+                    collection = doc.get(entity.collection, type=Map)
+                    for key in list(collection.keys()):
+                        found._read(doc, entity.collection, key)
+                if kind == "budget":
+                    found._read_settings(doc)
+        return found
+
+    def touch(self, kind: str, doc: Doc[Any], entries: Iterable[tuple[str, str]]) -> None:
+        """Entries ``(root, id)`` of document ``kind`` (whose content is ``doc``) changed:
+        read them again and mark the groups they feed."""
+        with doc.transaction():
+            for root_name, key in entries:
+                if root_name == _SETTINGS and kind == "budget":
+                    self._read_settings(doc)
+                elif _KIND_OF_ROOT.get(root_name) == kind:
+                    self._read(doc, root_name, key)
+
+    def _read(self, doc: Doc[Any], root_name: str, key: str) -> None:
+        collection = doc.get(root_name, type=Map)
+        problems: list[SchemaProblem] = []
+        record = None
+        if key in collection:
+            entity = _ENTITY_OF_ROOT[root_name]
+            record = read_entry(entity, RECORDS[entity], key, collection[key], problems)
+        before = self._problems.get((root_name, key), ())
+        if tuple(problems) != before:
+            if problems:
+                self._problems[root_name, key] = tuple(problems)
+            else:
+                del self._problems[root_name, key]
+            self._dirty.add(("entry", root_name, key))
+        records = self._records[root_name]
+        old = records.get(key)
+        if old == record:
+            return
+        if record is None:
+            del records[key]
+        else:
+            records[key] = record
+        getattr(self, f"_{root_name}_changed")(key, old, record)
+
+    def _read_settings(self, doc: Doc[Any]) -> None:
+        settings, problems = read_budget_settings(doc)
+        if tuple(problems) != self._problems.get(("settings", ""), ()):
+            self._problems["settings", ""] = tuple(problems)
+            self._dirty.add(("entry", "settings", ""))
+        if (settings["currency"], settings["total"]) == (self._currency, self._total):
+            return
+        currency_changed = settings["currency"] != self._currency
+        self._currency, self._total = settings["currency"], settings["total"]
+        self._dirty.add(("budget",))
+        if currency_changed:  # every message with an amount (rare: a budget's currency)
+            self._dirty.update(("category", c) for c in self._records["categories"])
+            for category, payments in self._by_category.items():
+                if category not in self._records["categories"]:
+                    self._dirty.update(("payment", p) for p in payments)
+
+    # What each kind of entry feeds (see FINDING_KINDS): the indexes, and the groups.
+
+    def _guests_changed(self, key: str, old: Guest | None, new: Guest | None) -> None:
+        self._dirty.add(("assignment", key))
+        assignment: Assignment | None = self._records["assignments"].get(key)
+        if assignment is not None and assignment.seat is not None:
+            self._dirty.add(("seat", assignment.table_id, assignment.seat))
+
+    def _tables_changed(self, key: str, old: Table | None, new: Table | None) -> None:
+        self._dirty.add(("table", key))
+        self._dirty.update(("assignment", g) for g in self._by_table.get(key, ()))
+        self._dirty.update(("seat", key, s) for s in self._seats.get(key, ()))
+
+    def _assignments_changed(
+        self, key: str, old: Assignment | None, new: Assignment | None
+    ) -> None:
+        self._dirty.add(("assignment", key))
+        for a, sign in ((old, -1), (new, 1)):
+            if a is None:
+                continue
+            self._dirty.add(("table", a.table_id))
+            _move(self._by_table, a.table_id, key, sign)
+            if a.seat is not None:
+                self._dirty.add(("seat", a.table_id, a.seat))
+                _move(self._on_seat, (a.table_id, a.seat), key, sign)
+                if sign > 0:
+                    self._seats[a.table_id].add(a.seat)
+                elif (a.table_id, a.seat) not in self._on_seat:
+                    seats = self._seats[a.table_id]
+                    seats.discard(a.seat)
+                    if not seats:
+                        del self._seats[a.table_id]
+
+    def _items_changed(self, key: str, old: TimelineItem | None, new: TimelineItem | None) -> None:
+        self._dirty.add(("item", key))
+        for item, sign in ((old, -1), (new, 1)):
+            if item is None or not _active(item):
+                continue
+            for field, code in _LABELS:
+                label = getattr(item, field)
+                if label is not None:
+                    group = (code, _normal(label))
+                    self._dirty.add(("overlap", *group))
+                    _move(self._labelled, group, key, sign)
+
+    def _categories_changed(self, key: str, old: Category | None, new: Category | None) -> None:
+        self._dirty.update((("category", key), ("budget",)))
+        self._planned += (new.planned if new else 0) - (old.planned if old else 0)
+        if (old is None) != (new is None):  # its payments' category came or went
+            self._dirty.update(("payment", p) for p in self._by_category.get(key, ()))
+
+    def _payments_changed(self, key: str, old: Payment | None, new: Payment | None) -> None:
+        self._dirty.update((("payment", key), ("budget",)))
+        for p, sign in ((old, -1), (new, 1)):
+            if p is None:
+                continue
+            self._dirty.add(("category", p.category_id))
+            _move(self._by_category, p.category_id, key, sign)
+            self._spent[p.category_id] += sign * p.amount
+            if not self._spent[p.category_id] and p.category_id not in self._by_category:
+                del self._spent[p.category_id]
+            self._paid += sign * p.amount
+
+    # -- findings -------------------------------------------------------------------------
+
+    def evaluate(self) -> set[Ident]:
+        """Recompute the groups marked since the last call; the identities of the findings
+        that came, went or changed (their message) meanwhile."""
+        changed: set[Ident] = set()
+        dirty, self._dirty = self._dirty, set()
+        for group in dirty:
+            new = tuple(self._evaluate(group))
+            old = self._groups.get(group, ())
+            if new == old:
+                continue
+            if new:
+                self._groups[group] = new
+            else:
+                self._groups.pop(group, None)
+            for conflict in old:
+                key = ident(conflict)
+                holders = self._current[key]
+                del holders[group]
+                if not holders:
+                    del self._current[key]
+                    for path in conflict.paths:
+                        _move(self._by_path, path, key, -1)
+                changed.add(key)
+            for conflict in new:
+                key = ident(conflict)
+                if key not in self._current:
+                    self._current[key] = {}
+                    for path in conflict.paths:
+                        _move(self._by_path, path, key, 1)
+                self._current[key][group] = conflict
+                changed.add(key)
+        return changed
+
+    def get(self, key: Ident) -> Conflict | None:
+        """The current finding of identity ``key``, if any."""
+        holders = self._current.get(key)
+        return None if not holders else max(holders.values())
+
+    def findings(self) -> list[Conflict]:
+        """Every current finding, sorted: what :func:`documents.check` gives for the
+        documents as touched (once :meth:`evaluate` has run)."""
+        return sorted(max(holders.values()) for holders in self._current.values())
+
+    def related(self, conflict: Conflict) -> tuple[str, ...]:
+        """What :func:`documents.resolution.related_paths` gives, from the indexes."""
+        if conflict.code != "seating.table_over_capacity" or not conflict.paths:
+            return ()
+        table = conflict.paths[0].rsplit("/", 1)[-1]
+        return tuple(sorted(f"seating/assignments/{g}" for g in self._by_table.get(table, ())))
+
+    def touching(self, paths: Iterable[str]) -> set[Ident]:
+        """The current findings whose entries (or related entries) include one of
+        ``paths``: whose writers may have changed."""
+        found: set[Ident] = set()
+        for path in paths:
+            found |= self._by_path.get(path, set())
+            if path.startswith("seating/assignments/"):
+                a = self._records["assignments"].get(path.rsplit("/", 1)[-1])
+                key = (
+                    ("seating.table_over_capacity", (f"seating/tables/{a.table_id}",))
+                    if a
+                    else None
+                )
+                if key is not None and key in self._current:
+                    found.add(key)
+        return found
+
+    def _evaluate(self, group: Group) -> list[Conflict]:
+        what = group[0]
+        if what == "entry":
+            root_name = group[1]
+            kind = "budget" if root_name == _SETTINGS else _KIND_OF_ROOT[root_name]
+            problems = self._problems.get((root_name, group[2]), ())
+            return [Conflict(f"{kind}.invalid_entry", (p.path,), p.message) for p in problems]
+        if what == "assignment":
+            return self._assignment(group[1])
+        if what == "table":
+            return self._table(group[1])
+        if what == "seat":
+            return self._seat(group[1], group[2])
+        if what == "item":
+            return self._item(group[1])
+        if what == "overlap":
+            return self._overlap(group[1], group[2])
+        if what == "payment":
+            return self._payment(group[1])
+        if what == "category":
+            return self._category(group[1])
+        assert what == "budget"
+        return self._budget()
+
+    def _who(self, guest_id: str) -> str:
+        guest = self._records["guests"].get(guest_id)
+        return guest.name if guest is not None else f"guest '{guest_id}'"
+
+    def _assignment(self, key: str) -> list[Conflict]:
+        a: Assignment | None = self._records["assignments"].get(key)
+        if a is None:
+            return []
+        found: list[Conflict] = []
+        path = f"seating/assignments/{key}"
+        guest: Guest | None = self._records["guests"].get(key)
+        table: Table | None = self._records["tables"].get(a.table_id)
+        if guest is None:
+            found.append(
+                Conflict(
+                    "seating.unknown_guest",
+                    (path,),
+                    f"A seat is assigned to guest '{key}', who is not on the guest list.",
+                )
+            )
+        elif guest.rsvp == "declined":
+            found.append(
+                Conflict(
+                    "seating.declined_guest",
+                    (f"guests/guests/{guest.id}", path),
+                    f"{guest.name} declined but has a seat"
+                    + (f" at table '{table.name}'." if table is not None else "."),
+                )
+            )
+        if table is None:
+            found.append(
+                Conflict(
+                    "seating.unknown_table",
+                    (path,),
+                    f"{self._who(key)} is seated at table '{a.table_id}', which does not exist.",
+                )
+            )
+        elif a.seat is not None and a.seat > table.capacity:
+            found.append(
+                Conflict(
+                    "seating.seat_out_of_range",
+                    (path, f"seating/tables/{a.table_id}"),
+                    f"{self._who(key)} has seat {a.seat} at table "
+                    f"'{table.name}', which seats {table.capacity}.",
+                )
+            )
+        return found
+
+    def _table(self, key: str) -> list[Conflict]:
+        table: Table | None = self._records["tables"].get(key)
+        seated = len(self._by_table.get(key, ()))
+        if table is None or seated <= table.capacity:
+            return []
+        return [
+            Conflict(
+                "seating.table_over_capacity",
+                (f"seating/tables/{key}",),
+                f"Table '{table.name}' has {seated} guests but seats {table.capacity}.",
+            )
+        ]
+
+    def _seat(self, key: str, seat: int) -> list[Conflict]:
+        table: Table | None = self._records["tables"].get(key)
+        seated = self._on_seat.get((key, seat), set())
+        if table is None or len(seated) < 2:
+            return []
+        names = ", ".join(sorted(self._who(g) for g in seated))
+        return [
+            Conflict(
+                "seating.seat_double_booked",
+                tuple(sorted(f"seating/assignments/{g}" for g in seated)),
+                f"Seat {seat} at table '{table.name}' is assigned to "
+                f"{len(seated)} guests: {names}.",
+            )
+        ]
+
+    def _item(self, key: str) -> list[Conflict]:
+        item: TimelineItem | None = self._records["items"].get(key)
+        if item is None or not parse_instant(item.end) < parse_instant(item.start):
+            return []
+        return [
+            Conflict(
+                "timeline.ends_before_start",
+                (f"timeline/items/{item.id}",),
+                f"'{item.title}' ends ({item.end}) before it starts ({item.start}).",
+            )
+        ]
+
+    def _overlap(self, code: str, label: str) -> list[Conflict]:
+        field, what = (
+            ("vendor", "vendor") if code == "timeline.vendor_overlap" else ("location",) * 2
+        )
+        items = self._records["items"]
+        group = [items[i] for i in sorted(self._labelled.get((code, label), ()))]
+        found: list[Conflict] = []
+        for first, second in combinations(group, 2):
+            zone = parse_instant(first.start).tzinfo  # show the window in one offset
+            start = max(parse_instant(first.start), parse_instant(second.start)).astimezone(zone)
+            end = min(parse_instant(first.end), parse_instant(second.end)).astimezone(zone)
+            if start < end:
+                found.append(
+                    Conflict(
+                        code,
+                        (f"timeline/items/{first.id}", f"timeline/items/{second.id}"),
+                        f"'{first.title}' and '{second.title}' both use {what} "
+                        f"'{getattr(first, field)}' from {start.isoformat()} to "
+                        f"{end.isoformat()}.",
+                    )
+                )
+        return found
+
+    def _money(self, amount: int) -> str:
+        return format_money(amount, self._currency)
+
+    def _payment(self, key: str) -> list[Conflict]:
+        p: Payment | None = self._records["payments"].get(key)
+        if p is None or p.category_id in self._records["categories"]:
+            return []
+        return [
+            Conflict(
+                "budget.unknown_category",
+                (f"budget/payments/{p.id}",),
+                f"Payment '{p.id}' of {self._money(p.amount)} is for category "
+                f"'{p.category_id}', which does not exist.",
+            )
+        ]
+
+    def _category(self, key: str) -> list[Conflict]:
+        category: Category | None = self._records["categories"].get(key)
+        paid = self._spent.get(key, 0)
+        if category is None or paid <= category.planned:
+            return []
+        return [
+            Conflict(
+                "budget.category_over_plan",
+                (f"budget/categories/{category.id}",),
+                f"Payments for '{category.name}' total {self._money(paid)} "
+                f"but the plan is {self._money(category.planned)}.",
+            )
+        ]
+
+    def _budget(self) -> list[Conflict]:
+        if self._total is None:
+            return []
+        found: list[Conflict] = []
+        total = self._money(self._total)
+        if self._paid > self._total:
+            found.append(
+                Conflict(
+                    "budget.over_total",
+                    ("budget/settings/total",),
+                    f"Payments total {self._money(self._paid)} but the budget is {total}.",
+                )
+            )
+        if self._planned > self._total:
+            found.append(
+                Conflict(
+                    "budget.plan_over_total",
+                    ("budget/settings/total",),
+                    f"Categories plan {self._money(self._planned)} but the budget is {total}.",
+                )
+            )
+        return found
+
+
+def _active(item: TimelineItem) -> bool:
+    """Whether an item takes part in overlaps (see :func:`documents.invariants`)."""
+    return item.status != "cancelled" and not parse_instant(item.end) < parse_instant(item.start)
+
+
+def _move(index: dict[Any, set[Any]], key: Any, value: Any, sign: int) -> None:
+    if sign > 0:
+        index[key].add(value)
+        return
+    values = index.get(key)
+    if values is not None:
+        values.discard(value)
+        if not values:
+            del index[key]
