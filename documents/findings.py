@@ -29,7 +29,7 @@ from typing import Any
 
 from pycrdt import Doc, Map
 
-from .invariants import _normal, format_money
+from .invariants import format_money, normal_label
 from .model import DOCUMENT_KINDS, Conflict, parse_instant
 from .schema import (
     ENTITIES,
@@ -277,7 +277,7 @@ class WeddingFindings:
             for field, code in _LABELS:
                 label = getattr(item, field)
                 if label is not None:
-                    group = (code, _normal(label))
+                    group = (code, normal_label(label))
                     self._dirty.add(("overlap", *group))
                     _move(self._labelled, group, key, sign)
 
