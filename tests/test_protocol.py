@@ -339,3 +339,22 @@ def test_remove_owner_yields_null_removals_with_the_next_clock() -> None:
     payload = encode_awareness_entries(removals)
     assert decode_awareness(payload, max_state_bytes=100, max_entries=8) == removals
     assert registry.remove_owner(conn) == []
+
+
+def test_a_late_echo_of_a_departed_clients_state_does_not_bring_it_back() -> None:
+    """Stock clients relay every awareness change they receive: after a client leaves,
+    another connection of the same principal may still send the last state it had of it
+    (sent before the removal reached it). That echo must not bring the client back (it
+    stayed until it expired, 30 s later); the client itself coming back on a new
+    connection, at the same clock, is welcome."""
+    registry = AwarenessRegistry()
+    leaving, staying, back = object(), object(), object()
+    state = _entry(7, 2, {"name": "zero"})
+    assert registry.apply(leaving, "anon", [state], serial=1) == [state]
+    assert registry.apply(staying, "anon", [state], serial=2) == []  # an echo: equal clock
+    assert registry.remove_owner(leaving, newest=2) == [_entry(7, 3, None)]
+    assert registry.apply(staying, "anon", [state], serial=2) == []  # the late echo
+    assert registry.states() == []
+    assert registry.rejected == 0
+    assert registry.apply(back, "anon", [state], serial=3) == [state]  # the client again
+    assert registry.clients_of(back) == [7]

@@ -28,10 +28,16 @@ from crdt_server.core.metrics import Metrics
 from crdt_server.errors import CloseCode
 from crdt_server.wire.transport import Transport, TransportClosed
 
-__all__ = ["Connection"]
+__all__ = ["Connection", "newest_serial"]
 
 log = logging.getLogger("crdt_server.core.connection")
 _ids = itertools.count(1)
+_newest = 0
+
+
+def newest_serial() -> int:
+    """The serial of the newest connection made in this process so far."""
+    return _newest
 
 
 class Connection:
@@ -46,7 +52,10 @@ class Connection:
         peer: str = "",
         metrics: Metrics | None = None,
     ) -> None:
-        self.id = f"c{next(_ids)}"
+        global _newest
+        self.serial = _newest = next(_ids)
+        """Connections made later in this process have greater serials."""
+        self.id = f"c{self.serial}"
         self.principal = principal
         self.peer = peer
         self._transport = transport

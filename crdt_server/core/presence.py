@@ -8,7 +8,12 @@ produces the removal entries to broadcast when a connection goes away.
 A client id stays bound to its principal after its state is forgotten (the connection
 left, or its presence expired), for :data:`BINDING_SECONDS` and at most
 :data:`BINDING_ENTRIES` ids per room: otherwise anyone could take over the presence of a
-user who just disconnected (stock clients keep their client id across reconnects).
+user who just disconnected (stock clients keep their client id across reconnects). The
+binding also remembers the forgotten state's clock and the newest connection then in the
+room: stock clients relay every awareness change they receive, so a connection that was
+there may still send the departed client's last state after it left (an echo sent before
+the removal reached it); that echo does not bring the client back, while the client
+itself, on a new connection, may come back at the same clock.
 """
 
 from __future__ import annotations
@@ -29,6 +34,17 @@ BINDING_ENTRIES = 10_000
 """Most forgotten client ids whose binding one room remembers (the oldest go first)."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Binding:
+    principal: str
+    at: float
+    """When the state was forgotten (monotonic)."""
+    clock: int = -1
+    """The forgotten state's clock: an echo of it, or of an older one, is not a claim."""
+    newest: int = 0
+    """The newest connection (serial) in the room then: older ones may still echo."""
+
+
 @dataclass(slots=True)
 class _Known:
     entry: AwarenessEntry
@@ -44,27 +60,35 @@ class AwarenessRegistry:
         self, *, binding_seconds: float = BINDING_SECONDS, binding_entries: int = BINDING_ENTRIES
     ) -> None:
         self._known: dict[int, _Known] = {}
-        self._bound: OrderedDict[int, tuple[str, float]] = OrderedDict()
-        """Forgotten client ids -> (principal, when forgotten), oldest first."""
+        self._bound: OrderedDict[int, _Binding] = OrderedDict()
+        """Forgotten client ids -> who introduced them and when they were forgotten,
+        oldest first."""
         self._binding_seconds = binding_seconds
         self._binding_entries = binding_entries
         self.rejected = 0
         """Entries dropped because their connection may not speak for that client id."""
 
     def apply(
-        self, owner: Hashable, principal: str, entries: Iterable[AwarenessEntry]
+        self,
+        owner: Hashable,
+        principal: str,
+        entries: Iterable[AwarenessEntry],
+        *,
+        serial: int | None = None,
     ) -> list[AwarenessEntry]:
         """Record what ``owner`` says; return the entries that changed something, to forward.
 
         Stale entries (an older clock) are ignored as y-protocols does; entries for a client
         id introduced by a connection of another principal are dropped and counted.
+        ``serial``: the owner's connection serial (see the module docstring), ``None`` for
+        another process.
         """
         accepted: list[AwarenessEntry] = []
         now = time.monotonic()
         for entry in entries:
             known = self._known.get(entry.client_id)
             if known is None:
-                if entry.removed:
+                if entry.removed or self._echo(entry, serial):
                     continue
                 if not self._may_claim(entry.client_id, principal, now):
                     self.rejected += 1
@@ -93,22 +117,24 @@ class AwarenessRegistry:
                 accepted.append(entry)
         return accepted
 
-    def remove_owner(self, owner: Hashable) -> list[AwarenessEntry]:
-        """Forget every client id ``owner`` speaks for; return the removals to broadcast."""
+    def remove_owner(self, owner: Hashable, *, newest: int = 0) -> list[AwarenessEntry]:
+        """Forget every client id ``owner`` speaks for; return the removals to broadcast.
+        ``newest``: the serial of the newest connection in the room (which may still echo
+        the states forgotten)."""
         removals: list[AwarenessEntry] = []
         for client_id, known in list(self._known.items()):
             if known.owner != owner:
                 continue
             del self._known[client_id]
-            self._bind(client_id, known.principal)
+            self._bind(client_id, known.principal, known.entry.clock, newest)
             if not known.entry.removed:
                 removals.append(AwarenessEntry(client_id, known.entry.clock + 1, NULL_STATE))
         return removals
 
-    def _bind(self, client_id: int, principal: str) -> None:
+    def _bind(self, client_id: int, principal: str, clock: int = -1, newest: int = 0) -> None:
         """Remember who introduced a client id whose state is being forgotten."""
         bound = self._bound
-        bound[client_id] = (principal, time.monotonic())
+        bound[client_id] = _Binding(principal, time.monotonic(), clock, newest)
         bound.move_to_end(client_id)
         while len(bound) > self._binding_entries:
             bound.popitem(last=False)
@@ -119,16 +145,27 @@ class AwarenessRegistry:
         oldest = now - self._binding_seconds
         while bound:  # forget bindings past their time (oldest first)
             first = next(iter(bound.values()))
-            if first[1] >= oldest:
+            if first.at >= oldest:
                 break
             bound.popitem(last=False)
         binding = bound.get(client_id)
         if binding is None:
             return True
-        if binding[0] != principal:
+        if binding.principal != principal:
             return False
         del bound[client_id]
         return True
+
+    def _echo(self, entry: AwarenessEntry, serial: int | None) -> bool:
+        """Whether ``entry`` re-states a forgotten client id's state (or an older one) and
+        comes from a connection that was in the room when it was forgotten."""
+        binding = self._bound.get(entry.client_id)
+        return (
+            binding is not None
+            and serial is not None
+            and serial <= binding.newest
+            and entry.clock <= binding.clock
+        )
 
     def expire(self, older_than: float, owners: Callable[[Hashable], bool]) -> list[AwarenessEntry]:
         """Forget states of matching owners not refreshed since ``older_than`` (monotonic

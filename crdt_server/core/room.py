@@ -43,7 +43,7 @@ from crdt_server.codec.updates import (
     decode_state_vector,
     inspect_update,
 )
-from crdt_server.core.connection import Connection
+from crdt_server.core.connection import Connection, newest_serial
 from crdt_server.core.crdt import (
     Applied,
     CrdtFailure,
@@ -689,7 +689,8 @@ class Room:
         if conn in self.connections:
             self.connections.discard(conn)
             self._hooks.disconnect(self, conn)
-        removals = self.awareness.remove_owner(conn)
+        # Any connection made so far may still echo what it was told of ``conn``'s clients.
+        removals = self.awareness.remove_owner(conn, newest=newest_serial())
         if removals:
             self._presence.relay(removals)
             self._bus.publish_awareness(self.name, encode_awareness_entries(removals))
@@ -709,7 +710,7 @@ class Room:
         conn.send(encode_sync_step2(diff))
 
     def apply_awareness(self, conn: Connection, entries: list[AwarenessEntry]) -> None:
-        accepted = self.awareness.apply(conn, conn.principal.key, entries)
+        accepted = self.awareness.apply(conn, conn.principal.key, entries, serial=conn.serial)
         if accepted:
             self._presence.relay(accepted, exclude=conn)
             self._bus.publish_awareness(self.name, encode_awareness_entries(accepted))
