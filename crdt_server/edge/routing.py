@@ -28,7 +28,6 @@ from crdt_server.edge.identity import PUBLIC, Caller, CredentialKind, resolve
 from crdt_server.edge.problems import ApiError, FieldProblem
 from crdt_server.edge.ratelimit import Priority, RateKey
 from crdt_server.edge.state import Services, server_state
-from crdt_server.edge.upgrade import bearer_token
 from crdt_server.names import valid_wedding_id
 
 __all__ = [
@@ -42,8 +41,6 @@ __all__ = [
     "body_priority",
     "is_admin",
     "json_response",
-    "request_token",
-    "require_admin",
     "starlette_routes",
     "takes_parameters",
 ]
@@ -70,11 +67,6 @@ def binary_response(data: bytes) -> Response:
     return Response(data, media_type=BINARY)
 
 
-def request_token(request: Request) -> str | None:
-    """The caller's token, read the one way every route and the upgrade gate read it."""
-    return bearer_token(request.query_params.get("token"), request.headers.get("authorization"))
-
-
 def wedding_path(call: ApiCall) -> str:
     """The ``wedding_id`` path parameter, 404 unless it is a valid wedding id."""
     wedding_id = call.path("wedding_id")
@@ -89,14 +81,6 @@ def is_admin(call: ApiCall) -> bool:
     The key is only taken from the ``Authorization`` header, never from the URL (URLs end
     up in logs)."""
     return call.caller.kind == "admin"
-
-
-def require_admin(call: ApiCall) -> None:
-    """401 unless the request carries the admin API key (403 when the admin API is off)."""
-    if not call.state.settings.admin_api_key:
-        raise ApiError(403, "the admin API is disabled: set CRDT_SERVER_ADMIN_API_KEY")
-    if not is_admin(call):
-        raise ApiError(401, "admin API key required (Authorization: Bearer <key>)")
 
 
 def body_priority(call: ApiCall) -> Priority:

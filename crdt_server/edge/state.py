@@ -59,9 +59,9 @@ class Services:
     def extension(self, kind: type[E]) -> E:
         """The server's extension of type ``kind`` (a feature's routes find their service
         here instead of a field of their own)."""
-        for ext in self.hooks.extensions:
-            if isinstance(ext, kind):
-                return ext
+        found = self.find(kind)
+        if found is not None:
+            return found
         raise RuntimeError(f"the server has no {kind.__name__} extension")
 
     def find(self, kind: type[T]) -> T | None:

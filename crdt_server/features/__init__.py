@@ -47,9 +47,9 @@ class Built:
 
     def get(self, kind: type[E]) -> E:
         """The extension of type ``kind`` an earlier feature built."""
-        for ext in self.extensions:
-            if isinstance(ext, kind):
-                return ext
+        found = self.find(kind)
+        if found is not None:
+            return found
         raise MissingFeature(
             f"a feature needs {kind.__name__}, which no earlier feature in the list builds"
         )
