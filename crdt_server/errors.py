@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import IntEnum
 
 __all__ = [
     "CLOSE_CODE_ADVICE",
     "CloseCode",
+    "Conflict",
     "DocumentTooLarge",
+    "DomainError",
     "ExportError",
+    "Forbidden",
+    "Gone",
+    "Impossible",
+    "Malformed",
     "MessageTooBig",
+    "NotFound",
     "Overloaded",
     "PolicyViolation",
     "ProtocolError",
     "PeerError",
+    "TooLarge",
+    "TooMany",
+    "Unauthenticated",
     "UnsupportedData",
+    "UnsupportedMedia",
 ]
 
 
@@ -137,3 +149,70 @@ class ExportError(ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class DomainError(Exception):
+    """What a feature refuses a caller, said in the domain's words: the edge alone maps each
+    kind to an HTTP status (:func:`crdt_server.edge.problems.translate`), so features never
+    name a status.
+
+    ``message`` is a sentence for people; ``field`` names the input at fault (``seq``,
+    ``body``, ``limit``, a header's name), or ``fields`` several, each with its own message;
+    ``retry_after`` (seconds) says when asking again may work.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        fields: Sequence[tuple[str, str]] = (),
+        retry_after: int | None = None,
+    ) -> None:
+        detail = f"{field}: {message}" if field is not None else message
+        super().__init__(detail)
+        self.message = detail
+        self.fields: list[tuple[str, str]] = (
+            [(field, message), *fields] if field is not None else list(fields)
+        )
+        self.retry_after = retry_after
+
+
+class Malformed(DomainError):
+    """The input is not what the route reads (a field of the wrong type or shape)."""
+
+
+class Unauthenticated(DomainError):
+    """The credential is missing, invalid, expired or revoked."""
+
+
+class Forbidden(DomainError):
+    """The caller is known and may not do this."""
+
+
+class NotFound(DomainError):
+    """No such thing (or none the caller may know of)."""
+
+
+class Conflict(DomainError):
+    """The request disagrees with the current state (a reused idempotency key, a duplicate)."""
+
+
+class Gone(DomainError):
+    """The thing existed and is gone for good (erased, revoked, expired)."""
+
+
+class TooLarge(DomainError):
+    """The input is over a size limit."""
+
+
+class UnsupportedMedia(DomainError):
+    """The body is not of a media type the route reads."""
+
+
+class Impossible(DomainError):
+    """Well formed, but it cannot be done as asked (nothing was changed)."""
+
+
+class TooMany(DomainError):
+    """Over a limit on how many or how often; ``retry_after`` says when to ask again."""

@@ -70,13 +70,41 @@ def _schema(model: Any, index: dict[Any, int], schemas: list[dict[str, Any]]) ->
     return schemas[index[model]]
 
 
+def _struct_parameters(model: Any, where: str) -> list[dict[str, Any]]:
+    """OpenAPI parameters from a Struct of path or query parameters: each field's schema
+    (its ``Meta`` description becomes the parameter's)."""
+    (ref,), components = msgspec.json.schema_components([model], ref_template=_REF)
+    struct = components[ref["$ref"].rsplit("/", 1)[1]]
+    required = set(struct.get("required", ()))
+    parameters = []
+    for name, schema in struct.get("properties", {}).items():
+        schema = dict(schema)
+        description = schema.pop("description", "")
+        parameter: dict[str, Any] = {
+            "name": name,
+            "in": where,
+            "required": where == "path" or name in required,
+            "schema": schema,
+        }
+        if description:
+            parameter["description"] = description
+        parameters.append(parameter)
+    return parameters
+
+
 def _operation(
     route: ApiRoute, index: dict[Any, int], schemas: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    parameters: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": _PATH_PARAMS[name]}
-        for name in re.findall(r"{(\w+)}", route.path)
-    ]
+    parameters: list[dict[str, Any]]
+    if route.path_model is not None:
+        parameters = _struct_parameters(route.path_model, "path")
+    else:
+        parameters = [
+            {"name": name, "in": "path", "required": True, "schema": _PATH_PARAMS[name]}
+            for name in re.findall(r"{(\w+)}", route.path)
+        ]
+    if route.query_model is not None:
+        parameters += _struct_parameters(route.query_model, "query")
     parameters += [
         {"name": q.name, "in": "query", "required": False, "schema": q.schema}
         | ({"description": q.description} if q.description else {})

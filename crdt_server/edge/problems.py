@@ -1,9 +1,12 @@
 """Every HTTP error as an RFC 9457 problem (``application/problem+json``), from one place.
 
-Handlers raise :class:`ApiError` (or let a domain error through); the app's exception
-handlers (:func:`exception_handlers`) and the access middleware both turn it into the same
-answer with :func:`problem_response`. Domain errors are translated here, so no route has a
-``try``: :class:`documents.OperationError` keeps its 400/422 and names its field, a
+Features raise domain errors (:class:`crdt_server.errors.DomainError`: ``NotFound``,
+``Forbidden``, ``Impossible``...) and never name a status; the edge's own modules may raise
+:class:`ApiError`. The app's exception handlers (:func:`exception_handlers`) and the access
+middleware both turn either into the same answer with :func:`problem_response`. Domain errors
+are translated here, and only here, so no route has a ``try``: each
+:class:`~crdt_server.errors.DomainError` kind has its status in :data:`DOMAIN_STATUS`,
+:class:`documents.OperationError` keeps its 400/422 and names its field, a
 :class:`crdt_server.errors.PeerError` is 400 (413 when too big, 503 when overloaded), and
 :class:`crdt_server.core.room.RoomFailed` is 503 with ``Retry-After``.
 """
@@ -19,10 +22,25 @@ from starlette.responses import Response
 from crdt_server.codec.problem_details import PROBLEM_JSON, FieldProblem, Problem, problem_json
 from crdt_server.core.room import RoomFailed
 from crdt_server.documents import OperationError
-from crdt_server.errors import CloseCode, PeerError
+from crdt_server.errors import (
+    CloseCode,
+    Conflict,
+    DomainError,
+    Forbidden,
+    Gone,
+    Impossible,
+    Malformed,
+    NotFound,
+    PeerError,
+    TooLarge,
+    TooMany,
+    Unauthenticated,
+    UnsupportedMedia,
+)
 
 __all__ = [
     "CLIENT_CLOSED",
+    "DOMAIN_STATUS",
     "PROBLEM_JSON",
     "ApiError",
     "FieldProblem",
@@ -64,6 +82,28 @@ class ApiError(Exception):
         return cls(status_code, f"{field}: {message}", errors=[FieldProblem(field, message)])
 
 
+DOMAIN_STATUS: dict[type[DomainError], int] = {
+    Malformed: 400,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    Gone: 410,
+    TooLarge: 413,
+    UnsupportedMedia: 415,
+    Impossible: 422,
+    TooMany: 429,
+}
+"""The HTTP status of each kind of domain error (a feature's own subclass gets its base's)."""
+
+
+def domain_status(exc: DomainError) -> int:
+    for kind, status in DOMAIN_STATUS.items():
+        if isinstance(exc, kind):
+            return status
+    return 400  # a DomainError raised as itself: the caller asked for something refused
+
+
 def problem_response(error: ApiError) -> Response:
     """The problem+json answer for ``error``."""
     return Response(
@@ -78,6 +118,11 @@ def translate(exc: BaseException) -> ApiError | None:
     """The HTTP answer for an exception a client can cause, or ``None`` for a server fault."""
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, DomainError):
+        status = domain_status(exc)
+        headers = {} if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
+        fields = [FieldProblem(name, message) for name, message in exc.fields]
+        return ApiError(status, exc.message, errors=fields, headers=headers)
     if isinstance(exc, OperationError):
         errors = [FieldProblem(exc.path, exc.message)] if exc.path else []
         return ApiError(exc.status, str(exc), errors=errors)
@@ -123,6 +168,7 @@ def exception_handlers() -> dict[type[Exception], object]:
     """The app's exception handlers: one function for every error a client can cause."""
     kinds: tuple[type[Exception], ...] = (
         ApiError,
+        DomainError,
         OperationError,
         PeerError,
         RoomFailed,

@@ -1,21 +1,40 @@
-"""The declarative route table of the HTTP API.
+"""How the HTTP API's routes are declared: once, next to their handlers.
 
-Each route is one :class:`ApiRoute` value: method, path, the handler, its family (for the rate
-limiter), its body (kind and model) and its answers. From the same values the app gets its
-Starlette routes (:func:`starlette_routes`) and clients get the OpenAPI document
-(:mod:`crdt_server.edge.openapi`). A feature adds its routes, with their models, in one list.
+A module keeps one :class:`Routes` value and declares each route on its handler::
+
+    version_routes = Routes()
+
+    class VersionsQuery(msgspec.Struct, forbid_unknown_fields=False):
+        limit: Annotated[int, Meta(ge=1, le=500, description="at most this many")] = 50
+
+    @version_routes.get("/api/weddings/{wedding_id}/docs/{doc}/versions", "listVersions",
+                        "Restore points of a document", family="read", ...)
+    async def list_versions(call: ApiCall, path: DocPath, query: VersionsQuery) -> Response:
+        ...
+
+The handler's parameters say what it reads, typed: ``path`` (a msgspec Struct of the path's
+parameters; one that does not match is 404 naming it), ``query`` (a Struct of the query
+parameters; 400 naming the one at fault; unknown ones are ignored) and ``body`` (the JSON
+body's Struct; 400/422 naming the field). The same types generate the route's OpenAPI
+(:mod:`crdt_server.edge.openapi`). Each declaration makes one :class:`ApiRoute` value:
+method, path, handler, family (for the rate limiter), body, answers; from these the app gets
+its Starlette routes (:func:`starlette_routes`). A feature's :class:`Routes` is its routes.
 
 What every route does before its handler, in order: the caller's credential, resolved once
 as one of the kinds the route accepts (401 otherwise; :mod:`crdt_server.edge.identity`),
 the rate limit (429), then the body, read under the family's size limit while it streams
-(413 before any parsing).
+(413 before any parsing), then the path and query parameters and the JSON body, decoded into
+the handler's types.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import functools
+import inspect
+import re
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypedDict, TypeVar, Unpack
 
 import msgspec
 from starlette.requests import Request
@@ -34,9 +53,11 @@ __all__ = [
     "BINARY",
     "JSON",
     "ApiCall",
+    "ApiRoute",
     "Family",
     "QueryParam",
-    "ApiRoute",
+    "RouteOptions",
+    "Routes",
     "binary_response",
     "body_priority",
     "is_admin",
@@ -130,7 +151,8 @@ class ApiCall:
         return decode_json(self.body, model)
 
 
-Handler = Callable[[ApiCall], Awaitable[Response]]
+Handler = Callable[..., Awaitable[Response]]
+"""A route's handler: ``call`` first, then any of ``path``, ``query``, ``body`` by name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +195,12 @@ class ApiRoute:
     error_models: dict[int, Any] = field(default_factory=dict)
     """Error answers whose problem has extension members, by status."""
     query: tuple[QueryParam, ...] = ()
+    path_model: Any = None
+    """The path parameters' Struct (from the handler's ``path`` parameter)."""
+    query_model: Any = None
+    """The query parameters' Struct (from the handler's ``query`` parameter)."""
+    body_param: bool = False
+    """The handler takes the JSON body decoded into ``request_model`` as ``body``."""
     description: str = ""
     priority: Callable[[ApiCall], Priority] | None = None
     """Reads the request's priority (body already read) for the wedding-day bypass; without
@@ -192,6 +220,220 @@ _BY_SECURITY: dict[str, frozenset[CredentialKind] | None] = {
     "admin": frozenset({"admin"}),
     "none": None,
 }
+
+
+class RouteOptions(TypedDict, total=False):
+    """What a route declaration may say beside its method, path, name, summary and family
+    (the fields of :class:`ApiRoute` of the same names)."""
+
+    security: Security
+    accepts: frozenset[CredentialKind] | None
+    body: BodyKind
+    request_model: Any
+    binary_request: bool
+    response_model: Any
+    status: int
+    also: tuple[int, ...]
+    binary_response: bool
+    media_type: str | None
+    errors: tuple[int, ...]
+    error_models: dict[int, Any]
+    description: str
+    priority: Callable[[ApiCall], Priority] | None
+    in_schema: bool
+
+
+H = TypeVar("H", bound=Handler)
+
+
+class Routes:
+    """One module's routes, each declared on its handler (see the module docstring).
+
+    Calling it gives the routes in declaration order (what a :class:`Feature`'s ``routes``
+    and the app's route table take)."""
+
+    def __init__(self) -> None:
+        self._routes: list[ApiRoute] = []
+
+    def __call__(self) -> list[ApiRoute]:
+        return list(self._routes)
+
+    def __iter__(self) -> Iterator[ApiRoute]:
+        return iter(self._routes)
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        operation_id: str,
+        summary: str,
+        *,
+        family: Family,
+        **options: Unpack[RouteOptions],
+    ) -> Callable[[H], H]:
+        def declare(handler: H) -> H:
+            path_model, query_model, body_model = _parameter_types(handler, path)
+            more: dict[str, Any] = dict(options)
+            if body_model is not None:
+                more.setdefault("body", "json")
+                more["request_model"] = body_model
+            self._routes.append(
+                ApiRoute(
+                    method,
+                    path,
+                    operation_id,
+                    summary,
+                    handler,
+                    family,
+                    path_model=path_model,
+                    query_model=query_model,
+                    body_param=body_model is not None,
+                    **more,
+                )
+            )
+            return handler
+
+        return declare
+
+    def get(
+        self,
+        path: str,
+        operation_id: str,
+        summary: str,
+        *,
+        family: Family,
+        **options: Unpack[RouteOptions],
+    ) -> Callable[[H], H]:
+        return self.route("GET", path, operation_id, summary, family=family, **options)
+
+    def post(
+        self,
+        path: str,
+        operation_id: str,
+        summary: str,
+        *,
+        family: Family,
+        **options: Unpack[RouteOptions],
+    ) -> Callable[[H], H]:
+        return self.route("POST", path, operation_id, summary, family=family, **options)
+
+    def put(
+        self,
+        path: str,
+        operation_id: str,
+        summary: str,
+        *,
+        family: Family,
+        **options: Unpack[RouteOptions],
+    ) -> Callable[[H], H]:
+        return self.route("PUT", path, operation_id, summary, family=family, **options)
+
+    def patch(
+        self,
+        path: str,
+        operation_id: str,
+        summary: str,
+        *,
+        family: Family,
+        **options: Unpack[RouteOptions],
+    ) -> Callable[[H], H]:
+        return self.route("PATCH", path, operation_id, summary, family=family, **options)
+
+    def delete(
+        self,
+        path: str,
+        operation_id: str,
+        summary: str,
+        *,
+        family: Family,
+        **options: Unpack[RouteOptions],
+    ) -> Callable[[H], H]:
+        return self.route("DELETE", path, operation_id, summary, family=family, **options)
+
+
+_READS = ("path", "query", "body")
+
+
+def _parameter_types(handler: Handler, path: str) -> tuple[Any, Any, Any]:
+    """The Structs a handler reads (``path``, ``query``, ``body`` parameters), from its
+    annotations; checked against the route's path so a typo fails at import, not at request."""
+    parameters = inspect.signature(handler).parameters
+    unknown = [name for name in list(parameters)[1:] if name not in _READS]
+    if unknown:
+        raise TypeError(f"{handler.__qualname__}: unknown parameters {unknown} (takes {_READS})")
+    found: list[Any] = []
+    for name in _READS:
+        if name not in parameters:
+            found.append(None)
+            continue
+        annotation = parameters[name].annotation
+        if isinstance(annotation, str):  # from __future__ import annotations
+            annotation = eval(annotation, handler.__globals__)  # noqa: S307 (the module's own)
+        if not (isinstance(annotation, type) and issubclass(annotation, msgspec.Struct)):
+            raise TypeError(f"{handler.__qualname__}: {name} must be a msgspec Struct")
+        found.append(annotation)
+    path_model = found[0]
+    if path_model is not None:
+        in_path = set(re.findall(r"{(\w+)}", path))
+        fields = {f.encode_name for f in msgspec.structs.fields(path_model)}
+        if fields != in_path:
+            raise TypeError(
+                f"{handler.__qualname__}: path parameters {sorted(in_path)} are not its "
+                f"path Struct's fields {sorted(fields)}"
+            )
+    return path_model, found[1], found[2]
+
+
+@functools.cache
+def _query_fields(model: type[msgspec.Struct]) -> tuple[tuple[str, bool], ...]:
+    """Each query field's name and whether it takes several values (a list)."""
+    info = msgspec.inspect.type_info(model)
+    assert isinstance(info, msgspec.inspect.StructType)
+    return tuple(
+        (f.encode_name, isinstance(f.type, msgspec.inspect.ListType | msgspec.inspect.SetType))
+        for f in info.fields
+    )
+
+
+def _field_at(error: msgspec.ValidationError) -> tuple[str, str]:
+    """The field a msgspec validation error names, and its message without the location."""
+    text = str(error)
+    found = re.search(r" - at `\$\.([^`\[]+)[^`]*`$", text)
+    if found is None:
+        return "", text
+    return found.group(1), text[: found.start()]
+
+
+def _path_parameters(route: ApiRoute, request: Request) -> Any:
+    for name, value in request.path_params.items():
+        # A Meta pattern is searched with ``$``, which also matches before a final newline:
+        # no identifier of this API holds a line break.
+        if "\n" in value:
+            raise ApiError(404, f"no such {name.replace('_', ' ')}")
+    try:
+        return msgspec.convert(request.path_params, route.path_model, strict=False)
+    except msgspec.ValidationError as exc:
+        name, message = _field_at(exc)
+        raise ApiError(
+            404, f"no such {name.replace('_', ' ')}", errors=[FieldProblem(name, message)]
+        ) from None
+
+
+def _query_parameters(route: ApiRoute, request: Request) -> Any:
+    params = request.query_params
+    raw: dict[str, Any] = {}
+    for name, many in _query_fields(route.query_model):
+        if many:
+            values = params.getlist(name)
+            if values:
+                raw[name] = values
+        elif (value := params.get(name)) is not None:
+            raw[name] = value
+    try:
+        return msgspec.convert(raw, route.query_model, strict=False)
+    except msgspec.ValidationError as exc:
+        name, message = _field_at(exc)
+        raise ApiError.field(400, name or "query", message) from None
 
 
 def subject_of(request: Request, caller: Caller) -> RateKey:
@@ -245,6 +487,8 @@ def _refuse_nul_parameters(route: ApiRoute, request: Request) -> None:
         if isinstance(value, str) and "\x00" in value:
             raise ApiError.field(400, name, "must not contain NUL characters")
     declared = {param.name for param in route.query}
+    if route.query_model is not None:
+        declared.update(name for name, _ in _query_fields(route.query_model))
     for name, value in request.query_params.multi_items():
         if name in declared and "\x00" in value:
             raise ApiError.field(400, name, "must not contain NUL characters")
@@ -252,11 +496,12 @@ def _refuse_nul_parameters(route: ApiRoute, request: Request) -> None:
 
 def takes_parameters(route: ApiRoute) -> bool:
     """Whether the route reads path or query parameters (and so may answer 400)."""
-    return "{" in route.path or bool(route.query)
+    return "{" in route.path or bool(route.query) or route.query_model is not None
 
 
 def _endpoint(route: ApiRoute) -> Callable[[Request], Awaitable[Response]]:
     kinds = route.kinds
+    typed = route.path_model is not None or route.query_model is not None or route.body_param
 
     async def endpoint(request: Request) -> Response:
         state = server_state(request)
@@ -285,7 +530,16 @@ def _endpoint(route: ApiRoute) -> Callable[[Request], Awaitable[Response]]:
             subject = subject_of(request, call.caller)
             state.limiter.check(route.family, subject, priority=route.priority(call))
         _refuse_nul_parameters(route, request)
-        return await route.handler(call)
+        if not typed:
+            return await route.handler(call)
+        reads: dict[str, Any] = {}
+        if route.path_model is not None:
+            reads["path"] = _path_parameters(route, request)
+        if route.query_model is not None:
+            reads["query"] = _query_parameters(route, request)
+        if route.body_param:
+            reads["body"] = call.json(route.request_model)
+        return await route.handler(call, **reads)
 
     return endpoint
 

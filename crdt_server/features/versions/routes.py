@@ -13,10 +13,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
+from msgspec import Meta
 from starlette.responses import Response
 
-from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.edge.bodies import ConflictActor, Seq
 from crdt_server.edge.documents import (
     actor_of,
@@ -24,8 +26,9 @@ from crdt_server.edge.documents import (
     readable_documents,
     writer_principal,
 )
-from crdt_server.edge.problems import ApiError
-from crdt_server.edge.routing import ApiCall, ApiRoute, QueryParam, json_response
+from crdt_server.edge.params import DocumentKind, WeddingId
+from crdt_server.edge.routing import ApiCall, Routes, json_response
+from crdt_server.errors import Forbidden, Impossible, NotFound
 from crdt_server.features.events.log import rfc3339
 from crdt_server.features.versions.keeper import NotKept, VersionKeeper
 
@@ -60,82 +63,60 @@ class RestoreAnswer(msgspec.Struct, frozen=True):
     event: str | None
 
 
-def _kind(call: ApiCall) -> tuple[str, str]:
-    wedding_id, doc = call.path("wedding_id"), call.path("doc")
-    if doc not in DOCUMENT_KINDS:
-        raise ApiError(404, f"{doc!r} keeps no versions")
-    return wedding_id, doc
+version_routes = Routes()
+_BASE = "/api/weddings/{wedding_id}/docs/{doc}"
 
 
-def _whole(call: ApiCall, name: str, default: int, low: int, high: int) -> int:
-    raw = call.request.query_params.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise ApiError.field(400, name, f"must be a whole number from {low} to {high}")
-    return int(raw)
+class VersionedPath(msgspec.Struct, frozen=True):
+    wedding_id: WeddingId
+    doc: DocumentKind
+    """Only the wedding documents keep versions (not the conflicts room)."""
 
 
-async def list_versions(call: ApiCall) -> Response:
-    wedding_id, doc = _kind(call)
-    if doc not in readable_documents(call, wedding_id):
-        raise ApiError(403, f"{doc!r} is not open to you")
-    after = _whole(call, "after", 0, 0, 2**62)
-    limit = _whole(call, "limit", 50, 1, 500)
+class VersionsQuery(msgspec.Struct, frozen=True):
+    after: Annotated[int, Meta(ge=0, le=2**62, description="next of the last page")] = 0
+    limit: Annotated[int, Meta(ge=1, le=500, description="at most this many")] = 50
+
+
+@version_routes.get(
+    f"{_BASE}/versions",
+    "listVersions",
+    "Restore points of a document (newest first): seq, time, who changed it since",
+    family="read",
+    response_model=VersionsAnswer,
+    errors=(400, *_AUTH, 503),
+)
+async def list_versions(call: ApiCall, path: VersionedPath, query: VersionsQuery) -> Response:
+    if path.doc not in readable_documents(call, path.wedding_id):
+        raise Forbidden(f"{path.doc!r} is not open to you")
     points = await call.state.extension(VersionKeeper).points(
-        f"{wedding_id}/{doc}", before=after or None, limit=limit
+        f"{path.wedding_id}/{path.doc}", before=query.after or None, limit=query.limit
     )
     versions = [
         Version(p.seq, rfc3339(p.at), [ConflictActor(sub, role) for sub, role in p.actors])
         for p in points
     ]
-    following = points[-1].seq if len(points) == limit else None
+    following = points[-1].seq if len(points) == query.limit else None
     return json_response(VersionsAnswer(versions, following))
 
 
-async def restore(call: ApiCall) -> Response:
-    wedding_id, doc = _kind(call)
-    principal = capable_principal(call, wedding_id, "versions.restore")
-    writer_principal(call, wedding_id, doc)
-    body = call.json(RestoreRequest)
+@version_routes.post(
+    f"{_BASE}/restore",
+    "restoreDocument",
+    'Make the document equal to its state as of a seq ({"seq": N}): one new update '
+    "made as you, merged with concurrent edits",
+    family="write",
+    response_model=RestoreAnswer,
+    errors=(400, *_AUTH, 413, 422, 503),
+)
+async def restore(call: ApiCall, path: VersionedPath, body: RestoreRequest) -> Response:
+    principal = capable_principal(call, path.wedding_id, "versions.restore")
+    writer_principal(call, path.wedding_id, path.doc)
     if body.seq < 0:
-        raise ApiError.field(422, "seq", "must be a seq (0 or more)")
+        raise Impossible("must be a seq (0 or more)", field="seq")
     keeper = call.state.extension(VersionKeeper)
     try:
-        done = await keeper.restore(wedding_id, doc, body.seq, actor_of(principal))
+        done = await keeper.restore(path.wedding_id, path.doc, body.seq, actor_of(principal))
     except NotKept as exc:
-        raise ApiError.field(404, "seq", "no state of this document is kept that far back") from exc
+        raise NotFound("no state of this document is kept that far back", field="seq") from exc
     return json_response(RestoreAnswer(True, done.seq, done.changed, done.event))
-
-
-def version_routes() -> list[ApiRoute]:
-    base = "/api/weddings/{wedding_id}/docs/{doc}"
-    return [
-        ApiRoute(
-            "GET",
-            f"{base}/versions",
-            "listVersions",
-            "Restore points of a document (newest first): seq, time, who changed it since",
-            list_versions,
-            "read",
-            query=(
-                QueryParam("after", {"type": "integer", "minimum": 0}, "next of the last page"),
-                QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
-            ),
-            response_model=VersionsAnswer,
-            errors=(400, *_AUTH, 503),
-        ),
-        ApiRoute(
-            "POST",
-            f"{base}/restore",
-            "restoreDocument",
-            'Make the document equal to its state as of a seq ({"seq": N}): one new update '
-            "made as you, merged with concurrent edits",
-            restore,
-            "write",
-            body="json",
-            request_model=RestoreRequest,
-            response_model=RestoreAnswer,
-            errors=(400, *_AUTH, 413, 422, 503),
-        ),
-    ]

@@ -1,0 +1,56 @@
+"""The path parameters the HTTP API shares, typed once.
+
+A handler reads its path as one of these Structs (or its own, built from these types), and
+the route's OpenAPI parameters come from the same types (:mod:`crdt_server.edge.routing`).
+A value that does not match its type is a 404 naming the parameter, before the handler runs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from crdt_server.names import WEDDING_ID_PATTERN
+
+__all__ = [
+    "ConflictId",
+    "DocPath",
+    "DocumentKind",
+    "GuestId",
+    "MemberPath",
+    "MemberSub",
+    "RoomKind",
+    "WeddingId",
+    "WeddingPath",
+]
+
+WeddingId = Annotated[
+    str, Meta(pattern=f"^{WEDDING_ID_PATTERN.pattern}$", description="a wedding id")
+]
+DocumentKind = Literal["timeline", "budget", "guests", "seating"]
+"""A wedding document (``crdt_server.documents.DOCUMENT_KINDS``; a test keeps them equal)."""
+RoomKind = Literal["timeline", "budget", "guests", "seating", "conflicts"]
+"""A wedding document or the conflicts room (``crdt_server.names.ROOM_KINDS``)."""
+GuestId = Annotated[str, Meta(pattern="^[A-Za-z0-9_-]{1,64}$", description="a guest id")]
+ConflictId = Annotated[
+    str, Meta(pattern="^[a-z_]+\\.[a-z_]+:[0-9a-f]{12}$", description="a conflict id")
+]
+MemberSub = Annotated[
+    str, Meta(pattern="^[^\\x00-\\x1f\\x7f]{1,256}$", description="a member's user id")
+]
+
+
+class WeddingPath(msgspec.Struct, frozen=True):
+    wedding_id: WeddingId
+
+
+class DocPath(msgspec.Struct, frozen=True):
+    wedding_id: WeddingId
+    doc: RoomKind
+
+
+class MemberPath(msgspec.Struct, frozen=True):
+    wedding_id: WeddingId
+    sub: MemberSub
