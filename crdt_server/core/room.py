@@ -54,6 +54,7 @@ from crdt_server.core.crdt import (
     fold_updates,
     replay,
 )
+from crdt_server.core.domain import ChangeRecord, Recorder
 from crdt_server.core.hooks import (
     DERIVATION_FAILED,
     Actor,
@@ -64,8 +65,6 @@ from crdt_server.core.hooks import (
 from crdt_server.core.metrics import Metrics, StoreHealth
 from crdt_server.core.overwrites import Found, OverwriteIndex
 from crdt_server.core.presence import AwarenessRegistry, PresenceRelay
-from crdt_server.documents import DOCUMENT_KINDS
-from crdt_server.documents.changes import ChangeRecorder, EntryChange
 from crdt_server.errors import (
     CloseCode,
     DocumentTooLarge,
@@ -93,7 +92,7 @@ class _Uncommitted:
     client_id: int | None
     index: int
     applied_at: float
-    changes: list[tuple[Actor, list[EntryChange]]]
+    changes: list[tuple[Actor, Sequence[ChangeRecord]]]
     found: list[tuple[Actor, Found]]
     held: bool = False
     """Held (waits on content the room lacks): echoed to its sender only, never relayed."""
@@ -145,19 +144,23 @@ class Room:
         self.failed: BaseException | None = None
         self.closed = False
         self._background: set[asyncio.Task[None]] = set()
-        self._recorder: ChangeRecorder | None = None
+        self._recorder: Recorder | None = None
         """Records what each integration changed, while an extension wants to know."""
         self._applying: Actor | None = None
         self._held_actors: dict[bytes, Actor] = {}
         """Who sent each held update (credited with its changes once it integrates)."""
-        self._credited: list[tuple[Actor, list[EntryChange]]] = []
-        self._detect = self._hooks.wants_overwrites and self.kind in DOCUMENT_KINDS
+        self._credited: list[tuple[Actor, Sequence[ChangeRecord]]] = []
+        domain = self._hooks.domain
+        self._document_kind = domain is not None and self.kind in domain.kinds
+        """The room holds a document of the extensions' domain (whose changes are
+        recorded and races looked for, if an extension wants them)."""
+        self._detect = self._hooks.wants_overwrites and self._document_kind
         """Whether writes that vanish in a race are looked for (an extension wants them)."""
         self._overwrites: OverwriteIndex | None = None
         self._index_tried = False
         """The index is built at most once per document (per load or rebuild)."""
         self._found: list[tuple[Actor, Found]] = []
-        self._remote_changes: list[EntryChange] = []
+        self._remote_changes: list[ChangeRecord] = []
         """Entries changed by content other processes committed (if an extension wants
         them), told to the hooks once integrated."""
         self._remote_found: list[Found] = []
@@ -219,9 +222,10 @@ class Room:
         # kept (what the recorder could read is credited as usual); counted and logged.
         failed = self._metrics.derivation_failed
         document.observer_failed = partial(failed, self.name, "observer")
-        if self._hooks.wants_changes and self.kind in DOCUMENT_KINDS:
-            self._recorder = ChangeRecorder(
-                document.doc, self.kind, on_error=partial(failed, self.name, "changes")
+        domain = self._hooks.domain
+        if self._hooks.wants_changes and self._document_kind and domain is not None:
+            self._recorder = domain.recorder(
+                document.doc, self.kind, partial(failed, self.name, "changes")
             )
             document.integrated = self._integrated
         if self._detect:
@@ -469,7 +473,7 @@ class Room:
             self.wedding_id,
             DERIVATION_FAILED,
             json.dumps(data, separators=(",", ":")),
-            self.kind if self.kind in DOCUMENT_KINDS else None,
+            self.kind if self._document_kind else None,
             sub=update.actor.sub,
             role=update.actor.role,
         )

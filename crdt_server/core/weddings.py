@@ -21,10 +21,10 @@ from pycrdt import Doc, Map, TransactionEvent
 
 from crdt_server.codec.updates import UpdateError, decode_state_vector, inspect_update
 from crdt_server.core.crdt import CrdtFailure, crdt_call, replay
+from crdt_server.core.domain import Domain
 from crdt_server.core.hooks import Actor
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.room import Room
-from crdt_server.documents import DOCUMENT_KINDS, apply_operation, to_json
 from crdt_server.errors import CloseCode, ProtocolError
 from crdt_server.names import CONFLICTS
 from crdt_server.storage import DocumentStore
@@ -100,9 +100,13 @@ class StoredCopies:
 
 
 class WeddingService:
-    def __init__(self, registry: RoomRegistry, store: DocumentStore) -> None:
+    """Reads and edits of a wedding's documents for the HTTP API and the features; what a
+    document of ``domain`` is (its kinds, its JSON view, its operations) is the domain's."""
+
+    def __init__(self, registry: RoomRegistry, store: DocumentStore, domain: Domain) -> None:
         self._registry = registry
         self._store = store
+        self.domain = domain
         self._edit_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
@@ -132,7 +136,7 @@ class WeddingService:
                 found = room.doc.get(CONFLICTS, type=Map).to_py() or {}
                 data = {"kind": CONFLICTS, "conflicts": [found[k] for k in sorted(found)]}
             else:
-                data = to_json(room.doc, kind, rich=rich)
+                data = self.domain.to_json(room.doc, kind, rich=rich)
             await room.wait_committed()
             return data
 
@@ -143,7 +147,7 @@ class WeddingService:
         index into one of its texts is only meaningful with it); ``room``: read it from
         that room instead (a projection of the document)."""
         async with self.room(room or f"{wedding_id}/{kind}") as found:
-            data, state = to_json(found.doc, kind, rich=rich), found.doc.get_state()
+            data, state = self.domain.to_json(found.doc, kind, rich=rich), found.doc.get_state()
             await found.wait_committed()
             return data, state
 
@@ -176,11 +180,13 @@ class WeddingService:
     ) -> dict[str, Any]:
         """Run a domain operation as one Yjs transaction; answered once committed.
 
-        Raises :class:`documents.OperationError` (nothing changed) for an invalid operation.
+        Raises the domain's error (:class:`crdt_server.documents.OperationError`; nothing
+        changed) for an invalid operation.
         """
+        operate = self.domain.operate
         return await self.edit(
             f"{wedding_id}/{kind}",
-            lambda doc: apply_operation(doc, kind, op, origin=actor.origin),
+            lambda doc: operate(doc, kind, op, origin=actor.origin),
             actor,
         )
 
@@ -220,9 +226,9 @@ class WeddingService:
             return result
 
     async def documents(
-        self, wedding_id: str, kinds: Iterable[str] = DOCUMENT_KINDS
+        self, wedding_id: str, kinds: Iterable[str] | None = None
     ) -> dict[str, Doc[Any]]:
-        """The wedding's documents of ``kinds`` (default: the four) as they are now (loaded
+        """The wedding's documents of ``kinds`` (default: the domain's) as they are now (loaded
         rooms, else the store); a kind with nothing stored is left out. Read them, never
         change them: they are the rooms' own documents or copies kept for the next call.
 
@@ -231,6 +237,8 @@ class WeddingService:
         all four after every change to one, and replaying the three others each time cost
         more than the edit.
         """
+        if kinds is None:
+            kinds = self.domain.kinds
         found: dict[str, Doc[Any]] = {}
         stored: list[str] = []
         for kind in kinds:

@@ -31,6 +31,7 @@ from crdt_server.core.hooks import SERVER, Actor, Core, Extension, PendingUpdate
 from crdt_server.core.overwrites import Found, Overwrite
 from crdt_server.core.room import Room
 from crdt_server.documents import DOCUMENT_KINDS
+from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.events import bounded
 from crdt_server.documents.resolution import Writer, rank
 from crdt_server.features.conflicts.tables import (
@@ -138,6 +139,7 @@ class ConcurrentEdits(Extension):
     """Stores the writes that vanished in a race (see the module docstring)."""
 
     name = "concurrent_edits"
+    domain = WEDDINGS
     wants_overwrites = True
 
     def __init__(

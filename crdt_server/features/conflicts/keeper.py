@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from pycrdt import Doc, Map
 
+from crdt_server.core.domain import ChangeRecord
 from crdt_server.core.hooks import Actor, Core, Extension, StoredBatch
 from crdt_server.core.room import Room
 from crdt_server.core.weddings import WeddingService
 from crdt_server.documents import DOCUMENT_KINDS, Conflict, OperationError, apply_operation, check
-from crdt_server.documents.changes import EntryChange
+from crdt_server.documents.changes import EntryChange, entry_changes
+from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.findings import Ident, WeddingFindings
 from crdt_server.documents.operations import OPERATIONS
 from crdt_server.documents.resolution import Writer, suggest
@@ -84,6 +86,7 @@ class ConflictsKeeper(Extension):
 
     name = "conflicts"
 
+    domain = WEDDINGS
     wants_changes = True  # the entries each change touched; who wrote them
 
     def __init__(
@@ -117,7 +120,7 @@ class ConflictsKeeper(Extension):
         written: list[str] = []
         for update in batch.updates:
             for actor, changes in update.changes:
-                touched += changes
+                touched += entry_changes(changes)
                 if actor.role == "server":
                     continue
                 for change in changes:
@@ -135,9 +138,9 @@ class ConflictsKeeper(Extension):
         if any(_concurrent_event(e) for e in batch.events):
             wedding.stored = True
 
-    def on_remote_changes(self, room: Room, changes: Sequence[EntryChange]) -> None:
+    def on_remote_changes(self, room: Room, changes: Sequence[ChangeRecord]) -> None:
         if room.kind in DOCUMENT_KINDS:
-            self._touch(self._wedding(room.wedding_id), room, changes)
+            self._touch(self._wedding(room.wedding_id), room, entry_changes(changes))
 
     def on_change(self, room: Room) -> None:
         if room.kind not in DOCUMENT_KINDS:

@@ -36,6 +36,7 @@ from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.codec.updates import decode_state_vector, inspect_update
 from crdt_server.core.hooks import Actor, Core, Extension, StoredBatch
 from crdt_server.core.room import Room
+from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.schema import META
 from crdt_server.features.projections.mirror import mirror
 from crdt_server.features.projections.tables import ProjectionClients
@@ -80,6 +81,7 @@ class Projections(Extension):
     """Server-written copies of documents without the fields a role may not read."""
 
     name = "projections"
+    domain = WEDDINGS
     wants_changes = True  # which entries each commit touched: a round looks at those only
 
     def __init__(self, permissions: PermissionMatrix | None = None) -> None:

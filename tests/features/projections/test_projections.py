@@ -332,13 +332,14 @@ async def test_a_loaded_projection_follows_commits_of_other_processes() -> None:
     from crdt_server.codec.updates import inspect_update
     from crdt_server.core.hooks import Actor, Core, Hooks
     from crdt_server.core.weddings import WeddingService
+    from crdt_server.documents.domain import WEDDINGS
     from crdt_server.features.projections import Projections
     from crdt_server.testing.inprocess import in_process_server
 
     projections = Projections()
     hooks = Hooks([projections])
     async with in_process_server(hooks=hooks) as server:
-        weddings = WeddingService(server.registry, server.store)
+        weddings = WeddingService(server.registry, server.store, WEDDINGS)
         await hooks.start(Core(server.settings, server.store, server.registry, weddings))
         source = await server.registry.acquire("w1/guests")
         projection = await server.registry.acquire("w1/guests@vendor")
