@@ -26,15 +26,16 @@ from typing import Any
 
 from pycrdt import Doc, Map, Text
 
+from crdt_server.actor import Actor
 from crdt_server.codec.updates import inspect_update
-from crdt_server.core.hooks import Actor, Core, Hooks
+from crdt_server.core.hooks import Core, Hooks, Sender
 from crdt_server.core.weddings import WeddingService
 from crdt_server.documents.domain import WEDDINGS
 from crdt_server.features.projections import Projections
 from crdt_server.testing.inprocess import in_process_server
 
 WEDDING = "bench"
-COUPLE = Actor("couple", "couple", "c1")
+COUPLE = Sender(Actor("couple", "couple"), "c1")
 
 
 def guest_list(guests: int) -> tuple[Doc[Any], bytes]:

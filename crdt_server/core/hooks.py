@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from crdt_server.actor import Actor
 from crdt_server.core.domain import ChangeRecord, Domain
 from crdt_server.core.overwrites import Found
 from crdt_server.storage import FeatureRow, NewEvent
@@ -37,11 +38,11 @@ if TYPE_CHECKING:
 __all__ = [
     "DERIVATION_FAILED",
     "SERVER",
-    "Actor",
     "Core",
     "Extension",
     "Hooks",
     "PendingUpdate",
+    "Sender",
     "StoredBatch",
 ]
 
@@ -49,12 +50,17 @@ log = logging.getLogger("crdt_server.hooks")
 
 
 @dataclass(frozen=True, slots=True)
-class Actor:
-    """Who made a change: the person (token ``sub`` and role) and the channel (``origin``:
-    a connection id such as ``c12``, ``http`` or ``server:...``)."""
+class Sender:
+    """Who made a change (:class:`~crdt_server.actor.Actor`) and the channel it came
+    through (``origin``: a connection id such as ``c12``, ``http:<sub>`` or
+    ``server:...``).
 
-    sub: str
-    role: str
+    More than who, so a type of its own that holds an ``Actor``: the channel decides which
+    connection a held update is echoed to, is stored with each update row, and is the
+    origin of the Yjs transactions of the server's own edits.
+    """
+
+    actor: Actor
     origin: str = ""
 
 
@@ -62,7 +68,7 @@ DERIVATION_FAILED = "system.derivation_failed"
 """The event stored in place of an extension's rows for an update its ``on_commit`` raised
 on: ``{"step", "doc", "error"}`` (the exception's type, never its message)."""
 
-SERVER = Actor("server", "server", "server")
+SERVER = Sender(Actor("server", "server"), "server")
 """Changes the server makes on its own (conflict bookkeeping, seeding)."""
 
 
@@ -70,7 +76,7 @@ SERVER = Actor("server", "server", "server")
 class PendingUpdate:
     """An accepted update about to be committed, with who sent it and what it changed.
 
-    ``changes`` pairs each actor with the entries an integration credited to them: usually
+    ``changes`` pairs each sender with the entries an integration credited to them: usually
     one pair, the sender's; several when this update released held updates of other
     senders (each is credited with what it changed); empty when the room records no
     changes (no extension asked for them, or the room holds no document of their
@@ -80,10 +86,10 @@ class PendingUpdate:
 
     doc: str
     data: bytes
-    actor: Actor
+    sender: Sender
     client_id: int | None = None
-    changes: list[tuple[Actor, Sequence[ChangeRecord]]] = field(default_factory=list)
-    found: list[tuple[Actor, Found]] = field(default_factory=list)
+    changes: list[tuple[Sender, Sequence[ChangeRecord]]] = field(default_factory=list)
+    found: list[tuple[Sender, Found]] = field(default_factory=list)
     """What each integration did to the document's map keys (the writes it made vanish, or
     that vanished in it, and the keys it wrote), credited like ``changes``; empty unless an
     extension :attr:`~Extension.wants_overwrites`."""

@@ -22,7 +22,7 @@ from pycrdt import Doc, Map, TransactionEvent
 from crdt_server.codec.updates import UpdateError, decode_state_vector, inspect_update
 from crdt_server.core.crdt import CrdtFailure, crdt_call, replay
 from crdt_server.core.domain import Domain
-from crdt_server.core.hooks import Actor
+from crdt_server.core.hooks import Sender
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.room import Room
 from crdt_server.errors import CloseCode, ProtocolError
@@ -151,21 +151,21 @@ class WeddingService:
             await found.wait_committed()
             return data, state
 
-    async def apply_update(self, name: str, update: bytes, actor: Actor) -> bool:
+    async def apply_update(self, name: str, update: bytes, sender: Sender) -> bool:
         """Apply a client's update; returns whether it changed anything, once committed."""
         try:
             summary = inspect_update(update)
         except UpdateError as exc:
             raise ProtocolError(f"malformed update: {exc}") from exc
         async with self.room(name) as room:
-            index = await room.apply(update, summary, actor)
+            index = await room.apply(update, summary, sender)
             await room.wait_committed(index)
             return index is not None
 
-    async def sync(self, name: str, state_vector: bytes, update: bytes, actor: Actor) -> bytes:
+    async def sync(self, name: str, state_vector: bytes, update: bytes, sender: Sender) -> bytes:
         """Mobile sync: apply the client's pending update, return what it is missing."""
         if update:
-            await self.apply_update(name, update, actor)
+            await self.apply_update(name, update, sender)
         async with self.room(name) as room:
             try:
                 decode_state_vector(state_vector)  # counts checked before pycrdt sees them
@@ -176,7 +176,7 @@ class WeddingService:
             return diff
 
     async def operate(
-        self, wedding_id: str, kind: str, op: dict[str, Any], actor: Actor
+        self, wedding_id: str, kind: str, op: dict[str, Any], sender: Sender
     ) -> dict[str, Any]:
         """Run a domain operation as one Yjs transaction; answered once committed.
 
@@ -186,8 +186,8 @@ class WeddingService:
         operate = self.domain.operate
         return await self.edit(
             f"{wedding_id}/{kind}",
-            lambda doc: operate(doc, kind, op, origin=actor.origin),
-            actor,
+            lambda doc: operate(doc, kind, op, origin=sender.origin),
+            sender,
         )
 
     @property
@@ -195,7 +195,7 @@ class WeddingService:
         """The Yjs client id of the server's own edits (:meth:`edit`), whoever asked."""
         return self._client_id
 
-    async def edit(self, name: str, change: Callable[[Doc[Any]], T], actor: Actor) -> T:
+    async def edit(self, name: str, change: Callable[[Doc[Any]], T], sender: Sender) -> T:
         """Make a server-side change to a room's document; returns once it is committed.
 
         ``change`` runs on a private copy, so a change refused half way leaves no trace;
@@ -221,7 +221,7 @@ class WeddingService:
             finally:
                 scratch.unobserve(subscription)
             for update in updates:
-                index = await room.apply(update, inspect_update(update), actor)
+                index = await room.apply(update, inspect_update(update), sender)
                 await room.wait_committed(index)
             return result
 

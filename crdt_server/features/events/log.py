@@ -106,7 +106,7 @@ class EventLog(Extension):
         rows: list[NewEvent] = []
         for update in batch:
             crossed = _crossed(update)
-            for actor, changes in update.changes:
+            for sender, changes in update.changes:
                 for event in derive_events(room.kind, entry_changes(changes)):
                     data = _honest(event.type, event.data, crossed) if crossed else event.data
                     rows.append(
@@ -115,8 +115,8 @@ class EventLog(Extension):
                             event.type,
                             json.dumps(data, separators=(",", ":")),
                             room.kind,
-                            sub=actor.sub,
-                            role=actor.role,
+                            sub=sender.actor.sub,
+                            role=sender.actor.role,
                         )
                     )
         return rows

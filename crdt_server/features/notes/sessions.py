@@ -141,7 +141,8 @@ class NoteSessions(Extension):
         edited: set[tuple[str, str, str]] = set()
         gone: set[str] = set()  # people who edited over a socket (still there?)
         for update, seq in zip(batch.updates, batch.seqs, strict=False):
-            for actor, changes in update.changes:
+            for sender, changes in update.changes:
+                actor = sender.actor
                 for change in entry_changes(changes):
                     for name in TEXT_FIELDS & change.after.keys():
                         value = change.after.get(name)
@@ -151,7 +152,7 @@ class NoteSessions(Extension):
                         text = (change.root, change.id, name)
                         edited.add(text)
                         self._edit(room, (room.name, *text), actor.sub, actor.role, seq, now)
-                        if _over_socket(actor.origin):
+                        if _over_socket(sender.origin):
                             gone.add(actor.sub)
         for root, entry_id, name in edited:
             seen[(root, entry_id, name)] = _text_of(room.doc, root, entry_id, name) or ""

@@ -16,12 +16,13 @@ from __future__ import annotations
 import msgspec
 from starlette.responses import Response
 
+from crdt_server.actor import Actor
 from crdt_server.documents import DOCUMENT_KINDS
-from crdt_server.edge.bodies import ConflictActor, Seq
+from crdt_server.edge.bodies import Seq
 from crdt_server.edge.documents import (
-    actor_of,
     capable_principal,
     readable_documents,
+    sender_of,
     writer_principal,
 )
 from crdt_server.edge.problems import ApiError
@@ -38,7 +39,7 @@ class Version(msgspec.Struct, frozen=True):
     seq: int
     """The document is exactly as it was after this seq (use with ``?at=`` or restore)."""
     at: str
-    actors: list[ConflictActor]
+    actors: list[Actor]
     """Who changed the document since the previous restore point."""
 
 
@@ -86,8 +87,7 @@ async def list_versions(call: ApiCall) -> Response:
         f"{wedding_id}/{doc}", before=after or None, limit=limit
     )
     versions = [
-        Version(p.seq, rfc3339(p.at), [ConflictActor(sub, role) for sub, role in p.actors])
-        for p in points
+        Version(p.seq, rfc3339(p.at), [Actor(sub, role) for sub, role in p.actors]) for p in points
     ]
     following = points[-1].seq if len(points) == limit else None
     return json_response(VersionsAnswer(versions, following))
@@ -102,7 +102,7 @@ async def restore(call: ApiCall) -> Response:
         raise ApiError.field(422, "seq", "must be a seq (0 or more)")
     keeper = call.state.extension(VersionKeeper)
     try:
-        done = await keeper.restore(wedding_id, doc, body.seq, actor_of(principal))
+        done = await keeper.restore(wedding_id, doc, body.seq, sender_of(principal))
     except NotKept as exc:
         raise ApiError.field(404, "seq", "no state of this document is kept that far back") from exc
     return json_response(RestoreAnswer(True, done.seq, done.changed, done.event))
