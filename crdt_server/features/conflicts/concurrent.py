@@ -56,12 +56,14 @@ log = logging.getLogger("crdt_server.concurrent_edits")
 
 CODE = "concurrent_edit"
 _BUS_TYPE = "concurrent_edits"
+_NOBODY = Actor("", "")
+"""Who an unknown Yjs client is (no sender recorded)."""
 _WEDDINGS_REMEMBERED = 2000
 
 
 @dataclass(slots=True)
 class _Wedding:
-    clients: dict[int, tuple[str, str]] = field(default_factory=dict)
+    clients: dict[int, Actor] = field(default_factory=dict)
     open: dict[tuple[str, tuple[str, ...]], list[str]] = field(default_factory=dict)
     """(document kind, path) -> ids of the open findings on that key."""
 
@@ -259,7 +261,7 @@ class ConcurrentEdits(Extension):
                     loser = (
                         sender.actor.sub
                         if o.new_lost
-                        else state.clients.get(o.loser.id[0], ("",))[0]
+                        else state.clients.get(o.loser.id[0], _NOBODY).sub
                     )
                     key = (room.wedding_id, loser)
                     if self._people is not None and loser and key not in self._members:
@@ -283,7 +285,7 @@ class ConcurrentEdits(Extension):
                 if person:
                     for client in sorted(found.clients):
                         if client != self._server_client and client not in state.clients:
-                            state.clients[client] = (actor.sub, actor.role)
+                            state.clients[client] = actor
                             rows.append(client_row(wedding, client, actor.sub, actor.role, now))
                 for path in found.written:
                     for finding in state.open.pop((room.kind, path), ()):
@@ -398,7 +400,7 @@ class ConcurrentEdits(Extension):
             if new and actor.role != SERVER.actor.role:
                 return actor.sub, actor.role
             known = state.clients.get(client)
-            return known if known is not None else (None, None)
+            return (known.sub, known.role) if known is not None else (None, None)
 
         loser_sub, loser_role = who(o.loser.id[0], o.new_lost)
         if o.winner is not None:

@@ -86,9 +86,7 @@ async def list_versions(call: ApiCall) -> Response:
     points = await call.state.extension(VersionKeeper).points(
         f"{wedding_id}/{doc}", before=after or None, limit=limit
     )
-    versions = [
-        Version(p.seq, rfc3339(p.at), [Actor(sub, role) for sub, role in p.actors]) for p in points
-    ]
+    versions = [Version(p.seq, rfc3339(p.at), list(p.actors)) for p in points]
     following = points[-1].seq if len(points) == limit else None
     return json_response(VersionsAnswer(versions, following))
 
