@@ -26,9 +26,10 @@ from typing import Any
 
 from pycrdt import Map
 
+from crdt_server.actor import Actor
 from crdt_server.auth.principals import Revocations
 from crdt_server.core.crdt import crdt_call
-from crdt_server.core.hooks import Actor
+from crdt_server.core.hooks import Sender
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.weddings import WeddingService
 from crdt_server.errors import CloseCode
@@ -148,7 +149,7 @@ class ErasureService:
 
             return change
 
-        origin = Actor("admin", "admin", "server:erasure")
+        origin = Sender(Actor("admin", "admin"), "server:erasure")
         found = await self._weddings.edit(f"{wedding_id}/guests", remove("guests"), origin)
         found |= await self._weddings.edit(f"{wedding_id}/seating", remove("assignments"), origin)
         # Restore points, delivery payloads and findings quoting their name go.

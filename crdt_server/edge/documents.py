@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from crdt_server.auth.principals import Principal
 from crdt_server.codec.protocol import read_var_uint, write_var_uint
-from crdt_server.core.hooks import Actor
+from crdt_server.core.hooks import Sender
 from crdt_server.documents import DOCUMENT_KINDS, to_json
 from crdt_server.edge.bodies import (
     DocumentAnswer,
@@ -116,13 +116,9 @@ def readable_documents(call: ApiCall, wedding_id: str) -> set[str]:
     return readable
 
 
-def actor_of(principal: Principal) -> Actor:
-    """Who an HTTP change is credited to."""
-    return _origin(principal)
-
-
-def _origin(principal: Principal) -> Actor:
-    return Actor(principal.user_id, principal.role, f"http:{principal.user_id}")
+def sender_of(principal: Principal) -> Sender:
+    """Who an HTTP change is credited to, through the channel ``http:<sub>``."""
+    return Sender(principal.actor, f"http:{principal.user_id}")
 
 
 async def read_document(call: ApiCall) -> Response:
@@ -209,7 +205,7 @@ async def apply_update(call: ApiCall) -> Response:
     name, _, principal = _document(call, write=True)
     if not call.body:
         raise ApiError.field(400, "body", "the body must be a binary Yjs update")
-    changed = await call.state.weddings.apply_update(name, call.body, _origin(principal))
+    changed = await call.state.weddings.apply_update(name, call.body, sender_of(principal))
     return json_response(UpdateAnswer(committed=True, changed=changed))
 
 
@@ -243,7 +239,7 @@ async def sync(call: ApiCall) -> Response:
     if update and room != name:
         raise ApiError(403, f"{doc!r} is read-only for you (you read it without some fields)")
     weddings = call.state.weddings
-    diff = await weddings.sync(room, state_vector or b"\x00", update, _origin(principal))
+    diff = await weddings.sync(room, state_vector or b"\x00", update, sender_of(principal))
     server_state = await weddings.state_vector(room)
     if binary:
         out = write_var_uint(len(diff)) + diff + write_var_uint(len(server_state)) + server_state
@@ -261,7 +257,9 @@ async def operate(call: ApiCall) -> Response:
     # The domain checks the operation itself (400 malformed, 422 impossible): the
     # OperationRequest model only documents its envelope.
     op = call.json(dict[str, object])
-    result = await call.state.weddings.operate(call.path("wedding_id"), doc, op, _origin(principal))
+    result = await call.state.weddings.operate(
+        call.path("wedding_id"), doc, op, sender_of(principal)
+    )
     return json_response(OperationAnswer(committed=True, result=result))
 
 
