@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pycrdt import Doc
+from pycrdt import Doc, Map
 
 from .changes import ChangeRecorder
 from .jsonio import to_json
@@ -43,6 +43,21 @@ class WeddingDomain:
         self, doc: Doc[Any], kind: str, op: Mapping[str, Any], *, origin: str
     ) -> dict[str, Any]:
         return apply_operation(doc, kind, op, origin=origin)
+
+    def forget(self, doc: Doc[Any], kind: str, person: str) -> bool:
+        root = _PERSON_ROOTS.get(kind)
+        if root is None:
+            return False
+        entries = doc.get(root, type=Map)
+        if person not in entries:
+            return False
+        del entries[person]
+        return True
+
+
+_PERSON_ROOTS = {"guests": "guests", "seating": "assignments"}
+"""Where a guest is, by document kind: their entry (keyed by guest id) and their seat
+(assignments are keyed by guest id too). The timeline and the budget name no guest."""
 
 
 WEDDINGS = WeddingDomain()

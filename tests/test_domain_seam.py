@@ -93,3 +93,16 @@ def test_the_extensions_of_one_server_name_one_domain() -> None:
     assert Hooks([WeddingRecording(), WeddingRecording()]).domain is WEDDINGS
     with pytest.raises(ValueError, match="different domains"):
         Hooks([WeddingRecording(), Elsewhere()])
+
+
+def test_the_domain_says_where_a_guest_is_for_the_erasure() -> None:
+    """The core's erasure asks the domain to forget a guest in each of its documents."""
+    docs = {kind: Doc() for kind in WEDDINGS.kinds}
+    docs["guests"].get("guests", type=Map)["g1"] = Map({"name": "Ann"})
+    docs["seating"].get("assignments", type=Map)["g1"] = "t1"
+    docs["seating"].get("assignments", type=Map)["g2"] = "t1"
+    forgot = {kind: WEDDINGS.forget(doc, kind, "g1") for kind, doc in docs.items()}
+    assert forgot == {"timeline": False, "budget": False, "guests": True, "seating": True}
+    assert dict(docs["guests"].get("guests", type=Map)) == {}
+    assert dict(docs["seating"].get("assignments", type=Map)) == {"g2": "t1"}
+    assert not WEDDINGS.forget(docs["guests"], "guests", "g1")  # nothing left to forget

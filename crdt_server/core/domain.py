@@ -82,3 +82,9 @@ class Domain(Protocol):
         """Run the operation ``op`` on ``doc`` in one transaction of ``origin``; raises
         the domain's error (nothing changed) for an invalid one."""
         ...
+
+    def forget(self, doc: Doc[Any], kind: str, person: str) -> bool:
+        """Remove everything ``doc`` (a document of ``kind``) holds of one person of the
+        domain (a wedding's guest: their entry, their seat); whether anything was there.
+        The erasure runs it on every document of the wedding, then folds their logs."""
+        ...
