@@ -27,6 +27,7 @@ from crdt_server.core.hooks import Core, Extension, PendingUpdate, StoredBatch
 from crdt_server.core.room import Room
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.documents.events import derive_events
+from crdt_server.features.events.settings import EventSettings
 from crdt_server.storage import AddedEvents, DocumentStore, EventFilter, NewEvent, Once, StoredEvent
 
 __all__ = ["EventLog", "event_json", "rfc3339"]
@@ -255,7 +256,7 @@ class EventLog(Extension):
                     log.info("retention: deleted %d events older than %s", purged, rfc3339(cutoff))
             except Exception:
                 log.exception("the event retention sweep failed; trying again later")
-            await asyncio.sleep(settings.event_sweep_seconds)
+            await asyncio.sleep(settings.fragment(EventSettings).event_sweep_seconds)
 
     def _require_store(self) -> DocumentStore:
         if self._store is None:
