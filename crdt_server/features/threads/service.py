@@ -78,6 +78,9 @@ class Threads(Extension):
         self._merger: asyncio.Task[None] | None = None
         self.outbox_wake = asyncio.Event()
         """Set when email rows were queued (the mailer waits on it)."""
+        self.emails = False
+        """Whether messages queue email rows: the notifications feature turns it on when
+        it sends email (``CRDT_SERVER_SMTP_URL``)."""
 
     # -- hooks --------------------------------------------------------------------------
 
@@ -130,11 +133,6 @@ class Threads(Extension):
         if self._db is None:
             raise RuntimeError("the threads extension has not been started")
         return self._db
-
-    @property
-    def settings(self) -> Any:
-        assert self._core is not None
-        return self._core.settings
 
     # -- threads ------------------------------------------------------------------------
 
@@ -513,7 +511,7 @@ class Threads(Extension):
         mentions = mentions_in(body, members)
         can_see = who_sees(participants, members, {a["doc"] for a in anchors}, reads)
         now = time.time()
-        email = bool(self.settings.smtp_url)
+        email = self.emails
 
         def tx() -> Tx[tuple[list[Any], bool]]:
             found = yield Sql(
