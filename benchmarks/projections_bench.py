@@ -26,14 +26,16 @@ from typing import Any
 
 from pycrdt import Doc, Map, Text
 
+from crdt_server.actor import Actor
 from crdt_server.codec.updates import inspect_update
-from crdt_server.core.hooks import Actor, Core, Hooks
+from crdt_server.core.hooks import Core, Hooks, Sender
 from crdt_server.core.weddings import WeddingService
+from crdt_server.documents.domain import WEDDINGS
 from crdt_server.features.projections import Projections
 from crdt_server.testing.inprocess import in_process_server
 
 WEDDING = "bench"
-COUPLE = Actor("couple", "couple", "c1")
+COUPLE = Sender(Actor("couple", "couple"), "c1")
 
 
 def guest_list(guests: int) -> tuple[Doc[Any], bytes]:
@@ -71,7 +73,7 @@ async def run(mode: str, guests: int, count: int) -> tuple[float, float, int]:
     projections = Projections()
     hooks = Hooks([projections])
     async with in_process_server(hooks=hooks) as server:
-        weddings = WeddingService(server.registry, server.store)
+        weddings = WeddingService(server.registry, server.store, WEDDINGS)
         await hooks.start(Core(server.settings, server.store, server.registry, weddings))
         doc, base = guest_list(guests)
         room = await server.registry.acquire(f"{WEDDING}/guests")

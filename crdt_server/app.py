@@ -23,6 +23,7 @@ from crdt_server.core.hooks import Core, Extension, Hooks
 from crdt_server.core.limits import ConnectionCounter, RateLimiter
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.weddings import WeddingService
+from crdt_server.documents.domain import WEDDINGS
 from crdt_server.edge.access import AccessMiddleware
 from crdt_server.edge.admin import admin_routes
 from crdt_server.edge.asgi_ws import not_found_endpoint, plain_http_endpoint, sync_endpoint
@@ -225,7 +226,7 @@ def create_app(
             user_connections=ConnectionCounter(settings.max_connections_per_user),
             gone=lambda wedding_id: admin_events.erasures.gone(wedding_id),
         )
-        weddings = WeddingService(registry, the_store)
+        weddings = WeddingService(registry, the_store, WEDDINGS)
         await hooks.start(Core(settings, the_store, registry, weddings))
         state = Services(
             settings=settings,

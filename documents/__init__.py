@@ -2,8 +2,8 @@
 
 Schemas on pycrdt shared types (:mod:`documents.schema`), deterministic seeding, JSON export
 and import, validated domain operations that each change one document in one transaction,
-and invariant checks reporting the conflicts a CRDT cannot rule out. Depends only on pycrdt
-and the standard library.
+and invariant checks reporting the conflicts a CRDT cannot rule out. Depends only on pycrdt,
+the standard library and the server's vocabulary of who (``crdt_server.actor``).
 """
 
 from .invariants import check, check_document, format_money

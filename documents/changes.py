@@ -20,14 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pycrdt import Doc, Map, MapEvent, Subscription, TextEvent, XmlElement, XmlEvent, XmlFragment
 
 from .schema import ROOTS, TEXT_FIELDS, plain
 from .shapes import entry_fields
 
-__all__ = ["ChangeRecorder", "EntryChange", "plain"]
+__all__ = ["ChangeRecorder", "EntryChange", "entry_changes", "plain"]
 
 Action = Literal["added", "updated", "removed"]
 
@@ -51,6 +51,13 @@ class EntryChange:
     after: dict[str, Any] = field(default_factory=dict)
     replaced: bool = False
     edited: list[str] = field(default_factory=list)
+
+
+def entry_changes(records: Sequence[object]) -> Sequence[EntryChange]:
+    """The change records a server's hooks carry, as this domain made them: the core types
+    them narrowly (it knows no domain), every record it carries of a wedding document
+    comes from a :class:`ChangeRecorder`."""
+    return cast("Sequence[EntryChange]", records)
 
 
 SETTINGS_ROOTS = frozenset({"settings"})

@@ -16,21 +16,15 @@ from typing import Any
 
 from pycrdt import Doc
 
+from crdt_server.actor import Actor
+
 from .model import Conflict
 from .schema import read_seating
 
-__all__ = ["ROLE_PRIORITY", "Suggestion", "Writer", "related_paths", "suggest"]
+__all__ = ["ROLE_PRIORITY", "Suggestion", "related_paths", "suggest"]
 
 ROLE_PRIORITY: tuple[str, ...] = ("couple", "planner", "family", "vendor", "friend")
 """Roles from the highest to the lowest (other roles, and unknown writers, rank last)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Writer:
-    """Who last wrote an entry."""
-
-    sub: str
-    role: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +32,7 @@ class Suggestion:
     """What the hierarchy suggests: whose writes to keep, and the operations (possibly
     none) that would resolve the conflict that way."""
 
-    keep: Writer | None
+    keep: Actor | None
     ops: list[dict[str, Any]]
     message: str
 
@@ -51,7 +45,7 @@ class Suggestion:
         }
 
 
-def rank(writer: Writer | None) -> int:
+def rank(writer: Actor | None) -> int:
     """0 for the couple, up to ``len(ROLE_PRIORITY)`` for unknown writers (lowest)."""
     if writer is None or writer.role not in ROLE_PRIORITY:
         return len(ROLE_PRIORITY)
@@ -78,13 +72,13 @@ def _id(path: str) -> str:
     return path.rsplit("/", 1)[-1]
 
 
-def _ordered(paths: list[str], writers: Mapping[str, Writer]) -> list[str]:
+def _ordered(paths: list[str], writers: Mapping[str, Actor]) -> list[str]:
     """Highest-ranked writer first; among equals the oldest id first (stable)."""
     return sorted(paths, key=lambda p: (rank(writers.get(p)), p))
 
 
 def suggest(
-    conflict: Conflict, writers: Mapping[str, Writer], docs: Mapping[str, Doc[Any]]
+    conflict: Conflict, writers: Mapping[str, Actor], docs: Mapping[str, Doc[Any]]
 ) -> Suggestion:
     """The hierarchy's resolution of ``conflict``; ``writers`` maps entry paths to who last
     wrote them (missing: unknown, ranked last)."""

@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 from pycrdt import Doc, Map
 
+from crdt_server.actor import Actor
 from crdt_server.features.integrations.tables import CalendarToken, InboundSource, IntegrationStore
 from crdt_server.features.threads.db import Sql, ThreadDb
 from crdt_server.features.threads.export import THREADS, export_threads
@@ -178,7 +179,7 @@ async def fill(store: DocumentStore) -> dict[str, Any]:
     # Versions: a restore point of the guest list.
     versions = VersionStore(store)
     await versions.install()
-    point = VersionPoint(guests, seqs[1], now, (("ada", "planner"),))
+    point = VersionPoint(guests, seqs[1], now, (Actor("ada", "planner"),))
     await versions.add(WEDDING, point, snapshot.get_update())
     return {"now": now, "endpoint": endpoint.id, "guests_seq": seqs[1]}
 
@@ -186,6 +187,17 @@ async def fill(store: DocumentStore) -> dict[str, Any]:
 def _plain(value: object) -> Any:
     """JSON-able, bytes as hex (msgspec would give base64; either is exact)."""
     return json.loads(msgspec.json.encode(value, enc_hook=_hex))
+
+
+def _pairs(point: VersionPoint) -> dict[str, Any]:
+    """A restore point with its actors as ``[sub, role]`` pairs, as the fixtures were
+    written (before ``Actor``)."""
+    return {
+        "doc": point.doc,
+        "seq": point.seq,
+        "at": point.at,
+        "actors": [[a.sub, a.role] for a in point.actors],
+    }
 
 
 def _hex(value: object) -> object:
@@ -251,10 +263,12 @@ async def served(store: DocumentStore, facts: dict[str, Any]) -> dict[str, Any]:
     out["feed"] = _plain(await rows.reconcile(WEDDING, FINGERPRINTS, now))
 
     versions = VersionStore(store)
-    out["points"] = _plain(await versions.points(guests))
+    out["points"] = _plain([_pairs(p) for p in await versions.points(guests)])
     out["state"] = _plain(await versions.state(guests, 10**6))
     out["log_upto"] = _plain(await versions.log_upto(guests, int(facts["guests_seq"])))
-    out["actors"] = _plain(await versions.actors_between(guests, 0, 10**6))
+    out["actors"] = _plain(
+        [[a.sub, a.role] for a in await versions.actors_between(guests, 0, 10**6)]
+    )
     return out
 
 

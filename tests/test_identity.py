@@ -126,4 +126,19 @@ async def test_every_route_refuses_every_kind_it_does_not_take(server: ServerPro
             fields = {e.get("field") for e in problem.get("errors", [])}
             if answer.status_code != 401 or not fields & {"Authorization", "token"}:
                 wrong.append((method, path, kind, answer.status_code, answer.text[:120]))
+            elif "WWW-Authenticate" not in answer.headers:
+                wrong.append((method, path, kind, 401, "no WWW-Authenticate challenge"))
     assert wrong == []
+
+
+def test_every_401_carries_the_challenge() -> None:
+    """Whoever refuses with 401 (the resolver, a handler asking for a principal, a
+    feature's ``Unauthenticated``), the answer challenges (RFC 9110 15.5.2)."""
+    from crdt_server.edge.problems import ApiError, problem_response, translate
+    from crdt_server.errors import Unauthenticated
+
+    for error in (ApiError(401, "a token is required"), translate(Unauthenticated("no"))):
+        assert error is not None
+        answer = problem_response(error)
+        assert answer.headers["WWW-Authenticate"] == 'Bearer realm="crdt-server"'
+    assert "WWW-Authenticate" not in problem_response(ApiError(403, "no")).headers

@@ -26,10 +26,11 @@ from pycrdt import Doc, Map, Text
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from crdt_server.actor import Actor
 from crdt_server.cluster.bus import LocalBus
 from crdt_server.codec.protocol import encode_update
 from crdt_server.codec.updates import decode_state_vector, inspect_update
-from crdt_server.core.hooks import DERIVATION_FAILED, Actor, Extension, Hooks, PendingUpdate
+from crdt_server.core.hooks import DERIVATION_FAILED, Extension, Hooks, PendingUpdate, Sender
 from crdt_server.core.metrics import Metrics
 from crdt_server.core.room import Room
 from crdt_server.documents.shapes import nests_deeper_than
@@ -56,8 +57,8 @@ from tests.test_updates import one_item, vs
 pytestmark = pytest.mark.asyncio
 
 FIXTURES = Path(__file__).parent / "fixtures"
-ANN = Actor("ann", "couple", "c1")
-BOB = Actor("bob", "planner", "c2")
+ANN = Sender(Actor("ann", "couple"), "c1")
+BOB = Sender(Actor("bob", "planner"), "c2")
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -136,10 +137,10 @@ class RaisingCommitHook(Extension):
         self.fails_for = fails_for
 
     def on_commit(self, room: Room, batch: Sequence[PendingUpdate]) -> Sequence[NewEvent]:
-        if any(self.fails_for in (None, update.actor.sub) for update in batch):
+        if any(self.fails_for in (None, update.sender.actor.sub) for update in batch):
             raise KeyError("no content here")
         return [
-            NewEvent(room.wedding_id, "test.committed", "{}", room.kind, sub=u.actor.sub)
+            NewEvent(room.wedding_id, "test.committed", "{}", room.kind, sub=u.sender.actor.sub)
             for u in batch
         ]
 

@@ -20,6 +20,7 @@ from crdt_server.core.crdt import crdt_call
 from crdt_server.core.hooks import SERVER
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.weddings import StoredCopies, WeddingService
+from crdt_server.documents.domain import WEDDINGS
 from crdt_server.settings import Settings
 from crdt_server.storage import NewUpdate, SqliteStore, StoredLog
 from crdt_server.testing.waits import until
@@ -63,7 +64,7 @@ async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
     await store.open()
     registry = RoomRegistry(store, settings, LocalBus())
     try:
-        yield Setup(store, registry, WeddingService(registry, store), {})
+        yield Setup(store, registry, WeddingService(registry, store, WEDDINGS), {})
     finally:
         await registry.close()
         await store.close()

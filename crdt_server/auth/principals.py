@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from crdt_server.actor import Actor
 from crdt_server.auth.permissions import Access, PermissionMatrix
 from crdt_server.auth.tokens import TokenClaims, TokenCodec, TokenError
 from crdt_server.names import CONFLICTS
@@ -41,6 +42,11 @@ class Principal:
     authenticated: bool = True
     email: str | None = None
     """The token's ``email`` claim, if any (for the member directory)."""
+
+    @property
+    def actor(self) -> Actor:
+        """Who this user is, as changes and answers credit them."""
+        return Actor(self.user_id, self.role)
 
     @property
     def key(self) -> str:

@@ -19,20 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
 
-from pycrdt import Map
-
+from crdt_server.actor import Actor
 from crdt_server.auth.principals import Revocations
 from crdt_server.core.crdt import crdt_call
-from crdt_server.core.hooks import Actor
+from crdt_server.core.hooks import Sender
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.weddings import WeddingService
 from crdt_server.errors import CloseCode
-from crdt_server.names import ROOM_KINDS
 from crdt_server.storage import DocumentStore, Revocation, StoreError
 
 __all__ = ["ErasureService"]
@@ -138,25 +135,20 @@ class ErasureService:
         """Remove a guest (entry and seat) and rewrite the wedding's stored logs so their
         content is nowhere in the store; whether the guest was there."""
 
-        def remove(root: str) -> Callable[[Any], bool]:
-            def change(doc: Any) -> bool:
-                entries = doc.get(root, type=Map)
-                if guest_id not in entries:
-                    return False
-                del entries[guest_id]
-                return True
-
-            return change
-
-        origin = Actor("admin", "admin", "server:erasure")
-        found = await self._weddings.edit(f"{wedding_id}/guests", remove("guests"), origin)
-        found |= await self._weddings.edit(f"{wedding_id}/seating", remove("assignments"), origin)
+        domain, origin = self._weddings.domain, Sender(Actor("admin", "admin"), "server:erasure")
+        found = False
+        for kind in domain.kinds:
+            forget = functools.partial(domain.forget, kind=kind, person=guest_id)
+            found |= await self._weddings.edit(f"{wedding_id}/{kind}", forget, origin)
         # Restore points, delivery payloads and findings quoting their name go.
         await self._registry.hooks.guest_erased(wedding_id, guest_id)
         # Copies the server derives from the documents (a vendor's projection of the
-        # guests) drop the guest first, then are rewritten like the documents.
+        # guests) drop the guest first, then are rewritten after the documents. Every room
+        # the wedding has stored is rewritten (the documents, the findings, rooms of kinds
+        # the domain does not know), whatever quoted the guest.
         derived = await self._registry.hooks.derived_rooms(wedding_id)
-        for name in [f"{wedding_id}/{kind}" for kind in ROOM_KINDS] + derived:
+        stored = [n for n in await self._store.list(f"{wedding_id}/") if n not in derived]
+        for name in [*stored, *derived]:
             await self._rewrite(name)
         # Their events (guest.added carries the name) go too; the removal's own event holds
         # only the id.

@@ -22,8 +22,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from crdt_server.actor import Actor
+from crdt_server.core.domain import ChangeRecord, Domain
 from crdt_server.core.overwrites import Found
-from crdt_server.documents.changes import EntryChange
 from crdt_server.storage import FeatureRow, NewEvent
 
 if TYPE_CHECKING:
@@ -37,11 +38,11 @@ if TYPE_CHECKING:
 __all__ = [
     "DERIVATION_FAILED",
     "SERVER",
-    "Actor",
     "Core",
     "Extension",
     "Hooks",
     "PendingUpdate",
+    "Sender",
     "StoredBatch",
 ]
 
@@ -49,12 +50,17 @@ log = logging.getLogger("crdt_server.hooks")
 
 
 @dataclass(frozen=True, slots=True)
-class Actor:
-    """Who made a change: the person (token ``sub`` and role) and the channel (``origin``:
-    a connection id such as ``c12``, ``http`` or ``server:...``)."""
+class Sender:
+    """Who made a change (:class:`~crdt_server.actor.Actor`) and the channel it came
+    through (``origin``: a connection id such as ``c12``, ``http:<sub>`` or
+    ``server:...``).
 
-    sub: str
-    role: str
+    More than who, so a type of its own that holds an ``Actor``: the channel decides which
+    connection a held update is echoed to, is stored with each update row, and is the
+    origin of the Yjs transactions of the server's own edits.
+    """
+
+    actor: Actor
     origin: str = ""
 
 
@@ -62,7 +68,7 @@ DERIVATION_FAILED = "system.derivation_failed"
 """The event stored in place of an extension's rows for an update its ``on_commit`` raised
 on: ``{"step", "doc", "error"}`` (the exception's type, never its message)."""
 
-SERVER = Actor("server", "server", "server")
+SERVER = Sender(Actor("server", "server"), "server")
 """Changes the server makes on its own (conflict bookkeeping, seeding)."""
 
 
@@ -70,18 +76,20 @@ SERVER = Actor("server", "server", "server")
 class PendingUpdate:
     """An accepted update about to be committed, with who sent it and what it changed.
 
-    ``changes`` pairs each actor with the entries an integration credited to them: usually
+    ``changes`` pairs each sender with the entries an integration credited to them: usually
     one pair, the sender's; several when this update released held updates of other
     senders (each is credited with what it changed); empty when the room records no
-    changes (no extension asked for them) or nothing readable changed.
+    changes (no extension asked for them, or the room holds no document of their
+    :class:`~crdt_server.core.domain.Domain`) or nothing readable changed. The records are
+    the domain's (:func:`crdt_server.documents.changes.entry_changes` narrows them).
     """
 
     doc: str
     data: bytes
-    actor: Actor
+    sender: Sender
     client_id: int | None = None
-    changes: list[tuple[Actor, list[EntryChange]]] = field(default_factory=list)
-    found: list[tuple[Actor, Found]] = field(default_factory=list)
+    changes: list[tuple[Sender, Sequence[ChangeRecord]]] = field(default_factory=list)
+    found: list[tuple[Sender, Found]] = field(default_factory=list)
     """What each integration did to the document's map keys (the writes it made vanish, or
     that vanished in it, and the keys it wrote), credited like ``changes``; empty unless an
     extension :attr:`~Extension.wants_overwrites`."""
@@ -110,12 +118,17 @@ class Extension:
     """A feature plugged into the core. Override what you need; each hook is a no-op."""
 
     name = "extension"
+    domain: Domain | None = None
+    """The domain of the documents this extension reads (the wedding domain,
+    :data:`crdt_server.documents.domain.WEDDINGS`): it records the changes
+    :attr:`wants_changes` asks for, and says which rooms :attr:`wants_overwrites` watches.
+    Every extension of a server that names one names the same."""
     wants_changes = False
     """True if :attr:`PendingUpdate.changes` must be recorded (it costs a deep observation
-    of each room's document)."""
+    of each room's document); only with a :attr:`domain`."""
     wants_overwrites = False
     """True if :attr:`PendingUpdate.found` must be filled (it costs an index of each room's
-    map items and a decode of each update's items)."""
+    map items and a decode of each update's items); only with a :attr:`domain`."""
 
     async def on_load(self, room: Room) -> None:
         """A room was loaded from the store (before any connection joins it)."""
@@ -141,7 +154,7 @@ class Extension:
     def on_change(self, room: Room) -> None:
         """Committed content changed the room's document (from here or another process)."""
 
-    def on_remote_changes(self, room: Room, changes: Sequence[EntryChange]) -> None:
+    def on_remote_changes(self, room: Room, changes: Sequence[ChangeRecord]) -> None:
         """Content another process committed changed these entries, as this process
         integrated it (before :meth:`on_change`); only with :attr:`wants_changes`. A
         document rebuilt from the store (a new ``room.doc``) reports nothing here."""
@@ -232,8 +245,14 @@ class Hooks:
         self._disconnect = users("on_disconnect")
         self._bus = users("on_bus_event")
         self._derived = users("derived_rooms")
-        self.wants_changes = any(e.wants_changes for e in self.extensions)
-        self.wants_overwrites = any(e.wants_overwrites for e in self.extensions)
+        domains = {id(e.domain): e.domain for e in self.extensions if e.domain is not None}
+        if len(domains) > 1:
+            raise ValueError("the extensions of one server name different domains")
+        self.domain: Domain | None = next(iter(domains.values()), None)
+        """The domain the extensions name (``None``: none does, nothing is recorded)."""
+        wanted = self.domain is not None
+        self.wants_changes = wanted and any(e.wants_changes for e in self.extensions)
+        self.wants_overwrites = wanted and any(e.wants_overwrites for e in self.extensions)
         self.wants_remote_changes = self.wants_changes and bool(self._remote_changes)
 
     async def load(self, room: Room) -> None:
@@ -278,7 +297,7 @@ class Hooks:
             except Exception:
                 log.exception("extension %s failed on overwrites in %s", ext.name, room.name)
 
-    def remote_changes(self, room: Room, changes: Sequence[EntryChange]) -> None:
+    def remote_changes(self, room: Room, changes: Sequence[ChangeRecord]) -> None:
         for ext in self._remote_changes:
             try:
                 ext.on_remote_changes(room, changes)

@@ -54,18 +54,17 @@ from crdt_server.core.crdt import (
     fold_updates,
     replay,
 )
+from crdt_server.core.domain import ChangeRecord, Recorder
 from crdt_server.core.hooks import (
     DERIVATION_FAILED,
-    Actor,
     Hooks,
     PendingUpdate,
+    Sender,
     StoredBatch,
 )
 from crdt_server.core.metrics import Metrics, StoreHealth
 from crdt_server.core.overwrites import Found, OverwriteIndex
 from crdt_server.core.presence import AwarenessRegistry, PresenceRelay
-from crdt_server.documents import DOCUMENT_KINDS
-from crdt_server.documents.changes import ChangeRecorder, EntryChange
 from crdt_server.errors import (
     CloseCode,
     DocumentTooLarge,
@@ -89,12 +88,12 @@ class RoomFailed(Exception):
 class _Uncommitted:
     data: bytes
     summary: UpdateSummary
-    actor: Actor
+    sender: Sender
     client_id: int | None
     index: int
     applied_at: float
-    changes: list[tuple[Actor, list[EntryChange]]]
-    found: list[tuple[Actor, Found]]
+    changes: list[tuple[Sender, Sequence[ChangeRecord]]]
+    found: list[tuple[Sender, Found]]
     held: bool = False
     """Held (waits on content the room lacks): echoed to its sender only, never relayed."""
     released: list[tuple[bytes, UpdateSummary]] | None = None
@@ -145,19 +144,23 @@ class Room:
         self.failed: BaseException | None = None
         self.closed = False
         self._background: set[asyncio.Task[None]] = set()
-        self._recorder: ChangeRecorder | None = None
+        self._recorder: Recorder | None = None
         """Records what each integration changed, while an extension wants to know."""
-        self._applying: Actor | None = None
-        self._held_actors: dict[bytes, Actor] = {}
+        self._applying: Sender | None = None
+        self._held_senders: dict[bytes, Sender] = {}
         """Who sent each held update (credited with its changes once it integrates)."""
-        self._credited: list[tuple[Actor, list[EntryChange]]] = []
-        self._detect = self._hooks.wants_overwrites and self.kind in DOCUMENT_KINDS
+        self._credited: list[tuple[Sender, Sequence[ChangeRecord]]] = []
+        domain = self._hooks.domain
+        self._document_kind = domain is not None and self.kind in domain.kinds
+        """The room holds a document of the extensions' domain (whose changes are
+        recorded and races looked for, if an extension wants them)."""
+        self._detect = self._hooks.wants_overwrites and self._document_kind
         """Whether writes that vanish in a race are looked for (an extension wants them)."""
         self._overwrites: OverwriteIndex | None = None
         self._index_tried = False
         """The index is built at most once per document (per load or rebuild)."""
-        self._found: list[tuple[Actor, Found]] = []
-        self._remote_changes: list[EntryChange] = []
+        self._found: list[tuple[Sender, Found]] = []
+        self._remote_changes: list[ChangeRecord] = []
         """Entries changed by content other processes committed (if an extension wants
         them), told to the hooks once integrated."""
         self._remote_found: list[Found] = []
@@ -219,9 +222,10 @@ class Room:
         # kept (what the recorder could read is credited as usual); counted and logged.
         failed = self._metrics.derivation_failed
         document.observer_failed = partial(failed, self.name, "observer")
-        if self._hooks.wants_changes and self.kind in DOCUMENT_KINDS:
-            self._recorder = ChangeRecorder(
-                document.doc, self.kind, on_error=partial(failed, self.name, "changes")
+        domain = self._hooks.domain
+        if self._hooks.wants_changes and self._document_kind and domain is not None:
+            self._recorder = domain.recorder(
+                document.doc, self.kind, partial(failed, self.name, "changes")
             )
             document.integrated = self._integrated
         if self._detect:
@@ -246,7 +250,7 @@ class Room:
         """``update`` was just integrated: credit what it changed, and the writes it made
         vanish or that vanished in it, to whoever sent it (a held update's own sender, not
         the update that released it)."""
-        actor = self._held_actors.pop(update, None) or self._applying
+        sender = self._held_senders.pop(update, None) or self._applying
         index = self._overwrites
         if index is not None:
             try:
@@ -257,14 +261,14 @@ class Room:
                 self._metrics.derivation_failed(self.name, "overwrites", exc)
                 self._overwrites = None  # not trusted any more: none until the next load
             else:
-                if actor is not None:
-                    self._found.append((actor, found))
+                if sender is not None:
+                    self._found.append((sender, found))
                 elif found.overwrites:
                     self._remote_found.append(found)
         recorder = self._recorder
         if recorder is None:
             return
-        if actor is None:  # content another process committed: it reports its own events
+        if sender is None:  # content another process committed: it reports its own events
             if self._hooks.wants_remote_changes:
                 self._remote_changes += recorder.take()
             else:
@@ -272,7 +276,7 @@ class Room:
             return
         changes = recorder.take()
         if changes:
-            self._credited.append((actor, changes))
+            self._credited.append((sender, changes))
 
     def has_pending_content(self) -> bool:
         """True if some accepted update still waits on a missing dependency."""
@@ -282,7 +286,7 @@ class Room:
         """True if the update has structs past this document's state vector."""
         return self.document.has_unknown_structs(summary)
 
-    async def apply(self, update: bytes, summary: UpdateSummary, actor: Actor) -> int | None:
+    async def apply(self, update: bytes, summary: UpdateSummary, sender: Sender) -> int | None:
         """Apply a structurally valid update; queue it for commit if it changed anything.
 
         Returns the update's index (see :meth:`wait_committed`), or ``None`` if it was a
@@ -310,7 +314,7 @@ class Room:
                 )
         released: list[tuple[bytes, UpdateSummary]] = []
         self._index_ready()
-        self._applying, self._credited, self._found = actor, [], []
+        self._applying, self._credited, self._found = sender, [], []
         try:
             applied = document.apply(update, summary)
             released = document.released
@@ -335,7 +339,7 @@ class Room:
         if applied is Applied.UNCHANGED:
             return None  # nothing new: a duplicate (e.g. a reconnecting client's step 2)
         if applied is Applied.HELD and document.integrated is not None:
-            self._held_actors[update] = actor
+            self._held_senders[update] = sender
         index = self._applied
         self._applied += 1
         clients = summary.structs.keys()
@@ -344,7 +348,7 @@ class Room:
             _Uncommitted(
                 update,
                 summary,
-                actor,
+                sender,
                 client_id,
                 index,
                 time.perf_counter(),
@@ -414,16 +418,16 @@ class Room:
                 self._uncommitted = []
                 self._uncommitted_bytes = 0
                 pending = [
-                    PendingUpdate(self.name, u.data, u.actor, u.client_id, u.changes, u.found)
+                    PendingUpdate(self.name, u.data, u.sender, u.client_id, u.changes, u.found)
                     for u in batch
                 ]
                 rows = [
                     NewUpdate(
                         self.name,
                         u.data,
-                        u.actor.origin,
-                        sub=u.actor.sub,
-                        role=u.actor.role,
+                        u.sender.origin,
+                        sub=u.sender.actor.sub,
+                        role=u.sender.actor.role,
                         client_id=u.client_id,
                     )
                     for u in batch
@@ -469,9 +473,9 @@ class Room:
             self.wedding_id,
             DERIVATION_FAILED,
             json.dumps(data, separators=(",", ":")),
-            self.kind if self.kind in DOCUMENT_KINDS else None,
-            sub=update.actor.sub,
-            role=update.actor.role,
+            self.kind if self._document_kind else None,
+            sub=update.sender.actor.sub,
+            role=update.sender.actor.role,
         )
 
     def _broadcast_batch(self, batch: list[_Uncommitted]) -> None:
@@ -482,7 +486,7 @@ class Room:
         for u in batch:
             if u.held:
                 for conn in self.connections:
-                    if conn.id == u.actor.origin:
+                    if conn.id == u.sender.origin:
                         conn.send(encode_update(u.data))
                 continue
             relay.append((u.data, u.summary))

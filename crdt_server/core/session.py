@@ -26,7 +26,7 @@ from crdt_server.codec.protocol import (
 )
 from crdt_server.codec.updates import UpdateError, inspect_update
 from crdt_server.core.connection import Connection
-from crdt_server.core.hooks import Actor
+from crdt_server.core.hooks import Sender
 from crdt_server.core.limits import TokenBucket
 from crdt_server.core.metrics import Metrics
 from crdt_server.core.pacing import Pacer, PacerSlot
@@ -104,7 +104,7 @@ class _Session:
         self.metrics = metrics
         burst = 2 * settings.max_updates_per_second
         self.updates = TokenBucket(settings.max_updates_per_second, burst)
-        self.actor = Actor(conn.principal.user_id, conn.principal.role, conn.id)
+        self.sender = Sender(conn.principal.actor, conn.id)
         burst = 2 * settings.max_awareness_per_second
         self.awareness = TokenBucket(settings.max_awareness_per_second, burst)
         principal = conn.principal
@@ -200,7 +200,7 @@ class _Session:
                 if conn.denied_writes == 1:
                     conn.send(encode_permission_denied("this document is read-only for you"))
             return
-        await room.apply(update, summary, self.actor)
+        await room.apply(update, summary, self.sender)
 
     def _awareness(self, payload: bytes) -> None:
         self.metrics.awareness_messages += 1

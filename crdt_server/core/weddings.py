@@ -21,10 +21,10 @@ from pycrdt import Doc, Map, TransactionEvent
 
 from crdt_server.codec.updates import UpdateError, decode_state_vector, inspect_update
 from crdt_server.core.crdt import CrdtFailure, crdt_call, replay
-from crdt_server.core.hooks import Actor
+from crdt_server.core.domain import Domain
+from crdt_server.core.hooks import Sender
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.room import Room
-from crdt_server.documents import DOCUMENT_KINDS, apply_operation, to_json
 from crdt_server.errors import CloseCode, ProtocolError
 from crdt_server.names import CONFLICTS
 from crdt_server.storage import DocumentStore
@@ -100,9 +100,13 @@ class StoredCopies:
 
 
 class WeddingService:
-    def __init__(self, registry: RoomRegistry, store: DocumentStore) -> None:
+    """Reads and edits of a wedding's documents for the HTTP API and the features; what a
+    document of ``domain`` is (its kinds, its JSON view, its operations) is the domain's."""
+
+    def __init__(self, registry: RoomRegistry, store: DocumentStore, domain: Domain) -> None:
         self._registry = registry
         self._store = store
+        self.domain = domain
         self._edit_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
@@ -132,7 +136,7 @@ class WeddingService:
                 found = room.doc.get(CONFLICTS, type=Map).to_py() or {}
                 data = {"kind": CONFLICTS, "conflicts": [found[k] for k in sorted(found)]}
             else:
-                data = to_json(room.doc, kind, rich=rich)
+                data = self.domain.to_json(room.doc, kind, rich=rich)
             await room.wait_committed()
             return data
 
@@ -143,25 +147,25 @@ class WeddingService:
         index into one of its texts is only meaningful with it); ``room``: read it from
         that room instead (a projection of the document)."""
         async with self.room(room or f"{wedding_id}/{kind}") as found:
-            data, state = to_json(found.doc, kind, rich=rich), found.doc.get_state()
+            data, state = self.domain.to_json(found.doc, kind, rich=rich), found.doc.get_state()
             await found.wait_committed()
             return data, state
 
-    async def apply_update(self, name: str, update: bytes, actor: Actor) -> bool:
+    async def apply_update(self, name: str, update: bytes, sender: Sender) -> bool:
         """Apply a client's update; returns whether it changed anything, once committed."""
         try:
             summary = inspect_update(update)
         except UpdateError as exc:
             raise ProtocolError(f"malformed update: {exc}") from exc
         async with self.room(name) as room:
-            index = await room.apply(update, summary, actor)
+            index = await room.apply(update, summary, sender)
             await room.wait_committed(index)
             return index is not None
 
-    async def sync(self, name: str, state_vector: bytes, update: bytes, actor: Actor) -> bytes:
+    async def sync(self, name: str, state_vector: bytes, update: bytes, sender: Sender) -> bytes:
         """Mobile sync: apply the client's pending update, return what it is missing."""
         if update:
-            await self.apply_update(name, update, actor)
+            await self.apply_update(name, update, sender)
         async with self.room(name) as room:
             try:
                 decode_state_vector(state_vector)  # counts checked before pycrdt sees them
@@ -172,16 +176,18 @@ class WeddingService:
             return diff
 
     async def operate(
-        self, wedding_id: str, kind: str, op: dict[str, Any], actor: Actor
+        self, wedding_id: str, kind: str, op: dict[str, Any], sender: Sender
     ) -> dict[str, Any]:
         """Run a domain operation as one Yjs transaction; answered once committed.
 
-        Raises :class:`documents.OperationError` (nothing changed) for an invalid operation.
+        Raises the domain's error (:class:`crdt_server.documents.OperationError`; nothing
+        changed) for an invalid operation.
         """
+        operate = self.domain.operate
         return await self.edit(
             f"{wedding_id}/{kind}",
-            lambda doc: apply_operation(doc, kind, op, origin=actor.origin),
-            actor,
+            lambda doc: operate(doc, kind, op, origin=sender.origin),
+            sender,
         )
 
     @property
@@ -189,7 +195,7 @@ class WeddingService:
         """The Yjs client id of the server's own edits (:meth:`edit`), whoever asked."""
         return self._client_id
 
-    async def edit(self, name: str, change: Callable[[Doc[Any]], T], actor: Actor) -> T:
+    async def edit(self, name: str, change: Callable[[Doc[Any]], T], sender: Sender) -> T:
         """Make a server-side change to a room's document; returns once it is committed.
 
         ``change`` runs on a private copy, so a change refused half way leaves no trace;
@@ -215,14 +221,14 @@ class WeddingService:
             finally:
                 scratch.unobserve(subscription)
             for update in updates:
-                index = await room.apply(update, inspect_update(update), actor)
+                index = await room.apply(update, inspect_update(update), sender)
                 await room.wait_committed(index)
             return result
 
     async def documents(
-        self, wedding_id: str, kinds: Iterable[str] = DOCUMENT_KINDS
+        self, wedding_id: str, kinds: Iterable[str] | None = None
     ) -> dict[str, Doc[Any]]:
-        """The wedding's documents of ``kinds`` (default: the four) as they are now (loaded
+        """The wedding's documents of ``kinds`` (default: the domain's) as they are now (loaded
         rooms, else the store); a kind with nothing stored is left out. Read them, never
         change them: they are the rooms' own documents or copies kept for the next call.
 
@@ -231,6 +237,8 @@ class WeddingService:
         all four after every change to one, and replaying the three others each time cost
         more than the edit.
         """
+        if kinds is None:
+            kinds = self.domain.kinds
         found: dict[str, Doc[Any]] = {}
         stored: list[str] = []
         for kind in kinds:

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
+from crdt_server.actor import Actor
 from crdt_server.documents.notes import TEXT_OPERATIONS
 from crdt_server.documents.operations import OPERATIONS
 from crdt_server.edge.problems import ApiError, FieldProblem, Problem
@@ -162,11 +163,6 @@ class HistoryAnswer(msgspec.Struct, frozen=True):
     history: list[HistoryEntry]
 
 
-class ConflictActor(msgspec.Struct, frozen=True):
-    sub: str
-    role: str
-
-
 class Acknowledgement(msgspec.Struct, frozen=True):
     sub: str
     role: str
@@ -178,7 +174,7 @@ class SuggestedResolution(msgspec.Struct, frozen=True):
     planner, family, vendor, friend); ``ops`` would do it (empty: a person decides)."""
 
     strategy: str
-    keep: ConflictActor | None
+    keep: Actor | None
     ops: list[dict[str, Any]]
     message: str
 
@@ -188,7 +184,7 @@ class LostOrKept(msgspec.Struct, frozen=True):
     the value (JSON; a map entry's fields), when it reached the server (``null``: before
     this server process loaded the document)."""
 
-    actor: ConflictActor | None
+    actor: Actor | None
     value: Any
     at: str | None
 
@@ -216,7 +212,7 @@ class ConflictItem(msgspec.Struct, frozen=True):
     id: str
     """Stable: the same code on the same entries is the same conflict."""
     first_seen: str | None
-    actors: list[ConflictActor]
+    actors: list[Actor]
     """Who last wrote the entries involved (as far as the server knows)."""
     acknowledged: list[Acknowledgement]
     suggestion: SuggestedResolution

@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from crdt_server.auth.principals import Principal
 from crdt_server.codec.protocol import read_var_uint, write_var_uint
-from crdt_server.core.hooks import Actor
+from crdt_server.core.hooks import Sender
 from crdt_server.documents import DOCUMENT_KINDS, to_json
 from crdt_server.edge.bodies import (
     DocumentAnswer,
@@ -113,13 +113,9 @@ def readable_documents(call: ApiCall, wedding_id: str) -> set[str]:
     return readable
 
 
-def actor_of(principal: Principal) -> Actor:
-    """Who an HTTP change is credited to."""
-    return _origin(principal)
-
-
-def _origin(principal: Principal) -> Actor:
-    return Actor(principal.user_id, principal.role, f"http:{principal.user_id}")
+def sender_of(principal: Principal) -> Sender:
+    """Who an HTTP change is credited to, through the channel ``http:<sub>``."""
+    return Sender(principal.actor, f"http:{principal.user_id}")
 
 
 document_routes = Routes()
@@ -242,7 +238,7 @@ async def apply_update(call: ApiCall, path: DocPath) -> Response:
     name, principal = _document(call, path, write=True)
     if not call.body:
         raise ApiError.field(400, "body", "the body must be a binary Yjs update")
-    changed = await call.state.weddings.apply_update(name, call.body, _origin(principal))
+    changed = await call.state.weddings.apply_update(name, call.body, sender_of(principal))
     return json_response(UpdateAnswer(committed=True, changed=changed))
 
 
@@ -291,7 +287,7 @@ async def sync(call: ApiCall, path: DocPath) -> Response:
     if update and room != name:
         raise ApiError(403, f"{doc!r} is read-only for you (you read it without some fields)")
     weddings = call.state.weddings
-    diff = await weddings.sync(room, state_vector or b"\x00", update, _origin(principal))
+    diff = await weddings.sync(room, state_vector or b"\x00", update, sender_of(principal))
     server_state = await weddings.state_vector(room)
     if binary:
         out = write_var_uint(len(diff)) + diff + write_var_uint(len(server_state)) + server_state
@@ -322,7 +318,7 @@ async def operate(call: ApiCall, path: DocPath) -> Response:
     # as any object rather than as a typed ``body`` parameter.
     op = call.json(dict[str, object])
     weddings = call.state.weddings
-    result = await weddings.operate(path.wedding_id, path.doc, op, _origin(principal))
+    result = await weddings.operate(path.wedding_id, path.doc, op, sender_of(principal))
     return json_response(OperationAnswer(committed=True, result=result))
 
 

@@ -30,7 +30,7 @@ from starlette.requests import Request
 
 from crdt_server.auth.principals import Authenticator, AuthError
 from crdt_server.auth.tokens import TokenClaims
-from crdt_server.edge.problems import ApiError, FieldProblem
+from crdt_server.edge.problems import CHALLENGE, ApiError, FieldProblem
 from crdt_server.edge.upgrade import bearer_token
 
 __all__ = [
@@ -78,7 +78,7 @@ def unauthorized(detail: str, field: str = "token") -> ApiError:
         401,
         detail,
         errors=[FieldProblem(field, detail)],
-        headers={"WWW-Authenticate": 'Bearer realm="crdt-server"'},
+        headers=CHALLENGE,
     )
 
 

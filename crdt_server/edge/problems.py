@@ -39,6 +39,7 @@ from crdt_server.errors import (
 )
 
 __all__ = [
+    "CHALLENGE",
     "CLIENT_CLOSED",
     "DOMAIN_STATUS",
     "PROBLEM_JSON",
@@ -104,12 +105,20 @@ def domain_status(exc: DomainError) -> int:
     return 400  # a DomainError raised as itself: the caller asked for something refused
 
 
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="crdt-server"'}
+"""What every 401 carries (RFC 9110 15.5.2), whoever refused: the credential resolver, a
+handler asking for a principal, a feature's ``Unauthenticated``."""
+
+
 def problem_response(error: ApiError) -> Response:
     """The problem+json answer for ``error``."""
+    headers = error.headers
+    if error.status_code == 401 and "WWW-Authenticate" not in headers:
+        headers = {**CHALLENGE, **headers}
     return Response(
         problem_json(error.status_code, error.message, error.errors),
         status_code=error.status_code,
-        headers=error.headers,
+        headers=headers,
         media_type=PROBLEM_JSON,
     )
 

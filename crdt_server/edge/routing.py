@@ -34,7 +34,7 @@ import inspect
 import re
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict, TypeVar, Unpack
+from typing import Any, Literal, Protocol, TypedDict, TypeVar, Unpack
 
 import msgspec
 from starlette.requests import Request
@@ -246,6 +246,28 @@ class RouteOptions(TypedDict, total=False):
 H = TypeVar("H", bound=Handler)
 
 
+class _Declare(Protocol):
+    def __call__(
+        self,
+        path: str,
+        operation_id: str,
+        summary: str,
+        *,
+        family: Family,
+        **options: Unpack[RouteOptions],
+    ) -> Callable[[H], H]: ...
+
+
+class _Verb:
+    """``routes.get(...)`` and its siblings: :meth:`Routes.route` with the method given."""
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+
+    def __get__(self, routes: Routes, owner: type[Routes] | None = None) -> _Declare:
+        return functools.partial(routes.route, self.method)
+
+
 class Routes:
     """One module's routes, each declared on its handler (see the module docstring).
 
@@ -295,60 +317,11 @@ class Routes:
 
         return declare
 
-    def get(
-        self,
-        path: str,
-        operation_id: str,
-        summary: str,
-        *,
-        family: Family,
-        **options: Unpack[RouteOptions],
-    ) -> Callable[[H], H]:
-        return self.route("GET", path, operation_id, summary, family=family, **options)
-
-    def post(
-        self,
-        path: str,
-        operation_id: str,
-        summary: str,
-        *,
-        family: Family,
-        **options: Unpack[RouteOptions],
-    ) -> Callable[[H], H]:
-        return self.route("POST", path, operation_id, summary, family=family, **options)
-
-    def put(
-        self,
-        path: str,
-        operation_id: str,
-        summary: str,
-        *,
-        family: Family,
-        **options: Unpack[RouteOptions],
-    ) -> Callable[[H], H]:
-        return self.route("PUT", path, operation_id, summary, family=family, **options)
-
-    def patch(
-        self,
-        path: str,
-        operation_id: str,
-        summary: str,
-        *,
-        family: Family,
-        **options: Unpack[RouteOptions],
-    ) -> Callable[[H], H]:
-        return self.route("PATCH", path, operation_id, summary, family=family, **options)
-
-    def delete(
-        self,
-        path: str,
-        operation_id: str,
-        summary: str,
-        *,
-        family: Family,
-        **options: Unpack[RouteOptions],
-    ) -> Callable[[H], H]:
-        return self.route("DELETE", path, operation_id, summary, family=family, **options)
+    get = _Verb("GET")
+    post = _Verb("POST")
+    put = _Verb("PUT")
+    patch = _Verb("PATCH")
+    delete = _Verb("DELETE")
 
 
 _READS = ("path", "query", "body")

@@ -1,9 +1,11 @@
-"""The package's surface and its layering: ``documents`` imports only pycrdt and the stdlib."""
+"""The package's surface and its layering: ``documents`` imports only pycrdt, the stdlib and
+the server's dependency-free vocabulary of who (``crdt_server.actor``)."""
 
 from __future__ import annotations
 
 import ast
 import dataclasses
+import importlib
 import sys
 from pathlib import Path
 
@@ -13,22 +15,35 @@ from crdt_server.documents import model, schema
 PACKAGE = Path(documents.__file__).parent
 
 
+VOCABULARY = frozenset({"crdt_server.actor"})
+"""The modules of the server the domain may import: they import only the standard library."""
+
+
 def imported_modules(path: Path) -> set[str]:
+    """Top-level packages ``path`` imports, and the whole name of what it imports of the
+    server."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        found: list[str] = []
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
+            found = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
+            found = [node.module]
+        for name in found:
+            names.add(name if name.split(".")[0] == "crdt_server" else name.split(".")[0])
     return names
 
 
 def test_documents_imports_only_pycrdt_and_the_standard_library() -> None:
-    allowed = set(sys.stdlib_module_names) | {"pycrdt", "__future__"}
+    allowed = set(sys.stdlib_module_names) | {"pycrdt", "__future__"} | VOCABULARY
     modules = sorted(PACKAGE.glob("*.py"))
     assert len(modules) > 1
     for path in modules:
         assert imported_modules(path) <= allowed, path.name
+    stdlib = set(sys.stdlib_module_names) | {"__future__"}
+    for name in VOCABULARY:
+        path = Path(str(importlib.import_module(name).__file__))
+        assert imported_modules(path) <= stdlib, name
 
 
 def test_the_public_surface_is_explicit() -> None:

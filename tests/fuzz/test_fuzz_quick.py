@@ -42,6 +42,7 @@ from crdt_server.core.hooks import SERVER
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.room import Room
 from crdt_server.core.weddings import WeddingService
+from crdt_server.documents.domain import WEDDINGS
 from crdt_server.settings import Settings
 from crdt_server.storage import SqliteStore
 from tests.fuzz.corpus import (
@@ -405,7 +406,7 @@ async def test_a_server_side_edit_frees_its_scratch_document(tmp_path: Path) -> 
     await store.open()
     registry = RoomRegistry(store, settings, LocalBus())
     try:
-        weddings = WeddingService(registry, store)
+        weddings = WeddingService(registry, store, WEDDINGS)
         scratch: list[weakref.ref[Doc[Any]]] = []
 
         def change(doc: Doc[Any]) -> None:

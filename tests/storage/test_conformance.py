@@ -1058,6 +1058,7 @@ async def test_revocations_are_durable_keep_the_latest_and_are_forgotten_when_st
 async def test_restore_points_outlive_compaction_and_go_with_their_wedding(
     store: DocumentStore, open_store: OpenStore
 ) -> None:
+    from crdt_server.actor import Actor
     from crdt_server.features.versions.tables import VersionPoint, VersionStore
 
     versions = VersionStore(store)
@@ -1066,14 +1067,14 @@ async def test_restore_points_outlive_compaction_and_go_with_their_wedding(
     seqs = await store.append(
         [NewUpdate("w_1/guests", u, "c1", sub="ada", role="planner") for u in updates]
     )
-    first = VersionPoint("w_1/guests", seqs[0], 1000.0, (("ada", "planner"),))
+    first = VersionPoint("w_1/guests", seqs[0], 1000.0, (Actor("ada", "planner"),))
     assert await versions.add("w_1", first, updates[0])
     assert not await versions.add("w_1", first, b"again")  # one point per seq
     await versions.add("w_1", VersionPoint("w_1/guests", seqs[2], 2000.0, ()), snapshot_of(updates))
     await versions.add("w_2", VersionPoint("w_2/guests", 7, 3000.0, ()), b"other")
     assert [p.seq for p in await versions.points("w_1/guests")] == [seqs[2], seqs[0]]
     assert await versions.points("w_1/guests", before=seqs[2]) == [first]
-    assert await versions.actors_between("w_1/guests", 0, seqs[2]) == [("ada", "planner")]
+    assert await versions.actors_between("w_1/guests", 0, seqs[2]) == [Actor("ada", "planner")]
     assert [s for s, _ in await versions.log_upto("w_1/guests", seqs[1])] == seqs[:2]
     # compaction folds the log; the points stay
     await store.compact("w_1/guests", seqs[1], snapshot_of(updates[:2]))

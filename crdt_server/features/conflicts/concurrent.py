@@ -26,13 +26,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from crdt_server.actor import Actor
 from crdt_server.cluster.bus import Bus
-from crdt_server.core.hooks import SERVER, Actor, Core, Extension, PendingUpdate, StoredBatch
+from crdt_server.core.hooks import SERVER, Core, Extension, PendingUpdate, StoredBatch
 from crdt_server.core.overwrites import Found, Overwrite
 from crdt_server.core.room import Room
 from crdt_server.documents import DOCUMENT_KINDS
+from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.events import bounded
-from crdt_server.documents.resolution import Writer, rank
+from crdt_server.documents.resolution import rank
 from crdt_server.features.conflicts.tables import (
     ConcurrentEditStore,
     StoredFinding,
@@ -54,12 +56,14 @@ log = logging.getLogger("crdt_server.concurrent_edits")
 
 CODE = "concurrent_edit"
 _BUS_TYPE = "concurrent_edits"
+_NOBODY = Actor("", "")
+"""Who an unknown Yjs client is (no sender recorded)."""
 _WEDDINGS_REMEMBERED = 2000
 
 
 @dataclass(slots=True)
 class _Wedding:
-    clients: dict[int, tuple[str, str]] = field(default_factory=dict)
+    clients: dict[int, Actor] = field(default_factory=dict)
     open: dict[tuple[str, tuple[str, ...]], list[str]] = field(default_factory=dict)
     """(document kind, path) -> ids of the open findings on that key."""
 
@@ -98,9 +102,9 @@ def finding_view(f: StoredFinding) -> dict[str, Any]:
             "value": None if f.winner_value is None else json.loads(f.winner_value),
             "at": f.winner_at,
         }
-    loser = None if f.loser_sub is None else Writer(f.loser_sub, str(f.loser_role))
-    winner = None if f.winner_sub is None else Writer(f.winner_sub, str(f.winner_role))
-    keep: Writer | None
+    loser = None if f.loser_sub is None else Actor(f.loser_sub, str(f.loser_role))
+    winner = None if f.winner_sub is None else Actor(f.winner_sub, str(f.winner_role))
+    keep: Actor | None
     if f.kind == "edited_removed_entry":
         keep = winner if rank(winner) <= rank(loser) else loser
     else:
@@ -138,6 +142,7 @@ class ConcurrentEdits(Extension):
     """Stores the writes that vanished in a race (see the module docstring)."""
 
     name = "concurrent_edits"
+    domain = WEDDINGS
     wants_overwrites = True
 
     def __init__(
@@ -242,7 +247,7 @@ class ConcurrentEdits(Extension):
         self._members = {}
         refreshed = False
         for update in batch:
-            for actor, found in update.found:
+            for sender, found in update.found:
                 for o in found.overwrites:
                     others = [o.loser.id[0]] if not o.new_lost else []
                     if o.winner is not None and not o.new_won:
@@ -253,7 +258,11 @@ class ConcurrentEdits(Extension):
                     if unknown and not refreshed:
                         state.clients.update(await self.table.clients(room.wedding_id))
                         refreshed = True
-                    loser = actor.sub if o.new_lost else state.clients.get(o.loser.id[0], ("",))[0]
+                    loser = (
+                        sender.actor.sub
+                        if o.new_lost
+                        else state.clients.get(o.loser.id[0], _NOBODY).sub
+                    )
                     key = (room.wedding_id, loser)
                     if self._people is not None and loser and key not in self._members:
                         self._members[key] = await self._people.member(room.wedding_id, loser)
@@ -270,12 +279,13 @@ class ConcurrentEdits(Extension):
         rows: list[NewEvent | FeatureRow] = []
         now = time.time()
         for update in batch:
-            for actor, found in update.found:
-                person = actor.role != SERVER.role
+            for sender, found in update.found:
+                actor = sender.actor
+                person = actor.role != SERVER.actor.role
                 if person:
                     for client in sorted(found.clients):
                         if client != self._server_client and client not in state.clients:
-                            state.clients[client] = (actor.sub, actor.role)
+                            state.clients[client] = actor
                             rows.append(client_row(wedding, client, actor.sub, actor.role, now))
                 for path in found.written:
                     for finding in state.open.pop((room.kind, path), ()):
@@ -302,7 +312,7 @@ class ConcurrentEdits(Extension):
         if self._people is None or f.loser_sub is None or f.same_actor:
             return []
         member = self._members.get((f.wedding, f.loser_sub))
-        by = (f.winner_sub or "", f.winner_role or "")
+        by = Actor(f.winner_sub or "", f.winner_role or "")
         return notice_rows(f.wedding, member, f.loser_sub, OVERWRITTEN, f.id, by, now)
 
     def _note(
@@ -359,7 +369,7 @@ class ConcurrentEdits(Extension):
             now = time.time()
             for one in found:
                 for overwrite in one.overwrites:
-                    stored = self._finding(wedding, doc, overwrite, SERVER, state, now)
+                    stored = self._finding(wedding, doc, overwrite, SERVER.actor, state, now)
                     if not await self.table.insert([finding_row(stored)]):
                         continue  # stored already, with its event
                     state.open.setdefault((doc, overwrite.path), []).append(stored.id)
@@ -387,10 +397,10 @@ class ConcurrentEdits(Extension):
         now: float,
     ) -> StoredFinding:
         def who(client: int, new: bool) -> tuple[str | None, str | None]:
-            if new and actor.role != SERVER.role:
+            if new and actor.role != SERVER.actor.role:
                 return actor.sub, actor.role
             known = state.clients.get(client)
-            return known if known is not None else (None, None)
+            return (known.sub, known.role) if known is not None else (None, None)
 
         loser_sub, loser_role = who(o.loser.id[0], o.new_lost)
         if o.winner is not None:
@@ -398,7 +408,7 @@ class ConcurrentEdits(Extension):
             winner_sub, winner_role = who(o.winner.id[0], o.new_won)
             winner_value: str | None = _json(o.winner.value)
             winner_at = o.winner.at
-        elif not o.new_lost and actor.role != SERVER.role:
+        elif not o.new_lost and actor.role != SERVER.actor.role:
             # This update removed the entry the lost edit was made in: its author is the
             # other party.
             winner_client, winner_value, winner_at = None, None, now
@@ -489,8 +499,8 @@ def _detected_event(f: StoredFinding) -> NewEvent:
     }
     data["docs"] = [f.doc]
     data["same_actor"] = f.same_actor
-    sub = f.loser_sub or SERVER.sub
-    role = f.loser_role or SERVER.role
+    sub = f.loser_sub or SERVER.actor.sub
+    role = f.loser_role or SERVER.actor.role
     return NewEvent(
         f.wedding,
         "conflict.detected",

@@ -16,14 +16,17 @@ from typing import TYPE_CHECKING, Any
 
 from pycrdt import Doc, Map
 
-from crdt_server.core.hooks import Actor, Core, Extension, StoredBatch
+from crdt_server.actor import Actor
+from crdt_server.core.domain import ChangeRecord
+from crdt_server.core.hooks import Core, Extension, Sender, StoredBatch
 from crdt_server.core.room import Room
 from crdt_server.core.weddings import WeddingService
 from crdt_server.documents import DOCUMENT_KINDS, Conflict, OperationError, apply_operation, check
-from crdt_server.documents.changes import EntryChange
+from crdt_server.documents.changes import EntryChange, entry_changes
+from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.findings import Ident, WeddingFindings
 from crdt_server.documents.operations import OPERATIONS
-from crdt_server.documents.resolution import Writer, suggest
+from crdt_server.documents.resolution import suggest
 from crdt_server.features.conflicts.concurrent import ConcurrentEdits, finding_view
 from crdt_server.names import CONFLICTS
 from crdt_server.storage import NewEvent, StoredEvent
@@ -35,7 +38,7 @@ __all__ = ["ConflictView", "ConflictsKeeper", "conflict_id"]
 
 log = logging.getLogger("crdt_server.conflicts")
 
-_ACTOR = Actor("server", "server", "server:conflicts")
+_SENDER = Sender(Actor("server", "server"), "server:conflicts")
 _MOST_PRIVATE_FIRST = ("budget", "guests", "seating", "timeline")
 _WRITERS_PER_WEDDING = 5000
 _WEDDINGS_REMEMBERED = 1000
@@ -84,6 +87,7 @@ class ConflictsKeeper(Extension):
 
     name = "conflicts"
 
+    domain = WEDDINGS
     wants_changes = True  # the entries each change touched; who wrote them
 
     def __init__(
@@ -116,8 +120,9 @@ class ConflictsKeeper(Extension):
         touched: list[EntryChange] = []
         written: list[str] = []
         for update in batch.updates:
-            for actor, changes in update.changes:
-                touched += changes
+            for sender, changes in update.changes:
+                touched += entry_changes(changes)
+                actor = sender.actor
                 if actor.role == "server":
                     continue
                 for change in changes:
@@ -135,9 +140,9 @@ class ConflictsKeeper(Extension):
         if any(_concurrent_event(e) for e in batch.events):
             wedding.stored = True
 
-    def on_remote_changes(self, room: Room, changes: Sequence[EntryChange]) -> None:
+    def on_remote_changes(self, room: Room, changes: Sequence[ChangeRecord]) -> None:
         if room.kind in DOCUMENT_KINDS:
-            self._touch(self._wedding(room.wedding_id), room, changes)
+            self._touch(self._wedding(room.wedding_id), room, entry_changes(changes))
 
     def on_change(self, room: Room) -> None:
         if room.kind not in DOCUMENT_KINDS:
@@ -294,7 +299,7 @@ class ConflictsKeeper(Extension):
             ] + [_resolved(wedding_id, key, old) for key, old in went]
             recorded = list((await self._events.record(events)).events)
             for event in recorded:
-                if event.type == "conflict.resolved" and event.sub != _ACTOR.sub:
+                if event.type == "conflict.resolved" and event.sub != _SENDER.actor.sub:
                     wedding.resolved[json.loads(event.data).get("id")] = event
 
         def write(doc: Doc[Any]) -> None:
@@ -332,7 +337,7 @@ class ConflictsKeeper(Extension):
                     if old != value:
                         entries[key] = value
 
-        await service.edit(f"{wedding_id}/{CONFLICTS}", write, _ACTOR)
+        await service.edit(f"{wedding_id}/{CONFLICTS}", write, _SENDER)
         return recorded
 
     async def _stored(self, wedding_id: str) -> dict[str, dict[str, Any]]:
@@ -358,7 +363,7 @@ class ConflictsKeeper(Extension):
             entry = entry if isinstance(entry, dict) else {}
             actors = [a for a in entry.get("actors") or [] if isinstance(a, dict)]
             writers = {
-                str(a.get("path")): Writer(str(a.get("sub")), str(a.get("role"))) for a in actors
+                str(a.get("path")): Actor(str(a.get("sub")), str(a.get("role"))) for a in actors
             }
             people = sorted({(w.sub, w.role) for w in writers.values()})
             first = entry.get("first_seen")
@@ -416,7 +421,7 @@ class ConflictsKeeper(Extension):
             seen.append({"sub": actor.sub, "role": actor.role, "at": time.time()})
             entries[key] = {**entry, "acknowledged": seen}
 
-        await service.edit(f"{wedding_id}/{CONFLICTS}", write, _ACTOR)
+        await service.edit(f"{wedding_id}/{CONFLICTS}", write, _SENDER)
         if not found:
             raise LookupError(key)
         if not first or self._events is None:
@@ -429,15 +434,15 @@ class ConflictsKeeper(Extension):
         return f"{wedding_id}:{stored.seq}"
 
     async def resolve(
-        self, wedding_id: str, key: str, ops: Sequence[Mapping[str, Any]], actor: Actor
+        self, wedding_id: str, key: str, ops: Sequence[Mapping[str, Any]], sender: Sender
     ) -> str | None:
-        """Resolve conflict ``key`` with domain operations made as ``actor``.
+        """Resolve conflict ``key`` with domain operations made as ``sender``.
 
         The operations are first tried together on copies of the documents: an invalid
         one raises :class:`documents.OperationError` naming ``ops[i]``, and operations that
         leave the conflict in place raise one naming ``ops`` (422); either way nothing
-        changed. Then the conflict is marked as being resolved by ``actor`` (so whichever
-        process sees it go records ``conflict.resolved`` with this actor), each document's
+        changed. Then the conflict is marked as being resolved by ``sender`` (so whichever
+        process sees it go records ``conflict.resolved`` with its actor), each document's
         operations are committed in one update, and the findings are refreshed. Returns
         the id of the ``conflict.resolved`` event when this process recorded it. Raises
         :class:`LookupError` if there is no such conflict.
@@ -472,16 +477,17 @@ class ConflictsKeeper(Extension):
         if stored:
             # A race is settled by writing the key again (the write closes the finding, as
             # any later write of it does); operations elsewhere settle it too.
-            await self._apply(wedding_id, by_kind, actor)
-            return await self._settle(wedding_id, key, "resolved", actor, ops)
+            await self._apply(wedding_id, by_kind, sender)
+            return await self._settle(wedding_id, key, "resolved", sender.actor, ops)
         if key in {conflict_id(c) for c in check(scratch)}:
             raise OperationError(
                 "these operations leave the conflict in place", status=422, path="ops"
             )
+        actor = sender.actor
         marker = {"sub": actor.sub, "role": actor.role, "ops": list(ops), "at": time.time()}
         await self._mark(wedding_id, key, marker)
         try:
-            await self._apply(wedding_id, by_kind, actor)
+            await self._apply(wedding_id, by_kind, sender)
         except BaseException:
             await self._mark(wedding_id, key, None)
             raise
@@ -491,18 +497,18 @@ class ConflictsKeeper(Extension):
         return None if event is None else f"{wedding_id}:{event.seq}"
 
     async def _apply(
-        self, wedding_id: str, by_kind: Mapping[str, Sequence[Mapping[str, Any]]], actor: Actor
+        self, wedding_id: str, by_kind: Mapping[str, Sequence[Mapping[str, Any]]], sender: Sender
     ) -> None:
-        """Commit each document's operations in one update, made as ``actor``."""
+        """Commit each document's operations in one update, made as ``sender``."""
         service = self._require_service()
         for kind, kind_ops in by_kind.items():
 
             def change(doc: Doc[Any], kind: str = kind, todo: Any = kind_ops) -> None:
-                with doc.transaction(origin=actor.origin):
+                with doc.transaction(origin=sender.origin):
                     for op in todo:
-                        apply_operation(doc, kind, op, origin=actor.origin)
+                        apply_operation(doc, kind, op, origin=sender.origin)
 
-            await service.edit(f"{wedding_id}/{kind}", change, actor)
+            await service.edit(f"{wedding_id}/{kind}", change, sender)
 
     async def _settle(
         self,
@@ -548,11 +554,11 @@ class ConflictsKeeper(Extension):
                 entry["resolving"] = marker
             entries[key] = entry
 
-        await service.edit(f"{wedding_id}/{CONFLICTS}", write, _ACTOR)
+        await service.edit(f"{wedding_id}/{CONFLICTS}", write, _SENDER)
         if marker is not None and not found:
             # Found by the check, but the keeper has not written it yet: write it now.
             await self._refresh_once(wedding_id)
-            await service.edit(f"{wedding_id}/{CONFLICTS}", write, _ACTOR)
+            await service.edit(f"{wedding_id}/{CONFLICTS}", write, _SENDER)
             if not found:
                 raise LookupError(key)
 
@@ -642,7 +648,7 @@ def _resolved(wedding_id: str, key: str, old: dict[str, Any]) -> NewEvent:
     server: the entries changed so that the finding no longer holds)."""
     marker = old.get("resolving")
     if isinstance(marker, dict) and isinstance(marker.get("sub"), str):
-        by = Actor(marker["sub"], str(marker.get("role")), "http")
+        by = Actor(marker["sub"], str(marker.get("role")))
         extra = {"resolution": "ops", "ops": marker.get("ops", [])}
         return _event(
             wedding_id, "conflict.resolved", key, old.get("code"), old.get("paths"), by, extra
@@ -656,7 +662,7 @@ def _event(
     key: str,
     code: Any,
     paths: Any,
-    actor: Actor = _ACTOR,
+    actor: Actor = _SENDER.actor,
     extra: Mapping[str, Any] | None = None,
 ) -> NewEvent:
     paths = [str(p) for p in paths] if isinstance(paths, list | tuple) else []

@@ -17,20 +17,20 @@ from typing import Any, Literal
 import msgspec
 from starlette.responses import Response
 
+from crdt_server.actor import Actor
 from crdt_server.documents.operations import OPERATIONS
 from crdt_server.edge.bodies import (
     Acknowledgement,
     ConcurrentEdit,
-    ConflictActor,
     ConflictItem,
     ConflictsAnswer,
     LostOrKept,
     SuggestedResolution,
 )
 from crdt_server.edge.documents import (
-    actor_of,
     capable_principal,
     readable_documents,
+    sender_of,
     writer_principal,
 )
 from crdt_server.edge.params import ConflictId, WeddingId, WeddingPath
@@ -78,14 +78,14 @@ def _item(view: ConflictView) -> ConflictItem:
         message=view.conflict.message,
         id=view.id,
         first_seen=None if view.first_seen is None else rfc3339(view.first_seen),
-        actors=[ConflictActor(a["sub"], a["role"]) for a in view.actors],
+        actors=[Actor(a["sub"], a["role"]) for a in view.actors],
         acknowledged=[
             Acknowledgement(str(a.get("sub")), str(a.get("role")), _when(a.get("at")))
             for a in view.acknowledged
         ],
         suggestion=SuggestedResolution(
             strategy=str(s.get("strategy")),
-            keep=None if not isinstance(keep, dict) else ConflictActor(keep["sub"], keep["role"]),
+            keep=None if not isinstance(keep, dict) else Actor(keep["sub"], keep["role"]),
             ops=list(s.get("ops", [])),
             message=str(s.get("message")),
         ),
@@ -98,7 +98,7 @@ def _side(side: dict[str, Any] | None) -> LostOrKept | None:
         return None
     actor = side.get("actor")
     return LostOrKept(
-        actor=None if not actor else ConflictActor(actor["sub"], actor["role"]),
+        actor=None if not actor else Actor(actor["sub"], actor["role"]),
         value=side.get("value"),
         at=None if side.get("at") is None else _when(side["at"]),
     )
@@ -167,12 +167,12 @@ async def resolve(call: ApiCall, path: ConflictPath, body: ResolveRequest) -> Re
     visible = {v.id for v in await keeper.views(wedding_id, docs)}
     if key not in visible:
         raise NotFound("no such conflict (it may be resolved already)")
-    actor = actor_of(principal)
+    sender = sender_of(principal)
     try:
         if body.ops is not None:
-            event = await keeper.resolve(wedding_id, key, body.ops, actor)
+            event = await keeper.resolve(wedding_id, key, body.ops, sender)
             return json_response(ResolveAnswer(key, "resolved", event))
-        event = await keeper.acknowledge(wedding_id, key, actor)
+        event = await keeper.acknowledge(wedding_id, key, sender.actor)
     except LookupError as exc:
         raise NotFound("no such conflict (it may be resolved already)") from exc
     return json_response(ResolveAnswer(key, "acknowledged", event))

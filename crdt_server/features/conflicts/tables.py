@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from crdt_server.actor import Actor
 from crdt_server.storage.base import DocumentStore, FeatureRow
 from crdt_server.storage.gateway import Gateway, Sql, Table, Tx, schema_of
 from crdt_server.storage.gateway import insert_sql as insert_text
@@ -126,12 +127,12 @@ class ConcurrentEditStore:
     async def install(self) -> None:
         await self._store.install(CONCURRENT_EDITS)
 
-    async def clients(self, wedding: str) -> dict[int, tuple[str, str]]:
-        """The wedding's Yjs client ids and their first senders' ``(sub, role)``."""
+    async def clients(self, wedding: str) -> dict[int, Actor]:
+        """The wedding's Yjs client ids and their first senders."""
         rows = await self._sql.fetch(
             "SELECT client_id, sub, role FROM {t}yjs_clients WHERE wedding = ?", wedding
         )
-        return {int(r[0]): (str(r[1]), str(r[2])) for r in rows}
+        return {int(r[0]): Actor(str(r[1]), str(r[2])) for r in rows}
 
     async def findings(self, wedding: str, *, open_only: bool = True) -> list[StoredFinding]:
         """The wedding's findings, oldest first (only the open ones by default)."""

@@ -26,6 +26,8 @@ from typing import Any
 from crdt_server.core.hooks import Core, Extension, PendingUpdate, StoredBatch
 from crdt_server.core.room import Room
 from crdt_server.documents import DOCUMENT_KINDS
+from crdt_server.documents.changes import entry_changes
+from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.events import derive_events
 from crdt_server.storage import AddedEvents, DocumentStore, EventFilter, NewEvent, Once, StoredEvent
 
@@ -68,6 +70,7 @@ class EventLog(Extension):
     """Derives, stores and announces a wedding's domain events (see the module docstring)."""
 
     name = "events"
+    domain = WEDDINGS
     wants_changes = True
 
     def __init__(self, *, on_recorded: Sequence[Callable[[str], None]] = ()) -> None:
@@ -103,8 +106,8 @@ class EventLog(Extension):
         rows: list[NewEvent] = []
         for update in batch:
             crossed = _crossed(update)
-            for actor, changes in update.changes:
-                for event in derive_events(room.kind, changes):
+            for sender, changes in update.changes:
+                for event in derive_events(room.kind, entry_changes(changes)):
                     data = _honest(event.type, event.data, crossed) if crossed else event.data
                     rows.append(
                         NewEvent(
@@ -112,8 +115,8 @@ class EventLog(Extension):
                             event.type,
                             json.dumps(data, separators=(",", ":")),
                             room.kind,
-                            sub=actor.sub,
-                            role=actor.role,
+                            sub=sender.actor.sub,
+                            role=sender.actor.role,
                         )
                     )
         return rows

@@ -18,7 +18,7 @@ from pycrdt import Doc
 from starlette.responses import Response
 
 from crdt_server.auth.principals import Principal
-from crdt_server.core.hooks import Actor
+from crdt_server.core.hooks import Sender
 from crdt_server.documents.guest_csv import (
     CsvError,
     GuestImport,
@@ -155,16 +155,16 @@ async def import_csv(call: ApiCall) -> Response:
             async with weddings.room(name) as room:
                 plan = plan_import(room.doc, text)
             return json_response(_answer(plan, dry_run=True, committed=False))
-        actor = Actor(principal.user_id, principal.role, f"http:{principal.user_id}")
+        sender = Sender(principal.actor, f"http:{principal.user_id}")
 
         def change(doc: Doc[Any]) -> GuestImport:
             found = plan_import(doc, text)
             if found.errors:
                 raise _Refused(found)
-            apply_import(doc, found, origin=actor.origin)
+            apply_import(doc, found, origin=sender.origin)
             return found
 
-        plan = await weddings.edit(name, change, actor)
+        plan = await weddings.edit(name, change, sender)
     except CsvError as exc:
         raise ApiError.field(400, exc.field, exc.message) from None
     except _Refused as refused:

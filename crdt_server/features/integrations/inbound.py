@@ -26,7 +26,8 @@ from pycrdt import Doc
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from starlette.responses import Response
 
-from crdt_server.core.hooks import Actor
+from crdt_server.actor import Actor
+from crdt_server.core.hooks import Sender
 from crdt_server.documents import DOCUMENT_KINDS, OperationError, apply_operation
 from crdt_server.edge.bodies import decode_json
 from crdt_server.edge.documents import capable_principal
@@ -266,10 +267,14 @@ async def receive(call: ApiCall) -> Response:
     return json_response(answer, status_code=200)
 
 
-def _actor(source: str, webhook_id: str) -> Actor:
+def _sender(source: str, webhook_id: str) -> Sender:
     # The origin carries the delivery: the commit stores its marker event (see
     # crdt_server.features.integrations.service).
-    return Actor(f"integration:{source}", "integration", f"{INBOUND_ORIGIN}{source}:{webhook_id}")
+    return Sender(_actor(source), f"{INBOUND_ORIGIN}{source}:{webhook_id}")
+
+
+def _actor(source: str) -> Actor:
+    return Actor(f"integration:{source}", "integration")
 
 
 async def _apply_ops(
@@ -284,15 +289,15 @@ async def _apply_ops(
         raise ApiError.field(403, "doc", f"source {source!r} may not write {body.doc!r}")
     if not 1 <= len(body.ops) <= MAX_OPS:
         raise ApiError.field(422, "ops", f"1 to {MAX_OPS} operations")
-    actor = _actor(source, webhook_id)
+    sender = _sender(source, webhook_id)
 
     def change(doc: Doc[Any]) -> list[dict[str, Any]]:
         results: list[dict[str, Any]] = []
         # One outer transaction: every operation lands in one update, committed at once.
-        with doc.transaction(origin=actor.origin):
+        with doc.transaction(origin=sender.origin):
             for index, op in enumerate(body.ops):
                 try:
-                    results.append(apply_operation(doc, body.doc, op, origin=actor.origin))
+                    results.append(apply_operation(doc, body.doc, op, origin=sender.origin))
                 except OperationError as exc:
                     where = f"ops[{index}]" + (f".{exc.path}" if exc.path else "")
                     raise ApiError(
@@ -302,7 +307,7 @@ async def _apply_ops(
                     ) from None
         return results
 
-    results = await call.state.weddings.edit(f"{wedding_id}/{body.doc}", change, actor)
+    results = await call.state.weddings.edit(f"{wedding_id}/{body.doc}", change, sender)
     return InboundAnswer(webhook_id, results=results)
 
 
@@ -320,7 +325,7 @@ async def _post_event(
     data = custom_event_data(event, "event.")
     if event.doc is not None and getattr(access, event.doc) == "none":
         raise ApiError.field(403, "event.doc", f"{event.doc!r} is not open to {source!r}")
-    actor = _actor(source, webhook_id)
+    actor = _actor(source)
     # The idempotency key makes the event itself once-only, even if the answer below is
     # never recorded.
     once = Once(

@@ -96,7 +96,7 @@ class IntegrationService(Extension):
     def on_commit(self, room: Room, batch: Sequence[PendingUpdate]) -> Sequence[NewEvent]:
         rows: list[NewEvent] = []
         for update in batch:
-            origin = update.actor.origin
+            origin = update.sender.origin
             if not origin.startswith(INBOUND_ORIGIN):
                 continue
             source, _, webhook_id = origin.removeprefix(INBOUND_ORIGIN).partition(":")
@@ -107,8 +107,8 @@ class IntegrationService(Extension):
                     APPLIED_EVENT,
                     json.dumps(data, separators=(",", ":")),
                     room.kind,
-                    sub=update.actor.sub,
-                    role=update.actor.role,
+                    sub=update.sender.actor.sub,
+                    role=update.sender.actor.role,
                 )
             )
         return rows

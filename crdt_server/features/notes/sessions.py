@@ -38,6 +38,8 @@ from crdt_server.core.connection import Connection
 from crdt_server.core.hooks import Core, Extension, StoredBatch
 from crdt_server.core.room import Room
 from crdt_server.documents import DOCUMENT_KINDS
+from crdt_server.documents.changes import entry_changes
+from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.schema import ROOTS, TEXT_FIELDS
 from crdt_server.documents.texts import text_value
 from crdt_server.features.events.log import EventLog
@@ -89,6 +91,7 @@ class NoteSessions(Extension):
     """Opens, closes and recovers edit sessions (see the module docstring)."""
 
     name = "note_sessions"
+    domain = WEDDINGS
     wants_changes = True
 
     def __init__(self, events: EventLog) -> None:
@@ -138,8 +141,9 @@ class NoteSessions(Extension):
         edited: set[tuple[str, str, str]] = set()
         gone: set[str] = set()  # people who edited over a socket (still there?)
         for update, seq in zip(batch.updates, batch.seqs, strict=False):
-            for actor, changes in update.changes:
-                for change in changes:
+            for sender, changes in update.changes:
+                actor = sender.actor
+                for change in entry_changes(changes):
                     for name in TEXT_FIELDS & change.after.keys():
                         value = change.after.get(name)
                         if isinstance(value, str):  # a text set whole (a new entry)
@@ -148,7 +152,7 @@ class NoteSessions(Extension):
                         text = (change.root, change.id, name)
                         edited.add(text)
                         self._edit(room, (room.name, *text), actor.sub, actor.role, seq, now)
-                        if _over_socket(actor.origin):
+                        if _over_socket(sender.origin):
                             gone.add(actor.sub)
         for root, entry_id, name in edited:
             seen[(root, entry_id, name)] = _text_of(room.doc, root, entry_id, name) or ""

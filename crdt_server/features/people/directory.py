@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from crdt_server.actor import Actor
 from crdt_server.features.events.log import rfc3339
 from crdt_server.features.threads.db import Sql, ThreadDb, Tx
 from crdt_server.features.threads.model import Member, member_json, member_of_row
@@ -28,7 +29,7 @@ def notice_rows(
     sub: str,
     reason: str,
     ref: str,
-    actor: tuple[str, str],
+    actor: Actor,
     now: float,
 ) -> list[FeatureRow]:
     """A notification not about a thread (``reason`` names what, ``ref`` which one), as
@@ -43,8 +44,8 @@ def notice_rows(
                 ("reason", reason),
                 ("thread", ""),
                 ("message", ref),
-                ("actor", actor[0]),
-                ("actor_role", actor[1]),
+                ("actor", actor.sub),
+                ("actor_role", actor.role),
                 ("priority", "normal"),
                 ("created_at", now),
             ),

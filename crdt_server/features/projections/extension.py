@@ -32,10 +32,12 @@ from typing import Any
 
 from pycrdt import Doc, TransactionEvent
 
+from crdt_server.actor import Actor
 from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.codec.updates import decode_state_vector, inspect_update
-from crdt_server.core.hooks import Actor, Core, Extension, StoredBatch
+from crdt_server.core.hooks import Core, Extension, Sender, StoredBatch
 from crdt_server.core.room import Room
+from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.schema import META
 from crdt_server.features.projections.mirror import mirror
 from crdt_server.features.projections.tables import ProjectionClients
@@ -45,7 +47,7 @@ __all__ = ["PROJECTOR", "Projections"]
 
 log = logging.getLogger("crdt_server.projections")
 
-PROJECTOR = Actor("server", "server", "server:projection")
+PROJECTOR = Sender(Actor("server", "server"), "server:projection")
 """Who the projections' updates are credited to (the store's audit trail)."""
 MAX_WRITERS = 256
 """Projections whose writer copy is kept between rounds (the most recently written)."""
@@ -80,6 +82,7 @@ class Projections(Extension):
     """Server-written copies of documents without the fields a role may not read."""
 
     name = "projections"
+    domain = WEDDINGS
     wants_changes = True  # which entries each commit touched: a round looks at those only
 
     def __init__(self, permissions: PermissionMatrix | None = None) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from crdt_server.actor import Actor
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.features.events.log import rfc3339
 
@@ -58,16 +59,17 @@ class ThreadError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Viewer:
-    """Who asks: subject, role, and the documents their role may read."""
+    """Who asks (``actor``) and what they may see and do: the documents their role may
+    read, whether they moderate. More than who, so a type of its own that holds the
+    :class:`~crdt_server.actor.Actor`."""
 
-    sub: str
-    role: str
+    actor: Actor
     docs: frozenset[str]
     moderator: bool = False
 
     @property
     def lead(self) -> bool:
-        return self.role in LEADS
+        return self.actor.role in LEADS
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +193,7 @@ def who_sees(
 
 
 def recipients(
-    author: Viewer,
+    author: Actor,
     participants: Sequence[str],
     members: Mapping[str, Member],
     mentions: Sequence[str],

@@ -163,7 +163,7 @@ async def _viewer(call: ApiCall) -> tuple[str, Viewer]:
         await _threads(call).people.see(
             wedding, principal.user_id, principal.role, principal.name, principal.email
         )
-    return wedding, Viewer(principal.user_id, principal.role, frozenset(docs), moderator)
+    return wedding, Viewer(principal.actor, frozenset(docs), moderator)
 
 
 def _refusal(exc: ThreadError) -> ApiError:
@@ -205,9 +205,9 @@ def _choice(call: ApiCall, name: str, allowed: tuple[str, ...]) -> str | None:
 
 async def list_members(call: ApiCall) -> Response:
     wedding, viewer = await _viewer(call)
-    manager = call.state.permissions.can(viewer.role, "members.manage")
+    manager = call.state.permissions.can(viewer.actor.role, "members.manage")
     members = await _threads(call).people.members(wedding)
-    shown = [member_json(m, with_email=manager or m.sub == viewer.sub) for m in members]
+    shown = [member_json(m, with_email=manager or m.sub == viewer.actor.sub) for m in members]
     return json_response(MembersAnswer(shown))
 
 
@@ -256,7 +256,7 @@ async def preferences(call: ApiCall) -> Response:
     wedding, viewer = await _viewer(call)
     body = call.json(Preferences)
     member = await _threads(call).people.set_preferences(
-        wedding, viewer.sub, body.participation, body.email
+        wedding, viewer.actor.sub, body.participation, body.email
     )
     return json_response(member_json(member, with_email=True))
 
@@ -477,7 +477,7 @@ async def list_notifications(call: ApiCall) -> Response:
     limit = _int_query(call, "limit", 50, 1, 500)
     assert limit is not None
     items, count, following = await _threads(call).people.notifications(
-        wedding, viewer.sub, unread_only=unread == "true", after=after, limit=limit
+        wedding, viewer.actor.sub, unread_only=unread == "true", after=after, limit=limit
     )
     return json_response(
         NotificationsAnswer(items, count, None if following is None else str(following))
@@ -493,7 +493,7 @@ async def read_notifications(call: ApiCall) -> Response:
             if not all(i.isdigit() and len(i) < 19 for i in body.ids):
                 raise ApiError.field(400, "ids", "notification ids as given by the inbox")
             ids = [int(i) for i in body.ids]
-    marked = await _threads(call).people.read_notifications(wedding, viewer.sub, ids)
+    marked = await _threads(call).people.read_notifications(wedding, viewer.actor.sub, ids)
     return json_response(ReadAnswer(marked))
 
 

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
+from crdt_server.actor import Actor
 from crdt_server.core.connection import Connection
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.core.room import Room
@@ -155,9 +156,9 @@ class Threads(Extension):
         for anchor in anchors:
             if anchor["doc"] not in viewer.docs:
                 raise ThreadError(403, f"{anchor['doc']!r} is not open to you", "anchors")
-        subs = sorted({viewer.sub, *participants})
+        subs = sorted({viewer.actor.sub, *participants})
         known = {m.sub: m for m in await self.people.members(wedding)}
-        unknown = [s for s in subs if s not in known and s != viewer.sub]
+        unknown = [s for s in subs if s not in known and s != viewer.actor.sub]
         if unknown:
             raise ThreadError(422, f"not a member of this wedding: {unknown[0]!r}", "participants")
         tid = "t_" + secrets.token_hex(8)
@@ -175,7 +176,7 @@ class Threads(Extension):
                 found = yield Sql(
                     "SELECT fingerprint, thread FROM {t}thread_requests WHERE wedding = ?"
                     " AND sub = ? AND key = ? AND expires_at > ?",
-                    (wedding, viewer.sub, once[0], now),
+                    (wedding, viewer.actor.sub, once[0], now),
                 )
                 if found:
                     if found[0][0] != once[1]:
@@ -190,7 +191,7 @@ class Threads(Extension):
                     " expires_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (wedding, sub, key)"
                     " DO UPDATE SET fingerprint = excluded.fingerprint,"
                     " thread = excluded.thread, expires_at = excluded.expires_at",
-                    (wedding, viewer.sub, once[0], once[1], tid, now + IDEMPOTENCY_SECONDS),
+                    (wedding, viewer.actor.sub, once[0], once[1], tid, now + IDEMPOTENCY_SECONDS),
                 )
             yield Sql(
                 "INSERT INTO {t}threads (wedding, id, subject, kind, status, priority, anchors,"
@@ -204,8 +205,8 @@ class Threads(Extension):
                     priority,
                     json.dumps(anchors),
                     docs,
-                    viewer.sub,
-                    viewer.role,
+                    viewer.actor.sub,
+                    viewer.actor.role,
                     now,
                     now,
                 ),
@@ -240,8 +241,8 @@ class Threads(Extension):
             type_,
             json.dumps(data, separators=(",", ":")),
             doc,
-            sub=viewer.sub,
-            role=viewer.role,
+            sub=viewer.actor.sub,
+            role=viewer.actor.role,
             priority=priority,
             audience=audience_of(participants),
         )
@@ -267,14 +268,14 @@ class Threads(Extension):
         ]
         docs = [d for d in str(row[11]).split(",") if d]
         if any(d not in viewer.docs for d in docs) or (
-            not viewer.lead and viewer.sub not in participants
+            not viewer.lead and viewer.actor.sub not in participants
         ):
             raise ThreadError(404, "no such thread")
         return (*row[:11], participants)
 
     async def thread(self, wedding: str, tid: str, viewer: Viewer) -> dict[str, Any]:
         row = await self._visible_row(wedding, tid, viewer)
-        unread = await self._unread(wedding, [tid], viewer.sub)
+        unread = await self._unread(wedding, [tid], viewer.actor.sub)
         return await self._thread_json(wedding, row, unread.get(tid, 0))
 
     async def _thread_json(
@@ -328,7 +329,7 @@ class Threads(Extension):
                 " AND EXISTS (SELECT 1 FROM {t}thread_participants p WHERE p.wedding = t.wedding"
                 " AND p.thread = t.id AND p.sub = ?)"
             )
-            params.append(viewer.sub)
+            params.append(viewer.actor.sub)
         for column, value in (("status", status), ("kind", kind), ("priority", priority)):
             if value is not None:
                 sql += f" AND t.{column} = ?"
@@ -367,7 +368,7 @@ class Threads(Extension):
         params.append(limit)
         rows = await self.db.read(sql, *params)
         tids = [str(r[0]) for r in rows]
-        unread = await self._unread(wedding, tids, viewer.sub)
+        unread = await self._unread(wedding, tids, viewer.actor.sub)
         roles = {m.sub: m.role for m in await self.people.members(wedding)}
         members: dict[str, list[str]] = {tid: [] for tid in tids}
         if tids:
@@ -393,7 +394,7 @@ class Threads(Extension):
         row = await self._visible_row(wedding, tid, viewer)
         anchors = json.loads(row[5])
         before: list[str] = row[11]
-        manager = viewer.lead or viewer.moderator or viewer.sub == row[6]
+        manager = viewer.lead or viewer.moderator or viewer.actor.sub == row[6]
         if set(changes) - {"status"} and not manager:
             raise ThreadError(
                 403, "only its creator, the couple or the planner may change this thread"
@@ -460,8 +461,8 @@ class Threads(Extension):
             wedding,
             tid,
             viewer
-            if viewer.lead or viewer.sub in participants
-            else Viewer(viewer.sub, "planner", viewer.docs),
+            if viewer.lead or viewer.actor.sub in participants
+            else Viewer(Actor(viewer.actor.sub, "planner"), viewer.docs),
         )
 
     # -- messages -----------------------------------------------------------------------
@@ -505,7 +506,7 @@ class Threads(Extension):
         if row[3] == "archived":
             raise ThreadError(409, "this thread is archived")
         fingerprint = hashlib.sha256(
-            json.dumps([viewer.sub, body, reply_to, priority]).encode()
+            json.dumps([viewer.actor.sub, body, reply_to, priority]).encode()
         ).hexdigest()
         level = max(priority or "normal", row[4], key=RANK.__getitem__)
         members = {m.sub: m for m in await self.people.members(wedding)}
@@ -543,7 +544,7 @@ class Threads(Extension):
                 raise ThreadError(404, "no such thread")
             seq = int(counter[0][0])
             stored = (
-                mid, seq, viewer.sub, viewer.role, body, reply_to, now, None, 0, "{}",
+                mid, seq, viewer.actor.sub, viewer.actor.role, body, reply_to, now, None, 0, "{}",
                 json.dumps(mentions), level, fingerprint,
             )  # fmt: skip
             yield Sql(
@@ -551,14 +552,14 @@ class Threads(Extension):
                 " body, reply_to, mentions, priority, created_at, fingerprint)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    wedding, tid, mid, seq, viewer.sub, viewer.role, body, reply_to,
+                    wedding, tid, mid, seq, viewer.actor.sub, viewer.actor.role, body, reply_to,
                     json.dumps(mentions), level, now, fingerprint,
                 ),
             )  # fmt: skip
             yield Sql(
                 "INSERT INTO {t}thread_reads (wedding, thread, sub, up_to) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (wedding, thread, sub) DO UPDATE SET up_to = excluded.up_to",
-                (wedding, tid, viewer.sub, seq),
+                (wedding, tid, viewer.actor.sub, seq),
             )
             data = {
                 "thread": tid,
@@ -567,7 +568,9 @@ class Threads(Extension):
                 "body": body,
                 "reply_to": reply_to,
                 "mentions": mentions,
-                "unnotified_mentions": unnotified_mentions(viewer.sub, mentions, members, can_see),
+                "unnotified_mentions": unnotified_mentions(
+                    viewer.actor.sub, mentions, members, can_see
+                ),
             }
             yield Events(
                 [
@@ -577,12 +580,22 @@ class Threads(Extension):
                 ]
             )
             for sub, reason in recipients(
-                viewer, participants, members, mentions, parent_author, level, can_see
+                viewer.actor, participants, members, mentions, parent_author, level, can_see
             ).items():
                 yield Sql(
                     "INSERT INTO {t}thread_notifications (wedding, sub, reason, thread, message,"
                     " actor, actor_role, priority, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (wedding, sub, reason, tid, mid, viewer.sub, viewer.role, level, now),
+                    (
+                        wedding,
+                        sub,
+                        reason,
+                        tid,
+                        mid,
+                        viewer.actor.sub,
+                        viewer.actor.role,
+                        level,
+                        now,
+                    ),
                 )
                 member = members.get(sub)
                 if (
@@ -605,7 +618,7 @@ class Threads(Extension):
             self.outbox_wake.set()
             assert self._core is not None
             self._core.registry.bus.publish_event({"type": "threads.outbox", "wedding": wedding})
-        missed = unnotified_mentions(viewer.sub, json.loads(stored[10]), members, can_see)
+        missed = unnotified_mentions(viewer.actor.sub, json.loads(stored[10]), members, can_see)
         return {**message_json(stored, tid), "unnotified_mentions": missed}, created
 
     async def _own_message(
@@ -628,7 +641,7 @@ class Threads(Extension):
     ) -> dict[str, Any]:
         """Edit (``body``) or delete (``None``) a message: its author, or a moderator."""
         row, message = await self._own_message(wedding, tid, mid, viewer)
-        if message[2] != viewer.sub and not viewer.moderator:
+        if message[2] != viewer.actor.sub and not viewer.moderator:
             raise ThreadError(403, "only its author or a moderator may change a message")
         if message[8]:
             raise ThreadError(409, "this message was deleted")
@@ -676,9 +689,9 @@ class Threads(Extension):
             )
             reactions: dict[str, list[str]] = json.loads(current[0][0])
             subs = set(reactions.get(emoji, []))
-            if (viewer.sub in subs) == on:
+            if (viewer.actor.sub in subs) == on:
                 return False
-            subs = subs | {viewer.sub} if on else subs - {viewer.sub}
+            subs = subs | {viewer.actor.sub} if on else subs - {viewer.actor.sub}
             if subs:
                 reactions[emoji] = sorted(subs)
             else:
@@ -718,13 +731,13 @@ class Threads(Extension):
                 " ON CONFLICT (wedding, thread, sub) DO UPDATE SET up_to ="
                 " CASE WHEN excluded.up_to > {t}thread_reads.up_to THEN excluded.up_to"
                 " ELSE {t}thread_reads.up_to END",
-                (wedding, tid, viewer.sub, seq),
+                (wedding, tid, viewer.actor.sub, seq),
             )
             yield Sql(
                 "UPDATE {t}thread_notifications SET read = 1 WHERE wedding = ? AND sub = ?"
                 " AND thread = ? AND message IN (SELECT id FROM {t}thread_messages WHERE"
                 " wedding = ? AND thread = ? AND seq <= ?)",
-                (wedding, viewer.sub, tid, wedding, tid, seq),
+                (wedding, viewer.actor.sub, tid, wedding, tid, seq),
             )
 
         await self.db.write(tx())

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from pycrdt import Doc, Map
 
 from crdt_server.core.crdt import replay
-from crdt_server.core.hooks import Actor, Core, Extension, StoredBatch
+from crdt_server.core.hooks import Core, Extension, Sender, StoredBatch
 from crdt_server.core.room import Room
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.documents.restore import restore
@@ -173,14 +173,14 @@ class VersionKeeper(Extension):
         except NotKept:
             return None
 
-    async def restore(self, wedding: str, kind: str, seq: int, actor: Actor) -> Restored:
-        """Write one update, made as ``actor``, that makes the document equal to its state
+    async def restore(self, wedding: str, kind: str, seq: int, sender: Sender) -> Restored:
+        """Write one update, made as ``sender``, that makes the document equal to its state
         as of ``seq``; answered once committed. Raises :class:`NotKept`."""
         core = self._require_core()
         name = f"{wedding}/{kind}"
         used, target = await self.state_at(name, seq)
         changed = await core.weddings.edit(
-            name, lambda doc: restore(doc, kind, target, origin=actor.origin), actor
+            name, lambda doc: restore(doc, kind, target, origin=sender.origin), sender
         )
         event_log = self._event_log
         event_id = None
@@ -193,8 +193,8 @@ class VersionKeeper(Extension):
                         "document.restored",
                         json.dumps(data),
                         kind,
-                        sub=actor.sub,
-                        role=actor.role,
+                        sub=sender.actor.sub,
+                        role=sender.actor.role,
                     )
                 ]
             )

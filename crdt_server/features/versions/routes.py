@@ -19,11 +19,12 @@ import msgspec
 from msgspec import Meta
 from starlette.responses import Response
 
-from crdt_server.edge.bodies import ConflictActor, Seq
+from crdt_server.actor import Actor
+from crdt_server.edge.bodies import Seq
 from crdt_server.edge.documents import (
-    actor_of,
     capable_principal,
     readable_documents,
+    sender_of,
     writer_principal,
 )
 from crdt_server.edge.params import DocumentKind, WeddingId
@@ -41,7 +42,7 @@ class Version(msgspec.Struct, frozen=True):
     seq: int
     """The document is exactly as it was after this seq (use with ``?at=`` or restore)."""
     at: str
-    actors: list[ConflictActor]
+    actors: list[Actor]
     """Who changed the document since the previous restore point."""
 
 
@@ -92,10 +93,7 @@ async def list_versions(call: ApiCall, path: VersionedPath, query: VersionsQuery
     points = await call.state.extension(VersionKeeper).points(
         f"{path.wedding_id}/{path.doc}", before=query.after or None, limit=query.limit
     )
-    versions = [
-        Version(p.seq, rfc3339(p.at), [ConflictActor(sub, role) for sub, role in p.actors])
-        for p in points
-    ]
+    versions = [Version(p.seq, rfc3339(p.at), list(p.actors)) for p in points]
     following = points[-1].seq if len(points) == query.limit else None
     return json_response(VersionsAnswer(versions, following))
 
@@ -116,7 +114,7 @@ async def restore(call: ApiCall, path: VersionedPath, body: RestoreRequest) -> R
         raise Impossible("must be a seq (0 or more)", field="seq")
     keeper = call.state.extension(VersionKeeper)
     try:
-        done = await keeper.restore(path.wedding_id, path.doc, body.seq, actor_of(principal))
+        done = await keeper.restore(path.wedding_id, path.doc, body.seq, sender_of(principal))
     except NotKept as exc:
         raise NotFound("no state of this document is kept that far back", field="seq") from exc
     return json_response(RestoreAnswer(True, done.seq, done.changed, done.event))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from crdt_server.actor import Actor
 from crdt_server.storage.base import DocumentStore
 from crdt_server.storage.gateway import Gateway, Sql, Table, Tx, schema_of
 
@@ -36,12 +37,12 @@ VERSIONS = schema_of("versions", POINTS)
 class VersionPoint:
     """A restore point (without its state): the document's seq it is the state as of,
     when it was taken (Unix seconds) and who changed the document since the previous
-    point, as ``(sub, role)`` pairs."""
+    point (stored as ``[sub, role]`` pairs)."""
 
     doc: str
     seq: int
     at: float
-    actors: tuple[tuple[str, str], ...]
+    actors: tuple[Actor, ...]
 
 
 def to_thin(
@@ -76,7 +77,7 @@ class VersionStore:
 
     async def add(self, wedding: str, point: VersionPoint, state: bytes) -> bool:
         """Store a point (a second point at the same seq stores nothing); whether stored."""
-        actors = json.dumps([list(a) for a in point.actors])
+        actors = json.dumps([[a.sub, a.role] for a in point.actors])
         row = (point.doc, point.seq, wedding, point.at, actors, state)
         sql = "INSERT INTO {t}versions VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
         return await self._sql.run(_statements([(sql, row)])) == [1]
@@ -115,7 +116,7 @@ class VersionStore:
         )
         return [(int(r[0]), bytes(r[1])) for r in rows]
 
-    async def actors_between(self, doc: str, after: int, upto: int) -> list[tuple[str, str]]:
+    async def actors_between(self, doc: str, after: int, upto: int) -> list[Actor]:
         """Who changed the document with ``after < seq <= upto`` (from its history)."""
         rows = await self._sql.fetch(
             "SELECT DISTINCT sub, role FROM {t}history WHERE doc = ? AND seq > ? AND seq <= ?"
@@ -124,7 +125,7 @@ class VersionStore:
             after,
             upto,
         )
-        return [(str(r[0]), str(r[1])) for r in rows if r[0]]
+        return [Actor(str(r[0]), str(r[1])) for r in rows if r[0]]
 
     async def older_than(self, at: float) -> list[VersionPoint]:
         """Every point taken before ``at`` (what thinning looks at)."""
@@ -170,5 +171,5 @@ def _point(row: Any) -> VersionPoint:
         str(row[0]),
         int(row[1]),
         float(row[2]),
-        tuple((str(a[0]), str(a[1])) for a in actors),
+        tuple(Actor(str(a[0]), str(a[1])) for a in actors),
     )

@@ -15,9 +15,10 @@ import pytest
 import pytest_asyncio
 from pycrdt import Doc, Map
 
+from crdt_server.actor import Actor
 from crdt_server.documents import apply_operation
 from crdt_server.documents.model import Conflict
-from crdt_server.documents.resolution import Writer, suggest
+from crdt_server.documents.resolution import suggest
 from crdt_server.testing.tokens import TokenMinter
 from crdt_server.testing.waits import until
 from tests.server import ServerProcess
@@ -194,11 +195,11 @@ def test_the_hierarchy_unseats_the_lowest_roles_at_an_over_full_table() -> None:
         assignments[guest] = Map({"table_id": "t1"})
     conflict = Conflict("seating.table_over_capacity", ("seating/tables/t1",), "full")
     writers = {
-        "seating/assignments/g1": Writer("v", "vendor"),
-        "seating/assignments/g2": Writer("p", "planner"),
+        "seating/assignments/g1": Actor("v", "vendor"),
+        "seating/assignments/g2": Actor("p", "planner"),
     }
     found = suggest(conflict, writers, {"seating": doc})
-    assert found.keep == Writer("p", "planner")
+    assert found.keep == Actor("p", "planner")
     # g3's writer is unknown (last), then the vendor's g1
     assert found.ops == [
         {"op": "unassign_seat", "guest_id": "g1"},

@@ -329,16 +329,18 @@ def test_the_mirror_looks_only_at_the_entries_it_is_told_of() -> None:
 async def test_a_loaded_projection_follows_commits_of_other_processes() -> None:
     """Content another process committed (heard on the bus) reaches the projection, which
     then looks at every entry (no change records come with it)."""
+    from crdt_server.actor import Actor
     from crdt_server.codec.updates import inspect_update
-    from crdt_server.core.hooks import Actor, Core, Hooks
+    from crdt_server.core.hooks import Core, Hooks, Sender
     from crdt_server.core.weddings import WeddingService
+    from crdt_server.documents.domain import WEDDINGS
     from crdt_server.features.projections import Projections
     from crdt_server.testing.inprocess import in_process_server
 
     projections = Projections()
     hooks = Hooks([projections])
     async with in_process_server(hooks=hooks) as server:
-        weddings = WeddingService(server.registry, server.store)
+        weddings = WeddingService(server.registry, server.store, WEDDINGS)
         await hooks.start(Core(server.settings, server.store, server.registry, weddings))
         source = await server.registry.acquire("w1/guests")
         projection = await server.registry.acquire("w1/guests@vendor")
@@ -346,7 +348,7 @@ async def test_a_loaded_projection_follows_commits_of_other_processes() -> None:
         guests = writer.get("guests", type=Map)
         guests["g1"] = Map({"name": "Ann", "contact": PHONE})
         first = writer.get_update()
-        index = await source.apply(first, inspect_update(first), Actor("c", "couple", "c1"))
+        index = await source.apply(first, inspect_update(first), Sender(Actor("c", "couple"), "c1"))
         await source.wait_committed(index)
         await projections.current("w1/guests@vendor")
         state = writer.get_state()

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 
+from crdt_server.actor import Actor
 from crdt_server.features.threads.model import (
     Member,
-    Viewer,
     contains_pattern,
     mentions_in,
     recipients,
@@ -26,7 +26,7 @@ MEMBERS = {
         Member("a.b", "friend", "AB", None),
     )
 }
-FLO = Viewer("flo", "vendor", frozenset({"timeline"}))
+FLO = Actor("flo", "vendor")
 
 
 def test_mentions_name_members_once_and_drop_a_trailing_full_stop() -> None:

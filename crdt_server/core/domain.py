@@ -1,0 +1,90 @@
+"""What the core needs to know of the documents it serves, as narrow protocols.
+
+The core (rooms, the registry, :class:`~crdt_server.core.weddings.WeddingService`) knows no
+domain: which rooms hold documents of a domain, how to record what an update changed in
+one, how to show one as JSON and how to run an operation on one are given to it. The
+wedding domain implements :class:`Domain` (:data:`crdt_server.documents.domain.WEDDINGS`);
+the extensions that want change records name it (:attr:`Extension.domain
+<crdt_server.core.hooks.Extension.domain>`), and ``app.py`` gives it to the
+``WeddingService``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any, Protocol
+
+from pycrdt import Doc
+
+__all__ = ["ChangeRecord", "Domain", "Recorder"]
+
+
+class ChangeRecord(Protocol):
+    """What one integration changed in one entry of a document, as the domain records it.
+
+    The core only carries records from the :class:`Recorder` to the hooks
+    (:attr:`PendingUpdate.changes <crdt_server.core.hooks.PendingUpdate.changes>`); a
+    feature that reads more than which entry changed narrows them to the domain's own type
+    (:func:`crdt_server.documents.changes.entry_changes`).
+    """
+
+    @property
+    def root(self) -> str:
+        """The root of the document the entry is in."""
+        ...
+
+    @property
+    def id(self) -> str:
+        """The entry's key in its root."""
+        ...
+
+
+class Recorder(Protocol):
+    """Collects the change records of one document's integrations, until taken."""
+
+    def take(self) -> Sequence[ChangeRecord]:
+        """The records collected since the last call (then forgotten)."""
+        ...
+
+    def discard(self) -> None:
+        """Forget what was collected."""
+        ...
+
+    def close(self) -> None:
+        """Stop observing the document."""
+        ...
+
+
+class Domain(Protocol):
+    """The documents a server serves: their kinds, and what the core does with one."""
+
+    @property
+    def kinds(self) -> Collection[str]:
+        """The document kinds of the domain (a room ``{wedding}/{kind}``), in their order;
+        other rooms (derived ones, unknown kinds) are synced but neither recorded nor
+        watched for races."""
+        ...
+
+    def recorder(
+        self, doc: Doc[Any], kind: str, on_error: Callable[[BaseException], None]
+    ) -> Recorder:
+        """A recorder of ``doc`` (a document of ``kind``, one of :attr:`kinds`); it tells
+        ``on_error`` of what it could not read and must never raise into pycrdt."""
+        ...
+
+    def to_json(self, doc: Doc[Any], kind: str, *, rich: bool = False) -> dict[str, Any]:
+        """The document as JSON (never raises on what clients stored)."""
+        ...
+
+    def operate(
+        self, doc: Doc[Any], kind: str, op: Mapping[str, Any], *, origin: str
+    ) -> dict[str, Any]:
+        """Run the operation ``op`` on ``doc`` in one transaction of ``origin``; raises
+        the domain's error (nothing changed) for an invalid one."""
+        ...
+
+    def forget(self, doc: Doc[Any], kind: str, person: str) -> bool:
+        """Remove everything ``doc`` (a document of ``kind``) holds of one person of the
+        domain (a wedding's guest: their entry, their seat); whether anything was there.
+        The erasure runs it on every document of the wedding, then folds their logs."""
+        ...

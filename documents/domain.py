@@ -1,0 +1,64 @@
+"""The wedding domain as the sync core sees it (``crdt_server.core.domain.Domain``).
+
+The core knows no domain: it is given this value (by the extensions that want change
+records, and by the app to its ``WeddingService``) and asks it which rooms hold wedding
+documents, for a recorder of what each update changed, for a document's JSON view and to
+run an operation. It is defined here, beside what it wraps, so that the core never imports
+this package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pycrdt import Doc, Map
+
+from .changes import ChangeRecorder
+from .jsonio import to_json
+from .model import DOCUMENT_KINDS
+from .operations import apply_operation
+
+__all__ = ["WEDDINGS", "WeddingDomain"]
+
+
+class WeddingDomain:
+    """The four documents of a wedding (:data:`DOCUMENT_KINDS`)."""
+
+    __slots__ = ()
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return DOCUMENT_KINDS
+
+    def recorder(
+        self, doc: Doc[Any], kind: str, on_error: Callable[[BaseException], None]
+    ) -> ChangeRecorder:
+        return ChangeRecorder(doc, kind, on_error=on_error)
+
+    def to_json(self, doc: Doc[Any], kind: str, *, rich: bool = False) -> dict[str, Any]:
+        return to_json(doc, kind, rich=rich)
+
+    def operate(
+        self, doc: Doc[Any], kind: str, op: Mapping[str, Any], *, origin: str
+    ) -> dict[str, Any]:
+        return apply_operation(doc, kind, op, origin=origin)
+
+    def forget(self, doc: Doc[Any], kind: str, person: str) -> bool:
+        root = _PERSON_ROOTS.get(kind)
+        if root is None:
+            return False
+        entries = doc.get(root, type=Map)
+        if person not in entries:
+            return False
+        del entries[person]
+        return True
+
+
+_PERSON_ROOTS = {"guests": "guests", "seating": "assignments"}
+"""Where a guest is, by document kind: their entry (keyed by guest id) and their seat
+(assignments are keyed by guest id too). The timeline and the budget name no guest."""
+
+
+WEDDINGS = WeddingDomain()
+"""The wedding domain (one value: the extensions that name it must name the same one)."""

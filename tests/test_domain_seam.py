@@ -1,0 +1,108 @@
+"""The core knows no domain: change records come from the domain the extensions name."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from pycrdt import Doc, Map
+
+from crdt_server.actor import Actor
+from crdt_server.cluster.bus import LocalBus
+from crdt_server.codec.updates import inspect_update
+from crdt_server.core.domain import ChangeRecord
+from crdt_server.core.hooks import Extension, Hooks, PendingUpdate, Sender
+from crdt_server.core.room import Room
+from crdt_server.documents.changes import EntryChange, entry_changes
+from crdt_server.documents.domain import WEDDINGS, WeddingDomain
+from crdt_server.settings import Settings
+from crdt_server.storage import NewEvent, SqliteStore
+
+ANN = Sender(Actor("ann", "couple"), "c1")
+
+
+class Recording(Extension):
+    """Keeps the change records of every committed update."""
+
+    name = "recording"
+    wants_changes = True
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[Sender, Sequence[ChangeRecord]]] = []
+
+    def on_commit(self, room: Room, batch: Sequence[PendingUpdate]) -> Sequence[NewEvent]:
+        for update in batch:
+            self.seen += update.changes
+        return ()
+
+
+class WeddingRecording(Recording):
+    domain = WEDDINGS
+
+
+@pytest_asyncio.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    sqlite = SqliteStore(tmp_path / "seam.sqlite3")
+    await sqlite.open()
+    yield sqlite
+    await sqlite.close()
+
+
+async def _add_guest(store: SqliteStore, extension: Recording, room_name: str) -> None:
+    room = await Room.load(
+        room_name, store, Settings(), LocalBus(), lambda _: None, hooks=Hooks([extension])
+    )
+    doc = Doc()
+    doc.get("guests", type=Map)["g1"] = Map({"name": "Ann"})
+    update = doc.get_update()
+    await room.wait_committed(await room.apply(update, inspect_update(update), ANN))
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_the_named_domain_records_what_each_update_changed(store: SqliteStore) -> None:
+    extension = WeddingRecording()
+    await _add_guest(store, extension, "w1/guests")
+    [(sender, records)] = extension.seen
+    assert sender == ANN
+    [change] = entry_changes(records)
+    assert isinstance(change, EntryChange)
+    assert (change.root, change.id, change.action) == ("guests", "g1", "added")
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_without_a_domain_or_outside_its_kinds_nothing_is_recorded(
+    store: SqliteStore,
+) -> None:
+    bare = Recording()  # wants changes, names no domain: the core cannot record any
+    await _add_guest(store, bare, "w1/guests")
+    assert bare.seen == []
+    other = WeddingRecording()  # a room of no kind of the domain
+    await _add_guest(store, other, "w1/scratchpad")
+    assert other.seen == []
+
+
+@pytest.mark.timeout(10)
+def test_the_extensions_of_one_server_name_one_domain() -> None:
+    class Elsewhere(Extension):
+        domain = WeddingDomain()  # another value: a second domain
+
+    assert Hooks([WeddingRecording(), WeddingRecording()]).domain is WEDDINGS
+    with pytest.raises(ValueError, match="different domains"):
+        Hooks([WeddingRecording(), Elsewhere()])
+
+
+def test_the_domain_says_where_a_guest_is_for_the_erasure() -> None:
+    """The core's erasure asks the domain to forget a guest in each of its documents."""
+    docs = {kind: Doc() for kind in WEDDINGS.kinds}
+    docs["guests"].get("guests", type=Map)["g1"] = Map({"name": "Ann"})
+    docs["seating"].get("assignments", type=Map)["g1"] = "t1"
+    docs["seating"].get("assignments", type=Map)["g2"] = "t1"
+    forgot = {kind: WEDDINGS.forget(doc, kind, "g1") for kind, doc in docs.items()}
+    assert forgot == {"timeline": False, "budget": False, "guests": True, "seating": True}
+    assert dict(docs["guests"].get("guests", type=Map)) == {}
+    assert dict(docs["seating"].get("assignments", type=Map)) == {"g2": "t1"}
+    assert not WEDDINGS.forget(docs["guests"], "guests", "g1")  # nothing left to forget
