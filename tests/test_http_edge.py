@@ -288,6 +288,36 @@ async def test_event_filters_and_resume_positions_are_bounded(
     assert server.alive
 
 
+@pytest.mark.asyncio(loop_scope="module")
+async def test_typed_parameters_name_the_one_at_fault(
+    edge: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    _, http = edge
+    doc = WEDDING.at("/docs/guests")
+    for params, field in (
+        ({"format": "html"}, "format"),
+        ({"at": "x"}, "at"),
+        ({"at": "-1"}, "at"),
+        ({"at": str(2**63)}, "at"),
+    ):
+        assert_problem(await http.get(doc, params=params, headers=auth()), 400, field)
+    assert_problem(await http.get(f"{doc}/history?limit=x", headers=auth()), 400, "limit")
+    # The history's limit is clamped, not refused (as it always was).
+    for limit in ("0", "5000"):
+        clamped = await http.get(f"{doc}/history", params={"limit": limit}, headers=auth())
+        assert clamped.status_code == 200, clamped.text
+    events = WEDDING.at("/events")
+    for params in ({"limit": "0"}, {"limit": "501"}, {"after": "-1"}):
+        (field,) = params
+        assert_problem(await http.get(events, params=params, headers=auth()), 400, field)
+    # A path parameter that cannot be one is a 404 naming it.
+    assert_problem(await http.get(WEDDING.at("/docs/menu"), headers=auth()), 404, "doc")
+    bad_id = WEDDING.at("/conflicts/not-an-id/resolve")
+    refused = await http.post(bad_id, json={"acknowledge": True}, headers=auth())
+    assert_problem(refused, 404, "conflict_id")
+    assert_problem(await http.get("/api/weddings/-w/presence", headers=auth()), 404, "wedding_id")
+
+
 @pytest.mark.asyncio
 async def test_nul_characters_are_4xx_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
     env = {**BASE_ENV, "CRDT_SERVER_DATABASE_URL": postgres_url}

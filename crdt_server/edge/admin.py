@@ -17,18 +17,31 @@ from crdt_server.edge.bodies import (
     SessionRequest,
 )
 from crdt_server.edge.links import public_url
+from crdt_server.edge.params import WeddingPath
 from crdt_server.edge.problems import ApiError
-from crdt_server.edge.routing import ApiCall, ApiRoute, json_response, wedding_path
+from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.storage import StoreError
 
 __all__ = ["ApiError", "admin_routes"]
 # ``ApiError`` stays importable from here (its home was this module) for one release.
 
+admin_routes = Routes()
+_ADMIN = (401, 403, 404, 429)
 
-async def create_session(call: ApiCall) -> Response:
+
+@admin_routes.post(
+    "/api/weddings/{wedding_id}/sessions",
+    "createSession",
+    "Mint a short-lived token for an app's user (admin API key)",
+    family="admin",
+    security="admin",
+    response_model=SessionAnswer,
+    status=201,
+    errors=(400, *_ADMIN, 413, 422),
+)
+async def create_session(call: ApiCall, path: WeddingPath, body: SessionRequest) -> Response:
     """Mint a short-lived token for one of the app's users, for one wedding."""
-    wedding_id = wedding_path(call)
-    body = call.json(SessionRequest)
+    wedding_id = path.wedding_id
     settings = call.state.settings
     ttl = settings.token_ttl_seconds if body.ttl is None else body.ttl
     if ttl > settings.token_ttl_seconds:
@@ -57,48 +70,20 @@ async def create_session(call: ApiCall) -> Response:
     return json_response(answer, status_code=201)
 
 
-async def revoke(call: ApiCall) -> Response:
+@admin_routes.post(
+    "/api/admin/revoke",
+    "revokeSessions",
+    "Close a user's sessions with 4401 and refuse their older tokens",
+    family="admin",
+    security="admin",
+    response_model=RevokeAnswer,
+    errors=(400, 401, 403, 413, 422, 429, 503),
+)
+async def revoke(call: ApiCall, body: RevokeRequest) -> Response:
     """Close a user's open connections with 4401 and refuse their older tokens (stored
     first: a restart or another process cannot forget it)."""
-    body = call.json(RevokeRequest)
     try:
         at, closed = await call.state.erasures.revoke(body.sub, body.wedding)
     except StoreError as exc:
         raise ApiError(503, "the store could not record the revocation, retry") from exc
     return json_response(RevokeAnswer(sub=body.sub, wedding=body.wedding, closed=closed, at=at))
-
-
-_ADMIN = (401, 403, 404, 429)
-
-
-def admin_routes() -> list[ApiRoute]:
-    """The admin routes of the HTTP API."""
-    return [
-        ApiRoute(
-            "POST",
-            "/api/weddings/{wedding_id}/sessions",
-            "createSession",
-            "Mint a short-lived token for an app's user (admin API key)",
-            create_session,
-            "admin",
-            security="admin",
-            body="json",
-            request_model=SessionRequest,
-            response_model=SessionAnswer,
-            status=201,
-            errors=(400, *_ADMIN, 413, 422),
-        ),
-        ApiRoute(
-            "POST",
-            "/api/admin/revoke",
-            "revokeSessions",
-            "Close a user's sessions with 4401 and refuse their older tokens",
-            revoke,
-            "admin",
-            security="admin",
-            body="json",
-            request_model=RevokeRequest,
-            response_model=RevokeAnswer,
-            errors=(400, 401, 403, 413, 422, 429, 503),
-        ),
-    ]

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from importlib.resources import files
-from typing import Any
+from typing import Any, Literal
 
+import msgspec
 from starlette.responses import Response
 
-from crdt_server.edge.problems import ApiError
-from crdt_server.edge.routing import ApiCall, ApiRoute, json_response
+from crdt_server.edge.routing import ApiCall, ApiRoute, Routes, json_response
 
 __all__ = ["reference_routes"]
 
@@ -40,57 +40,56 @@ _SECURITY_HEADERS = {
 }
 
 
+_pages = Routes()
+"""The page and its assets: not API operations, so left out of the OpenAPI document."""
+
+
+class AssetPath(msgspec.Struct, frozen=True):
+    asset: Literal["reference.js", "reference.css"]
+
+
+@_pages.get(
+    "/docs",
+    "docs",
+    "The API reference page",
+    family="public",
+    security="none",
+    media_type="text/html",
+    in_schema=False,
+)
 async def page(call: ApiCall) -> Response:
     return Response(_PAGE, media_type="text/html", headers=_SECURITY_HEADERS)
 
 
-async def asset(call: ApiCall) -> Response:
-    name = call.path("asset")
-    media_type = _ASSETS.get(name)
-    if media_type is None:
-        raise ApiError(404, "no such asset")
-    data = files("crdt_server.edge").joinpath("static", name).read_bytes()
-    return Response(data, media_type=media_type, headers=_SECURITY_HEADERS)
+@_pages.get(
+    "/docs/{asset}",
+    "docsAsset",
+    "An asset of the reference page",
+    family="public",
+    security="none",
+    media_type="text/plain",
+    in_schema=False,
+)
+async def asset(call: ApiCall, path: AssetPath) -> Response:
+    data = files("crdt_server.edge").joinpath("static", path.asset).read_bytes()
+    return Response(data, media_type=_ASSETS[path.asset], headers=_SECURITY_HEADERS)
 
 
 def reference_routes(document: Callable[[], dict[str, Any]]) -> list[ApiRoute]:
     """``/openapi.json`` (the generated ``document()``, itself one of the routes it
-    describes), ``/docs`` and its assets."""
+    describes), ``/docs`` and its assets. A function, not a :class:`Routes` value: the
+    document is the app's, made from its route table, this route included."""
+    routes = Routes()
 
+    @routes.get(
+        "/openapi.json",
+        "openapi",
+        "This OpenAPI document",
+        family="public",
+        security="none",
+        response_model=dict[str, Any],
+    )
     async def openapi(call: ApiCall) -> Response:
         return json_response(document())
 
-    return [
-        ApiRoute(
-            "GET",
-            "/openapi.json",
-            "openapi",
-            "This OpenAPI document",
-            openapi,
-            "public",
-            "none",
-            response_model=dict[str, Any],
-        ),
-        ApiRoute(
-            "GET",
-            "/docs",
-            "docs",
-            "The API reference page",
-            page,
-            "public",
-            "none",
-            media_type="text/html",
-            in_schema=False,
-        ),
-        ApiRoute(
-            "GET",
-            "/docs/{asset}",
-            "docsAsset",
-            "An asset of the reference page",
-            asset,
-            "public",
-            "none",
-            media_type="text/plain",
-            in_schema=False,
-        ),
-    ]
+    return [*routes, *_pages]

@@ -8,8 +8,10 @@ routes that change it. Every change is answered only after it is committed.
 from __future__ import annotations
 
 import base64
-from typing import Any, Protocol, runtime_checkable
+from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
 from pycrdt import Doc
 from starlette.responses import Response
 
@@ -27,15 +29,9 @@ from crdt_server.edge.bodies import (
     UpdateAnswer,
     base64_field,
 )
+from crdt_server.edge.params import DocPath
 from crdt_server.edge.problems import ApiError
-from crdt_server.edge.routing import (
-    BINARY,
-    ApiCall,
-    ApiRoute,
-    QueryParam,
-    binary_response,
-    json_response,
-)
+from crdt_server.edge.routing import BINARY, ApiCall, Routes, binary_response, json_response
 from crdt_server.edge.upgrade import projector_of
 from crdt_server.errors import PeerError
 from crdt_server.names import document_name, valid_wedding_id
@@ -56,16 +52,17 @@ def _principal(call: ApiCall, wedding_id: str, doc: str, *, write: bool) -> Prin
     return principal
 
 
-def _document(call: ApiCall, *, write: bool) -> tuple[str, str, Principal]:
-    wedding_id, doc = call.path("wedding_id"), call.path("doc")
-    return f"{wedding_id}/{doc}", doc, _principal(call, wedding_id, doc, write=write)
+def _document(call: ApiCall, path: DocPath, *, write: bool) -> tuple[str, Principal]:
+    """The room's name and the caller as seen by it (403 if it may not read, or write)."""
+    principal = _principal(call, path.wedding_id, path.doc, write=write)
+    return f"{path.wedding_id}/{path.doc}", principal
 
 
-async def _readable_room(call: ApiCall, name: str, doc: str, principal: Principal) -> str:
-    """The room ``principal`` reads ``name`` from: the document itself, or, where fields of
-    it are hidden from its role, its projection (brought up to date first)."""
+async def _readable_room(call: ApiCall, path: DocPath, principal: Principal) -> str:
+    """The room ``principal`` reads the document from: the document itself, or, where
+    fields of it are hidden from its role, its projection (brought up to date first)."""
     projections = projector_of(call.state.hooks.extensions)
-    wedding_id = call.path("wedding_id")
+    wedding_id, doc, name = path.wedding_id, path.doc, f"{path.wedding_id}/{path.doc}"
     projected = projections and projections.room_for(wedding_id, doc, principal.role)
     if not projected:
         return name
@@ -121,19 +118,53 @@ def sender_of(principal: Principal) -> Sender:
     return Sender(principal.actor, f"http:{principal.user_id}")
 
 
-async def read_document(call: ApiCall) -> Response:
-    name, doc, principal = _document(call, write=False)
-    if "at" in call.request.query_params:
-        return await _read_version(call, name, doc, principal)
-    room = await _readable_room(call, name, doc, principal)
+document_routes = Routes()
+_DOC = "/api/weddings/{wedding_id}/docs/{doc}"
+
+
+class ReadQuery(msgspec.Struct, frozen=True):
+    at: (
+        Annotated[
+            int,
+            Meta(
+                ge=0,
+                le=2**62,
+                description="read the document as of this seq (header Version-Seq: the seq "
+                "it is exactly the state of)",
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    format: Annotated[
+        Literal["plain", "rich"],
+        Meta(
+            description="how texts the schema does not know are shown under `other`: `plain` "
+            "as their string, `rich` as `{text, delta}` (formats and embeds)"
+        ),
+    ] = "plain"
+
+
+@document_routes.get(
+    _DOC,
+    "readDocument",
+    "Read a document: JSON, or a binary Yjs update with Accept: application/octet-stream",
+    family="read",
+    response_model=DocumentAnswer,
+    binary_response=True,
+    errors=(400, *_AUTH, 503),
+)
+async def read_document(call: ApiCall, path: DocPath, query: ReadQuery) -> Response:
+    _, principal = _document(call, path, write=False)
+    doc, rich = path.doc, query.format == "rich"
+    if query.at is not UNSET:
+        return await _read_version(call, path, query.at, rich, principal)
+    room = await _readable_room(call, path, principal)
     if BINARY in call.request.headers.get("accept", ""):
         return binary_response(await call.state.weddings.snapshot(room))
-    rich = _rich(call)
-    wedding_id = call.path("wedding_id")
+    weddings = call.state.weddings
     if doc not in DOCUMENT_KINDS:
-        view = await call.state.weddings.read_json(wedding_id, doc, rich=rich)
-        return json_response(view)
-    view, state = await call.state.weddings.read_json_at(wedding_id, doc, rich=rich, room=room)
+        return json_response(await weddings.read_json(path.wedding_id, doc, rich=rich))
+    view, state = await weddings.read_json_at(path.wedding_id, doc, rich=rich, room=room)
     response = json_response(_visible(call, view, doc, principal))
     # What an index into one of its texts was counted against (splice_notes).
     response.headers[STATE_VECTOR_HEADER] = base64.b64encode(state).decode()
@@ -165,26 +196,18 @@ class PastStates(Protocol):
         nothing that old is kept."""
 
 
-def _rich(call: ApiCall) -> bool:
-    """``?format=rich``: texts shown as ``{"text", "delta"}`` (default ``plain``)."""
-    shown = call.request.query_params.get("format", "plain")
-    if shown not in ("plain", "rich"):
-        raise ApiError.field(400, "format", "must be 'plain' or 'rich'")
-    return shown == "rich"
-
-
-async def _read_version(call: ApiCall, name: str, doc: str, principal: Principal) -> Response:
+async def _read_version(
+    call: ApiCall, path: DocPath, at: int, rich: bool, principal: Principal
+) -> Response:
     """The document as of ``?at=SEQ``; the ``Version-Seq`` header says which seq's state
     it is exactly (the newest at or before ``SEQ`` that is kept)."""
-    raw = call.request.query_params["at"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise ApiError.field(400, "at", "must be a seq (a whole number)")
+    doc = path.doc
     if doc not in DOCUMENT_KINDS:
         raise ApiError.field(400, "at", f"{doc!r} keeps no versions")
     keeper = call.state.find(PastStates)  # type: ignore[type-abstract]  # a protocol
     if keeper is None:
         raise ApiError.field(400, "at", "this server keeps no versions")
-    found = await keeper.past_state(name, int(raw))
+    found = await keeper.past_state(f"{path.wedding_id}/{doc}", at)
     if found is None:
         raise ApiError.field(404, "at", "no state of this document is kept that far back")
     seq, state = found
@@ -195,14 +218,24 @@ async def _read_version(call: ApiCall, name: str, doc: str, principal: Principal
             raise ApiError(403, f"earlier versions of {doc!r} are open to you as JSON only")
         response = binary_response(state.get_update())
     else:
-        view = to_json(state, doc, rich=_rich(call))
+        view = to_json(state, doc, rich=rich)
         response = json_response(_visible(call, view, doc, principal))
     response.headers.update(headers)
     return response
 
 
-async def apply_update(call: ApiCall) -> Response:
-    name, _, principal = _document(call, write=True)
+@document_routes.post(
+    f"{_DOC}/update",
+    "applyUpdate",
+    "Apply a binary Yjs update (answered once committed, then broadcast)",
+    family="write",
+    body="update",
+    binary_request=True,
+    response_model=UpdateAnswer,
+    errors=(400, *_AUTH, 413, 503),
+)
+async def apply_update(call: ApiCall, path: DocPath) -> Response:
+    name, principal = _document(call, path, write=True)
     if not call.body:
         raise ApiError.field(400, "body", "the body must be a binary Yjs update")
     changed = await call.state.weddings.apply_update(name, call.body, sender_of(principal))
@@ -219,10 +252,24 @@ def _var_bytes(body: bytes, pos: int) -> tuple[bytes, int]:
     return body[pos : pos + length], pos + length
 
 
-async def sync(call: ApiCall) -> Response:
+@document_routes.post(
+    f"{_DOC}/sync",
+    "syncDocument",
+    "Offline-first sync: send a state vector and a pending update, receive what is "
+    "missing (JSON with base64, or binary: two lib0 varUint8Arrays each way)",
+    family="write",
+    body="update",
+    request_model=SyncRequest,
+    binary_request=True,
+    response_model=SyncAnswer,
+    binary_response=True,
+    errors=(400, *_AUTH, 413, 422, 503),
+)
+async def sync(call: ApiCall, path: DocPath) -> Response:
     """The client sends its state vector and pending update; gets what it is missing."""
     # A read-only client may sync down; its pending update must then be empty.
-    name, doc, principal = _document(call, write=False)
+    name, principal = _document(call, path, write=False)
+    doc = path.doc
     binary = call.request.headers.get("content-type", "").startswith(BINARY)
     if binary:
         state_vector, pos = _var_bytes(call.body, 0)
@@ -230,12 +277,13 @@ async def sync(call: ApiCall) -> Response:
         if pos != len(call.body):
             raise ApiError.field(400, "body", "trailing bytes after the binary sync body")
     else:
+        # Not a typed ``body`` parameter: the body is JSON or binary (its content type says).
         request = call.json(SyncRequest)
         state_vector = base64_field(request.state_vector, "state_vector")
         update = base64_field(request.update, "update")
     if update and not principal.can_write:
         raise ApiError(403, f"{doc!r} is read-only for you")
-    room = await _readable_room(call, name, doc, principal)
+    room = await _readable_room(call, path, principal)
     if update and room != name:
         raise ApiError(403, f"{doc!r} is read-only for you (you read it without some fields)")
     weddings = call.state.weddings
@@ -252,113 +300,41 @@ async def sync(call: ApiCall) -> Response:
     )
 
 
-async def operate(call: ApiCall) -> Response:
-    _, doc, principal = _document(call, write=True)
-    # The domain checks the operation itself (400 malformed, 422 impossible): the
-    # OperationRequest model only documents its envelope.
+@document_routes.post(
+    f"{_DOC}/ops",
+    "runOperation",
+    'Run a domain operation, e.g. {"op": "add_guest", "name": "Ann Lee"}; '
+    "400 malformed, 422 impossible (nothing changed)",
+    family="write",
+    body="json",
+    request_model=OperationRequest,
+    response_model=OperationAnswer,
+    errors=(400, *_AUTH, 413, 422, 503),
+)
+async def operate(call: ApiCall, path: DocPath) -> Response:
+    _, principal = _document(call, path, write=True)
+    # The domain checks the operation itself (400 malformed, 422 impossible, naming the
+    # field): the OperationRequest model only documents its envelope, so the body is read
+    # as any object rather than as a typed ``body`` parameter.
     op = call.json(dict[str, object])
-    result = await call.state.weddings.operate(
-        call.path("wedding_id"), doc, op, sender_of(principal)
-    )
+    weddings = call.state.weddings
+    result = await weddings.operate(path.wedding_id, path.doc, op, sender_of(principal))
     return json_response(OperationAnswer(committed=True, result=result))
 
 
-async def history(call: ApiCall) -> Response:
-    name, _, _ = _document(call, write=False)
-    try:
-        limit = int(call.request.query_params.get("limit", "100"))
-    except ValueError as exc:
-        raise ApiError.field(400, "limit", "must be a whole number") from exc
-    entries = await call.state.store.history(name, max(1, min(limit, 1000)))
+class HistoryQuery(msgspec.Struct, frozen=True):
+    limit: Annotated[int, Meta(description="most entries to return (clamped to 1 to 1000)")] = 100
+
+
+@document_routes.get(
+    f"{_DOC}/history",
+    "readHistory",
+    "Who changed the document, when (newest first)",
+    family="read",
+    response_model=HistoryAnswer,
+    errors=(400, *_AUTH, 503),
+)
+async def history(call: ApiCall, path: DocPath, query: HistoryQuery) -> Response:
+    name, _ = _document(call, path, write=False)
+    entries = await call.state.store.history(name, max(1, min(query.limit, 1000)))
     return json_response(HistoryAnswer(history=list(entries)))
-
-
-_DOC = "/api/weddings/{wedding_id}/docs/{doc}"
-
-
-def document_routes() -> list[ApiRoute]:
-    """The document routes of the HTTP API."""
-    return [
-        ApiRoute(
-            "GET",
-            _DOC,
-            "readDocument",
-            "Read a document: JSON, or a binary Yjs update with Accept: application/octet-stream",
-            read_document,
-            "read",
-            response_model=DocumentAnswer,
-            binary_response=True,
-            query=(
-                QueryParam(
-                    "at",
-                    {"type": "integer", "minimum": 0},
-                    "read the document as of this seq (header Version-Seq: the seq it is "
-                    "exactly the state of)",
-                ),
-                QueryParam(
-                    "format",
-                    {"type": "string", "enum": ["plain", "rich"], "default": "plain"},
-                    "how texts the schema does not know are shown under `other`: `plain` as"
-                    " their string, `rich` as `{text, delta}` (formats and embeds)",
-                ),
-            ),
-            errors=(400, *_AUTH, 503),
-        ),
-        ApiRoute(
-            "POST",
-            f"{_DOC}/update",
-            "applyUpdate",
-            "Apply a binary Yjs update (answered once committed, then broadcast)",
-            apply_update,
-            "write",
-            body="update",
-            binary_request=True,
-            response_model=UpdateAnswer,
-            errors=(400, *_AUTH, 413, 503),
-        ),
-        ApiRoute(
-            "POST",
-            f"{_DOC}/sync",
-            "syncDocument",
-            "Offline-first sync: send a state vector and a pending update, receive what is "
-            "missing (JSON with base64, or binary: two lib0 varUint8Arrays each way)",
-            sync,
-            "write",
-            body="update",
-            request_model=SyncRequest,
-            binary_request=True,
-            response_model=SyncAnswer,
-            binary_response=True,
-            errors=(400, *_AUTH, 413, 422, 503),
-        ),
-        ApiRoute(
-            "POST",
-            f"{_DOC}/ops",
-            "runOperation",
-            'Run a domain operation, e.g. {"op": "add_guest", "name": "Ann Lee"}; '
-            "400 malformed, 422 impossible (nothing changed)",
-            operate,
-            "write",
-            body="json",
-            request_model=OperationRequest,
-            response_model=OperationAnswer,
-            errors=(400, *_AUTH, 413, 422, 503),
-        ),
-        ApiRoute(
-            "GET",
-            f"{_DOC}/history",
-            "readHistory",
-            "Who changed the document, when (newest first)",
-            history,
-            "read",
-            response_model=HistoryAnswer,
-            query=(
-                QueryParam(
-                    "limit",
-                    {"type": "integer", "default": 100},
-                    "most entries to return (clamped to 1 to 1000)",
-                ),
-            ),
-            errors=(400, *_AUTH, 503),
-        ),
-    ]

@@ -15,7 +15,10 @@ Every other request under ``/api/weddings/{id}`` for an erased wedding is answer
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
+import msgspec
+from msgspec import Meta
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -25,8 +28,9 @@ from crdt_server.edge.bodies import (
     GuestErasureAnswer,
     TombstoneAnswer,
 )
+from crdt_server.edge.params import WeddingId, WeddingPath
 from crdt_server.edge.problems import ApiError, problem_response
-from crdt_server.edge.routing import ApiCall, ApiRoute, json_response, wedding_path
+from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.edge.state import state_of_scope
 from crdt_server.storage import StoreError
 
@@ -35,11 +39,34 @@ __all__ = ["TombstoneGuard", "erasure_routes"]
 _WEDDING_PATH = re.compile(r"^/api/weddings/([^/]+)(/.*)?$")
 _ALWAYS_OPEN = re.compile(r"^/(erasure|tombstone)$")
 _GUEST_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_ADMIN = (401, 403, 404, 429)
+_WEDDING = "/api/weddings/{wedding_id}"
+
+erasure_routes = Routes()
 
 
-async def erase_wedding(call: ApiCall) -> Response:
+class GuestErasurePath(msgspec.Struct, frozen=True):
+    wedding_id: WeddingId
+    guest_id: Annotated[
+        str,
+        # Documented, and checked by the handler: a malformed guest id is a 400 naming it
+        # (clients rely on it), where a typed path parameter would be a 404.
+        Meta(description="a guest id", extra_json_schema={"pattern": _GUEST_ID.pattern}),
+    ]
+
+
+@erasure_routes.delete(
+    _WEDDING,
+    "deleteWedding",
+    "Erase a wedding (documents, history, events, bytes on disk) and tombstone its id",
+    family="admin",
+    security="admin",
+    response_model=ErasureAnswer,
+    errors=(*_ADMIN, 503),
+)
+async def erase_wedding(call: ApiCall, path: WeddingPath) -> Response:
     """Erase every document, history row, event and stored byte of a wedding; tombstone it."""
-    wedding_id = wedding_path(call)
+    wedding_id = path.wedding_id
     try:
         documents, scrubbed = await call.state.erasures.erase_wedding(wedding_id)
     except StoreError as exc:
@@ -54,31 +81,55 @@ async def erase_wedding(call: ApiCall) -> Response:
     return response
 
 
-async def erasure_status(call: ApiCall) -> Response:
+@erasure_routes.get(
+    f"{_WEDDING}/erasure",
+    "erasureStatus",
+    "Whether an erased wedding's bytes are gone from the store's files",
+    family="admin",
+    security="admin",
+    response_model=ErasureStatus,
+    errors=_ADMIN,
+)
+async def erasure_status(call: ApiCall, path: WeddingPath) -> Response:
     """Whether an erased wedding's bytes are gone from the store's files yet."""
-    wedding_id = wedding_path(call)
-    status = call.state.erasures.status(wedding_id)
+    status = call.state.erasures.status(path.wedding_id)
     if status is None:
         raise ApiError(404, "this wedding was not erased")
-    return json_response(ErasureStatus(wedding_id, status))
+    return json_response(ErasureStatus(path.wedding_id, status))
 
 
-async def lift_tombstone(call: ApiCall) -> Response:
+@erasure_routes.delete(
+    f"{_WEDDING}/tombstone",
+    "liftTombstone",
+    "Let an erased wedding's id be used again",
+    family="admin",
+    security="admin",
+    response_model=TombstoneAnswer,
+    errors=(*_ADMIN, 503),
+)
+async def lift_tombstone(call: ApiCall, path: WeddingPath) -> Response:
     """Let an erased wedding's id be used again (the only way it can be)."""
-    wedding_id = wedding_path(call)
     try:
-        lifted = await call.state.erasures.lift(wedding_id)
+        lifted = await call.state.erasures.lift(path.wedding_id)
     except StoreError as exc:
         raise ApiError(503, "the store could not lift it, retry") from exc
     if not lifted:
         raise ApiError(404, "this wedding was not erased")
-    return json_response(TombstoneAnswer(wedding_id, "lifted"))
+    return json_response(TombstoneAnswer(path.wedding_id, "lifted"))
 
 
-async def erase_guest(call: ApiCall) -> Response:
+@erasure_routes.post(
+    f"{_WEDDING}/guests/{{guest_id}}/erase",
+    "eraseGuest",
+    "Erase one guest (GDPR art. 17): entry, seat and every stored byte of them",
+    family="admin",
+    security="admin",
+    response_model=GuestErasureAnswer,
+    errors=(400, *_ADMIN, 503),
+)
+async def erase_guest(call: ApiCall, path: GuestErasurePath) -> Response:
     """Remove one guest from the wedding and rewrite its stored logs without them."""
-    wedding_id = wedding_path(call)
-    guest_id = call.path("guest_id")
+    wedding_id, guest_id = path.wedding_id, path.guest_id
     if not _GUEST_ID.match(guest_id):
         raise ApiError.field(400, "guest_id", "1 to 64 of A-Z a-z 0-9 _ -")
     try:
@@ -86,59 +137,6 @@ async def erase_guest(call: ApiCall) -> Response:
     except StoreError as exc:
         raise ApiError(503, "the store could not rewrite, retry") from exc
     return json_response(GuestErasureAnswer(wedding_id, guest_id, found))
-
-
-_ADMIN = (401, 403, 404, 429)
-
-
-def erasure_routes() -> list[ApiRoute]:
-    wedding = "/api/weddings/{wedding_id}"
-    return [
-        ApiRoute(
-            "DELETE",
-            wedding,
-            "deleteWedding",
-            "Erase a wedding (documents, history, events, bytes on disk) and tombstone its id",
-            erase_wedding,
-            "admin",
-            security="admin",
-            response_model=ErasureAnswer,
-            errors=(*_ADMIN, 503),
-        ),
-        ApiRoute(
-            "GET",
-            f"{wedding}/erasure",
-            "erasureStatus",
-            "Whether an erased wedding's bytes are gone from the store's files",
-            erasure_status,
-            "admin",
-            security="admin",
-            response_model=ErasureStatus,
-            errors=_ADMIN,
-        ),
-        ApiRoute(
-            "DELETE",
-            f"{wedding}/tombstone",
-            "liftTombstone",
-            "Let an erased wedding's id be used again",
-            lift_tombstone,
-            "admin",
-            security="admin",
-            response_model=TombstoneAnswer,
-            errors=(*_ADMIN, 503),
-        ),
-        ApiRoute(
-            "POST",
-            f"{wedding}/guests/{{guest_id}}/erase",
-            "eraseGuest",
-            "Erase one guest (GDPR art. 17): entry, seat and every stored byte of them",
-            erase_guest,
-            "admin",
-            security="admin",
-            response_model=GuestErasureAnswer,
-            errors=(400, *_ADMIN, 503),
-        ),
-    ]
 
 
 class TombstoneGuard:

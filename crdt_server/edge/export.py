@@ -12,9 +12,9 @@ from __future__ import annotations
 from starlette.responses import JSONResponse, Response
 
 from crdt_server.documents import DOCUMENT_KINDS
+from crdt_server.edge.params import WeddingPath
 from crdt_server.edge.problems import ApiError
-from crdt_server.edge.routing import ApiCall, ApiRoute, is_admin
-from crdt_server.names import valid_wedding_id
+from crdt_server.edge.routing import ApiCall, Routes, is_admin
 from crdt_server.storage import StoreError
 from crdt_server.tools.export import ExportError, export_wedding
 
@@ -22,6 +22,8 @@ __all__ = ["export_routes"]
 
 EXPORT_ROLE = "couple"
 """The one role whose tokens may export their wedding."""
+
+export_routes = Routes()
 
 
 def _authorize(call: ApiCall, wedding_id: str) -> None:
@@ -42,14 +44,22 @@ def _authorize(call: ApiCall, wedding_id: str) -> None:
     raise refusal
 
 
-async def export(call: ApiCall) -> Response:
+@export_routes.get(
+    "/api/weddings/{wedding_id}/export",
+    "exportWedding",
+    "The whole wedding in the versioned export format (admin key or the couple)",
+    family="admin",
+    accepts=frozenset({"jwt", "admin"}),
+    security="token",
+    media_type="application/json",
+    errors=(401, 403, 404, 429, 503),
+)
+async def export(call: ApiCall, path: WeddingPath) -> Response:
     """The wedding's four documents, their history and its events, and its conversations
     (each running feature's section, such as ``threads``: members, threads with their
     messages and read marks; the same sections ``crdt-server export`` writes), as one JSON
     document."""
-    wedding_id = call.path("wedding_id")
-    if not valid_wedding_id(wedding_id):
-        raise ApiError(404, "no such wedding")
+    wedding_id = path.wedding_id
     _authorize(call, wedding_id)
     try:
         found = await export_wedding(call.state.store, wedding_id, call.state.sections)
@@ -64,21 +74,3 @@ async def export(call: ApiCall) -> Response:
             "content-disposition": f'attachment; filename="wedding-{wedding_id}.json"',
         },
     )
-
-
-def export_routes() -> list[ApiRoute]:
-    """The export route."""
-    return [
-        ApiRoute(
-            "GET",
-            "/api/weddings/{wedding_id}/export",
-            "exportWedding",
-            "The whole wedding in the versioned export format (admin key or the couple)",
-            export,
-            "admin",
-            accepts=frozenset({"jwt", "admin"}),
-            security="token",
-            media_type="application/json",
-            errors=(401, 403, 404, 429, 503),
-        )
-    ]

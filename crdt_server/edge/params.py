@@ -35,8 +35,14 @@ RoomKind = Literal["timeline", "budget", "guests", "seating", "conflicts"]
 """A wedding document or the conflicts room (``crdt_server.names.ROOM_KINDS``)."""
 GuestId = Annotated[str, Meta(pattern="^[A-Za-z0-9_-]{1,64}$", description="a guest id")]
 ConflictId = Annotated[
-    str, Meta(pattern="^[a-z_]+\\.[a-z_]+:[0-9a-f]{12}$", description="a conflict id")
+    str,
+    Meta(
+        pattern="^([a-z_]+\\.[a-z_]+:[0-9a-f]{12}|cw:[0-9a-f]{20})$",
+        description="a conflict id",
+    ),
 ]
+"""A finding's code and digest (``seating.table_over_capacity:0123456789ab``), or a
+concurrent edit's (``cw:`` and 20 hex digits: ``crdt_server.core.overwrites.finding_id``)."""
 MemberSub = Annotated[
     str, Meta(pattern="^[^\\x00-\\x1f\\x7f]{1,256}$", description="a member's user id")
 ]

@@ -7,17 +7,31 @@ from starlette.responses import Response
 from crdt_server.core.metrics import CONTENT_TYPE_LATEST
 from crdt_server.edge.bodies import Health, NotReady, Readiness
 from crdt_server.edge.problems import PROBLEM_JSON
-from crdt_server.edge.routing import ApiCall, ApiRoute, json_response
+from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.storage import StoreError
 
 __all__ = ["status_routes"]
 
+status_routes = Routes()
 
+
+@status_routes.get(
+    "/healthz", "health", "Liveness", family="public", security="none", response_model=Health
+)
 async def healthz(call: ApiCall) -> Response:
     """Liveness: the process answers."""
     return json_response(Health(status="ok"))
 
 
+@status_routes.get(
+    "/readyz",
+    "readiness",
+    "Readiness: the store answers and its last commit succeeded (503 otherwise)",
+    family="public",
+    security="none",
+    response_model=Readiness,
+    error_models={503: NotReady},
+)
 async def readyz(call: ApiCall) -> Response:
     """Readiness: the store answers, and its last commit did not fail."""
     registry = call.state.registry
@@ -52,42 +66,14 @@ def _not_ready(store: str, bus: str, rooms: int) -> Response:
     return response
 
 
+@status_routes.get(
+    "/metrics",
+    "metrics",
+    "Prometheus metrics",
+    family="public",
+    security="none",
+    media_type="text/plain",
+)
 async def metrics(call: ApiCall) -> Response:
     """Prometheus metrics."""
     return Response(call.state.registry.metrics.render(), media_type=CONTENT_TYPE_LATEST)
-
-
-def status_routes() -> list[ApiRoute]:
-    return [
-        ApiRoute(
-            "GET",
-            "/healthz",
-            "health",
-            "Liveness",
-            healthz,
-            "public",
-            "none",
-            response_model=Health,
-        ),
-        ApiRoute(
-            "GET",
-            "/readyz",
-            "readiness",
-            "Readiness: the store answers and its last commit succeeded (503 otherwise)",
-            readyz,
-            "public",
-            "none",
-            response_model=Readiness,
-            error_models={503: NotReady},
-        ),
-        ApiRoute(
-            "GET",
-            "/metrics",
-            "metrics",
-            "Prometheus metrics",
-            metrics,
-            "public",
-            "none",
-            media_type="text/plain",
-        ),
-    ]

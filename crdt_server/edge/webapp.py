@@ -18,15 +18,16 @@ Routes besides the files:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
+from msgspec import Meta
 from starlette.responses import RedirectResponse, Response
 
 from crdt_server.auth.principals import Principal
@@ -34,10 +35,11 @@ from crdt_server.documents.demo import DEMO_WEDDING_ID
 from crdt_server.edge.demo import DEMO_PEOPLE, demo_links
 from crdt_server.edge.identity import unauthorized
 from crdt_server.edge.links import public_url
+from crdt_server.edge.params import WeddingPath
 from crdt_server.edge.problems import ApiError, problem_response
-from crdt_server.edge.routing import ApiCall, ApiRoute, json_response
+from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.edge.upgrade import projector_of
-from crdt_server.names import ROOM_KINDS, valid_wedding_id
+from crdt_server.names import ROOM_KINDS
 from crdt_server.settings import is_loopback
 
 __all__ = [
@@ -141,148 +143,107 @@ def _rfc3339(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def webapp_routes(bundle: Mapping[str, StaticFile] | None = None) -> list[ApiRoute]:
-    """The app's files under ``/app/``, ``/`` redirecting there, and its API routes (all in
-    the route table, so in the OpenAPI document)."""
-    files = load_bundle() if bundle is None else dict(bundle)
-
-    async def serve_file(call: ApiCall) -> Response:
-        name = call.request.path_params.get("name") or "index.html"
-        found = files.get(name)
-        if found is None:
-            if not files:
-                return _not_found(
-                    "the web app is not built into this installation: run scripts/serve "
-                    "from a checkout with Node.js, or install a released package"
-                )
-            return _not_found(f"no file {name!r} in the web app")
-        headers = {
-            "Cache-Control": found.cache_control,
-            "ETag": found.etag,
-            "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "no-referrer",
-        }
-        if name.endswith(".html"):
-            headers["Content-Security-Policy"] = _CSP
-        if name == "sw.js":
-            # Served from /app/, its scope is /app/ by default; say so for proxies that
-            # rewrite paths, and never let an old worker be served from a cache.
-            headers["Service-Worker-Allowed"] = "/app/"
-        if found.etag in call.request.headers.get("if-none-match", ""):
-            return Response(status_code=304, headers=headers)
-        return Response(found.body, media_type=found.content_type, headers=headers)
-
-    async def to_app(call: ApiCall) -> Response:
-        return RedirectResponse("/app/", status_code=307)
-
-    def file_route(path: str, operation_id: str, summary: str, media_type: str) -> ApiRoute:
-        return ApiRoute(
-            "GET",
-            path,
-            operation_id,
-            summary,
-            serve_file,
-            "public",
-            security="none",
-            media_type=media_type,
-            errors=(404,),
-            description="HEAD too. The hashed script and style sheet are cached for a year; "
-            "everything else is revalidated (ETag, 304).",
-        )
-
-    def redirect(path: str, operation_id: str) -> ApiRoute:
-        # Not an API operation (a browser convenience): left out of the OpenAPI document.
-        return ApiRoute(
-            "GET", path, operation_id, "Redirect to the web app at /app/", to_app, "public",
-            security="none", status=307, in_schema=False,
-        )  # fmt: skip
-
-    return [
-        redirect("/", "redirectRootToApp"),
-        redirect("/app", "redirectToApp"),
-        file_route("/app/", "getWebApp", "The planner web app's page", "text/html"),
-        file_route(
-            "/app/{name}",
-            "getWebAppFile",
-            "A file of the planner web app (script, styles, service worker, manifest, icon)",
-            "*/*",
-        ),
-        ApiRoute(
-            "POST",
-            "/api/token/refresh",
-            "refreshToken",
-            "Exchange a valid token (Bearer) for a fresh one with the same claims",
-            refresh_token,
-            "read",
-            response_model=RefreshedToken,
-            errors=(401, 403),
-            description="Until `CRDT_SERVER_SESSION_MAX_LIFETIME_SECONDS` after the sign-in "
-            "(`auth_time`, kept through refreshes). 401 for a missing, bad, expired or "
-            "revoked token or a session past that lifetime; 403 when the server signs no "
-            "tokens.",
-        ),
-        ApiRoute(
-            "GET",
-            "/api/local-demo",
-            "getLocalDemo",
-            "Sign-in links of the local demo, for the app's first page",
-            local_demo,
-            "public",
-            security="none",
-            response_model=LocalDemo,
-            errors=(404,),
-            description="Only while the server runs with `--allow-anonymous` on a loopback "
-            "address and the request comes from this machine (anyone who reaches such a "
-            "server may read and write every wedding anyway): one link per role into the "
-            "`demo` wedding. 404 everywhere else, with `--allow-anonymous-on-network` too.",
-        ),
-        ApiRoute(
-            "GET",
-            "/api/weddings/{wedding_id}/access",
-            "getWeddingAccess",
-            "Who the token's holder is and which rooms they may read or write",
-            wedding_access,
-            "read",
-            response_model=WeddingAccess,
-            errors=(401, 403, 404),
-        ),
-    ]
+webapp_routes = Routes()
+"""The app's files under ``/app/``, ``/`` redirecting there, and the API routes it needs."""
 
 
-class DemoLink(msgspec.Struct, frozen=True):
-    role: str
-    name: str
-    url: str
+@functools.cache
+def _bundle() -> dict[str, StaticFile]:
+    """The built app, read once (on its first request)."""
+    return load_bundle()
 
 
-class LocalDemo(msgspec.Struct, frozen=True):
-    wedding: str
-    links: list[DemoLink]
+# Not API operations (browser conveniences): left out of the OpenAPI document. Decorators
+# apply bottom up: ``/`` is declared first.
+@webapp_routes.get(
+    "/app", "redirectToApp", "Redirect to the web app at /app/",
+    family="public", security="none", status=307, in_schema=False,
+)  # fmt: skip
+@webapp_routes.get(
+    "/", "redirectRootToApp", "Redirect to the web app at /app/",
+    family="public", security="none", status=307, in_schema=False,
+)  # fmt: skip
+async def to_app(call: ApiCall) -> Response:
+    return RedirectResponse("/app/", status_code=307)
 
 
-async def local_demo(call: ApiCall) -> Response:
-    """The demo's sign-in links, for a person who opened the app without one on a local
-    demo server (see the route's description); 404 anywhere else."""
-    settings = call.state.settings
-    client = call.request.client
-    local = (
-        settings.allow_anonymous
-        and is_loopback(settings.host)
-        and client is not None
-        and is_loopback(client.host)
-    )
-    if not local:
-        raise ApiError(404, "this server runs no local demo")
-    base = public_url(call.request, settings, "").rstrip("/")
-    links = [
-        DemoLink(role, DEMO_PEOPLE[role][1], url)
-        for role, url in demo_links(call.state.token_codec, settings, base)
-    ]
-    response = json_response(LocalDemo(DEMO_WEDDING_ID, links))
-    response.headers["Cache-Control"] = "no-store"
-    return response
+_FILE_DESCRIPTION = (
+    "HEAD too. The hashed script and style sheet are cached for a year; everything else is "
+    "revalidated (ETag, 304)."
+)
 
 
+class AppFilePath(msgspec.Struct, frozen=True):
+    name: Annotated[str, Meta(description="a file name of the built web app")]
+
+
+@webapp_routes.get(
+    "/app/",
+    "getWebApp",
+    "The planner web app's page",
+    family="public",
+    security="none",
+    media_type="text/html",
+    errors=(404,),
+    description=_FILE_DESCRIPTION,
+)
+async def serve_page(call: ApiCall) -> Response:
+    return _serve(call, "index.html")
+
+
+@webapp_routes.get(
+    "/app/{name}",
+    "getWebAppFile",
+    "A file of the planner web app (script, styles, service worker, manifest, icon)",
+    family="public",
+    security="none",
+    media_type="*/*",
+    errors=(404,),
+    description=_FILE_DESCRIPTION,
+)
+async def serve_file(call: ApiCall, path: AppFilePath) -> Response:
+    return _serve(call, path.name)
+
+
+def _serve(call: ApiCall, name: str) -> Response:
+    files = _bundle()
+    found = files.get(name)
+    if found is None:
+        if not files:
+            return _not_found(
+                "the web app is not built into this installation: run scripts/serve "
+                "from a checkout with Node.js, or install a released package"
+            )
+        return _not_found(f"no file {name!r} in the web app")
+    headers = {
+        "Cache-Control": found.cache_control,
+        "ETag": found.etag,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }
+    if name.endswith(".html"):
+        headers["Content-Security-Policy"] = _CSP
+    if name == "sw.js":
+        # Served from /app/, its scope is /app/ by default; say so for proxies that
+        # rewrite paths, and never let an old worker be served from a cache.
+        headers["Service-Worker-Allowed"] = "/app/"
+    if found.etag in call.request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return Response(found.body, media_type=found.content_type, headers=headers)
+
+
+@webapp_routes.post(
+    "/api/token/refresh",
+    "refreshToken",
+    "Exchange a valid token (Bearer) for a fresh one with the same claims",
+    family="read",
+    response_model=RefreshedToken,
+    errors=(401, 403),
+    description="Until `CRDT_SERVER_SESSION_MAX_LIFETIME_SECONDS` after the sign-in "
+    "(`auth_time`, kept through refreshes). 401 for a missing, bad, expired or "
+    "revoked token or a session past that lifetime; 403 when the server signs no "
+    "tokens.",
+)
 async def refresh_token(call: ApiCall) -> Response:
     """Exchange a valid token (``Authorization: Bearer``) for a fresh one with the same
     claims. 401 for a missing, bad, expired or revoked token, or a session past
@@ -318,11 +279,64 @@ async def refresh_token(call: ApiCall) -> Response:
     return json_response(RefreshedToken(fresh, _rfc3339(decoded.exp), int(decoded.exp - now)))
 
 
-async def wedding_access(call: ApiCall) -> Response:
+class DemoLink(msgspec.Struct, frozen=True):
+    role: str
+    name: str
+    url: str
+
+
+class LocalDemo(msgspec.Struct, frozen=True):
+    wedding: str
+    links: list[DemoLink]
+
+
+@webapp_routes.get(
+    "/api/local-demo",
+    "getLocalDemo",
+    "Sign-in links of the local demo, for the app's first page",
+    family="public",
+    security="none",
+    response_model=LocalDemo,
+    errors=(404,),
+    description="Only while the server runs with `--allow-anonymous` on a loopback "
+    "address and the request comes from this machine (anyone who reaches such a "
+    "server may read and write every wedding anyway): one link per role into the "
+    "`demo` wedding. 404 everywhere else, with `--allow-anonymous-on-network` too.",
+)
+async def local_demo(call: ApiCall) -> Response:
+    """The demo's sign-in links, for a person who opened the app without one on a local
+    demo server (see the route's description); 404 anywhere else."""
+    settings = call.state.settings
+    client = call.request.client
+    local = (
+        settings.allow_anonymous
+        and is_loopback(settings.host)
+        and client is not None
+        and is_loopback(client.host)
+    )
+    if not local:
+        raise ApiError(404, "this server runs no local demo")
+    base = public_url(call.request, settings, "").rstrip("/")
+    links = [
+        DemoLink(role, DEMO_PEOPLE[role][1], url)
+        for role, url in demo_links(call.state.token_codec, settings, base)
+    ]
+    response = json_response(LocalDemo(DEMO_WEDDING_ID, links))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@webapp_routes.get(
+    "/api/weddings/{wedding_id}/access",
+    "getWeddingAccess",
+    "Who the token's holder is and which rooms they may read or write",
+    family="read",
+    response_model=WeddingAccess,
+    errors=(401, 403, 404),
+)
+async def wedding_access(call: ApiCall, path: WeddingPath) -> Response:
     """Who holds the token and what they may open in this wedding."""
-    wedding_id = call.path("wedding_id")
-    if not valid_wedding_id(wedding_id):
-        raise ApiError.field(404, "wedding_id", "no such wedding id")
+    wedding_id = path.wedding_id
     docs: dict[str, Literal["write", "read", "none"]] = {}
     who: Principal | None = None
     for kind in ROOM_KINDS:

@@ -33,8 +33,9 @@ from crdt_server.edge.documents import (
     sender_of,
     writer_principal,
 )
-from crdt_server.edge.problems import ApiError
-from crdt_server.edge.routing import ApiCall, ApiRoute, json_response
+from crdt_server.edge.params import ConflictId, WeddingId, WeddingPath
+from crdt_server.edge.routing import ApiCall, Routes, json_response
+from crdt_server.errors import Impossible, Malformed, NotFound
 from crdt_server.features.conflicts.keeper import ConflictsKeeper, ConflictView
 from crdt_server.features.events.log import rfc3339
 
@@ -42,6 +43,9 @@ __all__ = ["conflict_routes"]
 
 MAX_OPS = 100
 _AUTH = (401, 403, 404, 429)
+_BASE = "/api/weddings/{wedding_id}/conflicts"
+
+conflict_routes = Routes()
 
 
 class ResolveRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -50,6 +54,11 @@ class ResolveRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
     ops: list[dict[str, Any]] | None = None
     acknowledge: bool | None = None
+
+
+class ConflictPath(msgspec.Struct, frozen=True):
+    wedding_id: WeddingId
+    conflict_id: ConflictId
 
 
 class ResolveAnswer(msgspec.Struct, frozen=True):
@@ -113,36 +122,51 @@ def _when(at: Any) -> str:
     return rfc3339(at) if isinstance(at, int | float) else ""
 
 
-async def list_conflicts(call: ApiCall) -> Response:
-    wedding_id = call.path("wedding_id")
-    docs = readable_documents(call, wedding_id)
-    views = await call.state.extension(ConflictsKeeper).views(wedding_id, docs)
+@conflict_routes.get(
+    _BASE,
+    "readConflicts",
+    "Conflicts the CRDT cannot prevent (over-capacity tables, overlaps, overspending), "
+    "with stable ids, first-seen times, actors and a suggested resolution",
+    family="read",
+    response_model=ConflictsAnswer,
+    errors=(*_AUTH, 503),
+)
+async def list_conflicts(call: ApiCall, path: WeddingPath) -> Response:
+    docs = readable_documents(call, path.wedding_id)
+    views = await call.state.extension(ConflictsKeeper).views(path.wedding_id, docs)
     return json_response(ConflictsAnswer(conflicts=[_item(v) for v in views]))
 
 
-async def resolve(call: ApiCall) -> Response:
-    wedding_id, key = call.path("wedding_id"), call.path("conflict_id")
+@conflict_routes.post(
+    f"{_BASE}/{{conflict_id}}/resolve",
+    "resolveConflict",
+    'Resolve a conflict: {"ops": [...]} run as you, or {"acknowledge": true}',
+    family="write",
+    response_model=ResolveAnswer,
+    errors=(400, *_AUTH, 413, 422, 503),
+)
+async def resolve(call: ApiCall, path: ConflictPath, body: ResolveRequest) -> Response:
+    wedding_id, key = path.wedding_id, path.conflict_id
     docs = readable_documents(call, wedding_id)
     principal = capable_principal(call, wedding_id, "conflicts.resolve", docs)
-    body = call.json(ResolveRequest)
     if (body.ops is None) == (body.acknowledge is None):
-        raise ApiError.field(400, "body", 'give either "ops" or "acknowledge": true')
+        raise Malformed('give either "ops" or "acknowledge": true', field="body")
     if body.acknowledge is False:
-        raise ApiError.field(422, "acknowledge", "must be true (or leave it out and give ops)")
+        raise Impossible("must be true (or leave it out and give ops)", field="acknowledge")
     if body.ops is not None:
         if not 1 <= len(body.ops) <= MAX_OPS:
-            raise ApiError.field(400, "ops", f"1 to {MAX_OPS} operations")
+            raise Malformed(f"1 to {MAX_OPS} operations", field="ops")
         for i, op in enumerate(body.ops):
             name = op.get("op")
             if not isinstance(name, str) or name not in OPERATIONS:
-                raise ApiError.field(
-                    400, f"ops[{i}].op", f"must be one of {', '.join(sorted(OPERATIONS))}"
+                raise Malformed(
+                    f"must be one of {', '.join(sorted(OPERATIONS))}", field=f"ops[{i}].op"
                 )
             writer_principal(call, wedding_id, OPERATIONS[name])
     keeper = call.state.extension(ConflictsKeeper)
     visible = {v.id for v in await keeper.views(wedding_id, docs)}
     if key not in visible:
-        raise ApiError(404, "no such conflict (it may be resolved already)")
+        raise NotFound("no such conflict (it may be resolved already)")
     sender = sender_of(principal)
     try:
         if body.ops is not None:
@@ -150,34 +174,5 @@ async def resolve(call: ApiCall) -> Response:
             return json_response(ResolveAnswer(key, "resolved", event))
         event = await keeper.acknowledge(wedding_id, key, sender.actor)
     except LookupError as exc:
-        raise ApiError(404, "no such conflict (it may be resolved already)") from exc
+        raise NotFound("no such conflict (it may be resolved already)") from exc
     return json_response(ResolveAnswer(key, "acknowledged", event))
-
-
-def conflict_routes() -> list[ApiRoute]:
-    base = "/api/weddings/{wedding_id}/conflicts"
-    return [
-        ApiRoute(
-            "GET",
-            base,
-            "readConflicts",
-            "Conflicts the CRDT cannot prevent (over-capacity tables, overlaps, overspending), "
-            "with stable ids, first-seen times, actors and a suggested resolution",
-            list_conflicts,
-            "read",
-            response_model=ConflictsAnswer,
-            errors=(*_AUTH, 503),
-        ),
-        ApiRoute(
-            "POST",
-            f"{base}/{{conflict_id}}/resolve",
-            "resolveConflict",
-            'Resolve a conflict: {"ops": [...]} run as you, or {"acknowledge": true}',
-            resolve,
-            "write",
-            body="json",
-            request_model=ResolveRequest,
-            response_model=ResolveAnswer,
-            errors=(400, *_AUTH, 413, 422, 503),
-        ),
-    ]

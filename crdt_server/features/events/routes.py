@@ -24,17 +24,27 @@ import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
+from msgspec import Meta
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from crdt_server.auth.principals import Principal
 from crdt_server.edge.documents import capable_principal, readable_documents, wedding_principal
-from crdt_server.edge.problems import ApiError
-from crdt_server.edge.routing import ApiCall, ApiRoute, QueryParam, body_priority, json_response
+from crdt_server.edge.params import WeddingPath
+from crdt_server.edge.routing import ApiCall, Routes, body_priority, json_response
+from crdt_server.errors import (
+    Conflict,
+    Forbidden,
+    Impossible,
+    Malformed,
+    TooLarge,
+    TooMany,
+    Unauthenticated,
+)
 from crdt_server.features.events.log import EventLog, event_json
 from crdt_server.features.events.settings import EventSettings
 from crdt_server.names import event_problem
@@ -57,6 +67,30 @@ TICKET_SECONDS = 60.0
 STREAM_RETRY_SECONDS = 5
 """``Retry-After`` when a subject has all its event streams open."""
 IDEMPOTENCY_SECONDS = 24 * 3600.0
+_BASE = "/api/weddings/{wedding_id}/events"
+
+event_routes = Routes()
+
+_Types = Annotated[
+    str,
+    Meta(description="types or patterns (`guest.*`), comma separated (at most 50)"),
+]
+
+
+class EventsQuery(msgspec.Struct, frozen=True):
+    after: Annotated[int, Meta(ge=0, le=MAX_SEQ, description="the last seq you have")] = 0
+    limit: Annotated[int, Meta(ge=1, le=500, description="at most this many")] = 50
+    types: _Types = ""
+
+
+class StreamQuery(msgspec.Struct, frozen=True):
+    after: Annotated[
+        int,
+        Meta(ge=0, le=MAX_SEQ, description="the last seq you have (Last-Event-ID wins)"),
+    ] = 0
+    types: _Types = ""
+    ticket: Annotated[str, Meta(description="from POST .../stream-tickets")] = ""
+    """Read by the identity middleware (the route's ``ticket`` credential), not the handler."""
 
 
 class CustomEvent(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -133,50 +167,52 @@ def viewer_of(principal: Principal) -> str | None:
     return None if principal.role in SEE_EVERY_AUDIENCE else principal.user_id
 
 
-def _types(call: ApiCall) -> tuple[str, ...]:
-    raw = call.request.query_params.get("types", "")
+def _types(raw: str) -> tuple[str, ...]:
+    """The ``types=`` filters: event types or patterns, comma separated."""
     types = tuple(t.strip() for t in raw.split(",") if t.strip())
     if len(types) > MAX_TYPE_FILTERS:
-        raise ApiError.field(400, "types", f"at most {MAX_TYPE_FILTERS} types or patterns")
+        raise Malformed(f"at most {MAX_TYPE_FILTERS} types or patterns", field="types")
     for t in types:
         if len(t) > 100 or not all(c.isalnum() or c in "._*" for c in t):
-            raise ApiError.field(400, "types", f"not an event type or pattern: {t[:100]!r}")
+            raise Malformed(f"not an event type or pattern: {t[:100]!r}", field="types")
     return types
 
 
-def _int_param(call: ApiCall, name: str, default: int, low: int, high: int) -> int:
-    raw = call.request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ApiError.field(400, name, "must be a whole number") from exc
-    if not low <= value <= high:
-        raise ApiError.field(400, name, f"must be {low} to {high}")
-    return value
-
-
-async def list_events(call: ApiCall) -> Response:
+@event_routes.get(
+    _BASE,
+    "listEvents",
+    "The wedding's domain events (cursor pages), limited to the documents you may read",
+    family="read",
+    response_model=EventsAnswer,
+    errors=(400, 401, 403, 404, 429),
+)
+async def list_events(call: ApiCall, path: WeddingPath, query: EventsQuery) -> Response:
     """The wedding's events after ``after``, oldest first, of the documents you may read."""
-    wedding_id = call.path("wedding_id")
+    wedding_id = path.wedding_id
     docs = readable_documents(call, wedding_id)
-    after = _int_param(call, "after", 0, 0, MAX_SEQ)
-    limit = _int_param(call, "limit", 50, 1, 500)
     principal = wedding_principal(call, wedding_id, docs)
     viewer = viewer_of(principal)
-    where = EventFilter(types=_types(call), docs=frozenset(docs), viewer=viewer)
+    where = EventFilter(types=_types(query.types), docs=frozenset(docs), viewer=viewer)
     events = await call.state.extension(EventLog).read(
-        wedding_id, after=after, limit=limit, where=where
+        wedding_id, after=query.after, limit=query.limit, where=where
     )
-    following = events[-1].seq if len(events) == limit else None
+    following = events[-1].seq if len(events) == query.limit else None
     shown = [shown_to(call, principal.role, e) for e in events]
     return json_response(EventsAnswer(shown, following))
 
 
-async def stream_ticket(call: ApiCall) -> Response:
+@event_routes.post(
+    f"{_BASE}/stream-tickets",
+    "createStreamTicket",
+    "A one-use ticket (60 s) for the event stream, for EventSource",
+    family="read",
+    response_model=StreamTicket,
+    status=201,
+    errors=(401, 403, 404, 429),
+)
+async def stream_ticket(call: ApiCall, path: WeddingPath) -> Response:
     """A one-use ticket, valid 60 s, for ``GET .../events/stream?ticket=``."""
-    wedding_id = call.path("wedding_id")
+    wedding_id = path.wedding_id
     docs = readable_documents(call, wedding_id)
     principal = wedding_principal(call, wedding_id, docs)
     ticket = secrets.token_urlsafe(24)
@@ -196,21 +232,31 @@ async def stream_ticket(call: ApiCall) -> Response:
     return json_response(StreamTicket(ticket, int(TICKET_SECONDS)), status_code=201)
 
 
-async def stream(call: ApiCall) -> Response:
+@event_routes.get(
+    f"{_BASE}/stream",
+    "streamEvents",
+    "Follow the wedding's events as Server-Sent Events",
+    family="read",
+    accepts=frozenset({"jwt", "ticket"}),
+    media_type="text/event-stream",
+    errors=(400, 401, 403, 404, 429),
+)
+async def stream(call: ApiCall, path: WeddingPath, query: StreamQuery) -> Response:
     """Follow the wedding's events as Server-Sent Events."""
-    wedding_id = call.path("wedding_id")
-    after, types = _resume_after(call), _types(call)  # checked before a ticket is used up
+    wedding_id = path.wedding_id
+    # Checked before a ticket is used up.
+    after, types = _resume_after(call, query.after), _types(query.types)
     ticket = call.caller.secret if call.caller.kind == "ticket" else None
     if ticket:
         payload = await call.state.store.take_ticket(_digest(ticket), time.time())
         if payload is None:
-            raise ApiError.field(401, "ticket", "unknown, used or expired ticket")
+            raise Unauthenticated("unknown, used or expired ticket", field="ticket")
         grant = msgspec.json.decode(payload, type=_Grant)
         if grant.wedding != wedding_id:
-            raise ApiError.field(403, "ticket", "this ticket is for another wedding")
+            raise Forbidden("this ticket is for another wedding", field="ticket")
         revocations = call.state.revocations
         if revocations.revoked_since(grant.sub, wedding_id, grant.checked_at):
-            raise ApiError.field(401, "ticket", "the session of this ticket was revoked")
+            raise Unauthenticated("the session of this ticket was revoked", field="ticket")
         docs, expires_at, viewer = set(grant.docs), grant.expires_at, grant.viewer
         sub, checked_at, counted = grant.sub, grant.checked_at, grant.authenticated
         role = grant.role
@@ -261,10 +307,9 @@ async def stream(call: ApiCall) -> Response:
     # streams: each one is a socket, a task and a follower of the event log.
     streams = call.state.event_streams
     if not streams.acquire(sub):
-        raise ApiError(
-            429,
+        raise TooMany(
             "too many open event streams for this user; close one first",
-            headers={"Retry-After": str(STREAM_RETRY_SECONDS)},
+            retry_after=STREAM_RETRY_SECONDS,
         )
     return _CountedStream(generate(), lambda: streams.release(sub), ping=None, send_timeout=30)
 
@@ -286,14 +331,14 @@ class _CountedStream(EventSourceResponse):
             self._release()
 
 
-def _resume_after(call: ApiCall) -> int:
+def _resume_after(call: ApiCall, after: int) -> int:
     """Where a stream resumes: ``Last-Event-ID`` (an EventSource reconnecting), else
-    ``?after=``; 400 naming the one given unless it is a seq of 0 to ``MAX_SEQ``."""
+    ``?after=``; 400 naming the header unless it is a seq of 0 to ``MAX_SEQ``."""
     last = call.request.headers.get("last-event-id")
     if not last:
-        return _int_param(call, "after", 0, 0, MAX_SEQ)
+        return after
     if not (last.isascii() and last.isdigit()) or len(last) > 19 or int(last) > MAX_SEQ:
-        raise ApiError.field(400, "Last-Event-ID", f"must be an event seq (0 to {MAX_SEQ})")
+        raise Malformed(f"must be an event seq (0 to {MAX_SEQ})", field="Last-Event-ID")
     return int(last)
 
 
@@ -304,18 +349,29 @@ def custom_event_data(body: CustomEvent, where: str = "") -> str:
     problem = event_problem(body.type, data)
     if problem is not None:
         name, message = problem
-        raise ApiError.field(413 if name == "data" else 422, f"{where}{name}", message)
+        refusal = TooLarge if name == "data" else Impossible
+        raise refusal(message, field=f"{where}{name}")
     return data
 
 
-async def post_event(call: ApiCall) -> Response:
+@event_routes.post(
+    _BASE,
+    "postEvent",
+    "Post a custom event (custom.*, day.*); Idempotency-Key honoured",
+    family="events",
+    response_model=PostedEvent,
+    status=201,
+    also=(200,),
+    errors=(400, 401, 403, 404, 409, 413, 422, 429),
+    priority=body_priority,
+)
+async def post_event(call: ApiCall, path: WeddingPath, body: CustomEvent) -> Response:
     """Post a custom event; 201 ``{"id", "seq"}``."""
-    wedding_id = call.path("wedding_id")
-    body = call.json(CustomEvent)
+    wedding_id = path.wedding_id
     data = custom_event_data(body)
     docs = readable_documents(call, wedding_id)
     if body.doc is not None and body.doc not in docs:
-        raise ApiError.field(403, "doc", f"{body.doc!r} is not open to you")
+        raise Forbidden(f"{body.doc!r} is not open to you", field="doc")
     principal = capable_principal(call, wedding_id, "events.post", docs)
     event = NewEvent(
         wedding_id,
@@ -330,7 +386,7 @@ async def post_event(call: ApiCall) -> Response:
     once = None
     if key is not None:
         if not 1 <= len(key) <= 255:
-            raise ApiError.field(400, "Idempotency-Key", "1 to 255 characters")
+            raise Malformed("1 to 255 characters", field="Idempotency-Key")
         fingerprint = hashlib.sha256(call.body).hexdigest()
         once = Once(
             f"{wedding_id}:{principal.user_id}:events",
@@ -340,7 +396,7 @@ async def post_event(call: ApiCall) -> Response:
         )
     added = await call.state.extension(EventLog).record([event], once=once)
     if once is not None and not added.first and added.fingerprint != once.fingerprint:
-        raise ApiError(409, "this Idempotency-Key was used with another body")
+        raise Conflict("this Idempotency-Key was used with another body")
     stored = added.events[0]
     return json_response(
         PostedEvent(f"{wedding_id}:{stored.seq}", stored.seq),
@@ -350,66 +406,3 @@ async def post_event(call: ApiCall) -> Response:
 
 def _digest(ticket: str) -> str:
     return hashlib.sha256(ticket.encode()).hexdigest()
-
-
-def event_routes() -> list[ApiRoute]:
-    base = "/api/weddings/{wedding_id}/events"
-    return [
-        ApiRoute(
-            "GET",
-            base,
-            "listEvents",
-            "The wedding's domain events (cursor pages), limited to the documents you may read",
-            list_events,
-            "read",
-            query=(
-                QueryParam("after", {"type": "integer", "minimum": 0}, "the last seq you have"),
-                QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
-                QueryParam("types", {"type": "string"}, "types or patterns, comma separated"),
-            ),
-            response_model=EventsAnswer,
-            errors=(400, 401, 403, 404, 429),
-        ),
-        ApiRoute(
-            "POST",
-            f"{base}/stream-tickets",
-            "createStreamTicket",
-            "A one-use ticket (60 s) for the event stream, for EventSource",
-            stream_ticket,
-            "read",
-            response_model=StreamTicket,
-            status=201,
-            errors=(401, 403, 404, 429),
-        ),
-        ApiRoute(
-            "GET",
-            f"{base}/stream",
-            "streamEvents",
-            "Follow the wedding's events as Server-Sent Events",
-            stream,
-            "read",
-            accepts=frozenset({"jwt", "ticket"}),
-            query=(
-                QueryParam("after", {"type": "integer", "minimum": 0}),
-                QueryParam("types", {"type": "string"}),
-                QueryParam("ticket", {"type": "string"}, "from POST .../stream-tickets"),
-            ),
-            media_type="text/event-stream",
-            errors=(400, 401, 403, 404, 429),
-        ),
-        ApiRoute(
-            "POST",
-            base,
-            "postEvent",
-            "Post a custom event (custom.*, day.*); Idempotency-Key honoured",
-            post_event,
-            "events",
-            body="json",
-            request_model=CustomEvent,
-            response_model=PostedEvent,
-            status=201,
-            also=(200,),
-            errors=(400, 401, 403, 404, 409, 413, 422, 429),
-            priority=body_priority,
-        ),
-    ]

@@ -7,33 +7,28 @@ import msgspec
 from starlette.responses import Response
 
 from crdt_server.edge.documents import readable_documents
-from crdt_server.edge.routing import ApiCall, ApiRoute, json_response
+from crdt_server.edge.params import WeddingPath
+from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.features.presence.directory import PresenceDirectory, PresenceEntry
 
 __all__ = ["PresenceAnswer", "presence_routes"]
+
+presence_routes = Routes()
 
 
 class PresenceAnswer(msgspec.Struct, frozen=True):
     presence: list[PresenceEntry]
 
 
-async def presence(call: ApiCall) -> Response:
-    wedding_id = call.path("wedding_id")
-    docs = readable_documents(call, wedding_id)
+@presence_routes.get(
+    "/api/weddings/{wedding_id}/presence",
+    "readPresence",
+    "Who is online in which document, since when, over every process of a cluster",
+    family="read",
+    response_model=PresenceAnswer,
+    errors=(401, 403, 404, 429),
+)
+async def presence(call: ApiCall, path: WeddingPath) -> Response:
+    docs = readable_documents(call, path.wedding_id)
     directory = call.state.extension(PresenceDirectory)
-    return json_response(PresenceAnswer(presence=directory.presence(wedding_id, docs)))
-
-
-def presence_routes() -> list[ApiRoute]:
-    return [
-        ApiRoute(
-            "GET",
-            "/api/weddings/{wedding_id}/presence",
-            "readPresence",
-            "Who is online in which document, since when, over every process of a cluster",
-            presence,
-            "read",
-            response_model=PresenceAnswer,
-            errors=(401, 403, 404, 429),
-        ),
-    ]
+    return json_response(PresenceAnswer(presence=directory.presence(path.wedding_id, docs)))
