@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
-import dataclasses
 import ipaddress
 import json
 import logging
@@ -35,6 +34,7 @@ from crdt_server.edge.demo import with_demo
 from crdt_server.edge.supervisor import Supervisor
 from crdt_server.edge.upgrade import STATE_KEY as GATE_KEY
 from crdt_server.edge.upgrade import Gate
+from crdt_server.features import Command, Feature, commands_of, fragments_of
 from crdt_server.gcpolicy import SurvivorFreezer, freeze_start_up
 from crdt_server.rlimits import raise_open_files_limit
 from crdt_server.settings import ENV_PREFIX, Settings, SettingsError
@@ -160,7 +160,9 @@ def _positive(value: str) -> int:
     return number
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(features: Sequence[Feature] = FEATURES) -> argparse.ArgumentParser:
+    """``crdt-server``'s arguments: the core's commands, the data commands and the
+    subcommands of ``features``."""
     parser = _Parser(prog="crdt-server", description=__doc__)
     parser.add_argument("--version", action="version", version=f"crdt-server {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -213,7 +215,14 @@ def _parser() -> argparse.ArgumentParser:
         "with this data directory uses it)",
     )
     data_commands.add_commands(sub)
+    for command in commands_of(features):
+        command.arguments(sub.add_parser(command.name, help=command.help))
     return parser
+
+
+FRAGMENTS = fragments_of(FEATURES)
+"""The settings fragments of the features the server runs (``Settings.from_env`` fills
+them)."""
 
 
 def tune_gc(settings: Settings) -> None:
@@ -230,7 +239,7 @@ def tune_gc(settings: Settings) -> None:
 def app_from_env() -> Starlette:
     """The app of one worker process (``--workers N``): settings come from the environment,
     where ``serve`` put its command-line options."""
-    settings = Settings.from_env()
+    settings = Settings.from_env(fragments=FRAGMENTS)
     configure_logging(settings.log_level, settings.log_format)
     head_deadline_protocol(
         settings.handshake_timeout_seconds,
@@ -341,9 +350,7 @@ def serve(settings: Settings, *, demo: bool = False) -> None:
     announce = f"crdt-server listening on http://{host}:{port}"
     if settings.workers > 1:
         # Every worker builds its own app from the environment and inherits the socket.
-        for field in dataclasses.fields(Settings):
-            value = getattr(settings, field.name)
-            os.environ[ENV_PREFIX + field.name.upper()] = str(value)
+        os.environ.update(settings.environment())
         sock.listen(2048)
         print(announce, flush=True)
         run_dir = make_run_dir()
@@ -493,7 +500,7 @@ def worker_main(argv: Sequence[str]) -> int:
     if os.getppid() == 1:
         return 1  # the supervisor is already gone
     sock = socket.socket(fileno=args.fd)
-    settings = Settings.from_env()
+    settings = Settings.from_env(fragments=FRAGMENTS)
     config = uvicorn_config(settings, "crdt_server.cli:app_from_env")
     affinity = Affinity(args.index, args.count, args.run_dir)
     server = _WorkerServer(config, affinity, shutdown_timeout=settings.shutdown_timeout_seconds)
@@ -544,9 +551,11 @@ def mint(settings: Settings, args: argparse.Namespace) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``crdt-server``; returns the exit status (2: refused, with one line on stderr)."""
     args = _parser().parse_args(argv)
+    feature_commands: dict[str, Command] = {c.name: c for c in commands_of(FEATURES)}
     try:
         if args.command == "serve":
             settings = Settings.from_env(
+                fragments=FRAGMENTS,
                 host=args.host,
                 port=args.port,
                 data_dir=args.data_dir,
@@ -560,12 +569,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise SettingsError("--demo runs with one worker")
             serve(settings, demo=args.demo)
         elif args.command == "token":
-            settings = Settings.from_env(data_dir=args.data_dir)
+            settings = Settings.from_env(fragments=FRAGMENTS, data_dir=args.data_dir)
             if any(a.startswith("HS") for a in settings.algorithms):
                 source = signing_secret_source(settings, create=args.create_secret)
                 print(f"crdt-server: signing with the secret from {source}", file=sys.stderr)
             # The token is the last line, so scripts can take it with `tail -n 1`.
             print(mint(settings, args))
+        elif args.command in feature_commands:
+            command = feature_commands[args.command]
+            return command.run(data_commands.settings_for(args, FRAGMENTS), args)
         else:
             # The features' sections and tables ride along (the tools import no feature).
             return data_commands.run(

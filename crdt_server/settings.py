@@ -1,8 +1,12 @@
 """The one frozen settings object, and the only place that reads the environment.
 
 Every field can be set by an environment variable ``CRDT_SERVER_<FIELD NAME IN CAPITALS>``
-(command-line options of ``crdt-server serve`` win over the environment). The settings
-reference (``docs/reference/settings.md``) is generated from this class, each field's
+(command-line options of ``crdt-server serve`` win over the environment). :class:`Settings`
+holds the core's settings; each feature declares its own as a *fragment*: a frozen
+dataclass in its package, its fields documented and validated the same way, named in its
+``Feature`` (``settings=``). :meth:`Settings.from_env` fills the fragments it is given (the
+feature list's), and a feature reads its own with :meth:`Settings.fragment`. The settings
+reference (``docs/reference/settings.md``) is generated from these classes, each field's
 docstring its meaning (``scripts/docs_reference.py``).
 """
 
@@ -12,12 +16,21 @@ import dataclasses
 import ipaddress
 import logging
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import Field, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
-__all__ = ["ENV_PREFIX", "Settings", "SettingsError"]
+__all__ = [
+    "ENV_PREFIX",
+    "Settings",
+    "SettingsError",
+    "require_not_negative",
+    "require_positive",
+    "variables",
+]
+
+F = TypeVar("F")
 
 ENV_PREFIX = "CRDT_SERVER_"
 
@@ -150,57 +163,18 @@ class Settings:
     commits (never the file)."""
     event_retention_days: float = 90.0
     """Domain events older than this are deleted by a periodic sweep (idle weddings too)."""
-    event_sweep_seconds: float = 3600.0
-    """How often the retention sweep runs."""
-    notes_session_idle_seconds: float = 60.0
-    """A person's edit session in one collaborative text (an entry's notes) closes this
-    long after their last edit there, storing one ``*.notes_edited`` event."""
-    notes_session_max_seconds: float = 600.0
-    """An edit session closes this long after it began, however busy."""
-    version_interval_seconds: float = 3600.0
-    """A changed document gets a restore point (its whole state) at most this often: hourly
-    points are kept for a week, then one a day within ``EVENT_RETENTION_DAYS``."""
-    version_check_seconds: float = 60.0
-    """How often changed documents are looked at for a restore point (and old points
-    thinned)."""
-    sse_heartbeat_seconds: float = 15.0
-    """An event stream with nothing to send sends a comment this often (keeps proxies and
-    clients from timing it out)."""
     rate_events_per_minute: int = 120
     """Custom events one subject may post per minute to one wedding (``emergency`` from the
     couple or planner is never limited); more get 429 with ``Retry-After``."""
-    webhook_retry_schedule: str = "0,5,300,1800,7200,18000,36000,36000"
-    """Outgoing webhooks: seconds to wait before each attempt of a delivery, comma separated
-    (the first is usually 0: at once); after the last one fails the delivery is a dead
-    letter (listed, replayable)."""
-    webhook_timeout_seconds: float = 10.0
-    """Outgoing webhooks: an attempt with no complete answer within this fails (and is
-    retried on the schedule)."""
-    webhook_allow_private: bool = False
-    """Outgoing webhooks may go to loopback, private, link-local and other non-public
-    addresses (tests, receivers on the same network). Off: such URLs are refused when an
-    endpoint is created and again at each attempt."""
     rate_threads_per_minute: int = 120
     """Thread writes (new threads, messages, edits, reactions, read marks) one subject may
     make a minute; 0: unlimited. ``emergency`` from the couple or planner is never limited."""
-    smtp_url: str = ""
-    """Where thread notification emails go (``smtp://user:pass@host:587`` with STARTTLS when
-    offered, ``smtps://...:465`` for implicit TLS); empty: no email."""
-    email_from: str = "crdt-server@localhost"
-    """The ``From`` address of notification emails."""
-    email_digest_seconds: float = 300.0
-    """One person gets at most one notification email per this many seconds (what comes in
-    between goes in the next, as a digest); 0: each at once. ``urgent`` and ``emergency``
-    messages are never held back."""
     public_url: str = ""
     """The server's address as clients reach it (``https://plan.example.com``, behind a TLS
     proxy); every URL the server hands out starts from it. Empty: from each request."""
     max_json_body_bytes: int = 1024 * 1024
     """Largest JSON body of an HTTP request (sessions, revocation, operations); larger is
     refused with 413 while it is read."""
-    max_csv_body_bytes: int = 5 * 1024 * 1024
-    """Largest CSV body of a guest import (``POST .../guests.csv``); larger is refused with
-    413 while it is read."""
     max_update_body_bytes: int = 0
     """Largest Yjs update body of an HTTP request (``update``, binary ``sync``; base64 JSON
     sync may be a third larger); 0: ``MAX_MESSAGE_BYTES``."""
@@ -241,19 +215,17 @@ class Settings:
     """Longest a session may be kept alive by ``POST /api/token/refresh``, counted from the
     first token's ``iat``: after that the person must sign in again."""
 
+    fragments: tuple[object, ...] = ()
+    """The features' settings fragments (no variable of its own: each fragment's fields are
+    the variables); a fragment left out reads as its defaults (:meth:`fragment`)."""
+
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise SettingsError(f"port {self.port} out of range")
-        positive = (
+        require_positive(
+            self,
             "event_retention_days",
-            "event_sweep_seconds",
-            "notes_session_idle_seconds",
-            "notes_session_max_seconds",
-            "sse_heartbeat_seconds",
-            "version_interval_seconds",
-            "version_check_seconds",
             "rate_events_per_minute",
-            "webhook_timeout_seconds",
             "max_message_bytes",
             "max_awareness_state_bytes",
             "max_awareness_entries",
@@ -275,7 +247,6 @@ class Settings:
             "workers",
             "presence_timeout_seconds",
             "max_json_body_bytes",
-            "max_csv_body_bytes",
             "handshake_timeout_seconds",
             "max_pending_handshakes_per_address",
             "body_timeout_seconds",
@@ -283,10 +254,8 @@ class Settings:
             "max_held_bytes",
             "max_token_lifetime_seconds",
         )
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise SettingsError(f"{name} must be positive")
-        for name in (
+        require_not_negative(
+            self,
             "room_idle_seconds",
             "gc_full_collection_seconds",
             "presence_batch_seconds",
@@ -299,11 +268,9 @@ class Settings:
             "rate_write_per_minute",
             "rate_admin_per_minute",
             "rate_threads_per_minute",
-            "email_digest_seconds",
             "shutdown_timeout_seconds",
-        ):
-            if getattr(self, name) < 0:
-                raise SettingsError(f"{name} must not be negative")
+        )
+        variables(type(f) for f in self.fragments)  # one of each, no name taken twice
 
         if self.sqlite_synchronous not in ("full", "normal"):
             raise SettingsError("sqlite_synchronous must be full or normal")
@@ -325,26 +292,29 @@ class Settings:
             raise SettingsError("several workers need a Redis bus: set CRDT_SERVER_REDIS_URL")
         if self.public_url and not self.public_url.startswith(("http://", "https://")):
             raise SettingsError("public_url must start with http:// or https://")
-        if self.smtp_url and not self.smtp_url.startswith(("smtp://", "smtps://")):
-            raise SettingsError("smtp_url must start with smtp:// or smtps://")
         if self.token_ttl_seconds > self.max_token_lifetime_seconds:
             raise SettingsError("token_ttl_seconds may not exceed max_token_lifetime_seconds")
         if self.auth_secret and len(self.auth_secret.encode()) < 32:
             raise SettingsError("auth_secret must be at least 32 bytes (RFC 7518, HS256)")
-        _ = self.webhook_retries  # raises SettingsError when malformed
 
-    @property
-    def webhook_retries(self) -> tuple[float, ...]:
-        """The webhook retry schedule: the delay before each attempt, in seconds."""
-        try:
-            delays = tuple(float(d) for d in self.webhook_retry_schedule.split(","))
-        except ValueError as exc:
-            raise SettingsError(
-                "webhook_retry_schedule must be comma-separated seconds (0,5,300,...)"
-            ) from exc
-        if not delays or any(not 0 <= d <= 7 * 86400 for d in delays):
-            raise SettingsError("webhook_retry_schedule: each delay 0 to 604800 seconds")
-        return delays
+    def fragment(self, kind: type[F]) -> F:
+        """The settings fragment ``kind`` (a feature's), as built from the environment, or
+        its defaults when these settings were built without it."""
+        for value in self.fragments:
+            if isinstance(value, kind):
+                return value
+        found = _DEFAULTS.get(kind)
+        if found is None:
+            found = _DEFAULTS[kind] = kind()
+        return cast(F, found)
+
+    def environment(self) -> dict[str, str]:
+        """Every setting, the fragments' included, as the ``CRDT_SERVER_*`` variables that
+        build these settings again (``serve --workers`` hands them to its workers)."""
+        return {
+            name: str(getattr(self if owner is Settings else self.fragment(owner), f.name))
+            for name, (owner, f) in variables(type(v) for v in self.fragments).items()
+        }
 
     @property
     def update_body_limit(self) -> int:
@@ -381,25 +351,83 @@ class Settings:
         return ("HS256",)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        fragments: Iterable[type[Any]] = (),
+        **overrides: Any,
+    ) -> Settings:
         """Build settings from ``CRDT_SERVER_*`` variables, then apply ``overrides``.
 
-        Overrides whose value is ``None`` are ignored, so unset CLI options fall through.
+        ``fragments`` are the features' settings types to fill too (``crdt_server.cli``
+        passes those of ``crdt_server.app.FEATURES``); a variable of a fragment not given
+        is not read. ``overrides`` name fields of the core or of those fragments; those whose
+        value is ``None`` are ignored, so unset CLI options fall through.
         """
         env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
+        kinds = tuple(fragments)
+        known = variables(kinds)
+        values: dict[type[Any], dict[str, Any]] = {kind: {} for kind in (cls, *kinds)}
         for old, new in RENAMED.items():
             if ENV_PREFIX + old in env and ENV_PREFIX + new.upper() not in env:
                 log.warning(
                     "%s%s is deprecated: use %s%s", ENV_PREFIX, old, ENV_PREFIX, new.upper()
                 )
-                values[new] = _parse(new, "int", env[ENV_PREFIX + old])
-        for f in dataclasses.fields(cls):
-            raw = env.get(ENV_PREFIX + f.name.upper())
+                values[cls][new] = _parse(new, "int", env[ENV_PREFIX + old])
+        for name, (owner, f) in known.items():
+            raw = env.get(name)
             if raw is not None:
-                values[f.name] = _parse(f.name, f.type, raw)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+                values[owner][f.name] = _parse(f.name, f.type, raw)
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            found = known.get(ENV_PREFIX + key.upper())
+            if found is None or found[1].name != key:
+                raise TypeError(f"no setting named {key!r}")
+            values[found[0]][key] = value
+        built = tuple(kind(**values[kind]) for kind in kinds)
+        return cls(**values[cls], fragments=built)
+
+
+def variables(fragments: Iterable[type[Any]] = ()) -> dict[str, tuple[type[Any], Field[Any]]]:
+    """Every setting's variable (``CRDT_SERVER_<FIELD>``): the core's, then each fragment's,
+    with the class that holds it and its field. Refuses (:class:`SettingsError`) a fragment
+    that is not a dataclass, one given twice, and a name two of them use."""
+    found: dict[str, tuple[type[Any], Field[Any]]] = {}
+    seen: set[type[Any]] = set()
+    for kind in (Settings, *fragments):
+        if not (isinstance(kind, type) and dataclasses.is_dataclass(kind)) or kind in seen:
+            raise SettingsError(f"{kind!r} is not a settings fragment, or is given twice")
+        seen.add(kind)
+        for f in dataclasses.fields(kind):
+            if kind is Settings and f.name == "fragments":
+                continue
+            name = ENV_PREFIX + f.name.upper()
+            if name in found:
+                raise SettingsError(f"{name} is a setting of both {found[name][0]} and {kind}")
+            found[name] = (kind, f)
+    return found
+
+
+def require_positive(settings: object, *names: str) -> None:
+    """Refuse (:class:`SettingsError`) a field of ``settings`` among ``names`` that is 0 or
+    less (fragments validate their fields with it too)."""
+    for name in names:
+        if getattr(settings, name) <= 0:
+            raise SettingsError(f"{name} must be positive")
+
+
+def require_not_negative(settings: object, *names: str) -> None:
+    """Refuse (:class:`SettingsError`) a field of ``settings`` among ``names`` below 0."""
+    for name in names:
+        if getattr(settings, name) < 0:
+            raise SettingsError(f"{name} must not be negative")
+
+
+_DEFAULTS: dict[type[Any], object] = {}
+"""Each fragment's defaults, built once (what :meth:`Settings.fragment` gives for a fragment
+the settings were built without)."""
 
 
 def is_loopback(host: str) -> bool:

@@ -13,14 +13,14 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
-import dataclasses
+import inspect
 import io
 import os
 import re
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,31 +40,62 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def settings_page() -> str:
-    from crdt_server.settings import ENV_PREFIX, Settings
-
-    source = ROOT / "crdt_server" / "settings.py"
+def _field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each field of the dataclass ``cls``, as Markdown."""
+    source = Path(inspect.getsourcefile(cls) or "")
     tree = ast.parse(source.read_text())
     docs: dict[str, str] = {}
-    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Settings")
-    for node, after in zip(cls.body, [*cls.body[1:], None], strict=True):
+    body = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls.__name__)
+    for node, after in zip(body.body, [*body.body[1:], None], strict=True):
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             if isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant):
                 docs[node.target.id] = _rst(str(after.value.value))
-    defaults = Settings()
-    rows = []
-    for field in dataclasses.fields(Settings):
-        name = f"{ENV_PREFIX}{field.name.upper()}"
-        meaning = docs.get(field.name, "")
-        rows.append(f"| `{name}` | `{getattr(defaults, field.name)}` | {_cell(meaning)} |")
+    return docs
+
+
+def settings_rows(kind: type) -> list[str]:
+    """The reference's table rows of one settings class (the core's or a fragment)."""
+    from crdt_server.settings import Settings, variables
+
+    docs = _field_docs(kind)
+    defaults = kind()
+    found = variables(() if kind is Settings else (kind,))
+    return [
+        f"| `{name}` | `{getattr(defaults, field.name)}` | {_cell(docs.get(field.name, ''))} |"
+        for name, (owner, field) in found.items()
+        if owner is kind
+    ]
+
+
+def settings_page(features: Sequence[Any] | None = None) -> str:
+    """The settings reference: the core's, then each feature's fragment (of ``features``,
+    by default the server's list)."""
+    from crdt_server.app import FEATURES
+    from crdt_server.settings import Settings
+
+    table = "| variable | default | meaning |\n|---|---|---|\n"
+    parts = ["## Core\n\n" + table + "\n".join(settings_rows(Settings))]
+    for feature in FEATURES if features is None else features:
+        if feature.settings is not None:
+            where = inspect.getsourcefile(feature.settings) or ""
+            source = Path(where).resolve().relative_to(ROOT).as_posix()
+            parts.append(
+                f"## Feature `{feature.name}`\n\n"
+                f"Declared in `{source}` (`{feature.settings.__name__}`); read only while "
+                f"the feature is in the list.\n\n"
+                + table
+                + "\n".join(settings_rows(feature.settings))
+            )
     return (
-        HEADER.format(source="crdt_server/settings.py") + "# Settings\n\n"
+        HEADER.format(source="crdt_server/settings.py and the features' settings fragments")
+        + "# Settings\n\n"
         "One frozen settings object (`crdt_server/settings.py`) is read from environment "
         "variables prefixed `CRDT_SERVER_`; command-line options of `crdt-server serve` "
         "(`--host`, `--port`, `--data-dir`, `--log-level`, `--workers`, `--redis-url`, "
         "`--allow-anonymous`) win over the environment. A bad value stops start-up with one "
-        "line on stderr (exit status 2) before anything listens.\n\n"
-        "| variable | default | meaning |\n|---|---|---|\n" + "\n".join(rows) + "\n"
+        "line on stderr (exit status 2) before anything listens. The core's settings come "
+        "first; each feature declares its own (its settings fragment), listed under its "
+        "name.\n\n" + "\n\n".join(parts) + "\n"
     )
 
 
@@ -219,10 +250,16 @@ def cli_page() -> str:
     os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal: the same width everywhere
     parser = cli._parser()
     parts = [f"```text\n{_help(parser)}\n```"]
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                parts.append(f"## `crdt-server {name}`\n\n```text\n{_help(sub)}\n```")
+
+    def commands(parser: argparse.ArgumentParser, prefix: str) -> None:
+        # A command with subcommands of its own (a feature's) lists those after it.
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    parts.append(f"## `{prefix} {name}`\n\n```text\n{_help(sub)}\n```")
+                    commands(sub, f"{prefix} {name}")
+
+    commands(parser, "crdt-server")
     return (
         HEADER.format(source="crdt_server/cli.py (its argparse help)") + "# Command line\n\n"
         "`crdt-server` (in `.venv/bin/` after `./scripts/serve`). Exit status 0 done, 1 "

@@ -60,13 +60,14 @@ def test_a_stale_reference_page_is_named(
 
 
 def test_the_reference_covers_every_setting_route_and_close_code() -> None:
-    from crdt_server.app import http_routes
+    from crdt_server.app import FEATURES, http_routes
     from crdt_server.errors import CloseCode
-    from crdt_server.settings import ENV_PREFIX, Settings
+    from crdt_server.features import fragments_of
+    from crdt_server.settings import variables
 
     settings = (DOCS / "reference" / "settings.md").read_text()
-    for name in Settings.__dataclass_fields__:
-        assert f"`{ENV_PREFIX}{name.upper()}`" in settings, name
+    for name in variables(fragments_of(FEATURES)):
+        assert f"`{name}`" in settings, name
     routes = (DOCS / "reference" / "routes.md").read_text()
     for route in http_routes():
         if route.in_schema:

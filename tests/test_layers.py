@@ -106,6 +106,7 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
             "crdt_server.names",
             "crdt_server.settings",
             "crdt_server.tools.export",
+            "crdt_server.tools.commands",
             "crdt_server.documents",
             "crdt_server.storage",
         ),
@@ -273,14 +274,15 @@ def test_the_table_covers_every_product_module() -> None:
 
 
 def test_the_settings_reference_lists_every_setting_with_its_default() -> None:
-    import dataclasses
-
-    from crdt_server.settings import ENV_PREFIX, Settings
+    from crdt_server.app import FEATURES
+    from crdt_server.features import fragments_of
+    from crdt_server.settings import Settings, variables
 
     readme = (ROOT / "docs" / "reference" / "settings.md").read_text()
     defaults = Settings()
-    for field in dataclasses.fields(Settings):
-        row = f"| `{ENV_PREFIX}{field.name.upper()}` | `{getattr(defaults, field.name)}` |"
+    for name, (owner, field) in variables(fragments_of(FEATURES)).items():
+        value = getattr(defaults.fragment(owner) if owner is not Settings else defaults, field.name)
+        row = f"| `{name}` | `{value}` |"
         assert row in readme, f"the settings reference lacks or misstates: {row}"
 
 

@@ -1,12 +1,16 @@
-"""Settings read from the environment, including renamed variables."""
+"""Settings read from the environment, including renamed variables and the features'
+settings fragments."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import pytest
 
-from crdt_server.settings import Settings, SettingsError
+from crdt_server.app import FEATURES
+from crdt_server.features import fragments_of
+from crdt_server.settings import Settings, SettingsError, require_positive, variables
 
 
 def test_a_renamed_variable_still_works_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
@@ -29,3 +33,64 @@ def test_the_new_name_wins_over_the_old_one() -> None:
 def test_a_bad_value_names_the_variable() -> None:
     with pytest.raises(SettingsError, match="CRDT_SERVER_SESSION_MAX_LIFETIME_SECONDS"):
         Settings.from_env({"CRDT_SERVER_SESSION_MAX_LIFETIME_SECONDS": "soon"})
+
+
+# -- settings fragments (a feature's own settings) ---------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ContractSettings:
+    contract_reminder_days: int = 7
+    """Days before a deadline its signer is reminded."""
+    contract_sign_url: str = ""
+
+    def __post_init__(self) -> None:
+        require_positive(self, "contract_reminder_days")
+
+
+def test_a_fragment_is_read_from_its_variables_and_overrides() -> None:
+    env = {"CRDT_SERVER_CONTRACT_REMINDER_DAYS": "3", "CRDT_SERVER_PORT": "9000"}
+    settings = Settings.from_env(env, fragments=[ContractSettings], contract_sign_url="x")
+    assert settings.port == 9000
+    assert settings.fragment(ContractSettings) == ContractSettings(3, "x")
+    # A fragment the settings were not given reads as its defaults; its variables are unread.
+    assert Settings.from_env(env).fragment(ContractSettings) == ContractSettings()
+    assert Settings().fragment(ContractSettings) == ContractSettings()
+    given = Settings(fragments=(ContractSettings(1),))
+    assert given.fragment(ContractSettings).contract_reminder_days == 1
+
+
+def test_a_bad_fragment_value_names_the_variable_or_the_field() -> None:
+    kinds = [ContractSettings]
+    with pytest.raises(SettingsError, match="CRDT_SERVER_CONTRACT_REMINDER_DAYS"):
+        Settings.from_env({"CRDT_SERVER_CONTRACT_REMINDER_DAYS": "soon"}, fragments=kinds)
+    with pytest.raises(SettingsError, match="contract_reminder_days must be positive"):
+        Settings.from_env({"CRDT_SERVER_CONTRACT_REMINDER_DAYS": "0"}, fragments=kinds)
+    with pytest.raises(TypeError, match="no setting named 'contract_typo'"):
+        Settings.from_env({}, fragments=[ContractSettings], contract_typo=1)
+
+
+def test_a_name_taken_twice_or_a_fragment_given_twice_is_refused() -> None:
+    @dataclass(frozen=True)
+    class Clash:
+        port: int = 1
+
+    with pytest.raises(SettingsError, match="CRDT_SERVER_PORT"):
+        variables([Clash])
+    with pytest.raises(SettingsError, match="twice"):
+        Settings(fragments=(ContractSettings(), ContractSettings(2)))
+
+
+def test_the_environment_builds_the_same_settings_again() -> None:
+    """What ``serve --workers`` hands its workers: every setting, the fragments' too."""
+    kinds = fragments_of(FEATURES)
+    settings = Settings.from_env(
+        {"CRDT_SERVER_WEBHOOK_ALLOW_PRIVATE": "true", "CRDT_SERVER_SMTP_URL": "smtp://mail:25"},
+        fragments=kinds,
+        port=1234,
+    )
+    env = settings.environment()
+    assert env["CRDT_SERVER_WEBHOOK_ALLOW_PRIVATE"] == "True"
+    assert "CRDT_SERVER_FRAGMENTS" not in env
+    assert set(env) == set(variables(kinds))
+    assert Settings.from_env(env, fragments=kinds) == settings

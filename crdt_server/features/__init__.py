@@ -4,7 +4,9 @@ A feature brings everything it needs in that value: the extensions it plugs into
 hooks (:mod:`crdt_server.core.hooks`), its HTTP routes (declared next to their handlers with
 :class:`~crdt_server.edge.routing.ApiRoute`), its tables (schemas installed through the SQL
 gateway by its extension when it starts), its section of the wedding export, the bus
-message types its extensions handle, and the data commands' view of its tables.
+message types its extensions handle, the data commands' view of its tables, its settings
+fragment (a frozen dataclass whose fields are ``CRDT_SERVER_*`` variables, read with
+``settings.fragment(Kind)``) and its subcommands of ``crdt-server``.
 
 ``crdt_server.app.FEATURES`` is the one list of features the server runs; nothing else
 names a feature. A feature left out of the list creates none of its tables and serves none
@@ -17,9 +19,10 @@ in the list (:class:`MissingFeature` otherwise, at start).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import argparse
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from crdt_server.core.hooks import Extension
 
@@ -29,7 +32,7 @@ if TYPE_CHECKING:
     from crdt_server.storage import Schema
     from crdt_server.tools.export import Section
 
-__all__ = ["Built", "Feature", "MissingFeature"]
+__all__ = ["Built", "Command", "Feature", "MissingFeature", "commands_of", "fragments_of"]
 
 E = TypeVar("E", bound=Extension)
 
@@ -67,6 +70,28 @@ def _no_routes() -> Sequence[ApiRoute]:
     return ()
 
 
+def _no_arguments(parser: argparse.ArgumentParser) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand a feature adds to ``crdt-server`` (``crdt-server NAME ...``): an
+    operator's tool that works offline, straight from the store."""
+
+    name: str
+    help: str
+    """One line for ``crdt-server --help``."""
+    run: Callable[[Settings, argparse.Namespace], int]
+    """Runs it with the settings ``serve`` would use (the store options
+    ``--data-dir``/``--database-url`` on top, when ``arguments`` adds them with
+    ``crdt_server.tools.commands.store_options``) and the parsed arguments; returns the
+    exit status. A refusal raises ``crdt_server.tools.commands.ToolError`` (one line on
+    stderr, exit status 2)."""
+    arguments: Callable[[argparse.ArgumentParser], None] = _no_arguments
+    """Adds its arguments (or its own subcommands) to its parser."""
+
+
 @dataclass(frozen=True)
 class Feature:
     """Everything one feature brings to the server (see the module docstring)."""
@@ -84,3 +109,20 @@ class Feature:
     """Its sections of the wedding export (``GET /export``, ``crdt-server export``)."""
     bus: frozenset[str] = field(default_factory=frozenset)
     """Types of bus messages its extensions handle (others are logged as unknown)."""
+    settings: type[Any] | None = None
+    """Its settings fragment: a frozen dataclass, every field documented and defaulted,
+    each one the variable ``CRDT_SERVER_<FIELD>``, validated in its ``__post_init__``
+    (raising :class:`crdt_server.settings.SettingsError`). Its code reads it with
+    ``settings.fragment(Kind)``; settings built without it give its defaults."""
+    commands: Sequence[Command] = ()
+    """Its subcommands of ``crdt-server``."""
+
+
+def fragments_of(features: Iterable[Feature]) -> tuple[type[Any], ...]:
+    """The settings fragments of ``features``, in order (what ``Settings.from_env`` fills)."""
+    return tuple(f.settings for f in features if f.settings is not None)
+
+
+def commands_of(features: Iterable[Feature]) -> tuple[Command, ...]:
+    """The subcommands of ``features``, in order."""
+    return tuple(command for f in features for command in f.commands)

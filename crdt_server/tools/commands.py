@@ -39,7 +39,17 @@ from crdt_server.tools.export import (
 )
 from crdt_server.tools.schema import foreign_objects, server_objects
 
-__all__ = ["COMMANDS", "ToolError", "add_commands", "run", "wedding_id"]
+__all__ = [
+    "COMMANDS",
+    "ToolError",
+    "add_commands",
+    "open_store",
+    "run",
+    "settings_for",
+    "store_options",
+    "wedding_id",
+    "with_store",
+]
 
 COMMANDS = ("backup", "restore", "export", "import", "check", "compact")
 T = TypeVar("T")
@@ -49,7 +59,9 @@ class ToolError(Exception):
     """A data command refused or failed: one line for stderr, exit status 2."""
 
 
-def _store_options(parser: argparse.ArgumentParser) -> None:
+def store_options(parser: argparse.ArgumentParser) -> None:
+    """``--data-dir`` and ``--database-url``: the store a server started the same way uses
+    (the data commands and the features' offline commands take them)."""
     parser.add_argument("--data-dir", type=Path, help="data directory (default: as serve)")
     parser.add_argument(
         "--database-url", help="PostgreSQL store (default: CRDT_SERVER_DATABASE_URL, else SQLite)"
@@ -69,38 +81,43 @@ def add_commands(sub: Any) -> None:
     """Add the data subcommands to ``crdt-server``'s subparsers."""
     backup = sub.add_parser("backup", help="copy the SQLite store to FILE, online")
     backup.add_argument("file", type=Path, help="new backup file")
-    _store_options(backup)
+    store_options(backup)
 
     restore = sub.add_parser("restore", help="replace the SQLite store by a backup FILE")
     restore.add_argument("file", type=Path, help="backup file made by crdt-server backup")
     restore.add_argument(
         "--force", action="store_true", help="replace a store that holds documents"
     )
-    _store_options(restore)
+    store_options(restore)
 
     export = sub.add_parser("export", help="one wedding as a JSON export (stdout by default)")
     export.add_argument("--wedding", required=True, type=wedding_id, help="wedding id")
     export.add_argument("--out", type=Path, help="write to this new file instead of stdout")
-    _store_options(export)
+    store_options(export)
 
     imp = sub.add_parser("import", help="store a wedding from a JSON export FILE ('-': stdin)")
     imp.add_argument("file", help="export file made by crdt-server export or the HTTP route")
     imp.add_argument("--as", dest="as_wedding", type=wedding_id, help="store it under this id")
-    _store_options(imp)
+    store_options(imp)
 
     check = sub.add_parser("check", help="verify every stored document; exit 1 on damage")
     check.add_argument("--wedding", type=wedding_id, help="only this wedding")
     check.add_argument("--json", action="store_true", help="one JSON report on stdout")
-    _store_options(check)
+    store_options(check)
 
     compact = sub.add_parser("compact", help="fold stored logs into one snapshot each")
     compact.add_argument("--wedding", type=wedding_id, help="only this wedding")
-    _store_options(compact)
+    store_options(compact)
 
 
-def settings_for(args: argparse.Namespace) -> Settings:
-    """The settings ``serve`` would use, with this command's store options on top."""
-    return Settings.from_env(data_dir=args.data_dir, database_url=args.database_url)
+def settings_for(args: argparse.Namespace, fragments: Sequence[type[Any]] = ()) -> Settings:
+    """The settings ``serve`` would use (with the features' ``fragments``), with this
+    command's store options (:func:`store_options`), if it has them, on top."""
+    return Settings.from_env(
+        fragments=fragments,
+        data_dir=getattr(args, "data_dir", None),
+        database_url=getattr(args, "database_url", None),
+    )
 
 
 def open_store(settings: Settings) -> DocumentStore:
@@ -115,7 +132,8 @@ def open_store(settings: Settings) -> DocumentStore:
     )
 
 
-async def _with_store(settings: Settings, work: Callable[[DocumentStore], Awaitable[T]]) -> T:
+async def with_store(settings: Settings, work: Callable[[DocumentStore], Awaitable[T]]) -> T:
+    """``work`` on the store ``serve`` would open for ``settings``, opened and closed."""
     store = open_store(settings)
     await store.open()
     try:
@@ -195,7 +213,7 @@ def _export(
 ) -> int:
     if args.out is not None and args.out.exists():
         raise ToolError(f"{args.out} already exists; choose a new file name")
-    found = asyncio.run(_with_store(settings, lambda s: export_wedding(s, args.wedding, sections)))
+    found = asyncio.run(with_store(settings, lambda s: export_wedding(s, args.wedding, sections)))
     if found is None:
         raise ToolError(f"wedding {args.wedding!r} has no stored document")
     # ASCII with \u escapes: the same JSON whatever encoding the terminal or pipe has.
@@ -277,7 +295,7 @@ def _check(
         finally:
             conn.close()
     try:
-        reports = asyncio.run(_with_store(settings, lambda s: check_store(s, prefix)))
+        reports = asyncio.run(with_store(settings, lambda s: check_store(s, prefix)))
     except StoreError as exc:
         if not store_problems:
             raise
@@ -327,7 +345,7 @@ def _check(
 
 def _compact(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     prefix = f"{args.wedding}/" if args.wedding else ""
-    results = asyncio.run(_with_store(settings, lambda s: compact_store(s, prefix)))
+    results = asyncio.run(with_store(settings, lambda s: compact_store(s, prefix)))
     if args.wedding and not results:
         raise ToolError(f"wedding {args.wedding!r} has no stored document")
     for r in results:

@@ -7,6 +7,7 @@ that needs one the list does not build before it stops the start with a clear er
 
 from __future__ import annotations
 
+import argparse
 import ast
 import asyncio
 import sqlite3
@@ -21,13 +22,16 @@ import uvicorn
 from starlette.applications import Starlette
 
 from crdt_server.app import FEATURES, create_app
-from crdt_server.features import Feature, MissingFeature
+from crdt_server.cli import _parser as cli_parser
+from crdt_server.features import Feature, MissingFeature, fragments_of
 from crdt_server.features import events as events_feature
 from crdt_server.features import notifications as notifications_feature
 from crdt_server.features import people as people_feature
 from crdt_server.features import threads as threads_feature
-from crdt_server.settings import Settings
+from crdt_server.features.webhooks.settings import WebhookSettings
+from crdt_server.settings import Settings, variables
 from crdt_server.testing.tokens import TokenMinter
+from tests.test_docs import _generator as reference_generator
 
 pytestmark = [pytest.mark.timeout(120)]
 
@@ -190,8 +194,41 @@ def test_only_the_app_names_features() -> None:
         if relative.startswith("crdt_server/features/") or relative == "crdt_server/app.py":
             continue
         for node in ast.walk(ast.parse(path.read_text(), relative)):
+            # The package itself (Feature, Command) names no feature.
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
-                "crdt_server.features"
+                "crdt_server.features."
             ):
                 offenders.append(f"{relative}: {node.module}")
     assert offenders == []
+
+
+def test_a_feature_left_out_reads_no_setting_and_adds_no_command() -> None:
+    """The webhooks feature's settings and its ``crdt-server webhooks`` command exist only
+    while the feature is in the list."""
+    without = tuple(f for f in FEATURES if f.name != "webhooks")
+    env = {"CRDT_SERVER_WEBHOOK_TIMEOUT_SECONDS": "3"}
+
+    def timeout(features: tuple[Feature, ...]) -> float:
+        settings = Settings.from_env(env, fragments=fragments_of(features))
+        return settings.fragment(WebhookSettings).webhook_timeout_seconds
+
+    assert timeout(FEATURES) == 3
+    assert timeout(without) == WebhookSettings().webhook_timeout_seconds
+    assert "CRDT_SERVER_WEBHOOK_TIMEOUT_SECONDS" in variables(fragments_of(FEATURES))
+    assert not any("WEBHOOK" in name for name in variables(fragments_of(without)))
+
+    generator = reference_generator()
+    assert "CRDT_SERVER_WEBHOOK_RETRY_SCHEDULE" in generator.settings_page(FEATURES)
+    page = generator.settings_page(without)
+    assert "WEBHOOK" not in page and "## Feature `webhooks`" not in page
+    assert "## Feature `versions`" in page
+
+    def commands(features: tuple[Feature, ...]) -> set[str]:
+        parser = cli_parser(features)
+        [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        return set(sub.choices)
+
+    assert "webhooks" in commands(FEATURES)
+    assert commands(without) == commands(FEATURES) - {"webhooks"}
+    with pytest.raises(SystemExit):
+        cli_parser(without).parse_args(["webhooks", "list"])

@@ -9,6 +9,7 @@ from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
 from crdt_server.features.events.log import EventLog
 from crdt_server.features.events.routes import event_routes
+from crdt_server.features.events.settings import EventSettings
 
 __all__ = ["FEATURE"]
 
@@ -17,4 +18,6 @@ def _build(built: Built) -> Sequence[Extension]:
     return [EventLog()]
 
 
-FEATURE = Feature("events", _build, routes=event_routes, bus=frozenset({"events"}))
+FEATURE = Feature(
+    "events", _build, routes=event_routes, bus=frozenset({"events"}), settings=EventSettings
+)

@@ -29,6 +29,7 @@ from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.documents.changes import entry_changes
 from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.events import derive_events
+from crdt_server.features.events.settings import EventSettings
 from crdt_server.storage import AddedEvents, DocumentStore, EventFilter, NewEvent, Once, StoredEvent
 
 __all__ = ["EventLog", "event_json", "rfc3339"]
@@ -258,7 +259,7 @@ class EventLog(Extension):
                     log.info("retention: deleted %d events older than %s", purged, rfc3339(cutoff))
             except Exception:
                 log.exception("the event retention sweep failed; trying again later")
-            await asyncio.sleep(settings.event_sweep_seconds)
+            await asyncio.sleep(settings.fragment(EventSettings).event_sweep_seconds)
 
     def _require_store(self) -> DocumentStore:
         if self._store is None:

@@ -36,6 +36,7 @@ from crdt_server.edge.documents import capable_principal, readable_documents, we
 from crdt_server.edge.problems import ApiError
 from crdt_server.edge.routing import ApiCall, ApiRoute, QueryParam, body_priority, json_response
 from crdt_server.features.events.log import EventLog, event_json
+from crdt_server.features.events.settings import EventSettings
 from crdt_server.names import event_problem
 from crdt_server.storage import EventFilter, NewEvent, Once, StoredEvent
 
@@ -220,7 +221,7 @@ async def stream(call: ApiCall) -> Response:
         viewer, counted = viewer_of(principal), principal.authenticated
         role = principal.role
     where = EventFilter(types=types, docs=frozenset(docs), viewer=viewer)
-    heartbeat = call.state.settings.sse_heartbeat_seconds
+    heartbeat = call.state.settings.fragment(EventSettings).sse_heartbeat_seconds
     events = call.state.extension(EventLog)
     revocations = call.state.revocations
 

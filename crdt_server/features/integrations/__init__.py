@@ -11,6 +11,7 @@ from crdt_server.features.integrations.calendar import calendar_routes
 from crdt_server.features.integrations.guests_csv import guest_csv_routes
 from crdt_server.features.integrations.inbound import inbound_routes
 from crdt_server.features.integrations.service import IntegrationService
+from crdt_server.features.integrations.settings import IntegrationSettings
 from crdt_server.features.integrations.tables import INTEGRATIONS
 
 __all__ = ["FEATURE"]
@@ -24,4 +25,10 @@ def _routes() -> Sequence[ApiRoute]:
     return [*inbound_routes(), *calendar_routes(), *guest_csv_routes()]
 
 
-FEATURE = Feature("integrations", _build, routes=_routes, schemas=(INTEGRATIONS,))
+FEATURE = Feature(
+    "integrations",
+    _build,
+    routes=_routes,
+    schemas=(INTEGRATIONS,),
+    settings=IntegrationSettings,
+)

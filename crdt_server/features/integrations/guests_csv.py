@@ -35,6 +35,7 @@ from crdt_server.edge.routing import (
     read_body,
     wedding_path,
 )
+from crdt_server.features.integrations.settings import IntegrationSettings
 
 __all__ = ["guest_csv_routes"]
 
@@ -143,7 +144,8 @@ async def import_csv(call: ApiCall) -> Response:
     kind = call.request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind not in ("text/csv", "text/plain"):
         raise ApiError.field(415, "Content-Type", "send the file as text/csv")
-    body = await read_body(call.request, call.state.settings.max_csv_body_bytes)
+    limit = call.state.settings.fragment(IntegrationSettings).max_csv_body_bytes
+    body = await read_body(call.request, limit)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:

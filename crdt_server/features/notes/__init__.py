@@ -9,6 +9,7 @@ from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
 from crdt_server.features.events.log import EventLog
 from crdt_server.features.notes.sessions import NoteSessions
+from crdt_server.features.notes.settings import NoteSettings
 from crdt_server.features.notes.tables import NOTE_SESSIONS
 
 __all__ = ["FEATURE"]
@@ -18,4 +19,4 @@ def _build(built: Built) -> Sequence[Extension]:
     return [NoteSessions(built.get(EventLog))]
 
 
-FEATURE = Feature("notes", _build, schemas=(NOTE_SESSIONS,))
+FEATURE = Feature("notes", _build, schemas=(NOTE_SESSIONS,), settings=NoteSettings)

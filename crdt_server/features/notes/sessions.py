@@ -43,6 +43,7 @@ from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.schema import ROOTS, TEXT_FIELDS
 from crdt_server.documents.texts import text_value
 from crdt_server.features.events.log import EventLog
+from crdt_server.features.notes.settings import NoteSettings
 from crdt_server.features.notes.tables import NoteSession, NoteSessionStore
 from crdt_server.storage import NewEvent, Once
 
@@ -206,14 +207,14 @@ class NoteSessions(Extension):
                 seq,
                 now,
             )
-            idle = self._require_core().settings.notes_session_idle_seconds
+            idle = self._require_core().settings.fragment(NoteSettings).notes_session_idle_seconds
             session = self._open[(key, sub)] = _Open(row, seq, now, idle)
             assert self._rows is not None
             self._spawn(self._rows.open(row))
         session.last_seq, session.last_edit = seq, now
 
     async def _watch(self) -> None:
-        settings = self._require_core().settings
+        settings = self._require_core().settings.fragment(NoteSettings)
         idle, longest = settings.notes_session_idle_seconds, settings.notes_session_max_seconds
         while True:
             await asyncio.sleep(min(_GONE_GRACE, idle) / 4)

@@ -10,6 +10,7 @@ from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
 from crdt_server.features.notifications.inbox import OUTBOX_MESSAGE, Notifications
 from crdt_server.features.notifications.mail import Mailer
+from crdt_server.features.notifications.settings import NotificationSettings
 from crdt_server.features.notifications.tables import SCHEMA
 from crdt_server.features.people.directory import People
 
@@ -18,7 +19,14 @@ __all__ = ["FEATURE"]
 
 def _build(built: Built) -> Sequence[Extension]:
     inbox = Notifications()
+    inbox.emails = bool(built.settings.fragment(NotificationSettings).smtp_url)
     return [inbox, Mailer(inbox, built.get(People))]
 
 
-FEATURE = Feature("notifications", _build, schemas=(SCHEMA,), bus=frozenset({OUTBOX_MESSAGE}))
+FEATURE = Feature(
+    "notifications",
+    _build,
+    schemas=(SCHEMA,),
+    bus=frozenset({OUTBOX_MESSAGE}),
+    settings=NotificationSettings,
+)

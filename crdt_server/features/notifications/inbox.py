@@ -201,6 +201,9 @@ class Notifications(Extension):
         self._threads: ThreadNotices | None = None
         self.outbox_wake = asyncio.Event()
         """Set when email rows were queued here (the mailer waits on it)."""
+        self.emails = False
+        """Whether notifications queue email rows: on when this server sends email
+        (``CRDT_SERVER_SMTP_URL``, the feature's settings)."""
 
     def describe_threads(self, threads: ThreadNotices) -> None:
         """Show notifications about threads, as ``threads`` says (the threads feature)."""

@@ -34,6 +34,7 @@ import aiosmtplib
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.features.db import Sql, Tx
 from crdt_server.features.notifications.inbox import OUTBOX_MESSAGE, Notifications
+from crdt_server.features.notifications.settings import NotificationSettings
 from crdt_server.features.people.directory import People, emailed
 
 __all__ = ["Mailer", "SmtpTarget"]
@@ -100,8 +101,9 @@ class Mailer(Extension):
 
     async def start(self, core: Core) -> None:
         self._core = core
-        if core.settings.smtp_url:
-            self._target = SmtpTarget.parse(core.settings.smtp_url)
+        smtp_url = core.settings.fragment(NotificationSettings).smtp_url
+        if smtp_url:
+            self._target = SmtpTarget.parse(smtp_url)
             self._task = asyncio.create_task(self._run(), name="mailer")
 
     def on_bus_event(self, event: dict[str, Any]) -> None:
@@ -129,7 +131,7 @@ class Mailer(Extension):
     async def send_due(self) -> float:
         """Send every person's due rows; seconds until the next held row comes due."""
         assert self._core is not None
-        digest = self._core.settings.email_digest_seconds
+        digest = self._core.settings.fragment(NotificationSettings).email_digest_seconds
         db = self._inbox.db
         now = time.time()
         rows = await db.read(
@@ -222,7 +224,7 @@ class Mailer(Extension):
             f"/unsubscribe?key={quote(key)}"
         )
         email = EmailMessage()
-        email["From"] = settings.email_from
+        email["From"] = settings.fragment(NotificationSettings).email_from
         email["To"] = address
         urgent = any(i[4] != "normal" for i in items)
         if len(lines) == 1:

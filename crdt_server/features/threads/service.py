@@ -130,11 +130,6 @@ class Threads(Extension):
             raise RuntimeError("the threads extension has not been started")
         return self._db
 
-    @property
-    def settings(self) -> Any:
-        assert self._core is not None
-        return self._core.settings
-
     # -- threads ------------------------------------------------------------------------
 
     async def create_thread(
@@ -512,7 +507,7 @@ class Threads(Extension):
         mentions = mentions_in(body, members)
         can_see = who_sees(participants, members, {a["doc"] for a in anchors}, reads)
         now = time.time()
-        email = bool(self.settings.smtp_url)
+        email = self._inbox.emails
         queued = False
 
         def tx() -> Tx[tuple[list[Any], bool]]:

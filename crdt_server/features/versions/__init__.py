@@ -9,6 +9,7 @@ from crdt_server.features import Built, Feature
 from crdt_server.features.events.log import EventLog
 from crdt_server.features.versions.keeper import VersionKeeper
 from crdt_server.features.versions.routes import version_routes
+from crdt_server.features.versions.settings import VersionSettings
 from crdt_server.features.versions.tables import VERSIONS
 
 __all__ = ["FEATURE"]
@@ -18,4 +19,6 @@ def _build(built: Built) -> Sequence[Extension]:
     return [VersionKeeper(events=built.get(EventLog))]
 
 
-FEATURE = Feature("versions", _build, routes=version_routes, schemas=(VERSIONS,))
+FEATURE = Feature(
+    "versions", _build, routes=version_routes, schemas=(VERSIONS,), settings=VersionSettings
+)

@@ -33,6 +33,7 @@ from crdt_server.core.hooks import Core, Extension, Sender, StoredBatch
 from crdt_server.core.room import Room
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.documents.restore import restore
+from crdt_server.features.versions.settings import VersionSettings
 from crdt_server.features.versions.tables import VersionPoint, VersionStore, to_thin
 from crdt_server.storage import NewEvent
 
@@ -95,7 +96,7 @@ class VersionKeeper(Extension):
     async def _loop(self) -> None:
         core = self._require_core()
         while True:
-            await asyncio.sleep(core.settings.version_check_seconds)
+            await asyncio.sleep(core.settings.fragment(VersionSettings).version_check_seconds)
             try:
                 await self.check()
             except Exception:
@@ -105,7 +106,7 @@ class VersionKeeper(Extension):
         """Take the points that are due (``force``: for every changed document now), then
         thin old points (at most hourly)."""
         core = self._require_core()
-        interval = core.settings.version_interval_seconds
+        interval = core.settings.fragment(VersionSettings).version_interval_seconds
         changed, self._changed = self._changed, set()
         for name in sorted(changed):
             try:

@@ -7,8 +7,10 @@ from collections.abc import Sequence
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
 from crdt_server.features.events.log import EventLog
+from crdt_server.features.webhooks.commands import COMMANDS
 from crdt_server.features.webhooks.dispatcher import Webhooks
 from crdt_server.features.webhooks.routes import webhook_routes
+from crdt_server.features.webhooks.settings import WebhookSettings
 from crdt_server.features.webhooks.tables import SCHEMA
 
 __all__ = ["FEATURE"]
@@ -21,5 +23,11 @@ def _build(built: Built) -> Sequence[Extension]:
 
 
 FEATURE = Feature(
-    "webhooks", _build, routes=webhook_routes, schemas=(SCHEMA,), bus=frozenset({"events"})
+    "webhooks",
+    _build,
+    routes=webhook_routes,
+    schemas=(SCHEMA,),
+    bus=frozenset({"events"}),
+    settings=WebhookSettings,
+    commands=COMMANDS,
 )

@@ -53,6 +53,7 @@ from crdt_server.features.webhooks.model import (
 )
 from crdt_server.features.webhooks.safety import UnsafeTarget
 from crdt_server.features.webhooks.sender import Senders, post_signed
+from crdt_server.features.webhooks.settings import WebhookSettings
 from crdt_server.features.webhooks.tables import Statement, WebhookTables
 from crdt_server.settings import Settings
 from crdt_server.storage import DocumentStore, EventFilter
@@ -105,6 +106,7 @@ class Webhooks(Extension):
         self._tables: WebhookTables | None = None
         self._manage: WebhookEndpoints | None = None
         self._settings = Settings()
+        self._config = WebhookSettings()
         self._senders: Senders | None = None
         self._metrics: _Metrics | None = None
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
@@ -135,14 +137,15 @@ class Webhooks(Extension):
         """Install the tables and get ready to send, without starting the dispatcher
         (:meth:`start` does both; tests and tools may drive :meth:`fan_out` themselves)."""
         self._settings = settings
+        self._config = config = settings.fragment(WebhookSettings)
         self._tables = WebhookTables(store)
         await self._tables.install()
         self._manage = WebhookEndpoints(self._tables, self._wake.set)
         # One keep-alive pool per receiver, to its checked address (webhook_sender).
         # httpcore scans a whole pool for every request: each stays small.
         self._senders = Senders(
-            timeout=settings.webhook_timeout_seconds,
-            allow_private=settings.webhook_allow_private,
+            timeout=config.webhook_timeout_seconds,
+            allow_private=config.webhook_allow_private,
             max_connections=MAX_IN_FLIGHT,
             max_keepalive=PER_ENDPOINT * 2,
         )
@@ -184,7 +187,7 @@ class Webhooks(Extension):
 
     @property
     def allow_private(self) -> bool:
-        return self._settings.webhook_allow_private
+        return self._config.webhook_allow_private
 
     @property
     def manage(self) -> WebhookEndpoints:
@@ -249,7 +252,7 @@ class Webhooks(Extension):
             " JOIN {t}event_counters c ON c.wedding = e.wedding"
             " WHERE e.disabled = '' AND c.last_seq > e.after_seq"
         )
-        first_delay = self._settings.webhook_retries[0]
+        first_delay = self._config.webhook_retries[0]
         statements: list[Statement] = []
         more = False
         self._fanned = {}
@@ -373,7 +376,7 @@ class Webhooks(Extension):
 
     def _lease_seconds(self) -> float:
         # Long enough for one attempt (resolve, connect, send, read) with room to spare.
-        return 2 * self._settings.webhook_timeout_seconds + 5
+        return 2 * self._config.webhook_timeout_seconds + 5
 
     async def _sweep(self) -> None:
         now = time.time()
@@ -404,15 +407,15 @@ class Webhooks(Extension):
         status, error, answer = 0, "", ""
         outcome = "error"
         try:
-            async with asyncio.timeout(self._settings.webhook_timeout_seconds + 1):
+            async with asyncio.timeout(self._config.webhook_timeout_seconds + 1):
                 assert self._senders is not None
                 status, answer = await post_signed(self._senders, endpoint, delivery, payload)
         except UnsafeTarget as exc:
             error, outcome = f"refused: {exc}", "refused"
         except TimeoutError:
-            error = f"no answer within {self._settings.webhook_timeout_seconds:g} s"
+            error = f"no answer within {self._config.webhook_timeout_seconds:g} s"
         except httpx.TimeoutException:
-            error = f"no answer within {self._settings.webhook_timeout_seconds:g} s"
+            error = f"no answer within {self._config.webhook_timeout_seconds:g} s"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: could not reach the receiver"
         if status:
@@ -439,7 +442,7 @@ class Webhooks(Extension):
         assert metrics is not None
         metrics.attempts.labels(outcome).inc()
         now = time.time()
-        schedule = self._settings.webhook_retries
+        schedule = self._config.webhook_retries
         statements: list[Statement] = [
             (
                 "INSERT INTO {t}webhook_attempts (wedding, endpoint, delivery, at, ok, status)"

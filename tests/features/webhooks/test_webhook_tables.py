@@ -14,11 +14,12 @@ from prometheus_client import CollectorRegistry
 
 from crdt_server.features.webhooks.dispatcher import Webhooks
 from crdt_server.features.webhooks.model import IdempotencyConflict
+from crdt_server.features.webhooks.settings import WebhookSettings
 from crdt_server.settings import Settings
 from crdt_server.storage import DocumentStore, NewEvent, Once
 from tests.storage.conftest import OpenStore
 
-SETTINGS = Settings(webhook_retry_schedule="0,60")
+SETTINGS = Settings(fragments=(WebhookSettings(webhook_retry_schedule="0,60"),))
 
 
 async def opened(store: DocumentStore) -> Webhooks:
