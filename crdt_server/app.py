@@ -48,6 +48,7 @@ from crdt_server.features import (
     integrations,
     notes,
     notifications,
+    people,
     presence,
     projections,
     threads,
@@ -145,8 +146,9 @@ ADMIN_BUS_EVENTS = frozenset({"revoke", "delete", "lift"})
 
 FEATURES: tuple[Feature, ...] = (
     events.FEATURE,
-    threads.FEATURE,
+    people.FEATURE,
     notifications.FEATURE,
+    threads.FEATURE,
     conflicts.FEATURE,
     notes.FEATURE,
     presence.FEATURE,

@@ -24,8 +24,8 @@ import msgspec
 from pycrdt import Doc, Map
 
 from crdt_server.actor import Actor
+from crdt_server.features.db import FeatureDb, Sql
 from crdt_server.features.integrations.tables import CalendarToken, InboundSource, IntegrationStore
-from crdt_server.features.threads.db import Sql, ThreadDb
 from crdt_server.features.threads.export import THREADS, export_threads
 from crdt_server.features.versions.tables import VersionPoint, VersionStore
 from crdt_server.features.webhooks.endpoints import WebhookEndpoints, insert_delivery
@@ -90,7 +90,8 @@ async def fill(store: DocumentStore) -> dict[str, Any]:
 
     # Threads: an import (the feature's rows with the wedding's documents), then the rows
     # the feature writes later on its own: a notification and a queued email.
-    await store.install(THREADS.schema)
+    for schema in THREADS.schemas:
+        await store.install(schema)
     section = {
         "members": [
             {"sub": "ada", "role": "planner", "name": "Ada", "email": "ada@example.com"},
@@ -128,7 +129,7 @@ async def fill(store: DocumentStore) -> dict[str, Any]:
         "import",
         rows=THREADS.rows(section, WEDDING),
     )
-    threads = ThreadDb(store)
+    threads = FeatureDb(store)
 
     def notes() -> Any:
         yield Sql(
@@ -229,7 +230,7 @@ async def served(store: DocumentStore, facts: dict[str, Any]) -> dict[str, Any]:
     out["revocations"] = _plain(await store.revocations())
     out["ticket"] = await store.take_ticket("ticket-digest", now)
 
-    threads = ThreadDb(store)
+    threads = FeatureDb(store)
     out["threads"] = await export_threads(threads, WEDDING)
     out["thread_notifications"] = _plain(
         await threads.read(
@@ -272,7 +273,7 @@ async def served(store: DocumentStore, facts: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-async def _search(threads: ThreadDb) -> list[str]:
+async def _search(threads: FeatureDb) -> list[str]:
     """The threads a word finds (each backend's own full-text index)."""
     if threads.dialect == "sqlite":
         sql = "SELECT DISTINCT thread FROM thread_search WHERE thread_search MATCH ?"

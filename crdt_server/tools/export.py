@@ -104,8 +104,9 @@ class Section(Protocol):
         ...
 
     @property
-    def schema(self) -> Schema:
-        """The feature's tables (installed on the target store before an import)."""
+    def schemas(self) -> Sequence[Schema]:
+        """The tables its rows go to (installed on the target store before an import):
+        the feature's, and those of the features it builds on that its section holds."""
         ...
 
     async def export(self, store: DocumentStore, wedding: str) -> Any:
@@ -461,7 +462,8 @@ async def import_wedding(
             if data in ([], {}, None):
                 continue
             raise ExportError(name, "this server cannot store this section; nothing imported")
-        await store.install(section.schema)
+        for schema in section.schemas:
+            await store.install(schema)
         rows += section.rows(data, target)
     await store.put_documents(moved, IMPORT_ORIGIN, events, rows)
     return [m.doc for m in moved]

@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -24,6 +25,8 @@ from crdt_server.app import FEATURES, create_app
 from crdt_server.cli import _parser as cli_parser
 from crdt_server.features import Feature, MissingFeature, fragments_of
 from crdt_server.features import events as events_feature
+from crdt_server.features import notifications as notifications_feature
+from crdt_server.features import people as people_feature
 from crdt_server.features import threads as threads_feature
 from crdt_server.features.webhooks.settings import WebhookSettings
 from crdt_server.settings import Settings, variables
@@ -138,6 +141,48 @@ async def test_a_feature_whose_dependency_is_missing_stops_the_start(tmp_path: P
     with pytest.raises(MissingFeature, match="EventLog"):
         async with app.router.lifespan_context(app):
             pass
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("features", "missing"),
+    [
+        ((events_feature, notifications_feature, threads_feature), "People"),
+        ((events_feature, people_feature, threads_feature), "Notifications"),
+        ((events_feature, threads_feature, people_feature, notifications_feature), "People"),
+        ((notifications_feature, people_feature), "People"),
+    ],
+)
+async def test_threads_need_people_and_notifications_before_them(
+    tmp_path: Path, features: tuple[Any, ...], missing: str
+) -> None:
+    """Threads build on the member directory and notifications, notifications on the
+    directory: a list without them (or with them after) names the one missing."""
+    app = create_app(settings_in(tmp_path), features=tuple(f.FEATURE for f in features))
+    with pytest.raises(MissingFeature, match=missing):
+        async with app.router.lifespan_context(app):
+            pass
+    # Stopped before the store opened: no table of any feature was made.
+    assert not (tmp_path / "crdt.sqlite3").exists() or not {
+        name for kind, name in objects(tmp_path / "crdt.sqlite3") if kind == "table"
+    } & {"thread_members", "thread_notifications", "threads"}
+
+
+@pytest.mark.asyncio
+async def test_people_and_notifications_run_without_threads(tmp_path: Path) -> None:
+    """The directory and the inbox are features of their own: without threads they make
+    their tables (and none of the threads'), and the directory fills from connections."""
+    features = (events_feature.FEATURE, people_feature.FEATURE, notifications_feature.FEATURE)
+    async with serving(create_app(settings_in(tmp_path), features=features)):
+        pass
+    stored = {name for kind, name in objects(tmp_path / "crdt.sqlite3") if kind == "table"}
+    assert {"thread_members", "thread_notifications", "thread_outbox"} <= stored
+    assert not tables_of(threads_feature.FEATURE) & stored
+    with sqlite3.connect(tmp_path / "crdt.sqlite3") as conn:
+        versions = dict(conn.execute("SELECT name, version FROM schema_versions").fetchall())
+    assert versions.get("people") == 1
+    assert versions.get("notifications") == 1
+    assert "threads" not in versions
 
 
 def test_only_the_app_names_features() -> None:

@@ -184,13 +184,15 @@ async def test_the_features_declare_the_same_sqlite_tables_as_the_earlier_releas
     """Each table's DDL, declared once for both backends, is what the earlier release
     wrote, to the byte: a backup of it passes ``crdt-server restore``'s object check."""
     from crdt_server.features.integrations.tables import INTEGRATIONS
+    from crdt_server.features.notifications.tables import SCHEMA as NOTIFICATIONS
+    from crdt_server.features.people.tables import SCHEMA as PEOPLE
     from crdt_server.features.threads.db import SCHEMA as THREADS
     from crdt_server.features.webhooks.tables import SCHEMA as WEBHOOKS
 
     store = SqliteStore(tmp_path / "fresh.sqlite3")
     await store.open()
     try:
-        for schema in (VERSIONS, INTEGRATIONS, THREADS, WEBHOOKS):
+        for schema in (VERSIONS, INTEGRATIONS, PEOPLE, NOTIFICATIONS, THREADS, WEBHOOKS):
             await store.install(schema)
     finally:
         await store.close()

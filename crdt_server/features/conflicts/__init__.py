@@ -12,17 +12,19 @@ from crdt_server.features.conflicts.keeper import ConflictsKeeper
 from crdt_server.features.conflicts.routes import conflict_routes
 from crdt_server.features.conflicts.tables import CONCURRENT_EDITS
 from crdt_server.features.events.log import EventLog
+from crdt_server.features.notifications.inbox import OVERWRITTEN, Notifications
 from crdt_server.features.notifications.mail import Mailer
-from crdt_server.features.people.directory import OVERWRITTEN
-from crdt_server.features.threads.service import Threads
+from crdt_server.features.people.directory import People
 
 __all__ = ["FEATURE"]
 
 
 def _build(built: Built) -> Sequence[Extension]:
     events = built.get(EventLog)
-    threads = built.find(Threads)
-    concurrent = ConcurrentEdits(events=events, people=threads.people if threads else None)
+    # Telling the author of a lost write needs the directory and the inbox (optional: the
+    # findings are kept without them).
+    people = built.find(People) if built.find(Notifications) is not None else None
+    concurrent = ConcurrentEdits(events=events, people=people)
     mailer = built.find(Mailer)
     if mailer is not None:
         mailer.describe(OVERWRITTEN, concurrent.describe)

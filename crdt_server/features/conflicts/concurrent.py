@@ -42,13 +42,13 @@ from crdt_server.features.conflicts.tables import (
     closure_row,
     finding_row,
 )
-from crdt_server.features.people.directory import OVERWRITTEN, notice_rows
-from crdt_server.features.threads.model import Member
+from crdt_server.features.notifications.inbox import OVERWRITTEN, notice_rows
+from crdt_server.features.people.model import Member
 from crdt_server.storage import FeatureRow, NewEvent
 
 if TYPE_CHECKING:
     from crdt_server.features.events.log import EventLog
-    from crdt_server.features.people.directory import ThreadPeople
+    from crdt_server.features.people.directory import People
 
 __all__ = ["ConcurrentEdits", "finding_view"]
 
@@ -145,9 +145,7 @@ class ConcurrentEdits(Extension):
     domain = WEDDINGS
     wants_overwrites = True
 
-    def __init__(
-        self, *, events: EventLog | None = None, people: ThreadPeople | None = None
-    ) -> None:
+    def __init__(self, *, events: EventLog | None = None, people: People | None = None) -> None:
         """``people``: the member directory, to tell the author of a lost write (their
         inbox, and by email per their settings)."""
         self._events = events

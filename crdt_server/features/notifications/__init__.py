@@ -1,5 +1,6 @@
-"""Notifications by email: the outbox of the threads' and other features' notices, sent
-over SMTP with retries (``CRDT_SERVER_SMTP_URL``)."""
+"""Notifications: each person's inbox, and the email outbox sent over SMTP with retries
+(``CRDT_SERVER_SMTP_URL``). Threads and conflicts notify people through it; it needs the
+member directory (names, addresses, unsubscribe keys), not threads."""
 
 from __future__ import annotations
 
@@ -7,22 +8,25 @@ from collections.abc import Sequence
 
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
+from crdt_server.features.notifications.inbox import OUTBOX_MESSAGE, Notifications
 from crdt_server.features.notifications.mail import Mailer
 from crdt_server.features.notifications.settings import NotificationSettings
-from crdt_server.features.threads.service import Threads
+from crdt_server.features.notifications.tables import SCHEMA
+from crdt_server.features.people.directory import People
 
 __all__ = ["FEATURE"]
 
 
 def _build(built: Built) -> Sequence[Extension]:
-    threads = built.get(Threads)
-    threads.emails = bool(built.settings.fragment(NotificationSettings).smtp_url)
-    return [Mailer(threads)]
+    inbox = Notifications()
+    inbox.emails = bool(built.settings.fragment(NotificationSettings).smtp_url)
+    return [inbox, Mailer(inbox, built.get(People))]
 
 
 FEATURE = Feature(
     "notifications",
     _build,
-    bus=frozenset({"threads.outbox"}),
+    schemas=(SCHEMA,),
+    bus=frozenset({OUTBOX_MESSAGE}),
     settings=NotificationSettings,
 )

@@ -1,4 +1,5 @@
-"""Notification emails from the durable outbox the thread feature fills.
+"""Notification emails from the durable outbox (:mod:`.inbox`), which threads and other
+features fill.
 
 A message that notifies someone by email writes an outbox row in its own transaction, so
 an acknowledged message's email survives a crash or restart. This sender (when
@@ -9,6 +10,11 @@ once (with whatever was held for that person). Several processes share the outbo
 person's rows are claimed in a transaction before sending (a claim lapses after a minute,
 so a crash mid-send retries: delivery is at least once). Every email has an unsubscribe
 link (and ``List-Unsubscribe`` headers, RFC 8058).
+
+What an email says of a notification comes from the feature that made it: the threads
+feature says what a thread message was (:meth:`Notifications.describe_threads`), others
+register their reasons (:meth:`Mailer.describe`); the member directory gives names,
+addresses and unsubscribe keys.
 """
 
 from __future__ import annotations
@@ -26,9 +32,10 @@ from urllib.parse import quote, unquote, urlsplit
 import aiosmtplib
 
 from crdt_server.core.hooks import Core, Extension
+from crdt_server.features.db import Sql, Tx
+from crdt_server.features.notifications.inbox import OUTBOX_MESSAGE, Notifications
 from crdt_server.features.notifications.settings import NotificationSettings
-from crdt_server.features.threads.db import Sql, Tx
-from crdt_server.features.threads.service import Threads
+from crdt_server.features.people.directory import People, emailed
 
 __all__ = ["Mailer", "SmtpTarget"]
 
@@ -66,19 +73,21 @@ class SmtpTarget:
 
 
 class Mailer(Extension):
-    """Sends the thread outbox (see the module docstring)."""
+    """Sends the outbox (see the module docstring)."""
 
     name = "mailer"
 
     def __init__(
         self,
-        threads: Threads,
+        notifications: Notifications,
+        people: People,
         notices: Mapping[str, Callable[[str, str], Awaitable[str | None]]] | None = None,
     ) -> None:
         """``notices``: for notifications not about a thread, by reason, what says them in
         an email (called with the wedding and the notification's reference; ``None``: it is
         gone, say nothing)."""
-        self._threads = threads
+        self._inbox = notifications
+        self._people = people
         self._notices = dict(notices or {})
         self._task: asyncio.Task[None] | None = None
         self._core: Core | None = None
@@ -95,11 +104,11 @@ class Mailer(Extension):
         smtp_url = core.settings.fragment(NotificationSettings).smtp_url
         if smtp_url:
             self._target = SmtpTarget.parse(smtp_url)
-            self._task = asyncio.create_task(self._run(), name="thread-mailer")
+            self._task = asyncio.create_task(self._run(), name="mailer")
 
     def on_bus_event(self, event: dict[str, Any]) -> None:
-        if event.get("type") == "threads.outbox":
-            self._threads.outbox_wake.set()
+        if event.get("type") == OUTBOX_MESSAGE:
+            self._inbox.outbox_wake.set()
 
     async def close(self) -> None:
         if self._task is not None:
@@ -108,7 +117,7 @@ class Mailer(Extension):
                 await self._task
 
     async def _run(self) -> None:
-        wake = self._threads.outbox_wake
+        wake = self._inbox.outbox_wake
         while True:
             wake.clear()
             try:
@@ -123,18 +132,16 @@ class Mailer(Extension):
         """Send every person's due rows; seconds until the next held row comes due."""
         assert self._core is not None
         digest = self._core.settings.fragment(NotificationSettings).email_digest_seconds
-        db = self._threads.db
+        db = self._inbox.db
         now = time.time()
         rows = await db.read(
-            "SELECT o.wedding, o.sub, MAX(CASE WHEN o.priority = 'normal' THEN 0 ELSE 1 END),"
-            " COALESCE(MAX(m.emailed_at), 0) FROM {t}thread_outbox o LEFT JOIN"
-            " {t}thread_members m ON m.wedding = o.wedding AND m.sub = o.sub"
-            " WHERE o.claimed_until < ? GROUP BY o.wedding, o.sub",
+            "SELECT wedding, sub, MAX(CASE WHEN priority = 'normal' THEN 0 ELSE 1 END)"
+            " FROM {t}thread_outbox WHERE claimed_until < ? GROUP BY wedding, sub",
             now,
         )
         pause = POLL_SECONDS
-        for wedding, sub, urgent, emailed_at in rows:
-            due = float(emailed_at) + digest
+        for wedding, sub, urgent in rows:
+            due = await self._people.emailed_at(str(wedding), str(sub)) + digest
             if urgent or now >= due:
                 await self._send(str(wedding), str(sub))
             else:
@@ -142,7 +149,7 @@ class Mailer(Extension):
         return pause
 
     async def _send(self, wedding: str, sub: str) -> None:
-        db = self._threads.db
+        db = self._inbox.db
         now = time.time()
 
         def claim() -> Tx[list[Any]]:
@@ -157,7 +164,7 @@ class Mailer(Extension):
         if not items:
             return  # another process took them
         ids = [int(i[0]) for i in items]
-        member = await self._threads.people.member(wedding, sub)
+        member = await self._people.member(wedding, sub)
         if member is not None and member.email and member.email_on:
             email = await self._compose(wedding, sub, member.email, items)
             try:
@@ -183,8 +190,7 @@ class Mailer(Extension):
     ) -> EmailMessage:
         assert self._core is not None
         settings = self._core.settings
-        db = self._threads.db
-        names = {m.sub: m.name for m in await self._threads.people.members(wedding)}
+        names = {m.sub: m.name for m in await self._people.members(wedding)}
         lines = []
         subjects = []
         for _, reason, thread, message, priority in items:
@@ -195,17 +201,15 @@ class Mailer(Extension):
                     subjects.append("")  # not a thread: the subject names no thread
                     lines.append(line + "\n")
                 continue
-            found = await db.read(
-                "SELECT t.subject, m.author, m.body, m.deleted FROM {t}threads t JOIN"
-                " {t}thread_messages m ON m.wedding = t.wedding AND m.thread = t.id"
-                " WHERE t.wedding = ? AND t.id = ? AND m.id = ?",
-                wedding,
-                thread,
-                message,
+            threads = self._inbox.threads
+            said = (
+                await threads.quote(wedding, str(thread), str(message))
+                if thread and threads is not None
+                else None
             )
-            if not found:
+            if said is None:
                 continue
-            subject, author, body, deleted = found[0]
+            subject, author, body, deleted = said
             subject = " ".join(str(subject).split())  # never a line break in a header
             subjects.append(subject)
             who = names.get(str(author), str(author) or "someone")
@@ -214,7 +218,7 @@ class Mailer(Extension):
             text = "(deleted)" if deleted else str(body)
             lines.append(f"{flag}{who} {why} in \u201c{subject}\u201d:\n{text}\n")
         base = settings.public_url or f"http://{settings.host}:{settings.port}"
-        key = await self._threads.people.unsubscribe_key(wedding, sub) or ""
+        key = await self._people.unsubscribe_key(wedding, sub) or ""
         link = (
             f"{base.rstrip('/')}/api/weddings/{quote(wedding)}/members/{quote(sub, safe='')}"
             f"/unsubscribe?key={quote(key)}"
@@ -247,7 +251,4 @@ def _release(ids: list[int], at: float) -> Tx[None]:
 def _done(wedding: str, sub: str, ids: list[int], at: float) -> Tx[None]:
     marks = ",".join("?" * len(ids))
     yield Sql(f"DELETE FROM {{t}}thread_outbox WHERE id IN ({marks})", tuple(ids))
-    yield Sql(
-        "UPDATE {t}thread_members SET emailed_at = ? WHERE wedding = ? AND sub = ?",
-        (at, wedding, sub),
-    )
+    yield from emailed(wedding, sub, at)

@@ -1,3 +1,21 @@
-"""The member directory of each wedding (filled from tokens, edited through the API), each
-person's notification settings and inbox. Its rows are kept by the threads feature's
-tables (:mod:`crdt_server.features.threads.db`) and it is run by that feature."""
+"""The member directory of each wedding: filled from authenticated principals as they
+connect or call the API, edited through it; each person's notification settings and
+unsubscribe key. Threads and notifications build on it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from crdt_server.core.hooks import Extension
+from crdt_server.features import Built, Feature
+from crdt_server.features.people.directory import People
+from crdt_server.features.people.tables import SCHEMA
+
+__all__ = ["FEATURE"]
+
+
+def _build(built: Built) -> Sequence[Extension]:
+    return [People()]
+
+
+FEATURE = Feature("people", _build, schemas=(SCHEMA,))

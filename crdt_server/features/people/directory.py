@@ -1,86 +1,89 @@
-"""The people side of threads: the member directory (filled from tokens as people connect
-or call the API, edited through it), each person's notification settings and unsubscribe
-key, and each person's notifications inbox. Threads and the mailer read the directory from
-here; the rows are :mod:`crdt_server.features.threads.db`'s."""
+"""The member directory of each wedding: filled from tokens as people connect or call the
+API, edited through it; each person's notification settings and unsubscribe key.
+
+Other features read it (threads: who may be a participant, who is mentioned;
+notifications: whom to email, the unsubscribe link) and compose its steps into their own
+transactions (:func:`erase`, :func:`emailed`).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
 import time
-from collections.abc import Callable
 from typing import Any
 
-from crdt_server.actor import Actor
-from crdt_server.features.events.log import rfc3339
-from crdt_server.features.threads.db import Sql, ThreadDb, Tx
-from crdt_server.features.threads.model import Member, member_json, member_of_row
-from crdt_server.storage import FeatureRow
+from crdt_server.core.connection import Connection
+from crdt_server.core.hooks import Core, Extension
+from crdt_server.core.room import Room
+from crdt_server.features.db import FeatureDb, Sql, Tx
+from crdt_server.features.people.model import MEMBER_COLUMNS, Member, member_json, member_of_row
+from crdt_server.features.people.tables import SCHEMA
 
-__all__ = ["OVERWRITTEN", "ThreadPeople", "notice_rows"]
+__all__ = ["People", "emailed", "erase"]
 
-OVERWRITTEN = "overwritten"
-"""A notification that a write of yours was lost in a race; its ``conflict`` is the
-finding's id (no thread)."""
-
-
-def notice_rows(
-    wedding: str,
-    member: Member | None,
-    sub: str,
-    reason: str,
-    ref: str,
-    actor: Actor,
-    now: float,
-) -> list[FeatureRow]:
-    """A notification not about a thread (``reason`` names what, ``ref`` which one), as
-    rows to write in the transaction of what caused it: the inbox entry, and the email
-    when the person has an address and takes emails."""
-    rows = [
-        FeatureRow(
-            "thread_notifications",
-            (
-                ("wedding", wedding),
-                ("sub", sub),
-                ("reason", reason),
-                ("thread", ""),
-                ("message", ref),
-                ("actor", actor.sub),
-                ("actor_role", actor.role),
-                ("priority", "normal"),
-                ("created_at", now),
-            ),
-        )
-    ]
-    if member is not None and member.email and member.email_on:
-        rows.append(
-            FeatureRow(
-                "thread_outbox",
-                (
-                    ("wedding", wedding),
-                    ("sub", sub),
-                    ("reason", reason),
-                    ("thread", ""),
-                    ("message", ref),
-                    ("priority", "normal"),
-                    ("created_at", now),
-                ),
-            )
-        )
-    return rows
+log = logging.getLogger("crdt_server.people")
 
 
-class ThreadPeople:
-    """Members and inboxes of every wedding, over the thread tables (``db`` gives them
-    once the feature has started)."""
+def erase(wedding: str, sub: str) -> Tx[bool]:
+    """The step that removes a member's entry (in the caller's transaction); whether there
+    was one."""
+    gone = yield Sql(
+        "DELETE FROM {t}thread_members WHERE wedding = ? AND sub = ?", (wedding, sub), count=True
+    )
+    return bool(gone)
 
-    def __init__(self, db: Callable[[], ThreadDb]) -> None:
-        self._db = db
+
+def emailed(wedding: str, sub: str, at: float) -> Tx[None]:
+    """The step that records when a member was last emailed (their digest window)."""
+    yield Sql(
+        "UPDATE {t}thread_members SET emailed_at = ? WHERE wedding = ? AND sub = ?",
+        (at, wedding, sub),
+    )
+
+
+class People(Extension):
+    """Members of every wedding (see the module docstring)."""
+
+    name = "people"
+
+    def __init__(self) -> None:
+        self._db: FeatureDb | None = None
         self._seen: dict[tuple[str, str], tuple[str, str, str | None]] = {}
         """The directory entries this process last wrote, to skip writing them again."""
 
+    # -- hooks --------------------------------------------------------------------------
+
+    async def start(self, core: Core) -> None:
+        self._db = FeatureDb(core.store)
+        await core.store.install(SCHEMA)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.drain()
+
+    def on_connect(self, room: Room, conn: Connection) -> None:
+        p = conn.principal
+        if not p.authenticated:
+            return
+        if self.known(room.wedding_id, p.user_id, p.role, p.name, p.email):
+            return
+        task = asyncio.ensure_future(self.see(room.wedding_id, p.user_id, p.role, p.name, p.email))
+        task.add_done_callback(_log_failure)
+
+    async def on_member_erased(self, wedding: str, sub: str) -> None:
+        # The entry itself goes in the erasure's transaction (:func:`erase`), which tells
+        # whether the person was known; what this process remembers of it goes now.
+        self.forget(wedding, sub)
+
     @property
-    def db(self) -> ThreadDb:
-        return self._db()
+    def db(self) -> FeatureDb:
+        if self._db is None:
+            raise RuntimeError("the people extension has not been started")
+        return self._db
+
+    # -- the directory ------------------------------------------------------------------
 
     def known(self, wedding: str, sub: str, role: str, name: str, email: str | None) -> bool:
         """Whether the directory already has this person as given (as far as this process
@@ -90,8 +93,6 @@ class ThreadPeople:
     def forget(self, wedding: str, sub: str) -> None:
         """The entry changed elsewhere: write it again when next seen."""
         self._seen.pop((wedding, sub), None)
-
-    # -- the directory ------------------------------------------------------------------------
 
     async def see(self, wedding: str, sub: str, role: str, name: str, email: str | None) -> None:
         """Keep the directory up to date with a token seen at a connection or request."""
@@ -138,8 +139,7 @@ class ThreadPeople:
 
     async def member(self, wedding: str, sub: str) -> Member | None:
         rows = await self.db.read(
-            "SELECT sub, role, name, email, participation, email_on FROM {t}thread_members"
-            " WHERE wedding = ? AND sub = ?",
+            f"SELECT {MEMBER_COLUMNS} FROM {{t}}thread_members WHERE wedding = ? AND sub = ?",
             wedding,
             sub,
         )
@@ -147,8 +147,7 @@ class ThreadPeople:
 
     async def members(self, wedding: str) -> list[Member]:
         rows = await self.db.read(
-            "SELECT sub, role, name, email, participation, email_on FROM {t}thread_members"
-            " WHERE wedding = ? ORDER BY sub",
+            f"SELECT {MEMBER_COLUMNS} FROM {{t}}thread_members WHERE wedding = ? ORDER BY sub",
             wedding,
         )
         return [member_of_row(r) for r in rows]
@@ -188,62 +187,20 @@ class ThreadPeople:
         )
         return str(rows[0][0]) if rows else None
 
-    # -- the inbox ------------------------------------------------------------------
-
-    async def notifications(
-        self, wedding: str, sub: str, *, unread_only: bool, after: int | None, limit: int
-    ) -> tuple[list[dict[str, Any]], int, int | None]:
-        sql = (
-            "SELECT n.id, n.reason, n.thread, n.message, n.actor, n.actor_role, n.priority,"
-            " n.created_at, n.read, t.subject FROM {t}thread_notifications n LEFT JOIN"
-            " {t}threads t ON t.wedding = n.wedding AND t.id = n.thread"
-            " WHERE n.wedding = ? AND n.sub = ? AND (t.id IS NOT NULL OR n.thread = '')"
+    async def emailed_at(self, wedding: str, sub: str) -> float:
+        """When the member was last emailed (0: never, or not a member)."""
+        rows = await self.db.read(
+            "SELECT emailed_at FROM {t}thread_members WHERE wedding = ? AND sub = ?", wedding, sub
         )
-        params: list[Any] = [wedding, sub]
-        if unread_only:
-            sql += " AND n.read = 0"
-        if after is not None:
-            sql += " AND n.id < ?"
-            params.append(after)
-        rows = await self.db.read(sql + " ORDER BY n.id DESC LIMIT ?", *params, limit)
-        unread = await self.db.read(
-            "SELECT COUNT(*) FROM {t}thread_notifications WHERE wedding = ? AND sub = ?"
-            " AND read = 0",
-            wedding,
-            sub,
-        )
-        items = [
-            {
-                "id": str(r[0]),
-                "reason": r[1],
-                "thread": {"id": r[2], "subject": r[9]} if r[2] else None,
-                "message": r[3] if r[2] else None,
-                **({"conflict": r[3]} if r[1] == OVERWRITTEN else {}),
-                "actor": {"sub": r[4], "role": r[5]},
-                "priority": r[6],
-                "created_at": rfc3339(float(r[7])),
-                "read": bool(r[8]),
-            }
-            for r in rows
-        ]
-        following = int(rows[-1][0]) if len(rows) == limit else None
-        return items, int(unread[0][0]), following
+        return float(rows[0][0]) if rows else 0.0
 
-    async def read_notifications(self, wedding: str, sub: str, ids: list[int] | None) -> int:
-        def tx() -> Tx[int]:
-            if ids is None:
-                done = yield Sql(
-                    "UPDATE {t}thread_notifications SET read = 1 WHERE wedding = ? AND sub = ?"
-                    " AND read = 0 RETURNING id",
-                    (wedding, sub),
-                )
-            else:
-                marks = ",".join("?" * len(ids))
-                done = yield Sql(
-                    "UPDATE {t}thread_notifications SET read = 1 WHERE wedding = ? AND sub = ?"
-                    f" AND read = 0 AND id IN ({marks}) RETURNING id",
-                    (wedding, sub, *ids),
-                )
-            return len(done)
+    async def erase_member(self, wedding: str, sub: str) -> bool:
+        """Remove a member's entry on its own; whether there was one."""
+        found = await self.db.write(erase(wedding, sub))
+        self.forget(wedding, sub)
+        return found
 
-        return await self.db.write(tx())
+
+def _log_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("keeping the member directory failed: %s", task.exception())

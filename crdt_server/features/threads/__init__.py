@@ -1,5 +1,7 @@
 """Conversations of the wedding: threads, messages, mentions and read marks, kept by the
-server (not CRDT documents), with their section of the export."""
+server (not CRDT documents), with their section of the export. Built on the member
+directory (``people``) and notifications (the inbox and the email outbox), which the
+feature list must build before it."""
 
 from __future__ import annotations
 
@@ -9,18 +11,17 @@ from crdt_server.core.hooks import Extension
 from crdt_server.edge.routing import ApiRoute
 from crdt_server.features import Built, Feature
 from crdt_server.features.events.log import EventLog
+from crdt_server.features.notifications.inbox import Notifications
+from crdt_server.features.people.directory import People
 from crdt_server.features.threads.db import SCHEMA
 from crdt_server.features.threads.export import THREADS
+from crdt_server.features.threads.service import Threads
 
 __all__ = ["FEATURE"]
 
 
-# The service and the routes are imported when used: the people directory, which the
-# service needs, reads this package's tables (importing it must not import the service).
 def _build(built: Built) -> Sequence[Extension]:
-    from crdt_server.features.threads.service import Threads
-
-    return [Threads(built.get(EventLog))]
+    return [Threads(built.get(EventLog), built.get(People), built.get(Notifications))]
 
 
 def _routes() -> Sequence[ApiRoute]:

@@ -1,12 +1,13 @@
-"""The thread feature's tables, on SQLite and PostgreSQL alike.
+"""The thread feature's tables, on SQLite and PostgreSQL alike: threads, participants,
+messages (with their search index), read marks and idempotency keys.
 
-Transactions are written once, as generators that ``yield`` statements (:class:`Sql`, or
-:class:`Events` to number and insert wedding events in the same transaction) and receive
-their rows; :meth:`ThreadDb.write` drives a generator on the backend's writer (SQLite's
-writer thread, PostgreSQL's locked connection) through the store's SQL gateway
-(:class:`crdt_server.storage.Gateway`), so every check-then-write (an idempotent message
-id, a per-thread sequence) runs inside one serialised transaction. Statements use ``?``
-placeholders and ``{t}`` before table names (the gateway's one placeholder rule).
+Its transactions run through the shared queued writer
+(:class:`crdt_server.features.db.FeatureDb`, once this module's ``ThreadDb``), and compose
+the steps of the features threads build on: the member directory's
+(:mod:`crdt_server.features.people`) and the inbox's
+(:mod:`crdt_server.features.notifications`), whose tables (``thread_members``,
+``thread_notifications``, ``thread_outbox``) were this schema's before they had features
+of their own.
 
 Full-text search: SQLite keeps an FTS5 table fed by triggers on the subject and message
 tables (so erasing rows erases their index entries in the same transaction); PostgreSQL a
@@ -15,25 +16,12 @@ generated ``tsvector`` column with a GIN index on each.
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any, TypeVar
+from crdt_server.features.db import Events, Sql, Tx
+from crdt_server.storage import Table, schema_of
 
-from crdt_server.storage import DocumentStore, Gateway, StoredEvent, Table, schema_of
-from crdt_server.storage.gateway import Events, Sql, Tx
-
-__all__ = ["SCHEMA", "Events", "Sql", "ThreadDb", "Tx"]
-
-_T = TypeVar("_T")
+__all__ = ["SCHEMA", "Events", "Sql", "Tx"]
 
 
-MEMBERS = Table(
-    "thread_members",
-    "(wedding {text} NOT NULL, sub {text} NOT NULL, role {text} NOT NULL, name {text} NOT NULL,"
-    " email {text}, participation {text} NOT NULL DEFAULT 'all',"
-    " email_on INTEGER NOT NULL DEFAULT 1, unsubscribe {text} NOT NULL,"
-    " emailed_at {real} NOT NULL DEFAULT 0, updated_at {real} NOT NULL,"
-    " PRIMARY KEY (wedding, sub))",
-)
 # Full-text search. SQLite: one FTS5 table fed by triggers on the subjects and messages
 # (messages index as rowid*2, subjects as rowid*2+1). PostgreSQL: a generated tsvector
 # column with a GIN index on each table.
@@ -101,23 +89,6 @@ READS = Table(
     "(wedding {text} NOT NULL, thread {text} NOT NULL, sub {text} NOT NULL,"
     " up_to {int} NOT NULL, PRIMARY KEY (wedding, thread, sub))",
 )
-NOTIFICATIONS = Table(
-    "thread_notifications",
-    "(id {id}, wedding {text} NOT NULL, sub {text} NOT NULL, reason {text} NOT NULL,"
-    " thread {text} NOT NULL, message {text} NOT NULL, actor {text} NOT NULL,"
-    " actor_role {text} NOT NULL, priority {text} NOT NULL, created_at {real} NOT NULL,"
-    " read INTEGER NOT NULL DEFAULT 0)",
-    indexes=(
-        "CREATE INDEX IF NOT EXISTS thread_notifications_sub"
-        " ON {t}thread_notifications (wedding, sub, id)",
-    ),
-)
-OUTBOX = Table(
-    "thread_outbox",
-    "(id {id}, wedding {text} NOT NULL, sub {text} NOT NULL, reason {text} NOT NULL,"
-    " thread {text} NOT NULL, message {text} NOT NULL, priority {text} NOT NULL,"
-    " created_at {real} NOT NULL, claimed_until {real} NOT NULL DEFAULT 0)",
-)
 REQUESTS = Table(
     "thread_requests",
     "(wedding {text} NOT NULL, sub {text} NOT NULL, key {text} NOT NULL,"
@@ -126,90 +97,8 @@ REQUESTS = Table(
 )
 
 
-SCHEMA = schema_of(
-    "threads", MEMBERS, THREADS, PARTICIPANTS, MESSAGES, READS, NOTIFICATIONS, OUTBOX, REQUESTS
-)
-"""Members, threads, participants, messages (with their search index), read marks,
-notifications, the email outbox and idempotency keys: all erased with their wedding."""
-
-
-class ThreadDb:
-    """Runs the feature's statements through the store's SQL gateway."""
-
-    def __init__(self, store: DocumentStore) -> None:
-        self._sql = Gateway.of(store)
-        self.dialect = self._sql.dialect
-        self.store = store
-        self._queue: list[tuple[Tx[Any], asyncio.Future[Any]]] = []
-        self._flusher: asyncio.Task[None] | None = None
-
-    async def read(self, text: str, *params: Any) -> list[tuple[Any, ...]]:
-        """Rows of one query (committed data)."""
-        return await self._sql.fetch(text, *params)
-
-    async def write(self, tx: Tx[_T]) -> _T:
-        """Run a transaction (see the module docstring); all of it commits or none.
-
-        Transactions queued while one is committing share the next commit (one fsync for
-        all), each in a savepoint of its own: one that raises is rolled back alone and its
-        caller gets the exception; the others commit. Results are given after the commit.
-        """
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((tx, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush(), name="thread-writes")
-        result: _T = await future
-        return result
-
-    async def drain(self) -> None:
-        """Wait for every queued transaction to be committed (the server is stopping)."""
-        while self._flusher is not None and not self._flusher.done():
-            await asyncio.shield(self._flusher)
-
-    async def _flush(self) -> None:
-        while self._queue:
-            batch, self._queue = self._queue, []
-            try:
-                outcomes = await self._commit([tx for tx, _ in batch])
-            except BaseException as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-                continue
-            for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
-                if future.done():
-                    continue
-                if ok:
-                    future.set_result(value)
-                else:
-                    future.set_exception(value)
-
-    async def _commit(self, txs: list[Tx[Any]]) -> list[tuple[bool, Any]]:
-        return await self._sql.run(_each_in_a_savepoint(txs))
-
-
-def _each_in_a_savepoint(txs: list[Tx[Any]]) -> Tx[list[tuple[bool, Any]]]:
-    """``txs`` one after the other, each in a savepoint: one that raises (or whose
-    statement fails) is rolled back alone; its outcome is ``(False, exception)``."""
-    outcomes: list[tuple[bool, Any]] = []
-    for tx in txs:
-        yield Sql("SAVEPOINT thread_tx")
-        try:
-            reply: Any = None
-            while True:
-                reply = yield tx.send(reply)
-        except StopIteration as done:
-            yield Sql("RELEASE SAVEPOINT thread_tx")
-            outcomes.append((True, done.value))
-        except Exception as exc:
-            yield Sql("ROLLBACK TO SAVEPOINT thread_tx")
-            yield Sql("RELEASE SAVEPOINT thread_tx")
-            outcomes.append((False, exc))
-    return outcomes
-
-
-def stored_events(reply: Any) -> list[StoredEvent]:
-    """The events an :class:`Events` step received (typed)."""
-    return list(reply)
+SCHEMA = schema_of("threads", THREADS, PARTICIPANTS, MESSAGES, READS, REQUESTS)
+"""Threads, participants, messages (with their search index), read marks and idempotency
+keys: all erased with their wedding. On a store written when this schema also held the
+member directory, the inbox and the outbox, those tables stay as they are (their own
+features' schemas record them now); nothing is dropped."""

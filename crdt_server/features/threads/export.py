@@ -1,5 +1,6 @@
 """The ``threads`` section of a wedding export: members, threads, participants, messages
-and read marks, read from and written to the thread feature's tables.
+and read marks, read from and written to the thread feature's tables and the member
+directory's (``thread_members``, the people feature's: threads build on it).
 
 Both exports use it: ``GET /api/weddings/{id}/export`` (``crdt_server.edge.export``)
 and ``crdt-server export`` / ``crdt-server import``, which receive :data:`THREADS` from the
@@ -36,17 +37,22 @@ from crdt_server.auth.permissions import ROLES
 from crdt_server.auth.tokens import valid_email, valid_sub
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.errors import ExportError
-from crdt_server.features.threads.db import SCHEMA, ThreadDb
+from crdt_server.features.db import FeatureDb
+from crdt_server.features.people.model import (
+    MEMBER_COLUMNS,
+    PARTICIPATION,
+    member_json,
+    member_of_row,
+)
+from crdt_server.features.people.tables import SCHEMA as PEOPLE
+from crdt_server.features.threads.db import SCHEMA
 from crdt_server.features.threads.model import (
     KINDS,
     MAX_BODY_BYTES,
     MESSAGE_COLUMNS,
-    PARTICIPATION,
     PRIORITIES,
     STATUSES,
     THREAD_COLUMNS,
-    member_json,
-    member_of_row,
     message_json,
     thread_json,
 )
@@ -61,13 +67,12 @@ _NAME = 256
 _SUBJECT = 4096
 
 
-async def export_threads(db: ThreadDb, wedding: str) -> dict[str, Any]:
+async def export_threads(db: FeatureDb, wedding: str) -> dict[str, Any]:
     """The wedding's ``threads`` section (see the module docstring)."""
     members = [
         member_of_row(r)
         for r in await db.read(
-            "SELECT sub, role, name, email, participation, email_on FROM {t}thread_members"
-            " WHERE wedding = ? ORDER BY sub",
+            f"SELECT {MEMBER_COLUMNS} FROM {{t}}thread_members WHERE wedding = ? ORDER BY sub",
             wedding,
         )
     ]
@@ -108,11 +113,12 @@ class ThreadSection:
     """The ``threads`` section as ``crdt_server.tools.export.Section``."""
 
     name = "threads"
-    schema: Schema = SCHEMA
+    schemas: tuple[Schema, ...] = (PEOPLE, SCHEMA)
 
     async def export(self, store: DocumentStore, wedding: str) -> dict[str, Any]:
-        await store.install(SCHEMA)  # a store that never ran the feature: empty tables
-        return await export_threads(ThreadDb(store), wedding)
+        for schema in self.schemas:  # a store that never ran the features: empty tables
+            await store.install(schema)
+        return await export_threads(FeatureDb(store), wedding)
 
     def rows(self, data: object, wedding: str) -> list[FeatureRow]:
         """The section as rows for ``wedding``; raises :class:`ExportError` naming the

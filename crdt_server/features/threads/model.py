@@ -12,6 +12,7 @@ from typing import Any
 from crdt_server.actor import Actor
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.features.events.log import rfc3339
+from crdt_server.features.people.model import Member
 
 __all__ = [
     "KINDS",
@@ -22,14 +23,11 @@ __all__ = [
     "RANK",
     "STATUSES",
     "THREAD_COLUMNS",
-    "Member",
     "ThreadError",
     "Viewer",
     "all_docs",
     "contains_pattern",
     "hidden_docs",
-    "member_json",
-    "member_of_row",
     "mentions_in",
     "message_json",
     "recipients",
@@ -41,7 +39,6 @@ __all__ = [
 KINDS = ("general", "vendor", "guest", "seating", "timeline", "budget")
 STATUSES = ("open", "resolved", "archived")
 PRIORITIES = ("normal", "urgent", "emergency")
-PARTICIPATION = ("all", "mentions", "none")
 LEADS = frozenset({"couple", "planner"})
 """Roles that see every thread (of the documents they may read) and get urgent messages."""
 MAX_BODY_BYTES = 8 * 1024
@@ -70,16 +67,6 @@ class Viewer:
     @property
     def lead(self) -> bool:
         return self.actor.role in LEADS
-
-
-@dataclass(frozen=True, slots=True)
-class Member:
-    sub: str
-    role: str
-    name: str
-    email: str | None
-    participation: str = "all"
-    email_on: bool = True
 
 
 def hidden_docs(viewer: Viewer) -> list[str]:
@@ -142,21 +129,8 @@ def contains_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-def member_of_row(row: Sequence[Any]) -> Member:
-    return Member(str(row[0]), str(row[1]), str(row[2]), row[3], str(row[4]), bool(row[5]))
-
-
 def all_docs() -> tuple[str, ...]:
     return tuple(DOCUMENT_KINDS)
-
-
-def member_json(member: Member, *, with_email: bool) -> dict[str, Any]:
-    shown: dict[str, Any] = {"sub": member.sub, "role": member.role, "name": member.name}
-    if with_email:
-        shown["email"] = member.email
-        shown["participation"] = member.participation
-        shown["email_notifications"] = member.email_on
-    return shown
 
 
 def mentions_in(body: str, members: dict[str, Member]) -> list[str]:

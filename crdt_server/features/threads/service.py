@@ -5,14 +5,17 @@ wrote a message (always the authenticated caller) and who sees a thread (its par
 plus the couple and the planner; never a role that may not read a document it is anchored
 to). Every change is one transaction holding its rows, its wedding events (with the
 thread's participants as their audience, so the event stream filters them) and the
-notifications and email outbox rows it causes: acknowledged means all of it is stored.
+notifications and email outbox rows it causes (written by the notifications feature's
+steps, composed into the transaction): acknowledged means all of it is stored.
 
 Messages carry a client id and are created idempotently: the same id again answers the
 stored message, another body under it is a conflict. The server numbers each thread's
 messages (``seq``) in commit order; read marks and unread counts use that number.
 
-The member directory and each person's inbox are :class:`ThreadPeople`
-(:mod:`crdt_server.features.people.directory`), reached as ``Threads.people``.
+Threads build on two features: the member directory (:class:`People`, who may take part,
+who is mentioned) and notifications (:class:`Notifications`, each person's inbox and the
+email outbox), which they tell what a thread notification is about (:meth:`subjects`,
+:meth:`quote`). Erasing a member is one transaction of each owner's step.
 """
 
 from __future__ import annotations
@@ -29,12 +32,15 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from crdt_server.actor import Actor
-from crdt_server.core.connection import Connection
 from crdt_server.core.hooks import Core, Extension
-from crdt_server.core.room import Room
+from crdt_server.features.db import FeatureDb
 from crdt_server.features.events.log import EventLog
-from crdt_server.features.people.directory import ThreadPeople
-from crdt_server.features.threads.db import SCHEMA, Events, Sql, ThreadDb, Tx
+from crdt_server.features.notifications import inbox
+from crdt_server.features.notifications.inbox import Notifications, ThreadQuote
+from crdt_server.features.people import directory
+from crdt_server.features.people.directory import People
+from crdt_server.features.people.model import Member, member_json
+from crdt_server.features.threads.db import SCHEMA, Events, Sql, Tx
 from crdt_server.features.threads.model import (
     MAX_BODY_BYTES,
     MESSAGE_COLUMNS,
@@ -44,7 +50,6 @@ from crdt_server.features.threads.model import (
     Viewer,
     contains_pattern,
     hidden_docs,
-    member_json,
     mentions_in,
     message_json,
     recipients,
@@ -69,24 +74,26 @@ class Threads(Extension):
 
     name = "threads"
 
-    def __init__(self, events: EventLog) -> None:
+    def __init__(self, events: EventLog, people: People, notifications: Notifications) -> None:
         self._events = events
-        self._db: ThreadDb | None = None
+        self._people = people
+        self._inbox = notifications
+        notifications.describe_threads(self)
+        self._db: FeatureDb | None = None
         self._core: Core | None = None
-        self.people = ThreadPeople(lambda: self.db)
-        """The member directory and each person's inbox."""
         self._merger: asyncio.Task[None] | None = None
-        self.outbox_wake = asyncio.Event()
-        """Set when email rows were queued (the mailer waits on it)."""
-        self.emails = False
-        """Whether messages queue email rows: the notifications feature turns it on when
-        it sends email (``CRDT_SERVER_SMTP_URL``)."""
+
+    @property
+    def people(self) -> MembersAndInbox:
+        """The member directory and each person's inbox, as the thread routes reach them
+        until they move to the people and notifications features."""
+        return MembersAndInbox(self._people, self._inbox)
 
     # -- hooks --------------------------------------------------------------------------
 
     async def start(self, core: Core) -> None:
         self._core = core
-        self._db = ThreadDb(core.store)
+        self._db = FeatureDb(core.store)
         await core.store.install(SCHEMA)
         if self._db.dialect == "sqlite":
             self._merger = asyncio.create_task(self._merge_after_erasures(), name="thread-fts")
@@ -117,19 +124,8 @@ class Threads(Extension):
                 log.exception("merging the thread search index failed; retrying")
             await asyncio.sleep(MERGE_CHECK_SECONDS)
 
-    def on_connect(self, room: Room, conn: Connection) -> None:
-        p = conn.principal
-        if not p.authenticated:
-            return
-        if self.people.known(room.wedding_id, p.user_id, p.role, p.name, p.email):
-            return
-        task = asyncio.ensure_future(
-            self.people.see(room.wedding_id, p.user_id, p.role, p.name, p.email)
-        )
-        task.add_done_callback(_log_failure)
-
     @property
-    def db(self) -> ThreadDb:
+    def db(self) -> FeatureDb:
         if self._db is None:
             raise RuntimeError("the threads extension has not been started")
         return self._db
@@ -155,7 +151,7 @@ class Threads(Extension):
             if anchor["doc"] not in viewer.docs:
                 raise ThreadError(403, f"{anchor['doc']!r} is not open to you", "anchors")
         subs = sorted({viewer.actor.sub, *participants})
-        known = {m.sub: m for m in await self.people.members(wedding)}
+        known = {m.sub: m for m in await self._people.members(wedding)}
         unknown = [s for s in subs if s not in known and s != viewer.actor.sub]
         if unknown:
             raise ThreadError(422, f"not a member of this wedding: {unknown[0]!r}", "participants")
@@ -284,7 +280,7 @@ class Threads(Extension):
         roles: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         if roles is None:
-            roles = {m.sub: m.role for m in await self.people.members(wedding)}
+            roles = {m.sub: m.role for m in await self._people.members(wedding)}
         return {**thread_json(row, row[11], roles), "unread": unread}
 
     async def _unread(self, wedding: str, tids: Sequence[str], sub: str) -> dict[str, int]:
@@ -367,7 +363,7 @@ class Threads(Extension):
         rows = await self.db.read(sql, *params)
         tids = [str(r[0]) for r in rows]
         unread = await self._unread(wedding, tids, viewer.actor.sub)
-        roles = {m.sub: m.role for m in await self.people.members(wedding)}
+        roles = {m.sub: m.role for m in await self._people.members(wedding)}
         members: dict[str, list[str]] = {tid: [] for tid in tids}
         if tids:
             # One query for the page's participants (not one per thread).
@@ -400,7 +396,7 @@ class Threads(Extension):
         participants = before
         if "participants" in changes:
             participants = sorted({str(row[6]), *changes["participants"]})
-            known = {m.sub for m in await self.people.members(wedding)}
+            known = {m.sub for m in await self._people.members(wedding)}
             unknown = [s for s in participants if s not in known and s not in before]
             if unknown:
                 raise ThreadError(
@@ -507,13 +503,15 @@ class Threads(Extension):
             json.dumps([viewer.actor.sub, body, reply_to, priority]).encode()
         ).hexdigest()
         level = max(priority or "normal", row[4], key=RANK.__getitem__)
-        members = {m.sub: m for m in await self.people.members(wedding)}
+        members = {m.sub: m for m in await self._people.members(wedding)}
         mentions = mentions_in(body, members)
         can_see = who_sees(participants, members, {a["doc"] for a in anchors}, reads)
         now = time.time()
-        email = self.emails
+        email = self._inbox.emails
+        queued = False
 
         def tx() -> Tx[tuple[list[Any], bool]]:
+            nonlocal queued
             found = yield Sql(
                 f"SELECT {MESSAGE_COLUMNS} FROM {{t}}thread_messages WHERE wedding = ?"
                 " AND thread = ? AND id = ?",
@@ -580,42 +578,25 @@ class Threads(Extension):
             for sub, reason in recipients(
                 viewer.actor, participants, members, mentions, parent_author, level, can_see
             ).items():
-                yield Sql(
-                    "INSERT INTO {t}thread_notifications (wedding, sub, reason, thread, message,"
-                    " actor, actor_role, priority, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        wedding,
-                        sub,
-                        reason,
-                        tid,
-                        mid,
-                        viewer.actor.sub,
-                        viewer.actor.role,
-                        level,
-                        now,
-                    ),
-                )
                 member = members.get(sub)
-                if (
+                mailed = (
                     email
                     and member is not None
-                    and member.email
+                    and bool(member.email)
                     and member.email_on
                     and (reason in ("mention", "urgent") or level != "normal")
-                ):
-                    yield Sql(
-                        "INSERT INTO {t}thread_outbox (wedding, sub, reason, thread, message,"
-                        " priority, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (wedding, sub, reason, tid, mid, level, now),
-                    )
+                )
+                queued = queued or mailed
+                yield from inbox.notify(
+                    wedding, sub, reason, tid, mid, viewer.actor, level, now, email=mailed
+                )
             return list(stored), True
 
         stored, created = await self.db.write(tx())
         if created:
             self._events.announce(wedding)
-            self.outbox_wake.set()
-            assert self._core is not None
-            self._core.registry.bus.publish_event({"type": "threads.outbox", "wedding": wedding})
+        if queued:
+            self._inbox.queued(wedding)
         missed = unnotified_mentions(viewer.actor.sub, json.loads(stored[10]), members, can_see)
         return {**message_json(stored, tid), "unnotified_mentions": missed}, created
 
@@ -643,7 +624,7 @@ class Threads(Extension):
             raise ThreadError(403, "only its author or a moderator may change a message")
         if message[8]:
             raise ThreadError(409, "this message was deleted")
-        members = {m.sub: m for m in await self.people.members(wedding)}
+        members = {m.sub: m for m in await self._people.members(wedding)}
         now = time.time()
         kind = "thread.message_deleted" if body is None else "thread.message_edited"
         data: dict[str, Any] = {"thread": tid, "message": mid, "seq": int(message[1])}
@@ -731,28 +712,60 @@ class Threads(Extension):
                 " ELSE {t}thread_reads.up_to END",
                 (wedding, tid, viewer.actor.sub, seq),
             )
-            yield Sql(
-                "UPDATE {t}thread_notifications SET read = 1 WHERE wedding = ? AND sub = ?"
-                " AND thread = ? AND message IN (SELECT id FROM {t}thread_messages WHERE"
-                " wedding = ? AND thread = ? AND seq <= ?)",
-                (wedding, viewer.actor.sub, tid, wedding, tid, seq),
+            # The person's notifications of the messages up to there are read too.
+            unread = yield from inbox.unread_about(wedding, viewer.actor.sub, tid)
+            upto = yield from _messages_up_to(wedding, tid, seq, {m for _, m in unread})
+            yield from inbox.mark_read(
+                wedding, viewer.actor.sub, [i for i, m in unread if m in upto]
             )
 
         await self.db.write(tx())
         return await self.thread(wedding, tid, viewer)
+
+    # -- what notifications say of threads (ThreadNotices) ------------------------------------
+
+    async def subjects(self, wedding: str, threads: Collection[str]) -> dict[str, str]:
+        """The subjects of those of ``threads`` that exist, by id."""
+        ordered = sorted(threads)
+        found: dict[str, str] = {}
+        for start in range(0, len(ordered), 500):
+            chunk = ordered[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = await self.db.read(
+                f"SELECT id, subject FROM {{t}}threads WHERE wedding = ? AND id IN ({marks})",
+                wedding,
+                *chunk,
+            )
+            found.update((str(r[0]), str(r[1])) for r in rows)
+        return found
+
+    async def quote(self, wedding: str, thread: str, message: str) -> ThreadQuote | None:
+        """The message a notification is about, as an email says it (``None``: gone)."""
+        found = await self.db.read(
+            "SELECT t.subject, m.author, m.body, m.deleted FROM {t}threads t JOIN"
+            " {t}thread_messages m ON m.wedding = t.wedding AND m.thread = t.id"
+            " WHERE t.wedding = ? AND t.id = ? AND m.id = ?",
+            wedding,
+            thread,
+            message,
+        )
+        if not found:
+            return None
+        subject, author, body, deleted = found[0]
+        return ThreadQuote(str(subject), str(author), str(body), bool(deleted))
 
     # -- erasure ---------------------------------------------------------------
 
     async def erase_member(self, wedding: str, sub: str) -> bool:
         """Per-person erasure: their messages become placeholders without author or body,
         their reactions, marks, notifications, emails and entry go, and so do the thread
-        events they caused. Returns whether anything of theirs was there."""
+        events they caused. Returns whether anything of theirs was there (their entry or a
+        message)."""
 
         def tx() -> Tx[bool]:
-            had = yield Sql(
-                "SELECT 1 FROM {t}thread_members WHERE wedding = ? AND sub = ? UNION ALL"
-                " SELECT 1 FROM {t}thread_messages WHERE wedding = ? AND author = ?",
-                (wedding, sub, wedding, sub),
+            wrote = yield Sql(
+                "SELECT 1 FROM {t}thread_messages WHERE wedding = ? AND author = ? LIMIT 1",
+                (wedding, sub),
             )
             yield Sql(
                 "UPDATE {t}thread_messages SET author = '', body = '', deleted = 1,"
@@ -774,21 +787,20 @@ class Threads(Extension):
                     " AND id = ?",
                     (json.dumps(reactions, ensure_ascii=False), wedding, thread, mid),
                 )
-            for table in ("thread_participants", "thread_reads", "thread_notifications",
-                          "thread_outbox", "thread_members"):  # fmt: skip
+            for table in ("thread_participants", "thread_reads"):
                 yield Sql(f"DELETE FROM {{t}}{table} WHERE wedding = ? AND sub = ?", (wedding, sub))
-            yield Sql(
-                "DELETE FROM {t}thread_notifications WHERE wedding = ? AND actor = ?",
-                (wedding, sub),
-            )
             yield Sql(
                 "DELETE FROM {t}events WHERE wedding = ? AND sub = ? AND type LIKE 'thread.%'",
                 (wedding, sub),
             )
-            return bool(had)
+            # What the features threads build on hold of them goes in this transaction,
+            # each by its own step.
+            yield from inbox.erase(wedding, sub)
+            member = yield from directory.erase(wedding, sub)
+            return bool(wrote) or member
 
         found = await self.db.write(tx())
-        self.people.forget(wedding, sub)
+        self._people.forget(wedding, sub)
         if self.db.dialect == "sqlite":
             # Merge the search index's segments so erased text is not left in old ones.
             await self.db.write(_optimize())
@@ -800,6 +812,59 @@ def _optimize() -> Tx[None]:
     yield Sql("INSERT INTO thread_search (thread_search) VALUES ('optimize')")
 
 
-def _log_failure(task: asyncio.Future[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("keeping the member directory failed: %s", task.exception())
+def _messages_up_to(wedding: str, tid: str, seq: int, mids: set[str]) -> Tx[set[str]]:
+    """Those of ``mids`` that are messages of the thread numbered ``seq`` or less."""
+    found: set[str] = set()
+    ordered = sorted(mids)
+    for start in range(0, len(ordered), 500):
+        chunk = ordered[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = yield Sql(
+            "SELECT id FROM {t}thread_messages WHERE wedding = ? AND thread = ? AND seq <= ?"
+            f" AND id IN ({marks})",
+            (wedding, tid, seq, *chunk),
+        )
+        found.update(str(r[0]) for r in rows)
+    return found
+
+
+class MembersAndInbox:
+    """The member directory and a person's inbox in one place, as the thread routes call
+    them (``Threads.people``) until those routes move to the people and notifications
+    features: each method is the :class:`People` or :class:`Notifications` one."""
+
+    def __init__(self, people: People, notifications: Notifications) -> None:
+        self._people = people
+        self._inbox = notifications
+
+    async def see(self, wedding: str, sub: str, role: str, name: str, email: str | None) -> None:
+        await self._people.see(wedding, sub, role, name, email)
+
+    async def members(self, wedding: str) -> list[Member]:
+        return await self._people.members(wedding)
+
+    async def member(self, wedding: str, sub: str) -> Member | None:
+        return await self._people.member(wedding, sub)
+
+    async def put_member(
+        self, wedding: str, sub: str, role: str, name: str, email: str | None
+    ) -> tuple[dict[str, Any], bool]:
+        return await self._people.put_member(wedding, sub, role, name, email)
+
+    async def set_preferences(
+        self, wedding: str, sub: str, participation: str | None, email_on: bool | None
+    ) -> Member:
+        return await self._people.set_preferences(wedding, sub, participation, email_on)
+
+    async def unsubscribe(self, wedding: str, sub: str, key: str) -> bool:
+        return await self._people.unsubscribe(wedding, sub, key)
+
+    async def notifications(
+        self, wedding: str, sub: str, *, unread_only: bool, after: int | None, limit: int
+    ) -> tuple[list[dict[str, Any]], int, int | None]:
+        return await self._inbox.notifications(
+            wedding, sub, unread_only=unread_only, after=after, limit=limit
+        )
+
+    async def read_notifications(self, wedding: str, sub: str, ids: list[int] | None) -> int:
+        return await self._inbox.read_notifications(wedding, sub, ids)

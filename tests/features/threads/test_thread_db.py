@@ -8,7 +8,8 @@ import asyncio
 
 import pytest
 
-from crdt_server.features.threads.db import SCHEMA, Events, Sql, ThreadDb, Tx
+from crdt_server.features.db import Events, FeatureDb, Sql, Tx
+from crdt_server.features.people.tables import SCHEMA
 from crdt_server.storage import DocumentStore, NewEvent
 
 
@@ -32,7 +33,7 @@ def add_member(wedding: str, sub: str, *, fail: bool = False) -> Tx[int]:
 @pytest.mark.asyncio
 async def test_thread_transactions_share_commits_and_fail_alone(store: DocumentStore) -> None:
     await store.install(SCHEMA)
-    db = ThreadDb(store)
+    db = FeatureDb(store)
     results = await asyncio.gather(
         *(db.write(add_member("w_1", f"m{i}", fail=i == 3)) for i in range(8)),
         return_exceptions=True,

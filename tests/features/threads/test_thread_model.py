@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 
 from crdt_server.actor import Actor
+from crdt_server.features.people.model import Member
 from crdt_server.features.threads.model import (
-    Member,
     contains_pattern,
     mentions_in,
     recipients,
