@@ -15,13 +15,19 @@ from msgspec import Meta
 from crdt_server.names import WEDDING_ID_PATTERN
 
 __all__ = [
+    "CalendarTokenId",
     "ConflictId",
+    "DeliveryId",
     "DocPath",
     "DocumentKind",
     "GuestId",
+    "HookId",
     "MemberPath",
     "MemberSub",
+    "MessageId",
     "RoomKind",
+    "SourceName",
+    "ThreadId",
     "WeddingId",
     "WeddingPath",
 ]
@@ -45,6 +51,23 @@ ConflictId = Annotated[
 concurrent edit's (``cw:`` and 20 hex digits: ``crdt_server.core.overwrites.finding_id``)."""
 MemberSub = Annotated[
     str, Meta(pattern="^[^\\x00-\\x1f\\x7f]{1,256}$", description="a member's user id")
+]
+
+SourceName = Annotated[
+    str, Meta(pattern="^[a-z0-9][a-z0-9_-]{0,39}$", description="an inbound webhook source's name")
+]
+CalendarTokenId = Annotated[
+    str, Meta(pattern="^ct_[0-9a-f]{16}$", description="a calendar feed token's id")
+]
+HookId = Annotated[
+    str, Meta(pattern="^wh_[0-9a-f]{24}$", description="an outgoing webhook endpoint's id")
+]
+DeliveryId = Annotated[
+    str, Meta(pattern="^msg_[0-9a-f]{24}$", description="a webhook delivery's id")
+]
+ThreadId = Annotated[str, Meta(min_length=1, max_length=64, description="a thread id")]
+MessageId = Annotated[
+    str, Meta(pattern="^[A-Za-z0-9_-]{1,64}$", description="a message's client id")
 ]
 
 

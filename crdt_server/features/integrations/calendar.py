@@ -30,8 +30,9 @@ from crdt_server.documents.schema import TimelineItem
 from crdt_server.edge.documents import capable_principal, readable_documents
 from crdt_server.edge.identity import CALENDAR_TOKEN_PREFIX
 from crdt_server.edge.links import public_url
-from crdt_server.edge.problems import ApiError
-from crdt_server.edge.routing import ApiCall, ApiRoute, QueryParam, json_response, wedding_path
+from crdt_server.edge.params import CalendarTokenId, WeddingId, WeddingPath
+from crdt_server.edge.routing import ApiCall, Routes, json_response
+from crdt_server.errors import Forbidden, NotFound, Unauthenticated
 from crdt_server.features.integrations.service import IntegrationService
 from crdt_server.features.integrations.tables import CalendarToken, FeedItem
 
@@ -50,6 +51,16 @@ _STATUS = {
 class TokenRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     label: Annotated[str, msgspec.Meta(max_length=100)] = ""
     """What the token is for (``Ann's phone``), to tell tokens apart when revoking."""
+
+
+class FeedQuery(msgspec.Struct, frozen=True):
+    token: Annotated[str, msgspec.Meta(description="a calendar token (cal_...)")] = ""
+    """Read by the credential middleware (:mod:`crdt_server.edge.identity`), not here."""
+
+
+class TokenPath(msgspec.Struct, frozen=True):
+    wedding_id: WeddingId
+    token_id: CalendarTokenId
 
 
 class TokenCreated(msgspec.Struct, frozen=True):
@@ -138,15 +149,33 @@ def _matches(header: str, etag: str) -> bool:
     return False
 
 
-async def feed(call: ApiCall) -> Response:
-    wedding_id = wedding_path(call)
+calendar_routes = Routes()
+_BASE = "/api/weddings/{wedding_id}"
+_AUTH = (401, 403, 404, 429)
+
+
+@calendar_routes.get(
+    f"{_BASE}/calendar.ics",
+    "calendarFeed",
+    "The timeline as an iCalendar feed (ETag, If-None-Match); ?token= takes a "
+    "calendar token, or a token that may read the timeline",
+    family="read",
+    accepts=frozenset({"jwt", "calendar"}),
+    media_type="text/calendar",
+    errors=(*_AUTH, 503),
+    description="Answers 304 without a body when If-None-Match names the current "
+    "ETag. Each VEVENT has a stable UID, DTSTAMP and LAST-MODIFIED (the item's last "
+    "change), CREATED and a SEQUENCE that grows with each change.",
+)
+async def feed(call: ApiCall, path: WeddingPath, query: FeedQuery) -> Response:
+    wedding_id = path.wedding_id
     service = call.state.extension(IntegrationService)
     if call.caller.kind == "calendar":
         if await service.rows.token_wedding(_digest(call.caller.secret or "")) != wedding_id:
-            raise ApiError.field(401, "token", "unknown or revoked calendar token")
+            raise Unauthenticated("unknown or revoked calendar token", field="token")
     else:
         if "timeline" not in readable_documents(call, wedding_id):
-            raise ApiError(403, "the timeline is not open to you")
+            raise Forbidden("the timeline is not open to you")
     body = render_calendar(wedding_id, await service.feed_items(wedding_id))
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
@@ -156,94 +185,64 @@ async def feed(call: ApiCall) -> Response:
     return Response(body, media_type=CALENDAR, headers=headers)
 
 
-async def create_token(call: ApiCall) -> Response:
-    wedding_id = wedding_path(call)
+@calendar_routes.post(
+    f"{_BASE}/calendar-tokens",
+    "createCalendarToken",
+    "A calendar-only feed token (no expiry, stored hashed; shown only here)",
+    family="write",
+    body="json",
+    request_model=TokenRequest,
+    response_model=TokenCreated,
+    status=201,
+    errors=(400, *_AUTH, 413, 422),
+)
+async def create_token(call: ApiCall, path: WeddingPath) -> Response:
+    wedding_id = path.wedding_id
     principal = capable_principal(call, wedding_id, "calendar.tokens")
+    # The body is optional (no label): not a ``body`` parameter, which requires one.
     body = call.json(TokenRequest) if call.body else TokenRequest()
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     record = CalendarToken(
         wedding_id, "ct_" + secrets.token_hex(8), time.time(), principal.user_id, body.label
     )
     await call.state.extension(IntegrationService).rows.add_token(record, _digest(token))
-    path = f"/api/weddings/{wedding_id}/calendar.ics?token={token}"
+    feed_path = f"/api/weddings/{wedding_id}/calendar.ics?token={token}"
     answer = TokenCreated(
         record.id,
         token,
-        public_url(call.request, call.state.settings, path),
+        public_url(call.request, call.state.settings, feed_path),
         record.label,
         _rfc3339(record.created_at),
     )
     return json_response(answer, status_code=201)
 
 
-async def list_tokens(call: ApiCall) -> Response:
-    wedding_id = wedding_path(call)
-    capable_principal(call, wedding_id, "calendar.tokens")
-    found = await call.state.extension(IntegrationService).rows.tokens(wedding_id)
+@calendar_routes.get(
+    f"{_BASE}/calendar-tokens",
+    "listCalendarTokens",
+    "The wedding's calendar feed tokens (without the tokens)",
+    family="read",
+    response_model=TokensAnswer,
+    errors=_AUTH,
+)
+async def list_tokens(call: ApiCall, path: WeddingPath) -> Response:
+    capable_principal(call, path.wedding_id, "calendar.tokens")
+    found = await call.state.extension(IntegrationService).rows.tokens(path.wedding_id)
     items = [TokenItem(t.id, t.label, _rfc3339(t.created_at), t.created_by) for t in found]
     return json_response(TokensAnswer(items))
 
 
-async def delete_token(call: ApiCall) -> Response:
-    wedding_id = wedding_path(call)
-    capable_principal(call, wedding_id, "calendar.tokens")
-    token_id = call.path("token_id")
-    if not await call.state.extension(IntegrationService).rows.delete_token(wedding_id, token_id):
-        raise ApiError(404, "no such calendar token")
-    return json_response(TokenDeleted(token_id, True))
-
-
-def calendar_routes() -> list[ApiRoute]:
-    base = "/api/weddings/{wedding_id}"
-    auth = (401, 403, 404, 429)
-    return [
-        ApiRoute(
-            "GET",
-            f"{base}/calendar.ics",
-            "calendarFeed",
-            "The timeline as an iCalendar feed (ETag, If-None-Match); ?token= takes a "
-            "calendar token, or a token that may read the timeline",
-            feed,
-            "read",
-            accepts=frozenset({"jwt", "calendar"}),
-            media_type="text/calendar",
-            query=(QueryParam("token", {"type": "string"}, "a calendar token (cal_...)"),),
-            errors=(*auth, 503),
-            description="Answers 304 without a body when If-None-Match names the current "
-            "ETag. Each VEVENT has a stable UID, DTSTAMP and LAST-MODIFIED (the item's last "
-            "change), CREATED and a SEQUENCE that grows with each change.",
-        ),
-        ApiRoute(
-            "POST",
-            f"{base}/calendar-tokens",
-            "createCalendarToken",
-            "A calendar-only feed token (no expiry, stored hashed; shown only here)",
-            create_token,
-            "write",
-            body="json",
-            request_model=TokenRequest,
-            response_model=TokenCreated,
-            status=201,
-            errors=(400, *auth, 413, 422),
-        ),
-        ApiRoute(
-            "GET",
-            f"{base}/calendar-tokens",
-            "listCalendarTokens",
-            "The wedding's calendar feed tokens (without the tokens)",
-            list_tokens,
-            "read",
-            response_model=TokensAnswer,
-            errors=auth,
-        ),
-        ApiRoute(
-            "DELETE",
-            f"{base}/calendar-tokens/{{token_id}}",
-            "deleteCalendarToken",
-            "Revoke a calendar feed token",
-            delete_token,
-            "write",
-            response_model=TokenDeleted,
-            errors=auth,
-        ),
-    ]
+@calendar_routes.delete(
+    f"{_BASE}/calendar-tokens/{{token_id}}",
+    "deleteCalendarToken",
+    "Revoke a calendar feed token",
+    family="write",
+    response_model=TokenDeleted,
+    errors=_AUTH,
+)
+async def delete_token(call: ApiCall, path: TokenPath) -> Response:
+    capable_principal(call, path.wedding_id, "calendar.tokens")
+    rows = call.state.extension(IntegrationService).rows
+    if not await rows.delete_token(path.wedding_id, path.token_id):
+        raise NotFound("no such calendar token")
+    return json_response(TokenDeleted(path.token_id, True))

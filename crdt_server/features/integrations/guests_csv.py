@@ -11,13 +11,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from pycrdt import Doc
 from starlette.responses import Response
 
 from crdt_server.auth.principals import Principal
+from crdt_server.codec.problem_details import PROBLEM_JSON, FieldProblem, Problem
 from crdt_server.core.hooks import Sender
 from crdt_server.documents.guest_csv import (
     CsvError,
@@ -26,20 +27,25 @@ from crdt_server.documents.guest_csv import (
     export_guests,
     plan_import,
 )
-from crdt_server.edge.problems import PROBLEM_JSON, ApiError, FieldProblem, Problem
-from crdt_server.edge.routing import (
-    ApiCall,
-    ApiRoute,
-    QueryParam,
-    json_response,
-    read_body,
-    wedding_path,
-)
+from crdt_server.edge.params import WeddingPath
+from crdt_server.edge.routing import ApiCall, Routes, json_response, read_body
+from crdt_server.errors import Forbidden, Malformed, UnsupportedMedia
 from crdt_server.features.integrations.settings import IntegrationSettings
 
 __all__ = ["guest_csv_routes"]
 
 CSV = "text/csv; charset=utf-8"
+_PATH = "/api/weddings/{wedding_id}/guests.csv"
+
+guest_csv_routes = Routes()
+
+
+class ExportQuery(msgspec.Struct, frozen=True):
+    bom: Annotated[bool, msgspec.Meta(description="start with a BOM (Excel)")] = False
+
+
+class ImportQuery(msgspec.Struct, frozen=True):
+    dry_run: Annotated[bool, msgspec.Meta(description="answer the diff only")] = False
 
 
 class RowRef(msgspec.Struct, frozen=True):
@@ -83,23 +89,22 @@ class _Refused(Exception):
 def _principal(call: ApiCall, wedding_id: str, *, write: bool) -> Principal:
     principal = call.principal(wedding_id, "guests")
     if write and not principal.can_write:
-        raise ApiError(403, "the guest list is read-only for you")
+        raise Forbidden("the guest list is read-only for you")
     return principal
 
 
-def _flag(call: ApiCall, name: str) -> bool:
-    raw = call.request.query_params.get(name, "false").lower()
-    if raw in ("true", "1"):
-        return True
-    if raw in ("false", "0"):
-        return False
-    raise ApiError.field(400, name, "must be true or false")
-
-
-async def export_csv(call: ApiCall) -> Response:
-    wedding_id = wedding_path(call)
+@guest_csv_routes.get(
+    _PATH,
+    "exportGuestsCsv",
+    "The guest list as CSV (RFC 4180, UTF-8; formula cells neutralised)",
+    family="read",
+    media_type="text/csv",
+    errors=(400, 401, 403, 404, 429, 503),
+)
+async def export_csv(call: ApiCall, path: WeddingPath, query: ExportQuery) -> Response:
+    wedding_id = path.wedding_id
     principal = _principal(call, wedding_id, write=False)
-    bom = _flag(call, "bom")
+    bom = query.bom
     docs = await call.state.weddings.documents(wedding_id, kinds=("guests",))
     hidden = call.state.permissions.hidden_fields(principal.role, "guests")
     text = export_guests(docs.get("guests"), bom=bom, hidden=hidden)
@@ -137,19 +142,32 @@ def _refusal(plan: GuestImport) -> Response:
     return Response(msgspec.json.encode(problem), status_code=422, media_type=PROBLEM_JSON)
 
 
-async def import_csv(call: ApiCall) -> Response:
-    wedding_id = wedding_path(call)
+@guest_csv_routes.post(
+    _PATH,
+    "importGuestsCsv",
+    "Import guests from CSV (text/csv): upsert by id, else by name and household; "
+    "?dry_run=true answers the diff and per-row errors; otherwise all or nothing",
+    family="write",
+    response_model=ImportAnswer,
+    description="The body is the CSV file itself (Content-Type: text/csv, UTF-8, at "
+    "most CRDT_SERVER_MAX_CSV_BODY_BYTES), columns as the export's; other media "
+    "types are refused with 415.",
+    error_models={422: ImportProblem},
+    errors=(400, 401, 403, 404, 413, 415, 422, 429, 503),
+)
+async def import_csv(call: ApiCall, path: WeddingPath, query: ImportQuery) -> Response:
+    wedding_id = path.wedding_id
     principal = _principal(call, wedding_id, write=True)
-    dry_run = _flag(call, "dry_run")
+    dry_run = query.dry_run
     kind = call.request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind not in ("text/csv", "text/plain"):
-        raise ApiError.field(415, "Content-Type", "send the file as text/csv")
+        raise UnsupportedMedia("send the file as text/csv", field="Content-Type")
     limit = call.state.settings.fragment(IntegrationSettings).max_csv_body_bytes
     body = await read_body(call.request, limit)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ApiError.field(400, "body", f"not UTF-8 (byte {exc.start})") from None
+        raise Malformed(f"not UTF-8 (byte {exc.start})", field="body") from None
     weddings = call.state.weddings
     name = f"{wedding_id}/guests"
     try:
@@ -168,48 +186,7 @@ async def import_csv(call: ApiCall) -> Response:
 
         plan = await weddings.edit(name, change, sender)
     except CsvError as exc:
-        raise ApiError.field(400, exc.field, exc.message) from None
+        raise Malformed(exc.message, field=exc.field) from None
     except _Refused as refused:
         return _refusal(refused.plan)
     return json_response(_answer(plan, dry_run=False, committed=True))
-
-
-def guest_csv_routes() -> list[ApiRoute]:
-    path = "/api/weddings/{wedding_id}/guests.csv"
-    return [
-        ApiRoute(
-            "GET",
-            path,
-            "exportGuestsCsv",
-            "The guest list as CSV (RFC 4180, UTF-8; formula cells neutralised)",
-            export_csv,
-            "read",
-            media_type="text/csv",
-            query=(
-                QueryParam(
-                    "bom", {"type": "boolean", "default": False}, "start with a BOM (Excel)"
-                ),
-            ),
-            errors=(400, 401, 403, 404, 429, 503),
-        ),
-        ApiRoute(
-            "POST",
-            path,
-            "importGuestsCsv",
-            "Import guests from CSV (text/csv): upsert by id, else by name and household; "
-            "?dry_run=true answers the diff and per-row errors; otherwise all or nothing",
-            import_csv,
-            "write",
-            query=(
-                QueryParam(
-                    "dry_run", {"type": "boolean", "default": False}, "answer the diff only"
-                ),
-            ),
-            response_model=ImportAnswer,
-            description="The body is the CSV file itself (Content-Type: text/csv, UTF-8, at "
-            "most CRDT_SERVER_MAX_CSV_BODY_BYTES), columns as the export's; other media "
-            "types are refused with 415.",
-            error_models={422: ImportProblem},
-            errors=(400, 401, 403, 404, 413, 415, 422, 429, 503),
-        ),
-    ]

@@ -27,17 +27,21 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from starlette.responses import Response
 
 from crdt_server.actor import Actor
+from crdt_server.auth.principals import AuthError
 from crdt_server.core.hooks import Sender
 from crdt_server.documents import DOCUMENT_KINDS, OperationError, apply_operation
 from crdt_server.edge.bodies import decode_json
 from crdt_server.edge.documents import capable_principal
-from crdt_server.edge.problems import ApiError, FieldProblem
-from crdt_server.edge.routing import (
-    ApiCall,
-    ApiRoute,
-    is_admin,
-    json_response,
-    wedding_path,
+from crdt_server.edge.params import SourceName, WeddingId, WeddingPath
+from crdt_server.edge.routing import ApiCall, Routes, is_admin, json_response
+from crdt_server.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Impossible,
+    Malformed,
+    NotFound,
+    Unauthenticated,
 )
 from crdt_server.features.events.log import EventLog
 from crdt_server.features.events.routes import CustomEvent, PostedEvent, custom_event_data
@@ -47,13 +51,11 @@ from crdt_server.storage import NewEvent, Once
 
 __all__ = ["inbound_routes"]
 
-SOURCE_PATTERN = "^[a-z0-9][a-z0-9_-]{0,39}$"
 MAX_OPS = 500
 PENDING_SECONDS = 60.0
 """A delivery still ``pending`` after this long was cut short (the process died): its
 fate is read from the store (the marker event) instead of waiting for it."""
 
-SourceName = Annotated[str, msgspec.Meta(pattern=SOURCE_PATTERN)]
 Grant = Literal["write", "read", "none"]
 
 
@@ -123,6 +125,26 @@ class InboundBody(msgspec.Struct, frozen=True, omit_defaults=True):
     event: CustomEvent | None = None
 
 
+class SourcePath(msgspec.Struct, frozen=True):
+    wedding_id: WeddingId
+    source: SourceName
+
+
+class DeliveryPath(msgspec.Struct, frozen=True):
+    wedding_id: WeddingId
+    source: Annotated[
+        str,
+        msgspec.Meta(description="the source's name (an unknown one: the 401 of a bad signature)"),
+    ]
+    """Not :data:`SourceName`: a name no source can have answers what an unknown source
+    does (401), so nobody learns which names exist from the status."""
+
+
+inbound_routes = Routes()
+_BASE = "/api/weddings/{wedding_id}"
+_AUTH = (401, 403, 404, 429)
+
+
 def _service(call: ApiCall) -> IntegrationService:
     return call.state.extension(IntegrationService)
 
@@ -134,24 +156,41 @@ def _manager(call: ApiCall, wedding_id: str) -> str:
     return capable_principal(call, wedding_id, "inbound.manage").user_id
 
 
+def _writes(call: ApiCall, wedding_id: str, doc: str) -> bool:
+    """Whether the caller (a token) may write ``doc`` of the wedding themselves."""
+    claims = call.caller.claims
+    if claims is None:
+        return False
+    try:
+        return call.state.authenticator.authorize(claims, wedding_id, doc).can_write
+    except AuthError:
+        return False
+
+
 # -- managing sources ---------------------------------------------------------------------
 
 
-async def create_source(call: ApiCall) -> Response:
-    wedding_id = wedding_path(call)
-    body = call.json(SourceRequest)
+@inbound_routes.post(
+    f"{_BASE}/inbound-sources",
+    "createInboundSource",
+    "Register an incoming webhook source and its access; the secret is shown only here "
+    "(inbound.manage, or the admin key)",
+    family="write",
+    accepts=frozenset({"jwt", "admin"}),
+    response_model=SourceCreated,
+    status=201,
+    errors=(400, *_AUTH, 409, 413, 422),
+)
+async def create_source(call: ApiCall, path: WeddingPath, body: SourceRequest) -> Response:
+    wedding_id = path.wedding_id
     by = _manager(call, wedding_id)
     if by != "admin":
         # Nobody hands out more than they have: each document written needs the creator's
         # own write access to it.
         for doc in DOCUMENT_KINDS:
             if getattr(body.access, doc) == "write":
-                try:
-                    principal = call.principal(wedding_id, doc)
-                except ApiError:
-                    principal = None
-                if principal is None or not principal.can_write:
-                    raise ApiError.field(403, f"access.{doc}", "you may not write it yourself")
+                if not _writes(call, wedding_id, doc):
+                    raise Forbidden("you may not write it yourself", field=f"access.{doc}")
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
     source = InboundSource(
         wedding_id,
@@ -162,14 +201,22 @@ async def create_source(call: ApiCall) -> Response:
         by,
     )
     if not await _service(call).rows.add_source(source):
-        raise ApiError.field(409, "source", f"this wedding already has a source {body.source!r}")
+        raise Conflict(f"this wedding already has a source {body.source!r}", field="source")
     return json_response(SourceCreated(body.source, secret, body.access), status_code=201)
 
 
-async def list_sources(call: ApiCall) -> Response:
-    wedding_id = wedding_path(call)
-    _manager(call, wedding_id)
-    found = await _service(call).rows.sources(wedding_id)
+@inbound_routes.get(
+    f"{_BASE}/inbound-sources",
+    "listInboundSources",
+    "The wedding's incoming webhook sources (without secrets)",
+    family="read",
+    accepts=frozenset({"jwt", "admin"}),
+    response_model=SourcesAnswer,
+    errors=_AUTH,
+)
+async def list_sources(call: ApiCall, path: WeddingPath) -> Response:
+    _manager(call, path.wedding_id)
+    found = await _service(call).rows.sources(path.wedding_id)
     items = [
         SourceItem(
             s.source, msgspec.json.decode(s.access, type=SourceAccess), s.created_at, s.created_by
@@ -179,13 +226,20 @@ async def list_sources(call: ApiCall) -> Response:
     return json_response(SourcesAnswer(items))
 
 
-async def delete_source(call: ApiCall) -> Response:
-    wedding_id = wedding_path(call)
-    _manager(call, wedding_id)
-    name = call.path("source")
-    if not await _service(call).rows.delete_source(wedding_id, name):
-        raise ApiError(404, "no such source")
-    return json_response(SourceDeleted(name, True))
+@inbound_routes.delete(
+    f"{_BASE}/inbound-sources/{{source}}",
+    "deleteInboundSource",
+    "Remove an incoming webhook source (its deliveries are refused from then on)",
+    family="write",
+    accepts=frozenset({"jwt", "admin"}),
+    response_model=SourceDeleted,
+    errors=_AUTH,
+)
+async def delete_source(call: ApiCall, path: SourcePath) -> Response:
+    _manager(call, path.wedding_id)
+    if not await _service(call).rows.delete_source(path.wedding_id, path.source):
+        raise NotFound("no such source")
+    return json_response(SourceDeleted(path.source, True))
 
 
 # -- receiving ----------------------------------------------------------------------------
@@ -195,8 +249,8 @@ _NOBODYS_SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 """Verifies the deliveries to a source that does not exist (none ever verifies)."""
 
 
-def _unverified() -> ApiError:
-    return ApiError(401, "the webhook signature does not verify")
+def _unverified() -> Unauthenticated:
+    return Unauthenticated("the webhook signature does not verify")
 
 
 def _verify(call: ApiCall, secret: str) -> str:
@@ -210,7 +264,7 @@ def _verify(call: ApiCall, secret: str) -> str:
         raise _unverified() from None
     webhook_id = call.request.headers["webhook-id"]
     if not 1 <= len(webhook_id) <= 255 or not webhook_id.isprintable():
-        raise ApiError.field(400, "webhook-id", "1 to 255 printable characters")
+        raise Malformed("1 to 255 printable characters", field="webhook-id")
     return webhook_id
 
 
@@ -220,12 +274,27 @@ def _parse(body: bytes) -> InboundOps | InboundEvent:
         return decode_json(body, InboundEvent)
     if "ops" in decoded or "doc" in decoded:
         return decode_json(body, InboundOps)
-    raise ApiError.field(422, "body", 'either {"doc", "ops"} or {"event"}')
+    raise Impossible('either {"doc", "ops"} or {"event"}', field="body")
 
 
-async def receive(call: ApiCall) -> Response:
-    wedding_id = wedding_path(call)
-    name = call.path("source")
+@inbound_routes.post(
+    f"{_BASE}/inbound/{{source}}",
+    "receiveWebhook",
+    "An incoming Standard Webhook: {doc, ops} (all or nothing) or {event}; "
+    "a replayed webhook-id answers the first answer and applies nothing",
+    family="write",
+    security="none",
+    # No signature at all is refused by the handler like a bad one (one answer).
+    accepts=frozenset({"signature", "none"}),
+    # The body is decoded after the signature verifies (:func:`_parse`), not before the
+    # handler: a bad signature answers 401 whatever the body.
+    body="json",
+    request_model=InboundBody,
+    response_model=InboundAnswer,
+    errors=(400, 401, 403, 404, 409, 413, 422, 429, 503),
+)
+async def receive(call: ApiCall, path: DeliveryPath) -> Response:
+    wedding_id, name = path.wedding_id, path.source
     service = _service(call)
     source = await service.rows.source(wedding_id, name)
     # An unknown source is verified against a secret nobody has: the same work and the same
@@ -239,11 +308,7 @@ async def receive(call: ApiCall) -> Response:
     seen = await rows.claim(wedding_id, name, webhook_id, time.time())
     if seen is not None and seen.state == "pending":
         if time.time() - seen.at < PENDING_SECONDS:
-            raise ApiError(
-                409,
-                "this webhook-id is being processed; retry later",
-                headers={"Retry-After": "5"},
-            )
+            raise Conflict("this webhook-id is being processed; retry later", retry_after=5)
         if isinstance(body, InboundOps) and await service.applied(wedding_id, name, webhook_id):
             answer = InboundAnswer(webhook_id)
             await rows.finish(wedding_id, name, webhook_id, msgspec.json.encode(answer).decode())
@@ -260,7 +325,7 @@ async def receive(call: ApiCall) -> Response:
         # A refusal changed nothing: the sender may fix it and send the same id again. Any
         # other failure may have come after the commit: the claim stays, and the marker
         # event decides once it is stale (an event is once-only by its own key anyway).
-        if isinstance(exc, ApiError | OperationError) or isinstance(body, InboundEvent):
+        if isinstance(exc, DomainError | OperationError) or isinstance(body, InboundEvent):
             await rows.release(wedding_id, name, webhook_id)
         raise
     await rows.finish(wedding_id, name, webhook_id, msgspec.json.encode(answer).decode())
@@ -286,9 +351,9 @@ async def _apply_ops(
     body: InboundOps,
 ) -> InboundAnswer:
     if getattr(access, body.doc) != "write":
-        raise ApiError.field(403, "doc", f"source {source!r} may not write {body.doc!r}")
+        raise Forbidden(f"source {source!r} may not write {body.doc!r}", field="doc")
     if not 1 <= len(body.ops) <= MAX_OPS:
-        raise ApiError.field(422, "ops", f"1 to {MAX_OPS} operations")
+        raise Impossible(f"1 to {MAX_OPS} operations", field="ops")
     sender = _sender(source, webhook_id)
 
     def change(doc: Doc[Any]) -> list[dict[str, Any]]:
@@ -300,10 +365,10 @@ async def _apply_ops(
                     results.append(apply_operation(doc, body.doc, op, origin=sender.origin))
                 except OperationError as exc:
                     where = f"ops[{index}]" + (f".{exc.path}" if exc.path else "")
-                    raise ApiError(
-                        exc.status,
+                    refusal = Malformed if exc.status == 400 else Impossible
+                    raise refusal(
                         f"{where}: {exc.message} (no operation was applied)",
-                        errors=[FieldProblem(where, exc.message)],
+                        fields=[(where, exc.message)],
                     ) from None
         return results
 
@@ -320,11 +385,11 @@ async def _post_event(
     body: InboundEvent,
 ) -> InboundAnswer:
     if access.events != "write":
-        raise ApiError.field(403, "event", f"source {source!r} may not post events")
+        raise Forbidden(f"source {source!r} may not post events", field="event")
     event = body.event
     data = custom_event_data(event, "event.")
     if event.doc is not None and getattr(access, event.doc) == "none":
-        raise ApiError.field(403, "event.doc", f"{event.doc!r} is not open to {source!r}")
+        raise Forbidden(f"{event.doc!r} is not open to {source!r}", field="event.doc")
     actor = _actor(source)
     # The idempotency key makes the event itself once-only, even if the answer below is
     # never recorded.
@@ -340,63 +405,3 @@ async def _post_event(
     added = await call.state.extension(EventLog).record([row], once=once)
     stored = added.events[0]
     return InboundAnswer(webhook_id, event=PostedEvent(f"{wedding_id}:{stored.seq}", stored.seq))
-
-
-def inbound_routes() -> list[ApiRoute]:
-    base = "/api/weddings/{wedding_id}"
-    auth = (401, 403, 404, 429)
-    return [
-        ApiRoute(
-            "POST",
-            f"{base}/inbound-sources",
-            "createInboundSource",
-            "Register an incoming webhook source and its access; the secret is shown only here "
-            "(inbound.manage, or the admin key)",
-            create_source,
-            "write",
-            accepts=frozenset({"jwt", "admin"}),
-            body="json",
-            request_model=SourceRequest,
-            response_model=SourceCreated,
-            status=201,
-            errors=(400, *auth, 409, 413, 422),
-        ),
-        ApiRoute(
-            "GET",
-            f"{base}/inbound-sources",
-            "listInboundSources",
-            "The wedding's incoming webhook sources (without secrets)",
-            list_sources,
-            "read",
-            accepts=frozenset({"jwt", "admin"}),
-            response_model=SourcesAnswer,
-            errors=auth,
-        ),
-        ApiRoute(
-            "DELETE",
-            f"{base}/inbound-sources/{{source}}",
-            "deleteInboundSource",
-            "Remove an incoming webhook source (its deliveries are refused from then on)",
-            delete_source,
-            "write",
-            accepts=frozenset({"jwt", "admin"}),
-            response_model=SourceDeleted,
-            errors=auth,
-        ),
-        ApiRoute(
-            "POST",
-            f"{base}/inbound/{{source}}",
-            "receiveWebhook",
-            "An incoming Standard Webhook: {doc, ops} (all or nothing) or {event}; "
-            "a replayed webhook-id answers the first answer and applies nothing",
-            receive,
-            "write",
-            security="none",
-            # No signature at all is refused by the handler like a bad one (one answer).
-            accepts=frozenset({"signature", "none"}),
-            body="json",
-            request_model=InboundBody,
-            response_model=InboundAnswer,
-            errors=(400, 401, 403, 404, 409, 413, 422, 429, 503),
-        ),
-    ]
