@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from crdt_server.errors import Conflict
 from crdt_server.features.events.log import event_json, rfc3339
 from crdt_server.storage import StoredEvent
 
@@ -43,8 +44,9 @@ DELIVERY_COLUMNS = (
 )
 
 
-class IdempotencyConflict(Exception):
-    """An ``Idempotency-Key`` reused with another body (or for a deleted endpoint)."""
+class IdempotencyConflict(Conflict):
+    """An ``Idempotency-Key`` reused with another body (or for a deleted endpoint): a
+    domain :class:`~crdt_server.errors.Conflict` (409 at the edge)."""
 
 
 def new_secret() -> str:

@@ -22,16 +22,18 @@ import time
 from typing import Annotated, Literal
 
 import msgspec
+from msgspec import UNSET, UnsetType
 from starlette.responses import Response
 
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.edge.documents import capable_principal, readable_documents
-from crdt_server.edge.problems import ApiError
-from crdt_server.edge.routing import ApiCall, ApiRoute, QueryParam, json_response, wedding_path
+from crdt_server.edge.params import DeliveryId, HookId, WeddingId, WeddingPath
+from crdt_server.edge.routing import ApiCall, Routes, json_response
+from crdt_server.errors import Conflict, Gone, Impossible, Malformed, NotFound
 from crdt_server.features.events.routes import viewer_of
 from crdt_server.features.webhooks.dispatcher import Webhooks
 from crdt_server.features.webhooks.endpoints import WebhookEndpoints
-from crdt_server.features.webhooks.model import Endpoint, IdempotencyConflict, scope_json
+from crdt_server.features.webhooks.model import Endpoint, scope_json
 from crdt_server.features.webhooks.safety import UnsafeTarget, check_url, resolve_target
 from crdt_server.storage import Once
 
@@ -127,6 +129,48 @@ class QueuedDelivery(msgspec.Struct, frozen=True):
     status: str
 
 
+class HookPath(msgspec.Struct, frozen=True):
+    wedding_id: WeddingId
+    hook: HookId
+
+
+class DeliveryPath(msgspec.Struct, frozen=True):
+    wedding_id: WeddingId
+    hook: HookId
+    delivery: DeliveryId
+
+
+Limit = Annotated[
+    int, msgspec.Meta(ge=1, le=500, description="at most this many (1 to 500, default 50)")
+]
+
+
+class WebhooksQuery(msgspec.Struct, frozen=True):
+    after: Annotated[str, msgspec.Meta(description="the last id of the previous page")] = ""
+    limit: Limit = 50
+
+
+class DeliveriesQuery(msgspec.Struct, frozen=True):
+    status: (
+        Annotated[
+            Literal["pending", "delivered", "failed"],
+            msgspec.Meta(description="only the deliveries in this state (failed: dead letters)"),
+        ]
+        | UnsetType
+    ) = UNSET
+    after: (
+        Annotated[str, msgspec.Meta(description="the last id of the previous page")] | UnsetType
+    ) = UNSET
+    limit: Limit = 50
+
+
+webhook_routes = Routes()
+_BASE = "/api/weddings/{wedding_id}/webhooks"
+_ONE = f"{_BASE}/{{hook}}"
+_COMMON = (401, 403, 404)
+_NO_ENDPOINT = "no such webhook endpoint in this wedding"
+
+
 def _webhooks(call: ApiCall) -> WebhookEndpoints:
     return call.state.extension(Webhooks).manage
 
@@ -135,18 +179,33 @@ def _allow_private(call: ApiCall) -> bool:
     return call.state.extension(Webhooks).allow_private
 
 
-def _manager(call: ApiCall) -> str:
-    wedding_id = wedding_path(call)
+def _manager(call: ApiCall, wedding_id: str) -> None:
     capable_principal(call, wedding_id, CAPABILITY)
-    return wedding_id
 
 
-async def _endpoint(call: ApiCall) -> Endpoint:
-    wedding_id = _manager(call)
-    endpoint = await _webhooks(call).endpoint(wedding_id, call.path("hook"))
+async def _endpoint(call: ApiCall, wedding_id: str, hook: str) -> Endpoint:
+    _manager(call, wedding_id)
+    endpoint = await _webhooks(call).endpoint(wedding_id, hook)
     if endpoint is None:
-        raise ApiError(404, "no such webhook endpoint in this wedding")
+        raise NotFound(_NO_ENDPOINT)
     return endpoint
+
+
+def _url_form(url: str) -> None:
+    """400 naming ``url`` unless it is an http(s) URL a webhook may have."""
+    try:
+        check_url(url)
+    except UnsafeTarget as exc:
+        raise Malformed(str(exc), field="url") from None
+
+
+async def _url_target(call: ApiCall, url: str) -> None:
+    """422 naming ``url`` when its host resolves to an address that may not receive
+    webhooks (or does not resolve)."""
+    try:
+        await resolve_target(url, allow_private=_allow_private(call))
+    except UnsafeTarget as exc:
+        raise Impossible(str(exc), field="url") from None
 
 
 def _patterns(events: list[str]) -> list[str]:
@@ -159,43 +218,40 @@ def _patterns(events: list[str]) -> list[str]:
             and all(p and p.replace("_", "").isalnum() and p.isascii() for p in parts)
         )
         if not valid:
-            raise ApiError.field(
-                400, f"events[{i}]", "an event type (guest.added), a prefix (guest.*) or *"
+            raise Malformed(
+                "an event type (guest.added), a prefix (guest.*) or *", field=f"events[{i}]"
             )
         if pattern not in seen:
             seen.append(pattern)
     return seen
 
 
-def _limit(call: ApiCall) -> int:
-    raw = call.request.query_params.get("limit", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= 500:
-        raise ApiError.field(400, "limit", "a whole number from 1 to 500")
-    return int(raw)
-
-
-async def create_webhook(call: ApiCall) -> Response:
-    wedding_id = wedding_path(call)
+@webhook_routes.post(
+    _BASE,
+    "createWebhook",
+    "Add an outgoing webhook endpoint; its signing secret is shown only here;"
+    " Idempotency-Key honoured",
+    family="write",
+    response_model=CreatedWebhook,
+    status=201,
+    also=(200,),
+    errors=(*_COMMON, 409, 422),
+)
+async def create_webhook(call: ApiCall, path: WeddingPath, body: WebhookRequest) -> Response:
+    wedding_id = path.wedding_id
     # An endpoint receives what its creator may see: the documents they may read, and of
     # a thread's events only those of threads they are in (unless they see every thread).
     docs = readable_documents(call, wedding_id)
     principal = capable_principal(call, wedding_id, CAPABILITY, readable=docs)
-    body = call.json(WebhookRequest)
-    try:
-        check_url(body.url)
-    except UnsafeTarget as exc:
-        raise ApiError.field(400, "url", str(exc)) from None
+    _url_form(body.url)
     events = _patterns(body.events)
     webhooks = _webhooks(call)
-    try:
-        await resolve_target(body.url, allow_private=_allow_private(call))
-    except UnsafeTarget as exc:
-        raise ApiError.field(422, "url", str(exc)) from None
+    await _url_target(call, body.url)
     once = None
     key = call.request.headers.get("idempotency-key")
     if key is not None:
         if not 1 <= len(key) <= 255:
-            raise ApiError.field(400, "Idempotency-Key", "1 to 255 characters")
+            raise Malformed("1 to 255 characters", field="Idempotency-Key")
         once = Once(
             f"{wedding_id}:{principal.user_id}:webhooks",
             key,
@@ -203,8 +259,9 @@ async def create_webhook(call: ApiCall) -> Response:
             time.time() + IDEMPOTENCY_SECONDS,
         )
     if await webhooks.count(wedding_id) >= MAX_ENDPOINTS:
-        raise ApiError(422, f"a wedding has at most {MAX_ENDPOINTS} webhook endpoints")
+        raise Impossible(f"a wedding has at most {MAX_ENDPOINTS} webhook endpoints")
     try:
+        # IdempotencyConflict (a key reused with another body) is a domain Conflict.
         endpoint, secret, first = await webhooks.create(
             wedding_id,
             body.url,
@@ -215,24 +272,36 @@ async def create_webhook(call: ApiCall) -> Response:
             creator=principal.user_id,
             once=once,
         )
-    except IdempotencyConflict as exc:
-        raise ApiError(409, str(exc)) from None
     except LookupError:
-        raise ApiError(410, "this wedding was erased") from None
+        raise Gone("this wedding was erased") from None
     return json_response(CreatedWebhook(endpoint.id, secret), status_code=201 if first else 200)
 
 
-async def list_webhooks(call: ApiCall) -> Response:
-    wedding_id = _manager(call)
-    limit = _limit(call)
-    after = call.request.query_params.get("after", "")
-    found = await _webhooks(call).endpoints(wedding_id, after=after, limit=limit)
-    following = found[-1].id if len(found) == limit else None
+@webhook_routes.get(
+    _BASE,
+    "listWebhooks",
+    "The wedding's webhook endpoints (without secrets)",
+    family="read",
+    response_model=WebhooksAnswer,
+    errors=(400, *_COMMON),
+)
+async def list_webhooks(call: ApiCall, path: WeddingPath, query: WebhooksQuery) -> Response:
+    _manager(call, path.wedding_id)
+    found = await _webhooks(call).endpoints(path.wedding_id, after=query.after, limit=query.limit)
+    following = found[-1].id if len(found) == query.limit else None
     return json_response({"webhooks": [e.json() for e in found], "next": following})
 
 
-async def get_webhook(call: ApiCall) -> Response:
-    endpoint = await _endpoint(call)
+@webhook_routes.get(
+    _ONE,
+    "getWebhook",
+    "One endpoint with its health: success rate over 24 h, last error, next attempt",
+    family="read",
+    response_model=WebhookDetail,
+    errors=_COMMON,
+)
+async def get_webhook(call: ApiCall, path: HookPath) -> Response:
+    endpoint = await _endpoint(call, path.wedding_id, path.hook)
     health = await _webhooks(call).health(endpoint)
     return json_response({**endpoint.json(), "health": health.json(endpoint)})
 
@@ -245,22 +314,25 @@ def _scope_of_caller(call: ApiCall, wedding_id: str) -> str:
     return scope_json(shown, viewer_of(principal), principal.user_id)
 
 
-async def update_webhook(call: ApiCall) -> Response:
-    endpoint = await _endpoint(call)
-    body = call.json(WebhookChanges)
+@webhook_routes.patch(
+    _ONE,
+    "updateWebhook",
+    'Change an endpoint: {"enabled": true} re-enables one disabled by a 410 (or'
+    " paused with false) and resumes where it stopped: the delivery answered 410"
+    " again (same webhook-id), then the events committed meanwhile",
+    family="write",
+    response_model=WebhookItem,
+    errors=(400, *_COMMON, 413, 422),
+)
+async def update_webhook(call: ApiCall, path: HookPath, body: WebhookChanges) -> Response:
+    endpoint = await _endpoint(call, path.wedding_id, path.hook)
     # Re-enabling a disabled endpoint (its creator revoked or erased, a 410, a pause) makes
     # the caller the one who answers for it: it receives what they may see from now on.
     scope = _scope_of_caller(call, endpoint.wedding) if body.enabled and endpoint.disabled else None
     webhooks = _webhooks(call)
     if body.url is not None:
-        try:
-            check_url(body.url)
-        except UnsafeTarget as exc:
-            raise ApiError.field(400, "url", str(exc)) from None
-        try:
-            await resolve_target(body.url, allow_private=_allow_private(call))
-        except UnsafeTarget as exc:
-            raise ApiError.field(422, "url", str(exc)) from None
+        _url_form(body.url)
+        await _url_target(call, body.url)
     events = None if body.events is None else _patterns(body.events)
     changed = await webhooks.update(
         endpoint,
@@ -271,175 +343,94 @@ async def update_webhook(call: ApiCall) -> Response:
         scope=scope,
     )
     if changed is None:
-        raise ApiError(404, "no such webhook endpoint in this wedding")
+        raise NotFound(_NO_ENDPOINT)
     return json_response(changed.json())
 
 
-async def delete_webhook(call: ApiCall) -> Response:
-    wedding_id = _manager(call)
-    if not await _webhooks(call).delete(wedding_id, call.path("hook")):
-        raise ApiError(404, "no such webhook endpoint in this wedding")
+@webhook_routes.delete(
+    _ONE,
+    "deleteWebhook",
+    "Remove an endpoint with its deliveries",
+    family="write",
+    status=204,
+    errors=_COMMON,
+)
+async def delete_webhook(call: ApiCall, path: HookPath) -> Response:
+    _manager(call, path.wedding_id)
+    if not await _webhooks(call).delete(path.wedding_id, path.hook):
+        raise NotFound(_NO_ENDPOINT)
     return Response(status_code=204)
 
 
-async def rotate_secret(call: ApiCall) -> Response:
-    wedding_id = _manager(call)
-    hook = call.path("hook")
-    secret = await _webhooks(call).rotate(wedding_id, hook)
+@webhook_routes.post(
+    f"{_ONE}/rotate",
+    "rotateWebhookSecret",
+    "A new signing secret; the old one keeps signing beside it for 24 h",
+    family="write",
+    response_model=CreatedWebhook,
+    errors=_COMMON,
+)
+async def rotate_secret(call: ApiCall, path: HookPath) -> Response:
+    _manager(call, path.wedding_id)
+    secret = await _webhooks(call).rotate(path.wedding_id, path.hook)
     if secret is None:
-        raise ApiError(404, "no such webhook endpoint in this wedding")
-    return json_response(CreatedWebhook(hook, secret))
+        raise NotFound(_NO_ENDPOINT)
+    return json_response(CreatedWebhook(path.hook, secret))
 
 
-async def send_test(call: ApiCall) -> Response:
-    endpoint = await _endpoint(call)
+@webhook_routes.post(
+    f"{_ONE}/test",
+    "testWebhook",
+    "Send a webhook.test event to the endpoint",
+    family="write",
+    response_model=QueuedDelivery,
+    status=202,
+    errors=(*_COMMON, 409),
+)
+async def send_test(call: ApiCall, path: HookPath) -> Response:
+    endpoint = await _endpoint(call, path.wedding_id, path.hook)
     if endpoint.disabled:
-        raise ApiError(409, f"the endpoint is disabled: {endpoint.disabled}")
+        raise Conflict(f"the endpoint is disabled: {endpoint.disabled}")
     delivery = await _webhooks(call).send_test(endpoint)
     return json_response(QueuedDelivery(delivery, "pending"), status_code=202)
 
 
-async def list_deliveries(call: ApiCall) -> Response:
-    endpoint = await _endpoint(call)
-    status = call.request.query_params.get("status")
-    if status is not None and status not in ("pending", "delivered", "failed"):
-        raise ApiError.field(400, "status", "pending, delivered or failed")
-    limit = _limit(call)
-    after = call.request.query_params.get("after")
-    found = await _webhooks(call).deliveries(endpoint, status=status, after=after, limit=limit)
-    following = found[-1].id if len(found) == limit else None
+@webhook_routes.get(
+    f"{_ONE}/deliveries",
+    "listWebhookDeliveries",
+    "The endpoint's deliveries, newest first (status=failed: the dead letters)",
+    family="read",
+    response_model=DeliveriesAnswer,
+    errors=(400, *_COMMON),
+)
+async def list_deliveries(call: ApiCall, path: HookPath, query: DeliveriesQuery) -> Response:
+    endpoint = await _endpoint(call, path.wedding_id, path.hook)
+    found = await _webhooks(call).deliveries(
+        endpoint,
+        status=None if isinstance(query.status, UnsetType) else query.status,
+        after=None if isinstance(query.after, UnsetType) else query.after,
+        limit=query.limit,
+    )
+    following = found[-1].id if len(found) == query.limit else None
     return json_response({"deliveries": [d.json() for d in found], "next": following})
 
 
-async def replay_delivery(call: ApiCall) -> Response:
-    endpoint = await _endpoint(call)
+@webhook_routes.post(
+    f"{_ONE}/deliveries/{{delivery}}/replay",
+    "replayWebhookDelivery",
+    "Attempt a failed or delivered delivery again (same webhook-id)",
+    family="write",
+    response_model=QueuedDelivery,
+    status=202,
+    errors=(*_COMMON, 409),
+)
+async def replay_delivery(call: ApiCall, path: DeliveryPath) -> Response:
+    endpoint = await _endpoint(call, path.wedding_id, path.hook)
     webhooks = _webhooks(call)
-    delivery = call.path("delivery")
-    if await webhooks.delivery(endpoint, delivery) is None:
-        raise ApiError(404, "no such delivery for this endpoint")
+    if await webhooks.delivery(endpoint, path.delivery) is None:
+        raise NotFound("no such delivery for this endpoint")
     if endpoint.disabled:
-        raise ApiError(409, f"the endpoint is disabled: {endpoint.disabled}")
-    if not await webhooks.replay(endpoint, delivery):
-        raise ApiError(409, "the delivery is still pending: it will be attempted anyway")
-    return json_response(QueuedDelivery(delivery, "pending"), status_code=202)
-
-
-def webhook_routes() -> list[ApiRoute]:
-    base = "/api/weddings/{wedding_id}/webhooks"
-    one = f"{base}/{{hook}}"
-    page: tuple[QueryParam, ...] = (
-        QueryParam("after", {"type": "string"}, "the last id of the previous page"),
-        QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
-    )
-    common = (401, 403, 404)
-    routes: list[ApiRoute] = [
-        ApiRoute(
-            "POST",
-            base,
-            "createWebhook",
-            "Add an outgoing webhook endpoint; its signing secret is shown only here;"
-            " Idempotency-Key honoured",
-            create_webhook,
-            "write",
-            body="json",
-            request_model=WebhookRequest,
-            response_model=CreatedWebhook,
-            status=201,
-            also=(200,),
-            errors=(*common, 409, 422),
-        ),
-        ApiRoute(
-            "GET",
-            base,
-            "listWebhooks",
-            "The wedding's webhook endpoints (without secrets)",
-            list_webhooks,
-            "read",
-            query=page,
-            response_model=WebhooksAnswer,
-            errors=(400, *common),
-        ),
-        ApiRoute(
-            "GET",
-            one,
-            "getWebhook",
-            "One endpoint with its health: success rate over 24 h, last error, next attempt",
-            get_webhook,
-            "read",
-            response_model=WebhookDetail,
-            errors=common,
-        ),
-        ApiRoute(
-            "PATCH",
-            one,
-            "updateWebhook",
-            'Change an endpoint: {"enabled": true} re-enables one disabled by a 410 (or'
-            " paused with false) and resumes where it stopped: the delivery answered 410"
-            " again (same webhook-id), then the events committed meanwhile",
-            update_webhook,
-            "write",
-            body="json",
-            request_model=WebhookChanges,
-            response_model=WebhookItem,
-            errors=(400, *common, 413, 422),
-        ),
-        ApiRoute(
-            "DELETE",
-            one,
-            "deleteWebhook",
-            "Remove an endpoint with its deliveries",
-            delete_webhook,
-            "write",
-            status=204,
-            errors=common,
-        ),
-        ApiRoute(
-            "POST",
-            f"{one}/rotate",
-            "rotateWebhookSecret",
-            "A new signing secret; the old one keeps signing beside it for 24 h",
-            rotate_secret,
-            "write",
-            response_model=CreatedWebhook,
-            errors=common,
-        ),
-        ApiRoute(
-            "POST",
-            f"{one}/test",
-            "testWebhook",
-            "Send a webhook.test event to the endpoint",
-            send_test,
-            "write",
-            response_model=QueuedDelivery,
-            status=202,
-            errors=(*common, 409),
-        ),
-        ApiRoute(
-            "GET",
-            f"{one}/deliveries",
-            "listWebhookDeliveries",
-            "The endpoint's deliveries, newest first (status=failed: the dead letters)",
-            list_deliveries,
-            "read",
-            query=(
-                QueryParam(
-                    "status", {"type": "string", "enum": ["pending", "delivered", "failed"]}
-                ),
-                *page,
-            ),
-            response_model=DeliveriesAnswer,
-            errors=(400, *common),
-        ),
-        ApiRoute(
-            "POST",
-            f"{one}/deliveries/{{delivery}}/replay",
-            "replayWebhookDelivery",
-            "Attempt a failed or delivered delivery again (same webhook-id)",
-            replay_delivery,
-            "write",
-            response_model=QueuedDelivery,
-            status=202,
-            errors=(*common, 409),
-        ),
-    ]
-    return routes
+        raise Conflict(f"the endpoint is disabled: {endpoint.disabled}")
+    if not await webhooks.replay(endpoint, path.delivery):
+        raise Conflict("the delivery is still pending: it will be attempted anyway")
+    return json_response(QueuedDelivery(path.delivery, "pending"), status_code=202)
