@@ -24,7 +24,6 @@ __all__ = [
     "HookId",
     "MemberPath",
     "MemberSub",
-    "MessageId",
     "RoomKind",
     "SourceName",
     "ThreadId",
@@ -66,9 +65,6 @@ DeliveryId = Annotated[
     str, Meta(pattern="^msg_[0-9a-f]{24}$", description="a webhook delivery's id")
 ]
 ThreadId = Annotated[str, Meta(min_length=1, max_length=64, description="a thread id")]
-MessageId = Annotated[
-    str, Meta(pattern="^[A-Za-z0-9_-]{1,64}$", description="a message's client id")
-]
 
 
 class WeddingPath(msgspec.Struct, frozen=True):

@@ -23,7 +23,6 @@ __all__ = [
     "RANK",
     "STATUSES",
     "THREAD_COLUMNS",
-    "ThreadError",
     "Viewer",
     "all_docs",
     "contains_pattern",
@@ -44,14 +43,6 @@ LEADS = frozenset({"couple", "planner"})
 MAX_BODY_BYTES = 8 * 1024
 _MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_.\-]{1,256})")
 RANK = {"normal": 0, "urgent": 1, "emergency": 2}
-
-
-class ThreadError(Exception):
-    """A refusal the edge turns into a problem: ``status``, ``message`` and the field."""
-
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.field = status, message, field
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from typing import Any
 
 from crdt_server.actor import Actor
 from crdt_server.core.hooks import Core, Extension
+from crdt_server.errors import Conflict, Forbidden, Impossible, NotFound
 from crdt_server.features.db import FeatureDb
 from crdt_server.features.events.log import EventLog
 from crdt_server.features.notifications import inbox
@@ -46,7 +47,6 @@ from crdt_server.features.threads.model import (
     MESSAGE_COLUMNS,
     RANK,
     THREAD_COLUMNS,
-    ThreadError,
     Viewer,
     contains_pattern,
     hidden_docs,
@@ -59,7 +59,7 @@ from crdt_server.features.threads.model import (
 )
 from crdt_server.storage import NewEvent, audience_of
 
-__all__ = ["MAX_BODY_BYTES", "ThreadError", "Threads", "Viewer", "member_json"]
+__all__ = ["MAX_BODY_BYTES", "Threads", "Viewer", "member_json"]
 
 log = logging.getLogger("crdt_server.threads")
 
@@ -149,12 +149,12 @@ class Threads(Extension):
         with another fingerprint a 409."""
         for anchor in anchors:
             if anchor["doc"] not in viewer.docs:
-                raise ThreadError(403, f"{anchor['doc']!r} is not open to you", "anchors")
+                raise Forbidden(f"{anchor['doc']!r} is not open to you", field="anchors")
         subs = sorted({viewer.actor.sub, *participants})
         known = {m.sub: m for m in await self._people.members(wedding)}
         unknown = [s for s in subs if s not in known and s != viewer.actor.sub]
         if unknown:
-            raise ThreadError(422, f"not a member of this wedding: {unknown[0]!r}", "participants")
+            raise Impossible(f"not a member of this wedding: {unknown[0]!r}", field="participants")
         tid = "t_" + secrets.token_hex(8)
         now = time.time()
         docs = "," + ",".join(sorted({a["doc"] for a in anchors})) + ","
@@ -174,10 +174,9 @@ class Threads(Extension):
                 )
                 if found:
                     if found[0][0] != once[1]:
-                        raise ThreadError(
-                            409,
+                        raise Conflict(
                             "this Idempotency-Key was used with another body",
-                            "Idempotency-Key",
+                            field="Idempotency-Key",
                         )
                     return str(found[0][1])
                 yield Sql(
@@ -249,7 +248,7 @@ class Threads(Extension):
             tid,
         )
         if not rows:
-            raise ThreadError(404, "no such thread")
+            raise NotFound("no such thread")
         row = rows[0]
         participants = [
             r[0]
@@ -264,7 +263,7 @@ class Threads(Extension):
         if any(d not in viewer.docs for d in docs) or (
             not viewer.lead and viewer.actor.sub not in participants
         ):
-            raise ThreadError(404, "no such thread")
+            raise NotFound("no such thread")
         return (*row[:11], participants)
 
     async def thread(self, wedding: str, tid: str, viewer: Viewer) -> dict[str, Any]:
@@ -390,17 +389,15 @@ class Threads(Extension):
         before: list[str] = row[11]
         manager = viewer.lead or viewer.moderator or viewer.actor.sub == row[6]
         if set(changes) - {"status"} and not manager:
-            raise ThreadError(
-                403, "only its creator, the couple or the planner may change this thread"
-            )
+            raise Forbidden("only its creator, the couple or the planner may change this thread")
         participants = before
         if "participants" in changes:
             participants = sorted({str(row[6]), *changes["participants"]})
             known = {m.sub for m in await self._people.members(wedding)}
             unknown = [s for s in participants if s not in known and s not in before]
             if unknown:
-                raise ThreadError(
-                    422, f"not a member of this wedding: {unknown[0]!r}", "participants"
+                raise Impossible(
+                    f"not a member of this wedding: {unknown[0]!r}", field="participants"
                 )
         events: list[NewEvent] = []
         audience = sorted(set(before) | set(participants))
@@ -498,7 +495,7 @@ class Threads(Extension):
         participants: list[str] = row[11]
         anchors = json.loads(row[5])
         if row[3] == "archived":
-            raise ThreadError(409, "this thread is archived")
+            raise Conflict("this thread is archived")
         fingerprint = hashlib.sha256(
             json.dumps([viewer.actor.sub, body, reply_to, priority]).encode()
         ).hexdigest()
@@ -519,7 +516,7 @@ class Threads(Extension):
             )
             if found:
                 if found[0][12] != fingerprint:
-                    raise ThreadError(409, "this message id holds another message", "id")
+                    raise Conflict("this message id holds another message", field="id")
                 return list(found[0]), False
             parent_author = None
             if reply_to is not None:
@@ -529,7 +526,7 @@ class Threads(Extension):
                     (wedding, tid, reply_to),
                 )
                 if not parent:
-                    raise ThreadError(422, "no such message in this thread", "reply_to")
+                    raise Impossible("no such message in this thread", field="reply_to")
                 parent_author = str(parent[0][0])
             counter = yield Sql(
                 "UPDATE {t}threads SET last_seq = last_seq + 1, activity = ? WHERE wedding = ?"
@@ -537,7 +534,7 @@ class Threads(Extension):
                 (now, wedding, tid),
             )
             if not counter:
-                raise ThreadError(404, "no such thread")
+                raise NotFound("no such thread")
             seq = int(counter[0][0])
             stored = (
                 mid, seq, viewer.actor.sub, viewer.actor.role, body, reply_to, now, None, 0, "{}",
@@ -612,7 +609,7 @@ class Threads(Extension):
             mid,
         )
         if not found:
-            raise ThreadError(404, "no such message")
+            raise NotFound("no such message")
         return row, found[0]
 
     async def edit_message(
@@ -621,9 +618,9 @@ class Threads(Extension):
         """Edit (``body``) or delete (``None``) a message: its author, or a moderator."""
         row, message = await self._own_message(wedding, tid, mid, viewer)
         if message[2] != viewer.actor.sub and not viewer.moderator:
-            raise ThreadError(403, "only its author or a moderator may change a message")
+            raise Forbidden("only its author or a moderator may change a message")
         if message[8]:
-            raise ThreadError(409, "this message was deleted")
+            raise Conflict("this message was deleted")
         members = {m.sub: m for m in await self._people.members(wedding)}
         now = time.time()
         kind = "thread.message_deleted" if body is None else "thread.message_edited"
@@ -658,7 +655,7 @@ class Threads(Extension):
     ) -> dict[str, Any]:
         row, message = await self._own_message(wedding, tid, mid, viewer)
         if message[8]:
-            raise ThreadError(409, "this message was deleted")
+            raise Conflict("this message was deleted")
 
         def tx() -> Tx[bool]:
             current = yield Sql(
@@ -700,7 +697,7 @@ class Threads(Extension):
             up_to,
         )
         if not found:
-            raise ThreadError(422, "no such message in this thread", "up_to")
+            raise Impossible("no such message in this thread", field="up_to")
         seq = int(found[0][0])
 
         def tx() -> Tx[None]:
