@@ -348,7 +348,7 @@ async def unsubscribe(call: ApiCall, path: MemberPath, query: UnsubscribeQuery) 
     "putNotificationSettings",
     "Your participation setting (all, mentions, none) and whether to get emails",
     family="threads",
-    errors=(*_ERR, 413),
+    errors=(*_ERR, 413, 422),
 )
 async def preferences(call: ApiCall, path: WeddingPath, body: Preferences) -> Response:
     viewer = await _viewer(call, path.wedding_id)
@@ -628,7 +628,7 @@ async def list_notifications(
     body="json",
     request_model=NotificationsRead,
     response_model=ReadAnswer,
-    errors=(*_ERR, 413),
+    errors=(*_ERR, 413, 422),
 )
 async def read_notifications(call: ApiCall, path: WeddingPath) -> Response:
     viewer = await _viewer(call, path.wedding_id)
