@@ -134,10 +134,14 @@ class DeliveryPath(msgspec.Struct, frozen=True):
     wedding_id: WeddingId
     source: Annotated[
         str,
-        msgspec.Meta(description="the source's name (an unknown one: the 401 of a bad signature)"),
+        msgspec.Meta(
+            description="a source's name (an unknown one: the 401 of a bad signature)",
+            extra_json_schema={"pattern": "^[a-z0-9][a-z0-9_-]{0,39}$"},
+        ),
     ]
     """Not :data:`SourceName`: a name no source can have answers what an unknown source
-    does (401), so nobody learns which names exist from the status."""
+    does (401), so nobody learns which names exist from the status. The pattern is only
+    documented (``extra_json_schema``), not checked before the handler."""
 
 
 inbound_routes = Routes()

@@ -147,10 +147,13 @@ class PutMemberPath(msgspec.Struct, frozen=True):
     wedding_id: WeddingId
     sub: Annotated[
         str,
-        Meta(description="a member's user id: 1 to 256 characters, no control characters"),
+        Meta(
+            description="a member's user id: 1 to 256 characters, no control characters",
+            extra_json_schema={"pattern": "^[^\\x00-\\x1f\\x7f]{1,256}$"},
+        ),
     ]
     """Not :data:`MemberSub`: a sub the directory cannot hold is a 400 naming ``sub`` here
-    (a client's mistake in what it sends), not a 404."""
+    (a client's mistake in what it sends), not a 404; the pattern is only documented."""
 
 
 class ThreadPath(msgspec.Struct, frozen=True):
@@ -162,10 +165,14 @@ class MessagePath(msgspec.Struct, frozen=True):
     wedding_id: WeddingId
     thread_id: ThreadId
     message_id: Annotated[
-        str, Meta(description="the message's client id: 1 to 64 of A-Z a-z 0-9 _ -")
+        str,
+        Meta(
+            description="the message's client id: 1 to 64 of A-Z a-z 0-9 _ -",
+            extra_json_schema={"pattern": "^[A-Za-z0-9_-]{1,64}$"},
+        ),
     ]
     """Checked by :func:`_message_id`: an id the client chose badly is a 400 naming it (a
-    mistake in what it sends), not a 404."""
+    mistake in what it sends), not a 404; the pattern is only documented."""
 
 
 Limit = Annotated[int, Meta(ge=1, le=500, description="at most this many (1 to 500, default 50)")]
