@@ -387,3 +387,13 @@ def test_one_placeholder_rewrite() -> None:
         path for path in MODULES if 'f"${' in path.read_text() and "next(count)" in path.read_text()
     ]
     assert [_module_name(p) for p in rewrites] == ["crdt_server.storage.gateway"]
+
+
+def test_features_refuse_in_domain_errors_and_only_the_edge_names_statuses() -> None:
+    """A feature refuses with a domain error (``crdt_server.errors``: ``NotFound``,
+    ``Forbidden``...); only the edge maps them to HTTP statuses (``DOMAIN_STATUS`` in
+    crdt_server/edge/problems.py), so no feature module imports the edge's problems."""
+    features = ROOT / "crdt_server" / "features"
+    for path in sorted(features.rglob("*.py")):
+        imported = _imports(path)
+        assert not any(_within(name, ("crdt_server.edge.problems",)) for name in imported), path

@@ -85,6 +85,12 @@ def test_a_declaration_that_does_not_fit_fails_at_import() -> None:
         routes.get("/api/weddings/{wedding_id}", "b", "b", family="read")(unknown)
     with pytest.raises(TypeError, match="msgspec Struct"):
         routes.get("/api/weddings/{wedding_id}", "c", "c", family="read")(untyped)
+
+    async def pathless(call: ApiCall) -> Response:
+        return Response()
+
+    with pytest.raises(TypeError, match="takes a path Struct"):
+        routes.get("/api/weddings/{wedding_id}", "d", "d", family="read")(pathless)
     assert routes() == []
 
 
@@ -138,7 +144,9 @@ async def http(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
 async def test_typed_parameters_refuse_what_does_not_fit_naming_it(http: httpx.AsyncClient) -> None:
     versions = "/api/weddings/w1/docs/guests/versions"
     assert (await http.get(versions, params={"limit": "2"})).status_code == 200
-    for value in ("0", "501", "ten", ""):
+    # an empty value (a form's empty field) is no value: the default
+    assert (await http.get(versions, params={"limit": "", "after": ""})).status_code == 200
+    for value in ("0", "501", "ten", "1.5"):
         answer = await http.get(versions, params={"limit": value})
         assert answer.status_code == 400, answer.text
         assert answer.headers["content-type"] == "application/problem+json"

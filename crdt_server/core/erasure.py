@@ -157,12 +157,14 @@ class ErasureService:
             self._scrub_wanted.set()
         return found
 
-    async def erase_member(self, wedding_id: str, sub: str) -> None:
-        """A member's erasure beyond their conversations (which the threads feature
-        erases): every feature forgets them, then the store's files are scrubbed."""
-        await self._registry.hooks.member_erased(wedding_id, sub)
+    async def erase_member(self, wedding_id: str, sub: str) -> bool:
+        """A member's erasure: every feature forgets them (their entry, their messages,
+        their inbox, what they set up), then the store's files are scrubbed; whether any
+        feature knew them."""
+        known = await self._registry.hooks.member_erased(wedding_id, sub)
         if not await self._store.scrub():
             self._scrub_wanted.set()
+        return known
 
     async def _rewrite(self, name: str) -> None:
         """Fold the document's whole stored log into one snapshot of what it holds now

@@ -178,9 +178,12 @@ class Extension:
         copy of them the feature keeps (restore points, delivery payloads, findings).
         Raising fails the erasure, which is then retried whole."""
 
-    async def on_member_erased(self, wedding: str, sub: str) -> None:
-        """A member of the wedding is erased: forget what the feature keeps of them.
-        Raising fails the erasure."""
+    async def on_member_erased(self, wedding: str, sub: str) -> bool:
+        """A member of the wedding is erased: forget what the feature keeps of them, in
+        its own tables; whether it knew them (their entry, messages they wrote, their
+        inbox: the erasure answers 404 when no feature did). Raising fails the erasure,
+        which may be made again (what went is gone; what is left still counts)."""
+        return False
 
     async def on_revoke(self, sub: str, wedding: str | None) -> None:
         """``sub`` is being revoked (in ``wedding``, or everywhere), in this process: stop
@@ -344,10 +347,13 @@ class Hooks:
         for ext in self.extensions:
             await ext.on_guest_erased(wedding, guest_id)
 
-    async def member_erased(self, wedding: str, sub: str) -> None:
-        """Every extension forgets the member (an exception fails the erasure)."""
+    async def member_erased(self, wedding: str, sub: str) -> bool:
+        """Every extension forgets the member (an exception fails the erasure); whether
+        any of them knew the member."""
+        known = False
         for ext in self.extensions:
-            await ext.on_member_erased(wedding, sub)
+            known |= await ext.on_member_erased(wedding, sub)
+        return known
 
     async def revoke(self, sub: str, wedding: str | None) -> None:
         """Every extension stops what ``sub`` set up (an exception fails the revocation,

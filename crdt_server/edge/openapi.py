@@ -8,7 +8,6 @@ the security schemes all come from :class:`crdt_server.edge.routing.ApiRoute` va
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
@@ -17,25 +16,10 @@ import msgspec
 
 from crdt_server.edge.problems import PROBLEM_JSON, Problem
 from crdt_server.edge.routing import BINARY, JSON, ApiRoute, takes_parameters
-from crdt_server.names import ROOM_KINDS, WEDDING_ID_PATTERN
 
 __all__ = ["openapi_document"]
 
 _REF = "#/components/schemas/{name}"
-_PATH_PARAMS: dict[str, dict[str, Any]] = {
-    "wedding_id": {"type": "string", "pattern": f"^{WEDDING_ID_PATTERN.pattern}$"},
-    "doc": {"type": "string", "enum": list(ROOM_KINDS)},
-    "guest_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
-    "source": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,39}$"},
-    "token_id": {"type": "string", "pattern": "^ct_[0-9a-f]{16}$"},
-    "name": {"type": "string", "description": "a file name of the built web app"},
-    "conflict_id": {"type": "string", "pattern": "^[a-z_]+\\.[a-z_]+:[0-9a-f]{12}$"},
-    "hook": {"type": "string", "pattern": "^wh_[0-9a-f]{24}$"},
-    "delivery": {"type": "string", "pattern": "^msg_[0-9a-f]{24}$"},
-    "thread_id": {"type": "string", "minLength": 1, "maxLength": 64},
-    "message_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
-    "sub": {"type": "string", "pattern": "^[^\\x00-\\x1f\\x7f]{1,256}$"},
-}
 _SECURITY_SCHEMES = {
     "token": {
         "type": "http",
@@ -95,21 +79,11 @@ def _struct_parameters(model: Any, where: str) -> list[dict[str, Any]]:
 def _operation(
     route: ApiRoute, index: dict[Any, int], schemas: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    parameters: list[dict[str, Any]]
+    parameters: list[dict[str, Any]] = []
     if route.path_model is not None:
-        parameters = _struct_parameters(route.path_model, "path")
-    else:
-        parameters = [
-            {"name": name, "in": "path", "required": True, "schema": _PATH_PARAMS[name]}
-            for name in re.findall(r"{(\w+)}", route.path)
-        ]
+        parameters += _struct_parameters(route.path_model, "path")
     if route.query_model is not None:
         parameters += _struct_parameters(route.query_model, "query")
-    parameters += [
-        {"name": q.name, "in": "query", "required": False, "schema": q.schema}
-        | ({"description": q.description} if q.description else {})
-        for q in route.query
-    ]
     operation: dict[str, Any] = {
         "operationId": route.operation_id,
         "summary": route.summary,

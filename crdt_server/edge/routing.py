@@ -47,7 +47,6 @@ from crdt_server.edge.identity import PUBLIC, Caller, CredentialKind, resolve
 from crdt_server.edge.problems import ApiError, FieldProblem
 from crdt_server.edge.ratelimit import Priority, RateKey
 from crdt_server.edge.state import Services, server_state
-from crdt_server.names import valid_wedding_id
 
 __all__ = [
     "BINARY",
@@ -55,7 +54,6 @@ __all__ = [
     "ApiCall",
     "ApiRoute",
     "Family",
-    "QueryParam",
     "RouteOptions",
     "Routes",
     "binary_response",
@@ -86,14 +84,6 @@ def json_response(value: Any, status_code: int = 200) -> Response:
 
 def binary_response(data: bytes) -> Response:
     return Response(data, media_type=BINARY)
-
-
-def wedding_path(call: ApiCall) -> str:
-    """The ``wedding_id`` path parameter, 404 unless it is a valid wedding id."""
-    wedding_id = call.path("wedding_id")
-    if not valid_wedding_id(wedding_id):
-        raise ApiError(404, "no such wedding id")
-    return wedding_id
 
 
 def is_admin(call: ApiCall) -> bool:
@@ -140,10 +130,6 @@ class ApiCall:
         except AuthError as exc:
             raise ApiError(exc.status_code, exc.message) from exc
 
-    def path(self, name: str) -> str:
-        value: str = self.request.path_params[name]
-        return value
-
     def json(self, model: type[T]) -> T:
         """The body decoded into ``model`` (400/422 naming the field on any problem)."""
         if not self.body:
@@ -153,13 +139,6 @@ class ApiCall:
 
 Handler = Callable[..., Awaitable[Response]]
 """A route's handler: ``call`` first, then any of ``path``, ``query``, ``body`` by name."""
-
-
-@dataclass(frozen=True, slots=True)
-class QueryParam:
-    name: str
-    schema: dict[str, Any]
-    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -194,7 +173,6 @@ class ApiRoute:
     errors: tuple[int, ...] = ()
     error_models: dict[int, Any] = field(default_factory=dict)
     """Error answers whose problem has extension members, by status."""
-    query: tuple[QueryParam, ...] = ()
     path_model: Any = None
     """The path parameters' Struct (from the handler's ``path`` parameter)."""
     query_model: Any = None
@@ -346,8 +324,10 @@ def _parameter_types(handler: Handler, path: str) -> tuple[Any, Any, Any]:
             raise TypeError(f"{handler.__qualname__}: {name} must be a msgspec Struct")
         found.append(annotation)
     path_model = found[0]
+    in_path = set(re.findall(r"{(\w+)}", path))
+    if in_path and path_model is None:
+        raise TypeError(f"{handler.__qualname__}: its path has parameters: it takes a path Struct")
     if path_model is not None:
-        in_path = set(re.findall(r"{(\w+)}", path))
         fields = {f.encode_name for f in msgspec.structs.fields(path_model)}
         if fields != in_path:
             raise TypeError(
@@ -358,14 +338,25 @@ def _parameter_types(handler: Handler, path: str) -> tuple[Any, Any, Any]:
 
 
 @functools.cache
-def _query_fields(model: type[msgspec.Struct]) -> tuple[tuple[str, bool], ...]:
-    """Each query field's name and whether it takes several values (a list)."""
+def _query_fields(model: type[msgspec.Struct]) -> tuple[tuple[str, bool, bool], ...]:
+    """Each query field's name, whether it takes several values (a list), and whether it
+    is text."""
     info = msgspec.inspect.type_info(model)
     assert isinstance(info, msgspec.inspect.StructType)
     return tuple(
-        (f.encode_name, isinstance(f.type, msgspec.inspect.ListType | msgspec.inspect.SetType))
+        (
+            f.encode_name,
+            isinstance(f.type, msgspec.inspect.ListType | msgspec.inspect.SetType),
+            _is_text(f.type),
+        )
         for f in info.fields
     )
+
+
+def _is_text(kind: msgspec.inspect.Type) -> bool:
+    if isinstance(kind, msgspec.inspect.UnionType):
+        return any(_is_text(t) for t in kind.types)
+    return isinstance(kind, msgspec.inspect.StrType)
 
 
 def _field_at(error: msgspec.ValidationError) -> tuple[str, str]:
@@ -395,12 +386,13 @@ def _path_parameters(route: ApiRoute, request: Request) -> Any:
 def _query_parameters(route: ApiRoute, request: Request) -> Any:
     params = request.query_params
     raw: dict[str, Any] = {}
-    for name, many in _query_fields(route.query_model):
+    for name, many, text in _query_fields(route.query_model):
         if many:
             values = params.getlist(name)
             if values:
                 raw[name] = values
-        elif (value := params.get(name)) is not None:
+        elif (value := params.get(name)) is not None and (value or text):
+            # ``limit=`` (a form's empty field) is no limit given: the default.
             raw[name] = value
     try:
         return msgspec.convert(raw, route.query_model, strict=False)
@@ -459,9 +451,9 @@ def _refuse_nul_parameters(route: ApiRoute, request: Request) -> None:
     for name, value in request.path_params.items():
         if isinstance(value, str) and "\x00" in value:
             raise ApiError.field(400, name, "must not contain NUL characters")
-    declared = {param.name for param in route.query}
+    declared: set[str] = set()
     if route.query_model is not None:
-        declared.update(name for name, _ in _query_fields(route.query_model))
+        declared.update(name for name, _, _ in _query_fields(route.query_model))
     for name, value in request.query_params.multi_items():
         if name in declared and "\x00" in value:
             raise ApiError.field(400, name, "must not contain NUL characters")
@@ -469,7 +461,7 @@ def _refuse_nul_parameters(route: ApiRoute, request: Request) -> None:
 
 def takes_parameters(route: ApiRoute) -> bool:
     """Whether the route reads path or query parameters (and so may answer 400)."""
-    return "{" in route.path or bool(route.query) or route.query_model is not None
+    return "{" in route.path or route.query_model is not None
 
 
 def _endpoint(route: ApiRoute) -> Callable[[Request], Awaitable[Response]]:

@@ -221,11 +221,12 @@ class ConcurrentEdits(Extension):
         self._weddings.pop(wedding, None)  # its open findings are read again
         self._changed(wedding)
 
-    async def on_member_erased(self, wedding: str, sub: str) -> None:
+    async def on_member_erased(self, wedding: str, sub: str) -> bool:
         """A member erased: no finding names them any more."""
         await self.table.forget_member(wedding, sub)
         self._weddings.pop(wedding, None)
         self._changed(wedding)
+        return False
 
     def _changed(self, wedding: str) -> None:
         if self.on_findings_changed is not None:

@@ -155,9 +155,10 @@ class IntegrationService(Extension):
         if gone:
             log.info("revocation removed %d inbound sources and calendar feeds", gone)
 
-    async def on_member_erased(self, wedding: str, sub: str) -> None:
+    async def on_member_erased(self, wedding: str, sub: str) -> bool:
         """A member is erased: what they set up goes, as on a revocation."""
         await self.on_revoke(sub, wedding)
+        return False
 
     async def applied(self, wedding_id: str, source: str, webhook_id: str) -> bool:
         """Whether an incoming webhook's operations were committed (its marker event)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from crdt_server.core.hooks import Extension
+from crdt_server.edge.routing import ApiRoute
 from crdt_server.features import Built, Feature
 from crdt_server.features.notifications.inbox import OUTBOX_MESSAGE, Notifications
 from crdt_server.features.notifications.mail import Mailer
@@ -23,9 +24,16 @@ def _build(built: Built) -> Sequence[Extension]:
     return [inbox, Mailer(inbox, built.get(People))]
 
 
+def _routes() -> Sequence[ApiRoute]:
+    from crdt_server.features.notifications.routes import notification_routes
+
+    return notification_routes()
+
+
 FEATURE = Feature(
     "notifications",
     _build,
+    routes=_routes,
     schemas=(SCHEMA,),
     bus=frozenset({OUTBOX_MESSAGE}),
     settings=NotificationSettings,

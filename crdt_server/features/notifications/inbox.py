@@ -179,12 +179,23 @@ def mark_read(wedding: str, sub: str, ids: Sequence[int] | None) -> Tx[int]:
     return count
 
 
-def erase(wedding: str, sub: str) -> Tx[None]:
+def erase(wedding: str, sub: str) -> Tx[bool]:
     """The step that erases a person from the inbox and the outbox: their notifications,
-    their queued emails, and the notifications that name them as who acted."""
+    their queued emails, and the notifications that name them as who acted; whether
+    there was any."""
+    gone = 0
     for table in ("thread_notifications", "thread_outbox"):
-        yield Sql(f"DELETE FROM {{t}}{table} WHERE wedding = ? AND sub = ?", (wedding, sub))
-    yield Sql("DELETE FROM {t}thread_notifications WHERE wedding = ? AND actor = ?", (wedding, sub))
+        deleted: int = yield Sql(
+            f"DELETE FROM {{t}}{table} WHERE wedding = ? AND sub = ?", (wedding, sub), count=True
+        )
+        gone += deleted
+    acted: int = yield Sql(
+        "DELETE FROM {t}thread_notifications WHERE wedding = ? AND actor = ?",
+        (wedding, sub),
+        count=True,
+    )
+    gone += acted
+    return gone > 0
 
 
 # -- the extension -----------------------------------------------------------------------------
@@ -283,9 +294,9 @@ class Notifications(Extension):
         """Mark ``sub``'s notifications read (``None``: all); how many were unread."""
         return await self.db.write(mark_read(wedding, sub, ids))
 
-    async def erase_member(self, wedding: str, sub: str) -> None:
-        """Erase a person from the inbox and the outbox on their own (:func:`erase`)."""
-        await self.db.write(erase(wedding, sub))
+    async def on_member_erased(self, wedding: str, sub: str) -> bool:
+        """Erase a person from the inbox and the outbox (:func:`erase`)."""
+        return await self.db.write(erase(wedding, sub))
 
 
 def _item(r: Sequence[Any], subject: str | None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from crdt_server.core.hooks import Extension
+from crdt_server.edge.routing import ApiRoute
 from crdt_server.features import Built, Feature
 from crdt_server.features.people.directory import People
 from crdt_server.features.people.tables import SCHEMA
@@ -18,4 +19,10 @@ def _build(built: Built) -> Sequence[Extension]:
     return [People()]
 
 
-FEATURE = Feature("people", _build, schemas=(SCHEMA,))
+def _routes() -> Sequence[ApiRoute]:
+    from crdt_server.features.people.routes import people_routes
+
+    return people_routes()
+
+
+FEATURE = Feature("people", _build, routes=_routes, schemas=(SCHEMA,))

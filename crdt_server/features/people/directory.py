@@ -72,10 +72,9 @@ class People(Extension):
         task = asyncio.ensure_future(self.see(room.wedding_id, p.user_id, p.role, p.name, p.email))
         task.add_done_callback(_log_failure)
 
-    async def on_member_erased(self, wedding: str, sub: str) -> None:
-        # The entry itself goes in the erasure's transaction (:func:`erase`), which tells
-        # whether the person was known; what this process remembers of it goes now.
-        self.forget(wedding, sub)
+    async def on_member_erased(self, wedding: str, sub: str) -> bool:
+        """The member's entry goes (whether there was one)."""
+        return await self.erase_member(wedding, sub)
 
     @property
     def db(self) -> FeatureDb:

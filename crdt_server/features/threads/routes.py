@@ -1,4 +1,5 @@
-"""Conversation routes: the member directory, threads, messages, read marks, notifications.
+"""Conversation routes: threads, messages, reactions and read marks (the member directory's
+routes are the people feature's, the inbox's the notifications feature's).
 
 Every route answers problem+json on refusal; a thread the caller may not see answers 404
 (its existence is not revealed). Writes are the ``threads`` rate-limit family
@@ -14,22 +15,21 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 
-from crdt_server.auth.tokens import valid_email, valid_sub
 from crdt_server.documents import DOCUMENT_KINDS
-from crdt_server.edge.bodies import Role, Subject
-from crdt_server.edge.documents import readable_documents, wedding_principal
+from crdt_server.edge.bodies import Subject
+from crdt_server.edge.documents import readable_documents
 from crdt_server.edge.params import (
-    MemberPath,
     ThreadId,
     WeddingId,
     WeddingPath,
 )
 from crdt_server.edge.ratelimit import Priority
-from crdt_server.edge.routing import ApiCall, Routes, body_priority, is_admin, json_response
-from crdt_server.errors import Forbidden, Impossible, Malformed, NotFound, TooLarge
-from crdt_server.features.threads.service import MAX_BODY_BYTES, Threads, Viewer, member_json
+from crdt_server.edge.routing import ApiCall, Routes, body_priority, json_response
+from crdt_server.errors import Impossible, Malformed, TooLarge
+from crdt_server.features.people.routes import member_principal
+from crdt_server.features.threads.service import MAX_BODY_BYTES, Threads, Viewer
 
 __all__ = ["thread_routes"]
 
@@ -86,21 +86,6 @@ class ReadMark(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     up_to: ClientId
 
 
-class NotificationsRead(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    ids: Annotated[list[str], msgspec.Meta(max_length=500)] | None = None
-
-
-class MemberBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    role: Role
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=256)] | None = None
-    email: Annotated[str, msgspec.Meta(max_length=254)] | None = None
-
-
-class Preferences(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    participation: Literal["all", "mentions", "none"] | None = None
-    email: bool | None = None
-
-
 class ThreadAnswer(msgspec.Struct, frozen=True):
     id: str
     subject: str
@@ -126,34 +111,7 @@ class MessagesAnswer(msgspec.Struct, frozen=True):
     next: int | None
 
 
-class MembersAnswer(msgspec.Struct, frozen=True):
-    members: list[dict[str, Any]]
-
-
-class NotificationsAnswer(msgspec.Struct, frozen=True):
-    notifications: list[dict[str, Any]]
-    unread: int
-    next: str | None
-
-
-class ReadAnswer(msgspec.Struct, frozen=True):
-    marked: int
-
-
 # -- parameters ----------------------------------------------------------------------------
-
-
-class PutMemberPath(msgspec.Struct, frozen=True):
-    wedding_id: WeddingId
-    sub: Annotated[
-        str,
-        Meta(
-            description="a member's user id: 1 to 256 characters, no control characters",
-            extra_json_schema={"pattern": "^[^\\x00-\\x1f\\x7f]{1,256}$"},
-        ),
-    ]
-    """Not :data:`MemberSub`: a sub the directory cannot hold is a 400 naming ``sub`` here
-    (a client's mistake in what it sends), not a 404; the pattern is only documented."""
 
 
 class ThreadPath(msgspec.Struct, frozen=True):
@@ -176,10 +134,6 @@ class MessagePath(msgspec.Struct, frozen=True):
 
 
 Limit = Annotated[int, Meta(ge=1, le=500, description="at most this many (1 to 500, default 50)")]
-
-
-class UnsubscribeQuery(msgspec.Struct, frozen=True):
-    key: Annotated[str, Meta(description="the key of the email's unsubscribe link")] = ""
 
 
 class ThreadsQuery(msgspec.Struct, frozen=True):
@@ -206,15 +160,6 @@ class MessagesQuery(msgspec.Struct, frozen=True):
     limit: Limit = 50
 
 
-class NotificationsQuery(msgspec.Struct, frozen=True):
-    unread: Annotated[bool, Meta(description="only the unread ones")] = False
-    after: (
-        Annotated[int, Meta(ge=1, le=2**62, description="the `next` of the previous page")]
-        | UnsetType
-    ) = UNSET
-    limit: Limit = 50
-
-
 thread_routes = Routes()
 _BASE = "/api/weddings/{wedding_id}"
 _THREADS = f"{_BASE}/threads"
@@ -232,12 +177,8 @@ def _threads(call: ApiCall) -> Threads:
 
 async def _viewer(call: ApiCall, wedding: str) -> Viewer:
     docs = readable_documents(call, wedding)
-    principal = wedding_principal(call, wedding, docs)
+    principal = await member_principal(call, wedding, docs)
     moderator = call.state.permissions.can(principal.role, "threads.moderate")
-    if principal.authenticated:
-        await _threads(call).people.see(
-            wedding, principal.user_id, principal.role, principal.name, principal.email
-        )
     return Viewer(principal.actor, frozenset(docs), moderator)
 
 
@@ -254,115 +195,6 @@ def _body_text(body: str) -> str:
     if not body.strip():
         raise Impossible("must not be blank", field="body")
     return body
-
-
-# -- members -------------------------------------------------------------------------------
-
-
-@thread_routes.get(
-    f"{_BASE}/members",
-    "listMembers",
-    "The wedding's member directory (emails to managers and oneself)",
-    family="read",
-    response_model=MembersAnswer,
-    errors=_ERR,
-)
-async def list_members(call: ApiCall, path: WeddingPath) -> Response:
-    viewer = await _viewer(call, path.wedding_id)
-    manager = call.state.permissions.can(viewer.actor.role, "members.manage")
-    members = await _threads(call).people.members(path.wedding_id)
-    shown = [member_json(m, with_email=manager or m.sub == viewer.actor.sub) for m in members]
-    return json_response(MembersAnswer(shown))
-
-
-@thread_routes.put(
-    f"{_BASE}/members/{{sub}}",
-    "putMember",
-    "Add or replace a member (admin key, couple or planner)",
-    family="threads",
-    accepts=frozenset({"jwt", "admin"}),
-    status=201,
-    also=(200,),
-    errors=(*_ERR, 413, 422),
-)
-async def put_member(call: ApiCall, path: PutMemberPath, body: MemberBody) -> Response:
-    wedding = path.wedding_id
-    if not is_admin(call):
-        docs = readable_documents(call, wedding)
-        principal = wedding_principal(call, wedding, docs)
-        if not call.state.permissions.can(principal.role, "members.manage"):
-            raise Forbidden(f"the {principal.role} role does not have 'members.manage'")
-    if not valid_sub(path.sub):
-        raise Malformed("1 to 256 characters, no control characters", field="sub")
-    if body.email is not None and not valid_email(body.email):
-        raise Impossible("must be an email address", field="email")
-    member, created = await _threads(call).people.put_member(
-        wedding, path.sub, body.role, body.name or path.sub, body.email
-    )
-    return json_response(member, status_code=201 if created else 200)
-
-
-@thread_routes.delete(
-    f"{_BASE}/members/{{sub}}",
-    "eraseMember",
-    "Per-person erasure: their messages become placeholders; their entry, reactions,"
-    " notifications and thread events go (admin key)",
-    family="admin",
-    security="admin",
-    status=204,
-    errors=(401, 403, 404, 429),
-)
-async def erase_member(call: ApiCall, path: MemberPath) -> Response:
-    # The admin key only (the route's credential kinds). Copies elsewhere first (webhook
-    # deliveries); the threads' erasure scrubs the files.
-    await call.state.erasures.erase_member(path.wedding_id, path.sub)
-    found = await _threads(call).erase_member(path.wedding_id, path.sub)
-    if not found:
-        raise NotFound("no such member")
-    return Response(status_code=204)
-
-
-@thread_routes.post(
-    f"{_BASE}/members/{{sub}}/unsubscribe",
-    "unsubscribeOneClick",
-    "One-click unsubscribe (RFC 8058)",
-    family="read",
-    security="none",
-    media_type="text/html",
-    errors=(404, 429),
-)
-@thread_routes.get(
-    f"{_BASE}/members/{{sub}}/unsubscribe",
-    "unsubscribe",
-    "Stop notification emails (the link in every email)",
-    family="read",
-    security="none",
-    media_type="text/html",
-    errors=(404, 429),
-)
-async def unsubscribe(call: ApiCall, path: MemberPath, query: UnsubscribeQuery) -> Response:
-    people = _threads(call).people
-    if not query.key or not await people.unsubscribe(path.wedding_id, path.sub, query.key):
-        raise NotFound("unknown unsubscribe link", field="key")
-    return HTMLResponse(
-        "<!doctype html><title>Unsubscribed</title><p>You will get no more notification"
-        " emails for this wedding.</p>"
-    )
-
-
-@thread_routes.put(
-    f"{_BASE}/notifications/settings",
-    "putNotificationSettings",
-    "Your participation setting (all, mentions, none) and whether to get emails",
-    family="threads",
-    errors=(*_ERR, 413, 422),
-)
-async def preferences(call: ApiCall, path: WeddingPath, body: Preferences) -> Response:
-    viewer = await _viewer(call, path.wedding_id)
-    member = await _threads(call).people.set_preferences(
-        path.wedding_id, viewer.actor.sub, body.participation, body.email
-    )
-    return json_response(member_json(member, with_email=True))
 
 
 # -- threads -------------------------------------------------------------------------------
@@ -601,52 +433,3 @@ async def mark_read(call: ApiCall, path: ThreadPath, body: ReadMark) -> Response
     viewer = await _viewer(call, path.wedding_id)
     thread = await _threads(call).mark_read(path.wedding_id, path.thread_id, viewer, body.up_to)
     return json_response(thread)
-
-
-# -- notifications -------------------------------------------------------------------------
-
-
-@thread_routes.get(
-    f"{_BASE}/notifications",
-    "listNotifications",
-    "Your notifications, newest first, and how many are unread",
-    family="read",
-    response_model=NotificationsAnswer,
-    errors=_ERR,
-)
-async def list_notifications(
-    call: ApiCall, path: WeddingPath, query: NotificationsQuery
-) -> Response:
-    viewer = await _viewer(call, path.wedding_id)
-    after = None if isinstance(query.after, UnsetType) else query.after
-    items, count, following = await _threads(call).people.notifications(
-        path.wedding_id, viewer.actor.sub, unread_only=query.unread, after=after, limit=query.limit
-    )
-    return json_response(
-        NotificationsAnswer(items, count, None if following is None else str(following))
-    )
-
-
-@thread_routes.post(
-    f"{_BASE}/notifications/read",
-    "readNotifications",
-    'Mark all your notifications read, or {"ids": [...]}',
-    family="threads",
-    body="json",
-    request_model=NotificationsRead,
-    response_model=ReadAnswer,
-    errors=(*_ERR, 413, 422),
-)
-async def read_notifications(call: ApiCall, path: WeddingPath) -> Response:
-    viewer = await _viewer(call, path.wedding_id)
-    ids: list[int] | None = None
-    # The body is optional (none: mark all read), so it is no ``body`` parameter, which
-    # requires one.
-    if call.body.strip():
-        body = call.json(NotificationsRead)
-        if body.ids is not None:
-            if not all(i.isdigit() and len(i) < 19 for i in body.ids):
-                raise Malformed("notification ids as given by the inbox", field="ids")
-            ids = [int(i) for i in body.ids]
-    marked = await _threads(call).people.read_notifications(path.wedding_id, viewer.actor.sub, ids)
-    return json_response(ReadAnswer(marked))

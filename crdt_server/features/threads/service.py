@@ -38,9 +38,8 @@ from crdt_server.features.db import FeatureDb
 from crdt_server.features.events.log import EventLog
 from crdt_server.features.notifications import inbox
 from crdt_server.features.notifications.inbox import Notifications, ThreadQuote
-from crdt_server.features.people import directory
 from crdt_server.features.people.directory import People
-from crdt_server.features.people.model import Member, member_json
+from crdt_server.features.people.model import member_json
 from crdt_server.features.threads.db import SCHEMA, Events, Sql, Tx
 from crdt_server.features.threads.model import (
     MAX_BODY_BYTES,
@@ -82,12 +81,6 @@ class Threads(Extension):
         self._db: FeatureDb | None = None
         self._core: Core | None = None
         self._merger: asyncio.Task[None] | None = None
-
-    @property
-    def people(self) -> MembersAndInbox:
-        """The member directory and each person's inbox, as the thread routes reach them
-        until they move to the people and notifications features."""
-        return MembersAndInbox(self._people, self._inbox)
 
     # -- hooks --------------------------------------------------------------------------
 
@@ -753,11 +746,11 @@ class Threads(Extension):
 
     # -- erasure ---------------------------------------------------------------
 
-    async def erase_member(self, wedding: str, sub: str) -> bool:
-        """Per-person erasure: their messages become placeholders without author or body,
-        their reactions, marks, notifications, emails and entry go, and so do the thread
-        events they caused. Returns whether anything of theirs was there (their entry or a
-        message)."""
+    async def on_member_erased(self, wedding: str, sub: str) -> bool:
+        """Per-person erasure, the threads' part: their messages become placeholders
+        without author or body, their reactions, participations and read marks go, and so
+        do the thread events they caused (their entry and inbox are the people and
+        notifications features'); whether they wrote a message."""
 
         def tx() -> Tx[bool]:
             wrote = yield Sql(
@@ -790,18 +783,13 @@ class Threads(Extension):
                 "DELETE FROM {t}events WHERE wedding = ? AND sub = ? AND type LIKE 'thread.%'",
                 (wedding, sub),
             )
-            # What the features threads build on hold of them goes in this transaction,
-            # each by its own step.
-            yield from inbox.erase(wedding, sub)
-            member = yield from directory.erase(wedding, sub)
-            return bool(wrote) or member
+            return bool(wrote)
 
         found = await self.db.write(tx())
-        self._people.forget(wedding, sub)
         if self.db.dialect == "sqlite":
-            # Merge the search index's segments so erased text is not left in old ones.
+            # Merge the search index's segments so erased text is not left in old ones
+            # (the erasure scrubs the files once every feature is done).
             await self.db.write(_optimize())
-        await self.db.store.scrub()
         return found
 
 
@@ -823,45 +811,3 @@ def _messages_up_to(wedding: str, tid: str, seq: int, mids: set[str]) -> Tx[set[
         )
         found.update(str(r[0]) for r in rows)
     return found
-
-
-class MembersAndInbox:
-    """The member directory and a person's inbox in one place, as the thread routes call
-    them (``Threads.people``) until those routes move to the people and notifications
-    features: each method is the :class:`People` or :class:`Notifications` one."""
-
-    def __init__(self, people: People, notifications: Notifications) -> None:
-        self._people = people
-        self._inbox = notifications
-
-    async def see(self, wedding: str, sub: str, role: str, name: str, email: str | None) -> None:
-        await self._people.see(wedding, sub, role, name, email)
-
-    async def members(self, wedding: str) -> list[Member]:
-        return await self._people.members(wedding)
-
-    async def member(self, wedding: str, sub: str) -> Member | None:
-        return await self._people.member(wedding, sub)
-
-    async def put_member(
-        self, wedding: str, sub: str, role: str, name: str, email: str | None
-    ) -> tuple[dict[str, Any], bool]:
-        return await self._people.put_member(wedding, sub, role, name, email)
-
-    async def set_preferences(
-        self, wedding: str, sub: str, participation: str | None, email_on: bool | None
-    ) -> Member:
-        return await self._people.set_preferences(wedding, sub, participation, email_on)
-
-    async def unsubscribe(self, wedding: str, sub: str, key: str) -> bool:
-        return await self._people.unsubscribe(wedding, sub, key)
-
-    async def notifications(
-        self, wedding: str, sub: str, *, unread_only: bool, after: int | None, limit: int
-    ) -> tuple[list[dict[str, Any]], int, int | None]:
-        return await self._inbox.notifications(
-            wedding, sub, unread_only=unread_only, after=after, limit=limit
-        )
-
-    async def read_notifications(self, wedding: str, sub: str, ids: list[int] | None) -> int:
-        return await self._inbox.read_notifications(wedding, sub, ids)

@@ -203,12 +203,13 @@ class Webhooks(Extension):
         :meth:`WebhookEndpoints.forget_entity`)."""
         await self.manage.forget_entity(wedding, guest_id)
 
-    async def on_member_erased(self, wedding: str, sub: str) -> None:
+    async def on_member_erased(self, wedding: str, sub: str) -> bool:
         """A member is erased: the deliveries quoting their thread events go, and the
         endpoints they created are disabled."""
         await self.manage.forget_member(wedding, sub)
         reason = f"its creator was erased at {rfc3339(time.time())}"
         await self.manage.disable_created_by(sub, wedding, reason)
+        return False
 
     async def on_revoke(self, sub: str, wedding: str | None) -> None:
         """``sub``'s access was revoked (in ``wedding``, or everywhere with ``None``): the

@@ -424,6 +424,12 @@ async def test_erasure_of_a_member_and_the_export(
     assert {m["sub"] for m in exported["threads"]["members"]} == {"pat", "cam", "flo"}
     assert (await http.delete(f"{W}/members/flo", headers=PLANNER)).status_code == 401
     assert (await http.delete(f"{W}/members/flo", headers=ADMIN_AUTH)).status_code == 204
+    # Every feature forgot them (people their entry, threads their messages, notifications
+    # their inbox): a second erasure, like one of a stranger, finds no one.
+    members = (await ok(await http.get(f"{W}/members", headers=PLANNER)))["members"]
+    assert "flo" not in {m["sub"] for m in members}
+    for sub in ("flo", "nobody"):
+        assert (await http.delete(f"{W}/members/{sub}", headers=ADMIN_AUTH)).status_code == 404
     messages = (await ok(await http.get(f"{W}/threads/{tid}/messages", headers=PLANNER)))[
         "messages"
     ]

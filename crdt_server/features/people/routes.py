@@ -1,0 +1,162 @@
+"""The member directory over HTTP: list members, add or replace one, erase one, and the
+unsubscribe link of every notification email.
+
+Every member route records its caller in the directory (:func:`member_principal`), as a
+connection does; member writes count against the ``threads`` rate-limit family
+(``CRDT_SERVER_RATE_THREADS_PER_MINUTE``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
+from starlette.responses import HTMLResponse, Response
+
+from crdt_server.auth.principals import Principal
+from crdt_server.auth.tokens import valid_email, valid_sub
+from crdt_server.edge.bodies import Role
+from crdt_server.edge.documents import readable_documents, wedding_principal
+from crdt_server.edge.params import MemberPath, WeddingId, WeddingPath
+from crdt_server.edge.routing import ApiCall, Routes, is_admin, json_response
+from crdt_server.errors import Forbidden, Impossible, Malformed, NotFound
+from crdt_server.features.people.directory import People
+from crdt_server.features.people.model import member_json
+
+__all__ = ["member_principal", "people_routes"]
+
+_BASE = "/api/weddings/{wedding_id}"
+_ERR = (400, 401, 403, 404, 429)
+
+people_routes = Routes()
+
+
+async def member_principal(
+    call: ApiCall, wedding: str, readable: set[str] | None = None
+) -> Principal:
+    """The caller as a member of the wedding (403 if they may read none of it, 401 on a bad
+    token), recorded in the directory like a connection (``readable``: the documents they
+    may read, when the caller knows them already)."""
+    principal = wedding_principal(call, wedding, readable or readable_documents(call, wedding))
+    if principal.authenticated:
+        await call.state.extension(People).see(
+            wedding, principal.user_id, principal.role, principal.name, principal.email
+        )
+    return principal
+
+
+class MemberBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    role: Role
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=256)] | None = None
+    email: Annotated[str, msgspec.Meta(max_length=254)] | None = None
+
+
+class MembersAnswer(msgspec.Struct, frozen=True):
+    members: list[dict[str, Any]]
+
+
+class PutMemberPath(msgspec.Struct, frozen=True):
+    wedding_id: WeddingId
+    sub: Annotated[
+        str,
+        Meta(
+            description="a member's user id: 1 to 256 characters, no control characters",
+            extra_json_schema={"pattern": "^[^\\x00-\\x1f\\x7f]{1,256}$"},
+        ),
+    ]
+    """Not :data:`MemberSub`: a sub the directory cannot hold is a 400 naming ``sub`` here
+    (a client's mistake in what it sends), not a 404; the pattern is only documented."""
+
+
+class UnsubscribeQuery(msgspec.Struct, frozen=True):
+    key: Annotated[str, Meta(description="the key of the email's unsubscribe link")] = ""
+
+
+@people_routes.get(
+    f"{_BASE}/members",
+    "listMembers",
+    "The wedding's member directory (emails to managers and oneself)",
+    family="read",
+    response_model=MembersAnswer,
+    errors=_ERR,
+)
+async def list_members(call: ApiCall, path: WeddingPath) -> Response:
+    principal = await member_principal(call, path.wedding_id)
+    manager = call.state.permissions.can(principal.role, "members.manage")
+    members = await call.state.extension(People).members(path.wedding_id)
+    shown = [member_json(m, with_email=manager or m.sub == principal.user_id) for m in members]
+    return json_response(MembersAnswer(shown))
+
+
+@people_routes.put(
+    f"{_BASE}/members/{{sub}}",
+    "putMember",
+    "Add or replace a member (admin key, couple or planner)",
+    family="threads",
+    accepts=frozenset({"jwt", "admin"}),
+    status=201,
+    also=(200,),
+    errors=(*_ERR, 413, 422),
+)
+async def put_member(call: ApiCall, path: PutMemberPath, body: MemberBody) -> Response:
+    wedding = path.wedding_id
+    if not is_admin(call):
+        principal = await member_principal(call, wedding)
+        if not call.state.permissions.can(principal.role, "members.manage"):
+            raise Forbidden(f"the {principal.role} role does not have 'members.manage'")
+    if not valid_sub(path.sub):
+        raise Malformed("1 to 256 characters, no control characters", field="sub")
+    if body.email is not None and not valid_email(body.email):
+        raise Impossible("must be an email address", field="email")
+    member, created = await call.state.extension(People).put_member(
+        wedding, path.sub, body.role, body.name or path.sub, body.email
+    )
+    return json_response(member, status_code=201 if created else 200)
+
+
+@people_routes.delete(
+    f"{_BASE}/members/{{sub}}",
+    "eraseMember",
+    "Per-person erasure: their messages become placeholders; their entry, reactions,"
+    " notifications and thread events go (admin key)",
+    family="admin",
+    security="admin",
+    status=204,
+    errors=(401, 403, 404, 429),
+)
+async def erase_member(call: ApiCall, path: MemberPath) -> Response:
+    # The admin key only (the route's credential kinds). Every feature forgets them (this
+    # one their entry, threads their messages, notifications their inbox), then the
+    # store's files are scrubbed.
+    if not await call.state.erasures.erase_member(path.wedding_id, path.sub):
+        raise NotFound("no such member")
+    return Response(status_code=204)
+
+
+@people_routes.post(
+    f"{_BASE}/members/{{sub}}/unsubscribe",
+    "unsubscribeOneClick",
+    "One-click unsubscribe (RFC 8058)",
+    family="read",
+    security="none",
+    media_type="text/html",
+    errors=(404, 429),
+)
+@people_routes.get(
+    f"{_BASE}/members/{{sub}}/unsubscribe",
+    "unsubscribe",
+    "Stop notification emails (the link in every email)",
+    family="read",
+    security="none",
+    media_type="text/html",
+    errors=(404, 429),
+)
+async def unsubscribe(call: ApiCall, path: MemberPath, query: UnsubscribeQuery) -> Response:
+    people = call.state.extension(People)
+    if not query.key or not await people.unsubscribe(path.wedding_id, path.sub, query.key):
+        raise NotFound("unknown unsubscribe link", field="key")
+    return HTMLResponse(
+        "<!doctype html><title>Unsubscribed</title><p>You will get no more notification"
+        " emails for this wedding.</p>"
+    )
