@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from crdt_server.documents import DOCUMENT_KINDS
+from crdt_server.documents import DOCUMENT_KINDS, FINDINGS_ROOM
 
 __all__ = [
     "CONFLICTS",
@@ -25,7 +25,7 @@ __all__ = [
     "valid_wedding_id",
 ]
 
-CONFLICTS = "conflicts"
+CONFLICTS = FINDINGS_ROOM
 """The read-only room the server keeps up to date with a wedding's conflicts."""
 ROOM_KINDS: tuple[str, ...] = (*DOCUMENT_KINDS, CONFLICTS)
 

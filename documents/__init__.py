@@ -10,6 +10,7 @@ from .invariants import check, check_document, format_money
 from .jsonio import from_json, import_json, to_json
 from .model import (
     DOCUMENT_KINDS,
+    FINDINGS_ROOM,
     RSVP_STATES,
     SCHEMA_VERSION,
     SIDES,
@@ -25,6 +26,7 @@ from .seed import seed
 
 __all__ = [
     "DOCUMENT_KINDS",
+    "FINDINGS_ROOM",
     "OPERATIONS",
     "RSVP_STATES",
     "SCHEMA_VERSION",

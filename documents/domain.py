@@ -16,7 +16,7 @@ from pycrdt import Doc, Map
 
 from .changes import ChangeRecorder
 from .jsonio import to_json
-from .model import DOCUMENT_KINDS
+from .model import DOCUMENT_KINDS, FINDINGS_ROOM
 from .operations import apply_operation
 
 __all__ = ["WEDDINGS", "WeddingDomain"]
@@ -37,6 +37,9 @@ class WeddingDomain:
         return ChangeRecorder(doc, kind, on_error=on_error)
 
     def to_json(self, doc: Doc[Any], kind: str, *, rich: bool = False) -> dict[str, Any]:
+        if kind == FINDINGS_ROOM:
+            found = doc.get(FINDINGS_ROOM, type=Map).to_py() or {}
+            return {"kind": kind, "conflicts": [found[k] for k in sorted(found)]}
         return to_json(doc, kind, rich=rich)
 
     def operate(

@@ -15,6 +15,10 @@ from datetime import date, datetime
 from typing import Any
 
 DOCUMENT_KINDS: tuple[str, ...] = ("timeline", "budget", "guests", "seating")
+FINDINGS_ROOM = "conflicts"
+"""The room beside a wedding's documents that the server keeps its findings in (conflicts
+the CRDT cannot prevent; read-only for clients): ``{wedding}/conflicts``, one root map of
+findings by id."""
 """The documents every wedding has; a room name is ``{wedding_id}/{kind}``."""
 
 SCHEMA_VERSION = 1

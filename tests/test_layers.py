@@ -83,7 +83,6 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
             "crdt_server.cluster.bus",
             "crdt_server.actor",
             "crdt_server.errors",
-            "crdt_server.names",
             "crdt_server.settings",
             "crdt_server.storage",
         ),

@@ -73,7 +73,8 @@ class Domain(Protocol):
         ...
 
     def to_json(self, doc: Doc[Any], kind: str, *, rich: bool = False) -> dict[str, Any]:
-        """The document as JSON (never raises on what clients stored)."""
+        """The room's document as JSON: one of :attr:`kinds`, or another room the domain
+        keeps beside them (the wedding's findings); never raises on what clients stored."""
         ...
 
     def operate(

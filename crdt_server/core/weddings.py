@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from pycrdt import Doc, Map, TransactionEvent
+from pycrdt import Doc, TransactionEvent
 
 from crdt_server.codec.updates import UpdateError, decode_state_vector, inspect_update
 from crdt_server.core.crdt import CrdtFailure, crdt_call, replay
@@ -26,7 +26,6 @@ from crdt_server.core.hooks import Sender
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.room import Room
 from crdt_server.errors import CloseCode, ProtocolError
-from crdt_server.names import CONFLICTS
 from crdt_server.storage import DocumentStore
 
 __all__ = ["StoredCopies", "WeddingService"]
@@ -132,11 +131,7 @@ class WeddingService:
 
     async def read_json(self, wedding_id: str, kind: str, *, rich: bool = False) -> dict[str, Any]:
         async with self.room(f"{wedding_id}/{kind}") as room:
-            if kind == CONFLICTS:
-                found = room.doc.get(CONFLICTS, type=Map).to_py() or {}
-                data = {"kind": CONFLICTS, "conflicts": [found[k] for k in sorted(found)]}
-            else:
-                data = self.domain.to_json(room.doc, kind, rich=rich)
+            data = self.domain.to_json(room.doc, kind, rich=rich)
             await room.wait_committed()
             return data
 
