@@ -1,107 +1,31 @@
-"""Conversations through a real server: the member directory, threads and their visibility,
-idempotent messages across a restart, unread counts, notifications, search, events on the
-stream, email through a real SMTP server (aiosmtpd), erasure and the export."""
+"""Conversations through a real server: threads and their visibility, idempotent messages
+across a restart, unread counts, notifications of mentions, search, events on the stream,
+erasure and the export, rate limits."""
 
 from __future__ import annotations
 
-import email
-import email.policy
-import socket
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
-from aiosmtpd.controller import Controller
 
-from crdt_server.auth.tokens import TokenCodec
 from crdt_server.testing.waits import until
-from tests.server import ServerProcess, served
-from tests.yclient import YClient
-
-SECRET = "threads-test-secret-at-least-32-bytes!!"
-CODEC = TokenCodec(algorithms=["HS256"], secret=SECRET.encode())
-ADMIN = "threads-admin-key"
-ENV = {
-    "CRDT_SERVER_AUTH_SECRET": SECRET,
-    "CRDT_SERVER_ADMIN_API_KEY": ADMIN,
-    "CRDT_SERVER_SSE_HEARTBEAT_SECONDS": "0.5",
-}
-W = "/api/weddings/w1"
-
-
-def auth(sub: str, role: str, email_: str | None = None) -> dict[str, str]:
-    # Minted at import: it must outlive a whole test run (the fast tier takes minutes).
-    token = CODEC.mint(
-        sub=sub, role=role, wedding="w1", ttl=24 * 3600, name=sub.title(), email=email_
-    )
-    return {"Authorization": f"Bearer {token}"}
-
-
-PLANNER = auth("pat", "planner", "pat@example.com")
-COUPLE = auth("cam", "couple", "cam@example.com")
-VENDOR = auth("flo", "vendor", "flo@example.com")
-OTHER_VENDOR = auth("dj", "vendor")
-FRIEND = auth("fred", "friend")
-ADMIN_AUTH = {"Authorization": f"Bearer {ADMIN}"}
-
-
-async def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
-
-
-async def join(http: httpx.AsyncClient, *people: dict[str, str]) -> None:
-    """Each person makes one call: the directory learns them from their token."""
-    for headers in people:
-        await ok(await http.get(f"{W}/members", headers=headers))
-
-
-@pytest_asyncio.fixture
-async def api(tmp_path: Path) -> AsyncIterator[tuple[ServerProcess, httpx.AsyncClient]]:
-    async with served(tmp_path / "data", ENV) as running:
-        yield running
-
-
-@pytest.mark.asyncio
-async def test_members_come_from_tokens_and_the_directory_api(
-    api: tuple[ServerProcess, httpx.AsyncClient],
-) -> None:
-    _, http = api
-    await join(http, PLANNER, VENDOR)
-    members = (await ok(await http.get(f"{W}/members", headers=PLANNER)))["members"]
-    assert {m["sub"]: m["email"] for m in members} == {
-        "flo": "flo@example.com",
-        "pat": "pat@example.com",
-    }
-    # A vendor sees names and roles, not other people's addresses.
-    seen = (await ok(await http.get(f"{W}/members", headers=VENDOR)))["members"]
-    assert [m.get("email") for m in seen if m["sub"] == "pat"] == [None]
-    body = {"role": "family", "name": "Gran", "email": "gran@example.com"}
-    put = await http.put(f"{W}/members/gran", json=body, headers=PLANNER)
-    assert (await ok(put, 201))["name"] == "Gran"
-    assert (await http.put(f"{W}/members/gran", json=body, headers=ADMIN_AUTH)).status_code == 200
-    refused = await http.put(f"{W}/members/gran", json=body, headers=VENDOR)
-    assert refused.status_code == 403
-    bad = await http.put(f"{W}/members/gran", json={**body, "email": "no"}, headers=PLANNER)
-    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "email"
-    control = await http.put(f"{W}/members/%07x", json=body, headers=PLANNER)
-    assert control.status_code == 400 and control.json()["errors"][0]["field"] == "sub"
-    # Both answers of the PUT are in the API document (schemathesis found 200 missing).
-    spec = (await http.get("/openapi.json")).json()
-    put_op = spec["paths"]["/api/weddings/{wedding_id}/members/{sub}"]["put"]
-    assert {"200", "201"} <= set(put_op["responses"])
-    # The sessions endpoint accepts an email claim.
-    session = await http.post(
-        f"{W}/sessions",
-        json={"sub": "newbie", "role": "friend", "email": "new@example.com"},
-        headers=ADMIN_AUTH,
-    )
-    claims = CODEC.decode((await ok(session, 201))["token"])
-    assert claims.email == "new@example.com"
+from tests.features.conversations import (
+    ADMIN_AUTH,
+    COUPLE,
+    ENV,
+    FRIEND,
+    OTHER_VENDOR,
+    PLANNER,
+    VENDOR,
+    W,
+    absent,
+    join,
+    ok,
+)
+from tests.server import ServerProcess
 
 
 @pytest.mark.asyncio
@@ -442,15 +366,15 @@ async def test_erasure_of_a_member_and_the_export(
     search = await ok(await http.get(f"{W}/threads", params={"q": "secret"}, headers=PLANNER))
     assert search["threads"] == []
     # The erased words are nowhere in the store's files (rows, search index, WAL).
-    assert await until(lambda: _absent(server.data_dir, b"quixotically"))
+    assert await until(lambda: absent(server.data_dir, b"quixotically"))
     put = await http.put(
         f"{W}/threads/{tid}/messages/m3", json={"body": "zanzibarish flamingos"}, headers=PLANNER
     )
     await ok(put, 201)
-    assert not await _absent(server.data_dir, b"zanzibarish")
+    assert not await absent(server.data_dir, b"zanzibarish")
     # Wedding deletion removes everything, search index included.
     assert (await http.delete(W, headers=ADMIN_AUTH)).status_code in (200, 202, 204)
-    assert await until(lambda: _absent(server.data_dir, b"zanzibarish"))
+    assert await until(lambda: absent(server.data_dir, b"zanzibarish"))
     with sqlite3.connect(server.data_dir / "crdt.sqlite3") as db:
         for table in (
             "thread_members", "threads", "thread_participants", "thread_messages",
@@ -458,97 +382,6 @@ async def test_erasure_of_a_member_and_the_export(
             "thread_requests",
         ):  # fmt: skip
             assert db.execute(f"SELECT COUNT(*) FROM {table}").fetchone() == (0,), table
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[email.message.EmailMessage] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        assert isinstance(parsed, email.message.EmailMessage)
-        self.messages.append(parsed)
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Controller, Inbox]]:
-    inbox = Inbox()
-    with socket.socket() as probe:  # aiosmtpd checks readiness by connecting: a real port
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield controller, inbox
-    finally:
-        controller.stop()
-
-
-@pytest.mark.asyncio
-async def test_mentions_and_urgent_messages_are_emailed_with_a_digest_and_unsubscribe(
-    tmp_path: Path, smtp: tuple[Controller, Inbox]
-) -> None:
-    controller, inbox = smtp
-    env = {
-        **ENV,
-        "CRDT_SERVER_SMTP_URL": f"smtp://127.0.0.1:{controller.port}",
-        "CRDT_SERVER_EMAIL_DIGEST_SECONDS": "2",
-        "CRDT_SERVER_EMAIL_FROM": "threads@example.com",
-    }
-    async with (
-        ServerProcess(tmp_path / "data", env=env, anonymous=False) as server,
-        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
-    ):
-        await join(http, PLANNER, COUPLE, VENDOR)
-        tid = (
-            await ok(
-                await http.post(
-                    f"{W}/threads",
-                    json={"subject": "Band", "participants": ["flo"]},
-                    headers=PLANNER,
-                ),
-                201,
-            )
-        )["id"]
-        base = f"{W}/threads/{tid}/messages"
-        await ok(
-            await http.put(f"{base}/m1", json={"body": "@cam which song?"}, headers=VENDOR), 201
-        )
-        await until(lambda: _count(inbox, 1))
-        first = inbox.messages[0]
-        assert first["To"] == "cam@example.com" and first["From"] == "threads@example.com"
-        assert "which song?" in first.get_body().get_content()  # type: ignore[union-attr]
-        # Within the window: held and sent together, as one digest.
-        for i in range(2, 6):
-            await ok(
-                await http.put(f"{base}/m{i}", json={"body": f"@cam take {i}"}, headers=VENDOR), 201
-            )
-        await until(lambda: _count(inbox, 2))
-        digest = inbox.messages[1]
-        text = digest.get_body().get_content()  # type: ignore[union-attr]
-        assert all(f"take {i}" in text for i in range(2, 6))
-        # Urgent is never held back.
-        await ok(
-            await http.put(
-                f"{base}/u1", json={"body": "Singer is ill", "priority": "urgent"}, headers=VENDOR
-            ),
-            201,
-        )
-        await until(lambda: _count(inbox, 3, exact=False), deadline=1.5)
-        urgent = [m for m in inbox.messages if "URGENT" in str(m["Subject"])]
-        assert {m["To"] for m in urgent} >= {"cam@example.com"}
-        # The unsubscribe link works.
-        link = str(urgent[0]["List-Unsubscribe"]).strip("<>")
-        path = link.split("://", 1)[1].split("/", 1)[1]
-        assert (await http.get("/" + path)).status_code == 200
-        assert (await http.get("/" + path.replace("key=", "key=x"))).status_code == 404
-        members = (await ok(await http.get(f"{W}/members", headers=PLANNER)))["members"]
-        assert [m["email_notifications"] for m in members if m["sub"] == "cam"] == [False]
-
-
-async def _count(inbox: Inbox, n: int, exact: bool = True) -> bool:
-    return len(inbox.messages) == n if exact else len(inbox.messages) >= n
 
 
 @pytest.mark.asyncio
@@ -582,82 +415,3 @@ async def test_thread_writes_are_rate_limited_except_emergencies_of_the_couple_a
         # An emergency from a vendor is limited like anything else.
         body = {"body": "help", "priority": "emergency"}
         assert (await http.put(f"{base}/v10", json=body, headers=VENDOR)).status_code == 429
-
-
-def test_the_token_command_carries_an_email(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from crdt_server.cli import main
-
-    args = ["token", "--wedding", "w1", "--role", "vendor", "--sub", "flo"]
-    args += ["--email", "flo@example.com", "--data-dir", str(tmp_path), "--create-secret"]
-    assert main(args) == 0
-    token = capsys.readouterr().out.strip().splitlines()[-1]
-    secret = (tmp_path / "auth_secret").read_text().strip()
-    codec = TokenCodec(algorithms=["HS256"], secret=bytes.fromhex(secret))
-    assert codec.decode(token).email == "flo@example.com"
-    bad = [*args[:7], "--email", "not an address", "--data-dir", str(tmp_path)]
-    assert main(bad) == 2
-
-
-@pytest.mark.asyncio
-async def test_a_websocket_connection_fills_the_directory(
-    api: tuple[ServerProcess, httpx.AsyncClient],
-) -> None:
-    server, http = api
-    token = CODEC.mint(sub="gina", role="vendor", wedding="w1", ttl=600, email="g@example.com")
-    async with YClient(server.ws_url, "w1/timeline", token=token) as client:
-        await client.wait(client.synced.is_set)
-
-        async def listed() -> Any:
-            members = (await ok(await http.get(f"{W}/members", headers=PLANNER)))["members"]
-            return [m for m in members if m["sub"] == "gina"]
-
-        [gina] = await until(listed)
-        assert gina == {
-            "sub": "gina",
-            "role": "vendor",
-            "name": "gina",
-            "email": "g@example.com",
-            "participation": "all",
-            "email_notifications": True,
-        }
-
-
-@pytest.mark.slow
-@pytest.mark.asyncio
-async def test_an_acknowledged_messages_email_survives_a_mail_outage_and_a_restart(
-    tmp_path: Path,
-) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**ENV, "CRDT_SERVER_SMTP_URL": f"smtp://127.0.0.1:{port}"}
-    async with (
-        ServerProcess(tmp_path / "data", env=env, anonymous=False) as server,
-        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
-    ):
-        await join(http, PLANNER, COUPLE, VENDOR)
-        created = await http.post(
-            f"{W}/threads", json={"subject": "Venue", "participants": ["flo"]}, headers=PLANNER
-        )
-        tid = (await ok(created, 201))["id"]
-        put = await http.put(
-            f"{W}/threads/{tid}/messages/m1", json={"body": "@cam keys at 8"}, headers=VENDOR
-        )
-        await ok(put, 201)  # acknowledged while no mail server listens
-        await server.stop()
-        inbox = Inbox()
-        controller = Controller(inbox, hostname="127.0.0.1", port=port)
-        controller.start()
-        try:
-            await server.start()
-            await until(lambda: _count(inbox, 1, exact=False), deadline=20)
-            assert inbox.messages[0]["To"] == "cam@example.com"
-        finally:
-            controller.stop()
-
-
-async def _absent(data_dir: Path, needle: bytes) -> bool:
-    files = [data_dir / "crdt.sqlite3", data_dir / "crdt.sqlite3-wal"]
-    return not any(f.exists() and needle in f.read_bytes() for f in files)
