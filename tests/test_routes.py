@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import httpx
 import msgspec
@@ -92,6 +92,34 @@ def test_a_declaration_that_does_not_fit_fails_at_import() -> None:
     with pytest.raises(TypeError, match="takes a path Struct"):
         routes.get("/api/weddings/{wedding_id}", "d", "d", family="read")(pathless)
     assert routes() == []
+
+
+class Picky(msgspec.Struct):
+    limit: Annotated[int, Meta(ge=1, le=500)] = 50
+    status: Literal["open", "resolved"] | None = None
+    code: Annotated[str, Meta(pattern="^[a-z]+$", max_length=5)] = "a"
+    unread: bool = False
+
+
+def test_a_parameter_that_does_not_fit_is_said_in_words() -> None:
+    from crdt_server.edge.routing import _field_at
+
+    said = {}
+    for raw in ({"limit": "0"}, {"limit": "x"}, {"status": "gone"}, {"code": "abcdefg"},
+                {"code": "AB"}, {"unread": "maybe"}):  # fmt: skip
+        try:
+            msgspec.convert(raw, Picky, strict=False)
+        except msgspec.ValidationError as exc:
+            name, message = _field_at(exc, Picky)
+            said[(name, next(iter(raw.values())))] = message
+    assert said == {
+        ("limit", "0"): "must be a whole number at least 1",
+        ("limit", "x"): "must be a whole number",
+        ("status", "gone"): "must be one of open, resolved",
+        ("code", "abcdefg"): "must be at most 5 characters",
+        ("code", "AB"): "must match ^[a-z]+$",
+        ("unread", "maybe"): "must be true or false",
+    }
 
 
 def test_the_shared_kinds_are_the_servers() -> None:

@@ -359,13 +359,54 @@ def _is_text(kind: msgspec.inspect.Type) -> bool:
     return isinstance(kind, msgspec.inspect.StrType)
 
 
-def _field_at(error: msgspec.ValidationError) -> tuple[str, str]:
-    """The field a msgspec validation error names, and its message without the location."""
+def _field_at(error: msgspec.ValidationError, model: Any) -> tuple[str, str]:
+    """The parameter a msgspec validation error names, and what it must be, in words."""
     text = str(error)
     found = re.search(r" - at `\$\.([^`\[]+)[^`]*`$", text)
     if found is None:
         return "", text
-    return found.group(1), text[: found.start()]
+    name = found.group(1)
+    return name, _plain(text[: found.start()], _allowed(model, name))
+
+
+_KINDS = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "text"}
+_BOUNDS = {">=": "at least", "<=": "at most", ">": "more than", "<": "less than"}
+
+
+def _plain(message: str, allowed: tuple[object, ...] | None) -> str:
+    """msgspec's message about a parameter that does not fit (``Expected `int` >= 1``) as
+    the API says it (``must be a whole number at least 1``); as it is if unknown."""
+    if message.startswith("Invalid enum value") and allowed:
+        return "must be one of " + ", ".join(str(value) for value in allowed)
+    kind = re.fullmatch(r"Expected `(\w+)`(?:, got `\w+`)?(?: (>=|<=|>|<) (\S+))?", message)
+    if kind is not None:
+        what, op, bound = kind.groups()
+        said = f"must be {_KINDS.get(what, what)}"
+        return f"{said} {_BOUNDS[op]} {bound}" if op else said
+    length = re.fullmatch(r"Expected `str` of length (>=|<=) (\d+)", message)
+    if length is not None:
+        return f"must be {_BOUNDS[length.group(1)]} {length.group(2)} characters"
+    pattern = re.fullmatch(r"Expected `str` matching regex '(.*)'", message)
+    if pattern is not None:
+        return f"must match {pattern.group(1)}"
+    return message
+
+
+@functools.cache
+def _allowed(model: Any, name: str) -> tuple[object, ...] | None:
+    """The values a parameter takes, if it is one of a few (a Literal or an enum)."""
+    info = msgspec.inspect.type_info(model)
+    if not isinstance(info, msgspec.inspect.StructType):
+        return None
+    for f in info.fields:
+        if f.encode_name == name:
+            kinds = f.type.types if isinstance(f.type, msgspec.inspect.UnionType) else (f.type,)
+            for kind in kinds:
+                if isinstance(kind, msgspec.inspect.LiteralType):
+                    return tuple(kind.values)
+                if isinstance(kind, msgspec.inspect.EnumType):
+                    return tuple(member.value for member in kind.cls)
+    return None
 
 
 def _path_parameters(route: ApiRoute, request: Request) -> Any:
@@ -377,7 +418,7 @@ def _path_parameters(route: ApiRoute, request: Request) -> Any:
     try:
         return msgspec.convert(request.path_params, route.path_model, strict=False)
     except msgspec.ValidationError as exc:
-        name, message = _field_at(exc)
+        name, message = _field_at(exc, route.path_model)
         raise ApiError(
             404, f"no such {name.replace('_', ' ')}", errors=[FieldProblem(name, message)]
         ) from None
@@ -397,7 +438,7 @@ def _query_parameters(route: ApiRoute, request: Request) -> Any:
     try:
         return msgspec.convert(raw, route.query_model, strict=False)
     except msgspec.ValidationError as exc:
-        name, message = _field_at(exc)
+        name, message = _field_at(exc, route.query_model)
         raise ApiError.field(400, name or "query", message) from None
 
 

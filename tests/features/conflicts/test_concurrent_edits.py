@@ -22,7 +22,7 @@ from pycrdt import Doc, Map
 
 from crdt_server.testing.tokens import TokenMinter
 from crdt_server.testing.waits import until
-from tests.features.threads.test_threads import Inbox, smtp  # noqa: F401 (the fixture)
+from tests.features.conversations import Inbox
 from tests.jsclient import JsClient, JsClientGroup, map_delete, map_set, ymap
 from tests.server import ServerProcess
 
