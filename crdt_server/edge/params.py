@@ -24,6 +24,7 @@ __all__ = [
     "HookId",
     "MemberPath",
     "MemberSub",
+    "PageLimit",
     "RoomKind",
     "SourceName",
     "ThreadId",
@@ -48,6 +49,10 @@ ConflictId = Annotated[
 ]
 """A finding's code and digest (``seating.table_over_capacity:0123456789ab``), or a
 concurrent edit's (``cw:`` and 20 hex digits: ``crdt_server.core.overwrites.finding_id``)."""
+PageLimit = Annotated[
+    int, Meta(ge=1, le=500, description="at most this many (1 to 500; default 50)")
+]
+"""How many items a page of a list holds (its field's default is 50)."""
 MemberSub = Annotated[
     str, Meta(pattern="^[^\\x00-\\x1f\\x7f]{1,256}$", description="a member's user id")
 ]

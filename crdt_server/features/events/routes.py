@@ -34,7 +34,7 @@ from starlette.types import Receive, Scope, Send
 
 from crdt_server.auth.principals import Principal
 from crdt_server.edge.documents import capable_principal, readable_documents, wedding_principal
-from crdt_server.edge.params import WeddingPath
+from crdt_server.edge.params import PageLimit, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, body_priority, json_response
 from crdt_server.errors import (
     Conflict,
@@ -79,7 +79,7 @@ _Types = Annotated[
 
 class EventsQuery(msgspec.Struct, frozen=True):
     after: Annotated[int, Meta(ge=0, le=MAX_SEQ, description="the last seq you have")] = 0
-    limit: Annotated[int, Meta(ge=1, le=500, description="at most this many")] = 50
+    limit: PageLimit = 50
     types: _Types = ""
 
 

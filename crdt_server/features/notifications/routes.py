@@ -13,7 +13,7 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 from starlette.responses import Response
 
-from crdt_server.edge.params import WeddingPath
+from crdt_server.edge.params import PageLimit, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Malformed
 from crdt_server.features.notifications.inbox import Notifications
@@ -54,9 +54,7 @@ class NotificationsQuery(msgspec.Struct, frozen=True):
         Annotated[int, Meta(ge=1, le=2**62, description="the `next` of the previous page")]
         | UnsetType
     ) = UNSET
-    limit: Annotated[
-        int, Meta(ge=1, le=500, description="at most this many (1 to 500, default 50)")
-    ] = 50
+    limit: PageLimit = 50
 
 
 @notification_routes.put(

@@ -27,8 +27,7 @@ log = logging.getLogger("crdt_server.people")
 
 
 def erase(wedding: str, sub: str) -> Tx[bool]:
-    """The step that removes a member's entry (in the caller's transaction); whether there
-    was one."""
+    """The step that removes a member's entry; whether there was one."""
     gone = yield Sql(
         "DELETE FROM {t}thread_members WHERE wedding = ? AND sub = ?", (wedding, sub), count=True
     )
@@ -74,7 +73,9 @@ class People(Extension):
 
     async def on_member_erased(self, wedding: str, sub: str) -> bool:
         """The member's entry goes (whether there was one)."""
-        return await self.erase_member(wedding, sub)
+        found = await self.db.write(erase(wedding, sub))
+        self.forget(wedding, sub)
+        return found
 
     @property
     def db(self) -> FeatureDb:
@@ -192,12 +193,6 @@ class People(Extension):
             "SELECT emailed_at FROM {t}thread_members WHERE wedding = ? AND sub = ?", wedding, sub
         )
         return float(rows[0][0]) if rows else 0.0
-
-    async def erase_member(self, wedding: str, sub: str) -> bool:
-        """Remove a member's entry on its own; whether there was one."""
-        found = await self.db.write(erase(wedding, sub))
-        self.forget(wedding, sub)
-        return found
 
 
 def _log_failure(task: asyncio.Future[None]) -> None:

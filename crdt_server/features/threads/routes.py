@@ -21,6 +21,7 @@ from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.edge.bodies import Subject
 from crdt_server.edge.documents import readable_documents
 from crdt_server.edge.params import (
+    PageLimit,
     ThreadId,
     WeddingId,
     WeddingPath,
@@ -133,9 +134,6 @@ class MessagePath(msgspec.Struct, frozen=True):
     mistake in what it sends), not a 404; the pattern is only documented."""
 
 
-Limit = Annotated[int, Meta(ge=1, le=500, description="at most this many (1 to 500, default 50)")]
-
-
 class ThreadsQuery(msgspec.Struct, frozen=True):
     status: Status | UnsetType = UNSET
     kind: Kind | UnsetType = UNSET
@@ -152,12 +150,12 @@ class ThreadsQuery(msgspec.Struct, frozen=True):
         | UnsetType
     ) = UNSET
     after: Annotated[str, Meta(description="the `next` of the previous page")] = ""
-    limit: Limit = 50
+    limit: PageLimit = 50
 
 
 class MessagesQuery(msgspec.Struct, frozen=True):
     after: Annotated[int, Meta(ge=0, le=2**62, description="the last seq you have")] = 0
-    limit: Limit = 50
+    limit: PageLimit = 50
 
 
 thread_routes = Routes()

@@ -27,7 +27,7 @@ from crdt_server.edge.documents import (
     sender_of,
     writer_principal,
 )
-from crdt_server.edge.params import DocumentKind, WeddingId
+from crdt_server.edge.params import DocumentKind, PageLimit, WeddingId
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Forbidden, Impossible, NotFound
 from crdt_server.features.events.log import rfc3339
@@ -76,7 +76,7 @@ class VersionedPath(msgspec.Struct, frozen=True):
 
 class VersionsQuery(msgspec.Struct, frozen=True):
     after: Annotated[int, Meta(ge=0, le=2**62, description="next of the last page")] = 0
-    limit: Annotated[int, Meta(ge=1, le=500, description="at most this many")] = 50
+    limit: PageLimit = 50
 
 
 @version_routes.get(

@@ -27,7 +27,7 @@ from starlette.responses import Response
 
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.edge.documents import capable_principal, readable_documents
-from crdt_server.edge.params import DeliveryId, HookId, WeddingId, WeddingPath
+from crdt_server.edge.params import DeliveryId, HookId, PageLimit, WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Conflict, Gone, Impossible, Malformed, NotFound
 from crdt_server.features.events.routes import viewer_of
@@ -140,14 +140,9 @@ class DeliveryPath(msgspec.Struct, frozen=True):
     delivery: DeliveryId
 
 
-Limit = Annotated[
-    int, msgspec.Meta(ge=1, le=500, description="at most this many (1 to 500, default 50)")
-]
-
-
 class WebhooksQuery(msgspec.Struct, frozen=True):
     after: Annotated[str, msgspec.Meta(description="the last id of the previous page")] = ""
-    limit: Limit = 50
+    limit: PageLimit = 50
 
 
 class DeliveriesQuery(msgspec.Struct, frozen=True):
@@ -161,7 +156,7 @@ class DeliveriesQuery(msgspec.Struct, frozen=True):
     after: (
         Annotated[str, msgspec.Meta(description="the last id of the previous page")] | UnsetType
     ) = UNSET
-    limit: Limit = 50
+    limit: PageLimit = 50
 
 
 webhook_routes = Routes()
