@@ -235,6 +235,15 @@ class PresenceRelay:
         elif self._exclude is not exclude:
             self._exclude = None  # several senders: one frame for all
 
+    def close(self) -> None:
+        """The room is unloaded: drop what is folded (nobody is left to send it to) and the
+        timer, which would keep the room alive until the window ends."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._pending.clear()
+        self._exclude = None
+
     def _flush(self) -> None:
         self._timer = None
         pending, self._pending = self._pending, {}

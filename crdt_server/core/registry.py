@@ -154,13 +154,13 @@ class RoomRegistry:
         if self._users.get(name, 0) == 0 and self._rooms.get(name) is room:
             del self._rooms[name]
             self.metrics.rooms_loaded = len(self._rooms)
-            room.closed = True
+            room.close()
             log.debug("room %s unloaded", name)
 
     def forget(self, room: Room) -> None:
         """Unload ``room`` now, without a flush (its document was deleted or failed)."""
         self._dropped(room)
-        room.closed = True
+        room.close()
 
     def _dropped(self, room: Room) -> None:
         if self._rooms.get(room.name) is room:
@@ -245,5 +245,7 @@ class RoomRegistry:
                 await conn.wait_closed()
         if self._unloading:
             await asyncio.gather(*self._unloading, return_exceptions=True)
+        for room in self._rooms.values():
+            room.close()
         self._rooms.clear()
         await self._bus.close()

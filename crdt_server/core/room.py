@@ -742,6 +742,12 @@ class Room:
     def _send_presence(self, entries: Iterable[AwarenessEntry], exclude: object) -> None:
         self.broadcast(encode_awareness(encode_awareness_entries(entries)), exclude=exclude)
 
+    def close(self) -> None:
+        """The registry unloaded this room: it serves nobody from now on, and nothing of
+        its own (the presence relay's timer) keeps it alive."""
+        self.closed = True
+        self._presence.close()
+
     def close_all(self, code: int, reason: str) -> None:
         for conn in list(self.connections):
             conn.request_close(code, reason)

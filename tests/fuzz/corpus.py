@@ -46,8 +46,10 @@ import random
 import re
 import resource
 import sqlite3
+import sys
 import time
 import traceback
+import types
 import weakref
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -1019,6 +1021,8 @@ class FuzzStats:
     """Rooms dropped by the end: every fuzzed room, and every room loaded to check the log."""
     leaked_rooms: int = 0
     """Of those, rooms still alive after registry.close() and a garbage collection."""
+    leak_holders: list[str] = field(default_factory=list)
+    """For the first leaked rooms: the chain of objects that keeps each alive."""
     memory_spikes: int = 0
     """Frames during which the peak RSS rose more than SPIKE_KIB above the RSS before."""
     biggest_spike_kib: int = 0
@@ -1107,6 +1111,7 @@ class FuzzStats:
             f" (growth {max(0, self.peak_kib - self.rss_start_kib) // 1024} MiB)",
             f"memory spikes (> {SPIKE_KIB // 1024} MiB in one frame) {self.memory_spikes}",
             f"rooms alive after unload     {self.leaked_rooms} of {self.retired_rooms}",
+            *(f"  held by {chain}" for chain in self.leak_holders),
         ]
         if self.biggest_spike_kib >= 1024:
             lines.append(
@@ -1159,6 +1164,52 @@ def reset_peak_rss() -> None:
 
 SPIKE_KIB = 128 * 1024
 """A frame during which the process's peak RSS rose this much above its RSS is a blow-up."""
+
+
+def holder_chain(target: object, ignore: Sequence[object] = (), limit: int = 200) -> str:
+    """What keeps ``target`` alive, for the report of a leak: every chain of referrers
+    (types, the key of a dict, the name of a function) from it to a root, found breadth
+    first: a task, a module, a frame, or an object no tracked object refers to (a running
+    frame's local, or a reference held in native code). ``ignore``: the caller's own
+    references to ``target``."""
+    skip = {id(sys._getframe()), *map(id, ignore)}
+    skip.add(id(skip))
+    queue: list[tuple[object, str]] = [(target, type(target).__qualname__)]
+    skip.add(id(queue))
+    roots: list[str] = []
+    seen = 0
+    while queue and seen < limit and len(roots) < 4:
+        node, path = queue.pop(0)
+        seen += 1
+        skip.add(id(node))
+        if path.count(" <- ") and isinstance(
+            node, asyncio.Task | types.ModuleType | types.FrameType
+        ):
+            roots.append(path)
+            continue
+        found = False
+        for ref in gc.get_referrers(node):
+            if id(ref) in skip:
+                continue
+            found = True
+            skip.add(id(ref))
+            queue.append((ref, f"{path} <- {_describe(ref, node)}"))
+        if not found:
+            roots.append(path + " <- (untracked)")
+    return "; ".join(roots) or "no root found"
+
+
+def _describe(holder: object, held: object) -> str:
+    label = type(holder).__qualname__
+    if isinstance(holder, dict):
+        for key, value in holder.items():
+            if value is held:
+                return f"{label}[{key!r:.40}]"
+    if isinstance(holder, types.FunctionType | types.CodeType | types.MethodType):
+        return f"{label} {holder.__qualname__}"
+    if isinstance(holder, asyncio.Task | types.ModuleType | types.FrameType):
+        return f"{label} {holder!r:.200}"
+    return label
 
 
 def rss_kib() -> int:
@@ -1680,7 +1731,10 @@ class _Fuzzer:
         self._fingerprint = None
         gc.collect()
         stats.retired_rooms = len(self._retired)
-        stats.leaked_rooms = sum(1 for ref in self._retired if ref() is not None)
+        leaked = [ref() for ref in self._retired if ref() is not None]
+        stats.leaked_rooms = len(leaked)
+        stats.leak_holders = [holder_chain(room, [leaked]) for room in leaked[:3]]
+        del leaked
         stats.rss_now_kib = rss_kib()
         stats.rss_max_kib = max(stats.rss_max_kib, stats.rss_now_kib)
         return stats

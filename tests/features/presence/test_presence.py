@@ -5,13 +5,20 @@ relay that folds a busy room's presence into fewer messages (issue 22, target 4)
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import weakref
 from collections.abc import Iterable
+from pathlib import Path
 
 import pytest
 
-from crdt_server.codec.awareness import AwarenessEntry
+from crdt_server.cluster.bus import LocalBus
+from crdt_server.codec.awareness import AwarenessEntry, encode_awareness_entries
 from crdt_server.core.presence import AwarenessRegistry, PresenceRelay
+from crdt_server.core.registry import RoomRegistry
+from crdt_server.settings import Settings
+from crdt_server.storage import SqliteStore
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -95,3 +102,40 @@ async def test_a_window_of_zero_relays_every_change_at_once() -> None:
         relay.relay([entry(1, clock, "a")])
     assert sent == [[entry(1, clock, "a")] for clock in (1, 2, 3)]
     assert not relay.folding
+
+
+@pytest.mark.asyncio
+async def test_a_closed_relay_sends_nothing_more_and_holds_no_timer() -> None:
+    sent: list[list[AwarenessEntry]] = []
+    relay = PresenceRelay(lambda entries, exclude: sent.append(list(entries)), WINDOW)
+    relay.relay([entry(1, 1, "a")])
+    relay.relay([entry(1, 2, "a2")])
+    assert relay.folding
+    relay.close()
+    assert not relay.folding
+    await asyncio.sleep(WINDOW * 3)
+    assert sent == [[entry(1, 1, "a")]]
+
+
+@pytest.mark.asyncio
+async def test_an_unloaded_room_is_freed_while_its_presence_was_folding(tmp_path: Path) -> None:
+    # The fold's timer referred to the room: an unloaded room lived on until the window
+    # ended (the fuzz run's "rooms alive after unload", under load).
+    settings = Settings(data_dir=tmp_path / "data", presence_batch_seconds=60.0)
+    store = SqliteStore(settings.sqlite_path)
+    await store.open()
+    registry = RoomRegistry(store, settings, LocalBus())
+    try:
+        room = await registry.acquire("w1/guests")
+        for clock in (1, 2):
+            payload = encode_awareness_entries([entry(9, clock, "remote")])
+            room.apply_remote_awareness("p2", payload)
+        assert room.presence_folding
+        registry.release(room)
+        freed = weakref.ref(room)
+        del room
+    finally:
+        await registry.close()
+        await store.close()
+    gc.collect()
+    assert freed() is None
