@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import pytest
 import pytest_asyncio
@@ -93,6 +94,26 @@ def test_the_extensions_of_one_server_name_one_domain() -> None:
     assert Hooks([WeddingRecording(), WeddingRecording()]).domain is WEDDINGS
     with pytest.raises(ValueError, match="different domains"):
         Hooks([WeddingRecording(), Elsewhere()])
+
+
+@pytest.mark.timeout(10)
+def test_hooks_find_the_first_extension_of_a_kind_once() -> None:
+    @runtime_checkable
+    class Greets(Protocol):
+        def greet(self) -> str: ...
+
+    class Greeter(Extension):
+        def greet(self) -> str:
+            return "hello"
+
+    plain, first, second = Extension(), Greeter(), Greeter()
+    hooks = Hooks([plain, first, second])
+    assert hooks.first(Greets) is first  # type: ignore[type-abstract]
+    assert hooks.first(Greeter) is first
+    assert Hooks([plain]).first(Greeter) is None
+    # Remembered: the answer is the same object without asking the extensions again.
+    hooks.extensions = ()
+    assert hooks.first(Greets) is first  # type: ignore[type-abstract]
 
 
 def test_the_domain_says_where_a_guest_is_for_the_erasure() -> None:

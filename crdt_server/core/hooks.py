@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from crdt_server.actor import Actor
 from crdt_server.core.domain import ChangeRecord, Domain
@@ -47,6 +47,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("crdt_server.hooks")
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +259,17 @@ class Hooks:
         self.wants_changes = wanted and any(e.wants_changes for e in self.extensions)
         self.wants_overwrites = wanted and any(e.wants_overwrites for e in self.extensions)
         self.wants_remote_changes = self.wants_changes and bool(self._remote_changes)
+        self._found: dict[type, object] = {}
+
+    def first(self, kind: type[_T]) -> _T | None:
+        """The first extension that is a ``kind`` (a class or a runtime-checkable protocol),
+        or ``None``; remembered, since ``isinstance`` against a protocol inspects each of
+        its members every time (the gate asks for every connection)."""
+        if kind in self._found:
+            return cast("_T | None", self._found[kind])
+        found = next((e for e in self.extensions if isinstance(e, kind)), None)
+        self._found[kind] = found
+        return found
 
     async def load(self, room: Room) -> None:
         for ext in self._load:

@@ -61,7 +61,7 @@ def _document(call: ApiCall, path: DocPath, *, write: bool) -> tuple[str, Princi
 async def _readable_room(call: ApiCall, path: DocPath, principal: Principal) -> str:
     """The room ``principal`` reads the document from: the document itself, or, where
     fields of it are hidden from its role, its projection (brought up to date first)."""
-    projections = projector_of(call.state.hooks.extensions)
+    projections = projector_of(call.state.hooks)
     wedding_id, doc, name = path.wedding_id, path.doc, f"{path.wedding_id}/{path.doc}"
     projected = projections and projections.room_for(wedding_id, doc, principal.role)
     if not projected:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from crdt_server.auth.principals import Authenticator, AuthError, Principal
+from crdt_server.core.hooks import Hooks
 from crdt_server.core.limits import ConnectionCounter, RateLimiter
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.session import serve_connection
@@ -73,12 +74,9 @@ class Projector(Protocol):
         ...
 
 
-def projector_of(extensions: Iterable[object]) -> Projector | None:
+def projector_of(hooks: Hooks) -> Projector | None:
     """The server's :class:`Projector` among its extensions, if it runs one."""
-    for ext in extensions:
-        if isinstance(ext, Projector):
-            return ext
-    return None
+    return hooks.first(Projector)  # type: ignore[type-abstract]  # a runtime-checkable protocol
 
 
 class Gate:
@@ -142,7 +140,7 @@ class Gate:
             return self.refuse(
                 Refusal(429, "too many open connections for this user", SLOT_RETRY_SECONDS)
             )
-        projections = projector_of(self.registry.hooks.extensions)
+        projections = projector_of(self.registry.hooks)
         projected = projections and projections.room_for(wedding_id, doc, principal.role)
         if projected:
             # Fields of this document are hidden from the role: it syncs with the
@@ -165,7 +163,7 @@ class Gate:
         metrics = self.registry.metrics
         metrics.sync_connections.labels(metrics.worker).inc()
         try:
-            projections = projector_of(self.registry.hooks.extensions)
+            projections = projector_of(self.registry.hooks)
             if projections is not None and projection_of(admitted.name) is not None:
                 try:  # built and current before its first sync step
                     await projections.current(admitted.name)

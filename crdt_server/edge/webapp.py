@@ -354,7 +354,7 @@ async def wedding_access(call: ApiCall, path: WeddingPath) -> Response:
     if who is None:
         raise ApiError(403, "no document of this wedding is open to you")
     expires = _rfc3339(who.expires_at) if who.expires_at is not None else None
-    projections = projector_of(call.state.hooks.extensions)
+    projections = projector_of(call.state.hooks)
     projected = [
         doc
         for doc in (projections.projected_documents(who.role) if projections else [])
