@@ -238,8 +238,18 @@ class ConflictsKeeper(Extension):
 
     async def _update_locked(self, wedding_id: str, wedding: _Wedding) -> list[StoredEvent]:
         service = self._require_service()
-        docs = await service.documents(wedding_id)
         findings = wedding.findings
+        quiet = not (wedding.stale or wedding.keys or wedding.full or wedding.stored)
+        if findings is not None and quiet:
+            # Most changes leave every finding as it was, which the findings' own records
+            # (kept by what each change touched) tell without the documents, whose check
+            # costs a store query for each kind no room holds. A document replaced since
+            # is found by the next change that has work.
+            changed = findings.evaluate()
+            if not changed:
+                return []
+            wedding.keys = changed
+        docs = await service.documents(wedding_id)
         if findings is not None and not wedding.stale:
             for kind in DOCUMENT_KINDS:
                 was, now_doc = findings.sources.get(kind), docs.get(kind)
