@@ -82,10 +82,11 @@ WHERE id IN (
       FROM {t}webhook_deliveries d JOIN {t}webhook_endpoints e ON e.id = d.endpoint
       WHERE d.status = 'pending' AND d.next_at <= ? AND d.lease_until <= ? AND e.disabled = ''
     ) ranked
-    WHERE ranked.n + (
-      SELECT COUNT(*) FROM {t}webhook_deliveries b
-      WHERE b.endpoint = ranked.endpoint AND b.status = 'pending' AND b.lease_until > ?
-    ) <= ?
+    LEFT JOIN (
+      SELECT b.endpoint, COUNT(*) AS n FROM {t}webhook_deliveries b
+      WHERE b.status = 'pending' AND b.lease_until > ? GROUP BY b.endpoint
+    ) busy ON busy.endpoint = ranked.endpoint
+    WHERE ranked.n + COALESCE(busy.n, 0) <= ?
   )
   ORDER BY c.next_at LIMIT ? {lock}
 )
@@ -96,7 +97,9 @@ for each endpoint (counting those leased by any process), so that an endpoint th
 until the timeout holds a few attempts, never every slot. The lease condition is on ``c``,
 the row locked, as well: on PostgreSQL a row another claim leased and committed while this
 statement waited is re-checked on its new version only against the locked row's own
-conditions (READ COMMITTED), so without it both claims would take the row."""
+conditions (READ COMMITTED), so without it both claims would take the row. The leases in
+flight are counted once per endpoint (the ``busy`` table), not once per due row: with a
+backlog, a count per row made each claim take time in the square of the backlog."""
 
 
 class WebhookTables:

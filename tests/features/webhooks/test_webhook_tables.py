@@ -178,3 +178,28 @@ async def test_claims_racing_in_many_processes_never_share_a_delivery(
             break
         taken += got
     assert len(taken) == len(set(taken)) == 40
+
+
+@pytest.mark.asyncio
+async def test_a_claim_leaves_each_endpoint_at_most_its_share_in_flight(
+    store: DocumentStore, open_store: OpenStore
+) -> None:
+    """``per_endpoint`` counts the leases every process holds on an endpoint: what another
+    process took is subtracted from what this claim may take there, endpoint by endpoint,
+    and due deliveries go oldest first."""
+    one, two = await opened(store), await opened(await open_store())
+    busy, idle = [(await one.manage.create(w, "https://example.com/h", ["*"], ""))[0]
+                  for w in ("w_busy", "w_idle")]  # fmt: skip
+    for endpoint in (busy, idle):
+        await events(store, endpoint.wedding, *(["guest.added"] * 6))
+    await one.fan_out()
+    now = 10**10
+    held = await two.tables.claim(two._owner, now, now + 30, 2, per_endpoint=2)
+    assert [r[2] for r in held] == [busy.id, busy.id]  # the oldest: busy's were written first
+    got = await one.tables.claim(one._owner, now, now + 30, 10, per_endpoint=3)
+    by_endpoint = {e.id: sum(r[2] == e.id for r in got) for e in (busy, idle)}
+    assert by_endpoint == {busy.id: 1, idle.id: 3}
+    # Every endpoint at its share: nothing more until a lease ends or an attempt settles.
+    assert await one.tables.claim(one._owner, now, now + 30, 10, per_endpoint=3) == []
+    await one.close()
+    await two.close()
