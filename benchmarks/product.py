@@ -3,21 +3,25 @@
     .venv/bin/python -m benchmarks.run --product    # 1,000 weddings x 10: ours, y-websocket
     .venv/bin/python -m benchmarks.product --weddings 200 --rates 500,1000,2000 --servers ours
     .venv/bin/python -m benchmarks.product --tiny                 # a few seconds (the smoke test)
+    .venv/bin/python -m benchmarks.product --saturday --servers ours,ours-postgres
 
-``--weddings`` weddings of 10 members each. A member works on one of the wedding's documents
-as the app's pages do: members 0 to 4 on the guest list (RSVPs and meals), 5 to 7 on the
-timeline (moving an item: its start and end in one transaction), 8 and 9 on the budget
-(recording payments and correcting their amounts). Every update is what a stock Yjs client
-sends: each writer holds a pycrdt document with its own client id, makes the change in one
-transaction and sends the transaction's update (``Doc.observe``), made before the timed part.
-A writer's first update adds its own entry (a guest, a timeline item, a category and a
-payment); later ones change it, so every update is one or more domain events.
+``--weddings`` weddings of ``--members`` (10) members each. A member works on one of the
+wedding's documents as the app's pages do: half of them on the guest list (RSVPs and meals),
+3 in 10 on the timeline (moving an item: its start and end in one transaction), 2 in 10 on
+the budget (recording payments and correcting their amounts): 5 / 3 / 2 of 10, 25 / 15 / 10
+of 50. Every update is what a stock Yjs client sends: each writer holds a pycrdt document
+with its own client id, makes the change in one transaction and sends the transaction's
+update (``Doc.observe``), made before the timed part. A writer's first update adds its own
+entry (a guest, a timeline item, a category and a payment); later ones change it, so every
+update is one or more domain events.
 
 Our server runs as shipped (SQLite ``synchronous=FULL``, echo after the commit, events,
 conflicts and the calendar feed derived in the commit, webhooks on ``--webhook-weddings``
 weddings delivering to a real receiver on 127.0.0.1, signatures verified on arrival), with
 only the benchmark settings of ``scale.SCALE_ENV`` (abuse limits lifted, an auth secret for
-the webhook API). y-websocket-server runs on the same load (it persists to LevelDB after
+the webhook API). ``ours-postgres`` is the same server on PostgreSQL
+(``CRDT_SERVER_DATABASE_URL``: a database made for the run on ``--postgres-url``'s server,
+dropped after it). y-websocket-server runs on the same load (it persists to LevelDB after
 echoing and derives nothing).
 
 The offered rate steps through ``--rates`` (updates/s in all, open loop, ``--step-seconds``
@@ -27,6 +31,14 @@ the last step a fresh client per room checks that the server holds every writer'
 (every acknowledged update is stored). Each step prints the machine's load average and the
 CPU of every process that used any (the server, each load-generator process, this driver,
 everything else on the machine).
+
+The operators' rows: the server's RSS after the ramp and per connection (over its RSS up and
+idle before it), and, for ours, a cold start after the verify: every member disconnects, the
+server is stopped (SIGTERM) and started again on the same data, and every member reconnects
+at ``--cold-ramp-rate``: process start to listening and to serving, the reconnecting
+clients' connect-to-synced p50/p99, the time until every one is synced, and what they were
+sent checked against every writer's clocks. ``--saturday`` is the brief's Saturday: 100
+weddings x 50 members, 250 to 2,500 updates/s (a 10x RSVP wave), every step run.
 """
 
 from __future__ import annotations
@@ -43,8 +55,9 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +68,7 @@ if not __package__:  # run as a file: benchmarks.* is found from the root
     )
     sys.exit(2)
 
+import asyncpg  # noqa: E402
 from pycrdt import Doc, Map, TransactionEvent  # noqa: E402
 
 from benchmarks import loadgen, scale  # noqa: E402
@@ -69,9 +83,31 @@ from benchmarks.servers import (  # noqa: E402
 from crdt_server.codec.protocol import encode_update  # noqa: E402
 
 MEMBERS = 10
-DOCS: tuple[tuple[str, int], ...] = (("guests", 5), ("timeline", 3), ("budget", 2))
-"""Which document a wedding's members work on: 5 on the guest list, 3 on the timeline, 2 on
-the budget (10 in all)."""
+"""Members of a wedding unless ``--members`` says otherwise."""
+SHARES: tuple[tuple[str, int], ...] = (("guests", 5), ("timeline", 3), ("budget", 2))
+"""Which document a wedding's members work on, in tenths: half on the guest list, 3 in 10 on
+the timeline, 2 in 10 on the budget."""
+
+
+def docs_for(members: int) -> tuple[tuple[str, int], ...]:
+    """How many of a wedding's ``members`` work on each document: :data:`SHARES` of them,
+    whole members by the largest remainder (10: 5 / 3 / 2; 50: 25 / 15 / 10; 7: 4 / 2 / 1),
+    at least one on each document."""
+    if members < len(SHARES):
+        raise ValueError(f"a wedding needs at least {len(SHARES)} members, one per document")
+    whole = sum(share for _, share in SHARES)
+    exact = [members * share / whole for _, share in SHARES]
+    counts = [math.floor(x) for x in exact]
+    by_remainder = sorted(range(len(SHARES)), key=lambda i: counts[i] - exact[i])
+    for i in by_remainder[: members - sum(counts)]:
+        counts[i] += 1
+    assert sum(counts) == members and min(counts) >= 1, counts
+    return tuple((doc, n) for (doc, _), n in zip(SHARES, counts, strict=True))
+
+
+DOCS = docs_for(MEMBERS)
+"""The documents of a wedding of :data:`MEMBERS`: 5 on the guest list, 3 on the timeline, 2
+on the budget."""
 EMPTY_UPDATE = b"\x00\x00"
 
 
@@ -161,19 +197,23 @@ class ProductAgent(scale.Agent):
         self.written: dict[str, dict[int, int]] = {}
         """room -> writer -> clocks prepared (the last step's are all sent)."""
 
-    def _writers(self, rooms: list[str], id_base: int) -> list[tuple[str, int]]:
+    def _writers(
+        self, rooms: list[str], id_base: int, writers_per_room: int
+    ) -> list[tuple[str, int]]:
         """(room, client id) of every writer, numbered as ``Agent.sustain`` numbers them."""
         out: list[tuple[str, int]] = []
         for room in rooms:
-            for _ in self.rooms.get(room, [])[:MEMBERS]:
+            for _ in self.rooms.get(room, [])[:writers_per_room]:
                 out.append((room, id_base + len(out)))
         return out
 
-    async def prepare(self, rooms: list[str], id_base: int, count: int) -> dict[str, Any]:
+    async def prepare(
+        self, rooms: list[str], id_base: int, count: int, writers_per_room: int = MEMBERS
+    ) -> dict[str, Any]:
         """Make ``count`` updates for each writer (as many as it may send in a step)."""
         self.prepared.clear()
         t0 = time.perf_counter()
-        for room, cid in self._writers(rooms, id_base):
+        for room, cid in self._writers(rooms, id_base, writers_per_room):
             self.prepared[cid] = domain_updates(room_kind(room), cid, count)
         return {"seconds": time.perf_counter() - t0}
 
@@ -195,23 +235,33 @@ class ProductAgent(scale.Agent):
         updates = self.prepared[cid]
         return lambda _cid, n: updates[n]
 
-    async def verify(self, rooms: list[str]) -> dict[str, Any]:
-        """A fresh client per room: does the server's sync step 2 hold every writer's clocks?"""
+    async def verify(self, rooms: list[str], connected: bool = False) -> dict[str, Any]:
+        """A fresh client per room: does the server's sync step 2 hold every writer's clocks?
+        ``connected``: the sync step 2 the room's first connected member got instead (after
+        a cold start, what the reconnecting clients were sent)."""
         assert self.target is not None
         bad: list[str] = []
         for room in rooms:
+            if connected:
+                members = [p for p in self.rooms.get(room, []) if p.step2 is not None]
+                if not members or not self._holds(room, members[0].step2 or EMPTY_UPDATE):
+                    bad.append(room)
+                continue
             peer = YPeer(self.target, room)
             try:
                 await peer.open()
                 await peer.wait_synced()
-                held = clock_ranges(peer.step2 or EMPTY_UPDATE)
-                for cid, clocks in self.written.get(room, {}).items():
-                    if held.get(cid, (0, 0)) != (0, clocks):
-                        bad.append(room)
-                        break
+                if not self._holds(room, peer.step2 or EMPTY_UPDATE):
+                    bad.append(room)
             finally:
                 await loadgen.close_peers([peer], timeout=10.0)
         return {"rooms": len(rooms), "bad": bad}
+
+    def _holds(self, room: str, step2: bytes) -> bool:
+        """Does ``step2`` hold every clock every writer of ``room`` sent?"""
+        held = clock_ranges(step2)
+        return all(held.get(cid, (0, 0)) == (0, clocks)
+                   for cid, clocks in self.written.get(room, {}).items())  # fmt: skip
 
 
 # -- the controller --------------------------------------------------------------------------
@@ -228,7 +278,17 @@ class Options:
     webhook_weddings: int
     grace: float
     keep_going: bool
+    members: int = MEMBERS
+    cold_ramp_rate: float = 2000.0
+    """Connections reopened/s after the cold start (0: all at once)."""
+    postgres_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    """Where ``ours-postgres`` creates (and drops) its run's database."""
+    title: str = "Product scenario"
     run_id: str = field(default_factory=lambda: secrets.token_hex(3))
+
+    @property
+    def docs(self) -> tuple[tuple[str, int], ...]:
+        return docs_for(self.members)
 
 
 def proc_cpu() -> dict[int, tuple[str, float]]:
@@ -286,6 +346,10 @@ class Step:
     generator_pct: list[float] = field(default_factory=list)
     server_pct: float = 0.0
     other_pct: float = 0.0
+    database_pct: float | None = None
+    """ours-postgres: CPU of PostgreSQL's processes (the backends of the run's database and
+    the server's background processes), % of one core; not in ``server_pct``."""
+    database_ms_per_update: float | None = None
     fsync_p50: float | None = None
     commit_p50: float | None = None
     load: str = ""
@@ -304,11 +368,56 @@ class Step:
 
 
 @dataclass
+class Memory:
+    """The server's RSS (the process and its children) around the ramp."""
+
+    before_kib: int
+    """Up and idle, before the first connection (after its own probe client)."""
+    after_kib: int
+    """Every connection open and synced (each room loaded, still empty), the server idle
+    again; before the webhook endpoints are made and before the first step."""
+    connections: int
+
+    @property
+    def per_connection_kib(self) -> float | None:
+        return (self.after_kib - self.before_kib) / self.connections if self.connections else None
+
+
+@dataclass
+class ColdStart:
+    """Stop the server after the last step, start it on the same data, every member back."""
+
+    stop_seconds: float
+    exit_code: int | None
+    listening_seconds: float
+    """Process spawned to its ``listening on`` line (to within the 50 ms log poll)."""
+    serving_seconds: float
+    """Process spawned to a probe client's sync step 2 (the harness's "ready")."""
+    rate: float
+    connections: int
+    synced: int
+    failed: dict[str, int]
+    p50: float | None
+    p99: float | None
+    all_synced_seconds: float
+    """From the first reconnect offered until every member's open call had returned."""
+    rss_kib: int
+    verified: str
+    unstored: int
+
+
+@dataclass
 class Result:
     server: str
     steps: list[Step] = field(default_factory=list)
     verified: str = ""
     hooks: list[Metric] = field(default_factory=list)
+    unstored: int = 0
+    """Rooms whose sync step 2 misses a clock a writer sent."""
+    memory: Memory | None = None
+    cold: ColdStart | None = None
+    notes: list[str] = field(default_factory=list)
+    """Lines printed under the table (e.g. the PostgreSQL it ran on)."""
 
     @property
     def sustained(self) -> Step | None:
@@ -320,20 +429,21 @@ def fmt(value: float | None, spec: str = "{:.1f}") -> str:
     return "n/a" if value is None else spec.format(value)
 
 
-async def run_server(opts: Options, spec: ServerSpec, run_dir: Path) -> Result:
+async def run_server(
+    opts: Options, spec: ServerSpec, run_dir: Path, database: Database | None = None
+) -> Result:
     result = Result(spec.name)
     ours = spec.name.startswith("ours")
     weddings = [f"pw{i}x{opts.run_id}" for i in range(opts.weddings)]
     parts = scale.split(weddings, opts.agents)
     server = await scale.start_server(spec, run_dir, 1)
     try:
-        async with (
-            scale.Agents(opts.agents, "benchmarks.product") as agents,
-            contextlib.AsyncExitStack() as stack,
-        ):
+        async with scale.Agents(opts.agents, "benchmarks.product") as agents:
             await agents.hello(server)
-            agent_rooms = [[f"{w}/{d}" for w in part for d, _ in DOCS] for part in parts]
-            for doc, members in DOCS:
+            agent_rooms = [[f"{w}/{d}" for w in part for d, _ in opts.docs] for part in parts]
+            rss0 = loadgen.process_rss_kib(server.pid)  # up and idle (scale.start_server)
+            connections = 0
+            for doc, members in opts.docs:
                 t0 = time.perf_counter() + 0.3
                 opened = await asyncio.gather(
                     *(a.call("open", rooms=[f"{w}/{doc}" for w in part], per_room=members,
@@ -343,36 +453,132 @@ async def run_server(opts: Options, spec: ServerSpec, run_dir: Path) -> Result:
                 failed = scale.merge_counts(opened, "failed")
                 if failed:
                     raise RuntimeError(f"connections failed: {scale.codes_text(failed)}")
-            sink = None
-            if ours and opts.webhook_weddings > 0:
-                sink = await stack.enter_async_context(
-                    scale.WebhookSink(server, weddings[: opts.webhook_weddings])
-                )
-            roles = {server.pid: "server", os.getpid(): "driver"}
-            for p in loadgen.process_tree(server.pid)[1:]:
-                roles[p] = "server"
-            for a in agents.all:
-                assert a.proc is not None
-                roles[a.proc.pid] = f"agent{a.index}"
-            for k, rate in enumerate(opts.rates):
-                await loadgen.wait_server_idle(server.pid, 60.0, quiet=1.0)
-                step = await one_step(opts, server, agents, agent_rooms, rate, k, roles, ours)
-                result.steps.append(step)
-                print_step(spec.name, step)
-                if not step.ok and not opts.keep_going:
-                    break
-            verified = await asyncio.gather(
-                *(a.call("verify", rooms=rooms) for a, rooms in zip(agents.all, agent_rooms,
-                                                                    strict=True))
-            )  # fmt: skip
-            bad = [r for v in verified for r in v["bad"]]
-            total = sum(v["rooms"] for v in verified)
-            result.verified = f"{total - len(bad)} of {total} rooms hold every writer's clocks"
-            if sink is not None:
-                result.hooks = await sink.rows("webhooks")
+                connections += sum(len(r["times"]) for r in opened)
+            await loadgen.wait_server_idle(server.pid, 60.0, quiet=1.0)
+            result.memory = Memory(rss0, loadgen.process_rss_kib(server.pid), connections)
+            rooms = len(weddings) * len(opts.docs)
+            print_memory(spec.name, result.memory, rooms, database is not None)
+            await run_steps(opts, server, agents, agent_rooms, weddings, ours, result, database)
+            if ours:
+                result.cold = await cold_start(opts, server, agents, parts, agent_rooms)
+                print_cold(spec.name, result.cold)
     finally:
         await server.stop()
     return result
+
+
+async def run_steps(
+    opts: Options,
+    server: ServerProcess,
+    agents: scale.Agents,
+    agent_rooms: list[list[str]],
+    weddings: list[str],
+    ours: bool,
+    result: Result,
+    database: Database | None,
+) -> None:
+    """The webhook endpoints (ours), the steps, the check of what is stored, the webhook
+    rows; the webhook receiver is stopped before it returns."""
+    async with contextlib.AsyncExitStack() as stack:
+        sink = None
+        if ours and opts.webhook_weddings > 0:
+            sink = await stack.enter_async_context(
+                scale.WebhookSink(server, weddings[: opts.webhook_weddings])
+            )
+        await steps_and_verify(opts, server, agents, agent_rooms, ours, result, database)
+        if sink is not None:
+            result.hooks = await sink.rows("webhooks")
+
+
+async def steps_and_verify(
+    opts: Options,
+    server: ServerProcess,
+    agents: scale.Agents,
+    agent_rooms: list[list[str]],
+    ours: bool,
+    result: Result,
+    database: Database | None,
+) -> None:
+    roles = {server.pid: "server", os.getpid(): "driver"}
+    for p in loadgen.process_tree(server.pid)[1:]:
+        roles[p] = "server"
+    for a in agents.all:
+        assert a.proc is not None
+        roles[a.proc.pid] = f"agent{a.index}"
+    for k, rate in enumerate(opts.rates):
+        await loadgen.wait_server_idle(server.pid, 60.0, quiet=1.0)
+        step = await one_step(opts, server, agents, agent_rooms, rate, k, roles, ours, database)
+        result.steps.append(step)
+        print_step(result.server, step)
+        if not step.ok and not opts.keep_going:
+            break
+    verified = await asyncio.gather(
+        *(a.call("verify", rooms=rooms) for a, rooms in zip(agents.all, agent_rooms,
+                                                            strict=True))
+    )  # fmt: skip
+    result.verified = verified_text(verified)
+    result.unstored = sum(len(v["bad"]) for v in verified)
+
+
+def verified_text(verified: Sequence[dict[str, Any]]) -> str:
+    bad = [r for v in verified for r in v["bad"]]
+    total = sum(v["rooms"] for v in verified)
+    return f"{total - len(bad)} of {total} rooms hold every writer's clocks"
+
+
+async def cold_start(
+    opts: Options,
+    server: ServerProcess,
+    agents: scale.Agents,
+    parts: list[list[str]],
+    agent_rooms: list[list[str]],
+) -> ColdStart:
+    """Every member disconnects; the server is stopped (SIGTERM: its graceful shutdown)
+    and started again on the same data (the same data directory, or database); every
+    member reconnects at ``--cold-ramp-rate``, each document's members interleaved with
+    the others' (as clients coming back after a deploy do), and what they were sent is
+    checked against every clock every writer sent."""
+    await asyncio.gather(*(a.call("close", timeout=120.0) for a in agents.all))
+    await loadgen.wait_server_idle(server.pid, 60.0, quiet=1.0)
+    t = time.perf_counter()
+    code = await server.stop(timeout=60.0)
+    stop_seconds = time.perf_counter() - t
+    await server.start(timeout=120.0)
+    listening = server.listening_at - server.launched_at
+    serving = server.serving_at - server.launched_at
+    await agents.hello(server)  # a new port
+    rate = opts.cold_ramp_rate
+    t0 = time.perf_counter() + 0.3
+    calls = [
+        a.call("open", rooms=[f"{w}/{doc}" for w in part], per_room=members,
+               rate=rate * members / opts.members / opts.agents, t0=t0)
+        for a, part in zip(agents.all, parts, strict=True)
+        for doc, members in opts.docs
+    ]  # fmt: skip
+    opened = await asyncio.gather(*calls)
+    all_synced = time.perf_counter() - t0
+    times = [t for r in opened for t in r["times"]]
+    verified = await asyncio.gather(
+        *(a.call("verify", rooms=rooms, connected=True)
+          for a, rooms in zip(agents.all, agent_rooms, strict=True))
+    )  # fmt: skip
+    await loadgen.wait_server_idle(server.pid, 60.0, quiet=1.0)
+    return ColdStart(
+        stop_seconds=stop_seconds,
+        exit_code=code,
+        listening_seconds=listening,
+        serving_seconds=serving,
+        rate=rate,
+        connections=opts.weddings * opts.members,
+        synced=len(times),
+        failed=dict(scale.merge_counts(opened, "failed")),
+        p50=loadgen.percentile(times, 50),
+        p99=loadgen.percentile(times, 99),
+        all_synced_seconds=all_synced,
+        rss_kib=loadgen.process_rss_kib(server.pid),
+        verified=verified_text(verified),
+        unstored=sum(len(v["bad"]) for v in verified),
+    )
 
 
 async def one_step(
@@ -384,27 +590,30 @@ async def one_step(
     k: int,
     roles: dict[int, str],
     ours: bool,
+    database: Database | None = None,
 ) -> Step:
     step = Step(rate)
-    per_writer = rate / (opts.weddings * MEMBERS)
+    per_writer = rate / (opts.weddings * opts.members)
     count = math.ceil(opts.step_seconds * per_writer)  # the most Agent.sustain sends
     id_base = 10_000_000 + 1_000_000 * k
     bases = [id_base + 100_000 * a.index for a in agents.all]
     await asyncio.gather(
-        *(a.call("prepare", rooms=rooms, id_base=base, count=count)
+        *(a.call("prepare", rooms=rooms, id_base=base, count=count,
+                 writers_per_room=opts.members)
           for a, rooms, base in zip(agents.all, agent_rooms, bases, strict=True))
     )  # fmt: skip
     before = await scale.commit_buckets(server) if ours else {}
     cpu0 = loadgen.process_cpu_seconds(server.pid)
     gen_pids = [a.proc.pid for a in agents.all if a.proc is not None]
     gen0 = [loadgen.process_cpu_seconds(p) for p in gen_pids]
+    db_pids = await database.pids() if database is not None else set()
     procs0 = proc_cpu()
     window = scale.LoadWindow(server.pid, agents)
     wall0 = time.perf_counter()
     t0 = wall0 + 0.5
     with scale.FsyncProbe(server.data_dir, 20.0) as probe:
         results = await asyncio.gather(
-            *(a.call("sustain", rooms=rooms, writers_per_room=MEMBERS,
+            *(a.call("sustain", rooms=rooms, writers_per_room=opts.members,
                      segments=[[opts.step_seconds, per_writer]], t0=t0, id_base=base,
                      grace=opts.grace)
               for a, rooms, base in zip(agents.all, agent_rooms, bases, strict=True))
@@ -413,6 +622,8 @@ async def one_step(
     wall = time.perf_counter() - wall0
     window.stop()
     procs1 = proc_cpu()
+    if database is not None:
+        db_pids |= await database.pids()
     cpu = loadgen.process_cpu_seconds(server.pid) - cpu0
     gen = [loadgen.process_cpu_seconds(p) - c for p, c in zip(gen_pids, gen0, strict=True)]
     after = await scale.commit_buckets(server) if ours else {}
@@ -432,6 +643,12 @@ async def one_step(
     step.generator_pct = [100.0 * g / wall for g in gen]
     rows = {m.name: m.value for m in window.metrics("w")}
     step.other_pct = rows.get("w: other processes CPU % (noise)") or 0.0
+    if database is not None:
+        used = sum(procs1[p][1] - procs0.get(p, procs1[p])[1] for p in db_pids if p in procs1)
+        step.database_pct = 100.0 * used / wall
+        step.database_ms_per_update = 1000.0 * used / step.sent if step.sent else None
+        step.other_pct = max(0.0, step.other_pct - step.database_pct)
+        roles.update(dict.fromkeys(db_pids, "postgres"))
     step.fsync_p50 = loadgen.percentile(probe.times, 50)
     step.commit_p50 = scale.bucket_percentile(before, after, 50) if ours else None
     step.load = loadavg()
@@ -441,12 +658,16 @@ async def one_step(
 
 def print_step(name: str, s: Step) -> None:
     gens = " + ".join(f"{g:.0f}" for g in s.generator_pct)
+    database = ""
+    if s.database_pct is not None:
+        database = (f"PostgreSQL {fmt(s.database_ms_per_update, '{:.3f}')} ms CPU/update "
+                    f"({s.database_pct:.0f}% of a core), ")  # fmt: skip
     print(
         f"[{name}] offered {s.rate:.0f}/s: sent {s.sent_per_s:.0f}/s, echo p50 "
         f"{fmt(s.echo_p50)} p99 {fmt(s.echo_p99)} ms, delivery p99 {fmt(s.delivery_p99)} ms, "
         f"lost {s.lost}, missing {s.missing}, late {s.late}, closed {s.closed}, server "
         f"{fmt(s.server_ms_per_update, '{:.3f}')} ms CPU/update ({s.server_pct:.0f}% of a "
-        f"core), load generator {gens}% , other {s.other_pct:.0f}%, fsync probe p50 "
+        f"core), {database}load generator {gens}% , other {s.other_pct:.0f}%, fsync probe p50 "
         f"{fmt(s.fsync_p50, '{:.2f}')} ms, commit p50 {fmt(s.commit_p50)} ms (bucket), "
         f"load average {s.load} -> {'ok' if s.ok else 'NOT sustained'}",
         flush=True,
@@ -454,25 +675,60 @@ def print_step(name: str, s: Step) -> None:
     print(f"    processes: {s.processes}", flush=True)
 
 
+def mib(kib: float) -> str:
+    return f"{kib / 1024:.1f} MiB"
+
+
+def print_memory(name: str, m: Memory, rooms: int, postgres: bool = False) -> None:
+    whose = "the process and its children" + ("; PostgreSQL's not counted" if postgres else "")
+    print(
+        f"[{name}] memory: RSS {mib(m.before_kib)} up and idle before the ramp, "
+        f"{mib(m.after_kib)} after it ({m.connections} connections open and synced, {rooms} "
+        f"rooms loaded, the server idle again; before the webhook endpoints and the first "
+        f"step) -> {fmt(m.per_connection_kib)} KiB per connection ({whose})",
+        flush=True,
+    )
+
+
+def print_cold(name: str, c: ColdStart) -> None:
+    rate = f"{c.rate:.0f}/s" if c.rate > 0 else "all at once"
+    failed = scale.codes_text(Counter(c.failed))
+    print(
+        f"[{name}] cold start: stopped (SIGTERM) in {c.stop_seconds:.2f} s, exit {c.exit_code}; "
+        f"process start to listening {c.listening_seconds:.2f} s, to serving (a probe client "
+        f"synced) {c.serving_seconds:.2f} s; {c.synced} of {c.connections} members reconnected "
+        f"({rate}): connect-to-synced p50 {fmt(c.p50)} p99 {fmt(c.p99)} ms, every one synced "
+        f"{c.all_synced_seconds:.2f} s after the first was offered (failed: {failed}); RSS "
+        f"after {mib(c.rss_kib)}; stored: {c.verified} (the reconnected clients' sync step 2)",
+        flush=True,
+    )
+
+
 def render(results: list[Result], opts: Options) -> str:
+    split = " / ".join(f"{n} {doc}" for doc, n in opts.docs)
     lines = [
-        f"## Product scenario: {opts.weddings} weddings x {MEMBERS} members, steps "
+        f"## {opts.title}: {opts.weddings} weddings x {opts.members} members ({split}), steps "
         f"{', '.join(f'{r:.0f}' for r in opts.rates)} updates/s x {opts.step_seconds:g} s",
         "",
         "| server | sustained updates/s (echo p99 < 100 ms, nothing lost) | echo p50 / p99 ms "
-        "| server CPU ms per update | load generator CPU % (per process) | stored |",
-        "|---|---|---|---|---|---|",
+        "| server CPU ms per update | load generator CPU % (per process) | stored "
+        "| server RSS after the ramp (KiB per connection) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in results:
+        m = r.memory
+        memory = f"{mib(m.after_kib)} ({fmt(m.per_connection_kib)})" if m else ""
         s = r.sustained
         if s is None:
-            lines.append(f"| {r.server} | none of the steps | | | | {r.verified} |")
+            lines.append(f"| {r.server} | none of the steps | | | | {r.verified} | {memory} |")
             continue
         gens = " + ".join(f"{g:.0f}" for g in s.generator_pct)
+        cpu = fmt(s.server_ms_per_update, "{:.3f}")
+        if s.database_pct is not None:
+            cpu += f" + PostgreSQL {fmt(s.database_ms_per_update, '{:.3f}')}"
         lines.append(
             f"| {r.server} | {s.rate:.0f} (sent {s.sent_per_s:.0f}) | {fmt(s.echo_p50)} / "
-            f"{fmt(s.echo_p99)} | {fmt(s.server_ms_per_update, '{:.3f}')} | {gens} | "
-            f"{r.verified} |"
+            f"{fmt(s.echo_p99)} | {cpu} | {gens} | {r.verified} | {memory} |"
         )
     by = {r.server: r.sustained for r in results}
     ours, peer = by.get("ours"), by.get("y-websocket")
@@ -483,10 +739,104 @@ def render(results: list[Result], opts: Options) -> str:
             f"CPU per update {ours.server_ms_per_update / peer.server_ms_per_update:.2f}x "
             "(goal <= 1.5)",
         ]
+    cold = [(r.server, r.cold) for r in results if r.cold is not None]
+    if cold:
+        back = f"at {opts.cold_ramp_rate:.0f}/s" if opts.cold_ramp_rate > 0 else "all at once"
+        lines += [
+            "",
+            f"Cold start (after the last step: SIGTERM, started again on the same data, every "
+            f"member back {back}):",
+            "",
+            "| server | stop s | start to listening s | start to serving s | members synced "
+            "| connect-to-synced p50 / p99 ms | all synced after s | RSS after | stored |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name, c in cold:
+            lines.append(
+                f"| {name} | {c.stop_seconds:.2f} (exit {c.exit_code}) | "
+                f"{c.listening_seconds:.2f} | {c.serving_seconds:.2f} | {c.synced} of "
+                f"{c.connections} | {fmt(c.p50)} / {fmt(c.p99)} | {c.all_synced_seconds:.2f} | "
+                f"{mib(c.rss_kib)} | {c.verified} |"
+            )
     for r in results:
-        for m in r.hooks:
-            lines.append(f"{r.server} {m.name}: {m.text()}")
+        for hook in r.hooks:
+            lines.append(f"{r.server} {hook.name}: {hook.text()}")
+    for r in results:
+        for note in r.notes:
+            lines.append(f"{r.server}: {note}")
     return "\n".join(lines)
+
+
+@dataclass
+class Database:
+    """The PostgreSQL database of an ``ours-postgres`` run (:func:`fresh_database`)."""
+
+    admin_url: str
+    name: str
+    about: str = ""
+    """The PostgreSQL server's version and durability settings."""
+
+    @property
+    def url(self) -> str:
+        return f"{self.admin_url.rsplit('/', 1)[0]}/{self.name}"
+
+    async def admin(self) -> asyncpg.Connection:
+        try:
+            return await asyncpg.connect(self.admin_url, timeout=10)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise RuntimeError(f"PostgreSQL at {self.admin_url} unreachable: {exc!r}") from exc
+
+    async def pids(self) -> set[int]:
+        """PostgreSQL's processes that work for this run: the backends connected to its
+        database and the server's background processes (WAL writer, checkpointer, ...)."""
+        conn = await self.admin()
+        try:
+            rows = await conn.fetch(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE datname = $1 OR backend_type <> 'client backend'",
+                self.name,
+            )
+        finally:
+            await conn.close()
+        return {int(r["pid"]) for r in rows}
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(admin_url: str, run_id: str) -> AsyncIterator[Database]:
+    """A new PostgreSQL database ``bench_product_<run id>`` on the server of ``admin_url``
+    (connected to its maintenance database), dropped afterwards, also when the run fails or
+    is interrupted."""
+    db = Database(admin_url, f"bench_product_{run_id}")
+    conn = await db.admin()
+    try:
+        await conn.execute(f'CREATE DATABASE "{db.name}"')
+        about = [
+            f"{key} {await conn.fetchval(f'SHOW {key}')}"
+            for key in ("server_version", "fsync", "synchronous_commit", "full_page_writes")
+        ]
+    finally:
+        await conn.close()
+    db.about = f"database {db.name} (dropped after the run); PostgreSQL {', '.join(about)}"
+    try:
+        yield db
+    finally:
+        conn = await db.admin()
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{db.name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+async def run_one(opts: Options, spec: ServerSpec, run_dir: Path) -> Result:
+    """:func:`run_server`; ``ours-postgres`` on a database of its own for the run."""
+    if spec.name != "ours-postgres":
+        return await run_server(opts, spec, run_dir)
+    async with fresh_database(opts.postgres_url, opts.run_id) as db:
+        print(f"[{spec.name}] {db.about}", flush=True)
+        spec = replace(spec, env=(*spec.env, ("CRDT_SERVER_DATABASE_URL", db.url)))
+        result = await run_server(opts, spec, run_dir, db)
+        result.notes.append(db.about)
+        return result
 
 
 async def main_async(opts: Options, keep: bool, json_path: Path | None) -> int:
@@ -497,6 +847,11 @@ async def main_async(opts: Options, keep: bool, json_path: Path | None) -> int:
         loop.add_signal_handler(sig, task.cancel)
     specs = dict(server_specs())
     specs["ours"] = ours_spec("ours", env=scale.SCALE_ENV, notes=specs["ours"].notes)
+    specs["ours-postgres"] = ours_spec(
+        "ours-postgres",
+        env=scale.SCALE_ENV,
+        notes="crdt-server on PostgreSQL (a fresh database per run), echo after commit",
+    )
     baseline = specs.get("ours-baseline")
     if baseline is not None:  # BENCH_BASELINE_SRC: another checkout, the same settings
         specs["ours-baseline"] = replace(baseline, env=(*baseline.env, *scale.SCALE_ENV))
@@ -513,7 +868,7 @@ async def main_async(opts: Options, keep: bool, json_path: Path | None) -> int:
     try:
         for name in names:
             try:
-                results.append(await run_server(opts, specs[name], base / name))
+                results.append(await run_one(opts, specs[name], base / name))
             except (OSError, RuntimeError, TimeoutError) as exc:  # the other servers still run
                 print(f"[{name}] failed: {exc}", flush=True)
                 results.append(Result(name, verified=f"failed: {exc}"))
@@ -529,40 +884,82 @@ async def main_async(opts: Options, keep: bool, json_path: Path | None) -> int:
             json.dumps(
                 {r.server: {"steps": [s.__dict__ | {"ok": s.ok} for s in r.steps],
                             "verified": r.verified,
-                            "webhooks": {m.name: m.value for m in r.hooks}}
+                            "webhooks": {m.name: m.value for m in r.hooks},
+                            "memory": r.memory and asdict(r.memory) | {
+                                "per_connection_kib": r.memory.per_connection_kib},
+                            "cold_start": r.cold and asdict(r.cold),
+                            "notes": r.notes}
                  for r in results},
                 indent=1,
             )
         )  # fmt: skip
-    lost = any(s.lost or s.missing for r in results for s in r.steps if r.server == "ours")
-    return 1 if lost else 0
+    ours = [r for r in results if r.server in ("ours", "ours-postgres")]
+    lost = any(s.lost or s.missing for r in ours for s in r.steps)
+    unstored = any(r.unstored or (r.cold and r.cold.unstored) for r in ours)
+    return 1 if lost or unstored else 0
+
+
+SATURDAY = {"weddings": 100, "members": 50, "rates": "250,500,1000,2500", "keep_going": True}
+"""``--saturday``: a 10x RSVP wave over a base of 250 updates/s on 100 weddings of 50."""
+TINY = {"weddings": 4, "webhook_weddings": 2, "rates": "20,40", "step_seconds": 2.0,
+        "agents": 1, "ramp_rate": 200.0, "grace": 10.0}  # fmt: skip
+"""``--tiny``: a few seconds (tests/test_benchmarks.py)."""
+DEFAULTS: dict[str, Any] = {
+    "servers": "ours,y-websocket", "weddings": 1000, "members": MEMBERS,
+    "rates": "1000,2000,3000,4000,5000,6000", "step_seconds": 20.0, "agents": 2,
+    "ramp_rate": 500.0, "cold_ramp_rate": 2000.0, "webhook_weddings": 10, "grace": 10.0,
+    "keep_going": False,
+}  # fmt: skip
+SERVERS = ("ours", "ours-postgres", "y-websocket")
 
 
 def parse(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.product", description=__doc__.split("\n\n")[0]
     )
+    d = DEFAULTS
     p.add_argument("--agent", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--servers", default="ours,y-websocket")
-    p.add_argument("--weddings", type=int, default=1000)
-    p.add_argument("--rates", default="1000,2000,3000,4000,5000,6000",
-                   help="offered updates/s in all, one step each, in order")  # fmt: skip
-    p.add_argument("--step-seconds", type=float, default=20.0)
-    p.add_argument("--agents", type=int, default=2, help="load-generator processes")
-    p.add_argument("--ramp-rate", type=float, default=500.0, help="connections opened/s")
-    p.add_argument("--webhook-weddings", type=int, default=10)
-    p.add_argument("--grace", type=float, default=10.0,
-                   help="s to wait for echoes and deliveries after a step's last send")  # fmt: skip
-    p.add_argument("--keep-going", action="store_true",
+    p.add_argument("--servers", help=f"comma separated, of {', '.join(SERVERS)} (and "
+                   f"ours-baseline with BENCH_BASELINE_SRC); default {d['servers']}")  # fmt: skip
+    p.add_argument("--weddings", type=int, help=f"default {d['weddings']}")
+    p.add_argument("--members", type=int,
+                   help=f"members per wedding (default {d['members']}), split over its guest "
+                        "list, timeline and budget 5:3:2")  # fmt: skip
+    p.add_argument("--rates", help="offered updates/s in all, one step each, in order "
+                   f"(default {d['rates']})")  # fmt: skip
+    p.add_argument("--step-seconds", type=float, help=f"default {d['step_seconds']:g}")
+    p.add_argument("--agents", type=int, help=f"load-generator processes (default {d['agents']})")
+    p.add_argument("--ramp-rate", type=float,
+                   help=f"connections opened/s (default {d['ramp_rate']:g})")  # fmt: skip
+    p.add_argument("--cold-ramp-rate", type=float,
+                   help="connections reopened/s after the cold start, ours only; 0: all at "
+                        f"once (default {d['cold_ramp_rate']:g})")  # fmt: skip
+    p.add_argument("--webhook-weddings", type=int, help=f"default {d['webhook_weddings']}")
+    p.add_argument("--grace", type=float,
+                   help="s to wait for echoes and deliveries after a step's last send "
+                        f"(default {d['grace']:g})")  # fmt: skip
+    p.add_argument("--keep-going", action="store_true", default=None,
                    help="run every step, also after one was not sustained")  # fmt: skip
-    p.add_argument("--tiny", action="store_true",
-                   help="4 weddings (2 with webhooks), 20 and 40 updates/s x 2 s")  # fmt: skip
+    p.add_argument("--postgres-url",
+                   default=os.environ.get("BENCH_POSTGRES_URL", Options.postgres_url),
+                   help="ours-postgres: the PostgreSQL (its maintenance database) to make "
+                        "the run's database on (env BENCH_POSTGRES_URL; %(default)s)")  # fmt: skip
+    preset = p.add_mutually_exclusive_group()
+    preset.add_argument("--tiny", action="store_true",
+                        help="4 weddings (2 with webhooks), 20 and 40 updates/s x 2 s")  # fmt: skip
+    preset.add_argument("--saturday", action="store_true",
+                        help="the Saturday burst: 100 weddings x 50 members, 250, 500, 1000 "
+                             "and 2500 updates/s (a 10x RSVP wave), --keep-going")  # fmt: skip
     p.add_argument("--json", type=Path)
     p.add_argument("--keep", action="store_true", help="keep data directories and logs")
     args = p.parse_args(argv)
-    if args.tiny:
-        args.weddings, args.webhook_weddings, args.rates = 4, 2, "20,40"
-        args.step_seconds, args.agents, args.ramp_rate, args.grace = 2.0, 1, 200.0, 10.0
+    # A preset fills only the options not given: --saturday --weddings 4 is 4 weddings.
+    chosen = TINY if args.tiny else SATURDAY if args.saturday else {}
+    for key, default in DEFAULTS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, chosen.get(key, default))
+    if args.members < len(SHARES):
+        p.error(f"--members: at least {len(SHARES)} (one per document)")
     opts = Options(
         servers=[s.strip() for s in args.servers.split(",") if s.strip()],
         weddings=args.weddings,
@@ -573,6 +970,10 @@ def parse(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]:
         webhook_weddings=args.webhook_weddings,
         grace=args.grace,
         keep_going=args.keep_going,
+        members=args.members,
+        cold_ramp_rate=args.cold_ramp_rate,
+        postgres_url=args.postgres_url,
+        title="Saturday burst" if args.saturday else "Product scenario",
     )
     return opts, args
 

@@ -169,6 +169,12 @@ class ServerProcess:
     port: int = 0
     process: asyncio.subprocess.Process | None = None
     starts: int = 0
+    launched_at: float = 0.0
+    """``time.perf_counter()`` when the last start spawned the process."""
+    listening_at: float = 0.0
+    """When its log said ``listening on`` (the log is polled every 50 ms)."""
+    serving_at: float = 0.0
+    """When a probe client first synced (:meth:`_wait_serving`)."""
     _logs: list[Path] = field(default_factory=list)
 
     @property
@@ -187,6 +193,7 @@ class ServerProcess:
         argv = [a.replace("{data_dir}", str(self.data_dir)) for a in self.spec.argv]
         log = _open_log(log_path, self.data_dir)
         cwd, env = self.spec.process_options()
+        self.launched_at = time.perf_counter()
         try:
             self.process = await asyncio.create_subprocess_exec(
                 *argv,
@@ -202,6 +209,7 @@ class ServerProcess:
         while True:
             match = _LISTENING.search(_read(log_path))
             if match:
+                self.listening_at = time.perf_counter()
                 self.host, self.port = match.group(1), int(match.group(2))
                 break
             if self.process.returncode is not None:
@@ -210,6 +218,7 @@ class ServerProcess:
                 raise TimeoutError(f"{self.spec.name} did not start:\n{self.log_tail()}")
             await asyncio.sleep(0.05)
         await self._wait_serving(deadline)
+        self.serving_at = time.perf_counter()
         return self
 
     async def _wait_serving(self, deadline: float) -> None:

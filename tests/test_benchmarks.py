@@ -211,3 +211,24 @@ def test_the_product_scenario_runs_tiny(tmp_path: Path) -> None:
     assert ours["verified"] == "12 of 12 rooms hold every writer's clocks"
     hooks = ours["webhooks"]
     assert hooks["webhooks: webhook events not delivered 120 s after it"] == 0, hooks
+    assert ours["memory"]["connections"] == 40 and ours["memory"]["after_kib"] > 0
+    cold = ours["cold_start"]  # stopped, started on the same data, every member back
+    assert cold["exit_code"] == 0 and cold["synced"] == cold["connections"] == 40, cold
+    assert 0 < cold["listening_seconds"] <= cold["serving_seconds"], cold
+    assert cold["verified"] == "12 of 12 rooms hold every writer's clocks", cold
+
+
+def test_product_members_split_and_presets() -> None:
+    """A wedding's members split 5:3:2 over its documents (10 exactly as before); a preset
+    fills only the options not given."""
+    from benchmarks.product import DOCS, docs_for, parse
+
+    assert DOCS == docs_for(10) == (("guests", 5), ("timeline", 3), ("budget", 2))
+    assert docs_for(50) == (("guests", 25), ("timeline", 15), ("budget", 10))
+    assert all(sum(n for _, n in docs_for(m)) == m for m in range(3, 200))
+    saturday, _ = parse(["--saturday", "--weddings", "4"])
+    assert (saturday.weddings, saturday.members, saturday.keep_going) == (4, 50, True)
+    assert saturday.rates == [250.0, 500.0, 1000.0, 2500.0]
+    assert saturday.title == "Saturday burst"
+    plain, _ = parse(["--members", "20"])
+    assert (plain.weddings, plain.members, plain.keep_going) == (1000, 20, False)
