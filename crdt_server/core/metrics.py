@@ -85,6 +85,18 @@ class Metrics:
             registry=r,
         )
         self._derivation_logged: dict[tuple[str, str], float] = {}
+        self.loop_stalls = Counter(
+            "crdt_loop_stalls",
+            "Event loop turns longer than a quarter of CRDT_SERVER_LOOP_STALL_SECONDS (a"
+            " turn that reaches it ends the process: the loop watchdog)",
+            registry=r,
+        )
+        self.apply_interrupted = Counter(
+            "crdt_apply_interrupted",
+            "1 when this process found that the one before it ended during an apply (a"
+            " stall exit or a crash) and quarantined that update's clients",
+            registry=r,
+        )
         self.denied_writes = Counter(
             "crdt_denied_writes", "Write attempts by read-only connections", registry=r
         )
