@@ -216,7 +216,7 @@ def create_app(
                 interrupted.sub,
                 ", ".join(map(str, interrupted.clients)),
             )
-        quarantine = Quarantine(the_store)
+        quarantine = Quarantine(the_store, metrics)
         await quarantine.start(interrupted)
         if slot is not None:
             slot.clear()  # only once the quarantine is stored

@@ -44,6 +44,8 @@ class Metrics:
         self.awareness_messages = 0
         self.connections_open = 0
         self.rooms_loaded = 0
+        self.quarantined_clients = 0
+        """(room, Yjs client) pairs refused since their update stalled a server."""
         self.updates_waiting_turn = 0
         """Sessions whose next update waits for its turn (:mod:`crdt_server.core.pacing`)."""
         r.register(_HotCollector(self))
@@ -202,6 +204,12 @@ class _HotCollector(Collector):
             "crdt_connections_open", "Open WebSocket connections", m.connections_open
         )
         yield GaugeMetricFamily("crdt_rooms_loaded", "Rooms loaded in this process", m.rooms_loaded)
+        yield GaugeMetricFamily(
+            "crdt_quarantined_clients",
+            "Yjs clients whose updates are refused in a room because one of them was being"
+            " applied when a server process stopped (crdt-server quarantine lift)",
+            m.quarantined_clients,
+        )
         yield GaugeMetricFamily(
             "crdt_updates_waiting_turn",
             "Connections whose next update waits for its turn (overload)",

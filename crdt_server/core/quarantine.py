@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from crdt_server.core.metrics import Metrics
 from crdt_server.errors import Quarantined
 from crdt_server.storage import DocumentStore, StoreError
 from crdt_server.storage.gateway import Gateway, Table, schema_of
@@ -66,7 +67,7 @@ _MAX_SUB = 256
 _MAX_CLIENTS = 400
 """An update naming more clients has the first ones recorded (the page has room for
 these); a Yjs client sends its own, plus those of content it relays."""
-REFRESH_SECONDS = 5.0
+REFRESH_SECONDS = 1.0
 """How often a process re-reads the quarantine from the store (a lift, another worker's
 quarantine)."""
 
@@ -169,8 +170,9 @@ class Quarantine:
     """The quarantined (room, client id) pairs, kept in memory for the check on every
     update and re-read from the store every :data:`REFRESH_SECONDS`."""
 
-    def __init__(self, store: DocumentStore | None = None) -> None:
+    def __init__(self, store: DocumentStore | None = None, metrics: Metrics | None = None) -> None:
         self._store = store
+        self._metrics = metrics
         self._rooms: dict[str, frozenset[int]] = {}
         self._refresher: asyncio.Task[None] | None = None
 
@@ -219,6 +221,7 @@ class Quarantine:
         now = time.time()
         current = self._rooms.get(interrupted.room, frozenset())
         self._rooms[interrupted.room] = current | frozenset(interrupted.clients)
+        self._count()
         gateway = self._gateway()
         if gateway is None:
             return
@@ -238,6 +241,11 @@ class Quarantine:
         for wedding, doc, client in rows:
             rooms.setdefault(f"{wedding}/{doc}", set()).add(int(client))
         self._rooms = {room: frozenset(ids) for room, ids in rooms.items()}
+        self._count()
+
+    def _count(self) -> None:
+        if self._metrics is not None:
+            self._metrics.quarantined_clients = sum(map(len, self._rooms.values()))
 
     async def _refresh_loop(self) -> None:
         while True:

@@ -118,7 +118,8 @@ def add_commands(sub: Any) -> None:
     shown = actions.add_parser("list", help="every quarantined client, one line each")
     store_options(shown)
     lifted = actions.add_parser(
-        "lift", help="accept a quarantined client's updates again (running servers: within 5 s)"
+        "lift",
+        help="accept a quarantined client's updates again (running servers: within a second)",
     )
     lifted.add_argument("--wedding", type=wedding_id, help="only in this wedding")
     lifted.add_argument("--doc", help="only in this document (timeline, budget, guests...)")
