@@ -21,6 +21,8 @@ from crdt_server.cluster.redis_bus import RedisBus
 from crdt_server.core.erasure import ErasureService
 from crdt_server.core.hooks import Core, Extension, Hooks
 from crdt_server.core.limits import ConnectionCounter, RateLimiter
+from crdt_server.core.metrics import Metrics
+from crdt_server.core.quarantine import QUARANTINE_SCHEMA, ApplySlot, Quarantine
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.weddings import WeddingService
 from crdt_server.documents.domain import WEDDINGS
@@ -58,7 +60,10 @@ from crdt_server.features import (
 from crdt_server.settings import Settings
 from crdt_server.storage import DocumentStore, store_for
 
-__all__ = ["FEATURES", "create_app", "http_routes", "token_codec"]
+__all__ = ["CORE_SCHEMAS", "FEATURES", "create_app", "http_routes", "token_codec"]
+
+CORE_SCHEMAS = (QUARANTINE_SCHEMA,)
+"""The tables the core keeps beside the features' (the data tools check for them too)."""
 
 API_VERSION = "0.1.0"
 
@@ -179,11 +184,14 @@ def create_app(
     bus: Bus | None = None,
     extensions: Sequence[Extension] = (),
     features: Sequence[Feature] = FEATURES,
+    apply_slot: Path | None = None,
 ) -> Starlette:
     """Build the server. Without a ``store``, the embedded SQLite store under ``data_dir``.
 
     ``features`` (by default every one, :data:`FEATURES`) bring their extensions, routes
-    and tables; ``extensions`` are added after theirs, in order.
+    and tables; ``extensions`` are added after theirs, in order. ``apply_slot``: the file
+    of this process's apply slot (:mod:`crdt_server.core.quarantine`; the command line
+    gives one to each server process, whose loop watchdog may end it mid-apply).
     """
 
     @asynccontextmanager
@@ -195,6 +203,23 @@ def create_app(
             built.extensions.extend(feature.build(built))
         the_store = store or default_store(settings)
         await the_store.open()
+        metrics = Metrics()
+        slot = ApplySlot(apply_slot) if apply_slot is not None else None
+        interrupted = slot.previous() if slot is not None else None
+        if interrupted is not None:
+            metrics.apply_interrupted.inc()
+            log.error(
+                "the previous process ended while applying an update to %s from %r"
+                " (Yjs clients %s), a stall or a crash: those clients are quarantined in"
+                " that room until `crdt-server quarantine lift`",
+                interrupted.room,
+                interrupted.sub,
+                ", ".join(map(str, interrupted.clients)),
+            )
+        quarantine = Quarantine(the_store, metrics)
+        await quarantine.start(interrupted)
+        if slot is not None:
+            slot.clear()  # only once the quarantine is stored
         the_bus = bus or (RedisBus(settings.redis_url) if settings.redis_url else LocalBus())
         codec = token_codec(settings)
         # Kept as long as any token they cover may live (plus the iat clock skew).
@@ -203,7 +228,15 @@ def create_app(
         known = frozenset(kind for feature in features for kind in feature.bus)
         admin_events = AdminEvents(revocations, keep, known)
         hooks = Hooks([admin_events, *built.extensions, *extensions])
-        registry = RoomRegistry(the_store, settings, the_bus, hooks=hooks)
+        registry = RoomRegistry(
+            the_store,
+            settings,
+            the_bus,
+            hooks=hooks,
+            metrics=metrics,
+            quarantine=quarantine,
+            slot=slot,
+        )
         matrix = (
             PermissionMatrix.from_json(settings.permissions)
             if settings.permissions
@@ -255,7 +288,10 @@ def create_app(
             try:
                 await hooks.close()
                 await registry.close()
+                await quarantine.close()
             finally:
+                if slot is not None:
+                    slot.close()
                 await the_store.close()
 
     table = [*http_routes(features), *reference_routes(lambda: spec)]

@@ -27,9 +27,11 @@ from urllib.parse import unquote_plus
 import uvicorn
 from starlette.applications import Starlette
 
-from crdt_server.app import FEATURES, create_app, token_codec
+from crdt_server.app import CORE_SCHEMAS, FEATURES, create_app, token_codec
 from crdt_server.auth.permissions import ROLES, PermissionMatrix
 from crdt_server.auth.tokens import SECRET_FILE, TokenError, load_or_create_secret
+from crdt_server.core.quarantine import slot_path
+from crdt_server.core.watchdog import LoopWatchdog, tick_seconds
 from crdt_server.edge.demo import with_demo
 from crdt_server.edge.supervisor import Supervisor
 from crdt_server.edge.upgrade import STATE_KEY as GATE_KEY
@@ -236,9 +238,10 @@ def tune_gc(settings: Settings) -> None:
         freeze_start_up()
 
 
-def app_from_env() -> Starlette:
+def app_from_env(worker: int | None = None) -> Starlette:
     """The app of one worker process (``--workers N``): settings come from the environment,
-    where ``serve`` put its command-line options."""
+    where ``serve`` put its command-line options; ``worker``, its index, names its apply
+    slot (:mod:`crdt_server.core.quarantine`)."""
     settings = Settings.from_env(fragments=FRAGMENTS)
     configure_logging(settings.log_level, settings.log_format)
     head_deadline_protocol(
@@ -246,7 +249,9 @@ def app_from_env() -> Starlette:
         settings.max_pending_handshakes_per_address,
         settings.body_timeout_seconds,
     )
-    app = create_app(settings)
+    app = create_app(
+        settings, apply_slot=None if worker is None else slot_path(settings.data_dir, worker)
+    )
     tune_gc(settings)
     return app
 
@@ -288,20 +293,47 @@ def private_data_dir(path: Path) -> list[str]:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server that says it listens only once the app has started, and that ends
-    the process within ``shutdown_timeout`` of a stop signal, whatever is stuck."""
+    """uvicorn's server that says it listens only once the app has started, that ends
+    the process within ``shutdown_timeout`` of a stop signal, whatever is stuck, and whose
+    loop watchdog ends it when its event loop stops turning for ``loop_stall`` seconds
+    (:mod:`crdt_server.core.watchdog`; 0: off)."""
 
-    def __init__(self, config: uvicorn.Config, *, announce: str, shutdown_timeout: float) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        *,
+        announce: str,
+        shutdown_timeout: float,
+        loop_stall: float = 0.0,
+        heartbeat_fd: int | None = None,
+    ) -> None:
         super().__init__(config)
         self._announce = announce
         self._shutdown_timeout = shutdown_timeout
         self._watchdog: threading.Timer | None = None
+        self._loop_stall = loop_stall
+        self._heartbeat_fd = heartbeat_fd
+        self.loop_watchdog: LoopWatchdog | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
         if self.started and not self.should_exit:
+            if self._loop_stall > 0:
+                gate = app_state(self).get(GATE_KEY)
+                metrics = gate.registry.metrics if isinstance(gate, Gate) else None
+                self.loop_watchdog = LoopWatchdog(self._loop_stall, metrics, self._heartbeat_fd)
+                self.loop_watchdog.start(asyncio.get_running_loop())
             # Tests and scripts read this line to learn the port when --port 0 was given.
-            print(self._announce, flush=True)
+            if self._announce:
+                print(self._announce, flush=True)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # A graceful stop may take longer than the stall threshold (rooms flushing): the
+        # shutdown timer above bounds it instead.
+        if self.loop_watchdog is not None:
+            self.loop_watchdog.stop()
+            self.loop_watchdog = None
+        await super().shutdown(sockets=sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
@@ -360,9 +392,16 @@ def serve(settings: Settings, *, demo: bool = False) -> None:
             sock,
             run_dir=run_dir,
             shutdown_timeout=settings.shutdown_timeout_seconds + 5,
+            # The worker's own watchdog ends it at loop_stall_seconds; this catches what it
+            # cannot (a SIGSTOPped worker runs no handler).
+            heartbeat_seconds=(
+                settings.loop_stall_seconds + 2 * tick_seconds(settings.loop_stall_seconds)
+                if settings.loop_stall_seconds > 0
+                else 0.0
+            ),
         ).run()
         return
-    app = create_app(settings)
+    app = create_app(settings, apply_slot=slot_path(settings.data_dir, None))
     if demo or settings.allow_anonymous:
         # Links start from CRDT_SERVER_PUBLIC_URL when set (behind a TLS proxy), as every
         # link the server hands out does (edge/links.py).
@@ -372,7 +411,12 @@ def serve(settings: Settings, *, demo: bool = False) -> None:
         with_demo(app, settings, settings.public_url.rstrip("/") or local, seed=demo)
     tune_gc(settings)
     config = uvicorn_config(settings, app)
-    server = _Server(config, announce=announce, shutdown_timeout=settings.shutdown_timeout_seconds)
+    server = _Server(
+        config,
+        announce=announce,
+        shutdown_timeout=settings.shutdown_timeout_seconds,
+        loop_stall=settings.loop_stall_seconds,
+    )
     # uvicorn handles SIGTERM/SIGINT (graceful shutdown: sockets closed with 1012, rooms
     # flushed) and then re-raises the signal to the handler that was installed before it.
     # A no-op handler there makes a graceful stop exit 0 instead of dying by the signal.
@@ -418,7 +462,7 @@ def uvicorn_config(settings: Settings, app: Starlette | str) -> uvicorn.Config:
     )
 
 
-def _worker_argv(index: int, fd: int, *, count: int, run_dir: Path) -> list[str]:
+def _worker_argv(index: int, fd: int, heartbeat: int, *, count: int, run_dir: Path) -> list[str]:
     """The command line of worker ``index`` (see :func:`worker_main`)."""
     return [
         sys.executable,
@@ -427,6 +471,7 @@ def _worker_argv(index: int, fd: int, *, count: int, run_dir: Path) -> list[str]
         f"--index={index}",
         f"--count={count}",
         f"--fd={fd}",
+        f"--heartbeat-fd={heartbeat}",
         f"--run-dir={run_dir}",
     ]
 
@@ -435,8 +480,22 @@ class _WorkerServer(_Server):
     """A worker's server: it takes connections handed over by the other workers once its
     app has started, and stops taking them when it stops."""
 
-    def __init__(self, config: uvicorn.Config, affinity: Affinity, *, shutdown_timeout: float):
-        super().__init__(config, announce="", shutdown_timeout=shutdown_timeout)
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        affinity: Affinity,
+        *,
+        shutdown_timeout: float,
+        loop_stall: float = 0.0,
+        heartbeat_fd: int | None = None,
+    ):
+        super().__init__(
+            config,
+            announce="",
+            shutdown_timeout=shutdown_timeout,
+            loop_stall=loop_stall,
+            heartbeat_fd=heartbeat_fd,
+        )
         self._affinity = affinity
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -495,15 +554,24 @@ def worker_main(argv: Sequence[str]) -> int:
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--run-dir", type=Path, required=True)
+    parser.add_argument("--heartbeat-fd", type=int)
     args = parser.parse_args(argv)
     _die_with_parent()
     if os.getppid() == 1:
         return 1  # the supervisor is already gone
     sock = socket.socket(fileno=args.fd)
     settings = Settings.from_env(fragments=FRAGMENTS)
-    config = uvicorn_config(settings, "crdt_server.cli:app_from_env")
+    if args.heartbeat_fd is not None:
+        os.set_blocking(args.heartbeat_fd, False)
+    config = uvicorn_config(settings, app_from_env(args.index))
     affinity = Affinity(args.index, args.count, args.run_dir)
-    server = _WorkerServer(config, affinity, shutdown_timeout=settings.shutdown_timeout_seconds)
+    server = _WorkerServer(
+        config,
+        affinity,
+        shutdown_timeout=settings.shutdown_timeout_seconds,
+        loop_stall=settings.loop_stall_seconds,
+        heartbeat_fd=args.heartbeat_fd,
+    )
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _after_graceful_shutdown)
     server.run(sockets=[sock])
@@ -583,7 +651,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return data_commands.run(
                 args,
                 sections=[section for feature in FEATURES for section in feature.export],
-                schemas=[schema for feature in FEATURES for schema in feature.schemas],
+                schemas=[
+                    *CORE_SCHEMAS,
+                    *(schema for feature in FEATURES for schema in feature.schemas),
+                ],
             )
     except (SettingsError, StartupError, ValueError, OSError, TokenError, CliError) as exc:
         print(f"crdt-server {args.command}: {_one_line(exc)}", file=sys.stderr)

@@ -21,6 +21,7 @@ __all__ = [
     "Overloaded",
     "PolicyViolation",
     "ProtocolError",
+    "Quarantined",
     "PeerError",
     "TooLarge",
     "TooMany",
@@ -107,6 +108,12 @@ class ProtocolError(PeerError):
     """A frame is not a well-formed y-protocols message, or its update is not valid Yjs."""
 
     close_code = CloseCode.INVALID_PAYLOAD
+
+
+class Quarantined(ProtocolError):
+    """The update carries a Yjs client id quarantined in this room: an update of that
+    client was being applied when the server stopped turning (1007 on the socket, 422 over
+    HTTP), until an operator runs ``crdt-server quarantine lift``."""
 
 
 class UnsupportedData(PeerError):

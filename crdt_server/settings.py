@@ -193,6 +193,13 @@ class Settings:
     shutdown_timeout_seconds: float = 30.0
     """After SIGTERM or SIGINT the process exits within this many seconds, whatever is
     stuck (every acknowledged update is already committed)."""
+    loop_stall_seconds: float = 10.0
+    """The loop watchdog: a process whose event loop does not turn for this long (an
+    update or a reader that never returns) writes every thread's stack to the log and ends
+    by SIGALRM, so the supervisor or service manager starts it again, and the update being
+    applied is quarantined. At least 5x the longest legitimate turn measured (a cold load
+    or compaction of the largest benchmark document, a wedding export: see the
+    deployment guide). 0 turns the watchdog off; otherwise at least 1."""
     handshake_timeout_seconds: float = 10.0
     """An HTTP request head (a WebSocket upgrade included) must arrive whole within this;
     a connection still sending it is dropped (slowloris)."""
@@ -269,7 +276,10 @@ class Settings:
             "rate_admin_per_minute",
             "rate_threads_per_minute",
             "shutdown_timeout_seconds",
+            "loop_stall_seconds",
         )
+        if 0 < self.loop_stall_seconds < 1:
+            raise SettingsError("loop_stall_seconds must be 0 (off) or at least 1")
         variables(type(f) for f in self.fragments)  # one of each, no name taken twice
 
         if self.sqlite_synchronous not in ("full", "normal"):

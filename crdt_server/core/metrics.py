@@ -44,6 +44,8 @@ class Metrics:
         self.awareness_messages = 0
         self.connections_open = 0
         self.rooms_loaded = 0
+        self.quarantined_clients = 0
+        """(room, Yjs client) pairs refused since their update stalled a server."""
         self.updates_waiting_turn = 0
         """Sessions whose next update waits for its turn (:mod:`crdt_server.core.pacing`)."""
         r.register(_HotCollector(self))
@@ -85,6 +87,18 @@ class Metrics:
             registry=r,
         )
         self._derivation_logged: dict[tuple[str, str], float] = {}
+        self.loop_stalls = Counter(
+            "crdt_loop_stalls",
+            "Event loop turns longer than a quarter of CRDT_SERVER_LOOP_STALL_SECONDS (a"
+            " turn that reaches it ends the process: the loop watchdog)",
+            registry=r,
+        )
+        self.apply_interrupted = Counter(
+            "crdt_apply_interrupted",
+            "1 when this process found that the one before it ended during an apply (a"
+            " stall exit or a crash) and quarantined that update's clients",
+            registry=r,
+        )
         self.denied_writes = Counter(
             "crdt_denied_writes", "Write attempts by read-only connections", registry=r
         )
@@ -190,6 +204,12 @@ class _HotCollector(Collector):
             "crdt_connections_open", "Open WebSocket connections", m.connections_open
         )
         yield GaugeMetricFamily("crdt_rooms_loaded", "Rooms loaded in this process", m.rooms_loaded)
+        yield GaugeMetricFamily(
+            "crdt_quarantined_clients",
+            "Yjs clients whose updates are refused in a room because one of them was being"
+            " applied when a server process stopped (crdt-server quarantine lift)",
+            m.quarantined_clients,
+        )
         yield GaugeMetricFamily(
             "crdt_updates_waiting_turn",
             "Connections whose next update waits for its turn (overload)",

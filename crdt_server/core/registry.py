@@ -19,6 +19,7 @@ from crdt_server.cluster.bus import Bus
 from crdt_server.core.hooks import Hooks
 from crdt_server.core.metrics import Metrics, StoreHealth
 from crdt_server.core.pacing import Pacer
+from crdt_server.core.quarantine import ApplySlot, Quarantine
 from crdt_server.core.room import Room
 from crdt_server.errors import CloseCode, Overloaded
 from crdt_server.settings import Settings
@@ -39,8 +40,13 @@ class RoomRegistry:
         hooks: Hooks | None = None,
         metrics: Metrics | None = None,
         health: StoreHealth | None = None,
+        quarantine: Quarantine | None = None,
+        slot: ApplySlot | None = None,
     ) -> None:
         self._store = store
+        self.quarantine = quarantine
+        """The quarantined clients (checked before every apply), if the server keeps one."""
+        self._slot = slot
         self.hooks = hooks or Hooks()
         self._settings = settings
         self._bus = bus
@@ -109,6 +115,8 @@ class RoomRegistry:
                         hooks=self.hooks,
                         metrics=self.metrics,
                         health=self.health,
+                        quarantine=self.quarantine,
+                        slot=self._slot,
                     )
                 except StoreError:
                     self.metrics.store_errors.labels("load").inc()

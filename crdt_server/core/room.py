@@ -65,12 +65,14 @@ from crdt_server.core.hooks import (
 from crdt_server.core.metrics import Metrics, StoreHealth
 from crdt_server.core.overwrites import Found, OverwriteIndex
 from crdt_server.core.presence import AwarenessRegistry, PresenceRelay
+from crdt_server.core.quarantine import ApplySlot, Quarantine
 from crdt_server.errors import (
     CloseCode,
     DocumentTooLarge,
     Overloaded,
     PeerError,
     ProtocolError,
+    Quarantined,
 )
 from crdt_server.settings import Settings
 from crdt_server.storage import DocumentStore, NewEvent, NewUpdate, StoredLog, StoreError
@@ -114,8 +116,12 @@ class Room:
         hooks: Hooks | None = None,
         metrics: Metrics | None = None,
         health: StoreHealth | None = None,
+        quarantine: Quarantine | None = None,
+        slot: ApplySlot | None = None,
     ) -> None:
         self.name = name
+        self._quarantine = quarantine
+        self._slot = slot
         self.wedding_id, _, self.kind = name.partition("/")
         self._hooks = hooks or Hooks()
         self._store = store
@@ -179,9 +185,20 @@ class Room:
         hooks: Hooks | None = None,
         metrics: Metrics | None = None,
         health: StoreHealth | None = None,
+        quarantine: Quarantine | None = None,
+        slot: ApplySlot | None = None,
     ) -> Room:
         room = cls(
-            name, store, settings, bus, on_failure, hooks=hooks, metrics=metrics, health=health
+            name,
+            store,
+            settings,
+            bus,
+            on_failure,
+            hooks=hooks,
+            metrics=metrics,
+            health=health,
+            quarantine=quarantine,
+            slot=slot,
         )
         stored = await store.load(name)
         if stored is not None:
@@ -298,6 +315,12 @@ class Room:
             raise RoomFailed(str(self.failed))
         if summary.is_empty:
             return None
+        if self._quarantine is not None:
+            try:
+                self._quarantine.check(self.name, summary.structs.keys())
+            except Quarantined:
+                self._metrics.updates_rejected.labels("quarantined").inc()
+                raise
         limit = self._settings.max_document_bytes
         if self._size + len(update) > limit:
             raise DocumentTooLarge(f"the document would grow past {limit} bytes")
@@ -315,8 +338,17 @@ class Room:
         released: list[tuple[bytes, UpdateSummary]] = []
         self._index_ready()
         self._applying, self._credited, self._found = sender, [], []
+        slot = self._slot
+        if slot is not None:
+            # Who is being applied, for the next start if this apply never returns (see
+            # crdt_server.core.quarantine); cleared below however the apply ends.
+            slot.arm(self.name, sender.actor.sub, summary.structs.keys())
         try:
-            applied = document.apply(update, summary)
+            try:
+                applied = document.apply(update, summary)
+            finally:
+                if slot is not None:
+                    slot.clear()
             released = document.released
         except IntegrationFailed as exc:
             if exc.update == update:

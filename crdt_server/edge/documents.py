@@ -232,7 +232,7 @@ async def _read_version(
     body="update",
     binary_request=True,
     response_model=UpdateAnswer,
-    errors=(400, *_AUTH, 413, 503),
+    errors=(400, *_AUTH, 413, 422, 503),
 )
 async def apply_update(call: ApiCall, path: DocPath) -> Response:
     name, principal = _document(call, path, write=True)

@@ -7,8 +7,8 @@ middleware both turn either into the same answer with :func:`problem_response`. 
 are translated here, and only here, so no route has a ``try``: each
 :class:`~crdt_server.errors.DomainError` kind has its status in :data:`DOMAIN_STATUS`,
 :class:`documents.OperationError` keeps its 400/422 and names its field, a
-:class:`crdt_server.errors.PeerError` is 400 (413 when too big, 503 when overloaded), and
-:class:`crdt_server.core.room.RoomFailed` is 503 with ``Retry-After``.
+:class:`crdt_server.errors.PeerError` is 400 (413 when too big, 503 when overloaded, 422
+when quarantined), and :class:`crdt_server.core.room.RoomFailed` is 503 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from crdt_server.errors import (
     Malformed,
     NotFound,
     PeerError,
+    Quarantined,
     TooLarge,
     TooMany,
     Unauthenticated,
@@ -135,6 +136,8 @@ def translate(exc: BaseException) -> ApiError | None:
     if isinstance(exc, OperationError):
         errors = [FieldProblem(exc.path, exc.message)] if exc.path else []
         return ApiError(exc.status, str(exc), errors=errors)
+    if isinstance(exc, Quarantined):
+        return ApiError(422, exc.message, errors=[FieldProblem("body", exc.message)])
     if isinstance(exc, PeerError):
         if exc.close_code == CloseCode.MESSAGE_TOO_BIG:
             return ApiError(413, exc.message, errors=[FieldProblem("body", exc.message)])

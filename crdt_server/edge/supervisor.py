@@ -10,7 +10,14 @@ every worker gracefully (SIGTERM to each, SIGKILL to one still there after
 ``shutdown_timeout``), remove the private run directory and return 0.
 
 No polling: the loop sleeps in ``select`` on the signal wake-up pipe (SIGCHLD, SIGTERM,
-SIGINT) with a timeout only while a restart is due.
+SIGINT) and the workers' heartbeat pipes, with a timeout only while a restart or a
+heartbeat is due.
+
+**Heartbeats.** Each worker gets the write end of a pipe (``--heartbeat-fd``) and its loop
+watchdog writes a byte to it every tick (:mod:`crdt_server.core.watchdog`). A worker whose
+pipe stays silent for ``heartbeat_seconds`` after its first beat is stuck in a way its own
+watchdog did not end (stopped by SIGSTOP, where no handler runs, or its watchdog is off):
+the supervisor kills it (SIGKILL, which a stopped process obeys) and starts it again.
 """
 
 from __future__ import annotations
@@ -34,8 +41,8 @@ __all__ = ["MAX_RESTART_DELAY", "Supervisor", "WorkerCommand"]
 
 log = logging.getLogger("crdt_server.edge.supervisor")
 
-WorkerCommand = Callable[[int, int], Sequence[str]]
-"""``(index, listening fd)`` -> the argv of that worker."""
+WorkerCommand = Callable[[int, int, int], Sequence[str]]
+"""``(index, listening fd, heartbeat fd)`` -> the argv of that worker."""
 
 MAX_RESTART_DELAY = 5.0
 """The longest wait before a worker that keeps dying young is started again."""
@@ -51,6 +58,10 @@ class _Worker:
     delay: float = 0.0
     due_at: float | None = None
     """When a restart is due (``None``: running, or stopping)."""
+    heartbeat: int | None = None
+    """The read end of the worker's heartbeat pipe."""
+    beat_at: float | None = None
+    """When the last heartbeat came (``None``: none yet since this start)."""
 
 
 class Supervisor:
@@ -65,7 +76,10 @@ class Supervisor:
         run_dir: Path | None = None,
         shutdown_timeout: float = 30.0,
         env: dict[str, str] | None = None,
+        heartbeat_seconds: float = 0.0,
     ) -> None:
+        """``heartbeat_seconds``: how long a worker's heartbeat may stay silent before it
+        is killed and started again (0: not watched)."""
         self._command = command
         self._sock = sock
         self._run_dir = run_dir
@@ -73,6 +87,7 @@ class Supervisor:
         self._env = env
         self._workers = [_Worker(index) for index in range(count)]
         self._stopping = False
+        self._heartbeat_seconds = heartbeat_seconds
 
     def run(self) -> int:
         read_end, write_end = os.pipe()
@@ -92,10 +107,14 @@ class Supervisor:
                 for worker in self._workers:
                     if worker.due_at is not None and worker.due_at <= now:
                         self._start(worker)
+                self._kill_silent(time.monotonic())
                 due = [w.due_at for w in self._workers if w.due_at is not None]
+                due += self._beats_due()
                 timeout = max(0.0, min(due) - time.monotonic()) if due else None
+                beats = [w.heartbeat for w in self._workers if w.heartbeat is not None]
                 with contextlib.suppress(InterruptedError):
-                    select.select([read_end], [], [], timeout)
+                    ready, _, _ = select.select([read_end, *beats], [], [], timeout)
+                    self._read_beats(ready)
                 with contextlib.suppress(BlockingIOError):
                     os.read(read_end, 512)
             self._stop_all()
@@ -106,6 +125,8 @@ class Supervisor:
                 signal.signal(sig, handler)
             os.close(read_end)
             os.close(write_end)
+            for worker in self._workers:
+                self._close_heartbeat(worker)
             if self._run_dir is not None:
                 shutil.rmtree(self._run_dir, ignore_errors=True)
 
@@ -115,10 +136,73 @@ class Supervisor:
 
     def _start(self, worker: _Worker) -> None:
         worker.due_at = None
-        argv = list(self._command(worker.index, self._sock.fileno()))
-        worker.process = subprocess.Popen(argv, pass_fds=(self._sock.fileno(),), env=self._env)
+        self._close_heartbeat(worker)
+        beat_read, beat_write = os.pipe()
+        os.set_blocking(beat_read, False)
+        os.set_blocking(beat_write, False)
+        try:
+            argv = list(self._command(worker.index, self._sock.fileno(), beat_write))
+            worker.process = subprocess.Popen(
+                argv, pass_fds=(self._sock.fileno(), beat_write), env=self._env
+            )
+        except BaseException:
+            os.close(beat_read)
+            raise
+        finally:
+            os.close(beat_write)
+        worker.heartbeat, worker.beat_at = beat_read, None
         worker.started_at = time.monotonic()
         log.info("worker %d started (pid %d)", worker.index, worker.process.pid)
+
+    def _close_heartbeat(self, worker: _Worker) -> None:
+        if worker.heartbeat is not None:
+            os.close(worker.heartbeat)
+            worker.heartbeat, worker.beat_at = None, None
+
+    def _read_beats(self, ready: Sequence[int]) -> None:
+        now = time.monotonic()
+        for worker in self._workers:
+            if worker.heartbeat is None or worker.heartbeat not in ready:
+                continue
+            try:
+                data = os.read(worker.heartbeat, 4096)
+            except BlockingIOError:
+                continue
+            if data:
+                worker.beat_at = now
+            else:  # the worker closed it (it is exiting): SIGCHLD follows
+                self._close_heartbeat(worker)
+
+    def _beats_due(self) -> list[float]:
+        if self._heartbeat_seconds <= 0:
+            return []
+        return [
+            w.beat_at + self._heartbeat_seconds
+            for w in self._workers
+            if w.beat_at is not None and w.process is not None
+        ]
+
+    def _kill_silent(self, now: float) -> None:
+        """Kill every worker whose heartbeat is overdue (it is reaped and restarted)."""
+        if self._heartbeat_seconds <= 0:
+            return
+        for worker in self._workers:
+            process = worker.process
+            if process is None or worker.beat_at is None:
+                continue
+            silent = now - worker.beat_at
+            if silent < self._heartbeat_seconds:
+                continue
+            log.error(
+                "worker %d (pid %d) sent no heartbeat for %.1f s (stopped, or stuck past"
+                " its own watchdog); killing it",
+                worker.index,
+                process.pid,
+                silent,
+            )
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            worker.beat_at = None  # killed once; its exit restarts it
 
     def _reap(self) -> None:
         """Collect every worker that exited and schedule its restart."""

@@ -47,6 +47,9 @@ class ServerProcess:
     """Start with --allow-anonymous (the auth tests turn it off)."""
     port: int = 0
     """0 picks an ephemeral port on the first start; restarts keep the port."""
+    module: str = "crdt_server"
+    """The module run with ``python -m`` (a test's own entry point that wraps
+    ``crdt_server.cli.main``, to load a test extension in the child)."""
     log: bytearray = field(default_factory=bytearray)
     process: subprocess.Popen[bytes] | None = None
     _listening: threading.Event = field(default_factory=threading.Event)
@@ -71,7 +74,7 @@ class ServerProcess:
             [
                 sys.executable,
                 "-m",
-                "crdt_server",
+                self.module,
                 "serve",
                 "--host",
                 "127.0.0.1",

@@ -1,4 +1,5 @@
-"""The data subcommands of ``crdt-server``: backup, restore, export, import, check, compact.
+"""The data subcommands of ``crdt-server``: backup, restore, export, import, check, compact,
+quarantine.
 
 Every one reads the same settings as ``serve`` (environment, ``--data-dir``,
 ``--database-url``), so it finds the store a server started the same way uses. Exit
@@ -18,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
+from crdt_server.core.quarantine import lift, listed
 from crdt_server.names import valid_wedding_id
 from crdt_server.settings import Settings
 from crdt_server.storage import DocumentStore, Schema, StoreError, store_for
@@ -51,7 +53,7 @@ __all__ = [
     "with_store",
 ]
 
-COMMANDS = ("backup", "restore", "export", "import", "check", "compact")
+COMMANDS = ("backup", "restore", "export", "import", "check", "compact", "quarantine")
 T = TypeVar("T")
 
 
@@ -108,6 +110,24 @@ def add_commands(sub: Any) -> None:
     compact = sub.add_parser("compact", help="fold stored logs into one snapshot each")
     compact.add_argument("--wedding", type=wedding_id, help="only this wedding")
     store_options(compact)
+
+    quarantine = sub.add_parser(
+        "quarantine", help="Yjs clients refused because their update stalled the server"
+    )
+    actions = quarantine.add_subparsers(dest="action", required=True)
+    shown = actions.add_parser("list", help="every quarantined client, one line each")
+    store_options(shown)
+    lifted = actions.add_parser(
+        "lift",
+        help="accept a quarantined client's updates again (running servers: within a second)",
+    )
+    lifted.add_argument("--wedding", type=wedding_id, help="only in this wedding")
+    lifted.add_argument("--doc", help="only in this document (timeline, budget, guests...)")
+    lifted.add_argument("--client", type=int, help="only this Yjs client id")
+    lifted.add_argument(
+        "--all", action="store_true", help="every quarantined client (nothing else given)"
+    )
+    store_options(lifted)
 
 
 def settings_for(args: argparse.Namespace, fragments: Sequence[type[Any]] = ()) -> Settings:
@@ -362,7 +382,21 @@ def _compact(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     return 0
 
 
+def _quarantine(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    if args.action == "list":
+        for row in asyncio.run(with_store(settings, listed)):
+            print(f"{row.wedding}/{row.doc} client {row.client} sub {row.sub!r}", file=out)
+        return 0
+    chosen = (args.wedding, args.doc, args.client)
+    if args.all == any(value is not None for value in chosen):
+        raise ToolError("give --wedding, --doc or --client (or --all for every client)")
+    count = asyncio.run(with_store(settings, lambda store: lift(store, *chosen)))
+    print(f"lifted the quarantine of {count} client(s)", file=out)
+    return 0
+
+
 _HANDLERS: dict[str, Callable[[argparse.Namespace, Settings, TextIO], int]] = {
     "backup": _backup,
     "compact": _compact,
+    "quarantine": _quarantine,
 }

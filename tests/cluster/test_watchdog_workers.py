@@ -1,0 +1,153 @@
+"""Issue 47's restart test under ``--workers 2``: a worker whose loop stalls (the test
+extension of :mod:`tests.stalling`, fed over the socket and over HTTP) is ended by its
+watchdog and started again by the supervisor within ``CRDT_SERVER_LOOP_STALL_SECONDS`` + 5 s,
+the other worker's weddings answer throughout, and every worker then refuses the update and
+the client's resync."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pycrdt import Doc
+
+from tests.cluster.conftest import RedisProcess
+from tests.cluster.test_workers import metric, scrape_each_worker, wait_workers, wedding_owned_by
+from tests.server import ServerProcess
+from tests.stalling import MARKER
+from tests.test_watchdog import ENV, STALL, _edit, _post
+from tests.yclient import YClient
+
+
+async def _keep_reading(
+    url: str, wedding: str, stop: asyncio.Event, slow: list[float], lost: list[str]
+) -> int:
+    """Read ``wedding``'s guest list on a new connection each time until ``stop``; the
+    answers slower than a second go to ``slow``, requests that got no answer to ``lost``;
+    how many reads were made."""
+    reads = 0
+    while not stop.is_set():
+        started = time.monotonic()
+        async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+            try:
+                answer = await http.get(f"/api/weddings/{wedding}/docs/guests")
+            except httpx.TransportError as exc:
+                # A request the stalling worker had accepted just before its loop stuck
+                # (plain HTTP is served by the worker that accepts it) ends with it.
+                lost.append(repr(exc))
+                continue
+        assert answer.status_code == 200, answer.text
+        took = time.monotonic() - started
+        if took > 1.0:
+            slow.append(took)
+        reads += 1
+        await asyncio.sleep(0.05)  # pacing the reader, not waiting for anything
+    return reads
+
+
+async def _restarted(
+    server: ServerProcess, before: dict[int, int], started: float, index: int, clients: int
+) -> None:
+    """Worker ``index`` (only) was replaced within the threshold + 5 s, and every worker
+    knows the ``clients`` quarantined clients."""
+    after = await wait_workers(server, 2, not_pid=before[index], timeout=STALL + 5)
+    assert after[1 - index] == before[1 - index], "the other worker was restarted too"
+    deadline = started + STALL + 5
+    while True:
+        texts = await scrape_each_worker(server, 2)
+        if all(metric(text, "crdt_quarantined_clients") >= clients for text in texts):
+            break
+        assert time.monotonic() < deadline, "a worker does not know the quarantine yet"
+    assert time.monotonic() - started <= STALL + 5
+    log = server.log_text()
+    assert "exited with -14" in log and "_spin_on_marker" in log
+
+
+async def _refused(server: ServerProcess, wedding: str, doc: Doc[Any], stall: bytes) -> None:
+    for _ in range(4):  # new connections: whichever worker accepts them
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+            assert (await _post(http, wedding, stall)).status_code == 422
+            assert (await _post(http, wedding, doc.get_update())).status_code == 422
+    reconnecting = YClient(server.ws_url, f"{wedding}/guests")
+    reconnecting.doc = Doc(client_id=doc.client_id)
+    reconnecting.doc.apply_update(doc.get_update())
+    await reconnecting.connect()
+    await reconnecting.wait(reconnecting.closed.is_set, 10)
+    assert reconnecting.close_code == 1007
+
+
+async def _which_stalled(server: ServerProcess, before: dict[int, int]) -> int:
+    deadline = time.monotonic() + STALL + 5
+    while True:
+        now = await wait_workers(server, 2, timeout=STALL + 5)
+        changed = [i for i, pid in now.items() if pid != before[i]]
+        if changed:
+            return changed[0]
+        assert time.monotonic() < deadline, "no worker was restarted"
+        await asyncio.sleep(0.05)  # a process table: nothing to wait on
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+@pytest.mark.timeout(150)
+async def test_a_stalled_worker_is_restarted_and_refuses_the_update(
+    tmp_path: Path, redis_server: RedisProcess
+) -> None:
+    server = ServerProcess(
+        tmp_path / "data",
+        args=["--workers", "2", "--redis-url", redis_server.url],
+        env=dict(ENV),
+        module="tests.stalling",
+    )
+    stuck, other = wedding_owned_by(1), wedding_owned_by(0)
+    await server.start()
+    stop = asyncio.Event()
+    slow: list[float] = []
+    lost: list[str] = []
+    try:
+        before = await wait_workers(server, 2)
+        await scrape_each_worker(server, 2)
+        reader = asyncio.create_task(_keep_reading(server.url, other, stop, slow, lost))
+
+        # Over the socket (handed to worker 1, the wedding's owner).
+        client = YClient(server.ws_url, f"{stuck}/guests")
+        await client.connect()
+        await client.wait(client.synced.is_set)
+        _edit(client.doc, "g-ok", "harmless")
+        await client.flush()
+        await client.wait(client.is_confirmed)
+        stall = _edit(client.doc, "g-stall", MARKER.decode())
+        started = time.monotonic()
+        await client.flush()
+        await _restarted(server, before, started, 1, 1)
+        await client.wait(client.closed.is_set)
+        await _refused(server, stuck, client.doc, stall)
+
+        # Over HTTP: served by the worker that accepts the connection, whichever it is.
+        before = await wait_workers(server, 2)
+        doc: Doc[Any] = Doc(client_id=90211)
+        _edit(doc, "g-fine", "fine")
+        stall = _edit(doc, "g-stall-2", MARKER.decode())
+        started = time.monotonic()
+        async with httpx.AsyncClient(base_url=server.url, timeout=STALL + 5) as http:
+            try:
+                await _post(http, stuck, doc.get_update())
+            except httpx.TransportError:
+                pass  # the worker that applied it ended
+            else:
+                pytest.fail("the stalling update was answered")
+        stalled = await _which_stalled(server, before)
+        await _restarted(server, before, started, stalled, 2)
+        stop.set()
+        reads = await reader
+        # The other worker's wedding answered throughout, but for a request the stalling
+        # worker had accepted as it stalled.
+        assert reads > 10 and not slow and len(lost) <= 2, (reads, slow, lost)
+        await _refused(server, stuck, doc, stall)
+    finally:
+        stop.set()
+        await server.stop()

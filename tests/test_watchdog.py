@@ -1,0 +1,207 @@
+"""A stuck event loop is found and survived (issue 47, point 2).
+
+A real server runs with the test extension of :mod:`tests.stalling`, whose change observer
+spins for ever inside pycrdt's apply when an update carries its marker: a stall of the kind
+the nested-array hang of issue 47 caused, made without a hostile shape so that it outlives
+the codec's fix. The loop watchdog ends the process (by SIGALRM, every thread's stack in
+the log); started again as a service manager would, the server refuses that client's
+update and its resync (merged differently) in that room, over HTTP (422) and the socket
+(1007), until ``crdt-server quarantine lift``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pycrdt import Doc, Map
+
+from crdt_server.core.quarantine import (
+    REFRESH_SECONDS,
+    ApplySlot,
+    Interrupted,
+    Quarantine,
+    slot_path,
+)
+from crdt_server.errors import Quarantined
+from tests.server import ServerProcess
+from tests.stalling import MARKER
+from tests.yclient import YClient
+
+STALL = 2.0
+"""CRDT_SERVER_LOOP_STALL_SECONDS in these tests."""
+ENV = {"CRDT_SERVER_LOOP_STALL_SECONDS": str(STALL)}
+
+
+def _client_doc(client_id: int) -> tuple[Doc[Any], bytes, bytes]:
+    """A client's document: a harmless edit, then the stalling one; returns the doc, the
+    stalling update alone, and the client's whole state (what a resync sends)."""
+    doc: Doc[Any] = Doc(client_id=client_id)
+    guests = doc.get("guests", type=Map)
+    with doc.transaction():
+        guests["g-ok"] = "harmless"
+    before = doc.get_state()
+    with doc.transaction():
+        guests["g-stall"] = MARKER.decode()
+    return doc, doc.get_update(before), doc.get_update()
+
+
+def _wait_exit(server: ServerProcess, timeout: float) -> int:
+    assert server.process is not None
+    return server.process.wait(timeout)
+
+
+def test_the_apply_slot_survives_its_process(tmp_path: Path) -> None:
+    path = slot_path(tmp_path, 3)
+    code = (
+        "import sys, os; from pathlib import Path;"
+        "from crdt_server.core.quarantine import ApplySlot;"
+        "s = ApplySlot(Path(sys.argv[1])); s.arm('w1/guests', 'mallory', [7, 9]); os._exit(9)"
+    )
+    subprocess.run([sys.executable, "-c", code, str(path)], check=False, timeout=30)
+    slot = ApplySlot(path)
+    assert slot.previous() == Interrupted("w1/guests", "mallory", (7, 9))
+    slot.clear()
+    assert slot.previous() is None
+    slot.arm("w1/guests", "x" * 1000, range(1000))  # long names and many clients: cut
+    again = ApplySlot(path).previous()
+    assert again is not None and len(again.clients) == 400
+    slot.close()
+
+
+@pytest.mark.asyncio
+async def test_the_quarantine_refuses_by_client_in_its_room_only() -> None:
+    quarantine = Quarantine()
+    await quarantine.add(Interrupted("w1/guests", "mallory", (7,)))
+    with pytest.raises(Quarantined, match="quarantined"):
+        quarantine.check("w1/guests", [3, 7])
+    quarantine.check("w1/guests", [3])
+    quarantine.check("w2/guests", [7])
+    quarantine.check("w1/budget", [7])
+
+
+async def _post(http: httpx.AsyncClient, wedding: str, update: bytes) -> httpx.Response:
+    return await http.post(
+        f"/api/weddings/{wedding}/docs/guests/update",
+        content=update,
+        headers={"content-type": "application/octet-stream"},
+    )
+
+
+def _edit(doc: Doc[Any], key: str, value: str) -> bytes:
+    """Edit ``doc``'s guest list; the update of that edit alone."""
+    before = doc.get_state()
+    with doc.transaction():
+        doc.get("guests", type=Map)[key] = value
+    return doc.get_update(before)
+
+
+async def _stalled(server: ServerProcess) -> None:
+    """The server's loop is stuck: its watchdog ends it by SIGALRM within the threshold
+    (plus a tick), with every thread's stack in the log; then it is started again."""
+    assert server.process is not None
+    started = time.monotonic()
+    code = await asyncio.to_thread(server.process.wait, STALL + 5)
+    assert code == -signal.SIGALRM, server.log_text()
+    assert time.monotonic() - started <= STALL + 5
+    log = server.log_text()
+    assert "most recent call first" in log and "_spin_on_marker" in log
+    await server.stop()
+    await server.start()
+    assert "are quarantined in that room" in server.log_text()
+
+
+async def _refused(
+    server: ServerProcess, http: httpx.AsyncClient, wedding: str, doc: Doc[Any], stall: bytes
+) -> None:
+    """The stalling update and its client's resync are refused over HTTP (422) and the
+    socket (1007); another client of the room is served."""
+    answer = await _post(http, wedding, stall)
+    assert answer.status_code == 422, answer.text
+    assert "quarantined" in answer.json()["detail"]
+    # A resync: the same items merged with the rest of the client's state, other bytes.
+    resync = doc.get_update()
+    assert resync != stall
+    answer = await _post(http, wedding, resync)
+    assert answer.status_code == 422, answer.text
+    reconnecting = YClient(server.ws_url, f"{wedding}/guests")
+    reconnecting.doc = Doc(client_id=doc.client_id)
+    reconnecting.doc.apply_update(resync)
+    await reconnecting.connect()
+    await reconnecting.wait(reconnecting.closed.is_set, STALL + 5)
+    assert reconnecting.close_code == 1007
+    answer = await _post(http, wedding, _edit(Doc(), "g-other", "fine"))
+    assert answer.status_code == 200, answer.text
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+@pytest.mark.timeout(120)
+async def test_one_process_stalls_exits_and_refuses_the_update_after_restart(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    server = ServerProcess(data, env=dict(ENV), module="tests.stalling")
+    await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            # Over the socket: a client's edit, confirmed, then the stalling one.
+            client = YClient(server.ws_url, "w1/guests")
+            await client.connect()
+            await client.wait(client.synced.is_set)
+            harmless = _edit(client.doc, "g-ok", "harmless")
+            await client.flush()
+            await client.wait(client.is_confirmed)
+            stall = _edit(client.doc, "g-stall", MARKER.decode())
+            await client.flush()
+            await _stalled(server)
+            await client.wait(client.closed.is_set)
+            await _refused(server, http, "w1", client.doc, stall)
+            # Its harmless edit alone is refused too: the client is quarantined.
+            assert (await _post(http, "w1", harmless)).status_code == 422
+
+            # Over HTTP: the request never gets an answer; the process ends.
+            doc: Doc[Any] = Doc(client_id=90210)
+            _edit(doc, "g-fine", "fine")
+            stall = _edit(doc, "g-stall-2", MARKER.decode())
+            with pytest.raises(httpx.TransportError):
+                await _post(http, "w2", doc.get_update())
+            await _stalled(server)
+            await _refused(server, http, "w2", doc, stall)
+
+            # Lifted: the client's updates are taken again (the running server re-reads
+            # the quarantine within REFRESH_SECONDS).
+            lifted = await asyncio.to_thread(
+                subprocess.run,
+                [
+                    sys.executable,
+                    "-m",
+                    "crdt_server",
+                    "quarantine",
+                    "lift",
+                    "--wedding",
+                    "w1",
+                    "--data-dir",
+                    str(data),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert lifted.returncode == 0, lifted.stderr
+            assert "lifted the quarantine of 1 client(s)" in lifted.stdout
+            deadline = time.monotonic() + REFRESH_SECONDS + 5
+            while (await _post(http, "w1", harmless)).status_code != 200:
+                assert time.monotonic() < deadline, "the lift was not noticed in time"
+                await asyncio.sleep(0.2)  # polling an HTTP route: nothing to wait on
+            assert (await _post(http, "w2", stall)).status_code == 422
+    finally:
+        await server.stop()
