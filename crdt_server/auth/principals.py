@@ -42,6 +42,10 @@ class Principal:
     authenticated: bool = True
     email: str | None = None
     """The token's ``email`` claim, if any (for the member directory)."""
+    can_operate: bool = False
+    """Whether the document is the role's to change through the operations ``operate``
+    access allows (:data:`crdt_server.auth.permissions.OPERATE_OPERATIONS`), over HTTP,
+    while ``can_write`` is false (its socket is read-only). A writer may run every one."""
 
     @property
     def actor(self) -> Actor:
@@ -200,4 +204,5 @@ class TokenAuthenticator:
             can_write=access.can_write,
             expires_at=claims.exp,
             email=claims.email,
+            can_operate=access is Access.OPERATE,
         )
