@@ -116,9 +116,7 @@ def test_operate_is_accepted_in_a_matrix_and_refused_where_it_has_no_operations(
         ("guests", {"op": 3}, "op"),
     ],
 )
-def test_operation_refusal_names_the_field(
-    doc: str, op: dict[str, Any], field: str | None
-) -> None:
+def test_operation_refusal_names_the_field(doc: str, op: dict[str, Any], field: str | None) -> None:
     refusal = operation_refusal(doc, op)
     assert (refusal and refusal[1]) == field, refusal
 
@@ -204,7 +202,11 @@ async def test_family_is_refused_every_other_change_with_403(server: ServerProce
         refused = [
             ("guests", {"op": "update_guest", "guest_id": "g1", "name": "Eve"}, "name"),
             ("guests", {"op": "update_guest", "guest_id": "g1", "contact": "x@y"}, "contact"),
-            ("guests", {"op": "update_guest", "guest_id": "g1", "meal": "a", "side": "both"}, "side"),
+            (
+                "guests",
+                {"op": "update_guest", "guest_id": "g1", "meal": "a", "side": "both"},
+                "side",
+            ),
             ("guests", {"op": "add_guest", "guest_id": "g7", "name": "Eve"}, "op"),
             ("guests", {"op": "remove_guest", "guest_id": "g1"}, "op"),
             (
