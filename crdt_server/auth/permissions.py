@@ -3,9 +3,9 @@
 Every wedding member has one role. The matrix maps role x document to ``write`` (read and
 write), ``operate`` (read as with ``read``; change only through the domain operations of
 :data:`OPERATE_OPERATIONS`, over HTTP), ``read`` (receive state and presence, publish own
-presence, never write) or ``none`` (refused at the upgrade with 403). Operators replace it with a JSON object in
-``CRDT_SERVER_PERMISSIONS``; a token may carry per-document overrides signed by the app
-backend that issued it.
+presence, never write) or ``none`` (refused at the upgrade with 403). Operators replace it
+with a JSON object in ``CRDT_SERVER_PERMISSIONS``; a token may carry per-document overrides
+signed by the app backend that issued it.
 
 Beside documents, the matrix names **capabilities**: actions on the wedding that are not
 a document's read or write (posting custom events, managing webhooks, inviting members...).
