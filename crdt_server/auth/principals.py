@@ -43,9 +43,11 @@ class Principal:
     email: str | None = None
     """The token's ``email`` claim, if any (for the member directory)."""
     can_operate: bool = False
-    """Whether the document is the role's to change through the operations ``operate``
-    access allows (:data:`crdt_server.auth.permissions.OPERATE_OPERATIONS`), over HTTP,
-    while ``can_write`` is false (its socket is read-only). A writer may run every one."""
+    """Whether the operations ``operate`` access allows
+    (:data:`crdt_server.auth.permissions.OPERATE_OPERATIONS`) may be run, over HTTP: true
+    for ``write`` and ``operate`` (:attr:`Access.can_operate`). With ``can_write`` false
+    (``operate``), its socket is read-only and only those operations run; a writer runs
+    every operation."""
 
     @property
     def actor(self) -> Actor:
@@ -59,7 +61,12 @@ class Principal:
 
 
 ANONYMOUS = Principal(
-    user_id="anonymous", name="Anonymous", role="anonymous", can_write=True, authenticated=False
+    user_id="anonymous",
+    name="Anonymous",
+    role="anonymous",
+    can_write=True,
+    authenticated=False,
+    can_operate=True,
 )
 
 
@@ -91,7 +98,7 @@ class Authenticator(Protocol):
         """Return who this is and what they may do, or raise :class:`AuthError`."""
 
 
-ANONYMOUS_READER = dataclasses.replace(ANONYMOUS, can_write=False)
+ANONYMOUS_READER = dataclasses.replace(ANONYMOUS, can_write=False, can_operate=False)
 
 
 def anonymous_for(doc: str) -> Principal:
@@ -204,5 +211,5 @@ class TokenAuthenticator:
             can_write=access.can_write,
             expires_at=claims.exp,
             email=claims.email,
-            can_operate=access is Access.OPERATE,
+            can_operate=access.can_operate,
         )
