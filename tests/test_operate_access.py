@@ -42,8 +42,11 @@ def auth(role: str, **extra: Any) -> dict[str, str]:
     return {"Authorization": f"Bearer {token(role, **extra)}"}
 
 
+ADMIN_KEY = "operate-tests-admin-key"
+
+
 async def _server(tmp_path: Path, **env: str) -> AsyncIterator[ServerProcess]:
-    settings = {"CRDT_SERVER_AUTH_SECRET": SECRET, **env}
+    settings = {"CRDT_SERVER_AUTH_SECRET": SECRET, "CRDT_SERVER_ADMIN_API_KEY": ADMIN_KEY, **env}
     async with ServerProcess(tmp_path / "data", env=settings, anonymous=False) as server:
         yield server
 
@@ -261,6 +264,17 @@ async def test_a_token_override_grants_operate(server: ServerProcess) -> None:
         bad = jwt.encode(claims | {"docs": {"timeline": "operate"}}, SECRET, algorithm="HS256")
         odd = {"Authorization": f"Bearer {bad}"}
         assert (await http.get("/api/weddings/w1/access", headers=odd)).status_code == 401
+        # The admin API mints such tokens, and refuses operate where it means nothing.
+        admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        body = {"sub": "helper2", "role": "couple", "docs": {"seating": "operate"}}
+        minted = await http.post("/api/weddings/w1/sessions", json=body, headers=admin)
+        assert minted.status_code == 201, minted.text
+        mine = {"Authorization": f"Bearer {minted.json()['token']}"}
+        docs = (await http.get("/api/weddings/w1/access", headers=mine)).json()["docs"]
+        assert docs["seating"] == "operate" and docs["guests"] == "write"
+        body["docs"] = {"budget": "operate"}
+        refused = await http.post("/api/weddings/w1/sessions", json=body, headers=admin)
+        assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "docs"
 
 
 @pytest.mark.asyncio
