@@ -82,8 +82,9 @@ class Settings:
     admin_api_key: str = ""
     """Key for the admin API (sessions, revocation); empty: the admin API is disabled."""
     permissions: str = ""
-    """Role x document matrix as JSON (``{"vendor": {"timeline": "read"}}``); empty: the
-    built-in default (see the permissions reference)."""
+    """Role x document matrix as JSON (``{"vendor": {"timeline": "read"}}``), each access one
+    of ``write``, ``operate``, ``read``, ``none``; empty: the built-in default (see the
+    permissions reference)."""
     allowed_origins: str = ""
     """Browser origins allowed to connect, comma separated; empty: any origin."""
     token_ttl_seconds: int = 3600

@@ -170,6 +170,7 @@ def permissions_page() -> str:
         DEFAULT_CAPABILITIES,
         DEFAULT_MATRIX,
         FIELD_READERS,
+        OPERATE_OPERATIONS,
         ROLES,
     )
     from crdt_server.documents import DOCUMENT_KINDS
@@ -187,18 +188,35 @@ def permissions_page() -> str:
         f"| `{doc}` | `{name}` | " + ", ".join(r for r in ROLES if r in roles) + " |"
         for (doc, name), roles in FIELD_READERS.items()
     ]
+    operations = [
+        f"| {doc} | `{op}` | "
+        + ("every argument" if allowed is None else ", ".join(f"`{f}`" for f in sorted(allowed)))
+        + " |"
+        for doc, ops in OPERATE_OPERATIONS.items()
+        for op, allowed in ops.items()
+    ]
     return (
         HEADER.format(source="crdt_server/auth/permissions.py") + "# Permissions\n\n"
-        "The default role x document matrix: `write` (read and write), `read` (receive "
-        "state and presence, publish one's own presence; writes are never applied) or "
-        "`none` (refused with 403). `CRDT_SERVER_PERMISSIONS` replaces it (documents a "
-        "role does not list get `none`); see [Who may connect](../guides/auth.md).\n\n"
+        "The default role x document matrix: `write` (read and write), `operate` (read as "
+        "with `read`; change the document only through the domain operations listed below, "
+        "over HTTP), `read` (receive state and presence, publish one's own presence; writes "
+        "are never applied) or `none` (refused with 403). `CRDT_SERVER_PERMISSIONS` replaces "
+        "it (documents a role does not list get `none`); see "
+        "[Who may connect](../guides/auth.md).\n\n"
         "| role | "
         + " | ".join(kinds)
         + " |\n|---|"
         + "---|" * len(kinds)
         + "\n"
         + "\n".join(matrix)
+        + "\n\n## The operations of `operate`\n\n"
+        "What a role with `operate` access to a document may run on it through "
+        "`POST /api/weddings/{wedding_id}/docs/{doc}/ops`; any other operation, or an "
+        "argument not listed, is refused with 403 naming it (`errors[0].field`). Its socket "
+        "is read-only, and so are the binary update and sync routes. `operate` is refused "
+        "for a document with no operations here, in the matrix and in a token's `docs`.\n\n"
+        "| document | operation | fields it may set (besides the entry's id) |\n|---|---|---|\n"
+        + "\n".join(operations)
         + "\n\n## Capabilities\n\n"
         "Actions on a wedding that are not a document's read or write. The operator's "
         'matrix may replace any of them under the key `"capabilities"`, e.g. '

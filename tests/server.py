@@ -4,11 +4,25 @@ The implementation is the testing kit's :class:`crdt_server.testing.ServerProces
 :class:`FreshWedding` is for a module whose tests share one server.
 """
 
+import json
 import uuid
 
+from crdt_server.auth.permissions import DEFAULT_MATRIX
 from crdt_server.testing.server import ServerProcess, served
 
-__all__ = ["FreshWedding", "ServerProcess", "served"]
+__all__ = ["FAMILY_WRITES", "FreshWedding", "ServerProcess", "served"]
+
+FAMILY_WRITES = {
+    "CRDT_SERVER_PERMISSIONS": json.dumps(
+        {
+            role: {**docs, **({"guests": "write", "seating": "write"} if role == "family" else {})}
+            for role, docs in DEFAULT_MATRIX.items()
+        }
+    )
+}
+"""Settings that give family ``write`` on the guests and the seating, as before issue 47
+made it ``operate``: for the tests of what writers of different ranks do to each other
+(concurrent edits, conflicts, note sessions over the socket)."""
 
 
 class FreshWedding:

@@ -338,7 +338,16 @@ async def test_sessions_endpoint_end_to_end(secure: ServerProcess) -> None:
         admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
         url = f"{secure.url}/api/weddings/w1/sessions"
         response = await http.post(
-            url, json={"sub": "aunt-may", "name": "Aunt May", "role": "family"}, headers=admin
+            url,
+            # Family operates the guest list by default (issue 47); this aunt's token
+            # restores her write over the socket.
+            json={
+                "sub": "aunt-may",
+                "name": "Aunt May",
+                "role": "family",
+                "docs": {"guests": "write"},
+            },
+            headers=admin,
         )
         assert response.status_code == 201, response.text
         session = response.json()

@@ -1,10 +1,11 @@
 """Who may do what: the role x document permission matrix.
 
 Every wedding member has one role. The matrix maps role x document to ``write`` (read and
-write), ``read`` (receive state and presence, publish own presence, never write) or
-``none`` (refused at the upgrade with 403). Operators replace it with a JSON object in
-``CRDT_SERVER_PERMISSIONS``; a token may carry per-document overrides signed by the app
-backend that issued it.
+write), ``operate`` (read as with ``read``; change only through the domain operations of
+:data:`OPERATE_OPERATIONS`, over HTTP), ``read`` (receive state and presence, publish own
+presence, never write) or ``none`` (refused at the upgrade with 403). Operators replace it
+with a JSON object in ``CRDT_SERVER_PERMISSIONS``; a token may carry per-document overrides
+signed by the app backend that issued it.
 
 Beside documents, the matrix names **capabilities**: actions on the wedding that are not
 a document's read or write (posting custom events, managing webhooks, inviting members...).
@@ -35,10 +36,12 @@ __all__ = [
     "DEFAULT_CAPABILITIES",
     "DEFAULT_MATRIX",
     "FIELD_READERS",
+    "OPERATE_OPERATIONS",
     "ROLES",
     "Access",
     "PermissionMatrix",
     "PermissionsError",
+    "operation_refusal",
 ]
 
 ROLES: tuple[str, ...] = ("couple", "planner", "vendor", "family", "friend")
@@ -46,6 +49,10 @@ ROLES: tuple[str, ...] = ("couple", "planner", "vendor", "family", "friend")
 
 class Access(StrEnum):
     WRITE = "write"
+    OPERATE = "operate"
+    """Read as with ``read`` (the socket is read-only), and change the document only
+    through the domain operations :data:`OPERATE_OPERATIONS` lists for it, over HTTP: a
+    Yjs update can set any field, an operation names the ones it sets."""
     READ = "read"
     NONE = "none"
 
@@ -55,21 +62,29 @@ class Access(StrEnum):
 
     @property
     def can_write(self) -> bool:
+        """Whether any Yjs update (socket, HTTP update or sync) and any operation is allowed."""
         return self is Access.WRITE
+
+    @property
+    def can_operate(self) -> bool:
+        """Whether the operations of :data:`OPERATE_OPERATIONS` are allowed (over HTTP)."""
+        return self is Access.WRITE or self is Access.OPERATE
 
 
 class PermissionsError(ValueError):
     """A permission matrix or override is not well formed."""
 
 
-_W, _R, _N = Access.WRITE, Access.READ, Access.NONE
+_W, _O, _R, _N = Access.WRITE, Access.OPERATE, Access.READ, Access.NONE
 
 DEFAULT_MATRIX: dict[str, dict[str, Access]] = {
     # The couple and their planner run the whole plan.
     "couple": {"timeline": _W, "budget": _W, "guests": _W, "seating": _W},
     "planner": {"timeline": _W, "budget": _W, "guests": _W, "seating": _W},
-    # Family helps with who comes and where they sit; money stays private.
-    "family": {"timeline": _R, "budget": _N, "guests": _W, "seating": _W},
+    # Family helps with who comes and where they sit, through the answers and seats only
+    # (issue 47: a writer of the Yjs document can set any field of any guest, and so
+    # could hang the server with one hostile update); money stays private.
+    "family": {"timeline": _R, "budget": _N, "guests": _O, "seating": _O},
     # Vendors see the schedule and headcount (catering, seating plans), not the money.
     "vendor": {"timeline": _R, "budget": _N, "guests": _R, "seating": _R},
     # Friends see when and where things happen.
@@ -109,11 +124,52 @@ reads their document. The timeline's run of show is not listed: everyone who rea
 timeline (friends included) reads it."""
 
 
-def _parse_access(value: object, where: str) -> Access:
+OPERATE_OPERATIONS: dict[str, dict[str, frozenset[str] | None]] = {
+    # Who comes and what they eat: the answers a family member collects by phone.
+    "guests": {
+        "set_rsvp": None,
+        "update_guest": frozenset({"rsvp", "meal", "dietary", "plus_one"}),
+    },
+    # Where they sit; tables themselves stay with who runs the wedding.
+    "seating": {"assign_seat": None, "unassign_seat": None},
+}
+"""Document -> the operations ``operate`` allows on it -> the fields the operation may set
+(``None``: every argument it takes). The entry's id is always allowed. A document not listed
+has no operations, so ``operate`` is refused for it in a matrix or a token's overrides."""
+
+_ID_ARGUMENTS = frozenset({"op", "guest_id"})
+
+
+def operation_refusal(doc: str, op: Mapping[str, object]) -> tuple[str, str] | None:
+    """Why ``operate`` access may not run ``op`` on ``doc``: ``(message, field)``, the field
+    being ``op`` or the argument at fault; ``None`` when it may. Only the permission is
+    checked here: the domain still validates the operation (400, 422)."""
+    allowed = OPERATE_OPERATIONS.get(doc, {})
+    name = op.get("op")
+    if not isinstance(name, str) or name not in allowed:
+        listed = ", ".join(allowed) or "none"
+        return f"you may run only these operations on {doc!r}: {listed}", "op"
+    fields = allowed[name]
+    if fields is not None:
+        for key in op:
+            if key not in _ID_ARGUMENTS and key not in fields:
+                shown = ", ".join(sorted(fields))
+                return f"{name} may change only {shown} for you, not {key!r}", str(key)
+    return None
+
+
+def _parse_access(value: object, where: str, doc: str | None = None) -> Access:
     try:
-        return Access(str(value)) if isinstance(value, str) else Access(repr(value))
+        access = Access(str(value)) if isinstance(value, str) else Access(repr(value))
     except ValueError as exc:
-        raise PermissionsError(f"{where}: {value!r} is not one of write, read, none") from exc
+        raise PermissionsError(
+            f"{where}: {value!r} is not one of write, operate, read, none"
+        ) from exc
+    if access is Access.OPERATE and doc is not None and doc not in OPERATE_OPERATIONS:
+        # Silently meaning "read" would hide an operator's mistake.
+        listed = ", ".join(OPERATE_OPERATIONS)
+        raise PermissionsError(f"{where}: operate has no operations on {doc!r} (only {listed})")
+    return access
 
 
 def parse_overrides(raw: object, where: str = "docs") -> dict[str, Access]:
@@ -124,7 +180,7 @@ def parse_overrides(raw: object, where: str = "docs") -> dict[str, Access]:
     for doc, value in raw.items():
         if doc not in DOCUMENT_KINDS:
             raise PermissionsError(f"{where}: unknown document {doc!r}")
-        result[str(doc)] = _parse_access(value, f"{where}.{doc}")
+        result[str(doc)] = _parse_access(value, f"{where}.{doc}", str(doc))
     return result
 
 
@@ -142,7 +198,7 @@ class PermissionMatrix:
 
     @classmethod
     def from_json(cls, text: str) -> PermissionMatrix:
-        """Parse an operator's replacement matrix: ``{"role": {"doc": "write|read|none"}}``.
+        """Parse an operator's replacement matrix: ``{"role": {"doc": "write|operate|read|none"}}``.
 
         Documents a role does not list get ``none``.
         """

@@ -42,6 +42,12 @@ class Principal:
     authenticated: bool = True
     email: str | None = None
     """The token's ``email`` claim, if any (for the member directory)."""
+    can_operate: bool = False
+    """Whether the operations ``operate`` access allows
+    (:data:`crdt_server.auth.permissions.OPERATE_OPERATIONS`) may be run, over HTTP: true
+    for ``write`` and ``operate`` (:attr:`Access.can_operate`). With ``can_write`` false
+    (``operate``), its socket is read-only and only those operations run; a writer runs
+    every operation."""
 
     @property
     def actor(self) -> Actor:
@@ -55,7 +61,12 @@ class Principal:
 
 
 ANONYMOUS = Principal(
-    user_id="anonymous", name="Anonymous", role="anonymous", can_write=True, authenticated=False
+    user_id="anonymous",
+    name="Anonymous",
+    role="anonymous",
+    can_write=True,
+    authenticated=False,
+    can_operate=True,
 )
 
 
@@ -87,7 +98,7 @@ class Authenticator(Protocol):
         """Return who this is and what they may do, or raise :class:`AuthError`."""
 
 
-ANONYMOUS_READER = dataclasses.replace(ANONYMOUS, can_write=False)
+ANONYMOUS_READER = dataclasses.replace(ANONYMOUS, can_write=False, can_operate=False)
 
 
 def anonymous_for(doc: str) -> Principal:
@@ -200,4 +211,5 @@ class TokenAuthenticator:
             can_write=access.can_write,
             expires_at=claims.exp,
             email=claims.email,
+            can_operate=access.can_operate,
         )

@@ -69,7 +69,8 @@ class SessionRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     ttl: Annotated[int, msgspec.Meta(ge=1)] | None = None
     """Seconds; at most ``CRDT_SERVER_TOKEN_TTL_SECONDS`` (its default)."""
     docs: dict[str, str] = {}
-    """Per-document access overrides: document kind to ``rw``, ``ro`` or ``none``."""
+    """Per-document access overrides: document kind to ``write``, ``operate`` (``guests`` and
+    ``seating`` only), ``read`` or ``none``."""
     email: Annotated[str, msgspec.Meta(max_length=254)] | None = None
     """The person's address (an ``email`` claim; the member directory keeps it)."""
 

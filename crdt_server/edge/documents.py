@@ -15,6 +15,7 @@ from msgspec import UNSET, Meta, UnsetType
 from pycrdt import Doc
 from starlette.responses import Response
 
+from crdt_server.auth.permissions import operation_refusal
 from crdt_server.auth.principals import Principal
 from crdt_server.codec.protocol import read_var_uint, write_var_uint
 from crdt_server.core.hooks import Sender
@@ -304,7 +305,8 @@ async def sync(call: ApiCall, path: DocPath) -> Response:
     f"{_DOC}/ops",
     "runOperation",
     'Run a domain operation, e.g. {"op": "add_guest", "name": "Ann Lee"}; '
-    "400 malformed, 422 impossible (nothing changed)",
+    "400 malformed, 403 not yours to run (`operate` access runs only the operations listed "
+    "for it, naming the field refused), 422 impossible (nothing changed)",
     family="write",
     body="json",
     request_model=OperationRequest,
@@ -312,11 +314,17 @@ async def sync(call: ApiCall, path: DocPath) -> Response:
     errors=(400, *_AUTH, 413, 422, 503),
 )
 async def operate(call: ApiCall, path: DocPath) -> Response:
-    _, principal = _document(call, path, write=True)
+    _, principal = _document(call, path, write=False)
     # The domain checks the operation itself (400 malformed, 422 impossible, naming the
     # field): the OperationRequest model only documents its envelope, so the body is read
     # as any object rather than as a typed ``body`` parameter.
     op = call.json(dict[str, object])
+    if not principal.can_write:
+        if not principal.can_operate:
+            raise ApiError(403, f"{path.doc!r} is read-only for you")
+        refusal = operation_refusal(path.doc, op)
+        if refusal is not None:
+            raise ApiError.field(403, refusal[1], refusal[0])
     weddings = call.state.weddings
     result = await weddings.operate(path.wedding_id, path.doc, op, sender_of(principal))
     return json_response(OperationAnswer(committed=True, result=result))

@@ -127,8 +127,10 @@ class WeddingAccess(msgspec.Struct, frozen=True):
     name: str
     role: str
     expires_at: str | None
-    docs: dict[str, Literal["write", "read", "none"]]
-    """Every room kind (``timeline``, ``budget``, ``guests``, ``seating``, ``conflicts``)."""
+    docs: dict[str, Literal["write", "operate", "read", "none"]]
+    """Every room kind (``timeline``, ``budget``, ``guests``, ``seating``, ``conflicts``).
+    ``operate``: the room is read-only, and the holder changes the document through the
+    domain operations listed for that level (``POST .../docs/{doc}/ops``)."""
     projected: list[str] = []
     """The documents the holder reads through a projection (without the fields hidden from
     their role): a different room behind the same URL, read-only. An app that kept a local
@@ -337,7 +339,7 @@ async def local_demo(call: ApiCall) -> Response:
 async def wedding_access(call: ApiCall, path: WeddingPath) -> Response:
     """Who holds the token and what they may open in this wedding."""
     wedding_id = path.wedding_id
-    docs: dict[str, Literal["write", "read", "none"]] = {}
+    docs: dict[str, Literal["write", "operate", "read", "none"]] = {}
     who: Principal | None = None
     for kind in ROOM_KINDS:
         try:
@@ -349,7 +351,10 @@ async def wedding_access(call: ApiCall, path: WeddingPath) -> Response:
                 raise
             docs[kind] = "none"
             continue
-        docs[kind] = "write" if principal.can_write else "read"
+        # ``operate``: read the socket, change through the listed operations over HTTP.
+        docs[kind] = (
+            "write" if principal.can_write else "operate" if principal.can_operate else "read"
+        )
         who = principal
     if who is None:
         raise ApiError(403, "no document of this wedding is open to you")
@@ -361,7 +366,10 @@ async def wedding_access(call: ApiCall, path: WeddingPath) -> Response:
         if docs.get(doc) != "none"
     ]
     for doc in projected:
-        docs[doc] = "read"  # its socket is read-only, whatever the token's overrides say
+        # Its socket is read-only, whatever the token's overrides say; the operations of
+        # ``operate`` run over HTTP on the document itself, so that level stays.
+        if docs[doc] != "operate":
+            docs[doc] = "read"
     return json_response(
         WeddingAccess(wedding_id, who.user_id, who.name, who.role, expires, docs, projected)
     )

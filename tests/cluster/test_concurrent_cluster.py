@@ -24,14 +24,14 @@ from tests.features.conflicts.test_concurrent_edits import (
     person,
 )
 from tests.jsclient import JsClientGroup, map_set
-from tests.server import ServerProcess
+from tests.server import FAMILY_WRITES, ServerProcess
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.js]
 
 
 @pytest_asyncio.fixture
 async def pair(tmp_path: Path, redis_server: RedisProcess) -> AsyncIterator[list[ServerProcess]]:
-    env = {**MINT.env, "CRDT_SERVER_REDIS_URL": redis_server.url}
+    env = {**MINT.env, **FAMILY_WRITES, "CRDT_SERVER_REDIS_URL": redis_server.url}
     servers = [ServerProcess(tmp_path / "data", env=env, anonymous=False) for _ in range(2)]
     for server in servers:
         await server.start()

@@ -105,7 +105,7 @@ async def test_the_couple_discusses_a_guest_and_the_planner_sees_the_badge_and_t
     await panel.locator(".thread-pick .pill").filter(has_text="resolved").wait_for()
     await planner_context.close()
 
-    # On a phone, family (who may edit the guests but is not in the thread) gets the panel
+    # On a phone, family (who operates the guests but is not in the thread) gets the panel
     # as a sheet within the screen, without the couple's thread: the server decides.
     family_context, family = await open_app(browser, demo.link("family"), width=375, height=740)
     await discuss(family).click()

@@ -5,14 +5,15 @@ import { html, nothing, render } from 'lit-html'
 import { TokenKeeper, claimsOf, forgetToken, takeToken } from './session.js'
 import { KINDS, WeddingSync, forgetWedding } from './sync.js'
 import {
-  conflictKey, formatMoney, readBudget, readGuests, readSeating, readTimeline, seatGuest,
-  seatingConflicts, timelineOverlaps
+  conflictKey, formatMoney, readBudget, readGuests, readSeating, readTimeline, seatFor, seatGuest,
+  seatingConflicts, timelineOverlaps, unseatGuest, updateGuest
 } from './model.js'
 import { avatar, budgetView, guestsView, seatingView, timelineView } from './views.js'
 import { ActivityFeed, describe, placeOf, when } from './activity.js'
 import { ThreadStore } from './threads.js'
 import { threadIndex, threadPanel } from './panel.js'
 import { LostWrites, lostView } from './lost.js'
+import { OperationQueue } from './operations.js'
 
 const TITLES = { guests: 'Guests', seating: 'Seating', timeline: 'Timeline', budget: 'Budget' }
 // The server's default matrix (README, "Who may connect"): used only when the app opens with
@@ -20,7 +21,7 @@ const TITLES = { guests: 'Guests', seating: 'Seating', timeline: 'Timeline', bud
 const DEFAULT_ACCESS = {
   couple: { timeline: 'write', budget: 'write', guests: 'write', seating: 'write', conflicts: 'read' },
   planner: { timeline: 'write', budget: 'write', guests: 'write', seating: 'write', conflicts: 'read' },
-  family: { timeline: 'read', budget: 'none', guests: 'write', seating: 'write', conflicts: 'none' },
+  family: { timeline: 'read', budget: 'none', guests: 'operate', seating: 'operate', conflicts: 'none' },
   vendor: { timeline: 'read', budget: 'none', guests: 'read', seating: 'read', conflicts: 'none' },
   friend: { timeline: 'read', budget: 'none', guests: 'none', seating: 'none', conflicts: 'none' }
 }
@@ -170,6 +171,14 @@ class PlannerApp {
       onGone: () => this.gone(),
       onEvents: (events) => { this.threads.onEvents(events); this.lost.onEvents(events) }
     })
+    this.ops = new OperationQueue({
+      wedding,
+      sub: access.sub,
+      token: () => this.keeper.token,
+      onChange: () => this.sync.changed(),
+      onRefused: (entry, detail) => this.say(`Not saved: ${detail}`),
+      onGone: () => this.gone()
+    })
     this.keeper = new TokenKeeper(token, {
       onToken: (fresh) => { this.sync.setToken(fresh); this.threads.reconnect() },
       onSignedOut: (reason) => this.signOut(reason)
@@ -206,7 +215,8 @@ class PlannerApp {
     this.feed.start()
     this.threads.start()
     this.lost.start()
-    addEventListener('online', () => { this.feed.reconnect(); this.threads.reconnect(); this.lost.refresh() })
+    addEventListener('online', () => { this.feed.reconnect(); this.threads.reconnect(); this.lost.refresh(); this.ops.kick() })
+    this.ops.kick()
     this.render()
     // Presence entries of others time out; re-render so a departed person disappears.
     setInterval(() => this.render(), 5000)
@@ -255,6 +265,30 @@ class PlannerApp {
     return this.access.docs[kind] === 'write'
   }
 
+  /** Whether `kind` is changed through operations over HTTP (`operate` in /access). */
+  canOperate (kind) {
+    return this.access.docs[kind] === 'operate'
+  }
+
+  /** Change a guest's answers (rsvp, meal, dietary, plus_one): an edit of the replica for
+   *  a writer, a queued `update_guest` (`set_rsvp` for the RSVP alone) for an operator. */
+  answer (guestId, fields) {
+    if (!this.canOperate('guests')) {
+      updateGuest(this.docs.guests, guestId, fields)
+      return
+    }
+    const only = Object.keys(fields)
+    const op = only.length === 1 && only[0] === 'rsvp'
+      ? { op: 'set_rsvp', guest_id: guestId, rsvp: fields.rsvp }
+      : { op: 'update_guest', guest_id: guestId, ...fields }
+    this.ops.add('guests', op)
+  }
+
+  unseat (guestId) {
+    if (this.canOperate('seating')) this.ops.add('seating', { op: 'unassign_seat', guest_id: guestId })
+    else unseatGuest(this.docs.seating, guestId)
+  }
+
   say (text) {
     this.announcement = text
     this.render()
@@ -277,6 +311,8 @@ class PlannerApp {
     if (this.deleted) return
     this.deleted = true
     this.keeper.stop()
+    this.ops.stop()
+    this.ops.clear()
     this.feed.clear()
     this.threads.clear()
     this.discussing = null
@@ -287,6 +323,7 @@ class PlannerApp {
   signOut (reason) {
     this.signedOut = reason
     this.keeper.stop()
+    this.ops.stop()
     this.feed.stop()
     this.threads.stop()
     this.sync.disconnect()
@@ -298,14 +335,21 @@ class PlannerApp {
     if (this.signedOut) return `Signed out: ${this.signedOut}`
     if (this.deleted) return 'Wedding deleted'
     const status = this.sync.status
-    const pending = this.sync.pendingCount
-    const word = { offline: 'Offline', connecting: 'Connecting…', syncing: 'Syncing…', synced: 'Synced' }[status]
+    const pending = this.sync.pendingCount + this.ops.count
+    // Queued operations are changes not yet confirmed, like edits the socket has not echoed.
+    const shown = status === 'synced' && this.ops.count ? 'syncing' : status
+    const word = { offline: 'Offline', connecting: 'Connecting…', syncing: 'Syncing…', synced: 'Synced' }[shown]
     if (pending && status !== 'synced') return `${word} · ${pending} ${pending === 1 ? 'change' : 'changes'} not yet confirmed`
     return word
   }
 
   seat (guestId, tableId) {
-    seatGuest(this.docs.seating, guestId, tableId)
+    if (this.canOperate('seating')) {
+      const value = seatFor(this.seating, guestId, tableId)
+      if (value) this.ops.add('seating', { op: 'assign_seat', guest_id: guestId, ...value })
+    } else {
+      seatGuest(this.docs.seating, guestId, tableId)
+    }
     const guest = this.guests.find((g) => g.id === guestId)
     const table = this.seating.tables.find((t) => t.id === tableId)
     if (guest && table) this.say(`${guest.name} seated at ${table.name}.`)
@@ -319,8 +363,9 @@ class PlannerApp {
   snapshot () {
     const rooms = this.sync.rooms
     this.docs = Object.fromEntries(Object.entries(rooms).map(([kind, room]) => [kind, room.doc]))
-    this.guests = readGuests(this.docs.guests)
-    this.seating = readSeating(this.docs.seating)
+    // With the operations still queued on this device shown as done (an operator's changes).
+    this.guests = this.ops.overlayGuests(readGuests(this.docs.guests))
+    this.seating = this.ops.overlaySeating(readSeating(this.docs.seating))
     this.timeline = readTimeline(this.docs.timeline)
     this.budget = readBudget(this.docs.budget)
     this.overlaps = timelineOverlaps(this.timeline)
@@ -445,6 +490,8 @@ class PlannerApp {
 
   render () {
     if (!this.sync) return
+    // The server answers again (a socket reconnected): send what was queued meanwhile.
+    if (this.ops.count && this.sync.status === 'synced') this.ops.kick()
     this.snapshot()
     const section = this.section
     const status = this.signedOut ? 'signed-out' : this.deleted ? 'deleted' : this.sync.status

@@ -168,19 +168,24 @@ export function removeGuest (guestsDoc, seatingDoc, id) {
 /** Seat a guest at a table, on its lowest free seat (none when the table is full: the
  *  conflict is then shown, not hidden). */
 export function seatGuest (doc, guestId, tableId) {
-  const { tables, assignments } = readSeating(doc)
+  const value = seatFor(readSeating(doc), guestId, tableId)
+  if (value) doc.transact(() => doc.getMap('assignments').set(guestId, value), LOCAL)
+}
+
+/** Where `seatGuest` puts a guest: `{table_id, seat}` on the table's lowest free seat, or
+ *  `{table_id}` when it is full; `null` when there is no such table or the guest is there. */
+export function seatFor ({ tables, assignments }, guestId, tableId) {
   const table = tables.find((t) => t.id === tableId)
-  if (!table) return
+  if (!table) return null
   const current = assignments.get(guestId)
-  if (current && current.table_id === tableId) return
+  if (current && current.table_id === tableId) return null
   const taken = new Set()
   assignments.forEach((a, id) => { if (a.table_id === tableId && id !== guestId && a.seat) taken.add(a.seat) })
   let seat = null
   for (let n = 1; n <= table.capacity; n++) {
     if (!taken.has(n)) { seat = n; break }
   }
-  const value = seat === null ? { table_id: tableId } : { table_id: tableId, seat }
-  doc.transact(() => doc.getMap('assignments').set(guestId, value), LOCAL)
+  return seat === null ? { table_id: tableId } : { table_id: tableId, seat }
 }
 
 export function unseatGuest (doc, guestId) {

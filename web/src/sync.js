@@ -133,11 +133,18 @@ class Room {
     // stopped) is dropped rather than merged into a read-only view.
     const projected = (sync.projected || []).includes(kind)
     const local = `crdt-server:${this.name}`
+    this.pending = new PendingEdits(`crdt-server.pending:${this.name}`, () => sync.changed())
+    if (access !== 'write' && this.pending.count) {
+      // Edits made while this person could write it (before their role became `operate`,
+      // say): the server now refuses them, so the local copy holding them is dropped
+      // rather than shown as if they might still go through.
+      this.pending.clear()
+      if (persist) dropDatabase(projected ? `${local}@projection` : local)
+    }
     if (persist) dropDatabase(projected ? local : `${local}@projection`)
     this.persistence = persist
       ? new IndexeddbPersistence(projected ? `${local}@projection` : local, this.doc)
       : null
-    this.pending = new PendingEdits(`crdt-server.pending:${this.name}`, () => sync.changed())
     this.provider = new WebsocketProvider(sync.wsUrl, this.name, this.doc, {
       params: { token: sync.token },
       // Each tab speaks to the server itself: the echo is what confirms an edit.
@@ -327,6 +334,7 @@ function dropDatabase (name) {
 export async function forgetWedding (wedding) {
   const prefixes = [
     `crdt-server.pending:${wedding}/`,
+    `crdt-server.ops:${wedding}:`,
     `crdt-server.activity:${wedding}:`,
     `crdt-server.access:${wedding}:`,
     `crdt-server.people:${wedding}`

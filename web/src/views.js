@@ -6,7 +6,7 @@ import { ref } from 'lit-html/directives/ref.js'
 import {
   RSVP, SIDES, STATUSES, addCategory, addGuest, addItem, addTable, formatMoney, parseMoney,
   recordPayment, removeGuest, removeItem, removePayment, removeTable, seatGuest, setTotal,
-  unseatGuest, updateCategory, updateGuest, updateItem, updateTable
+  updateCategory, updateGuest, updateItem, updateTable
 } from './model.js'
 import { notesField } from './notes.js'
 import { discussButton } from './panel.js'
@@ -39,6 +39,10 @@ export function avatar (person, text) {
 }
 
 function readOnlyNote (ctx, kind) {
+  if (ctx.access.docs[kind] === 'operate') {
+    const what = kind === 'guests' ? 'RSVPs, meals, dietary needs and plus-ones' : 'who sits at which table'
+    return html`<p class="note" role="note">Your role (${ctx.access.role}) may change ${what} here; the rest is read-only.</p>`
+  }
   return ctx.access.docs[kind] === 'read'
     ? html`<p class="note" role="note">Read-only: your role (${ctx.access.role}) may view the ${kind} but not change anything here.</p>`
     : nothing
@@ -49,6 +53,8 @@ function readOnlyNote (ctx, kind) {
 export function guestsView (ctx) {
   const { guests, filters } = ctx
   const canWrite = ctx.access.docs.guests === 'write'
+  // `operate`: the answers (RSVP, meal, dietary, plus one) only, sent as operations.
+  const canAnswer = canWrite || ctx.access.docs.guests === 'operate'
   const seating = ctx.seating
   const households = [...new Set(guests.map((g) => g.household).filter(Boolean))].sort()
   const dietary = [...new Set(guests.flatMap((g) => g.dietary))].sort()
@@ -109,12 +115,22 @@ export function guestsView (ctx) {
       </div>
       <p class="muted" aria-live="polite">${shown.length === guests.length ? `${guests.length} guests` : `${shown.length} of ${guests.length} guests`}</p>
       <ul class="rows" aria-label="Guest list">
-        ${shown.map((g) => guestRow(ctx, g, canWrite, seating))}
+        ${shown.map((g) => guestRow(ctx, g, canWrite, canAnswer, seating))}
       </ul>
     </section>`
 }
 
-function guestRow (ctx, g, canWrite, seating) {
+/** The fields `operate` may change, from the edit form's values. */
+function answers (v) {
+  return {
+    rsvp: v.rsvp,
+    meal: v.meal || null,
+    dietary: v.dietary ? [...new Set(v.dietary.split(',').map((d) => d.trim()).filter(Boolean))].slice(0, 20) : [],
+    plus_one: v.plus_one === 'on'
+  }
+}
+
+function guestRow (ctx, g, canWrite, canAnswer, seating) {
   const editing = ctx.editing === g.id
   const seat = seating ? seating.assignments.get(g.id) : null
   const table = seat && seating.tables.find((t) => t.id === seat.table_id)
@@ -122,6 +138,12 @@ function guestRow (ctx, g, canWrite, seating) {
   const save = (e) => {
     e.preventDefault()
     const v = formValues(e.target)
+    if (!canWrite) {
+      ctx.answer(g.id, answers(v))
+      ctx.setEntity(null)
+      ctx.say(`${g.name} saved.`)
+      return
+    }
     if (!v.name) { ctx.say('A guest needs a name.'); return }
     updateGuest(ctx.docs.guests, g.id, {
       name: v.name.slice(0, 200),
@@ -135,6 +157,21 @@ function guestRow (ctx, g, canWrite, seating) {
     })
     ctx.setEntity(null)
     ctx.say(`${v.name} saved.`)
+  }
+  if (editing && !canWrite) {
+    return html`<li class="row editing" data-entity=${g.id}>
+      <form class="edit-form" @submit=${save} aria-label=${`Edit ${g.name}`}>
+        <p><strong>${g.name}</strong></p>
+        <label>RSVP <select name="rsvp">${RSVP.map((r) => html`<option value=${r} ?selected=${g.rsvp === r}>${label(r)}</option>`)}</select></label>
+        <label>Meal <input name="meal" .value=${g.meal || ''} maxlength="200"></label>
+        <label>Dietary <input name="dietary" .value=${g.dietary.join(', ')} placeholder="vegan, nut allergy"></label>
+        <label class="check"><input type="checkbox" name="plus_one" ?checked=${g.plus_one}> Plus one</label>
+        <div class="actions">
+          <button type="submit" class="primary">Save</button>
+          <button type="button" @click=${() => ctx.setEntity(null)}>Cancel</button>
+        </div>
+      </form>
+    </li>`
   }
   if (editing) {
     return html`<li class="row editing" data-entity=${g.id}>
@@ -155,23 +192,23 @@ function guestRow (ctx, g, canWrite, seating) {
       </form>
     </li>`
   }
-  return html`<li class="row ${busy ? 'busy' : ''}" data-entity=${g.id}>
+  return html`<li class="row ${busy ? 'busy' : ''} ${g.queued ? 'queued' : ''}" data-entity=${g.id}>
     <div class="who">
       <span class="name-line"><strong>${g.name}</strong>${editors(ctx, g.id)}</span>
       <span class="muted">${[g.household, g.side && SIDES[g.side], g.meal, ...g.dietary, g.plus_one ? '+1' : null].filter(Boolean).join(' · ')}</span>
       ${table ? html`<span class="muted">Table ${table.name}</span>` : nothing}
     </div>
     <div class="row-actions">
-      ${canWrite
+      ${canAnswer
         ? html`<label class="sr-label">RSVP for ${g.name}
-            <select class="rsvp ${g.rsvp}" aria-label=${`RSVP for ${g.name}`} @change=${(e) => updateGuest(ctx.docs.guests, g.id, { rsvp: e.target.value })}>
+            <select class="rsvp ${g.rsvp}" aria-label=${`RSVP for ${g.name}`} .value=${g.rsvp} @change=${(e) => ctx.answer(g.id, { rsvp: e.target.value })}>
               ${RSVP.map((r) => html`<option value=${r} ?selected=${g.rsvp === r}>${label(r)}</option>`)}
             </select></label>
             ${discussButton(ctx, 'guests', g.id, g.name)}
             <button type="button" aria-label=${`Edit ${g.name}`} @click=${() => ctx.setEntity(g.id)}>Edit</button>
-            <button type="button" class="danger" aria-label=${`Remove ${g.name}`} @click=${() => {
+            ${canWrite ? html`<button type="button" class="danger" aria-label=${`Remove ${g.name}`} @click=${() => {
               if (confirm(`Remove ${g.name} from the guest list?`)) { removeGuest(ctx.docs.guests, ctx.canWrite('seating') ? ctx.docs.seating : null, g.id); ctx.say(`${g.name} removed.`) }
-            }}>Remove</button>`
+            }}>Remove</button>` : nothing}`
         : html`<span class="pill ${g.rsvp}">${label(g.rsvp)}</span>${discussButton(ctx, 'guests', g.id, g.name)}`}
     </div>
   </li>`
@@ -182,6 +219,8 @@ function guestRow (ctx, g, canWrite, seating) {
 export function seatingView (ctx) {
   const { seating, guests } = ctx
   const canWrite = ctx.access.docs.seating === 'write'
+  // `operate`: seat and unseat guests (operations), tables stay as they are.
+  const canSeat = canWrite || ctx.access.docs.seating === 'operate'
   const byId = new Map(guests.map((g) => [g.id, g]))
   const seatedAt = new Map(seating.tables.map((t) => [t.id, []]))
   seating.assignments.forEach((a, guestId) => {
@@ -197,10 +236,10 @@ export function seatingView (ctx) {
     const guestId = e.dataTransfer.getData('text/x-guest')
     if (guestId) ctx.seat(guestId, tableId)
   }
-  const chip = (guestId, extra) => html`<li class="chip ${ctx.others.some((p) => p.here.entity === guestId) ? 'busy' : ''}" tabindex=${canWrite ? '0' : '-1'} draggable=${canWrite ? 'true' : 'false'} data-entity=${guestId}
+  const chip = (guestId, extra) => html`<li class="chip ${ctx.others.some((p) => p.here.entity === guestId) ? 'busy' : ''}" tabindex=${canSeat ? '0' : '-1'} draggable=${canSeat ? 'true' : 'false'} data-entity=${guestId}
       @dragstart=${(e) => { e.dataTransfer.setData('text/x-guest', guestId); e.dataTransfer.effectAllowed = 'move'; ctx.setEntity(guestId, false) }}>
       <span>${nameOf(guestId)}</span>${editors(ctx, guestId)}${extra || nothing}
-      ${canWrite ? tablePicker(ctx, guestId, nameOf(guestId), seatedAt) : nothing}
+      ${canSeat ? tablePicker(ctx, guestId, nameOf(guestId), seatedAt) : nothing}
     </li>`
   const addTableForm = (e) => {
     e.preventDefault()
@@ -219,10 +258,10 @@ export function seatingView (ctx) {
         <p class="counts"><span class="pill">${seating.assignments.size} seated</span><span class="pill pending">${unseated.length} to seat</span><span class="pill">${seating.tables.length} tables</span></p>
       </div>
       ${readOnlyNote(ctx, 'seating')}
-      ${canWrite ? html`<p class="muted">Drag a guest onto a table, or choose a table in the list next to their name.</p>` : nothing}
+      ${canSeat ? html`<p class="muted">Drag a guest onto a table, or choose a table in the list next to their name.</p>` : nothing}
       <div class="seating">
         <section class="card unseated" aria-labelledby="unseated-title"
-          @dragover=${(e) => e.preventDefault()} @drop=${(e) => { e.preventDefault(); const id = e.dataTransfer.getData('text/x-guest'); if (id && canWrite) unseatGuest(ctx.docs.seating, id) }}>
+          @dragover=${(e) => e.preventDefault()} @drop=${(e) => { e.preventDefault(); const id = e.dataTransfer.getData('text/x-guest'); if (id && canSeat) ctx.unseat(id) }}>
           <h3 id="unseated-title">Not seated yet (${unseated.length})</h3>
           <ul class="chips">${unseated.map((g) => chip(g.id))}</ul>
         </section>
@@ -232,9 +271,9 @@ export function seatingView (ctx) {
             const over = seated.length > t.capacity
             return html`<section class="card table ${over || overIds.has(t.id) ? 'conflict' : ''} ${seated.length >= t.capacity ? 'full' : ''}" data-entity=${t.id}
                 aria-label=${`Table ${t.name}, ${seated.length} of ${t.capacity} seats`}
-                @dragover=${(e) => { if (canWrite) { e.preventDefault(); e.currentTarget.classList.add('drop') } }}
+                @dragover=${(e) => { if (canSeat) { e.preventDefault(); e.currentTarget.classList.add('drop') } }}
                 @dragleave=${(e) => e.currentTarget.classList.remove('drop')}
-                @drop=${canWrite ? drop(t.id) : null}>
+                @drop=${canSeat ? drop(t.id) : null}>
               <header>
                 <h3>${t.name}</h3>
                 <span class="capacity ${over ? 'over' : ''}">${seated.length}/${t.capacity}${over ? ' — over capacity' : seated.length === t.capacity ? ' — full' : ''}</span>
@@ -242,7 +281,7 @@ export function seatingView (ctx) {
               </header>
               <ul class="chips">
                 ${seated.map((s) => chip(s.id, html`${s.seat ? html`<span class="seat">#${s.seat}</span>` : nothing}${overIds.has(s.id) ? html`<span class="warn" title="Seat conflict">⚠</span>` : nothing}
-                  ${canWrite ? html`<button type="button" class="link" aria-label=${`Unseat ${nameOf(s.id)}`} @click=${() => unseatGuest(ctx.docs.seating, s.id)}>×</button>` : nothing}`))}
+                  ${canSeat ? html`<button type="button" class="link" aria-label=${`Unseat ${nameOf(s.id)}`} @click=${() => ctx.unseat(s.id)}>×</button>` : nothing}`))}
               </ul>
               ${canWrite ? html`<div class="table-tools">
                 <label>Seats <input type="number" min="1" max="1000" .value=${String(t.capacity)} aria-label=${`Seats at ${t.name}`}
@@ -266,7 +305,7 @@ function tablePicker (ctx, guestId, name, seatedAt) {
   const current = ctx.seating.assignments.get(guestId)
   return html`<select class="table-picker" aria-label=${`Table for ${name}`} @change=${(e) => {
       const value = e.target.value
-      if (value === '') unseatGuest(ctx.docs.seating, guestId)
+      if (value === '') ctx.unseat(guestId)
       else ctx.seat(guestId, value)
     }}>
     <option value="" ?selected=${!current}>No table</option>

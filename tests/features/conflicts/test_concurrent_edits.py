@@ -24,13 +24,13 @@ from crdt_server.testing.tokens import TokenMinter
 from crdt_server.testing.waits import until
 from tests.features.conversations import Inbox
 from tests.jsclient import JsClient, JsClientGroup, map_delete, map_set, ymap
-from tests.server import ServerProcess
+from tests.server import FAMILY_WRITES, ServerProcess
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.js]
 
 MINT = TokenMinter("concurrent-edits-test-secret-at-least-32-bytes")
 ADMIN = {"Authorization": "Bearer admin-key-for-concurrent-edits"}
-ENV = {**MINT.env, "CRDT_SERVER_ADMIN_API_KEY": ADMIN["Authorization"].split()[1]}
+ENV = {**MINT.env, **FAMILY_WRITES, "CRDT_SERVER_ADMIN_API_KEY": ADMIN["Authorization"].split()[1]}
 HI, LO = 900_001, 5_001
 ROOTS: dict[str, Any] = {"guests": "map"}
 

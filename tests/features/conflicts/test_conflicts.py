@@ -21,7 +21,7 @@ from crdt_server.documents.model import Conflict
 from crdt_server.documents.resolution import suggest
 from crdt_server.testing.tokens import TokenMinter
 from crdt_server.testing.waits import until
-from tests.server import ServerProcess
+from tests.server import FAMILY_WRITES, ServerProcess
 
 SECRET = "conflicts-test-secret-at-least-32-bytes!"
 MINT = TokenMinter(SECRET)
@@ -32,7 +32,7 @@ auth = MINT.headers
 
 @pytest_asyncio.fixture
 async def http(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    env = {"CRDT_SERVER_AUTH_SECRET": SECRET}
+    env = {"CRDT_SERVER_AUTH_SECRET": SECRET, **FAMILY_WRITES}
     async with (
         ServerProcess(tmp_path / "data", env=env, anonymous=False) as server,
         httpx.AsyncClient(base_url=server.url, timeout=10) as client,

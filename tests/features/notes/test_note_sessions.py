@@ -14,7 +14,7 @@ import pytest
 from crdt_server.auth.tokens import TokenCodec
 from crdt_server.testing.waits import until
 from tests.jsclient import JsClient, JsClientGroup, text_insert
-from tests.server import FreshWedding, ServerProcess
+from tests.server import FAMILY_WRITES, FreshWedding, ServerProcess
 
 pytestmark = pytest.mark.asyncio
 
@@ -31,6 +31,7 @@ def token(role: str = "planner", sub: str = "pat") -> str:
 def server(tmp_path: Path, idle: float) -> ServerProcess:
     env = {
         "CRDT_SERVER_AUTH_SECRET": SECRET,
+        **FAMILY_WRITES,
         "CRDT_SERVER_NOTES_SESSION_IDLE_SECONDS": str(idle),
         "CRDT_SERVER_NOTES_SESSION_MAX_SECONDS": "60",
     }
