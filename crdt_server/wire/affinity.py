@@ -13,6 +13,20 @@ it the head bytes, and its HTTP protocol and upgrade gate run as for any connect
 head deadline and per-address caps, the token, the rate and connection limits, erased
 weddings.
 
+**A hand-off has a deadline** (``CRDT_SERVER_HANDOFF_TIMEOUT_SECONDS``), so a stopped or
+stuck owner never swallows a connection. Each message carries an id and its deadline on
+``time.monotonic()`` (``CLOCK_MONOTONIC``: one clock for every process of the host) in
+front of the head. The accepting worker keeps a duplicate of the descriptor until the
+owner acknowledges the id, or until the deadline passes (or the owner's control connection
+ends) without it; then it serves the connection itself (503 when it is stopping). The owner
+acknowledges, then reads the clock again, and adopts only when both readings are before
+the deadline: its acknowledgement was then queued before the accepting worker looked for
+it (the accepting worker reads every waiting acknowledgement before it gives up on one),
+so at most one of them serves the socket. A hand-off read past its deadline is closed
+unread, with ``close()`` alone (a ``shutdown()`` would end the connection the other worker
+serves). A worker that missed a deadline gets no hand-off for one more timeout (its
+weddings are served where they are accepted, without waiting) unless it acknowledges one.
+
 Affinity is an optimisation, never a condition for correctness: when the owner cannot be
 reached (restarting, its control socket full or gone) the accepting worker serves the
 connection itself and the Redis bus keeps the wedding's processes in step.
@@ -33,13 +47,17 @@ import os
 import socket
 import struct
 import tempfile
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import count as counter
 from pathlib import Path
 
 from crdt_server.codec.problem_details import PROBLEM_JSON, problem_json
 
 __all__ = [
     "STATE_KEY",
+    "DEFAULT_TIMEOUT",
     "STOPPING_STATUS",
     "Affinity",
     "make_run_dir",
@@ -59,6 +77,12 @@ MAX_MESSAGE = 128 * 1024
 _SUN_PATH_MAX = 107
 """Bytes of a Unix socket path, without its terminating NUL."""
 _TCP = (socket.AF_INET, socket.AF_INET6)
+_HEADER = struct.Struct("!Qd")
+"""In front of a hand-off's head: its id and its deadline (``time.monotonic()``)."""
+_ACK = struct.Struct("!Q")
+"""The owner's answer to a hand-off it takes: the hand-off's id."""
+DEFAULT_TIMEOUT = 2.0
+"""The default of ``CRDT_SERVER_HANDOFF_TIMEOUT_SECONDS``."""
 _SYNC = "/sync/"
 _API = "/api/weddings/"
 
@@ -138,20 +162,58 @@ def refuse_stopping(sock: socket.socket) -> None:
     sock.close()
 
 
+Adopt = Callable[[socket.socket, bytes], None]
+"""``(socket, head bytes)``: serve a connection whose head was read elsewhere."""
+
+
+@dataclass
+class _Pending:
+    """A hand-off the owner has not acknowledged yet, on the accepting worker's side."""
+
+    fd: int
+    """The accepting worker's duplicate of the connection's descriptor."""
+    head: bytes
+    to: int
+    peer: socket.socket
+    """The control connection it went over (its acknowledgement comes back on it)."""
+    deadline: float
+    timer: asyncio.TimerHandle
+
+
 class Affinity:
     """One worker's end of the hand-offs: its own control socket and its peers'."""
 
-    def __init__(self, index: int, count: int, run_dir: Path) -> None:
+    def __init__(
+        self,
+        index: int,
+        count: int,
+        run_dir: Path,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``timeout``: how long a hand-off waits for the owner's acknowledgement;
+        ``clock``: ``time.monotonic`` (a test gives another)."""
         self.index = index
         self.count = count
         self.run_dir = run_dir
+        self.timeout = timeout
+        self._clock = clock
         self._listener: socket.socket | None = None
         self._readers: set[socket.socket] = set()
         self._peers: dict[int, socket.socket] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._adopt: Callable[[socket.socket, bytes], None] | None = None
+        self._adopt: Adopt | None = None
+        self._take_back: Adopt | None = None
+        self._pending: dict[int, _Pending] = {}
+        self._ids = counter(1)
+        self._late_until: dict[int, float] = {}
         self.refused_peers = 0
         """Control connections refused for another uid (a test reads it)."""
+        self.closed_late = 0
+        """Hand-offs this worker (the owner) read past their deadline and closed unread."""
+        self.taken_back = 0
+        """Hand-offs this worker sent and then served itself (not acknowledged in time)."""
 
     def socket_path(self, index: int) -> str:
         return str(self.run_dir / f"w{index}")
@@ -159,12 +221,19 @@ class Affinity:
     def owner(self, wedding_id: str) -> int:
         return owner(wedding_id, self.count)
 
+    @property
+    def pending(self) -> int:
+        """Hand-offs sent and not acknowledged yet (each holds a descriptor)."""
+        return len(self._pending)
+
     # -- the owner's side ------------------------------------------------------------------
 
     def listen(
-        self, loop: asyncio.AbstractEventLoop, adopt: Callable[[socket.socket, bytes], None]
+        self, loop: asyncio.AbstractEventLoop, adopt: Adopt, take_back: Adopt | None = None
     ) -> None:
-        """Take hand-offs from now on: ``adopt(sock, head)`` gets each one."""
+        """Take hand-offs from now on: ``adopt(sock, head)`` gets each one taken in time;
+        ``take_back(sock, head)`` gets each connection this worker handed off that its owner
+        did not take in time (without it, those are answered 503)."""
         path = self.socket_path(self.index)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)  # the socket of this index's previous process
@@ -176,10 +245,13 @@ class Affinity:
         self._listener = listener
         self._loop = loop
         self._adopt = adopt
+        self._take_back = take_back
         loop.add_reader(listener.fileno(), self._accept)
 
     def close(self) -> None:
-        """Stop taking hand-offs (they are then served where they were accepted)."""
+        """Stop taking hand-offs (they are then served where they were accepted), and let
+        go of the ones this worker sent and that are not acknowledged yet (the owner serves
+        them, or closes them late and the client connects again)."""
         loop = self._loop
         listener = self._listener
         if listener is not None and loop is not None:
@@ -200,7 +272,13 @@ class Affinity:
         for conn in list(self._readers):
             self._refuse_queued(conn)
             self._drop(conn)
+        for pending in self._pending.values():
+            pending.timer.cancel()
+            os.close(pending.fd)  # close alone: the owner may be serving it
+        self._pending.clear()
         for peer in self._peers.values():
+            if loop is not None:
+                loop.remove_reader(peer.fileno())
             peer.close()
         self._peers.clear()
 
@@ -223,19 +301,18 @@ class Affinity:
         self._loop.add_reader(conn.fileno(), self._receive, conn)
 
     def _refuse_queued(self, conn: socket.socket) -> None:
-        """Answer 503 on every connection still queued on a control connection."""
+        """Answer 503 on every connection still queued on a control connection (those
+        past their deadline are closed: their sender serves them)."""
         while True:
             try:
-                _, fds, _, _ = socket.recv_fds(conn, MAX_MESSAGE, 1)
+                data, fds, flags, _ = socket.recv_fds(conn, _HEADER.size + MAX_MESSAGE, 1)
             except OSError:
                 return
-            if not fds:
+            if not data and not fds:
                 return
-            for fd in fds:
-                try:
-                    refuse_stopping(socket.socket(fileno=fd))
-                except OSError:
-                    os.close(fd)
+            sock = self._take(conn, data, fds, flags)
+            if sock is not None:
+                refuse_stopping(sock)
 
     def _drop(self, conn: socket.socket) -> None:
         if self._loop is not None:
@@ -245,7 +322,7 @@ class Affinity:
 
     def _receive(self, conn: socket.socket) -> None:
         try:
-            data, fds, flags, _ = socket.recv_fds(conn, MAX_MESSAGE, 1)
+            data, fds, flags, _ = socket.recv_fds(conn, _HEADER.size + MAX_MESSAGE, 1)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -254,12 +331,22 @@ class Affinity:
         if not data and not fds:  # the peer went away
             self._drop(conn)
             return
+        sock = self._take(conn, data, fds, flags)
+        if sock is not None:
+            assert self._adopt is not None
+            self._adopt(sock, data[_HEADER.size :])
+
+    def _take(
+        self, conn: socket.socket, data: bytes, fds: list[int], flags: int
+    ) -> socket.socket | None:
+        """The hand-off's socket, acknowledged, when it is well formed and in time; else
+        ``None`` (its descriptor closed)."""
         truncated = flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC)
-        if truncated or len(fds) != 1:
+        if truncated or len(fds) != 1 or len(data) < _HEADER.size:
             for fd in fds:
                 os.close(fd)
             log.warning("control socket: dropped a malformed hand-off")
-            return
+            return None
         try:
             sock = socket.socket(fileno=fds[0])
         except OSError:  # not a socket at all
@@ -269,34 +356,72 @@ class Affinity:
             if sock is not None:
                 sock.close()
             log.warning("control socket: dropped a hand-off that is not a TCP socket")
-            return
-        sock.setblocking(False)
-        assert self._adopt is not None
-        self._adopt(sock, data)
+            return None
+        ident, deadline = _HEADER.unpack_from(data)
+        # Acknowledge, then look at the clock: in time then, the acknowledgement was queued
+        # before the deadline, so the sender (which reads what is queued before it gives
+        # up) has it and lets go of the connection.
+        if self._clock() < deadline and self._acknowledge(conn, ident):
+            if self._clock() < deadline:
+                sock.setblocking(False)
+                return sock
+        self.closed_late += 1
+        log.warning(
+            "control socket: a hand-off came %.3f s past its deadline; closed unread (the"
+            " worker that accepted it serves it)",
+            self._clock() - deadline,
+        )
+        sock.close()  # close alone, never shutdown(): the connection is served elsewhere
+        return None
+
+    @staticmethod
+    def _acknowledge(conn: socket.socket, ident: int) -> bool:
+        try:
+            conn.send(_ACK.pack(ident))
+        except OSError:  # the sender is gone, or not reading: it serves the connection
+            return False
+        return True
 
     # -- the accepting side ----------------------------------------------------------------
 
     def hand_off(self, to: int, fd: int, head: bytes) -> bool:
         """Send the connection ``fd`` and the bytes read from it to worker ``to``; ``False``
-        when that worker cannot take it now (the caller then serves it). Never blocks."""
+        when that worker cannot take it now (the caller then serves it). Never blocks; call
+        it on the running loop. Until ``to`` acknowledges it, this worker keeps a duplicate
+        of ``fd``: past the deadline it serves the connection itself (``take_back``)."""
         if to == self.index or len(head) > MAX_MESSAGE:
             return False
+        now = self._clock()
+        if self._late_until.get(to, now) > now:
+            return False  # it missed a deadline just now: do not make this one wait too
+        loop = self._loop or asyncio.get_running_loop()
+        self._loop = loop
+        ident = next(self._ids)
+        deadline = now + self.timeout
+        message = _HEADER.pack(ident, deadline) + head
         for _ in range(2):  # a peer that restarted: its old connection fails once
-            peer = self._peers.get(to) or self._connect(to)
+            peer = self._peers.get(to) or self._connect(to, loop)
             if peer is None:
                 return False
             try:
-                socket.send_fds(peer, [head], [fd])
+                kept = os.dup(fd)
+            except OSError:
+                return False  # no descriptor to keep: serve it here
+            try:
+                socket.send_fds(peer, [message], [fd])
             except (BlockingIOError, InterruptedError):
+                os.close(kept)
                 return False  # its queue is full: serve it here
             except OSError:
-                self._peers.pop(to, None)
-                peer.close()
+                os.close(kept)
+                self._peer_gone(to, peer)
                 continue
+            timer = loop.call_later(self.timeout, self._expire, ident)
+            self._pending[ident] = _Pending(kept, head, to, peer, deadline, timer)
             return True
         return False
 
-    def _connect(self, to: int) -> socket.socket | None:
+    def _connect(self, to: int, loop: asyncio.AbstractEventLoop) -> socket.socket | None:
         peer = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         peer.setblocking(False)
         try:
@@ -307,7 +432,82 @@ class Affinity:
             peer.close()
             return None
         self._peers[to] = peer
+        loop.add_reader(peer.fileno(), self._on_acknowledgements, to, peer)
         return peer
+
+    def _on_acknowledgements(self, to: int, peer: socket.socket) -> None:
+        if not self._read_acknowledgements(peer):
+            self._peer_gone(to, peer)
+
+    def _read_acknowledgements(self, peer: socket.socket) -> bool:
+        """Let go of every hand-off acknowledged on ``peer`` so far; ``False`` when that
+        control connection has ended. Reads until nothing is queued: an owner sends one
+        acknowledgement per hand-off."""
+        for _ in range(len(self._pending) + 64):
+            try:
+                data = peer.recv(_ACK.size + 1)
+            except (BlockingIOError, InterruptedError):
+                return True
+            except OSError:
+                return False
+            if not data:
+                return False
+            if len(data) != _ACK.size:
+                continue
+            (ident,) = _ACK.unpack(data)
+            pending = self._pending.get(ident)
+            if pending is None or pending.peer is not peer:
+                continue  # one given up on already (the owner then closes it unread)
+            del self._pending[ident]
+            pending.timer.cancel()
+            os.close(pending.fd)  # close alone: the owner serves it now
+            self._late_until.pop(pending.to, None)
+        return True
+
+    def _peer_gone(self, to: int, peer: socket.socket) -> None:
+        """The control connection to ``to`` ended (it restarted or died): what it had not
+        acknowledged it never adopted, and is served here now."""
+        self._read_acknowledgements(peer)
+        if self._peers.get(to) is peer:
+            del self._peers[to]
+        if self._loop is not None:
+            self._loop.remove_reader(peer.fileno())
+        peer.close()
+        for ident in [i for i, p in self._pending.items() if p.peer is peer]:
+            self._give_back(ident, "its control connection ended")
+
+    def _expire(self, ident: int) -> None:
+        pending = self._pending.get(ident)
+        if pending is None:
+            return
+        left = pending.deadline - self._clock()
+        if left > 0:  # a timer may fire a hair early: the deadline is the clock's
+            assert self._loop is not None
+            pending.timer = self._loop.call_later(left, self._expire, ident)
+            return
+        # What the owner acknowledged before the deadline is queued by now.
+        if not self._read_acknowledgements(pending.peer):
+            self._peer_gone(pending.to, pending.peer)
+            return
+        if ident in self._pending:
+            self._late_until[pending.to] = self._clock() + self.timeout
+            self._give_back(ident, f"did not take it within {self.timeout:g} s")
+
+    def _give_back(self, ident: int, why: str) -> None:
+        pending = self._pending.pop(ident)
+        pending.timer.cancel()
+        self.taken_back += 1
+        log.warning("worker %d %s: the connection is served here", pending.to, why)
+        try:
+            sock = socket.socket(fileno=pending.fd)
+        except OSError:
+            os.close(pending.fd)
+            return
+        sock.setblocking(False)
+        if self._take_back is None:
+            refuse_stopping(sock)
+        else:
+            self._take_back(sock, pending.head)
 
     @staticmethod
     def feed(protocol: asyncio.Protocol, head: bytes) -> asyncio.Protocol:
