@@ -13,19 +13,9 @@ it the head bytes, and its HTTP protocol and upgrade gate run as for any connect
 head deadline and per-address caps, the token, the rate and connection limits, erased
 weddings.
 
-**A hand-off has a deadline** (``CRDT_SERVER_HANDOFF_TIMEOUT_SECONDS``), so a stopped or
-stuck owner never swallows a connection. Each message carries an id and its deadline on
-``time.monotonic()`` (``CLOCK_MONOTONIC``: one clock for every process of the host) in
-front of the head. The accepting worker keeps a duplicate of the descriptor until the
-owner acknowledges the id, or until the deadline passes (or the owner's control connection
-ends) without it; then it serves the connection itself (503 when it is stopping). The owner
-acknowledges, then reads the clock again, and adopts only when both readings are before
-the deadline: its acknowledgement was then queued before the accepting worker looked for
-it (the accepting worker reads every waiting acknowledgement before it gives up on one),
-so at most one of them serves the socket. A hand-off read past its deadline is closed
-unread, with ``close()`` alone (a ``shutdown()`` would end the connection the other worker
-serves). A worker that missed a deadline gets no hand-off for one more timeout (its
-weddings are served where they are accepted, without waiting) unless it acknowledges one.
+Each hand-off has a deadline (``CRDT_SERVER_HANDOFF_TIMEOUT_SECONDS``): a stopped or stuck
+owner swallows no connection, and no socket is served by two workers
+(:mod:`crdt_server.wire.handoff`).
 
 Affinity is an optimisation, never a condition for correctness: when the owner cannot be
 reached (restarting, its control socket full or gone) the accepting worker serves the
@@ -45,15 +35,22 @@ import hashlib
 import logging
 import os
 import socket
-import struct
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from itertools import count as counter
 from pathlib import Path
 
-from crdt_server.codec.problem_details import PROBLEM_JSON, problem_json
+from crdt_server.wire.handoff import (
+    ACK,
+    DEFAULT_TIMEOUT,
+    HEADER,
+    MAX_MESSAGE,
+    STOPPING_STATUS,
+    Adopt,
+    Sender,
+    peer_uid,
+    refuse_stopping,
+)
 
 __all__ = [
     "STATE_KEY",
@@ -72,17 +69,9 @@ log = logging.getLogger("crdt_server.wire.affinity")
 STATE_KEY = "crdt_server.wire.affinity"
 """The key of a worker's :class:`Affinity` in the ASGI lifespan state."""
 
-MAX_MESSAGE = 128 * 1024
-"""The largest head (and early bytes) handed over; a larger one is served locally."""
 _SUN_PATH_MAX = 107
 """Bytes of a Unix socket path, without its terminating NUL."""
 _TCP = (socket.AF_INET, socket.AF_INET6)
-_HEADER = struct.Struct("!Qd")
-"""In front of a hand-off's head: its id and its deadline (``time.monotonic()``)."""
-_ACK = struct.Struct("!Q")
-"""The owner's answer to a hand-off it takes: the hand-off's id."""
-DEFAULT_TIMEOUT = 2.0
-"""The default of ``CRDT_SERVER_HANDOFF_TIMEOUT_SECONDS``."""
 _SYNC = "/sync/"
 _API = "/api/weddings/"
 
@@ -122,12 +111,6 @@ def make_run_dir() -> Path:
     raise OSError("no directory short enough for the workers' control sockets")
 
 
-def peer_uid(sock: socket.socket) -> int:
-    """The uid of the process at the other end of a connected Unix socket."""
-    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return int(struct.unpack("3i", creds)[1])
-
-
 class _Feed(asyncio.Protocol):
     """Hands an adopted connection to the server's HTTP protocol, with the bytes the
     accepting worker had read, before anything newer is read from the socket."""
@@ -142,42 +125,6 @@ class _Feed(asyncio.Protocol):
         transport.set_protocol(inner)
         if not transport.is_closing():
             inner.data_received(self._head)
-
-
-STOPPING_STATUS = 503
-"""The answer to a connection handed to a worker that is stopping (``Retry-After: 1``):
-a client reconnects and reaches a worker that serves it."""
-
-
-def refuse_stopping(sock: socket.socket) -> None:
-    """Answer a handed-over connection that this worker will not serve (it is stopping)
-    with 503 and close it; never blocks (a peer that reads nothing gets the close)."""
-    body = problem_json(STOPPING_STATUS, "this worker is stopping; connect again")
-    head = (
-        f"HTTP/1.1 503 Service Unavailable\r\ncontent-type: {PROBLEM_JSON}\r\n"
-        f"retry-after: 1\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n"
-    )
-    with contextlib.suppress(OSError):
-        sock.send(head.encode() + body)
-    sock.close()
-
-
-Adopt = Callable[[socket.socket, bytes], None]
-"""``(socket, head bytes)``: serve a connection whose head was read elsewhere."""
-
-
-@dataclass
-class _Pending:
-    """A hand-off the owner has not acknowledged yet, on the accepting worker's side."""
-
-    fd: int
-    """The accepting worker's duplicate of the connection's descriptor."""
-    head: bytes
-    to: int
-    peer: socket.socket
-    """The control connection it went over (its acknowledgement comes back on it)."""
-    deadline: float
-    timer: asyncio.TimerHandle
 
 
 class Affinity:
@@ -197,23 +144,16 @@ class Affinity:
         self.index = index
         self.count = count
         self.run_dir = run_dir
-        self.timeout = timeout
         self._clock = clock
         self._listener: socket.socket | None = None
         self._readers: set[socket.socket] = set()
-        self._peers: dict[int, socket.socket] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._adopt: Adopt | None = None
-        self._take_back: Adopt | None = None
-        self._pending: dict[int, _Pending] = {}
-        self._ids = counter(1)
-        self._late_until: dict[int, float] = {}
+        self._sender = Sender(index, run_dir, timeout, clock)
         self.refused_peers = 0
         """Control connections refused for another uid (a test reads it)."""
         self.closed_late = 0
         """Hand-offs this worker (the owner) read past their deadline and closed unread."""
-        self.taken_back = 0
-        """Hand-offs this worker sent and then served itself (not acknowledged in time)."""
 
     def socket_path(self, index: int) -> str:
         return str(self.run_dir / f"w{index}")
@@ -222,9 +162,19 @@ class Affinity:
         return owner(wedding_id, self.count)
 
     @property
+    def timeout(self) -> float:
+        """How long a hand-off waits for the owner's acknowledgement."""
+        return self._sender.timeout
+
+    @property
     def pending(self) -> int:
         """Hand-offs sent and not acknowledged yet (each holds a descriptor)."""
-        return len(self._pending)
+        return self._sender.pending
+
+    @property
+    def taken_back(self) -> int:
+        """Hand-offs this worker sent and then served itself (not acknowledged in time)."""
+        return self._sender.taken_back
 
     # -- the owner's side ------------------------------------------------------------------
 
@@ -245,7 +195,7 @@ class Affinity:
         self._listener = listener
         self._loop = loop
         self._adopt = adopt
-        self._take_back = take_back
+        self._sender.take_back = take_back
         loop.add_reader(listener.fileno(), self._accept)
 
     def close(self) -> None:
@@ -272,15 +222,7 @@ class Affinity:
         for conn in list(self._readers):
             self._refuse_queued(conn)
             self._drop(conn)
-        for pending in self._pending.values():
-            pending.timer.cancel()
-            os.close(pending.fd)  # close alone: the owner may be serving it
-        self._pending.clear()
-        for peer in self._peers.values():
-            if loop is not None:
-                loop.remove_reader(peer.fileno())
-            peer.close()
-        self._peers.clear()
+        self._sender.close()
 
     def _accept(self) -> None:
         assert self._listener is not None and self._loop is not None
@@ -305,7 +247,7 @@ class Affinity:
         past their deadline are closed: their sender serves them)."""
         while True:
             try:
-                data, fds, flags, _ = socket.recv_fds(conn, _HEADER.size + MAX_MESSAGE, 1)
+                data, fds, flags, _ = socket.recv_fds(conn, HEADER.size + MAX_MESSAGE, 1)
             except OSError:
                 return
             if not data and not fds:
@@ -322,7 +264,7 @@ class Affinity:
 
     def _receive(self, conn: socket.socket) -> None:
         try:
-            data, fds, flags, _ = socket.recv_fds(conn, _HEADER.size + MAX_MESSAGE, 1)
+            data, fds, flags, _ = socket.recv_fds(conn, HEADER.size + MAX_MESSAGE, 1)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -334,7 +276,7 @@ class Affinity:
         sock = self._take(conn, data, fds, flags)
         if sock is not None:
             assert self._adopt is not None
-            self._adopt(sock, data[_HEADER.size :])
+            self._adopt(sock, data[HEADER.size :])
 
     def _take(
         self, conn: socket.socket, data: bytes, fds: list[int], flags: int
@@ -342,7 +284,7 @@ class Affinity:
         """The hand-off's socket, acknowledged, when it is well formed and in time; else
         ``None`` (its descriptor closed)."""
         truncated = flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC)
-        if truncated or len(fds) != 1 or len(data) < _HEADER.size:
+        if truncated or len(fds) != 1 or len(data) < HEADER.size:
             for fd in fds:
                 os.close(fd)
             log.warning("control socket: dropped a malformed hand-off")
@@ -357,7 +299,7 @@ class Affinity:
                 sock.close()
             log.warning("control socket: dropped a hand-off that is not a TCP socket")
             return None
-        ident, deadline = _HEADER.unpack_from(data)
+        ident, deadline = HEADER.unpack_from(data)
         # Acknowledge, then look at the clock: in time then, the acknowledgement was queued
         # before the deadline, so the sender (which reads what is queued before it gives
         # up) has it and lets go of the connection.
@@ -377,7 +319,7 @@ class Affinity:
     @staticmethod
     def _acknowledge(conn: socket.socket, ident: int) -> bool:
         try:
-            conn.send(_ACK.pack(ident))
+            conn.send(ACK.pack(ident))
         except OSError:  # the sender is gone, or not reading: it serves the connection
             return False
         return True
@@ -389,125 +331,7 @@ class Affinity:
         when that worker cannot take it now (the caller then serves it). Never blocks; call
         it on the running loop. Until ``to`` acknowledges it, this worker keeps a duplicate
         of ``fd``: past the deadline it serves the connection itself (``take_back``)."""
-        if to == self.index or len(head) > MAX_MESSAGE:
-            return False
-        now = self._clock()
-        if self._late_until.get(to, now) > now:
-            return False  # it missed a deadline just now: do not make this one wait too
-        loop = self._loop or asyncio.get_running_loop()
-        self._loop = loop
-        ident = next(self._ids)
-        deadline = now + self.timeout
-        message = _HEADER.pack(ident, deadline) + head
-        for _ in range(2):  # a peer that restarted: its old connection fails once
-            peer = self._peers.get(to) or self._connect(to, loop)
-            if peer is None:
-                return False
-            try:
-                kept = os.dup(fd)
-            except OSError:
-                return False  # no descriptor to keep: serve it here
-            try:
-                socket.send_fds(peer, [message], [fd])
-            except (BlockingIOError, InterruptedError):
-                os.close(kept)
-                return False  # its queue is full: serve it here
-            except OSError:
-                os.close(kept)
-                self._peer_gone(to, peer)
-                continue
-            timer = loop.call_later(self.timeout, self._expire, ident)
-            self._pending[ident] = _Pending(kept, head, to, peer, deadline, timer)
-            return True
-        return False
-
-    def _connect(self, to: int, loop: asyncio.AbstractEventLoop) -> socket.socket | None:
-        peer = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        peer.setblocking(False)
-        try:
-            peer.connect(self.socket_path(to))
-            if peer_uid(peer) != os.getuid():
-                raise PermissionError("control socket of another user")
-        except OSError:
-            peer.close()
-            return None
-        self._peers[to] = peer
-        loop.add_reader(peer.fileno(), self._on_acknowledgements, to, peer)
-        return peer
-
-    def _on_acknowledgements(self, to: int, peer: socket.socket) -> None:
-        if not self._read_acknowledgements(peer):
-            self._peer_gone(to, peer)
-
-    def _read_acknowledgements(self, peer: socket.socket) -> bool:
-        """Let go of every hand-off acknowledged on ``peer`` so far; ``False`` when that
-        control connection has ended. Reads until nothing is queued: an owner sends one
-        acknowledgement per hand-off."""
-        for _ in range(len(self._pending) + 64):
-            try:
-                data = peer.recv(_ACK.size + 1)
-            except (BlockingIOError, InterruptedError):
-                return True
-            except OSError:
-                return False
-            if not data:
-                return False
-            if len(data) != _ACK.size:
-                continue
-            (ident,) = _ACK.unpack(data)
-            pending = self._pending.get(ident)
-            if pending is None or pending.peer is not peer:
-                continue  # one given up on already (the owner then closes it unread)
-            del self._pending[ident]
-            pending.timer.cancel()
-            os.close(pending.fd)  # close alone: the owner serves it now
-            self._late_until.pop(pending.to, None)
-        return True
-
-    def _peer_gone(self, to: int, peer: socket.socket) -> None:
-        """The control connection to ``to`` ended (it restarted or died): what it had not
-        acknowledged it never adopted, and is served here now."""
-        self._read_acknowledgements(peer)
-        if self._peers.get(to) is peer:
-            del self._peers[to]
-        if self._loop is not None:
-            self._loop.remove_reader(peer.fileno())
-        peer.close()
-        for ident in [i for i, p in self._pending.items() if p.peer is peer]:
-            self._give_back(ident, "its control connection ended")
-
-    def _expire(self, ident: int) -> None:
-        pending = self._pending.get(ident)
-        if pending is None:
-            return
-        left = pending.deadline - self._clock()
-        if left > 0:  # a timer may fire a hair early: the deadline is the clock's
-            assert self._loop is not None
-            pending.timer = self._loop.call_later(left, self._expire, ident)
-            return
-        # What the owner acknowledged before the deadline is queued by now.
-        if not self._read_acknowledgements(pending.peer):
-            self._peer_gone(pending.to, pending.peer)
-            return
-        if ident in self._pending:
-            self._late_until[pending.to] = self._clock() + self.timeout
-            self._give_back(ident, f"did not take it within {self.timeout:g} s")
-
-    def _give_back(self, ident: int, why: str) -> None:
-        pending = self._pending.pop(ident)
-        pending.timer.cancel()
-        self.taken_back += 1
-        log.warning("worker %d %s: the connection is served here", pending.to, why)
-        try:
-            sock = socket.socket(fileno=pending.fd)
-        except OSError:
-            os.close(pending.fd)
-            return
-        sock.setblocking(False)
-        if self._take_back is None:
-            refuse_stopping(sock)
-        else:
-            self._take_back(sock, pending.head)
+        return self._sender.hand_off(to, fd, head)
 
     @staticmethod
     def feed(protocol: asyncio.Protocol, head: bytes) -> asyncio.Protocol:
