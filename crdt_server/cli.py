@@ -512,15 +512,29 @@ class _WorkerServer(_Server):
         create = connection_factory(self)
         loop = asyncio.get_running_loop()
 
+        taken_back = gate.registry.metrics.handoffs_taken_back
+
+        def serve(sock: socket.socket, head: bytes) -> None:
+            task = loop.create_task(_adopt(loop, sock, lambda: affinity.feed(create(), head)))
+            keep_task(self, task)
+
         def adopt(sock: socket.socket, head: bytes) -> None:
             if self.should_exit:
                 refuse_stopping(sock)
                 return
             adopted.inc()
-            task = loop.create_task(_adopt(loop, sock, lambda: affinity.feed(create(), head)))
-            keep_task(self, task)
+            serve(sock, head)
 
-        affinity.listen(loop, adopt)
+        def take_back(sock: socket.socket, head: bytes) -> None:
+            # The owner did not take it in time: served here, as when it is unreachable
+            # (its hand-offs are skipped for a while, so this one is not handed off again).
+            taken_back.inc()
+            if self.should_exit:
+                refuse_stopping(sock)
+                return
+            serve(sock, head)
+
+        affinity.listen(loop, adopt, take_back)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self._affinity.close()
@@ -564,7 +578,9 @@ def worker_main(argv: Sequence[str]) -> int:
     if args.heartbeat_fd is not None:
         os.set_blocking(args.heartbeat_fd, False)
     config = uvicorn_config(settings, app_from_env(args.index))
-    affinity = Affinity(args.index, args.count, args.run_dir)
+    affinity = Affinity(
+        args.index, args.count, args.run_dir, timeout=settings.handoff_timeout_seconds
+    )
     server = _WorkerServer(
         config,
         affinity,

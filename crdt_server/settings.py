@@ -201,6 +201,13 @@ class Settings:
     applied is quarantined. At least 5x the longest legitimate turn measured (a cold load
     or compaction of the largest benchmark document, a wedding export: see the
     deployment guide). 0 turns the watchdog off; otherwise at least 1."""
+    handoff_timeout_seconds: float = 2.0
+    """With ``--workers``: how long a worker that handed a connection to its wedding's
+    owner waits for the owner to take it. A hand-off the owner has not acknowledged by then
+    (it is stopped, or stuck in a long turn) is served by the worker that accepted it
+    (503 if that one is stopping), and the owner closes it unread when it gets to it. The
+    owner takes a hand-off within milliseconds when its loop turns; longer than the
+    longest legitimate loop turn, shorter than a client's patience."""
     handshake_timeout_seconds: float = 10.0
     """An HTTP request head (a WebSocket upgrade included) must arrive whole within this;
     a connection still sending it is dropped (slowloris)."""
@@ -261,6 +268,7 @@ class Settings:
             "max_held_updates",
             "max_held_bytes",
             "max_token_lifetime_seconds",
+            "handoff_timeout_seconds",
         )
         require_not_negative(
             self,

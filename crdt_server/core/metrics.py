@@ -144,6 +144,13 @@ class Metrics:
             " (the owner could not be reached; the bus keeps them in step)",
             registry=r,
         )
+        self.handoffs_taken_back = Counter(
+            "crdt_handoffs_taken_back",
+            "Connections this worker handed to their owner worker and then served itself (or"
+            " refused with 503 while stopping): the owner did not acknowledge them within"
+            " CRDT_SERVER_HANDOFF_TIMEOUT_SECONDS, or its control connection ended",
+            registry=r,
+        )
 
     def set_worker(self, index: int) -> None:
         """Label this process's metrics with its worker index."""

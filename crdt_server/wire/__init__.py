@@ -2,7 +2,8 @@
 (:mod:`~crdt_server.wire.transport`), the native RFC 6455 protocol uvicorn runs for the sync
 path (:mod:`~crdt_server.wire.websocket`), the request-head and body deadlines
 (:mod:`~crdt_server.wire.http_head`), the hand-off of a connection to the worker that owns
-its wedding (:mod:`~crdt_server.wire.affinity`), and the one module that imports uvicorn's
+its wedding (:mod:`~crdt_server.wire.affinity`) with a deadline
+(:mod:`~crdt_server.wire.handoff`), and the one module that imports uvicorn's
 internals (:mod:`~crdt_server.wire.uvicorn_private`).
 
 The wire knows frames, sockets and HTTP heads, never rooms or routes: what it needs from the

@@ -13,6 +13,10 @@ it the head bytes, and its HTTP protocol and upgrade gate run as for any connect
 head deadline and per-address caps, the token, the rate and connection limits, erased
 weddings.
 
+Each hand-off has a deadline (``CRDT_SERVER_HANDOFF_TIMEOUT_SECONDS``): a stopped or stuck
+owner swallows no connection, and no socket is served by two workers
+(:mod:`crdt_server.wire.handoff`).
+
 Affinity is an optimisation, never a condition for correctness: when the owner cannot be
 reached (restarting, its control socket full or gone) the accepting worker serves the
 connection itself and the Redis bus keeps the wedding's processes in step.
@@ -31,15 +35,26 @@ import hashlib
 import logging
 import os
 import socket
-import struct
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-from crdt_server.codec.problem_details import PROBLEM_JSON, problem_json
+from crdt_server.wire.handoff import (
+    ACK,
+    DEFAULT_TIMEOUT,
+    HEADER,
+    MAX_MESSAGE,
+    STOPPING_STATUS,
+    Adopt,
+    Sender,
+    peer_uid,
+    refuse_stopping,
+)
 
 __all__ = [
     "STATE_KEY",
+    "DEFAULT_TIMEOUT",
     "STOPPING_STATUS",
     "Affinity",
     "make_run_dir",
@@ -54,8 +69,6 @@ log = logging.getLogger("crdt_server.wire.affinity")
 STATE_KEY = "crdt_server.wire.affinity"
 """The key of a worker's :class:`Affinity` in the ASGI lifespan state."""
 
-MAX_MESSAGE = 128 * 1024
-"""The largest head (and early bytes) handed over; a larger one is served locally."""
 _SUN_PATH_MAX = 107
 """Bytes of a Unix socket path, without its terminating NUL."""
 _TCP = (socket.AF_INET, socket.AF_INET6)
@@ -98,12 +111,6 @@ def make_run_dir() -> Path:
     raise OSError("no directory short enough for the workers' control sockets")
 
 
-def peer_uid(sock: socket.socket) -> int:
-    """The uid of the process at the other end of a connected Unix socket."""
-    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return int(struct.unpack("3i", creds)[1])
-
-
 class _Feed(asyncio.Protocol):
     """Hands an adopted connection to the server's HTTP protocol, with the bytes the
     accepting worker had read, before anything newer is read from the socket."""
@@ -120,38 +127,33 @@ class _Feed(asyncio.Protocol):
             inner.data_received(self._head)
 
 
-STOPPING_STATUS = 503
-"""The answer to a connection handed to a worker that is stopping (``Retry-After: 1``):
-a client reconnects and reaches a worker that serves it."""
-
-
-def refuse_stopping(sock: socket.socket) -> None:
-    """Answer a handed-over connection that this worker will not serve (it is stopping)
-    with 503 and close it; never blocks (a peer that reads nothing gets the close)."""
-    body = problem_json(STOPPING_STATUS, "this worker is stopping; connect again")
-    head = (
-        f"HTTP/1.1 503 Service Unavailable\r\ncontent-type: {PROBLEM_JSON}\r\n"
-        f"retry-after: 1\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n"
-    )
-    with contextlib.suppress(OSError):
-        sock.send(head.encode() + body)
-    sock.close()
-
-
 class Affinity:
     """One worker's end of the hand-offs: its own control socket and its peers'."""
 
-    def __init__(self, index: int, count: int, run_dir: Path) -> None:
+    def __init__(
+        self,
+        index: int,
+        count: int,
+        run_dir: Path,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``timeout``: how long a hand-off waits for the owner's acknowledgement;
+        ``clock``: ``time.monotonic`` (a test gives another)."""
         self.index = index
         self.count = count
         self.run_dir = run_dir
+        self._clock = clock
         self._listener: socket.socket | None = None
         self._readers: set[socket.socket] = set()
-        self._peers: dict[int, socket.socket] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._adopt: Callable[[socket.socket, bytes], None] | None = None
+        self._adopt: Adopt | None = None
+        self._sender = Sender(index, run_dir, timeout, clock)
         self.refused_peers = 0
         """Control connections refused for another uid (a test reads it)."""
+        self.closed_late = 0
+        """Hand-offs this worker (the owner) read past their deadline and closed unread."""
 
     def socket_path(self, index: int) -> str:
         return str(self.run_dir / f"w{index}")
@@ -159,12 +161,29 @@ class Affinity:
     def owner(self, wedding_id: str) -> int:
         return owner(wedding_id, self.count)
 
+    @property
+    def timeout(self) -> float:
+        """How long a hand-off waits for the owner's acknowledgement."""
+        return self._sender.timeout
+
+    @property
+    def pending(self) -> int:
+        """Hand-offs sent and not acknowledged yet (each holds a descriptor)."""
+        return self._sender.pending
+
+    @property
+    def taken_back(self) -> int:
+        """Hand-offs this worker sent and then served itself (not acknowledged in time)."""
+        return self._sender.taken_back
+
     # -- the owner's side ------------------------------------------------------------------
 
     def listen(
-        self, loop: asyncio.AbstractEventLoop, adopt: Callable[[socket.socket, bytes], None]
+        self, loop: asyncio.AbstractEventLoop, adopt: Adopt, take_back: Adopt | None = None
     ) -> None:
-        """Take hand-offs from now on: ``adopt(sock, head)`` gets each one."""
+        """Take hand-offs from now on: ``adopt(sock, head)`` gets each one taken in time;
+        ``take_back(sock, head)`` gets each connection this worker handed off that its owner
+        did not take in time (without it, those are answered 503)."""
         path = self.socket_path(self.index)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)  # the socket of this index's previous process
@@ -176,10 +195,13 @@ class Affinity:
         self._listener = listener
         self._loop = loop
         self._adopt = adopt
+        self._sender.take_back = take_back
         loop.add_reader(listener.fileno(), self._accept)
 
     def close(self) -> None:
-        """Stop taking hand-offs (they are then served where they were accepted)."""
+        """Stop taking hand-offs (they are then served where they were accepted), and let
+        go of the ones this worker sent and that are not acknowledged yet (the owner serves
+        them, or closes them late and the client connects again)."""
         loop = self._loop
         listener = self._listener
         if listener is not None and loop is not None:
@@ -200,9 +222,7 @@ class Affinity:
         for conn in list(self._readers):
             self._refuse_queued(conn)
             self._drop(conn)
-        for peer in self._peers.values():
-            peer.close()
-        self._peers.clear()
+        self._sender.close()
 
     def _accept(self) -> None:
         assert self._listener is not None and self._loop is not None
@@ -223,19 +243,18 @@ class Affinity:
         self._loop.add_reader(conn.fileno(), self._receive, conn)
 
     def _refuse_queued(self, conn: socket.socket) -> None:
-        """Answer 503 on every connection still queued on a control connection."""
+        """Answer 503 on every connection still queued on a control connection (those
+        past their deadline are closed: their sender serves them)."""
         while True:
             try:
-                _, fds, _, _ = socket.recv_fds(conn, MAX_MESSAGE, 1)
+                data, fds, flags, _ = socket.recv_fds(conn, HEADER.size + MAX_MESSAGE, 1)
             except OSError:
                 return
-            if not fds:
+            if not data and not fds:
                 return
-            for fd in fds:
-                try:
-                    refuse_stopping(socket.socket(fileno=fd))
-                except OSError:
-                    os.close(fd)
+            sock = self._take(conn, data, fds, flags)
+            if sock is not None:
+                refuse_stopping(sock)
 
     def _drop(self, conn: socket.socket) -> None:
         if self._loop is not None:
@@ -245,7 +264,7 @@ class Affinity:
 
     def _receive(self, conn: socket.socket) -> None:
         try:
-            data, fds, flags, _ = socket.recv_fds(conn, MAX_MESSAGE, 1)
+            data, fds, flags, _ = socket.recv_fds(conn, HEADER.size + MAX_MESSAGE, 1)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -254,12 +273,22 @@ class Affinity:
         if not data and not fds:  # the peer went away
             self._drop(conn)
             return
+        sock = self._take(conn, data, fds, flags)
+        if sock is not None:
+            assert self._adopt is not None
+            self._adopt(sock, data[HEADER.size :])
+
+    def _take(
+        self, conn: socket.socket, data: bytes, fds: list[int], flags: int
+    ) -> socket.socket | None:
+        """The hand-off's socket, acknowledged, when it is well formed and in time; else
+        ``None`` (its descriptor closed)."""
         truncated = flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC)
-        if truncated or len(fds) != 1:
+        if truncated or len(fds) != 1 or len(data) < HEADER.size:
             for fd in fds:
                 os.close(fd)
             log.warning("control socket: dropped a malformed hand-off")
-            return
+            return None
         try:
             sock = socket.socket(fileno=fds[0])
         except OSError:  # not a socket at all
@@ -269,45 +298,40 @@ class Affinity:
             if sock is not None:
                 sock.close()
             log.warning("control socket: dropped a hand-off that is not a TCP socket")
-            return
-        sock.setblocking(False)
-        assert self._adopt is not None
-        self._adopt(sock, data)
+            return None
+        ident, deadline = HEADER.unpack_from(data)
+        # Acknowledge, then look at the clock: in time then, the acknowledgement was queued
+        # before the deadline, so the sender (which reads what is queued before it gives
+        # up) has it and lets go of the connection.
+        if self._clock() < deadline and self._acknowledge(conn, ident):
+            if self._clock() < deadline:
+                sock.setblocking(False)
+                return sock
+        self.closed_late += 1
+        log.warning(
+            "control socket: a hand-off came %.3f s past its deadline; closed unread (the"
+            " worker that accepted it serves it)",
+            self._clock() - deadline,
+        )
+        sock.close()  # close alone, never shutdown(): the connection is served elsewhere
+        return None
+
+    @staticmethod
+    def _acknowledge(conn: socket.socket, ident: int) -> bool:
+        try:
+            conn.send(ACK.pack(ident))
+        except OSError:  # the sender is gone, or not reading: it serves the connection
+            return False
+        return True
 
     # -- the accepting side ----------------------------------------------------------------
 
     def hand_off(self, to: int, fd: int, head: bytes) -> bool:
         """Send the connection ``fd`` and the bytes read from it to worker ``to``; ``False``
-        when that worker cannot take it now (the caller then serves it). Never blocks."""
-        if to == self.index or len(head) > MAX_MESSAGE:
-            return False
-        for _ in range(2):  # a peer that restarted: its old connection fails once
-            peer = self._peers.get(to) or self._connect(to)
-            if peer is None:
-                return False
-            try:
-                socket.send_fds(peer, [head], [fd])
-            except (BlockingIOError, InterruptedError):
-                return False  # its queue is full: serve it here
-            except OSError:
-                self._peers.pop(to, None)
-                peer.close()
-                continue
-            return True
-        return False
-
-    def _connect(self, to: int) -> socket.socket | None:
-        peer = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        peer.setblocking(False)
-        try:
-            peer.connect(self.socket_path(to))
-            if peer_uid(peer) != os.getuid():
-                raise PermissionError("control socket of another user")
-        except OSError:
-            peer.close()
-            return None
-        self._peers[to] = peer
-        return peer
+        when that worker cannot take it now (the caller then serves it). Never blocks; call
+        it on the running loop. Until ``to`` acknowledges it, this worker keeps a duplicate
+        of ``fd``: past the deadline it serves the connection itself (``take_back``)."""
+        return self._sender.hand_off(to, fd, head)
 
     @staticmethod
     def feed(protocol: asyncio.Protocol, head: bytes) -> asyncio.Protocol:

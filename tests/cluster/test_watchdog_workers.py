@@ -2,21 +2,33 @@
 extension of :mod:`tests.stalling`, fed over the socket and over HTTP) is ended by its
 watchdog and started again by the supervisor within ``CRDT_SERVER_LOOP_STALL_SECONDS`` + 5 s,
 the other worker's weddings answer throughout, and every worker then refuses the update and
-the client's resync."""
+the client's resync. A SIGSTOPped owner (whose own watchdog cannot fire) swallows no
+connection: the worker that accepted it serves it once the hand-off's deadline passes, the
+owner closes that hand-off unread when it runs again, and the supervisor restarts an owner
+that stays stopped (its heartbeat)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from pycrdt import Doc
+from pycrdt import Doc, Map
 
 from tests.cluster.conftest import RedisProcess
-from tests.cluster.test_workers import metric, scrape_each_worker, wait_workers, wedding_owned_by
+from tests.cluster.test_workers import (
+    metric,
+    scrape_each_worker,
+    served,
+    wait_workers,
+    wedding_owned_by,
+)
 from tests.server import ServerProcess
 from tests.stalling import MARKER
 from tests.test_watchdog import ENV, STALL, _edit, _post
@@ -150,4 +162,98 @@ async def test_a_stalled_worker_is_restarted_and_refuses_the_update(
         await _refused(server, stuck, doc, stall)
     finally:
         stop.set()
+        await server.stop()
+
+
+_STOPPED_STALL = 6.0
+"""CRDT_SERVER_LOOP_STALL_SECONDS of the SIGSTOP test: room for a stop shorter than the
+heartbeat's threshold (the stall + two ticks: 7.2 s), and shorter than the watchdog's own
+timer, which runs on while the process is stopped and fires when it is continued."""
+_HANDOFF = 1.0
+"""CRDT_SERVER_HANDOFF_TIMEOUT_SECONDS of the SIGSTOP test."""
+
+
+async def _wait_log(server: ServerProcess, text: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in server.log_text():
+        assert time.monotonic() < deadline, f"no {text!r} in the log:\n{server.log_text()}"
+        await asyncio.sleep(0.05)  # a log file: nothing to wait on
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+@pytest.mark.timeout(120)
+async def test_a_sigstopped_owner_swallows_no_connection_and_is_restarted(
+    tmp_path: Path, redis_server: RedisProcess
+) -> None:
+    server = ServerProcess(
+        tmp_path / "data",
+        args=["--workers", "2", "--redis-url", redis_server.url],
+        env={
+            "CRDT_SERVER_LOOP_STALL_SECONDS": str(_STOPPED_STALL),
+            "CRDT_SERVER_HANDOFF_TIMEOUT_SECONDS": str(_HANDOFF),
+        },
+    )
+    wedding = wedding_owned_by(1)
+    stopped: int | None = None
+    await server.start()
+    try:
+        before = await wait_workers(server, 2)
+        texts = await scrape_each_worker(server, 2)
+        owner_served = served(texts)[1]
+
+        os.kill(before[1], signal.SIGSTOP)
+        stopped = before[1]
+        # Only worker 0 accepts now: it hands the connection to the stopped owner, which
+        # never acknowledges it; at the deadline worker 0 serves it itself.
+        started = time.monotonic()
+        client = YClient(server.ws_url, f"{wedding}/guests")
+        await client.connect()
+        await client.wait(client.synced.is_set, _HANDOFF + 3)
+        took = time.monotonic() - started
+        assert _HANDOFF * 0.9 <= took <= _HANDOFF + 3, took
+
+        # The owner runs again before the supervisor gives up on it: it reads the hand-off
+        # late and closes it unread, without ending the connection worker 0 serves.
+        os.kill(before[1], signal.SIGCONT)
+        stopped = None
+        await _wait_log(server, "closed unread", 10)
+        assert await wait_workers(server, 2) == before
+
+        # A sync round trip on that socket: exactly one server answers it.
+        _edit(client.doc, "g-socket", "from the socket")
+        await client.flush()
+        await client.wait(client.is_confirmed)
+        other: Doc[Any] = Doc(client_id=77001)
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+            assert (await _post(http, wedding, _edit(other, "g-http", "over http"))).is_success
+            read = (await http.get(f"/api/weddings/{wedding}/docs/guests")).json()
+        assert "from the socket" in str(read)
+        guests = client.doc.get("guests", type=Map)
+        await client.wait(lambda: "g-http" in guests)
+        assert not client.closed.is_set()
+        texts = await scrape_each_worker(server, 2)
+        assert metric(texts[0], "crdt_handoffs_taken_back_total") == 1
+        assert metric(texts[0], "crdt_connections_served_off_owner_total") >= 1
+        assert served(texts)[1] == owner_served  # the owner never admitted it
+        assert metric(texts[1], "crdt_connections_adopted_total") == 0
+
+        # Stopped for good: the heartbeat stays silent and the supervisor restarts it.
+        os.kill(before[1], signal.SIGSTOP)
+        stopped = before[1]
+        started = time.monotonic()
+        after = await wait_workers(server, 2, not_pid=before[1], timeout=_STOPPED_STALL + 10)
+        stopped = None
+        assert time.monotonic() - started <= _STOPPED_STALL + 2 * 0.6 + 5
+        assert after[0] == before[0]
+        assert "sent no heartbeat" in server.log_text()
+        # The client served by worker 0 kept working throughout.
+        _edit(client.doc, "g-after", "after the restart")
+        await client.flush()
+        await client.wait(client.is_confirmed)
+        await client.close()
+    finally:
+        if stopped is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(stopped, signal.SIGCONT)
         await server.stop()
