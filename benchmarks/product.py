@@ -37,7 +37,13 @@ idle before it), and, for ours, a cold start after the verify: every member disc
 server is stopped (SIGTERM) and started again on the same data, and every member reconnects
 at ``--cold-ramp-rate``: process start to listening and to serving, the reconnecting
 clients' connect-to-synced p50/p99, the time until every one is synced, and what they were
-sent checked against every writer's clocks. ``--saturday`` is the brief's Saturday: 100
+sent checked against every writer's clocks. The projected reader's row: on
+``--projected-weddings`` weddings a vendor's socket reads the guest list (the server puts
+it on the vendor's projection, a server-written copy without the guests' notes and contact),
+and during each step a couple's probe socket sets a probe guest's meal once a second; the
+row is the time from the probe's send to the vendor's copy holding it (the source's commit,
+a projection round, its commit and broadcast), p50/p99 (those probe updates are not in
+``sent``: 1 per second per wedding). ``--saturday`` is the brief's Saturday: 100
 weddings x 50 members, 250 to 2,500 updates/s (a 10x RSVP wave), every step run.
 """
 
@@ -58,6 +64,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +87,9 @@ from benchmarks.servers import (  # noqa: E402
     ours_spec,
     server_specs,
 )
+from crdt_server.auth.tokens import TokenCodec  # noqa: E402
 from crdt_server.codec.protocol import encode_update  # noqa: E402
+from crdt_server.testing.client import YClient  # noqa: E402
 
 MEMBERS = 10
 """Members of a wedding unless ``--members`` says otherwise."""
@@ -279,6 +288,8 @@ class Options:
     grace: float
     keep_going: bool
     members: int = MEMBERS
+    projected_weddings: int = 0
+    """Weddings whose guest list a vendor reads through its projection (the probe's row)."""
     cold_ramp_rate: float = 2000.0
     """Connections reopened/s after the cold start (0: all at once)."""
     postgres_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -352,6 +363,11 @@ class Step:
     database_ms_per_update: float | None = None
     fsync_p50: float | None = None
     commit_p50: float | None = None
+    projected_p50: float | None = None
+    """The projected reader: a probe write to the vendor's projected copy holding it, ms."""
+    projected_p99: float | None = None
+    projected_probes: int = 0
+    projected_timeouts: int = 0
     load: str = ""
     processes: str = ""
 
@@ -429,6 +445,113 @@ def fmt(value: float | None, spec: str = "{:.1f}") -> str:
     return "n/a" if value is None else spec.format(value)
 
 
+PROBE_SECONDS = 1.0
+"""How often the projected reader's probe writes, per wedding."""
+
+
+class ProjectionProbe:
+    """The projected reader (ours only): on each of ``weddings``, a vendor's socket on the
+    guest list, which the server serves from the vendor's projection, and a couple's probe
+    socket that, while :meth:`during` runs, sets a probe guest's meal every
+    :data:`PROBE_SECONDS`; each probe's time from its send to the vendor's copy holding it
+    is kept (the vendor's copy must never hold the probe guest's contact, written once)."""
+
+    def __init__(self, server: ServerProcess, weddings: Sequence[str]) -> None:
+        self.weddings = list(weddings)
+        url = f"ws://{server.host}:{server.port}/sync"
+        codec = TokenCodec(algorithms=["HS256"], secret=scale._SCALE_SECRET.encode())
+
+        def token(role: str, w: str) -> str:
+            return codec.mint(sub=f"probe-{role}", role=role, wedding=w, ttl=4 * 3600)
+
+        self.pairs = [
+            (YClient(url, f"{w}/guests", token=token("couple", w)),
+             YClient(url, f"{w}/guests", token=token("vendor", w)))
+            for w in self.weddings
+        ]  # fmt: skip
+        self.leaked = 0
+
+    async def __aenter__(self) -> ProjectionProbe:
+        try:
+            for writer, reader in self.pairs:
+                await writer.connect()
+                await reader.connect()
+                await writer.wait(writer.synced.is_set)
+                await reader.wait(reader.synced.is_set)
+                guests = writer.doc.get("guests", type=Map)
+                with writer.doc.transaction():
+                    guests["probe"] = Map(
+                        {"name": "Probe", "rsvp": "accepted", "contact": "+44 probe-secret"}
+                    )
+                await writer.flush()
+                await reader.wait(partial(_probe_meal_seen, reader), 30.0)
+        except BaseException:
+            await self.__aexit__()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for writer, reader in self.pairs:
+            with contextlib.suppress(Exception):
+                await writer.close()
+            with contextlib.suppress(Exception):
+                await reader.close()
+
+    @contextlib.asynccontextmanager
+    async def during(self, step: Step) -> AsyncIterator[None]:
+        """Probe while the body runs; fill ``step``'s projected-reader fields after it."""
+        stop = asyncio.Event()
+        lags: list[float] = []
+        timeouts = [0]
+
+        async def probe(k: int, writer: YClient, reader: YClient) -> None:
+            await asyncio.sleep(PROBE_SECONDS * k / max(1, len(self.pairs)))  # spread out
+            n = 0
+            while not stop.is_set():
+                n += 1
+                value = f"meal-{n}"
+                t0 = time.perf_counter()
+                entry = writer.doc.get("guests", type=Map)["probe"]
+                entry["meal"] = value
+                await writer.flush()
+                try:
+                    await reader.wait(partial(_probe_meal_is, reader, value), 10.0)
+                    lags.append(1000.0 * (time.perf_counter() - t0))
+                except TimeoutError:
+                    timeouts[0] += 1
+                left = PROBE_SECONDS - (time.perf_counter() - t0)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), max(0.0, left))
+
+        tasks = [asyncio.create_task(probe(k, *pair)) for k, pair in enumerate(self.pairs)]
+        try:
+            yield
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self.leaked += sum(b"probe-secret" in r.doc.get_update() for _, r in self.pairs)
+        step.projected_p50 = loadgen.percentile(lags, 50) if lags else None
+        step.projected_p99 = loadgen.percentile(lags, 99) if lags else None
+        step.projected_probes = len(lags)
+        step.projected_timeouts = timeouts[0]
+
+
+def _probe_meal_is(reader: YClient, value: str) -> bool:
+    return _probe_meal(reader) == value
+
+
+def _probe_meal_seen(reader: YClient) -> bool:
+    return _probe_meal(reader) is not None
+
+
+def _probe_meal(reader: YClient) -> str | None:
+    """The probe guest's meal in ``reader``'s copy ("" once the guest is there)."""
+    entry = reader.doc.get("guests", type=Map).get("probe")
+    if entry is None or not hasattr(entry, "get"):
+        return None
+    return str(entry.get("meal") or "")
+
+
 async def run_server(
     opts: Options, spec: ServerSpec, run_dir: Path, database: Database | None = None
 ) -> Result:
@@ -485,9 +608,16 @@ async def run_steps(
             sink = await stack.enter_async_context(
                 scale.WebhookSink(server, weddings[: opts.webhook_weddings])
             )
-        await steps_and_verify(opts, server, agents, agent_rooms, ours, result, database)
+        probe = None
+        if ours and opts.projected_weddings > 0:
+            probe = await stack.enter_async_context(
+                ProjectionProbe(server, weddings[: opts.projected_weddings])
+            )
+        await steps_and_verify(opts, server, agents, agent_rooms, ours, result, database, probe)
         if sink is not None:
             result.hooks = await sink.rows("webhooks")
+        if probe is not None and probe.leaked:
+            result.notes.append(f"PROJECTION LEAK: {probe.leaked} vendor copies hold a contact")
 
 
 async def steps_and_verify(
@@ -498,6 +628,7 @@ async def steps_and_verify(
     ours: bool,
     result: Result,
     database: Database | None,
+    probe: ProjectionProbe | None = None,
 ) -> None:
     roles = {server.pid: "server", os.getpid(): "driver"}
     for p in loadgen.process_tree(server.pid)[1:]:
@@ -507,7 +638,9 @@ async def steps_and_verify(
         roles[a.proc.pid] = f"agent{a.index}"
     for k, rate in enumerate(opts.rates):
         await loadgen.wait_server_idle(server.pid, 60.0, quiet=1.0)
-        step = await one_step(opts, server, agents, agent_rooms, rate, k, roles, ours, database)
+        step = await one_step(
+            opts, server, agents, agent_rooms, rate, k, roles, ours, database, probe
+        )
         result.steps.append(step)
         print_step(result.server, step)
         if not step.ok and not opts.keep_going:
@@ -591,6 +724,7 @@ async def one_step(
     roles: dict[int, str],
     ours: bool,
     database: Database | None = None,
+    probe: ProjectionProbe | None = None,
 ) -> Step:
     step = Step(rate)
     per_writer = rate / (opts.weddings * opts.members)
@@ -611,14 +745,16 @@ async def one_step(
     window = scale.LoadWindow(server.pid, agents)
     wall0 = time.perf_counter()
     t0 = wall0 + 0.5
-    with scale.FsyncProbe(server.data_dir, 20.0) as probe:
-        results = await asyncio.gather(
-            *(a.call("sustain", rooms=rooms, writers_per_room=opts.members,
-                     segments=[[opts.step_seconds, per_writer]], t0=t0, id_base=base,
-                     grace=opts.grace)
-              for a, rooms, base in zip(agents.all, agent_rooms, bases, strict=True))
-        )  # fmt: skip
-        await scale.settle(server.pid, list(zip(agents.all, results, strict=True)))
+    probing = probe.during(step) if probe is not None else contextlib.nullcontext()
+    with scale.FsyncProbe(server.data_dir, 20.0) as fsync:
+        async with probing:
+            results = await asyncio.gather(
+                *(a.call("sustain", rooms=rooms, writers_per_room=opts.members,
+                         segments=[[opts.step_seconds, per_writer]], t0=t0, id_base=base,
+                         grace=opts.grace)
+                  for a, rooms, base in zip(agents.all, agent_rooms, bases, strict=True))
+            )  # fmt: skip
+            await scale.settle(server.pid, list(zip(agents.all, results, strict=True)))
     wall = time.perf_counter() - wall0
     window.stop()
     procs1 = proc_cpu()
@@ -649,7 +785,7 @@ async def one_step(
         step.database_ms_per_update = 1000.0 * used / step.sent if step.sent else None
         step.other_pct = max(0.0, step.other_pct - step.database_pct)
         roles.update(dict.fromkeys(db_pids, "postgres"))
-    step.fsync_p50 = loadgen.percentile(probe.times, 50)
+    step.fsync_p50 = loadgen.percentile(fsync.times, 50)
     step.commit_p50 = scale.bucket_percentile(before, after, 50) if ours else None
     step.load = loadavg()
     step.processes = cpu_table(procs0, procs1, wall, roles)
@@ -672,7 +808,18 @@ def print_step(name: str, s: Step) -> None:
         f"load average {s.load} -> {'ok' if s.ok else 'NOT sustained'}",
         flush=True,
     )
+    if s.projected_probes or s.projected_timeouts:
+        print(f"    {projected_text(s)}", flush=True)
     print(f"    processes: {s.processes}", flush=True)
+
+
+def projected_text(s: Step) -> str:
+    return (
+        f"projected reader (a vendor's socket on the guest list, served its projection): a "
+        f"probe write to the vendor's copy holding it p50 {fmt(s.projected_p50)} p99 "
+        f"{fmt(s.projected_p99)} ms ({s.projected_probes} probes, {s.projected_timeouts} "
+        "not seen within 10 s)"
+    )
 
 
 def mib(kib: float) -> str:
@@ -739,6 +886,14 @@ def render(results: list[Result], opts: Options) -> str:
             f"CPU per update {ours.server_ms_per_update / peer.server_ms_per_update:.2f}x "
             "(goal <= 1.5)",
         ]
+    for r in results:
+        shown = r.sustained or (r.steps[-1] if r.steps else None)
+        if shown is not None and (shown.projected_probes or shown.projected_timeouts):
+            lines += [
+                "",
+                f"{r.server} at {shown.rate:.0f} updates/s, {opts.projected_weddings} "
+                f"weddings: {projected_text(shown)}",
+            ]
     cold = [(r.server, r.cold) for r in results if r.cold is not None]
     if cold:
         back = f"at {opts.cold_ramp_rate:.0f}/s" if opts.cold_ramp_rate > 0 else "all at once"
@@ -901,14 +1056,14 @@ async def main_async(opts: Options, keep: bool, json_path: Path | None) -> int:
 
 SATURDAY = {"weddings": 100, "members": 50, "rates": "250,500,1000,2500", "keep_going": True}
 """``--saturday``: a 10x RSVP wave over a base of 250 updates/s on 100 weddings of 50."""
-TINY = {"weddings": 4, "webhook_weddings": 2, "rates": "20,40", "step_seconds": 2.0,
-        "agents": 1, "ramp_rate": 200.0, "grace": 10.0}  # fmt: skip
+TINY = {"weddings": 4, "webhook_weddings": 2, "projected_weddings": 2, "rates": "20,40",
+        "step_seconds": 2.0, "agents": 1, "ramp_rate": 200.0, "grace": 10.0}  # fmt: skip
 """``--tiny``: a few seconds (tests/test_benchmarks.py)."""
 DEFAULTS: dict[str, Any] = {
     "servers": "ours,y-websocket", "weddings": 1000, "members": MEMBERS,
     "rates": "1000,2000,3000,4000,5000,6000", "step_seconds": 20.0, "agents": 2,
-    "ramp_rate": 500.0, "cold_ramp_rate": 2000.0, "webhook_weddings": 10, "grace": 10.0,
-    "keep_going": False,
+    "ramp_rate": 500.0, "cold_ramp_rate": 2000.0, "webhook_weddings": 10,
+    "projected_weddings": 10, "grace": 10.0, "keep_going": False,
 }  # fmt: skip
 SERVERS = ("ours", "ours-postgres", "y-websocket")
 
@@ -935,6 +1090,10 @@ def parse(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]:
                    help="connections reopened/s after the cold start, ours only; 0: all at "
                         f"once (default {d['cold_ramp_rate']:g})")  # fmt: skip
     p.add_argument("--webhook-weddings", type=int, help=f"default {d['webhook_weddings']}")
+    p.add_argument("--projected-weddings", type=int,
+                   help="weddings whose guest list a vendor reads through its projection, "
+                        "probed once a second (ours; default "
+                        f"{d['projected_weddings']})")  # fmt: skip
     p.add_argument("--grace", type=float,
                    help="s to wait for echoes and deliveries after a step's last send "
                         f"(default {d['grace']:g})")  # fmt: skip
@@ -969,6 +1128,7 @@ def parse(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]:
         ramp_rate=args.ramp_rate,
         webhook_weddings=args.webhook_weddings,
         grace=args.grace,
+        projected_weddings=min(args.projected_weddings, args.weddings),
         keep_going=args.keep_going,
         members=args.members,
         cold_ramp_rate=args.cold_ramp_rate,

@@ -57,6 +57,12 @@ class WeddingDomain:
         del entries[person]
         return True
 
+    def person_paths(self, person: str) -> tuple[str, ...]:
+        """The entries that hold one guest, as findings name them
+        (``guests/guests/g1``, ``seating/assignments/g1``): what erasure looks for in
+        stored events and deliveries besides the guest's id."""
+        return tuple(f"{kind}/{root}/{person}" for kind, root in _PERSON_ROOTS.items())
+
 
 _PERSON_ROOTS = {"guests": "guests", "seating": "assignments"}
 """Where a guest is, by document kind: their entry (keyed by guest id) and their seat

@@ -225,9 +225,12 @@ def permissions_page() -> str:
         + "\n".join(capabilities)
         + "\n\n## Fields\n\n"
         "Fields narrower than their document: other roles get no such field in the JSON "
-        "reads, events and edit-session excerpts, and read the document through a "
-        "projection over their socket, binary reads and HTTP sync (a server-written copy "
-        "without those fields; see "
+        "reads, events and edit-session excerpts, webhook deliveries (cut to the endpoint "
+        "creator's current role) and findings (a concurrent edit without its `value`s, a "
+        "schema finding naming the field, not its value), and read the document through a "
+        "projection over their socket, binary reads and HTTP sync, whether the matrix or a "
+        "token's `docs` override lets them read it (a server-written copy without those "
+        "fields; see "
         "[Documents](../guides/documents.md#projections-what-a-vendors-device-receives)).\n\n"
         "| document | field | roles that read it |\n|---|---|---|\n" + "\n".join(fields) + "\n"
     )

@@ -358,9 +358,13 @@ class DocumentStore(Protocol):
         no-op."""
         ...
 
-    async def erase_entity_events(self, wedding: str, entity_id: str) -> int:
+    async def erase_entity_events(
+        self, wedding: str, entity_id: str, paths: Sequence[str] = ()
+    ) -> int:
         """Delete the wedding's events about one entry (``"id"`` or ``"guest_id"`` in their
-        data): per-person erasure. Returns how many were deleted."""
+        data), and those naming one of ``paths`` or a path under one (a finding about
+        ``guests/guests/g1``, which may quote its values): per-person erasure. Returns how
+        many were deleted."""
 
     async def last_event_seq(self, wedding: str) -> int:
         """The seq of the wedding's newest event (0 if none)."""

@@ -391,17 +391,22 @@ class PostgresStore:
         rows = await self._fetch(sql, *args)
         return [StoredEvent(*row) for row in rows]
 
-    async def erase_entity_events(self, wedding: str, entity_id: str) -> int:
+    async def erase_entity_events(
+        self, wedding: str, entity_id: str, paths: Sequence[str] = ()
+    ) -> int:
         quoted = json.dumps(entity_id)
+        # How the entry appears in event data: its id, and its paths (a finding's
+        # "guests/guests/g1", or a path under it).
+        named = [n for p in paths for n in (json.dumps(p), json.dumps(p)[:-1] + "/")]
+        needles = [f'"id":{quoted}', f'"guest_id":{quoted}', *named]
+        found = " OR ".join(f"strpos(data, ${i + 2}) > 0" for i in range(len(needles)))
 
         async def body(conn: _Conn) -> int:
             gone = await conn.fetchval(
                 f"WITH g AS (DELETE FROM {self._s}.events WHERE wedding = $1"
-                " AND (strpos(data, $2) > 0 OR strpos(data, $3) > 0) RETURNING 1)"
-                " SELECT count(*) FROM g",
+                f" AND ({found}) RETURNING 1) SELECT count(*) FROM g",
                 wedding,
-                f'"id":{quoted}',
-                f'"guest_id":{quoted}',
+                *needles,
             )
             return int(gone)
 

@@ -396,15 +396,16 @@ class SqliteStore:
         rows = await self._read(f"{sql} ORDER BY seq LIMIT ?", *params, limit)
         return [StoredEvent(*row) for row in rows]
 
-    async def erase_entity_events(self, wedding: str, entity_id: str) -> int:
-        needles = _entity_needles(entity_id)
+    async def erase_entity_events(
+        self, wedding: str, entity_id: str, paths: Sequence[str] = ()
+    ) -> int:
+        needles = _entity_needles(entity_id, paths)
+        found = " OR ".join("instr(data, ?) > 0" for _ in needles)
 
         def body(db: sqlite3.Connection) -> int:
             return int(
                 db.execute(
-                    "DELETE FROM events WHERE wedding = ? AND (instr(data, ?) > 0"
-                    " OR instr(data, ?) > 0)",
-                    (wedding, *needles),
+                    f"DELETE FROM events WHERE wedding = ? AND ({found})", (wedding, *needles)
                 ).rowcount
             )
 
@@ -1064,10 +1065,12 @@ def insert_events(
     return stored
 
 
-def _entity_needles(entity_id: str) -> tuple[str, str]:
-    """How an entry's id appears in stored event data (compact JSON)."""
+def _entity_needles(entity_id: str, paths: Sequence[str] = ()) -> tuple[str, ...]:
+    """How an entry's id appears in stored event data (compact JSON), and its paths (a
+    finding's ``"guests/guests/g1"``, or a path under it: ``"guests/guests/g1/contact"``)."""
     quoted = json.dumps(entity_id)
-    return f'"id":{quoted}', f'"guest_id":{quoted}'
+    named = tuple(n for p in paths for n in (json.dumps(p), json.dumps(p)[:-1] + "/"))
+    return f'"id":{quoted}', f'"guest_id":{quoted}', *named
 
 
 def _check_event(event: NewEvent) -> None:

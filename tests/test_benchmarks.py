@@ -208,6 +208,9 @@ def test_the_product_scenario_runs_tiny(tmp_path: Path) -> None:
     ours = json.loads(out.read_text())["ours"]
     assert [s["rate"] for s in ours["steps"]] == [20.0, 40.0]
     assert all(s["sent"] > 0 and s["lost"] == 0 and s["missing"] == 0 for s in ours["steps"])
+    # The projected reader: a vendor's copy of the guest list follows the probe, no contact.
+    assert all(s["projected_probes"] > 0 for s in ours["steps"]), ours["steps"]
+    assert "projected reader" in done.stdout and "PROJECTION LEAK" not in done.stdout
     assert ours["verified"] == "12 of 12 rooms hold every writer's clocks"
     hooks = ours["webhooks"]
     assert hooks["webhooks: webhook events not delivered 120 s after it"] == 0, hooks

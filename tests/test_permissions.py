@@ -50,3 +50,19 @@ def test_an_operator_replaces_one_capability_and_keeps_the_rest() -> None:
 def test_a_malformed_capability_section_is_refused(raw: object, message: str) -> None:
     with pytest.raises(PermissionsError, match=message):
         PermissionMatrix.from_json(json.dumps(raw))
+
+
+def test_only_roles_reading_every_field_of_every_document_read_the_conflicts_room() -> None:
+    # The room's messages quote values (a schema finding quotes the field's): a vendor given
+    # all four documents still has hidden fields in the guest list.
+    every = {d: "read" for d in ("timeline", "budget", "guests", "seating")}
+    matrix = PermissionMatrix.from_json(json.dumps({"vendor": every, "planner": every}))
+    assert matrix.access("planner", "conflicts") is Access.READ
+    assert matrix.access("vendor", "conflicts") is Access.NONE
+    assert matrix.access("friend", "conflicts", dict.fromkeys(every, Access.READ)) is Access.NONE
+
+
+def test_every_role_with_hidden_fields_is_projected_whatever_grants_the_document() -> None:
+    # A friend reads no guest list by the matrix, but a token's override may give it one.
+    projected = PermissionMatrix().projections()
+    assert projected == {"guests": frozenset({"vendor", "friend"})}

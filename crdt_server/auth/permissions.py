@@ -18,9 +18,11 @@ Some **fields** are narrower than their document (:data:`FIELD_READERS`): a gues
 ``notes`` and ``contact`` are for the couple, the planner and family, while vendors, who read
 the guest list for the catering, keep seeing ``dietary`` and ``meal``. The JSON views (the
 document read, versions) leave such a field out for other roles, entry events never carry
-notes, and edit-session events (``*.notes_edited``) reach them without their excerpts. A Yjs
-replica cannot be filtered per field, so a role with hidden fields in a document reads a
-*projection* of it over its socket, binary reads and HTTP sync: a server-written copy
+notes, edit-session events (``*.notes_edited``) reach them without their excerpts, findings
+reach them without the field's values (:mod:`documents.redaction`), and webhook deliveries
+are cut to their creator's role. A Yjs replica cannot be filtered per field, so a role with
+hidden fields in a document reads a *projection* of it over its socket, binary reads and HTTP
+sync (whatever grants it the document, a token's override included): a server-written copy
 without those fields (:mod:`crdt_server.features.projections`, :meth:`PermissionMatrix.projected`).
 """
 
@@ -222,11 +224,13 @@ class PermissionMatrix:
 
     def access(self, role: str, doc: str, overrides: Mapping[str, Access] | None = None) -> Access:
         if doc == "conflicts":
-            # Conflict messages quote every document (the budget too), and one shared room
-            # cannot be filtered per reader: only who may read all four may read it, and
+            # Conflict messages quote every document (the budget too, and a schema finding
+            # the value of the field it is about), and one shared room cannot be filtered
+            # per reader: only who may read all four, every field of them, may read it, and
             # nobody writes it but the server.
             every = all(self.access(role, d, overrides).can_read for d in DOCUMENT_KINDS)
-            return Access.READ if every else Access.NONE
+            hidden = any(self.hidden_fields(role, d) for d in DOCUMENT_KINDS)
+            return Access.READ if every and not hidden else Access.NONE
         if overrides and doc in overrides:
             return overrides[doc]
         return self._matrix.get(role, {}).get(doc, Access.NONE)
@@ -249,12 +253,15 @@ class PermissionMatrix:
         return doc in DOCUMENT_KINDS and bool(self.hidden_fields(role, doc))
 
     def projections(self) -> dict[str, frozenset[str]]:
-        """Document -> the roles of the matrix that read it through a projection (those
-        that read it at all and have hidden fields in it)."""
+        """Document -> the roles that read it through a projection: every role (of
+        :data:`ROLES` and of the matrix) with hidden fields in it, whether the matrix lets
+        it read the document or a token's ``docs`` override does (a friend given
+        ``guests: read`` reads the guests' projection, never their notes). A projection
+        nobody reads costs nothing: it is built when first read."""
         found: dict[str, set[str]] = {}
-        for role in self.roles:
+        for role in dict.fromkeys((*ROLES, *self.roles)):
             for doc in DOCUMENT_KINDS:
-                if self.projected(role, doc) and self.access(role, doc).can_read:
+                if self.projected(role, doc):
                     found.setdefault(doc, set()).add(role)
         return {doc: frozenset(roles) for doc, roles in found.items()}
 

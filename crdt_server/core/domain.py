@@ -89,3 +89,9 @@ class Domain(Protocol):
         domain (a wedding's guest: their entry, their seat); whether anything was there.
         The erasure runs it on every document of the wedding, then folds their logs."""
         ...
+
+    def person_paths(self, person: str) -> Collection[str]:
+        """The entry paths (``kind/root/id``) that hold one person: stored events naming
+        one of them (a finding about that entry, which may quote its values) go with the
+        person's erasure."""
+        ...

@@ -150,9 +150,11 @@ class ErasureService:
         stored = [n for n in await self._store.list(f"{wedding_id}/") if n not in derived]
         for name in [*stored, *derived]:
             await self._rewrite(name)
-        # Their events (guest.added carries the name) go too; the removal's own event holds
-        # only the id.
-        await self._store.erase_entity_events(wedding_id, guest_id)
+        # Their events (guest.added carries the name) go too, and the findings about their
+        # entries (a concurrent edit quotes the values that crossed); the removal's own
+        # event holds only the id.
+        paths = tuple(domain.person_paths(guest_id))
+        await self._store.erase_entity_events(wedding_id, guest_id, paths)
         if not await self._store.scrub():
             self._scrub_wanted.set()
         return found

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from crdt_server.actor import Actor
 from crdt_server.documents.notes import TEXT_OPERATIONS
@@ -182,12 +183,14 @@ class SuggestedResolution(msgspec.Struct, frozen=True):
 
 class LostOrKept(msgspec.Struct, frozen=True):
     """One side of a concurrent edit: who wrote it (``null``: not known to the server),
-    the value (JSON; a map entry's fields), when it reached the server (``null``: before
-    this server process loaded the document)."""
+    when it reached the server (``null``: before this server process loaded the document),
+    and the value (JSON; a map entry's fields). ``value`` is left out (not ``null``) for a
+    reader whose role may not read that field (a vendor, a guest's contact); a whole
+    entry's value leaves out the fields the reader may not read."""
 
     actor: Actor | None
-    value: Any
     at: str | None
+    value: Any | UnsetType = UNSET
 
 
 class ConcurrentEdit(msgspec.Struct, frozen=True):

@@ -901,6 +901,31 @@ async def test_purging_old_events_never_reuses_their_seqs(store: DocumentStore) 
 
 
 @pytest.mark.asyncio
+async def test_erasing_an_entry_deletes_the_events_naming_it_or_its_paths(
+    store: DocumentStore,
+) -> None:
+    def compact(wedding: str, type_: str, **data: Any) -> NewEvent:
+        text = json.dumps(data, separators=(",", ":"))  # as the server stores event data
+        return NewEvent(wedding, type_, text, "guests", sub="ada", role="planner")
+
+    await store.add_events(
+        [
+            compact("w1", "guest.added", guest_id="g1"),
+            compact("w1", "conflict.detected", id="cw:1", paths=["guests/guests/g1"]),
+            compact("w1", "conflict.detected", id="x", paths=["guests/guests/g1/contact"]),
+            compact("w1", "conflict.detected", id="cw:2", paths=["guests/guests/g10"]),
+            compact("w1", "guest.added", guest_id="g2"),
+            compact("w2", "guest.added", guest_id="g1"),
+        ]
+    )
+    paths = ("guests/guests/g1", "seating/assignments/g1")
+    assert await store.erase_entity_events("w1", "g1", paths) == 3
+    left = [json.loads(e.data) for e in await store.events("w1")]
+    assert left == [{"id": "cw:2", "paths": ["guests/guests/g10"]}, {"guest_id": "g2"}]
+    assert len(await store.events("w2")) == 1
+
+
+@pytest.mark.asyncio
 async def test_deleting_a_wedding_deletes_its_events(store: DocumentStore) -> None:
     await store.append(ups("w1/guests", text_updates("a")), [_event("w1", "guest.added")])
     await store.add_events([_event("w10", "guest.added")])

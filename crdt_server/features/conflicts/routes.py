@@ -15,10 +15,13 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import msgspec
+from msgspec import UNSET
 from starlette.responses import Response
 
 from crdt_server.actor import Actor
+from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.documents.operations import OPERATIONS
+from crdt_server.documents.redaction import conflict_for_reader, finding_for_reader
 from crdt_server.edge.bodies import (
     Acknowledgement,
     ConcurrentEdit,
@@ -31,6 +34,7 @@ from crdt_server.edge.documents import (
     capable_principal,
     readable_documents,
     sender_of,
+    wedding_principal,
     writer_principal,
 )
 from crdt_server.edge.params import ConflictId, WeddingId, WeddingPath
@@ -69,13 +73,24 @@ class ResolveAnswer(msgspec.Struct, frozen=True):
     person had already acknowledged the conflict)."""
 
 
-def _item(view: ConflictView) -> ConflictItem:
+def _item(view: ConflictView, permissions: PermissionMatrix, role: str) -> ConflictItem:
+    """A finding as ``role`` may read it: the same finding for every reader of its
+    documents, without the values of fields the role may not read (a schema finding names
+    the field; a concurrent edit keeps its actors and times)."""
     s = view.suggestion
     keep = s.get("keep")
+    doc = view.conflict.paths[0].split("/")[0] if view.conflict.paths else ""
+    hidden = permissions.hidden_fields(role, doc)
+    conflict = conflict_for_reader(view.conflict, hidden)
+    concurrent = view.concurrent
+    if concurrent is not None:
+        concurrent = finding_for_reader(
+            concurrent, permissions.hidden_fields(role, concurrent["doc"])
+        )
     return ConflictItem(
-        code=view.conflict.code,
-        paths=list(view.conflict.paths),
-        message=view.conflict.message,
+        code=conflict.code,
+        paths=list(conflict.paths),
+        message=conflict.message,
         id=view.id,
         first_seen=None if view.first_seen is None else rfc3339(view.first_seen),
         actors=[Actor(a["sub"], a["role"]) for a in view.actors],
@@ -89,7 +104,7 @@ def _item(view: ConflictView) -> ConflictItem:
             ops=list(s.get("ops", [])),
             message=str(s.get("message")),
         ),
-        concurrent=None if view.concurrent is None else _concurrent(view.concurrent),
+        concurrent=None if concurrent is None else _concurrent(concurrent),
     )
 
 
@@ -99,7 +114,8 @@ def _side(side: dict[str, Any] | None) -> LostOrKept | None:
     actor = side.get("actor")
     return LostOrKept(
         actor=None if not actor else Actor(actor["sub"], actor["role"]),
-        value=side.get("value"),
+        # Left out (not null) where the reader may not read the field: null is a value.
+        value=side["value"] if "value" in side else UNSET,
         at=None if side.get("at") is None else _when(side["at"]),
     )
 
@@ -133,8 +149,10 @@ def _when(at: Any) -> str:
 )
 async def list_conflicts(call: ApiCall, path: WeddingPath) -> Response:
     docs = readable_documents(call, path.wedding_id)
+    role = wedding_principal(call, path.wedding_id, docs).role
     views = await call.state.extension(ConflictsKeeper).views(path.wedding_id, docs)
-    return json_response(ConflictsAnswer(conflicts=[_item(v) for v in views]))
+    permissions = call.state.permissions
+    return json_response(ConflictsAnswer(conflicts=[_item(v, permissions, role) for v in views]))
 
 
 @conflict_routes.post(

@@ -45,7 +45,7 @@ from crdt_server.errors import (
     TooMany,
     Unauthenticated,
 )
-from crdt_server.features.events.log import EventLog, event_json
+from crdt_server.features.events.log import EventLog, event_json, readable_event
 from crdt_server.features.events.settings import EventSettings
 from crdt_server.names import event_problem
 from crdt_server.storage import EventFilter, NewEvent, Once, StoredEvent
@@ -140,26 +140,8 @@ thread's events name its participants; the couple and planner see every thread).
 
 
 def shown_to(call: ApiCall, role: str, event: StoredEvent) -> dict[str, Any]:
-    """``event`` as ``role`` may read it: an edit session's excerpts (``before``/``after``)
-    are left out when the role may not read that field (a vendor, a guest's notes)."""
-    item = event_json(event)
-    data = item["data"]
-    if isinstance(data, dict) and event.type.endswith(".notes_edited") and event.doc:
-        field = data.get("field")
-        permissions = call.state.permissions
-        if not isinstance(field, str) or not permissions.can_read_field(role, event.doc, field):
-            data.pop("before", None)
-            data.pop("after", None)
-    elif isinstance(data, dict) and event.doc:
-        # An entry's fields (added, removed, changed) the role may not read: a guest's
-        # contact for a vendor.
-        hidden = call.state.permissions.hidden_fields(role, event.doc)
-        for key in ("fields", "before", "changes") if hidden else ():
-            fields = data.get(key)
-            if isinstance(fields, dict):
-                for name in hidden:
-                    fields.pop(name, None)
-    return item
+    """``event`` as ``role`` may read it (:func:`~.log.readable_event`)."""
+    return readable_event(event_json(event), call.state.permissions, role)
 
 
 def viewer_of(principal: Principal) -> str | None:

@@ -13,10 +13,11 @@ projection, and the update that made is applied to the projection room like a cl
 round, so a burst of edits costs one round, not one per edit.
 
 Which roles are projected where comes from the permission matrix
-(:meth:`PermissionMatrix.projections`): a role that reads a document and may not read some
-of its fields. With several processes, a lease on the bus makes one of them the writer of a
-projection at a time; a new writer first integrates what the store has of it, so two
-processes never write the same client's clocks.
+(:meth:`PermissionMatrix.projections`): a role that may not read some fields of a document,
+whether the matrix or a token's ``docs`` override lets it read the document. With several
+processes, a lease on the bus makes one of them the writer of a projection at a time; a new
+writer first integrates what the store has of it, so two processes never write the same
+client's clocks.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
 from crdt_server.features.events.log import EventLog
+from crdt_server.features.people.directory import People
 from crdt_server.features.webhooks.commands import COMMANDS
 from crdt_server.features.webhooks.dispatcher import Webhooks
 from crdt_server.features.webhooks.routes import webhook_routes
@@ -17,7 +18,8 @@ __all__ = ["FEATURE"]
 
 
 def _build(built: Built) -> Sequence[Extension]:
-    webhooks = Webhooks()
+    # The directory gives each endpoint's creator's current role (payloads are cut to it).
+    webhooks = Webhooks(built.find(People))
     built.get(EventLog).listen(webhooks.wake)
     return [webhooks]
 

@@ -24,25 +24,38 @@ Wire format (https://www.standardwebhooks.com/): headers ``webhook-id``,
 ``webhook-timestamp``, ``webhook-signature: v1,<base64 HMAC-SHA256 of id.timestamp.body>``
 (two signatures for 24 h after a rotation, the new secret's and the old one's); body
 ``{"type", "timestamp", "data": <the event as GET .../events shows it>}``.
+
+A payload is cut, at each attempt, to what the endpoint's creator may read *now*: their role
+is read from the member directory once per batch of claimed deliveries (a role changed
+through the members API or a newer token applies to the next delivery, retries included),
+and the event is shown as that role reads it in ``GET .../events``
+(:func:`~crdt_server.features.events.log.readable_event`: no guest's contact or notes for a
+vendor). An event of a document the creator's role may no longer read is not sent: its
+delivery fails at once (a dead letter, ``withheld``). Endpoints created by the admin (no
+creator) carry whole events; a creator the directory does not know gets every field with a
+read rule cut.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import secrets
 import socket
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.core.hooks import Core, Extension
-from crdt_server.features.events.log import rfc3339
+from crdt_server.documents.domain import WEDDINGS
+from crdt_server.features.events.log import readable_event, rfc3339
 from crdt_server.features.webhooks.endpoints import WebhookEndpoints, insert_delivery
 from crdt_server.features.webhooks.model import (
     ENDPOINT_COLUMNS,
@@ -57,6 +70,10 @@ from crdt_server.features.webhooks.settings import WebhookSettings
 from crdt_server.features.webhooks.tables import Statement, WebhookTables
 from crdt_server.settings import Settings
 from crdt_server.storage import DocumentStore, EventFilter
+
+if TYPE_CHECKING:
+    from crdt_server.features.people.directory import People
+    from crdt_server.features.people.model import Member
 
 __all__ = ["Webhooks"]
 
@@ -80,7 +97,8 @@ class _Metrics:
         self.attempts = Counter(
             "crdt_webhook_attempts",
             "Webhook delivery attempts by outcome (delivered, rejected: a non-2xx answer, "
-            "gone: 410, error: no answer, refused: unsafe address)",
+            "gone: 410, error: no answer, refused: unsafe address, withheld: its creator "
+            "may no longer read the event's document)",
             ["outcome"],
             registry=registry,
         )
@@ -102,7 +120,11 @@ class Webhooks(Extension):
 
     name = "webhooks"
 
-    def __init__(self) -> None:
+    def __init__(self, people: People | None = None) -> None:
+        """``people``: the member directory, where each endpoint's creator's current role is
+        read (without it, a creator's endpoint gets every field with a read rule cut)."""
+        self._people = people
+        self._permissions = PermissionMatrix()
         self._tables: WebhookTables | None = None
         self._manage: WebhookEndpoints | None = None
         self._settings = Settings()
@@ -137,6 +159,8 @@ class Webhooks(Extension):
         """Install the tables and get ready to send, without starting the dispatcher
         (:meth:`start` does both; tests and tools may drive :meth:`fan_out` themselves)."""
         self._settings = settings
+        if settings.permissions:
+            self._permissions = PermissionMatrix.from_json(settings.permissions)
         self._config = config = settings.fragment(WebhookSettings)
         self._tables = WebhookTables(store)
         await self._tables.install()
@@ -201,7 +225,7 @@ class Webhooks(Extension):
     async def on_guest_erased(self, wedding: str, guest_id: str) -> None:
         """A guest is erased: their stored delivery payloads go (see
         :meth:`WebhookEndpoints.forget_entity`)."""
-        await self.manage.forget_entity(wedding, guest_id)
+        await self.manage.forget_entity(wedding, guest_id, WEDDINGS.person_paths(guest_id))
 
     async def on_member_erased(self, wedding: str, sub: str) -> bool:
         """A member is erased: the deliveries quoting their thread events go, and the
@@ -329,10 +353,14 @@ class Webhooks(Extension):
     def _start(
         self, rows: Sequence[Sequence[Any]], endpoints: dict[str, Endpoint] | None = None
     ) -> None:
+        # The creators' roles are read once for the batch (shared by its attempts), and
+        # again for the next: a role change applies to the next delivery.
+        creators: dict[tuple[str, str], asyncio.Future[Member | None]] = {}
         for row in rows:
             hook = str(row[2])
             task = asyncio.create_task(
-                self._attempt(row, (endpoints or {}).get(hook)), name=f"webhook {row[0]}"
+                self._attempt(row, (endpoints or {}).get(hook), creators),
+                name=f"webhook {row[0]}",
             )
             self._sending[task] = hook
             self._in_flight[hook] = self._in_flight.get(hook, 0) + 1
@@ -399,7 +427,48 @@ class Webhooks(Extension):
 
     # -- one attempt -------------------------------------------------------------------
 
-    async def _attempt(self, row: Sequence[Any], known: Endpoint | None = None) -> None:
+    async def _creator(
+        self,
+        endpoint: Endpoint,
+        creators: dict[tuple[str, str], asyncio.Future[Member | None]],
+    ) -> tuple[bool, Member | None]:
+        """Whether the endpoint has a creator, and their directory entry (``None``: not in
+        the directory, or no directory), read once per batch."""
+        if not endpoint.creator:
+            return False, None
+        if self._people is None:
+            return True, None
+        key = (endpoint.wedding, endpoint.creator)
+        found = creators.get(key)
+        if found is None:
+            read: Awaitable[Member | None] = self._people.member(*key)
+            found = creators[key] = asyncio.ensure_future(read)
+        return True, await asyncio.shield(found)
+
+    def _cut(self, payload: str, member: Member | None) -> str | None:
+        """``payload`` as ``member``'s role may read it now (``None``: an unknown creator,
+        every field with a read rule cut); ``None`` if that role may not read its document
+        at all."""
+        body = json.loads(payload)
+        item = body.get("data") if isinstance(body, dict) else None
+        doc = item.get("doc") if isinstance(item, dict) else None
+        if not isinstance(item, dict) or not isinstance(doc, str):
+            return payload  # no document's event (a custom one, a test)
+        role = "" if member is None else member.role
+        permissions = self._permissions
+        if member is not None and not permissions.access(role, doc).can_read:
+            return None
+        if not permissions.hidden_fields(role, doc):
+            return payload
+        body["data"] = readable_event(item, permissions, role)
+        return json.dumps(body, separators=(",", ":"))
+
+    async def _attempt(
+        self,
+        row: Sequence[Any],
+        known: Endpoint | None = None,
+        creators: dict[tuple[str, str], asyncio.Future[Member | None]] | None = None,
+    ) -> None:
         delivery, wedding = str(row[0]), str(row[1])
         payload, attempts, event_at = str(row[3]), int(row[4]), float(row[5])
         endpoint = known or await self.manage.endpoint(wedding, str(row[2]))
@@ -407,6 +476,25 @@ class Webhooks(Extension):
             return  # deleted meanwhile, with its deliveries
         status, error, answer = 0, "", ""
         outcome = "error"
+        cut: str | None = payload
+        member: Member | None = None
+        try:
+            created, member = await self._creator(endpoint, {} if creators is None else creators)
+            if created:
+                cut = self._cut(payload, member)
+        except Exception:
+            log.exception("could not read the creator of webhook endpoint %s", endpoint.id)
+            cut = None  # nothing is sent that its creator might not read; retried later
+            error = "could not read its creator's role; retrying"
+        if cut is None and not error:
+            role = member.role if member is not None else "?"
+            error = f"its creator's role ({role}) may not read this event's document now"
+            self._settle(endpoint, delivery, attempts, event_at, "withheld", 0, error, "")
+            return
+        if cut is None:
+            self._settle(endpoint, delivery, attempts, event_at, "error", 0, error, "")
+            return
+        payload = cut
         try:
             async with asyncio.timeout(self._config.webhook_timeout_seconds + 1):
                 assert self._senders is not None
@@ -459,7 +547,7 @@ class Webhooks(Extension):
         if outcome == "delivered":
             metrics.latency.observe(max(0.0, now - event_at))
             state, next_at, done = "delivered", now, now
-        elif outcome == "gone" or attempts >= len(schedule):
+        elif outcome in ("gone", "withheld") or attempts >= len(schedule):
             state, next_at, done = "failed", now, now
             metrics.dead_letters.inc()
         else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from crdt_server.features.events.log import rfc3339
@@ -229,17 +229,20 @@ class WebhookEndpoints:
         )
         return bool(rows[2])
 
-    async def forget_entity(self, wedding: str, entity_id: str) -> int:
+    async def forget_entity(self, wedding: str, entity_id: str, paths: Sequence[str] = ()) -> int:
         """Erasure of an entry (a guest): delete the wedding's deliveries whose payload names
-        it (their events quote its fields), whatever their state; how many went."""
+        it (their events quote its fields) or one of its ``paths`` (a finding about the
+        entry quotes the values that crossed), whatever their state; how many went."""
         quoted = json.dumps(entity_id)
-        has = self.tables.contains("payload")
+        named = [n for p in paths for n in (json.dumps(p), json.dumps(p)[:-1] + "/")]
+        needles = (f'"id":{quoted}', f'"guest_id":{quoted}', *named)
+        has = " OR ".join(self.tables.contains("payload") for _ in needles)
         rows = await self.tables.transaction(
             [
                 (
-                    f"DELETE FROM {{t}}webhook_deliveries WHERE wedding = ? AND ({has} OR {has})"
+                    f"DELETE FROM {{t}}webhook_deliveries WHERE wedding = ? AND ({has})"
                     " RETURNING id",
-                    (wedding, f'"id":{quoted}', f'"guest_id":{quoted}'),
+                    (wedding, *needles),
                 )
             ]
         )

@@ -25,12 +25,14 @@ import msgspec
 from msgspec import UNSET, UnsetType
 from starlette.responses import Response
 
+from crdt_server.auth.principals import Principal
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.edge.documents import capable_principal, readable_documents
 from crdt_server.edge.params import DeliveryId, HookId, PageLimit, WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Conflict, Gone, Impossible, Malformed, NotFound
 from crdt_server.features.events.routes import viewer_of
+from crdt_server.features.people.directory import People
 from crdt_server.features.webhooks.dispatcher import Webhooks
 from crdt_server.features.webhooks.endpoints import WebhookEndpoints
 from crdt_server.features.webhooks.model import Endpoint, scope_json
@@ -44,6 +46,16 @@ MAX_ENDPOINTS = 50
 """Endpoints one wedding may have."""
 MAX_PATTERNS = 50
 IDEMPOTENCY_SECONDS = 24 * 3600.0
+
+
+async def _record_creator(call: ApiCall, wedding_id: str, principal: Principal) -> None:
+    """Keep the member directory's entry of who answers for an endpoint: the dispatcher
+    cuts every delivery to the role the directory gives them then."""
+    people = call.state.find(People)
+    if people is not None and principal.authenticated:
+        await people.see(
+            wedding_id, principal.user_id, principal.role, principal.name, principal.email
+        )
 
 
 def _all() -> list[str]:
@@ -255,6 +267,7 @@ async def create_webhook(call: ApiCall, path: WeddingPath, body: WebhookRequest)
         )
     if await webhooks.count(wedding_id) >= MAX_ENDPOINTS:
         raise Impossible(f"a wedding has at most {MAX_ENDPOINTS} webhook endpoints")
+    await _record_creator(call, wedding_id, principal)
     try:
         # IdempotencyConflict (a key reused with another body) is a domain Conflict.
         endpoint, secret, first = await webhooks.create(
@@ -301,10 +314,12 @@ async def get_webhook(call: ApiCall, path: HookPath) -> Response:
     return json_response({**endpoint.json(), "health": health.json(endpoint)})
 
 
-def _scope_of_caller(call: ApiCall, wedding_id: str) -> str:
-    """The scope of an endpoint the caller answers for: what they may see, and who they are."""
+async def _scope_of_caller(call: ApiCall, wedding_id: str) -> str:
+    """The scope of an endpoint the caller answers for: what they may see, and who they are
+    (recorded in the member directory)."""
     docs = readable_documents(call, wedding_id)
     principal = capable_principal(call, wedding_id, CAPABILITY, readable=docs)
+    await _record_creator(call, wedding_id, principal)
     shown = None if docs >= set(DOCUMENT_KINDS) else frozenset(docs)
     return scope_json(shown, viewer_of(principal), principal.user_id)
 
@@ -323,7 +338,8 @@ async def update_webhook(call: ApiCall, path: HookPath, body: WebhookChanges) ->
     endpoint = await _endpoint(call, path.wedding_id, path.hook)
     # Re-enabling a disabled endpoint (its creator revoked or erased, a 410, a pause) makes
     # the caller the one who answers for it: it receives what they may see from now on.
-    scope = _scope_of_caller(call, endpoint.wedding) if body.enabled and endpoint.disabled else None
+    taken_over = body.enabled and endpoint.disabled
+    scope = await _scope_of_caller(call, endpoint.wedding) if taken_over else None
     webhooks = _webhooks(call)
     if body.url is not None:
         _url_form(body.url)
