@@ -24,7 +24,7 @@ from pycrdt import Doc, Map, TransactionEvent
 from crdt_server.auth.tokens import TokenCodec
 from crdt_server.cli import main
 from crdt_server.documents import apply_operation, seed
-from crdt_server.storage import NewUpdate, SqliteStore
+from crdt_server.storage import NewUpdate, Schema, SqliteStore
 from crdt_server.tools.check import check_store
 from crdt_server.tools.export import export_wedding, import_wedding, parse_export
 from tests.server import ServerProcess
@@ -1044,3 +1044,107 @@ async def test_restore_refuses_a_backup_with_objects_the_server_never_made(
     assert code == 0, err
     code, out, err = await cli("check", "--data-dir", str(tmp_path / "fine"))
     assert code == 0, out + err
+
+
+LEGACY = ROOT / "tests" / "fixtures" / "legacy"
+
+
+def _schemas() -> list[Schema]:
+    """The core's and every feature's tables, as ``crdt-server`` passes them."""
+    from crdt_server.app import CORE_SCHEMAS, FEATURES
+
+    return [*CORE_SCHEMAS, *(s for f in FEATURES for s in f.schemas)]
+
+
+def _declared_versions() -> dict[str, int]:
+    """Every schema this release declares, at the version its code writes."""
+    return {"store": 1} | {s.name: s.version for s in _schemas()}
+
+
+def _versions_of(path: Path) -> dict[str, int]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        rows = db.execute("SELECT name, version FROM schema_versions").fetchall()
+    return {str(name): int(version) for name, version in rows}
+
+
+async def _this_release_store(path: Path) -> None:
+    """The store at ``path`` as this release leaves it once it has opened it."""
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        for schema in _schemas():
+            await store.install(schema)
+    finally:
+        await store.close()
+
+
+def test_restore_migrates_a_backup_from_an_older_release(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backup written by an earlier release (the legacy fixture, from before schema
+    versions) is restored, then brought to this release's schemas before it takes the
+    store's place (issue 47); it serves every row as it did, and checks clean."""
+    from tests.storage.test_legacy_fixtures import _expected, _serves_as_before
+
+    data = tmp_path / "data"
+    code, out, err = run_main(
+        capsys,
+        monkeypatch,
+        tmp_path,
+        "restore",
+        str(LEGACY / "store.sqlite3"),
+        "--data-dir",
+        str(data),
+    )
+    assert code == 0, err
+    assert _versions_of(data / "crdt.sqlite3") == _declared_versions()
+    assert "migrated" in out, out
+    assert not [p.name for p in data.iterdir() if p.name.startswith("crdt.sqlite3.")]
+    asyncio.run(_serves_as_before(SqliteStore(data / "crdt.sqlite3"), _expected("sqlite")))
+    code, out, err = run_main(capsys, monkeypatch, tmp_path, "check", "--data-dir", str(data))
+    assert code == 0, out + err
+
+
+@pytest.mark.parametrize(
+    ("sql", "needle"),
+    [
+        ("INSERT INTO schema_versions VALUES ('crystal_ball', 1, '')", "'crystal_ball'"),
+        ("UPDATE schema_versions SET version = 99 WHERE name = 'threads'", "newer release"),
+        ("UPDATE schema_versions SET version = 2 WHERE name = 'store'", "newer release"),
+        ("UPDATE schema_versions SET version = 'soon' WHERE name = 'store'", "'soon'"),
+        ("UPDATE schema_versions SET version = 0 WHERE name = 'webhooks'", "not a version"),
+        (
+            "UPDATE schema_versions SET wedding_tables = 'threads,tombstones'"
+            " WHERE name = 'threads'",
+            "'tombstones'",
+        ),
+        ("UPDATE schema_versions SET wedding_tables = 'events' WHERE name = 'store'", "'events'"),
+    ],
+    ids=["unknown schema", "newer feature", "newer store", "garbage", "zero", "table", "store"],
+)
+def test_restore_refuses_schema_versions_this_release_does_not_declare(
+    sql: str,
+    needle: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A backup whose ``schema_versions`` names a schema this release does not declare, a
+    version newer than the code (or no version at all), or a wedding table that is not
+    the feature's (erasing a wedding would empty it: a tombstone, and the wedding is back)
+    is refused with one line, exit 2, and nothing restored (issue 47)."""
+    good = tmp_path / "good.sqlite3"
+    good.write_bytes((LEGACY / "store.sqlite3").read_bytes())
+    asyncio.run(_this_release_store(good))
+    bad = tmp_path / "bad.sqlite3"
+    with contextlib.closing(sqlite3.connect(good)) as db:
+        db.execute(sql)
+        db.commit()
+        db.execute("VACUUM INTO ?", (str(bad),))
+    target = tmp_path / "target"
+    code, out, err = run_main(
+        capsys, monkeypatch, tmp_path, "restore", str(bad), "--data-dir", str(target)
+    )
+    line = _one_line_refusal(code, err)
+    assert needle in line and "schema" in line, line
+    assert not (target / "crdt.sqlite3").exists()

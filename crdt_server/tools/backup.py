@@ -151,29 +151,50 @@ def backup_sqlite(source: Path, target: Path) -> BackupSummary:
     return summary
 
 
+def _unlink_store(path: Path) -> None:
+    """Remove a SQLite file and its ``-wal`` and ``-shm``, where they are."""
+    for name in (path.name, path.name + "-wal", path.name + "-shm"):
+        path.with_name(name).unlink(missing_ok=True)
+
+
+def _refuse(backup: Path, why: str, lines: list[str]) -> None:
+    if lines:
+        more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+        raise BackupError(f"{backup} {why}: {lines[0]}{more}")
+
+
 def restore_sqlite(
     backup: Path,
     target: Path,
     *,
     force: bool = False,
     foreign: Callable[[sqlite3.Connection], list[str]] | None = None,
+    versions: Callable[[sqlite3.Connection], list[str]] | None = None,
+    migrate: Callable[[Path], None] | None = None,
 ) -> BackupSummary:
     """Replace the store ``target`` by the backup file ``backup``.
 
-    Refuses, changing nothing, if ``backup`` is not an intact store, if ``foreign`` finds
+    Refuses, changing nothing, if ``backup`` is not an intact store, if ``versions`` finds
+    schema versions this release cannot take (a newer release's file), if ``foreign`` finds
     objects in it the server would not have created (a trigger, a view, a table), or if
-    ``target`` holds any row and ``force`` is false.
+    ``target`` holds any row and ``force`` is false. ``migrate`` brings a copy of the
+    backup to this release's schemas (a backup from an older release) before that copy
+    replaces the store, so the store is never left half migrated.
     """
     if not backup.is_file():
         raise BackupError(f"{backup} does not exist")
     with _connect(backup, read_only=True) as src:
         summary = _verify(src, backup)
-        strange = foreign(src) if foreign is not None else []
-    if strange:
-        raise BackupError(
-            f"{backup} is not a store this server made: {strange[0]}"
-            + (f" (and {len(strange) - 1} more)" if len(strange) > 1 else "")
-        )
+        try:
+            too_new = versions(src) if versions is not None else []
+            strange = foreign(src) if foreign is not None else []
+        except sqlite3.DatabaseError as exc:
+            raise BackupError(f"{backup} is not a readable SQLite store: {exc}") from exc
+    _refuse(backup, "cannot be restored by this release", too_new)
+    _refuse(backup, "is not a store this server made", strange)
+    # The copy that is migrated, beside the target (same file system, same private
+    # directory); it replaces the target's content only once it is whole.
+    staged = target.with_name(target.name + ".restoring")
     try:
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if target.exists():
@@ -186,7 +207,15 @@ def restore_sqlite(
                 )
         else:
             os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        with _connect(backup, read_only=True) as src, _connect(target) as dst:
+        source = backup
+        if migrate is not None:
+            _unlink_store(staged)
+            os.close(os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            with _connect(backup, read_only=True) as src, _connect(staged) as dst:
+                src.backup(dst)
+            migrate(staged)
+            source = staged
+        with _connect(source, read_only=migrate is None) as src, _connect(target) as dst:
             src.backup(dst)
             dst.execute("PRAGMA journal_mode = WAL")  # what the server runs in
             dst.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -195,6 +224,8 @@ def restore_sqlite(
         raise BackupError(f"restore into {target} failed: {exc}") from exc
     except OSError as exc:
         raise BackupError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    finally:
+        _unlink_store(staged)
     if restored != summary:
         raise BackupError(f"{target} does not match {backup} after the restore")
     return restored

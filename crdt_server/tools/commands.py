@@ -39,7 +39,12 @@ from crdt_server.tools.export import (
     import_wedding,
     parse_export,
 )
-from crdt_server.tools.schema import foreign_objects, server_objects
+from crdt_server.tools.schema import (
+    foreign_objects,
+    install_schemas,
+    server_objects,
+    version_problems,
+)
 
 __all__ = [
     "COMMANDS",
@@ -216,13 +221,28 @@ def _restore(
     _sqlite_only(settings, "restore")
     expected = server_objects(schemas)
 
+    def versions(conn: sqlite3.Connection) -> list[str]:
+        return version_problems(conn, expected)
+
     def foreign(conn: sqlite3.Connection) -> list[str]:
         return foreign_objects(conn, expected)
 
-    summary = restore_sqlite(args.file, settings.sqlite_path, force=args.force, foreign=foreign)
+    def migrate(path: Path) -> None:
+        # What a server starting on the file would do, before it is the store: a backup
+        # from an older release is served by this one as soon as it is in place.
+        asyncio.run(install_schemas(path, schemas))
+
+    summary = restore_sqlite(
+        args.file,
+        settings.sqlite_path,
+        force=args.force,
+        foreign=foreign,
+        versions=versions,
+        migrate=migrate,
+    )
     print(
         f"restored {args.file} into {settings.sqlite_path}: {summary.documents} documents, "
-        f"{summary.rows} rows",
+        f"{summary.rows} rows, migrated to this release's schemas",
         file=out,
     )
     return 0
@@ -309,6 +329,7 @@ def _check(
         expected = server_objects(schemas)
         conn = sqlite3.connect(f"{settings.sqlite_path.resolve().as_uri()}?mode=ro", uri=True)
         try:
+            store_problems += version_problems(conn, expected)
             store_problems += foreign_objects(conn, expected)
         except sqlite3.DatabaseError as exc:
             store_problems.append(f"cannot list the store's objects: {exc}")
