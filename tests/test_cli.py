@@ -1148,3 +1148,45 @@ def test_restore_refuses_schema_versions_this_release_does_not_declare(
     line = _one_line_refusal(code, err)
     assert needle in line and "schema" in line, line
     assert not (target / "crdt.sqlite3").exists()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("sql", "needle"),
+    [
+        ("UPDATE schema_versions SET version = 7 WHERE name = 'store'", "newer release"),
+        ("UPDATE schema_versions SET version = 'soon' WHERE name = 'store'", "not a version"),
+        ("UPDATE schema_versions SET version = 99 WHERE name = 'threads'", "newer release"),
+        ("UPDATE schema_versions SET version = x'00' WHERE name = 'webhooks'", "not a version"),
+    ],
+    ids=["newer store", "garbage store", "newer feature", "garbage feature"],
+)
+async def test_a_store_this_release_cannot_read_is_refused_at_start_in_one_line(
+    sql: str, needle: str, tmp_path: Path
+) -> None:
+    """A store written by a newer release, or whose schema versions are garbage, is refused
+    by ``serve`` before anything listens, and by every command that opens a store: one line
+    naming the schema, exit 2, no traceback, nothing changed (issue 47)."""
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    store = data / "crdt.sqlite3"
+    store.write_bytes((LEGACY / "store.sqlite3").read_bytes())
+    await _this_release_store(store)
+    with contextlib.closing(sqlite3.connect(store)) as db:
+        db.execute(sql)
+        db.commit()
+    store.chmod(0o600)  # else serve repairs the mode, and says so in a line of its own
+    before = store.read_bytes()
+    commands = [
+        ("serve", "--port", "0"),
+        ("check",),
+        ("export", "--wedding", "w1"),
+        ("compact",),
+        ("webhooks", "list"),
+    ]
+    for command in commands:
+        code, out, err = await cli(*command, "--data-dir", str(data))
+        line = _one_line_refusal(code, out + err)
+        assert line.startswith(f"crdt-server {command[0]}:") and needle in line, (command, line)
+        assert "schema" in line, line
+    assert store.read_bytes() == before

@@ -42,6 +42,7 @@ from crdt_server.tools.export import (
 from crdt_server.tools.schema import (
     foreign_objects,
     install_schemas,
+    refuse_unreadable_versions,
     server_objects,
     version_problems,
 )
@@ -167,6 +168,22 @@ async def with_store(settings: Settings, work: Callable[[DocumentStore], Awaitab
         await store.close()
 
 
+def refuse_unreadable_store(
+    settings: Settings, schemas: Sequence[Schema], *, missing_ok: bool = False
+) -> None:
+    """Open the store ``serve`` would open for ``settings``, and refuse (:class:`ToolError`,
+    one line) one this release cannot take: written by a newer release, or with a schema
+    version that is not one (see :func:`refuse_unreadable_versions`). Before a server
+    starts or a command works, so that the refusal is one line, not a traceback from deep
+    inside either. ``missing_ok``: no SQLite file yet is fine (it will be created)."""
+    if missing_ok and not settings.database_url and not settings.sqlite_path.is_file():
+        return
+    try:
+        asyncio.run(with_store(settings, lambda store: refuse_unreadable_versions(store, schemas)))
+    except StoreError as exc:
+        raise ToolError(str(exc)) from exc
+
+
 def run(
     args: argparse.Namespace,
     out: TextIO | None = None,
@@ -180,6 +197,8 @@ def run(
     ``check`` expect beside the store's own."""
     settings = settings_for(args)
     try:
+        if args.command in ("export", "import", "check", "compact"):
+            refuse_unreadable_store(settings, schemas, missing_ok=args.command == "import")
         if args.command == "restore":
             return _restore(args, settings, out or sys.stdout, schemas)
         if args.command == "check":

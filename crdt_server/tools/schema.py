@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from crdt_server.storage import Schema, SqliteStore, StoreError
+from crdt_server.storage import DocumentStore, Gateway, Schema, SqliteStore, StoreError
 from crdt_server.storage.base import recorded_tables, recorded_version
 
 __all__ = [
     "ServerSchema",
     "foreign_objects",
     "install_schemas",
+    "refuse_unreadable_versions",
     "server_objects",
     "version_problems",
 ]
@@ -134,3 +136,17 @@ def version_problems(conn: sqlite3.Connection, expected: ServerSchema) -> list[s
             if table not in wedding_tables:
                 found.append(f"schema {str(name)!r} lists {table!r}, not one of its wedding tables")
     return found
+
+
+async def refuse_unreadable_versions(store: DocumentStore, schemas: Sequence[Schema]) -> None:
+    """Raise :class:`StoreError` naming the first ``schema_versions`` row of the open
+    ``store`` this release cannot take: a version that is not one (of any schema), or one
+    newer than ``schemas`` (this release's) declare, written by a newer release. Opening a
+    store checks its own row; the features' rows are otherwise checked only when each
+    feature installs its schema, deep in a server's start or a command's work."""
+    declared = {schema.name: schema.version for schema in schemas}
+    rows = await Gateway.of(store).fetch("SELECT name, version FROM {t}schema_versions")
+    for name, version in sorted(rows, key=lambda row: str(row[0])):
+        # A schema this release does not declare (a feature left out) is not refused: only
+        # a version that is none.
+        recorded_version(str(name), version, declared.get(str(name), sys.maxsize))
