@@ -1182,6 +1182,7 @@ async def test_a_store_this_release_cannot_read_is_refused_at_start_in_one_line(
         ("check",),
         ("export", "--wedding", "w1"),
         ("compact",),
+        ("quarantine", "list"),
         ("webhooks", "list"),
     ]
     for command in commands:

@@ -197,7 +197,7 @@ def run(
     ``check`` expect beside the store's own."""
     settings = settings_for(args)
     try:
-        if args.command in ("export", "import", "check", "compact"):
+        if args.command in ("export", "import", "check", "compact", "quarantine"):
             refuse_unreadable_store(settings, schemas, missing_ok=args.command == "import")
         if args.command == "restore":
             return _restore(args, settings, out or sys.stdout, schemas)
