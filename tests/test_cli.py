@@ -1191,3 +1191,27 @@ async def test_a_store_this_release_cannot_read_is_refused_at_start_in_one_line(
         assert line.startswith(f"crdt-server {command[0]}:") and needle in line, (command, line)
         assert "schema" in line, line
     assert store.read_bytes() == before
+
+
+@pytest.mark.asyncio
+async def test_a_postgresql_store_of_a_newer_release_is_refused_at_start_in_one_line(
+    tmp_path: Path, scratch_postgres: str
+) -> None:
+    """The same on PostgreSQL (issue 47): a feature's schema recorded at a version above
+    this release's is one line and exit 2 from ``serve``, not a traceback."""
+    from crdt_server.storage import Gateway, PostgresStore
+
+    store = PostgresStore(scratch_postgres)
+    await store.open()
+    try:
+        for schema in _schemas():
+            await store.install(schema)
+        async with Gateway.of(store).transaction() as tx:
+            await tx.execute("UPDATE {t}schema_versions SET version = 99 WHERE name = 'threads'")
+    finally:
+        await store.close()
+    env = {"CRDT_SERVER_DATABASE_URL": scratch_postgres}
+    for command in (("serve", "--port", "0"), ("check",)):
+        code, out, err = await cli(*command, "--data-dir", str(tmp_path / "data"), env=env)
+        line = _one_line_refusal(code, out + err)
+        assert "schema 'threads' is at version 99" in line and "newer release" in line, line
