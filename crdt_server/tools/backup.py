@@ -177,9 +177,13 @@ def restore_sqlite(
     Refuses, changing nothing, if ``backup`` is not an intact store, if ``versions`` finds
     schema versions this release cannot take (a newer release's file), if ``foreign`` finds
     objects in it the server would not have created (a trigger, a view, a table), or if
-    ``target`` holds any row and ``force`` is false. ``migrate`` brings a copy of the
-    backup to this release's schemas (a backup from an older release) before that copy
-    replaces the store, so the store is never left half migrated.
+    ``target`` holds any row and ``force`` is false.
+
+    ``migrate`` (raising :class:`BackupError`) brings a copy of the backup to this
+    release's schemas, beside the target, before that copy replaces the store's content, so
+    the store is never left half migrated. ``foreign`` then judges the migrated copy: a
+    backup from an older release holds the objects that release made (a table since
+    renamed), which its migrations turn into this release's; anything else is still there.
     """
     if not backup.is_file():
         raise BackupError(f"{backup} does not exist")
@@ -191,12 +195,27 @@ def restore_sqlite(
         except sqlite3.DatabaseError as exc:
             raise BackupError(f"{backup} is not a readable SQLite store: {exc}") from exc
     _refuse(backup, "cannot be restored by this release", too_new)
-    _refuse(backup, "is not a store this server made", strange)
-    # The copy that is migrated, beside the target (same file system, same private
-    # directory); it replaces the target's content only once it is whole.
+    if migrate is None:
+        _refuse(backup, "is not a store this server made", strange)
     staged = target.with_name(target.name + ".restoring")
     try:
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        source = backup
+        if migrate is not None:
+            _unlink_store(staged)
+            os.close(os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            with _connect(backup, read_only=True) as src, _connect(staged) as dst:
+                src.backup(dst)
+            try:
+                migrate(staged)
+            except BackupError:
+                # An object of its own may be what the migration tripped on: name it.
+                _refuse(backup, "is not a store this server made", strange)
+                raise
+            with _connect(staged) as migrated:
+                left = foreign(migrated) if foreign is not None else []
+            _refuse(backup, "is not a store this server made", left)
+            source = staged
         if target.exists():
             with _connect(target) as existing:
                 held = summarize(existing, target) if not force else None
@@ -207,14 +226,6 @@ def restore_sqlite(
                 )
         else:
             os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        source = backup
-        if migrate is not None:
-            _unlink_store(staged)
-            os.close(os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-            with _connect(backup, read_only=True) as src, _connect(staged) as dst:
-                src.backup(dst)
-            migrate(staged)
-            source = staged
         with _connect(source, read_only=migrate is None) as src, _connect(target) as dst:
             src.backup(dst)
             dst.execute("PRAGMA journal_mode = WAL")  # what the server runs in

@@ -249,7 +249,12 @@ def _restore(
     def migrate(path: Path) -> None:
         # What a server starting on the file would do, before it is the store: a backup
         # from an older release is served by this one as soon as it is in place.
-        asyncio.run(install_schemas(path, schemas))
+        try:
+            asyncio.run(install_schemas(path, schemas))
+        except StoreError as exc:
+            raise BackupError(
+                f"{args.file} cannot be brought to this release's schemas: {exc}"
+            ) from exc
 
     summary = restore_sqlite(
         args.file,
