@@ -225,6 +225,9 @@ def _parser(features: Sequence[Feature] = FEATURES) -> argparse.ArgumentParser:
 FRAGMENTS = fragments_of(FEATURES)
 """The settings fragments of the features the server runs (``Settings.from_env`` fills
 them)."""
+SCHEMAS = (*CORE_SCHEMAS, *(schema for feature in FEATURES for schema in feature.schemas))
+"""The core's and every feature's tables: what ``restore`` and ``check`` expect, whose
+versions a store must not hold newer than (``serve`` and every command that opens a store)."""
 
 
 def tune_gc(settings: Settings) -> None:
@@ -373,6 +376,10 @@ def serve(settings: Settings, *, demo: bool = False) -> None:
                 "repaired file modes in the data directory: %s", ", ".join(repaired)
             )
     check_startup(settings)
+    # A store this release cannot serve (a newer release's, a garbage schema version) is
+    # one line and exit 2 here, before anything listens, not a traceback from the app's
+    # start; and never a supervisor restarting workers that cannot start.
+    data_commands.refuse_unreadable_store(settings, SCHEMAS, missing_ok=True)
     # Workers inherit the raised limit.
     raise_open_files_limit()
     sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
@@ -661,16 +668,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(mint(settings, args))
         elif args.command in feature_commands:
             command = feature_commands[args.command]
-            return command.run(data_commands.settings_for(args, FRAGMENTS), args)
+            settings = data_commands.settings_for(args, FRAGMENTS)
+            if hasattr(args, "database_url"):  # it takes the store options: it opens one
+                data_commands.refuse_unreadable_store(settings, SCHEMAS)
+            return command.run(settings, args)
         else:
             # The features' sections and tables ride along (the tools import no feature).
             return data_commands.run(
                 args,
                 sections=[section for feature in FEATURES for section in feature.export],
-                schemas=[
-                    *CORE_SCHEMAS,
-                    *(schema for feature in FEATURES for schema in feature.schemas),
-                ],
+                schemas=SCHEMAS,
             )
     except (SettingsError, StartupError, ValueError, OSError, TokenError, CliError) as exc:
         print(f"crdt-server {args.command}: {_one_line(exc)}", file=sys.stderr)

@@ -26,6 +26,7 @@ __all__ = [
     "TooLarge",
     "TooMany",
     "Unauthenticated",
+    "Unavailable",
     "UnsupportedData",
     "UnsupportedMedia",
 ]
@@ -223,3 +224,10 @@ class Impossible(DomainError):
 
 class TooMany(DomainError):
     """Over a limit on how many or how often; ``retry_after`` says when to ask again."""
+
+
+class Unavailable(DomainError):
+    """It cannot be done now, for a reason of the server's (the store cannot commit: a full
+    disk, a lock held past the busy timeout, a lost database connection), and nothing was
+    changed: the same request may succeed later. ``retry_after`` (seconds) says when to
+    ask again; without it the edge says soon."""

@@ -296,6 +296,22 @@ def check_feature_rows(rows: Sequence[FeatureRow], tables: Sequence[str]) -> Non
                 raise StoreError(f"{column!r} is not a column name")
 
 
+def recorded_version(name: str, value: object, newest: int) -> int:
+    """The version a ``schema_versions`` row records for schema ``name``, which this code
+    writes at version ``newest``. :class:`StoreError` for a value that is not a version
+    (not a whole number from 1: a damaged or hand-edited file) and for a version above
+    ``newest`` (a newer release wrote the store: this code cannot know its tables)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise StoreError(f"schema {name!r} has version {value!r}, which is not a version")
+    if value > newest:
+        raise StoreError(
+            f"schema {name!r} is at version {value}, written by a newer release; this"
+            f" release knows version {newest} (run the newer release, or restore a backup"
+            " this release made)"
+        )
+    return value
+
+
 def recorded_tables(text: str) -> tuple[str, ...]:
     """The wedding tables a ``schema_versions`` row lists (comma-separated), leaving out
     anything that is not a plain identifier: a file from elsewhere never gets SQL run."""

@@ -57,6 +57,7 @@ from .base import (
     check_feature_rows,
     dropped_feature_row,
     recorded_tables,
+    recorded_version,
     wedding_of_prefix,
 )
 from .gateway import Dialect, Events, Tx, dialect_sql, insert_sql
@@ -757,8 +758,7 @@ class PostgresStore:
                 f"INSERT INTO {self._s}.schema_versions (name, version) VALUES ($1, 1)", name
             )
         newest = max((m.version for m in migrations), default=1)
-        if version > newest:
-            raise StoreError(f"schema {name!r} is at version {version}; this code knows {newest}")
+        version = recorded_version(name, version, newest)
         for migration in migrations:
             if migration.version > version:
                 for statement in migration.postgres:

@@ -53,6 +53,7 @@ from .base import (
     check_feature_rows,
     dropped_feature_row,
     recorded_tables,
+    recorded_version,
     wedding_of_prefix,
 )
 from .gateway import Dialect, Events, Tx, dialect_sql, insert_sql
@@ -980,6 +981,7 @@ def _upgrade(
     is refused (a newer release wrote the file)."""
     db.execute(_VERSIONS)
     row = db.execute("SELECT version FROM schema_versions WHERE name = ?", (name,)).fetchone()
+    newest = max((v for v, _ in migrations), default=1)
     if row is None:
         for statement in first:
             db.execute(statement)
@@ -988,10 +990,7 @@ def _upgrade(
         version = 1
         db.execute("INSERT INTO schema_versions (name, version) VALUES (?, 1)", (name,))
     else:
-        version = int(row[0])
-    newest = max((v for v, _ in migrations), default=1)
-    if version > newest:
-        raise StoreError(f"schema {name!r} is at version {version}; this code knows {newest}")
+        version = recorded_version(name, row[0], newest)
     for number, statements in migrations:
         if number > version:
             for statement in statements:

@@ -3,16 +3,18 @@ real PostgreSQL (a scratch database), real servers on ephemeral ports."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import contextlib
+import io
 import json
 import os
 import re
 import sqlite3
 import stat
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,8 @@ from pycrdt import Doc, Map, TransactionEvent
 from crdt_server.auth.tokens import TokenCodec
 from crdt_server.cli import main
 from crdt_server.documents import apply_operation, seed
-from crdt_server.storage import NewUpdate, SqliteStore
+from crdt_server.storage import Migration, NewUpdate, Schema, SqliteStore, Table, schema_of
+from crdt_server.tools import commands as data_commands
 from crdt_server.tools.check import check_store
 from crdt_server.tools.export import export_wedding, import_wedding, parse_export
 from tests.server import ServerProcess
@@ -1044,3 +1047,202 @@ async def test_restore_refuses_a_backup_with_objects_the_server_never_made(
     assert code == 0, err
     code, out, err = await cli("check", "--data-dir", str(tmp_path / "fine"))
     assert code == 0, out + err
+
+
+LEGACY = ROOT / "tests" / "fixtures" / "legacy"
+
+
+def _schemas() -> list[Schema]:
+    """The core's and every feature's tables, as ``crdt-server`` passes them."""
+    from crdt_server.app import CORE_SCHEMAS, FEATURES
+
+    return [*CORE_SCHEMAS, *(s for f in FEATURES for s in f.schemas)]
+
+
+def _declared_versions() -> dict[str, int]:
+    """Every schema this release declares, at the version its code writes."""
+    return {"store": 1} | {s.name: s.version for s in _schemas()}
+
+
+def _versions_of(path: Path) -> dict[str, int]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        rows = db.execute("SELECT name, version FROM schema_versions").fetchall()
+    return {str(name): int(version) for name, version in rows}
+
+
+async def _this_release_store(path: Path, schemas: Sequence[Schema] | None = None) -> None:
+    """The store at ``path`` as this release (or one with ``schemas``) leaves it once it
+    has opened it."""
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        for schema in _schemas() if schemas is None else schemas:
+            await store.install(schema)
+    finally:
+        await store.close()
+
+
+def test_restore_migrates_a_backup_from_an_older_release(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backup written by an earlier release (the legacy fixture, from before schema
+    versions) is restored, then brought to this release's schemas before it takes the
+    store's place (issue 47); it serves every row as it did, and checks clean."""
+    from tests.storage.test_legacy_fixtures import _expected, _serves_as_before
+
+    data = tmp_path / "data"
+    code, out, err = run_main(
+        capsys,
+        monkeypatch,
+        tmp_path,
+        "restore",
+        str(LEGACY / "store.sqlite3"),
+        "--data-dir",
+        str(data),
+    )
+    assert code == 0, err
+    assert _versions_of(data / "crdt.sqlite3") == _declared_versions()
+    assert "migrated" in out, out
+    assert not [p.name for p in data.iterdir() if p.name.startswith("crdt.sqlite3.")]
+    asyncio.run(_serves_as_before(SqliteStore(data / "crdt.sqlite3"), _expected("sqlite")))
+    code, out, err = run_main(capsys, monkeypatch, tmp_path, "check", "--data-dir", str(data))
+    assert code == 0, out + err
+
+
+def test_restore_migrates_a_table_an_older_release_named_otherwise(tmp_path: Path) -> None:
+    """A table an older release made under another name, renamed by a later migration (as
+    the house issue's renames are), is restored: the objects are judged once the backup
+    is migrated, not before (issue 47)."""
+    table = Table("memo_old", "(id {text} PRIMARY KEY, body {text} NOT NULL)", wedding=False)
+    rename = Migration(
+        2,
+        ("ALTER TABLE memo_old RENAME TO memo_new",),
+        ("ALTER TABLE {s}.memo_old RENAME TO memo_new",),
+    )
+    older, this = schema_of("memo", table), schema_of("memo", table, migrations=(rename,))
+    backup = tmp_path / "older.sqlite3"
+    backup.write_bytes((LEGACY / "store.sqlite3").read_bytes())
+    asyncio.run(_this_release_store(backup, [*_schemas(), older]))
+    with contextlib.closing(sqlite3.connect(backup)) as db:
+        db.execute("INSERT INTO memo_old VALUES ('m1', 'kept')")
+        db.commit()
+    data = tmp_path / "data"
+    args = argparse.Namespace(
+        command="restore", file=backup, force=False, data_dir=data, database_url=None
+    )
+    assert data_commands.run(args, io.StringIO(), schemas=[*_schemas(), this]) == 0
+    with contextlib.closing(sqlite3.connect(data / "crdt.sqlite3")) as db:
+        assert db.execute("SELECT id, body FROM memo_new").fetchall() == [("m1", "kept")]
+    assert _versions_of(data / "crdt.sqlite3")["memo"] == 2
+
+
+@pytest.mark.parametrize(
+    ("sql", "needle"),
+    [
+        ("INSERT INTO schema_versions VALUES ('crystal_ball', 1, '')", "'crystal_ball'"),
+        ("UPDATE schema_versions SET version = 99 WHERE name = 'threads'", "newer release"),
+        ("UPDATE schema_versions SET version = 2 WHERE name = 'store'", "newer release"),
+        ("UPDATE schema_versions SET version = 'soon' WHERE name = 'store'", "'soon'"),
+        ("UPDATE schema_versions SET version = 0 WHERE name = 'webhooks'", "not a version"),
+        (
+            "UPDATE schema_versions SET wedding_tables = 'threads,tombstones'"
+            " WHERE name = 'threads'",
+            "'tombstones'",
+        ),
+        ("UPDATE schema_versions SET wedding_tables = 'events' WHERE name = 'store'", "'events'"),
+    ],
+    ids=["unknown schema", "newer feature", "newer store", "garbage", "zero", "table", "store"],
+)
+def test_restore_refuses_schema_versions_this_release_does_not_declare(
+    sql: str,
+    needle: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A backup whose ``schema_versions`` names a schema this release does not declare, a
+    version newer than the code (or no version at all), or a wedding table that is not
+    the feature's (erasing a wedding would empty it: a tombstone, and the wedding is back)
+    is refused with one line, exit 2, and nothing restored (issue 47)."""
+    good = tmp_path / "good.sqlite3"
+    good.write_bytes((LEGACY / "store.sqlite3").read_bytes())
+    asyncio.run(_this_release_store(good))
+    bad = tmp_path / "bad.sqlite3"
+    with contextlib.closing(sqlite3.connect(good)) as db:
+        db.execute(sql)
+        db.commit()
+        db.execute("VACUUM INTO ?", (str(bad),))
+    target = tmp_path / "target"
+    code, out, err = run_main(
+        capsys, monkeypatch, tmp_path, "restore", str(bad), "--data-dir", str(target)
+    )
+    line = _one_line_refusal(code, err)
+    assert needle in line and "schema" in line, line
+    assert not (target / "crdt.sqlite3").exists()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("sql", "needle"),
+    [
+        ("UPDATE schema_versions SET version = 7 WHERE name = 'store'", "newer release"),
+        ("UPDATE schema_versions SET version = 'soon' WHERE name = 'store'", "not a version"),
+        ("UPDATE schema_versions SET version = 99 WHERE name = 'threads'", "newer release"),
+        ("UPDATE schema_versions SET version = x'00' WHERE name = 'webhooks'", "not a version"),
+    ],
+    ids=["newer store", "garbage store", "newer feature", "garbage feature"],
+)
+async def test_a_store_this_release_cannot_read_is_refused_at_start_in_one_line(
+    sql: str, needle: str, tmp_path: Path
+) -> None:
+    """A store written by a newer release, or whose schema versions are garbage, is refused
+    by ``serve`` before anything listens, and by every command that opens a store: one line
+    naming the schema, exit 2, no traceback, nothing changed (issue 47)."""
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    store = data / "crdt.sqlite3"
+    store.write_bytes((LEGACY / "store.sqlite3").read_bytes())
+    await _this_release_store(store)
+    with contextlib.closing(sqlite3.connect(store)) as db:
+        db.execute(sql)
+        db.commit()
+    store.chmod(0o600)  # else serve repairs the mode, and says so in a line of its own
+    before = store.read_bytes()
+    commands = [
+        ("serve", "--port", "0"),
+        ("check",),
+        ("export", "--wedding", "w1"),
+        ("compact",),
+        ("quarantine", "list"),
+        ("webhooks", "list"),
+    ]
+    for command in commands:
+        code, out, err = await cli(*command, "--data-dir", str(data))
+        line = _one_line_refusal(code, out + err)
+        assert line.startswith(f"crdt-server {command[0]}:") and needle in line, (command, line)
+        assert "schema" in line, line
+    assert store.read_bytes() == before
+
+
+@pytest.mark.asyncio
+async def test_a_postgresql_store_of_a_newer_release_is_refused_at_start_in_one_line(
+    tmp_path: Path, scratch_postgres: str
+) -> None:
+    """The same on PostgreSQL (issue 47): a feature's schema recorded at a version above
+    this release's is one line and exit 2 from ``serve``, not a traceback."""
+    from crdt_server.storage import Gateway, PostgresStore
+
+    store = PostgresStore(scratch_postgres)
+    await store.open()
+    try:
+        for schema in _schemas():
+            await store.install(schema)
+        async with Gateway.of(store).transaction() as tx:
+            await tx.execute("UPDATE {t}schema_versions SET version = 99 WHERE name = 'threads'")
+    finally:
+        await store.close()
+    env = {"CRDT_SERVER_DATABASE_URL": scratch_postgres}
+    for command in (("serve", "--port", "0"), ("check",)):
+        code, out, err = await cli(*command, "--data-dir", str(tmp_path / "data"), env=env)
+        line = _one_line_refusal(code, out + err)
+        assert "schema 'threads' is at version 99" in line and "newer release" in line, line

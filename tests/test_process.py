@@ -74,22 +74,23 @@ async def test_a_bad_setting_is_one_line_and_a_nonzero_exit(
 
 
 @pytest.fixture
-def silent_listener() -> Iterator[int]:
-    """A TCP port that accepts connections and never says a word (a hung database)."""
+def silent_listener() -> Iterator[socket.socket]:
+    """A listening TCP socket that never says a word (a hung database)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(16)
     try:
-        yield sock.getsockname()[1]
+        yield sock
     finally:
         sock.close()
 
 
 async def test_sigterm_ends_a_stuck_startup_within_the_shutdown_timeout(
-    silent_listener: int, tmp_path: Path
+    silent_listener: socket.socket, tmp_path: Path
 ) -> None:
+    port = silent_listener.getsockname()[1]
     env = {
-        "CRDT_SERVER_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{silent_listener}/x",
+        "CRDT_SERVER_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/x",
         "CRDT_SERVER_SHUTDOWN_TIMEOUT_SECONDS": "2",
     }
     process = await asyncio.create_subprocess_exec(
@@ -106,10 +107,15 @@ async def test_sigterm_ends_a_stuck_startup_within_the_shutdown_timeout(
         env={**os.environ, **env},
     )
     assert process.stderr is not None
+    silent_listener.setblocking(False)
+    loop = asyncio.get_running_loop()
+    peers: list[socket.socket] = []
     try:
-        async with asyncio.timeout(10):  # wait until startup is under way
-            while b"Waiting for application startup" not in await process.stderr.readline():
-                pass
+        # Startup is under way once the server waits on the database (since issue 47 it
+        # opens the store before anything listens, to refuse one it cannot serve).
+        async with asyncio.timeout(10):
+            peer, _ = await loop.sock_accept(silent_listener)
+        peers.append(peer)  # kept open, silent, until the process is gone
         process.send_signal(signal.SIGTERM)
         began = time.monotonic()
         async with asyncio.timeout(6):
@@ -121,6 +127,8 @@ async def test_sigterm_ends_a_stuck_startup_within_the_shutdown_timeout(
         if process.returncode is None:
             process.kill()
             await process.wait()
+        for peer in peers:
+            peer.close()
 
 
 async def test_sigterm_stops_a_running_server_with_status_0(tmp_path: Path) -> None:

@@ -21,8 +21,9 @@ from crdt_server.edge.openapi import openapi_document
 from crdt_server.edge.params import DocPath, DocumentKind, RoomKind, WeddingPath
 from crdt_server.edge.problems import DOMAIN_STATUS, translate
 from crdt_server.edge.routing import ApiCall, Routes
-from crdt_server.errors import DomainError, NotFound, TooMany
+from crdt_server.errors import DomainError, NotFound, TooMany, Unavailable
 from crdt_server.names import ROOM_KINDS
+from crdt_server.storage import StoreError
 from crdt_server.testing.tokens import TokenMinter
 from tests.server import ServerProcess
 
@@ -156,6 +157,20 @@ def test_domain_errors_become_problems_only_at_the_edge() -> None:
 
     unkept = translate(Unkept("gone"))
     assert unkept is not None and unkept.status_code == 404
+
+
+def test_a_store_that_cannot_commit_is_unavailable_with_retry_after() -> None:
+    """Issue 47: a store failure on a feature's route was a 500; it is ``Unavailable``, as
+    the documents' commit failures are: 503 with ``Retry-After``."""
+    for exc in (Unavailable("the disk is full"), StoreError("database or disk is full")):
+        error = translate(exc)
+        assert error is not None, exc
+        assert (error.status_code, error.headers) == (503, {"Retry-After": "1"}), exc
+    later = translate(Unavailable("maintenance", retry_after=30))
+    assert later is not None and later.headers == {"Retry-After": "30"}
+    # The store's reason is for the operator's log, not the client.
+    hidden = translate(StoreError("database or disk is full"))
+    assert hidden is not None and "disk" not in hidden.message
 
 
 @pytest_asyncio.fixture

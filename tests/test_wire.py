@@ -137,10 +137,16 @@ async def close_writer(writer: asyncio.StreamWriter) -> None:
 
 
 async def refusal(
-    port: int, path: str, headers: Mapping[str, str | None] | None = None
+    port: int,
+    path: str,
+    headers: Mapping[str, str | None] | None = None,
+    *,
+    source: str | None = None,
 ) -> tuple[HttpResponse, bytes]:
-    """Send an upgrade request that must be refused; return the response and its body."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    """Send an upgrade request that must be refused; return the response and its body.
+    ``source``: the local address to connect from (another loopback address)."""
+    local = (source, 0) if source else None
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=local)
     try:
         writer.write(upgrade_request(port, path, new_key(), headers))
         await writer.drain()
@@ -319,10 +325,16 @@ class RawWebSocket:
 
 
 async def ws_connect(
-    port: int, path: str, headers: Mapping[str, str | None] | None = None
+    port: int,
+    path: str,
+    headers: Mapping[str, str | None] | None = None,
+    *,
+    source: str | None = None,
 ) -> RawWebSocket:
-    """Upgrade a raw TCP connection; asserts the 101 and its Sec-WebSocket-Accept."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    """Upgrade a raw TCP connection; asserts the 101 and its Sec-WebSocket-Accept.
+    ``source``: the local address to connect from (another loopback address)."""
+    local = (source, 0) if source else None
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=local)
     try:
         key = new_key()
         writer.write(upgrade_request(port, path, key, headers))
@@ -655,6 +667,22 @@ async def test_forwarded_for_from_a_trusted_proxy_is_the_client(
             await second.greeting()
             response, body = await refusal(port, fresh_room(), alice)
             assert response.status == 429, (response, body)
+
+
+async def test_a_forged_first_forwarded_for_line_is_not_the_client(
+    one_per_address: ServerProcess,
+) -> None:
+    """A proxy may add its own X-Forwarded-For line after the client's (HAProxy does, issue
+    47): the client behind it is the right end of all the lines, never the forged first."""
+    port = one_per_address.port
+    # Header names are case-insensitive: two keys are two lines of one header.
+    first_line, second_line = "X-Forwarded-For", "x-forwarded-for"
+    real = {first_line: "198.51.100.1", second_line: "203.0.113.7"}
+    forged = {first_line: "192.0.2.99", second_line: "203.0.113.7"}
+    async with await ws_connect(port, fresh_room(), real) as first:
+        await first.greeting()
+        response, body = await refusal(port, fresh_room(), forged)
+        assert response.status == 429, (response, body)
 
 
 # --- 11. keepalive --------------------------------------------------------------------

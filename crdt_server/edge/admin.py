@@ -20,6 +20,7 @@ from crdt_server.edge.links import public_url
 from crdt_server.edge.params import WeddingPath
 from crdt_server.edge.problems import ApiError
 from crdt_server.edge.routing import ApiCall, Routes, json_response
+from crdt_server.errors import Unavailable
 from crdt_server.storage import StoreError
 
 __all__ = ["ApiError", "admin_routes"]
@@ -85,5 +86,5 @@ async def revoke(call: ApiCall, body: RevokeRequest) -> Response:
     try:
         at, closed = await call.state.erasures.revoke(body.sub, body.wedding)
     except StoreError as exc:
-        raise ApiError(503, "the store could not record the revocation, retry") from exc
+        raise Unavailable("the store could not record the revocation, retry") from exc
     return json_response(RevokeAnswer(sub=body.sub, wedding=body.wedding, closed=closed, at=at))

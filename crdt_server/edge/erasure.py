@@ -32,6 +32,7 @@ from crdt_server.edge.params import WeddingId, WeddingPath
 from crdt_server.edge.problems import ApiError, problem_response
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.edge.state import state_of_scope
+from crdt_server.errors import Unavailable
 from crdt_server.storage import StoreError
 
 __all__ = ["TombstoneGuard", "erasure_routes"]
@@ -70,7 +71,7 @@ async def erase_wedding(call: ApiCall, path: WeddingPath) -> Response:
     try:
         documents, scrubbed = await call.state.erasures.erase_wedding(wedding_id)
     except StoreError as exc:
-        raise ApiError(503, "the store could not erase it, retry") from exc
+        raise Unavailable("the store could not erase it, retry") from exc
     if scrubbed:
         return json_response(ErasureAnswer(wedding_id, documents, "done"))
     status_url = f"/api/weddings/{wedding_id}/erasure"
@@ -112,7 +113,7 @@ async def lift_tombstone(call: ApiCall, path: WeddingPath) -> Response:
     try:
         lifted = await call.state.erasures.lift(path.wedding_id)
     except StoreError as exc:
-        raise ApiError(503, "the store could not lift it, retry") from exc
+        raise Unavailable("the store could not lift it, retry") from exc
     if not lifted:
         raise ApiError(404, "this wedding was not erased")
     return json_response(TombstoneAnswer(path.wedding_id, "lifted"))
@@ -135,7 +136,7 @@ async def erase_guest(call: ApiCall, path: GuestErasurePath) -> Response:
     try:
         found = await call.state.erasures.erase_guest(wedding_id, guest_id)
     except StoreError as exc:
-        raise ApiError(503, "the store could not rewrite, retry") from exc
+        raise Unavailable("the store could not rewrite, retry") from exc
     return json_response(GuestErasureAnswer(wedding_id, guest_id, found))
 
 

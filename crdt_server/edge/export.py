@@ -15,6 +15,7 @@ from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.edge.params import WeddingPath
 from crdt_server.edge.problems import ApiError
 from crdt_server.edge.routing import ApiCall, Routes, is_admin
+from crdt_server.errors import Unavailable
 from crdt_server.storage import StoreError
 from crdt_server.tools.export import ExportError, export_wedding
 
@@ -64,7 +65,7 @@ async def export(call: ApiCall, path: WeddingPath) -> Response:
     try:
         found = await export_wedding(call.state.store, wedding_id, call.state.sections)
     except (StoreError, ExportError) as exc:
-        raise ApiError(503, f"the wedding cannot be exported now: {exc}") from exc
+        raise Unavailable(f"the wedding cannot be exported now: {exc}") from exc
     if found is None:
         raise ApiError(404, "no such wedding")
     return JSONResponse(

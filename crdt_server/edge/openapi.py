@@ -119,6 +119,8 @@ def _operation(
         errors |= {400, 413}
     if takes_parameters(route):
         errors.add(400)  # a NUL character in a parameter, at least
+    if route.family != "public":
+        errors.add(503)  # the store could not do it (a full disk): any route that uses it
     if route.path.startswith("/api/weddings/{wedding_id}") and "erasure" not in route.path:
         errors.add(410)  # an erased wedding (crdt_server.edge.erasure.TombstoneGuard)
     for status in sorted(errors | set(route.error_models)):

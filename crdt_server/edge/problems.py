@@ -8,11 +8,14 @@ are translated here, and only here, so no route has a ``try``: each
 :class:`~crdt_server.errors.DomainError` kind has its status in :data:`DOMAIN_STATUS`,
 :class:`documents.OperationError` keeps its 400/422 and names its field, a
 :class:`crdt_server.errors.PeerError` is 400 (413 when too big, 503 when overloaded, 422
-when quarantined), and :class:`crdt_server.core.room.RoomFailed` is 503 with ``Retry-After``.
+when quarantined), and :class:`crdt_server.core.room.RoomFailed` and :class:`storage.StoreError`
+(the store could not do it, whichever route asked) are :class:`crdt_server.errors.Unavailable`:
+503 with ``Retry-After``, as every 503 is.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 
 from starlette.exceptions import HTTPException
@@ -36,8 +39,10 @@ from crdt_server.errors import (
     TooLarge,
     TooMany,
     Unauthenticated,
+    Unavailable,
     UnsupportedMedia,
 )
+from crdt_server.storage import StoreError
 
 __all__ = [
     "CHALLENGE",
@@ -53,11 +58,15 @@ __all__ = [
     "translate",
 ]
 
+_errors = logging.getLogger("crdt_server.edge")
+
 RETRY_SECONDS = 1
+"""``Retry-After`` on a 503: the store or the room is back within about this long."""
+STORE_UNAVAILABLE = "the store could not commit; nothing was changed, retry"
+"""The detail of a 503 for a store that could not do what a route asked."""
 CLIENT_CLOSED = 499
 """The status logged for a request whose client left before its body arrived (nginx's
 "client closed request"; nobody receives the answer)."""
-"""``Retry-After`` on a 503: the store or the room is back within about this long."""
 
 
 class ApiError(Exception):
@@ -95,6 +104,7 @@ DOMAIN_STATUS: dict[type[DomainError], int] = {
     UnsupportedMedia: 415,
     Impossible: 422,
     TooMany: 429,
+    Unavailable: 503,
 }
 """The HTTP status of each kind of domain error (a feature's own subclass gets its base's)."""
 
@@ -128,9 +138,17 @@ def translate(exc: BaseException) -> ApiError | None:
     """The HTTP answer for an exception a client can cause, or ``None`` for a server fault."""
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, StoreError | RoomFailed):
+        # The store could not do it (a full disk, a lock held too long, a lost connection)
+        # and committed nothing: whichever route asked, features' routes as the
+        # documents', the client may retry (issue 47: the features' routes answered 500).
+        return translate(Unavailable(STORE_UNAVAILABLE))
     if isinstance(exc, DomainError):
         status = domain_status(exc)
-        headers = {} if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
+        retry_after = exc.retry_after
+        if retry_after is None and status == 503:
+            retry_after = RETRY_SECONDS  # a 503 always says when to come back
+        headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
         fields = [FieldProblem(name, message) for name, message in exc.fields]
         return ApiError(status, exc.message, errors=fields, headers=headers)
     if isinstance(exc, OperationError):
@@ -144,12 +162,6 @@ def translate(exc: BaseException) -> ApiError | None:
         if exc.close_code == CloseCode.TRY_AGAIN_LATER:
             return ApiError(503, exc.message, headers={"Retry-After": str(RETRY_SECONDS)})
         return ApiError(400, exc.message, errors=[FieldProblem("body", exc.message)])
-    if isinstance(exc, RoomFailed):
-        return ApiError(
-            503,
-            "the store could not commit; nothing was changed, retry",
-            headers={"Retry-After": str(RETRY_SECONDS)},
-        )
     if isinstance(exc, ClientDisconnect):
         # The client left mid-body (or its body was too slow and the connection was
         # dropped): one access line, no traceback.
@@ -170,6 +182,10 @@ def _starlette_detail(exc: HTTPException) -> str:
 
 
 async def _handle(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, StoreError):
+        # The client gets a 503 without the cause; the operator needs it (a full disk).
+        # A store's message names tables and SQLite's reason, never document content.
+        _errors.warning("the store could not serve %s %s: %s", request.method, _route(request), exc)
     error = translate(exc)
     if error is None:  # registered only for types translate() knows
         raise exc
@@ -184,7 +200,14 @@ def exception_handlers() -> dict[type[Exception], object]:
         OperationError,
         PeerError,
         RoomFailed,
+        StoreError,
         HTTPException,
         ClientDisconnect,
     )
     return dict.fromkeys(kinds, _handle)
+
+
+def _route(request: Request) -> str:
+    """The route's template (never the raw path, which may hold ids or tokens)."""
+    route = request.scope.get("route")
+    return str(getattr(route, "path", "")) or "?"

@@ -151,31 +151,71 @@ def backup_sqlite(source: Path, target: Path) -> BackupSummary:
     return summary
 
 
+def _unlink_store(path: Path) -> None:
+    """Remove a SQLite file and its ``-wal`` and ``-shm``, where they are."""
+    for name in (path.name, path.name + "-wal", path.name + "-shm"):
+        path.with_name(name).unlink(missing_ok=True)
+
+
+def _refuse(backup: Path, why: str, lines: list[str]) -> None:
+    if lines:
+        more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+        raise BackupError(f"{backup} {why}: {lines[0]}{more}")
+
+
 def restore_sqlite(
     backup: Path,
     target: Path,
     *,
     force: bool = False,
     foreign: Callable[[sqlite3.Connection], list[str]] | None = None,
+    versions: Callable[[sqlite3.Connection], list[str]] | None = None,
+    migrate: Callable[[Path], None] | None = None,
 ) -> BackupSummary:
     """Replace the store ``target`` by the backup file ``backup``.
 
-    Refuses, changing nothing, if ``backup`` is not an intact store, if ``foreign`` finds
+    Refuses, changing nothing, if ``backup`` is not an intact store, if ``versions`` finds
+    schema versions this release cannot take (a newer release's file), if ``foreign`` finds
     objects in it the server would not have created (a trigger, a view, a table), or if
     ``target`` holds any row and ``force`` is false.
+
+    ``migrate`` (raising :class:`BackupError`) brings a copy of the backup to this
+    release's schemas, beside the target, before that copy replaces the store's content, so
+    the store is never left half migrated. ``foreign`` then judges the migrated copy: a
+    backup from an older release holds the objects that release made (a table since
+    renamed), which its migrations turn into this release's; anything else is still there.
     """
     if not backup.is_file():
         raise BackupError(f"{backup} does not exist")
     with _connect(backup, read_only=True) as src:
         summary = _verify(src, backup)
-        strange = foreign(src) if foreign is not None else []
-    if strange:
-        raise BackupError(
-            f"{backup} is not a store this server made: {strange[0]}"
-            + (f" (and {len(strange) - 1} more)" if len(strange) > 1 else "")
-        )
+        try:
+            too_new = versions(src) if versions is not None else []
+            strange = foreign(src) if foreign is not None else []
+        except sqlite3.DatabaseError as exc:
+            raise BackupError(f"{backup} is not a readable SQLite store: {exc}") from exc
+    _refuse(backup, "cannot be restored by this release", too_new)
+    if migrate is None:
+        _refuse(backup, "is not a store this server made", strange)
+    staged = target.with_name(target.name + ".restoring")
     try:
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        source = backup
+        if migrate is not None:
+            _unlink_store(staged)
+            os.close(os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            with _connect(backup, read_only=True) as src, _connect(staged) as dst:
+                src.backup(dst)
+            try:
+                migrate(staged)
+            except BackupError:
+                # An object of its own may be what the migration tripped on: name it.
+                _refuse(backup, "is not a store this server made", strange)
+                raise
+            with _connect(staged) as migrated:
+                left = foreign(migrated) if foreign is not None else []
+            _refuse(backup, "is not a store this server made", left)
+            source = staged
         if target.exists():
             with _connect(target) as existing:
                 held = summarize(existing, target) if not force else None
@@ -186,7 +226,7 @@ def restore_sqlite(
                 )
         else:
             os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        with _connect(backup, read_only=True) as src, _connect(target) as dst:
+        with _connect(source, read_only=migrate is None) as src, _connect(target) as dst:
             src.backup(dst)
             dst.execute("PRAGMA journal_mode = WAL")  # what the server runs in
             dst.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -195,6 +235,8 @@ def restore_sqlite(
         raise BackupError(f"restore into {target} failed: {exc}") from exc
     except OSError as exc:
         raise BackupError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    finally:
+        _unlink_store(staged)
     if restored != summary:
         raise BackupError(f"{target} does not match {backup} after the restore")
     return restored

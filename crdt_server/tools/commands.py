@@ -39,7 +39,13 @@ from crdt_server.tools.export import (
     import_wedding,
     parse_export,
 )
-from crdt_server.tools.schema import foreign_objects, server_objects
+from crdt_server.tools.schema import (
+    foreign_objects,
+    install_schemas,
+    refuse_unreadable_versions,
+    server_objects,
+    version_problems,
+)
 
 __all__ = [
     "COMMANDS",
@@ -162,6 +168,22 @@ async def with_store(settings: Settings, work: Callable[[DocumentStore], Awaitab
         await store.close()
 
 
+def refuse_unreadable_store(
+    settings: Settings, schemas: Sequence[Schema], *, missing_ok: bool = False
+) -> None:
+    """Open the store ``serve`` would open for ``settings``, and refuse (:class:`ToolError`,
+    one line) one this release cannot take: written by a newer release, or with a schema
+    version that is not one (see :func:`refuse_unreadable_versions`). Before a server
+    starts or a command works, so that the refusal is one line, not a traceback from deep
+    inside either. ``missing_ok``: no SQLite file yet is fine (it will be created)."""
+    if missing_ok and not settings.database_url and not settings.sqlite_path.is_file():
+        return
+    try:
+        asyncio.run(with_store(settings, lambda store: refuse_unreadable_versions(store, schemas)))
+    except StoreError as exc:
+        raise ToolError(str(exc)) from exc
+
+
 def run(
     args: argparse.Namespace,
     out: TextIO | None = None,
@@ -175,6 +197,8 @@ def run(
     ``check`` expect beside the store's own."""
     settings = settings_for(args)
     try:
+        if args.command in ("export", "import", "check", "compact", "quarantine"):
+            refuse_unreadable_store(settings, schemas, missing_ok=args.command == "import")
         if args.command == "restore":
             return _restore(args, settings, out or sys.stdout, schemas)
         if args.command == "check":
@@ -216,13 +240,33 @@ def _restore(
     _sqlite_only(settings, "restore")
     expected = server_objects(schemas)
 
+    def versions(conn: sqlite3.Connection) -> list[str]:
+        return version_problems(conn, expected)
+
     def foreign(conn: sqlite3.Connection) -> list[str]:
         return foreign_objects(conn, expected)
 
-    summary = restore_sqlite(args.file, settings.sqlite_path, force=args.force, foreign=foreign)
+    def migrate(path: Path) -> None:
+        # What a server starting on the file would do, before it is the store: a backup
+        # from an older release is served by this one as soon as it is in place.
+        try:
+            asyncio.run(install_schemas(path, schemas))
+        except StoreError as exc:
+            raise BackupError(
+                f"{args.file} cannot be brought to this release's schemas: {exc}"
+            ) from exc
+
+    summary = restore_sqlite(
+        args.file,
+        settings.sqlite_path,
+        force=args.force,
+        foreign=foreign,
+        versions=versions,
+        migrate=migrate,
+    )
     print(
         f"restored {args.file} into {settings.sqlite_path}: {summary.documents} documents, "
-        f"{summary.rows} rows",
+        f"{summary.rows} rows, migrated to this release's schemas",
         file=out,
     )
     return 0
@@ -309,6 +353,7 @@ def _check(
         expected = server_objects(schemas)
         conn = sqlite3.connect(f"{settings.sqlite_path.resolve().as_uri()}?mode=ro", uri=True)
         try:
+            store_problems += version_problems(conn, expected)
             store_problems += foreign_objects(conn, expected)
         except sqlite3.DatabaseError as exc:
             store_problems.append(f"cannot list the store's objects: {exc}")

@@ -342,9 +342,19 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         method, _, rest = request_line.partition(" ")
         target = rest.rpartition(" ")[0]
         headers: dict[str, str] = {}
+        forwarded: list[str] = []
         for line in header_lines:
             name, _, value = line.partition(":")
-            headers.setdefault(name.strip().lower(), value.strip())
+            name = name.strip().lower()
+            if name == "x-forwarded-for":
+                forwarded.append(value.strip())
+            headers.setdefault(name, value.strip())
+        if forwarded:
+            # A proxy that finds an X-Forwarded-For line already there may add its own line
+            # instead of extending it (HAProxy's ``option forwardfor`` does): the lines are
+            # one list in order (RFC 9110 5.3), and only its right end, which the trusted
+            # proxy wrote, is believed. The first line alone is what the client forged.
+            headers["x-forwarded-for"] = ", ".join(forwarded)
         raw_path, _, query = target.partition("?")
         path = unquote(raw_path)
         gate = cast("UpgradeGate[Any] | None", self._app_state.get(STATE_KEY))

@@ -21,11 +21,13 @@ import pytest_asyncio
 from tests.cluster.conftest import RedisProcess
 from tests.jsclient import JsClient, JsClientGroup, map_set
 from tests.server import ServerProcess
+from tests.test_wire import fresh_room, refusal, ws_connect
 
 ROOT = Path(__file__).resolve().parents[2]
 HAPROXY = os.environ.get("CRDT_SERVER_HAPROXY", "/usr/sbin/haproxy")
 WEDDING = "ha-wedding"
 ROOM = f"{WEDDING}/guests"
+CLIENT = "127.0.0.2"  # a client on another loopback address than the proxy's
 
 
 def _free_port() -> int:
@@ -217,6 +219,36 @@ async def _requests(server: ServerProcess, routes: tuple[str, ...]) -> dict[str,
         if m.group(1) in found:
             found[m.group(1)] += float(m.group(2))
     return found
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_a_forged_forwarded_for_line_does_not_escape_the_per_address_limit(
+    tmp_path: Path,
+) -> None:
+    """HAProxy adds its own X-Forwarded-For line after any the client sent (issue 47): the
+    server, trusting the proxy, counts the address the proxy saw, so a client that forges a
+    new first line on every upgrade is still one address. The client connects from
+    127.0.0.2, so that it is not the trusted proxy's own address."""
+    env = {
+        "CRDT_SERVER_MAX_CONNECTIONS_PER_ADDRESS": "1",
+        "CRDT_SERVER_TRUSTED_PROXIES": "127.0.0.1",
+    }
+    async with ServerProcess(tmp_path / "data", env=env) as server:
+        proxy = HaProxy(tmp_path, [server, server])
+        await proxy.start()
+        try:
+            await proxy.wait_up({"s1", "s2"})
+            async with await ws_connect(
+                proxy.port, fresh_room(), {"X-Forwarded-For": "192.0.2.1"}, source=CLIENT
+            ) as first:
+                await first.greeting()
+                response, body = await refusal(
+                    proxy.port, fresh_room(), {"X-Forwarded-For": "192.0.2.2"}, source=CLIENT
+                )
+                assert response.status == 429, (response, body)
+        finally:
+            await proxy.stop()
 
 
 def test_the_deployment_docs_show_the_configuration_that_is_tested() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from pycrdt import Doc
+from pycrdt import Doc, Map
 
 from crdt_server.documents.guest_csv import apply_import, export_guests, plan_import
 from crdt_server.testing.tokens import TokenMinter
@@ -259,3 +259,38 @@ def test_awkward_values_round_trip() -> None:
     assert len(plan.unchanged) == 3
     rows = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline="")))
     assert all(not cell.startswith(("=", "+", "-", "@", "\t")) for row in rows for cell in row)
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize("depth", [3_000, 30_000])
+async def test_a_guest_nested_thousands_of_maps_deep_exports_and_imports(
+    http: httpx.AsyncClient, depth: int
+) -> None:
+    """A guest whose dietary holds 3,000 nested maps (a real update, stored) made the CSV
+    export and import answer 500, and 30,000 (a 450 KB update) ended the server (yrs's
+    JSON rendering overflowed the native stack) (issue 47): the guest list is read with
+    bounded depth, so the other guests export whole and the deep one with its readable
+    fields."""
+    doc: Doc[Any] = Doc()
+    entries = doc.get("guests", type=Map)
+    deep: Map[Any] = Map({})
+    entries["g1"] = Map({"name": "Deep", "dietary": deep})
+    entries["g2"] = Map({"name": "Plain", "meal": "fish"})
+    with doc.transaction():
+        level = deep
+        for _ in range(depth):
+            level["d"] = inner = Map({})
+            level = inner
+    sent = await http.post(
+        WEDDING.at("/docs/guests/update"), content=doc.get_update(), headers=auth()
+    )
+    assert sent.status_code == 200, sent.text
+    rows = list(csv.DictReader(io.StringIO((await export(http)).text)))
+    assert [(r["id"], r["name"], r["dietary"]) for r in rows] == [
+        ("g1", "Deep", ""),
+        ("g2", "Plain", ""),
+    ]
+    assert rows[1]["meal"] == "fish"
+    planned = await upload(http, "id,meal\r\ng1,vegan\r\n", dry_run=True)
+    assert planned.status_code == 200, planned.text
+    assert planned.json()["changed"] == [{"line": 2, "id": "g1", "fields": ["meal"]}]
