@@ -33,6 +33,7 @@ import json
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -79,9 +80,34 @@ def excerpt(value: str | None) -> str:
     return text if len(text) <= EXCERPT else text[:EXCERPT] + "…"
 
 
+_EDITS_PER_TURN = 500
+"""Committed edits whose sessions are looked up per turn of the event loop."""
+
 _GONE_GRACE = 1.0
 """Seconds a session of someone whose socket already closed stays open after their last
 edit (the rest of what they sent before leaving may still be committing)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Edit:
+    """A committed edit of a text whose session is still to look up."""
+
+    room: Room
+    key: _Key
+    actor: Actor
+    seq: int
+    at: float
+    idle: float
+    before: str
+    """The text before the batch that made this edit."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Gone:
+    """``sub`` edited in ``room`` over a socket that had closed by the commit."""
+
+    room: str
+    sub: str
 
 
 @dataclass(slots=True)
@@ -115,6 +141,11 @@ class NoteSessions(Extension):
         """Writes of opened sessions' rows in flight: a close waits for them, or the row
         of a session closed meanwhile would outlive it (and be closed again at start)."""
         self._loop_task: asyncio.Task[None] | None = None
+        self._edits: deque[_Edit | _Gone] = deque()
+        """Edits committed whose sessions are not looked up yet, in commit order (one
+        update may edit thousands of texts: their sessions open over several turns of
+        the event loop). Whatever reads :attr:`_open` takes them in first."""
+        self._taking: asyncio.Task[None] | None = None
 
     # -- hooks --------------------------------------------------------------------------
 
@@ -133,6 +164,11 @@ class NoteSessions(Extension):
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
+        if self._taking is not None:
+            self._taking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._taking
+        self._take_edits()
         closing = list(self._open.values())
         self._open.clear()
         try:
@@ -154,7 +190,6 @@ class NoteSessions(Extension):
         now = time.time()
         idle = self._require_core().settings.fragment(NoteSettings).notes_session_idle_seconds
         edited: set[tuple[str, str, str]] = set()
-        opened: list[_Open] = []
         gone: set[str] = set()  # people who edited over a socket (still there?)
         for update, seq in zip(batch.updates, batch.seqs, strict=False):
             for sender, changes in update.changes:
@@ -167,25 +202,53 @@ class NoteSessions(Extension):
                     for name in change.edited:
                         text = (change.root, change.id, name)
                         edited.add(text)
-                        where = (room.name, *text)
-                        new = self._edit(room, where, actor, seq, now, idle)
-                        if new is not None:
-                            opened.append(new)
+                        # The text before this batch: the ``before`` of a session this
+                        # edit opens (known only now; the session is looked up later).
+                        before = seen.get(text, "")
+                        self._edits.append(
+                            _Edit(room, (room.name, *text), actor, seq, now, idle, before)
+                        )
                         if _over_socket(sender.origin):
                             gone.add(actor.sub)
         for text, value in _texts_in(room.doc, edited).items():
             seen[text] = value or ""
-        if opened:
-            self._write(opened)
         # Edits that commit after their sender's socket closed (sent just before leaving)
         # end their session shortly after the last of them: no disconnect is coming.
         present = {c.principal.user_id for c in room.connections}
         for sub in gone - present:
-            for key, session in self._open.items():
-                if key[0][0] == room.name and key[1] == sub:
-                    session.idle = min(session.idle, _GONE_GRACE)
+            self._edits.append(_Gone(room.name, sub))
+        if self._edits and self._taking is None:
+            self._taking = asyncio.create_task(self._take_edits_soon(), name="note-edits")
+
+    async def _take_edits_soon(self) -> None:
+        try:
+            while self._edits:
+                self._take_edits(_EDITS_PER_TURN)
+                await asyncio.sleep(0)  # let the loop turn (health checks, other rooms)
+        finally:
+            self._taking = None
+
+    def _take_edits(self, limit: int | None = None) -> None:
+        """Look up (open, or extend) the sessions of committed edits, in commit order:
+        ``limit`` of them, or all."""
+        opened: list[_Open] = []
+        count = 0
+        while self._edits and (limit is None or count < limit):
+            item = self._edits.popleft()
+            count += 1
+            if isinstance(item, _Gone):
+                for key, session in self._open.items():
+                    if key[0][0] == item.room and key[1] == item.sub:
+                        session.idle = min(session.idle, _GONE_GRACE)
+                continue
+            new = self._edit(item)
+            if new is not None:
+                opened.append(new)
+        if opened:
+            self._write(opened)
 
     def on_disconnect(self, room: Room, conn: Connection) -> None:
+        self._take_edits()
         sub = conn.principal.user_id
         if any(c.principal.user_id == sub for c in room.connections if c is not conn):
             return
@@ -202,6 +265,7 @@ class NoteSessions(Extension):
         """Per-person erasure: the guest's open sessions end without an event (their
         excerpts quote the guest's notes) and their rows go."""
         name = f"{wedding}/guests"
+        self._take_edits()
         for key in [k for k in self._open if k[0][:3] == (name, "guests", guest_id)]:
             del self._open[key]
         self._texts.get(name, {}).pop(("guests", guest_id, "notes"), None)
@@ -210,32 +274,31 @@ class NoteSessions(Extension):
 
     # -- sessions -------------------------------------------------------------------------
 
-    def _edit(
-        self, room: Room, key: _Key, actor: Actor, seq: int, now: float, idle: float
-    ) -> _Open | None:
-        """Note ``sub``'s edit of a text; the session it opens, if it opens one (its row
-        is for the caller to write, together with the others the batch opens)."""
-        sub = actor.sub
-        session = self._open.get((key, sub))
+    def _edit(self, edit: _Edit) -> _Open | None:
+        """Note an edit of a text; the session it opens, if it opens one (its row is for
+        the caller to write, together with the others opened with it)."""
+        sub = edit.actor.sub
+        session = self._open.get((edit.key, sub))
         opened = None
         if session is None:
-            name, root, entry_id, field = key
-            before = self._texts.get(name, {}).get((root, entry_id, field), "")
+            name, root, entry_id, field = edit.key
             row = NoteSession(
                 uuid.uuid4().hex,
-                room.wedding_id,
+                edit.room.wedding_id,
                 name,
                 root,
                 entry_id,
                 field,
                 sub,
-                actor.role,
-                excerpt(before),
-                seq,
-                now,
+                edit.actor.role,
+                excerpt(edit.before),
+                edit.seq,
+                edit.at,
             )
-            session = opened = self._open[(key, sub)] = _Open(row, seq, now, idle)
-        session.last_seq, session.last_edit = seq, now
+            session = opened = self._open[(edit.key, sub)] = _Open(
+                row, edit.seq, edit.at, edit.idle
+            )
+        session.last_seq, session.last_edit = edit.seq, edit.at
         return opened
 
     def _write(self, opened: Sequence[_Open]) -> None:
@@ -257,6 +320,7 @@ class NoteSessions(Extension):
         idle, longest = settings.notes_session_idle_seconds, settings.notes_session_max_seconds
         while True:
             await asyncio.sleep(min(_GONE_GRACE, idle) / 4)
+            self._take_edits()  # an edit still to look up may keep a session open
             now = time.time()
             due = [
                 key
@@ -320,6 +384,7 @@ class NoteSessions(Extension):
 
     def open_sessions(self) -> Sequence[NoteSession]:
         """The sessions open in this process (for tests and diagnostics)."""
+        self._take_edits()
         return [session.row for session in self._open.values()]
 
 
