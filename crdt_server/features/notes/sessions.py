@@ -156,7 +156,10 @@ class NoteSessions(Extension):
         left = await self._rows.all()  # left open by a crash
         if left:
             last = await core.store.last_seqs(sorted({row.doc for row in left}))
-            await self._close([(row, last.get(row.doc, row.first_seq), True) for row in left])
+            # Their rows are stored (``written``): each closes only if its row is still there.
+            await self._close(
+                [_Open(row, last.get(row.doc, row.first_seq), 0.0, 0.0, True) for row in left]
+            )
         self._loop_task = asyncio.create_task(self._watch(), name="note-sessions")
 
     async def close(self) -> None:
@@ -172,7 +175,7 @@ class NoteSessions(Extension):
         closing = list(self._open.values())
         self._open.clear()
         try:
-            await self._close([(s.row, s.last_seq, s.written) for s in closing])
+            await self._close(closing)
         except Exception:
             log.exception("edit sessions could not be closed; closed at the next start")
         for task in list(self._tasks):
@@ -259,7 +262,7 @@ class NoteSessions(Extension):
         keys = [k for k in self._open if k[0][0] == room_name and k[1] == sub]
         closing = [self._open.pop(key) for key in keys]
         if closing:
-            self._spawn(self._close([(s.row, s.last_seq, s.written) for s in closing]))
+            self._spawn(self._close(closing))
 
     async def on_guest_erased(self, wedding: str, guest_id: str) -> None:
         """Per-person erasure: the guest's open sessions end without an event (their
@@ -269,6 +272,7 @@ class NoteSessions(Extension):
         for key in [k for k in self._open if k[0][:3] == (name, "guests", guest_id)]:
             del self._open[key]
         self._texts.get(name, {}).pop(("guests", guest_id, "notes"), None)
+        await self._written()  # a row still being written would outlive the erasure
         if self._rows is not None:
             await self._rows.erase_entry(wedding, "guests", guest_id)
 
@@ -331,36 +335,40 @@ class NoteSessions(Extension):
             if not closing:
                 continue
             try:
-                await self._close([(s.row, s.last_seq, s.written) for s in closing])
+                await self._close(closing)
             except Exception:
                 log.exception("edit sessions could not be closed; retried at start")
 
-    async def _close(self, closing: Sequence[tuple[NoteSession, int, bool]]) -> None:
-        """Store each session's event and forget its row, ``(row, last seq, written)``.
+    async def _close(self, closing: Sequence[_Open]) -> None:
+        """Store each session's event and forget its row.
 
         One update can open thousands of sessions that then close together: each room's
         texts are read once, by key (never the whole document per session), and the
         events go in a few transactions, not three per session."""
-        if self._opening:
-            await asyncio.gather(*list(self._opening), return_exceptions=True)
+        await self._written()  # ``written`` is known from here on
         rows = self._rows
         assert rows is not None
-        by_doc: dict[str, list[tuple[NoteSession, int, bool]]] = {}
-        for item in sorted(closing, key=lambda item: item[0].started):
-            by_doc.setdefault(item[0].doc, []).append(item)
+        by_doc: dict[str, list[_Open]] = {}
+        for session in sorted(closing, key=lambda s: s.row.started):
+            by_doc.setdefault(session.row.doc, []).append(session)
         weddings = self._require_core().weddings
-        for name, items in by_doc.items():
+        for name, sessions in by_doc.items():
             async with weddings.room(name) as room:
-                for at in range(0, len(items), _BATCH):
-                    some = items[at : at + _BATCH]
-                    texts = _texts_in(room.doc, [(r.root, r.entry, r.field) for r, _, _ in some])
+                for at in range(0, len(sessions), _BATCH):
+                    some = [s.row for s in sessions[at : at + _BATCH]]
+                    texts = _texts_in(room.doc, [(r.root, r.entry, r.field) for r in some])
                     await room.wait_committed()  # what it shows is stored
                     batch = [
-                        (row, _event(row, seq, texts[(row.root, row.entry, row.field)]), written)
-                        for row, seq, written in some
+                        (s.row, _event(s.row, s.last_seq, texts[_text_of(s.row)]), s.written)
+                        for s in sessions[at : at + _BATCH]
                     ]
                     if await rows.close(batch):
-                        self._events.announce(some[0][0].wedding)
+                        self._events.announce(some[0].wedding)
+
+    async def _written(self) -> None:
+        """Wait for the writes of opened sessions' rows in flight."""
+        if self._opening:
+            await asyncio.gather(*list(self._opening), return_exceptions=True)
 
     def _spawn(self, work: Any) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.ensure_future(work)
@@ -407,6 +415,11 @@ def _event(row: NoteSession, last_seq: int, after: str | None) -> NewEvent:
         sub=row.sub,
         role=row.role,
     )
+
+
+def _text_of(row: NoteSession) -> tuple[str, str, str]:
+    """The text of a session: ``(root, entry, field)``."""
+    return row.root, row.entry, row.field
 
 
 def _over_socket(origin: str) -> bool:
