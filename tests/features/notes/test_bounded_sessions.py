@@ -23,16 +23,23 @@ import httpx
 import pytest
 from pycrdt import Doc, Map, Text
 
+from crdt_server.auth.tokens import TokenCodec
 from crdt_server.testing.waits import until
 from tests.server import ServerProcess
 
 pytestmark = pytest.mark.asyncio
 
 WEDDING = "bounded"
+SECRET = "bounded-work-test-secret-at-least-32-bytes"
+CODEC = TokenCodec(algorithms=["HS256"], secret=SECRET.encode())
 CPU_BUDGET = 10.0
 """Seconds of server CPU for every session to close and its event to be stored."""
 RATIO = 2.3
 """Most the CPU may grow when the notes touched double (linear is 2)."""
+
+
+def bearer(role: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {CODEC.mint(sub=role, role=role, wedding=WEDDING, ttl=600)}"}
 
 
 def server_cpu(pid: int) -> float:
@@ -169,6 +176,7 @@ async def measure(tmp_path: Path, guests: int, sizes: tuple[int, ...], rounds: i
     """Rounds of one update touching the notes of each of ``sizes`` guests in turn (A B A
     B: the machine's load falls on both alike) on a list of ``guests``."""
     env = {
+        "CRDT_SERVER_AUTH_SECRET": SECRET,
         # Sessions close soon after the one update that opens them all.
         "CRDT_SERVER_NOTES_SESSION_IDLE_SECONDS": "0.2",
         "CRDT_SERVER_NOTES_SESSION_MAX_SECONDS": "60",
@@ -177,13 +185,13 @@ async def measure(tmp_path: Path, guests: int, sizes: tuple[int, ...], rounds: i
     doc = guest_list(guests)
     measured = Measured({n: [] for n in sizes}, [])
     async with (
-        ServerProcess(data, env=env) as live,
+        ServerProcess(data, env=env, anonymous=False) as live,
         httpx.AsyncClient(base_url=live.url, timeout=60) as http,
     ):
         assert live.process is not None
         pid = live.process.pid
         url = f"/api/weddings/{WEDDING}/docs/guests/update"
-        binary = {"content-type": "application/octet-stream"}
+        binary = {"content-type": "application/octet-stream"} | bearer("couple")
         answer = await http.post(url, content=doc.get_update(), headers=binary)
         assert answer.status_code == 200, answer.text
         store = Store(data)
@@ -191,6 +199,11 @@ async def measure(tmp_path: Path, guests: int, sizes: tuple[int, ...], rounds: i
         for _ in range(rounds):
             for touched in sizes:
                 update = touch_notes(doc, touched)
+                # A vendor reads the guest list through its projection (no notes, no
+                # contacts): the projection is loaded, and each update is mirrored into it.
+                read = {"accept": "application/octet-stream"} | bearer("vendor")
+                seen = await http.get(f"/api/weddings/{WEDDING}/docs/guests", headers=read)
+                assert seen.status_code == 200, seen.text
                 await quiet(pid)  # what came before is done
                 poller = await poll_health(live.port)
                 try:
