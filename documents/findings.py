@@ -21,10 +21,11 @@ a document was replaced by one the changes did not come from).
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import combinations
+from datetime import datetime
 from typing import Any
 
 from pycrdt import Doc, Map
@@ -487,20 +488,20 @@ class WeddingFindings:
         items = self._records["items"]
         group = [items[i] for i in sorted(self._labelled.get((code, label), ()))]
         found: list[Conflict] = []
-        for first, second in combinations(group, 2):
+        for i, j in _overlapping([(parse_instant(x.start), parse_instant(x.end)) for x in group]):
+            first, second = group[i], group[j]
             zone = parse_instant(first.start).tzinfo  # show the window in one offset
             start = max(parse_instant(first.start), parse_instant(second.start)).astimezone(zone)
             end = min(parse_instant(first.end), parse_instant(second.end)).astimezone(zone)
-            if start < end:
-                found.append(
-                    Conflict(
-                        code,
-                        (f"timeline/items/{first.id}", f"timeline/items/{second.id}"),
-                        f"'{first.title}' and '{second.title}' both use {what} "
-                        f"'{getattr(first, field)}' from {start.isoformat()} to "
-                        f"{end.isoformat()}.",
-                    )
+            found.append(
+                Conflict(
+                    code,
+                    (f"timeline/items/{first.id}", f"timeline/items/{second.id}"),
+                    f"'{first.title}' and '{second.title}' both use {what} "
+                    f"'{getattr(first, field)}' from {start.isoformat()} to "
+                    f"{end.isoformat()}.",
                 )
+            )
         return found
 
     def _money(self, amount: int) -> str:
@@ -560,6 +561,24 @@ class WeddingFindings:
 def _active(item: TimelineItem) -> bool:
     """Whether an item takes part in overlaps (see :func:`documents.invariants`)."""
     return item.status != "cancelled" and not parse_instant(item.end) < parse_instant(item.start)
+
+
+def _overlapping(windows: Sequence[tuple[datetime, datetime]]) -> list[tuple[int, int]]:
+    """The pairs ``(i, j)``, ``i < j``, of ``windows`` (start, end) that overlap, in that
+    order. A sweep in start order compares a window only with those still open when it
+    starts: a label's k items cost k log k and the overlaps found, not k² comparisons (a
+    long day's one location is evaluated again at every edit of one of its items)."""
+    order = sorted((start, end, index) for index, (start, end) in enumerate(windows) if start < end)
+    open_: list[tuple[datetime, int]] = []  # a heap of (end, index) of the open windows
+    pairs: list[tuple[int, int]] = []
+    for start, end, index in order:
+        while open_ and open_[0][0] <= start:
+            heapq.heappop(open_)  # ended: overlaps nothing that starts from here on
+        # Every window still open started no later and ends after this one starts.
+        pairs.extend((min(index, other), max(index, other)) for _, other in open_)
+        heapq.heappush(open_, (end, index))
+    pairs.sort()
+    return pairs
 
 
 def _move(index: dict[Any, set[Any]], key: Any, value: Any, sign: int) -> None:

@@ -42,6 +42,8 @@ _SENDER = Sender(Actor("server", "server"), "server:conflicts")
 _MOST_PRIVATE_FIRST = ("budget", "guests", "seating", "timeline")
 _WRITERS_PER_WEDDING = 5000
 _WEDDINGS_REMEMBERED = 1000
+_TOUCH_SLICE = 200
+"""Entries read again per turn of the event loop (about 4 ms of a guest list's)."""
 REMOTE_GRACE = 0.5
 """Seconds a process waits before writing findings another process's content made: that
 process writes them first (right after its commit)."""
@@ -186,11 +188,30 @@ class ConflictsKeeper(Extension):
         if findings.sources.get(room.kind) is not room.doc:
             wedding.stale = True  # a document it was not built from: built again
             return
-        try:
-            findings.touch(room.kind, room.doc, [(c.root, c.id) for c in changes])
-        except Exception:
-            wedding.stale = True  # not trusted any more: read whole at the next evaluation
-            raise
+        if changes:
+            # Read by the evaluation that follows, a slice at a time: one update may touch
+            # thousands of entries, which must not hold the event loop all at once.
+            wedding.touched.append((room.kind, room.doc, [(c.root, c.id) for c in changes]))
+
+    async def _read_touched(self, wedding: _Wedding) -> None:
+        """Read again the entries the changes since the last evaluation touched."""
+        while wedding.touched:
+            kind, doc, entries = wedding.touched.pop(0)
+            findings = wedding.findings
+            if findings is None or wedding.stale:
+                wedding.touched.clear()  # read whole by the evaluation
+                return
+            if findings.sources.get(kind) is not doc:
+                wedding.stale = True
+                continue
+            for at in range(0, len(entries), _TOUCH_SLICE):
+                if at:
+                    await asyncio.sleep(0)  # let the loop turn (health checks, other rooms)
+                try:
+                    findings.touch(kind, doc, entries[at : at + _TOUCH_SLICE])
+                except Exception:
+                    wedding.stale = True  # not trusted any more: read whole next time
+                    raise
 
     def _schedule(self, wedding_id: str) -> None:
         """Evaluate the wedding's findings now (on the next turn of the loop); if that is
@@ -238,6 +259,7 @@ class ConflictsKeeper(Extension):
 
     async def _update_locked(self, wedding_id: str, wedding: _Wedding) -> list[StoredEvent]:
         service = self._require_service()
+        await self._read_touched(wedding)
         findings = wedding.findings
         quiet = not (wedding.stale or wedding.keys or wedding.full or wedding.stored)
         if findings is not None and quiet:
@@ -267,6 +289,7 @@ class ConflictsKeeper(Extension):
             # room loaded or rebuilt, another process's copy): read whole, compare whole.
             findings = wedding.findings = WeddingFindings.build(docs)
             wedding.stale, wedding.full = False, True
+            wedding.touched.clear()  # read whole just now
         changed = findings.evaluate()
         keys, wedding.keys = wedding.keys | changed, set()
         full, wedding.full = wedding.full, False
@@ -618,6 +641,9 @@ class _Wedding:
     """Held while the conflicts room is brought up to date (one at a time per wedding)."""
     resolved: dict[str, StoredEvent] = field(default_factory=dict)
     """``conflict.resolved`` events credited to a resolver, for :meth:`resolve` to name."""
+    touched: list[tuple[str, Doc[Any], list[tuple[str, str]]]] = field(default_factory=list)
+    """Entries ``(root, id)`` of a document of a kind that changes touched since the last
+    evaluation, which reads them again (:meth:`ConflictsKeeper._read_touched`)."""
 
 
 def _dict(value: Any) -> dict[str, Any]:

@@ -2,16 +2,18 @@
 
 A session is one person's run of edits in one text (an entry's ``notes``): who, which
 entry, an excerpt of the text before their first edit and that edit's seq. A row lives
-while the session is open; closing it stores one event and deletes the row, so rows left at
-a crash are the sessions to close at the next start. A new table (``CREATE TABLE IF NOT
-EXISTS``): stores written by an earlier release gain it and change nothing else.
+while the session is open; closing it stores one event and deletes the row in one
+transaction, so rows left at a crash are the sessions to close at the next start. A new
+table (``CREATE TABLE IF NOT EXISTS``): stores written by an earlier release gain it and
+change nothing else.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from crdt_server.storage.base import DocumentStore
+from crdt_server.storage.base import DocumentStore, NewEvent, StoredEvent
 from crdt_server.storage.gateway import Gateway, Sql, Table, Tx, schema_of
 
 __all__ = ["NOTE_SESSIONS", "NoteSession", "NoteSessionStore"]
@@ -24,6 +26,9 @@ SESSIONS = Table(
     " started {real} NOT NULL)",
 )
 NOTE_SESSIONS = schema_of("note_sessions", SESSIONS)
+
+_CHUNK = 500
+"""Ids per ``IN (...)`` list (well under every backend's limit on parameters)."""
 
 _COLUMNS = "id, wedding, doc, root, entry, field, sub, role, before, first_seq, started"
 
@@ -57,28 +62,17 @@ class NoteSessionStore:
     async def install(self) -> None:
         await self._store.install(NOTE_SESSIONS)
 
-    async def open(self, session: NoteSession) -> None:
-        """Store an open session (its own transaction; the same id again stores nothing)."""
-        row = (
-            session.id,
-            session.wedding,
-            session.doc,
-            session.root,
-            session.entry,
-            session.field,
-            session.sub,
-            session.role,
-            session.before,
-            session.first_seq,
-            session.started,
-        )
-        await self._sql.run(
-            _one(
+    async def open(self, sessions: Sequence[NoteSession]) -> None:
+        """Store open sessions, all in one transaction (an id already stored is left as
+        it is): one update may open thousands at once."""
+        if not sessions:
+            return
+        async with self._sql.transaction() as tx:
+            await tx.executemany(
                 f"INSERT INTO {{t}}note_sessions ({_COLUMNS}) VALUES"  # noqa: S608
                 " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                row,
+                [_values(session) for session in sessions],
             )
-        )
 
     async def all(self) -> list[NoteSession]:
         """Every open session (what a crash left open, at start)."""
@@ -102,9 +96,35 @@ class NoteSessionStore:
             for r in rows
         ]
 
-    async def close(self, session_id: str) -> None:
-        """Forget a session whose event is stored."""
-        await self._sql.run(_one("DELETE FROM {t}note_sessions WHERE id = ?", (session_id,)))
+    async def close(
+        self, closing: Sequence[tuple[NoteSession, NewEvent, bool]]
+    ) -> list[StoredEvent]:
+        """Close sessions in one transaction: store each one's event and forget its row
+        (so a crash leaves both or neither), for ``(session, event, written)`` where the
+        session's row is still there, or was never ``written`` (its open write failed).
+        A session another process closed already (its row went with its event) stores
+        nothing: each session's event is stored once. The events as stored."""
+        if not closing:
+            return []
+        ids = [session.id for session, _, _ in closing]
+        async with self._sql.transaction() as tx:
+            present: set[str] = set()
+            for at in range(0, len(ids), _CHUNK):
+                chunk = ids[at : at + _CHUNK]
+                marks = ", ".join("?" * len(chunk))
+                rows = await tx.fetch(
+                    f"SELECT id FROM {{t}}note_sessions WHERE id IN ({marks})",  # noqa: S608
+                    *chunk,
+                )
+                present.update(str(row[0]) for row in rows)
+            events = [
+                event for session, event, written in closing if session.id in present or not written
+            ]
+            stored = await tx.add_events(events) if events else []
+            await tx.executemany(
+                "DELETE FROM {t}note_sessions WHERE id = ?", [(i,) for i in present]
+            )
+        return stored
 
     async def erase_entry(self, wedding: str, root: str, entry: str) -> None:
         """Forget the sessions of one entry (per-person erasure: their excerpts go)."""
@@ -114,6 +134,22 @@ class NoteSessionStore:
                 (wedding, root, entry),
             )
         )
+
+
+def _values(session: NoteSession) -> tuple[object, ...]:
+    return (
+        session.id,
+        session.wedding,
+        session.doc,
+        session.root,
+        session.entry,
+        session.field,
+        session.sub,
+        session.role,
+        session.before,
+        session.first_seq,
+        session.started,
+    )
 
 
 def _one(text: str, params: tuple[object, ...]) -> Tx[None]:

@@ -56,6 +56,8 @@ FULL_EVERY = 1000
 """Every so many rounds (of all projections), a round looks at every entry of its
 projection even when the change records named the entries that changed: a safety net for a
 change the records missed (their failures are counted and logged)."""
+ENTRIES_PER_TURN = 250
+"""Entries a round mirrors per turn of the event loop (a few ms of a guest list's)."""
 LEASE_SECONDS = 60.0
 """How long one process is the writer of a projection (several processes): a lease on the
 bus, taken again once it lapsed; another process takes over only when it lapsed."""
@@ -290,14 +292,23 @@ class Projections(Extension):
             def capture(event: TransactionEvent) -> None:
                 updates.append(event.update)
 
-            subscription = writer.observe(capture)
-            try:
-                mirror(source.doc, writer, doc, self._hidden[(doc, role)], touched)
-            finally:
-                writer.unobserve(subscription)
-            for update in updates:
-                index = await room.apply(update, inspect_update(update), PROJECTOR)
-                await room.wait_committed(index)
+            hidden = self._hidden[(doc, role)]
+            # An update may touch thousands of entries: they are mirrored a slice per turn
+            # of the event loop (each slice one update of the projection), not all at once.
+            ordered = None if touched is None else sorted(touched)
+            for at in range(0, 1 if ordered is None else max(len(ordered), 1), ENTRIES_PER_TURN):
+                entries = None if ordered is None else ordered[at : at + ENTRIES_PER_TURN]
+                if at:
+                    await asyncio.sleep(0)  # the loop turns, whether or not a slice changed
+                subscription = writer.observe(capture)
+                try:
+                    mirror(source.doc, writer, doc, hidden, entries)
+                finally:
+                    writer.unobserve(subscription)
+                for update in updates:
+                    index = await room.apply(update, inspect_update(update), PROJECTOR)
+                    await room.wait_committed(index)
+                updates.clear()
             self.rounds += 1
             if touched is None:
                 self._followed[name] = room
