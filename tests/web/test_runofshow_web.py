@@ -5,6 +5,7 @@ for http, https and mailto; no inline style (the app's CSP is unchanged)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -113,3 +114,47 @@ async def test_two_people_write_the_run_of_show_with_carets_and_safe_links(
     assert violations == []
     await screenshot(planner, "runofshow-390")
     await screenshot(couple, "runofshow-1100")
+
+
+SETTLED = """e => {
+  const view = e.editor && e.editor.view
+  const sel = getSelection()
+  if (!view || !sel.focusNode || !e.contains(sel.focusNode)) return false
+  return view.posAtDOM(sel.focusNode, sel.focusOffset) === view.state.selection.head
+}"""
+
+
+async def settle(page: Any, timeout: float = 5.0) -> None:
+    """Wait until the editor has read where the browser put the caret. ProseMirror learns of
+    a caret moved by the browser (a click, End, arrows) from ``selectionchange``, a moment
+    later; a person is never faster than that, Playwright can be."""
+    deadline = time.monotonic() + timeout
+    while not await page.eval_on_selector(EDITOR, SETTLED):
+        assert time.monotonic() < deadline, "the editor never read the caret"
+        await page.wait_for_timeout(20)
+
+
+async def open_run_of_show(page: Any) -> None:
+    await page.get_by_role("link", name="Timeline").click()
+    await page.locator(".runofshow summary").click()
+    await page.locator(EDITOR).wait_for(timeout=10_000)
+    await until_text(page, "Run of show", "14:00 Ceremony")
+
+
+async def test_enter_at_the_end_of_a_paragraph_then_typing_writes_a_new_paragraph_there(
+    demo: Demo, browser: Any
+) -> None:
+    """Issue 48: the text typed after Enter landed at the start of the next paragraph."""
+    _, planner = await open_app(browser, demo.link("planner"))
+    await open_run_of_show(planner)
+    for attempt in range(3):
+        await planner.locator(EDITOR).get_by_text("14:00 Ceremony").click()
+        await settle(planner)
+        await planner.keyboard.press("End")
+        await settle(planner)
+        await planner.keyboard.press("Enter")
+        await planner.keyboard.type(f"Ushers {attempt}", delay=40)
+        lines = (await text_of(planner)).split("\n")
+        ceremony = next(i for i, line in enumerate(lines) if line.startswith("14:00 Ceremony"))
+        assert lines[ceremony + 1] == f"Ushers {attempt}", lines
+        assert lines[ceremony + 2 + attempt].startswith("17:00 Dinner"), lines
