@@ -99,7 +99,10 @@ function play (seed) {
         }
       }
       who.run = { text: '', from: Y.getState(who.doc.store, who.doc.clientID), to: Y.getState(who.doc.store, who.doc.clientID), joined }
-    } else if (roll < 0.16 && who.run.text) {
+    } else if (roll < 0.16 && [...who.run.text].length > 1 && !who.run.joined) {
+      // Backspace, never on the run's first letter nor in a joined run: with their own letter
+      // gone, a person's caret may touch the other's run, and no editor can tell whose word
+      // comes next there.
       field.backspace()
       binding.typed()
       const last = who.run.text.charCodeAt(who.run.text.length - 1)
