@@ -21,7 +21,8 @@ export const localOrigin = (what) => ({ app: LOCAL, what })
 /** Whether an edit was made in this app: LOCAL, a `localOrigin`, or an undo of either. */
 export function isLocal (origin) {
   if (origin === LOCAL) return true
-  if (origin instanceof Y.UndoManager) return [...origin.trackedOrigins].some(isLocal)
+  // An undo manager tracks itself too (its own undos and redos).
+  if (origin instanceof Y.UndoManager) return [...origin.trackedOrigins].some((o) => o !== origin && isLocal(o))
   return origin !== null && typeof origin === 'object' && origin.app === LOCAL
 }
 

@@ -236,3 +236,14 @@ test('cancel undoes only what this binding typed; others\' text stays', () => {
   for (const p of [a, b]) assert.equal(p.field.value, 'Ada: Nut allergy.')
   assert.equal(a.binding.undoSteps, 0)
 })
+
+test('an undo counts as this app\'s edit when it undoes one of its writers, and never loops', async () => {
+  const { LOCAL, isLocal, localOrigin } = await import('../src/sync.js')
+  const text = new Y.Doc().getText('notes')
+  assert.equal(isLocal(LOCAL), true)
+  assert.equal(isLocal(localOrigin('notes')), true)
+  assert.equal(isLocal('remote'), false)
+  // An undo manager tracks itself too: an editor's (origin not ours) is not this app's.
+  assert.equal(isLocal(new Y.UndoManager(text, { trackedOrigins: new Set(['editor']) })), false)
+  assert.equal(isLocal(new Y.UndoManager(text, { trackedOrigins: new Set([localOrigin('notes')]) })), true)
+})

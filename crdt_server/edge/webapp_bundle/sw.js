@@ -1,8 +1,8 @@
 // The service worker of the planner: keeps the app shell on the device so the app opens
 // with no network. The documents themselves live in IndexedDB (y-indexeddb), not here.
 // The list of files and the version below are filled in by web/build.mjs.
-const VERSION = '135e477d34888b83'
-const SHELL = ["/app/","/app/app-5WZE6HGT.css","/app/app-UMHZ5X5U.js","/app/chunk-M437OLYV.js","/app/chunk-ZH4XNPMH.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
+const VERSION = '7e8d13c8701a7b30'
+const SHELL = ["/app/","/app/app-2QDHYCTQ.css","/app/app-YBNJKYDY.js","/app/chunk-6L3CHQDG.js","/app/chunk-ZH4XNPMH.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
 const CACHE = `planner-${VERSION}`
 
 self.addEventListener('install', (event) => {
