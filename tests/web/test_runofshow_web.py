@@ -184,8 +184,10 @@ async def test_the_toolbar_formats_by_keyboard_reports_state_and_refuses_bad_lin
     await planner.locator(EDITOR).get_by_text("20:00 First dance").click()
     await settle(planner)
     await planner.keyboard.press("End")
+    await settle(planner)
     await planner.keyboard.press("Enter")
     await planner.keyboard.type("Sparklers", delay=20)
+    assert (await text_of(planner)).endswith("Carriages from 23:30.\nSparklers")
     await planner.keyboard.press("Shift+Home")
     await settle(planner)
     # A shortcut formats, and the button says so.
@@ -225,9 +227,10 @@ async def test_the_toolbar_formats_by_keyboard_reports_state_and_refuses_bad_lin
     await planner.locator(EDITOR).get_by_text("13:30 Guests arrive").click()
     await settle(planner)
     await planner.keyboard.press("End")
+    await settle(planner)
     await planner.keyboard.press("Enter")
     await planner.eval_on_selector(EDITOR, PASTE_MARKS)
-    await until_text(planner, "bold italic under struck code link")
+    await until_text(planner, "garden gate.\nbold italic under struck code link\n14:00")
     html = str(await planner.eval_on_selector(EDITOR, "e => e.innerHTML"))
     assert "<strong>bold</strong>" in html and "<em>italic</em>" in html
     assert 'href="https://example.com/a"' in html
