@@ -23,7 +23,7 @@ from tests.web.conftest import (
     screenshot,
     status,
 )
-from tests.web.typing import (
+from tests.web.typists import (
     assert_runs_whole,
     guest_named,
     open_guest_notes,

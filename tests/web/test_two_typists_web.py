@@ -23,13 +23,13 @@ from tests.web.conftest import PAGE_ERRORS, Demo, open_app, status
 from tests.web.proxy import CuttableProxy
 from tests.web.test_planner import proxy  # noqa: F401 (the fixture)
 from tests.web.test_runofshow_web import EDITOR, open_run_of_show, settle, text_of
-from tests.web.typing import (
+from tests.web.typists import (
     assert_runs_whole,
     guest_named,
     open_guest_notes,
     wait_same,
 )
-from tests.web.typing import (
+from tests.web.typists import (
     text_of as area_text,
 )
 
