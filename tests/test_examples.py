@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from pycrdt import Map
+from pycrdt import Map, Text
 
 from tests.server import ServerProcess
 from tests.yclient import YClient
@@ -101,6 +101,63 @@ async def test_js_client_example(server: ServerProcess) -> None:
         out = await _run(str(EXAMPLE), "js_client", server.ws_url, tok, cwd=ROOT, timeout=120)
         assert json.loads(out.splitlines()[-1])["g-grace"]["rsvp"] == "accepted"
         await watcher.wait(lambda: _has_guest(watcher, "g-grace"))
+
+
+@pytest.mark.js
+@pytest.mark.asyncio
+async def test_js_client_example_edits_an_existing_entry_in_place(server: ServerProcess) -> None:
+    """Issue 48: the example replaced ``g-grace`` whole (``guests.set('g-grace', new
+    Y.Map())``), so an entry another client had written lost its contact, household and
+    notes; it now creates the entry only when absent and edits fields in place."""
+    tok = await _cli_token(server)
+    async with YClient(server.ws_url, "w42/guests", token=tok) as first:
+        guests = first.doc.get("guests", type=Map)
+        with first.doc.transaction():
+            guests["g-grace"] = Map(
+                {
+                    "name": "Grace",
+                    "contact": "grace@example.com",
+                    "household": "Hopper household",
+                    "notes": Text("Navy dress uniform."),
+                }
+            )
+        await first.flush()
+        await first.wait(first.is_confirmed)
+        out = await _run(str(EXAMPLE), "js_client", server.ws_url, tok, cwd=ROOT, timeout=120)
+        grace = json.loads(out.splitlines()[-1])["g-grace"]
+        assert grace["rsvp"] == "accepted" and grace["name"] == "Grace Hopper"
+
+        def kept() -> bool:
+            entry = guests.to_py()["g-grace"]
+            return bool(
+                entry.get("rsvp") == "accepted"
+                and entry.get("contact") == "grace@example.com"
+                and entry.get("household") == "Hopper household"
+                and str(entry.get("notes", "")).startswith("Navy dress uniform.")
+            )
+
+        await first.wait(kept)
+
+
+@pytest.mark.js
+@pytest.mark.asyncio
+async def test_js_client_example_stops_when_refused_at_the_upgrade(server: ServerProcess) -> None:
+    """A stock provider refused at the upgrade (a bad token: 401) sees only a failed socket
+    and retries for ever; the example stops after a few refusals, says so, and exits 1."""
+    process = await asyncio.create_subprocess_exec(
+        str(EXAMPLE),
+        "js_client",
+        server.ws_url,
+        "not-a-token",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(120):
+        _, stderr = await process.communicate()
+    assert process.returncode == 1, stderr.decode()
+    assert "refused" in stderr.decode()
+    assert "not-a-token" not in stderr.decode()
 
 
 # -- the README and the docs, as written, on a fresh copy -----------------------------------

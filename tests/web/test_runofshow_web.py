@@ -5,6 +5,7 @@ for http, https and mailto; no inline style (the app's CSP is unchanged)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -113,3 +114,156 @@ async def test_two_people_write_the_run_of_show_with_carets_and_safe_links(
     assert violations == []
     await screenshot(planner, "runofshow-390")
     await screenshot(couple, "runofshow-1100")
+
+
+SETTLED = """e => {
+  const view = e.editor && e.editor.view
+  const sel = getSelection()
+  if (!view || !sel.focusNode || !e.contains(sel.focusNode)) return false
+  return view.posAtDOM(sel.focusNode, sel.focusOffset) === view.state.selection.head
+}"""
+
+
+async def settle(page: Any, timeout: float = 5.0) -> None:
+    """Wait until the editor has read where the browser put the caret. ProseMirror learns of
+    a caret moved by the browser (a click, End, arrows) from ``selectionchange``, a moment
+    later; a person is never faster than that, Playwright can be."""
+    deadline = time.monotonic() + timeout
+    while not await page.eval_on_selector(EDITOR, SETTLED):
+        assert time.monotonic() < deadline, "the editor never read the caret"
+        await page.wait_for_timeout(20)
+
+
+async def open_run_of_show(page: Any) -> None:
+    await page.get_by_role("link", name="Timeline").click()
+    await page.locator(".runofshow summary").click()
+    await page.locator(EDITOR).wait_for(timeout=10_000)
+    await until_text(page, "Run of show", "14:00 Ceremony")
+
+
+async def test_enter_at_the_end_of_a_paragraph_then_typing_writes_a_new_paragraph_there(
+    demo: Demo, browser: Any
+) -> None:
+    """Issue 48: the text typed after Enter landed at the start of the next paragraph."""
+    _, planner = await open_app(browser, demo.link("planner"))
+    await open_run_of_show(planner)
+    for attempt in range(3):
+        await planner.locator(EDITOR).get_by_text("14:00 Ceremony").click()
+        await settle(planner)
+        await planner.keyboard.press("End")
+        await settle(planner)
+        await planner.keyboard.press("Enter")
+        await planner.keyboard.type(f"Ushers {attempt}", delay=40)
+        lines = (await text_of(planner)).split("\n")
+        ceremony = next(i for i, line in enumerate(lines) if line.startswith("14:00 Ceremony"))
+        assert lines[ceremony + 1] == f"Ushers {attempt}", lines
+        assert lines[ceremony + 2 + attempt].startswith("17:00 Dinner"), lines
+
+
+PASTE_MARKS = """e => {
+  const data = new DataTransfer()
+  data.setData('text/html', '<p><strong>bold</strong> <em>italic</em> <u>under</u>'
+    + ' <s>struck</s> <code>code</code> <a href="https://example.com/a">link</a></p>')
+  data.setData('text/plain', 'bold italic under struck code link')
+  const paste = { clipboardData: data, bubbles: true, cancelable: true }
+  e.dispatchEvent(new ClipboardEvent('paste', paste))
+}"""
+
+
+async def focused_label(page: Any) -> str:
+    return str(await page.evaluate("() => document.activeElement.textContent"))
+
+
+async def test_the_toolbar_formats_by_keyboard_reports_state_and_refuses_bad_links(
+    demo: Demo, browser: Any
+) -> None:
+    _, planner = await open_app(browser, demo.link("planner"))
+    await open_run_of_show(planner)
+    toolbar = planner.get_by_role("toolbar", name="Formatting")
+    bold = toolbar.get_by_role("button", name="Bold")
+    await planner.locator(EDITOR).get_by_text("20:00 First dance").click()
+    await settle(planner)
+    await planner.keyboard.press("End")
+    await settle(planner)
+    await planner.keyboard.press("Enter")
+    await planner.keyboard.type("Sparklers", delay=20)
+    assert (await text_of(planner)).endswith("Carriages from 23:30.\nSparklers")
+    await planner.keyboard.press("Shift+Home")
+    await settle(planner)
+    # A shortcut formats, and the button says so.
+    await planner.keyboard.press("Control+b")
+    await planner.locator(f"{EDITOR} strong", has_text="Sparklers").wait_for()
+    assert await bold.get_attribute("aria-pressed") == "true"
+    assert await toolbar.get_by_role("button", name="Italic").get_attribute("aria-pressed") == (
+        "false"
+    )
+    # One tab stop: Shift+Tab from the editor reaches the toolbar; arrows move along it.
+    await planner.keyboard.press("Shift+Tab")
+    assert await focused_label(planner) == "Bold"
+    await planner.keyboard.press("ArrowRight")
+    assert await focused_label(planner) == "Italic"
+    await planner.keyboard.press("Enter")  # italic, by keyboard on the toolbar
+    await planner.locator(f"{EDITOR} em", has_text="Sparklers").wait_for()
+    assert await toolbar.get_by_role("button", name="Italic").get_attribute("aria-pressed") == (
+        "true"
+    )
+    await planner.keyboard.press("End")
+    assert await focused_label(planner) == "Link"
+    await planner.keyboard.press("Shift+Tab")  # leaves the toolbar: one stop
+    assert await focused_label(planner) != "Bold"
+    # A link allowedLink refuses is not added, with a visible message; a good one is.
+    answers = iter(["javascript:alert(1)", "https://example.com/fireworks"])
+    planner.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept(next(answers))))
+    await planner.locator(EDITOR).get_by_text("Sparklers").click(click_count=2)
+    await settle(planner)
+    await planner.keyboard.press("Control+k")
+    message = planner.get_by_role("status").filter(has_text="Only http, https and mailto")
+    await message.wait_for()
+    assert await planner.locator(f"{EDITOR} a", has_text="Sparklers").count() == 0
+    await toolbar.get_by_role("button", name="Link").click()
+    await planner.locator(f'{EDITOR} a[href="https://example.com/fireworks"]').wait_for()
+    assert await toolbar.get_by_role("button", name="Link").get_attribute("aria-pressed") == "true"
+    # A paste keeps bold, italic and links, and drops the other marks (not the text).
+    await planner.locator(EDITOR).get_by_text("13:30 Guests arrive").click()
+    await settle(planner)
+    await planner.keyboard.press("End")
+    await settle(planner)
+    await planner.keyboard.press("Enter")
+    await planner.eval_on_selector(EDITOR, PASTE_MARKS)
+    await until_text(planner, "garden gate.\nbold italic under struck code link\n14:00")
+    html = str(await planner.eval_on_selector(EDITOR, "e => e.innerHTML"))
+    assert "<strong>bold</strong>" in html and "<em>italic</em>" in html
+    assert 'href="https://example.com/a"' in html
+    assert "<u>" not in html and "<s>" not in html and "<code>" not in html
+    await screenshot(planner, "runofshow-toolbar-1100")
+
+
+async def test_one_persons_undo_never_removes_the_others_text(demo: Demo, browser: Any) -> None:
+    _, couple = await open_app(browser, demo.link("couple"))
+    _, planner = await open_app(browser, demo.link("planner"))
+    for page in (couple, planner):
+        await open_run_of_show(page)
+    await couple.locator(EDITOR).get_by_text("14:00 Ceremony").click()
+    await settle(couple)
+    await couple.keyboard.press("End")
+    await settle(couple)
+    await planner.locator(EDITOR).get_by_text("17:00 Dinner").click()
+    await settle(planner)
+    await planner.keyboard.press("End")
+    await settle(planner)
+    await asyncio.gather(
+        couple.keyboard.type(" Couple's line.", delay=40),
+        planner.keyboard.type(" Planner's line.", delay=40),
+    )
+    for page in (couple, planner):
+        await until_text(page, "best man. Couple's line.", "19:00. Planner's line.")
+    await couple.keyboard.press("Control+z")
+    for page in (couple, planner):
+        shown = await until_text(page, "best man.", "19:00. Planner's line.")
+        deadline = time.monotonic() + 10
+        while "Couple's line." in shown:
+            assert time.monotonic() < deadline, shown
+            await page.wait_for_timeout(50)
+            shown = await text_of(page)
+    await couple.keyboard.press("Control+Shift+z")
+    await until_text(planner, "best man. Couple's line.", "19:00. Planner's line.")

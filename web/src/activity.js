@@ -175,13 +175,15 @@ export class ActivityFeed {
     }
   }
 
-  /** The latest activity, newest first, one entry per run of like events of one commit. */
+  /** The latest activity, newest first, one entry per run of like events of one commit, and
+   *  one per run of a person's notes edits less than 10 minutes apart. */
   recent () {
     const groups = []
     for (let i = this.events.length - 1; i >= 0; i--) {
       const event = this.events[i]
       const last = groups[groups.length - 1]
-      if (last && last.type === event.type && last.at === event.at && last.actor.sub === event.actor.sub) {
+      if (last && last.type === event.type && last.actor.sub === event.actor.sub &&
+          (last.at === event.at || notesRun(last.events[last.events.length - 1], event))) {
         last.events.push(event)
       } else {
         if (groups.length === SHOWN) break
@@ -190,6 +192,15 @@ export class ActivityFeed {
     }
     return groups
   }
+}
+
+const NOTES_RUN_MS = 10 * 60 * 1000
+
+/** Whether `older` continues a run of notes edits that `newer` is in (same person, same kind). */
+function notesRun (newer, older) {
+  if (!older.type.endsWith('.notes_edited')) return false
+  const gap = Date.parse(newer.at) - Date.parse(older.at)
+  return gap >= 0 && gap <= NOTES_RUN_MS
 }
 
 function parseBlock (block) {
@@ -255,6 +266,16 @@ const CONFLICT_WORDS = {
   'budget.category_over_plan': 'a category paid over its plan',
   'budget.over_total': 'payments over the budget total',
   'budget.plan_over_total': 'a plan over the budget total'
+}
+
+// Whose notes a `*.notes_edited` event is about: a guest's (possessive), or the notes of a table,
+// an item, a category or a payment.
+const NOTES_OF = {
+  'guest.notes_edited': { kind: 'guest', possessive: true, name: (e, n) => n.guest(e, e.data.id) },
+  'seating.table_notes_edited': { kind: 'table', name: (e, n) => n.table(e.data.id) },
+  'timeline.item_notes_edited': { kind: 'item', name: (e, n) => n.item(e) },
+  'budget.category_notes_edited': { kind: 'budget category', kinds: 'budget categories', name: (e, n) => `the budget category ${n.category(e)}` },
+  'budget.payment_notes_edited': { kind: 'payment', name: () => 'a payment' }
 }
 
 const clock = (iso) => (typeof iso === 'string' ? (/T(\d\d:\d\d)/.exec(iso) || [])[1] || iso : '?')
@@ -393,6 +414,22 @@ export function describe (group, names) {
     case 'budget.settings_changed':
       what = `changed the budget's ${String(data.field || 'settings').replace(/_/g, ' ')}`
       break
+    case 'guest.notes_edited':
+    case 'seating.table_notes_edited':
+    case 'timeline.item_notes_edited':
+    case 'budget.category_notes_edited':
+    case 'budget.payment_notes_edited': {
+      const of = NOTES_OF[group.type]
+      const named = (e) => of.name(e, { guest, table, item, category })
+      const whose = (e) => (of.possessive ? `${named(e)}'s notes` : `the notes of ${named(e)}`)
+      const ids = [...new Set(events.map((e) => e.data && e.data.id))]
+      const others = ids.length - 1
+      what = others === 0
+        ? `edited ${whose(first)}`
+        : `edited the notes of ${named(first)} and ${others} other ${others === 1 ? of.kind : of.kinds || `${of.kind}s`}`
+      const expanded = n > 1 ? events.map(whose) : undefined
+      return { who, what, kind: group.type.split('.')[0], ...(expanded ? { details: expanded } : {}) }
+    }
     case 'thread.created':
       what = n === 1 ? `started the thread “${data.subject || 'a thread'}”` : `started ${n} threads`
       break

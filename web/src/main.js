@@ -477,6 +477,10 @@ class PlannerApp {
               const reachable = place && this.sections.includes(place.section)
               return html`<li class="feed-item kind-${said.kind}" data-seq=${String(group.events[group.events.length - 1].seq)}>
                 <p>${said.who ? html`<strong>${said.who}</strong> ` : nothing}${said.what}</p>
+                ${said.details
+                  ? html`<details class="feed-more"><summary>${said.details.length} edits</summary>
+                      <ul>${said.details.map((line) => html`<li>${line}</li>`)}</ul></details>`
+                  : nothing}
                 <div class="feed-meta">
                   <time class="muted" datetime=${group.at} title=${new Date(group.at).toLocaleString()}>${when(group.at)}</time>
                   ${reachable ? html`<a class="feed-link" href=${`#${place.section}`} aria-label="Show this change" @click=${(e) => { e.preventDefault(); this.reveal(place) }}>Show</a>` : nothing}

@@ -105,15 +105,25 @@ const lowSurrogate = (code) => code >= 0xdc00 && code <= 0xdfff
 
 /** The one splice that turns `old` into `value` keeping their common prefix and suffix
  *  (in UTF-16 units, as Yjs counts), never splitting a surrogate pair: [index, delete,
- *  insert]. */
-export function smallestSplice (old, value) {
+ *  insert]. With `caret` (where the caret is in `value` after the edit), the inserted text
+ *  ends at the caret when that is one of the smallest splices: typing "a" after the first
+ *  "a" of "aa" inserts at 1, not at 2, so the typed letter is the one left of the caret. */
+export function smallestSplice (old, value, caret = null) {
   const limit = Math.min(old.length, value.length)
   let start = 0
-  while (start < limit && old[start] === value[start]) start++
-  if (start > 0 && highSurrogate(old.charCodeAt(start - 1))) start--
   let end = 0
-  while (end < limit - start && old[old.length - 1 - end] === value[value.length - 1 - end]) end++
-  if (end > 0 && lowSurrogate(old.charCodeAt(old.length - end))) end--
+  if (caret === null || caret === undefined) {
+    while (start < limit && old[start] === value[start]) start++
+    if (start > 0 && highSurrogate(old.charCodeAt(start - 1))) start--
+    while (end < limit - start && old[old.length - 1 - end] === value[value.length - 1 - end]) end++
+    if (end > 0 && lowSurrogate(old.charCodeAt(old.length - end))) end--
+  } else {
+    const after = Math.max(0, Math.min(limit, value.length - caret))
+    while (end < after && old[old.length - 1 - end] === value[value.length - 1 - end]) end++
+    if (end > 0 && lowSurrogate(old.charCodeAt(old.length - end))) end--
+    while (start < limit - end && old[start] === value[start]) start++
+    if (start > 0 && highSurrogate(old.charCodeAt(start - 1))) start--
+  }
   return [start, old.length - start - end, value.slice(start, value.length - end)]
 }
 

@@ -14,6 +14,18 @@ import { IndexeddbPersistence } from 'y-indexeddb'
 /** The origin of every edit made in this app (other origins are remote or from storage). */
 export const LOCAL = 'planner-app'
 
+/** An origin of its own for one writer in this app (a notes field): its edits are this
+ *  app's like LOCAL's, and a Y.UndoManager can track that writer alone. */
+export const localOrigin = (what) => ({ app: LOCAL, what })
+
+/** Whether an edit was made in this app: LOCAL, a `localOrigin`, or an undo of either. */
+export function isLocal (origin) {
+  if (origin === LOCAL) return true
+  // An undo manager tracks itself too (its own undos and redos).
+  if (origin instanceof Y.UndoManager) return [...origin.trackedOrigins].some((o) => o !== origin && isLocal(o))
+  return origin !== null && typeof origin === 'object' && origin.app === LOCAL
+}
+
 export const KINDS = ['guests', 'seating', 'timeline', 'budget']
 
 const MESSAGE_SYNC = 0
@@ -155,7 +167,7 @@ class Room {
     this.everConnected = false
     watchServer(this.provider, this.pending)
     this.doc.on('update', (update, origin) => {
-      if (origin === LOCAL) {
+      if (isLocal(origin)) {
         this.pending.add(update, this.doc.clientID)
         this.markStored()
       }

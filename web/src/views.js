@@ -8,7 +8,7 @@ import {
   recordPayment, removeGuest, removeItem, removePayment, removeTable, seatGuest, setTotal,
   updateCategory, updateGuest, updateItem, updateTable
 } from './model.js'
-import { notesField } from './notes.js'
+import { cancelNotes, notesField } from './notes.js'
 import { discussButton } from './panel.js'
 
 const label = (s) => s.charAt(0).toUpperCase() + s.slice(1).replace('_', ' ')
@@ -187,7 +187,7 @@ function guestRow (ctx, g, canWrite, canAnswer, seating) {
         ${notesField(ctx.docs.guests, 'guests', g.id, `Notes for ${g.name}`)}
         <div class="actions">
           <button type="submit" class="primary">Save</button>
-          <button type="button" @click=${() => ctx.setEntity(null)}>Cancel</button>
+          <button type="button" @click=${(e) => { cancelNotes(e.target.closest('form')); ctx.setEntity(null) }}>Cancel</button>
         </div>
       </form>
     </li>`
@@ -446,7 +446,7 @@ function timelineEdit (ctx, item) {
       ${notesField(ctx.docs.timeline, 'items', item.id, `Notes for ${item.title}`)}
       <div class="actions">
         <button type="submit" class="primary">Save</button>
-        <button type="button" @click=${() => ctx.setEntity(null)}>Cancel</button>
+        <button type="button" @click=${(e) => { cancelNotes(e.target.closest('form')); ctx.setEntity(null) }}>Cancel</button>
       </div>
     </form>
   </li>`

@@ -108,3 +108,48 @@ test('times read as people say them', () => {
   assert.equal(when('2027-06-12T10:00:00Z', now), '10 min ago')
   assert.equal(when('not a time', now), '')
 })
+
+test('a notes edit session reads as who edited whose notes (issue 48)', () => {
+  const priya = { sub: 'demo-planner', role: 'planner' }
+  const withPriya = { ...names, person: (sub) => (sub === 'demo-planner' ? 'Priya' : names.person(sub)) }
+  const notes = (type, id) => event(type, { id, field: 'notes', session: `s${id}`, before: '', after: 'x' }, priya)
+  const line = (e) => { const d = describe({ type: e.type, at: e.at, actor: e.actor, priority: e.priority, events: [e] }, withPriya); return `${d.who} ${d.what}` }
+  assert.equal(line(notes('guest.notes_edited', 'g1')), "Priya edited Ada Lovelace's notes")
+  assert.equal(line(notes('guest.notes_edited', 'g9')), "Priya edited a guest's notes")
+  assert.equal(line(notes('seating.table_notes_edited', 't1')), 'Priya edited the notes of table Rose')
+  assert.equal(line(notes('timeline.item_notes_edited', 'i1')), 'Priya edited the notes of Ceremony')
+  assert.equal(line(notes('budget.category_notes_edited', 'c1')), 'Priya edited the notes of the budget category Catering')
+  assert.equal(line(notes('budget.payment_notes_edited', 'p1')), 'Priya edited the notes of a payment')
+})
+
+test('one person\'s notes edits within 10 minutes are one line, which expands (issue 48)', () => {
+  store.clear()
+  const feed = new ActivityFeed({ wedding: 'demo', sub: 'me', token: () => 't', onChange: () => {}, onGone: () => {} })
+  const priya = { sub: 'demo-planner', role: 'planner' }
+  const withPriya = {
+    ...names,
+    person: (sub) => (sub === 'demo-planner' ? 'Priya' : names.person(sub)),
+    guest: (id) => ({ g1: 'Ada Dubois', g2: 'Grace Hopper', g3: 'Alan Turing', g4: 'Kai Ito' })[id] || null
+  }
+  const at = (minute) => ({ at: `2027-06-12T10:${String(minute).padStart(2, '0')}:00.000Z` })
+  const notes = (id, minute, actor = priya) =>
+    event('guest.notes_edited', { id, field: 'notes', session: `s${id}${minute}`, before: '', after: 'x' }, actor, at(minute))
+  feed.add([
+    notes('g4', 0), // 11 minutes before the next: its own line
+    notes('g3', 11), notes('g2', 14), notes('g1', 16), notes('g1', 20),
+    notes('g2', 21, { sub: 'demo-couple', role: 'couple' }), // someone else: its own line
+    notes('g2', 22)
+  ])
+  const groups = feed.recent()
+  const lines = groups.map((g) => { const d = describe(g, withPriya); return `${d.who} ${d.what}` })
+  assert.deepEqual(lines, [
+    "Priya edited Grace Hopper's notes",
+    "Alex & Sam edited Grace Hopper's notes",
+    'Priya edited the notes of Ada Dubois and 2 other guests',
+    "Priya edited Kai Ito's notes"
+  ])
+  // The grouped line expands to one line per note, newest first.
+  assert.deepEqual(describe(groups[2], withPriya).details, ["Ada Dubois's notes", "Ada Dubois's notes", "Grace Hopper's notes", "Alan Turing's notes"])
+  assert.equal(describe(groups[0], withPriya).details, undefined)
+  feed.clear()
+})
