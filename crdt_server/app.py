@@ -22,6 +22,7 @@ from crdt_server.core.erasure import ErasureService
 from crdt_server.core.hooks import Core, Extension, Hooks
 from crdt_server.core.limits import ConnectionCounter, RateLimiter
 from crdt_server.core.metrics import Metrics
+from crdt_server.core.operation_keys import OPERATION_KEYS_SCHEMA
 from crdt_server.core.quarantine import QUARANTINE_SCHEMA, ApplySlot, Quarantine
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.weddings import WeddingService
@@ -62,7 +63,7 @@ from crdt_server.storage import DocumentStore, store_for
 
 __all__ = ["CORE_SCHEMAS", "FEATURES", "create_app", "http_routes", "token_codec"]
 
-CORE_SCHEMAS = (QUARANTINE_SCHEMA,)
+CORE_SCHEMAS = (QUARANTINE_SCHEMA, OPERATION_KEYS_SCHEMA)
 """The tables the core keeps beside the features' (the data tools check for them too)."""
 
 API_VERSION = "0.1.0"
@@ -262,6 +263,7 @@ def create_app(
             gone=lambda wedding_id: admin_events.erasures.gone(wedding_id),
         )
         weddings = WeddingService(registry, the_store, WEDDINGS)
+        await weddings.keys.install()
         await hooks.start(Core(settings, the_store, registry, weddings))
         state = Services(
             settings=settings,

@@ -23,12 +23,14 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from aiosmtpd.controller import Controller
 from pycrdt import Doc, Map
 
 from crdt_server.auth.permissions import DEFAULT_MATRIX
 from crdt_server.testing.receiver import WebhookReceiver
 from crdt_server.testing.tokens import TokenMinter
 from crdt_server.testing.waits import until
+from tests.features.conversations import Inbox, smtp  # noqa: F401 (the fixture)
 from tests.server import ServerProcess
 from tests.yclient import YClient
 
@@ -326,3 +328,66 @@ async def test_erasing_a_guest_removes_the_findings_events_and_deliveries_about_
         kept = {e["seq"] for e in after}
         assert {d["seq"] for d in await deliveries()} <= kept
         assert {e["seq"] for e in before} - kept  # some did go
+
+
+def emailed(mailbox: Inbox) -> str:
+    """The text of every email received."""
+    return "".join(str(m.get_body().get_content()) for m in mailbox.messages)  # type: ignore[union-attr]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.asyncio
+async def test_the_email_of_a_lost_write_is_cut_to_its_author_s_role(
+    tmp_path: Path,
+    smtp: tuple[Controller, Inbox],  # noqa: F811 (the fixture imported above)
+) -> None:
+    """A vendor the operator lets write the guest list loses two races to the planner: one
+    on a guest's contact (a field hidden from vendors), one on their meal. The email that
+    tells the vendor quotes the meals, never a contact, theirs or the planner's."""
+    controller, mailbox = smtp
+    vendors = {d: a.value for d, a in DEFAULT_MATRIX["vendor"].items()} | {"guests": "write"}
+    matrix = {**PERMISSIONS, "vendor": vendors}
+    env = {
+        **ENV,
+        "CRDT_SERVER_PERMISSIONS": json.dumps(matrix),
+        "CRDT_SERVER_SMTP_URL": f"smtp://127.0.0.1:{controller.port}",
+        "CRDT_SERVER_EMAIL_DIGEST_SECONDS": "0",
+        "CRDT_SERVER_EMAIL_FROM": "plans@example.com",
+    }
+    vendor = MINT.headers("vendor", "vic", email="vic@example.com")
+    async with (
+        ServerProcess(tmp_path / "data", env=env, anonymous=False) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+    ):
+        await ok(http.get(f"{W}/members", headers=vendor))  # the directory learns the address
+        await op(http, {"op": "add_guest", "guest_id": "g1", "name": "Ann", "contact": FIRST})
+        base = (
+            await ok(
+                http.get(
+                    f"{W}/docs/guests", headers=COUPLE | {"Accept": "application/octet-stream"}
+                )
+            )
+        ).content
+        # In Yjs the higher client id wins a map key: the planner's writes are kept.
+        planner: Doc[Any] = Doc(client_id=900_001)
+        theirs: Doc[Any] = Doc(client_id=5_001)
+        for doc in (planner, theirs):
+            doc.apply_update(base)
+        since = planner.get_state()
+        planner.get("guests", type=Map)["g1"]["contact"] = KEPT
+        planner.get("guests", type=Map)["g1"]["meal"] = "vegan"
+        theirs.get("guests", type=Map)["g1"]["contact"] = LOST
+        theirs.get("guests", type=Map)["g1"]["meal"] = "beef"
+        await update(http, planner, since, PLANNER)
+        await update(http, theirs, since, vendor)
+
+        async def both_told() -> bool:
+            text = emailed(mailbox)
+            return '"beef"' in text and '"vegan"' in text and text.count("guests/g1/") >= 2
+
+        await until(both_told)
+        assert {m["To"] for m in mailbox.messages} == {"vic@example.com"}
+        text = emailed(mailbox)
+        assert "guests/g1/contact" in text  # told of the contact's race, without its values
+        assert leaked(text) == []
+        assert leaked(b"".join(m.as_bytes() for m in mailbox.messages)) == []

@@ -333,3 +333,79 @@ async def test_write_restored_through_the_settings(tmp_path: Path) -> None:
         async with httpx.AsyncClient(base_url=server.url) as http:
             guests = (await _json(http, "guests"))["guests"]
             assert guests["g1"]["name"] == "Ada Lovelace" and guests["g5"]["name"] == "Flo"
+
+
+async def _history(http: httpx.AsyncClient, doc: str) -> list[dict[str, Any]]:
+    response = await http.get(f"/api/weddings/w1/docs/{doc}/history", headers=auth("couple"))
+    assert response.status_code == 200, response.text
+    found: list[dict[str, Any]] = response.json()["history"]
+    return found
+
+
+async def _events(http: httpx.AsyncClient, kind: str) -> list[dict[str, Any]]:
+    response = await http.get(
+        "/api/weddings/w1/events", params={"limit": 500}, headers=auth("couple")
+    )
+    assert response.status_code == 200, response.text
+    return [e for e in response.json()["events"] if e["type"] == kind]
+
+
+@pytest.mark.asyncio
+async def test_an_idempotency_key_runs_an_operation_once(server: ServerProcess) -> None:
+    """The family app's queue sends each operation with its own ``Idempotency-Key`` and
+    sends it again when the answer was lost: the same key with the same body answers the
+    first answer and changes nothing; with another body, 409; another subject's key of the
+    same name is its own (API.md, Idempotency)."""
+    couple, aunt = auth("couple", sub="cam"), auth("family", sub="aunt")
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        await _seed(http)
+        # The server names the guest: a replay must name the same one, not add another.
+        add = {"op": "add_guest", "name": "Cy"}
+        first = await _op(http, "guests", add, couple | {"Idempotency-Key": "k-1"})
+        assert first.status_code == 200, first.text
+        again = await _op(http, "guests", add, couple | {"Idempotency-Key": "k-1"})
+        assert again.status_code == 200, again.text
+        assert again.json() == first.json()
+        assert again.headers.get("idempotent-replayed") == "true"
+        assert "idempotent-replayed" not in first.headers
+        assert len((await _json(http, "guests"))["guests"]) == 3
+        assert len(await _events(http, "guest.added")) == 3
+
+        # The family's queue: an answer sent twice is one change, one event.
+        rsvp = {"op": "set_rsvp", "guest_id": "g1", "rsvp": "accepted"}
+        seqs = len(await _history(http, "guests"))
+        for _ in range(2):
+            sent = await _op(http, "guests", rsvp, aunt | {"Idempotency-Key": "q-1"})
+            assert sent.status_code == 200, sent.text
+        assert len(await _history(http, "guests")) == seqs + 1
+        assert len(await _events(http, "guest.rsvp_changed")) == 1
+        # Meanwhile the couple changes the answer: the aunt's retry does not put hers back.
+        declined = {"op": "set_rsvp", "guest_id": "g1", "rsvp": "declined"}
+        assert (await _op(http, "guests", declined, couple)).status_code == 200
+        replay = await _op(http, "guests", rsvp, aunt | {"Idempotency-Key": "q-1"})
+        assert replay.status_code == 200, replay.text
+        assert (await _json(http, "guests"))["guests"]["g1"]["rsvp"] == "declined"
+
+        # The same key with another body: 409, nothing changed.
+        other = {"op": "set_rsvp", "guest_id": "g2", "rsvp": "accepted"}
+        clash = await _op(http, "guests", other, aunt | {"Idempotency-Key": "q-1"})
+        assert clash.status_code == 409, clash.text
+        assert clash.headers["content-type"].startswith("application/problem+json")
+        assert (await _json(http, "guests"))["guests"]["g2"]["rsvp"] == "pending"
+
+        # Another subject's key of the same name, or another document's, is its own.
+        uncle = auth("family", sub="uncle")
+        assert (await _op(http, "guests", other, uncle | {"Idempotency-Key": "q-1"})).is_success
+        assert (await _json(http, "guests"))["guests"]["g2"]["rsvp"] == "accepted"
+        seat = {"op": "assign_seat", "guest_id": "g2", "table_id": "t1"}
+        assert (await _op(http, "seating", seat, aunt | {"Idempotency-Key": "q-1"})).is_success
+        assert (await _json(http, "seating"))["assignments"]["g2"]["table_id"] == "t1"
+
+        # A key is 1 to 255 characters.
+        long = await _op(http, "guests", rsvp, aunt | {"Idempotency-Key": "k" * 256})
+        assert long.status_code == 400, long.text
+        # A refusal is not kept: the same key may carry the operation once it can run.
+        missing = {"op": "set_rsvp", "guest_id": "g9", "rsvp": "accepted"}
+        refused = await _op(http, "guests", missing, couple | {"Idempotency-Key": "k-2"})
+        assert refused.status_code == 422, refused.text
+        assert (await _op(http, "guests", add, couple | {"Idempotency-Key": "k-2"})).is_success

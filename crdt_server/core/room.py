@@ -75,7 +75,14 @@ from crdt_server.errors import (
     Quarantined,
 )
 from crdt_server.settings import Settings
-from crdt_server.storage import DocumentStore, NewEvent, NewUpdate, StoredLog, StoreError
+from crdt_server.storage import (
+    DocumentStore,
+    FeatureRow,
+    NewEvent,
+    NewUpdate,
+    StoredLog,
+    StoreError,
+)
 
 __all__ = ["Room", "RoomFailed"]
 
@@ -100,6 +107,8 @@ class _Uncommitted:
     """Held (waits on content the room lacks): echoed to its sender only, never relayed."""
     released: list[tuple[bytes, UpdateSummary]] | None = None
     """Held updates this one released: relayed right behind it."""
+    rows: Sequence[FeatureRow] = ()
+    """Rows its maker wants committed with it (an HTTP operation's idempotency key)."""
 
 
 class Room:
@@ -303,13 +312,21 @@ class Room:
         """True if the update has structs past this document's state vector."""
         return self.document.has_unknown_structs(summary)
 
-    async def apply(self, update: bytes, summary: UpdateSummary, sender: Sender) -> int | None:
-        """Apply a structurally valid update; queue it for commit if it changed anything.
+    async def apply(
+        self,
+        update: bytes,
+        summary: UpdateSummary,
+        sender: Sender,
+        *,
+        rows: Sequence[FeatureRow] = (),
+    ) -> int | None:
+        """Apply a structurally valid update; queue it for commit if it changed anything,
+        with ``rows`` (of installed feature tables) in its commit transaction.
 
         Returns the update's index (see :meth:`wait_committed`), or ``None`` if it was a
-        no-op (everything in it was already known). Raises :class:`ProtocolError` if pycrdt
-        rejects it; after a pycrdt panic the document is rebuilt from the store so a
-        rejected update leaves no trace.
+        no-op (everything in it was already known; ``rows`` are then not written). Raises
+        :class:`ProtocolError` if pycrdt rejects it; after a pycrdt panic the document is
+        rebuilt from the store so a rejected update leaves no trace.
         """
         if self.failed is not None:
             raise RoomFailed(str(self.failed))
@@ -388,6 +405,7 @@ class Room:
                 self._found,
                 held=applied is Applied.HELD,
                 released=released or None,
+                rows=rows,
             )
         )
         self._credited, self._found = [], []
@@ -467,6 +485,7 @@ class Room:
                 started = time.perf_counter()
                 await self._hooks.prepare(self, pending)
                 events, extra = self._hooks.commit(self, pending, self._commit_hook_failed)
+                extra += [row for u in batch for row in u.rows]
                 try:
                     seqs = await self._store.append(rows, events, rows=extra)
                 except StoreError as exc:

@@ -13,7 +13,7 @@ import random
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -23,10 +23,11 @@ from crdt_server.codec.updates import UpdateError, decode_state_vector, inspect_
 from crdt_server.core.crdt import CrdtFailure, crdt_call, replay
 from crdt_server.core.domain import Domain
 from crdt_server.core.hooks import Sender
+from crdt_server.core.operation_keys import OperationKeys
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.room import Room
 from crdt_server.errors import CloseCode, ProtocolError
-from crdt_server.storage import DocumentStore
+from crdt_server.storage import DocumentStore, FeatureRow
 
 __all__ = ["StoredCopies", "WeddingService"]
 
@@ -113,6 +114,8 @@ class WeddingService:
         # wedding's state vector grows by one entry per process, not one per operation.
         self._client_id = random.getrandbits(52)
         self._copies = StoredCopies()
+        self.keys = OperationKeys(store)
+        """The idempotency keys of HTTP operations (installed by the app at start)."""
 
     @asynccontextmanager
     async def room(self, name: str) -> AsyncIterator[Room]:
@@ -171,18 +174,26 @@ class WeddingService:
             return diff
 
     async def operate(
-        self, wedding_id: str, kind: str, op: dict[str, Any], sender: Sender
+        self,
+        wedding_id: str,
+        kind: str,
+        op: dict[str, Any],
+        sender: Sender,
+        *,
+        rows: Callable[[dict[str, Any]], Sequence[FeatureRow]] | None = None,
     ) -> dict[str, Any]:
         """Run a domain operation as one Yjs transaction; answered once committed.
 
         Raises the domain's error (:class:`crdt_server.documents.OperationError`; nothing
-        changed) for an invalid operation.
+        changed) for an invalid operation. ``rows``: as for :meth:`edit` (an idempotency
+        key with the operation's result, :mod:`crdt_server.core.operation_keys`).
         """
         operate = self.domain.operate
         return await self.edit(
             f"{wedding_id}/{kind}",
             lambda doc: operate(doc, kind, op, origin=sender.origin),
             sender,
+            rows=rows,
         )
 
     @property
@@ -190,11 +201,21 @@ class WeddingService:
         """The Yjs client id of the server's own edits (:meth:`edit`), whoever asked."""
         return self._client_id
 
-    async def edit(self, name: str, change: Callable[[Doc[Any]], T], sender: Sender) -> T:
+    async def edit(
+        self,
+        name: str,
+        change: Callable[[Doc[Any]], T],
+        sender: Sender,
+        *,
+        rows: Callable[[T], Sequence[FeatureRow]] | None = None,
+    ) -> T:
         """Make a server-side change to a room's document; returns once it is committed.
 
         ``change`` runs on a private copy, so a change refused half way leaves no trace;
         its update then enters the room like any client's (validated, committed, broadcast).
+        ``rows`` makes, from the change's result, rows of installed feature tables that
+        are committed in the same transaction as the change (on their own if it changed
+        nothing).
         """
         lock = self._edit_locks.get(name)
         if lock is None:
@@ -215,9 +236,17 @@ class WeddingService:
                 result = change(scratch)
             finally:
                 scratch.unobserve(subscription)
-            for update in updates:
-                index = await room.apply(update, inspect_update(update), sender)
+            extra = rows(result) if rows is not None else ()
+            for number, update in enumerate(updates, 1):
+                last = number == len(updates)
+                index = await room.apply(
+                    update, inspect_update(update), sender, rows=extra if last else ()
+                )
+                if last and index is not None:
+                    extra = ()  # committed with it
                 await room.wait_committed(index)
+            if extra:
+                await self._store.append((), rows=extra)
             return result
 
     async def documents(

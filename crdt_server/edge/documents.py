@@ -8,6 +8,7 @@ routes that change it. Every change is answered only after it is committed.
 from __future__ import annotations
 
 import base64
+import hashlib
 from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
 import msgspec
@@ -19,6 +20,7 @@ from crdt_server.auth.permissions import operation_refusal
 from crdt_server.auth.principals import Principal
 from crdt_server.codec.protocol import read_var_uint, write_var_uint
 from crdt_server.core.hooks import Sender
+from crdt_server.core.operation_keys import OperationKey
 from crdt_server.documents import DOCUMENT_KINDS, to_json
 from crdt_server.edge.bodies import (
     DocumentAnswer,
@@ -36,6 +38,7 @@ from crdt_server.edge.routing import BINARY, ApiCall, Routes, binary_response, j
 from crdt_server.edge.upgrade import projector_of
 from crdt_server.errors import PeerError
 from crdt_server.names import document_name, valid_wedding_id
+from crdt_server.storage import FeatureRow
 
 __all__ = ["document_routes"]
 
@@ -306,12 +309,22 @@ async def sync(call: ApiCall, path: DocPath) -> Response:
     "runOperation",
     'Run a domain operation, e.g. {"op": "add_guest", "name": "Ann Lee"}; '
     "400 malformed, 403 not yours to run (`operate` access runs only the operations listed "
-    "for it, naming the field refused), 422 impossible (nothing changed)",
+    "for it, naming the field refused), 422 impossible (nothing changed); "
+    "Idempotency-Key honoured",
     family="write",
     body="json",
     request_model=OperationRequest,
     response_model=OperationAnswer,
-    errors=(400, *_AUTH, 413, 422, 503),
+    errors=(400, *_AUTH, 409, 413, 422, 503),
+    description=(
+        "`Idempotency-Key` (1 to 255 characters), scoped to the wedding, the caller's subject "
+        "and this route (the document included), kept 24 h: the same key with the same body "
+        "answers the first answer again (header `Idempotent-Replayed: true`) and changes "
+        "nothing, even if the document changed since; with another body, 409. The key is "
+        "committed in the same transaction as the operation's change, so an answered "
+        "operation's key survives a crash. A refusal (400, 403, 422) is not kept: the same "
+        "key may be sent again once the operation can run."
+    ),
 )
 async def operate(call: ApiCall, path: DocPath) -> Response:
     _, principal = _document(call, path, write=False)
@@ -326,8 +339,45 @@ async def operate(call: ApiCall, path: DocPath) -> Response:
         if refusal is not None:
             raise ApiError.field(403, refusal[1], refusal[0])
     weddings = call.state.weddings
-    result = await weddings.operate(path.wedding_id, path.doc, op, sender_of(principal))
-    return json_response(OperationAnswer(committed=True, result=result))
+    once = _operation_key(call, path, principal)
+    if once is None:
+        result = await weddings.operate(path.wedding_id, path.doc, op, sender_of(principal))
+        return json_response(OperationAnswer(committed=True, result=result))
+    keys = weddings.keys
+    async with keys.held(once):
+        first = await keys.first(once)
+        if first is not None:
+            if first.fingerprint != once.fingerprint:
+                raise ApiError.field(
+                    409, "Idempotency-Key", "this Idempotency-Key was used with another body"
+                )
+            replayed = Response(first.answer, media_type="application/json")
+            replayed.headers["Idempotent-Replayed"] = "true"
+            return replayed
+        answer: list[bytes] = []
+
+        def kept(result: dict[str, Any]) -> list[FeatureRow]:
+            answer.append(msgspec.json.encode(OperationAnswer(committed=True, result=result)))
+            return [keys.row(once, answer[0].decode())]
+
+        await weddings.operate(path.wedding_id, path.doc, op, sender_of(principal), rows=kept)
+    return Response(answer[0], media_type="application/json")
+
+
+def _operation_key(call: ApiCall, path: DocPath, principal: Principal) -> OperationKey | None:
+    """The request's ``Idempotency-Key``, scoped to (wedding, subject, route), where the
+    server keeps keys (400 for a key of the wrong length)."""
+    key = call.request.headers.get("idempotency-key")
+    if key is None or not call.state.weddings.keys.installed:
+        return None
+    if not 1 <= len(key) <= 255:
+        raise ApiError.field(400, "Idempotency-Key", "1 to 255 characters")
+    return OperationKey(
+        path.wedding_id,
+        f"{path.wedding_id}:{principal.user_id}:docs/{path.doc}/ops",
+        key,
+        hashlib.sha256(call.body).hexdigest(),
+    )
 
 
 class HistoryQuery(msgspec.Struct, frozen=True):

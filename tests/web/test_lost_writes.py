@@ -1,13 +1,29 @@
 """A write lost in a race, as its author sees it in the app: both values, "Use mine" writes
-it back (which closes the finding on the server), in a real browser (Debian's Chromium)."""
+it back (which closes the finding on the server), in a real browser (Debian's Chromium); a
+field hidden from its author's role is shown without its values and no "Use mine"."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from pycrdt import Doc, Map
 
-from tests.web.conftest import PAGE_ERRORS, Demo, open_app, screenshot, status
+from crdt_server.auth.permissions import DEFAULT_MATRIX
+from tests.server import ServerProcess
+from tests.web.conftest import (
+    ADMIN_KEY,
+    PAGE_ERRORS,
+    Demo,
+    demo_links,
+    open_app,
+    screenshot,
+    status,
+)
 from tests.web.proxy import CuttableProxy
 from tests.web.test_planner import guests_and_seating, proxy  # noqa: F401 (the fixture)
 
@@ -84,3 +100,79 @@ async def test_the_author_of_a_lost_rename_sees_both_names_and_can_use_theirs(
         await planner.wait_for_timeout(100)
     assert await concurrent(demo) == []
     assert (await guests_and_seating(demo))[0][gid]["name"] == mine
+
+
+async def test_a_lost_write_of_a_field_hidden_from_its_author_shows_no_value(
+    tmp_path: Path, browser: Any
+) -> None:
+    """A vendor the operator lets write the guest list loses a race on a guest's contact (a
+    field vendors may not read) to the planner: their notice says the values are hidden
+    and offers no "Use mine" (which would write a value they never saw), only "OK"."""
+    vendors = {d: a.value for d, a in DEFAULT_MATRIX["vendor"].items()} | {"guests": "write"}
+    matrix = {role: {d: a.value for d, a in docs.items()} for role, docs in DEFAULT_MATRIX.items()}
+    env = {
+        "CRDT_SERVER_ADMIN_API_KEY": ADMIN_KEY,
+        "CRDT_SERVER_PERMISSIONS": json.dumps(matrix | {"vendor": vendors}),
+    }
+    async with ServerProcess(
+        tmp_path / "data", env=env, args=["--demo"], anonymous=False
+    ) as server:
+        demo = await demo_links(server)
+        guests, _ = await guests_and_seating(demo)
+        gid, guest = sorted(guests.items())[0]
+        canaries = ("+44-7700-900-Kp1", "+44-7700-900-Ls2")
+        async with httpx.AsyncClient(base_url=demo.url, timeout=10) as http:
+            base = await http.get(
+                "/api/weddings/demo/docs/guests",
+                headers={
+                    "Authorization": f"Bearer {demo.tokens['couple']}",
+                    "Accept": "application/octet-stream",
+                },
+            )
+            # In Yjs the higher client id wins a map key: the planner's contact is kept.
+            for role, client, contact in (
+                ("planner", 900_001, canaries[0]),
+                ("vendor", 5_001, canaries[1]),
+            ):
+                doc: Doc[Any] = Doc(client_id=client)
+                doc.apply_update(base.content)
+                since = doc.get_state()
+                doc.get("guests", type=Map)[gid]["contact"] = contact
+                sent = await http.post(
+                    "/api/weddings/demo/docs/guests/update",
+                    content=doc.get_update(since),
+                    headers={"Authorization": f"Bearer {demo.tokens[role]}"},
+                )
+                assert sent.status_code == 200, sent.text
+        for _ in range(100):
+            if await concurrent(demo):
+                break
+            await asyncio.sleep(0.1)
+        assert await concurrent(demo)
+
+        _, vendor = await open_app(browser, demo.link("vendor"), width=390, height=844)
+        notice = vendor.get_by_role("region", name=LOST)
+        await notice.get_by_text("The values are hidden from you.", exact=False).wait_for(
+            timeout=10_000
+        )
+        text = await notice.inner_text()
+        assert f"{guest['name']}’s contact" in text and "nothing" not in text
+        assert not [c for c in canaries if c in await vendor.content()]
+        assert await notice.get_by_role("button", name="Use mine").count() == 0
+        for width, height in ((390, 844), (1400, 900)):
+            await vendor.set_viewport_size({"width": width, "height": height})
+            await notice.scroll_into_view_if_needed()
+            await screenshot(vendor, f"lost-write-hidden-{width}")
+        # A vendor may not acknowledge findings (`conflicts.resolve`): "OK" puts the notice
+        # away on this device; the finding stays open for the couple and the planner.
+        await notice.get_by_role("button", name="OK").click()
+        await notice.wait_for(state="detached", timeout=10_000)
+        (open_finding,) = await concurrent(demo)
+        kept = await vendor.evaluate(
+            "Object.keys(localStorage).filter((k) => k.startsWith('crdt-server.lost-dismissed:'))"
+            ".map((k) => localStorage.getItem(k)).join()"
+        )
+        assert open_finding["id"] in kept  # remembered on the device, across a reload
+        await vendor.reload()
+        await status(vendor).filter(has_text="Synced").wait_for(timeout=10_000)
+        assert await vendor.get_by_role("region", name=LOST).count() == 0

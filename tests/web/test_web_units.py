@@ -1,6 +1,6 @@
 """The planner app's pure parts (the activity feed's words, grouping and bookkeeping; the queue
-of operations an `operate` role sends) under Node's own test runner: ``node --test web/test/``. No
-browser, no server."""
+of operations an `operate` role sends; the notice of a lost write) under Node's own test
+runner: ``node --test web/test/``. No browser, no server."""
 
 from __future__ import annotations
 

@@ -2,7 +2,10 @@
 // field at the same time and their value was kept (GET /api/weddings/{id}/conflicts,
 // code concurrent_edit). Each is shown to the person whose write was lost, with both values:
 // "Use mine" writes the lost value back (a write made having seen theirs, which closes the
-// finding on the server), "Keep theirs" acknowledges it.
+// finding on the server), "Keep theirs" acknowledges it. A field the person's role may not
+// read (a vendor allowed to write the guest list, racing on a guest's contact) comes
+// without its values (`lost`/`kept` have no `value` key): the notice says they are hidden,
+// and offers no "Use mine", which would write a value they never saw.
 
 import { html, nothing } from 'lit-html'
 
@@ -11,6 +14,10 @@ export class LostWrites {
   constructor ({ wedding, sub, token, onChange }) {
     this.base = `/api/weddings/${encodeURIComponent(wedding)}/conflicts`
     this.sub = sub
+    // Notices dismissed on this device: a role without `conflicts.resolve` (family, a
+    // vendor) cannot acknowledge a finding on the server, but may put its notice away.
+    this.dismissedKey = `crdt-server.lost-dismissed:${wedding}:${sub}`
+    this.dismissed = new Set(readList(this.dismissedKey))
     this.token = token
     this.onChange = onChange
     this.items = []
@@ -40,9 +47,12 @@ export class LostWrites {
           const response = await fetch(this.base, { headers: { Authorization: `Bearer ${this.token()}` } })
           if (!response.ok) break
           const body = await response.json()
-          this.items = (body.conflicts || []).filter((c) =>
+          const mine = (body.conflicts || []).filter((c) =>
             c.concurrent && !c.concurrent.same_actor &&
             c.concurrent.lost.actor && c.concurrent.lost.actor.sub === this.sub)
+          // Forget dismissals of findings that are gone (the list stays small).
+          this.keepDismissed(new Set(mine.map((c) => c.id)))
+          this.items = mine.filter((c) => !this.dismissed.has(c.id))
           this.onChange()
         } catch {
           break // offline: the next conflict event or reconnection asks again
@@ -52,11 +62,12 @@ export class LostWrites {
     return this.loading
   }
 
-  /** Write the lost value back into the document (a map key, as the race was). */
+  /** Write the lost value back into the document (a map key, as the race was); never a
+   * value hidden from the person (there is none to write). */
   useMine (item, docs) {
     const c = item.concurrent
     const doc = docs[c.doc]
-    if (!doc || c.kind !== 'concurrent_edit') return false
+    if (!doc || !canUseMine(c)) return false
     const [root, key, ...fields] = c.path
     let map = doc.getMap(root)
     const names = [key, ...fields]
@@ -74,37 +85,84 @@ export class LostWrites {
     this.busy.add(item.id)
     this.onChange()
     try {
-      await fetch(`${this.base}/${encodeURIComponent(item.id)}/resolve`, {
+      const response = await fetch(`${this.base}/${encodeURIComponent(item.id)}/resolve`, {
         method: 'POST',
         headers: { Authorization: `Bearer ${this.token()}`, 'Content-Type': 'application/json' },
         body: JSON.stringify({ acknowledge: true })
       })
+      // Not the role's to acknowledge (403): the notice is put away on this device.
+      if (response.status === 403) this.keepDismissed(null, item.id)
     } finally {
       this.busy.delete(item.id)
       await this.refresh()
     }
   }
+
+  /** Dismiss ``add`` (if given) and forget dismissals not in ``open`` (if given). */
+  keepDismissed (open, add) {
+    if (add) this.dismissed.add(add)
+    if (open) for (const id of this.dismissed) if (!open.has(id)) this.dismissed.delete(id)
+    try {
+      if (this.dismissed.size) localStorage.setItem(this.dismissedKey, JSON.stringify([...this.dismissed]))
+      else localStorage.removeItem(this.dismissedKey)
+    } catch {}
+  }
+}
+
+function readList (key) {
+  try {
+    const list = JSON.parse(localStorage.getItem(key) || '[]')
+    return Array.isArray(list) ? list.filter((id) => typeof id === 'string') : []
+  } catch {
+    return []
+  }
 }
 
 const shown = (value) => (value === null || value === undefined ? 'nothing' : `“${typeof value === 'string' ? value : JSON.stringify(value)}”`)
 
-/** The notices: both values, who wrote the kept one, and the two choices. */
+/** Whether a side of a finding (`lost`, `kept`) came without its value: the field is hidden
+ * from the reader's role (the key is absent; a value of `null` is a value, "nothing"). */
+export const hidden = (side) => Boolean(side) && typeof side === 'object' && !('value' in side)
+
+/** Whether "Use mine" can write the lost value back: a race for one key, its value known. */
+export const canUseMine = (c) => c.kind === 'concurrent_edit' && c.path.length >= 2 && !hidden(c.lost)
+
+/** A notice's words and choices, for a finding ``c`` (``item.concurrent``): ``person``
+ * names a subject, ``entry`` names a key (document and path). */
+export function lostNotice (c, { person, entry }) {
+  const what = entry(c.doc, c.path)
+  const who = c.kept && c.kept.actor ? (person(c.kept.actor.sub) || c.kept.actor.sub) : 'someone'
+  const secret = hidden(c.lost) || hidden(c.kept)
+  let text
+  if (c.kind === 'edited_removed_entry') {
+    text = hidden(c.lost)
+      ? `You changed ${what}, but ${who} removed it at the same time. Its value is hidden from you.`
+      : `You changed ${what} to ${shown(c.lost.value)}, but ${who} removed it at the same time.`
+  } else if (secret) {
+    text = `You set ${what}, but ${who} set it at the same time, and theirs was kept. The values are hidden from you.`
+  } else {
+    text = `You set ${what} to ${shown(c.lost.value)}, but ${who} set it to ${shown(c.kept && c.kept.value)} at the same time, and theirs was kept.`
+  }
+  return {
+    text,
+    useMine: canUseMine(c),
+    // Nothing to choose between when the values are hidden: the person acknowledges it.
+    keep: c.kind === 'concurrent_edit' && !secret ? 'Keep theirs' : 'OK'
+  }
+}
+
+/** The notices: both values (unless hidden), who wrote the kept one, and the choices. */
 export function lostView (lost, { person, entry, docs }) {
   if (!lost.items.length) return nothing
   return html`<section class="banner lost" role="region" aria-label="Changes of yours that were lost">
     <ul>${lost.items.map((item) => {
-      const c = item.concurrent
-      const what = entry(c.doc, c.path)
-      const who = c.kept && c.kept.actor ? (person(c.kept.actor.sub) || c.kept.actor.sub) : 'someone'
-      const text = c.kind === 'edited_removed_entry'
-        ? html`You changed ${what} to ${shown(c.lost.value)}, but ${who} removed it at the same time.`
-        : html`You set ${what} to ${shown(c.lost.value)}, but ${who} set it to ${shown(c.kept && c.kept.value)} at the same time, and theirs was kept.`
+      const notice = lostNotice(item.concurrent, { person, entry })
       return html`<li data-conflict=${item.id}>
-        <p>${text}</p>
-        ${c.kind === 'concurrent_edit' && c.path.length >= 2
+        <p>${notice.text}</p>
+        ${notice.useMine
           ? html`<button type="button" @click=${() => lost.useMine(item, docs())}>Use mine</button>`
           : nothing}
-        <button type="button" ?disabled=${lost.busy.has(item.id)} @click=${() => lost.keepTheirs(item)}>${c.kind === 'concurrent_edit' ? 'Keep theirs' : 'OK'}</button>
+        <button type="button" ?disabled=${lost.busy.has(item.id)} @click=${() => lost.keepTheirs(item)}>${notice.keep}</button>
       </li>`
     })}</ul>
   </section>`

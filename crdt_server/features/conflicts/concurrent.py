@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from crdt_server.actor import Actor
+from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.cluster.bus import Bus
 from crdt_server.core.hooks import SERVER, Core, Extension, PendingUpdate, StoredBatch
 from crdt_server.core.overwrites import Found, Overwrite
@@ -34,6 +35,7 @@ from crdt_server.core.room import Room
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.events import bounded
+from crdt_server.documents.redaction import finding_for_reader
 from crdt_server.documents.resolution import rank
 from crdt_server.features.conflicts.tables import (
     ConcurrentEditStore,
@@ -161,6 +163,8 @@ class ConcurrentEdits(Extension):
         self._weddings: OrderedDict[str, _Wedding] = OrderedDict()
         self._loading: dict[str, asyncio.Future[_Wedding]] = {}
         self._server_client: int | None = None
+        self._permissions = PermissionMatrix()
+        """Who may read which fields (the emails to the authors of lost writes are cut to it)."""
         self.on_findings_changed: Callable[[str], None] | None = None
         """Told of a wedding whose open findings changed other than by rows of a commit
         here (those come with their events): recorded or closed by another process, found
@@ -171,6 +175,8 @@ class ConcurrentEdits(Extension):
         await self._table.install()
         self._server_client = core.weddings.client_id
         self._bus = core.registry.bus
+        text = core.settings.permissions
+        self._permissions = PermissionMatrix.from_json(text) if text else PermissionMatrix()
 
     @property
     def table(self) -> ConcurrentEditStore:
@@ -438,24 +444,43 @@ class ConcurrentEdits(Extension):
 
     # -- through the API -----------------------------------------------------------------
 
-    async def describe(self, wedding: str, finding: str) -> str | None:
-        """A finding in a sentence for its loser's email (``None`` once it is closed)."""
+    async def describe(self, wedding: str, finding: str, reader: Member) -> str | None:
+        """A finding in a sentence for the email of its loser, ``reader`` (``None`` once it
+        is closed, or when their role may no longer read its document). The values of
+        fields their role may not read are left out, as everywhere that role reads findings
+        (:func:`crdt_server.documents.redaction.finding_for_reader`): a vendor allowed to
+        write the guest list who lost a race on a guest's contact is told of the race, not
+        of the contact, theirs or the other writer's."""
         found = next((f for f in await self.findings(wedding) if f.id == finding), None)
-        if found is None:
+        permissions = self._permissions
+        if found is None or not permissions.access(reader.role, found.doc).can_read:
             return None
-        view = finding_view(found)
+        hidden = permissions.hidden_fields(reader.role, found.doc)
+        view = finding_for_reader(finding_view(found), hidden)
         kept = view["kept"] or {}
+        lost = view["lost"]
         who = (kept.get("actor") or {}).get("sub") or "someone"
         where = "/".join(view["path"])
         if found.kind == "edited_removed_entry":
+            yours = (
+                f"you set it to {json.dumps(lost['value'])}"
+                if "value" in lost
+                else "its value is hidden from your role"
+            )
             return (
                 f"Your change was lost: {found.doc} {where} was removed by {who} at the same"
-                f" time (you set it to {json.dumps(view['lost']['value'])})."
+                f" time ({yours})."
+            )
+        if "value" not in lost or "value" not in kept:
+            return (
+                f"Your change was replaced: {found.doc} {where} was written by {who} at the"
+                " same time, and theirs was kept (the values are hidden from your role)."
+                " Open the app to acknowledge it."
             )
         return (
             f"Your change was replaced: {found.doc} {where} is now"
-            f" {json.dumps(kept.get('value'))} ({who} wrote it at the same time); you wrote"
-            f" {json.dumps(view['lost']['value'])}. Open the app to keep yours or theirs."
+            f" {json.dumps(kept['value'])} ({who} wrote it at the same time); you wrote"
+            f" {json.dumps(lost['value'])}. Open the app to keep yours or theirs."
         )
 
     async def findings(self, wedding: str) -> list[StoredFinding]:

@@ -36,8 +36,9 @@ from crdt_server.features.db import Sql, Tx
 from crdt_server.features.notifications.inbox import OUTBOX_MESSAGE, Notifications
 from crdt_server.features.notifications.settings import NotificationSettings
 from crdt_server.features.people.directory import People, emailed
+from crdt_server.features.people.model import Member
 
-__all__ = ["Mailer", "SmtpTarget"]
+__all__ = ["Mailer", "Notice", "SmtpTarget"]
 
 log = logging.getLogger("crdt_server.mail")
 
@@ -72,6 +73,12 @@ class SmtpTarget:
         )
 
 
+Notice = Callable[[str, str, Member], Awaitable[str | None]]
+"""What says a notification not about a thread in an email: called with the wedding, the
+notification's reference and the recipient (their current directory entry: what the email
+says is cut to what their role may read now); ``None``: it is gone, say nothing."""
+
+
 class Mailer(Extension):
     """Sends the outbox (see the module docstring)."""
 
@@ -81,11 +88,10 @@ class Mailer(Extension):
         self,
         notifications: Notifications,
         people: People,
-        notices: Mapping[str, Callable[[str, str], Awaitable[str | None]]] | None = None,
+        notices: Mapping[str, Notice] | None = None,
     ) -> None:
         """``notices``: for notifications not about a thread, by reason, what says them in
-        an email (called with the wedding and the notification's reference; ``None``: it is
-        gone, say nothing)."""
+        an email (:data:`Notice`)."""
         self._inbox = notifications
         self._people = people
         self._notices = dict(notices or {})
@@ -94,9 +100,9 @@ class Mailer(Extension):
         self.sent = 0
         """Emails sent by this process (for tests and metrics)."""
 
-    def describe(self, reason: str, says: Callable[[str, str], Awaitable[str | None]]) -> None:
+    def describe(self, reason: str, says: Notice) -> None:
         """Say notifications of ``reason`` (not about a thread) in emails with ``says``
-        (called with the wedding and the notification's reference)."""
+        (:data:`Notice`)."""
         self._notices[reason] = says
 
     async def start(self, core: Core) -> None:
@@ -165,8 +171,11 @@ class Mailer(Extension):
             return  # another process took them
         ids = [int(i[0]) for i in items]
         member = await self._people.member(wedding, sub)
+        email = None
         if member is not None and member.email and member.email_on:
-            email = await self._compose(wedding, sub, member.email, items)
+            # None: nothing left to say (every notice's finding closed meanwhile).
+            email = await self._compose(wedding, member, member.email, items)
+        if email is not None:
             try:
                 await aiosmtplib.send(
                     email,
@@ -186,9 +195,10 @@ class Mailer(Extension):
         await db.write(_done(wedding, sub, ids, time.time()))
 
     async def _compose(
-        self, wedding: str, sub: str, address: str, items: list[Any]
-    ) -> EmailMessage:
+        self, wedding: str, member: Member, address: str, items: list[Any]
+    ) -> EmailMessage | None:
         assert self._core is not None
+        sub = member.sub
         settings = self._core.settings
         names = {m.sub: m.name for m in await self._people.members(wedding)}
         lines = []
@@ -196,7 +206,7 @@ class Mailer(Extension):
         for _, reason, thread, message, priority in items:
             notice = self._notices.get(str(reason))
             if not thread and notice is not None:
-                line = await notice(wedding, str(message))
+                line = await notice(wedding, str(message), member)
                 if line is not None:
                     subjects.append("")  # not a thread: the subject names no thread
                     lines.append(line + "\n")
@@ -217,6 +227,8 @@ class Mailer(Extension):
             why = {"mention": "mentioned you", "reply": "replied to you"}.get(str(reason), "wrote")
             text = "(deleted)" if deleted else str(body)
             lines.append(f"{flag}{who} {why} in \u201c{subject}\u201d:\n{text}\n")
+        if not lines:
+            return None
         base = settings.public_url or f"http://{settings.host}:{settings.port}"
         key = await self._people.unsubscribe_key(wedding, sub) or ""
         link = (
