@@ -1,0 +1,166 @@
+"""Content that does not fit its parent is refused before pycrdt sees it (issue 47, point 1).
+
+pycrdt 0.14.13 counts string content in UTF-16 units and iterates a ``Y.Array`` up to that
+count, which never ends when the array holds a string with an astral character: one small
+update from any writer hung the whole server. The codec now refuses such content with the
+table of :mod:`crdt_server.codec.shapes`; the room's :class:`~crdt_server.core.kinds.KindIndex`
+gives the parent of an item that names only its origin.
+
+Every server-level test here runs the server as a child process: on code that hangs, the
+request times out and the child is killed; the test run itself never hangs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pycrdt import Array, Doc, Map
+
+from crdt_server.codec.items import read_items
+from crdt_server.codec.protocol import encode_update
+from crdt_server.codec.shapes import ShapeError, fit
+from crdt_server.codec.updates import inspect_update
+from crdt_server.core.crdt import RoomDocument
+from crdt_server.core.kinds import KindIndex
+from tests import hostile_shapes as h
+from tests.server import ServerProcess
+from tests.yclient import YClient
+
+HOSTILE = {
+    "nested insert": h.nested_insert(),
+    "origin insert": h.origin_insert(),
+    "gc origin insert": h.gc_origin_insert(),
+    "one update": h.one_update(),
+    "unknown root": h.unknown_root_update(),
+}
+
+
+def _index_of(*updates: bytes) -> KindIndex:
+    index = KindIndex()
+    for update in updates:
+        fitted = fit(read_items(update), index)
+        assert not fitted.misfits
+        index.add(fitted)
+    return index
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("update", HOSTILE.values(), ids=HOSTILE.keys())
+def test_the_codec_refuses_string_content_under_a_nested_array(update: bytes) -> None:
+    inspect_update(update)  # well-formed: the structure alone does not tell
+    misfits = fit(read_items(update), _index_of(h.base_document())).misfits
+    assert misfits
+    assert all(m.content == 4 for m in misfits)
+    assert "string" in misfits[0].describe()
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("update", HOSTILE.values(), ids=HOSTILE.keys())
+def test_a_room_document_refuses_it_before_pycrdt_sees_it(update: bytes) -> None:
+    document = RoomDocument()
+    document.apply(h.base_document(), inspect_update(h.base_document()))
+    before = document.doc.get_update()
+    with pytest.raises(ShapeError, match="does not fit"):
+        document.apply(update, inspect_update(update))
+    assert document.doc.get_update() == before
+    assert document.doc.get("guests", type=Map).to_py() == {"g1": {"tags": [1.0]}}
+
+
+@pytest.mark.timeout(10)
+def test_an_index_of_one_document_stays_small() -> None:
+    """Runs of one client in one parent are one entry: typing a long text costs one."""
+    doc: Doc[Map[Any]] = Doc(client_id=5)
+    guests = doc.get("guests", type=Map)
+    tags: Array[int] = Array([1])
+    with doc.transaction():
+        guests["g1"] = Map({"tags": tags})
+    updates = [doc.get_update()]
+    for n in range(200):
+        state = doc.get_state()
+        tags.append(n)
+        updates.append(doc.get_update(state))
+    index = _index_of(*updates)
+    assert index.runs() <= 3
+
+
+async def _hostile_server(tmp_path: Path) -> ServerProcess:
+    return await ServerProcess(tmp_path / "data").start()
+
+
+async def _base(server: ServerProcess, room: str) -> int:
+    """Writes ``guests.g1 = {tags: [1]}`` into ``room``; returns the writer's client id."""
+    async with YClient(server.ws_url, room) as writer:
+        await writer.wait(writer.synced.is_set)
+        with writer.doc.transaction():
+            writer.doc.get("guests", type=Map)["g1"] = Map({"tags": Array([1])})
+        await writer.flush()
+        await writer.wait(writer.is_confirmed)
+        return int(writer.doc.client_id)
+
+
+async def _healthy(server: ServerProcess) -> None:
+    async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
+        assert (await http.get("/healthz")).status_code == 200
+
+
+VARIANTS = ["nested insert", "origin insert", "gc origin insert", "one update", "unknown root"]
+
+
+def _variant(name: str, client: int) -> bytes:
+    return {
+        "nested insert": h.nested_insert(client),
+        "origin insert": h.origin_insert(client),
+        "gc origin insert": h.gc_origin_insert(client),
+        "one update": h.one_update(),
+        "unknown root": h.unknown_root_update(),
+    }[name]
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.asyncio
+async def test_over_http_it_is_a_400_and_the_server_keeps_answering(tmp_path: Path) -> None:
+    server = await _hostile_server(tmp_path)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
+            for name in VARIANTS:
+                room = f"shape-{uuid.uuid4().hex[:10]}"
+                client = await _base(server, f"{room}/guests")
+                before = (await http.get(f"/api/weddings/{room}/docs/guests")).json()
+                answer = await http.post(
+                    f"/api/weddings/{room}/docs/guests/update",
+                    content=_variant(name, client),
+                    headers={"Content-Type": "application/octet-stream"},
+                )
+                assert answer.status_code == 400, (name, answer.text)
+                assert "does not fit" in answer.text
+                view = await http.get(f"/api/weddings/{room}/docs/guests")
+                assert view.status_code == 200
+                assert view.json() == before, name
+        await _healthy(server)
+    finally:
+        await server.stop(timeout=3)
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.asyncio
+async def test_over_the_socket_it_is_a_1007_and_the_server_keeps_answering(
+    tmp_path: Path,
+) -> None:
+    server = await _hostile_server(tmp_path)
+    try:
+        for name in VARIANTS:
+            room = f"shape-{uuid.uuid4().hex[:10]}/guests"
+            client = await _base(server, room)
+            async with YClient(server.ws_url, room) as attacker:
+                await attacker.wait(attacker.synced.is_set)
+                await attacker.send_raw(encode_update(_variant(name, client)))
+                await asyncio.wait_for(attacker.closed.wait(), 5)
+                assert attacker.close_code == 1007, name
+            await _healthy(server)
+    finally:
+        await server.stop(timeout=3)
