@@ -19,16 +19,29 @@ from typing import Any
 
 import httpx
 import pytest
-from pycrdt import Array, Doc, Map
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
 
 from crdt_server.codec.items import read_items
 from crdt_server.codec.protocol import encode_update
-from crdt_server.codec.shapes import ShapeError, fit
+from crdt_server.codec.shapes import (
+    GONE,
+    KEYED,
+    ROOT,
+    SEQUENCE,
+    ShapeError,
+    fit,
+    table_markdown,
+)
 from crdt_server.codec.updates import inspect_update
 from crdt_server.core.crdt import RoomDocument
 from crdt_server.core.kinds import KindIndex
 from tests import hostile_shapes as h
 from tests.server import ServerProcess
+from tests.test_shape_properties import EDITS, apply, refused_or_summary
+from tests.test_shapes import produced
+from tests.tier import examples
 from tests.yclient import YClient
 
 HOSTILE = {
@@ -164,3 +177,132 @@ async def test_over_the_socket_it_is_a_1007_and_the_server_keeps_answering(
             await _healthy(server)
     finally:
         await server.stop(timeout=3)
+
+
+# -- the table is what stock producers write ---------------------------------------------
+
+SCENARIOS = ["prosemirror", "tiptap", "yjs14", "roots", "yjs13all", "yjs14all"]
+Pair = tuple[int, bool, int]
+"""(parent kind, keyed, content ref)."""
+
+
+def _pairs(updates: list[bytes]) -> tuple[set[Pair], list[str]]:
+    """Every (parent kind, keyed, content) the updates write, integrated in order, and the
+    misfits among them."""
+    index = KindIndex()
+    pairs: set[Pair] = set()
+    misfits: list[str] = []
+    for update in updates:
+        fitted = fit(read_items(update), index)
+        misfits += [m.describe() for m in fitted.misfits]
+        index.add(fitted)
+        for _, _, (parent, keyed), ref in fitted.placed:
+            if parent is None or ref == 0:
+                continue
+            kind = ROOT if isinstance(parent, str) else index.parent_kind(parent)
+            assert kind is not None
+            if kind != GONE:
+                pairs.add((kind, keyed, ref))
+    return pairs, misfits
+
+
+def _with_state(updates: list[bytes]) -> tuple[set[Pair], list[str]]:
+    """:func:`_pairs` of the updates, and of pycrdt's encoding of the document they make
+    (deleted content, as a joiner receives it)."""
+    pairs, misfits = _pairs(updates)
+    doc: Doc[Any] = Doc()
+    for update in updates:
+        doc.apply_update(update)
+    state_pairs, state_misfits = _pairs([doc.get_update()])
+    return pairs | state_pairs, misfits + state_misfits
+
+
+def _pycrdt_scenario() -> list[bytes]:
+    """pycrdt writing every type it has: arrays of values, binary, subdocuments and nested
+    types; maps of the same; text with formats and embeds; XML elements, attributes and
+    text; deletions of each."""
+    doc: Doc[Any] = Doc(client_id=106)
+    updates: list[bytes] = []
+    doc.observe(lambda event: updates.append(event.update))
+    items = doc.get("list", type=Array)
+    items.extend([1, "two", {"three": [3]}, None, b"\x01\x02", Doc()])
+    nested: Array[Any] = Array([1])
+    fields: Map[Any] = Map({"a": 1})
+    text = Text("nested 👋 text")
+    items.extend([nested, fields, text])
+    nested.extend([b"\x03", Map({"m": 1}), "x"])
+    fields["bytes"] = b"\x04"
+    fields["sub"] = Doc()
+    fields["arr"] = Array([2])
+    text.format(0, 3, {"bold": True})
+    text.insert_embed(2, {"image": "z.png"})
+    del nested[0]
+    del text[0:2]
+    del fields["a"]
+    del items[1]
+    notes = doc.get("notes", type=Text)
+    notes.insert(0, "hello 👰🏽", {"italic": True})
+    notes.insert_embed(1, {"hr": True})
+    fragment = doc.get("runofshow", type=XmlFragment)
+    element = fragment.children.append(XmlElement("p", {"class": "lead"}))
+    inner = element.children.append(XmlText("para 👋 graph"))
+    inner.format(0, 4, {"strong": {}})
+    inner.insert_embed(2, {"hr": True})
+    element.attributes["id"] = "x"
+    fragment.children.append(XmlText("loose"))
+    del inner[0:2]
+    del element.attributes["class"]
+    return updates
+
+
+@pytest.mark.js
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_item_a_stock_producer_writes_fits_the_table(scenario: str) -> None:
+    updates, _ = produced(scenario)
+    _, misfits = _with_state(updates)
+    assert not misfits
+
+
+@pytest.mark.timeout(60)
+def test_every_item_pycrdt_writes_in_every_type_fits_the_table() -> None:
+    _, misfits = _with_state(_pycrdt_scenario())
+    assert not misfits
+
+
+@settings(max_examples=examples(200, 25), deadline=None)
+@given(st.lists(st.lists(EDITS, min_size=1, max_size=3), min_size=1, max_size=6))
+@pytest.mark.timeout(120)
+def test_every_update_pycrdt_writes_fits_the_table(batches: list[list[Any]]) -> None:
+    doc: Doc[Any] = Doc(client_id=11)
+    updates: list[bytes] = []
+    for batch in batches:
+        state = doc.get_state()
+        with doc.transaction():
+            for edit in batch:
+                apply(doc, edit)
+        update = doc.get_update(state)
+        refused_or_summary(update)
+        updates.append(update)
+    _, misfits = _with_state(updates)
+    assert not misfits
+
+
+@pytest.mark.js
+@pytest.mark.timeout(120)
+def test_the_table_allows_nothing_no_producer_writes() -> None:
+    """Each list-item pair of the table, and each keyed content, is written by some stock
+    producer: the table is derived from them, not invented."""
+    seen: set[Pair] = set()
+    for scenario in SCENARIOS:
+        seen |= _with_state(produced(scenario)[0])[0]
+    seen |= _with_state(_pycrdt_scenario())[0]
+    allowed = {(kind, False, ref) for kind, refs in SEQUENCE.items() for ref in refs}
+    assert allowed - seen == set()
+    assert KEYED == {ref for _, keyed, ref in seen if keyed}
+    assert {pair for pair in seen if not pair[1]} <= allowed
+
+
+def test_the_clients_guide_prints_the_table() -> None:
+    guide = (Path(__file__).parent.parent / "docs" / "guides" / "clients.md").read_text()
+    assert table_markdown() in guide

@@ -91,21 +91,25 @@ SEQUENCE: Mapping[int, frozenset[int]] = {
     # Y.Array: push/insert of JSON values, binary, shared types, subdocuments.
     ARRAY: frozenset({1, 3, 7, 8, 9}),
     # Y.Map keeps everything under keys; nothing writes list items into one.
-    MAP: frozenset({1}),
+    MAP: frozenset(),
     # Y.Text and Y.XmlText: strings, embeds, formats, embedded shared types.
     TEXT: frozenset({1, 4, 5, 6, 7}),
     XML_TEXT: frozenset({1, 4, 5, 6, 7}),
-    # @y/y 14 writes every Y.Type as an XML type (3 when named, 4 when not), and one
-    # Y.Type holds text and list items alike (a guest's notes are text in a type 4).
-    XML_ELEMENT: _ANY_CONTENT,
-    XML_FRAGMENT: _ANY_CONTENT,
+    # XML children are XML types (yjs 13, y-prosemirror, Tiptap); @y/y 14 writes every
+    # Y.Type as an XML type (3 when named, 4 when not), and one Y.Type holds text, formats
+    # and list items alike (a guest's notes are text in a type 4). No one writes embeds or
+    # binary content there (@y/y 14 keeps bytes in JSON values).
+    XML_ELEMENT: frozenset({1, 4, 6, 7, 8, 9}),
+    XML_FRAGMENT: frozenset({1, 4, 6, 7, 8, 9}),
     ROOT: _ANY_CONTENT,
 }
 """Per parent kind, the content refs its list items (items without a key) may have."""
 
 KEYED: frozenset[int] = frozenset({1, 3, 7, 8, 9})
-"""The content refs a keyed item (a map entry, an XML attribute, a Y.Type attribute) may
-have under any parent: what ``Y.Map.set``/``setAttribute``/``setAttr`` write."""
+"""The content refs a keyed item (a map entry, an XML attribute, a text's or a Y.Type's
+attribute) may have, under any parent: every producer writes keyed content through one
+function whatever the parent (yjs 13 ``typeMapSet``, @y/y 14 ``setAttr``), and pycrdt reads
+keyed items only by key, never by a count."""
 
 Placement = tuple[str | ID | None, bool]
 """Where an item is: its parent (a root's name, a shared type's item id, or ``None`` when
@@ -415,6 +419,6 @@ def table_markdown() -> str:
     ]
     keyed = ", ".join(names[ref] for ref in sorted(KEYED))
     for kind in (ROOT, ARRAY, MAP, TEXT, XML_TEXT, XML_ELEMENT, XML_FRAGMENT):
-        sequence = ", ".join(names[ref] for ref in sorted(SEQUENCE[kind]))
+        sequence = ", ".join(names[ref] for ref in sorted(SEQUENCE[kind])) or "nothing"
         lines.append(f"| {PARENT_NAMES[kind]} | {sequence} | {keyed} |")
     return "\n".join(lines)
