@@ -42,7 +42,7 @@ from crdt_server.codec.protocol import (
 )
 from crdt_server.codec.shapes import ShapeError
 from crdt_server.codec.updates import UpdateError, inspect_update
-from crdt_server.core.crdt import Applied, CrdtFailure, IntegrationFailed, RoomDocument, replay
+from crdt_server.core.crdt import Applied, CrdtFailure, RoomDocument, replay
 from tests.server import ServerProcess
 from tests.tier import examples
 
