@@ -575,6 +575,8 @@ class Room:
         """
         if self._log_rows < self._settings.compact_after_updates:
             return
+        if self.document.misfits:
+            return  # a snapshot would drop them unannounced: `crdt-server repair` does
         try:
             if not self._bus.shared:
                 if self._uncommitted or self._inflight or self.document.held:
