@@ -9,6 +9,7 @@ property test of every reader.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 __all__ = [
@@ -161,3 +162,122 @@ def one_update(root: str = "guests", text: str = EMOJI_TEXT) -> bytes:
 def unknown_root_update(text: str = EMOJI_TEXT) -> bytes:
     """:func:`one_update` under a root no wedding document has."""
     return one_update("zz-unknown", text)
+
+
+# -- any hostile shape, for the property test of every reader -----------------------------
+
+_TYPE_REFS = (0, 1, 2, 3, 4, 6)
+
+
+def _base_rich(client_id: int = 1) -> bytes:
+    """A guest list with an entry holding every nested type, and roots of other names."""
+    from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
+
+    doc: Doc[object] = Doc(client_id=client_id)
+    guests = doc.get("guests", type=Map)
+    with doc.transaction():
+        guests["g1"] = Map(
+            {
+                "name": "Ann",
+                "rsvp": "accepted",
+                "tags": Array([1, "x"]),
+                "notes": Text("vegan 👋"),
+                "fields": Map({"a": 1}),
+            }
+        )
+        doc.get("zz", type=Array).extend([1, Map({"k": Array([2])})])
+        doc.get("prose", type=Text).insert(0, "hello")
+    fragment = doc.get("runofshow", type=XmlFragment)
+    element = fragment.children.append(XmlElement("p"))
+    element.children.append(XmlText("para"))
+    return doc.get_update()
+
+
+def hostile_rows() -> object:
+    """A hypothesis strategy: stored rows (a base document, then one to three hostile
+    updates of client 777) putting any content anywhere, by parent, origin or a collected
+    origin, as an older release may have stored them."""
+    from hypothesis import strategies as st
+
+    from crdt_server.codec.items import read_items
+
+    base = _base_rich()
+    items = read_items(base).items
+    types = [i.id for i in items if i.content.ref == 7]
+    # What hangs pycrdt is text in an array: drawn most often.
+    arrays = [i.id for i in items if i.content.ref == 7 and i.content.value[0] == 0]
+    values = [(i.id[0], i.id[1] + i.length - 1) for i in items if i.content.ref != 7]
+    roots = ["guests", "zz", "prose", "runofshow", "zz-new", "a", "m", "t"]
+    texts = st.one_of(
+        st.just(EMOJI_TEXT), st.text(alphabet="ab é😀👰🏽\U0001f600", min_size=1, max_size=6)
+    )
+
+    @st.composite
+    def one(draw: st.DrawFn, clock: int, own_types: list[tuple[int, int]]) -> tuple[bytes, int]:
+        ref = draw(st.sampled_from([4, 4, 4, 3, 5, 6, 7, 8]))
+        value: object
+        if ref == 4:
+            value = draw(texts)
+        elif ref == 5:
+            value = json.dumps(draw(texts))  # an embed is JSON text
+        elif ref == 6:
+            value = ("bold", "true")
+        elif ref == 7:
+            value = draw(st.sampled_from(_TYPE_REFS))
+        elif ref == 8:
+            value = draw(st.lists(texts, min_size=1, max_size=3))
+        else:
+            value = b"\x01"
+        how = draw(st.sampled_from(["parent", "origin", "right", "gc"]))
+        key = draw(st.sampled_from([None, None, "k", "name", "tags"]))
+        gc_first = b""
+        if how == "parent":
+            parent = draw(st.sampled_from([*arrays, *roots, *types, *own_types]))
+            struct = item(ref, value, parent=parent, key=key)
+        elif how == "origin":
+            struct = item(ref, value, origin=draw(st.sampled_from(values)))
+        elif how == "right":
+            struct = item(ref, value, right=draw(st.sampled_from(values)))
+        else:
+            gc_first = gc(1)
+            struct = item(
+                ref, value, origin=(HOSTILE_CLIENT, clock), right=draw(st.sampled_from(values))
+            )
+        length = (
+            len(value.encode("utf-16-le")) // 2
+            if ref == 4
+            # type: ignore[union-attr]
+            else (
+                len(value) if ref == 8 else 1  # type: ignore[arg-type]
+            )
+        )
+        if gc_first:
+            return gc_first + struct, 1 + length
+        if ref == 7:
+            own_types.append((HOSTILE_CLIENT, clock))
+        return struct, length
+
+    @st.composite
+    def rows(draw: st.DrawFn) -> list[bytes]:
+        out = [base]
+        clock = 0
+        own_types: list[tuple[int, int]] = []
+        for _ in range(draw(st.integers(1, 3))):
+            structs = []
+            start = clock
+            for _ in range(draw(st.integers(1, 3))):
+                struct, length = draw(one(clock, own_types))
+                structs.append(struct)
+                clock += length
+            count = sum(1 + s.startswith(b"\x00") for s in structs)
+            out.append(
+                uint(1)
+                + uint(count)
+                + uint(HOSTILE_CLIENT)
+                + uint(start)
+                + b"".join(structs)
+                + uint(0)
+            )
+        return out
+
+    return rows()
