@@ -19,7 +19,9 @@ A root's kind is not on the wire. ``@y/y`` 14's root type is one type for text, 
 map alike, so every root accepts any content; the readers never read a root as an array
 while it holds text (:func:`crdt_server.documents.shapes.root_view` reads text first).
 Content under a parent that is gone (garbage collected, or deleted content) is not checked:
-yrs drops it, or keeps it where nothing reads it.
+yrs drops it, or keeps it where nothing reads it; nor is deleted content, wherever it is.
+An item whose origin is gone but whose right origin is not is refused: yjs drops it, yrs
+integrates it (``tests/test_pycrdt_trust.py``), and no producer writes one.
 
 Pure functions over decoded items; no I/O.
 """
@@ -148,11 +150,15 @@ class Misfit:
     """See :data:`PARENT_NAMES`; ``None`` when its parent is not a shared type or it
     refers to content that is not there."""
     keyed: bool
+    why: str = ""
+    """Why it does not fit, when the table is not the reason."""
 
     def describe(self) -> str:
         """One line naming the item and the rule it breaks (no content)."""
         what = CONTENT_NAMES.get(self.content, f"content ref {self.content}")
         where = f"item {self.id[0]}#{self.id[1]}"
+        if self.why:
+            return f"{where}: {what} content does not fit: {self.why}"
         if self.parent_kind is None:
             if self.parent is None:
                 return f"{where} refers to content this document does not have: does not fit"
@@ -221,6 +227,10 @@ def fit(update: DecodedUpdate, lookup: Lookup) -> Fitted:
     placements: list[Placement | None] = [None] * len(entries)
     failed = [False] * len(entries)
     waiting: dict[int, list[int]] = {}
+    split: set[int] = set()
+    """Items whose origin is gone but whose right origin is not: yjs drops such an item
+    (it is garbage as soon as one neighbour is), yrs places it by its right origin; no
+    producer writes one (in one document, an item's neighbours share its parent)."""
     fitted = Fitted()
 
     def locate(id_: ID) -> Placement | int | None:
@@ -239,6 +249,7 @@ def fit(update: DecodedUpdate, lookup: Lookup) -> Fitted:
             return (None, False)  # a GC struct: gone
         if item.parent is not None:
             return (item.parent, item.key is not None)
+        gone = False
         for ref in (item.origin, item.right_origin):
             if ref is None:
                 continue
@@ -246,7 +257,10 @@ def fit(update: DecodedUpdate, lookup: Lookup) -> Fitted:
             if where is None or isinstance(where, int):
                 return where
             if where[0] is not None:
+                if gone:
+                    split.add(i)
                 return where
+            gone = True
         return (None, False)  # every origin is gone: yrs drops the item
 
     todo = list(range(len(entries) - 1, -1, -1))
@@ -298,6 +312,12 @@ def fit(update: DecodedUpdate, lookup: Lookup) -> Fitted:
         if ref == 7:
             fitted.types.append((id_, int(item.content.value[0])))
         parent, keyed = where
+        if ref == 1:
+            continue  # deleted content: nothing reads it, wherever it is
+        if i in split:
+            why = "its origin is gone and its right origin is not (yjs drops it, yrs keeps it)"
+            fitted.misfits.append(Misfit(id_, length, ref, parent, None, keyed, why))
+            continue
         if parent is None:
             continue
         kind = kind_of(parent)
