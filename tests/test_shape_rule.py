@@ -196,7 +196,7 @@ def _pairs(updates: list[bytes]) -> tuple[set[Pair], list[str]]:
         fitted = fit(read_items(update), index)
         misfits += [m.describe() for m in fitted.misfits]
         index.add(fitted)
-        for _, _, (parent, keyed), ref in fitted.placed:
+        for _, _, (parent, keyed), ref, _ in fitted.placed:
             if parent is None or ref == 0:
                 continue
             kind = ROOT if isinstance(parent, str) else index.parent_kind(parent)

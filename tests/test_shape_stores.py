@@ -88,7 +88,8 @@ async def test_a_room_serves_it_and_its_json_view_and_logs_it_once(
     data = tmp_path / "data"
     data.mkdir()
     await _store(data / "crdt.sqlite3", hostile)
-    server = await ServerProcess(data).start()
+    # Loaded once: an idle room unloads, and each load logs what it left out.
+    server = await ServerProcess(data, env={"CRDT_SERVER_ROOM_IDLE_SECONDS": "600"}).start()
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
             for view in ("", "?format=rich"):

@@ -173,11 +173,10 @@ class Misfit:
 class Fitted:
     """An update's structs, placed (:func:`fit`)."""
 
-    placed: list[tuple[ID, int, Placement, int]] = field(default_factory=list)
-    """Each struct that could be placed: its id, length, placement and content ref (0 for
-    a GC struct), misfits included (yrs integrates them where they are placed)."""
-    types: list[tuple[ID, int]] = field(default_factory=list)
-    """The update's shared-type items and their type refs."""
+    placed: list[tuple[ID, int, Placement, int, int]] = field(default_factory=list)
+    """Each struct that could be placed: its id, length, placement, content ref (0 for a
+    GC struct) and type ref (-1 unless a shared type), misfits included (yrs integrates
+    them where they are placed)."""
     misfits: list[Misfit] = field(default_factory=list)
 
     def refuse(self) -> None:
@@ -306,11 +305,10 @@ def fit(update: DecodedUpdate, lookup: Lookup) -> Fitted:
         if where is None:
             continue
         ref = 0 if item is None else item.content.ref
-        fitted.placed.append((id_, length, where, ref))
+        kind_made = int(item.content.value[0]) if item is not None and ref == 7 else -1
+        fitted.placed.append((id_, length, where, ref, kind_made))
         if item is None:
             continue
-        if ref == 7:
-            fitted.types.append((id_, int(item.content.value[0])))
         parent, keyed = where
         if ref == 1:
             continue  # deleted content: nothing reads it, wherever it is

@@ -2,14 +2,16 @@
 
 An item with an origin carries no parent on the wire; its parent is its origin's (see
 :mod:`crdt_server.codec.shapes`). :class:`KindIndex` keeps, for every item a document
-integrated, its placement (parent and keyed or not), and the type ref of every shared
-type's item, so that :func:`~crdt_server.codec.shapes.fit` can place an update's items
-whatever the document's size.
+integrated, its placement (parent, keyed or not) and what it is as a parent (a shared type
+of some kind, deleted content, or other content), so that
+:func:`~crdt_server.codec.shapes.fit` can place an update's items whatever the document's
+size.
 
-Kept cheap: a client's consecutive items in one place (a run of typing, a list filled in
-one go) are one run; runs are kept per client in flat ``array`` columns (start, end,
-placement code), and placements are shared. A lookup is one binary search; adding an
-update costs what the update holds.
+Kept cheap: a client's consecutive items of one placement and one sort (a run of typing, a
+list filled in one go, a map entry's fields) are one run, and runs are rows of flat
+``array`` columns per client (start, end, parent client, parent clock, flags): about 21
+bytes a run, nothing per item. A lookup is one binary search; adding an update costs what
+the update holds.
 """
 
 from __future__ import annotations
@@ -23,84 +25,135 @@ from crdt_server.codec.shapes import GONE, Fitted, Placement
 
 __all__ = ["KindIndex"]
 
+_GONE = -(1 << 62)
+"""The parent client of a run whose parent is gone (a GC struct). Client ids are >= 0; a
+root's is ``-1 - its index`` in the root names."""
+_KEYED = 1
+_DELETED = 2
+_TYPE_SHIFT = 2
+"""Flags: keyed, deleted content, then (type ref + 1) of a shared type's item (0: none)."""
+
+
+class _Runs:
+    """One client's runs, as columns."""
+
+    __slots__ = ("ends", "flags", "parent_clients", "parent_clocks", "starts")
+
+    def __init__(self) -> None:
+        self.starts = array("I")
+        self.ends = array("I")
+        self.parent_clients = array("q")
+        self.parent_clocks = array("I")
+        self.flags = array("B")
+
+    def find(self, clock: int) -> int:
+        """The row holding ``clock``, or -1."""
+        at = bisect_right(self.starts, clock) - 1
+        return at if at >= 0 and clock < self.ends[at] else -1
+
+    def nbytes(self) -> int:
+        return sum(
+            sys.getsizeof(column)
+            for column in (
+                self.starts,
+                self.ends,
+                self.parent_clients,
+                self.parent_clocks,
+                self.flags,
+            )
+        )
+
 
 class KindIndex:
     """Placements of a document's items (implements :class:`~crdt_server.codec.shapes.Lookup`)."""
 
-    __slots__ = ("_codes", "_ends", "_places", "_code_of", "_starts", "_types")
+    __slots__ = ("_clients", "_root_index", "_roots")
 
     def __init__(self) -> None:
-        self._starts: dict[int, array[int]] = {}
-        self._ends: dict[int, array[int]] = {}
-        self._codes: dict[int, array[int]] = {}
-        self._places: list[tuple[Placement, bool]] = []
-        """Placement codes: (placement, whether the content is deleted)."""
-        self._code_of: dict[tuple[Placement, bool], int] = {}
-        self._types: dict[ID, int] = {}
+        self._clients: dict[int, _Runs] = {}
+        self._roots: list[str] = []
+        self._root_index: dict[str, int] = {}
 
-    def _run(self, id_: ID) -> int | None:
-        """The placement code of the run holding ``id_``."""
-        client, clock = id_
-        starts = self._starts.get(client)
-        if starts is None:
+    def _row(self, id_: ID) -> tuple[_Runs, int] | None:
+        runs = self._clients.get(id_[0])
+        if runs is None:
             return None
-        at = bisect_right(starts, clock) - 1
-        if at < 0 or clock >= self._ends[client][at]:
-            return None
-        return self._codes[client][at]
+        at = runs.find(id_[1])
+        return None if at < 0 else (runs, at)
 
     def placement(self, id_: ID) -> Placement | None:
-        code = self._run(id_)
-        return None if code is None else self._places[code][0]
+        found = self._row(id_)
+        if found is None:
+            return None
+        runs, at = found
+        client = runs.parent_clients[at]
+        keyed = bool(runs.flags[at] & _KEYED)
+        if client == _GONE:
+            return (None, keyed)
+        if client < 0:
+            return (self._roots[-1 - client], keyed)
+        return ((client, runs.parent_clocks[at]), keyed)
 
     def parent_kind(self, parent: ID) -> int | None:
-        kind = self._types.get(parent)
-        if kind is not None:
-            return kind
-        code = self._run(parent)
-        if code is None:
+        found = self._row(parent)
+        if found is None:
             return None
-        (where, _), deleted = self._places[code]
-        return GONE if where is None or deleted else None
+        runs, at = found
+        flags = runs.flags[at]
+        made = flags >> _TYPE_SHIFT
+        if made:
+            return made - 1
+        if flags & _DELETED or runs.parent_clients[at] == _GONE:
+            return GONE
+        return None
 
     def add(self, fitted: Fitted) -> None:
         """Index an integrated update's structs (content already indexed is skipped)."""
-        for id_, length, where, ref in sorted(fitted.placed):
-            client, clock = id_
+        for (client, clock), length, (parent, keyed), ref, made in sorted(fitted.placed):
             end = clock + length
-            ends = self._ends.get(client)
-            if ends is None:
-                self._starts[client], self._ends[client] = array("I"), array("I")
-                self._codes[client] = array("I")
-                ends = self._ends[client]
-            known = ends[-1] if ends else 0
+            runs = self._clients.get(client)
+            if runs is None:
+                runs = self._clients[client] = _Runs()
+            known = runs.ends[-1] if runs.ends else 0
             if end <= known:
                 continue
             clock = max(clock, known)
-            key = (where, ref == 1)
-            code = self._code_of.get(key)
-            if code is None:
-                code = self._code_of[key] = len(self._places)
-                self._places.append(key)
-            codes = self._codes[client]
-            if ends and ends[-1] == clock and codes[-1] == code:
-                ends[-1] = end
+            if parent is None:
+                parent_client, parent_clock = _GONE, 0
+            elif isinstance(parent, str):
+                index = self._root_index.get(parent)
+                if index is None:
+                    index = self._root_index[parent] = len(self._roots)
+                    self._roots.append(parent)
+                parent_client, parent_clock = -1 - index, 0
             else:
-                self._starts[client].append(clock)
-                ends.append(end)
-                codes.append(code)
-        for id_, kind in fitted.types:
-            self._types.setdefault(id_, kind)
+                parent_client, parent_clock = parent
+            flags = (_KEYED if keyed else 0) | (_DELETED if ref == 1 else 0)
+            flags |= (made + 1) << _TYPE_SHIFT
+            last = len(runs.ends) - 1
+            if (
+                last >= 0
+                and runs.ends[last] == clock
+                and runs.flags[last] == flags
+                and runs.parent_clients[last] == parent_client
+                and runs.parent_clocks[last] == parent_clock
+            ):
+                runs.ends[last] = end
+                continue
+            runs.starts.append(clock)
+            runs.ends.append(end)
+            runs.parent_clients.append(parent_client)
+            runs.parent_clocks.append(parent_clock)
+            runs.flags.append(flags)
 
     def runs(self) -> int:
         """How many runs are indexed."""
-        return sum(len(starts) for starts in self._starts.values())
+        return sum(len(runs.starts) for runs in self._clients.values())
 
     def memory_bytes(self) -> int:
-        """An estimate of the index's memory (for the product benchmark)."""
-        size = sys.getsizeof(self._starts) * 3 + sys.getsizeof(self._types)
-        for client, starts in self._starts.items():
-            size += 3 * sys.getsizeof(starts) + sys.getsizeof(client)
-        size += sys.getsizeof(self._places) + sys.getsizeof(self._code_of)
-        size += len(self._places) * 120 + len(self._types) * 100
+        """The index's memory (for the product benchmark): its columns and containers."""
+        size = sys.getsizeof(self._clients) + sys.getsizeof(self._roots)
+        size += sys.getsizeof(self._root_index) + sum(sys.getsizeof(r) for r in self._roots)
+        for runs in self._clients.values():
+            size += runs.nbytes() + 100  # the _Runs object and its dict entry
         return size

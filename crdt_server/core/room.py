@@ -285,8 +285,10 @@ class Room:
         index = self._overwrites
         if index is not None:
             try:
+                decoded = self.document.last_decoded  # decoded once, for the shape rule
                 found = index.integrate(
-                    read_items(update), read_delete_set(self.document.last_deletes)
+                    decoded if decoded is not None else read_items(update),
+                    read_delete_set(self.document.last_deletes),
                 )
             except Exception as exc:  # the domain observes, never gates: counted, logged
                 self._metrics.derivation_failed(self.name, "overwrites", exc)
