@@ -306,3 +306,34 @@ def test_the_table_allows_nothing_no_producer_writes() -> None:
 def test_the_clients_guide_prints_the_table() -> None:
     guide = (Path(__file__).parent.parent / "docs" / "guides" / "clients.md").read_text()
     assert table_markdown() in guide
+
+
+@pytest.mark.timeout(10)
+def test_nothing_fits_under_a_parent_that_is_not_a_shared_type() -> None:
+    """A keyed value or a list item whose parent is a JSON value (the array's ``1``)."""
+    index = _index_of(h.base_document())
+    for update in (
+        h.update([h.item(8, ["x"], parent=(1, 2), key="k")]),
+        h.update([h.item(8, ["x"], parent=(1, 2))]),
+    ):
+        (misfit,) = fit(read_items(update), index).misfits
+        assert "not a shared type" in misfit.describe()
+
+
+@pytest.mark.timeout(10)
+def test_an_item_placed_by_another_clients_item_of_the_same_update_is_checked_there() -> None:
+    """Client 900's string names as its origin an item of client 901 that the same update
+    puts in the nested array, encoded after it: placed once that item is."""
+
+    def run(client: int, struct: bytes) -> bytes:
+        return h.uint(1) + h.uint(client) + h.uint(0) + struct
+
+    update = (
+        h.uint(2)
+        + run(900, h.item(4, "a\U0001f600", origin=(901, 0)))
+        + run(901, h.item(8, ["x"], parent=(1, 1)))
+        + h.uint(0)
+    )
+    inspect_update(update)
+    (misfit,) = fit(read_items(update), _index_of(h.base_document())).misfits
+    assert misfit.id == (900, 0) and misfit.parent == (1, 1)

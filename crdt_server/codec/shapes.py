@@ -321,7 +321,10 @@ def fit(update: DecodedUpdate, lookup: Lookup) -> Fitted:
         kind = kind_of(parent)
         if kind == GONE:
             continue
-        allowed = KEYED if keyed else SEQUENCE.get(kind, frozenset()) if kind is not None else ()
+        if kind is None:  # a parent that is other content, or not there: nothing fits
+            allowed: frozenset[int] = frozenset()
+        else:
+            allowed = KEYED if keyed else SEQUENCE.get(kind, frozenset())
         if ref not in allowed:
             fitted.misfits.append(Misfit(id_, length, ref, parent, kind, keyed))
     return fitted
