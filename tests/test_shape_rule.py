@@ -337,3 +337,20 @@ def test_an_item_placed_by_another_clients_item_of_the_same_update_is_checked_th
     inspect_update(update)
     (misfit,) = fit(read_items(update), _index_of(h.base_document())).misfits
     assert misfit.id == (900, 0) and misfit.parent == (1, 1)
+
+
+@pytest.mark.timeout(10)
+def test_an_update_held_for_missing_content_is_checked_for_what_can_be_placed() -> None:
+    """Held content is relayed before it integrates: what it puts where it does not fit
+    is refused at once, not once released."""
+    document = RoomDocument()
+    document.apply(h.base_document(), inspect_update(h.base_document()))
+    waits = h.update([h.item(4, "a\U0001f600", parent=(1, 1)), h.item(8, ["x"], origin=(555, 3))])
+    summary = inspect_update(waits)
+    assert document.would_hold(summary)
+    with pytest.raises(ShapeError, match="does not fit"):
+        document.apply(waits, summary)
+    assert not document.held
+    honest = h.update([h.item(8, ["x"], origin=(555, 3))])
+    document.apply(honest, inspect_update(honest))
+    assert len(document.held) == 1

@@ -286,6 +286,12 @@ class RoomDocument:
                 crdt_call(Doc().apply_update, update)
             except CrdtFailure as exc:
                 raise Undecodable(str(exc), panicked=exc.panicked) from exc
+            if self.strict:
+                # What can be placed already is checked now (the rest once released):
+                # content that does not fit is refused before anyone is sent it.
+                fitted = fit(read_items(update), self.kinds)
+                fitted.misfits = [m for m in fitted.misfits if m.parent_kind is not None or m.why]
+                fitted.refuse()
             self.held.append((update, summary))
             return Applied.HELD
         if not self._integrate(update, summary):
