@@ -12,6 +12,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -91,7 +92,8 @@ async def test_a_room_serves_it_and_its_json_view_and_logs_it_once(
     # Loaded once: an idle room unloads, and each load logs what it left out.
     server = await ServerProcess(data, env={"CRDT_SERVER_ROOM_IDLE_SECONDS": "600"}).start()
     try:
-        async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
+        # A loop that never returns would fail these for ever; 15 s is for a busy machine.
+        async with httpx.AsyncClient(base_url=server.url, timeout=15) as http:
             for view in ("", "?format=rich"):
                 answer = await http.get(f"/api/weddings/w1/docs/guests{view}")
                 assert answer.status_code == 200, answer.text
@@ -101,6 +103,11 @@ async def test_a_room_serves_it_and_its_json_view_and_logs_it_once(
             )
             assert binary.status_code == 200
             assert (await http.get("/healthz")).status_code == 200
+        # The child's output is read by a thread: wait (with a deadline) for the line.
+        deadline = time.monotonic() + 10
+        while "does not fit their parent" not in server.log_text():
+            assert time.monotonic() < deadline, server.log_text()
+            await asyncio.sleep(0.05)
         log = server.log_text()
         assert log.count("hold content that does not fit their parent") == 1, log
         assert "\U0001f600" not in log and "a\\U0001f600" not in log
