@@ -197,15 +197,16 @@ class RoomDocument:
         self.observer_failed: Callable[[BaseException], None] | None = None
         """Told what an observer raised while an update was integrated (the update is
         kept: see the module docstring)."""
-        self.kinds = KindIndex()
+        self.kinds: KindIndex | None = KindIndex()
         """Where every integrated item is: what the shape rule reads
-        (:mod:`crdt_server.codec.shapes`)."""
+        (:mod:`crdt_server.codec.shapes`). ``None`` while :func:`replay` applies stored rows
+        (it indexes the state they make, once)."""
         self.strict = True
         """Refuse content that does not fit its parent (:class:`ShapeError`, nothing
         applied). Off only while :func:`replay` reads what a store already holds."""
         self.misfits: list[Misfit] = []
-        """Content that does not fit, integrated while not :attr:`strict` (what the store
-        held): :func:`replay` serves it as deleted content."""
+        """Content that does not fit, integrated while not :attr:`strict` (what a store
+        held, found by :func:`replay`, which serves it as deleted content)."""
         self.last_decoded: DecodedUpdate | None = None
         """The items of the update integrated last (decoded once for every reader)."""
         self._changes = _Changes()
@@ -286,7 +287,7 @@ class RoomDocument:
                 crdt_call(Doc().apply_update, update)
             except CrdtFailure as exc:
                 raise Undecodable(str(exc), panicked=exc.panicked) from exc
-            if self.strict:
+            if self.strict and self.kinds is not None:
                 # What can be placed already is checked now (the rest once released):
                 # content that does not fit is refused before anyone is sent it.
                 fitted = fit(read_items(update), self.kinds)
@@ -305,12 +306,15 @@ class RoomDocument:
     def _integrate(self, update: bytes, summary: UpdateSummary) -> bool:
         # Checked here, where everything the update names is in the document: its items'
         # parents are known, and pycrdt has not seen it yet.
-        decoded = read_items(update)
-        fitted = fit(decoded, self.kinds)
-        if fitted.misfits:
-            if self.strict:
-                fitted.refuse()
-            self.misfits += fitted.misfits
+        kinds = self.kinds
+        decoded = fitted = None
+        if kinds is not None:
+            decoded = read_items(update)
+            fitted = fit(decoded, kinds)
+            if fitted.misfits:
+                if self.strict:
+                    fitted.refuse()
+                self.misfits += fitted.misfits
         before = self.state()
         self._changes.changed = False
         self._changes.deletes = b"\x00"
@@ -332,7 +336,8 @@ class RoomDocument:
                 update,
                 panicked=False,
             )
-        self.kinds.add(fitted)
+        if kinds is not None and fitted is not None:
+            kinds.add(fitted)
         self.last_decoded = decoded
         for client, clock in summary.types:  # new items only: a known clock is skipped
             if clock >= before.get(client, 0):
@@ -394,15 +399,16 @@ def replay(updates: Sequence[bytes], *, keep_misfits: bool = False) -> tuple[Roo
     it integrated them.
 
     Content that does not fit its parent, stored before the codec refused it (or by
-    another release), is integrated as it was and listed in the document's
-    :attr:`~RoomDocument.misfits` (unless a later row deleted it); the document returned
-    then holds it as deleted content, so that no reader ever iterates it (unless
-    ``keep_misfits``: the rows' own content, for a snapshot of the log). The returned
-    document refuses such content from then on."""
+    another release), is integrated as it was; the document's state is then indexed once
+    (:class:`~crdt_server.core.kinds.KindIndex`, one decode of the state, not of every row)
+    and such content that is still there is listed in its :attr:`~RoomDocument.misfits`.
+    The document returned holds it as deleted content, so that no reader ever iterates it
+    (unless ``keep_misfits``: the rows' own content, for a snapshot of the log), and refuses
+    such content from then on."""
     skipped: set[bytes] = set()
     while True:
         document = RoomDocument()
-        document.strict = False
+        document.strict, document.kinds = False, None
         unreadable = 0
         try:
             for update in updates:
@@ -417,32 +423,30 @@ def replay(updates: Sequence[bytes], *, keep_misfits: bool = False) -> tuple[Roo
             skipped.add(exc.update)
             continue
         document.refused |= skipped
-        if document.misfits:
-            document = _misfits_deleted(document, keep_misfits)
-        document.strict = True
-        return document, unreadable
+        return _indexed(document, keep_misfits), unreadable
 
 
-def _misfits_deleted(document: RoomDocument, keep: bool) -> RoomDocument:
-    """``document`` with its misfits (:attr:`RoomDocument.misfits`) left only where no
-    later row deleted them, and, unless ``keep``, rebuilt with them as deleted content."""
+def _indexed(document: RoomDocument, keep: bool) -> RoomDocument:
+    """``document`` (replayed, not indexed) with its index built from its state, and its
+    misfits found there; unless ``keep``, rebuilt with them as deleted content."""
     state = crdt_call(document.doc.get_update)
     decoded = read_items(state)
-    deletes = decoded.deletes
-    document.misfits = [m for m in document.misfits if not _deleted(deletes, m)]
-    if keep or not document.misfits:
-        return document
-    # Found again in the encoded state: its items are split and merged as yrs keeps them.
-    found = fit(decoded, KindIndex()).misfits
-    clean = deleted_in_place(state, [(m.id, m.length) for m in found])
-    rebuilt = RoomDocument()
-    rebuilt.strict = False
-    rebuilt.apply(clean, inspect_update(clean))
-    rebuilt.held = list(document.held)
-    rebuilt.refused = document.refused
-    rebuilt.misfits = document.misfits
-    rebuilt.released = document.released
-    return rebuilt
+    fitted = fit(decoded, KindIndex())
+    misfits = fitted.misfits
+    if misfits:  # deleted content is not one, but a document kept without gc may hold it
+        misfits = [m for m in misfits if not _deleted(decoded.deletes, m)]
+    if misfits and not keep:
+        clean = deleted_in_place(state, [(m.id, m.length) for m in misfits])
+        rebuilt = RoomDocument()
+        rebuilt.strict, rebuilt.kinds = False, None
+        rebuilt.apply(clean, inspect_update(clean))
+        rebuilt.held, rebuilt.refused = list(document.held), document.refused
+        rebuilt.released = document.released
+        document, fitted = rebuilt, fit(read_items(clean), KindIndex())
+    kinds = KindIndex()
+    kinds.add(fitted)
+    document.kinds, document.misfits, document.strict = kinds, misfits, True
+    return document
 
 
 def _deleted(deletes: dict[int, list[tuple[int, int]]], misfit: Misfit) -> bool:
