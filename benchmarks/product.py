@@ -32,6 +32,9 @@ the last step a fresh client per room checks that the server holds every writer'
 CPU of every process that used any (the server, each load-generator process, this driver,
 everything else on the machine).
 
+The shape rule's row (issue 47): the kind index's memory per document and the rule's CPU
+per update, on this scenario's stream for one wedding (``benchmarks.shapes_bench``).
+
 The operators' rows: the server's RSS after the ramp and per connection (over its RSS up and
 idle before it), and, for ours, a cold start after the verify: every member disconnects, the
 server is stopped (SIGTERM) and started again on the same data, and every member reconnects
@@ -78,7 +81,7 @@ if not __package__:  # run as a file: benchmarks.* is found from the root
 import asyncpg  # noqa: E402
 from pycrdt import Doc, Map, TransactionEvent  # noqa: E402
 
-from benchmarks import loadgen, scale  # noqa: E402
+from benchmarks import loadgen, scale, shapes_bench  # noqa: E402
 from benchmarks.loadgen import Metric, YPeer, clock_ranges  # noqa: E402
 from benchmarks.servers import (  # noqa: E402
     ServerProcess,
@@ -93,6 +96,8 @@ from crdt_server.testing.client import YClient  # noqa: E402
 
 MEMBERS = 10
 """Members of a wedding unless ``--members`` says otherwise."""
+SHAPE_UPDATES = 100
+"""Updates per writer in the shape rule's row (:mod:`benchmarks.shapes_bench`)."""
 SHARES: tuple[tuple[str, int], ...] = (("guests", 5), ("timeline", 3), ("budget", 2))
 """Which document a wedding's members work on, in tenths: half on the guest list, 3 in 10 on
 the timeline, 2 in 10 on the budget."""
@@ -1032,6 +1037,11 @@ async def main_async(opts: Options, keep: bool, json_path: Path | None) -> int:
             shutil.rmtree(base, ignore_errors=True)
     print()
     print(render(results, opts))
+    # The shape rule's row (issue 47): the kind index of one wedding's documents after this
+    # scenario's own stream, in this process (the servers are stopped by now).
+    print()
+    print(shapes_bench.table(shapes_bench.rows(opts.members, SHAPE_UPDATES, 3), opts.members,
+                             SHAPE_UPDATES, 3))  # fmt: skip
     print(f"\nload average at the end: {loadavg()}")
     if json_path is not None:
         scale._write(

@@ -7,6 +7,12 @@ pycrdt's own ``to_py`` raises on XML types and recurses once per level (a 700-de
 ``RecursionError``), so every reader here walks iteratively, never raises on a shape, and
 stops at :data:`MAX_DEPTH` levels with a marker instead of going deeper.
 
+pycrdt iterates a ``Y.Array`` by a count it keeps in UTF-16 units, which never ends when
+the array holds text with an astral character (issue 47). The documents read here come from
+a room or a replay, which let no such content in (the shape rule,
+``crdt_server/codec/shapes.py``; stored content that breaks it is replayed as deleted), and
+a root, which may hold text, is read text first (:func:`root_view`).
+
 The forms:
 
 * ``Y.Map`` -> object; ``Y.Array`` -> array; numbers that are whole -> int (Yjs keeps

@@ -31,6 +31,7 @@ SCRIPTS = (
     "overwrites_bench",
     "product",
     "projections_bench",
+    "shapes_bench",
     "conflicts_bench",
 )
 """Every driver with a command line (peer_pycrdt_websocket runs in the peer's own venv)."""
@@ -235,3 +236,13 @@ def test_product_members_split_and_presets() -> None:
     assert saturday.title == "Saturday burst"
     plain, _ = parse(["--members", "20"])
     assert (plain.weddings, plain.members, plain.keep_going) == (1000, 20, False)
+
+
+def test_the_shape_benchmark_prints_one_row_per_document() -> None:
+    answer = _python(
+        "-m", "benchmarks.shapes_bench", "--members", "3", "--updates", "10", "--repeat", "1",
+    )  # fmt: skip
+    assert answer.returncode == 0, answer.stderr
+    rows = [line.split("|") for line in answer.stdout.splitlines() if line.startswith("| ")]
+    assert [row[1].strip() for row in rows[1:]] == ["guests", "timeline", "budget"]
+    assert all(int(row[2]) == 30 for row in rows[1:]), answer.stdout

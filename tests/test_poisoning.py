@@ -40,8 +40,9 @@ from crdt_server.codec.protocol import (
     encode_sync_step2,
     encode_update,
 )
+from crdt_server.codec.shapes import ShapeError
 from crdt_server.codec.updates import UpdateError, inspect_update
-from crdt_server.core.crdt import Applied, CrdtFailure, IntegrationFailed, RoomDocument, replay
+from crdt_server.core.crdt import Applied, CrdtFailure, RoomDocument, replay
 from tests.server import ServerProcess
 from tests.tier import examples
 
@@ -436,11 +437,14 @@ def _item_after(client: int, origin: tuple[int, int]) -> bytes:
 
 def test_an_update_whose_clients_wait_on_each_other_is_refused() -> None:
     """Two clients' items in one update, each to the right of the other's: yrs keeps both
-    pending, which the document must not (the state is decoded and checked after an update
-    with several clients' structs)."""
+    pending, which the document must not. Neither item can be placed (each is where the
+    other is), so the shape rule refuses the update before pycrdt sees it (issue 47); the
+    state decoded after an update with several clients' structs stays the check behind it."""
     cycle = _uint(2) + _item_after(11, (12, 0)) + _item_after(12, (11, 0)) + b"\x00"
-    with pytest.raises(IntegrationFailed, match="pending"):
-        RoomDocument().apply(cycle, inspect_update(cycle))
+    document = RoomDocument()
+    with pytest.raises(ShapeError, match="does not have"):
+        document.apply(cycle, inspect_update(cycle))
+    assert document.doc.get_state() == b"\x00"
 
 
 @settings(max_examples=examples(full=400, fast=60), deadline=None)

@@ -56,7 +56,7 @@ class DecodedUpdate:
     made from a state vector (a reconnecting client's, an HTTP sync's) carries the whole
     document's delete set, which can be far larger than its items."""
 
-    __slots__ = ("_at", "_data", "_deletes", "items")
+    __slots__ = ("_at", "_data", "_deletes", "gcs", "items")
 
     def __init__(
         self,
@@ -65,8 +65,12 @@ class DecodedUpdate:
         *,
         data: bytes = b"",
         at: int = 0,
+        gcs: list[tuple[ID, int]] | None = None,
     ) -> None:
         self.items = items
+        self.gcs = gcs or []
+        """The update's GC structs (their first id, their length): content whose parent
+        is gone. An item whose origins are all such content is dropped by yrs."""
         self._deletes = deletes
         self._data = data
         self._at = at
@@ -86,7 +90,8 @@ class DecodedUpdate:
 
 def read_items(data: bytes) -> DecodedUpdate:
     """The items and delete set of an update :func:`inspect_update` accepted (anything else
-    raises :class:`UpdateError`). GC and Skip structs are left out. The delete set is decoded
+    raises :class:`UpdateError`). Skip structs are left out; GC structs are listed apart
+    (:attr:`DecodedUpdate.gcs`). The delete set is decoded
     when first read (:attr:`DecodedUpdate.deletes`)."""
     r = _Reader(bytes(data), 64)
     try:
@@ -98,6 +103,7 @@ def read_items(data: bytes) -> DecodedUpdate:
 def _read(r: _Reader) -> DecodedUpdate:
     data = r.data
     items: list[Item] = []
+    gcs: list[tuple[ID, int]] = []
     for _ in range(r.count(3, "client count")):
         n_structs = r.count(2, "struct count")
         client = r.uint()
@@ -107,7 +113,10 @@ def _read(r: _Reader) -> DecodedUpdate:
             r.pos += 1
             ref = info & 0x1F
             if ref == 0 or ref == 10:  # GC, Skip
-                clock += r.uint()
+                length = r.uint()
+                if ref == 0:
+                    gcs.append(((client, clock), length))
+                clock += length
                 continue
             origin = r.item_id("origin") if info & 0x80 else None
             right = r.item_id("right origin") if info & 0x40 else None
@@ -123,7 +132,7 @@ def _read(r: _Reader) -> DecodedUpdate:
             length, content = _content(r, ref)
             items.append(Item((client, clock), length, origin, right, parent, key, content))
             clock += length
-    return DecodedUpdate(items, data=data, at=r.pos)
+    return DecodedUpdate(items, data=data, at=r.pos, gcs=gcs)
 
 
 def read_delete_set(data: bytes) -> dict[int, list[tuple[int, int]]]:

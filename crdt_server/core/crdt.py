@@ -39,11 +39,14 @@ the client that sent it (it re-sends the same update on every reconnect).
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from pycrdt import Doc, Subscription, merge_updates
 
+from crdt_server.codec.items import DecodedUpdate, read_items
+from crdt_server.codec.shapes import Misfit, ShapeError, deleted_in_place, fit
 from crdt_server.codec.updates import (
     UpdateError,
     UpdateSummary,
@@ -52,6 +55,7 @@ from crdt_server.codec.updates import (
     integrable,
     pending_after,
 )
+from crdt_server.core.kinds import KindIndex
 
 __all__ = [
     "Applied",
@@ -67,6 +71,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 class CrdtFailure(Exception):
@@ -165,6 +171,10 @@ class RoomDocument:
         "types",
         "refused",
         "observer_failed",
+        "kinds",
+        "strict",
+        "misfits",
+        "last_decoded",
         "_changes",
         "_subscription",
         "_state",
@@ -187,6 +197,18 @@ class RoomDocument:
         self.observer_failed: Callable[[BaseException], None] | None = None
         """Told what an observer raised while an update was integrated (the update is
         kept: see the module docstring)."""
+        self.kinds: KindIndex | None = KindIndex()
+        """Where every integrated item is: what the shape rule reads
+        (:mod:`crdt_server.codec.shapes`). ``None`` while :func:`replay` applies stored rows
+        (it indexes the state they make, once)."""
+        self.strict = True
+        """Refuse content that does not fit its parent (:class:`ShapeError`, nothing
+        applied). Off only while :func:`replay` reads what a store already holds."""
+        self.misfits: list[Misfit] = []
+        """Content that does not fit, integrated while not :attr:`strict` (what a store
+        held, found by :func:`replay`, which serves it as deleted content)."""
+        self.last_decoded: DecodedUpdate | None = None
+        """The items of the update integrated last (decoded once for every reader)."""
         self._changes = _Changes()
         # pycrdt's public Doc.observe wraps the callback in a partial that holds the Doc, a
         # cycle through Rust that Python's collector cannot see: the Doc (and the room that
@@ -265,6 +287,12 @@ class RoomDocument:
                 crdt_call(Doc().apply_update, update)
             except CrdtFailure as exc:
                 raise Undecodable(str(exc), panicked=exc.panicked) from exc
+            if self.strict and self.kinds is not None:
+                # What can be placed already is checked now (the rest once released):
+                # content that does not fit is refused before anyone is sent it.
+                fitted = fit(read_items(update), self.kinds)
+                fitted.misfits = [m for m in fitted.misfits if m.parent_kind is not None or m.why]
+                fitted.refuse()
             self.held.append((update, summary))
             return Applied.HELD
         if not self._integrate(update, summary):
@@ -276,6 +304,17 @@ class RoomDocument:
         return [update for update, _ in self.held]
 
     def _integrate(self, update: bytes, summary: UpdateSummary) -> bool:
+        # Checked here, where everything the update names is in the document: its items'
+        # parents are known, and pycrdt has not seen it yet.
+        kinds = self.kinds
+        decoded = fitted = None
+        if kinds is not None:
+            decoded = read_items(update)
+            fitted = fit(decoded, kinds)
+            if fitted.misfits:
+                if self.strict:
+                    fitted.refuse()
+                self.misfits += fitted.misfits
         before = self.state()
         self._changes.changed = False
         self._changes.deletes = b"\x00"
@@ -297,6 +336,9 @@ class RoomDocument:
                 update,
                 panicked=False,
             )
+        if kinds is not None and fitted is not None:
+            kinds.add(fitted)
+        self.last_decoded = decoded
         for client, clock in summary.types:  # new items only: a known clock is skipped
             if clock >= before.get(client, 0):
                 self.types.add((client, clock))
@@ -314,9 +356,17 @@ class RoomDocument:
             for entry in list(self.held):
                 if integrable(entry[1], self.state()):
                     self.held.remove(entry)
-                    if self._integrate(*entry):
-                        self.released.append(entry)
                     progress = True
+                    try:
+                        integrated = self._integrate(*entry)
+                    except ShapeError as exc:
+                        # The held update's own fault, not the releaser's: left out (it
+                        # was never relayed: held content is not).
+                        log.warning("a held update was refused once released: %s", exc)
+                        self.refused.add(entry[0])
+                        continue
+                    if integrated:
+                        self.released.append(entry)
 
     def frames(self, updates: Sequence[tuple[bytes, UpdateSummary]]) -> list[bytes]:
         """``updates`` (integrated here one by one, in this order) as few updates as a
@@ -338,7 +388,7 @@ class RoomDocument:
         return out
 
 
-def replay(updates: Sequence[bytes]) -> tuple[RoomDocument, int]:
+def replay(updates: Sequence[bytes], *, keep_misfits: bool = False) -> tuple[RoomDocument, int]:
     """Rebuild a document from stored rows, applied in order exactly as the live path
     applied them. Returns it and how many rows could not be applied (they are left out:
     after a row that yrs failed on, the document is rebuilt without that row, and the row
@@ -346,10 +396,19 @@ def replay(updates: Sequence[bytes]) -> tuple[RoomDocument, int]:
     row releases it is the one left out, never the row that released it: otherwise one
     hostile held update would make every honest update it waits on unacceptable. The
     document's :attr:`~RoomDocument.released` is what the last row released, in the order
-    it integrated them."""
+    it integrated them.
+
+    Content that does not fit its parent, stored before the codec refused it (or by
+    another release), is integrated as it was; the document's state is then indexed once
+    (:class:`~crdt_server.core.kinds.KindIndex`, one decode of the state, not of every row)
+    and such content that is still there is listed in its :attr:`~RoomDocument.misfits`.
+    The document returned holds it as deleted content, so that no reader ever iterates it
+    (unless ``keep_misfits``: the rows' own content, for a snapshot of the log), and refuses
+    such content from then on."""
     skipped: set[bytes] = set()
     while True:
         document = RoomDocument()
+        document.strict, document.kinds = False, None
         unreadable = 0
         try:
             for update in updates:
@@ -363,15 +422,50 @@ def replay(updates: Sequence[bytes]) -> tuple[RoomDocument, int]:
         except IntegrationFailed as exc:
             skipped.add(exc.update)
             continue
-        document.refused = skipped
-        return document, unreadable
+        document.refused |= skipped
+        return _indexed(document, keep_misfits), unreadable
+
+
+def _indexed(document: RoomDocument, keep: bool) -> RoomDocument:
+    """``document`` (replayed, not indexed) with its index built from its state, and its
+    misfits found there; unless ``keep``, rebuilt with them as deleted content."""
+    state = crdt_call(document.doc.get_update)
+    decoded = read_items(state)
+    fitted = fit(decoded, KindIndex())
+    misfits = fitted.misfits
+    if misfits:  # deleted content is not one, but a document kept without gc may hold it
+        misfits = [m for m in misfits if not _deleted(decoded.deletes, m)]
+    if misfits and not keep:
+        clean = deleted_in_place(state, [(m.id, m.length) for m in misfits])
+        rebuilt = RoomDocument()
+        rebuilt.strict, rebuilt.kinds = False, None
+        rebuilt.apply(clean, inspect_update(clean))
+        rebuilt.held, rebuilt.refused = list(document.held), document.refused
+        rebuilt.released = document.released
+        document, fitted = rebuilt, fit(read_items(clean), KindIndex())
+    kinds = KindIndex()
+    kinds.add(fitted)
+    document.kinds, document.misfits, document.strict = kinds, misfits, True
+    return document
+
+
+def _deleted(deletes: dict[int, list[tuple[int, int]]], misfit: Misfit) -> bool:
+    """Whether ``deletes`` covers the whole of ``misfit``."""
+    client, clock = misfit.id
+    end = clock + misfit.length
+    for start, length in deletes.get(client, ()):
+        if start <= clock < start + length:
+            clock = start + length
+            if clock >= end:
+                return True
+    return clock >= end
 
 
 def fold_updates(updates: Sequence[bytes]) -> bytes | None:
     """One update equivalent to ``updates`` replayed in order (the document's encoded
     state, deleted content garbage collected), or ``None`` while some of the content is
     still held: a snapshot cannot carry it, so the log is left as it is."""
-    document, _ = replay(updates)
+    document, _ = replay(updates, keep_misfits=True)
     if document.held:
         return None
     return crdt_call(document.doc.get_update)

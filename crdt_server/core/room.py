@@ -37,6 +37,7 @@ from crdt_server.codec.protocol import (
     encode_sync_step2,
     encode_update,
 )
+from crdt_server.codec.shapes import ShapeError
 from crdt_server.codec.updates import (
     UpdateError,
     UpdateSummary,
@@ -232,6 +233,19 @@ class Room:
         self._watch(self.document)
         if unreadable:
             log.error("room %s: %d stored rows could not be applied", self.name, unreadable)
+        if self.document.misfits:
+            # Stored before the codec refused such content: served as deleted content, so
+            # no reader iterates it. Ids only: the content may be anyone's.
+            ids = ", ".join(f"{m.id[0]}#{m.id[1]}" for m in self.document.misfits[:20])
+            log.warning(
+                "room %s: %d stored items hold content that does not fit their parent"
+                " (items %s); served as deleted; `crdt-server repair --wedding %s`"
+                " deletes them",
+                self.name,
+                len(self.document.misfits),
+                ids,
+                self.wedding_id,
+            )
         self.last_seq = max(self.last_seq, stored.last_seq)
         self._log_rows = len(stored.updates)
         self._size = sum(len(u) for u in updates)
@@ -280,8 +294,10 @@ class Room:
         index = self._overwrites
         if index is not None:
             try:
+                decoded = self.document.last_decoded  # decoded once, for the shape rule
                 found = index.integrate(
-                    read_items(update), read_delete_set(self.document.last_deletes)
+                    decoded if decoded is not None else read_items(update),
+                    read_delete_set(self.document.last_deletes),
                 )
             except Exception as exc:  # the domain observes, never gates: counted, logged
                 self._metrics.derivation_failed(self.name, "overwrites", exc)
@@ -381,6 +397,8 @@ class Room:
             applied = Applied.CHANGED
         except Undecodable as exc:  # nothing was applied: nothing to rebuild
             raise ProtocolError(f"update rejected: {exc}") from exc
+        except UpdateError as exc:  # content that does not fit: refused before pycrdt
+            raise ProtocolError(f"malformed update: {exc}") from exc
         except CrdtFailure as exc:
             await self._refused(exc)
         finally:
@@ -578,6 +596,8 @@ class Room:
         """
         if self._log_rows < self._settings.compact_after_updates:
             return
+        if self.document.misfits:
+            return  # a snapshot would drop them unannounced: `crdt-server repair` does
         try:
             if not self._bus.shared:
                 if self._uncommitted or self._inflight or self.document.held:
@@ -703,6 +723,9 @@ class Room:
         try:
             summary = inspect_update(update)
             applied = self.document.apply(update, summary)
+        except ShapeError:
+            # Committed by a release that took it: the reload serves it as deleted content.
+            return None
         except UpdateError as exc:
             log.error("room %s: a committed update is malformed: %s", self.name, exc)
             return []

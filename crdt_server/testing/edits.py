@@ -12,6 +12,8 @@ from typing import Any, Literal, TypeAlias
 
 from pycrdt import Array, Doc, Map, Text
 
+from crdt_server.documents.shapes import list_part
+
 __all__ = ["Content", "Edit", "EditKind", "Json", "apply_edit", "content"]
 
 Json: TypeAlias = None | bool | int | str | list["Json"] | dict[str, "Json"]
@@ -63,9 +65,17 @@ def apply_edit(doc: Doc[Any], e: Edit) -> None:
 
 
 def content(doc: Doc[Any]) -> Content:
-    """The generic roots of ``doc`` as plain Python values."""
+    """The generic roots of ``doc`` as plain Python values.
+
+    The roots are given their types in ``doc`` (as the kit's edits do) and read from a copy,
+    the list root by the type its content shows: text first, since a root may hold text
+    and pycrdt never returns from reading a text with an astral character as an array."""
+    doc.get("m", type=Map), doc.get("a", type=Array), doc.get("t", type=Text)
+    scratch: Doc[Any] = Doc()
+    scratch.apply_update(doc.get_update())
+    _, shape = list_part(scratch, "a")
     return {
-        "m": doc.get("m", type=Map).to_py(),
-        "a": doc.get("a", type=Array).to_py(),
-        "t": str(doc.get("t", type=Text)),
+        "m": scratch.get("m", type=Map).to_py(),
+        "a": scratch.get("a", type=Array).to_py() if shape == "array" else [],
+        "t": str(scratch.get("t", type=Text)),
     }

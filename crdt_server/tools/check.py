@@ -8,7 +8,9 @@ integrate (a row the server would have to leave out is damage); the snapshot a j
 receives, applied to a fresh document together with the content still waiting on a
 dependency, must show exactly what the log shows; and the newest row must have its history
 entry. Counts and sizes are reported for every document. Content waiting on a dependency
-is reported, not damage: an offline client may still send what it needs.
+is reported, not damage: an offline client may still send what it needs. Content that
+does not fit its parent (:mod:`crdt_server.codec.shapes`), stored before the codec refused
+it, is damage, listed by item id (``crdt-server repair`` deletes it).
 """
 
 from __future__ import annotations
@@ -89,6 +91,14 @@ def _check_log(kind: str, updates: list[bytes], report: DocumentReport) -> list[
             problems.append(f"row {index + 1} of {len(updates)} is not a Yjs update: {exc}")
     document, unreadable = replay(updates)
     report.held = len(document.held)
+    if document.misfits:
+        # Stored before the codec refused it: a room serves it as deleted content.
+        ids = ", ".join(f"{m.id[0]}#{m.id[1]}" for m in document.misfits)
+        wedding = report.name.partition("/")[0]
+        problems.append(
+            f"{len(document.misfits)} items hold content that does not fit their parent"
+            f" (items {ids}); `crdt-server repair --wedding {wedding}` deletes them"
+        )
     if unreadable:
         problems.append(f"{unreadable} rows cannot be integrated; a room leaves them out")
         return problems

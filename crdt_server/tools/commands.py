@@ -39,6 +39,7 @@ from crdt_server.tools.export import (
     import_wedding,
     parse_export,
 )
+from crdt_server.tools.repair import repair_store
 from crdt_server.tools.schema import (
     foreign_objects,
     install_schemas,
@@ -59,7 +60,16 @@ __all__ = [
     "with_store",
 ]
 
-COMMANDS = ("backup", "restore", "export", "import", "check", "compact", "quarantine")
+COMMANDS = (
+    "backup",
+    "restore",
+    "export",
+    "import",
+    "check",
+    "compact",
+    "quarantine",
+    "repair",
+)
 T = TypeVar("T")
 
 
@@ -134,6 +144,12 @@ def add_commands(sub: Any) -> None:
         "--all", action="store_true", help="every quarantined client (nothing else given)"
     )
     store_options(lifted)
+
+    repair = sub.add_parser(
+        "repair", help="delete a wedding's stored content that does not fit its parent"
+    )
+    repair.add_argument("--wedding", required=True, type=wedding_id, help="wedding id")
+    store_options(repair)
 
 
 def settings_for(args: argparse.Namespace, fragments: Sequence[type[Any]] = ()) -> Settings:
@@ -440,8 +456,24 @@ def _quarantine(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
     return 0
 
 
+def _repair(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    repairs = asyncio.run(with_store(settings, lambda s: repair_store(s, f"{args.wedding}/")))
+    if not repairs:
+        raise ToolError(f"wedding {args.wedding!r} has no stored document")
+    for r in repairs:
+        if r.deleted:
+            ids = ", ".join(f"{client}#{clock}" for (client, clock), _ in r.deleted)
+            print(f"repaired  {r.name}: deleted {len(r.deleted)} items ({ids})", file=out)
+        else:
+            print(f"ok        {r.name}: nothing to repair", file=out)
+    done = sum(1 for r in repairs if r.deleted)
+    print(f"{done} of {len(repairs)} documents repaired", file=out)
+    return 0
+
+
 _HANDLERS: dict[str, Callable[[argparse.Namespace, Settings, TextIO], int]] = {
     "backup": _backup,
     "compact": _compact,
     "quarantine": _quarantine,
+    "repair": _repair,
 }

@@ -71,7 +71,8 @@ async def compact_store(store: DocumentStore, prefix: str = "") -> list[Compacti
 
 
 def _fold(updates: list[bytes]) -> tuple[bytes | None, str]:
-    document, unreadable = replay(updates)
+    # The rows' own content, misfits included: repair, not compaction, removes those.
+    document, unreadable = replay(updates, keep_misfits=True)
     if unreadable:
         return None, f"{unreadable} rows cannot be read (run crdt-server check)"
     if document.held:

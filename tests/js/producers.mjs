@@ -14,6 +14,12 @@
 //                text, an unnamed type, an attribute changed and one removed
 //   roots        yjs 13: a root Y.Text with formats and an embed, a root Y.Array, an unknown
 //                root map, and list items pushed into the "guests" root
+//   yjs13all     yjs 13.6, every type it has (for the shape rule's table, issue 47): arrays of
+//                values, binary, subdocuments and nested types; maps of the same; text with
+//                formats, embeds, an embedded type and attributes; XML elements, attributes
+//                (a string and a type), XML text with formats; deletions of each
+//   yjs14all     @y/y 14 (rc), the same through its one Y.Type: text, values, binary, types,
+//                formats, attributes, a root holding text and values, deletions
 import * as Y13 from 'yjs'
 import * as Y14 from '@y/y'
 import { Schema } from 'prosemirror-model'
@@ -142,6 +148,98 @@ const scenarios = {
       }
     }
   }
+}
+
+scenarios.yjs13all = () => {
+  const doc = new Y13.Doc()
+  doc.clientID = 104
+  const updates = record(doc)
+  const list = doc.getArray('list')
+  list.push([1, 'two', { three: [3] }, null, true])
+  list.push([new Uint8Array([1, 2, 3])])
+  list.push([new Y13.Doc({ guid: 'sub-1' })])
+  list.push([new Y13.Array(), new Y13.Map(), new Y13.Text('in a list'), new Y13.XmlFragment()])
+  list.get(7).push(['deep', 1, new Uint8Array([9]), new Y13.Doc({ guid: 'sub-3' })])
+  list.get(7).push([new Y13.Map([['in', 'nested array']])])
+  list.get(8).set('k', 'v')
+  list.get(8).set('bytes', new Uint8Array([8]))
+  list.get(8).set('sub', new Y13.Doc({ guid: 'sub-4' }))
+  list.get(9).format(0, 2, { bold: true })
+  list.get(9).insertEmbed(1, { image: 'y.png' })
+  list.get(9).insertEmbed(2, new Y13.Array())
+  list.get(9).setAttribute('lang', 'fr')
+  list.get(7).delete(0, 1)
+  list.get(9).delete(0, 1)
+  list.delete(1, 2)
+  const map = doc.getMap('map')
+  map.set('value', { nested: ['json'] })
+  map.set('bytes', new Uint8Array([4, 5]))
+  map.set('sub', new Y13.Doc({ guid: 'sub-2' }))
+  map.set('text', new Y13.Text('keyed text 👋'))
+  map.set('array', Y13.Array.from([1, 2]))
+  map.set('value', 'overwritten')
+  map.delete('bytes')
+  const text = doc.getText('text')
+  text.insert(0, 'plain 👰🏽 text', { italic: true })
+  text.format(0, 5, { bold: true, link: { href: 'https://example.test' } })
+  text.insertEmbed(3, { image: 'x.png' }, { width: 3 })
+  text.insertEmbed(4, new Y13.Map([['embedded', 'map']]))
+  text.setAttribute('lang', 'en')
+  text.setAttribute('meta', new Y13.Map([['a', 1]]))
+  text.delete(1, 3)
+  text.removeAttribute('lang')
+  const fragment = doc.getXmlFragment('xml')
+  const element = new Y13.XmlElement('p')
+  const inner = new Y13.XmlText()
+  element.insert(0, [inner])
+  fragment.insert(0, [element, new Y13.XmlText('loose text')])
+  inner.insert(0, 'para 👋 graph')
+  inner.format(0, 4, { strong: {} })
+  inner.insertEmbed(2, { hr: true })
+  element.setAttribute('class', 'lead')
+  element.setAttribute('data', new Y13.Map([['x', 1]]))
+  element.insertAfter(inner, [new Y13.XmlElement('br')])
+  element.removeAttribute('class')
+  inner.setAttribute('dir', 'ltr')
+  inner.insertEmbed(1, new Y13.Map([['embedded', 'in xml text']]))
+  inner.delete(0, 2)
+  fragment.delete(1, 1)
+  return { updates, roots: {} }
+}
+
+scenarios.yjs14all = () => {
+  const doc = new Y14.Doc()
+  doc.clientID = 105
+  const updates = record(doc)
+  const root = doc.get('mixed')
+  root.insert(0, 'text 👋 first')
+  root.insert(3, [1, 'two', { three: 3 }])
+  root.insert(0, [new Uint8Array([1, 2])])
+  root.insert(1, [new Y14.Type('child'), new Y14.Type()])
+  root.format(0, 4, { bold: true })
+  root.setAttr('title', 'Mixed')
+  root.setAttr('kid', new Y14.Type('attr-type'))
+  root.delete(2, 3)
+  root.deleteAttr('title')
+  const named = new Y14.Type('named')
+  const unnamed = new Y14.Type()
+  root.insert(0, [named, unnamed])
+  for (const type of [named, unnamed]) {
+    type.insert(0, 'some text')
+    type.insert(4, [1, new Uint8Array([7]), new Y14.Doc({ guid: 'sub-' + (type.name || 'x') })])
+    type.insert(0, [new Y14.Type('grandchild')])
+    type.format(1, 4, { em: true })
+    type.setAttr('n', 1)
+    type.setAttr('t', new Y14.Type())
+    type.delete(2, 1)
+  }
+  const list = doc.get('list')
+  list.insert(0, [1, 2, 3, new Y14.Type()])
+  list.delete(0, 1)
+  const text = doc.get('text')
+  text.insert(0, 'hello 👰🏽 world', { italic: true })
+  text.delete(0, 2)
+  return { updates, roots: {} }
 }
 
 const name = process.argv[2]
