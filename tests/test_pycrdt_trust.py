@@ -97,3 +97,36 @@ def test_pycrdt_counts_xml_children_as_it_iterates_them() -> None:
     doc.apply_update(update([item(4, "a\U0001f600", parent="f")]))
     fragment = doc.get("f", type=XmlFragment)
     assert len(fragment.children) == len(list(fragment.children))
+
+
+_DEEP = """
+from pycrdt import Doc, Map
+
+doc = Doc()
+inner = doc.get("guests", type=Map)
+with doc.transaction():
+    for _ in range(30_000):
+        inner["c"] = Map()
+        inner = inner["c"]
+# yrs' own JSON rendering (what str() of a map runs) recurses once per level on the native
+# stack: 30,000 nested maps (about 450 KB of update, any writer of the map can send it) end
+# the process with SIGSEGV instead of raising.
+print(len(str(doc.get("guests", type=Map))))
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.xfail(
+    reason="pycrdt 0.14.13: rendering maps nested 30,000 deep as JSON overflows the native"
+    " stack (SIGSEGV) instead of raising",
+    strict=True,
+)
+def test_pycrdt_renders_deeply_nested_maps_without_crashing() -> None:
+    """The guest CSV read this way before issue 47 (a 500 at 3,000 levels through
+    ``to_py``'s RecursionError, a crash of the whole server at 30,000): the server's
+    readers now walk entries iteratively with a bounded depth (``documents.shapes.to_plain``,
+    ``documents.schema.read_guests``)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _DEEP], capture_output=True, text=True, timeout=45, check=False
+    )
+    assert done.returncode == 0, f"exit status {done.returncode}: {done.stderr[-500:]}"
