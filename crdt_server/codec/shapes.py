@@ -33,7 +33,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from crdt_server.codec.items import ID, DecodedUpdate, Item
+from crdt_server.codec.items import ID, DecodedUpdate, Item, _deletes
+from crdt_server.codec.protocol import write_var_uint
 from crdt_server.codec.updates import UpdateError, _Reader
 
 __all__ = [
@@ -372,12 +373,12 @@ def deleted_in_place(update: bytes, targets: Iterable[tuple[ID, int]]) -> bytes:
                 if wanted.get((client, clock)) == length:
                     out.append((info & 0xE0) | 1)
                     out += data[at + 1 : header_end]
-                    out += _uint(length)
+                    out += write_var_uint(length)
                 else:
                     out += data[at : r.pos]
                 clock += length
             start = r.pos
-        deletes = _read_deletes(r)
+        deletes = _deletes(r)
     except IndexError:
         raise UpdateError(f"update truncated: unexpected end of {r.size} bytes") from None
     for (client, clock), length in wanted.items():
@@ -393,20 +394,9 @@ def delete_set_update(ranges: Iterable[tuple[ID, int]]) -> bytes:
     return b"\x00" + _delete_set(deletes)
 
 
-def _read_deletes(r: _Reader) -> dict[int, list[tuple[int, int]]]:
-    deletes: dict[int, list[tuple[int, int]]] = {}
-    for _ in range(r.count(2, "delete-set client count")):
-        client = r.uint()
-        ranges = deletes.setdefault(client, [])
-        for _ in range(r.count(2, "delete range count")):
-            clock = r.uint()
-            ranges.append((clock, r.uint()))
-    return deletes
-
-
 def _delete_set(deletes: Mapping[int, list[tuple[int, int]]]) -> bytes:
     """A delete set, each client's ranges sorted and merged (as Yjs writes them)."""
-    out = bytearray(_uint(len(deletes)))
+    out = bytearray(write_var_uint(len(deletes)))
     for client in sorted(deletes, reverse=True):
         merged: list[list[int]] = []
         for clock, length in sorted(deletes[client]):
@@ -414,21 +404,10 @@ def _delete_set(deletes: Mapping[int, list[tuple[int, int]]]) -> bytes:
                 merged[-1][1] = max(merged[-1][1], clock + length - merged[-1][0])
             else:
                 merged.append([clock, length])
-        out += _uint(client) + _uint(len(merged))
+        out += write_var_uint(client) + write_var_uint(len(merged))
         for clock, length in merged:
-            out += _uint(clock) + _uint(length)
+            out += write_var_uint(clock) + write_var_uint(length)
     return bytes(out)
-
-
-def _uint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if not n:
-            out.append(b)
-            return bytes(out)
-        out.append(b | 0x80)
 
 
 def table_markdown() -> str:
