@@ -42,6 +42,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Literal, Self
 
+from tests.tier import needs_node
+
 __all__ = [
     "CLIENT_SCRIPT",
     "JS_DIR",
@@ -171,6 +173,7 @@ def text_delete(
 
 
 def _check_environment(node: str) -> str:
+    needs_node("a stock JavaScript Yjs client (tests/jsclient.py)")
     resolved = shutil.which(node)
     if resolved is None:
         raise JsClientError(

@@ -116,6 +116,7 @@ async def test_guest_notes_are_private_the_run_of_show_is_not(
     assert "runofshow" in timeline  # null until an editor writes one; read by friends too
 
 
+@pytest.mark.js
 @pytest.mark.asyncio(loop_scope="module")
 async def test_set_notes_keeps_what_someone_types_elsewhere(
     api: tuple[ServerProcess, httpx.AsyncClient],
@@ -137,6 +138,7 @@ async def test_set_notes_keeps_what_someone_types_elsewhere(
     assert (await read(http, "guests")).json()["guests"]["g1"]["notes"] == expected
 
 
+@pytest.mark.js
 @pytest.mark.asyncio(loop_scope="module")
 async def test_splice_counts_utf16_units_as_yjs_does(
     api: tuple[ServerProcess, httpx.AsyncClient],
@@ -187,6 +189,7 @@ async def test_splice_counts_utf16_units_as_yjs_does(
         await js.wait_for({"guests": {"g1": GUEST | {"notes": final}}})
 
 
+@pytest.mark.js
 @pytest.mark.asyncio(loop_scope="module")
 async def test_splice_at_a_yjs_relative_position(
     api: tuple[ServerProcess, httpx.AsyncClient],

@@ -497,6 +497,7 @@ async def _check_room(server: ServerProcess, node: Any, wedding: str, kind: str)
 
 
 @pytest.mark.slow
+@pytest.mark.js
 @pytest.mark.timeout(300)
 @pytest.mark.asyncio
 @settings(

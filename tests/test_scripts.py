@@ -62,6 +62,7 @@ def free_port() -> Iterator[int]:
             time.sleep(0.05)
 
 
+@pytest.mark.services
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
 @pytest.mark.skipif(os.geteuid() != 0, reason="scripts/services starts services as root")
 def test_scripts_services_starts_a_redis_that_is_down(free_port: int) -> None:

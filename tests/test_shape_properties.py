@@ -207,6 +207,7 @@ async def run_pycrdt(steps: list[tuple[Any, ...]]) -> list[bytes]:
         return [c.doc.get_update() for c in clients] + [stored]
 
 
+@pytest.mark.js  # stock yjs in Node (tests/js/canonical.mjs) is the oracle
 @pytest.mark.timeout(600)
 @settings(
     max_examples=examples(40, 12),

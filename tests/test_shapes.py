@@ -53,6 +53,7 @@ from tests.jsclient import (
 )
 from tests.server import ServerProcess
 from tests.test_updates import one_item, vs
+from tests.tier import needs_node
 
 pytestmark = pytest.mark.asyncio
 
@@ -66,6 +67,7 @@ BOB = Sender(Actor("bob", "planner"), "c2")
 
 def node_json(script: str, *args: str, stdin: dict[str, Any] | None = None) -> Any:
     """Run one of the Node scripts of tests/js and read the JSON it prints."""
+    needs_node(f"tests/js/{script}")
     done = subprocess.run(
         ["node", str(JS_DIR / script), *args],
         input=json.dumps(stdin).encode() if stdin is not None else None,
@@ -483,6 +485,7 @@ def _check_view(
         assert any(p["path"] == "guests" for p in plain["problems"])
 
 
+@pytest.mark.js
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("scenario", ["prosemirror", "tiptap", "yjs14", "roots"])
 async def test_the_import_s_depth_walk_reaches_into_every_stock_shape(scenario: str) -> None:

@@ -16,7 +16,7 @@ from crdt_server.testing.waits import until
 from tests.jsclient import JsClient, JsClientGroup, text_insert
 from tests.server import FAMILY_WRITES, FreshWedding, ServerProcess
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.js]
 
 SECRET = "note-sessions-test-secret-at-least-32-bytes"
 CODEC = TokenCodec(algorithms=["HS256"], secret=SECRET.encode())
