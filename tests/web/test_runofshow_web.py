@@ -81,8 +81,7 @@ async def test_two_people_write_the_run_of_show_with_carets_and_safe_links(
     assert len(chunks) == 1 and "/app/chunk-" in chunks[0], chunks  # loaded on its view
     # Both type at once: the couple at the end of the ceremony line, the planner at the start
     # of the dinner line.
-    await couple.locator(EDITOR).get_by_text("14:00 Ceremony").click()
-    await couple.keyboard.press("End")
+    await caret_at_end_of(couple, "14:00 Ceremony")
     # At the start of the line (the planner's narrow screen wraps it): its top left corner.
     await planner.locator(EDITOR).get_by_text("17:00 Dinner").click(position={"x": 1, "y": 4})
     await planner.keyboard.press("Home")
@@ -98,8 +97,7 @@ async def test_two_people_write_the_run_of_show_with_carets_and_safe_links(
     await couple.locator(".ros-caret").first.wait_for(timeout=10_000)
     assert await planner.locator(".ros-editor [style]").count() == 0
     # Pasted links: http(s) and mailto kept, javascript: and data: dropped.
-    await couple.locator(EDITOR).get_by_text("20:00 First dance").click()
-    await couple.keyboard.press("End")
+    await caret_at_end_of(couple, "20:00 First dance")
     await couple.keyboard.press("Enter")
     await couple.eval_on_selector(EDITOR, PASTE)
     await until_text(planner, "Links: bad venue dj data")
@@ -134,6 +132,43 @@ async def settle(page: Any, timeout: float = 5.0) -> None:
         await page.wait_for_timeout(20)
 
 
+CARET_IN = """(e, [prefix, atEnd]) => {
+  const view = e.editor && e.editor.view
+  if (!view) return false
+  const head = view.state.selection.head
+  let found = false
+  view.state.doc.descendants((node, pos) => {
+    if (found || !node.isTextblock || !node.textContent.startsWith(prefix)) return !found
+    const start = pos + 1
+    const end = start + node.content.size
+    found = atEnd ? head === end : head >= start && head <= end
+    return false
+  })
+  return found
+}"""
+
+
+async def caret_in(page: Any, prefix: str, *, at_end: bool = False, timeout: float = 5.0) -> None:
+    """Wait until the editor's own caret (its state, what Enter and typing act on) is in the
+    paragraph starting with ``prefix`` (at its end with ``at_end``): a click or a key moves
+    the browser's caret first, and the editor reads it a moment later (``settle``)."""
+    deadline = time.monotonic() + timeout
+    while not await page.eval_on_selector(EDITOR, CARET_IN, [prefix, at_end]):
+        assert time.monotonic() < deadline, f"the caret never reached {prefix!r}"
+        await page.wait_for_timeout(20)
+
+
+async def caret_at_end_of(page: Any, prefix: str) -> None:
+    """Click the paragraph starting with ``prefix``, press End, and wait until the editor's
+    own caret is at that paragraph's end: what Enter and typing act on next."""
+    await page.locator(EDITOR).get_by_text(prefix).click()
+    await settle(page)
+    await caret_in(page, prefix)
+    await page.keyboard.press("End")
+    await settle(page)
+    await caret_in(page, prefix, at_end=True)
+
+
 async def open_run_of_show(page: Any) -> None:
     await page.get_by_role("link", name="Timeline").click()
     await page.locator(".runofshow summary").click()
@@ -148,14 +183,13 @@ async def test_enter_at_the_end_of_a_paragraph_then_typing_writes_a_new_paragrap
     _, planner = await open_app(browser, demo.link("planner"))
     await open_run_of_show(planner)
     for attempt in range(3):
-        await planner.locator(EDITOR).get_by_text("14:00 Ceremony").click()
-        await settle(planner)
-        await planner.keyboard.press("End")
-        await settle(planner)
+        await caret_at_end_of(planner, "14:00 Ceremony")
         await planner.keyboard.press("Enter")
         await planner.keyboard.type(f"Ushers {attempt}", delay=40)
         lines = (await text_of(planner)).split("\n")
-        ceremony = next(i for i, line in enumerate(lines) if line.startswith("14:00 Ceremony"))
+        starts = [i for i, line in enumerate(lines) if line.startswith("14:00 Ceremony")]
+        assert starts, lines
+        ceremony = starts[0]
         assert lines[ceremony + 1] == f"Ushers {attempt}", lines
         assert lines[ceremony + 2 + attempt].startswith("17:00 Dinner"), lines
 
@@ -181,10 +215,7 @@ async def test_the_toolbar_formats_by_keyboard_reports_state_and_refuses_bad_lin
     await open_run_of_show(planner)
     toolbar = planner.get_by_role("toolbar", name="Formatting")
     bold = toolbar.get_by_role("button", name="Bold")
-    await planner.locator(EDITOR).get_by_text("20:00 First dance").click()
-    await settle(planner)
-    await planner.keyboard.press("End")
-    await settle(planner)
+    await caret_at_end_of(planner, "20:00 First dance")
     await planner.keyboard.press("Enter")
     await planner.keyboard.type("Sparklers", delay=20)
     assert (await text_of(planner)).endswith("Carriages from 23:30.\nSparklers")
@@ -224,10 +255,7 @@ async def test_the_toolbar_formats_by_keyboard_reports_state_and_refuses_bad_lin
     await planner.locator(f'{EDITOR} a[href="https://example.com/fireworks"]').wait_for()
     assert await toolbar.get_by_role("button", name="Link").get_attribute("aria-pressed") == "true"
     # A paste keeps bold, italic and links, and drops the other marks (not the text).
-    await planner.locator(EDITOR).get_by_text("13:30 Guests arrive").click()
-    await settle(planner)
-    await planner.keyboard.press("End")
-    await settle(planner)
+    await caret_at_end_of(planner, "13:30 Guests arrive")
     await planner.keyboard.press("Enter")
     await planner.eval_on_selector(EDITOR, PASTE_MARKS)
     await until_text(planner, "garden gate.\nbold italic under struck code link\n14:00")
@@ -243,14 +271,8 @@ async def test_one_persons_undo_never_removes_the_others_text(demo: Demo, browse
     _, planner = await open_app(browser, demo.link("planner"))
     for page in (couple, planner):
         await open_run_of_show(page)
-    await couple.locator(EDITOR).get_by_text("14:00 Ceremony").click()
-    await settle(couple)
-    await couple.keyboard.press("End")
-    await settle(couple)
-    await planner.locator(EDITOR).get_by_text("17:00 Dinner").click()
-    await settle(planner)
-    await planner.keyboard.press("End")
-    await settle(planner)
+    await caret_at_end_of(couple, "14:00 Ceremony")
+    await caret_at_end_of(planner, "17:00 Dinner")
     await asyncio.gather(
         couple.keyboard.type(" Couple's line.", delay=40),
         planner.keyboard.type(" Planner's line.", delay=40),
