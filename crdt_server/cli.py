@@ -358,17 +358,6 @@ def _give_up(sig: int) -> None:
 
 def serve(settings: Settings, *, demo: bool = False) -> None:
     configure_logging(settings.log_level, settings.log_format)
-    if settings.websocket_stack != "native":
-        logging.getLogger("crdt_server.cli").warning(
-            "CRDT_SERVER_WEBSOCKET_STACK is deprecated and ignored (it goes in the next"
-            " release): the native stack serves every connection"
-        )
-    if settings.websocket_compression:
-        logging.getLogger("crdt_server.cli").warning(
-            "CRDT_SERVER_WEBSOCKET_COMPRESSION is deprecated and ignored (it goes in the next"
-            " release): permessage-deflate is not offered; Yjs updates are small and binary,"
-            " and deflate would cost CPU on every fan-out and memory on every connection"
-        )
     if not settings.database_url:
         repaired = private_data_dir(settings.data_dir)
         if repaired:
@@ -454,8 +443,8 @@ def uvicorn_config(settings: Settings, app: Starlette | str) -> uvicorn.Config:
         ),
         ws=SyncWebSocketProtocol,
         ws_max_size=settings.max_message_bytes,
-        # Never offered (CRDT_SERVER_WEBSOCKET_COMPRESSION is deprecated): uvicorn's own
-        # protocol, which serves upgrades of other paths, would offer it by default.
+        # Never offered: uvicorn's own protocol, which serves upgrades of other paths, would
+        # offer it by default.
         ws_per_message_deflate=False,
         ws_ping_interval=settings.websocket_ping_seconds or None,
         ws_ping_timeout=settings.websocket_ping_seconds or None,
