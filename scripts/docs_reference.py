@@ -293,7 +293,7 @@ def cli_page() -> str:
 
     commands(parser, "crdt-server")
     return (
-        HEADER.format(source="crdt_server/cli.py (its argparse help)") + "# Command line\n\n"
+        HEADER.format(source="crdt_server/cli (its argparse help)") + "# Command line\n\n"
         "`crdt-server` (in `.venv/bin/` after `./scripts/serve`). Exit status 0 done, 1 "
         "damage found (`check`), 2 refused, with one line on stderr. How to use the data "
         "commands: [Operations](../guides/operations.md).\n\n" + "\n\n".join(parts) + "\n"

@@ -372,7 +372,7 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         else:
             outcome = self._admit(gate, path, query, headers, address)
         # The access log line uvicorn writes for a WebSocket (tokens are redacted by the
-        # handler's filter, see crdt_server.cli).
+        # handler's filter, see crdt_server.cli.logs).
         if isinstance(outcome, Refusal):
             log.info('%s - "WebSocket %s" %d', peer, target, outcome.status)
             self._respond(outcome)
