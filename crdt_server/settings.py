@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import logging
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import Field, dataclass, field
@@ -33,8 +32,6 @@ __all__ = [
 F = TypeVar("F")
 
 ENV_PREFIX = "CRDT_SERVER_"
-
-log = logging.getLogger("crdt_server.settings")
 
 
 class SettingsError(ValueError):
@@ -128,14 +125,6 @@ class Settings:
     """A room's log is folded into one snapshot once it has this many rows."""
     room_idle_seconds: float = 10.0
     """How long a room without connections stays loaded (after its last flush)."""
-    websocket_compression: bool = False
-    """Deprecated and ignored for one release (a server started with it true logs one
-    warning): permessage-deflate is never offered. Yjs updates are small and binary, so
-    deflate saves little, while it costs CPU on every fan-out and a compressor's memory on
-    every connection."""
-    websocket_stack: str = "native"
-    """Deprecated and ignored for one release (a server started with another value logs one
-    warning): the native stack (crdt_server.wire.websocket) serves every connection."""
     websocket_ping_seconds: float = 20.0
     """A WebSocket peer silent this long is pinged, and dropped if it stays silent as long
     again (uvicorn's ``ws_ping_interval`` and ``ws_ping_timeout``); 0 turns pings off."""
@@ -293,8 +282,6 @@ class Settings:
 
         if self.sqlite_synchronous not in ("full", "normal"):
             raise SettingsError("sqlite_synchronous must be full or normal")
-        if self.websocket_stack not in ("native", "uvicorn"):
-            raise SettingsError("websocket_stack must be native or uvicorn")
         if self.log_format not in ("text", "json"):
             raise SettingsError("log_format must be text or json")
         if (
@@ -388,12 +375,10 @@ class Settings:
         kinds = tuple(fragments)
         known = variables(kinds)
         values: dict[type[Any], dict[str, Any]] = {kind: {} for kind in (cls, *kinds)}
-        for old, new in RENAMED.items():
-            if ENV_PREFIX + old in env and ENV_PREFIX + new.upper() not in env:
-                log.warning(
-                    "%s%s is deprecated: use %s%s", ENV_PREFIX, old, ENV_PREFIX, new.upper()
-                )
-                values[cls][new] = _parse(new, "int", env[ENV_PREFIX + old])
+        for old, (kept, instead) in WITHDRAWN.items():
+            raw = env.get(ENV_PREFIX + old)
+            if raw is not None and raw.strip().lower() not in kept:
+                raise SettingsError(f"{ENV_PREFIX}{old} is withdrawn: {instead}")
         for name, (owner, f) in known.items():
             raw = env.get(name)
             if raw is not None:
@@ -459,9 +444,24 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-RENAMED = {"TOKEN_MAX_LIFETIME_SECONDS": "session_max_lifetime_seconds"}
-"""Old variable names (without the prefix) still read, with a warning, and their new field;
-every renamed setting is an ``int``."""
+WITHDRAWN: dict[str, tuple[frozenset[str], str]] = {
+    "WEBSOCKET_STACK": (
+        frozenset({"native"}),
+        "the native stack (crdt_server.wire.websocket) serves every connection; unset it",
+    ),
+    "WEBSOCKET_COMPRESSION": (
+        frozenset({"0", "false", "no", "off"}),
+        "the native stack (crdt_server.wire.websocket) serves every connection and offers"
+        " no permessage-deflate; unset it",
+    ),
+    "TOKEN_MAX_LIFETIME_SECONDS": (
+        frozenset(),
+        f"use {ENV_PREFIX}SESSION_MAX_LIFETIME_SECONDS",
+    ),
+}
+"""Variables that are no longer read (without the prefix): the values that meant the old
+default, still accepted, and what replaced them. Any other value stops the start with one
+line, so an operator's setting is never ignored in silence."""
 
 
 def _parse(name: str, kind: Any, raw: str) -> Any:

@@ -71,7 +71,7 @@ def settings_page(features: Sequence[Any] | None = None) -> str:
     """The settings reference: the core's, then each feature's fragment (of ``features``,
     by default the server's list)."""
     from crdt_server.app import FEATURES
-    from crdt_server.settings import Settings
+    from crdt_server.settings import ENV_PREFIX, WITHDRAWN, Settings
 
     table = "| variable | default | meaning |\n|---|---|---|\n"
     parts = ["## Core\n\n" + table + "\n".join(settings_rows(Settings))]
@@ -86,6 +86,17 @@ def settings_page(features: Sequence[Any] | None = None) -> str:
                 + table
                 + "\n".join(settings_rows(feature.settings))
             )
+    parts.append(
+        "## Withdrawn\n\n"
+        "No longer read. A start with one of these set to anything but a value that meant its "
+        "old default stops with one line naming what replaced it (exit status 2).\n\n"
+        "| variable | still accepted | instead |\n|---|---|---|\n"
+        + "\n".join(
+            f"| `{ENV_PREFIX}{name}` | {', '.join(f'`{v}`' for v in sorted(kept)) or 'nothing'}"
+            f" | {_cell(_rst(instead))} |"
+            for name, (kept, instead) in WITHDRAWN.items()
+        )
+    )
     return (
         HEADER.format(source="crdt_server/settings.py and the features' settings fragments")
         + "# Settings\n\n"
@@ -282,7 +293,7 @@ def cli_page() -> str:
 
     commands(parser, "crdt-server")
     return (
-        HEADER.format(source="crdt_server/cli.py (its argparse help)") + "# Command line\n\n"
+        HEADER.format(source="crdt_server/cli (its argparse help)") + "# Command line\n\n"
         "`crdt-server` (in `.venv/bin/` after `./scripts/serve`). Exit status 0 done, 1 "
         "damage found (`check`), 2 refused, with one line on stderr. How to use the data "
         "commands: [Operations](../guides/operations.md).\n\n" + "\n\n".join(parts) + "\n"

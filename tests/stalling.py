@@ -49,13 +49,13 @@ def _create_app_with_staller(settings: Any, **kwargs: Any) -> Any:
     return _create_app(settings, extensions=[Staller()], **kwargs)
 
 
-_original_worker_argv = cli._worker_argv
+_original_worker_argv = cli.worker_argv
 
 
 def _install() -> None:
     # The command's own module, patched in this child process only.
     vars(cli)["create_app"] = _create_app_with_staller
-    vars(cli)["_worker_argv"] = _patched_worker_argv
+    vars(cli)["worker_argv"] = _patched_worker_argv
 
 
 def _patched_worker_argv(

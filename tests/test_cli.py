@@ -153,6 +153,29 @@ def test_every_refusal_is_one_line_on_stderr_and_exit_2(
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("variable", "value", "replacement"),
+    [
+        ("CRDT_SERVER_WEBSOCKET_STACK", "uvicorn", "the native stack"),
+        ("CRDT_SERVER_WEBSOCKET_COMPRESSION", "true", "no permessage-deflate"),
+        ("CRDT_SERVER_TOKEN_MAX_LIFETIME_SECONDS", "3600", "CRDT_SERVER_SESSION_MAX_LIFETIME"),
+    ],
+)
+async def test_a_start_with_a_withdrawn_setting_is_one_line_naming_its_replacement(
+    tmp_path: Path, variable: str, value: str, replacement: str
+) -> None:
+    """Issue 49: the deprecated stack's settings and the renamed variable are no longer read;
+    a start that sets one (to anything but its old default) stops before anything listens."""
+    code, out, err = await cli(
+        "serve", "--port", "0", "--data-dir", str(tmp_path), env={variable: value}
+    )
+    line = _one_line_refusal(code, err)
+    assert line.startswith(f"crdt-server serve: {variable} is withdrawn"), line
+    assert replacement in line, line
+    assert "listening" not in out, out
+
+
+@pytest.mark.asyncio
 async def test_the_installed_command_prints_no_traceback_and_knows_its_version() -> None:
     code, out, err = await cli("token", "--wedding", "bad id", "--role", "planner", "--sub", "a")
     assert "not a wedding id" in _one_line_refusal(code, err)

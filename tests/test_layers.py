@@ -338,8 +338,10 @@ def test_uvicorn_internals_are_imported_in_one_adapter() -> None:
 
 CONCRETE_STORES = frozenset({"SqliteStore", "PostgresStore"})
 CONCRETE_STORE_USERS = {
-    # What the testing kit's in-process mode serves from: an inline SQLite file, by design.
+    # What the testing kit's in-process mode serves from: an inline SQLite file, by design
+    # (instrumented in its instruments module).
     "crdt_server.testing.inprocess",
+    "crdt_server.testing.instruments",
     # The check of a SQLite backup's objects (sqlite_master) against a fresh SQLite store.
     "crdt_server.tools.schema",
 }

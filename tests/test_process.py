@@ -298,25 +298,10 @@ async def test_anonymous_on_loopback_prints_sign_in_links_that_let_a_person_in(
         await _stop(process)
 
 
-async def test_the_deprecated_websocket_stack_setting_is_one_warning_and_ignored(
-    tmp_path: Path,
-) -> None:
-    env = {"CRDT_SERVER_WEBSOCKET_STACK": "uvicorn"}
-    async with ServerProcess(tmp_path / "data", env=env) as server:
-        # The native stack's answer (uvicorn's websockets-sansio answered 400, naming none).
-        response, _ = await refusal(server.port, fresh_room(), {"Sec-WebSocket-Version": "8"})
-        assert response.status == 426
-        log = server.log_text()
-    assert log.count("CRDT_SERVER_WEBSOCKET_STACK is deprecated and ignored") == 1, log
-
-
-async def test_the_deprecated_websocket_compression_setting_is_one_warning_and_ignored(
-    tmp_path: Path,
-) -> None:
-    """permessage-deflate is no longer offered (it handed the connection over to uvicorn's
+async def test_the_native_stack_serves_and_offers_no_permessage_deflate(tmp_path: Path) -> None:
+    """permessage-deflate is not offered (it used to hand the connection over to uvicorn's
     websockets-sansio): the native stack serves, and a client offering deflate gets none."""
-    env = {"CRDT_SERVER_WEBSOCKET_COMPRESSION": "true"}
-    async with ServerProcess(tmp_path / "data", env=env) as server:
+    async with ServerProcess(tmp_path / "data") as server:
         # The native stack's answer (uvicorn's websockets-sansio answered 400, naming none).
         response, _ = await refusal(server.port, fresh_room(), {"Sec-WebSocket-Version": "8"})
         assert response.status == 426
@@ -324,5 +309,3 @@ async def test_the_deprecated_websocket_compression_setting_is_one_warning_and_i
         async with await ws_connect(server.port, fresh_room(), offer) as ws:
             assert ws.response.header("sec-websocket-extensions") is None, ws.response
             await ws.greeting()
-        log = server.log_text()
-    assert log.count("CRDT_SERVER_WEBSOCKET_COMPRESSION is deprecated and ignored") == 1, log

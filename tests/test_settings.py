@@ -1,9 +1,8 @@
-"""Settings read from the environment, including renamed variables and the features'
+"""Settings read from the environment, including withdrawn variables and the features'
 settings fragments."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import pytest
@@ -13,21 +12,29 @@ from crdt_server.features import fragments_of
 from crdt_server.settings import Settings, SettingsError, require_positive, variables
 
 
-def test_a_renamed_variable_still_works_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, "crdt_server.settings"):
-        settings = Settings.from_env({"CRDT_SERVER_TOKEN_MAX_LIFETIME_SECONDS": "3600"})
-    assert settings.session_max_lifetime_seconds == 3600
-    assert "CRDT_SERVER_SESSION_MAX_LIFETIME_SECONDS" in caplog.text
+@pytest.mark.parametrize(
+    ("variable", "value", "replacement"),
+    [
+        ("CRDT_SERVER_WEBSOCKET_STACK", "uvicorn", "native stack"),
+        ("CRDT_SERVER_WEBSOCKET_COMPRESSION", "true", "no permessage-deflate"),
+        ("CRDT_SERVER_WEBSOCKET_COMPRESSION", "maybe", "no permessage-deflate"),
+        ("CRDT_SERVER_TOKEN_MAX_LIFETIME_SECONDS", "3600", "SESSION_MAX_LIFETIME_SECONDS"),
+    ],
+)
+def test_a_withdrawn_variable_is_refused_naming_what_replaced_it(
+    variable: str, value: str, replacement: str
+) -> None:
+    with pytest.raises(SettingsError, match=f"{variable} is withdrawn.*{replacement}"):
+        Settings.from_env({variable: value})
 
 
-def test_the_new_name_wins_over_the_old_one() -> None:
+def test_a_withdrawn_variable_set_to_its_old_default_is_accepted() -> None:
     settings = Settings.from_env(
-        {
-            "CRDT_SERVER_TOKEN_MAX_LIFETIME_SECONDS": "3600",
-            "CRDT_SERVER_SESSION_MAX_LIFETIME_SECONDS": "7200",
-        }
+        {"CRDT_SERVER_WEBSOCKET_STACK": "native", "CRDT_SERVER_WEBSOCKET_COMPRESSION": "False"}
     )
-    assert settings.session_max_lifetime_seconds == 7200
+    assert settings == Settings.from_env({})
+    assert not hasattr(settings, "websocket_stack")
+    assert not hasattr(settings, "websocket_compression")
 
 
 def test_a_bad_value_names_the_variable() -> None:

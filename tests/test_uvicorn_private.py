@@ -59,7 +59,7 @@ def test_the_attributes_the_server_uses_exist() -> None:
     assert hasattr(server, "started") and callable(server.startup)
     assert callable(server.handle_exit)
     # A worker of --workers adopts a handed-over socket with the protocol uvicorn builds
-    # (crdt_server.cli._WorkerServer): the same class, server state and lifespan state.
+    # (crdt_server.cli.workers.WorkerServer): the same class, server state and lifespan state.
     assert hasattr(server, "server_state")
     assert "self.lifespan = " in inspect.getsource(uvicorn.Server._serve)
     startup = inspect.getsource(uvicorn.Server.startup)

@@ -9,6 +9,10 @@ ends where the room did, one merged broadcast frame (:meth:`RoomDocument.frames`
 
 A joiner's sync step 2 is computed at once but sent only after everything it contains is
 committed, so no client ever sees an update the store could still lose.
+
+What a room holds (its document, its uncommitted updates, who is credited with what) and
+how a peer's update is applied are :mod:`crdt_server.core.room_content`'s; this module adds
+the commit path, other processes, and the room's connections and presence.
 """
 
 from __future__ import annotations
@@ -17,12 +21,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Hashable, Iterable, Sequence
-from dataclasses import dataclass
-from functools import partial
-from typing import Any, NoReturn
-
-from pycrdt import Doc
+from collections.abc import Callable, Hashable, Sequence
 
 from crdt_server.cluster.bus import Bus
 from crdt_server.codec.awareness import (
@@ -30,7 +29,6 @@ from crdt_server.codec.awareness import (
     decode_awareness,
     encode_awareness_entries,
 )
-from crdt_server.codec.items import read_delete_set, read_items
 from crdt_server.codec.protocol import (
     encode_awareness,
     encode_sync_step1,
@@ -48,40 +46,28 @@ from crdt_server.core.connection import Connection, newest_serial
 from crdt_server.core.crdt import (
     Applied,
     CrdtFailure,
-    IntegrationFailed,
-    RoomDocument,
-    Undecodable,
     crdt_call,
     fold_updates,
-    replay,
 )
-from crdt_server.core.domain import ChangeRecord, Recorder
 from crdt_server.core.hooks import (
     DERIVATION_FAILED,
     Hooks,
     PendingUpdate,
-    Sender,
     StoredBatch,
 )
 from crdt_server.core.metrics import Metrics, StoreHealth
-from crdt_server.core.overwrites import Found, OverwriteIndex
-from crdt_server.core.presence import AwarenessRegistry, PresenceRelay
 from crdt_server.core.quarantine import ApplySlot, Quarantine
+from crdt_server.core.room_content import RoomContent, RoomFailed, Uncommitted
 from crdt_server.errors import (
     CloseCode,
-    DocumentTooLarge,
-    Overloaded,
     PeerError,
     ProtocolError,
-    Quarantined,
 )
 from crdt_server.settings import Settings
 from crdt_server.storage import (
     DocumentStore,
-    FeatureRow,
     NewEvent,
     NewUpdate,
-    StoredLog,
     StoreError,
 )
 
@@ -90,30 +76,11 @@ __all__ = ["Room", "RoomFailed"]
 log = logging.getLogger("crdt_server.core.room")
 
 
-class RoomFailed(Exception):
-    """The room could not commit; it is closed and must be loaded again from the store."""
+class Room(RoomContent):
+    """One loaded document. Create with :meth:`load`; all methods run on the event loop.
 
-
-@dataclass(slots=True)
-class _Uncommitted:
-    data: bytes
-    summary: UpdateSummary
-    sender: Sender
-    client_id: int | None
-    index: int
-    applied_at: float
-    changes: list[tuple[Sender, Sequence[ChangeRecord]]]
-    found: list[tuple[Sender, Found]]
-    held: bool = False
-    """Held (waits on content the room lacks): echoed to its sender only, never relayed."""
-    released: list[tuple[bytes, UpdateSummary]] | None = None
-    """Held updates this one released: relayed right behind it."""
-    rows: Sequence[FeatureRow] = ()
-    """Rows its maker wants committed with it (an HTTP operation's idempotency key)."""
-
-
-class Room:
-    """One loaded document. Create with :meth:`load`; all methods run on the event loop."""
+    What it holds, and how a peer's update is applied, is :class:`RoomContent`'s; here
+    are the commit path, other processes, and the room's connections and presence."""
 
     def __init__(
         self,
@@ -129,59 +96,18 @@ class Room:
         quarantine: Quarantine | None = None,
         slot: ApplySlot | None = None,
     ) -> None:
-        self.name = name
-        self._quarantine = quarantine
-        self._slot = slot
-        self.wedding_id, _, self.kind = name.partition("/")
-        self._hooks = hooks or Hooks()
-        self._store = store
-        self._settings = settings
-        self._bus = bus
+        super().__init__(
+            name,
+            store,
+            settings,
+            bus,
+            hooks=hooks,
+            metrics=metrics,
+            health=health,
+            quarantine=quarantine,
+            slot=slot,
+        )
         self._on_failure = on_failure
-        self._metrics = metrics or Metrics()
-        self._health = health or StoreHealth()
-        self._size = 0
-        """Bytes of the stored log (an upper bound of the document's encoded size)."""
-        self.connections: set[Connection] = set()
-        self.awareness = AwarenessRegistry()
-        self._presence = PresenceRelay(self._send_presence, settings.presence_batch_seconds)
-        self.document = RoomDocument()
-        self._uncommitted: list[_Uncommitted] = []
-        self._inflight: list[_Uncommitted] = []
-        self._uncommitted_bytes = 0
-        self._applied = 0
-        """How many updates were applied (monotonic); each has an index."""
-        self._committed = 0
-        """Updates with index < this are committed."""
-        self._commit_waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self._flusher: asyncio.Task[None] | None = None
-        self._log_rows = 0
-        self.last_seq = 0
-        self.failed: BaseException | None = None
-        self.closed = False
-        self._background: set[asyncio.Task[None]] = set()
-        self._recorder: Recorder | None = None
-        """Records what each integration changed, while an extension wants to know."""
-        self._applying: Sender | None = None
-        self._held_senders: dict[bytes, Sender] = {}
-        """Who sent each held update (credited with its changes once it integrates)."""
-        self._credited: list[tuple[Sender, Sequence[ChangeRecord]]] = []
-        domain = self._hooks.domain
-        self._document_kind = domain is not None and self.kind in domain.kinds
-        """The room holds a document of the extensions' domain (whose changes are
-        recorded and races looked for, if an extension wants them)."""
-        self._detect = self._hooks.wants_overwrites and self._document_kind
-        """Whether writes that vanish in a race are looked for (an extension wants them)."""
-        self._overwrites: OverwriteIndex | None = None
-        self._index_tried = False
-        """The index is built at most once per document (per load or rebuild)."""
-        self._found: list[tuple[Sender, Found]] = []
-        self._remote_changes: list[ChangeRecord] = []
-        """Entries changed by content other processes committed (if an extension wants
-        them), told to the hooks once integrated."""
-        self._remote_found: list[Found] = []
-        """Races found in content other processes committed, told to the hooks once
-        integrated."""
 
     @classmethod
     async def load(
@@ -217,252 +143,6 @@ class Room:
             room._watch(room.document)
         await room._hooks.load(room)
         return room
-
-    # -- the document -------------------------------------------------------------------
-
-    @property
-    def doc(self) -> Doc[Any]:
-        """The document as integrated so far (see :class:`RoomDocument`)."""
-        return self.document.doc
-
-    def _replay(self, stored: StoredLog, extra: Sequence[bytes] = ()) -> None:
-        """Rebuild the document from stored rows plus whatever is not committed yet."""
-        updates = stored.updates + [u.data for u in self._inflight + self._uncommitted]
-        updates += extra
-        self.document, unreadable = replay(updates)
-        self._watch(self.document)
-        if unreadable:
-            log.error("room %s: %d stored rows could not be applied", self.name, unreadable)
-        if self.document.misfits:
-            # Stored before the codec refused such content: served as deleted content, so
-            # no reader iterates it. Ids only: the content may be anyone's.
-            ids = ", ".join(f"{m.id[0]}#{m.id[1]}" for m in self.document.misfits[:20])
-            log.warning(
-                "room %s: %d stored items hold content that does not fit their parent"
-                " (items %s); served as deleted; `crdt-server repair --wedding %s`"
-                " deletes them",
-                self.name,
-                len(self.document.misfits),
-                ids,
-                self.wedding_id,
-            )
-        self.last_seq = max(self.last_seq, stored.last_seq)
-        self._log_rows = len(stored.updates)
-        self._size = sum(len(u) for u in updates)
-
-    def _watch(self, document: RoomDocument) -> None:
-        """Record the changes of ``document`` (which replaces the previous one) from now on,
-        if an extension wants them."""
-        if self._recorder is not None:
-            self._recorder.close()
-            self._recorder = None
-        document.integrated = None
-        self._overwrites, self._index_tried = None, False
-        # An observer that raised, or a change the recorder could not read: the update is
-        # kept (what the recorder could read is credited as usual); counted and logged.
-        failed = self._metrics.derivation_failed
-        document.observer_failed = partial(failed, self.name, "observer")
-        domain = self._hooks.domain
-        if self._hooks.wants_changes and self._document_kind and domain is not None:
-            self._recorder = domain.recorder(
-                document.doc, self.kind, partial(failed, self.name, "changes")
-            )
-            document.integrated = self._integrated
-        if self._detect:
-            document.keep_deletes()
-            document.integrated = self._integrated
-
-    def _index_ready(self) -> None:
-        """Build the index of map items from the document as it is, once (see
-        :mod:`crdt_server.core.overwrites`), before an integration needs it."""
-        if not self._detect or self._index_tried:
-            return
-        self._index_tried = True
-        try:
-            index = OverwriteIndex()
-            index.build(read_items(crdt_call(self.doc.get_update)))
-        except (UpdateError, CrdtFailure) as exc:
-            self._metrics.derivation_failed(self.name, "overwrites", exc)
-            return
-        self._overwrites = index
-
-    def _integrated(self, update: bytes) -> None:
-        """``update`` was just integrated: credit what it changed, and the writes it made
-        vanish or that vanished in it, to whoever sent it (a held update's own sender, not
-        the update that released it)."""
-        sender = self._held_senders.pop(update, None) or self._applying
-        index = self._overwrites
-        if index is not None:
-            try:
-                decoded = self.document.last_decoded  # decoded once, for the shape rule
-                found = index.integrate(
-                    decoded if decoded is not None else read_items(update),
-                    read_delete_set(self.document.last_deletes),
-                )
-            except Exception as exc:  # the domain observes, never gates: counted, logged
-                self._metrics.derivation_failed(self.name, "overwrites", exc)
-                self._overwrites = None  # not trusted any more: none until the next load
-            else:
-                if sender is not None:
-                    self._found.append((sender, found))
-                elif found.overwrites:
-                    self._remote_found.append(found)
-        recorder = self._recorder
-        if recorder is None:
-            return
-        if sender is None:  # content another process committed: it reports its own events
-            if self._hooks.wants_remote_changes:
-                self._remote_changes += recorder.take()
-            else:
-                recorder.discard()
-            return
-        changes = recorder.take()
-        if changes:
-            self._credited.append((sender, changes))
-
-    def has_pending_content(self) -> bool:
-        """True if some accepted update still waits on a missing dependency."""
-        return bool(self.document.held)
-
-    def has_unknown_structs(self, summary: UpdateSummary) -> bool:
-        """True if the update has structs past this document's state vector."""
-        return self.document.has_unknown_structs(summary)
-
-    async def apply(
-        self,
-        update: bytes,
-        summary: UpdateSummary,
-        sender: Sender,
-        *,
-        rows: Sequence[FeatureRow] = (),
-    ) -> int | None:
-        """Apply a structurally valid update; queue it for commit if it changed anything,
-        with ``rows`` (of installed feature tables) in its commit transaction.
-
-        Returns the update's index (see :meth:`wait_committed`), or ``None`` if it was a
-        no-op (everything in it was already known; ``rows`` are then not written). Raises
-        :class:`ProtocolError` if pycrdt rejects it; after a pycrdt panic the document is
-        rebuilt from the store so a rejected update leaves no trace.
-        """
-        if self.failed is not None:
-            raise RoomFailed(str(self.failed))
-        if summary.is_empty:
-            return None
-        if self._quarantine is not None:
-            try:
-                self._quarantine.check(self.name, summary.structs.keys())
-            except Quarantined:
-                self._metrics.updates_rejected.labels("quarantined").inc()
-                raise
-        limit = self._settings.max_document_bytes
-        if self._size + len(update) > limit:
-            raise DocumentTooLarge(f"the document would grow past {limit} bytes")
-        document = self.document
-        if document.would_hold(summary):
-            # Held content costs memory and a check on every later update: bounded. 1013,
-            # not 1008: an honest client that reconnects sends its whole state in step 2,
-            # which carries what this update waits on, so it is not held again.
-            count, size = self._settings.max_held_updates, self._settings.max_held_bytes
-            if len(document.held) >= count or document.held_bytes + len(update) > size:
-                raise Overloaded(
-                    f"this room already holds {len(document.held)} updates waiting on"
-                    f" content it lacks (limits: {count} updates, {size} bytes)"
-                )
-        released: list[tuple[bytes, UpdateSummary]] = []
-        self._index_ready()
-        self._applying, self._credited, self._found = sender, [], []
-        slot = self._slot
-        if slot is not None:
-            # Who is being applied, for the next start if this apply never returns (see
-            # crdt_server.core.quarantine); cleared below however the apply ends.
-            slot.arm(self.name, sender.actor.sub, summary.structs.keys())
-        try:
-            try:
-                applied = document.apply(update, summary)
-            finally:
-                if slot is not None:
-                    slot.clear()
-            released = document.released
-        except IntegrationFailed as exc:
-            if exc.update == update:
-                await self._refused(exc)
-            # A held update failed once this one released it: the held one is at fault.
-            # Rebuild without it (replay leaves it out) and take this one, applied last:
-            # what it released is the replay's last release, in the order integrated.
-            log.warning("room %s: a held update failed once released (%s)", self.name, str(exc))
-            await self._reload(extra=[update])
-            if self.document.would_hold(summary) or update in self.document.refused:
-                raise ProtocolError(f"update rejected: {exc}") from exc
-            released = list(self.document.released)
-            applied = Applied.CHANGED
-        except Undecodable as exc:  # nothing was applied: nothing to rebuild
-            raise ProtocolError(f"update rejected: {exc}") from exc
-        except UpdateError as exc:  # content that does not fit: refused before pycrdt
-            raise ProtocolError(f"malformed update: {exc}") from exc
-        except CrdtFailure as exc:
-            await self._refused(exc)
-        finally:
-            self._applying = None
-        if applied is Applied.UNCHANGED:
-            return None  # nothing new: a duplicate (e.g. a reconnecting client's step 2)
-        if applied is Applied.HELD and document.integrated is not None:
-            self._held_senders[update] = sender
-        index = self._applied
-        self._applied += 1
-        clients = summary.structs.keys()
-        client_id = next(iter(clients)) if len(clients) == 1 else None
-        self._uncommitted.append(
-            _Uncommitted(
-                update,
-                summary,
-                sender,
-                client_id,
-                index,
-                time.perf_counter(),
-                self._credited,
-                self._found,
-                held=applied is Applied.HELD,
-                released=released or None,
-                rows=rows,
-            )
-        )
-        self._credited, self._found = [], []
-        self._uncommitted_bytes += len(update)
-        self._size += len(update)
-        self._metrics.updates_accepted += 1
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush_loop(), name=f"flush-{self.name}")
-        return index
-
-    async def reload(self) -> None:
-        """Rebuild the document from the store (after the store's log was rewritten)."""
-        await self._reload()
-
-    async def _refused(self, exc: CrdtFailure) -> NoReturn:
-        """pycrdt failed on an update: rebuild the document and refuse the update (1007)."""
-        # pycrdt may have changed the document before failing (a panic always may):
-        # rebuild it from what is committed, so a rejected update leaves no trace.
-        # The message, not the exception: a kept log record would keep its traceback,
-        # and with it the document this reload replaces.
-        log.warning("room %s: pycrdt refused an update (%s); reloading", self.name, str(exc))
-        await self._reload()
-        raise ProtocolError(f"update rejected: {exc}") from exc
-
-    async def _reload(self, extra: Sequence[bytes] = ()) -> None:
-        """Rebuild the document from the store plus what is not committed yet (and
-        ``extra``, applied last)."""
-        while True:
-            committed = self._committed
-            stored = await self._store.load(self.name)
-            # A batch committed while we read may be in neither what we read nor in
-            # flight any more: read again.
-            if self._committed == committed:
-                break
-        self._replay(stored or StoredLog(updates=[], last_seq=0, first_seq=0), extra)
-
-    @property
-    def uncommitted_bytes(self) -> int:
-        return self._uncommitted_bytes
 
     # -- committing ---------------------------------------------------------------------
 
@@ -547,7 +227,7 @@ class Room:
             role=update.sender.actor.role,
         )
 
-    def _broadcast_batch(self, batch: list[_Uncommitted]) -> None:
+    def _broadcast_batch(self, batch: list[Uncommitted]) -> None:
         """Relay a committed batch: what integrated here, with what it released. A held
         update goes back to its sender alone (its echo, the proof it is stored): any other
         client would have to keep it pending, in code hostile bytes can crash."""
@@ -803,18 +483,10 @@ class Room:
     def awareness_frame(self) -> bytes:
         return encode_awareness(encode_awareness_entries(self.awareness.states()))
 
-    def broadcast(self, frame: bytes, exclude: object = None) -> None:
-        for conn in self.connections:
-            if conn is not exclude:
-                conn.send(frame)
-
     @property
     def presence_folding(self) -> bool:
         """Presence is folded in this room, to be relayed when its window ends."""
         return self._presence.folding
-
-    def _send_presence(self, entries: Iterable[AwarenessEntry], exclude: object) -> None:
-        self.broadcast(encode_awareness(encode_awareness_entries(entries)), exclude=exclude)
 
     def close(self) -> None:
         """The registry unloaded this room: it serves nobody from now on, and nothing of

@@ -161,6 +161,15 @@ class Affinity:
     def owner(self, wedding_id: str) -> int:
         return owner(wedding_id, self.count)
 
+    def owner_elsewhere(self, path: str) -> int | None:
+        """The worker that owns the wedding of the sync path ``path``, unless it is this
+        one (or the path names no wedding)."""
+        wedding = wedding_of_path(path)
+        if wedding is None:
+            return None
+        to = self.owner(wedding)
+        return None if to == self.index else to
+
     @property
     def timeout(self) -> float:
         """How long a hand-off waits for the owner's acknowledgement."""

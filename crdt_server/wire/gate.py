@@ -13,15 +13,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
+from urllib.parse import parse_qsl
 
 from crdt_server.codec.problem_details import PROBLEM_JSON, problem_json
 from crdt_server.settings import Settings
 from crdt_server.wire.transport import Transport
 
-__all__ = ["NO_SUCH_DOCUMENT", "STATE_KEY", "Refusal", "UpgradeGate", "bearer_token"]
+__all__ = [
+    "NO_SUCH_DOCUMENT",
+    "STATE_KEY",
+    "SYNC_PREFIX",
+    "Refusal",
+    "UpgradeGate",
+    "admit_path",
+    "bearer_token",
+    "query_token",
+]
 
 STATE_KEY = "crdt_server.wire.gate"
 """The key of the gate in the ASGI lifespan state the app yields."""
+SYNC_PREFIX = "/sync/"
+"""The sync path's prefix: ``/sync/{wedding_id}/{doc}``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +67,15 @@ def bearer_token(query_token: str | None, authorization: str | None) -> str | No
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
     return query_token or None
+
+
+def query_token(query: str) -> str | None:
+    """The ``token`` parameter of a query string (the last one, if repeated)."""
+    token = None
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name == "token":
+            token = value  # the last one wins, as in Starlette's QueryParams
+    return token
 
 
 A = TypeVar("A")
@@ -110,3 +131,20 @@ class UpgradeGate(Protocol[A]):
 
     async def serve(self, transport: Transport, admitted: A, *, peer: str) -> None:
         """Run the accepted connection to its end."""
+
+
+def admit_path(
+    gate: UpgradeGate[A], path: str, query: str, headers: Mapping[str, str], address: str
+) -> A | Refusal:
+    """Ask ``gate`` about an upgrade of the sync path ``path`` (percent-decoded) whose
+    query string is ``query``; a path that names no document is refused with 404."""
+    wedding_id, slash, doc = path[len(SYNC_PREFIX) :].partition("/")
+    if not slash or "/" in doc:
+        return gate.refuse(NO_SUCH_DOCUMENT)
+    return gate.admit(
+        wedding_id,
+        doc,
+        token=bearer_token(query_token(query), headers.get("authorization")),
+        headers=headers,
+        address=address,
+    )

@@ -11,6 +11,10 @@ its room has distributed a batch or at the end of the loop turn (:class:`Outbox`
 messages, no per-connection parser objects: that is most of the cost of a connection and of
 a broadcast otherwise.
 
+Beside it: the upgrade's HTTP side (:mod:`~crdt_server.wire.handshake`), the keepalive pings
+(:mod:`~crdt_server.wire.keepalive`) and the writes at the end of a loop turn
+(:mod:`~crdt_server.wire.outbox`).
+
 Everything else goes to uvicorn's own WebSocket protocol and from there to the ASGI app:
 other paths, and an app that did not yield a gate in its lifespan state. This protocol
 negotiates no extension (permessage-deflate is not offered, whatever uvicorn's
@@ -29,20 +33,17 @@ code, and the server closes TCP first. A connection that sends nothing for
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import ipaddress
 import logging
 import socket
 import struct
-from collections.abc import Callable, Sequence
-from http import HTTPStatus
+from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar, cast
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote
 
 from crdt_server.codec.websocket_frames import (
     FrameError,
-    accept_key,
     apply_mask,
     check_client_frame,
     decode_close,
@@ -52,18 +53,27 @@ from crdt_server.codec.websocket_frames import (
 )
 from crdt_server.errors import CloseCode
 from crdt_server.wire.affinity import STATE_KEY as AFFINITY_KEY
-from crdt_server.wire.affinity import Affinity, wedding_of_path
-from crdt_server.wire.gate import NO_SUCH_DOCUMENT, STATE_KEY, Refusal, UpgradeGate, bearer_token
+from crdt_server.wire.affinity import Affinity
+from crdt_server.wire.gate import STATE_KEY, SYNC_PREFIX, Refusal, UpgradeGate, admit_path
+from crdt_server.wire.handshake import (
+    TrustedProxies,
+    accept_response,
+    check_upgrade,
+    client_address,
+    parse_head,
+    refusal_response,
+)
+from crdt_server.wire.keepalive import Pinged, Pinger
+from crdt_server.wire.outbox import Outbox
 from crdt_server.wire.transport import TransportClosed
 from crdt_server.wire.uvicorn_private import Config, ServerState, WebSocketsSansIOProtocol
 
-__all__ = ["SyncWebSocketProtocol"]
+__all__ = ["Outbox", "Pinger", "SyncWebSocketProtocol"]
 
 log = logging.getLogger("crdt_server.wire.websocket")
 
 _A = TypeVar("_A")
 _T = TypeVar("_T")
-_PREFIX = "/sync/"
 _MAX_HEAD = 64 * 1024
 _PROTOCOL_ERROR = 1002
 """Not in :class:`CloseCode`: the session never sends it; only the frame layer does."""
@@ -72,7 +82,7 @@ _NO_STATUS = 1005
 _PINGER_KEY = "crdt_server.wire.websocket.pinger"
 _OUTBOX_KEY = "crdt_server.wire.websocket.outbox"
 _PROXIES_KEY = "crdt_server.wire.websocket.proxies"
-"""Where the server's :class:`Pinger`, :class:`Outbox` and :class:`_TrustedProxies` live in
+"""Where the server's :class:`Pinger`, :class:`Outbox` and :class:`TrustedProxies` live in
 the lifespan state: built by the first connection that needs them, shared by all."""
 _READ_PAUSE_MESSAGES = 64
 """Messages the session has not read yet before reading from the socket pauses."""
@@ -84,47 +94,12 @@ _CONT, _TEXT, _BINARY, _CLOSE, _PING, _PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 _HANDSHAKE, _OPEN, _CLOSING, _CLOSED = range(4)
 
 
-_PHRASES = {status.value: status.phrase for status in HTTPStatus}
-
-
 def _per_server(app_state: dict[str, Any], key: str, build: Callable[[_A], _T], argument: _A) -> _T:
     """The one ``build(argument)`` of this server, kept in its lifespan state."""
     shared = app_state.get(key)
     if shared is None:
         shared = app_state[key] = build(argument)
     return cast(_T, shared)
-
-
-class _TrustedProxies:
-    """uvicorn's ``forwarded_allow_ips``: addresses and networks, or ``*``."""
-
-    def __init__(self, spec: Sequence[str] | str) -> None:
-        items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec)]
-        self.everyone = "*" in items
-        self._hosts: set[str] = set()
-        self._networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
-        for item in filter(None, items):
-            try:
-                self._networks.append(ipaddress.ip_network(item))
-            except ValueError:
-                self._hosts.add(item)
-
-    def __contains__(self, host: str) -> bool:
-        if self.everyone or host in self._hosts:
-            return True
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return False
-        return any(address in network for network in self._networks)
-
-    def client(self, forwarded_for: str) -> str | None:
-        """The nearest untrusted address in ``X-Forwarded-For`` (else the farthest one)."""
-        hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
-        for hop in reversed(hops):
-            if hop not in self:
-                return hop
-        return hops[0] if hops else None
 
 
 class SyncWebSocketProtocol(asyncio.Protocol):
@@ -188,7 +163,7 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         self._closed = False
         self._heard = True
         self._pinged = False
-        self._ping_slot: set[SyncWebSocketProtocol] | None = None
+        self._ping_slot: set[Pinged] | None = None
         self._outbox: Outbox | None = None
         self._out: list[bytes] | None = None
         """Frames sent in this loop turn, written together after it (see :class:`Outbox`)."""
@@ -338,41 +313,33 @@ class SyncWebSocketProtocol(asyncio.Protocol):
             return
         head = bytes(self._buffer[:head_end]).decode("latin-1")
         del self._buffer[: head_end + 4]
-        request_line, *header_lines = head.split("\r\n")
-        method, _, rest = request_line.partition(" ")
-        target = rest.rpartition(" ")[0]
-        headers: dict[str, str] = {}
-        forwarded: list[str] = []
-        for line in header_lines:
-            name, _, value = line.partition(":")
-            name = name.strip().lower()
-            if name == "x-forwarded-for":
-                forwarded.append(value.strip())
-            headers.setdefault(name, value.strip())
-        if forwarded:
-            # A proxy that finds an X-Forwarded-For line already there may add its own line
-            # instead of extending it (HAProxy's ``option forwardfor`` does): the lines are
-            # one list in order (RFC 9110 5.3), and only its right end, which the trusted
-            # proxy wrote, is believed. The first line alone is what the client forged.
-            headers["x-forwarded-for"] = ", ".join(forwarded)
+        method, target, headers = parse_head(head)
         raw_path, _, query = target.partition("?")
         path = unquote(raw_path)
         gate = cast("UpgradeGate[Any] | None", self._app_state.get(STATE_KEY))
-        if gate is not None and path.startswith(_PREFIX) and self._hand_off(gate, path, head):
+        if gate is not None and path.startswith(SYNC_PREFIX) and self._hand_off(gate, path, head):
             return
-        address, port = self._client(headers)
+        assert self._transport is not None
+        trusted = self._config.forwarded_allow_ips if self._config.proxy_headers else None
+        address, port = client_address(
+            self._transport.get_extra_info("peername"),
+            headers.get("x-forwarded-for"),
+            None
+            if trusted is None
+            else partial(_per_server, self._app_state, _PROXIES_KEY, TrustedProxies, trusted),
+        )
         peer = f"{address}:{port}"
         outcome: Any
-        refusal = self._check_upgrade(method, headers)
+        refusal = check_upgrade(method, headers)
         if refusal is not None:
             outcome = gate.refuse(refusal) if gate is not None else refusal
-        elif not path.startswith(_PREFIX) or gate is None:
+        elif not path.startswith(SYNC_PREFIX) or gate is None:
             self._hand_over(head)
             return
         else:
-            outcome = self._admit(gate, path, query, headers, address)
+            outcome = admit_path(gate, path, query, headers, address)
         # The access log line uvicorn writes for a WebSocket (tokens are redacted by the
-        # handler's filter, see crdt_server.cli).
+        # handler's filter, see crdt_server.cli.logs).
         if isinstance(outcome, Refusal):
             log.info('%s - "WebSocket %s" %d', peer, target, outcome.status)
             self._respond(outcome)
@@ -388,11 +355,8 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         affinity = self._app_state.get(AFFINITY_KEY)
         if not isinstance(affinity, Affinity):
             return False
-        wedding = wedding_of_path(path)
-        if wedding is None:
-            return False
-        to = affinity.owner(wedding)
-        if to == affinity.index:
+        to = affinity.owner_elsewhere(path)
+        if to is None:
             return False
         transport = self._transport
         assert transport is not None
@@ -413,73 +377,9 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         transport.abort()
         return True
 
-    def _admit(
-        self, gate: UpgradeGate[Any], path: str, query: str, headers: dict[str, str], address: str
-    ) -> Any:
-        wedding_id, slash, doc = path[len(_PREFIX) :].partition("/")
-        if not slash or "/" in doc:
-            return gate.refuse(NO_SUCH_DOCUMENT)
-        return gate.admit(
-            wedding_id,
-            doc,
-            token=bearer_token(self._query_token(query), headers.get("authorization")),
-            headers=headers,
-            address=address,
-        )
-
-    @staticmethod
-    def _check_upgrade(method: str, headers: dict[str, str]) -> Refusal | None:
-        if method != "GET":
-            return Refusal(400, "a WebSocket upgrade is a GET")
-        if "websocket" not in headers.get("upgrade", "").lower():
-            return Refusal(400, "missing Upgrade: websocket")
-        tokens = {t.strip().lower() for t in headers.get("connection", "").split(",")}
-        if "upgrade" not in tokens:
-            return Refusal(400, "missing Connection: Upgrade")
-        if headers.get("sec-websocket-version") != "13":
-            return Refusal(426, "WebSocket version 13 only")
-        try:
-            key = base64.b64decode(headers.get("sec-websocket-key", ""), validate=True)
-        except ValueError:
-            key = b""
-        if len(key) != 16:
-            return Refusal(400, "missing or invalid Sec-WebSocket-Key")
-        return None
-
-    @staticmethod
-    def _query_token(query: str) -> str | None:
-        token = None
-        for name, value in parse_qsl(query, keep_blank_values=True):
-            if name == "token":
-                token = value  # the last one wins, as in Starlette's QueryParams
-        return token
-
-    def _client(self, headers: dict[str, str]) -> tuple[str, int]:
-        assert self._transport is not None
-        peer = self._transport.get_extra_info("peername")
-        host, port = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else ("", 0)
-        forwarded = headers.get("x-forwarded-for")
-        if forwarded and self._config.proxy_headers:
-            spec = self._config.forwarded_allow_ips
-            trusted = _per_server(self._app_state, _PROXIES_KEY, _TrustedProxies, spec)
-            if host in trusted:
-                client = trusted.client(forwarded)
-                if client is not None:
-                    return client, 0
-        return host, port
-
     def _respond(self, refusal: Refusal) -> None:
         assert self._transport is not None
-        body = refusal.body()
-        lines = [
-            f"HTTP/1.1 {refusal.status} {_PHRASES.get(refusal.status, '')}",
-            *(f"{name}: {value}" for name, value in refusal.headers()),
-            f"content-length: {len(body)}",
-            "connection: close",
-        ]
-        if refusal.status == 426:
-            lines.append("sec-websocket-version: 13")
-        self._transport.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        self._transport.write(refusal_response(refusal))
         self._state = _CLOSED
         self._closed = True
         self._transport.close()
@@ -498,10 +398,7 @@ class SyncWebSocketProtocol(asyncio.Protocol):
 
     def _accept(self, gate: UpgradeGate[Any], admitted: Any, key: str, peer: str) -> None:
         assert self._transport is not None
-        self._transport.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
-            b"sec-websocket-accept: " + accept_key(key).encode() + b"\r\n\r\n"
-        )
+        self._transport.write(accept_response(key))
         self._state = _OPEN
         self._max_size = gate.settings.max_message_bytes
         self._max_out = gate.settings.outbound_queue_bytes
@@ -697,91 +594,3 @@ class SyncWebSocketProtocol(asyncio.Protocol):
             self._write_control(frame_header(_PING, 0))
             self._pinged = True
         self._heard = False
-
-
-class Pinger:
-    """One timer for all of a server's native connections (one per connection would be two
-    more objects each for the garbage collector), each connection ticked once per
-    ``interval``, spread over it: connections are dealt round-robin into slots, and one
-    slot is ticked every ``interval / slots`` seconds. Ticking them all in one loop turn
-    wrote 18,000 pings and read 18,000 pongs at once every interval, which held every
-    delivery on that process back by hundreds of milliseconds."""
-
-    SLOT_SECONDS = 0.1
-    MAX_SLOTS = 256
-
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
-        count = max(1, min(self.MAX_SLOTS, round(interval / self.SLOT_SECONDS)))
-        self._slots: list[set[SyncWebSocketProtocol]] = [set() for _ in range(count)]
-        self._step = interval / count
-        self._dealt = 0  # slot the next connection goes to
-        self._due = 0  # slot ticked next
-        self._next_at = 0.0
-        self._timer: asyncio.TimerHandle | None = None
-
-    def add(self, protocol: SyncWebSocketProtocol) -> set[SyncWebSocketProtocol]:
-        """Tick ``protocol`` from now on; it leaves by discarding itself from the slot
-        returned."""
-        slot = self._slots[self._dealt]
-        slot.add(protocol)
-        self._dealt = (self._dealt + 1) % len(self._slots)
-        if self._timer is None:
-            loop = asyncio.get_running_loop()
-            self._next_at = loop.time() + self._step
-            self._timer = loop.call_at(self._next_at, self._tick)
-        return slot
-
-    def _tick(self) -> None:
-        self._timer = None
-        for protocol in list(self._slots[self._due]):
-            protocol._ping()
-        self._due = (self._due + 1) % len(self._slots)
-        if any(self._slots):
-            # Anchored to the schedule, not to now: a late tick does not push the rest back.
-            self._next_at = max(self._next_at + self._step, asyncio.get_running_loop().time())
-            self._timer = asyncio.get_running_loop().call_at(self._next_at, self._tick)
-
-
-class Outbox:
-    """The frames a server's connections are sent in one loop turn, written after it: one
-    ``write`` (one ``send`` system call) per connection per turn, however many frames the
-    turn gave it (a broadcast of a batch, its echo and the updates it released, presence),
-    in the order they were sent. And one frame per message for all its readers: a room
-    hands every connection the same message object, framed here once (the last message's
-    frame is kept until the turn's writes are done).
-
-    The write happens when a room has distributed a committed batch (it flushes its
-    connections: the echo does not wait for the rest of the turn), else at the start of the
-    next loop iteration (``call_soon``), before the callbacks of the I/O that iteration
-    reads."""
-
-    __slots__ = ("_due", "_message", "_frame", "_scheduled")
-
-    def __init__(self, _: object = None) -> None:
-        self._due: list[SyncWebSocketProtocol] = []
-        self._message: bytes | None = None
-        self._frame = b""
-        self._scheduled = False
-
-    def frame(self, message: bytes) -> bytes:
-        """``message`` as one binary frame (the same object for the same message)."""
-        if message is self._message:
-            return self._frame
-        frame = frame_header(_BINARY, len(message)) + message
-        self._message, self._frame = message, frame
-        return frame
-
-    def add(self, protocol: SyncWebSocketProtocol) -> None:
-        """``protocol`` has frames to write at the end of this turn."""
-        self._due.append(protocol)
-        if not self._scheduled:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._write)
-
-    def _write(self) -> None:
-        self._scheduled = False
-        due, self._due = self._due, []
-        self._message, self._frame = None, b""
-        for protocol in due:
-            protocol._write_out()

@@ -1,11 +1,12 @@
 """The conflicts keeper: each wedding's read-only ``{wedding_id}/conflicts`` room, kept up
 to date, ``conflict.detected`` / ``conflict.resolved`` / ``conflict.acknowledged`` events,
-and resolution: by domain operations made as the resolver, or by acknowledging."""
+and resolution: by domain operations made as the resolver, or by acknowledging. What a
+conflict's records look like (its id, its view, its events) is
+:mod:`crdt_server.features.conflicts.records`'s."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import time
@@ -26,8 +27,18 @@ from crdt_server.documents.changes import EntryChange, entry_changes
 from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.findings import Ident, WeddingFindings
 from crdt_server.documents.operations import OPERATIONS
-from crdt_server.documents.resolution import suggest
 from crdt_server.features.conflicts.concurrent import ConcurrentEdits, finding_view
+from crdt_server.features.conflicts.records import (
+    SENDER,
+    ConflictView,
+    as_dict,
+    conflict_event,
+    conflict_id,
+    is_concurrent_event,
+    is_stored_id,
+    last_writers,
+    resolved_event,
+)
 from crdt_server.names import CONFLICTS
 from crdt_server.storage import NewEvent, StoredEvent
 
@@ -38,8 +49,6 @@ __all__ = ["ConflictView", "ConflictsKeeper", "conflict_id"]
 
 log = logging.getLogger("crdt_server.conflicts")
 
-_SENDER = Sender(Actor("server", "server"), "server:conflicts")
-_MOST_PRIVATE_FIRST = ("budget", "guests", "seating", "timeline")
 _WRITERS_PER_WEDDING = 5000
 _WEDDINGS_REMEMBERED = 1000
 _TOUCH_SLICE = 200
@@ -47,28 +56,6 @@ _TOUCH_SLICE = 200
 REMOTE_GRACE = 0.5
 """Seconds a process waits before writing findings another process's content made: that
 process writes them first (right after its commit)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ConflictView:
-    """A current finding as the API shows it: the finding, its stable id, when it was
-    first seen, who wrote its entries, who acknowledged it, and the hierarchy's suggestion."""
-
-    id: str
-    conflict: Conflict
-    first_seen: float | None
-    actors: list[dict[str, str]]
-    acknowledged: list[dict[str, Any]]
-    suggestion: dict[str, Any]
-    concurrent: dict[str, Any] | None = None
-    """For a ``concurrent_edit``: the lost and the kept write (see
-    :func:`~crdt_server.features.conflicts.concurrent.finding_view`)."""
-
-
-def conflict_id(conflict: Conflict) -> str:
-    """A finding's stable id: the same code on the same entries is the same conflict."""
-    digest = hashlib.sha1("\x00".join((conflict.code, *conflict.paths)).encode()).hexdigest()
-    return f"{conflict.code}:{digest[:12]}"
 
 
 class ConflictsKeeper(Extension):
@@ -139,7 +126,7 @@ class ConflictsKeeper(Extension):
         self._touch(wedding, room, touched)
         if wedding.findings is not None and written:
             wedding.keys |= wedding.findings.touching(written)  # their writers changed
-        if any(_concurrent_event(e) for e in batch.events):
+        if any(is_concurrent_event(e) for e in batch.events):
             wedding.stored = True
 
     def on_remote_changes(self, room: Room, changes: Sequence[ChangeRecord]) -> None:
@@ -317,22 +304,24 @@ class ConflictsKeeper(Extension):
         # What comes and goes is recorded before the room shows it: whoever sees a finding
         # there finds its event (this wedding's updates here take turns: see the lock).
         current = await self._entries(wedding_id)
-        came = [key for key in wanted if not _dict(current.get(key))]
+        came = [key for key in wanted if not as_dict(current.get(key))]
         gone = current.keys() if checked is None else sorted(checked)
         went = [
-            (key, _dict(current[key]))
+            (key, as_dict(current[key]))
             for key in gone
-            if key in current and key not in wanted and not _stored_id(key)
+            if key in current and key not in wanted and not is_stored_id(key)
         ]
         recorded: list[StoredEvent] = []
         if self._events is not None and (came or went):
             events = [
-                _event(wedding_id, "conflict.detected", key, wanted[key].code, wanted[key].paths)
+                conflict_event(
+                    wedding_id, "conflict.detected", key, wanted[key].code, wanted[key].paths
+                )
                 for key in came
-            ] + [_resolved(wedding_id, key, old) for key, old in went]
+            ] + [resolved_event(wedding_id, key, old) for key, old in went]
             recorded = list((await self._events.record(events)).events)
             for event in recorded:
-                if event.type == "conflict.resolved" and event.sub != _SENDER.actor.sub:
+                if event.type == "conflict.resolved" and event.sub != SENDER.actor.sub:
                     wedding.resolved[json.loads(event.data).get("id")] = event
 
         def write(doc: Doc[Any]) -> None:
@@ -340,7 +329,7 @@ class ConflictsKeeper(Extension):
             with doc.transaction(origin="conflicts"):
                 if stored is not None:
                     # Concurrent edits: stored findings, their events recorded with them.
-                    for key in [k for k in entries.keys() if _stored_id(k) and k not in stored]:
+                    for key in [k for k in entries.keys() if is_stored_id(k) and k not in stored]:
                         del entries[key]
                     for key, view in stored.items():
                         value = {
@@ -354,13 +343,13 @@ class ConflictsKeeper(Extension):
                     if key in entries:
                         del entries[key]
                 for key, conflict in wanted.items():
-                    old = _dict(entries.get(key))
+                    old = as_dict(entries.get(key))
                     value = {
                         "code": conflict.code,
                         "paths": list(conflict.paths),
                         "message": conflict.message,
                         "first_seen": old.get("first_seen", now),
-                        "actors": _actors(
+                        "actors": last_writers(
                             old.get("actors"), known, (*conflict.paths, *related[key])
                         ),
                     }
@@ -370,7 +359,7 @@ class ConflictsKeeper(Extension):
                     if old != value:
                         entries[key] = value
 
-        await service.edit(f"{wedding_id}/{CONFLICTS}", write, _SENDER)
+        await service.edit(f"{wedding_id}/{CONFLICTS}", write, SENDER)
         return recorded
 
     async def _stored(self, wedding_id: str) -> dict[str, dict[str, Any]]:
@@ -389,53 +378,19 @@ class ConflictsKeeper(Extension):
         entries = await self._entries(wedding_id)
         views: list[ConflictView] = []
         for conflict in check(docs):
-            if not all(p.split("/")[0] in readable for p in conflict.paths):
-                continue
-            key = conflict_id(conflict)
-            entry = entries.get(key)
-            entry = entry if isinstance(entry, dict) else {}
-            actors = [a for a in entry.get("actors") or [] if isinstance(a, dict)]
-            writers = {
-                str(a.get("path")): Actor(str(a.get("sub")), str(a.get("role"))) for a in actors
-            }
-            people = sorted({(w.sub, w.role) for w in writers.values()})
-            first = entry.get("first_seen")
-            views.append(
-                ConflictView(
-                    id=key,
-                    conflict=conflict,
-                    first_seen=first if isinstance(first, int | float) else None,
-                    actors=[{"sub": sub, "role": role} for sub, role in people],
-                    acknowledged=[
-                        a for a in entry.get("acknowledged") or [] if isinstance(a, dict)
-                    ],
-                    suggestion=suggest(conflict, writers, docs).to_json(),
-                )
-            )
+            if all(p.split("/")[0] in readable for p in conflict.paths):
+                key = conflict_id(conflict)
+                views.append(ConflictView.checked(key, conflict, as_dict(entries.get(key)), docs))
         for view in (await self._stored(wedding_id)).values():
-            if view["doc"] not in readable:
-                continue
-            both: list[dict[str, str]] = [
-                w["actor"] for w in (view["lost"], view["kept"]) if w and w["actor"]
-            ]
-            views.append(
-                ConflictView(
-                    id=view["id"],
-                    conflict=Conflict(CONCURRENT_CODE, tuple(view["paths"]), view["message"]),
-                    first_seen=view["detected_at"],
-                    actors=sorted({(a["sub"], a["role"]): a for a in both}.values(), key=str),
-                    acknowledged=[],
-                    suggestion=view["suggestion"],
-                    concurrent=view,
-                )
-            )
+            if view["doc"] in readable:
+                views.append(ConflictView.stored(view))
         return views
 
     async def acknowledge(self, wedding_id: str, key: str, actor: Actor) -> str | None:
         """Record that ``actor`` has seen conflict ``key`` and keeps the state as it is;
         returns the id of the ``conflict.acknowledged`` event (``None`` if this person had
         already acknowledged it). Raises :class:`LookupError` if there is no such conflict."""
-        if _stored_id(key):
+        if is_stored_id(key):
             return await self._settle(wedding_id, key, "acknowledged", actor)
         service = self._require_service()
         found: list[dict[str, Any]] = []
@@ -454,13 +409,13 @@ class ConflictsKeeper(Extension):
             seen.append({"sub": actor.sub, "role": actor.role, "at": time.time()})
             entries[key] = {**entry, "acknowledged": seen}
 
-        await service.edit(f"{wedding_id}/{CONFLICTS}", write, _SENDER)
+        await service.edit(f"{wedding_id}/{CONFLICTS}", write, SENDER)
         if not found:
             raise LookupError(key)
         if not first or self._events is None:
             return None
         entry = found[0]
-        event = _event(
+        event = conflict_event(
             wedding_id, "conflict.acknowledged", key, entry.get("code"), entry.get("paths"), actor
         )
         stored = (await self._events.record([event])).events[0]
@@ -482,7 +437,7 @@ class ConflictsKeeper(Extension):
         """
         service = self._require_service()
         live = await service.documents(wedding_id)
-        stored = _stored_id(key)
+        stored = is_stored_id(key)
         if stored:
             if key not in await self._stored(wedding_id):
                 raise LookupError(key)
@@ -587,11 +542,11 @@ class ConflictsKeeper(Extension):
                 entry["resolving"] = marker
             entries[key] = entry
 
-        await service.edit(f"{wedding_id}/{CONFLICTS}", write, _SENDER)
+        await service.edit(f"{wedding_id}/{CONFLICTS}", write, SENDER)
         if marker is not None and not found:
             # Found by the check, but the keeper has not written it yet: write it now.
             await self._refresh_once(wedding_id)
-            await service.edit(f"{wedding_id}/{CONFLICTS}", write, _SENDER)
+            await service.edit(f"{wedding_id}/{CONFLICTS}", write, SENDER)
             if not found:
                 raise LookupError(key)
 
@@ -613,9 +568,6 @@ class ConflictsKeeper(Extension):
                 wedding.timer = None
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
-
-
-CONCURRENT_CODE = "concurrent_edit"
 
 
 @dataclass(slots=True, eq=False)
@@ -644,68 +596,3 @@ class _Wedding:
     touched: list[tuple[str, Doc[Any], list[tuple[str, str]]]] = field(default_factory=list)
     """Entries ``(root, id)`` of a document of a kind that changes touched since the last
     evaluation, which reads them again (:meth:`ConflictsKeeper._read_touched`)."""
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _concurrent_event(event: NewEvent) -> bool:
-    return event.type.startswith("conflict.") and f'"code":"{CONCURRENT_CODE}"' in event.data
-
-
-def _stored_id(key: str) -> bool:
-    """Whether ``key`` names a stored finding (a concurrent edit), not a checked one."""
-    return key.startswith("cw:")
-
-
-def _actors(
-    old: Any, known: Mapping[str, tuple[str, str, float]], paths: Sequence[str]
-) -> list[dict[str, Any]]:
-    """The last writer of each of ``paths``: what the entry says, or what this process
-    committed later (each process knows its own commits; the newest write wins)."""
-    merged: dict[str, dict[str, Any]] = {}
-    for a in old if isinstance(old, list) else []:
-        if isinstance(a, dict) and a.get("path") in paths:
-            merged[a["path"]] = a
-    for path in paths:
-        mine = known.get(path)
-        if mine is None:
-            continue
-        current = merged.get(path)
-        at = current.get("at") if current is not None else None
-        if current is None or not isinstance(at, int | float) or at < mine[2]:
-            merged[path] = {"path": path, "sub": mine[0], "role": mine[1], "at": mine[2]}
-    return [merged[p] for p in sorted(merged)]
-
-
-def _resolved(wedding_id: str, key: str, old: dict[str, Any]) -> NewEvent:
-    """``conflict.resolved``: credited to the person resolving it, if someone is (else the
-    server: the entries changed so that the finding no longer holds)."""
-    marker = old.get("resolving")
-    if isinstance(marker, dict) and isinstance(marker.get("sub"), str):
-        by = Actor(marker["sub"], str(marker.get("role")))
-        extra = {"resolution": "ops", "ops": marker.get("ops", [])}
-        return _event(
-            wedding_id, "conflict.resolved", key, old.get("code"), old.get("paths"), by, extra
-        )
-    return _event(wedding_id, "conflict.resolved", key, old.get("code"), old.get("paths"))
-
-
-def _event(
-    wedding_id: str,
-    kind: str,
-    key: str,
-    code: Any,
-    paths: Any,
-    actor: Actor = _SENDER.actor,
-    extra: Mapping[str, Any] | None = None,
-) -> NewEvent:
-    paths = [str(p) for p in paths] if isinstance(paths, list | tuple) else []
-    docs = {p.split("/")[0] for p in paths}
-    # An event belongs to one document (readers see the events of documents they may
-    # read). A conflict between documents is filed under the one fewest roles may read in
-    # the default matrix, so it reaches no one who could not see all of its entries.
-    doc = next((d for d in _MOST_PRIVATE_FIRST if d in docs), None)
-    data = {"id": key, "code": code, "paths": paths, "docs": sorted(docs), **(extra or {})}
-    return NewEvent(wedding_id, kind, json.dumps(data), doc, sub=actor.sub, role=actor.role)

@@ -1,134 +1,53 @@
-"""The ``crdt-server`` command."""
+"""The ``crdt-server`` command: its arguments, ``serve`` (one process, or a supervisor and
+its workers), ``token``, the features' commands and the data tools.
+
+The parts live beside it: the log lines (:mod:`crdt_server.cli.logs`), one server process
+(:mod:`crdt_server.cli.process`) and the workers of ``--workers`` (:mod:`crdt_server.cli.workers`).
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import ctypes
-import ipaddress
-import json
 import logging
 import os
-import re
 import signal
 import socket
 import sys
-import threading
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
 from types import FrameType
-from urllib.parse import unquote_plus
 
-import uvicorn
 from starlette.applications import Starlette
 
 from crdt_server.app import CORE_SCHEMAS, FEATURES, create_app, token_codec
-from crdt_server.auth.permissions import ROLES, PermissionMatrix
+from crdt_server.auth.permissions import ROLES
 from crdt_server.auth.tokens import SECRET_FILE, TokenError, load_or_create_secret
+from crdt_server.cli.logs import configure_logging, redact_tokens
+from crdt_server.cli.process import (
+    Server,
+    StartupError,
+    check_startup,
+    private_data_dir,
+    tune_gc,
+    uvicorn_config,
+)
+from crdt_server.cli.workers import WorkerServer, die_with_parent, worker_argv
 from crdt_server.core.quarantine import slot_path
-from crdt_server.core.watchdog import LoopWatchdog, tick_seconds
+from crdt_server.core.watchdog import tick_seconds
 from crdt_server.edge.demo import with_demo
 from crdt_server.edge.supervisor import Supervisor
-from crdt_server.edge.upgrade import STATE_KEY as GATE_KEY
-from crdt_server.edge.upgrade import Gate
 from crdt_server.features import Command, Feature, commands_of, fragments_of
-from crdt_server.gcpolicy import SurvivorFreezer, freeze_start_up
 from crdt_server.rlimits import raise_open_files_limit
-from crdt_server.settings import ENV_PREFIX, Settings, SettingsError
+from crdt_server.settings import Settings, SettingsError
 from crdt_server.tools import commands as data_commands
-from crdt_server.tools.backup import repair_modes
-from crdt_server.wire.affinity import STATE_KEY as AFFINITY_KEY
-from crdt_server.wire.affinity import Affinity, make_run_dir, refuse_stopping
+from crdt_server.wire.affinity import Affinity, make_run_dir
 from crdt_server.wire.http_head import head_deadline_protocol
-from crdt_server.wire.uvicorn_private import app_state, connection_factory, keep_task
-from crdt_server.wire.websocket import SyncWebSocketProtocol
 
 __all__ = ["main", "redact_tokens"]
-
-_SECRET_NAMES = frozenset({"token", "access_token"})
-# A name=value pair as it appears in a URL or a query string, the "=" possibly
-# percent-encoded; the name is judged after percent-decoding (see _secret_name).
-_PAIR = re.compile(r"(?P<name>[^\s?&;=\"'<>]+)(?P<eq>=|%3[dD])(?P<value>[^\s&;\"'<>]*)")
-
-
-def _secret_name(raw: str) -> bool:
-    """Whether a query parameter name, once decoded as a server would decode it (repeatedly,
-    so that ``%2574oken`` counts too), names a token."""
-    name = raw
-    for _ in range(4):
-        decoded = unquote_plus(name)
-        if decoded == name:
-            break
-        name = decoded
-    # A decoded name may carry the separator it was hidden behind (%3Ftoken, %26token).
-    last = re.split(r"[?&;]", name)[-1]
-    return last.strip().lower() in _SECRET_NAMES
-
-
-def redact_tokens(message: str) -> str:
-    """``message`` with the value of every token parameter replaced by ``[redacted]``."""
-    if "=" not in message and "%3d" not in message.lower():
-        return message
-    return _PAIR.sub(_redact_pair, message)
-
-
-def _redact_pair(match: re.Match[str]) -> str:
-    value = match["value"]
-    # A value may hide a whole encoded query (x=1%26token%3D...): judge it decoded too.
-    hidden = "%" in value and redact_tokens(unquote_plus(value)) != unquote_plus(value)
-    if _secret_name(match["name"]) or hidden:
-        return f"{match['name']}{match['eq']}[redacted]"
-    return match[0]
-
-
-class RedactTokens(logging.Filter):
-    """Query tokens never reach a log line, whichever library logs the URL, however the
-    parameter's name is percent-encoded."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = redact_tokens(message)
-        if redacted != message:
-            record.msg = redacted
-            record.args = None
-        return True
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message (and the error, if any);
-    an access log line adds its fields (method, route, status, duration_ms, request_id)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        fields = getattr(record, "http", None)
-        if isinstance(fields, dict):
-            entry.update(fields)
-        if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-def configure_logging(level: str, log_format: str = "text") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if log_format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    # The filter runs before the formatter, so JSON lines are redacted too.
-    handler.addFilter(RedactTokens())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
 
 
 class CliError(Exception):
@@ -230,17 +149,6 @@ SCHEMAS = (*CORE_SCHEMAS, *(schema for feature in FEATURES for schema in feature
 versions a store must not hold newer than (``serve`` and every command that opens a store)."""
 
 
-def tune_gc(settings: Settings) -> None:
-    """The garbage collector of a server process (crdt_server/gcpolicy.py): what is loaded
-    by now is frozen out of every later collection, and so is whatever survives two
-    collections, with a full collection every ``gc_full_collection_seconds``; 0 keeps
-    CPython's own schedule after start-up."""
-    if settings.gc_full_collection_seconds > 0:
-        SurvivorFreezer(settings.gc_full_collection_seconds).install()
-    else:
-        freeze_start_up()
-
-
 def app_from_env(worker: int | None = None) -> Starlette:
     """The app of one worker process (``--workers N``): settings come from the environment,
     where ``serve`` put its command-line options; ``worker``, its index, names its apply
@@ -259,116 +167,8 @@ def app_from_env(worker: int | None = None) -> Starlette:
     return app
 
 
-class StartupError(Exception):
-    """The server could not start; the message is the one line printed on stderr."""
-
-
-def check_startup(settings: Settings) -> None:
-    """Everything that can be wrong with the settings, found before anything listens: a
-    bad setting gives one line on stderr and a non-zero exit, never a half-started server."""
-    if settings.permissions:
-        PermissionMatrix.from_json(settings.permissions)
-    token_codec(settings)  # the secret or public key can be read
-    parse_trusted_proxies(settings.trusted_proxies)
-
-
-def parse_trusted_proxies(spec: str) -> list[str]:
-    """The operator's ``TRUSTED_PROXIES``: each an IP address or network."""
-    items = [item.strip() for item in spec.split(",") if item.strip()]
-    for item in items:
-        try:
-            ipaddress.ip_network(item, strict=False)
-        except ValueError:
-            raise SettingsError(
-                f"{ENV_PREFIX}TRUSTED_PROXIES: {item!r} is not an IP address or network"
-            ) from None
-    return items
-
-
-def private_data_dir(path: Path) -> list[str]:
-    """The data directory and everything created in it are the server's alone: the
-    directory is 0700 and, through the process umask, every file (the SQLite file, its
-    -wal and -shm, the auth secret) is 0600. Files found with other modes (copied in, made
-    by another tool) are repaired; returns what was, for one log line."""
-    os.umask(0o077)
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return repair_modes(path)
-
-
-class _Server(uvicorn.Server):
-    """uvicorn's server that says it listens only once the app has started, that ends
-    the process within ``shutdown_timeout`` of a stop signal, whatever is stuck, and whose
-    loop watchdog ends it when its event loop stops turning for ``loop_stall`` seconds
-    (:mod:`crdt_server.core.watchdog`; 0: off)."""
-
-    def __init__(
-        self,
-        config: uvicorn.Config,
-        *,
-        announce: str,
-        shutdown_timeout: float,
-        loop_stall: float = 0.0,
-        heartbeat_fd: int | None = None,
-    ) -> None:
-        super().__init__(config)
-        self._announce = announce
-        self._shutdown_timeout = shutdown_timeout
-        self._watchdog: threading.Timer | None = None
-        self._loop_stall = loop_stall
-        self._heartbeat_fd = heartbeat_fd
-        self.loop_watchdog: LoopWatchdog | None = None
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        if self.started and not self.should_exit:
-            if self._loop_stall > 0:
-                gate = app_state(self).get(GATE_KEY)
-                metrics = gate.registry.metrics if isinstance(gate, Gate) else None
-                self.loop_watchdog = LoopWatchdog(self._loop_stall, metrics, self._heartbeat_fd)
-                self.loop_watchdog.start(asyncio.get_running_loop())
-            # Tests and scripts read this line to learn the port when --port 0 was given.
-            if self._announce:
-                print(self._announce, flush=True)
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        # A graceful stop may take longer than the stall threshold (rooms flushing): the
-        # shutdown timer above bounds it instead.
-        if self.loop_watchdog is not None:
-            self.loop_watchdog.stop()
-            self.loop_watchdog = None
-        await super().shutdown(sockets=sockets)
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        super().handle_exit(sig, frame)
-        if self._watchdog is None:
-            self._watchdog = threading.Timer(self._shutdown_timeout, _give_up, (sig,))
-            self._watchdog.daemon = True
-            self._watchdog.start()
-
-
-def _give_up(sig: int) -> None:
-    """The watchdog: graceful shutdown took too long (a store or peer that hangs)."""
-    print(
-        f"crdt-server: shutdown did not finish in time after signal {sig}; exiting",
-        file=sys.stderr,
-        flush=True,
-    )
-    os._exit(1)
-
-
 def serve(settings: Settings, *, demo: bool = False) -> None:
     configure_logging(settings.log_level, settings.log_format)
-    if settings.websocket_stack != "native":
-        logging.getLogger("crdt_server.cli").warning(
-            "CRDT_SERVER_WEBSOCKET_STACK is deprecated and ignored (it goes in the next"
-            " release): the native stack serves every connection"
-        )
-    if settings.websocket_compression:
-        logging.getLogger("crdt_server.cli").warning(
-            "CRDT_SERVER_WEBSOCKET_COMPRESSION is deprecated and ignored (it goes in the next"
-            " release): permessage-deflate is not offered; Yjs updates are small and binary,"
-            " and deflate would cost CPU on every fan-out and memory on every connection"
-        )
     if not settings.database_url:
         repaired = private_data_dir(settings.data_dir)
         if repaired:
@@ -394,7 +194,7 @@ def serve(settings: Settings, *, demo: bool = False) -> None:
         print(announce, flush=True)
         run_dir = make_run_dir()
         Supervisor(
-            partial(_worker_argv, count=settings.workers, run_dir=run_dir),
+            partial(worker_argv, count=settings.workers, run_dir=run_dir),
             settings.workers,
             sock,
             run_dir=run_dir,
@@ -418,7 +218,7 @@ def serve(settings: Settings, *, demo: bool = False) -> None:
         with_demo(app, settings, settings.public_url.rstrip("/") or local, seed=demo)
     tune_gc(settings)
     config = uvicorn_config(settings, app)
-    server = _Server(
+    server = Server(
         config,
         announce=announce,
         shutdown_timeout=settings.shutdown_timeout_seconds,
@@ -441,132 +241,6 @@ def serve(settings: Settings, *, demo: bool = False) -> None:
         raise StartupError("the application failed to start (see the log above)")
 
 
-def uvicorn_config(settings: Settings, app: Starlette | str) -> uvicorn.Config:
-    """uvicorn's configuration of one server process (the single one, or a worker)."""
-    proxies = parse_trusted_proxies(settings.trusted_proxies)
-    return uvicorn.Config(
-        app,
-        factory=isinstance(app, str),
-        http=head_deadline_protocol(
-            settings.handshake_timeout_seconds,
-            settings.max_pending_handshakes_per_address,
-            settings.body_timeout_seconds,
-        ),
-        ws=SyncWebSocketProtocol,
-        ws_max_size=settings.max_message_bytes,
-        # Never offered (CRDT_SERVER_WEBSOCKET_COMPRESSION is deprecated): uvicorn's own
-        # protocol, which serves upgrades of other paths, would offer it by default.
-        ws_per_message_deflate=False,
-        ws_ping_interval=settings.websocket_ping_seconds or None,
-        ws_ping_timeout=settings.websocket_ping_seconds or None,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=max(1, round(settings.close_timeout_seconds * 2)),
-        # uvicorn trusts X-Forwarded-For from 127.0.0.1 unless told otherwise; here only
-        # the operator's list is trusted, and none by default.
-        proxy_headers=bool(proxies),
-        forwarded_allow_ips=proxies or [],
-    )
-
-
-def _worker_argv(index: int, fd: int, heartbeat: int, *, count: int, run_dir: Path) -> list[str]:
-    """The command line of worker ``index`` (see :func:`worker_main`)."""
-    return [
-        sys.executable,
-        "-c",
-        "import sys; from crdt_server.cli import worker_main; sys.exit(worker_main(sys.argv[1:]))",
-        f"--index={index}",
-        f"--count={count}",
-        f"--fd={fd}",
-        f"--heartbeat-fd={heartbeat}",
-        f"--run-dir={run_dir}",
-    ]
-
-
-class _WorkerServer(_Server):
-    """A worker's server: it takes connections handed over by the other workers once its
-    app has started, and stops taking them when it stops."""
-
-    def __init__(
-        self,
-        config: uvicorn.Config,
-        affinity: Affinity,
-        *,
-        shutdown_timeout: float,
-        loop_stall: float = 0.0,
-        heartbeat_fd: int | None = None,
-    ):
-        super().__init__(
-            config,
-            announce="",
-            shutdown_timeout=shutdown_timeout,
-            loop_stall=loop_stall,
-            heartbeat_fd=heartbeat_fd,
-        )
-        self._affinity = affinity
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        affinity = self._affinity
-        app_state(self)[AFFINITY_KEY] = affinity
-        await super().startup(sockets=sockets)
-        if not self.started or self.should_exit:
-            return
-        gate = app_state(self).get(GATE_KEY)
-        if not isinstance(gate, Gate):
-            return  # an app without the sync gate: nothing to hand over
-        gate.registry.metrics.set_worker(affinity.index)
-        adopted = gate.registry.metrics.adopted
-        create = connection_factory(self)
-        loop = asyncio.get_running_loop()
-
-        taken_back = gate.registry.metrics.handoffs_taken_back
-
-        def serve(sock: socket.socket, head: bytes) -> None:
-            task = loop.create_task(_adopt(loop, sock, lambda: affinity.feed(create(), head)))
-            keep_task(self, task)
-
-        def adopt(sock: socket.socket, head: bytes) -> None:
-            if self.should_exit:
-                refuse_stopping(sock)
-                return
-            adopted.inc()
-            serve(sock, head)
-
-        def take_back(sock: socket.socket, head: bytes) -> None:
-            # The owner did not take it in time: served here, as when it is unreachable
-            # (its hand-offs are skipped for a while, so this one is not handed off again).
-            taken_back.inc()
-            if self.should_exit:
-                refuse_stopping(sock)
-                return
-            serve(sock, head)
-
-        affinity.listen(loop, adopt, take_back)
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        self._affinity.close()
-        await super().shutdown(sockets=sockets)
-
-
-async def _adopt(
-    loop: asyncio.AbstractEventLoop, sock: socket.socket, factory: Callable[[], asyncio.Protocol]
-) -> None:
-    try:
-        await loop.connect_accepted_socket(factory, sock=sock)
-    except OSError:
-        sock.close()
-
-
-def _die_with_parent() -> None:
-    """Linux: this worker gets SIGTERM when the supervisor dies (a SIGKILL of the parent
-    must not leave workers serving the socket)."""
-    if sys.platform != "linux":
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 def worker_main(argv: Sequence[str]) -> int:
     """One worker of ``serve --workers N``, started by the supervisor: settings from the
     environment (where ``serve`` put its options), the listening socket inherited."""
@@ -577,7 +251,7 @@ def worker_main(argv: Sequence[str]) -> int:
     parser.add_argument("--run-dir", type=Path, required=True)
     parser.add_argument("--heartbeat-fd", type=int)
     args = parser.parse_args(argv)
-    _die_with_parent()
+    die_with_parent()
     if os.getppid() == 1:
         return 1  # the supervisor is already gone
     sock = socket.socket(fileno=args.fd)
@@ -588,7 +262,7 @@ def worker_main(argv: Sequence[str]) -> int:
     affinity = Affinity(
         args.index, args.count, args.run_dir, timeout=settings.handoff_timeout_seconds
     )
-    server = _WorkerServer(
+    server = WorkerServer(
         config,
         affinity,
         shutdown_timeout=settings.shutdown_timeout_seconds,
