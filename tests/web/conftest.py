@@ -11,12 +11,14 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
 
 from tests.server import ServerProcess
+from tests.web.proxy import CuttableProxy
 
 CHROMIUM = os.environ.get("CRDT_SERVER_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -135,3 +137,31 @@ async def screenshot(page: Page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     await page.screenshot(path=str(path))
     return path
+
+
+@pytest_asyncio.fixture
+async def proxy(demo: Demo) -> AsyncIterator[CuttableProxy]:
+    """A TCP proxy in front of the demo server that a test can cut (Playwright's
+    ``set_offline`` does not close an open WebSocket)."""
+    cuttable = await CuttableProxy(demo.server.port).start()
+    try:
+        yield cuttable
+    finally:
+        await cuttable.close()
+
+
+async def until(page: Page, expression: str, timeout: float = 10.0) -> None:
+    """Wait until ``expression`` is true in the page. (``wait_for_function`` evaluates its
+    predicate with ``eval``, which the app's Content-Security-Policy rightly forbids.)"""
+    deadline = time.monotonic() + timeout
+    while not await page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        await page.wait_for_timeout(50)
+
+
+async def guests_and_seating(demo: Demo) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The demo wedding's guests (by id) and its seating document, as JSON."""
+    guests = await demo.json("/api/weddings/demo/docs/guests")
+    seating = await demo.json("/api/weddings/demo/docs/seating")
+    assert isinstance(guests, dict) and isinstance(seating, dict)
+    return guests["guests"], seating

@@ -7,13 +7,19 @@ go through when the server is back."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
-from tests.web.conftest import PAGE_ERRORS, Demo, open_app, screenshot, status
+from tests.web.conftest import (
+    PAGE_ERRORS,
+    Demo,
+    guests_and_seating,
+    open_app,
+    screenshot,
+    status,
+    until,
+)
 from tests.web.proxy import CuttableProxy
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio, pytest.mark.timeout(90)]
@@ -24,31 +30,6 @@ def no_page_errors() -> Any:
     PAGE_ERRORS.clear()
     yield
     assert PAGE_ERRORS == []
-
-
-@pytest_asyncio.fixture
-async def proxy(demo: Demo) -> AsyncIterator[CuttableProxy]:
-    cuttable = await CuttableProxy(demo.server.port).start()
-    try:
-        yield cuttable
-    finally:
-        await cuttable.close()
-
-
-async def until(page: Any, expression: str, timeout: float = 10.0) -> None:
-    """Wait until ``expression`` is true in the page (no ``wait_for_function``: the app's
-    Content-Security-Policy forbids the ``eval`` it uses)."""
-    deadline = time.monotonic() + timeout
-    while not await page.evaluate(expression):
-        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
-        await page.wait_for_timeout(50)
-
-
-async def state(demo: Demo) -> tuple[dict[str, Any], dict[str, Any]]:
-    guests = await demo.json("/api/weddings/demo/docs/guests")
-    seating = await demo.json("/api/weddings/demo/docs/seating")
-    assert isinstance(guests, dict) and isinstance(seating, dict)
-    return guests["guests"], seating
 
 
 def room_at(seating: dict[str, Any], exclude: str | None = None) -> tuple[str, str]:
@@ -66,7 +47,7 @@ def room_at(seating: dict[str, Any], exclude: str | None = None) -> tuple[str, s
 async def test_family_changes_an_rsvp_and_a_seat_online_and_offline(
     demo: Demo, browser: Any, proxy: CuttableProxy
 ) -> None:
-    guests, seating = await state(demo)
+    guests, seating = await guests_and_seating(demo)
     pending = sorted((g["name"], gid) for gid, g in guests.items() if g["rsvp"] == "pending")
     unseated = sorted(
         (g["name"], gid)
@@ -90,7 +71,7 @@ async def test_family_changes_an_rsvp_and_a_seat_online_and_offline(
     await page.get_by_label(f"RSVP for {first_name}").select_option("accepted")
     await status(page).filter(has_text="Synced").wait_for(timeout=10_000)
     deadline = time.monotonic() + 10
-    while (await state(demo))[0][first_id]["rsvp"] != "accepted":
+    while (await guests_and_seating(demo))[0][first_id]["rsvp"] != "accepted":
         assert time.monotonic() < deadline, "the RSVP never reached the server"
         await page.wait_for_timeout(50)
     # The edit form offers only the answers.
@@ -105,7 +86,9 @@ async def test_family_changes_an_rsvp_and_a_seat_online_and_offline(
     await page.get_by_role("link", name="Seating").click()
     await page.get_by_label(f"Table for {seat_name}").select_option(table_id)
     deadline = time.monotonic() + 10
-    while (await state(demo))[1]["assignments"].get(seat_id, {}).get("table_id") != table_id:
+    while (await guests_and_seating(demo))[1]["assignments"].get(seat_id, {}).get(
+        "table_id"
+    ) != table_id:
         assert time.monotonic() < deadline, "the seat never reached the server"
         await page.wait_for_timeout(50)
     await status(page).filter(has_text="Synced").wait_for(timeout=10_000)
@@ -123,14 +106,14 @@ async def test_family_changes_an_rsvp_and_a_seat_online_and_offline(
     await page.goto(page.url.split("#")[0] + "#seating")
     seated_here = page.get_by_role("region", name=f"Table {table_name},")
     await seated_here.get_by_text(offline_seat_name, exact=True).wait_for(timeout=5000)
-    guests, seating = await state(demo)
+    guests, seating = await guests_and_seating(demo)
     assert guests[later_id]["rsvp"] == "pending"
     assert offline_seat_id not in seating["assignments"]
     await screenshot(page, "family-seating-offline")
 
     await proxy.restore()
     await status(page).filter(has_text="Synced").wait_for(timeout=20_000)
-    guests, seating = await state(demo)
+    guests, seating = await guests_and_seating(demo)
     assert guests[later_id]["rsvp"] == "declined"
     assert seating["assignments"][offline_seat_id]["table_id"] == table_id
     queued = await page.evaluate(
@@ -146,7 +129,7 @@ async def test_family_changes_an_rsvp_and_a_seat_online_and_offline(
 
 
 async def test_the_family_view_fits_a_phone(demo: Demo, browser: Any) -> None:
-    guests, _ = await state(demo)
+    guests, _ = await guests_and_seating(demo)
     name = sorted(g["name"] for g in guests.values())[0]
     context, page = await open_app(browser, demo.link("family"), width=390, height=844)
     try:

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
 
 from tests.server import ServerProcess
 from tests.web.conftest import (
@@ -20,9 +18,11 @@ from tests.web.conftest import (
     Demo,
     demo_links,
     expect,
+    guests_and_seating,
     open_app,
     screenshot,
     status,
+    until,
 )
 from tests.web.proxy import CuttableProxy
 
@@ -34,31 +34,6 @@ def no_page_errors() -> Any:
     PAGE_ERRORS.clear()
     yield
     assert PAGE_ERRORS == []
-
-
-@pytest_asyncio.fixture
-async def proxy(demo: Demo) -> AsyncIterator[CuttableProxy]:
-    cuttable = await CuttableProxy(demo.server.port).start()
-    try:
-        yield cuttable
-    finally:
-        await cuttable.close()
-
-
-async def until(page: Any, expression: str, timeout: float = 10.0) -> None:
-    """Wait until ``expression`` is true in the page. (``wait_for_function`` evaluates its
-    predicate with ``eval``, which the app's Content-Security-Policy rightly forbids.)"""
-    deadline = time.monotonic() + timeout
-    while not await page.evaluate(expression):
-        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
-        await page.wait_for_timeout(50)
-
-
-async def guests_and_seating(demo: Demo) -> tuple[dict[str, Any], dict[str, Any]]:
-    guests = await demo.json("/api/weddings/demo/docs/guests")
-    seating = await demo.json("/api/weddings/demo/docs/seating")
-    assert isinstance(guests, dict) and isinstance(seating, dict)
-    return guests["guests"], seating
 
 
 def unseated(guests: dict[str, Any], seating: dict[str, Any]) -> list[str]:
