@@ -20,12 +20,12 @@ from tests.web.conftest import (
     PAGE_ERRORS,
     Demo,
     demo_links,
+    guests_and_seating,
     open_app,
     screenshot,
     status,
 )
 from tests.web.proxy import CuttableProxy
-from tests.web.test_planner import guests_and_seating, proxy  # noqa: F401 (the fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio, pytest.mark.timeout(90)]
 

@@ -21,7 +21,6 @@ import pytest
 
 from tests.web.conftest import PAGE_ERRORS, Demo, open_app, status
 from tests.web.proxy import CuttableProxy
-from tests.web.test_planner import proxy  # noqa: F401 (the fixture)
 from tests.web.test_runofshow_web import EDITOR, open_run_of_show, settle, text_of
 from tests.web.typists import (
     assert_runs_whole,
