@@ -24,6 +24,8 @@ and reaches them through a :class:`Gateway` (``Gateway.of(core.store)``):
   connection under its advisory lock; in its turn in the writer's queue, with the update
   commits. A database error is thrown into the generator as :class:`StoreError` (it may
   catch it, after a savepoint); whatever it raises rolls everything back.
+- ``await gateway.run(statements([(sql, params), ...]))`` is a transaction of plain
+  statements (:func:`statements`: what each received, in order);
 - ``async with gateway.transaction() as tx:`` is the same transaction with the statements
   sent one at a time from the caller's code (a hop to the writer thread each, on
   SQLite). :meth:`Transaction.add_events` numbers and stores wedding events in it. Do
@@ -66,6 +68,7 @@ __all__ = [
     "Tx",
     "dialect_sql",
     "schema_of",
+    "statements",
 ]
 
 Dialect = Literal["sqlite", "postgres"]
@@ -180,6 +183,16 @@ class Events:
 
 Tx = Generator[Sql | Events, Any, _R]
 """A transaction's work: yields statements, receives their rows, returns its result."""
+
+
+def statements(items: Sequence[tuple[str, Sequence[Any]]], *, count: bool = False) -> Tx[list[Any]]:
+    """A transaction of plain statements (``?``/``{t}`` SQL and their parameters), run in
+    order: what each received, its rows or, with ``count``, how many rows it touched.
+    ``await gateway.run(statements([...]))`` is the whole transaction."""
+    received: list[Any] = []
+    for text, params in items:
+        received.append((yield Sql(text, tuple(params), count)))
+    return received
 
 
 class Transaction(Protocol):

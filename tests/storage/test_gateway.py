@@ -22,7 +22,7 @@ from crdt_server.storage import (
     Table,
     schema_of,
 )
-from crdt_server.storage.gateway import dialect_sql
+from crdt_server.storage.gateway import dialect_sql, statements
 
 NOTES = Table(
     "gw_notes",
@@ -78,6 +78,30 @@ async def test_rows_by_name_in_one_transaction(store: DocumentStore) -> None:
     )
     assert found == [Note("a", "first", 3), Note("b", "second", 1)]
     assert await gateway.fetch("SELECT id, wedding, what FROM {t}gw_log") == [(1, "w1", "{}")]
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_plain_statements_run_in_one_transaction(store: DocumentStore) -> None:
+    """The one helper for a transaction of plain statements: what each received, in
+    order (rows, or how many rows each touched); one that fails leaves nothing."""
+    gateway = await _gateway(store)
+    insert = "INSERT INTO {t}gw_notes (wedding, id, body, at) VALUES (?, ?, ?, ?)"
+    touched = await gateway.run(
+        statements(
+            [(insert, ("w1", "a", "one", 1.0)), (insert, ("w1", "b", "two", 2.0))], count=True
+        )
+    )
+    assert touched == [1, 1]
+    rows = await gateway.run(
+        statements([("SELECT id FROM {t}gw_notes ORDER BY id", ()), ("SELECT 1", ())])
+    )
+    assert rows == [[("a",), ("b",)], [(1,)]]
+    with pytest.raises(StoreError):
+        await gateway.run(
+            statements([(insert, ("w1", "c", "x", 1.0)), (insert, ("w1", "a", "x", 1.0))])
+        )
+    assert await gateway.fetch("SELECT id FROM {t}gw_notes ORDER BY id") == [("a",), ("b",)]
 
 
 @pytest.mark.asyncio

@@ -20,7 +20,7 @@ from typing import Any
 
 from crdt_server.actor import Actor
 from crdt_server.storage.base import DocumentStore, FeatureRow
-from crdt_server.storage.gateway import Gateway, Sql, Table, Tx, schema_of
+from crdt_server.storage.gateway import Gateway, Sql, Table, Tx, schema_of, statements
 from crdt_server.storage.gateway import insert_sql as insert_text
 
 __all__ = [
@@ -176,7 +176,7 @@ class ConcurrentEditStore:
         )
         params = (wedding, *(p for prefix in prefixes for p in (prefix, prefix)))
         await self._sql.run(
-            _statements(
+            statements(
                 [
                     (
                         "DELETE FROM {t}concurrent_edit_closures WHERE id IN"
@@ -193,7 +193,7 @@ class ConcurrentEditStore:
         them (``null``: not known, as for a writer the server never knew)."""
         who = (wedding, sub)
         await self._sql.run(
-            _statements(
+            statements(
                 [
                     ("DELETE FROM {t}yjs_clients WHERE wedding = ? AND sub = ?", who),
                     (
@@ -214,8 +214,3 @@ class ConcurrentEditStore:
                 ]
             )
         )
-
-
-def _statements(statements: Sequence[tuple[str, tuple[Any, ...]]]) -> Tx[None]:
-    for text, params in statements:
-        yield Sql(text, params)

@@ -20,7 +20,7 @@ from typing import Any
 
 from crdt_server.actor import Actor
 from crdt_server.storage.base import DocumentStore
-from crdt_server.storage.gateway import Gateway, Sql, Table, Tx, schema_of
+from crdt_server.storage.gateway import Gateway, Table, schema_of, statements
 
 __all__ = ["VERSIONS", "VersionPoint", "VersionStore", "to_thin"]
 
@@ -80,7 +80,7 @@ class VersionStore:
         actors = json.dumps([[a.sub, a.role] for a in point.actors])
         row = (point.doc, point.seq, wedding, point.at, actors, state)
         sql = "INSERT INTO {t}versions VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-        return await self._sql.run(_statements([(sql, row)])) == [1]
+        return await self._sql.run(statements([(sql, row)], count=True)) == [1]
 
     async def points(
         self, doc: str, *, before: int | None = None, limit: int = 50
@@ -147,22 +147,14 @@ class VersionStore:
         if not rows:
             return
         sql = "UPDATE {t}versions SET state = ? WHERE doc = ? AND seq = ?"
-        await self._sql.run(_statements([(sql, row) for row in rows]))
+        await self._sql.run(statements([(sql, row) for row in rows], count=True))
 
     async def delete(self, points: Sequence[VersionPoint]) -> None:
         keys = [(p.doc, p.seq) for p in points]
         if not keys:
             return
         sql = "DELETE FROM {t}versions WHERE doc = ? AND seq = ?"
-        await self._sql.run(_statements([(sql, key) for key in keys]))
-
-
-def _statements(statements: Sequence[tuple[str, tuple[Any, ...]]]) -> Tx[list[int]]:
-    """The statements in one transaction; how many rows each touched."""
-    touched: list[int] = []
-    for sql, params in statements:
-        touched.append((yield Sql(sql, params, count=True)))
-    return touched
+        await self._sql.run(statements([(sql, key) for key in keys], count=True))
 
 
 def _point(row: Any) -> VersionPoint:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from crdt_server.storage import DocumentStore, Gateway, Table, schema_of
-from crdt_server.storage.gateway import Sql, Tx
+from crdt_server.storage.gateway import statements as in_one_transaction
 
 __all__ = ["SCHEMA", "Statement", "WebhookTables"]
 
@@ -123,7 +123,7 @@ class WebhookTables:
 
     async def transaction(self, statements: Sequence[Statement]) -> list[list[tuple[Any, ...]]]:
         """Run ``statements`` in one transaction; the rows each returned."""
-        return await self._sql.run(_each(statements))
+        return await self._sql.run(in_one_transaction(statements))
 
     async def claim(
         self, owner: str, now: float, lease_until: float, limit: int, per_endpoint: int = 4
@@ -139,10 +139,3 @@ class WebhookTables:
         text = _CLAIM.replace("{lock}", "")
         rows = await self.transaction([(text, args)])
         return rows[0]
-
-
-def _each(statements: Sequence[Statement]) -> Tx[list[list[tuple[Any, ...]]]]:
-    rows: list[list[tuple[Any, ...]]] = []
-    for text, args in statements:
-        rows.append((yield Sql(text, args)))
-    return rows
