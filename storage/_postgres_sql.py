@@ -5,7 +5,7 @@ of a commit, documents moved in whole, held transactions and the gateway's side
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -22,7 +22,7 @@ from ._postgres_schema import (
     check_text,
 )
 from .base import FeatureRow, MovedDocument, NewEvent, StoredEvent, StoreError, dropped_feature_row
-from .gateway import Dialect, Events, Tx, dialect_sql, insert_sql
+from .gateway import Dialect, Events, Tx, dialect_sql, dialected, insert_sql
 
 if TYPE_CHECKING:
     from ._postgres_schema import Conn
@@ -216,31 +216,38 @@ class PostgresSql:
         return self._store.held_transaction()
 
     async def run(self, tx: Tx[_T], sql: Callable[[str], str]) -> _T:
-        store = self._store
+        result: _T = await self._store.run(dialected(tx, sql))
+        return result
 
-        async def body(conn: Conn) -> _T:
-            reply: Any = None
-            error: StoreError | None = None
-            while True:
-                try:
-                    step = tx.send(reply) if error is None else tx.throw(error)
-                except StopIteration as done:
-                    result: _T = done.value
-                    return result
-                error = None
-                try:
-                    if isinstance(step, Events):
-                        for event in step.events:
-                            check_event(event)
-                        reply = await insert_events(conn, store.schema, list(step.events))
-                    elif step.count:
-                        status = str(await conn.execute(sql(step.text), *step.params))
-                        last = status.rsplit(" ", 1)[-1]
-                        reply = int(last) if last.isdigit() else 0
-                    else:
-                        reply = [tuple(r) for r in await conn.fetch(sql(step.text), *step.params)]
-                except DB_ERRORS as exc:
-                    error = StoreError(f"writing {store.where} failed: {exc}")
-                    error.__cause__ = exc
 
-        return await store.write(body)
+def driver(tx: Tx[_T], store: PostgresStore) -> Callable[[Conn], Awaitable[_T]]:
+    """The work of a gateway transaction (its statements in PostgreSQL's dialect already)
+    on the writer's connection: each statement's rows (or count) sent back into ``tx``, a
+    database error thrown into it as :class:`StoreError`."""
+
+    async def body(conn: Conn) -> _T:
+        reply: Any = None
+        error: StoreError | None = None
+        while True:
+            try:
+                step = tx.send(reply) if error is None else tx.throw(error)
+            except StopIteration as done:
+                result: _T = done.value
+                return result
+            error = None
+            try:
+                if isinstance(step, Events):
+                    for event in step.events:
+                        check_event(event)
+                    reply = await insert_events(conn, store.schema, list(step.events))
+                elif step.count:
+                    status = str(await conn.execute(step.text, *step.params))
+                    last = status.rsplit(" ", 1)[-1]
+                    reply = int(last) if last.isdigit() else 0
+                else:
+                    reply = [tuple(r) for r in await conn.fetch(step.text, *step.params)]
+            except DB_ERRORS as exc:
+                error = StoreError(f"writing {store.where} failed: {exc}")
+                error.__cause__ = exc
+
+    return body

@@ -13,14 +13,52 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._sqlite_events import insert_events
-from ._sqlite_schema import HAS_ROWS, LAST_SEQ, check_event, scalar
-from .base import FeatureRow, MovedDocument, NewEvent, StoredEvent, StoreError, dropped_feature_row
-from .gateway import Dialect, Events, Tx, dialect_sql, insert_sql
+from ._sqlite_schema import HAS_ROWS, LAST_SEQ, Body, check_event, scalar
+from .base import (
+    FeatureRow,
+    MovedDocument,
+    NewEvent,
+    NewUpdate,
+    StoredEvent,
+    StoreError,
+    dropped_feature_row,
+)
+from .gateway import Dialect, Events, Tx, dialect_sql, dialected, insert_sql
 
 if TYPE_CHECKING:
     from .sqlite import SqliteStore
 
 _T = TypeVar("_T")
+
+
+def append_rows(
+    db: sqlite3.Connection,
+    rows: Sequence[NewUpdate],
+    events: Sequence[NewEvent],
+    features: Sequence[FeatureRow],
+) -> list[int]:
+    """On the writer thread, in the caller's transaction: an append batch's events,
+    feature rows and updates (with their history); the updates' seqs."""
+    created_at = time.time()
+    if events:
+        insert_events(db, events, created_at)
+    insert_features(db, features)
+    if not rows:
+        return []
+    last = scalar(db, LAST_SEQ)
+    db.executemany(
+        "INSERT INTO updates (seq, doc, data) VALUES (?, ?, ?)",
+        [(last + i, u.doc, u.data) for i, u in enumerate(rows, 1)],
+    )
+    db.executemany(
+        "INSERT INTO history (seq, doc, origin, created_at, size, sub, role, client_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (last + i, u.doc, u.origin, created_at, len(u.data), u.sub, u.role, u.client_id)
+            for i, u in enumerate(rows, 1)
+        ],
+    )
+    return list(range(last + 1, last + 1 + len(rows)))
 
 
 def insert_features(db: sqlite3.Connection, features: Sequence[FeatureRow]) -> None:
@@ -107,31 +145,38 @@ class SqliteSql:
         return self._store.held_transaction()
 
     async def run(self, tx: Tx[_T], sql: Callable[[str], str]) -> _T:
-        path = self._store.path
+        result: _T = await self._store.run(dialected(tx, sql))
+        return result
 
-        def body(db: sqlite3.Connection) -> _T:
-            reply: Any = None
-            error: StoreError | None = None
-            while True:
-                try:
-                    step = tx.send(reply) if error is None else tx.throw(error)
-                except StopIteration as done:
-                    result: _T = done.value
-                    return result
-                error = None
-                try:
-                    if isinstance(step, Events):
-                        for event in step.events:
-                            check_event(event)
-                        reply = insert_events(db, list(step.events), time.time())
-                    else:
-                        cursor = db.execute(sql(step.text), step.params)
-                        reply = cursor.rowcount if step.count else list(map(tuple, cursor))
-                except sqlite3.Error as exc:
-                    error = StoreError(f"writing {path} failed: {exc}")
-                    error.__cause__ = exc
 
-        return await self._store.write(body)
+def driver(tx: Tx[_T], path: Path) -> Body[_T]:
+    """The work of a gateway transaction (its statements in SQLite's dialect already), to
+    run on the writer thread: each statement's rows (or count) sent back into ``tx``, a
+    database error thrown into it as :class:`StoreError`."""
+
+    def body(db: sqlite3.Connection) -> _T:
+        reply: Any = None
+        error: StoreError | None = None
+        while True:
+            try:
+                step = tx.send(reply) if error is None else tx.throw(error)
+            except StopIteration as done:
+                result: _T = done.value
+                return result
+            error = None
+            try:
+                if isinstance(step, Events):
+                    for event in step.events:
+                        check_event(event)
+                    reply = insert_events(db, list(step.events), time.time())
+                else:
+                    cursor = db.execute(step.text, step.params)
+                    reply = cursor.rowcount if step.count else list(map(tuple, cursor))
+            except sqlite3.Error as exc:
+                error = StoreError(f"writing {path} failed: {exc}")
+                error.__cause__ = exc
+
+    return body
 
 
 def put_documents(

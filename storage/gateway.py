@@ -21,9 +21,11 @@ and reaches them through a :class:`Gateway` (``Gateway.of(core.store)``):
   :class:`Sql` (it receives the rows, or the count of rows touched) and :class:`Events`
   (it receives them as stored): on SQLite all of it in one call on the store's one writer
   thread and connection (no second connection writes), on PostgreSQL on the writer's
-  connection under its advisory lock; in its turn in the writer's queue, with the update
-  commits. A database error is thrown into the generator as :class:`StoreError` (it may
-  catch it, after a savepoint); whatever it raises rolls everything back.
+  connection under its advisory lock; in its turn in the store's one write queue, with the
+  update commits. Transactions queued together share one commit, each in a savepoint of
+  its own (:func:`each_in_a_savepoint`). A database error is thrown into the generator as
+  :class:`StoreError` (it may catch it, after a savepoint); whatever it raises rolls back
+  all it did, and its caller gets the error (the others commit).
 - ``await gateway.run(statements([(sql, params), ...]))`` is a transaction of plain
   statements (:func:`statements`: what each received, in order);
 - ``async with gateway.transaction() as tx:`` is the same transaction with the statements
@@ -67,6 +69,8 @@ __all__ = [
     "Transaction",
     "Tx",
     "dialect_sql",
+    "dialected",
+    "each_in_a_savepoint",
     "schema_of",
     "statements",
 ]
@@ -193,6 +197,57 @@ def statements(items: Sequence[tuple[str, Sequence[Any]]], *, count: bool = Fals
     for text, params in items:
         received.append((yield Sql(text, tuple(params), count)))
     return received
+
+
+def dialected(tx: Tx[_R], sql: Callable[[str], str]) -> Tx[_R]:
+    """``tx`` with each statement's text rewritten by ``sql`` (:func:`dialect_sql`);
+    what it receives, and the errors thrown into it, pass through."""
+    reply: Any = None
+    error: StoreError | None = None
+    while True:
+        try:
+            step = tx.send(reply) if error is None else tx.throw(error)
+        except StopIteration as done:
+            result: _R = done.value
+            return result
+        error = None
+        if isinstance(step, Sql):
+            step = Sql(sql(step.text), step.params, step.count)
+        try:
+            reply = yield step
+        except StoreError as exc:
+            error = exc
+
+
+def each_in_a_savepoint(txs: Sequence[Tx[Any]]) -> Tx[list[tuple[bool, Any]]]:
+    """``txs`` one after the other in one transaction, each in a savepoint of its own: a
+    database error is thrown into the transaction whose statement failed (it may catch
+    it); one that raises is rolled back alone, and its outcome is ``(False, exception)``;
+    the others' are ``(True, result)``. How the store's writer commits the gateway
+    transactions queued together (one commit for all)."""
+    outcomes: list[tuple[bool, Any]] = []
+    for tx in txs:
+        yield Sql("SAVEPOINT gateway_tx")
+        reply: Any = None
+        error: StoreError | None = None
+        try:
+            while True:
+                try:
+                    step = tx.send(reply) if error is None else tx.throw(error)
+                except StopIteration as done:
+                    outcome: tuple[bool, Any] = (True, done.value)
+                    break
+                error = None
+                try:
+                    reply = yield step
+                except StoreError as exc:
+                    error = exc
+        except Exception as exc:  # the transaction's own failure, delivered to its caller
+            outcome = (False, exc)
+            yield Sql("ROLLBACK TO SAVEPOINT gateway_tx")
+        yield Sql("RELEASE SAVEPOINT gateway_tx")
+        outcomes.append(outcome)
+    return outcomes
 
 
 class Transaction(Protocol):

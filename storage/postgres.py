@@ -58,6 +58,7 @@ from ._postgres_sql import (
     PostgresSql,
     PostgresTx,
     RolledBack,
+    driver,
     held_transaction,
     insert_features,
 )
@@ -80,6 +81,7 @@ from .base import (
     recorded_tables,
     wedding_of_prefix,
 )
+from .gateway import Tx, each_in_a_savepoint
 
 if TYPE_CHECKING:
     from ._postgres_schema import Conn
@@ -117,7 +119,7 @@ class PostgresStore:
         self._lock_timeout_ms = max(1, round(lock_timeout * 1000))
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._writer: GroupCommitter[Callable[[Conn], Awaitable[Any]]] = GroupCommitter(
-            self._where, self._commit_rows, self._transaction
+            self._where, self._commit_rows, self._transaction, self._run_shared
         )
         self._lock_key = 0
         self._commits = 0
@@ -469,6 +471,22 @@ class PostgresStore:
         and becomes a :class:`StoreError`."""
         result: _T = await self._writer.write(body)
         return result
+
+    async def run(self, tx: Tx[_T]) -> _T:
+        """Run a gateway transaction (in PostgreSQL's dialect already) on the writer's
+        connection, in one transaction with the others queued beside it, each in a
+        savepoint (:func:`storage.gateway.each_in_a_savepoint`); its result once
+        committed."""
+        result: _T = await self._writer.run(tx)
+        return result
+
+    async def _run_shared(self, txs: list[Tx[Any]]) -> list[tuple[bool, Any]]:
+        if len(txs) == 1:  # no savepoint needed: its failure rolls back the transaction
+            return [(True, await self._transaction(driver(txs[0], self)))]
+        outcomes: list[tuple[bool, Any]] = await self._transaction(
+            driver(each_in_a_savepoint(txs), self)
+        )
+        return outcomes
 
     def sql_backend(self) -> PostgresSql:
         """What :class:`storage.gateway.Gateway` runs its SQL through."""

@@ -35,7 +35,6 @@ from ._group_commit import GroupCommitter
 from ._sqlite_events import insert_events
 from ._sqlite_schema import (
     COUNT_DOCS,
-    LAST_SEQ,
     PREFIX,
     WEDDING_TABLES,
     Body,
@@ -49,7 +48,15 @@ from ._sqlite_schema import (
     tombstone_trigger,
     upgrade,
 )
-from ._sqlite_sql import Held, SqliteSql, SqliteTx, held_transaction, insert_features, put_documents
+from ._sqlite_sql import (
+    Held,
+    SqliteSql,
+    SqliteTx,
+    append_rows,
+    driver,
+    held_transaction,
+    put_documents,
+)
 from .base import (
     AddedEvents,
     Erasure,
@@ -69,6 +76,7 @@ from .base import (
     recorded_tables,
     wedding_of_prefix,
 )
+from .gateway import Tx, each_in_a_savepoint
 
 __all__ = [
     "SqliteStore",
@@ -115,7 +123,7 @@ class SqliteStore:
         """The write connection, used only on the writer thread."""
         self._thread: ThreadPoolExecutor | None = None
         self._writer: GroupCommitter[Body[Any]] = GroupCommitter(
-            str(self._path), self._commit_rows, self._transaction
+            str(self._path), self._commit_rows, self._transaction, self._run_shared
         )
         self._commits = 0
         self._schemas: set[str] = set()
@@ -484,6 +492,21 @@ class SqliteStore:
         result: _T = await self._writer.write(body)
         return result
 
+    async def run(self, tx: Tx[_T]) -> _T:
+        """Run a gateway transaction (in SQLite's dialect already) on the writer thread, in
+        one transaction with the others queued beside it, each in a savepoint
+        (:func:`storage.gateway.each_in_a_savepoint`); its result once committed."""
+        result: _T = await self._writer.run(tx)
+        return result
+
+    async def _run_shared(self, txs: list[Tx[Any]]) -> list[tuple[bool, Any]]:
+        if len(txs) == 1:  # no savepoint needed: its failure rolls back the transaction
+            return [(True, await self._transaction(driver(txs[0], self._path)))]
+        outcomes: list[tuple[bool, Any]] = await self._transaction(
+            driver(each_in_a_savepoint(txs), self._path)
+        )
+        return outcomes
+
     def sql_backend(self) -> SqliteSql:
         """What :class:`storage.gateway.Gateway` runs its SQL through."""
         return SqliteSql(self)
@@ -528,29 +551,7 @@ class SqliteStore:
     async def _commit_rows(
         self, rows: list[NewUpdate], events: list[NewEvent], features: list[FeatureRow]
     ) -> list[int]:
-        def body(db: sqlite3.Connection) -> list[int]:
-            created_at = time.time()
-            if events:
-                insert_events(db, events, created_at)
-            insert_features(db, features)
-            if not rows:
-                return []
-            last = scalar(db, LAST_SEQ)
-            db.executemany(
-                "INSERT INTO updates (seq, doc, data) VALUES (?, ?, ?)",
-                [(last + i, u.doc, u.data) for i, u in enumerate(rows, 1)],
-            )
-            db.executemany(
-                "INSERT INTO history (seq, doc, origin, created_at, size, sub, role, client_id)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (last + i, u.doc, u.origin, created_at, len(u.data), u.sub, u.role, u.client_id)
-                    for i, u in enumerate(rows, 1)
-                ],
-            )
-            return list(range(last + 1, last + 1 + len(rows)))
-
-        return await self._transaction(body)
+        return await self._transaction(lambda db: append_rows(db, rows, events, features))
 
     async def _transaction(self, body: Body[_T]) -> _T:
         """Run ``body`` in one committed transaction, in one call on the writer thread."""
