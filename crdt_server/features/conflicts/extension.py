@@ -1,0 +1,598 @@
+"""The conflicts keeper: each wedding's read-only ``{wedding_id}/conflicts`` room, kept up
+to date, ``conflict.detected`` / ``conflict.resolved`` / ``conflict.acknowledged`` events,
+and resolution: by domain operations made as the resolver, or by acknowledging. What a
+conflict's records look like (its id, its view, its events) is
+:mod:`crdt_server.features.conflicts.domain`'s."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pycrdt import Doc, Map
+
+from crdt_server.actor import Actor
+from crdt_server.core.domain import ChangeRecord
+from crdt_server.core.hooks import Core, Extension, Sender, StoredBatch
+from crdt_server.core.room import Room
+from crdt_server.core.weddings import WeddingService
+from crdt_server.documents import DOCUMENT_KINDS, Conflict, OperationError, apply_operation, check
+from crdt_server.documents.changes import EntryChange, entry_changes
+from crdt_server.documents.domain import WEDDINGS
+from crdt_server.documents.findings import Ident, WeddingFindings
+from crdt_server.documents.operations import OPERATIONS
+from crdt_server.features.conflicts.domain import (
+    SENDER,
+    ConflictView,
+    as_dict,
+    conflict_event,
+    conflict_id,
+    is_concurrent_event,
+    is_stored_id,
+    last_writers,
+    resolved_event,
+)
+from crdt_server.features.conflicts.extension_concurrent import ConcurrentEdits, finding_view
+from crdt_server.names import CONFLICTS
+from crdt_server.storage import NewEvent, StoredEvent
+
+if TYPE_CHECKING:
+    from crdt_server.features.events.extension import EventLog
+
+__all__ = ["ConflictView", "ConflictsKeeper", "conflict_id"]
+
+log = logging.getLogger("crdt_server.conflicts")
+
+_WRITERS_PER_WEDDING = 5000
+_WEDDINGS_REMEMBERED = 1000
+_TOUCH_SLICE = 200
+"""Entries read again per turn of the event loop (about 4 ms of a guest list's)."""
+REMOTE_GRACE = 0.5
+"""Seconds a process waits before writing findings another process's content made: that
+process writes them first (right after its commit)."""
+
+
+class ConflictsKeeper(Extension):
+    """Keeps each wedding's read-only ``{wedding_id}/conflicts`` room up to date.
+
+    The findings of :func:`documents.check` are kept by a
+    :class:`~documents.findings.WeddingFindings` per wedding: built from the four documents
+    when a wedding is first changed here (or one of its documents was replaced, e.g.
+    loaded again), then updated from the entries each integrated change touched, committed
+    here or in another process. After each change, only the affected findings are
+    evaluated, and only what came, went or changed is written into the conflicts
+    document's ``conflicts`` map: one entry per finding, keyed by :func:`conflict_id`, each
+    ``{"code", "paths", "message"}``. Editors show conflicts live by joining that room. A
+    finding that appears or goes is recorded as a ``conflict.detected`` or
+    ``conflict.resolved`` event when an :class:`EventLog` is given, right after the commit
+    that made it so.
+    """
+
+    name = "conflicts"
+
+    domain = WEDDINGS
+    wants_changes = True  # the entries each change touched; who wrote them
+
+    def __init__(
+        self, *, events: EventLog | None = None, concurrent: ConcurrentEdits | None = None
+    ) -> None:
+        self._events = events
+        self._concurrent = concurrent
+        if concurrent is not None:
+            concurrent.on_findings_changed = self._stored_changed
+        self._service: WeddingService | None = None
+        self._weddings: OrderedDict[str, _Wedding] = OrderedDict()
+        self._running: set[asyncio.Task[None]] = set()
+        self._writers: OrderedDict[str, OrderedDict[str, tuple[str, str, float]]] = OrderedDict()
+        """wedding -> entry path -> (sub, role, when) of its last write committed here."""
+
+    async def start(self, core: Core) -> None:
+        self._service = core.weddings
+
+    def on_stored(self, room: Room, batch: StoredBatch) -> None:
+        if room.kind not in DOCUMENT_KINDS:
+            return
+        now = time.time()
+        writers = self._writers.get(room.wedding_id)
+        if writers is None:
+            writers = self._writers[room.wedding_id] = OrderedDict()
+            while len(self._writers) > _WEDDINGS_REMEMBERED:
+                self._writers.popitem(last=False)
+        else:
+            self._writers.move_to_end(room.wedding_id)
+        touched: list[EntryChange] = []
+        written: list[str] = []
+        for update in batch.updates:
+            for sender, changes in update.changes:
+                touched += entry_changes(changes)
+                actor = sender.actor
+                if actor.role == "server":
+                    continue
+                for change in changes:
+                    path = f"{room.kind}/{change.root}/{change.id}"
+                    writers[path] = (actor.sub, actor.role, now)
+                    writers.move_to_end(path)
+                    written.append(path)
+        while len(writers) > _WRITERS_PER_WEDDING:
+            writers.popitem(last=False)
+        wedding = self._wedding(room.wedding_id)
+        wedding.local = True
+        self._touch(wedding, room, touched)
+        if wedding.findings is not None and written:
+            wedding.keys |= wedding.findings.touching(written)  # their writers changed
+        if any(is_concurrent_event(e) for e in batch.events):
+            wedding.stored = True
+
+    def on_remote_changes(self, room: Room, changes: Sequence[ChangeRecord]) -> None:
+        if room.kind in DOCUMENT_KINDS:
+            self._touch(self._wedding(room.wedding_id), room, entry_changes(changes))
+
+    def on_change(self, room: Room) -> None:
+        if room.kind not in DOCUMENT_KINDS:
+            return
+        wedding = self._wedding(room.wedding_id)
+        if wedding.local:
+            wedding.local = False
+            self._schedule(room.wedding_id)
+        elif wedding.timer is None:
+            # Content another process committed: that process writes what it changed
+            # within milliseconds; this one only makes sure, a moment later (writing, and
+            # recording events for, what is still missing then), so that the two rarely
+            # both record one finding.
+            loop = asyncio.get_running_loop()
+            wedding.timer = loop.call_later(REMOTE_GRACE, self._later, room.wedding_id)
+
+    def _later(self, wedding_id: str) -> None:
+        self._wedding(wedding_id).timer = None
+        self._schedule(wedding_id)
+
+    def _stored_changed(self, wedding_id: str) -> None:
+        """Concurrent-edit findings of the wedding were opened or closed (not by a commit
+        here: those come with their events in :meth:`on_stored`)."""
+        self._wedding(wedding_id).stored = True
+        self._schedule(wedding_id)
+
+    def _wedding(self, wedding_id: str) -> _Wedding:
+        wedding = self._weddings.get(wedding_id)
+        if wedding is None:
+            wedding = self._weddings[wedding_id] = _Wedding()
+            while len(self._weddings) > _WEDDINGS_REMEMBERED:
+                self._weddings.popitem(last=False)  # built again if it changes again
+        else:
+            self._weddings.move_to_end(wedding_id)
+        return wedding
+
+    def _touch(self, wedding: _Wedding, room: Room, changes: Sequence[EntryChange]) -> None:
+        findings = wedding.findings
+        if findings is None:
+            return  # built from the documents as they are when it is first evaluated
+        if findings.sources.get(room.kind) is not room.doc:
+            wedding.stale = True  # a document it was not built from: built again
+            return
+        if changes:
+            # Read by the evaluation that follows, a slice at a time: one update may touch
+            # thousands of entries, which must not hold the event loop all at once.
+            wedding.touched.append((room.kind, room.doc, [(c.root, c.id) for c in changes]))
+
+    async def _read_touched(self, wedding: _Wedding) -> None:
+        """Read again the entries the changes since the last evaluation touched."""
+        while wedding.touched:
+            kind, doc, entries = wedding.touched.pop(0)
+            findings = wedding.findings
+            if findings is None or wedding.stale:
+                wedding.touched.clear()  # read whole by the evaluation
+                return
+            if findings.sources.get(kind) is not doc:
+                wedding.stale = True
+                continue
+            for at in range(0, len(entries), _TOUCH_SLICE):
+                if at:
+                    await asyncio.sleep(0)  # let the loop turn (health checks, other rooms)
+                try:
+                    findings.touch(kind, doc, entries[at : at + _TOUCH_SLICE])
+                except Exception:
+                    wedding.stale = True  # not trusted any more: read whole next time
+                    raise
+
+    def _schedule(self, wedding_id: str) -> None:
+        """Evaluate the wedding's findings now (on the next turn of the loop); if that is
+        under way, once more when it is done."""
+        wedding = self._wedding(wedding_id)
+        if wedding.task is not None:
+            wedding.again = True
+            return
+        task = asyncio.create_task(self._run(wedding_id, wedding), name=f"conflicts-{wedding_id}")
+        wedding.task = task
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _run(self, wedding_id: str, wedding: _Wedding) -> None:
+        try:
+            while True:
+                wedding.again = False
+                try:
+                    await self._update(wedding_id, wedding)
+                except Exception:
+                    wedding.stale = True  # read whole again at the next change
+                    log.exception("could not update the conflicts of wedding %s", wedding_id)
+                if not wedding.again:
+                    break
+        finally:
+            wedding.task = None
+
+    async def on_guest_erased(self, wedding: str, guest_id: str) -> None:
+        await self.refresh(wedding)  # findings quote guests' names
+
+    async def refresh(self, wedding_id: str) -> None:
+        """Compare every finding and open concurrent edit with the conflicts room now and
+        record what came and went."""
+        await self._refresh_once(wedding_id)
+
+    async def _refresh_once(self, wedding_id: str) -> list[StoredEvent]:
+        wedding = self._wedding(wedding_id)
+        wedding.full = wedding.stored = True
+        return await self._update(wedding_id, wedding)
+
+    async def _update(self, wedding_id: str, wedding: _Wedding) -> list[StoredEvent]:
+        """Bring the conflicts room up to date with what changed since the last call."""
+        async with wedding.lock:
+            return await self._update_locked(wedding_id, wedding)
+
+    async def _update_locked(self, wedding_id: str, wedding: _Wedding) -> list[StoredEvent]:
+        service = self._require_service()
+        await self._read_touched(wedding)
+        findings = wedding.findings
+        quiet = not (wedding.stale or wedding.keys or wedding.full or wedding.stored)
+        if findings is not None and quiet:
+            # Most changes leave every finding as it was, which the findings' own records
+            # (kept by what each change touched) tell without the documents, whose check
+            # costs a store query for each kind no room holds. A document replaced since
+            # is found by the next change that has work.
+            changed = findings.evaluate()
+            if not changed:
+                return []
+            wedding.keys = changed
+        docs = await service.documents(wedding_id)
+        if findings is not None and not wedding.stale:
+            for kind in DOCUMENT_KINDS:
+                was, now_doc = findings.sources.get(kind), docs.get(kind)
+                if was is not now_doc and was is not None and now_doc is not None:
+                    # A room unloaded (its copy now) or loaded again with nothing new: the
+                    # same content in another object needs no rebuild (compared in Rust).
+                    if was.get_update() == now_doc.get_update():
+                        findings.sources[kind] = now_doc
+        if (
+            findings is None
+            or wedding.stale
+            or any(findings.sources.get(kind) is not docs.get(kind) for kind in DOCUMENT_KINDS)
+        ):
+            # Loaded here, or a document replaced by one the changes did not come from (a
+            # room loaded or rebuilt, another process's copy): read whole, compare whole.
+            findings = wedding.findings = WeddingFindings.build(docs)
+            wedding.stale, wedding.full = False, True
+            wedding.touched.clear()  # read whole just now
+        changed = findings.evaluate()
+        keys, wedding.keys = wedding.keys | changed, set()
+        full, wedding.full = wedding.full, False
+        sync_stored, wedding.stored = wedding.stored or full, False
+        if not (keys or full or sync_stored):
+            return []
+        if full:
+            wanted = {conflict_id(c): c for c in findings.findings()}
+            checked: set[str] | None = None
+        else:
+            wanted = {}
+            checked = set()
+            for key in keys:
+                found = findings.get(key)
+                if found is None:
+                    checked.add(conflict_id(Conflict(key[0], key[1], "")))
+                else:
+                    wanted[conflict_id(found)] = found
+            checked |= wanted.keys()
+            wanted = dict(sorted(wanted.items(), key=lambda item: item[1]))
+        related = {key: findings.related(c) for key, c in wanted.items()}
+        stored = await self._stored(wedding_id) if sync_stored else None
+        known: Mapping[str, tuple[str, str, float]] = self._writers.get(wedding_id, {})
+        now = time.time()
+        # What comes and goes is recorded before the room shows it: whoever sees a finding
+        # there finds its event (this wedding's updates here take turns: see the lock).
+        current = await self._entries(wedding_id)
+        came = [key for key in wanted if not as_dict(current.get(key))]
+        gone = current.keys() if checked is None else sorted(checked)
+        went = [
+            (key, as_dict(current[key]))
+            for key in gone
+            if key in current and key not in wanted and not is_stored_id(key)
+        ]
+        recorded: list[StoredEvent] = []
+        if self._events is not None and (came or went):
+            events = [
+                conflict_event(
+                    wedding_id, "conflict.detected", key, wanted[key].code, wanted[key].paths
+                )
+                for key in came
+            ] + [resolved_event(wedding_id, key, old) for key, old in went]
+            recorded = list((await self._events.record(events)).events)
+            for event in recorded:
+                if event.type == "conflict.resolved" and event.sub != SENDER.actor.sub:
+                    wedding.resolved[json.loads(event.data).get("id")] = event
+
+        def write(doc: Doc[Any]) -> None:
+            entries = doc.get(CONFLICTS, type=Map)
+            with doc.transaction(origin="conflicts"):
+                if stored is not None:
+                    # Concurrent edits: stored findings, their events recorded with them.
+                    for key in [k for k in entries.keys() if is_stored_id(k) and k not in stored]:
+                        del entries[key]
+                    for key, view in stored.items():
+                        value = {
+                            k: view[k]
+                            for k in ("code", "kind", "paths", "field", "message", "same_actor")
+                        }
+                        value["first_seen"] = view["detected_at"]
+                        if entries.get(key) != value:
+                            entries[key] = value
+                for key, _old in went:
+                    if key in entries:
+                        del entries[key]
+                for key, conflict in wanted.items():
+                    old = as_dict(entries.get(key))
+                    value = {
+                        "code": conflict.code,
+                        "paths": list(conflict.paths),
+                        "message": conflict.message,
+                        "first_seen": old.get("first_seen", now),
+                        "actors": last_writers(
+                            old.get("actors"), known, (*conflict.paths, *related[key])
+                        ),
+                    }
+                    for kept in ("acknowledged", "resolving"):
+                        if kept in old:
+                            value[kept] = old[kept]
+                    if old != value:
+                        entries[key] = value
+
+        await service.edit(f"{wedding_id}/{CONFLICTS}", write, SENDER)
+        return recorded
+
+    async def _stored(self, wedding_id: str) -> dict[str, dict[str, Any]]:
+        """The wedding's open stored findings (concurrent edits), by id, as views."""
+        if self._concurrent is None:
+            return {}
+        return {f.id: finding_view(f) for f in await self._concurrent.findings(wedding_id)}
+
+    # -- resolution -----------------------------------------------------------------
+
+    async def views(self, wedding_id: str, readable: set[str]) -> list[ConflictView]:
+        """The wedding's current findings whose entries are all in ``readable`` documents,
+        with their ids, first-seen times, actors and suggested resolutions."""
+        service = self._require_service()
+        docs = await service.documents(wedding_id)
+        entries = await self._entries(wedding_id)
+        views: list[ConflictView] = []
+        for conflict in check(docs):
+            if all(p.split("/")[0] in readable for p in conflict.paths):
+                key = conflict_id(conflict)
+                views.append(ConflictView.checked(key, conflict, as_dict(entries.get(key)), docs))
+        for view in (await self._stored(wedding_id)).values():
+            if view["doc"] in readable:
+                views.append(ConflictView.stored(view))
+        return views
+
+    async def acknowledge(self, wedding_id: str, key: str, actor: Actor) -> str | None:
+        """Record that ``actor`` has seen conflict ``key`` and keeps the state as it is;
+        returns the id of the ``conflict.acknowledged`` event (``None`` if this person had
+        already acknowledged it). Raises :class:`LookupError` if there is no such conflict."""
+        if is_stored_id(key):
+            return await self._settle(wedding_id, key, "acknowledged", actor)
+        service = self._require_service()
+        found: list[dict[str, Any]] = []
+        first: list[bool] = []
+
+        def write(doc: Doc[Any]) -> None:
+            entries = doc.get(CONFLICTS, type=Map)
+            entry = entries.get(key)
+            if not isinstance(entry, dict):
+                return
+            found.append(entry)
+            seen = [a for a in entry.get("acknowledged") or [] if isinstance(a, dict)]
+            if any(a.get("sub") == actor.sub for a in seen):
+                return
+            first.append(True)
+            seen.append({"sub": actor.sub, "role": actor.role, "at": time.time()})
+            entries[key] = {**entry, "acknowledged": seen}
+
+        await service.edit(f"{wedding_id}/{CONFLICTS}", write, SENDER)
+        if not found:
+            raise LookupError(key)
+        if not first or self._events is None:
+            return None
+        entry = found[0]
+        event = conflict_event(
+            wedding_id, "conflict.acknowledged", key, entry.get("code"), entry.get("paths"), actor
+        )
+        stored = (await self._events.record([event])).events[0]
+        return f"{wedding_id}:{stored.seq}"
+
+    async def resolve(
+        self, wedding_id: str, key: str, ops: Sequence[Mapping[str, Any]], sender: Sender
+    ) -> str | None:
+        """Resolve conflict ``key`` with domain operations made as ``sender``.
+
+        The operations are first tried together on copies of the documents: an invalid
+        one raises :class:`documents.OperationError` naming ``ops[i]``, and operations that
+        leave the conflict in place raise one naming ``ops`` (422); either way nothing
+        changed. Then the conflict is marked as being resolved by ``sender`` (so whichever
+        process sees it go records ``conflict.resolved`` with its actor), each document's
+        operations are committed in one update, and the findings are refreshed. Returns
+        the id of the ``conflict.resolved`` event when this process recorded it. Raises
+        :class:`LookupError` if there is no such conflict.
+        """
+        service = self._require_service()
+        live = await service.documents(wedding_id)
+        stored = is_stored_id(key)
+        if stored:
+            if key not in await self._stored(wedding_id):
+                raise LookupError(key)
+        elif key not in {conflict_id(c) for c in check(live)}:
+            raise LookupError(key)
+        scratch: dict[str, Doc[Any]] = {}
+        for kind, doc in live.items():
+            scratch[kind] = Doc()
+            scratch[kind].apply_update(doc.get_update())
+        by_kind: dict[str, list[Mapping[str, Any]]] = {}
+        for i, op in enumerate(ops):
+            name = op.get("op")
+            if not isinstance(name, str) or name not in OPERATIONS:
+                raise OperationError(
+                    f"must be one of {', '.join(sorted(OPERATIONS))}", path=f"ops[{i}].op"
+                )
+            kind = OPERATIONS[name]
+            scratch.setdefault(kind, Doc())
+            try:
+                apply_operation(scratch[kind], kind, op, related=scratch)
+            except OperationError as exc:
+                where = f"ops[{i}].{exc.path}" if exc.path else f"ops[{i}]"
+                raise OperationError(str(exc), status=exc.status, path=where) from exc
+            by_kind.setdefault(kind, []).append(op)
+        if stored:
+            # A race is settled by writing the key again (the write closes the finding, as
+            # any later write of it does); operations elsewhere settle it too.
+            await self._apply(wedding_id, by_kind, sender)
+            return await self._settle(wedding_id, key, "resolved", sender.actor, ops)
+        if key in {conflict_id(c) for c in check(scratch)}:
+            raise OperationError(
+                "these operations leave the conflict in place", status=422, path="ops"
+            )
+        actor = sender.actor
+        marker = {"sub": actor.sub, "role": actor.role, "ops": list(ops), "at": time.time()}
+        await self._mark(wedding_id, key, marker)
+        try:
+            await self._apply(wedding_id, by_kind, sender)
+        except BaseException:
+            await self._mark(wedding_id, key, None)
+            raise
+        await self._refresh_once(wedding_id)
+        # Recorded by this refresh, or by the one the operations' commit started first.
+        event = self._wedding(wedding_id).resolved.pop(key, None)
+        return None if event is None else f"{wedding_id}:{event.seq}"
+
+    async def _apply(
+        self, wedding_id: str, by_kind: Mapping[str, Sequence[Mapping[str, Any]]], sender: Sender
+    ) -> None:
+        """Commit each document's operations in one update, made as ``sender``."""
+        service = self._require_service()
+        for kind, kind_ops in by_kind.items():
+
+            def change(doc: Doc[Any], kind: str = kind, todo: Any = kind_ops) -> None:
+                with doc.transaction(origin=sender.origin):
+                    for op in todo:
+                        apply_operation(doc, kind, op, origin=sender.origin)
+
+            await service.edit(f"{wedding_id}/{kind}", change, sender)
+
+    async def _settle(
+        self,
+        wedding_id: str,
+        key: str,
+        how: str,
+        actor: Actor,
+        ops: Sequence[Mapping[str, Any]] = (),
+    ) -> str | None:
+        """Close a stored finding; the id of the event recorded (``None`` if it was closed
+        meanwhile, e.g. by the operations' own write of its key)."""
+        assert self._concurrent is not None
+        found = next((f for f in await self._concurrent.findings(wedding_id) if f.id == key), None)
+        if found is None:
+            if how == "resolved":
+                return None
+            raise LookupError(key)
+        event = await self._concurrent.settle(wedding_id, found, how, actor)
+        await self.refresh(wedding_id)
+        if event is None or self._events is None:
+            return None
+        if ops:
+            data = json.loads(event.data)
+            data["ops"] = list(ops)
+            event = NewEvent(
+                event.wedding, event.type, json.dumps(data), event.doc, event.sub, event.role
+            )
+        stored = (await self._events.record([event])).events[0]
+        return f"{wedding_id}:{stored.seq}"
+
+    async def _mark(self, wedding_id: str, key: str, marker: dict[str, Any] | None) -> None:
+        service = self._require_service()
+        found: list[bool] = []
+
+        def write(doc: Doc[Any]) -> None:
+            entries = doc.get(CONFLICTS, type=Map)
+            entry = entries.get(key)
+            if not isinstance(entry, dict):
+                return
+            found.append(True)
+            entry = {k: v for k, v in entry.items() if k != "resolving"}
+            if marker is not None:
+                entry["resolving"] = marker
+            entries[key] = entry
+
+        await service.edit(f"{wedding_id}/{CONFLICTS}", write, SENDER)
+        if marker is not None and not found:
+            # Found by the check, but the keeper has not written it yet: write it now.
+            await self._refresh_once(wedding_id)
+            await service.edit(f"{wedding_id}/{CONFLICTS}", write, SENDER)
+            if not found:
+                raise LookupError(key)
+
+    async def _entries(self, wedding_id: str) -> dict[str, Any]:
+        async with self._require_service().room(f"{wedding_id}/{CONFLICTS}") as room:
+            found = room.doc.get(CONFLICTS, type=Map).to_py() or {}
+            await room.wait_committed()
+            return dict(found)
+
+    def _require_service(self) -> WeddingService:
+        if self._service is None:
+            raise RuntimeError("the conflicts keeper has not been started")
+        return self._service
+
+    async def close(self) -> None:
+        for wedding in self._weddings.values():
+            if wedding.timer is not None:
+                wedding.timer.cancel()
+                wedding.timer = None
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+
+@dataclass(slots=True, eq=False)
+class _Wedding:
+    """What the keeper holds of one wedding."""
+
+    findings: WeddingFindings | None = None
+    stale: bool = False
+    """A change came from a document the findings were not read from: read them again."""
+    keys: set[Ident] = field(default_factory=set)
+    """Findings to write again although unchanged (their entries' writers changed)."""
+    full: bool = False
+    """Compare every finding with the conflicts room (after a build, or asked to)."""
+    stored: bool = False
+    """Concurrent-edit findings may have been opened or closed: read them again."""
+    task: asyncio.Task[None] | None = None
+    again: bool = False
+    local: bool = False
+    """Changed by a commit here since the last evaluation was scheduled."""
+    timer: asyncio.TimerHandle | None = None
+    """The evaluation after another process's content (:data:`REMOTE_GRACE`)."""
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held while the conflicts room is brought up to date (one at a time per wedding)."""
+    resolved: dict[str, StoredEvent] = field(default_factory=dict)
+    """``conflict.resolved`` events credited to a resolver, for :meth:`resolve` to name."""
+    touched: list[tuple[str, Doc[Any], list[tuple[str, str]]]] = field(default_factory=list)
+    """Entries ``(root, id)`` of a document of a kind that changes touched since the last
+    evaluation, which reads them again (:meth:`ConflictsKeeper._read_touched`)."""

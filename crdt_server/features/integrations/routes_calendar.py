@@ -1,0 +1,248 @@
+"""The timeline as an iCalendar feed (RFC 5545), and the feed tokens calendar apps use.
+
+- ``GET /api/weddings/{id}/calendar.ics``: one VEVENT per timeline item: a stable ``UID``,
+  ``DTSTAMP`` and ``LAST-MODIFIED`` (when the item last changed), ``CREATED``, a
+  ``SEQUENCE`` that grows with each change, ``SUMMARY``, ``LOCATION``, ``STATUS``, the
+  vendor (``CONTACT``) and the owner, start and end in UTC. ``ETag`` and
+  ``If-None-Match`` (304). Credentials: a feed token (``?token=cal_...``), or a normal
+  token that may read the timeline.
+- ``POST /api/weddings/{id}/calendar-tokens`` (capability ``calendar.tokens``) answers 201
+  ``{"id", "token", "url"}``: an opaque random token, stored as its SHA-256 only, with no
+  expiry (calendar apps subscribe for months), good for this feed and nothing else (it is
+  not a JWT: every other route, and the WebSocket gate, refuse it with 401). ``GET`` lists
+  them, ``DELETE .../calendar-tokens/{token_id}`` revokes one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from datetime import UTC, datetime
+from typing import Annotated
+
+import icalendar
+import msgspec
+from starlette.responses import Response
+
+from crdt_server.documents.model import parse_instant
+from crdt_server.documents.schema import TimelineItem
+from crdt_server.edge.documents import capable_principal, readable_documents
+from crdt_server.edge.identity import CALENDAR_TOKEN_PREFIX
+from crdt_server.edge.links import public_url
+from crdt_server.edge.params import CalendarTokenId, WeddingId, WeddingPath
+from crdt_server.edge.routing import ApiCall, Routes, json_response
+from crdt_server.errors import Forbidden, NotFound, Unauthenticated
+from crdt_server.features.integrations.extension import IntegrationService
+from crdt_server.features.integrations.tables import CalendarToken, FeedItem
+
+__all__ = ["TOKEN_PREFIX", "calendar_routes", "render_calendar"]
+
+TOKEN_PREFIX = CALENDAR_TOKEN_PREFIX
+CALENDAR = "text/calendar; charset=utf-8"
+_STATUS = {
+    "planned": "TENTATIVE",
+    "confirmed": "CONFIRMED",
+    "done": "CONFIRMED",
+    "cancelled": "CANCELLED",
+}
+
+
+class TokenRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    label: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    """What the token is for (``Ann's phone``), to tell tokens apart when revoking."""
+
+
+class FeedQuery(msgspec.Struct, frozen=True):
+    token: Annotated[str, msgspec.Meta(description="a calendar token (cal_...)")] = ""
+    """Read by the credential middleware (:mod:`crdt_server.edge.identity`), not here."""
+
+
+class TokenPath(msgspec.Struct, frozen=True):
+    wedding_id: WeddingId
+    token_id: CalendarTokenId
+
+
+class TokenCreated(msgspec.Struct, frozen=True):
+    id: str
+    token: str
+    """Shown only here."""
+    url: str
+    """The feed's address with the token (``CRDT_SERVER_PUBLIC_URL`` when set)."""
+    label: str
+    created_at: str
+
+
+class TokenItem(msgspec.Struct, frozen=True):
+    id: str
+    label: str
+    created_at: str
+    created_by: str
+
+
+class TokensAnswer(msgspec.Struct, frozen=True):
+    tokens: list[TokenItem]
+    next: None = None
+
+
+class TokenDeleted(msgspec.Struct, frozen=True):
+    id: str
+    deleted: bool
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _utc(at: float) -> datetime:
+    return datetime.fromtimestamp(int(at), UTC)
+
+
+def _rfc3339(at: float) -> str:
+    return _utc(at).isoformat().replace("+00:00", "Z")
+
+
+def render_calendar(wedding_id: str, items: list[tuple[TimelineItem, FeedItem]]) -> bytes:
+    """The feed's bytes: the same items and state always give the same bytes (the ETag)."""
+    calendar = icalendar.Calendar()
+    calendar.add("prodid", "-//crdt-server//wedding timeline//EN")
+    calendar.add("version", "2.0")
+    calendar.add("calscale", "GREGORIAN")
+    calendar.add("x-wr-calname", f"Wedding {wedding_id}")
+    for item, state in items:
+        event = icalendar.Event()
+        event.add("uid", f"{wedding_id}.{item.id}@crdt-server")
+        # Without METHOD, DTSTAMP is when the information was last revised (RFC 5545
+        # 3.8.7.2): the item's change, not the request, so unchanged feeds keep their ETag.
+        event.add("dtstamp", _utc(state.modified_at))
+        event.add("created", _utc(state.created_at))
+        event.add("last-modified", _utc(state.modified_at))
+        event.add("sequence", state.sequence)
+        event.add("summary", item.title)
+        event.add("dtstart", parse_instant(item.start).astimezone(UTC))
+        event.add("dtend", parse_instant(item.end).astimezone(UTC))
+        event.add("status", _STATUS.get(item.status, "TENTATIVE"))
+        if item.location:
+            event.add("location", item.location)
+        if item.vendor:
+            event.add("contact", item.vendor)
+            event.add("x-wedding-vendor", item.vendor)
+        if item.owner:
+            event.add("x-wedding-owner", item.owner)
+        lines = [f"Vendor: {item.vendor}"] if item.vendor else []
+        lines += [f"Owner: {item.owner}"] if item.owner else []
+        if item.notes:
+            lines += ["", item.notes] if lines else [item.notes]
+        if lines:
+            event.add("description", "\n".join(lines))
+        calendar.add_component(event)
+    data: bytes = calendar.to_ical()
+    return data
+
+
+def _matches(header: str, etag: str) -> bool:
+    """Whether an If-None-Match header names ``etag`` (weak comparison, RFC 9110 13.1.2)."""
+    for candidate in header.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == etag:
+            return True
+    return False
+
+
+calendar_routes = Routes()
+_BASE = "/api/weddings/{wedding_id}"
+_AUTH = (401, 403, 404, 429)
+
+
+@calendar_routes.get(
+    f"{_BASE}/calendar.ics",
+    "calendarFeed",
+    "The timeline as an iCalendar feed (ETag, If-None-Match); ?token= takes a "
+    "calendar token, or a token that may read the timeline",
+    family="read",
+    accepts=frozenset({"jwt", "calendar"}),
+    media_type="text/calendar",
+    errors=(*_AUTH, 503),
+    description="Answers 304 without a body when If-None-Match names the current "
+    "ETag. Each VEVENT has a stable UID, DTSTAMP and LAST-MODIFIED (the item's last "
+    "change), CREATED and a SEQUENCE that grows with each change.",
+)
+async def feed(call: ApiCall, path: WeddingPath, query: FeedQuery) -> Response:
+    wedding_id = path.wedding_id
+    service = call.state.extension(IntegrationService)
+    if call.caller.kind == "calendar":
+        if await service.rows.token_wedding(_digest(call.caller.secret or "")) != wedding_id:
+            raise Unauthenticated("unknown or revoked calendar token", field="token")
+    else:
+        if "timeline" not in readable_documents(call, wedding_id):
+            raise Forbidden("the timeline is not open to you")
+    body = render_calendar(wedding_id, await service.feed_items(wedding_id))
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+    if _matches(call.request.headers.get("if-none-match", ""), etag):
+        return Response(status_code=304, headers=headers)
+    headers["Content-Disposition"] = f'inline; filename="{wedding_id}.ics"'
+    return Response(body, media_type=CALENDAR, headers=headers)
+
+
+@calendar_routes.post(
+    f"{_BASE}/calendar-tokens",
+    "createCalendarToken",
+    "A calendar-only feed token (no expiry, stored hashed; shown only here)",
+    family="write",
+    body="json",
+    request_model=TokenRequest,
+    response_model=TokenCreated,
+    status=201,
+    errors=(400, *_AUTH, 413, 422),
+)
+async def create_token(call: ApiCall, path: WeddingPath) -> Response:
+    wedding_id = path.wedding_id
+    principal = capable_principal(call, wedding_id, "calendar.tokens")
+    # The body is optional (no label): not a ``body`` parameter, which requires one.
+    body = call.json(TokenRequest) if call.body else TokenRequest()
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    record = CalendarToken(
+        wedding_id, "ct_" + secrets.token_hex(8), time.time(), principal.user_id, body.label
+    )
+    await call.state.extension(IntegrationService).rows.add_token(record, _digest(token))
+    feed_path = f"/api/weddings/{wedding_id}/calendar.ics?token={token}"
+    answer = TokenCreated(
+        record.id,
+        token,
+        public_url(call.request, call.state.settings, feed_path),
+        record.label,
+        _rfc3339(record.created_at),
+    )
+    return json_response(answer, status_code=201)
+
+
+@calendar_routes.get(
+    f"{_BASE}/calendar-tokens",
+    "listCalendarTokens",
+    "The wedding's calendar feed tokens (without the tokens)",
+    family="read",
+    response_model=TokensAnswer,
+    errors=_AUTH,
+)
+async def list_tokens(call: ApiCall, path: WeddingPath) -> Response:
+    capable_principal(call, path.wedding_id, "calendar.tokens")
+    found = await call.state.extension(IntegrationService).rows.tokens(path.wedding_id)
+    items = [TokenItem(t.id, t.label, _rfc3339(t.created_at), t.created_by) for t in found]
+    return json_response(TokensAnswer(items))
+
+
+@calendar_routes.delete(
+    f"{_BASE}/calendar-tokens/{{token_id}}",
+    "deleteCalendarToken",
+    "Revoke a calendar feed token",
+    family="write",
+    response_model=TokenDeleted,
+    errors=_AUTH,
+)
+async def delete_token(call: ApiCall, path: TokenPath) -> Response:
+    capable_principal(call, path.wedding_id, "calendar.tokens")
+    rows = call.state.extension(IntegrationService).rows
+    if not await rows.delete_token(path.wedding_id, path.token_id):
+        raise NotFound("no such calendar token")
+    return json_response(TokenDeleted(path.token_id, True))

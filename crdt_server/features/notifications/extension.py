@@ -1,0 +1,313 @@
+"""Each person's notifications inbox and the email outbox.
+
+Whatever notifies someone writes the rows in the transaction of what caused it, so an
+acknowledged change's notices survive a crash: a feature composes this module's steps
+(:func:`notify`, with ``yield from``) into its own transaction, or returns
+:func:`notice_rows` from its ``on_commit`` hook. The inbox reads them back; the mailer
+(:mod:`crdt_server.features.notifications.extension_mail`) sends the outbox.
+
+Notifications about a thread carry its id; the threads feature says what they are about
+(:meth:`Notifications.describe_threads`): without it, they are not shown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection, Sequence
+from typing import Any, NamedTuple, Protocol
+
+from crdt_server.actor import Actor
+from crdt_server.core.hooks import Core, Extension
+from crdt_server.features.db import FeatureDb, Sql, Tx
+from crdt_server.features.events.extension import rfc3339
+from crdt_server.features.notifications.tables import SCHEMA
+from crdt_server.features.people.domain import Member
+from crdt_server.storage import FeatureRow
+
+__all__ = [
+    "OUTBOX_MESSAGE",
+    "OVERWRITTEN",
+    "Notifications",
+    "ThreadNotices",
+    "ThreadQuote",
+    "erase",
+    "mark_read",
+    "notice_rows",
+    "notify",
+    "unread_about",
+]
+
+OVERWRITTEN = "overwritten"
+"""A notification that a write of yours was lost in a race; its ``conflict`` is the
+finding's id (no thread)."""
+
+OUTBOX_MESSAGE = "threads.outbox"
+"""The bus message that tells the other processes' mailers that emails were queued (its
+name from when the threads feature kept the outbox)."""
+
+_MARKS = 500
+"""Ids per ``IN (...)`` list (far under both backends' parameter limits)."""
+
+
+class ThreadQuote(NamedTuple):
+    """What an email says of a notification about a thread message."""
+
+    subject: str
+    author: str
+    body: str
+    deleted: bool
+
+
+class ThreadNotices(Protocol):
+    """What the threads feature tells notifications about the threads they name."""
+
+    async def subjects(self, wedding: str, threads: Collection[str]) -> dict[str, str]:
+        """The subjects of those of ``threads`` that exist, by id."""
+        ...
+
+    async def quote(self, wedding: str, thread: str, message: str) -> ThreadQuote | None:
+        """The message a notification is about (``None``: it is gone)."""
+        ...
+
+
+# -- steps other features compose into their transactions -----------------------------------
+
+
+def notify(
+    wedding: str,
+    sub: str,
+    reason: str,
+    thread: str,
+    message: str,
+    actor: Actor,
+    priority: str,
+    now: float,
+    *,
+    email: bool,
+) -> Tx[None]:
+    """The step that puts a notification in ``sub``'s inbox, and with ``email`` an email
+    in the outbox (whoever calls knows the person takes emails)."""
+    yield Sql(
+        "INSERT INTO {t}thread_notifications (wedding, sub, reason, thread, message,"
+        " actor, actor_role, priority, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (wedding, sub, reason, thread, message, actor.sub, actor.role, priority, now),
+    )
+    if email:
+        yield Sql(
+            "INSERT INTO {t}thread_outbox (wedding, sub, reason, thread, message,"
+            " priority, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (wedding, sub, reason, thread, message, priority, now),
+        )
+
+
+def notice_rows(
+    wedding: str,
+    member: Member | None,
+    sub: str,
+    reason: str,
+    ref: str,
+    actor: Actor,
+    now: float,
+) -> list[FeatureRow]:
+    """A notification not about a thread (``reason`` names what, ``ref`` which one), as
+    rows to write in the transaction of what caused it: the inbox entry, and the email
+    when the person has an address and takes emails."""
+    rows = [
+        FeatureRow(
+            "thread_notifications",
+            (
+                ("wedding", wedding),
+                ("sub", sub),
+                ("reason", reason),
+                ("thread", ""),
+                ("message", ref),
+                ("actor", actor.sub),
+                ("actor_role", actor.role),
+                ("priority", "normal"),
+                ("created_at", now),
+            ),
+        )
+    ]
+    if member is not None and member.email and member.email_on:
+        rows.append(
+            FeatureRow(
+                "thread_outbox",
+                (
+                    ("wedding", wedding),
+                    ("sub", sub),
+                    ("reason", reason),
+                    ("thread", ""),
+                    ("message", ref),
+                    ("priority", "normal"),
+                    ("created_at", now),
+                ),
+            )
+        )
+    return rows
+
+
+def unread_about(wedding: str, sub: str, thread: str) -> Tx[list[tuple[int, str]]]:
+    """The step that finds ``sub``'s unread notifications about ``thread``: (id, message)."""
+    rows = yield Sql(
+        "SELECT id, message FROM {t}thread_notifications WHERE wedding = ? AND sub = ?"
+        " AND thread = ? AND read = 0",
+        (wedding, sub, thread),
+    )
+    return [(int(r[0]), str(r[1])) for r in rows]
+
+
+def mark_read(wedding: str, sub: str, ids: Sequence[int] | None) -> Tx[int]:
+    """The step that marks ``sub``'s notifications read (``None``: all of them); how many
+    were unread."""
+    if ids is None:
+        done = yield Sql(
+            "UPDATE {t}thread_notifications SET read = 1 WHERE wedding = ? AND sub = ?"
+            " AND read = 0 RETURNING id",
+            (wedding, sub),
+        )
+        return len(done)
+    count = 0
+    for start in range(0, len(ids), _MARKS):
+        chunk = ids[start : start + _MARKS]
+        marks = ",".join("?" * len(chunk))
+        done = yield Sql(
+            "UPDATE {t}thread_notifications SET read = 1 WHERE wedding = ? AND sub = ?"
+            f" AND read = 0 AND id IN ({marks}) RETURNING id",
+            (wedding, sub, *chunk),
+        )
+        count += len(done)
+    return count
+
+
+def erase(wedding: str, sub: str) -> Tx[bool]:
+    """The step that erases a person from the inbox and the outbox: their notifications,
+    their queued emails, and the notifications that name them as who acted; whether
+    there was any."""
+    gone = 0
+    for table in ("thread_notifications", "thread_outbox"):
+        deleted: int = yield Sql(
+            f"DELETE FROM {{t}}{table} WHERE wedding = ? AND sub = ?", (wedding, sub), count=True
+        )
+        gone += deleted
+    acted: int = yield Sql(
+        "DELETE FROM {t}thread_notifications WHERE wedding = ? AND actor = ?",
+        (wedding, sub),
+        count=True,
+    )
+    gone += acted
+    return gone > 0
+
+
+# -- the extension -----------------------------------------------------------------------------
+
+
+class Notifications(Extension):
+    """The inbox and the outbox's tables (see the module docstring)."""
+
+    name = "notifications"
+
+    def __init__(self) -> None:
+        self._db: FeatureDb | None = None
+        self._core: Core | None = None
+        self._threads: ThreadNotices | None = None
+        self.outbox_wake = asyncio.Event()
+        """Set when email rows were queued here (the mailer waits on it)."""
+        self.emails = False
+        """Whether notifications queue email rows: on when this server sends email
+        (``CRDT_SERVER_SMTP_URL``, the feature's settings)."""
+
+    def describe_threads(self, threads: ThreadNotices) -> None:
+        """Show notifications about threads, as ``threads`` says (the threads feature)."""
+        self._threads = threads
+
+    @property
+    def threads(self) -> ThreadNotices | None:
+        """What says the threads notifications are about (``None``: no threads feature)."""
+        return self._threads
+
+    async def start(self, core: Core) -> None:
+        self._core = core
+        self._db = FeatureDb(core.store)
+        await core.store.install(SCHEMA)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.drain()
+
+    @property
+    def db(self) -> FeatureDb:
+        if self._db is None:
+            raise RuntimeError("the notifications extension has not been started")
+        return self._db
+
+    def queued(self, wedding: str) -> None:
+        """Emails were committed to the outbox: wake the mailers, here and elsewhere."""
+        self.outbox_wake.set()
+        assert self._core is not None
+        self._core.registry.bus.publish_event({"type": OUTBOX_MESSAGE, "wedding": wedding})
+
+    async def notifications(
+        self, wedding: str, sub: str, *, unread_only: bool, after: int | None, limit: int
+    ) -> tuple[list[dict[str, Any]], int, int | None]:
+        """A page of ``sub``'s inbox, newest first: (items, unread count, the cursor of
+        the next page). Notifications about threads that are gone are not shown."""
+        items: list[dict[str, Any]] = []
+        following: int | None = None
+        cursor = after
+        while len(items) < limit:
+            sql = (
+                "SELECT id, reason, thread, message, actor, actor_role, priority, created_at,"
+                " read FROM {t}thread_notifications WHERE wedding = ? AND sub = ?"
+            )
+            params: list[Any] = [wedding, sub]
+            if unread_only:
+                sql += " AND read = 0"
+            if cursor is not None:
+                sql += " AND id < ?"
+                params.append(cursor)
+            rows = await self.db.read(sql + " ORDER BY id DESC LIMIT ?", *params, limit)
+            named = {str(r[2]) for r in rows if r[2]}
+            subjects = (
+                await self._threads.subjects(wedding, named)
+                if named and self._threads is not None
+                else {}
+            )
+            for r in rows:
+                if r[2] and str(r[2]) not in subjects:
+                    continue  # about a thread that is gone (or no threads feature)
+                items.append(_item(r, subjects.get(str(r[2]))))
+                if len(items) == limit:
+                    following = int(r[0])
+                    break
+            if len(rows) < limit:
+                break
+            cursor = int(rows[-1][0])
+        unread = await self.db.read(
+            "SELECT COUNT(*) FROM {t}thread_notifications WHERE wedding = ? AND sub = ?"
+            " AND read = 0",
+            wedding,
+            sub,
+        )
+        return items, int(unread[0][0]), following
+
+    async def read_notifications(self, wedding: str, sub: str, ids: list[int] | None) -> int:
+        """Mark ``sub``'s notifications read (``None``: all); how many were unread."""
+        return await self.db.write(mark_read(wedding, sub, ids))
+
+    async def on_member_erased(self, wedding: str, sub: str) -> bool:
+        """Erase a person from the inbox and the outbox (:func:`erase`)."""
+        return await self.db.write(erase(wedding, sub))
+
+
+def _item(r: Sequence[Any], subject: str | None) -> dict[str, Any]:
+    return {
+        "id": str(r[0]),
+        "reason": r[1],
+        "thread": {"id": r[2], "subject": subject} if r[2] else None,
+        "message": r[3] if r[2] else None,
+        **({"conflict": r[3]} if r[1] == OVERWRITTEN else {}),
+        "actor": {"sub": r[4], "role": r[5]},
+        "priority": r[6],
+        "created_at": rfc3339(float(r[7])),
+        "read": bool(r[8]),
+    }

@@ -1,0 +1,266 @@
+"""Notification emails from the durable outbox (:mod:`.inbox`), which threads and other
+features fill.
+
+A message that notifies someone by email writes an outbox row in its own transaction, so
+an acknowledged message's email survives a crash or restart. This sender (when
+``CRDT_SERVER_SMTP_URL`` is set) sends each person at most one email per
+``CRDT_SERVER_EMAIL_DIGEST_SECONDS``: the first at once, what comes in the window after it
+together, as one digest, when the window ends. ``urgent`` and ``emergency`` rows are sent at
+once (with whatever was held for that person). Several processes share the outbox: a
+person's rows are claimed in a transaction before sending (a claim lapses after a minute,
+so a crash mid-send retries: delivery is at least once). Every email has an unsubscribe
+link (and ``List-Unsubscribe`` headers, RFC 8058).
+
+What an email says of a notification comes from the feature that made it: the threads
+feature says what a thread message was (:meth:`Notifications.describe_threads`), others
+register their reasons (:meth:`Mailer.describe`); the member directory gives names,
+addresses and unsubscribe keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+import aiosmtplib
+
+from crdt_server.core.hooks import Core, Extension
+from crdt_server.features.db import Sql, Tx
+from crdt_server.features.notifications.extension import OUTBOX_MESSAGE, Notifications
+from crdt_server.features.notifications.settings import NotificationSettings
+from crdt_server.features.people.domain import Member
+from crdt_server.features.people.extension import People, emailed
+
+__all__ = ["Mailer", "Notice", "SmtpTarget"]
+
+log = logging.getLogger("crdt_server.mail")
+
+CLAIM_SECONDS = 60.0
+RETRY_SECONDS = 5.0
+POLL_SECONDS = 2.0
+"""How often the outbox is looked at without a wake-up (rows of other processes, held
+digests coming due)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpTarget:
+    """Where and how to send, from ``smtp://user:pass@host:port`` (STARTTLS when the
+    server offers it) or ``smtps://`` (TLS from the start)."""
+
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    tls: bool
+
+    @classmethod
+    def parse(cls, url: str) -> SmtpTarget:
+        parts = urlsplit(url)
+        tls = parts.scheme == "smtps"
+        return cls(
+            parts.hostname or "localhost",
+            parts.port or (465 if tls else 25),
+            unquote(parts.username) if parts.username else None,
+            unquote(parts.password) if parts.password else None,
+            tls,
+        )
+
+
+Notice = Callable[[str, str, Member], Awaitable[str | None]]
+"""What says a notification not about a thread in an email: called with the wedding, the
+notification's reference and the recipient (their current directory entry: what the email
+says is cut to what their role may read now); ``None``: it is gone, say nothing."""
+
+
+class Mailer(Extension):
+    """Sends the outbox (see the module docstring)."""
+
+    name = "mailer"
+
+    def __init__(
+        self,
+        notifications: Notifications,
+        people: People,
+        notices: Mapping[str, Notice] | None = None,
+    ) -> None:
+        """``notices``: for notifications not about a thread, by reason, what says them in
+        an email (:data:`Notice`)."""
+        self._inbox = notifications
+        self._people = people
+        self._notices = dict(notices or {})
+        self._task: asyncio.Task[None] | None = None
+        self._core: Core | None = None
+        self.sent = 0
+        """Emails sent by this process (for tests and metrics)."""
+
+    def describe(self, reason: str, says: Notice) -> None:
+        """Say notifications of ``reason`` (not about a thread) in emails with ``says``
+        (:data:`Notice`)."""
+        self._notices[reason] = says
+
+    async def start(self, core: Core) -> None:
+        self._core = core
+        smtp_url = core.settings.fragment(NotificationSettings).smtp_url
+        if smtp_url:
+            self._target = SmtpTarget.parse(smtp_url)
+            self._task = asyncio.create_task(self._run(), name="mailer")
+
+    def on_bus_event(self, event: dict[str, Any]) -> None:
+        if event.get("type") == OUTBOX_MESSAGE:
+            self._inbox.outbox_wake.set()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        wake = self._inbox.outbox_wake
+        while True:
+            wake.clear()
+            try:
+                pause = await self.send_due()
+            except Exception:
+                log.exception("sending notification emails failed; retrying")
+                pause = RETRY_SECONDS
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), max(0.05, min(pause, POLL_SECONDS)))
+
+    async def send_due(self) -> float:
+        """Send every person's due rows; seconds until the next held row comes due."""
+        assert self._core is not None
+        digest = self._core.settings.fragment(NotificationSettings).email_digest_seconds
+        db = self._inbox.db
+        now = time.time()
+        rows = await db.read(
+            "SELECT wedding, sub, MAX(CASE WHEN priority = 'normal' THEN 0 ELSE 1 END)"
+            " FROM {t}thread_outbox WHERE claimed_until < ? GROUP BY wedding, sub",
+            now,
+        )
+        pause = POLL_SECONDS
+        for wedding, sub, urgent in rows:
+            due = await self._people.emailed_at(str(wedding), str(sub)) + digest
+            if urgent or now >= due:
+                await self._send(str(wedding), str(sub))
+            else:
+                pause = min(pause, due - now)
+        return pause
+
+    async def _send(self, wedding: str, sub: str) -> None:
+        db = self._inbox.db
+        now = time.time()
+
+        def claim() -> Tx[list[Any]]:
+            claimed = yield Sql(
+                "UPDATE {t}thread_outbox SET claimed_until = ? WHERE wedding = ? AND sub = ?"
+                " AND claimed_until < ? RETURNING id, reason, thread, message, priority",
+                (now + CLAIM_SECONDS, wedding, sub, now),
+            )
+            return list(claimed)
+
+        items = sorted(await db.write(claim()))
+        if not items:
+            return  # another process took them
+        ids = [int(i[0]) for i in items]
+        member = await self._people.member(wedding, sub)
+        email = None
+        if member is not None and member.email and member.email_on:
+            # None: nothing left to say (every notice's finding closed meanwhile).
+            email = await self._compose(wedding, member, member.email, items)
+        if email is not None:
+            try:
+                await aiosmtplib.send(
+                    email,
+                    hostname=self._target.host,
+                    port=self._target.port,
+                    username=self._target.username,
+                    password=self._target.password,
+                    use_tls=self._target.tls,
+                    timeout=30,
+                )
+            except (aiosmtplib.SMTPException, OSError) as exc:
+                # No addresses or bodies in the log: only what failed.
+                log.error("a notification email could not be sent (retrying): %s", type(exc))
+                await db.write(_release(ids, time.time() + RETRY_SECONDS))
+                return
+            self.sent += 1
+        await db.write(_done(wedding, sub, ids, time.time()))
+
+    async def _compose(
+        self, wedding: str, member: Member, address: str, items: list[Any]
+    ) -> EmailMessage | None:
+        assert self._core is not None
+        sub = member.sub
+        settings = self._core.settings
+        names = {m.sub: m.name for m in await self._people.members(wedding)}
+        lines = []
+        subjects = []
+        for _, reason, thread, message, priority in items:
+            notice = self._notices.get(str(reason))
+            if not thread and notice is not None:
+                line = await notice(wedding, str(message), member)
+                if line is not None:
+                    subjects.append("")  # not a thread: the subject names no thread
+                    lines.append(line + "\n")
+                continue
+            threads = self._inbox.threads
+            said = (
+                await threads.quote(wedding, str(thread), str(message))
+                if thread and threads is not None
+                else None
+            )
+            if said is None:
+                continue
+            subject, author, body, deleted = said
+            subject = " ".join(str(subject).split())  # never a line break in a header
+            subjects.append(subject)
+            who = names.get(str(author), str(author) or "someone")
+            flag = "" if priority == "normal" else f"[{str(priority).upper()}] "
+            why = {"mention": "mentioned you", "reply": "replied to you"}.get(str(reason), "wrote")
+            text = "(deleted)" if deleted else str(body)
+            lines.append(f"{flag}{who} {why} in \u201c{subject}\u201d:\n{text}\n")
+        if not lines:
+            return None
+        base = settings.public_url or f"http://{settings.host}:{settings.port}"
+        key = await self._people.unsubscribe_key(wedding, sub) or ""
+        link = (
+            f"{base.rstrip('/')}/api/weddings/{quote(wedding)}/members/{quote(sub, safe='')}"
+            f"/unsubscribe?key={quote(key)}"
+        )
+        email = EmailMessage()
+        email["From"] = settings.fragment(NotificationSettings).email_from
+        email["To"] = address
+        urgent = any(i[4] != "normal" for i in items)
+        if len(lines) == 1:
+            email["Subject"] = ("[URGENT] " if urgent else "") + (
+                f"New in \u201c{subjects[0]}\u201d" if subjects[0] else "A change of yours was lost"
+            )
+        else:
+            email["Subject"] = ("[URGENT] " if urgent else "") + (
+                f"{len(lines)} new messages in your wedding threads"
+            )
+        email["List-Unsubscribe"] = f"<{link}>"
+        email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        email.set_content(
+            "\n".join(lines) + f"\n--\nStop these emails: {link}\n", cte="quoted-printable"
+        )
+        return email
+
+
+def _release(ids: list[int], at: float) -> Tx[None]:
+    marks = ",".join("?" * len(ids))
+    yield Sql(f"UPDATE {{t}}thread_outbox SET claimed_until = ? WHERE id IN ({marks})", (at, *ids))
+
+
+def _done(wedding: str, sub: str, ids: list[int], at: float) -> Tx[None]:
+    marks = ",".join("?" * len(ids))
+    yield Sql(f"DELETE FROM {{t}}thread_outbox WHERE id IN ({marks})", tuple(ids))
+    yield from emailed(wedding, sub, at)

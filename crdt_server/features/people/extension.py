@@ -1,0 +1,200 @@
+"""The member directory of each wedding: filled from tokens as people connect or call the
+API, edited through it; each person's notification settings and unsubscribe key.
+
+Other features read it (threads: who may be a participant, who is mentioned;
+notifications: whom to email, the unsubscribe link) and compose its steps into their own
+transactions (:func:`erase`, :func:`emailed`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from typing import Any
+
+from crdt_server.core.connection import Connection
+from crdt_server.core.hooks import Core, Extension
+from crdt_server.core.room import Room
+from crdt_server.features.db import FeatureDb, Sql, Tx
+from crdt_server.features.people.domain import MEMBER_COLUMNS, Member, member_json, member_of_row
+from crdt_server.features.people.tables import SCHEMA
+
+__all__ = ["People", "emailed", "erase"]
+
+log = logging.getLogger("crdt_server.people")
+
+
+def erase(wedding: str, sub: str) -> Tx[bool]:
+    """The step that removes a member's entry; whether there was one."""
+    gone = yield Sql(
+        "DELETE FROM {t}thread_members WHERE wedding = ? AND sub = ?", (wedding, sub), count=True
+    )
+    return bool(gone)
+
+
+def emailed(wedding: str, sub: str, at: float) -> Tx[None]:
+    """The step that records when a member was last emailed (their digest window)."""
+    yield Sql(
+        "UPDATE {t}thread_members SET emailed_at = ? WHERE wedding = ? AND sub = ?",
+        (at, wedding, sub),
+    )
+
+
+class People(Extension):
+    """Members of every wedding (see the module docstring)."""
+
+    name = "people"
+
+    def __init__(self) -> None:
+        self._db: FeatureDb | None = None
+        self._seen: dict[tuple[str, str], tuple[str, str, str | None]] = {}
+        """The directory entries this process last wrote, to skip writing them again."""
+
+    # -- hooks --------------------------------------------------------------------------
+
+    async def start(self, core: Core) -> None:
+        self._db = FeatureDb(core.store)
+        await core.store.install(SCHEMA)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.drain()
+
+    def on_connect(self, room: Room, conn: Connection) -> None:
+        p = conn.principal
+        if not p.authenticated:
+            return
+        if self.known(room.wedding_id, p.user_id, p.role, p.name, p.email):
+            return
+        task = asyncio.ensure_future(self.see(room.wedding_id, p.user_id, p.role, p.name, p.email))
+        task.add_done_callback(_log_failure)
+
+    async def on_member_erased(self, wedding: str, sub: str) -> bool:
+        """The member's entry goes (whether there was one)."""
+        found = await self.db.write(erase(wedding, sub))
+        self.forget(wedding, sub)
+        return found
+
+    @property
+    def db(self) -> FeatureDb:
+        if self._db is None:
+            raise RuntimeError("the people extension has not been started")
+        return self._db
+
+    # -- the directory ------------------------------------------------------------------
+
+    def known(self, wedding: str, sub: str, role: str, name: str, email: str | None) -> bool:
+        """Whether the directory already has this person as given (as far as this process
+        knows)."""
+        return self._seen.get((wedding, sub)) == (role, name, email)
+
+    def forget(self, wedding: str, sub: str) -> None:
+        """The entry changed elsewhere: write it again when next seen."""
+        self._seen.pop((wedding, sub), None)
+
+    async def see(self, wedding: str, sub: str, role: str, name: str, email: str | None) -> None:
+        """Keep the directory up to date with a token seen at a connection or request."""
+        key = (wedding, sub)
+        if self.known(wedding, sub, role, name, email):
+            return
+
+        def tx() -> Tx[None]:
+            yield Sql(
+                "INSERT INTO {t}thread_members (wedding, sub, role, name, email, unsubscribe,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (wedding, sub) DO UPDATE"
+                " SET role = excluded.role, name = excluded.name,"
+                " email = COALESCE(excluded.email, {t}thread_members.email),"
+                " updated_at = excluded.updated_at",
+                (wedding, sub, role, name, email, secrets.token_urlsafe(24), time.time()),
+            )
+
+        await self.db.write(tx())
+        self._seen[key] = (role, name, email)
+
+    async def put_member(
+        self, wedding: str, sub: str, role: str, name: str, email: str | None
+    ) -> tuple[dict[str, Any], bool]:
+        """Create or replace a member; (member, created)."""
+
+        def tx() -> Tx[bool]:
+            rows = yield Sql(
+                "SELECT 1 FROM {t}thread_members WHERE wedding = ? AND sub = ?", (wedding, sub)
+            )
+            yield Sql(
+                "INSERT INTO {t}thread_members (wedding, sub, role, name, email, unsubscribe,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (wedding, sub) DO UPDATE"
+                " SET role = excluded.role, name = excluded.name, email = excluded.email,"
+                " updated_at = excluded.updated_at",
+                (wedding, sub, role, name, email, secrets.token_urlsafe(24), time.time()),
+            )
+            return not rows
+
+        created = await self.db.write(tx())
+        self._seen.pop((wedding, sub), None)
+        member = await self.member(wedding, sub)
+        assert member is not None
+        return member_json(member, with_email=True), created
+
+    async def member(self, wedding: str, sub: str) -> Member | None:
+        rows = await self.db.read(
+            f"SELECT {MEMBER_COLUMNS} FROM {{t}}thread_members WHERE wedding = ? AND sub = ?",
+            wedding,
+            sub,
+        )
+        return member_of_row(rows[0]) if rows else None
+
+    async def members(self, wedding: str) -> list[Member]:
+        rows = await self.db.read(
+            f"SELECT {MEMBER_COLUMNS} FROM {{t}}thread_members WHERE wedding = ? ORDER BY sub",
+            wedding,
+        )
+        return [member_of_row(r) for r in rows]
+
+    async def set_preferences(
+        self, wedding: str, sub: str, participation: str | None, email_on: bool | None
+    ) -> Member:
+        def tx() -> Tx[None]:
+            if participation is not None:
+                yield Sql(
+                    "UPDATE {t}thread_members SET participation = ? WHERE wedding = ? AND sub = ?",
+                    (participation, wedding, sub),
+                )
+            if email_on is not None:
+                yield Sql(
+                    "UPDATE {t}thread_members SET email_on = ? WHERE wedding = ? AND sub = ?",
+                    (int(email_on), wedding, sub),
+                )
+
+        await self.db.write(tx())
+        member = await self.member(wedding, sub)
+        assert member is not None
+        return member
+
+    async def unsubscribe(self, wedding: str, sub: str, key: str) -> bool:
+        rows = await self.db.read(
+            "SELECT unsubscribe FROM {t}thread_members WHERE wedding = ? AND sub = ?", wedding, sub
+        )
+        if not rows or not secrets.compare_digest(str(rows[0][0]).encode(), key.encode()):
+            return False
+        await self.set_preferences(wedding, sub, None, False)
+        return True
+
+    async def unsubscribe_key(self, wedding: str, sub: str) -> str | None:
+        rows = await self.db.read(
+            "SELECT unsubscribe FROM {t}thread_members WHERE wedding = ? AND sub = ?", wedding, sub
+        )
+        return str(rows[0][0]) if rows else None
+
+    async def emailed_at(self, wedding: str, sub: str) -> float:
+        """When the member was last emailed (0: never, or not a member)."""
+        rows = await self.db.read(
+            "SELECT emailed_at FROM {t}thread_members WHERE wedding = ? AND sub = ?", wedding, sub
+        )
+        return float(rows[0][0]) if rows else 0.0
+
+
+def _log_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("keeping the member directory failed: %s", task.exception())

@@ -1,0 +1,228 @@
+"""Version history: restore points of the wedding documents, reading a document as of a
+seq, and restoring one.
+
+Every ``CRDT_SERVER_VERSION_CHECK_SECONDS`` the keeper looks at the documents this process
+committed changes to: one whose newest restore point is older than
+``CRDT_SERVER_VERSION_INTERVAL_SECONDS`` (an hour) gets a new one, the state as of its
+newest seq, rebuilt from the store (so it is exactly what was committed), with who changed
+it since the previous point. Points are thinned as they age (hourly for a week, then the
+first of each day) and deleted past ``CRDT_SERVER_EVENT_RETENTION_DAYS``. They live in
+their own table, so compaction keeps them.
+
+Reading a document as of seq N replays its log up to N while the log still holds it (exact
+at every seq); past a compaction, the newest restore point at or before N answers.
+Restoring writes one update made as the restorer: the difference between the document now
+and its state then (:func:`documents.restore.restore`), so it is validated, committed,
+broadcast and turned into events like any other edit, and concurrent edits still merge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pycrdt import Doc, Map
+
+from crdt_server.core.crdt import replay
+from crdt_server.core.hooks import Core, Extension, Sender, StoredBatch
+from crdt_server.core.room import Room
+from crdt_server.documents import DOCUMENT_KINDS
+from crdt_server.documents.restore import restore
+from crdt_server.features.versions.settings import VersionSettings
+from crdt_server.features.versions.tables import VersionPoint, VersionStore, to_thin
+from crdt_server.storage import NewEvent
+
+if TYPE_CHECKING:
+    from crdt_server.features.events.extension import EventLog
+
+__all__ = ["NotKept", "Restored", "VersionKeeper"]
+
+log = logging.getLogger("crdt_server.versions")
+
+HOURLY_FOR = 7 * 86400.0
+"""Points younger than this are all kept (one per interval); older ones, one a day."""
+
+
+class NotKept(LookupError):
+    """No state of the document at or before that seq is kept (before its first update,
+    or compacted away and older than every restore point)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    seq: int
+    """The seq whose state the document now has again."""
+    changed: bool
+    event: str | None
+    """The id of the ``document.restored`` event."""
+
+
+class VersionKeeper(Extension):
+    """Takes, thins and serves restore points (see the module docstring)."""
+
+    name = "versions"
+
+    def __init__(self, *, events: EventLog | None = None) -> None:
+        self._event_log = events
+        self._core: Core | None = None
+        self._versions: VersionStore | None = None
+        self._changed: set[str] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._last_thin = 0.0
+
+    async def start(self, core: Core) -> None:
+        self._core = core
+        self._versions = VersionStore(core.store)
+        await self._versions.install()
+        self._task = asyncio.create_task(self._loop(), name="restore-points")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def on_stored(self, room: Room, batch: StoredBatch) -> None:
+        if room.kind in DOCUMENT_KINDS:
+            self._changed.add(room.name)
+
+    # -- taking and thinning points ---------------------------------------------------
+
+    async def _loop(self) -> None:
+        core = self._require_core()
+        while True:
+            await asyncio.sleep(core.settings.fragment(VersionSettings).version_check_seconds)
+            try:
+                await self.check()
+            except Exception:
+                log.exception("could not take or thin restore points; trying again later")
+
+    async def check(self, *, force: bool = False) -> None:
+        """Take the points that are due (``force``: for every changed document now), then
+        thin old points (at most hourly)."""
+        core = self._require_core()
+        interval = core.settings.fragment(VersionSettings).version_interval_seconds
+        changed, self._changed = self._changed, set()
+        for name in sorted(changed):
+            try:
+                if not await self.take(name, interval=0.0 if force else interval):
+                    self._changed.add(name)  # not due yet: look again later
+            except Exception:
+                self._changed.add(name)
+                raise
+        now = time.time()
+        if now - self._last_thin >= min(3600.0, interval):
+            self._last_thin = now
+            keep_for = core.settings.event_retention_days * 86400
+            versions = self._require_versions()
+            doomed = to_thin(
+                await versions.older_than(now - min(HOURLY_FOR, keep_for)),
+                now,
+                hourly_for=HOURLY_FOR,
+                keep_for=keep_for,
+            )
+            await versions.delete(doomed)
+
+    async def take(self, name: str, *, interval: float) -> bool:
+        """Take a point of document ``name`` unless its newest is younger than
+        ``interval``; whether the document is up to date (taken now, or nothing new)."""
+        versions = self._require_versions()
+        newest = await versions.points(name, limit=1)
+        now = time.time()
+        if newest and now - newest[0].at < interval:
+            return False
+        stored = await self._require_core().store.load(name)
+        if stored is None or (newest and newest[0].seq >= stored.last_seq):
+            return True
+        state = replay(stored.updates)[0].doc.get_update()
+        previous = newest[0].seq if newest else 0
+        actors = await versions.actors_between(name, previous, stored.last_seq)
+        wedding = name.split("/", 1)[0]
+        point = VersionPoint(name, stored.last_seq, now, tuple(actors))
+        await versions.add(wedding, point, state)
+        return True
+
+    # -- reading and restoring -------------------------------------------------------
+
+    async def points(self, name: str, *, before: int | None, limit: int) -> list[VersionPoint]:
+        return await self._require_versions().points(name, before=before, limit=limit)
+
+    async def state_at(self, name: str, seq: int) -> tuple[int, Doc[Any]]:
+        """The document as of ``seq``: the seq it is exactly the state of (the newest at
+        or before ``seq``) and the document. Raises :class:`NotKept`."""
+        versions = self._require_versions()
+        rows = await versions.log_upto(name, seq)
+        if rows:
+            return rows[-1][0], replay([data for _, data in rows])[0].doc
+        point = await versions.state(name, seq)
+        if point is None:
+            raise NotKept(name)
+        # Through the shape rule: a point taken before it may hold content no reader can
+        # iterate (served as deleted content, as a room serves its document).
+        return point[0], replay([point[1]])[0].doc
+
+    async def past_state(self, name: str, seq: int) -> tuple[int, Doc[Any]] | None:
+        """:meth:`state_at`, ``None`` when nothing that old is kept (what ``GET`` of a
+        document with ``?at=SEQ`` asks: :class:`crdt_server.edge.documents.PastStates`)."""
+        try:
+            return await self.state_at(name, seq)
+        except NotKept:
+            return None
+
+    async def restore(self, wedding: str, kind: str, seq: int, sender: Sender) -> Restored:
+        """Write one update, made as ``sender``, that makes the document equal to its state
+        as of ``seq``; answered once committed. Raises :class:`NotKept`."""
+        core = self._require_core()
+        name = f"{wedding}/{kind}"
+        used, target = await self.state_at(name, seq)
+        changed = await core.weddings.edit(
+            name, lambda doc: restore(doc, kind, target, origin=sender.origin), sender
+        )
+        event_log = self._event_log
+        event_id = None
+        if event_log is not None:
+            data = {"doc": kind, "seq": used, "changed": changed}
+            added = await event_log.record(
+                [
+                    NewEvent(
+                        wedding,
+                        "document.restored",
+                        json.dumps(data),
+                        kind,
+                        sub=sender.actor.sub,
+                        role=sender.actor.role,
+                    )
+                ]
+            )
+            event_id = f"{wedding}:{added.events[0].seq}"
+        return Restored(used, changed, event_id)
+
+    async def on_guest_erased(self, wedding: str, guest_id: str) -> None:
+        """Per-person erasure: rewrite every restore point of the wedding's guest list and
+        seating plan without the guest (their deleted content garbage collected)."""
+        versions = self._require_versions()
+        for kind, root in (("guests", "guests"), ("seating", "assignments")):
+            name = f"{wedding}/{kind}"
+            rewritten: list[tuple[int, bytes]] = []
+            for seq, state in await versions.states(name):
+                doc = replay([state])[0].doc  # through the shape rule, as state_at reads
+                entries = doc.get(root, type=Map)
+                if guest_id in entries:
+                    del entries[guest_id]
+                    rewritten.append((seq, doc.get_update()))
+            await versions.replace_states(name, rewritten)
+
+    def _require_core(self) -> Core:
+        if self._core is None:
+            raise RuntimeError("the version keeper has not been started")
+        return self._core
+
+    def _require_versions(self) -> VersionStore:
+        if self._versions is None:
+            raise RuntimeError("the version keeper has not been started")
+        return self._versions

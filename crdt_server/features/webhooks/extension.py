@@ -1,0 +1,581 @@
+"""Outgoing webhooks (Standard Webhooks): a durable outbox over the wedding event log.
+
+The events table is the outbox. Each endpoint keeps its own cursor (``after_seq``) over its
+wedding's events: the dispatcher reads the events past it that the endpoint subscribed to
+and, in one transaction, writes a delivery row for each (unique per endpoint and event, so
+two processes doing it at once write each row once) and moves the cursor. An event is
+durable with its update (the event log writes it in the update's own transaction), so a
+crash between the commit and the delivery loses nothing: the next process to run finds the
+cursor behind and the deliveries pending.
+
+Deliveries are attempted by whichever process claims them (a lease, see
+:mod:`crdt_server.features.webhooks.tables`), on the retry schedule
+(``CRDT_SERVER_WEBHOOK_RETRY_SCHEDULE``: the delay before each attempt). Every attempt of
+a delivery carries the same ``webhook-id`` and is signed anew (``webhook-timestamp`` is the
+attempt's); any 2xx answer delivers it; 410 disables the endpoint; after the last attempt
+it is failed (a dead letter), listed and replayable. An endpoint disabled by a 410 (or
+paused through the API) is enabled again with :meth:`WebhookEndpoints.update
+<crdt_server.features.webhooks.service.WebhookEndpoints.update>`, and resumes where it
+stopped (its cursor did not move while it was disabled). A dead endpoint never holds back
+another, and a dead letter never holds back later deliveries: each delivery is claimed on
+its own. There is no ordering promise: the payload carries the event's ``seq``.
+
+Wire format (https://www.standardwebhooks.com/): headers ``webhook-id``,
+``webhook-timestamp``, ``webhook-signature: v1,<base64 HMAC-SHA256 of id.timestamp.body>``
+(two signatures for 24 h after a rotation, the new secret's and the old one's); body
+``{"type", "timestamp", "data": <the event as GET .../events shows it>}``.
+
+A payload is cut, at each attempt, to what the endpoint's creator may read *now*: their role
+is read from the member directory once per batch of claimed deliveries (a role changed
+through the members API or a newer token applies to the next delivery, retries included),
+and the event is shown as that role reads it in ``GET .../events``
+(:func:`~crdt_server.features.events.extension.readable_event`: no guest's contact or notes for a
+vendor). An event of a document the creator's role may no longer read is not sent: its
+delivery fails at once (a dead letter, ``withheld``). Endpoints created by the admin (no
+creator) carry whole events; a creator the directory does not know gets every field with a
+read rule cut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from crdt_server.auth.permissions import PermissionMatrix
+from crdt_server.core.hooks import Core, Extension
+from crdt_server.documents.domain import WEDDINGS
+from crdt_server.features.events.extension import readable_event, rfc3339
+from crdt_server.features.webhooks.domain import (
+    ENDPOINT_COLUMNS,
+    Endpoint,
+    endpoint_of,
+    new_id,
+    payload_of,
+)
+from crdt_server.features.webhooks.domain_safety import UnsafeTarget
+from crdt_server.features.webhooks.service import WebhookEndpoints, insert_delivery
+from crdt_server.features.webhooks.service_sender import Senders, post_signed
+from crdt_server.features.webhooks.settings import WebhookSettings
+from crdt_server.features.webhooks.tables import Statement, WebhookTables
+from crdt_server.settings import Settings
+from crdt_server.storage import DocumentStore, EventFilter
+
+if TYPE_CHECKING:
+    from crdt_server.features.people.domain import Member
+    from crdt_server.features.people.extension import People
+
+__all__ = ["Webhooks"]
+
+log = logging.getLogger("crdt_server.webhooks")
+
+MAX_IN_FLIGHT = 32
+"""Attempts one process makes at once."""
+PER_ENDPOINT = 4
+"""Attempts in flight to one endpoint (all processes): an endpoint that hangs until the
+timeout holds this many, never every slot."""
+POLL_SECONDS = 1.0
+"""How often the dispatcher looks for work it was not woken for (events committed by
+another process without a bus, custom events, retries that came due)."""
+PAGE = 200
+SWEEP_SECONDS = 3600.0
+ATTEMPTS_KEPT_SECONDS = 2 * 24 * 3600.0
+
+
+class _Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.attempts = Counter(
+            "crdt_webhook_attempts",
+            "Webhook delivery attempts by outcome (delivered, rejected: a non-2xx answer, "
+            "gone: 410, error: no answer, refused: unsafe address, withheld: its creator "
+            "may no longer read the event's document)",
+            ["outcome"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "crdt_webhook_dead_letters",
+            "Deliveries failed after their last attempt",
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "crdt_webhook_delivery_seconds",
+            "From the event's commit to its receiver's 2xx",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+            registry=registry,
+        )
+
+
+class Webhooks(Extension):
+    """Outgoing webhooks of every wedding (see the module docstring)."""
+
+    name = "webhooks"
+
+    def __init__(self, people: People | None = None) -> None:
+        """``people``: the member directory, where each endpoint's creator's current role is
+        read (without it, a creator's endpoint gets every field with a read rule cut)."""
+        self._people = people
+        self._permissions = PermissionMatrix()
+        self._tables: WebhookTables | None = None
+        self._manage: WebhookEndpoints | None = None
+        self._settings = Settings()
+        self._config = WebhookSettings()
+        self._senders: Senders | None = None
+        self._metrics: _Metrics | None = None
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._wake = asyncio.Event()
+        self._closed = False
+        self._runner: asyncio.Task[None] | None = None
+        self._sending: dict[asyncio.Task[None], str] = {}
+        """Attempts in flight, with their endpoint."""
+        self._in_flight: dict[str, int] = {}
+        """Attempts in flight per endpoint."""
+        self._swept_at = 0.0
+        self._fanned: dict[str, Endpoint] = {}
+        """The endpoints of the last fan-out (their first attempts need not read them)."""
+        self._settled: list[Statement] = []
+        """Statements of finished attempts, committed with the dispatcher's next
+        transaction (one fsync for a burst of answers and the next events, not one each);
+        lost in a crash, which only means the attempt is made again (at least once)."""
+
+    # -- hooks --------------------------------------------------------------------------
+
+    async def start(self, core: Core) -> None:
+        await self.open(core.store, core.settings, core.registry.metrics.registry)
+        self._runner = asyncio.create_task(self._run(), name="webhook-dispatcher")
+
+    async def open(
+        self, store: DocumentStore, settings: Settings, registry: CollectorRegistry
+    ) -> None:
+        """Install the tables and get ready to send, without starting the dispatcher
+        (:meth:`start` does both; tests and tools may drive :meth:`fan_out` themselves)."""
+        self._settings = settings
+        if settings.permissions:
+            self._permissions = PermissionMatrix.from_json(settings.permissions)
+        self._config = config = settings.fragment(WebhookSettings)
+        self._tables = WebhookTables(store)
+        await self._tables.install()
+        self._manage = WebhookEndpoints(self._tables, self._wake.set)
+        # One keep-alive pool per receiver, to its checked address (webhook_sender).
+        # httpcore scans a whole pool for every request: each stays small.
+        self._senders = Senders(
+            timeout=config.webhook_timeout_seconds,
+            allow_private=config.webhook_allow_private,
+            max_connections=MAX_IN_FLIGHT,
+            max_keepalive=PER_ENDPOINT * 2,
+        )
+        self._metrics = _Metrics(registry)
+
+    def wake(self, wedding: str = "") -> None:
+        """Events were stored (by this process): look for deliveries to make now."""
+        self._wake.set()
+
+    def on_bus_event(self, event: dict[str, Any]) -> None:
+        if event.get("type") == "events":
+            self._wake.set()
+
+    async def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+        tasks = [t for t in (self._runner, *self._sending) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            # An attempt cut short keeps its lease: another process (or this one after a
+            # restart) retries it once the lease runs out.
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        try:
+            await self.flush()
+        except Exception:
+            log.exception("could not record finished webhook attempts; they will be retried")
+        if self._senders is not None:
+            await self._senders.aclose()
+
+    # -- managing endpoints (see crdt_server.features.webhooks.service) --------------
+
+    @property
+    def tables(self) -> WebhookTables:
+        if self._tables is None:
+            raise RuntimeError("the webhooks extension has not been started")
+        return self._tables
+
+    @property
+    def allow_private(self) -> bool:
+        return self._config.webhook_allow_private
+
+    @property
+    def manage(self) -> WebhookEndpoints:
+        """Endpoints and their deliveries, as the API manages them."""
+        if self._manage is None:
+            raise RuntimeError("the webhooks extension has not been started")
+        return self._manage
+
+    # -- erasure -----------------------------------------------------------------------
+
+    async def on_guest_erased(self, wedding: str, guest_id: str) -> None:
+        """A guest is erased: their stored delivery payloads go (see
+        :meth:`WebhookEndpoints.forget_entity`)."""
+        await self.manage.forget_entity(wedding, guest_id, WEDDINGS.person_paths(guest_id))
+
+    async def on_member_erased(self, wedding: str, sub: str) -> bool:
+        """A member is erased: the deliveries quoting their thread events go, and the
+        endpoints they created are disabled."""
+        await self.manage.forget_member(wedding, sub)
+        reason = f"its creator was erased at {rfc3339(time.time())}"
+        await self.manage.disable_created_by(sub, wedding, reason)
+        return False
+
+    async def on_revoke(self, sub: str, wedding: str | None) -> None:
+        """``sub``'s access was revoked (in ``wedding``, or everywhere with ``None``): the
+        endpoints they created are disabled for good (a revocation is forgotten once no
+        token could outlive it; a disabled endpoint stays disabled). A manager takes one
+        over by re-enabling it."""
+        reason = f"its creator's access was revoked at {rfc3339(time.time())}"
+        gone = await self.manage.disable_created_by(sub, wedding, reason)
+        if gone:
+            log.info("revocation disabled %d webhook endpoints", gone)
+
+    # -- the dispatcher ----------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while not self._closed:
+            self._wake.clear()
+            try:
+                while True:
+                    more, leased = await self.fan_out(lease=MAX_IN_FLIGHT - len(self._sending))
+                    self._start(leased, self._fanned)
+                    if not more:
+                        break
+                delay = await self._dispatch()
+                await self._sweep()
+            except Exception:
+                log.exception("the webhook dispatcher failed; trying again shortly")
+                delay = POLL_SECONDS
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+
+    async def fan_out(self, *, lease: int = 0) -> tuple[bool, list[tuple[Any, ...]]]:
+        """Write deliveries for the events past each enabled endpoint's cursor (a page per
+        endpoint), in one transaction with the settled attempts waiting to be committed.
+        Up to ``lease`` deliveries due at once are taken by this process for their first
+        attempt. Answers whether some endpoint has more (call again), and the deliveries
+        taken (as :meth:`WebhookTables.claim` gives them)."""
+        rows = await self.tables.read(
+            f"SELECT {', '.join('e.' + c.strip() for c in ENDPOINT_COLUMNS.split(','))},"
+            " e.after_seq, c.last_seq FROM {t}webhook_endpoints e"
+            " JOIN {t}event_counters c ON c.wedding = e.wedding"
+            " WHERE e.disabled = '' AND c.last_seq > e.after_seq"
+        )
+        first_delay = self._config.webhook_retries[0]
+        statements: list[Statement] = []
+        more = False
+        self._fanned = {}
+        for row in rows:
+            endpoint = endpoint_of(row)
+            self._fanned[endpoint.id] = endpoint
+            after, last = int(row[13]), int(row[14])
+            where = EventFilter(
+                types=() if "*" in endpoint.events else tuple(endpoint.events),
+                docs=endpoint.docs,
+                viewer=endpoint.viewer,
+            )
+            page = await self.tables.store.events(
+                endpoint.wedding, after=after, limit=PAGE, where=where
+            )
+            full = len(page) == PAGE
+            more = more or full
+            # A short page saw every event up to the counter read before it (seqs follow
+            # commit order), so the cursor may pass the events that did not match.
+            cursor = page[-1].seq if full else max([last, *(e.seq for e in page)])
+            now = time.time()
+            busy = self._in_flight.get(endpoint.id, 0)
+            for e in page:
+                take = first_delay == 0 and lease > 0 and busy < PER_ENDPOINT
+                lease -= int(take)
+                busy += int(take)
+                statements.append(
+                    insert_delivery(
+                        endpoint,
+                        new_id("msg"),
+                        e.seq,
+                        e.type,
+                        payload_of(e),
+                        e.at,
+                        now + first_delay,
+                        owner=self._owner if take else "",
+                        lease_until=now + self._lease_seconds() if take else 0.0,
+                    )
+                )
+            statements.append(
+                (
+                    "UPDATE {t}webhook_endpoints SET after_seq = ? WHERE id = ? AND after_seq < ?",
+                    (cursor, endpoint.id, cursor),
+                )
+            )
+        settled, self._settled = self._settled, []
+        if not statements and not settled:
+            return False, []
+        try:
+            results = await self.tables.transaction([*settled, *statements])
+        except BaseException:
+            self._settled[:0] = settled  # committed with the next transaction instead
+            raise
+        taken = [
+            r[:6]
+            for returned in results[len(settled) :]
+            for r in returned
+            if len(r) == 7 and r[6] == self._owner
+        ]
+        return more, taken
+
+    async def flush(self) -> None:
+        """Commit the settled attempts not yet committed (the dispatcher does it with its
+        next transaction; this is for a stop, and for tests driving it by hand)."""
+        settled, self._settled = self._settled, []
+        if settled:
+            try:
+                await self.tables.transaction(settled)
+            except BaseException:
+                self._settled[:0] = settled
+                raise
+
+    def _start(
+        self, rows: Sequence[Sequence[Any]], endpoints: dict[str, Endpoint] | None = None
+    ) -> None:
+        # The creators' roles are read once for the batch (shared by its attempts), and
+        # again for the next: a role change applies to the next delivery.
+        creators: dict[tuple[str, str], asyncio.Future[Member | None]] = {}
+        for row in rows:
+            hook = str(row[2])
+            task = asyncio.create_task(
+                self._attempt(row, (endpoints or {}).get(hook), creators),
+                name=f"webhook {row[0]}",
+            )
+            self._sending[task] = hook
+            self._in_flight[hook] = self._in_flight.get(hook, 0) + 1
+            task.add_done_callback(self._finished)
+
+    async def _dispatch(self) -> float:
+        """Claim and start what is due; how long to wait before looking again."""
+        rows = await self.tables.read(
+            "SELECT MIN(CASE WHEN d.lease_until > d.next_at THEN d.lease_until"
+            " ELSE d.next_at END) FROM {t}webhook_deliveries d"
+            " JOIN {t}webhook_endpoints e ON e.id = d.endpoint"
+            " WHERE d.status = 'pending' AND e.disabled = ''"
+        )
+        due = rows[0][0]
+        now = time.time()
+        if due is None:
+            return POLL_SECONDS
+        if float(due) > now:
+            return min(POLL_SECONDS, float(due) - now)
+        free = MAX_IN_FLIGHT - len(self._sending)
+        if free <= 0:
+            return POLL_SECONDS  # a finished attempt wakes the dispatcher
+        await self.flush()  # so a settled retry is not claimed again before it is due
+        claimed = await self.tables.claim(
+            self._owner, now, now + self._lease_seconds(), free, PER_ENDPOINT
+        )
+        self._start(claimed)
+        return 0.0 if claimed else POLL_SECONDS
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        hook = self._sending.pop(task, "")
+        left = self._in_flight.get(hook, 1) - 1
+        if left > 0:
+            self._in_flight[hook] = left
+        else:
+            self._in_flight.pop(hook, None)
+        # Its settlement waits for the dispatcher's next transaction (the next events, or
+        # the poll); wake it now only when every attempt is done or slots were all taken,
+        # so a burst of answers costs one pass, not one each.
+        if not self._sending or len(self._sending) == MAX_IN_FLIGHT - 1:
+            self._wake.set()
+
+    def _lease_seconds(self) -> float:
+        # Long enough for one attempt (resolve, connect, send, read) with room to spare.
+        return 2 * self._config.webhook_timeout_seconds + 5
+
+    async def _sweep(self) -> None:
+        now = time.time()
+        if now - self._swept_at < SWEEP_SECONDS:
+            return
+        self._swept_at = now
+        keep = self._settings.event_retention_days * 86400
+        await self.tables.transaction(
+            [
+                ("DELETE FROM {t}webhook_attempts WHERE at < ?", (now - ATTEMPTS_KEPT_SECONDS,)),
+                ("DELETE FROM {t}webhook_idempotency WHERE expires_at < ?", (now,)),
+                (
+                    "DELETE FROM {t}webhook_deliveries WHERE status <> 'pending'"
+                    " AND done_at > 0 AND done_at < ?",
+                    (now - keep,),
+                ),
+            ]
+        )
+
+    # -- one attempt -------------------------------------------------------------------
+
+    async def _creator(
+        self,
+        endpoint: Endpoint,
+        creators: dict[tuple[str, str], asyncio.Future[Member | None]],
+    ) -> tuple[bool, Member | None]:
+        """Whether the endpoint has a creator, and their directory entry (``None``: not in
+        the directory, or no directory), read once per batch."""
+        if not endpoint.creator:
+            return False, None
+        if self._people is None:
+            return True, None
+        key = (endpoint.wedding, endpoint.creator)
+        found = creators.get(key)
+        if found is None:
+            read: Awaitable[Member | None] = self._people.member(*key)
+            found = creators[key] = asyncio.ensure_future(read)
+        return True, await asyncio.shield(found)
+
+    def _cut(self, payload: str, member: Member | None) -> str | None:
+        """``payload`` as ``member``'s role may read it now (``None``: an unknown creator,
+        every field with a read rule cut); ``None`` if that role may not read its document
+        at all."""
+        body = json.loads(payload)
+        item = body.get("data") if isinstance(body, dict) else None
+        doc = item.get("doc") if isinstance(item, dict) else None
+        if not isinstance(item, dict) or not isinstance(doc, str):
+            return payload  # no document's event (a custom one, a test)
+        role = "" if member is None else member.role
+        permissions = self._permissions
+        if member is not None and not permissions.access(role, doc).can_read:
+            return None
+        if not permissions.hidden_fields(role, doc):
+            return payload
+        body["data"] = readable_event(item, permissions, role)
+        return json.dumps(body, separators=(",", ":"))
+
+    async def _attempt(
+        self,
+        row: Sequence[Any],
+        known: Endpoint | None = None,
+        creators: dict[tuple[str, str], asyncio.Future[Member | None]] | None = None,
+    ) -> None:
+        delivery, wedding = str(row[0]), str(row[1])
+        payload, attempts, event_at = str(row[3]), int(row[4]), float(row[5])
+        endpoint = known or await self.manage.endpoint(wedding, str(row[2]))
+        if endpoint is None:
+            return  # deleted meanwhile, with its deliveries
+        status, error, answer = 0, "", ""
+        outcome = "error"
+        cut: str | None = payload
+        member: Member | None = None
+        try:
+            created, member = await self._creator(endpoint, {} if creators is None else creators)
+            if created:
+                cut = self._cut(payload, member)
+        except Exception:
+            log.exception("could not read the creator of webhook endpoint %s", endpoint.id)
+            cut = None  # nothing is sent that its creator might not read; retried later
+            error = "could not read its creator's role; retrying"
+        if cut is None and not error:
+            role = member.role if member is not None else "?"
+            error = f"its creator's role ({role}) may not read this event's document now"
+            self._settle(endpoint, delivery, attempts, event_at, "withheld", 0, error, "")
+            return
+        if cut is None:
+            self._settle(endpoint, delivery, attempts, event_at, "error", 0, error, "")
+            return
+        payload = cut
+        try:
+            async with asyncio.timeout(self._config.webhook_timeout_seconds + 1):
+                assert self._senders is not None
+                status, answer = await post_signed(self._senders, endpoint, delivery, payload)
+        except UnsafeTarget as exc:
+            error, outcome = f"refused: {exc}", "refused"
+        except TimeoutError:
+            error = f"no answer within {self._config.webhook_timeout_seconds:g} s"
+        except httpx.TimeoutException:
+            error = f"no answer within {self._config.webhook_timeout_seconds:g} s"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: could not reach the receiver"
+        if status:
+            if 200 <= status < 300:
+                outcome = "delivered"
+            elif status == 410:
+                outcome, error = "gone", "410 Gone: the endpoint was disabled"
+            else:
+                outcome, error = "rejected", f"HTTP {status}"
+        self._settle(endpoint, delivery, attempts, event_at, outcome, status, error, answer)
+
+    def _settle(
+        self,
+        endpoint: Endpoint,
+        delivery: str,
+        attempts: int,
+        event_at: float,
+        outcome: str,
+        status: int,
+        error: str,
+        answer: str,
+    ) -> None:
+        metrics = self._metrics
+        assert metrics is not None
+        metrics.attempts.labels(outcome).inc()
+        now = time.time()
+        schedule = self._config.webhook_retries
+        statements: list[Statement] = [
+            (
+                "INSERT INTO {t}webhook_attempts (wedding, endpoint, delivery, at, ok, status)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (endpoint.wedding, endpoint.id, delivery, now, int(outcome == "delivered"), status),
+            )
+        ]
+        settle = (
+            "UPDATE {t}webhook_deliveries SET status = ?, next_at = ?, lease_until = 0,"
+            " last_status = ?, last_error = ?, last_response = ?, done_at = ?"
+            " WHERE id = ? AND lease_owner = ?"
+        )
+        if outcome == "delivered":
+            metrics.latency.observe(max(0.0, now - event_at))
+            state, next_at, done = "delivered", now, now
+        elif outcome in ("gone", "withheld") or attempts >= len(schedule):
+            state, next_at, done = "failed", now, now
+            metrics.dead_letters.inc()
+        else:
+            state, next_at, done = "pending", now + schedule[attempts], 0.0
+        statements.append(
+            (settle, (state, next_at, status, error, answer, done, delivery, self._owner))
+        )
+        if outcome == "gone":
+            statements.append(
+                (
+                    "UPDATE {t}webhook_endpoints SET disabled = ? WHERE id = ?",
+                    (f"the receiver answered 410 Gone at {rfc3339(now)}", endpoint.id),
+                )
+            )
+        if error:
+            statements.append(
+                (
+                    "UPDATE {t}webhook_endpoints SET last_error = ?, last_error_at = ?"
+                    " WHERE id = ?",
+                    (error, now, endpoint.id),
+                )
+            )
+            log.info(
+                "webhook %s to endpoint %s: %s (attempt %d, %s)",
+                delivery,
+                endpoint.id,
+                outcome,
+                attempts,
+                state,
+            )
+        self._settled.extend(statements)

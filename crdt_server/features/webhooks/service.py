@@ -1,0 +1,406 @@
+"""Outgoing webhook endpoints and their deliveries as the API manages them: create (with
+``Idempotency-Key``), list, show with health, change (re-enable, pause), delete, rotate the
+secret, queue a test, list and replay deliveries. Sending them is
+:class:`crdt_server.features.webhooks.extension.Webhooks`' dispatcher; both work on the same
+:class:`~crdt_server.features.webhooks.tables.WebhookTables`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from crdt_server.features.events.extension import rfc3339
+from crdt_server.features.webhooks.domain import (
+    DELIVERY_COLUMNS,
+    ENDPOINT_COLUMNS,
+    Delivery,
+    Endpoint,
+    EndpointHealth,
+    IdempotencyConflict,
+    creator_needle,
+    delivery_of,
+    endpoint_of,
+    new_id,
+    new_secret,
+    scope_json,
+)
+from crdt_server.features.webhooks.tables import Statement, WebhookTables
+from crdt_server.storage import Once
+
+__all__ = ["ROTATION_SECONDS", "WebhookEndpoints", "insert_delivery"]
+
+ROTATION_SECONDS = 24 * 3600.0
+"""How long the old secret keeps signing beside the new one after a rotation."""
+
+
+def insert_delivery(
+    endpoint: Endpoint,
+    delivery: str,
+    seq: int | None,
+    kind: str,
+    payload: str,
+    event_at: float,
+    next_at: float,
+    *,
+    owner: str = "",
+    lease_until: float = 0.0,
+) -> Statement:
+    """A new delivery; with an ``owner``, taken by that process for its first attempt now
+    until ``lease_until`` (saving a claim: the attempt is counted and leased in the same
+    statement)."""
+    return (
+        "INSERT INTO {t}webhook_deliveries (id, wedding, endpoint, event_seq, type,"
+        " payload, status, next_at, created_at, event_at, attempts, lease_until,"
+        " lease_owner) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT DO NOTHING"
+        " RETURNING id, wedding, endpoint, payload, attempts, event_at, lease_owner",
+        (
+            delivery,
+            endpoint.wedding,
+            endpoint.id,
+            seq,
+            kind,
+            payload,
+            next_at,
+            time.time(),
+            event_at,
+            int(bool(owner)),
+            lease_until if owner else 0.0,
+            owner,
+        ),
+    )
+
+
+class WebhookEndpoints:
+    """The endpoints of every wedding over ``tables``; ``wake`` tells the dispatcher there
+    is something to send now."""
+
+    def __init__(self, tables: WebhookTables, wake: Callable[[], None]) -> None:
+        self.tables = tables
+        self._wake = wake
+
+    async def create(
+        self,
+        wedding: str,
+        url: str,
+        events: list[str],
+        description: str,
+        *,
+        docs: frozenset[str] | None = None,
+        viewer: str | None = None,
+        creator: str = "",
+        once: Once | None = None,
+    ) -> tuple[Endpoint, str, bool]:
+        """A new endpoint receiving the wedding's events from now on (of ``docs`` and for
+        ``viewer``, as :class:`storage.EventFilter` has them: what its creator may see), its
+        secret, and True. With ``once``, a key already used (within its lifetime) creates
+        nothing and gives the endpoint it created, its current secret, and False; raises
+        :class:`IdempotencyConflict` if it was used with another body. ``creator``: who
+        answers for it (a revocation or erasure of them disables it). Raises
+        :class:`LookupError` if the wedding is erased."""
+        if once is not None:
+            earlier = await self._created_with(wedding, once)
+            if earlier is not None:
+                return earlier
+        hook, secret, now = new_id("wh"), new_secret(), time.time()
+        after = await self.tables.store.last_event_seq(wedding)
+        scope = scope_json(docs, viewer, creator)
+        values = (hook, wedding, url, description, json.dumps(events), secret, after, now, scope)
+        if once is None:
+            statements: list[Statement] = [
+                (
+                    "INSERT INTO {t}webhook_endpoints (id, wedding, url, description, events,"
+                    " secret, after_seq, created_at, scope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    values,
+                )
+            ]
+        else:
+            # The key row first; the endpoint only if that row is this call's (a concurrent
+            # call with the same key creates nothing and reads the winner's).
+            statements = [
+                (
+                    "DELETE FROM {t}webhook_idempotency WHERE scope = ? AND key = ?"
+                    " AND expires_at <= ?",
+                    (once.scope, once.key, now),
+                ),
+                (
+                    "INSERT INTO {t}webhook_idempotency (scope, key, wedding, fingerprint,"
+                    " endpoint, expires_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (once.scope, once.key, wedding, once.fingerprint, hook, once.expires_at),
+                ),
+                (
+                    "INSERT INTO {t}webhook_endpoints (id, wedding, url, description, events,"
+                    " secret, after_seq, created_at, scope) SELECT CAST(? AS TEXT),"
+                    " CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT),"
+                    " CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS DOUBLE PRECISION),"
+                    " CAST(? AS TEXT) WHERE EXISTS (SELECT 1"
+                    " FROM {t}webhook_idempotency WHERE scope = ? AND key = ? AND endpoint = ?)",
+                    (*values, once.scope, once.key, hook),
+                ),
+            ]
+        await self.tables.transaction(statements)
+        endpoint = await self.endpoint(wedding, hook)
+        if endpoint is not None:
+            return endpoint, secret, True
+        if once is not None:
+            earlier = await self._created_with(wedding, once)
+            if earlier is not None:
+                return earlier
+        raise LookupError(wedding)  # erased meanwhile: its trigger dropped the rows
+
+    async def _created_with(self, wedding: str, once: Once) -> tuple[Endpoint, str, bool] | None:
+        rows = await self.tables.read(
+            "SELECT fingerprint, endpoint FROM {t}webhook_idempotency"
+            " WHERE scope = ? AND key = ? AND expires_at > ?",
+            once.scope,
+            once.key,
+            time.time(),
+        )
+        if not rows:
+            return None
+        if str(rows[0][0]) != once.fingerprint:
+            raise IdempotencyConflict("this Idempotency-Key was used with another body")
+        endpoint = await self.endpoint(wedding, str(rows[0][1]))
+        if endpoint is None:
+            raise IdempotencyConflict("the endpoint created with this Idempotency-Key is deleted")
+        return endpoint, endpoint.secret, False
+
+    async def count(self, wedding: str) -> int:
+        rows = await self.tables.read(
+            "SELECT COUNT(*) FROM {t}webhook_endpoints WHERE wedding = ?", wedding
+        )
+        return int(rows[0][0])
+
+    async def endpoints(self, wedding: str, *, after: str, limit: int) -> list[Endpoint]:
+        rows = await self.tables.read(
+            f"SELECT {ENDPOINT_COLUMNS} FROM {{t}}webhook_endpoints"
+            " WHERE wedding = ? AND id > ? ORDER BY id LIMIT ?",
+            wedding,
+            after,
+            limit,
+        )
+        return [endpoint_of(r) for r in rows]
+
+    async def endpoint(self, wedding: str, hook: str) -> Endpoint | None:
+        rows = await self.tables.read(
+            f"SELECT {ENDPOINT_COLUMNS} FROM {{t}}webhook_endpoints WHERE wedding = ? AND id = ?",
+            wedding,
+            hook,
+        )
+        return endpoint_of(rows[0]) if rows else None
+
+    async def health(self, endpoint: Endpoint) -> EndpointHealth:
+        since = time.time() - 24 * 3600
+        attempts = await self.tables.read(
+            "SELECT COUNT(*), COALESCE(SUM(1 - ok), 0) FROM {t}webhook_attempts"
+            " WHERE endpoint = ? AND at > ?",
+            endpoint.id,
+            since,
+        )
+        counts = await self.tables.read(
+            "SELECT status, COUNT(*), MIN(next_at) FROM {t}webhook_deliveries"
+            " WHERE endpoint = ? AND status IN ('pending', 'failed') GROUP BY status",
+            endpoint.id,
+        )
+        by_status = {str(r[0]): (int(r[1]), float(r[2])) for r in counts}
+        pending, next_at = by_status.get("pending", (0, 0.0))
+        return EndpointHealth(
+            int(attempts[0][0]),
+            int(attempts[0][1]),
+            pending,
+            by_status.get("failed", (0, 0.0))[0],
+            next_at if pending and not endpoint.disabled else None,
+        )
+
+    async def delete(self, wedding: str, hook: str) -> bool:
+        """Delete the endpoint with its deliveries and attempts; whether it existed."""
+        rows = await self.tables.transaction(
+            [
+                ("DELETE FROM {t}webhook_deliveries WHERE endpoint = ?", (hook,)),
+                ("DELETE FROM {t}webhook_attempts WHERE endpoint = ?", (hook,)),
+                (
+                    "DELETE FROM {t}webhook_endpoints WHERE wedding = ? AND id = ? RETURNING id",
+                    (wedding, hook),
+                ),
+            ]
+        )
+        return bool(rows[2])
+
+    async def forget_entity(self, wedding: str, entity_id: str, paths: Sequence[str] = ()) -> int:
+        """Erasure of an entry (a guest): delete the wedding's deliveries whose payload names
+        it (their events quote its fields) or one of its ``paths`` (a finding about the
+        entry quotes the values that crossed), whatever their state; how many went."""
+        quoted = json.dumps(entity_id)
+        named = [n for p in paths for n in (json.dumps(p), json.dumps(p)[:-1] + "/")]
+        needles = (f'"id":{quoted}', f'"guest_id":{quoted}', *named)
+        has = " OR ".join(self.tables.contains("payload") for _ in needles)
+        rows = await self.tables.transaction(
+            [
+                (
+                    f"DELETE FROM {{t}}webhook_deliveries WHERE wedding = ? AND ({has})"
+                    " RETURNING id",
+                    (wedding, *needles),
+                )
+            ]
+        )
+        return len(rows[0])
+
+    async def forget_member(self, wedding: str, sub: str) -> int:
+        """Erasure of a member: delete the deliveries of the thread events they caused (the
+        events themselves go with the member's threads data: messages' bodies are quoted
+        in them); how many went."""
+        has = self.tables.contains("payload")
+        rows = await self.tables.transaction(
+            [
+                (
+                    "DELETE FROM {t}webhook_deliveries WHERE wedding = ? AND type LIKE 'thread.%'"
+                    f" AND {has} RETURNING id",
+                    (wedding, '"actor":{"sub":' + json.dumps(sub) + ","),
+                )
+            ]
+        )
+        return len(rows[0])
+
+    async def disable_created_by(self, sub: str, wedding: str | None, reason: str) -> int:
+        """Disable the enabled endpoints ``sub`` created (in ``wedding``, or every wedding
+        with ``None``), saying ``reason``; how many. Their cursors stop where they are, so a
+        manager re-enabling one (and taking it over) resumes it there."""
+        has = self.tables.contains("scope")
+        text = f"UPDATE {{t}}webhook_endpoints SET disabled = ? WHERE disabled = '' AND {has}"
+        args: tuple[Any, ...] = (reason, creator_needle(sub))
+        if wedding is not None:
+            text += " AND wedding = ?"
+            args += (wedding,)
+        rows = await self.tables.transaction([(text + " RETURNING id", args)])
+        return len(rows[0])
+
+    async def rotate(self, wedding: str, hook: str) -> str | None:
+        """A new secret; the current one keeps signing beside it for 24 h. None: no such
+        endpoint."""
+        secret = new_secret()
+        rows = await self.tables.transaction(
+            [
+                (
+                    "UPDATE {t}webhook_endpoints SET old_secret = secret, old_until = ?,"
+                    " secret = ? WHERE wedding = ? AND id = ? RETURNING id",
+                    (time.time() + ROTATION_SECONDS, secret, wedding, hook),
+                )
+            ]
+        )
+        return secret if rows[0] else None
+
+    async def update(
+        self,
+        endpoint: Endpoint,
+        *,
+        enabled: bool | None = None,
+        url: str | None = None,
+        events: list[str] | None = None,
+        description: str | None = None,
+        scope: str | None = None,
+    ) -> Endpoint | None:
+        """Change an endpoint; the endpoint as it now is (None: deleted meanwhile).
+
+        Disabling it (``enabled=False``) pauses it: nothing is sent, its cursor stays
+        where it is. Enabling a disabled endpoint resumes it where it stopped: the
+        deliveries a receiver answered 410 start again from the start of the schedule
+        (same ``webhook-id``), pending ones resume, and the events committed meanwhile are
+        delivered (those still within the event retention). New ``events`` patterns apply
+        to the events not yet queued for it. A new ``scope`` (:func:`scope_json`) is who
+        answers for it from now on, and what it receives (re-assignment)."""
+        now = time.time()
+        where = " WHERE wedding = ? AND id = ?"
+        key = (endpoint.wedding, endpoint.id)
+        statements: list[Statement] = []
+        if url is not None:
+            statements.append(("UPDATE {t}webhook_endpoints SET url = ?" + where, (url, *key)))
+        if events is not None:
+            statements.append(
+                ("UPDATE {t}webhook_endpoints SET events = ?" + where, (json.dumps(events), *key))
+            )
+        if description is not None:
+            statements.append(
+                ("UPDATE {t}webhook_endpoints SET description = ?" + where, (description, *key))
+            )
+        if scope is not None:
+            statements.append(("UPDATE {t}webhook_endpoints SET scope = ?" + where, (scope, *key)))
+        if enabled is False and not endpoint.disabled:
+            reason = f"paused through the API at {rfc3339(now)}"
+            statements.append(
+                ("UPDATE {t}webhook_endpoints SET disabled = ?" + where, (reason, *key))
+            )
+        if enabled and endpoint.disabled:
+            statements += [
+                (
+                    "UPDATE {t}webhook_deliveries SET status = 'pending', attempts = 0,"
+                    " next_at = ?, lease_until = 0, done_at = 0"
+                    " WHERE endpoint = ? AND status = 'failed' AND last_status = 410",
+                    (now, endpoint.id),
+                ),
+                ("UPDATE {t}webhook_endpoints SET disabled = ''" + where, key),
+            ]
+        if statements:
+            await self.tables.transaction(statements)
+            self._wake()
+        return await self.endpoint(*key)
+
+    async def send_test(self, endpoint: Endpoint) -> str:
+        """Queue a ``webhook.test`` delivery to the endpoint now; its id."""
+        now = time.time()
+        delivery = new_id("msg")
+        data = {"endpoint": endpoint.id, "wedding": endpoint.wedding, "at": rfc3339(now)}
+        body = {"type": "webhook.test", "timestamp": rfc3339(now), "data": data}
+        payload = json.dumps(body, separators=(",", ":"))
+        kind = "webhook.test"
+        await self.tables.transaction(
+            [insert_delivery(endpoint, delivery, None, kind, payload, now, now)]
+        )
+        self._wake()
+        return delivery
+
+    async def deliveries(
+        self, endpoint: Endpoint, *, status: str | None, after: str | None, limit: int
+    ) -> list[Delivery]:
+        """The endpoint's deliveries, newest first."""
+        where = "endpoint = ?"
+        args: list[Any] = [endpoint.id]
+        if status is not None:
+            where += " AND status = ?"
+            args.append(status)
+        if after is not None:
+            where += " AND id < ?"
+            args.append(after)
+        rows = await self.tables.read(
+            f"SELECT {DELIVERY_COLUMNS} FROM {{t}}webhook_deliveries WHERE {where}"
+            " ORDER BY id DESC LIMIT ?",
+            *args,
+            limit,
+        )
+        return [delivery_of(r) for r in rows]
+
+    async def delivery(self, endpoint: Endpoint, delivery: str) -> Delivery | None:
+        rows = await self.tables.read(
+            f"SELECT {DELIVERY_COLUMNS} FROM {{t}}webhook_deliveries WHERE endpoint = ? AND id = ?",
+            endpoint.id,
+            delivery,
+        )
+        return delivery_of(rows[0]) if rows else None
+
+    async def replay(self, endpoint: Endpoint, delivery: str) -> bool:
+        """Attempt a finished (failed or delivered) delivery again, from the start of the
+        schedule, with the same ``webhook-id``; False if it is still pending."""
+        rows = await self.tables.transaction(
+            [
+                (
+                    "UPDATE {t}webhook_deliveries SET status = 'pending', attempts = 0,"
+                    " next_at = ?, lease_until = 0, done_at = 0"
+                    " WHERE endpoint = ? AND id = ? AND status <> 'pending' RETURNING id",
+                    (time.time(), endpoint.id, delivery),
+                )
+            ]
+        )
+        self._wake()
+        return bool(rows[0])

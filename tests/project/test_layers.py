@@ -1,0 +1,417 @@
+"""The layering rules of the architecture (ARCHITECTURE.md), checked by parsing imports.
+
+One table says, for every part of the product, which of the project's parts and which heavy
+libraries it may import. Every module of every product package must fall under exactly one
+row, so a new module or subpackage cannot slip past the rules.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PRODUCT_PACKAGES = ("crdt_server", "documents", "storage")
+
+HEAVY = frozenset(
+    {"starlette", "uvicorn", "redis", "aiosqlite", "asyncpg", "sqlite3", "pycrdt", "asyncio"}
+)
+"""Libraries whose use is confined to some layers (the rest of the standard library and
+small pure libraries are free for all)."""
+
+INTERNAL = ("crdt_server", "documents", "storage", "tests", "benchmarks", "examples")
+
+# (module prefix, project modules it may import (prefixes), heavy libraries it may import).
+# The first matching row wins, so more specific prefixes come first.
+RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
+    # The pure codecs: bytes in, values out; only the shared error vocabulary.
+    ("crdt_server.codec", ("crdt_server.codec", "crdt_server.errors"), frozenset()),
+    # The shared vocabulary depends on nothing but the domain's names.
+    ("crdt_server.errors", (), frozenset()),
+    ("crdt_server.actor", (), frozenset()),
+    ("crdt_server.names", ("crdt_server.documents",), frozenset()),
+    ("crdt_server.settings", ("crdt_server.names",), frozenset()),
+    ("crdt_server.rlimits", (), frozenset()),
+    ("crdt_server.gcpolicy", (), frozenset()),
+    # Tokens and permissions: no I/O, no web framework.
+    (
+        "crdt_server.auth",
+        (
+            "crdt_server.auth",
+            "crdt_server.actor",
+            "crdt_server.errors",
+            "crdt_server.names",
+            "crdt_server.documents",
+        ),
+        frozenset(),
+    ),
+    # The bus seam and the only module that knows Redis.
+    (
+        "crdt_server.cluster.redis_bus",
+        (
+            "crdt_server.cluster",
+            "crdt_server.codec",
+            "crdt_server.errors",
+            "crdt_server.settings",
+            "crdt_server.storage",
+        ),
+        frozenset({"redis", "asyncio"}),
+    ),
+    ("crdt_server.cluster", ("crdt_server.cluster",), frozenset({"asyncio"})),
+    # The WebSocket transport: frames, sockets and HTTP heads, never rooms or routes (it knows
+    # the upgrade gate as a protocol of its own). Only its adapter imports uvicorn; the rest
+    # takes uvicorn's names from there.
+    ("crdt_server.wire.uvicorn_private", (), frozenset({"uvicorn", "asyncio"})),
+    (
+        "crdt_server.wire",
+        ("crdt_server.wire", "crdt_server.codec", "crdt_server.errors", "crdt_server.settings"),
+        frozenset({"asyncio"}),
+    ),
+    # The core knows the codecs, the transport seam and the stores' interface; never the web
+    # edge, nor the rest of the wire, nor the domain (ARCHITECTURE.md: it is given what it
+    # needs of the documents through the narrow protocols of crdt_server.core.domain).
+    (
+        "crdt_server.core",
+        (
+            "crdt_server.core",
+            "crdt_server.codec",
+            "crdt_server.wire.transport",
+            "crdt_server.auth",
+            "crdt_server.cluster.bus",
+            "crdt_server.actor",
+            "crdt_server.errors",
+            "crdt_server.settings",
+            "crdt_server.storage",
+        ),
+        frozenset({"asyncio", "pycrdt"}),
+    ),
+    # One package per feature (ARCHITECTURE.md, "A feature is one package"): the core's
+    # hooks, the edge's shared route kit, the domain, the stores and the SQL gateway, and
+    # the features it builds on. The edge, the core and the tools import no feature.
+    (
+        "crdt_server.features",
+        (
+            "crdt_server.features",
+            "crdt_server.edge",
+            "crdt_server.core",
+            "crdt_server.codec",
+            "crdt_server.auth",
+            "crdt_server.cluster.bus",
+            "crdt_server.actor",
+            "crdt_server.errors",
+            "crdt_server.names",
+            "crdt_server.settings",
+            "crdt_server.tools.export",
+            "crdt_server.tools.commands",
+            "crdt_server.documents",
+            "crdt_server.storage",
+        ),
+        frozenset({"asyncio", "pycrdt", "starlette"}),
+    ),
+    # The HTTP edge: everything but the Redis implementation; uvicorn only through the wire.
+    (
+        "crdt_server.edge",
+        (
+            "crdt_server.edge",
+            "crdt_server.wire",
+            "crdt_server.core",
+            "crdt_server.codec",
+            "crdt_server.auth",
+            "crdt_server.cluster.bus",
+            "crdt_server.actor",
+            "crdt_server.errors",
+            "crdt_server.names",
+            "crdt_server.settings",
+            "crdt_server.tools.export",
+            "crdt_server.documents",
+            "crdt_server.storage",
+        ),
+        frozenset({"asyncio", "pycrdt", "starlette"}),
+    ),
+    # Data tools (backup, restore, export, import, check, compact): the core's document
+    # replay and the stores, never the web edge; only backup knows sqlite3 (SQLite's
+    # backup API). The edge may use the export format.
+    (
+        "crdt_server.tools",
+        (
+            "crdt_server.tools",
+            "crdt_server.core",
+            "crdt_server.codec",
+            "crdt_server.actor",
+            "crdt_server.errors",
+            "crdt_server.names",
+            "crdt_server.settings",
+            "crdt_server.documents",
+            "crdt_server.storage",
+        ),
+        frozenset({"asyncio", "pycrdt", "sqlite3"}),
+    ),
+    # The app factory and the command line put everything together.
+    ("crdt_server.app", ("crdt_server",), HEAVY - {"sqlite3"}),
+    ("crdt_server.cli", ("crdt_server",), HEAVY - {"sqlite3"}),
+    ("crdt_server.testing", ("crdt_server",), HEAVY),
+    # The domain is pure functions over pycrdt documents: no storage, no server (only the
+    # dependency-free vocabulary of who).
+    (
+        "crdt_server.documents",
+        ("crdt_server.documents", "crdt_server.actor"),
+        frozenset({"pycrdt"}),
+    ),
+    # Storage knows its databases and nothing of the server or the domain.
+    (
+        "crdt_server.storage",
+        ("crdt_server.storage",),
+        frozenset({"aiosqlite", "asyncpg", "sqlite3", "asyncio"}),
+    ),
+    ("crdt_server", ("crdt_server",), frozenset()),
+]
+
+
+NAMESPACED = ("documents", "storage")
+"""Folders of the repository that are installed as ``crdt_server.<name>`` (through the
+symlinks ``crdt_server/<name>``)."""
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    if parts[0] in NAMESPACED:
+        parts.insert(0, "crdt_server")
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module ``path`` imports, as dotted names (``from a.b import c`` gives ``a.b``
+    and ``a.b.c``, since ``c`` may be a module)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:  # relative: resolve against the importing module's package
+                package = _module_name(path).split(".")
+                if path.name != "__init__.py":
+                    package.pop()
+                base = package[: len(package) - node.level + 1]
+                module = ".".join([*base, module] if module else base)
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _rule(module: str) -> tuple[str, tuple[str, ...], frozenset[str]]:
+    for rule in RULES:
+        prefix = rule[0]
+        if module == prefix or module.startswith(prefix + "."):
+            return rule
+    raise AssertionError(f"{module} falls under no row of the layer table")
+
+
+def _within(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+MODULES = sorted(
+    p
+    for package in PRODUCT_PACKAGES
+    for p in (ROOT / package).rglob("*.py")
+    if not any((ROOT / "crdt_server" / name) in p.parents for name in NAMESPACED)
+)
+"""Every product module once (the symlinked folders under crdt_server/ are their targets)."""
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_module_keeps_to_its_layer(path: Path) -> None:
+    module = _module_name(path)
+    prefix, allowed, heavy = _rule(module)
+    for name in sorted(_imports(path)):
+        top = name.split(".")[0]
+        if top in INTERNAL:
+            if name == "crdt_server" or _within(name, (prefix,)):
+                continue  # the package itself, or its own part
+            assert top not in {"tests", "benchmarks", "examples"}, f"{module} imports {name}"
+            assert _within(name, allowed), f"{module} ({prefix}) may not import {name}"
+        elif top in HEAVY:
+            assert top in heavy, f"{module} ({prefix}) may not use {top}"
+
+
+def test_one_namespace() -> None:
+    """The wheel installs one top-level package: nothing imports ``documents`` or ``storage``
+    by their top-level names, and the symlinks that make them subpackages are there."""
+    for name in NAMESPACED:
+        link = ROOT / "crdt_server" / name
+        assert link.is_symlink() and link.resolve() == (ROOT / name).resolve(), link
+    sources = [
+        *MODULES,
+        *(p for d in ("tests", "benchmarks", "examples") for p in (ROOT / d).rglob("*.py")),
+    ]
+    for path in sources:
+        if "node_modules" in path.parts:
+            continue
+        tops = {name.split(".")[0] for name in _imports(path)}
+        assert not tops & set(NAMESPACED), (
+            f"{path.relative_to(ROOT)} imports {tops & set(NAMESPACED)}"
+        )
+
+
+def test_only_the_cluster_module_knows_redis() -> None:
+    for path in MODULES:
+        if "redis" in {n.split(".")[0] for n in _imports(path)}:
+            assert _module_name(path) == "crdt_server.cluster.redis_bus", path
+
+
+def test_the_table_covers_every_product_module() -> None:
+    assert MODULES, "no product modules found"
+    for path in MODULES:
+        _rule(_module_name(path))
+
+
+def test_the_settings_reference_lists_every_setting_with_its_default() -> None:
+    from crdt_server.app import FEATURES
+    from crdt_server.features import fragments_of
+    from crdt_server.settings import Settings, variables
+
+    readme = (ROOT / "docs" / "reference" / "settings.md").read_text()
+    defaults = Settings()
+    for name, (owner, field) in variables(fragments_of(FEATURES)).items():
+        value = getattr(defaults.fragment(owner) if owner is not Settings else defaults, field.name)
+        row = f"| `{name}` | `{value}` |"
+        assert row in readme, f"the settings reference lacks or misstates: {row}"
+
+
+UVICORN_PUBLIC = frozenset({"Config", "Server", "run"})
+"""What uvicorn documents; everything else of it is internal and may move in any release."""
+UVICORN_ADAPTER = "crdt_server.wire.uvicorn_private"
+"""The one module that imports uvicorn's internals (checked by
+tests/wire/test_uvicorn_private.py)."""
+
+
+def _private(part: str) -> bool:
+    return part.startswith("_") and not (part.startswith("__") and part.endswith("__"))
+
+
+def _uvicorn_uses(path: Path) -> set[str]:
+    """Every ``uvicorn.X...`` an import or an attribute chain on the ``uvicorn`` module
+    names (``uvicorn.config.Config``, ``uvicorn.protocols``), as dotted names."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = {name for name in _imports(path) if name.startswith("uvicorn.")}
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "uvicorn"
+        ):
+            found.add(f"uvicorn.{node.attr}")
+    return found
+
+
+def test_no_private_module_is_imported() -> None:
+    """No product module imports a private part of another package (``pycrdt._base``, a
+    ``from x import _y``): those change without notice. uvicorn's internals are the one
+    documented exception, confined to their adapter (next test)."""
+    for path in MODULES:
+        for name in _imports(path):
+            top, *rest = name.split(".")
+            if top in INTERNAL or top == "uvicorn":
+                continue
+            assert not any(map(_private, rest)), f"{_module_name(path)} imports the private {name}"
+
+
+def test_uvicorn_internals_are_imported_in_one_adapter() -> None:
+    """Outside crdt_server.wire.uvicorn_private, the product uses only ``uvicorn.Config``,
+    ``uvicorn.Server`` and ``uvicorn.run``."""
+    assert UVICORN_ADAPTER in {_module_name(p) for p in MODULES}
+    for path in MODULES:
+        module = _module_name(path)
+        if module == UVICORN_ADAPTER:
+            continue
+        for name in _uvicorn_uses(path):
+            assert name.split(".")[1] in UVICORN_PUBLIC and name.count(".") == 1, (
+                f"{module} uses uvicorn's internal {name} (take it from {UVICORN_ADAPTER})"
+            )
+
+
+CONCRETE_STORES = frozenset({"SqliteStore", "PostgresStore"})
+CONCRETE_STORE_USERS = {
+    # What the testing kit's in-process mode serves from: an inline SQLite file, by design
+    # (instrumented in its instruments module).
+    "crdt_server.testing.inprocess",
+    "crdt_server.testing.instruments",
+    # The check of a SQLite backup's objects (sqlite_master) against a fresh SQLite store.
+    "crdt_server.tools.schema",
+}
+"""Modules outside storage/ that may name a concrete store class (never test for one)."""
+
+
+def _names(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    found |= {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            found |= {alias.name for alias in node.names}
+    return found
+
+
+def _isinstance_targets(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "isinstance":
+            for arg in node.args[1:]:
+                found |= {n.id for n in ast.walk(arg) if isinstance(n, ast.Name)}
+    return found
+
+
+def test_storage_is_two_layers_and_no_code_outside_it_tests_the_concrete_store() -> None:
+    """Features reach their tables through the SQL gateway (``crdt_server.storage.Gateway``)
+    and rooms the document store through its protocol: outside storage/, no module tests a
+    store's class, and only the ones listed name a concrete store at all."""
+    assert CONCRETE_STORE_USERS <= {_module_name(p) for p in MODULES}
+    for path in MODULES:
+        module = _module_name(path)
+        if module.startswith("crdt_server.storage"):
+            continue
+        assert not _isinstance_targets(path) & CONCRETE_STORES, f"{module} tests a store's class"
+        if module not in CONCRETE_STORE_USERS:
+            assert not _names(path) & CONCRETE_STORES, f"{module} names a concrete store"
+
+
+def test_one_placeholder_rewrite() -> None:
+    """``?`` becomes ``$n`` in one place (``storage.gateway.dialect_sql``)."""
+    rewrites = [
+        path for path in MODULES if 'f"${' in path.read_text() and "next(count)" in path.read_text()
+    ]
+    assert [_module_name(p) for p in rewrites] == ["crdt_server.storage.gateway"]
+
+
+def test_features_refuse_in_domain_errors_and_only_the_edge_names_statuses() -> None:
+    """A feature refuses with a domain error (``crdt_server.errors``: ``NotFound``,
+    ``Forbidden``...); only the edge maps them to HTTP statuses (``DOMAIN_STATUS`` in
+    crdt_server/edge/problems.py), so no feature module imports the edge's problems."""
+    features = ROOT / "crdt_server" / "features"
+    for path in sorted(features.rglob("*.py")):
+        imported = _imports(path)
+        assert not any(_within(name, ("crdt_server.edge.problems",)) for name in imported), path
+
+
+def test_modules_inside_a_feature_are_named_by_their_role() -> None:
+    """Every module of a feature package is ``__init__.py``, one of the fixed roles, or a
+    role split in parts (``ROLE_PART.py``), so a contributor knows which file to open."""
+    from crdt_server.features import ROLES
+
+    features = ROOT / "crdt_server" / "features"
+    misnamed = []
+    for package in sorted(p for p in features.iterdir() if (p / "__init__.py").is_file()):
+        for module in sorted(package.glob("*.py")):
+            stem = module.stem
+            if stem == "__init__" or stem.split("_", 1)[0] in ROLES:
+                continue
+            misnamed.append(str(module.relative_to(ROOT)))
+    assert not misnamed, f"name these by their role ({', '.join(ROLES)}): {misnamed}"
