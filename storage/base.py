@@ -81,6 +81,8 @@ class Migration:
     version: int
     sqlite: tuple[str, ...]
     postgres: tuple[str, ...]
+    renames: tuple[tuple[str, str], ...] = ()
+    """Tables this migration renames, ``(old, new)`` (:func:`storage.gateway.renamed`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,21 @@ class Schema:
     wedding_tables: tuple[str, ...] = ()
     migrations: tuple[Migration, ...] = ()
     """Versions 2, 3... in order (the DDL above is version 1)."""
+
+    @property
+    def first_wedding_tables(self) -> tuple[str, ...]:
+        """The ``wedding_tables`` as version 1 names them (before the migrations' renames):
+        the DDL creates these, with their tombstone triggers."""
+        names = list(self.wedding_tables)
+        for migration in reversed(self.migrations):
+            undo = {new: old for old, new in migration.renames}
+            names = [undo.get(name, name) for name in names]
+        return tuple(names)
+
+    @property
+    def renamed_from(self) -> tuple[str, ...]:
+        """Names its tables had before a migration renamed them (no longer erased)."""
+        return tuple(old for m in self.migrations for old, _ in m.renames)
 
     @property
     def version(self) -> int:

@@ -50,6 +50,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
+from ._postgres_schema import tombstone_trigger as postgres_trigger
+from ._sqlite_schema import tombstone_trigger as sqlite_trigger
 from .base import (
     DocumentStore,
     FeatureRow,
@@ -71,6 +73,7 @@ __all__ = [
     "dialect_sql",
     "dialected",
     "each_in_a_savepoint",
+    "renamed",
     "schema_of",
     "statements",
 ]
@@ -156,16 +159,73 @@ def _ddl_text(statement: str, dialect: Dialect, prefix: str) -> str:
 
 
 def schema_of(name: str, *tables: Table, migrations: Sequence[Migration] = ()) -> Schema:
-    """The :class:`Schema` a feature installs (:meth:`DocumentStore.install`): its tables,
-    each created once, those with a ``wedding`` column erased with their wedding, and its
-    numbered ``migrations`` (versions 2, 3...)."""
+    """The :class:`Schema` a feature installs (:meth:`DocumentStore.install`): its tables as
+    version 1 made them, each created once, those with a ``wedding`` column erased with
+    their wedding (under the names the ``migrations`` give them), and its numbered
+    ``migrations`` (versions 2, 3...)."""
+    wedding_tables = [t.name for t in tables if t.wedding]
+    for migration in migrations:
+        new = dict(migration.renames)
+        wedding_tables = [new.get(t, t) for t in wedding_tables]
     return Schema(
         name,
         sqlite=tuple(s for t in tables for s in t.ddl("sqlite")),
         postgres=tuple(s for t in tables for s in t.ddl("postgres")),
-        wedding_tables=tuple(t.name for t in tables if t.wedding),
+        wedding_tables=tuple(wedding_tables),
         migrations=tuple(migrations),
     )
+
+
+_INDEX_NAME = re.compile(r"CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.I)
+
+
+def renamed(version: int, *tables: tuple[Table, Table]) -> Migration:
+    """Migration ``version``: each table ``(old, new)`` takes ``new``'s name, with its
+    rows, its indexes (named as ``new`` names them, in the same order as ``old``'s), its
+    tombstone trigger and, on PostgreSQL, its primary key and row-id sequence; the lists of
+    wedding tables every schema recorded name it by its new name. Declare ``old`` as version
+    1 made it (``schema_of(name, old, migrations=[renamed(2, (old, new))])``) and use
+    ``new``. Columns do not change."""
+    sqlite: list[str] = []
+    postgres: list[str] = []
+    for old, new in tables:
+        if old.wedding != new.wedding:
+            raise ValueError(f"{old.name} -> {new.name}: a rename keeps the wedding column")
+        old_indexes = [_index_name(i) for i in old.indexes]
+        new_indexes = [_index_name(i) for i in new.indexes]
+        if len(old_indexes) != len(new_indexes):
+            raise ValueError(f"{old.name} -> {new.name}: a rename keeps the indexes")
+        sqlite.append(f"ALTER TABLE {old.name} RENAME TO {new.name}")
+        postgres.append(f"ALTER TABLE {{s}}.{old.name} RENAME TO {new.name}")
+        # SQLite renames no index: they go and come back under their new names.
+        sqlite += [f"DROP INDEX IF EXISTS {name}" for name in old_indexes]
+        sqlite += [_ddl_text(i, "sqlite", "") for i in new.indexes]
+        postgres += [
+            f"ALTER INDEX IF EXISTS {{s}}.{a} RENAME TO {b}"
+            for a, b in zip(old_indexes, new_indexes, strict=True)
+        ]
+        postgres += [
+            f"ALTER INDEX IF EXISTS {{s}}.{old.name}_pkey RENAME TO {new.name}_pkey",
+            f"ALTER SEQUENCE IF EXISTS {{s}}.{old.name}_id_seq RENAME TO {new.name}_id_seq",
+        ]
+        if new.wedding:
+            sqlite += [f"DROP TRIGGER IF EXISTS {old.name}_tombstoned", sqlite_trigger(new.name)]
+            postgres += [
+                f"DROP TRIGGER IF EXISTS {old.name}_tombstoned ON {{s}}.{new.name}",
+                postgres_trigger(new.name),
+            ]
+        listed = f"replace(',' || wedding_tables || ',', ',{old.name},', ',{new.name},')"
+        sqlite.append(f"UPDATE schema_versions SET wedding_tables = trim({listed}, ',')")
+        postgres.append(f"UPDATE {{s}}.schema_versions SET wedding_tables = btrim({listed}, ',')")
+    renames = tuple((old.name, new.name) for old, new in tables)
+    return Migration(version, tuple(sqlite), tuple(postgres), renames=renames)
+
+
+def _index_name(statement: str) -> str:
+    found = _INDEX_NAME.match(statement.strip())
+    if found is None:
+        raise ValueError(f"not an index: {statement!r}")
+    return found[1]
 
 
 @dataclass(frozen=True, slots=True)

@@ -442,7 +442,7 @@ class PostgresStore:
     async def install(self, schema: Schema) -> None:
         if schema.name in self._schemas:
             return
-        first = (*schema.postgres, *map(tombstone_trigger, schema.wedding_tables))
+        first = (*schema.postgres, *map(tombstone_trigger, schema.first_wedding_tables))
 
         async def body(conn: Conn) -> None:
             await upgrade(
@@ -451,6 +451,8 @@ class PostgresStore:
 
         await self._writer.write(body)
         self._schemas.add(schema.name)
+        gone = schema.renamed_from  # renamed: erased under their new names
+        self._wedding_tables = tuple(t for t in self._wedding_tables if t not in gone)
         self._add_wedding_tables(schema.wedding_tables)
 
     def _add_wedding_tables(self, tables: Sequence[str]) -> None:

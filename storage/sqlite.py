@@ -471,7 +471,7 @@ class SqliteStore:
     async def install(self, schema: Schema) -> None:
         if schema.name in self._schemas:
             return
-        first = (*schema.sqlite, *map(tombstone_trigger, schema.wedding_tables))
+        first = (*schema.sqlite, *map(tombstone_trigger, schema.first_wedding_tables))
 
         def body(db: sqlite3.Connection) -> None:
             migrations = [(m.version, m.sqlite) for m in schema.migrations]
@@ -479,6 +479,8 @@ class SqliteStore:
 
         await self._writer.write(body)
         self._schemas.add(schema.name)
+        gone = schema.renamed_from  # renamed: erased under their new names
+        self._wedding_tables = tuple(t for t in self._wedding_tables if t not in gone)
         self._add_wedding_tables(schema.wedding_tables)
 
     async def read(self, sql: str, *params: Any) -> list[Any]:

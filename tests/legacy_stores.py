@@ -26,6 +26,7 @@ from pycrdt import Doc, Map
 from crdt_server.actor import Actor
 from crdt_server.features.db import FeatureDb, Sql
 from crdt_server.features.integrations.tables import CalendarToken, InboundSource, IntegrationStore
+from crdt_server.features.notifications.tables import SCHEMA as NOTIFICATIONS
 from crdt_server.features.threads.export import THREADS, export_threads
 from crdt_server.features.versions.tables import VersionPoint, VersionStore
 from crdt_server.features.webhooks.service import WebhookEndpoints, insert_delivery
@@ -90,7 +91,7 @@ async def fill(store: DocumentStore) -> dict[str, Any]:
 
     # Threads: an import (the feature's rows with the wedding's documents), then the rows
     # the feature writes later on its own: a notification and a queued email.
-    for schema in THREADS.schemas:
+    for schema in (*THREADS.schemas, NOTIFICATIONS):
         await store.install(schema)
     section = {
         "members": [
@@ -133,12 +134,12 @@ async def fill(store: DocumentStore) -> dict[str, Any]:
 
     def notes() -> Any:
         yield Sql(
-            "INSERT INTO {t}thread_notifications (wedding, sub, reason, thread, message,"
+            "INSERT INTO {t}notifications (wedding, sub, reason, thread, message,"
             " actor, actor_role, priority, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (WEDDING, "bob", "mention", "th1", "m1", "ada", "planner", "urgent", now),
         )
         yield Sql(
-            "INSERT INTO {t}thread_outbox (wedding, sub, reason, thread, message, priority,"
+            "INSERT INTO {t}notification_outbox (wedding, sub, reason, thread, message, priority,"
             " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (WEDDING, "bob", "mention", "th1", "m1", "urgent", now),
         )
@@ -230,18 +231,23 @@ async def served(store: DocumentStore, facts: dict[str, Any]) -> dict[str, Any]:
     out["revocations"] = _plain(await store.revocations())
     out["ticket"] = await store.take_ticket("ticket-digest", now)
 
+    # The threads' readers, and the inbox's, read their tables once their features have
+    # installed their schemas (what a server's start does): on a store of a release before
+    # schema versions, that renames the directory's and the inbox's tables (version 2).
+    for schema in (*THREADS.schemas, NOTIFICATIONS):
+        await store.install(schema)
     threads = FeatureDb(store)
     out["threads"] = await export_threads(threads, WEDDING)
     out["thread_notifications"] = _plain(
         await threads.read(
             "SELECT id, wedding, sub, reason, thread, message, actor, actor_role, priority,"
-            " created_at, read FROM {t}thread_notifications ORDER BY id"
+            " created_at, read FROM {t}notifications ORDER BY id"
         )
     )
     out["thread_outbox"] = _plain(
         await threads.read(
             "SELECT id, wedding, sub, reason, thread, message, priority, created_at,"
-            " claimed_until FROM {t}thread_outbox ORDER BY id"
+            " claimed_until FROM {t}notification_outbox ORDER BY id"
         )
     )
     out["thread_search"] = await _search(threads)

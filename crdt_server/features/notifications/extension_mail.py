@@ -142,7 +142,7 @@ class Mailer(Extension):
         now = time.time()
         rows = await db.read(
             "SELECT wedding, sub, MAX(CASE WHEN priority = 'normal' THEN 0 ELSE 1 END)"
-            " FROM {t}thread_outbox WHERE claimed_until < ? GROUP BY wedding, sub",
+            " FROM {t}notification_outbox WHERE claimed_until < ? GROUP BY wedding, sub",
             now,
         )
         pause = POLL_SECONDS
@@ -160,7 +160,7 @@ class Mailer(Extension):
 
         def claim() -> Tx[list[Any]]:
             claimed = yield Sql(
-                "UPDATE {t}thread_outbox SET claimed_until = ? WHERE wedding = ? AND sub = ?"
+                "UPDATE {t}notification_outbox SET claimed_until = ? WHERE wedding = ? AND sub = ?"
                 " AND claimed_until < ? RETURNING id, reason, thread, message, priority",
                 (now + CLAIM_SECONDS, wedding, sub, now),
             )
@@ -257,10 +257,12 @@ class Mailer(Extension):
 
 def _release(ids: list[int], at: float) -> Tx[None]:
     marks = ",".join("?" * len(ids))
-    yield Sql(f"UPDATE {{t}}thread_outbox SET claimed_until = ? WHERE id IN ({marks})", (at, *ids))
+    yield Sql(
+        f"UPDATE {{t}}notification_outbox SET claimed_until = ? WHERE id IN ({marks})", (at, *ids)
+    )
 
 
 def _done(wedding: str, sub: str, ids: list[int], at: float) -> Tx[None]:
     marks = ",".join("?" * len(ids))
-    yield Sql(f"DELETE FROM {{t}}thread_outbox WHERE id IN ({marks})", tuple(ids))
+    yield Sql(f"DELETE FROM {{t}}notification_outbox WHERE id IN ({marks})", tuple(ids))
     yield from emailed(wedding, sub, at)

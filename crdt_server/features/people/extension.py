@@ -29,7 +29,7 @@ log = logging.getLogger("crdt_server.people")
 def erase(wedding: str, sub: str) -> Tx[bool]:
     """The step that removes a member's entry; whether there was one."""
     gone = yield Sql(
-        "DELETE FROM {t}thread_members WHERE wedding = ? AND sub = ?", (wedding, sub), count=True
+        "DELETE FROM {t}members WHERE wedding = ? AND sub = ?", (wedding, sub), count=True
     )
     return bool(gone)
 
@@ -37,7 +37,7 @@ def erase(wedding: str, sub: str) -> Tx[bool]:
 def emailed(wedding: str, sub: str, at: float) -> Tx[None]:
     """The step that records when a member was last emailed (their digest window)."""
     yield Sql(
-        "UPDATE {t}thread_members SET emailed_at = ? WHERE wedding = ? AND sub = ?",
+        "UPDATE {t}members SET emailed_at = ? WHERE wedding = ? AND sub = ?",
         (at, wedding, sub),
     )
 
@@ -102,10 +102,10 @@ class People(Extension):
 
         def tx() -> Tx[None]:
             yield Sql(
-                "INSERT INTO {t}thread_members (wedding, sub, role, name, email, unsubscribe,"
+                "INSERT INTO {t}members (wedding, sub, role, name, email, unsubscribe,"
                 " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (wedding, sub) DO UPDATE"
                 " SET role = excluded.role, name = excluded.name,"
-                " email = COALESCE(excluded.email, {t}thread_members.email),"
+                " email = COALESCE(excluded.email, {t}members.email),"
                 " updated_at = excluded.updated_at",
                 (wedding, sub, role, name, email, secrets.token_urlsafe(24), time.time()),
             )
@@ -120,10 +120,10 @@ class People(Extension):
 
         def tx() -> Tx[bool]:
             rows = yield Sql(
-                "SELECT 1 FROM {t}thread_members WHERE wedding = ? AND sub = ?", (wedding, sub)
+                "SELECT 1 FROM {t}members WHERE wedding = ? AND sub = ?", (wedding, sub)
             )
             yield Sql(
-                "INSERT INTO {t}thread_members (wedding, sub, role, name, email, unsubscribe,"
+                "INSERT INTO {t}members (wedding, sub, role, name, email, unsubscribe,"
                 " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (wedding, sub) DO UPDATE"
                 " SET role = excluded.role, name = excluded.name, email = excluded.email,"
                 " updated_at = excluded.updated_at",
@@ -139,7 +139,7 @@ class People(Extension):
 
     async def member(self, wedding: str, sub: str) -> Member | None:
         rows = await self.db.read(
-            f"SELECT {MEMBER_COLUMNS} FROM {{t}}thread_members WHERE wedding = ? AND sub = ?",
+            f"SELECT {MEMBER_COLUMNS} FROM {{t}}members WHERE wedding = ? AND sub = ?",
             wedding,
             sub,
         )
@@ -147,7 +147,7 @@ class People(Extension):
 
     async def members(self, wedding: str) -> list[Member]:
         rows = await self.db.read(
-            f"SELECT {MEMBER_COLUMNS} FROM {{t}}thread_members WHERE wedding = ? ORDER BY sub",
+            f"SELECT {MEMBER_COLUMNS} FROM {{t}}members WHERE wedding = ? ORDER BY sub",
             wedding,
         )
         return [member_of_row(r) for r in rows]
@@ -158,12 +158,12 @@ class People(Extension):
         def tx() -> Tx[None]:
             if participation is not None:
                 yield Sql(
-                    "UPDATE {t}thread_members SET participation = ? WHERE wedding = ? AND sub = ?",
+                    "UPDATE {t}members SET participation = ? WHERE wedding = ? AND sub = ?",
                     (participation, wedding, sub),
                 )
             if email_on is not None:
                 yield Sql(
-                    "UPDATE {t}thread_members SET email_on = ? WHERE wedding = ? AND sub = ?",
+                    "UPDATE {t}members SET email_on = ? WHERE wedding = ? AND sub = ?",
                     (int(email_on), wedding, sub),
                 )
 
@@ -174,7 +174,7 @@ class People(Extension):
 
     async def unsubscribe(self, wedding: str, sub: str, key: str) -> bool:
         rows = await self.db.read(
-            "SELECT unsubscribe FROM {t}thread_members WHERE wedding = ? AND sub = ?", wedding, sub
+            "SELECT unsubscribe FROM {t}members WHERE wedding = ? AND sub = ?", wedding, sub
         )
         if not rows or not secrets.compare_digest(str(rows[0][0]).encode(), key.encode()):
             return False
@@ -183,14 +183,14 @@ class People(Extension):
 
     async def unsubscribe_key(self, wedding: str, sub: str) -> str | None:
         rows = await self.db.read(
-            "SELECT unsubscribe FROM {t}thread_members WHERE wedding = ? AND sub = ?", wedding, sub
+            "SELECT unsubscribe FROM {t}members WHERE wedding = ? AND sub = ?", wedding, sub
         )
         return str(rows[0][0]) if rows else None
 
     async def emailed_at(self, wedding: str, sub: str) -> float:
         """When the member was last emailed (0: never, or not a member)."""
         rows = await self.db.read(
-            "SELECT emailed_at FROM {t}thread_members WHERE wedding = ? AND sub = ?", wedding, sub
+            "SELECT emailed_at FROM {t}members WHERE wedding = ? AND sub = ?", wedding, sub
         )
         return float(rows[0][0]) if rows else 0.0
 

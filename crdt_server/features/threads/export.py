@@ -1,6 +1,6 @@
 """The ``threads`` section of a wedding export: members, threads, participants, messages
 and read marks, read from and written to the thread feature's tables and the member
-directory's (``thread_members``, the people feature's: threads build on it).
+directory's (``members``, the people feature's: threads build on it).
 
 Both exports use it: ``GET /api/weddings/{id}/export`` (``crdt_server.edge.export``)
 and ``crdt-server export`` / ``crdt-server import``, which receive :data:`THREADS` from the
@@ -72,7 +72,7 @@ async def export_threads(db: FeatureDb, wedding: str) -> dict[str, Any]:
     members = [
         member_of_row(r)
         for r in await db.read(
-            f"SELECT {MEMBER_COLUMNS} FROM {{t}}thread_members WHERE wedding = ? ORDER BY sub",
+            f"SELECT {MEMBER_COLUMNS} FROM {{t}}members WHERE wedding = ? ORDER BY sub",
             wedding,
         )
     ]
@@ -159,7 +159,7 @@ class _Reader:
             raw, where, {"sub", "role", "name", "email", "participation", "email_notifications"}
         )
         sub = _sub(item, "sub", where)
-        if any(r.table == "thread_members" and r.values[1] == ("sub", sub) for r in self.rows):
+        if any(r.table == "members" and r.values[1] == ("sub", sub) for r in self.rows):
             raise ExportError(f"{where}.sub", "appears twice")
         role = item.get("role")
         if role not in ROLES:
@@ -177,7 +177,7 @@ class _Reader:
             raise ExportError(f"{where}.email_notifications", "must be true or false")
         self.rows.append(
             _row(
-                "thread_members",
+                "members",
                 wedding=self.wedding,
                 sub=sub,
                 role=role,

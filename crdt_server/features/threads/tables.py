@@ -5,9 +5,10 @@ Its transactions run through the shared queued writer
 (:class:`crdt_server.features.db.FeatureDb`, once this module's ``ThreadDb``), and compose
 the steps of the features threads build on: the member directory's
 (:mod:`crdt_server.features.people`) and the inbox's
-(:mod:`crdt_server.features.notifications`), whose tables (``thread_members``,
-``thread_notifications``, ``thread_outbox``) were this schema's before they had features
-of their own.
+(:mod:`crdt_server.features.notifications`), whose tables (``members``, ``notifications``,
+``notification_outbox``, named ``thread_members``, ``thread_notifications`` and
+``thread_outbox`` until they were renamed) were this schema's before they had features of
+their own.
 
 Full-text search: SQLite keeps an FTS5 table fed by triggers on the subject and message
 tables (so erasing rows erases their index entries in the same transaction); PostgreSQL a
