@@ -357,8 +357,10 @@ class DocumentStore(Protocol):
     async def close(self) -> None:
         """Finish in-flight writes and release every resource."""
 
-    async def load(self, doc: str) -> StoredLog | None:
-        """Return the document's log, or ``None`` if the store has never seen it."""
+    async def load(self, doc: str, *, upto: int | None = None) -> StoredLog | None:
+        """Return the document's log, or ``None`` if the store has never seen it. With
+        ``upto``, only its rows with ``seq <= upto`` (``None`` if there are none: the log
+        no longer reaches back that far, or the document is younger)."""
 
     async def append(
         self,

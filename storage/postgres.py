@@ -189,10 +189,10 @@ class PostgresStore:
             except DB_ERRORS as exc:
                 raise StoreError(f"closing {self._where} failed: {exc}") from exc
 
-    async def load(self, doc: str) -> StoredLog | None:
-        """The document's log in seq order, or ``None`` if it has no rows."""
-        sql = f"SELECT seq, data FROM {self._s}.updates WHERE doc = $1 ORDER BY seq"
-        rows = await self._fetch(sql, doc)
+    async def load(self, doc: str, *, upto: int | None = None) -> StoredLog | None:
+        """The document's log in seq order (up to ``upto``), or ``None`` if it has no rows."""
+        sql = f"SELECT seq, data FROM {self._s}.updates WHERE doc = $1 AND seq <= $2 ORDER BY seq"
+        rows = await self._fetch(sql, doc, 2**63 - 1 if upto is None else upto)
         if not rows:
             return None
         updates = [bytes(row[1]) for row in rows]

@@ -224,9 +224,10 @@ class SqliteStore:
             if thread is not None:
                 thread.shutdown(wait=False)
 
-    async def load(self, doc: str) -> StoredLog | None:
-        """The document's log in seq order, or ``None`` if it has no rows."""
-        rows = await self._read("SELECT seq, data FROM updates WHERE doc = ? ORDER BY seq", doc)
+    async def load(self, doc: str, *, upto: int | None = None) -> StoredLog | None:
+        """The document's log in seq order (up to ``upto``), or ``None`` if it has no rows."""
+        sql = "SELECT seq, data FROM updates WHERE doc = ? AND seq <= ? ORDER BY seq"
+        rows = await self._read(sql, doc, 2**63 - 1 if upto is None else upto)
         if not rows:
             return None
         updates = [bytes(data) for _, data in rows]

@@ -35,6 +35,7 @@ from crdt_server.storage import (
     Revocation,
     Schema,
     SqliteStore,
+    StoredLog,
     StoreError,
     audience_of,
 )
@@ -414,6 +415,23 @@ async def test_last_seq_and_docs_of_name_every_commit(store: DocumentStore) -> N
     assert await store.last_seq() == seqs[-1]
     assert await store.docs_of(seqs) == {seqs[0]: "a", seqs[2]: "a"}
     assert await store.last_seqs(["a", "b"]) == {"a": seqs[2]}
+
+
+@pytest.mark.asyncio
+async def test_load_upto_a_seq_reads_the_log_as_it_was(store: DocumentStore) -> None:
+    """``load(doc, upto=seq)``: the rows with ``seq <= upto`` (a past state, as restore
+    points read it); none once compaction folded the rows before ``upto`` away."""
+    a, b = text_updates("a1", "a2", "a3"), text_updates("b1")
+    seqs = await store.append([*ups("a", a[:1]), *ups("b", b), *ups("a", a[1:])])
+    whole = await store.load("a")
+    assert whole is not None and await store.load("a", upto=seqs[-1]) == whole
+    early = await store.load("a", upto=seqs[2])
+    assert early == StoredLog(updates=[a[0], a[1]], last_seq=seqs[2], first_seq=seqs[0])
+    assert await store.load("a", upto=seqs[0] - 1) is None
+    await store.compact("a", seqs[2], snapshot_of(a[:2]))
+    assert await store.load("a", upto=seqs[0]) is None
+    kept = await store.load("a", upto=seqs[2])
+    assert kept is not None and (kept.first_seq, kept.last_seq) == (seqs[2], seqs[2])
 
 
 @pytest.mark.asyncio

@@ -156,9 +156,9 @@ class VersionKeeper(Extension):
         """The document as of ``seq``: the seq it is exactly the state of (the newest at
         or before ``seq``) and the document. Raises :class:`NotKept`."""
         versions = self._require_versions()
-        rows = await versions.log_upto(name, seq)
-        if rows:
-            return rows[-1][0], replay([data for _, data in rows])[0].doc
+        log = await versions.log_upto(name, seq)
+        if log is not None:
+            return log.last_seq, replay(log.updates)[0].doc
         point = await versions.state(name, seq)
         if point is None:
             raise NotKept(name)

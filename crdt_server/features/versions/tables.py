@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crdt_server.actor import Actor
-from crdt_server.storage.base import DocumentStore
+from crdt_server.storage.base import DocumentStore, StoredLog
 from crdt_server.storage.gateway import Gateway, Table, schema_of, statements
 
 __all__ = ["VERSIONS", "VersionPoint", "VersionStore", "to_thin"]
@@ -106,26 +106,16 @@ class VersionStore:
         )
         return (int(rows[0][0]), bytes(rows[0][1])) if rows else None
 
-    async def log_upto(self, doc: str, at_most: int) -> list[tuple[int, bytes]]:
-        """The document's log rows with ``seq <= at_most``, oldest first (the first may be
-        a compaction snapshot); empty when the log no longer reaches back that far."""
-        rows = await self._sql.fetch(
-            "SELECT seq, data FROM {t}updates WHERE doc = ? AND seq <= ? ORDER BY seq",
-            doc,
-            at_most,
-        )
-        return [(int(r[0]), bytes(r[1])) for r in rows]
+    async def log_upto(self, doc: str, at_most: int) -> StoredLog | None:
+        """The document's log with ``seq <= at_most`` (the first row may be a compaction
+        snapshot); ``None`` when the log no longer reaches back that far (the store's)."""
+        return await self._store.load(doc, upto=at_most)
 
     async def actors_between(self, doc: str, after: int, upto: int) -> list[Actor]:
-        """Who changed the document with ``after < seq <= upto`` (from its history)."""
-        rows = await self._sql.fetch(
-            "SELECT DISTINCT sub, role FROM {t}history WHERE doc = ? AND seq > ? AND seq <= ?"
-            " ORDER BY sub, role",
-            doc,
-            after,
-            upto,
-        )
-        return [Actor(str(r[0]), str(r[1])) for r in rows if r[0]]
+        """Who changed the document with ``after < seq <= upto`` (from the store's
+        history: seqs are the store's, so at most ``upto - after`` entries)."""
+        entries = await self._store.history(doc, max(0, upto - after), before=upto + 1, after=after)
+        return sorted({Actor(e.sub, e.role) for e in entries if e.sub}, key=_by_name)
 
     async def older_than(self, at: float) -> list[VersionPoint]:
         """Every point taken before ``at`` (what thinning looks at)."""
@@ -155,6 +145,10 @@ class VersionStore:
             return
         sql = "DELETE FROM {t}versions WHERE doc = ? AND seq = ?"
         await self._sql.run(statements([(sql, key) for key in keys], count=True))
+
+
+def _by_name(actor: Actor) -> tuple[str, str]:
+    return actor.sub, actor.role
 
 
 def _point(row: Any) -> VersionPoint:
