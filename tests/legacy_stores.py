@@ -272,7 +272,11 @@ async def served(store: DocumentStore, facts: dict[str, Any]) -> dict[str, Any]:
     versions = VersionStore(store)
     out["points"] = _plain([_pairs(p) for p in await versions.points(guests)])
     out["state"] = _plain(await versions.state(guests, 10**6))
-    out["log_upto"] = _plain(await versions.log_upto(guests, int(facts["guests_seq"])))
+    # The log as of a restore point, as the earlier API gave it (rows of [seq, data]): the
+    # guest list was compacted up to that point, so it is one snapshot row, at its seq.
+    log = await versions.log_upto(guests, int(facts["guests_seq"]))
+    assert log is not None and len(log.updates) == 1 and log.first_seq == log.last_seq
+    out["log_upto"] = _plain([[log.last_seq, log.updates[0]]])
     out["actors"] = _plain(
         [[a.sub, a.role] for a in await versions.actors_between(guests, 0, 10**6)]
     )

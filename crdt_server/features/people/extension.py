@@ -19,9 +19,10 @@ from crdt_server.core.hooks import Core, Extension
 from crdt_server.core.room import Room
 from crdt_server.features.db import FeatureDb, Sql, Tx
 from crdt_server.features.people.domain import MEMBER_COLUMNS, Member, member_json, member_of_row
-from crdt_server.features.people.tables import SCHEMA
+from crdt_server.features.people.tables import MEMBERS, SCHEMA
+from crdt_server.storage import FeatureRow
 
-__all__ = ["People", "emailed", "erase"]
+__all__ = ["People", "emailed", "erase", "member_row", "wedding_members"]
 
 log = logging.getLogger("crdt_server.people")
 
@@ -40,6 +41,42 @@ def emailed(wedding: str, sub: str, at: float) -> Tx[None]:
         "UPDATE {t}members SET emailed_at = ? WHERE wedding = ? AND sub = ?",
         (at, wedding, sub),
     )
+
+
+async def wedding_members(db: FeatureDb, wedding: str) -> list[Member]:
+    """The wedding's members, by ``sub`` (what the threads' export section lists)."""
+    rows = await db.read(
+        f"SELECT {MEMBER_COLUMNS} FROM {{t}}members WHERE wedding = ? ORDER BY sub", wedding
+    )
+    return [member_of_row(r) for r in rows]
+
+
+def member_row(
+    wedding: str,
+    sub: str,
+    *,
+    role: str,
+    name: str,
+    email: str | None,
+    participation: str,
+    email_on: bool,
+    unsubscribe: str,
+    updated_at: float,
+) -> FeatureRow:
+    """A member's row, written with an imported wedding's documents (the threads' export
+    section reads them back in)."""
+    values = {
+        "wedding": wedding,
+        "sub": sub,
+        "role": role,
+        "name": name,
+        "email": email,
+        "participation": participation,
+        "email_on": int(email_on),
+        "unsubscribe": unsubscribe,
+        "updated_at": updated_at,
+    }
+    return FeatureRow(MEMBERS.name, tuple(values.items()))
 
 
 class People(Extension):
@@ -146,11 +183,7 @@ class People(Extension):
         return member_of_row(rows[0]) if rows else None
 
     async def members(self, wedding: str) -> list[Member]:
-        rows = await self.db.read(
-            f"SELECT {MEMBER_COLUMNS} FROM {{t}}members WHERE wedding = ? ORDER BY sub",
-            wedding,
-        )
-        return [member_of_row(r) for r in rows]
+        return await wedding_members(self.db, wedding)
 
     async def set_preferences(
         self, wedding: str, sub: str, participation: str | None, email_on: bool | None

@@ -1,6 +1,7 @@
 """The ``threads`` section of a wedding export: members, threads, participants, messages
 and read marks, read from and written to the thread feature's tables and the member
-directory's (``members``, the people feature's: threads build on it).
+directory's (the people feature's, read and written through its functions: threads build on
+it).
 
 Both exports use it: ``GET /api/weddings/{id}/export`` (``crdt_server.edge.export``)
 and ``crdt-server export`` / ``crdt-server import``, which receive :data:`THREADS` from the
@@ -39,11 +40,10 @@ from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.errors import ExportError
 from crdt_server.features.db import FeatureDb
 from crdt_server.features.people.domain import (
-    MEMBER_COLUMNS,
     PARTICIPATION,
     member_json,
-    member_of_row,
 )
+from crdt_server.features.people.extension import member_row, wedding_members
 from crdt_server.features.people.tables import SCHEMA as PEOPLE
 from crdt_server.features.threads.domain import (
     KINDS,
@@ -69,13 +69,7 @@ _SUBJECT = 4096
 
 async def export_threads(db: FeatureDb, wedding: str) -> dict[str, Any]:
     """The wedding's ``threads`` section (see the module docstring)."""
-    members = [
-        member_of_row(r)
-        for r in await db.read(
-            f"SELECT {MEMBER_COLUMNS} FROM {{t}}members WHERE wedding = ? ORDER BY sub",
-            wedding,
-        )
-    ]
+    members = await wedding_members(db, wedding)
     roles = {m.sub: m.role for m in members}
     participants: dict[str, list[str]] = {}
     for thread, sub in await db.read(
@@ -139,6 +133,7 @@ class _Reader:
     def __init__(self, wedding: str) -> None:
         self.wedding = wedding
         self.rows: list[FeatureRow] = []
+        self.members: set[str] = set()
         self.now = time.time()
 
     def section(self, data: object) -> list[FeatureRow]:
@@ -159,8 +154,9 @@ class _Reader:
             raw, where, {"sub", "role", "name", "email", "participation", "email_notifications"}
         )
         sub = _sub(item, "sub", where)
-        if any(r.table == "members" and r.values[1] == ("sub", sub) for r in self.rows):
+        if sub in self.members:
             raise ExportError(f"{where}.sub", "appears twice")
+        self.members.add(sub)
         role = item.get("role")
         if role not in ROLES:
             raise ExportError(f"{where}.role", f"must be one of {', '.join(ROLES)}")
@@ -176,15 +172,14 @@ class _Reader:
         if not isinstance(email_on, bool):
             raise ExportError(f"{where}.email_notifications", "must be true or false")
         self.rows.append(
-            _row(
-                "members",
-                wedding=self.wedding,
-                sub=sub,
+            member_row(
+                self.wedding,
+                sub,
                 role=role,
                 name=_text(item, "name", where, empty=True, limit=_NAME),
                 email=email,
                 participation=participation,
-                email_on=int(email_on),
+                email_on=email_on,
                 unsubscribe=secrets.token_urlsafe(24),
                 updated_at=self.now,
             )

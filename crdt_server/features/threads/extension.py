@@ -33,6 +33,7 @@ from typing import Any
 
 from crdt_server.actor import Actor
 from crdt_server.errors import Conflict, Forbidden, Impossible
+from crdt_server.features.events.tables import forget_events_of
 from crdt_server.features.people.domain import member_json
 from crdt_server.features.threads.domain import (
     MAX_BODY_BYTES,
@@ -338,10 +339,7 @@ class Threads(ThreadMessages):
                 )
             for table in ("thread_participants", "thread_reads"):
                 yield Sql(f"DELETE FROM {{t}}{table} WHERE wedding = ? AND sub = ?", (wedding, sub))
-            yield Sql(
-                "DELETE FROM {t}events WHERE wedding = ? AND sub = ? AND type LIKE 'thread.%'",
-                (wedding, sub),
-            )
+            yield from forget_events_of(wedding, sub, "thread.")
             return bool(wrote)
 
         found = await self.db.write(tx())
