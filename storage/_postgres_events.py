@@ -1,4 +1,4 @@
-"""The PostgreSQL store's wedding events, idempotency keys and tickets: the statements,
+"""The PostgreSQL store's wedding events and idempotency keys: the statements,
 run in the caller's transaction, and the reading query (see :mod:`storage.postgres`). ``s``
 is the quoted schema."""
 
@@ -164,21 +164,4 @@ async def purge_events(conn: Conn, s: str, before: float) -> int:
     )
     now = time.time()
     await conn.execute(f"DELETE FROM {s}.idempotency WHERE expires_at < $1", now)
-    await conn.execute(f"DELETE FROM {s}.tickets WHERE expires_at < $1", now)
     return int(gone)
-
-
-async def put_ticket(conn: Conn, s: str, digest: str, payload: str, expires_at: float) -> None:
-    await conn.execute(
-        f"INSERT INTO {s}.tickets (digest, payload, expires_at) VALUES ($1, $2, $3)",
-        digest,
-        payload,
-        expires_at,
-    )
-
-
-async def take_ticket(conn: Conn, s: str, digest: str, now: float) -> str | None:
-    row = await conn.fetchrow(
-        f"DELETE FROM {s}.tickets WHERE digest = $1 RETURNING payload, expires_at", digest
-    )
-    return str(row[0]) if row is not None and row[1] > now else None

@@ -42,8 +42,6 @@ CREATE TABLE IF NOT EXISTS {s}.event_counters (wedding text PRIMARY KEY, last_se
 CREATE TABLE IF NOT EXISTS {s}.idempotency (scope text NOT NULL, key text NOT NULL,
     wedding text NOT NULL, fingerprint text NOT NULL, seqs bigint[] NOT NULL,
     expires_at double precision NOT NULL, PRIMARY KEY (scope, key));
-CREATE TABLE IF NOT EXISTS {s}.tickets (digest text PRIMARY KEY, payload text NOT NULL,
-    expires_at double precision NOT NULL);
 CREATE TABLE IF NOT EXISTS {s}.revocations (sub text NOT NULL, wedding text NOT NULL,
     at double precision NOT NULL, PRIMARY KEY (sub, wedding));
 CREATE TABLE IF NOT EXISTS {s}.tombstones (wedding text COLLATE "C" PRIMARY KEY,

@@ -1,4 +1,4 @@
-"""The SQLite store's wedding events, idempotency keys and tickets: the statements, run on
+"""The SQLite store's wedding events and idempotency keys: the statements, run on
 the writer thread in the caller's transaction, and the reading query (see
 :mod:`storage.sqlite`)."""
 
@@ -149,19 +149,4 @@ def erase_entity_events(
 def purge_events(db: sqlite3.Connection, before: float) -> int:
     gone = db.execute("DELETE FROM events WHERE at < ?", (before,)).rowcount
     db.execute("DELETE FROM idempotency WHERE expires_at < ?", (time.time(),))
-    db.execute("DELETE FROM tickets WHERE expires_at < ?", (time.time(),))
     return int(gone)
-
-
-def put_ticket(db: sqlite3.Connection, digest: str, payload: str, expires_at: float) -> None:
-    db.execute(
-        "INSERT INTO tickets (digest, payload, expires_at) VALUES (?, ?, ?)",
-        (digest, payload, expires_at),
-    )
-
-
-def take_ticket(db: sqlite3.Connection, digest: str, now: float) -> str | None:
-    row = db.execute(
-        "DELETE FROM tickets WHERE digest = ? RETURNING payload, expires_at", (digest,)
-    ).fetchone()
-    return str(row[0]) if row is not None and row[1] > now else None

@@ -406,13 +406,8 @@ class DocumentStore(Protocol):
 
     async def purge_events(self, before: float) -> int:
         """Delete events older than ``before`` (Unix seconds) and expired idempotency keys;
-        returns how many events were deleted. Seqs are never reused."""
-
-    async def put_ticket(self, digest: str, payload: str, expires_at: float) -> None:
-        """Keep a one-use ticket (its hash and what it grants) until it expires."""
-
-    async def take_ticket(self, digest: str, now: float) -> str | None:
-        """The payload of an unexpired ticket, deleting it (so it serves once); else None."""
+        returns how many events were deleted. Seqs are never reused. (Expired tickets are
+        the events feature's to forget.)"""
 
     async def compact(self, doc: str, upto_seq: int, snapshot: bytes) -> None:
         """Replace every row of ``doc`` with ``seq <= upto_seq`` by ``snapshot``.

@@ -134,6 +134,8 @@ class Table:
     sqlite: tuple[str, ...] = ()
     postgres: tuple[str, ...] = ()
     postgres_columns: str = ""
+    without_rowid: bool = False
+    """SQLite keeps the rows in their primary key's order (``WITHOUT ROWID``)."""
 
     def ddl(self, dialect: Dialect) -> tuple[str, ...]:
         """The statements that create the table if missing, as :class:`Schema` holds
@@ -143,6 +145,8 @@ class Table:
         if dialect == "postgres" and self.postgres_columns:
             columns = f"{columns.rstrip()[:-1]}, {self.postgres_columns})"
         create = f"CREATE TABLE IF NOT EXISTS {{t}}{self.name} {columns}"
+        if dialect == "sqlite" and self.without_rowid:
+            create += " WITHOUT ROWID"
         only = self.sqlite if dialect == "sqlite" else self.postgres
         return tuple(
             _ddl_text(statement, dialect, prefix) for statement in (create, *self.indexes, *only)

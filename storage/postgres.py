@@ -267,21 +267,6 @@ class PostgresStore:
         purged: int = await self._writer.write(body)
         return purged
 
-    async def put_ticket(self, digest: str, payload: str, expires_at: float) -> None:
-        check_text(b"", digest, payload)
-
-        async def body(conn: Conn) -> None:
-            await _events.put_ticket(conn, self._s, digest, payload, expires_at)
-
-        await self._writer.write(body)
-
-    async def take_ticket(self, digest: str, now: float) -> str | None:
-        async def body(conn: Conn) -> str | None:
-            return await _events.take_ticket(conn, self._s, digest, now)
-
-        payload: str | None = await self._writer.write(body)
-        return payload
-
     async def compact(self, doc: str, upto_seq: int, snapshot: bytes) -> None:
         """Replace the rows of ``doc`` up to ``upto_seq`` by ``snapshot``, keeping that seq.
 

@@ -296,17 +296,6 @@ class SqliteStore:
         purged: int = await self._writer.write(lambda db: _events.purge_events(db, before))
         return purged
 
-    async def put_ticket(self, digest: str, payload: str, expires_at: float) -> None:
-        check_text(b"", digest, payload)
-
-        await self._writer.write(lambda db: _events.put_ticket(db, digest, payload, expires_at))
-
-    async def take_ticket(self, digest: str, now: float) -> str | None:
-        payload: str | None = await self._writer.write(
-            lambda db: _events.take_ticket(db, digest, now)
-        )
-        return payload
-
     async def compact(self, doc: str, upto_seq: int, snapshot: bytes) -> None:
         """Replace the rows of ``doc`` up to ``upto_seq`` by ``snapshot``, keeping that seq.
 

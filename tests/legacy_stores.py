@@ -25,6 +25,8 @@ from pycrdt import Doc, Map
 
 from crdt_server.actor import Actor
 from crdt_server.features.db import FeatureDb, Sql
+from crdt_server.features.events.tables import SCHEMA as EVENTS
+from crdt_server.features.events.tables import put_ticket, take_ticket
 from crdt_server.features.integrations.tables import CalendarToken, InboundSource, IntegrationStore
 from crdt_server.features.notifications.tables import SCHEMA as NOTIFICATIONS
 from crdt_server.features.threads.export import THREADS, export_threads
@@ -34,6 +36,7 @@ from crdt_server.features.webhooks.tables import WebhookTables
 from crdt_server.storage import (
     DocumentStore,
     EventFilter,
+    Gateway,
     MovedDocument,
     NewEvent,
     NewUpdate,
@@ -83,7 +86,8 @@ async def fill(store: DocumentStore) -> dict[str, Any]:
         ],
         once=Once("events", "key-1", "fp-1", FAR),
     )
-    await store.put_ticket("ticket-digest", '{"sub":"ada"}', FAR)
+    await store.install(EVENTS)
+    await put_ticket(Gateway.of(store), "ticket-digest", '{"sub":"ada"}', FAR)
     await store.revoke(Revocation("mallory", WEDDING, now - 10), forget_before=0)
     await store.revoke(Revocation("trudy", None, now - 5), forget_before=0)
     await store.append([NewUpdate(f"{GONE}/guests", _update("x", "y"), "conn-3")])
@@ -229,7 +233,8 @@ async def served(store: DocumentStore, facts: dict[str, Any]) -> dict[str, Any]:
     out["once"] = _plain(again)
     out["tombstones"] = sorted(await store.tombstones())
     out["revocations"] = _plain(await store.revocations())
-    out["ticket"] = await store.take_ticket("ticket-digest", now)
+    await store.install(EVENTS)  # its tickets (a store of that time made the table)
+    out["ticket"] = await take_ticket(Gateway.of(store), "ticket-digest", now)
 
     # The threads' readers, and the inbox's, read their tables once their features have
     # installed their schemas (what a server's start does): on a store of a release before

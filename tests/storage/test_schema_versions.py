@@ -180,13 +180,14 @@ async def test_a_postgres_schema_written_before_versions_is_recorded_and_left_as
 
 
 def _release_schemas() -> tuple[Schema, ...]:
+    from crdt_server.features.events.tables import SCHEMA as EVENTS
     from crdt_server.features.integrations.tables import INTEGRATIONS
     from crdt_server.features.notifications.tables import SCHEMA as NOTIFICATIONS
     from crdt_server.features.people.tables import SCHEMA as PEOPLE
     from crdt_server.features.threads.tables import SCHEMA as THREADS
     from crdt_server.features.webhooks.tables import SCHEMA as WEBHOOKS
 
-    return (VERSIONS, INTEGRATIONS, PEOPLE, NOTIFICATIONS, THREADS, WEBHOOKS)
+    return (EVENTS, VERSIONS, INTEGRATIONS, PEOPLE, NOTIFICATIONS, THREADS, WEBHOOKS)
 
 
 @pytest.mark.asyncio
@@ -303,6 +304,7 @@ async def test_a_postgres_schema_of_the_earlier_release_is_renamed_as_a_fresh_on
             if schema == "legacy":
                 assert await _versions(store) == {
                     "store": 1,
+                    "events": 1,
                     "versions": 1,
                     "integrations": 1,
                     "people": 2,

@@ -10,6 +10,7 @@ from crdt_server.features import Built, Feature
 from crdt_server.features.events.extension import EventLog
 from crdt_server.features.events.routes import event_routes
 from crdt_server.features.events.settings import EventSettings
+from crdt_server.features.events.tables import SCHEMA
 
 __all__ = ["FEATURE"]
 
@@ -19,5 +20,10 @@ def _build(built: Built) -> Sequence[Extension]:
 
 
 FEATURE = Feature(
-    "events", _build, routes=event_routes, bus=frozenset({"events"}), settings=EventSettings
+    "events",
+    _build,
+    routes=event_routes,
+    bus=frozenset({"events"}),
+    settings=EventSettings,
+    schemas=(SCHEMA,),
 )

@@ -5,9 +5,56 @@ writes SQL against the events (the store numbers and stores them with their upda
 
 from __future__ import annotations
 
-from crdt_server.storage.gateway import Sql, Tx
+from crdt_server.storage.gateway import Gateway, Sql, Table, Tx, schema_of, statements
 
-__all__ = ["forget_events_of"]
+__all__ = ["SCHEMA", "TICKETS", "forget_events_of", "purge_tickets", "put_ticket", "take_ticket"]
+
+TICKETS = Table(
+    "tickets",
+    "(digest {text} PRIMARY KEY, payload {text} NOT NULL, expires_at {real} NOT NULL)",
+    wedding=False,
+    without_rowid=True,
+)
+"""One-use stream tickets: a ticket's hash, what it grants (JSON) and when it expires. The
+store made this table before the events feature declared it (the same DDL): a store of
+that time keeps its rows."""
+
+SCHEMA = schema_of("events", TICKETS)
+"""The events feature's tables (the events themselves, their counters and idempotency keys
+are still the document store's, numbered in the updates' own transaction)."""
+
+
+async def put_ticket(gateway: Gateway, digest: str, payload: str, expires_at: float) -> None:
+    """Keep a one-use ticket (its hash and what it grants) until it expires."""
+    await gateway.run(
+        statements(
+            [
+                (
+                    "INSERT INTO {t}tickets (digest, payload, expires_at) VALUES (?, ?, ?)",
+                    (digest, payload, expires_at),
+                )
+            ]
+        )
+    )
+
+
+async def take_ticket(gateway: Gateway, digest: str, now: float) -> str | None:
+    """The payload of an unexpired ticket, deleting it (so it serves once); else None."""
+    taken = await gateway.run(
+        statements(
+            [("DELETE FROM {t}tickets WHERE digest = ? RETURNING payload, expires_at", (digest,))]
+        )
+    )
+    rows = taken[0]
+    return str(rows[0][0]) if rows and float(rows[0][1]) > now else None
+
+
+async def purge_tickets(gateway: Gateway, now: float) -> int:
+    """Forget the tickets expired by ``now``; how many."""
+    gone = await gateway.run(
+        statements([("DELETE FROM {t}tickets WHERE expires_at < ?", (now,))], count=True)
+    )
+    return int(gone[0])
 
 
 def forget_events_of(wedding: str, sub: str, kinds: str) -> Tx[int]:
