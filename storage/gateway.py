@@ -277,6 +277,12 @@ class Gateway:
         """``text`` in this store's dialect (:func:`dialect_sql`)."""
         return dialect_sql(text, self.dialect, self._prefix)
 
+    def by_dialect(self, *, sqlite: _R, postgres: _R) -> _R:
+        """The one of two that this store's dialect takes: SQL that differs by backend (a
+        full-text search) is chosen here, in a feature's ``tables.py``, never by testing
+        the dialect in its rules."""
+        return sqlite if self.dialect == "sqlite" else postgres
+
     def contains(self, column: str) -> str:
         """A condition true where ``column`` holds the next ``?`` argument as is (exact,
         case and all; ``LIKE`` would fold ASCII case on SQLite)."""

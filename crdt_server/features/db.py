@@ -54,6 +54,10 @@ class FeatureDb:
         """The first row of one query as ``kind``; ``None`` if there is none."""
         return await self._sql.fetch_one_as(kind, text, *params)
 
+    def by_dialect(self, *, sqlite: _T, postgres: _T) -> _T:
+        """The one of two this store's dialect takes (:meth:`Gateway.by_dialect`)."""
+        return self._sql.by_dialect(sqlite=sqlite, postgres=postgres)
+
     async def write(self, tx: Tx[_T]) -> _T:
         """Run a transaction (see the module docstring); all of it commits or none.
 
