@@ -232,9 +232,10 @@ class ThreadMessages(ThreadAccess):
             yield from messages.raise_read_mark(wedding, tid, viewer.actor.sub, seq)
             # The person's notifications of the messages up to there are read too.
             unread = yield from inbox.unread_about(wedding, viewer.actor.sub, tid)
-            upto = yield from messages.messages_up_to(wedding, tid, seq, {m for _, m in unread})
+            mids = {notice.message for notice in unread}
+            upto = yield from messages.messages_up_to(wedding, tid, seq, mids)
             yield from inbox.mark_read(
-                wedding, viewer.actor.sub, [i for i, m in unread if m in upto]
+                wedding, viewer.actor.sub, [n.id for n in unread if n.message in upto]
             )
 
         await self.db.write(tx())
