@@ -141,7 +141,6 @@ class Page(msgspec.Struct, Generic[T, C], frozen=True):
 # What every DELETE of one thing answers (a subclass may name the id otherwise on the wire:
 # ``id: str = msgspec.field(name="source")``). No docstring: OpenAPI would show it.
 class Deleted(msgspec.Struct, frozen=True):
-
     id: str
     deleted: bool
 
