@@ -276,7 +276,8 @@ async def served(store: DocumentStore, facts: dict[str, Any]) -> dict[str, Any]:
 
     versions = VersionStore(store)
     out["points"] = _plain([_pairs(p) for p in await versions.points(guests)])
-    out["state"] = _plain(await versions.state(guests, 10**6))
+    state = await versions.state(guests, 10**6)
+    out["state"] = _plain(None if state is None else [state.seq, state.data])
     # The log as of a restore point, as the earlier API gave it (rows of [seq, data]): the
     # guest list was compacted up to that point, so it is one snapshot row, at its seq.
     log = await versions.log_upto(guests, int(facts["guests_seq"]))

@@ -1117,7 +1117,7 @@ async def test_restore_points_outlive_compaction_and_go_with_their_wedding(
     )
     assert await versions.log_upto("w_1/guests", seqs[0]) is None
     state = await versions.state("w_1/guests", seqs[1])
-    assert state is not None and state[0] == seqs[0] and content([state[1]])["text"] == "a"
+    assert state is not None and state.seq == seqs[0] and content([state.data])["text"] == "a"
     assert [p.seq for p in await versions.older_than(2500.0)] == sorted([seqs[0], seqs[2]])
     await versions.delete([first])
     assert [p.seq for p in await versions.points("w_1/guests")] == [seqs[2]]

@@ -33,6 +33,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from crdt_server.auth.principals import Principal
+from crdt_server.edge.bodies import Page
 from crdt_server.edge.documents import capable_principal, readable_documents, wedding_principal
 from crdt_server.edge.params import PageLimit, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, body_priority, json_response
@@ -103,9 +104,8 @@ class CustomEvent(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     doc: Literal["timeline", "budget", "guests", "seating"] | None = None
 
 
-class EventsAnswer(msgspec.Struct, frozen=True):
-    events: list[dict[str, Any]]
-    next: int | None
+class EventsAnswer(Page[dict[str, Any], int], frozen=True):
+    items: list[dict[str, Any]] = msgspec.field(name="events")
 
 
 class PostedEvent(msgspec.Struct, frozen=True):

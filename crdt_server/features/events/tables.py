@@ -5,7 +5,9 @@ writes SQL against the events (the store numbers and stores them with their upda
 
 from __future__ import annotations
 
-from crdt_server.storage.gateway import Gateway, Sql, Table, Tx, schema_of, statements
+import msgspec
+
+from crdt_server.storage.gateway import Gateway, Sql, Table, Tx, row_as, schema_of, statements
 
 __all__ = ["SCHEMA", "TICKETS", "forget_events_of", "purge_tickets", "put_ticket", "take_ticket"]
 
@@ -38,23 +40,33 @@ async def put_ticket(gateway: Gateway, digest: str, payload: str, expires_at: fl
     )
 
 
-async def take_ticket(gateway: Gateway, digest: str, now: float) -> str | None:
-    """The payload of an unexpired ticket, deleting it (so it serves once); else None."""
-    taken = await gateway.run(
-        statements(
-            [("DELETE FROM {t}tickets WHERE digest = ? RETURNING payload, expires_at", (digest,))]
+class _Ticket(msgspec.Struct, frozen=True):
+    payload: str
+    expires_at: float
+
+
+def _take(digest: str) -> Tx[_Ticket | None]:
+    return (
+        yield from row_as(
+            _Ticket, "DELETE FROM {t}tickets WHERE digest = ? RETURNING payload, expires_at", digest
         )
     )
-    rows = taken[0]
-    return str(rows[0][0]) if rows and float(rows[0][1]) > now else None
+
+
+def _purge(now: float) -> Tx[int]:
+    gone: int = yield Sql("DELETE FROM {t}tickets WHERE expires_at < ?", (now,), count=True)
+    return gone
+
+
+async def take_ticket(gateway: Gateway, digest: str, now: float) -> str | None:
+    """The payload of an unexpired ticket, deleting it (so it serves once); else None."""
+    ticket = await gateway.run(_take(digest))
+    return ticket.payload if ticket is not None and ticket.expires_at > now else None
 
 
 async def purge_tickets(gateway: Gateway, now: float) -> int:
     """Forget the tickets expired by ``now``; how many."""
-    gone = await gateway.run(
-        statements([("DELETE FROM {t}tickets WHERE expires_at < ?", (now,))], count=True)
-    )
-    return int(gone[0])
+    return await gateway.run(_purge(now))
 
 
 def forget_events_of(wedding: str, sub: str, kinds: str) -> Tx[int]:
