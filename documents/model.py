@@ -32,7 +32,8 @@ TIMELINE_STATUSES: tuple[str, ...] = ("planned", "confirmed", "done", "cancelled
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 """Ids of guests, tables, timeline items, categories and payments."""
 WEDDING_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-"""The room-name rule for wedding ids (kept in step with the server's allowlist)."""
+"""1 to 64 ASCII letters, digits, ``-`` or ``_``, starting with a letter or digit: the one
+rule for wedding ids (the server's room-name allowlist, ``crdt_server.names``, uses it)."""
 CURRENCY_PATTERN = re.compile(r"[A-Z]{3}")
 
 MAX_AMOUNT = 2**53 - 1

@@ -30,6 +30,8 @@ from typing import Any
 
 from pycrdt import Doc, Map, MapEvent, Text
 
+from crdt_server.lib0 import write_var_uint
+
 from .model import MAX_NOTES, DocumentError, Entity, OperationError, identifier, shown
 from .schema import ENTITIES, root, write
 from .texts import (
@@ -274,18 +276,11 @@ def _is_notes_item(doc: Doc[Any], entity: Entity, entry_id: str, item: tuple[int
 
     entry.observe(seen)
     client, clock = item
-    update = bytes([0, 1]) + bytes(_uint(client) + b"\x01" + _uint(clock) + b"\x01")
+    update = bytes([0, 1]) + bytes(
+        write_var_uint(client) + b"\x01" + write_var_uint(clock) + b"\x01"
+    )
     copy.apply_update(update)
     return "notes" in removed
-
-
-def _uint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def _elsewhere() -> OperationError:

@@ -27,11 +27,20 @@ INTERNAL = ("crdt_server", "documents", "storage", "tests", "benchmarks", "examp
 # (module prefix, project modules it may import (prefixes), heavy libraries it may import).
 # The first matching row wins, so more specific prefixes come first.
 RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
-    # The pure codecs: bytes in, values out; only the shared error vocabulary.
-    ("crdt_server.codec", ("crdt_server.codec", "crdt_server.errors"), frozenset()),
+    # The pure codecs: bytes in, values out; only the shared error vocabulary and lib0's
+    # numbers.
+    (
+        "crdt_server.codec",
+        ("crdt_server.codec", "crdt_server.errors", "crdt_server.lib0"),
+        frozenset(),
+    ),
     # The shared vocabulary depends on nothing but the domain's names.
     ("crdt_server.errors", (), frozenset()),
     ("crdt_server.actor", (), frozenset()),
+    # lib0's varuint writer: below the codecs and the domain, which both write Yjs numbers.
+    ("crdt_server.lib0", (), frozenset()),
+    # RFC 3339 times, as every route, feed and export writes them.
+    ("crdt_server.times", (), frozenset()),
     ("crdt_server.names", ("crdt_server.documents",), frozenset()),
     ("crdt_server.settings", ("crdt_server.names",), frozenset()),
     ("crdt_server.rlimits", (), frozenset()),
@@ -104,6 +113,7 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
             "crdt_server.errors",
             "crdt_server.names",
             "crdt_server.settings",
+            "crdt_server.times",
             "crdt_server.tools.export",
             "crdt_server.tools.commands",
             "crdt_server.documents",
@@ -125,6 +135,7 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
             "crdt_server.errors",
             "crdt_server.names",
             "crdt_server.settings",
+            "crdt_server.times",
             "crdt_server.tools.export",
             "crdt_server.documents",
             "crdt_server.storage",
@@ -144,6 +155,7 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
             "crdt_server.errors",
             "crdt_server.names",
             "crdt_server.settings",
+            "crdt_server.times",
             "crdt_server.documents",
             "crdt_server.storage",
         ),
@@ -154,10 +166,10 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
     ("crdt_server.cli", ("crdt_server",), HEAVY - {"sqlite3"}),
     ("crdt_server.testing", ("crdt_server",), HEAVY),
     # The domain is pure functions over pycrdt documents: no storage, no server (only the
-    # dependency-free vocabulary of who).
+    # dependency-free vocabulary of who, and lib0's numbers).
     (
         "crdt_server.documents",
-        ("crdt_server.documents", "crdt_server.actor"),
+        ("crdt_server.documents", "crdt_server.actor", "crdt_server.lib0"),
         frozenset({"pycrdt"}),
     ),
     # Storage knows its databases and nothing of the server or the domain.
@@ -414,3 +426,88 @@ def test_modules_inside_a_feature_are_named_by_their_role() -> None:
                 continue
             misnamed.append(str(module.relative_to(ROOT)))
     assert not misnamed, f"name these by their role ({', '.join(ROLES)}): {misnamed}"
+
+
+FEATURES_DIR = ROOT / "crdt_server" / "features"
+FEATURE_PACKAGES = frozenset(
+    p.name for p in FEATURES_DIR.iterdir() if (p / "__init__.py").is_file()
+)
+"""The feature packages (``crdt_server/features/<name>/``)."""
+
+
+def _feature_of(module: str) -> str | None:
+    """The feature whose package holds ``module`` (``crdt_server.features.<name>...``)."""
+    parts = module.split(".")
+    if parts[:2] == ["crdt_server", "features"] and len(parts) > 2:
+        return parts[2] if parts[2] in FEATURE_PACKAGES else None
+    return None
+
+
+def _feature_module_imports(path: Path) -> set[str]:
+    """The modules inside a feature package that ``path`` imports (``import
+    crdt_server.features.B.x``, ``from crdt_server.features.B.x import y``, ``from
+    crdt_server.features.B import x`` where ``x`` is a module), as dotted names."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.count(".") > 2)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            if node.module.count(".") > 2:
+                found.add(node.module)
+            elif (feature := _feature_of(node.module)) is not None:
+                for alias in node.names:
+                    package = FEATURES_DIR / feature
+                    if (package / f"{alias.name}.py").is_file() or (package / alias.name).is_dir():
+                        found.add(f"{node.module}.{alias.name}")
+    return {name for name in found if _feature_of(name) is not None}
+
+
+def test_a_feature_is_reached_through_its_package_only() -> None:
+    """A feature's public face is its package (``crdt_server/features/<name>/__init__.py``
+    and its ``__all__``): another feature, and every product module outside the features
+    (the edge, the tools, the app, the command line, the testing kit), imports
+    ``crdt_server.features.<name>``, never one of its modules. Tests are not held to it:
+    they test a feature's modules directly."""
+    breaches = []
+    for path in MODULES:
+        module = _module_name(path)
+        own = _feature_of(module)
+        for name in sorted(_feature_module_imports(path)):
+            if _feature_of(name) != own:
+                breaches.append(f"{module} imports {name}")
+    assert not breaches, "import the feature's package instead:\n" + "\n".join(breaches)
+
+
+def test_the_public_face_rule_catches_a_module_import(tmp_path: Path) -> None:
+    """The check above sees each way of naming another feature's module."""
+    source = tmp_path / "probe.py"
+    source.write_text(
+        "import crdt_server.features.events.extension\n"
+        "from crdt_server.features.people.domain import Member\n"
+        "from crdt_server.features.notifications import extension_mail\n"
+        "from crdt_server.features.events import EventLog\n"
+        "from crdt_server.features import events\n"
+        "from crdt_server.features.db import FeatureDb\n"
+    )
+    assert _feature_module_imports(source) == {
+        "crdt_server.features.events.extension",
+        "crdt_server.features.people.domain",
+        "crdt_server.features.notifications.extension_mail",
+    }
+
+
+@pytest.mark.parametrize("name", sorted(FEATURE_PACKAGES))
+def test_every_feature_package_declares_its_public_face(name: str) -> None:
+    """Each feature's package lists in ``__all__`` what others may use (``FEATURE`` first
+    of all), and every listed name is there."""
+    import importlib
+
+    from crdt_server.features import Feature
+
+    package = importlib.import_module(f"crdt_server.features.{name}")
+    public = getattr(package, "__all__", None)
+    assert public is not None and "FEATURE" in public, f"{name} has no __all__ with FEATURE"
+    assert isinstance(package.FEATURE, Feature)
+    missing = [item for item in public if not hasattr(package, item)]
+    assert not missing, f"crdt_server.features.{name} lists but lacks {missing}"

@@ -30,8 +30,8 @@ from starlette.requests import Request
 
 from crdt_server.auth.principals import Authenticator, AuthError
 from crdt_server.auth.tokens import TokenClaims
+from crdt_server.codec.credentials import bearer_token
 from crdt_server.edge.problems import CHALLENGE, ApiError, FieldProblem
-from crdt_server.edge.upgrade import bearer_token
 
 __all__ = [
     "CALENDAR_TOKEN_PREFIX",

@@ -22,7 +22,7 @@ from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.session import serve_connection
 from crdt_server.names import document_name, projection_of
 from crdt_server.settings import Settings
-from crdt_server.wire.gate import NO_SUCH_DOCUMENT, STATE_KEY, Refusal, UpgradeGate, bearer_token
+from crdt_server.wire.gate import NO_SUCH_DOCUMENT, STATE_KEY, Refusal, UpgradeGate
 from crdt_server.wire.transport import Transport
 
 __all__ = [
@@ -32,7 +32,6 @@ __all__ = [
     "Gate",
     "Projector",
     "Refusal",
-    "bearer_token",
     "projector_of",
 ]
 

@@ -11,10 +11,9 @@ from crdt_server.features.conflicts.extension import ConflictsKeeper
 from crdt_server.features.conflicts.extension_concurrent import ConcurrentEdits
 from crdt_server.features.conflicts.routes import conflict_routes
 from crdt_server.features.conflicts.tables import CONCURRENT_EDITS
-from crdt_server.features.events.extension import EventLog
-from crdt_server.features.notifications.extension import OVERWRITTEN, Notifications
-from crdt_server.features.notifications.extension_mail import Mailer
-from crdt_server.features.people.extension import People
+from crdt_server.features.events import EventLog
+from crdt_server.features.notifications import OVERWRITTEN, Mailer, Notifications
+from crdt_server.features.people import People
 
 __all__ = ["FEATURE"]
 

@@ -43,7 +43,7 @@ from crdt_server.names import CONFLICTS
 from crdt_server.storage import NewEvent, StoredEvent
 
 if TYPE_CHECKING:
-    from crdt_server.features.events.extension import EventLog
+    from crdt_server.features.events import EventLog
 
 __all__ = ["ConflictView", "ConflictsKeeper", "conflict_id"]
 

@@ -30,7 +30,7 @@ from crdt_server.edge.bodies import (
     LostOrKept,
     SuggestedResolution,
 )
-from crdt_server.edge.documents import (
+from crdt_server.edge.guards import (
     capable_principal,
     readable_documents,
     sender_of,
@@ -41,7 +41,7 @@ from crdt_server.edge.params import ConflictId, WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Impossible, Malformed, NotFound
 from crdt_server.features.conflicts.extension import ConflictsKeeper, ConflictView
-from crdt_server.features.events.extension import rfc3339
+from crdt_server.times import rfc3339
 
 __all__ = ["conflict_routes"]
 

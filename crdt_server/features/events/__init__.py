@@ -7,11 +7,27 @@ from collections.abc import Sequence
 
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
-from crdt_server.features.events.extension import EventLog
-from crdt_server.features.events.routes import event_routes
+from crdt_server.features.events.extension import EventLog, event_json, readable_event
+from crdt_server.features.events.routes import (
+    CustomEvent,
+    PostedEvent,
+    custom_event_data,
+    event_routes,
+    viewer_of,
+)
 from crdt_server.features.events.settings import EventSettings
 
-__all__ = ["FEATURE"]
+__all__ = [
+    "FEATURE",
+    "CustomEvent",
+    "EventLog",
+    "EventSettings",
+    "PostedEvent",
+    "custom_event_data",
+    "event_json",
+    "readable_event",
+    "viewer_of",
+]
 
 
 def _build(built: Built) -> Sequence[Extension]:

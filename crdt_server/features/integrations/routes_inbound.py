@@ -31,7 +31,7 @@ from crdt_server.auth.principals import AuthError
 from crdt_server.core.hooks import Sender
 from crdt_server.documents import DOCUMENT_KINDS, OperationError, apply_operation
 from crdt_server.edge.bodies import decode_json
-from crdt_server.edge.documents import capable_principal
+from crdt_server.edge.guards import capable_principal
 from crdt_server.edge.params import SourceName, WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, is_admin, json_response
 from crdt_server.errors import (
@@ -43,8 +43,7 @@ from crdt_server.errors import (
     NotFound,
     Unauthenticated,
 )
-from crdt_server.features.events.extension import EventLog
-from crdt_server.features.events.routes import CustomEvent, PostedEvent, custom_event_data
+from crdt_server.features.events import CustomEvent, EventLog, PostedEvent, custom_event_data
 from crdt_server.features.integrations.extension import INBOUND_ORIGIN, IntegrationService
 from crdt_server.features.integrations.tables import InboundSource
 from crdt_server.storage import NewEvent, Once

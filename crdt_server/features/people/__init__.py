@@ -7,22 +7,34 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from crdt_server.core.hooks import Extension
-from crdt_server.edge.routing import ApiRoute
 from crdt_server.features import Built, Feature
-from crdt_server.features.people.extension import People
+from crdt_server.features.people.domain import (
+    MEMBER_COLUMNS,
+    PARTICIPATION,
+    Member,
+    member_json,
+    member_of_row,
+)
+from crdt_server.features.people.extension import People, emailed
+from crdt_server.features.people.routes import member_principal, people_routes
 from crdt_server.features.people.tables import SCHEMA
 
-__all__ = ["FEATURE"]
+__all__ = [
+    "FEATURE",
+    "MEMBER_COLUMNS",
+    "PARTICIPATION",
+    "SCHEMA",
+    "Member",
+    "People",
+    "emailed",
+    "member_json",
+    "member_of_row",
+    "member_principal",
+]
 
 
 def _build(built: Built) -> Sequence[Extension]:
     return [People()]
 
 
-def _routes() -> Sequence[ApiRoute]:
-    from crdt_server.features.people.routes import people_routes
-
-    return people_routes()
-
-
-FEATURE = Feature("people", _build, routes=_routes, schemas=(SCHEMA,))
+FEATURE = Feature("people", _build, routes=people_routes, schemas=(SCHEMA,))

@@ -17,7 +17,7 @@ from starlette.responses import HTMLResponse, Response
 from crdt_server.auth.principals import Principal
 from crdt_server.auth.tokens import valid_email, valid_sub
 from crdt_server.edge.bodies import Role
-from crdt_server.edge.documents import readable_documents, wedding_principal
+from crdt_server.edge.guards import readable_documents, wedding_principal
 from crdt_server.edge.params import MemberPath, WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, is_admin, json_response
 from crdt_server.errors import Forbidden, Impossible, Malformed, NotFound

@@ -38,13 +38,13 @@ from crdt_server.auth.tokens import valid_email, valid_sub
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.errors import ExportError
 from crdt_server.features.db import FeatureDb
-from crdt_server.features.people.domain import (
+from crdt_server.features.people import (
     MEMBER_COLUMNS,
     PARTICIPATION,
     member_json,
     member_of_row,
 )
-from crdt_server.features.people.tables import SCHEMA as PEOPLE
+from crdt_server.features.people import SCHEMA as PEOPLE
 from crdt_server.features.threads.domain import (
     KINDS,
     MAX_BODY_BYTES,

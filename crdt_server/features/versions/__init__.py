@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
-from crdt_server.features.events.extension import EventLog
+from crdt_server.features.events import EventLog
 from crdt_server.features.versions.extension import VersionKeeper
 from crdt_server.features.versions.routes import version_routes
 from crdt_server.features.versions.settings import VersionSettings

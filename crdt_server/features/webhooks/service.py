@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from crdt_server.features.events.extension import rfc3339
 from crdt_server.features.webhooks.domain import (
     DELIVERY_COLUMNS,
     ENDPOINT_COLUMNS,
@@ -29,6 +28,7 @@ from crdt_server.features.webhooks.domain import (
 )
 from crdt_server.features.webhooks.tables import Statement, WebhookTables
 from crdt_server.storage import Once
+from crdt_server.times import rfc3339
 
 __all__ = ["ROTATION_SECONDS", "WebhookEndpoints", "insert_delivery"]
 
