@@ -28,7 +28,7 @@ in the list (:class:`MissingFeature` otherwise, at start).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -44,8 +44,10 @@ __all__ = [
     "ROLES",
     "Built",
     "Command",
+    "DuplicateCapability",
     "Feature",
     "MissingFeature",
+    "capabilities_of",
     "commands_of",
     "fragments_of",
 ]
@@ -145,11 +147,35 @@ class Feature:
     ``settings.fragment(Kind)``; settings built without it give its defaults."""
     commands: Sequence[Command] = ()
     """Its subcommands of ``crdt-server``."""
+    capabilities: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """The capabilities its routes check (``"<feature>.<verb>"``, e.g. ``"events.post"``),
+    each with the roles that have it by default (``crdt_server.auth.permissions.LEADS``...).
+    An operator's ``CRDT_SERVER_PERMISSIONS`` may replace their roles; the permissions
+    reference lists them. A capability of a feature the server does not run is unknown."""
 
 
 def fragments_of(features: Iterable[Feature]) -> tuple[type[Any], ...]:
     """The settings fragments of ``features``, in order (what ``Settings.from_env`` fills)."""
     return tuple(f.settings for f in features if f.settings is not None)
+
+
+class DuplicateCapability(ValueError):
+    """Two features declare the same capability."""
+
+
+def capabilities_of(features: Iterable[Feature]) -> dict[str, frozenset[str]]:
+    """Capability -> its default roles, for every capability ``features`` declare, in order
+    (what the permission matrix knows; :class:`DuplicateCapability` if two declare one)."""
+    found: dict[str, frozenset[str]] = {}
+    owner: dict[str, str] = {}
+    for feature in features:
+        for name, roles in feature.capabilities.items():
+            if name in found:
+                raise DuplicateCapability(
+                    f"the capability {name!r} is declared by {owner[name]} and {feature.name}"
+                )
+            found[name], owner[name] = frozenset(roles), feature.name
+    return found
 
 
 def commands_of(features: Iterable[Feature]) -> tuple[Command, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from crdt_server.auth.permissions import LEADS
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
 from crdt_server.features.conflicts.extension import ConflictsKeeper
@@ -36,4 +37,6 @@ FEATURE = Feature(
     routes=conflict_routes,
     schemas=(CONCURRENT_EDITS,),
     bus=frozenset({"concurrent_edits"}),
+    # Resolving detected conflicts: who runs the wedding.
+    capabilities={"conflicts.resolve": LEADS},
 )

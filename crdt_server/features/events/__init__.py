@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from crdt_server.auth.permissions import LEADS
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
 from crdt_server.features.events.extension import EventLog, event_json, readable_event
@@ -35,5 +36,11 @@ def _build(built: Built) -> Sequence[Extension]:
 
 
 FEATURE = Feature(
-    "events", _build, routes=event_routes, bus=frozenset({"events"}), settings=EventSettings
+    "events",
+    _build,
+    routes=event_routes,
+    bus=frozenset({"events"}),
+    settings=EventSettings,
+    # Custom events (day.vendor_arrived...): whoever runs or serves the day.
+    capabilities={"events.post": LEADS | {"vendor"}},
 )

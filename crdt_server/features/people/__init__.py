@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from crdt_server.auth.permissions import LEADS
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
 from crdt_server.features.people.domain import (
@@ -37,4 +38,11 @@ def _build(built: Built) -> Sequence[Extension]:
     return [People()]
 
 
-FEATURE = Feature("people", _build, routes=people_routes, schemas=(SCHEMA,))
+FEATURE = Feature(
+    "people",
+    _build,
+    routes=people_routes,
+    schemas=(SCHEMA,),
+    # The member directory (names, emails, roles).
+    capabilities={"members.manage": LEADS},
+)

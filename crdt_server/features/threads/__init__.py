@@ -30,4 +30,12 @@ def _routes() -> Sequence[ApiRoute]:
     return thread_routes()
 
 
-FEATURE = Feature("threads", _build, routes=_routes, schemas=(SCHEMA,), export=(THREADS,))
+FEATURE = Feature(
+    "threads",
+    _build,
+    routes=_routes,
+    schemas=(SCHEMA,),
+    export=(THREADS,),
+    # Editing and deleting other people's messages.
+    capabilities={"threads.moderate": frozenset({"planner"})},
+)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from crdt_server.auth.permissions import LEADS
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
 from crdt_server.features.events import EventLog
@@ -32,4 +33,6 @@ FEATURE = Feature(
     bus=frozenset({"events"}),
     settings=WebhookSettings,
     commands=COMMANDS,
+    # Integrations act for the wedding as a whole: only who runs it.
+    capabilities={"webhooks.manage": LEADS},
 )
