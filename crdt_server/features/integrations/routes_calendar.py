@@ -23,6 +23,7 @@ from typing import Annotated
 
 import icalendar
 import msgspec
+from msgspec import Meta
 from starlette.responses import Response
 
 from crdt_server.documents.model import parse_instant
@@ -30,7 +31,7 @@ from crdt_server.documents.schema import TimelineItem
 from crdt_server.edge.guards import capable_principal, readable_documents
 from crdt_server.edge.identity import CALENDAR_TOKEN_PREFIX
 from crdt_server.edge.links import public_url
-from crdt_server.edge.params import CalendarTokenId, WeddingId, WeddingPath
+from crdt_server.edge.params import WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Forbidden, NotFound, Unauthenticated
 from crdt_server.features.integrations.extension import IntegrationService
@@ -38,6 +39,11 @@ from crdt_server.features.integrations.tables import CalendarToken, FeedItem
 from crdt_server.times import rfc3339
 
 __all__ = ["TOKEN_PREFIX", "calendar_routes", "render_calendar"]
+
+CalendarTokenId = Annotated[
+    str, Meta(pattern="^ct_[0-9a-f]{16}$", description="a calendar feed token's id")
+]
+
 
 TOKEN_PREFIX = CALENDAR_TOKEN_PREFIX
 CALENDAR = "text/calendar; charset=utf-8"

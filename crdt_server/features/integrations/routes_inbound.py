@@ -22,6 +22,7 @@ import time
 from typing import Annotated, Any, Literal
 
 import msgspec
+from msgspec import Meta
 from pycrdt import Doc
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from starlette.responses import Response
@@ -32,7 +33,7 @@ from crdt_server.core.hooks import Sender
 from crdt_server.documents import DOCUMENT_KINDS, OperationError, apply_operation
 from crdt_server.edge.bodies import decode_json
 from crdt_server.edge.guards import capable_principal
-from crdt_server.edge.params import SourceName, WeddingId, WeddingPath
+from crdt_server.edge.params import WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, is_admin, json_response
 from crdt_server.errors import (
     Conflict,
@@ -49,6 +50,11 @@ from crdt_server.features.integrations.tables import InboundSource
 from crdt_server.storage import NewEvent, Once
 
 __all__ = ["inbound_routes"]
+
+SourceName = Annotated[
+    str, Meta(pattern="^[a-z0-9][a-z0-9_-]{0,39}$", description="an inbound webhook source's name")
+]
+
 
 MAX_OPS = 500
 PENDING_SECONDS = 60.0

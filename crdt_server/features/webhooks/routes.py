@@ -22,14 +22,14 @@ import time
 from typing import Annotated, Literal
 
 import msgspec
-from msgspec import UNSET, UnsetType
+from msgspec import UNSET, Meta, UnsetType
 from starlette.responses import Response
 
 from crdt_server.auth.principals import Principal
 from crdt_server.core.operation_keys import IDEMPOTENCY_SECONDS
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.edge.guards import capable_principal, readable_documents
-from crdt_server.edge.params import DeliveryId, HookId, PageLimit, WeddingId, WeddingPath
+from crdt_server.edge.params import PageLimit, WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Conflict, Gone, Impossible, Malformed, NotFound
 from crdt_server.features.events import viewer_of
@@ -41,6 +41,14 @@ from crdt_server.features.webhooks.service import WebhookEndpoints
 from crdt_server.storage import Once
 
 __all__ = ["webhook_routes"]
+
+HookId = Annotated[
+    str, Meta(pattern="^wh_[0-9a-f]{24}$", description="an outgoing webhook endpoint's id")
+]
+DeliveryId = Annotated[
+    str, Meta(pattern="^msg_[0-9a-f]{24}$", description="a webhook delivery's id")
+]
+
 
 CAPABILITY = "webhooks.manage"
 MAX_ENDPOINTS = 50
