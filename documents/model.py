@@ -74,6 +74,28 @@ class Conflict:
     message: str
 
 
+_ZERO_DECIMAL = frozenset(
+    "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split()
+)
+_THREE_DECIMAL = frozenset("BHD IQD JOD KWD LYD OMR TND".split())
+
+
+def format_money(amount: int, currency: str | None) -> str:
+    """``1250050, "EUR"`` -> ``"12,500.50 EUR"``."""
+    if currency is None:
+        return f"{amount:,} (minor units, no currency set)"
+    decimals = 0 if currency in _ZERO_DECIMAL else 3 if currency in _THREE_DECIMAL else 2
+    if decimals == 0:
+        return f"{amount:,} {currency}"
+    major, minor = divmod(amount, 10**decimals)
+    return f"{major:,}.{minor:0{decimals}d} {currency}"
+
+
+def normal_label(label: str) -> str:
+    """A vendor or location name as compared for overlaps (spaces and case folded)."""
+    return " ".join(label.split()).casefold()
+
+
 def new_id() -> str:
     """A fresh id for a new entry: 12 hex digits of a random UUID."""
     return uuid.uuid4().hex[:12]

@@ -511,3 +511,36 @@ def test_every_feature_package_declares_its_public_face(name: str) -> None:
     assert isinstance(package.FEATURE, Feature)
     missing = [item for item in public if not hasattr(package, item)]
     assert not missing, f"crdt_server.features.{name} lists but lacks {missing}"
+
+
+def test_the_domain_has_no_import_circle() -> None:
+    """No module of ``documents/`` imports, even inside a function, one that imports it
+    back through any chain (``findings`` builds on ``model``; ``invariants`` on both)."""
+    modules = {
+        _module_name(p): p for p in MODULES if _module_name(p).startswith("crdt_server.documents")
+    }
+    edges = {
+        name: {m for m in _imports(path) if m in modules and m != name}
+        for name, path in modules.items()
+    }
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            here = todo.pop()
+            for nxt in edges[here]:
+                if nxt == goal:
+                    return True
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return False
+
+    package = "crdt_server.documents"
+    circles = sorted(
+        f"{a} <-> {b}"
+        for a in edges
+        for b in edges[a]
+        if a != package and b != package and reaches(b, a)
+    )
+    assert not circles, circles

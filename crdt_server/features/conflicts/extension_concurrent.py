@@ -36,7 +36,7 @@ from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.events import bounded
 from crdt_server.documents.redaction import finding_for_reader
-from crdt_server.documents.resolution import rank
+from crdt_server.features.conflicts.domain_resolution import rank
 from crdt_server.features.conflicts.tables import (
     ConcurrentEditStore,
     StoredFinding,
