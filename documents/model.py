@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 DOCUMENT_KINDS: tuple[str, ...] = ("timeline", "budget", "guests", "seating")
 FINDINGS_ROOM = "conflicts"
@@ -53,12 +53,19 @@ class DocumentError(ValueError):
         self.path = path
 
 
-class OperationError(DocumentError):
-    """A refused operation. ``status`` is 400 (malformed) or 422 (well-formed, impossible)."""
+Refusal = Literal["malformed", "impossible", "stale"]
+"""Why an operation is refused: ``malformed`` (an argument missing, of the wrong type or
+out of range), ``impossible`` (well formed, but the document rules it out: no such entry,
+a full table) or ``stale`` (it was written against a state the document has left: re-read,
+then ask again). The domain says why; the HTTP edge maps each to a status."""
 
-    def __init__(self, message: str, *, status: int = 400, path: str = "") -> None:
+
+class OperationError(DocumentError):
+    """A refused operation, and why (:data:`Refusal`); nothing was changed."""
+
+    def __init__(self, message: str, *, reason: Refusal = "malformed", path: str = "") -> None:
         super().__init__(message, path)
-        self.status = status
+        self.reason: Refusal = reason
 
 
 @dataclass(frozen=True, order=True)

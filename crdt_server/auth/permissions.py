@@ -3,7 +3,7 @@
 Every wedding member has one role. The matrix maps role x document to ``write`` (read and
 write), ``operate`` (read as with ``read``; change only through the domain operations of
 :data:`OPERATE_OPERATIONS`, over HTTP), ``read`` (receive state and presence, publish own
-presence, never write) or ``none`` (refused at the upgrade with 403). Operators replace it
+presence, never write) or ``none`` (refused at the upgrade as not allowed). Operators replace it
 with a JSON object in ``CRDT_SERVER_PERMISSIONS``; a token may carry per-document overrides
 signed by the app backend that issued it.
 
@@ -131,7 +131,7 @@ _ID_ARGUMENTS = frozenset({"op", "guest_id"})
 def operation_refusal(doc: str, op: Mapping[str, object]) -> tuple[str, str] | None:
     """Why ``operate`` access may not run ``op`` on ``doc``: ``(message, field)``, the field
     being ``op`` or the argument at fault; ``None`` when it may. Only the permission is
-    checked here: the domain still validates the operation (400, 422)."""
+    checked here: the domain still validates the operation (malformed, impossible)."""
     allowed = OPERATE_OPERATIONS.get(doc, {})
     name = op.get("op")
     if not isinstance(name, str) or name not in allowed:

@@ -545,3 +545,28 @@ def test_the_domain_has_no_import_circle() -> None:
         if a != package and b != package and reaches(b, a)
     )
     assert not circles, circles
+
+
+def test_auth_and_the_domain_name_no_http_status() -> None:
+    """``crdt_server/auth/`` and ``documents/`` refuse in their own words (``NotAllowed``,
+    an ``OperationError``'s ``reason``); the edge maps those to statuses
+    (``AUTH_STATUS``, ``OPERATION_STATUS`` in crdt_server/edge/problems.py). No number
+    that reads as an HTTP error status (400 to 599) stands in their code, no error is given
+    a ``status``, and nothing there is named ``status_code``."""
+    found = []
+    for path in MODULES:
+        module = _module_name(path)
+        if not _within(module, ("crdt_server.auth", "crdt_server.documents")):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            where = f"{module}:{getattr(node, 'lineno', '?')}"
+            if isinstance(node, ast.Constant) and type(node.value) is int:
+                if 400 <= node.value < 600:
+                    found.append(f"{where} {node.value}")
+            elif isinstance(node, ast.Call):
+                callee = getattr(node.func, "id", getattr(node.func, "attr", ""))
+                if callee.endswith("Error") and any(k.arg == "status" for k in node.keywords):
+                    found.append(f"{where} {callee}(status=...)")
+            elif "status_code" in {getattr(node, "attr", None), getattr(node, "id", None)}:
+                found.append(f"{where} status_code")
+    assert not found, found

@@ -374,7 +374,7 @@ async def _apply_ops(
                     results.append(apply_operation(doc, body.doc, op, origin=sender.origin))
                 except OperationError as exc:
                     where = f"ops[{index}]" + (f".{exc.path}" if exc.path else "")
-                    refusal = Malformed if exc.status == 400 else Impossible
+                    refusal = Malformed if exc.reason == "malformed" else Impossible
                     raise refusal(
                         f"{where}: {exc.message} (no operation was applied)",
                         fields=[(where, exc.message)],
