@@ -6,7 +6,12 @@ hooks (:mod:`crdt_server.core.hooks`), its HTTP routes (declared next to their h
 gateway by its extension when it starts), its section of the wedding export, the bus
 message types its extensions handle, the data commands' view of its tables, its settings
 fragment (a frozen dataclass whose fields are ``CRDT_SERVER_*`` variables, read with
-``settings.fragment(Kind)``) and its subcommands of ``crdt-server``.
+``settings.fragment(Kind)``), its subcommands of ``crdt-server`` and its capabilities (the
+actions its routes check, with the roles that have them by default).
+
+A feature's package is its public face: another feature, and any product code outside the
+features, imports ``crdt_server.features.<name>`` and what its ``__all__`` lists, never
+one of its modules (a layer test checks it).
 
 ``crdt_server.app.FEATURES`` is the one list of features the server runs; nothing else
 names a feature. A feature left out of the list creates none of its tables and serves none

@@ -215,7 +215,7 @@ async def create_token(call: ApiCall, path: WeddingPath) -> Response:
         token,
         public_url(call.request, call.state.settings, feed_path),
         record.label,
-        rfc3339(record.created_at, "seconds"),
+        rfc3339(int(record.created_at), "seconds"),
     )
     return json_response(answer, status_code=201)
 
@@ -232,7 +232,7 @@ async def list_tokens(call: ApiCall, path: WeddingPath) -> Response:
     capable_principal(call, path.wedding_id, "calendar.tokens")
     found = await call.state.extension(IntegrationService).rows.tokens(path.wedding_id)
     items = [
-        TokenItem(t.id, t.label, rfc3339(t.created_at, "seconds"), t.created_by) for t in found
+        TokenItem(t.id, t.label, rfc3339(int(t.created_at), "seconds"), t.created_by) for t in found
     ]
     return json_response(TokensAnswer(items))
 
