@@ -444,23 +444,32 @@ def _feature_of(module: str) -> str | None:
     return None
 
 
-def _feature_module_imports(path: Path) -> set[str]:
+def _feature_module_imports(path: Path, module_name: str | None = None) -> set[str]:
     """The modules inside a feature package that ``path`` imports (``import
     crdt_server.features.B.x``, ``from crdt_server.features.B.x import y``, ``from
-    crdt_server.features.B import x`` where ``x`` is a module), as dotted names."""
+    crdt_server.features.B import x`` where ``x`` is a module, and the same spelled
+    relatively), as dotted names. ``module_name``: the module ``path`` is (by default,
+    from where it lies), which relative imports are resolved against."""
     tree = ast.parse(path.read_text(), filename=str(path))
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.count(".") > 2)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            if node.module.count(".") > 2:
-                found.add(node.module)
-            elif (feature := _feature_of(node.module)) is not None:
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:  # relative: resolve against the importing module's package
+                package = (module_name or _module_name(path)).split(".")
+                if path.name != "__init__.py":
+                    package.pop()
+                base = package[: len(package) - node.level + 1]
+                module = ".".join([*base, module] if module else base)
+            if module.count(".") > 2:
+                found.add(module)
+            elif (feature := _feature_of(module)) is not None:
                 for alias in node.names:
-                    package = FEATURES_DIR / feature
-                    if (package / f"{alias.name}.py").is_file() or (package / alias.name).is_dir():
-                        found.add(f"{node.module}.{alias.name}")
+                    folder = FEATURES_DIR / feature
+                    if (folder / f"{alias.name}.py").is_file() or (folder / alias.name).is_dir():
+                        found.add(f"{module}.{alias.name}")
     return {name for name in found if _feature_of(name) is not None}
 
 
@@ -490,11 +499,17 @@ def test_the_public_face_rule_catches_a_module_import(tmp_path: Path) -> None:
         "from crdt_server.features.events import EventLog\n"
         "from crdt_server.features import events\n"
         "from crdt_server.features.db import FeatureDb\n"
+        "from ..webhooks.domain import Endpoint\n"
+        "from .. import versions\n"
+        "from .domain import ThreadView\n"
     )
-    assert _feature_module_imports(source) == {
+    # As if it were crdt_server/features/threads/probe.py (its own modules are its own).
+    assert _feature_module_imports(source, "crdt_server.features.threads.probe") == {
         "crdt_server.features.events.extension",
         "crdt_server.features.people.domain",
         "crdt_server.features.notifications.extension_mail",
+        "crdt_server.features.webhooks.domain",
+        "crdt_server.features.threads.domain",
     }
 
 
