@@ -27,7 +27,14 @@ from tests.features.test_feature_list import MINT, SECRET, objects, serving
 from tests.fixtures import contracts_feature
 from tests.fixtures.contracts_feature.settings import ContractSettings
 from tests.project.test_docs import _generator as reference_generator
-from tests.project.test_layers import HEAVY, _feature_module_imports, _imports, _rule, _within
+from tests.project.test_layers import (
+    HEAVY,
+    _feature_module_imports,
+    _imports,
+    _positional_row_reads,
+    _rule,
+    _within,
+)
 
 pytestmark = [pytest.mark.timeout(120)]
 
@@ -123,6 +130,7 @@ def test_its_package_keeps_to_the_rules_of_a_feature() -> None:
             elif top in HEAVY:
                 assert top in heavy, (path.name, name)
         assert not _feature_module_imports(path), path.name
+        assert not _positional_row_reads(path), path.name  # rows read by name
     assert "FEATURE" in contracts_feature.__all__
 
 

@@ -585,3 +585,115 @@ def test_auth_and_the_domain_name_no_http_status() -> None:
             elif "status_code" in {getattr(node, "attr", None), getattr(node, "id", None)}:
                 found.append(f"{where} status_code")
     assert not found, found
+
+
+# -- rows by name ------------------------------------------------------------------------
+
+_QUERIES = frozenset({"read", "fetch", "_read", "_fetch"})
+"""Calls that answer raw rows (tuples): the gateway's ``fetch``, ``FeatureDb.read`` and the
+features' thin wrappers of them. Their ``_as`` siblings answer named rows."""
+_ROW_WORDS = frozenset({"row", "rows", "r"})
+"""Names that hold a row wherever they appear (a parameter of a function that takes one)."""
+
+
+def _is_query(node: ast.AST) -> bool:
+    """A raw-row query: ``await x.read(...)``/``await x.fetch(...)`` or ``yield Sql(...)``."""
+    if isinstance(node, ast.Await) and isinstance(node.value, ast.Call):
+        func = node.value.func
+        return isinstance(func, ast.Attribute) and func.attr in _QUERIES
+    if isinstance(node, ast.Yield) and isinstance(node.value, ast.Call):
+        func = node.value.func
+        return isinstance(func, ast.Name) and func.id == "Sql"
+    return False
+
+
+def _bound_names(target: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+
+
+def _row_names(tree: ast.AST) -> set[str]:
+    """Names bound from a raw-row query, and the loop variables that go over them (per
+    module: a row name in one function is a row name in all, which errs on the strict side)."""
+    names: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for node in ast.walk(tree):
+            source: ast.AST | None = None
+            targets: list[ast.AST] = []
+            if isinstance(node, ast.Assign):
+                source, targets = node.value, list(node.targets)
+            elif isinstance(node, ast.AnnAssign | ast.NamedExpr) and node.value is not None:
+                source, targets = node.value, [node.target]
+            elif isinstance(node, ast.For | ast.AsyncFor | ast.comprehension):
+                source, targets = node.iter, [node.target]
+            if source is None:
+                continue
+            from_rows = any(
+                _is_query(n) or (isinstance(n, ast.Name) and n.id in names)
+                for n in ast.walk(source)
+            )
+            if from_rows:
+                new = set().union(*(_bound_names(t) for t in targets)) - names
+                if new:
+                    names |= new
+                    changed = True
+    return names
+
+
+def _positional(node: ast.Subscript) -> bool:
+    index = node.slice
+    if isinstance(index, ast.UnaryOp) and isinstance(index.op, ast.USub):
+        index = index.operand
+    if isinstance(index, ast.Constant) and isinstance(index.value, int):
+        return True
+    if isinstance(index, ast.Slice):
+        bounds = [b for b in (index.lower, index.upper) if b is not None]
+        return bool(bounds) and all(
+            isinstance(b, ast.Constant) or isinstance(b, ast.UnaryOp) for b in bounds
+        )
+    return False
+
+
+def _positional_row_reads(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    rows = _row_names(tree) | _ROW_WORDS
+    inner = {  # rows[0][1] is one read, not two
+        id(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Subscript) and _positional(node)
+    }
+    # events[-1].seq picks the last of a list of named rows and reads it by name.
+    inner |= {
+        id(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Subscript)
+    }
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Subscript) or not _positional(node) or id(node) in inner:
+            continue
+        base = node.value
+        while isinstance(base, ast.Subscript):
+            base = base.value
+        if isinstance(base, ast.Name) and base.id in rows:
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def positional_row_reads() -> list[str]:
+    """Every place feature code reads a row by position (see the test below)."""
+    features = ROOT / "crdt_server" / "features"
+    return [hit for path in sorted(features.rglob("*.py")) for hit in _positional_row_reads(path)]
+
+
+def test_features_read_rows_by_name() -> None:
+    """Feature code reads a row's columns by name: a Struct its ``tables.py`` declares, made
+    by the gateway (``Gateway.fetch_as``, ``FeatureDb.read_as``, ``yield from rows_as(...)``
+    in a transaction). Refused: an integer index or slice (``row[0]``, ``rows[0][1]``,
+    ``row[1:]``) on a name bound from a raw-row query (``await x.read(...)``,
+    ``await x.fetch(...)``, ``yield Sql(...)``) or a loop over one, or on a name that says
+    it holds rows (``row``, ``rows``, ``r``). Picking a row of a list and reading it by name
+    (``events[-1].seq``) is not a positional read."""
+    hits = positional_row_reads()
+    assert not hits, "read these rows by name:\n" + "\n".join(hits)

@@ -34,6 +34,7 @@ from starlette.types import Receive, Scope, Send
 
 from crdt_server.auth.principals import Principal
 from crdt_server.core.operation_keys import IDEMPOTENCY_SECONDS
+from crdt_server.edge.bodies import Page
 from crdt_server.edge.guards import capable_principal, readable_documents, wedding_principal
 from crdt_server.edge.params import PageLimit, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, body_priority, json_response
@@ -102,9 +103,8 @@ class CustomEvent(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     doc: Literal["timeline", "budget", "guests", "seating"] | None = None
 
 
-class EventsAnswer(msgspec.Struct, frozen=True):
-    events: list[dict[str, Any]]
-    next: int | None
+class EventsAnswer(Page[dict[str, Any], int], frozen=True):
+    items: list[dict[str, Any]] = msgspec.field(name="events")
 
 
 class PostedEvent(msgspec.Struct, frozen=True):

@@ -28,6 +28,7 @@ from starlette.responses import Response
 
 from crdt_server.documents.model import parse_instant
 from crdt_server.documents.schema import TimelineItem
+from crdt_server.edge.bodies import Deleted, Page
 from crdt_server.edge.guards import capable_principal, readable_documents
 from crdt_server.edge.identity import CALENDAR_TOKEN_PREFIX
 from crdt_server.edge.links import public_url
@@ -87,14 +88,9 @@ class TokenItem(msgspec.Struct, frozen=True):
     created_by: str
 
 
-class TokensAnswer(msgspec.Struct, frozen=True):
-    tokens: list[TokenItem]
+class TokensAnswer(Page[TokenItem, None], frozen=True):
+    items: list[TokenItem] = msgspec.field(name="tokens")
     next: None = None
-
-
-class TokenDeleted(msgspec.Struct, frozen=True):
-    id: str
-    deleted: bool
 
 
 def _digest(token: str) -> str:
@@ -234,7 +230,7 @@ async def list_tokens(call: ApiCall, path: WeddingPath) -> Response:
     items = [
         TokenItem(t.id, t.label, rfc3339(int(t.created_at), "seconds"), t.created_by) for t in found
     ]
-    return json_response(TokensAnswer(items))
+    return json_response(TokensAnswer(items, None))
 
 
 @calendar_routes.delete(
@@ -242,7 +238,7 @@ async def list_tokens(call: ApiCall, path: WeddingPath) -> Response:
     "deleteCalendarToken",
     "Revoke a calendar feed token",
     family="write",
-    response_model=TokenDeleted,
+    response_model=Deleted,
     errors=_AUTH,
 )
 async def delete_token(call: ApiCall, path: TokenPath) -> Response:
@@ -250,4 +246,4 @@ async def delete_token(call: ApiCall, path: TokenPath) -> Response:
     rows = call.state.extension(IntegrationService).rows
     if not await rows.delete_token(path.wedding_id, path.token_id):
         raise NotFound("no such calendar token")
-    return json_response(TokenDeleted(path.token_id, True))
+    return json_response(Deleted(path.token_id, True))

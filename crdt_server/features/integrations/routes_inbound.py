@@ -31,7 +31,7 @@ from crdt_server.actor import Actor
 from crdt_server.auth.principals import AuthError
 from crdt_server.core.hooks import Sender
 from crdt_server.documents import DOCUMENT_KINDS, OperationError, apply_operation
-from crdt_server.edge.bodies import decode_json
+from crdt_server.edge.bodies import Deleted, Page, decode_json
 from crdt_server.edge.guards import capable_principal
 from crdt_server.edge.params import WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, is_admin, json_response
@@ -94,14 +94,13 @@ class SourceItem(msgspec.Struct, frozen=True):
     created_by: str
 
 
-class SourcesAnswer(msgspec.Struct, frozen=True):
-    sources: list[SourceItem]
+class SourcesAnswer(Page[SourceItem, None], frozen=True):
+    items: list[SourceItem] = msgspec.field(name="sources")
     next: None = None
 
 
-class SourceDeleted(msgspec.Struct, frozen=True):
-    source: str
-    deleted: bool
+class SourceDeleted(Deleted, frozen=True):
+    id: str = msgspec.field(name="source")
 
 
 class InboundOps(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -232,7 +231,7 @@ async def list_sources(call: ApiCall, path: WeddingPath) -> Response:
         )
         for s in found
     ]
-    return json_response(SourcesAnswer(items))
+    return json_response(SourcesAnswer(items, None))
 
 
 @inbound_routes.delete(

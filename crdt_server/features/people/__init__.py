@@ -9,28 +9,21 @@ from collections.abc import Sequence
 from crdt_server.auth.permissions import LEADS
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
-from crdt_server.features.people.domain import (
-    MEMBER_COLUMNS,
-    PARTICIPATION,
-    Member,
-    member_json,
-    member_of_row,
-)
+from crdt_server.features.people.domain import PARTICIPATION, Member, member_json
 from crdt_server.features.people.extension import People, emailed
 from crdt_server.features.people.routes import member_principal, people_routes
-from crdt_server.features.people.tables import SCHEMA
+from crdt_server.features.people.tables import SCHEMA, members
 
 __all__ = [
     "FEATURE",
-    "MEMBER_COLUMNS",
     "PARTICIPATION",
     "SCHEMA",
     "Member",
     "People",
     "emailed",
     "member_json",
-    "member_of_row",
     "member_principal",
+    "members",
 ]
 
 

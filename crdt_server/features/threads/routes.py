@@ -18,7 +18,7 @@ from msgspec import UNSET, Meta, UnsetType
 from starlette.responses import Response
 
 from crdt_server.documents import DOCUMENT_KINDS
-from crdt_server.edge.bodies import Subject
+from crdt_server.edge.bodies import Page, Subject
 from crdt_server.edge.guards import readable_documents
 from crdt_server.edge.params import PageLimit, WeddingId, WeddingPath
 from crdt_server.edge.ratelimit import Priority
@@ -100,14 +100,12 @@ class ThreadAnswer(msgspec.Struct, frozen=True):
     unread: int
 
 
-class ThreadsAnswer(msgspec.Struct, frozen=True):
-    threads: list[dict[str, Any]]
-    next: str | None
+class ThreadsAnswer(Page[dict[str, Any], str], frozen=True):
+    items: list[dict[str, Any]] = msgspec.field(name="threads")
 
 
-class MessagesAnswer(msgspec.Struct, frozen=True):
-    messages: list[dict[str, Any]]
-    next: int | None
+class MessagesAnswer(Page[dict[str, Any], int], frozen=True):
+    items: list[dict[str, Any]] = msgspec.field(name="messages")
 
 
 # -- parameters ----------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from msgspec import Meta
 from starlette.responses import Response
 
 from crdt_server.actor import Actor
-from crdt_server.edge.bodies import Seq
+from crdt_server.edge.bodies import Page, Seq
 from crdt_server.edge.guards import (
     capable_principal,
     readable_documents,
@@ -46,9 +46,8 @@ class Version(msgspec.Struct, frozen=True):
     """Who changed the document since the previous restore point."""
 
 
-class VersionsAnswer(msgspec.Struct, frozen=True):
-    versions: list[Version]
-    next: int | None
+class VersionsAnswer(Page[Version, int], frozen=True):
+    items: list[Version] = msgspec.field(name="versions")
 
 
 class RestoreRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -28,6 +28,7 @@ from starlette.responses import Response
 from crdt_server.auth.principals import Principal
 from crdt_server.core.operation_keys import IDEMPOTENCY_SECONDS
 from crdt_server.documents import DOCUMENT_KINDS
+from crdt_server.edge.bodies import Page
 from crdt_server.edge.guards import capable_principal, readable_documents
 from crdt_server.edge.params import PageLimit, WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, json_response
@@ -120,9 +121,8 @@ class WebhookDetail(WebhookItem, frozen=True):
     health: WebhookHealth
 
 
-class WebhooksAnswer(msgspec.Struct, frozen=True):
-    webhooks: list[WebhookItem]
-    next: str | None
+class WebhooksAnswer(Page[WebhookItem, str], frozen=True):
+    items: list[WebhookItem] = msgspec.field(name="webhooks")
 
 
 class DeliveryItem(msgspec.Struct, frozen=True):
@@ -139,9 +139,8 @@ class DeliveryItem(msgspec.Struct, frozen=True):
     done_at: str | None
 
 
-class DeliveriesAnswer(msgspec.Struct, frozen=True):
-    deliveries: list[DeliveryItem]
-    next: str | None
+class DeliveriesAnswer(Page[DeliveryItem, str], frozen=True):
+    items: list[DeliveryItem] = msgspec.field(name="deliveries")
 
 
 class QueuedDelivery(msgspec.Struct, frozen=True):
