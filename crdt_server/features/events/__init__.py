@@ -5,14 +5,32 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from crdt_server.auth.permissions import LEADS
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
-from crdt_server.features.events.extension import EventLog
-from crdt_server.features.events.routes import event_routes
+from crdt_server.features.events.extension import EventLog, event_json, readable_event
+from crdt_server.features.events.routes import (
+    CustomEvent,
+    PostedEvent,
+    custom_event_data,
+    event_routes,
+    viewer_of,
+)
 from crdt_server.features.events.settings import EventSettings
-from crdt_server.features.events.tables import SCHEMA
+from crdt_server.features.events.tables import SCHEMA, forget_events_of
 
-__all__ = ["FEATURE"]
+__all__ = [
+    "FEATURE",
+    "CustomEvent",
+    "EventLog",
+    "EventSettings",
+    "PostedEvent",
+    "custom_event_data",
+    "event_json",
+    "forget_events_of",
+    "readable_event",
+    "viewer_of",
+]
 
 
 def _build(built: Built) -> Sequence[Extension]:
@@ -26,4 +44,6 @@ FEATURE = Feature(
     bus=frozenset({"events"}),
     settings=EventSettings,
     schemas=(SCHEMA,),
+    # Custom events (day.vendor_arrived...): whoever runs or serves the day.
+    capabilities={"events.post": LEADS | {"vendor"}},
 )

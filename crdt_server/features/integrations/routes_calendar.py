@@ -23,21 +23,28 @@ from typing import Annotated
 
 import icalendar
 import msgspec
+from msgspec import Meta
 from starlette.responses import Response
 
 from crdt_server.documents.model import parse_instant
 from crdt_server.documents.schema import TimelineItem
 from crdt_server.edge.bodies import Deleted, Page
-from crdt_server.edge.documents import capable_principal, readable_documents
+from crdt_server.edge.guards import capable_principal, readable_documents
 from crdt_server.edge.identity import CALENDAR_TOKEN_PREFIX
 from crdt_server.edge.links import public_url
-from crdt_server.edge.params import CalendarTokenId, WeddingId, WeddingPath
+from crdt_server.edge.params import WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Forbidden, NotFound, Unauthenticated
 from crdt_server.features.integrations.extension import IntegrationService
 from crdt_server.features.integrations.tables import CalendarToken, FeedItem
+from crdt_server.times import rfc3339
 
 __all__ = ["TOKEN_PREFIX", "calendar_routes", "render_calendar"]
+
+CalendarTokenId = Annotated[
+    str, Meta(pattern="^ct_[0-9a-f]{16}$", description="a calendar feed token's id")
+]
+
 
 TOKEN_PREFIX = CALENDAR_TOKEN_PREFIX
 CALENDAR = "text/calendar; charset=utf-8"
@@ -92,10 +99,6 @@ def _digest(token: str) -> str:
 
 def _utc(at: float) -> datetime:
     return datetime.fromtimestamp(int(at), UTC)
-
-
-def _rfc3339(at: float) -> str:
-    return _utc(at).isoformat().replace("+00:00", "Z")
 
 
 def render_calendar(wedding_id: str, items: list[tuple[TimelineItem, FeedItem]]) -> bytes:
@@ -208,7 +211,7 @@ async def create_token(call: ApiCall, path: WeddingPath) -> Response:
         token,
         public_url(call.request, call.state.settings, feed_path),
         record.label,
-        _rfc3339(record.created_at),
+        rfc3339(int(record.created_at), "seconds"),
     )
     return json_response(answer, status_code=201)
 
@@ -224,7 +227,9 @@ async def create_token(call: ApiCall, path: WeddingPath) -> Response:
 async def list_tokens(call: ApiCall, path: WeddingPath) -> Response:
     capable_principal(call, path.wedding_id, "calendar.tokens")
     found = await call.state.extension(IntegrationService).rows.tokens(path.wedding_id)
-    items = [TokenItem(t.id, t.label, _rfc3339(t.created_at), t.created_by) for t in found]
+    items = [
+        TokenItem(t.id, t.label, rfc3339(int(t.created_at), "seconds"), t.created_by) for t in found
+    ]
     return json_response(TokensAnswer(items, None))
 
 

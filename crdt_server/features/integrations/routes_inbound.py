@@ -22,6 +22,7 @@ import time
 from typing import Annotated, Any, Literal
 
 import msgspec
+from msgspec import Meta
 from pycrdt import Doc
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from starlette.responses import Response
@@ -31,8 +32,8 @@ from crdt_server.auth.principals import AuthError
 from crdt_server.core.hooks import Sender
 from crdt_server.documents import DOCUMENT_KINDS, OperationError, apply_operation
 from crdt_server.edge.bodies import Deleted, Page, decode_json
-from crdt_server.edge.documents import capable_principal
-from crdt_server.edge.params import SourceName, WeddingId, WeddingPath
+from crdt_server.edge.guards import capable_principal
+from crdt_server.edge.params import WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, is_admin, json_response
 from crdt_server.errors import (
     Conflict,
@@ -43,13 +44,17 @@ from crdt_server.errors import (
     NotFound,
     Unauthenticated,
 )
-from crdt_server.features.events.extension import EventLog
-from crdt_server.features.events.routes import CustomEvent, PostedEvent, custom_event_data
+from crdt_server.features.events import CustomEvent, EventLog, PostedEvent, custom_event_data
 from crdt_server.features.integrations.extension import INBOUND_ORIGIN, IntegrationService
 from crdt_server.features.integrations.tables import InboundSource
 from crdt_server.storage import NewEvent, Once
 
 __all__ = ["inbound_routes"]
+
+SourceName = Annotated[
+    str, Meta(pattern="^[a-z0-9][a-z0-9_-]{0,39}$", description="an inbound webhook source's name")
+]
+
 
 MAX_OPS = 500
 PENDING_SECONDS = 60.0
@@ -368,7 +373,7 @@ async def _apply_ops(
                     results.append(apply_operation(doc, body.doc, op, origin=sender.origin))
                 except OperationError as exc:
                     where = f"ops[{index}]" + (f".{exc.path}" if exc.path else "")
-                    refusal = Malformed if exc.status == 400 else Impossible
+                    refusal = Malformed if exc.reason == "malformed" else Impossible
                     raise refusal(
                         f"{where}: {exc.message} (no operation was applied)",
                         fields=[(where, exc.message)],

@@ -19,7 +19,6 @@ from typing import Any, NamedTuple, Protocol
 from crdt_server.actor import Actor
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.features.db import FeatureDb, Sql, Tx, rows_as
-from crdt_server.features.events.extension import rfc3339
 from crdt_server.features.notifications.tables import (
     NOTIFICATION_COLUMNS,
     SCHEMA,
@@ -27,8 +26,9 @@ from crdt_server.features.notifications.tables import (
     Notification,
     UnreadNotice,
 )
-from crdt_server.features.people.domain import Member
+from crdt_server.features.people import Member
 from crdt_server.storage import FeatureRow
+from crdt_server.times import rfc3339
 
 __all__ = [
     "OUTBOX_MESSAGE",

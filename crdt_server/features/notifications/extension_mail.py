@@ -36,8 +36,7 @@ from crdt_server.features.db import Sql, Tx, rows_as
 from crdt_server.features.notifications.extension import OUTBOX_MESSAGE, Notifications
 from crdt_server.features.notifications.settings import NotificationSettings
 from crdt_server.features.notifications.tables import DueOutbox, OutboxItem
-from crdt_server.features.people.domain import Member
-from crdt_server.features.people.extension import People, emailed
+from crdt_server.features.people import Member, People, emailed
 
 __all__ = ["Mailer", "Notice", "SmtpTarget"]
 

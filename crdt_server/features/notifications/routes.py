@@ -18,9 +18,7 @@ from crdt_server.edge.params import PageLimit, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Malformed
 from crdt_server.features.notifications.extension import Notifications
-from crdt_server.features.people.domain import member_json
-from crdt_server.features.people.extension import People
-from crdt_server.features.people.routes import member_principal
+from crdt_server.features.people import People, member_json, member_principal
 
 __all__ = ["notification_routes"]
 

@@ -11,10 +11,10 @@ from typing import Any
 
 from crdt_server.actor import Actor
 from crdt_server.documents import DOCUMENT_KINDS
-from crdt_server.features.events.extension import rfc3339
-from crdt_server.features.people.domain import Member
+from crdt_server.features.people import Member
 from crdt_server.features.threads.tables import ThreadRow
 from crdt_server.features.threads.tables_messages import MessageRow
+from crdt_server.times import rfc3339
 
 __all__ = [
     "KINDS",

@@ -38,11 +38,10 @@ from crdt_server.auth.permissions import ROLES
 from crdt_server.auth.tokens import valid_email, valid_sub
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.errors import ExportError
+from crdt_server.features import people
 from crdt_server.features.db import FeatureDb
-from crdt_server.features.people import tables as people
-from crdt_server.features.people.domain import PARTICIPATION, member_json
-from crdt_server.features.people.extension import member_row
-from crdt_server.features.people.tables import SCHEMA as PEOPLE
+from crdt_server.features.people import PARTICIPATION, member_json
+from crdt_server.features.people import SCHEMA as PEOPLE
 from crdt_server.features.threads.domain import (
     KINDS,
     MAX_BODY_BYTES,
@@ -155,7 +154,7 @@ class _Reader:
         if not isinstance(email_on, bool):
             raise ExportError(f"{where}.email_notifications", "must be true or false")
         self.rows.append(
-            member_row(
+            people.member_row(
                 self.wedding,
                 sub,
                 role=role,

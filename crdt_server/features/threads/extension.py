@@ -31,8 +31,9 @@ import time
 from typing import Any
 
 from crdt_server.actor import Actor
+from crdt_server.core.operation_keys import IDEMPOTENCY_SECONDS
 from crdt_server.errors import Conflict, Forbidden, Impossible
-from crdt_server.features.people.domain import member_json
+from crdt_server.features.people import member_json
 from crdt_server.features.threads import tables
 from crdt_server.features.threads.domain import MAX_BODY_BYTES, Viewer, hidden_docs
 from crdt_server.features.threads.extension_messages import ThreadMessages
@@ -40,9 +41,6 @@ from crdt_server.features.threads.tables import Events, StoredThread, Tx
 from crdt_server.storage import NewEvent
 
 __all__ = ["MAX_BODY_BYTES", "Threads", "Viewer", "member_json"]
-
-IDEMPOTENCY_SECONDS = 24 * 3600.0
-"""How long an ``Idempotency-Key`` of ``POST .../threads`` is kept (API.md)."""
 
 
 class Threads(ThreadMessages):

@@ -17,9 +17,9 @@ from typing import Any, NamedTuple
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.errors import NotFound
 from crdt_server.features.db import FeatureDb
-from crdt_server.features.events.extension import EventLog
-from crdt_server.features.notifications.extension import Notifications, ThreadQuote
-from crdt_server.features.people.extension import People
+from crdt_server.features.events import EventLog
+from crdt_server.features.notifications import Notifications, ThreadQuote
+from crdt_server.features.people import People
 from crdt_server.features.threads import tables
 from crdt_server.features.threads.domain import Viewer, thread_json
 from crdt_server.features.threads.tables import SCHEMA, ThreadRow

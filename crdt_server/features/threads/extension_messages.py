@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from crdt_server.errors import Conflict, Forbidden, Impossible, NotFound
-from crdt_server.features.notifications import extension as inbox
+from crdt_server.features import notifications as inbox
 from crdt_server.features.threads import tables_messages as messages
 from crdt_server.features.threads.domain import (
     RANK,

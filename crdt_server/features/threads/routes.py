@@ -19,20 +19,18 @@ from starlette.responses import Response
 
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.edge.bodies import Page, Subject
-from crdt_server.edge.documents import readable_documents
-from crdt_server.edge.params import (
-    PageLimit,
-    ThreadId,
-    WeddingId,
-    WeddingPath,
-)
+from crdt_server.edge.guards import readable_documents
+from crdt_server.edge.params import PageLimit, WeddingId, WeddingPath
 from crdt_server.edge.ratelimit import Priority
 from crdt_server.edge.routing import ApiCall, Routes, body_priority, json_response
 from crdt_server.errors import Impossible, Malformed, TooLarge
-from crdt_server.features.people.routes import member_principal
+from crdt_server.features.people import member_principal
 from crdt_server.features.threads.extension import MAX_BODY_BYTES, Threads, Viewer
 
 __all__ = ["thread_routes"]
+
+ThreadId = Annotated[str, Meta(min_length=1, max_length=64, description="a thread id")]
+
 
 ClientId = Annotated[str, msgspec.Meta(pattern="^[A-Za-z0-9_-]{1,64}$")]
 Kind = Literal["general", "vendor", "guest", "seating", "timeline", "budget"]

@@ -30,7 +30,7 @@ from typing import Any
 import msgspec
 
 from crdt_server.features.db import Events, FeatureDb, Sql, Tx, row_as, rows_as
-from crdt_server.features.events.tables import forget_events_of
+from crdt_server.features.events import forget_events_of
 from crdt_server.features.threads.tables_messages import MESSAGE_COLUMNS, ThreadMessageRow
 from crdt_server.storage import Table, schema_of
 

@@ -12,8 +12,9 @@ their own table, so compaction keeps them.
 Reading a document as of seq N replays its log up to N while the log still holds it (exact
 at every seq); past a compaction, the newest restore point at or before N answers.
 Restoring writes one update made as the restorer: the difference between the document now
-and its state then (:func:`documents.restore.restore`), so it is validated, committed,
-broadcast and turned into events like any other edit, and concurrent edits still merge.
+and its state then (:func:`crdt_server.features.versions.domain.restore`), so it is
+validated, committed, broadcast and turned into events like any other edit, and concurrent
+edits still merge.
 """
 
 from __future__ import annotations
@@ -32,13 +33,13 @@ from crdt_server.core.crdt import replay
 from crdt_server.core.hooks import Core, Extension, Sender, StoredBatch
 from crdt_server.core.room import Room
 from crdt_server.documents import DOCUMENT_KINDS
-from crdt_server.documents.restore import restore
+from crdt_server.features.versions.domain import restore
 from crdt_server.features.versions.settings import VersionSettings
 from crdt_server.features.versions.tables import VersionPoint, VersionStore, to_thin
 from crdt_server.storage import NewEvent
 
 if TYPE_CHECKING:
-    from crdt_server.features.events.extension import EventLog
+    from crdt_server.features.events import EventLog
 
 __all__ = ["NotKept", "Restored", "VersionKeeper"]
 

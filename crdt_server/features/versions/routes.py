@@ -21,7 +21,7 @@ from starlette.responses import Response
 
 from crdt_server.actor import Actor
 from crdt_server.edge.bodies import Page, Seq
-from crdt_server.edge.documents import (
+from crdt_server.edge.guards import (
     capable_principal,
     readable_documents,
     sender_of,
@@ -30,8 +30,8 @@ from crdt_server.edge.documents import (
 from crdt_server.edge.params import DocumentKind, PageLimit, WeddingId
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Forbidden, Impossible, NotFound
-from crdt_server.features.events.extension import rfc3339
 from crdt_server.features.versions.extension import NotKept, VersionKeeper
+from crdt_server.times import rfc3339
 
 __all__ = ["version_routes"]
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from crdt_server.errors import Conflict
-from crdt_server.features.events.extension import event_json, rfc3339
+from crdt_server.features.events import event_json
 from crdt_server.storage import StoredEvent
+from crdt_server.times import rfc3339
 
 __all__ = [
     "Delivery",

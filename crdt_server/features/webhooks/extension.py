@@ -55,7 +55,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.documents.domain import WEDDINGS
-from crdt_server.features.events.extension import readable_event, rfc3339
+from crdt_server.features.events import readable_event
 from crdt_server.features.webhooks.domain import Endpoint, new_id, payload_of
 from crdt_server.features.webhooks.domain_safety import UnsafeTarget
 from crdt_server.features.webhooks.service import WebhookEndpoints, insert_delivery
@@ -72,10 +72,10 @@ from crdt_server.features.webhooks.tables import (
 )
 from crdt_server.settings import Settings
 from crdt_server.storage import DocumentStore, EventFilter
+from crdt_server.times import rfc3339
 
 if TYPE_CHECKING:
-    from crdt_server.features.people.domain import Member
-    from crdt_server.features.people.extension import People
+    from crdt_server.features.people import Member, People
 
 __all__ = ["Webhooks"]
 

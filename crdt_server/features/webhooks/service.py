@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from crdt_server.features.events.extension import rfc3339
 from crdt_server.features.webhooks.domain import (
     Delivery,
     Endpoint,
@@ -32,6 +31,7 @@ from crdt_server.features.webhooks.tables import (
     WebhookTables,
 )
 from crdt_server.storage import Once
+from crdt_server.times import rfc3339
 
 __all__ = ["ROTATION_SECONDS", "WebhookEndpoints", "insert_delivery"]
 
