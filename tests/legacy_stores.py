@@ -28,7 +28,7 @@ from crdt_server.features.db import FeatureDb, Sql
 from crdt_server.features.integrations.tables import CalendarToken, InboundSource, IntegrationStore
 from crdt_server.features.threads.export import THREADS, export_threads
 from crdt_server.features.versions.tables import VersionPoint, VersionStore
-from crdt_server.features.webhooks.endpoints import WebhookEndpoints, insert_delivery
+from crdt_server.features.webhooks.service import WebhookEndpoints, insert_delivery
 from crdt_server.features.webhooks.tables import WebhookTables
 from crdt_server.storage import (
     DocumentStore,

@@ -12,6 +12,14 @@ fragment (a frozen dataclass whose fields are ``CRDT_SERVER_*`` variables, read 
 names a feature. A feature left out of the list creates none of its tables and serves none
 of its routes; on a store that already has them, nothing is dropped or altered.
 
+Inside a feature, a module's name says its role, from one fixed list (:data:`ROLES`):
+``extension.py`` (the extensions it plugs into the core), ``tables.py`` (its tables and
+their SQL), ``routes.py`` (its HTTP routes), ``settings.py`` (its settings fragment),
+``service.py`` (work beside the extensions: stores, senders), ``domain.py`` (pure rules and
+types), ``export.py`` (its section of the wedding export) and ``commands.py`` (its
+``crdt-server`` subcommands). A role too big for one module is split as ``ROLE_PART.py``
+(``extension_mail.py``, ``routes_calendar.py``).
+
 Features are built in the list's order. A feature whose extension needs another's (threads
 need the event log) asks :meth:`Built.get` for it, so the one it needs must come earlier
 in the list (:class:`MissingFeature` otherwise, at start).
@@ -32,7 +40,28 @@ if TYPE_CHECKING:
     from crdt_server.storage import Schema
     from crdt_server.tools.export import Section
 
-__all__ = ["Built", "Command", "Feature", "MissingFeature", "commands_of", "fragments_of"]
+__all__ = [
+    "ROLES",
+    "Built",
+    "Command",
+    "Feature",
+    "MissingFeature",
+    "commands_of",
+    "fragments_of",
+]
+
+ROLES = (
+    "extension",
+    "tables",
+    "routes",
+    "settings",
+    "service",
+    "domain",
+    "export",
+    "commands",
+)
+"""The roles a module inside a feature may have: its name is one of these, or
+``ROLE_PART`` (see the module docstring)."""
 
 E = TypeVar("E", bound=Extension)
 

@@ -29,7 +29,7 @@ from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
 from crdt_server.codec.updates import UpdateError, UpdateSummary, inspect_update
 from crdt_server.core.hooks import Hooks
 from crdt_server.errors import CloseCode
-from crdt_server.features.events.log import EventLog
+from crdt_server.features.events.extension import EventLog
 from crdt_server.testing.inprocess import in_process_server, server_errors
 from crdt_server.testing.waits import until
 from tests.core.test_shapes import assert_converged, yjs_views

@@ -35,7 +35,7 @@ from crdt_server.core.metrics import Metrics
 from crdt_server.core.room import Room
 from crdt_server.documents.shapes import nests_deeper_than
 from crdt_server.errors import CloseCode
-from crdt_server.features.events.log import EventLog
+from crdt_server.features.events.extension import EventLog
 from crdt_server.settings import Settings
 from crdt_server.storage import NewEvent, SqliteStore
 from crdt_server.testing.inprocess import in_process_server

@@ -399,3 +399,19 @@ def test_features_refuse_in_domain_errors_and_only_the_edge_names_statuses() -> 
     for path in sorted(features.rglob("*.py")):
         imported = _imports(path)
         assert not any(_within(name, ("crdt_server.edge.problems",)) for name in imported), path
+
+
+def test_modules_inside_a_feature_are_named_by_their_role() -> None:
+    """Every module of a feature package is ``__init__.py``, one of the fixed roles, or a
+    role split in parts (``ROLE_PART.py``), so a contributor knows which file to open."""
+    from crdt_server.features import ROLES
+
+    features = ROOT / "crdt_server" / "features"
+    misnamed = []
+    for package in sorted(p for p in features.iterdir() if (p / "__init__.py").is_file()):
+        for module in sorted(package.glob("*.py")):
+            stem = module.stem
+            if stem == "__init__" or stem.split("_", 1)[0] in ROLES:
+                continue
+            misnamed.append(str(module.relative_to(ROOT)))
+    assert not misnamed, f"name these by their role ({', '.join(ROLES)}): {misnamed}"

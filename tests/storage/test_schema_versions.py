@@ -186,7 +186,7 @@ async def test_the_features_declare_the_same_sqlite_tables_as_the_earlier_releas
     from crdt_server.features.integrations.tables import INTEGRATIONS
     from crdt_server.features.notifications.tables import SCHEMA as NOTIFICATIONS
     from crdt_server.features.people.tables import SCHEMA as PEOPLE
-    from crdt_server.features.threads.db import SCHEMA as THREADS
+    from crdt_server.features.threads.tables import SCHEMA as THREADS
     from crdt_server.features.webhooks.tables import SCHEMA as WEBHOOKS
 
     store = SqliteStore(tmp_path / "fresh.sqlite3")

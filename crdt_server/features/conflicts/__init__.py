@@ -7,14 +7,14 @@ from collections.abc import Sequence
 
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
-from crdt_server.features.conflicts.concurrent import ConcurrentEdits
-from crdt_server.features.conflicts.keeper import ConflictsKeeper
+from crdt_server.features.conflicts.extension import ConflictsKeeper
+from crdt_server.features.conflicts.extension_concurrent import ConcurrentEdits
 from crdt_server.features.conflicts.routes import conflict_routes
 from crdt_server.features.conflicts.tables import CONCURRENT_EDITS
-from crdt_server.features.events.log import EventLog
-from crdt_server.features.notifications.inbox import OVERWRITTEN, Notifications
-from crdt_server.features.notifications.mail import Mailer
-from crdt_server.features.people.directory import People
+from crdt_server.features.events.extension import EventLog
+from crdt_server.features.notifications.extension import OVERWRITTEN, Notifications
+from crdt_server.features.notifications.extension_mail import Mailer
+from crdt_server.features.people.extension import People
 
 __all__ = ["FEATURE"]
 

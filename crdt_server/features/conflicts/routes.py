@@ -40,8 +40,8 @@ from crdt_server.edge.documents import (
 from crdt_server.edge.params import ConflictId, WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Impossible, Malformed, NotFound
-from crdt_server.features.conflicts.keeper import ConflictsKeeper, ConflictView
-from crdt_server.features.events.log import rfc3339
+from crdt_server.features.conflicts.extension import ConflictsKeeper, ConflictView
+from crdt_server.features.events.extension import rfc3339
 
 __all__ = ["conflict_routes"]
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
-from crdt_server.features.events.log import EventLog
+from crdt_server.features.events.extension import EventLog
 from crdt_server.features.events.routes import event_routes
 from crdt_server.features.events.settings import EventSettings
 

@@ -45,7 +45,7 @@ from crdt_server.errors import (
     TooMany,
     Unauthenticated,
 )
-from crdt_server.features.events.log import EventLog, event_json, readable_event
+from crdt_server.features.events.extension import EventLog, event_json, readable_event
 from crdt_server.features.events.settings import EventSettings
 from crdt_server.names import event_problem
 from crdt_server.storage import EventFilter, NewEvent, Once, StoredEvent

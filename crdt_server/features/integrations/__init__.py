@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from crdt_server.core.hooks import Extension
 from crdt_server.edge.routing import ApiRoute
 from crdt_server.features import Built, Feature
-from crdt_server.features.integrations.calendar import calendar_routes
-from crdt_server.features.integrations.guests_csv import guest_csv_routes
-from crdt_server.features.integrations.inbound import inbound_routes
-from crdt_server.features.integrations.service import IntegrationService
+from crdt_server.features.integrations.extension import IntegrationService
+from crdt_server.features.integrations.routes_calendar import calendar_routes
+from crdt_server.features.integrations.routes_guests_csv import guest_csv_routes
+from crdt_server.features.integrations.routes_inbound import inbound_routes
 from crdt_server.features.integrations.settings import IntegrationSettings
 from crdt_server.features.integrations.tables import INTEGRATIONS
 

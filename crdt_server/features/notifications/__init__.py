@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from crdt_server.core.hooks import Extension
 from crdt_server.edge.routing import ApiRoute
 from crdt_server.features import Built, Feature
-from crdt_server.features.notifications.inbox import OUTBOX_MESSAGE, Notifications
-from crdt_server.features.notifications.mail import Mailer
+from crdt_server.features.notifications.extension import OUTBOX_MESSAGE, Notifications
+from crdt_server.features.notifications.extension_mail import Mailer
 from crdt_server.features.notifications.settings import NotificationSettings
 from crdt_server.features.notifications.tables import SCHEMA
-from crdt_server.features.people.directory import People
+from crdt_server.features.people.extension import People
 
 __all__ = ["FEATURE"]
 

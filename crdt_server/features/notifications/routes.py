@@ -16,9 +16,9 @@ from starlette.responses import Response
 from crdt_server.edge.params import PageLimit, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Malformed
-from crdt_server.features.notifications.inbox import Notifications
-from crdt_server.features.people.directory import People
-from crdt_server.features.people.model import member_json
+from crdt_server.features.notifications.extension import Notifications
+from crdt_server.features.people.domain import member_json
+from crdt_server.features.people.extension import People
 from crdt_server.features.people.routes import member_principal
 
 __all__ = ["notification_routes"]

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from crdt_server.core.hooks import Extension
 from crdt_server.edge.routing import ApiRoute
 from crdt_server.features import Built, Feature
-from crdt_server.features.people.directory import People
+from crdt_server.features.people.extension import People
 from crdt_server.features.people.tables import SCHEMA
 
 __all__ = ["FEATURE"]

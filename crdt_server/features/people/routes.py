@@ -21,8 +21,8 @@ from crdt_server.edge.documents import readable_documents, wedding_principal
 from crdt_server.edge.params import MemberPath, WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, is_admin, json_response
 from crdt_server.errors import Forbidden, Impossible, Malformed, NotFound
-from crdt_server.features.people.directory import People
-from crdt_server.features.people.model import member_json
+from crdt_server.features.people.domain import member_json
+from crdt_server.features.people.extension import People
 
 __all__ = ["member_principal", "people_routes"]
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
-from crdt_server.features.presence.directory import PresenceDirectory
+from crdt_server.features.presence.extension import PresenceDirectory
 from crdt_server.features.presence.routes import presence_routes
 
 __all__ = ["FEATURE"]

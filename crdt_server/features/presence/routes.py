@@ -9,7 +9,7 @@ from starlette.responses import Response
 from crdt_server.edge.documents import readable_documents
 from crdt_server.edge.params import WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, json_response
-from crdt_server.features.presence.directory import PresenceDirectory, PresenceEntry
+from crdt_server.features.presence.extension import PresenceDirectory, PresenceEntry
 
 __all__ = ["PresenceAnswer", "presence_routes"]
 

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
+from crdt_server.features.projections.domain import allowlist, mirror
 from crdt_server.features.projections.extension import PROJECTOR, Projections
-from crdt_server.features.projections.mirror import allowlist, mirror
 from crdt_server.features.projections.tables import SCHEMA
 
 __all__ = ["FEATURE", "PROJECTOR", "Projections", "allowlist", "mirror"]

@@ -7,7 +7,7 @@ Every change of a source document that some role reads through a projection (com
 here, or by another process and heard on the bus: the ``on_change`` hook) marks its
 projections that are loaded here stale; one that is not loaded (nobody read it lately) is
 brought up to date when it loads, and before every read. One task per projection brings it
-up to date from the source as committed: :func:`~.mirror.mirror` on a copy of the
+up to date from the source as committed: :func:`~.domain.mirror` on a copy of the
 projection, and the update that made is applied to the projection room like a client's
 (committed, then broadcast). Changes that come while a task runs are folded into its next
 round, so a burst of edits costs one round, not one per edit.
@@ -40,7 +40,7 @@ from crdt_server.core.hooks import Core, Extension, Sender, StoredBatch
 from crdt_server.core.room import Room
 from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.schema import META
-from crdt_server.features.projections.mirror import mirror
+from crdt_server.features.projections.domain import mirror
 from crdt_server.features.projections.tables import ProjectionClients
 from crdt_server.names import projection_name, projection_of
 

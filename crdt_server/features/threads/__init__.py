@@ -10,12 +10,12 @@ from collections.abc import Sequence
 from crdt_server.core.hooks import Extension
 from crdt_server.edge.routing import ApiRoute
 from crdt_server.features import Built, Feature
-from crdt_server.features.events.log import EventLog
-from crdt_server.features.notifications.inbox import Notifications
-from crdt_server.features.people.directory import People
-from crdt_server.features.threads.db import SCHEMA
+from crdt_server.features.events.extension import EventLog
+from crdt_server.features.notifications.extension import Notifications
+from crdt_server.features.people.extension import People
 from crdt_server.features.threads.export import THREADS
-from crdt_server.features.threads.service import Threads
+from crdt_server.features.threads.extension import Threads
+from crdt_server.features.threads.tables import SCHEMA
 
 __all__ = ["FEATURE"]
 

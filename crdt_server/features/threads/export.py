@@ -38,15 +38,14 @@ from crdt_server.auth.tokens import valid_email, valid_sub
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.errors import ExportError
 from crdt_server.features.db import FeatureDb
-from crdt_server.features.people.model import (
+from crdt_server.features.people.domain import (
     MEMBER_COLUMNS,
     PARTICIPATION,
     member_json,
     member_of_row,
 )
 from crdt_server.features.people.tables import SCHEMA as PEOPLE
-from crdt_server.features.threads.db import SCHEMA
-from crdt_server.features.threads.model import (
+from crdt_server.features.threads.domain import (
     KINDS,
     MAX_BODY_BYTES,
     MESSAGE_COLUMNS,
@@ -56,6 +55,7 @@ from crdt_server.features.threads.model import (
     message_json,
     thread_json,
 )
+from crdt_server.features.threads.tables import SCHEMA
 from crdt_server.storage import DocumentStore, FeatureRow, Schema
 
 __all__ = ["THREADS", "ThreadSection", "export_threads"]

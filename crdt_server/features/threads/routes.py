@@ -30,7 +30,7 @@ from crdt_server.edge.ratelimit import Priority
 from crdt_server.edge.routing import ApiCall, Routes, body_priority, json_response
 from crdt_server.errors import Impossible, Malformed, TooLarge
 from crdt_server.features.people.routes import member_principal
-from crdt_server.features.threads.service import MAX_BODY_BYTES, Threads, Viewer
+from crdt_server.features.threads.extension import MAX_BODY_BYTES, Threads, Viewer
 
 __all__ = ["thread_routes"]
 

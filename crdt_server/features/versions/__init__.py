@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
-from crdt_server.features.events.log import EventLog
-from crdt_server.features.versions.keeper import VersionKeeper
+from crdt_server.features.events.extension import EventLog
+from crdt_server.features.versions.extension import VersionKeeper
 from crdt_server.features.versions.routes import version_routes
 from crdt_server.features.versions.settings import VersionSettings
 from crdt_server.features.versions.tables import VERSIONS

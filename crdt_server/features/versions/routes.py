@@ -30,8 +30,8 @@ from crdt_server.edge.documents import (
 from crdt_server.edge.params import DocumentKind, PageLimit, WeddingId
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Forbidden, Impossible, NotFound
-from crdt_server.features.events.log import rfc3339
-from crdt_server.features.versions.keeper import NotKept, VersionKeeper
+from crdt_server.features.events.extension import rfc3339
+from crdt_server.features.versions.extension import NotKept, VersionKeeper
 
 __all__ = ["version_routes"]
 

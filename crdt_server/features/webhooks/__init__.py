@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
-from crdt_server.features.events.log import EventLog
-from crdt_server.features.people.directory import People
+from crdt_server.features.events.extension import EventLog
+from crdt_server.features.people.extension import People
 from crdt_server.features.webhooks.commands import COMMANDS
-from crdt_server.features.webhooks.dispatcher import Webhooks
+from crdt_server.features.webhooks.extension import Webhooks
 from crdt_server.features.webhooks.routes import webhook_routes
 from crdt_server.features.webhooks.settings import WebhookSettings
 from crdt_server.features.webhooks.tables import SCHEMA

@@ -32,11 +32,11 @@ from crdt_server.edge.params import DeliveryId, HookId, PageLimit, WeddingId, We
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Conflict, Gone, Impossible, Malformed, NotFound
 from crdt_server.features.events.routes import viewer_of
-from crdt_server.features.people.directory import People
-from crdt_server.features.webhooks.dispatcher import Webhooks
-from crdt_server.features.webhooks.endpoints import WebhookEndpoints
-from crdt_server.features.webhooks.model import Endpoint, scope_json
-from crdt_server.features.webhooks.safety import UnsafeTarget, check_url, resolve_target
+from crdt_server.features.people.extension import People
+from crdt_server.features.webhooks.domain import Endpoint, scope_json
+from crdt_server.features.webhooks.domain_safety import UnsafeTarget, check_url, resolve_target
+from crdt_server.features.webhooks.extension import Webhooks
+from crdt_server.features.webhooks.service import WebhookEndpoints
 from crdt_server.storage import Once
 
 __all__ = ["webhook_routes"]

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 
 from crdt_server.actor import Actor
-from crdt_server.features.people.model import Member
-from crdt_server.features.threads.model import (
+from crdt_server.features.people.domain import Member
+from crdt_server.features.threads.domain import (
     contains_pattern,
     mentions_in,
     recipients,

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from standardwebhooks import Webhook
 
-from crdt_server.features.webhooks.model import Endpoint
-from crdt_server.features.webhooks.safety import UnsafeTarget
-from crdt_server.features.webhooks.sender import RECHECK_SECONDS, Senders, post_signed
+from crdt_server.features.webhooks.domain import Endpoint
+from crdt_server.features.webhooks.domain_safety import UnsafeTarget
+from crdt_server.features.webhooks.service_sender import RECHECK_SECONDS, Senders, post_signed
 
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 DEADLINE = 10.0

@@ -12,8 +12,8 @@ from dataclasses import replace
 import pytest
 from prometheus_client import CollectorRegistry
 
-from crdt_server.features.webhooks.dispatcher import Webhooks
-from crdt_server.features.webhooks.model import IdempotencyConflict
+from crdt_server.features.webhooks.domain import IdempotencyConflict
+from crdt_server.features.webhooks.extension import Webhooks
 from crdt_server.features.webhooks.settings import WebhookSettings
 from crdt_server.settings import Settings
 from crdt_server.storage import DocumentStore, NewEvent, Once

@@ -21,7 +21,7 @@ import pytest
 import pytest_asyncio
 from standardwebhooks import Webhook
 
-from crdt_server.features.webhooks.safety import UnsafeTarget, resolve_target
+from crdt_server.features.webhooks.domain_safety import UnsafeTarget, resolve_target
 from crdt_server.testing.receiver import Received, WebhookReceiver
 from crdt_server.testing.tokens import TokenMinter
 from crdt_server.testing.waits import until

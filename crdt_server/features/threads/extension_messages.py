@@ -11,10 +11,8 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from crdt_server.errors import Conflict, Forbidden, Impossible, NotFound
-from crdt_server.features.notifications import inbox
-from crdt_server.features.threads.access import ThreadAccess
-from crdt_server.features.threads.db import Events, Sql, Tx
-from crdt_server.features.threads.model import (
+from crdt_server.features.notifications import extension as inbox
+from crdt_server.features.threads.domain import (
     MESSAGE_COLUMNS,
     RANK,
     Viewer,
@@ -24,13 +22,15 @@ from crdt_server.features.threads.model import (
     unnotified_mentions,
     who_sees,
 )
+from crdt_server.features.threads.extension_access import ThreadAccess
+from crdt_server.features.threads.tables import Events, Sql, Tx
 
 __all__ = ["ThreadMessages"]
 
 
 class ThreadMessages(ThreadAccess):
     """The message rules of the threads feature (see
-    :mod:`crdt_server.features.threads.service`)."""
+    :mod:`crdt_server.features.threads.extension`)."""
 
     # -- messages -----------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ from crdt_server.features.versions.tables import VersionPoint, VersionStore, to_
 from crdt_server.storage import NewEvent
 
 if TYPE_CHECKING:
-    from crdt_server.features.events.log import EventLog
+    from crdt_server.features.events.extension import EventLog
 
 __all__ = ["NotKept", "Restored", "VersionKeeper"]
 

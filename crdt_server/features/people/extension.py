@@ -18,7 +18,7 @@ from crdt_server.core.connection import Connection
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.core.room import Room
 from crdt_server.features.db import FeatureDb, Sql, Tx
-from crdt_server.features.people.model import MEMBER_COLUMNS, Member, member_json, member_of_row
+from crdt_server.features.people.domain import MEMBER_COLUMNS, Member, member_json, member_of_row
 from crdt_server.features.people.tables import SCHEMA
 
 __all__ = ["People", "emailed", "erase"]

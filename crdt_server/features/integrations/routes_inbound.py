@@ -43,9 +43,9 @@ from crdt_server.errors import (
     NotFound,
     Unauthenticated,
 )
-from crdt_server.features.events.log import EventLog
+from crdt_server.features.events.extension import EventLog
 from crdt_server.features.events.routes import CustomEvent, PostedEvent, custom_event_data
-from crdt_server.features.integrations.service import INBOUND_ORIGIN, IntegrationService
+from crdt_server.features.integrations.extension import INBOUND_ORIGIN, IntegrationService
 from crdt_server.features.integrations.tables import InboundSource
 from crdt_server.storage import NewEvent, Once
 
@@ -338,7 +338,7 @@ async def receive(call: ApiCall, path: DeliveryPath) -> Response:
 
 def _sender(source: str, webhook_id: str) -> Sender:
     # The origin carries the delivery: the commit stores its marker event (see
-    # crdt_server.features.integrations.service).
+    # crdt_server.features.integrations.extension).
     return Sender(_actor(source), f"{INBOUND_ORIGIN}{source}:{webhook_id}")
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from crdt_server.actor import Actor
 from crdt_server.documents import DOCUMENT_KINDS
-from crdt_server.features.events.log import rfc3339
-from crdt_server.features.people.model import Member
+from crdt_server.features.events.extension import rfc3339
+from crdt_server.features.people.domain import Member
 
 __all__ = [
     "KINDS",

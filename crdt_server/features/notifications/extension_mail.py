@@ -33,10 +33,10 @@ import aiosmtplib
 
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.features.db import Sql, Tx
-from crdt_server.features.notifications.inbox import OUTBOX_MESSAGE, Notifications
+from crdt_server.features.notifications.extension import OUTBOX_MESSAGE, Notifications
 from crdt_server.features.notifications.settings import NotificationSettings
-from crdt_server.features.people.directory import People, emailed
-from crdt_server.features.people.model import Member
+from crdt_server.features.people.domain import Member
+from crdt_server.features.people.extension import People, emailed
 
 __all__ = ["Mailer", "Notice", "SmtpTarget"]
 

@@ -1,7 +1,7 @@
 """Outgoing webhook endpoints and their deliveries as the API manages them: create (with
 ``Idempotency-Key``), list, show with health, change (re-enable, pause), delete, rotate the
 secret, queue a test, list and replay deliveries. Sending them is
-:class:`crdt_server.features.webhooks.dispatcher.Webhooks`' dispatcher; both work on the same
+:class:`crdt_server.features.webhooks.extension.Webhooks`' dispatcher; both work on the same
 :class:`~crdt_server.features.webhooks.tables.WebhookTables`.
 """
 
@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from crdt_server.features.events.log import rfc3339
-from crdt_server.features.webhooks.model import (
+from crdt_server.features.events.extension import rfc3339
+from crdt_server.features.webhooks.domain import (
     DELIVERY_COLUMNS,
     ENDPOINT_COLUMNS,
     Delivery,

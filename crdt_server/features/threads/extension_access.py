@@ -1,8 +1,8 @@
 """The threads feature's ground: its extension's life (the store, the SQLite search
 index's merges after an erasure), a thread as a viewer may see it (its row, its
 participants, its unread count) and what notifications say of threads; the thread and
-message rules build on it (:mod:`crdt_server.features.threads.service`,
-:mod:`crdt_server.features.threads.messages`).
+message rules build on it (:mod:`crdt_server.features.threads.extension`,
+:mod:`crdt_server.features.threads.extension_messages`).
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from typing import Any
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.errors import NotFound
 from crdt_server.features.db import FeatureDb
-from crdt_server.features.events.log import EventLog
-from crdt_server.features.notifications.inbox import Notifications, ThreadQuote
-from crdt_server.features.people.directory import People
-from crdt_server.features.threads.db import SCHEMA, Sql, Tx
-from crdt_server.features.threads.model import (
+from crdt_server.features.events.extension import EventLog
+from crdt_server.features.notifications.extension import Notifications, ThreadQuote
+from crdt_server.features.people.extension import People
+from crdt_server.features.threads.domain import (
     THREAD_COLUMNS,
     Viewer,
     thread_json,
 )
+from crdt_server.features.threads.tables import SCHEMA, Sql, Tx
 from crdt_server.storage import NewEvent, audience_of
 
 __all__ = ["ThreadAccess", "optimize_search"]
@@ -38,7 +38,7 @@ MERGE_CHECK_SECONDS = 2.0
 
 class ThreadAccess(Extension):
     """The threads extension's store and who may see a thread; :class:`Threads
-    <crdt_server.features.threads.service.Threads>` is the feature."""
+    <crdt_server.features.threads.extension.Threads>` is the feature."""
 
     def __init__(self, events: EventLog, people: People, notifications: Notifications) -> None:
         self._events = events

@@ -18,8 +18,9 @@ email outbox), which they tell what a thread notification is about (:meth:`subje
 :meth:`quote`). Erasing a member is one transaction of each owner's step.
 
 The rules of threads are here; those of messages are in
-:mod:`crdt_server.features.threads.messages`, and what both stand on (the store, a thread as
-a viewer may see it) in :mod:`crdt_server.features.threads.access`.
+:mod:`crdt_server.features.threads.extension_messages`, and what both stand on (the
+store, a thread as a viewer may see it) in
+:mod:`crdt_server.features.threads.extension_access`.
 """
 
 from __future__ import annotations
@@ -32,17 +33,17 @@ from typing import Any
 
 from crdt_server.actor import Actor
 from crdt_server.errors import Conflict, Forbidden, Impossible
-from crdt_server.features.people.model import member_json
-from crdt_server.features.threads.access import optimize_search
-from crdt_server.features.threads.db import Events, Sql, Tx
-from crdt_server.features.threads.messages import ThreadMessages
-from crdt_server.features.threads.model import (
+from crdt_server.features.people.domain import member_json
+from crdt_server.features.threads.domain import (
     MAX_BODY_BYTES,
     THREAD_COLUMNS,
     Viewer,
     contains_pattern,
     hidden_docs,
 )
+from crdt_server.features.threads.extension_access import optimize_search
+from crdt_server.features.threads.extension_messages import ThreadMessages
+from crdt_server.features.threads.tables import Events, Sql, Tx
 from crdt_server.storage import NewEvent
 
 __all__ = ["MAX_BODY_BYTES", "Threads", "Viewer", "member_json"]

@@ -25,8 +25,13 @@ from urllib.parse import urlsplit
 import httpx
 from standardwebhooks import Webhook
 
-from crdt_server.features.webhooks.model import Endpoint
-from crdt_server.features.webhooks.safety import Target, UnsafeTarget, check_url, resolve_target
+from crdt_server.features.webhooks.domain import Endpoint
+from crdt_server.features.webhooks.domain_safety import (
+    Target,
+    UnsafeTarget,
+    check_url,
+    resolve_target,
+)
 
 __all__ = ["MAX_RESPONSE_BYTES", "RECHECK_SECONDS", "USER_AGENT", "Senders", "post_signed"]
 

@@ -33,7 +33,7 @@ from crdt_server.edge.links import public_url
 from crdt_server.edge.params import CalendarTokenId, WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Forbidden, NotFound, Unauthenticated
-from crdt_server.features.integrations.service import IntegrationService
+from crdt_server.features.integrations.extension import IntegrationService
 from crdt_server.features.integrations.tables import CalendarToken, FeedItem
 
 __all__ = ["TOKEN_PREFIX", "calendar_routes", "render_calendar"]

@@ -2,7 +2,7 @@
 to date, ``conflict.detected`` / ``conflict.resolved`` / ``conflict.acknowledged`` events,
 and resolution: by domain operations made as the resolver, or by acknowledging. What a
 conflict's records look like (its id, its view, its events) is
-:mod:`crdt_server.features.conflicts.records`'s."""
+:mod:`crdt_server.features.conflicts.domain`'s."""
 
 from __future__ import annotations
 
@@ -27,8 +27,7 @@ from crdt_server.documents.changes import EntryChange, entry_changes
 from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.findings import Ident, WeddingFindings
 from crdt_server.documents.operations import OPERATIONS
-from crdt_server.features.conflicts.concurrent import ConcurrentEdits, finding_view
-from crdt_server.features.conflicts.records import (
+from crdt_server.features.conflicts.domain import (
     SENDER,
     ConflictView,
     as_dict,
@@ -39,11 +38,12 @@ from crdt_server.features.conflicts.records import (
     last_writers,
     resolved_event,
 )
+from crdt_server.features.conflicts.extension_concurrent import ConcurrentEdits, finding_view
 from crdt_server.names import CONFLICTS
 from crdt_server.storage import NewEvent, StoredEvent
 
 if TYPE_CHECKING:
-    from crdt_server.features.events.log import EventLog
+    from crdt_server.features.events.extension import EventLog
 
 __all__ = ["ConflictView", "ConflictsKeeper", "conflict_id"]
 

@@ -15,7 +15,7 @@ a delivery carries the same ``webhook-id`` and is signed anew (``webhook-timesta
 attempt's); any 2xx answer delivers it; 410 disables the endpoint; after the last attempt
 it is failed (a dead letter), listed and replayable. An endpoint disabled by a 410 (or
 paused through the API) is enabled again with :meth:`WebhookEndpoints.update
-<crdt_server.features.webhooks.endpoints.WebhookEndpoints.update>`, and resumes where it
+<crdt_server.features.webhooks.service.WebhookEndpoints.update>`, and resumes where it
 stopped (its cursor did not move while it was disabled). A dead endpoint never holds back
 another, and a dead letter never holds back later deliveries: each delivery is claimed on
 its own. There is no ordering promise: the payload carries the event's ``seq``.
@@ -29,7 +29,7 @@ A payload is cut, at each attempt, to what the endpoint's creator may read *now*
 is read from the member directory once per batch of claimed deliveries (a role changed
 through the members API or a newer token applies to the next delivery, retries included),
 and the event is shown as that role reads it in ``GET .../events``
-(:func:`~crdt_server.features.events.log.readable_event`: no guest's contact or notes for a
+(:func:`~crdt_server.features.events.extension.readable_event`: no guest's contact or notes for a
 vendor). An event of a document the creator's role may no longer read is not sent: its
 delivery fails at once (a dead letter, ``withheld``). Endpoints created by the admin (no
 creator) carry whole events; a creator the directory does not know gets every field with a
@@ -55,25 +55,25 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.documents.domain import WEDDINGS
-from crdt_server.features.events.log import readable_event, rfc3339
-from crdt_server.features.webhooks.endpoints import WebhookEndpoints, insert_delivery
-from crdt_server.features.webhooks.model import (
+from crdt_server.features.events.extension import readable_event, rfc3339
+from crdt_server.features.webhooks.domain import (
     ENDPOINT_COLUMNS,
     Endpoint,
     endpoint_of,
     new_id,
     payload_of,
 )
-from crdt_server.features.webhooks.safety import UnsafeTarget
-from crdt_server.features.webhooks.sender import Senders, post_signed
+from crdt_server.features.webhooks.domain_safety import UnsafeTarget
+from crdt_server.features.webhooks.service import WebhookEndpoints, insert_delivery
+from crdt_server.features.webhooks.service_sender import Senders, post_signed
 from crdt_server.features.webhooks.settings import WebhookSettings
 from crdt_server.features.webhooks.tables import Statement, WebhookTables
 from crdt_server.settings import Settings
 from crdt_server.storage import DocumentStore, EventFilter
 
 if TYPE_CHECKING:
-    from crdt_server.features.people.directory import People
-    from crdt_server.features.people.model import Member
+    from crdt_server.features.people.domain import Member
+    from crdt_server.features.people.extension import People
 
 __all__ = ["Webhooks"]
 
@@ -201,7 +201,7 @@ class Webhooks(Extension):
         if self._senders is not None:
             await self._senders.aclose()
 
-    # -- managing endpoints (see crdt_server.features.webhooks.endpoints) --------------
+    # -- managing endpoints (see crdt_server.features.webhooks.service) --------------
 
     @property
     def tables(self) -> WebhookTables:

@@ -44,13 +44,13 @@ from crdt_server.features.conflicts.tables import (
     closure_row,
     finding_row,
 )
-from crdt_server.features.notifications.inbox import OVERWRITTEN, notice_rows
-from crdt_server.features.people.model import Member
+from crdt_server.features.notifications.extension import OVERWRITTEN, notice_rows
+from crdt_server.features.people.domain import Member
 from crdt_server.storage import FeatureRow, NewEvent
 
 if TYPE_CHECKING:
-    from crdt_server.features.events.log import EventLog
-    from crdt_server.features.people.directory import People
+    from crdt_server.features.events.extension import EventLog
+    from crdt_server.features.people.extension import People
 
 __all__ = ["ConcurrentEdits", "finding_view"]
 

@@ -6,7 +6,7 @@ hosts that resolve to a loopback, private, link-local (cloud metadata at 169.254
 shared, reserved, multicast or unspecified address, also when an IPv6 transition address
 (NAT64, 6to4, IPv4-compatible, IPv4-mapped, SIIT) embeds one. The check runs when an endpoint is
 created and again before attempts (when the receiver's last check is 30 s old, see
-:mod:`~crdt_server.features.webhooks.sender`), on the addresses the name resolves to then
+:mod:`~crdt_server.features.webhooks.service_sender`), on the addresses the name resolves to then
 (DNS rebinding): :func:`resolve_target` answers the checked address, and the sender connects
 only to that address, never resolving the name a second time. ``allow_private`` (the
 ``CRDT_SERVER_WEBHOOK_ALLOW_PRIVATE`` setting, for tests and on-premises receivers) lifts

@@ -4,7 +4,7 @@ Whatever notifies someone writes the rows in the transaction of what caused it, 
 acknowledged change's notices survive a crash: a feature composes this module's steps
 (:func:`notify`, with ``yield from``) into its own transaction, or returns
 :func:`notice_rows` from its ``on_commit`` hook. The inbox reads them back; the mailer
-(:mod:`crdt_server.features.notifications.mail`) sends the outbox.
+(:mod:`crdt_server.features.notifications.extension_mail`) sends the outbox.
 
 Notifications about a thread carry its id; the threads feature says what they are about
 (:meth:`Notifications.describe_threads`): without it, they are not shown.
@@ -19,9 +19,9 @@ from typing import Any, NamedTuple, Protocol
 from crdt_server.actor import Actor
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.features.db import FeatureDb, Sql, Tx
-from crdt_server.features.events.log import rfc3339
+from crdt_server.features.events.extension import rfc3339
 from crdt_server.features.notifications.tables import SCHEMA
-from crdt_server.features.people.model import Member
+from crdt_server.features.people.domain import Member
 from crdt_server.storage import FeatureRow
 
 __all__ = [

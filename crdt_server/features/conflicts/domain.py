@@ -50,7 +50,7 @@ class ConflictView:
     suggestion: dict[str, Any]
     concurrent: dict[str, Any] | None = None
     """For a ``concurrent_edit``: the lost and the kept write (see
-    :func:`~crdt_server.features.conflicts.concurrent.finding_view`)."""
+    :func:`~crdt_server.features.conflicts.extension_concurrent.finding_view`)."""
 
     @classmethod
     def checked(
@@ -74,7 +74,7 @@ class ConflictView:
     @classmethod
     def stored(cls, view: dict[str, Any]) -> ConflictView:
         """A stored finding (a concurrent edit), from its view (see
-        :func:`~crdt_server.features.conflicts.concurrent.finding_view`)."""
+        :func:`~crdt_server.features.conflicts.extension_concurrent.finding_view`)."""
         both: list[dict[str, str]] = [
             w["actor"] for w in (view["lost"], view["kept"]) if w and w["actor"]
         ]

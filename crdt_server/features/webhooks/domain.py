@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from crdt_server.errors import Conflict
-from crdt_server.features.events.log import event_json, rfc3339
+from crdt_server.features.events.extension import event_json, rfc3339
 from crdt_server.storage import StoredEvent
 
 __all__ = [
