@@ -53,7 +53,7 @@ async def run_cli(
     return process.returncode, out, err, time.monotonic() - began
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # not "module": its tests need not share a worker
 def start_seconds() -> float:
     """Seconds ``crdt-server --version`` takes here and now: the interpreter's start and
     the command's imports, which a refused start pays too (more on a loaded machine)."""
