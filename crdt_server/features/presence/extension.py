@@ -27,8 +27,8 @@ from crdt_server.core.connection import Connection
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.core.room import Room
 from crdt_server.documents import DOCUMENT_KINDS
-from crdt_server.features.events.extension import rfc3339
 from crdt_server.names import projection_of
+from crdt_server.times import rfc3339
 
 __all__ = ["PresenceDirectory", "PresenceEntry"]
 
