@@ -104,6 +104,12 @@ class AdminEvents(Extension):
         self._known = known | ADMIN_BUS_EVENTS
         self._core: Core | None = None
         self._erasures: ErasureService | None = None
+        self._served: tuple[RoomRegistry, WeddingService] | None = None
+
+    def serve(self, registry: RoomRegistry, weddings: WeddingService) -> None:
+        """The registry and the documents service it acts on (the concrete ones: the
+        erasure service needs more of them than the views :class:`Core` gives)."""
+        self._served = (registry, weddings)
 
     @property
     def erasures(self) -> ErasureService:
@@ -114,10 +120,13 @@ class AdminEvents(Extension):
 
     async def start(self, core: Core) -> None:
         self._core = core
+        if self._served is None:
+            raise RuntimeError("the admin events extension serves no registry")
+        registry, weddings = self._served
         self._erasures = ErasureService(
-            core.registry,
+            registry,
             core.store,
-            core.weddings,
+            weddings,
             self._revocations,
             keep_revocations=self._keep,
         )
@@ -128,17 +137,17 @@ class AdminEvents(Extension):
             await self._erasures.close()
 
     def on_bus_event(self, event: dict[str, Any]) -> None:
-        core = self._core
-        assert core is not None, "started before the bus delivers anything"
+        assert self._served is not None, "started before the bus delivers anything"
+        registry = self._served[0]
         kind = event.get("type")
         if kind == "revoke" and isinstance(event.get("sub"), str):
             wedding = event.get("wedding") if isinstance(event.get("wedding"), str) else None
             at = event.get("at")
             self._revocations.revoke(event["sub"], wedding, at if isinstance(at, float) else None)
-            core.registry.close_sessions(
+            registry.close_sessions(
                 event["sub"], wedding, CloseCode.TOKEN_EXPIRED, "session revoked"
             )
-            core.registry.hooks.revoked(event["sub"], wedding)
+            registry.hooks.revoked(event["sub"], wedding)
         elif kind == "delete" and isinstance(event.get("wedding"), str):
             self.erasures.on_deleted(event["wedding"])
         elif kind == "lift" and isinstance(event.get("wedding"), str):
@@ -264,6 +273,7 @@ def create_app(
         )
         weddings = WeddingService(registry, the_store, WEDDINGS)
         await weddings.keys.install()
+        admin_events.serve(registry, weddings)
         await hooks.start(Core(settings, the_store, registry, weddings))
         state = Services(
             settings=settings,

@@ -14,7 +14,7 @@ from crdt_server.actor import Actor
 from crdt_server.cluster.bus import LocalBus
 from crdt_server.codec.updates import inspect_update
 from crdt_server.core.domain import ChangeRecord
-from crdt_server.core.hooks import Extension, Hooks, PendingUpdate, Sender
+from crdt_server.core.hooks import CommitBatch, Extension, Hooks, RoomView, Sender
 from crdt_server.core.room import Room
 from crdt_server.documents.changes import EntryChange, entry_changes
 from crdt_server.documents.domain import WEDDINGS, WeddingDomain
@@ -33,8 +33,8 @@ class Recording(Extension):
     def __init__(self) -> None:
         self.seen: list[tuple[Sender, Sequence[ChangeRecord]]] = []
 
-    def on_commit(self, room: Room, batch: Sequence[PendingUpdate]) -> Sequence[NewEvent]:
-        for update in batch:
+    def on_commit(self, room: RoomView, batch: CommitBatch) -> Sequence[NewEvent]:
+        for update in batch.updates:
             self.seen += update.changes
         return ()
 

@@ -49,13 +49,9 @@ from crdt_server.core.crdt import (
     crdt_call,
     fold_updates,
 )
-from crdt_server.core.hooks import (
-    DERIVATION_FAILED,
-    Hooks,
-    PendingUpdate,
-    StoredBatch,
-)
+from crdt_server.core.hooks import Hooks
 from crdt_server.core.metrics import Metrics, StoreHealth
+from crdt_server.core.payloads import DERIVATION_FAILED, CommitBatch, PendingUpdate
 from crdt_server.core.quarantine import ApplySlot, Quarantine
 from crdt_server.core.room_content import RoomContent, RoomFailed, Uncommitted
 from crdt_server.errors import (
@@ -165,10 +161,12 @@ class Room(RoomContent):
                 batch = self._inflight = self._uncommitted
                 self._uncommitted = []
                 self._uncommitted_bytes = 0
-                pending = [
-                    PendingUpdate(self.name, u.data, u.sender, u.client_id, u.changes, u.found)
-                    for u in batch
-                ]
+                pending = CommitBatch(
+                    [
+                        PendingUpdate(self.name, u.data, u.sender, u.client_id, u.changes, u.found)
+                        for u in batch
+                    ]
+                )
                 rows = [
                     NewUpdate(
                         self.name,
@@ -205,8 +203,9 @@ class Room(RoomContent):
                 self._metrics.broadcast_seconds.observe(time.perf_counter() - batch[0].applied_at)
                 self._release_waiters()
                 self._bus.publish_updates(self.name, seqs, updates)
-                self._hooks.stored(self, StoredBatch(pending, seqs, events))
-                self._hooks.change(self)
+                stored = pending.stored(seqs, events)
+                self._hooks.stored(self, stored)
+                self._hooks.change(self, stored)
                 if not self._uncommitted:
                     await self._maybe_compact()
         finally:
@@ -356,7 +355,7 @@ class Room(RoomContent):
         self._size += sum(len(u) for u in updates)
         if relay:
             self._broadcast_updates(relay)
-        self._hooks.change(self)
+        self._hooks.change(self, CommitBatch((), seqs, remote=True))
 
     def _tell_remote_changes(self) -> None:
         if self._remote_changes:
@@ -387,7 +386,7 @@ class Room(RoomContent):
         self._tell_remote_changes()
         if changed:
             self.broadcast(encode_update(self.doc.get_update(before)))
-            self._hooks.change(self)
+            self._hooks.change(self, CommitBatch((), remote=True))
         self.last_seq = max(self.last_seq, stored.last_seq)
         self._log_rows = len(stored.updates) + len(self._uncommitted)
 

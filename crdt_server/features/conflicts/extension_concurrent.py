@@ -29,9 +29,8 @@ from typing import TYPE_CHECKING, Any
 from crdt_server.actor import Actor
 from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.cluster.bus import Bus
-from crdt_server.core.hooks import SERVER, Core, Extension, PendingUpdate, StoredBatch
+from crdt_server.core.hooks import SERVER, CommitBatch, Core, Extension, RoomView
 from crdt_server.core.overwrites import Found, Overwrite
-from crdt_server.core.room import Room
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.events import bounded
@@ -184,7 +183,7 @@ class ConcurrentEdits(Extension):
             raise RuntimeError("concurrent edits have not been started")
         return self._table
 
-    async def on_load(self, room: Room) -> None:
+    async def on_load(self, room: RoomView) -> None:
         if room.kind in DOCUMENT_KINDS:
             await self._wedding(room.wedding_id)
 
@@ -240,7 +239,7 @@ class ConcurrentEdits(Extension):
 
     # -- in the commit transaction -------------------------------------------------------
 
-    async def on_prepare(self, room: Room, batch: Sequence[PendingUpdate]) -> None:
+    async def on_prepare(self, room: RoomView, batch: CommitBatch) -> None:
         """A race against a write another process committed names that write's client:
         read the wedding's clients again when one is not known here (rare: only races with
         other processes' writers, once per client)."""
@@ -251,7 +250,7 @@ class ConcurrentEdits(Extension):
             return
         self._members = {}
         refreshed = False
-        for update in batch:
+        for update in batch.updates:
             for sender, found in update.found:
                 for o in found.overwrites:
                     others = [o.loser.id[0]] if not o.new_lost else []
@@ -272,9 +271,7 @@ class ConcurrentEdits(Extension):
                     if self._people is not None and loser and key not in self._members:
                         self._members[key] = await self._people.member(room.wedding_id, loser)
 
-    def on_commit(
-        self, room: Room, batch: Sequence[PendingUpdate]
-    ) -> Sequence[NewEvent | FeatureRow]:
+    def on_commit(self, room: RoomView, batch: CommitBatch) -> Sequence[NewEvent | FeatureRow]:
         if room.kind not in DOCUMENT_KINDS:
             return ()
         wedding = room.wedding_id
@@ -283,7 +280,7 @@ class ConcurrentEdits(Extension):
             state = self._weddings[wedding] = _Wedding()
         rows: list[NewEvent | FeatureRow] = []
         now = time.time()
-        for update in batch:
+        for update in batch.updates:
             for sender, found in update.found:
                 actor = sender.actor
                 person = actor.role != SERVER.actor.role
@@ -327,7 +324,7 @@ class ConcurrentEdits(Extension):
             {"wedding": wedding, "doc": doc, "path": list(path), "id": finding, "open": opened}
         )
 
-    def on_stored(self, room: Room, batch: StoredBatch) -> None:
+    def on_stored(self, room: RoomView, batch: CommitBatch) -> None:
         if self._announce and self._bus is not None:
             notes, self._announce = self._announce, []
             self._bus.publish_event({"type": _BUS_TYPE, "notes": notes})
@@ -356,7 +353,7 @@ class ConcurrentEdits(Extension):
 
     # -- content another process committed ------------------------------------------------
 
-    def on_overwritten(self, room: Room, found: Sequence[Found]) -> None:
+    def on_overwritten(self, room: RoomView, found: Sequence[Found]) -> None:
         """Races found in content another process committed: each is stored once (the
         first process to store its id records its event; the process that integrated the
         lost or winning write live stored it in that commit already)."""

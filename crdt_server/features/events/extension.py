@@ -24,8 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crdt_server.auth.permissions import PermissionMatrix
-from crdt_server.core.hooks import Core, Extension, PendingUpdate, StoredBatch
-from crdt_server.core.room import Room
+from crdt_server.core.hooks import CommitBatch, Core, Extension, PendingUpdate, RoomView
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.documents.changes import entry_changes
 from crdt_server.documents.domain import WEDDINGS
@@ -138,11 +137,11 @@ class EventLog(Extension):
         """Call ``listener`` with the wedding each time events of it are stored here."""
         self._on_recorded = (*self._on_recorded, listener)
 
-    def on_commit(self, room: Room, batch: Sequence[PendingUpdate]) -> Sequence[NewEvent]:
+    def on_commit(self, room: RoomView, batch: CommitBatch) -> Sequence[NewEvent]:
         if room.kind not in DOCUMENT_KINDS:
             return ()
         rows: list[NewEvent] = []
-        for update in batch:
+        for update in batch.updates:
             crossed = _crossed(update)
             for sender, changes in update.changes:
                 for event in derive_events(room.kind, entry_changes(changes)):
@@ -159,7 +158,7 @@ class EventLog(Extension):
                     )
         return rows
 
-    def on_stored(self, room: Room, batch: StoredBatch) -> None:
+    def on_stored(self, room: RoomView, batch: CommitBatch) -> None:
         if batch.events:
             self._announce(room.wedding_id)
 

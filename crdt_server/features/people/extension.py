@@ -14,9 +14,7 @@ import secrets
 import time
 from typing import Any
 
-from crdt_server.core.connection import Connection
-from crdt_server.core.hooks import Core, Extension
-from crdt_server.core.room import Room
+from crdt_server.core.hooks import ConnectionView, Core, Extension, RoomView
 from crdt_server.features.db import FeatureDb, Sql, Tx
 from crdt_server.features.people.domain import MEMBER_COLUMNS, Member, member_json, member_of_row
 from crdt_server.features.people.tables import SCHEMA
@@ -62,7 +60,7 @@ class People(Extension):
         if self._db is not None:
             await self._db.drain()
 
-    def on_connect(self, room: Room, conn: Connection) -> None:
+    def on_connect(self, room: RoomView, conn: ConnectionView) -> None:
         p = conn.principal
         if not p.authenticated:
             return

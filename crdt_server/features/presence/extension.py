@@ -23,9 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from crdt_server.core.connection import Connection
-from crdt_server.core.hooks import Core, Extension
-from crdt_server.core.room import Room
+from crdt_server.core.hooks import ConnectionView, Core, Extension, RoomView
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.features.events.extension import rfc3339
 from crdt_server.names import projection_of
@@ -128,13 +126,13 @@ class PresenceDirectory(Extension):
 
     # -- what happens here -----------------------------------------------------------
 
-    def on_connect(self, room: Room, conn: Connection) -> None:
+    def on_connect(self, room: RoomView, conn: ConnectionView) -> None:
         self._changed(room)
 
-    def on_disconnect(self, room: Room, conn: Connection) -> None:
+    def on_disconnect(self, room: RoomView, conn: ConnectionView) -> None:
         self._changed(room)
 
-    def _changed(self, room: Room) -> None:
+    def _changed(self, room: RoomView) -> None:
         if _document_of(room) is None or self._core is None or not self._core.registry.bus.shared:
             return
         self._dirty.add(room.wedding_id)
@@ -299,7 +297,7 @@ class PresenceDirectory(Extension):
         return seen
 
 
-def _document_of(room: Room) -> str | None:
+def _document_of(room: RoomView) -> str | None:
     """The wedding document whose readers ``room`` holds: its own kind, or the document a
     projection room projects (a vendor reading the guests is in ``guests``); else ``None``."""
     if room.kind in DOCUMENT_KINDS:
