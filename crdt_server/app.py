@@ -17,6 +17,7 @@ from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.auth.principals import Authenticator, Revocations, TokenAuthenticator
 from crdt_server.auth.tokens import CLOCK_SKEW, TokenCodec, load_or_create_secret
 from crdt_server.cluster.bus import Bus, LocalBus
+from crdt_server.cluster.messages import Delete, Lift, Revoke, from_event
 from crdt_server.cluster.redis_bus import RedisBus
 from crdt_server.core.erasure import ErasureService
 from crdt_server.core.hooks import Core, Extension, Hooks
@@ -139,20 +140,17 @@ class AdminEvents(Extension):
     def on_bus_event(self, event: dict[str, Any]) -> None:
         assert self._served is not None, "started before the bus delivers anything"
         registry = self._served[0]
-        kind = event.get("type")
-        if kind == "revoke" and isinstance(event.get("sub"), str):
-            wedding = event.get("wedding") if isinstance(event.get("wedding"), str) else None
-            at = event.get("at")
-            self._revocations.revoke(event["sub"], wedding, at if isinstance(at, float) else None)
+        if (revoke := from_event(event, Revoke)) is not None:
+            self._revocations.revoke(revoke.sub, revoke.wedding, revoke.at)
             registry.close_sessions(
-                event["sub"], wedding, CloseCode.TOKEN_EXPIRED, "session revoked"
+                revoke.sub, revoke.wedding, CloseCode.TOKEN_EXPIRED, "session revoked"
             )
-            registry.hooks.revoked(event["sub"], wedding)
-        elif kind == "delete" and isinstance(event.get("wedding"), str):
-            self.erasures.on_deleted(event["wedding"])
-        elif kind == "lift" and isinstance(event.get("wedding"), str):
-            self.erasures.on_lifted(event["wedding"])
-        elif kind not in self._known:
+            registry.hooks.revoked(revoke.sub, revoke.wedding)
+        elif (delete := from_event(event, Delete)) is not None:
+            self.erasures.on_deleted(delete.wedding)
+        elif (lift := from_event(event, Lift)) is not None:
+            self.erasures.on_lifted(lift.wedding)
+        elif event.get("type") not in self._known:
             log.error("ignoring an unknown admin event: %r", event)
 
 

@@ -26,9 +26,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from crdt_server.actor import Actor
 from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.cluster.bus import Bus
+from crdt_server.cluster.messages import BusMessage, Delete, from_event, item_from_bus, to_event
 from crdt_server.core.hooks import SERVER, CommitBatch, Core, Extension, RoomView
 from crdt_server.core.overwrites import Found, Overwrite
 from crdt_server.documents import DOCUMENT_KINDS
@@ -57,6 +60,23 @@ log = logging.getLogger("crdt_server.concurrent_edits")
 
 CODE = "concurrent_edit"
 _BUS_TYPE = "concurrent_edits"
+
+
+class _Note(msgspec.Struct, frozen=True):
+    """A finding this process opened or closed, for the others' open lists."""
+
+    wedding: str
+    doc: str
+    path: list[str]
+    id: str
+    open: bool
+
+
+class _Notes(BusMessage, frozen=True, tag=_BUS_TYPE):
+    notes: list[Any]
+    """:class:`_Note` values, each read on its own (a bad one is dropped, not the rest)."""
+
+
 _NOBODY = Actor("", "")
 """Who an unknown Yjs client is (no sender recorded)."""
 _WEDDINGS_REMEMBERED = 2000
@@ -155,7 +175,7 @@ class ConcurrentEdits(Extension):
         """Members to tell in the commit being prepared (read in :meth:`on_prepare`)."""
         self._bus: Bus | None = None
         self._running: set[asyncio.Task[None]] = set()
-        self._announce: list[dict[str, Any]] = []
+        self._announce: list[_Note] = []
         """Findings opened or closed by rows of the commit in progress: told to the other
         processes (which close them on a later write they commit) once it is stored."""
         self._table: ConcurrentEditStore | None = None
@@ -320,36 +340,34 @@ class ConcurrentEdits(Extension):
     def _note(
         self, wedding: str, doc: str, path: Sequence[str], finding: str, *, opened: bool
     ) -> None:
-        self._announce.append(
-            {"wedding": wedding, "doc": doc, "path": list(path), "id": finding, "open": opened}
-        )
+        self._announce.append(_Note(wedding, doc, list(path), finding, opened))
 
     def on_stored(self, room: RoomView, batch: CommitBatch) -> None:
         if self._announce and self._bus is not None:
             notes, self._announce = self._announce, []
-            self._bus.publish_event({"type": _BUS_TYPE, "notes": notes})
+            self._bus.publish_event(to_event(_Notes(list(notes))))
 
     def on_bus_event(self, event: dict[str, Any]) -> None:
         """Another process opened or closed findings: keep the open ones of weddings known
         here current, so a write committed here closes them."""
-        if event.get("type") == "delete" and isinstance(event.get("wedding"), str):
-            self._weddings.pop(event["wedding"], None)  # erased: its rows are gone
+        if (deleted := from_event(event, Delete)) is not None:
+            self._weddings.pop(deleted.wedding, None)  # erased: its rows are gone
             return
-        if event.get("type") != _BUS_TYPE or not isinstance(event.get("notes"), list):
+        message = from_event(event, _Notes)
+        if message is None:
             return
-        for note in event["notes"]:
-            if not isinstance(note, dict):
+        for note in (item_from_bus(raw, _Note) for raw in message.notes):
+            if note is None:
                 continue
-            self._changed(str(note.get("wedding")))
-            state = self._weddings.get(str(note.get("wedding")))
-            path, finding = note.get("path"), note.get("id")
-            if state is None or not isinstance(path, list) or not isinstance(finding, str):
+            self._changed(note.wedding)
+            state = self._weddings.get(note.wedding)
+            if state is None:
                 continue
-            ids = state.open.setdefault((str(note.get("doc")), tuple(map(str, path))), [])
-            if note.get("open") and finding not in ids:
-                ids.append(finding)
-            elif not note.get("open") and finding in ids:
-                ids.remove(finding)
+            ids = state.open.setdefault((note.doc, tuple(note.path)), [])
+            if note.open and note.id not in ids:
+                ids.append(note.id)
+            elif not note.open and note.id in ids:
+                ids.remove(note.id)
 
     # -- content another process committed ------------------------------------------------
 
@@ -381,7 +399,7 @@ class ConcurrentEdits(Extension):
                     self._changed(wedding)
             if self._announce and self._bus is not None:
                 notes, self._announce = self._announce, []
-                self._bus.publish_event({"type": _BUS_TYPE, "notes": notes})
+                self._bus.publish_event(to_event(_Notes(list(notes))))
         except Exception:
             log.exception("could not record the races found in wedding %s", wedding)
 
@@ -500,9 +518,8 @@ class ConcurrentEdits(Extension):
             if finding.id in ids:
                 ids.remove(finding.id)
         if self._bus is not None:
-            note: dict[str, Any] = {"wedding": wedding, "doc": finding.doc, "path": list(path)}
-            note |= {"id": finding.id, "open": False}
-            self._bus.publish_event({"type": _BUS_TYPE, "notes": [note]})
+            note = _Note(wedding, finding.doc, list(path), finding.id, False)
+            self._bus.publish_event(to_event(_Notes([note])))
         if not written:
             return None
         return _closed_event(wedding, finding.id, finding.doc, path, how, actor)

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crdt_server.auth.permissions import PermissionMatrix
+from crdt_server.cluster.messages import BusMessage, from_event, to_event
 from crdt_server.core.hooks import CommitBatch, Core, Extension, PendingUpdate, RoomView
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.documents.changes import entry_changes
@@ -38,6 +39,12 @@ __all__ = ["EventLog", "event_json", "readable_event", "rfc3339"]
 log = logging.getLogger("crdt_server.events")
 
 _BUS_TYPE = "events"
+
+
+class EventsStored(BusMessage, frozen=True, tag=_BUS_TYPE):
+    """Events of the wedding were stored (by the process that says so): wake readers."""
+
+    wedding: str
 
 
 def rfc3339(at: float) -> str:
@@ -163,8 +170,8 @@ class EventLog(Extension):
             self._announce(room.wedding_id)
 
     def on_bus_event(self, event: dict[str, Any]) -> None:
-        if event.get("type") == _BUS_TYPE and isinstance(event.get("wedding"), str):
-            self._wake(event["wedding"])
+        if (stored := from_event(event, EventsStored)) is not None:
+            self._wake(stored.wedding)
 
     async def close(self) -> None:
         self._closed.set()
@@ -198,7 +205,7 @@ class EventLog(Extension):
             listener(wedding)
         core = self._core
         if core is not None:
-            core.registry.bus.publish_event({"type": _BUS_TYPE, "wedding": wedding})
+            core.registry.bus.publish_event(to_event(EventsStored(wedding)))
 
     def _wake(self, wedding: str) -> None:
         self._wakes += 1
