@@ -3,8 +3,8 @@ that are not committed yet, each credited with what it changed.
 
 A peer's update is checked, applied to the room's pycrdt ``Doc`` at once (so later messages
 see it) and queued as uncommitted; :class:`~crdt_server.core.room.Room` adds the commit
-path that stores it before anyone is told, other processes, and the room's connections and
-presence.
+path that stores it before anyone is told and what other processes committed; the room's
+connections and presence are its members' (:mod:`crdt_server.core.members`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, NoReturn
@@ -21,14 +21,11 @@ from typing import Any, NoReturn
 from pycrdt import Doc
 
 from crdt_server.cluster.bus import Bus
-from crdt_server.codec.awareness import AwarenessEntry, encode_awareness_entries
 from crdt_server.codec.items import read_delete_set, read_items
-from crdt_server.codec.protocol import encode_awareness
 from crdt_server.codec.updates import (
     UpdateError,
     UpdateSummary,
 )
-from crdt_server.core.connection import Connection
 from crdt_server.core.crdt import (
     Applied,
     CrdtFailure,
@@ -45,7 +42,6 @@ from crdt_server.core.hooks import (
 )
 from crdt_server.core.metrics import Metrics, StoreHealth
 from crdt_server.core.overwrites import Found, OverwriteIndex
-from crdt_server.core.presence import AwarenessRegistry, PresenceRelay
 from crdt_server.core.quarantine import ApplySlot, Quarantine
 from crdt_server.errors import (
     DocumentTooLarge,
@@ -118,9 +114,6 @@ class RoomContent(ABC):
         self._health = health or StoreHealth()
         self._size = 0
         """Bytes of the stored log (an upper bound of the document's encoded size)."""
-        self.connections: set[Connection] = set()
-        self.awareness = AwarenessRegistry()
-        self._presence = PresenceRelay(self._send_presence, settings.presence_batch_seconds)
         self.document = RoomDocument()
         self._uncommitted: list[Uncommitted] = []
         self._inflight: list[Uncommitted] = []
@@ -404,16 +397,6 @@ class RoomContent(ABC):
     @property
     def uncommitted_bytes(self) -> int:
         return self._uncommitted_bytes
-
-    # -- sending to the connections ------------------------------------------------------
-
-    def broadcast(self, frame: bytes, exclude: object = None) -> None:
-        for conn in self.connections:
-            if conn is not exclude:
-                conn.send(frame)
-
-    def _send_presence(self, entries: Iterable[AwarenessEntry], exclude: object) -> None:
-        self.broadcast(encode_awareness(encode_awareness_entries(entries)), exclude=exclude)
 
     @abstractmethod
     async def _flush_loop(self) -> None:
