@@ -133,7 +133,9 @@ class Extension:
         """A connection left the room (it is no longer in ``room.connections``)."""
 
     def on_bus_event(self, event: dict[str, Any]) -> None:
-        """Another process published ``event`` on the bus."""
+        """Another process published ``event`` on the bus: a JSON object with its ``type``
+        and the sender's ``origin``; read a message of yours with
+        :func:`crdt_server.cluster.messages.from_event` (unknown fields ignored)."""
 
     async def on_guest_erased(self, wedding: str, guest_id: str) -> None:
         """A guest was removed from the wedding's documents by an erasure: forget every
