@@ -1068,7 +1068,7 @@ SATURDAY = {"weddings": 100, "members": 50, "rates": "250,500,1000,2500", "keep_
 """``--saturday``: a 10x RSVP wave over a base of 250 updates/s on 100 weddings of 50."""
 TINY = {"weddings": 4, "webhook_weddings": 2, "projected_weddings": 2, "rates": "20,40",
         "step_seconds": 2.0, "agents": 1, "ramp_rate": 200.0, "grace": 10.0}  # fmt: skip
-"""``--tiny``: a few seconds (tests/test_benchmarks.py)."""
+"""``--tiny``: a few seconds (tests/project/test_benchmarks.py)."""
 DEFAULTS: dict[str, Any] = {
     "servers": "ours,y-websocket", "weddings": 1000, "members": MEMBERS,
     "rates": "1000,2000,3000,4000,5000,6000", "step_seconds": 20.0, "agents": 2,

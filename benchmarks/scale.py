@@ -144,7 +144,7 @@ ITEM_CLOCKS = 4
 
 def item_update(client_id: int, n: int, title: str = "a") -> bytes:
     """The Yjs v1 update pycrdt makes for a writer's ``n``-th edit of its own timeline item
-    (byte for byte; ``tests/test_scale_bench.py`` checks it). Update 0 adds a valid item,
+    (byte for byte; ``tests/project/test_scale_bench.py`` checks it). Update 0 adds a valid item,
     ``items["b<client id>"] = Map({"title", "start", "end"})`` (clocks 0 to 3); every later
     one sets its ``title`` again (one clock each, deleting the title before). Each is one
     domain event (``timeline.item_added``, then ``timeline.item_updated``), so the server

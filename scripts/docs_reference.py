@@ -4,7 +4,7 @@ WebSocket close codes, permissions, domain operations, the command line and the 
     .venv/bin/python scripts/docs_reference.py          write docs/reference/*.md
     .venv/bin/python scripts/docs_reference.py --check  exit 1 naming each stale page
 
-The pages are committed; ``tests/test_docs.py`` fails when one differs from what this
+The pages are committed; ``tests/project/test_docs.py`` fails when one differs from what this
 script generates (then run it and commit the result).
 """
 

@@ -7,7 +7,7 @@ pycrdt 0.14.13 mis-reads others: string content under a ``Y.Array`` is counted i
 units and the array is then iterated up to that count, which never returns when the string
 holds an astral character (issue 47). :data:`SEQUENCE` and :data:`KEYED` list the pairs
 that yjs 13.6, ``@y/y`` 14, y-prosemirror, ``@tiptap/y-tiptap`` and pycrdt write
-(``tests/test_shape_rule.py`` checks every item they write against them); :func:`fit`
+(``tests/codec/test_shape_rule.py`` checks every item they write against them); :func:`fit`
 finds an update's items that fall outside them.
 
 An item with an origin carries no parent on the wire: it is where its origin is (else where
@@ -21,7 +21,7 @@ while it holds text (:func:`crdt_server.documents.shapes.root_view` reads text f
 Content under a parent that is gone (garbage collected, or deleted content) is not checked:
 yrs drops it, or keeps it where nothing reads it; nor is deleted content, wherever it is.
 An item whose origin is gone but whose right origin is not is refused: yjs drops it, yrs
-integrates it (``tests/test_pycrdt_trust.py``), and no producer writes one.
+integrates it (``tests/core/test_pycrdt_trust.py``), and no producer writes one.
 
 Pure functions over decoded items; no I/O.
 """

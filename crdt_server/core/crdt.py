@@ -243,7 +243,7 @@ class RoomDocument:
         client's content past the document's state, and deletes only of content missing, all
         of which :func:`integrable` checked against ``before``. Only updates with several
         clients' structs can form a dependency cycle among them; :meth:`_integrate` decodes
-        the state after those and checks (``tests/test_poisoning.py`` compares the two over
+        the state after those and checks (``tests/core/test_poisoning.py`` compares the two over
         hostile sequences)."""
         state = dict(before)
         for client, (_, end) in summary.structs.items():

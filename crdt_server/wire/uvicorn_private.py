@@ -7,10 +7,10 @@ module imports is internal and may move in any release. The sync path's WebSocke
 ``--workers`` reaches the parts of a ``uvicorn.Server`` it needs to adopt a handed-over
 socket through the functions below (the supervisor is the project's own,
 :mod:`crdt_server.edge.supervisor`). No other module of the product uses more of uvicorn
-than those three names (``tests/test_layers.py``), and ``tests/test_uvicorn_private.py``
-checks each name and the attributes used (with those of ``uvicorn.Server`` a worker reads
-to adopt a handed-over socket), so that an upgrade of uvicorn that moves one fails loudly
-in one test.
+than those three names (``tests/project/test_layers.py``), and
+``tests/wire/test_uvicorn_private.py`` checks each name and the attributes used (with those
+of ``uvicorn.Server`` a worker reads to adopt a handed-over socket), so that an upgrade of
+uvicorn that moves one fails loudly in one test.
 """
 
 from __future__ import annotations

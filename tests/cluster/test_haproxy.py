@@ -21,7 +21,7 @@ import pytest_asyncio
 from tests.cluster.conftest import RedisProcess
 from tests.jsclient import JsClient, JsClientGroup, map_set
 from tests.server import ServerProcess
-from tests.test_wire import fresh_room, refusal, ws_connect
+from tests.wire.test_wire import fresh_room, refusal, ws_connect
 
 ROOT = Path(__file__).resolve().parents[2]
 HAPROXY = os.environ.get("CRDT_SERVER_HAPROXY", "/usr/sbin/haproxy")

@@ -29,9 +29,9 @@ from tests.cluster.test_workers import (
     wait_workers,
     wedding_owned_by,
 )
+from tests.core.test_watchdog import ENV, STALL, _edit, _post
 from tests.server import ServerProcess
 from tests.stalling import MARKER
-from tests.test_watchdog import ENV, STALL, _edit, _post
 from tests.yclient import YClient
 
 

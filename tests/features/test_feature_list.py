@@ -31,7 +31,7 @@ from crdt_server.features import threads as threads_feature
 from crdt_server.features.webhooks.settings import WebhookSettings
 from crdt_server.settings import Settings, variables
 from crdt_server.testing.tokens import TokenMinter
-from tests.test_docs import _generator as reference_generator
+from tests.project.test_docs import _generator as reference_generator
 
 pytestmark = [pytest.mark.timeout(120)]
 

@@ -929,7 +929,7 @@ class Mutator:
 # -- the harness ---------------------------------------------------------------------------
 
 DOCUMENTED_CLOSES = frozenset({1003, 1007, 1008, 1009})
-"""Close codes a peer's bad frame may earn (tests/test_bad_input.py, README)."""
+"""Close codes a peer's bad frame may earn (tests/wire/test_bad_input.py, README)."""
 
 ANONYMOUS_SHARE = 0.7
 WRITER = Principal("fuzz-writer", "Fuzz Writer", "planner", can_write=True)

@@ -1,5 +1,5 @@
 // What stock yjs 13 sees in each of several replicas, for the convergence checks of
-// tests/test_shapes.py.
+// tests/core/test_shapes.py.
 //
 //   echo '{"updates": [base64, ...]}' | node tests/js/canonical.mjs
 //

@@ -1,4 +1,4 @@
-// Updates written by stock Yjs producers, for tests/test_shapes.py.
+// Updates written by stock Yjs producers, for tests/core/test_shapes.py.
 //
 //   node tests/js/producers.mjs SCENARIO
 //

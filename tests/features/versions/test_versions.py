@@ -241,7 +241,7 @@ def test_restore_makes_any_state_equal_to_any_other(
 
 @pytest.mark.asyncio
 async def test_erasing_a_guest_rewrites_the_restore_points_without_them(tmp_path: Path) -> None:
-    from tests.test_erasure import bytes_found
+    from tests.core.test_erasure import bytes_found
 
     canary = "Zebulon Quiggleworth"
     env = {**ENV, "CRDT_SERVER_ADMIN_API_KEY": "admin"}

@@ -29,7 +29,7 @@ from crdt_server.documents.changes import ChangeRecorder
 from crdt_server.documents.events import derive_events
 from crdt_server.documents.schema import read_timeline
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("client_id", [7, 300, 1_000_000, 7_500_123])

@@ -38,9 +38,9 @@ from crdt_server.codec.updates import inspect_update
 from crdt_server.core.crdt import RoomDocument
 from crdt_server.core.kinds import KindIndex
 from tests import hostile_shapes as h
+from tests.core.test_shape_properties import EDITS, apply, refused_or_summary
+from tests.core.test_shapes import produced
 from tests.server import ServerProcess
-from tests.test_shape_properties import EDITS, apply, refused_or_summary
-from tests.test_shapes import produced
 from tests.tier import examples
 from tests.yclient import YClient
 
@@ -304,7 +304,7 @@ def test_the_table_allows_nothing_no_producer_writes() -> None:
 
 
 def test_the_clients_guide_prints_the_table() -> None:
-    guide = (Path(__file__).parent.parent / "docs" / "guides" / "clients.md").read_text()
+    guide = (Path(__file__).parents[2] / "docs" / "guides" / "clients.md").read_text()
     assert table_markdown() in guide
 
 

@@ -14,7 +14,7 @@ unread, every client reader waits with nothing unread, the store has no call in 
 no room holds uncommitted updates. :meth:`Harness.settle` waits for exactly that (with a
 deadline), after every rule, so each run is reproducible and hypothesis can shrink it.
 
-Run ``pytest tests/test_convergence.py --hypothesis-show-statistics`` to see what the runs
+Run ``pytest tests/core/test_convergence.py --hypothesis-show-statistics`` to see what the runs
 exercised (out-of-order sends, pending rooms, compactions, restarts).
 """
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CITED = re.compile(r"`((?:tests/[\w/.-]+\.py)?(?:::\w+)?)`")
 
 

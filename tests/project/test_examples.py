@@ -22,7 +22,7 @@ from pycrdt import Map, Text
 from tests.server import ServerProcess
 from tests.yclient import YClient
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 EXAMPLE = ROOT / "scripts" / "example"
 README = ROOT / "README.md"

@@ -24,7 +24,7 @@ from tests.server import ServerProcess
 KNOWN = variables(fragments_of(FEATURES))
 """Every setting's variable, the features' included."""
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass

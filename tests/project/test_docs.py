@@ -16,7 +16,7 @@ from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 GENERATOR = ROOT / "scripts" / "docs_reference.py"
 PAGES = [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]

@@ -38,7 +38,7 @@ from crdt_server.testing.strategies import (
     update_sequences,
 )
 from crdt_server.testing.tokens import TokenMinter
-from tests.test_examples import EXAMPLES, fresh_copy
+from tests.project.test_examples import EXAMPLES, fresh_copy
 
 HEAVY = ("pycrdt", "starlette", "uvicorn", "websockets", "hypothesis", "redis", "aiosqlite")
 DOCUMENTED_REFUSALS = {1003, 1007, 1008, 1009}

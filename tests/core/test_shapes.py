@@ -47,6 +47,7 @@ from crdt_server.settings import Settings
 from crdt_server.storage import NewEvent, SqliteStore
 from crdt_server.testing.inprocess import in_process_server
 from crdt_server.testing.waits import until
+from tests.codec.test_updates import one_item, vs
 from tests.jsclient import (
     JS_DIR,
     JsClient,
@@ -59,12 +60,11 @@ from tests.jsclient import (
     ytext,
 )
 from tests.server import ServerProcess
-from tests.test_updates import one_item, vs
 from tests.tier import needs_node
 
 pytestmark = pytest.mark.asyncio
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 ANN = Sender(Actor("ann", "couple"), "c1")
 BOB = Sender(Actor("bob", "planner"), "c2")
 

@@ -18,7 +18,7 @@ import pytest
 from pycrdt import Doc, Text
 
 from tests.server import ServerProcess
-from tests.test_wire import fresh_room, refusal, ws_connect
+from tests.wire.test_wire import fresh_room, refusal, ws_connect
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
 

@@ -32,7 +32,7 @@ from crdt_server.tools.check import check_store
 from crdt_server.tools.export import export_wedding, import_wedding, parse_export
 from tests.server import ServerProcess
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SECRET = "cli-test-secret-that-is-at-least-32-bytes"
 ADMIN = "cli-admin-key"
 CODEC = TokenCodec(algorithms=["HS256"], secret=SECRET.encode())

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 PRODUCT_PACKAGES = ("crdt_server", "documents", "storage")
 
@@ -297,7 +297,8 @@ def test_the_settings_reference_lists_every_setting_with_its_default() -> None:
 UVICORN_PUBLIC = frozenset({"Config", "Server", "run"})
 """What uvicorn documents; everything else of it is internal and may move in any release."""
 UVICORN_ADAPTER = "crdt_server.wire.uvicorn_private"
-"""The one module that imports uvicorn's internals (checked by tests/test_uvicorn_private.py)."""
+"""The one module that imports uvicorn's internals (checked by
+tests/wire/test_uvicorn_private.py)."""
 
 
 def _private(part: str) -> bool:

@@ -32,16 +32,16 @@ from crdt_server.errors import CloseCode
 from crdt_server.features.events.extension import EventLog
 from crdt_server.testing.inprocess import in_process_server, server_errors
 from crdt_server.testing.waits import until
+from tests.core.test_shapes import assert_converged, yjs_views
 from tests.jsclient import JsClientGroup, JsCommandError
 from tests.server import ServerProcess
-from tests.test_shapes import assert_converged, yjs_views
 from tests.tier import examples
 
 KEYS = ("a", "b", "g1", "notes")
 WORDS = st.text(alphabet="abcd xyz", min_size=1, max_size=6)
 """ASCII only for pycrdt's writes: pycrdt 0.14.13 writes updates that other replicas read
 without part of a text when non-ASCII text is edited in the transaction that made it
-(tests/test_items.py::test_pycrdt_loses_text_after_non_ascii_made_in_the_same_transaction);
+(tests/codec/test_items.py::test_pycrdt_loses_text_after_non_ascii_made_in_the_same_transaction);
 the stock yjs clients below write non-ASCII text."""
 JS_WORDS = st.text(alphabet="abcdé xyz", min_size=1, max_size=6)
 PRIMITIVES = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), WORDS)

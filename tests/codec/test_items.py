@@ -11,7 +11,7 @@ from pycrdt import Doc, Map, Text
 
 from crdt_server.codec.items import Content, Item, read_items
 from crdt_server.codec.updates import UpdateError
-from tests.test_shape_properties import EDITS, apply, refused_or_summary
+from tests.core.test_shape_properties import EDITS, apply, refused_or_summary
 from tests.tier import examples
 
 
@@ -88,7 +88,7 @@ def test_every_update_pycrdt_writes_is_read_whole(batches: list[list[Any]]) -> N
 @pytest.mark.xfail(reason="pycrdt 0.14.13 (yrs 0.28): a replica loses the text", strict=True)
 def test_pycrdt_loses_text_after_non_ascii_made_in_the_same_transaction() -> None:
     """Not the server's: pycrdt alone, producer to receiver (found by the pycrdt generator
-    of tests/test_shape_properties.py). When this passes, pycrdt fixed it and that generator
+    of tests/core/test_shape_properties.py). When this passes, pycrdt fixed it and that generator
     may draw non-ASCII text again."""
     source: Doc[Any] = Doc(client_id=1)
     target: Doc[Any] = Doc(client_id=2)
