@@ -37,7 +37,7 @@ from crdt_server.features.events.extension import EventsStored
 from crdt_server.features.notifications.extension import OutboxQueued
 from crdt_server.features.presence.extension import PresenceDirectory, _Presence, _Query, _Seen
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "bus" / "previous_release.json"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "bus" / "previous_release.json"
 PROCESS = "3f2a9c0d1e4b4a5f8c7d6e5f4a3b2c1d"
 
 SEEN = [
