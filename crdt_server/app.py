@@ -26,6 +26,7 @@ from crdt_server.core.metrics import Metrics
 from crdt_server.core.operation_keys import OPERATION_KEYS_SCHEMA
 from crdt_server.core.quarantine import QUARANTINE_SCHEMA, ApplySlot, Quarantine
 from crdt_server.core.registry import RoomRegistry
+from crdt_server.core.services import RoomServices
 from crdt_server.core.weddings import WeddingService
 from crdt_server.documents.domain import WEDDINGS
 from crdt_server.edge.access import AccessMiddleware
@@ -237,13 +238,15 @@ def create_app(
         admin_events = AdminEvents(revocations, keep, known)
         hooks = Hooks([admin_events, *built.extensions, *extensions])
         registry = RoomRegistry(
-            the_store,
-            settings,
-            the_bus,
-            hooks=hooks,
-            metrics=metrics,
-            quarantine=quarantine,
-            slot=slot,
+            RoomServices(
+                the_store,
+                settings,
+                the_bus,
+                hooks=hooks,
+                metrics=metrics,
+                quarantine=quarantine,
+                slot=slot,
+            )
         )
         matrix = (
             PermissionMatrix.from_json(settings.permissions)

@@ -27,7 +27,6 @@ import logging
 import time
 from collections.abc import Callable, Hashable, Sequence
 
-from crdt_server.cluster.bus import Bus
 from crdt_server.codec.awareness import (
     AwarenessEntry,
 )
@@ -50,26 +49,22 @@ from crdt_server.core.crdt import (
     crdt_call,
     fold_updates,
 )
-from crdt_server.core.hooks import Hooks
 from crdt_server.core.members import RoomMembers
-from crdt_server.core.metrics import Metrics, StoreHealth
 from crdt_server.core.payloads import DERIVATION_FAILED, CommitBatch, PendingUpdate
 from crdt_server.core.presence import AwarenessRegistry
-from crdt_server.core.quarantine import ApplySlot, Quarantine
 from crdt_server.core.room_content import RoomContent, RoomFailed, Uncommitted
+from crdt_server.core.services import RoomServices
 from crdt_server.errors import (
     CloseCode,
     ProtocolError,
 )
-from crdt_server.settings import Settings
 from crdt_server.storage import (
-    DocumentStore,
     NewEvent,
     NewUpdate,
     StoreError,
 )
 
-__all__ = ["Room", "RoomFailed"]
+__all__ = ["Room", "RoomFailed", "RoomServices"]
 
 log = logging.getLogger("crdt_server.core.room")
 
@@ -82,62 +77,21 @@ class Room(RoomContent):
     :attr:`members`'."""
 
     def __init__(
-        self,
-        name: str,
-        store: DocumentStore,
-        settings: Settings,
-        bus: Bus,
-        on_failure: Callable[[Room], None],
-        *,
-        hooks: Hooks | None = None,
-        metrics: Metrics | None = None,
-        health: StoreHealth | None = None,
-        quarantine: Quarantine | None = None,
-        slot: ApplySlot | None = None,
+        self, name: str, services: RoomServices, on_failure: Callable[[Room], None]
     ) -> None:
-        super().__init__(
-            name,
-            store,
-            settings,
-            bus,
-            hooks=hooks,
-            metrics=metrics,
-            health=health,
-            quarantine=quarantine,
-            slot=slot,
-        )
+        super().__init__(name, services)
         self._on_failure = on_failure
-        self.members = RoomMembers(self, bus, settings, self._hooks)
+        self.members = RoomMembers(self, services.bus, services.settings, services.hooks)
         """Its connections and their presence (the room's other half)."""
 
     @classmethod
     async def load(
-        cls,
-        name: str,
-        store: DocumentStore,
-        settings: Settings,
-        bus: Bus,
-        on_failure: Callable[[Room], None],
-        *,
-        hooks: Hooks | None = None,
-        metrics: Metrics | None = None,
-        health: StoreHealth | None = None,
-        quarantine: Quarantine | None = None,
-        slot: ApplySlot | None = None,
+        cls, name: str, services: RoomServices, on_failure: Callable[[Room], None]
     ) -> Room:
-        room = cls(
-            name,
-            store,
-            settings,
-            bus,
-            on_failure,
-            hooks=hooks,
-            metrics=metrics,
-            health=health,
-            quarantine=quarantine,
-            slot=slot,
-        )
-        stored = await store.load(name)
+        """Load the room ``name`` from the store; ``on_failure`` is told if the store later
+        fails a commit (the room is then closed)."""
+        room = cls(name, services, on_failure)
+        stored = await services.store.load(name)
         if stored is not None:
             room._replay(stored)
         else:

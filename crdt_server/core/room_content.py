@@ -20,7 +20,6 @@ from typing import Any, NoReturn
 
 from pycrdt import Doc
 
-from crdt_server.cluster.bus import Bus
 from crdt_server.codec.items import read_delete_set, read_items
 from crdt_server.codec.updates import (
     UpdateError,
@@ -37,21 +36,17 @@ from crdt_server.core.crdt import (
 )
 from crdt_server.core.domain import ChangeRecord, Recorder
 from crdt_server.core.hooks import (
-    Hooks,
     Sender,
 )
-from crdt_server.core.metrics import Metrics, StoreHealth
 from crdt_server.core.overwrites import Found, OverwriteIndex
-from crdt_server.core.quarantine import ApplySlot, Quarantine
+from crdt_server.core.services import RoomServices
 from crdt_server.errors import (
     DocumentTooLarge,
     Overloaded,
     ProtocolError,
     Quarantined,
 )
-from crdt_server.settings import Settings
 from crdt_server.storage import (
-    DocumentStore,
     FeatureRow,
     StoredLog,
 )
@@ -89,29 +84,17 @@ class RoomContent(ABC):
     """A room's document and its uncommitted updates; the room itself is
     :class:`~crdt_server.core.room.Room`."""
 
-    def __init__(
-        self,
-        name: str,
-        store: DocumentStore,
-        settings: Settings,
-        bus: Bus,
-        *,
-        hooks: Hooks | None = None,
-        metrics: Metrics | None = None,
-        health: StoreHealth | None = None,
-        quarantine: Quarantine | None = None,
-        slot: ApplySlot | None = None,
-    ) -> None:
+    def __init__(self, name: str, services: RoomServices) -> None:
         self.name = name
-        self._quarantine = quarantine
-        self._slot = slot
+        self._quarantine = services.quarantine
+        self._slot = services.slot
         self.wedding_id, _, self.kind = name.partition("/")
-        self._hooks = hooks or Hooks()
-        self._store = store
-        self._settings = settings
-        self._bus = bus
-        self._metrics = metrics or Metrics()
-        self._health = health or StoreHealth()
+        self._hooks = services.hooks
+        self._store = services.store
+        self._settings = services.settings
+        self._bus = services.bus
+        self._metrics = services.metrics
+        self._health = services.health
         self._size = 0
         """Bytes of the stored log (an upper bound of the document's encoded size)."""
         self.document = RoomDocument()

@@ -15,7 +15,7 @@ from crdt_server.cluster.bus import LocalBus
 from crdt_server.codec.updates import inspect_update
 from crdt_server.core.domain import ChangeRecord
 from crdt_server.core.hooks import CommitBatch, Extension, Hooks, RoomView, Sender
-from crdt_server.core.room import Room
+from crdt_server.core.room import Room, RoomServices
 from crdt_server.documents.changes import EntryChange, entry_changes
 from crdt_server.documents.domain import WEDDINGS, WeddingDomain
 from crdt_server.settings import Settings
@@ -53,7 +53,9 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
 
 async def _add_guest(store: SqliteStore, extension: Recording, room_name: str) -> None:
     room = await Room.load(
-        room_name, store, Settings(), LocalBus(), lambda _: None, hooks=Hooks([extension])
+        room_name,
+        RoomServices(store, Settings(), LocalBus(), hooks=Hooks([extension])),
+        lambda _: None,
     )
     doc = Doc()
     doc.get("guests", type=Map)["g1"] = Map({"name": "Ann"})
@@ -159,7 +161,9 @@ async def test_the_commit_side_hooks_receive_one_batch_in_order(store: SqliteSto
     committed comes as a remote batch, with its seqs and no updates."""
     batches = Batches()
     room = await Room.load(
-        "w1/guests", store, Settings(), LocalBus(), lambda _: None, hooks=Hooks([batches])
+        "w1/guests",
+        RoomServices(store, Settings(), LocalBus(), hooks=Hooks([batches])),
+        lambda _: None,
     )
     doc = Doc()
     doc.get("guests", type=Map)["g1"] = Map({"name": "Ann"})

@@ -39,7 +39,7 @@ from crdt_server.core.hooks import (
     Sender,
 )
 from crdt_server.core.metrics import Metrics
-from crdt_server.core.room import Room
+from crdt_server.core.room import Room, RoomServices
 from crdt_server.documents.shapes import nests_deeper_than
 from crdt_server.errors import CloseCode
 from crdt_server.features.events.extension import EventLog
@@ -166,12 +166,8 @@ async def load_room(store: SqliteStore, extensions: Sequence[Extension], metrics
     failures: list[Room] = []
     room = await Room.load(
         "w1/guests",
-        store,
-        Settings(),
-        LocalBus(),
+        RoomServices(store, Settings(), LocalBus(), hooks=Hooks(extensions), metrics=metrics),
         failures.append,
-        hooks=Hooks(extensions),
-        metrics=metrics,
     )
     return room
 
