@@ -57,7 +57,7 @@ from pycrdt import Doc  # noqa: E402
 from crdt_server.documents import DOCUMENT_KINDS, apply_operation, check, seed  # noqa: E402
 from crdt_server.documents.changes import ChangeRecorder  # noqa: E402
 from crdt_server.documents.findings import WeddingFindings  # noqa: E402
-from crdt_server.documents.resolution import related_paths  # noqa: E402
+from crdt_server.features.conflicts.domain_resolution import related_paths  # noqa: E402
 from crdt_server.testing.server import ServerProcess  # noqa: E402
 
 ENV = {

@@ -48,6 +48,7 @@ from crdt_server.errors import CloseCode
 from crdt_server.features import (
     Built,
     Feature,
+    capabilities_of,
     conflicts,
     events,
     integrations,
@@ -63,7 +64,14 @@ from crdt_server.features import (
 from crdt_server.settings import Settings
 from crdt_server.storage import DocumentStore, store_for
 
-__all__ = ["CORE_SCHEMAS", "FEATURES", "create_app", "http_routes", "token_codec"]
+__all__ = [
+    "CORE_SCHEMAS",
+    "FEATURES",
+    "create_app",
+    "http_routes",
+    "permission_matrix",
+    "token_codec",
+]
 
 CORE_SCHEMAS = (QUARANTINE_SCHEMA, OPERATION_KEYS_SCHEMA)
 """The tables the core keeps beside the features' (the data tools check for them too)."""
@@ -175,6 +183,18 @@ FEATURES: tuple[Feature, ...] = (
 comes after it; see :mod:`crdt_server.features`). The one list that names features."""
 
 
+def permission_matrix(
+    settings: Settings, features: Sequence[Feature] = FEATURES
+) -> PermissionMatrix:
+    """The permission matrix the server runs: the operator's ``CRDT_SERVER_PERMISSIONS``
+    (or the default matrix) with the capabilities ``features`` declare; a capability no
+    feature of the list declares is an unknown capability (:class:`PermissionsError`)."""
+    declared = capabilities_of(features)
+    if settings.permissions:
+        return PermissionMatrix.from_json(settings.permissions, declared)
+    return PermissionMatrix(capabilities=declared)
+
+
 def default_store(settings: Settings) -> DocumentStore:
     """PostgreSQL when ``database_url`` is set, else the embedded SQLite file."""
     return store_for(
@@ -248,11 +268,7 @@ def create_app(
                 slot=slot,
             )
         )
-        matrix = (
-            PermissionMatrix.from_json(settings.permissions)
-            if settings.permissions
-            else PermissionMatrix()
-        )
+        matrix = permission_matrix(settings, features)
         if settings.allow_anonymous:
             log.warning(
                 "ANONYMOUS ACCESS IS ON: clients without a token may read and write every "

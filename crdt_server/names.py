@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from crdt_server.documents import DOCUMENT_KINDS, FINDINGS_ROOM
+from crdt_server.documents.model import WEDDING_ID_PATTERN
 
 __all__ = [
     "CONFLICTS",
@@ -28,9 +29,6 @@ __all__ = [
 CONFLICTS = FINDINGS_ROOM
 """The read-only room the server keeps up to date with a wedding's conflicts."""
 ROOM_KINDS: tuple[str, ...] = (*DOCUMENT_KINDS, CONFLICTS)
-
-WEDDING_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-"""1 to 64 ASCII letters, digits, ``-`` or ``_``, starting with a letter or digit."""
 
 
 def valid_wedding_id(wedding_id: str) -> bool:

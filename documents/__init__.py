@@ -6,7 +6,7 @@ and invariant checks reporting the conflicts a CRDT cannot rule out. Depends onl
 the standard library and the server's vocabulary of who (``crdt_server.actor``).
 """
 
-from .invariants import check, check_document, format_money
+from .invariants import check, check_document
 from .jsonio import from_json, import_json, to_json
 from .model import (
     DOCUMENT_KINDS,
@@ -19,6 +19,7 @@ from .model import (
     Conflict,
     DocumentError,
     OperationError,
+    format_money,
     new_id,
 )
 from .operations import OPERATIONS, apply_operation

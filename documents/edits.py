@@ -1,7 +1,7 @@
 """The handlers behind the domain operations: check against the document, then write.
 
 Each handler receives arguments already checked for shape by :mod:`documents.operations`,
-refuses (422) what the document makes impossible, and only then opens its one transaction,
+refuses (``impossible``) what the document rules out, and only then opens its one transaction,
 so a refused operation changes nothing. Hard constraints a replica can see are refused
 (unknown ids, a seat outside the table or already taken, a full table, an end before the
 start); soft ones (overlapping timeline items, spending over plan) are accepted and reported
@@ -51,7 +51,7 @@ class Invocation:
 
 
 def refuse(message: str, path: str = "") -> OperationError:
-    return OperationError(message, status=422, path=path)
+    return OperationError(message, reason="impossible", path=path)
 
 
 def _entry(doc: Doc[Any], entity: Entity, entry_id: str) -> Map[Any]:

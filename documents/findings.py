@@ -30,8 +30,7 @@ from typing import Any
 
 from pycrdt import Doc, Map
 
-from .invariants import format_money, normal_label
-from .model import DOCUMENT_KINDS, Conflict, parse_instant
+from .model import DOCUMENT_KINDS, Conflict, format_money, normal_label, parse_instant
 from .schema import (
     ENTITIES,
     RECORDS,
@@ -346,7 +345,7 @@ class WeddingFindings:
         return sorted(max(holders.values()) for holders in self._current.values())
 
     def related(self, conflict: Conflict) -> tuple[str, ...]:
-        """What :func:`documents.resolution.related_paths` gives, from the indexes."""
+        """What the conflicts feature's ``related_paths`` gives, from the indexes."""
         if conflict.code != "seating.table_over_capacity" or not conflict.paths:
             return ()
         table = conflict.paths[0].rsplit("/", 1)[-1]

@@ -19,30 +19,10 @@ from typing import Any
 
 from pycrdt import Doc
 
+from .findings import WeddingFindings
 from .model import DOCUMENT_KINDS, Conflict, DocumentError, shown
 
-__all__ = ["check", "check_document", "format_money", "normal_label"]
-
-_ZERO_DECIMAL = frozenset(
-    "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split()
-)
-_THREE_DECIMAL = frozenset("BHD IQD JOD KWD LYD OMR TND".split())
-
-
-def format_money(amount: int, currency: str | None) -> str:
-    """``1250050, "EUR"`` -> ``"12,500.50 EUR"``."""
-    if currency is None:
-        return f"{amount:,} (minor units, no currency set)"
-    decimals = 0 if currency in _ZERO_DECIMAL else 3 if currency in _THREE_DECIMAL else 2
-    if decimals == 0:
-        return f"{amount:,} {currency}"
-    major, minor = divmod(amount, 10**decimals)
-    return f"{major:,}.{minor:0{decimals}d} {currency}"
-
-
-def normal_label(label: str) -> str:
-    """A vendor or location name as compared for overlaps (spaces and case folded)."""
-    return " ".join(label.split()).casefold()
+__all__ = ["check", "check_document"]
 
 
 def check_document(kind: str, docs: Mapping[str, Doc[Any]]) -> list[Conflict]:
@@ -60,8 +40,6 @@ def check_document(kind: str, docs: Mapping[str, Doc[Any]]) -> list[Conflict]:
 
 def check(docs: Mapping[str, Doc[Any]]) -> list[Conflict]:
     """Every finding about a wedding's documents (missing ones count as empty), sorted."""
-    from .findings import WeddingFindings  # it builds on this module's money and labels
-
     findings = WeddingFindings.build(docs)
     findings.evaluate()
     return findings.findings()

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 DOCUMENT_KINDS: tuple[str, ...] = ("timeline", "budget", "guests", "seating")
 FINDINGS_ROOM = "conflicts"
@@ -32,7 +32,8 @@ TIMELINE_STATUSES: tuple[str, ...] = ("planned", "confirmed", "done", "cancelled
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 """Ids of guests, tables, timeline items, categories and payments."""
 WEDDING_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-"""The room-name rule for wedding ids (kept in step with the server's allowlist)."""
+"""1 to 64 ASCII letters, digits, ``-`` or ``_``, starting with a letter or digit: the one
+rule for wedding ids (the server's room-name allowlist, ``crdt_server.names``, uses it)."""
 CURRENCY_PATTERN = re.compile(r"[A-Z]{3}")
 
 MAX_AMOUNT = 2**53 - 1
@@ -52,12 +53,19 @@ class DocumentError(ValueError):
         self.path = path
 
 
-class OperationError(DocumentError):
-    """A refused operation. ``status`` is 400 (malformed) or 422 (well-formed, impossible)."""
+Refusal = Literal["malformed", "impossible", "stale"]
+"""Why an operation is refused: ``malformed`` (an argument missing, of the wrong type or
+out of range), ``impossible`` (well formed, but the document rules it out: no such entry,
+a full table) or ``stale`` (it was written against a state the document has left: re-read,
+then ask again). The domain says why; the HTTP edge maps each to a status."""
 
-    def __init__(self, message: str, *, status: int = 400, path: str = "") -> None:
+
+class OperationError(DocumentError):
+    """A refused operation, and why (:data:`Refusal`); nothing was changed."""
+
+    def __init__(self, message: str, *, reason: Refusal = "malformed", path: str = "") -> None:
         super().__init__(message, path)
-        self.status = status
+        self.reason: Refusal = reason
 
 
 @dataclass(frozen=True, order=True)
@@ -71,6 +79,28 @@ class Conflict:
     code: str
     paths: tuple[str, ...]
     message: str
+
+
+_ZERO_DECIMAL = frozenset(
+    "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split()
+)
+_THREE_DECIMAL = frozenset("BHD IQD JOD KWD LYD OMR TND".split())
+
+
+def format_money(amount: int, currency: str | None) -> str:
+    """``1250050, "EUR"`` -> ``"12,500.50 EUR"``."""
+    if currency is None:
+        return f"{amount:,} (minor units, no currency set)"
+    decimals = 0 if currency in _ZERO_DECIMAL else 3 if currency in _THREE_DECIMAL else 2
+    if decimals == 0:
+        return f"{amount:,} {currency}"
+    major, minor = divmod(amount, 10**decimals)
+    return f"{major:,}.{minor:0{decimals}d} {currency}"
+
+
+def normal_label(label: str) -> str:
+    """A vendor or location name as compared for overlaps (spaces and case folded)."""
+    return " ".join(label.split()).casefold()
 
 
 def new_id() -> str:

@@ -12,7 +12,7 @@ they are not in :data:`documents.operations.OPERATIONS` (one kind per name) but 
   returns it) or at ``index`` together with ``state_vector``: the base64 state vector the
   text was read at (the ``Yjs-State-Vector`` header of the JSON read). An index is only
   meaningful for the text it was counted in: when the document has changed since that
-  state vector the splice is refused (409) rather than applied somewhere else; re-read, or
+  state vector the splice is refused (``stale``) rather than applied somewhere else; re-read, or
   send a position, which follows concurrent edits.
 
 Every index and length is in UTF-16 code units, as Yjs counts (:mod:`documents.texts`).
@@ -29,6 +29,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from pycrdt import Doc, Map, MapEvent, Text
+
+from crdt_server.lib0 import write_var_uint
 
 from .model import MAX_NOTES, DocumentError, Entity, OperationError, identifier, shown
 from .schema import ENTITIES, root, write
@@ -118,7 +120,7 @@ def _text(doc: Doc[Any], entity: Entity, entry_id: str) -> tuple[Map[Any], Any]:
     entry = root(doc, entity.collection).get(entry_id)
     if not isinstance(entry, Map):
         raise OperationError(
-            f"there is no {entity.label} '{entry_id}'", status=422, path=entity.id_field
+            f"there is no {entity.label} '{entry_id}'", reason="impossible", path=entity.id_field
         )
     return entry, entry.get("notes")
 
@@ -143,7 +145,7 @@ def run_text_operation(
         if result_length > MAX_NOTES:
             raise OperationError(
                 f"the notes would be {result_length} characters, at most {MAX_NOTES}",
-                status=422,
+                reason="impossible",
                 path="insert",
             )
     changed = not splice.empty or not isinstance(stored, Text)
@@ -209,7 +211,7 @@ def _splice(
         start = char_index(current, index, "index" if "index" in op else "position")
         end = char_index(current, index + delete, "delete")
     except DocumentError as exc:
-        raise OperationError(exc.message, status=422, path=exc.path) from None
+        raise OperationError(exc.message, reason="impossible", path=exc.path) from None
     return Splice(start, end - start, insert)
 
 
@@ -223,7 +225,7 @@ def _same_state(doc: Doc[Any], state_vector: bytes) -> None:
         raise OperationError(
             "the document changed since this state vector: read the text again, or send a "
             "position (which follows concurrent edits)",
-            status=409,
+            reason="stale",
             path="state_vector",
         )
 
@@ -233,8 +235,9 @@ def _resolve(
 ) -> int:
     """The UTF-16 index a Yjs relative position points at in the entry's notes: before
     its character (assoc >= 0) or after it (assoc < 0); the type form is the start
-    (assoc < 0) or the end. 422 when it does not point into this text, 409 when its
-    character is not there any more (deleted since: where it was is not kept)."""
+    (assoc < 0) or the end. ``impossible`` when it does not point into this text,
+    ``stale`` when its character is not there any more (deleted since: where it was is not
+    kept)."""
     try:
         found = decode_relative_position(position)
     except (ValueError, UnicodeDecodeError):
@@ -253,7 +256,7 @@ def _resolve(
         raise OperationError(
             "does not point at a character of this entry's notes (deleted since, or another"
             " text's): read the notes again",
-            status=409,
+            reason="stale",
             path="position",
         )
     return utf16_index(current, index + 1 if found.assoc < 0 else index)
@@ -274,19 +277,14 @@ def _is_notes_item(doc: Doc[Any], entity: Entity, entry_id: str, item: tuple[int
 
     entry.observe(seen)
     client, clock = item
-    update = bytes([0, 1]) + bytes(_uint(client) + b"\x01" + _uint(clock) + b"\x01")
+    update = bytes([0, 1]) + bytes(
+        write_var_uint(client) + b"\x01" + write_var_uint(clock) + b"\x01"
+    )
     copy.apply_update(update)
     return "notes" in removed
 
 
-def _uint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def _elsewhere() -> OperationError:
-    return OperationError("does not point into this entry's notes", status=422, path="position")
+    return OperationError(
+        "does not point into this entry's notes", reason="impossible", path="position"
+    )

@@ -2,8 +2,8 @@
 
 An operation is a JSON object such as ``{"op": "add_guest", "name": "Ann Lee"}``. Its shape
 is checked here (known op for this kind of document, no unknown fields, required fields
-present, every value valid, 400 otherwise); :mod:`documents.edits` then checks it against
-the document (422) before writing anything.
+present, every value valid, ``malformed`` otherwise); :mod:`documents.edits` then checks it
+against the document (``impossible``) before writing anything.
 """
 
 from __future__ import annotations
@@ -175,8 +175,8 @@ def apply_operation(
     ``related`` may hold the wedding's other documents for cross-document checks: with
     ``related["guests"]``, ``assign_seat`` refuses guests unknown or declined there.
 
-    Raises :class:`OperationError` with ``status`` 400 (malformed) or 422 (impossible
-    against the document); either way nothing changed.
+    Raises :class:`OperationError` with ``reason`` ``malformed`` or ``impossible`` (against
+    the document); either way nothing changed.
     """
     if kind not in DOCUMENT_KINDS:
         raise OperationError(f"unknown document kind {shown(kind)}", path="kind")

@@ -30,6 +30,8 @@ from typing import Any
 
 from pycrdt import Doc, Text, TextEvent, TransactionEvent
 
+from crdt_server.lib0 import write_var_uint
+
 from .model import DocumentError
 
 __all__ = [
@@ -162,15 +164,6 @@ def _var_uint(data: bytes, pos: int) -> tuple[int, int]:
             return value, pos
 
 
-def _write_var_uint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def _var_int(data: bytes, pos: int) -> tuple[int, int]:
     """lib0's signed varInt: the first byte holds a sign bit (0x40) and six bits."""
     if pos >= len(data):
@@ -233,8 +226,8 @@ def encode_relative_position(client: int, clock: int, assoc: int) -> bytes:
     """``Y.encodeRelativePosition`` of a character's id (``assoc`` 0 or -1)."""
     return (
         b"\x00"
-        + _write_var_uint(client)
-        + _write_var_uint(clock)
+        + write_var_uint(client)
+        + write_var_uint(clock)
         + (b"\x41" if assoc < 0 else b"\x00")
     )
 
@@ -260,8 +253,8 @@ def index_of_id(doc: Doc[Any], locate: Locate, client: int, clock: int) -> int |
 
     text.observe(seen)
     # An update with no items and a delete set of one clock: deletes that character only.
-    ds = _write_var_uint(1) + _write_var_uint(client) + _write_var_uint(1)
-    copy.apply_update(b"\x00" + ds + _write_var_uint(clock) + _write_var_uint(1))
+    ds = write_var_uint(1) + write_var_uint(client) + write_var_uint(1)
+    copy.apply_update(b"\x00" + ds + write_var_uint(clock) + write_var_uint(1))
     for delta in deltas:
         offset = 0  # UTF-8 bytes, as pycrdt's text events count
         for part in delta:

@@ -22,7 +22,10 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from crdt_server.features import Feature
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "docs" / "reference"
@@ -176,15 +179,20 @@ def close_codes_page() -> str:
     )
 
 
-def permissions_page() -> str:
+def permissions_page(features: Sequence[Feature] | None = None) -> str:
+    """The permissions reference; its capabilities are those ``features`` declare (by
+    default the app's :data:`~crdt_server.app.FEATURES`)."""
+    from crdt_server.app import FEATURES
     from crdt_server.auth.permissions import (
-        DEFAULT_CAPABILITIES,
         DEFAULT_MATRIX,
         FIELD_READERS,
         OPERATE_OPERATIONS,
         ROLES,
     )
     from crdt_server.documents import DOCUMENT_KINDS
+    from crdt_server.features import capabilities_of
+
+    running = FEATURES if features is None else features
 
     kinds = list(DOCUMENT_KINDS)
     matrix = [
@@ -192,8 +200,9 @@ def permissions_page() -> str:
         for role in ROLES
     ]
     capabilities = [
-        f"| `{name}` | " + ", ".join(r for r in ROLES if r in roles) + " |"
-        for name, roles in DEFAULT_CAPABILITIES.items()
+        f"| `{name}` | {feature.name} | " + ", ".join(r for r in ROLES if r in roles) + " |"
+        for feature in running
+        for name, roles in capabilities_of([feature]).items()
     ]
     fields = [
         f"| `{doc}` | `{name}` | " + ", ".join(r for r in ROLES if r in roles) + " |"
@@ -207,7 +216,8 @@ def permissions_page() -> str:
         for op, allowed in ops.items()
     ]
     return (
-        HEADER.format(source="crdt_server/auth/permissions.py") + "# Permissions\n\n"
+        HEADER.format(source="crdt_server/auth/permissions.py, the features' capabilities")
+        + "# Permissions\n\n"
         "The default role x document matrix: `write` (read and write), `operate` (read as "
         "with `read`; change the document only through the domain operations listed below, "
         "over HTTP), `read` (receive state and presence, publish one's own presence; writes "
@@ -229,10 +239,12 @@ def permissions_page() -> str:
         "| document | operation | fields it may set (besides the entry's id) |\n|---|---|---|\n"
         + "\n".join(operations)
         + "\n\n## Capabilities\n\n"
-        "Actions on a wedding that are not a document's read or write. The operator's "
-        'matrix may replace any of them under the key `"capabilities"`, e.g. '
-        '`{"capabilities": {"webhooks.manage": ["planner"]}}`.\n\n'
-        "| capability | roles that have it by default |\n|---|---|\n"
+        "Actions on a wedding that are not a document's read or write, each declared by "
+        "the feature that checks it (`Feature.capabilities`). The operator's matrix may "
+        'replace any of them under the key `"capabilities"`, e.g. '
+        '`{"capabilities": {"webhooks.manage": ["planner"]}}`; a capability that no feature '
+        "the server runs declares is refused at start as unknown.\n\n"
+        "| capability | feature | roles that have it by default |\n|---|---|---|\n"
         + "\n".join(capabilities)
         + "\n\n## Fields\n\n"
         "Fields narrower than their document: other roles get no such field in the JSON "

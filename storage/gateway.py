@@ -16,7 +16,10 @@ and reaches them through a :class:`Gateway` (``Gateway.of(core.store)``):
 - one placeholder rule: ``?`` for every parameter and ``{t}`` before every table name
   (:func:`dialect_sql` is the one rewrite: ``$1, $2...`` and the schema on PostgreSQL);
 - reads (:meth:`Gateway.fetch`) see committed rows; rows are tuples in the order of the
-  ``SELECT`` list (:meth:`Gateway.fetch_as` builds a msgspec Struct or dataclass of each);
+  ``SELECT`` list. Feature code reads them by name: :meth:`Gateway.fetch_as` (and
+  :meth:`Gateway.fetch_one_as`, the first row or ``None``) builds a msgspec Struct or
+  dataclass of each, whose fields are in ``SELECT`` order; in a transaction,
+  ``rows = yield from rows_as(Kind, "SELECT ...", ...)`` (or :func:`row_as`) does the same;
 - ``await gateway.run(tx)`` runs a transaction written as a generator that yields
   :class:`Sql` (it receives the rows, or the count of rows touched) and :class:`Events`
   (it receives them as stored): on SQLite all of it in one call on the store's one writer
@@ -65,6 +68,8 @@ __all__ = [
     "Transaction",
     "Tx",
     "dialect_sql",
+    "row_as",
+    "rows_as",
     "schema_of",
 ]
 
@@ -182,11 +187,32 @@ Tx = Generator[Sql | Events, Any, _R]
 """A transaction's work: yields statements, receives their rows, returns its result."""
 
 
+def rows_as(kind: Callable[..., _R], text: str, *params: object) -> Generator[Sql, Any, list[_R]]:
+    """A step of a :data:`Tx` (``rows = yield from rows_as(Kind, "SELECT ...", a, b)``):
+    the statement's rows, each made into ``kind`` (a Struct or dataclass whose fields are in
+    ``SELECT`` or ``RETURNING`` order)."""
+    rows = yield Sql(text, params)
+    return [kind(*row) for row in rows]
+
+
+def row_as(kind: Callable[..., _R], text: str, *params: object) -> Generator[Sql, Any, _R | None]:
+    """:func:`rows_as`, the first row only (``None`` if there is none)."""
+    rows = yield Sql(text, params)
+    for row in rows:
+        return kind(*row)
+    return None
+
+
 class Transaction(Protocol):
     """Statements in one write transaction (see :meth:`Gateway.transaction`)."""
 
     async def fetch(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
         """The rows one statement returns (a ``SELECT`` or a ``RETURNING``)."""
+        ...
+
+    async def fetch_as(self, kind: Callable[..., _R], sql: str, *params: object) -> list[_R]:
+        """The rows one statement returns, each made into ``kind`` (fields in ``SELECT``
+        order)."""
         ...
 
     async def execute(self, sql: str, *params: object) -> int:
@@ -251,6 +277,12 @@ class Gateway:
         """``text`` in this store's dialect (:func:`dialect_sql`)."""
         return dialect_sql(text, self.dialect, self._prefix)
 
+    def by_dialect(self, *, sqlite: _R, postgres: _R) -> _R:
+        """The one of two that this store's dialect takes: SQL that differs by backend (a
+        full-text search) is chosen here, in a feature's ``tables.py``, never by testing
+        the dialect in its rules."""
+        return sqlite if self.dialect == "sqlite" else postgres
+
     def contains(self, column: str) -> str:
         """A condition true where ``column`` holds the next ``?`` argument as is (exact,
         case and all; ``LIKE`` would fold ASCII case on SQLite)."""
@@ -264,6 +296,13 @@ class Gateway:
         """Rows of one query, each made into ``kind`` (a Struct or dataclass whose fields
         are in ``SELECT`` order)."""
         return [kind(*row) for row in await self.fetch(text, *params)]
+
+    async def fetch_one_as(self, kind: Callable[..., _R], text: str, *params: object) -> _R | None:
+        """The first row of one query made into ``kind`` (:meth:`fetch_as`); ``None`` if
+        it returns none."""
+        for row in await self.fetch(text, *params):
+            return kind(*row)
+        return None
 
     async def run(self, tx: Tx[_R]) -> _R:
         """Run a transaction written as a generator (see the module docstring); its
@@ -289,6 +328,9 @@ class _Dialected:
     async def fetch(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = await self._tx.fetch(self._gateway.sql(sql), *params)
         return rows
+
+    async def fetch_as(self, kind: Callable[..., _R], sql: str, *params: object) -> list[_R]:
+        return [kind(*row) for row in await self.fetch(sql, *params)]
 
     async def execute(self, sql: str, *params: object) -> int:
         count: int = await self._tx.execute(self._gateway.sql(sql), *params)

@@ -265,8 +265,10 @@ async def served(store: DocumentStore, facts: dict[str, Any]) -> dict[str, Any]:
 
     versions = VersionStore(store)
     out["points"] = _plain([_pairs(p) for p in await versions.points(guests)])
-    out["state"] = _plain(await versions.state(guests, 10**6))
-    out["log_upto"] = _plain(await versions.log_upto(guests, int(facts["guests_seq"])))
+    state = await versions.state(guests, 10**6)
+    out["state"] = _plain(None if state is None else [state.seq, state.data])
+    log = await versions.log_upto(guests, int(facts["guests_seq"]))
+    out["log_upto"] = _plain([[kept.seq, kept.data] for kept in log])
     out["actors"] = _plain(
         [[a.sub, a.role] for a in await versions.actors_between(guests, 0, 10**6)]
     )

@@ -3,14 +3,16 @@
 Every wedding member has one role. The matrix maps role x document to ``write`` (read and
 write), ``operate`` (read as with ``read``; change only through the domain operations of
 :data:`OPERATE_OPERATIONS`, over HTTP), ``read`` (receive state and presence, publish own
-presence, never write) or ``none`` (refused at the upgrade with 403). Operators replace it
+presence, never write) or ``none`` (refused at the upgrade as not allowed). Operators replace it
 with a JSON object in ``CRDT_SERVER_PERMISSIONS``; a token may carry per-document overrides
 signed by the app backend that issued it.
 
 Beside documents, the matrix names **capabilities**: actions on the wedding that are not
 a document's read or write (posting custom events, managing webhooks, inviting members...).
-Each capability lists the roles that have it (:data:`DEFAULT_CAPABILITIES`); an operator's
-matrix may replace any of them under the reserved key ``"capabilities"``::
+Each capability belongs to the feature that checks it, which declares it with the roles that
+have it by default (``Feature.capabilities``; the app gives the matrix those of the features
+it runs); an operator's matrix may replace any of them under the reserved key
+``"capabilities"``, and naming a capability no running feature declares is an error::
 
     {"couple": {...}, "planner": {...}, "capabilities": {"webhooks.manage": ["planner"]}}
 
@@ -35,9 +37,9 @@ from enum import StrEnum
 from crdt_server.documents import DOCUMENT_KINDS
 
 __all__ = [
-    "DEFAULT_CAPABILITIES",
     "DEFAULT_MATRIX",
     "FIELD_READERS",
+    "LEADS",
     "OPERATE_OPERATIONS",
     "ROLES",
     "Access",
@@ -94,32 +96,16 @@ DEFAULT_MATRIX: dict[str, dict[str, Access]] = {
 }
 
 
-_LEADS = frozenset({"couple", "planner"})
-
-DEFAULT_CAPABILITIES: dict[str, frozenset[str]] = {
-    # Custom events (day.vendor_arrived...): whoever runs or serves the day.
-    "events.post": _LEADS | {"vendor"},
-    # Integrations act for the wedding as a whole: only who runs it.
-    "webhooks.manage": _LEADS,
-    "inbound.manage": _LEADS,
-    "calendar.tokens": _LEADS,
-    # The member directory (names, emails, roles).
-    "members.manage": _LEADS,
-    # Editing and deleting other people's messages.
-    "threads.moderate": frozenset({"planner"}),
-    # Resolving detected conflicts and restoring earlier versions of a document.
-    "conflicts.resolve": _LEADS,
-    "versions.restore": _LEADS,
-}
-"""Capability -> the roles that have it, unless the operator's matrix says otherwise."""
+LEADS = frozenset({"couple", "planner"})
+"""Who runs the wedding: the roles most capabilities default to."""
 
 CAPABILITIES_KEY = "capabilities"
 
 FIELD_READERS: dict[tuple[str, str], frozenset[str]] = {
     # Private notes about a guest (family news, who not to seat together): not for vendors.
-    ("guests", "notes"): _LEADS | {"family"},
+    ("guests", "notes"): LEADS | {"family"},
     # How to reach a guest (phone, email): for who invites them, not for vendors.
-    ("guests", "contact"): _LEADS | {"family"},
+    ("guests", "contact"): LEADS | {"family"},
 }
 """(document, field) -> the roles that may read it; fields not listed are read by whoever
 reads their document. The timeline's run of show is not listed: everyone who reads the
@@ -145,7 +131,7 @@ _ID_ARGUMENTS = frozenset({"op", "guest_id"})
 def operation_refusal(doc: str, op: Mapping[str, object]) -> tuple[str, str] | None:
     """Why ``operate`` access may not run ``op`` on ``doc``: ``(message, field)``, the field
     being ``op`` or the argument at fault; ``None`` when it may. Only the permission is
-    checked here: the domain still validates the operation (400, 422)."""
+    checked here: the domain still validates the operation (malformed, impossible)."""
     allowed = OPERATE_OPERATIONS.get(doc, {})
     name = op.get("op")
     if not isinstance(name, str) or name not in allowed:
@@ -194,15 +180,25 @@ class PermissionMatrix:
         matrix: Mapping[str, Mapping[str, Access]] | None = None,
         capabilities: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
+        """``capabilities``: capability -> the roles that have it (the running features'
+        declarations, ``crdt_server.features.capabilities_of``, with the operator's
+        replacements); without them, nobody has any capability."""
         source = DEFAULT_MATRIX if matrix is None else matrix
         self._matrix = {role: dict(docs) for role, docs in source.items()}
-        self._capabilities = {**DEFAULT_CAPABILITIES, **(capabilities or {})}
+        self._capabilities = dict(capabilities or {})
 
     @classmethod
-    def from_json(cls, text: str) -> PermissionMatrix:
+    def from_json(
+        cls, text: str, capabilities: Mapping[str, frozenset[str]] | None = None
+    ) -> PermissionMatrix:
         """Parse an operator's replacement matrix: ``{"role": {"doc": "write|operate|read|none"}}``.
 
-        Documents a role does not list get ``none``.
+        Documents a role does not list get ``none``. ``capabilities``: the capabilities the
+        running features declare, with their default roles; the operator's ``"capabilities"``
+        section may replace those only (any other name is an unknown capability). Without
+        them (``None``), the section is passed over and the matrix answers for documents
+        and fields only (what an extension that reads hidden fields needs): the app checks
+        the section against its features.
         """
         try:
             raw = json.loads(text)
@@ -210,13 +206,14 @@ class PermissionMatrix:
             raise PermissionsError(f"permissions are not valid JSON: {exc}") from exc
         if not isinstance(raw, dict):
             raise PermissionsError("permissions must be a non-empty object of role -> documents")
-        capabilities = _parse_capabilities(raw.pop(CAPABILITIES_KEY, {}))
+        section = raw.pop(CAPABILITIES_KEY, {})
+        replaced = {} if capabilities is None else _parse_capabilities(section, capabilities)
         if not raw:
             raise PermissionsError("permissions must be a non-empty object of role -> documents")
         matrix = {
             str(role): parse_overrides(docs, f"permissions.{role}") for role, docs in raw.items()
         }
-        return cls(matrix, capabilities)
+        return cls(matrix, {**(capabilities or {}), **replaced})
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -278,14 +275,16 @@ class PermissionMatrix:
         return {role: {d: a.value for d, a in docs.items()} for role, docs in self._matrix.items()}
 
 
-def _parse_capabilities(raw: object) -> dict[str, frozenset[str]]:
+def _parse_capabilities(
+    raw: object, declared: Mapping[str, frozenset[str]]
+) -> dict[str, frozenset[str]]:
     where = f"permissions.{CAPABILITIES_KEY}"
     if not isinstance(raw, Mapping):
         raise PermissionsError(f"{where} must be an object of capability -> roles")
     parsed: dict[str, frozenset[str]] = {}
     for name, roles in raw.items():
-        if name not in DEFAULT_CAPABILITIES:
-            known = ", ".join(sorted(DEFAULT_CAPABILITIES))
+        if name not in declared:
+            known = ", ".join(sorted(declared))
             raise PermissionsError(f"{where}: unknown capability {name!r} (known: {known})")
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise PermissionsError(f"{where}.{name} must be a list of roles")

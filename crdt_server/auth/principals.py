@@ -1,8 +1,9 @@
 """Who is connecting: the identity every connection carries, and the authentication seam.
 
 An :class:`Authenticator` turns a request (room, token, headers) into a :class:`Principal`
-or refuses it with an :class:`AuthError` carrying the HTTP status of the refusal (401 for
-anything wrong with the token, 403 for a valid token that may not see that document).
+or refuses it with an :class:`AuthError`: :class:`NotAuthenticated` for anything wrong with
+the token, :class:`NotAllowed` for a valid token that may not see that document (the edge
+gives each its HTTP status).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ __all__ = [
     "ANONYMOUS",
     "AllowAnonymous",
     "AuthError",
+    "NotAllowed",
+    "NotAuthenticated",
     "Authenticator",
     "Principal",
     "Revocations",
@@ -71,12 +74,21 @@ ANONYMOUS = Principal(
 
 
 class AuthError(Exception):
-    """Refuse the request at the HTTP upgrade with ``status_code`` (401, 403, 429)."""
+    """A credential refused, in one of two kinds the edge answers alike at a route and at
+    the WebSocket upgrade (``crdt_server.edge.problems.AUTH_STATUS``)."""
 
-    def __init__(self, status_code: int, message: str) -> None:
+    def __init__(self, message: str) -> None:
         super().__init__(message)
-        self.status_code = status_code
         self.message = message
+
+
+class NotAuthenticated(AuthError):
+    """No credential, or one that is not good: malformed, badly signed, expired, revoked."""
+
+
+class NotAllowed(AuthError):
+    """A good credential that may not do this (another wedding, a document its role may
+    not open)."""
 
 
 class Authenticator(Protocol):
@@ -86,11 +98,12 @@ class Authenticator(Protocol):
 
     def verify(self, token: str | None) -> TokenClaims | None:
         """The token's verified claims; ``None`` when there is none and anonymous access
-        is on. Raises :class:`AuthError` (401)."""
+        is on. Raises :class:`NotAuthenticated`."""
 
     def authorize(self, claims: TokenClaims | None, wedding_id: str, doc: str) -> Principal:
         """Who verified ``claims`` are to one document (no signature check: that was
-        :meth:`verify`'s), or raise :class:`AuthError` (401 revoked, 403 not theirs)."""
+        :meth:`verify`'s), or raise :class:`NotAuthenticated` (revoked) or
+        :class:`NotAllowed` (not theirs)."""
 
     def authenticate(
         self, wedding_id: str, doc: str, token: str | None, headers: Mapping[str, str]
@@ -174,13 +187,13 @@ class TokenAuthenticator:
         self._allow_anonymous = allow_anonymous
 
     def claims(self, token: str | None) -> TokenClaims:
-        """Verify a token (401 on any problem)."""
+        """Verify a token (:class:`NotAuthenticated` on any problem)."""
         if not token:
-            raise AuthError(401, "a token is required (token query parameter or Bearer header)")
+            raise NotAuthenticated("a token is required (token query parameter or Bearer header)")
         try:
             return self._codec.decode(token)
         except TokenError as exc:
-            raise AuthError(401, str(exc)) from exc
+            raise NotAuthenticated(str(exc)) from exc
 
     def verify(self, token: str | None) -> TokenClaims | None:
         if not token and self._allow_anonymous:
@@ -196,14 +209,14 @@ class TokenAuthenticator:
         if claims is None:
             if self._allow_anonymous:
                 return anonymous_for(doc)
-            raise AuthError(401, "a token is required (token query parameter or Bearer header)")
+            raise NotAuthenticated("a token is required (token query parameter or Bearer header)")
         if self._revocations.revoked(claims, wedding_id):
-            raise AuthError(401, "token revoked")
+            raise NotAuthenticated("token revoked")
         if wedding_id not in claims.weddings:
-            raise AuthError(403, "token is not for this wedding")
+            raise NotAllowed("token is not for this wedding")
         access = self._matrix.access(claims.role, doc, claims.docs)
         if access is Access.NONE:
-            raise AuthError(403, f"role {claims.role!r} may not open {doc!r}")
+            raise NotAllowed(f"role {claims.role!r} may not open {doc!r}")
         return Principal(
             user_id=claims.sub,
             name=claims.name,

@@ -8,7 +8,7 @@ allowlist, so ``alg: none`` and HS/RS confusion are refused.
 ``exp`` and ``iat`` are required, must be finite numbers of Unix seconds (not booleans, not
 beyond the year 9999), ``iat`` may not lie in the future (beyond a minute of clock skew) and
 ``exp - iat`` may not exceed the maximum lifetime: a token minted to live for ever, or
-to dodge revocations by claiming a later ``iat``, is refused like any bad token (401).
+to dodge revocations by claiming a later ``iat``, is refused like any bad token.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ CLOCK_SKEW = 60.0
 
 
 class TokenError(Exception):
-    """The token is missing, malformed, badly signed, expired or not acceptable (401)."""
+    """The token is missing, malformed, badly signed, expired or not acceptable."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from crdt_server.errors import ProtocolError
+from crdt_server.lib0 import write_var_uint
 
 __all__ = [
     "AuthDenied",
@@ -99,18 +100,6 @@ class AuthDenied:
 
 
 Message = SyncStep1 | SyncStep2 | SyncUpdate | AwarenessMessage | QueryAwareness | AuthDenied
-
-
-def write_var_uint(value: int) -> bytes:
-    """lib0 unsigned varint: 7 bits a byte, least significant first."""
-    if value < 0:
-        raise ValueError("varuint must be non-negative")
-    out = bytearray()
-    while value > 0x7F:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def write_var_string(text: str) -> bytes:

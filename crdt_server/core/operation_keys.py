@@ -31,10 +31,17 @@ from dataclasses import dataclass
 from crdt_server.storage import DocumentStore, FeatureRow, StoreError
 from crdt_server.storage.gateway import Gateway, Table, schema_of
 
-__all__ = ["KEEP_SECONDS", "OPERATION_KEYS_SCHEMA", "FirstAnswer", "OperationKey", "OperationKeys"]
+__all__ = [
+    "IDEMPOTENCY_SECONDS",
+    "OPERATION_KEYS_SCHEMA",
+    "FirstAnswer",
+    "OperationKey",
+    "OperationKeys",
+]
 
-KEEP_SECONDS = 24 * 3600.0
-"""How long a key is kept (API.md)."""
+IDEMPOTENCY_SECONDS = 24 * 3600.0
+"""How long an ``Idempotency-Key`` is kept (API.md), by every route that takes one: the
+operations here, and the features' posted events, new threads and new webhook endpoints."""
 PURGE_SECONDS = 3600.0
 """How often a process deletes the expired keys (at most)."""
 
@@ -150,7 +157,7 @@ class OperationKeys:
                 ("wedding", once.wedding),
                 ("fingerprint", once.fingerprint),
                 ("answer", answer),
-                ("expires_at", time.time() + KEEP_SECONDS),
+                ("expires_at", time.time() + IDEMPOTENCY_SECONDS),
             ),
             if_absent=True,
         )

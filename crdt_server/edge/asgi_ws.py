@@ -12,9 +12,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from crdt_server.codec.credentials import bearer_token
 from crdt_server.edge.problems import ApiError
 from crdt_server.edge.state import server_state
-from crdt_server.edge.upgrade import NO_SUCH_DOCUMENT, Refusal, bearer_token
+from crdt_server.edge.upgrade import NO_SUCH_DOCUMENT, Refusal
 from crdt_server.names import document_name
 from crdt_server.wire.transport import TransportClosed
 

@@ -12,7 +12,7 @@ import base64
 import json
 import re
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -28,12 +28,14 @@ __all__ = [
     "ConflictItem",
     "ConflictsAnswer",
     "DeleteAnswer",
+    "Deleted",
     "DocumentAnswer",
     "Health",
     "HistoryAnswer",
     "NotReady",
     "OperationAnswer",
     "OperationRequest",
+    "Page",
     "Readiness",
     "RevokeAnswer",
     "RevokeRequest",
@@ -48,6 +50,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+C = TypeVar("C")
 
 Role = Literal["couple", "planner", "vendor", "family", "friend"]
 Subject = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
@@ -119,6 +122,27 @@ class GuestErasureAnswer(msgspec.Struct, frozen=True):
     wedding: str
     guest_id: str
     found: bool
+
+
+class Page(msgspec.Struct, Generic[T, C], frozen=True):
+    """One page of a listing: its ``items`` and ``next``, the cursor of the next page
+    (``null``: this is the last; ``C`` is the cursor's type, ``None`` for a listing that
+    has one page). On the wire the items go by the listing's own name: a listing's answer
+    is a subclass that names them, e.g.::
+
+        class EventsAnswer(Page[Event, int], frozen=True):
+            items: list[Event] = msgspec.field(name="events")
+    """
+
+    items: list[T]
+    next: C | None
+
+
+# What every DELETE of one thing answers (a subclass may name the id otherwise on the wire:
+# ``id: str = msgspec.field(name="source")``). No docstring: OpenAPI would show it.
+class Deleted(msgspec.Struct, frozen=True):
+    id: str
+    deleted: bool
 
 
 class DeleteAnswer(msgspec.Struct, frozen=True):

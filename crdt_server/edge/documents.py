@@ -19,7 +19,6 @@ from starlette.responses import Response
 from crdt_server.auth.permissions import operation_refusal
 from crdt_server.auth.principals import Principal
 from crdt_server.codec.protocol import read_var_uint, write_var_uint
-from crdt_server.core.hooks import Sender
 from crdt_server.core.operation_keys import OperationKey
 from crdt_server.documents import DOCUMENT_KINDS, to_json
 from crdt_server.edge.bodies import (
@@ -32,12 +31,12 @@ from crdt_server.edge.bodies import (
     UpdateAnswer,
     base64_field,
 )
+from crdt_server.edge.guards import document_principal, sender_of
 from crdt_server.edge.params import DocPath
 from crdt_server.edge.problems import ApiError
 from crdt_server.edge.routing import BINARY, ApiCall, Routes, binary_response, json_response
 from crdt_server.edge.upgrade import projector_of
 from crdt_server.errors import PeerError
-from crdt_server.names import document_name, valid_wedding_id
 from crdt_server.storage import FeatureRow
 
 __all__ = ["document_routes"]
@@ -47,18 +46,9 @@ STATE_VECTOR_HEADER = "Yjs-State-Vector"
 """The JSON read's header: base64 of the Yjs state vector the view shows."""
 
 
-def _principal(call: ApiCall, wedding_id: str, doc: str, *, write: bool) -> Principal:
-    if document_name(wedding_id, doc) is None:
-        raise ApiError(404, "no such document")
-    principal = call.principal(wedding_id, doc)
-    if write and not principal.can_write:
-        raise ApiError(403, f"{doc!r} is read-only for you")
-    return principal
-
-
 def _document(call: ApiCall, path: DocPath, *, write: bool) -> tuple[str, Principal]:
     """The room's name and the caller as seen by it (403 if it may not read, or write)."""
-    principal = _principal(call, path.wedding_id, path.doc, write=write)
+    principal = document_principal(call, path.wedding_id, path.doc, write=write)
     return f"{path.wedding_id}/{path.doc}", principal
 
 
@@ -73,53 +63,6 @@ async def _readable_room(call: ApiCall, path: DocPath, principal: Principal) -> 
     assert projections is not None
     await projections.current(projected)
     return projected
-
-
-def writer_principal(call: ApiCall, wedding_id: str, doc: str) -> Principal:
-    """The caller as a writer of one document (403 if it may not write it)."""
-    return _principal(call, wedding_id, doc, write=True)
-
-
-def wedding_principal(call: ApiCall, wedding_id: str, readable: set[str]) -> Principal:
-    """The caller as seen by one of the wedding's documents it may read."""
-    return _principal(call, wedding_id, sorted(readable)[0], write=False)
-
-
-def capable_principal(
-    call: ApiCall, wedding_id: str, capability: str, readable: set[str] | None = None
-) -> Principal:
-    """The caller, if its role has ``capability`` in the permission matrix (403 if not;
-    401 on a bad token, 403 if it may read nothing of the wedding). ``readable``: the
-    caller's :func:`readable_documents`, when already known."""
-    if readable is None:
-        readable = readable_documents(call, wedding_id)
-    principal = wedding_principal(call, wedding_id, readable)
-    if not call.state.permissions.can(principal.role, capability):
-        raise ApiError(403, f"the {principal.role} role does not have {capability!r}")
-    return principal
-
-
-def readable_documents(call: ApiCall, wedding_id: str) -> set[str]:
-    """The documents of the wedding the caller may read (403 if none, 401 on a bad token)."""
-    if not valid_wedding_id(wedding_id):
-        raise ApiError(404, "no such wedding")
-    readable: set[str] = set()
-    for doc in DOCUMENT_KINDS:
-        try:
-            _principal(call, wedding_id, doc, write=False)
-        except ApiError as exc:
-            if exc.status_code != 403:
-                raise
-        else:
-            readable.add(doc)
-    if not readable:
-        raise ApiError(403, "no document of this wedding is open to you")
-    return readable
-
-
-def sender_of(principal: Principal) -> Sender:
-    """Who an HTTP change is credited to, through the channel ``http:<sub>``."""
-    return Sender(principal.actor, f"http:{principal.user_id}")
 
 
 document_routes = Routes()

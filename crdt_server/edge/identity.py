@@ -30,8 +30,8 @@ from starlette.requests import Request
 
 from crdt_server.auth.principals import Authenticator, AuthError
 from crdt_server.auth.tokens import TokenClaims
-from crdt_server.edge.problems import CHALLENGE, ApiError, FieldProblem
-from crdt_server.edge.upgrade import bearer_token
+from crdt_server.codec.credentials import bearer_token
+from crdt_server.edge.problems import CHALLENGE, ApiError, FieldProblem, auth_status
 
 __all__ = [
     "CALENDAR_TOKEN_PREFIX",
@@ -122,6 +122,6 @@ def resolve(
     try:
         return Caller("jwt", claims=authenticator.verify(text))
     except AuthError as exc:
-        if exc.status_code == 401:
+        if auth_status(exc) == 401:
             raise unauthorized(exc.message) from exc
-        raise ApiError(exc.status_code, exc.message) from exc
+        raise ApiError(auth_status(exc), exc.message) from exc

@@ -6,7 +6,8 @@ Features raise domain errors (:class:`crdt_server.errors.DomainError`: ``NotFoun
 middleware both turn either into the same answer with :func:`problem_response`. Domain errors
 are translated here, and only here, so no route has a ``try``: each
 :class:`~crdt_server.errors.DomainError` kind has its status in :data:`DOMAIN_STATUS`,
-:class:`documents.OperationError` keeps its 400/422 and names its field, a
+:class:`documents.OperationError` gets its reason's status (:data:`OPERATION_STATUS`) and
+names its field, a refused credential 401 or 403 (:data:`AUTH_STATUS`), a
 :class:`crdt_server.errors.PeerError` is 400 (413 when too big, 503 when overloaded, 422
 when quarantined), and :class:`crdt_server.core.room.RoomFailed` and :class:`storage.StoreError`
 (the store could not do it, whichever route asked) are :class:`crdt_server.errors.Unavailable`:
@@ -22,9 +23,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from crdt_server.auth.principals import AuthError, NotAllowed, NotAuthenticated
 from crdt_server.codec.problem_details import PROBLEM_JSON, FieldProblem, Problem, problem_json
 from crdt_server.core.room import RoomFailed
 from crdt_server.documents import OperationError
+from crdt_server.documents.model import Refusal
 from crdt_server.errors import (
     CloseCode,
     Conflict,
@@ -47,7 +50,9 @@ from crdt_server.storage import StoreError
 __all__ = [
     "CHALLENGE",
     "CLIENT_CLOSED",
+    "AUTH_STATUS",
     "DOMAIN_STATUS",
+    "OPERATION_STATUS",
     "PROBLEM_JSON",
     "ApiError",
     "FieldProblem",
@@ -56,6 +61,7 @@ __all__ = [
     "problem_json",
     "problem_response",
     "translate",
+    "auth_status",
 ]
 
 _errors = logging.getLogger("crdt_server.edge")
@@ -109,6 +115,24 @@ DOMAIN_STATUS: dict[type[DomainError], int] = {
 """The HTTP status of each kind of domain error (a feature's own subclass gets its base's)."""
 
 
+OPERATION_STATUS: dict[Refusal, int] = {"malformed": 400, "impossible": 422, "stale": 409}
+"""The HTTP status of each reason the domain refuses an operation
+(:class:`documents.OperationError`)."""
+
+AUTH_STATUS: dict[type[AuthError], int] = {NotAuthenticated: 401, NotAllowed: 403}
+"""The HTTP status of each refusal of a credential (:mod:`crdt_server.auth.principals`), at
+a route as at the WebSocket upgrade."""
+
+
+def auth_status(exc: AuthError) -> int:
+    """The status answering ``exc``: 401 for a credential that is not good, 403 for one
+    that may not do this."""
+    for kind, status in AUTH_STATUS.items():
+        if isinstance(exc, kind):
+            return status
+    return 401
+
+
 def domain_status(exc: DomainError) -> int:
     for kind, status in DOMAIN_STATUS.items():
         if isinstance(exc, kind):
@@ -153,7 +177,7 @@ def translate(exc: BaseException) -> ApiError | None:
         return ApiError(status, exc.message, errors=fields, headers=headers)
     if isinstance(exc, OperationError):
         errors = [FieldProblem(exc.path, exc.message)] if exc.path else []
-        return ApiError(exc.status, str(exc), errors=errors)
+        return ApiError(OPERATION_STATUS[exc.reason], str(exc), errors=errors)
     if isinstance(exc, Quarantined):
         return ApiError(422, exc.message, errors=[FieldProblem("body", exc.message)])
     if isinstance(exc, PeerError):

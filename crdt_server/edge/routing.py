@@ -44,7 +44,7 @@ from starlette.routing import Route as StarletteRoute
 from crdt_server.auth.principals import AuthError, Principal
 from crdt_server.edge.bodies import decode_json
 from crdt_server.edge.identity import PUBLIC, Caller, CredentialKind, resolve
-from crdt_server.edge.problems import ApiError, FieldProblem
+from crdt_server.edge.problems import ApiError, FieldProblem, auth_status
 from crdt_server.edge.ratelimit import Priority, RateKey
 from crdt_server.edge.state import Services, server_state
 
@@ -128,7 +128,7 @@ class ApiCall:
         try:
             return self.state.authenticator.authorize(self.caller.claims, wedding_id, doc)
         except AuthError as exc:
-            raise ApiError(exc.status_code, exc.message) from exc
+            raise ApiError(auth_status(exc), exc.message) from exc
 
     def json(self, model: type[T]) -> T:
         """The body decoded into ``model`` (400/422 naming the field on any problem)."""

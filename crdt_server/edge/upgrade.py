@@ -20,9 +20,10 @@ from crdt_server.core.hooks import Hooks
 from crdt_server.core.limits import ConnectionCounter, RateLimiter
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.session import serve_connection
+from crdt_server.edge.problems import auth_status
 from crdt_server.names import document_name, projection_of
 from crdt_server.settings import Settings
-from crdt_server.wire.gate import NO_SUCH_DOCUMENT, STATE_KEY, Refusal, UpgradeGate, bearer_token
+from crdt_server.wire.gate import NO_SUCH_DOCUMENT, STATE_KEY, Refusal, UpgradeGate
 from crdt_server.wire.transport import Transport
 
 __all__ = [
@@ -32,7 +33,6 @@ __all__ = [
     "Gate",
     "Projector",
     "Refusal",
-    "bearer_token",
     "projector_of",
 ]
 
@@ -129,7 +129,7 @@ class Gate:
         try:
             principal = self._authenticator.authenticate(wedding_id, doc, token, headers)
         except AuthError as exc:
-            return self.refuse(Refusal(exc.status_code, exc.message))
+            return self.refuse(Refusal(auth_status(exc), exc.message))
         if not self._per_address.acquire(address):
             return self.refuse(
                 Refusal(429, "too many open connections from this address", SLOT_RETRY_SECONDS)

@@ -22,7 +22,6 @@ import functools
 import hashlib
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from importlib import resources
 from typing import Annotated, Literal
 
@@ -41,6 +40,7 @@ from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.edge.upgrade import projector_of
 from crdt_server.names import ROOM_KINDS
 from crdt_server.settings import is_loopback
+from crdt_server.times import rfc3339
 
 __all__ = [
     "BUNDLE_PACKAGE",
@@ -139,10 +139,6 @@ class WeddingAccess(msgspec.Struct, frozen=True):
 
 def _not_found(detail: str) -> Response:
     return problem_response(ApiError(404, detail))
-
-
-def _rfc3339(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 webapp_routes = Routes()
@@ -278,7 +274,9 @@ async def refresh_token(call: ApiCall) -> Response:
     except ValueError as exc:
         raise ApiError(403, "this server does not sign tokens (no HS256 secret)") from exc
     decoded = codec.decode(fresh)
-    return json_response(RefreshedToken(fresh, _rfc3339(decoded.exp), int(decoded.exp - now)))
+    return json_response(
+        RefreshedToken(fresh, rfc3339(decoded.exp, "seconds"), int(decoded.exp - now))
+    )
 
 
 class DemoLink(msgspec.Struct, frozen=True):
@@ -358,7 +356,7 @@ async def wedding_access(call: ApiCall, path: WeddingPath) -> Response:
         who = principal
     if who is None:
         raise ApiError(403, "no document of this wedding is open to you")
-    expires = _rfc3339(who.expires_at) if who.expires_at is not None else None
+    expires = rfc3339(who.expires_at, "seconds") if who.expires_at is not None else None
     projections = projector_of(call.state.hooks)
     projected = [
         doc

@@ -6,7 +6,12 @@ hooks (:mod:`crdt_server.core.hooks`), its HTTP routes (declared next to their h
 gateway by its extension when it starts), its section of the wedding export, the bus
 message types its extensions handle, the data commands' view of its tables, its settings
 fragment (a frozen dataclass whose fields are ``CRDT_SERVER_*`` variables, read with
-``settings.fragment(Kind)``) and its subcommands of ``crdt-server``.
+``settings.fragment(Kind)``), its subcommands of ``crdt-server`` and its capabilities (the
+actions its routes check, with the roles that have them by default).
+
+A feature's package is its public face: another feature, and any product code outside the
+features, imports ``crdt_server.features.<name>`` and what its ``__all__`` lists, never
+one of its modules (a layer test checks it).
 
 ``crdt_server.app.FEATURES`` is the one list of features the server runs; nothing else
 names a feature. A feature left out of the list creates none of its tables and serves none
@@ -28,7 +33,7 @@ in the list (:class:`MissingFeature` otherwise, at start).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -44,8 +49,10 @@ __all__ = [
     "ROLES",
     "Built",
     "Command",
+    "DuplicateCapability",
     "Feature",
     "MissingFeature",
+    "capabilities_of",
     "commands_of",
     "fragments_of",
 ]
@@ -145,11 +152,35 @@ class Feature:
     ``settings.fragment(Kind)``; settings built without it give its defaults."""
     commands: Sequence[Command] = ()
     """Its subcommands of ``crdt-server``."""
+    capabilities: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """The capabilities its routes check (``"<feature>.<verb>"``, e.g. ``"events.post"``),
+    each with the roles that have it by default (``crdt_server.auth.permissions.LEADS``...).
+    An operator's ``CRDT_SERVER_PERMISSIONS`` may replace their roles; the permissions
+    reference lists them. A capability of a feature the server does not run is unknown."""
 
 
 def fragments_of(features: Iterable[Feature]) -> tuple[type[Any], ...]:
     """The settings fragments of ``features``, in order (what ``Settings.from_env`` fills)."""
     return tuple(f.settings for f in features if f.settings is not None)
+
+
+class DuplicateCapability(ValueError):
+    """Two features declare the same capability."""
+
+
+def capabilities_of(features: Iterable[Feature]) -> dict[str, frozenset[str]]:
+    """Capability -> its default roles, for every capability ``features`` declare, in order
+    (what the permission matrix knows; :class:`DuplicateCapability` if two declare one)."""
+    found: dict[str, frozenset[str]] = {}
+    owner: dict[str, str] = {}
+    for feature in features:
+        for name, roles in feature.capabilities.items():
+            if name in found:
+                raise DuplicateCapability(
+                    f"the capability {name!r} is declared by {owner[name]} and {feature.name}"
+                )
+            found[name], owner[name] = frozenset(roles), feature.name
+    return found
 
 
 def commands_of(features: Iterable[Feature]) -> tuple[Command, ...]:

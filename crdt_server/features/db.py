@@ -7,7 +7,9 @@ their rows; :meth:`FeatureDb.write` drives a generator on the backend's writer (
 writer thread, PostgreSQL's locked connection) through the store's SQL gateway
 (:class:`crdt_server.storage.Gateway`), so every check-then-write (an idempotent message
 id, a per-thread sequence) runs inside one serialised transaction. Statements use ``?``
-placeholders and ``{t}`` before table names (the gateway's one placeholder rule).
+placeholders and ``{t}`` before table names (the gateway's one placeholder rule). Rows are
+read by name: :meth:`FeatureDb.read_as` outside a transaction, ``yield from rows_as(Kind,
+...)`` (or :func:`row_as`) inside one, into a Struct the feature's ``tables.py`` declares.
 
 A feature that writes another's rows in its own transaction (a message and the
 notifications it causes) composes the other's steps with ``yield from``: the other feature
@@ -17,12 +19,13 @@ exports them as small :data:`Tx` functions, so it alone knows its tables' SQL.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from crdt_server.storage import DocumentStore, Gateway, StoredEvent
-from crdt_server.storage.gateway import Events, Sql, Tx
+from crdt_server.storage.gateway import Events, Sql, Tx, row_as, rows_as
 
-__all__ = ["Events", "FeatureDb", "Sql", "Tx", "stored_events"]
+__all__ = ["Events", "FeatureDb", "Sql", "Tx", "row_as", "rows_as", "stored_events"]
 
 _T = TypeVar("_T")
 
@@ -41,6 +44,19 @@ class FeatureDb:
     async def read(self, text: str, *params: Any) -> list[tuple[Any, ...]]:
         """Rows of one query (committed data)."""
         return await self._sql.fetch(text, *params)
+
+    async def read_as(self, kind: Callable[..., _T], text: str, *params: Any) -> list[_T]:
+        """Rows of one query (committed data), each made into ``kind`` (a Struct whose
+        fields are in ``SELECT`` order: :meth:`Gateway.fetch_as`)."""
+        return await self._sql.fetch_as(kind, text, *params)
+
+    async def read_one_as(self, kind: Callable[..., _T], text: str, *params: Any) -> _T | None:
+        """The first row of one query as ``kind``; ``None`` if there is none."""
+        return await self._sql.fetch_one_as(kind, text, *params)
+
+    def by_dialect(self, *, sqlite: _T, postgres: _T) -> _T:
+        """The one of two this store's dialect takes (:meth:`Gateway.by_dialect`)."""
+        return self._sql.by_dialect(sqlite=sqlite, postgres=postgres)
 
     async def write(self, tx: Tx[_T]) -> _T:
         """Run a transaction (see the module docstring); all of it commits or none.

@@ -51,7 +51,6 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from crdt_server.codec.updates import UpdateError, inspect_update
@@ -69,6 +68,7 @@ from crdt_server.storage import (
     Schema,
     audience_of,
 )
+from crdt_server.times import rfc3339
 
 __all__ = [
     "FORMAT",
@@ -147,7 +147,7 @@ class ExportedEvent:
             "doc": self.doc,
             "actor": {"sub": self.sub, "role": self.role},
             "priority": self.priority,
-            "at": rfc3339(self.at),
+            "at": rfc3339(self.at, "compact"),
             "created_at": self.at,
             "data": json.loads(self.data),
         }
@@ -176,7 +176,7 @@ class WeddingExport:
             "format": FORMAT,
             "version": VERSION,
             "wedding": self.wedding,
-            "exported_at": rfc3339(self.exported_at),
+            "exported_at": rfc3339(self.exported_at, "compact"),
             "documents": {
                 kind: {
                     "update": _b64(document.update),
@@ -191,7 +191,7 @@ class WeddingExport:
                     "seq": entry.seq,
                     "origin": entry.origin,
                     "created_at": entry.created_at,
-                    "time": rfc3339(entry.created_at),
+                    "time": rfc3339(entry.created_at, "compact"),
                     "size": entry.size,
                 }
                 for kind, entry in self.history
@@ -199,13 +199,6 @@ class WeddingExport:
             "events": [event.to_json() for event in self.events],
             **self.sections,
         }
-
-
-def rfc3339(seconds: float) -> str:
-    """Unix seconds as an RFC 3339 UTC time (``2026-06-13T13:30:00Z``, milliseconds kept)."""
-    moment = datetime.fromtimestamp(seconds, UTC)
-    text = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return text.replace(".000Z", "Z")
 
 
 async def export_wedding(

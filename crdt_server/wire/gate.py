@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
-from urllib.parse import parse_qsl
 
+from crdt_server.codec.credentials import bearer_token, query_token
 from crdt_server.codec.problem_details import PROBLEM_JSON, problem_json
 from crdt_server.settings import Settings
 from crdt_server.wire.transport import Transport
@@ -26,8 +26,6 @@ __all__ = [
     "Refusal",
     "UpgradeGate",
     "admit_path",
-    "bearer_token",
-    "query_token",
 ]
 
 STATE_KEY = "crdt_server.wire.gate"
@@ -57,25 +55,6 @@ class Refusal:
 
 
 NO_SUCH_DOCUMENT = Refusal(404, "no such document")
-
-
-def bearer_token(query_token: str | None, authorization: str | None) -> str | None:
-    """The token, read the one way every HTTP route and the upgrade read it: the
-    ``Authorization: Bearer`` header, else the ``token`` query parameter (browsers cannot
-    set headers on a WebSocket)."""
-    scheme, _, value = (authorization or "").partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return query_token or None
-
-
-def query_token(query: str) -> str | None:
-    """The ``token`` parameter of a query string (the last one, if repeated)."""
-    token = None
-    for name, value in parse_qsl(query, keep_blank_values=True):
-        if name == "token":
-            token = value  # the last one wins, as in Starlette's QueryParams
-    return token
 
 
 A = TypeVar("A")

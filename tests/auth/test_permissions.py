@@ -6,21 +6,26 @@ import json
 
 import pytest
 
+from crdt_server.app import FEATURES, permission_matrix
 from crdt_server.auth.permissions import (
-    DEFAULT_CAPABILITIES,
     Access,
     PermissionMatrix,
     PermissionsError,
 )
+from crdt_server.features import DuplicateCapability, Feature, capabilities_of
+from crdt_server.settings import Settings
+
+DECLARED = capabilities_of(FEATURES)
+"""The capabilities the app's features declare, with their default roles."""
 
 
 def test_default_capabilities_follow_the_wedding_hierarchy() -> None:
-    matrix = PermissionMatrix()
+    matrix = PermissionMatrix(capabilities=DECLARED)
     assert matrix.can("couple", "webhooks.manage") and matrix.can("planner", "webhooks.manage")
     assert not matrix.can("vendor", "webhooks.manage")
     assert matrix.can("vendor", "events.post") and not matrix.can("friend", "events.post")
     assert not matrix.can("couple", "no.such.capability")
-    assert set(matrix.capabilities()) == set(DEFAULT_CAPABILITIES)
+    assert set(matrix.capabilities()) == set(DECLARED)
 
 
 def test_an_operator_replaces_one_capability_and_keeps_the_rest() -> None:
@@ -30,7 +35,7 @@ def test_an_operator_replaces_one_capability_and_keeps_the_rest() -> None:
             "capabilities": {"webhooks.manage": ["couple"], "events.post": []},
         }
     )
-    matrix = PermissionMatrix.from_json(text)
+    matrix = PermissionMatrix.from_json(text, DECLARED)
     assert matrix.roles == ("couple",)
     assert matrix.access("couple", "guests") is Access.WRITE
     assert matrix.can("couple", "webhooks.manage") and not matrix.can("planner", "webhooks.manage")
@@ -49,7 +54,42 @@ def test_an_operator_replaces_one_capability_and_keeps_the_rest() -> None:
 )
 def test_a_malformed_capability_section_is_refused(raw: object, message: str) -> None:
     with pytest.raises(PermissionsError, match=message):
-        PermissionMatrix.from_json(json.dumps(raw))
+        PermissionMatrix.from_json(json.dumps(raw), DECLARED)
+
+
+def test_each_capability_belongs_to_the_feature_that_checks_it() -> None:
+    """Capabilities are declared by the features (``Feature.capabilities``), not listed
+    centrally: the app's matrix knows those of the features it runs."""
+    owners = {name: f.name for f in FEATURES for name in f.capabilities}
+    assert owners == {
+        "events.post": "events",
+        "members.manage": "people",
+        "threads.moderate": "threads",
+        "conflicts.resolve": "conflicts",
+        "versions.restore": "versions",
+        "inbound.manage": "integrations",
+        "calendar.tokens": "integrations",
+        "webhooks.manage": "webhooks",
+    }
+    assert set(permission_matrix(Settings()).capabilities()) == set(owners)
+
+
+def test_a_capability_of_a_feature_left_out_is_unknown() -> None:
+    """An operator's matrix naming the capability of a feature the server does not run is
+    refused like any unknown capability (at start: ``check_startup``, the app's lifespan)."""
+    without = tuple(f for f in FEATURES if f.name != "webhooks")
+    text = json.dumps({"couple": {}, "capabilities": {"webhooks.manage": ["couple"]}})
+    assert permission_matrix(Settings(permissions=text)).can("couple", "webhooks.manage")
+    with pytest.raises(PermissionsError, match="unknown capability 'webhooks.manage'"):
+        permission_matrix(Settings(permissions=text), without)
+    # Nor does anyone have it by default without the feature.
+    assert "webhooks.manage" not in permission_matrix(Settings(), without).capabilities()
+
+
+def test_two_features_may_not_declare_one_capability() -> None:
+    twin = Feature("twin", lambda built: (), capabilities={"events.post": frozenset({"couple"})})
+    with pytest.raises(DuplicateCapability, match="events.post"):
+        capabilities_of([*FEATURES, twin])
 
 
 def test_only_roles_reading_every_field_of_every_document_read_the_conflicts_room() -> None:

@@ -30,7 +30,7 @@ from crdt_server.documents.changes import entry_changes
 from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.events import derive_events
 from crdt_server.documents.findings import WeddingFindings
-from crdt_server.documents.guest_csv import export_guests
+from crdt_server.features.integrations.domain_guests_csv import export_guests
 from crdt_server.features.projections.domain import mirror
 from crdt_server.storage import StoredLog
 from crdt_server.testing.edits import content

@@ -52,7 +52,7 @@ def test_malformed_envelopes_are_400(kind: str, op: Any, path: str, text: str) -
     doc: Doc[Any] = Doc()
     with pytest.raises(OperationError) as info:
         apply_operation(doc, kind, op)
-    assert info.value.status == 400
+    assert info.value.reason == "malformed"  # a 400 at the edge (OPERATION_STATUS)
     assert info.value.path == path
     assert text in str(info.value)
     assert isinstance(info.value, ValueError)

@@ -32,7 +32,7 @@ from crdt_server.documents import (
 )
 from crdt_server.documents.changes import ChangeRecorder
 from crdt_server.documents.findings import FINDING_KINDS, WeddingFindings
-from crdt_server.documents.resolution import related_paths
+from crdt_server.features.conflicts.domain_resolution import related_paths
 from crdt_server.testing import strategies as kit
 from tests.tier import examples
 

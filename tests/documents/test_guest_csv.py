@@ -12,8 +12,13 @@ from hypothesis import strategies as st
 from pycrdt import Doc
 
 from crdt_server.documents import OperationError, apply_operation
-from crdt_server.documents.guest_csv import COLUMNS, apply_import, export_guests, plan_import
 from crdt_server.documents.model import RSVP_STATES, SIDES
+from crdt_server.features.integrations.domain_guests_csv import (
+    COLUMNS,
+    apply_import,
+    export_guests,
+    plan_import,
+)
 from tests.tier import examples
 
 # Text the way people type it in forms and spreadsheets: any character (line breaks,

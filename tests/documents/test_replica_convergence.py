@@ -109,7 +109,7 @@ class WeddingReplicas(RuleBasedStateMachine):
         try:
             result = replica.apply(op)
         except OperationError as exc:
-            event(f"refused {exc.status}")
+            event(f"refused {exc.reason}")
             assert (replica.docs[kind].get_state(), len(replica.outbox[kind])) == before
             return
         event("applied" if result["changed"] else "no change")

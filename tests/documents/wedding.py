@@ -15,6 +15,7 @@ from crdt_server.documents import (
     seed,
     to_json,
 )
+from crdt_server.edge.problems import OPERATION_STATUS
 
 Docs = dict[str, Doc[Any]]
 NO_NOTES: dict[str, Any] = {"notes": ""}
@@ -49,12 +50,13 @@ def exports(docs: Docs) -> dict[str, Any]:
 
 
 def refused(docs: Docs, op: str, status: int, /, **fields: Any) -> OperationError:
-    """Apply an operation that must be refused with ``status``, and check it changed nothing."""
+    """Apply an operation that must be refused with ``status`` (the HTTP status the edge
+    gives the domain's reason, ``OPERATION_STATUS``), and check it changed nothing."""
     states = {kind: doc.get_state() for kind, doc in docs.items()}
     before = exports(docs)
     with pytest.raises(OperationError) as info:
         run(docs, op, **fields)
-    assert info.value.status == status, info.value
+    assert OPERATION_STATUS[info.value.reason] == status, info.value
     assert {kind: doc.get_state() for kind, doc in docs.items()} == states
     assert exports(docs) == before
     return info.value

@@ -27,11 +27,20 @@ INTERNAL = ("crdt_server", "documents", "storage", "tests", "benchmarks", "examp
 # (module prefix, project modules it may import (prefixes), heavy libraries it may import).
 # The first matching row wins, so more specific prefixes come first.
 RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
-    # The pure codecs: bytes in, values out; only the shared error vocabulary.
-    ("crdt_server.codec", ("crdt_server.codec", "crdt_server.errors"), frozenset()),
+    # The pure codecs: bytes in, values out; only the shared error vocabulary and lib0's
+    # numbers.
+    (
+        "crdt_server.codec",
+        ("crdt_server.codec", "crdt_server.errors", "crdt_server.lib0"),
+        frozenset(),
+    ),
     # The shared vocabulary depends on nothing but the domain's names.
     ("crdt_server.errors", (), frozenset()),
     ("crdt_server.actor", (), frozenset()),
+    # lib0's varuint writer: below the codecs and the domain, which both write Yjs numbers.
+    ("crdt_server.lib0", (), frozenset()),
+    # RFC 3339 times, as every route, feed and export writes them.
+    ("crdt_server.times", (), frozenset()),
     ("crdt_server.names", ("crdt_server.documents",), frozenset()),
     ("crdt_server.settings", ("crdt_server.names",), frozenset()),
     ("crdt_server.rlimits", (), frozenset()),
@@ -112,6 +121,7 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
             "crdt_server.errors",
             "crdt_server.names",
             "crdt_server.settings",
+            "crdt_server.times",
             "crdt_server.tools.export",
             "crdt_server.tools.commands",
             "crdt_server.documents",
@@ -134,6 +144,7 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
             "crdt_server.errors",
             "crdt_server.names",
             "crdt_server.settings",
+            "crdt_server.times",
             "crdt_server.tools.export",
             "crdt_server.documents",
             "crdt_server.storage",
@@ -153,6 +164,7 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
             "crdt_server.errors",
             "crdt_server.names",
             "crdt_server.settings",
+            "crdt_server.times",
             "crdt_server.documents",
             "crdt_server.storage",
         ),
@@ -163,10 +175,10 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
     ("crdt_server.cli", ("crdt_server",), HEAVY - {"sqlite3"}),
     ("crdt_server.testing", ("crdt_server",), HEAVY),
     # The domain is pure functions over pycrdt documents: no storage, no server (only the
-    # dependency-free vocabulary of who).
+    # dependency-free vocabulary of who, and lib0's numbers).
     (
         "crdt_server.documents",
-        ("crdt_server.documents", "crdt_server.actor"),
+        ("crdt_server.documents", "crdt_server.actor", "crdt_server.lib0"),
         frozenset({"pycrdt"}),
     ),
     # Storage knows its databases and nothing of the server or the domain.
@@ -424,3 +436,273 @@ def test_modules_inside_a_feature_are_named_by_their_role() -> None:
                 continue
             misnamed.append(str(module.relative_to(ROOT)))
     assert not misnamed, f"name these by their role ({', '.join(ROLES)}): {misnamed}"
+
+
+FEATURES_DIR = ROOT / "crdt_server" / "features"
+FEATURE_PACKAGES = frozenset(
+    p.name for p in FEATURES_DIR.iterdir() if (p / "__init__.py").is_file()
+)
+"""The feature packages (``crdt_server/features/<name>/``)."""
+
+
+def _feature_of(module: str) -> str | None:
+    """The feature whose package holds ``module`` (``crdt_server.features.<name>...``)."""
+    parts = module.split(".")
+    if parts[:2] == ["crdt_server", "features"] and len(parts) > 2:
+        return parts[2] if parts[2] in FEATURE_PACKAGES else None
+    return None
+
+
+def _feature_module_imports(path: Path, module_name: str | None = None) -> set[str]:
+    """The modules inside a feature package that ``path`` imports (``import
+    crdt_server.features.B.x``, ``from crdt_server.features.B.x import y``, ``from
+    crdt_server.features.B import x`` where ``x`` is a module, and the same spelled
+    relatively), as dotted names. ``module_name``: the module ``path`` is (by default,
+    from where it lies), which relative imports are resolved against."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.count(".") > 2)
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:  # relative: resolve against the importing module's package
+                package = (module_name or _module_name(path)).split(".")
+                if path.name != "__init__.py":
+                    package.pop()
+                base = package[: len(package) - node.level + 1]
+                module = ".".join([*base, module] if module else base)
+            if module.count(".") > 2:
+                found.add(module)
+            elif (feature := _feature_of(module)) is not None:
+                for alias in node.names:
+                    folder = FEATURES_DIR / feature
+                    if (folder / f"{alias.name}.py").is_file() or (folder / alias.name).is_dir():
+                        found.add(f"{module}.{alias.name}")
+    return {name for name in found if _feature_of(name) is not None}
+
+
+def test_a_feature_is_reached_through_its_package_only() -> None:
+    """A feature's public face is its package (``crdt_server/features/<name>/__init__.py``
+    and its ``__all__``): another feature, and every product module outside the features
+    (the edge, the tools, the app, the command line, the testing kit), imports
+    ``crdt_server.features.<name>``, never one of its modules. Tests are not held to it:
+    they test a feature's modules directly."""
+    breaches = []
+    for path in MODULES:
+        module = _module_name(path)
+        own = _feature_of(module)
+        for name in sorted(_feature_module_imports(path)):
+            if _feature_of(name) != own:
+                breaches.append(f"{module} imports {name}")
+    assert not breaches, "import the feature's package instead:\n" + "\n".join(breaches)
+
+
+def test_the_public_face_rule_catches_a_module_import(tmp_path: Path) -> None:
+    """The check above sees each way of naming another feature's module."""
+    source = tmp_path / "probe.py"
+    source.write_text(
+        "import crdt_server.features.events.extension\n"
+        "from crdt_server.features.people.domain import Member\n"
+        "from crdt_server.features.notifications import extension_mail\n"
+        "from crdt_server.features.events import EventLog\n"
+        "from crdt_server.features import events\n"
+        "from crdt_server.features.db import FeatureDb\n"
+        "from ..webhooks.domain import Endpoint\n"
+        "from .. import versions\n"
+        "from .domain import ThreadView\n"
+    )
+    # As if it were crdt_server/features/threads/probe.py (its own modules are its own).
+    assert _feature_module_imports(source, "crdt_server.features.threads.probe") == {
+        "crdt_server.features.events.extension",
+        "crdt_server.features.people.domain",
+        "crdt_server.features.notifications.extension_mail",
+        "crdt_server.features.webhooks.domain",
+        "crdt_server.features.threads.domain",
+    }
+
+
+@pytest.mark.parametrize("name", sorted(FEATURE_PACKAGES))
+def test_every_feature_package_declares_its_public_face(name: str) -> None:
+    """Each feature's package lists in ``__all__`` what others may use (``FEATURE`` first
+    of all), and every listed name is there."""
+    import importlib
+
+    from crdt_server.features import Feature
+
+    package = importlib.import_module(f"crdt_server.features.{name}")
+    public = getattr(package, "__all__", None)
+    assert public is not None and "FEATURE" in public, f"{name} has no __all__ with FEATURE"
+    assert isinstance(package.FEATURE, Feature)
+    missing = [item for item in public if not hasattr(package, item)]
+    assert not missing, f"crdt_server.features.{name} lists but lacks {missing}"
+
+
+def test_the_domain_has_no_import_circle() -> None:
+    """No module of ``documents/`` imports, even inside a function, one that imports it
+    back through any chain (``findings`` builds on ``model``; ``invariants`` on both)."""
+    modules = {
+        _module_name(p): p for p in MODULES if _module_name(p).startswith("crdt_server.documents")
+    }
+    edges = {
+        name: {m for m in _imports(path) if m in modules and m != name}
+        for name, path in modules.items()
+    }
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            here = todo.pop()
+            for nxt in edges[here]:
+                if nxt == goal:
+                    return True
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return False
+
+    package = "crdt_server.documents"
+    circles = sorted(
+        f"{a} <-> {b}"
+        for a in edges
+        for b in edges[a]
+        if a != package and b != package and reaches(b, a)
+    )
+    assert not circles, circles
+
+
+def test_auth_and_the_domain_name_no_http_status() -> None:
+    """``crdt_server/auth/`` and ``documents/`` refuse in their own words (``NotAllowed``,
+    an ``OperationError``'s ``reason``); the edge maps those to statuses
+    (``AUTH_STATUS``, ``OPERATION_STATUS`` in crdt_server/edge/problems.py). No number
+    that reads as an HTTP error status (400 to 599) stands in their code, no error is given
+    a ``status``, and nothing there is named ``status_code``."""
+    found = []
+    for path in MODULES:
+        module = _module_name(path)
+        if not _within(module, ("crdt_server.auth", "crdt_server.documents")):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            where = f"{module}:{getattr(node, 'lineno', '?')}"
+            if isinstance(node, ast.Constant) and type(node.value) is int:
+                if 400 <= node.value < 600:
+                    found.append(f"{where} {node.value}")
+            elif isinstance(node, ast.Call):
+                callee = getattr(node.func, "id", getattr(node.func, "attr", ""))
+                if callee.endswith("Error") and any(k.arg == "status" for k in node.keywords):
+                    found.append(f"{where} {callee}(status=...)")
+            elif "status_code" in {getattr(node, "attr", None), getattr(node, "id", None)}:
+                found.append(f"{where} status_code")
+    assert not found, found
+
+
+# -- rows by name ------------------------------------------------------------------------
+
+_QUERIES = frozenset({"read", "fetch", "_read", "_fetch"})
+"""Calls that answer raw rows (tuples): the gateway's ``fetch``, ``FeatureDb.read`` and the
+features' thin wrappers of them. Their ``_as`` siblings answer named rows."""
+_ROW_WORDS = frozenset({"row", "rows", "r"})
+"""Names that hold a row wherever they appear (a parameter of a function that takes one)."""
+
+
+def _is_query(node: ast.AST) -> bool:
+    """A raw-row query: ``await x.read(...)``/``await x.fetch(...)`` or ``yield Sql(...)``."""
+    if isinstance(node, ast.Await) and isinstance(node.value, ast.Call):
+        func = node.value.func
+        return isinstance(func, ast.Attribute) and func.attr in _QUERIES
+    if isinstance(node, ast.Yield) and isinstance(node.value, ast.Call):
+        func = node.value.func
+        return isinstance(func, ast.Name) and func.id == "Sql"
+    return False
+
+
+def _bound_names(target: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+
+
+def _row_names(tree: ast.AST) -> set[str]:
+    """Names bound from a raw-row query, and the loop variables that go over them (per
+    module: a row name in one function is a row name in all, which errs on the strict side)."""
+    names: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for node in ast.walk(tree):
+            source: ast.AST | None = None
+            targets: list[ast.AST] = []
+            if isinstance(node, ast.Assign):
+                source, targets = node.value, list(node.targets)
+            elif isinstance(node, ast.AnnAssign | ast.NamedExpr) and node.value is not None:
+                source, targets = node.value, [node.target]
+            elif isinstance(node, ast.For | ast.AsyncFor | ast.comprehension):
+                source, targets = node.iter, [node.target]
+            if source is None:
+                continue
+            from_rows = any(
+                _is_query(n) or (isinstance(n, ast.Name) and n.id in names)
+                for n in ast.walk(source)
+            )
+            if from_rows:
+                new = set().union(*(_bound_names(t) for t in targets)) - names
+                if new:
+                    names |= new
+                    changed = True
+    return names
+
+
+def _positional(node: ast.Subscript) -> bool:
+    index = node.slice
+    if isinstance(index, ast.UnaryOp) and isinstance(index.op, ast.USub):
+        index = index.operand
+    if isinstance(index, ast.Constant) and isinstance(index.value, int):
+        return True
+    if isinstance(index, ast.Slice):
+        bounds = [b for b in (index.lower, index.upper) if b is not None]
+        return bool(bounds) and all(
+            isinstance(b, ast.Constant) or isinstance(b, ast.UnaryOp) for b in bounds
+        )
+    return False
+
+
+def _positional_row_reads(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    rows = _row_names(tree) | _ROW_WORDS
+    inner = {  # rows[0][1] is one read, not two
+        id(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Subscript) and _positional(node)
+    }
+    # events[-1].seq picks the last of a list of named rows and reads it by name.
+    inner |= {
+        id(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Subscript)
+    }
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Subscript) or not _positional(node) or id(node) in inner:
+            continue
+        base = node.value
+        while isinstance(base, ast.Subscript):
+            base = base.value
+        if isinstance(base, ast.Name) and base.id in rows:
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def positional_row_reads() -> list[str]:
+    """Every place feature code reads a row by position (see the test below)."""
+    features = ROOT / "crdt_server" / "features"
+    return [hit for path in sorted(features.rglob("*.py")) for hit in _positional_row_reads(path)]
+
+
+def test_features_read_rows_by_name() -> None:
+    """Feature code reads a row's columns by name: a Struct its ``tables.py`` declares, made
+    by the gateway (``Gateway.fetch_as``, ``FeatureDb.read_as``, ``yield from rows_as(...)``
+    in a transaction). Refused: an integer index or slice (``row[0]``, ``rows[0][1]``,
+    ``row[1:]``) on a name bound from a raw-row query (``await x.read(...)``,
+    ``await x.fetch(...)``, ``yield Sql(...)``) or a loop over one, or on a name that says
+    it holds rows (``row``, ``rows``, ``r``). Picking a row of a list and reading it by name
+    (``events[-1].seq``) is not a positional read."""
+    hits = positional_row_reads()
+    assert not hits, "read these rows by name:\n" + "\n".join(hits)

@@ -1100,13 +1100,13 @@ async def test_restore_points_outlive_compaction_and_go_with_their_wedding(
     assert [p.seq for p in await versions.points("w_1/guests")] == [seqs[2], seqs[0]]
     assert await versions.points("w_1/guests", before=seqs[2]) == [first]
     assert await versions.actors_between("w_1/guests", 0, seqs[2]) == [Actor("ada", "planner")]
-    assert [s for s, _ in await versions.log_upto("w_1/guests", seqs[1])] == seqs[:2]
+    assert [k.seq for k in await versions.log_upto("w_1/guests", seqs[1])] == seqs[:2]
     # compaction folds the log; the points stay
     await store.compact("w_1/guests", seqs[1], snapshot_of(updates[:2]))
-    assert [s for s, _ in await versions.log_upto("w_1/guests", seqs[1])] == [seqs[1]]
+    assert [k.seq for k in await versions.log_upto("w_1/guests", seqs[1])] == [seqs[1]]
     assert await versions.log_upto("w_1/guests", seqs[0]) == []
     state = await versions.state("w_1/guests", seqs[1])
-    assert state is not None and state[0] == seqs[0] and content([state[1]])["text"] == "a"
+    assert state is not None and state.seq == seqs[0] and content([state.data])["text"] == "a"
     assert [p.seq for p in await versions.older_than(2500.0)] == sorted([seqs[0], seqs[2]])
     await versions.delete([first])
     assert [p.seq for p in await versions.points("w_1/guests")] == [seqs[2]]

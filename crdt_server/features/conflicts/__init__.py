@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from crdt_server.auth.permissions import LEADS
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
 from crdt_server.features.conflicts.extension import ConflictsKeeper
 from crdt_server.features.conflicts.extension_concurrent import ConcurrentEdits
 from crdt_server.features.conflicts.routes import conflict_routes
 from crdt_server.features.conflicts.tables import CONCURRENT_EDITS
-from crdt_server.features.events.extension import EventLog
-from crdt_server.features.notifications.extension import OVERWRITTEN, Notifications
-from crdt_server.features.notifications.extension_mail import Mailer
-from crdt_server.features.people.extension import People
+from crdt_server.features.events import EventLog
+from crdt_server.features.notifications import OVERWRITTEN, Mailer, Notifications
+from crdt_server.features.people import People
 
 __all__ = ["FEATURE"]
 
@@ -37,4 +37,6 @@ FEATURE = Feature(
     routes=conflict_routes,
     schemas=(CONCURRENT_EDITS,),
     bus=frozenset({"concurrent_edits"}),
+    # Resolving detected conflicts: who runs the wedding.
+    capabilities={"conflicts.resolve": LEADS},
 )

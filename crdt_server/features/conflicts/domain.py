@@ -15,7 +15,7 @@ from pycrdt import Doc
 from crdt_server.actor import Actor
 from crdt_server.core.hooks import Sender
 from crdt_server.documents import Conflict
-from crdt_server.documents.resolution import suggest
+from crdt_server.features.conflicts.domain_resolution import suggest
 from crdt_server.storage import NewEvent
 
 __all__ = [

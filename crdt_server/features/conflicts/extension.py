@@ -42,7 +42,7 @@ from crdt_server.names import CONFLICTS
 from crdt_server.storage import NewEvent, StoredEvent
 
 if TYPE_CHECKING:
-    from crdt_server.features.events.extension import EventLog
+    from crdt_server.features.events import EventLog
 
 __all__ = ["ConflictView", "ConflictsKeeper", "conflict_id"]
 
@@ -459,7 +459,7 @@ class ConflictsKeeper(Extension):
                 apply_operation(scratch[kind], kind, op, related=scratch)
             except OperationError as exc:
                 where = f"ops[{i}].{exc.path}" if exc.path else f"ops[{i}]"
-                raise OperationError(str(exc), status=exc.status, path=where) from exc
+                raise OperationError(str(exc), reason=exc.reason, path=where) from exc
             by_kind.setdefault(kind, []).append(op)
         if stored:
             # A race is settled by writing the key again (the write closes the finding, as
@@ -468,7 +468,7 @@ class ConflictsKeeper(Extension):
             return await self._settle(wedding_id, key, "resolved", sender.actor, ops)
         if key in {conflict_id(c) for c in check(scratch)}:
             raise OperationError(
-                "these operations leave the conflict in place", status=422, path="ops"
+                "these operations leave the conflict in place", reason="impossible", path="ops"
             )
         actor = sender.actor
         marker = {"sub": actor.sub, "role": actor.role, "ops": list(ops), "at": time.time()}

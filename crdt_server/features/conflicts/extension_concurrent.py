@@ -38,7 +38,7 @@ from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.events import bounded
 from crdt_server.documents.redaction import finding_for_reader
-from crdt_server.documents.resolution import rank
+from crdt_server.features.conflicts.domain_resolution import rank
 from crdt_server.features.conflicts.tables import (
     ConcurrentEditStore,
     StoredFinding,
@@ -46,13 +46,13 @@ from crdt_server.features.conflicts.tables import (
     closure_row,
     finding_row,
 )
-from crdt_server.features.notifications.extension import OVERWRITTEN, notice_rows
-from crdt_server.features.people.domain import Member
+from crdt_server.features.notifications import OVERWRITTEN, notice_rows
+from crdt_server.features.people import Member
 from crdt_server.storage import FeatureRow, NewEvent
 
 if TYPE_CHECKING:
-    from crdt_server.features.events.extension import EventLog
-    from crdt_server.features.people.extension import People
+    from crdt_server.features.events import EventLog
+    from crdt_server.features.people import People
 
 __all__ = ["ConcurrentEdits", "finding_view"]
 

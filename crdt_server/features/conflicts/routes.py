@@ -12,10 +12,10 @@ hierarchy's suggestion) and resolve one.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
-from msgspec import UNSET
+from msgspec import UNSET, Meta
 from starlette.responses import Response
 
 from crdt_server.actor import Actor
@@ -30,20 +30,31 @@ from crdt_server.edge.bodies import (
     LostOrKept,
     SuggestedResolution,
 )
-from crdt_server.edge.documents import (
+from crdt_server.edge.guards import (
     capable_principal,
     readable_documents,
     sender_of,
     wedding_principal,
     writer_principal,
 )
-from crdt_server.edge.params import ConflictId, WeddingId, WeddingPath
+from crdt_server.edge.params import WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Impossible, Malformed, NotFound
 from crdt_server.features.conflicts.extension import ConflictsKeeper, ConflictView
-from crdt_server.features.events.extension import rfc3339
+from crdt_server.times import rfc3339
 
 __all__ = ["conflict_routes"]
+
+ConflictId = Annotated[
+    str,
+    Meta(
+        pattern="^([a-z_]+\\.[a-z_]+:[0-9a-f]{12}|cw:[0-9a-f]{20})$",
+        description="a conflict id",
+    ),
+]
+"""A finding's code and digest (``seating.table_over_capacity:0123456789ab``), or a
+concurrent edit's (``cw:`` and 20 hex digits: ``crdt_server.core.overwrites.finding_id``)."""
+
 
 MAX_OPS = 100
 _AUTH = (401, 403, 404, 429)

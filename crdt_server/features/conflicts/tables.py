@@ -15,7 +15,7 @@ id (derived from the two items), so two processes that see one race store it onc
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from crdt_server.actor import Actor
@@ -89,6 +89,13 @@ class StoredFinding:
     closed_at: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Client:
+    client_id: int
+    sub: str
+    role: str
+
+
 def client_row(wedding: str, client: int, sub: str, role: str, at: float) -> FeatureRow:
     return FeatureRow(
         "yjs_clients",
@@ -129,15 +136,16 @@ class ConcurrentEditStore:
 
     async def clients(self, wedding: str) -> dict[int, Actor]:
         """The wedding's Yjs client ids and their first senders."""
-        rows = await self._sql.fetch(
-            "SELECT client_id, sub, role FROM {t}yjs_clients WHERE wedding = ?", wedding
+        rows = await self._sql.fetch_as(
+            _Client, "SELECT client_id, sub, role FROM {t}yjs_clients WHERE wedding = ?", wedding
         )
-        return {int(r[0]): Actor(str(r[1]), str(r[2])) for r in rows}
+        return {int(r.client_id): Actor(str(r.sub), str(r.role)) for r in rows}
 
     async def findings(self, wedding: str, *, open_only: bool = True) -> list[StoredFinding]:
         """The wedding's findings, oldest first (only the open ones by default)."""
         columns = ", ".join("f." + c.strip() for c in _FINDING_COLUMNS.split(","))
-        rows = await self._sql.fetch(
+        found = await self._sql.fetch_as(
+            StoredFinding,
             f"SELECT {columns}, c.how, c.sub, c.at FROM {{t}}concurrent_edits f"  # noqa: S608
             " LEFT JOIN {t}concurrent_edit_closures c ON c.id = f.id"
             " WHERE f.wedding = ?"
@@ -145,12 +153,8 @@ class ConcurrentEditStore:
             + " ORDER BY f.detected_at, f.id",
             wedding,
         )
-        out = []
-        for r in rows:
-            values: list[Any] = list(r)
-            values[15] = bool(values[15])
-            out.append(StoredFinding(*values))
-        return out
+        # SQLite keeps same_actor as 0 or 1.
+        return [replace(f, same_actor=bool(f.same_actor)) for f in found]
 
     async def insert(self, rows: Sequence[FeatureRow]) -> int:
         """Write rows in a transaction of their own (a closure made through the API, a

@@ -5,13 +5,30 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from crdt_server.auth.permissions import LEADS
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
-from crdt_server.features.events.extension import EventLog
-from crdt_server.features.events.routes import event_routes
+from crdt_server.features.events.extension import EventLog, event_json, readable_event
+from crdt_server.features.events.routes import (
+    CustomEvent,
+    PostedEvent,
+    custom_event_data,
+    event_routes,
+    viewer_of,
+)
 from crdt_server.features.events.settings import EventSettings
 
-__all__ = ["FEATURE"]
+__all__ = [
+    "FEATURE",
+    "CustomEvent",
+    "EventLog",
+    "EventSettings",
+    "PostedEvent",
+    "custom_event_data",
+    "event_json",
+    "readable_event",
+    "viewer_of",
+]
 
 
 def _build(built: Built) -> Sequence[Extension]:
@@ -19,5 +36,11 @@ def _build(built: Built) -> Sequence[Extension]:
 
 
 FEATURE = Feature(
-    "events", _build, routes=event_routes, bus=frozenset({"events"}), settings=EventSettings
+    "events",
+    _build,
+    routes=event_routes,
+    bus=frozenset({"events"}),
+    settings=EventSettings,
+    # Custom events (day.vendor_arrived...): whoever runs or serves the day.
+    capabilities={"events.post": LEADS | {"vendor"}},
 )

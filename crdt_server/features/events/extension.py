@@ -20,7 +20,6 @@ import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from crdt_server.auth.permissions import PermissionMatrix
@@ -33,8 +32,9 @@ from crdt_server.documents.events import derive_events
 from crdt_server.documents.redaction import finding_for_reader
 from crdt_server.features.events.settings import EventSettings
 from crdt_server.storage import AddedEvents, DocumentStore, EventFilter, NewEvent, Once, StoredEvent
+from crdt_server.times import rfc3339
 
-__all__ = ["EventLog", "event_json", "readable_event", "rfc3339"]
+__all__ = ["EventLog", "event_json", "readable_event"]
 
 log = logging.getLogger("crdt_server.events")
 
@@ -45,12 +45,6 @@ class EventsStored(BusMessage, frozen=True, tag=_BUS_TYPE):
     """Events of the wedding were stored (by the process that says so): wake readers."""
 
     wedding: str
-
-
-def rfc3339(at: float) -> str:
-    """Unix seconds as an RFC 3339 UTC string (millisecond precision)."""
-    stamp = datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
-    return stamp.replace("+00:00", "Z")
 
 
 def event_json(event: StoredEvent) -> dict[str, Any]:

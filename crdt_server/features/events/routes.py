@@ -33,7 +33,9 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from crdt_server.auth.principals import Principal
-from crdt_server.edge.documents import capable_principal, readable_documents, wedding_principal
+from crdt_server.core.operation_keys import IDEMPOTENCY_SECONDS
+from crdt_server.edge.bodies import Page
+from crdt_server.edge.guards import capable_principal, readable_documents, wedding_principal
 from crdt_server.edge.params import PageLimit, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, body_priority, json_response
 from crdt_server.errors import (
@@ -66,7 +68,6 @@ MAX_SEQ = 2**62
 TICKET_SECONDS = 60.0
 STREAM_RETRY_SECONDS = 5
 """``Retry-After`` when a subject has all its event streams open."""
-IDEMPOTENCY_SECONDS = 24 * 3600.0
 _BASE = "/api/weddings/{wedding_id}/events"
 
 event_routes = Routes()
@@ -102,9 +103,8 @@ class CustomEvent(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     doc: Literal["timeline", "budget", "guests", "seating"] | None = None
 
 
-class EventsAnswer(msgspec.Struct, frozen=True):
-    events: list[dict[str, Any]]
-    next: int | None
+class EventsAnswer(Page[dict[str, Any], int], frozen=True):
+    items: list[dict[str, Any]] = msgspec.field(name="events")
 
 
 class PostedEvent(msgspec.Struct, frozen=True):

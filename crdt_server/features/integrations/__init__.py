@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from crdt_server.auth.permissions import LEADS
 from crdt_server.core.hooks import Extension
 from crdt_server.edge.routing import ApiRoute
 from crdt_server.features import Built, Feature
@@ -31,4 +32,6 @@ FEATURE = Feature(
     routes=_routes,
     schemas=(INTEGRATIONS,),
     settings=IntegrationSettings,
+    # Integrations act for the wedding as a whole: only who runs it.
+    capabilities={"inbound.manage": LEADS, "calendar.tokens": LEADS},
 )

@@ -23,20 +23,28 @@ from typing import Annotated
 
 import icalendar
 import msgspec
+from msgspec import Meta
 from starlette.responses import Response
 
 from crdt_server.documents.model import parse_instant
 from crdt_server.documents.schema import TimelineItem
-from crdt_server.edge.documents import capable_principal, readable_documents
+from crdt_server.edge.bodies import Deleted, Page
+from crdt_server.edge.guards import capable_principal, readable_documents
 from crdt_server.edge.identity import CALENDAR_TOKEN_PREFIX
 from crdt_server.edge.links import public_url
-from crdt_server.edge.params import CalendarTokenId, WeddingId, WeddingPath
+from crdt_server.edge.params import WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Forbidden, NotFound, Unauthenticated
 from crdt_server.features.integrations.extension import IntegrationService
 from crdt_server.features.integrations.tables import CalendarToken, FeedItem
+from crdt_server.times import rfc3339
 
 __all__ = ["TOKEN_PREFIX", "calendar_routes", "render_calendar"]
+
+CalendarTokenId = Annotated[
+    str, Meta(pattern="^ct_[0-9a-f]{16}$", description="a calendar feed token's id")
+]
+
 
 TOKEN_PREFIX = CALENDAR_TOKEN_PREFIX
 CALENDAR = "text/calendar; charset=utf-8"
@@ -80,14 +88,9 @@ class TokenItem(msgspec.Struct, frozen=True):
     created_by: str
 
 
-class TokensAnswer(msgspec.Struct, frozen=True):
-    tokens: list[TokenItem]
+class TokensAnswer(Page[TokenItem, None], frozen=True):
+    items: list[TokenItem] = msgspec.field(name="tokens")
     next: None = None
-
-
-class TokenDeleted(msgspec.Struct, frozen=True):
-    id: str
-    deleted: bool
 
 
 def _digest(token: str) -> str:
@@ -96,10 +99,6 @@ def _digest(token: str) -> str:
 
 def _utc(at: float) -> datetime:
     return datetime.fromtimestamp(int(at), UTC)
-
-
-def _rfc3339(at: float) -> str:
-    return _utc(at).isoformat().replace("+00:00", "Z")
 
 
 def render_calendar(wedding_id: str, items: list[tuple[TimelineItem, FeedItem]]) -> bytes:
@@ -212,7 +211,7 @@ async def create_token(call: ApiCall, path: WeddingPath) -> Response:
         token,
         public_url(call.request, call.state.settings, feed_path),
         record.label,
-        _rfc3339(record.created_at),
+        rfc3339(int(record.created_at), "seconds"),
     )
     return json_response(answer, status_code=201)
 
@@ -228,8 +227,10 @@ async def create_token(call: ApiCall, path: WeddingPath) -> Response:
 async def list_tokens(call: ApiCall, path: WeddingPath) -> Response:
     capable_principal(call, path.wedding_id, "calendar.tokens")
     found = await call.state.extension(IntegrationService).rows.tokens(path.wedding_id)
-    items = [TokenItem(t.id, t.label, _rfc3339(t.created_at), t.created_by) for t in found]
-    return json_response(TokensAnswer(items))
+    items = [
+        TokenItem(t.id, t.label, rfc3339(int(t.created_at), "seconds"), t.created_by) for t in found
+    ]
+    return json_response(TokensAnswer(items, None))
 
 
 @calendar_routes.delete(
@@ -237,7 +238,7 @@ async def list_tokens(call: ApiCall, path: WeddingPath) -> Response:
     "deleteCalendarToken",
     "Revoke a calendar feed token",
     family="write",
-    response_model=TokenDeleted,
+    response_model=Deleted,
     errors=_AUTH,
 )
 async def delete_token(call: ApiCall, path: TokenPath) -> Response:
@@ -245,4 +246,4 @@ async def delete_token(call: ApiCall, path: TokenPath) -> Response:
     rows = call.state.extension(IntegrationService).rows
     if not await rows.delete_token(path.wedding_id, path.token_id):
         raise NotFound("no such calendar token")
-    return json_response(TokenDeleted(path.token_id, True))
+    return json_response(Deleted(path.token_id, True))

@@ -1,4 +1,5 @@
-"""The guest list as CSV over HTTP (the format is :mod:`documents.guest_csv`).
+"""The guest list as CSV over HTTP (the format is
+:mod:`crdt_server.features.integrations.domain_guests_csv`).
 
 - ``GET /api/weddings/{id}/guests.csv`` (may read the guest list): RFC 4180, UTF-8,
   ``?bom=true`` for Excel, formula cells neutralised; never cached (personal data).
@@ -20,16 +21,16 @@ from starlette.responses import Response
 from crdt_server.auth.principals import Principal
 from crdt_server.codec.problem_details import PROBLEM_JSON, FieldProblem, Problem
 from crdt_server.core.hooks import Sender
-from crdt_server.documents.guest_csv import (
+from crdt_server.edge.params import WeddingPath
+from crdt_server.edge.routing import ApiCall, Routes, json_response, read_body
+from crdt_server.errors import Forbidden, Malformed, UnsupportedMedia
+from crdt_server.features.integrations.domain_guests_csv import (
     CsvError,
     GuestImport,
     apply_import,
     export_guests,
     plan_import,
 )
-from crdt_server.edge.params import WeddingPath
-from crdt_server.edge.routing import ApiCall, Routes, json_response, read_body
-from crdt_server.errors import Forbidden, Malformed, UnsupportedMedia
 from crdt_server.features.integrations.settings import IntegrationSettings
 
 __all__ = ["guest_csv_routes"]

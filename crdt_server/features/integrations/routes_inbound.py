@@ -22,6 +22,7 @@ import time
 from typing import Annotated, Any, Literal
 
 import msgspec
+from msgspec import Meta
 from pycrdt import Doc
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from starlette.responses import Response
@@ -30,9 +31,9 @@ from crdt_server.actor import Actor
 from crdt_server.auth.principals import AuthError
 from crdt_server.core.hooks import Sender
 from crdt_server.documents import DOCUMENT_KINDS, OperationError, apply_operation
-from crdt_server.edge.bodies import decode_json
-from crdt_server.edge.documents import capable_principal
-from crdt_server.edge.params import SourceName, WeddingId, WeddingPath
+from crdt_server.edge.bodies import Deleted, Page, decode_json
+from crdt_server.edge.guards import capable_principal
+from crdt_server.edge.params import WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, is_admin, json_response
 from crdt_server.errors import (
     Conflict,
@@ -43,13 +44,17 @@ from crdt_server.errors import (
     NotFound,
     Unauthenticated,
 )
-from crdt_server.features.events.extension import EventLog
-from crdt_server.features.events.routes import CustomEvent, PostedEvent, custom_event_data
+from crdt_server.features.events import CustomEvent, EventLog, PostedEvent, custom_event_data
 from crdt_server.features.integrations.extension import INBOUND_ORIGIN, IntegrationService
 from crdt_server.features.integrations.tables import InboundSource
 from crdt_server.storage import NewEvent, Once
 
 __all__ = ["inbound_routes"]
+
+SourceName = Annotated[
+    str, Meta(pattern="^[a-z0-9][a-z0-9_-]{0,39}$", description="an inbound webhook source's name")
+]
+
 
 MAX_OPS = 500
 PENDING_SECONDS = 60.0
@@ -89,14 +94,13 @@ class SourceItem(msgspec.Struct, frozen=True):
     created_by: str
 
 
-class SourcesAnswer(msgspec.Struct, frozen=True):
-    sources: list[SourceItem]
+class SourcesAnswer(Page[SourceItem, None], frozen=True):
+    items: list[SourceItem] = msgspec.field(name="sources")
     next: None = None
 
 
-class SourceDeleted(msgspec.Struct, frozen=True):
-    source: str
-    deleted: bool
+class SourceDeleted(Deleted, frozen=True):
+    id: str = msgspec.field(name="source")
 
 
 class InboundOps(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -227,7 +231,7 @@ async def list_sources(call: ApiCall, path: WeddingPath) -> Response:
         )
         for s in found
     ]
-    return json_response(SourcesAnswer(items))
+    return json_response(SourcesAnswer(items, None))
 
 
 @inbound_routes.delete(
@@ -369,7 +373,7 @@ async def _apply_ops(
                     results.append(apply_operation(doc, body.doc, op, origin=sender.origin))
                 except OperationError as exc:
                     where = f"ops[{index}]" + (f".{exc.path}" if exc.path else "")
-                    refusal = Malformed if exc.status == 400 else Impossible
+                    refusal = Malformed if exc.reason == "malformed" else Impossible
                     raise refusal(
                         f"{where}: {exc.message} (no operation was applied)",
                         fields=[(where, exc.message)],

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from crdt_server.storage.base import DocumentStore
-from crdt_server.storage.gateway import Gateway, Sql, Table, Tx, schema_of
+from crdt_server.storage.gateway import Gateway, Sql, Table, Tx, rows_as, schema_of
 
 __all__ = [
     "INTEGRATIONS",
@@ -104,6 +104,22 @@ class FeedItem:
     modified_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class _Wedding:
+    wedding: str
+
+
+@dataclass(frozen=True, slots=True)
+class _ItemRow:
+    """What the feed last showed of a timeline item."""
+
+    item: str
+    fingerprint: str
+    sequence: int
+    created_at: float
+    modified_at: float
+
+
 class IntegrationStore:
     """The integrations' rows in a store's SQL tables (:class:`Gateway`)."""
 
@@ -113,9 +129,6 @@ class IntegrationStore:
 
     async def install(self) -> None:
         await self._store.install(INTEGRATIONS)
-
-    async def _rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        return await self._sql.fetch(sql, *args)
 
     async def _execute(self, sql: str, *args: Any) -> int:
         """Run one statement in its own transaction; how many rows it touched."""
@@ -149,21 +162,21 @@ class IntegrationStore:
         return touched == 1
 
     async def source(self, wedding: str, source: str) -> InboundSource | None:
-        rows = await self._rows(
+        return await self._sql.fetch_one_as(
+            InboundSource,
             "SELECT wedding, source, secret, access, created_at, created_by"
             " FROM {t}inbound_sources WHERE wedding = ? AND source = ?",
             wedding,
             source,
         )
-        return _source(rows[0]) if rows else None
 
     async def sources(self, wedding: str) -> list[InboundSource]:
-        rows = await self._rows(
+        return await self._sql.fetch_as(
+            InboundSource,
             "SELECT wedding, source, secret, access, created_at, created_by"
             " FROM {t}inbound_sources WHERE wedding = ? ORDER BY source",
             wedding,
         )
-        return [_source(r) for r in rows]
 
     async def delete_source(self, wedding: str, source: str) -> bool:
         """Forget a source and the deliveries seen from it; whether it existed."""
@@ -206,16 +219,17 @@ class IntegrationStore:
         )
         if touched == 1:
             return None
-        rows = await self._rows(
+        seen = await self._sql.fetch_one_as(
+            Seen,
             "SELECT state, answer, at FROM {t}inbound_seen"
             " WHERE wedding = ? AND source = ? AND webhook_id = ?",
             wedding,
             source,
             webhook_id,
         )
-        if not rows:  # forgotten in between: claim it again
+        if seen is None:  # forgotten in between: claim it again
             return await self.claim(wedding, source, webhook_id, now)
-        return Seen(str(rows[0][0]), str(rows[0][1]), float(rows[0][2]))
+        return seen
 
     async def finish(self, wedding: str, source: str, webhook_id: str, answer: str) -> None:
         """Record the answer of a claimed delivery (replays get it back)."""
@@ -252,14 +266,12 @@ class IntegrationStore:
         )
 
     async def tokens(self, wedding: str) -> list[CalendarToken]:
-        rows = await self._rows(
+        return await self._sql.fetch_as(
+            CalendarToken,
             "SELECT wedding, id, created_at, created_by, label FROM {t}calendar_tokens"
             " WHERE wedding = ? ORDER BY created_at, id",
             wedding,
         )
-        return [
-            CalendarToken(str(r[0]), str(r[1]), float(r[2]), str(r[3]), str(r[4])) for r in rows
-        ]
 
     async def delete_token(self, wedding: str, token_id: str) -> bool:
         touched = await self._execute(
@@ -269,8 +281,10 @@ class IntegrationStore:
 
     async def token_wedding(self, digest: str) -> str | None:
         """The wedding whose feed the token of this digest opens, if any."""
-        rows = await self._rows("SELECT wedding FROM {t}calendar_tokens WHERE digest = ?", digest)
-        return str(rows[0][0]) if rows else None
+        found = await self._sql.fetch_one_as(
+            _Wedding, "SELECT wedding FROM {t}calendar_tokens WHERE digest = ?", digest
+        )
+        return None if found is None else found.wedding
 
     # -- calendar items ----------------------------------------------------------------
 
@@ -291,8 +305,10 @@ class IntegrationStore:
             " WHERE wedding = ? AND item = ?"
         )
 
-        def plan(rows: list[Any]) -> tuple[dict[str, FeedItem], list[tuple[Any, ...]], list[Any]]:
-            known = {str(r[0]): r for r in rows}
+        def plan(
+            rows: list[_ItemRow],
+        ) -> tuple[dict[str, FeedItem], list[tuple[Any, ...]], list[Any]]:
+            known = {r.item: r for r in rows}
             result: dict[str, FeedItem] = {}
             inserts: list[tuple[Any, ...]] = []
             updates: list[tuple[Any, ...]] = []
@@ -301,22 +317,24 @@ class IntegrationStore:
                 if row is None:
                     inserts.append((wedding, item, fingerprint, now, now))
                     result[item] = FeedItem(0, now, now)
-                elif str(row[1]) != fingerprint:
-                    sequence = int(row[2]) + 1
+                elif row.fingerprint != fingerprint:
+                    sequence = int(row.sequence) + 1
                     updates.append((fingerprint, sequence, now, wedding, item))
-                    result[item] = FeedItem(sequence, float(row[3]), now)
+                    result[item] = FeedItem(sequence, float(row.created_at), now)
                 else:
-                    result[item] = FeedItem(int(row[2]), float(row[3]), float(row[4]))
+                    result[item] = FeedItem(
+                        int(row.sequence), float(row.created_at), float(row.modified_at)
+                    )
             return result, inserts, updates
 
         # Most calls change nothing (a feed polled, a change to another field): answer those
         # from a read, and take the write lock only when there is something to write.
-        result, inserts, updates = plan(await self._rows(query, wedding))
+        result, inserts, updates = plan(await self._sql.fetch_as(_ItemRow, query, wedding))
         if not inserts and not updates:
             return result
 
         def tx() -> Tx[dict[str, FeedItem]]:
-            result, inserts, updates = plan((yield Sql(query, (wedding,))))
+            result, inserts, updates = plan((yield from rows_as(_ItemRow, query, wedding)))
             for row in inserts:
                 yield Sql(insert, row)
             for row in updates:
@@ -324,9 +342,3 @@ class IntegrationStore:
             return result
 
         return await self._sql.run(tx())
-
-
-def _source(row: Any) -> InboundSource:
-    return InboundSource(
-        str(row[0]), str(row[1]), str(row[2]), str(row[3]), float(row[4]), str(row[5])
-    )

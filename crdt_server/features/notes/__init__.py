@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
-from crdt_server.features.events.extension import EventLog
+from crdt_server.features.events import EventLog
 from crdt_server.features.notes.extension import NoteSessions
 from crdt_server.features.notes.settings import NoteSettings
 from crdt_server.features.notes.tables import NOTE_SESSIONS

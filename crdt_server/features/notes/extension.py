@@ -45,7 +45,7 @@ from crdt_server.documents.changes import entry_changes
 from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.schema import ROOTS, TEXT_FIELDS
 from crdt_server.documents.texts import text_value
-from crdt_server.features.events.extension import EventLog
+from crdt_server.features.events import EventLog
 from crdt_server.features.notes.settings import NoteSettings
 from crdt_server.features.notes.tables import NoteSession, NoteSessionStore
 from crdt_server.storage import NewEvent

@@ -52,6 +52,11 @@ class NoteSession:
     started: float
 
 
+@dataclass(frozen=True, slots=True)
+class _Id:
+    id: str
+
+
 class NoteSessionStore:
     """Open sessions in a store's SQL tables (:class:`Gateway`)."""
 
@@ -76,25 +81,10 @@ class NoteSessionStore:
 
     async def all(self) -> list[NoteSession]:
         """Every open session (what a crash left open, at start)."""
-        rows = await self._sql.fetch(
-            f"SELECT {_COLUMNS} FROM {{t}}note_sessions ORDER BY started"  # noqa: S608
+        return await self._sql.fetch_as(
+            NoteSession,
+            f"SELECT {_COLUMNS} FROM {{t}}note_sessions ORDER BY started",  # noqa: S608
         )
-        return [
-            NoteSession(
-                str(r[0]),
-                str(r[1]),
-                str(r[2]),
-                str(r[3]),
-                str(r[4]),
-                str(r[5]),
-                str(r[6]),
-                str(r[7]),
-                str(r[8]),
-                int(r[9]),
-                float(r[10]),
-            )
-            for r in rows
-        ]
 
     async def close(
         self, closing: Sequence[tuple[NoteSession, NewEvent, bool]]
@@ -112,11 +102,12 @@ class NoteSessionStore:
             for at in range(0, len(ids), _CHUNK):
                 chunk = ids[at : at + _CHUNK]
                 marks = ", ".join("?" * len(chunk))
-                rows = await tx.fetch(
+                found = await tx.fetch_as(
+                    _Id,
                     f"SELECT id FROM {{t}}note_sessions WHERE id IN ({marks})",  # noqa: S608
                     *chunk,
                 )
-                present.update(str(row[0]) for row in rows)
+                present.update(f.id for f in found)
             events = [
                 event for session, event, written in closing if session.id in present or not written
             ]

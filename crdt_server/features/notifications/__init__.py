@@ -9,13 +9,33 @@ from collections.abc import Sequence
 from crdt_server.core.hooks import Extension
 from crdt_server.edge.routing import ApiRoute
 from crdt_server.features import Built, Feature
-from crdt_server.features.notifications.extension import OUTBOX_MESSAGE, Notifications
+from crdt_server.features.notifications.extension import (
+    OUTBOX_MESSAGE,
+    OVERWRITTEN,
+    Notifications,
+    ThreadQuote,
+    mark_read,
+    notice_rows,
+    notify,
+    unread_about,
+)
 from crdt_server.features.notifications.extension_mail import Mailer
 from crdt_server.features.notifications.settings import NotificationSettings
 from crdt_server.features.notifications.tables import SCHEMA
-from crdt_server.features.people.extension import People
+from crdt_server.features.people import People
 
-__all__ = ["FEATURE"]
+__all__ = [
+    "FEATURE",
+    "OVERWRITTEN",
+    "Mailer",
+    "NotificationSettings",
+    "Notifications",
+    "ThreadQuote",
+    "mark_read",
+    "notice_rows",
+    "notify",
+    "unread_about",
+]
 
 
 def _build(built: Built) -> Sequence[Extension]:

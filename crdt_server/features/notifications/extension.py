@@ -19,11 +19,17 @@ from typing import Any, NamedTuple, Protocol
 from crdt_server.actor import Actor
 from crdt_server.cluster.messages import BusMessage, to_event
 from crdt_server.core.hooks import Core, Extension
-from crdt_server.features.db import FeatureDb, Sql, Tx
-from crdt_server.features.events.extension import rfc3339
-from crdt_server.features.notifications.tables import SCHEMA
-from crdt_server.features.people.domain import Member
+from crdt_server.features.db import FeatureDb, Sql, Tx, rows_as
+from crdt_server.features.notifications.tables import (
+    NOTIFICATION_COLUMNS,
+    SCHEMA,
+    Count,
+    Notification,
+    UnreadNotice,
+)
+from crdt_server.features.people import Member
 from crdt_server.storage import FeatureRow
+from crdt_server.times import rfc3339
 
 __all__ = [
     "OUTBOX_MESSAGE",
@@ -155,14 +161,18 @@ def notice_rows(
     return rows
 
 
-def unread_about(wedding: str, sub: str, thread: str) -> Tx[list[tuple[int, str]]]:
-    """The step that finds ``sub``'s unread notifications about ``thread``: (id, message)."""
-    rows = yield Sql(
-        "SELECT id, message FROM {t}thread_notifications WHERE wedding = ? AND sub = ?"
-        " AND thread = ? AND read = 0",
-        (wedding, sub, thread),
+def unread_about(wedding: str, sub: str, thread: str) -> Tx[list[UnreadNotice]]:
+    """The step that finds ``sub``'s unread notifications about ``thread``."""
+    return (
+        yield from rows_as(
+            UnreadNotice,
+            "SELECT id, message FROM {t}thread_notifications WHERE wedding = ? AND sub = ?"
+            " AND thread = ? AND read = 0",
+            wedding,
+            sub,
+            thread,
+        )
     )
-    return [(int(r[0]), str(r[1])) for r in rows]
 
 
 def mark_read(wedding: str, sub: str, ids: Sequence[int] | None) -> Tx[int]:
@@ -265,8 +275,8 @@ class Notifications(Extension):
         cursor = after
         while len(items) < limit:
             sql = (
-                "SELECT id, reason, thread, message, actor, actor_role, priority, created_at,"
-                " read FROM {t}thread_notifications WHERE wedding = ? AND sub = ?"
+                f"SELECT {NOTIFICATION_COLUMNS} FROM {{t}}thread_notifications"
+                " WHERE wedding = ? AND sub = ?"
             )
             params: list[Any] = [wedding, sub]
             if unread_only:
@@ -274,30 +284,33 @@ class Notifications(Extension):
             if cursor is not None:
                 sql += " AND id < ?"
                 params.append(cursor)
-            rows = await self.db.read(sql + " ORDER BY id DESC LIMIT ?", *params, limit)
-            named = {str(r[2]) for r in rows if r[2]}
+            page = await self.db.read_as(
+                Notification, sql + " ORDER BY id DESC LIMIT ?", *params, limit
+            )
+            named = {n.thread for n in page if n.thread}
             subjects = (
                 await self._threads.subjects(wedding, named)
                 if named and self._threads is not None
                 else {}
             )
-            for r in rows:
-                if r[2] and str(r[2]) not in subjects:
+            for notice in page:
+                if notice.thread and notice.thread not in subjects:
                     continue  # about a thread that is gone (or no threads feature)
-                items.append(_item(r, subjects.get(str(r[2]))))
+                items.append(_item(notice, subjects.get(notice.thread)))
                 if len(items) == limit:
-                    following = int(r[0])
+                    following = int(notice.id)
                     break
-            if len(rows) < limit:
+            if len(page) < limit:
                 break
-            cursor = int(rows[-1][0])
-        unread = await self.db.read(
+            cursor = int(page[-1].id)
+        unread = await self.db.read_one_as(
+            Count,
             "SELECT COUNT(*) FROM {t}thread_notifications WHERE wedding = ? AND sub = ?"
             " AND read = 0",
             wedding,
             sub,
         )
-        return items, int(unread[0][0]), following
+        return items, 0 if unread is None else int(unread.count), following
 
     async def read_notifications(self, wedding: str, sub: str, ids: list[int] | None) -> int:
         """Mark ``sub``'s notifications read (``None``: all); how many were unread."""
@@ -308,15 +321,15 @@ class Notifications(Extension):
         return await self.db.write(erase(wedding, sub))
 
 
-def _item(r: Sequence[Any], subject: str | None) -> dict[str, Any]:
+def _item(n: Notification, subject: str | None) -> dict[str, Any]:
     return {
-        "id": str(r[0]),
-        "reason": r[1],
-        "thread": {"id": r[2], "subject": subject} if r[2] else None,
-        "message": r[3] if r[2] else None,
-        **({"conflict": r[3]} if r[1] == OVERWRITTEN else {}),
-        "actor": {"sub": r[4], "role": r[5]},
-        "priority": r[6],
-        "created_at": rfc3339(float(r[7])),
-        "read": bool(r[8]),
+        "id": str(n.id),
+        "reason": n.reason,
+        "thread": {"id": n.thread, "subject": subject} if n.thread else None,
+        "message": n.message if n.thread else None,
+        **({"conflict": n.message} if n.reason == OVERWRITTEN else {}),
+        "actor": {"sub": n.actor, "role": n.actor_role},
+        "priority": n.priority,
+        "created_at": rfc3339(float(n.created_at)),
+        "read": bool(n.read),
     }

@@ -33,11 +33,11 @@ import aiosmtplib
 
 from crdt_server.cluster.messages import from_event
 from crdt_server.core.hooks import Core, Extension
-from crdt_server.features.db import Sql, Tx
+from crdt_server.features.db import Sql, Tx, rows_as
 from crdt_server.features.notifications.extension import Notifications, OutboxQueued
 from crdt_server.features.notifications.settings import NotificationSettings
-from crdt_server.features.people.domain import Member
-from crdt_server.features.people.extension import People, emailed
+from crdt_server.features.notifications.tables import DueOutbox, OutboxItem
+from crdt_server.features.people import Member, People, emailed
 
 __all__ = ["Mailer", "Notice", "SmtpTarget"]
 
@@ -141,16 +141,17 @@ class Mailer(Extension):
         digest = self._core.settings.fragment(NotificationSettings).email_digest_seconds
         db = self._inbox.db
         now = time.time()
-        rows = await db.read(
+        waiting = await db.read_as(
+            DueOutbox,
             "SELECT wedding, sub, MAX(CASE WHEN priority = 'normal' THEN 0 ELSE 1 END)"
             " FROM {t}thread_outbox WHERE claimed_until < ? GROUP BY wedding, sub",
             now,
         )
         pause = POLL_SECONDS
-        for wedding, sub, urgent in rows:
-            due = await self._people.emailed_at(str(wedding), str(sub)) + digest
-            if urgent or now >= due:
-                await self._send(str(wedding), str(sub))
+        for person in waiting:
+            due = await self._people.emailed_at(person.wedding, person.sub) + digest
+            if person.urgent or now >= due:
+                await self._send(person.wedding, person.sub)
             else:
                 pause = min(pause, due - now)
         return pause
@@ -159,18 +160,23 @@ class Mailer(Extension):
         db = self._inbox.db
         now = time.time()
 
-        def claim() -> Tx[list[Any]]:
-            claimed = yield Sql(
-                "UPDATE {t}thread_outbox SET claimed_until = ? WHERE wedding = ? AND sub = ?"
-                " AND claimed_until < ? RETURNING id, reason, thread, message, priority",
-                (now + CLAIM_SECONDS, wedding, sub, now),
+        def claim() -> Tx[list[OutboxItem]]:
+            return (
+                yield from rows_as(
+                    OutboxItem,
+                    "UPDATE {t}thread_outbox SET claimed_until = ? WHERE wedding = ? AND sub = ?"
+                    " AND claimed_until < ? RETURNING id, reason, thread, message, priority",
+                    now + CLAIM_SECONDS,
+                    wedding,
+                    sub,
+                    now,
+                )
             )
-            return list(claimed)
 
-        items = sorted(await db.write(claim()))
+        items = sorted(await db.write(claim()), key=lambda item: item.id)
         if not items:
             return  # another process took them
-        ids = [int(i[0]) for i in items]
+        ids = [int(i.id) for i in items]
         member = await self._people.member(wedding, sub)
         email = None
         if member is not None and member.email and member.email_on:
@@ -196,7 +202,7 @@ class Mailer(Extension):
         await db.write(_done(wedding, sub, ids, time.time()))
 
     async def _compose(
-        self, wedding: str, member: Member, address: str, items: list[Any]
+        self, wedding: str, member: Member, address: str, items: list[OutboxItem]
     ) -> EmailMessage | None:
         assert self._core is not None
         sub = member.sub
@@ -204,7 +210,13 @@ class Mailer(Extension):
         names = {m.sub: m.name for m in await self._people.members(wedding)}
         lines = []
         subjects = []
-        for _, reason, thread, message, priority in items:
+        for item in items:
+            reason, thread, message, priority = (
+                item.reason,
+                item.thread,
+                item.message,
+                item.priority,
+            )
             notice = self._notices.get(str(reason))
             if not thread and notice is not None:
                 line = await notice(wedding, str(message), member)
@@ -220,13 +232,12 @@ class Mailer(Extension):
             )
             if said is None:
                 continue
-            subject, author, body, deleted = said
-            subject = " ".join(str(subject).split())  # never a line break in a header
+            subject = " ".join(said.subject.split())  # never a line break in a header
             subjects.append(subject)
-            who = names.get(str(author), str(author) or "someone")
+            who = names.get(said.author, said.author or "someone")
             flag = "" if priority == "normal" else f"[{str(priority).upper()}] "
             why = {"mention": "mentioned you", "reply": "replied to you"}.get(str(reason), "wrote")
-            text = "(deleted)" if deleted else str(body)
+            text = "(deleted)" if said.deleted else said.body
             lines.append(f"{flag}{who} {why} in \u201c{subject}\u201d:\n{text}\n")
         if not lines:
             return None
@@ -239,7 +250,7 @@ class Mailer(Extension):
         email = EmailMessage()
         email["From"] = settings.fragment(NotificationSettings).email_from
         email["To"] = address
-        urgent = any(i[4] != "normal" for i in items)
+        urgent = any(i.priority != "normal" for i in items)
         if len(lines) == 1:
             email["Subject"] = ("[URGENT] " if urgent else "") + (
                 f"New in \u201c{subjects[0]}\u201d" if subjects[0] else "A change of yours was lost"

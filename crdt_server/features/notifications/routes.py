@@ -13,13 +13,12 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 from starlette.responses import Response
 
+from crdt_server.edge.bodies import Page
 from crdt_server.edge.params import PageLimit, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Malformed
 from crdt_server.features.notifications.extension import Notifications
-from crdt_server.features.people.domain import member_json
-from crdt_server.features.people.extension import People
-from crdt_server.features.people.routes import member_principal
+from crdt_server.features.people import People, member_json, member_principal
 
 __all__ = ["notification_routes"]
 
@@ -38,10 +37,9 @@ class NotificationsRead(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
     ids: Annotated[list[str], msgspec.Meta(max_length=500)] | None = None
 
 
-class NotificationsAnswer(msgspec.Struct, frozen=True):
-    notifications: list[dict[str, Any]]
+class NotificationsAnswer(Page[dict[str, Any], str], frozen=True):
+    items: list[dict[str, Any]] = msgspec.field(name="notifications")
     unread: int
-    next: str | None
 
 
 class ReadAnswer(msgspec.Struct, frozen=True):
@@ -89,7 +87,7 @@ async def list_notifications(
         path.wedding_id, principal.user_id, unread_only=query.unread, after=after, limit=query.limit
     )
     return json_response(
-        NotificationsAnswer(items, count, None if following is None else str(following))
+        NotificationsAnswer(items, None if following is None else str(following), unread=count)
     )
 
 

@@ -5,9 +5,21 @@ about a thread, whose ``message`` then names what it is about)."""
 
 from __future__ import annotations
 
+import msgspec
+
 from crdt_server.storage import Table, schema_of
 
-__all__ = ["NOTIFICATIONS", "OUTBOX", "SCHEMA"]
+__all__ = [
+    "NOTIFICATIONS",
+    "NOTIFICATION_COLUMNS",
+    "OUTBOX",
+    "SCHEMA",
+    "Count",
+    "DueOutbox",
+    "Notification",
+    "OutboxItem",
+    "UnreadNotice",
+]
 
 NOTIFICATIONS = Table(
     "thread_notifications",
@@ -31,3 +43,47 @@ SCHEMA = schema_of("notifications", NOTIFICATIONS, OUTBOX)
 """The inbox and the email outbox, erased with their wedding. On a store written before
 notifications were a feature of their own, the tables are there already (the threads
 schema created them): installing this schema adds only its version row."""
+
+
+NOTIFICATION_COLUMNS = "id, reason, thread, message, actor, actor_role, priority, created_at, read"
+
+
+class Notification(msgspec.Struct, frozen=True):
+    """An inbox entry as :data:`NOTIFICATION_COLUMNS` holds it (``read``: 0 or 1)."""
+
+    id: int
+    reason: str
+    thread: str
+    message: str
+    actor: str
+    actor_role: str
+    priority: str
+    created_at: float
+    read: int
+
+
+class UnreadNotice(msgspec.Struct, frozen=True):
+    id: int
+    message: str
+
+
+class OutboxItem(msgspec.Struct, frozen=True):
+    """An email to send, as claimed (``RETURNING id, reason, thread, message, priority``)."""
+
+    id: int
+    reason: str
+    thread: str
+    message: str
+    priority: str
+
+
+class DueOutbox(msgspec.Struct, frozen=True):
+    """A person with emails waiting; ``urgent``: 1 if any is not of normal priority."""
+
+    wedding: str
+    sub: str
+    urgent: int
+
+
+class Count(msgspec.Struct, frozen=True):
+    count: int

@@ -6,23 +6,36 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from crdt_server.auth.permissions import LEADS
 from crdt_server.core.hooks import Extension
-from crdt_server.edge.routing import ApiRoute
 from crdt_server.features import Built, Feature
-from crdt_server.features.people.extension import People
-from crdt_server.features.people.tables import SCHEMA
+from crdt_server.features.people.domain import PARTICIPATION, Member, member_json
+from crdt_server.features.people.extension import People, emailed
+from crdt_server.features.people.routes import member_principal, people_routes
+from crdt_server.features.people.tables import SCHEMA, members
 
-__all__ = ["FEATURE"]
+__all__ = [
+    "FEATURE",
+    "PARTICIPATION",
+    "SCHEMA",
+    "Member",
+    "People",
+    "emailed",
+    "member_json",
+    "member_principal",
+    "members",
+]
 
 
 def _build(built: Built) -> Sequence[Extension]:
     return [People()]
 
 
-def _routes() -> Sequence[ApiRoute]:
-    from crdt_server.features.people.routes import people_routes
-
-    return people_routes()
-
-
-FEATURE = Feature("people", _build, routes=_routes, schemas=(SCHEMA,))
+FEATURE = Feature(
+    "people",
+    _build,
+    routes=people_routes,
+    schemas=(SCHEMA,),
+    # The member directory (names, emails, roles).
+    capabilities={"members.manage": LEADS},
+)

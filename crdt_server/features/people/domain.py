@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MEMBER_COLUMNS", "PARTICIPATION", "Member", "member_json", "member_of_row"]
+__all__ = ["PARTICIPATION", "Member", "member_json"]
 
 PARTICIPATION = ("all", "mentions", "none")
 """What a member is notified of: every message of their threads, mentions, nothing."""
-
-MEMBER_COLUMNS = "sub, role, name, email, participation, email_on"
-"""The columns :func:`member_of_row` reads, in its order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,11 +19,6 @@ class Member:
     email: str | None
     participation: str = "all"
     email_on: bool = True
-
-
-def member_of_row(row: Sequence[Any]) -> Member:
-    """A member from a row of :data:`MEMBER_COLUMNS`."""
-    return Member(str(row[0]), str(row[1]), str(row[2]), row[3], str(row[4]), bool(row[5]))
 
 
 def member_json(member: Member, *, with_email: bool) -> dict[str, Any]:

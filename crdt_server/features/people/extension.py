@@ -16,7 +16,8 @@ from typing import Any
 
 from crdt_server.core.hooks import ConnectionView, Core, Extension, RoomView
 from crdt_server.features.db import FeatureDb, Sql, Tx
-from crdt_server.features.people.domain import MEMBER_COLUMNS, Member, member_json, member_of_row
+from crdt_server.features.people import tables
+from crdt_server.features.people.domain import Member, member_json
 from crdt_server.features.people.tables import SCHEMA
 
 __all__ = ["People", "emailed", "erase"]
@@ -117,7 +118,7 @@ class People(Extension):
         """Create or replace a member; (member, created)."""
 
         def tx() -> Tx[bool]:
-            rows = yield Sql(
+            known = yield Sql(
                 "SELECT 1 FROM {t}thread_members WHERE wedding = ? AND sub = ?", (wedding, sub)
             )
             yield Sql(
@@ -127,7 +128,7 @@ class People(Extension):
                 " updated_at = excluded.updated_at",
                 (wedding, sub, role, name, email, secrets.token_urlsafe(24), time.time()),
             )
-            return not rows
+            return not known
 
         created = await self.db.write(tx())
         self._seen.pop((wedding, sub), None)
@@ -136,19 +137,10 @@ class People(Extension):
         return member_json(member, with_email=True), created
 
     async def member(self, wedding: str, sub: str) -> Member | None:
-        rows = await self.db.read(
-            f"SELECT {MEMBER_COLUMNS} FROM {{t}}thread_members WHERE wedding = ? AND sub = ?",
-            wedding,
-            sub,
-        )
-        return member_of_row(rows[0]) if rows else None
+        return await tables.member(self.db, wedding, sub)
 
     async def members(self, wedding: str) -> list[Member]:
-        rows = await self.db.read(
-            f"SELECT {MEMBER_COLUMNS} FROM {{t}}thread_members WHERE wedding = ? ORDER BY sub",
-            wedding,
-        )
-        return [member_of_row(r) for r in rows]
+        return await tables.members(self.db, wedding)
 
     async def set_preferences(
         self, wedding: str, sub: str, participation: str | None, email_on: bool | None
@@ -171,26 +163,18 @@ class People(Extension):
         return member
 
     async def unsubscribe(self, wedding: str, sub: str, key: str) -> bool:
-        rows = await self.db.read(
-            "SELECT unsubscribe FROM {t}thread_members WHERE wedding = ? AND sub = ?", wedding, sub
-        )
-        if not rows or not secrets.compare_digest(str(rows[0][0]).encode(), key.encode()):
+        stored = await tables.unsubscribe_key(self.db, wedding, sub)
+        if stored is None or not secrets.compare_digest(stored.encode(), key.encode()):
             return False
         await self.set_preferences(wedding, sub, None, False)
         return True
 
     async def unsubscribe_key(self, wedding: str, sub: str) -> str | None:
-        rows = await self.db.read(
-            "SELECT unsubscribe FROM {t}thread_members WHERE wedding = ? AND sub = ?", wedding, sub
-        )
-        return str(rows[0][0]) if rows else None
+        return await tables.unsubscribe_key(self.db, wedding, sub)
 
     async def emailed_at(self, wedding: str, sub: str) -> float:
         """When the member was last emailed (0: never, or not a member)."""
-        rows = await self.db.read(
-            "SELECT emailed_at FROM {t}thread_members WHERE wedding = ? AND sub = ?", wedding, sub
-        )
-        return float(rows[0][0]) if rows else 0.0
+        return await tables.emailed_at(self.db, wedding, sub) or 0.0
 
 
 def _log_failure(task: asyncio.Future[None]) -> None:

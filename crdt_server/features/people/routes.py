@@ -17,14 +17,24 @@ from starlette.responses import HTMLResponse, Response
 from crdt_server.auth.principals import Principal
 from crdt_server.auth.tokens import valid_email, valid_sub
 from crdt_server.edge.bodies import Role
-from crdt_server.edge.documents import readable_documents, wedding_principal
-from crdt_server.edge.params import MemberPath, WeddingId, WeddingPath
+from crdt_server.edge.guards import readable_documents, wedding_principal
+from crdt_server.edge.params import WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, is_admin, json_response
 from crdt_server.errors import Forbidden, Impossible, Malformed, NotFound
 from crdt_server.features.people.domain import member_json
 from crdt_server.features.people.extension import People
 
 __all__ = ["member_principal", "people_routes"]
+
+MemberSub = Annotated[
+    str, Meta(pattern="^[^\\x00-\\x1f\\x7f]{1,256}$", description="a member's user id")
+]
+
+
+class MemberPath(msgspec.Struct, frozen=True):
+    wedding_id: WeddingId
+    sub: MemberSub
+
 
 _BASE = "/api/weddings/{wedding_id}"
 _ERR = (400, 401, 403, 404, 429)

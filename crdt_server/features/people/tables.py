@@ -3,9 +3,22 @@ feature kept it; its name, columns and meaning are unchanged)."""
 
 from __future__ import annotations
 
+import msgspec
+
+from crdt_server.features.db import FeatureDb
+from crdt_server.features.people.domain import Member
 from crdt_server.storage import Table, schema_of
 
-__all__ = ["MEMBERS", "SCHEMA"]
+__all__ = [
+    "MEMBERS",
+    "MEMBER_COLUMNS",
+    "SCHEMA",
+    "MemberRow",
+    "emailed_at",
+    "member",
+    "members",
+    "unsubscribe_key",
+]
 
 MEMBERS = Table(
     "thread_members",
@@ -21,3 +34,70 @@ SCHEMA = schema_of("people", MEMBERS)
 unsubscribe key and when they were last emailed; erased with their wedding. On a store
 written before the directory was a feature of its own, the table is there already (the
 threads schema created it): installing this schema adds only its version row."""
+
+MEMBER_COLUMNS = "sub, role, name, email, participation, email_on"
+"""The columns of a :class:`MemberRow`, in its order."""
+
+
+class MemberRow(msgspec.Struct, frozen=True):
+    """A member as :data:`MEMBER_COLUMNS` holds it (``email_on``: 0 or 1)."""
+
+    sub: str
+    role: str
+    name: str
+    email: str | None
+    participation: str
+    email_on: int
+
+    def member(self) -> Member:
+        return Member(
+            self.sub, self.role, self.name, self.email, self.participation, bool(self.email_on)
+        )
+
+
+class _Unsubscribe(msgspec.Struct, frozen=True):
+    unsubscribe: str
+
+
+class _Emailed(msgspec.Struct, frozen=True):
+    emailed_at: float
+
+
+async def member(db: FeatureDb, wedding: str, sub: str) -> Member | None:
+    found = await db.read_one_as(
+        MemberRow,
+        f"SELECT {MEMBER_COLUMNS} FROM {{t}}thread_members WHERE wedding = ? AND sub = ?",
+        wedding,
+        sub,
+    )
+    return None if found is None else found.member()
+
+
+async def members(db: FeatureDb, wedding: str) -> list[Member]:
+    """The wedding's members, by sub."""
+    rows = await db.read_as(
+        MemberRow,
+        f"SELECT {MEMBER_COLUMNS} FROM {{t}}thread_members WHERE wedding = ? ORDER BY sub",
+        wedding,
+    )
+    return [r.member() for r in rows]
+
+
+async def unsubscribe_key(db: FeatureDb, wedding: str, sub: str) -> str | None:
+    found = await db.read_one_as(
+        _Unsubscribe,
+        "SELECT unsubscribe FROM {t}thread_members WHERE wedding = ? AND sub = ?",
+        wedding,
+        sub,
+    )
+    return None if found is None else found.unsubscribe
+
+
+async def emailed_at(db: FeatureDb, wedding: str, sub: str) -> float | None:
+    found = await db.read_one_as(
+        _Emailed,
+        "SELECT emailed_at FROM {t}thread_members WHERE wedding = ? AND sub = ?",
+        wedding,
+        sub,
+    )
+    return None if found is None else float(found.emailed_at)

@@ -28,8 +28,8 @@ import msgspec
 from crdt_server.cluster.messages import BusMessage, from_event, item_from_bus, to_event
 from crdt_server.core.hooks import ConnectionView, Core, Extension, RoomView
 from crdt_server.documents import DOCUMENT_KINDS
-from crdt_server.features.events.extension import rfc3339
 from crdt_server.names import projection_of
+from crdt_server.times import rfc3339
 
 __all__ = ["PresenceDirectory", "PresenceEntry"]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import msgspec
 from starlette.responses import Response
 
-from crdt_server.edge.documents import readable_documents
+from crdt_server.edge.guards import readable_documents
 from crdt_server.edge.params import WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.features.presence.extension import PresenceDirectory, PresenceEntry

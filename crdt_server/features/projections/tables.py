@@ -11,8 +11,10 @@ from __future__ import annotations
 import random
 import time
 
+import msgspec
+
 from crdt_server.storage import DocumentStore
-from crdt_server.storage.gateway import Gateway, Sql, Table, Tx, schema_of
+from crdt_server.storage.gateway import Gateway, Sql, Table, Tx, row_as, schema_of
 
 __all__ = ["PROJECTION_CLIENTS", "SCHEMA", "ProjectionClients"]
 
@@ -22,6 +24,10 @@ PROJECTION_CLIENTS = Table(
     " created {real} NOT NULL)",
 )
 SCHEMA = schema_of("projections", PROJECTION_CLIENTS)
+
+
+class _Client(msgspec.Struct, frozen=True):
+    client_id: int
 
 
 class ProjectionClients:
@@ -36,10 +42,10 @@ class ProjectionClients:
 
     async def get(self, name: str) -> int | None:
         """The client id kept for projection ``name``, if any."""
-        rows = await self._sql.fetch(
-            "SELECT client_id FROM {t}projection_clients WHERE name = ?", name
+        found = await self._sql.fetch_one_as(
+            _Client, "SELECT client_id FROM {t}projection_clients WHERE name = ?", name
         )
-        return int(rows[0][0]) if rows else None
+        return None if found is None else int(found.client_id)
 
     async def claim(self, name: str, wedding: str) -> int:
         """The client id of projection ``name``: the kept one, else a new random one, kept
@@ -52,7 +58,9 @@ class ProjectionClients:
                 " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (name, wedding, fresh, time.time()),
             )
-            rows = yield Sql("SELECT client_id FROM {t}projection_clients WHERE name = ?", (name,))
-            return int(rows[0][0]) if rows else fresh
+            kept = yield from row_as(
+                _Client, "SELECT client_id FROM {t}projection_clients WHERE name = ?", name
+            )
+            return fresh if kept is None else int(kept.client_id)
 
         return await self._sql.run(tx())

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from crdt_server.core.hooks import Extension
 from crdt_server.edge.routing import ApiRoute
 from crdt_server.features import Built, Feature
-from crdt_server.features.events.extension import EventLog
-from crdt_server.features.notifications.extension import Notifications
-from crdt_server.features.people.extension import People
+from crdt_server.features.events import EventLog
+from crdt_server.features.notifications import Notifications
+from crdt_server.features.people import People
 from crdt_server.features.threads.export import THREADS
 from crdt_server.features.threads.extension import Threads
 from crdt_server.features.threads.tables import SCHEMA
@@ -30,4 +30,12 @@ def _routes() -> Sequence[ApiRoute]:
     return thread_routes()
 
 
-FEATURE = Feature("threads", _build, routes=_routes, schemas=(SCHEMA,), export=(THREADS,))
+FEATURE = Feature(
+    "threads",
+    _build,
+    routes=_routes,
+    schemas=(SCHEMA,),
+    export=(THREADS,),
+    # Editing and deleting other people's messages.
+    capabilities={"threads.moderate": frozenset({"planner"})},
+)

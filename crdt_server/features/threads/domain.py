@@ -11,21 +11,20 @@ from typing import Any
 
 from crdt_server.actor import Actor
 from crdt_server.documents import DOCUMENT_KINDS
-from crdt_server.features.events.extension import rfc3339
-from crdt_server.features.people.domain import Member
+from crdt_server.features.people import Member
+from crdt_server.features.threads.tables import ThreadRow
+from crdt_server.features.threads.tables_messages import MessageRow
+from crdt_server.times import rfc3339
 
 __all__ = [
     "KINDS",
     "LEADS",
     "MAX_BODY_BYTES",
-    "MESSAGE_COLUMNS",
     "PRIORITIES",
     "RANK",
     "STATUSES",
-    "THREAD_COLUMNS",
     "Viewer",
     "all_docs",
-    "contains_pattern",
     "hidden_docs",
     "mentions_in",
     "message_json",
@@ -64,60 +63,41 @@ def hidden_docs(viewer: Viewer) -> list[str]:
     return [d for d in DOCUMENT_KINDS if d not in viewer.docs]
 
 
-THREAD_COLUMNS = (
-    "id, subject, kind, status, priority, anchors, creator, creator_role, created_at,"
-    " activity, last_seq"
-)
-MESSAGE_COLUMNS = (
-    "id, seq, author, author_role, body, reply_to, created_at, edited_at, deleted,"
-    " reactions, mentions, priority, fingerprint"
-)
-
-
-def message_json(row: Sequence[Any], thread: str) -> dict[str, Any]:
-    (mid, seq, author, role, body, reply_to, created, edited, deleted, reactions, mentions) = row[
-        :11
-    ]
+def message_json(row: MessageRow, thread: str) -> dict[str, Any]:
     return {
-        "id": mid,
+        "id": row.id,
         "thread": thread,
-        "seq": int(seq),
-        "author": {"sub": author, "role": role},
-        "body": body,
-        "reply_to": reply_to,
-        "mentions": json.loads(mentions),
-        "priority": row[11],
-        "created_at": rfc3339(float(created)),
-        "edited_at": rfc3339(float(edited)) if edited is not None else None,
-        "deleted": bool(deleted),
-        "reactions": json.loads(reactions),
+        "seq": int(row.seq),
+        "author": {"sub": row.author, "role": row.author_role},
+        "body": row.body,
+        "reply_to": row.reply_to,
+        "mentions": json.loads(row.mentions),
+        "priority": row.priority,
+        "created_at": rfc3339(float(row.created_at)),
+        "edited_at": rfc3339(float(row.edited_at)) if row.edited_at is not None else None,
+        "deleted": bool(row.deleted),
+        "reactions": json.loads(row.reactions),
     }
 
 
 def thread_json(
-    row: Sequence[Any], participants: Sequence[str], roles: Mapping[str, str]
+    row: ThreadRow, participants: Sequence[str], roles: Mapping[str, str]
 ) -> dict[str, Any]:
-    """A thread as the routes and the export show it (without ``unread``): ``row`` holds
-    :data:`THREAD_COLUMNS`, ``roles`` the members' roles by sub."""
+    """A thread as the routes and the export show it (without ``unread``): ``roles``
+    holds the members' roles by sub."""
     return {
-        "id": row[0],
-        "subject": row[1],
-        "kind": row[2],
-        "status": row[3],
-        "priority": row[4],
-        "anchors": json.loads(row[5]),
-        "creator": {"sub": row[6], "role": row[7]},
+        "id": row.id,
+        "subject": row.subject,
+        "kind": row.kind,
+        "status": row.status,
+        "priority": row.priority,
+        "anchors": json.loads(row.anchors),
+        "creator": {"sub": row.creator, "role": row.creator_role},
         "participants": [{"sub": s, "role": roles.get(s, "")} for s in participants],
-        "created_at": rfc3339(float(row[8])),
-        "updated_at": rfc3339(float(row[9])),
-        "last_seq": int(row[10]),
+        "created_at": rfc3339(float(row.created_at)),
+        "updated_at": rfc3339(float(row.activity)),
+        "last_seq": int(row.last_seq),
     }
-
-
-def contains_pattern(text: str) -> str:
-    """A ``LIKE ... ESCAPE '!'`` pattern matching values that contain ``text`` as is."""
-    escaped = text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
-    return f"%{escaped}%"
 
 
 def all_docs() -> tuple[str, ...]:

@@ -37,25 +37,19 @@ from crdt_server.auth.permissions import ROLES
 from crdt_server.auth.tokens import valid_email, valid_sub
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.errors import ExportError
+from crdt_server.features import people
 from crdt_server.features.db import FeatureDb
-from crdt_server.features.people.domain import (
-    MEMBER_COLUMNS,
-    PARTICIPATION,
-    member_json,
-    member_of_row,
-)
-from crdt_server.features.people.tables import SCHEMA as PEOPLE
+from crdt_server.features.people import PARTICIPATION, member_json
+from crdt_server.features.people import SCHEMA as PEOPLE
 from crdt_server.features.threads.domain import (
     KINDS,
     MAX_BODY_BYTES,
-    MESSAGE_COLUMNS,
     PRIORITIES,
     STATUSES,
-    THREAD_COLUMNS,
     message_json,
     thread_json,
 )
-from crdt_server.features.threads.tables import SCHEMA
+from crdt_server.features.threads.tables import SCHEMA, exported_threads
 from crdt_server.storage import DocumentStore, FeatureRow, Schema
 
 __all__ = ["THREADS", "ThreadSection", "export_threads"]
@@ -69,42 +63,23 @@ _SUBJECT = 4096
 
 async def export_threads(db: FeatureDb, wedding: str) -> dict[str, Any]:
     """The wedding's ``threads`` section (see the module docstring)."""
-    members = [
-        member_of_row(r)
-        for r in await db.read(
-            f"SELECT {MEMBER_COLUMNS} FROM {{t}}thread_members WHERE wedding = ? ORDER BY sub",
-            wedding,
-        )
-    ]
+    members = await people.members(db, wedding)
     roles = {m.sub: m.role for m in members}
+    found = await exported_threads(db, wedding)
     participants: dict[str, list[str]] = {}
-    for thread, sub in await db.read(
-        "SELECT thread, sub FROM {t}thread_participants WHERE wedding = ? ORDER BY thread, sub",
-        wedding,
-    ):
-        participants.setdefault(str(thread), []).append(str(sub))
+    for participant in found.participants:
+        participants.setdefault(participant.thread, []).append(participant.sub)
     messages: dict[str, list[dict[str, Any]]] = {}
-    for row in await db.read(
-        f"SELECT thread, {MESSAGE_COLUMNS} FROM {{t}}thread_messages WHERE wedding = ?"
-        " ORDER BY thread, seq",
-        wedding,
-    ):
-        messages.setdefault(str(row[0]), []).append(message_json(row[1:], str(row[0])))
+    for message in found.messages:
+        messages.setdefault(message.thread, []).append(message_json(message, message.thread))
     reads: dict[str, list[dict[str, Any]]] = {}
-    for thread, sub, up_to in await db.read(
-        "SELECT thread, sub, up_to FROM {t}thread_reads WHERE wedding = ? ORDER BY thread, sub",
-        wedding,
-    ):
-        reads.setdefault(str(thread), []).append({"sub": sub, "up_to": int(up_to)})
+    for mark in found.reads:
+        reads.setdefault(mark.thread, []).append({"sub": mark.sub, "up_to": int(mark.up_to)})
     threads = []
-    for row in await db.read(
-        f"SELECT {THREAD_COLUMNS} FROM {{t}}threads WHERE wedding = ? ORDER BY created_at, id",
-        wedding,
-    ):
-        tid = str(row[0])
-        item = thread_json(row, participants.get(tid, []), roles)
-        item["messages"] = messages.get(tid, [])
-        item["reads"] = reads.get(tid, [])
+    for row in found.threads:
+        item = thread_json(row, participants.get(row.id, []), roles)
+        item["messages"] = messages.get(row.id, [])
+        item["reads"] = reads.get(row.id, [])
         threads.append(item)
     return {"members": [member_json(m, with_email=True) for m in members], "threads": threads}
 

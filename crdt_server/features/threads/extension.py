@@ -26,30 +26,21 @@ store, a thread as a viewer may see it) in
 from __future__ import annotations
 
 import json
-import re
 import secrets
 import time
 from typing import Any
 
 from crdt_server.actor import Actor
+from crdt_server.core.operation_keys import IDEMPOTENCY_SECONDS
 from crdt_server.errors import Conflict, Forbidden, Impossible
-from crdt_server.features.people.domain import member_json
-from crdt_server.features.threads.domain import (
-    MAX_BODY_BYTES,
-    THREAD_COLUMNS,
-    Viewer,
-    contains_pattern,
-    hidden_docs,
-)
-from crdt_server.features.threads.extension_access import optimize_search
+from crdt_server.features.people import member_json
+from crdt_server.features.threads import tables
+from crdt_server.features.threads.domain import MAX_BODY_BYTES, Viewer, hidden_docs
 from crdt_server.features.threads.extension_messages import ThreadMessages
-from crdt_server.features.threads.tables import Events, Sql, Tx
+from crdt_server.features.threads.tables import Events, StoredThread, Tx
 from crdt_server.storage import NewEvent
 
 __all__ = ["MAX_BODY_BYTES", "Threads", "Viewer", "member_json"]
-
-IDEMPOTENCY_SECONDS = 24 * 3600.0
-"""How long an ``Idempotency-Key`` of ``POST .../threads`` is kept (API.md)."""
 
 
 class Threads(ThreadMessages):
@@ -88,54 +79,28 @@ class Threads(ThreadMessages):
         data = {"thread": tid, "subject": subject, "kind": kind, "priority": priority}
         event = self._event(wedding, "thread.created", data, viewer, subs, anchors, priority)
 
+        row = StoredThread(
+            tid, subject, kind, "open", priority, json.dumps(anchors), viewer.actor.sub,
+            viewer.actor.role, now, now, 0, docs,
+        )  # fmt: skip
+
         def tx() -> Tx[str | None]:
             if once is not None:
-                yield Sql(
-                    "DELETE FROM {t}thread_requests WHERE wedding = ? AND expires_at <= ?",
-                    (wedding, now),
-                )
-                found = yield Sql(
-                    "SELECT fingerprint, thread FROM {t}thread_requests WHERE wedding = ?"
-                    " AND sub = ? AND key = ? AND expires_at > ?",
-                    (wedding, viewer.actor.sub, once[0], now),
-                )
-                if found:
-                    if found[0][0] != once[1]:
+                key, fingerprint = once
+                yield from tables.forget_requests(wedding, now)
+                found = yield from tables.request(wedding, viewer.actor.sub, key, now)
+                if found is not None:
+                    if found.fingerprint != fingerprint:
                         raise Conflict(
                             "this Idempotency-Key was used with another body",
                             field="Idempotency-Key",
                         )
-                    return str(found[0][1])
-                yield Sql(
-                    "INSERT INTO {t}thread_requests (wedding, sub, key, fingerprint, thread,"
-                    " expires_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (wedding, sub, key)"
-                    " DO UPDATE SET fingerprint = excluded.fingerprint,"
-                    " thread = excluded.thread, expires_at = excluded.expires_at",
-                    (wedding, viewer.actor.sub, once[0], once[1], tid, now + IDEMPOTENCY_SECONDS),
+                    return found.thread
+                yield from tables.remember_request(
+                    wedding, viewer.actor.sub, key, fingerprint, tid, now + IDEMPOTENCY_SECONDS
                 )
-            yield Sql(
-                "INSERT INTO {t}threads (wedding, id, subject, kind, status, priority, anchors,"
-                " docs, creator, creator_role, created_at, activity)"
-                " VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    wedding,
-                    tid,
-                    subject,
-                    kind,
-                    priority,
-                    json.dumps(anchors),
-                    docs,
-                    viewer.actor.sub,
-                    viewer.actor.role,
-                    now,
-                    now,
-                ),
-            )
-            for sub in subs:
-                yield Sql(
-                    "INSERT INTO {t}thread_participants (wedding, thread, sub) VALUES (?, ?, ?)",
-                    (wedding, tid, sub),
-                )
+            yield from tables.insert_thread(wedding, row)
+            yield from tables.insert_participants(wedding, tid, subs, replace=False)
             yield Events([event])
             return None
 
@@ -159,87 +124,45 @@ class Threads(ThreadMessages):
         after: tuple[float, str] | None,
         limit: int,
     ) -> tuple[list[dict[str, Any]], tuple[float, str] | None]:
-        sql = f"SELECT {THREAD_COLUMNS} FROM {{t}}threads t WHERE t.wedding = ?"
-        params: list[Any] = [wedding]
-        for doc in hidden_docs(viewer):
-            sql += " AND t.docs NOT LIKE ?"
-            params.append(f"%,{doc},%")
-        if not viewer.lead:
-            sql += (
-                " AND EXISTS (SELECT 1 FROM {t}thread_participants p WHERE p.wedding = t.wedding"
-                " AND p.thread = t.id AND p.sub = ?)"
-            )
-            params.append(viewer.actor.sub)
-        for column, value in (("status", status), ("kind", kind), ("priority", priority)):
-            if value is not None:
-                sql += f" AND t.{column} = ?"
-                params.append(value)
-        if anchor is not None:
-            needle = json.dumps({"doc": anchor[0], "id": anchor[1]})
-            sql += " AND t.anchors LIKE ? ESCAPE '!'"
-            params.append(contains_pattern(needle))
-        if participant is not None:
-            sql += (
-                " AND EXISTS (SELECT 1 FROM {t}thread_participants p2 WHERE"
-                " p2.wedding = t.wedding AND p2.thread = t.id AND p2.sub = ?)"
-            )
-            params.append(participant)
-        if q is not None:
-            words = re.findall(r"\w+", q)
-            if not words:
-                return [], None
-            if self.db.dialect == "sqlite":
-                sql += (
-                    " AND t.id IN (SELECT thread FROM {t}thread_search WHERE thread_search"
-                    " MATCH ? AND wedding = ?)"
-                )
-                params += [" ".join(f'"{w}"' for w in words), wedding]
-            else:
-                sql += (
-                    " AND (t.search @@ plainto_tsquery('simple', ?) OR EXISTS (SELECT 1 FROM"
-                    " {t}thread_messages m WHERE m.wedding = t.wedding AND m.thread = t.id"
-                    " AND m.search @@ plainto_tsquery('simple', ?)))"
-                )
-                params += [" ".join(words), " ".join(words)]
-        if after is not None:
-            sql += " AND (t.activity < ? OR (t.activity = ? AND t.id < ?))"
-            params += [after[0], after[0], after[1]]
-        sql += " ORDER BY t.activity DESC, t.id DESC LIMIT ?"
-        params.append(limit)
-        rows = await self.db.read(sql, *params)
-        tids = [str(r[0]) for r in rows]
-        unread = await self._unread(wedding, tids, viewer.actor.sub)
+        equal = {
+            column: value
+            for column, value in (("status", status), ("kind", kind), ("priority", priority))
+            if value is not None
+        }
+        page = await tables.thread_page(
+            self.db,
+            wedding,
+            hidden=hidden_docs(viewer),
+            participant_of=None if viewer.lead else viewer.actor.sub,
+            equal=equal,
+            anchor=None if anchor is None else json.dumps({"doc": anchor[0], "id": anchor[1]}),
+            participant=participant,
+            q=q,
+            after=after,
+            limit=limit,
+        )
+        tids = [row.id for row in page]
+        unread = await tables.unread_counts(self.db, wedding, tids, viewer.actor.sub)
         roles = {m.sub: m.role for m in await self._people.members(wedding)}
-        members: dict[str, list[str]] = {tid: [] for tid in tids}
-        if tids:
-            # One query for the page's participants (not one per thread).
-            found = await self.db.read(
-                "SELECT thread, sub FROM {t}thread_participants WHERE wedding = ?"
-                f" AND thread IN ({','.join('?' * len(tids))}) ORDER BY thread, sub",
-                wedding,
-                *tids,
-            )
-            for thread, sub in found:
-                members[str(thread)].append(str(sub))
+        members = await tables.participants_of(self.db, wedding, tids)
         items = [
-            await self._thread_json(wedding, (*row, members[row[0]]), unread.get(row[0], 0), roles)
-            for row in rows
+            await self._thread_json(wedding, row, members[row.id], unread.get(row.id, 0), roles)
+            for row in page
         ]
-        following = (float(rows[-1][9]), str(rows[-1][0])) if len(rows) == limit else None
-        return items, following
+        last = page[-1] if len(page) == limit else None
+        return items, None if last is None else (float(last.activity), last.id)
 
     async def update_thread(
         self, wedding: str, tid: str, viewer: Viewer, changes: dict[str, Any]
     ) -> dict[str, Any]:
-        row = await self._visible_row(wedding, tid, viewer)
-        anchors = json.loads(row[5])
-        before: list[str] = row[11]
-        manager = viewer.lead or viewer.moderator or viewer.actor.sub == row[6]
+        row, before = await self._visible_row(wedding, tid, viewer)
+        anchors = json.loads(row.anchors)
+        manager = viewer.lead or viewer.moderator or viewer.actor.sub == row.creator
         if set(changes) - {"status"} and not manager:
             raise Forbidden("only its creator, the couple or the planner may change this thread")
         participants = before
         if "participants" in changes:
-            participants = sorted({str(row[6]), *changes["participants"]})
+            participants = sorted({row.creator, *changes["participants"]})
             known = {m.sub for m in await self._people.members(wedding)}
             unknown = [s for s in participants if s not in known and s not in before]
             if unknown:
@@ -249,7 +172,7 @@ class Threads(ThreadMessages):
         events: list[NewEvent] = []
         audience = sorted(set(before) | set(participants))
         status = changes.get("status")
-        if status is not None and status != row[3]:
+        if status is not None and status != row.status:
             kind = {"resolved": "thread.resolved", "archived": "thread.archived"}.get(
                 status, "thread.reopened"
             )
@@ -271,24 +194,9 @@ class Threads(ThreadMessages):
         now = time.time()
 
         def tx() -> Tx[None]:
-            for column in ("subject", "status", "priority"):
-                if column in changes:
-                    yield Sql(
-                        f"UPDATE {{t}}threads SET {column} = ?, activity = ? WHERE wedding = ?"
-                        " AND id = ?",
-                        (changes[column], now, wedding, tid),
-                    )
+            yield from tables.update_thread(wedding, tid, changes, now)
             if "participants" in changes:
-                yield Sql(
-                    "DELETE FROM {t}thread_participants WHERE wedding = ? AND thread = ?",
-                    (wedding, tid),
-                )
-                for sub in participants:
-                    yield Sql(
-                        "INSERT INTO {t}thread_participants (wedding, thread, sub)"
-                        " VALUES (?, ?, ?)",
-                        (wedding, tid, sub),
-                    )
+                yield from tables.insert_participants(wedding, tid, participants, replace=True)
             if events:
                 yield Events(events)
 
@@ -311,42 +219,8 @@ class Threads(ThreadMessages):
         do the thread events they caused (their entry and inbox are the people and
         notifications features'); whether they wrote a message."""
 
-        def tx() -> Tx[bool]:
-            wrote = yield Sql(
-                "SELECT 1 FROM {t}thread_messages WHERE wedding = ? AND author = ? LIMIT 1",
-                (wedding, sub),
-            )
-            yield Sql(
-                "UPDATE {t}thread_messages SET author = '', body = '', deleted = 1,"
-                " mentions = '[]', fingerprint = '' WHERE wedding = ? AND author = ?",
-                (wedding, sub),
-            )
-            rows = yield Sql(
-                "SELECT thread, id, reactions FROM {t}thread_messages WHERE wedding = ?"
-                " AND reactions LIKE ? ESCAPE '!'",
-                (wedding, contains_pattern(json.dumps(sub))),
-            )
-            for thread, mid, raw in rows:
-                reactions = {
-                    e: [s for s in subs if s != sub] for e, subs in json.loads(raw).items()
-                }
-                reactions = {e: subs for e, subs in reactions.items() if subs}
-                yield Sql(
-                    "UPDATE {t}thread_messages SET reactions = ? WHERE wedding = ? AND thread = ?"
-                    " AND id = ?",
-                    (json.dumps(reactions, ensure_ascii=False), wedding, thread, mid),
-                )
-            for table in ("thread_participants", "thread_reads"):
-                yield Sql(f"DELETE FROM {{t}}{table} WHERE wedding = ? AND sub = ?", (wedding, sub))
-            yield Sql(
-                "DELETE FROM {t}events WHERE wedding = ? AND sub = ? AND type LIKE 'thread.%'",
-                (wedding, sub),
-            )
-            return bool(wrote)
-
-        found = await self.db.write(tx())
-        if self.db.dialect == "sqlite":
-            # Merge the search index's segments so erased text is not left in old ones
-            # (the erasure scrubs the files once every feature is done).
-            await self.db.write(optimize_search())
+        found = await self.db.write(tables.erase_member(wedding, sub))
+        # Merge the search index's segments so erased text is not left in old ones (the
+        # erasure scrubs the files once every feature is done).
+        await tables.merge_search(self.db)
         return found

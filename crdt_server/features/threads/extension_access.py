@@ -12,23 +12,28 @@ import contextlib
 import json
 import logging
 from collections.abc import Collection, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.errors import NotFound
 from crdt_server.features.db import FeatureDb
-from crdt_server.features.events.extension import EventLog
-from crdt_server.features.notifications.extension import Notifications, ThreadQuote
-from crdt_server.features.people.extension import People
-from crdt_server.features.threads.domain import (
-    THREAD_COLUMNS,
-    Viewer,
-    thread_json,
-)
-from crdt_server.features.threads.tables import SCHEMA, Sql, Tx
+from crdt_server.features.events import EventLog
+from crdt_server.features.notifications import Notifications, ThreadQuote
+from crdt_server.features.people import People
+from crdt_server.features.threads import tables
+from crdt_server.features.threads.domain import Viewer, thread_json
+from crdt_server.features.threads.tables import SCHEMA, ThreadRow
 from crdt_server.storage import NewEvent, audience_of
 
-__all__ = ["ThreadAccess", "optimize_search"]
+__all__ = ["ThreadAccess", "VisibleThread"]
+
+
+class VisibleThread(NamedTuple):
+    """A thread a viewer may see: its row and its participants."""
+
+    row: ThreadRow
+    participants: list[str]
+
 
 log = logging.getLogger("crdt_server.threads")
 
@@ -55,7 +60,7 @@ class ThreadAccess(Extension):
         self._core = core
         self._db = FeatureDb(core.store)
         await core.store.install(SCHEMA)
-        if self._db.dialect == "sqlite":
+        if tables.search_needs_merging(self._db):
             self._merger = asyncio.create_task(self._merge_after_erasures(), name="thread-fts")
 
     async def close(self) -> None:
@@ -77,7 +82,7 @@ class ThreadAccess(Extension):
             try:
                 erased = set(await store.tombstones())
                 if known is None or erased - known:
-                    await self.db.write(optimize_search())
+                    await tables.merge_search(self.db)
                     await store.scrub()
                 known = erased
             except Exception:
@@ -114,96 +119,44 @@ class ThreadAccess(Extension):
             audience=audience_of(participants),
         )
 
-    async def _visible_row(self, wedding: str, tid: str, viewer: Viewer) -> tuple[Any, ...]:
+    async def _visible_row(self, wedding: str, tid: str, viewer: Viewer) -> VisibleThread:
         """The thread's row and participants if the viewer may see it, else 404."""
-        rows = await self.db.read(
-            f"SELECT {THREAD_COLUMNS}, docs FROM {{t}}threads WHERE wedding = ? AND id = ?",
-            wedding,
-            tid,
-        )
-        if not rows:
+        row = await tables.thread_row(self.db, wedding, tid)
+        if row is None:
             raise NotFound("no such thread")
-        row = rows[0]
-        participants = [
-            r[0]
-            for r in await self.db.read(
-                "SELECT sub FROM {t}thread_participants WHERE wedding = ? AND thread = ?"
-                " ORDER BY sub",
-                wedding,
-                tid,
-            )
-        ]
-        docs = [d for d in str(row[11]).split(",") if d]
-        if any(d not in viewer.docs for d in docs) or (
+        participants = (await tables.participants_of(self.db, wedding, [tid]))[tid]
+        if any(d not in viewer.docs for d in row.doc_list()) or (
             not viewer.lead and viewer.actor.sub not in participants
         ):
             raise NotFound("no such thread")
-        return (*row[:11], participants)
+        return VisibleThread(row, participants)
 
     async def thread(self, wedding: str, tid: str, viewer: Viewer) -> dict[str, Any]:
-        row = await self._visible_row(wedding, tid, viewer)
-        unread = await self._unread(wedding, [tid], viewer.actor.sub)
-        return await self._thread_json(wedding, row, unread.get(tid, 0))
+        row, participants = await self._visible_row(wedding, tid, viewer)
+        unread = await tables.unread_counts(self.db, wedding, [tid], viewer.actor.sub)
+        return await self._thread_json(wedding, row, participants, unread.get(tid, 0))
 
     async def _thread_json(
         self,
         wedding: str,
-        row: Sequence[Any],
+        row: ThreadRow,
+        participants: Sequence[str],
         unread: int,
         roles: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         if roles is None:
             roles = {m.sub: m.role for m in await self._people.members(wedding)}
-        return {**thread_json(row, row[11], roles), "unread": unread}
-
-    async def _unread(self, wedding: str, tids: Sequence[str], sub: str) -> dict[str, int]:
-        if not tids:
-            return {}
-        marks = ",".join("?" * len(tids))
-        rows = await self.db.read(
-            "SELECT m.thread, COUNT(*) FROM {t}thread_messages m LEFT JOIN {t}thread_reads r"
-            " ON r.wedding = m.wedding AND r.thread = m.thread AND r.sub = ?"
-            f" WHERE m.wedding = ? AND m.thread IN ({marks}) AND m.author <> ? AND m.deleted = 0"
-            " AND m.seq > COALESCE(r.up_to, 0) GROUP BY m.thread",
-            sub,
-            wedding,
-            *tids,
-            sub,
-        )
-        return {str(r[0]): int(r[1]) for r in rows}
+        return {**thread_json(row, participants, roles), "unread": unread}
 
     # -- what notifications say of threads (ThreadNotices) ------------------------------------
 
     async def subjects(self, wedding: str, threads: Collection[str]) -> dict[str, str]:
         """The subjects of those of ``threads`` that exist, by id."""
-        ordered = sorted(threads)
-        found: dict[str, str] = {}
-        for start in range(0, len(ordered), 500):
-            chunk = ordered[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = await self.db.read(
-                f"SELECT id, subject FROM {{t}}threads WHERE wedding = ? AND id IN ({marks})",
-                wedding,
-                *chunk,
-            )
-            found.update((str(r[0]), str(r[1])) for r in rows)
-        return found
+        return await tables.subjects(self.db, wedding, threads)
 
     async def quote(self, wedding: str, thread: str, message: str) -> ThreadQuote | None:
         """The message a notification is about, as an email says it (``None``: gone)."""
-        found = await self.db.read(
-            "SELECT t.subject, m.author, m.body, m.deleted FROM {t}threads t JOIN"
-            " {t}thread_messages m ON m.wedding = t.wedding AND m.thread = t.id"
-            " WHERE t.wedding = ? AND t.id = ? AND m.id = ?",
-            wedding,
-            thread,
-            message,
-        )
-        if not found:
+        found = await tables.quote(self.db, wedding, thread, message)
+        if found is None:
             return None
-        subject, author, body, deleted = found[0]
-        return ThreadQuote(str(subject), str(author), str(body), bool(deleted))
-
-
-def optimize_search() -> Tx[None]:
-    yield Sql("INSERT INTO thread_search (thread_search) VALUES ('optimize')")
+        return ThreadQuote(found.subject, found.author, found.body, bool(found.deleted))

@@ -11,9 +11,9 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from crdt_server.errors import Conflict, Forbidden, Impossible, NotFound
-from crdt_server.features.notifications import extension as inbox
+from crdt_server.features import notifications as inbox
+from crdt_server.features.threads import tables_messages as messages
 from crdt_server.features.threads.domain import (
-    MESSAGE_COLUMNS,
     RANK,
     Viewer,
     mentions_in,
@@ -22,8 +22,9 @@ from crdt_server.features.threads.domain import (
     unnotified_mentions,
     who_sees,
 )
-from crdt_server.features.threads.extension_access import ThreadAccess
-from crdt_server.features.threads.tables import Events, Sql, Tx
+from crdt_server.features.threads.extension_access import ThreadAccess, VisibleThread
+from crdt_server.features.threads.tables import Events, Tx
+from crdt_server.features.threads.tables_messages import MessageRow
 
 __all__ = ["ThreadMessages"]
 
@@ -38,16 +39,9 @@ class ThreadMessages(ThreadAccess):
         self, wedding: str, tid: str, viewer: Viewer, *, after: int, limit: int
     ) -> tuple[list[dict[str, Any]], int | None]:
         await self._visible_row(wedding, tid, viewer)
-        rows = await self.db.read(
-            f"SELECT {MESSAGE_COLUMNS} FROM {{t}}thread_messages WHERE wedding = ? AND thread = ?"
-            " AND seq > ? ORDER BY seq LIMIT ?",
-            wedding,
-            tid,
-            after,
-            limit,
-        )
-        items = [message_json(r, tid) for r in rows]
-        return items, (items[-1]["seq"] if len(items) == limit else None)
+        page = await messages.messages_after(self.db, wedding, tid, after, limit)
+        items = [message_json(m, tid) for m in page]
+        return items, (int(page[-1].seq) if len(page) == limit else None)
 
     async def put_message(
         self,
@@ -67,15 +61,14 @@ class ThreadMessages(ThreadAccess):
         read, for threads anchored to documents; see :func:`who_sees`). The message's
         ``unnotified_mentions`` lists the mentioned members who cannot see it, as of this
         answer (a mention never widens a thread: its creator or a lead adds participants)."""
-        row = await self._visible_row(wedding, tid, viewer)
-        participants: list[str] = row[11]
-        anchors = json.loads(row[5])
-        if row[3] == "archived":
+        row, participants = await self._visible_row(wedding, tid, viewer)
+        anchors = json.loads(row.anchors)
+        if row.status == "archived":
             raise Conflict("this thread is archived")
         fingerprint = hashlib.sha256(
             json.dumps([viewer.actor.sub, body, reply_to, priority]).encode()
         ).hexdigest()
-        level = max(priority or "normal", row[4], key=RANK.__getitem__)
+        level = max(priority or "normal", row.priority, key=RANK.__getitem__)
         members = {m.sub: m for m in await self._people.members(wedding)}
         mentions = mentions_in(body, members)
         can_see = who_sees(participants, members, {a["doc"] for a in anchors}, reads)
@@ -83,53 +76,27 @@ class ThreadMessages(ThreadAccess):
         email = self._inbox.emails
         queued = False
 
-        def tx() -> Tx[tuple[list[Any], bool]]:
+        def tx() -> Tx[tuple[MessageRow, bool]]:
             nonlocal queued
-            found = yield Sql(
-                f"SELECT {MESSAGE_COLUMNS} FROM {{t}}thread_messages WHERE wedding = ?"
-                " AND thread = ? AND id = ?",
-                (wedding, tid, mid),
-            )
-            if found:
-                if found[0][12] != fingerprint:
+            found = yield from messages.message_in_tx(wedding, tid, mid)
+            if found is not None:
+                if found.fingerprint != fingerprint:
                     raise Conflict("this message id holds another message", field="id")
-                return list(found[0]), False
+                return found, False
             parent_author = None
             if reply_to is not None:
-                parent = yield Sql(
-                    "SELECT author FROM {t}thread_messages WHERE wedding = ? AND thread = ?"
-                    " AND id = ?",
-                    (wedding, tid, reply_to),
-                )
-                if not parent:
+                parent_author = yield from messages.author_of(wedding, tid, reply_to)
+                if parent_author is None:
                     raise Impossible("no such message in this thread", field="reply_to")
-                parent_author = str(parent[0][0])
-            counter = yield Sql(
-                "UPDATE {t}threads SET last_seq = last_seq + 1, activity = ? WHERE wedding = ?"
-                " AND id = ? RETURNING last_seq",
-                (now, wedding, tid),
-            )
-            if not counter:
+            seq = yield from messages.next_seq(wedding, tid, now)
+            if seq is None:
                 raise NotFound("no such thread")
-            seq = int(counter[0][0])
-            stored = (
+            stored = MessageRow(
                 mid, seq, viewer.actor.sub, viewer.actor.role, body, reply_to, now, None, 0, "{}",
                 json.dumps(mentions), level, fingerprint,
             )  # fmt: skip
-            yield Sql(
-                "INSERT INTO {t}thread_messages (wedding, thread, id, seq, author, author_role,"
-                " body, reply_to, mentions, priority, created_at, fingerprint)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    wedding, tid, mid, seq, viewer.actor.sub, viewer.actor.role, body, reply_to,
-                    json.dumps(mentions), level, now, fingerprint,
-                ),
-            )  # fmt: skip
-            yield Sql(
-                "INSERT INTO {t}thread_reads (wedding, thread, sub, up_to) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (wedding, thread, sub) DO UPDATE SET up_to = excluded.up_to",
-                (wedding, tid, viewer.actor.sub, seq),
-            )
+            yield from messages.insert_message(wedding, tid, stored)
+            yield from messages.set_read_mark(wedding, tid, viewer.actor.sub, seq)
             data = {
                 "thread": tid,
                 "message": mid,
@@ -163,62 +130,51 @@ class ThreadMessages(ThreadAccess):
                 yield from inbox.notify(
                     wedding, sub, reason, tid, mid, viewer.actor, level, now, email=mailed
                 )
-            return list(stored), True
+            return stored, True
 
         stored, created = await self.db.write(tx())
         if created:
             self._events.announce(wedding)
         if queued:
             self._inbox.queued(wedding)
-        missed = unnotified_mentions(viewer.actor.sub, json.loads(stored[10]), members, can_see)
+        missed = unnotified_mentions(
+            viewer.actor.sub, json.loads(stored.mentions), members, can_see
+        )
         return {**message_json(stored, tid), "unnotified_mentions": missed}, created
 
     async def _own_message(
         self, wedding: str, tid: str, mid: str, viewer: Viewer
-    ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-        row = await self._visible_row(wedding, tid, viewer)
-        found = await self.db.read(
-            f"SELECT {MESSAGE_COLUMNS} FROM {{t}}thread_messages WHERE wedding = ?"
-            " AND thread = ? AND id = ?",
-            wedding,
-            tid,
-            mid,
-        )
-        if not found:
+    ) -> tuple[VisibleThread, MessageRow]:
+        thread = await self._visible_row(wedding, tid, viewer)
+        found = await messages.message(self.db, wedding, tid, mid)
+        if found is None:
             raise NotFound("no such message")
-        return row, found[0]
+        return thread, found
 
     async def edit_message(
         self, wedding: str, tid: str, mid: str, viewer: Viewer, body: str | None
     ) -> dict[str, Any]:
         """Edit (``body``) or delete (``None``) a message: its author, or a moderator."""
-        row, message = await self._own_message(wedding, tid, mid, viewer)
-        if message[2] != viewer.actor.sub and not viewer.moderator:
+        thread, message = await self._own_message(wedding, tid, mid, viewer)
+        if message.author != viewer.actor.sub and not viewer.moderator:
             raise Forbidden("only its author or a moderator may change a message")
-        if message[8]:
+        if message.deleted:
             raise Conflict("this message was deleted")
         members = {m.sub: m for m in await self._people.members(wedding)}
         now = time.time()
         kind = "thread.message_deleted" if body is None else "thread.message_edited"
-        data: dict[str, Any] = {"thread": tid, "message": mid, "seq": int(message[1])}
+        data: dict[str, Any] = {"thread": tid, "message": mid, "seq": int(message.seq)}
         if body is not None:
             data["body"] = body
-        event = self._event(wedding, kind, data, viewer, row[11], json.loads(row[5]))
+        anchors = json.loads(thread.row.anchors)
+        event = self._event(wedding, kind, data, viewer, thread.participants, anchors)
 
         def tx() -> Tx[None]:
             if body is None:
-                yield Sql(
-                    "UPDATE {t}thread_messages SET body = '', deleted = 1, edited_at = ?,"
-                    " reactions = '{}', mentions = '[]'"
-                    " WHERE wedding = ? AND thread = ? AND id = ?",
-                    (now, wedding, tid, mid),
-                )
+                yield from messages.delete_message(wedding, tid, mid, now)
             else:
-                yield Sql(
-                    "UPDATE {t}thread_messages SET body = ?, edited_at = ?, mentions = ?"
-                    " WHERE wedding = ? AND thread = ? AND id = ?",
-                    (body, now, json.dumps(mentions_in(body, members)), wedding, tid, mid),
-                )
+                mentions = json.dumps(mentions_in(body, members))
+                yield from messages.edit_message(wedding, tid, mid, body, mentions, now)
             yield Events([event])
 
         await self.db.write(tx())
@@ -229,17 +185,16 @@ class ThreadMessages(ThreadAccess):
     async def react(
         self, wedding: str, tid: str, mid: str, viewer: Viewer, emoji: str, on: bool
     ) -> dict[str, Any]:
-        row, message = await self._own_message(wedding, tid, mid, viewer)
-        if message[8]:
+        thread, message = await self._own_message(wedding, tid, mid, viewer)
+        if message.deleted:
             raise Conflict("this message was deleted")
+        anchors = json.loads(thread.row.anchors)
 
         def tx() -> Tx[bool]:
-            current = yield Sql(
-                "SELECT reactions FROM {t}thread_messages WHERE wedding = ? AND thread = ?"
-                " AND id = ?",
-                (wedding, tid, mid),
-            )
-            reactions: dict[str, list[str]] = json.loads(current[0][0])
+            current = yield from messages.reactions_of(wedding, tid, mid)
+            if current is None:
+                raise NotFound("no such message")
+            reactions: dict[str, list[str]] = json.loads(current)
             subs = set(reactions.get(emoji, []))
             if (viewer.actor.sub in subs) == on:
                 return False
@@ -248,14 +203,16 @@ class ThreadMessages(ThreadAccess):
                 reactions[emoji] = sorted(subs)
             else:
                 reactions.pop(emoji, None)
-            yield Sql(
-                "UPDATE {t}thread_messages SET reactions = ? WHERE wedding = ? AND thread = ?"
-                " AND id = ?",
-                (json.dumps(reactions, ensure_ascii=False), wedding, tid, mid),
+            yield from messages.set_reactions(
+                wedding, tid, mid, json.dumps(reactions, ensure_ascii=False)
             )
             data = {"thread": tid, "message": mid, "emoji": emoji, "on": on}
             yield Events(
-                [self._event(wedding, "thread.reaction", data, viewer, row[11], json.loads(row[5]))]
+                [
+                    self._event(
+                        wedding, "thread.reaction", data, viewer, thread.participants, anchors
+                    )
+                ]
             )
             return True
 
@@ -266,47 +223,20 @@ class ThreadMessages(ThreadAccess):
 
     async def mark_read(self, wedding: str, tid: str, viewer: Viewer, up_to: str) -> dict[str, Any]:
         await self._visible_row(wedding, tid, viewer)
-        found = await self.db.read(
-            "SELECT seq FROM {t}thread_messages WHERE wedding = ? AND thread = ? AND id = ?",
-            wedding,
-            tid,
-            up_to,
-        )
-        if not found:
+        seq = await messages.seq_of(self.db, wedding, tid, up_to)
+        if seq is None:
             raise Impossible("no such message in this thread", field="up_to")
-        seq = int(found[0][0])
 
         def tx() -> Tx[None]:
             # Read marks only move forward (two devices may report out of order).
-            yield Sql(
-                "INSERT INTO {t}thread_reads (wedding, thread, sub, up_to) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (wedding, thread, sub) DO UPDATE SET up_to ="
-                " CASE WHEN excluded.up_to > {t}thread_reads.up_to THEN excluded.up_to"
-                " ELSE {t}thread_reads.up_to END",
-                (wedding, tid, viewer.actor.sub, seq),
-            )
+            yield from messages.raise_read_mark(wedding, tid, viewer.actor.sub, seq)
             # The person's notifications of the messages up to there are read too.
             unread = yield from inbox.unread_about(wedding, viewer.actor.sub, tid)
-            upto = yield from _messages_up_to(wedding, tid, seq, {m for _, m in unread})
+            mids = {notice.message for notice in unread}
+            upto = yield from messages.messages_up_to(wedding, tid, seq, mids)
             yield from inbox.mark_read(
-                wedding, viewer.actor.sub, [i for i, m in unread if m in upto]
+                wedding, viewer.actor.sub, [n.id for n in unread if n.message in upto]
             )
 
         await self.db.write(tx())
         return await self.thread(wedding, tid, viewer)
-
-
-def _messages_up_to(wedding: str, tid: str, seq: int, mids: set[str]) -> Tx[set[str]]:
-    """Those of ``mids`` that are messages of the thread numbered ``seq`` or less."""
-    found: set[str] = set()
-    ordered = sorted(mids)
-    for start in range(0, len(ordered), 500):
-        chunk = ordered[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        rows = yield Sql(
-            "SELECT id FROM {t}thread_messages WHERE wedding = ? AND thread = ? AND seq <= ?"
-            f" AND id IN ({marks})",
-            (wedding, tid, seq, *chunk),
-        )
-        found.update(str(r[0]) for r in rows)
-    return found

@@ -18,21 +18,19 @@ from msgspec import UNSET, Meta, UnsetType
 from starlette.responses import Response
 
 from crdt_server.documents import DOCUMENT_KINDS
-from crdt_server.edge.bodies import Subject
-from crdt_server.edge.documents import readable_documents
-from crdt_server.edge.params import (
-    PageLimit,
-    ThreadId,
-    WeddingId,
-    WeddingPath,
-)
+from crdt_server.edge.bodies import Page, Subject
+from crdt_server.edge.guards import readable_documents
+from crdt_server.edge.params import PageLimit, WeddingId, WeddingPath
 from crdt_server.edge.ratelimit import Priority
 from crdt_server.edge.routing import ApiCall, Routes, body_priority, json_response
 from crdt_server.errors import Impossible, Malformed, TooLarge
-from crdt_server.features.people.routes import member_principal
+from crdt_server.features.people import member_principal
 from crdt_server.features.threads.extension import MAX_BODY_BYTES, Threads, Viewer
 
 __all__ = ["thread_routes"]
+
+ThreadId = Annotated[str, Meta(min_length=1, max_length=64, description="a thread id")]
+
 
 ClientId = Annotated[str, msgspec.Meta(pattern="^[A-Za-z0-9_-]{1,64}$")]
 Kind = Literal["general", "vendor", "guest", "seating", "timeline", "budget"]
@@ -102,14 +100,12 @@ class ThreadAnswer(msgspec.Struct, frozen=True):
     unread: int
 
 
-class ThreadsAnswer(msgspec.Struct, frozen=True):
-    threads: list[dict[str, Any]]
-    next: str | None
+class ThreadsAnswer(Page[dict[str, Any], str], frozen=True):
+    items: list[dict[str, Any]] = msgspec.field(name="threads")
 
 
-class MessagesAnswer(msgspec.Struct, frozen=True):
-    messages: list[dict[str, Any]]
-    next: int | None
+class MessagesAnswer(Page[dict[str, Any], int], frozen=True):
+    items: list[dict[str, Any]] = msgspec.field(name="messages")
 
 
 # -- parameters ----------------------------------------------------------------------------

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from crdt_server.auth.permissions import LEADS
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
-from crdt_server.features.events.extension import EventLog
+from crdt_server.features.events import EventLog
 from crdt_server.features.versions.extension import VersionKeeper
 from crdt_server.features.versions.routes import version_routes
 from crdt_server.features.versions.settings import VersionSettings
@@ -20,5 +21,11 @@ def _build(built: Built) -> Sequence[Extension]:
 
 
 FEATURE = Feature(
-    "versions", _build, routes=version_routes, schemas=(VERSIONS,), settings=VersionSettings
+    "versions",
+    _build,
+    routes=version_routes,
+    schemas=(VERSIONS,),
+    settings=VersionSettings,
+    # Restoring an earlier version of a document: who runs the wedding.
+    capabilities={"versions.restore": LEADS},
 )

@@ -12,8 +12,9 @@ their own table, so compaction keeps them.
 Reading a document as of seq N replays its log up to N while the log still holds it (exact
 at every seq); past a compaction, the newest restore point at or before N answers.
 Restoring writes one update made as the restorer: the difference between the document now
-and its state then (:func:`documents.restore.restore`), so it is validated, committed,
-broadcast and turned into events like any other edit, and concurrent edits still merge.
+and its state then (:func:`crdt_server.features.versions.domain.restore`), so it is
+validated, committed, broadcast and turned into events like any other edit, and concurrent
+edits still merge.
 """
 
 from __future__ import annotations
@@ -31,13 +32,13 @@ from pycrdt import Doc, Map
 from crdt_server.core.crdt import replay
 from crdt_server.core.hooks import CommitBatch, Core, Extension, RoomView, Sender
 from crdt_server.documents import DOCUMENT_KINDS
-from crdt_server.documents.restore import restore
+from crdt_server.features.versions.domain import restore
 from crdt_server.features.versions.settings import VersionSettings
 from crdt_server.features.versions.tables import VersionPoint, VersionStore, to_thin
 from crdt_server.storage import NewEvent
 
 if TYPE_CHECKING:
-    from crdt_server.features.events.extension import EventLog
+    from crdt_server.features.events import EventLog
 
 __all__ = ["NotKept", "Restored", "VersionKeeper"]
 
@@ -155,15 +156,15 @@ class VersionKeeper(Extension):
         """The document as of ``seq``: the seq it is exactly the state of (the newest at
         or before ``seq``) and the document. Raises :class:`NotKept`."""
         versions = self._require_versions()
-        rows = await versions.log_upto(name, seq)
-        if rows:
-            return rows[-1][0], replay([data for _, data in rows])[0].doc
+        log = await versions.log_upto(name, seq)
+        if log:
+            return log[-1].seq, replay([bytes(kept.data) for kept in log])[0].doc
         point = await versions.state(name, seq)
         if point is None:
             raise NotKept(name)
         # Through the shape rule: a point taken before it may hold content no reader can
         # iterate (served as deleted content, as a room serves its document).
-        return point[0], replay([point[1]])[0].doc
+        return point.seq, replay([bytes(point.data)])[0].doc
 
     async def past_state(self, name: str, seq: int) -> tuple[int, Doc[Any]] | None:
         """:meth:`state_at`, ``None`` when nothing that old is kept (what ``GET`` of a
@@ -208,7 +209,8 @@ class VersionKeeper(Extension):
         for kind, root in (("guests", "guests"), ("seating", "assignments")):
             name = f"{wedding}/{kind}"
             rewritten: list[tuple[int, bytes]] = []
-            for seq, state in await versions.states(name):
+            for kept in await versions.states(name):
+                seq, state = kept.seq, bytes(kept.data)
                 doc = replay([state])[0].doc  # through the shape rule, as state_at reads
                 entries = doc.get(root, type=Map)
                 if guest_id in entries:

@@ -20,8 +20,8 @@ from msgspec import Meta
 from starlette.responses import Response
 
 from crdt_server.actor import Actor
-from crdt_server.edge.bodies import Seq
-from crdt_server.edge.documents import (
+from crdt_server.edge.bodies import Page, Seq
+from crdt_server.edge.guards import (
     capable_principal,
     readable_documents,
     sender_of,
@@ -30,8 +30,8 @@ from crdt_server.edge.documents import (
 from crdt_server.edge.params import DocumentKind, PageLimit, WeddingId
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Forbidden, Impossible, NotFound
-from crdt_server.features.events.extension import rfc3339
 from crdt_server.features.versions.extension import NotKept, VersionKeeper
+from crdt_server.times import rfc3339
 
 __all__ = ["version_routes"]
 
@@ -46,9 +46,8 @@ class Version(msgspec.Struct, frozen=True):
     """Who changed the document since the previous restore point."""
 
 
-class VersionsAnswer(msgspec.Struct, frozen=True):
-    versions: list[Version]
-    next: int | None
+class VersionsAnswer(Page[Version, int], frozen=True):
+    items: list[Version] = msgspec.field(name="versions")
 
 
 class RestoreRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from crdt_server.actor import Actor
 from crdt_server.storage.base import DocumentStore
 from crdt_server.storage.gateway import Gateway, Sql, Table, Tx, schema_of
@@ -87,59 +89,60 @@ class VersionStore:
     ) -> list[VersionPoint]:
         """The document's points with ``seq < before``, newest first."""
         bound = before if before is not None else 2**62
-        rows = await self._sql.fetch(
+        rows = await self._sql.fetch_as(
+            _PointRow,
             "SELECT doc, seq, at, actors FROM {t}versions WHERE doc = ? AND seq < ?"
             " ORDER BY seq DESC LIMIT ?",
             doc,
             bound,
             limit,
         )
-        return [_point(r) for r in rows]
+        return [r.point() for r in rows]
 
-    async def state(self, doc: str, at_most: int) -> tuple[int, bytes] | None:
+    async def state(self, doc: str, at_most: int) -> Kept | None:
         """The newest point with ``seq <= at_most``: its seq and state."""
-        rows = await self._sql.fetch(
+        return await self._sql.fetch_one_as(
+            Kept,
             "SELECT seq, state FROM {t}versions WHERE doc = ? AND seq <= ?"
             " ORDER BY seq DESC LIMIT 1",
             doc,
             at_most,
         )
-        return (int(rows[0][0]), bytes(rows[0][1])) if rows else None
 
-    async def log_upto(self, doc: str, at_most: int) -> list[tuple[int, bytes]]:
+    async def log_upto(self, doc: str, at_most: int) -> list[Kept]:
         """The document's log rows with ``seq <= at_most``, oldest first (the first may be
         a compaction snapshot); empty when the log no longer reaches back that far."""
-        rows = await self._sql.fetch(
+        return await self._sql.fetch_as(
+            Kept,
             "SELECT seq, data FROM {t}updates WHERE doc = ? AND seq <= ? ORDER BY seq",
             doc,
             at_most,
         )
-        return [(int(r[0]), bytes(r[1])) for r in rows]
 
     async def actors_between(self, doc: str, after: int, upto: int) -> list[Actor]:
         """Who changed the document with ``after < seq <= upto`` (from its history)."""
-        rows = await self._sql.fetch(
+        rows = await self._sql.fetch_as(
+            _ActorRow,
             "SELECT DISTINCT sub, role FROM {t}history WHERE doc = ? AND seq > ? AND seq <= ?"
             " ORDER BY sub, role",
             doc,
             after,
             upto,
         )
-        return [Actor(str(r[0]), str(r[1])) for r in rows if r[0]]
+        return [Actor(str(r.sub), str(r.role)) for r in rows if r.sub]
 
     async def older_than(self, at: float) -> list[VersionPoint]:
         """Every point taken before ``at`` (what thinning looks at)."""
-        rows = await self._sql.fetch(
-            "SELECT doc, seq, at, actors FROM {t}versions WHERE at < ?", at
+        rows = await self._sql.fetch_as(
+            _PointRow, "SELECT doc, seq, at, actors FROM {t}versions WHERE at < ?", at
         )
-        return [_point(r) for r in rows]
+        return [r.point() for r in rows]
 
-    async def states(self, doc: str) -> list[tuple[int, bytes]]:
+    async def states(self, doc: str) -> list[Kept]:
         """Every point of the document with its state (to rewrite them), oldest first."""
-        rows = await self._sql.fetch(
-            "SELECT seq, state FROM {t}versions WHERE doc = ? ORDER BY seq", doc
+        return await self._sql.fetch_as(
+            Kept, "SELECT seq, state FROM {t}versions WHERE doc = ? ORDER BY seq", doc
         )
-        return [(int(r[0]), bytes(r[1])) for r in rows]
 
     async def replace_states(self, doc: str, states: Sequence[tuple[int, bytes]]) -> None:
         """Overwrite the state of points of the document (per-person erasure)."""
@@ -165,11 +168,28 @@ def _statements(statements: Sequence[tuple[str, tuple[Any, ...]]]) -> Tx[list[in
     return touched
 
 
-def _point(row: Any) -> VersionPoint:
-    actors = json.loads(row[3])
-    return VersionPoint(
-        str(row[0]),
-        int(row[1]),
-        float(row[2]),
-        tuple(Actor(str(a[0]), str(a[1])) for a in actors),
-    )
+class Kept(msgspec.Struct, frozen=True):
+    """A document's bytes as of ``seq``: a restore point's state, or a log row."""
+
+    seq: int
+    data: bytes
+
+
+class _ActorRow(msgspec.Struct, frozen=True):
+    sub: str
+    role: str
+
+
+class _PointRow(msgspec.Struct, frozen=True):
+    doc: str
+    seq: int
+    at: float
+    actors: str
+
+    def point(self) -> VersionPoint:
+        return VersionPoint(
+            str(self.doc),
+            int(self.seq),
+            float(self.at),
+            tuple(Actor(str(sub), str(role)) for sub, role in json.loads(self.actors)),
+        )

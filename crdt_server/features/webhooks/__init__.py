@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from crdt_server.auth.permissions import LEADS
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
-from crdt_server.features.events.extension import EventLog
-from crdt_server.features.people.extension import People
+from crdt_server.features.events import EventLog
+from crdt_server.features.people import People
 from crdt_server.features.webhooks.commands import COMMANDS
 from crdt_server.features.webhooks.extension import Webhooks
 from crdt_server.features.webhooks.routes import webhook_routes
@@ -32,4 +33,6 @@ FEATURE = Feature(
     bus=frozenset({"events"}),
     settings=WebhookSettings,
     commands=COMMANDS,
+    # Integrations act for the wedding as a whole: only who runs it.
+    capabilities={"webhooks.manage": LEADS},
 )

@@ -47,44 +47,29 @@ class EndpointLine:
     dead_letters: int
 
 
-_LIST = (
-    "SELECT e.id, e.wedding, e.url, e.disabled, e.after_seq, COALESCE(c.last_seq, 0),"
-    " (SELECT COUNT(*) FROM {t}webhook_deliveries d"
-    "  WHERE d.endpoint = e.id AND d.status = 'pending'),"
-    " (SELECT COUNT(*) FROM {t}webhook_deliveries d"
-    "  WHERE d.endpoint = e.id AND d.status = 'failed'),"
-    " (SELECT a.ok FROM {t}webhook_attempts a WHERE a.endpoint = e.id"
-    "  ORDER BY a.at DESC LIMIT 1)"
-    " FROM {t}webhook_endpoints e LEFT JOIN {t}event_counters c ON c.wedding = e.wedding"
-)
-
-
 async def endpoint_lines(store: DocumentStore, wedding: str | None = None) -> list[EndpointLine]:
     """Every endpoint of the store (or of one wedding), by wedding then id."""
     tables = WebhookTables(store)
-    where = " WHERE e.wedding = ?" if wedding is not None else ""
-    order = " ORDER BY e.wedding, e.id"
-    args = (wedding,) if wedding is not None else ()
-    rows = await tables.read(_LIST + where + order, *args)
+    rows = await tables.listing(wedding)
     lines = []
-    for hook, wed, url, disabled, cursor, last_seq, pending, dead, last_ok in rows:
-        if disabled:
+    for row in rows:
+        if row.disabled:
             state = "disabled"
-        elif last_ok is not None and not last_ok:
+        elif row.last_ok is not None and not row.last_ok:
             state = "failing"
         else:
             state = "enabled"
         lines.append(
             EndpointLine(
-                str(hook),
-                str(wed),
-                _host(str(url)),
+                row.id,
+                row.wedding,
+                _host(row.url),
                 state,
-                str(disabled) or None,
-                int(cursor),
-                int(last_seq),
-                int(pending),
-                int(dead),
+                row.disabled or None,
+                int(row.after_seq),
+                int(row.last_seq),
+                int(row.pending),
+                int(row.failed),
             )
         )
     return lines

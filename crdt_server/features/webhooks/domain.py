@@ -10,38 +10,26 @@ import base64
 import json
 import secrets
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from crdt_server.errors import Conflict
-from crdt_server.features.events.extension import event_json, rfc3339
+from crdt_server.features.events import event_json
 from crdt_server.storage import StoredEvent
+from crdt_server.times import rfc3339
 
 __all__ = [
-    "DELIVERY_COLUMNS",
-    "ENDPOINT_COLUMNS",
     "Delivery",
     "Endpoint",
     "EndpointHealth",
     "IdempotencyConflict",
     "creator_needle",
-    "delivery_of",
-    "endpoint_of",
     "new_id",
     "new_secret",
     "payload_of",
     "scope_json",
+    "scope_of",
 ]
-
-ENDPOINT_COLUMNS = (
-    "id, wedding, url, description, events, secret, old_secret, old_until, disabled,"
-    " last_error, last_error_at, created_at, scope"
-)
-DELIVERY_COLUMNS = (
-    "id, endpoint, event_seq, type, status, attempts, next_at, last_status, last_error,"
-    " last_response, created_at, done_at"
-)
 
 
 class IdempotencyConflict(Conflict):
@@ -167,24 +155,6 @@ class Delivery:
         }
 
 
-def endpoint_of(row: Sequence[Any]) -> Endpoint:
-    return Endpoint(
-        str(row[0]),
-        str(row[1]),
-        str(row[2]),
-        str(row[3]),
-        list(json.loads(row[4])),
-        str(row[5]),
-        str(row[6]),
-        float(row[7]),
-        str(row[8]),
-        str(row[9]),
-        float(row[10]),
-        float(row[11]),
-        *scope_of(str(row[12])),
-    )
-
-
 def scope_json(docs: frozenset[str] | None, viewer: str | None, creator: str = "") -> str:
     """An endpoint's scope as stored: what its creator could see when creating it, and who
     that was (see :func:`creator_needle`)."""
@@ -205,23 +175,6 @@ def scope_of(text: str) -> tuple[frozenset[str] | None, str | None, str]:
         (None if docs is None else frozenset(docs)),
         scope.get("viewer"),
         scope.get("creator", ""),
-    )
-
-
-def delivery_of(row: Sequence[Any]) -> Delivery:
-    return Delivery(
-        str(row[0]),
-        str(row[1]),
-        None if row[2] is None else int(row[2]),
-        str(row[3]),
-        str(row[4]),
-        int(row[5]),
-        float(row[6]),
-        int(row[7]),
-        str(row[8]),
-        str(row[9]),
-        float(row[10]),
-        float(row[11]),
     )
 
 

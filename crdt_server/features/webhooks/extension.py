@@ -55,25 +55,27 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.documents.domain import WEDDINGS
-from crdt_server.features.events.extension import readable_event, rfc3339
-from crdt_server.features.webhooks.domain import (
-    ENDPOINT_COLUMNS,
-    Endpoint,
-    endpoint_of,
-    new_id,
-    payload_of,
-)
+from crdt_server.features.events import readable_event
+from crdt_server.features.webhooks.domain import Endpoint, new_id, payload_of
 from crdt_server.features.webhooks.domain_safety import UnsafeTarget
 from crdt_server.features.webhooks.service import WebhookEndpoints, insert_delivery
 from crdt_server.features.webhooks.service_sender import Senders, post_signed
 from crdt_server.features.webhooks.settings import WebhookSettings
-from crdt_server.features.webhooks.tables import Statement, WebhookTables
+from crdt_server.features.webhooks.tables import (
+    ENDPOINT_COLUMNS,
+    Due,
+    FanOutRow,
+    Inserted,
+    Leased,
+    Statement,
+    WebhookTables,
+)
 from crdt_server.settings import Settings
 from crdt_server.storage import DocumentStore, EventFilter
+from crdt_server.times import rfc3339
 
 if TYPE_CHECKING:
-    from crdt_server.features.people.domain import Member
-    from crdt_server.features.people.extension import People
+    from crdt_server.features.people import Member, People
 
 __all__ = ["Webhooks"]
 
@@ -265,26 +267,28 @@ class Webhooks(Extension):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
 
-    async def fan_out(self, *, lease: int = 0) -> tuple[bool, list[tuple[Any, ...]]]:
+    async def fan_out(self, *, lease: int = 0) -> tuple[bool, list[Leased]]:
         """Write deliveries for the events past each enabled endpoint's cursor (a page per
         endpoint), in one transaction with the settled attempts waiting to be committed.
         Up to ``lease`` deliveries due at once are taken by this process for their first
         attempt. Answers whether some endpoint has more (call again), and the deliveries
         taken (as :meth:`WebhookTables.claim` gives them)."""
-        rows = await self.tables.read(
+        behind = await self.tables.read_as(
+            FanOutRow,
             f"SELECT {', '.join('e.' + c.strip() for c in ENDPOINT_COLUMNS.split(','))},"
             " e.after_seq, c.last_seq FROM {t}webhook_endpoints e"
             " JOIN {t}event_counters c ON c.wedding = e.wedding"
-            " WHERE e.disabled = '' AND c.last_seq > e.after_seq"
+            " WHERE e.disabled = '' AND c.last_seq > e.after_seq",
         )
         first_delay = self._config.webhook_retries[0]
         statements: list[Statement] = []
+        inserts: list[int] = []  # which of the statements write a delivery
         more = False
         self._fanned = {}
-        for row in rows:
-            endpoint = endpoint_of(row)
+        for row in behind:
+            endpoint = row.endpoint()
             self._fanned[endpoint.id] = endpoint
-            after, last = int(row[13]), int(row[14])
+            after, last = int(row.after_seq), int(row.last_seq)
             where = EventFilter(
                 types=() if "*" in endpoint.events else tuple(endpoint.events),
                 docs=endpoint.docs,
@@ -304,6 +308,7 @@ class Webhooks(Extension):
                 take = first_delay == 0 and lease > 0 and busy < PER_ENDPOINT
                 lease -= int(take)
                 busy += int(take)
+                inserts.append(len(statements))
                 statements.append(
                     insert_delivery(
                         endpoint,
@@ -331,13 +336,8 @@ class Webhooks(Extension):
         except BaseException:
             self._settled[:0] = settled  # committed with the next transaction instead
             raise
-        taken = [
-            r[:6]
-            for returned in results[len(settled) :]
-            for r in returned
-            if len(r) == 7 and r[6] == self._owner
-        ]
-        return more, taken
+        written = [Inserted(*row) for i in inserts for row in results[len(settled) + i]]
+        return more, [w.leased() for w in written if w.lease_owner == self._owner]
 
     async def flush(self) -> None:
         """Commit the settled attempts not yet committed (the dispatcher does it with its
@@ -351,16 +351,16 @@ class Webhooks(Extension):
                 raise
 
     def _start(
-        self, rows: Sequence[Sequence[Any]], endpoints: dict[str, Endpoint] | None = None
+        self, leased: Sequence[Leased], endpoints: dict[str, Endpoint] | None = None
     ) -> None:
         # The creators' roles are read once for the batch (shared by its attempts), and
         # again for the next: a role change applies to the next delivery.
         creators: dict[tuple[str, str], asyncio.Future[Member | None]] = {}
-        for row in rows:
-            hook = str(row[2])
+        for delivery in leased:
+            hook = delivery.endpoint
             task = asyncio.create_task(
-                self._attempt(row, (endpoints or {}).get(hook), creators),
-                name=f"webhook {row[0]}",
+                self._attempt(delivery, (endpoints or {}).get(hook), creators),
+                name=f"webhook {delivery.id}",
             )
             self._sending[task] = hook
             self._in_flight[hook] = self._in_flight.get(hook, 0) + 1
@@ -368,13 +368,14 @@ class Webhooks(Extension):
 
     async def _dispatch(self) -> float:
         """Claim and start what is due; how long to wait before looking again."""
-        rows = await self.tables.read(
+        next_due = await self.tables.read_one_as(
+            Due,
             "SELECT MIN(CASE WHEN d.lease_until > d.next_at THEN d.lease_until"
             " ELSE d.next_at END) FROM {t}webhook_deliveries d"
             " JOIN {t}webhook_endpoints e ON e.id = d.endpoint"
-            " WHERE d.status = 'pending' AND e.disabled = ''"
+            " WHERE d.status = 'pending' AND e.disabled = ''",
         )
-        due = rows[0][0]
+        due = None if next_due is None else next_due.at
         now = time.time()
         if due is None:
             return POLL_SECONDS
@@ -465,13 +466,13 @@ class Webhooks(Extension):
 
     async def _attempt(
         self,
-        row: Sequence[Any],
+        leased: Leased,
         known: Endpoint | None = None,
         creators: dict[tuple[str, str], asyncio.Future[Member | None]] | None = None,
     ) -> None:
-        delivery, wedding = str(row[0]), str(row[1])
-        payload, attempts, event_at = str(row[3]), int(row[4]), float(row[5])
-        endpoint = known or await self.manage.endpoint(wedding, str(row[2]))
+        delivery, wedding = leased.id, leased.wedding
+        payload, attempts, event_at = leased.payload, int(leased.attempts), float(leased.event_at)
+        endpoint = known or await self.manage.endpoint(wedding, leased.endpoint)
         if endpoint is None:
             return  # deleted meanwhile, with its deliveries
         status, error, answer = 0, "", ""

@@ -22,17 +22,19 @@ import time
 from typing import Annotated, Literal
 
 import msgspec
-from msgspec import UNSET, UnsetType
+from msgspec import UNSET, Meta, UnsetType
 from starlette.responses import Response
 
 from crdt_server.auth.principals import Principal
+from crdt_server.core.operation_keys import IDEMPOTENCY_SECONDS
 from crdt_server.documents import DOCUMENT_KINDS
-from crdt_server.edge.documents import capable_principal, readable_documents
-from crdt_server.edge.params import DeliveryId, HookId, PageLimit, WeddingId, WeddingPath
+from crdt_server.edge.bodies import Page
+from crdt_server.edge.guards import capable_principal, readable_documents
+from crdt_server.edge.params import PageLimit, WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Conflict, Gone, Impossible, Malformed, NotFound
-from crdt_server.features.events.routes import viewer_of
-from crdt_server.features.people.extension import People
+from crdt_server.features.events import viewer_of
+from crdt_server.features.people import People
 from crdt_server.features.webhooks.domain import Endpoint, scope_json
 from crdt_server.features.webhooks.domain_safety import UnsafeTarget, check_url, resolve_target
 from crdt_server.features.webhooks.extension import Webhooks
@@ -41,11 +43,18 @@ from crdt_server.storage import Once
 
 __all__ = ["webhook_routes"]
 
+HookId = Annotated[
+    str, Meta(pattern="^wh_[0-9a-f]{24}$", description="an outgoing webhook endpoint's id")
+]
+DeliveryId = Annotated[
+    str, Meta(pattern="^msg_[0-9a-f]{24}$", description="a webhook delivery's id")
+]
+
+
 CAPABILITY = "webhooks.manage"
 MAX_ENDPOINTS = 50
 """Endpoints one wedding may have."""
 MAX_PATTERNS = 50
-IDEMPOTENCY_SECONDS = 24 * 3600.0
 
 
 async def _record_creator(call: ApiCall, wedding_id: str, principal: Principal) -> None:
@@ -112,9 +121,8 @@ class WebhookDetail(WebhookItem, frozen=True):
     health: WebhookHealth
 
 
-class WebhooksAnswer(msgspec.Struct, frozen=True):
-    webhooks: list[WebhookItem]
-    next: str | None
+class WebhooksAnswer(Page[WebhookItem, str], frozen=True):
+    items: list[WebhookItem] = msgspec.field(name="webhooks")
 
 
 class DeliveryItem(msgspec.Struct, frozen=True):
@@ -131,9 +139,8 @@ class DeliveryItem(msgspec.Struct, frozen=True):
     done_at: str | None
 
 
-class DeliveriesAnswer(msgspec.Struct, frozen=True):
-    deliveries: list[DeliveryItem]
-    next: str | None
+class DeliveriesAnswer(Page[DeliveryItem, str], frozen=True):
+    items: list[DeliveryItem] = msgspec.field(name="deliveries")
 
 
 class QueuedDelivery(msgspec.Struct, frozen=True):

@@ -12,23 +12,26 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from crdt_server.features.events.extension import rfc3339
 from crdt_server.features.webhooks.domain import (
-    DELIVERY_COLUMNS,
-    ENDPOINT_COLUMNS,
     Delivery,
     Endpoint,
     EndpointHealth,
     IdempotencyConflict,
     creator_needle,
-    delivery_of,
-    endpoint_of,
     new_id,
     new_secret,
     scope_json,
 )
-from crdt_server.features.webhooks.tables import Statement, WebhookTables
+from crdt_server.features.webhooks.tables import (
+    AttemptCounts,
+    Count,
+    IdempotentRequest,
+    Statement,
+    StatusCount,
+    WebhookTables,
+)
 from crdt_server.storage import Once
+from crdt_server.times import rfc3339
 
 __all__ = ["ROTATION_SECONDS", "WebhookEndpoints", "insert_delivery"]
 
@@ -152,72 +155,68 @@ class WebhookEndpoints:
         raise LookupError(wedding)  # erased meanwhile: its trigger dropped the rows
 
     async def _created_with(self, wedding: str, once: Once) -> tuple[Endpoint, str, bool] | None:
-        rows = await self.tables.read(
+        found = await self.tables.read_one_as(
+            IdempotentRequest,
             "SELECT fingerprint, endpoint FROM {t}webhook_idempotency"
             " WHERE scope = ? AND key = ? AND expires_at > ?",
             once.scope,
             once.key,
             time.time(),
         )
-        if not rows:
+        if found is None:
             return None
-        if str(rows[0][0]) != once.fingerprint:
+        if found.fingerprint != once.fingerprint:
             raise IdempotencyConflict("this Idempotency-Key was used with another body")
-        endpoint = await self.endpoint(wedding, str(rows[0][1]))
+        endpoint = await self.endpoint(wedding, found.endpoint)
         if endpoint is None:
             raise IdempotencyConflict("the endpoint created with this Idempotency-Key is deleted")
         return endpoint, endpoint.secret, False
 
     async def count(self, wedding: str) -> int:
-        rows = await self.tables.read(
-            "SELECT COUNT(*) FROM {t}webhook_endpoints WHERE wedding = ?", wedding
+        found = await self.tables.read_one_as(
+            Count, "SELECT COUNT(*) FROM {t}webhook_endpoints WHERE wedding = ?", wedding
         )
-        return int(rows[0][0])
+        return 0 if found is None else int(found.count)
 
     async def endpoints(self, wedding: str, *, after: str, limit: int) -> list[Endpoint]:
-        rows = await self.tables.read(
-            f"SELECT {ENDPOINT_COLUMNS} FROM {{t}}webhook_endpoints"
-            " WHERE wedding = ? AND id > ? ORDER BY id LIMIT ?",
-            wedding,
-            after,
-            limit,
+        return await self.tables.endpoints(
+            "WHERE wedding = ? AND id > ? ORDER BY id LIMIT ?", wedding, after, limit
         )
-        return [endpoint_of(r) for r in rows]
 
     async def endpoint(self, wedding: str, hook: str) -> Endpoint | None:
-        rows = await self.tables.read(
-            f"SELECT {ENDPOINT_COLUMNS} FROM {{t}}webhook_endpoints WHERE wedding = ? AND id = ?",
-            wedding,
-            hook,
-        )
-        return endpoint_of(rows[0]) if rows else None
+        for found in await self.tables.endpoints("WHERE wedding = ? AND id = ?", wedding, hook):
+            return found
+        return None
 
     async def health(self, endpoint: Endpoint) -> EndpointHealth:
         since = time.time() - 24 * 3600
-        attempts = await self.tables.read(
+        attempts = await self.tables.read_one_as(
+            AttemptCounts,
             "SELECT COUNT(*), COALESCE(SUM(1 - ok), 0) FROM {t}webhook_attempts"
             " WHERE endpoint = ? AND at > ?",
             endpoint.id,
             since,
         )
-        counts = await self.tables.read(
+        counts = await self.tables.read_as(
+            StatusCount,
             "SELECT status, COUNT(*), MIN(next_at) FROM {t}webhook_deliveries"
             " WHERE endpoint = ? AND status IN ('pending', 'failed') GROUP BY status",
             endpoint.id,
         )
-        by_status = {str(r[0]): (int(r[1]), float(r[2])) for r in counts}
-        pending, next_at = by_status.get("pending", (0, 0.0))
+        by_status = {c.status: c for c in counts}
+        pending = by_status.get("pending", StatusCount("pending", 0, 0.0))
+        failed = by_status.get("failed", StatusCount("failed", 0, 0.0))
         return EndpointHealth(
-            int(attempts[0][0]),
-            int(attempts[0][1]),
-            pending,
-            by_status.get("failed", (0, 0.0))[0],
-            next_at if pending and not endpoint.disabled else None,
+            0 if attempts is None else int(attempts.count),
+            0 if attempts is None else int(attempts.failures),
+            int(pending.count),
+            int(failed.count),
+            float(pending.first) if pending.count and not endpoint.disabled else None,
         )
 
     async def delete(self, wedding: str, hook: str) -> bool:
         """Delete the endpoint with its deliveries and attempts; whether it existed."""
-        rows = await self.tables.transaction(
+        _, _, deleted = await self.tables.transaction(
             [
                 ("DELETE FROM {t}webhook_deliveries WHERE endpoint = ?", (hook,)),
                 ("DELETE FROM {t}webhook_attempts WHERE endpoint = ?", (hook,)),
@@ -227,7 +226,7 @@ class WebhookEndpoints:
                 ),
             ]
         )
-        return bool(rows[2])
+        return bool(deleted)
 
     async def forget_entity(self, wedding: str, entity_id: str, paths: Sequence[str] = ()) -> int:
         """Erasure of an entry (a guest): delete the wedding's deliveries whose payload names
@@ -237,7 +236,7 @@ class WebhookEndpoints:
         named = [n for p in paths for n in (json.dumps(p), json.dumps(p)[:-1] + "/")]
         needles = (f'"id":{quoted}', f'"guest_id":{quoted}', *named)
         has = " OR ".join(self.tables.contains("payload") for _ in needles)
-        rows = await self.tables.transaction(
+        (deleted,) = await self.tables.transaction(
             [
                 (
                     f"DELETE FROM {{t}}webhook_deliveries WHERE wedding = ? AND ({has})"
@@ -246,14 +245,14 @@ class WebhookEndpoints:
                 )
             ]
         )
-        return len(rows[0])
+        return len(deleted)
 
     async def forget_member(self, wedding: str, sub: str) -> int:
         """Erasure of a member: delete the deliveries of the thread events they caused (the
         events themselves go with the member's threads data: messages' bodies are quoted
         in them); how many went."""
         has = self.tables.contains("payload")
-        rows = await self.tables.transaction(
+        (deleted,) = await self.tables.transaction(
             [
                 (
                     "DELETE FROM {t}webhook_deliveries WHERE wedding = ? AND type LIKE 'thread.%'"
@@ -262,7 +261,7 @@ class WebhookEndpoints:
                 )
             ]
         )
-        return len(rows[0])
+        return len(deleted)
 
     async def disable_created_by(self, sub: str, wedding: str | None, reason: str) -> int:
         """Disable the enabled endpoints ``sub`` created (in ``wedding``, or every wedding
@@ -274,14 +273,14 @@ class WebhookEndpoints:
         if wedding is not None:
             text += " AND wedding = ?"
             args += (wedding,)
-        rows = await self.tables.transaction([(text + " RETURNING id", args)])
-        return len(rows[0])
+        (disabled,) = await self.tables.transaction([(text + " RETURNING id", args)])
+        return len(disabled)
 
     async def rotate(self, wedding: str, hook: str) -> str | None:
         """A new secret; the current one keeps signing beside it for 24 h. None: no such
         endpoint."""
         secret = new_secret()
-        rows = await self.tables.transaction(
+        (rotated,) = await self.tables.transaction(
             [
                 (
                     "UPDATE {t}webhook_endpoints SET old_secret = secret, old_until = ?,"
@@ -290,7 +289,7 @@ class WebhookEndpoints:
                 )
             ]
         )
-        return secret if rows[0] else None
+        return secret if rotated else None
 
     async def update(
         self,
@@ -373,26 +372,19 @@ class WebhookEndpoints:
         if after is not None:
             where += " AND id < ?"
             args.append(after)
-        rows = await self.tables.read(
-            f"SELECT {DELIVERY_COLUMNS} FROM {{t}}webhook_deliveries WHERE {where}"
-            " ORDER BY id DESC LIMIT ?",
-            *args,
-            limit,
-        )
-        return [delivery_of(r) for r in rows]
+        return await self.tables.deliveries(f"WHERE {where} ORDER BY id DESC LIMIT ?", *args, limit)
 
     async def delivery(self, endpoint: Endpoint, delivery: str) -> Delivery | None:
-        rows = await self.tables.read(
-            f"SELECT {DELIVERY_COLUMNS} FROM {{t}}webhook_deliveries WHERE endpoint = ? AND id = ?",
-            endpoint.id,
-            delivery,
-        )
-        return delivery_of(rows[0]) if rows else None
+        for found in await self.tables.deliveries(
+            "WHERE endpoint = ? AND id = ?", endpoint.id, delivery
+        ):
+            return found
+        return None
 
     async def replay(self, endpoint: Endpoint, delivery: str) -> bool:
         """Attempt a finished (failed or delivered) delivery again, from the start of the
         schedule, with the same ``webhook-id``; False if it is still pending."""
-        rows = await self.tables.transaction(
+        (replayed,) = await self.tables.transaction(
             [
                 (
                     "UPDATE {t}webhook_deliveries SET status = 'pending', attempts = 0,"
@@ -403,4 +395,4 @@ class WebhookEndpoints:
             ]
         )
         self._wake()
-        return bool(rows[0])
+        return bool(replayed)

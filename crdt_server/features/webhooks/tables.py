@@ -14,13 +14,35 @@ it is settled or its lease runs out (a process killed mid-attempt).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import json
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
+import msgspec
+
+from crdt_server.features.webhooks.domain import Delivery, Endpoint, scope_of
 from crdt_server.storage import DocumentStore, Gateway, Table, schema_of
 from crdt_server.storage.gateway import Sql, Tx
 
-__all__ = ["SCHEMA", "Statement", "WebhookTables"]
+__all__ = [
+    "DELIVERY_COLUMNS",
+    "ENDPOINT_COLUMNS",
+    "SCHEMA",
+    "AttemptCounts",
+    "Count",
+    "IdempotentRequest",
+    "StatusCount",
+    "Due",
+    "EndpointRow",
+    "FanOutRow",
+    "Inserted",
+    "Leased",
+    "ListedEndpoint",
+    "Statement",
+    "WebhookTables",
+]
+
+_R = TypeVar("_R")
 
 Statement = tuple[str, tuple[Any, ...]]
 
@@ -102,6 +124,140 @@ flight are counted once per endpoint (the ``busy`` table), not once per due row:
 backlog, a count per row made each claim take time in the square of the backlog."""
 
 
+ENDPOINT_COLUMNS = (
+    "id, wedding, url, description, events, secret, old_secret, old_until, disabled,"
+    " last_error, last_error_at, created_at, scope"
+)
+"""The columns of an :class:`EndpointRow`, in its order."""
+DELIVERY_COLUMNS = (
+    "id, endpoint, event_seq, type, status, attempts, next_at, last_status, last_error,"
+    " last_response, created_at, done_at"
+)
+"""The columns of a :class:`~crdt_server.features.webhooks.domain.Delivery`, in its order."""
+
+
+class EndpointRow(msgspec.Struct, frozen=True):
+    """An endpoint as :data:`ENDPOINT_COLUMNS` holds it (``events``, ``scope``: JSON)."""
+
+    id: str
+    wedding: str
+    url: str
+    description: str
+    events: str
+    secret: str
+    old_secret: str
+    old_until: float
+    disabled: str
+    last_error: str
+    last_error_at: float
+    created_at: float
+    scope: str
+
+    def endpoint(self) -> Endpoint:
+        return Endpoint(
+            self.id,
+            self.wedding,
+            self.url,
+            self.description,
+            list(json.loads(self.events)),
+            self.secret,
+            self.old_secret,
+            float(self.old_until),
+            self.disabled,
+            self.last_error,
+            float(self.last_error_at),
+            float(self.created_at),
+            *scope_of(self.scope),
+        )
+
+
+class FanOutRow(EndpointRow, frozen=True):
+    """An enabled endpoint behind its wedding's events: its cursor and the newest seq."""
+
+    after_seq: int
+    last_seq: int
+
+
+class Leased(msgspec.Struct, frozen=True):
+    """A delivery this process took for an attempt (what a claim returns)."""
+
+    id: str
+    wedding: str
+    endpoint: str
+    payload: str
+    attempts: int
+    event_at: float
+
+
+class Inserted(Leased, frozen=True):
+    """A delivery just written, and who took it for its first attempt (``''``: nobody)."""
+
+    lease_owner: str
+
+    def leased(self) -> Leased:
+        return Leased(
+            self.id, self.wedding, self.endpoint, self.payload, self.attempts, self.event_at
+        )
+
+
+class Due(msgspec.Struct, frozen=True):
+    """When the next pending delivery comes due (``None``: none is pending)."""
+
+    at: float | None
+
+
+class IdempotentRequest(msgspec.Struct, frozen=True):
+    """What an ``Idempotency-Key`` made: its request's fingerprint and the endpoint."""
+
+    fingerprint: str
+    endpoint: str
+
+
+class Count(msgspec.Struct, frozen=True):
+    count: int
+
+
+class AttemptCounts(msgspec.Struct, frozen=True):
+    count: int
+    failures: int
+
+
+class StatusCount(msgspec.Struct, frozen=True):
+    """How many deliveries have ``status``, and when the first of them is due."""
+
+    status: str
+    count: int
+    first: float
+
+
+class ListedEndpoint(msgspec.Struct, frozen=True):
+    """An endpoint as ``crdt-server webhooks list`` reads it: its cursor, its wedding's
+    newest seq, its pending and failed deliveries, whether its last attempt succeeded
+    (``None``: no attempt yet)."""
+
+    id: str
+    wedding: str
+    url: str
+    disabled: str
+    after_seq: int
+    last_seq: int
+    pending: int
+    failed: int
+    last_ok: int | None
+
+
+_LIST = (
+    "SELECT e.id, e.wedding, e.url, e.disabled, e.after_seq, COALESCE(c.last_seq, 0),"
+    " (SELECT COUNT(*) FROM {t}webhook_deliveries d"
+    "  WHERE d.endpoint = e.id AND d.status = 'pending'),"
+    " (SELECT COUNT(*) FROM {t}webhook_deliveries d"
+    "  WHERE d.endpoint = e.id AND d.status = 'failed'),"
+    " (SELECT a.ok FROM {t}webhook_attempts a WHERE a.endpoint = e.id"
+    "  ORDER BY a.at DESC LIMIT 1)"
+    " FROM {t}webhook_endpoints e LEFT JOIN {t}event_counters c ON c.wedding = e.wedding"
+)
+
+
 class WebhookTables:
     """SQL on the webhook tables of one store, through its gateway."""
 
@@ -117,9 +273,34 @@ class WebhookTables:
         and all; ``LIKE`` would fold ASCII case on SQLite)."""
         return self._sql.contains(column)
 
-    async def read(self, text: str, *args: Any) -> list[tuple[Any, ...]]:
-        """Rows of one query (committed data)."""
-        return await self._sql.fetch(text, *args)
+    async def read_as(self, kind: Callable[..., _R], text: str, *args: Any) -> list[_R]:
+        """Rows of one query (committed data), each made into ``kind``."""
+        return await self._sql.fetch_as(kind, text, *args)
+
+    async def read_one_as(self, kind: Callable[..., _R], text: str, *args: Any) -> _R | None:
+        """The first row of one query as ``kind``; ``None`` if there is none."""
+        return await self._sql.fetch_one_as(kind, text, *args)
+
+    async def listing(self, wedding: str | None = None) -> list[ListedEndpoint]:
+        """Every endpoint (or every one of ``wedding``), by wedding then id."""
+        where = " WHERE e.wedding = ?" if wedding is not None else ""
+        args = (wedding,) if wedding is not None else ()
+        return await self.read_as(
+            ListedEndpoint, _LIST + where + " ORDER BY e.wedding, e.id", *args
+        )
+
+    async def endpoints(self, where: str, *args: Any) -> list[Endpoint]:
+        """The endpoints ``where`` selects (a condition, and its order and limit)."""
+        rows = await self.read_as(
+            EndpointRow, f"SELECT {ENDPOINT_COLUMNS} FROM {{t}}webhook_endpoints {where}", *args
+        )
+        return [r.endpoint() for r in rows]
+
+    async def deliveries(self, where: str, *args: Any) -> list[Delivery]:
+        """The deliveries ``where`` selects (a condition, and its order and limit)."""
+        return await self.read_as(
+            Delivery, f"SELECT {DELIVERY_COLUMNS} FROM {{t}}webhook_deliveries {where}", *args
+        )
 
     async def transaction(self, statements: Sequence[Statement]) -> list[list[tuple[Any, ...]]]:
         """Run ``statements`` in one transaction; the rows each returned."""
@@ -127,18 +308,17 @@ class WebhookTables:
 
     async def claim(
         self, owner: str, now: float, lease_until: float, limit: int, per_endpoint: int = 4
-    ) -> list[tuple[Any, ...]]:
+    ) -> list[Leased]:
         """Take up to ``limit`` due deliveries of enabled endpoints under a lease (counting
-        the attempt), at most ``per_endpoint`` in flight per endpoint: rows of (id,
-        wedding, endpoint, payload, attempts, event_at)."""
+        the attempt), at most ``per_endpoint`` in flight per endpoint."""
         args = (lease_until, owner, now, now, now, now, per_endpoint, limit)
         if self._sql.dialect == "postgres":
             text = _CLAIM.replace("{lock}", "FOR UPDATE OF c SKIP LOCKED")
             # One statement, outside the store's write lock: claims never wait on commits.
-            return await self._sql.fetch(text, *args)
+            return await self._sql.fetch_as(Leased, text, *args)
         text = _CLAIM.replace("{lock}", "")
-        rows = await self.transaction([(text, args)])
-        return rows[0]
+        (claimed,) = await self.transaction([(text, args)])
+        return [Leased(*row) for row in claimed]
 
 
 def _each(statements: Sequence[Statement]) -> Tx[list[list[tuple[Any, ...]]]]:

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from crdt_server.core.overwrites import finding_id
 from crdt_server.documents.findings import FINDING_KINDS
 from crdt_server.documents.model import Conflict
-from crdt_server.edge.params import ConflictId
 from crdt_server.features.conflicts.extension import conflict_id
+from crdt_server.features.conflicts.routes import ConflictId
 
 pytestmark = pytest.mark.timeout(60)
 IDS = st.tuples(st.integers(0, 2**53), st.integers(0, 2**32))

@@ -18,7 +18,7 @@ from pycrdt import Doc, Map
 from crdt_server.actor import Actor
 from crdt_server.documents import apply_operation
 from crdt_server.documents.model import Conflict
-from crdt_server.documents.resolution import suggest
+from crdt_server.features.conflicts.domain_resolution import suggest
 from crdt_server.testing.tokens import TokenMinter
 from crdt_server.testing.waits import until
 from tests.server import FAMILY_WRITES, ServerProcess

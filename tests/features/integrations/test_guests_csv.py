@@ -14,7 +14,11 @@ import pytest
 import pytest_asyncio
 from pycrdt import Doc, Map
 
-from crdt_server.documents.guest_csv import apply_import, export_guests, plan_import
+from crdt_server.features.integrations.domain_guests_csv import (
+    apply_import,
+    export_guests,
+    plan_import,
+)
 from crdt_server.testing.tokens import TokenMinter
 from tests.server import FreshWedding, ServerProcess
 

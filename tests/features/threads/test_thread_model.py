@@ -8,12 +8,12 @@ import re
 from crdt_server.actor import Actor
 from crdt_server.features.people.domain import Member
 from crdt_server.features.threads.domain import (
-    contains_pattern,
     mentions_in,
     recipients,
     unnotified_mentions,
     who_sees,
 )
+from crdt_server.features.threads.tables import contains_pattern
 
 MEMBERS = {
     m.sub: m

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pycrdt import Doc, Map
 
 from crdt_server.documents import apply_operation, to_json
-from crdt_server.documents.restore import restore
+from crdt_server.features.versions.domain import restore
 from crdt_server.features.versions.tables import VersionPoint, to_thin
 from crdt_server.testing.tokens import TokenMinter
 from crdt_server.testing.waits import until

@@ -62,19 +62,19 @@ async def test_the_outbox_fans_out_once_claims_once_and_is_erased(
         one.tables.claim(one._owner, now, now + 30, 2),
         two.tables.claim(two._owner, now, now + 30, 2),
     )
-    claimed = [r[0] for r in a + b]
+    claimed = [r.id for r in a + b]
     assert len(claimed) == len(set(claimed)) == 3
     assert await one.tables.claim("three", now, now + 30, 10) == []
-    assert {r[4] for r in a + b} == {1}  # the attempt is counted at the claim
+    assert {r.attempts for r in a + b} == {1}  # the attempt is counted at the claim
     # A fan-out may take the deliveries it writes for their first attempt at once.
     await events(store, "w_2", "timeline.item_updated")
     more, taken = await one.fan_out(lease=5)
-    assert not more and len(taken) == 1 and taken[0][2] == other.id and taken[0][4] == 1
+    assert not more and len(taken) == 1 and taken[0].endpoint == other.id and taken[0].attempts == 1
     assert await two.tables.claim(two._owner, time.time(), time.time() + 30, 10) == []
 
     # Settle: one delivered, one retried, then dead after the last attempt of "0,60".
-    rows = {r[0]: r for r in a + b}
-    owner = {r[0]: (one if r in a else two) for r in a + b}
+    rows = {r.id: r for r in a + b}
+    owner = {r.id: (one if r in a else two) for r in a + b}
     by_type = {d.type: d.id for d in found}
     for delivery, outcome in (
         (by_type["guest.updated"], "delivered"),
@@ -85,8 +85,8 @@ async def test_the_outbox_fans_out_once_claims_once_and_is_erased(
         webhooks._settle(
             endpoint,
             delivery,
-            int(row[4]),
-            float(row[5]),
+            int(row.attempts),
+            float(row.event_at),
             outcome,
             200 if outcome == "delivered" else 500,
             "" if outcome == "delivered" else "HTTP 500",
@@ -99,10 +99,10 @@ async def test_the_outbox_fans_out_once_claims_once_and_is_erased(
     # Later: the retry is due, and so is the w_2 delivery whose lease ran out unsettled
     # (a process killed mid-attempt).
     later = await one.tables.claim(one._owner, now + 100, now + 130, 10)
-    assert {r[2] for r in later} == {endpoint.id, other.id}
-    [again] = [r for r in later if r[2] == endpoint.id]
-    assert again[0] == by_type["guest.removed"] and again[4] == 2
-    one._settle(endpoint, again[0], 2, float(again[5]), "rejected", 503, "HTTP 503", "")
+    assert {r.endpoint for r in later} == {endpoint.id, other.id}
+    [again] = [r for r in later if r.endpoint == endpoint.id]
+    assert again.id == by_type["guest.removed"] and again.attempts == 2
+    one._settle(endpoint, again.id, 2, float(again.event_at), "rejected", 503, "HTTP 503", "")
     await one.fan_out()  # settled attempts are committed with the next fan-out
     [dead] = await one.manage.deliveries(endpoint, status="failed", after=None, limit=50)
     assert dead.id == by_type["guest.removed"] and dead.last_status == 503
@@ -173,7 +173,7 @@ async def test_claims_racing_in_many_processes_never_share_a_delivery(
         rounds = await asyncio.gather(
             *(c.tables.claim(c._owner, now, now + 30, 1, per_endpoint=100) for c in claimers)
         )
-        got = [r[0] for rows in rounds for r in rows]
+        got = [r.id for rows in rounds for r in rows]
         if not got:
             break
         taken += got
@@ -195,9 +195,9 @@ async def test_a_claim_leaves_each_endpoint_at_most_its_share_in_flight(
     await one.fan_out()
     now = 10**10
     held = await two.tables.claim(two._owner, now, now + 30, 2, per_endpoint=2)
-    assert [r[2] for r in held] == [busy.id, busy.id]  # the oldest: busy's were written first
+    assert [r.endpoint for r in held] == [busy.id, busy.id]  # the oldest: busy's were written first
     got = await one.tables.claim(one._owner, now, now + 30, 10, per_endpoint=3)
-    by_endpoint = {e.id: sum(r[2] == e.id for r in got) for e in (busy, idle)}
+    by_endpoint = {e.id: sum(r.endpoint == e.id for r in got) for e in (busy, idle)}
     assert by_endpoint == {busy.id: 1, idle.id: 3}
     # Every endpoint at its share: nothing more until a lease ends or an attempt settles.
     assert await one.tables.claim(one._owner, now, now + 30, 10, per_endpoint=3) == []

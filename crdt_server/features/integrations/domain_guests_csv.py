@@ -26,8 +26,8 @@ from typing import Any
 
 from pycrdt import Doc, Map
 
-from .model import GUEST, DocumentError, identifier, new_id
-from .schema import Guest, new_entry, read_guests, root, write
+from crdt_server.documents.model import GUEST, DocumentError, identifier, new_id
+from crdt_server.documents.schema import Guest, new_entry, read_guests, root, write
 
 __all__ = [
     "COLUMNS",

@@ -17,9 +17,8 @@ from typing import Any
 from pycrdt import Doc
 
 from crdt_server.actor import Actor
-
-from .model import Conflict
-from .schema import read_seating
+from crdt_server.documents.model import Conflict
+from crdt_server.documents.schema import read_seating
 
 __all__ = ["ROLE_PRIORITY", "Suggestion", "related_paths", "suggest"]
 

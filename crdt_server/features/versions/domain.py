@@ -14,9 +14,9 @@ from typing import Any
 
 from pycrdt import Array, Doc, Map, Text
 
-from .changes import plain
-from .model import DOCUMENT_KINDS, DocumentError, shown
-from .schema import META, ROOTS
+from crdt_server.documents.changes import plain
+from crdt_server.documents.model import DOCUMENT_KINDS, DocumentError, shown
+from crdt_server.documents.schema import META, ROOTS
 
 __all__ = ["restore"]
 
