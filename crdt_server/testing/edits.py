@@ -12,7 +12,7 @@ from typing import Any, Literal, TypeAlias
 
 from pycrdt import Array, Doc, Map, Text
 
-from crdt_server.documents.shapes import list_part
+from crdt_server.documents.shapes import list_part, to_plain
 
 __all__ = ["Content", "Edit", "EditKind", "Json", "apply_edit", "content"]
 
@@ -75,9 +75,9 @@ def content(doc: Doc[Any]) -> Content:
     scratch.apply_update(doc.get_update())
     listed, shape = list_part(scratch, "a")
     return {
-        "m": scratch.get("m", type=Map).to_py(),
-        # As the JSON view reads it, which never raises: an array may hold an XML type
-        # (a stored row of any shape), which pycrdt's to_py refuses.
+        # As the JSON view reads them, which never raises: a map or an array may hold an
+        # XML type (a stored row of any shape), which pycrdt's to_py refuses.
+        "m": to_plain(dict(scratch.get("m", type=Map).items())),
         "a": listed if shape == "array" else [],
         "t": str(scratch.get("t", type=Text)),
     }
