@@ -17,6 +17,7 @@ from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.auth.principals import Authenticator, Revocations, TokenAuthenticator
 from crdt_server.auth.tokens import CLOCK_SKEW, TokenCodec, load_or_create_secret
 from crdt_server.cluster.bus import Bus, LocalBus
+from crdt_server.cluster.messages import Delete, Lift, Revoke, from_event
 from crdt_server.cluster.redis_bus import RedisBus
 from crdt_server.core.erasure import ErasureService
 from crdt_server.core.hooks import Core, Extension, Hooks
@@ -25,6 +26,7 @@ from crdt_server.core.metrics import Metrics
 from crdt_server.core.operation_keys import OPERATION_KEYS_SCHEMA
 from crdt_server.core.quarantine import QUARANTINE_SCHEMA, ApplySlot, Quarantine
 from crdt_server.core.registry import RoomRegistry
+from crdt_server.core.services import RoomServices
 from crdt_server.core.weddings import WeddingService
 from crdt_server.documents.domain import WEDDINGS
 from crdt_server.edge.access import AccessMiddleware
@@ -112,6 +114,12 @@ class AdminEvents(Extension):
         self._known = known | ADMIN_BUS_EVENTS
         self._core: Core | None = None
         self._erasures: ErasureService | None = None
+        self._served: tuple[RoomRegistry, WeddingService] | None = None
+
+    def serve(self, registry: RoomRegistry, weddings: WeddingService) -> None:
+        """The registry and the documents service it acts on (the concrete ones: the
+        erasure service needs more of them than the views :class:`Core` gives)."""
+        self._served = (registry, weddings)
 
     @property
     def erasures(self) -> ErasureService:
@@ -122,10 +130,13 @@ class AdminEvents(Extension):
 
     async def start(self, core: Core) -> None:
         self._core = core
+        if self._served is None:
+            raise RuntimeError("the admin events extension serves no registry")
+        registry, weddings = self._served
         self._erasures = ErasureService(
-            core.registry,
+            registry,
             core.store,
-            core.weddings,
+            weddings,
             self._revocations,
             keep_revocations=self._keep,
         )
@@ -136,22 +147,19 @@ class AdminEvents(Extension):
             await self._erasures.close()
 
     def on_bus_event(self, event: dict[str, Any]) -> None:
-        core = self._core
-        assert core is not None, "started before the bus delivers anything"
-        kind = event.get("type")
-        if kind == "revoke" and isinstance(event.get("sub"), str):
-            wedding = event.get("wedding") if isinstance(event.get("wedding"), str) else None
-            at = event.get("at")
-            self._revocations.revoke(event["sub"], wedding, at if isinstance(at, float) else None)
-            core.registry.close_sessions(
-                event["sub"], wedding, CloseCode.TOKEN_EXPIRED, "session revoked"
+        assert self._served is not None, "started before the bus delivers anything"
+        registry = self._served[0]
+        if (revoke := from_event(event, Revoke)) is not None:
+            self._revocations.revoke(revoke.sub, revoke.wedding, revoke.at)
+            registry.close_sessions(
+                revoke.sub, revoke.wedding, CloseCode.TOKEN_EXPIRED, "session revoked"
             )
-            core.registry.hooks.revoked(event["sub"], wedding)
-        elif kind == "delete" and isinstance(event.get("wedding"), str):
-            self.erasures.on_deleted(event["wedding"])
-        elif kind == "lift" and isinstance(event.get("wedding"), str):
-            self.erasures.on_lifted(event["wedding"])
-        elif kind not in self._known:
+            registry.hooks.revoked(revoke.sub, revoke.wedding)
+        elif (delete := from_event(event, Delete)) is not None:
+            self.erasures.on_deleted(delete.wedding)
+        elif (lift := from_event(event, Lift)) is not None:
+            self.erasures.on_lifted(lift.wedding)
+        elif event.get("type") not in self._known:
             log.error("ignoring an unknown admin event: %r", event)
 
 
@@ -250,13 +258,15 @@ def create_app(
         admin_events = AdminEvents(revocations, keep, known)
         hooks = Hooks([admin_events, *built.extensions, *extensions])
         registry = RoomRegistry(
-            the_store,
-            settings,
-            the_bus,
-            hooks=hooks,
-            metrics=metrics,
-            quarantine=quarantine,
-            slot=slot,
+            RoomServices(
+                the_store,
+                settings,
+                the_bus,
+                hooks=hooks,
+                metrics=metrics,
+                quarantine=quarantine,
+                slot=slot,
+            )
         )
         matrix = permission_matrix(settings, features)
         if settings.allow_anonymous:
@@ -280,6 +290,7 @@ def create_app(
         )
         weddings = WeddingService(registry, the_store, WEDDINGS)
         await weddings.keys.install()
+        admin_events.serve(registry, weddings)
         await hooks.start(Core(settings, the_store, registry, weddings))
         state = Services(
             settings=settings,

@@ -20,8 +20,7 @@ from typing import Any
 from pycrdt import TransactionEvent
 
 import crdt_server.cli as cli
-from crdt_server.core.hooks import Extension
-from crdt_server.core.room import Room
+from crdt_server.core.hooks import Extension, RoomView
 
 __all__ = ["MARKER", "Staller", "main"]
 
@@ -32,7 +31,7 @@ MARKER = b"stall-the-loop-issue-47"
 class Staller(Extension):
     name = "test-staller"
 
-    async def on_load(self, room: Room) -> None:
+    async def on_load(self, room: RoomView) -> None:
         room.doc.observe(_spin_on_marker)
 
 

@@ -26,12 +26,7 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from crdt_server.cluster.bus import BusHandler
-from crdt_server.codec.protocol import (
-    read_var_string,
-    read_var_uint,
-    write_var_string,
-    write_var_uint,
-)
+from crdt_server.cluster.messages import AwarenessMessage, UpdatesMessage
 from crdt_server.errors import ProtocolError
 from crdt_server.storage import StoreError
 
@@ -99,32 +94,6 @@ class _SeqTracker:
         self.ahead = {s for s in self.ahead if s > self.target}
         self.gap_since = None
         return missing
-
-
-def _encode_updates(origin: str, doc: str, seqs: Sequence[int], updates: Sequence[bytes]) -> bytes:
-    parts = [write_var_string(origin), write_var_string(doc), write_var_uint(len(seqs))]
-    parts += [write_var_uint(seq) for seq in seqs]
-    for update in updates:
-        parts += [write_var_uint(len(update)), update]
-    return b"".join(parts)
-
-
-def _decode_updates(data: bytes) -> tuple[str, str, list[int], list[bytes]]:
-    origin, pos = read_var_string(data, 0)
-    doc, pos = read_var_string(data, pos)
-    count, pos = read_var_uint(data, pos)
-    seqs: list[int] = []
-    for _ in range(count):
-        seq, pos = read_var_uint(data, pos)
-        seqs.append(seq)
-    updates: list[bytes] = []
-    for _ in range(count):
-        size, pos = read_var_uint(data, pos)
-        updates.append(data[pos : pos + size])
-        pos += size
-    if pos != len(data):
-        raise ProtocolError("bad bus message")
-    return origin, doc, seqs, updates
 
 
 class RedisBus:
@@ -199,11 +168,10 @@ class RedisBus:
     def publish_updates(self, doc: str, seqs: Sequence[int], updates: Sequence[bytes]) -> None:
         if seqs:
             self._own_max_seq = max(self._own_max_seq, max(seqs))
-        self._enqueue(_UPDATES, _encode_updates(self.process_id, doc, seqs, updates))
+        self._enqueue(_UPDATES, UpdatesMessage(self.process_id, doc, seqs, updates).encode())
 
     def publish_awareness(self, doc: str, payload: bytes) -> None:
-        body = write_var_string(self.process_id) + write_var_string(doc) + payload
-        self._enqueue(_AWARENESS, body)
+        self._enqueue(_AWARENESS, AwarenessMessage(self.process_id, doc, payload).encode())
 
     def publish_event(self, event: dict[str, Any]) -> None:
         self._enqueue(_EVENTS, json.dumps({**event, "origin": self.process_id}).encode())
@@ -279,15 +247,14 @@ class RedisBus:
         now = time.monotonic()
         try:
             if channel == _UPDATES:
-                origin, doc, seqs, updates = _decode_updates(data)
-                self._tracker.saw(seqs, now)
-                if origin != self.process_id:
-                    handler.on_updates(doc, seqs, updates)
+                updates = UpdatesMessage.decode(data)
+                self._tracker.saw(updates.seqs, now)
+                if updates.origin != self.process_id:
+                    handler.on_updates(updates.doc, updates.seqs, updates.updates)
             elif channel == _AWARENESS:
-                origin, pos = read_var_string(data, 0)
-                doc, pos = read_var_string(data, pos)
-                if origin != self.process_id:
-                    handler.on_awareness(doc, origin, data[pos:])
+                awareness = AwarenessMessage.decode(data)
+                if awareness.origin != self.process_id:
+                    handler.on_awareness(awareness.doc, awareness.origin, awareness.payload)
             elif channel == _HEARTBEAT:
                 self._tracker.exists(int(data), now)
             elif channel == _EVENTS:

@@ -25,6 +25,7 @@ import time
 
 from crdt_server.actor import Actor
 from crdt_server.auth.principals import Revocations
+from crdt_server.cluster.messages import Delete, Lift, Revoke, to_event
 from crdt_server.core.crdt import crdt_call
 from crdt_server.core.hooks import Sender
 from crdt_server.core.registry import RoomRegistry
@@ -106,7 +107,7 @@ class ErasureService:
             self._tombstones.add(wedding_id)
         finally:
             self._erasing.discard(wedding_id)
-        self._registry.bus.publish_event({"type": "delete", "wedding": wedding_id})
+        self._registry.bus.publish_event(to_event(Delete(wedding_id)))
         if not erased.scrubbed:
             self._pending.add(wedding_id)
             self._scrub_wanted.set()
@@ -122,7 +123,7 @@ class ErasureService:
         lifted = await self._store.lift_tombstone(wedding_id)
         self._tombstones.discard(wedding_id)
         self._pending.discard(wedding_id)
-        self._registry.bus.publish_event({"type": "lift", "wedding": wedding_id})
+        self._registry.bus.publish_event(to_event(Lift(wedding_id)))
         return lifted
 
     def on_lifted(self, wedding_id: str) -> None:
@@ -195,9 +196,7 @@ class ErasureService:
             sub, wedding, CloseCode.TOKEN_EXPIRED, "session revoked"
         )
         self._registry.hooks.revoked(sub, wedding)
-        self._registry.bus.publish_event(
-            {"type": "revoke", "sub": sub, "wedding": wedding, "at": at}
-        )
+        self._registry.bus.publish_event(to_event(Revoke(sub, wedding, at)))
         return at, closed
 
     # -- keeping up ---------------------------------------------------------------------

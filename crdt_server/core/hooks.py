@@ -9,41 +9,53 @@ domain observing a commit, and the domain never gates: an extension that raises 
 update contributes no rows for that update, which commits anyway with a
 ``system.derivation_failed`` event (no content) in its place.
 
+Hooks receive narrow views (:mod:`crdt_server.core.views`: a :class:`RoomView`, a
+:class:`ConnectionView`), never the concrete room or connection, and one payload each
+(:mod:`crdt_server.core.payloads`). The commit-side hooks (``on_prepare``, ``on_commit``,
+``on_stored``, ``on_change``) receive a :class:`CommitBatch`: the updates a room commits
+together, with their merged changes.
+
 Order of one batch of updates in a room::
 
-    apply to the room's document -> on_commit (rows for the same transaction)
-    -> COMMIT -> broadcast -> on_stored -> on_change
+    apply to the room's document -> on_prepare(batch) -> on_commit(batch) (rows for the
+    same transaction) -> COMMIT -> broadcast -> on_stored(batch + seqs, events)
+    -> on_change(the same batch)
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from crdt_server.actor import Actor
 from crdt_server.core.domain import ChangeRecord, Domain
 from crdt_server.core.overwrites import Found
+from crdt_server.core.payloads import (
+    DERIVATION_FAILED,
+    SERVER,
+    CommitBatch,
+    PendingUpdate,
+    Sender,
+)
+from crdt_server.core.views import ConnectionView, RoomsView, RoomView, WeddingsView
 from crdt_server.storage import FeatureRow, NewEvent
 
 if TYPE_CHECKING:
-    from crdt_server.core.connection import Connection
-    from crdt_server.core.registry import RoomRegistry
-    from crdt_server.core.room import Room
-    from crdt_server.core.weddings import WeddingService
     from crdt_server.settings import Settings
     from crdt_server.storage import DocumentStore
 
 __all__ = [
     "DERIVATION_FAILED",
     "SERVER",
+    "CommitBatch",
+    "ConnectionView",
     "Core",
     "Extension",
     "Hooks",
     "PendingUpdate",
+    "RoomView",
     "Sender",
-    "StoredBatch",
 ]
 
 log = logging.getLogger("crdt_server.hooks")
@@ -52,68 +64,14 @@ _T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
-class Sender:
-    """Who made a change (:class:`~crdt_server.actor.Actor`) and the channel it came
-    through (``origin``: a connection id such as ``c12``, ``http:<sub>`` or
-    ``server:...``).
-
-    More than who, so a type of its own that holds an ``Actor``: the channel decides which
-    connection a held update is echoed to, is stored with each update row, and is the
-    origin of the Yjs transactions of the server's own edits.
-    """
-
-    actor: Actor
-    origin: str = ""
-
-
-DERIVATION_FAILED = "system.derivation_failed"
-"""The event stored in place of an extension's rows for an update its ``on_commit`` raised
-on: ``{"step", "doc", "error"}`` (the exception's type, never its message)."""
-
-SERVER = Sender(Actor("server", "server"), "server")
-"""Changes the server makes on its own (conflict bookkeeping, seeding)."""
-
-
-@dataclass(frozen=True, slots=True)
-class PendingUpdate:
-    """An accepted update about to be committed, with who sent it and what it changed.
-
-    ``changes`` pairs each sender with the entries an integration credited to them: usually
-    one pair, the sender's; several when this update released held updates of other
-    senders (each is credited with what it changed); empty when the room records no
-    changes (no extension asked for them, or the room holds no document of their
-    :class:`~crdt_server.core.domain.Domain`) or nothing readable changed. The records are
-    the domain's (:func:`crdt_server.documents.changes.entry_changes` narrows them).
-    """
-
-    doc: str
-    data: bytes
-    sender: Sender
-    client_id: int | None = None
-    changes: list[tuple[Sender, Sequence[ChangeRecord]]] = field(default_factory=list)
-    found: list[tuple[Sender, Found]] = field(default_factory=list)
-    """What each integration did to the document's map keys (the writes it made vanish, or
-    that vanished in it, and the keys it wrote), credited like ``changes``; empty unless an
-    extension :attr:`~Extension.wants_overwrites`."""
-
-
-@dataclass(frozen=True, slots=True)
-class StoredBatch:
-    """A committed batch: its updates with their seqs, and the events stored with them."""
-
-    updates: Sequence[PendingUpdate]
-    seqs: Sequence[int]
-    events: Sequence[NewEvent]
-
-
-@dataclass(frozen=True, slots=True)
 class Core:
-    """What an extension may use once the server runs (given to :meth:`Extension.start`)."""
+    """What an extension may use once the server runs (given to :meth:`Extension.start`):
+    the registry and the documents service as views (:mod:`crdt_server.core.views`)."""
 
     settings: Settings
     store: DocumentStore
-    registry: RoomRegistry
-    weddings: WeddingService
+    registry: RoomsView
+    weddings: WeddingsView
 
 
 class Extension:
@@ -132,48 +90,52 @@ class Extension:
     """True if :attr:`PendingUpdate.found` must be filled (it costs an index of each room's
     map items and a decode of each update's items); only with a :attr:`domain`."""
 
-    async def on_load(self, room: Room) -> None:
+    async def on_load(self, room: RoomView) -> None:
         """A room was loaded from the store (before any connection joins it)."""
 
-    async def on_prepare(self, room: Room, batch: Sequence[PendingUpdate]) -> None:
-        """``batch`` is about to be committed: read what :meth:`on_commit` will need and
-        cannot know yet (it runs without awaiting). Called only by extensions that override
-        it; keep it cheap, the commit waits for it (and goes ahead if it raises)."""
+    async def on_prepare(self, room: RoomView, batch: CommitBatch) -> None:
+        """``batch`` (no seqs yet) is about to be committed: read what :meth:`on_commit`
+        will need and cannot know yet (it runs without awaiting). Called only by extensions
+        that override it; keep it cheap, the commit waits for it (and goes ahead if it
+        raises)."""
 
-    def on_commit(
-        self, room: Room, batch: Sequence[PendingUpdate]
-    ) -> Sequence[NewEvent | FeatureRow]:
-        """``batch`` is about to be committed: return rows to write in the same store
-        transaction (so they are durable exactly when the updates are): events, and rows of
-        the extension's own tables (a row whose key exists is left out). Keep it free of
-        side effects: when it raises, it is called again one update at a time to find the
-        updates it fails on, which commit without its rows."""
+    def on_commit(self, room: RoomView, batch: CommitBatch) -> Sequence[NewEvent | FeatureRow]:
+        """``batch`` (no seqs yet) is about to be committed: return rows to write in the same
+        store transaction (so they are durable exactly when the updates are): events, and
+        rows of the extension's own tables (a row whose key exists is left out). Keep it
+        free of side effects: when it raises, it is called again with a batch of each
+        update alone to find the updates it fails on, which commit without its rows."""
         return ()
 
-    def on_stored(self, room: Room, batch: StoredBatch) -> None:
-        """``batch`` is committed and broadcast to the room's connections."""
+    def on_stored(self, room: RoomView, batch: CommitBatch) -> None:
+        """``batch`` is committed (with its seqs and the events stored with it) and
+        broadcast to the room's connections."""
 
-    def on_change(self, room: Room) -> None:
-        """Committed content changed the room's document (from here or another process)."""
+    def on_change(self, room: RoomView, batch: CommitBatch) -> None:
+        """Committed content changed the room's document: ``batch`` is the one
+        :meth:`on_stored` was just given, or a :attr:`~CommitBatch.remote` batch (content
+        another process committed, or a catch-up from the store)."""
 
-    def on_remote_changes(self, room: Room, changes: Sequence[ChangeRecord]) -> None:
+    def on_remote_changes(self, room: RoomView, changes: Sequence[ChangeRecord]) -> None:
         """Content another process committed changed these entries, as this process
         integrated it (before :meth:`on_change`); only with :attr:`wants_changes`. A
         document rebuilt from the store (a new ``room.doc``) reports nothing here."""
 
-    def on_overwritten(self, room: Room, found: Sequence[Found]) -> None:
+    def on_overwritten(self, room: RoomView, found: Sequence[Found]) -> None:
         """Content another process committed made writes vanish, found here as it integrated
         (both processes may find one race: see :attr:`Overwrite.id`). Only with
         :attr:`wants_overwrites`."""
 
-    def on_connect(self, room: Room, conn: Connection) -> None:
-        """A connection joined the room."""
+    def on_connect(self, room: RoomView, conn: ConnectionView) -> None:
+        """A connection joined the room (it is in ``room.connections``)."""
 
-    def on_disconnect(self, room: Room, conn: Connection) -> None:
-        """A connection left the room."""
+    def on_disconnect(self, room: RoomView, conn: ConnectionView) -> None:
+        """A connection left the room (it is no longer in ``room.connections``)."""
 
     def on_bus_event(self, event: dict[str, Any]) -> None:
-        """Another process published ``event`` on the bus."""
+        """Another process published ``event`` on the bus: a JSON object with its ``type``
+        and the sender's ``origin``; read a message of yours with
+        :func:`crdt_server.cluster.messages.from_event` (unknown fields ignored)."""
 
     async def on_guest_erased(self, wedding: str, guest_id: str) -> None:
         """A guest was removed from the wedding's documents by an erasure: forget every
@@ -212,16 +174,16 @@ class Extension:
 
 def _one_by_one(
     ext: Extension,
-    room: Room,
-    batch: Sequence[PendingUpdate],
+    room: RoomView,
+    batch: CommitBatch,
     failed: Callable[[str, PendingUpdate, BaseException], NewEvent],
 ) -> list[NewEvent | FeatureRow]:
     """``ext``'s rows for each update of ``batch`` alone; ``failed``'s row for an update it
     raises on."""
     rows: list[NewEvent | FeatureRow] = []
-    for update in batch:
+    for update in batch.updates:
         try:
-            rows.extend(ext.on_commit(room, (update,)))
+            rows.extend(ext.on_commit(room, batch.one(update)))
         except Exception as exc:
             rows.append(failed(f"on_commit:{ext.name}", update, exc))
     return rows
@@ -271,14 +233,14 @@ class Hooks:
         self._found[kind] = found
         return found
 
-    async def load(self, room: Room) -> None:
+    async def load(self, room: RoomView) -> None:
         for ext in self._load:
             try:
                 await ext.on_load(room)
             except Exception:
                 log.exception("extension %s failed on load of %s", ext.name, room.name)
 
-    async def prepare(self, room: Room, batch: Sequence[PendingUpdate]) -> None:
+    async def prepare(self, room: RoomView, batch: CommitBatch) -> None:
         for ext in self._prepare:
             try:
                 await ext.on_prepare(room, batch)
@@ -287,8 +249,8 @@ class Hooks:
 
     def commit(
         self,
-        room: Room,
-        batch: Sequence[PendingUpdate],
+        room: RoomView,
+        batch: CommitBatch,
         failed: Callable[[str, PendingUpdate, BaseException], NewEvent],
     ) -> tuple[list[NewEvent], list[FeatureRow]]:
         """Every extension's rows for ``batch``: events, and rows of their own tables. Where
@@ -306,42 +268,42 @@ class Hooks:
             return events, []
         return events, [row for row in rows if isinstance(row, FeatureRow)]
 
-    def overwritten(self, room: Room, found: Sequence[Found]) -> None:
+    def overwritten(self, room: RoomView, found: Sequence[Found]) -> None:
         for ext in self._overwritten:
             try:
                 ext.on_overwritten(room, found)
             except Exception:
                 log.exception("extension %s failed on overwrites in %s", ext.name, room.name)
 
-    def remote_changes(self, room: Room, changes: Sequence[ChangeRecord]) -> None:
+    def remote_changes(self, room: RoomView, changes: Sequence[ChangeRecord]) -> None:
         for ext in self._remote_changes:
             try:
                 ext.on_remote_changes(room, changes)
             except Exception:
                 log.exception("extension %s failed on remote changes of %s", ext.name, room.name)
 
-    def stored(self, room: Room, batch: StoredBatch) -> None:
+    def stored(self, room: RoomView, batch: CommitBatch) -> None:
         for ext in self._stored:
             try:
                 ext.on_stored(room, batch)
             except Exception:
                 log.exception("extension %s failed after a commit of %s", ext.name, room.name)
 
-    def change(self, room: Room) -> None:
+    def change(self, room: RoomView, batch: CommitBatch) -> None:
         for ext in self._change:
             try:
-                ext.on_change(room)
+                ext.on_change(room, batch)
             except Exception:
                 log.exception("extension %s failed on a change of %s", ext.name, room.name)
 
-    def connect(self, room: Room, conn: Connection) -> None:
+    def connect(self, room: RoomView, conn: ConnectionView) -> None:
         for ext in self._connect:
             try:
                 ext.on_connect(room, conn)
             except Exception:
                 log.exception("extension %s failed on a connect to %s", ext.name, room.name)
 
-    def disconnect(self, room: Room, conn: Connection) -> None:
+    def disconnect(self, room: RoomView, conn: ConnectionView) -> None:
         for ext in self._disconnect:
             try:
                 ext.on_disconnect(room, conn)

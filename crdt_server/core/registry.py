@@ -16,14 +16,11 @@ from collections.abc import Hashable, Sequence
 from typing import Any
 
 from crdt_server.cluster.bus import Bus
-from crdt_server.core.hooks import Hooks
-from crdt_server.core.metrics import Metrics, StoreHealth
 from crdt_server.core.pacing import Pacer
-from crdt_server.core.quarantine import ApplySlot, Quarantine
 from crdt_server.core.room import Room
+from crdt_server.core.services import RoomServices
 from crdt_server.errors import CloseCode, Overloaded
-from crdt_server.settings import Settings
-from crdt_server.storage import DocumentStore, StoreError
+from crdt_server.storage import StoreError
 
 __all__ = ["RoomRegistry"]
 
@@ -31,27 +28,18 @@ log = logging.getLogger("crdt_server.core.registry")
 
 
 class RoomRegistry:
-    def __init__(
-        self,
-        store: DocumentStore,
-        settings: Settings,
-        bus: Bus,
-        *,
-        hooks: Hooks | None = None,
-        metrics: Metrics | None = None,
-        health: StoreHealth | None = None,
-        quarantine: Quarantine | None = None,
-        slot: ApplySlot | None = None,
-    ) -> None:
-        self._store = store
-        self.quarantine = quarantine
+    """The rooms of this process; every room it loads is given its :class:`RoomServices`."""
+
+    def __init__(self, services: RoomServices) -> None:
+        self.services = services
+        self._store = services.store
+        self.quarantine = services.quarantine
         """The quarantined clients (checked before every apply), if the server keeps one."""
-        self._slot = slot
-        self.hooks = hooks or Hooks()
-        self._settings = settings
-        self._bus = bus
-        self.metrics = metrics or Metrics()
-        self.health = health or StoreHealth()
+        self.hooks = services.hooks
+        settings = self._settings = services.settings
+        self._bus = services.bus
+        self.metrics = services.metrics
+        self.health = services.health
         self.pacer = Pacer(settings.turn_budget_seconds, self.metrics)
         """Turns for the sessions' updates under overload (see :mod:`crdt_server.core.pacing`)."""
         # Loads wait their turn (FIFO): a reconnect storm never stampedes the store.
@@ -106,18 +94,7 @@ class RoomRegistry:
         try:
             async with self._load_slots:
                 try:
-                    room = await Room.load(
-                        name,
-                        self._store,
-                        self._settings,
-                        self._bus,
-                        self._dropped,
-                        hooks=self.hooks,
-                        metrics=self.metrics,
-                        health=self.health,
-                        quarantine=self.quarantine,
-                        slot=self._slot,
-                    )
+                    room = await Room.load(name, self.services, self._dropped)
                 except StoreError:
                     self.metrics.store_errors.labels("load").inc()
                     raise

@@ -10,9 +10,13 @@ ends where the room did, one merged broadcast frame (:meth:`RoomDocument.frames`
 A joiner's sync step 2 is computed at once but sent only after everything it contains is
 committed, so no client ever sees an update the store could still lose.
 
-What a room holds (its document, its uncommitted updates, who is credited with what) and
-how a peer's update is applied are :mod:`crdt_server.core.room_content`'s; this module adds
-the commit path, other processes, and the room's connections and presence.
+A room is two cooperating halves. Its document and commit path: what it holds (its
+document, its uncommitted updates, who is credited with what) and how a peer's update is
+applied are :mod:`crdt_server.core.room_content`'s, and this module adds the commit path
+and what other processes committed. Its members (:class:`~crdt_server.core.members.RoomMembers`,
+``room.members``): its connections and their presence; the room greets a joiner through
+them and sends them what it commits. The room's methods for connections (``join``,
+``leave``, ``apply_awareness``...) hand over to its members.
 """
 
 from __future__ import annotations
@@ -23,14 +27,10 @@ import logging
 import time
 from collections.abc import Callable, Hashable, Sequence
 
-from crdt_server.cluster.bus import Bus
 from crdt_server.codec.awareness import (
     AwarenessEntry,
-    decode_awareness,
-    encode_awareness_entries,
 )
 from crdt_server.codec.protocol import (
-    encode_awareness,
     encode_sync_step1,
     encode_sync_step2,
     encode_update,
@@ -42,36 +42,29 @@ from crdt_server.codec.updates import (
     decode_state_vector,
     inspect_update,
 )
-from crdt_server.core.connection import Connection, newest_serial
+from crdt_server.core.connection import Connection
 from crdt_server.core.crdt import (
     Applied,
     CrdtFailure,
     crdt_call,
     fold_updates,
 )
-from crdt_server.core.hooks import (
-    DERIVATION_FAILED,
-    Hooks,
-    PendingUpdate,
-    StoredBatch,
-)
-from crdt_server.core.metrics import Metrics, StoreHealth
-from crdt_server.core.quarantine import ApplySlot, Quarantine
+from crdt_server.core.members import RoomMembers
+from crdt_server.core.payloads import DERIVATION_FAILED, CommitBatch, PendingUpdate
+from crdt_server.core.presence import AwarenessRegistry
 from crdt_server.core.room_content import RoomContent, RoomFailed, Uncommitted
+from crdt_server.core.services import RoomServices
 from crdt_server.errors import (
     CloseCode,
-    PeerError,
     ProtocolError,
 )
-from crdt_server.settings import Settings
 from crdt_server.storage import (
-    DocumentStore,
     NewEvent,
     NewUpdate,
     StoreError,
 )
 
-__all__ = ["Room", "RoomFailed"]
+__all__ = ["Room", "RoomFailed", "RoomServices"]
 
 log = logging.getLogger("crdt_server.core.room")
 
@@ -80,63 +73,25 @@ class Room(RoomContent):
     """One loaded document. Create with :meth:`load`; all methods run on the event loop.
 
     What it holds, and how a peer's update is applied, is :class:`RoomContent`'s; here
-    are the commit path, other processes, and the room's connections and presence."""
+    are the commit path and other processes; its connections and presence are
+    :attr:`members`'."""
 
     def __init__(
-        self,
-        name: str,
-        store: DocumentStore,
-        settings: Settings,
-        bus: Bus,
-        on_failure: Callable[[Room], None],
-        *,
-        hooks: Hooks | None = None,
-        metrics: Metrics | None = None,
-        health: StoreHealth | None = None,
-        quarantine: Quarantine | None = None,
-        slot: ApplySlot | None = None,
+        self, name: str, services: RoomServices, on_failure: Callable[[Room], None]
     ) -> None:
-        super().__init__(
-            name,
-            store,
-            settings,
-            bus,
-            hooks=hooks,
-            metrics=metrics,
-            health=health,
-            quarantine=quarantine,
-            slot=slot,
-        )
+        super().__init__(name, services)
         self._on_failure = on_failure
+        self.members = RoomMembers(self, services.bus, services.settings, services.hooks)
+        """Its connections and their presence (the room's other half)."""
 
     @classmethod
     async def load(
-        cls,
-        name: str,
-        store: DocumentStore,
-        settings: Settings,
-        bus: Bus,
-        on_failure: Callable[[Room], None],
-        *,
-        hooks: Hooks | None = None,
-        metrics: Metrics | None = None,
-        health: StoreHealth | None = None,
-        quarantine: Quarantine | None = None,
-        slot: ApplySlot | None = None,
+        cls, name: str, services: RoomServices, on_failure: Callable[[Room], None]
     ) -> Room:
-        room = cls(
-            name,
-            store,
-            settings,
-            bus,
-            on_failure,
-            hooks=hooks,
-            metrics=metrics,
-            health=health,
-            quarantine=quarantine,
-            slot=slot,
-        )
-        stored = await store.load(name)
+        """Load the room ``name`` from the store; ``on_failure`` is told if the store later
+        fails a commit (the room is then closed)."""
+        room = cls(name, services, on_failure)
+        stored = await services.store.load(name)
         if stored is not None:
             room._replay(stored)
         else:
@@ -165,10 +120,12 @@ class Room(RoomContent):
                 batch = self._inflight = self._uncommitted
                 self._uncommitted = []
                 self._uncommitted_bytes = 0
-                pending = [
-                    PendingUpdate(self.name, u.data, u.sender, u.client_id, u.changes, u.found)
-                    for u in batch
-                ]
+                pending = CommitBatch(
+                    [
+                        PendingUpdate(self.name, u.data, u.sender, u.client_id, u.changes, u.found)
+                        for u in batch
+                    ]
+                )
                 rows = [
                     NewUpdate(
                         self.name,
@@ -205,8 +162,9 @@ class Room(RoomContent):
                 self._metrics.broadcast_seconds.observe(time.perf_counter() - batch[0].applied_at)
                 self._release_waiters()
                 self._bus.publish_updates(self.name, seqs, updates)
-                self._hooks.stored(self, StoredBatch(pending, seqs, events))
-                self._hooks.change(self)
+                stored = pending.stored(seqs, events)
+                self._hooks.stored(self, stored)
+                self._hooks.change(self, stored)
                 if not self._uncommitted:
                     await self._maybe_compact()
         finally:
@@ -234,23 +192,20 @@ class Room(RoomContent):
         relay: list[tuple[bytes, UpdateSummary]] = []
         for u in batch:
             if u.held:
-                for conn in self.connections:
-                    if conn.id == u.sender.origin:
-                        conn.send(encode_update(u.data))
+                self.members.send_to(u.sender.origin, encode_update(u.data))
                 continue
             relay.append((u.data, u.summary))
             if u.released:
                 relay += u.released
         if relay:
             self._broadcast_updates(relay)
-        for conn in self.connections:  # the batch's frames, one write each, now
-            conn.flush()
+        self.members.flush()  # the batch's frames, one write each, now
 
     def _broadcast_updates(self, updates: list[tuple[bytes, UpdateSummary]]) -> None:
         """Relay updates integrated here one by one, in order: merged where that is safe
         (see :meth:`RoomDocument.frames`), else one frame each."""
         for update in self.document.frames(updates):
-            self.broadcast(encode_update(update))
+            self.members.broadcast(encode_update(update))
 
     def _release_waiters(self) -> None:
         if not self._commit_waiters:
@@ -315,8 +270,7 @@ class Room(RoomContent):
             if not future.done():
                 future.set_exception(RoomFailed(str(exc)))
         self._commit_waiters = []
-        for conn in list(self.connections):
-            conn.request_close(CloseCode.INTERNAL_ERROR, "storage failure, reconnect")
+        self.members.close_all(CloseCode.INTERNAL_ERROR, "storage failure, reconnect")
         self._on_failure(self)
 
     async def flush(self) -> None:
@@ -356,7 +310,7 @@ class Room(RoomContent):
         self._size += sum(len(u) for u in updates)
         if relay:
             self._broadcast_updates(relay)
-        self._hooks.change(self)
+        self._hooks.change(self, CommitBatch((), seqs, remote=True))
 
     def _tell_remote_changes(self) -> None:
         if self._remote_changes:
@@ -386,14 +340,14 @@ class Room(RoomContent):
         self._tell_remote_found()
         self._tell_remote_changes()
         if changed:
-            self.broadcast(encode_update(self.doc.get_update(before)))
-            self._hooks.change(self)
+            self.members.broadcast(encode_update(self.doc.get_update(before)))
+            self._hooks.change(self, CommitBatch((), remote=True))
         self.last_seq = max(self.last_seq, stored.last_seq)
         self._log_rows = len(stored.updates) + len(self._uncommitted)
 
     async def _reload_and_relay(self, before: bytes) -> None:
         await self._reload()
-        self.broadcast(encode_update(crdt_call(self.doc.get_update, before)))
+        self.members.broadcast(encode_update(crdt_call(self.doc.get_update, before)))
 
     def _integrate_committed(self, update: bytes) -> list[tuple[bytes, UpdateSummary]] | None:
         """Integrate an update some process committed already; what local clients may be
@@ -418,40 +372,26 @@ class Room(RoomContent):
 
     def apply_remote_awareness(self, origin: str, payload: bytes) -> None:
         """Presence another process accepted (validated and stamped there)."""
-        try:
-            entries = decode_awareness(
-                payload,
-                max_state_bytes=self._settings.max_awareness_state_bytes,
-                max_entries=self._settings.max_awareness_entries,
-            )
-        except PeerError as exc:
-            log.error("room %s: bad presence from process %s: %s", self.name, origin, exc)
-            return
-        accepted = self.awareness.apply(("remote", origin), f"process:{origin}", entries)
-        if accepted:
-            self._presence.relay(accepted)
+        self.members.apply_remote_awareness(origin, payload)
 
-    # -- connections --------------------------------------------------------------------
+    # -- connections and presence (the room's members) ------------------------------------
+
+    @property
+    def connections(self) -> set[Connection]:
+        """The connections in the room now (its :attr:`members`')."""
+        return self.members.connections
+
+    @property
+    def awareness(self) -> AwarenessRegistry:
+        return self.members.awareness
 
     def join(self, conn: Connection) -> None:
         """Add a connection and greet it: our state vector, then everyone's presence."""
-        self.connections.add(conn)
-        self._hooks.connect(self, conn)
-        conn.send(encode_sync_step1(self.doc.get_state()))
-        states = self.awareness.states()
-        if states:
-            conn.send(encode_awareness(encode_awareness_entries(states)))
+        self.members.join(conn, encode_sync_step1(self.doc.get_state()))
 
     def leave(self, conn: Connection) -> None:
         """Remove a connection and broadcast the removal of every presence it spoke for."""
-        if conn in self.connections:
-            self.connections.discard(conn)
-            self._hooks.disconnect(self, conn)
-        # Any connection made so far may still echo what it was told of ``conn``'s clients.
-        removals = self.awareness.remove_owner(conn, newest=newest_serial())
-        if removals:
-            self._presence.relay(removals)
-            self._bus.publish_awareness(self.name, encode_awareness_entries(removals))
+        self.members.leave(conn)
 
     async def answer_step1(self, conn: Connection, state_vector: bytes) -> None:
         """Send ``conn`` what it is missing, once all of that is committed.
@@ -468,32 +408,26 @@ class Room(RoomContent):
         conn.send(encode_sync_step2(diff))
 
     def apply_awareness(self, conn: Connection, entries: list[AwarenessEntry]) -> None:
-        accepted = self.awareness.apply(conn, conn.principal.key, entries, serial=conn.serial)
-        if accepted:
-            self._presence.relay(accepted, exclude=conn)
-            self._bus.publish_awareness(self.name, encode_awareness_entries(accepted))
+        self.members.apply_awareness(conn, entries)
 
     def expire_presence(self, older_than: float, owned: Callable[[Hashable], bool]) -> None:
         """Forget the presence of the owners ``owned`` picks that was last heard before
         ``older_than`` (monotonic), relayed as removals like any other presence change."""
-        removals = self.awareness.expire(older_than, owned)
-        if removals:
-            self._presence.relay(removals)
+        self.members.expire_presence(older_than, owned)
 
     def awareness_frame(self) -> bytes:
-        return encode_awareness(encode_awareness_entries(self.awareness.states()))
+        return self.members.awareness_frame()
 
     @property
     def presence_folding(self) -> bool:
         """Presence is folded in this room, to be relayed when its window ends."""
-        return self._presence.folding
+        return self.members.presence_folding
 
     def close(self) -> None:
         """The registry unloaded this room: it serves nobody from now on, and nothing of
         its own (the presence relay's timer) keeps it alive."""
         self.closed = True
-        self._presence.close()
+        self.members.close()
 
     def close_all(self, code: int, reason: str) -> None:
-        for conn in list(self.connections):
-            conn.request_close(code, reason)
+        self.members.close_all(code, reason)

@@ -3,8 +3,8 @@ that are not committed yet, each credited with what it changed.
 
 A peer's update is checked, applied to the room's pycrdt ``Doc`` at once (so later messages
 see it) and queued as uncommitted; :class:`~crdt_server.core.room.Room` adds the commit
-path that stores it before anyone is told, other processes, and the room's connections and
-presence.
+path that stores it before anyone is told and what other processes committed; the room's
+connections and presence are its members' (:mod:`crdt_server.core.members`).
 """
 
 from __future__ import annotations
@@ -13,22 +13,18 @@ import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, NoReturn
 
 from pycrdt import Doc
 
-from crdt_server.cluster.bus import Bus
-from crdt_server.codec.awareness import AwarenessEntry, encode_awareness_entries
 from crdt_server.codec.items import read_delete_set, read_items
-from crdt_server.codec.protocol import encode_awareness
 from crdt_server.codec.updates import (
     UpdateError,
     UpdateSummary,
 )
-from crdt_server.core.connection import Connection
 from crdt_server.core.crdt import (
     Applied,
     CrdtFailure,
@@ -40,22 +36,17 @@ from crdt_server.core.crdt import (
 )
 from crdt_server.core.domain import ChangeRecord, Recorder
 from crdt_server.core.hooks import (
-    Hooks,
     Sender,
 )
-from crdt_server.core.metrics import Metrics, StoreHealth
 from crdt_server.core.overwrites import Found, OverwriteIndex
-from crdt_server.core.presence import AwarenessRegistry, PresenceRelay
-from crdt_server.core.quarantine import ApplySlot, Quarantine
+from crdt_server.core.services import RoomServices
 from crdt_server.errors import (
     DocumentTooLarge,
     Overloaded,
     ProtocolError,
     Quarantined,
 )
-from crdt_server.settings import Settings
 from crdt_server.storage import (
-    DocumentStore,
     FeatureRow,
     StoredLog,
 )
@@ -93,34 +84,19 @@ class RoomContent(ABC):
     """A room's document and its uncommitted updates; the room itself is
     :class:`~crdt_server.core.room.Room`."""
 
-    def __init__(
-        self,
-        name: str,
-        store: DocumentStore,
-        settings: Settings,
-        bus: Bus,
-        *,
-        hooks: Hooks | None = None,
-        metrics: Metrics | None = None,
-        health: StoreHealth | None = None,
-        quarantine: Quarantine | None = None,
-        slot: ApplySlot | None = None,
-    ) -> None:
+    def __init__(self, name: str, services: RoomServices) -> None:
         self.name = name
-        self._quarantine = quarantine
-        self._slot = slot
+        self._quarantine = services.quarantine
+        self._slot = services.slot
         self.wedding_id, _, self.kind = name.partition("/")
-        self._hooks = hooks or Hooks()
-        self._store = store
-        self._settings = settings
-        self._bus = bus
-        self._metrics = metrics or Metrics()
-        self._health = health or StoreHealth()
+        self._hooks = services.hooks
+        self._store = services.store
+        self._settings = services.settings
+        self._bus = services.bus
+        self._metrics = services.metrics
+        self._health = services.health
         self._size = 0
         """Bytes of the stored log (an upper bound of the document's encoded size)."""
-        self.connections: set[Connection] = set()
-        self.awareness = AwarenessRegistry()
-        self._presence = PresenceRelay(self._send_presence, settings.presence_batch_seconds)
         self.document = RoomDocument()
         self._uncommitted: list[Uncommitted] = []
         self._inflight: list[Uncommitted] = []
@@ -404,16 +380,6 @@ class RoomContent(ABC):
     @property
     def uncommitted_bytes(self) -> int:
         return self._uncommitted_bytes
-
-    # -- sending to the connections ------------------------------------------------------
-
-    def broadcast(self, frame: bytes, exclude: object = None) -> None:
-        for conn in self.connections:
-            if conn is not exclude:
-                conn.send(frame)
-
-    def _send_presence(self, entries: Iterable[AwarenessEntry], exclude: object) -> None:
-        self.broadcast(encode_awareness(encode_awareness_entries(entries)), exclude=exclude)
 
     @abstractmethod
     async def _flush_loop(self) -> None:

@@ -12,7 +12,7 @@ from typing import Any, Literal, TypeAlias
 
 from pycrdt import Array, Doc, Map, Text
 
-from crdt_server.documents.shapes import list_part
+from crdt_server.documents.shapes import list_part, to_plain
 
 __all__ = ["Content", "Edit", "EditKind", "Json", "apply_edit", "content"]
 
@@ -73,9 +73,11 @@ def content(doc: Doc[Any]) -> Content:
     doc.get("m", type=Map), doc.get("a", type=Array), doc.get("t", type=Text)
     scratch: Doc[Any] = Doc()
     scratch.apply_update(doc.get_update())
-    _, shape = list_part(scratch, "a")
+    listed, shape = list_part(scratch, "a")
     return {
-        "m": scratch.get("m", type=Map).to_py(),
-        "a": scratch.get("a", type=Array).to_py() if shape == "array" else [],
+        # As the JSON view reads them, which never raises: a map or an array may hold an
+        # XML type (a stored row of any shape), which pycrdt's to_py refuses.
+        "m": to_plain(dict(scratch.get("m", type=Map).items())),
+        "a": listed if shape == "array" else [],
         "t": str(scratch.get("t", type=Text)),
     }

@@ -55,7 +55,7 @@ from crdt_server.codec.protocol import (
 from crdt_server.core.hooks import Hooks
 from crdt_server.core.metrics import Metrics
 from crdt_server.core.registry import RoomRegistry
-from crdt_server.core.room import Room
+from crdt_server.core.room import Room, RoomServices
 from crdt_server.errors import CloseCode
 from crdt_server.settings import Settings
 from crdt_server.storage import SqliteStore
@@ -282,7 +282,7 @@ class InProcessServer:
         """Shared by every registry of this server (a new one costs ~2 ms of metric setup)."""
         self.store = TrackedStore(path, self.activity)
         self.registry = RoomRegistry(
-            self.store, settings, LocalBus(), hooks=self.hooks, metrics=self.metrics
+            RoomServices(self.store, settings, LocalBus(), hooks=self.hooks, metrics=self.metrics)
         )
         self.links: list[Link] = []
         self.clients: list[InProcessClient] = []
@@ -300,7 +300,9 @@ class InProcessServer:
         self.store = TrackedStore(self.path, self.activity)
         await self.store.open()
         self.registry = RoomRegistry(
-            self.store, self.settings, LocalBus(), hooks=self.hooks, metrics=self.metrics
+            RoomServices(
+                self.store, self.settings, LocalBus(), hooks=self.hooks, metrics=self.metrics
+            )
         )
         await self.registry.start()
         self.running = True
@@ -327,7 +329,9 @@ class InProcessServer:
         left = await self.store.list()
         assert not left, f"documents left after reset: {left}"
         self.registry = RoomRegistry(
-            self.store, self.settings, LocalBus(), hooks=self.hooks, metrics=self.metrics
+            RoomServices(
+                self.store, self.settings, LocalBus(), hooks=self.hooks, metrics=self.metrics
+            )
         )
         await self.registry.start()
         self.running = True
@@ -521,7 +525,9 @@ class InProcessServer:
         store = SqliteStore(self.path)
         await store.open()
         try:
-            return await Room.load(room, store, self.settings, LocalBus(), lambda _: None)
+            return await Room.load(
+                room, RoomServices(store, self.settings, LocalBus()), lambda _: None
+            )
         finally:
             await store.close()
 

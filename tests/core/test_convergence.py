@@ -34,7 +34,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 from pycrdt import Array, Doc, Map, Text
 
 from crdt_server.cluster.bus import LocalBus
-from crdt_server.core.room import Room
+from crdt_server.core.room import Room, RoomServices
 from crdt_server.settings import Settings
 from crdt_server.storage import SqliteStore
 from crdt_server.testing import strategies
@@ -83,7 +83,7 @@ async def reloaded_room(path: Path, settings: Settings) -> Room:
     store = SqliteStore(path)
     await store.open()
     try:
-        return await Room.load(ROOM, store, settings, LocalBus(), lambda _: None)
+        return await Room.load(ROOM, RoomServices(store, settings, LocalBus()), lambda _: None)
     finally:
         await store.close()
 

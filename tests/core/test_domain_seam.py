@@ -14,8 +14,8 @@ from crdt_server.actor import Actor
 from crdt_server.cluster.bus import LocalBus
 from crdt_server.codec.updates import inspect_update
 from crdt_server.core.domain import ChangeRecord
-from crdt_server.core.hooks import Extension, Hooks, PendingUpdate, Sender
-from crdt_server.core.room import Room
+from crdt_server.core.hooks import CommitBatch, Extension, Hooks, RoomView, Sender
+from crdt_server.core.room import Room, RoomServices
 from crdt_server.documents.changes import EntryChange, entry_changes
 from crdt_server.documents.domain import WEDDINGS, WeddingDomain
 from crdt_server.settings import Settings
@@ -33,8 +33,8 @@ class Recording(Extension):
     def __init__(self) -> None:
         self.seen: list[tuple[Sender, Sequence[ChangeRecord]]] = []
 
-    def on_commit(self, room: Room, batch: Sequence[PendingUpdate]) -> Sequence[NewEvent]:
-        for update in batch:
+    def on_commit(self, room: RoomView, batch: CommitBatch) -> Sequence[NewEvent]:
+        for update in batch.updates:
             self.seen += update.changes
         return ()
 
@@ -53,7 +53,9 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
 
 async def _add_guest(store: SqliteStore, extension: Recording, room_name: str) -> None:
     room = await Room.load(
-        room_name, store, Settings(), LocalBus(), lambda _: None, hooks=Hooks([extension])
+        room_name,
+        RoomServices(store, Settings(), LocalBus(), hooks=Hooks([extension])),
+        lambda _: None,
     )
     doc = Doc()
     doc.get("guests", type=Map)["g1"] = Map({"name": "Ann"})
@@ -127,3 +129,62 @@ def test_the_domain_says_where_a_guest_is_for_the_erasure() -> None:
     assert dict(docs["guests"].get("guests", type=Map)) == {}
     assert dict(docs["seating"].get("assignments", type=Map)) == {"g2": "t1"}
     assert not WEDDINGS.forget(docs["guests"], "guests", "g1")  # nothing left to forget
+
+
+class Batches(Extension):
+    """Keeps what each commit-side hook was given, in order."""
+
+    name = "batches"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, CommitBatch]] = []
+
+    async def on_prepare(self, room: RoomView, batch: CommitBatch) -> None:
+        self.calls.append(("prepare", batch))
+
+    def on_commit(self, room: RoomView, batch: CommitBatch) -> Sequence[NewEvent]:
+        self.calls.append(("commit", batch))
+        return [NewEvent(room.wedding_id, "test.seen", "{}", room.kind, sub="ann")]
+
+    def on_stored(self, room: RoomView, batch: CommitBatch) -> None:
+        self.calls.append(("stored", batch))
+
+    def on_change(self, room: RoomView, batch: CommitBatch) -> None:
+        self.calls.append(("change", batch))
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_the_commit_side_hooks_receive_one_batch_in_order(store: SqliteStore) -> None:
+    """prepare, commit, stored, change: the same updates; once stored, with their seqs and
+    events, and on_change is given the batch on_stored was; content another process
+    committed comes as a remote batch, with its seqs and no updates."""
+    batches = Batches()
+    room = await Room.load(
+        "w1/guests",
+        RoomServices(store, Settings(), LocalBus(), hooks=Hooks([batches])),
+        lambda _: None,
+    )
+    doc = Doc()
+    doc.get("guests", type=Map)["g1"] = Map({"name": "Ann"})
+    update = doc.get_update()
+    await room.wait_committed(await room.apply(update, inspect_update(update), ANN))
+    assert [step for step, _ in batches.calls] == ["prepare", "commit", "stored", "change"]
+    prepared, committed, stored, changed = (batch for _, batch in batches.calls)
+    assert prepared is committed
+    assert [u.data for u in prepared.updates] == [update]
+    assert (prepared.seqs, prepared.events, prepared.remote) == ((), (), False)
+    assert stored.updates == prepared.updates
+    assert list(stored.seqs) == [room.last_seq]
+    assert [e.type for e in stored.events] == ["test.seen"]
+    assert changed is stored
+    batches.calls.clear()
+    other = Doc()
+    other.get("guests", type=Map)["g2"] = Map({"name": "Bo"})
+    room.apply_remote([room.last_seq + 1], [other.get_update()])
+    [(step, remote)] = batches.calls
+    assert step == "change"
+    assert remote.remote
+    assert list(remote.updates) == []
+    assert list(remote.seqs) == [room.last_seq]
+    assert remote.changes == []

@@ -19,6 +19,7 @@ from crdt_server.cluster.bus import LocalBus
 from crdt_server.core.hooks import Sender
 from crdt_server.core.operation_keys import OperationKey, OperationKeys
 from crdt_server.core.registry import RoomRegistry
+from crdt_server.core.services import RoomServices
 from crdt_server.core.weddings import WeddingService
 from crdt_server.documents.domain import WEDDINGS
 from crdt_server.settings import Settings
@@ -59,7 +60,7 @@ async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
     settings = Settings(data_dir=tmp_path / "data")
     store = RecordingStore(settings.sqlite_path)
     await store.open()
-    registry = RoomRegistry(store, settings, LocalBus())
+    registry = RoomRegistry(RoomServices(store, settings, LocalBus()))
     weddings = WeddingService(registry, store, WEDDINGS)
     await weddings.keys.install()
     try:

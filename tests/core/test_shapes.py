@@ -30,9 +30,16 @@ from crdt_server.actor import Actor
 from crdt_server.cluster.bus import LocalBus
 from crdt_server.codec.protocol import encode_update
 from crdt_server.codec.updates import decode_state_vector, inspect_update
-from crdt_server.core.hooks import DERIVATION_FAILED, Extension, Hooks, PendingUpdate, Sender
+from crdt_server.core.hooks import (
+    DERIVATION_FAILED,
+    CommitBatch,
+    Extension,
+    Hooks,
+    RoomView,
+    Sender,
+)
 from crdt_server.core.metrics import Metrics
-from crdt_server.core.room import Room
+from crdt_server.core.room import Room, RoomServices
 from crdt_server.documents.shapes import nests_deeper_than
 from crdt_server.errors import CloseCode
 from crdt_server.features.events.extension import EventLog
@@ -122,7 +129,7 @@ class RaisingObserver(Extension):
     def __init__(self) -> None:
         self.subscriptions: list[object] = []  # a dropped subscription stops observing
 
-    async def on_load(self, room: Room) -> None:
+    async def on_load(self, room: RoomView) -> None:
         def boom(events: object) -> None:
             raise RuntimeError("an observer that fails")
 
@@ -138,12 +145,12 @@ class RaisingCommitHook(Extension):
     def __init__(self, fails_for: str | None = "bob") -> None:
         self.fails_for = fails_for
 
-    def on_commit(self, room: Room, batch: Sequence[PendingUpdate]) -> Sequence[NewEvent]:
-        if any(self.fails_for in (None, update.sender.actor.sub) for update in batch):
+    def on_commit(self, room: RoomView, batch: CommitBatch) -> Sequence[NewEvent]:
+        if any(self.fails_for in (None, update.sender.actor.sub) for update in batch.updates):
             raise KeyError("no content here")
         return [
             NewEvent(room.wedding_id, "test.committed", "{}", room.kind, sub=u.sender.actor.sub)
-            for u in batch
+            for u in batch.updates
         ]
 
 
@@ -159,12 +166,8 @@ async def load_room(store: SqliteStore, extensions: Sequence[Extension], metrics
     failures: list[Room] = []
     room = await Room.load(
         "w1/guests",
-        store,
-        Settings(),
-        LocalBus(),
+        RoomServices(store, Settings(), LocalBus(), hooks=Hooks(extensions), metrics=metrics),
         failures.append,
-        hooks=Hooks(extensions),
-        metrics=metrics,
     )
     return room
 

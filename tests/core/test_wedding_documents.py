@@ -19,6 +19,7 @@ from crdt_server.cluster.bus import LocalBus
 from crdt_server.core.crdt import crdt_call
 from crdt_server.core.hooks import SERVER
 from crdt_server.core.registry import RoomRegistry
+from crdt_server.core.services import RoomServices
 from crdt_server.core.weddings import StoredCopies, WeddingService
 from crdt_server.documents.domain import WEDDINGS
 from crdt_server.settings import Settings
@@ -62,7 +63,7 @@ async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
     settings = Settings(data_dir=tmp_path / "data")
     store = CountingStore(settings.sqlite_path)
     await store.open()
-    registry = RoomRegistry(store, settings, LocalBus())
+    registry = RoomRegistry(RoomServices(store, settings, LocalBus()))
     try:
         yield Setup(store, registry, WeddingService(registry, store, WEDDINGS), {})
     finally:

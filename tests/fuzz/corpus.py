@@ -76,7 +76,7 @@ from crdt_server.cluster.bus import LocalBus
 from crdt_server.codec.protocol import AwarenessMessage, decode_message
 from crdt_server.core.connection import Connection
 from crdt_server.core.registry import RoomRegistry
-from crdt_server.core.room import Room
+from crdt_server.core.room import Room, RoomServices
 from crdt_server.errors import ProtocolError
 from crdt_server.settings import Settings
 from crdt_server.storage import SqliteStore
@@ -1325,7 +1325,7 @@ class _Fuzzer:
             self.rng, build_corpus(), state_limit=self.settings.max_awareness_state_bytes
         )
         self.store = SqliteStore(self.settings.sqlite_path)
-        self.registry = RoomRegistry(self.store, self.settings, LocalBus())
+        self.registry = RoomRegistry(RoomServices(self.store, self.settings, LocalBus()))
         self.db: sqlite3.Connection | None = None
         self.room: Room | None = None
         self.room_name = ""
@@ -1504,7 +1504,7 @@ class _Fuzzer:
             return
         try:
             restarted = await Room.load(
-                room.name, self.store, self.settings, LocalBus(), lambda _: None
+                room.name, RoomServices(self.store, self.settings, LocalBus()), lambda _: None
             )
         except Exception as exc:
             self.stats.store_mismatches += 1

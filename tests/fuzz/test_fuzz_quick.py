@@ -40,7 +40,7 @@ from crdt_server.codec.updates import decode_state_vector, inspect_update
 from crdt_server.core.crdt import Applied, RoomDocument, replay
 from crdt_server.core.hooks import SERVER
 from crdt_server.core.registry import RoomRegistry
-from crdt_server.core.room import Room
+from crdt_server.core.room import Room, RoomServices
 from crdt_server.core.weddings import WeddingService
 from crdt_server.documents.domain import WEDDINGS
 from crdt_server.settings import Settings
@@ -199,7 +199,7 @@ async def server(tmp_path: Path) -> AsyncIterator[tuple[RoomRegistry, Settings]]
     settings = Settings(data_dir=tmp_path / "data")
     store = SqliteStore(settings.sqlite_path)
     await store.open()
-    registry = RoomRegistry(store, settings, LocalBus())
+    registry = RoomRegistry(RoomServices(store, settings, LocalBus()))
     try:
         yield registry, settings
     finally:
@@ -321,7 +321,9 @@ async def test_a_restarted_room_is_the_room_that_was_in_memory(
     store = SqliteStore(settings.sqlite_path)  # a second process, as after a restart
     await store.open()
     try:
-        restarted = await Room.load("w1/replay", store, settings, LocalBus(), lambda _: None)
+        restarted = await Room.load(
+            "w1/replay", RoomServices(store, settings, LocalBus()), lambda _: None
+        )
     finally:
         await store.close()
     assert _m(restarted) == _m(room)  # before eb6d52d: the two differed
@@ -409,7 +411,7 @@ async def test_a_server_side_edit_frees_its_scratch_document(tmp_path: Path) -> 
     settings = Settings(data_dir=tmp_path / "data")
     store = SqliteStore(settings.sqlite_path)
     await store.open()
-    registry = RoomRegistry(store, settings, LocalBus())
+    registry = RoomRegistry(RoomServices(store, settings, LocalBus()))
     try:
         weddings = WeddingService(registry, store, WEDDINGS)
         scratch: list[weakref.ref[Doc[Any]]] = []
@@ -510,6 +512,7 @@ from pathlib import Path
 from crdt_server.auth.principals import ANONYMOUS
 from crdt_server.cluster.bus import LocalBus
 from crdt_server.core.registry import RoomRegistry
+from crdt_server.core.services import RoomServices
 from crdt_server.settings import Settings
 from crdt_server.storage import SqliteStore
 from tests.fuzz.corpus import start_session
@@ -521,7 +524,7 @@ async def main():
         settings = Settings(data_dir=Path(tmp))
         store = SqliteStore(settings.sqlite_path)
         await store.open()
-        registry = RoomRegistry(store, settings, LocalBus())
+        registry = RoomRegistry(RoomServices(store, settings, LocalBus()))
         loop = asyncio.get_running_loop()
 
         async def connect(name):

@@ -69,6 +69,12 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
         ),
         frozenset({"redis", "asyncio"}),
     ),
+    # The bus's messages: typed Structs and the binary frames' codecs.
+    (
+        "crdt_server.cluster.messages",
+        ("crdt_server.cluster", "crdt_server.codec", "crdt_server.errors"),
+        frozenset(),
+    ),
     ("crdt_server.cluster", ("crdt_server.cluster",), frozenset({"asyncio"})),
     # The WebSocket transport: frames, sockets and HTTP heads, never rooms or routes (it knows
     # the upgrade gate as a protocol of its own). Only its adapter imports uvicorn; the rest
@@ -90,6 +96,7 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
             "crdt_server.wire.transport",
             "crdt_server.auth",
             "crdt_server.cluster.bus",
+            "crdt_server.cluster.messages",
             "crdt_server.actor",
             "crdt_server.errors",
             "crdt_server.settings",
@@ -109,6 +116,7 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
             "crdt_server.codec",
             "crdt_server.auth",
             "crdt_server.cluster.bus",
+            "crdt_server.cluster.messages",
             "crdt_server.actor",
             "crdt_server.errors",
             "crdt_server.names",
@@ -131,6 +139,7 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
             "crdt_server.codec",
             "crdt_server.auth",
             "crdt_server.cluster.bus",
+            "crdt_server.cluster.messages",
             "crdt_server.actor",
             "crdt_server.errors",
             "crdt_server.names",

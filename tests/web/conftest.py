@@ -4,14 +4,20 @@ with ``--demo``, and the sign-in links it prints."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
+import queue
 import re
 import shutil
+import signal
+import subprocess
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -105,11 +111,72 @@ async def demo(tmp_path: Path) -> AsyncIterator[Demo]:
         yield await demo_links(server)
 
 
+@pytest.fixture(scope="session")
+def browser_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One Chromium per test process (per xdist worker), served by Playwright's own
+    browser server; its WebSocket endpoint. Each test connects to it and works in fresh
+    contexts (their own storage), so tests share the browser process, not state."""
+    from playwright._impl._driver import compute_driver_executable
+
+    node, cli = compute_driver_executable()
+    config = tmp_path_factory.mktemp("chromium") / "launch.json"
+    config.write_text(
+        json.dumps({"executablePath": CHROMIUM, "args": CHROMIUM_ARGS, "headless": True})
+    )
+    process = subprocess.Popen(
+        [str(node), str(cli), "launch-server", "--browser", "chromium", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    ready: queue.Queue[bytes] = queue.Queue()
+    reader = threading.Thread(target=_lines, args=(process.stdout, ready), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        seen = b""
+        while True:
+            try:
+                line = ready.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise TimeoutError(f"no browser server after 60 s:\n{seen.decode()}") from None
+            seen += line
+            found = re.search(rb"ws://\S+", line)
+            if found:
+                break
+            if not line:
+                raise RuntimeError(f"the browser server ended:\n{seen.decode()}")
+        yield found.group().decode()
+    finally:
+        # The server and the Chromium it started share a session: end them together.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        reader.join(timeout=10)  # the pipe ends when the last process of the group does
+        process.stdout.close()
+
+
+def _lines(stream: IO[bytes], into: queue.Queue[bytes]) -> None:
+    """Forwards a process's output lines, then ``b""`` at its end (read in a thread, so the
+    session fixture's wait has a deadline)."""
+    for line in stream:
+        into.put(line)
+    into.put(b"")
+
+
 @pytest_asyncio.fixture
-async def browser() -> AsyncIterator[Browser]:
+async def browser(browser_server: str) -> AsyncIterator[Browser]:
+    """The worker's Chromium (see ``browser_server``); what a test opens in it is closed
+    when the test ends."""
     assert async_playwright is not None
     async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        chromium = await playwright.chromium.connect(browser_server)
         try:
             yield chromium
         finally:

@@ -19,9 +19,8 @@ from pycrdt import Doc, Map
 
 from crdt_server.actor import Actor
 from crdt_server.core.domain import ChangeRecord
-from crdt_server.core.hooks import Core, Extension, Sender, StoredBatch
-from crdt_server.core.room import Room
-from crdt_server.core.weddings import WeddingService
+from crdt_server.core.hooks import CommitBatch, Core, Extension, RoomView, Sender
+from crdt_server.core.views import WeddingsView
 from crdt_server.documents import DOCUMENT_KINDS, Conflict, OperationError, apply_operation, check
 from crdt_server.documents.changes import EntryChange, entry_changes
 from crdt_server.documents.domain import WEDDINGS
@@ -86,7 +85,7 @@ class ConflictsKeeper(Extension):
         self._concurrent = concurrent
         if concurrent is not None:
             concurrent.on_findings_changed = self._stored_changed
-        self._service: WeddingService | None = None
+        self._service: WeddingsView | None = None
         self._weddings: OrderedDict[str, _Wedding] = OrderedDict()
         self._running: set[asyncio.Task[None]] = set()
         self._writers: OrderedDict[str, OrderedDict[str, tuple[str, str, float]]] = OrderedDict()
@@ -95,7 +94,7 @@ class ConflictsKeeper(Extension):
     async def start(self, core: Core) -> None:
         self._service = core.weddings
 
-    def on_stored(self, room: Room, batch: StoredBatch) -> None:
+    def on_stored(self, room: RoomView, batch: CommitBatch) -> None:
         if room.kind not in DOCUMENT_KINDS:
             return
         now = time.time()
@@ -129,11 +128,11 @@ class ConflictsKeeper(Extension):
         if any(is_concurrent_event(e) for e in batch.events):
             wedding.stored = True
 
-    def on_remote_changes(self, room: Room, changes: Sequence[ChangeRecord]) -> None:
+    def on_remote_changes(self, room: RoomView, changes: Sequence[ChangeRecord]) -> None:
         if room.kind in DOCUMENT_KINDS:
             self._touch(self._wedding(room.wedding_id), room, entry_changes(changes))
 
-    def on_change(self, room: Room) -> None:
+    def on_change(self, room: RoomView, batch: CommitBatch) -> None:
         if room.kind not in DOCUMENT_KINDS:
             return
         wedding = self._wedding(room.wedding_id)
@@ -168,7 +167,7 @@ class ConflictsKeeper(Extension):
             self._weddings.move_to_end(wedding_id)
         return wedding
 
-    def _touch(self, wedding: _Wedding, room: Room, changes: Sequence[EntryChange]) -> None:
+    def _touch(self, wedding: _Wedding, room: RoomView, changes: Sequence[EntryChange]) -> None:
         findings = wedding.findings
         if findings is None:
             return  # built from the documents as they are when it is first evaluated
@@ -556,7 +555,7 @@ class ConflictsKeeper(Extension):
             await room.wait_committed()
             return dict(found)
 
-    def _require_service(self) -> WeddingService:
+    def _require_service(self) -> WeddingsView:
         if self._service is None:
             raise RuntimeError("the conflicts keeper has not been started")
         return self._service

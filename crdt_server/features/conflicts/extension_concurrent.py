@@ -26,12 +26,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from crdt_server.actor import Actor
 from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.cluster.bus import Bus
-from crdt_server.core.hooks import SERVER, Core, Extension, PendingUpdate, StoredBatch
+from crdt_server.cluster.messages import BusMessage, Delete, from_event, item_from_bus, to_event
+from crdt_server.core.hooks import SERVER, CommitBatch, Core, Extension, RoomView
 from crdt_server.core.overwrites import Found, Overwrite
-from crdt_server.core.room import Room
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.events import bounded
@@ -58,6 +60,23 @@ log = logging.getLogger("crdt_server.concurrent_edits")
 
 CODE = "concurrent_edit"
 _BUS_TYPE = "concurrent_edits"
+
+
+class _Note(msgspec.Struct, frozen=True):
+    """A finding this process opened or closed, for the others' open lists."""
+
+    wedding: str
+    doc: str
+    path: list[str]
+    id: str
+    open: bool
+
+
+class _Notes(BusMessage, frozen=True, tag=_BUS_TYPE):
+    notes: list[Any]
+    """:class:`_Note` values, each read on its own (a bad one is dropped, not the rest)."""
+
+
 _NOBODY = Actor("", "")
 """Who an unknown Yjs client is (no sender recorded)."""
 _WEDDINGS_REMEMBERED = 2000
@@ -156,7 +175,7 @@ class ConcurrentEdits(Extension):
         """Members to tell in the commit being prepared (read in :meth:`on_prepare`)."""
         self._bus: Bus | None = None
         self._running: set[asyncio.Task[None]] = set()
-        self._announce: list[dict[str, Any]] = []
+        self._announce: list[_Note] = []
         """Findings opened or closed by rows of the commit in progress: told to the other
         processes (which close them on a later write they commit) once it is stored."""
         self._table: ConcurrentEditStore | None = None
@@ -184,7 +203,7 @@ class ConcurrentEdits(Extension):
             raise RuntimeError("concurrent edits have not been started")
         return self._table
 
-    async def on_load(self, room: Room) -> None:
+    async def on_load(self, room: RoomView) -> None:
         if room.kind in DOCUMENT_KINDS:
             await self._wedding(room.wedding_id)
 
@@ -240,7 +259,7 @@ class ConcurrentEdits(Extension):
 
     # -- in the commit transaction -------------------------------------------------------
 
-    async def on_prepare(self, room: Room, batch: Sequence[PendingUpdate]) -> None:
+    async def on_prepare(self, room: RoomView, batch: CommitBatch) -> None:
         """A race against a write another process committed names that write's client:
         read the wedding's clients again when one is not known here (rare: only races with
         other processes' writers, once per client)."""
@@ -251,7 +270,7 @@ class ConcurrentEdits(Extension):
             return
         self._members = {}
         refreshed = False
-        for update in batch:
+        for update in batch.updates:
             for sender, found in update.found:
                 for o in found.overwrites:
                     others = [o.loser.id[0]] if not o.new_lost else []
@@ -272,9 +291,7 @@ class ConcurrentEdits(Extension):
                     if self._people is not None and loser and key not in self._members:
                         self._members[key] = await self._people.member(room.wedding_id, loser)
 
-    def on_commit(
-        self, room: Room, batch: Sequence[PendingUpdate]
-    ) -> Sequence[NewEvent | FeatureRow]:
+    def on_commit(self, room: RoomView, batch: CommitBatch) -> Sequence[NewEvent | FeatureRow]:
         if room.kind not in DOCUMENT_KINDS:
             return ()
         wedding = room.wedding_id
@@ -283,7 +300,7 @@ class ConcurrentEdits(Extension):
             state = self._weddings[wedding] = _Wedding()
         rows: list[NewEvent | FeatureRow] = []
         now = time.time()
-        for update in batch:
+        for update in batch.updates:
             for sender, found in update.found:
                 actor = sender.actor
                 person = actor.role != SERVER.actor.role
@@ -323,40 +340,38 @@ class ConcurrentEdits(Extension):
     def _note(
         self, wedding: str, doc: str, path: Sequence[str], finding: str, *, opened: bool
     ) -> None:
-        self._announce.append(
-            {"wedding": wedding, "doc": doc, "path": list(path), "id": finding, "open": opened}
-        )
+        self._announce.append(_Note(wedding, doc, list(path), finding, opened))
 
-    def on_stored(self, room: Room, batch: StoredBatch) -> None:
+    def on_stored(self, room: RoomView, batch: CommitBatch) -> None:
         if self._announce and self._bus is not None:
             notes, self._announce = self._announce, []
-            self._bus.publish_event({"type": _BUS_TYPE, "notes": notes})
+            self._bus.publish_event(to_event(_Notes(list(notes))))
 
     def on_bus_event(self, event: dict[str, Any]) -> None:
         """Another process opened or closed findings: keep the open ones of weddings known
         here current, so a write committed here closes them."""
-        if event.get("type") == "delete" and isinstance(event.get("wedding"), str):
-            self._weddings.pop(event["wedding"], None)  # erased: its rows are gone
+        if (deleted := from_event(event, Delete)) is not None:
+            self._weddings.pop(deleted.wedding, None)  # erased: its rows are gone
             return
-        if event.get("type") != _BUS_TYPE or not isinstance(event.get("notes"), list):
+        message = from_event(event, _Notes)
+        if message is None:
             return
-        for note in event["notes"]:
-            if not isinstance(note, dict):
+        for note in (item_from_bus(raw, _Note) for raw in message.notes):
+            if note is None:
                 continue
-            self._changed(str(note.get("wedding")))
-            state = self._weddings.get(str(note.get("wedding")))
-            path, finding = note.get("path"), note.get("id")
-            if state is None or not isinstance(path, list) or not isinstance(finding, str):
+            self._changed(note.wedding)
+            state = self._weddings.get(note.wedding)
+            if state is None:
                 continue
-            ids = state.open.setdefault((str(note.get("doc")), tuple(map(str, path))), [])
-            if note.get("open") and finding not in ids:
-                ids.append(finding)
-            elif not note.get("open") and finding in ids:
-                ids.remove(finding)
+            ids = state.open.setdefault((note.doc, tuple(note.path)), [])
+            if note.open and note.id not in ids:
+                ids.append(note.id)
+            elif not note.open and note.id in ids:
+                ids.remove(note.id)
 
     # -- content another process committed ------------------------------------------------
 
-    def on_overwritten(self, room: Room, found: Sequence[Found]) -> None:
+    def on_overwritten(self, room: RoomView, found: Sequence[Found]) -> None:
         """Races found in content another process committed: each is stored once (the
         first process to store its id records its event; the process that integrated the
         lost or winning write live stored it in that commit already)."""
@@ -384,7 +399,7 @@ class ConcurrentEdits(Extension):
                     self._changed(wedding)
             if self._announce and self._bus is not None:
                 notes, self._announce = self._announce, []
-                self._bus.publish_event({"type": _BUS_TYPE, "notes": notes})
+                self._bus.publish_event(to_event(_Notes(list(notes))))
         except Exception:
             log.exception("could not record the races found in wedding %s", wedding)
 
@@ -503,9 +518,8 @@ class ConcurrentEdits(Extension):
             if finding.id in ids:
                 ids.remove(finding.id)
         if self._bus is not None:
-            note: dict[str, Any] = {"wedding": wedding, "doc": finding.doc, "path": list(path)}
-            note |= {"id": finding.id, "open": False}
-            self._bus.publish_event({"type": _BUS_TYPE, "notes": [note]})
+            note = _Note(wedding, finding.doc, list(path), finding.id, False)
+            self._bus.publish_event(to_event(_Notes([note])))
         if not written:
             return None
         return _closed_event(wedding, finding.id, finding.doc, path, how, actor)

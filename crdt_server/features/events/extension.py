@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from crdt_server.auth.permissions import PermissionMatrix
-from crdt_server.core.hooks import Core, Extension, PendingUpdate, StoredBatch
-from crdt_server.core.room import Room
+from crdt_server.cluster.messages import BusMessage, from_event, to_event
+from crdt_server.core.hooks import CommitBatch, Core, Extension, PendingUpdate, RoomView
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.documents.changes import entry_changes
 from crdt_server.documents.domain import WEDDINGS
@@ -48,6 +48,12 @@ __all__ = ["EventLog", "event_json", "readable_event"]
 log = logging.getLogger("crdt_server.events")
 
 _BUS_TYPE = "events"
+
+
+class EventsStored(BusMessage, frozen=True, tag=_BUS_TYPE):
+    """Events of the wedding were stored (by the process that says so): wake readers."""
+
+    wedding: str
 
 
 def event_json(event: StoredEvent) -> dict[str, Any]:
@@ -142,11 +148,11 @@ class EventLog(Extension):
         """Call ``listener`` with the wedding each time events of it are stored here."""
         self._on_recorded = (*self._on_recorded, listener)
 
-    def on_commit(self, room: Room, batch: Sequence[PendingUpdate]) -> Sequence[NewEvent]:
+    def on_commit(self, room: RoomView, batch: CommitBatch) -> Sequence[NewEvent]:
         if room.kind not in DOCUMENT_KINDS:
             return ()
         rows: list[NewEvent] = []
-        for update in batch:
+        for update in batch.updates:
             crossed = _crossed(update)
             for sender, changes in update.changes:
                 for event in derive_events(room.kind, entry_changes(changes)):
@@ -163,13 +169,13 @@ class EventLog(Extension):
                     )
         return rows
 
-    def on_stored(self, room: Room, batch: StoredBatch) -> None:
+    def on_stored(self, room: RoomView, batch: CommitBatch) -> None:
         if batch.events:
             self._announce(room.wedding_id)
 
     def on_bus_event(self, event: dict[str, Any]) -> None:
-        if event.get("type") == _BUS_TYPE and isinstance(event.get("wedding"), str):
-            self._wake(event["wedding"])
+        if (stored := from_event(event, EventsStored)) is not None:
+            self._wake(stored.wedding)
 
     async def close(self) -> None:
         self._closed.set()
@@ -203,7 +209,7 @@ class EventLog(Extension):
             listener(wedding)
         core = self._core
         if core is not None:
-            core.registry.bus.publish_event({"type": _BUS_TYPE, "wedding": wedding})
+            core.registry.bus.publish_event(to_event(EventsStored(wedding)))
 
     def _wake(self, wedding: str) -> None:
         self._wakes += 1

@@ -29,8 +29,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from crdt_server.core.hooks import Core, Extension, PendingUpdate
-from crdt_server.core.room import Room
+from crdt_server.core.hooks import CommitBatch, Core, Extension, RoomView
 from crdt_server.documents.model import parse_instant
 from crdt_server.documents.schema import TimelineItem, read_timeline
 from crdt_server.features.integrations.tables import FeedItem, IntegrationStore
@@ -93,9 +92,9 @@ class IntegrationService(Extension):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def on_commit(self, room: Room, batch: Sequence[PendingUpdate]) -> Sequence[NewEvent]:
+    def on_commit(self, room: RoomView, batch: CommitBatch) -> Sequence[NewEvent]:
         rows: list[NewEvent] = []
-        for update in batch:
+        for update in batch.updates:
             origin = update.sender.origin
             if not origin.startswith(INBOUND_ORIGIN):
                 continue
@@ -113,7 +112,7 @@ class IntegrationService(Extension):
             )
         return rows
 
-    def on_change(self, room: Room) -> None:
+    def on_change(self, room: RoomView, batch: CommitBatch) -> None:
         if room.kind == "timeline":
             self._dirty[room.wedding_id] = time.time()
             self._wake.set()

@@ -39,9 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from crdt_server.actor import Actor
-from crdt_server.core.connection import Connection
-from crdt_server.core.hooks import Core, Extension, StoredBatch
-from crdt_server.core.room import Room
+from crdt_server.core.hooks import CommitBatch, ConnectionView, Core, Extension, RoomView
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.documents.changes import entry_changes
 from crdt_server.documents.domain import WEDDINGS
@@ -92,7 +90,7 @@ edit (the rest of what they sent before leaving may still be committing)."""
 class _Edit:
     """A committed edit of a text whose session is still to look up."""
 
-    room: Room
+    room: RoomView
     key: _Key
     actor: Actor
     seq: int
@@ -182,11 +180,11 @@ class NoteSessions(Extension):
             with contextlib.suppress(Exception):
                 await task
 
-    async def on_load(self, room: Room) -> None:
+    async def on_load(self, room: RoomView) -> None:
         if room.kind in DOCUMENT_KINDS:
             self._texts[room.name] = _texts_of(room.doc, room.kind)
 
-    def on_stored(self, room: Room, batch: StoredBatch) -> None:
+    def on_stored(self, room: RoomView, batch: CommitBatch) -> None:
         if room.kind not in DOCUMENT_KINDS or self._rows is None:
             return
         seen = self._texts.setdefault(room.name, {})
@@ -250,7 +248,7 @@ class NoteSessions(Extension):
         if opened:
             self._write(opened)
 
-    def on_disconnect(self, room: Room, conn: Connection) -> None:
+    def on_disconnect(self, room: RoomView, conn: ConnectionView) -> None:
         self._take_edits()
         sub = conn.principal.user_id
         if any(c.principal.user_id == sub for c in room.connections if c is not conn):

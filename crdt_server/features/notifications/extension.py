@@ -17,6 +17,7 @@ from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from crdt_server.actor import Actor
+from crdt_server.cluster.messages import BusMessage, to_event
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.features.db import FeatureDb, Sql, Tx, rows_as
 from crdt_server.features.notifications.tables import (
@@ -32,6 +33,7 @@ from crdt_server.times import rfc3339
 
 __all__ = [
     "OUTBOX_MESSAGE",
+    "OutboxQueued",
     "OVERWRITTEN",
     "Notifications",
     "ThreadNotices",
@@ -50,6 +52,13 @@ finding's id (no thread)."""
 OUTBOX_MESSAGE = "threads.outbox"
 """The bus message that tells the other processes' mailers that emails were queued (its
 name from when the threads feature kept the outbox)."""
+
+
+class OutboxQueued(BusMessage, frozen=True, tag=OUTBOX_MESSAGE):
+    """Emails of the wedding were queued: the mailers look at the outbox now."""
+
+    wedding: str
+
 
 _MARKS = 500
 """Ids per ``IN (...)`` list (far under both backends' parameter limits)."""
@@ -254,7 +263,7 @@ class Notifications(Extension):
         """Emails were committed to the outbox: wake the mailers, here and elsewhere."""
         self.outbox_wake.set()
         assert self._core is not None
-        self._core.registry.bus.publish_event({"type": OUTBOX_MESSAGE, "wedding": wedding})
+        self._core.registry.bus.publish_event(to_event(OutboxQueued(wedding)))
 
     async def notifications(
         self, wedding: str, sub: str, *, unread_only: bool, after: int | None, limit: int

@@ -31,9 +31,10 @@ from urllib.parse import quote, unquote, urlsplit
 
 import aiosmtplib
 
+from crdt_server.cluster.messages import from_event
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.features.db import Sql, Tx, rows_as
-from crdt_server.features.notifications.extension import OUTBOX_MESSAGE, Notifications
+from crdt_server.features.notifications.extension import Notifications, OutboxQueued
 from crdt_server.features.notifications.settings import NotificationSettings
 from crdt_server.features.notifications.tables import DueOutbox, OutboxItem
 from crdt_server.features.people import Member, People, emailed
@@ -113,7 +114,7 @@ class Mailer(Extension):
             self._task = asyncio.create_task(self._run(), name="mailer")
 
     def on_bus_event(self, event: dict[str, Any]) -> None:
-        if event.get("type") == OUTBOX_MESSAGE:
+        if from_event(event, OutboxQueued) is not None:
             self._inbox.outbox_wake.set()
 
     async def close(self) -> None:

@@ -14,9 +14,7 @@ import secrets
 import time
 from typing import Any
 
-from crdt_server.core.connection import Connection
-from crdt_server.core.hooks import Core, Extension
-from crdt_server.core.room import Room
+from crdt_server.core.hooks import ConnectionView, Core, Extension, RoomView
 from crdt_server.features.db import FeatureDb, Sql, Tx
 from crdt_server.features.people import tables
 from crdt_server.features.people.domain import Member, member_json
@@ -92,7 +90,7 @@ class People(Extension):
         if self._db is not None:
             await self._db.drain()
 
-    def on_connect(self, room: Room, conn: Connection) -> None:
+    def on_connect(self, room: RoomView, conn: ConnectionView) -> None:
         p = conn.principal
         if not p.authenticated:
             return

@@ -23,9 +23,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from crdt_server.core.connection import Connection
-from crdt_server.core.hooks import Core, Extension
-from crdt_server.core.room import Room
+import msgspec
+
+from crdt_server.cluster.messages import BusMessage, from_event, item_from_bus, to_event
+from crdt_server.core.hooks import ConnectionView, Core, Extension, RoomView
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.names import projection_of
 from crdt_server.times import rfc3339
@@ -58,9 +59,10 @@ class PresenceEntry:
     """Every document of the wedding the person is in (of those the caller may read)."""
 
 
-@dataclass(slots=True)
-class _Seen:
-    """A person in a document as one process sees them (bus payload: plain values)."""
+class _Seen(msgspec.Struct, array_like=True):
+    """A person in a document as one process sees them. On the bus: a list of exactly
+    these seven values (the previous release drops any other length; a newer one's extra
+    trailing items are ignored here)."""
 
     doc: str
     user_id: str
@@ -70,30 +72,22 @@ class _Seen:
     last_activity: float
     since: float
 
-    def to_bus(self) -> list[Any]:
-        return [
-            self.doc,
-            self.user_id,
-            self.name,
-            self.role,
-            self.connections,
-            self.last_activity,
-            self.since,
-        ]
-
     @classmethod
     def from_bus(cls, raw: Any) -> _Seen | None:
-        if not isinstance(raw, list) or len(raw) != 7:
-            return None
-        doc, user, name, role, count, last, since = raw
-        if not (
-            doc in DOCUMENT_KINDS
-            and all(isinstance(v, str) for v in (user, name, role))
-            and isinstance(count, int)
-            and all(isinstance(v, int | float) for v in (last, since))
-        ):
-            return None
-        return cls(doc, user, name, role, count, float(last), float(since))
+        seen = item_from_bus(raw, cls)
+        return seen if seen is not None and seen.doc in DOCUMENT_KINDS else None
+
+
+class _Presence(BusMessage, frozen=True, tag=_PRESENCE):
+    """A process's whole view of a wedding (empty: it serves nobody there any more)."""
+
+    wedding: str
+    seen: list[Any]
+    """:class:`_Seen` values, each read on its own (a bad one is dropped, not the rest)."""
+
+
+class _Query(BusMessage, frozen=True, tag=_QUERY):
+    """A process that starts asks the others for their views."""
 
 
 class PresenceDirectory(Extension):
@@ -128,13 +122,13 @@ class PresenceDirectory(Extension):
 
     # -- what happens here -----------------------------------------------------------
 
-    def on_connect(self, room: Room, conn: Connection) -> None:
+    def on_connect(self, room: RoomView, conn: ConnectionView) -> None:
         self._changed(room)
 
-    def on_disconnect(self, room: Room, conn: Connection) -> None:
+    def on_disconnect(self, room: RoomView, conn: ConnectionView) -> None:
         self._changed(room)
 
-    def _changed(self, room: Room) -> None:
+    def _changed(self, room: RoomView) -> None:
         if _document_of(room) is None or self._core is None or not self._core.registry.bus.shared:
             return
         self._dirty.add(room.wedding_id)
@@ -157,9 +151,7 @@ class PresenceDirectory(Extension):
             self._published.discard(wedding)
         else:
             return  # nobody was told of anyone here: nothing to take back
-        core.registry.bus.publish_event(
-            {"type": _PRESENCE, "wedding": wedding, "seen": [s.to_bus() for s in seen]}
-        )
+        core.registry.bus.publish_event(to_event(_Presence(wedding, list(seen))))
 
     async def _refresh(self) -> None:
         core = self._core
@@ -174,7 +166,7 @@ class PresenceDirectory(Extension):
             give_up = loop.time() + timeout
             while bus.status != "ok" and loop.time() < give_up:  # noqa: ASYNC110 (no event)
                 await asyncio.sleep(0.05)
-            bus.publish_event({"type": _QUERY})
+            bus.publish_event(to_event(_Query()))
         while True:
             await asyncio.sleep(timeout / 3)
             try:
@@ -196,18 +188,16 @@ class PresenceDirectory(Extension):
     # -- what the others say ---------------------------------------------------------
 
     def on_bus_event(self, event: dict[str, Any]) -> None:
-        kind = event.get("type")
-        origin = event.get("origin")
-        if kind == _QUERY:
+        if from_event(event, _Query) is not None:
             for served in self._local_weddings():
                 self._publish(served, self._local(served))
             return
-        if kind != _PRESENCE or not isinstance(origin, str):
+        origin = event.get("origin")
+        message = from_event(event, _Presence)
+        if message is None or not isinstance(origin, str):
             return
-        wedding, raw = event.get("wedding"), event.get("seen")
-        if not isinstance(wedding, str) or not isinstance(raw, list):
-            return
-        seen = [s for s in map(_Seen.from_bus, raw) if s is not None]
+        wedding = message.wedding
+        seen = [s for s in map(_Seen.from_bus, message.seen) if s is not None]
         processes = self._remote.setdefault(wedding, {})
         if seen:
             processes[origin] = (time.monotonic(), seen)
@@ -299,7 +289,7 @@ class PresenceDirectory(Extension):
         return seen
 
 
-def _document_of(room: Room) -> str | None:
+def _document_of(room: RoomView) -> str | None:
     """The wedding document whose readers ``room`` holds: its own kind, or the document a
     projection room projects (a vendor reading the guests is in ``guests``); else ``None``."""
     if room.kind in DOCUMENT_KINDS:

@@ -36,8 +36,8 @@ from pycrdt import Doc, TransactionEvent
 from crdt_server.actor import Actor
 from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.codec.updates import decode_state_vector, inspect_update
-from crdt_server.core.hooks import Core, Extension, Sender, StoredBatch
-from crdt_server.core.room import Room
+from crdt_server.core.hooks import CommitBatch, Core, Extension, RoomView, Sender
+from crdt_server.core.views import LiveRoom
 from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.schema import META
 from crdt_server.features.projections.domain import mirror
@@ -100,10 +100,10 @@ class Projections(Extension):
         self._projected: dict[str, frozenset[str]] = {}
         """Document -> the roles that read it through a projection."""
         self._hidden: dict[tuple[str, str], frozenset[str]] = {}
-        self._followed: weakref.WeakValueDictionary[str, Room] = weakref.WeakValueDictionary()
+        self._followed: weakref.WeakValueDictionary[str, LiveRoom] = weakref.WeakValueDictionary()
         """Projection -> its loaded room, once a round looked at every entry while it was
         loaded (every change of its source since marked it: no need to look at all)."""
-        self._stored: Room | None = None
+        self._stored: RoomView | None = None
         self._leases: dict[str, float] = {}
         """Projection -> when this process's lease on it lapses at the latest (monotonic;
         several processes only)."""
@@ -161,14 +161,14 @@ class Projections(Extension):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def on_load(self, room: Room) -> None:
+    async def on_load(self, room: RoomView) -> None:
         # A projection loaded: it may be missing, or older than its source (nobody kept it
         # current while it was not loaded): bring it up to date.
         found = projection_of(room.name)
         if found is not None and found[2] in self._projected.get(found[1], ()):
             self._mark(room.name, idle_only=True)
 
-    def on_stored(self, room: Room, batch: StoredBatch) -> None:
+    def on_stored(self, room: RoomView, batch: CommitBatch) -> None:
         # Committed here: the entries each update touched are known (the change records).
         touched: set[tuple[str, str]] = set()
         for update in batch.updates:
@@ -181,7 +181,7 @@ class Projections(Extension):
         self._changed(room, touched)
         self._stored = room
 
-    def on_change(self, room: Room) -> None:
+    def on_change(self, room: RoomView, batch: CommitBatch) -> None:
         if self._stored is room:  # the commit on_stored just saw
             self._stored = None
             return
@@ -203,7 +203,7 @@ class Projections(Extension):
 
     # -- keeping up ---------------------------------------------------------------------
 
-    def _changed(self, room: Room, touched: set[tuple[str, str]] | None = None) -> None:
+    def _changed(self, room: RoomView, touched: set[tuple[str, str]] | None = None) -> None:
         """A source changed (``touched``: these entries only): its projections loaded here
         follow (one that is not loaded is brought up to date when it loads, from the source
         as it is then)."""
@@ -355,7 +355,7 @@ class Projections(Extension):
 
         state.retry = asyncio.get_running_loop().call_later(LEASE_SECONDS, again)
 
-    async def _client_id(self, name: str, wedding_id: str, room: Room) -> int:
+    async def _client_id(self, name: str, wedding_id: str, room: LiveRoom) -> int:
         """The projection's client id: kept in memory while the projection has content
         (an empty one may have been erased with its wedding: asked of the store again)."""
         known = self._client_ids.get(name)

@@ -30,8 +30,7 @@ from typing import TYPE_CHECKING, Any
 from pycrdt import Doc, Map
 
 from crdt_server.core.crdt import replay
-from crdt_server.core.hooks import Core, Extension, Sender, StoredBatch
-from crdt_server.core.room import Room
+from crdt_server.core.hooks import CommitBatch, Core, Extension, RoomView, Sender
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.features.versions.domain import restore
 from crdt_server.features.versions.settings import VersionSettings
@@ -88,7 +87,7 @@ class VersionKeeper(Extension):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def on_stored(self, room: Room, batch: StoredBatch) -> None:
+    def on_stored(self, room: RoomView, batch: CommitBatch) -> None:
         if room.kind in DOCUMENT_KINDS:
             self._changed.add(room.name)
 

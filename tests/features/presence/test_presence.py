@@ -17,6 +17,7 @@ from crdt_server.cluster.bus import LocalBus
 from crdt_server.codec.awareness import AwarenessEntry, encode_awareness_entries
 from crdt_server.core.presence import AwarenessRegistry, PresenceRelay
 from crdt_server.core.registry import RoomRegistry
+from crdt_server.core.services import RoomServices
 from crdt_server.settings import Settings
 from crdt_server.storage import SqliteStore
 
@@ -124,7 +125,7 @@ async def test_an_unloaded_room_is_freed_while_its_presence_was_folding(tmp_path
     settings = Settings(data_dir=tmp_path / "data", presence_batch_seconds=60.0)
     store = SqliteStore(settings.sqlite_path)
     await store.open()
-    registry = RoomRegistry(store, settings, LocalBus())
+    registry = RoomRegistry(RoomServices(store, settings, LocalBus()))
     try:
         room = await registry.acquire("w1/guests")
         for clock in (1, 2):

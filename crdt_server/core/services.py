@@ -1,0 +1,37 @@
+"""What every room of a process shares, as one frozen value.
+
+The registry is given one :class:`RoomServices` and hands it to each room it loads, instead
+of a store, settings, a bus, hooks, metrics, a store-health tracker, a quarantine and an
+apply slot one by one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from crdt_server.cluster.bus import Bus
+from crdt_server.core.hooks import Hooks
+from crdt_server.core.metrics import Metrics, StoreHealth
+from crdt_server.core.quarantine import ApplySlot, Quarantine
+from crdt_server.settings import Settings
+from crdt_server.storage import DocumentStore
+
+__all__ = ["RoomServices"]
+
+
+@dataclass(frozen=True, slots=True)
+class RoomServices:
+    """The rooms' shared dependencies (one per process, or per test)."""
+
+    store: DocumentStore
+    settings: Settings
+    bus: Bus
+    hooks: Hooks = field(default_factory=Hooks)
+    """The extensions' hooks (none by default)."""
+    metrics: Metrics = field(default_factory=Metrics)
+    health: StoreHealth = field(default_factory=StoreHealth)
+    """Whether the store's writes succeed (readiness)."""
+    quarantine: Quarantine | None = None
+    """The quarantined clients, checked before every apply, if the server keeps one."""
+    slot: ApplySlot | None = None
+    """Where the update being applied is recorded, for the next start if it never returns."""

@@ -1,0 +1,199 @@
+"""Bus messages across a rolling restart: this release and the one before it share the bus.
+
+``tests/fixtures/bus/previous_release.json`` holds every message exactly as the release
+before typed Structs published it (captured from its ``RedisBus``). Both directions hold:
+what this release sends is byte for byte what the previous one sent (so a process of that
+release reads it: its presence reader drops any entry that is not a list of exactly seven
+values), and what the previous release sends is read here into the same Structs. What a
+newer release may add (an unknown field, an extra trailing item of a list-shaped entry,
+bytes after an updates frame) is ignored, not refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crdt_server.cluster.messages import (
+    AwarenessMessage,
+    BusMessage,
+    Delete,
+    Lift,
+    Revoke,
+    UpdatesMessage,
+    from_event,
+    item_from_bus,
+    to_event,
+)
+from crdt_server.cluster.redis_bus import RedisBus
+from crdt_server.errors import ProtocolError
+from crdt_server.features.conflicts.extension_concurrent import _Note, _Notes
+from crdt_server.features.events.extension import EventsStored
+from crdt_server.features.notifications.extension import OutboxQueued
+from crdt_server.features.presence.extension import PresenceDirectory, _Presence, _Query, _Seen
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "bus" / "previous_release.json"
+PROCESS = "3f2a9c0d1e4b4a5f8c7d6e5f4a3b2c1d"
+
+SEEN = [
+    _Seen("guests", "u1", "Ann Lee", "couple", 2, 1764072000.25, 1764071000.5),
+    _Seen("seating", "u2", "Bo Chen", "planner", 1, 1764072001.0, 1764072001.0),
+]
+NOTES = [
+    _Note("w42", "seating", ["assignments", "g1"], "f-1", True),
+    _Note("w42", "guests", ["guests", "g2", "meal"], "f-2", False),
+]
+EVENTS: dict[str, BusMessage] = {
+    "presence": _Presence("w42", list(SEEN)),
+    "presence_empty": _Presence("w42", []),
+    "presence_query": _Query(),
+    "events": EventsStored("w42"),
+    "outbox": OutboxQueued("w42"),
+    "concurrent_edits": _Notes(list(NOTES)),
+    "delete": Delete("w42"),
+    "lift": Lift("w42"),
+    "revoke": Revoke("u2", "w42", 1764072002.125),
+    "revoke_everywhere": Revoke("u2", None, 1764072002.125),
+}
+UPDATES = UpdatesMessage(PROCESS, "w42/guests", [17, 18], [b"\x01\x02\x03", b"\x00\x00"])
+AWARENESS = AwarenessMessage(PROCESS, "w42/guests", b"\x01\x8f\x01\x03\x02{}")
+
+
+def _previous() -> dict[str, tuple[str, bytes]]:
+    messages = json.loads(FIXTURES.read_text())["messages"]
+    return {
+        name: (m["channel"], m["text"].encode() if "text" in m else bytes.fromhex(m["hex"]))
+        for name, m in messages.items()
+    }
+
+
+PREVIOUS = _previous()
+
+
+@pytest.fixture
+def bus() -> Iterator[RedisBus]:
+    """A bus that is never started: what it would publish stays in its outbox."""
+    loop = asyncio.new_event_loop()
+    redis_bus = RedisBus("redis://127.0.0.1:1/0")
+    redis_bus.process_id = PROCESS
+    yield redis_bus
+    loop.run_until_complete(redis_bus._redis.aclose())
+    loop.close()
+
+
+def _sent(bus: RedisBus, publish: Callable[[], None]) -> tuple[str, bytes]:
+    publish()
+    channel, data = bus._outbox.get_nowait()
+    return channel, data
+
+
+def test_the_fixtures_cover_every_message_this_release_sends() -> None:
+    assert set(PREVIOUS) == {*EVENTS, "updates", "awareness"}
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("name", sorted(EVENTS))
+def test_this_release_sends_each_event_as_the_previous_one_did(bus: RedisBus, name: str) -> None:
+    message = EVENTS[name]
+    assert _sent(bus, lambda: bus.publish_event(to_event(message))) == PREVIOUS[name]
+
+
+@pytest.mark.timeout(10)
+def test_this_release_sends_the_binary_frames_as_the_previous_one_did(bus: RedisBus) -> None:
+    sent = _sent(bus, lambda: bus.publish_updates(UPDATES.doc, UPDATES.seqs, UPDATES.updates))
+    assert sent == PREVIOUS["updates"]
+    sent = _sent(bus, lambda: bus.publish_awareness(AWARENESS.doc, AWARENESS.payload))
+    assert sent == PREVIOUS["awareness"]
+
+
+def _previous_release_reads_seen(raw: Any) -> bool:
+    """The previous release's presence reader (``_Seen.from_bus``), as it was."""
+    if not isinstance(raw, list) or len(raw) != 7:
+        return False
+    doc, user, name, role, count, last, since = raw
+    return (
+        doc in {"timeline", "budget", "guests", "seating"}
+        and all(isinstance(v, str) for v in (user, name, role))
+        and isinstance(count, int)
+        and all(isinstance(v, int | float) for v in (last, since))
+    )
+
+
+def test_the_previous_release_reads_every_presence_entry_this_one_sends() -> None:
+    sent = json.loads(json.dumps(to_event(EVENTS["presence"])))
+    assert [_previous_release_reads_seen(raw) for raw in sent["seen"]] == [True, True]
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("name", sorted(EVENTS))
+def test_this_release_reads_each_event_the_previous_one_sent(name: str) -> None:
+    message = EVENTS[name]
+    channel, data = PREVIOUS[name]
+    assert channel == "crdt:events"
+    event = json.loads(data)
+    assert event["origin"] == PROCESS
+    read = from_event(event, type(message))
+    assert read is not None
+    # Entries of lists are read one by one (see the next test): compared as sent.
+    assert to_event(read) == to_event(message)
+    others = {type(m) for m in EVENTS.values()} - {type(message)}
+    assert all(from_event(event, other) is None for other in others)
+
+
+def test_this_release_reads_the_entries_inside_the_previous_ones_events() -> None:
+    presence = from_event(json.loads(PREVIOUS["presence"][1]), _Presence)
+    assert presence is not None
+    assert [_Seen.from_bus(raw) for raw in presence.seen] == SEEN
+    notes = from_event(json.loads(PREVIOUS["concurrent_edits"][1]), _Notes)
+    assert notes is not None
+    assert [item_from_bus(raw, _Note) for raw in notes.notes] == NOTES
+
+
+def test_this_release_reads_the_binary_frames_the_previous_one_sent() -> None:
+    assert UpdatesMessage.decode(PREVIOUS["updates"][1]) == UPDATES
+    assert AwarenessMessage.decode(PREVIOUS["awareness"][1]) == AWARENESS
+
+
+def test_what_a_newer_release_adds_is_ignored() -> None:
+    """An unknown field, an extra trailing item of a list-shaped entry, bytes after an
+    updates frame: read as what this release knows of them."""
+    event = json.loads(PREVIOUS["presence"][1])
+    event["mood"] = "festive"
+    event["seen"][0] = [*event["seen"][0], "typing", {"section": "menu"}]
+    presence = from_event(event, _Presence)
+    assert presence is not None
+    assert [_Seen.from_bus(raw) for raw in presence.seen] == SEEN
+    revoke = json.loads(PREVIOUS["revoke"][1]) | {"reason": "left the planning team"}
+    assert from_event(revoke, Revoke) == EVENTS["revoke"]
+    note = {**json.loads(PREVIOUS["concurrent_edits"][1])["notes"][0], "by": "u9"}
+    assert item_from_bus(note, _Note) == NOTES[0]
+    assert UpdatesMessage.decode(PREVIOUS["updates"][1] + b"\x05newer") == UPDATES
+
+
+def test_a_malformed_message_or_entry_is_dropped_not_raised() -> None:
+    assert from_event({"type": "revoke", "wedding": "w42"}, Revoke) is None  # no sub
+    assert from_event({"type": "delete", "wedding": 42}, Delete) is None
+    assert _Seen.from_bus(["guests", "u1", "Ann"]) is None  # too short for anyone
+    assert _Seen.from_bus(["attic", "u1", "Ann", "couple", 1, 1.0, 1.0]) is None
+    assert _Seen.from_bus(["guests", "u1", "Ann", "couple", True, 1.0, 1.0]) is None
+    with pytest.raises(ProtocolError):
+        UpdatesMessage.decode(PREVIOUS["updates"][1][:-1])  # the last update cut short
+
+
+@pytest.mark.timeout(10)
+def test_presence_heard_from_a_previous_release_process_is_served() -> None:
+    """The presence directory takes the previous release's message as it always did."""
+    directory = PresenceDirectory()
+    directory.on_bus_event(json.loads(PREVIOUS["presence"][1]))
+    seen = directory.presence("w42", {"guests", "seating"})
+    assert [(p.doc, p.user_id, p.connections) for p in seen] == [
+        ("guests", "u1", 2),
+        ("seating", "u2", 1),
+    ]
+    directory.on_bus_event(json.loads(PREVIOUS["presence_empty"][1]))
+    assert directory.presence("w42", {"guests", "seating"}) == []
