@@ -1,9 +1,11 @@
 """The one writer every store uses: group commit, writes in queue order.
 
 Concurrent :meth:`GroupCommitter.append` calls queued while a transaction is in flight
-share the next transaction (one commit, one fsync, for all of them); any other write
-(compaction, deletion) runs in a transaction of its own, in queue order. A failed
-transaction fails every caller in it and commits nothing; later ones go on.
+share the next transaction (one commit, one fsync, for all of them); so do the gateway's
+transactions (:meth:`GroupCommitter.run`: every feature's writes), each in a savepoint of
+its own; any other write (compaction, deletion, a held transaction) runs in a transaction
+of its own, in queue order. A failed transaction fails every caller in it and commits
+nothing; later ones go on. This is the store's one write queue: nothing writes beside it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from .base import FeatureRow, NewEvent, NewUpdate, StoreError
+from .gateway import Tx
 
 __all__ = ["GroupCommitter"]
 
@@ -30,6 +33,12 @@ class _Append:
 
 
 @dataclass(slots=True)
+class _Run:
+    tx: Tx[Any]
+    future: asyncio.Future[Any]
+
+
+@dataclass(slots=True)
 class _Write(Generic[W]):
     job: W
     future: asyncio.Future[Any]
@@ -41,8 +50,11 @@ class GroupCommitter(Generic[W]):
     ``commit_rows(updates, events, rows)`` appends updates, the events they caused and
     feature rows in one committed transaction and returns the updates' seqs in order;
     ``run_write(job)`` carries out any other write in one committed transaction and
-    returns what the job returned.
-    Both raise :class:`StoreError` having committed nothing.
+    returns what the job returned; ``run_shared(txs)`` carries out gateway transactions
+    (already in the store's dialect) in one committed transaction and returns each one's
+    outcome, ``(True, result)`` or ``(False, exception)``
+    (:func:`storage.gateway.each_in_a_savepoint`).
+    All raise :class:`StoreError` having committed nothing.
     """
 
     def __init__(
@@ -52,11 +64,13 @@ class GroupCommitter(Generic[W]):
             [list[NewUpdate], list[NewEvent], list[FeatureRow]], Awaitable[list[int]]
         ],
         run_write: Callable[[W], Awaitable[Any]],
+        run_shared: Callable[[list[Tx[Any]]], Awaitable[list[tuple[bool, Any]]]],
     ) -> None:
         self._where = where
         self._commit_rows = commit_rows
         self._run_write = run_write
-        self._queue: asyncio.Queue[_Append | _Write[W] | None] | None = None
+        self._run_shared = run_shared
+        self._queue: asyncio.Queue[_Job[W] | None] | None = None
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -83,33 +97,44 @@ class GroupCommitter(Generic[W]):
         self._enqueue(_Append(list(updates), list(events), list(rows), future))
         return await future
 
+    async def run(self, tx: Tx[Any]) -> Any:
+        """Carry out a gateway transaction (in the store's dialect), in queue order, with
+        the others queued beside it; its result."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._enqueue(_Run(tx, future))
+        return await future
+
     async def write(self, job: W) -> Any:
         """Carry out ``job`` in a transaction of its own, in queue order; its result."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._enqueue(_Write(job, future))
         return await future
 
-    def _enqueue(self, job: _Append | _Write[W]) -> None:
+    def _enqueue(self, job: _Job[W]) -> None:
         if self._queue is None:
             raise StoreError(f"{self._where} is not open")
         self._queue.put_nowait(job)
 
-    async def _run(self, queue: asyncio.Queue[_Append | _Write[W] | None]) -> None:
-        jobs: list[_Append | _Write[W] | None] = []
+    async def _run(self, queue: asyncio.Queue[_Job[W] | None]) -> None:
+        jobs: list[_Job[W] | None] = []
         try:
             while True:
                 jobs = [await queue.get()]
                 while not queue.empty():
                     jobs.append(queue.get_nowait())
-                appends: list[_Append] = []
+                shared: list[_Append] | list[_Run] = []
                 for job in jobs:
-                    if isinstance(job, _Append):
-                        appends.append(job)
+                    if isinstance(job, _Append | _Run):
+                        # A run of one kind shares a transaction; the other kind ends it.
+                        if shared and type(shared[0]) is not type(job):
+                            await self._commit_shared(shared)
+                            shared = []
+                        shared.append(job)  # type: ignore[arg-type]  # same kind, checked
                         continue
-                    # Anything else ends the run of appends, so writes stay in queue order.
-                    if appends:
-                        await self._commit_appends(appends)
-                        appends = []
+                    # Anything else ends the run, so writes stay in queue order.
+                    if shared:
+                        await self._commit_shared(shared)
+                        shared = []
                     if job is None:
                         return
                     try:
@@ -119,8 +144,8 @@ class GroupCommitter(Generic[W]):
                     else:
                         if not job.future.done():  # the caller may have been cancelled
                             job.future.set_result(result)
-                if appends:
-                    await self._commit_appends(appends)
+                if shared:
+                    await self._commit_shared(shared)
         finally:
             # Reached with work left only if this task was cancelled: nobody waits forever.
             while not queue.empty():
@@ -128,6 +153,25 @@ class GroupCommitter(Generic[W]):
             for job in jobs:
                 if job is not None:
                     _fail(job.future, StoreError(f"{self._where}: writer stopped"))
+
+    async def _commit_shared(self, jobs: list[_Append] | list[_Run]) -> None:
+        if isinstance(jobs[0], _Append):
+            await self._commit_appends(jobs)
+            return
+        runs: list[_Run] = jobs
+        try:
+            outcomes = await self._run_shared([run.tx for run in runs])
+        except Exception as exc:  # delivered to every caller of the batch
+            for run in runs:
+                _fail(run.future, exc)
+            return
+        for run, (ok, value) in zip(runs, outcomes, strict=True):
+            if run.future.done():  # the caller may have been cancelled
+                continue
+            if ok:
+                run.future.set_result(value)
+            else:
+                _fail(run.future, value)
 
     async def _commit_appends(self, jobs: list[_Append]) -> None:
         updates = [update for job in jobs for update in job.updates]
@@ -144,6 +188,9 @@ class GroupCommitter(Generic[W]):
             if not job.future.done():  # the caller may have been cancelled
                 job.future.set_result(seqs[start : start + len(job.updates)])
             start += len(job.updates)
+
+
+_Job = _Append | _Run | _Write[W]
 
 
 def _fail(future: asyncio.Future[Any], exc: Exception) -> None:

@@ -81,6 +81,8 @@ class Migration:
     version: int
     sqlite: tuple[str, ...]
     postgres: tuple[str, ...]
+    renames: tuple[tuple[str, str], ...] = ()
+    """Tables this migration renames, ``(old, new)`` (:func:`storage.gateway.renamed`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,21 @@ class Schema:
     wedding_tables: tuple[str, ...] = ()
     migrations: tuple[Migration, ...] = ()
     """Versions 2, 3... in order (the DDL above is version 1)."""
+
+    @property
+    def first_wedding_tables(self) -> tuple[str, ...]:
+        """The ``wedding_tables`` as version 1 names them (before the migrations' renames):
+        the DDL creates these, with their tombstone triggers."""
+        names = list(self.wedding_tables)
+        for migration in reversed(self.migrations):
+            undo = {new: old for old, new in migration.renames}
+            names = [undo.get(name, name) for name in names]
+        return tuple(names)
+
+    @property
+    def renamed_from(self) -> tuple[str, ...]:
+        """Names its tables had before a migration renamed them (no longer erased)."""
+        return tuple(old for m in self.migrations for old, _ in m.renames)
 
     @property
     def version(self) -> int:
@@ -340,8 +357,10 @@ class DocumentStore(Protocol):
     async def close(self) -> None:
         """Finish in-flight writes and release every resource."""
 
-    async def load(self, doc: str) -> StoredLog | None:
-        """Return the document's log, or ``None`` if the store has never seen it."""
+    async def load(self, doc: str, *, upto: int | None = None) -> StoredLog | None:
+        """Return the document's log, or ``None`` if the store has never seen it. With
+        ``upto``, only its rows with ``seq <= upto`` (``None`` if there are none: the log
+        no longer reaches back that far, or the document is younger)."""
 
     async def append(
         self,
@@ -387,13 +406,8 @@ class DocumentStore(Protocol):
 
     async def purge_events(self, before: float) -> int:
         """Delete events older than ``before`` (Unix seconds) and expired idempotency keys;
-        returns how many events were deleted. Seqs are never reused."""
-
-    async def put_ticket(self, digest: str, payload: str, expires_at: float) -> None:
-        """Keep a one-use ticket (its hash and what it grants) until it expires."""
-
-    async def take_ticket(self, digest: str, now: float) -> str | None:
-        """The payload of an unexpired ticket, deleting it (so it serves once); else None."""
+        returns how many events were deleted. Seqs are never reused. (Expired tickets are
+        the events feature's to forget.)"""
 
     async def compact(self, doc: str, upto_seq: int, snapshot: bytes) -> None:
         """Replace every row of ``doc`` with ``seq <= upto_seq`` by ``snapshot``.

@@ -24,9 +24,13 @@ and reaches them through a :class:`Gateway` (``Gateway.of(core.store)``):
   :class:`Sql` (it receives the rows, or the count of rows touched) and :class:`Events`
   (it receives them as stored): on SQLite all of it in one call on the store's one writer
   thread and connection (no second connection writes), on PostgreSQL on the writer's
-  connection under its advisory lock; in its turn in the writer's queue, with the update
-  commits. A database error is thrown into the generator as :class:`StoreError` (it may
-  catch it, after a savepoint); whatever it raises rolls everything back.
+  connection under its advisory lock; in its turn in the store's one write queue, with the
+  update commits. Transactions queued together share one commit, each in a savepoint of
+  its own (:func:`each_in_a_savepoint`). A database error is thrown into the generator as
+  :class:`StoreError` (it may catch it, after a savepoint); whatever it raises rolls back
+  all it did, and its caller gets the error (the others commit).
+- ``await gateway.run(statements([(sql, params), ...]))`` is a transaction of plain
+  statements (:func:`statements`: what each received, in order);
 - ``async with gateway.transaction() as tx:`` is the same transaction with the statements
   sent one at a time from the caller's code (a hop to the writer thread each, on
   SQLite). :meth:`Transaction.add_events` numbers and stores wedding events in it. Do
@@ -49,6 +53,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
+from ._postgres_schema import tombstone_trigger as postgres_trigger
+from ._sqlite_schema import tombstone_trigger as sqlite_trigger
 from .base import (
     DocumentStore,
     FeatureRow,
@@ -68,9 +74,13 @@ __all__ = [
     "Transaction",
     "Tx",
     "dialect_sql",
+    "dialected",
+    "each_in_a_savepoint",
+    "renamed",
     "row_as",
     "rows_as",
     "schema_of",
+    "statements",
 ]
 
 Dialect = Literal["sqlite", "postgres"]
@@ -129,6 +139,8 @@ class Table:
     sqlite: tuple[str, ...] = ()
     postgres: tuple[str, ...] = ()
     postgres_columns: str = ""
+    without_rowid: bool = False
+    """SQLite keeps the rows in their primary key's order (``WITHOUT ROWID``)."""
 
     def ddl(self, dialect: Dialect) -> tuple[str, ...]:
         """The statements that create the table if missing, as :class:`Schema` holds
@@ -138,6 +150,8 @@ class Table:
         if dialect == "postgres" and self.postgres_columns:
             columns = f"{columns.rstrip()[:-1]}, {self.postgres_columns})"
         create = f"CREATE TABLE IF NOT EXISTS {{t}}{self.name} {columns}"
+        if dialect == "sqlite" and self.without_rowid:
+            create += " WITHOUT ROWID"
         only = self.sqlite if dialect == "sqlite" else self.postgres
         return tuple(
             _ddl_text(statement, dialect, prefix) for statement in (create, *self.indexes, *only)
@@ -154,16 +168,73 @@ def _ddl_text(statement: str, dialect: Dialect, prefix: str) -> str:
 
 
 def schema_of(name: str, *tables: Table, migrations: Sequence[Migration] = ()) -> Schema:
-    """The :class:`Schema` a feature installs (:meth:`DocumentStore.install`): its tables,
-    each created once, those with a ``wedding`` column erased with their wedding, and its
-    numbered ``migrations`` (versions 2, 3...)."""
+    """The :class:`Schema` a feature installs (:meth:`DocumentStore.install`): its tables as
+    version 1 made them, each created once, those with a ``wedding`` column erased with
+    their wedding (under the names the ``migrations`` give them), and its numbered
+    ``migrations`` (versions 2, 3...)."""
+    wedding_tables = [t.name for t in tables if t.wedding]
+    for migration in migrations:
+        new = dict(migration.renames)
+        wedding_tables = [new.get(t, t) for t in wedding_tables]
     return Schema(
         name,
         sqlite=tuple(s for t in tables for s in t.ddl("sqlite")),
         postgres=tuple(s for t in tables for s in t.ddl("postgres")),
-        wedding_tables=tuple(t.name for t in tables if t.wedding),
+        wedding_tables=tuple(wedding_tables),
         migrations=tuple(migrations),
     )
+
+
+_INDEX_NAME = re.compile(r"CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.I)
+
+
+def renamed(version: int, *tables: tuple[Table, Table]) -> Migration:
+    """Migration ``version``: each table ``(old, new)`` takes ``new``'s name, with its
+    rows, its indexes (named as ``new`` names them, in the same order as ``old``'s), its
+    tombstone trigger and, on PostgreSQL, its primary key and row-id sequence; the lists of
+    wedding tables every schema recorded name it by its new name. Declare ``old`` as version
+    1 made it (``schema_of(name, old, migrations=[renamed(2, (old, new))])``) and use
+    ``new``. Columns do not change."""
+    sqlite: list[str] = []
+    postgres: list[str] = []
+    for old, new in tables:
+        if old.wedding != new.wedding:
+            raise ValueError(f"{old.name} -> {new.name}: a rename keeps the wedding column")
+        old_indexes = [_index_name(i) for i in old.indexes]
+        new_indexes = [_index_name(i) for i in new.indexes]
+        if len(old_indexes) != len(new_indexes):
+            raise ValueError(f"{old.name} -> {new.name}: a rename keeps the indexes")
+        sqlite.append(f"ALTER TABLE {old.name} RENAME TO {new.name}")
+        postgres.append(f"ALTER TABLE {{s}}.{old.name} RENAME TO {new.name}")
+        # SQLite renames no index: they go and come back under their new names.
+        sqlite += [f"DROP INDEX IF EXISTS {name}" for name in old_indexes]
+        sqlite += [_ddl_text(i, "sqlite", "") for i in new.indexes]
+        postgres += [
+            f"ALTER INDEX IF EXISTS {{s}}.{a} RENAME TO {b}"
+            for a, b in zip(old_indexes, new_indexes, strict=True)
+        ]
+        postgres += [
+            f"ALTER INDEX IF EXISTS {{s}}.{old.name}_pkey RENAME TO {new.name}_pkey",
+            f"ALTER SEQUENCE IF EXISTS {{s}}.{old.name}_id_seq RENAME TO {new.name}_id_seq",
+        ]
+        if new.wedding:
+            sqlite += [f"DROP TRIGGER IF EXISTS {old.name}_tombstoned", sqlite_trigger(new.name)]
+            postgres += [
+                f"DROP TRIGGER IF EXISTS {old.name}_tombstoned ON {{s}}.{new.name}",
+                postgres_trigger(new.name),
+            ]
+        listed = f"replace(',' || wedding_tables || ',', ',{old.name},', ',{new.name},')"
+        sqlite.append(f"UPDATE schema_versions SET wedding_tables = trim({listed}, ',')")
+        postgres.append(f"UPDATE {{s}}.schema_versions SET wedding_tables = btrim({listed}, ',')")
+    renames = tuple((old.name, new.name) for old, new in tables)
+    return Migration(version, tuple(sqlite), tuple(postgres), renames=renames)
+
+
+def _index_name(statement: str) -> str:
+    found = _INDEX_NAME.match(statement.strip())
+    if found is None:
+        raise ValueError(f"not an index: {statement!r}")
+    return found[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +256,67 @@ class Events:
 
 Tx = Generator[Sql | Events, Any, _R]
 """A transaction's work: yields statements, receives their rows, returns its result."""
+
+
+def statements(items: Sequence[tuple[str, Sequence[Any]]], *, count: bool = False) -> Tx[list[Any]]:
+    """A transaction of plain statements (``?``/``{t}`` SQL and their parameters), run in
+    order: what each received, its rows or, with ``count``, how many rows it touched.
+    ``await gateway.run(statements([...]))`` is the whole transaction."""
+    received: list[Any] = []
+    for text, params in items:
+        received.append((yield Sql(text, tuple(params), count)))
+    return received
+
+
+def dialected(tx: Tx[_R], sql: Callable[[str], str]) -> Tx[_R]:
+    """``tx`` with each statement's text rewritten by ``sql`` (:func:`dialect_sql`);
+    what it receives, and the errors thrown into it, pass through."""
+    reply: Any = None
+    error: StoreError | None = None
+    while True:
+        try:
+            step = tx.send(reply) if error is None else tx.throw(error)
+        except StopIteration as done:
+            result: _R = done.value
+            return result
+        error = None
+        if isinstance(step, Sql):
+            step = Sql(sql(step.text), step.params, step.count)
+        try:
+            reply = yield step
+        except StoreError as exc:
+            error = exc
+
+
+def each_in_a_savepoint(txs: Sequence[Tx[Any]]) -> Tx[list[tuple[bool, Any]]]:
+    """``txs`` one after the other in one transaction, each in a savepoint of its own: a
+    database error is thrown into the transaction whose statement failed (it may catch
+    it); one that raises is rolled back alone, and its outcome is ``(False, exception)``;
+    the others' are ``(True, result)``. How the store's writer commits the gateway
+    transactions queued together (one commit for all)."""
+    outcomes: list[tuple[bool, Any]] = []
+    for tx in txs:
+        yield Sql("SAVEPOINT gateway_tx")
+        reply: Any = None
+        error: StoreError | None = None
+        try:
+            while True:
+                try:
+                    step = tx.send(reply) if error is None else tx.throw(error)
+                except StopIteration as done:
+                    outcome: tuple[bool, Any] = (True, done.value)
+                    break
+                error = None
+                try:
+                    reply = yield step
+                except StoreError as exc:
+                    error = exc
+        except Exception as exc:  # the transaction's own failure, delivered to its caller
+            outcome = (False, exc)
+            yield Sql("ROLLBACK TO SAVEPOINT gateway_tx")
+        yield Sql("RELEASE SAVEPOINT gateway_tx")
+        outcomes.append(outcome)
+    return outcomes
 
 
 def rows_as(kind: Callable[..., _R], text: str, *params: object) -> Generator[Sql, Any, list[_R]]:

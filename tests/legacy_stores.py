@@ -25,7 +25,10 @@ from pycrdt import Doc, Map
 
 from crdt_server.actor import Actor
 from crdt_server.features.db import FeatureDb, Sql
+from crdt_server.features.events.tables import SCHEMA as EVENTS
+from crdt_server.features.events.tables import put_ticket, take_ticket
 from crdt_server.features.integrations.tables import CalendarToken, InboundSource, IntegrationStore
+from crdt_server.features.notifications.tables import SCHEMA as NOTIFICATIONS
 from crdt_server.features.threads.export import THREADS, export_threads
 from crdt_server.features.versions.tables import VersionPoint, VersionStore
 from crdt_server.features.webhooks.service import WebhookEndpoints, insert_delivery
@@ -33,6 +36,7 @@ from crdt_server.features.webhooks.tables import WebhookTables
 from crdt_server.storage import (
     DocumentStore,
     EventFilter,
+    Gateway,
     MovedDocument,
     NewEvent,
     NewUpdate,
@@ -82,7 +86,8 @@ async def fill(store: DocumentStore) -> dict[str, Any]:
         ],
         once=Once("events", "key-1", "fp-1", FAR),
     )
-    await store.put_ticket("ticket-digest", '{"sub":"ada"}', FAR)
+    await store.install(EVENTS)
+    await put_ticket(Gateway.of(store), "ticket-digest", '{"sub":"ada"}', FAR)
     await store.revoke(Revocation("mallory", WEDDING, now - 10), forget_before=0)
     await store.revoke(Revocation("trudy", None, now - 5), forget_before=0)
     await store.append([NewUpdate(f"{GONE}/guests", _update("x", "y"), "conn-3")])
@@ -90,7 +95,7 @@ async def fill(store: DocumentStore) -> dict[str, Any]:
 
     # Threads: an import (the feature's rows with the wedding's documents), then the rows
     # the feature writes later on its own: a notification and a queued email.
-    for schema in THREADS.schemas:
+    for schema in (*THREADS.schemas, NOTIFICATIONS):
         await store.install(schema)
     section = {
         "members": [
@@ -133,12 +138,12 @@ async def fill(store: DocumentStore) -> dict[str, Any]:
 
     def notes() -> Any:
         yield Sql(
-            "INSERT INTO {t}thread_notifications (wedding, sub, reason, thread, message,"
+            "INSERT INTO {t}notifications (wedding, sub, reason, thread, message,"
             " actor, actor_role, priority, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (WEDDING, "bob", "mention", "th1", "m1", "ada", "planner", "urgent", now),
         )
         yield Sql(
-            "INSERT INTO {t}thread_outbox (wedding, sub, reason, thread, message, priority,"
+            "INSERT INTO {t}notification_outbox (wedding, sub, reason, thread, message, priority,"
             " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (WEDDING, "bob", "mention", "th1", "m1", "urgent", now),
         )
@@ -228,20 +233,26 @@ async def served(store: DocumentStore, facts: dict[str, Any]) -> dict[str, Any]:
     out["once"] = _plain(again)
     out["tombstones"] = sorted(await store.tombstones())
     out["revocations"] = _plain(await store.revocations())
-    out["ticket"] = await store.take_ticket("ticket-digest", now)
+    await store.install(EVENTS)  # its tickets (a store of that time made the table)
+    out["ticket"] = await take_ticket(Gateway.of(store), "ticket-digest", now)
 
+    # The threads' readers, and the inbox's, read their tables once their features have
+    # installed their schemas (what a server's start does): on a store of a release before
+    # schema versions, that renames the directory's and the inbox's tables (version 2).
+    for schema in (*THREADS.schemas, NOTIFICATIONS):
+        await store.install(schema)
     threads = FeatureDb(store)
     out["threads"] = await export_threads(threads, WEDDING)
     out["thread_notifications"] = _plain(
         await threads.read(
             "SELECT id, wedding, sub, reason, thread, message, actor, actor_role, priority,"
-            " created_at, read FROM {t}thread_notifications ORDER BY id"
+            " created_at, read FROM {t}notifications ORDER BY id"
         )
     )
     out["thread_outbox"] = _plain(
         await threads.read(
             "SELECT id, wedding, sub, reason, thread, message, priority, created_at,"
-            " claimed_until FROM {t}thread_outbox ORDER BY id"
+            " claimed_until FROM {t}notification_outbox ORDER BY id"
         )
     )
     out["thread_search"] = await _search(threads)
@@ -267,8 +278,11 @@ async def served(store: DocumentStore, facts: dict[str, Any]) -> dict[str, Any]:
     out["points"] = _plain([_pairs(p) for p in await versions.points(guests)])
     state = await versions.state(guests, 10**6)
     out["state"] = _plain(None if state is None else [state.seq, state.data])
+    # The log as of a restore point, as the earlier API gave it (rows of [seq, data]): the
+    # guest list was compacted up to that point, so it is one snapshot row, at its seq.
     log = await versions.log_upto(guests, int(facts["guests_seq"]))
-    out["log_upto"] = _plain([[kept.seq, kept.data] for kept in log])
+    assert log is not None and len(log.updates) == 1 and log.first_seq == log.last_seq
+    out["log_upto"] = _plain([[log.last_seq, log.updates[0]]])
     out["actors"] = _plain(
         [[a.sub, a.role] for a in await versions.actors_between(guests, 0, 10**6)]
     )

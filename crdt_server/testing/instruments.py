@@ -97,9 +97,9 @@ class TrackedStore(SqliteStore):
         with self._call():
             await super().close()
 
-    async def load(self, doc: str) -> StoredLog | None:
+    async def load(self, doc: str, *, upto: int | None = None) -> StoredLog | None:
         with self._call():
-            return await super().load(doc)
+            return await super().load(doc, upto=upto)
 
     async def append(
         self,

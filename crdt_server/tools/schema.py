@@ -82,8 +82,14 @@ def server_objects(schemas: Sequence[Schema]) -> ServerSchema:
         try:
             objects = _objects(conn)
             columns = {name: _columns(conn, name) for kind, name in objects if kind == "table"}
+            # A schema's tables under the names its migrations gave up may be listed too:
+            # a backup from before the rename, which its migration brings to the new ones.
+            renamed = {schema.name: frozenset(schema.renamed_from) for schema in schemas}
             versions = {
-                str(name): (int(version), frozenset(recorded_tables(str(tables))))
+                str(name): (
+                    int(version),
+                    frozenset(recorded_tables(str(tables))) | renamed.get(str(name), frozenset()),
+                )
                 for name, version, tables in conn.execute(
                     "SELECT name, version, wedding_tables FROM schema_versions"
                 )

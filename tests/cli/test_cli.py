@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -1157,6 +1158,57 @@ def test_restore_migrates_a_table_an_older_release_named_otherwise(tmp_path: Pat
     with contextlib.closing(sqlite3.connect(data / "crdt.sqlite3")) as db:
         assert db.execute("SELECT id, body FROM memo_new").fetchall() == [("m1", "kept")]
     assert _versions_of(data / "crdt.sqlite3")["memo"] == 2
+
+
+def test_restore_migrates_a_backup_from_before_the_thread_tables_were_renamed(
+    tmp_path: Path,
+) -> None:
+    """A backup of the release before the directory's and the inbox's tables left their
+    ``thread_`` names (people and notifications at schema version 1, recording
+    ``thread_members``...) is restored and renamed (version 2) before it takes the store's
+    place, its rows kept; erasing a wedding then empties the renamed tables."""
+    at_one = [
+        dataclasses.replace(s, wedding_tables=s.first_wedding_tables, migrations=())
+        if s.name in ("people", "notifications")
+        else s
+        for s in _schemas()
+    ]
+    backup = tmp_path / "before-rename.sqlite3"
+    backup.write_bytes((LEGACY / "store.sqlite3").read_bytes())
+    asyncio.run(_this_release_store(backup, at_one))
+    assert {"people": 1, "notifications": 1}.items() <= _versions_of(backup).items()
+
+    def counts(path: Path, *tables: str) -> list[int]:
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            return [db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables]
+
+    before = counts(backup, "thread_members", "thread_notifications", "thread_outbox")
+    assert all(before)
+    data = tmp_path / "data"
+    args = argparse.Namespace(
+        command="restore", file=backup, force=False, data_dir=data, database_url=None
+    )
+    assert data_commands.run(args, io.StringIO(), schemas=_schemas()) == 0
+    restored = data / "crdt.sqlite3"
+    assert _versions_of(restored) == _declared_versions()
+    assert counts(restored, "members", "notifications", "notification_outbox") == before
+    with contextlib.closing(sqlite3.connect(restored)) as db:
+        names = {str(r[0]) for r in db.execute("SELECT name FROM sqlite_master")}
+        listed = dict(db.execute("SELECT name, wedding_tables FROM schema_versions").fetchall())
+    assert not {n for n in names if n.startswith(("thread_members", "thread_notif", "thread_out"))}
+    assert listed["people"] == "members"
+    assert listed["notifications"] == "notifications,notification_outbox"
+
+    async def erase() -> None:
+        store = SqliteStore(restored)
+        await store.open()  # no feature installs its schema: erasure still knows the tables
+        try:
+            await store.erase_wedding("w1")
+        finally:
+            await store.close()
+
+    asyncio.run(erase())
+    assert counts(restored, "members", "notifications", "notification_outbox") == [0, 0, 0]
 
 
 @pytest.mark.parametrize(

@@ -36,9 +36,9 @@ class CountingStore(SqliteStore):
         super().__init__(path)
         self.loads: dict[str, int] = {}
 
-    async def load(self, doc: str) -> StoredLog | None:
+    async def load(self, doc: str, *, upto: int | None = None) -> StoredLog | None:
         self.loads[doc] = self.loads.get(doc, 0) + 1
-        return await super().load(doc)
+        return await super().load(doc, upto=upto)
 
 
 @dataclass

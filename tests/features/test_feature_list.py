@@ -70,12 +70,14 @@ def objects(path: Path) -> dict[tuple[str, str], str]:
 
 
 def tables_of(feature: Feature) -> set[str]:
+    """The tables a feature's schemas make, under their first names and those their
+    migrations give them."""
     return {
         statement.split("(")[0].split()[-1].strip('"')
         for schema in feature.schemas
         for statement in schema.sqlite
         if statement.lstrip().upper().startswith("CREATE TABLE")
-    }
+    } | {new for schema in feature.schemas for m in schema.migrations for _, new in m.renames}
 
 
 def paths_of(feature: Feature) -> set[str]:
@@ -165,7 +167,7 @@ async def test_threads_need_people_and_notifications_before_them(
     # Stopped before the store opened: no table of any feature was made.
     assert not (tmp_path / "crdt.sqlite3").exists() or not {
         name for kind, name in objects(tmp_path / "crdt.sqlite3") if kind == "table"
-    } & {"thread_members", "thread_notifications", "threads"}
+    } & {"members", "notifications", "threads"}
 
 
 @pytest.mark.asyncio
@@ -176,12 +178,12 @@ async def test_people_and_notifications_run_without_threads(tmp_path: Path) -> N
     async with serving(create_app(settings_in(tmp_path), features=features)):
         pass
     stored = {name for kind, name in objects(tmp_path / "crdt.sqlite3") if kind == "table"}
-    assert {"thread_members", "thread_notifications", "thread_outbox"} <= stored
+    assert {"members", "notifications", "notification_outbox"} <= stored
     assert not tables_of(threads_feature.FEATURE) & stored
     with sqlite3.connect(tmp_path / "crdt.sqlite3") as conn:
         versions = dict(conn.execute("SELECT name, version FROM schema_versions").fetchall())
-    assert versions.get("people") == 1
-    assert versions.get("notifications") == 1
+    assert versions.get("people") == 2  # version 2 renamed the tables out of thread_
+    assert versions.get("notifications") == 2
     assert "threads" not in versions
 
 

@@ -35,6 +35,7 @@ from crdt_server.storage import (
     Revocation,
     Schema,
     SqliteStore,
+    StoredLog,
     StoreError,
     audience_of,
 )
@@ -414,6 +415,23 @@ async def test_last_seq_and_docs_of_name_every_commit(store: DocumentStore) -> N
     assert await store.last_seq() == seqs[-1]
     assert await store.docs_of(seqs) == {seqs[0]: "a", seqs[2]: "a"}
     assert await store.last_seqs(["a", "b"]) == {"a": seqs[2]}
+
+
+@pytest.mark.asyncio
+async def test_load_upto_a_seq_reads_the_log_as_it_was(store: DocumentStore) -> None:
+    """``load(doc, upto=seq)``: the rows with ``seq <= upto`` (a past state, as restore
+    points read it); none once compaction folded the rows before ``upto`` away."""
+    a, b = text_updates("a1", "a2", "a3"), text_updates("b1")
+    seqs = await store.append([*ups("a", a[:1]), *ups("b", b), *ups("a", a[1:])])
+    whole = await store.load("a")
+    assert whole is not None and await store.load("a", upto=seqs[-1]) == whole
+    early = await store.load("a", upto=seqs[2])
+    assert early == StoredLog(updates=[a[0], a[1]], last_seq=seqs[2], first_seq=seqs[0])
+    assert await store.load("a", upto=seqs[0] - 1) is None
+    await store.compact("a", seqs[2], snapshot_of(a[:2]))
+    assert await store.load("a", upto=seqs[0]) is None
+    kept = await store.load("a", upto=seqs[2])
+    assert kept is not None and (kept.first_seq, kept.last_seq) == (seqs[2], seqs[2])
 
 
 @pytest.mark.asyncio
@@ -935,17 +953,6 @@ async def test_deleting_a_wedding_deletes_its_events(store: DocumentStore) -> No
     assert [e.wedding for e in await store.events("w10")] == ["w10"]
 
 
-@pytest.mark.asyncio
-async def test_a_ticket_serves_once_and_only_before_it_expires(store: DocumentStore) -> None:
-    now = time.time()
-    await store.put_ticket("t1", '{"sub": "ada"}', now + 60)
-    await store.put_ticket("t2", "{}", now - 1)
-    assert await store.take_ticket("t1", now) == '{"sub": "ada"}'
-    assert await store.take_ticket("t1", now) is None
-    assert await store.take_ticket("t2", now) is None
-    assert await store.take_ticket("nope", now) is None
-
-
 # -- feature tables ----------------------------------------------------------------------
 
 NOTES = Schema(
@@ -1100,11 +1107,15 @@ async def test_restore_points_outlive_compaction_and_go_with_their_wedding(
     assert [p.seq for p in await versions.points("w_1/guests")] == [seqs[2], seqs[0]]
     assert await versions.points("w_1/guests", before=seqs[2]) == [first]
     assert await versions.actors_between("w_1/guests", 0, seqs[2]) == [Actor("ada", "planner")]
-    assert [k.seq for k in await versions.log_upto("w_1/guests", seqs[1])] == seqs[:2]
+    log = await versions.log_upto("w_1/guests", seqs[1])
+    assert log == StoredLog(updates[:2], last_seq=seqs[1], first_seq=seqs[0])
     # compaction folds the log; the points stay
     await store.compact("w_1/guests", seqs[1], snapshot_of(updates[:2]))
-    assert [k.seq for k in await versions.log_upto("w_1/guests", seqs[1])] == [seqs[1]]
-    assert await versions.log_upto("w_1/guests", seqs[0]) == []
+    log = await versions.log_upto("w_1/guests", seqs[1])
+    assert log is not None and (log.first_seq, log.last_seq, len(log.updates)) == (seqs[1],) * 2 + (
+        1,
+    )
+    assert await versions.log_upto("w_1/guests", seqs[0]) is None
     state = await versions.state("w_1/guests", seqs[1])
     assert state is not None and state.seq == seqs[0] and content([state.data])["text"] == "a"
     assert [p.seq for p in await versions.older_than(2500.0)] == sorted([seqs[0], seqs[2]])

@@ -22,7 +22,7 @@ from crdt_server.storage import (
     Table,
     schema_of,
 )
-from crdt_server.storage.gateway import dialect_sql
+from crdt_server.storage.gateway import Sql, Tx, dialect_sql, statements
 
 NOTES = Table(
     "gw_notes",
@@ -78,6 +78,79 @@ async def test_rows_by_name_in_one_transaction(store: DocumentStore) -> None:
     )
     assert found == [Note("a", "first", 3), Note("b", "second", 1)]
     assert await gateway.fetch("SELECT id, wedding, what FROM {t}gw_log") == [(1, "w1", "{}")]
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_plain_statements_run_in_one_transaction(store: DocumentStore) -> None:
+    """The one helper for a transaction of plain statements: what each received, in
+    order (rows, or how many rows each touched); one that fails leaves nothing."""
+    gateway = await _gateway(store)
+    insert = "INSERT INTO {t}gw_notes (wedding, id, body, at) VALUES (?, ?, ?, ?)"
+    touched = await gateway.run(
+        statements(
+            [(insert, ("w1", "a", "one", 1.0)), (insert, ("w1", "b", "two", 2.0))], count=True
+        )
+    )
+    assert touched == [1, 1]
+    rows = await gateway.run(
+        statements([("SELECT id FROM {t}gw_notes ORDER BY id", ()), ("SELECT 1", ())])
+    )
+    assert rows == [[("a",), ("b",)], [(1,)]]
+    with pytest.raises(StoreError):
+        await gateway.run(
+            statements([(insert, ("w1", "c", "x", 1.0)), (insert, ("w1", "a", "x", 1.0))])
+        )
+    assert await gateway.fetch("SELECT id FROM {t}gw_notes ORDER BY id") == [("a",), ("b",)]
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_transactions_queued_together_share_one_commit_each_in_a_savepoint(
+    store: DocumentStore,
+) -> None:
+    """The store's one write queue: gateway transactions queued together commit together
+    (one commit), each in a savepoint of its own. One that raises is rolled back alone and
+    its caller gets the error; a database error is thrown into the transaction whose
+    statement failed, which may catch it (after a savepoint of its own) and go on."""
+    gateway = await _gateway(store)
+    insert = "INSERT INTO {t}gw_notes (wedding, id, body, at) VALUES (?, ?, ?, ?)"
+
+    def adds(id: str) -> Tx[str]:
+        yield Sql(insert, ("w1", id, "kept", 1.0))
+        return id
+
+    def changes_its_mind() -> Tx[None]:
+        yield Sql(insert, ("w1", "gone", "rolled back", 1.0))
+        raise LookupError("the feature changed its mind")
+
+    def catches() -> Tx[str]:
+        yield Sql("SAVEPOINT mine")
+        try:
+            yield Sql(insert, ("w1", "a", "the same key", 1.0))
+        except StoreError:
+            yield Sql("ROLLBACK TO SAVEPOINT mine")
+        yield Sql("RELEASE SAVEPOINT mine")
+        yield Sql(insert, ("w1", "c", "after the error", 1.0))
+        return "went on"
+
+    commits = store.commits if isinstance(store, SqliteStore) else 0
+    outcomes = await asyncio.gather(
+        gateway.run(adds("a")),
+        gateway.run(changes_its_mind()),
+        gateway.run(adds("b")),
+        gateway.run(catches()),
+        return_exceptions=True,
+    )
+    assert outcomes[0] == "a" and outcomes[2] == "b" and outcomes[3] == "went on"
+    assert isinstance(outcomes[1], LookupError)
+    assert await gateway.fetch("SELECT id FROM {t}gw_notes ORDER BY id") == [
+        ("a",),
+        ("b",),
+        ("c",),
+    ]
+    if isinstance(store, SqliteStore):
+        assert store.commits == commits + 1
 
 
 @pytest.mark.asyncio

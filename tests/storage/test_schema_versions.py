@@ -6,11 +6,13 @@ recorded at version 1 with nothing else changed."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sqlite3
 import subprocess
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from crdt_server.features.versions.tables import VERSIONS
@@ -19,6 +21,7 @@ from crdt_server.storage import (
     Gateway,
     Migration,
     PostgresStore,
+    Schema,
     SqliteStore,
     StoreError,
     Table,
@@ -176,28 +179,55 @@ async def test_a_postgres_schema_written_before_versions_is_recorded_and_left_as
     assert _without_versions(_pg_catalog(scratch_postgres)) == _without_versions(before)
 
 
-@pytest.mark.asyncio
-@pytest.mark.timeout(60)
-async def test_the_features_declare_the_same_sqlite_tables_as_the_earlier_release(
-    tmp_path: Path,
-) -> None:
-    """Each table's DDL, declared once for both backends, is what the earlier release
-    wrote, to the byte: a backup of it passes ``crdt-server restore``'s object check."""
+def _release_schemas() -> tuple[Schema, ...]:
+    from crdt_server.features.events.tables import SCHEMA as EVENTS
     from crdt_server.features.integrations.tables import INTEGRATIONS
     from crdt_server.features.notifications.tables import SCHEMA as NOTIFICATIONS
     from crdt_server.features.people.tables import SCHEMA as PEOPLE
     from crdt_server.features.threads.tables import SCHEMA as THREADS
     from crdt_server.features.webhooks.tables import SCHEMA as WEBHOOKS
 
-    store = SqliteStore(tmp_path / "fresh.sqlite3")
-    await store.open()
+    return (EVENTS, VERSIONS, INTEGRATIONS, PEOPLE, NOTIFICATIONS, THREADS, WEBHOOKS)
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_the_features_declare_the_same_sqlite_tables_as_the_earlier_release(
+    tmp_path: Path,
+) -> None:
+    """Each table's DDL, declared once for both backends, is at version 1 what the earlier
+    release wrote, to the byte; a store of the earlier release, once this release has
+    installed its schemas on it (the renames of version 2), holds exactly the objects a
+    fresh store of this release holds: a backup of either passes ``crdt-server restore``'s
+    object check."""
+    first = SqliteStore(tmp_path / "first.sqlite3")
+    await first.open()
     try:
-        for schema in (VERSIONS, INTEGRATIONS, PEOPLE, NOTIFICATIONS, THREADS, WEBHOOKS):
-            await store.install(schema)
+        for schema in _release_schemas():
+            at_version_one = dataclasses.replace(
+                schema, wedding_tables=schema.first_wedding_tables, migrations=()
+            )
+            await first.install(at_version_one)
     finally:
-        await store.close()
-    fresh = [o for o in _sqlite_objects(tmp_path / "fresh.sqlite3") if o[1] != "schema_versions"]
-    assert fresh == _sqlite_objects(FIXTURES / "store.sqlite3")
+        await first.close()
+    at_one = [o for o in _sqlite_objects(tmp_path / "first.sqlite3") if o[1] != "schema_versions"]
+    assert at_one == _sqlite_objects(FIXTURES / "store.sqlite3")
+
+    for name in ("fresh.sqlite3", "legacy.sqlite3"):
+        if name == "legacy.sqlite3":
+            shutil.copyfile(FIXTURES / "store.sqlite3", tmp_path / name)
+        store = SqliteStore(tmp_path / name)
+        await store.open()
+        try:
+            for schema in _release_schemas():
+                await store.install(schema)
+        finally:
+            await store.close()
+    fresh = _sqlite_objects(tmp_path / "fresh.sqlite3")
+    assert _sqlite_objects(tmp_path / "legacy.sqlite3") == fresh
+    names = {name for _, name, _ in fresh}
+    assert {"members", "notifications", "notification_outbox", "notifications_sub"} <= names
+    assert not {n for n in names if n.startswith(("thread_members", "thread_notif", "thread_out"))}
 
 
 @pytest.mark.asyncio
@@ -217,3 +247,124 @@ async def test_erasure_empties_the_tables_of_a_feature_left_out_this_time(
     assert await _has_table(later, "notes_v")
     await later.erase_wedding("w1")
     assert await Gateway.of(later).fetch("SELECT id FROM {t}notes_v") == [("b",)]
+
+
+_RENAMED = {
+    "thread_members": "members",
+    "thread_notifications": "notifications",
+    "thread_outbox": "notification_outbox",
+}
+
+
+async def _pg_objects(dsn: str, schema: str) -> set[tuple[str, str]]:
+    """(kind, name) of the relations (tables, indexes, sequences) and triggers of
+    ``schema`` that belong to the directory's and the inbox's tables, old names or new."""
+    names = (*_RENAMED, *_RENAMED.values())
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT c.relkind::text, c.relname FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1"
+            " UNION ALL SELECT 'trigger', t.tgname FROM pg_trigger t"
+            " JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = $1 AND NOT t.tgisinternal",
+            schema,
+        )
+    finally:
+        await conn.close()
+    return {(str(k), str(n)) for k, n in rows if str(n).startswith(names)}
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_a_postgres_schema_of_the_earlier_release_is_renamed_as_a_fresh_one_is_made(
+    scratch_postgres: str,
+) -> None:
+    """The first numbered migration of the people and notifications schemas (version 2)
+    on the legacy PostgreSQL dump: the directory's and the inbox's tables, their primary
+    keys, indexes, row-id sequences and tombstone triggers take the names a fresh store of
+    this release gives them, rows kept (the legacy fixture test reads them back)."""
+    _psql(scratch_postgres, "-f", str(FIXTURES / "postgres.sql"))
+    conn = await asyncpg.connect(scratch_postgres)
+    try:
+        await conn.execute("CREATE SCHEMA fresh")
+        counts = [
+            await conn.fetchval(f"SELECT count(*) FROM legacy.{table}")  # noqa: S608
+            for table in _RENAMED
+        ]
+    finally:
+        await conn.close()
+    assert all(counts)
+    for schema in ("legacy", "fresh"):
+        store = PostgresStore(scratch_postgres, schema=schema)
+        await store.open()
+        try:
+            for declared in _release_schemas():
+                await store.install(declared)
+            if schema == "legacy":
+                assert await _versions(store) == {
+                    "store": 1,
+                    "events": 1,
+                    "versions": 1,
+                    "integrations": 1,
+                    "people": 2,
+                    "notifications": 2,
+                    "threads": 1,
+                    "webhooks": 1,
+                }
+                gateway = Gateway.of(store)
+                after = [
+                    (await gateway.fetch(f"SELECT count(*) FROM {{t}}{table}"))[0][0]  # noqa: S608
+                    for table in _RENAMED.values()
+                ]
+                assert after == counts
+        finally:
+            await store.close()
+    migrated = await _pg_objects(scratch_postgres, "legacy")
+    assert migrated == await _pg_objects(scratch_postgres, "fresh")
+    assert {
+        ("r", "members"),
+        ("i", "members_pkey"),
+        ("trigger", "members_tombstoned"),
+        ("r", "notifications"),
+        ("i", "notifications_pkey"),
+        ("i", "notifications_sub"),
+        ("S", "notifications_id_seq"),
+        ("trigger", "notifications_tombstoned"),
+        ("r", "notification_outbox"),
+        ("i", "notification_outbox_pkey"),
+        ("S", "notification_outbox_id_seq"),
+        ("trigger", "notification_outbox_tombstoned"),
+    } == migrated
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_erasure_in_the_process_that_renamed_a_table_empties_it(
+    open_store: OpenStore,
+) -> None:
+    """A store opened with the directory's table under its old name (recorded so), then
+    renamed by this process installing the people schema: erasing a wedding empties the
+    table under its new name and names the old one nowhere."""
+    from crdt_server.features.people.tables import SCHEMA as PEOPLE
+
+    at_one = dataclasses.replace(PEOPLE, wedding_tables=PEOPLE.first_wedding_tables, migrations=())
+    first = await open_store()
+    await first.install(at_one)
+    async with Gateway.of(first).transaction() as tx:
+        for wedding in ("w1", "w2"):
+            await tx.execute(
+                "INSERT INTO {t}thread_members (wedding, sub, role, name, unsubscribe,"
+                " updated_at) VALUES (?, 'ada', 'planner', 'Ada', 'u', 1)",
+                wedding,
+            )
+    await first.close()
+    later = await open_store()
+    await later.install(PEOPLE)
+    await later.erase_wedding("w1")
+    gateway = Gateway.of(later)
+    assert await gateway.fetch("SELECT wedding FROM {t}members") == [("w2",)]
+    assert await gateway.fetch(
+        "SELECT wedding_tables FROM {t}schema_versions WHERE name = 'people'"
+    ) == [("members",)]
+    assert not await _has_table(later, "thread_members")

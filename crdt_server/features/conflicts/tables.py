@@ -16,11 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 from crdt_server.actor import Actor
 from crdt_server.storage.base import DocumentStore, FeatureRow
-from crdt_server.storage.gateway import Gateway, Sql, Table, Tx, schema_of
+from crdt_server.storage.gateway import Gateway, Sql, Table, Tx, schema_of, statements
 from crdt_server.storage.gateway import insert_sql as insert_text
 
 __all__ = [
@@ -180,7 +179,7 @@ class ConcurrentEditStore:
         )
         params = (wedding, *(p for prefix in prefixes for p in (prefix, prefix)))
         await self._sql.run(
-            _statements(
+            statements(
                 [
                     (
                         "DELETE FROM {t}concurrent_edit_closures WHERE id IN"
@@ -197,7 +196,7 @@ class ConcurrentEditStore:
         them (``null``: not known, as for a writer the server never knew)."""
         who = (wedding, sub)
         await self._sql.run(
-            _statements(
+            statements(
                 [
                     ("DELETE FROM {t}yjs_clients WHERE wedding = ? AND sub = ?", who),
                     (
@@ -218,8 +217,3 @@ class ConcurrentEditStore:
                 ]
             )
         )
-
-
-def _statements(statements: Sequence[tuple[str, tuple[Any, ...]]]) -> Tx[None]:
-    for text, params in statements:
-        yield Sql(text, params)

@@ -17,6 +17,7 @@ from crdt_server.features.events.routes import (
     viewer_of,
 )
 from crdt_server.features.events.settings import EventSettings
+from crdt_server.features.events.tables import SCHEMA, forget_events_of
 
 __all__ = [
     "FEATURE",
@@ -26,6 +27,7 @@ __all__ = [
     "PostedEvent",
     "custom_event_data",
     "event_json",
+    "forget_events_of",
     "readable_event",
     "viewer_of",
 ]
@@ -41,6 +43,7 @@ FEATURE = Feature(
     routes=event_routes,
     bus=frozenset({"events"}),
     settings=EventSettings,
+    schemas=(SCHEMA,),
     # Custom events (day.vendor_arrived...): whoever runs or serves the day.
     capabilities={"events.post": LEADS | {"vendor"}},
 )

@@ -31,7 +31,16 @@ from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.events import derive_events
 from crdt_server.documents.redaction import finding_for_reader
 from crdt_server.features.events.settings import EventSettings
-from crdt_server.storage import AddedEvents, DocumentStore, EventFilter, NewEvent, Once, StoredEvent
+from crdt_server.features.events.tables import SCHEMA, purge_tickets
+from crdt_server.storage import (
+    AddedEvents,
+    DocumentStore,
+    EventFilter,
+    Gateway,
+    NewEvent,
+    Once,
+    StoredEvent,
+)
 from crdt_server.times import rfc3339
 
 __all__ = ["EventLog", "event_json", "readable_event"]
@@ -132,6 +141,7 @@ class EventLog(Extension):
     async def start(self, core: Core) -> None:
         self._core = core
         self._store = core.store
+        await core.store.install(SCHEMA)
         self._sweeper = asyncio.create_task(self._sweep(), name="event-retention")
 
     def listen(self, listener: Callable[[str], None]) -> None:
@@ -292,6 +302,7 @@ class EventLog(Extension):
             try:
                 cutoff = time.time() - settings.event_retention_days * 86400
                 purged = await core.store.purge_events(cutoff)
+                await purge_tickets(Gateway.of(core.store), time.time())
                 if purged:
                     log.info("retention: deleted %d events older than %s", purged, rfc3339(cutoff))
             except Exception:

@@ -49,8 +49,9 @@ from crdt_server.errors import (
 )
 from crdt_server.features.events.extension import EventLog, event_json, readable_event
 from crdt_server.features.events.settings import EventSettings
+from crdt_server.features.events.tables import put_ticket, take_ticket
 from crdt_server.names import event_problem
-from crdt_server.storage import EventFilter, NewEvent, Once, StoredEvent
+from crdt_server.storage import EventFilter, Gateway, NewEvent, Once, StoredEvent
 
 __all__ = [
     "SEE_EVERY_AUDIENCE",
@@ -208,8 +209,11 @@ async def stream_ticket(call: ApiCall, path: WeddingPath) -> Response:
         principal.authenticated,
         principal.role,
     )
-    await call.state.store.put_ticket(
-        _digest(ticket), msgspec.json.encode(grant).decode(), time.time() + TICKET_SECONDS
+    await put_ticket(
+        Gateway.of(call.state.store),
+        _digest(ticket),
+        msgspec.json.encode(grant).decode(),
+        time.time() + TICKET_SECONDS,
     )
     return json_response(StreamTicket(ticket, int(TICKET_SECONDS)), status_code=201)
 
@@ -230,7 +234,7 @@ async def stream(call: ApiCall, path: WeddingPath, query: StreamQuery) -> Respon
     after, types = _resume_after(call, query.after), _types(query.types)
     ticket = call.caller.secret if call.caller.kind == "ticket" else None
     if ticket:
-        payload = await call.state.store.take_ticket(_digest(ticket), time.time())
+        payload = await take_ticket(Gateway.of(call.state.store), _digest(ticket), time.time())
         if payload is None:
             raise Unauthenticated("unknown, used or expired ticket", field="ticket")
         grant = msgspec.json.decode(payload, type=_Grant)

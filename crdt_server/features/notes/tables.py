@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from crdt_server.storage.base import DocumentStore, NewEvent, StoredEvent
-from crdt_server.storage.gateway import Gateway, Sql, Table, Tx, schema_of
+from crdt_server.storage.gateway import Gateway, Table, schema_of, statements
 
 __all__ = ["NOTE_SESSIONS", "NoteSession", "NoteSessionStore"]
 
@@ -120,9 +120,13 @@ class NoteSessionStore:
     async def erase_entry(self, wedding: str, root: str, entry: str) -> None:
         """Forget the sessions of one entry (per-person erasure: their excerpts go)."""
         await self._sql.run(
-            _one(
-                "DELETE FROM {t}note_sessions WHERE wedding = ? AND root = ? AND entry = ?",
-                (wedding, root, entry),
+            statements(
+                [
+                    (
+                        "DELETE FROM {t}note_sessions WHERE wedding = ? AND root = ? AND entry = ?",
+                        (wedding, root, entry),
+                    )
+                ]
             )
         )
 
@@ -141,7 +145,3 @@ def _values(session: NoteSession) -> tuple[object, ...]:
         session.first_seq,
         session.started,
     )
-
-
-def _one(text: str, params: tuple[object, ...]) -> Tx[None]:
-    yield Sql(text, params)

@@ -103,13 +103,13 @@ def notify(
     """The step that puts a notification in ``sub``'s inbox, and with ``email`` an email
     in the outbox (whoever calls knows the person takes emails)."""
     yield Sql(
-        "INSERT INTO {t}thread_notifications (wedding, sub, reason, thread, message,"
+        "INSERT INTO {t}notifications (wedding, sub, reason, thread, message,"
         " actor, actor_role, priority, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (wedding, sub, reason, thread, message, actor.sub, actor.role, priority, now),
     )
     if email:
         yield Sql(
-            "INSERT INTO {t}thread_outbox (wedding, sub, reason, thread, message,"
+            "INSERT INTO {t}notification_outbox (wedding, sub, reason, thread, message,"
             " priority, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (wedding, sub, reason, thread, message, priority, now),
         )
@@ -129,7 +129,7 @@ def notice_rows(
     when the person has an address and takes emails."""
     rows = [
         FeatureRow(
-            "thread_notifications",
+            "notifications",
             (
                 ("wedding", wedding),
                 ("sub", sub),
@@ -146,7 +146,7 @@ def notice_rows(
     if member is not None and member.email and member.email_on:
         rows.append(
             FeatureRow(
-                "thread_outbox",
+                "notification_outbox",
                 (
                     ("wedding", wedding),
                     ("sub", sub),
@@ -166,7 +166,7 @@ def unread_about(wedding: str, sub: str, thread: str) -> Tx[list[UnreadNotice]]:
     return (
         yield from rows_as(
             UnreadNotice,
-            "SELECT id, message FROM {t}thread_notifications WHERE wedding = ? AND sub = ?"
+            "SELECT id, message FROM {t}notifications WHERE wedding = ? AND sub = ?"
             " AND thread = ? AND read = 0",
             wedding,
             sub,
@@ -180,7 +180,7 @@ def mark_read(wedding: str, sub: str, ids: Sequence[int] | None) -> Tx[int]:
     were unread."""
     if ids is None:
         done = yield Sql(
-            "UPDATE {t}thread_notifications SET read = 1 WHERE wedding = ? AND sub = ?"
+            "UPDATE {t}notifications SET read = 1 WHERE wedding = ? AND sub = ?"
             " AND read = 0 RETURNING id",
             (wedding, sub),
         )
@@ -190,7 +190,7 @@ def mark_read(wedding: str, sub: str, ids: Sequence[int] | None) -> Tx[int]:
         chunk = ids[start : start + _MARKS]
         marks = ",".join("?" * len(chunk))
         done = yield Sql(
-            "UPDATE {t}thread_notifications SET read = 1 WHERE wedding = ? AND sub = ?"
+            "UPDATE {t}notifications SET read = 1 WHERE wedding = ? AND sub = ?"
             f" AND read = 0 AND id IN ({marks}) RETURNING id",
             (wedding, sub, *chunk),
         )
@@ -203,13 +203,13 @@ def erase(wedding: str, sub: str) -> Tx[bool]:
     their queued emails, and the notifications that name them as who acted; whether
     there was any."""
     gone = 0
-    for table in ("thread_notifications", "thread_outbox"):
+    for table in ("notifications", "notification_outbox"):
         deleted: int = yield Sql(
             f"DELETE FROM {{t}}{table} WHERE wedding = ? AND sub = ?", (wedding, sub), count=True
         )
         gone += deleted
     acted: int = yield Sql(
-        "DELETE FROM {t}thread_notifications WHERE wedding = ? AND actor = ?",
+        "DELETE FROM {t}notifications WHERE wedding = ? AND actor = ?",
         (wedding, sub),
         count=True,
     )
@@ -275,7 +275,7 @@ class Notifications(Extension):
         cursor = after
         while len(items) < limit:
             sql = (
-                f"SELECT {NOTIFICATION_COLUMNS} FROM {{t}}thread_notifications"
+                f"SELECT {NOTIFICATION_COLUMNS} FROM {{t}}notifications"
                 " WHERE wedding = ? AND sub = ?"
             )
             params: list[Any] = [wedding, sub]
@@ -305,8 +305,7 @@ class Notifications(Extension):
             cursor = int(page[-1].id)
         unread = await self.db.read_one_as(
             Count,
-            "SELECT COUNT(*) FROM {t}thread_notifications WHERE wedding = ? AND sub = ?"
-            " AND read = 0",
+            "SELECT COUNT(*) FROM {t}notifications WHERE wedding = ? AND sub = ? AND read = 0",
             wedding,
             sub,
         )

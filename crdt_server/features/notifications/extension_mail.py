@@ -144,7 +144,7 @@ class Mailer(Extension):
         waiting = await db.read_as(
             DueOutbox,
             "SELECT wedding, sub, MAX(CASE WHEN priority = 'normal' THEN 0 ELSE 1 END)"
-            " FROM {t}thread_outbox WHERE claimed_until < ? GROUP BY wedding, sub",
+            " FROM {t}notification_outbox WHERE claimed_until < ? GROUP BY wedding, sub",
             now,
         )
         pause = POLL_SECONDS
@@ -164,8 +164,9 @@ class Mailer(Extension):
             return (
                 yield from rows_as(
                     OutboxItem,
-                    "UPDATE {t}thread_outbox SET claimed_until = ? WHERE wedding = ? AND sub = ?"
-                    " AND claimed_until < ? RETURNING id, reason, thread, message, priority",
+                    "UPDATE {t}notification_outbox SET claimed_until = ? WHERE wedding = ?"
+                    " AND sub = ? AND claimed_until < ?"
+                    " RETURNING id, reason, thread, message, priority",
                     now + CLAIM_SECONDS,
                     wedding,
                     sub,
@@ -269,10 +270,12 @@ class Mailer(Extension):
 
 def _release(ids: list[int], at: float) -> Tx[None]:
     marks = ",".join("?" * len(ids))
-    yield Sql(f"UPDATE {{t}}thread_outbox SET claimed_until = ? WHERE id IN ({marks})", (at, *ids))
+    yield Sql(
+        f"UPDATE {{t}}notification_outbox SET claimed_until = ? WHERE id IN ({marks})", (at, *ids)
+    )
 
 
 def _done(wedding: str, sub: str, ids: list[int], at: float) -> Tx[None]:
     marks = ",".join("?" * len(ids))
-    yield Sql(f"DELETE FROM {{t}}thread_outbox WHERE id IN ({marks})", tuple(ids))
+    yield Sql(f"DELETE FROM {{t}}notification_outbox WHERE id IN ({marks})", tuple(ids))
     yield from emailed(wedding, sub, at)

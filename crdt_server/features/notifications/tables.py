@@ -1,13 +1,16 @@
-"""The notifications feature's tables: each person's inbox (``thread_notifications``) and
-the email outbox (``thread_outbox``). They keep the names they had when the threads feature
-kept them; their columns and meaning are unchanged (``thread`` is ``''`` for a notice not
-about a thread, whose ``message`` then names what it is about)."""
+"""The notifications feature's tables: each person's inbox (``notifications``) and the
+email outbox (``notification_outbox``). Until schema version 2 they were named
+``thread_notifications`` and ``thread_outbox`` (the threads feature kept them then); their
+columns and meaning are unchanged (``thread`` is ``''`` for a notice not about a thread,
+whose ``message`` then names what it is about). Version 1 below is the tables as those
+releases made them: a store they wrote is renamed when the feature is installed."""
 
 from __future__ import annotations
 
 import msgspec
 
 from crdt_server.storage import Table, schema_of
+from crdt_server.storage.gateway import renamed
 
 __all__ = [
     "NOTIFICATIONS",
@@ -21,28 +24,46 @@ __all__ = [
     "UnreadNotice",
 ]
 
-NOTIFICATIONS = Table(
-    "thread_notifications",
+_INBOX_COLUMNS = (
     "(id {id}, wedding {text} NOT NULL, sub {text} NOT NULL, reason {text} NOT NULL,"
     " thread {text} NOT NULL, message {text} NOT NULL, actor {text} NOT NULL,"
     " actor_role {text} NOT NULL, priority {text} NOT NULL, created_at {real} NOT NULL,"
-    " read INTEGER NOT NULL DEFAULT 0)",
+    " read INTEGER NOT NULL DEFAULT 0)"
+)
+_OUTBOX_COLUMNS = (
+    "(id {id}, wedding {text} NOT NULL, sub {text} NOT NULL, reason {text} NOT NULL,"
+    " thread {text} NOT NULL, message {text} NOT NULL, priority {text} NOT NULL,"
+    " created_at {real} NOT NULL, claimed_until {real} NOT NULL DEFAULT 0)"
+)
+_THREAD_NOTIFICATIONS = Table(
+    "thread_notifications",
+    _INBOX_COLUMNS,
     indexes=(
         "CREATE INDEX IF NOT EXISTS thread_notifications_sub"
         " ON {t}thread_notifications (wedding, sub, id)",
     ),
 )
-OUTBOX = Table(
-    "thread_outbox",
-    "(id {id}, wedding {text} NOT NULL, sub {text} NOT NULL, reason {text} NOT NULL,"
-    " thread {text} NOT NULL, message {text} NOT NULL, priority {text} NOT NULL,"
-    " created_at {real} NOT NULL, claimed_until {real} NOT NULL DEFAULT 0)",
+"""Version 1."""
+_THREAD_OUTBOX = Table("thread_outbox", _OUTBOX_COLUMNS)
+"""Version 1."""
+NOTIFICATIONS = Table(
+    "notifications",
+    _INBOX_COLUMNS,
+    indexes=(
+        "CREATE INDEX IF NOT EXISTS notifications_sub ON {t}notifications (wedding, sub, id)",
+    ),
 )
+OUTBOX = Table("notification_outbox", _OUTBOX_COLUMNS)
 
-SCHEMA = schema_of("notifications", NOTIFICATIONS, OUTBOX)
+SCHEMA = schema_of(
+    "notifications",
+    _THREAD_NOTIFICATIONS,
+    _THREAD_OUTBOX,
+    migrations=[renamed(2, (_THREAD_NOTIFICATIONS, NOTIFICATIONS), (_THREAD_OUTBOX, OUTBOX))],
+)
 """The inbox and the email outbox, erased with their wedding. On a store written before
 notifications were a feature of their own, the tables are there already (the threads
-schema created them): installing this schema adds only its version row."""
+schema created them): installing this schema adds its version row and renames them."""
 
 
 NOTIFICATION_COLUMNS = "id, reason, thread, message, actor, actor_role, priority, created_at, read"

@@ -10,7 +10,7 @@ from crdt_server.auth.permissions import LEADS
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
 from crdt_server.features.people.domain import PARTICIPATION, Member, member_json
-from crdt_server.features.people.extension import People, emailed
+from crdt_server.features.people.extension import People, emailed, member_row
 from crdt_server.features.people.routes import member_principal, people_routes
 from crdt_server.features.people.tables import SCHEMA, members
 
@@ -23,6 +23,7 @@ __all__ = [
     "emailed",
     "member_json",
     "member_principal",
+    "member_row",
     "members",
 ]
 

@@ -18,9 +18,10 @@ from crdt_server.core.hooks import ConnectionView, Core, Extension, RoomView
 from crdt_server.features.db import FeatureDb, Sql, Tx
 from crdt_server.features.people import tables
 from crdt_server.features.people.domain import Member, member_json
-from crdt_server.features.people.tables import SCHEMA
+from crdt_server.features.people.tables import MEMBERS, SCHEMA
+from crdt_server.storage import FeatureRow
 
-__all__ = ["People", "emailed", "erase"]
+__all__ = ["People", "emailed", "erase", "member_row"]
 
 log = logging.getLogger("crdt_server.people")
 
@@ -28,7 +29,7 @@ log = logging.getLogger("crdt_server.people")
 def erase(wedding: str, sub: str) -> Tx[bool]:
     """The step that removes a member's entry; whether there was one."""
     gone = yield Sql(
-        "DELETE FROM {t}thread_members WHERE wedding = ? AND sub = ?", (wedding, sub), count=True
+        "DELETE FROM {t}members WHERE wedding = ? AND sub = ?", (wedding, sub), count=True
     )
     return bool(gone)
 
@@ -36,9 +37,37 @@ def erase(wedding: str, sub: str) -> Tx[bool]:
 def emailed(wedding: str, sub: str, at: float) -> Tx[None]:
     """The step that records when a member was last emailed (their digest window)."""
     yield Sql(
-        "UPDATE {t}thread_members SET emailed_at = ? WHERE wedding = ? AND sub = ?",
+        "UPDATE {t}members SET emailed_at = ? WHERE wedding = ? AND sub = ?",
         (at, wedding, sub),
     )
+
+
+def member_row(
+    wedding: str,
+    sub: str,
+    *,
+    role: str,
+    name: str,
+    email: str | None,
+    participation: str,
+    email_on: bool,
+    unsubscribe: str,
+    updated_at: float,
+) -> FeatureRow:
+    """A member's row, written with an imported wedding's documents (the threads' export
+    section reads them back in)."""
+    values = {
+        "wedding": wedding,
+        "sub": sub,
+        "role": role,
+        "name": name,
+        "email": email,
+        "participation": participation,
+        "email_on": int(email_on),
+        "unsubscribe": unsubscribe,
+        "updated_at": updated_at,
+    }
+    return FeatureRow(MEMBERS.name, tuple(values.items()))
 
 
 class People(Extension):
@@ -101,10 +130,10 @@ class People(Extension):
 
         def tx() -> Tx[None]:
             yield Sql(
-                "INSERT INTO {t}thread_members (wedding, sub, role, name, email, unsubscribe,"
+                "INSERT INTO {t}members (wedding, sub, role, name, email, unsubscribe,"
                 " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (wedding, sub) DO UPDATE"
                 " SET role = excluded.role, name = excluded.name,"
-                " email = COALESCE(excluded.email, {t}thread_members.email),"
+                " email = COALESCE(excluded.email, {t}members.email),"
                 " updated_at = excluded.updated_at",
                 (wedding, sub, role, name, email, secrets.token_urlsafe(24), time.time()),
             )
@@ -119,10 +148,10 @@ class People(Extension):
 
         def tx() -> Tx[bool]:
             known = yield Sql(
-                "SELECT 1 FROM {t}thread_members WHERE wedding = ? AND sub = ?", (wedding, sub)
+                "SELECT 1 FROM {t}members WHERE wedding = ? AND sub = ?", (wedding, sub)
             )
             yield Sql(
-                "INSERT INTO {t}thread_members (wedding, sub, role, name, email, unsubscribe,"
+                "INSERT INTO {t}members (wedding, sub, role, name, email, unsubscribe,"
                 " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (wedding, sub) DO UPDATE"
                 " SET role = excluded.role, name = excluded.name, email = excluded.email,"
                 " updated_at = excluded.updated_at",
@@ -148,12 +177,12 @@ class People(Extension):
         def tx() -> Tx[None]:
             if participation is not None:
                 yield Sql(
-                    "UPDATE {t}thread_members SET participation = ? WHERE wedding = ? AND sub = ?",
+                    "UPDATE {t}members SET participation = ? WHERE wedding = ? AND sub = ?",
                     (participation, wedding, sub),
                 )
             if email_on is not None:
                 yield Sql(
-                    "UPDATE {t}thread_members SET email_on = ? WHERE wedding = ? AND sub = ?",
+                    "UPDATE {t}members SET email_on = ? WHERE wedding = ? AND sub = ?",
                     (int(email_on), wedding, sub),
                 )
 

@@ -1,5 +1,7 @@
-"""The member directory's table: ``thread_members`` (the name it had when the threads
-feature kept it; its name, columns and meaning are unchanged)."""
+"""The member directory's table: ``members``. Until schema version 2 it was named
+``thread_members`` (the threads feature kept it then); its columns and meaning are
+unchanged. Version 1 below is the table as those releases made it: a store they wrote
+is renamed when the people feature is installed (``renamed``)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import msgspec
 from crdt_server.features.db import FeatureDb
 from crdt_server.features.people.domain import Member
 from crdt_server.storage import Table, schema_of
+from crdt_server.storage.gateway import renamed
 
 __all__ = [
     "MEMBERS",
@@ -20,20 +23,22 @@ __all__ = [
     "unsubscribe_key",
 ]
 
-MEMBERS = Table(
-    "thread_members",
+_COLUMNS = (
     "(wedding {text} NOT NULL, sub {text} NOT NULL, role {text} NOT NULL, name {text} NOT NULL,"
     " email {text}, participation {text} NOT NULL DEFAULT 'all',"
     " email_on INTEGER NOT NULL DEFAULT 1, unsubscribe {text} NOT NULL,"
     " emailed_at {real} NOT NULL DEFAULT 0, updated_at {real} NOT NULL,"
-    " PRIMARY KEY (wedding, sub))",
+    " PRIMARY KEY (wedding, sub))"
 )
+_THREAD_MEMBERS = Table("thread_members", _COLUMNS)
+"""Version 1."""
+MEMBERS = Table("members", _COLUMNS)
 
-SCHEMA = schema_of("people", MEMBERS)
+SCHEMA = schema_of("people", _THREAD_MEMBERS, migrations=[renamed(2, (_THREAD_MEMBERS, MEMBERS))])
 """Each wedding's members: their role, name and address, what they are notified of, their
 unsubscribe key and when they were last emailed; erased with their wedding. On a store
 written before the directory was a feature of its own, the table is there already (the
-threads schema created it): installing this schema adds only its version row."""
+threads schema created it): installing this schema adds its version row and renames it."""
 
 MEMBER_COLUMNS = "sub, role, name, email, participation, email_on"
 """The columns of a :class:`MemberRow`, in its order."""
@@ -66,7 +71,7 @@ class _Emailed(msgspec.Struct, frozen=True):
 async def member(db: FeatureDb, wedding: str, sub: str) -> Member | None:
     found = await db.read_one_as(
         MemberRow,
-        f"SELECT {MEMBER_COLUMNS} FROM {{t}}thread_members WHERE wedding = ? AND sub = ?",
+        f"SELECT {MEMBER_COLUMNS} FROM {{t}}members WHERE wedding = ? AND sub = ?",
         wedding,
         sub,
     )
@@ -77,7 +82,7 @@ async def members(db: FeatureDb, wedding: str) -> list[Member]:
     """The wedding's members, by sub."""
     rows = await db.read_as(
         MemberRow,
-        f"SELECT {MEMBER_COLUMNS} FROM {{t}}thread_members WHERE wedding = ? ORDER BY sub",
+        f"SELECT {MEMBER_COLUMNS} FROM {{t}}members WHERE wedding = ? ORDER BY sub",
         wedding,
     )
     return [r.member() for r in rows]
@@ -86,7 +91,7 @@ async def members(db: FeatureDb, wedding: str) -> list[Member]:
 async def unsubscribe_key(db: FeatureDb, wedding: str, sub: str) -> str | None:
     found = await db.read_one_as(
         _Unsubscribe,
-        "SELECT unsubscribe FROM {t}thread_members WHERE wedding = ? AND sub = ?",
+        "SELECT unsubscribe FROM {t}members WHERE wedding = ? AND sub = ?",
         wedding,
         sub,
     )
@@ -96,7 +101,7 @@ async def unsubscribe_key(db: FeatureDb, wedding: str, sub: str) -> str | None:
 async def emailed_at(db: FeatureDb, wedding: str, sub: str) -> float | None:
     found = await db.read_one_as(
         _Emailed,
-        "SELECT emailed_at FROM {t}thread_members WHERE wedding = ? AND sub = ?",
+        "SELECT emailed_at FROM {t}members WHERE wedding = ? AND sub = ?",
         wedding,
         sub,
     )

@@ -1,6 +1,7 @@
 """The ``threads`` section of a wedding export: members, threads, participants, messages
 and read marks, read from and written to the thread feature's tables and the member
-directory's (``thread_members``, the people feature's: threads build on it).
+directory's (the people feature's, read and written through its functions: threads build on
+it).
 
 Both exports use it: ``GET /api/weddings/{id}/export`` (``crdt_server.edge.export``)
 and ``crdt-server export`` / ``crdt-server import``, which receive :data:`THREADS` from the
@@ -114,6 +115,7 @@ class _Reader:
     def __init__(self, wedding: str) -> None:
         self.wedding = wedding
         self.rows: list[FeatureRow] = []
+        self.members: set[str] = set()
         self.now = time.time()
 
     def section(self, data: object) -> list[FeatureRow]:
@@ -134,8 +136,9 @@ class _Reader:
             raw, where, {"sub", "role", "name", "email", "participation", "email_notifications"}
         )
         sub = _sub(item, "sub", where)
-        if any(r.table == "thread_members" and r.values[1] == ("sub", sub) for r in self.rows):
+        if sub in self.members:
             raise ExportError(f"{where}.sub", "appears twice")
+        self.members.add(sub)
         role = item.get("role")
         if role not in ROLES:
             raise ExportError(f"{where}.role", f"must be one of {', '.join(ROLES)}")
@@ -151,15 +154,14 @@ class _Reader:
         if not isinstance(email_on, bool):
             raise ExportError(f"{where}.email_notifications", "must be true or false")
         self.rows.append(
-            _row(
-                "thread_members",
-                wedding=self.wedding,
-                sub=sub,
+            people.member_row(
+                self.wedding,
+                sub,
                 role=role,
                 name=_text(item, "name", where, empty=True, limit=_NAME),
                 email=email,
                 participation=participation,
-                email_on=int(email_on),
+                email_on=email_on,
                 unsubscribe=secrets.token_urlsafe(24),
                 updated_at=self.now,
             )

@@ -5,9 +5,10 @@ Its transactions run through the shared queued writer
 (:class:`crdt_server.features.db.FeatureDb`, once this module's ``ThreadDb``), and compose
 the steps of the features threads build on: the member directory's
 (:mod:`crdt_server.features.people`) and the inbox's
-(:mod:`crdt_server.features.notifications`), whose tables (``thread_members``,
-``thread_notifications``, ``thread_outbox``) were this schema's before they had features
-of their own.
+(:mod:`crdt_server.features.notifications`), whose tables (``members``, ``notifications``,
+``notification_outbox``, named ``thread_members``, ``thread_notifications`` and
+``thread_outbox`` until they were renamed) were this schema's before they had features of
+their own.
 
 Every statement of the feature is here (and in
 :mod:`crdt_server.features.threads.tables_messages`, the messages'), with the rows they
@@ -29,6 +30,7 @@ from typing import Any
 import msgspec
 
 from crdt_server.features.db import Events, FeatureDb, Sql, Tx, row_as, rows_as
+from crdt_server.features.events import forget_events_of
 from crdt_server.features.threads.tables_messages import MESSAGE_COLUMNS, ThreadMessageRow
 from crdt_server.storage import Table, schema_of
 
@@ -542,8 +544,5 @@ def erase_member(wedding: str, sub: str) -> Tx[bool]:
         )
     for table in ("thread_participants", "thread_reads"):
         yield Sql(f"DELETE FROM {{t}}{table} WHERE wedding = ? AND sub = ?", (wedding, sub))
-    yield Sql(
-        "DELETE FROM {t}events WHERE wedding = ? AND sub = ? AND type LIKE 'thread.%'",
-        (wedding, sub),
-    )
+    yield from forget_events_of(wedding, sub, "thread.")
     return wrote is not None

@@ -157,8 +157,8 @@ class VersionKeeper(Extension):
         or before ``seq``) and the document. Raises :class:`NotKept`."""
         versions = self._require_versions()
         log = await versions.log_upto(name, seq)
-        if log:
-            return log[-1].seq, replay([bytes(kept.data) for kept in log])[0].doc
+        if log is not None:
+            return log.last_seq, replay(log.updates)[0].doc
         point = await versions.state(name, seq)
         if point is None:
             raise NotKept(name)

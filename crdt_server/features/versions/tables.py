@@ -16,13 +16,12 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import msgspec
 
 from crdt_server.actor import Actor
-from crdt_server.storage.base import DocumentStore
-from crdt_server.storage.gateway import Gateway, Sql, Table, Tx, schema_of
+from crdt_server.storage.base import DocumentStore, StoredLog
+from crdt_server.storage.gateway import Gateway, Table, schema_of, statements
 
 __all__ = ["VERSIONS", "VersionPoint", "VersionStore", "to_thin"]
 
@@ -82,7 +81,7 @@ class VersionStore:
         actors = json.dumps([[a.sub, a.role] for a in point.actors])
         row = (point.doc, point.seq, wedding, point.at, actors, state)
         sql = "INSERT INTO {t}versions VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-        return await self._sql.run(_statements([(sql, row)])) == [1]
+        return await self._sql.run(statements([(sql, row)], count=True)) == [1]
 
     async def points(
         self, doc: str, *, before: int | None = None, limit: int = 50
@@ -109,27 +108,16 @@ class VersionStore:
             at_most,
         )
 
-    async def log_upto(self, doc: str, at_most: int) -> list[Kept]:
-        """The document's log rows with ``seq <= at_most``, oldest first (the first may be
-        a compaction snapshot); empty when the log no longer reaches back that far."""
-        return await self._sql.fetch_as(
-            Kept,
-            "SELECT seq, data FROM {t}updates WHERE doc = ? AND seq <= ? ORDER BY seq",
-            doc,
-            at_most,
-        )
+    async def log_upto(self, doc: str, at_most: int) -> StoredLog | None:
+        """The document's log with ``seq <= at_most`` (the first row may be a compaction
+        snapshot); ``None`` when the log no longer reaches back that far (the store's)."""
+        return await self._store.load(doc, upto=at_most)
 
     async def actors_between(self, doc: str, after: int, upto: int) -> list[Actor]:
-        """Who changed the document with ``after < seq <= upto`` (from its history)."""
-        rows = await self._sql.fetch_as(
-            _ActorRow,
-            "SELECT DISTINCT sub, role FROM {t}history WHERE doc = ? AND seq > ? AND seq <= ?"
-            " ORDER BY sub, role",
-            doc,
-            after,
-            upto,
-        )
-        return [Actor(str(r.sub), str(r.role)) for r in rows if r.sub]
+        """Who changed the document with ``after < seq <= upto`` (from the store's
+        history: seqs are the store's, so at most ``upto - after`` entries)."""
+        entries = await self._store.history(doc, max(0, upto - after), before=upto + 1, after=after)
+        return sorted({Actor(e.sub, e.role) for e in entries if e.sub}, key=_by_name)
 
     async def older_than(self, at: float) -> list[VersionPoint]:
         """Every point taken before ``at`` (what thinning looks at)."""
@@ -150,22 +138,18 @@ class VersionStore:
         if not rows:
             return
         sql = "UPDATE {t}versions SET state = ? WHERE doc = ? AND seq = ?"
-        await self._sql.run(_statements([(sql, row) for row in rows]))
+        await self._sql.run(statements([(sql, row) for row in rows], count=True))
 
     async def delete(self, points: Sequence[VersionPoint]) -> None:
         keys = [(p.doc, p.seq) for p in points]
         if not keys:
             return
         sql = "DELETE FROM {t}versions WHERE doc = ? AND seq = ?"
-        await self._sql.run(_statements([(sql, key) for key in keys]))
+        await self._sql.run(statements([(sql, key) for key in keys], count=True))
 
 
-def _statements(statements: Sequence[tuple[str, tuple[Any, ...]]]) -> Tx[list[int]]:
-    """The statements in one transaction; how many rows each touched."""
-    touched: list[int] = []
-    for sql, params in statements:
-        touched.append((yield Sql(sql, params, count=True)))
-    return touched
+def _by_name(actor: Actor) -> tuple[str, str]:
+    return actor.sub, actor.role
 
 
 class Kept(msgspec.Struct, frozen=True):
@@ -173,11 +157,6 @@ class Kept(msgspec.Struct, frozen=True):
 
     seq: int
     data: bytes
-
-
-class _ActorRow(msgspec.Struct, frozen=True):
-    sub: str
-    role: str
 
 
 class _PointRow(msgspec.Struct, frozen=True):

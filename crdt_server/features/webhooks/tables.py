@@ -22,7 +22,7 @@ import msgspec
 
 from crdt_server.features.webhooks.domain import Delivery, Endpoint, scope_of
 from crdt_server.storage import DocumentStore, Gateway, Table, schema_of
-from crdt_server.storage.gateway import Sql, Tx
+from crdt_server.storage.gateway import statements as in_one_transaction
 
 __all__ = [
     "DELIVERY_COLUMNS",
@@ -304,7 +304,7 @@ class WebhookTables:
 
     async def transaction(self, statements: Sequence[Statement]) -> list[list[tuple[Any, ...]]]:
         """Run ``statements`` in one transaction; the rows each returned."""
-        return await self._sql.run(_each(statements))
+        return await self._sql.run(in_one_transaction(statements))
 
     async def claim(
         self, owner: str, now: float, lease_until: float, limit: int, per_endpoint: int = 4
@@ -319,10 +319,3 @@ class WebhookTables:
         text = _CLAIM.replace("{lock}", "")
         (claimed,) = await self.transaction([(text, args)])
         return [Leased(*row) for row in claimed]
-
-
-def _each(statements: Sequence[Statement]) -> Tx[list[list[tuple[Any, ...]]]]:
-    rows: list[list[tuple[Any, ...]]] = []
-    for text, args in statements:
-        rows.append((yield Sql(text, args)))
-    return rows

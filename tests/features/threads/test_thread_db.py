@@ -19,14 +19,14 @@ class Refused(Exception):
 
 def add_member(wedding: str, sub: str, *, fail: bool = False) -> Tx[int]:
     yield Sql(
-        "INSERT INTO {t}thread_members (wedding, sub, role, name, unsubscribe, updated_at)"
+        "INSERT INTO {t}members (wedding, sub, role, name, unsubscribe, updated_at)"
         " VALUES (?, ?, 'vendor', ?, 'k', 0)",
         (wedding, sub, sub),
     )
     stored = yield Events([NewEvent(wedding, "thread.member_added", "{}")])
     if fail:
         raise Refused(sub)
-    rows = yield Sql("SELECT COUNT(*) FROM {t}thread_members WHERE wedding = ?", (wedding,))
+    rows = yield Sql("SELECT COUNT(*) FROM {t}members WHERE wedding = ?", (wedding,))
     return len(stored) * 1000 + int(rows[0][0])
 
 
@@ -40,7 +40,7 @@ async def test_thread_transactions_share_commits_and_fail_alone(store: DocumentS
     )
     assert isinstance(results[3], Refused)
     assert all(isinstance(r, int) and r > 1000 for i, r in enumerate(results) if i != 3)
-    rows = await db.read("SELECT sub FROM {t}thread_members WHERE wedding = ? ORDER BY sub", "w_1")
+    rows = await db.read("SELECT sub FROM {t}members WHERE wedding = ? ORDER BY sub", "w_1")
     assert [r[0] for r in rows] == [f"m{i}" for i in range(8) if i != 3]
     # The failed one's event was rolled back with it: seqs have no gap.
     events = await store.events("w_1", limit=100)
@@ -48,4 +48,4 @@ async def test_thread_transactions_share_commits_and_fail_alone(store: DocumentS
     await db.drain()
     # The wedding's erasure empties the feature's tables.
     await store.erase_wedding("w_1")
-    assert await db.read("SELECT COUNT(*) FROM {t}thread_members") == [(0,)]
+    assert await db.read("SELECT COUNT(*) FROM {t}members") == [(0,)]

@@ -377,8 +377,8 @@ async def test_erasure_of_a_member_and_the_export(
     assert await until(lambda: absent(server.data_dir, b"zanzibarish"))
     with sqlite3.connect(server.data_dir / "crdt.sqlite3") as db:
         for table in (
-            "thread_members", "threads", "thread_participants", "thread_messages",
-            "thread_reads", "thread_notifications", "thread_outbox", "thread_search",
+            "members", "threads", "thread_participants", "thread_messages",
+            "thread_reads", "notifications", "notification_outbox", "thread_search",
             "thread_requests",
         ):  # fmt: skip
             assert db.execute(f"SELECT COUNT(*) FROM {table}").fetchone() == (0,), table

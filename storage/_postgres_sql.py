@@ -1,0 +1,253 @@
+"""What the PostgreSQL store runs on the writer's connection besides appends: feature rows
+of a commit, documents moved in whole, held transactions and the gateway's side
+(:class:`storage.gateway.Gateway`). See :mod:`storage.postgres`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import asyncpg
+
+from ._postgres_events import insert_events
+from ._postgres_schema import (
+    APPEND,
+    DB_ERRORS,
+    HAS_ANY,
+    NEXT_SEQS,
+    PUT_HISTORY,
+    check_event,
+    check_text,
+)
+from .base import FeatureRow, MovedDocument, NewEvent, StoredEvent, StoreError, dropped_feature_row
+from .gateway import Dialect, Events, Tx, dialect_sql, dialected, insert_sql
+
+if TYPE_CHECKING:
+    from ._postgres_schema import Conn
+    from .postgres import PostgresStore
+
+_T = TypeVar("_T")
+
+
+async def insert_features(conn: Conn, s: str, features: Sequence[FeatureRow]) -> None:
+    """Insert a commit's feature rows; a row that fails is dropped (rolled back to its
+    own savepoint, logged with its table only) and the updates commit all the same
+    (see :func:`crdt_server.storage.base.dropped_feature_row`)."""
+    if not features:
+        return
+
+    async def insert(feature: FeatureRow) -> None:
+        sql = dialect_sql(insert_sql(feature), "postgres", f"{s}.")
+        await conn.execute(sql, *(value for _, value in feature.values))
+
+    try:
+        async with conn.transaction():  # a savepoint
+            for feature in features:
+                await insert(feature)
+    except asyncpg.PostgresError:
+        for feature in features:  # again, one by one: keep every row that goes in
+            try:
+                async with conn.transaction():
+                    await insert(feature)
+            except asyncpg.PostgresError as exc:
+                dropped_feature_row(feature, exc)
+
+
+class MovedRows:
+    """What :meth:`storage.base.DocumentStore.put_documents` writes, checked before a
+    transaction opens (:meth:`write` writes it in one)."""
+
+    def __init__(
+        self,
+        documents: Sequence[MovedDocument],
+        origin: str,
+        events: Sequence[NewEvent],
+        rows: Sequence[FeatureRow],
+    ) -> None:
+        moved = list(documents)
+        for event in events:
+            check_event(event)
+        if len({d.doc for d in moved}) != len(moved):
+            raise StoreError("a document is listed twice")
+        history: list[tuple[str, str, float, int]] = []  # doc, origin, created_at, size
+        logged: list[tuple[str, bytes]] = []
+        for document in moved:
+            if not document.updates:
+                raise StoreError(f"{document.doc!r} has no update to store")
+            for data in document.updates:
+                check_text(data, document.doc, origin)
+            for entry in document.history:
+                check_text(b"", entry.origin)
+                history.append((document.doc, entry.origin, float(entry.created_at), entry.size))
+            # Placeholders keep each document's rows after its own history, in one list.
+            history += [(document.doc, "", -1.0, -1)] * len(document.updates)
+            logged += [(document.doc, data) for data in document.updates]
+        self.names = [d.doc for d in moved]
+        self.origin = origin
+        self.history = history
+        self.logged = logged
+        self.events = list(events)
+        self.rows = list(rows)
+
+    async def write(self, conn: Conn, s: str, where: str) -> list[int]:
+        """In the caller's transaction; the updates' seqs."""
+        found = await conn.fetchval(HAS_ANY.format(s=s), self.names)
+        if found is not None:
+            raise StoreError(f"{found!r} already has rows in {where}")  # rolls back
+        history, logged = self.history, self.logged
+        seqs: list[int] = sorted(await conn.fetchval(NEXT_SEQS, f"{s}.updates_seq", len(history)))
+        update_seqs = [q for q, h in zip(seqs, history, strict=True) if h[3] < 0]
+        plain = [(q, h) for q, h in zip(seqs, history, strict=True) if h[3] >= 0]
+        await conn.execute(
+            PUT_HISTORY.format(s=s),
+            [q for q, _ in plain],
+            [h[0] for _, h in plain],
+            [h[1] for _, h in plain],
+            [h[2] for _, h in plain],
+            [h[3] for _, h in plain],
+        )
+        await conn.execute(
+            APPEND.format(s=s),
+            update_seqs,
+            [doc for doc, _ in logged],
+            [data for _, data in logged],
+            [self.origin] * len(logged),
+            [""] * len(logged),
+            [""] * len(logged),
+            [None] * len(logged),
+        )
+        await insert_events(conn, s, self.events)
+        for row in self.rows:
+            columns = ", ".join(column for column, _ in row.values)
+            marks = ", ".join(f"${i}" for i in range(1, len(row.values) + 1))
+            sql = f"INSERT INTO {s}.{row.table} ({columns}) VALUES ({marks})"  # noqa: S608
+            try:
+                await conn.execute(sql, *(value for _, value in row.values))
+            except asyncpg.PostgresError as exc:
+                raise StoreError(f"a row for {row.table} cannot be stored: {exc}") from exc
+        return update_seqs
+
+
+@asynccontextmanager
+async def held_transaction(store: PostgresStore) -> AsyncIterator[PostgresTx]:
+    """A write transaction whose statements the caller sends one at a time, on the
+    writer's connection under the store's advisory lock, in its turn in the writer's
+    queue: see :meth:`storage.gateway.Gateway.transaction`."""
+    loop = asyncio.get_running_loop()
+    entered: asyncio.Future[PostgresTx] = loop.create_future()
+    leave: asyncio.Future[bool] = loop.create_future()
+
+    async def hold(conn: Conn) -> None:
+        entered.set_result(PostgresTx(store, conn))
+        if not await leave:
+            raise RolledBack
+
+    job: asyncio.Future[Any] = asyncio.ensure_future(store.write(hold))
+    await asyncio.wait({entered, job}, return_when=asyncio.FIRST_COMPLETED)
+    if not entered.done():
+        entered.cancel()
+        await job  # raises what kept the transaction from starting
+    try:
+        yield entered.result()
+    except BaseException:
+        leave.set_result(False)
+        with suppress(Exception):
+            await asyncio.shield(job)
+        raise
+    leave.set_result(True)
+    await job
+
+
+class RolledBack(Exception):  # noqa: N818 (not an error: the owner rolled back)
+    """A held transaction's owner raised: roll it back."""
+
+
+class PostgresTx:
+    """Statements of a held transaction (PostgreSQL dialect already)."""
+
+    def __init__(self, store: PostgresStore, conn: Conn) -> None:
+        self._store = store
+        self._conn = conn
+
+    async def fetch(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
+        try:
+            return [tuple(r) for r in await self._conn.fetch(sql, *params)]
+        except DB_ERRORS as exc:
+            raise StoreError(f"writing {self._store.where} failed: {exc}") from exc
+
+    async def execute(self, sql: str, *params: object) -> int:
+        try:
+            status = await self._conn.execute(sql, *params)
+        except DB_ERRORS as exc:
+            raise StoreError(f"writing {self._store.where} failed: {exc}") from exc
+        last = str(status).rsplit(" ", 1)[-1]
+        return int(last) if last.isdigit() else 0
+
+    async def executemany(self, sql: str, params: Sequence[Sequence[object]]) -> None:
+        try:
+            await self._conn.executemany(sql, params)
+        except DB_ERRORS as exc:
+            raise StoreError(f"writing {self._store.where} failed: {exc}") from exc
+
+    async def add_events(self, events: Sequence[NewEvent]) -> list[StoredEvent]:
+        for event in events:
+            check_event(event)
+        try:
+            return await insert_events(self._conn, self._store.schema, events)
+        except DB_ERRORS as exc:
+            raise StoreError(f"writing {self._store.where} failed: {exc}") from exc
+
+
+class PostgresSql:
+    """The PostgreSQL side of :class:`storage.gateway.Gateway`."""
+
+    dialect: Dialect = "postgres"
+
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+        self.prefix = f"{store.schema}."
+
+    async def fetch(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in await self._store.fetch(sql, *params)]
+
+    def transaction(self) -> Any:
+        return self._store.held_transaction()
+
+    async def run(self, tx: Tx[_T], sql: Callable[[str], str]) -> _T:
+        result: _T = await self._store.run(dialected(tx, sql))
+        return result
+
+
+def driver(tx: Tx[_T], store: PostgresStore) -> Callable[[Conn], Awaitable[_T]]:
+    """The work of a gateway transaction (its statements in PostgreSQL's dialect already)
+    on the writer's connection: each statement's rows (or count) sent back into ``tx``, a
+    database error thrown into it as :class:`StoreError`."""
+
+    async def body(conn: Conn) -> _T:
+        reply: Any = None
+        error: StoreError | None = None
+        while True:
+            try:
+                step = tx.send(reply) if error is None else tx.throw(error)
+            except StopIteration as done:
+                result: _T = done.value
+                return result
+            error = None
+            try:
+                if isinstance(step, Events):
+                    for event in step.events:
+                        check_event(event)
+                    reply = await insert_events(conn, store.schema, list(step.events))
+                elif step.count:
+                    status = str(await conn.execute(step.text, *step.params))
+                    last = status.rsplit(" ", 1)[-1]
+                    reply = int(last) if last.isdigit() else 0
+                else:
+                    reply = [tuple(r) for r in await conn.fetch(step.text, *step.params)]
+            except DB_ERRORS as exc:
+                error = StoreError(f"writing {store.where} failed: {exc}")
+                error.__cause__ = exc
+
+    return body

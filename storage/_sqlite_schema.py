@@ -1,0 +1,258 @@
+"""The SQLite store's file: its tables, schema versions and migrations, the write
+connection's settings, one transaction on the writer thread, and the checks every value
+passes before it is queued (see :mod:`storage.sqlite`)."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .base import (
+    Migration,
+    MovedDocument,
+    NewEvent,
+    StoreError,
+    recorded_version,
+)
+
+_LOG = logging.getLogger("crdt_server.storage.sqlite")
+_T = TypeVar("_T")
+
+Body = Callable[[sqlite3.Connection], _T]
+"""A transaction's work, run on the writer thread."""
+
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS updates ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT, doc TEXT NOT NULL, data BLOB NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS updates_doc_seq ON updates (doc, seq)",
+    "CREATE TABLE IF NOT EXISTS history (seq INTEGER PRIMARY KEY, doc TEXT NOT NULL,"
+    " origin TEXT NOT NULL, created_at REAL NOT NULL, size INTEGER NOT NULL,"
+    " sub TEXT NOT NULL DEFAULT '', role TEXT NOT NULL DEFAULT '', client_id INTEGER)",
+    "CREATE INDEX IF NOT EXISTS history_doc_seq ON history (doc, seq)",
+    "CREATE TABLE IF NOT EXISTS events (wedding TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " type TEXT NOT NULL, doc TEXT, sub TEXT NOT NULL, role TEXT NOT NULL,"
+    " priority TEXT NOT NULL, at REAL NOT NULL, data TEXT NOT NULL, audience TEXT,"
+    " PRIMARY KEY (wedding, seq)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS events_at ON events (at)",
+    "CREATE TABLE IF NOT EXISTS event_counters (wedding TEXT PRIMARY KEY,"
+    " last_seq INTEGER NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS idempotency (scope TEXT NOT NULL, key TEXT NOT NULL,"
+    " wedding TEXT NOT NULL, fingerprint TEXT NOT NULL, seqs TEXT NOT NULL,"
+    " expires_at REAL NOT NULL, PRIMARY KEY (scope, key)) WITHOUT ROWID",
+    # (tickets, made here by the releases before schema versions, are the events
+    # feature's table: crdt_server/features/events/tables.py)
+    # wedding '' = every wedding of the user (a primary key column cannot be NULL).
+    "CREATE TABLE IF NOT EXISTS revocations (sub TEXT NOT NULL, wedding TEXT NOT NULL,"
+    " at REAL NOT NULL, PRIMARY KEY (sub, wedding))",
+    "CREATE TABLE IF NOT EXISTS tombstones (wedding TEXT PRIMARY KEY, deleted_at REAL NOT NULL)",
+    # Rows of a tombstoned wedding are dropped, whoever appends them: a room that another
+    # process still had open, a client reconnecting with its whole state. The seqs handed
+    # out for such rows are never stored (the wedding's rooms are closing with 4404).
+    *(
+        f"CREATE TRIGGER IF NOT EXISTS {table}_tombstoned BEFORE INSERT ON {table}"
+        " WHEN EXISTS (SELECT 1 FROM tombstones"
+        " WHERE wedding = substr(NEW.doc, 1, instr(NEW.doc || '/', '/') - 1))"
+        " BEGIN SELECT RAISE(IGNORE); END"
+        for table in ("updates", "history")
+    ),
+)
+# Columns added after the first release, for files created before them.
+ADDED_COLUMNS = {
+    "history": (
+        ("sub", "TEXT NOT NULL DEFAULT ''"),
+        ("role", "TEXT NOT NULL DEFAULT ''"),
+        ("client_id", "INTEGER"),
+    ),
+    "events": (("audience", "TEXT"),),
+}
+VERSIONS = (
+    "CREATE TABLE IF NOT EXISTS schema_versions (name TEXT PRIMARY KEY,"
+    " version INTEGER NOT NULL, wedding_tables TEXT NOT NULL DEFAULT '') WITHOUT ROWID"
+)
+"""The version of each schema a store holds: ``store`` (the tables above) and each
+installed feature's (:class:`storage.base.Schema`), with the feature's wedding tables
+(comma-separated): erasing a wedding empties them even while the feature is left out."""
+STORE_MIGRATIONS: tuple[Migration, ...] = ()
+"""The store's own numbered migrations (versions 2, 3...); version 1 is the schema above,
+as the releases before schema versions left it."""
+EVENT_COLUMNS = "wedding, seq, type, doc, sub, role, priority, at, data, audience"
+WEDDING_TABLES = ("events", "event_counters", "idempotency")
+"""Tables keyed by a ``wedding`` column: erased with the wedding."""
+
+
+def tombstone_trigger(table: str) -> str:
+    """Rows for a tombstoned wedding are dropped, whoever inserts them (as for updates)."""
+    return (
+        f"CREATE TRIGGER IF NOT EXISTS {table}_tombstoned BEFORE INSERT ON {table}"
+        " WHEN EXISTS (SELECT 1 FROM tombstones WHERE wedding = NEW.wedding)"
+        " BEGIN SELECT RAISE(IGNORE); END"
+    )
+
+
+WEDDING_TRIGGERS = tuple(map(tombstone_trigger, WEDDING_TABLES))
+# The same rule AUTOINCREMENT applies (one past the largest seq ever used, even if that row
+# was since deleted), computed up front so a whole batch can go in with one executemany
+# and every caller learns its seqs. Safe because BEGIN IMMEDIATE holds the write lock.
+LAST_SEQ = (
+    "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'updates'), 0),"
+    " COALESCE((SELECT MAX(seq) FROM updates), 0))"
+)
+# Prefix match without LIKE, whose wildcards (_ %) and ASCII case folding would make
+# "w_1/" match "wx1/" or "W_1/". The ``doc >= ?`` term lets SQLite start at the prefix in
+# the (doc, seq) index instead of scanning from the first name.
+PREFIX = "doc >= ? AND substr(doc, 1, ?) = ?"
+HAS_ROWS = (
+    "SELECT 1 FROM updates WHERE doc = ? UNION ALL SELECT 1 FROM history WHERE doc = ? LIMIT 1"
+)
+COUNT_DOCS = (
+    f"SELECT COUNT(*) FROM (SELECT doc FROM updates WHERE {PREFIX}"
+    f" UNION SELECT doc FROM history WHERE {PREFIX})"
+)
+
+
+def connect_writer(path: Path, busy_timeout: float, synchronous: str) -> sqlite3.Connection:
+    """On the writer thread: open the write connection, switch to WAL, create the schema."""
+    db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
+    try:
+        mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise sqlite3.OperationalError(f"SQLite refused WAL mode ({mode})")
+        # synchronous=FULL fsyncs the WAL on every commit, so an acknowledged append
+        # survives power loss, not just a crash; fullfsync does the same on macOS, where
+        # plain fsync leaves data in the drive's cache. NORMAL (in WAL mode) writes the
+        # WAL on every commit but fsyncs it only at checkpoints: a killed process loses
+        # nothing, a power loss may lose the last commits, and the file stays whole.
+        level = {"full": "FULL", "normal": "NORMAL"}[synchronous]
+        # secure_delete: deleted rows and freed pages are overwritten with zeros, so an
+        # erased wedding is not left readable in the file (see checkpoint for the WAL).
+        db.executescript(
+            f"PRAGMA busy_timeout = {int(busy_timeout * 1000)};"
+            f" PRAGMA synchronous = {level}; PRAGMA fullfsync = ON; PRAGMA secure_delete = ON;"
+        )
+        migrations = [(m.version, m.sqlite) for m in STORE_MIGRATIONS]
+        run_transaction(
+            db, lambda db: upgrade(db, "store", SCHEMA + WEDDING_TRIGGERS, migrations), path
+        )
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def run_transaction(db: sqlite3.Connection, body: Body[_T], path: Path) -> _T:
+    """On the writer thread: ``BEGIN IMMEDIATE``, ``body``, ``COMMIT``; roll back on error."""
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        result = body(db)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            try:
+                db.rollback()
+            except sqlite3.Error:
+                # The next transaction's BEGIN fails and rolls back again, so the connection
+                # heals; the caller still gets the original error.
+                _LOG.exception("rollback on %s failed", path)
+        raise
+    return result
+
+
+def upgrade(
+    db: sqlite3.Connection,
+    name: str,
+    first: Sequence[str],
+    migrations: Sequence[tuple[int, Sequence[str]]],
+    wedding_tables: Sequence[str] = (),
+) -> None:
+    """In the caller's transaction: bring schema ``name`` to its newest version. With no
+    version recorded, ``first`` (version 1, ``IF NOT EXISTS``: what a release before
+    versions made is kept as it is) runs and version 1 is recorded; then each migration
+    above the recorded version runs and is recorded. A version newer than this code knows
+    is refused (a newer release wrote the file)."""
+    db.execute(VERSIONS)
+    row = db.execute("SELECT version FROM schema_versions WHERE name = ?", (name,)).fetchone()
+    newest = max((v for v, _ in migrations), default=1)
+    if row is None:
+        for statement in first:
+            db.execute(statement)
+        if name == "store":
+            add_columns(db)
+        version = 1
+        db.execute("INSERT INTO schema_versions (name, version) VALUES (?, 1)", (name,))
+    else:
+        version = recorded_version(name, row[0], newest)
+    for number, statements in migrations:
+        if number > version:
+            for statement in statements:
+                db.execute(statement)
+            db.execute("UPDATE schema_versions SET version = ? WHERE name = ?", (number, name))
+            version = number
+    if wedding_tables:
+        db.execute(
+            "UPDATE schema_versions SET wedding_tables = ? WHERE name = ?",
+            (",".join(wedding_tables), name),
+        )
+
+
+def add_columns(db: sqlite3.Connection) -> None:
+    """Add the columns a file made by a release before them lacks (part of version 1)."""
+    for table, columns in ADDED_COLUMNS.items():
+        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        for name, spec in columns:
+            if name not in have:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {spec}")
+
+
+def check_event(event: NewEvent) -> None:
+    check_text(b"", event.wedding, event.type, event.data, event.sub, event.role, event.priority)
+    if event.doc is not None:
+        check_text(b"", event.doc)
+
+
+def checkpoint(db: sqlite3.Connection, busy_timeout: float) -> bool:
+    """On the writer thread: copy every frame of the write-ahead log into the database file
+    and truncate the log to zero bytes. The log still holds the frames that wrote rows
+    since deleted; secure_delete zeroed them in the newer frames this copies. Waits at most
+    a tenth of a second for readers (the writer thread serves every commit)."""
+    db.execute("PRAGMA busy_timeout = 100")
+    try:
+        busy, frames, copied = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+    return bool(busy == 0 and frames == copied)
+
+
+def scalar(db: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> int:
+    return int(db.execute(sql, params).fetchone()[0])
+
+
+def moved_documents(documents: Sequence[MovedDocument], origin: str) -> list[MovedDocument]:
+    """Check what :meth:`SqliteStore.put_documents` is given before it opens a transaction."""
+    moved = list(documents)
+    if len({d.doc for d in moved}) != len(moved):
+        raise StoreError("a document is listed twice")
+    for document in moved:
+        if not document.updates:
+            raise StoreError(f"{document.doc!r} has no update to store")
+        for data in document.updates:
+            check_text(data, document.doc, origin)
+        for entry in document.history:
+            check_text(b"", entry.origin)
+            if not isinstance(entry.created_at, float | int) or not isinstance(entry.size, int):
+                raise TypeError("history times must be numbers and sizes integers")
+    return moved
+
+
+def check_text(data: bytes, *names: str) -> None:
+    # Rejected before queueing: a value SQLite cannot bind would fail the whole shared
+    # batch, i.e. other callers' updates too.
+    if not isinstance(data, bytes) or not all(isinstance(name, str) for name in names):
+        raise TypeError("update data must be bytes, document names and origins str")
+    for name in names:
+        try:
+            name.encode()
+        except UnicodeEncodeError as exc:
+            raise StoreError(f"{name!r} is not valid UTF-8 text") from exc

@@ -1,0 +1,266 @@
+"""What the SQLite store runs on its writer connection besides appends: feature rows of a
+commit, documents moved in whole, held transactions and the gateway's side
+(:class:`storage.gateway.Gateway`). See :mod:`storage.sqlite`."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ._sqlite_events import insert_events
+from ._sqlite_schema import HAS_ROWS, LAST_SEQ, Body, check_event, scalar
+from .base import (
+    FeatureRow,
+    MovedDocument,
+    NewEvent,
+    NewUpdate,
+    StoredEvent,
+    StoreError,
+    dropped_feature_row,
+)
+from .gateway import Dialect, Events, Tx, dialect_sql, dialected, insert_sql
+
+if TYPE_CHECKING:
+    from .sqlite import SqliteStore
+
+_T = TypeVar("_T")
+
+
+def append_rows(
+    db: sqlite3.Connection,
+    rows: Sequence[NewUpdate],
+    events: Sequence[NewEvent],
+    features: Sequence[FeatureRow],
+) -> list[int]:
+    """On the writer thread, in the caller's transaction: an append batch's events,
+    feature rows and updates (with their history); the updates' seqs."""
+    created_at = time.time()
+    if events:
+        insert_events(db, events, created_at)
+    insert_features(db, features)
+    if not rows:
+        return []
+    last = scalar(db, LAST_SEQ)
+    db.executemany(
+        "INSERT INTO updates (seq, doc, data) VALUES (?, ?, ?)",
+        [(last + i, u.doc, u.data) for i, u in enumerate(rows, 1)],
+    )
+    db.executemany(
+        "INSERT INTO history (seq, doc, origin, created_at, size, sub, role, client_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (last + i, u.doc, u.origin, created_at, len(u.data), u.sub, u.role, u.client_id)
+            for i, u in enumerate(rows, 1)
+        ],
+    )
+    return list(range(last + 1, last + 1 + len(rows)))
+
+
+def insert_features(db: sqlite3.Connection, features: Sequence[FeatureRow]) -> None:
+    """Insert a commit's feature rows; a row that fails is dropped (rolled back to its own
+    savepoint, logged with its table only) and the updates commit all the same: the domain
+    observes, it never gates (see :func:`crdt_server.storage.base.dropped_feature_row`)."""
+    if not features:
+        return
+    db.execute("SAVEPOINT feature_rows")
+    try:
+        for feature in features:
+            db.execute(feature_sql(feature), [value for _, value in feature.values])
+    except sqlite3.Error:
+        db.execute("ROLLBACK TO feature_rows")
+        for feature in features:  # again, one by one: keep every row that goes in
+            db.execute("SAVEPOINT feature_row")
+            try:
+                db.execute(feature_sql(feature), [value for _, value in feature.values])
+            except sqlite3.Error as exc:
+                db.execute("ROLLBACK TO feature_row")
+                dropped_feature_row(feature, exc)
+            db.execute("RELEASE feature_row")
+    db.execute("RELEASE feature_rows")
+
+
+def feature_sql(feature: FeatureRow) -> str:
+    return dialect_sql(insert_sql(feature), "sqlite")
+
+
+class Held:
+    """A writer job that holds a transaction open while its owner sends statements."""
+
+    def __init__(self, run: Callable[[sqlite3.Connection], Awaitable[Any]]) -> None:
+        self.run = run
+
+    def __call__(self, db: sqlite3.Connection) -> Any:
+        raise TypeError("a held transaction runs on the writer task, not its thread")
+
+
+class SqliteTx:
+    """Statements of a held transaction (SQLite dialect already)."""
+
+    def __init__(self, store: SqliteStore, db: sqlite3.Connection) -> None:
+        self._store = store
+        self._db = db
+
+    async def _run(self, call: Callable[..., _T], *args: Any) -> _T:
+        try:
+            return await self._store.on_writer(call, *args)
+        except sqlite3.Error as exc:
+            raise StoreError(f"writing {self._store.path} failed: {exc}") from exc
+
+    async def fetch(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
+        db = self._db
+        return await self._run(lambda: [tuple(r) for r in db.execute(sql, params).fetchall()])
+
+    async def execute(self, sql: str, *params: object) -> int:
+        db = self._db
+        return await self._run(lambda: int(db.execute(sql, params).rowcount))
+
+    async def executemany(self, sql: str, params: Sequence[Sequence[object]]) -> None:
+        await self._run(self._db.executemany, sql, params)
+
+    async def add_events(self, events: Sequence[NewEvent]) -> list[StoredEvent]:
+        for event in events:
+            check_event(event)
+        batch = list(events)
+        return await self._run(insert_events, self._db, batch, time.time())
+
+
+class SqliteSql:
+    """The SQLite side of :class:`storage.gateway.Gateway`."""
+
+    dialect: Dialect = "sqlite"
+    prefix = ""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+
+    async def fetch(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in await self._store.read(sql, *params)]
+
+    def transaction(self) -> Any:
+        return self._store.held_transaction()
+
+    async def run(self, tx: Tx[_T], sql: Callable[[str], str]) -> _T:
+        result: _T = await self._store.run(dialected(tx, sql))
+        return result
+
+
+def driver(tx: Tx[_T], path: Path) -> Body[_T]:
+    """The work of a gateway transaction (its statements in SQLite's dialect already), to
+    run on the writer thread: each statement's rows (or count) sent back into ``tx``, a
+    database error thrown into it as :class:`StoreError`."""
+
+    def body(db: sqlite3.Connection) -> _T:
+        reply: Any = None
+        error: StoreError | None = None
+        while True:
+            try:
+                step = tx.send(reply) if error is None else tx.throw(error)
+            except StopIteration as done:
+                result: _T = done.value
+                return result
+            error = None
+            try:
+                if isinstance(step, Events):
+                    for event in step.events:
+                        check_event(event)
+                    reply = insert_events(db, list(step.events), time.time())
+                else:
+                    cursor = db.execute(step.text, step.params)
+                    reply = cursor.rowcount if step.count else list(map(tuple, cursor))
+            except sqlite3.Error as exc:
+                error = StoreError(f"writing {path} failed: {exc}")
+                error.__cause__ = exc
+
+    return body
+
+
+def put_documents(
+    db: sqlite3.Connection,
+    moved: Sequence[MovedDocument],
+    origin: str,
+    events: Sequence[NewEvent],
+    rows: Sequence[FeatureRow],
+    path: Path,
+) -> list[int]:
+    """On the writer thread, in the caller's transaction: what
+    :meth:`storage.base.DocumentStore.put_documents` writes; the updates' seqs."""
+    written: list[int] = []
+    for document in moved:
+        if db.execute(HAS_ROWS, (document.doc, document.doc)).fetchone() is not None:
+            raise StoreError(f"{document.doc!r} already has rows in {path}")
+    seq = scalar(db, LAST_SEQ)
+    now = time.time()
+    for document in moved:
+        for entry in document.history:
+            seq += 1
+            db.execute(
+                "INSERT INTO history (seq, doc, origin, created_at, size) VALUES (?, ?, ?, ?, ?)",
+                (seq, document.doc, entry.origin, entry.created_at, entry.size),
+            )
+        for data in document.updates:
+            seq += 1
+            # Each document ends with an update row, so the updates table's largest
+            # seq (what LAST_SEQ reads) stays above every history seq written here.
+            db.execute(
+                "INSERT INTO updates (seq, doc, data) VALUES (?, ?, ?)", (seq, document.doc, data)
+            )
+            db.execute(
+                "INSERT INTO history (seq, doc, origin, created_at, size) VALUES (?, ?, ?, ?, ?)",
+                (seq, document.doc, origin, now, len(data)),
+            )
+            written.append(seq)
+    insert_events(db, events, now)
+    for row in rows:
+        columns = ", ".join(column for column, _ in row.values)
+        marks = ", ".join("?" * len(row.values))
+        try:
+            db.execute(
+                f"INSERT INTO {row.table} ({columns}) VALUES ({marks})",  # noqa: S608
+                tuple(value for _, value in row.values),
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"a row for {row.table} cannot be stored: {exc}") from exc
+    return written
+
+
+@asynccontextmanager
+async def held_transaction(store: SqliteStore) -> AsyncIterator[SqliteTx]:
+    """A write transaction whose statements the caller sends one at a time, on the
+    writer thread and connection, in its turn in the writer's queue (the update
+    commits wait for it): see :meth:`storage.gateway.Gateway.transaction`."""
+    loop = asyncio.get_running_loop()
+    entered: asyncio.Future[SqliteTx] = loop.create_future()
+    leave: asyncio.Future[bool] = loop.create_future()
+
+    async def hold(db: sqlite3.Connection) -> None:
+        await store.on_writer(db.execute, "BEGIN IMMEDIATE")
+        try:
+            entered.set_result(SqliteTx(store, db))
+            commit = await leave
+        except BaseException:
+            commit = False
+            raise
+        finally:
+            if not commit and db.in_transaction:
+                await store.on_writer(db.rollback)
+        await store.on_writer(db.execute, "COMMIT")
+
+    job = asyncio.ensure_future(store.write(Held(hold)))
+    await asyncio.wait({entered, job}, return_when=asyncio.FIRST_COMPLETED)
+    if not entered.done():
+        entered.cancel()
+        await job  # raises what kept the transaction from starting
+    try:
+        yield entered.result()
+    except BaseException:
+        leave.set_result(False)
+        with suppress(Exception):
+            await asyncio.shield(job)
+        raise
+    leave.set_result(True)
+    await job
