@@ -18,7 +18,6 @@ from crdt_server.auth.principals import Authenticator, Revocations, TokenAuthent
 from crdt_server.auth.tokens import CLOCK_SKEW, TokenCodec, load_or_create_secret
 from crdt_server.cluster.bus import Bus, LocalBus
 from crdt_server.cluster.messages import Delete, Lift, Revoke, from_event
-from crdt_server.cluster.redis_bus import RedisBus
 from crdt_server.core.erasure import ErasureService
 from crdt_server.core.hooks import Core, Extension, Hooks
 from crdt_server.core.limits import ConnectionCounter, RateLimiter
@@ -249,7 +248,14 @@ def create_app(
         await quarantine.start(interrupted)
         if slot is not None:
             slot.clear()  # only once the quarantine is stored
-        the_bus = bus or (RedisBus(settings.redis_url) if settings.redis_url else LocalBus())
+        if bus is not None:
+            the_bus = bus
+        elif settings.redis_url:
+            from crdt_server.cluster.redis_bus import RedisBus  # redis only in a cluster
+
+            the_bus = RedisBus(settings.redis_url)
+        else:
+            the_bus = LocalBus()
         codec = token_codec(settings)
         # Kept as long as any token they cover may live (plus the iat clock skew).
         keep = settings.max_token_lifetime_seconds + CLOCK_SKEW

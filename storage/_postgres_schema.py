@@ -7,16 +7,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TypeAlias
 
-import asyncpg
-
 from .base import Migration, NewEvent, StoreError, recorded_version
 
+# asyncpg is named only in annotations here: the gateway imports this module's DDL
+# (tombstone_trigger) in every process, PostgreSQL or not.
 if TYPE_CHECKING:  # generic only in asyncpg-stubs
+    import asyncpg
     from asyncpg.pool import PoolConnectionProxy
 
     Conn: TypeAlias = PoolConnectionProxy[asyncpg.Record]
-# asyncio.TimeoutError is an OSError; a malformed DSN raises ValueError (only at open).
-DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
 LOCK_CLASS = 0x596A7300  # "Yjs\0": pg_locks shows it as classid, the schema's oid as objid
 
 # {s} is the quoted schema. COLLATE "C": names sort and compare by code point, as in SQLite,

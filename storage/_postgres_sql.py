@@ -14,7 +14,6 @@ import asyncpg
 from ._postgres_events import insert_events
 from ._postgres_schema import (
     APPEND,
-    DB_ERRORS,
     HAS_ANY,
     NEXT_SEQS,
     PUT_HISTORY,
@@ -27,6 +26,9 @@ from .gateway import Dialect, Events, Tx, dialect_sql, dialected, insert_sql
 if TYPE_CHECKING:
     from ._postgres_schema import Conn
     from .postgres import PostgresStore
+
+# asyncio.TimeoutError is an OSError; a malformed DSN raises ValueError (only at open).
+DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
 
 _T = TypeVar("_T")
 

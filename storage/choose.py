@@ -6,7 +6,6 @@ import os
 from typing import Literal
 
 from .base import DocumentStore
-from .postgres import PostgresStore
 from .sqlite import SqliteStore
 
 __all__ = ["store_for"]
@@ -21,5 +20,7 @@ def store_for(
 ) -> DocumentStore:
     """PostgreSQL when ``database_url`` is set, else the embedded SQLite file (unopened)."""
     if database_url:
+        from .postgres import PostgresStore  # asyncpg only where PostgreSQL is used
+
         return PostgresStore(database_url)
     return SqliteStore(sqlite_path, busy_timeout=busy_timeout, synchronous=synchronous)

@@ -39,7 +39,6 @@ from ._postgres_events import insert_events
 from ._postgres_schema import (
     APPEND,
     COMPACT,
-    DB_ERRORS,
     DELETE,
     LOCK_CLASS,
     NEXT_SEQS,
@@ -54,6 +53,7 @@ from ._postgres_schema import (
     upgrade,
 )
 from ._postgres_sql import (
+    DB_ERRORS,
     MovedRows,
     PostgresSql,
     PostgresTx,

@@ -21,7 +21,6 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated
 
-import icalendar
 import msgspec
 from msgspec import Meta
 from starlette.responses import Response
@@ -103,6 +102,8 @@ def _utc(at: float) -> datetime:
 
 def render_calendar(wedding_id: str, items: list[tuple[TimelineItem, FeedItem]]) -> bytes:
     """The feed's bytes: the same items and state always give the same bytes (the ETag)."""
+    import icalendar  # imported by the first feed, not by every process start
+
     calendar = icalendar.Calendar()
     calendar.add("prodid", "-//crdt-server//wedding timeline//EN")
     calendar.add("version", "2.0")

@@ -29,8 +29,6 @@ from email.message import EmailMessage
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-import aiosmtplib
-
 from crdt_server.cluster.messages import from_event
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.features.db import Sql, Tx, rows_as
@@ -184,6 +182,8 @@ class Mailer(Extension):
             # None: nothing left to say (every notice's finding closed meanwhile).
             email = await self._compose(wedding, member, member.email, items)
         if email is not None:
+            import aiosmtplib  # imported by the first email, not by every process start
+
             try:
                 await aiosmtplib.send(
                     email,
