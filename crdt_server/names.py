@@ -14,7 +14,7 @@ from crdt_server.documents.model import WEDDING_ID_PATTERN
 __all__ = [
     "CONFLICTS",
     "CUSTOM_EVENT_NAMESPACES",
-    "EVENT_NAMESPACES",
+    "CORE_EVENT_NAMESPACES",
     "MAX_CUSTOM_EVENT_BYTES",
     "MAX_EVENT_BYTES",
     "ROOM_KINDS",
@@ -68,13 +68,9 @@ def projection_of(name: str) -> tuple[str, str, str] | None:
 
 CUSTOM_EVENT_NAMESPACES = ("custom.", "day.")
 """Namespaces of the event types clients may post."""
-EVENT_NAMESPACES = (
-    *CUSTOM_EVENT_NAMESPACES,
-    *(f"{kind}." for kind in ("guest", "seating", "timeline", "budget")),
-    *("conflict.", "document.", "thread.", "integration.", "system."),
-)
-"""Namespaces of every event type the server stores: clients' custom events, the events
-derived from the documents, and those its features make."""
+CORE_EVENT_NAMESPACES = ("system.",)
+"""Namespaces of the event types the core makes (``system.derivation_failed``); each
+feature declares its own (``Feature.event_namespaces``)."""
 MAX_CUSTOM_EVENT_BYTES = 8 * 1024
 """Longest data of a custom event (compact JSON)."""
 MAX_EVENT_BYTES = 64 * 1024

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from crdt_server.core.hooks import Extension
+from crdt_server.names import CORE_EVENT_NAMESPACES
 
 if TYPE_CHECKING:
     from crdt_server.edge.routing import ApiRoute
@@ -53,6 +54,7 @@ __all__ = [
     "Feature",
     "MissingFeature",
     "capabilities_of",
+    "event_namespaces_of",
     "commands_of",
     "fragments_of",
 ]
@@ -157,6 +159,17 @@ class Feature:
     each with the roles that have it by default (``crdt_server.auth.permissions.LEADS``...).
     An operator's ``CRDT_SERVER_PERMISSIONS`` may replace their roles; the permissions
     reference lists them. A capability of a feature the server does not run is unknown."""
+    event_namespaces: tuple[str, ...] = ()
+    """The prefixes of the event types it stores (``"thread."``): an imported wedding's
+    events must be of a namespace a feature the server runs declares (or the core's,
+    :data:`crdt_server.names.CORE_EVENT_NAMESPACES`)."""
+
+
+def event_namespaces_of(features: Iterable[Feature]) -> tuple[str, ...]:
+    """The event namespaces of ``features`` and the core's, each once, in order."""
+    return tuple(
+        dict.fromkeys((*CORE_EVENT_NAMESPACES, *(n for f in features for n in f.event_namespaces)))
+    )
 
 
 def fragments_of(features: Iterable[Feature]) -> tuple[type[Any], ...]:

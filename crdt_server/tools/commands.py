@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 from crdt_server.core.quarantine import lift, listed
-from crdt_server.names import valid_wedding_id
+from crdt_server.names import CORE_EVENT_NAMESPACES, valid_wedding_id
 from crdt_server.settings import Settings
 from crdt_server.storage import DocumentStore, Schema, StoreError, store_for
 from crdt_server.tools.backup import (
@@ -205,12 +205,14 @@ def run(
     out: TextIO | None = None,
     sections: Sequence[Section] = (),
     schemas: Sequence[Schema] = (),
+    namespaces: Sequence[str] = CORE_EVENT_NAMESPACES,
 ) -> int:
     """Run one data command, reporting on ``out`` (default: stdout); raises
     :class:`ToolError` (or SettingsError) when refused. ``sections`` are the features'
     parts of a wedding that export and import carry (``crdt_server.cli`` passes them: the
     tools do not import features); ``schemas`` the features' tables, which ``restore`` and
-    ``check`` expect beside the store's own."""
+    ``check`` expect beside the store's own; ``namespaces`` the event types an import may
+    hold (the features' and the core's)."""
     settings = settings_for(args)
     try:
         if args.command in ("export", "import", "check", "compact", "quarantine"):
@@ -222,7 +224,7 @@ def run(
         if args.command == "export":
             return _export(args, settings, out or sys.stdout, sections)
         if args.command == "import":
-            return _import(args, settings, out or sys.stdout, sections)
+            return _import(args, settings, out or sys.stdout, sections, namespaces)
         command: Callable[[argparse.Namespace, Settings, TextIO], int] = _HANDLERS[args.command]
         return command(args, settings, out or sys.stdout)
     except (BackupError, StoreError) as exc:
@@ -310,7 +312,11 @@ def _export(
 
 
 def _import(
-    args: argparse.Namespace, settings: Settings, out: TextIO, sections: Sequence[Section]
+    args: argparse.Namespace,
+    settings: Settings,
+    out: TextIO,
+    sections: Sequence[Section],
+    namespaces: Sequence[str],
 ) -> int:
     try:
         if args.file == "-":
@@ -322,7 +328,7 @@ def _import(
         raise ToolError(f"cannot read {args.file}: {exc.strerror or exc}") from exc
     except (ValueError, RecursionError) as exc:
         raise ToolError(f"{args.file} is not JSON: {exc}") from exc
-    export = parse_export(data, sections)
+    export = parse_export(data, sections, namespaces)
     if not settings.database_url:
         settings.sqlite_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         store = store_for(

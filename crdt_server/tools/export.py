@@ -58,7 +58,7 @@ from crdt_server.core.crdt import crdt_call, replay
 from crdt_server.documents import DOCUMENT_KINDS, DocumentError, to_json
 from crdt_server.documents.shapes import MAX_DEPTH, nests_deeper_than
 from crdt_server.errors import ExportError
-from crdt_server.names import EVENT_NAMESPACES, ROOM_KINDS, event_problem, valid_wedding_id
+from crdt_server.names import CORE_EVENT_NAMESPACES, ROOM_KINDS, event_problem, valid_wedding_id
 from crdt_server.storage import (
     DocumentStore,
     FeatureRow,
@@ -254,7 +254,11 @@ def _export_document(name: str, kind: str, updates: list[bytes]) -> ExportedDocu
     )
 
 
-def parse_export(data: object, sections: Sequence[Section] = ()) -> WeddingExport:
+def parse_export(
+    data: object,
+    sections: Sequence[Section] = (),
+    namespaces: Sequence[str] = CORE_EVENT_NAMESPACES,
+) -> WeddingExport:
     """Check a decoded export file completely; raises :class:`ExportError` naming the field.
 
     Every update must be a well-formed Yjs update, its content nested at most
@@ -291,7 +295,8 @@ def parse_export(data: object, sections: Sequence[Section] = ()) -> WeddingExpor
     for kind, raw in raw_docs.items():
         documents[kind] = _parse_document(kind, raw)
     history = [_parse_entry(i, raw, documents) for i, raw in enumerate(_list(data, "history"))]
-    events = [_parse_event(i, raw) for i, raw in enumerate(_list(data, "events"))]
+    kinds = tuple(namespaces)
+    events = [_parse_event(i, raw, kinds) for i, raw in enumerate(_list(data, "events"))]
     return WeddingExport(wedding, documents, history, events, 0.0, extra)
 
 
@@ -371,7 +376,7 @@ def _parse_entry(
     return kind, HistoryEntry(seq, kind, origin, float(created_at), size)
 
 
-def _parse_event(index: int, raw: object) -> ExportedEvent:
+def _parse_event(index: int, raw: object, namespaces: tuple[str, ...]) -> ExportedEvent:
     where = f"events[{index}]"
     if not isinstance(raw, dict):
         raise ExportError(where, "must be an object")
@@ -401,7 +406,7 @@ def _parse_event(index: int, raw: object) -> ExportedEvent:
     except (ValueError, RecursionError) as exc:
         raise ExportError(f"{where}.data", "must be JSON") from exc
     # The event routes' rules (a custom event's type and size), and the types the server makes.
-    problem = event_problem(kind, data, EVENT_NAMESPACES)
+    problem = event_problem(kind, data, namespaces)
     if problem is not None:
         raise ExportError(f"{where}.{problem[0]}", problem[1])
     seq = raw.get("seq", 0)

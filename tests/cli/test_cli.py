@@ -24,14 +24,19 @@ import pytest
 import pytest_asyncio
 from pycrdt import Doc, Map, TransactionEvent
 
+from crdt_server.app import FEATURES
 from crdt_server.auth.tokens import TokenCodec
 from crdt_server.cli import main
 from crdt_server.documents import apply_operation, seed
+from crdt_server.features import event_namespaces_of
 from crdt_server.storage import Migration, NewUpdate, Schema, SqliteStore, Table, schema_of
 from crdt_server.tools import commands as data_commands
 from crdt_server.tools.check import check_store
 from crdt_server.tools.export import export_wedding, import_wedding, parse_export
 from tests.server import ServerProcess
+
+NAMESPACES = event_namespaces_of(FEATURES)
+"""The event types this server's import takes (its features' and the core's)."""
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "cli-test-secret-that-is-at-least-32-bytes"
@@ -656,7 +661,7 @@ async def test_content_waiting_on_a_dependency_survives_export_and_import(
         exported = await export_wedding(source, "w1")
         assert exported is not None and exported.documents["guests"].held == [second]
         text = json.dumps(exported.to_json())
-        await import_wedding(target, parse_export(json.loads(text)))
+        await import_wedding(target, parse_export(json.loads(text), namespaces=NAMESPACES))
         # The missing content arrives later: the moved document integrates it.
         await target.append([NewUpdate("w1/guests", first, "ws:ada")])
         moved = await export_wedding(target, "w1")
@@ -738,16 +743,31 @@ def test_a_bad_export_file_is_refused_naming_the_field(change: Any, field: str) 
     from crdt_server.tools.export import ExportError
 
     good = _small_export()
-    parse_export(json.loads(json.dumps(good)))  # the untouched file is fine
+    parse_export(json.loads(json.dumps(good)), namespaces=NAMESPACES)  # the untouched file is fine
     bad = json.loads(json.dumps(good))
     change(bad)
     with pytest.raises(ExportError) as raised:
-        parse_export(bad)
+        parse_export(bad, namespaces=NAMESPACES)
     assert raised.value.field == field
 
 
+def test_an_imported_event_must_be_of_a_namespace_a_feature_the_server_runs_declares() -> None:
+    """The event types an import may hold come from the features (``Feature.event_namespaces``)
+    and the core: a thread's event is refused by a server that runs no threads feature."""
+    from crdt_server.tools.export import ExportError
+
+    good = _small_export()
+    good["events"][0].update(type="thread.created")
+    assert parse_export(json.loads(json.dumps(good)), namespaces=NAMESPACES).events
+    without = event_namespaces_of(f for f in FEATURES if f.name != "threads")
+    assert "thread." not in without and "system." in without and "guest." in without
+    with pytest.raises(ExportError) as raised:
+        parse_export(json.loads(json.dumps(good)), namespaces=without)
+    assert raised.value.field == "events[0].type"
+
+
 def test_a_document_as_deep_as_the_views_show_is_imported() -> None:
-    exported = parse_export(json.loads(json.dumps(_small_export(depth=60))))
+    exported = parse_export(json.loads(json.dumps(_small_export(depth=60))), namespaces=NAMESPACES)
     chain = exported.documents["guests"].json["other"]["notes"]["chain"]
     for _ in range(59):
         chain = chain["more"]
@@ -850,7 +870,7 @@ def test_a_bad_threads_section_is_refused_naming_the_field(change: Any, field: s
         "documents": {"guests": {"update": base64.b64encode(doc.get_update()).decode()}},
         "threads": _thread_section(),
     }
-    assert parse_export(json.loads(json.dumps(good)), [THREADS]).sections["threads"]
+    assert parse_export(json.loads(json.dumps(good)), [THREADS], NAMESPACES).sections["threads"]
     bad = json.loads(json.dumps(good))
     change(bad["threads"])
     with pytest.raises(ExportError) as raised:

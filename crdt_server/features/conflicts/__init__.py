@@ -39,4 +39,5 @@ FEATURE = Feature(
     bus=frozenset({"concurrent_edits"}),
     # Resolving detected conflicts: who runs the wedding.
     capabilities={"conflicts.resolve": LEADS},
+    event_namespaces=("conflict.",),
 )

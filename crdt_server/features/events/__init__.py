@@ -18,6 +18,7 @@ from crdt_server.features.events.routes import (
 )
 from crdt_server.features.events.settings import EventSettings
 from crdt_server.features.events.tables import SCHEMA, forget_events_of
+from crdt_server.names import CUSTOM_EVENT_NAMESPACES
 
 __all__ = [
     "FEATURE",
@@ -46,4 +47,6 @@ FEATURE = Feature(
     schemas=(SCHEMA,),
     # Custom events (day.vendor_arrived...): whoever runs or serves the day.
     capabilities={"events.post": LEADS | {"vendor"}},
+    # Clients' custom events and the events derived from the wedding documents.
+    event_namespaces=(*CUSTOM_EVENT_NAMESPACES, "guest.", "seating.", "timeline.", "budget."),
 )

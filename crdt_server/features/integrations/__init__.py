@@ -34,4 +34,5 @@ FEATURE = Feature(
     settings=IntegrationSettings,
     # Integrations act for the wedding as a whole: only who runs it.
     capabilities={"inbound.manage": LEADS, "calendar.tokens": LEADS},
+    event_namespaces=("integration.",),
 )

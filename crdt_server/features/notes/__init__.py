@@ -19,4 +19,10 @@ def _build(built: Built) -> Sequence[Extension]:
     return [NoteSessions(built.get(EventLog))]
 
 
-FEATURE = Feature("notes", _build, schemas=(NOTE_SESSIONS,), settings=NoteSettings)
+FEATURE = Feature(
+    "notes",
+    _build,
+    schemas=(NOTE_SESSIONS,),
+    settings=NoteSettings,
+    event_namespaces=("document.",),
+)

@@ -38,4 +38,5 @@ FEATURE = Feature(
     export=(THREADS,),
     # Editing and deleting other people's messages.
     capabilities={"threads.moderate": frozenset({"planner"})},
+    event_namespaces=("thread.",),
 )

@@ -28,4 +28,5 @@ FEATURE = Feature(
     settings=VersionSettings,
     # Restoring an earlier version of a document: who runs the wedding.
     capabilities={"versions.restore": LEADS},
+    event_namespaces=("document.",),
 )
