@@ -17,7 +17,7 @@ from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.auth.principals import Authenticator, Revocations, TokenAuthenticator
 from crdt_server.auth.tokens import CLOCK_SKEW, TokenCodec, load_or_create_secret
 from crdt_server.cluster.bus import Bus, LocalBus
-from crdt_server.cluster.messages import Delete, Lift, Revoke, from_event
+from crdt_server.cluster.messages import ADMIN_MESSAGES, Delete, Lift, Revoke, from_event
 from crdt_server.core.erasure import ErasureService
 from crdt_server.core.hooks import Core, Extension, Hooks
 from crdt_server.core.limits import ConnectionCounter, RateLimiter
@@ -110,7 +110,7 @@ class AdminEvents(Extension):
     def __init__(self, revocations: Revocations, keep: float, known: frozenset[str]) -> None:
         self._revocations = revocations
         self._keep = keep
-        self._known = known | ADMIN_BUS_EVENTS
+        self._known = known | ADMIN_MESSAGES
         self._core: Core | None = None
         self._erasures: ErasureService | None = None
         self._served: tuple[RoomRegistry, WeddingService] | None = None
@@ -161,9 +161,6 @@ class AdminEvents(Extension):
         elif event.get("type") not in self._known:
             log.error("ignoring an unknown admin event: %r", event)
 
-
-ADMIN_BUS_EVENTS = frozenset({"revoke", "delete", "lift"})
-"""Types of bus events the admin events extension handles (the features declare theirs)."""
 
 FEATURES: tuple[Feature, ...] = (
     events.FEATURE,

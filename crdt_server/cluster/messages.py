@@ -36,6 +36,7 @@ from crdt_server.codec.protocol import (
 from crdt_server.errors import ProtocolError
 
 __all__ = [
+    "ADMIN_MESSAGES",
     "AwarenessMessage",
     "BusMessage",
     "Delete",
@@ -104,6 +105,12 @@ class Lift(BusMessage, frozen=True, tag="lift"):
     """The wedding's tombstone was lifted (it may be created again)."""
 
     wedding: str
+
+
+ADMIN_MESSAGES: frozenset[str] = frozenset(
+    str(kind.__struct_config__.tag) for kind in (Revoke, Delete, Lift)
+)
+"""The types of the core's own admin events (their Structs' tags)."""
 
 
 # -- the binary frames -----------------------------------------------------------------
