@@ -11,14 +11,15 @@ nothing; later ones go on. This is the store's one write queue: nothing writes b
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from .base import FeatureRow, NewEvent, NewUpdate, StoreError
 from .gateway import Tx
 
-__all__ = ["GroupCommitter"]
+__all__ = ["GroupCommitter", "handed_over"]
 
 W = TypeVar("W")
 """The backend's kind of write job (what its ``run_write`` carries out in a transaction)."""
@@ -203,3 +204,31 @@ def _fail(future: asyncio.Future[Any], exc: Exception) -> None:
         fresh.__cause__ = exc.__cause__
         exc = fresh
     future.set_exception(exc)
+
+
+_H = TypeVar("_H")
+
+
+@asynccontextmanager
+async def handed_over(
+    job: asyncio.Future[Any], entered: asyncio.Future[_H], leave: asyncio.Future[bool]
+) -> AsyncIterator[_H]:
+    """The caller's side of a held transaction (both backends' ``held_transaction``):
+    ``job`` is the writer's work, which sets ``entered`` to the open transaction once its
+    turn comes and then waits for ``leave`` (``True``: commit; ``False``: roll back).
+    Yields the transaction; what kept it from starting is raised here, an exception in
+    the caller's block rolls it back and is raised again, and leaving the block waits
+    for the commit."""
+    await asyncio.wait({entered, job}, return_when=asyncio.FIRST_COMPLETED)
+    if not entered.done():
+        entered.cancel()
+        await job  # raises what kept the transaction from starting
+    try:
+        yield entered.result()
+    except BaseException:
+        leave.set_result(False)
+        with suppress(Exception):
+            await asyncio.shield(job)
+        raise
+    leave.set_result(True)
+    await job

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
+from ._group_commit import handed_over
 from ._postgres_events import insert_events
 from ._postgres_schema import (
     APPEND,
@@ -147,19 +148,8 @@ async def held_transaction(store: PostgresStore) -> AsyncIterator[PostgresTx]:
             raise RolledBack
 
     job: asyncio.Future[Any] = asyncio.ensure_future(store.write(hold))
-    await asyncio.wait({entered, job}, return_when=asyncio.FIRST_COMPLETED)
-    if not entered.done():
-        entered.cancel()
-        await job  # raises what kept the transaction from starting
-    try:
-        yield entered.result()
-    except BaseException:
-        leave.set_result(False)
-        with suppress(Exception):
-            await asyncio.shield(job)
-        raise
-    leave.set_result(True)
-    await job
+    async with handed_over(job, entered, leave) as tx:
+        yield tx
 
 
 class RolledBack(Exception):  # noqa: N818 (not an error: the owner rolled back)

@@ -8,10 +8,11 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._group_commit import handed_over
 from ._sqlite_events import insert_events
 from ._sqlite_schema import HAS_ROWS, LAST_SEQ, Body, check_event, scalar
 from .base import (
@@ -251,16 +252,5 @@ async def held_transaction(store: SqliteStore) -> AsyncIterator[SqliteTx]:
         await store.on_writer(db.execute, "COMMIT")
 
     job = asyncio.ensure_future(store.write(Held(hold)))
-    await asyncio.wait({entered, job}, return_when=asyncio.FIRST_COMPLETED)
-    if not entered.done():
-        entered.cancel()
-        await job  # raises what kept the transaction from starting
-    try:
-        yield entered.result()
-    except BaseException:
-        leave.set_result(False)
-        with suppress(Exception):
-            await asyncio.shield(job)
-        raise
-    leave.set_result(True)
-    await job
+    async with handed_over(job, entered, leave) as tx:
+        yield tx
