@@ -14,6 +14,7 @@ import { ThreadStore } from './threads.js'
 import { threadIndex, threadPanel } from './panel.js'
 import { LostWrites, lostView } from './lost.js'
 import { OperationQueue } from './operations.js'
+import { EditState, FormErrors } from './forms.js'
 
 const TITLES = { guests: 'Guests', seating: 'Seating', timeline: 'Timeline', budget: 'Budget' }
 // The server's default matrix (README, "Who may connect"): used only when the app opens with
@@ -146,6 +147,8 @@ class PlannerApp {
     this.filters = { query: '', rsvp: '', side: '', household: '', dietary: '' }
     this.editing = null
     this.entity = null
+    this.form = null // the open edit form's EditState
+    this.errors = new FormErrors(() => this.render())
     this.signedOut = null
     this.deleted = false
     this.announcement = ''
@@ -176,7 +179,7 @@ class PlannerApp {
       sub: access.sub,
       token: () => this.keeper.token,
       onChange: () => this.sync.changed(),
-      onRefused: (entry, detail) => this.say(`Not saved: ${detail}`),
+      onRefused: (entry, detail, problem) => this.refusedOperation(entry, detail, problem),
       onGone: () => this.gone()
     })
     this.keeper = new TokenKeeper(token, {
@@ -206,6 +209,7 @@ class PlannerApp {
     root.replaceChildren()
     addEventListener('hashchange', () => {
       this.editing = null
+      this.form = null
       this.publishPresence()
       this.render()
       scrollTo(0, 0)
@@ -229,8 +233,43 @@ class PlannerApp {
   setEntity (id, editing = true) {
     this.entity = id
     this.editing = editing ? id : null
+    if (!this.form || this.form.entity !== this.editing) this.form = null
     this.publishPresence()
     this.render()
+  }
+
+  /** The open edit form's state for entry `id` (made from `values()` when it opens). */
+  editState (id, values) {
+    if (!this.form || this.form.entity !== id) this.form = new EditState(id, values())
+    return this.form
+  }
+
+  /** Refuse form `form` (see forms.js): the reasons beside their controls, said aloud too. */
+  refuse (form, errors) {
+    this.announcement = errors.map((e) => e.message).join(' ')
+    this.errors.refuse(form, errors)
+  }
+
+  /** The server refused a queued operation for good: its reason goes beside the control it
+   *  came from (the guest's form, reopened with what was typed, or the row's control). */
+  refusedOperation (entry, detail, problem) {
+    const { op } = entry
+    const message = `Not saved: ${detail}`
+    if (op.op === 'assign_seat' || op.op === 'unassign_seat') {
+      this.refuse(`seat-${op.guest_id}`, [{ field: 'table', message }])
+    } else if (op.op === 'update_guest' && entry.form) {
+      const guest = this.guests && this.guests.find((g) => g.id === op.guest_id)
+      if (guest) this.setEntity(op.guest_id)
+      const state = guest && this.form
+      const typed = { meal: op.meal ?? '', dietary: (op.dietary || []).join(', '), plus_one: op.plus_one ? 'on' : '', rsvp: op.rsvp }
+      if (state) for (const name of Object.keys(typed)) if (name in op) state.typed(name, typed[name])
+      const named = problem && Array.isArray(problem.errors) && problem.errors.find((e) => e && e.field in typed)
+      this.refuse(entry.form, [{ field: named ? named.field : Object.keys(typed).find((name) => name in op), message }])
+    } else if (op.guest_id) {
+      this.refuse(`rsvp-${op.guest_id}`, [{ field: 'rsvp', message }])
+    } else {
+      this.say(message)
+    }
   }
 
   /** Open the thread panel of one entity (`doc` is its document, `id` its id). */
@@ -272,7 +311,7 @@ class PlannerApp {
 
   /** Change a guest's answers (rsvp, meal, dietary, plus_one): an edit of the replica for
    *  a writer, a queued `update_guest` (`set_rsvp` for the RSVP alone) for an operator. */
-  answer (guestId, fields) {
+  answer (guestId, fields, form = null) {
     if (!this.canOperate('guests')) {
       updateGuest(this.docs.guests, guestId, fields)
       return
@@ -281,7 +320,7 @@ class PlannerApp {
     const op = only.length === 1 && only[0] === 'rsvp'
       ? { op: 'set_rsvp', guest_id: guestId, rsvp: fields.rsvp }
       : { op: 'update_guest', guest_id: guestId, ...fields }
-    this.ops.add('guests', op)
+    this.ops.add('guests', op, form)
   }
 
   unseat (guestId) {
@@ -542,6 +581,7 @@ class PlannerApp {
       </div>
       <p class="sr-only" aria-live="polite">${this.announcement}</p>
     `, root)
+    this.errors.settle(root)
   }
 }
 

@@ -58,11 +58,12 @@ export function threadPanel (ctx) {
     e.preventDefault()
     const form = e.target
     const subject = String(new FormData(form).get('subject') || '').trim()
-    if (!subject) { ctx.say('A thread needs a subject.'); return }
-    const button = form.querySelector('button')
+    if (!subject) { ctx.refuse('start-thread', [{ field: 'subject', message: 'A thread needs a subject.' }]); return }
+    const button = form.querySelector('button[type=submit]')
     button.disabled = true
     try {
       const made = await store.create(subject.slice(0, 200), d.doc, d.id)
+      ctx.errors.clear('start-thread')
       form.reset()
       if (ctx.discussing === d) {
         ctx.openThread(made.id)
@@ -70,7 +71,7 @@ export function threadPanel (ctx) {
       }
       ctx.say(`Thread ${subject} started.`)
     } catch (error) {
-      ctx.say(`Could not start the thread: ${error.message}.`)
+      ctx.refuse('start-thread', [{ field: 'subject', message: `Could not start the thread: ${error.message}.` }])
     } finally {
       button.disabled = false
     }
@@ -79,12 +80,16 @@ export function threadPanel (ctx) {
     e.preventDefault()
     const form = e.target.closest('form')
     const body = String(new FormData(form).get('body') || '')
-    if (!body.trim()) return
-    if (new TextEncoder().encode(body).length > 8192) { ctx.say('A message has at most 8 KiB of text.'); return }
+    if (!body.trim()) { ctx.refuse('send-message', [{ field: 'body', message: 'Write something first.' }]); return }
+    const size = new TextEncoder().encode(body).length
+    if (size > 8192) { ctx.refuse('send-message', [{ field: 'body', message: `A message has at most 8 KiB of text; this one has ${Math.ceil(size / 1024)} KiB.` }]); return }
+    ctx.errors.clear('send-message')
     store.post(thread.id, body)
     form.reset()
     form.querySelector('textarea').focus()
   }
+  const sendForm = ctx.errors.of('send-message')
+  const startForm = ctx.errors.of('start-thread')
   const keys = (e) => {
     if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) send(e)
   }
@@ -134,16 +139,18 @@ export function threadPanel (ctx) {
             </li>`)}
             ${messages && !messages.length && !pending.length ? html`<li class="muted">No messages yet.</li>` : nothing}
           </ol>
-          <form class="send-form" @submit=${send} aria-label="Write a message">
-            <label>Message <textarea name="body" rows="3" required maxlength="8192" @keydown=${keys}
-              placeholder="Write a message (Ctrl+Enter sends)"></textarea></label>
+          <form class="send-form" data-form="send-message" novalidate @submit=${send} @input=${sendForm.edited} aria-label="Write a message">
+            <div class="field"><label>Message <textarea name="body" rows="3" required @keydown=${keys}
+              aria-describedby=${sendForm.describedBy('body')} aria-invalid=${sendForm.invalid('body')}
+              placeholder="Write a message (Ctrl+Enter sends)"></textarea></label>${sendForm.note('body')}</div>
             <button type="submit" class="primary">Send</button>
           </form>
         </section>`
       : nothing}
-    <form class="start-form" @submit=${start} aria-label="Start a thread">
+    <form class="start-form" data-form="start-thread" novalidate @submit=${start} @input=${startForm.edited} aria-label="Start a thread">
       <h3>Start a thread</h3>
-      <label>Subject <input name="subject" required maxlength="200" autocomplete="off" placeholder=${`About ${d.name}`}></label>
+      <div class="field"><label>Subject <input name="subject" required maxlength="200" autocomplete="off" placeholder=${`About ${d.name}`}
+        aria-describedby=${startForm.describedBy('subject')} aria-invalid=${startForm.invalid('subject')}></label>${startForm.note('subject')}</div>
       <button type="submit">Start thread</button>
     </form>
   </section>`
