@@ -203,9 +203,15 @@ async def serve_file(call: ApiCall, path: AppFilePath) -> Response:
     return _serve(call, path.name)
 
 
+_PAGES = frozenset({"sign-in", "join", "new"})
+"""Paths of the app that are pages of its own, served as its page: ``/app/sign-in#code=...``
+(an emailed sign-in link), ``/app/join#code=...`` (an invitation), ``/app/new`` (a new
+wedding's setup). The code stays in the fragment, which no request carries."""
+
+
 def _serve(call: ApiCall, name: str) -> Response:
     files = _bundle()
-    found = files.get(name)
+    found = files.get("index.html" if name in _PAGES else name)
     if found is None:
         if not files:
             return _not_found(
@@ -219,7 +225,7 @@ def _serve(call: ApiCall, name: str) -> Response:
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
     }
-    if name.endswith(".html"):
+    if name.endswith(".html") or name in _PAGES:
         headers["Content-Security-Policy"] = _CSP
     if name == "sw.js":
         # Served from /app/, its scope is /app/ by default; say so for proxies that

@@ -3,6 +3,10 @@
 
 import { html, nothing, render } from 'lit-html'
 import { TokenKeeper, claimsOf, forgetToken, takeToken } from './session.js'
+import {
+  Devices, devicesView, lastWedding, pageOf, post, rememberWedding, resumeSession, showInvitation,
+  showSetup, showSignIn, showSignInLink, takeCode
+} from './people.js'
 import { KINDS, WeddingSync, forgetWedding } from './sync.js'
 import {
   conflictKey, formatMoney, readBudget, readGuests, readSeating, readTimeline, seatFor, seatGuest,
@@ -44,23 +48,6 @@ async function fetchLocalDemo () {
   }
 }
 
-function showLocalDemo (demo) {
-  const enter = (url) => (event) => {
-    event.preventDefault()
-    window.location.hash = new URL(url).hash
-    window.location.reload()
-  }
-  root.replaceChildren()
-  render(html`<main class="signed-out" role="main">
-    <h1>Local demo</h1>
-    <p>This server runs a local demo: anyone on this machine may read and write every wedding.
-      Open the wedding “${demo.wedding}” as one of its people:</p>
-    <ul class="demo-links">${demo.links.map((link) => html`<li>
-      <a href=${link.url} @click=${enter(link.url)}>${link.name}</a> (${link.role})</li>`)}
-    </ul>
-  </main>`, root)
-}
-
 async function fetchAccess (wedding, token, sub) {
   const key = `crdt-server.access:${wedding}:${sub}`
   try {
@@ -87,15 +74,52 @@ async function start () {
   if ('serviceWorker' in navigator) {
     navigator.serviceWorker.register('/app/sw.js', { scope: '/app/' }).catch(() => {})
   }
+  const page = pageOf(location.pathname)
+  const code = page === 'sign-in' || page === 'join' ? takeCode() : null
+  if (code && page === 'sign-in') { showSignInLink(root, code, signedIn); return }
+  if (code && page === 'join') { showInvitation(root, code, signedIn); return }
+  if (page === 'new') { showSetup(root, created); return }
+  // A link's token (an operator's, the demo's ROLE URL lines): as before, for this tab.
   const token = takeToken()
-  const claims = token && claimsOf(token)
+  if (token) { await openLinkToken(token); return }
+  // This device's session: a short token for the wedding used last, while its cookie lives.
+  const last = lastWedding()
+  const session = await resumeSession(last)
+  if (session && session.token) { await openPlanner(session.token, { device: true, weddings: session.weddings }); return }
+  if (session && session.offline && last) {
+    // No network: the local copy opens, edits queue, and a token comes with the network.
+    const kept = keptAccess(last)
+    if (kept) { new PlannerApp(last, null, kept, { device: true, weddings: [] }).mount(); return }
+  }
+  showSignIn(root, { demo: await fetchLocalDemo() })
+}
+
+/** Signed in by a sign-in link or an invitation: this device's session is set (its cookie),
+ *  and the answer carries the first access token. */
+function signedIn (data) {
+  history.replaceState(null, '', '/app/')
+  if (!data.wedding || !data.token) {
+    showMessage('Signed in', 'You are signed in on this device, but no wedding lists you yet. Ask the couple or their planner for an invitation.')
+    return
+  }
+  openPlanner(data.token, { device: true, weddings: data.weddings || [{ wedding: data.wedding, role: data.role }] })
+}
+
+/** A wedding was created: a signed-in creator (the local operator) opens it; anyone else
+ *  gets their sign-in link by email. */
+function created (data, body) {
+  if (data.token && data.wedding) { signedIn(data); return }
+  history.replaceState(null, '', '/app/')
+  showMessage('Check your mail', body.email
+    ? `The wedding is created. A sign-in link is on its way to ${body.email}; open it on this device to start planning.`
+    : 'The wedding is created. Ask the server\'s operator for your sign-in link.')
+}
+
+async function openLinkToken (token) {
+  const claims = claimsOf(token)
   if (!claims) {
-    const demo = await fetchLocalDemo()
-    if (demo) {
-      showLocalDemo(demo)
-      return
-    }
-    showMessage('Sign in', 'Open the sign-in link you were given (it ends with #token=…). Running the demo? Start the server with ./scripts/serve --demo and open one of the links it prints.')
+    forgetToken()
+    showSignIn(root, { demo: await fetchLocalDemo() })
     return
   }
   if (claims.exp < Date.now() / 1000) {
@@ -103,15 +127,31 @@ async function start () {
     showMessage('Signed out', 'Your sign-in link has expired. Ask for a new one.')
     return
   }
+  await openPlanner(token, { device: false, weddings: [] })
+}
+
+/** The access kept on this device for the wedding opened last (offline start). */
+function keptAccess (wedding) {
+  try {
+    const kept = JSON.parse(localStorage.getItem(`crdt-server.access:${wedding}`) || 'null')
+    return kept && kept.docs ? kept : null
+  } catch {
+    return null
+  }
+}
+
+async function openPlanner (token, { device, weddings }) {
+  const claims = claimsOf(token)
+  if (!claims) { showSignIn(root, { demo: null }); return }
   let access = await fetchAccess(claims.wedding, token, claims.sub)
   if (access && access.deleted) {
-    forgetToken()
+    if (!device) forgetToken()
     await forgetWedding(claims.wedding)
     showMessage('Wedding deleted', 'This wedding was deleted. Its copy on this device has been removed.')
     return
   }
   if (access && access.refused) {
-    forgetToken()
+    if (!device) forgetToken()
     showMessage('Signed out', `The server refused this sign-in: ${access.refused}.`)
     return
   }
@@ -119,7 +159,11 @@ async function start () {
     const docs = DEFAULT_ACCESS[claims.role] || DEFAULT_ACCESS.friend
     access = { wedding: claims.wedding, sub: claims.sub, name: claims.name || claims.sub, role: claims.role, docs }
   }
-  new PlannerApp(claims.wedding, token, access).mount()
+  if (device) {
+    rememberWedding(claims.wedding)
+    try { localStorage.setItem(`crdt-server.access:${claims.wedding}`, JSON.stringify(access)) } catch {}
+  }
+  new PlannerApp(claims.wedding, token, access, { device, weddings }).mount()
 }
 
 const PEOPLE_KEY = (wedding) => `crdt-server.people:${wedding}`
@@ -141,9 +185,15 @@ function savePeople (wedding, people) {
 }
 
 class PlannerApp {
-  constructor (wedding, token, access) {
+  /** `device`: the token comes from this device's session (people.js), `weddings` lists the
+   *  person's weddings for the switcher. */
+  constructor (wedding, token, access, { device = false, weddings = [] } = {}) {
     this.wedding = wedding
     this.access = access
+    this.device = device
+    this.weddings = weddings
+    this.devices = null // the devices panel, while open
+    this.reconnectOnToken = token === null
     this.filters = { query: '', rsvp: '', side: '', household: '', dietary: '' }
     this.editing = null
     this.entity = null
@@ -183,7 +233,14 @@ class PlannerApp {
       onGone: () => this.gone()
     })
     this.keeper = new TokenKeeper(token, {
-      onToken: (fresh) => { this.sync.setToken(fresh); this.threads.reconnect() },
+      wedding: device ? wedding : null,
+      onToken: (fresh, body) => {
+        // A device session's sockets outlive the token; they reconnect only after a close.
+        this.sync.setToken(fresh, { reconnect: !device || this.reconnectOnToken })
+        this.reconnectOnToken = false
+        if (body && Array.isArray(body.weddings)) this.weddings = body.weddings
+        this.threads.reconnect()
+      },
       onSignedOut: (reason) => this.signOut(reason)
     })
     this.sync = new WeddingSync({
@@ -219,7 +276,11 @@ class PlannerApp {
     this.feed.start()
     this.threads.start()
     this.lost.start()
-    addEventListener('online', () => { this.feed.reconnect(); this.threads.reconnect(); this.lost.refresh(); this.ops.kick() })
+    addEventListener('online', () => {
+      if (!this.keeper.token) this.keeper.refresh() // opened offline: the token comes now
+      this.feed.reconnect(); this.threads.reconnect(); this.lost.refresh(); this.ops.kick()
+    })
+    if (!this.keeper.token && navigator.onLine) this.keeper.refresh()
     this.ops.kick()
     this.render()
     // Presence entries of others time out; re-render so a departed person disappears.
@@ -338,7 +399,10 @@ class PlannerApp {
       // Expired or revoked: ask for a fresh token once (all rooms close together). A revoked
       // session is refused (401) and signs out; a success reconnects every room.
       if (this.signedOut) return
-      if (!this.keeper.valid()) this.signOut('your session expired')
+      if (this.device) {
+        this.reconnectOnToken = true
+        this.keeper.refresh()
+      } else if (!this.keeper.valid()) this.signOut('your session expired')
       else this.keeper.refresh()
     } else if (event.code === 4404) {
       this.gone()
@@ -366,8 +430,32 @@ class PlannerApp {
     this.feed.stop()
     this.threads.stop()
     this.sync.disconnect()
-    forgetToken()
+    if (!this.device) forgetToken()
     this.render()
+  }
+
+  /** Open or close the devices panel (a device session's). */
+  showDevices (open = true) {
+    this.devices = open ? new Devices({ onChange: () => this.render() }) : null
+    if (open) this.devices.load()
+    this.render()
+  }
+
+  async signOutHere () {
+    await post('/api/session/sign-out', {}).catch(() => null)
+    this.signOut('you signed out on this device')
+  }
+
+  async signOutEverywhere () {
+    await post('/api/session/sign-out-all', {}).catch(() => null)
+    this.signOut('you signed out on every device')
+  }
+
+  /** Open another of this person's weddings (the switcher). */
+  switchTo (wedding) {
+    if (wedding === this.wedding) return
+    rememberWedding(wedding)
+    location.assign('/app/')
   }
 
   statusText () {
@@ -546,6 +634,12 @@ class PlannerApp {
         <div class="brand">
           <h1>Wedding planner</h1>
           <span class="muted">${this.wedding} · ${this.access.name} (${this.access.role})</span>
+          ${this.weddings.length > 1
+            ? html`<label class="switcher">Wedding <select @change=${(e) => this.switchTo(e.target.value)}>
+                ${this.weddings.map((w) => html`<option value=${w.wedding} ?selected=${w.wedding === this.wedding}>${w.names || w.wedding} (${w.role})</option>`)}
+              </select></label>`
+            : nothing}
+          ${this.device ? html`<button type="button" class="link" aria-expanded=${this.devices ? 'true' : 'false'} @click=${() => this.showDevices(!this.devices)}>Devices</button>` : nothing}
         </div>
         <div class="presence" aria-label="Who else is here">
           ${this.others.map((p) => avatar(p, `${p.name} (${p.role}) is in ${TITLES[p.here.section] || 'the app'}`))}
@@ -575,6 +669,7 @@ class PlannerApp {
       <div class="layout">
         <main id="main" tabindex="-1">${views[section](this)}</main>
         <div class="side">
+          ${this.devices ? devicesView(this) : nothing}
           ${this.discussing ? threadPanel(this) : nothing}
           ${this.activityView()}
         </div>

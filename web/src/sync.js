@@ -258,11 +258,14 @@ export class WeddingSync {
     this.changed()
   }
 
-  /** Use a fresh token: the open connections carry the old one's expiry, so reconnect. */
-  setToken (token) {
+  /** Use a fresh token. A link's token: the open connections carry the old one's expiry,
+   *  so reconnect. A device session's (`reconnect: false`): its sockets live while the
+   *  session does, so only the next connection takes the new token. */
+  setToken (token, { reconnect = true } = {}) {
     this.token = token
     for (const room of this.all()) {
       room.provider.params = { token }
+      if (!reconnect) continue
       room.closed = null
       room.provider.disconnect()
       room.provider.connect()
