@@ -135,6 +135,10 @@ class WeddingAccess(msgspec.Struct, frozen=True):
     """The documents the holder reads through a projection (without the fields hidden from
     their role): a different room behind the same URL, read-only. An app that kept a local
     copy of such a document from before drops it rather than merging it back."""
+    capabilities: list[str] = []
+    """The capabilities of the holder's role (``conflicts.resolve``, ``webhooks.manage``...),
+    after the operator's ``CRDT_SERVER_PERMISSIONS``, sorted: an app shows a control only
+    when the capability it needs is listed."""
 
 
 def _not_found(detail: str) -> Response:
@@ -374,6 +378,11 @@ async def wedding_access(call: ApiCall, path: WeddingPath) -> Response:
         # ``operate`` run over HTTP on the document itself, so that level stays.
         if docs[doc] != "operate":
             docs[doc] = "read"
+    capabilities = [
+        name for name, roles in call.state.permissions.capabilities().items() if who.role in roles
+    ]
     return json_response(
-        WeddingAccess(wedding_id, who.user_id, who.name, who.role, expires, docs, projected)
+        WeddingAccess(
+            wedding_id, who.user_id, who.name, who.role, expires, docs, projected, capabilities
+        )
     )

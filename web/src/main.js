@@ -214,6 +214,7 @@ class PlannerApp {
       wedding,
       sub: access.sub,
       token: () => this.keeper.token,
+      canResolve: () => this.can('conflicts.resolve'),
       onChange: () => this.sync.changed()
     })
     this.feed = new ActivityFeed({
@@ -359,6 +360,12 @@ class PlannerApp {
     this.render()
     const button = document.querySelector(`main [data-entity="${CSS.escape(was.id)}"] button.discuss`)
     button?.focus()
+  }
+
+  /** Whether the person's role has `capability` (`/access` lists them, after the operator's
+   *  matrix); an older server that lists none leaves the server to refuse (403). */
+  can (capability) {
+    return !Array.isArray(this.access.capabilities) || this.access.capabilities.includes(capability)
   }
 
   canWrite (kind) {
