@@ -19,6 +19,7 @@ import { threadIndex, threadPanel } from './panel.js'
 import { LostWrites, lostView } from './lost.js'
 import { OperationQueue } from './operations.js'
 import { EditState, FormErrors } from './forms.js'
+import { History } from './undo.js'
 
 const TITLES = { guests: 'Guests', seating: 'Seating', timeline: 'Timeline', budget: 'Budget' }
 // The server's default matrix (README, "Who may connect"): used only when the app opens with
@@ -252,6 +253,11 @@ class PlannerApp {
       onClosed: (room, event) => this.closed(room, event)
     })
     this.sync.setUser({ name: access.name })
+    this.history = new History(
+      Object.fromEntries(Object.entries(this.sync.rooms).map(([kind, room]) => [kind, room.doc])),
+      { onChange: () => this.sync.changed() }
+    )
+    this.toast = null // { text, action }: the last removal, with its Undo
   }
 
   get sections () {
@@ -274,6 +280,7 @@ class PlannerApp {
       document.getElementById('main')?.focus({ preventScroll: true })
     })
     this.publishPresence()
+    addEventListener('keydown', (e) => this.shortcut(e))
     this.feed.start()
     this.threads.start()
     this.lost.start()
@@ -439,6 +446,39 @@ class PlannerApp {
     this.sync.disconnect()
     if (!this.device) forgetToken()
     this.render()
+  }
+
+  /** A removal, done at once: its toast offers Undo instead of asking first. */
+  removed (text, change) {
+    const top = () => this.history.undos[this.history.undos.length - 1]
+    const before = top()
+    this.history.act(text, change)
+    const toast = { text, action: top() !== before ? top() : null }
+    this.toast = toast
+    this.say(`${text}.`)
+    setTimeout(() => { if (this.toast === toast) { this.toast = null; this.render() } }, 10_000)
+  }
+
+  undo () {
+    const what = this.history.nextUndo
+    this.toast = null
+    if (this.history.undo()) this.say(`Undone: ${what}.`)
+  }
+
+  redo () {
+    if (this.history.redo()) this.say('Redone.')
+  }
+
+  /** Ctrl+Z / Ctrl+Shift+Z / Ctrl+Y (⌘ on a Mac) outside text fields, which keep their own. */
+  shortcut (e) {
+    if (!(e.ctrlKey || e.metaKey) || e.altKey) return
+    const key = e.key.toLowerCase()
+    if (key !== 'z' && key !== 'y') return
+    const target = e.target
+    if (target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName))) return
+    e.preventDefault()
+    if (key === 'y' || e.shiftKey) this.redo()
+    else this.undo()
   }
 
   /** Open or close the devices panel (a device session's). */
@@ -651,6 +691,11 @@ class PlannerApp {
         <div class="presence" aria-label="Who else is here">
           ${this.others.map((p) => avatar(p, `${p.name} (${p.role}) is in ${TITLES[p.here.section] || 'the app'}`))}
         </div>
+        <div class="history" role="group" aria-label="Undo and redo your changes">
+          <button type="button" ?disabled=${!this.history.canUndo} title="Undo (Ctrl+Z)"
+            aria-label=${this.history.canUndo ? `Undo: ${this.history.nextUndo}` : 'Undo'} @click=${() => this.undo()}>Undo</button>
+          <button type="button" ?disabled=${!this.history.canRedo} title="Redo (Ctrl+Shift+Z)" @click=${() => this.redo()}>Redo</button>
+        </div>
         <div class="status ${status}" role="status" aria-live="polite"
           data-pending=${String(this.sync.pendingCount)} data-stored=${String(this.sync.storedLocally)}>
           <span class="dot" aria-hidden="true"></span>${this.statusText()}
@@ -681,6 +726,10 @@ class PlannerApp {
           ${this.activityView()}
         </div>
       </div>
+      ${this.toast && this.toast.action && this.toast.action === this.history.undos[this.history.undos.length - 1]
+        ? html`<div class="toast" aria-live="polite"><span>${this.toast.text}.</span>
+            <button type="button" @click=${() => this.undo()}>Undo</button></div>`
+        : nothing}
       <p class="sr-only" aria-live="polite">${this.announcement}</p>
     `, root)
     this.errors.settle(root)

@@ -219,7 +219,7 @@ function guestRow (ctx, g, canWrite, canAnswer, seating) {
             ${discussButton(ctx, 'guests', g.id, g.name)}
             <button type="button" aria-label=${`Edit ${g.name}`} @click=${() => ctx.setEntity(g.id)}>Edit</button>
             ${canWrite ? html`<button type="button" class="danger" aria-label=${`Remove ${g.name}`} @click=${() => {
-              if (confirm(`Remove ${g.name} from the guest list?`)) { removeGuest(ctx.docs.guests, ctx.canWrite('seating') ? ctx.docs.seating : null, g.id); ctx.say(`${g.name} removed.`) }
+              ctx.removed(`${g.name} removed from the guest list`, () => removeGuest(ctx.docs.guests, ctx.canWrite('seating') ? ctx.docs.seating : null, g.id))
             }}>Remove</button>` : nothing}`
         : html`<span class="pill ${g.rsvp}">${label(g.rsvp)}</span>${discussButton(ctx, 'guests', g.id, g.name)}`}
     </div>
@@ -368,7 +368,7 @@ export function seatingView (ctx) {
               </ul>
               ${canWrite ? html`<div class="table-tools" data-form=${`seats-${t.id}`}>
                 ${seatsControl(ctx, t)}
-                <button type="button" class="link danger" aria-label=${`Remove table ${t.name}`} @click=${() => { if (confirm(`Remove table ${t.name}? Its guests lose their seats.`)) removeTable(ctx.docs.seating, t.id) }}>Remove</button>
+                <button type="button" class="link danger" aria-label=${`Remove table ${t.name}`} @click=${() => ctx.removed(`Table ${t.name} removed`, () => removeTable(ctx.docs.seating, t.id))}>Remove</button>
               </div>` : nothing}
             </section>`
           })}
@@ -483,7 +483,7 @@ export function timelineView (ctx) {
                   </select>
                   ${discussButton(ctx, 'timeline', item.id, item.title)}
                   <button type="button" aria-label=${`Edit ${item.title}`} @click=${() => ctx.setEntity(item.id)}>Edit</button>
-                  <button type="button" class="link danger" aria-label=${`Remove ${item.title}`} @click=${() => { if (confirm(`Remove ${item.title}?`)) removeItem(ctx.docs.timeline, item.id) }}>Remove</button>
+                  <button type="button" class="link danger" aria-label=${`Remove ${item.title}`} @click=${() => ctx.removed(`${item.title} removed from the timeline`, () => removeItem(ctx.docs.timeline, item.id))}>Remove</button>
                 </div>`
               : html`<div class="row-actions"><span class=${`pill item-status ${item.status}`}>${label(item.status)}</span>${discussButton(ctx, 'timeline', item.id, item.title)}</div>`}
           </li>`
@@ -693,7 +693,7 @@ export function budgetView (ctx) {
       <ul class="rows" aria-label="Payments">
         ${budget.payments.map((p) => html`<li class="row" data-entity=${p.id}>
           <div class="who"><strong>${money(p.amount)}</strong><span class="muted">${[p.date, names.get(p.category_id) || p.category_id, p.vendor, p.payer && `paid by ${p.payer}`].filter(Boolean).join(' · ')}</span></div>
-          ${canWrite ? html`<div class="row-actions"><button type="button" class="link danger" aria-label=${`Remove payment of ${money(p.amount)} on ${p.date}`} @click=${() => { if (confirm('Remove this payment?')) removePayment(ctx.docs.budget, p.id) }}>Remove</button></div>` : nothing}
+          ${canWrite ? html`<div class="row-actions"><button type="button" class="link danger" aria-label=${`Remove payment of ${money(p.amount)} on ${p.date}`} @click=${() => ctx.removed(`Payment of ${money(p.amount)} removed`, () => removePayment(ctx.docs.budget, p.id))}>Remove</button></div>` : nothing}
         </li>`)}
       </ul>
       ${canWrite ? html`<form class="card add-form" data-form="add-payment" novalidate @submit=${record} @input=${payForm.edited} aria-label="Record a payment">
