@@ -205,6 +205,7 @@ class PlannerApp {
     this.announcement = ''
     this.people = loadPeople(wedding)
     this.discussing = null // { doc, id, name, thread } while the thread panel is open
+    this.mentioning = null // the composer's @ suggestions (panel.js)
     this.threads = new ThreadStore({
       wedding,
       sub: access.sub,
@@ -362,6 +363,7 @@ class PlannerApp {
   closePanel () {
     const was = this.discussing
     if (!was) return
+    this.mentioning = null
     if (was.thread) this.threads.unwatch(was.thread)
     this.discussing = null
     this.render()
