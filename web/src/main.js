@@ -20,6 +20,7 @@ import { LostWrites, lostView } from './lost.js'
 import { OperationQueue } from './operations.js'
 import { EditState, FormErrors } from './forms.js'
 import { History } from './undo.js'
+import { Inbox, bell, inboxView } from './inbox.js'
 
 const TITLES = { guests: 'Guests', seating: 'Seating', timeline: 'Timeline', budget: 'Budget' }
 // The server's default matrix (README, "Who may connect"): used only when the app opens with
@@ -219,13 +220,20 @@ class PlannerApp {
       canResolve: () => this.can('conflicts.resolve'),
       onChange: () => this.sync.changed()
     })
+    this.inbox = new Inbox({
+      wedding,
+      sub: access.sub,
+      token: () => this.keeper.token,
+      onChange: () => this.sync.changed()
+    })
+    this.inboxOpen = false
     this.feed = new ActivityFeed({
       wedding,
       sub: access.sub,
       token: () => this.keeper.token,
       onChange: () => this.sync.changed(),
       onGone: () => this.gone(),
-      onEvents: (events) => { this.threads.onEvents(events); this.lost.onEvents(events) }
+      onEvents: (events) => { this.threads.onEvents(events); this.lost.onEvents(events); this.inbox.onEvents(events) }
     })
     this.ops = new OperationQueue({
       wedding,
@@ -284,10 +292,11 @@ class PlannerApp {
     addEventListener('keydown', (e) => this.shortcut(e))
     this.feed.start()
     this.threads.start()
+    this.inbox.start()
     this.lost.start()
     addEventListener('online', () => {
       if (!this.keeper.token) this.keeper.refresh() // opened offline: the token comes now
-      this.feed.reconnect(); this.threads.reconnect(); this.lost.refresh(); this.ops.kick()
+      this.feed.reconnect(); this.threads.reconnect(); this.lost.refresh(); this.inbox.refresh(); this.ops.kick()
     })
     if (!this.keeper.token && navigator.onLine) this.keeper.refresh()
     this.ops.kick()
@@ -349,6 +358,27 @@ class PlannerApp {
     this.discussing = { doc, id, name, thread: null }
     this.render()
     requestAnimationFrame(() => document.getElementById('thread-panel')?.focus())
+  }
+
+  showInbox (open = true) {
+    this.inboxOpen = open
+    this.render()
+    if (open) requestAnimationFrame(() => document.getElementById('inbox-panel')?.focus())
+  }
+
+  /** Open the thread a notification is about, in the panel of the entry it is anchored to. */
+  async openNotification (item) {
+    const tid = item.thread && item.thread.id
+    if (!tid) return
+    let thread = this.threads.threads.find((t) => t.id === tid)
+    if (!thread) {
+      await this.threads.refresh()
+      thread = this.threads.threads.find((t) => t.id === tid)
+    }
+    const anchor = thread && Array.isArray(thread.anchors) ? thread.anchors[0] : null
+    this.inboxOpen = false
+    this.discuss(anchor ? anchor.doc : null, anchor ? anchor.id : null, (item.thread && item.thread.subject) || 'a thread')
+    this.openThread(tid)
   }
 
   /** Show one thread of the open panel (its messages, live, marked read). */
@@ -690,6 +720,7 @@ class PlannerApp {
             : nothing}
           ${this.device ? html`<button type="button" class="link" aria-expanded=${this.devices ? 'true' : 'false'} @click=${() => this.showDevices(!this.devices)}>Devices</button>` : nothing}
         </div>
+        ${bell(this)}
         <div class="presence" aria-label="Who else is here">
           ${this.others.map((p) => avatar(p, `${p.name} (${p.role}) is in ${TITLES[p.here.section] || 'the app'}`))}
         </div>
@@ -723,6 +754,7 @@ class PlannerApp {
       <div class="layout">
         <main id="main" tabindex="-1">${views[section](this)}</main>
         <div class="side">
+          ${this.inboxOpen ? inboxView(this) : nothing}
           ${this.devices ? devicesView(this) : nothing}
           ${this.discussing ? threadPanel(this) : nothing}
           ${this.activityView()}

@@ -230,11 +230,13 @@ export function threadPanel (ctx) {
           </form>
         </section>`
       : nothing}
-    <form class="start-form" data-form="start-thread" novalidate @submit=${start} @input=${startForm.edited} aria-label="Start a thread">
-      <h3>Start a thread</h3>
-      <div class="field"><label>Subject <input name="subject" required maxlength="200" autocomplete="off" placeholder=${`About ${d.name}`}
-        aria-describedby=${startForm.describedBy('subject')} aria-invalid=${startForm.invalid('subject')}></label>${startForm.note('subject')}</div>
-      <button type="submit">Start thread</button>
-    </form>
+    ${d.doc
+      ? html`<form class="start-form" data-form="start-thread" novalidate @submit=${start} @input=${startForm.edited} aria-label="Start a thread">
+          <h3>Start a thread</h3>
+          <div class="field"><label>Subject <input name="subject" required maxlength="200" autocomplete="off" placeholder=${`About ${d.name}`}
+            aria-describedby=${startForm.describedBy('subject')} aria-invalid=${startForm.invalid('subject')}></label>${startForm.note('subject')}</div>
+          <button type="submit">Start thread</button>
+        </form>`
+      : nothing}
   </section>`
 }
