@@ -480,6 +480,14 @@ class PlannerApp {
     this.render()
   }
 
+  /** The activity feed, one tap away on a narrow screen (where it sits below the view). */
+  toActivity () {
+    const feed = document.querySelector('.activity')
+    if (!feed) return
+    feed.scrollIntoView({ block: 'start' })
+    document.getElementById('activity-title')?.focus({ preventScroll: true })
+  }
+
   /** A removal, done at once: its toast offers Undo instead of asking first. */
   removed (text, change) {
     const top = () => this.history.undos[this.history.undos.length - 1]
@@ -672,7 +680,7 @@ class PlannerApp {
     const state = { live: 'Live', connecting: 'Connecting…', offline: 'Offline', stopped: '' }[this.feed.state]
     return html`<aside class="activity" aria-labelledby="activity-title">
       <div class="activity-head">
-        <h2 id="activity-title">Activity</h2>
+        <h2 id="activity-title" tabindex="-1">Activity</h2>
         <span class="muted feed-state ${this.feed.state}">${state}</span>
       </div>
       ${groups.length
@@ -740,14 +748,17 @@ class PlannerApp {
             <a href=${`#${kind}`} aria-current=${kind === section ? 'page' : 'false'}>${TITLES[kind]}</a>
             ${here(kind).length ? html`<span class="here">${here(kind).map((p) => avatar(p, `${p.name} is in ${TITLES[kind]}`))}</span>` : nothing}
           </li>`)}
+          <li class="to-activity"><button type="button" class="link" @click=${() => this.toActivity()}>Activity</button></li>
         </ul>
       </nav>
       ${this.signedOut ? html`<div class="banner danger" role="alert">You are signed out (${this.signedOut}). Open a new sign-in link to continue; nothing you changed on this device is lost.</div>` : nothing}
       ${this.deleted ? html`<div class="banner danger" role="alert">This wedding was deleted. Its copy on this device has been removed.</div>` : nothing}
       ${this.conflicts.length
         ? html`<section class="banner conflicts" role="region" aria-label="Conflicts">
-            <strong>${this.conflicts.length} ${this.conflicts.length === 1 ? 'conflict' : 'conflicts'} to resolve</strong>
-            <ul>${this.conflicts.map((c) => html`<li data-code=${c.code}>${c.code === 'concurrent_edit' ? this.crossed(c) : c.message}</li>`)}</ul>
+            <details ?open=${matchMedia('(min-width: 720px)').matches}>
+              <summary><strong>${this.conflicts.length} ${this.conflicts.length === 1 ? 'conflict' : 'conflicts'} to resolve</strong></summary>
+              <ul>${this.conflicts.map((c) => html`<li data-code=${c.code}>${c.code === 'concurrent_edit' ? this.crossed(c) : c.message}</li>`)}</ul>
+            </details>
           </section>`
         : nothing}
       ${lostView(this.lost, { person: this.names().person, entry: (doc, path) => this.entryName(doc, path), docs: () => this.docs })}
