@@ -21,6 +21,7 @@ import { OperationQueue } from './operations.js'
 import { EditState, FormErrors } from './forms.js'
 import { History } from './undo.js'
 import { Inbox, bell, inboxView } from './inbox.js'
+import { Tools, toolsView } from './tools.js'
 
 const TITLES = { guests: 'Guests', seating: 'Seating', timeline: 'Timeline', budget: 'Budget' }
 // The server's default matrix (README, "Who may connect"): used only when the app opens with
@@ -227,6 +228,8 @@ class PlannerApp {
       onChange: () => this.sync.changed()
     })
     this.inboxOpen = false
+    this.tools = new Tools({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
+    this.toolsOpen = false
     this.feed = new ActivityFeed({
       wedding,
       sub: access.sub,
@@ -358,6 +361,12 @@ class PlannerApp {
     this.discussing = { doc, id, name, thread: null }
     this.render()
     requestAnimationFrame(() => document.getElementById('thread-panel')?.focus())
+  }
+
+  showTools (open = true) {
+    this.toolsOpen = open
+    this.render()
+    if (open) requestAnimationFrame(() => document.getElementById('tools-panel')?.focus())
   }
 
   showInbox (open = true) {
@@ -729,6 +738,7 @@ class PlannerApp {
           ${this.device ? html`<button type="button" class="link" aria-expanded=${this.devices ? 'true' : 'false'} @click=${() => this.showDevices(!this.devices)}>Devices</button>` : nothing}
         </div>
         ${bell(this)}
+        <button type="button" class="share" aria-expanded=${this.toolsOpen ? 'true' : 'false'} @click=${() => this.showTools(!this.toolsOpen)}>Share</button>
         <div class="presence" aria-label="Who else is here">
           ${this.others.map((p) => avatar(p, `${p.name} (${p.role}) is in ${TITLES[p.here.section] || 'the app'}`))}
         </div>
@@ -765,6 +775,7 @@ class PlannerApp {
       <div class="layout">
         <main id="main" tabindex="-1">${views[section](this)}</main>
         <div class="side">
+          ${this.toolsOpen ? toolsView(this) : nothing}
           ${this.inboxOpen ? inboxView(this) : nothing}
           ${this.devices ? devicesView(this) : nothing}
           ${this.discussing ? threadPanel(this) : nothing}
