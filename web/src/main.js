@@ -22,6 +22,7 @@ import { EditState, FormErrors } from './forms.js'
 import { History } from './undo.js'
 import { Inbox, bell, inboxView } from './inbox.js'
 import { Tools, toolsView } from './tools.js'
+import { DocHistory, historyView } from './history.js'
 
 const TITLES = { guests: 'Guests', seating: 'Seating', timeline: 'Timeline', budget: 'Budget' }
 // The server's default matrix (README, "Who may connect"): used only when the app opens with
@@ -230,6 +231,7 @@ class PlannerApp {
     this.inboxOpen = false
     this.tools = new Tools({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
     this.toolsOpen = false
+    this.docHistory = new DocHistory({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
     this.feed = new ActivityFeed({
       wedding,
       sub: access.sub,
@@ -361,6 +363,11 @@ class PlannerApp {
     this.discussing = { doc, id, name, thread: null }
     this.render()
     requestAnimationFrame(() => document.getElementById('thread-panel')?.focus())
+  }
+
+  showHistory (kind) {
+    this.docHistory.open(kind)
+    requestAnimationFrame(() => document.getElementById('history-panel')?.focus())
   }
 
   showTools (open = true) {
@@ -775,6 +782,7 @@ class PlannerApp {
       <div class="layout">
         <main id="main" tabindex="-1">${views[section](this)}</main>
         <div class="side">
+          ${historyView(this)}
           ${this.toolsOpen ? toolsView(this) : nothing}
           ${this.inboxOpen ? inboxView(this) : nothing}
           ${this.devices ? devicesView(this) : nothing}

@@ -13,6 +13,7 @@ import {
 import { cancelNotes, notesField } from './notes.js'
 import { discussButton } from './panel.js'
 import { theirsNote, valueOf } from './forms.js'
+import { historyButton } from './history.js'
 
 const label = (s) => s.charAt(0).toUpperCase() + s.slice(1).replace('_', ' ')
 
@@ -130,7 +131,7 @@ export function guestsView (ctx) {
   return html`
     <section class="view" aria-labelledby="guests-title">
       <div class="view-head">
-        <h2 id="guests-title">Guests</h2>
+        <h2 id="guests-title">Guests</h2>${historyButton(ctx, 'guests')}
         <p class="counts" aria-label="RSVP counts">
           <span class="pill accepted">${counts.accepted} accepted</span>
           <span class="pill pending">${counts.pending} pending</span>
@@ -337,7 +338,7 @@ export function seatingView (ctx) {
   return html`
     <section class="view" aria-labelledby="seating-title">
       <div class="view-head">
-        <h2 id="seating-title">Seating</h2>
+        <h2 id="seating-title">Seating</h2>${historyButton(ctx, 'seating')}
         <p class="counts"><span class="pill">${seating.assignments.size} seated</span><span class="pill pending">${unseated.length} to seat</span><span class="pill">${seating.tables.length} tables</span></p>
       </div>
       ${readOnlyNote(ctx, 'seating')}
@@ -461,7 +462,7 @@ export function timelineView (ctx) {
     ${runOfShow(ctx, canWrite)}
     <section class="view" aria-labelledby="timeline-title">
       <div class="view-head">
-        <h2 id="timeline-title">Timeline</h2>
+        <h2 id="timeline-title">Timeline</h2>${historyButton(ctx, 'timeline')}
         <p class="counts"><span class="pill">${day}</span><span class="pill">${timeline.length} items</span>${overlaps.size ? html`<span class="pill declined">${overlaps.size} overlapping</span>` : nothing}</p>
       </div>
       ${readOnlyNote(ctx, 'timeline')}
@@ -657,7 +658,7 @@ export function budgetView (ctx) {
   return html`
     <section class="view" aria-labelledby="budget-title">
       <div class="view-head">
-        <h2 id="budget-title">Budget</h2>
+        <h2 id="budget-title">Budget</h2>${historyButton(ctx, 'budget')}
         <p class="counts"><span class="pill">Total ${budget.total === null ? 'not set' : money(budget.total)}</span><span class="pill">Planned ${money(planned)}</span><span class="pill accepted">Paid ${money(paid)}</span></p>
       </div>
       ${readOnlyNote(ctx, 'budget')}
