@@ -22,6 +22,7 @@ import { EditState, FormErrors } from './forms.js'
 import { History } from './undo.js'
 import { Inbox, bell, inboxView } from './inbox.js'
 import { Tools, toolsView } from './tools.js'
+import { Webhooks } from './webhooks.js'
 import { DocHistory, historyView } from './history.js'
 
 const TITLES = { guests: 'Guests', seating: 'Seating', timeline: 'Timeline', budget: 'Budget' }
@@ -231,6 +232,7 @@ class PlannerApp {
     this.inboxOpen = false
     this.tools = new Tools({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
     this.toolsOpen = false
+    this.webhooks = new Webhooks({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
     this.docHistory = new DocHistory({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
     this.feed = new ActivityFeed({
       wedding,
@@ -372,6 +374,7 @@ class PlannerApp {
 
   showTools (open = true) {
     this.toolsOpen = open
+    if (open && this.can('webhooks.manage')) this.webhooks.load()
     this.render()
     if (open) requestAnimationFrame(() => document.getElementById('tools-panel')?.focus())
   }

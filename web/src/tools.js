@@ -4,6 +4,7 @@
 // document access it needs); each route's refusal is said beside its control.
 
 import { html, nothing } from 'lit-html'
+import { webhooksView } from './webhooks.js'
 
 export class Tools {
   constructor ({ wedding, token, onChange }) {
@@ -142,6 +143,7 @@ export function toolsView (ctx) {
             : nothing}
         </section>`
       : nothing}
+    ${ctx.can('webhooks.manage') ? webhooksView(ctx) : nothing}
     ${canExport
       ? html`<section data-form="export" aria-labelledby="export-title"><h3 id="export-title">The whole wedding</h3>
           <p class="muted">Every document, its history, its events and its conversations, as one file.</p>

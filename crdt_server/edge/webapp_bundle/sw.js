@@ -1,8 +1,8 @@
 // The service worker of the planner: keeps the app shell on the device so the app opens
 // with no network. The documents themselves live in IndexedDB (y-indexeddb), not here.
 // The list of files and the version below are filled in by web/build.mjs.
-const VERSION = 'e75a643916c27419'
-const SHELL = ["/app/","/app/app-BQYWWVBT.js","/app/app-IHDP3YNZ.css","/app/chunk-6L3CHQDG.js","/app/chunk-ZH4XNPMH.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
+const VERSION = 'aabf0f343d21143b'
+const SHELL = ["/app/","/app/app-IYAWJJV2.css","/app/app-RTYBXMZ7.js","/app/chunk-6L3CHQDG.js","/app/chunk-ZH4XNPMH.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
 const CACHE = `planner-${VERSION}`
 
 self.addEventListener('install', (event) => {
