@@ -627,6 +627,35 @@ class PlannerApp {
     this.conflicts = [...found.values()].filter((c) => c.paths.every((p) => this.sections.includes(p.split('/')[0])))
   }
 
+  /** One finding of the conflicts banner, with the server's suggestion and, for a role with
+   *  `conflicts.resolve`, its controls: apply the suggestion, or acknowledge (keep as is). */
+  conflictItem (c) {
+    const finding = this.lost.all.find((f) => f.id && conflictKey(f) === conflictKey(c))
+    const suggestion = finding && finding.suggestion
+    const form = finding ? `conflict-${finding.id}` : null
+    const f = form ? this.errors.of(form) : null
+    const settle = async (how, done) => {
+      const refused = await this.lost.settle(finding, how)
+      if (refused) this.refuse(form, [{ field: 'settle', message: `Not done: ${refused}.` }])
+      else { this.errors.clear(form); this.say(done) }
+    }
+    const busy = finding && this.lost.busy.has(finding.id)
+    return html`<li data-code=${c.code} data-form=${form || nothing}>
+      ${c.code === 'concurrent_edit' ? this.crossed(c) : c.message}
+      ${suggestion && suggestion.message ? html`<span class="suggestion">Suggested: ${suggestion.message}</span>` : nothing}
+      ${finding && this.can('conflicts.resolve')
+        ? html`<span class="conflict-actions">
+            ${suggestion && Array.isArray(suggestion.ops) && suggestion.ops.length
+              ? html`<button type="button" name="settle" ?disabled=${busy} aria-describedby=${f.describedBy('settle')}
+                  @click=${() => settle({ ops: suggestion.ops }, 'The suggestion was applied.')}>Apply the suggestion</button>`
+              : nothing}
+            <button type="button" name="settle" ?disabled=${busy} aria-describedby=${f.describedBy('settle')}
+              @click=${() => settle({ acknowledge: true }, 'Conflict acknowledged: things stay as they are.')}>Acknowledge</button>
+          </span>${f.note('settle')}`
+        : nothing}
+    </li>`
+  }
+
   /** A lost write in the conflicts list: what was written twice, in the app's words. */
   crossed (c) {
     const [doc, ...path] = String(c.paths[0] || '').split('/')
@@ -777,7 +806,7 @@ class PlannerApp {
         ? html`<section class="banner conflicts" role="region" aria-label="Conflicts">
             <details ?open=${matchMedia('(min-width: 720px)').matches}>
               <summary><strong>${this.conflicts.length} ${this.conflicts.length === 1 ? 'conflict' : 'conflicts'} to resolve</strong></summary>
-              <ul>${this.conflicts.map((c) => html`<li data-code=${c.code}>${c.code === 'concurrent_edit' ? this.crossed(c) : c.message}</li>`)}</ul>
+              <ul>${this.conflicts.map((c) => this.conflictItem(c))}</ul>
             </details>
           </section>`
         : nothing}
