@@ -23,6 +23,7 @@ import { History } from './undo.js'
 import { Inbox, bell, inboxView } from './inbox.js'
 import { Tools, toolsView } from './tools.js'
 import { Webhooks } from './webhooks.js'
+import { followScroll } from './guestlist.js'
 import { DocHistory, historyView } from './history.js'
 
 const TITLES = { guests: 'Guests', seating: 'Seating', timeline: 'Timeline', budget: 'Budget' }
@@ -210,6 +211,8 @@ class PlannerApp {
     this.people = loadPeople(wedding)
     this.discussing = null // { doc, id, name, thread } while the thread panel is open
     this.mentioning = null // the composer's @ suggestions (panel.js)
+    this.selected = new Set() // guests selected for a bulk action (guestlist.js)
+    this.listTop = undefined // where the guest list sits on the screen (its window)
     this.threads = new ThreadStore({
       wedding,
       sub: access.sub,
@@ -297,6 +300,7 @@ class PlannerApp {
     })
     this.publishPresence()
     addEventListener('keydown', (e) => this.shortcut(e))
+    this.listCheck = followScroll(this)
     this.feed.start()
     this.threads.start()
     this.inbox.start()
@@ -829,6 +833,7 @@ class PlannerApp {
       <p class="sr-only" aria-live="polite">${this.announcement}</p>
     `, root)
     this.errors.settle(root)
+    if (this.listCheck) this.listCheck() // a long guest list may need other rows now
   }
 }
 

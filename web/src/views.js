@@ -14,6 +14,7 @@ import { cancelNotes, notesField } from './notes.js'
 import { discussButton } from './panel.js'
 import { theirsNote, valueOf } from './forms.js'
 import { historyButton } from './history.js'
+import { WINDOW_FROM, bulkBar, guestRows, selectBox } from './guestlist.js'
 
 const label = (s) => s.charAt(0).toUpperCase() + s.slice(1).replace('_', ' ')
 
@@ -158,8 +159,10 @@ export function guestsView (ctx) {
         <label>Dietary <select @change=${setFilter('dietary')}><option value="">All</option>${dietary.map((d) => html`<option ?selected=${filters.dietary === d}>${d}</option>`)}</select></label>
       </div>
       <p class="muted" aria-live="polite">${shown.length === guests.length ? `${guests.length} guests` : `${shown.length} of ${guests.length} guests`}</p>
+      ${canWrite ? bulkBar(ctx, shown) : nothing}
+      ${shown.length > WINDOW_FROM ? html`<p class="muted">A long list: only the rows near the screen are drawn, so use the search above rather than the browser's find.</p>` : nothing}
       <ul class="rows" aria-label="Guest list">
-        ${repeat(shown, (g) => g.id, (g) => guestRow(ctx, g, canWrite, canAnswer, seating))}
+        ${guestRows(ctx, shown, (g) => guestRow(ctx, g, canWrite, canAnswer, seating))}
       </ul>
     </section>`
 }
@@ -205,7 +208,7 @@ function guestRow (ctx, g, canWrite, canAnswer, seating) {
   const rsvpErrors = ctx.errors.of(rsvpForm)
   return html`<li class="row ${busy ? 'busy' : ''} ${g.queued ? 'queued' : ''}" data-entity=${g.id}>
     <div class="who">
-      <span class="name-line"><strong>${g.name}</strong>${editors(ctx, g.id)}</span>
+      <span class="name-line">${canWrite ? selectBox(ctx, g) : nothing}<strong>${g.name}</strong>${editors(ctx, g.id)}</span>
       <span class="muted">${[g.household, g.side && SIDES[g.side], g.meal, ...g.dietary, g.plus_one ? '+1' : null].filter(Boolean).join(' · ')}</span>
       ${table ? html`<span class="muted">Table ${table.name}</span>` : nothing}
     </div>
