@@ -5,6 +5,7 @@
 
 import { html, nothing } from 'lit-html'
 import { when } from './activity.js'
+import { call, reasonOf } from './api.js'
 
 /** What a document holds, in words (from its JSON view). */
 export function summary (kind, doc) {
@@ -33,18 +34,8 @@ export class DocHistory {
     this.error = null
   }
 
-  async request (method, path, body) {
-    const init = { method, headers: { Authorization: `Bearer ${this.token()}` } }
-    if (body !== undefined) {
-      init.body = JSON.stringify(body)
-      init.headers['Content-Type'] = 'application/json'
-    }
-    try {
-      const response = await fetch(`${this.base}/${path}`, init)
-      return { status: response.status, body: await response.json().catch(() => null) }
-    } catch {
-      return { status: 0, body: null }
-    }
+  request (method, path = '', body) {
+    return call(this.token, this.base, method, '/' + path, body)
   }
 
   async open (kind) {
@@ -81,7 +72,7 @@ export class DocHistory {
       await this.open(this.kind)
       return null
     }
-    return (body && body.detail) || (status ? `HTTP ${status}` : 'the server cannot be reached')
+    return reasonOf({ status, body })
   }
 }
 

@@ -5,6 +5,7 @@
 
 import { html, nothing } from 'lit-html'
 import { when } from './activity.js'
+import { call, reasonOf } from './api.js'
 
 export class Webhooks {
   constructor ({ wedding, token, onChange }) {
@@ -17,22 +18,8 @@ export class Webhooks {
     this.removing = null // the endpoint whose Remove was pressed once
   }
 
-  async request (method, path = '', body) {
-    const init = { method, headers: { Authorization: `Bearer ${this.token()}` } }
-    if (body !== undefined) {
-      init.body = JSON.stringify(body)
-      init.headers['Content-Type'] = 'application/json'
-    }
-    try {
-      const response = await fetch(`${this.base}${path}`, init)
-      return { status: response.status, body: await response.json().catch(() => null) }
-    } catch {
-      return { status: 0, body: null }
-    }
-  }
-
-  reason ({ status, body }) {
-    return (body && body.detail) || (status ? `HTTP ${status}` : 'the server cannot be reached')
+  request (method, path = '', body) {
+    return call(this.token, this.base, method, path, body)
   }
 
   async load () {
@@ -51,7 +38,7 @@ export class Webhooks {
     }
     const named = answer.body && Array.isArray(answer.body.errors) ? answer.body.errors[0] : null
     const field = named && ['url', 'events', 'description'].includes(String(named.field).split(/[.[]/)[0]) ? String(named.field).split(/[.[]/)[0] : 'url'
-    return { field, message: `Not added: ${(named && named.message) || this.reason(answer)}.` }
+    return { field, message: `Not added: ${(named && named.message) || reasonOf(answer)}.` }
   }
 
   async test (id) {
@@ -60,7 +47,7 @@ export class Webhooks {
       setTimeout(() => this.showDeliveries(id), 500)
       return null
     }
-    return this.reason(answer)
+    return reasonOf(answer)
   }
 
   async showDeliveries (id) {
@@ -72,7 +59,7 @@ export class Webhooks {
   async replay (id, delivery) {
     const answer = await this.request('POST', `/${encodeURIComponent(id)}/deliveries/${encodeURIComponent(delivery)}/replay`)
     await this.showDeliveries(id)
-    return answer.status >= 200 && answer.status < 300 ? null : this.reason(answer)
+    return answer.status >= 200 && answer.status < 300 ? null : reasonOf(answer)
   }
 
   async remove (id) {
@@ -84,7 +71,7 @@ export class Webhooks {
     this.removing = null
     const answer = await this.request('DELETE', `/${encodeURIComponent(id)}`)
     await this.load()
-    return answer.status === 204 || answer.status === 200 ? null : this.reason(answer)
+    return answer.status === 204 || answer.status === 200 ? null : reasonOf(answer)
   }
 }
 
