@@ -242,7 +242,8 @@ def _setting_event(change: EntryChange) -> DomainEvent:
 def _profile_event(change: EntryChange) -> DomainEvent:
     before = change.before.get("value") if change.action != "added" else None
     after = change.after.get("value") if change.action != "removed" else None
-    return DomainEvent("timeline.profile_changed", {"field": change.id, "from": before, "to": after})
+    data = {"field": change.id, "from": before, "to": after}
+    return DomainEvent("timeline.profile_changed", data)
 
 
 def apply_events(kind: str, entries: Entries, events: Iterable[DomainEvent]) -> Entries:

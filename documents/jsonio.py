@@ -3,8 +3,9 @@
 The export is plain JSON: ``{"kind", "schema", "wedding_id", <collections>}`` where each
 collection maps ids to objects holding every field (``null`` for empty optional ones), and
 the budget adds ``currency`` and ``total``, the timeline its ``profile`` (the wedding's names,
-date, time zone, venue and RSVP deadline; ``null`` fields where there is none). Entries a foreign client stored in a shape the
-schema does not allow are left out (the invariant checks report them).
+date, time zone, venue and RSVP deadline; ``null`` fields where there is none). Entries a
+foreign client stored in a shape the schema does not allow are left out (the invariant
+checks report them).
 
 Nothing a client stored is invisible: ``problems`` lists every entry left out and why, and
 ``other`` shows every root the schema does not know

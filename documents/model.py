@@ -12,8 +12,8 @@ import uuid
 import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from datetime import date, datetime
+from functools import cache
 from typing import Any, Literal
 
 DOCUMENT_KINDS: tuple[str, ...] = ("timeline", "budget", "guests", "seating")
