@@ -5,7 +5,7 @@ import { html, nothing, render } from 'lit-html'
 import { TokenKeeper, claimsOf, forgetToken, takeToken } from './session.js'
 import { KINDS, WeddingSync, forgetWedding } from './sync.js'
 import {
-  conflictKey, formatMoney, readBudget, readGuests, readSeating, readTimeline, seatFor, seatGuest,
+  conflictKey, formatMoney, readBudget, readGuests, readProfile, readSeating, readTimeline, seatFor, seatGuest,
   seatingConflicts, timelineOverlaps, unseatGuest, updateGuest
 } from './model.js'
 import { avatar, budgetView, guestsView, seatingView, timelineView } from './views.js'
@@ -367,6 +367,7 @@ class PlannerApp {
     this.guests = this.ops.overlayGuests(readGuests(this.docs.guests))
     this.seating = this.ops.overlaySeating(readSeating(this.docs.seating))
     this.timeline = readTimeline(this.docs.timeline)
+    this.profile = readProfile(this.docs.timeline)
     this.budget = readBudget(this.docs.budget)
     this.overlaps = timelineOverlaps(this.timeline)
     this.others = this.sync.others()
