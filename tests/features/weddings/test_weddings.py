@@ -262,3 +262,27 @@ async def test_the_command_creates_a_wedding_a_running_server_serves(
         code, _, err = await cli(*bad, env=env)
         assert code == 2 and "time_zone" in err
     assert ADMIN  # the admin key the server ran with
+
+
+@pytest.mark.asyncio
+async def test_erasing_a_wedding_erases_its_creation_record(tmp_path: Path) -> None:
+    env = {
+        **ENV,
+        "CRDT_SERVER_OPEN_SIGNUP": "true",
+        "CRDT_SERVER_SIGNUPS_PER_ADDRESS_PER_HOUR": "10",
+        "CRDT_SERVER_MAX_WEDDINGS_PER_PERSON": "1",
+    }
+    async with served(tmp_path / "data", env) as (_, http):
+        first = await http.post("/api/weddings", json=NEW)
+        assert first.status_code == 201, first.text
+        assert (await http.post("/api/weddings", json=NEW)).status_code == 429
+        wedding = first.json()["id"]
+        erased = await http.delete(f"/api/weddings/{wedding}", headers=ADMIN_AUTH)
+        assert erased.status_code == 200, erased.text
+        # Its record went with it (the per-person count is of weddings that exist), and its
+        # profile with its documents: the id now answers 410.
+        again = await http.post("/api/weddings", json=NEW)
+        assert again.status_code == 201, again.text
+        couple = token(wedding, first.json()["member"]["sub"], "couple")
+        gone = await http.get(f"/api/weddings/{wedding}/settings", headers=couple)
+        assert gone.status_code == 410
