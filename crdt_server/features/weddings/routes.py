@@ -121,6 +121,8 @@ class NewWeddingAnswer(msgspec.Struct, frozen=True):
     "Create a wedding with its profile (admin key; anyone with open signup); "
     "Idempotency-Key honoured",
     family="admin",
+    # Documented as the admin key's; open signup (no credential) is the description's.
+    security="admin",
     accepts=frozenset({"admin", "jwt", "none"}),
     body="json",
     request_model=NewWeddingBody,
