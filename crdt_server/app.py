@@ -59,6 +59,7 @@ from crdt_server.features import (
     threads,
     versions,
     webhooks,
+    weddings,
 )
 from crdt_server.settings import Settings
 from crdt_server.storage import DocumentStore, store_for
@@ -174,6 +175,7 @@ FEATURES: tuple[Feature, ...] = (
     integrations.FEATURE,
     webhooks.FEATURE,
     projections.FEATURE,
+    weddings.FEATURE,
 )
 """The features the server runs, in the order they are built (a feature that needs another
 comes after it; see :mod:`crdt_server.features`). The one list that names features."""

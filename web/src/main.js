@@ -9,7 +9,7 @@ import {
 } from './people.js'
 import { KINDS, WeddingSync, forgetWedding } from './sync.js'
 import {
-  conflictKey, formatMoney, readBudget, readGuests, readSeating, readTimeline, seatFor, seatGuest,
+  conflictKey, formatMoney, readBudget, readGuests, readProfile, readSeating, readTimeline, seatFor, seatGuest,
   seatingConflicts, timelineOverlaps, unseatGuest, updateGuest
 } from './model.js'
 import { avatar, budgetView, guestsView, seatingView, timelineView } from './views.js'
@@ -604,6 +604,7 @@ class PlannerApp {
     this.guests = this.ops.overlayGuests(readGuests(this.docs.guests))
     this.seating = this.ops.overlaySeating(readSeating(this.docs.seating))
     this.timeline = readTimeline(this.docs.timeline)
+    this.profile = readProfile(this.docs.timeline)
     this.budget = readBudget(this.docs.budget)
     this.overlaps = timelineOverlaps(this.timeline)
     this.others = this.sync.others()

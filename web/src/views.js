@@ -6,7 +6,7 @@ import { live } from 'lit-html/directives/live.js'
 import { ref } from 'lit-html/directives/ref.js'
 import { repeat } from 'lit-html/directives/repeat.js'
 import {
-  RSVP, SIDES, STATUSES, addCategory, addGuest, addItem, addTable, formatMoney, parseMoney,
+  RSVP, SIDES, STATUSES, addCategory, addGuest, addItem, addTable, firstDay, formatMoney, parseMoney,
   recordPayment, removeGuest, removeItem, removePayment, removeTable, seatGuest, setTotal,
   updateCategory, updateGuest, updateItem, updateTable
 } from './model.js'
@@ -441,8 +441,8 @@ const clock = (iso) => (/T(\d\d:\d\d)/.exec(iso) || [])[1] || iso
 export function timelineView (ctx) {
   const { timeline, overlaps } = ctx
   const canWrite = ctx.access.docs.timeline === 'write'
-  const day = timeline.length ? timeline[0].start.slice(0, 10) : new Date().toISOString().slice(0, 10)
-  const offset = timeline.length ? (/([+-]\d\d:\d\d|Z)$/.exec(timeline[0].start) || ['+00:00'])[0] : '+00:00'
+  // The first item's day; else the wedding's date in its time zone (the profile); else today.
+  const { day, offset } = firstDay(timeline, ctx.profile)
   const addForm = ctx.errors.of('add-item')
   const add = (e) => {
     e.preventDefault()
