@@ -90,6 +90,9 @@ class Connection:
         """Write attempts refused because this connection is read-only."""
         self.interrupted = False
         """Set when a close timed out and the reader was cancelled to end the session."""
+        self.stateless = False
+        """Whether the peer speaks Hocuspocus's stateless messages (see
+        :class:`crdt_server.core.session.Dialect`)."""
 
     @property
     def closing(self) -> bool:
