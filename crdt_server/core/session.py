@@ -15,7 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from crdt_server.auth.principals import Principal
-from crdt_server.codec.awareness import decode_awareness, stamp_identity
+from crdt_server.codec.awareness import (
+    decode_awareness,
+    encode_awareness_entries,
+    stamp_identity,
+)
 from crdt_server.codec.protocol import (
     AuthDenied,
     AwarenessMessage,
@@ -25,6 +29,7 @@ from crdt_server.codec.protocol import (
     SyncStep2,
     SyncUpdate,
     decode_message,
+    encode_awareness,
     encode_permission_denied,
     encode_sync_step1,
 )
@@ -51,6 +56,13 @@ from crdt_server.wire.transport import Transport, TransportClosed
 __all__ = ["Dialect", "serve_connection"]
 
 log = logging.getLogger("crdt_server.core.session")
+
+KEEPALIVE_SECONDS = 10.0
+"""A ``/sync`` connection sent nothing for a tick this long is sent an empty awareness
+update: y-websocket drops a socket that received nothing for 30 s
+(``messageReconnectTimeout``), and the server never echoes a client's own awareness, so a
+lone, idle editor would otherwise reconnect every half minute."""
+_EMPTY_AWARENESS = encode_awareness(encode_awareness_entries(()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +146,7 @@ class _Session:
     ) -> None:
         self.conn = conn
         self.dialect = dialect
+        self.keepalive: asyncio.TimerHandle | None = None
         rate = dialect.max_stateless_per_second if dialect is not None else 1.0
         self.stateless = TokenBucket(rate, rate)
         self.pacer = pacer
@@ -167,6 +180,8 @@ class _Session:
                 CloseCode.TOKEN_EXPIRED,
                 "token expired",
             )
+        if self.dialect is None:  # a Hocuspocus socket pings itself (core/multiplex.py)
+            self._keepalive(-1)
         try:
             room.join(conn)
             await self._read_loop()
@@ -186,8 +201,22 @@ class _Session:
         finally:
             if expiry is not None:
                 expiry.cancel()
+            if self.keepalive is not None:
+                self.keepalive.cancel()
             room.leave(conn)
         return code, reason
+
+    def _keepalive(self, seen: int) -> None:
+        """One tick: if nothing was sent since the last one, send an empty awareness
+        update (a no-op for every client, but a message); then wait for the next."""
+        conn = self.conn
+        if conn.closing:
+            return
+        if conn.frames_sent == seen:
+            conn.send(_EMPTY_AWARENESS)
+        self.keepalive = asyncio.get_running_loop().call_later(
+            KEEPALIVE_SECONDS, self._keepalive, conn.frames_sent
+        )
 
     async def _read_loop(self) -> None:
         conn, room, metrics = self.conn, self.room, self.metrics
