@@ -17,14 +17,17 @@ import itertools
 import json
 import os
 import shutil
+from pathlib import Path
 from typing import Any, Self
 
 from tests.jsclient import JS_DIR, REPO_ROOT
 from tests.tier import needs_node
 
-__all__ = ["HOCUS_SCRIPT", "HocusClient"]
+__all__ = ["HOCUS_SCRIPT", "Y14_SCRIPT", "HocusClient"]
 
 HOCUS_SCRIPT = JS_DIR / "hocus.mjs"
+Y14_SCRIPT = JS_DIR / "y14.mjs"
+"""yjs 14 (``@y/y``) over ``@y/websocket``, driven the same way (its commands in the script)."""
 _GRACE = 5.0
 
 
@@ -42,15 +45,16 @@ class HocusClient:
         self._errors = asyncio.create_task(self._read_stderr(proc.stderr))
 
     @classmethod
-    async def start(cls, url: str | None = None) -> HocusClient:
-        """Start the process; with ``url``, open its shared socket there."""
+    async def start(cls, url: str | None = None, *, script: Path = HOCUS_SCRIPT) -> HocusClient:
+        """Start the process (``script``: another driver of the same line protocol); with
+        ``url``, open its shared socket there."""
         needs_node("@hocuspocus/provider (tests/hocusclient.py)")
         node = shutil.which("node")
         if node is None or not (JS_DIR / "node_modules" / "@hocuspocus" / "provider").is_dir():
             raise RuntimeError("node or tests/js/node_modules missing: run scripts/setup-js")
         proc = await asyncio.create_subprocess_exec(
             node,
-            str(HOCUS_SCRIPT),
+            str(script),
             cwd=REPO_ROOT,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
