@@ -35,7 +35,6 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -269,11 +268,6 @@ class Multiplexer:
         self._last_sent = self._loop.time()
         self._ping_timer: asyncio.TimerHandle | None = None
         self._closing = False
-
-    @property
-    def documents(self) -> Mapping[str, Grant]:
-        """The documents attached now, by key."""
-        return {key: doc.grant for key, doc in self._docs.items()}
 
     # -- sending -----------------------------------------------------------------------------
 

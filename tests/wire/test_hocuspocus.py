@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 import pytest_asyncio
 from pycrdt import Doc, Map
@@ -32,11 +33,13 @@ from tests.server import ServerProcess
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 MINT = TokenMinter(new_secret())
+ADMIN = "collab-admin-key"
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
-    proc = ServerProcess(tmp_path_factory.mktemp("collab") / "data", env=MINT.env)
+    env = {**MINT.env, "CRDT_SERVER_ADMIN_API_KEY": ADMIN}
+    proc = ServerProcess(tmp_path_factory.mktemp("collab") / "data", env=env)
     proc.anonymous = False
     async with proc:
         yield proc
@@ -205,3 +208,37 @@ async def test_many_names_cost_little_and_the_socket_still_serves(server: Server
         key, body = await receive(ws)
         assert key == name and body.startswith(b"\x02\x02")
         assert time.monotonic() - started < 60
+
+
+async def test_a_revoked_user_is_denied_and_an_erased_wedding_is_a_close_message(
+    server: ServerProcess,
+) -> None:
+    """Per-document permanent codes keep the socket: a revocation (4401) is a
+    permissionDenied, an erased wedding (4404) a CLOSE message naming the code."""
+    w, other = new_wedding(), new_wedding()
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    async with connect(url(server)) as ws, httpx.AsyncClient(base_url=server.url) as http:
+        ann = MINT(sub="ann", role="couple", wedding=[w, other])
+        bob = MINT(sub="bob", role="planner", wedding=[w, other])
+        for name, token in (
+            (f"{w}/timeline", ann),
+            (f"{w}/guests", bob),
+            (f"{other}/timeline", bob),
+        ):
+            await ws.send(auth(name, token))
+            await ws.send(message(name, encode_sync_step1(b"\x00")))
+            await receive_until(ws, b"\x00\x01")
+        response = await http.post("/api/admin/revoke", json={"sub": "ann"}, headers=admin)
+        assert response.status_code == 200
+        key, body = await receive(ws)
+        assert key == f"{w}/timeline" and body.startswith(b"\x02\x01")
+        response = await http.delete(f"/api/weddings/{w}", headers=admin)
+        assert response.status_code == 200
+        key, body = await receive(ws)
+        assert key == f"{w}/guests" and body == b"\x07" + write_var_string(
+            "4404 this wedding was deleted"
+        )
+        # The socket goes on with the document of the other wedding.
+        name = f"{other}/timeline"
+        await ws.send(message(name, encode_update(an_update("k", 1))))
+        assert (await receive_until(ws, b"\x08"))[-1] == (name, b"\x08\x01")
