@@ -10,9 +10,10 @@
 // Commands: socket {url} (the shared socket), attach {doc, name, token, sessionAwareness,
 // user} (a provider on it; doc is the handle the other commands name), set {doc, key, value}
 // (a key of the root map "m"), token {doc, token} (what its token function returns next),
-// info {doc}, wait {doc, until, key, value, timeout_ms} (until: synced, authenticated,
-// failed, value, saved: no unsynced changes), stateless {doc, payload}, awareness {doc,
-// state}, detach {doc}, socketInfo, exit.
+// info {doc}, wait {doc, until, ..., timeout_ms} (until: synced, authenticated, failed,
+// saved: no unsynced changes, value {key, value}, stateless {count}, closeMessage,
+// awareness {key, value}, events {type, count}), stateless {doc, payload},
+// awareness {doc, state}, detach {doc}, socketInfo, exit.
 
 import { createInterface } from 'node:readline'
 
@@ -59,6 +60,7 @@ const conditions = {
   value: (d, a) => JSON.stringify(d.doc.getMap('m').get(a.key)) === JSON.stringify(a.value),
   stateless: (d, a) => d.events.filter((e) => e.type === 'stateless').length >= (a.count ?? 1),
   closeMessage: (d) => d.events.some((e) => e.type === 'close'),
+  events: (d, a) => d.events.filter((e) => e.type === a.type).length >= (a.count ?? 1),
   awareness: (d, a) =>
     Array.from(d.provider.awareness.getStates().values()).some(
       (s) => JSON.stringify(s[a.key]) === JSON.stringify(a.value),

@@ -229,7 +229,7 @@ async def test_a_token_is_renewed_in_band_before_it_expires(server: ServerProces
         await a.call("token", doc="u", token="expired-and-bad")
         info = await a.wait("u", "failed", timeout=20)
         assert [e["type"] for e in info["events"]] == ["authenticated", "authenticationFailed"]
-        info = await a.info("t")
+        info = await a.wait("t", "events", type="authenticated", count=2, timeout=20)
         assert [e["type"] for e in info["events"]] == ["authenticated", "authenticated"]
         # Past the first token's expiry the renewed document still syncs.
         await asyncio.sleep(max(0.0, expires - time.time()) + 0.5)  # a wall-clock deadline

@@ -40,6 +40,7 @@ async def test_two_yjs14_clients_sync_and_a_late_one_catches_up(server: ServerPr
         await a.call("set", key="ceremony", value="14:00")
         await a.call("insert", index=0, text="Welcome")
         await b.call("wait", until="value", key="ceremony", value="14:00", timeout=15)
+        await b.call("wait", until="text", text="Welcome", timeout=15)
         await b.call("insert", index=7, text=" all")
         await a.call("wait", until="text", text="Welcome all", timeout=15)
     async with await y14(server, room) as late:
