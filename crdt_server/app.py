@@ -30,7 +30,12 @@ from crdt_server.core.weddings import WeddingService
 from crdt_server.documents.domain import WEDDINGS
 from crdt_server.edge.access import AccessMiddleware
 from crdt_server.edge.admin import admin_routes
-from crdt_server.edge.asgi_ws import not_found_endpoint, plain_http_endpoint, sync_endpoint
+from crdt_server.edge.asgi_ws import (
+    collab_endpoint,
+    not_found_endpoint,
+    plain_http_endpoint,
+    sync_endpoint,
+)
 from crdt_server.edge.docs import reference_routes
 from crdt_server.edge.documents import document_routes
 from crdt_server.edge.erasure import TombstoneGuard, erasure_routes
@@ -341,6 +346,8 @@ def create_app(
             include_in_schema=False,
         ),
         WebSocketRoute("/sync/{rest:path}", not_found_endpoint),
+        WebSocketRoute("/collab", collab_endpoint),
+        WebSocketRoute("/collab/{wedding_id}", collab_endpoint),
     ]
     return Starlette(
         routes=routes,
