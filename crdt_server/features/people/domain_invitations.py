@@ -3,8 +3,9 @@
 **The ceiling** is fixed: ``CRDT_SERVER_PERMISSIONS`` may change which roles hold
 ``members.invite`` or ``members.manage``, never what a holder may grant. Only the couple
 grants ``couple``; nobody grants a role, or a narrowing of one, that would read or write a
-document above their own access (their token's overrides included), read a field hidden
-from them, or hold a capability they lack. It applies to invitations, role changes and
+document above their own access (their token's overrides included) or read a field hidden
+from them; nobody but the couple grants a role holding a capability they lack (the couple
+delegates: a planner moderates threads the couple may not). It applies to invitations, role changes and
 edits of another member (:func:`grant_refusal`, :func:`member_edit_refusal`).
 
 **A code** is ``<id>.<secret>``: the id (not secret: it is in the list of invitations)
@@ -129,6 +130,8 @@ def grant_refusal(
             hidden = permissions.hidden_fields(granter_role, doc)
             if hidden - permissions.hidden_fields(role, doc):
                 return f"{role} would read fields of {doc} hidden from you", field
+    if granter_role == "couple":
+        return None  # whose wedding it is: they delegate what they do not do themselves
     for capability, holders in permissions.capabilities().items():
         if role in holders and granter_role not in holders:
             return f"{role} has {capability!r}, which your role does not", "role"
