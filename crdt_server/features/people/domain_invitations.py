@@ -5,8 +5,9 @@
 grants ``couple``; nobody grants a role, or a narrowing of one, that would read or write a
 document above their own access (their token's overrides included) or read a field hidden
 from them; nobody but the couple grants a role holding a capability they lack (the couple
-delegates: a planner moderates threads the couple may not). It applies to invitations, role changes and
-edits of another member (:func:`grant_refusal`, :func:`member_edit_refusal`).
+delegates: a planner moderates threads the couple may not). It applies to invitations,
+role changes, edits and removals of another member (:func:`grant_refusal`,
+:func:`member_edit_refusal`).
 
 **A code** is ``<id>.<secret>``: the id (not secret: it is in the list of invitations)
 finds the row, the 256-bit secret is compared with the stored digest in constant time

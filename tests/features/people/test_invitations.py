@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from crdt_server.auth.permissions import DEFAULT_MATRIX
 from tests.features.conversations import (
     ADMIN_AUTH,
     CODEC,
@@ -23,7 +24,6 @@ from tests.features.conversations import (
     join,
     ok,
 )
-from crdt_server.auth.permissions import DEFAULT_MATRIX
 from tests.server import ServerProcess, served
 
 pytestmark = pytest.mark.timeout(60)
