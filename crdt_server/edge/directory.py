@@ -27,12 +27,15 @@ log = logging.getLogger("crdt_server.edge")
 class MemberDirectory(Protocol):
     """What keeps each wedding's members (the people feature's ``People``)."""
 
-    def known(self, wedding: str, sub: str, role: str, name: str, email: str | None) -> bool:
-        """Whether the directory has this person as given already (no write needed)."""
+    def registered(self, wedding: str, sub: str) -> bool:
+        """Whether the directory has ``sub`` already, as far as this process knows."""
         ...
 
-    async def see(self, wedding: str, sub: str, role: str, name: str, email: str | None) -> None:
-        """Record an authenticated caller of the wedding."""
+    async def register(
+        self, wedding: str, sub: str, role: str, name: str, email: str | None
+    ) -> None:
+        """Record an authenticated caller the directory does not have (an entry it has is
+        left as it is)."""
         ...
 
 
@@ -51,7 +54,7 @@ def _caller_in(state: Services, caller: Caller, wedding: str) -> Principal | Non
 
 async def register_caller(state: Services, caller: Caller, wedding: str) -> None:
     """Record ``caller`` in ``wedding``'s directory if their token lets them in and the
-    directory does not have them as their token says. A failure to write is logged, never
+    directory does not have them. A failure to write is logged, never
     the caller's refusal: the call itself is what they asked for."""
     if not valid_wedding_id(wedding) or state.erasures.gone(wedding):
         return
@@ -61,9 +64,9 @@ async def register_caller(state: Services, caller: Caller, wedding: str) -> None
     p = _caller_in(state, caller, wedding)
     if p is None or not p.authenticated:
         return
-    if directory.known(wedding, p.user_id, p.role, p.name, p.email):
+    if directory.registered(wedding, p.user_id):
         return
     try:
-        await directory.see(wedding, p.user_id, p.role, p.name, p.email)
+        await directory.register(wedding, p.user_id, p.role, p.name, p.email)
     except StoreError as exc:  # the call goes on; logged once, without personal data
         log.warning("the member directory did not record a caller: %s", type(exc).__name__)

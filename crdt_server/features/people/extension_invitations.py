@@ -22,6 +22,7 @@ from crdt_server.features.people.extension import erase
 from crdt_server.features.people.settings import PeopleSettings
 from crdt_server.features.people.tables_invitations import INVITATIONS_SCHEMA, InvitationRow, Joined
 from crdt_server.storage import NewEvent
+from crdt_server.times import rfc3339
 
 __all__ = ["Invitations", "member_event"]
 
@@ -91,7 +92,7 @@ class Invitations(Extension):
                 "invitation": row.id,
                 "role": row.role,
                 "uses": row.uses,
-                "expires_at": row.expires_at,
+                "expires_at": rfc3339(row.expires_at),
             },
             sub=row.inviter,
             role=row.inviter_role,

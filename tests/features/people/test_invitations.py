@@ -276,3 +276,9 @@ async def test_every_authenticated_call_registers_its_caller(api: Api) -> None:
     assert (await http.get(f"{W}/access", headers=elsewhere)).status_code == 403
     members = (await ok(await http.get(f"{W}/members", headers=PLANNER)))["members"]
     assert "zed" not in {m["sub"] for m in members}
+    # A known member stays as the directory has them: their token does not overwrite it.
+    body = {"role": "family", "name": "Nia", "email": "nia@example.com"}
+    await ok(await http.put(f"{W}/members/nia", json=body, headers=PLANNER))
+    await ok(await http.get(f"{W}/access", headers=newcomer))
+    members = (await ok(await http.get(f"{W}/members", headers=PLANNER)))["members"]
+    assert [m["role"] for m in members if m["sub"] == "nia"] == ["family"]

@@ -145,3 +145,30 @@ async def test_session_events_are_read_by_the_person_and_who_manages_members(
         assert [e["data"]["device"] for e in found["events"]] == ["DJ laptop"]
         found = await ok(await http.get(f"{W}/events?types=session.*", headers=PLANNER))
         assert [e["data"]["device"] for e in found["events"]] == []
+
+
+@pytest.mark.asyncio
+async def test_invited_joined_and_removed_on_postgres(tmp_path: Path, postgres_url: str) -> None:
+    env = {**ENV, "CRDT_SERVER_DATABASE_URL": postgres_url}
+    async with served(tmp_path / "data", env) as (server, http):
+        await join(http, COUPLE)
+        made = await ok(
+            await http.post(f"{W}/invitations", json={"role": "vendor"}, headers=COUPLE), 201
+        )
+        body = {"code": made["code"], "name": "Flo"}
+        joined = await ok(await http.post("/api/invitations/accept", json=body), 201)
+        assert (await http.post("/api/invitations/accept", json=body)).status_code == 410
+        token = joined["token"]
+        async with YClient(server.ws_url, "w1/timeline", token=token) as socket:
+            await socket.wait(socket.synced.is_set)
+            assert joined["sub"] in await subs(http)
+            await ok(await http.post(f"{W}/members/{joined['sub']}/remove", headers=COUPLE))
+            await socket.wait(socket.closed.is_set, timeout=10)
+        assert socket.close_code == 4401
+        assert joined["sub"] not in await subs(http)
+        kinds = await ok(await http.get(f"{W}/events?types=member.*", headers=COUPLE))
+        assert [e["type"] for e in kinds["events"]] == [
+            "member.invited",
+            "member.joined",
+            "member.removed",
+        ]
