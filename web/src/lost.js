@@ -11,7 +11,8 @@ import { html, nothing } from 'lit-html'
 
 /** The lost writes of one person, kept current from the activity feed's conflict events. */
 export class LostWrites {
-  constructor ({ wedding, sub, token, onChange }) {
+  constructor ({ wedding, sub, token, onChange, canResolve = () => true }) {
+    this.canResolve = canResolve
     this.base = `/api/weddings/${encodeURIComponent(wedding)}/conflicts`
     this.sub = sub
     // Notices dismissed on this device: a role without `conflicts.resolve` (family, a
@@ -21,6 +22,7 @@ export class LostWrites {
     this.token = token
     this.onChange = onChange
     this.items = []
+    this.all = [] // every finding of GET /conflicts (the banner's suggestions and ids)
     this.busy = new Set()
     this.loading = null
     this.again = false
@@ -47,6 +49,7 @@ export class LostWrites {
           const response = await fetch(this.base, { headers: { Authorization: `Bearer ${this.token()}` } })
           if (!response.ok) break
           const body = await response.json()
+          this.all = Array.isArray(body.conflicts) ? body.conflicts : []
           const mine = (body.conflicts || []).filter((c) =>
             c.concurrent && !c.concurrent.same_actor &&
             c.concurrent.lost.actor && c.concurrent.lost.actor.sub === this.sub)
@@ -81,7 +84,33 @@ export class LostWrites {
     return true
   }
 
+  /** Settle any finding: `{acknowledge: true}` or `{ops: [...]}` (its suggestion's); null,
+   *  or the server's reason. */
+  async settle (finding, how) {
+    this.busy.add(finding.id)
+    this.onChange()
+    try {
+      const response = await fetch(`${this.base}/${encodeURIComponent(finding.id)}/resolve`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${this.token()}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify(how)
+      }).catch(() => null)
+      if (response && response.ok) return null
+      const body = response ? await response.json().catch(() => ({})) : {}
+      return body.detail || 'the server cannot be reached'
+    } finally {
+      this.busy.delete(finding.id)
+      await this.refresh()
+    }
+  }
+
   async keepTheirs (item) {
+    if (!this.canResolve()) {
+      // `/access` lists no `conflicts.resolve`: the notice is put away on this device only.
+      this.keepDismissed(null, item.id)
+      await this.refresh()
+      return
+    }
     this.busy.add(item.id)
     this.onChange()
     try {
