@@ -149,6 +149,11 @@ class TokenCodec:
             )
         return claims
 
+    @property
+    def can_mint(self) -> bool:
+        """Whether :meth:`mint` can sign (HS256 with a secret)."""
+        return self._secret is not None and "HS256" in self._algorithms
+
     def mint(
         self,
         *,
@@ -162,7 +167,7 @@ class TokenCodec:
         email: str | None = None,
     ) -> str:
         """Sign an HS256 token (needs the secret); validates what it signs."""
-        if self._secret is None or "HS256" not in self._algorithms:
+        if not self.can_mint or self._secret is None:
             raise ValueError("minting needs HS256 with a secret")
         if not 0 < ttl <= self.max_lifetime:
             raise ValueError(f"ttl must be 1 to {int(self.max_lifetime)} seconds")

@@ -43,6 +43,7 @@ from starlette.routing import Route as StarletteRoute
 
 from crdt_server.auth.principals import AuthError, Principal
 from crdt_server.edge.bodies import decode_json
+from crdt_server.edge.directory import register_caller
 from crdt_server.edge.identity import PUBLIC, Caller, CredentialKind, resolve
 from crdt_server.edge.problems import ApiError, FieldProblem, auth_status
 from crdt_server.edge.ratelimit import Priority, RateKey
@@ -536,6 +537,9 @@ def _endpoint(route: ApiRoute) -> Callable[[Request], Awaitable[Response]]:
             subject = subject_of(request, call.caller)
             state.limiter.check(route.family, subject, priority=route.priority(call))
         _refuse_nul_parameters(route, request)
+        wedding = request.path_params.get("wedding_id")
+        if call.caller.kind == "jwt" and isinstance(wedding, str):
+            await register_caller(state, call.caller, wedding)
         if not typed:
             return await route.handler(call)
         reads: dict[str, Any] = {}

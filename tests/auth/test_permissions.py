@@ -64,6 +64,7 @@ def test_each_capability_belongs_to_the_feature_that_checks_it() -> None:
     assert owners == {
         "events.post": "events",
         "members.manage": "people",
+        "members.invite": "people",
         "threads.moderate": "threads",
         "conflicts.resolve": "conflicts",
         "versions.restore": "versions",

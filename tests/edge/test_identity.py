@@ -45,6 +45,7 @@ PATH_VALUES = {
     "thread_id": "t1",
     "message_id": "m1",
     "sub": "ada",
+    "invitation_id": "0123456789abcdef",
 }
 
 

@@ -135,6 +135,31 @@ class EventLog(Extension):
         self._core: Core | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._closed = asyncio.Event()
+        self._personal: dict[str, str] = {}
+        """Namespace -> the capability whose holders read all its events (others: only
+        those naming them, :meth:`may_read`)."""
+
+    def personal(self, namespace: str, capability: str) -> None:
+        """Make ``namespace``'s events (``"session."``) personal: each is read only by the
+        person its data's ``sub`` names and by holders of ``capability``, in every way
+        events leave the server (the list, the stream, webhook deliveries)."""
+        self._personal[namespace] = capability
+
+    def may_read(
+        self, item: dict[str, Any], permissions: PermissionMatrix, role: str, sub: str
+    ) -> bool:
+        """Whether a reader (``role``, ``sub``) may read ``item`` (an event as
+        :func:`event_json` shows it) under the personal namespaces' rule; every other
+        event is as readable as its document."""
+        kind = str(item.get("type", ""))
+        for namespace, capability in self._personal.items():
+            if kind.startswith(namespace):
+                if permissions.can(role, capability):
+                    return True
+                data = item.get("data")
+                named = data.get("sub") if isinstance(data, dict) else None
+                return bool(sub) and named == sub
+        return True
 
     # -- hooks --------------------------------------------------------------------------
 

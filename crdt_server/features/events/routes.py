@@ -14,7 +14,8 @@
 
 Everyone sees only the events of the documents they may read (and events of no document),
 and of events with an audience (a thread's), only those naming them, unless they are the
-couple or the planner.
+couple or the planner. A personal namespace's events (``session.*``, :meth:`EventLog.personal`)
+are read only by the person they name and the holders of its capability.
 """
 
 from __future__ import annotations
@@ -176,11 +177,16 @@ async def list_events(call: ApiCall, path: WeddingPath, query: EventsQuery) -> R
     principal = wedding_principal(call, wedding_id, docs)
     viewer = viewer_of(principal)
     where = EventFilter(types=_types(query.types), docs=frozenset(docs), viewer=viewer)
-    events = await call.state.extension(EventLog).read(
-        wedding_id, after=query.after, limit=query.limit, where=where
-    )
+    log = call.state.extension(EventLog)
+    events = await log.read(wedding_id, after=query.after, limit=query.limit, where=where)
+    # The cursor is the page's last seq, whatever personal events are left out of it.
     following = events[-1].seq if len(events) == query.limit else None
-    shown = [shown_to(call, principal.role, e) for e in events]
+    permissions, role, sub = call.state.permissions, principal.role, principal.user_id
+    shown = [
+        item
+        for item in (shown_to(call, role, e) for e in events)
+        if log.may_read(item, permissions, role, sub)
+    ]
     return json_response(EventsAnswer(shown, following))
 
 
@@ -279,8 +285,11 @@ async def stream(call: ApiCall, path: WeddingPath, query: StreamQuery) -> Respon
                 if event is None:
                     yield ServerSentEvent(comment="heartbeat")
                     continue
+                item = shown_to(call, role, event)
+                if not events.may_read(item, call.state.permissions, role, sub):
+                    continue
                 yield ServerSentEvent(
-                    data=json.dumps(shown_to(call, role, event)),
+                    data=json.dumps(item),
                     event=event.type,
                     id=str(event.seq),
                 )

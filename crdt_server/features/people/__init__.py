@@ -5,38 +5,72 @@ unsubscribe key. Threads and notifications build on it."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from crdt_server.auth.permissions import LEADS
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
+from crdt_server.features.events import EventLog
 from crdt_server.features.people.domain import PARTICIPATION, Member, member_json
 from crdt_server.features.people.extension import People, emailed, member_row
+from crdt_server.features.people.extension_invitations import Invitations
 from crdt_server.features.people.routes import member_principal, people_routes
+from crdt_server.features.people.routes_invitations import (
+    invitation_routes,
+    start_device_session,
+)
+from crdt_server.features.people.routes_leaving import leaving_routes
+from crdt_server.features.people.settings import PeopleSettings
 from crdt_server.features.people.tables import SCHEMA, members
+from crdt_server.features.people.tables_invitations import INVITATIONS_SCHEMA
+
+if TYPE_CHECKING:
+    from crdt_server.edge.routing import ApiRoute
 
 __all__ = [
     "FEATURE",
+    "INVITATIONS_SCHEMA",
     "PARTICIPATION",
     "SCHEMA",
+    "Invitations",
     "Member",
     "People",
+    "PeopleSettings",
     "emailed",
     "member_json",
     "member_principal",
     "member_row",
     "members",
+    "start_device_session",
 ]
 
 
 def _build(built: Built) -> Sequence[Extension]:
-    return [People()]
+    events = built.find(EventLog)
+    if events is not None:
+        # Device labels are personal: a session.* event is read by the person it names
+        # (its data's "sub") and by who manages the members, nobody else.
+        events.personal("session.", "members.manage")
+    return [People(), Invitations(events)]
+
+
+def _routes() -> Sequence[ApiRoute]:
+    return [*people_routes(), *invitation_routes(), *leaving_routes()]
 
 
 FEATURE = Feature(
     "people",
     _build,
-    routes=people_routes,
-    schemas=(SCHEMA,),
-    # The member directory (names, emails, roles).
-    capabilities={"members.manage": LEADS},
+    routes=_routes,
+    schemas=(SCHEMA, INVITATIONS_SCHEMA),
+    settings=PeopleSettings,
+    capabilities={
+        # The member directory (names, emails, roles), removing members.
+        "members.manage": LEADS,
+        # Inviting people by link (never above the inviter: domain_invitations).
+        "members.invite": LEADS,
+    },
+    # member.*: who was invited, joined, changed role, was removed (every member reads
+    # them); session.*: device sessions (personal: see _build).
+    event_namespaces=("member.", "session."),
 )

@@ -79,6 +79,8 @@ class People(Extension):
         self._db: FeatureDb | None = None
         self._seen: dict[tuple[str, str], tuple[str, str, str | None]] = {}
         """The directory entries this process last wrote, to skip writing them again."""
+        self._registered: set[tuple[str, str]] = set()
+        """Entries this process knows the directory has (:meth:`register`)."""
 
     # -- hooks --------------------------------------------------------------------------
 
@@ -121,6 +123,30 @@ class People(Extension):
     def forget(self, wedding: str, sub: str) -> None:
         """The entry changed elsewhere: write it again when next seen."""
         self._seen.pop((wedding, sub), None)
+        self._registered.discard((wedding, sub))
+
+    def registered(self, wedding: str, sub: str) -> bool:
+        """Whether this process knows the directory has an entry for ``sub``."""
+        return (wedding, sub) in self._registered or (wedding, sub) in self._seen
+
+    async def register(
+        self, wedding: str, sub: str, role: str, name: str, email: str | None
+    ) -> None:
+        """Record a caller the directory does not have (every authenticated call, through
+        the edge's ``MemberDirectory``); an entry it has is left as it is: a token's claims
+        never overwrite a member's role or email set through the API."""
+        if self.registered(wedding, sub):
+            return
+
+        def tx() -> Tx[None]:
+            yield Sql(
+                "INSERT INTO {t}members (wedding, sub, role, name, email, unsubscribe,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (wedding, sub) DO NOTHING",
+                (wedding, sub, role, name, email, secrets.token_urlsafe(24), time.time()),
+            )
+
+        await self.db.write(tx())
+        self._registered.add((wedding, sub))
 
     async def see(self, wedding: str, sub: str, role: str, name: str, email: str | None) -> None:
         """Keep the directory up to date with a token seen at a connection or request."""

@@ -22,9 +22,11 @@ from crdt_server.edge.params import WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, is_admin, json_response
 from crdt_server.errors import Forbidden, Impossible, Malformed, NotFound
 from crdt_server.features.people.domain import member_json
+from crdt_server.features.people.domain_invitations import member_edit_refusal
 from crdt_server.features.people.extension import People
+from crdt_server.features.people.extension_invitations import Invitations, member_event
 
-__all__ = ["member_principal", "people_routes"]
+__all__ = ["MemberPath", "MemberSub", "member_principal", "people_routes"]
 
 MemberSub = Annotated[
     str, Meta(pattern="^[^\\x00-\\x1f\\x7f]{1,256}$", description="a member's user id")
@@ -102,7 +104,7 @@ async def list_members(call: ApiCall, path: WeddingPath) -> Response:
 @people_routes.put(
     f"{_BASE}/members/{{sub}}",
     "putMember",
-    "Add or replace a member (admin key, couple or planner)",
+    "Add or replace a member (admin key, or members.manage under the invitations' ceiling)",
     family="threads",
     accepts=frozenset({"jwt", "admin"}),
     status=201,
@@ -111,6 +113,7 @@ async def list_members(call: ApiCall, path: WeddingPath) -> Response:
 )
 async def put_member(call: ApiCall, path: PutMemberPath, body: MemberBody) -> Response:
     wedding = path.wedding_id
+    principal = None
     if not is_admin(call):
         principal = await member_principal(call, wedding)
         if not call.state.permissions.can(principal.role, "members.manage"):
@@ -119,9 +122,46 @@ async def put_member(call: ApiCall, path: PutMemberPath, body: MemberBody) -> Re
         raise Malformed("1 to 256 characters, no control characters", field="sub")
     if body.email is not None and not valid_email(body.email):
         raise Impossible("must be an email address", field="email")
-    member, created = await call.state.extension(People).put_member(
+    people = call.state.extension(People)
+    if principal is None:
+        actor = ("admin", "admin")
+        current = await people.member(wedding, path.sub)
+    else:
+        actor = (principal.user_id, principal.role)
+        # The ceiling (domain_invitations): what CRDT_SERVER_PERMISSIONS cannot widen.
+        members = await people.members(wedding)
+        current = next((m for m in members if m.sub == path.sub), None)
+        claims = call.caller.claims
+        refused = member_edit_refusal(
+            call.state.permissions,
+            principal.role,
+            dict(claims.docs) if claims is not None else {},
+            editor_sub=principal.user_id,
+            sub=path.sub,
+            current_role=None if current is None else current.role,
+            current_email=None if current is None else current.email,
+            role=body.role,
+            email=body.email,
+            email_held_by_another=body.email is not None
+            and any(m.email == body.email and m.sub != path.sub for m in members),
+        )
+        if refused is not None:
+            raise Forbidden(refused[0], field=refused[1])
+    member, created = await people.put_member(
         wedding, path.sub, body.role, body.name or path.sub, body.email
     )
+    if current is not None and current.role != body.role:
+        await call.state.extension(Invitations).record(
+            [
+                member_event(
+                    wedding,
+                    "role_changed",
+                    {"sub": path.sub, "from": current.role, "to": body.role},
+                    sub=actor[0],
+                    role=actor[1],
+                )
+            ]
+        )
     return json_response(member, status_code=201 if created else 200)
 
 

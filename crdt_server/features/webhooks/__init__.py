@@ -20,8 +20,9 @@ __all__ = ["FEATURE"]
 
 def _build(built: Built) -> Sequence[Extension]:
     # The directory gives each endpoint's creator's current role (payloads are cut to it).
-    webhooks = Webhooks(built.find(People))
-    built.get(EventLog).listen(webhooks.wake)
+    events = built.get(EventLog)
+    webhooks = Webhooks(built.find(People), events)
+    events.listen(webhooks.wake)
     return [webhooks]
 
 

@@ -55,7 +55,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.documents.domain import WEDDINGS
-from crdt_server.features.events import readable_event
+from crdt_server.features.events import EventLog, readable_event
 from crdt_server.features.webhooks.domain import Endpoint, new_id, payload_of
 from crdt_server.features.webhooks.domain_safety import UnsafeTarget
 from crdt_server.features.webhooks.service import WebhookEndpoints, insert_delivery
@@ -122,10 +122,12 @@ class Webhooks(Extension):
 
     name = "webhooks"
 
-    def __init__(self, people: People | None = None) -> None:
+    def __init__(self, people: People | None = None, events: EventLog | None = None) -> None:
         """``people``: the member directory, where each endpoint's creator's current role is
-        read (without it, a creator's endpoint gets every field with a read rule cut)."""
+        read (without it, a creator's endpoint gets every field with a read rule cut);
+        ``events``: the event log, whose personal namespaces' rule deliveries follow."""
         self._people = people
+        self._events = events
         self._permissions = PermissionMatrix()
         self._tables: WebhookTables | None = None
         self._manage: WebhookEndpoints | None = None
@@ -453,10 +455,13 @@ class Webhooks(Extension):
         body = json.loads(payload)
         item = body.get("data") if isinstance(body, dict) else None
         doc = item.get("doc") if isinstance(item, dict) else None
-        if not isinstance(item, dict) or not isinstance(doc, str):
-            return payload  # no document's event (a custom one, a test)
         role = "" if member is None else member.role
         permissions = self._permissions
+        if isinstance(item, dict) and self._events is not None:
+            if not self._events.may_read(item, permissions, role, member.sub if member else ""):
+                return None  # a personal event (session.*) of someone else
+        if not isinstance(item, dict) or not isinstance(doc, str):
+            return payload  # no document's event (a custom one, a test)
         if member is not None and not permissions.access(role, doc).can_read:
             return None
         if not permissions.hidden_fields(role, doc):

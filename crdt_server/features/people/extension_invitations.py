@@ -1,0 +1,195 @@
+"""Invitations and the members' events: who was invited, who joined, whose role changed,
+who was removed (``member.*``, read by every member).
+
+A member's revocation (their removal, an admin's revoke) revokes the invitations they
+made that are still open (:meth:`Invitations.on_revoke`); their erasure forgets the
+address they gave when they joined.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Sequence
+
+from crdt_server.core.hooks import Core, Extension
+from crdt_server.core.limits import RateLimiter
+from crdt_server.features.db import Events, FeatureDb, Sql, Tx
+from crdt_server.features.events import EventLog
+from crdt_server.features.people import tables_invitations as tables
+from crdt_server.features.people.extension import erase
+from crdt_server.features.people.settings import PeopleSettings
+from crdt_server.features.people.tables_invitations import INVITATIONS_SCHEMA, InvitationRow, Joined
+from crdt_server.storage import NewEvent
+from crdt_server.times import rfc3339
+
+__all__ = ["Invitations", "member_event"]
+
+
+def member_event(
+    wedding: str, kind: str, data: dict[str, object], *, sub: str, role: str
+) -> NewEvent:
+    """A ``member.<kind>`` event credited to ``sub`` acting as ``role`` (no audience:
+    every member reads it; never an email address in it)."""
+    return NewEvent(
+        wedding,
+        f"member.{kind}",
+        json.dumps(data, separators=(",", ":")),
+        sub=sub,
+        role=role,
+    )
+
+
+class Invitations(Extension):
+    """The invitations of every wedding and the members' events (see the module
+    docstring)."""
+
+    name = "invitations"
+
+    def __init__(self, events: EventLog | None = None) -> None:
+        """``events``: the event log whose readers are woken when a member event is
+        stored (without it, events are stored all the same; readers see them at their
+        next heartbeat)."""
+        self._events = events
+        self._db: FeatureDb | None = None
+        self.settings = PeopleSettings()
+        self._attempts = RateLimiter(1.0, 1.0)
+
+    async def start(self, core: Core) -> None:
+        self.settings = core.settings.fragment(PeopleSettings)
+        per_minute = self.settings.invitation_attempts_per_minute
+        self._attempts = RateLimiter(per_minute / 60.0, float(per_minute))
+        self._db = FeatureDb(core.store)
+        await core.store.install(INVITATIONS_SCHEMA)
+
+    def attempt(self, address: str) -> bool:
+        """Count one try of a code from ``address``; false when over its budget
+        (``CRDT_SERVER_INVITATION_ATTEMPTS_PER_MINUTE``)."""
+        return self._attempts.allow(address)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.drain()
+
+    @property
+    def db(self) -> FeatureDb:
+        if self._db is None:
+            raise RuntimeError("the invitations extension has not been started")
+        return self._db
+
+    def _announce(self, wedding: str) -> None:
+        if self._events is not None:
+            self._events.announce(wedding)
+
+    # -- invitations --------------------------------------------------------------------
+
+    async def create(self, row: InvitationRow) -> None:
+        event = member_event(
+            row.wedding,
+            "invited",
+            {
+                "invitation": row.id,
+                "role": row.role,
+                "uses": row.uses,
+                "expires_at": rfc3339(row.expires_at),
+            },
+            sub=row.inviter,
+            role=row.inviter_role,
+        )
+        await self.db.write(tables.create(row, event))
+        self._announce(row.wedding)
+
+    async def of(
+        self, wedding: str, *, limit: int, before: tuple[float, str] | None = None
+    ) -> list[InvitationRow]:
+        """The wedding's invitations, newest first."""
+        return await tables.invitations(self.db, wedding, limit=limit, before=before)
+
+    async def one(self, wedding: str, invitation: str) -> InvitationRow | None:
+        return await tables.invitation(self.db, wedding, invitation)
+
+    async def open_count(self, wedding: str) -> int:
+        return await tables.open_count(self.db, wedding, time.time())
+
+    async def revoke(self, wedding: str, invitation: str) -> bool:
+        return await self.db.write(tables.revoke(wedding, invitation, time.time()))
+
+    async def redeem(
+        self, invitation: str, secret: str, *, sub: str, name: str, email: str | None
+    ) -> Joined:
+        joined = await self.db.write(
+            tables.redeem(
+                invitation,
+                secret,
+                sub=sub,
+                name=name,
+                email=email,
+                unsubscribe=secrets.token_urlsafe(24),
+            )
+        )
+        if joined.outcome == "joined" and joined.invitation is not None:
+            self._announce(joined.invitation.wedding)
+        return joined
+
+    async def weddings_of(self, sub: str) -> list[str]:
+        """The weddings that know ``sub`` as a member."""
+        return await tables.weddings_of(self.db, sub)
+
+    # -- the members' events ------------------------------------------------------------
+
+    async def record(self, events: Sequence[NewEvent]) -> None:
+        """Store member events in a transaction of their own and wake their readers."""
+
+        def tx() -> Tx[None]:
+            yield Events(events)
+
+        await self.db.write(tx())
+        for wedding in {e.wedding for e in events}:
+            self._announce(wedding)
+
+    async def remove(self, wedding: str, sub: str, event: NewEvent) -> bool:
+        """The member's directory entry goes, with ``member.removed`` in the same
+        transaction; whether there was one."""
+
+        def tx() -> Tx[bool]:
+            gone = yield from erase(wedding, sub)
+            if gone:
+                yield Events([event])
+            return gone
+
+        removed = await self.db.write(tx())
+        if removed:
+            self._announce(wedding)
+        return removed
+
+    # -- revocation and erasure ---------------------------------------------------------
+
+    async def on_revoke(self, sub: str, wedding: str | None) -> None:
+        """What a revoked member set up stops: their open invitations are revoked."""
+        where = "" if wedding is None else " AND wedding = ?"
+        params: tuple[object, ...] = (time.time(), sub) + (() if wedding is None else (wedding,))
+
+        def tx() -> Tx[None]:
+            yield Sql(
+                "UPDATE {t}invitations SET revoked_at = ? WHERE inviter = ? AND revoked_at = 0"
+                + where,
+                params,
+            )
+
+        await self.db.write(tx())
+
+    async def on_member_erased(self, wedding: str, sub: str) -> bool:
+        """Their open invitations are revoked; the record of how they joined (with the
+        address they gave) goes."""
+        await self.on_revoke(sub, wedding)
+
+        def tx() -> Tx[bool]:
+            gone = yield Sql(
+                "DELETE FROM {t}invitation_members WHERE wedding = ? AND sub = ?",
+                (wedding, sub),
+                count=True,
+            )
+            return bool(gone)
+
+        return await self.db.write(tx())

@@ -1,0 +1,318 @@
+"""Invitations over HTTP: make one, list them, revoke one (``members.invite``, under the
+ceiling of :mod:`.domain_invitations`), and accept one (no credential: the code is it).
+
+The link carries the code in its fragment (``/app/invite#code=...``), which browsers never
+send to a server: opening it redeems nothing (mail scanners open links), the page's button
+posts ``POST /api/invitations/accept``. Codes are tried at most
+``CRDT_SERVER_INVITATION_ATTEMPTS_PER_MINUTE`` times a minute per client address (per
+process, beside the ``threads`` family's limit); a wrong code and an unknown one get the
+same 404, and only a code whose secret matched can learn that its invitation is gone (410).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
+from starlette.responses import Response
+
+from crdt_server.auth.permissions import Access, PermissionsError, parse_overrides
+from crdt_server.auth.principals import Principal
+from crdt_server.auth.tokens import valid_email
+from crdt_server.edge.bodies import Page, Role
+from crdt_server.edge.guards import capable_principal
+from crdt_server.edge.links import public_url
+from crdt_server.edge.params import PageLimit, WeddingId, WeddingPath
+from crdt_server.edge.routing import ApiCall, Routes, json_response
+from crdt_server.errors import (
+    Forbidden,
+    Gone,
+    Impossible,
+    Malformed,
+    NotFound,
+    TooMany,
+    Unavailable,
+)
+from crdt_server.features.people.domain_invitations import (
+    DEFAULT_EXPIRES_IN,
+    MANY_USE_ROLES,
+    MAX_EXPIRES_IN,
+    MAX_USES,
+    MIN_EXPIRES_IN,
+    grant_refusal,
+    narrowing_refusal,
+    new_code,
+    new_member_sub,
+    split_code,
+)
+from crdt_server.features.people.extension_invitations import Invitations
+from crdt_server.features.people.tables_invitations import InvitationRow
+from crdt_server.times import rfc3339
+
+__all__ = ["granter", "invitation_routes", "plain_text", "start_device_session"]
+
+_BASE = "/api/weddings/{wedding_id}/invitations"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+invitation_routes = Routes()
+
+InvitationId = Annotated[str, Meta(pattern="^[A-Za-z0-9_-]{16}$", description="an invitation's id")]
+
+
+class InvitationPath(msgspec.Struct, frozen=True):
+    wedding_id: WeddingId
+    invitation_id: InvitationId
+
+
+class NewInvitation(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    role: Role
+    name: Annotated[str, Meta(min_length=1, max_length=256)] | None = None
+    """Who it is for, as the inviter calls them (shown in the list)."""
+    email: Annotated[str, Meta(max_length=254)] | None = None
+    """Their address, for the inviter's own records: it makes nobody a member."""
+    uses: Annotated[int, Meta(ge=1, le=MAX_USES)] = 1
+    """How many people it lets in: more than one only for family and friends."""
+    expires_in: Annotated[int, Meta(ge=MIN_EXPIRES_IN, le=MAX_EXPIRES_IN)] = DEFAULT_EXPIRES_IN
+    """Seconds until it expires (7 days unless said)."""
+    documents: Annotated[dict[str, str], Meta(max_length=8)] | None = None
+    """Document -> access (``write``, ``operate``, ``read``, ``none``): a narrowing of the
+    role's access, never a widening."""
+
+
+class CreatedInvitation(msgspec.Struct, frozen=True):
+    id: str
+    url: str
+    code: str
+    expires_at: str
+    uses_left: int
+
+
+class InvitationsQuery(msgspec.Struct, frozen=True):
+    after: Annotated[str, Meta(max_length=64, description="the cursor of the last page")] = ""
+    limit: PageLimit = 50
+
+
+class InvitationsAnswer(Page[dict[str, Any], str], frozen=True):
+    items: list[dict[str, Any]] = msgspec.field(name="invitations")
+
+
+class Acceptance(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    code: Annotated[str, Meta(min_length=1, max_length=128)]
+    name: Annotated[str, Meta(min_length=1, max_length=256)]
+    """How the other members will see them."""
+    email: Annotated[str, Meta(max_length=254)] | None = None
+    """Kept with how they joined, unverified: it never makes them an existing member."""
+
+
+class Accepted(msgspec.Struct, frozen=True):
+    token: str
+    wedding: str
+    role: str
+    sub: str
+
+
+def plain_text(value: str, field: str) -> str:
+    """``value`` without surrounding spaces; 422 naming ``field`` if it holds a control
+    character or nothing else."""
+    value = value.strip()
+    if not value or _CONTROL.search(value):
+        raise Impossible("1 to 256 characters, no control characters", field=field)
+    return value
+
+
+def granter(call: ApiCall, wedding: str, capability: str) -> tuple[Principal, dict[str, Access]]:
+    """The caller, if their role has ``capability``, and their token's document overrides
+    (what the ceiling compares a grant with)."""
+    principal = capable_principal(call, wedding, capability)
+    claims = call.caller.claims
+    return principal, dict(claims.docs) if claims is not None else {}
+
+
+def _shown(row: InvitationRow, now: float) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "role": row.role,
+        "name": row.name,
+        "email": row.email,
+        "documents": row.narrowing or None,
+        "uses": row.uses,
+        "uses_left": row.uses_left,
+        "state": row.state(now),
+        "created_at": rfc3339(row.created_at),
+        "expires_at": rfc3339(row.expires_at),
+        "inviter": {"sub": row.inviter, "role": row.inviter_role},
+    }
+
+
+@invitation_routes.post(
+    _BASE,
+    "createInvitation",
+    "Invite someone with a link (members.invite; never above your own access)",
+    family="threads",
+    response_model=CreatedInvitation,
+    status=201,
+    errors=(400, 401, 403, 404, 413, 422, 429),
+)
+async def create_invitation(call: ApiCall, path: WeddingPath, body: NewInvitation) -> Response:
+    wedding = path.wedding_id
+    principal, mine = granter(call, wedding, "members.invite")
+    permissions = call.state.permissions
+    documents: dict[str, Access] = {}
+    if body.documents is not None:
+        try:
+            documents = parse_overrides(body.documents, "documents")
+        except PermissionsError as exc:
+            raise Impossible(str(exc), field="documents") from exc
+        narrowed = narrowing_refusal(permissions, body.role, documents)
+        if narrowed is not None:
+            raise Impossible(narrowed[0], field=narrowed[1])
+    refused = grant_refusal(permissions, principal.role, mine, body.role, documents)
+    if refused is not None:
+        raise Forbidden(refused[0], field=refused[1])
+    if body.uses > 1 and body.role not in MANY_USE_ROLES:
+        raise Impossible(
+            "only family and friend invitations may be used more than once", field="uses"
+        )
+    name = None if body.name is None else plain_text(body.name, "name")
+    if body.email is not None and not valid_email(body.email):
+        raise Impossible("must be an email address", field="email")
+    invitations = call.state.extension(Invitations)
+    most = invitations.settings.open_invitations_per_wedding
+    if await invitations.open_count(wedding) >= most:
+        raise TooMany(f"this wedding has {most} open invitations: revoke some first")
+    invitation, code, digest = new_code()
+    now = time.time()
+    row = InvitationRow(
+        id=invitation,
+        wedding=wedding,
+        digest=digest,
+        role=body.role,
+        name=name,
+        email=body.email,
+        documents=msgspec.json.encode({d: a.value for d, a in documents.items()}).decode()
+        if documents
+        else "",
+        uses=body.uses,
+        uses_left=body.uses,
+        expires_at=now + body.expires_in,
+        created_at=now,
+        inviter=principal.user_id,
+        inviter_role=principal.role,
+        revoked_at=0.0,
+    )
+    await invitations.create(row)
+    url = public_url(call.request, call.state.settings, f"/app/invite#code={code}")
+    answer = CreatedInvitation(invitation, url, code, rfc3339(row.expires_at), row.uses_left)
+    response = json_response(answer, status_code=201)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@invitation_routes.get(
+    _BASE,
+    "listInvitations",
+    "The wedding's invitations, newest first (members.invite)",
+    family="read",
+    response_model=InvitationsAnswer,
+    errors=(400, 401, 403, 404, 429),
+)
+async def list_invitations(call: ApiCall, path: WeddingPath, query: InvitationsQuery) -> Response:
+    wedding = path.wedding_id
+    granter(call, wedding, "members.invite")
+    before = _cursor(query.after) if query.after else None
+    rows = await call.state.extension(Invitations).of(wedding, limit=query.limit, before=before)
+    now = time.time()
+    following = f"{rows[-1].created_at!r}.{rows[-1].id}" if len(rows) == query.limit else None
+    return json_response(InvitationsAnswer([_shown(r, now) for r in rows], following))
+
+
+def _cursor(after: str) -> tuple[float, str]:
+    at, _, last = after.rpartition(".")
+    try:
+        moment = float(at)
+    except ValueError:
+        moment = -1.0
+    if moment < 0 or not re.fullmatch(r"[A-Za-z0-9_-]{16}", last):
+        raise Malformed("not a cursor of this list", field="after")
+    return moment, last
+
+
+@invitation_routes.delete(
+    f"{_BASE}/{{invitation_id}}",
+    "revokeInvitation",
+    "Revoke an invitation: its code stops working (410)",
+    family="threads",
+    status=204,
+    errors=(401, 403, 404, 429),
+)
+async def revoke_invitation(call: ApiCall, path: InvitationPath) -> Response:
+    wedding = path.wedding_id
+    principal, mine = granter(call, wedding, "members.invite")
+    invitations = call.state.extension(Invitations)
+    row = await invitations.one(wedding, path.invitation_id)
+    if row is None:
+        raise NotFound("no such invitation", field="invitation_id")
+    narrowing = parse_overrides(row.narrowing) if row.narrowing else {}
+    if grant_refusal(call.state.permissions, principal.role, mine, row.role, narrowing):
+        raise Forbidden(f"you may not revoke an invitation of the {row.role} role")
+    await invitations.revoke(wedding, row.id)
+    return Response(status_code=204)
+
+
+@invitation_routes.post(
+    "/api/invitations/accept",
+    "acceptInvitation",
+    "Join a wedding with an invitation's code (no credential: the code is it)",
+    family="threads",
+    security="none",
+    response_model=Accepted,
+    status=201,
+    errors=(400, 404, 410, 413, 422, 429, 503),
+)
+async def accept_invitation(call: ApiCall, body: Acceptance) -> Response:
+    invitations = call.state.extension(Invitations)
+    client = call.request.client
+    if not invitations.attempt(client.host if client else "unknown"):
+        raise TooMany("too many invitation codes tried, slow down", retry_after=60)
+    name = plain_text(body.name, "name")
+    if body.email is not None and not valid_email(body.email):
+        raise Impossible("must be an email address", field="email")
+    parts = split_code(body.code)
+    if parts is None:
+        raise NotFound("no invitation has this code", field="code")
+    codec = call.state.token_codec
+    if not codec.can_mint:
+        raise Unavailable("this server cannot sign tokens (it has no HS256 secret)")
+    sub = new_member_sub()
+    joined = await invitations.redeem(*parts, sub=sub, name=name, email=body.email)
+    row = joined.invitation
+    if joined.outcome == "unknown" or row is None:
+        raise NotFound("no invitation has this code", field="code")
+    if joined.outcome != "joined":
+        raise Gone(f"this invitation is {row.state(time.time())}", field="code")
+    token = codec.mint(
+        sub=sub,
+        role=row.role,
+        wedding=row.wedding,
+        name=name,
+        ttl=call.state.settings.token_ttl_seconds,
+        docs=row.narrowing,
+    )
+    response = json_response(Accepted(token, row.wedding, row.role, sub), status_code=201)
+    response.headers["Cache-Control"] = "no-store"
+    start_device_session(call, response, wedding=row.wedding, sub=sub, email=body.email)
+    return response
+
+
+def start_device_session(
+    call: ApiCall, response: Response, *, wedding: str, sub: str, email: str | None
+) -> None:
+    """INTEGRATION POINT (issue 50, point 2): where a person who just joined by invitation
+    gets their device session (the ``HttpOnly`` cookie scoped to ``/api/session``), once
+    the device sessions exist. ``email`` is what they gave, unverified: it must not make
+    them an existing member (only a sign-in link verifies it). Nothing to do until then:
+    the answer's token is their only credential."""
+    return None

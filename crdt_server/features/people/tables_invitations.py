@@ -1,0 +1,258 @@
+"""The invitations' tables (the people feature's schema ``invitations``, version 1) and the
+only SQL that reads and writes them.
+
+- ``invitations``: one row per invitation: its code's digest (never the code), the role
+  and document narrowing it grants, who made it, how many uses it has left, when it
+  expires and whether it was revoked.
+- ``invitation_members``: who joined through which invitation (the inviter, the document
+  narrowing their membership keeps, the address they gave, unverified: it is not put in
+  the directory, where it could make them another member at sign-in).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from crdt_server.features.db import Events, FeatureDb, Sql, Tx, row_as, rows_as
+from crdt_server.features.people.domain_invitations import code_matches
+from crdt_server.storage import NewEvent, Table, schema_of
+
+__all__ = [
+    "INVITATIONS_SCHEMA",
+    "InvitationRow",
+    "Joined",
+    "create",
+    "invitation",
+    "invitations",
+    "joined_count",
+    "open_count",
+    "redeem",
+    "revoke",
+    "weddings_of",
+]
+
+_INVITATIONS = Table(
+    "invitations",
+    "(id {ctext} NOT NULL PRIMARY KEY, wedding {ctext} NOT NULL, digest {text} NOT NULL,"
+    " role {text} NOT NULL, name {text}, email {text}, documents {text} NOT NULL,"
+    " uses {int} NOT NULL, uses_left {int} NOT NULL, expires_at {real} NOT NULL,"
+    " created_at {real} NOT NULL, inviter {text} NOT NULL, inviter_role {text} NOT NULL,"
+    " revoked_at {real} NOT NULL DEFAULT 0)",
+    indexes=(
+        "CREATE INDEX IF NOT EXISTS invitations_wedding ON {t}invitations (wedding, created_at)",
+    ),
+)
+_JOINED = Table(
+    "invitation_members",
+    "(wedding {ctext} NOT NULL, sub {ctext} NOT NULL, invitation {ctext} NOT NULL,"
+    " inviter {text} NOT NULL, documents {text} NOT NULL, email {text},"
+    " joined_at {real} NOT NULL, PRIMARY KEY (wedding, sub))",
+)
+INVITATIONS_SCHEMA = schema_of("invitations", _INVITATIONS, _JOINED)
+"""Version 1. Both tables are erased with their wedding."""
+
+_COLUMNS = (
+    "id, wedding, digest, role, name, email, documents, uses, uses_left, expires_at,"
+    " created_at, inviter, inviter_role, revoked_at"
+)
+
+
+class InvitationRow(msgspec.Struct, frozen=True):
+    """An invitation as :data:`_COLUMNS` holds it (``documents``: JSON, ``""`` for none)."""
+
+    id: str
+    wedding: str
+    digest: str
+    role: str
+    name: str | None
+    email: str | None
+    documents: str
+    uses: int
+    uses_left: int
+    expires_at: float
+    created_at: float
+    inviter: str
+    inviter_role: str
+    revoked_at: float
+
+    @property
+    def narrowing(self) -> dict[str, str]:
+        loaded: Any = json.loads(self.documents) if self.documents else {}
+        return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
+
+    def state(self, now: float) -> str:
+        """``open``, ``revoked``, ``expired`` or ``used``."""
+        if self.revoked_at:
+            return "revoked"
+        if self.expires_at <= now:
+            return "expired"
+        return "open" if self.uses_left > 0 else "used"
+
+
+class _Count(msgspec.Struct, frozen=True):
+    n: int
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """What :func:`redeem` did: ``outcome`` is ``joined``, ``unknown`` (no invitation has
+    this code) or ``gone`` (revoked, expired or used up); ``invitation`` the row as it was
+    (not for ``unknown``)."""
+
+    outcome: str
+    invitation: InvitationRow | None = None
+
+
+async def invitations(
+    db: FeatureDb, wedding: str, *, limit: int, before: tuple[float, str] | None = None
+) -> list[InvitationRow]:
+    """The wedding's invitations, newest first, after the one ``before`` names (its
+    ``created_at`` and id)."""
+    if before is None:
+        return await db.read_as(
+            InvitationRow,
+            f"SELECT {_COLUMNS} FROM {{t}}invitations WHERE wedding = ?"
+            " ORDER BY created_at DESC, id LIMIT ?",
+            wedding,
+            limit,
+        )
+    at, last = before
+    return await db.read_as(
+        InvitationRow,
+        f"SELECT {_COLUMNS} FROM {{t}}invitations WHERE wedding = ?"
+        " AND (created_at < ? OR (created_at = ? AND id > ?))"
+        " ORDER BY created_at DESC, id LIMIT ?",
+        wedding,
+        at,
+        at,
+        last,
+        limit,
+    )
+
+
+async def invitation(db: FeatureDb, wedding: str, invitation: str) -> InvitationRow | None:
+    return await db.read_one_as(
+        InvitationRow,
+        f"SELECT {_COLUMNS} FROM {{t}}invitations WHERE wedding = ? AND id = ?",
+        wedding,
+        invitation,
+    )
+
+
+async def open_count(db: FeatureDb, wedding: str, now: float) -> int:
+    """How many of the wedding's invitations may still be used."""
+    found = await db.read_one_as(
+        _Count,
+        "SELECT count(*) FROM {t}invitations WHERE wedding = ? AND revoked_at = 0"
+        " AND uses_left > 0 AND expires_at > ?",
+        wedding,
+        now,
+    )
+    return 0 if found is None else int(found.n)
+
+
+async def joined_count(db: FeatureDb, wedding: str) -> int:
+    found = await db.read_one_as(
+        _Count, "SELECT count(*) FROM {t}invitation_members WHERE wedding = ?", wedding
+    )
+    return 0 if found is None else int(found.n)
+
+
+def create(row: InvitationRow, event: NewEvent) -> Tx[None]:
+    """The step that stores an invitation and its ``member.invited`` event."""
+    yield Sql(
+        f"INSERT INTO {{t}}invitations ({_COLUMNS}) VALUES"
+        " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        tuple(msgspec.structs.astuple(row)),
+    )
+    yield Events([event])
+
+
+def revoke(wedding: str, invitation: str, at: float) -> Tx[bool]:
+    """The step that revokes an invitation; whether the wedding had it (revoked or not)."""
+    found = yield from row_as(
+        _Count, "SELECT 1 FROM {t}invitations WHERE wedding = ? AND id = ?", wedding, invitation
+    )
+    if found is None:
+        return False
+    yield Sql(
+        "UPDATE {t}invitations SET revoked_at = ? WHERE wedding = ? AND id = ? AND revoked_at = 0",
+        (at, wedding, invitation),
+    )
+    return True
+
+
+def redeem(
+    invitation: str,
+    secret: str,
+    *,
+    sub: str,
+    name: str,
+    email: str | None,
+    unsubscribe: str,
+) -> Tx[Joined]:
+    """The step that lets one person in with a code: checks the secret in constant time,
+    takes one use (atomically: two people racing for the last use cannot both get it),
+    makes them a member (no email in the directory) and records ``member.joined``."""
+    now = time.time()
+    found = yield from rows_as(
+        InvitationRow, f"SELECT {_COLUMNS} FROM {{t}}invitations WHERE id = ?", invitation
+    )
+    row = found[0] if found else None
+    if not code_matches(secret, None if row is None else row.digest) or row is None:
+        return Joined("unknown")
+    if row.state(now) != "open":
+        return Joined("gone", row)
+    taken = yield Sql(
+        "UPDATE {t}invitations SET uses_left = uses_left - 1 WHERE id = ? AND uses_left > 0"
+        " AND revoked_at = 0 AND expires_at > ?",
+        (invitation, now),
+        count=True,
+    )
+    if not taken:
+        return Joined("gone", row)
+    yield Sql(
+        "INSERT INTO {t}members (wedding, sub, role, name, email, unsubscribe, updated_at)"
+        " VALUES (?, ?, ?, ?, NULL, ?, ?)",
+        (row.wedding, sub, row.role, name, unsubscribe, now),
+    )
+    yield Sql(
+        "INSERT INTO {t}invitation_members (wedding, sub, invitation, inviter, documents,"
+        " email, joined_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (row.wedding, sub, row.id, row.inviter, row.documents, email, now),
+    )
+    data = {"sub": sub, "name": name, "role": row.role, "invitation": row.id}
+    data["inviter"] = row.inviter
+    yield Events(
+        [
+            NewEvent(
+                row.wedding,
+                "member.joined",
+                json.dumps(data, separators=(",", ":")),
+                sub=sub,
+                role=row.role,
+            )
+        ]
+    )
+    return Joined("joined", row)
+
+
+class _Wedding(msgspec.Struct, frozen=True):
+    wedding: str
+
+
+async def weddings_of(db: FeatureDb, sub: str) -> list[str]:
+    """The weddings whose directory, or whose record of who joined, knows ``sub``."""
+    rows = await db.read_as(
+        _Wedding,
+        "SELECT wedding FROM {t}members WHERE sub = ?"
+        " UNION SELECT wedding FROM {t}invitation_members WHERE sub = ? ORDER BY 1",
+        sub,
+        sub,
+    )
+    return [r.wedding for r in rows]
