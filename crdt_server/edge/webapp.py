@@ -207,9 +207,9 @@ async def serve_file(call: ApiCall, path: AppFilePath) -> Response:
     return _serve(call, path.name)
 
 
-_PAGES = frozenset({"sign-in", "join", "new"})
+_PAGES = frozenset({"sign-in", "invite", "new"})
 """Paths of the app that are pages of its own, served as its page: ``/app/sign-in#code=...``
-(an emailed sign-in link), ``/app/join#code=...`` (an invitation), ``/app/new`` (a new
+(an emailed sign-in link), ``/app/invite#code=...`` (an invitation), ``/app/new`` (a new
 wedding's setup). The code stays in the fragment, which no request carries."""
 
 

@@ -81,9 +81,9 @@ async function start () {
     navigator.serviceWorker.register('/app/sw.js', { scope: '/app/' }).catch(() => {})
   }
   const page = pageOf(location.pathname)
-  const code = page === 'sign-in' || page === 'join' ? takeCode() : null
+  const code = page === 'sign-in' || page === 'invite' ? takeCode() : null
   if (code && page === 'sign-in') { showSignInLink(root, code, signedIn); return }
-  if (code && page === 'join') { showInvitation(root, code, signedIn); return }
+  if (code && page === 'invite') { showInvitation(root, code, signedIn); return }
   if (page === 'new') { showSetup(root, created); return }
   // A link's token (an operator's, the demo's ROLE URL lines): as before, for this tab.
   const token = takeToken()

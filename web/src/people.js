@@ -4,7 +4,7 @@
 // the short access tokens they answer with are kept in memory only.
 //
 // Links carry their one-time code in the fragment (`#code=...`), which browsers never send to
-// a server: `/app/sign-in#code=...` (an emailed sign-in link) and `/app/join#code=...` (an
+// a server: `/app/sign-in#code=...` (an emailed sign-in link) and `/app/invite#code=...` (an
 // invitation). Opening either consumes nothing (mail scanners open links); the page's button
 // does.
 
@@ -21,9 +21,9 @@ export function takeCode () {
   return match[1]
 }
 
-/** The page a path names (`/app/sign-in`, `/app/join`, `/app/new`), or null for the app. */
+/** The page a path names (`/app/sign-in`, `/app/invite`, `/app/new`), or null for the app. */
 export function pageOf (pathname) {
-  const match = /^\/app\/(sign-in|join|new)\/?$/.exec(pathname)
+  const match = /^\/app\/(sign-in|invite|new)\/?$/.exec(pathname)
   return match ? match[1] : null
 }
 
