@@ -1,6 +1,13 @@
 """The member directory of each wedding: filled from authenticated principals as they
 connect or call the API, edited through it; each person's notification settings and
-unsubscribe key. Threads and notifications build on it."""
+unsubscribe key; people (``p_...``), their memberships, sign-in links and device sessions.
+Threads and notifications build on it.
+
+For other features: :func:`sign_in_device` starts a device session for a person and sets
+its cookie on a response (an accepted invitation); :func:`send_sign_in_link` emails a
+sign-in link (a new wedding's couple); :class:`DeviceSessions` makes people and
+memberships (:meth:`~DeviceSessions.person`, :meth:`~DeviceSessions.add_membership`);
+:class:`MailQueue` is what the notifications feature gives it to send emails."""
 
 from __future__ import annotations
 
@@ -8,35 +15,60 @@ from collections.abc import Sequence
 
 from crdt_server.auth.permissions import LEADS
 from crdt_server.core.hooks import Extension
+from crdt_server.edge.routing import ApiRoute
 from crdt_server.features import Built, Feature
 from crdt_server.features.people.domain import PARTICIPATION, Member, member_json
 from crdt_server.features.people.extension import People, emailed, member_row
+from crdt_server.features.people.extension_sessions import (
+    SESSION_ENDED,
+    DeviceSessions,
+    MailQueue,
+)
 from crdt_server.features.people.routes import member_principal, people_routes
+from crdt_server.features.people.routes_session import (
+    send_sign_in_link,
+    session_routes,
+    sign_in_device,
+)
+from crdt_server.features.people.settings import PeopleSettings
 from crdt_server.features.people.tables import SCHEMA, members
+from crdt_server.features.people.tables_sessions import SESSIONS_SCHEMA
 
 __all__ = [
     "FEATURE",
     "PARTICIPATION",
     "SCHEMA",
+    "SESSIONS_SCHEMA",
+    "DeviceSessions",
+    "MailQueue",
     "Member",
     "People",
+    "PeopleSettings",
     "emailed",
     "member_json",
     "member_principal",
     "member_row",
     "members",
+    "send_sign_in_link",
+    "sign_in_device",
 ]
 
 
 def _build(built: Built) -> Sequence[Extension]:
-    return [People()]
+    return [People(), DeviceSessions(built.revocations)]
+
+
+def _routes() -> Sequence[ApiRoute]:
+    return (*people_routes(), *session_routes())
 
 
 FEATURE = Feature(
     "people",
     _build,
-    routes=people_routes,
-    schemas=(SCHEMA,),
+    routes=_routes,
+    schemas=(SCHEMA, SESSIONS_SCHEMA),
+    bus=frozenset({SESSION_ENDED}),
+    settings=PeopleSettings,
     # The member directory (names, emails, roles).
     capabilities={"members.manage": LEADS},
 )

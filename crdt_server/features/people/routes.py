@@ -20,9 +20,12 @@ from crdt_server.edge.bodies import Role
 from crdt_server.edge.guards import readable_documents, wedding_principal
 from crdt_server.edge.params import WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, is_admin, json_response
-from crdt_server.errors import Forbidden, Impossible, Malformed, NotFound
+from crdt_server.errors import Forbidden, Impossible, Malformed, NotFound, Unavailable
 from crdt_server.features.people.domain import member_json
 from crdt_server.features.people.extension import People
+from crdt_server.features.people.extension_sessions import DeviceSessions
+from crdt_server.features.people.routes_session import links_base
+from crdt_server.storage import StoreError
 
 __all__ = ["member_principal", "people_routes"]
 
@@ -103,6 +106,10 @@ async def list_members(call: ApiCall, path: WeddingPath) -> Response:
     f"{_BASE}/members/{{sub}}",
     "putMember",
     "Add or replace a member (admin key, couple or planner)",
+    description="The directory is authoritative: a changed role revokes the member's older "
+    "tokens (their sockets close with 4401). An address set with the admin key identifies "
+    "the member at a sign-in; one set by a member is sent a sign-in link, and identifies "
+    "them once it is used.",
     family="threads",
     accepts=frozenset({"jwt", "admin"}),
     status=201,
@@ -119,10 +126,24 @@ async def put_member(call: ApiCall, path: PutMemberPath, body: MemberBody) -> Re
         raise Malformed("1 to 256 characters, no control characters", field="sub")
     if body.email is not None and not valid_email(body.email):
         raise Impossible("must be an email address", field="email")
-    member, created = await call.state.extension(People).put_member(
-        wedding, path.sub, body.role, body.name or path.sub, body.email
+    operator = is_admin(call)
+    member, replaced = await call.state.extension(People).put_member(
+        wedding, path.sub, body.role, body.name or path.sub, body.email, by_operator=operator
     )
-    return json_response(member, status_code=201 if created else 200)
+    if replaced is not None and replaced.role != body.role:
+        # The directory is authoritative: tokens minted with the old role stop (and their
+        # sockets close); a device session mints the next ones with the new role. What
+        # they set up (webhooks, feeds) goes on, under the new role's rules.
+        try:
+            await call.state.erasures.revoke(path.sub, wedding, cascade=False)
+        except StoreError as exc:
+            raise Unavailable("the store could not record the revocation, retry") from exc
+    sessions = call.state.extension(DeviceSessions)
+    changed = replaced is None or replaced.email != body.email
+    if body.email is not None and changed and not operator:
+        # The new address identifies the member once the link sent to it is used.
+        sessions.request_link_later(body.email, links_base(call))
+    return json_response(member, status_code=201 if replaced is None else 200)
 
 
 @people_routes.delete(
