@@ -120,7 +120,16 @@ async def test_a_link_signs_a_device_in_and_the_directory_decides_the_role(
     http = running.http
     await put_member(http, "w1", "cam", role="couple", name="Cam", email="cam@example.com")
     await put_member(http, "w2", "cam2", role="friend", name="Cam", email="Cam@Example.com")
-    code = await running.link("CAM@example.com")
+    # A forged Host never reaches the emailed link: it is built from where the server
+    # listens (or CRDT_SERVER_PUBLIC_URL).
+    poisoned = await http.post(
+        "/api/sign-in", json={"email": "CAM@example.com"}, headers={"Host": "evil.example"}
+    )
+    assert poisoned.status_code == 202
+    await until(lambda: _has(running.inbox, "Your sign-in link"))
+    assert f"{running.server.url}/app/?sign-in#code=" in running.inbox.messages[0].get_content()
+    assert "evil.example" not in running.inbox.messages[0].as_string()
+    code = await running.link("CAM@example.com", 2)
     # A mail scanner opens the link: nothing is used.
     scanned = await http.get(f"/app/?sign-in#code={code}")
     assert scanned.status_code in (200, 404)
@@ -182,7 +191,7 @@ async def test_a_link_signs_a_device_in_and_the_directory_decides_the_role(
     assert (await until(planner_token))["role"] == "planner"
 
     # A second device: the person is emailed; each sees both, and revokes the other.
-    second = await running.complete(await running.link("cam@example.com", 2), "Phone browser")
+    second = await running.complete(await running.link("cam@example.com", 3), "Phone browser")
     phone = cookie_of(second)
     assert (await ok(second))["sub"] == "cam"  # the most recently used wedding
     await until(lambda: _has(running.inbox, "A new device signed in"))
@@ -200,7 +209,7 @@ async def test_a_link_signs_a_device_in_and_the_directory_decides_the_role(
     assert again.status_code == 404
     assert (await running.session(phone, "devices/d_nope", "DELETE")).status_code == 404
     # Signing out ends this device; everywhere ends every one.
-    third = cookie_of(await running.complete(await running.link("cam@example.com", 3)))
+    third = cookie_of(await running.complete(await running.link("cam@example.com", 4)))
     assert (await running.session(phone, "sign-out")).status_code == 204
     assert (await running.session(phone, "refresh", json={})).status_code == 401
     assert (await ok(await running.session(third, "refresh", json={})))["token"]
