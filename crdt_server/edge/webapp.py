@@ -135,6 +135,10 @@ class WeddingAccess(msgspec.Struct, frozen=True):
     """The documents the holder reads through a projection (without the fields hidden from
     their role): a different room behind the same URL, read-only. An app that kept a local
     copy of such a document from before drops it rather than merging it back."""
+    capabilities: list[str] = []
+    """The capabilities of the holder's role (``conflicts.resolve``, ``webhooks.manage``...),
+    after the operator's ``CRDT_SERVER_PERMISSIONS``, sorted: an app shows a control only
+    when the capability it needs is listed."""
 
 
 def _not_found(detail: str) -> Response:
@@ -203,9 +207,15 @@ async def serve_file(call: ApiCall, path: AppFilePath) -> Response:
     return _serve(call, path.name)
 
 
+_PAGES = frozenset({"sign-in", "join", "new"})
+"""Paths of the app that are pages of its own, served as its page: ``/app/sign-in#code=...``
+(an emailed sign-in link), ``/app/join#code=...`` (an invitation), ``/app/new`` (a new
+wedding's setup). The code stays in the fragment, which no request carries."""
+
+
 def _serve(call: ApiCall, name: str) -> Response:
     files = _bundle()
-    found = files.get(name)
+    found = files.get("index.html" if name in _PAGES else name)
     if found is None:
         if not files:
             return _not_found(
@@ -219,7 +229,7 @@ def _serve(call: ApiCall, name: str) -> Response:
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
     }
-    if name.endswith(".html"):
+    if name.endswith(".html") or name in _PAGES:
         headers["Content-Security-Policy"] = _CSP
     if name == "sw.js":
         # Served from /app/, its scope is /app/ by default; say so for proxies that
@@ -372,6 +382,11 @@ async def wedding_access(call: ApiCall, path: WeddingPath) -> Response:
         # ``operate`` run over HTTP on the document itself, so that level stays.
         if docs[doc] != "operate":
             docs[doc] = "read"
+    capabilities = [
+        name for name, roles in call.state.permissions.capabilities().items() if who.role in roles
+    ]
     return json_response(
-        WeddingAccess(wedding_id, who.user_id, who.name, who.role, expires, docs, projected)
+        WeddingAccess(
+            wedding_id, who.user_id, who.name, who.role, expires, docs, projected, capabilities
+        )
     )

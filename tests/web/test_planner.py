@@ -404,7 +404,9 @@ async def test_the_couple_reschedules_an_item_and_plans_the_budget_for_everyone(
     await couple.get_by_role("button", name="Edit Ceremony").click()
     await form.get_by_label("Ends").fill("13:00")
     await form.get_by_role("button", name="Save").click()
-    await couple.get_by_text("The item ends before it starts.").wait_for()
+    await expect(form.get_by_label("Ends")).to_have_accessible_description(
+        "The item ends (13:00) before it starts (14:30)."
+    )
     await form.get_by_role("button", name="Cancel").click()
 
     await couple.get_by_role("link", name="Budget").click()

@@ -3,6 +3,7 @@ bundle), the redirect, token refresh, the access summary, and ``serve --demo``."
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import AsyncIterator
@@ -177,6 +178,10 @@ async def test_access_says_what_the_role_may_open(server: ServerProcess) -> None
             set(couple["docs"].values()) == {"write", "read"}
             and couple["docs"]["conflicts"] == "read"
         )
+        assert "conflicts.resolve" in couple["capabilities"]
+        assert "webhooks.manage" in couple["capabilities"]
+        assert couple["capabilities"] == sorted(couple["capabilities"])
+        assert friend.json()["capabilities"] == []
         assert_problem(await client.get("/api/weddings/w2/access", headers=bearer(raw())), 403)
         assert_problem(await client.get("/api/weddings/w1/access"), 401, "token")
         assert_problem(await client.get("/api/weddings/-bad/access", headers=bearer(raw())), 404)
@@ -205,3 +210,23 @@ async def test_serve_demo_prints_links_and_seeds_once(tmp_path: Path) -> None:
     async with ServerProcess(data, args=["--demo"], anonymous=False) as proc:
         demo = await demo_links(proc)
         assert await snapshot(proc.url, demo.tokens["planner"]) == first
+
+
+async def test_access_lists_the_capabilities_of_the_operators_matrix(tmp_path: Path) -> None:
+    """``capabilities`` follows ``CRDT_SERVER_PERMISSIONS``: a vendor given
+    ``conflicts.resolve`` sees it listed; a planner the matrix takes it from does not."""
+    every = {doc: "write" for doc in ("timeline", "budget", "guests", "seating")}
+    permissions = {
+        "couple": every,
+        "planner": every,
+        "vendor": {"timeline": "read"},
+        "capabilities": {"conflicts.resolve": ["couple", "vendor"]},
+    }
+    env = {"CRDT_SERVER_AUTH_SECRET": SECRET, "CRDT_SERVER_PERMISSIONS": json.dumps(permissions)}
+    async with ServerProcess(tmp_path / "data", env=env, anonymous=False) as proc:
+        async with httpx.AsyncClient(base_url=proc.url) as client:
+            vendor = await client.get("/api/weddings/w1/access", headers=bearer(raw(role="vendor")))
+            planner = await client.get("/api/weddings/w1/access", headers=bearer(raw()))
+    assert "conflicts.resolve" in vendor.json()["capabilities"]
+    assert "conflicts.resolve" not in planner.json()["capabilities"]
+    assert "webhooks.manage" in planner.json()["capabilities"]

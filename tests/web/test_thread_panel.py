@@ -5,6 +5,7 @@ live, then the message in the guest's panel."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -117,3 +118,71 @@ async def test_the_couple_discusses_a_guest_and_the_planner_sees_the_badge_and_t
     assert await sheet.get_by_text("Dietary needs").count() == 0
     await screenshot(family, "family-thread-panel-375px")
     await family_context.close()
+
+
+async def test_the_composer_suggests_members_for_an_at_and_the_mention_reaches_the_planner(
+    demo: Demo, browser: Any
+) -> None:
+    guests = await demo.json("/api/weddings/demo/docs/guests")
+    assert isinstance(guests, dict)
+    guest_id, guest = sorted(guests["guests"].items())[1]
+    _, planner = await open_app(browser, demo.link("planner"))  # the directory learns Priya
+    _, couple = await open_app(browser, demo.link("couple"))
+    row = couple.locator(f'main [data-entity="{guest_id}"]')
+    await row.get_by_role("button", name="Discuss").click()
+    panel = couple.get_by_role("dialog", name=f"Discuss {guest['name']}")
+    start = panel.get_by_role("form", name="Start a thread")
+    await start.get_by_label("Subject").fill("Seat next to the band?")
+    await start.get_by_role("button", name="Start thread").click()
+    box = panel.get_by_role("textbox", name="Message")
+    await box.press_sequentially("Can @pri")
+    options = panel.get_by_role("listbox", name="People to mention")
+    await expect(options.get_by_role("option", name="Priya demo-planner")).to_be_visible()
+    await box.press("Enter")
+    await expect(box).to_have_value("Can @[Priya](demo-planner) ")
+    await box.press_sequentially("check?")
+    await panel.get_by_role("button", name="Send").click()
+    # Shown as @Priya, stored with her sub, and in her inbox as a mention.
+    await expect(panel.locator(".message .mention").first).to_have_text("@Priya")
+    deadline = time.monotonic() + 10
+    while True:
+        inbox = await demo.json("/api/weddings/demo/notifications", role="planner")
+        assert isinstance(inbox, dict)
+        if any(n["reason"] == "mention" for n in inbox["notifications"]):
+            break
+        assert time.monotonic() < deadline, inbox
+        await planner.wait_for_timeout(100)
+
+
+async def test_a_mention_by_display_name_rings_the_other_persons_bell(
+    demo: Demo, browser: Any
+) -> None:
+    guests = await demo.json("/api/weddings/demo/docs/guests")
+    assert isinstance(guests, dict)
+    guest_id, guest = sorted(guests["guests"].items())[2]
+    _, planner = await open_app(browser, demo.link("planner"))
+    _, couple = await open_app(browser, demo.link("couple"))
+    await expect(planner.get_by_role("button", name="Inbox", exact=True)).to_be_visible()
+
+    row = couple.locator(f'main [data-entity="{guest_id}"]')
+    await row.get_by_role("button", name="Discuss").click()
+    panel = couple.get_by_role("dialog", name=f"Discuss {guest['name']}")
+    start = panel.get_by_role("form", name="Start a thread")
+    await start.get_by_label("Subject").fill("Allergies")
+    await start.get_by_role("button", name="Start thread").click()
+    box = panel.get_by_role("textbox", name="Message")
+    await box.fill("@Priya is the nut-free cake booked?")  # typed as plain text, no pick
+    await panel.get_by_role("button", name="Send").click()
+
+    # Live: the planner's bell rings; the notification opens the thread, and is read.
+    ringing = planner.get_by_role("button", name="Inbox, 1 unread")
+    await expect(ringing).to_be_visible(timeout=10_000)
+    await screenshot(planner, "inbox-bell")
+    await ringing.click()
+    inbox = planner.get_by_role("region", name="Inbox")
+    await inbox.get_by_role("button", name="Alex & Sam mentioned you in “Allergies”").click()
+    thread = planner.get_by_role("dialog", name="Discuss Allergies")
+    await expect(thread.get_by_text("@Priya is the nut-free cake booked?")).to_be_visible()
+    await expect(planner.get_by_role("button", name="Inbox", exact=True)).to_be_visible(
+        timeout=10_000
+    )

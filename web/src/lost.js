@@ -11,7 +11,8 @@ import { html, nothing } from 'lit-html'
 
 /** The lost writes of one person, kept current from the activity feed's conflict events. */
 export class LostWrites {
-  constructor ({ wedding, sub, token, onChange }) {
+  constructor ({ wedding, sub, token, onChange, canResolve = () => true }) {
+    this.canResolve = canResolve
     this.base = `/api/weddings/${encodeURIComponent(wedding)}/conflicts`
     this.sub = sub
     // Notices dismissed on this device: a role without `conflicts.resolve` (family, a
@@ -82,6 +83,12 @@ export class LostWrites {
   }
 
   async keepTheirs (item) {
+    if (!this.canResolve()) {
+      // `/access` lists no `conflicts.resolve`: the notice is put away on this device only.
+      this.keepDismissed(null, item.id)
+      await this.refresh()
+      return
+    }
     this.busy.add(item.id)
     this.onChange()
     try {

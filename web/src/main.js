@@ -3,6 +3,10 @@
 
 import { html, nothing, render } from 'lit-html'
 import { TokenKeeper, claimsOf, forgetToken, takeToken } from './session.js'
+import {
+  Devices, devicesView, lastWedding, pageOf, post, rememberWedding, resumeSession, showInvitation,
+  showSetup, showSignIn, showSignInLink, takeCode
+} from './people.js'
 import { KINDS, WeddingSync, forgetWedding } from './sync.js'
 import {
   conflictKey, formatMoney, readBudget, readGuests, readSeating, readTimeline, seatFor, seatGuest,
@@ -14,6 +18,9 @@ import { ThreadStore } from './threads.js'
 import { threadIndex, threadPanel } from './panel.js'
 import { LostWrites, lostView } from './lost.js'
 import { OperationQueue } from './operations.js'
+import { EditState, FormErrors } from './forms.js'
+import { History } from './undo.js'
+import { Inbox, bell, inboxView } from './inbox.js'
 
 const TITLES = { guests: 'Guests', seating: 'Seating', timeline: 'Timeline', budget: 'Budget' }
 // The server's default matrix (README, "Who may connect"): used only when the app opens with
@@ -43,23 +50,6 @@ async function fetchLocalDemo () {
   }
 }
 
-function showLocalDemo (demo) {
-  const enter = (url) => (event) => {
-    event.preventDefault()
-    window.location.hash = new URL(url).hash
-    window.location.reload()
-  }
-  root.replaceChildren()
-  render(html`<main class="signed-out" role="main">
-    <h1>Local demo</h1>
-    <p>This server runs a local demo: anyone on this machine may read and write every wedding.
-      Open the wedding “${demo.wedding}” as one of its people:</p>
-    <ul class="demo-links">${demo.links.map((link) => html`<li>
-      <a href=${link.url} @click=${enter(link.url)}>${link.name}</a> (${link.role})</li>`)}
-    </ul>
-  </main>`, root)
-}
-
 async function fetchAccess (wedding, token, sub) {
   const key = `crdt-server.access:${wedding}:${sub}`
   try {
@@ -86,15 +76,52 @@ async function start () {
   if ('serviceWorker' in navigator) {
     navigator.serviceWorker.register('/app/sw.js', { scope: '/app/' }).catch(() => {})
   }
+  const page = pageOf(location.pathname)
+  const code = page === 'sign-in' || page === 'join' ? takeCode() : null
+  if (code && page === 'sign-in') { showSignInLink(root, code, signedIn); return }
+  if (code && page === 'join') { showInvitation(root, code, signedIn); return }
+  if (page === 'new') { showSetup(root, created); return }
+  // A link's token (an operator's, the demo's ROLE URL lines): as before, for this tab.
   const token = takeToken()
-  const claims = token && claimsOf(token)
+  if (token) { await openLinkToken(token); return }
+  // This device's session: a short token for the wedding used last, while its cookie lives.
+  const last = lastWedding()
+  const session = await resumeSession(last)
+  if (session && session.token) { await openPlanner(session.token, { device: true, weddings: session.weddings }); return }
+  if (session && session.offline && last) {
+    // No network: the local copy opens, edits queue, and a token comes with the network.
+    const kept = keptAccess(last)
+    if (kept) { new PlannerApp(last, null, kept, { device: true, weddings: [] }).mount(); return }
+  }
+  showSignIn(root, { demo: await fetchLocalDemo() })
+}
+
+/** Signed in by a sign-in link or an invitation: this device's session is set (its cookie),
+ *  and the answer carries the first access token. */
+function signedIn (data) {
+  history.replaceState(null, '', '/app/')
+  if (!data.wedding || !data.token) {
+    showMessage('Signed in', 'You are signed in on this device, but no wedding lists you yet. Ask the couple or their planner for an invitation.')
+    return
+  }
+  openPlanner(data.token, { device: true, weddings: data.weddings || [{ wedding: data.wedding, role: data.role }] })
+}
+
+/** A wedding was created: a signed-in creator (the local operator) opens it; anyone else
+ *  gets their sign-in link by email. */
+function created (data, body) {
+  if (data.token && data.wedding) { signedIn(data); return }
+  history.replaceState(null, '', '/app/')
+  showMessage('Check your mail', body.email
+    ? `The wedding is created. A sign-in link is on its way to ${body.email}; open it on this device to start planning.`
+    : 'The wedding is created. Ask the server\'s operator for your sign-in link.')
+}
+
+async function openLinkToken (token) {
+  const claims = claimsOf(token)
   if (!claims) {
-    const demo = await fetchLocalDemo()
-    if (demo) {
-      showLocalDemo(demo)
-      return
-    }
-    showMessage('Sign in', 'Open the sign-in link you were given (it ends with #token=…). Running the demo? Start the server with ./scripts/serve --demo and open one of the links it prints.')
+    forgetToken()
+    showSignIn(root, { demo: await fetchLocalDemo() })
     return
   }
   if (claims.exp < Date.now() / 1000) {
@@ -102,15 +129,31 @@ async function start () {
     showMessage('Signed out', 'Your sign-in link has expired. Ask for a new one.')
     return
   }
+  await openPlanner(token, { device: false, weddings: [] })
+}
+
+/** The access kept on this device for the wedding opened last (offline start). */
+function keptAccess (wedding) {
+  try {
+    const kept = JSON.parse(localStorage.getItem(`crdt-server.access:${wedding}`) || 'null')
+    return kept && kept.docs ? kept : null
+  } catch {
+    return null
+  }
+}
+
+async function openPlanner (token, { device, weddings }) {
+  const claims = claimsOf(token)
+  if (!claims) { showSignIn(root, { demo: null }); return }
   let access = await fetchAccess(claims.wedding, token, claims.sub)
   if (access && access.deleted) {
-    forgetToken()
+    if (!device) forgetToken()
     await forgetWedding(claims.wedding)
     showMessage('Wedding deleted', 'This wedding was deleted. Its copy on this device has been removed.')
     return
   }
   if (access && access.refused) {
-    forgetToken()
+    if (!device) forgetToken()
     showMessage('Signed out', `The server refused this sign-in: ${access.refused}.`)
     return
   }
@@ -118,7 +161,11 @@ async function start () {
     const docs = DEFAULT_ACCESS[claims.role] || DEFAULT_ACCESS.friend
     access = { wedding: claims.wedding, sub: claims.sub, name: claims.name || claims.sub, role: claims.role, docs }
   }
-  new PlannerApp(claims.wedding, token, access).mount()
+  if (device) {
+    rememberWedding(claims.wedding)
+    try { localStorage.setItem(`crdt-server.access:${claims.wedding}`, JSON.stringify(access)) } catch {}
+  }
+  new PlannerApp(claims.wedding, token, access, { device, weddings }).mount()
 }
 
 const PEOPLE_KEY = (wedding) => `crdt-server.people:${wedding}`
@@ -140,17 +187,26 @@ function savePeople (wedding, people) {
 }
 
 class PlannerApp {
-  constructor (wedding, token, access) {
+  /** `device`: the token comes from this device's session (people.js), `weddings` lists the
+   *  person's weddings for the switcher. */
+  constructor (wedding, token, access, { device = false, weddings = [] } = {}) {
     this.wedding = wedding
     this.access = access
+    this.device = device
+    this.weddings = weddings
+    this.devices = null // the devices panel, while open
+    this.reconnectOnToken = token === null
     this.filters = { query: '', rsvp: '', side: '', household: '', dietary: '' }
     this.editing = null
     this.entity = null
+    this.form = null // the open edit form's EditState
+    this.errors = new FormErrors(() => this.render())
     this.signedOut = null
     this.deleted = false
     this.announcement = ''
     this.people = loadPeople(wedding)
     this.discussing = null // { doc, id, name, thread } while the thread panel is open
+    this.mentioning = null // the composer's @ suggestions (panel.js)
     this.threads = new ThreadStore({
       wedding,
       sub: access.sub,
@@ -161,26 +217,41 @@ class PlannerApp {
       wedding,
       sub: access.sub,
       token: () => this.keeper.token,
+      canResolve: () => this.can('conflicts.resolve'),
       onChange: () => this.sync.changed()
     })
+    this.inbox = new Inbox({
+      wedding,
+      sub: access.sub,
+      token: () => this.keeper.token,
+      onChange: () => this.sync.changed()
+    })
+    this.inboxOpen = false
     this.feed = new ActivityFeed({
       wedding,
       sub: access.sub,
       token: () => this.keeper.token,
       onChange: () => this.sync.changed(),
       onGone: () => this.gone(),
-      onEvents: (events) => { this.threads.onEvents(events); this.lost.onEvents(events) }
+      onEvents: (events) => { this.threads.onEvents(events); this.lost.onEvents(events); this.inbox.onEvents(events) }
     })
     this.ops = new OperationQueue({
       wedding,
       sub: access.sub,
       token: () => this.keeper.token,
       onChange: () => this.sync.changed(),
-      onRefused: (entry, detail) => this.say(`Not saved: ${detail}`),
+      onRefused: (entry, detail, problem) => this.refusedOperation(entry, detail, problem),
       onGone: () => this.gone()
     })
     this.keeper = new TokenKeeper(token, {
-      onToken: (fresh) => { this.sync.setToken(fresh); this.threads.reconnect() },
+      wedding: device ? wedding : null,
+      onToken: (fresh, body) => {
+        // A device session's sockets outlive the token; they reconnect only after a close.
+        this.sync.setToken(fresh, { reconnect: !device || this.reconnectOnToken })
+        this.reconnectOnToken = false
+        if (body && Array.isArray(body.weddings)) this.weddings = body.weddings
+        this.threads.reconnect()
+      },
       onSignedOut: (reason) => this.signOut(reason)
     })
     this.sync = new WeddingSync({
@@ -191,6 +262,11 @@ class PlannerApp {
       onClosed: (room, event) => this.closed(room, event)
     })
     this.sync.setUser({ name: access.name })
+    this.history = new History(
+      Object.fromEntries(Object.entries(this.sync.rooms).map(([kind, room]) => [kind, room.doc])),
+      { onChange: () => this.sync.changed() }
+    )
+    this.toast = null // { text, action }: the last removal, with its Undo
   }
 
   get sections () {
@@ -206,16 +282,23 @@ class PlannerApp {
     root.replaceChildren()
     addEventListener('hashchange', () => {
       this.editing = null
+      this.form = null
       this.publishPresence()
       this.render()
       scrollTo(0, 0)
       document.getElementById('main')?.focus({ preventScroll: true })
     })
     this.publishPresence()
+    addEventListener('keydown', (e) => this.shortcut(e))
     this.feed.start()
     this.threads.start()
+    this.inbox.start()
     this.lost.start()
-    addEventListener('online', () => { this.feed.reconnect(); this.threads.reconnect(); this.lost.refresh(); this.ops.kick() })
+    addEventListener('online', () => {
+      if (!this.keeper.token) this.keeper.refresh() // opened offline: the token comes now
+      this.feed.reconnect(); this.threads.reconnect(); this.lost.refresh(); this.inbox.refresh(); this.ops.kick()
+    })
+    if (!this.keeper.token && navigator.onLine) this.keeper.refresh()
     this.ops.kick()
     this.render()
     // Presence entries of others time out; re-render so a departed person disappears.
@@ -229,8 +312,43 @@ class PlannerApp {
   setEntity (id, editing = true) {
     this.entity = id
     this.editing = editing ? id : null
+    if (!this.form || this.form.entity !== this.editing) this.form = null
     this.publishPresence()
     this.render()
+  }
+
+  /** The open edit form's state for entry `id` (made from `values()` when it opens). */
+  editState (id, values) {
+    if (!this.form || this.form.entity !== id) this.form = new EditState(id, values())
+    return this.form
+  }
+
+  /** Refuse form `form` (see forms.js): the reasons beside their controls, said aloud too. */
+  refuse (form, errors) {
+    this.announcement = errors.map((e) => e.message).join(' ')
+    this.errors.refuse(form, errors)
+  }
+
+  /** The server refused a queued operation for good: its reason goes beside the control it
+   *  came from (the guest's form, reopened with what was typed, or the row's control). */
+  refusedOperation (entry, detail, problem) {
+    const { op } = entry
+    const message = `Not saved: ${detail}`
+    if (op.op === 'assign_seat' || op.op === 'unassign_seat') {
+      this.refuse(`seat-${op.guest_id}`, [{ field: 'table', message }])
+    } else if (op.op === 'update_guest' && entry.form) {
+      const guest = this.guests && this.guests.find((g) => g.id === op.guest_id)
+      if (guest) this.setEntity(op.guest_id)
+      const state = guest && this.form
+      const typed = { meal: op.meal ?? '', dietary: (op.dietary || []).join(', '), plus_one: op.plus_one ? 'on' : '', rsvp: op.rsvp }
+      if (state) for (const name of Object.keys(typed)) if (name in op) state.typed(name, typed[name])
+      const named = problem && Array.isArray(problem.errors) && problem.errors.find((e) => e && e.field in typed)
+      this.refuse(entry.form, [{ field: named ? named.field : Object.keys(typed).find((name) => name in op), message }])
+    } else if (op.guest_id) {
+      this.refuse(`rsvp-${op.guest_id}`, [{ field: 'rsvp', message }])
+    } else {
+      this.say(message)
+    }
   }
 
   /** Open the thread panel of one entity (`doc` is its document, `id` its id). */
@@ -240,6 +358,27 @@ class PlannerApp {
     this.discussing = { doc, id, name, thread: null }
     this.render()
     requestAnimationFrame(() => document.getElementById('thread-panel')?.focus())
+  }
+
+  showInbox (open = true) {
+    this.inboxOpen = open
+    this.render()
+    if (open) requestAnimationFrame(() => document.getElementById('inbox-panel')?.focus())
+  }
+
+  /** Open the thread a notification is about, in the panel of the entry it is anchored to. */
+  async openNotification (item) {
+    const tid = item.thread && item.thread.id
+    if (!tid) return
+    let thread = this.threads.threads.find((t) => t.id === tid)
+    if (!thread) {
+      await this.threads.refresh()
+      thread = this.threads.threads.find((t) => t.id === tid)
+    }
+    const anchor = thread && Array.isArray(thread.anchors) ? thread.anchors[0] : null
+    this.inboxOpen = false
+    this.discuss(anchor ? anchor.doc : null, anchor ? anchor.id : null, (item.thread && item.thread.subject) || 'a thread')
+    this.openThread(tid)
   }
 
   /** Show one thread of the open panel (its messages, live, marked read). */
@@ -254,11 +393,18 @@ class PlannerApp {
   closePanel () {
     const was = this.discussing
     if (!was) return
+    this.mentioning = null
     if (was.thread) this.threads.unwatch(was.thread)
     this.discussing = null
     this.render()
     const button = document.querySelector(`main [data-entity="${CSS.escape(was.id)}"] button.discuss`)
     button?.focus()
+  }
+
+  /** Whether the person's role has `capability` (`/access` lists them, after the operator's
+   *  matrix); an older server that lists none leaves the server to refuse (403). */
+  can (capability) {
+    return !Array.isArray(this.access.capabilities) || this.access.capabilities.includes(capability)
   }
 
   canWrite (kind) {
@@ -272,7 +418,7 @@ class PlannerApp {
 
   /** Change a guest's answers (rsvp, meal, dietary, plus_one): an edit of the replica for
    *  a writer, a queued `update_guest` (`set_rsvp` for the RSVP alone) for an operator. */
-  answer (guestId, fields) {
+  answer (guestId, fields, form = null) {
     if (!this.canOperate('guests')) {
       updateGuest(this.docs.guests, guestId, fields)
       return
@@ -281,7 +427,7 @@ class PlannerApp {
     const op = only.length === 1 && only[0] === 'rsvp'
       ? { op: 'set_rsvp', guest_id: guestId, rsvp: fields.rsvp }
       : { op: 'update_guest', guest_id: guestId, ...fields }
-    this.ops.add('guests', op)
+    this.ops.add('guests', op, form)
   }
 
   unseat (guestId) {
@@ -299,7 +445,10 @@ class PlannerApp {
       // Expired or revoked: ask for a fresh token once (all rooms close together). A revoked
       // session is refused (401) and signs out; a success reconnects every room.
       if (this.signedOut) return
-      if (!this.keeper.valid()) this.signOut('your session expired')
+      if (this.device) {
+        this.reconnectOnToken = true
+        this.keeper.refresh()
+      } else if (!this.keeper.valid()) this.signOut('your session expired')
       else this.keeper.refresh()
     } else if (event.code === 4404) {
       this.gone()
@@ -327,8 +476,65 @@ class PlannerApp {
     this.feed.stop()
     this.threads.stop()
     this.sync.disconnect()
-    forgetToken()
+    if (!this.device) forgetToken()
     this.render()
+  }
+
+  /** A removal, done at once: its toast offers Undo instead of asking first. */
+  removed (text, change) {
+    const top = () => this.history.undos[this.history.undos.length - 1]
+    const before = top()
+    this.history.act(text, change)
+    const toast = { text, action: top() !== before ? top() : null }
+    this.toast = toast
+    this.say(`${text}.`)
+    setTimeout(() => { if (this.toast === toast) { this.toast = null; this.render() } }, 10_000)
+  }
+
+  undo () {
+    const what = this.history.nextUndo
+    this.toast = null
+    if (this.history.undo()) this.say(`Undone: ${what}.`)
+  }
+
+  redo () {
+    if (this.history.redo()) this.say('Redone.')
+  }
+
+  /** Ctrl+Z / Ctrl+Shift+Z / Ctrl+Y (⌘ on a Mac) outside text fields, which keep their own. */
+  shortcut (e) {
+    if (!(e.ctrlKey || e.metaKey) || e.altKey) return
+    const key = e.key.toLowerCase()
+    if (key !== 'z' && key !== 'y') return
+    const target = e.target
+    if (target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName))) return
+    e.preventDefault()
+    if (key === 'y' || e.shiftKey) this.redo()
+    else this.undo()
+  }
+
+  /** Open or close the devices panel (a device session's). */
+  showDevices (open = true) {
+    this.devices = open ? new Devices({ onChange: () => this.render() }) : null
+    if (open) this.devices.load()
+    this.render()
+  }
+
+  async signOutHere () {
+    await post('/api/session/sign-out', {}).catch(() => null)
+    this.signOut('you signed out on this device')
+  }
+
+  async signOutEverywhere () {
+    await post('/api/session/sign-out-all', {}).catch(() => null)
+    this.signOut('you signed out on every device')
+  }
+
+  /** Open another of this person's weddings (the switcher). */
+  switchTo (wedding) {
+    if (wedding === this.wedding) return
+    rememberWedding(wedding)
+    location.assign('/app/')
   }
 
   statusText () {
@@ -507,9 +713,21 @@ class PlannerApp {
         <div class="brand">
           <h1>Wedding planner</h1>
           <span class="muted">${this.wedding} · ${this.access.name} (${this.access.role})</span>
+          ${this.weddings.length > 1
+            ? html`<label class="switcher">Wedding <select @change=${(e) => this.switchTo(e.target.value)}>
+                ${this.weddings.map((w) => html`<option value=${w.wedding} ?selected=${w.wedding === this.wedding}>${w.names || w.wedding} (${w.role})</option>`)}
+              </select></label>`
+            : nothing}
+          ${this.device ? html`<button type="button" class="link" aria-expanded=${this.devices ? 'true' : 'false'} @click=${() => this.showDevices(!this.devices)}>Devices</button>` : nothing}
         </div>
+        ${bell(this)}
         <div class="presence" aria-label="Who else is here">
           ${this.others.map((p) => avatar(p, `${p.name} (${p.role}) is in ${TITLES[p.here.section] || 'the app'}`))}
+        </div>
+        <div class="history" role="group" aria-label="Undo and redo your changes">
+          <button type="button" ?disabled=${!this.history.canUndo} title="Undo (Ctrl+Z)"
+            aria-label=${this.history.canUndo ? `Undo: ${this.history.nextUndo}` : 'Undo'} @click=${() => this.undo()}>Undo</button>
+          <button type="button" ?disabled=${!this.history.canRedo} title="Redo (Ctrl+Shift+Z)" @click=${() => this.redo()}>Redo</button>
         </div>
         <div class="status ${status}" role="status" aria-live="polite"
           data-pending=${String(this.sync.pendingCount)} data-stored=${String(this.sync.storedLocally)}>
@@ -536,12 +754,19 @@ class PlannerApp {
       <div class="layout">
         <main id="main" tabindex="-1">${views[section](this)}</main>
         <div class="side">
+          ${this.inboxOpen ? inboxView(this) : nothing}
+          ${this.devices ? devicesView(this) : nothing}
           ${this.discussing ? threadPanel(this) : nothing}
           ${this.activityView()}
         </div>
       </div>
+      ${this.toast && this.toast.action && this.toast.action === this.history.undos[this.history.undos.length - 1]
+        ? html`<div class="toast" aria-live="polite"><span>${this.toast.text}.</span>
+            <button type="button" @click=${() => this.undo()}>Undo</button></div>`
+        : nothing}
       <p class="sr-only" aria-live="polite">${this.announcement}</p>
     `, root)
+    this.errors.settle(root)
   }
 }
 

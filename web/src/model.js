@@ -7,7 +7,7 @@
 // the smallest splice, never replaced by a string).
 
 import * as Y from 'yjs'
-import { LOCAL } from './sync.js'
+import { HOUSEKEEPING, LOCAL } from './sync.js'
 
 export const RSVP = ['pending', 'accepted', 'declined']
 export const SIDES = { partner_a: 'Partner A', partner_b: 'Partner B', both: 'Both' }
@@ -369,7 +369,7 @@ export function ensureNotes (doc, root, id) {
   if (!(entry instanceof Y.Map)) return null
   if (!(entry.get('notes') instanceof Y.Text)) {
     const old = entry.get('notes')
-    doc.transact(() => entry.set('notes', new Y.Text(typeof old === 'string' ? old : '')), LOCAL)
+    doc.transact(() => entry.set('notes', new Y.Text(typeof old === 'string' ? old : '')), HOUSEKEEPING)
   }
   return entry.get('notes')
 }

@@ -45,9 +45,10 @@ export class OperationQueue {
     } catch {}
   }
 
-  /** Queue `op` for document `doc` and try to send it now. */
-  add (doc, op) {
-    this.entries.push({ key: newKey(), doc, op })
+  /** Queue `op` for document `doc` and try to send it now; `form` names the form it came
+   *  from, where a refusal is shown. */
+  add (doc, op, form = null) {
+    this.entries.push(form ? { key: newKey(), doc, op, form } : { key: newKey(), doc, op })
     this.save()
     this.onChange()
     this.kick()
@@ -118,7 +119,7 @@ export class OperationQueue {
         // an unseat whose seat is already gone (a retry of one that went through).
         if (!response.ok && !(response.status === 422 && entry.op.op === 'unassign_seat')) {
           const problem = await response.json().catch(() => ({}))
-          this.onRefused(entry, problem.detail || `HTTP ${response.status}`)
+          this.onRefused(entry, problem.detail || `HTTP ${response.status}`, problem)
         }
         this.onChange()
       }

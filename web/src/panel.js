@@ -41,6 +41,47 @@ function authorName (ctx, author) {
   return ctx.names().person(author.sub) || ROLE_WORDS[author.role] || author.sub
 }
 
+/** The members whose name or sub starts a word with `query` (case-insensitive), 6 at most. */
+export function mentionOptions (members, query, self) {
+  const q = query.toLowerCase()
+  const found = []
+  for (const [sub, name] of members) {
+    if (sub === self) continue
+    const words = [sub, ...String(name).toLowerCase().split(/\s+/), String(name).toLowerCase()]
+    if (words.some((w) => w.toLowerCase().startsWith(q))) found.push({ sub, name: String(name) })
+    if (found.length === 6) break
+  }
+  return found
+}
+
+/** The `@` being typed before the caret of `area`: { start, query } or null. */
+export function mentionAt (area) {
+  const before = area.value.slice(0, area.selectionStart)
+  const match = /(?:^|[^\w@])@([^@\s[\]()]{0,30}(?: [^@\s[\]()]{0,30})?)$/.exec(before)
+  return match ? { start: before.length - match[1].length - 1, query: match[1] } : null
+}
+
+/** Replace the `@query` at `at` in `area` by the composer's link to `option`. */
+export function insertMention (area, at, option) {
+  const label = option.name.replace(/[[\]\n]/g, ' ').trim() || option.sub
+  const link = `@[${label}](${option.sub}) `
+  const end = at.start + 1 + at.query.length
+  area.setRangeText(link, at.start, end, 'end')
+}
+
+/** A message body as shown: each `@[Name](sub)` reads `@Name`, marked as a mention. */
+export function withMentions (body) {
+  const parts = []
+  const link = /@\[([^[\]\n]{1,200})\]\(([^()\s]{1,256})\)/g
+  let last = 0
+  for (const m of body.matchAll(link)) {
+    parts.push(body.slice(last, m.index), html`<span class="mention" title=${m[2]}>@${m[1]}</span>`)
+    last = m.index + m[0].length
+  }
+  parts.push(body.slice(last))
+  return parts
+}
+
 export function threadPanel (ctx) {
   const d = ctx.discussing
   const store = ctx.threads
@@ -58,11 +99,12 @@ export function threadPanel (ctx) {
     e.preventDefault()
     const form = e.target
     const subject = String(new FormData(form).get('subject') || '').trim()
-    if (!subject) { ctx.say('A thread needs a subject.'); return }
-    const button = form.querySelector('button')
+    if (!subject) { ctx.refuse('start-thread', [{ field: 'subject', message: 'A thread needs a subject.' }]); return }
+    const button = form.querySelector('button[type=submit]')
     button.disabled = true
     try {
       const made = await store.create(subject.slice(0, 200), d.doc, d.id)
+      ctx.errors.clear('start-thread')
       form.reset()
       if (ctx.discussing === d) {
         ctx.openThread(made.id)
@@ -70,7 +112,7 @@ export function threadPanel (ctx) {
       }
       ctx.say(`Thread ${subject} started.`)
     } catch (error) {
-      ctx.say(`Could not start the thread: ${error.message}.`)
+      ctx.refuse('start-thread', [{ field: 'subject', message: `Could not start the thread: ${error.message}.` }])
     } finally {
       button.disabled = false
     }
@@ -79,14 +121,54 @@ export function threadPanel (ctx) {
     e.preventDefault()
     const form = e.target.closest('form')
     const body = String(new FormData(form).get('body') || '')
-    if (!body.trim()) return
-    if (new TextEncoder().encode(body).length > 8192) { ctx.say('A message has at most 8 KiB of text.'); return }
+    if (!body.trim()) { ctx.refuse('send-message', [{ field: 'body', message: 'Write something first.' }]); return }
+    const size = new TextEncoder().encode(body).length
+    if (size > 8192) { ctx.refuse('send-message', [{ field: 'body', message: `A message has at most 8 KiB of text; this one has ${Math.ceil(size / 1024)} KiB.` }]); return }
+    ctx.errors.clear('send-message')
     store.post(thread.id, body)
+    ctx.mentioning = null
     form.reset()
     form.querySelector('textarea').focus()
   }
+  const sendForm = ctx.errors.of('send-message')
+  const startForm = ctx.errors.of('start-thread')
+  const picking = ctx.mentioning // { at, options, active } while an @ is being typed
+  const pick = (area, option) => {
+    insertMention(area, picking.at, option)
+    ctx.mentioning = null
+    ctx.refresh()
+    area.focus()
+  }
   const keys = (e) => {
+    if (picking && picking.options.length) {
+      const n = picking.options.length
+      if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+        e.preventDefault()
+        picking.active = (picking.active + (e.key === 'ArrowDown' ? 1 : n - 1)) % n
+        ctx.refresh()
+        return
+      }
+      if ((e.key === 'Enter' && !e.ctrlKey && !e.metaKey) || e.key === 'Tab') {
+        e.preventDefault()
+        pick(e.target, picking.options[picking.active])
+        return
+      }
+      if (e.key === 'Escape') {
+        e.stopPropagation()
+        ctx.mentioning = null
+        ctx.refresh()
+        return
+      }
+    }
     if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) send(e)
+  }
+  const typing = (e) => {
+    sendForm.edited(e)
+    const at = mentionAt(e.target)
+    const options = at ? mentionOptions(store.members, at.query, ctx.access.sub) : []
+    const was = ctx.mentioning
+    ctx.mentioning = options.length ? { at, options, active: 0 } : null
+    if (was || ctx.mentioning) ctx.refresh()
   }
 
   return html`<section id="thread-panel" class="thread-panel card" role="dialog" aria-modal="false"
@@ -124,27 +206,37 @@ export function threadPanel (ctx) {
               <div class="message-meta"><strong>${authorName(ctx, m.author)}</strong>
                 <time class="muted" datetime=${m.created_at} title=${new Date(m.created_at).toLocaleString()}>${when(m.created_at)}</time>
                 ${m.edited_at ? html`<span class="muted">(edited)</span>` : nothing}</div>
-              <p class="body">${m.deleted ? html`<em class="muted">Message deleted</em>` : m.body}</p>
+              <p class="body">${m.deleted ? html`<em class="muted">Message deleted</em>` : withMentions(m.body)}</p>
             </li>`)}
             ${pending.map((m) => html`<li class="message pending" data-message=${m.id}>
               <div class="message-meta"><strong>You</strong>
                 <span class="muted">${m.error ? html`Not sent: ${m.error}` : 'Sending…'}</span>
                 ${m.error ? html`<button type="button" class="link danger" @click=${() => store.discard(m.id)}>Discard</button>` : nothing}</div>
-              <p class="body">${m.body}</p>
+              <p class="body">${withMentions(m.body)}</p>
             </li>`)}
             ${messages && !messages.length && !pending.length ? html`<li class="muted">No messages yet.</li>` : nothing}
           </ol>
-          <form class="send-form" @submit=${send} aria-label="Write a message">
-            <label>Message <textarea name="body" rows="3" required maxlength="8192" @keydown=${keys}
-              placeholder="Write a message (Ctrl+Enter sends)"></textarea></label>
+          <form class="send-form" data-form="send-message" novalidate @submit=${send} aria-label="Write a message">
+            <div class="field"><label>Message <textarea name="body" rows="3" required @keydown=${keys} @input=${typing}
+              aria-autocomplete="list" aria-controls="mention-options"
+              aria-activedescendant=${picking ? `mention-${picking.active}` : nothing}
+              aria-describedby=${sendForm.describedBy('body')} aria-invalid=${sendForm.invalid('body')}
+              placeholder="Write a message (@ names someone; Ctrl+Enter sends)"></textarea></label>${sendForm.note('body')}
+              <ul id="mention-options" class="mention-options" role="listbox" aria-label="People to mention" ?hidden=${!picking}>
+                ${picking ? picking.options.map((o, i) => html`<li id=${`mention-${i}`} role="option" aria-selected=${i === picking.active ? 'true' : 'false'}
+                  @mousedown=${(e) => { e.preventDefault(); pick(e.target.closest('form').querySelector('textarea'), o) }}>${o.name} <span class="muted">${o.sub}</span></li>`) : nothing}
+              </ul></div>
             <button type="submit" class="primary">Send</button>
           </form>
         </section>`
       : nothing}
-    <form class="start-form" @submit=${start} aria-label="Start a thread">
-      <h3>Start a thread</h3>
-      <label>Subject <input name="subject" required maxlength="200" autocomplete="off" placeholder=${`About ${d.name}`}></label>
-      <button type="submit">Start thread</button>
-    </form>
+    ${d.doc
+      ? html`<form class="start-form" data-form="start-thread" novalidate @submit=${start} @input=${startForm.edited} aria-label="Start a thread">
+          <h3>Start a thread</h3>
+          <div class="field"><label>Subject <input name="subject" required maxlength="200" autocomplete="off" placeholder=${`About ${d.name}`}
+            aria-describedby=${startForm.describedBy('subject')} aria-invalid=${startForm.invalid('subject')}></label>${startForm.note('subject')}</div>
+          <button type="submit">Start thread</button>
+        </form>`
+      : nothing}
   </section>`
 }

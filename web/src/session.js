@@ -47,8 +47,12 @@ export function claimsOf (token) {
  * Network failures are retried, since an offline person is not signed out.
  */
 export class TokenKeeper {
-  constructor (token, { onToken, onSignedOut }) {
+  /** `wedding`: set for a token of this device's session (it carries `sid`), which is
+   *  renewed from the session's cookie (`POST /api/session/refresh`) and kept in memory only;
+   *  otherwise the token came with a link and is exchanged for a fresh one. */
+  constructor (token, { onToken, onSignedOut, wedding = null }) {
     this.token = token
+    this.wedding = wedding
     this.onToken = onToken
     this.onSignedOut = onSignedOut
     this.timer = 0
@@ -85,19 +89,31 @@ export class TokenKeeper {
     return this.pending
   }
 
+  /** Whether this token belongs to a device session (its sockets outlive its expiry). */
+  get device () {
+    return this.wedding !== null
+  }
+
   async exchange () {
     let response
     try {
-      response = await fetch('/api/token/refresh', {
-        method: 'POST',
-        headers: { Authorization: `Bearer ${this.token}` }
-      })
+      response = this.device
+        ? await fetch('/api/session/refresh', {
+          method: 'POST',
+          credentials: 'same-origin',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ wedding: this.wedding })
+        })
+        : await fetch('/api/token/refresh', {
+          method: 'POST',
+          headers: { Authorization: `Bearer ${this.token}` }
+        })
     } catch {
       // Offline: try again soon, as long as the token may still be valid.
       if (this.valid(0)) this.schedule(10)
       return
     }
-    if (response.status === 401) {
+    if (response.status === 401 || (this.device && response.status === 403)) {
       const problem = await response.json().catch(() => ({}))
       this.onSignedOut(problem.detail || 'your session ended')
       return
@@ -108,8 +124,8 @@ export class TokenKeeper {
     }
     const body = await response.json()
     this.token = body.token
-    storeToken(this.token)
-    this.onToken(this.token)
+    if (!this.device) storeToken(this.token)
+    this.onToken(this.token, body)
     this.schedule()
   }
 

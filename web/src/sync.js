@@ -14,9 +14,24 @@ import { IndexeddbPersistence } from 'y-indexeddb'
 /** The origin of every edit made in this app (other origins are remote or from storage). */
 export const LOCAL = 'planner-app'
 
-/** An origin of its own for one writer in this app (a notes field): its edits are this
- *  app's like LOCAL's, and a Y.UndoManager can track that writer alone. */
-export const localOrigin = (what) => ({ app: LOCAL, what })
+/** The origin of one writer in this app (a notes field): its edits are this app's like
+ *  LOCAL's, and a Y.UndoManager can track that writer alone (or all of them, by class). */
+export class LocalOrigin {
+  constructor (what) {
+    this.app = LOCAL
+    this.what = what
+  }
+}
+
+export const localOrigin = (what) => new LocalOrigin(what)
+
+/** Writes the app makes for itself, not as a person's action (a notes field's Y.Text made
+ *  when its form opens): local, but no step of the undo history. */
+export const HOUSEKEEPING = { app: LOCAL, what: 'housekeeping' }
+
+export function isHousekeeping (origin) {
+  return origin === HOUSEKEEPING
+}
 
 /** Whether an edit was made in this app: LOCAL, a `localOrigin`, or an undo of either. */
 export function isLocal (origin) {
@@ -258,11 +273,14 @@ export class WeddingSync {
     this.changed()
   }
 
-  /** Use a fresh token: the open connections carry the old one's expiry, so reconnect. */
-  setToken (token) {
+  /** Use a fresh token. A link's token: the open connections carry the old one's expiry,
+   *  so reconnect. A device session's (`reconnect: false`): its sockets live while the
+   *  session does, so only the next connection takes the new token. */
+  setToken (token, { reconnect = true } = {}) {
     this.token = token
     for (const room of this.all()) {
       room.provider.params = { token }
+      if (!reconnect) continue
       room.closed = null
       room.provider.disconnect()
       room.provider.connect()

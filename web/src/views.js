@@ -1,8 +1,10 @@
 // The four views. Each is a pure function of the app's state (`ctx`) returning a lit-html
 // template; every change goes through model.js, one Yjs transaction each.
 
-import { html, nothing } from 'lit-html'
+import { html, noChange, nothing } from 'lit-html'
+import { live } from 'lit-html/directives/live.js'
 import { ref } from 'lit-html/directives/ref.js'
+import { repeat } from 'lit-html/directives/repeat.js'
 import {
   RSVP, SIDES, STATUSES, addCategory, addGuest, addItem, addTable, formatMoney, parseMoney,
   recordPayment, removeGuest, removeItem, removePayment, removeTable, seatGuest, setTotal,
@@ -10,6 +12,7 @@ import {
 } from './model.js'
 import { cancelNotes, notesField } from './notes.js'
 import { discussButton } from './panel.js'
+import { theirsNote, valueOf } from './forms.js'
 
 const label = (s) => s.charAt(0).toUpperCase() + s.slice(1).replace('_', ' ')
 
@@ -18,6 +21,43 @@ function formValues (form) {
   for (const key of Object.keys(values)) values[key] = String(values[key]).trim()
   return values
 }
+
+/** The reasons of a refused form, first wrong field first (in the form's own order). */
+function inOrder (order, errors) {
+  return errors.sort((a, b) => order.indexOf(a.field) - order.indexOf(b.field))
+}
+
+/** One field of an edit form (`EditState`): the value to show, its attributes and notes. */
+function editField (ctx, form, state, now, field, describe) {
+  const f = ctx.errors.of(form)
+  const shown = state.field(field, now[field])
+  const pick = (name, which) => {
+    state.pick(name, which, now[name])
+    ctx.errors.of(form).edited({ target: { name } })
+    ctx.refresh()
+  }
+  const theirs = theirsNote(form, state, field, shown, pick, describe)
+  return {
+    value: shown.value,
+    cls: shown.clash ? 'clash-field' : shown.theirs ? 'theirs' : '',
+    describedBy: f.describedBy(field, theirs.id),
+    invalid: f.invalid(field),
+    notes: html`${f.note(field)}${theirs.note}`
+  }
+}
+
+/** The input handler of an edit form: what the person typed, and their refusals taken away. */
+function editInput (ctx, form, state) {
+  const f = ctx.errors.of(form)
+  return (e) => {
+    if (!e.target || !e.target.name) return
+    state.typed(e.target.name, valueOf(e.target))
+    f.edited(e)
+  }
+}
+
+/** A clash the person has not settled yet, as a refusal of Save. */
+const PICK_ONE = 'Someone else changed this too: use their value or keep yours first.'
 
 /** Small avatars of the people editing one entity. */
 export function editors (ctx, entityId) {
@@ -69,10 +109,12 @@ export function guestsView (ctx) {
   const counts = Object.fromEntries(RSVP.map((r) => [r, guests.filter((g) => g.rsvp === r).length]))
   const setFilter = (key) => (e) => { filters[key] = e.target.value; ctx.refresh() }
 
+  const addForm = ctx.errors.of('add-guest')
   const add = (e) => {
     e.preventDefault()
     const v = formValues(e.target)
-    if (!v.name) { ctx.say('A guest needs a name.'); return }
+    if (!v.name) { ctx.refuse('add-guest', [{ field: 'name', message: 'A guest needs a name.' }]); return }
+    ctx.errors.clear('add-guest')
     const id = addGuest(ctx.docs.guests, {
       name: v.name.slice(0, 200),
       household: v.household || null,
@@ -98,8 +140,9 @@ export function guestsView (ctx) {
       </div>
       ${readOnlyNote(ctx, 'guests')}
       ${canWrite ? html`
-        <form class="card add-form" @submit=${add} aria-label="Add a guest">
-          <label>Name <input name="name" required maxlength="200" autocomplete="off"></label>
+        <form class="card add-form" data-form="add-guest" novalidate @submit=${add} @input=${addForm.edited} aria-label="Add a guest">
+          <div class="field"><label>Name <input name="name" required maxlength="200" autocomplete="off"
+            aria-describedby=${addForm.describedBy('name')} aria-invalid=${addForm.invalid('name')}></label>${addForm.note('name')}</div>
           <label>Household <input name="household" maxlength="200" list="households" autocomplete="off"></label>
           <label>Side <select name="side"><option value="">—</option>${Object.entries(SIDES).map(([v, t]) => html`<option value=${v}>${t}</option>`)}</select></label>
           <label>RSVP <select name="rsvp">${RSVP.map((r) => html`<option value=${r}>${label(r)}</option>`)}</select></label>
@@ -115,102 +158,137 @@ export function guestsView (ctx) {
       </div>
       <p class="muted" aria-live="polite">${shown.length === guests.length ? `${guests.length} guests` : `${shown.length} of ${guests.length} guests`}</p>
       <ul class="rows" aria-label="Guest list">
-        ${shown.map((g) => guestRow(ctx, g, canWrite, canAnswer, seating))}
+        ${repeat(shown, (g) => g.id, (g) => guestRow(ctx, g, canWrite, canAnswer, seating))}
       </ul>
     </section>`
 }
 
-/** The fields `operate` may change, from the edit form's values. */
-function answers (v) {
+/** A guest's fields as its edit form shows them (strings; a checkbox is 'on' or ''). */
+function guestShown (g) {
   return {
-    rsvp: v.rsvp,
-    meal: v.meal || null,
-    dietary: v.dietary ? [...new Set(v.dietary.split(',').map((d) => d.trim()).filter(Boolean))].slice(0, 20) : [],
-    plus_one: v.plus_one === 'on'
+    name: g.name,
+    household: g.household || '',
+    side: g.side || '',
+    rsvp: g.rsvp,
+    meal: g.meal || '',
+    dietary: g.dietary.join(', '),
+    contact: g.contact || '',
+    plus_one: g.plus_one ? 'on' : ''
   }
 }
+
+const dietaryList = (text) => [...new Set(text.split(',').map((d) => d.trim()).filter(Boolean))].slice(0, 20)
+
+/** A guest field's value as stored, from the form's string. */
+const GUEST_FIELDS = {
+  name: (v) => v.trim().slice(0, 200),
+  household: (v) => v.trim() || null,
+  side: (v) => v || null,
+  rsvp: (v) => v,
+  meal: (v) => v.trim() || null,
+  dietary: dietaryList,
+  contact: (v) => v.trim() || null,
+  plus_one: (v) => v === 'on'
+}
+const GUEST_ORDER = Object.keys(GUEST_FIELDS)
+/** The fields `operate` may change (the answers). */
+const ANSWERS = ['rsvp', 'meal', 'dietary', 'plus_one']
 
 function guestRow (ctx, g, canWrite, canAnswer, seating) {
   const editing = ctx.editing === g.id
   const seat = seating ? seating.assignments.get(g.id) : null
   const table = seat && seating.tables.find((t) => t.id === seat.table_id)
   const busy = ctx.others.some((p) => p.here.entity === g.id)
-  const save = (e) => {
-    e.preventDefault()
-    const v = formValues(e.target)
-    if (!canWrite) {
-      ctx.answer(g.id, answers(v))
-      ctx.setEntity(null)
-      ctx.say(`${g.name} saved.`)
-      return
-    }
-    if (!v.name) { ctx.say('A guest needs a name.'); return }
-    updateGuest(ctx.docs.guests, g.id, {
-      name: v.name.slice(0, 200),
-      household: v.household || null,
-      side: v.side || null,
-      rsvp: v.rsvp,
-      meal: v.meal || null,
-      dietary: v.dietary ? [...new Set(v.dietary.split(',').map((d) => d.trim()).filter(Boolean))].slice(0, 20) : [],
-      plus_one: v.plus_one === 'on',
-      contact: v.contact || null
-    })
-    ctx.setEntity(null)
-    ctx.say(`${v.name} saved.`)
-  }
-  if (editing && !canWrite) {
-    return html`<li class="row editing" data-entity=${g.id}>
-      <form class="edit-form" @submit=${save} aria-label=${`Edit ${g.name}`}>
-        <p><strong>${g.name}</strong></p>
-        <label>RSVP <select name="rsvp">${RSVP.map((r) => html`<option value=${r} ?selected=${g.rsvp === r}>${label(r)}</option>`)}</select></label>
-        <label>Meal <input name="meal" .value=${g.meal || ''} maxlength="200"></label>
-        <label>Dietary <input name="dietary" .value=${g.dietary.join(', ')} placeholder="vegan, nut allergy"></label>
-        <label class="check"><input type="checkbox" name="plus_one" ?checked=${g.plus_one}> Plus one</label>
-        <div class="actions">
-          <button type="submit" class="primary">Save</button>
-          <button type="button" @click=${() => ctx.setEntity(null)}>Cancel</button>
-        </div>
-      </form>
-    </li>`
-  }
-  if (editing) {
-    return html`<li class="row editing" data-entity=${g.id}>
-      <form class="edit-form" @submit=${save} aria-label=${`Edit ${g.name}`}>
-        <label>Name <input name="name" .value=${g.name} required maxlength="200"></label>
-        <label>Household <input name="household" .value=${g.household || ''} maxlength="200"></label>
-        <label>Side <select name="side"><option value="">—</option>${Object.entries(SIDES).map(([v, t]) => html`<option value=${v} ?selected=${g.side === v}>${t}</option>`)}</select></label>
-        <label>RSVP <select name="rsvp">${RSVP.map((r) => html`<option value=${r} ?selected=${g.rsvp === r}>${label(r)}</option>`)}</select></label>
-        <label>Meal <input name="meal" .value=${g.meal || ''} maxlength="200"></label>
-        <label>Dietary <input name="dietary" .value=${g.dietary.join(', ')} placeholder="vegan, nut allergy"></label>
-        <label>Contact <input name="contact" .value=${g.contact || ''} maxlength="200"></label>
-        <label class="check"><input type="checkbox" name="plus_one" ?checked=${g.plus_one}> Plus one</label>
-        ${notesField(ctx.docs.guests, 'guests', g.id, `Notes for ${g.name}`)}
-        <div class="actions">
-          <button type="submit" class="primary">Save</button>
-          <button type="button" @click=${(e) => { cancelNotes(e.target.closest('form')); ctx.setEntity(null) }}>Cancel</button>
-        </div>
-      </form>
-    </li>`
-  }
+  if (editing && canAnswer) return guestForm(ctx, g, canWrite)
+  const rsvpForm = `rsvp-${g.id}`
+  const rsvpErrors = ctx.errors.of(rsvpForm)
   return html`<li class="row ${busy ? 'busy' : ''} ${g.queued ? 'queued' : ''}" data-entity=${g.id}>
     <div class="who">
       <span class="name-line"><strong>${g.name}</strong>${editors(ctx, g.id)}</span>
       <span class="muted">${[g.household, g.side && SIDES[g.side], g.meal, ...g.dietary, g.plus_one ? '+1' : null].filter(Boolean).join(' · ')}</span>
       ${table ? html`<span class="muted">Table ${table.name}</span>` : nothing}
     </div>
-    <div class="row-actions">
+    <div class="row-actions" data-form=${rsvpForm}>
       ${canAnswer
         ? html`<label class="sr-label">RSVP for ${g.name}
-            <select class="rsvp ${g.rsvp}" aria-label=${`RSVP for ${g.name}`} .value=${g.rsvp} @change=${(e) => ctx.answer(g.id, { rsvp: e.target.value })}>
-              ${RSVP.map((r) => html`<option value=${r} ?selected=${g.rsvp === r}>${label(r)}</option>`)}
-            </select></label>
+            <select name="rsvp" class="rsvp ${g.rsvp}" aria-label=${`RSVP for ${g.name}`}
+              aria-describedby=${rsvpErrors.describedBy('rsvp')} aria-invalid=${rsvpErrors.invalid('rsvp')}
+              @change=${(e) => { ctx.errors.clear(rsvpForm); ctx.answer(g.id, { rsvp: e.target.value }) }}>
+              ${RSVP.map((r) => html`<option value=${r} .selected=${live(g.rsvp === r)}>${label(r)}</option>`)}
+            </select></label>${rsvpErrors.note('rsvp')}
             ${discussButton(ctx, 'guests', g.id, g.name)}
             <button type="button" aria-label=${`Edit ${g.name}`} @click=${() => ctx.setEntity(g.id)}>Edit</button>
             ${canWrite ? html`<button type="button" class="danger" aria-label=${`Remove ${g.name}`} @click=${() => {
-              if (confirm(`Remove ${g.name} from the guest list?`)) { removeGuest(ctx.docs.guests, ctx.canWrite('seating') ? ctx.docs.seating : null, g.id); ctx.say(`${g.name} removed.`) }
+              ctx.removed(`${g.name} removed from the guest list`, () => removeGuest(ctx.docs.guests, ctx.canWrite('seating') ? ctx.docs.seating : null, g.id))
             }}>Remove</button>` : nothing}`
         : html`<span class="pill ${g.rsvp}">${label(g.rsvp)}</span>${discussButton(ctx, 'guests', g.id, g.name)}`}
     </div>
+  </li>`
+}
+
+/** A guest's edit form: every field for a writer, the answers for an operator. It writes only
+ *  what the person changed, never a field someone else changed meanwhile (`EditState`). */
+function guestForm (ctx, g, canWrite) {
+  const form = `guest-${g.id}`
+  const now = guestShown(g)
+  const state = ctx.editState(g.id, () => now)
+  const field = (name, describe) => editField(ctx, form, state, now, name, describe)
+  const save = (e) => {
+    e.preventDefault()
+    const { write, clashes } = state.changes(now)
+    const errors = clashes.map((name) => ({ field: name, message: PICK_ONE }))
+    if (canWrite && 'name' in write && !write.name.trim()) errors.push({ field: 'name', message: 'A guest needs a name.' })
+    if (errors.length) { ctx.refuse(form, inOrder(GUEST_ORDER, errors)); return }
+    ctx.errors.clear(form)
+    const fields = {}
+    for (const [name, value] of Object.entries(write)) {
+      if (canWrite || ANSWERS.includes(name)) fields[name] = GUEST_FIELDS[name](value)
+    }
+    if (Object.keys(fields).length) {
+      if (canWrite) updateGuest(ctx.docs.guests, g.id, fields)
+      else ctx.answer(g.id, fields, form)
+    }
+    ctx.setEntity(null)
+    ctx.say(`${fields.name || g.name} saved.`)
+  }
+  const cancel = (e) => {
+    if (canWrite) cancelNotes(e.target.closest('form'))
+    ctx.errors.clear(form)
+    ctx.setEntity(null)
+  }
+  const text = (name, title, attrs = {}) => {
+    const f = field(name)
+    return html`<div class=${`field ${f.cls}`}><label>${title} <input name=${name} .value=${live(f.value)} maxlength=${attrs.maxlength || 200}
+      ?required=${attrs.required} placeholder=${attrs.placeholder || nothing}
+      aria-describedby=${f.describedBy} aria-invalid=${f.invalid}></label>${f.notes}</div>`
+  }
+  const choice = (name, title, options) => {
+    const f = field(name, (v) => options.find(([value]) => value === v)?.[1] ?? v)
+    return html`<div class=${`field ${f.cls}`}><label>${title} <select name=${name} aria-describedby=${f.describedBy} aria-invalid=${f.invalid}>
+      ${options.map(([value, text]) => html`<option value=${value} .selected=${live(f.value === value)}>${text}</option>`)}
+    </select></label>${f.notes}</div>`
+  }
+  const plusOne = field('plus_one', (v) => (v === 'on' ? 'a plus one' : 'no plus one'))
+  const rsvpOptions = RSVP.map((r) => [r, label(r)])
+  return html`<li class="row editing" data-entity=${g.id}>
+    <form class="edit-form" data-form=${form} novalidate @submit=${save} @input=${editInput(ctx, form, state)} aria-label=${`Edit ${g.name}`}>
+      ${canWrite
+        ? html`${text('name', 'Name', { required: true })}
+          ${text('household', 'Household')}
+          ${choice('side', 'Side', [['', '—'], ...Object.entries(SIDES)])}`
+        : html`<p><strong>${g.name}</strong></p>`}
+      ${choice('rsvp', 'RSVP', rsvpOptions)}
+      ${text('meal', 'Meal')}
+      ${text('dietary', 'Dietary', { placeholder: 'vegan, nut allergy', maxlength: 2000 })}
+      ${canWrite ? text('contact', 'Contact') : nothing}
+      <div class=${`field ${plusOne.cls}`}><label class="check"><input type="checkbox" name="plus_one" .checked=${live(plusOne.value === 'on')}
+        aria-describedby=${plusOne.describedBy} aria-invalid=${plusOne.invalid}> Plus one</label>${plusOne.notes}</div>
+      ${canWrite ? notesField(ctx.docs.guests, 'guests', g.id, `Notes for ${g.name}`) : nothing}
+      <div class="actions">
+        <button type="submit" class="primary">Save</button>
+        <button type="button" @click=${cancel}>Cancel</button>
+      </div>
+    </form>
   </li>`
 }
 
@@ -241,11 +319,16 @@ export function seatingView (ctx) {
       <span>${nameOf(guestId)}</span>${editors(ctx, guestId)}${extra || nothing}
       ${canSeat ? tablePicker(ctx, guestId, nameOf(guestId), seatedAt) : nothing}
     </li>`
+  const tableForm = ctx.errors.of('add-table')
   const addTableForm = (e) => {
     e.preventDefault()
     const v = formValues(e.target)
-    const capacity = parseInt(v.capacity, 10)
-    if (!v.name || !(capacity >= 1 && capacity <= 1000)) { ctx.say('A table needs a name and 1 to 1000 seats.'); return }
+    const capacity = seatsOf(v.capacity)
+    const errors = []
+    if (!v.name) errors.push({ field: 'name', message: 'A table needs a name.' })
+    if (capacity === null) errors.push({ field: 'capacity', message: SEATS })
+    if (errors.length) { ctx.refuse('add-table', errors); return }
+    ctx.errors.clear('add-table')
     addTable(ctx.docs.seating, v.name.slice(0, 200), capacity)
     e.target.reset()
     ctx.say(`Table ${v.name} added.`)
@@ -263,7 +346,7 @@ export function seatingView (ctx) {
         <section class="card unseated" aria-labelledby="unseated-title"
           @dragover=${(e) => e.preventDefault()} @drop=${(e) => { e.preventDefault(); const id = e.dataTransfer.getData('text/x-guest'); if (id && canSeat) ctx.unseat(id) }}>
           <h3 id="unseated-title">Not seated yet (${unseated.length})</h3>
-          <ul class="chips">${unseated.map((g) => chip(g.id))}</ul>
+          <ul class="chips">${repeat(unseated, (g) => g.id, (g) => chip(g.id))}</ul>
         </section>
         <div class="tables">
           ${seating.tables.map((t) => {
@@ -280,19 +363,20 @@ export function seatingView (ctx) {
                 ${discussButton(ctx, 'seating', t.id, `table ${t.name}`)}
               </header>
               <ul class="chips">
-                ${seated.map((s) => chip(s.id, html`${s.seat ? html`<span class="seat">#${s.seat}</span>` : nothing}${overIds.has(s.id) ? html`<span class="warn" title="Seat conflict">⚠</span>` : nothing}
+                ${repeat(seated, (s) => s.id, (s) => chip(s.id, html`${s.seat ? html`<span class="seat">#${s.seat}</span>` : nothing}${overIds.has(s.id) ? html`<span class="warn" title="Seat conflict">⚠</span>` : nothing}
                   ${canSeat ? html`<button type="button" class="link" aria-label=${`Unseat ${nameOf(s.id)}`} @click=${() => ctx.unseat(s.id)}>×</button>` : nothing}`))}
               </ul>
-              ${canWrite ? html`<div class="table-tools">
-                <label>Seats <input type="number" min="1" max="1000" .value=${String(t.capacity)} aria-label=${`Seats at ${t.name}`}
-                  @change=${(e) => { const n = parseInt(e.target.value, 10); if (n >= 1 && n <= 1000) updateTable(ctx.docs.seating, t.id, { capacity: n }) }}></label>
-                <button type="button" class="link danger" aria-label=${`Remove table ${t.name}`} @click=${() => { if (confirm(`Remove table ${t.name}? Its guests lose their seats.`)) removeTable(ctx.docs.seating, t.id) }}>Remove</button>
+              ${canWrite ? html`<div class="table-tools" data-form=${`seats-${t.id}`}>
+                ${seatsControl(ctx, t)}
+                <button type="button" class="link danger" aria-label=${`Remove table ${t.name}`} @click=${() => ctx.removed(`Table ${t.name} removed`, () => removeTable(ctx.docs.seating, t.id))}>Remove</button>
               </div>` : nothing}
             </section>`
           })}
-          ${canWrite ? html`<form class="card table add-table" @submit=${addTableForm} aria-label="Add a table">
-            <label>Table name <input name="name" required maxlength="200"></label>
-            <label>Seats <input name="capacity" type="number" min="1" max="1000" value="10" required></label>
+          ${canWrite ? html`<form class="card table add-table" data-form="add-table" novalidate @submit=${addTableForm} @input=${tableForm.edited} aria-label="Add a table">
+            <div class="field"><label>Table name <input name="name" required maxlength="200"
+              aria-describedby=${tableForm.describedBy('name')} aria-invalid=${tableForm.invalid('name')}></label>${tableForm.note('name')}</div>
+            <div class="field"><label>Seats <input name="capacity" type="number" min="1" max="1000" value="10" required
+              aria-describedby=${tableForm.describedBy('capacity')} aria-invalid=${tableForm.invalid('capacity')}></label>${tableForm.note('capacity')}</div>
             <button type="submit">Add table</button>
           </form>` : nothing}
         </div>
@@ -300,20 +384,50 @@ export function seatingView (ctx) {
     </section>`
 }
 
-/** The keyboard path for seating: a select per guest listing every table and how full it is. */
+const SEATS = 'A table has 1 to 1000 seats: type a whole number.'
+
+/** A number of seats from a form's text, or null when it is not 1 to 1000. */
+function seatsOf (text) {
+  const n = /^\d+$/.test(String(text).trim()) ? parseInt(text, 10) : NaN
+  return n >= 1 && n <= 1000 ? n : null
+}
+
+/** A table's seats, changed in place; a refused number stays, with the reason beside it. */
+function seatsControl (ctx, t) {
+  const form = `seats-${t.id}`
+  const f = ctx.errors.of(form)
+  const change = (e) => {
+    const n = seatsOf(e.target.value)
+    if (n === null) { ctx.refuse(form, [{ field: 'capacity', message: SEATS }]); return }
+    ctx.errors.clear(form)
+    updateTable(ctx.docs.seating, t.id, { capacity: n })
+  }
+  // A refused number stays as typed: the stored capacity shows again once it is fixed.
+  const value = f.invalid('capacity') === 'true' ? noChange : String(t.capacity)
+  return html`<label>Seats <input name="capacity" type="number" min="1" max="1000" .value=${value} aria-label=${`Seats at ${t.name}`}
+    aria-describedby=${f.describedBy('capacity')} aria-invalid=${f.invalid('capacity')} @change=${change}></label>${f.note('capacity')}`
+}
+
+/** The keyboard path for seating: a select per guest listing every table and how full it is.
+ *  Its options' selection is set from the seating on every render (`live`), never left from
+ *  an earlier pick. */
 function tablePicker (ctx, guestId, name, seatedAt) {
   const current = ctx.seating.assignments.get(guestId)
-  return html`<select class="table-picker" aria-label=${`Table for ${name}`} @change=${(e) => {
+  const form = `seat-${guestId}`
+  const f = ctx.errors.of(form)
+  return html`<span class="picker" data-form=${form}><select name="table" class="table-picker" aria-label=${`Table for ${name}`}
+    aria-describedby=${f.describedBy('table')} aria-invalid=${f.invalid('table')} @change=${(e) => {
       const value = e.target.value
+      ctx.errors.clear(form)
       if (value === '') ctx.unseat(guestId)
       else ctx.seat(guestId, value)
     }}>
-    <option value="" ?selected=${!current}>No table</option>
+    <option value="" .selected=${live(!current)}>No table</option>
     ${ctx.seating.tables.map((t) => {
       const n = seatedAt.get(t.id).length
-      return html`<option value=${t.id} ?selected=${current && current.table_id === t.id}>${t.name} (${n}/${t.capacity}${n >= t.capacity ? ', full' : ''})</option>`
+      return html`<option value=${t.id} .selected=${live(Boolean(current && current.table_id === t.id))}>${t.name} (${n}/${t.capacity}${n >= t.capacity ? ', full' : ''})</option>`
     })}
-  </select>`
+  </select>${f.note('table')}</span>`
 }
 
 // -- timeline ---------------------------------------------------------------------------
@@ -325,11 +439,13 @@ export function timelineView (ctx) {
   const canWrite = ctx.access.docs.timeline === 'write'
   const day = timeline.length ? timeline[0].start.slice(0, 10) : new Date().toISOString().slice(0, 10)
   const offset = timeline.length ? (/([+-]\d\d:\d\d|Z)$/.exec(timeline[0].start) || ['+00:00'])[0] : '+00:00'
+  const addForm = ctx.errors.of('add-item')
   const add = (e) => {
     e.preventDefault()
     const v = formValues(e.target)
-    if (!v.title || !v.start || !v.end) { ctx.say('An item needs a title, a start and an end.'); return }
-    if (v.end < v.start) { ctx.say('The item ends before it starts.'); return }
+    const errors = itemErrors(v)
+    if (errors.length) { ctx.refuse('add-item', errors); return }
+    ctx.errors.clear('add-item')
     addItem(ctx.docs.timeline, {
       title: v.title.slice(0, 200),
       start: `${day}T${v.start}:00${offset}`,
@@ -367,16 +483,19 @@ export function timelineView (ctx) {
                   </select>
                   ${discussButton(ctx, 'timeline', item.id, item.title)}
                   <button type="button" aria-label=${`Edit ${item.title}`} @click=${() => ctx.setEntity(item.id)}>Edit</button>
-                  <button type="button" class="link danger" aria-label=${`Remove ${item.title}`} @click=${() => { if (confirm(`Remove ${item.title}?`)) removeItem(ctx.docs.timeline, item.id) }}>Remove</button>
+                  <button type="button" class="link danger" aria-label=${`Remove ${item.title}`} @click=${() => ctx.removed(`${item.title} removed from the timeline`, () => removeItem(ctx.docs.timeline, item.id))}>Remove</button>
                 </div>`
               : html`<div class="row-actions"><span class=${`pill item-status ${item.status}`}>${label(item.status)}</span>${discussButton(ctx, 'timeline', item.id, item.title)}</div>`}
           </li>`
         })}
       </ol>
-      ${canWrite ? html`<form class="card add-form" @submit=${add} aria-label="Add a timeline item">
-        <label>Title <input name="title" required maxlength="200"></label>
-        <label>Starts <input name="start" type="time" required></label>
-        <label>Ends <input name="end" type="time" required></label>
+      ${canWrite ? html`<form class="card add-form" data-form="add-item" novalidate @submit=${add} @input=${addForm.edited} aria-label="Add a timeline item">
+        <div class="field"><label>Title <input name="title" required maxlength="200"
+          aria-describedby=${addForm.describedBy('title')} aria-invalid=${addForm.invalid('title')}></label>${addForm.note('title')}</div>
+        <div class="field"><label>Starts <input name="start" type="time" required
+          aria-describedby=${addForm.describedBy('start')} aria-invalid=${addForm.invalid('start')}></label>${addForm.note('start')}</div>
+        <div class="field"><label>Ends <input name="end" type="time" required
+          aria-describedby=${addForm.describedBy('end')} aria-invalid=${addForm.invalid('end')}></label>${addForm.note('end')}</div>
         <label>Location <input name="location" maxlength="200"></label>
         <label>Owner <input name="owner" maxlength="200"></label>
         <label>Vendor <input name="vendor" maxlength="200"></label>
@@ -416,37 +535,70 @@ function runOfShow (ctx, canWrite) {
   </details>`
 }
 
+/** A timeline item's fields as its edit form shows them. */
+function itemShown (item) {
+  return {
+    title: item.title,
+    start: clock(item.start),
+    end: clock(item.end),
+    location: item.location || '',
+    owner: item.owner || '',
+    vendor: item.vendor || ''
+  }
+}
+const ITEM_ORDER = ['title', 'start', 'end', 'location', 'owner', 'vendor']
+
+/** Why an item's form values (title, start and end as HH:MM) are refused, if they are. */
+function itemErrors (v) {
+  const errors = []
+  if (!v.title.trim()) errors.push({ field: 'title', message: 'An item needs a title.' })
+  if (!v.start) errors.push({ field: 'start', message: 'An item needs a start time.' })
+  if (!v.end) errors.push({ field: 'end', message: 'An item needs an end time.' })
+  if (v.start && v.end && v.end < v.start) errors.push({ field: 'end', message: `The item ends (${v.end}) before it starts (${v.start}).` })
+  return errors
+}
+
+/** An item's edit form: it writes only what the person changed (`EditState`). */
 function timelineEdit (ctx, item) {
+  const form = `item-${item.id}`
   const day = item.start.slice(0, 10)
   const offset = (/([+-]\d\d:\d\d|Z)$/.exec(item.start) || ['+00:00'])[0]
+  const now = itemShown(item)
+  const state = ctx.editState(item.id, () => now)
   const save = (e) => {
     e.preventDefault()
-    const v = formValues(e.target)
-    if (!v.title || !v.start || !v.end) { ctx.say('An item needs a title, a start and an end.'); return }
-    if (v.end < v.start) { ctx.say('The item ends before it starts.'); return }
-    updateItem(ctx.docs.timeline, item.id, {
-      title: v.title.slice(0, 200),
-      start: `${day}T${v.start}:00${offset}`,
-      end: `${day}T${v.end}:00${offset}`,
-      location: v.location || null,
-      owner: v.owner || null,
-      vendor: v.vendor || null
-    })
+    const { write, clashes } = state.changes(now)
+    const errors = clashes.map((name) => ({ field: name, message: PICK_ONE }))
+    errors.push(...itemErrors({ ...now, ...write }).filter((x) => !clashes.includes(x.field)))
+    if (errors.length) { ctx.refuse(form, inOrder(ITEM_ORDER, errors)); return }
+    ctx.errors.clear(form)
+    const fields = {}
+    for (const [name, value] of Object.entries(write)) {
+      if (name === 'start' || name === 'end') fields[name] = `${day}T${value}:00${offset}`
+      else if (name === 'title') fields.title = value.trim().slice(0, 200)
+      else fields[name] = value.trim() || null
+    }
+    if (Object.keys(fields).length) updateItem(ctx.docs.timeline, item.id, fields)
     ctx.setEntity(null)
-    ctx.say(`${v.title} saved.`)
+    ctx.say(`${fields.title || item.title} saved.`)
+  }
+  const input = (name, title, type = 'text') => {
+    const f = editField(ctx, form, state, now, name)
+    return html`<div class=${`field ${f.cls}`}><label>${title} <input name=${name} type=${type} .value=${live(f.value)} maxlength="200"
+      ?required=${name === 'title' || type === 'time'} aria-describedby=${f.describedBy} aria-invalid=${f.invalid}></label>${f.notes}</div>`
   }
   return html`<li class="item editing" data-entity=${item.id}>
-    <form class="edit-form" @submit=${save} aria-label=${`Edit ${item.title}`}>
-      <label>Title <input name="title" .value=${item.title} required maxlength="200"></label>
-      <label>Starts <input name="start" type="time" .value=${clock(item.start)} required></label>
-      <label>Ends <input name="end" type="time" .value=${clock(item.end)} required></label>
-      <label>Location <input name="location" .value=${item.location || ''} maxlength="200"></label>
-      <label>Owner <input name="owner" .value=${item.owner || ''} maxlength="200"></label>
-      <label>Vendor <input name="vendor" .value=${item.vendor || ''} maxlength="200"></label>
+    <form class="edit-form" data-form=${form} novalidate @submit=${save} @input=${editInput(ctx, form, state)} aria-label=${`Edit ${item.title}`}>
+      ${input('title', 'Title')}
+      ${input('start', 'Starts', 'time')}
+      ${input('end', 'Ends', 'time')}
+      ${input('location', 'Location')}
+      ${input('owner', 'Owner')}
+      ${input('vendor', 'Vendor')}
       ${notesField(ctx.docs.timeline, 'items', item.id, `Notes for ${item.title}`)}
       <div class="actions">
         <button type="submit" class="primary">Save</button>
-        <button type="button" @click=${(e) => { cancelNotes(e.target.closest('form')); ctx.setEntity(null) }}>Cancel</button>
+        <button type="button" @click=${(e) => { cancelNotes(e.target.closest('form')); ctx.errors.clear(form); ctx.setEntity(null) }}>Cancel</button>
       </div>
     </form>
   </li>`
@@ -463,11 +615,19 @@ export function budgetView (ctx) {
   const planned = budget.categories.reduce((n, c) => n + c.planned, 0)
   const paid = budget.payments.reduce((n, p) => n + p.amount, 0)
   const names = new Map(budget.categories.map((c) => [c.id, c.name]))
+  const payForm = ctx.errors.of('add-payment')
+  const categoryForm = ctx.errors.of('add-category')
+  const totalErrors = ctx.errors.of('total')
   const record = (e) => {
     e.preventDefault()
     const v = formValues(e.target)
     const amount = parseMoney(v.amount)
-    if (amount === null || !v.category_id || !/^\d{4}-\d\d-\d\d$/.test(v.date)) { ctx.say('A payment needs an amount, a category and a date.'); return }
+    const errors = []
+    if (amount === null) errors.push({ field: 'amount', message: MONEY })
+    if (!v.category_id) errors.push({ field: 'category_id', message: 'Pick the category this payment is for (add one first if there is none).' })
+    if (!/^\d{4}-\d\d-\d\d$/.test(v.date)) errors.push({ field: 'date', message: 'A payment needs the date it was paid.' })
+    if (errors.length) { ctx.refuse('add-payment', errors); return }
+    ctx.errors.clear('add-payment')
     recordPayment(ctx.docs.budget, { amount, category_id: v.category_id, date: v.date, payer: v.payer || null, vendor: v.vendor || null })
     e.target.reset()
     ctx.say('Payment recorded.')
@@ -476,7 +636,11 @@ export function budgetView (ctx) {
     e.preventDefault()
     const v = formValues(e.target)
     const planned = parseMoney(v.planned)
-    if (!v.name || planned === null) { ctx.say('A category needs a name and a planned amount.'); return }
+    const errors = []
+    if (!v.name) errors.push({ field: 'name', message: 'A category needs a name.' })
+    if (planned === null) errors.push({ field: 'planned', message: MONEY })
+    if (errors.length) { ctx.refuse('add-category', errors); return }
+    ctx.errors.clear('add-category')
     addCategory(ctx.docs.budget, v.name.slice(0, 200), planned)
     e.target.reset()
     ctx.say(`Category ${v.name} added.`)
@@ -485,7 +649,8 @@ export function budgetView (ctx) {
     e.preventDefault()
     const v = formValues(e.target)
     const total = v.total === '' ? null : parseMoney(v.total)
-    if (v.total !== '' && total === null) { ctx.say('Type an amount such as 30000.00, or leave it empty for no total.'); return }
+    if (v.total !== '' && total === null) { ctx.refuse('total', [{ field: 'total', message: 'Type an amount such as 30000.00, or leave it empty for no total.' }]); return }
+    ctx.errors.clear('total')
     setTotal(ctx.docs.budget, total)
     ctx.say(total === null ? 'Budget total removed.' : `Budget total set to ${money(total)}.`)
   }
@@ -502,11 +667,7 @@ export function budgetView (ctx) {
         <tbody>${budget.categories.map((c) => {
           const p = paidBy.get(c.id) || 0
           const share = c.planned ? Math.min(100, Math.round((100 * p) / c.planned)) : 0
-          const plannedCell = canWrite
-            ? html`<input class="money" inputmode="decimal" aria-label=${`Planned for ${c.name}`} .value=${(c.planned / 100).toFixed(2)}
-                @focus=${() => ctx.setEntity(c.id, false)}
-                @change=${(e) => { const n = parseMoney(e.target.value); if (n === null) { ctx.say('Type an amount such as 1250.00.'); e.target.value = (c.planned / 100).toFixed(2) } else updateCategory(ctx.docs.budget, c.id, { planned: n }) }}>`
-            : money(c.planned)
+          const plannedCell = canWrite ? plannedControl(ctx, c) : money(c.planned)
           return html`<tr class=${p > c.planned ? 'conflict' : ''} data-entity=${c.id}><th scope="row">${c.name}${editors(ctx, c.id)}</th><td>${plannedCell}</td><td>${money(p)}</td>
             <td><progress max="100" value=${share} aria-label=${`${c.name}: ${share}% paid`}></progress></td>
             <td>${discussButton(ctx, 'budget', c.id, c.name)}</td></tr>`
@@ -514,13 +675,17 @@ export function budgetView (ctx) {
         <tfoot><tr><th scope="row">Total</th><td>${money(planned)}</td><td>${money(paid)}</td><td></td><td></td></tr></tfoot>
       </table>
       ${canWrite ? html`<div class="budget-tools">
-        <form class="card add-form" @submit=${addCategoryForm} aria-label="Add a category">
-          <label>Category name <input name="name" required maxlength="200"></label>
-          <label>Planned <input name="planned" inputmode="decimal" required placeholder="1000.00"></label>
+        <form class="card add-form" data-form="add-category" novalidate @submit=${addCategoryForm} @input=${categoryForm.edited} aria-label="Add a category">
+          <div class="field"><label>Category name <input name="name" required maxlength="200"
+            aria-describedby=${categoryForm.describedBy('name')} aria-invalid=${categoryForm.invalid('name')}></label>${categoryForm.note('name')}</div>
+          <div class="field"><label>Planned <input name="planned" inputmode="decimal" required placeholder="1000.00"
+            aria-describedby=${categoryForm.describedBy('planned')} aria-invalid=${categoryForm.invalid('planned')}></label>${categoryForm.note('planned')}</div>
           <button type="submit">Add category</button>
         </form>
-        <form class="card add-form" @submit=${totalForm} aria-label="Budget total">
-          <label>Total budget <input name="total" inputmode="decimal" placeholder="No total" .value=${budget.total === null ? '' : (budget.total / 100).toFixed(2)}></label>
+        <form class="card add-form" data-form="total" novalidate @submit=${totalForm} aria-label="Budget total">
+          <div class="field"><label>Total budget <input name="total" inputmode="decimal" placeholder="No total"
+            .value=${totalErrors.invalid('total') === 'true' ? noChange : budget.total === null ? '' : (budget.total / 100).toFixed(2)}
+            aria-describedby=${totalErrors.describedBy('total')} aria-invalid=${totalErrors.invalid('total')}></label>${totalErrors.note('total')}</div>
           <button type="submit">Set total</button>
         </form>
       </div>` : nothing}
@@ -528,16 +693,37 @@ export function budgetView (ctx) {
       <ul class="rows" aria-label="Payments">
         ${budget.payments.map((p) => html`<li class="row" data-entity=${p.id}>
           <div class="who"><strong>${money(p.amount)}</strong><span class="muted">${[p.date, names.get(p.category_id) || p.category_id, p.vendor, p.payer && `paid by ${p.payer}`].filter(Boolean).join(' · ')}</span></div>
-          ${canWrite ? html`<div class="row-actions"><button type="button" class="link danger" aria-label=${`Remove payment of ${money(p.amount)} on ${p.date}`} @click=${() => { if (confirm('Remove this payment?')) removePayment(ctx.docs.budget, p.id) }}>Remove</button></div>` : nothing}
+          ${canWrite ? html`<div class="row-actions"><button type="button" class="link danger" aria-label=${`Remove payment of ${money(p.amount)} on ${p.date}`} @click=${() => ctx.removed(`Payment of ${money(p.amount)} removed`, () => removePayment(ctx.docs.budget, p.id))}>Remove</button></div>` : nothing}
         </li>`)}
       </ul>
-      ${canWrite ? html`<form class="card add-form" @submit=${record} aria-label="Record a payment">
-        <label>Amount <input name="amount" inputmode="decimal" required placeholder="250.00"></label>
-        <label>Category <select name="category_id" required>${budget.categories.map((c) => html`<option value=${c.id}>${c.name}</option>`)}</select></label>
-        <label>Date <input name="date" type="date" required></label>
+      ${canWrite ? html`<form class="card add-form" data-form="add-payment" novalidate @submit=${record} @input=${payForm.edited} aria-label="Record a payment">
+        <div class="field"><label>Amount <input name="amount" inputmode="decimal" required placeholder="250.00"
+          aria-describedby=${payForm.describedBy('amount')} aria-invalid=${payForm.invalid('amount')}></label>${payForm.note('amount')}</div>
+        <div class="field"><label>Category <select name="category_id" required
+          aria-describedby=${payForm.describedBy('category_id')} aria-invalid=${payForm.invalid('category_id')}>${budget.categories.map((c) => html`<option value=${c.id}>${c.name}</option>`)}</select></label>${payForm.note('category_id')}</div>
+        <div class="field"><label>Date <input name="date" type="date" required
+          aria-describedby=${payForm.describedBy('date')} aria-invalid=${payForm.invalid('date')}></label>${payForm.note('date')}</div>
         <label>Paid by <input name="payer" maxlength="200"></label>
         <label>Vendor <input name="vendor" maxlength="200"></label>
         <button type="submit" class="primary">Record payment</button>
       </form>` : nothing}
     </section>`
+}
+
+const MONEY = 'Type an amount such as 1250.00.'
+
+/** A category's planned amount, changed in place; a refused amount stays, with the reason. */
+function plannedControl (ctx, c) {
+  const form = `planned-${c.id}`
+  const f = ctx.errors.of(form)
+  const change = (e) => {
+    const n = parseMoney(e.target.value)
+    if (n === null) { ctx.refuse(form, [{ field: 'planned', message: MONEY }]); return }
+    ctx.errors.clear(form)
+    updateCategory(ctx.docs.budget, c.id, { planned: n })
+  }
+  const value = f.invalid('planned') === 'true' ? noChange : (c.planned / 100).toFixed(2)
+  return html`<span data-form=${form}><input name="planned" class="money" inputmode="decimal" aria-label=${`Planned for ${c.name}`} .value=${value}
+    aria-describedby=${f.describedBy('planned')} aria-invalid=${f.invalid('planned')}
+    @focus=${() => ctx.setEntity(c.id, false)} @change=${change}>${f.note('planned')}</span>`
 }

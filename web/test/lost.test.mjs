@@ -101,3 +101,23 @@ test('a role that may not acknowledge puts the notice away on this device', asyn
   await again.refresh()
   assert.equal(store.size, 0)
 })
+
+test('without conflicts.resolve in /access, "Keep theirs" asks the server nothing and puts the notice away here', async () => {
+  const store = new Map()
+  globalThis.localStorage = {
+    getItem: (k) => (store.has(k) ? store.get(k) : null),
+    setItem: (k, v) => store.set(k, String(v)),
+    removeItem: (k) => store.delete(k)
+  }
+  const finding = race({ field: 'meal' })
+  const posted = []
+  globalThis.fetch = async (url, init) => {
+    if (init && init.method === 'POST') posted.push(url)
+    return { ok: true, status: 200, json: async () => ({ conflicts: [finding] }) }
+  }
+  const lost = new LostWrites({ wedding: 'w1', sub: 'vic', token: () => 't', onChange: () => {}, canResolve: () => false })
+  await lost.refresh()
+  await lost.keepTheirs(lost.items[0])
+  assert.deepEqual(posted, [])
+  assert.deepEqual(lost.items, [])
+})

@@ -1,8 +1,8 @@
 // The service worker of the planner: keeps the app shell on the device so the app opens
 // with no network. The documents themselves live in IndexedDB (y-indexeddb), not here.
 // The list of files and the version below are filled in by web/build.mjs.
-const VERSION = '60cf334fe27c2829'
-const SHELL = ["/app/","/app/app-F6AOYL73.css","/app/app-W3QG5XXO.js","/app/chunk-6L3CHQDG.js","/app/chunk-ZH4XNPMH.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
+const VERSION = '0418562b4ecf0261'
+const SHELL = ["/app/","/app/app-CSJDWR4I.css","/app/app-LJCNNSBD.js","/app/chunk-6L3CHQDG.js","/app/chunk-ZH4XNPMH.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
 const CACHE = `planner-${VERSION}`
 
 self.addEventListener('install', (event) => {

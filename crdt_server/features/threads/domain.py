@@ -3,6 +3,7 @@ sees a thread's rows, who is notified of a message and why, how mentions are rea
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -28,6 +29,8 @@ __all__ = [
     "hidden_docs",
     "mentions_in",
     "message_json",
+    "plain_mentions",
+    "read_mentions",
     "recipients",
     "thread_json",
     "unnotified_mentions",
@@ -41,6 +44,13 @@ LEADS = frozenset({"couple", "planner"})
 """Roles that see every thread (of the documents they may read) and get urgent messages."""
 MAX_BODY_BYTES = 8 * 1024
 _MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_.\-]{1,256})")
+_AT = re.compile(r"(?<![\w@])@")
+_LINKED = re.compile(r"@\[([^\[\]\n]{1,200})\]\(([^()\s]{1,256})\)")
+"""``@[Display Name](sub)``, as the app's composer inserts a mention."""
+MAX_MENTIONS = 50
+"""The ``@`` of a message body that are read for mentions (the rest is text)."""
+MAX_NAME_CHARS = 200
+"""Display names longer than this are never matched as ``@Display Name``."""
 RANK = {"normal": 0, "urgent": 1, "emergency": 2}
 
 
@@ -104,16 +114,77 @@ def all_docs() -> tuple[str, ...]:
     return tuple(DOCUMENT_KINDS)
 
 
-def mentions_in(body: str, members: dict[str, Member]) -> list[str]:
-    """Members named ``@sub`` in the body (a trailing full stop is not part of a name)."""
+def mentions_in(body: str, members: Mapping[str, Member]) -> list[str]:
+    """The members a body mentions (:func:`read_mentions`)."""
+    return read_mentions(body, members)[0]
+
+
+def read_mentions(
+    body: str, members: Mapping[str, Member]
+) -> tuple[list[str], list[dict[str, str]]]:
+    """The members a body mentions, each once in order, and the names it could not resolve.
+
+    A mention is ``@[Display Name](sub)`` (what the app's composer inserts: the sub decides),
+    ``@sub`` (a trailing full stop is not part of it), or a plain ``@Display Name``: the
+    longest case-insensitive match among the members' names, ending at a word boundary. A
+    name two members share resolves to neither and comes back as ``{"name", "reason":
+    "ambiguous_name"}``. ``@word`` naming nobody is no mention. With an empty directory any
+    ``@sub`` counts. Only the first :data:`MAX_MENTIONS` ``@`` of a body are read, so its cost
+    is bounded by that count times the directory's distinct name lengths."""
     found: list[str] = []
-    for match in _MENTION.finditer(body):
-        name = match.group(1)
-        for candidate in (name, name.rstrip(".")):
-            if (not members or candidate in members) and candidate not in found:
-                found.append(candidate)
-                break
-    return found
+    unresolved: list[dict[str, str]] = []
+    names = _names_by_length(members)
+    lengths = sorted(names, reverse=True)
+    for at in itertools.islice(_AT.finditer(body), MAX_MENTIONS):
+        start = at.end()
+        linked = _LINKED.match(body, at.start())
+        if linked is not None:
+            sub = linked.group(2)
+            if (not members or sub in members) and sub not in found:
+                found.append(sub)
+            continue
+        token = _MENTION.match(body, at.start())
+        by_sub = None
+        if token is not None:
+            raw = token.group(1)
+            by_sub = next((c for c in (raw, raw.rstrip(".")) if not members or c in members), None)
+        by_name = _longest_name(body, start, names, lengths)
+        if by_name is not None and (by_sub is None or len(by_name[0]) > len(by_sub)):
+            text, subs = by_name
+            if len(subs) == 1:
+                if subs[0] not in found:
+                    found.append(subs[0])
+            elif not any(u["name"] == text for u in unresolved):
+                unresolved.append({"name": text, "reason": "ambiguous_name"})
+        elif by_sub is not None and by_sub not in found:
+            found.append(by_sub)
+    return found, unresolved
+
+
+def _names_by_length(members: Mapping[str, Member]) -> dict[int, dict[str, list[str]]]:
+    """Length -> lower-cased display name -> the subs that bear it."""
+    index: dict[int, dict[str, list[str]]] = {}
+    for sub, member in members.items():
+        name = " ".join(member.name.split()).lower()
+        if name and len(name) <= MAX_NAME_CHARS:
+            index.setdefault(len(name), {}).setdefault(name, []).append(sub)
+    return index
+
+
+def _longest_name(
+    body: str, start: int, names: dict[int, dict[str, list[str]]], lengths: list[int]
+) -> tuple[str, list[str]] | None:
+    """The longest member name at ``body[start:]``, ending at a word boundary: (the text as
+    written, the subs bearing it)."""
+    for length in lengths:
+        end = start + length
+        if end > len(body) or (end < len(body) and (body[end].isalnum() or body[end] == "_")):
+            continue
+        text = body[start:end]
+        subs = names[length].get(text.lower())
+        if subs is not None:
+            return text, subs
+    return None
 
 
 def who_sees(
@@ -184,3 +255,9 @@ def unnotified_mentions(
         for sub in mentions
         if sub != author and sub not in can_see
     ]
+
+
+def plain_mentions(body: str) -> str:
+    """A body as an email or a digest shows it: ``@[Display Name](sub)`` reads ``@Display
+    Name``."""
+    return _LINKED.sub(lambda m: "@" + m.group(1), body)

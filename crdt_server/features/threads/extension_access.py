@@ -21,7 +21,7 @@ from crdt_server.features.events import EventLog
 from crdt_server.features.notifications import Notifications, ThreadQuote
 from crdt_server.features.people import People
 from crdt_server.features.threads import tables
-from crdt_server.features.threads.domain import Viewer, thread_json
+from crdt_server.features.threads.domain import Viewer, plain_mentions, thread_json
 from crdt_server.features.threads.tables import SCHEMA, ThreadRow
 from crdt_server.storage import NewEvent, audience_of
 
@@ -159,4 +159,6 @@ class ThreadAccess(Extension):
         found = await tables.quote(self.db, wedding, thread, message)
         if found is None:
             return None
-        return ThreadQuote(found.subject, found.author, found.body, bool(found.deleted))
+        return ThreadQuote(
+            found.subject, found.author, plain_mentions(found.body), bool(found.deleted)
+        )

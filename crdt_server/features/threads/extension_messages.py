@@ -18,6 +18,7 @@ from crdt_server.features.threads.domain import (
     Viewer,
     mentions_in,
     message_json,
+    read_mentions,
     recipients,
     unnotified_mentions,
     who_sees,
@@ -70,7 +71,7 @@ class ThreadMessages(ThreadAccess):
         ).hexdigest()
         level = max(priority or "normal", row.priority, key=RANK.__getitem__)
         members = {m.sub: m for m in await self._people.members(wedding)}
-        mentions = mentions_in(body, members)
+        mentions, unresolved = read_mentions(body, members)
         can_see = who_sees(participants, members, {a["doc"] for a in anchors}, reads)
         now = time.time()
         email = self._inbox.emails
@@ -106,7 +107,8 @@ class ThreadMessages(ThreadAccess):
                 "mentions": mentions,
                 "unnotified_mentions": unnotified_mentions(
                     viewer.actor.sub, mentions, members, can_see
-                ),
+                )
+                + unresolved,
             }
             yield Events(
                 [
@@ -137,8 +139,9 @@ class ThreadMessages(ThreadAccess):
             self._events.announce(wedding)
         if queued:
             self._inbox.queued(wedding)
-        missed = unnotified_mentions(
-            viewer.actor.sub, json.loads(stored.mentions), members, can_see
+        missed = (
+            unnotified_mentions(viewer.actor.sub, json.loads(stored.mentions), members, can_see)
+            + read_mentions(stored.body, members)[1]
         )
         return {**message_json(stored, tid), "unnotified_mentions": missed}, created
 

@@ -4,11 +4,15 @@ read, and the LIKE patterns that must match text as is."""
 from __future__ import annotations
 
 import re
+import time
 
 from crdt_server.actor import Actor
 from crdt_server.features.people.domain import Member
 from crdt_server.features.threads.domain import (
+    MAX_MENTIONS,
     mentions_in,
+    plain_mentions,
+    read_mentions,
     recipients,
     unnotified_mentions,
     who_sees,
@@ -86,3 +90,47 @@ def test_contains_patterns_match_wildcards_literally() -> None:
     assert not like(contains_pattern('"g_1"'), '[{"id": "gx1"}]')
     assert like(contains_pattern("100%!"), "at 100%!")
     assert not like(contains_pattern("100%!"), "at 1000!")
+
+
+NAMED = {
+    m.sub: m
+    for m in (
+        Member("p1", "planner", "Priya", None),
+        Member("p2", "couple", "Priya Shah", None),
+        Member("s1", "family", "Sam Lee", None),
+        Member("s2", "friend", "sam lee", None),
+        Member("cam", "couple", "Cam", None),
+    )
+}
+
+
+def test_a_display_name_is_the_longest_case_insensitive_match_and_a_shared_name_is_neither() -> (
+    None
+):
+    body = "@priya shah and @Priya, ask @Sam Lee; @[Cam](cam) too. @Priyanka is nobody."
+    mentions, unresolved = read_mentions(body, NAMED)
+    # "@priya shah" is Priya Shah (the longest match), "@Priya," is Priya, the link names
+    # cam by its sub; "Sam Lee" is two members' name: neither, reported; "@Priyanka" does
+    # not end at a word boundary after "Priya": no mention.
+    assert mentions == ["p2", "p1", "cam"]
+    assert unresolved == [{"name": "Sam Lee", "reason": "ambiguous_name"}]
+    assert mentions_in(body, NAMED) == mentions
+    # The composer's link decides by its sub, whatever its text says.
+    assert read_mentions("@[Someone else](p1)", NAMED) == (["p1"], [])
+    assert read_mentions("@[Ghost](zed)", NAMED) == ([], [])
+    # Emails and digests show a link as its name.
+    assert plain_mentions("Hi @[Priya Shah](p2), see @[Cam](cam).") == "Hi @Priya Shah, see @Cam."
+
+
+def test_reading_mentions_costs_a_bounded_amount_on_a_hostile_body() -> None:
+    """8 KiB of mentions against 2,000 members of 190 name lengths: the first MAX_MENTIONS
+    ``@`` are read, each against each distinct length."""
+    members = {
+        f"m{i}": Member(f"m{i}", "friend", "x" * (1 + i % 190) + str(i), None) for i in range(2000)
+    }
+    body = "@x " * 2700
+    started = time.process_time()
+    for _ in range(20):
+        read_mentions(body, members)
+    assert (time.process_time() - started) / 20 < 0.05
+    assert MAX_MENTIONS == 50

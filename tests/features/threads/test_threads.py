@@ -415,3 +415,35 @@ async def test_thread_writes_are_rate_limited_except_emergencies_of_the_couple_a
         # An emergency from a vendor is limited like anything else.
         body = {"body": "help", "priority": "emergency"}
         assert (await http.put(f"{base}/v10", json=body, headers=VENDOR)).status_code == 429
+
+
+@pytest.mark.asyncio
+async def test_mentions_by_display_name_notify_and_a_shared_name_is_reported(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    _, http = api
+    await join(http, PLANNER, COUPLE)
+    for sub, name in (("priya", "Priya Shah"), ("sam1", "Sam Lee"), ("sam2", "Sam Lee")):
+        body = {"role": "family", "name": name}
+        await ok(await http.put(f"{W}/members/{sub}", json=body, headers=PLANNER), 201)
+    thread = await ok(
+        await http.post(
+            f"{W}/threads",
+            json={"subject": "Rehearsal", "participants": ["priya", "sam1", "sam2"]},
+            headers=PLANNER,
+        ),
+        201,
+    )
+    body = {"body": "@priya shah can you drive? @Sam Lee too, and @[Cam](cam)."}
+    answer = await ok(
+        await http.put(f"{W}/threads/{thread['id']}/messages/m1", json=body, headers=PLANNER), 201
+    )
+    # Resolved names are stored as subs; the shared one is neither, and is said so.
+    assert answer["mentions"] == ["priya", "cam"]
+    assert answer["unnotified_mentions"] == [{"name": "Sam Lee", "reason": "ambiguous_name"}]
+    again = await ok(
+        await http.put(f"{W}/threads/{thread['id']}/messages/m1", json=body, headers=PLANNER)
+    )
+    assert again["unnotified_mentions"] == answer["unnotified_mentions"]
+    inbox = (await ok(await http.get(f"{W}/notifications", headers=COUPLE)))["notifications"]
+    assert [n["reason"] for n in inbox] == ["mention"]

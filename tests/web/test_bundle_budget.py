@@ -1,0 +1,49 @@
+"""The planner app's JavaScript budget (issue 53, point 7): what a first visit must load (the
+page's script and every chunk it imports statically, transitively) stays under 120 KB
+gzipped; the run of show's rich-text editor is a chunk of its own, loaded only by a dynamic
+``import()`` when someone opens it. Read from the committed bundle: no Node, no browser."""
+
+from __future__ import annotations
+
+import gzip
+import re
+from pathlib import Path
+
+BUNDLE = Path(__file__).resolve().parents[2] / "crdt_server" / "edge" / "webapp_bundle"
+BUDGET = 120 * 1024
+_STATIC = re.compile(r'(?:from|import)\s*"\./([A-Za-z0-9_-]+\.js)"')
+_DYNAMIC = re.compile(r'import\("\./([A-Za-z0-9_-]+\.js)"\)')
+
+
+def _entry() -> str:
+    found = re.search(r'src="/app/(app-[A-Za-z0-9]+\.js)"', (BUNDLE / "index.html").read_text())
+    assert found, "index.html names no app script"
+    return found.group(1)
+
+
+def _static_closure(entry: str) -> list[str]:
+    seen: list[str] = []
+    todo = [entry]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.append(name)
+        todo.extend(_STATIC.findall((BUNDLE / name).read_text()))
+    return seen
+
+
+def test_a_first_visit_loads_under_120_kb_of_gzipped_javascript() -> None:
+    loaded = _static_closure(_entry())
+    sizes = {name: len(gzip.compress((BUNDLE / name).read_bytes(), 9)) for name in loaded}
+    assert sum(sizes.values()) < BUDGET, sizes
+
+
+def test_the_rich_text_editor_loads_only_when_opened() -> None:
+    entry = _entry()
+    loaded = set(_static_closure(entry))
+    lazy = {d for name in loaded for d in _DYNAMIC.findall((BUNDLE / name).read_text())}
+    assert lazy, "the app imports no chunk lazily"
+    assert not lazy & loaded, "a lazily imported chunk is also loaded up front"
+    tiptap = [n for n in lazy if "ProseMirror" in (BUNDLE / n).read_text()]
+    assert tiptap, "the editor is not in a lazy chunk"

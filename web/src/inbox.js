@@ -1,0 +1,155 @@
+// The person's inbox (issue 53, point 4): the bell's unread count, the list of notifications
+// (a mention, a reply, a message in a thread one is in, an urgent message), live from the
+// event stream, each opening its thread and marked read; and the notification settings.
+// Routes: GET /notifications, POST /notifications/read, PUT /notifications/settings, and the
+// person's own row of GET /members (their settings as they are).
+
+import { html, nothing } from 'lit-html'
+import { when } from './activity.js'
+
+const REASONS = {
+  mention: 'mentioned you',
+  reply: 'replied to you',
+  message: 'wrote',
+  urgent: 'sent an urgent message'
+}
+
+export class Inbox {
+  constructor ({ wedding, sub, token, onChange }) {
+    this.base = `/api/weddings/${encodeURIComponent(wedding)}`
+    this.sub = sub
+    this.token = token
+    this.onChange = onChange
+    this.items = []
+    this.unread = 0
+    this.settings = null // { participation, email_notifications }
+    this.loading = null
+    this.again = false
+  }
+
+  async request (method, path, body) {
+    const init = { method, headers: { Authorization: `Bearer ${this.token()}` } }
+    if (body !== undefined) {
+      init.body = JSON.stringify(body)
+      init.headers['Content-Type'] = 'application/json'
+    }
+    try {
+      const response = await fetch(`${this.base}${path}`, init)
+      return { status: response.status, body: await response.json().catch(() => null) }
+    } catch {
+      return { status: 0, body: null }
+    }
+  }
+
+  start () {
+    this.refresh()
+    return this
+  }
+
+  /** Reload the newest notifications and the unread count (coalesced). */
+  refresh () {
+    if (this.loading) {
+      this.again = true
+      return this.loading
+    }
+    this.loading = (async () => {
+      do {
+        this.again = false
+        const { status, body } = await this.request('GET', '/notifications?limit=50')
+        if (status === 200 && body && Array.isArray(body.notifications)) {
+          this.items = body.notifications
+          this.unread = Number.isInteger(body.unread) ? body.unread : 0
+          this.onChange()
+        }
+      } while (this.again)
+      this.loading = null
+    })()
+    return this.loading
+  }
+
+  /** New thread events may be new notifications. */
+  onEvents (events) {
+    if (events.some((e) => typeof e.type === 'string' && e.type.startsWith('thread.'))) this.refresh()
+  }
+
+  /** Mark `ids` read (all when none are given). */
+  async markRead (ids = null) {
+    const { status } = await this.request('POST', '/notifications/read', ids ? { ids: ids.map(String) } : {})
+    if (status === 200) await this.refresh()
+  }
+
+  async loadSettings () {
+    const { status, body } = await this.request('GET', '/members')
+    const mine = status === 200 && body && Array.isArray(body.members) ? body.members.find((m) => m && m.sub === this.sub) : null
+    this.settings = mine ? { participation: mine.participation || 'all', email: mine.email_notifications !== false } : { participation: 'all', email: true }
+    this.onChange()
+  }
+
+  /** Save the settings; the server's reason when it refuses, else null. */
+  async saveSettings (participation, email) {
+    const { status, body } = await this.request('PUT', '/notifications/settings', { participation, email })
+    if (status === 200) {
+      this.settings = { participation, email }
+      this.onChange()
+      return null
+    }
+    return (body && body.detail) || (status ? `HTTP ${status}` : 'the server cannot be reached')
+  }
+}
+
+/** The bell: the unread count, opening the inbox. */
+export function bell (ctx) {
+  const n = ctx.inbox.unread
+  return html`<button type="button" class="bell" aria-expanded=${ctx.inboxOpen ? 'true' : 'false'}
+    aria-label=${n ? `Inbox, ${n} unread` : 'Inbox'} @click=${() => ctx.showInbox(!ctx.inboxOpen)}>
+    <span aria-hidden="true">🔔</span>${n ? html`<span class="badge" aria-hidden="true">${n}</span>` : nothing}</button>`
+}
+
+/** The inbox panel: each notification opens its thread; the settings below. */
+export function inboxView (ctx) {
+  const inbox = ctx.inbox
+  const names = ctx.names()
+  const open = async (item) => {
+    if (!item.read) inbox.markRead([item.id])
+    ctx.openNotification(item)
+  }
+  const settings = inbox.settings
+  const save = async (e) => {
+    e.preventDefault()
+    const form = e.target
+    const v = new FormData(form)
+    const refused = await inbox.saveSettings(String(v.get('participation')), v.get('email') === 'on')
+    if (refused) ctx.refuse('inbox-settings', [{ field: 'participation', message: `Not saved: ${refused}.` }])
+    else { ctx.errors.clear('inbox-settings'); ctx.say('Notification settings saved.') }
+  }
+  const f = ctx.errors.of('inbox-settings')
+  return html`<section id="inbox-panel" class="card inbox" aria-labelledby="inbox-title" tabindex="-1">
+    <header class="panel-head"><h2 id="inbox-title">Inbox</h2>
+      <button type="button" class="link" aria-label="Close the inbox" @click=${() => ctx.showInbox(false)}>×</button></header>
+    ${inbox.unread ? html`<button type="button" class="link" @click=${() => inbox.markRead()}>Mark all read</button>` : nothing}
+    ${inbox.items.length
+      ? html`<ul class="rows notifications" aria-label="Notifications">${inbox.items.map((n) => {
+          const who = (n.actor && names.person(n.actor.sub)) || (n.actor && n.actor.sub) || 'Someone'
+          return html`<li class="row ${n.read ? '' : 'unread'}" data-notification=${String(n.id)}>
+            <button type="button" class="notification" @click=${() => open(n)}>
+              <span><strong>${who}</strong> ${REASONS[n.reason] || 'wrote'}${n.thread ? html` in “${n.thread.subject}”` : nothing}</span>
+              <span class="muted">${when(n.created_at)}${n.read ? '' : ' · unread'}</span>
+            </button></li>`
+        })}</ul>`
+      : html`<p class="muted">Nothing yet. Mentions, replies and urgent messages show here.</p>`}
+    <details class="inbox-settings" @toggle=${(e) => { if (e.target.open && !settings) inbox.loadSettings() }}>
+      <summary>Notification settings</summary>
+      ${settings
+        ? html`<form data-form="inbox-settings" @submit=${save} aria-label="Notification settings">
+            <div class="field"><label>Notify me of <select name="participation"
+              aria-describedby=${f.describedBy('participation')} aria-invalid=${f.invalid('participation')}>
+              ${[['all', 'every message in my threads'], ['mentions', 'mentions and replies'], ['none', 'mentions only']].map(([v, t]) =>
+                html`<option value=${v} ?selected=${settings.participation === v}>${t}</option>`)}
+            </select></label>${f.note('participation')}</div>
+            <label class="check"><input type="checkbox" name="email" ?checked=${settings.email}> Email me mentions and urgent messages</label>
+            <button type="submit">Save settings</button>
+          </form>`
+        : html`<p class="muted">Loading…</p>`}
+    </details>
+  </section>`
+}

@@ -1,0 +1,338 @@
+// The pages around the planner (issue 50, point 7): signing in by email, the sign-in link's
+// page, an invitation's page, a new wedding's short setup, and the devices list. Each page
+// posts to the people routes with the device-session cookie (`credentials: 'same-origin'`);
+// the short access tokens they answer with are kept in memory only.
+//
+// Links carry their one-time code in the fragment (`#code=...`), which browsers never send to
+// a server: `/app/sign-in#code=...` (an emailed sign-in link) and `/app/join#code=...` (an
+// invitation). Opening either consumes nothing (mail scanners open links); the page's button
+// does.
+
+import { html, nothing, render } from 'lit-html'
+import { FormErrors } from './forms.js'
+
+const LAST_WEDDING = 'crdt-server.last-wedding'
+
+/** The one-time code of a link, from the fragment; it leaves the address bar at once. */
+export function takeCode () {
+  const match = /(?:^#|&)code=([A-Za-z0-9_-]{16,128})(?:&|$)/.exec(location.hash)
+  if (!match) return null
+  history.replaceState(null, '', location.pathname + location.search)
+  return match[1]
+}
+
+/** The page a path names (`/app/sign-in`, `/app/join`, `/app/new`), or null for the app. */
+export function pageOf (pathname) {
+  const match = /^\/app\/(sign-in|join|new)\/?$/.exec(pathname)
+  return match ? match[1] : null
+}
+
+export function lastWedding () {
+  try { return localStorage.getItem(LAST_WEDDING) } catch { return null }
+}
+
+export function rememberWedding (wedding) {
+  try { localStorage.setItem(LAST_WEDDING, wedding) } catch {}
+}
+
+/** POST `body` as JSON with the device-session cookie; the answer's JSON (or {}) and status. */
+export async function post (path, body, headers = {}) {
+  const response = await fetch(path, {
+    method: 'POST',
+    credentials: 'same-origin',
+    headers: { 'Content-Type': 'application/json', ...headers },
+    body: JSON.stringify(body)
+  })
+  const data = await response.json().catch(() => ({}))
+  return { status: response.status, ok: response.ok, data }
+}
+
+/** A problem+json answer in words, and the field it names (if it names one of `fields`). */
+function problemOf (data, fields) {
+  const first = Array.isArray(data.errors) ? data.errors.find((e) => e && fields.includes(e.field)) : null
+  return { field: first ? first.field : fields[0], message: (first && first.message) || data.detail || 'the server refused this' }
+}
+
+/**
+ * A device session: the cookie the server set when this device signed in, exchanged for a
+ * short access token of one wedding (`POST /api/session/refresh`). `null` answer: not signed
+ * in on this device (401/403); `{offline: true}`: no network.
+ */
+export async function resumeSession (wedding) {
+  try {
+    const { status, ok, data } = await post('/api/session/refresh', { wedding: wedding || null })
+    if (ok && typeof data.token === 'string') return data
+    if (status === 401 || status === 403 || status === 404) return null
+    return { offline: true }
+  } catch {
+    return { offline: true }
+  }
+}
+
+/** What this server lets a person start from its first page (`GET /api/sign-in/options`). */
+async function options () {
+  try {
+    const response = await fetch('/api/sign-in/options', { cache: 'no-store', credentials: 'same-origin' })
+    return response.ok ? await response.json() : {}
+  } catch {
+    return {}
+  }
+}
+
+/** The first page without a sign-in: ask for a link by email; create a wedding where this
+ *  server lets the person (open signup, or its local operator); the local demo's links. */
+export async function showSignIn (root, { demo = null, note = null } = {}) {
+  const allowed = await options()
+  let sentTo = null
+  const errors = new FormErrors(() => draw())
+  const f = errors.of('sign-in')
+  const submit = async (e) => {
+    e.preventDefault()
+    const form = e.target
+    const email = String(new FormData(form).get('email') || '').trim()
+    if (!/^[^\s@]+@[^\s@]+$/.test(email)) {
+      errors.refuse('sign-in', [{ field: 'email', message: 'Type the email address you were invited with, such as sam@example.com.' }])
+      return
+    }
+    const button = form.querySelector('button[type=submit]')
+    button.disabled = true
+    try {
+      const { status, data } = await post('/api/sign-in', { email })
+      if (status === 202) {
+        sentTo = email
+        errors.clear('sign-in')
+      } else if (status === 429) {
+        errors.refuse('sign-in', [{ field: 'email', message: 'Too many sign-in links asked for: wait a few minutes, then try again.' }])
+      } else {
+        errors.refuse('sign-in', [problemOf(data, ['email'])])
+      }
+    } catch {
+      errors.refuse('sign-in', [{ field: 'email', message: 'No connection to the server: try again when you are online.' }])
+    } finally {
+      button.disabled = false
+      draw()
+    }
+  }
+  const draw = () => {
+    render(html`<main class="signed-out" role="main">
+      <h1>Wedding planner</h1>
+      ${note ? html`<p class="banner" role="alert">${note}</p>` : nothing}
+      ${sentTo
+        ? html`<section aria-labelledby="mail-title">
+            <h2 id="mail-title">Check your mail</h2>
+            <p>If <strong>${sentTo}</strong> belongs to someone in a wedding here, a sign-in link is on its way.
+              It works once, for 15 minutes, and signs in the device where you open it.</p>
+            <button type="button" @click=${() => { sentTo = null; draw() }}>Use another address</button>
+          </section>`
+        : html`<form class="card sign-in" data-form="sign-in" novalidate @submit=${submit} @input=${f.edited} aria-label="Sign in">
+            <h2>Sign in</h2>
+            <div class="field"><label>Email <input name="email" type="email" autocomplete="email" required
+              aria-describedby=${f.describedBy('email')} aria-invalid=${f.invalid('email')}></label>${f.note('email')}</div>
+            <button type="submit" class="primary">Email me a sign-in link</button>
+          </form>`}
+      ${allowed.create_wedding
+        ? html`<section class="card" aria-labelledby="new-title"><h2 id="new-title">Planning a wedding?</h2>
+            <p><a class="button primary" href="/app/new">Create a wedding</a></p></section>`
+        : nothing}
+      ${demo
+        ? html`<section class="card" aria-labelledby="demo-title"><h2 id="demo-title">Local demo</h2>
+            <p>Anyone on this machine may read and write every wedding. Open “${demo.wedding}” as:</p>
+            <ul class="demo-links">${demo.links.map((link) => html`<li>
+              <a href=${link.url} @click=${(e) => { e.preventDefault(); location.hash = new URL(link.url).hash; location.reload() }}>${link.name}</a> (${link.role})</li>`)}
+            </ul></section>`
+        : nothing}
+      ${demo
+        ? nothing
+        : html`<p class="muted">Running this server yourself? <code>${allowed.sign_in_command || 'crdt-server sign-in-link EMAIL'}</code>
+            prints a sign-in link; <code>./scripts/serve --demo</code> starts a demo and prints a link per person.</p>`}
+    </main>`, root)
+    errors.settle(root)
+  }
+  draw()
+}
+
+/** An emailed sign-in link's page: opening it consumed nothing; the button signs in. */
+export function showSignInLink (root, code, onSignedIn) {
+  let failed = null
+  let busy = false
+  const go = async () => {
+    busy = true
+    draw()
+    try {
+      const { status, ok, data } = await post('/api/sign-in/complete', { code })
+      if (ok) { onSignedIn(data); return }
+      failed = status === 410 || status === 404 || status === 400
+        ? 'This link was used already, has expired or was replaced by a newer one. Ask for a new link below.'
+        : problemOf(data, ['code']).message
+    } catch {
+      failed = 'No connection to the server: try again when you are online.'
+    }
+    busy = false
+    draw()
+  }
+  const draw = () => {
+    if (failed) { showSignIn(root, { note: failed }); return }
+    render(html`<main class="signed-out" role="main">
+      <h1>Sign in</h1>
+      <p>This link signs in this device, once.</p>
+      <button type="button" class="primary" ?disabled=${busy} @click=${go}>Sign in on this device</button>
+    </main>`, root)
+  }
+  draw()
+}
+
+/** An invitation's page: the person says who they are, then joins; nothing happens before. */
+export function showInvitation (root, code, onJoined) {
+  const errors = new FormErrors(() => draw())
+  const f = errors.of('join')
+  let gone = null
+  const join = async (e) => {
+    e.preventDefault()
+    const form = e.target
+    const values = Object.fromEntries(new FormData(form).entries())
+    const name = String(values.name || '').trim()
+    const email = String(values.email || '').trim()
+    const wrong = []
+    if (!name) wrong.push({ field: 'name', message: 'Say how the others should call you.' })
+    if (email && !/^[^\s@]+@[^\s@]+$/.test(email)) wrong.push({ field: 'email', message: 'Type an email address such as sam@example.com, or leave it empty.' })
+    if (wrong.length) { errors.refuse('join', wrong); return }
+    const button = form.querySelector('button[type=submit]')
+    button.disabled = true
+    try {
+      const { status, ok, data } = await post('/api/invitations/accept', email ? { code, name, email } : { code, name })
+      if (ok) { onJoined(data); return }
+      if (status === 410 || status === 404) gone = 'This invitation was revoked, has expired or was used up. Ask whoever invited you for a new one.'
+      else errors.refuse('join', [problemOf(data, ['name', 'email'])])
+    } catch {
+      errors.refuse('join', [{ field: 'name', message: 'No connection to the server: try again when you are online.' }])
+    } finally {
+      button.disabled = false
+      draw()
+    }
+  }
+  const draw = () => {
+    render(html`<main class="signed-out" role="main">
+      <h1>You are invited</h1>
+      ${gone
+        ? html`<p role="alert">${gone}</p>`
+        : html`<form class="card" data-form="join" novalidate @submit=${join} @input=${f.edited} aria-label="Join the wedding">
+            <div class="field"><label>Your name <input name="name" required maxlength="100" autocomplete="name"
+              aria-describedby=${f.describedBy('name')} aria-invalid=${f.invalid('name')}></label>${f.note('name')}</div>
+            <div class="field"><label>Email (optional) <input name="email" type="email" autocomplete="email"
+              aria-describedby=${f.describedBy('email', 'join-email-hint')} aria-invalid=${f.invalid('email')}></label>${f.note('email')}
+              <span class="muted hint" id="join-email-hint">Without one you can use this device only, until you add your email under Devices.</span></div>
+            <button type="submit" class="primary">Join the wedding</button>
+          </form>`}
+    </main>`, root)
+    errors.settle(root)
+  }
+  draw()
+}
+
+const CURRENCIES = ['EUR', 'USD', 'GBP', 'CHF', 'CAD', 'AUD', 'INR', 'JPY', 'SEK', 'NOK', 'DKK', 'PLN', 'BRL', 'MXN', 'ZAR']
+
+function zones () {
+  try { return Intl.supportedValuesOf('timeZone') } catch { return ['UTC'] }
+}
+
+/** A new wedding's short setup: names, date, time zone, currency and the couple's email. */
+export function showSetup (root, onCreated) {
+  const errors = new FormErrors(() => draw())
+  const f = errors.of('new-wedding')
+  const here = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'
+  const create = async (e) => {
+    e.preventDefault()
+    const form = e.target
+    const v = Object.fromEntries([...new FormData(form).entries()].map(([k, x]) => [k, String(x).trim()]))
+    const wrong = []
+    if (!v.names) wrong.push({ field: 'names', message: 'Whose wedding is it? Such as “Sam & Alex”.' })
+    if (v.date && !/^\d{4}-\d\d-\d\d$/.test(v.date)) wrong.push({ field: 'date', message: 'Pick the day of the wedding, or leave it empty for now.' })
+    if (v.email && !/^[^\s@]+@[^\s@]+$/.test(v.email)) wrong.push({ field: 'email', message: 'Type an email address such as sam@example.com.' })
+    if (wrong.length) { errors.refuse('new-wedding', wrong); return }
+    const body = { names: v.names, time_zone: v.time_zone, currency: v.currency }
+    if (v.date) body.date = v.date
+    if (v.email) body.email = v.email
+    const button = form.querySelector('button[type=submit]')
+    button.disabled = true
+    try {
+      const { ok, data } = await post('/api/weddings', body, { 'Idempotency-Key': setupKey })
+      if (ok) { onCreated(data, body); return }
+      errors.refuse('new-wedding', [problemOf(data, ['names', 'date', 'time_zone', 'currency', 'email'])])
+    } catch {
+      errors.refuse('new-wedding', [{ field: 'names', message: 'No connection to the server: try again when you are online.' }])
+    } finally {
+      button.disabled = false
+    }
+  }
+  const setupKey = crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2)
+  const draw = () => {
+    render(html`<main class="signed-out" role="main">
+      <h1>Create a wedding</h1>
+      <form class="card setup" data-form="new-wedding" novalidate @submit=${create} @input=${f.edited} aria-label="Create a wedding">
+        <div class="field"><label>Names <input name="names" required maxlength="200" placeholder="Sam & Alex"
+          aria-describedby=${f.describedBy('names')} aria-invalid=${f.invalid('names')}></label>${f.note('names')}</div>
+        <div class="field"><label>Date <input name="date" type="date"
+          aria-describedby=${f.describedBy('date')} aria-invalid=${f.invalid('date')}></label>${f.note('date')}</div>
+        <div class="field"><label>Time zone <select name="time_zone" aria-describedby=${f.describedBy('time_zone')} aria-invalid=${f.invalid('time_zone')}>
+          ${zones().map((z) => html`<option ?selected=${z === here}>${z}</option>`)}</select></label>${f.note('time_zone')}</div>
+        <div class="field"><label>Currency <select name="currency" aria-describedby=${f.describedBy('currency')} aria-invalid=${f.invalid('currency')}>
+          ${CURRENCIES.map((c) => html`<option>${c}</option>`)}</select></label>${f.note('currency')}</div>
+        <div class="field"><label>Your email <input name="email" type="email" autocomplete="email"
+          aria-describedby=${f.describedBy('email', 'setup-email-hint')} aria-invalid=${f.invalid('email')}></label>${f.note('email')}
+          <span class="muted hint" id="setup-email-hint">Your sign-in link goes there.</span></div>
+        <button type="submit" class="primary">Create the wedding</button>
+      </form>
+    </main>`, root)
+    errors.settle(root)
+  }
+  draw()
+}
+
+/** The devices this person is signed in on (`GET /api/session/devices`), each revocable. */
+export class Devices {
+  constructor ({ onChange, token }) {
+    this.onChange = onChange
+    this.token = token
+    this.list = null
+    this.error = null
+  }
+
+  async load () {
+    try {
+      const response = await fetch('/api/session/devices', { credentials: 'same-origin', cache: 'no-store' })
+      const data = await response.json().catch(() => ({}))
+      if (response.ok) { this.list = data.devices || []; this.error = null } else this.error = data.detail || `HTTP ${response.status}`
+    } catch {
+      this.error = 'offline'
+    }
+    this.onChange()
+  }
+
+  async revoke (id) {
+    const response = await fetch(`/api/session/devices/${encodeURIComponent(id)}`, { method: 'DELETE', credentials: 'same-origin' })
+    await this.load()
+    return response.ok
+  }
+}
+
+/** The devices panel of the planner: sign-ins, each with its last use, signed out one by one. */
+export function devicesView (ctx) {
+  const devices = ctx.devices
+  if (!devices) return nothing
+  const when = (at) => (at ? new Date(at).toLocaleString() : '—')
+  return html`<section class="card devices" aria-labelledby="devices-title">
+    <header class="panel-head"><h2 id="devices-title">Your devices</h2>
+      <button type="button" class="link" aria-label="Close the devices" @click=${() => ctx.showDevices(false)}>×</button></header>
+    ${devices.error ? html`<p class="muted">The list is not available: ${devices.error}.</p>` : nothing}
+    ${devices.list
+      ? html`<ul class="rows" aria-label="Devices signed in">${devices.list.map((d) => html`<li class="row">
+          <div class="who"><strong>${d.label || 'A device'}${d.current ? ' (this one)' : ''}</strong>
+            <span class="muted">Signed in ${when(d.created_at)} · last used ${when(d.last_used_at)}</span></div>
+          <div class="row-actions"><button type="button" class="danger" aria-label=${`Sign out ${d.label || 'this device'}`}
+            @click=${() => (d.current ? ctx.signOutHere() : devices.revoke(d.id))}>Sign out</button></div>
+        </li>`)}</ul>
+        <button type="button" @click=${() => ctx.signOutEverywhere()}>Sign out everywhere</button>`
+      : html`<p class="muted">Loading…</p>`}
+  </section>`
+}
+
