@@ -18,9 +18,8 @@ from crdt_server.core.hooks import ConnectionView, Core, Extension, RoomView
 from crdt_server.features.db import FeatureDb, Sql, Tx, row_as
 from crdt_server.features.people import tables
 from crdt_server.features.people.domain import Member, member_json
-from crdt_server.features.people.extension_sessions import verified
 from crdt_server.features.people.tables import MEMBER_COLUMNS, MEMBERS, SCHEMA, MemberRow
-from crdt_server.features.people.tables_sessions import SESSIONS_SCHEMA
+from crdt_server.features.people.tables_sessions import SESSIONS_SCHEMA, verified
 from crdt_server.storage import FeatureRow
 
 __all__ = ["People", "emailed", "erase", "member_row"]

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import secrets
@@ -30,8 +29,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Protocol
-
-import msgspec
 
 from crdt_server.auth.principals import Revocations
 from crdt_server.auth.tokens import TokenCodec
@@ -44,10 +41,21 @@ from crdt_server.features.people.settings import PeopleSettings
 from crdt_server.features.people.tables_sessions import (
     DEVICE_COLUMNS,
     SESSIONS_SCHEMA,
+    CodeRow,
     Count,
     DeviceRow,
+    EmailRow,
+    HolderRow,
+    IdRow,
+    LiveRow,
     MembershipRow,
     PersonRow,
+    WindowRow,
+    digest,
+    link,
+    new_device,
+    normal_email,
+    statement,
 )
 
 __all__ = [
@@ -59,7 +67,6 @@ __all__ = [
     "Refreshed",
     "SessionEnded",
     "SignedIn",
-    "digest",
 ]
 
 log = logging.getLogger("crdt_server.people.sessions")
@@ -96,16 +103,6 @@ class MailQueue(Protocol):
         ...
 
 
-def digest(secret: str) -> str:
-    """The SHA-256 (hex) the store keeps of a secret or code."""
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def normal_email(address: str) -> str:
-    """An address as people and codes are keyed by it (lower case: one person per mailbox)."""
-    return address.strip().lower()
-
-
 @dataclass(frozen=True, slots=True)
 class SignedIn:
     """A completed sign-in: the person, their new device session and its cookie secret."""
@@ -125,33 +122,6 @@ class Refreshed:
     device: str
     person: str
     secret: str | None
-
-
-class _Code(msgspec.Struct, frozen=True):
-    email: str
-
-
-class _Window(msgspec.Struct, frozen=True):
-    window_start: float
-    sent: int
-
-
-class _Holder(msgspec.Struct, frozen=True):
-    wedding: str
-    sub: str
-
-
-class _Live(msgspec.Struct, frozen=True):
-    id: str
-    person: str
-    secret_hash: str
-    rotated_at: float
-    last_used: float
-    ended_at: float | None
-
-
-class _Id(msgspec.Struct, frozen=True):
-    id: str
 
 
 _MEMBERSHIPS = (
@@ -217,7 +187,7 @@ class DeviceSessions(Extension):
             return  # their tokens of that wedding are refused by sub; the device goes on
         # Revoked everywhere: every device session of the people who are that member.
         ids = await self.db.read_as(
-            _Id,
+            IdRow,
             "SELECT d.id FROM {t}device_sessions d JOIN {t}memberships m ON m.person = d.person"
             " WHERE m.sub = ? AND d.ended_at IS NULL",
             sub,
@@ -296,7 +266,9 @@ class DeviceSessions(Extension):
 
         def tx() -> Tx[bool]:
             window = yield from row_as(
-                _Window, "SELECT window_start, sent FROM {t}sign_in_codes WHERE email = ?", address
+                WindowRow,
+                "SELECT window_start, sent FROM {t}sign_in_codes WHERE email = ?",
+                address,
             )
             start, sent = now, 1
             if window is not None and window.window_start > now - 3600:
@@ -326,7 +298,7 @@ class DeviceSessions(Extension):
         def tx() -> Tx[tuple[SignedIn, bool] | None]:
             # Used up at once, whatever follows: the row stays for the hourly count.
             used = yield from row_as(
-                _Code,
+                CodeRow,
                 "UPDATE {t}sign_in_codes SET code_hash = ?, expires_at = 0"
                 " WHERE code_hash = ? AND expires_at >= ? RETURNING email",
                 "used:" + secrets.token_urlsafe(24),
@@ -346,7 +318,7 @@ class DeviceSessions(Extension):
                     (pid, address, now),
                 )
             holders = yield from rows_as(
-                _Holder,
+                HolderRow,
                 "SELECT wedding, sub FROM {t}members WHERE LOWER(email) = ? LIMIT ?",
                 address,
                 _MAX_HOLDERS,
@@ -359,7 +331,7 @@ class DeviceSessions(Extension):
             devices = yield from row_as(
                 Count, "SELECT COUNT(*) FROM {t}device_sessions WHERE person = ?", pid
             )
-            yield from _new_device(device, pid, secret, label, now)
+            yield from new_device(device, pid, secret, label, now)
             ambiguous = tuple(sorted(w for w, n in per_wedding.items() if n > 1))
             first = devices is None or devices.count == 0
             return SignedIn(pid, address, device, secret, ambiguous), first
@@ -369,7 +341,7 @@ class DeviceSessions(Extension):
             return None
         signed_in, first = done
         if not first:
-            await self._tell_new_device(signed_in.email, label, now)
+            await self._tellnew_device(signed_in.email, label, now)
         return signed_in
 
     # -- device sessions ----------------------------------------------------------------
@@ -380,7 +352,7 @@ class DeviceSessions(Extension):
         (:meth:`person`)."""
         device = "d_" + secrets.token_urlsafe(12)
         secret = secrets.token_urlsafe(32)
-        await self.db.write(_new_device(device, person, secret, label, time.time()))
+        await self.db.write(new_device(device, person, secret, label, time.time()))
         return device, secret
 
     async def person(self, email: str | None = None) -> str:
@@ -411,7 +383,7 @@ class DeviceSessions(Extension):
         role), with an optional document narrowing."""
         text = json.dumps(docs, sort_keys=True) if docs else None
         await self.db.write(
-            _statement(
+            statement(
                 "INSERT INTO {t}memberships (wedding, sub, person, docs, used_at)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (wedding, sub) DO UPDATE SET"
                 " person = excluded.person, docs = excluded.docs",
@@ -430,7 +402,7 @@ class DeviceSessions(Extension):
 
         def tx() -> Tx[tuple[Refreshed | None, str | None]]:
             found = yield from row_as(
-                _Live,
+                LiveRow,
                 "SELECT id, person, secret_hash, rotated_at, last_used, ended_at"
                 " FROM {t}device_sessions WHERE secret_hash = ? OR (previous_hash = ?"
                 " AND rotated_at > ?)",
@@ -467,9 +439,23 @@ class DeviceSessions(Extension):
         """The person's weddings (most recently used first) with their current roles."""
         return await self.db.read_as(MembershipRow, _MEMBERSHIPS, person)
 
+    async def verified_email(self, wedding: str, sub: str) -> str | None:
+        """The member's address if it is verified (an operator set it, or a sign-in link to
+        it was used), lower case; ``None`` otherwise. An address given at an invitation is
+        not, until a link verifies it."""
+        found = await self.db.read_one_as(
+            EmailRow,
+            "SELECT v.email FROM {t}verified_emails v JOIN {t}members b ON b.wedding ="
+            " v.wedding AND b.sub = v.sub AND LOWER(b.email) = v.email"
+            " WHERE v.wedding = ? AND v.sub = ?",
+            wedding,
+            sub,
+        )
+        return None if found is None else found.email
+
     async def used_wedding(self, person: str, wedding: str) -> None:
         await self.db.write(
-            _statement(
+            statement(
                 "UPDATE {t}memberships SET used_at = ? WHERE person = ? AND wedding = ?",
                 (time.time(), person, wedding),
             )
@@ -550,7 +536,7 @@ class DeviceSessions(Extension):
             return
         await self.post.queue_email(address, subject, body)
 
-    async def _tell_new_device(self, address: str, label: str, at: float) -> None:
+    async def _tellnew_device(self, address: str, label: str, at: float) -> None:
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(at))
         await self._mail(
             address,
@@ -574,7 +560,7 @@ class DeviceSessions(Extension):
         elsewhere (a bus message lost)."""
         now = time.time()
         idle = await self.db.read_as(
-            _Id,
+            IdRow,
             "SELECT id FROM {t}device_sessions WHERE ended_at IS NULL AND last_used < ?",
             now - self.settings.device_session_idle_days * 86400,
         )
@@ -583,44 +569,8 @@ class DeviceSessions(Extension):
 
     async def _catch_up(self, since: float) -> None:
         ended = await self.db.read_as(
-            _Id, "SELECT id FROM {t}device_sessions WHERE ended_at >= ?", since
+            IdRow, "SELECT id FROM {t}device_sessions WHERE ended_at >= ?", since
         )
         for row in ended:
             if not self._revocations.session_ended(row.id):
                 self._ended_here(row.id)
-
-
-def link(person: str, wedding: str, sub: str, address: str, now: float) -> Tx[None]:
-    """The step that makes ``person`` the member ``sub`` and records ``address`` as verified
-    for that member: whoever proves they hold the member's address is that member, in that
-    wedding only (a person who was it before, under an address the member no longer has,
-    loses that membership and keeps their others)."""
-    yield Sql(
-        "INSERT INTO {t}memberships (wedding, sub, person, docs, used_at)"
-        " VALUES (?, ?, ?, NULL, 0) ON CONFLICT (wedding, sub) DO UPDATE"
-        " SET person = excluded.person",
-        (wedding, sub, person),
-    )
-    yield from verified(wedding, sub, address, now)
-
-
-def verified(wedding: str, sub: str, address: str, now: float) -> Tx[None]:
-    """The step that records ``address`` as the member's verified address."""
-    yield Sql(
-        "INSERT INTO {t}verified_emails (wedding, sub, email, verified_at) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (wedding, sub) DO UPDATE SET email = excluded.email,"
-        " verified_at = excluded.verified_at",
-        (wedding, sub, normal_email(address), now),
-    )
-
-
-def _new_device(device: str, person: str, secret: str, label: str, now: float) -> Tx[None]:
-    yield Sql(
-        "INSERT INTO {t}device_sessions (id, person, secret_hash, previous_hash, label,"
-        " created_at, last_used, rotated_at) VALUES (?, ?, ?, NULL, ?, ?, ?, ?)",
-        (device, person, digest(secret), label, now, now, now),
-    )
-
-
-def _statement(text: str, params: tuple[Any, ...]) -> Tx[None]:
-    yield Sql(text, params)

@@ -19,17 +19,33 @@ are erased with their wedding; people, device sessions and codes belong to no we
 
 from __future__ import annotations
 
+import hashlib
+from typing import Any
+
 import msgspec
 
+from crdt_server.features.db import Sql, Tx
 from crdt_server.storage import Table, schema_of
 
 __all__ = [
     "DEVICE_COLUMNS",
     "SESSIONS_SCHEMA",
+    "CodeRow",
     "Count",
     "DeviceRow",
+    "EmailRow",
+    "HolderRow",
+    "IdRow",
+    "LiveRow",
     "MembershipRow",
     "PersonRow",
+    "WindowRow",
+    "digest",
+    "link",
+    "new_device",
+    "normal_email",
+    "statement",
+    "verified",
 ]
 
 PERSONS = Table(
@@ -104,3 +120,80 @@ class PersonRow(msgspec.Struct, frozen=True):
 
 class Count(msgspec.Struct, frozen=True):
     count: int
+
+
+class CodeRow(msgspec.Struct, frozen=True):
+    email: str
+
+
+class WindowRow(msgspec.Struct, frozen=True):
+    window_start: float
+    sent: int
+
+
+class HolderRow(msgspec.Struct, frozen=True):
+    wedding: str
+    sub: str
+
+
+class LiveRow(msgspec.Struct, frozen=True):
+    id: str
+    person: str
+    secret_hash: str
+    rotated_at: float
+    last_used: float
+    ended_at: float | None
+
+
+class IdRow(msgspec.Struct, frozen=True):
+    id: str
+
+
+class EmailRow(msgspec.Struct, frozen=True):
+    email: str
+
+
+def normal_email(address: str) -> str:
+    """An address as people and codes are keyed by it (lower case: one person per mailbox)."""
+    return address.strip().lower()
+
+
+def link(person: str, wedding: str, sub: str, address: str, now: float) -> Tx[None]:
+    """The step that makes ``person`` the member ``sub`` and records ``address`` as verified
+    for that member: whoever proves they hold the member's address is that member, in that
+    wedding only (a person who was it before, under an address the member no longer has,
+    loses that membership and keeps their others)."""
+    yield Sql(
+        "INSERT INTO {t}memberships (wedding, sub, person, docs, used_at)"
+        " VALUES (?, ?, ?, NULL, 0) ON CONFLICT (wedding, sub) DO UPDATE"
+        " SET person = excluded.person",
+        (wedding, sub, person),
+    )
+    yield from verified(wedding, sub, address, now)
+
+
+def verified(wedding: str, sub: str, address: str, now: float) -> Tx[None]:
+    """The step that records ``address`` as the member's verified address."""
+    yield Sql(
+        "INSERT INTO {t}verified_emails (wedding, sub, email, verified_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (wedding, sub) DO UPDATE SET email = excluded.email,"
+        " verified_at = excluded.verified_at",
+        (wedding, sub, normal_email(address), now),
+    )
+
+
+def new_device(device: str, person: str, secret: str, label: str, now: float) -> Tx[None]:
+    yield Sql(
+        "INSERT INTO {t}device_sessions (id, person, secret_hash, previous_hash, label,"
+        " created_at, last_used, rotated_at) VALUES (?, ?, ?, NULL, ?, ?, ?, ?)",
+        (device, person, digest(secret), label, now, now, now),
+    )
+
+
+def statement(text: str, params: tuple[Any, ...]) -> Tx[None]:
+    yield Sql(text, params)
+
+
+def digest(secret: str) -> str:
+    """The SHA-256 (hex) the store keeps of a secret or code."""
+    return hashlib.sha256(secret.encode()).hexdigest()

@@ -245,6 +245,25 @@ async def test_only_the_newest_link_works_and_shared_addresses_sign_in_as_nobody
     assert (await ok(await running.complete(code)))["sub"] == "ana"
 
 
+@pytest.mark.asyncio
+async def test_every_way_an_address_is_given_signs_in_as_its_member(running: Running) -> None:
+    http = running.http
+    await put_member(http, "w1", "pat", role="planner", name="Pat", email="pat@example.com")
+    planner = auth("pat", "planner")
+    typed = {"role": "friend", "name": "Fi", "email": "fi@example.com"}
+    await ok(await http.put(f"{W}/members/fi", json=typed, headers=planner), 201)
+    # A token's email records an unknown member as the operator's (verified).
+    await ok(await http.get(f"{W}/members", headers=auth("vi", "vendor", "vi@example.com")))
+
+    async def verified(sub: str) -> bool:
+        done = await running.complete(await running.link(f"{sub}@example.com"))
+        return (await ok(done))["sub"] == sub
+
+    # The admin key's, a token's and a planner's address: a used link proves each.
+    for sub in ("pat", "vi", "fi"):
+        assert await verified(sub)
+
+
 async def _first_link(running: Running, address: str) -> str | None:
     links = running.links_to(address)
     return links[0] if links else None
@@ -359,3 +378,30 @@ async def test_a_sid_socket_outlives_its_exp_and_closes_when_its_device_is_revok
 
 async def _after(moment: float) -> bool:
     return time.time() > moment
+
+
+@pytest.mark.asyncio
+async def test_a_device_session_unused_for_the_idle_limit_ends(
+    tmp_path: Path, smtp: tuple[Controller, Inbox]
+) -> None:
+    controller, inbox = smtp
+    env = {
+        **ENV,
+        "CRDT_SERVER_SMTP_URL": f"smtp://127.0.0.1:{controller.port}",
+        "CRDT_SERVER_DEVICE_SESSION_IDLE_DAYS": "0.00003",  # about 2.6 seconds
+    }
+    async with (
+        ServerProcess(tmp_path / "data", env=env, anonymous=False) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+    ):
+        running = Running(server, http, inbox)
+        await put_member(http, "w1", "lu", role="family", name="Lu", email="lu@example.com")
+        done = await running.complete(await running.link("lu@example.com"))
+        cookie, token = cookie_of(done), (await ok(done))["token"]
+        # Used within the limit, it goes on (each use counts).
+        assert (await running.session(cookie, "refresh", json={})).status_code == 200
+        used = time.time()
+        await until(lambda: _after(used + 3.5))
+        assert (await running.session(cookie, "refresh", json={})).status_code == 401
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert (await http.get(f"{W}/access", headers=bearer)).status_code == 401
