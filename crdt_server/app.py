@@ -30,7 +30,12 @@ from crdt_server.core.weddings import WeddingService
 from crdt_server.documents.domain import WEDDINGS
 from crdt_server.edge.access import AccessMiddleware
 from crdt_server.edge.admin import admin_routes
-from crdt_server.edge.asgi_ws import not_found_endpoint, plain_http_endpoint, sync_endpoint
+from crdt_server.edge.asgi_ws import (
+    collab_endpoint,
+    not_found_endpoint,
+    plain_http_endpoint,
+    sync_endpoint,
+)
 from crdt_server.edge.docs import reference_routes
 from crdt_server.edge.documents import document_routes
 from crdt_server.edge.erasure import TombstoneGuard, erasure_routes
@@ -59,6 +64,7 @@ from crdt_server.features import (
     threads,
     versions,
     webhooks,
+    weddings,
 )
 from crdt_server.settings import Settings
 from crdt_server.storage import DocumentStore, store_for
@@ -174,6 +180,7 @@ FEATURES: tuple[Feature, ...] = (
     integrations.FEATURE,
     webhooks.FEATURE,
     projections.FEATURE,
+    weddings.FEATURE,
 )
 """The features the server runs, in the order they are built (a feature that needs another
 comes after it; see :mod:`crdt_server.features`). The one list that names features."""
@@ -339,6 +346,8 @@ def create_app(
             include_in_schema=False,
         ),
         WebSocketRoute("/sync/{rest:path}", not_found_endpoint),
+        WebSocketRoute("/collab", collab_endpoint),
+        WebSocketRoute("/collab/{wedding_id}", collab_endpoint),
     ]
     return Starlette(
         routes=routes,

@@ -88,6 +88,10 @@ class Settings:
     """Lifetime of tokens minted by the sessions endpoint and ``crdt-server token``."""
     max_connections_per_user: int = 32
     """Concurrent connections of one authenticated user; more are refused with 429."""
+    max_documents_per_socket: int = 32
+    """Documents one Hocuspocus socket (``/collab``) may have attached at once; an Auth
+    for one more is answered ``permissionDenied``. Each counts against
+    ``max_connections_per_user`` like a ``/sync`` connection."""
     max_event_streams_per_user: int = 16
     """Concurrent event streams (SSE) of one authenticated user in one process, like
     ``max_connections_per_user`` for WebSockets; more are refused with 429."""
@@ -240,6 +244,7 @@ class Settings:
             "token_ttl_seconds",
             "session_max_lifetime_seconds",
             "max_connections_per_user",
+            "max_documents_per_socket",
             "max_event_streams_per_user",
             "max_upgrades_per_second",
             "max_document_bytes",

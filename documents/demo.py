@@ -54,6 +54,8 @@ _TABLE_NAMES = (
 )
 _DAY = "2027-06-12"
 _TZ = "+02:00"
+_ZONE = "Europe/Berlin"
+"""The demo's time zone (its offset on the day is :data:`_TZ`)."""
 
 
 def _at(hhmm: str) -> str:
@@ -191,7 +193,15 @@ def demo_operations() -> dict[str, list[dict[str, Any]]]:
     """The operations that build the demo wedding, per kind of document, in order."""
     rng = random.Random(2027)
     guests, order = _guest_ops(rng)
-    timeline = [
+    profile: dict[str, Any] = {
+        "op": "set_profile",
+        "names": ["Maya Okafor", "Jonas Becker"],
+        "date": _DAY,
+        "time_zone": _ZONE,
+        "venue": "Villa Aurora",
+        "rsvp_deadline": "2027-05-01",
+    }
+    timeline: list[dict[str, Any]] = [profile] + [
         {
             "op": "add_timeline_item",
             "item_id": item_id,

@@ -23,6 +23,7 @@ from .model import (
     BUDGET_SETTINGS,
     CATEGORY,
     PAYMENT,
+    PROFILE,
     TIMELINE_ITEM,
     DocumentError,
     Entity,
@@ -252,6 +253,37 @@ def set_budget_total(call: Invocation) -> Result:
     if changed:
         with call.doc.transaction(origin=call.origin):
             write(settings, changed)
+    return call.result(None, bool(changed))
+
+
+def set_currency(call: Invocation) -> Result:
+    """The budget's currency, as ``set_budget_total`` would set it (refused once amounts
+    are in another currency), leaving the total alone."""
+    budget = read_budget(call.doc)
+    given = call.args["currency"]
+    if given != budget.currency and budget.currency is not None:
+        if budget.payments or any(c.planned for c in budget.categories.values()):
+            raise refuse(
+                f"the budget already has amounts in {budget.currency}; "
+                f"they cannot be re-read as {given}",
+                "currency",
+            )
+    settings = root(call.doc, "settings")
+    changed = changes(settings, BUDGET_SETTINGS, {"currency": given})
+    if changed:
+        with call.doc.transaction(origin=call.origin):
+            write(settings, changed)
+    return call.result(None, bool(changed))
+
+
+def set_profile(call: Invocation) -> Result:
+    """The fields given of the wedding's profile (the timeline's ``profile`` map); the
+    others are left as they are (a merge), ``None`` removes one."""
+    profile = root(call.doc, "profile")
+    changed = changes(profile, PROFILE, call.args)
+    if changed:
+        with call.doc.transaction(origin=call.origin):
+            write(profile, changed)
     return call.result(None, bool(changed))
 
 

@@ -64,6 +64,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "timeline.item_updated",
     "timeline.item_removed",
     "timeline.item_rescheduled",
+    "timeline.profile_changed",
     "budget.category_added",
     "budget.category_updated",
     "budget.category_removed",
@@ -100,6 +101,8 @@ def derive_events(kind: str, changes: Sequence[EntryChange]) -> list[DomainEvent
             events.extend(_seat_events(change))
         elif kind == "budget" and change.root == "settings":
             events.append(_setting_event(change))
+        elif kind == "timeline" and change.root == "profile":
+            events.append(_profile_event(change))
         elif (kind, change.root) in _ENTITIES:
             events.extend(_entry_events(kind, change))
     return [DomainEvent(e.type, bounded(e.data)) for e in events]
@@ -236,6 +239,13 @@ def _setting_event(change: EntryChange) -> DomainEvent:
     return DomainEvent("budget.settings_changed", {"field": change.id, "from": before, "to": after})
 
 
+def _profile_event(change: EntryChange) -> DomainEvent:
+    before = change.before.get("value") if change.action != "added" else None
+    after = change.after.get("value") if change.action != "removed" else None
+    data = {"field": change.id, "from": before, "to": after}
+    return DomainEvent("timeline.profile_changed", data)
+
+
 def apply_events(kind: str, entries: Entries, events: Iterable[DomainEvent]) -> Entries:
     """``entries`` with ``events`` applied (a new value; the argument is not changed)."""
     out = {root: {k: dict(v) for k, v in items.items()} for root, items in entries.items()}
@@ -251,6 +261,13 @@ def apply_events(kind: str, entries: Entries, events: Iterable[DomainEvent]) -> 
                 assignments[data["guest_id"]] = {
                     k: target[k] for k in ("table_id", "seat") if target[k] is not None
                 }
+            continue
+        if event.type == "timeline.profile_changed":
+            profile = out.setdefault("profile", {})
+            if data["to"] is None:
+                profile.pop(data["field"], None)
+            else:
+                profile[data["field"]] = {"value": data["to"]}
             continue
         if event.type in ("budget.total_changed", "budget.settings_changed"):
             settings = out.setdefault("settings", {})

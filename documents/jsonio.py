@@ -2,8 +2,10 @@
 
 The export is plain JSON: ``{"kind", "schema", "wedding_id", <collections>}`` where each
 collection maps ids to objects holding every field (``null`` for empty optional ones), and
-the budget adds ``currency`` and ``total``. Entries a foreign client stored in a shape the
-schema does not allow are left out (the invariant checks report them).
+the budget adds ``currency`` and ``total``, the timeline its ``profile`` (the wedding's names,
+date, time zone, venue and RSVP deadline; ``null`` fields where there is none). Entries a
+foreign client stored in a shape the schema does not allow are left out (the invariant
+checks report them).
 
 Nothing a client stored is invisible: ``problems`` lists every entry left out and why, and
 ``other`` shows every root the schema does not know
@@ -30,6 +32,7 @@ from .model import (
     ASSIGNMENT,
     BUDGET_SETTINGS,
     DOCUMENT_KINDS,
+    PROFILE,
     SCHEMA_VERSION,
     DocumentError,
     Entity,
@@ -103,7 +106,11 @@ def to_json(doc: Doc[Any], kind: str, *, rich: bool = False) -> dict[str, Any]:
         found = seating.problems
     elif kind == "timeline":
         timeline = read_timeline(doc)
-        meta, body = timeline.meta, {"items": _records(timeline.items, ENTITIES[kind][0])}
+        profile = {f.name: to_crdt(getattr(timeline.profile, f.name)) for f in PROFILE}
+        meta, body = (
+            timeline.meta,
+            {"items": _records(timeline.items, ENTITIES[kind][0]), "profile": profile},
+        )
         found = timeline.problems
     else:
         budget = read_budget(doc)
@@ -185,6 +192,9 @@ def _other(doc: Doc[Any], kind: str, rich: bool) -> tuple[dict[str, Any], list[d
 class _Parsed:
     wedding_id: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    profile: dict[str, Any] | None = None
+    """The timeline's profile; ``None``: the data has none (an export from before profiles),
+    and the document's is left as it is."""
     collections: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
 
@@ -220,6 +230,7 @@ def _fields(fields: tuple[Field, ...], data: Mapping[str, Any], path: str) -> di
 def _parse(kind: str, data: object) -> _Parsed:
     top = _object(data, "")
     allowed = [*_HEADER, *_READ_ONLY, *(["currency", "total"] if kind == "budget" else [])]
+    allowed += ["profile"] if kind == "timeline" else []
     allowed += [entity.collection for entity in ENTITIES[kind]]
     for key in top:
         if key not in allowed:
@@ -232,6 +243,8 @@ def _parse(kind: str, data: object) -> _Parsed:
     if kind == "budget":
         settings = {key: top[key] for key in ("currency", "total") if key in top}
         parsed.settings = _fields(BUDGET_SETTINGS, settings, "")
+    if kind == "timeline" and top.get("profile") is not None:
+        parsed.profile = _fields(PROFILE, _object(top["profile"], "profile"), "profile")
     for entity in ENTITIES[kind]:
         name = entity.collection
         if name not in top:
@@ -272,6 +285,10 @@ def import_json(doc: Doc[Any], kind: str, data: object, *, origin: Any = None) -
             settings = changes(root(doc, "settings"), BUDGET_SETTINGS, parsed.settings)
             write(root(doc, "settings"), settings)
             changed |= bool(settings)
+        if parsed.profile is not None:
+            profile = changes(root(doc, "profile"), PROFILE, parsed.profile)
+            write(root(doc, "profile"), profile)
+            changed |= bool(profile)
         for entity in ENTITIES[kind]:
             entries = parsed.collections[entity.collection]
             changed |= _replace(root(doc, entity.collection), entity, entries)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 import uuid
+import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 from typing import Any, Literal
 
 DOCUMENT_KINDS: tuple[str, ...] = ("timeline", "budget", "guests", "seating")
@@ -35,6 +37,8 @@ WEDDING_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 """1 to 64 ASCII letters, digits, ``-`` or ``_``, starting with a letter or digit: the one
 rule for wedding ids (the server's room-name allowlist, ``crdt_server.names``, uses it)."""
 CURRENCY_PATTERN = re.compile(r"[A-Z]{3}")
+TIME_ZONE_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_+/-]{0,63}")
+"""The characters an IANA zone name is made of (checked before the zone database is asked)."""
 
 MAX_AMOUNT = 2**53 - 1
 """Yjs numbers are IEEE doubles; larger integers would not survive a round trip."""
@@ -42,6 +46,9 @@ MAX_TEXT = 200
 MAX_NOTES = 5000
 MAX_SEATS = 1000
 MAX_LIST = 20
+MAX_PARTNERS = 2
+MAX_NAME = 100
+"""A partner's name in a wedding's profile: at most this many characters."""
 
 
 class DocumentError(ValueError):
@@ -230,6 +237,22 @@ def day(value: object) -> str:
         ) from None
 
 
+@cache
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def time_zone(value: object) -> str:
+    """An IANA time zone name (``Europe/Lisbon``), one the zone database knows."""
+    hint = "an IANA time zone name like 'Europe/Lisbon'"
+    if not isinstance(value, str) or TIME_ZONE_PATTERN.fullmatch(value) is None:
+        raise DocumentError(f"must be {hint}, got {shown(value)}")
+    # A name from the database's own list: never a path handed to the file system.
+    if value not in _zones():
+        raise DocumentError(f"must be {hint}; {shown(value)} is not a known zone")
+    return value
+
+
 def text_list(max_items: int = MAX_LIST, max_len: int = MAX_TEXT) -> Rule:
     """A list of short texts, kept in order with duplicates dropped; stored as a tuple."""
     item_rule = text(max_len)
@@ -382,3 +405,13 @@ BUDGET_SETTINGS: tuple[Field, ...] = (
     Field("total", amount),
 )
 """The fields of the budget document's ``settings`` map."""
+PROFILE: tuple[Field, ...] = (
+    Field("names", text_list(MAX_PARTNERS, MAX_NAME)),
+    Field("date", day),
+    Field("time_zone", time_zone),
+    Field("venue", text()),
+    Field("rsvp_deadline", day),
+)
+"""The fields of the timeline document's ``profile`` map: the wedding itself (the partners'
+names, the day, its IANA time zone, the venue, the RSVP deadline). The currency is the
+budget's (``settings``); readers of the profile read it there."""

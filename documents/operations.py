@@ -23,6 +23,7 @@ from .model import (
     DOCUMENT_KINDS,
     GUEST,
     PAYMENT,
+    PROFILE,
     TABLE,
     TIMELINE_ITEM,
     DocumentError,
@@ -113,6 +114,12 @@ _OPS: dict[str, _Spec] = {
         "budget",
         {"total": _Arg(BUDGET_SETTINGS[1], required=True, nullable=True)} | _CURRENCY,
         edits.set_budget_total,
+    ),
+    "set_currency": _Spec(
+        "budget", {"currency": _Arg(Field("currency", currency), required=True)}, edits.set_currency
+    ),
+    "set_profile": _Spec(
+        "timeline", {f.name: _Arg(f, nullable=f.nullable) for f in PROFILE}, edits.set_profile, True
     ),
     "set_category": _Spec(
         "budget",

@@ -11,6 +11,8 @@ can never both insert "the same" element and end up with two::
               assignments  guest_id -> {"table_id", "seat"}  (one atomic JSON value)
     timeline  items        item_id -> Map{title, start, end, location, owner, vendor,
                                           status, notes*}
+              profile      names, date, time_zone, venue, rsvp_deadline  (the wedding itself;
+                           absent in documents written before it: they read as no profile)
               runofshow    Y.XmlFragment: the day's run of show, as y-prosemirror writes it
     budget    settings     currency, total
               categories   category_id -> Map{name, planned, notes*}
@@ -47,6 +49,7 @@ from .model import (
     GUEST,
     ID_PATTERN,
     PAYMENT,
+    PROFILE,
     TABLE,
     TIMELINE_ITEM,
     DocumentError,
@@ -59,7 +62,7 @@ from .texts import apply_splice, smallest_splice, text_value
 
 META = "meta"
 ROOTS: dict[str, tuple[str, ...]] = {
-    "timeline": ("items",),
+    "timeline": ("items", "profile"),
     "budget": ("settings", "categories", "payments"),
     "guests": ("guests",),
     "seating": ("tables", "assignments"),
@@ -185,10 +188,23 @@ class SeatingPlan:
 
 
 @dataclass(frozen=True)
+class Profile:
+    """The wedding itself, as the timeline's ``profile`` map holds it (every field may be
+    missing: a document written before profiles, or one nobody filled in)."""
+
+    names: tuple[str, ...] | None = None
+    date: str | None = None
+    time_zone: str | None = None
+    venue: str | None = None
+    rsvp_deadline: str | None = None
+
+
+@dataclass(frozen=True)
 class Timeline:
     meta: Meta = Meta()
     items: Mapping[str, TimelineItem] = field(default_factory=dict)
     problems: tuple[SchemaProblem, ...] = ()
+    profile: Profile = Profile()
 
 
 @dataclass(frozen=True)
@@ -383,7 +399,29 @@ def read_timeline(doc: Doc[Any] | None) -> Timeline:
     problems: list[SchemaProblem] = []
     with doc.transaction():
         items = read_entries(doc, TIMELINE_ITEM, TimelineItem, problems)
-        return Timeline(read_meta(doc), items, tuple(problems))
+        profile = read_profile_fields(doc, problems)
+        return Timeline(read_meta(doc), items, tuple(problems), Profile(**profile))
+
+
+def read_profile(doc: Doc[Any] | None) -> Profile:
+    """The wedding's profile from its timeline document (an empty one where there is none;
+    what breaks the schema reads as missing)."""
+    if doc is None:
+        return Profile()
+    with doc.transaction():
+        return Profile(**read_profile_fields(doc, []))
+
+
+def read_profile_fields(doc: Doc[Any], problems: list[SchemaProblem]) -> dict[str, Any]:
+    """The profile's fields (defaults where missing or invalid); what breaks the schema goes
+    to ``problems``. Only the schema's keys are looked up, each value read once: a profile
+    map a client filled with other keys costs nothing more to read."""
+    stored = root(doc, "profile")
+    raw = {f.name: plain(stored.get(f.name)) for f in PROFILE}
+    values, found = _read_fields(PROFILE, raw, "The profile", "timeline/profile")
+    assert values is not None  # no profile field is required
+    problems.extend(found)
+    return values
 
 
 def read_budget_settings(doc: Doc[Any]) -> tuple[dict[str, Any], list[SchemaProblem]]:

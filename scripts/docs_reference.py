@@ -150,8 +150,10 @@ def routes_page(openapi: dict[str, Any]) -> str:
         "Every operation of the HTTP API, as the running server's `GET /openapi.json` "
         "describes it (bodies, answers and errors are there; `GET /docs` renders it). "
         "Every error is an RFC 9457 `application/problem+json` body. The WebSocket rooms "
-        "are `ws://HOST/sync/{wedding_id}/{doc}` (see [Clients and shapes]"
-        "(../guides/clients.md)).\n\n"
+        "are `ws://HOST/sync/{wedding_id}/{doc}` (y-websocket), and the Hocuspocus "
+        "protocol of Tiptap's provider, many documents on one socket, is served at "
+        "`ws://HOST/collab/{wedding_id}` (that wedding's documents) and `ws://HOST/collab` "
+        "(any wedding's) (see [Clients and shapes](../guides/clients.md)).\n\n"
         "| method | path | what | operationId | credentials |\n|---|---|---|---|---|\n"
         + "\n".join(rows)
         + "\n\nCredentials:\n\n"
@@ -175,7 +177,15 @@ def close_codes_page() -> str:
         + doc
         + "\n\n| code | name | meaning | client should |\n|---|---|---|---|\n"
         + "\n".join(rows)
-        + "\n"
+        + "\n\n## On the Hocuspocus path (`/collab`)\n\n"
+        "One socket carries many documents, so a document's code is not always the "
+        "socket's: 1011, 1012 and 1013 close the whole socket with that code (the provider "
+        "reconnects and resyncs every document), as do the peer's protocol errors (1002, "
+        "1003, 1007, 1008, 1009); 4401 and 4403 are a `permissionDenied` auth message for "
+        "that document (its token is asked for again before `exp`: an expiry is never a "
+        "close); 4404 and any other code is a CLOSE message (type 7) for that document "
+        "whose reason starts with the code (the provider reports every CLOSE to the app "
+        "as code 1000). The socket stays open for its other documents.\n"
     )
 
 

@@ -90,6 +90,11 @@ class Connection:
         """Write attempts refused because this connection is read-only."""
         self.interrupted = False
         """Set when a close timed out and the reader was cancelled to end the session."""
+        self.frames_sent = 0
+        """Frames given to :meth:`send` so far (the session's keepalive reads it)."""
+        self.stateless = False
+        """Whether the peer speaks Hocuspocus's stateless messages (see
+        :class:`crdt_server.core.session.Dialect`)."""
 
     @property
     def closing(self) -> bool:
@@ -116,6 +121,7 @@ class Connection:
         """Write or queue one frame; never waits. Overflow closes the connection with 1013."""
         if self._close_request is not None:
             return
+        self.frames_sent += 1
         queue = self._queue
         if not queue and not self._sending and self._suspended is None and self._started:
             self._send_now(frame)

@@ -51,6 +51,12 @@ class RoomMembers:
             if conn is not exclude:
                 conn.send(frame)
 
+    def relay_stateless(self, body: bytes, exclude: object) -> None:
+        """Send a stateless message to every connection that speaks them but ``exclude``."""
+        for conn in self.connections:
+            if conn is not exclude and conn.stateless:
+                conn.send(body)
+
     def send_to(self, origin: str, frame: bytes) -> None:
         """Send ``frame`` to the connection whose id is ``origin`` (if it is here)."""
         for conn in self.connections:

@@ -8,11 +8,18 @@ connection with its documented code; the room and every other connection carry o
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from crdt_server.auth.principals import Principal
-from crdt_server.codec.awareness import decode_awareness, stamp_identity
+from crdt_server.codec.awareness import (
+    decode_awareness,
+    encode_awareness_entries,
+    stamp_identity,
+)
 from crdt_server.codec.protocol import (
     AuthDenied,
     AwarenessMessage,
@@ -22,7 +29,9 @@ from crdt_server.codec.protocol import (
     SyncStep2,
     SyncUpdate,
     decode_message,
+    encode_awareness,
     encode_permission_denied,
+    encode_sync_step1,
 )
 from crdt_server.codec.updates import UpdateError, inspect_update
 from crdt_server.core.connection import Connection
@@ -44,9 +53,38 @@ from crdt_server.settings import Settings
 from crdt_server.storage import StoreError
 from crdt_server.wire.transport import Transport, TransportClosed
 
-__all__ = ["serve_connection"]
+__all__ = ["Dialect", "serve_connection"]
 
 log = logging.getLogger("crdt_server.core.session")
+
+KEEPALIVE_SECONDS = 10.0
+"""A ``/sync`` connection sent nothing for a tick this long is sent an empty awareness
+update: y-websocket drops a socket that received nothing for 30 s
+(``messageReconnectTimeout``), and the server never echoes a client's own awareness, so a
+lone, idle editor would otherwise reconnect every half minute."""
+_EMPTY_AWARENESS = encode_awareness(encode_awareness_entries(()))
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """What a session says beyond y-protocols: the Hocuspocus provider's (see
+    :mod:`crdt_server.core.multiplex`).
+
+    ``applied`` is sent once a peer's update or step 2 is committed (or brought nothing
+    new), ``dropped`` for one that was not applied (a read-only peer's, or one dropped
+    under load), each time, instead of y-protocols' permission denied. A frame whose first
+    byte is ``stateless_type`` is a stateless message, read by ``read_stateless`` (its
+    payload, or ``None``: malformed) and relayed to the room's other connections that
+    speak the dialect; an empty frame asks the session to send the room's step 1 (the
+    peer's updates were dropped: it answers with what the room lacks)."""
+
+    applied: bytes
+    dropped: bytes
+    stateless_type: int
+    read_stateless: Callable[[bytes], str | None]
+    write_stateless: Callable[[str], bytes]
+    max_stateless_bytes: int = 4096
+    max_stateless_per_second: float = 10.0
 
 
 async def serve_connection(
@@ -57,8 +95,10 @@ async def serve_connection(
     settings: Settings,
     *,
     peer: str = "",
+    dialect: Dialect | None = None,
 ) -> Connection:
-    """Run one connection to the end; returns it (its ``close_code`` says how it ended)."""
+    """Run one connection to the end; returns it (its ``close_code`` says how it ended).
+    With a ``dialect``, the peer is a Hocuspocus provider's document."""
     metrics = registry.metrics
     conn = Connection(
         transport,
@@ -69,6 +109,7 @@ async def serve_connection(
         peer=peer,
         metrics=metrics,
     )
+    conn.stateless = dialect is not None
     metrics.connections_open += 1
     try:
         try:
@@ -82,7 +123,8 @@ async def serve_connection(
             return conn
         conn.start()
         try:
-            code, reason = await _Session(conn, room, settings, metrics, registry.pacer).run()
+            session = _Session(conn, room, settings, metrics, registry.pacer, dialect)
+            code, reason = await session.run()
         finally:
             registry.release(room)
         await conn.finish(code, reason)
@@ -94,9 +136,19 @@ async def serve_connection(
 
 class _Session:
     def __init__(
-        self, conn: Connection, room: Room, settings: Settings, metrics: Metrics, pacer: Pacer
+        self,
+        conn: Connection,
+        room: Room,
+        settings: Settings,
+        metrics: Metrics,
+        pacer: Pacer,
+        dialect: Dialect | None = None,
     ) -> None:
         self.conn = conn
+        self.dialect = dialect
+        self.keepalive: asyncio.TimerHandle | None = None
+        rate = dialect.max_stateless_per_second if dialect is not None else 1.0
+        self.stateless = TokenBucket(rate, rate)
         self.pacer = pacer
         self.ticket = PacerSlot()
         self.room = room
@@ -130,6 +182,8 @@ class _Session:
                 CloseCode.TOKEN_EXPIRED,
                 "token expired",
             )
+        if self.dialect is None:  # a Hocuspocus socket pings itself (core/multiplex.py)
+            self._keepalive(-1)
         try:
             room.join(conn)
             await self._read_loop()
@@ -149,8 +203,22 @@ class _Session:
         finally:
             if expiry is not None:
                 expiry.cancel()
+            if self.keepalive is not None:
+                self.keepalive.cancel()
             room.leave(conn)
         return code, reason
+
+    def _keepalive(self, seen: int) -> None:
+        """One tick: if nothing was sent since the last one, send an empty awareness
+        update (a no-op for every client, but a message); then wait for the next."""
+        conn = self.conn
+        if conn.closing:
+            return
+        if conn.frames_sent == seen:
+            conn.send(_EMPTY_AWARENESS)
+        self.keepalive = asyncio.get_running_loop().call_later(
+            KEEPALIVE_SECONDS, self._keepalive, conn.frames_sent
+        )
 
     async def _read_loop(self) -> None:
         conn, room, metrics = self.conn, self.room, self.metrics
@@ -163,7 +231,14 @@ class _Session:
             metrics.bytes_in += len(frame)
             if len(frame) > max_bytes:
                 raise MessageTooBig(f"message of {len(frame)} bytes, the limit is {max_bytes}")
-            await self._handle(decode_message(frame))
+            dialect = self.dialect
+            if dialect is not None and not frame:
+                # Its updates were dropped under load: pull them (Yjs sync is state based).
+                conn.send(encode_sync_step1(room.doc.get_state()))
+            elif dialect is not None and frame[0] == dialect.stateless_type:
+                self._stateless(dialect, frame)
+            else:
+                await self._handle(decode_message(frame))
             if room.uncommitted_bytes > max_uncommitted:
                 # Backpressure: stop reading this writer until the store catches up.
                 await room.flush()
@@ -199,10 +274,53 @@ class _Session:
             if attempt:
                 conn.denied_writes += 1
                 self.metrics.denied_writes.inc()
-                if conn.denied_writes == 1:
+                if self.dialect is not None:
+                    conn.send(self.dialect.dropped)
+                elif conn.denied_writes == 1:
                     conn.send(encode_permission_denied("this document is read-only for you"))
+            elif self.dialect is not None:
+                conn.send(self.dialect.applied)
             return
         await room.apply(update, summary, self.sender)
+        if self.dialect is not None:
+            self._acknowledge(self.dialect.applied)
+
+    def _acknowledge(self, applied: bytes) -> None:
+        """Send ``applied`` once everything applied so far is committed (after the echo:
+        the room distributes a batch before it releases its waiters); nothing if the room
+        failed (it closes its connections)."""
+        conn = self.conn
+
+        def committed(future: asyncio.Future[None]) -> None:
+            if not future.cancelled() and future.exception() is None:
+                conn.send(applied)
+
+        self.room.wait_committed().add_done_callback(committed)
+
+    def _stateless(self, dialect: Dialect, frame: bytes) -> None:
+        """Relay a writer's stateless payload (JSON, bounded in size and rate) to the
+        room's other connections that speak the dialect, stamped with its sender; never
+        stored. A reader's payload, a malformed, oversized or non-JSON one, or one over the
+        rate is dropped: the protocol has no answer to a stateless message."""
+        conn = self.conn
+        payload = dialect.read_stateless(frame)
+        principal = conn.principal
+        if (
+            payload is None
+            or not principal.can_write
+            or len(payload.encode()) > dialect.max_stateless_bytes
+            or not self.stateless.take()
+        ):
+            self.metrics.updates_rejected.labels("stateless").inc()
+            return
+        try:
+            value = json.loads(payload)
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than Python goes
+            self.metrics.updates_rejected.labels("stateless").inc()
+            return
+        stamped = {"from": {"sub": principal.user_id, "name": principal.name}, "payload": value}
+        body = dialect.write_stateless(json.dumps(stamped, separators=(",", ":")))
+        self.room.members.relay_stateless(body, exclude=conn)
 
     def _awareness(self, payload: bytes) -> None:
         self.metrics.awareness_messages += 1

@@ -19,7 +19,13 @@ from crdt_server.edge.upgrade import NO_SUCH_DOCUMENT, Refusal
 from crdt_server.names import document_name
 from crdt_server.wire.transport import TransportClosed
 
-__all__ = ["StarletteTransport", "not_found_endpoint", "plain_http_endpoint", "sync_endpoint"]
+__all__ = [
+    "StarletteTransport",
+    "collab_endpoint",
+    "not_found_endpoint",
+    "plain_http_endpoint",
+    "sync_endpoint",
+]
 
 
 class StarletteTransport:
@@ -85,6 +91,27 @@ async def sync_endpoint(websocket: WebSocket) -> None:
         token=bearer_token(
             websocket.query_params.get("token"), websocket.headers.get("authorization")
         ),
+        headers=websocket.headers,
+        address=client.host if client else "",
+    )
+    if isinstance(outcome, Refusal):
+        await _refuse(websocket, outcome)
+        return
+    try:
+        await websocket.accept()
+    except BaseException:
+        gate.release(outcome)
+        raise
+    peer = f"{client.host}:{client.port}" if client else ""
+    await gate.serve(StarletteTransport(websocket), outcome, peer=peer)
+
+
+async def collab_endpoint(websocket: WebSocket) -> None:
+    """The Hocuspocus path (``/collab``, ``/collab/{wedding_id}``): its tokens come in band."""
+    gate = server_state(websocket).gate
+    client = websocket.client
+    outcome = gate.admit_socket(
+        websocket.path_params.get("wedding_id"),
         headers=websocket.headers,
         address=client.host if client else "",
     )

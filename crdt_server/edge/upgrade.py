@@ -18,8 +18,9 @@ from typing import Protocol, runtime_checkable
 from crdt_server.auth.principals import Authenticator, AuthError, Principal
 from crdt_server.core.hooks import Hooks
 from crdt_server.core.limits import ConnectionCounter, RateLimiter
+from crdt_server.core.multiplex import DIALECT, Grant, Multiplexer
 from crdt_server.core.registry import RoomRegistry
-from crdt_server.core.session import serve_connection
+from crdt_server.core.session import Dialect, serve_connection
 from crdt_server.edge.problems import auth_status
 from crdt_server.names import document_name, projection_of
 from crdt_server.settings import Settings
@@ -33,6 +34,7 @@ __all__ = [
     "Gate",
     "Projector",
     "Refusal",
+    "SocketAdmitted",
     "projector_of",
 ]
 
@@ -47,6 +49,17 @@ class Admitted:
     principal: Principal
     address: str
     counted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SocketAdmitted:
+    """A Hocuspocus socket let in (``/collab``): its documents are let in one by one by
+    their Auth messages. It holds an address slot until :meth:`Gate.release`."""
+
+    wedding: str | None
+    """The one wedding its documents may belong to (``/collab/{wedding_id}``), or ``None``."""
+    headers: Mapping[str, str]
+    address: str
 
 
 UPGRADE_RETRY_SECONDS = 1
@@ -116,16 +129,9 @@ class Gate:
         name = document_name(wedding_id, doc)
         if name is None:
             return self.refuse(NO_SUCH_DOCUMENT)
-        if self._gone is not None and self._gone(wedding_id):
-            return self.refuse(Refusal(410, "this wedding was deleted"))
-        origin = headers.get("origin")
-        origins = self.settings.origins
-        if origin is not None and origins and origin.rstrip("/") not in origins:
-            return self.refuse(Refusal(403, "origin not allowed"))
-        if not self._upgrades.allow(address):
-            return self.refuse(
-                Refusal(429, "too many connection attempts, slow down", UPGRADE_RETRY_SECONDS)
-            )
+        refusal = self._check_socket(wedding_id, headers, address)
+        if refusal is not None:
+            return self.refuse(refusal)
         try:
             principal = self._authenticator.authenticate(wedding_id, doc, token, headers)
         except AuthError as exc:
@@ -140,46 +146,151 @@ class Gate:
             return self.refuse(
                 Refusal(429, "too many open connections for this user", SLOT_RETRY_SECONDS)
             )
+        name, principal = self._room_for(wedding_id, doc, name, principal)
+        return Admitted(name, principal, address, counted)
+
+    def _check_socket(
+        self, wedding_id: str | None, headers: Mapping[str, str], address: str
+    ) -> Refusal | None:
+        """The checks of an upgrade before its token: wedding erased, origin, rate."""
+        if wedding_id is not None and self._gone is not None and self._gone(wedding_id):
+            return Refusal(410, "this wedding was deleted")
+        origin = headers.get("origin")
+        origins = self.settings.origins
+        if origin is not None and origins and origin.rstrip("/") not in origins:
+            return Refusal(403, "origin not allowed")
+        if not self._upgrades.allow(address):
+            return Refusal(429, "too many connection attempts, slow down", UPGRADE_RETRY_SECONDS)
+        return None
+
+    def _room_for(
+        self, wedding_id: str, doc: str, name: str, principal: Principal
+    ) -> tuple[str, Principal]:
+        """The room ``principal`` syncs ``doc`` through, and as whom."""
         projections = projector_of(self.registry.hooks)
         projected = projections and projections.room_for(wedding_id, doc, principal.role)
         if projected:
             # Fields of this document are hidden from the role: it syncs with the
             # server-written projection instead, read-only whatever its token says.
-            name, principal = projected, dataclasses.replace(principal, can_write=False)
-        return Admitted(name, principal, address, counted)
+            return projected, dataclasses.replace(principal, can_write=False)
+        return name, principal
+
+    def admit_socket(
+        self, wedding_id: str | None, *, headers: Mapping[str, str], address: str
+    ) -> SocketAdmitted | Refusal:
+        """Check the upgrade of a Hocuspocus socket (``/collab``, ``/collab/{wedding_id}``):
+        the wedding, origin, upgrade rate and the address's open connections; its tokens
+        come in band, one per document (:meth:`authorize_document`)."""
+        if wedding_id is not None and document_name(wedding_id, "timeline") is None:
+            return self.refuse(NO_SUCH_DOCUMENT)
+        refusal = self._check_socket(wedding_id, headers, address)
+        if refusal is not None:
+            return self.refuse(refusal)
+        if not self._per_address.acquire(address):
+            return self.refuse(
+                Refusal(429, "too many open connections from this address", SLOT_RETRY_SECONDS)
+            )
+        return SocketAdmitted(wedding_id, headers, address)
+
+    def authorize_document(self, socket: SocketAdmitted, name: str, token: str) -> Grant | str:
+        """Let one document of a Hocuspocus socket in: the checks of an upgrade of
+        ``/sync`` that a token makes (name, erased wedding, token, the user's open
+        connections, projections), or the reason it may not (told to the provider)."""
+        wedding_id, _, doc = name.partition("/")
+        if document_name(wedding_id, doc) is None:
+            return "no such document"
+        if self._gone is not None and self._gone(wedding_id):
+            return "this wedding was deleted"
+        try:
+            principal = self._authenticator.authenticate(
+                wedding_id, doc, token or None, socket.headers
+            )
+        except AuthError as exc:
+            self.registry.metrics.upgrades_refused.labels(str(auth_status(exc))).inc()
+            return exc.message
+        counted = principal.authenticated
+        if counted and not self._per_user.acquire(principal.user_id):
+            return "too many open connections for this user"
+        room, principal = self._room_for(wedding_id, doc, name, principal)
+        return Grant(room, principal, counted)
+
+    def release_document(self, grant: Grant) -> None:
+        if grant.counted:
+            self._per_user.release(grant.principal.user_id)
 
     def refuse(self, refusal: Refusal) -> Refusal:
         """Count a refusal in the metrics and return it."""
         self.registry.metrics.upgrades_refused.labels(str(refusal.status)).inc()
         return refusal
 
-    def release(self, admitted: Admitted) -> None:
+    def release(self, admitted: Admitted | SocketAdmitted) -> None:
         self._per_address.release(admitted.address)
-        if admitted.counted:
+        if isinstance(admitted, Admitted) and admitted.counted:
             self._per_user.release(admitted.principal.user_id)
 
-    async def serve(self, transport: Transport, admitted: Admitted, *, peer: str) -> None:
+    async def serve(
+        self, transport: Transport, admitted: Admitted | SocketAdmitted, *, peer: str
+    ) -> None:
         """Run the accepted connection to its end, then give back its slots."""
         metrics = self.registry.metrics
         metrics.sync_connections.labels(metrics.worker).inc()
         try:
-            projections = projector_of(self.registry.hooks)
-            if projections is not None and projection_of(admitted.name) is not None:
-                try:  # built and current before its first sync step
-                    await projections.current(admitted.name)
-                except Exception as exc:  # a stale projection still hides what it must
-                    log.warning("projection %s not brought up to date: %r", admitted.name, exc)
-            await serve_connection(
-                transport,
-                self.registry,
-                admitted.name,
-                admitted.principal,
-                self.settings,
-                peer=peer,
-            )
+            if isinstance(admitted, SocketAdmitted):
+                documents = _SocketDocuments(self, admitted)
+                await Multiplexer(
+                    transport,
+                    documents,
+                    wedding=admitted.wedding,
+                    peer=peer,
+                    metrics=metrics,
+                    max_documents=self.settings.max_documents_per_socket,
+                ).run()
+            else:
+                await self.serve_room(transport, admitted.name, admitted.principal, peer=peer)
         finally:
             self.release(admitted)
 
+    async def serve_room(
+        self,
+        transport: Transport,
+        name: str,
+        principal: Principal,
+        *,
+        peer: str,
+        dialect: Dialect | None = None,
+    ) -> None:
+        """Run one document's session (a projection brought up to date first)."""
+        projections = projector_of(self.registry.hooks)
+        if projections is not None and projection_of(name) is not None:
+            try:  # built and current before its first sync step
+                await projections.current(name)
+            except Exception as exc:  # a stale projection still hides what it must
+                log.warning("projection %s not brought up to date: %r", name, exc)
+        await serve_connection(
+            transport, self.registry, name, principal, self.settings, peer=peer, dialect=dialect
+        )
 
-_AS_THE_WIRE_SEES_IT: type[UpgradeGate[Admitted]] = Gate
+
+class _SocketDocuments:
+    """The gate as one Hocuspocus socket's documents need it
+    (:class:`crdt_server.core.multiplex.DocumentGate`)."""
+
+    def __init__(self, gate: Gate, socket: SocketAdmitted) -> None:
+        self._gate = gate
+        self._socket = socket
+        self.settings = gate.settings
+
+    def authorize(self, name: str, token: str) -> Grant | str:
+        return self._gate.authorize_document(self._socket, name, token)
+
+    def release(self, grant: Grant) -> None:
+        self._gate.release_document(grant)
+
+    async def serve(self, transport: Transport, grant: Grant, *, peer: str) -> None:
+        await self._gate.serve_room(
+            transport, grant.room, grant.principal, peer=peer, dialect=DIALECT
+        )
+
+
+_AS_THE_WIRE_SEES_IT: type[UpgradeGate[Admitted | SocketAdmitted]] = Gate
 """The gate is what the wire's native protocol needs (checked by mypy)."""

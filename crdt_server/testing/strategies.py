@@ -57,6 +57,9 @@ currencies = st.sampled_from(["EUR", "USD"])
 meals = st.none() | st.sampled_from(["fish", "veg"])
 # Collaborative text (a Y.Text per entry): emoji and accents included, so positions in
 # UTF-16 units (Yjs), code points (Python) and UTF-8 bytes (pycrdt) all differ.
+time_zones = st.sampled_from(["Europe/Lisbon", "America/New_York", "Asia/Kolkata", "UTC"])
+days = st.sampled_from(["2026-06-13", "2026-09-05", "2027-05-01"])
+partners = st.lists(names, min_size=1, max_size=2, unique=True)
 notes = st.none() | st.sampled_from(["", "Call first", "Vegan 🌱 plate", "Café at 9", "🎉🎉"])
 
 
@@ -128,9 +131,21 @@ _TIMELINE = st.one_of(
     ),
     _op("move_timeline_item", {"item_id": item_ids}, {"start": instants, "end": instants}),
     _op("remove_timeline_item", {"item_id": item_ids}),
+    # The profile's fields are last-writer-wins keys two people may set at once.
+    _op(
+        "set_profile",
+        {"date": days},
+        {
+            "names": partners,
+            "time_zone": time_zones,
+            "venue": st.none() | locations,
+            "rsvp_deadline": st.none() | days,
+        },
+    ),
 )
 _BUDGET = st.one_of(
     _op("set_budget_total", {"total": st.integers(0, 3000)}, {"currency": currencies}),
+    _op("set_currency", {"currency": currencies}),
     _op(
         "set_category",
         {"category_id": category_ids},
@@ -174,6 +189,8 @@ malformed_operations: st.SearchStrategy[dict[str, Any]] = st.sampled_from(
         {"op": "add_table", "table_id": "t1", "name": "Rose", "capacity": -1},
         {"op": "record_payment", "category_id": "c1", "amount": 1.5, "date": "2026-01-15"},
         {"op": "add_guest", "name": "Ann Lee", "colour": "blue"},
+        {"op": "set_profile", "time_zone": "Mars/Olympus"},
+        {"op": "set_profile", "date": "2026-02-30"},
     ]
 )
 """Operations that :func:`documents.apply_operation` refuses with 400 (nothing changes)."""
@@ -194,6 +211,13 @@ BASE_PLAN: tuple[dict[str, Any], ...] = (
         "end": "2026-06-13T13:00:00+02:00",
         "vendor": "DJ Max",
         "location": "Barn",
+    },
+    {
+        "op": "set_profile",
+        "names": ["Ann Lee", "Bob Ray"],
+        "date": "2026-06-13",
+        "time_zone": "Europe/Berlin",
+        "venue": "Barn",
     },
     {"op": "set_budget_total", "total": 2000, "currency": "EUR"},
     {"op": "set_category", "category_id": "c1", "name": "Venue", "planned": 1000},

@@ -73,6 +73,7 @@ _SUN_PATH_MAX = 107
 """Bytes of a Unix socket path, without its terminating NUL."""
 _TCP = (socket.AF_INET, socket.AF_INET6)
 _SYNC = "/sync/"
+_COLLAB = "/collab/"
 _API = "/api/weddings/"
 
 
@@ -94,7 +95,11 @@ def owner(wedding_id: str, count: int) -> int:
 
 
 def wedding_of_path(path: str) -> str | None:
-    """The wedding a request path names (``/sync/{w}/...``, ``/api/weddings/{w}/...``)."""
+    """The wedding a request path names (``/sync/{w}/...``, ``/api/weddings/{w}/...``,
+    ``/collab/{w}``; bare ``/collab`` names none: its socket is served where it lands)."""
+    if path.startswith(_COLLAB):
+        wedding = path[len(_COLLAB) :]
+        return wedding if wedding and "/" not in wedding else None
     for prefix in (_SYNC, _API):
         if path.startswith(prefix):
             wedding, slash, _ = path[len(prefix) :].partition("/")

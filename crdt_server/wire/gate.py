@@ -20,18 +20,22 @@ from crdt_server.settings import Settings
 from crdt_server.wire.transport import Transport
 
 __all__ = [
+    "COLLAB_PATH",
     "NO_SUCH_DOCUMENT",
     "STATE_KEY",
     "SYNC_PREFIX",
     "Refusal",
     "UpgradeGate",
     "admit_path",
+    "gated",
 ]
 
 STATE_KEY = "crdt_server.wire.gate"
 """The key of the gate in the ASGI lifespan state the app yields."""
 SYNC_PREFIX = "/sync/"
 """The sync path's prefix: ``/sync/{wedding_id}/{doc}``."""
+COLLAB_PATH = "/collab"
+"""The Hocuspocus path: ``/collab`` (any wedding) or ``/collab/{wedding_id}``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +109,12 @@ class UpgradeGate(Protocol[A]):
         """Let the upgrade in (it must then be served) or refuse it. ``headers`` has
         lower-case names."""
 
+    def admit_socket(
+        self, wedding_id: str | None, *, headers: Mapping[str, str], address: str
+    ) -> A | Refusal:
+        """Let a Hocuspocus socket in (its documents' tokens come in band) or refuse it;
+        ``wedding_id``: the one wedding its documents may belong to."""
+
     def refuse(self, refusal: Refusal) -> Refusal:
         """Count a refusal the wire made itself, and return it."""
 
@@ -112,11 +122,22 @@ class UpgradeGate(Protocol[A]):
         """Run the accepted connection to its end."""
 
 
+def gated(path: str) -> bool:
+    """Whether the gate answers an upgrade of ``path``: the sync path or the Hocuspocus one."""
+    return path.startswith(SYNC_PREFIX) or path == COLLAB_PATH or path.startswith(COLLAB_PATH + "/")
+
+
 def admit_path(
     gate: UpgradeGate[A], path: str, query: str, headers: Mapping[str, str], address: str
 ) -> A | Refusal:
     """Ask ``gate`` about an upgrade of the sync path ``path`` (percent-decoded) whose
-    query string is ``query``; a path that names no document is refused with 404."""
+    query string is ``query``, or of the Hocuspocus path; a path that names no document
+    (or, under ``/collab/``, no wedding) is refused with 404."""
+    if not path.startswith(SYNC_PREFIX):
+        wedding = path[len(COLLAB_PATH) + 1 :] or None
+        if wedding is not None and "/" in wedding:
+            return gate.refuse(NO_SUCH_DOCUMENT)
+        return gate.admit_socket(wedding, headers=headers, address=address)
     wedding_id, slash, doc = path[len(SYNC_PREFIX) :].partition("/")
     if not slash or "/" in doc:
         return gate.refuse(NO_SUCH_DOCUMENT)

@@ -3,7 +3,8 @@ the sync path.
 
 uvicorn parses the HTTP request and, on an upgrade, hands the connection to the class it
 was configured with (``ws=``). This one answers the sync path (``/sync/{wedding}/{doc}``)
-itself: the upgrade checks are the gate's (:class:`~crdt_server.wire.gate.UpgradeGate`, which
+and the Hocuspocus path (``/collab``, ``/collab/{wedding}``) itself: the upgrade checks
+are the gate's (:class:`~crdt_server.wire.gate.UpgradeGate`, which
 :class:`crdt_server.edge.upgrade.Gate` is), the frames are read and written here, and the
 session gets a :class:`~crdt_server.wire.transport.Transport` whose
 ``send`` adds a ready frame to what the connection writes, in one ``transport.write``, once
@@ -54,7 +55,7 @@ from crdt_server.codec.websocket_frames import (
 from crdt_server.errors import CloseCode
 from crdt_server.wire.affinity import STATE_KEY as AFFINITY_KEY
 from crdt_server.wire.affinity import Affinity
-from crdt_server.wire.gate import STATE_KEY, SYNC_PREFIX, Refusal, UpgradeGate, admit_path
+from crdt_server.wire.gate import STATE_KEY, Refusal, UpgradeGate, admit_path, gated
 from crdt_server.wire.handshake import (
     TrustedProxies,
     accept_response,
@@ -317,7 +318,7 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         raw_path, _, query = target.partition("?")
         path = unquote(raw_path)
         gate = cast("UpgradeGate[Any] | None", self._app_state.get(STATE_KEY))
-        if gate is not None and path.startswith(SYNC_PREFIX) and self._hand_off(gate, path, head):
+        if gate is not None and gated(path) and self._hand_off(gate, path, head):
             return
         assert self._transport is not None
         trusted = self._config.forwarded_allow_ips if self._config.proxy_headers else None
@@ -333,7 +334,7 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         refusal = check_upgrade(method, headers)
         if refusal is not None:
             outcome = gate.refuse(refusal) if gate is not None else refusal
-        elif not path.startswith(SYNC_PREFIX) or gate is None:
+        elif not gated(path) or gate is None:
             self._hand_over(head)
             return
         else:

@@ -105,6 +105,7 @@ def test_every_credentialed_route_declares_its_kinds() -> None:
     assert by_id["receiveWebhook"] == {"signature", "none"}
     assert by_id["exportWedding"] == {"jwt", "admin"}
     assert by_id["revokeSessions"] == {"admin"}
+    assert by_id["createWedding"] == {"admin", "jwt", "none"}
 
 
 @pytest.mark.asyncio(loop_scope="module")

@@ -33,6 +33,7 @@ SCRIPTS = (
     "projections_bench",
     "shapes_bench",
     "conflicts_bench",
+    "app_load",
 )
 """Every driver with a command line (peer_pycrdt_websocket runs in the peer's own venv)."""
 

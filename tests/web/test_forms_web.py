@@ -290,3 +290,36 @@ async def test_a_field_both_changed_is_written_only_after_a_pick(demo: Demo, bro
         await planner.wait_for_timeout(50)
     # The couple sees the planner's pick.
     await expect(couple.get_by_role("listitem").filter(has_text=name).first).to_contain_text("beef")
+
+
+async def test_a_conflict_is_settled_from_the_banner_by_its_suggestion(
+    demo: Demo, browser: Any
+) -> None:
+    guests, seating = await guests_and_seating(demo)
+    full_id, full = next(
+        (tid, t)
+        for tid, t in sorted(seating["tables"].items())
+        if sum(a["table_id"] == tid for a in seating["assignments"].values()) == t["capacity"]
+    )
+    to_seat = sorted(
+        g["name"]
+        for gid, g in guests.items()
+        if g["rsvp"] != "declined" and gid not in seating["assignments"]
+    )[0]
+    _, couple = await open_app(browser, demo.link("couple"))
+    _, family = await open_app(browser, demo.link("family"))
+    await couple.get_by_role("link", name="Seating").click()
+    await couple.get_by_label(f"Table for {to_seat}").select_option(full_id)
+    banner = couple.get_by_role("region", name="Conflicts")
+    item = banner.get_by_role("listitem").filter(has_text=f"Table '{full['name']}'")
+    await expect(item).to_contain_text("Suggested:", timeout=10_000)
+    # Family may not settle findings: it sees the finding, not the controls.
+    family_banner = family.get_by_role("region", name="Conflicts")
+    await expect(family_banner.get_by_role("listitem").first).to_be_visible(timeout=10_000)
+    assert await family_banner.get_by_role("button", name="Acknowledge").count() == 0
+    await screenshot(couple, "conflict-suggestion")
+    await item.get_by_role("button", name="Apply the suggestion").click()
+    await expect(banner).to_have_count(0, timeout=10_000)
+    _, seating = await guests_and_seating(demo)
+    seated = sum(a["table_id"] == full_id for a in seating["assignments"].values())
+    assert seated == full["capacity"]

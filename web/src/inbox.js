@@ -6,6 +6,7 @@
 
 import { html, nothing } from 'lit-html'
 import { when } from './activity.js'
+import { call, reasonOf } from './api.js'
 
 const REASONS = {
   mention: 'mentioned you',
@@ -27,18 +28,8 @@ export class Inbox {
     this.again = false
   }
 
-  async request (method, path, body) {
-    const init = { method, headers: { Authorization: `Bearer ${this.token()}` } }
-    if (body !== undefined) {
-      init.body = JSON.stringify(body)
-      init.headers['Content-Type'] = 'application/json'
-    }
-    try {
-      const response = await fetch(`${this.base}${path}`, init)
-      return { status: response.status, body: await response.json().catch(() => null) }
-    } catch {
-      return { status: 0, body: null }
-    }
+  request (method, path = '', body) {
+    return call(this.token, this.base, method, path, body)
   }
 
   start () {
@@ -93,7 +84,7 @@ export class Inbox {
       this.onChange()
       return null
     }
-    return (body && body.detail) || (status ? `HTTP ${status}` : 'the server cannot be reached')
+    return reasonOf({ status, body })
   }
 }
 
@@ -102,7 +93,7 @@ export function bell (ctx) {
   const n = ctx.inbox.unread
   return html`<button type="button" class="bell" aria-expanded=${ctx.inboxOpen ? 'true' : 'false'}
     aria-label=${n ? `Inbox, ${n} unread` : 'Inbox'} @click=${() => ctx.showInbox(!ctx.inboxOpen)}>
-    <span aria-hidden="true">🔔</span>${n ? html`<span class="badge" aria-hidden="true">${n}</span>` : nothing}</button>`
+    Inbox${n ? html` <span class="badge" aria-hidden="true">${n}</span>` : nothing}</button>`
 }
 
 /** The inbox panel: each notification opens its thread; the settings below. */

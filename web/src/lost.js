@@ -22,6 +22,7 @@ export class LostWrites {
     this.token = token
     this.onChange = onChange
     this.items = []
+    this.all = [] // every finding of GET /conflicts (the banner's suggestions and ids)
     this.busy = new Set()
     this.loading = null
     this.again = false
@@ -48,6 +49,7 @@ export class LostWrites {
           const response = await fetch(this.base, { headers: { Authorization: `Bearer ${this.token()}` } })
           if (!response.ok) break
           const body = await response.json()
+          this.all = Array.isArray(body.conflicts) ? body.conflicts : []
           const mine = (body.conflicts || []).filter((c) =>
             c.concurrent && !c.concurrent.same_actor &&
             c.concurrent.lost.actor && c.concurrent.lost.actor.sub === this.sub)
@@ -80,6 +82,26 @@ export class LostWrites {
     this.items = this.items.filter((i) => i.id !== item.id)
     this.onChange()
     return true
+  }
+
+  /** Settle any finding: `{acknowledge: true}` or `{ops: [...]}` (its suggestion's); null,
+   *  or the server's reason. */
+  async settle (finding, how) {
+    this.busy.add(finding.id)
+    this.onChange()
+    try {
+      const response = await fetch(`${this.base}/${encodeURIComponent(finding.id)}/resolve`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${this.token()}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify(how)
+      }).catch(() => null)
+      if (response && response.ok) return null
+      const body = response ? await response.json().catch(() => ({})) : {}
+      return body.detail || 'the server cannot be reached'
+    } finally {
+      this.busy.delete(finding.id)
+      await this.refresh()
+    }
   }
 
   async keepTheirs (item) {

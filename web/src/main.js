@@ -9,7 +9,7 @@ import {
 } from './people.js'
 import { KINDS, WeddingSync, forgetWedding } from './sync.js'
 import {
-  conflictKey, formatMoney, readBudget, readGuests, readSeating, readTimeline, seatFor, seatGuest,
+  conflictKey, formatMoney, readBudget, readGuests, readProfile, readSeating, readTimeline, seatFor, seatGuest,
   seatingConflicts, timelineOverlaps, unseatGuest, updateGuest
 } from './model.js'
 import { avatar, budgetView, guestsView, seatingView, timelineView } from './views.js'
@@ -21,6 +21,10 @@ import { OperationQueue } from './operations.js'
 import { EditState, FormErrors } from './forms.js'
 import { History } from './undo.js'
 import { Inbox, bell, inboxView } from './inbox.js'
+import { Tools, toolsView } from './tools.js'
+import { Webhooks } from './webhooks.js'
+import { followScroll } from './guestlist.js'
+import { DocHistory, historyView } from './history.js'
 
 const TITLES = { guests: 'Guests', seating: 'Seating', timeline: 'Timeline', budget: 'Budget' }
 // The server's default matrix (README, "Who may connect"): used only when the app opens with
@@ -207,6 +211,8 @@ class PlannerApp {
     this.people = loadPeople(wedding)
     this.discussing = null // { doc, id, name, thread } while the thread panel is open
     this.mentioning = null // the composer's @ suggestions (panel.js)
+    this.selected = new Set() // guests selected for a bulk action (guestlist.js)
+    this.listTop = undefined // where the guest list sits on the screen (its window)
     this.threads = new ThreadStore({
       wedding,
       sub: access.sub,
@@ -227,6 +233,10 @@ class PlannerApp {
       onChange: () => this.sync.changed()
     })
     this.inboxOpen = false
+    this.tools = new Tools({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
+    this.toolsOpen = false
+    this.webhooks = new Webhooks({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
+    this.docHistory = new DocHistory({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
     this.feed = new ActivityFeed({
       wedding,
       sub: access.sub,
@@ -290,6 +300,7 @@ class PlannerApp {
     })
     this.publishPresence()
     addEventListener('keydown', (e) => this.shortcut(e))
+    this.listCheck = followScroll(this)
     this.feed.start()
     this.threads.start()
     this.inbox.start()
@@ -358,6 +369,18 @@ class PlannerApp {
     this.discussing = { doc, id, name, thread: null }
     this.render()
     requestAnimationFrame(() => document.getElementById('thread-panel')?.focus())
+  }
+
+  showHistory (kind) {
+    this.docHistory.open(kind)
+    requestAnimationFrame(() => document.getElementById('history-panel')?.focus())
+  }
+
+  showTools (open = true) {
+    this.toolsOpen = open
+    if (open && this.can('webhooks.manage')) this.webhooks.load()
+    this.render()
+    if (open) requestAnimationFrame(() => document.getElementById('tools-panel')?.focus())
   }
 
   showInbox (open = true) {
@@ -480,6 +503,14 @@ class PlannerApp {
     this.render()
   }
 
+  /** The activity feed, one tap away on a narrow screen (where it sits below the view). */
+  toActivity () {
+    const feed = document.querySelector('.activity')
+    if (!feed) return
+    feed.scrollIntoView({ block: 'start' })
+    document.getElementById('activity-title')?.focus({ preventScroll: true })
+  }
+
   /** A removal, done at once: its toast offers Undo instead of asking first. */
   removed (text, change) {
     const top = () => this.history.undos[this.history.undos.length - 1]
@@ -573,6 +604,7 @@ class PlannerApp {
     this.guests = this.ops.overlayGuests(readGuests(this.docs.guests))
     this.seating = this.ops.overlaySeating(readSeating(this.docs.seating))
     this.timeline = readTimeline(this.docs.timeline)
+    this.profile = readProfile(this.docs.timeline)
     this.budget = readBudget(this.docs.budget)
     this.overlaps = timelineOverlaps(this.timeline)
     this.others = this.sync.others()
@@ -598,6 +630,35 @@ class PlannerApp {
     }
     // The server's list may name documents this person may not read; show only theirs.
     this.conflicts = [...found.values()].filter((c) => c.paths.every((p) => this.sections.includes(p.split('/')[0])))
+  }
+
+  /** One finding of the conflicts banner, with the server's suggestion and, for a role with
+   *  `conflicts.resolve`, its controls: apply the suggestion, or acknowledge (keep as is). */
+  conflictItem (c) {
+    const finding = this.lost.all.find((f) => f.id && conflictKey(f) === conflictKey(c))
+    const suggestion = finding && finding.suggestion
+    const form = finding ? `conflict-${finding.id}` : null
+    const f = form ? this.errors.of(form) : null
+    const settle = async (how, done) => {
+      const refused = await this.lost.settle(finding, how)
+      if (refused) this.refuse(form, [{ field: 'settle', message: `Not done: ${refused}.` }])
+      else { this.errors.clear(form); this.say(done) }
+    }
+    const busy = finding && this.lost.busy.has(finding.id)
+    return html`<li data-code=${c.code} data-form=${form || nothing}>
+      ${c.code === 'concurrent_edit' ? this.crossed(c) : c.message}
+      ${suggestion && suggestion.message ? html`<span class="suggestion">Suggested: ${suggestion.message}</span>` : nothing}
+      ${finding && this.can('conflicts.resolve')
+        ? html`<span class="conflict-actions">
+            ${suggestion && Array.isArray(suggestion.ops) && suggestion.ops.length
+              ? html`<button type="button" name="settle" ?disabled=${busy} aria-describedby=${f.describedBy('settle')}
+                  @click=${() => settle({ ops: suggestion.ops }, 'The suggestion was applied.')}>Apply the suggestion</button>`
+              : nothing}
+            <button type="button" name="settle" ?disabled=${busy} aria-describedby=${f.describedBy('settle')}
+              @click=${() => settle({ acknowledge: true }, 'Conflict acknowledged: things stay as they are.')}>Acknowledge</button>
+          </span>${f.note('settle')}`
+        : nothing}
+    </li>`
   }
 
   /** A lost write in the conflicts list: what was written twice, in the app's words. */
@@ -672,7 +733,7 @@ class PlannerApp {
     const state = { live: 'Live', connecting: 'Connecting…', offline: 'Offline', stopped: '' }[this.feed.state]
     return html`<aside class="activity" aria-labelledby="activity-title">
       <div class="activity-head">
-        <h2 id="activity-title">Activity</h2>
+        <h2 id="activity-title" tabindex="-1">Activity</h2>
         <span class="muted feed-state ${this.feed.state}">${state}</span>
       </div>
       ${groups.length
@@ -721,6 +782,7 @@ class PlannerApp {
           ${this.device ? html`<button type="button" class="link" aria-expanded=${this.devices ? 'true' : 'false'} @click=${() => this.showDevices(!this.devices)}>Devices</button>` : nothing}
         </div>
         ${bell(this)}
+        <button type="button" class="share" aria-expanded=${this.toolsOpen ? 'true' : 'false'} @click=${() => this.showTools(!this.toolsOpen)}>Share</button>
         <div class="presence" aria-label="Who else is here">
           ${this.others.map((p) => avatar(p, `${p.name} (${p.role}) is in ${TITLES[p.here.section] || 'the app'}`))}
         </div>
@@ -740,20 +802,25 @@ class PlannerApp {
             <a href=${`#${kind}`} aria-current=${kind === section ? 'page' : 'false'}>${TITLES[kind]}</a>
             ${here(kind).length ? html`<span class="here">${here(kind).map((p) => avatar(p, `${p.name} is in ${TITLES[kind]}`))}</span>` : nothing}
           </li>`)}
+          <li class="to-activity"><button type="button" class="link" @click=${() => this.toActivity()}>Activity</button></li>
         </ul>
       </nav>
       ${this.signedOut ? html`<div class="banner danger" role="alert">You are signed out (${this.signedOut}). Open a new sign-in link to continue; nothing you changed on this device is lost.</div>` : nothing}
       ${this.deleted ? html`<div class="banner danger" role="alert">This wedding was deleted. Its copy on this device has been removed.</div>` : nothing}
       ${this.conflicts.length
         ? html`<section class="banner conflicts" role="region" aria-label="Conflicts">
-            <strong>${this.conflicts.length} ${this.conflicts.length === 1 ? 'conflict' : 'conflicts'} to resolve</strong>
-            <ul>${this.conflicts.map((c) => html`<li data-code=${c.code}>${c.code === 'concurrent_edit' ? this.crossed(c) : c.message}</li>`)}</ul>
+            <details ?open=${matchMedia('(min-width: 720px)').matches}>
+              <summary><strong>${this.conflicts.length} ${this.conflicts.length === 1 ? 'conflict' : 'conflicts'} to resolve</strong></summary>
+              <ul>${this.conflicts.map((c) => this.conflictItem(c))}</ul>
+            </details>
           </section>`
         : nothing}
       ${lostView(this.lost, { person: this.names().person, entry: (doc, path) => this.entryName(doc, path), docs: () => this.docs })}
       <div class="layout">
         <main id="main" tabindex="-1">${views[section](this)}</main>
         <div class="side">
+          ${historyView(this)}
+          ${this.toolsOpen ? toolsView(this) : nothing}
           ${this.inboxOpen ? inboxView(this) : nothing}
           ${this.devices ? devicesView(this) : nothing}
           ${this.discussing ? threadPanel(this) : nothing}
@@ -767,6 +834,7 @@ class PlannerApp {
       <p class="sr-only" aria-live="polite">${this.announcement}</p>
     `, root)
     this.errors.settle(root)
+    if (this.listCheck) this.listCheck() // a long guest list may need other rows now
   }
 }
 

@@ -62,6 +62,52 @@ export function readSeating (doc) {
   return { tables, assignments }
 }
 
+/** The wedding's profile (the timeline's `profile` map): names, date, IANA time zone, venue,
+ * RSVP deadline; `null` where a field is missing or not what the schema says (an older
+ * document has no profile at all). */
+export function readProfile (doc) {
+  const stored = doc.getMap('profile')
+  const day = (v) => (typeof v === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(v) ? v : null)
+  const names = stored.get('names')
+  const zone = stored.get('time_zone')
+  return {
+    names: Array.isArray(names) ? names.filter((n) => typeof n === 'string').slice(0, 2) : null,
+    date: day(stored.get('date')),
+    time_zone: typeof zone === 'string' && zone.length <= 64 ? zone : null,
+    venue: text(stored.get('venue')) || null,
+    rsvp_deadline: day(stored.get('rsvp_deadline'))
+  }
+}
+
+/** The UTC offset (`+02:00`) of IANA zone `zone` at noon of `day`, or `null` when the
+ * browser does not know the zone. */
+export function zoneOffset (day, zone) {
+  try {
+    const parts = new Intl.DateTimeFormat('en-US', { timeZone: zone, timeZoneName: 'longOffset' })
+      .formatToParts(new Date(`${day}T12:00:00Z`))
+    const name = (parts.find((p) => p.type === 'timeZoneName') || {}).value || ''
+    if (name === 'GMT') return '+00:00'
+    const found = /^GMT([+-]\d\d):?(\d\d)?$/.exec(name)
+    return found ? `${found[1]}:${found[2] || '00'}` : null
+  } catch {
+    return null
+  }
+}
+
+/** The day (`YYYY-MM-DD`) and offset a new timeline item is placed on: the first item's;
+ * else the profile's date in its time zone; else today in UTC. */
+export function firstDay (timeline, profile, now = new Date()) {
+  if (timeline.length) {
+    const start = timeline[0].start
+    return { day: start.slice(0, 10), offset: (/([+-]\d\d:\d\d|Z)$/.exec(start) || ['+00:00'])[0] }
+  }
+  if (profile && profile.date) {
+    const offset = profile.time_zone ? zoneOffset(profile.date, profile.time_zone) : null
+    return { day: profile.date, offset: offset || '+00:00' }
+  }
+  return { day: now.toISOString().slice(0, 10), offset: '+00:00' }
+}
+
 export function readTimeline (doc) {
   return entries(doc, 'items')
     .filter((i) => text(i.title) && typeof i.start === 'string' && typeof i.end === 'string')

@@ -8,6 +8,8 @@
 // so it is retried until the server has it, across reloads (the outbox is kept in
 // localStorage), and stored exactly once.
 
+import { call } from './api.js'
+
 const RETRY_MAX_MS = 15_000
 const PAGE = 500
 
@@ -89,20 +91,8 @@ export class ThreadStore {
     localStorage.removeItem(this.outboxKey)
   }
 
-  async request (method, path, body, headers = {}) {
-    const init = { method, headers: { Authorization: `Bearer ${this.token()}`, ...headers } }
-    if (body !== undefined) {
-      init.body = JSON.stringify(body)
-      init.headers['Content-Type'] = 'application/json'
-    }
-    let response
-    try {
-      response = await fetch(`${this.base}${path}`, init)
-    } catch {
-      return { status: 0, body: null }
-    }
-    const json = await response.json().catch(() => null)
-    return { status: response.status, body: json }
+  request (method, path, body, headers = {}) {
+    return call(this.token, this.base, method, path, body, headers)
   }
 
   async loadMembers () {

@@ -6,13 +6,15 @@ import { live } from 'lit-html/directives/live.js'
 import { ref } from 'lit-html/directives/ref.js'
 import { repeat } from 'lit-html/directives/repeat.js'
 import {
-  RSVP, SIDES, STATUSES, addCategory, addGuest, addItem, addTable, formatMoney, parseMoney,
+  RSVP, SIDES, STATUSES, addCategory, addGuest, addItem, addTable, firstDay, formatMoney, parseMoney,
   recordPayment, removeGuest, removeItem, removePayment, removeTable, seatGuest, setTotal,
   updateCategory, updateGuest, updateItem, updateTable
 } from './model.js'
 import { cancelNotes, notesField } from './notes.js'
 import { discussButton } from './panel.js'
 import { theirsNote, valueOf } from './forms.js'
+import { historyButton } from './history.js'
+import { WINDOW_FROM, bulkBar, guestRows, selectBox } from './guestlist.js'
 
 const label = (s) => s.charAt(0).toUpperCase() + s.slice(1).replace('_', ' ')
 
@@ -130,7 +132,7 @@ export function guestsView (ctx) {
   return html`
     <section class="view" aria-labelledby="guests-title">
       <div class="view-head">
-        <h2 id="guests-title">Guests</h2>
+        <h2 id="guests-title">Guests</h2>${historyButton(ctx, 'guests')}
         <p class="counts" aria-label="RSVP counts">
           <span class="pill accepted">${counts.accepted} accepted</span>
           <span class="pill pending">${counts.pending} pending</span>
@@ -157,8 +159,10 @@ export function guestsView (ctx) {
         <label>Dietary <select @change=${setFilter('dietary')}><option value="">All</option>${dietary.map((d) => html`<option ?selected=${filters.dietary === d}>${d}</option>`)}</select></label>
       </div>
       <p class="muted" aria-live="polite">${shown.length === guests.length ? `${guests.length} guests` : `${shown.length} of ${guests.length} guests`}</p>
+      ${canWrite ? bulkBar(ctx, shown) : nothing}
+      ${shown.length > WINDOW_FROM ? html`<p class="muted">A long list: only the rows near the screen are drawn, so use the search above rather than the browser's find.</p>` : nothing}
       <ul class="rows" aria-label="Guest list">
-        ${repeat(shown, (g) => g.id, (g) => guestRow(ctx, g, canWrite, canAnswer, seating))}
+        ${guestRows(ctx, shown, (g) => guestRow(ctx, g, canWrite, canAnswer, seating))}
       </ul>
     </section>`
 }
@@ -204,7 +208,7 @@ function guestRow (ctx, g, canWrite, canAnswer, seating) {
   const rsvpErrors = ctx.errors.of(rsvpForm)
   return html`<li class="row ${busy ? 'busy' : ''} ${g.queued ? 'queued' : ''}" data-entity=${g.id}>
     <div class="who">
-      <span class="name-line"><strong>${g.name}</strong>${editors(ctx, g.id)}</span>
+      <span class="name-line">${canWrite ? selectBox(ctx, g) : nothing}<strong>${g.name}</strong>${editors(ctx, g.id)}</span>
       <span class="muted">${[g.household, g.side && SIDES[g.side], g.meal, ...g.dietary, g.plus_one ? '+1' : null].filter(Boolean).join(' · ')}</span>
       ${table ? html`<span class="muted">Table ${table.name}</span>` : nothing}
     </div>
@@ -337,7 +341,7 @@ export function seatingView (ctx) {
   return html`
     <section class="view" aria-labelledby="seating-title">
       <div class="view-head">
-        <h2 id="seating-title">Seating</h2>
+        <h2 id="seating-title">Seating</h2>${historyButton(ctx, 'seating')}
         <p class="counts"><span class="pill">${seating.assignments.size} seated</span><span class="pill pending">${unseated.length} to seat</span><span class="pill">${seating.tables.length} tables</span></p>
       </div>
       ${readOnlyNote(ctx, 'seating')}
@@ -437,8 +441,8 @@ const clock = (iso) => (/T(\d\d:\d\d)/.exec(iso) || [])[1] || iso
 export function timelineView (ctx) {
   const { timeline, overlaps } = ctx
   const canWrite = ctx.access.docs.timeline === 'write'
-  const day = timeline.length ? timeline[0].start.slice(0, 10) : new Date().toISOString().slice(0, 10)
-  const offset = timeline.length ? (/([+-]\d\d:\d\d|Z)$/.exec(timeline[0].start) || ['+00:00'])[0] : '+00:00'
+  // The first item's day; else the wedding's date in its time zone (the profile); else today.
+  const { day, offset } = firstDay(timeline, ctx.profile)
   const addForm = ctx.errors.of('add-item')
   const add = (e) => {
     e.preventDefault()
@@ -461,7 +465,7 @@ export function timelineView (ctx) {
     ${runOfShow(ctx, canWrite)}
     <section class="view" aria-labelledby="timeline-title">
       <div class="view-head">
-        <h2 id="timeline-title">Timeline</h2>
+        <h2 id="timeline-title">Timeline</h2>${historyButton(ctx, 'timeline')}
         <p class="counts"><span class="pill">${day}</span><span class="pill">${timeline.length} items</span>${overlaps.size ? html`<span class="pill declined">${overlaps.size} overlapping</span>` : nothing}</p>
       </div>
       ${readOnlyNote(ctx, 'timeline')}
@@ -657,7 +661,7 @@ export function budgetView (ctx) {
   return html`
     <section class="view" aria-labelledby="budget-title">
       <div class="view-head">
-        <h2 id="budget-title">Budget</h2>
+        <h2 id="budget-title">Budget</h2>${historyButton(ctx, 'budget')}
         <p class="counts"><span class="pill">Total ${budget.total === null ? 'not set' : money(budget.total)}</span><span class="pill">Planned ${money(planned)}</span><span class="pill accepted">Paid ${money(paid)}</span></p>
       </div>
       ${readOnlyNote(ctx, 'budget')}

@@ -74,3 +74,14 @@ test('a refusal names its fields; editing one takes its reason away, the first i
   assert.equal(errors.message('add-item', 'end'), null)
   assert.equal(renders, 3)
 })
+
+test('a CSV cell never runs as a formula; a long list draws a window around the screen', async () => {
+  const { csvCell, windowOf } = await import('../src/guestlist.js')
+  assert.equal(csvCell('=SUM(A1)'), "'=SUM(A1)")
+  assert.equal(csvCell('a "b", c'), '"a ""b"", c"')
+  assert.equal(csvCell(['vegan', 'nuts']), 'vegan; nuts')
+  assert.deepEqual(windowOf(150, -5000, 800), { from: 0, to: 150 })
+  assert.deepEqual(windowOf(1000, 0, 800, 100), { from: 0, to: 48 })
+  assert.deepEqual(windowOf(1000, -50_000, 800, 100), { from: 460, to: 548 })
+  assert.deepEqual(windowOf(1000, -500_000, 800, 100), { from: 959, to: 1000 })
+})

@@ -9,6 +9,11 @@ from collections.abc import Sequence
 from crdt_server.core.hooks import Extension
 from crdt_server.edge.routing import ApiRoute
 from crdt_server.features import Built, Feature
+from crdt_server.features.notifications.domain_mail import (
+    display_name,
+    envelope,
+    subject_line,
+)
 from crdt_server.features.notifications.extension import (
     OUTBOX_MESSAGE,
     OVERWRITTEN,
@@ -31,9 +36,12 @@ __all__ = [
     "NotificationSettings",
     "Notifications",
     "ThreadQuote",
+    "display_name",
+    "envelope",
     "mark_read",
     "notice_rows",
     "notify",
+    "subject_line",
     "unread_about",
 ]
 

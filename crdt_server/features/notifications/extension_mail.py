@@ -32,6 +32,7 @@ from urllib.parse import quote, unquote, urlsplit
 from crdt_server.cluster.messages import from_event
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.features.db import Sql, Tx, rows_as
+from crdt_server.features.notifications.domain_mail import envelope
 from crdt_server.features.notifications.extension import Notifications, OutboxQueued
 from crdt_server.features.notifications.settings import NotificationSettings
 from crdt_server.features.notifications.tables import DueOutbox, MailItem, OutboxItem
@@ -283,18 +284,17 @@ class Mailer(Extension):
             f"{base.rstrip('/')}/api/weddings/{quote(wedding)}/members/{quote(sub, safe='')}"
             f"/unsubscribe?key={quote(key)}"
         )
-        email = EmailMessage()
-        email["From"] = settings.fragment(NotificationSettings).email_from
-        email["To"] = address
         urgent = any(i.priority != "normal" for i in items)
         if len(lines) == 1:
-            email["Subject"] = ("[URGENT] " if urgent else "") + (
+            subject = ("[URGENT] " if urgent else "") + (
                 f"New in \u201c{subjects[0]}\u201d" if subjects[0] else "A change of yours was lost"
             )
         else:
-            email["Subject"] = ("[URGENT] " if urgent else "") + (
+            subject = ("[URGENT] " if urgent else "") + (
                 f"{len(lines)} new messages in your wedding threads"
             )
+        # The one way headers are built: the From address is the setting, never a name.
+        email = envelope(settings.fragment(NotificationSettings).email_from, address, subject)
         email["List-Unsubscribe"] = f"<{link}>"
         email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         email.set_content(

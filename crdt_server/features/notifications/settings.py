@@ -15,7 +15,8 @@ class NotificationSettings:
     """Where thread notification emails go (``smtp://user:pass@host:587`` with STARTTLS when
     offered, ``smtps://...:465`` for implicit TLS); empty: no email."""
     email_from: str = "crdt-server@localhost"
-    """The ``From`` address of notification emails."""
+    """The ``From`` address of every email the server sends (a bare ``local@domain``; no
+    name a person typed ever replaces it, see ``domain_mail.envelope``)."""
     email_digest_seconds: float = 300.0
     """One person gets at most one notification email per this many seconds (what comes in
     between goes in the next, as a digest); 0: each at once. ``urgent`` and ``emergency``
@@ -23,5 +24,10 @@ class NotificationSettings:
 
     def __post_init__(self) -> None:
         require_not_negative(self, "email_digest_seconds")
+        local, at, domain = self.email_from.rpartition("@")
+        if not (at and local and domain) or any(
+            not ch.isprintable() or ch.isspace() or ch in '<>,;:"()[]\\' for ch in self.email_from
+        ):
+            raise SettingsError("email_from must be one bare address like 'plans@example.com'")
         if self.smtp_url and not self.smtp_url.startswith(("smtp://", "smtps://")):
             raise SettingsError("smtp_url must start with smtp:// or smtps://")

@@ -234,7 +234,7 @@ class DeviceSessions(Extension):
         code = secrets.token_urlsafe(32)
         if not await self._store_code(address, code):
             return False
-        link = f"{base.rstrip('/')}/app/?sign-in#code={code}"
+        link = f"{base.rstrip('/')}/app/sign-in#code={code}"
         minutes = CODE_SECONDS // 60
         await self._mail(
             address,

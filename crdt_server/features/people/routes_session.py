@@ -212,7 +212,7 @@ _ACCEPTED = SignInAccepted("if this address may sign in, a link to do so is on i
     "address is looked at. An address that is no person's or member's gets no email; one "
     "address gets at most `CRDT_SERVER_SIGN_IN_PER_EMAIL_PER_HOUR` links an hour, one "
     "client address may ask `CRDT_SERVER_SIGN_IN_PER_ADDRESS_PER_HOUR` times (429). The "
-    "link (`/app/?sign-in#code=...`) works once, for 15 minutes; only the newest works.",
+    "link (`/app/sign-in#code=...`) works once, for 15 minutes; only the newest works.",
 )
 async def request_sign_in(call: ApiCall, body: SignInRequest) -> Response:
     if not valid_email(body.email):

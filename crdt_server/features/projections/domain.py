@@ -2,7 +2,8 @@
 
 :func:`mirror` makes a target document (the projection, written with the server's own
 client id) hold what a reader with some hidden fields may see of a source document, with the
-smallest changes it can: only the schema's collections and ``meta`` are copied, and of each
+smallest changes it can: only the schema's collections, ``meta`` and its maps of fields (the
+budget's ``settings``, the timeline's ``profile``) are copied, and of each
 entry only the schema's fields that are not hidden. Unknown roots (the run of show's
 ``Y.XmlFragment`` included), unknown fields and nested shared types other than ``Y.Text`` are
 never copied; a ``Y.Text`` field that is allowed is mirrored by the smallest splice that
@@ -17,7 +18,7 @@ from typing import Any
 
 from pycrdt import Array, Doc, Map, Text
 
-from crdt_server.documents.model import BUDGET_SETTINGS, ID_PATTERN
+from crdt_server.documents.model import BUDGET_SETTINGS, ID_PATTERN, PROFILE
 from crdt_server.documents.schema import ENTITIES, META, ROOTS
 from crdt_server.documents.texts import apply_splice, smallest_splice
 
@@ -29,16 +30,19 @@ _PLAIN = str | int | float | bool | list | dict  # type: ignore[type-arg]
 
 def allowlist(kind: str, hidden: Collection[str]) -> dict[str, frozenset[str]]:
     """Root -> the fields a reader with ``hidden`` fields may see of each of its entries
-    (``meta`` and the budget's ``settings`` are maps of fields themselves)."""
+    (``meta``, the budget's ``settings`` and the timeline's ``profile`` are maps of fields
+    themselves)."""
     roots: dict[str, frozenset[str]] = {META: _META_FIELDS}
     for entity in ENTITIES.get(kind, ()):
         roots[entity.collection] = frozenset(f.name for f in entity.fields) - set(hidden)
     if kind == "budget":
         roots["settings"] = frozenset(f.name for f in BUDGET_SETTINGS) - set(hidden)
+    if kind == "timeline":
+        roots["profile"] = frozenset(f.name for f in PROFILE) - set(hidden)
     return roots
 
 
-_FLAT_ROOTS = frozenset({META, "settings"})
+_FLAT_ROOTS = frozenset({META, "settings", "profile"})
 """Roots whose keys are fields (not entries keyed by id)."""
 
 

@@ -1,0 +1,54 @@
+"""Weddings the server creates: ``POST /api/weddings`` (the admin key, or anyone with
+``CRDT_SERVER_OPEN_SIGNUP``) and ``crdt-server wedding create`` make one with its profile
+and the couple's member; ``GET``/``PUT .../settings`` read and change the profile (the
+timeline's ``profile`` map) and the budget's currency. Open signup's limits, and what may
+go out on a wedding's behalf (:meth:`Weddings.take_invitation_email`), live here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from crdt_server.auth.permissions import LEADS
+from crdt_server.core.hooks import Extension
+from crdt_server.edge.routing import ApiRoute
+from crdt_server.features import Built, Feature
+from crdt_server.features.people import People
+from crdt_server.features.weddings.commands import COMMANDS
+from crdt_server.features.weddings.extension import (
+    INVITATION,
+    Weddings,
+    queue_first_sign_in_link,
+)
+from crdt_server.features.weddings.settings import WeddingSettings
+from crdt_server.features.weddings.tables import SCHEMA
+
+__all__ = [
+    "FEATURE",
+    "INVITATION",
+    "WeddingSettings",
+    "Weddings",
+    "queue_first_sign_in_link",
+]
+
+
+def _build(built: Built) -> Sequence[Extension]:
+    built.get(People)  # the couple's member goes into its directory
+    return [Weddings(built.settings.fragment(WeddingSettings))]
+
+
+def _routes() -> Sequence[ApiRoute]:
+    from crdt_server.features.weddings.routes import wedding_routes
+
+    return wedding_routes()
+
+
+FEATURE = Feature(
+    "weddings",
+    _build,
+    routes=_routes,
+    schemas=(SCHEMA,),
+    settings=WeddingSettings,
+    commands=COMMANDS,
+    # Who may change a wedding's profile and currency.
+    capabilities={"weddings.settings": LEADS},
+)

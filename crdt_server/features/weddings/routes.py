@@ -1,0 +1,327 @@
+"""Creating a wedding and reading or changing its settings over HTTP.
+
+``POST /api/weddings`` takes the admin API key, or no credential at all when
+``CRDT_SERVER_OPEN_SIGNUP`` is on (then limited per client address, overall and per
+email). It commits the new wedding's budget currency, then its profile together with the
+creation record, the couple's member and the ``Idempotency-Key``'s answer, in one
+transaction; only then is it answered, and the couple's first sign-in link queued.
+
+``GET``/``PUT /api/weddings/{wedding_id}/settings``: the profile (the timeline's
+``profile`` map) and the budget's currency; a ``PUT`` merges the fields it gives, through
+the document like any HTTP operation (``weddings.settings``: couple and planner).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
+from pycrdt import Doc
+from starlette.responses import Response
+
+from crdt_server.actor import Actor
+from crdt_server.core.hooks import Sender
+from crdt_server.core.operation_keys import OperationKey
+from crdt_server.documents import apply_operation
+from crdt_server.documents.model import CURRENCY_PATTERN
+from crdt_server.edge.guards import (
+    capable_principal,
+    document_principal,
+    readable_documents,
+    sender_of,
+)
+from crdt_server.edge.params import WeddingPath
+from crdt_server.edge.routing import ApiCall, Routes, is_admin, json_response
+from crdt_server.errors import Conflict, Forbidden, Malformed, Unauthenticated
+from crdt_server.features.people import member_row
+from crdt_server.features.weddings.domain import (
+    NewWedding,
+    couple_name,
+    new_couple_sub,
+    new_wedding,
+    new_wedding_id,
+    person_key,
+    profile_fields,
+)
+from crdt_server.features.weddings.extension import Weddings, queue_first_sign_in_link
+from crdt_server.features.weddings.settings import WeddingSettings
+from crdt_server.features.weddings.tables import created_row
+from crdt_server.storage import FeatureRow
+
+__all__ = ["SETTINGS_CAPABILITY", "wedding_routes"]
+
+SETTINGS_CAPABILITY = "weddings.settings"
+"""Who may change a wedding's settings (couple and planner by default)."""
+
+wedding_routes = Routes()
+_ERR = (400, 401, 403, 404, 429)
+
+
+class NewWeddingBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """What ``POST /api/weddings`` reads (checked by the domain, naming the field)."""
+
+    names: Annotated[
+        list[Annotated[str, Meta(min_length=1, max_length=100)]],
+        Meta(min_length=1, max_length=2, description="the partners' names"),
+    ]
+    date: Annotated[str, Meta(description="the wedding day, ISO 8601 (2027-06-12)")]
+    time_zone: Annotated[str, Meta(description="the day's IANA time zone (Europe/Lisbon)")]
+    currency: Annotated[str, Meta(description="the budget's ISO 4217 currency (EUR)")]
+    email: Annotated[
+        str, Meta(max_length=254, description="the couple's email: their first sign-in link")
+    ]
+
+
+class SettingsBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """What ``PUT .../settings`` reads: any of these (a merge; ``null`` clears one)."""
+
+    names: list[str] | None = None
+    date: str | None = None
+    time_zone: str | None = None
+    venue: str | None = None
+    rsvp_deadline: str | None = None
+    currency: str | None = None
+
+
+class WeddingSettingsAnswer(msgspec.Struct, frozen=True):
+    """A wedding's settings: its profile, and the budget's currency (``null`` for a role
+    that may not read the budget, or none set)."""
+
+    wedding_id: str
+    names: list[str] | None
+    date: str | None
+    time_zone: str | None
+    venue: str | None
+    rsvp_deadline: str | None
+    currency: str | None
+
+
+class CreatedMember(msgspec.Struct, frozen=True):
+    sub: str
+    role: str
+
+
+class NewWeddingAnswer(msgspec.Struct, frozen=True):
+    """A created wedding: its id, settings, the couple's member, and whether their first
+    sign-in link was queued (``sign_in_link``: ``queued`` or ``not_sent``)."""
+
+    id: str
+    settings: WeddingSettingsAnswer
+    member: CreatedMember
+    sign_in_link: str
+
+
+@wedding_routes.post(
+    "/api/weddings",
+    "createWedding",
+    "Create a wedding with its profile (admin key; anyone with open signup); "
+    "Idempotency-Key honoured",
+    family="admin",
+    # Documented as the admin key's; open signup (no credential) is the description's.
+    security="admin",
+    accepts=frozenset({"admin", "jwt", "none"}),
+    body="json",
+    request_model=NewWeddingBody,
+    response_model=NewWeddingAnswer,
+    status=201,
+    also=(200,),
+    errors=(400, 401, 403, 409, 413, 429, 503),
+    description=(
+        "The server makes the wedding's id (opaque). Without the admin key the route is "
+        "open only when `CRDT_SERVER_OPEN_SIGNUP=true` (401 without a credential, 403 "
+        "with a token otherwise), limited per client address and overall an hour and per "
+        "email (`CRDT_SERVER_MAX_WEDDINGS_PER_PERSON`), 429 past them. `Idempotency-Key` "
+        "(1 to 255 characters), scoped to the caller and this route, kept 24 h: the same "
+        "key with the same body answers the first answer again (200, header "
+        "`Idempotent-Replayed: true`); with another body, 409."
+    ),
+)
+async def create_wedding(call: ApiCall) -> Response:
+    settings = call.state.settings.fragment(WeddingSettings)
+    admin = is_admin(call)
+    if not admin and not settings.open_signup:
+        if call.caller.kind == "jwt":
+            raise Forbidden("creating a wedding needs the admin API key (open signup is off)")
+        raise Unauthenticated("creating a wedding needs the admin API key (open signup is off)")
+    data = call.json(dict[str, Any])
+    wanted = new_wedding(data)
+    client = call.request.client
+    address = client.host if client else "unknown"
+    once = _creation_key(call, admin, address)
+    keys = call.state.weddings.keys
+    if once is None:
+        return await _create(call, wanted, admin=admin, address=address, once=None)
+    async with keys.held(once):
+        first = await keys.first(once)
+        if first is not None:
+            if first.fingerprint != once.fingerprint:
+                raise Conflict(
+                    "this Idempotency-Key was used with another body", field="Idempotency-Key"
+                )
+            replayed = Response(first.answer, media_type="application/json")
+            replayed.headers["Idempotent-Replayed"] = "true"
+            return replayed
+        return await _create(call, wanted, admin=admin, address=address, once=once)
+
+
+def _creation_key(call: ApiCall, admin: bool, address: str) -> OperationKey | None:
+    key = call.request.headers.get("idempotency-key")
+    if key is None or not call.state.weddings.keys.installed:
+        return None
+    if not 1 <= len(key) <= 255:
+        raise Malformed("1 to 255 characters", field="Idempotency-Key")
+    caller = "admin" if admin else f"addr:{address}"
+    return OperationKey(
+        "", f"~weddings:{caller}:POST /api/weddings", key, hashlib.sha256(call.body).hexdigest()
+    )
+
+
+async def _create(
+    call: ApiCall, wanted: NewWedding, *, admin: bool, address: str, once: OperationKey | None
+) -> Response:
+    extension = call.state.extension(Weddings)
+    if not admin:
+        await extension.admit_signup(address, wanted.email)
+    wedding, sub = new_wedding_id(), new_couple_sub()
+    sender = (
+        Sender(Actor("admin", "admin"), "http:admin")
+        if admin
+        else Sender(Actor(sub, "couple"), f"http:{sub}")
+    )
+    weddings = call.state.weddings
+    await weddings.operate(wedding, "budget", wanted.currency_op(), sender)
+    answer: list[bytes] = []
+
+    def rows(result: dict[str, Any]) -> list[FeatureRow]:
+        del result
+        made = NewWeddingAnswer(
+            wedding,
+            WeddingSettingsAnswer(
+                wedding,
+                list(wanted.names),
+                wanted.date,
+                wanted.time_zone,
+                None,
+                None,
+                wanted.currency,
+            ),
+            CreatedMember(sub, "couple"),
+            "not_sent",
+        )
+        answer.append(msgspec.json.encode(made))
+        kept = [
+            created_row(wedding, person_key(wanted.email), verified=admin, open_signup=not admin),
+            # Operator-set when the admin key made it (the email identifies the couple);
+            # through open signup a sign-in link verifies it first (creator_verified).
+            member_row(
+                wedding,
+                sub,
+                role="couple",
+                name=couple_name(wanted.names),
+                email=wanted.email,
+                participation="all",
+                email_on=True,
+                unsubscribe=secrets.token_urlsafe(24),
+                updated_at=time.time(),
+            ),
+        ]
+        if once is not None:
+            keyed = OperationKey(wedding, once.scope, once.key, once.fingerprint)
+            kept.append(weddings.keys.row(keyed, answer[0].decode()))
+        return kept
+
+    await weddings.operate(wedding, "timeline", wanted.profile_op(), sender, rows=rows)
+    queued = await queue_first_sign_in_link(extension.store, wedding, sub, wanted.email)
+    body = answer[0]
+    if queued:
+        decoded = msgspec.json.decode(body, type=NewWeddingAnswer)
+        body = msgspec.json.encode(msgspec.structs.replace(decoded, sign_in_link="queued"))
+    return Response(body, status_code=201, media_type="application/json")
+
+
+async def _settings(call: ApiCall, wedding: str, *, budget: bool) -> WeddingSettingsAnswer:
+    weddings = call.state.weddings
+    profile = (await weddings.read_json(wedding, "timeline")).get("profile") or {}
+    currency = None
+    if budget:
+        found = (await weddings.read_json(wedding, "budget")).get("currency")
+        currency = found if isinstance(found, str) and CURRENCY_PATTERN.fullmatch(found) else None
+    return WeddingSettingsAnswer(
+        wedding,
+        profile.get("names"),
+        profile.get("date"),
+        profile.get("time_zone"),
+        profile.get("venue"),
+        profile.get("rsvp_deadline"),
+        currency,
+    )
+
+
+def _reads_budget(call: ApiCall, wedding: str) -> bool:
+    """Whether the caller sees the budget's currency (it reads the budget)."""
+    return is_admin(call) or "budget" in readable_documents(call, wedding)
+
+
+@wedding_routes.get(
+    "/api/weddings/{wedding_id}/settings",
+    "readWeddingSettings",
+    "The wedding's profile (names, date, time zone, venue, RSVP deadline) and currency",
+    family="read",
+    accepts=frozenset({"jwt", "admin"}),
+    response_model=WeddingSettingsAnswer,
+    errors=_ERR,
+)
+async def read_settings(call: ApiCall, path: WeddingPath) -> Response:
+    wedding = path.wedding_id
+    if not is_admin(call):
+        document_principal(call, wedding, "timeline", write=False)
+    return json_response(await _settings(call, wedding, budget=_reads_budget(call, wedding)))
+
+
+@wedding_routes.put(
+    "/api/weddings/{wedding_id}/settings",
+    "changeWeddingSettings",
+    "Change the fields given of the wedding's profile and its currency "
+    "(capability weddings.settings: couple and planner)",
+    family="write",
+    accepts=frozenset({"jwt", "admin"}),
+    body="json",
+    request_model=SettingsBody,
+    response_model=WeddingSettingsAnswer,
+    errors=(*_ERR, 413, 422, 503),
+    description=(
+        "A merge: the fields given are written (`null` clears one), the others kept. "
+        "Written through the documents (the timeline's `profile`, the budget's currency) "
+        "like any HTTP operation and answered once committed; a wedding whose documents "
+        "have no profile yet gets one. 400 names a bad or unknown field; 422 a currency "
+        "the budget's amounts are not in."
+    ),
+)
+async def change_settings(call: ApiCall, path: WeddingPath) -> Response:
+    wedding = path.wedding_id
+    if is_admin(call):
+        sender = Sender(Actor("admin", "admin"), "http:admin")
+    else:
+        principal = capable_principal(call, wedding, SETTINGS_CAPABILITY)
+        document_principal(call, wedding, "timeline", write=True)
+        sender = sender_of(principal)
+    fields, currency = profile_fields(call.json(dict[str, Any]))
+    weddings = call.state.weddings
+    profile = {"op": "set_profile", **fields}
+    if fields:
+        # Its fields are checked before the currency is written: a bad one (400) changes
+        # nothing at all. On an empty document: a profile operation's checks are its
+        # arguments' (it refuses nothing as impossible).
+        apply_operation(Doc(), "timeline", profile)
+    if currency is not None:
+        if not is_admin(call):
+            document_principal(call, wedding, "budget", write=True)
+        currency_op = {"op": "set_currency", "currency": currency}
+        await weddings.operate(wedding, "budget", currency_op, sender)
+    if fields:
+        await weddings.operate(wedding, "timeline", profile, sender)
+    return json_response(await _settings(call, wedding, budget=_reads_budget(call, wedding)))

@@ -1,0 +1,120 @@
+"""The weddings feature's tables: who created each wedding the server made (a digest of
+the creator's email, whether a sign-in link has verified it), and the invitation emails a
+wedding sent each day. Both are erased with their wedding."""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+
+from crdt_server.features.db import FeatureDb, Sql, Tx, row_as
+from crdt_server.storage import FeatureRow, Table, schema_of
+
+__all__ = [
+    "CREATED",
+    "MAIL_COUNTS",
+    "SCHEMA",
+    "Created",
+    "created",
+    "created_row",
+    "take_mail",
+    "verified",
+    "weddings_of",
+]
+
+CREATED = Table(
+    "weddings_created",
+    "(wedding {text} NOT NULL PRIMARY KEY, person {text} NOT NULL,"
+    " verified INTEGER NOT NULL DEFAULT 0, open_signup INTEGER NOT NULL DEFAULT 0,"
+    " created_at {real} NOT NULL)",
+    indexes=("CREATE INDEX IF NOT EXISTS weddings_created_person ON {t}weddings_created (person)",),
+    wedding=True,
+)
+MAIL_COUNTS = Table(
+    "wedding_mail_counts",
+    "(wedding {text} NOT NULL, day {text} NOT NULL, kind {text} NOT NULL,"
+    " sent INTEGER NOT NULL, PRIMARY KEY (wedding, day, kind))",
+    wedding=True,
+)
+SCHEMA = schema_of("weddings", CREATED, MAIL_COUNTS)
+"""Weddings the server created, and emails sent on a wedding's behalf per day."""
+
+
+class Created(msgspec.Struct, frozen=True):
+    """A wedding the server created: its creator (``person``: a digest of the email) and
+    whether a sign-in link verified that email."""
+
+    wedding: str
+    person: str
+    verified: int
+    open_signup: int
+    created_at: float
+
+
+class _Count(msgspec.Struct, frozen=True):
+    count: int
+
+
+class _Sent(msgspec.Struct, frozen=True):
+    sent: int
+
+
+def created_row(wedding: str, person: str, *, verified: bool, open_signup: bool) -> FeatureRow:
+    """The creation record, committed with the new wedding's profile."""
+    values = {
+        "wedding": wedding,
+        "person": person,
+        "verified": int(verified),
+        "open_signup": int(open_signup),
+        "created_at": time.time(),
+    }
+    return FeatureRow(CREATED.name, tuple(values.items()))
+
+
+async def created(db: FeatureDb, wedding: str) -> Created | None:
+    return await db.read_one_as(
+        Created,
+        "SELECT wedding, person, verified, open_signup, created_at FROM {t}weddings_created"
+        " WHERE wedding = ?",
+        wedding,
+    )
+
+
+async def weddings_of(db: FeatureDb, person: str) -> int:
+    """How many weddings the person (:func:`person_key`) created that still exist."""
+    found = await db.read_one_as(
+        _Count, "SELECT COUNT(*) AS count FROM {t}weddings_created WHERE person = ?", person
+    )
+    return 0 if found is None else int(found.count)
+
+
+def verified(wedding: str, person: str) -> Tx[bool]:
+    """The step that marks the creator's email verified (if ``person`` is the creator)."""
+    changed = yield Sql(
+        "UPDATE {t}weddings_created SET verified = 1 WHERE wedding = ? AND person = ?",
+        (wedding, person),
+        count=True,
+    )
+    return bool(changed)
+
+
+def take_mail(wedding: str, day: str, kind: str, limit: int) -> Tx[bool]:
+    """The step that counts one email of ``kind`` sent for the wedding on ``day`` (UTC), if
+    fewer than ``limit`` were; whether it may go."""
+    found = yield from row_as(
+        _Sent,
+        "SELECT sent FROM {t}wedding_mail_counts WHERE wedding = ? AND day = ? AND kind = ?",
+        wedding,
+        day,
+        kind,
+    )
+    sent = 0 if found is None else int(found.sent)
+    if sent >= limit:
+        return False
+    yield Sql(
+        "INSERT INTO {t}wedding_mail_counts (wedding, day, kind, sent) VALUES (?, ?, ?, 1)"
+        " ON CONFLICT (wedding, day, kind) DO UPDATE SET sent = {t}wedding_mail_counts.sent + 1",
+        (wedding, day, kind),
+    )
+    return True

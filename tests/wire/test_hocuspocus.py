@@ -1,0 +1,244 @@
+"""The Hocuspocus path (``/collab``) byte by byte, on a real server: the order of what the
+server answers, held messages, pings, and hostile frames (documented close codes, bounded
+cost, the socket and its other documents unharmed)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import pytest_asyncio
+from pycrdt import Doc, Map
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from crdt_server.codec.protocol import (
+    SyncStep1,
+    SyncStep2,
+    SyncUpdate,
+    decode_message,
+    encode_sync_step1,
+    encode_update,
+    read_var_string,
+    write_var_string,
+)
+from crdt_server.lib0 import write_var_uint
+from crdt_server.testing.tokens import TokenMinter, new_secret
+from tests.server import ServerProcess
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+MINT = TokenMinter(new_secret())
+ADMIN = "collab-admin-key"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
+    env = {**MINT.env, "CRDT_SERVER_ADMIN_API_KEY": ADMIN}
+    proc = ServerProcess(tmp_path_factory.mktemp("collab") / "data", env=env)
+    proc.anonymous = False
+    async with proc:
+        yield proc
+
+
+def new_wedding() -> str:
+    return f"w{uuid.uuid4().hex[:10]}"
+
+
+def url(server: ServerProcess, wedding: str | None = None) -> str:
+    base = f"ws://127.0.0.1:{server.port}/collab"
+    return base if wedding is None else f"{base}/{wedding}"
+
+
+def auth(name: str, token: str) -> bytes:
+    return write_var_string(name) + b"\x02\x00" + write_var_string(token) + write_var_string("4.8")
+
+
+def message(name: str, body: bytes) -> bytes:
+    return write_var_string(name) + body
+
+
+async def receive(ws: ClientConnection, timeout: float = 10.0) -> tuple[str, bytes]:
+    """The next message: its document key and body (a ping has the key "")."""
+    async with asyncio.timeout(timeout):
+        frame = await ws.recv()
+    assert isinstance(frame, bytes)
+    if frame == b"\x09":
+        return "", frame
+    key, pos = read_var_string(frame, 0)
+    return key, frame[pos:]
+
+
+async def receive_until(
+    ws: ClientConnection, wanted: bytes, timeout: float = 10.0
+) -> list[tuple[str, bytes]]:
+    """Every message up to and including the first whose body starts with ``wanted``."""
+    seen = []
+    async with asyncio.timeout(timeout):
+        while True:
+            key, body = await receive(ws)
+            seen.append((key, body))
+            if body.startswith(wanted):
+                return seen
+
+
+def an_update(key: str, value: object) -> bytes:
+    doc = Doc()
+    doc["m"] = root = Map()
+    root[key] = value
+    return doc.get_update()
+
+
+async def test_auth_then_the_servers_step1_and_sync_status_after_the_echo(
+    server: ServerProcess,
+) -> None:
+    w = new_wedding()
+    name = f"{w}/timeline"
+    async with connect(url(server, w)) as ws:
+        await ws.send(auth(name, MINT(sub="ann", role="couple", wedding=w)))
+        await ws.send(message(name, encode_sync_step1(b"\x00")))
+        key, body = await receive(ws)
+        assert (key, body) == (name, b"\x02\x02" + write_var_string("read-write"))
+        key, body = await receive(ws)
+        assert isinstance(decode_message(body), SyncStep1)
+        key, body = await receive(ws)
+        assert isinstance(decode_message(body), SyncStep2)
+        await ws.send(message(name, encode_update(an_update("k", 1))))
+        seen = await receive_until(ws, b"\x08")
+        # Committed first: the echo, then SyncStatus 1.
+        assert isinstance(decode_message(seen[-2][1]), SyncUpdate)
+        assert seen[-1] == (name, b"\x08\x01")
+
+
+async def test_messages_before_auth_are_held_and_a_denied_documents_are_dropped(
+    server: ServerProcess,
+) -> None:
+    w = new_wedding()
+    name, denied = f"{w}/timeline", f"{w}/guests"
+    async with connect(url(server, w)) as ws:
+        # The step 1 comes before the Auth: held, then served.
+        await ws.send(message(name, encode_sync_step1(b"\x00")))
+        await ws.send(message(denied, encode_update(an_update("x", 1))))
+        await ws.send(auth(denied, "bad"))
+        key, body = await receive(ws)
+        assert key == denied and body.startswith(b"\x02\x01")
+        # After permissionDenied its messages are dropped and the socket stays open.
+        for _ in range(5):
+            await ws.send(message(denied, encode_update(an_update("y", 2))))
+        await ws.send(auth(name, MINT(sub="ann", role="couple", wedding=w)))
+        seen = await receive_until(ws, b"\x00\x01")  # the held step 1's answer
+        assert [k for k, _ in seen] == [name, name, name]
+        # A ping is answered with a pong (connection level, no name).
+        await ws.send(b"\x09")
+        async with asyncio.timeout(10):
+            assert await ws.recv() == b"\x0a"
+
+
+async def test_a_read_only_write_is_sync_status_0(server: ServerProcess) -> None:
+    w = new_wedding()
+    name = f"{w}/timeline"
+    async with connect(url(server, w)) as ws:
+        await ws.send(auth(name, MINT(sub="vic", role="vendor", wedding=w)))
+        key, body = await receive(ws)
+        assert body == b"\x02\x02" + write_var_string("readonly")
+        await ws.send(message(name, encode_update(an_update("k", 1))))
+        await ws.send(message(name, encode_update(an_update("k", 2))))
+        assert (await receive_until(ws, b"\x08"))[-1] == (name, b"\x08\x00")
+        assert (await receive_until(ws, b"\x08"))[-1] == (name, b"\x08\x00")
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (b"", 1007),
+        (write_var_uint(10**9), 1007),
+        (write_var_string("w/t") + b"\x04", 1007),
+        (write_var_string("w/t") + b"\x02\x01" + write_var_string("x"), 1007),
+        (write_var_string("w/t") + b"\x08\x01", 1007),
+        ("a text frame", 1003),
+    ],
+    ids=["empty", "huge-name", "unknown-type", "server-auth", "sync-status", "text"],
+)
+async def test_hostile_frames_close_with_their_documented_code(
+    server: ServerProcess, frame: bytes | str, code: int
+) -> None:
+    async with connect(url(server)) as ws:
+        await ws.send(frame)
+        with pytest.raises(ConnectionClosed) as closed:
+            async with asyncio.timeout(10):
+                await ws.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == code
+
+
+async def test_a_malformed_update_for_one_document_closes_the_socket_with_1007(
+    server: ServerProcess,
+) -> None:
+    w = new_wedding()
+    name = f"{w}/timeline"
+    async with connect(url(server, w)) as ws:
+        await ws.send(auth(name, MINT(sub="ann", role="couple", wedding=w)))
+        await ws.send(message(name, b"\x00\x02\x03\xff\xff\xff"))
+        with pytest.raises(ConnectionClosed) as closed:
+            async with asyncio.timeout(10):
+                while True:
+                    await ws.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007
+
+
+async def test_many_names_cost_little_and_the_socket_still_serves(server: ServerProcess) -> None:
+    """Thousands of documents never authorized (held, bounded) and refused (remembered,
+    bounded) leave the socket answering its real document promptly."""
+    w = new_wedding()
+    async with connect(url(server, w), max_size=None) as ws:
+        started = time.monotonic()
+        for i in range(2000):
+            await ws.send(message(f"{w}/held{i}", encode_update(an_update("x", i))))
+            await ws.send(auth(f"{w}/denied{i}", "bad"))
+        refused = 0
+        async with asyncio.timeout(60):
+            while refused < 2000:
+                key, body = await receive(ws)
+                refused += body.startswith(b"\x02\x01")
+        name = f"{w}/timeline"
+        await ws.send(auth(name, MINT(sub="ann", role="couple", wedding=w)))
+        key, body = await receive(ws)
+        assert key == name and body.startswith(b"\x02\x02")
+        assert time.monotonic() - started < 60
+
+
+async def test_a_revoked_user_is_denied_and_an_erased_wedding_is_a_close_message(
+    server: ServerProcess,
+) -> None:
+    """Per-document permanent codes keep the socket: a revocation (4401) is a
+    permissionDenied, an erased wedding (4404) a CLOSE message naming the code."""
+    w, other = new_wedding(), new_wedding()
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    async with connect(url(server)) as ws, httpx.AsyncClient(base_url=server.url) as http:
+        ann = MINT(sub="ann", role="couple", wedding=[w, other])
+        bob = MINT(sub="bob", role="planner", wedding=[w, other])
+        for name, token in (
+            (f"{w}/timeline", ann),
+            (f"{w}/guests", bob),
+            (f"{other}/timeline", bob),
+        ):
+            await ws.send(auth(name, token))
+            await ws.send(message(name, encode_sync_step1(b"\x00")))
+            await receive_until(ws, b"\x00\x01")
+        response = await http.post("/api/admin/revoke", json={"sub": "ann"}, headers=admin)
+        assert response.status_code == 200
+        key, body = await receive(ws)
+        assert key == f"{w}/timeline" and body.startswith(b"\x02\x01")
+        response = await http.delete(f"/api/weddings/{w}", headers=admin)
+        assert response.status_code == 200
+        key, body = await receive(ws)
+        assert key == f"{w}/guests" and body == b"\x07" + write_var_string(
+            "4404 this wedding was deleted"
+        )
+        # The socket goes on with the document of the other wedding.
+        name = f"{other}/timeline"
+        await ws.send(message(name, encode_update(an_update("k", 1))))
+        assert (await receive_until(ws, b"\x08"))[-1] == (name, b"\x08\x01")

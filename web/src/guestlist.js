@@ -1,0 +1,143 @@
+// The guest list at size (issue 53, point 6): a selection with bulk actions (set the RSVP,
+// assign a table, set the side, remove: each one undo step; export the selection as CSV), and
+// a list that renders only the rows near the screen once it holds more than WINDOW_FROM
+// guests (the list's own search replaces the browser's find-in-page there).
+
+import { html, nothing } from 'lit-html'
+import { ref } from 'lit-html/directives/ref.js'
+import { repeat } from 'lit-html/directives/repeat.js'
+import { RSVP, SIDES, removeGuest, seatGuest, updateGuest } from './model.js'
+
+export const WINDOW_FROM = 200
+const ROW = 64 // px: a row's height until rows drawn on this screen have been measured
+const AROUND = 40 // rows rendered above and below the screen
+
+const label = (s) => s.charAt(0).toUpperCase() + s.slice(1).replace('_', ' ')
+
+/** A CSV cell as the server's export writes it: quoted where needed, and a cell a
+ *  spreadsheet would run as a formula (=, +, -, @, tab, CR) prefixed with an apostrophe. */
+export function csvCell (value) {
+  let text = value === null || value === undefined ? '' : Array.isArray(value) ? value.join('; ') : String(value)
+  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`
+  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text
+}
+
+/** The selected guests as CSV (the columns people read; never notes). */
+export function selectionCsv (guests, tableOf) {
+  const columns = ['name', 'household', 'side', 'rsvp', 'meal', 'dietary', 'plus_one', 'contact', 'table']
+  const lines = [columns.join(',')]
+  for (const g of guests) {
+    lines.push(columns.map((c) => csvCell(c === 'table' ? tableOf(g.id) : c === 'plus_one' ? (g.plus_one ? 'true' : 'false') : g[c])).join(','))
+  }
+  return lines.join('\r\n') + '\r\n'
+}
+
+/** Rows [from, to) of `count` to render, from where the list sits on the screen (`listTop`,
+ *  its top's distance from the screen's, negative once scrolled past) and a row's height. */
+export function windowOf (count, listTop, viewport, row = ROW) {
+  if (count <= WINDOW_FROM) return { from: 0, to: count }
+  const first = Math.min(count - 1, Math.floor(Math.max(0, -listTop) / row))
+  const shown = Math.ceil(viewport / row)
+  return { from: Math.max(0, first - AROUND), to: Math.min(count, first + shown + AROUND) }
+}
+
+/** The list's rows (windowed when long), `row(guest)` rendering each. */
+export function guestRows (ctx, shown, row) {
+  const height = ctx.rowHeight || ROW
+  const { from, to } = windowOf(shown.length, ctx.listTop ?? 0, innerHeight, height)
+  ctx.listWindow = `${from}:${to}:${shown.length}`
+  // Its height through the CSSOM: the page's CSP allows no style attribute.
+  const spacer = (rows) => (rows > 0
+    ? html`<li class="spacer" aria-hidden="true" ${ref((el) => { if (el) el.style.height = `${rows * height}px` })}></li>`
+    : nothing)
+  return html`${spacer(from)}${repeat(shown.slice(from, to), (g) => g.id, row)}${spacer(shown.length - to)}`
+}
+
+/** Keep the windowed list's place as the page scrolls (one render per frame at most). */
+export function followScroll (ctx) {
+  let queued = false
+  let watched = null
+  // Drawing other rows changes the list's height, which can move the screen to other rows
+  // without a scroll event (a jump to the end): the list's resizes are checked too.
+  const resized = new ResizeObserver(() => check())
+  const check = () => {
+    if (queued) return
+    queued = true
+    requestAnimationFrame(() => {
+      queued = false
+      const list = document.querySelector('ul[aria-label="Guest list"]')
+      if (list !== watched) {
+        if (watched) resized.unobserve(watched)
+        if (list) resized.observe(list)
+        watched = list
+      }
+      if (!list || !list.querySelector('li.spacer')) return
+      // The rows drawn say how tall a row is here (it wraps on a phone).
+      const drawn = [...list.querySelectorAll(':scope > li.row')].slice(0, 30)
+      if (drawn.length) ctx.rowHeight = drawn.reduce((n, li) => n + li.offsetHeight, 0) / drawn.length
+      ctx.listTop = list.getBoundingClientRect().top
+      const count = Number(String(ctx.listWindow || '').split(':')[2]) || 0
+      const { from, to } = windowOf(count, ctx.listTop, innerHeight, ctx.rowHeight || ROW)
+      if (`${from}:${to}:${count}` !== ctx.listWindow) ctx.refresh()
+    })
+  }
+  addEventListener('scroll', check, { passive: true })
+  addEventListener('resize', check)
+  return check
+}
+
+/** The selection's toolbar: its count and the bulk actions. */
+export function bulkBar (ctx, shown) {
+  const selected = ctx.selected
+  const picked = ctx.guests.filter((g) => selected.has(g.id))
+  const allShown = shown.length > 0 && shown.every((g) => selected.has(g.id))
+  const toggleAll = () => {
+    if (allShown) for (const g of shown) selected.delete(g.id)
+    else for (const g of shown) selected.add(g.id)
+    ctx.refresh()
+  }
+  const each = (text, change) => {
+    ctx.history.act(text, () => { for (const g of picked) change(g) })
+    ctx.say(`${text}.`)
+  }
+  const seatingDoc = ctx.canWrite('seating') ? ctx.docs.seating : null
+  const tableOf = (id) => {
+    const a = ctx.seating && ctx.seating.assignments.get(id)
+    const t = a && ctx.seating.tables.find((x) => x.id === a.table_id)
+    return t ? t.name : ''
+  }
+  const value = (name) => document.querySelector(`.bulk [name="${name}"]`)?.value
+  const download = () => {
+    const url = URL.createObjectURL(new Blob([selectionCsv(picked, tableOf)], { type: 'text/csv' }))
+    const link = Object.assign(document.createElement('a'), { href: url, download: 'guests-selected.csv' })
+    document.body.append(link)
+    link.click()
+    link.remove()
+    setTimeout(() => URL.revokeObjectURL(url), 10_000)
+  }
+  return html`<div class="bulk-head">
+      <label class="check"><input type="checkbox" .checked=${allShown} @change=${toggleAll}> Select all ${shown.length} shown</label>
+    </div>
+    ${picked.length
+      ? html`<section class="card bulk" role="region" aria-label="Selected guests">
+          <strong>${picked.length} selected</strong>
+          <label>RSVP <select name="rsvp">${RSVP.map((r) => html`<option value=${r}>${label(r)}</option>`)}</select></label>
+          <button type="button" @click=${() => each(`RSVP of ${picked.length} guests set to ${value('rsvp')}`, (g) => updateGuest(ctx.docs.guests, g.id, { rsvp: value('rsvp') }))}>Set RSVP</button>
+          <label>Side <select name="side"><option value="">—</option>${Object.entries(SIDES).map(([v, t]) => html`<option value=${v}>${t}</option>`)}</select></label>
+          <button type="button" @click=${() => each(`Side of ${picked.length} guests set`, (g) => updateGuest(ctx.docs.guests, g.id, { side: value('side') || null }))}>Set side</button>
+          ${seatingDoc && ctx.seating.tables.length
+            ? html`<label>Table <select name="table">${ctx.seating.tables.map((t) => html`<option value=${t.id}>${t.name}</option>`)}</select></label>
+                <button type="button" @click=${() => each(`${picked.length} guests seated at ${ctx.seating.tables.find((t) => t.id === value('table'))?.name}`, (g) => seatGuest(seatingDoc, g.id, value('table')))}>Assign table</button>`
+            : nothing}
+          <button type="button" @click=${download}>Export as CSV</button>
+          <button type="button" class="danger" @click=${() => { ctx.removed(`${picked.length} guests removed`, () => { for (const g of picked) removeGuest(ctx.docs.guests, seatingDoc, g.id) }); selected.clear() }}>Remove</button>
+          <button type="button" class="link" @click=${() => { selected.clear(); ctx.refresh() }}>Clear selection</button>
+        </section>`
+      : nothing}`
+}
+
+/** A row's selection checkbox. */
+export function selectBox (ctx, g) {
+  return html`<input type="checkbox" class="pick" aria-label=${`Select ${g.name}`} .checked=${ctx.selected.has(g.id)}
+    @change=${(e) => { if (e.target.checked) ctx.selected.add(g.id); else ctx.selected.delete(g.id); ctx.refresh() }}>`
+}
