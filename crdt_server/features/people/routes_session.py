@@ -232,7 +232,7 @@ async def request_sign_in(call: ApiCall, body: SignInRequest) -> Response:
     family="write",
     security="none",
     response_model=SignedInAnswer,
-    errors=(400, 401, 403, 413, 429),
+    errors=(400, 401, 403, 413, 422, 429),
     description="The code works once, within 15 minutes, and only the newest of its "
     "address (401 otherwise). The answer's token is for the person's most recently used "
     "wedding (`null`s when they have none). Sets the `crdt_session` cookie (`HttpOnly; "
@@ -310,7 +310,7 @@ def _answer(value: object, used: Refreshed, call: ApiCall, status: int = 200) ->
     return response
 
 
-_SESSION_ERRORS = (400, 401, 403, 413, 429)
+_SESSION_ERRORS = (400, 401, 403, 413, 422, 429)
 
 
 @session_routes.post(
