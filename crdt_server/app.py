@@ -230,7 +230,10 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
         # The features first: one that needs a feature the list lacks stops the start
         # before anything is opened.
-        built = Built(settings)
+        # Kept as long as any token they cover may live (plus the iat clock skew).
+        keep = settings.max_token_lifetime_seconds + CLOCK_SKEW
+        revocations = Revocations(keep_seconds=keep)
+        built = Built(settings, revocations)
         for feature in features:
             built.extensions.extend(feature.build(built))
         the_store = store or default_store(settings)
@@ -261,9 +264,6 @@ def create_app(
         else:
             the_bus = LocalBus()
         codec = token_codec(settings)
-        # Kept as long as any token they cover may live (plus the iat clock skew).
-        keep = settings.max_token_lifetime_seconds + CLOCK_SKEW
-        revocations = Revocations(keep_seconds=keep)
         known = frozenset(kind for feature in features for kind in feature.bus)
         admin_events = AdminEvents(revocations, keep, known)
         hooks = Hooks([admin_events, *built.extensions, *extensions])

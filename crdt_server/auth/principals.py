@@ -52,6 +52,10 @@ class Principal:
     (``operate``), its socket is read-only and only those operations run; a writer runs
     every operation."""
 
+    session_id: str | None = None
+    """The device session the token was minted from (its ``sid`` claim): a socket opened
+    with it is not closed at :attr:`expires_at` but when that device session ends."""
+
     @property
     def actor(self) -> Actor:
         """Who this user is, as changes and answers credit them."""
@@ -140,6 +144,27 @@ class Revocations:
     def __init__(self, keep_seconds: float = 7 * 24 * 3600) -> None:
         self._at: dict[tuple[str, str | None], float] = {}
         self._keep = keep_seconds
+        self._sessions: dict[str, float] = {}
+        """Ended device sessions (``sid``) -> when they were noticed ended here."""
+
+    @property
+    def keep_seconds(self) -> float:
+        """How long a revocation is kept (at least the longest a token may live)."""
+        return self._keep
+
+    def end_session(self, sid: str) -> None:
+        """Refuse every token minted from the device session ``sid`` from now on (it was
+        signed out, revoked or went idle). Kept ``keep_seconds``: longer than any token
+        minted from it lives."""
+        now = time.time()
+        self._sessions.setdefault(sid, now)
+        for key, when in list(self._sessions.items()):
+            if now - when > self._keep:
+                del self._sessions[key]
+
+    def session_ended(self, sid: str) -> bool:
+        """Whether the device session ``sid`` ended (as far as this process knows)."""
+        return sid in self._sessions
 
     def revoke(self, sub: str, wedding: str | None = None, at: float | None = None) -> None:
         """Refuse ``sub``'s tokens issued at or before ``at`` (default: now); a later
@@ -212,6 +237,8 @@ class TokenAuthenticator:
             raise NotAuthenticated("a token is required (token query parameter or Bearer header)")
         if self._revocations.revoked(claims, wedding_id):
             raise NotAuthenticated("token revoked")
+        if claims.sid is not None and self._revocations.session_ended(claims.sid):
+            raise NotAuthenticated("the device session of this token ended")
         if wedding_id not in claims.weddings:
             raise NotAllowed("token is not for this wedding")
         access = self._matrix.access(claims.role, doc, claims.docs)
@@ -225,4 +252,5 @@ class TokenAuthenticator:
             expires_at=claims.exp,
             email=claims.email,
             can_operate=access.can_operate,
+            session_id=claims.sid,
         )

@@ -62,6 +62,10 @@ class TokenClaims:
     """When the person signed in (the first token's ``iat``), kept across refreshes."""
     email: str | None = None
     """The person's address (optional ``email`` claim), kept in the member directory."""
+    sid: str | None = None
+    """The device session it was minted from (``sid`` claim): a socket opened with it
+    outlives ``exp`` and closes when that device session ends; ``None`` for operator and
+    app-backend tokens (their sockets close at ``exp``)."""
 
 
 def load_or_create_secret(data_dir: Path) -> bytes:
@@ -165,6 +169,7 @@ class TokenCodec:
         docs: Mapping[str, str] | None = None,
         auth_time: int | None = None,
         email: str | None = None,
+        sid: str | None = None,
     ) -> str:
         """Sign an HS256 token (needs the secret); validates what it signs."""
         if not self.can_mint or self._secret is None:
@@ -186,6 +191,8 @@ class TokenCodec:
             payload["auth_time"] = auth_time
         if email is not None:
             payload["email"] = email
+        if sid is not None:
+            payload["sid"] = sid
         _claims(payload)  # never sign something decode() would refuse
         return jwt.encode(payload, self._secret, algorithm="HS256")
 
@@ -225,7 +232,23 @@ def _claims(payload: Mapping[str, Any]) -> TokenClaims:
         docs=docs,
         auth_time=float(auth_time) if isinstance(auth_time, int | float) else None,
         email=_email(payload.get("email")),
+        sid=_sid(payload.get("sid")),
     )
+
+
+def _sid(value: Any) -> str | None:
+    """The optional ``sid`` claim: a device session id the server made (``d_`` and up to
+    64 URL-safe characters)."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, str)
+        or not value.startswith("d_")
+        or not 3 <= len(value) <= 66
+        or not all(c.isascii() and (c.isalnum() or c in "-_") for c in value)
+    ):
+        raise TokenError("claim 'sid' must be a device session id")
+    return value
 
 
 def _email(value: Any) -> str | None:

@@ -183,15 +183,20 @@ class ErasureService:
 
     # -- revocations --------------------------------------------------------------------
 
-    async def revoke(self, sub: str, wedding: str | None) -> tuple[float, int]:
+    async def revoke(
+        self, sub: str, wedding: str | None, *, cascade: bool = True
+    ) -> tuple[float, int]:
         """Refuse ``sub``'s tokens issued until now (stored first), close their sessions
-        here and in every other process; returns (when, sessions closed here)."""
+        here and in every other process; returns (when, sessions closed here). Without
+        ``cascade`` (a member's role changed: they stay a member) what they set up goes on
+        (no :meth:`Extension.on_revoke`)."""
         at = time.time()
         await self._store.revoke(Revocation(sub, wedding, at), forget_before=at - self._keep)
         self._revocations.revoke(sub, wedding, at)
         # What they set up stops too, durably: a revocation is forgotten once no token
         # could outlive it, a disabled webhook or a deleted feed is not.
-        await self._registry.hooks.revoke(sub, wedding)
+        if cascade:
+            await self._registry.hooks.revoke(sub, wedding)
         closed = self._registry.close_sessions(
             sub, wedding, CloseCode.TOKEN_EXPIRED, "session revoked"
         )

@@ -173,7 +173,9 @@ class _Session:
         reason = ""
         expiry: asyncio.TimerHandle | None = None
         expires_at = conn.principal.expires_at
-        if expires_at is not None:
+        # A socket opened with a device session's token outlives the token: it closes when
+        # its device session ends (the people feature closes it), not at ``exp``.
+        if expires_at is not None and conn.principal.session_id is None:
             expiry = asyncio.get_running_loop().call_later(
                 max(0.0, expires_at - time.time()),
                 conn.request_close,

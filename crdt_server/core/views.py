@@ -55,6 +55,9 @@ class ConnectionView(Protocol):
     def connected_at(self) -> float:
         """When the connection was accepted (Unix time)."""
 
+    def request_close(self, code: int, reason: str = "") -> None:
+        """Close it with ``code`` (a 44xx close for a credential that ended)."""
+
 
 class RoomView(Protocol):
     """One loaded document, as a hook is given it."""

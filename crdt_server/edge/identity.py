@@ -14,6 +14,10 @@ The kinds, in the order they are recognised:
 - ``signature``: a Standard Webhooks signature (``webhook-signature``), for the inbound route;
 - ``calendar``: a calendar feed token (``?token=cal_...``), for the feed route;
 - ``jwt``: a signed token (``Authorization: Bearer`` or ``?token=``), verified here;
+- ``session``: a device session's cookie (:data:`SESSION_COOKIE`, sent by browsers to
+  ``/api/session`` only), for the routes under that path; every route that reads it first
+  checks that the request comes from the server's own origin (:func:`same_origin`, 403
+  otherwise), whether a cookie came or not; its route looks the secret up in the store;
 - ``none``: no credential (anonymous access, when it is on, stands in for a JWT).
 
 Public routes (health, docs, the web app's files, unsubscribe links with their own key)
@@ -25,6 +29,7 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 
@@ -36,14 +41,28 @@ from crdt_server.edge.problems import CHALLENGE, ApiError, FieldProblem, auth_st
 __all__ = [
     "CALENDAR_TOKEN_PREFIX",
     "KINDS",
+    "SESSION_COOKIE",
     "Caller",
     "CredentialKind",
     "resolve",
+    "same_origin",
     "unauthorized",
 ]
 
-CredentialKind = Literal["none", "jwt", "admin", "calendar", "ticket", "signature"]
-KINDS: tuple[CredentialKind, ...] = ("jwt", "admin", "calendar", "ticket", "signature", "none")
+CredentialKind = Literal["none", "jwt", "admin", "calendar", "ticket", "signature", "session"]
+KINDS: tuple[CredentialKind, ...] = (
+    "jwt",
+    "admin",
+    "calendar",
+    "ticket",
+    "signature",
+    "session",
+    "none",
+)
+
+SESSION_COOKIE = "crdt_session"
+"""The device session cookie's name (``HttpOnly; Secure; SameSite=Strict``, path
+``/api/session``)."""
 
 CALENDAR_TOKEN_PREFIX = "cal_"
 """Calendar feed tokens start with this (JWTs cannot: they start with ``ey``)."""
@@ -55,6 +74,7 @@ _SPOKEN = {
     "calendar": "a calendar feed token",
     "ticket": "an event stream ticket",
     "signature": "a webhook signature",
+    "session": "a device session cookie",
 }
 
 
@@ -82,6 +102,26 @@ def unauthorized(detail: str, field: str = "token") -> ApiError:
     )
 
 
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def same_origin(request: Request, public_url: str) -> bool:
+    """Whether the request comes from the server's own pages: its ``Origin`` is
+    ``CRDT_SERVER_PUBLIC_URL``'s origin (else the request's own scheme and host). A browser
+    sends no ``Origin`` on a same-origin GET; it says ``Sec-Fetch-Site: same-origin``
+    instead, which a page of another site cannot make it say."""
+    expected = _origin_of(public_url) if public_url else _origin_of(str(request.url))
+    origin = request.headers.get("origin")
+    if origin is None:
+        return (
+            request.method in ("GET", "HEAD")
+            and request.headers.get("sec-fetch-site") == "same-origin"
+        )
+    return origin.rstrip("/").lower() == expected
+
+
 def presented(request: Request, admin_key: str) -> tuple[CredentialKind, str | None]:
     """The kind of credential a request carries, and its text (unverified)."""
     header = request.headers.get("authorization")
@@ -107,9 +147,20 @@ def resolve(
     accepts: frozenset[CredentialKind],
     authenticator: Authenticator,
     admin_key: str,
+    public_url: str = "",
 ) -> Caller:
     """The request's credential as one kind the route accepts (see the module docstring);
-    :class:`ApiError` 401 for a kind it does not take or a token that does not verify."""
+    :class:`ApiError` 401 for a kind it does not take or a token that does not verify, 403
+    for a cookie-reading route called from another origin."""
+    if "session" in accepts:
+        if not same_origin(request, public_url):
+            raise ApiError(
+                403, "this route answers the server's own pages only (Origin)",
+                errors=[FieldProblem("Origin", "not this server's origin")],
+            )  # fmt: skip
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie:
+            return Caller("session", secret=cookie)
     kind, text = presented(request, admin_key)
     if kind == "none" and "jwt" in accepts and "none" not in accepts:
         # A JWT route without a token: anonymous access when it is on, else 401.

@@ -29,6 +29,14 @@ _SECURITY_SCHEMES = {
         "`token` query parameter is accepted too (the header wins).",
     },
     "tokenQuery": {"type": "apiKey", "in": "query", "name": "token"},
+    "deviceSession": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "crdt_session",
+        "description": "A device session's cookie (set by `POST /api/sign-in/complete`; "
+        "`HttpOnly; Secure; SameSite=Strict`, path `/api/session`). Its routes answer 403 "
+        "to a request whose `Origin` is not the server's own.",
+    },
     "adminKey": {
         "type": "http",
         "scheme": "bearer",
@@ -135,6 +143,8 @@ def _operation(
         operation["security"] = []
     elif route.security == "admin":
         operation["security"] = [{"adminKey": []}]
+    elif route.security == "session":
+        operation["security"] = [{"deviceSession": []}]
     else:
         operation["security"] = [{"token": []}, {"tokenQuery": []}]
     return operation

@@ -75,7 +75,7 @@ Family = Literal["public", "read", "write", "admin"] | str
 BodyKind = Literal["none", "json", "update"]
 """What a route reads: nothing, a JSON body (``CRDT_SERVER_MAX_JSON_BODY_BYTES``) or an
 update body (binary or base64 JSON, ``CRDT_SERVER_MAX_UPDATE_BODY_BYTES``)."""
-Security = Literal["none", "token", "admin"]
+Security = Literal["none", "token", "admin", "session"]
 
 
 def json_response(value: Any, status_code: int = 200) -> Response:
@@ -197,6 +197,7 @@ class ApiRoute:
 _BY_SECURITY: dict[str, frozenset[CredentialKind] | None] = {
     "token": frozenset({"jwt"}),
     "admin": frozenset({"admin"}),
+    "session": frozenset({"session"}),
     "none": None,
 }
 
@@ -519,7 +520,9 @@ def _endpoint(route: ApiRoute) -> Callable[[Request], Awaitable[Response]]:
             try:
                 if kinds == {"admin"} and not key:
                     raise ApiError(403, "the admin API is disabled: set CRDT_SERVER_ADMIN_API_KEY")
-                call.caller = resolve(request, kinds, state.authenticator, key)
+                call.caller = resolve(
+                    request, kinds, state.authenticator, key, state.settings.public_url
+                )
             except ApiError as exc:
                 # Counted all the same (by address): guessing credentials is rate limited.
                 refused = exc

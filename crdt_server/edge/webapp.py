@@ -265,6 +265,10 @@ async def refresh_token(call: ApiCall) -> Response:
         raise unauthorized("a token without 'iat' cannot be refreshed")
     if any(revocations.revoked(claims, wedding) for wedding in claims.weddings):
         raise unauthorized("token revoked")
+    if claims.sid is not None:
+        # Its device session mints the next one (``POST /api/session/refresh``): a token
+        # refreshed here would carry no ``sid`` and outlive the device session's end.
+        raise unauthorized("a device session's token is refreshed by POST /api/session/refresh")
     now = time.time()
     signed_in = claims.auth_time if claims.auth_time is not None else claims.iat
     lifetime = min(claims.exp - claims.iat, settings.token_ttl_seconds)

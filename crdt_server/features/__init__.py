@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from crdt_server.auth.principals import Revocations
 from crdt_server.core.hooks import Extension
 from crdt_server.names import CORE_EVENT_NAMESPACES
 
@@ -82,9 +83,12 @@ class MissingFeature(RuntimeError):
 class Built:
     """The extensions built so far, in order (what a feature's ``build`` may look up)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, revocations: Revocations | None = None) -> None:
         self.settings = settings
         self.extensions: list[Extension] = []
+        self.revocations = revocations if revocations is not None else Revocations()
+        """The server's revocations (the tokens the authenticator refuses): a feature that
+        ends credentials (a device session) records them here."""
 
     def get(self, kind: type[E]) -> E:
         """The extension of type ``kind`` an earlier feature built."""

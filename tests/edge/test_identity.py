@@ -46,6 +46,7 @@ PATH_VALUES = {
     "message_id": "m1",
     "sub": "ada",
     "invitation_id": "0123456789abcdef",
+    "device_id": "d_0123456789abcdef",
 }
 
 
@@ -65,6 +66,8 @@ def credential(kind: CredentialKind) -> tuple[dict[str, str], dict[str, str]]:
             "webhook-timestamp": "1700000000",
             "webhook-signature": "v1,AAAA",
         }, {}
+    if kind == "session":
+        return {"Cookie": "crdt_session=" + "s" * 43}, {}
     return {}, {}
 
 
@@ -79,6 +82,8 @@ def refusals() -> list[tuple[str, str, CredentialKind]]:
         if kinds is None:
             continue  # a public route reads no credential
         for kind in KINDS:
+            if kind == "session" and "none" in kinds:
+                continue  # only /api/session/ reads the cookie: elsewhere it is no credential
             if kind not in kinds:
                 cases.append((route.method, route.path, kind))
     return cases
@@ -114,6 +119,9 @@ async def test_every_route_refuses_every_kind_it_does_not_take(server: ServerPro
         for method, path, kind in cases:
             route = routes[(method, path)]
             headers, params = credential(kind)
+            if "session" in (route.kinds or ()):
+                # A cookie-reading route checks the origin first (403 from elsewhere).
+                headers = {**headers, "Origin": server.url}
             content = None
             if route.body == "json":
                 headers = {**headers, "content-type": "application/json"}

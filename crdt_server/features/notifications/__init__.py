@@ -26,8 +26,8 @@ from crdt_server.features.notifications.extension import (
 )
 from crdt_server.features.notifications.extension_mail import Mailer
 from crdt_server.features.notifications.settings import NotificationSettings
-from crdt_server.features.notifications.tables import SCHEMA
-from crdt_server.features.people import People
+from crdt_server.features.notifications.tables import MAIL_SCHEMA, SCHEMA
+from crdt_server.features.people import DeviceSessions, People
 
 __all__ = [
     "FEATURE",
@@ -49,6 +49,9 @@ __all__ = [
 def _build(built: Built) -> Sequence[Extension]:
     inbox = Notifications()
     inbox.emails = bool(built.settings.fragment(NotificationSettings).smtp_url)
+    sessions = built.find(DeviceSessions)
+    if sessions is not None:
+        sessions.post = inbox  # sign-in links go out through the one outbox and mailer
     return [inbox, Mailer(inbox, built.get(People))]
 
 
@@ -62,7 +65,7 @@ FEATURE = Feature(
     "notifications",
     _build,
     routes=_routes,
-    schemas=(SCHEMA,),
+    schemas=(SCHEMA, MAIL_SCHEMA),
     bus=frozenset({OUTBOX_MESSAGE}),
     settings=NotificationSettings,
 )

@@ -13,6 +13,7 @@ Notifications about a thread carry its id; the threads feature says what they ar
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple, Protocol
 
@@ -21,6 +22,7 @@ from crdt_server.cluster.messages import BusMessage, to_event
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.features.db import FeatureDb, Sql, Tx, rows_as
 from crdt_server.features.notifications.tables import (
+    MAIL_SCHEMA,
     NOTIFICATION_COLUMNS,
     SCHEMA,
     Count,
@@ -248,6 +250,7 @@ class Notifications(Extension):
         self._core = core
         self._db = FeatureDb(core.store)
         await core.store.install(SCHEMA)
+        await core.store.install(MAIL_SCHEMA)
 
     async def close(self) -> None:
         if self._db is not None:
@@ -264,6 +267,16 @@ class Notifications(Extension):
         self.outbox_wake.set()
         assert self._core is not None
         self._core.registry.bus.publish_event(to_event(OutboxQueued(wedding)))
+
+    async def queue_email(self, address: str, subject: str, body: str) -> None:
+        """Queue an email to a bare address (not a wedding's member: a sign-in link), sent
+        at once by the mailer, with retries (:class:`crdt_server.features.people.MailQueue`).
+        Nothing is queued when this server sends no email."""
+        if not self.emails:
+            return
+        subject = " ".join(subject.split())  # never a line break in a header
+        await self.db.write(_queue_email(address, subject[:200], body, time.time()))
+        self.queued("")
 
     async def notifications(
         self, wedding: str, sub: str, *, unread_only: bool, after: int | None, limit: int
@@ -318,6 +331,13 @@ class Notifications(Extension):
     async def on_member_erased(self, wedding: str, sub: str) -> bool:
         """Erase a person from the inbox and the outbox (:func:`erase`)."""
         return await self.db.write(erase(wedding, sub))
+
+
+def _queue_email(address: str, subject: str, body: str, now: float) -> Tx[None]:
+    yield Sql(
+        "INSERT INTO {t}mail_outbox (address, subject, body, created_at) VALUES (?, ?, ?, ?)",
+        (address, subject, body, now),
+    )
 
 
 def _item(n: Notification, subject: str | None) -> dict[str, Any]:

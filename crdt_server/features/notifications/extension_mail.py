@@ -35,7 +35,7 @@ from crdt_server.features.db import Sql, Tx, rows_as
 from crdt_server.features.notifications.domain_mail import envelope
 from crdt_server.features.notifications.extension import Notifications, OutboxQueued
 from crdt_server.features.notifications.settings import NotificationSettings
-from crdt_server.features.notifications.tables import DueOutbox, OutboxItem
+from crdt_server.features.notifications.tables import DueOutbox, MailItem, OutboxItem
 from crdt_server.features.people import Member, People, emailed
 
 __all__ = ["Mailer", "Notice", "SmtpTarget"]
@@ -147,6 +147,7 @@ class Mailer(Extension):
             now,
         )
         pause = POLL_SECONDS
+        await self._send_addressed()
         for person in waiting:
             due = await self._people.emailed_at(person.wedding, person.sub) + digest
             if person.urgent or now >= due:
@@ -154,6 +155,56 @@ class Mailer(Extension):
             else:
                 pause = min(pause, due - now)
         return pause
+
+    async def _send_addressed(self) -> None:
+        """Send the emails to bare addresses (sign-in links), each at once."""
+        db = self._inbox.db
+        now = time.time()
+
+        def claim() -> Tx[list[MailItem]]:
+            return (
+                yield from rows_as(
+                    MailItem,
+                    "UPDATE {t}mail_outbox SET claimed_until = ? WHERE id IN (SELECT id FROM"
+                    " {t}mail_outbox WHERE claimed_until < ? ORDER BY id LIMIT 50)"
+                    " RETURNING id, address, subject, body",
+                    now + CLAIM_SECONDS,
+                    now,
+                )
+            )
+
+        for item in sorted(await db.write(claim()), key=lambda i: i.id):
+            assert self._core is not None
+            email = EmailMessage()
+            email["From"] = self._core.settings.fragment(NotificationSettings).email_from
+            email["To"] = item.address
+            email["Subject"] = item.subject
+            email.set_content(item.body, cte="quoted-printable")
+            if not await self._deliver(email):
+                await db.write(_release_mail(int(item.id), time.time() + RETRY_SECONDS))
+                continue
+            await db.write(_done_mail(int(item.id)))
+
+    async def _deliver(self, email: EmailMessage) -> bool:
+        """Send one email; whether it went (a failure is logged without addresses)."""
+        import aiosmtplib  # imported by the first email, not by every process start
+
+        try:
+            await aiosmtplib.send(
+                email,
+                hostname=self._target.host,
+                port=self._target.port,
+                username=self._target.username,
+                password=self._target.password,
+                use_tls=self._target.tls,
+                timeout=30,
+            )
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            # No addresses or bodies in the log: only what failed.
+            log.error("an email could not be sent (retrying): %s", type(exc))
+            return False
+        self.sent += 1
+        return True
 
     async def _send(self, wedding: str, sub: str) -> None:
         db = self._inbox.db
@@ -182,25 +233,9 @@ class Mailer(Extension):
         if member is not None and member.email and member.email_on:
             # None: nothing left to say (every notice's finding closed meanwhile).
             email = await self._compose(wedding, member, member.email, items)
-        if email is not None:
-            import aiosmtplib  # imported by the first email, not by every process start
-
-            try:
-                await aiosmtplib.send(
-                    email,
-                    hostname=self._target.host,
-                    port=self._target.port,
-                    username=self._target.username,
-                    password=self._target.password,
-                    use_tls=self._target.tls,
-                    timeout=30,
-                )
-            except (aiosmtplib.SMTPException, OSError) as exc:
-                # No addresses or bodies in the log: only what failed.
-                log.error("a notification email could not be sent (retrying): %s", type(exc))
-                await db.write(_release(ids, time.time() + RETRY_SECONDS))
-                return
-            self.sent += 1
+        if email is not None and not await self._deliver(email):
+            await db.write(_release(ids, time.time() + RETRY_SECONDS))
+            return
         await db.write(_done(wedding, sub, ids, time.time()))
 
     async def _compose(
@@ -266,6 +301,14 @@ class Mailer(Extension):
             "\n".join(lines) + f"\n--\nStop these emails: {link}\n", cte="quoted-printable"
         )
         return email
+
+
+def _release_mail(id_: int, at: float) -> Tx[None]:
+    yield Sql("UPDATE {t}mail_outbox SET claimed_until = ? WHERE id = ?", (at, id_))
+
+
+def _done_mail(id_: int) -> Tx[None]:
+    yield Sql("DELETE FROM {t}mail_outbox WHERE id = ?", (id_,))
 
 
 def _release(ids: list[int], at: float) -> Tx[None]:

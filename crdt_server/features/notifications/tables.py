@@ -19,6 +19,8 @@ __all__ = [
     "SCHEMA",
     "Count",
     "DueOutbox",
+    "MAIL_SCHEMA",
+    "MailItem",
     "Notification",
     "OutboxItem",
     "UnreadNotice",
@@ -66,6 +68,17 @@ notifications were a feature of their own, the tables are there already (the thr
 schema created them): installing this schema adds its version row and renames them."""
 
 
+MAIL_OUTBOX = Table(
+    "mail_outbox",
+    "(id {id}, address {text} NOT NULL, subject {text} NOT NULL, body {text} NOT NULL,"
+    " created_at {real} NOT NULL, claimed_until {real} NOT NULL DEFAULT 0)",
+    wedding=False,
+)
+MAIL_SCHEMA = schema_of("mail", MAIL_OUTBOX)
+"""Emails to a bare address (a sign-in link to someone who may be no member yet), sent
+by the same mailer as the notifications' outbox, at once (no digest), then deleted."""
+
+
 NOTIFICATION_COLUMNS = "id, reason, thread, message, actor, actor_role, priority, created_at, read"
 
 
@@ -108,3 +121,12 @@ class DueOutbox(msgspec.Struct, frozen=True):
 
 class Count(msgspec.Struct, frozen=True):
     count: int
+
+
+class MailItem(msgspec.Struct, frozen=True):
+    """An email to a bare address, as claimed."""
+
+    id: int
+    address: str
+    subject: str
+    body: str

@@ -1,6 +1,13 @@
 """The member directory of each wedding: filled from authenticated principals as they
 connect or call the API, edited through it; each person's notification settings and
-unsubscribe key. Threads and notifications build on it."""
+unsubscribe key; people (``p_...``), their memberships, sign-in links and device sessions.
+Threads and notifications build on it.
+
+For other features: :func:`sign_in_device` starts a device session for a person and sets
+its cookie on a response (an accepted invitation); :func:`send_sign_in_link` emails a
+sign-in link (a new wedding's couple); :class:`DeviceSessions` makes people and
+memberships (:meth:`~DeviceSessions.person`, :meth:`~DeviceSessions.add_membership`);
+:class:`MailQueue` is what the notifications feature gives it to send emails."""
 
 from __future__ import annotations
 
@@ -14,15 +21,26 @@ from crdt_server.features.events import EventLog
 from crdt_server.features.people.domain import PARTICIPATION, Member, member_json
 from crdt_server.features.people.extension import People, emailed, member_row
 from crdt_server.features.people.extension_invitations import Invitations
+from crdt_server.features.people.extension_sessions import (
+    SESSION_ENDED,
+    DeviceSessions,
+    MailQueue,
+)
 from crdt_server.features.people.routes import member_principal, people_routes
 from crdt_server.features.people.routes_invitations import (
     invitation_routes,
     start_device_session,
 )
 from crdt_server.features.people.routes_leaving import leaving_routes
+from crdt_server.features.people.routes_session import (
+    send_sign_in_link,
+    session_routes,
+    sign_in_device,
+)
 from crdt_server.features.people.settings import PeopleSettings
 from crdt_server.features.people.tables import SCHEMA, members
 from crdt_server.features.people.tables_invitations import INVITATIONS_SCHEMA
+from crdt_server.features.people.tables_sessions import SESSIONS_SCHEMA
 
 if TYPE_CHECKING:
     from crdt_server.edge.routing import ApiRoute
@@ -32,7 +50,10 @@ __all__ = [
     "INVITATIONS_SCHEMA",
     "PARTICIPATION",
     "SCHEMA",
+    "SESSIONS_SCHEMA",
+    "DeviceSessions",
     "Invitations",
+    "MailQueue",
     "Member",
     "People",
     "PeopleSettings",
@@ -41,6 +62,8 @@ __all__ = [
     "member_principal",
     "member_row",
     "members",
+    "send_sign_in_link",
+    "sign_in_device",
     "start_device_session",
 ]
 
@@ -51,18 +74,19 @@ def _build(built: Built) -> Sequence[Extension]:
         # Device labels are personal: a session.* event is read by the person it names
         # (its data's "sub") and by who manages the members, nobody else.
         events.personal("session.", "members.manage")
-    return [People(), Invitations(events)]
+    return [People(), Invitations(events), DeviceSessions(built.revocations)]
 
 
 def _routes() -> Sequence[ApiRoute]:
-    return [*people_routes(), *invitation_routes(), *leaving_routes()]
+    return [*people_routes(), *invitation_routes(), *leaving_routes(), *session_routes()]
 
 
 FEATURE = Feature(
     "people",
     _build,
     routes=_routes,
-    schemas=(SCHEMA, INVITATIONS_SCHEMA),
+    schemas=(SCHEMA, INVITATIONS_SCHEMA, SESSIONS_SCHEMA),
+    bus=frozenset({SESSION_ENDED}),
     settings=PeopleSettings,
     capabilities={
         # The member directory (names, emails, roles), removing members.

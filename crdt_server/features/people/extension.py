@@ -15,10 +15,11 @@ import time
 from typing import Any
 
 from crdt_server.core.hooks import ConnectionView, Core, Extension, RoomView
-from crdt_server.features.db import FeatureDb, Sql, Tx
+from crdt_server.features.db import FeatureDb, Sql, Tx, row_as
 from crdt_server.features.people import tables
 from crdt_server.features.people.domain import Member, member_json
-from crdt_server.features.people.tables import MEMBERS, SCHEMA
+from crdt_server.features.people.tables import MEMBER_COLUMNS, MEMBERS, SCHEMA, MemberRow
+from crdt_server.features.people.tables_sessions import SESSIONS_SCHEMA, verified
 from crdt_server.storage import FeatureRow
 
 __all__ = ["People", "emailed", "erase", "member_row"]
@@ -87,6 +88,7 @@ class People(Extension):
     async def start(self, core: Core) -> None:
         self._db = FeatureDb(core.store)
         await core.store.install(SCHEMA)
+        await core.store.install(SESSIONS_SCHEMA)
 
     async def close(self) -> None:
         if self._db is not None:
@@ -149,47 +151,73 @@ class People(Extension):
         self._registered.add((wedding, sub))
 
     async def see(self, wedding: str, sub: str, role: str, name: str, email: str | None) -> None:
-        """Keep the directory up to date with a token seen at a connection or request."""
+        """Record a member the directory does not know yet, as a token seen at a connection
+        or request says (an operator or the app's backend signed it: its email is an
+        operator's, so it identifies the member at a sign-in). A known member is left as
+        the directory has them: their role and address are changed through it, never by a
+        token's claims."""
         key = (wedding, sub)
         if self.known(wedding, sub, role, name, email):
             return
+        now = time.time()
 
         def tx() -> Tx[None]:
-            yield Sql(
+            added = yield Sql(
                 "INSERT INTO {t}members (wedding, sub, role, name, email, unsubscribe,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (wedding, sub) DO UPDATE"
-                " SET role = excluded.role, name = excluded.name,"
-                " email = COALESCE(excluded.email, {t}members.email),"
-                " updated_at = excluded.updated_at",
-                (wedding, sub, role, name, email, secrets.token_urlsafe(24), time.time()),
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (wedding, sub) DO NOTHING",
+                (wedding, sub, role, name, email, secrets.token_urlsafe(24), now),
+                count=True,
             )
+            if added and email is not None:
+                yield from verified(wedding, sub, email, now)
 
         await self.db.write(tx())
         self._seen[key] = (role, name, email)
 
     async def put_member(
-        self, wedding: str, sub: str, role: str, name: str, email: str | None
-    ) -> tuple[dict[str, Any], bool]:
-        """Create or replace a member; (member, created)."""
+        self,
+        wedding: str,
+        sub: str,
+        role: str,
+        name: str,
+        email: str | None,
+        *,
+        by_operator: bool = False,
+    ) -> tuple[dict[str, Any], Member | None]:
+        """Create or replace a member; (member, the entry it replaced or ``None``). An
+        address an operator (``by_operator``) sets identifies the member at a sign-in; one
+        set otherwise does once a sign-in link to it is used."""
+        now = time.time()
 
-        def tx() -> Tx[bool]:
-            known = yield Sql(
-                "SELECT 1 FROM {t}members WHERE wedding = ? AND sub = ?", (wedding, sub)
+        def tx() -> Tx[Member | None]:
+            before = yield from row_as(
+                MemberRow,
+                f"SELECT {MEMBER_COLUMNS} FROM {{t}}members WHERE wedding = ? AND sub = ?",
+                wedding,
+                sub,
             )
+            old = None if before is None else before.member()
+            if email is None or (old is not None and old.email != email and not by_operator):
+                yield Sql(
+                    "DELETE FROM {t}verified_emails WHERE wedding = ? AND sub = ?",
+                    (wedding, sub),
+                )
+            if email is not None and by_operator:
+                yield from verified(wedding, sub, email, now)
             yield Sql(
                 "INSERT INTO {t}members (wedding, sub, role, name, email, unsubscribe,"
                 " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (wedding, sub) DO UPDATE"
                 " SET role = excluded.role, name = excluded.name, email = excluded.email,"
                 " updated_at = excluded.updated_at",
-                (wedding, sub, role, name, email, secrets.token_urlsafe(24), time.time()),
+                (wedding, sub, role, name, email, secrets.token_urlsafe(24), now),
             )
-            return not known
+            return old
 
-        created = await self.db.write(tx())
+        replaced = await self.db.write(tx())
         self._seen.pop((wedding, sub), None)
         member = await self.member(wedding, sub)
         assert member is not None
-        return member_json(member, with_email=True), created
+        return member_json(member, with_email=True), replaced
 
     async def member(self, wedding: str, sub: str) -> Member | None:
         return await tables.member(self.db, wedding, sub)

@@ -20,11 +20,14 @@ from crdt_server.edge.bodies import Role
 from crdt_server.edge.guards import readable_documents, wedding_principal
 from crdt_server.edge.params import WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, is_admin, json_response
-from crdt_server.errors import Forbidden, Impossible, Malformed, NotFound
+from crdt_server.errors import Forbidden, Impossible, Malformed, NotFound, Unavailable
 from crdt_server.features.people.domain import member_json
 from crdt_server.features.people.domain_invitations import member_edit_refusal
 from crdt_server.features.people.extension import People
 from crdt_server.features.people.extension_invitations import Invitations, member_event
+from crdt_server.features.people.extension_sessions import DeviceSessions
+from crdt_server.features.people.routes_session import links_base
+from crdt_server.storage import StoreError
 
 __all__ = ["MemberPath", "MemberSub", "member_principal", "people_routes"]
 
@@ -105,6 +108,10 @@ async def list_members(call: ApiCall, path: WeddingPath) -> Response:
     f"{_BASE}/members/{{sub}}",
     "putMember",
     "Add or replace a member (admin key, or members.manage under the invitations' ceiling)",
+    description="The directory is authoritative: a changed role revokes the member's older "
+    "tokens (their sockets close with 4401). An address set with the admin key identifies "
+    "the member at a sign-in; one set by a member is sent a sign-in link, and identifies "
+    "them once it is used.",
     family="threads",
     accepts=frozenset({"jwt", "admin"}),
     status=201,
@@ -123,9 +130,9 @@ async def put_member(call: ApiCall, path: PutMemberPath, body: MemberBody) -> Re
     if body.email is not None and not valid_email(body.email):
         raise Impossible("must be an email address", field="email")
     people = call.state.extension(People)
+    operator = principal is None
     if principal is None:
         actor = ("admin", "admin")
-        current = await people.member(wedding, path.sub)
     else:
         actor = (principal.user_id, principal.role)
         # The ceiling (domain_invitations): what CRDT_SERVER_PERMISSIONS cannot widen.
@@ -147,22 +154,33 @@ async def put_member(call: ApiCall, path: PutMemberPath, body: MemberBody) -> Re
         )
         if refused is not None:
             raise Forbidden(refused[0], field=refused[1])
-    member, created = await people.put_member(
-        wedding, path.sub, body.role, body.name or path.sub, body.email
+    member, replaced = await people.put_member(
+        wedding, path.sub, body.role, body.name or path.sub, body.email, by_operator=operator
     )
-    if current is not None and current.role != body.role:
+    if replaced is not None and replaced.role != body.role:
+        # The directory is authoritative: tokens minted with the old role stop (and their
+        # sockets close); a device session mints the next ones with the new role. What
+        # they set up (webhooks, feeds) goes on, under the new role's rules.
+        try:
+            await call.state.erasures.revoke(path.sub, wedding, cascade=False)
+        except StoreError as exc:
+            raise Unavailable("the store could not record the revocation, retry") from exc
         await call.state.extension(Invitations).record(
             [
                 member_event(
                     wedding,
                     "role_changed",
-                    {"sub": path.sub, "from": current.role, "to": body.role},
+                    {"sub": path.sub, "from": replaced.role, "to": body.role},
                     sub=actor[0],
                     role=actor[1],
                 )
             ]
         )
-    return json_response(member, status_code=201 if created else 200)
+    changed = replaced is None or replaced.email != body.email
+    if body.email is not None and changed and not operator:
+        # The new address identifies the member once the link sent to it is used.
+        call.state.extension(DeviceSessions).request_link_later(body.email, links_base(call))
+    return json_response(member, status_code=201 if replaced is None else 200)
 
 
 @people_routes.delete(

@@ -1,0 +1,576 @@
+"""Device sessions and sign-in links: how a person gets in without an operator's token.
+
+A sign-in link (``POST /api/sign-in``) carries a one-time code, of which the store keeps
+the SHA-256 only: the newest per address (a newer one replaces it), usable once within
+:data:`CODE_SECONDS`. Completing it makes (or finds) the person of that address and links
+them to every member whose address it is, in each wedding where exactly one member holds
+it (several: none of them, the answer says which weddings), then starts a **device
+session**: a 256-bit secret in the browser's cookie (SHA-256 stored), from which short
+access tokens per wedding are minted (:meth:`DeviceSessions.mint`, carrying ``sid``).
+
+A device session ends when signed out, revoked from the devices list, or unused for
+``CRDT_SERVER_DEVICE_SESSION_IDLE_DAYS``; then every process refuses its tokens
+(:meth:`Revocations.end_session <crdt_server.auth.principals.Revocations.end_session>`)
+and closes its sockets with 4401 (the ``people.session_ended`` bus message, and a sweep
+that re-reads the ended sessions, so a lost message is caught up within a minute).
+
+Emails go through the notifications feature's outbox, if the server runs it
+(:class:`MailQueue`, given by that feature): one mailer for every email.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from crdt_server.auth.principals import Revocations
+from crdt_server.auth.tokens import TokenCodec
+from crdt_server.cluster.messages import BusMessage, from_event, to_event
+from crdt_server.core.hooks import Core, Extension
+from crdt_server.core.limits import RateLimiter
+from crdt_server.errors import CloseCode
+from crdt_server.features.db import FeatureDb, Sql, Tx, row_as, rows_as
+from crdt_server.features.people.settings import PeopleSettings
+from crdt_server.features.people.tables_sessions import (
+    DEVICE_COLUMNS,
+    SESSIONS_SCHEMA,
+    CodeRow,
+    Count,
+    DeviceRow,
+    EmailRow,
+    HolderRow,
+    IdRow,
+    LiveRow,
+    MembershipRow,
+    PersonRow,
+    WindowRow,
+    digest,
+    link,
+    new_device,
+    normal_email,
+    statement,
+)
+
+__all__ = [
+    "ACCESS_TOKEN_SECONDS",
+    "CODE_SECONDS",
+    "SESSION_ENDED",
+    "DeviceSessions",
+    "MailQueue",
+    "Refreshed",
+    "SessionEnded",
+    "SignedIn",
+]
+
+log = logging.getLogger("crdt_server.people.sessions")
+
+ACCESS_TOKEN_SECONDS = 900
+"""An access token minted from a device session lives at most this long."""
+CODE_SECONDS = 900
+"""A sign-in link works this long."""
+ROTATE_SECONDS = 86400.0
+"""A device session's secret is replaced at the first refresh a day after the last."""
+PREVIOUS_SECRET_SECONDS = 60.0
+"""The secret before a rotation still works this long (two tabs refreshing at once)."""
+SWEEP_SECONDS = 30.0
+"""How often idle device sessions are ended and ended ones re-read from the store."""
+_MAX_HOLDERS = 1000
+"""Members read per address at a sign-in (a bound on hostile directories)."""
+_MAX_BACKGROUND = 64
+"""Sign-in requests worked on at once in the background; more are dropped (still 202)."""
+
+SESSION_ENDED = "people.session_ended"
+
+
+class SessionEnded(BusMessage, frozen=True, tag=SESSION_ENDED):
+    """A device session ended: refuse its tokens, close its sockets with 4401."""
+
+    sid: str
+
+
+class MailQueue(Protocol):
+    """Where the feature's emails go: the notifications feature's outbox."""
+
+    async def queue_email(self, address: str, subject: str, body: str) -> None:
+        """Queue one email to a bare address (durably: the mailer sends it, with retries)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    """A completed sign-in: the person, their new device session and its cookie secret."""
+
+    person: str
+    email: str
+    device: str
+    secret: str
+    ambiguous: tuple[str, ...]
+    """Weddings where several members hold the address (the person became none of them)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refreshed:
+    """A device session that was used: its person, and the new secret if it rotated."""
+
+    device: str
+    person: str
+    secret: str | None
+
+
+_MEMBERSHIPS = (
+    "SELECT m.wedding, m.sub, b.role, b.name, m.docs, m.used_at FROM {t}memberships m"
+    " JOIN {t}members b ON b.wedding = m.wedding AND b.sub = m.sub WHERE m.person = ?"
+    " ORDER BY m.used_at DESC, m.wedding"
+)
+
+
+class DeviceSessions(Extension):
+    """People, device sessions and sign-in codes (see the module docstring)."""
+
+    name = "device-sessions"
+
+    def __init__(self, revocations: Revocations) -> None:
+        self._revocations = revocations
+        self._db: FeatureDb | None = None
+        self._core: Core | None = None
+        self._sweep: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[bool]] = set()
+        self.post: MailQueue | None = None
+        """Where emails go (set by the notifications feature); ``None``: none are sent."""
+        self.address_limiter = RateLimiter(1.0, 1.0)
+        """Sign-in requests per client address (``sign_in_per_address_per_hour``)."""
+
+    # -- hooks --------------------------------------------------------------------------
+
+    async def start(self, core: Core) -> None:
+        self._core = core
+        self._db = FeatureDb(core.store)
+        per_hour = self.settings.sign_in_per_address_per_hour
+        self.address_limiter = RateLimiter(per_hour / 3600.0, float(per_hour))
+        await core.store.install(SESSIONS_SCHEMA)
+        await self._catch_up(time.time() - self._revocations.keep_seconds)
+        self._sweep = asyncio.create_task(self._sweep_loop(), name="device-sessions")
+
+    async def close(self) -> None:
+        tasks = [t for t in (self._sweep, *self._background) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._db is not None:
+            await self._db.drain()
+
+    def on_bus_event(self, event: dict[str, Any]) -> None:
+        if (ended := from_event(event, SessionEnded)) is not None:
+            self._ended_here(ended.sid)
+
+    async def on_member_erased(self, wedding: str, sub: str) -> bool:
+        def tx() -> Tx[None]:
+            yield Sql("DELETE FROM {t}memberships WHERE wedding = ? AND sub = ?", (wedding, sub))
+            yield Sql(
+                "DELETE FROM {t}verified_emails WHERE wedding = ? AND sub = ?", (wedding, sub)
+            )
+
+        await self.db.write(tx())
+        return False  # the directory's entry says whether they were a member
+
+    async def on_revoke(self, sub: str, wedding: str | None) -> None:
+        if wedding is not None:
+            return  # their tokens of that wedding are refused by sub; the device goes on
+        # Revoked everywhere: every device session of the people who are that member.
+        ids = await self.db.read_as(
+            IdRow,
+            "SELECT d.id FROM {t}device_sessions d JOIN {t}memberships m ON m.person = d.person"
+            " WHERE m.sub = ? AND d.ended_at IS NULL",
+            sub,
+        )
+        await self._end([i.id for i in ids])
+
+    @property
+    def db(self) -> FeatureDb:
+        if self._db is None:
+            raise RuntimeError("the device sessions extension has not been started")
+        return self._db
+
+    @property
+    def settings(self) -> PeopleSettings:
+        assert self._core is not None
+        return self._core.settings.fragment(PeopleSettings)
+
+    # -- sign-in links ------------------------------------------------------------------
+
+    def request_link_later(self, email: str, base: str) -> None:
+        """:meth:`request_link` in the background: the caller answers before anything that
+        depends on the address is looked at (the same answer, in the same time, for every
+        address). Dropped when too many are in flight (the answer is the same)."""
+        if len(self._background) >= _MAX_BACKGROUND:
+            log.warning("sign-in requests are arriving faster than they are handled: dropped")
+            return
+        task = asyncio.create_task(self.request_link(email, base), name="sign-in link")
+        self._background.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[bool]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a sign-in link could not be made: %s", type(task.exception()).__name__)
+
+    async def request_link(self, email: str, base: str, *, known: bool = False) -> bool:
+        """Email a sign-in link to ``email`` if it is a person's or a member's address (or
+        ``known``: the caller vouches for it, e.g. a new wedding's couple) and it was sent
+        fewer than ``sign_in_per_email_per_hour`` this hour. ``base``: the server's public
+        URL. Whether a link was queued."""
+        address = normal_email(email)
+        if not known and not await self._known(address):
+            return False
+        code = secrets.token_urlsafe(32)
+        if not await self._store_code(address, code):
+            return False
+        link = f"{base.rstrip('/')}/app/sign-in#code={code}"
+        minutes = CODE_SECONDS // 60
+        await self._mail(
+            address,
+            "Your sign-in link",
+            f"Open this link to sign in to your wedding planning:\n\n{link}\n\n"
+            f"It works once, for {minutes} minutes; a newer link replaces it. If you did"
+            " not ask for it, ignore this email: nobody can sign in without it.\n",
+        )
+        return True
+
+    async def _known(self, address: str) -> bool:
+        found = await self.db.read_as(
+            Count,
+            "SELECT COUNT(*) FROM {t}persons WHERE email = ?",
+            address,
+        )
+        if found and found[0].count:
+            return True
+        held = await self.db.read_as(
+            Count,
+            "SELECT COUNT(*) FROM {t}members WHERE LOWER(email) = ?",
+            address,
+        )
+        return bool(held and held[0].count)
+
+    async def _store_code(self, address: str, code: str) -> bool:
+        now = time.time()
+        limit = self.settings.sign_in_per_email_per_hour
+
+        def tx() -> Tx[bool]:
+            window = yield from row_as(
+                WindowRow,
+                "SELECT window_start, sent FROM {t}sign_in_codes WHERE email = ?",
+                address,
+            )
+            start, sent = now, 1
+            if window is not None and window.window_start > now - 3600:
+                if window.sent >= limit:
+                    return False
+                start, sent = window.window_start, window.sent + 1
+            yield Sql(
+                "INSERT INTO {t}sign_in_codes (email, code_hash, expires_at, window_start, sent)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (email) DO UPDATE SET"
+                " code_hash = excluded.code_hash, expires_at = excluded.expires_at,"
+                " window_start = excluded.window_start, sent = excluded.sent",
+                (address, digest(code), now + CODE_SECONDS, start, sent),
+            )
+            return True
+
+        return await self.db.write(tx())
+
+    async def complete(self, code: str, label: str) -> SignedIn | None:
+        """Use a sign-in code once: the person (made on their first sign-in), linked to the
+        members their address identifies, with a new device session; ``None`` for a code
+        that is unknown, used, replaced or expired."""
+        now = time.time()
+        person_id = "p_" + secrets.token_urlsafe(12)
+        device = "d_" + secrets.token_urlsafe(12)
+        secret = secrets.token_urlsafe(32)
+
+        def tx() -> Tx[tuple[SignedIn, bool] | None]:
+            # Used up at once, whatever follows: the row stays for the hourly count.
+            used = yield from row_as(
+                CodeRow,
+                "UPDATE {t}sign_in_codes SET code_hash = ?, expires_at = 0"
+                " WHERE code_hash = ? AND expires_at >= ? RETURNING email",
+                "used:" + secrets.token_urlsafe(24),
+                digest(code),
+                now,
+            )
+            if used is None:
+                return None
+            address = used.email
+            person = yield from row_as(
+                PersonRow, "SELECT id, email FROM {t}persons WHERE email = ?", address
+            )
+            pid = person_id if person is None else person.id
+            if person is None:
+                yield Sql(
+                    "INSERT INTO {t}persons (id, email, created_at) VALUES (?, ?, ?)",
+                    (pid, address, now),
+                )
+            holders = yield from rows_as(
+                HolderRow,
+                "SELECT wedding, sub FROM {t}members WHERE LOWER(email) = ? LIMIT ?",
+                address,
+                _MAX_HOLDERS,
+            )
+            per_wedding = Counter(h.wedding for h in holders)
+            for holder in holders:
+                if per_wedding[holder.wedding] != 1:
+                    continue
+                yield from link(pid, holder.wedding, holder.sub, address, now)
+            devices = yield from row_as(
+                Count, "SELECT COUNT(*) FROM {t}device_sessions WHERE person = ?", pid
+            )
+            yield from new_device(device, pid, secret, label, now)
+            ambiguous = tuple(sorted(w for w, n in per_wedding.items() if n > 1))
+            first = devices is None or devices.count == 0
+            return SignedIn(pid, address, device, secret, ambiguous), first
+
+        done = await self.db.write(tx())
+        if done is None:
+            return None
+        signed_in, first = done
+        if not first:
+            await self._tellnew_device(signed_in.email, label, now)
+        return signed_in
+
+    # -- device sessions ----------------------------------------------------------------
+
+    async def start_session(self, person: str, label: str) -> tuple[str, str]:
+        """Start a device session for ``person`` (signed in some other way, e.g. an
+        accepted invitation): (device id, cookie secret). The person must exist
+        (:meth:`person`)."""
+        device = "d_" + secrets.token_urlsafe(12)
+        secret = secrets.token_urlsafe(32)
+        await self.db.write(new_device(device, person, secret, label, time.time()))
+        return device, secret
+
+    async def person(self, email: str | None = None) -> str:
+        """A new person (``p_...``), with ``email`` as their verified address if given
+        (the existing person of that address instead, if there is one)."""
+        address = normal_email(email) if email is not None else None
+        pid = "p_" + secrets.token_urlsafe(12)
+
+        def tx() -> Tx[str]:
+            if address is not None:
+                found = yield from row_as(
+                    PersonRow, "SELECT id, email FROM {t}persons WHERE email = ?", address
+                )
+                if found is not None:
+                    return found.id
+            yield Sql(
+                "INSERT INTO {t}persons (id, email, created_at) VALUES (?, ?, ?)",
+                (pid, address, time.time()),
+            )
+            return pid
+
+        return await self.db.write(tx())
+
+    async def add_membership(
+        self, person: str, wedding: str, sub: str, docs: dict[str, str] | None = None
+    ) -> None:
+        """Make ``person`` the member ``sub`` of ``wedding`` (whose directory entry says the
+        role), with an optional document narrowing."""
+        text = json.dumps(docs, sort_keys=True) if docs else None
+        await self.db.write(
+            statement(
+                "INSERT INTO {t}memberships (wedding, sub, person, docs, used_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (wedding, sub) DO UPDATE SET"
+                " person = excluded.person, docs = excluded.docs",
+                (wedding, sub, person, text, time.time()),
+            )
+        )
+
+    async def use(self, secret: str) -> Refreshed | None:
+        """The live device session whose cookie holds ``secret``, marked used now (its
+        secret rotated once a day); ``None`` if there is none, or it ended or went idle
+        (then it ends now)."""
+        now = time.time()
+        idle = self.settings.device_session_idle_days * 86400
+        hashed = digest(secret)
+        fresh = secrets.token_urlsafe(32)
+
+        def tx() -> Tx[tuple[Refreshed | None, str | None]]:
+            found = yield from row_as(
+                LiveRow,
+                "SELECT id, person, secret_hash, rotated_at, last_used, ended_at"
+                " FROM {t}device_sessions WHERE secret_hash = ? OR (previous_hash = ?"
+                " AND rotated_at > ?)",
+                hashed,
+                hashed,
+                now - PREVIOUS_SECRET_SECONDS,
+            )
+            if found is None or found.ended_at is not None:
+                return None, None
+            if found.last_used < now - idle:
+                yield Sql(
+                    "UPDATE {t}device_sessions SET ended_at = ? WHERE id = ?", (now, found.id)
+                )
+                return None, found.id
+            rotate = found.secret_hash == hashed and found.rotated_at < now - ROTATE_SECONDS
+            if rotate:
+                yield Sql(
+                    "UPDATE {t}device_sessions SET last_used = ?, rotated_at = ?,"
+                    " previous_hash = secret_hash, secret_hash = ? WHERE id = ?",
+                    (now, now, digest(fresh), found.id),
+                )
+            else:
+                yield Sql(
+                    "UPDATE {t}device_sessions SET last_used = ? WHERE id = ?", (now, found.id)
+                )
+            return Refreshed(found.id, found.person, fresh if rotate else None), None
+
+        used, idled = await self.db.write(tx())
+        if idled is not None:
+            self._ended(idled)
+        return used
+
+    async def memberships(self, person: str) -> list[MembershipRow]:
+        """The person's weddings (most recently used first) with their current roles."""
+        return await self.db.read_as(MembershipRow, _MEMBERSHIPS, person)
+
+    async def verified_email(self, wedding: str, sub: str) -> str | None:
+        """The member's address if it is verified (an operator set it, or a sign-in link to
+        it was used), lower case; ``None`` otherwise. An address given at an invitation is
+        not, until a link verifies it."""
+        found = await self.db.read_one_as(
+            EmailRow,
+            "SELECT v.email FROM {t}verified_emails v JOIN {t}members b ON b.wedding ="
+            " v.wedding AND b.sub = v.sub AND LOWER(b.email) = v.email"
+            " WHERE v.wedding = ? AND v.sub = ?",
+            wedding,
+            sub,
+        )
+        return None if found is None else found.email
+
+    async def used_wedding(self, person: str, wedding: str) -> None:
+        await self.db.write(
+            statement(
+                "UPDATE {t}memberships SET used_at = ? WHERE person = ? AND wedding = ?",
+                (time.time(), person, wedding),
+            )
+        )
+
+    async def mint(self, codec: TokenCodec, membership: MembershipRow, sid: str, ttl: float) -> str:
+        """An access token for one wedding of the person: the membership's role (the
+        directory's), its document narrowing, ``sid``; at most
+        :data:`ACCESS_TOKEN_SECONDS`."""
+        now = time.time()
+        if self._revocations.revoked_since(membership.sub, membership.wedding, float(int(now))):
+            # Revoked this very second (a role change): a token's ``iat`` is whole seconds,
+            # and one of this second would be refused as issued before the revocation.
+            await asyncio.sleep(int(now) + 1 - now)
+        docs = json.loads(membership.docs) if membership.docs else None
+        return codec.mint(
+            sub=membership.sub,
+            name=membership.name,
+            role=membership.role,
+            wedding=membership.wedding,
+            ttl=min(ttl, ACCESS_TOKEN_SECONDS, codec.max_lifetime),
+            docs=docs,
+            sid=sid,
+        )
+
+    async def devices(self, person: str) -> list[DeviceRow]:
+        """The person's live device sessions, the most recently used first."""
+        return await self.db.read_as(
+            DeviceRow,
+            f"SELECT {DEVICE_COLUMNS} FROM {{t}}device_sessions WHERE person = ?"
+            " AND ended_at IS NULL ORDER BY last_used DESC, id",
+            person,
+        )
+
+    async def end(self, person: str, device: str | None = None) -> int:
+        """End one of the person's device sessions (``device``) or all of them; how many."""
+        rows = await self.devices(person)
+        ids = [d.id for d in rows if device is None or d.id == device]
+        await self._end(ids)
+        return len(ids)
+
+    async def _end(self, ids: list[str]) -> None:
+        if not ids:
+            return
+        now = time.time()
+
+        def tx() -> Tx[None]:
+            for sid in ids:
+                yield Sql(
+                    "UPDATE {t}device_sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL",
+                    (now, sid),
+                )
+
+        await self.db.write(tx())
+        for sid in ids:
+            self._ended(sid)
+
+    def _ended(self, sid: str) -> None:
+        """A device session ended (stored): here and in every other process."""
+        self._ended_here(sid)
+        assert self._core is not None
+        self._core.registry.bus.publish_event(to_event(SessionEnded(sid)))
+
+    def _ended_here(self, sid: str) -> None:
+        self._revocations.end_session(sid)
+        if self._core is None:
+            return
+        for room in list(self._core.registry.rooms.values()):
+            for conn in list(room.connections):
+                if conn.principal.session_id == sid:
+                    conn.request_close(CloseCode.TOKEN_EXPIRED, "device session ended")
+
+    # -- emails ---------------------------------------------------------------------------
+
+    async def _mail(self, address: str, subject: str, body: str) -> None:
+        if self.post is None:
+            log.warning("an email could not be queued: this server runs no notifications")
+            return
+        await self.post.queue_email(address, subject, body)
+
+    async def _tellnew_device(self, address: str, label: str, at: float) -> None:
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(at))
+        await self._mail(
+            address,
+            "A new device signed in",
+            f"A new device signed in to your wedding planning at {when}:\n\n  {label}\n\n"
+            "If it was not you, sign out that device from the devices list of the app.\n",
+        )
+
+    # -- keeping up ---------------------------------------------------------------------
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("sweeping device sessions failed; retrying")
+
+    async def sweep(self) -> None:
+        """End device sessions unused for the idle limit; catch up with those ended
+        elsewhere (a bus message lost)."""
+        now = time.time()
+        idle = await self.db.read_as(
+            IdRow,
+            "SELECT id FROM {t}device_sessions WHERE ended_at IS NULL AND last_used < ?",
+            now - self.settings.device_session_idle_days * 86400,
+        )
+        await self._end([i.id for i in idle])
+        await self._catch_up(now - 4 * SWEEP_SECONDS)
+
+    async def _catch_up(self, since: float) -> None:
+        ended = await self.db.read_as(
+            IdRow, "SELECT id FROM {t}device_sessions WHERE ended_at >= ?", since
+        )
+        for row in ended:
+            if not self._revocations.session_ended(row.id):
+                self._ended_here(row.id)

@@ -1,0 +1,426 @@
+"""Sign-in links and device sessions over HTTP.
+
+- ``POST /api/sign-in {"email"}``: always 202, answered before anything that depends on the
+  address; a link goes out in the background if the address is a person's or a member's.
+- ``POST /api/sign-in/complete {"code"}``: uses the link's code once; the person's most
+  recently used wedding's token, their weddings, and the device session's cookie.
+- ``POST /api/session/refresh {"wedding"}``, ``POST /api/session/sign-out``,
+  ``POST /api/session/sign-out-all``, ``GET /api/session/devices``,
+  ``DELETE /api/session/devices/{device_id}``: what the cookie allows; each answers 403 to
+  a request from another origin (:func:`crdt_server.edge.identity.same_origin`).
+
+Other features start a device session with :func:`sign_in_device` and send a link with
+:func:`send_sign_in_link` (the package exports both).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlsplit
+
+import msgspec
+from msgspec import Meta
+from starlette.responses import Response
+
+from crdt_server.auth.tokens import valid_email
+from crdt_server.edge.identity import SESSION_COOKIE, same_origin
+from crdt_server.edge.params import WeddingId
+from crdt_server.edge.routing import ApiCall, Routes, json_response
+from crdt_server.errors import Forbidden, Impossible, NotFound, TooMany, Unauthenticated
+from crdt_server.features.people.domain import server_url
+from crdt_server.features.people.extension_sessions import (
+    ACCESS_TOKEN_SECONDS,
+    DeviceSessions,
+    Refreshed,
+)
+from crdt_server.features.people.settings import PeopleSettings
+from crdt_server.features.people.tables_sessions import MembershipRow
+from crdt_server.settings import Settings, is_loopback
+from crdt_server.times import rfc3339
+
+__all__ = ["links_base", "send_sign_in_link", "session_routes", "sign_in_device"]
+
+session_routes = Routes()
+
+_COOKIE_PATH = "/api/session"
+_LABEL_LENGTH = 120
+
+
+class SignInRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    email: Annotated[str, Meta(max_length=254, description="the address to send the link to")]
+
+
+class SignInAccepted(msgspec.Struct, frozen=True):
+    detail: str
+
+
+class CompleteRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    code: Annotated[str, Meta(max_length=128, description="the code of the link's #code=")]
+
+
+class WeddingRole(msgspec.Struct, frozen=True):
+    """One of the person's weddings and who they are in it."""
+
+    wedding: str
+    role: str
+    sub: str
+    name: str
+
+
+class SignedInAnswer(msgspec.Struct, frozen=True):
+    """The person's most recently used wedding's token (all ``null`` when they have no
+    wedding), and every wedding of theirs."""
+
+    token: str | None
+    wedding: str | None
+    role: str | None
+    sub: str | None
+    weddings: list[WeddingRole]
+    expires_at: str | None = None
+    """When ``token`` expires (RFC 3339 UTC)."""
+    ambiguous: list[str] = []
+    """Weddings where several members hold the address: the person became none of them
+    (an organiser must give each member their own address)."""
+
+
+class RefreshRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    wedding: WeddingId | None = None
+    """The wedding to mint a token for; ``null``: the most recently used one."""
+
+
+class RefreshAnswer(msgspec.Struct, frozen=True):
+    token: str | None
+    expires_at: str | None
+    weddings: list[WeddingRole]
+    wedding: str | None = None
+    role: str | None = None
+    sub: str | None = None
+
+
+class Device(msgspec.Struct, frozen=True):
+    """One sign-in of the person: a browser with its device session (no place)."""
+
+    id: str
+    label: str
+    signed_in_at: str
+    last_used_at: str
+    current: bool
+
+
+class DevicesAnswer(msgspec.Struct, frozen=True):
+    devices: list[Device]
+
+
+class DevicePath(msgspec.Struct, frozen=True):
+    device_id: Annotated[
+        str, Meta(pattern="^d_[A-Za-z0-9_-]{1,64}$", description="a device session's id")
+    ]
+
+
+# -- what other features use --------------------------------------------------------------
+
+
+def cookie_allowed(call: ApiCall) -> bool:
+    """Whether a device session may be started for this request: over https (the public
+    URL's, else the request's scheme), or on a server that listens on loopback only (a
+    local install, where nothing on the network can read the cookie)."""
+    settings = call.state.settings
+    scheme = (
+        urlsplit(settings.public_url).scheme if settings.public_url else call.request.url.scheme
+    )
+    return scheme == "https" or is_loopback(settings.host)
+
+
+def set_session_cookie(response: Response, secret: str, settings: Settings) -> None:
+    """Put a device session's secret in the response's cookie (``HttpOnly; Secure;
+    SameSite=Strict``, sent only to ``/api/session``)."""
+    response.set_cookie(
+        SESSION_COOKIE,
+        secret,
+        max_age=int(settings.fragment(PeopleSettings).device_session_idle_days * 86400),
+        path=_COOKIE_PATH,
+        secure=True,
+        httponly=True,
+        samesite="strict",
+    )
+
+
+def clear_session_cookie(response: Response) -> None:
+    response.delete_cookie(
+        SESSION_COOKIE, path=_COOKIE_PATH, secure=True, httponly=True, samesite="strict"
+    )
+
+
+def device_label(call: ApiCall) -> str:
+    """What the devices list calls this browser: its ``User-Agent``, printable and cut."""
+    agent = call.request.headers.get("user-agent", "")
+    shown = " ".join("".join(c for c in agent if c.isprintable()).split())
+    return shown[:_LABEL_LENGTH] or "unknown device"
+
+
+async def sign_in_device(call: ApiCall, person: str, response: Response) -> str:
+    """Start a device session for ``person`` (a ``p_...`` id from
+    :meth:`DeviceSessions.person`) and set its cookie on ``response``; the device id.
+    :class:`Forbidden` over plain http to a server reachable from the network, and for a
+    request from another origin (a forged sign-in)."""
+    _check_origin(call)
+    if not cookie_allowed(call):
+        raise Forbidden("signing in needs https (set CRDT_SERVER_PUBLIC_URL to an https URL)")
+    sessions = call.state.extension(DeviceSessions)
+    device, secret = await sessions.start_session(person, device_label(call))
+    set_session_cookie(response, secret, call.state.settings)
+    return device
+
+
+async def send_sign_in_link(call: ApiCall, email: str, *, known: bool = False) -> bool:
+    """Email a sign-in link to ``email`` now (through the notifications outbox), if it is a
+    person's or a member's address, or ``known`` (the caller vouches for it: a new
+    wedding's couple); within the per-address hourly limit. Whether one was queued."""
+    sessions = call.state.extension(DeviceSessions)
+    return await sessions.request_link(email, links_base(call), known=known)
+
+
+def links_base(call: ApiCall) -> str:
+    """The base URL of emailed links: ``CRDT_SERVER_PUBLIC_URL``, else the socket the
+    request came in on (never its ``Host`` header)."""
+    server = call.request.scope.get("server")
+    listening = (str(server[0]), int(server[1])) if server and server[1] is not None else None
+    return server_url(call.state.settings, listening)
+
+
+# -- routes ---------------------------------------------------------------------------------
+
+
+def _check_origin(call: ApiCall) -> None:
+    if not same_origin(call.request, call.state.settings.public_url):
+        raise Forbidden("this route answers the server's own pages only", field="Origin")
+
+
+_ACCEPTED = SignInAccepted("if this address may sign in, a link to do so is on its way")
+
+
+@session_routes.post(
+    "/api/sign-in",
+    "requestSignInLink",
+    "Email a sign-in link (always 202, whatever the address)",
+    family="read",
+    security="none",
+    response_model=SignInAccepted,
+    status=202,
+    errors=(400, 413, 422, 429),
+    description="Always the same 202, answered before anything that depends on the "
+    "address is looked at. An address that is no person's or member's gets no email; one "
+    "address gets at most `CRDT_SERVER_SIGN_IN_PER_EMAIL_PER_HOUR` links an hour, one "
+    "client address may ask `CRDT_SERVER_SIGN_IN_PER_ADDRESS_PER_HOUR` times (429). The "
+    "link (`/app/sign-in#code=...`) works once, for 15 minutes; only the newest works.",
+)
+async def request_sign_in(call: ApiCall, body: SignInRequest) -> Response:
+    if not valid_email(body.email):
+        raise Impossible("must be an email address", field="email")
+    client = call.request.client
+    sessions = call.state.extension(DeviceSessions)
+    if not sessions.address_limiter.allow(client.host if client else "unknown"):
+        raise TooMany("too many sign-in requests from this address", retry_after=600)
+    sessions.request_link_later(body.email, links_base(call))
+    return json_response(_ACCEPTED, status_code=202)
+
+
+@session_routes.post(
+    "/api/sign-in/complete",
+    "completeSignIn",
+    "Use a sign-in link's code: a token, the person's weddings, a device session cookie",
+    family="write",
+    security="none",
+    response_model=SignedInAnswer,
+    errors=(400, 401, 403, 413, 422, 429),
+    description="The code works once, within 15 minutes, and only the newest of its "
+    "address (401 otherwise). The answer's token is for the person's most recently used "
+    "wedding (`null`s when they have none). Sets the `crdt_session` cookie (`HttpOnly; "
+    "Secure; SameSite=Strict`, path `/api/session`). 403 from another origin, and over "
+    "plain http to a server reachable from the network.",
+)
+async def complete_sign_in(call: ApiCall, body: CompleteRequest) -> Response:
+    _check_origin(call)
+    if not cookie_allowed(call):
+        raise Forbidden("signing in needs https (set CRDT_SERVER_PUBLIC_URL to an https URL)")
+    sessions = call.state.extension(DeviceSessions)
+    signed_in = await sessions.complete(body.code, device_label(call))
+    if signed_in is None:
+        raise Unauthenticated(
+            "this sign-in link is not valid: used, expired or replaced by a newer one",
+            field="code",
+        )
+    memberships = await sessions.memberships(signed_in.person)
+    chosen = memberships[0] if memberships else None
+    token, expires = await _token(call, sessions, chosen, signed_in.device, signed_in.person)
+    answer = SignedInAnswer(
+        token,
+        chosen.wedding if chosen else None,
+        chosen.role if chosen else None,
+        chosen.sub if chosen else None,
+        _weddings(memberships),
+        expires,
+        list(signed_in.ambiguous),
+    )
+    response = json_response(answer)
+    response.headers["Cache-Control"] = "no-store"
+    set_session_cookie(response, signed_in.secret, call.state.settings)
+    return response
+
+
+async def _token(
+    call: ApiCall,
+    sessions: DeviceSessions,
+    membership: MembershipRow | None,
+    sid: str,
+    person: str,
+) -> tuple[str | None, str | None]:
+    if membership is None:
+        return None, None
+    codec = call.state.token_codec
+    try:
+        token = await sessions.mint(
+            codec, membership, sid, min(call.state.settings.token_ttl_seconds, ACCESS_TOKEN_SECONDS)
+        )
+    except ValueError as exc:
+        raise Forbidden("this server does not sign tokens (no HS256 secret)") from exc
+    await sessions.used_wedding(person, membership.wedding)
+    return token, rfc3339(codec.decode(token).exp, "seconds")
+
+
+def _weddings(memberships: list[MembershipRow]) -> list[WeddingRole]:
+    return [WeddingRole(m.wedding, m.role, m.sub, m.name) for m in memberships]
+
+
+async def _session(call: ApiCall) -> tuple[DeviceSessions, Refreshed]:
+    """The caller's live device session (401 if the cookie holds none)."""
+    sessions = call.state.extension(DeviceSessions)
+    secret = call.caller.secret
+    used = await sessions.use(secret) if secret else None
+    if used is None:
+        raise Unauthenticated("no live device session: sign in again", field=SESSION_COOKIE)
+    return sessions, used
+
+
+def _answer(value: object, used: Refreshed, call: ApiCall, status: int = 200) -> Response:
+    response = Response(status_code=204) if status == 204 else json_response(value, status)
+    response.headers["Cache-Control"] = "no-store"
+    if used.secret is not None:
+        set_session_cookie(response, used.secret, call.state.settings)
+    return response
+
+
+_SESSION_ERRORS = (400, 401, 403, 413, 422, 429)
+
+
+@session_routes.post(
+    "/api/session/refresh",
+    "refreshDeviceSession",
+    "A short access token for one wedding, from the device session's cookie",
+    family="read",
+    security="session",
+    response_model=RefreshAnswer,
+    errors=_SESSION_ERRORS,
+    description="One wedding, the membership's current role, at most 15 minutes, carrying "
+    "`sid`: a socket opened with it stays open past the token's `exp` until the device "
+    "session ends. `wedding` `null`: the most recently used one. 401 without a live device "
+    "session (signed out, revoked, idle for `CRDT_SERVER_DEVICE_SESSION_IDLE_DAYS`); 403 "
+    "for a wedding the person is no member of, and from another origin. The cookie's "
+    "secret is replaced once a day.",
+)
+async def refresh_session(call: ApiCall, body: RefreshRequest) -> Response:
+    sessions, used = await _session(call)
+    memberships = await sessions.memberships(used.person)
+    chosen: MembershipRow | None = memberships[0] if memberships else None
+    if body.wedding is not None:
+        chosen = next((m for m in memberships if m.wedding == body.wedding), None)
+        if chosen is None:
+            raise Forbidden("you are no member of this wedding", field="wedding")
+    token, expires = await _token(call, sessions, chosen, used.device, used.person)
+    answer = RefreshAnswer(
+        token,
+        expires,
+        _weddings(memberships),
+        chosen.wedding if chosen else None,
+        chosen.role if chosen else None,
+        chosen.sub if chosen else None,
+    )
+    return _answer(answer, used, call)
+
+
+@session_routes.post(
+    "/api/session/sign-out",
+    "signOut",
+    "End this device's session (its tokens stop, its sockets close with 4401)",
+    family="write",
+    security="session",
+    status=204,
+    errors=_SESSION_ERRORS,
+)
+async def sign_out(call: ApiCall) -> Response:
+    sessions, used = await _session(call)
+    await sessions.end(used.person, used.device)
+    response = Response(status_code=204)
+    clear_session_cookie(response)
+    return response
+
+
+@session_routes.post(
+    "/api/session/sign-out-all",
+    "signOutEverywhere",
+    "End every device session of the person, this one too",
+    family="write",
+    security="session",
+    status=204,
+    errors=_SESSION_ERRORS,
+)
+async def sign_out_all(call: ApiCall) -> Response:
+    sessions, used = await _session(call)
+    await sessions.end(used.person)
+    response = Response(status_code=204)
+    clear_session_cookie(response)
+    return response
+
+
+@session_routes.get(
+    "/api/session/devices",
+    "listDevices",
+    "The person's signed-in devices (label and times, no place)",
+    family="read",
+    security="session",
+    response_model=DevicesAnswer,
+    errors=_SESSION_ERRORS,
+)
+async def list_devices(call: ApiCall) -> Response:
+    sessions, used = await _session(call)
+    shown = [
+        Device(
+            d.id,
+            d.label,
+            rfc3339(d.created_at, "seconds"),
+            rfc3339(d.last_used, "seconds"),
+            d.id == used.device,
+        )
+        for d in await sessions.devices(used.person)
+    ]
+    return _answer(DevicesAnswer(shown), used, call)
+
+
+@session_routes.delete(
+    "/api/session/devices/{device_id}",
+    "revokeDevice",
+    "End one of the person's device sessions: its refresh ends, its tokens stop, its"
+    " sockets close with 4401 in every process",
+    family="write",
+    security="session",
+    status=204,
+    errors=(*_SESSION_ERRORS, 404),
+)
+async def revoke_device(call: ApiCall, path: DevicePath) -> Response:
+    sessions, used = await _session(call)
+    if not await sessions.end(used.person, path.device_id):
+        raise NotFound("no such device of yours", field="device_id")
+    response = _answer(None, used, call, status=204)
+    if path.device_id == used.device:
+        clear_session_cookie(response)
+    return response
