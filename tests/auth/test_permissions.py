@@ -65,6 +65,7 @@ def test_each_capability_belongs_to_the_feature_that_checks_it() -> None:
         "events.post": "events",
         "members.manage": "people",
         "members.invite": "people",
+        "weddings.settings": "weddings",
         "threads.moderate": "threads",
         "conflicts.resolve": "conflicts",
         "versions.restore": "versions",

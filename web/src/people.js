@@ -15,7 +15,7 @@ const LAST_WEDDING = 'crdt-server.last-wedding'
 
 /** The one-time code of a link, from the fragment; it leaves the address bar at once. */
 export function takeCode () {
-  const match = /(?:^#|&)code=([A-Za-z0-9_-]{16,128})(?:&|$)/.exec(location.hash)
+  const match = /(?:^#|&)code=([A-Za-z0-9_.-]{16,200})(?:&|$)/.exec(location.hash)
   if (!match) return null
   history.replaceState(null, '', location.pathname + location.search)
   return match[1]

@@ -3,7 +3,9 @@ CRDT_SERVER_PERMISSIONS cannot widen; hostile codes and bodies; the members' eve
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -277,8 +279,17 @@ async def test_every_authenticated_call_registers_its_caller(api: Api) -> None:
     members = (await ok(await http.get(f"{W}/members", headers=PLANNER)))["members"]
     assert "zed" not in {m["sub"] for m in members}
     # A known member stays as the directory has them: their token does not overwrite it.
+    # (The role change revokes tokens issued before it, whole seconds: a token minted in
+    # the next second still says "friend".)
     body = {"role": "family", "name": "Nia", "email": "nia@example.com"}
     await ok(await http.put(f"{W}/members/nia", json=body, headers=PLANNER))
-    await ok(await http.get(f"{W}/access", headers=newcomer))
+    assert (await http.get(f"{W}/access", headers=newcomer)).status_code == 401
+    deadline = time.monotonic() + 5
+    while True:
+        again = auth("nia", "friend", "nia@example.com")
+        if (await http.get(f"{W}/access", headers=again)).status_code == 200:
+            break
+        assert time.monotonic() < deadline, "a token minted after the change is still refused"
+        await asyncio.sleep(0.1)
     members = (await ok(await http.get(f"{W}/members", headers=PLANNER)))["members"]
     assert [m["role"] for m in members if m["sub"] == "nia"] == ["family"]
