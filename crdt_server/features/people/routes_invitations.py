@@ -24,6 +24,7 @@ from crdt_server.auth.principals import Principal
 from crdt_server.auth.tokens import valid_email
 from crdt_server.edge.bodies import Page, Role
 from crdt_server.edge.guards import capable_principal
+from crdt_server.edge.identity import same_origin
 from crdt_server.edge.links import public_url
 from crdt_server.edge.params import PageLimit, WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, json_response
@@ -49,6 +50,8 @@ from crdt_server.features.people.domain_invitations import (
     split_code,
 )
 from crdt_server.features.people.extension_invitations import Invitations
+from crdt_server.features.people.extension_sessions import DeviceSessions
+from crdt_server.features.people.routes_session import cookie_allowed, sign_in_device
 from crdt_server.features.people.tables_invitations import InvitationRow
 from crdt_server.times import rfc3339
 
@@ -303,16 +306,23 @@ async def accept_invitation(call: ApiCall, body: Acceptance) -> Response:
     )
     response = json_response(Accepted(token, row.wedding, row.role, sub), status_code=201)
     response.headers["Cache-Control"] = "no-store"
-    start_device_session(call, response, wedding=row.wedding, sub=sub, email=body.email)
+    await start_device_session(call, response, wedding=row.wedding, sub=sub, email=body.email)
     return response
 
 
-def start_device_session(
+async def start_device_session(
     call: ApiCall, response: Response, *, wedding: str, sub: str, email: str | None
 ) -> None:
-    """INTEGRATION POINT (issue 50, point 2): where a person who just joined by invitation
-    gets their device session (the ``HttpOnly`` cookie scoped to ``/api/session``), once
-    the device sessions exist. ``email`` is what they gave, unverified: it must not make
-    them an existing member (only a sign-in link verifies it). Nothing to do until then:
-    the answer's token is their only credential."""
-    return None
+    """Give a person who just joined by invitation a device session (the ``HttpOnly`` cookie
+    scoped to ``/api/session``) when they joined from the server's own page (same origin,
+    and https or loopback): a new person, with no address (``email`` is what they gave,
+    unverified: it must not make them an existing person or member; a sign-in link verifies
+    one later), the member ``sub`` of ``wedding``. A client calling the API itself gets the
+    answer's token only."""
+    del email
+    if not same_origin(call.request, call.state.settings.public_url) or not cookie_allowed(call):
+        return
+    sessions = call.state.extension(DeviceSessions)
+    person = await sessions.person(None)
+    await sessions.add_membership(person, wedding, sub)
+    await sign_in_device(call, person, response)

@@ -1,8 +1,9 @@
 """``crdt-server wedding create``: a wedding made by the operator, offline, straight into
 the store a server uses (SQLite or PostgreSQL), as ``POST /api/weddings`` with the admin
 key makes it: an opaque id, the budget's currency, the profile, the couple's member with
-their email (operator-set), and the couple's first sign-in link queued for a running
-server's mailer (:func:`queue_first_sign_in_link`)."""
+their email (operator-set). It sends no email (a sign-in link is made by the server that
+will accept it): the couple asks for their link on the app's sign-in page, which sends it,
+since their address is a member's (:func:`queue_first_sign_in_link`)."""
 
 from __future__ import annotations
 
@@ -118,7 +119,8 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
         print(f"wedding {made['id']}: couple {made['member']['sub']}")
         if made["sign_in_link"] != "queued":
             print(
-                "the couple's sign-in link was not queued (this server has no sign-in links)",
+                "the couple signs in by asking for a link with their email on the app's sign-in"
+                " page (POST /api/sign-in) of the running server: the command sends no email",
                 file=sys.stderr,
             )
     return 0

@@ -33,12 +33,11 @@ _HOUR = 3600.0
 async def queue_first_sign_in_link(
     store: DocumentStore, wedding: str, sub: str, email: str
 ) -> bool:
-    """INTEGRATION POINT (issue 50, point 4: sign-in links, branch ``sessions``): queue the
-    couple's first sign-in link to ``email`` for member ``sub`` of the new ``wedding``, in
-    the store's outbox, so that a running server's mailer sends it. Point this at the
-    sessions feature's ``issue sign-in link`` function; the route and ``crdt-server wedding
-    create`` both call this one function after the wedding is committed. Until then it
-    queues nothing and says so (``False``): no second mailer, no second link format."""
+    """What the offline command (``crdt-server wedding create``) can do about the couple's
+    first sign-in link: nothing (``False``). A link's code is made and kept by the server
+    that accepts it (the people feature's sign-in codes); the route sends it at once
+    (``send_sign_in_link``), and after the command the couple asks for it with their email
+    on the app's sign-in page, which sends it since the address is a member's."""
     del store, wedding, sub, email
     return False
 

@@ -37,7 +37,7 @@ from crdt_server.edge.guards import (
 from crdt_server.edge.params import WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, is_admin, json_response
 from crdt_server.errors import Conflict, Forbidden, Malformed, Unauthenticated
-from crdt_server.features.people import member_row
+from crdt_server.features.people import member_row, send_sign_in_link
 from crdt_server.features.weddings.domain import (
     NewWedding,
     couple_name,
@@ -47,7 +47,7 @@ from crdt_server.features.weddings.domain import (
     person_key,
     profile_fields,
 )
-from crdt_server.features.weddings.extension import Weddings, queue_first_sign_in_link
+from crdt_server.features.weddings.extension import Weddings
 from crdt_server.features.weddings.settings import WeddingSettings
 from crdt_server.features.weddings.tables import created_row
 from crdt_server.storage import FeatureRow
@@ -210,7 +210,8 @@ async def _create(
                 wanted.currency,
             ),
             CreatedMember(sub, "couple"),
-            "not_sent",
+            # What a retry answers: the link goes out right after this commit.
+            "queued",
         )
         answer.append(msgspec.json.encode(made))
         kept = [
@@ -235,11 +236,13 @@ async def _create(
         return kept
 
     await weddings.operate(wedding, "timeline", wanted.profile_op(), sender, rows=rows)
-    queued = await queue_first_sign_in_link(extension.store, wedding, sub, wanted.email)
+    queued = await send_sign_in_link(call, wanted.email, known=True)
     body = answer[0]
-    if queued:
+    if not queued:
+        # This address was sent too many links this hour: say so now (a retry answers the
+        # first, committed answer); the couple asks for one later on the sign-in page.
         decoded = msgspec.json.decode(body, type=NewWeddingAnswer)
-        body = msgspec.json.encode(msgspec.structs.replace(decoded, sign_in_link="queued"))
+        body = msgspec.json.encode(msgspec.structs.replace(decoded, sign_in_link="not_sent"))
     return Response(body, status_code=201, media_type="application/json")
 
 

@@ -57,8 +57,8 @@ async def test_the_admin_creates_a_wedding_with_its_profile(
         wedding = made["id"]
         assert WEDDING_ID_PATTERN.fullmatch(wedding) and wedding.startswith("w")
         assert made["member"]["role"] == "couple"
-        # No sign-in links on this server yet: nothing was queued, and the answer says so.
-        assert made["sign_in_link"] == "not_sent"
+        # The couple's first sign-in link is queued in the outbox (this server mails none).
+        assert made["sign_in_link"] == "queued"
         couple = token(wedding, made["member"]["sub"], "couple")
         settings = await http.get(f"/api/weddings/{wedding}/settings", headers=couple)
         assert settings.status_code == 200, settings.text
