@@ -4,7 +4,7 @@
 import { html, nothing, render } from 'lit-html'
 import { TokenKeeper, claimsOf, forgetToken, takeToken } from './session.js'
 import {
-  Devices, devicesView, lastWedding, pageOf, post, rememberWedding, resumeSession, showInvitation,
+  Devices, devicesView, lastWedding, pageHost, pageOf, post, rememberWedding, resumeSession, showInvitation,
   showSetup, showSignIn, showSignInLink, takeCode
 } from './people.js'
 import { KINDS, WeddingSync, forgetWedding } from './sync.js'
@@ -23,6 +23,7 @@ import { History } from './undo.js'
 import { Inbox, bell, inboxView } from './inbox.js'
 import { Tools, toolsView } from './tools.js'
 import { Webhooks } from './webhooks.js'
+import { Invites } from './invites.js'
 import { followScroll } from './guestlist.js'
 import { DocHistory, historyView } from './history.js'
 
@@ -39,8 +40,7 @@ const DEFAULT_ACCESS = {
 const root = document.getElementById('app')
 
 function showMessage (title, text) {
-  root.replaceChildren()
-  render(html`<main class="signed-out" role="main"><h1>${title}</h1><p>${text}</p></main>`, root)
+  render(html`<main class="signed-out" role="main"><h1>${title}</h1><p>${text}</p></main>`, pageHost(root))
 }
 
 // A local demo server (--allow-anonymous on this machine) hands out its sign-in links, so the
@@ -113,12 +113,18 @@ function signedIn (data) {
 
 /** A wedding was created: a signed-in creator (the local operator) opens it; anyone else
  *  gets their sign-in link by email. */
-function created (data, body) {
-  if (data.token && data.wedding) { signedIn(data); return }
+async function created (data, body) {
   history.replaceState(null, '', '/app/')
+  if (data.signed_in) {
+    // The local operator, signed in as the couple on this device: the token comes from
+    // the device session the answer set.
+    rememberWedding(data.id)
+    const session = await resumeSession(data.id)
+    if (session && session.token) { await openPlanner(session.token, { device: true, weddings: session.weddings }); return }
+  }
   showMessage('Check your mail', body.email
     ? `The wedding is created. A sign-in link is on its way to ${body.email}; open it on this device to start planning.`
-    : 'The wedding is created. Ask the server\'s operator for your sign-in link.')
+    : 'The wedding is created. Ask for your sign-in link on the sign-in page.')
 }
 
 async function openLinkToken (token) {
@@ -236,6 +242,7 @@ class PlannerApp {
     this.tools = new Tools({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
     this.toolsOpen = false
     this.webhooks = new Webhooks({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
+    this.invites = new Invites({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
     this.docHistory = new DocHistory({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
     this.feed = new ActivityFeed({
       wedding,
@@ -289,7 +296,7 @@ class PlannerApp {
   }
 
   mount () {
-    root.replaceChildren()
+    this.host = pageHost(root)
     addEventListener('hashchange', () => {
       this.editing = null
       this.form = null
@@ -379,6 +386,7 @@ class PlannerApp {
   showTools (open = true) {
     this.toolsOpen = open
     if (open && this.can('webhooks.manage')) this.webhooks.load()
+    if (open && this.can('members.invite')) this.invites.load()
     this.render()
     if (open) requestAnimationFrame(() => document.getElementById('tools-panel')?.focus())
   }
@@ -760,7 +768,7 @@ class PlannerApp {
   }
 
   render () {
-    if (!this.sync) return
+    if (!this.sync || !this.host) return
     // The server answers again (a socket reconnected): send what was queued meanwhile.
     if (this.ops.count && this.sync.status === 'synced') this.ops.kick()
     this.snapshot()
@@ -832,8 +840,8 @@ class PlannerApp {
             <button type="button" @click=${() => this.undo()}>Undo</button></div>`
         : nothing}
       <p class="sr-only" aria-live="polite">${this.announcement}</p>
-    `, root)
-    this.errors.settle(root)
+    `, this.host)
+    this.errors.settle(this.host)
     if (this.listCheck) this.listCheck() // a long guest list may need other rows now
   }
 }

@@ -13,6 +13,15 @@ import { FormErrors } from './forms.js'
 
 const LAST_WEDDING = 'crdt-server.last-wedding'
 
+/** A fresh element for a new page in `root`: lit keeps its place in a container it rendered
+ *  into, so a container emptied by hand would make its next render fail. */
+export function pageHost (root) {
+  const host = document.createElement('div')
+  host.className = 'page'
+  root.replaceChildren(host)
+  return host
+}
+
 /** The one-time code of a link, from the fragment; it leaves the address bar at once. */
 export function takeCode () {
   const match = /(?:^#|&)code=([A-Za-z0-9_.-]{16,200})(?:&|$)/.exec(location.hash)
@@ -83,6 +92,7 @@ async function options () {
  *  server lets the person (open signup, or its local operator); the local demo's links. */
 export async function showSignIn (root, { demo = null, note = null } = {}) {
   const allowed = await options()
+  const host = pageHost(root)
   let sentTo = null
   const errors = new FormErrors(() => draw())
   const f = errors.of('sign-in')
@@ -143,16 +153,17 @@ export async function showSignIn (root, { demo = null, note = null } = {}) {
         : nothing}
       ${demo
         ? nothing
-        : html`<p class="muted">Running this server yourself? <code>${allowed.sign_in_command || 'crdt-server sign-in-link EMAIL'}</code>
-            prints a sign-in link; <code>./scripts/serve --demo</code> starts a demo and prints a link per person.</p>`}
-    </main>`, root)
-    errors.settle(root)
+        : html`<p class="muted">Running this server yourself? <code>.venv/bin/crdt-server token --wedding WEDDING --role couple --sub you</code>
+            prints a token to open as <code>/app/#token=TOKEN</code>; <code>./scripts/serve --demo</code> starts a demo and prints a link per person.</p>`}
+    </main>`, host)
+    errors.settle(host)
   }
   draw()
 }
 
 /** An emailed sign-in link's page: opening it consumed nothing; the button signs in. */
 export function showSignInLink (root, code, onSignedIn) {
+  const host = pageHost(root)
   let failed = null
   let busy = false
   const go = async () => {
@@ -176,13 +187,14 @@ export function showSignInLink (root, code, onSignedIn) {
       <h1>Sign in</h1>
       <p>This link signs in this device, once.</p>
       <button type="button" class="primary" ?disabled=${busy} @click=${go}>Sign in on this device</button>
-    </main>`, root)
+    </main>`, host)
   }
   draw()
 }
 
 /** An invitation's page: the person says who they are, then joins; nothing happens before. */
 export function showInvitation (root, code, onJoined) {
+  const host = pageHost(root)
   const errors = new FormErrors(() => draw())
   const f = errors.of('join')
   let gone = null
@@ -223,10 +235,17 @@ export function showInvitation (root, code, onJoined) {
               <span class="muted hint" id="join-email-hint">Without one you can use this device only, until you add your email under Devices.</span></div>
             <button type="submit" class="primary">Join the wedding</button>
           </form>`}
-    </main>`, root)
-    errors.settle(root)
+    </main>`, host)
+    errors.settle(host)
   }
   draw()
+}
+
+/** A year from today: the date field's first value (people change it). */
+function nextYear () {
+  const d = new Date()
+  d.setFullYear(d.getFullYear() + 1)
+  return d.toISOString().slice(0, 10)
 }
 
 const CURRENCIES = ['EUR', 'USD', 'GBP', 'CHF', 'CAD', 'AUD', 'INR', 'JPY', 'SEK', 'NOK', 'DKK', 'PLN', 'BRL', 'MXN', 'ZAR']
@@ -237,6 +256,7 @@ function zones () {
 
 /** A new wedding's short setup: names, date, time zone, currency and the couple's email. */
 export function showSetup (root, onCreated) {
+  const host = pageHost(root)
   const errors = new FormErrors(() => draw())
   const f = errors.of('new-wedding')
   const here = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'
@@ -245,18 +265,18 @@ export function showSetup (root, onCreated) {
     const form = e.target
     const v = Object.fromEntries([...new FormData(form).entries()].map(([k, x]) => [k, String(x).trim()]))
     const wrong = []
-    if (!v.names) wrong.push({ field: 'names', message: 'Whose wedding is it? Such as “Sam & Alex”.' })
-    if (v.date && !/^\d{4}-\d\d-\d\d$/.test(v.date)) wrong.push({ field: 'date', message: 'Pick the day of the wedding, or leave it empty for now.' })
-    if (v.email && !/^[^\s@]+@[^\s@]+$/.test(v.email)) wrong.push({ field: 'email', message: 'Type an email address such as sam@example.com.' })
+    const names = v.names.split(/\s+(?:&|and)\s+/).map((n) => n.trim()).filter(Boolean)
+    if (!names.length) wrong.push({ field: 'names', message: 'Whose wedding is it? Such as “Sam & Alex”.' })
+    else if (names.length > 2) wrong.push({ field: 'names', message: 'Two names at most, joined by “&”.' })
+    if (!/^\d{4}-\d\d-\d\d$/.test(v.date)) wrong.push({ field: 'date', message: 'Pick the day of the wedding (you can change it later).' })
+    if (!/^[^\s@]+@[^\s@]+$/.test(v.email)) wrong.push({ field: 'email', message: 'Type your email address, such as sam@example.com: your sign-in link goes there.' })
     if (wrong.length) { errors.refuse('new-wedding', wrong); return }
-    const body = { names: v.names, time_zone: v.time_zone, currency: v.currency }
-    if (v.date) body.date = v.date
-    if (v.email) body.email = v.email
+    const body = { names, date: v.date, time_zone: v.time_zone, currency: v.currency, email: v.email }
     const button = form.querySelector('button[type=submit]')
     button.disabled = true
     try {
       const { ok, data } = await post('/api/weddings', body, { 'Idempotency-Key': setupKey })
-      if (ok) { onCreated(data, body); return }
+      if (ok) { await onCreated(data, body); return }
       errors.refuse('new-wedding', [problemOf(data, ['names', 'date', 'time_zone', 'currency', 'email'])])
     } catch {
       errors.refuse('new-wedding', [{ field: 'names', message: 'No connection to the server: try again when you are online.' }])
@@ -271,19 +291,19 @@ export function showSetup (root, onCreated) {
       <form class="card setup" data-form="new-wedding" novalidate @submit=${create} @input=${f.edited} aria-label="Create a wedding">
         <div class="field"><label>Names <input name="names" required maxlength="200" placeholder="Sam & Alex"
           aria-describedby=${f.describedBy('names')} aria-invalid=${f.invalid('names')}></label>${f.note('names')}</div>
-        <div class="field"><label>Date <input name="date" type="date"
+        <div class="field"><label>Date <input name="date" type="date" required .value=${nextYear()}
           aria-describedby=${f.describedBy('date')} aria-invalid=${f.invalid('date')}></label>${f.note('date')}</div>
         <div class="field"><label>Time zone <select name="time_zone" aria-describedby=${f.describedBy('time_zone')} aria-invalid=${f.invalid('time_zone')}>
           ${zones().map((z) => html`<option ?selected=${z === here}>${z}</option>`)}</select></label>${f.note('time_zone')}</div>
         <div class="field"><label>Currency <select name="currency" aria-describedby=${f.describedBy('currency')} aria-invalid=${f.invalid('currency')}>
           ${CURRENCIES.map((c) => html`<option>${c}</option>`)}</select></label>${f.note('currency')}</div>
-        <div class="field"><label>Your email <input name="email" type="email" autocomplete="email"
+        <div class="field"><label>Your email <input name="email" type="email" autocomplete="email" required
           aria-describedby=${f.describedBy('email', 'setup-email-hint')} aria-invalid=${f.invalid('email')}></label>${f.note('email')}
           <span class="muted hint" id="setup-email-hint">Your sign-in link goes there.</span></div>
         <button type="submit" class="primary">Create the wedding</button>
       </form>
-    </main>`, root)
-    errors.settle(root)
+    </main>`, host)
+    errors.settle(host)
   }
   draw()
 }

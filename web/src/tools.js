@@ -5,6 +5,7 @@
 
 import { html, nothing } from 'lit-html'
 import { webhooksView } from './webhooks.js'
+import { invitesView } from './invites.js'
 
 export class Tools {
   constructor ({ wedding, token, onChange }) {
@@ -143,6 +144,7 @@ export function toolsView (ctx) {
             : nothing}
         </section>`
       : nothing}
+    ${ctx.can('members.invite') ? invitesView(ctx) : nothing}
     ${ctx.can('webhooks.manage') ? webhooksView(ctx) : nothing}
     ${canExport
       ? html`<section data-form="export" aria-labelledby="export-title"><h3 id="export-title">The whole wedding</h3>

@@ -33,6 +33,7 @@ from crdt_server.features.people.routes_invitations import (
 )
 from crdt_server.features.people.routes_leaving import leaving_routes
 from crdt_server.features.people.routes_session import (
+    device_sign_in_allowed,
     send_sign_in_link,
     session_routes,
     sign_in_device,
@@ -62,6 +63,7 @@ __all__ = [
     "member_principal",
     "member_row",
     "members",
+    "device_sign_in_allowed",
     "send_sign_in_link",
     "sign_in_device",
     "start_device_session",

@@ -24,7 +24,6 @@ from crdt_server.auth.principals import Principal
 from crdt_server.auth.tokens import valid_email
 from crdt_server.edge.bodies import Page, Role
 from crdt_server.edge.guards import capable_principal
-from crdt_server.edge.identity import same_origin
 from crdt_server.edge.links import public_url
 from crdt_server.edge.params import PageLimit, WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, json_response
@@ -51,7 +50,7 @@ from crdt_server.features.people.domain_invitations import (
 )
 from crdt_server.features.people.extension_invitations import Invitations
 from crdt_server.features.people.extension_sessions import DeviceSessions
-from crdt_server.features.people.routes_session import cookie_allowed, sign_in_device
+from crdt_server.features.people.routes_session import device_sign_in_allowed, sign_in_device
 from crdt_server.features.people.tables_invitations import InvitationRow
 from crdt_server.times import rfc3339
 
@@ -320,7 +319,7 @@ async def start_device_session(
     one later), the member ``sub`` of ``wedding``. A client calling the API itself gets the
     answer's token only."""
     del email
-    if not same_origin(call.request, call.state.settings.public_url) or not cookie_allowed(call):
+    if not device_sign_in_allowed(call):
         return
     sessions = call.state.extension(DeviceSessions)
     person = await sessions.person(None)

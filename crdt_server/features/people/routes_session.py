@@ -158,6 +158,12 @@ def device_label(call: ApiCall) -> str:
     return shown[:_LABEL_LENGTH] or "unknown device"
 
 
+def device_sign_in_allowed(call: ApiCall) -> bool:
+    """Whether :func:`sign_in_device` would set a cookie for this request: it comes from the
+    server's own page (same origin) over https, or to a server on loopback."""
+    return same_origin(call.request, call.state.settings.public_url) and cookie_allowed(call)
+
+
 async def sign_in_device(call: ApiCall, person: str, response: Response) -> str:
     """Start a device session for ``person`` (a ``p_...`` id from
     :meth:`DeviceSessions.person`) and set its cookie on ``response``; the device id.

@@ -37,7 +37,13 @@ from crdt_server.edge.guards import (
 from crdt_server.edge.params import WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, is_admin, json_response
 from crdt_server.errors import Conflict, Forbidden, Malformed, Unauthenticated
-from crdt_server.features.people import member_row, send_sign_in_link
+from crdt_server.features.people import (
+    DeviceSessions,
+    device_sign_in_allowed,
+    member_row,
+    send_sign_in_link,
+    sign_in_device,
+)
 from crdt_server.features.weddings.domain import (
     NewWedding,
     couple_name,
@@ -50,6 +56,7 @@ from crdt_server.features.weddings.domain import (
 from crdt_server.features.weddings.extension import Weddings
 from crdt_server.features.weddings.settings import WeddingSettings
 from crdt_server.features.weddings.tables import created_row
+from crdt_server.settings import is_loopback
 from crdt_server.storage import FeatureRow
 
 __all__ = ["SETTINGS_CAPABILITY", "wedding_routes"]
@@ -113,6 +120,50 @@ class NewWeddingAnswer(msgspec.Struct, frozen=True):
     settings: WeddingSettingsAnswer
     member: CreatedMember
     sign_in_link: str
+    signed_in: bool = False
+    """This device was signed in as the couple (the local operator of a loopback server with
+    no admin key, from the app's page): ``POST /api/session/refresh`` gives the token."""
+
+
+class SignInOptions(msgspec.Struct, frozen=True):
+    """What the app's first page may offer a person who is not signed in."""
+
+    create_wedding: bool
+    """Whether ``POST /api/weddings`` would take this caller without a credential: open
+    signup, or the local operator of a loopback server with no admin key."""
+    open_signup: bool
+
+
+def local_operator(call: ApiCall) -> bool:
+    """The person at the machine a plain ``./scripts/serve`` runs on: a server listening on
+    loopback with no admin key, called from loopback without a credential. They could read
+    its store anyway; they are trusted as the admin key would be (as ``ALLOW_ANONYMOUS`` is
+    on loopback)."""
+    settings = call.state.settings
+    client = call.request.client
+    return (
+        not settings.admin_api_key
+        and call.caller.kind == "none"
+        and is_loopback(settings.host)
+        and client is not None
+        and is_loopback(client.host)
+    )
+
+
+@wedding_routes.get(
+    "/api/sign-in/options",
+    "getSignInOptions",
+    "What the app's first page may offer: creating a wedding (open signup, or the local "
+    "operator of a loopback server with no admin key)",
+    family="public",
+    security="none",
+    response_model=SignInOptions,
+)
+async def sign_in_options(call: ApiCall) -> Response:
+    open_signup = call.state.settings.fragment(WeddingSettings).open_signup
+    answer = json_response(SignInOptions(open_signup or local_operator(call), open_signup))
+    answer.headers["Cache-Control"] = "no-store"
+    return answer
 
 
 @wedding_routes.post(
@@ -131,7 +182,10 @@ class NewWeddingAnswer(msgspec.Struct, frozen=True):
     also=(200,),
     errors=(400, 401, 403, 409, 413, 429, 503),
     description=(
-        "The server makes the wedding's id (opaque). Without the admin key the route is "
+        "The server makes the wedding's id (opaque). The local operator of a loopback "
+        "server with no admin key (a call from loopback without a credential) counts as the "
+        "admin key, and from the app's page is signed in as the couple (`signed_in`). "
+        "Otherwise, without the admin key the route is "
         "open only when `CRDT_SERVER_OPEN_SIGNUP=true` (401 without a credential, 403 "
         "with a token otherwise), limited per client address and overall an hour and per "
         "email (`CRDT_SERVER_MAX_WEDDINGS_PER_PERSON`), 429 past them. `Idempotency-Key` "
@@ -142,7 +196,8 @@ class NewWeddingAnswer(msgspec.Struct, frozen=True):
 )
 async def create_wedding(call: ApiCall) -> Response:
     settings = call.state.settings.fragment(WeddingSettings)
-    admin = is_admin(call)
+    local = local_operator(call)
+    admin = is_admin(call) or local
     if not admin and not settings.open_signup:
         if call.caller.kind == "jwt":
             raise Forbidden("creating a wedding needs the admin API key (open signup is off)")
@@ -154,7 +209,8 @@ async def create_wedding(call: ApiCall) -> Response:
     once = _creation_key(call, admin, address)
     keys = call.state.weddings.keys
     if once is None:
-        return await _create(call, wanted, admin=admin, address=address, once=None)
+        made = await _create(call, wanted, admin=admin, address=address, once=None)
+        return await _sign_in_locally(call, made, wanted) if local else made
     async with keys.held(once):
         first = await keys.first(once)
         if first is not None:
@@ -165,7 +221,24 @@ async def create_wedding(call: ApiCall) -> Response:
             replayed = Response(first.answer, media_type="application/json")
             replayed.headers["Idempotent-Replayed"] = "true"
             return replayed
-        return await _create(call, wanted, admin=admin, address=address, once=once)
+        made = await _create(call, wanted, admin=admin, address=address, once=once)
+        return await _sign_in_locally(call, made, wanted) if local else made
+
+
+async def _sign_in_locally(call: ApiCall, made: Response, wanted: NewWedding) -> Response:
+    """The local operator who created a wedding from the app's page is signed in on this
+    device as its couple (a person with the address they gave, their membership, the device
+    session's cookie): the app opens the wedding at once."""
+    if not device_sign_in_allowed(call):
+        return made  # a script on the machine (curl): the wedding, no cookie
+    answer = msgspec.json.decode(made.body, type=NewWeddingAnswer)
+    sessions = call.state.extension(DeviceSessions)
+    person = await sessions.person(wanted.email)
+    await sessions.add_membership(person, answer.id, answer.member.sub)
+    body = msgspec.json.encode(msgspec.structs.replace(answer, signed_in=True))
+    signed = Response(body, status_code=made.status_code, media_type="application/json")
+    await sign_in_device(call, person, signed)
+    return signed
 
 
 def _creation_key(call: ApiCall, admin: bool, address: str) -> OperationKey | None:

@@ -1,0 +1,180 @@
+"""People come in (issue 50), in Debian's Chromium against a plain local server (loopback, no
+admin key, no demo), with a real SMTP receiver (aiosmtpd): the local operator goes from ``/``
+to their new wedding's planner view in four actions; the couple invites a planner by link;
+the planner joins from a second browser and appears live in the couple's; the planner's device
+is listed and signed out; a sign-in link asked for by email, opened first by a mail scanner
+(a plain GET), still signs the person in; a stranger's address gets the same page."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import time
+from collections.abc import AsyncIterator
+from email import message_from_bytes
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from tests.server import ServerProcess
+from tests.web.conftest import PAGE_ERRORS, expect, screenshot, status
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio, pytest.mark.timeout(120)]
+
+
+@pytest.fixture(autouse=True)
+def no_page_errors() -> Any:
+    PAGE_ERRORS.clear()
+    yield
+    assert PAGE_ERRORS == []
+
+
+class _Inbox:
+    """A real SMTP server (aiosmtpd) on loopback keeping every message."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+    async def link_to(self, address: str, timeout: float = 15.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            for message in reversed(self.messages):
+                if message["To"] == address:
+                    body = message.get_payload(decode=True) or b""
+                    if not body and message.is_multipart():
+                        body = message.get_payload(0).get_payload(decode=True)
+                    found = re.search(r"http://\S+/app/sign-in#code=\S+", body.decode())
+                    if found:
+                        return found.group()
+            assert time.monotonic() < deadline, f"no sign-in link to {address}"
+            await asyncio.sleep(0.05)
+
+
+@pytest_asyncio.fixture
+async def local(tmp_path: Path) -> AsyncIterator[tuple[ServerProcess, _Inbox]]:
+    from aiosmtpd.controller import Controller
+
+    inbox = _Inbox()
+    with socket.socket() as probe:  # aiosmtpd checks readiness by connecting: a real port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        env = {"CRDT_SERVER_SMTP_URL": f"smtp://127.0.0.1:{port}"}
+        async with ServerProcess(tmp_path / "data", env=env, anonymous=False) as server:
+            yield server, inbox
+    finally:
+        controller.stop()
+
+
+async def test_a_couple_creates_a_wedding_and_invites_a_planner_who_appears_live(
+    local: tuple[ServerProcess, _Inbox], browser: Any
+) -> None:
+    server, inbox = local
+    context = await browser.new_context(viewport={"width": 1100, "height": 800})
+    couple = await context.new_page()
+    couple.on("pageerror", lambda error: PAGE_ERRORS.append(f"couple: {error}"))
+    await couple.goto(f"{server.url}/")
+    # Four actions from / to the planner view of a new wedding.
+    await couple.get_by_role("link", name="Create a wedding").click()
+    setup = couple.get_by_role("form", name="Create a wedding")
+    await setup.get_by_label("Names").fill("Ann Lee & Bo Chen")
+    await setup.get_by_label("Your email").fill("ann@example.com")
+    await setup.get_by_role("button", name="Create the wedding").click()
+    await couple.get_by_role("navigation", name="Sections").wait_for(timeout=15_000)
+    await status(couple).filter(has_text="Synced").wait_for(timeout=15_000)
+    await screenshot(couple, "people-new-wedding")
+
+    # The couple invites a planner by link.
+    await couple.get_by_role("button", name="Share").click()
+    invite = couple.get_by_role("form", name="Invite someone")
+    await invite.get_by_label("Role").select_option("planner")
+    await invite.get_by_label("Their name").fill("Priya")
+    await invite.get_by_role("button", name="Make an invitation link").click()
+    link = await couple.get_by_label(re.compile("Invitation link")).input_value()
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/app/invite#code=[A-Za-z0-9_.-]+", link), link
+
+    # A scanner opening the link redeems nothing; the planner joins from her own browser.
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(link.split("#")[0])).status_code == 200
+    other = await browser.new_context(viewport={"width": 390, "height": 844})
+    planner = await other.new_page()
+    planner.on("pageerror", lambda error: PAGE_ERRORS.append(f"planner: {error}"))
+    await planner.goto(link)
+    joining = planner.get_by_role("form", name="Join the wedding")
+    await joining.get_by_label("Your name").fill("Priya")
+    await joining.get_by_role("button", name="Join the wedding").click()
+    await status(planner).filter(has_text="Synced").wait_for(timeout=15_000)
+    # Live in the couple's browser: her avatar.
+    priya = couple.get_by_role("banner").get_by_role("img", name=re.compile("^Priya"))
+    await expect(priya).to_be_visible(timeout=10_000)
+    await screenshot(planner, "people-planner-joined-390px")
+
+    # Her device session: listed, and signed out from the list.
+    await planner.get_by_role("button", name="Devices").click()
+    devices = planner.get_by_role("list", name="Devices signed in")
+    await expect(devices.get_by_role("listitem")).to_have_count(1)
+    await devices.get_by_role("button", name=re.compile("^Sign out")).click()
+    await expect(planner.get_by_role("alert")).to_contain_text("signed out", timeout=10_000)
+    await context.close()
+    await other.close()
+
+
+async def test_a_sign_in_link_survives_a_mail_scanner_and_a_stranger_learns_nothing(
+    local: tuple[ServerProcess, _Inbox], browser: Any
+) -> None:
+    server, inbox = local
+    # A wedding made by the local operator with a script (no cookie for it).
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        made = await client.post(
+            "/api/weddings",
+            json={
+                "names": ["Cy Dee"],
+                "date": "2027-05-01",
+                "time_zone": "Europe/Paris",
+                "currency": "EUR",
+                "email": "cy@example.com",
+            },
+        )
+        assert made.status_code == 201, made.text
+        assert made.json()["signed_in"] is False
+    first = await inbox.link_to("cy@example.com")  # the creation's own link
+
+    context = await browser.new_context(viewport={"width": 390, "height": 844})
+    page = await context.new_page()
+    page.on("pageerror", lambda error: PAGE_ERRORS.append(str(error)))
+    await page.goto(f"{server.url}/app/")
+    form = page.get_by_role("form", name="Sign in")
+    await form.get_by_label("Email").fill("stranger@example.com")
+    await form.get_by_role("button", name="Email me a sign-in link").click()
+    stranger = await page.get_by_role("main").inner_text()
+    await page.get_by_role("button", name="Use another address").click()
+    await form.get_by_label("Email").fill("cy@example.com")
+    await form.get_by_role("button", name="Email me a sign-in link").click()
+    known = await page.get_by_role("main").inner_text()
+    # The same page, but for the address typed.
+    assert stranger.replace("stranger@example.com", "X") == known.replace("cy@example.com", "X")
+    link = await inbox.link_to("cy@example.com")
+    assert link != first
+    assert not any(m["To"] == "stranger@example.com" for m in inbox.messages)
+
+    # A mail scanner opens the link first: nothing is used up.
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(link.split("#")[0])).status_code == 200
+    await page.goto(link)
+    await page.get_by_role("button", name="Sign in on this device").click()
+    await status(page).filter(has_text="Synced").wait_for(timeout=15_000)
+    await expect(page.get_by_role("banner")).to_contain_text("(couple)")
+    # A reload keeps the person signed in (the device session, not the tab).
+    await page.reload()
+    await status(page).filter(has_text="Synced").wait_for(timeout=15_000)
+    await context.close()

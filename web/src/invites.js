@@ -1,0 +1,75 @@
+// Inviting people (issue 50, point 7), in the Share panel for roles with `members.invite`:
+// a link per invitation (the role it grants, who it is for), copied and sent by the person
+// however they like; the open invitations, each revocable. The server's ceiling decides
+// what a role may grant: its refusal shows beside the control.
+
+import { html, nothing } from 'lit-html'
+import { call, reasonOf } from './api.js'
+
+const ROLES = [['planner', 'Planner'], ['couple', 'Partner (the couple)'], ['family', 'Family'], ['vendor', 'Vendor'], ['friend', 'Friend']]
+
+export class Invites {
+  constructor ({ wedding, token, onChange }) {
+    this.base = `/api/weddings/${encodeURIComponent(wedding)}/invitations`
+    this.token = token
+    this.onChange = onChange
+    this.list = null
+    this.made = null // the invitation just made: { url, role, name }
+  }
+
+  async load () {
+    const answer = await call(this.token, this.base, 'GET', '?limit=50')
+    this.list = answer.status === 200 && answer.body ? answer.body.invitations : []
+    this.onChange()
+  }
+
+  /** Make an invitation; null, or {field, message} of the refusal. */
+  async invite (role, name) {
+    const answer = await call(this.token, this.base, 'POST', '', name ? { role, name } : { role })
+    if (answer.status === 201) {
+      this.made = { url: answer.body.url, role, name }
+      await this.load()
+      return null
+    }
+    const named = answer.body && Array.isArray(answer.body.errors) ? answer.body.errors[0] : null
+    return { field: named && named.field === 'name' ? 'name' : 'role', message: `Not invited: ${(named && named.message) || reasonOf(answer)}.` }
+  }
+
+  async revoke (id) {
+    const answer = await call(this.token, this.base, 'DELETE', `/${encodeURIComponent(id)}`)
+    await this.load()
+    return answer.status === 204 || answer.status === 200 ? null : reasonOf(answer)
+  }
+}
+
+export function invitesView (ctx) {
+  const invites = ctx.invites
+  const f = ctx.errors.of('invite')
+  const submit = async (e) => {
+    e.preventDefault()
+    const v = new FormData(e.target)
+    const refused = await invites.invite(String(v.get('role')), String(v.get('name') || '').trim())
+    if (refused) ctx.refuse('invite', [refused])
+    else ctx.errors.clear('invite')
+  }
+  return html`<section aria-labelledby="invite-title"><h3 id="invite-title">Invite people</h3>
+    <form class="add-form" data-form="invite" novalidate @submit=${submit} aria-label="Invite someone">
+      <div class="field"><label>Role <select name="role" aria-describedby=${f.describedBy('role')} aria-invalid=${f.invalid('role')}>
+        ${ROLES.map(([v, t]) => html`<option value=${v}>${t}</option>`)}</select></label>${f.note('role')}</div>
+      <div class="field"><label>Their name <input name="name" maxlength="256" placeholder="Priya"
+        aria-describedby=${f.describedBy('name')} aria-invalid=${f.invalid('name')}></label>${f.note('name')}</div>
+      <button type="submit" class="primary">Make an invitation link</button>
+    </form>
+    ${invites.made
+      ? html`<div class="field"><label>Invitation link${invites.made.name ? ` for ${invites.made.name}` : ''} (works once, for 7 days)
+          <input readonly .value=${invites.made.url} @focus=${(e) => e.target.select()}></label>
+          <button type="button" @click=${() => navigator.clipboard?.writeText(invites.made.url).then(() => ctx.say('Invitation link copied.'), () => ctx.say('Select the link and copy it.'))}>Copy the link</button></div>`
+      : nothing}
+    ${invites.list && invites.list.length
+      ? html`<ul class="rows" aria-label="Open invitations">${invites.list.map((i) => html`<li class="row">
+          <div class="who"><strong>${i.name || 'Someone'}</strong><span class="muted">${i.role} · ${i.uses_left} ${i.uses_left === 1 ? 'use' : 'uses'} left</span></div>
+          <div class="row-actions"><button type="button" class="danger" @click=${async () => { const r = await invites.revoke(i.id); if (r) ctx.say(`Not revoked: ${r}.`) }}>Revoke</button></div>
+        </li>`)}</ul>`
+      : nothing}
+  </section>`
+}
