@@ -15,6 +15,7 @@ Other features start a device session with :func:`sign_in_device` and send a lin
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -28,6 +29,7 @@ from crdt_server.edge.params import WeddingId
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Forbidden, Impossible, NotFound, TooMany, Unauthenticated
 from crdt_server.features.people.domain import server_url
+from crdt_server.features.people.extension_invitations import Invitations
 from crdt_server.features.people.extension_sessions import (
     ACCESS_TOKEN_SECONDS,
     DeviceSessions,
@@ -36,6 +38,7 @@ from crdt_server.features.people.extension_sessions import (
 from crdt_server.features.people.settings import PeopleSettings
 from crdt_server.features.people.tables_sessions import MembershipRow
 from crdt_server.settings import Settings, is_loopback
+from crdt_server.storage import NewEvent
 from crdt_server.times import rfc3339
 
 __all__ = ["links_base", "send_sign_in_link", "session_routes", "sign_in_device"]
@@ -319,6 +322,24 @@ def _answer(value: object, used: Refreshed, call: ApiCall, status: int = 200) ->
 _SESSION_ERRORS = (400, 401, 403, 413, 422, 429)
 
 
+async def _revoked(call: ApiCall, sessions: DeviceSessions, person: str, device: str) -> None:
+    """A ``session.revoked`` event in each of the person's weddings, credited to them as
+    that wedding's member (``device``: the device's id, or ``all``). Personal: read by the
+    person and by who manages the members (the people feature's ``session.`` rule)."""
+    events = [
+        NewEvent(
+            m.wedding,
+            "session.revoked",
+            json.dumps({"sub": m.sub, "device": device}, separators=(",", ":")),
+            sub=m.sub,
+            role=m.role,
+        )
+        for m in await sessions.memberships(person)
+    ]
+    if events:
+        await call.state.extension(Invitations).record(events)
+
+
 @session_routes.post(
     "/api/session/refresh",
     "refreshDeviceSession",
@@ -366,6 +387,7 @@ async def refresh_session(call: ApiCall, body: RefreshRequest) -> Response:
 async def sign_out(call: ApiCall) -> Response:
     sessions, used = await _session(call)
     await sessions.end(used.person, used.device)
+    await _revoked(call, sessions, used.person, used.device)
     response = Response(status_code=204)
     clear_session_cookie(response)
     return response
@@ -383,6 +405,7 @@ async def sign_out(call: ApiCall) -> Response:
 async def sign_out_all(call: ApiCall) -> Response:
     sessions, used = await _session(call)
     await sessions.end(used.person)
+    await _revoked(call, sessions, used.person, "all")
     response = Response(status_code=204)
     clear_session_cookie(response)
     return response
@@ -426,6 +449,7 @@ async def revoke_device(call: ApiCall, path: DevicePath) -> Response:
     sessions, used = await _session(call)
     if not await sessions.end(used.person, path.device_id):
         raise NotFound("no such device of yours", field="device_id")
+    await _revoked(call, sessions, used.person, path.device_id)
     response = _answer(None, used, call, status=204)
     if path.device_id == used.device:
         clear_session_cookie(response)

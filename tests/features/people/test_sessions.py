@@ -203,6 +203,12 @@ async def test_a_link_signs_a_device_in_and_the_directory_decides_the_role(
     laptop_id = devices[1]["id"]
     gone = await running.session(phone, f"devices/{laptop_id}", "DELETE")
     assert gone.status_code == 204
+    # session.revoked: read by who manages the members, not by a friend.
+    lead = (await ok(await http.get(f"{W}/events", headers=auth("pat", "planner"))))["events"]
+    revoked = [e["data"] for e in lead if e["type"] == "session.revoked"]
+    assert revoked == [{"sub": "cam", "device": laptop_id}], revoked
+    friend = (await ok(await http.get(f"{W}/events", headers=auth("fay", "friend"))))["events"]
+    assert not [e for e in friend if e["type"] == "session.revoked"]
     assert (await running.session(cookie, "refresh", json={})).status_code == 401
     assert (await http.get(f"{W}/access", headers=bearer)).status_code == 401
     again = await running.session(phone, f"devices/{laptop_id}", "DELETE")
