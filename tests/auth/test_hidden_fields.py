@@ -56,9 +56,11 @@ ENV = {
     "CRDT_SERVER_WEBHOOK_ALLOW_PRIVATE": "true",
     "CRDT_SERVER_WEBHOOK_RETRY_SCHEDULE": "0,1,1",
 }
-COUPLE = MINT.headers("couple", "cam")
-PLANNER = MINT.headers("planner", "pat")
-VENDOR = MINT.headers("vendor", "vic")
+DAY = 24 * 3600
+"""Tokens minted at import outlive a whole test run (the full tier takes minutes)."""
+COUPLE = MINT.headers("couple", "cam", ttl=DAY)
+PLANNER = MINT.headers("planner", "pat", ttl=DAY)
+VENDOR = MINT.headers("vendor", "vic", ttl=DAY)
 FRIEND_TOKEN = MINT(sub="fay", role="friend", docs={"guests": "read"})
 FRIEND = {"Authorization": f"Bearer {FRIEND_TOKEN}"}
 

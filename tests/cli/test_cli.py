@@ -570,6 +570,10 @@ async def test_export_moves_a_wedding_sqlite_to_postgres_and_back(
     in_url = await http.get("/api/weddings/w1/export", params={"token": ADMIN})
     assert in_url.status_code == 401  # the admin key counts from the header only
     assert (await http.get("/api/weddings/nothing/export", headers=admin_key)).status_code == 404
+    # The couple's call registered them in the directory (every caller is): the section the
+    # move must keep is the one as of now.
+    threads = (await http.get("/api/weddings/w1/export", headers=admin_key)).json()["threads"]
+    assert {m["sub"] for m in threads["members"]} == {"couple-1", "planner-1", "vendor-1"}
 
     # --out: a new file only its owner can read (it holds personal data), never overwritten.
     exported = tmp_path / "w1.json"

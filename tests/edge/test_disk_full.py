@@ -35,8 +35,10 @@ ENV = {
     "CRDT_SERVER_WEBHOOK_ALLOW_PRIVATE": "true",
 }
 W = "/api/weddings/w1"
-PLANNER = MINT.headers("planner", "ada")
-COUPLE = MINT.headers("couple", "bob")
+DAY = 24 * 3600
+"""Tokens minted at import outlive a whole test run (the full tier takes minutes)."""
+PLANNER = MINT.headers("planner", "ada", ttl=DAY)
+COUPLE = MINT.headers("couple", "bob", ttl=DAY)
 
 
 @contextlib.contextmanager

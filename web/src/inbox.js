@@ -92,8 +92,8 @@ export class Inbox {
 export function bell (ctx) {
   const n = ctx.inbox.unread
   return html`<button type="button" class="bell" aria-expanded=${ctx.inboxOpen ? 'true' : 'false'}
-    aria-label=${n ? `Inbox, ${n} unread` : 'Inbox'} @click=${() => ctx.showInbox(!ctx.inboxOpen)}>
-    Inbox${n ? html` <span class="badge" aria-hidden="true">${n}</span>` : nothing}</button>`
+    aria-label=${n ? `Inbox, ${n} unread` : 'Inbox'} @click=${() => ctx.showInbox(!ctx.inboxOpen)}
+    >Inbox${n ? html` <span class="badge" aria-hidden="true">${n}</span>` : nothing}</button>`
 }
 
 /** The inbox panel: each notification opens its thread; the settings below. */

@@ -438,6 +438,18 @@ class PlannerApp {
     return !Array.isArray(this.access.capabilities) || this.access.capabilities.includes(capability)
   }
 
+  /** Whether the person may change any document here (else no Undo and Redo). */
+  get writesSomething () {
+    return KINDS.some((kind) => this.canWrite(kind))
+  }
+
+  /** Whether Share and export has anything for this person (tools.js). */
+  get hasTools () {
+    const guests = this.access.docs.guests
+    return (guests && guests !== 'none') || this.access.role === 'couple' ||
+      ['calendar.tokens', 'members.invite', 'webhooks.manage'].some((c) => Array.isArray(this.access.capabilities) && this.access.capabilities.includes(c))
+  }
+
   canWrite (kind) {
     return this.access.docs[kind] === 'write'
   }
@@ -790,15 +802,17 @@ class PlannerApp {
           ${this.device ? html`<button type="button" class="link" aria-expanded=${this.devices ? 'true' : 'false'} @click=${() => this.showDevices(!this.devices)}>Devices</button>` : nothing}
         </div>
         ${bell(this)}
-        <button type="button" class="share" aria-expanded=${this.toolsOpen ? 'true' : 'false'} @click=${() => this.showTools(!this.toolsOpen)}>Share</button>
+        ${this.hasTools
+          ? html`<button type="button" class="share" aria-expanded=${this.toolsOpen ? 'true' : 'false'} @click=${() => this.showTools(!this.toolsOpen)}>Share</button>`
+          : nothing}
         <div class="presence" aria-label="Who else is here">
           ${this.others.map((p) => avatar(p, `${p.name} (${p.role}) is in ${TITLES[p.here.section] || 'the app'}`))}
         </div>
-        <div class="history" role="group" aria-label="Undo and redo your changes">
+        ${this.writesSomething ? html`<div class="history" role="group" aria-label="Undo and redo your changes">
           <button type="button" ?disabled=${!this.history.canUndo} title="Undo (Ctrl+Z)"
             aria-label=${this.history.canUndo ? `Undo: ${this.history.nextUndo}` : 'Undo'} @click=${() => this.undo()}>Undo</button>
           <button type="button" ?disabled=${!this.history.canRedo} title="Redo (Ctrl+Shift+Z)" @click=${() => this.redo()}>Redo</button>
-        </div>
+        </div>` : nothing}
         <div class="status ${status}" role="status" aria-live="polite"
           data-pending=${String(this.sync.pendingCount)} data-stored=${String(this.sync.storedLocally)}>
           <span class="dot" aria-hidden="true"></span>${this.statusText()}

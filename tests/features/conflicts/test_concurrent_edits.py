@@ -358,8 +358,10 @@ async def test_findings_and_who_wrote_what_survive_kill_9(server: ServerProcess)
         assert [e["data"]["id"] for e in detected] == [finding["id"]]
 
 
-PAT = MINT.headers("planner", "pat", email="pat@example.com")
-AUNT = MINT.headers("family", "aunt", email="aunt@example.com")
+DAY = 24 * 3600
+"""Tokens minted at import outlive a whole test run (the full tier takes minutes)."""
+PAT = MINT.headers("planner", "pat", email="pat@example.com", ttl=DAY)
+AUNT = MINT.headers("family", "aunt", email="aunt@example.com", ttl=DAY)
 
 
 async def offline_answers(http: httpx.AsyncClient) -> list[tuple[Doc[Any], bytes]]:
