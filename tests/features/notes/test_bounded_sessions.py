@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,9 +114,10 @@ class Measured:
     """Notes touched -> server CPU seconds of each round, from the update's post until
     every session it opened is closed and its event stored."""
     healthz: list[tuple[float, float]]
-    """(seconds, server CPU seconds) of each /healthz answer meanwhile: on a loaded machine
-    an answer waits on the other processes too, but the server's CPU while it waited is
-    what the server spent, on that answer and on whatever held it up."""
+    """(seconds, CPU seconds of the server's event loop) of each /healthz answer meanwhile:
+    on a loaded machine an answer waits on the other processes too, but the loop's CPU
+    while it waited is what the loop spent, on that answer and on whatever held it up (the
+    store's writer threads, which do not hold the loop, are not counted)."""
 
     def p99(self, cpu: bool = False) -> float:
         ordered = sorted(c if cpu else t for t, c in self.healthz)
@@ -128,7 +130,7 @@ class Measured:
         )
         p99 = (
             f"/healthz p99 {self.p99() * 1000:.0f} ms of {len(self.healthz)}, "
-            f"server CPU meanwhile p99 {self.p99(cpu=True) * 1000:.0f} ms"
+            f"event loop CPU meanwhile p99 {self.p99(cpu=True) * 1000:.0f} ms"
         )
         return f"{rounds}; {p99}; load average {os.getloadavg()[0]:.1f}"
 
@@ -136,16 +138,10 @@ class Measured:
 _POLLER = """
 import http.client, os, select, sys, time
 connection = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=10)
-tasks = f"/proc/{sys.argv[2]}/task"
+loop_thread = f"/proc/{sys.argv[2]}/task/{sys.argv[2]}/schedstat"
 def server_cpu():
-    total = 0
-    for task in os.listdir(tasks):
-        try:
-            with open(f"{tasks}/{task}/schedstat") as stat:
-                total += int(stat.read().split()[0])
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return total / 1e9
+    with open(loop_thread) as stat:
+        return int(stat.read().split()[0]) / 1e9
 took = []
 def ask():
     started, cpu = time.perf_counter(), server_cpu()
@@ -161,9 +157,9 @@ while not select.select([sys.stdin], [], [], 0.01)[0]:
 print(" ".join(took), flush=True)
 """
 """Asks /healthz every 10 ms on one connection (as a load balancer's checks keep theirs)
-until its stdin closes, then prints how long each answer took and how much CPU the server
-(every thread of process ``pid``) used meanwhile. A process of its own: the test's own work
-(reading the store, its event loop) is never counted as the server's."""
+until its stdin closes, then prints how long each answer took and how much CPU the server's
+event loop (the main thread of process ``pid``) used meanwhile. A process of its own: the
+test's own work (reading the store, its event loop) is never counted as the server's."""
 
 
 async def poll_health(port: int, pid: int) -> asyncio.subprocess.Process:
@@ -247,10 +243,12 @@ def check_scaling(measured: Measured) -> None:
     print(figures)
     small, large = sorted(measured.cpu)
     assert all(c < CPU_BUDGET for cpus in measured.cpu.values() for c in cpus), figures
-    # The least of each size's rounds: what the work costs, with the least of the noise.
-    assert min(measured.cpu[large]) <= RATIO * min(measured.cpu[small]), figures
-    # The sessions' work never holds an answer up for 100 ms: the server spends less than
-    # that while an answer waits. (Its wall-clock time is that, plus the time the other
+    # The median of each size's rounds: what the work costs, where one round the machine
+    # happened to favour (or slow) moves neither side.
+    cpu = {n: statistics.median(cpus) for n, cpus in measured.cpu.items()}
+    assert cpu[large] <= RATIO * cpu[small], figures
+    # The sessions' work never holds an answer up for 100 ms: the server's event loop spends
+    # less than that while an answer waits. (Its wall-clock time is that, plus the time the other
     # processes of a loaded machine had the cores; on a quiet machine the two agree.)
     assert measured.p99(cpu=True) < 0.1, figures
 
