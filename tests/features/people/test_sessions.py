@@ -30,7 +30,6 @@ from crdt_server.codec.protocol import (
     read_var_string,
     write_var_string,
 )
-
 from crdt_server.testing.waits import until
 from tests.features.conversations import ADMIN_AUTH, CODEC, ENV, Inbox, W, auth, ok
 from tests.server import ServerProcess
@@ -441,6 +440,7 @@ async def test_a_sid_document_on_collab_lives_past_exp_and_is_denied_when_revoke
                 seen.append(await _next(ws, max(0.05, exp + 1.5 - time.time())))
             except TimeoutError:
                 break
+
         def auths(key: str) -> list[bytes]:
             return [body[:2] for k, body in seen if k == key and body[:1] == b"\x02"]
 
