@@ -381,7 +381,10 @@ class Multiplexer:
                 doc.grant = outcome
                 self._gate.release(old)
                 doc.cancel_timers()
-                self._watch_expiry(doc)
+                # The same token again (an app that cannot renew it): not asked for again,
+                # denied at its expiry.
+                ask = outcome.principal.expires_at != old.principal.expires_at
+                self._watch_expiry(doc, ask=ask)
                 self.send(authenticated(key, read_only=not outcome.principal.can_write))
                 return
             self._drop(doc)  # other access now: attached afresh
@@ -415,7 +418,7 @@ class Multiplexer:
             if self._docs.get(doc.key) is doc:
                 del self._docs[doc.key]
 
-    def _watch_expiry(self, doc: _Document) -> None:
+    def _watch_expiry(self, doc: _Document, *, ask: bool = True) -> None:
         principal = doc.grant.principal
         expires_at = principal.expires_at
         if expires_at is None or principal.session_id is not None:
@@ -425,7 +428,8 @@ class Multiplexer:
         now = self._loop.time()
         left = max(0.0, expires_at - time.time())
         ahead = min(RENEW_AHEAD_SECONDS, left / 2)
-        doc.timers.append(self._loop.call_at(now + left - ahead, self._ask_token, doc))
+        if ask:
+            doc.timers.append(self._loop.call_at(now + left - ahead, self._ask_token, doc))
         doc.timers.append(self._loop.call_at(now + left, self._expire, doc))
 
     def _ask_token(self, doc: _Document) -> None:
