@@ -269,6 +269,7 @@ class ConcurrentEdits(Extension):
         """A race against a write another process committed names that write's client:
         read the wedding's clients again when one is not known here (rare: only races with
         other processes' writers, once per client)."""
+        self._lost.pop(room.name, None)  # what a commit that failed found: told nobody
         if room.kind not in DOCUMENT_KINDS:
             return
         state = self._weddings.get(room.wedding_id)
@@ -335,9 +336,8 @@ class ConcurrentEdits(Extension):
                     lost.append(stored)
         self._members = {}
         if lost:
-            self._lost[room.name] = lost
-        else:
-            self._lost.pop(room.name, None)  # a commit that failed told nobody
+            # Added to: a batch whose rows failed is asked again update by update.
+            self._lost.setdefault(room.name, []).extend(lost)
         return rows
 
     def _tell(self, f: StoredFinding, now: float) -> list[FeatureRow]:
