@@ -310,6 +310,8 @@ class Target:
     over several addresses does not run out of ephemeral ports."""
     restart: Callable[[], Awaitable[None]] | None = None
     """Stop and start the server on the same data directory (updates host/port/pid)."""
+    collab_path: str = "/"
+    """Where a ``hocuspocus`` socket opens (Hocuspocus: ``/``; crdt-server: ``/collab``)."""
     run_id: str = field(default_factory=lambda: secrets.token_hex(3))
     _rooms: int = 0
 
@@ -345,13 +347,13 @@ class YPeer:
         "early",
     )
 
-    def __init__(self, target: Target, wedding: str) -> None:
+    def __init__(self, target: Target, wedding: str, doc: str = DOC) -> None:
         self.target = target
         self.wedding = wedding
         self.conn: WireConnection | None = None
         self.prefix = b""
         if target.dialect == "hocuspocus":
-            self.prefix = _var_string(f"{wedding}/{DOC}")
+            self.prefix = _var_string(f"{wedding}/{doc}")
         self.synced: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self.authenticated: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.synced_at = 0.0
@@ -371,7 +373,7 @@ class YPeer:
     @property
     def path(self) -> str:
         if self.target.dialect == "hocuspocus":
-            return "/"
+            return self.target.collab_path
         if "/" in self.wedding:  # "wedding/doc": a document other than the timeline
             return f"/sync/{self.wedding}"
         return f"/sync/{self.wedding}/{DOC}"
@@ -387,16 +389,21 @@ class YPeer:
             CONNECT_TIMEOUT,
             source=target.source,
         )
+        await self.attach(self.conn)
+        return self
+
+    async def attach(self, conn: WireConnection) -> None:
+        """Start this document on ``conn`` (its own socket, or a shared Hocuspocus one)."""
+        self.conn = conn
         early, self.early = self.early, []
         if self.prefix:
             # Hocuspocus: authenticate first (an empty token; the server has no auth hook).
-            self.conn.send(self.prefix + bytes((2, 0)) + _var_string(""))
+            conn.send(self.prefix + bytes((2, 0)) + _var_string(""))
             async with asyncio.timeout(CONNECT_TIMEOUT):
                 await self.authenticated
-        self.conn.send(self.prefix + STEP1)
+        conn.send(self.prefix + STEP1)
         for message in early:
-            self.conn.send(message)
-        return self
+            conn.send(message)
 
     def send(self, message: bytes) -> None:
         data = self.prefix + message if self.prefix else message
@@ -446,6 +453,53 @@ class YPeer:
     async def close(self, timeout: float = 5.0) -> None:
         if self.conn is not None:
             await self.conn.close(timeout)
+
+
+class MuxSocket:
+    """The documents of one wedding as an app opens them: on a ``hocuspocus`` target, one
+    socket carrying every document (each a :class:`YPeer` sharing it, frames routed by
+    their name); on a ``y-websocket`` target, one socket per document."""
+
+    def __init__(self, target: Target, wedding: str, docs: Sequence[str]) -> None:
+        self.target = target
+        self.peers = [YPeer(target, wedding, doc) for doc in docs]
+        if target.dialect != "hocuspocus":
+            for peer, doc in zip(self.peers, docs, strict=True):
+                peer.wedding = f"{wedding}/{doc}"
+        self.conns: list[WireConnection] = []
+
+    def _route(self, frame: bytes, t: float) -> None:
+        for peer in self.peers:
+            if frame.startswith(peer.prefix):
+                peer._on_frame(frame, t)
+                return
+
+    async def open(self) -> MuxSocket:
+        target = self.target
+        if target.dialect != "hocuspocus":
+            for peer in self.peers:
+                await peer.open()
+                assert peer.conn is not None
+                self.conns.append(peer.conn)
+            return self
+        conn = await open_connection(
+            target.client,
+            target.host,
+            target.port,
+            target.collab_path,
+            self._route,
+            CONNECT_TIMEOUT,
+            source=target.source,
+        )
+        self.conns.append(conn)
+        await asyncio.gather(*(peer.attach(conn) for peer in self.peers))
+        return self
+
+    async def wait_synced(self, timeout: float = SYNC_TIMEOUT) -> float:
+        return max(await asyncio.gather(*(p.wait_synced(timeout) for p in self.peers)))
+
+    async def close(self, timeout: float = 5.0) -> None:
+        await asyncio.gather(*(c.close(timeout) for c in self.conns), return_exceptions=True)
 
 
 async def open_peers(
@@ -760,6 +814,128 @@ async def connections(
         Metric(f"{label}: load-generator CPU ms per connection",
                1000.0 * cpu.client / synced if synced else None, "{:.2f}", ratio=False),
         Metric(f"{label}: other processes CPU % (noise)", cpu.other_pct, "{:.0f}", ratio=False),
+    ]  # fmt: skip
+
+
+MUX_DOCS = ("timeline", "guests", "seating", "budget")
+"""The documents of a wedding an app opens (the planner app also joins its conflicts room)."""
+
+
+async def multiplex(
+    target: Target,
+    sockets: int,
+    readers: int,
+    rate: float,
+    duration: float,
+    concurrency: int = 50,
+    docs: Sequence[str] = MUX_DOCS,
+    settle: float = 2.0,
+    grace: float = 10.0,
+) -> list[Metric]:
+    """A wedding's documents on one socket (``hocuspocus`` targets: Hocuspocus itself, or
+    crdt-server's ``/collab``), or one socket each (``y-websocket``: crdt-server's
+    ``/sync``), as an app opens them.
+
+    Connect: ``sockets`` weddings opened (``concurrency`` at a time), each with every
+    document of ``docs`` synced: time to the last document synced, server CPU and RSS
+    growth per wedding. Fan-out: one writer and ``readers`` readers of one wedding, every
+    one with all ``docs`` open; the writer updates the first at ``rate`` for ``duration``:
+    delivery latency to the readers, whose other documents share their sockets."""
+    n = len(docs)
+    label = f"multiplex {n} docs"
+    rss0 = process_rss_kib(target.pid)
+    sem = asyncio.Semaphore(concurrency)
+    times: list[float] = []
+    opened: list[MuxSocket] = []
+
+    async def one(wedding: str) -> None:
+        async with sem:
+            app = MuxSocket(target, wedding, docs)
+            t0 = time.perf_counter()
+            try:
+                await app.open()
+                opened.append(app)
+                t1 = await app.wait_synced()
+                times.append((t1 - t0) * 1000.0)
+            except (OSError, TimeoutError, ConnectionError):
+                pass  # counted as sockets - synced
+
+    weddings = [target.room("mux") for _ in range(sockets)]
+    cpu = CpuWindow(target.pid).start()
+    try:
+        async with asyncio.timeout(max(120.0, sockets / 10)):
+            await asyncio.gather(*(one(w) for w in weddings))
+        cpu.stop()
+        await asyncio.sleep(settle)
+        rss1 = process_rss_kib(target.pid)
+        socket_count = sum(len(app.conns) for app in opened)
+    finally:
+        await asyncio.gather(*(app.close(10.0) for app in opened), return_exceptions=True)
+    synced = len(times)
+    metrics = [
+        Metric(f"{label}: sockets per wedding", socket_count / len(opened) if opened else None,
+               "{:.0f}", ratio=False),
+        *[
+            Metric(f"{label}: {sockets} weddings, all documents synced p{q} ms",
+                   percentile(times, q), "{:.1f}", "lower")
+            for q in (50, 99)
+        ],
+        Metric(f"{label}: server RSS KiB per wedding ({n} documents)",
+               (rss1 - rss0) / synced if synced else None, "{:.1f}", "lower"),
+        Metric(f"{label}: server CPU ms per wedding (connect + {n} syncs)",
+               1000.0 * cpu.server / synced if synced else None, "{:.2f}", "lower"),
+        Metric(f"{label}: failed weddings (of {sockets})", sockets - synced, "{:.0f}", "lower"),
+        Metric(f"{label}: load-generator CPU ms per wedding",
+               1000.0 * cpu.client / synced if synced else None, "{:.2f}", ratio=False),
+    ]  # fmt: skip
+
+    # Fan-out through multiplexed sockets: the writer's first document to every reader's.
+    count = max(1, int(rate * duration))
+    writer_id = WRITER_BASE_ID
+    messages = update_messages(writer_id, count)
+    wedding = target.room("muxfan")
+    sent_at = [0.0] * count
+    latencies: list[float] = []
+    fan = f"{label}: fan-out to {readers} readers"
+    apps: list[MuxSocket] = []
+
+    def on_update(peer: YPeer, payload: bytes, t: float) -> None:
+        rng = clock_ranges(payload).get(writer_id)
+        if rng is None or rng[1] <= peer.cursor:
+            return
+        if peer is not writer:
+            for i in range(max(rng[0], peer.cursor), min(rng[1], count)):
+                latencies.append(t - sent_at[i])
+        peer.cursor = max(peer.cursor, rng[1])
+
+    try:
+        for _ in range(readers + 1):
+            app = MuxSocket(target, wedding, docs)
+            await app.open()
+            apps.append(app)
+            await app.wait_synced()
+        writer = apps[-1].peers[0]
+        watched = [app.peers[0] for app in apps]
+        for peer in watched:
+            peer.on_update = on_update
+        cpu = CpuWindow(target.pid).start()
+        t0 = time.perf_counter()
+        for i in range(count):
+            delay = t0 + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sent_at[i] = time.perf_counter()
+            writer.send(messages[i])
+        await wait_until(lambda: all(p.cursor >= count for p in watched), grace)
+        cpu.stop()
+    finally:
+        await asyncio.gather(*(app.close(10.0) for app in apps), return_exceptions=True)
+    return [
+        *metrics,
+        *latency_metrics(f"{fan}: delivery latency", latencies),
+        Metric(f"{fan}: missing deliveries (of {readers * count})",
+               readers * count - len(latencies), "{:.0f}", "lower"),
+        *cpu.metrics(fan),
     ]  # fmt: skip
 
 

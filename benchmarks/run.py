@@ -41,7 +41,7 @@ from benchmarks import loadgen  # noqa: E402
 from benchmarks.loadgen import Metric, Target  # noqa: E402
 from benchmarks.servers import ServerProcess, ServerSpec, node_ready, server_specs  # noqa: E402
 
-SCENARIOS = ("fanout", "throughput", "connections", "coldload", "presence")
+SCENARIOS = ("fanout", "throughput", "connections", "coldload", "presence", "multiplex")
 
 
 @dataclass
@@ -62,6 +62,10 @@ class Sizes:
     presence_clients: tuple[int, ...] = (10, 100)
     presence_rounds: int = 100
     presence_rate: float = 20.0
+    mux_weddings: int = 500
+    mux_readers: int = 50
+    mux_rate: float = 20.0
+    mux_seconds: float = 5.0
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -72,6 +76,8 @@ class Sizes:
             conn_sizes=(1000,),
             cold_restarts=3,
             presence_rounds=60,
+            mux_weddings=200,
+            mux_readers=20,
         )
 
 
@@ -125,6 +131,15 @@ def scenario_runs(name: str, sizes: Sizes) -> list[tuple[str, Runner]]:
             )
             for n in s.presence_clients
         ]
+    if name == "multiplex":
+        runner = partial(
+            loadgen.multiplex,
+            sockets=s.mux_weddings,
+            readers=s.mux_readers,
+            rate=s.mux_rate,
+            duration=s.mux_seconds,
+        )
+        return [("multiplex", runner)]
     raise ValueError(f"unknown scenario {name}")
 
 
@@ -189,7 +204,10 @@ async def run_one(
     run_dir.mkdir(parents=True)
     server = ServerProcess(spec, run_dir)
     async with server:
-        target = Target(server.host, server.port, server.pid, spec.dialect, client)
+        target = Target(
+            server.host, server.port, server.pid, spec.dialect, client,
+            collab_path=spec.collab_path,
+        )  # fmt: skip
 
         async def restart() -> None:
             await server.restart()

@@ -35,6 +35,8 @@ class ServerSpec:
     argv: tuple[str, ...]
     """Command; ``{data_dir}`` is replaced by the run's data directory."""
     dialect: str = "y-websocket"
+    collab_path: str = "/"
+    """Where a ``hocuspocus`` dialect's socket opens."""
     env: tuple[tuple[str, str], ...] = ()
     notes: str = ""
     cwd: str = ""
@@ -133,6 +135,14 @@ def server_specs() -> dict[str, ServerSpec]:
             "--redis-url", os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"),
             notes="crdt-server, 2 worker processes on one SQLite file, Redis bus between them",
         ),
+        "ours-collab": dataclasses.replace(
+            ours_spec(
+                "ours-collab",
+                notes="crdt-server's Hocuspocus path: /collab, many documents on one socket",
+            ),
+            dialect="hocuspocus",
+            collab_path="/collab",
+        ),
         "pycrdt-websocket": ServerSpec(
             "pycrdt-websocket",
             (peer, str(BENCH / "peer_pycrdt_websocket.py"), "--port", "0",
@@ -225,7 +235,9 @@ class ServerProcess:
         """Ready = a WebSocket to a probe room opens and the server greets it."""
         from benchmarks.loadgen import Target, YPeer
 
-        target = Target(self.host, self.port, self.pid, self.spec.dialect)
+        target = Target(
+            self.host, self.port, self.pid, self.spec.dialect, collab_path=self.spec.collab_path
+        )
         last: BaseException | None = None
         while time.monotonic() < deadline:
             peer = YPeer(target, "probe")

@@ -92,6 +92,11 @@ class Settings:
     """Documents one Hocuspocus socket (``/collab``) may have attached at once; an Auth
     for one more is answered ``permissionDenied``. Each counts against
     ``max_connections_per_user`` like a ``/sync`` connection."""
+    app_transport: str = "collab"
+    """How the planner app (``/app/``) syncs a wedding: ``collab``, one Hocuspocus socket
+    (``/collab/{wedding_id}``) carrying all its documents, or ``sync``, one y-websocket
+    socket per document (``/sync``). The app reads it from the wedding's access
+    (``transport``); an app open before a change follows it at its next load."""
     max_event_streams_per_user: int = 16
     """Concurrent event streams (SSE) of one authenticated user in one process, like
     ``max_connections_per_user`` for WebSockets; more are refused with 429."""
@@ -289,6 +294,8 @@ class Settings:
             raise SettingsError("sqlite_synchronous must be full or normal")
         if self.log_format not in ("text", "json"):
             raise SettingsError("log_format must be text or json")
+        if self.app_transport not in ("collab", "sync"):
+            raise SettingsError("app_transport must be collab or sync")
         if (
             self.allow_anonymous
             and not self.allow_anonymous_on_network

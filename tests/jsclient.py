@@ -62,6 +62,8 @@ __all__ = [
     "map_set",
     "text_delete",
     "text_insert",
+    "xml_insert",
+    "xml_paragraph",
     "yarray",
     "ymap",
     "ytext",
@@ -73,7 +75,9 @@ REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 JS_DIR: Final = REPO_ROOT / "tests" / "js"
 CLIENT_SCRIPT: Final = JS_DIR / "client.mjs"
 
-RootType = Literal["map", "array", "text"]
+RootType = Literal["map", "array", "text", "xml"]
+"""A root's type; ``xml`` is a rich text (``Y.XmlFragment``, what Tiptap edits): its JSON is
+its XML string."""
 JsonObject = dict[str, Any]
 Op = dict[str, Any]
 
@@ -160,6 +164,16 @@ def array_delete(
 
 def text_insert(name: str, index: int, text: str, *, path: Sequence[str | int] | None = None) -> Op:
     return _with_path({"type": "text.insert", "name": name, "index": index, "text": text}, path)
+
+
+def xml_paragraph(name: str, index: int, text: str) -> Op:
+    """A new block ``<paragraph>text</paragraph>`` at ``index`` of the rich text ``name``."""
+    return {"type": "xml.paragraph", "name": name, "index": index, "text": text}
+
+
+def xml_insert(name: str, index: int, offset: int, text: str) -> Op:
+    """``text`` typed into block ``index`` of the rich text ``name``, at ``offset``."""
+    return {"type": "xml.insert", "name": name, "index": index, "offset": offset, "text": text}
 
 
 def text_delete(

@@ -20,7 +20,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
 from crdt_server.auth.principals import Principal
@@ -95,6 +95,8 @@ class Connection:
         self.stateless = False
         """Whether the peer speaks Hocuspocus's stateless messages (see
         :class:`crdt_server.core.session.Dialect`)."""
+        self.write_stateless: Callable[[str], bytes] | None = None
+        """How a stateless message is framed for this peer (``None``: it speaks none)."""
 
     @property
     def closing(self) -> bool:
@@ -116,6 +118,14 @@ class Connection:
         message = await self._transport.receive()
         self.last_activity = time.time()
         return message
+
+    def tell(self, payload: str) -> bool:
+        """Send the server's own stateless message (JSON text) if the peer speaks them (a
+        Hocuspocus provider's document); ``False`` if it does not (y-websocket)."""
+        if self.write_stateless is None:
+            return False
+        self.send(self.write_stateless(payload))
+        return True
 
     def send(self, frame: bytes) -> None:
         """Write or queue one frame; never waits. Overflow closes the connection with 1013."""

@@ -16,7 +16,9 @@ commit before the echo, the same validation, limits, pacing, projections and pre
   socket stays open. A later Auth under the same name is decided afresh; one for an attached
   document renews its token in place (or re-attaches it, if it now grants other access).
 - **Token expiry** is a token request (Auth sub-type 0) before ``exp``; a document whose
-  token is not renewed by then gets ``permissionDenied``.
+  token is not renewed by then gets ``permissionDenied``. A token minted from a device
+  session (``sid``) is never asked for again: its document lives while that session does,
+  and gets ``permissionDenied`` when the session ends (as ``/sync`` closes with 4401).
 - **Close codes** of a document's session: 1011, 1012 and 1013 close the whole socket with
   that code (the provider reconnects and resyncs every document), as do the peer's protocol
   errors (1002, 1003, 1007, 1008, 1009); 4401 and 4403 are a ``permissionDenied``; any other
@@ -379,7 +381,10 @@ class Multiplexer:
                 doc.grant = outcome
                 self._gate.release(old)
                 doc.cancel_timers()
-                self._watch_expiry(doc)
+                # The same token again (an app that cannot renew it): not asked for again,
+                # denied at its expiry.
+                ask = outcome.principal.expires_at != old.principal.expires_at
+                self._watch_expiry(doc, ask=ask)
                 self.send(authenticated(key, read_only=not outcome.principal.can_write))
                 return
             self._drop(doc)  # other access now: attached afresh
@@ -413,14 +418,18 @@ class Multiplexer:
             if self._docs.get(doc.key) is doc:
                 del self._docs[doc.key]
 
-    def _watch_expiry(self, doc: _Document) -> None:
-        expires_at = doc.grant.principal.expires_at
-        if expires_at is None:
+    def _watch_expiry(self, doc: _Document, *, ask: bool = True) -> None:
+        principal = doc.grant.principal
+        expires_at = principal.expires_at
+        if expires_at is None or principal.session_id is not None:
+            # A device session's token (``sid``): its documents live while that session
+            # does; ending it denies them (the people feature closes its connections 4401).
             return
         now = self._loop.time()
         left = max(0.0, expires_at - time.time())
         ahead = min(RENEW_AHEAD_SECONDS, left / 2)
-        doc.timers.append(self._loop.call_at(now + left - ahead, self._ask_token, doc))
+        if ask:
+            doc.timers.append(self._loop.call_at(now + left - ahead, self._ask_token, doc))
         doc.timers.append(self._loop.call_at(now + left, self._expire, doc))
 
     def _ask_token(self, doc: _Document) -> None:

@@ -110,6 +110,7 @@ async def serve_connection(
         metrics=metrics,
     )
     conn.stateless = dialect is not None
+    conn.write_stateless = dialect.write_stateless if dialect is not None else None
     metrics.connections_open += 1
     try:
         try:

@@ -58,6 +58,10 @@ class ConnectionView(Protocol):
     def request_close(self, code: int, reason: str = "") -> None:
         """Close it with ``code`` (a 44xx close for a credential that ended)."""
 
+    def tell(self, payload: str) -> bool:
+        """Send the server's own stateless message (JSON text) if the peer speaks them (a
+        Hocuspocus provider's document, ``/collab``); ``False`` if it does not."""
+
 
 class RoomView(Protocol):
     """One loaded document, as a hook is given it."""

@@ -139,6 +139,10 @@ class WeddingAccess(msgspec.Struct, frozen=True):
     """The capabilities of the holder's role (``conflicts.resolve``, ``webhooks.manage``...),
     after the operator's ``CRDT_SERVER_PERMISSIONS``, sorted: an app shows a control only
     when the capability it needs is listed."""
+    transport: Literal["collab", "sync"] = "collab"
+    """How the planner app syncs this wedding (``CRDT_SERVER_APP_TRANSPORT``): ``collab``,
+    one Hocuspocus socket at ``/collab/{wedding_id}`` for all its documents, or ``sync``,
+    one y-websocket socket per document at ``/sync``."""
 
 
 def _not_found(detail: str) -> Response:
@@ -387,6 +391,14 @@ async def wedding_access(call: ApiCall, path: WeddingPath) -> Response:
     ]
     return json_response(
         WeddingAccess(
-            wedding_id, who.user_id, who.name, who.role, expires, docs, projected, capabilities
+            wedding_id,
+            who.user_id,
+            who.name,
+            who.role,
+            expires,
+            docs,
+            projected,
+            capabilities,
+            "sync" if call.state.settings.app_transport == "sync" else "collab",
         )
     )

@@ -42,6 +42,13 @@ def test_a_bad_value_names_the_variable() -> None:
         Settings.from_env({"CRDT_SERVER_SESSION_MAX_LIFETIME_SECONDS": "soon"})
 
 
+def test_the_app_transport_is_collab_by_default_and_only_collab_or_sync() -> None:
+    assert Settings.from_env({}).app_transport == "collab"
+    assert Settings.from_env({"CRDT_SERVER_APP_TRANSPORT": "sync"}).app_transport == "sync"
+    with pytest.raises(SettingsError, match="app_transport must be collab or sync"):
+        Settings.from_env({"CRDT_SERVER_APP_TRANSPORT": "websocket"})
+
+
 # -- settings fragments (a feature's own settings) ---------------------------------------
 
 

@@ -99,7 +99,7 @@ const requireProvider = () => {
   return provider
 }
 
-const ROOT_KINDS = ['map', 'array', 'text']
+const ROOT_KINDS = ['map', 'array', 'text', 'xml']
 
 const getRoot = (name, kind) => {
   const d = requireDoc()
@@ -112,6 +112,8 @@ const getRoot = (name, kind) => {
   rootTypes.set(name, kind)
   if (kind === 'map') return d.getMap(name)
   if (kind === 'array') return d.getArray(name)
+  // A rich text (what Tiptap edits): its JSON is its XML string, `<paragraph>text</paragraph>`.
+  if (kind === 'xml') return d.getXmlFragment(name)
   return d.getText(name)
 }
 
@@ -240,6 +242,21 @@ const applyOp = (op) => {
     case 'text.format':
       resolveTarget(op, 'text').format(op.index, op.length, op.attributes ?? {})
       return
+    case 'xml.paragraph': {
+      // A new block of a rich text, as Tiptap's paragraph: <paragraph>text</paragraph>.
+      const paragraph = new Y.XmlElement('paragraph')
+      paragraph.insert(0, [new Y.XmlText(op.text ?? '')])
+      getRoot(op.name, 'xml').insert(op.index, [paragraph])
+      return
+    }
+    case 'xml.insert': {
+      // Text typed into block `index` of a rich text, at `offset` of its first text.
+      const block = getRoot(op.name, 'xml').get(op.index)
+      const text = block instanceof Y.XmlElement ? block.get(0) : undefined
+      if (!(text instanceof Y.XmlText)) fail(`block ${op.index} of ${op.name} holds no text`)
+      text.insert(op.offset, op.text)
+      return
+    }
     default:
       fail(`unknown op type ${JSON.stringify(op.type)}`)
   }

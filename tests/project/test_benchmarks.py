@@ -247,3 +247,31 @@ def test_the_shape_benchmark_prints_one_row_per_document() -> None:
     rows = [line.split("|") for line in answer.stdout.splitlines() if line.startswith("| ")]
     assert [row[1].strip() for row in rows[1:]] == ["guests", "timeline", "budget"]
     assert all(int(row[2]) == 30 for row in rows[1:]), answer.stdout
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(90)
+async def test_the_multiplex_scenario_runs_tiny_on_both_paths(tmp_path: Path) -> None:
+    """The multiplexed-socket row at a tiny size on ours: a wedding's four documents on one
+    ``/collab`` socket (``ours-collab``) and on four ``/sync`` sockets (``ours``); every
+    wedding syncs and every reader gets every update (Hocuspocus itself runs the same
+    scenario when benchmarks/node is installed)."""
+    from benchmarks import loadgen
+    from benchmarks.servers import ServerProcess, server_specs
+
+    specs = server_specs()
+    for name, sockets in (("ours-collab", 1), ("ours", 4)):
+        spec = specs[name]
+        async with ServerProcess(spec, tmp_path / name) as server:
+            target = loadgen.Target(
+                server.host, server.port, server.pid, spec.dialect, collab_path=spec.collab_path
+            )
+            metrics = await loadgen.multiplex(
+                target, sockets=4, readers=2, rate=20.0, duration=0.5, settle=0.0
+            )
+        shown = {m.name: m.value for m in metrics}
+        assert shown["multiplex 4 docs: sockets per wedding"] == sockets, shown
+        assert shown["multiplex 4 docs: failed weddings (of 4)"] == 0, shown
+        missing = "multiplex 4 docs: fan-out to 2 readers: missing deliveries (of 20)"
+        assert shown[missing] == 0, shown
+        assert shown["multiplex 4 docs: server RSS KiB per wedding (4 documents)"] is not None

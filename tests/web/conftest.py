@@ -102,9 +102,16 @@ async def demo_links(server: ServerProcess, timeout: float = 10.0) -> Demo:
         await asyncio.sleep(0.02)
 
 
+@pytest.fixture
+def app_transport() -> str:
+    """How the app syncs (``CRDT_SERVER_APP_TRANSPORT``): the default, ``collab``; a test
+    runs on both with ``@pytest.mark.parametrize("app_transport", ["collab", "sync"])``."""
+    return "collab"
+
+
 @pytest_asyncio.fixture
-async def demo(tmp_path: Path) -> AsyncIterator[Demo]:
-    env = {"CRDT_SERVER_ADMIN_API_KEY": ADMIN_KEY}
+async def demo(tmp_path: Path, app_transport: str) -> AsyncIterator[Demo]:
+    env = {"CRDT_SERVER_ADMIN_API_KEY": ADMIN_KEY, "CRDT_SERVER_APP_TRANSPORT": app_transport}
     async with ServerProcess(
         tmp_path / "data", env=env, args=["--demo"], anonymous=False
     ) as server:
@@ -184,12 +191,20 @@ async def browser(browser_server: str) -> AsyncIterator[Browser]:
 
 
 async def open_app(
-    browser: Browser, url: str, *, width: int = 1100, height: int = 800
+    browser: Browser,
+    url: str,
+    *,
+    width: int = 1100,
+    height: int = 800,
+    sockets: list[str] | None = None,
 ) -> tuple[BrowserContext, Page]:
-    """A fresh browser context (its own storage) with the app opened at ``url``, synced."""
+    """A fresh browser context (its own storage) with the app opened at ``url``, synced;
+    ``sockets`` collects the path of every WebSocket the page opens."""
     context = await browser.new_context(viewport={"width": width, "height": height})
     page = await context.new_page()
     page.on("pageerror", lambda error: PAGE_ERRORS.append(f"{url}: {error}"))
+    if sockets is not None:
+        page.on("websocket", lambda ws: sockets.append(ws.url.split("?")[0].split("/", 3)[3]))
     await page.goto(url)
     await status(page).filter(has_text="Synced").wait_for(timeout=10_000)
     return context, page

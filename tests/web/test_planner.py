@@ -44,11 +44,20 @@ def unseated(guests: dict[str, Any], seating: dict[str, Any]) -> list[str]:
     )
 
 
+@pytest.mark.parametrize("app_transport", ["collab", "sync"])
 async def test_a_guest_added_by_the_couple_appears_for_the_planner_within_a_second(
-    demo: Demo, browser: Any
+    demo: Demo, browser: Any, app_transport: str
 ) -> None:
-    _, couple = await open_app(browser, demo.link("couple"))
+    sockets: list[str] = []
+    _, couple = await open_app(browser, demo.link("couple"), sockets=sockets)
     _, planner = await open_app(browser, demo.link("planner"))
+    # collab: one socket for the wedding; sync: one per document and the conflicts room.
+    if app_transport == "collab":
+        assert sockets == ["collab/demo"]
+    else:
+        assert sorted(sockets) == [
+            f"sync/demo/{doc}" for doc in ("budget", "conflicts", "guests", "seating", "timeline")
+        ]
     await couple.get_by_label("Name", exact=True).fill("Grace Hopper")
     started = time.monotonic()
     await couple.get_by_role("button", name="Add guest").click()
@@ -76,6 +85,7 @@ async def _phone(browser: Any, url: str) -> Any:
     return page
 
 
+@pytest.mark.parametrize("app_transport", ["collab", "sync"])
 async def test_offline_edits_survive_a_reload_and_sync_on_reconnect(
     demo: Demo, browser: Any, proxy: CuttableProxy
 ) -> None:
@@ -208,6 +218,7 @@ async def test_presence_shows_where_each_person_is(demo: Demo, browser: Any) -> 
     await screenshot(couple, "couple-timeline")
 
 
+@pytest.mark.parametrize("app_transport", ["collab", "sync"])
 async def test_a_revoked_session_is_shown_signed_out_and_stops_reconnecting(
     demo: Demo, browser: Any
 ) -> None:
@@ -226,6 +237,7 @@ async def test_a_revoked_session_is_shown_signed_out_and_stops_reconnecting(
     assert "demo-couple" not in str(presence)
 
 
+@pytest.mark.parametrize("app_transport", ["collab", "sync"])
 async def test_a_deleted_wedding_is_cleared_from_the_device(demo: Demo, browser: Any) -> None:
     _, planner = await open_app(browser, demo.link("planner"))
     stored = (

@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 
+from tests.jsclient import JsClient, xml_insert, xml_paragraph
 from tests.web.conftest import PAGE_ERRORS, Demo, open_app, screenshot, status
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio, pytest.mark.timeout(90)]
@@ -289,3 +291,57 @@ async def test_one_persons_undo_never_removes_the_others_text(demo: Demo, browse
             shown = await text_of(page)
     await couple.keyboard.press("Control+Shift+z")
     await until_text(planner, "best man. Couple's line.", "19:00. Planner's line.")
+
+
+def _blocks(xml: str) -> list[str]:
+    """The text of each top-level block of a rich text's XML string (``<paragraph>...``)."""
+    return ["".join(block.itertext()) for block in ElementTree.fromstring(f"<r>{xml}</r>")]
+
+
+async def test_tiptap_on_collab_and_a_y_websocket_client_type_into_one_run_of_show(
+    demo: Demo, browser: Any
+) -> None:
+    """Tiptap with ``HocuspocusProvider`` (the app on its one ``/collab/demo`` socket) and a
+    stock y-websocket client in Node (``/sync``) type into the same paragraph at once, and
+    one writes a paragraph of its own: every copy converges, and the store has it."""
+    sockets: list[str] = []
+    _, planner = await open_app(browser, demo.link("planner"), sockets=sockets)
+    assert sockets == ["collab/demo"]
+    await open_run_of_show(planner)
+    async with await JsClient.start(version=3, name="stock") as node:
+        await node.connect(
+            demo.url.replace("http", "ws", 1) + "/sync",
+            "demo/timeline",
+            params={"token": demo.tokens["couple"]},
+        )
+        await node.wait_synced()
+        blocks = _blocks((await node.json({"runofshow": "xml"}))["runofshow"])
+        ceremony = next(i for i, b in enumerate(blocks) if b.startswith("14:00 Ceremony"))
+        await caret_at_end_of(planner, "14:00 Ceremony")
+
+        async def stock_client_writes() -> None:
+            # At the start of the line the browser types at the end of, a word at a time,
+            # then a paragraph of its own at the end.
+            offset = 0
+            for word in ("[node", " wrote", " this] "):
+                await planner.wait_for_timeout(150)
+                await node.edit(xml_insert("runofshow", ceremony, offset, word))
+                offset += len(word)
+            await node.edit(xml_paragraph("runofshow", len(blocks), "22:00 Taxis (from Node)"))
+
+        await asyncio.gather(
+            planner.keyboard.type(" Tissues in row one.", delay=40), stock_client_writes()
+        )
+        shown = await until_text(
+            planner, "[node wrote this] 14:00 Ceremony", "Tissues in row one.", "22:00 Taxis"
+        )
+        deadline = time.monotonic() + 10
+        while _blocks((await node.json({"runofshow": "xml"}))["runofshow"]) != shown.split("\n"):
+            assert time.monotonic() < deadline, "the y-websocket client never converged"
+            await planner.wait_for_timeout(50)
+    line = shown.split("\n")[ceremony]
+    assert line.startswith("[node wrote this] 14:00 Ceremony") and line.endswith("row one.")
+    await status(planner).filter(has_text="Synced").wait_for(timeout=5000)
+    stored = await demo.json("/api/weddings/demo/docs/timeline", role="friend")
+    assert isinstance(stored, dict)
+    assert stored["runofshow"]["text"].split("\n") == shown.split("\n")

@@ -242,3 +242,28 @@ async def test_a_revoked_user_is_denied_and_an_erased_wedding_is_a_close_message
         name = f"{other}/timeline"
         await ws.send(message(name, encode_update(an_update("k", 1))))
         assert (await receive_until(ws, b"\x08"))[-1] == (name, b"\x08\x01")
+
+
+async def test_the_same_token_sent_again_is_not_asked_for_again_and_ends_at_exp(
+    server: ServerProcess,
+) -> None:
+    """An app that cannot renew its token answers the request with the same one: it is
+    asked once, then the document is denied at the token's expiry (no storm of requests
+    as the expiry nears)."""
+    w = new_wedding()
+    name = f"{w}/timeline"
+    token = MINT(sub="zoe", role="couple", wedding=w, ttl=3)  # another test revokes ann
+    async with connect(url(server, w)) as ws:
+        await ws.send(auth(name, token))
+        seen: list[bytes] = []
+        async with asyncio.timeout(15):
+            while True:
+                key, body = await receive(ws)
+                if key != name or body[:1] != b"\x02":
+                    continue
+                seen.append(body[:2])
+                if body[:2] == b"\x02\x00":
+                    await ws.send(auth(name, token))  # the same token again
+                if body[:2] == b"\x02\x01":
+                    break
+        assert seen == [b"\x02\x02", b"\x02\x00", b"\x02\x02", b"\x02\x01"], seen

@@ -1,6 +1,12 @@
 // The wedding's documents in this browser: one Y.Doc per document the person may read, kept
 // on the device (IndexedDB, so edits made offline survive a reload) and synced with the
-// server through the stock y-websocket provider.
+// server over one of two transports, as the server's access answer says (`transport`,
+// CRDT_SERVER_APP_TRANSPORT):
+//
+// - `collab`: one socket per wedding (`/collab/{wedding}`) carrying every document, through
+//   Tiptap's own `@hocuspocus/provider` (a HocuspocusProviderWebsocket shared by one
+//   HocuspocusProvider per document);
+// - `sync`: one socket per document (`/sync/{wedding}/{doc}`), the stock y-websocket provider.
 //
 // The server echoes every update to its sender once it is committed; that echo is the proof
 // an edit is safe. `PendingEdits` counts local edits the server has not confirmed yet, and
@@ -9,6 +15,7 @@
 import * as Y from 'yjs'
 import * as decoding from 'lib0/decoding'
 import { WebsocketProvider } from 'y-websocket'
+import { HocuspocusProvider, HocuspocusProviderWebsocket } from '@hocuspocus/provider'
 import { IndexeddbPersistence } from 'y-indexeddb'
 
 /** The origin of every edit made in this app (other origins are remote or from storage). */
@@ -127,23 +134,155 @@ class PendingEdits {
   }
 }
 
+/** Confirm pending edits from one server message (its y-protocols part: a sync step 1's
+ *  state vector, a step 2 or an update); other messages are not ours to read. */
+function confirmFrom (decoder, pending) {
+  try {
+    if (decoding.readVarUint(decoder) !== MESSAGE_SYNC) return
+    const type = decoding.readVarUint(decoder)
+    const payload = decoding.readVarUint8Array(decoder)
+    if (type === SYNC_STEP1) pending.confirmStateVector(payload)
+    else if (type === SYNC_STEP2 || type === SYNC_UPDATE) pending.confirmUpdate(payload)
+  } catch {
+    // Not a sync message we can read: the provider handles (or reports) it.
+  }
+}
+
 /** Reads the server's sync messages as they arrive, to confirm pending edits. */
 function watchServer (provider, pending) {
   provider.on('status', ({ status }) => {
     if (status !== 'connected' || !provider.ws) return
     provider.ws.addEventListener('message', (event) => {
-      try {
-        const decoder = decoding.createDecoder(new Uint8Array(event.data))
-        if (decoding.readVarUint(decoder) !== MESSAGE_SYNC) return
-        const type = decoding.readVarUint(decoder)
-        const payload = decoding.readVarUint8Array(decoder)
-        if (type === SYNC_STEP1) pending.confirmStateVector(payload)
-        else if (type === SYNC_STEP2 || type === SYNC_UPDATE) pending.confirmUpdate(payload)
-      } catch {
-        // Not a sync message we can read: y-websocket handles (or reports) it.
-      }
+      confirmFrom(decoding.createDecoder(new Uint8Array(event.data)), pending)
     })
   })
+}
+
+/** A close code at the start of a Hocuspocus CLOSE message's reason ("4404 ..."). */
+function codeOf (reason) {
+  const found = /^(\d{4})\b/.exec(reason || '')
+  return found ? Number(found[1]) : 1000
+}
+
+/** One document on the wedding's shared `/collab` socket: a HocuspocusProvider, shown to
+ *  the rest of the app as the y-websocket provider is (awareness, connected, synced,
+ *  closed with a code). */
+class CollabLink {
+  constructor (sync, room) {
+    this.socket = sync.socket
+    this.provider = new HocuspocusProvider({
+      websocketProvider: sync.socket,
+      name: room.name,
+      document: room.doc,
+      // A function: the server asks for the token again before it expires (in band).
+      token: () => sync.token
+    })
+    // The first refusal after an authentication may be an expired token: the app gets a
+    // fresh one and attaches again. A second in a row is a refusal (4403), not asked again.
+    this.refusals = 0
+    this.provider.on('message', ({ event }) => {
+      const decoder = decoding.createDecoder(new Uint8Array(event.data))
+      decoding.readVarString(decoder)
+      confirmFrom(decoder, room.pending)
+    })
+    this.provider.on('authenticated', () => {
+      this.refusals = 0
+      room.everConnected = true
+      sync.changed()
+    })
+    this.provider.on('authenticationFailed', ({ reason }) => {
+      this.refusals += 1
+      sync.closed(room, { code: this.refusals > 1 ? 4403 : 4401, reason })
+    })
+    // A CLOSE message (a document ended for good: its reason starts with the code) or the
+    // shared socket's own close (transient: the socket reconnects by itself).
+    this.provider.on('close', ({ event }) => {
+      if (event && event.code === 1000 && codeOf(event.reason) !== 1000) {
+        sync.closed(room, { code: codeOf(event.reason), reason: event.reason })
+      }
+      sync.changed()
+    })
+    this.provider.on('synced', () => sync.changed())
+    this.provider.on('unsyncedChanges', () => sync.changed())
+    this.provider.attach()
+  }
+
+  get awareness () {
+    return this.provider.awareness
+  }
+
+  get connected () {
+    return this.socket.status === 'connected' && this.provider.isAuthenticated
+  }
+
+  get synced () {
+    return this.provider.isSynced
+  }
+
+  get failing () {
+    return this.socket.status !== 'connected' && this.socket.failedAttempts > 0
+  }
+
+  /** Decided afresh under the current token (a new Auth): detach, then attach again. */
+  reconnect () {
+    this.provider.detach()
+    this.provider.attach()
+  }
+
+  useToken () {}
+
+  disconnect () {
+    this.provider.detach()
+  }
+}
+
+/** One document on its own `/sync` socket: the stock y-websocket provider. */
+class SyncLink {
+  constructor (sync, room) {
+    this.provider = new WebsocketProvider(sync.wsUrl, room.name, room.doc, {
+      params: { token: sync.token },
+      // Each tab speaks to the server itself: the echo is what confirms an edit.
+      disableBc: true,
+      maxBackoffTime: 2000
+    })
+    watchServer(this.provider, room.pending)
+    this.provider.on('status', ({ status }) => {
+      if (status === 'connected') room.everConnected = true
+      sync.changed()
+    })
+    this.provider.on('sync', () => sync.changed())
+    this.provider.on('closed', (event) => sync.closed(room, event))
+    this.provider.on('connection-close', () => sync.changed())
+  }
+
+  get awareness () {
+    return this.provider.awareness
+  }
+
+  get connected () {
+    return this.provider.wsconnected
+  }
+
+  get synced () {
+    return this.provider.synced
+  }
+
+  get failing () {
+    return !this.provider.wsconnected && this.provider.wsUnsuccessfulReconnects > 0
+  }
+
+  useToken (token) {
+    this.provider.params = { token }
+  }
+
+  reconnect () {
+    this.provider.disconnect()
+    this.provider.connect()
+  }
+
+  disconnect () {
+    this.provider.disconnect()
+  }
 }
 
 /** One room: its Y.Doc, its local copy, its provider and its pending edits. */
@@ -172,15 +311,11 @@ class Room {
     this.persistence = persist
       ? new IndexeddbPersistence(projected ? `${local}@projection` : local, this.doc)
       : null
-    this.provider = new WebsocketProvider(sync.wsUrl, this.name, this.doc, {
-      params: { token: sync.token },
-      // Each tab speaks to the server itself: the echo is what confirms an edit.
-      disableBc: true,
-      maxBackoffTime: 2000
-    })
     this.closed = null
     this.everConnected = false
-    watchServer(this.provider, this.pending)
+    this.link = sync.socket ? new CollabLink(sync, this) : new SyncLink(sync, this)
+    /** The awareness of this document (`provider.awareness`, on either transport). */
+    this.provider = { awareness: this.link.awareness }
     this.doc.on('update', (update, origin) => {
       if (isLocal(origin)) {
         this.pending.add(update, this.doc.clientID)
@@ -188,14 +323,7 @@ class Room {
       }
       sync.changed()
     })
-    this.provider.on('status', ({ status }) => {
-      if (status === 'connected') this.everConnected = true
-      sync.changed()
-    })
-    this.provider.on('sync', () => sync.changed())
     this.provider.awareness.on('change', () => sync.changed())
-    this.provider.on('closed', (event) => sync.closed(this, event))
-    this.provider.on('connection-close', () => sync.changed())
   }
 
   /** Track that the local copy has this edit: a read transaction on the same store ends
@@ -219,11 +347,11 @@ class Room {
   }
 
   get connected () {
-    return this.provider.wsconnected
+    return this.link.connected
   }
 
   get synced () {
-    return this.provider.synced
+    return this.link.synced
   }
 }
 
@@ -237,6 +365,31 @@ export class WeddingSync {
     this.token = token
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws'
     this.wsUrl = `${scheme}://${location.host}/sync`
+    /** `collab` (one socket for the wedding) or `sync` (one per document). */
+    this.transport = access.transport === 'sync' ? 'sync' : 'collab'
+    this.socket = null
+    if (this.transport === 'collab') {
+      this.socket = new HocuspocusProviderWebsocket({
+        url: `${scheme}://${location.host}/collab/${encodeURIComponent(wedding)}`,
+        maxDelay: 2000
+      })
+      // Attempts that closed before the server said anything (as y-websocket's
+      // wsUnsuccessfulReconnects): more than none and the app shows itself offline.
+      const socket = this.socket
+      socket.failedAttempts = 0
+      socket.answered = false
+      socket.on('connect', () => {
+        socket.failedAttempts = 0
+        socket.answered = true
+        this.changed()
+      })
+      socket.on('disconnect', () => {
+        if (!socket.answered) socket.failedAttempts += 1
+        socket.answered = false
+        this.changed()
+      })
+      socket.on('status', () => this.changed())
+    }
     this.onChange = onChange
     this.onClosed = onClosed
     this.frame = 0
@@ -279,16 +432,16 @@ export class WeddingSync {
   setToken (token, { reconnect = true } = {}) {
     this.token = token
     for (const room of this.all()) {
-      room.provider.params = { token }
+      room.link.useToken(token)
       if (!reconnect) continue
       room.closed = null
-      room.provider.disconnect()
-      room.provider.connect()
+      room.link.reconnect()
     }
   }
 
   disconnect () {
-    for (const room of this.all()) room.provider.disconnect()
+    for (const room of this.all()) room.link.disconnect()
+    if (this.socket) this.socket.disconnect()
   }
 
   /** Forget everything kept on this device (the wedding was deleted). */
@@ -313,7 +466,7 @@ export class WeddingSync {
     const rooms = this.all()
     if (!navigator.onLine) return 'offline'
     if (rooms.some((room) => !room.connected)) {
-      const failing = rooms.some((room) => !room.connected && room.provider.wsUnsuccessfulReconnects > 0)
+      const failing = rooms.some((room) => room.link.failing)
       return failing ? 'offline' : 'connecting'
     }
     if (rooms.some((room) => !room.synced) || this.pendingCount > 0) return 'syncing'

@@ -38,6 +38,7 @@ from crdt_server.features.conflicts.domain import (
     resolved_event,
 )
 from crdt_server.features.conflicts.extension_concurrent import ConcurrentEdits, finding_view
+from crdt_server.features.conflicts.extension_notices import Notices
 from crdt_server.names import CONFLICTS
 from crdt_server.storage import NewEvent, StoredEvent
 
@@ -86,6 +87,7 @@ class ConflictsKeeper(Extension):
         if concurrent is not None:
             concurrent.on_findings_changed = self._stored_changed
         self._service: WeddingsView | None = None
+        self._notices: Notices | None = None
         self._weddings: OrderedDict[str, _Wedding] = OrderedDict()
         self._running: set[asyncio.Task[None]] = set()
         self._writers: OrderedDict[str, OrderedDict[str, tuple[str, str, float]]] = OrderedDict()
@@ -93,6 +95,7 @@ class ConflictsKeeper(Extension):
 
     async def start(self, core: Core) -> None:
         self._service = core.weddings
+        self._notices = Notices(core.registry, core.settings)
 
     def on_stored(self, room: RoomView, batch: CommitBatch) -> None:
         if room.kind not in DOCUMENT_KINDS:
@@ -359,6 +362,10 @@ class ConflictsKeeper(Extension):
                         entries[key] = value
 
         await service.edit(f"{wedding_id}/{CONFLICTS}", write, SENDER)
+        if self._notices is not None:
+            # The documents' Hocuspocus providers hear of each new finding, once recorded.
+            for new in came:
+                self._notices.finding(wedding_id, new, wanted[new])
         return recorded
 
     async def _stored(self, wedding_id: str) -> dict[str, dict[str, Any]]:

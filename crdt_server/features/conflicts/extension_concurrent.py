@@ -39,6 +39,7 @@ from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.events import bounded
 from crdt_server.documents.redaction import finding_for_reader
 from crdt_server.features.conflicts.domain_resolution import rank
+from crdt_server.features.conflicts.extension_notices import Notices
 from crdt_server.features.conflicts.tables import (
     ConcurrentEditStore,
     StoredFinding,
@@ -184,6 +185,10 @@ class ConcurrentEdits(Extension):
         self._server_client: int | None = None
         self._permissions = PermissionMatrix()
         """Who may read which fields (the emails to the authors of lost writes are cut to it)."""
+        self._notices: Notices | None = None
+        self._lost: dict[str, list[StoredFinding]] = {}
+        """Room -> the findings the commit in progress opens there: its document's
+        Hocuspocus providers are told once it is stored."""
         self.on_findings_changed: Callable[[str], None] | None = None
         """Told of a wedding whose open findings changed other than by rows of a commit
         here (those come with their events): recorded or closed by another process, found
@@ -196,6 +201,7 @@ class ConcurrentEdits(Extension):
         self._bus = core.registry.bus
         text = core.settings.permissions
         self._permissions = PermissionMatrix.from_json(text) if text else PermissionMatrix()
+        self._notices = Notices(core.registry, core.settings)
 
     @property
     def table(self) -> ConcurrentEditStore:
@@ -263,6 +269,7 @@ class ConcurrentEdits(Extension):
         """A race against a write another process committed names that write's client:
         read the wedding's clients again when one is not known here (rare: only races with
         other processes' writers, once per client)."""
+        self._lost.pop(room.name, None)  # what a commit that failed found: told nobody
         if room.kind not in DOCUMENT_KINDS:
             return
         state = self._weddings.get(room.wedding_id)
@@ -299,6 +306,7 @@ class ConcurrentEdits(Extension):
         if state is None:  # forgotten meanwhile: known again from the table next time
             state = self._weddings[wedding] = _Wedding()
         rows: list[NewEvent | FeatureRow] = []
+        lost: list[StoredFinding] = []
         now = time.time()
         for update in batch.updates:
             for sender, found in update.found:
@@ -325,7 +333,11 @@ class ConcurrentEdits(Extension):
                     rows.append(finding_row(stored))
                     rows.append(_detected_event(stored))
                     rows.extend(self._tell(stored, now))
+                    lost.append(stored)
         self._members = {}
+        if lost:
+            # Added to: a batch whose rows failed is asked again update by update.
+            self._lost.setdefault(room.name, []).extend(lost)
         return rows
 
     def _tell(self, f: StoredFinding, now: float) -> list[FeatureRow]:
@@ -343,6 +355,10 @@ class ConcurrentEdits(Extension):
         self._announce.append(_Note(wedding, doc, list(path), finding, opened))
 
     def on_stored(self, room: RoomView, batch: CommitBatch) -> None:
+        lost = self._lost.pop(room.name, ())
+        if lost and self._notices is not None:
+            for finding in lost:
+                self._notices.lost_write(room.wedding_id, finding_view(finding))
         if self._announce and self._bus is not None:
             notes, self._announce = self._announce, []
             self._bus.publish_event(to_event(_Notes(list(notes))))

@@ -8,6 +8,7 @@ device session ends."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import statistics
 import time
@@ -20,7 +21,15 @@ import httpx
 import pytest
 import pytest_asyncio
 from aiosmtpd.controller import Controller
+from pycrdt import Doc, Map
+from websockets.asyncio.client import ClientConnection, connect
 
+from crdt_server.codec.protocol import (
+    encode_sync_step1,
+    encode_update,
+    read_var_string,
+    write_var_string,
+)
 from crdt_server.testing.waits import until
 from tests.features.conversations import ADMIN_AUTH, CODEC, ENV, Inbox, W, auth, ok
 from tests.server import ServerProcess
@@ -385,6 +394,76 @@ async def test_a_sid_socket_outlives_its_exp_and_closes_when_its_device_is_revok
 
 async def _after(moment: float) -> bool:
     return time.time() > moment
+
+
+def _collab(name: str, body: bytes) -> bytes:
+    return write_var_string(name) + body
+
+
+async def _next(ws: ClientConnection, timeout: float) -> tuple[str, bytes]:
+    """The next message that is not a ping: its document key and body."""
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = await ws.recv()
+            assert isinstance(frame, bytes)
+            if frame != b"\x09":
+                key, pos = read_var_string(frame, 0)
+                return key, frame[pos:]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_a_sid_document_on_collab_lives_past_exp_and_is_denied_when_revoked(
+    running: Running,
+) -> None:
+    """On ``/collab`` (the Hocuspocus provider), a ``sid`` token's document gets no token
+    request and no ``permissionDenied`` at ``exp``; a token without ``sid`` gets both. When
+    the device session is revoked, its document is denied and the socket stays open."""
+    http = running.http
+    await put_member(http, "w1", "kim", role="planner", name="Kim", email="kim@example.com")
+    laptop = await running.complete(await running.link("kim@example.com"))
+    sid = CODEC.decode((await ok(laptop))["token"]).sid
+    phone = cookie_of(await running.complete(await running.link("kim@example.com", 2)))
+    short = CODEC.mint(sub="kim", role="planner", wedding="w1", ttl=2, sid=sid)
+    plain = CODEC.mint(sub="kim", role="planner", wedding="w1", ttl=2)
+    exp = CODEC.decode(short).exp
+    kept, timed = "w1/timeline", "w1/guests"
+    version = write_var_string("4.8.0")
+    async with connect(f"ws://127.0.0.1:{running.server.port}/collab/w1") as ws:
+        for name, token in ((kept, short), (timed, plain)):
+            await ws.send(_collab(name, b"\x02\x00" + write_var_string(token) + version))
+            await ws.send(_collab(name, encode_sync_step1(b"\x00")))
+        seen: list[tuple[str, bytes]] = []
+        # Until exp and 1.5 s past it: the plain token is asked for again, then denied.
+        while time.time() < exp + 1.5:
+            try:
+                seen.append(await _next(ws, max(0.05, exp + 1.5 - time.time())))
+            except TimeoutError:
+                break
+
+        def auths(key: str) -> list[bytes]:
+            return [body[:2] for k, body in seen if k == key and body[:1] == b"\x02"]
+
+        assert auths(kept) == [b"\x02\x02"]  # authenticated, then nothing at exp
+        assert auths(timed) == [b"\x02\x02", b"\x02\x00", b"\x02\x01"]
+        # The sid document still serves: an update is answered SyncStatus 1.
+        doc = Doc()
+        doc["m"] = Map({"k": 1})
+        await ws.send(_collab(kept, encode_update(doc.get_update())))
+        while (status := await _next(ws, 10)) != (kept, b"\x08\x01"):
+            assert status[0] == kept
+        # Revoked from the other device: that document is denied, the socket stays open.
+        devices = (await ok(await running.session(phone, "devices", "GET")))["devices"]
+        laptop_id = next(d["id"] for d in devices if not d["current"])
+        assert laptop_id == sid
+        assert (await running.session(phone, f"devices/{laptop_id}", "DELETE")).status_code == 204
+        while (denied := await _next(ws, 10))[1][:2] != b"\x02\x01":
+            assert denied[0] == kept
+        assert denied[0] == kept
+        await ws.send(b"\x09")
+        async with asyncio.timeout(10):
+            while (frame := await ws.recv()) != b"\x0a":
+                assert frame == b"\x09"
 
 
 @pytest.mark.asyncio

@@ -1,0 +1,116 @@
+"""What the server tells a document's Hocuspocus providers as stateless messages: a new
+finding (a table over capacity, overlapping bookings...) and a lost write (a concurrent
+edit), each cut to the field rules of the connection's role.
+
+A Hocuspocus provider (``/collab``) hears them through ``onStateless``; a y-websocket
+client on ``/sync`` has no such message and reads the same findings from the conflicts room.
+Each message is JSON, stamped as the server, as a writer's payloads are stamped with theirs::
+
+    {"from": {"sub": "server", "name": "crdt-server"},
+     "payload": {"type": "finding", "id", "code", "paths", "message"}}
+    {"from": {"sub": "server", "name": "crdt-server"},
+     "payload": {"type": "lost-write", "id", "doc", "path", "field", "kind", "message",
+                 "lost": {"actor", "at", "value"?}, "kept": {"actor", "at", "value"?} | null}}
+
+A notice about a field the role may not read carries no ``value`` (its actor and time only),
+one about a whole entry leaves that field out of the value, and a finding's message never
+quotes a hidden field (:mod:`crdt_server.documents.redaction`); a finding whose paths reach a
+document the role may not read is not sent to it. Sent once committed (after the findings'
+events), to the connections of this process (the wedding's owner worker serves its
+``/collab/{wedding_id}`` sockets); never stored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from crdt_server.auth.permissions import ROLES, PermissionMatrix
+from crdt_server.core.views import RoomsView
+from crdt_server.documents import Conflict
+from crdt_server.documents.redaction import conflict_for_reader, finding_for_reader
+from crdt_server.names import projection_name
+from crdt_server.settings import Settings
+
+__all__ = ["FROM_SERVER", "Notices"]
+
+log = logging.getLogger("crdt_server.conflicts")
+
+FROM_SERVER = {"sub": "server", "name": "crdt-server"}
+"""Who a server's stateless message is from (a writer's carry their ``sub`` and ``name``)."""
+
+_LOST_WRITE_KEYS = ("id", "doc", "path", "field", "kind", "message", "lost", "kept")
+
+
+class Notices:
+    """Sends the server's stateless messages to the rooms of one document of a wedding
+    (the document and its projections) in this process."""
+
+    def __init__(self, registry: RoomsView, settings: Settings) -> None:
+        self._registry = registry
+        text = settings.permissions
+        self._permissions = PermissionMatrix.from_json(text) if text else PermissionMatrix()
+        self._roles = tuple(dict.fromkeys((*ROLES, *self._permissions.roles)))
+
+    def finding(self, wedding: str, key: str, conflict: Conflict) -> int:
+        """Tell the readers of every document ``conflict`` is about that it was found;
+        the number of connections told."""
+        docs = sorted({path.split("/", 1)[0] for path in conflict.paths})
+        permissions = self._permissions
+
+        def build(role: str, doc: str) -> dict[str, Any] | None:
+            if not all(permissions.access(role, d).can_read for d in docs):
+                return None
+            shown = conflict_for_reader(conflict, permissions.hidden_fields(role, doc))
+            return {
+                "type": "finding",
+                "id": key,
+                "code": shown.code,
+                "paths": list(shown.paths),
+                "message": shown.message,
+            }
+
+        return sum(self._send(wedding, doc, build) for doc in docs)
+
+    def lost_write(self, wedding: str, view: Mapping[str, Any]) -> int:
+        """Tell the readers of a concurrent edit's document (``view`` as
+        :func:`~crdt_server.features.conflicts.extension_concurrent.finding_view` makes it)
+        that a write was lost; the number of connections told."""
+        doc = str(view["doc"])
+        permissions = self._permissions
+
+        def build(role: str, doc: str) -> dict[str, Any] | None:
+            shown = finding_for_reader(view, permissions.hidden_fields(role, doc))
+            return {"type": "lost-write", **{k: shown[k] for k in _LOST_WRITE_KEYS}}
+
+        return self._send(wedding, doc, build)
+
+    def _send(
+        self, wedding: str, doc: str, build: Callable[[str, str], dict[str, Any] | None]
+    ) -> int:
+        rooms = self._registry.rooms
+        names = [f"{wedding}/{doc}"]
+        names += [n for r in self._roles if (n := projection_name(wedding, doc, r)) is not None]
+        texts: dict[str, str | None] = {}  # by role: one message per role, many connections
+        told = 0
+        for name in names:
+            room = rooms.get(name)
+            if room is None:
+                continue
+            for conn in list(room.connections):
+                role = conn.principal.role
+                if role not in texts:
+                    payload = build(role, doc)
+                    texts[role] = (
+                        None
+                        if payload is None
+                        else json.dumps(
+                            {"from": FROM_SERVER, "payload": payload}, separators=(",", ":")
+                        )
+                    )
+                text = texts[role]
+                if text is not None and conn.tell(text):
+                    told += 1
+        return told
