@@ -106,7 +106,7 @@ async def _run(tmp_path: Path, examples: int) -> None:
 @pytest.mark.asyncio
 @pytest.mark.timeout(120)
 async def test_live_api_matches_its_openapi_document(tmp_path: Path) -> None:
-    # Every operation, a few examples each (the full tier also runs 300 each, below).
+    # Every operation, a few examples each (the full tier also runs 200 each, below).
     await _run(tmp_path, examples=tier.examples(full=12, fast=6))
 
 
@@ -114,4 +114,4 @@ async def test_live_api_matches_its_openapi_document(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 @pytest.mark.timeout(900)
 async def test_live_api_matches_its_openapi_document_at_length(tmp_path: Path) -> None:
-    await _run(tmp_path, examples=300)
+    await _run(tmp_path, examples=200)

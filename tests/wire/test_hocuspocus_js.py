@@ -288,13 +288,31 @@ async def test_beside_a_y_websocket_client(server: ServerProcess) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(150)
-async def test_a_lone_idle_client_stays_connected_for_70_seconds(server: ServerProcess) -> None:
-    w = new_wedding()
-    token = MINT(sub="ann", role="couple", wedding=w)
-    async with await HocusClient.start(collab(server, w)) as a:
-        await a.attach("t", f"{w}/timeline", token)
-        await a.wait("t", "synced")
-        await asyncio.sleep(70)  # the idle time is what this test is about
-        socket = await a.call("socketInfo")
-        assert socket["opens"] == 1 and socket["closes"] == [], socket
-        assert socket["pings"] >= 3
+async def test_lone_idle_clients_stay_connected_for_70_seconds(server: ServerProcess) -> None:
+    """Both providers reconnect a socket that received nothing for 30 s
+    (``messageReconnectTimeout``), and the server never echoes a client's own awareness: a
+    lone, idle editor must still hear from the server. A Hocuspocus provider on ``/collab``
+    gets Pings; a stock y-websocket 3 client on ``/sync`` an empty awareness update after 15 s
+    without a message. Both idle at once, in their own weddings, on one server (the 70 s are
+    waited once for both)."""
+    w, other = new_wedding(), new_wedding()
+    y = await JsClient.start(version=3)
+    try:
+        await y.connect(
+            server.ws_url,
+            f"{other}/guests",
+            params={"token": MINT(sub="bo", role="couple", wedding=other)},
+        )
+        await y.wait_synced()
+        y_closes_before = [e for e in y.events if e.get("event") == "close"]
+        async with await HocusClient.start(collab(server, w)) as a:
+            await a.attach("t", f"{w}/timeline", MINT(sub="ann", role="couple", wedding=w))
+            await a.wait("t", "synced")
+            await asyncio.sleep(70)  # the idle time is what this test is about
+            socket = await a.call("socketInfo")
+            assert socket["opens"] == 1 and socket["closes"] == [], socket
+            assert socket["pings"] >= 3
+        y_closes = [e for e in y.events if e.get("event") == "close"]
+        assert y_closes == y_closes_before == [], y_closes
+    finally:
+        await y.close()
