@@ -86,9 +86,7 @@ async def test_invitation_emails_go_through_the_outbox_and_are_capped_per_day(
         assert code is not None and f"{server.url}/app/invite#code={code[1]}" == first["url"]
         assert "as planner" in body
         # The emailed link works (opening it redeems nothing; the page's button does).
-        joined = await http.post(
-            "/api/invitations/accept", json={"code": code[1], "name": "Pat"}
-        )
+        joined = await http.post("/api/invitations/accept", json={"code": code[1], "name": "Pat"})
         assert joined.status_code == 201, joined.text
         # Without an email: nothing is sent, and the answer says nothing of email.
         plain = await invite(http, wedding, couple, role="family", name="Gran")
