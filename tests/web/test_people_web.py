@@ -3,7 +3,8 @@ admin key, no demo), with a real SMTP receiver (aiosmtpd): the local operator go
 to their new wedding's planner view in four actions; the couple invites a planner by link;
 the planner joins from a second browser and appears live in the couple's; the planner's device
 is listed and signed out; a sign-in link asked for by email, opened first by a mail scanner
-(a plain GET), still signs the person in; a stranger's address gets the same page."""
+(a plain GET), still signs the person in; a stranger's address gets the same page; a person
+who joined without an address adds one from the devices page."""
 
 from __future__ import annotations
 
@@ -180,4 +181,57 @@ async def test_a_sign_in_link_survives_a_mail_scanner_and_a_stranger_learns_noth
     # A reload keeps the person signed in (the device session, not the tab).
     await page.reload()
     await status(page).filter(has_text="Synced").wait_for(timeout=15_000)
+    await context.close()
+
+
+async def test_a_person_who_joined_without_an_address_adds_one_from_the_devices_page(
+    local: tuple[ServerProcess, _Inbox], browser: Any
+) -> None:
+    server, inbox = local
+    origin = {"Origin": server.url}
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        made = await client.post(
+            "/api/weddings",
+            json={
+                "names": ["Di Ek"],
+                "date": "2027-05-01",
+                "time_zone": "Europe/Paris",
+                "currency": "EUR",
+                "email": "di@example.com",
+            },
+        )
+        assert made.status_code == 201, made.text
+        code = (await inbox.link_to("di@example.com")).split("#code=")[1]
+        signed = await client.post("/api/sign-in/complete", json={"code": code}, headers=origin)
+        couple = {"Authorization": f"Bearer {signed.json()['token']}"}
+        invited = await client.post(
+            f"/api/weddings/{made.json()['id']}/invitations",
+            json={"role": "family", "name": "Gran"},
+            headers=couple,
+        )
+        assert invited.status_code == 201, invited.text
+
+    context = await browser.new_context(viewport={"width": 390, "height": 844})
+    page = await context.new_page()
+    page.on("pageerror", lambda error: PAGE_ERRORS.append(str(error)))
+    await page.goto(invited.json()["url"])
+    joining = page.get_by_role("form", name="Join the wedding")
+    await joining.get_by_label("Your name").fill("Gran")
+    await joining.get_by_role("button", name="Join the wedding").click()
+    await status(page).filter(has_text="Synced").wait_for(timeout=15_000)
+    # No address yet: the devices page offers to add one.
+    await page.get_by_role("button", name="Devices").click()
+    adding = page.get_by_role("form", name="Add your email")
+    await adding.get_by_label("Your email").fill("gran@example.com")
+    await adding.get_by_role("button", name="Email me a link to confirm it").click()
+    await expect(adding.get_by_role("status")).to_contain_text("gran@example.com")
+    await screenshot(page, "people-add-your-email-390px")
+    link = await inbox.link_to("gran@example.com")
+    # Following it verifies the address for this person (and signs this device in again).
+    await page.goto(link)
+    await page.get_by_role("button", name="Sign in on this device").click()
+    await status(page).filter(has_text="Synced").wait_for(timeout=15_000)
+    await page.get_by_role("button", name="Devices").click()
+    await expect(page.get_by_text("Your email: gran@example.com")).to_be_visible()
+    await expect(page.get_by_role("form", name="Add your email")).to_have_count(0)
     await context.close()
