@@ -1,4 +1,4 @@
-""""Add your email" through a real server, a real SMTP receiver (aiosmtpd) and both stores:
+"""The "add your email" link through a real server, a real SMTP receiver (aiosmtpd), both stores:
 a person who joined by invitation without an address asks for a link to one
 (``POST /api/session/email``); following it verifies the address for that person (their
 membership gets it, a later sign-in link to it is them), an address held by several
@@ -15,13 +15,7 @@ import pytest
 
 from crdt_server.testing.waits import until
 from tests.features.conversations import ADMIN_AUTH, CODEC
-from tests.features.people.test_sessions import (  # noqa: F401 (fixtures)
-    Running,
-    cookie_of,
-    database,
-    put_member,
-    running,
-)
+from tests.features.people.test_sessions import Running, cookie_of, put_member
 
 pytestmark = [pytest.mark.timeout(120)]
 
