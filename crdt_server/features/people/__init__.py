@@ -47,7 +47,11 @@ from crdt_server.features.people.routes_session import (
 from crdt_server.features.people.settings import PeopleSettings
 from crdt_server.features.people.tables import SCHEMA, members
 from crdt_server.features.people.tables_invitations import INVITATIONS_SCHEMA
-from crdt_server.features.people.tables_sessions import CLAIMS_SCHEMA, SESSIONS_SCHEMA
+from crdt_server.features.people.tables_sessions import (
+    CLAIMS_SCHEMA,
+    SESSIONS_SCHEMA,
+    normal_email,
+)
 
 if TYPE_CHECKING:
     from crdt_server.edge.routing import ApiRoute
@@ -70,6 +74,7 @@ __all__ = [
     "member_json",
     "member_principal",
     "member_row",
+    "normal_email",
     "members",
     "device_sign_in_allowed",
     "send_sign_in_link",

@@ -24,11 +24,11 @@ from crdt_server.features.notifications import MAIL_SCHEMA, NotificationSettings
 from crdt_server.features.people import (
     SESSIONS_SCHEMA,
     PeopleSettings,
+    normal_email,
     server_url,
     sign_in_code,
     sign_in_email,
 )
-from crdt_server.features.people.tables_sessions import normal_email
 from crdt_server.features.weddings import tables
 from crdt_server.features.weddings.domain import person_key
 from crdt_server.features.weddings.settings import WeddingSettings
