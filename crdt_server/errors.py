@@ -70,8 +70,9 @@ CLOSE_CODE_ADVICE: dict[CloseCode, tuple[str, str]] = {
         "fix the client",
     ),
     CloseCode.MESSAGE_TOO_BIG: (
-        "message larger than `CRDT_SERVER_MAX_MESSAGE_BYTES`, or a document past "
-        "`CRDT_SERVER_MAX_DOCUMENT_BYTES`",
+        "message larger than `CRDT_SERVER_MAX_MESSAGE_BYTES`, a document past "
+        "`CRDT_SERVER_MAX_DOCUMENT_BYTES`, or a wedding past its storage quota "
+        "`CRDT_SERVER_MAX_WEDDING_BYTES`",
         "send smaller updates",
     ),
     CloseCode.INTERNAL_ERROR: (
@@ -130,7 +131,8 @@ class MessageTooBig(PeerError):
 
 
 class DocumentTooLarge(PeerError):
-    """Applying the update would grow the document past its configured maximum."""
+    """Applying the update would grow the document past its configured maximum, or its
+    wedding's documents past the wedding's storage quota."""
 
     close_code = CloseCode.MESSAGE_TOO_BIG
 

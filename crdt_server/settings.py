@@ -108,6 +108,10 @@ class Settings:
     max_document_bytes: int = 64 * 1024 * 1024
     """Largest a document's stored log may grow (an upper bound of its encoded size);
     an update past it closes the connection with 1009."""
+    max_wedding_bytes: int = 128 * 1024 * 1024
+    """The storage quota of one wedding: the most its documents' stored logs may hold
+    together (each also under ``max_document_bytes``); an update past it is refused like
+    one past the per-document limit (1009 on a socket, 413 over HTTP)."""
     max_updates_per_second: float = 200.0
     """Updates one connection may send per second (burst: twice that); more close it with
     1008."""
@@ -253,6 +257,7 @@ class Settings:
             "max_event_streams_per_user",
             "max_upgrades_per_second",
             "max_document_bytes",
+            "max_wedding_bytes",
             "max_updates_per_second",
             "max_awareness_per_second",
             "max_connections_per_address",

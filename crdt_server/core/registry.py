@@ -144,6 +144,7 @@ class RoomRegistry:
 
     def forget(self, room: Room) -> None:
         """Unload ``room`` now, without a flush (its document was deleted or failed)."""
+        self.services.usage.set(room.name, 0)  # read again from the store at a reload
         self._dropped(room)
         room.close()
 

@@ -91,11 +91,13 @@ class Room(RoomContent):
         """Load the room ``name`` from the store; ``on_failure`` is told if the store later
         fails a commit (the room is then closed)."""
         room = cls(name, services, on_failure)
+        await services.usage.count(services.store, room.wedding_id)
         stored = await services.store.load(name)
         if stored is not None:
             room._replay(stored)
         else:
             room._watch(room.document)
+            services.usage.set(name, 0)
         await room._hooks.load(room)
         return room
 
@@ -308,6 +310,7 @@ class Room(RoomContent):
         self.last_seq = max(self.last_seq, *seqs)
         self._log_rows += len(updates)
         self._size += sum(len(u) for u in updates)
+        self._usage.set(self.name, self._size)
         if relay:
             self._broadcast_updates(relay)
         self._hooks.change(self, CommitBatch((), seqs, remote=True))

@@ -97,6 +97,7 @@ class RoomContent(ABC):
         self._health = services.health
         self._size = 0
         """Bytes of the stored log (an upper bound of the document's encoded size)."""
+        self._usage = services.usage
         self.document = RoomDocument()
         self._uncommitted: list[Uncommitted] = []
         self._inflight: list[Uncommitted] = []
@@ -166,6 +167,7 @@ class RoomContent(ABC):
         self.last_seq = max(self.last_seq, stored.last_seq)
         self._log_rows = len(stored.updates)
         self._size = sum(len(u) for u in updates)
+        self._usage.set(self.name, self._size)
 
     def _watch(self, document: RoomDocument) -> None:
         """Record the changes of ``document`` (which replaces the previous one) from now on,
@@ -274,6 +276,13 @@ class RoomContent(ABC):
         limit = self._settings.max_document_bytes
         if self._size + len(update) > limit:
             raise DocumentTooLarge(f"the document would grow past {limit} bytes")
+        quota = self._settings.max_wedding_bytes
+        if self._usage.others(self.name) + self._size + len(update) > quota:
+            # Refused like the per-document limit (1009, 413): nothing is applied, and a
+            # client that reconnects is refused the same until the wedding shrinks.
+            raise DocumentTooLarge(
+                f"the wedding's documents would grow past its storage quota of {quota} bytes"
+            )
         document = self.document
         if document.would_hold(summary):
             # Held content costs memory and a check on every later update: bounded. 1013,
@@ -346,6 +355,7 @@ class RoomContent(ABC):
         self._credited, self._found = [], []
         self._uncommitted_bytes += len(update)
         self._size += len(update)
+        self._usage.set(self.name, self._size)
         self._metrics.updates_accepted += 1
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_loop(), name=f"flush-{self.name}")

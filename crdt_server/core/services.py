@@ -13,6 +13,7 @@ from crdt_server.cluster.bus import Bus
 from crdt_server.core.hooks import Hooks
 from crdt_server.core.metrics import Metrics, StoreHealth
 from crdt_server.core.quarantine import ApplySlot, Quarantine
+from crdt_server.core.usage import WeddingUsage
 from crdt_server.settings import Settings
 from crdt_server.storage import DocumentStore
 
@@ -35,3 +36,5 @@ class RoomServices:
     """The quarantined clients, checked before every apply, if the server keeps one."""
     slot: ApplySlot | None = None
     """Where the update being applied is recorded, for the next start if it never returns."""
+    usage: WeddingUsage = field(default_factory=WeddingUsage)
+    """The bytes each wedding's documents hold (the storage quota per wedding)."""

@@ -6,9 +6,10 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 import pytest_asyncio
-from pycrdt import Map, Text
+from pycrdt import Doc, Map, Text
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -145,3 +146,58 @@ async def test_reconnect_storm_is_admitted_in_order(tmp_path: Path) -> None:
                 )
         finally:
             await asyncio.gather(*(client.close() for client in storm))
+
+
+@pytest.mark.asyncio
+async def test_a_weddings_storage_quota_refuses_like_the_document_limit(tmp_path: Path) -> None:
+    """The quota counts every document of the wedding, the ones stored before this process
+    started too (read from the store when the wedding's first room loads): past it, an
+    update is refused with the per-document limit's codes (1009 on a socket, 413 over
+    HTTP), what was accepted stays, and other weddings carry on."""
+    env = {"CRDT_SERVER_MAX_WEDDING_BYTES": "20000", "CRDT_SERVER_MAX_DOCUMENT_BYTES": "1000000"}
+    async with ServerProcess(tmp_path / "data", env=env) as first:
+        async with YClient(first.ws_url, "w1/guests") as guests:
+            await guests.wait(guests.synced.is_set)
+            notes = guests.doc.get("notes", type=Text)
+            for i in range(4):  # about 12 000 bytes, within the quota
+                notes += f"{i:04d}" + "x" * 2996
+                await guests.flush()
+            await guests.wait(guests.is_confirmed)
+            assert not guests.closed.is_set()
+    # Another process on the same store: the guests document is not loaded, yet counts.
+    async with ServerProcess(tmp_path / "data", env=env) as server:
+        async with (
+            YClient(server.ws_url, "w1/budget") as budget,
+            YClient(server.ws_url, "w2/budget") as elsewhere,
+        ):
+            await budget.wait(budget.synced.is_set)
+            text = budget.doc.get("notes", type=Text)
+            for i in range(4):
+                text += f"{i:04d}" + "y" * 2996
+                await budget.flush()
+                if budget.closed.is_set():
+                    break
+            await budget.wait(budget.closed.is_set)
+            assert budget.close_code == 1009
+            # Over HTTP: the same refusal as a document past its limit, and nothing changed.
+            big = Doc()
+            big.get("notes", type=Text).insert(0, "z" * 9000)
+            async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+                refused = await http.post(
+                    "/api/weddings/w1/docs/timeline/update", content=big.get_update()
+                )
+                assert refused.status_code == 413, refused.text
+                assert "quota" in refused.json()["detail"]
+                timeline = await http.get("/api/weddings/w1/docs/timeline")
+                assert "z" * 10 not in timeline.text
+                # What was accepted stays: a late joiner gets it.
+                async with YClient(server.ws_url, "w1/budget") as late:
+                    await late.wait(late.synced.is_set)
+                    kept = len(str(late.doc.get("notes", type=Text)))
+                    assert 3_000 <= kept < 9_000
+                # Another wedding has its own quota.
+                accepted = await http.post(
+                    "/api/weddings/w2/docs/timeline/update", content=big.get_update()
+                )
+                assert accepted.status_code == 200, accepted.text
+            await _healthy(elsewhere, "still")

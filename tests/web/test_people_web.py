@@ -3,7 +3,8 @@ admin key, no demo), with a real SMTP receiver (aiosmtpd): the local operator go
 to their new wedding's planner view in four actions; the couple invites a planner by link;
 the planner joins from a second browser and appears live in the couple's; the planner's device
 is listed and signed out; a sign-in link asked for by email, opened first by a mail scanner
-(a plain GET), still signs the person in; a stranger's address gets the same page."""
+(a plain GET), still signs the person in; a stranger's address gets the same page; a person
+who joined without an address adds one from the devices page."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ import pytest_asyncio
 
 from tests.server import ServerProcess
 from tests.web.conftest import PAGE_ERRORS, expect, screenshot, status
+from tests.web.conftest import until as page_until
+from tests.web.proxy import CuttableProxy
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio, pytest.mark.timeout(120)]
 
@@ -181,3 +184,122 @@ async def test_a_sign_in_link_survives_a_mail_scanner_and_a_stranger_learns_noth
     await page.reload()
     await status(page).filter(has_text="Synced").wait_for(timeout=15_000)
     await context.close()
+
+
+async def test_a_person_who_joined_without_an_address_adds_one_from_the_devices_page(
+    local: tuple[ServerProcess, _Inbox], browser: Any
+) -> None:
+    server, inbox = local
+    origin = {"Origin": server.url}
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        made = await client.post(
+            "/api/weddings",
+            json={
+                "names": ["Di Ek"],
+                "date": "2027-05-01",
+                "time_zone": "Europe/Paris",
+                "currency": "EUR",
+                "email": "di@example.com",
+            },
+        )
+        assert made.status_code == 201, made.text
+        code = (await inbox.link_to("di@example.com")).split("#code=")[1]
+        signed = await client.post("/api/sign-in/complete", json={"code": code}, headers=origin)
+        couple = {"Authorization": f"Bearer {signed.json()['token']}"}
+        invited = await client.post(
+            f"/api/weddings/{made.json()['id']}/invitations",
+            json={"role": "family", "name": "Gran"},
+            headers=couple,
+        )
+        assert invited.status_code == 201, invited.text
+
+    context = await browser.new_context(viewport={"width": 390, "height": 844})
+    page = await context.new_page()
+    page.on("pageerror", lambda error: PAGE_ERRORS.append(str(error)))
+    await page.goto(invited.json()["url"])
+    joining = page.get_by_role("form", name="Join the wedding")
+    await joining.get_by_label("Your name").fill("Gran")
+    await joining.get_by_role("button", name="Join the wedding").click()
+    await status(page).filter(has_text="Synced").wait_for(timeout=15_000)
+    # No address yet: the devices page offers to add one.
+    await page.get_by_role("button", name="Devices").click()
+    adding = page.get_by_role("form", name="Add your email")
+    await adding.get_by_label("Your email").fill("gran@example.com")
+    await adding.get_by_role("button", name="Email me a link to confirm it").click()
+    await expect(adding.get_by_role("status")).to_contain_text("gran@example.com")
+    await screenshot(page, "people-add-your-email-390px")
+    link = await inbox.link_to("gran@example.com")
+    # Following it verifies the address for this person (and signs this device in again).
+    await page.goto(link)
+    await page.get_by_role("button", name="Sign in on this device").click()
+    await status(page).filter(has_text="Synced").wait_for(timeout=15_000)
+    await page.get_by_role("button", name="Devices").click()
+    await expect(page.get_by_text("Your email: gran@example.com")).to_be_visible()
+    await expect(page.get_by_role("form", name="Add your email")).to_have_count(0)
+    await context.close()
+
+
+async def test_a_signed_in_device_reloads_offline_queues_edits_and_syncs_back_online(
+    local: tuple[ServerProcess, _Inbox], browser: Any
+) -> None:
+    """Issue 50, point 1: a device signed in by its session cookie reloads with the server
+    unreachable: the local copy opens, edits queue; the token comes with the network and
+    the edits sync. The server is reached through a proxy that is cut (the browser still
+    believes it is online: no ``online`` event tells the app the network is back)."""
+    server, inbox = local
+    proxy = await CuttableProxy(server.port).start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            made = await client.post(
+                "/api/weddings",
+                json={
+                    "names": ["Fay Gil"],
+                    "date": "2027-05-01",
+                    "time_zone": "Europe/Paris",
+                    "currency": "EUR",
+                    "email": "fay@example.com",
+                },
+            )
+            assert made.status_code == 201, made.text
+        wedding = made.json()["id"]
+        link = (await inbox.link_to("fay@example.com")).replace(server.url, proxy.url)
+        context = await browser.new_context(viewport={"width": 1100, "height": 800})
+        page = await context.new_page()
+        page.on("pageerror", lambda error: PAGE_ERRORS.append(str(error)))
+        await page.goto(link)
+        await page.get_by_role("button", name="Sign in on this device").click()
+        await status(page).filter(has_text="Synced").wait_for(timeout=15_000)
+        await page_until(page, "navigator.serviceWorker.controller !== null")
+
+        await proxy.cut()
+        await status(page).filter(has_text="Offline").wait_for(timeout=10_000)
+        # Reloaded with no server: the app shell from the service worker, the documents
+        # from IndexedDB, no token (it comes from the device session, with the network).
+        await page.reload()
+        await page.get_by_role("navigation", name="Sections").wait_for(timeout=15_000)
+        await status(page).filter(has_text="Offline").wait_for(timeout=10_000)
+        await page.get_by_role("link", name="Guests").click()
+        add = page.get_by_role("form", name="Add a guest")
+        await add.get_by_label("Name", exact=True).fill("Offline Olga")
+        await add.get_by_role("button", name="Add guest").click()
+        await page.get_by_text("Offline Olga", exact=True).wait_for(timeout=5000)
+        await status(page).filter(has_text="not yet confirmed").wait_for(timeout=5000)
+        await screenshot(page, "people-device-offline-reload")
+
+        await proxy.restore()
+        await status(page).filter(has_text="Synced").wait_for(timeout=30_000)
+        # On the server: the edit made offline, credited to the couple's member.
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            asked = await client.post("/api/sign-in", json={"email": "fay@example.com"})
+            assert asked.status_code == 202
+            code = (await inbox.link_to("fay@example.com", nth=2)).split("#code=")[1]
+            signed = await client.post(
+                "/api/sign-in/complete", json={"code": code}, headers={"Origin": server.url}
+            )
+            token = {"Authorization": f"Bearer {signed.json()['token']}"}
+            guests = await client.get(f"/api/weddings/{wedding}/docs/guests", headers=token)
+            names = [g["name"] for g in guests.json()["guests"].values()]
+            assert "Offline Olga" in names
+        await context.close()
+    finally:
+        await proxy.close()

@@ -1,6 +1,7 @@
 // Inviting people (issue 50, point 7), in the Share panel for roles with `members.invite`:
-// a link per invitation (the role it grants, who it is for), copied and sent by the person
-// however they like; the open invitations, each revocable. The server's ceiling decides
+// a link per invitation (the role it grants, who it is for), emailed by the server when an
+// address is given (within the wedding's daily count; the page says when it was not), or
+// copied and sent by the person however they like; the open invitations, each revocable. The server's ceiling decides
 // what a role may grant: its refusal shows beside the control.
 
 import { html, nothing } from 'lit-html'
@@ -14,7 +15,7 @@ export class Invites {
     this.token = token
     this.onChange = onChange
     this.list = null
-    this.made = null // the invitation just made: { url, role, name }
+    this.made = null // the invitation just made: { url, role, name, emailed, because }
   }
 
   async load () {
@@ -24,15 +25,18 @@ export class Invites {
   }
 
   /** Make an invitation; null, or {field, message} of the refusal. */
-  async invite (role, name) {
-    const answer = await call(this.token, this.base, 'POST', '', name ? { role, name } : { role })
+  async invite (role, name, email) {
+    const body = { role }
+    if (name) body.name = name
+    if (email) body.email = email
+    const answer = await call(this.token, this.base, 'POST', '', body)
     if (answer.status === 201) {
-      this.made = { url: answer.body.url, role, name }
+      this.made = { url: answer.body.url, role, name, email, emailed: answer.body.emailed, because: answer.body.not_sent_because }
       await this.load()
       return null
     }
     const named = answer.body && Array.isArray(answer.body.errors) ? answer.body.errors[0] : null
-    return { field: named && named.field === 'name' ? 'name' : 'role', message: `Not invited: ${(named && named.message) || reasonOf(answer)}.` }
+    return { field: named && ['name', 'email'].includes(named.field) ? named.field : 'role', message: `Not invited: ${(named && named.message) || reasonOf(answer)}.` }
   }
 
   async revoke (id) {
@@ -42,13 +46,25 @@ export class Invites {
   }
 }
 
+const NOT_SENT = {
+  daily_limit: 'this wedding sent all the invitation emails it may send today',
+  unverified_creator: 'your email address is not verified yet (open the sign-in link we sent you)',
+  email_off: 'this server sends no email'
+}
+
+/** What became of the invitation's email, in words. */
+export function emailNote (made) {
+  if (made.emailed === 'queued') return `We are emailing the link to ${made.email}.`
+  return `Not emailed: ${NOT_SENT[made.because] || 'it could not be sent'}. Copy the link and send it yourself.`
+}
+
 export function invitesView (ctx) {
   const invites = ctx.invites
   const f = ctx.errors.of('invite')
   const submit = async (e) => {
     e.preventDefault()
     const v = new FormData(e.target)
-    const refused = await invites.invite(String(v.get('role')), String(v.get('name') || '').trim())
+    const refused = await invites.invite(String(v.get('role')), String(v.get('name') || '').trim(), String(v.get('email') || '').trim())
     if (refused) ctx.refuse('invite', [refused])
     else ctx.errors.clear('invite')
   }
@@ -58,12 +74,15 @@ export function invitesView (ctx) {
         ${ROLES.map(([v, t]) => html`<option value=${v}>${t}</option>`)}</select></label>${f.note('role')}</div>
       <div class="field"><label>Their name <input name="name" maxlength="256" placeholder="Priya"
         aria-describedby=${f.describedBy('name')} aria-invalid=${f.invalid('name')}></label>${f.note('name')}</div>
+      <div class="field"><label>Their email (optional: we send them the link) <input name="email" type="email" maxlength="254" placeholder="priya@example.com"
+        aria-describedby=${f.describedBy('email')} aria-invalid=${f.invalid('email')}></label>${f.note('email')}</div>
       <button type="submit" class="primary">Make an invitation link</button>
     </form>
     ${invites.made
       ? html`<div class="field"><label>Invitation link${invites.made.name ? ` for ${invites.made.name}` : ''} (works once, for 7 days)
           <input readonly .value=${invites.made.url} @focus=${(e) => e.target.select()}></label>
-          <button type="button" @click=${() => navigator.clipboard?.writeText(invites.made.url).then(() => ctx.say('Invitation link copied.'), () => ctx.say('Select the link and copy it.'))}>Copy the link</button></div>`
+          <button type="button" @click=${() => navigator.clipboard?.writeText(invites.made.url).then(() => ctx.say('Invitation link copied.'), () => ctx.say('Select the link and copy it.'))}>Copy the link</button>
+          ${invites.made.emailed ? html`<p class="muted" role="status">${emailNote(invites.made)}</p>` : nothing}</div>`
       : nothing}
     ${invites.list && invites.list.length
       ? html`<ul class="rows" aria-label="Open invitations">${invites.list.map((i) => html`<li class="row">

@@ -315,16 +315,31 @@ export class Devices {
     this.token = token
     this.list = null
     this.error = null
+    this.email = undefined // the person's verified address; null: none yet
+    this.claimed = null // the address a confirmation link was just sent to
+    this.claimError = null
   }
 
   async load () {
     try {
       const response = await fetch('/api/session/devices', { credentials: 'same-origin', cache: 'no-store' })
       const data = await response.json().catch(() => ({}))
-      if (response.ok) { this.list = data.devices || []; this.error = null } else this.error = data.detail || `HTTP ${response.status}`
+      if (response.ok) { this.list = data.devices || []; this.email = data.email ?? null; this.error = null } else this.error = data.detail || `HTTP ${response.status}`
     } catch {
       this.error = 'offline'
     }
+    this.onChange()
+  }
+
+  /** "Add your email": the server sends a link that verifies `address` for this person. */
+  async addEmail (address) {
+    let answer
+    try {
+      answer = await post('/api/session/email', { email: address })
+    } catch {
+      answer = { ok: false, data: { detail: 'you are offline' } }
+    }
+    if (answer.ok) { this.claimed = address; this.claimError = null } else this.claimError = problemOf(answer.data, ['email']).message
     this.onChange()
   }
 
@@ -333,6 +348,24 @@ export class Devices {
     await this.load()
     return response.ok
   }
+}
+
+/** "Add your email", for a person with none (joined by invitation without one): a link to
+ * the address confirms it; until then they can use this device only. */
+function addEmailView (devices) {
+  const submit = (e) => {
+    e.preventDefault()
+    const address = String(new FormData(e.target).get('email') || '').trim()
+    if (address) devices.addEmail(address)
+  }
+  return html`<form class="add-form" aria-label="Add your email" novalidate @submit=${submit}>
+      <p class="muted">Add your email to sign in on other devices: we send a link to confirm it.</p>
+      <div class="field"><label>Your email <input name="email" type="email" maxlength="254" autocomplete="email" required
+        aria-invalid=${devices.claimError ? 'true' : 'false'}></label>
+        ${devices.claimError ? html`<span class="error" role="alert">${devices.claimError}</span>` : nothing}</div>
+      <button type="submit">Email me a link to confirm it</button>
+      ${devices.claimed ? html`<p role="status">Check your mail: open the link we sent to ${devices.claimed} to add it.</p>` : nothing}
+    </form>`
 }
 
 /** The devices panel of the planner: sign-ins, each with its last use, signed out one by one. */
@@ -347,12 +380,14 @@ export function devicesView (ctx) {
     ${devices.list
       ? html`<ul class="rows" aria-label="Devices signed in">${devices.list.map((d) => html`<li class="row">
           <div class="who"><strong>${d.label || 'A device'}${d.current ? ' (this one)' : ''}</strong>
-            <span class="muted">Signed in ${when(d.created_at)} · last used ${when(d.last_used_at)}</span></div>
+            <span class="muted">Signed in ${when(d.signed_in_at)} · last used ${when(d.last_used_at)}</span></div>
           <div class="row-actions"><button type="button" class="danger" aria-label=${`Sign out ${d.label || 'this device'}`}
             @click=${() => (d.current ? ctx.signOutHere() : devices.revoke(d.id))}>Sign out</button></div>
         </li>`)}</ul>
         <button type="button" @click=${() => ctx.signOutEverywhere()}>Sign out everywhere</button>`
       : html`<p class="muted">Loading…</p>`}
+    ${devices.email ? html`<p class="muted">Your email: ${devices.email}</p>` : nothing}
+    ${devices.email === null ? addEmailView(devices) : nothing}
   </section>`
 }
 

@@ -72,7 +72,11 @@ export class TokenKeeper {
   schedule (delaySeconds = null) {
     clearTimeout(this.timer)
     const claims = this.claims
-    if (!claims) return
+    if (!claims) {
+      // No token yet (a device opened offline): ask again after the delay given.
+      if (delaySeconds !== null) this.timer = setTimeout(() => this.refresh(), delaySeconds * 1000)
+      return
+    }
     const now = Date.now() / 1000
     const issued = typeof claims.iat === 'number' ? claims.iat : now
     // At three quarters of its life, or a minute before it ends if that is earlier; never
@@ -109,8 +113,11 @@ export class TokenKeeper {
           headers: { Authorization: `Bearer ${this.token}` }
         })
     } catch {
-      // Offline: try again soon, as long as the token may still be valid.
-      if (this.valid(0)) this.schedule(10)
+      // Offline: try again soon, as long as the token may still be valid; a device opened
+      // without one keeps asking (the browser may believe it is online all along, so no
+      // `online` event would say the network is back).
+      if (this.device && !this.token) this.schedule(3)
+      else if (this.valid(0)) this.schedule(10)
       return
     }
     if (response.status === 401 || (this.device && response.status === 403)) {

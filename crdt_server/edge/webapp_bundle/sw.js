@@ -1,8 +1,8 @@
 // The service worker of the planner: keeps the app shell on the device so the app opens
 // with no network. The documents themselves live in IndexedDB (y-indexeddb), not here.
 // The list of files and the version below are filled in by web/build.mjs.
-const VERSION = 'b055f7cd108f6a9b'
-const SHELL = ["/app/","/app/app-FMQCSOWT.js","/app/app-OMQ5K544.css","/app/chunk-ULH3TVUC.js","/app/chunk-XMFJZ5UI.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
+const VERSION = '5c2258aa390ce822'
+const SHELL = ["/app/","/app/app-OMQ5K544.css","/app/app-QEI6HPSO.js","/app/chunk-ULH3TVUC.js","/app/chunk-XMFJZ5UI.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
 const CACHE = `planner-${VERSION}`
 
 self.addEventListener('install', (event) => {

@@ -22,15 +22,17 @@ from crdt_server.features.notifications.extension import (
     mark_read,
     notice_rows,
     notify,
+    queued_email,
     unread_about,
 )
 from crdt_server.features.notifications.extension_mail import Mailer
 from crdt_server.features.notifications.settings import NotificationSettings
 from crdt_server.features.notifications.tables import MAIL_SCHEMA, SCHEMA
-from crdt_server.features.people import DeviceSessions, People
+from crdt_server.features.people import DeviceSessions, Invitations, People
 
 __all__ = [
     "FEATURE",
+    "MAIL_SCHEMA",
     "OVERWRITTEN",
     "Mailer",
     "NotificationSettings",
@@ -41,6 +43,7 @@ __all__ = [
     "mark_read",
     "notice_rows",
     "notify",
+    "queued_email",
     "subject_line",
     "unread_about",
 ]
@@ -52,6 +55,9 @@ def _build(built: Built) -> Sequence[Extension]:
     sessions = built.find(DeviceSessions)
     if sessions is not None:
         sessions.post = inbox  # sign-in links go out through the one outbox and mailer
+    invitations = built.find(Invitations)
+    if invitations is not None:
+        invitations.post = inbox  # and invitation emails
     return [inbox, Mailer(inbox, built.get(People))]
 
 

@@ -175,10 +175,8 @@ class Mailer(Extension):
 
         for item in sorted(await db.write(claim()), key=lambda i: i.id):
             assert self._core is not None
-            email = EmailMessage()
-            email["From"] = self._core.settings.fragment(NotificationSettings).email_from
-            email["To"] = item.address
-            email["Subject"] = item.subject
+            sender = self._core.settings.fragment(NotificationSettings).email_from
+            email = envelope(sender, item.address, item.subject)
             email.set_content(item.body, cte="quoted-printable")
             if not await self._deliver(email):
                 await db.write(_release_mail(int(item.id), time.time() + RETRY_SECONDS))

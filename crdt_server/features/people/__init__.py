@@ -18,13 +18,19 @@ from crdt_server.auth.permissions import LEADS
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
 from crdt_server.features.events import EventLog
-from crdt_server.features.people.domain import PARTICIPATION, Member, member_json
+from crdt_server.features.people.domain import PARTICIPATION, Member, member_json, server_url
 from crdt_server.features.people.extension import People, emailed, member_row
-from crdt_server.features.people.extension_invitations import Invitations
+from crdt_server.features.people.extension_invitations import (
+    InvitationMail,
+    Invitations,
+    InvitationSender,
+)
 from crdt_server.features.people.extension_sessions import (
     SESSION_ENDED,
     DeviceSessions,
     MailQueue,
+    sign_in_code,
+    sign_in_email,
 )
 from crdt_server.features.people.routes import member_principal, people_routes
 from crdt_server.features.people.routes_invitations import (
@@ -41,7 +47,11 @@ from crdt_server.features.people.routes_session import (
 from crdt_server.features.people.settings import PeopleSettings
 from crdt_server.features.people.tables import SCHEMA, members
 from crdt_server.features.people.tables_invitations import INVITATIONS_SCHEMA
-from crdt_server.features.people.tables_sessions import SESSIONS_SCHEMA
+from crdt_server.features.people.tables_sessions import (
+    CLAIMS_SCHEMA,
+    SESSIONS_SCHEMA,
+    normal_email,
+)
 
 if TYPE_CHECKING:
     from crdt_server.edge.routing import ApiRoute
@@ -53,6 +63,8 @@ __all__ = [
     "SCHEMA",
     "SESSIONS_SCHEMA",
     "DeviceSessions",
+    "InvitationMail",
+    "InvitationSender",
     "Invitations",
     "MailQueue",
     "Member",
@@ -62,10 +74,14 @@ __all__ = [
     "member_json",
     "member_principal",
     "member_row",
+    "normal_email",
     "members",
     "device_sign_in_allowed",
     "send_sign_in_link",
+    "server_url",
+    "sign_in_code",
     "sign_in_device",
+    "sign_in_email",
     "start_device_session",
 ]
 
@@ -87,7 +103,7 @@ FEATURE = Feature(
     "people",
     _build,
     routes=_routes,
-    schemas=(SCHEMA, INVITATIONS_SCHEMA, SESSIONS_SCHEMA),
+    schemas=(SCHEMA, INVITATIONS_SCHEMA, SESSIONS_SCHEMA, CLAIMS_SCHEMA),
     bus=frozenset({SESSION_ENDED}),
     settings=PeopleSettings,
     capabilities={

@@ -12,6 +12,7 @@ import json
 import secrets
 import time
 from collections.abc import Sequence
+from typing import Literal, Protocol
 
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.core.limits import RateLimiter
@@ -19,12 +20,27 @@ from crdt_server.features.db import Events, FeatureDb, Sql, Tx
 from crdt_server.features.events import EventLog
 from crdt_server.features.people import tables_invitations as tables
 from crdt_server.features.people.extension import erase
+from crdt_server.features.people.extension_sessions import MailQueue
 from crdt_server.features.people.settings import PeopleSettings
 from crdt_server.features.people.tables_invitations import INVITATIONS_SCHEMA, InvitationRow, Joined
 from crdt_server.storage import NewEvent
 from crdt_server.times import rfc3339
 
-__all__ = ["Invitations", "member_event"]
+__all__ = ["InvitationMail", "InvitationSender", "Invitations", "member_event"]
+
+InvitationMail = Literal["queued", "daily_limit", "unverified_creator", "email_off"]
+"""What became of an invitation's email: queued, or not sent because the wedding sent its
+``CRDT_SERVER_INVITATION_EMAILS_PER_DAY`` today, because its creator (open signup) has
+not verified their email yet, or because this server sends no email."""
+
+
+class InvitationSender(Protocol):
+    """What decides whether an invitation email may go out on a wedding's behalf (the
+    weddings feature: its creator verified, its daily count)."""
+
+    async def invitation_email_refusal(self, wedding: str) -> InvitationMail | None:
+        """``None`` (and the email counted) if one more may go now; else why not."""
+        ...
 
 
 def member_event(
@@ -55,6 +71,10 @@ class Invitations(Extension):
         self._db: FeatureDb | None = None
         self.settings = PeopleSettings()
         self._attempts = RateLimiter(1.0, 1.0)
+        self.post: MailQueue | None = None
+        """Where invitation emails go (set by the notifications feature)."""
+        self.sender: InvitationSender | None = None
+        """What caps them per wedding (set by the weddings feature); without it none go."""
 
     async def start(self, core: Core) -> None:
         self.settings = core.settings.fragment(PeopleSettings)
@@ -99,6 +119,18 @@ class Invitations(Extension):
         )
         await self.db.write(tables.create(row, event))
         self._announce(row.wedding)
+
+    async def email(self, wedding: str, address: str, subject: str, body: str) -> InvitationMail:
+        """Queue an invitation's email to ``address`` if the wedding may send one now
+        (:class:`InvitationSender`: counted per wedding per day, and only once an open
+        signup's creator verified their email); what became of it."""
+        if self.post is None or not self.post.emails or self.sender is None:
+            return "email_off"
+        refused = await self.sender.invitation_email_refusal(wedding)
+        if refused is not None:
+            return refused
+        await self.post.queue_email(address, subject, body)
+        return "queued"
 
     async def of(
         self, wedding: str, *, limit: int, before: tuple[float, str] | None = None

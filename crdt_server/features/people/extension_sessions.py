@@ -27,6 +27,7 @@ import logging
 import secrets
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -39,8 +40,10 @@ from crdt_server.errors import CloseCode
 from crdt_server.features.db import FeatureDb, Sql, Tx, row_as, rows_as
 from crdt_server.features.people.settings import PeopleSettings
 from crdt_server.features.people.tables_sessions import (
+    CLAIMS_SCHEMA,
     DEVICE_COLUMNS,
     SESSIONS_SCHEMA,
+    ClaimRow,
     CodeRow,
     Count,
     DeviceRow,
@@ -67,6 +70,9 @@ __all__ = [
     "Refreshed",
     "SessionEnded",
     "SignedIn",
+    "Verified",
+    "sign_in_code",
+    "sign_in_email",
 ]
 
 log = logging.getLogger("crdt_server.people.sessions")
@@ -98,9 +104,17 @@ class SessionEnded(BusMessage, frozen=True, tag=SESSION_ENDED):
 class MailQueue(Protocol):
     """Where the feature's emails go: the notifications feature's outbox."""
 
+    emails: bool
+    """Whether this server sends email at all (an SMTP server is set)."""
+
     async def queue_email(self, address: str, subject: str, body: str) -> None:
         """Queue one email to a bare address (durably: the mailer sends it, with retries)."""
         ...
+
+
+Verified = Callable[[str, Sequence[str]], Awaitable[object]]
+"""Told that a sign-in link verified an address (lower case), with the weddings where it
+now identifies the person's member."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +145,41 @@ _MEMBERSHIPS = (
 )
 
 
+def sign_in_code(address: str, code: str, now: float, limit: int) -> Tx[bool]:
+    """The step that makes ``code`` the newest sign-in code of ``address`` (lower case), if
+    fewer than ``limit`` were made for it this hour; whether it did."""
+    window = yield from row_as(
+        WindowRow,
+        "SELECT window_start, sent FROM {t}sign_in_codes WHERE email = ?",
+        address,
+    )
+    start, sent = now, 1
+    if window is not None and window.window_start > now - 3600:
+        if window.sent >= limit:
+            return False
+        start, sent = window.window_start, window.sent + 1
+    yield Sql(
+        "INSERT INTO {t}sign_in_codes (email, code_hash, expires_at, window_start, sent)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (email) DO UPDATE SET"
+        " code_hash = excluded.code_hash, expires_at = excluded.expires_at,"
+        " window_start = excluded.window_start, sent = excluded.sent",
+        (address, digest(code), now + CODE_SECONDS, start, sent),
+    )
+    return True
+
+
+def sign_in_email(code: str, base: str) -> tuple[str, str]:
+    """A sign-in link's email (subject, body); ``base``: the server's public URL."""
+    link = f"{base.rstrip('/')}/app/sign-in#code={code}"
+    minutes = CODE_SECONDS // 60
+    return (
+        "Your sign-in link",
+        f"Open this link to sign in to your wedding planning:\n\n{link}\n\n"
+        f"It works once, for {minutes} minutes; a newer link replaces it. If you did"
+        " not ask for it, ignore this email: nobody can sign in without it.\n",
+    )
+
+
 class DeviceSessions(Extension):
     """People, device sessions and sign-in codes (see the module docstring)."""
 
@@ -146,6 +195,10 @@ class DeviceSessions(Extension):
         """Where emails go (set by the notifications feature); ``None``: none are sent."""
         self.address_limiter = RateLimiter(1.0, 1.0)
         """Sign-in requests per client address (``sign_in_per_address_per_hour``)."""
+        self.verified_listeners: list[Verified] = []
+        """Told whenever a sign-in link verified an address (another feature's interest:
+        the weddings feature lets a wedding made through open signup send email once its
+        creator's address is verified)."""
 
     # -- hooks --------------------------------------------------------------------------
 
@@ -155,6 +208,7 @@ class DeviceSessions(Extension):
         per_hour = self.settings.sign_in_per_address_per_hour
         self.address_limiter = RateLimiter(per_hour / 3600.0, float(per_hour))
         await core.store.install(SESSIONS_SCHEMA)
+        await core.store.install(CLAIMS_SCHEMA)
         await self._catch_up(time.time() - self._revocations.keep_seconds)
         self._sweep = asyncio.create_task(self._sweep_loop(), name="device-sessions")
 
@@ -232,17 +286,10 @@ class DeviceSessions(Extension):
         if not known and not await self._known(address):
             return False
         code = secrets.token_urlsafe(32)
-        if not await self._store_code(address, code):
+        limit = self.settings.sign_in_per_email_per_hour
+        if not await self.db.write(sign_in_code(address, code, time.time(), limit)):
             return False
-        link = f"{base.rstrip('/')}/app/sign-in#code={code}"
-        minutes = CODE_SECONDS // 60
-        await self._mail(
-            address,
-            "Your sign-in link",
-            f"Open this link to sign in to your wedding planning:\n\n{link}\n\n"
-            f"It works once, for {minutes} minutes; a newer link replaces it. If you did"
-            " not ask for it, ignore this email: nobody can sign in without it.\n",
-        )
+        await self._mail(address, *sign_in_email(code, base))
         return True
 
     async def _known(self, address: str) -> bool:
@@ -260,15 +307,21 @@ class DeviceSessions(Extension):
         )
         return bool(held and held[0].count)
 
-    async def _store_code(self, address: str, code: str) -> bool:
+    async def request_claim(self, person: str, email: str, base: str) -> bool:
+        """Email a link that verifies ``email`` for ``person`` (signed in on a device with
+        no verified address: joined by invitation without one), at most
+        ``sign_in_per_email_per_hour`` an hour per person; only the newest works. Whether
+        one was queued."""
+        address = normal_email(email)
+        code = secrets.token_urlsafe(32)
         now = time.time()
         limit = self.settings.sign_in_per_email_per_hour
 
         def tx() -> Tx[bool]:
             window = yield from row_as(
                 WindowRow,
-                "SELECT window_start, sent FROM {t}sign_in_codes WHERE email = ?",
-                address,
+                "SELECT window_start, sent FROM {t}email_claims WHERE person = ?",
+                person,
             )
             start, sent = now, 1
             if window is not None and window.window_start > now - 3600:
@@ -276,41 +329,90 @@ class DeviceSessions(Extension):
                     return False
                 start, sent = window.window_start, window.sent + 1
             yield Sql(
-                "INSERT INTO {t}sign_in_codes (email, code_hash, expires_at, window_start, sent)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (email) DO UPDATE SET"
-                " code_hash = excluded.code_hash, expires_at = excluded.expires_at,"
-                " window_start = excluded.window_start, sent = excluded.sent",
-                (address, digest(code), now + CODE_SECONDS, start, sent),
+                "INSERT INTO {t}email_claims (person, email, code_hash, expires_at,"
+                " window_start, sent) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (person) DO UPDATE"
+                " SET email = excluded.email, code_hash = excluded.code_hash,"
+                " expires_at = excluded.expires_at, window_start = excluded.window_start,"
+                " sent = excluded.sent",
+                (person, address, digest(code), now + CODE_SECONDS, start, sent),
             )
             return True
 
-        return await self.db.write(tx())
+        if not await self.db.write(tx()):
+            return False
+        link = f"{base.rstrip('/')}/app/sign-in#code={code}"
+        minutes = CODE_SECONDS // 60
+        await self._mail(
+            address,
+            "Confirm your email address",
+            "Someone signed in to a wedding's planning asked to add this address to their"
+            f" sign-in. Open this link to confirm it and sign in:\n\n{link}\n\n"
+            f"It works once, for {minutes} minutes; a newer link replaces it. If you did"
+            " not ask for it, ignore this email: nothing changes without it.\n",
+        )
+        return True
 
     async def complete(self, code: str, label: str) -> SignedIn | None:
         """Use a sign-in code once: the person (made on their first sign-in), linked to the
         members their address identifies, with a new device session; ``None`` for a code
-        that is unknown, used, replaced or expired."""
+        that is unknown, used, replaced or expired.
+
+        An "add your email" code (:meth:`request_claim`) verifies its address for the
+        person who asked: it becomes their address (or, if another person has it, they
+        become that person: their memberships and devices move to it), they are linked to
+        the members it identifies, and their memberships whose member has no address get
+        it (unless another member of that wedding holds it)."""
         now = time.time()
         person_id = "p_" + secrets.token_urlsafe(12)
         device = "d_" + secrets.token_urlsafe(12)
         secret = secrets.token_urlsafe(32)
+        spent = "used:" + secrets.token_urlsafe(24)
 
-        def tx() -> Tx[tuple[SignedIn, bool] | None]:
+        def tx() -> Tx[tuple[SignedIn, bool, list[str]] | None]:
             # Used up at once, whatever follows: the row stays for the hourly count.
             used = yield from row_as(
                 CodeRow,
                 "UPDATE {t}sign_in_codes SET code_hash = ?, expires_at = 0"
                 " WHERE code_hash = ? AND expires_at >= ? RETURNING email",
-                "used:" + secrets.token_urlsafe(24),
+                spent,
                 digest(code),
                 now,
             )
+            claimer: str | None = None
             if used is None:
-                return None
-            address = used.email
+                claim = yield from row_as(
+                    ClaimRow,
+                    "UPDATE {t}email_claims SET code_hash = ?, expires_at = 0"
+                    " WHERE code_hash = ? AND expires_at >= ? RETURNING person, email",
+                    spent,
+                    digest(code),
+                    now,
+                )
+                if claim is None:
+                    return None
+                claimer, address = claim.person, claim.email
+                asking = yield from row_as(
+                    PersonRow, "SELECT id, email FROM {t}persons WHERE id = ?", claimer
+                )
+                if asking is None:
+                    return None  # erased since it asked
+            else:
+                address = used.email
             person = yield from row_as(
                 PersonRow, "SELECT id, email FROM {t}persons WHERE email = ?", address
             )
+            if claimer is not None and person is not None and person.id != claimer:
+                # The address is another sign-in's: whoever holds it is that person.
+                for table in ("memberships", "device_sessions"):
+                    yield Sql(
+                        f"UPDATE {{t}}{table} SET person = ? WHERE person = ?",
+                        (person.id, claimer),
+                    )
+                yield Sql("DELETE FROM {t}email_claims WHERE person = ?", (claimer,))
+                yield Sql("DELETE FROM {t}persons WHERE id = ?", (claimer,))
+            elif claimer is not None:
+                yield Sql("UPDATE {t}persons SET email = ? WHERE id = ?", (address, claimer))
+                person = PersonRow(claimer, address)
             pid = person_id if person is None else person.id
             if person is None:
                 yield Sql(
@@ -324,25 +426,54 @@ class DeviceSessions(Extension):
                 _MAX_HOLDERS,
             )
             per_wedding = Counter(h.wedding for h in holders)
+            linked = []
             for holder in holders:
                 if per_wedding[holder.wedding] != 1:
                     continue
+                linked.append(holder.wedding)
                 yield from link(pid, holder.wedding, holder.sub, address, now)
+            if claimer is not None:
+                bare = yield from rows_as(
+                    HolderRow,
+                    "SELECT m.wedding, m.sub FROM {t}memberships m JOIN {t}members b"
+                    " ON b.wedding = m.wedding AND b.sub = m.sub"
+                    " WHERE m.person = ? AND b.email IS NULL LIMIT ?",
+                    pid,
+                    _MAX_HOLDERS,
+                )
+                for member in bare:
+                    if per_wedding[member.wedding]:
+                        continue  # another member has it there: it identifies neither
+                    yield Sql(
+                        "UPDATE {t}members SET email = ? WHERE wedding = ? AND sub = ?",
+                        (address, member.wedding, member.sub),
+                    )
+                    linked.append(member.wedding)
+                    yield from link(pid, member.wedding, member.sub, address, now)
             devices = yield from row_as(
                 Count, "SELECT COUNT(*) FROM {t}device_sessions WHERE person = ?", pid
             )
             yield from new_device(device, pid, secret, label, now)
             ambiguous = tuple(sorted(w for w, n in per_wedding.items() if n > 1))
             first = devices is None or devices.count == 0
-            return SignedIn(pid, address, device, secret, ambiguous), first
+            return SignedIn(pid, address, device, secret, ambiguous), first, linked
 
         done = await self.db.write(tx())
         if done is None:
             return None
-        signed_in, first = done
+        signed_in, first, linked = done
+        for told in self.verified_listeners:
+            await told(signed_in.email, linked)
         if not first:
             await self._tellnew_device(signed_in.email, label, now)
         return signed_in
+
+    async def person_email(self, person: str) -> str | None:
+        """The person's verified address (``None``: they have none)."""
+        found = await self.db.read_one_as(
+            PersonRow, "SELECT id, email FROM {t}persons WHERE id = ?", person
+        )
+        return None if found is None else found.email
 
     # -- device sessions ----------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -74,7 +74,8 @@ class NewInvitation(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     name: Annotated[str, Meta(min_length=1, max_length=256)] | None = None
     """Who it is for, as the inviter calls them (shown in the list)."""
     email: Annotated[str, Meta(max_length=254)] | None = None
-    """Their address, for the inviter's own records: it makes nobody a member."""
+    """Their address: the link is emailed to it (within the wedding's daily count); it
+    makes nobody a member."""
     uses: Annotated[int, Meta(ge=1, le=MAX_USES)] = 1
     """How many people it lets in: more than one only for family and friends."""
     expires_in: Annotated[int, Meta(ge=MIN_EXPIRES_IN, le=MAX_EXPIRES_IN)] = DEFAULT_EXPIRES_IN
@@ -90,6 +91,12 @@ class CreatedInvitation(msgspec.Struct, frozen=True):
     code: str
     expires_at: str
     uses_left: int
+    emailed: Literal["queued", "not_sent"] | None = None
+    """With an ``email``: whether the link was emailed to it (``null`` without one)."""
+    not_sent_because: Literal["daily_limit", "unverified_creator", "email_off"] | None = None
+    """Why not: the wedding sent its ``CRDT_SERVER_INVITATION_EMAILS_PER_DAY`` today, its
+    creator (open signup) has not verified their email yet, or this server sends no
+    email. The invitation is made all the same: share its ``url`` yourself."""
 
 
 class InvitationsQuery(msgspec.Struct, frozen=True):
@@ -157,6 +164,12 @@ def _shown(row: InvitationRow, now: float) -> dict[str, Any]:
     response_model=CreatedInvitation,
     status=201,
     errors=(400, 401, 403, 404, 413, 422, 429),
+    description="With `email`, the link is emailed to it through the outbox, at most "
+    "`CRDT_SERVER_INVITATION_EMAILS_PER_DAY` a wedding a day (UTC), and for a wedding made "
+    "through open signup only once its creator's email is verified by a sign-in link. "
+    "The invitation is made either way (201): `emailed` says `queued` or `not_sent`, "
+    "`not_sent_because` why (`daily_limit`, `unverified_creator`, `email_off`); the "
+    "inviter shares its `url` themselves then.",
 )
 async def create_invitation(call: ApiCall, path: WeddingPath, body: NewInvitation) -> Response:
     wedding = path.wedding_id
@@ -208,9 +221,34 @@ async def create_invitation(call: ApiCall, path: WeddingPath, body: NewInvitatio
     await invitations.create(row)
     url = public_url(call.request, call.state.settings, f"/app/invite#code={code}")
     answer = CreatedInvitation(invitation, url, code, rfc3339(row.expires_at), row.uses_left)
+    if body.email is not None:
+        mailed = await invitations.email(
+            wedding, body.email, *_invitation_email(principal, row, url)
+        )
+        answer = msgspec.structs.replace(
+            answer,
+            emailed="queued" if mailed == "queued" else "not_sent",
+            not_sent_because=None if mailed == "queued" else mailed,
+        )
     response = json_response(answer, status_code=201)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _invitation_email(principal: Principal, row: InvitationRow, url: str) -> tuple[str, str]:
+    """An invitation email's subject and body: who invites, as which role, the link (it
+    redeems nothing when opened), when it expires. The inviter's name reaches the
+    ``Subject`` only through the one header rule (``notifications.domain_mail``)."""
+    inviter = " ".join(principal.name.split())[:64] or "Someone"
+    days = max(1, round((row.expires_at - row.created_at) / 86400))
+    body = (
+        f"{inviter} invites you to plan a wedding with them, as {row.role}.\n\n"
+        f"Open this link to join (you give your name on the page):\n\n{url}\n\n"
+        f"It works for {days} day{'s' if days != 1 else ''}"
+        f"{'' if row.uses == 1 else f' and lets {row.uses} people in'}. If you did not"
+        " expect it, ignore this email.\n"
+    )
+    return f"{inviter} invited you to plan a wedding", body
 
 
 @invitation_routes.get(

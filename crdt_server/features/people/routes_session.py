@@ -112,6 +112,13 @@ class Device(msgspec.Struct, frozen=True):
 
 class DevicesAnswer(msgspec.Struct, frozen=True):
     devices: list[Device]
+    email: str | None = None
+    """The person's verified address (``null``: none yet; "add your email" sends a link
+    that verifies one: ``POST /api/session/email``)."""
+
+
+class EmailClaim(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    email: Annotated[str, Meta(max_length=254, description="the address to add")]
 
 
 class DevicePath(msgspec.Struct, frozen=True):
@@ -432,7 +439,8 @@ async def list_devices(call: ApiCall) -> Response:
         )
         for d in await sessions.devices(used.person)
     ]
-    return _answer(DevicesAnswer(shown), used, call)
+    email = await sessions.person_email(used.person)
+    return _answer(DevicesAnswer(shown, email), used, call)
 
 
 @session_routes.delete(
@@ -454,3 +462,34 @@ async def revoke_device(call: ApiCall, path: DevicePath) -> Response:
     if path.device_id == used.device:
         clear_session_cookie(response)
     return response
+
+
+@session_routes.post(
+    "/api/session/email",
+    "addSignInEmail",
+    "Add your email: send a link that verifies it for this person",
+    family="write",
+    security="session",
+    response_model=SignInAccepted,
+    status=202,
+    errors=_SESSION_ERRORS,
+    description="For a person signed in on this device (joined by invitation without an "
+    "address, or changing theirs). The link (`/app/sign-in#code=...`, the sign-in page) "
+    "works once, for 15 minutes, only the newest; using it makes the address this "
+    "person's (if another sign-in has it, the two become one person), makes them the "
+    "member it identifies in each wedding where exactly one member holds it (several: "
+    "none, as at a sign-in), and gives it to their memberships that have no address. At "
+    "most `CRDT_SERVER_SIGN_IN_PER_EMAIL_PER_HOUR` links an hour per person (429), and "
+    "`CRDT_SERVER_SIGN_IN_PER_ADDRESS_PER_HOUR` requests per client address.",
+)
+async def add_email(call: ApiCall, body: EmailClaim) -> Response:
+    sessions, used = await _session(call)
+    if not valid_email(body.email):
+        raise Impossible("must be an email address", field="email")
+    client = call.request.client
+    if not sessions.address_limiter.allow(client.host if client else "unknown"):
+        raise TooMany("too many requests from this address", retry_after=600)
+    if not await sessions.request_claim(used.person, body.email, links_base(call)):
+        raise TooMany("you were sent enough links this hour", field="email", retry_after=3600)
+    accepted = SignInAccepted("a link to confirm this address is on its way: open it to add it")
+    return _answer(accepted, used, call, 202)

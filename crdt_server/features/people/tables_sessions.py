@@ -28,7 +28,9 @@ from crdt_server.features.db import Sql, Tx
 from crdt_server.storage import Table, schema_of
 
 __all__ = [
+    "CLAIMS_SCHEMA",
     "DEVICE_COLUMNS",
+    "ClaimRow",
     "SESSIONS_SCHEMA",
     "CodeRow",
     "Count",
@@ -87,6 +89,17 @@ SESSIONS_SCHEMA = schema_of(
 )
 """Version 1 (see the module docstring)."""
 
+EMAIL_CLAIMS = Table(
+    "email_claims",
+    "(person {text} PRIMARY KEY, email {text} NOT NULL, code_hash {text} NOT NULL UNIQUE,"
+    " expires_at {real} NOT NULL, window_start {real} NOT NULL, sent INTEGER NOT NULL)",
+    wedding=False,
+)
+CLAIMS_SCHEMA = schema_of("email_claims", EMAIL_CLAIMS)
+"""Version 1: the newest "add your email" link of each signed-in person (the SHA-256 of
+its code, the address it verifies, when it expires, how many went this hour). A schema
+of its own, so a store of the ``sessions`` schema's version 1 gains it by installing it."""
+
 DEVICE_COLUMNS = "id, person, label, created_at, last_used, rotated_at, ended_at"
 
 
@@ -123,6 +136,11 @@ class Count(msgspec.Struct, frozen=True):
 
 
 class CodeRow(msgspec.Struct, frozen=True):
+    email: str
+
+
+class ClaimRow(msgspec.Struct, frozen=True):
+    person: str
     email: str
 
 

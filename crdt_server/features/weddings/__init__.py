@@ -12,7 +12,7 @@ from crdt_server.auth.permissions import LEADS
 from crdt_server.core.hooks import Extension
 from crdt_server.edge.routing import ApiRoute
 from crdt_server.features import Built, Feature
-from crdt_server.features.people import People
+from crdt_server.features.people import DeviceSessions, Invitations, People
 from crdt_server.features.weddings.commands import COMMANDS
 from crdt_server.features.weddings.extension import (
     INVITATION,
@@ -33,7 +33,14 @@ __all__ = [
 
 def _build(built: Built) -> Sequence[Extension]:
     built.get(People)  # the couple's member goes into its directory
-    return [Weddings(built.settings.fragment(WeddingSettings))]
+    weddings = Weddings(built.settings.fragment(WeddingSettings))
+    invitations = built.find(Invitations)
+    if invitations is not None:
+        invitations.sender = weddings  # invitation emails: counted, after verification
+    sessions = built.find(DeviceSessions)
+    if sessions is not None:
+        sessions.verified_listeners.append(weddings.address_verified)
+    return [weddings]
 
 
 def _routes() -> Sequence[ApiRoute]:

@@ -1,9 +1,9 @@
 """``crdt-server wedding create``: a wedding made by the operator, offline, straight into
 the store a server uses (SQLite or PostgreSQL), as ``POST /api/weddings`` with the admin
 key makes it: an opaque id, the budget's currency, the profile, the couple's member with
-their email (operator-set). It sends no email (a sign-in link is made by the server that
-will accept it): the couple asks for their link on the app's sign-in page, which sends it,
-since their address is a member's (:func:`queue_first_sign_in_link`)."""
+their email (operator-set). Then it queues the couple's first sign-in link in the store's
+outbox, where the server running on that store finds it and sends it
+(:func:`queue_first_sign_in_link`)."""
 
 from __future__ import annotations
 
@@ -50,8 +50,11 @@ def _document(kind: str, wedding: str, op: dict[str, Any]) -> bytes:
     return doc.get_update()
 
 
-async def create_offline(store: DocumentStore, wanted: NewWedding) -> dict[str, Any]:
-    """Write a new wedding into ``store`` in one transaction; what was made."""
+async def create_offline(
+    store: DocumentStore, wanted: NewWedding, settings: Settings
+) -> dict[str, Any]:
+    """Write a new wedding into ``store`` in one transaction, then queue the couple's first
+    sign-in link in its outbox for the running server to send; what was made."""
     wedding, sub = new_wedding_id(), new_couple_sub()
     await store.install(PEOPLE_SCHEMA)
     await store.install(SCHEMA)
@@ -78,7 +81,7 @@ async def create_offline(store: DocumentStore, wanted: NewWedding) -> dict[str, 
         ),
     ]
     await store.put_documents(moved, ORIGIN, (), rows)
-    queued = await queue_first_sign_in_link(store, wedding, sub, wanted.email)
+    queued = await queue_first_sign_in_link(store, settings, wanted.email)
     return {
         "id": wedding,
         "member": {"sub": sub, "role": "couple"},
@@ -110,17 +113,26 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     }
     try:
         wanted = new_wedding(data)
-        made = asyncio.run(with_store(settings, lambda store: create_offline(store, wanted)))
+        made = asyncio.run(
+            with_store(settings, lambda store: create_offline(store, wanted, settings))
+        )
     except (DomainError, DocumentError, StoreError) as exc:
         raise ToolError(str(exc)) from exc
     if args.json:
         print(json.dumps(made))
     else:
         print(f"wedding {made['id']}: couple {made['member']['sub']}")
-        if made["sign_in_link"] != "queued":
+        if made["sign_in_link"] == "queued":
             print(
-                "the couple signs in by asking for a link with their email on the app's sign-in"
-                " page (POST /api/sign-in) of the running server: the command sends no email",
+                "the couple's sign-in link is queued: the server running on this store emails"
+                " it within seconds",
+                file=sys.stderr,
+            )
+        else:
+            print(
+                "no sign-in link was queued (no CRDT_SERVER_SMTP_URL, or this address had its"
+                " links this hour): the couple asks for one with their email on the app's"
+                " sign-in page (POST /api/sign-in)",
                 file=sys.stderr,
             )
     return 0

@@ -10,17 +10,30 @@ one check the invitations feature calls before queueing one.
 
 from __future__ import annotations
 
+import secrets
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Literal
 
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.core.limits import RateLimiter
 from crdt_server.errors import TooMany
-from crdt_server.features.db import FeatureDb
+from crdt_server.features.db import FeatureDb, Tx
+from crdt_server.features.notifications import MAIL_SCHEMA, NotificationSettings, queued_email
+from crdt_server.features.people import (
+    SESSIONS_SCHEMA,
+    PeopleSettings,
+    normal_email,
+    server_url,
+    sign_in_code,
+    sign_in_email,
+)
 from crdt_server.features.weddings import tables
 from crdt_server.features.weddings.domain import person_key
 from crdt_server.features.weddings.settings import WeddingSettings
 from crdt_server.features.weddings.tables import SCHEMA
+from crdt_server.settings import Settings
 from crdt_server.storage import DocumentStore
 
 __all__ = ["INVITATION", "Weddings", "queue_first_sign_in_link"]
@@ -30,16 +43,30 @@ INVITATION = "invitation"
 _HOUR = 3600.0
 
 
-async def queue_first_sign_in_link(
-    store: DocumentStore, wedding: str, sub: str, email: str
-) -> bool:
-    """What the offline command (``crdt-server wedding create``) can do about the couple's
-    first sign-in link: nothing (``False``). A link's code is made and kept by the server
-    that accepts it (the people feature's sign-in codes); the route sends it at once
-    (``send_sign_in_link``), and after the command the couple asks for it with their email
-    on the app's sign-in page, which sends it since the address is a member's."""
-    del store, wedding, sub, email
-    return False
+async def queue_first_sign_in_link(store: DocumentStore, settings: Settings, email: str) -> bool:
+    """Queue the couple's first sign-in link in ``store``'s outbox, for the server that
+    uses that store to send (``crdt-server wedding create``, run beside it): the code is
+    kept as the server keeps its own (the newest of the address, 15 minutes, once), the
+    email in the outbox its mailer looks at every few seconds; both in one transaction.
+    ``False`` (nothing queued) when the server sends no email (``CRDT_SERVER_SMTP_URL``
+    unset) or the address was sent its hourly links already."""
+    if not settings.fragment(NotificationSettings).smtp_url:
+        return False
+    await store.install(SESSIONS_SCHEMA)
+    await store.install(MAIL_SCHEMA)
+    address = normal_email(email)
+    code = secrets.token_urlsafe(32)
+    subject, body = sign_in_email(code, server_url(settings))
+    limit = settings.fragment(PeopleSettings).sign_in_per_email_per_hour
+    now = time.time()
+
+    def tx() -> Tx[bool]:
+        if not (yield from sign_in_code(address, code, now, limit)):
+            return False
+        yield from queued_email(address, subject, body, now)
+        return True
+
+    return await FeatureDb(store).write(tx())
 
 
 class Weddings(Extension):
@@ -113,6 +140,24 @@ class Weddings(Extension):
         """Record that a sign-in link verified ``email``: if it is the wedding's creator's,
         the wedding may send email from now on. Returns whether it was the creator."""
         return await self.db.write(tables.verified(wedding, person_key(email)))
+
+    async def address_verified(self, email: str, weddings: Sequence[str]) -> None:
+        """A sign-in link verified ``email``, which identifies a member of ``weddings``:
+        those it created may send email from now on (:meth:`creator_verified`)."""
+        for wedding in weddings:
+            await self.creator_verified(wedding, email)
+
+    async def invitation_email_refusal(
+        self, wedding: str, *, now: float | None = None
+    ) -> Literal["daily_limit", "unverified_creator"] | None:
+        """Why one more invitation email may not go out for ``wedding`` now (``None``: it
+        may, and it is counted): its creator (open signup) has not verified their email,
+        or the day's ``CRDT_SERVER_INVITATION_EMAILS_PER_DAY`` went already."""
+        if not await self.may_send_for(wedding):
+            return "unverified_creator"
+        if not await self.take_invitation_email(wedding, now=now):
+            return "daily_limit"
+        return None
 
     async def take_invitation_email(self, wedding: str, *, now: float | None = None) -> bool:
         """Whether one more invitation email may go out for ``wedding`` now, counting it if

@@ -60,7 +60,17 @@ async def test_an_invitation_lets_one_person_in_once(api: Api) -> None:
     _, http = api
     await join(http, PLANNER)
     made = await invite(http, PLANNER, role="vendor", name="Flo's Flowers", email="f@x.org")
-    assert set(made) == {"id", "url", "code", "expires_at", "uses_left"}
+    assert set(made) == {
+        "id",
+        "url",
+        "code",
+        "expires_at",
+        "uses_left",
+        "emailed",
+        "not_sent_because",
+    }
+    # This server sends no email: the invitation is made, and says its link was not sent.
+    assert made["emailed"] == "not_sent" and made["not_sent_because"] == "email_off"
     assert made["uses_left"] == 1 and made["expires_at"].endswith("Z")
     # The code is in the fragment only: a GET of the link (a mail scanner) sends none of it.
     page, _, fragment = made["url"].partition("#")

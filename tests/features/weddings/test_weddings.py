@@ -8,15 +8,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
 
 from crdt_server.documents.model import WEDDING_ID_PATTERN
-from tests.features.conversations import ADMIN, ADMIN_AUTH, CODEC, ENV
+from crdt_server.testing.waits import until
+from tests.features.conversations import ADMIN, ADMIN_AUTH, CODEC, ENV, Inbox
 from tests.server import served
 
 pytestmark = [pytest.mark.timeout(180)]
@@ -233,21 +236,39 @@ async def cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
 
 @pytest.mark.asyncio
 async def test_the_command_creates_a_wedding_a_running_server_serves(
-    backend: dict[str, str], tmp_path: Path
+    backend: dict[str, str], tmp_path: Path, smtp: tuple[Controller, Inbox]
 ) -> None:
-    env = {**ENV, **backend}
+    controller, inbox = smtp
+    env = {**ENV, **backend, "CRDT_SERVER_SMTP_URL": f"smtp://127.0.0.1:{controller.port}"}
     data = tmp_path / "data"
     store = [] if backend else ["--data-dir", str(data)]
-    async with served(data, env) as (_, http):
+    async with served(data, env) as (server, http):
         args = ["wedding", "create", "--name", "Ann Lee", "--name", "Bo Chen"]
         args += ["--date", "2027-06-12", "--time-zone", "Asia/Kolkata", "--currency", "INR"]
-        args += ["--email", "ann@example.com", "--json", *store]
-        code, out, err = await cli(*args, env=env)
+        args += ["--email", "Ann@example.com", "--json", *store]
+        # The operator runs it with the server's environment (its public URL included).
+        code, out, err = await cli(*args, env={**env, "CRDT_SERVER_PUBLIC_URL": server.url})
         assert code == 0, err
         made = json.loads(out)
         wedding = made["id"]
         assert WEDDING_ID_PATTERN.fullmatch(wedding)
-        assert made["sign_in_link"] == "not_sent"
+        # The couple's first sign-in link is queued in the store's outbox: the running
+        # server sends it, and it signs the couple in to the new wedding.
+        assert made["sign_in_link"] == "queued"
+
+        async def mailed() -> bool:
+            return any(m["To"] == "ann@example.com" for m in inbox.messages)
+
+        await until(mailed)
+        mail = next(m for m in inbox.messages if m["To"] == "ann@example.com")
+        assert mail["Subject"] == "Your sign-in link"
+        found = re.search(r"/app/sign-in#code=([A-Za-z0-9_-]+)", mail.get_content())
+        assert found is not None and f"{server.url}/app/sign-in#code=" in mail.get_content()
+        signed = await http.post(
+            "/api/sign-in/complete", json={"code": found[1]}, headers={"Origin": server.url}
+        )
+        assert signed.status_code == 200, signed.text
+        assert signed.json()["wedding"] == wedding and signed.json()["role"] == "couple"
         couple = token(wedding, made["member"]["sub"], "couple")
         settings = await http.get(f"/api/weddings/{wedding}/settings", headers=couple)
         assert settings.status_code == 200, settings.text
@@ -256,7 +277,7 @@ async def test_the_command_creates_a_wedding_a_running_server_serves(
         planner = token(wedding, "pat", "planner")
         members = await http.get(f"/api/weddings/{wedding}/members", headers=planner)
         emails = {m["sub"]: m["email"] for m in members.json()["members"]}
-        assert emails[made["member"]["sub"]] == "ann@example.com"
+        assert emails[made["member"]["sub"]] == "Ann@example.com"
         bad = [*args[:6], "--date", "2027-06-12", "--time-zone", "Nowhere/Land"]
         bad += ["--currency", "EUR", "--email", "ann@example.com", *store]
         code, _, err = await cli(*bad, env=env)
