@@ -184,10 +184,11 @@ async def browser(browser_server: str) -> AsyncIterator[Browser]:
 
 
 async def open_app(
-    browser: Browser, url: str, *, width: int = 1100, height: int = 800
+    browser: Browser, url: str, *, width: int = 1100, height: int = 800, **options: Any
 ) -> tuple[BrowserContext, Page]:
-    """A fresh browser context (its own storage) with the app opened at ``url``, synced."""
-    context = await browser.new_context(viewport={"width": width, "height": height})
+    """A fresh browser context (its own storage) with the app opened at ``url``, synced;
+    ``options`` go to the context (``timezone_id``, ``locale``)."""
+    context = await browser.new_context(viewport={"width": width, "height": height}, **options)
     page = await context.new_page()
     page.on("pageerror", lambda error: PAGE_ERRORS.append(f"{url}: {error}"))
     await page.goto(url)
