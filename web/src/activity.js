@@ -437,7 +437,8 @@ export function describe (group, names) {
       break
     case 'thread.message_posted': {
       const subject = names.thread ? names.thread(data.thread) : null
-      const body = typeof data.body === 'string' ? data.body.slice(0, 140) : ''
+      // A mention, `@[Name](sub)`, reads `@Name` (as in the thread).
+      const body = typeof data.body === 'string' ? data.body.slice(0, 400).replace(/@\[([^[\]\n]{1,200})\]\([^()\s]{1,256}\)/g, '@$1').slice(0, 140) : ''
       what = n === 1
         ? `wrote${subject ? ` in “${subject}”` : ''}${body ? `: ${body}` : ''}`
         : `wrote ${n} messages${subject ? ` in “${subject}”` : ''}`

@@ -29,6 +29,8 @@ import { followScroll } from './guestlist.js'
 import { DocHistory, historyView } from './history.js'
 import { useFormats } from './local.js'
 
+// Where the conflicts panel opens by itself (on a narrower screen it is one line).
+const WIDE = '(min-width: 720px)'
 const TITLES = { guests: 'Guests', seating: 'Seating', timeline: 'Timeline', budget: 'Budget' }
 // The server's default matrix (README, "Who may connect"): used only when the app opens with
 // no network and has never asked the server what this person may open.
@@ -288,6 +290,7 @@ class PlannerApp {
       { onChange: () => this.sync.changed() }
     )
     this.toast = null // { text, action }: the last removal, with its Undo
+    this.conflictsOpen = null // the conflicts panel as its person left it (null: by the width)
   }
 
   get sections () {
@@ -312,6 +315,7 @@ class PlannerApp {
     this.publishPresence()
     addEventListener('keydown', (e) => this.shortcut(e))
     this.listCheck = followScroll(this)
+    matchMedia(WIDE).addEventListener('change', () => this.render()) // the conflicts panel
     this.feed.start()
     this.threads.start()
     this.inbox.start()
@@ -806,8 +810,8 @@ class PlannerApp {
       lost.length ? `${lost.length} ${lost.length === 1 ? 'change' : 'changes'} of yours lost` : null
     ].filter(Boolean).join(' · ')
     return html`<section class="banner conflicts" role="region" aria-label="Conflicts">
-      <details ?open=${matchMedia('(min-width: 720px)').matches}>
-        <summary><strong>${summary}</strong></summary>
+      <details ?open=${this.conflictsOpen ?? matchMedia(WIDE).matches}>
+        <summary @click=${(e) => { this.conflictsOpen = !e.currentTarget.parentElement.open }}><strong>${summary}</strong></summary>
         ${lostList(this.lost, names)}
         ${others.length ? html`<ul aria-label="Findings">${others.map((c) => this.conflictItem(c))}</ul>` : nothing}
       </details>
