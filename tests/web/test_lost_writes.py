@@ -40,9 +40,11 @@ def lost_notices(page: Any) -> Any:
 
 
 async def open_conflicts(page: Any) -> None:
-    """Open the conflicts panel where it is one line (a phone): a tap on its summary."""
+    """Open the conflicts panel where it is one line (a phone): a tap on its summary (after
+    the frame that follows a change of width, when the panel takes its width's state)."""
     panel = page.get_by_role("region", name="Conflicts")
     await panel.wait_for(timeout=10_000)
+    await page.evaluate("() => new Promise((done) => requestAnimationFrame(() => done()))")
     if not await panel.locator("details").evaluate("(d) => d.open"):
         await panel.locator("summary").click()
 
@@ -108,6 +110,7 @@ async def test_the_author_of_a_lost_rename_sees_both_names_and_can_use_theirs(
     assert await lost_notices(winner).count() == 0
     for width, height in ((390, 844), (1400, 900)):  # looked at on a phone and a desktop
         await loser.set_viewport_size({"width": width, "height": height})
+        await open_conflicts(loser)
         await notice.scroll_into_view_if_needed()
         await screenshot(loser, f"lost-write-{width}")
     assert finding["concurrent"]["lost"]["value"] == mine
