@@ -4,8 +4,10 @@ and presence. Screenshots of the views land in ``build/screenshots/``."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -512,6 +514,29 @@ async def test_times_dates_and_money_are_the_weddings_whatever_the_devices_zone(
     await expect(overlap).to_contain_text("15:15")
     assert not iso.search(await conflicts.inner_text())
     await screenshot(page, "timeline-in-the-weddings-zone-1400")
+
+    # A time typed is the wedding's too: the form shows 14:00, 14:10 is 12:10 UTC.
+    await page.get_by_role("button", name="Edit Ceremony").click()
+    form = page.get_by_role("form", name="Edit Ceremony")
+    await expect(form.get_by_label("Starts")).to_have_value("14:00")
+    await form.get_by_label("Starts").fill("14:10")
+    await form.get_by_role("button", name="Save").click()
+    await expect(ceremony.locator("time")).to_have_text("14:10–14:45")
+    await (
+        page.get_by_role("complementary", name="Activity")
+        .get_by_role("listitem")
+        .filter(has_text="moved Ceremony from 14:00 to 14:10")
+        .wait_for(timeout=5000)
+    )
+    deadline = time.monotonic() + 5
+    while True:
+        found = await demo.json("/api/weddings/demo/docs/timeline")
+        assert isinstance(found, dict)
+        start = datetime.fromisoformat(found["items"]["i05"]["start"])
+        if start == datetime(2027, 6, 12, 12, 10, tzinfo=UTC):
+            break
+        assert time.monotonic() < deadline, found["items"]["i05"]
+        await asyncio.sleep(0.05)
 
     await page.get_by_role("link", name="Budget").click()
     main = page.locator("main")

@@ -280,7 +280,8 @@ const NOTES_OF = {
   'budget.payment_notes_edited': { kind: 'payment', name: () => 'a payment' }
 }
 
-const clock = (iso) => (typeof iso === 'string' ? (/T(\d\d:\d\d)/.exec(iso) || [])[1] || iso : '?')
+// A timeline time, in the wedding's time zone (local.js; as written without a profile).
+const clock = (iso) => (typeof iso === 'string' ? formats().time(iso) : '?')
 
 function list (names) {
   if (names.length <= 1) return names.join('')

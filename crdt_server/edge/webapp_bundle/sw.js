@@ -1,8 +1,8 @@
 // The service worker of the planner: keeps the app shell on the device so the app opens
 // with no network. The documents themselves live in IndexedDB (y-indexeddb), not here.
 // The list of files and the version below are filled in by web/build.mjs.
-const VERSION = 'b4a71049792def73'
-const SHELL = ["/app/","/app/app-LXCCMQWA.css","/app/app-OH4UZYSV.js","/app/chunk-6L3CHQDG.js","/app/chunk-ZH4XNPMH.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
+const VERSION = '511449485274b314'
+const SHELL = ["/app/","/app/app-LXCCMQWA.css","/app/app-M6GLTUKO.js","/app/chunk-6L3CHQDG.js","/app/chunk-ZH4XNPMH.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
 const CACHE = `planner-${VERSION}`
 
 self.addEventListener('install', (event) => {
