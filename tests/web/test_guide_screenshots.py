@@ -31,7 +31,7 @@ from tests.web.conftest import (
     open_app,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.asyncio, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.asyncio, pytest.mark.timeout(120)]
 
 GUIDE = SCREENSHOTS / "guide"
 SIZES = ((390, 844), (1400, 900))
