@@ -93,3 +93,22 @@ def test_the_readme_is_a_front_page_not_a_manual() -> None:
         assert peer in "\n".join(lines[:60]), peer
     text = "\n".join(lines)
     assert "./scripts/serve --demo" in text and "docs/performance/2026-" in text
+
+
+GUIDE_IMAGES = re.compile(r"\]\(\.\./(images/web-app/[a-z-]+-(390|1400)\.png)\)")
+
+
+def test_the_web_app_guide_shows_each_view_at_both_sizes_and_small() -> None:
+    """The web-app guide's screenshots (``scripts/guide-screenshots``): each exists, is a PNG
+    under 150 KB, and each view is there at 390 and at 1400 px wide."""
+    text = (DOCS / "guides" / "web-app.md").read_text(encoding="utf-8")
+    found = GUIDE_IMAGES.findall(text)
+    assert len(found) >= 20, found
+    views: dict[str, set[str]] = {}
+    for path, width in found:
+        image = DOCS / path
+        data = image.read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n"), path
+        assert len(data) < 150_000, f"{path} is {len(data)} bytes"
+        views.setdefault(path.rsplit("-", 1)[0], set()).add(width)
+    assert all(widths == {"390", "1400"} for widths in views.values()), views

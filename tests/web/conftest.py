@@ -197,10 +197,12 @@ async def open_app(
     width: int = 1100,
     height: int = 800,
     sockets: list[str] | None = None,
+    **options: Any,
 ) -> tuple[BrowserContext, Page]:
     """A fresh browser context (its own storage) with the app opened at ``url``, synced;
-    ``sockets`` collects the path of every WebSocket the page opens."""
-    context = await browser.new_context(viewport={"width": width, "height": height})
+    ``sockets`` collects the path of every WebSocket the page opens; ``options`` go to the
+    context (``timezone_id``, ``locale``)."""
+    context = await browser.new_context(viewport={"width": width, "height": height}, **options)
     page = await context.new_page()
     page.on("pageerror", lambda error: PAGE_ERRORS.append(f"{url}: {error}"))
     if sockets is not None:

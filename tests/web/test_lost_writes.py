@@ -1,6 +1,8 @@
 """A write lost in a race, as its author sees it in the app: both values, "Use mine" writes
 it back (which closes the finding on the server), in a real browser (Debian's Chromium); a
-field hidden from its author's role is shown without its values and no "Use mine"."""
+field hidden from its author's role is shown without its values and no "Use mine". The
+notices are in the one conflicts panel (the region named "Conflicts"), which is one line on a
+phone until opened."""
 
 from __future__ import annotations
 
@@ -30,6 +32,21 @@ from tests.web.proxy import CuttableProxy
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio, pytest.mark.timeout(90)]
 
 LOST = "Changes of yours that were lost"
+
+
+def lost_notices(page: Any) -> Any:
+    """The lost-write notices: a list inside the region a screen reader names "Conflicts"."""
+    return page.get_by_role("region", name="Conflicts").get_by_role("list", name=LOST)
+
+
+async def open_conflicts(page: Any) -> None:
+    """Open the conflicts panel where it is one line (a phone): a tap on its summary (after
+    the frame that follows a change of width, when the panel takes its width's state)."""
+    panel = page.get_by_role("region", name="Conflicts")
+    await panel.wait_for(timeout=10_000)
+    await page.evaluate("() => new Promise((done) => requestAnimationFrame(() => done()))")
+    if not await panel.locator("details").evaluate("(d) => d.open"):
+        await panel.locator("summary").click()
 
 
 @pytest.fixture(autouse=True)
@@ -81,12 +98,19 @@ async def test_the_author_of_a_lost_rename_sees_both_names_and_can_use_theirs(
         ("couple", couple, planner) if kept == f"{name} (planner)" else ("planner", planner, couple)
     )
     mine = f"{name} ({lost_by})"
-    notice = loser.get_by_role("region", name=LOST)
+    notice = lost_notices(loser)
+    await (
+        loser.get_by_role("region", name="Conflicts")
+        .get_by_text("of yours lost", exact=False)
+        .wait_for(timeout=10_000)
+    )
+    await open_conflicts(loser)
     await notice.get_by_text(f"to “{mine}”", exact=False).wait_for(timeout=10_000)
     await notice.get_by_text(f"“{kept}”", exact=False).wait_for(timeout=5000)
-    assert await winner.get_by_role("region", name=LOST).count() == 0
+    assert await lost_notices(winner).count() == 0
     for width, height in ((390, 844), (1400, 900)):  # looked at on a phone and a desktop
         await loser.set_viewport_size({"width": width, "height": height})
+        await open_conflicts(loser)
         await notice.scroll_into_view_if_needed()
         await screenshot(loser, f"lost-write-{width}")
     assert finding["concurrent"]["lost"]["value"] == mine
@@ -151,7 +175,8 @@ async def test_a_lost_write_of_a_field_hidden_from_its_author_shows_no_value(
         assert await concurrent(demo)
 
         _, vendor = await open_app(browser, demo.link("vendor"), width=390, height=844)
-        notice = vendor.get_by_role("region", name=LOST)
+        notice = lost_notices(vendor)
+        await open_conflicts(vendor)
         await notice.get_by_text("The values are hidden from you.", exact=False).wait_for(
             timeout=10_000
         )
@@ -175,4 +200,4 @@ async def test_a_lost_write_of_a_field_hidden_from_its_author_shows_no_value(
         assert open_finding["id"] in kept  # remembered on the device, across a reload
         await vendor.reload()
         await status(vendor).filter(has_text="Synced").wait_for(timeout=10_000)
-        assert await vendor.get_by_role("region", name=LOST).count() == 0
+        assert await lost_notices(vendor).count() == 0

@@ -4,12 +4,15 @@ and presence. Screenshots of the views land in ``build/screenshots/``."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
+from pycrdt import Doc, Map
 
 from tests.server import ServerProcess
 from tests.web.conftest import (
@@ -472,3 +475,84 @@ async def test_a_wedding_deleted_while_the_app_was_closed_is_cleared_when_it_ope
     await until(again, f"{stored}.then(n => n === 0)")
     kept = "Object.keys(localStorage).filter(k => k.includes(':demo')).length"
     assert await again.evaluate(kept) == 0
+
+
+async def test_times_dates_and_money_are_the_weddings_whatever_the_devices_zone(
+    demo: Demo, browser: Any
+) -> None:
+    """The demo wedding is in Europe/Berlin and pays in euros; the device is in New York. An
+    item written in UTC shows at its Berlin time, the day and payments in words, the money
+    in euros, and the conflicts panel says its times in words (the server's sentence has ISO
+    timestamps)."""
+    async with httpx.AsyncClient(base_url=demo.url, timeout=10) as http:
+        auth = {"Authorization": f"Bearer {demo.tokens['planner']}"}
+        base = await http.get(
+            "/api/weddings/demo/docs/timeline",
+            headers=auth | {"Accept": "application/octet-stream"},
+        )
+        doc: Doc[Any] = Doc()
+        doc.apply_update(base.content)
+        since = doc.get_state()
+        items = doc.get("items", type=Map)
+        with doc.transaction():
+            # The ceremony (14:00 to 14:45 in Berlin) written in UTC; the group photos moved
+            # onto the drinks' terrace (an overlap the server words with ISO timestamps).
+            items["i05"]["start"] = "2027-06-12T12:00:00Z"
+            items["i05"]["end"] = "2027-06-12T12:45:00Z"
+            items["i07"]["location"] = "Terrace"
+        sent = await http.post(
+            "/api/weddings/demo/docs/timeline/update", content=doc.get_update(since), headers=auth
+        )
+        assert sent.status_code == 200, sent.text
+
+    _, page = await open_app(
+        browser,
+        demo.link("couple"),
+        width=1400,
+        height=900,
+        timezone_id="America/New_York",
+        locale="en-GB",
+    )
+    assert await page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone") == (
+        "America/New_York"
+    )
+    await page.get_by_role("link", name="Timeline").click()
+    ceremony = page.locator("main li.item").filter(has=page.get_by_text("Ceremony", exact=True))
+    await expect(ceremony.locator("time")).to_have_text("14:00–14:45")
+    await expect(page.locator("main .counts")).to_contain_text(re.compile(r"Sat,? 12 June 2027"))
+    iso = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d")
+    conflicts = page.get_by_role("region", name="Conflicts")
+    overlap = conflicts.get_by_role("listitem").filter(has_text="Group photos")
+    await expect(overlap).to_contain_text("15:15")
+    assert not iso.search(await conflicts.inner_text())
+    await screenshot(page, "timeline-in-the-weddings-zone-1400")
+
+    # A time typed is the wedding's too: the form shows 14:00, 14:10 is 12:10 UTC.
+    await page.get_by_role("button", name="Edit Ceremony").click()
+    form = page.get_by_role("form", name="Edit Ceremony")
+    await expect(form.get_by_label("Starts")).to_have_value("14:00")
+    await form.get_by_label("Starts").fill("14:10")
+    await form.get_by_role("button", name="Save").click()
+    await expect(ceremony.locator("time")).to_have_text("14:10–14:45")
+    await (
+        page.get_by_role("complementary", name="Activity")
+        .get_by_role("listitem")
+        .filter(has_text="moved Ceremony from 14:00 to 14:10")
+        .wait_for(timeout=5000)
+    )
+    deadline = time.monotonic() + 5
+    while True:
+        found = await demo.json("/api/weddings/demo/docs/timeline")
+        assert isinstance(found, dict)
+        start = datetime.fromisoformat(found["items"]["i05"]["start"])
+        if start == datetime(2027, 6, 12, 12, 10, tzinfo=UTC):
+            break
+        assert time.monotonic() < deadline, found["items"]["i05"]
+        await asyncio.sleep(0.05)
+
+    await page.get_by_role("link", name="Budget").click()
+    main = page.locator("main")
+    await expect(main).to_contain_text("€")
+    text = await main.inner_text()
+    assert not re.search(r"\d{4}-\d\d-\d\d", text), text[:500]
+    assert " EUR" not in text

@@ -17,6 +17,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from crdt_server.auth.permissions import DEFAULT_MATRIX
 from tests.server import ServerProcess
 from tests.web.conftest import (
     ADMIN_KEY,
@@ -112,6 +113,7 @@ async def test_a_vendor_is_offered_only_what_its_role_may_use(demo: Demo, browse
     await expect(panel.get_by_role("button", name="Download the guest list")).to_be_visible()
     for absent in ("Get a calendar link", "Preview the import", "Export the wedding"):
         assert await panel.get_by_role("button", name=absent).count() == 0, absent
+    assert await panel.get_by_role("list", name="Members of the wedding").count() == 0
 
 
 class _Receiver:
@@ -185,3 +187,82 @@ async def test_the_planner_adds_a_webhook_sends_a_test_and_removes_it(
         await expect(panel.get_by_text("No endpoints yet.")).to_be_visible()
     finally:
         server.close()
+
+
+async def _member_role(demo: Demo, sub: str) -> str | None:
+    found = await demo.json("/api/weddings/demo/members", "couple")
+    assert isinstance(found, dict)
+    return next((m["role"] for m in found["members"] if m["sub"] == sub), None)
+
+
+async def test_members_and_calendar_links_follow_the_operators_matrix(
+    tmp_path: Path, browser: Any
+) -> None:
+    """Under a matrix that keeps calendar links to the couple: the planner manages the members
+    (a role changed, one the ceiling refuses said beside its picker, one removed) and is
+    offered no calendar link; the couple makes a calendar link, sees it listed, revokes it."""
+    matrix: dict[str, Any] = {
+        role: {d: a.value for d, a in docs.items()} for role, docs in DEFAULT_MATRIX.items()
+    }
+    matrix["capabilities"] = {"calendar.tokens": ["couple"]}
+    env = {"CRDT_SERVER_ADMIN_API_KEY": ADMIN_KEY, "CRDT_SERVER_PERMISSIONS": json.dumps(matrix)}
+    async with ServerProcess(
+        tmp_path / "data", env=env, args=["--demo"], anonymous=False
+    ) as server:
+        demo = await demo_links(server)
+        async with httpx.AsyncClient(base_url=demo.url, timeout=10) as http:
+            added = (("sam", "friend", "Sam Friend"), ("val", "vendor", "Val Vendor"))
+            for sub, role, name in added:
+                put = await http.put(
+                    f"/api/weddings/demo/members/{sub}",
+                    json={"role": role, "name": name},
+                    headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+                )
+                assert put.status_code == 201, put.text
+
+        _, page = await open_app(browser, demo.link("planner"), width=390, height=844)
+        await page.get_by_role("button", name="Share").click()
+        panel = page.get_by_role("region", name="Share and export")
+        members = panel.get_by_role("list", name="Members of the wedding")
+        await members.get_by_text("Val Vendor").wait_for(timeout=10_000)
+        assert await panel.get_by_role("button", name="Get a calendar link").count() == 0
+
+        # A change the planner may make.
+        await members.get_by_label("Role of Val Vendor").select_option("family")
+        deadline = time.monotonic() + 10
+        while await _member_role(demo, "val") != "family":
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+
+        # One the ceiling refuses: the reason beside the picker, the role as it was.
+        picker = members.get_by_label("Role of Sam Friend")
+        await picker.select_option("couple")
+        await expect(picker).to_have_accessible_description(
+            re.compile("only the couple may grant the couple role")
+        )
+        await expect(picker).to_have_value("friend")
+        await expect(picker).to_be_in_viewport()
+        assert await _member_role(demo, "sam") == "friend"
+        await screenshot(page, "share-members-390")
+
+        # Remove asks once more, then the member is gone.
+        await members.get_by_role("button", name="Remove Sam Friend").click()
+        await members.get_by_role("button", name="Really remove Sam Friend?").click()
+        await expect(members.get_by_text("Sam Friend")).to_have_count(0)
+        assert await _member_role(demo, "sam") is None
+
+        # The couple (calendar.tokens under this matrix): a labelled link, listed, revoked.
+        _, couple = await open_app(browser, demo.link("couple"), width=1400, height=900)
+        await couple.get_by_role("button", name="Share").click()
+        shared = couple.get_by_role("region", name="Share and export")
+        await shared.get_by_label("Label").fill("Ann’s phone")
+        await shared.get_by_role("button", name="Get a calendar link").click()
+        link = await shared.get_by_label("Calendar link").input_value()
+        feeds = shared.get_by_role("list", name="Open calendar feeds")
+        await expect(feeds).to_contain_text("Ann’s phone")
+        await screenshot(couple, "share-members-1400")
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(link)).status_code == 200
+            await feeds.get_by_role("button", name="Revoke Ann’s phone").click()
+            await expect(feeds).to_have_count(0)
+            assert (await http.get(link)).status_code == 401

@@ -12,6 +12,8 @@
 // The latest events are kept on the device (localStorage, per wedding and person), so the
 // feed shows at once, and offline.
 
+import { formats } from './local.js'
+
 const KEEP = 300
 const SHOWN = 40
 const WATCHDOG_MS = 45_000 // the server sends a heartbeat every 15 s by default
@@ -278,7 +280,8 @@ const NOTES_OF = {
   'budget.payment_notes_edited': { kind: 'payment', name: () => 'a payment' }
 }
 
-const clock = (iso) => (typeof iso === 'string' ? (/T(\d\d:\d\d)/.exec(iso) || [])[1] || iso : '?')
+// A timeline time, in the wedding's time zone (local.js; as written without a profile).
+const clock = (iso) => (typeof iso === 'string' ? formats().time(iso) : '?')
 
 function list (names) {
   if (names.length <= 1) return names.join('')
@@ -435,7 +438,8 @@ export function describe (group, names) {
       break
     case 'thread.message_posted': {
       const subject = names.thread ? names.thread(data.thread) : null
-      const body = typeof data.body === 'string' ? data.body.slice(0, 140) : ''
+      // A mention, `@[Name](sub)`, reads `@Name` (as in the thread).
+      const body = typeof data.body === 'string' ? data.body.slice(0, 400).replace(/@\[([^[\]\n]{1,200})\]\([^()\s]{1,256}\)/g, '@$1').slice(0, 140) : ''
       what = n === 1
         ? `wrote${subject ? ` in “${subject}”` : ''}${body ? `: ${body}` : ''}`
         : `wrote ${n} messages${subject ? ` in “${subject}”` : ''}`
@@ -494,15 +498,7 @@ export function placeOf (group) {
   return { section, entity: group.type.endsWith('removed') ? null : entity }
 }
 
-/** "just now", "5 min ago", "14:05", "12 Jun 14:05". */
+/** "just now", "5 min ago", "14:05", "12 Jun 14:05", in the wedding's time zone (local.js). */
 export function when (iso, now = Date.now()) {
-  const at = Date.parse(iso)
-  if (Number.isNaN(at)) return ''
-  const seconds = Math.round((now - at) / 1000)
-  if (seconds < 45) return 'just now'
-  if (seconds < 3600) return `${Math.round(seconds / 60)} min ago`
-  const date = new Date(at)
-  const time = date.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' })
-  if (new Date(now).toDateString() === date.toDateString()) return time
-  return `${date.toLocaleDateString(undefined, { day: 'numeric', month: 'short' })} ${time}`
+  return formats().ago(iso, now)
 }

@@ -5,6 +5,7 @@
 
 import { html, nothing } from 'lit-html'
 import { when } from './activity.js'
+import { formats } from './local.js'
 import { call, reasonOf } from './api.js'
 
 /** What a document holds, in words (from its JSON view). */
@@ -105,15 +106,15 @@ export function historyView (ctx) {
       ? html`<p class="muted">Loading…</p>`
       : h.points.length
         ? html`<ol class="rows versions" aria-label="Restore points">${h.points.map((p) => html`<li class="row">
-            <div class="who"><strong><time datetime=${p.at} title=${new Date(p.at).toLocaleString()}>${when(p.at)}</time></strong>
+            <div class="who"><strong><time datetime=${p.at} title=${formats().dateTime(p.at)}>${when(p.at)}</time></strong>
               <span class="muted">changed by ${who(p.actors)}</span>
               ${h.preview && h.preview.seq === p.seq
                 ? html`<span class="preview">Then: ${h.preview.then}. Now: ${h.preview.now}.</span>`
                 : nothing}</div>
             <div class="row-actions">
-              <button type="button" @click=${() => h.show(p.seq)} aria-label=${`Preview as of ${new Date(p.at).toLocaleString()}`}>Preview</button>
+              <button type="button" @click=${() => h.show(p.seq)} aria-label=${`Preview as of ${formats().dateTime(p.at)}`}>Preview</button>
               ${canRestore ? html`<button type="button" name="restore" aria-describedby=${f.describedBy('restore')}
-                aria-label=${`Restore as of ${new Date(p.at).toLocaleString()}`} @click=${() => restore(p.seq)}>Restore</button>` : nothing}
+                aria-label=${`Restore as of ${formats().dateTime(p.at)}`} @click=${() => restore(p.seq)}>Restore</button>` : nothing}
             </div></li>`)}</ol>`
         : html`<p class="muted">No restore points yet.</p>`}
   </section>`

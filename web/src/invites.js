@@ -7,7 +7,7 @@
 import { html, nothing } from 'lit-html'
 import { call, reasonOf } from './api.js'
 
-const ROLES = [['planner', 'Planner'], ['couple', 'Partner (the couple)'], ['family', 'Family'], ['vendor', 'Vendor'], ['friend', 'Friend']]
+export const ROLES = [['planner', 'Planner'], ['couple', 'Partner (the couple)'], ['family', 'Family'], ['vendor', 'Vendor'], ['friend', 'Friend']]
 
 export class Invites {
   constructor ({ wedding, token, onChange }) {

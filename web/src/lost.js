@@ -157,8 +157,9 @@ export const hidden = (side) => Boolean(side) && typeof side === 'object' && !('
 export const canUseMine = (c) => c.kind === 'concurrent_edit' && c.path.length >= 2 && !hidden(c.lost)
 
 /** A notice's words and choices, for a finding ``c`` (``item.concurrent``): ``person``
- * names a subject, ``entry`` names a key (document and path). */
-export function lostNotice (c, { person, entry }) {
+ * names a subject, ``entry`` names a key (document and path), ``words`` puts the values'
+ * timestamps and amounts in words (local.js). */
+export function lostNotice (c, { person, entry, words = (text) => text }) {
   const what = entry(c.doc, c.path)
   const who = c.kept && c.kept.actor ? (person(c.kept.actor.sub) || c.kept.actor.sub) : 'someone'
   const secret = hidden(c.lost) || hidden(c.kept)
@@ -173,26 +174,25 @@ export function lostNotice (c, { person, entry }) {
     text = `You set ${what} to ${shown(c.lost.value)}, but ${who} set it to ${shown(c.kept && c.kept.value)} at the same time, and theirs was kept.`
   }
   return {
-    text,
+    text: words(text),
     useMine: canUseMine(c),
     // Nothing to choose between when the values are hidden: the person acknowledges it.
     keep: c.kind === 'concurrent_edit' && !secret ? 'Keep theirs' : 'OK'
   }
 }
 
-/** The notices: both values (unless hidden), who wrote the kept one, and the choices. */
-export function lostView (lost, { person, entry, docs }) {
+/** The notices, as a list inside the one conflicts panel (main.js): both values (unless
+ *  hidden), who wrote the kept one, and the choices. */
+export function lostList (lost, { person, entry, docs, words }) {
   if (!lost.items.length) return nothing
-  return html`<section class="banner lost" role="region" aria-label="Changes of yours that were lost">
-    <ul>${lost.items.map((item) => {
-      const notice = lostNotice(item.concurrent, { person, entry })
-      return html`<li data-conflict=${item.id}>
-        <p>${notice.text}</p>
-        ${notice.useMine
-          ? html`<button type="button" @click=${() => lost.useMine(item, docs())}>Use mine</button>`
-          : nothing}
-        <button type="button" ?disabled=${lost.busy.has(item.id)} @click=${() => lost.keepTheirs(item)}>${notice.keep}</button>
-      </li>`
-    })}</ul>
-  </section>`
+  return html`<ul class="lost" aria-label="Changes of yours that were lost">${lost.items.map((item) => {
+    const notice = lostNotice(item.concurrent, { person, entry, words })
+    return html`<li data-conflict=${item.id} data-code="concurrent_edit">
+      <p>${notice.text}</p>
+      ${notice.useMine
+        ? html`<button type="button" @click=${() => lost.useMine(item, docs())}>Use mine</button>`
+        : nothing}
+      <button type="button" ?disabled=${lost.busy.has(item.id)} @click=${() => lost.keepTheirs(item)}>${notice.keep}</button>
+    </li>`
+  })}</ul>`
 }

@@ -9,14 +9,14 @@ import {
 } from './people.js'
 import { KINDS, WeddingSync, forgetWedding } from './sync.js'
 import {
-  conflictKey, formatMoney, readBudget, readGuests, readProfile, readSeating, readTimeline, seatFor, seatGuest,
+  conflictKey, readBudget, readGuests, readProfile, readSeating, readTimeline, seatFor, seatGuest,
   seatingConflicts, timelineOverlaps, unseatGuest, updateGuest
 } from './model.js'
 import { avatar, budgetView, guestsView, seatingView, timelineView } from './views.js'
 import { ActivityFeed, describe, placeOf, when } from './activity.js'
 import { ThreadStore } from './threads.js'
 import { threadIndex, threadPanel } from './panel.js'
-import { LostWrites, lostView } from './lost.js'
+import { LostWrites, lostList } from './lost.js'
 import { OperationQueue } from './operations.js'
 import { EditState, FormErrors } from './forms.js'
 import { History } from './undo.js'
@@ -24,9 +24,13 @@ import { Inbox, bell, inboxView } from './inbox.js'
 import { Tools, toolsView } from './tools.js'
 import { Webhooks } from './webhooks.js'
 import { Invites } from './invites.js'
+import { CalendarTokens, Members } from './members.js'
 import { followScroll } from './guestlist.js'
 import { DocHistory, historyView } from './history.js'
+import { useFormats } from './local.js'
 
+// Where the conflicts panel opens by itself (on a narrower screen it is one line).
+const WIDE = '(min-width: 720px)'
 const TITLES = { guests: 'Guests', seating: 'Seating', timeline: 'Timeline', budget: 'Budget' }
 // The server's default matrix (README, "Who may connect"): used only when the app opens with
 // no network and has never asked the server what this person may open.
@@ -243,6 +247,8 @@ class PlannerApp {
     this.toolsOpen = false
     this.webhooks = new Webhooks({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
     this.invites = new Invites({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
+    this.members = new Members({ wedding, sub: access.sub, token: () => this.keeper.token, onChange: () => this.sync.changed() })
+    this.calendarTokens = new CalendarTokens({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
     this.docHistory = new DocHistory({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
     this.feed = new ActivityFeed({
       wedding,
@@ -284,6 +290,7 @@ class PlannerApp {
       { onChange: () => this.sync.changed() }
     )
     this.toast = null // { text, action }: the last removal, with its Undo
+    this.conflictsOpen = null // the conflicts panel as its person left it (null: by the width)
   }
 
   get sections () {
@@ -308,6 +315,7 @@ class PlannerApp {
     this.publishPresence()
     addEventListener('keydown', (e) => this.shortcut(e))
     this.listCheck = followScroll(this)
+    matchMedia(WIDE).addEventListener('change', () => this.render()) // the conflicts panel
     this.feed.start()
     this.threads.start()
     this.inbox.start()
@@ -387,6 +395,8 @@ class PlannerApp {
     this.toolsOpen = open
     if (open && this.can('webhooks.manage')) this.webhooks.load()
     if (open && this.can('members.invite')) this.invites.load()
+    if (open && this.can('members.manage')) this.members.load()
+    if (open && this.can('calendar.tokens')) this.calendarTokens.load()
     this.render()
     if (open) requestAnimationFrame(() => document.getElementById('tools-panel')?.focus())
   }
@@ -447,7 +457,7 @@ class PlannerApp {
   get hasTools () {
     const guests = this.access.docs.guests
     return (guests && guests !== 'none') || this.access.role === 'couple' ||
-      ['calendar.tokens', 'members.invite', 'webhooks.manage'].some((c) => Array.isArray(this.access.capabilities) && this.access.capabilities.includes(c))
+      ['calendar.tokens', 'members.invite', 'members.manage', 'webhooks.manage'].some((c) => Array.isArray(this.access.capabilities) && this.access.capabilities.includes(c))
   }
 
   canWrite (kind) {
@@ -626,6 +636,8 @@ class PlannerApp {
     this.timeline = readTimeline(this.docs.timeline)
     this.profile = readProfile(this.docs.timeline)
     this.budget = readBudget(this.docs.budget)
+    // Dates, times and money as the wedding has them, whatever this device's zone (local.js).
+    this.local = useFormats(this.profile.time_zone, this.budget.currency)
     this.overlaps = timelineOverlaps(this.timeline)
     this.others = this.sync.others()
     this.threadIndex = threadIndex(this.threads.threads)
@@ -666,8 +678,8 @@ class PlannerApp {
     }
     const busy = finding && this.lost.busy.has(finding.id)
     return html`<li data-code=${c.code} data-form=${form || nothing}>
-      ${c.code === 'concurrent_edit' ? this.crossed(c) : c.message}
-      ${suggestion && suggestion.message ? html`<span class="suggestion">Suggested: ${suggestion.message}</span>` : nothing}
+      ${c.code === 'concurrent_edit' ? this.crossed(c) : this.local.words(c.message)}
+      ${suggestion && suggestion.message ? html`<span class="suggestion">Suggested: ${this.local.words(suggestion.message)}</span>` : nothing}
       ${finding && this.can('conflicts.resolve')
         ? html`<span class="conflict-actions">
             ${suggestion && Array.isArray(suggestion.ops) && suggestion.ops.length
@@ -726,7 +738,7 @@ class PlannerApp {
       },
       item: byId(this.timeline, 'title'),
       category: byId(this.budget.categories, 'name'),
-      money: (n) => (Number.isInteger(n) ? formatMoney(n, this.budget.currency) : null)
+      money: (n) => (Number.isInteger(n) ? this.local.money(n) : null)
     }
   }
 
@@ -769,7 +781,7 @@ class PlannerApp {
                       <ul>${said.details.map((line) => html`<li>${line}</li>`)}</ul></details>`
                   : nothing}
                 <div class="feed-meta">
-                  <time class="muted" datetime=${group.at} title=${new Date(group.at).toLocaleString()}>${when(group.at)}</time>
+                  <time class="muted" datetime=${group.at} title=${this.local.dateTime(group.at)}>${when(group.at)}</time>
                   ${reachable ? html`<a class="feed-link" href=${`#${place.section}`} aria-label="Show this change" @click=${(e) => { e.preventDefault(); this.reveal(place) }}>Show</a>` : nothing}
                 </div>
               </li>`
@@ -777,6 +789,33 @@ class PlannerApp {
           </ol>`
         : html`<p class="muted">Nothing yet. Changes by anyone in this wedding show here as they happen.</p>`}
     </aside>`
+  }
+
+  /** The one conflicts panel: the person's own lost writes (lost.js) first, then every other
+   *  finding (a lost write is shown once, as its notice); one line on a phone. */
+  conflictsPanel () {
+    const lost = this.lost.items
+    const mine = new Set(lost.map((item) => conflictKey(item)))
+    const others = this.conflicts.filter((c) => !mine.has(conflictKey(c)))
+    const count = others.length + lost.length
+    if (!count) return nothing
+    const names = {
+      person: this.names().person,
+      entry: (doc, path) => this.entryName(doc, path),
+      docs: () => this.docs,
+      words: (text) => this.local.words(text)
+    }
+    const summary = [
+      others.length ? `${others.length} ${others.length === 1 ? 'conflict' : 'conflicts'} to resolve` : null,
+      lost.length ? `${lost.length} ${lost.length === 1 ? 'change' : 'changes'} of yours lost` : null
+    ].filter(Boolean).join(' · ')
+    return html`<section class="banner conflicts" role="region" aria-label="Conflicts">
+      <details ?open=${this.conflictsOpen ?? matchMedia(WIDE).matches}>
+        <summary @click=${(e) => { this.conflictsOpen = !e.currentTarget.parentElement.open }}><strong>${summary}</strong></summary>
+        ${lostList(this.lost, names)}
+        ${others.length ? html`<ul aria-label="Findings">${others.map((c) => this.conflictItem(c))}</ul>` : nothing}
+      </details>
+    </section>`
   }
 
   render () {
@@ -829,15 +868,7 @@ class PlannerApp {
       </nav>
       ${this.signedOut ? html`<div class="banner danger" role="alert">You are signed out (${this.signedOut}). Open a new sign-in link to continue; nothing you changed on this device is lost.</div>` : nothing}
       ${this.deleted ? html`<div class="banner danger" role="alert">This wedding was deleted. Its copy on this device has been removed.</div>` : nothing}
-      ${this.conflicts.length
-        ? html`<section class="banner conflicts" role="region" aria-label="Conflicts">
-            <details ?open=${matchMedia('(min-width: 720px)').matches}>
-              <summary><strong>${this.conflicts.length} ${this.conflicts.length === 1 ? 'conflict' : 'conflicts'} to resolve</strong></summary>
-              <ul>${this.conflicts.map((c) => this.conflictItem(c))}</ul>
-            </details>
-          </section>`
-        : nothing}
-      ${lostView(this.lost, { person: this.names().person, entry: (doc, path) => this.entryName(doc, path), docs: () => this.docs })}
+      ${this.conflictsPanel()}
       <div class="layout">
         <main id="main" tabindex="-1">${views[section](this)}</main>
         <div class="side">

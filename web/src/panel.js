@@ -5,6 +5,7 @@
 import { html, nothing } from 'lit-html'
 import { anchoredTo } from './threads.js'
 import { when } from './activity.js'
+import { formats } from './local.js'
 
 const ROLE_WORDS = { couple: 'The couple', planner: 'The planner', family: 'Family', vendor: 'A vendor', friend: 'A friend' }
 const DOC_WORDS = { guests: 'guest', seating: 'table', timeline: 'timeline item', budget: 'budget category' }
@@ -204,7 +205,7 @@ export function threadPanel (ctx) {
           <ol class="messages" aria-label="Conversation">
             ${(messages || []).map((m) => html`<li class="message ${m.deleted ? 'deleted' : ''}" data-message=${m.id}>
               <div class="message-meta"><strong>${authorName(ctx, m.author)}</strong>
-                <time class="muted" datetime=${m.created_at} title=${new Date(m.created_at).toLocaleString()}>${when(m.created_at)}</time>
+                <time class="muted" datetime=${m.created_at} title=${formats().dateTime(m.created_at)}>${when(m.created_at)}</time>
                 ${m.edited_at ? html`<span class="muted">(edited)</span>` : nothing}</div>
               <p class="body">${m.deleted ? html`<em class="muted">Message deleted</em>` : withMentions(m.body)}</p>
             </li>`)}

@@ -1,11 +1,13 @@
-// The wedding's tools, a button away (issue 53, point 5): a calendar link to subscribe to,
-// the guest list as CSV and a CSV import with its dry-run preview, and the wedding's export.
+// The wedding's tools, a button away (issue 53, point 5): calendar links to subscribe to and
+// the members (members.js), the guest list as CSV and a CSV import with its dry-run preview,
+// and the wedding's export.
 // Each shows only when the person's role may use it (`/access` lists its capability or the
 // document access it needs); each route's refusal is said beside its control.
 
 import { html, nothing } from 'lit-html'
 import { webhooksView } from './webhooks.js'
 import { invitesView } from './invites.js'
+import { calendarView, membersView } from './members.js'
 
 export class Tools {
   constructor ({ wedding, token, onChange }) {
@@ -13,7 +15,6 @@ export class Tools {
     this.wedding = wedding
     this.token = token
     this.onChange = onChange
-    this.calendar = null // { url } once made
     this.preview = null // the dry run's answer: { added, changed, unchanged, errors }
     this.file = null // { name, text } chosen for import
     this.busy = false
@@ -21,20 +22,6 @@ export class Tools {
 
   headers (extra = {}) {
     return { Authorization: `Bearer ${this.token()}`, ...extra }
-  }
-
-  /** Make a calendar link (a feed token of its own); null, or the reason it was refused. */
-  async calendarLink () {
-    const response = await fetch(`${this.base}/calendar-tokens`, {
-      method: 'POST',
-      headers: this.headers({ 'Content-Type': 'application/json' }),
-      body: JSON.stringify({ label: 'planner app' })
-    }).catch(() => null)
-    const body = response ? await response.json().catch(() => ({})) : {}
-    if (!response || response.status !== 201) return body.detail || 'the server cannot be reached'
-    this.calendar = { url: body.url }
-    this.onChange()
-    return null
   }
 
   /** Download `path` (with the person's token) as a file named `name`. */
@@ -91,7 +78,6 @@ export function toolsView (ctx) {
   const canImport = ctx.canWrite('guests')
   const canExportGuests = ctx.access.docs.guests && ctx.access.docs.guests !== 'none'
   const canExport = ctx.access.role === 'couple'
-  const cal = ctx.errors.of('calendar')
   const csv = ctx.errors.of('guests-csv')
   const wedding = ctx.errors.of('export')
   const act = async (form, field, run) => {
@@ -110,16 +96,7 @@ export function toolsView (ctx) {
   return html`<section id="tools-panel" class="card tools" aria-labelledby="tools-title" tabindex="-1">
     <header class="panel-head"><h2 id="tools-title">Share and export</h2>
       <button type="button" class="link" aria-label="Close share and export" @click=${() => ctx.showTools(false)}>×</button></header>
-    ${canCalendar
-      ? html`<section data-form="calendar" aria-labelledby="cal-title"><h3 id="cal-title">Calendar</h3>
-          <p class="muted">Subscribe to the timeline in any calendar app; the link works until revoked.</p>
-          ${tools.calendar
-            ? html`<div class="field"><label>Calendar link <input name="url" readonly .value=${tools.calendar.url} @focus=${(e) => e.target.select()}></label></div>
-                <button type="button" @click=${() => navigator.clipboard?.writeText(tools.calendar.url).then(() => ctx.say('Calendar link copied.'), () => ctx.say('Select the link and copy it.'))}>Copy the link</button>`
-            : html`<button type="button" name="calendar" aria-describedby=${cal.describedBy('calendar')}
-                @click=${() => act('calendar', 'calendar', () => tools.calendarLink())}>Get a calendar link</button>${cal.note('calendar')}`}
-        </section>`
-      : nothing}
+    ${canCalendar ? calendarView(ctx) : nothing}
     ${canExportGuests
       ? html`<section data-form="guests-csv" aria-labelledby="csv-title"><h3 id="csv-title">Guest list as CSV</h3>
           <button type="button" @click=${() => act('guests-csv', 'file', () => tools.download('/guests.csv?bom=true', `guests-${tools.wedding}.csv`))}>Download the guest list</button>
@@ -144,6 +121,7 @@ export function toolsView (ctx) {
             : nothing}
         </section>`
       : nothing}
+    ${ctx.can('members.manage') ? membersView(ctx) : nothing}
     ${ctx.can('members.invite') ? invitesView(ctx) : nothing}
     ${ctx.can('webhooks.manage') ? webhooksView(ctx) : nothing}
     ${canExport

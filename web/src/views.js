@@ -6,9 +6,9 @@ import { live } from 'lit-html/directives/live.js'
 import { ref } from 'lit-html/directives/ref.js'
 import { repeat } from 'lit-html/directives/repeat.js'
 import {
-  RSVP, SIDES, STATUSES, addCategory, addGuest, addItem, addTable, firstDay, formatMoney, parseMoney,
+  RSVP, SIDES, STATUSES, addCategory, addGuest, addItem, addTable, firstDay, parseMoney,
   recordPayment, removeGuest, removeItem, removePayment, removeTable, seatGuest, setTotal,
-  updateCategory, updateGuest, updateItem, updateTable
+  updateCategory, updateGuest, updateItem, updateTable, zoneOffset
 } from './model.js'
 import { cancelNotes, notesField } from './notes.js'
 import { discussButton } from './panel.js'
@@ -436,13 +436,19 @@ function tablePicker (ctx, guestId, name, seatedAt) {
 
 // -- timeline ---------------------------------------------------------------------------
 
-const clock = (iso) => (/T(\d\d:\d\d)/.exec(iso) || [])[1] || iso
+/** The day and UTC offset a time typed for `iso`'s day is written with: in the wedding's zone
+ *  (the profile) where it has one, else the timestamp's own. */
+function dayOf (ctx, iso) {
+  const day = ctx.local.wall(iso).day
+  const written = (/([+-]\d\d:\d\d|Z)$/.exec(iso) || ['+00:00'])[0]
+  return { day, offset: (ctx.local.zone && zoneOffset(day, ctx.local.zone)) || written }
+}
 
 export function timelineView (ctx) {
   const { timeline, overlaps } = ctx
   const canWrite = ctx.access.docs.timeline === 'write'
   // The first item's day; else the wedding's date in its time zone (the profile); else today.
-  const { day, offset } = firstDay(timeline, ctx.profile)
+  const { day, offset } = timeline.length ? dayOf(ctx, timeline[0].start) : firstDay(timeline, ctx.profile)
   const addForm = ctx.errors.of('add-item')
   const add = (e) => {
     e.preventDefault()
@@ -466,7 +472,7 @@ export function timelineView (ctx) {
     <section class="view" aria-labelledby="timeline-title">
       <div class="view-head">
         <h2 id="timeline-title">Timeline</h2>${historyButton(ctx, 'timeline')}
-        <p class="counts"><span class="pill">${day}</span><span class="pill">${timeline.length} items</span>${overlaps.size ? html`<span class="pill declined">${overlaps.size} overlapping</span>` : nothing}</p>
+        <p class="counts"><span class="pill">${ctx.local.day(day)}</span><span class="pill">${timeline.length} items</span>${overlaps.size ? html`<span class="pill declined">${overlaps.size} overlapping</span>` : nothing}</p>
       </div>
       ${readOnlyNote(ctx, 'timeline')}
       <ol class="timeline" aria-label="The day's schedule">
@@ -474,7 +480,7 @@ export function timelineView (ctx) {
           const flags = overlaps.get(item.id)
           if (canWrite && ctx.editing === item.id) return timelineEdit(ctx, item)
           return html`<li class="item ${flags ? 'conflict' : ''} status-${item.status}" data-entity=${item.id}>
-            <time datetime=${item.start}>${clock(item.start)}–${clock(item.end)}</time>
+            <time datetime=${item.start}>${ctx.local.time(item.start)}–${ctx.local.time(item.end)}</time>
             <div class="what">
               <span class="name-line"><strong>${item.title}</strong>${editors(ctx, item.id)}</span>
               <span class="muted">${[item.location, item.owner && `Owner: ${item.owner}`, item.vendor && `Vendor: ${item.vendor}`].filter(Boolean).join(' · ')}</span>
@@ -540,11 +546,11 @@ function runOfShow (ctx, canWrite) {
 }
 
 /** A timeline item's fields as its edit form shows them. */
-function itemShown (item) {
+function itemShown (ctx, item) {
   return {
     title: item.title,
-    start: clock(item.start),
-    end: clock(item.end),
+    start: ctx.local.time(item.start),
+    end: ctx.local.time(item.end),
     location: item.location || '',
     owner: item.owner || '',
     vendor: item.vendor || ''
@@ -565,9 +571,8 @@ function itemErrors (v) {
 /** An item's edit form: it writes only what the person changed (`EditState`). */
 function timelineEdit (ctx, item) {
   const form = `item-${item.id}`
-  const day = item.start.slice(0, 10)
-  const offset = (/([+-]\d\d:\d\d|Z)$/.exec(item.start) || ['+00:00'])[0]
-  const now = itemShown(item)
+  const { day, offset } = dayOf(ctx, item.start)
+  const now = itemShown(ctx, item)
   const state = ctx.editState(item.id, () => now)
   const save = (e) => {
     e.preventDefault()
@@ -613,7 +618,7 @@ function timelineEdit (ctx, item) {
 export function budgetView (ctx) {
   const { budget } = ctx
   const canWrite = ctx.access.docs.budget === 'write'
-  const money = (n) => formatMoney(n, budget.currency)
+  const money = (n) => ctx.local.money(n)
   const paidBy = new Map()
   for (const p of budget.payments) paidBy.set(p.category_id, (paidBy.get(p.category_id) || 0) + p.amount)
   const planned = budget.categories.reduce((n, c) => n + c.planned, 0)
@@ -696,8 +701,8 @@ export function budgetView (ctx) {
       <h3>Payments</h3>
       <ul class="rows" aria-label="Payments">
         ${budget.payments.map((p) => html`<li class="row" data-entity=${p.id}>
-          <div class="who"><strong>${money(p.amount)}</strong><span class="muted">${[p.date, names.get(p.category_id) || p.category_id, p.vendor, p.payer && `paid by ${p.payer}`].filter(Boolean).join(' · ')}</span></div>
-          ${canWrite ? html`<div class="row-actions"><button type="button" class="link danger" aria-label=${`Remove payment of ${money(p.amount)} on ${p.date}`} @click=${() => ctx.removed(`Payment of ${money(p.amount)} removed`, () => removePayment(ctx.docs.budget, p.id))}>Remove</button></div>` : nothing}
+          <div class="who"><strong>${money(p.amount)}</strong><span class="muted">${[ctx.local.day(p.date), names.get(p.category_id) || p.category_id, p.vendor, p.payer && `paid by ${p.payer}`].filter(Boolean).join(' · ')}</span></div>
+          ${canWrite ? html`<div class="row-actions"><button type="button" class="link danger" aria-label=${`Remove payment of ${money(p.amount)} on ${ctx.local.day(p.date)}`} @click=${() => ctx.removed(`Payment of ${money(p.amount)} removed`, () => removePayment(ctx.docs.budget, p.id))}>Remove</button></div>` : nothing}
         </li>`)}
       </ul>
       ${canWrite ? html`<form class="card add-form" data-form="add-payment" novalidate @submit=${record} @input=${payForm.edited} aria-label="Record a payment">

@@ -153,3 +153,9 @@ test('one person\'s notes edits within 10 minutes are one line, which expands (i
   assert.equal(describe(groups[0], withPriya).details, undefined)
   feed.clear()
 })
+
+test('a message with a mention reads @Name, as in its thread', () => {
+  const e = event('thread.message_posted', { thread: 't1', body: '@[Alex & Sam](demo-couple) can Ada sit by the door?' })
+  assert.match(one(e).what, /: @Alex & Sam can Ada sit by the door\?$/)
+  assert.doesNotMatch(one(e).what, /demo-couple|\[/)
+})
