@@ -30,6 +30,7 @@ from typing import Any
 
 from pycrdt import Doc, Map
 
+from .households import households
 from .model import DOCUMENT_KINDS, Conflict, format_money, normal_label, parse_instant
 from .schema import (
     ENTITIES,
@@ -37,6 +38,7 @@ from .schema import (
     Assignment,
     Category,
     Guest,
+    GuestList,
     Household,
     Payment,
     SchemaProblem,
@@ -105,8 +107,22 @@ FINDING_KINDS: tuple[FindingKind, ...] = (
     FindingKind(
         ("seating.table_over_capacity",),
         "one table",
-        ("assignments by table",),
-        ("the table", "an assignment to or from it"),
+        ("assignments by table", "named plus-ones by host"),
+        (
+            "the table",
+            "an assignment to or from it",
+            "a seated guest's plus-one (unnamed ones sit with their host)",
+        ),
+    ),
+    FindingKind(
+        ("seating.household_split",),
+        "one household",
+        ("households by guest (from the guest list)", "assignments by table"),
+        (
+            "a guest or household entry (who is in which household)",
+            "an assignment of one of its people",
+            "a table one of them sits at (its name)",
+        ),
     ),
     FindingKind(
         ("seating.seat_double_booked",),
@@ -168,6 +184,11 @@ class WeddingFindings:
         self._spent: dict[str, int] = defaultdict(int)
         self._paid = 0
         self._planned = 0
+        self._named: dict[str, set[str]] = defaultdict(set)  # host -> named plus-ones
+        self._household_of: dict[str, str] = {}  # guest -> household id
+        self._households: dict[str, tuple[str, frozenset[str]]] = {}  # id -> name, members
+        self._membership_stale = True
+        self._moved: set[str] = set()  # guests whose assignment changed since evaluate
         # findings
         self._groups: dict[Group, tuple[Conflict, ...]] = {}
         self._dirty: set[Group] = set()
@@ -266,19 +287,32 @@ class WeddingFindings:
         assignment: Assignment | None = self._records["assignments"].get(key)
         if assignment is not None and assignment.seat is not None:
             self._dirty.add(("seat", assignment.table_id, assignment.seat))
+        self._membership_stale = True
+        self._moved.add(key)  # an answer changed: who of its household may be seated
+        hosts = {key}  # whose unnamed plus-one may have come or gone: their table's count
+        for guest, sign in ((old, -1), (new, 1)):
+            if guest is not None and guest.plus_one_of is not None:
+                _move(self._named, guest.plus_one_of, key, sign)
+                hosts.add(guest.plus_one_of)
+        for host in hosts:
+            seat: Assignment | None = self._records["assignments"].get(host)
+            if seat is not None:
+                self._dirty.add(("table", seat.table_id))
 
     def _households_changed(self, key: str, old: Household | None, new: Household | None) -> None:
-        pass  # no finding reads a household's fields (only its guests, by their entries)
+        self._membership_stale = True  # its name (free-text guests match entries by it)
 
     def _tables_changed(self, key: str, old: Table | None, new: Table | None) -> None:
         self._dirty.add(("table", key))
         self._dirty.update(("assignment", g) for g in self._by_table.get(key, ()))
+        self._moved.update(self._by_table.get(key, ()))  # their households name the table
         self._dirty.update(("seat", key, s) for s in self._seats.get(key, ()))
 
     def _assignments_changed(
         self, key: str, old: Assignment | None, new: Assignment | None
     ) -> None:
         self._dirty.add(("assignment", key))
+        self._moved.add(key)
         for a, sign in ((old, -1), (new, 1)):
             if a is None:
                 continue
@@ -331,6 +365,7 @@ class WeddingFindings:
         """Recompute the groups marked since the last call; the identities of the findings
         that came, went or changed (their message) meanwhile."""
         changed: set[Ident] = set()
+        self._refresh_households()
         dirty, self._dirty = self._dirty, set()
         for group in dirty:
             new = tuple(self._evaluate(group))
@@ -359,6 +394,32 @@ class WeddingFindings:
                 self._current[key][group] = conflict
                 changed.add(key)
         return changed
+
+    def _refresh_households(self) -> None:
+        """Mark the households whose people were moved or answered, and, when a guest or
+        household entry changed, read who is in which household again (one pass over the
+        guest list: the free-text fallback matches guests to entries by name), marking
+        those whose name or people changed."""
+        if self._membership_stale:
+            self._membership_stale = False
+            guest_list = GuestList(
+                guests=self._records["guests"], households=self._records["households"]
+            )
+            found = {
+                h.id: (h.name, frozenset(g.id for g in h.guests))
+                for h in households(guest_list).values()
+                if len(h.guests) > 1
+            }
+            for household_id in found.keys() | self._households.keys():
+                if found.get(household_id) != self._households.get(household_id):
+                    self._dirty.add(("household", household_id))
+            self._households = found
+            self._household_of = {g: h for h, (_, people) in found.items() for g in people}
+        for guest_id in self._moved:
+            holder = self._household_of.get(guest_id)
+            if holder is not None:
+                self._dirty.add(("household", holder))
+        self._moved.clear()
 
     def get(self, key: Ident) -> Conflict | None:
         """The current finding of identity ``key``, if any."""
@@ -413,6 +474,8 @@ class WeddingFindings:
             return self._table(group[1])
         if what == "seat":
             return self._seat(group[1], group[2])
+        if what == "household":
+            return self._household(group[1])
         if what == "item":
             return self._item(group[1])
         if what == "overlap":
@@ -472,16 +535,51 @@ class WeddingFindings:
             )
         return found
 
+    def _unnamed(self, guest_id: str) -> bool:
+        """Whether a guest brings an unnamed plus-one (who sits with them)."""
+        guest: Guest | None = self._records["guests"].get(guest_id)
+        return guest is not None and guest.plus_one and not self._named.get(guest_id)
+
     def _table(self, key: str) -> list[Conflict]:
         table: Table | None = self._records["tables"].get(key)
-        seated = len(self._by_table.get(key, ()))
-        if table is None or seated <= table.capacity:
+        guests = self._by_table.get(key, ())
+        seated = len(guests)
+        extra = sum(1 for g in guests if self._unnamed(g))
+        if table is None or seated + extra <= table.capacity:
             return []
+        who = f"{seated} guests" + (
+            f" and {extra} plus-one{'s' if extra > 1 else ''}" if extra else ""
+        )
         return [
             Conflict(
                 "seating.table_over_capacity",
                 (f"seating/tables/{key}",),
-                f"Table '{table.name}' has {seated} guests but seats {table.capacity}.",
+                f"Table '{table.name}' has {who} but seats {table.capacity}.",
+            )
+        ]
+
+    def _household(self, key: str) -> list[Conflict]:
+        found = self._households.get(key)
+        if found is None:
+            return []
+        name, members = found
+        at: dict[str, list[str]] = defaultdict(list)
+        assignments = self._records["assignments"]
+        for guest_id in sorted(members):
+            guest: Guest | None = self._records["guests"].get(guest_id)
+            a: Assignment | None = assignments.get(guest_id)
+            if guest is not None and guest.rsvp != "declined" and a is not None:
+                at[a.table_id].append(guest_id)
+        if len(at) < 2:
+            return []
+        tables = self._records["tables"]
+        where = ", ".join(f"'{tables[t].name}'" if t in tables else f"'{t}'" for t in sorted(at))
+        seated = sorted(g for people in at.values() for g in people)
+        return [
+            Conflict(
+                "seating.household_split",
+                tuple(f"seating/assignments/{g}" for g in seated),
+                f"Household '{name}' is seated at {len(at)} tables ({where}); seat them together.",
             )
         ]
 

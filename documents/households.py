@@ -31,6 +31,7 @@ __all__ = [
     "household_of",
     "households",
     "named_plus_ones",
+    "unnamed_plus_ones",
 ]
 
 
@@ -66,6 +67,15 @@ def named_plus_ones(guest_list: GuestList) -> dict[str, tuple[str, ...]]:
         if host is not None and host != guest.id and host in guest_list.guests:
             found.setdefault(host, []).append(guest.id)
     return {host: tuple(sorted(ids)) for host, ids in found.items()}
+
+
+def unnamed_plus_ones(guest_list: GuestList) -> list[str]:
+    """The ids of the guests who bring an unnamed plus-one (``plus_one: true``, and no
+    guest names them as host), in id order."""
+    named = named_plus_ones(guest_list)
+    return [
+        g for g in sorted(guest_list.guests) if guest_list.guests[g].plus_one and g not in named
+    ]
 
 
 def _by_name(entries: Mapping[str, Household]) -> dict[str, str]:

@@ -66,10 +66,11 @@ from .shapes import list_part, root_view
 log = logging.getLogger("documents.jsonio")
 
 _HEADER = ("kind", "schema", "wedding_id")
-_READ_ONLY = ("other", "problems", RUN_OF_SHOW)
-"""Sections of the view that are never imported: what the schema does not know, and the
-timeline's run of show (rich text only editors write; shown as text and ProseMirror JSON,
-which would not make the same Yjs items again)."""
+_READ_ONLY = ("other", "problems", "totals", RUN_OF_SHOW)
+"""Sections of the view that are never imported: what the schema does not know, the guest
+list's totals (derived; the server's JSON view adds them), and the timeline's run of show
+(rich text only editors write; shown as text and ProseMirror JSON, which would not make the
+same Yjs items again)."""
 
 
 _LATER_COLLECTIONS = frozenset({"households"})

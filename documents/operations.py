@@ -106,6 +106,15 @@ _OPS: dict[str, _Spec] = {
         | {f.name: _Arg(f, f.required, f.nullable) for f in ASSIGNMENT.fields},
         edits.assign_seat,
     ),
+    "seat_household": _Spec(
+        "seating",
+        {
+            "table_id": _Arg(Field("table_id", identifier), required=True),
+            "household_id": _Arg(Field("household_id", identifier)),
+            "guest_id": _Arg(Field("guest_id", identifier)),
+        },
+        edits.seat_household,
+    ),
     "unassign_seat": _Spec(
         "seating", _updating(ASSIGNMENT, ()), edits.remove(ASSIGNMENT, "guest '{id}' has no seat")
     ),

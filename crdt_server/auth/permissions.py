@@ -121,7 +121,7 @@ OPERATE_OPERATIONS: dict[str, dict[str, frozenset[str] | None]] = {
         "update_guest": frozenset({"rsvp", "meal", "dietary", "plus_one"}),
     },
     # Where they sit; tables themselves stay with who runs the wedding.
-    "seating": {"assign_seat": None, "unassign_seat": None},
+    "seating": {"assign_seat": None, "unassign_seat": None, "seat_household": None},
 }
 """Document -> the operations ``operate`` allows on it -> the fields the operation may set
 (``None``: every argument it takes). The entry's id is always allowed. A document not listed

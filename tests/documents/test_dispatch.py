@@ -24,6 +24,7 @@ SPEC_OPERATIONS = {
     "update_table": "seating",
     "remove_table": "seating",
     "assign_seat": "seating",
+    "seat_household": "seating",
     "unassign_seat": "seating",
     "add_timeline_item": "timeline",
     "update_timeline_item": "timeline",
