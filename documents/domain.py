@@ -80,10 +80,18 @@ class WeddingDomain:
         if root is None:
             return False
         entries = doc.get(root, type=Map)
-        if person not in entries:
-            return False
-        del entries[person]
-        return True
+        found = False
+        if kind == "guests":
+            # Their named plus-ones stay guests of their own, no longer linked to them.
+            for key in list(entries.keys()):
+                entry = entries.get(key)
+                if isinstance(entry, Map) and entry.get("plus_one_of") == person:
+                    del entry["plus_one_of"]
+                    found = True
+        if person in entries:
+            del entries[person]
+            found = True
+        return found
 
     def person_paths(self, person: str) -> tuple[str, ...]:
         """The entries that hold one guest, as findings name them
