@@ -52,7 +52,7 @@ MAX_NAME = 100
 """A partner's name in a wedding's profile: at most this many characters."""
 MAX_MENU = 30
 """Choices on a wedding's menu: at most this many."""
-MAX_ADDRESS = 500
+MAX_ADDRESS = 300
 """A household's mailing address (several lines): at most this many characters."""
 
 
