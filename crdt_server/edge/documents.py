@@ -100,6 +100,13 @@ class ReadQuery(msgspec.Struct, frozen=True):
     response_model=DocumentAnswer,
     binary_response=True,
     errors=(400, *_AUTH, 503),
+    description=(
+        "The guest list's JSON adds `totals` (read-only, derived): `people` (unnamed "
+        "plus-ones counted), `rsvp`, `unnamed_plus_ones`, `meals` (by the menu's spelling), "
+        "`no_meal`, `dietary`, and, for a caller who may read the seating plan, `tables` "
+        "(per table: `name`, `capacity`, `people`, `meals`, `no_meal`, `dietary`) and "
+        "`unseated`; meal, dietary and table totals count who may come."
+    ),
 )
 async def read_document(call: ApiCall, path: DocPath, query: ReadQuery) -> Response:
     _, principal = _document(call, path, write=False)
