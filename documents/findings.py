@@ -287,7 +287,8 @@ class WeddingFindings:
         assignment: Assignment | None = self._records["assignments"].get(key)
         if assignment is not None and assignment.seat is not None:
             self._dirty.add(("seat", assignment.table_id, assignment.seat))
-        self._membership_stale = True
+        if old is None or new is None or _membership(old) != _membership(new):
+            self._membership_stale = True  # who is in which household: read again
         self._moved.add(key)  # an answer changed: who of its household may be seated
         hosts = {key}  # whose unnamed plus-one may have come or gone: their table's count
         for guest, sign in ((old, -1), (new, 1)):
@@ -685,6 +686,11 @@ class WeddingFindings:
                 )
             )
         return found
+
+
+def _membership(guest: Guest) -> tuple[str | None, str | None, str | None]:
+    """What of a guest decides their household (an answer or a meal does not)."""
+    return guest.household, guest.household_id, guest.plus_one_of
 
 
 def _active(item: TimelineItem) -> bool:

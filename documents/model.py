@@ -14,7 +14,7 @@ import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, Literal
 
 DOCUMENT_KINDS: tuple[str, ...] = ("timeline", "budget", "guests", "seating")
@@ -121,6 +121,7 @@ def household_key(name: str) -> str:
     return " ".join(name.split()).casefold()
 
 
+@lru_cache(maxsize=4096)
 def household_id_of(name: str) -> str:
     """The id a free-text ``household`` with no entry reads under (``n-`` and 16 hex digits
     of the SHA-256 of :func:`household_key`): the same on every replica and every run, so
