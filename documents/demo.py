@@ -132,7 +132,8 @@ def _guest_ops(rng: random.Random) -> tuple[list[dict[str, Any]], list[_Seat]]:
                 ops.append(
                     {"op": "add_guest", "guest_id": f"{guest_id}p", "name": f"{partner} Guest"}
                     | {"plus_one_of": guest_id, "rsvp": rsvp, "side": side}
-                    | {"meal": rng.choice(_MEALS)}
+                    # Not drawn: the pseudo-random sequence, so every other guest, stays as it was.
+                    | {"meal": _MEALS[number % len(_MEALS)]}
                 )
                 order.append((guest_id, rsvp, household_number, 1))
                 order.append((f"{guest_id}p", rsvp, household_number, 1))
