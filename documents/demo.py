@@ -1,4 +1,5 @@
-"""A sample wedding for demos: about 120 guests in households, 12 tables, the day's timeline
+"""A sample wedding for demos: about 120 guests in households (entries, a few with a
+mailing address), plus-ones (two of them named), a menu, 12 tables, the day's timeline
 with its vendors and a run of show, and a budget with payments; a few entries have notes.
 
 Everything is built from the ordinary domain operations (:func:`documents.apply_operation`),
@@ -62,18 +63,37 @@ def _at(hhmm: str) -> str:
     return f"{_DAY}T{hhmm}:00{_TZ}"
 
 
-def _guest_ops(rng: random.Random) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-    """The add_guest operations, and (guest id, rsvp) in household order for seating."""
-    ops: list[dict[str, Any]] = []
-    order: list[tuple[str, str]] = []
+_MENU = ("Beef", "Fish", "Vegetarian")
+"""The demo's menu; its guests' meals are written in lower case (totals count them by the
+menu's spelling)."""
+_NAMED_PLUS_ONES = 2
+"""Singles whose plus-one has a name (a guest of their own, ``plus_one_of``)."""
+
+_Seat = tuple[str, str, int, int]
+"""A guest to seat: (guest id, rsvp, household number, people: 2 with an unnamed plus-one)."""
+
+
+def _guest_ops(rng: random.Random) -> tuple[list[dict[str, Any]], list[_Seat]]:
+    """The set_menu, add_household and add_guest operations, and the guests to seat in
+    household order."""
+    ops: list[dict[str, Any]] = [{"op": "set_menu", "choices": list(_MENU)}]
+    order: list[_Seat] = []
     number = 0
     household_number = 0
+    named = 0
     sides = ("partner_a", "partner_b")
     while number < 120:
         household_number += 1
         last = _LAST[(household_number - 1) % len(_LAST)]
         size = min(rng.choice((1, 2, 2, 2, 3, 4)), 120 - number)
         household = f"{last} household" if size > 1 else None
+        household_id = f"h{household_number:03d}"
+        if household is not None:
+            entry: dict[str, Any] = {"op": "add_household", "household_id": household_id}
+            entry["name"] = household
+            if household_number % 4 == 1:
+                entry["mailing_address"] = f"{household_number} {last}straße, Berlin"
+            ops.append(entry)
         side = "both" if household_number % 9 == 0 else sides[household_number % 2]
         # Whole households answer together, as they usually do.
         roll = rng.random()
@@ -91,44 +111,66 @@ def _guest_ops(rng: random.Random) -> tuple[list[dict[str, Any]], list[tuple[str
             }
             if household is not None:
                 op["household"] = household
+                op["household_id"] = household_id
             if rsvp == "accepted":
                 op["meal"] = rng.choice(_MEALS)
             if rng.random() < 0.18:
                 op["dietary"] = [rng.choice(_DIETARY)]
+            people = 1
             if size == 1 and rng.random() < 0.3:
                 op["plus_one"] = True
+                people = 2
             if member == 0:
                 op["contact"] = f"{first.lower()}.{last.lower()}@example.com"
             if number % 25 == 0:
                 op["notes"] = "Arrives late from the airport; keep a plate warm."
             ops.append(op)
-            order.append((guest_id, rsvp))
+            if people == 2 and rsvp == "accepted" and named < _NAMED_PLUS_ONES:
+                # A plus-one with a name: a person of their own, with a meal and a seat.
+                named += 1
+                partner = _FIRST[(number * 11 + 5) % len(_FIRST)]
+                ops.append(
+                    {"op": "add_guest", "guest_id": f"{guest_id}p", "name": f"{partner} Guest"}
+                    | {"plus_one_of": guest_id, "rsvp": rsvp, "side": side}
+                    # Not drawn: the pseudo-random sequence, so every other guest, stays as it was.
+                    | {"meal": _MEALS[number % len(_MEALS)]}
+                )
+                order.append((guest_id, rsvp, household_number, 1))
+                order.append((f"{guest_id}p", rsvp, household_number, 1))
+                continue
+            order.append((guest_id, rsvp, household_number, people))
     return ops, order
 
 
-def _seating_ops(order: list[tuple[str, str]]) -> list[dict[str, Any]]:
+def _seating_ops(order: list[_Seat]) -> list[dict[str, Any]]:
     ops: list[dict[str, Any]] = [
         {"op": "add_table", "table_id": "t01", "name": "Head table", "capacity": 8}
         | {"shape": "rectangular", "notes": "Facing the dance floor; microphone at seat 4."}
     ]
     for index, name in enumerate(_TABLE_NAMES, start=2):
         ops.append({"op": "add_table", "table_id": f"t{index:02d}", "name": name, "capacity": 10})
-    # The head table and the first round table full, the others filled to eight of ten.
+    # The head table and the first round table full, the others filled to eight of ten; a
+    # household (a guest and their plus-one) sits together, at the next table if it must.
     capacities = [8, 10] + [8] * (len(_TABLE_NAMES) - 1)
-    accepted = [guest_id for guest_id, rsvp in order if rsvp == "accepted"]
+    accepted = [seat for seat in order if seat[1] == "accepted"]
     # Leave the last few who accepted without a seat, so the demo has people to place.
     to_seat = accepted[: max(0, len(accepted) - 6)]
-    table, seat = 0, 0
-    for guest_id in to_seat:
-        if seat == capacities[table]:
-            table, seat = table + 1, 0
+    groups: dict[int, list[_Seat]] = {}
+    for seat in to_seat:
+        groups.setdefault(seat[2], []).append(seat)
+    table, used = 0, 0
+    for group in groups.values():
+        people = sum(seat[3] for seat in group)
+        if used + people > capacities[table]:
+            table, used = table + 1, 0
             if table == len(capacities):
                 break
-        seat += 1
-        ops.append(
-            {"op": "assign_seat", "guest_id": guest_id, "table_id": f"t{table + 1:02d}"}
-            | {"seat": seat}
-        )
+        for guest_id, _, _, count in group:
+            ops.append(
+                {"op": "assign_seat", "guest_id": guest_id, "table_id": f"t{table + 1:02d}"}
+                | {"seat": used + 1}
+            )
+            used += count  # an unnamed plus-one takes the seat beside their host
     return ops
 
 

@@ -18,6 +18,8 @@ from .changes import ChangeRecorder
 from .jsonio import to_json
 from .model import DOCUMENT_KINDS, FINDINGS_ROOM
 from .operations import apply_operation
+from .schema import read_guests, read_seating
+from .totals import totals
 
 __all__ = ["WEDDINGS", "WeddingDomain"]
 
@@ -36,26 +38,60 @@ class WeddingDomain:
     ) -> ChangeRecorder:
         return ChangeRecorder(doc, kind, on_error=on_error)
 
-    def to_json(self, doc: Doc[Any], kind: str, *, rich: bool = False) -> dict[str, Any]:
+    def to_json(
+        self,
+        doc: Doc[Any],
+        kind: str,
+        *,
+        rich: bool = False,
+        related: Mapping[str, Doc[Any]] | None = None,
+    ) -> dict[str, Any]:
         if kind == FINDINGS_ROOM:
             found = doc.get(FINDINGS_ROOM, type=Map).to_py() or {}
             return {"kind": kind, "conflicts": [found[k] for k in sorted(found)]}
-        return to_json(doc, kind, rich=rich)
+        view = to_json(doc, kind, rich=rich)
+        if kind == "guests":
+            # People, not rows: headcount, meals and dietary needs, per table with the plan.
+            seating = (related or {}).get("seating")
+            plan = read_seating(seating) if seating is not None else None
+            view["totals"] = totals(read_guests(doc), plan)
+        return view
+
+    def context(self, kind: str, op: Mapping[str, Any] | None = None) -> tuple[str, ...]:
+        if op is None:
+            return ("seating",) if kind == "guests" else ()
+        if kind == "seating" and op.get("op") == "seat_household":
+            return ("guests",)
+        return ()
 
     def operate(
-        self, doc: Doc[Any], kind: str, op: Mapping[str, Any], *, origin: str
+        self,
+        doc: Doc[Any],
+        kind: str,
+        op: Mapping[str, Any],
+        *,
+        origin: str,
+        related: Mapping[str, Doc[Any]] | None = None,
     ) -> dict[str, Any]:
-        return apply_operation(doc, kind, op, origin=origin)
+        return apply_operation(doc, kind, op, origin=origin, related=related)
 
     def forget(self, doc: Doc[Any], kind: str, person: str) -> bool:
         root = _PERSON_ROOTS.get(kind)
         if root is None:
             return False
         entries = doc.get(root, type=Map)
-        if person not in entries:
-            return False
-        del entries[person]
-        return True
+        found = False
+        if kind == "guests":
+            # Their named plus-ones stay guests of their own, no longer linked to them.
+            for key in list(entries.keys()):
+                entry = entries.get(key)
+                if isinstance(entry, Map) and entry.get("plus_one_of") == person:
+                    del entry["plus_one_of"]
+                    found = True
+        if person in entries:
+            del entries[person]
+            found = True
+        return found
 
     def person_paths(self, person: str) -> tuple[str, ...]:
         """The entries that hold one guest, as findings name them

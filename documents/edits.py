@@ -13,15 +13,17 @@ a concurrent real one (last writer wins per key).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pycrdt import Doc, Map
 
+from .households import household_guests, named_plus_ones, unnamed_plus_ones
 from .model import (
     BUDGET_SETTINGS,
     CATEGORY,
+    MENU,
     PAYMENT,
     PROFILE,
     TIMELINE_ITEM,
@@ -32,7 +34,18 @@ from .model import (
     new_id,
     parse_instant,
 )
-from .schema import changes, new_entry, plain, read_budget, read_guests, read_seating, root, write
+from .schema import (
+    GuestList,
+    SeatingPlan,
+    changes,
+    new_entry,
+    plain,
+    read_budget,
+    read_guests,
+    read_seating,
+    root,
+    write,
+)
 
 Result = dict[str, Any]
 
@@ -135,6 +148,35 @@ def remove(
     return run
 
 
+# -- guests ------------------------------------------------------------------------------
+
+
+def check_guest_links(call: Invocation, guest_id: str | None = None) -> None:
+    """A guest's ``household_id`` must name a household entry, and ``plus_one_of`` another
+    guest on the list (this replica's view: a concurrent removal is the findings' to
+    report)."""
+    household_id = call.args.get("household_id")
+    if household_id is not None and household_id not in root(call.doc, "households"):
+        raise refuse(f"there is no household '{household_id}'", "household_id")
+    host = call.args.get("plus_one_of")
+    if host is None:
+        return
+    if host == guest_id:
+        raise refuse("a guest cannot be their own plus-one", "plus_one_of")
+    if not isinstance(root(call.doc, "guests").get(host), Map):
+        raise refuse(f"there is no guest '{host}'", "plus_one_of")
+
+
+def check_new_guest(call: Invocation) -> None:
+    # The new guest's id is not on the list (add refused it otherwise): naming it as the
+    # host is refused as naming no guest.
+    check_guest_links(call)
+
+
+def check_guest_update(call: Invocation, guest_id: str, entry: Map[Any]) -> None:
+    check_guest_links(call, guest_id)
+
+
 # -- timeline ------------------------------------------------------------------------------
 
 
@@ -155,11 +197,12 @@ def check_capacity(call: Invocation, table_id: str, entry: Map[Any]) -> None:
     capacity = call.args.get("capacity")
     if capacity is None:
         return
-    seated = [a for a in read_seating(call.doc).assignments.values() if a.table_id == table_id]
-    if len(seated) > capacity:
-        raise refuse(
-            f"{len(seated)} guests are assigned to this table; unassign some first", "capacity"
-        )
+    plan = read_seating(call.doc)
+    seated = [a for a in plan.assignments.values() if a.table_id == table_id]
+    people = _people_seated(plan, table_id, _guest_list(call))
+    if people > capacity:
+        what = f"{len(seated)} guests" if people == len(seated) else f"{people} people"
+        raise refuse(f"{what} are assigned to this table; unassign some first", "capacity")
     highest = max((a.seat for a in seated if a.seat is not None), default=0)
     if highest > capacity:
         raise refuse(f"seat {highest} of this table is assigned; move that guest first", "capacity")
@@ -180,6 +223,25 @@ def remove_table(call: Invocation) -> Result:
     return call.result(table_id, True, unassigned=seated)
 
 
+def _people_seated(
+    plan: SeatingPlan, table_id: str, guest_list: GuestList | None, excluding: Iterable[str] = ()
+) -> int:
+    """The people seated at a table (its assignments, and the unnamed plus-ones of its
+    seated guests where the guest list is known), leaving out the guests ``excluding``."""
+    left_out = set(excluding)
+    seated = [a.id for a in plan.assignments.values() if a.table_id == table_id]
+    seated = [g for g in seated if g not in left_out]
+    if guest_list is None:
+        return len(seated)
+    unnamed = set(unnamed_plus_ones(guest_list))
+    return len(seated) + sum(1 for g in seated if g in unnamed)
+
+
+def _guest_list(call: Invocation) -> GuestList | None:
+    doc = call.related.get("guests")
+    return read_guests(doc) if doc is not None else None
+
+
 def assign_seat(call: Invocation) -> Result:
     guest_id, table_id = call.args["guest_id"], call.args["table_id"]
     seat: int | None = call.args.get("seat")
@@ -187,8 +249,9 @@ def assign_seat(call: Invocation) -> Result:
     table = plan.tables.get(table_id)
     if table is None:
         raise refuse(f"there is no table '{table_id}'", "table_id")
-    if "guests" in call.related:
-        guest = read_guests(call.related["guests"]).guests.get(guest_id)
+    guest_list = _guest_list(call)
+    if guest_list is not None:
+        guest = guest_list.guests.get(guest_id)
         if guest is None:
             raise refuse(f"there is no guest '{guest_id}' on the guest list", "guest_id")
         if guest.rsvp == "declined":
@@ -204,9 +267,12 @@ def assign_seat(call: Invocation) -> Result:
                 )
     current = plan.assignments.get(guest_id)
     moving_in = current is None or current.table_id != table_id
-    if moving_in and len(others) >= table.capacity:
+    taken = _people_seated(plan, table_id, guest_list, (guest_id,))
+    coming = 1 + (guest_list is not None and guest_id in unnamed_plus_ones(guest_list))
+    if moving_in and taken + coming > table.capacity:
+        bringing = " (they bring a plus-one)" if coming > 1 else ""
         raise refuse(
-            f"table '{table.name}' is full ({len(others)} of {table.capacity} seats taken)",
+            f"table '{table.name}' is full ({taken} of {table.capacity} seats taken)" + bringing,
             "table_id",
         )
     wanted: dict[str, Any] = {"table_id": table_id}
@@ -218,6 +284,59 @@ def assign_seat(call: Invocation) -> Result:
     with call.doc.transaction(origin=call.origin):
         assignments[guest_id] = wanted  # one value: a guest is in exactly one seat
     return call.result(guest_id, True)
+
+
+def seat_household(call: Invocation) -> Result:
+    """Seat a household (``household_id``), or a guest with their plus-ones (``guest_id``),
+    together at one table, in one transaction: who is already there keeps their seat, the
+    others are seated without a seat number; who declined is left out. Refused when the
+    table has not room for all of them (unnamed plus-ones count, they sit with their
+    host)."""
+    table_id = call.args["table_id"]
+    household_id, guest_id = call.args.get("household_id"), call.args.get("guest_id")
+    if (household_id is None) == (guest_id is None):
+        raise OperationError("seat_household needs household_id or guest_id (one of them)")
+    guest_list = _guest_list(call)
+    if guest_list is None:
+        raise refuse("seating a household needs the guest list", "household_id")
+    plan = read_seating(call.doc)
+    table = plan.tables.get(table_id)
+    if table is None:
+        raise refuse(f"there is no table '{table_id}'", "table_id")
+    if household_id is not None:
+        found = household_guests(guest_list, household_id)
+        if found is None:
+            raise refuse(f"there is no household '{household_id}'", "household_id")
+        group = [g.id for g in found.guests]
+        entry_id = household_id
+    else:
+        host = guest_list.guests.get(guest_id) if guest_id is not None else None
+        if host is None:
+            raise refuse(f"there is no guest '{guest_id}' on the guest list", "guest_id")
+        group = [host.id, *named_plus_ones(guest_list).get(host.id, ())]
+        entry_id = host.id
+    group = [g for g in group if guest_list.guests[g].rsvp != "declined"]
+    if not group:
+        raise refuse(
+            "nobody to seat: everyone in it declined",
+            "household_id" if household_id else "guest_id",
+        )
+    unnamed = set(unnamed_plus_ones(guest_list))
+    moving = [g for g in group if (a := plan.assignments.get(g)) is None or a.table_id != table_id]
+    taken = _people_seated(plan, table_id, guest_list)
+    needed = len(moving) + sum(1 for g in moving if g in unnamed)
+    if taken + needed > table.capacity:
+        raise refuse(
+            f"table '{table.name}' has {table.capacity - taken} free seats of "
+            f"{table.capacity}; they need {needed}",
+            "table_id",
+        )
+    if moving:
+        assignments = root(call.doc, "assignments")
+        with call.doc.transaction(origin=call.origin):
+            for g in moving:
+                assignments[g] = {"table_id": table_id}
+    return call.result(entry_id, bool(moving), seated=sorted(moving))
 
 
 # -- budget -------------------------------------------------------------------------------
@@ -284,6 +403,17 @@ def set_profile(call: Invocation) -> Result:
     if changed:
         with call.doc.transaction(origin=call.origin):
             write(profile, changed)
+    return call.result(None, bool(changed))
+
+
+def set_menu(call: Invocation) -> Result:
+    """The meals on offer (the guests document's ``menu`` map); ``None`` removes the menu
+    (any meal is taken again)."""
+    menu = root(call.doc, "menu")
+    changed = changes(menu, MENU, call.args)
+    if changed:
+        with call.doc.transaction(origin=call.origin):
+            write(menu, changed)
     return call.result(None, bool(changed))
 
 

@@ -43,6 +43,7 @@ class DomainEvent:
 # (document kind, root) -> the noun of its events and the name of its id in ``data``.
 _ENTITIES: dict[tuple[str, str], tuple[str, str]] = {
     ("guests", "guests"): ("guest", "id"),
+    ("guests", "households"): ("guest.household", "id"),
     ("seating", "tables"): ("seating.table", "id"),
     ("timeline", "items"): ("timeline.item", "id"),
     ("budget", "categories"): ("budget.category", "id"),
@@ -54,6 +55,10 @@ EVENT_TYPES: tuple[str, ...] = (
     "guest.updated",
     "guest.removed",
     "guest.rsvp_changed",
+    "guest.household_added",
+    "guest.household_updated",
+    "guest.household_removed",
+    "guest.menu_changed",
     "seating.table_added",
     "seating.table_updated",
     "seating.table_removed",
@@ -103,6 +108,8 @@ def derive_events(kind: str, changes: Sequence[EntryChange]) -> list[DomainEvent
             events.append(_setting_event(change))
         elif kind == "timeline" and change.root == "profile":
             events.append(_profile_event(change))
+        elif kind == "guests" and change.root == "menu":
+            events.append(_profile_event(change, "guest.menu_changed"))
         elif (kind, change.root) in _ENTITIES:
             events.extend(_entry_events(kind, change))
     return [DomainEvent(e.type, bounded(e.data)) for e in events]
@@ -239,11 +246,12 @@ def _setting_event(change: EntryChange) -> DomainEvent:
     return DomainEvent("budget.settings_changed", {"field": change.id, "from": before, "to": after})
 
 
-def _profile_event(change: EntryChange) -> DomainEvent:
+def _profile_event(change: EntryChange, name: str = "timeline.profile_changed") -> DomainEvent:
+    """A field of a map of fields (the timeline's profile, the guests' menu) changed."""
     before = change.before.get("value") if change.action != "added" else None
     after = change.after.get("value") if change.action != "removed" else None
     data = {"field": change.id, "from": before, "to": after}
-    return DomainEvent("timeline.profile_changed", data)
+    return DomainEvent(name, data)
 
 
 def apply_events(kind: str, entries: Entries, events: Iterable[DomainEvent]) -> Entries:
@@ -262,8 +270,8 @@ def apply_events(kind: str, entries: Entries, events: Iterable[DomainEvent]) -> 
                     k: target[k] for k in ("table_id", "seat") if target[k] is not None
                 }
             continue
-        if event.type == "timeline.profile_changed":
-            profile = out.setdefault("profile", {})
+        if event.type in ("timeline.profile_changed", "guest.menu_changed"):
+            profile = out.setdefault("profile" if event.type.startswith("timeline") else "menu", {})
             if data["to"] is None:
                 profile.pop(data["field"], None)
             else:
@@ -308,6 +316,8 @@ def apply_events(kind: str, entries: Entries, events: Iterable[DomainEvent]) -> 
 def _split(event_type: str) -> tuple[str, str]:
     """``("guest", "rsvp_changed")`` from ``guest.rsvp_changed``; likewise
     ``("budget.payment", "recorded")`` from ``budget.payment_recorded``."""
+    if event_type.startswith("guest.household_"):
+        return "guest.household", event_type.removeprefix("guest.household_")
     if event_type.startswith("guest."):
         return "guest", event_type.removeprefix("guest.")
     for noun, _ in _ENTITIES.values():

@@ -30,6 +30,7 @@ from typing import Any
 
 from pycrdt import Doc, Map
 
+from .households import households
 from .model import DOCUMENT_KINDS, Conflict, format_money, normal_label, parse_instant
 from .schema import (
     ENTITIES,
@@ -37,12 +38,15 @@ from .schema import (
     Assignment,
     Category,
     Guest,
+    GuestList,
+    Household,
     Payment,
     SchemaProblem,
     Table,
     TimelineItem,
     read_budget_settings,
     read_entry,
+    read_menu_fields,
 )
 
 __all__ = ["FINDING_KINDS", "FindingKind", "Ident", "WeddingFindings", "ident"]
@@ -78,6 +82,12 @@ FINDING_KINDS: tuple[FindingKind, ...] = (
         ("that entry",),
     ),
     FindingKind(
+        ("guests.invalid_entry",),
+        "the guests' menu",
+        ("the menu's problems",),
+        ("guests/menu",),
+    ),
+    FindingKind(
         ("budget.invalid_entry",),
         "the entry (or the budget's settings)",
         ("each entry's problems",),
@@ -97,8 +107,22 @@ FINDING_KINDS: tuple[FindingKind, ...] = (
     FindingKind(
         ("seating.table_over_capacity",),
         "one table",
-        ("assignments by table",),
-        ("the table", "an assignment to or from it"),
+        ("assignments by table", "named plus-ones by host"),
+        (
+            "the table",
+            "an assignment to or from it",
+            "a seated guest's plus-one (unnamed ones sit with their host)",
+        ),
+    ),
+    FindingKind(
+        ("seating.household_split",),
+        "one household",
+        ("households by guest (from the guest list)", "assignments by table"),
+        (
+            "a guest or household entry (who is in which household)",
+            "an assignment of one of its people",
+            "a table one of them sits at (its name)",
+        ),
     ),
     FindingKind(
         ("seating.seat_double_booked",),
@@ -137,6 +161,7 @@ FINDING_KINDS: tuple[FindingKind, ...] = (
 _KIND_OF_ROOT = {entity.collection: kind for kind, ents in ENTITIES.items() for entity in ents}
 _ENTITY_OF_ROOT = {entity.collection: entity for ents in ENTITIES.values() for entity in ents}
 _SETTINGS = "settings"
+_MENU = "menu"
 _LABELS = (("vendor", "timeline.vendor_overlap"), ("location", "timeline.location_overlap"))
 
 
@@ -159,6 +184,11 @@ class WeddingFindings:
         self._spent: dict[str, int] = defaultdict(int)
         self._paid = 0
         self._planned = 0
+        self._named: dict[str, set[str]] = defaultdict(set)  # host -> named plus-ones
+        self._household_of: dict[str, str] = {}  # guest -> household id
+        self._households: dict[str, tuple[str, frozenset[str]]] = {}  # id -> name, members
+        self._membership_stale = True
+        self._moved: set[str] = set()  # guests whose assignment changed since evaluate
         # findings
         self._groups: dict[Group, tuple[Conflict, ...]] = {}
         self._dirty: set[Group] = set()
@@ -184,6 +214,8 @@ class WeddingFindings:
                         found._read(doc, entity.collection, key)
                 if kind == "budget":
                     found._read_settings(doc)
+                if kind == "guests":
+                    found._read_menu(doc)
         return found
 
     def touch(self, kind: str, doc: Doc[Any], entries: Iterable[tuple[str, str]]) -> None:
@@ -193,6 +225,8 @@ class WeddingFindings:
             for root_name, key in entries:
                 if root_name == _SETTINGS and kind == "budget":
                     self._read_settings(doc)
+                elif root_name == _MENU and kind == "guests":
+                    self._read_menu(doc)
                 elif _KIND_OF_ROOT.get(root_name) == kind:
                     self._read(doc, root_name, key)
 
@@ -220,6 +254,16 @@ class WeddingFindings:
             records[key] = record
         getattr(self, f"_{root_name}_changed")(key, old, record)
 
+    def _read_menu(self, doc: Doc[Any]) -> None:
+        problems: list[SchemaProblem] = []
+        read_menu_fields(doc, problems)
+        if tuple(problems) != self._problems.get((_MENU, ""), ()):
+            if problems:
+                self._problems[_MENU, ""] = tuple(problems)
+            else:
+                self._problems.pop((_MENU, ""), None)
+            self._dirty.add(("entry", _MENU, ""))
+
     def _read_settings(self, doc: Doc[Any]) -> None:
         settings, problems = read_budget_settings(doc)
         if tuple(problems) != self._problems.get(("settings", ""), ()):
@@ -243,16 +287,33 @@ class WeddingFindings:
         assignment: Assignment | None = self._records["assignments"].get(key)
         if assignment is not None and assignment.seat is not None:
             self._dirty.add(("seat", assignment.table_id, assignment.seat))
+        if old is None or new is None or _membership(old) != _membership(new):
+            self._membership_stale = True  # who is in which household: read again
+        self._moved.add(key)  # an answer changed: who of its household may be seated
+        hosts = {key}  # whose unnamed plus-one may have come or gone: their table's count
+        for guest, sign in ((old, -1), (new, 1)):
+            if guest is not None and guest.plus_one_of is not None:
+                _move(self._named, guest.plus_one_of, key, sign)
+                hosts.add(guest.plus_one_of)
+        for host in hosts:
+            seat: Assignment | None = self._records["assignments"].get(host)
+            if seat is not None:
+                self._dirty.add(("table", seat.table_id))
+
+    def _households_changed(self, key: str, old: Household | None, new: Household | None) -> None:
+        self._membership_stale = True  # its name (free-text guests match entries by it)
 
     def _tables_changed(self, key: str, old: Table | None, new: Table | None) -> None:
         self._dirty.add(("table", key))
         self._dirty.update(("assignment", g) for g in self._by_table.get(key, ()))
+        self._moved.update(self._by_table.get(key, ()))  # their households name the table
         self._dirty.update(("seat", key, s) for s in self._seats.get(key, ()))
 
     def _assignments_changed(
         self, key: str, old: Assignment | None, new: Assignment | None
     ) -> None:
         self._dirty.add(("assignment", key))
+        self._moved.add(key)
         for a, sign in ((old, -1), (new, 1)):
             if a is None:
                 continue
@@ -305,6 +366,7 @@ class WeddingFindings:
         """Recompute the groups marked since the last call; the identities of the findings
         that came, went or changed (their message) meanwhile."""
         changed: set[Ident] = set()
+        self._refresh_households()
         dirty, self._dirty = self._dirty, set()
         for group in dirty:
             new = tuple(self._evaluate(group))
@@ -333,6 +395,32 @@ class WeddingFindings:
                 self._current[key][group] = conflict
                 changed.add(key)
         return changed
+
+    def _refresh_households(self) -> None:
+        """Mark the households whose people were moved or answered, and, when a guest or
+        household entry changed, read who is in which household again (one pass over the
+        guest list: the free-text fallback matches guests to entries by name), marking
+        those whose name or people changed."""
+        if self._membership_stale:
+            self._membership_stale = False
+            guest_list = GuestList(
+                guests=self._records["guests"], households=self._records["households"]
+            )
+            found = {
+                h.id: (h.name, frozenset(g.id for g in h.guests))
+                for h in households(guest_list).values()
+                if len(h.guests) > 1
+            }
+            for household_id in found.keys() | self._households.keys():
+                if found.get(household_id) != self._households.get(household_id):
+                    self._dirty.add(("household", household_id))
+            self._households = found
+            self._household_of = {g: h for h, (_, people) in found.items() for g in people}
+        for guest_id in self._moved:
+            holder = self._household_of.get(guest_id)
+            if holder is not None:
+                self._dirty.add(("household", holder))
+        self._moved.clear()
 
     def get(self, key: Ident) -> Conflict | None:
         """The current finding of identity ``key``, if any."""
@@ -372,7 +460,13 @@ class WeddingFindings:
         what = group[0]
         if what == "entry":
             root_name = group[1]
-            kind = "budget" if root_name == _SETTINGS else _KIND_OF_ROOT[root_name]
+            kind = (
+                "budget"
+                if root_name == _SETTINGS
+                else "guests"
+                if root_name == _MENU
+                else _KIND_OF_ROOT[root_name]
+            )
             problems = self._problems.get((root_name, group[2]), ())
             return [Conflict(f"{kind}.invalid_entry", (p.path,), p.message) for p in problems]
         if what == "assignment":
@@ -381,6 +475,8 @@ class WeddingFindings:
             return self._table(group[1])
         if what == "seat":
             return self._seat(group[1], group[2])
+        if what == "household":
+            return self._household(group[1])
         if what == "item":
             return self._item(group[1])
         if what == "overlap":
@@ -440,16 +536,51 @@ class WeddingFindings:
             )
         return found
 
+    def _unnamed(self, guest_id: str) -> bool:
+        """Whether a guest brings an unnamed plus-one (who sits with them)."""
+        guest: Guest | None = self._records["guests"].get(guest_id)
+        return guest is not None and guest.plus_one and not self._named.get(guest_id)
+
     def _table(self, key: str) -> list[Conflict]:
         table: Table | None = self._records["tables"].get(key)
-        seated = len(self._by_table.get(key, ()))
-        if table is None or seated <= table.capacity:
+        guests = self._by_table.get(key, ())
+        seated = len(guests)
+        extra = sum(1 for g in guests if self._unnamed(g))
+        if table is None or seated + extra <= table.capacity:
             return []
+        who = f"{seated} guests" + (
+            f" and {extra} plus-one{'s' if extra > 1 else ''}" if extra else ""
+        )
         return [
             Conflict(
                 "seating.table_over_capacity",
                 (f"seating/tables/{key}",),
-                f"Table '{table.name}' has {seated} guests but seats {table.capacity}.",
+                f"Table '{table.name}' has {who} but seats {table.capacity}.",
+            )
+        ]
+
+    def _household(self, key: str) -> list[Conflict]:
+        found = self._households.get(key)
+        if found is None:
+            return []
+        name, members = found
+        at: dict[str, list[str]] = defaultdict(list)
+        assignments = self._records["assignments"]
+        for guest_id in sorted(members):
+            guest: Guest | None = self._records["guests"].get(guest_id)
+            a: Assignment | None = assignments.get(guest_id)
+            if guest is not None and guest.rsvp != "declined" and a is not None:
+                at[a.table_id].append(guest_id)
+        if len(at) < 2:
+            return []
+        tables = self._records["tables"]
+        where = ", ".join(f"'{tables[t].name}'" if t in tables else f"'{t}'" for t in sorted(at))
+        seated = sorted(g for people in at.values() for g in people)
+        return [
+            Conflict(
+                "seating.household_split",
+                tuple(f"seating/assignments/{g}" for g in seated),
+                f"Household '{name}' is seated at {len(at)} tables ({where}); seat them together.",
             )
         ]
 
@@ -555,6 +686,11 @@ class WeddingFindings:
                 )
             )
         return found
+
+
+def _membership(guest: Guest) -> tuple[str | None, str | None, str | None]:
+    """What of a guest decides their household (an answer or a meal does not)."""
+    return guest.household, guest.household_id, guest.plus_one_of
 
 
 def _active(item: TimelineItem) -> bool:

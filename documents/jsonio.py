@@ -1,7 +1,9 @@
 """JSON export and import of the wedding documents.
 
 The export is plain JSON: ``{"kind", "schema", "wedding_id", <collections>}`` where each
-collection maps ids to objects holding every field (``null`` for empty optional ones), and
+collection maps ids to objects holding every field (``null`` for empty optional ones; the
+guests document's ``households`` may be missing in data written before them), the guests
+document adds its ``menu`` (``{"choices"}``, ``null`` where there is none), and
 the budget adds ``currency`` and ``total``, the timeline its ``profile`` (the wedding's names,
 date, time zone, venue and RSVP deadline; ``null`` fields where there is none). Entries a
 foreign client stored in a shape the schema does not allow are left out (the invariant
@@ -32,6 +34,7 @@ from .model import (
     ASSIGNMENT,
     BUDGET_SETTINGS,
     DOCUMENT_KINDS,
+    MENU,
     PROFILE,
     SCHEMA_VERSION,
     DocumentError,
@@ -63,10 +66,16 @@ from .shapes import list_part, root_view
 log = logging.getLogger("documents.jsonio")
 
 _HEADER = ("kind", "schema", "wedding_id")
-_READ_ONLY = ("other", "problems", RUN_OF_SHOW)
-"""Sections of the view that are never imported: what the schema does not know, and the
-timeline's run of show (rich text only editors write; shown as text and ProseMirror JSON,
-which would not make the same Yjs items again)."""
+_READ_ONLY = ("other", "problems", "totals", RUN_OF_SHOW)
+"""Sections of the view that are never imported: what the schema does not know, the guest
+list's totals (derived; the server's JSON view adds them), and the timeline's run of show
+(rich text only editors write; shown as text and ProseMirror JSON, which would not make the
+same Yjs items again)."""
+
+
+_LATER_COLLECTIONS = frozenset({"households"})
+"""Collections added after the first export format: data without one (an older export)
+leaves the document's as they are."""
 
 
 def _check_kind(kind: str) -> None:
@@ -91,7 +100,15 @@ def to_json(doc: Doc[Any], kind: str, *, rich: bool = False) -> dict[str, Any]:
     found: tuple[SchemaProblem, ...]
     if kind == "guests":
         guests = read_guests(doc)
-        meta, body = guests.meta, {"guests": _records(guests.guests, ENTITIES[kind][0])}
+        guest, household = ENTITIES[kind]
+        meta, body = (
+            guests.meta,
+            {
+                "guests": _records(guests.guests, guest),
+                "households": _records(guests.households, household),
+                "menu": {f.name: to_crdt(getattr(guests.menu, f.name)) for f in MENU},
+            },
+        )
         found = guests.problems
     elif kind == "seating":
         seating = read_seating(doc)
@@ -195,6 +212,8 @@ class _Parsed:
     profile: dict[str, Any] | None = None
     """The timeline's profile; ``None``: the data has none (an export from before profiles),
     and the document's is left as it is."""
+    menu: dict[str, Any] | None = None
+    """The guests' menu; ``None``: the data has none (an export from before menus)."""
     collections: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
 
@@ -231,6 +250,7 @@ def _parse(kind: str, data: object) -> _Parsed:
     top = _object(data, "")
     allowed = [*_HEADER, *_READ_ONLY, *(["currency", "total"] if kind == "budget" else [])]
     allowed += ["profile"] if kind == "timeline" else []
+    allowed += ["menu"] if kind == "guests" else []
     allowed += [entity.collection for entity in ENTITIES[kind]]
     for key in top:
         if key not in allowed:
@@ -245,9 +265,13 @@ def _parse(kind: str, data: object) -> _Parsed:
         parsed.settings = _fields(BUDGET_SETTINGS, settings, "")
     if kind == "timeline" and top.get("profile") is not None:
         parsed.profile = _fields(PROFILE, _object(top["profile"], "profile"), "profile")
+    if kind == "guests" and top.get("menu") is not None:
+        parsed.menu = _fields(MENU, _object(top["menu"], "menu"), "menu")
     for entity in ENTITIES[kind]:
         name = entity.collection
         if name not in top:
+            if name in _LATER_COLLECTIONS:
+                continue  # an export from before it: the document's are left as they are
             raise DocumentError("is required", name)
         entries: dict[str, dict[str, Any]] = {}
         for entry_id, entry in _object(top[name], name).items():
@@ -289,9 +313,14 @@ def import_json(doc: Doc[Any], kind: str, data: object, *, origin: Any = None) -
             profile = changes(root(doc, "profile"), PROFILE, parsed.profile)
             write(root(doc, "profile"), profile)
             changed |= bool(profile)
+        if parsed.menu is not None:
+            menu = changes(root(doc, "menu"), MENU, parsed.menu)
+            write(root(doc, "menu"), menu)
+            changed |= bool(menu)
         for entity in ENTITIES[kind]:
-            entries = parsed.collections[entity.collection]
-            changed |= _replace(root(doc, entity.collection), entity, entries)
+            entries = parsed.collections.get(entity.collection)
+            if entries is not None:
+                changed |= _replace(root(doc, entity.collection), entity, entries)
     return changed
 
 

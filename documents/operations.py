@@ -22,6 +22,8 @@ from .model import (
     CATEGORY,
     DOCUMENT_KINDS,
     GUEST,
+    HOUSEHOLD,
+    MENU,
     PAYMENT,
     PROFILE,
     TABLE,
@@ -74,10 +76,25 @@ def _names(entity: Entity, *excluded: str) -> tuple[str, ...]:
 
 _CURRENCY = {"currency": _Arg(Field("currency", currency))}
 _OPS: dict[str, _Spec] = {
-    "add_guest": _Spec("guests", _creating(GUEST), edits.add(GUEST)),
-    "update_guest": _Spec("guests", _updating(GUEST, _names(GUEST)), edits.update(GUEST), True),
+    "add_guest": _Spec("guests", _creating(GUEST), edits.add(GUEST, edits.check_new_guest)),
+    "update_guest": _Spec(
+        "guests",
+        _updating(GUEST, _names(GUEST)),
+        edits.update(GUEST, edits.check_guest_update),
+        True,
+    ),
     "remove_guest": _Spec("guests", _updating(GUEST, ()), edits.remove(GUEST)),
     "set_rsvp": _Spec("guests", _updating(GUEST, ("rsvp",), required=True), edits.update(GUEST)),
+    "add_household": _Spec("guests", _creating(HOUSEHOLD), edits.add(HOUSEHOLD)),
+    "update_household": _Spec(
+        "guests", _updating(HOUSEHOLD, _names(HOUSEHOLD)), edits.update(HOUSEHOLD), True
+    ),
+    "remove_household": _Spec("guests", _updating(HOUSEHOLD, ()), edits.remove(HOUSEHOLD)),
+    "set_menu": _Spec(
+        "guests",
+        {f.name: _Arg(f, required=True, nullable=True) for f in MENU},
+        edits.set_menu,
+    ),
     "add_table": _Spec("seating", _creating(TABLE), edits.add(TABLE)),
     "update_table": _Spec(
         "seating", _updating(TABLE, _names(TABLE)), edits.update(TABLE, edits.check_capacity), True
@@ -88,6 +105,15 @@ _OPS: dict[str, _Spec] = {
         {"guest_id": _Arg(Field("guest_id", identifier), required=True)}
         | {f.name: _Arg(f, f.required, f.nullable) for f in ASSIGNMENT.fields},
         edits.assign_seat,
+    ),
+    "seat_household": _Spec(
+        "seating",
+        {
+            "table_id": _Arg(Field("table_id", identifier), required=True),
+            "household_id": _Arg(Field("household_id", identifier)),
+            "guest_id": _Arg(Field("guest_id", identifier)),
+        },
+        edits.seat_household,
     ),
     "unassign_seat": _Spec(
         "seating", _updating(ASSIGNMENT, ()), edits.remove(ASSIGNMENT, "guest '{id}' has no seat")

@@ -106,6 +106,8 @@ FIELD_READERS: dict[tuple[str, str], frozenset[str]] = {
     ("guests", "notes"): LEADS | {"family"},
     # How to reach a guest (phone, email): for who invites them, not for vendors.
     ("guests", "contact"): LEADS | {"family"},
+    # Where a household's invitation is posted: a contact field like the one above.
+    ("guests", "mailing_address"): LEADS | {"family"},
 }
 """(document, field) -> the roles that may read it; fields not listed are read by whoever
 reads their document. The timeline's run of show is not listed: everyone who reads the
@@ -119,7 +121,7 @@ OPERATE_OPERATIONS: dict[str, dict[str, frozenset[str] | None]] = {
         "update_guest": frozenset({"rsvp", "meal", "dietary", "plus_one"}),
     },
     # Where they sit; tables themselves stay with who runs the wedding.
-    "seating": {"assign_seat": None, "unassign_seat": None},
+    "seating": {"assign_seat": None, "unassign_seat": None, "seat_household": None},
 }
 """Document -> the operations ``operate`` allows on it -> the fields the operation may set
 (``None``: every argument it takes). The entry's id is always allowed. A document not listed

@@ -72,16 +72,38 @@ class Domain(Protocol):
         ``on_error`` of what it could not read and must never raise into pycrdt."""
         ...
 
-    def to_json(self, doc: Doc[Any], kind: str, *, rich: bool = False) -> dict[str, Any]:
+    def to_json(
+        self,
+        doc: Doc[Any],
+        kind: str,
+        *,
+        rich: bool = False,
+        related: Mapping[str, Doc[Any]] | None = None,
+    ) -> dict[str, Any]:
         """The room's document as JSON: one of :attr:`kinds`, or another room the domain
-        keeps beside them (the wedding's findings); never raises on what clients stored."""
+        keeps beside them (the wedding's findings); never raises on what clients stored.
+        ``related``: documents of the same wedding the view may also read (those
+        :meth:`context` names, the caller may read)."""
+        ...
+
+    def context(self, kind: str, op: Mapping[str, Any] | None = None) -> Collection[str]:
+        """The other kinds of the wedding that the operation ``op`` on a ``kind`` document
+        reads (``None``: that its JSON view reads); their documents are given to
+        :meth:`operate` and :meth:`to_json` as ``related``."""
         ...
 
     def operate(
-        self, doc: Doc[Any], kind: str, op: Mapping[str, Any], *, origin: str
+        self,
+        doc: Doc[Any],
+        kind: str,
+        op: Mapping[str, Any],
+        *,
+        origin: str,
+        related: Mapping[str, Doc[Any]] | None = None,
     ) -> dict[str, Any]:
         """Run the operation ``op`` on ``doc`` in one transaction of ``origin``; raises
-        the domain's error (nothing changed) for an invalid one."""
+        the domain's error (nothing changed) for an invalid one. ``related``: copies of the
+        documents :meth:`context` names for it."""
         ...
 
     def forget(self, doc: Doc[Any], kind: str, person: str) -> bool:

@@ -13,7 +13,7 @@ import random
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -139,15 +139,36 @@ class WeddingService:
             return data
 
     async def read_json_at(
-        self, wedding_id: str, kind: str, *, rich: bool = False, room: str | None = None
+        self,
+        wedding_id: str,
+        kind: str,
+        *,
+        rich: bool = False,
+        room: str | None = None,
+        related: Collection[str] = (),
     ) -> tuple[dict[str, Any], bytes]:
         """:meth:`read_json` of a wedding document with the state vector it shows (an
         index into one of its texts is only meaningful with it); ``room``: read it from
-        that room instead (a projection of the document)."""
+        that room instead (a projection of the document); ``related``: the other kinds the
+        view may read (of those the domain's ``context`` names; the caller checked who
+        may read them)."""
+        others = await self._copies_of(wedding_id, related)
         async with self.room(room or f"{wedding_id}/{kind}") as found:
-            data, state = self.domain.to_json(found.doc, kind, rich=rich), found.doc.get_state()
+            data = self.domain.to_json(found.doc, kind, rich=rich, related=others or None)
+            state = found.doc.get_state()
             await found.wait_committed()
             return data, state
+
+    async def _copies_of(self, wedding_id: str, kinds: Collection[str]) -> dict[str, Doc[Any]]:
+        """A private copy of each of the wedding's documents ``kinds`` (read, never
+        written: a view or an operation that reads them changes nothing there)."""
+        copies: dict[str, Doc[Any]] = {}
+        for other in kinds:
+            async with self.room(f"{wedding_id}/{other}") as found:
+                copy: Doc[Any] = Doc()
+                copy.apply_update(found.doc.get_update())
+                copies[other] = copy
+        return copies
 
     async def apply_update(self, name: str, update: bytes, sender: Sender) -> bool:
         """Apply a client's update; returns whether it changed anything, once committed."""
@@ -189,9 +210,10 @@ class WeddingService:
         key with the operation's result, :mod:`crdt_server.core.operation_keys`).
         """
         operate = self.domain.operate
+        related = await self._copies_of(wedding_id, self.domain.context(kind, op))
         return await self.edit(
             f"{wedding_id}/{kind}",
-            lambda doc: operate(doc, kind, op, origin=sender.origin),
+            lambda doc: operate(doc, kind, op, origin=sender.origin, related=related or None),
             sender,
             rows=rows,
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
 import msgspec
@@ -99,6 +100,13 @@ class ReadQuery(msgspec.Struct, frozen=True):
     response_model=DocumentAnswer,
     binary_response=True,
     errors=(400, *_AUTH, 503),
+    description=(
+        "The guest list's JSON adds `totals` (read-only, derived): `people` (unnamed "
+        "plus-ones counted), `rsvp`, `unnamed_plus_ones`, `meals` (by the menu's spelling), "
+        "`no_meal`, `dietary`, and, for a caller who may read the seating plan, `tables` "
+        "(per table: `name`, `capacity`, `people`, `meals`, `no_meal`, `dietary`) and "
+        "`unseated`; meal, dietary and table totals count who may come."
+    ),
 )
 async def read_document(call: ApiCall, path: DocPath, query: ReadQuery) -> Response:
     _, principal = _document(call, path, write=False)
@@ -111,11 +119,29 @@ async def read_document(call: ApiCall, path: DocPath, query: ReadQuery) -> Respo
     weddings = call.state.weddings
     if doc not in DOCUMENT_KINDS:
         return json_response(await weddings.read_json(path.wedding_id, doc, rich=rich))
-    view, state = await weddings.read_json_at(path.wedding_id, doc, rich=rich, room=room)
+    related = _readable_context(call, path, weddings.domain.context(doc))
+    view, state = await weddings.read_json_at(
+        path.wedding_id, doc, rich=rich, room=room, related=related
+    )
     response = json_response(_visible(call, view, doc, principal))
     # What an index into one of its texts was counted against (splice_notes).
     response.headers[STATE_VECTOR_HEADER] = base64.b64encode(state).decode()
     return response
+
+
+def _readable_context(call: ApiCall, path: DocPath, kinds: Iterable[str]) -> list[str]:
+    """Of the other documents a view reads (the guest list's totals read the seating
+    plan), those the caller may read itself."""
+    found: list[str] = []
+    for kind in kinds:
+        try:
+            document_principal(call, path.wedding_id, kind, write=False)
+        except ApiError as exc:
+            if exc.status_code != 403:
+                raise
+        else:
+            found.append(kind)
+    return found
 
 
 def _visible(call: ApiCall, view: dict[str, Any], doc: str, principal: Principal) -> dict[str, Any]:
@@ -282,6 +308,10 @@ async def operate(call: ApiCall, path: DocPath) -> Response:
         if refusal is not None:
             raise ApiError.field(403, refusal[1], refusal[0])
     weddings = call.state.weddings
+    for other in weddings.domain.context(path.doc, op):
+        # The operation reads another document (seating a household reads the guest list):
+        # only for who may read it.
+        document_principal(call, path.wedding_id, other, write=False)
     once = _operation_key(call, path, principal)
     if once is None:
         result = await weddings.operate(path.wedding_id, path.doc, op, sender_of(principal))

@@ -41,6 +41,10 @@ __all__ = [
 
 guest_ids = st.sampled_from(["g1", "g2", "g3", "g4"])
 table_ids = st.sampled_from(["t1", "t2"])
+household_ids = st.sampled_from(["h1", "h2"])
+household_texts = st.none() | st.sampled_from(["Lee family", " lee  FAMILY", "Ray"])
+"""Free-text households: two spellings of one, read as one household (normalised name)."""
+menus = st.none() | st.lists(st.sampled_from(["Fish", "fish ", "Veg", "Beef"]), max_size=3)
 item_ids = st.sampled_from(["i1", "i2", "i3"])
 category_ids = st.sampled_from(["c1", "c2"])
 payment_ids = st.sampled_from(["p1", "p2", "p3"])
@@ -80,15 +84,36 @@ _GUESTS = st.one_of(
             "dietary": st.lists(st.sampled_from(["vegan", "nuts"]), max_size=2),
             "plus_one": st.booleans(),
             "notes": notes,
+            "household": household_texts,
+            "household_id": household_ids,
+            "plus_one_of": guest_ids,
         },
     ),
     _op(
         "update_guest",
         {"guest_id": guest_ids},
-        {"name": names, "meal": meals, "contact": names, "notes": notes},
+        {
+            "name": names,
+            "meal": meals,
+            "contact": names,
+            "notes": notes,
+            "household": household_texts,
+            "household_id": st.none() | household_ids,
+            "plus_one": st.booleans(),
+            "plus_one_of": st.none() | guest_ids,
+        },
     ),
     _op("remove_guest", {"guest_id": guest_ids}),
     _op("set_rsvp", {"guest_id": guest_ids, "rsvp": st.sampled_from(RSVP_STATES)}),
+    # Households are entries guests name; two people may create or rename one at once.
+    _op(
+        "add_household",
+        {"household_id": household_ids, "name": st.sampled_from(["Lee family", "Ray", "Fox"])},
+        {"mailing_address": st.none() | st.sampled_from(["1 Main St", "2 Elm Rd\nLeeds"])},
+    ),
+    _op("update_household", {"household_id": household_ids, "name": st.sampled_from(["Ray"])}),
+    _op("remove_household", {"household_id": household_ids}),
+    _op("set_menu", {"choices": menus}),
 )
 _SEATING = st.one_of(
     _op(
@@ -104,6 +129,8 @@ _SEATING = st.one_of(
         {"seat": st.none() | st.integers(1, 3)},
     ),
     _op("unassign_seat", {"guest_id": guest_ids}),
+    _op("seat_household", {"household_id": household_ids, "table_id": table_ids}),
+    _op("seat_household", {"guest_id": guest_ids, "table_id": table_ids}),
     # Seat assignments are where concurrent edits collide most (capacity, seat numbers).
     st.sampled_from(["g2", "g3", "g4"]).flatmap(
         lambda guest_id: _op(
@@ -189,6 +216,9 @@ malformed_operations: st.SearchStrategy[dict[str, Any]] = st.sampled_from(
         {"op": "add_table", "table_id": "t1", "name": "Rose", "capacity": -1},
         {"op": "record_payment", "category_id": "c1", "amount": 1.5, "date": "2026-01-15"},
         {"op": "add_guest", "name": "Ann Lee", "colour": "blue"},
+        {"op": "add_household", "household_id": "h 1", "name": "Lee"},
+        {"op": "set_menu", "choices": "fish"},
+        {"op": "seat_household", "table_id": "t1"},
         {"op": "set_profile", "time_zone": "Mars/Olympus"},
         {"op": "set_profile", "date": "2026-02-30"},
     ]
@@ -196,8 +226,10 @@ malformed_operations: st.SearchStrategy[dict[str, Any]] = st.sampled_from(
 """Operations that :func:`documents.apply_operation` refuses with 400 (nothing changes)."""
 
 BASE_PLAN: tuple[dict[str, Any], ...] = (
-    {"op": "add_guest", "guest_id": "g1", "name": "Ann Lee", "rsvp": "accepted"},
-    {"op": "add_guest", "guest_id": "g2", "name": "Bob Ray"},
+    {"op": "add_household", "household_id": "h1", "name": "Lee family"},
+    {"op": "add_guest", "guest_id": "g1", "name": "Ann Lee", "rsvp": "accepted"}
+    | {"household_id": "h1", "plus_one": True},
+    {"op": "add_guest", "guest_id": "g2", "name": "Bob Ray", "household": "Ray"},
     {"op": "add_guest", "guest_id": "g3", "name": "Cy Dow", "rsvp": "accepted"},
     {"op": "add_guest", "guest_id": "g4", "name": "Di Fox", "rsvp": "accepted"},
     {"op": "add_table", "table_id": "t1", "name": "Rose", "capacity": 2},

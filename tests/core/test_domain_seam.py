@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import pytest
 import pytest_asyncio
@@ -129,6 +129,15 @@ def test_the_domain_says_where_a_guest_is_for_the_erasure() -> None:
     assert dict(docs["guests"].get("guests", type=Map)) == {}
     assert dict(docs["seating"].get("assignments", type=Map)) == {"g2": "t1"}
     assert not WEDDINGS.forget(docs["guests"], "guests", "g1")  # nothing left to forget
+
+
+def test_forgetting_a_guest_unlinks_their_named_plus_one() -> None:
+    doc: Doc[Any] = Doc()
+    guests = doc.get("guests", type=Map)
+    guests["g1"] = Map({"name": "Ann", "plus_one": True})
+    guests["g2"] = Map({"name": "Bo", "plus_one_of": "g1"})
+    assert WEDDINGS.forget(doc, "guests", "g1")
+    assert guests.to_py() == {"g2": {"name": "Bo"}}
 
 
 class Batches(Extension):

@@ -10,6 +10,8 @@ from pycrdt import Doc, Map
 
 from crdt_server.documents import DOCUMENT_KINDS, DocumentError, check, seed, to_json
 from crdt_server.documents.demo import demo_operations, seed_demo, seed_demo_document
+from crdt_server.documents.schema import read_guests, read_seating
+from crdt_server.documents.totals import totals
 
 
 def fresh() -> dict[str, Doc[Any]]:
@@ -34,6 +36,19 @@ def test_the_demo_is_a_whole_wedding_without_conflicts() -> None:
     assert sum(1 for item in timeline.values() if item["vendor"]) >= 8
     assert budget["currency"] == "EUR" and budget["total"] and budget["payments"]
     assert check(docs) == []
+    # Households are entries, plus-ones people (two named), the menu offers three meals.
+    view = to_json(docs["guests"], "guests")
+    assert len(view["households"]) >= len(households)  # a name may come back (30 names)
+    assert all(g["household_id"] in view["households"] for g in guests.values() if g["household"])
+    assert any(h["mailing_address"] for h in view["households"].values())
+    assert sum(1 for g in guests.values() if g["plus_one_of"]) == 2
+    assert view["menu"] == {"choices": ["Beef", "Fish", "Vegetarian"]}
+    found = totals(read_guests(docs["guests"]), read_seating(docs["seating"]))
+    assert found["people"] == len(guests) + found["unnamed_plus_ones"] > len(guests)
+    assert set(found["meals"]) == {"Beef", "Fish", "Vegetarian"}
+    seated = sum(t["people"] for t in found["tables"].values())
+    assert seated > len(seating["assignments"])  # unnamed plus-ones sit with their hosts
+    assert all(t["people"] <= t["capacity"] for t in found["tables"].values())
 
 
 def test_seeding_twice_writes_nothing_and_two_runs_agree() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pycrdt import Doc
+from pycrdt import Doc, Map
 
 from crdt_server.documents import OperationError, apply_operation
 from crdt_server.documents.model import RSVP_STATES, SIDES
@@ -67,3 +67,38 @@ def test_any_guest_list_round_trips_unchanged(entries: list[dict[str, Any]], bom
     fresh: Doc[Any] = Doc()
     apply_import(fresh, plan_import(fresh, text))
     assert export_guests(fresh, bom=bom) == text
+
+
+FILE = "name,household,plus_one\r\nAnn Lee,Lee family,true\r\nBo Ray,,\r\n"
+
+
+def seeded(wedding_id: str = "w1") -> Doc[Any]:
+    from crdt_server.documents import seed
+
+    doc: Doc[Any] = Doc()
+    seed(doc, "guests", wedding_id)
+    return doc
+
+
+def test_two_devices_importing_one_file_converge_on_one_guest_each() -> None:
+    first, second = seeded(), seeded()
+    apply_import(first, plan_import(first, FILE))
+    apply_import(second, plan_import(second, FILE))
+    ids = sorted(first.get("guests", type=Map).keys())
+    assert ids == sorted(second.get("guests", type=Map).keys()) and len(ids) == 2
+    # Merged, they are still two guests (each device wrote the same ids).
+    first.apply_update(second.get_update(first.get_state()))
+    assert sorted(first.get("guests", type=Map).keys()) == ids
+    # A re-run adds nothing; spaces and case in the name and household are no new guest.
+    again = plan_import(first, "name,household\r\n ann  LEE ,lee   Family\r\n")
+    assert again.added == [] and again.errors == []
+    # Another wedding derives other ids from the same rows.
+    other = seeded("w2")
+    apply_import(other, plan_import(other, FILE))
+    assert set(other.get("guests", type=Map).keys()).isdisjoint(ids)
+
+
+def test_one_guest_twice_in_a_file_is_an_error() -> None:
+    doc = seeded()
+    plan = plan_import(doc, "name,household\r\nAnn Lee,Lee\r\nann lee, LEE\r\n")
+    assert [(e.line, e.field) for e in plan.errors] == [(3, "name")]

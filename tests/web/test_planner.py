@@ -174,7 +174,9 @@ async def test_seating_someone_at_a_full_table_shows_the_conflict_everywhere(
     demo: Demo, browser: Any
 ) -> None:
     guests, seating = await guests_and_seating(demo)
-    to_seat = unseated(guests, seating)[0]
+    # Someone without an unnamed plus-one: one more person at the full table.
+    alone = {g["name"] for g in guests.values() if not g["plus_one"]}
+    to_seat = next(name for name in unseated(guests, seating) if name in alone)
     full_id, full = next(
         (tid, t)
         for tid, t in sorted(seating["tables"].items())

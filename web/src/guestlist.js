@@ -1,12 +1,14 @@
 // The guest list at size (issue 53, point 6): a selection with bulk actions (set the RSVP,
 // assign a table, set the side, remove: each one undo step; export the selection as CSV), and
 // a list that renders only the rows near the screen once it holds more than WINDOW_FROM
-// guests (the list's own search replaces the browser's find-in-page there).
+// guests (the list's own search replaces the browser's find-in-page there). Issue 51: the
+// meal totals (people, not rows) and seating a household in one action.
 
 import { html, nothing } from 'lit-html'
 import { ref } from 'lit-html/directives/ref.js'
 import { repeat } from 'lit-html/directives/repeat.js'
 import { RSVP, SIDES, removeGuest, seatGuest, updateGuest } from './model.js'
+import { guestTotals } from './households.js'
 
 export const WINDOW_FROM = 200
 const ROW = 64 // px: a row's height until rows drawn on this screen have been measured
@@ -140,4 +142,42 @@ export function bulkBar (ctx, shown) {
 export function selectBox (ctx, g) {
   return html`<input type="checkbox" class="pick" aria-label=${`Select ${g.name}`} .checked=${ctx.selected.has(g.id)}
     @change=${(e) => { if (e.target.checked) ctx.selected.add(g.id); else ctx.selected.delete(g.id); ctx.refresh() }}>`
+}
+
+/** The caterer's numbers: people (unnamed plus-ones counted), meals by the menu's spelling,
+ *  dietary needs, overall and per table (who may come: not declined). */
+export function totalsPanel (ctx) {
+  const totals = guestTotals(ctx.guests, ctx.menu, ctx.seating)
+  const list = (counts) => Object.entries(counts).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([k, n]) => `${k} ${n}`).join(' · ') || '—'
+  const tables = Object.entries(totals.tables).filter(([, t]) => t.people)
+  return html`<details class="card totals" aria-label="Meal totals">
+    <summary><strong>${totals.people} people</strong>${totals.unnamed_plus_ones ? ` (${totals.unnamed_plus_ones} unnamed plus-one${totals.unnamed_plus_ones > 1 ? 's' : ''})` : ''}
+      · Meals: ${list(totals.meals)}${totals.no_meal ? ` · no meal yet ${totals.no_meal}` : ''}</summary>
+    ${ctx.menu ? html`<p class="muted">Menu: ${ctx.menu.join(', ')}</p>` : nothing}
+    <p>Dietary: ${list(totals.dietary)}</p>
+    ${tables.length
+      ? html`<table class="per-table"><thead><tr><th scope="col">Table</th><th scope="col">People</th><th scope="col">Meals</th><th scope="col">Dietary</th></tr></thead>
+        <tbody>${tables.map(([id, t]) => html`<tr data-table=${id}><th scope="row">${t.name}</th><td>${t.people}/${t.capacity}</td>
+          <td>${list(t.meals)}${t.no_meal ? ` · no meal ${t.no_meal}` : ''}</td><td>${list(t.dietary)}</td></tr>`)}</tbody></table>
+        <p class="muted">${totals.unseated} not seated yet.</p>`
+      : nothing}
+  </details>`
+}
+
+/** Seat a household (every person who may come, plus-ones with their host) at one table:
+ *  one action. */
+export function seatHouseholdForm (ctx) {
+  const households = [...ctx.households.values()].filter((h) => h.guests.some((g) => g.rsvp !== 'declined')).sort((a, b) => a.name.localeCompare(b.name))
+  if (!households.length || !ctx.seating.tables.length) return nothing
+  const f = ctx.errors.of('seat-household')
+  const submit = (e) => {
+    e.preventDefault()
+    const form = e.target
+    ctx.seatHousehold(form.elements.household.value, form.elements.table.value)
+  }
+  return html`<form class="card seat-household" data-form="seat-household" @submit=${submit} aria-label="Seat a household together">
+    <label>Household <select name="household">${households.map((h) => html`<option value=${h.id}>${h.name} (${h.guests.length})</option>`)}</select></label>
+    <div class="field"><label>Table <select name="table" aria-describedby=${f.describedBy('table')} aria-invalid=${f.invalid('table')}>${ctx.seating.tables.map((t) => html`<option value=${t.id}>${t.name}</option>`)}</select></label>${f.note('table')}</div>
+    <button type="submit">Seat together</button>
+  </form>`
 }

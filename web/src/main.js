@@ -26,6 +26,7 @@ import { Webhooks } from './webhooks.js'
 import { Invites } from './invites.js'
 import { CalendarTokens, Members } from './members.js'
 import { followScroll } from './guestlist.js'
+import { householdMove, householdSplits, householdsOf, peopleAt, readHouseholds, readMenu, seatHousehold } from './households.js'
 import { DocHistory, historyView } from './history.js'
 import { useFormats } from './local.js'
 
@@ -610,6 +611,25 @@ class PlannerApp {
     return word
   }
 
+  /** Seat a household's people who may come (their unnamed plus-ones with them) at one
+   *  table, in one action: one operation for an operator, one transaction otherwise. */
+  seatHousehold (householdId, tableId) {
+    const household = this.households.get(householdId)
+    const table = this.seating.tables.find((t) => t.id === tableId)
+    if (!household || !table) return
+    const { moving, people } = householdMove(household, this.seating, this.guests, tableId)
+    if (!moving.length) { this.say(`${household.name} already sit at ${table.name}.`); return }
+    const free = table.capacity - (peopleAt(this.seating, this.guests).get(tableId) || 0)
+    if (people > free) {
+      this.refuse('seat-household', [{ field: 'table', message: `${table.name} has ${Math.max(free, 0)} free seats; ${household.name} need ${people}.` }])
+      return
+    }
+    this.errors.clear('seat-household')
+    if (this.canOperate('seating')) this.ops.add('seating', { op: 'seat_household', household_id: householdId, table_id: tableId })
+    else this.history.act(`${household.name} seated at ${table.name}`, () => seatHousehold(this.docs.seating, moving, tableId))
+    this.say(`${household.name} seated together at ${table.name}.`)
+  }
+
   seat (guestId, tableId) {
     if (this.canOperate('seating')) {
       const value = seatFor(this.seating, guestId, tableId)
@@ -633,6 +653,8 @@ class PlannerApp {
     // With the operations still queued on this device shown as done (an operator's changes).
     this.guests = this.ops.overlayGuests(readGuests(this.docs.guests))
     this.seating = this.ops.overlaySeating(readSeating(this.docs.seating))
+    this.households = householdsOf(this.guests, readHouseholds(this.docs.guests))
+    this.menu = readMenu(this.docs.guests)
     this.timeline = readTimeline(this.docs.timeline)
     this.profile = readProfile(this.docs.timeline)
     this.budget = readBudget(this.docs.budget)
@@ -659,6 +681,7 @@ class PlannerApp {
     // may not open the server's conflicts room).
     if (rooms.seating) {
       for (const c of seatingConflicts(this.seating, this.guests)) found.set(conflictKey(c), c)
+      for (const c of householdSplits(this.households, this.seating)) found.set(conflictKey(c), c)
     }
     // The server's list may name documents this person may not read; show only theirs.
     this.conflicts = [...found.values()].filter((c) => c.paths.every((p) => this.sections.includes(p.split('/')[0])))

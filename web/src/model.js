@@ -45,7 +45,9 @@ export function readGuests (doc) {
       dietary: Array.isArray(g.dietary) ? g.dietary.filter((d) => typeof d === 'string') : [],
       plus_one: g.plus_one === true,
       contact: text(g.contact) || null,
-      notes: typeof g.notes === 'string' ? g.notes : ''
+      notes: typeof g.notes === 'string' ? g.notes : '',
+      household_id: typeof g.household_id === 'string' && ID.test(g.household_id) ? g.household_id : null,
+      plus_one_of: typeof g.plus_one_of === 'string' && ID.test(g.plus_one_of) ? g.plus_one_of : null
     }))
     .sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id))
 }
@@ -327,6 +329,8 @@ export function removePayment (doc, id) {
 export function seatingConflicts (seating, guests) {
   const found = []
   const byId = new Map(guests.map((g) => [g.id, g]))
+  const named = new Set(guests.map((g) => g.plus_one_of).filter(Boolean))
+  const unnamed = (id) => Boolean(byId.get(id)?.plus_one && !named.has(id))
   const who = (id) => (byId.get(id) ? byId.get(id).name : `guest '${id}'`)
   const atTable = new Map()
   const onSeat = new Map()
@@ -341,11 +345,14 @@ export function seatingConflicts (seating, guests) {
   })
   for (const table of seating.tables) {
     const seated = atTable.get(table.id) || []
-    if (seated.length > table.capacity) {
+    // People, not rows: an unnamed plus-one sits with their host.
+    const extra = seated.filter(unnamed).length
+    if (seated.length + extra > table.capacity) {
+      const who = `${seated.length} guests` + (extra ? ` and ${extra} plus-one${extra > 1 ? 's' : ''}` : '')
       found.push({
         code: 'seating.table_over_capacity',
         paths: [`seating/tables/${table.id}`],
-        message: `Table '${table.name}' has ${seated.length} guests but seats ${table.capacity}.`
+        message: `Table '${table.name}' has ${who} but seats ${table.capacity}.`
       })
     }
   }

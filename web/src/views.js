@@ -14,7 +14,8 @@ import { cancelNotes, notesField } from './notes.js'
 import { discussButton } from './panel.js'
 import { theirsNote, valueOf } from './forms.js'
 import { historyButton } from './history.js'
-import { WINDOW_FROM, bulkBar, guestRows, selectBox } from './guestlist.js'
+import { WINDOW_FROM, bulkBar, guestRows, seatHouseholdForm, selectBox, totalsPanel } from './guestlist.js'
+import { peopleAt } from './households.js'
 
 const label = (s) => s.charAt(0).toUpperCase() + s.slice(1).replace('_', ' ')
 
@@ -141,6 +142,7 @@ export function guestsView (ctx) {
         </p>
       </div>
       ${readOnlyNote(ctx, 'guests')}
+      ${totalsPanel(ctx)}
       ${canWrite ? html`
         <form class="card add-form" data-form="add-guest" novalidate @submit=${add} @input=${addForm.edited} aria-label="Add a guest">
           <div class="field"><label>Name <input name="name" required maxlength="200" autocomplete="off"
@@ -209,7 +211,8 @@ function guestRow (ctx, g, canWrite, canAnswer, seating) {
   return html`<li class="row ${busy ? 'busy' : ''} ${g.queued ? 'queued' : ''}" data-entity=${g.id}>
     <div class="who">
       <span class="name-line">${canWrite ? selectBox(ctx, g) : nothing}<strong>${g.name}</strong>${editors(ctx, g.id)}</span>
-      <span class="muted">${[g.household, g.side && SIDES[g.side], g.meal, ...g.dietary, g.plus_one ? '+1' : null].filter(Boolean).join(' · ')}</span>
+      <span class="muted">${[g.household || (g.household_id && ctx.households?.get(g.household_id)?.name), g.side && SIDES[g.side], g.meal, ...g.dietary, g.plus_one ? '+1' : null,
+        g.plus_one_of ? `plus-one of ${ctx.guests.find((h) => h.id === g.plus_one_of)?.name ?? 'a guest'}` : null].filter(Boolean).join(' · ')}</span>
       ${table ? html`<span class="muted">Table ${table.name}</span>` : nothing}
     </div>
     <div class="row-actions" data-form=${rsvpForm}>
@@ -309,6 +312,7 @@ export function seatingView (ctx) {
     if (seatedAt.has(a.table_id)) seatedAt.get(a.table_id).push({ id: guestId, seat: a.seat, guest: byId.get(guestId) })
   })
   const unseated = guests.filter((g) => g.rsvp !== 'declined' && !seating.assignments.has(g.id))
+  const people = peopleAt(seating, guests) // an unnamed plus-one takes the seat beside their host
   const overIds = new Set(ctx.conflicts.flatMap((c) => c.paths).filter((p) => p.startsWith('seating/')).map((p) => p.split('/')[2]))
   const nameOf = (id) => (byId.get(id) ? byId.get(id).name : `Unknown guest ${id}`)
 
@@ -346,6 +350,7 @@ export function seatingView (ctx) {
       </div>
       ${readOnlyNote(ctx, 'seating')}
       ${canSeat ? html`<p class="muted">Drag a guest onto a table, or choose a table in the list next to their name.</p>` : nothing}
+      ${canSeat && ctx.docs.guests ? seatHouseholdForm(ctx) : nothing}
       <div class="seating">
         <section class="card unseated" aria-labelledby="unseated-title"
           @dragover=${(e) => e.preventDefault()} @drop=${(e) => { e.preventDefault(); const id = e.dataTransfer.getData('text/x-guest'); if (id && canSeat) ctx.unseat(id) }}>
@@ -355,15 +360,16 @@ export function seatingView (ctx) {
         <div class="tables">
           ${seating.tables.map((t) => {
             const seated = seatedAt.get(t.id).sort((a, b) => (a.seat ?? 999) - (b.seat ?? 999))
-            const over = seated.length > t.capacity
-            return html`<section class="card table ${over || overIds.has(t.id) ? 'conflict' : ''} ${seated.length >= t.capacity ? 'full' : ''}" data-entity=${t.id}
-                aria-label=${`Table ${t.name}, ${seated.length} of ${t.capacity} seats`}
+            const count = people.get(t.id)
+            const over = count > t.capacity
+            return html`<section class="card table ${over || overIds.has(t.id) ? 'conflict' : ''} ${count >= t.capacity ? 'full' : ''}" data-entity=${t.id}
+                aria-label=${`Table ${t.name}, ${count} of ${t.capacity} seats`}
                 @dragover=${(e) => { if (canSeat) { e.preventDefault(); e.currentTarget.classList.add('drop') } }}
                 @dragleave=${(e) => e.currentTarget.classList.remove('drop')}
                 @drop=${canSeat ? drop(t.id) : null}>
               <header>
                 <h3>${t.name}</h3>
-                <span class="capacity ${over ? 'over' : ''}">${seated.length}/${t.capacity}${over ? ' — over capacity' : seated.length === t.capacity ? ' — full' : ''}</span>
+                <span class="capacity ${over ? 'over' : ''}">${count}/${t.capacity}${over ? ' — over capacity' : count === t.capacity ? ' — full' : ''}</span>
                 ${discussButton(ctx, 'seating', t.id, `table ${t.name}`)}
               </header>
               <ul class="chips">

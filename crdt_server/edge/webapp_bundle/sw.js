@@ -1,8 +1,8 @@
 // The service worker of the planner: keeps the app shell on the device so the app opens
 // with no network. The documents themselves live in IndexedDB (y-indexeddb), not here.
 // The list of files and the version below are filled in by web/build.mjs.
-const VERSION = 'f42b1b5da318525f'
-const SHELL = ["/app/","/app/app-LXCCMQWA.css","/app/app-VESZKXJS.js","/app/chunk-ULH3TVUC.js","/app/chunk-XMFJZ5UI.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
+const VERSION = 'feb41311b9e910d0'
+const SHELL = ["/app/","/app/app-MWRP4Y7M.css","/app/app-QBCW27A2.js","/app/chunk-ULH3TVUC.js","/app/chunk-XMFJZ5UI.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
 const CACHE = `planner-${VERSION}`
 
 self.addEventListener('install', (event) => {

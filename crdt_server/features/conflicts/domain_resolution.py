@@ -17,8 +17,9 @@ from typing import Any
 from pycrdt import Doc
 
 from crdt_server.actor import Actor
+from crdt_server.documents.households import household_of
 from crdt_server.documents.model import Conflict
-from crdt_server.documents.schema import read_seating
+from crdt_server.documents.schema import read_guests, read_seating
 
 __all__ = ["ROLE_PRIORITY", "Suggestion", "related_paths", "suggest"]
 
@@ -97,6 +98,16 @@ def suggest(
             keep = writers.get(kept[0]) if kept else None
             ops = [{"op": "unassign_seat", "guest_id": _id(p)} for p in dropped]
             return Suggestion(keep, ops, "Unseat the guests seated by the lowest roles.")
+    if code == "seating.household_split" and conflict.paths:
+        # One table for the household: the one the highest role seated one of them at.
+        order = _ordered(list(conflict.paths), writers)
+        first = read_seating(docs.get("seating")).assignments.get(_id(order[0]))
+        household = household_of(read_guests(docs.get("guests")), _id(order[0]))
+        if first is not None and household is not None:
+            ops = [{"op": "seat_household", "household_id": household, "table_id": first.table_id}]
+            return Suggestion(
+                writers.get(order[0]), ops, "Seat the household where the highest role put them."
+            )
     if code in ("timeline.vendor_overlap", "timeline.location_overlap"):
         order = _ordered(list(conflict.paths), writers)
         keep = writers.get(order[0])

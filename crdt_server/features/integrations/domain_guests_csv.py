@@ -8,8 +8,11 @@ absent field (its default for ``rsvp`` and ``plus_one``). An import may leave co
 (those fields stay as they are) but needs ``name`` or ``id``.
 
 Each row is matched to a guest by its ``id`` when it has one (a new id adds a guest with
-that id), else by name and household (case and surrounding spaces ignored, and the stored
-spelling kept); a row matching nobody adds a guest. Two rows may not match the same guest.
+that id), else by name and household (case and spaces ignored, and the stored spelling
+kept); a row matching nobody adds a guest, under an id derived from the wedding and the
+row's normalised name and household (:func:`documents.model.derived_id`), so two devices
+importing one file converge on one guest, and a re-run adds none. Two rows may not match
+the same guest. ``household_id`` and ``plus_one_of`` are columns like the others.
 
 Spreadsheets run a cell that starts with ``=``, ``+``, ``-``, ``@`` (or a tab or carriage
 return) as a formula: the export prefixes such cells with ``'`` (OWASP's advice), and the
@@ -26,8 +29,14 @@ from typing import Any
 
 from pycrdt import Doc, Map
 
-from crdt_server.documents.model import GUEST, DocumentError, identifier, new_id
-from crdt_server.documents.schema import Guest, new_entry, read_guests, root, write
+from crdt_server.documents.model import (
+    GUEST,
+    DocumentError,
+    derived_id,
+    household_key,
+    identifier,
+)
+from crdt_server.documents.schema import Guest, new_entry, read_guests, read_meta, root, write
 
 __all__ = [
     "COLUMNS",
@@ -166,7 +175,7 @@ def _value(column: str, raw: str) -> Any:
 
 
 def _key(name: object, household: object) -> tuple[str, str]:
-    return (str(name).strip().casefold(), str(household or "").strip().casefold())
+    return (household_key(str(name)), household_key(str(household or "")))
 
 
 def plan_import(doc: Doc[Any] | None, text: str) -> GuestImport:
@@ -187,6 +196,8 @@ def plan_import(doc: Doc[Any] | None, text: str) -> GuestImport:
     if "name" not in header and "id" not in header:
         raise CsvError("line 1: the header needs a name or an id column")
     guests = _guests(doc)
+    wedding_id = (read_meta(doc).wedding_id if doc is not None else None) or ""
+    stored = root_keys(doc)  # once: every new row's derived id is looked up in it
     by_key: dict[tuple[str, str], list[str]] = {}
     for guest in guests.values():
         by_key.setdefault(_key(guest.name, guest.household), []).append(guest.id)
@@ -240,12 +251,23 @@ def plan_import(doc: Doc[Any] | None, text: str) -> GuestImport:
             if "name" not in values:
                 plan.errors.append(RowError(line, "name", "a new guest needs a name"))
                 continue
-            if guest_id is not None and guest_id in root_keys(doc):
+            if guest_id is not None and guest_id in stored:
                 plan.errors.append(
                     RowError(line, "id", f"guest {guest_id!r} is unreadable; fix it first")
                 )
                 continue
-            guest_id = guest_id or _fresh(guests, claimed)
+            if guest_id is None:
+                guest_id = _derived(wedding_id, values)
+                if guest_id in claimed:
+                    plan.errors.append(
+                        RowError(line, "name", f"the same guest as line {claimed[guest_id]}")
+                    )
+                    continue
+                if guest_id in stored:  # a guest it made before, since renamed
+                    plan.errors.append(
+                        RowError(line, "name", f"guest {guest_id!r} has another name now")
+                    )
+                    continue
             claimed[guest_id] = line
             plan.added.append((line, guest_id, values))
             continue
@@ -272,10 +294,11 @@ def root_keys(doc: Doc[Any] | None) -> set[str]:
     return set(root(doc, GUEST.collection).keys()) if doc is not None else set()
 
 
-def _fresh(guests: Mapping[str, Guest], claimed: Mapping[str, int]) -> str:
-    while (guest_id := new_id()) in guests or guest_id in claimed:
-        pass
-    return guest_id
+def _derived(wedding_id: str, values: Mapping[str, Any]) -> str:
+    """The id of a guest a row adds: derived from the wedding and the row's normalised
+    name and household, so two devices importing one file make one guest, and a re-run
+    makes none."""
+    return derived_id("guest", wedding_id, *_key(values["name"], values.get("household")))
 
 
 def _differences(current: Guest, values: Mapping[str, Any]) -> dict[str, Any]:
