@@ -213,10 +213,19 @@ class Invitations(Extension):
 
     async def on_member_erased(self, wedding: str, sub: str) -> bool:
         """Their open invitations are revoked; the record of how they joined (with the
-        address they gave) goes."""
+        address they gave) goes, and the invitation they joined by forgets the address
+        and name it was made out to (a single-use one was theirs alone; one for several
+        people keeps its name, which is the group's)."""
         await self.on_revoke(sub, wedding)
 
         def tx() -> Tx[bool]:
+            yield Sql(
+                "UPDATE {t}invitations SET email = NULL,"
+                " name = CASE WHEN uses = 1 THEN NULL ELSE name END"
+                " WHERE wedding = ? AND id IN (SELECT invitation FROM {t}invitation_members"
+                " WHERE wedding = ? AND sub = ?)",
+                (wedding, wedding, sub),
+            )
             gone = yield Sql(
                 "DELETE FROM {t}invitation_members WHERE wedding = ? AND sub = ?",
                 (wedding, sub),
