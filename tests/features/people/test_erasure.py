@@ -3,10 +3,12 @@ row behind in any table (their person, device sessions (ended first: their socke
 with 4401), sign-in codes, "add your email" claims, the invitation that named them), read
 straight from the store's tables after the erasure, and the SQLite file's bytes hold
 their address nowhere; a person still a member elsewhere keeps their person and devices,
-and only the erased wedding's traces go."""
+and only the erased wedding's traces go; a wedding its erased creator made keeps no digest
+of their address."""
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from typing import Any
 
@@ -31,6 +33,7 @@ _TABLES = (
     "invitations",
     "invitation_members",
     "mail_outbox",
+    "weddings_created",
 )
 
 
@@ -152,3 +155,31 @@ async def test_a_person_still_a_member_elsewhere_keeps_only_their_other_weddings
     assert CODEC.decode(fresh["token"]).sub == "bo2"
     refused = await running.session(cookie, "refresh", json={"wedding": "w1"})
     assert refused.status_code == 403
+
+
+@pytest.mark.asyncio
+async def test_an_erased_creator_s_address_leaves_no_digest_behind(
+    running: Running, database: str
+) -> None:
+    http = running.http
+    new = {"names": ["Eve", "Max"], "date": "2027-06-12", "time_zone": "Europe/Lisbon"}
+    made = await ok(
+        await http.post(
+            "/api/weddings",
+            json={**new, "currency": "EUR", "email": "Eve@Example.com"},
+            headers=ADMIN_AUTH,
+        ),
+        201,
+    )
+    wedding, sub = made["id"], made["member"]["sub"]
+    # The creation emailed the first link; the newer one asked for here replaces it.
+    await ok(await running.complete(await running.link("eve@example.com", 2)))
+    digest = hashlib.sha256(b"eve@example.com").hexdigest()
+    assert _holding(await _rows(running, database), digest)
+
+    erased = await ok(await http.delete(f"/api/admin/members/{sub}", headers=ADMIN_AUTH))
+    assert erased["weddings"] == [wedding]
+    rows = await _rows(running, database)
+    assert _holding(rows, digest, "eve@example.com") == []
+    # The wedding keeps its record (whether its creator was verified), under no digest.
+    assert [r for r in rows["weddings_created"] if wedding in r]
