@@ -119,6 +119,10 @@ class MailQueue(Protocol):
         ...
 
 
+Forgotten = Callable[[str], Awaitable[object]]
+"""Told that an erasure left an address (lower case) held by nobody: what another feature
+keeps of it goes."""
+
 Verified = Callable[[str, Sequence[str]], Awaitable[object]]
 """Told that a sign-in link verified an address (lower case), with the weddings where it
 now identifies the person's member."""
@@ -296,6 +300,9 @@ class DeviceSessions(Extension):
         """Told whenever a sign-in link verified an address (another feature's interest:
         the weddings feature lets a wedding made through open signup send email once its
         creator's address is verified)."""
+        self.forgotten_listeners: list[Forgotten] = []
+        """Told of each address an erasure left held by nobody (the weddings feature's
+        record of who created a wedding keeps a digest of the creator's address)."""
 
     # -- hooks --------------------------------------------------------------------------
 
@@ -337,10 +344,11 @@ class DeviceSessions(Extension):
         erased = await self.db.write(_erase_membership(wedding, sub))
         await self._end(list(erased.devices))
         await self.db.write(_erase_person(erased, wedding, sub))
-        if self.post is not None:
-            for address in sorted(erased.addresses):
-                if address not in erased.held:
-                    await self.post.forget_address(address)
+        for address in sorted(erased.addresses - erased.held):
+            if self.post is not None:
+                await self.post.forget_address(address)
+            for told in self.forgotten_listeners:
+                await told(address)
         return False  # the directory's entry says whether they were a member
 
     async def on_revoke(self, sub: str, wedding: str | None) -> None:

@@ -18,6 +18,7 @@ __all__ = [
     "Created",
     "created",
     "created_row",
+    "forget",
     "take_mail",
     "verified",
     "weddings_of",
@@ -97,6 +98,12 @@ def verified(wedding: str, person: str) -> Tx[bool]:
         count=True,
     )
     return bool(changed)
+
+
+def forget(person: str, key: str) -> Tx[None]:
+    """The step that replaces a creator's digest by ``key`` (an erased person's address:
+    nothing derived from it stays)."""
+    yield Sql("UPDATE {t}weddings_created SET person = ? WHERE person = ?", (key, person))
 
 
 def take_mail(wedding: str, day: str, kind: str, limit: int) -> Tx[bool]:
