@@ -1,6 +1,7 @@
 """The weddings feature's tables: who created each wedding the server made (a digest of
 the creator's email, whether a sign-in link has verified it), and the invitation emails a
-wedding sent each day. Both are erased with their wedding."""
+wedding sent each day. Both are erased with their wedding; an erased creator's digest is
+replaced by a random key (:func:`forget`)."""
 
 from __future__ import annotations
 
