@@ -1,11 +1,11 @@
 """Erasure is complete, on both stores: a person erased from their last wedding leaves no
 row behind in any table (their person, device sessions (ended first: their sockets close
-with 4401), sign-in codes, "add your email" claims, the invitation that named them, the member and session events
-they caused, which carry their name and devices), read
-straight from the store's tables after the erasure, and the SQLite file's bytes hold
-their address nowhere; a person still a member elsewhere keeps their person and devices,
-and only the erased wedding's traces go; a wedding its erased creator made keeps no digest
-of their address."""
+with 4401), sign-in codes, "add your email" claims, the invitation that named them, the
+member and session events they caused, which carry their name and devices), read straight
+from the store's tables after the erasure, and the SQLite file's bytes hold their address
+nowhere; a person still a member elsewhere keeps their person and devices, and only the
+erased wedding's traces go; a wedding its erased creator made keeps no digest of their
+address."""
 
 from __future__ import annotations
 
