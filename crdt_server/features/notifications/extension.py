@@ -279,6 +279,15 @@ class Notifications(Extension):
         await self.db.write(_queue_email(address, subject_line(subject), body, time.time()))
         self.queued("")
 
+    async def forget_address(self, address: str) -> None:
+        """Emails still waiting for a bare address (lower case) go: its person was erased
+        (:class:`crdt_server.features.people.MailQueue`)."""
+
+        def tx() -> Tx[None]:
+            yield Sql("DELETE FROM {t}mail_outbox WHERE LOWER(address) = ?", (address,))
+
+        await self.db.write(tx())
+
     async def notifications(
         self, wedding: str, sub: str, *, unread_only: bool, after: int | None, limit: int
     ) -> tuple[list[dict[str, Any]], int, int | None]:

@@ -92,7 +92,9 @@ def _build(built: Built) -> Sequence[Extension]:
         # Device labels are personal: a session.* event is read by the person it names
         # (its data's "sub") and by who manages the members, nobody else.
         events.personal("session.", "members.manage")
-    return [People(), Invitations(events), DeviceSessions(built.revocations)]
+    # Device sessions first: their erasure hook reads the member's addresses from the
+    # directory and the invitations' records before those hooks delete them.
+    return [DeviceSessions(built.revocations), People(), Invitations(events)]
 
 
 def _routes() -> Sequence[ApiRoute]:

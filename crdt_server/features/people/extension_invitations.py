@@ -17,7 +17,7 @@ from typing import Literal, Protocol
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.core.limits import RateLimiter
 from crdt_server.features.db import Events, FeatureDb, Sql, Tx
-from crdt_server.features.events import EventLog
+from crdt_server.features.events import EventLog, forget_events_of
 from crdt_server.features.people import tables_invitations as tables
 from crdt_server.features.people.extension import erase
 from crdt_server.features.people.extension_sessions import MailQueue
@@ -212,11 +212,24 @@ class Invitations(Extension):
         await self.db.write(tx())
 
     async def on_member_erased(self, wedding: str, sub: str) -> bool:
-        """Their open invitations are revoked; the record of how they joined (with the
-        address they gave) goes."""
+        """Their open invitations are revoked; the ``member.*`` and ``session.*`` events
+        they caused go (``member.joined`` carries their name, ``session.*`` their devices);
+        the record of how they joined (with the address they gave) goes, and the
+        invitation they joined by forgets the address and name it was made out to (a
+        single-use one was theirs alone; one for several people keeps its name, which is
+        the group's)."""
         await self.on_revoke(sub, wedding)
 
         def tx() -> Tx[bool]:
+            yield Sql(
+                "UPDATE {t}invitations SET email = NULL,"
+                " name = CASE WHEN uses = 1 THEN NULL ELSE name END"
+                " WHERE wedding = ? AND id IN (SELECT invitation FROM {t}invitation_members"
+                " WHERE wedding = ? AND sub = ?)",
+                (wedding, wedding, sub),
+            )
+            for kinds in ("member.", "session."):
+                yield from forget_events_of(wedding, sub, kinds)
             gone = yield Sql(
                 "DELETE FROM {t}invitation_members WHERE wedding = ? AND sub = ?",
                 (wedding, sub),

@@ -31,6 +31,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import msgspec
+
 from crdt_server.auth.principals import Revocations
 from crdt_server.auth.tokens import TokenCodec
 from crdt_server.cluster.messages import BusMessage, from_event, to_event
@@ -111,6 +113,15 @@ class MailQueue(Protocol):
         """Queue one email to a bare address (durably: the mailer sends it, with retries)."""
         ...
 
+    async def forget_address(self, address: str) -> None:
+        """Drop the emails still waiting for ``address`` (lower case): its person was
+        erased."""
+        ...
+
+
+Forgotten = Callable[[str], Awaitable[object]]
+"""Told that an erasure left an address (lower case) held by nobody: what another feature
+keeps of it goes."""
 
 Verified = Callable[[str, Sequence[str]], Awaitable[object]]
 """Told that a sign-in link verified an address (lower case), with the weddings where it
@@ -143,6 +154,96 @@ _MEMBERSHIPS = (
     " JOIN {t}members b ON b.wedding = m.wedding AND b.sub = m.sub WHERE m.person = ?"
     " ORDER BY m.used_at DESC, m.wedding"
 )
+
+
+@dataclass(slots=True)
+class _Erased:
+    """What a member's erasure found: their person, if that was the person's last
+    membership (``None`` otherwise), its live device sessions, and the addresses the
+    member and the person had (lower case)."""
+
+    person: str | None
+    devices: tuple[str, ...]
+    addresses: set[str]
+    held: set[str]
+    """Of ``addresses``, those someone else still holds (filled by :func:`_erase_person`)."""
+
+
+def _erase_membership(wedding: str, sub: str) -> Tx[_Erased]:
+    """The step that removes a member's membership and verified address, and finds what
+    else goes with them (:class:`_Erased`)."""
+    given = yield from rows_as(
+        EmailRow,
+        "SELECT LOWER(email) AS email FROM {t}members WHERE wedding = ? AND sub = ?"
+        " AND email IS NOT NULL"
+        " UNION SELECT email FROM {t}verified_emails WHERE wedding = ? AND sub = ?"
+        " UNION SELECT LOWER(email) AS email FROM {t}invitation_members"
+        " WHERE wedding = ? AND sub = ? AND email IS NOT NULL",
+        wedding,
+        sub,
+        wedding,
+        sub,
+        wedding,
+        sub,
+    )
+    addresses = {normal_email(g.email) for g in given}
+    owner = yield from row_as(
+        _PersonOf, "SELECT person FROM {t}memberships WHERE wedding = ? AND sub = ?", wedding, sub
+    )
+    yield Sql("DELETE FROM {t}memberships WHERE wedding = ? AND sub = ?", (wedding, sub))
+    yield Sql("DELETE FROM {t}verified_emails WHERE wedding = ? AND sub = ?", (wedding, sub))
+    if owner is None:
+        return _Erased(None, (), addresses, set())
+    left = yield from row_as(
+        Count, "SELECT COUNT(*) AS count FROM {t}memberships WHERE person = ?", owner.person
+    )
+    if left is not None and left.count:
+        return _Erased(None, (), addresses, set())
+    own = yield from rows_as(
+        EmailRow,
+        "SELECT email FROM {t}persons WHERE id = ? AND email IS NOT NULL"
+        " UNION SELECT email FROM {t}email_claims WHERE person = ?",
+        owner.person,
+        owner.person,
+    )
+    addresses |= {normal_email(e.email) for e in own}
+    live = yield from rows_as(
+        IdRow,
+        "SELECT id FROM {t}device_sessions WHERE person = ? AND ended_at IS NULL",
+        owner.person,
+    )
+    return _Erased(owner.person, tuple(d.id for d in live), addresses, set())
+
+
+def _erase_person(erased: _Erased, wedding: str, sub: str) -> Tx[None]:
+    """The step that removes the person (if the erased membership was their last) and the
+    codes and claims of the addresses nobody else holds; fills ``erased.held``."""
+    if erased.person is not None:
+        for table, key in (("device_sessions", "person"), ("email_claims", "person")):
+            yield Sql(f"DELETE FROM {{t}}{table} WHERE {key} = ?", (erased.person,))
+        yield Sql("DELETE FROM {t}persons WHERE id = ?", (erased.person,))
+    for address in sorted(erased.addresses):
+        holders = yield from row_as(
+            Count,
+            "SELECT COUNT(*) AS count FROM (SELECT 1 AS one FROM {t}persons WHERE email = ?"
+            " UNION ALL SELECT 1 AS one FROM {t}verified_emails WHERE email = ?"
+            " UNION ALL SELECT 1 AS one FROM {t}members WHERE LOWER(email) = ?"
+            " AND NOT (wedding = ? AND sub = ?)) AS held",
+            address,
+            address,
+            address,
+            wedding,
+            sub,
+        )
+        if holders is not None and holders.count:
+            erased.held.add(address)
+            continue
+        yield Sql("DELETE FROM {t}sign_in_codes WHERE email = ?", (address,))
+        yield Sql("DELETE FROM {t}email_claims WHERE email = ?", (address,))
+
+
+class _PersonOf(msgspec.Struct, frozen=True):
+    person: str
 
 
 def sign_in_code(address: str, code: str, now: float, limit: int) -> Tx[bool]:
@@ -199,6 +300,9 @@ class DeviceSessions(Extension):
         """Told whenever a sign-in link verified an address (another feature's interest:
         the weddings feature lets a wedding made through open signup send email once its
         creator's address is verified)."""
+        self.forgotten_listeners: list[Forgotten] = []
+        """Told of each address an erasure left held by nobody (the weddings feature's
+        record of who created a wedding keeps a digest of the creator's address)."""
 
     # -- hooks --------------------------------------------------------------------------
 
@@ -227,13 +331,24 @@ class DeviceSessions(Extension):
             self._ended_here(ended.sid)
 
     async def on_member_erased(self, wedding: str, sub: str) -> bool:
-        def tx() -> Tx[None]:
-            yield Sql("DELETE FROM {t}memberships WHERE wedding = ? AND sub = ?", (wedding, sub))
-            yield Sql(
-                "DELETE FROM {t}verified_emails WHERE wedding = ? AND sub = ?", (wedding, sub)
-            )
+        """The member's membership and verified address go. If that was their person's
+        last membership, everything about the person goes too: their device sessions
+        (ended first, as a revocation ends them: refused in every process, sockets closed
+        with 4401), their "add your email" claim, the person; and every address the member
+        or the person had (the directory's, the verified one, the one given at an
+        invitation, the person's, the claimed one) loses its sign-in code, claims and
+        waiting emails, unless someone still holds it (another member, another person).
 
-        await self.db.write(tx())
+        Runs before the directory's and the invitations' hooks (the feature lists this
+        extension first), which still hold the member's addresses."""
+        erased = await self.db.write(_erase_membership(wedding, sub))
+        await self._end(list(erased.devices))
+        await self.db.write(_erase_person(erased, wedding, sub))
+        for address in sorted(erased.addresses - erased.held):
+            if self.post is not None:
+                await self.post.forget_address(address)
+            for told in self.forgotten_listeners:
+                await told(address)
         return False  # the directory's entry says whether they were a member
 
     async def on_revoke(self, sub: str, wedding: str | None) -> None:

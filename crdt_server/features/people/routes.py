@@ -187,7 +187,8 @@ async def put_member(call: ApiCall, path: PutMemberPath, body: MemberBody) -> Re
     f"{_BASE}/members/{{sub}}",
     "eraseMember",
     "Per-person erasure: their messages become placeholders; their entry, reactions,"
-    " notifications and thread events go (admin key)",
+    " notifications and thread events go, and their person with their devices, codes and"
+    " claims when this was their last wedding (admin key)",
     family="admin",
     security="admin",
     status=204,

@@ -83,7 +83,8 @@ async def remove_member(call: ApiCall, path: MemberPath) -> Response:
     "/api/admin/members/{sub}",
     "erasePerson",
     "Erase a person from every wedding that knows them (admin key): their tokens are"
-    " revoked everywhere, then each wedding erases them as DELETE .../members/{sub} does",
+    " revoked everywhere, then each wedding erases them as DELETE .../members/{sub} does"
+    " (their person, devices, codes and claims go with their last wedding)",
     family="admin",
     security="admin",
     response_model=Erased,

@@ -14,7 +14,9 @@ identify a member, device sessions and sign-in codes.
   expires, and how many were sent in the current hour.
 
 Secrets and codes are never stored, only their hashes. Memberships and verified emails
-are erased with their wedding; people, device sessions and codes belong to no wedding.
+are erased with their wedding; people, device sessions and codes belong to no wedding:
+they go when a member's erasure removes their person's last membership
+(``DeviceSessions.on_member_erased``).
 """
 
 from __future__ import annotations

@@ -40,6 +40,7 @@ def _build(built: Built) -> Sequence[Extension]:
     sessions = built.find(DeviceSessions)
     if sessions is not None:
         sessions.verified_listeners.append(weddings.address_verified)
+        sessions.forgotten_listeners.append(weddings.address_forgotten)
     return [weddings]
 
 

@@ -141,6 +141,11 @@ class Weddings(Extension):
         the wedding may send email from now on. Returns whether it was the creator."""
         return await self.db.write(tables.verified(wedding, person_key(email)))
 
+    async def address_forgotten(self, email: str) -> None:
+        """An erasure left ``email`` held by nobody: the weddings it created keep their
+        record (and whether it was verified), under a random key instead of its digest."""
+        await self.db.write(tables.forget(person_key(email), "erased:" + secrets.token_hex(16)))
+
     async def address_verified(self, email: str, weddings: Sequence[str]) -> None:
         """A sign-in link verified ``email``, which identifies a member of ``weddings``:
         those it created may send email from now on (:meth:`creator_verified`)."""

@@ -1,6 +1,7 @@
 """The weddings feature's tables: who created each wedding the server made (a digest of
 the creator's email, whether a sign-in link has verified it), and the invitation emails a
-wedding sent each day. Both are erased with their wedding."""
+wedding sent each day. Both are erased with their wedding; an erased creator's digest is
+replaced by a random key (:func:`forget`)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ __all__ = [
     "Created",
     "created",
     "created_row",
+    "forget",
     "take_mail",
     "verified",
     "weddings_of",
@@ -97,6 +99,12 @@ def verified(wedding: str, person: str) -> Tx[bool]:
         count=True,
     )
     return bool(changed)
+
+
+def forget(person: str, key: str) -> Tx[None]:
+    """The step that replaces a creator's digest by ``key`` (an erased person's address:
+    nothing derived from it stays)."""
+    yield Sql("UPDATE {t}weddings_created SET person = ? WHERE person = ?", (key, person))
 
 
 def take_mail(wedding: str, day: str, kind: str, limit: int) -> Tx[bool]:
