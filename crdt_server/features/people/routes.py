@@ -186,21 +186,40 @@ async def put_member(call: ApiCall, path: PutMemberPath, body: MemberBody) -> Re
 @people_routes.delete(
     f"{_BASE}/members/{{sub}}",
     "eraseMember",
-    "Per-person erasure: their messages become placeholders; their entry, reactions,"
+    "Per-person erasure: their tokens for the wedding are refused and their sockets closed;"
+    " their messages become placeholders; their entry, reactions,"
     " notifications and thread events go, and their person with their devices, codes and"
     " claims when this was their last wedding (admin key)",
     family="admin",
     security="admin",
     status=204,
-    errors=(401, 403, 404, 429),
+    errors=(401, 403, 404, 429, 503),
 )
 async def erase_member(call: ApiCall, path: MemberPath) -> Response:
-    # The admin key only (the route's credential kinds). Every feature forgets them (this
-    # one their entry, threads their messages, notifications their inbox), then the
-    # store's files are scrubbed.
-    if not await call.state.erasures.erase_member(path.wedding_id, path.sub):
-        raise NotFound("no such member")
+    # The admin key only (the route's credential kinds). Their tokens for the wedding are
+    # refused first, as removing them does (a token minted before the erasure would read
+    # on, and register them again); then every feature forgets them (this one their
+    # entry, threads their messages, notifications their inbox) and the store's files are
+    # scrubbed.
+    wedding, sub = path.wedding_id, path.sub
+    listed = await call.state.extension(People).member(wedding, sub) is not None
+    if listed:
+        await _revoke(call, sub, wedding)
+    known = await call.state.erasures.erase_member(wedding, sub)
+    if not (listed or known):
+        raise NotFound("no such member", field="sub")
+    if not listed:
+        await _revoke(call, sub, wedding)  # known only to another feature (their messages)
     return Response(status_code=204)
+
+
+async def _revoke(call: ApiCall, sub: str, wedding: str) -> None:
+    """Refuse ``sub``'s tokens for ``wedding`` and close their sockets; what they set up is
+    the erasure's to end (each feature's erase hook says why: erased, not revoked)."""
+    try:
+        await call.state.erasures.revoke(sub, wedding, cascade=False)
+    except StoreError as exc:
+        raise Unavailable("the store could not record the revocation, retry") from exc
 
 
 @people_routes.post(

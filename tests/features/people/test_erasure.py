@@ -185,3 +185,22 @@ async def test_an_erased_creator_s_address_leaves_no_digest_behind(
     assert _holding(rows, digest, "eve@example.com") == []
     # The wedding keeps its record (whether its creator was verified), under no digest.
     assert [r for r in rows["weddings_created"] if wedding in r]
+
+
+@pytest.mark.asyncio
+async def test_an_erased_member_s_older_token_neither_reads_nor_brings_them_back(
+    running: Running, database: str
+) -> None:
+    """Erasing a member (``eraseMember``) refuses the tokens they hold for that wedding, as
+    removing them does: a token minted before the erasure would otherwise read the wedding
+    and, as every authenticated call registers its caller, put them back in the directory."""
+    http = running.http
+    token = CODEC.mint(sub="ida", role="friend", wedding="w1", ttl=3600, name="Ida Erased")
+    held = {"Authorization": f"Bearer {token}"}
+    assert (await http.get(f"{W}/access", headers=held)).status_code == 200
+    assert (await http.delete(f"{W}/members/ida", headers=ADMIN_AUTH)).status_code == 204
+    assert (await http.get(f"{W}/access", headers=held)).status_code == 401
+    assert (await http.get(f"{W}/docs/guests", headers=held)).status_code == 401
+    members = await ok(await http.get(f"{W}/members", headers=COUPLE))
+    assert "ida" not in {m["sub"] for m in members["members"]}, members
+    assert _holding(await _rows(running, database), "Ida Erased") == []
