@@ -17,7 +17,7 @@ from typing import Any
 from pycrdt import Doc
 
 from crdt_server.actor import Actor
-from crdt_server.documents.households import household_of
+from crdt_server.documents.households import household_of, unnamed_plus_ones
 from crdt_server.documents.model import Conflict
 from crdt_server.documents.schema import read_guests, read_seating
 
@@ -92,9 +92,20 @@ def suggest(
         seating = read_seating(docs.get("seating"))
         table = seating.tables.get(_id(conflict.paths[0]))
         seated = list(related_paths(conflict, docs))
-        if table is not None and len(seated) > table.capacity:
+        # People, not rows: a guest with an unnamed plus-one takes two seats.
+        unnamed = set(unnamed_plus_ones(read_guests(docs.get("guests"))))
+        weight = {p: 2 if _id(p) in unnamed else 1 for p in seated}
+        if table is not None and sum(weight.values()) > table.capacity:
             order = _ordered(seated, writers)
-            kept, dropped = order[: table.capacity], order[table.capacity :]
+            kept: list[str] = []
+            dropped: list[str] = []
+            taken = 0
+            for path in order:
+                if not dropped and taken + weight[path] <= table.capacity:
+                    kept.append(path)
+                    taken += weight[path]
+                else:
+                    dropped.append(path)
             keep = writers.get(kept[0]) if kept else None
             ops = [{"op": "unassign_seat", "guest_id": _id(p)} for p in dropped]
             return Suggestion(keep, ops, "Unseat the guests seated by the lowest roles.")

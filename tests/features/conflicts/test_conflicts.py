@@ -207,6 +207,47 @@ def test_the_hierarchy_unseats_the_lowest_roles_at_an_over_full_table() -> None:
     ]
 
 
+def test_the_hierarchy_counts_people_and_seats_a_split_household_together() -> None:
+    seating: Doc[Any] = Doc()
+    guests: Doc[Any] = Doc()
+    for name, capacity in (("t1", 3), ("t2", 4)):
+        apply_operation(
+            seating,
+            "seating",
+            {"op": "add_table", "table_id": name, "name": name} | {"capacity": capacity},
+        )
+    apply_operation(guests, "guests", {"op": "add_household", "household_id": "h1", "name": "H"})
+    for guest, extra in (("g1", {"plus_one": True}), ("g2", {}), ("g3", {"household_id": "h1"})):
+        apply_operation(
+            guests, "guests", {"op": "add_guest", "guest_id": guest, "name": guest} | extra
+        )
+    apply_operation(
+        guests,
+        "guests",
+        {"op": "add_guest", "guest_id": "g4", "name": "g4"} | {"household_id": "h1"},
+    )
+    assignments = seating.get("assignments", type=Map)
+    for guest, table in (("g1", "t1"), ("g2", "t1"), ("g3", "t1"), ("g4", "t2")):
+        assignments[guest] = {"table_id": table}
+    docs = {"seating": seating, "guests": guests}
+    # g1 and their unnamed plus-one, g2, g3: four people at three seats; g3's writer (the
+    # couple) ranks first, then g1's (planner): g2 is unseated, g1 keeps two seats.
+    writers = {
+        "seating/assignments/g3": Actor("c", "couple"),
+        "seating/assignments/g1": Actor("p", "planner"),
+    }
+    over = Conflict("seating.table_over_capacity", ("seating/tables/t1",), "full")
+    assert suggest(over, writers, docs).ops == [{"op": "unassign_seat", "guest_id": "g2"}]
+    split = Conflict(
+        "seating.household_split",
+        ("seating/assignments/g3", "seating/assignments/g4"),
+        "split",
+    )
+    found = suggest(split, writers, docs)
+    assert found.keep == Actor("c", "couple")
+    assert found.ops == [{"op": "seat_household", "household_id": "h1", "table_id": "t1"}]
+
+
 @pytest.mark.asyncio
 async def test_the_commit_that_makes_a_conflict_records_it_within_milliseconds(
     http: httpx.AsyncClient,
