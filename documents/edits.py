@@ -135,6 +135,35 @@ def remove(
     return run
 
 
+# -- guests ------------------------------------------------------------------------------
+
+
+def check_guest_links(call: Invocation, guest_id: str | None = None) -> None:
+    """A guest's ``household_id`` must name a household entry, and ``plus_one_of`` another
+    guest on the list (this replica's view: a concurrent removal is the findings' to
+    report)."""
+    household_id = call.args.get("household_id")
+    if household_id is not None and household_id not in root(call.doc, "households"):
+        raise refuse(f"there is no household '{household_id}'", "household_id")
+    host = call.args.get("plus_one_of")
+    if host is None:
+        return
+    if host == guest_id:
+        raise refuse("a guest cannot be their own plus-one", "plus_one_of")
+    if not isinstance(root(call.doc, "guests").get(host), Map):
+        raise refuse(f"there is no guest '{host}'", "plus_one_of")
+
+
+def check_new_guest(call: Invocation) -> None:
+    # The new guest's id is not on the list (add refused it otherwise): naming it as the
+    # host is refused as naming no guest.
+    check_guest_links(call)
+
+
+def check_guest_update(call: Invocation, guest_id: str, entry: Map[Any]) -> None:
+    check_guest_links(call, guest_id)
+
+
 # -- timeline ------------------------------------------------------------------------------
 
 

@@ -43,6 +43,7 @@ class DomainEvent:
 # (document kind, root) -> the noun of its events and the name of its id in ``data``.
 _ENTITIES: dict[tuple[str, str], tuple[str, str]] = {
     ("guests", "guests"): ("guest", "id"),
+    ("guests", "households"): ("guest.household", "id"),
     ("seating", "tables"): ("seating.table", "id"),
     ("timeline", "items"): ("timeline.item", "id"),
     ("budget", "categories"): ("budget.category", "id"),
@@ -54,6 +55,9 @@ EVENT_TYPES: tuple[str, ...] = (
     "guest.updated",
     "guest.removed",
     "guest.rsvp_changed",
+    "guest.household_added",
+    "guest.household_updated",
+    "guest.household_removed",
     "seating.table_added",
     "seating.table_updated",
     "seating.table_removed",
@@ -308,6 +312,8 @@ def apply_events(kind: str, entries: Entries, events: Iterable[DomainEvent]) -> 
 def _split(event_type: str) -> tuple[str, str]:
     """``("guest", "rsvp_changed")`` from ``guest.rsvp_changed``; likewise
     ``("budget.payment", "recorded")`` from ``budget.payment_recorded``."""
+    if event_type.startswith("guest.household_"):
+        return "guest.household", event_type.removeprefix("guest.household_")
     if event_type.startswith("guest."):
         return "guest", event_type.removeprefix("guest.")
     for noun, _ in _ENTITIES.values():

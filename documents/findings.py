@@ -37,6 +37,7 @@ from .schema import (
     Assignment,
     Category,
     Guest,
+    Household,
     Payment,
     SchemaProblem,
     Table,
@@ -243,6 +244,9 @@ class WeddingFindings:
         assignment: Assignment | None = self._records["assignments"].get(key)
         if assignment is not None and assignment.seat is not None:
             self._dirty.add(("seat", assignment.table_id, assignment.seat))
+
+    def _households_changed(self, key: str, old: Household | None, new: Household | None) -> None:
+        pass  # no finding reads a household's fields (only its guests, by their entries)
 
     def _tables_changed(self, key: str, old: Table | None, new: Table | None) -> None:
         self._dirty.add(("table", key))

@@ -1,7 +1,8 @@
 """JSON export and import of the wedding documents.
 
 The export is plain JSON: ``{"kind", "schema", "wedding_id", <collections>}`` where each
-collection maps ids to objects holding every field (``null`` for empty optional ones), and
+collection maps ids to objects holding every field (``null`` for empty optional ones; the
+guests document's ``households`` may be missing in data written before them), and
 the budget adds ``currency`` and ``total``, the timeline its ``profile`` (the wedding's names,
 date, time zone, venue and RSVP deadline; ``null`` fields where there is none). Entries a
 foreign client stored in a shape the schema does not allow are left out (the invariant
@@ -69,6 +70,11 @@ timeline's run of show (rich text only editors write; shown as text and ProseMir
 which would not make the same Yjs items again)."""
 
 
+_LATER_COLLECTIONS = frozenset({"households"})
+"""Collections added after the first export format: data without one (an older export)
+leaves the document's as they are."""
+
+
 def _check_kind(kind: str) -> None:
     if kind not in DOCUMENT_KINDS:
         raise DocumentError(f"unknown document kind {shown(kind)}", "kind")
@@ -91,7 +97,14 @@ def to_json(doc: Doc[Any], kind: str, *, rich: bool = False) -> dict[str, Any]:
     found: tuple[SchemaProblem, ...]
     if kind == "guests":
         guests = read_guests(doc)
-        meta, body = guests.meta, {"guests": _records(guests.guests, ENTITIES[kind][0])}
+        guest, household = ENTITIES[kind]
+        meta, body = (
+            guests.meta,
+            {
+                "guests": _records(guests.guests, guest),
+                "households": _records(guests.households, household),
+            },
+        )
         found = guests.problems
     elif kind == "seating":
         seating = read_seating(doc)
@@ -248,6 +261,8 @@ def _parse(kind: str, data: object) -> _Parsed:
     for entity in ENTITIES[kind]:
         name = entity.collection
         if name not in top:
+            if name in _LATER_COLLECTIONS:
+                continue  # an export from before it: the document's are left as they are
             raise DocumentError("is required", name)
         entries: dict[str, dict[str, Any]] = {}
         for entry_id, entry in _object(top[name], name).items():
@@ -290,8 +305,9 @@ def import_json(doc: Doc[Any], kind: str, data: object, *, origin: Any = None) -
             write(root(doc, "profile"), profile)
             changed |= bool(profile)
         for entity in ENTITIES[kind]:
-            entries = parsed.collections[entity.collection]
-            changed |= _replace(root(doc, entity.collection), entity, entries)
+            entries = parsed.collections.get(entity.collection)
+            if entries is not None:
+                changed |= _replace(root(doc, entity.collection), entity, entries)
     return changed
 
 

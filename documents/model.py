@@ -7,6 +7,7 @@ the same field rules, so the three paths cannot disagree about what is valid.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 import zoneinfo
@@ -49,6 +50,8 @@ MAX_LIST = 20
 MAX_PARTNERS = 2
 MAX_NAME = 100
 """A partner's name in a wedding's profile: at most this many characters."""
+MAX_ADDRESS = 500
+"""A household's mailing address (several lines): at most this many characters."""
 
 
 class DocumentError(ValueError):
@@ -108,6 +111,29 @@ def format_money(amount: int, currency: str | None) -> str:
 def normal_label(label: str) -> str:
     """A vendor or location name as compared for overlaps (spaces and case folded)."""
     return " ".join(label.split()).casefold()
+
+
+def household_key(name: str) -> str:
+    """A free-text household as households are matched by it: spaces collapsed, case
+    folded (``" Lee  Family"`` and ``"lee family"`` are one household)."""
+    return " ".join(name.split()).casefold()
+
+
+def household_id_of(name: str) -> str:
+    """The id a free-text ``household`` with no entry reads under (``n-`` and 16 hex digits
+    of the SHA-256 of :func:`household_key`): the same on every replica and every run, so
+    a link or a seat made for it still names it once someone creates the entry with this
+    id (``add_household``)."""
+    digest = hashlib.sha256(household_key(name).encode()).hexdigest()
+    return f"n-{digest[:16]}"
+
+
+def derived_id(*parts: str) -> str:
+    """A deterministic id for an entry the server creates from data (an imported row): 16
+    hex digits of the SHA-256 of ``parts``, so that two devices importing one file make one
+    entry, and a re-run makes none."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    return f"i-{digest[:16]}"
 
 
 def new_id() -> str:
@@ -335,8 +361,28 @@ GUEST = Entity(
         Field("plus_one", boolean, default=False),
         Field("contact", text()),
         Field("notes", prose(), text=True),
+        Field("household_id", identifier),
+        Field("plus_one_of", identifier),
     ),
 )
+"""A guest. ``household_id`` names an entry of ``households``; a guest without one whose
+``household`` text is set belongs to the household of that name (see
+:mod:`documents.households`). ``plus_one_of`` names the guest whose plus-one they are: a
+named plus-one, a person of their own (meal, seat, answer); ``plus_one: true`` with no guest
+naming its holder so counts as one unnamed person."""
+HOUSEHOLD = Entity(
+    "guests",
+    "households",
+    "household",
+    "household_id",
+    (
+        Field("name", text(), required=True),
+        Field("rsvp_deadline", day),
+        Field("mailing_address", text(MAX_ADDRESS)),
+    ),
+)
+"""A household: who is invited, seated and answered for as a unit. The mailing address is
+a contact field (read like a guest's ``contact``)."""
 TABLE = Entity(
     "seating",
     "tables",

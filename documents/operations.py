@@ -22,6 +22,7 @@ from .model import (
     CATEGORY,
     DOCUMENT_KINDS,
     GUEST,
+    HOUSEHOLD,
     PAYMENT,
     PROFILE,
     TABLE,
@@ -74,10 +75,20 @@ def _names(entity: Entity, *excluded: str) -> tuple[str, ...]:
 
 _CURRENCY = {"currency": _Arg(Field("currency", currency))}
 _OPS: dict[str, _Spec] = {
-    "add_guest": _Spec("guests", _creating(GUEST), edits.add(GUEST)),
-    "update_guest": _Spec("guests", _updating(GUEST, _names(GUEST)), edits.update(GUEST), True),
+    "add_guest": _Spec("guests", _creating(GUEST), edits.add(GUEST, edits.check_new_guest)),
+    "update_guest": _Spec(
+        "guests",
+        _updating(GUEST, _names(GUEST)),
+        edits.update(GUEST, edits.check_guest_update),
+        True,
+    ),
     "remove_guest": _Spec("guests", _updating(GUEST, ()), edits.remove(GUEST)),
     "set_rsvp": _Spec("guests", _updating(GUEST, ("rsvp",), required=True), edits.update(GUEST)),
+    "add_household": _Spec("guests", _creating(HOUSEHOLD), edits.add(HOUSEHOLD)),
+    "update_household": _Spec(
+        "guests", _updating(HOUSEHOLD, _names(HOUSEHOLD)), edits.update(HOUSEHOLD), True
+    ),
+    "remove_household": _Spec("guests", _updating(HOUSEHOLD, ()), edits.remove(HOUSEHOLD)),
     "add_table": _Spec("seating", _creating(TABLE), edits.add(TABLE)),
     "update_table": _Spec(
         "seating", _updating(TABLE, _names(TABLE)), edits.update(TABLE, edits.check_capacity), True

@@ -6,7 +6,11 @@ can never both insert "the same" element and end up with two::
     kind      root         entries
     (every)   meta         schema, kind, wedding_id  (written by seed, never edited)
     guests    guests       guest_id -> Map{name, household, side, rsvp, meal, dietary,
-                                           plus_one, contact, notes*}
+                                           plus_one, contact, notes*, household_id,
+                                           plus_one_of}
+              households   household_id -> Map{name, rsvp_deadline, mailing_address}
+                           (absent in documents written before households: a guest's
+                           free-text ``household`` reads as one, :mod:`documents.households`)
     seating   tables       table_id -> Map{name, capacity, shape, notes*}
               assignments  guest_id -> {"table_id", "seat"}  (one atomic JSON value)
     timeline  items        item_id -> Map{title, start, end, location, owner, vendor,
@@ -47,6 +51,7 @@ from .model import (
     BUDGET_SETTINGS,
     CATEGORY,
     GUEST,
+    HOUSEHOLD,
     ID_PATTERN,
     PAYMENT,
     PROFILE,
@@ -64,7 +69,7 @@ META = "meta"
 ROOTS: dict[str, tuple[str, ...]] = {
     "timeline": ("items", "profile"),
     "budget": ("settings", "categories", "payments"),
-    "guests": ("guests",),
+    "guests": ("guests", "households"),
     "seating": ("tables", "assignments"),
 }
 """The root maps of each kind of document, besides ``meta``."""
@@ -77,7 +82,7 @@ TEXT_FIELDS = frozenset({"notes"})
 ENTITIES: dict[str, tuple[Entity, ...]] = {
     "timeline": (TIMELINE_ITEM,),
     "budget": (CATEGORY, PAYMENT),
-    "guests": (GUEST,),
+    "guests": (GUEST, HOUSEHOLD),
     "seating": (TABLE, ASSIGNMENT),
 }
 """The id-keyed collections of each kind of document."""
@@ -97,6 +102,16 @@ class Guest:
     plus_one: bool
     contact: str | None
     notes: str | None
+    household_id: str | None = None
+    plus_one_of: str | None = None
+
+
+@dataclass(frozen=True)
+class Household:
+    id: str
+    name: str
+    rsvp_deadline: str | None
+    mailing_address: str | None
 
 
 @dataclass(frozen=True)
@@ -149,6 +164,7 @@ class Payment:
 
 RECORDS: dict[Entity, type] = {
     GUEST: Guest,
+    HOUSEHOLD: Household,
     TABLE: Table,
     ASSIGNMENT: Assignment,
     TIMELINE_ITEM: TimelineItem,
@@ -177,6 +193,7 @@ class GuestList:
     meta: Meta = Meta()
     guests: Mapping[str, Guest] = field(default_factory=dict)
     problems: tuple[SchemaProblem, ...] = ()
+    households: Mapping[str, Household] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -380,7 +397,9 @@ def read_guests(doc: Doc[Any] | None) -> GuestList:
         return GuestList()
     problems: list[SchemaProblem] = []
     with doc.transaction():
-        return GuestList(read_meta(doc), read_entries(doc, GUEST, Guest, problems), tuple(problems))
+        guests = read_entries(doc, GUEST, Guest, problems)
+        households = read_entries(doc, HOUSEHOLD, Household, problems)
+        return GuestList(read_meta(doc), guests, tuple(problems), households)
 
 
 def read_seating(doc: Doc[Any] | None) -> SeatingPlan:

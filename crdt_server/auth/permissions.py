@@ -106,6 +106,8 @@ FIELD_READERS: dict[tuple[str, str], frozenset[str]] = {
     ("guests", "notes"): LEADS | {"family"},
     # How to reach a guest (phone, email): for who invites them, not for vendors.
     ("guests", "contact"): LEADS | {"family"},
+    # Where a household's invitation is posted: a contact field like the one above.
+    ("guests", "mailing_address"): LEADS | {"family"},
 }
 """(document, field) -> the roles that may read it; fields not listed are read by whoever
 reads their document. The timeline's run of show is not listed: everyone who reads the

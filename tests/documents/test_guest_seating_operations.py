@@ -58,6 +58,8 @@ def test_add_guest_normalises_and_fills_defaults(docs: Docs) -> None:
         "plus_one": True,
         "contact": "di@example.org",
         "notes": "",
+        "household_id": None,
+        "plus_one_of": None,
     }
 
 
