@@ -32,7 +32,7 @@ from crdt_server.features.events import EventLog
 from crdt_server.storage import NewEvent
 
 from .domain import mint_code
-from .domain_households import Household, Wedding, read_wedding
+from .domain_households import HouseholdView, Wedding, read_wedding
 from .extension import RsvpLinks
 from .settings import RsvpSettings
 
@@ -84,7 +84,7 @@ async def _wedding(call: ApiCall, wedding_id: str) -> Wedding:
     return read_wedding(docs)
 
 
-async def _household(call: ApiCall, path: HouseholdPath) -> Household:
+async def _household(call: ApiCall, path: HouseholdPath) -> HouseholdView:
     household = (await _wedding(call, path.wedding_id)).households.get(path.household_id)
     if household is None:
         raise NotFound("no such household", field="household_id")
@@ -130,11 +130,11 @@ def _safe(cell: str) -> str:
     return "'" + cell if cell.lstrip("'").startswith(_FORMULA) else cell
 
 
-async def _links(call: ApiCall, wedding_id: str) -> list[tuple[Household, str, str]]:
+async def _links(call: ApiCall, wedding_id: str) -> list[tuple[HouseholdView, str, str]]:
     wedding = await _wedding(call, wedding_id)
     links = call.state.extension(RsvpLinks)
     versions = await links.tables.versions(wedding_id)
-    found: list[tuple[Household, str, str]] = []
+    found: list[tuple[HouseholdView, str, str]] = []
     for household in sorted(wedding.households.values(), key=lambda h: (h.name.casefold(), h.id)):
         code = mint_code(links.secret, wedding_id, household.id, versions.get(household.id, 0))
         found.append((household, code, rsvp_url(call, code)))
@@ -163,7 +163,7 @@ async def links_csv(call: ApiCall, path: WeddingPath) -> Response:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(("household_id", "household", "people", "url", "code"))
     for household, code, url in await _links(call, path.wedding_id):
-        people = "; ".join(g.name for g in household.people)
+        people = "; ".join(g.name for g in household.guests)
         writer.writerow((household.id, _safe(household.name), _safe(people), url, code))
     await _record_export(call, path.wedding_id, principal.user_id, principal.role, "csv")
     headers = {

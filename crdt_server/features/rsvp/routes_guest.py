@@ -39,10 +39,10 @@ from crdt_server.storage import FeatureRow
 from crdt_server.times import rfc3339
 
 from .domain import MAX_CODE, closes_at, parse_code, verify_code
-from .domain_households import Household, Wedding, read_wedding
+from .domain_households import HouseholdView, Wedding, read_wedding
 from .extension import RsvpLinks
 
-__all__ = ["GUEST_ROLE", "guest_actor", "guest_routes"]
+__all__ = ["GUEST_ROLE", "guest_actor", "guest_routes", "plus_one_id"]
 
 GUEST_ROLE = "guest"
 """The role of every RSVP answer's actor: not a role of the permission matrix."""
@@ -130,7 +130,7 @@ class RsvpReceipt(msgspec.Struct, frozen=True):
 
 class _Link(msgspec.Struct, frozen=True):
     wedding_id: str
-    household: Household
+    household: HouseholdView
     wedding: Wedding
     closes: datetime | None
 
@@ -163,9 +163,9 @@ async def _link(call: ApiCall, code: str) -> _Link:
     docs = await call.state.weddings.documents(parsed.wedding, kinds=("guests", "timeline"))
     wedding = read_wedding(docs)
     household = wedding.households.get(parsed.household)
-    if household is None or not household.people:
+    if household is None or not household.guests:
         raise unknown  # an erased or emptied household reads nothing
-    deadline = household.deadline or wedding.deadline
+    deadline = household.rsvp_deadline or wedding.deadline
     return _Link(parsed.wedding, household, wedding, closes_at(deadline, wedding.time_zone))
 
 
@@ -189,12 +189,12 @@ async def read_rsvp(call: ApiCall, path: CodePath) -> Response:
     closed = _closed(link)
     people = [
         PersonView(g.id, g.name, g.rsvp, g.meal, list(g.dietary), g.plus_one)
-        for g in household.people
+        for g in household.guests
     ]
     page = RsvpPage(
         household.name,
         WeddingView(list(wedding.names), wedding.date, wedding.venue),
-        household.deadline or wedding.deadline,
+        household.rsvp_deadline or wedding.deadline,
         closed,
         list(wedding.menu) if wedding.menu is not None else None,
         [] if closed else people,
@@ -204,13 +204,14 @@ async def read_rsvp(call: ApiCall, path: CodePath) -> Response:
     return response
 
 
-def _operations(link: _Link, body: RsvpAnswer) -> list[dict[str, Any]]:
-    """The ``update_guest`` operations of an answer, checked against the household and
-    the menu before anything is written (422 naming the field)."""
-    members = {g.id for g in link.household.people}
+def _operations(link: _Link, body: RsvpAnswer) -> list[tuple[str, dict[str, Any]]]:
+    """The operations of an answer, each with the field of the body it comes from,
+    checked against the household and the menu before anything is written (422 naming the
+    field)."""
+    members = {g.id for g in link.household.guests}
     menu = link.wedding.menu
     seen: set[str] = set()
-    ops: list[dict[str, Any]] = []
+    ops: list[tuple[str, dict[str, Any]]] = []
     for index, person in enumerate(body.people):
         where = f"people[{index}]"
         if person.guest_id not in members or person.guest_id in seen:
@@ -229,10 +230,40 @@ def _operations(link: _Link, body: RsvpAnswer) -> list[dict[str, Any]]:
             op["meal"] = person.meal
         if person.dietary is not None:
             op["dietary"] = person.dietary
-        ops.append(op)
+        ops.append((where, op))
     if body.plus_one is not None:
-        raise Impossible("this household has no plus-one to name", field="plus_one")
+        ops.append(("plus_one", _plus_one(link, body.plus_one)))
     return ops
+
+
+def plus_one_id(host: str) -> str:
+    """The id of the guest naming ``host``'s plus-one makes: derived, so naming them again
+    (a replay, another device) renames the same guest rather than adding one."""
+    return "po-" + hashlib.sha256(host.encode()).hexdigest()[:16]
+
+
+def _plus_one(link: _Link, named: PlusOneAnswer) -> dict[str, Any]:
+    """Name the plus-one of the household's first guest who brings one: a guest of their
+    own (``plus_one_of`` the host), attending."""
+    hosts = [g for g in link.household.guests if g.plus_one and g.plus_one_of is None]
+    if not hosts:
+        raise Impossible("this household has no plus-one to name", field="plus_one")
+    menu = link.wedding.menu
+    if named.meal is not None and menu is not None and named.meal not in menu:
+        raise Impossible("not on the menu", field="plus_one.meal")
+    guest_id = plus_one_id(hosts[0].id)
+    known = any(g.id == guest_id for g in link.household.guests)
+    op: dict[str, Any] = {
+        "op": "update_guest" if known else "add_guest",
+        "guest_id": guest_id,
+        "name": named.name,
+        "rsvp": "accepted",
+    }
+    if not known:
+        op["plus_one_of"] = hosts[0].id
+    if named.meal is not None:
+        op["meal"] = named.meal
+    return op
 
 
 def _key(call: ApiCall, link: _Link) -> OperationKey | None:
@@ -250,7 +281,7 @@ def _key(call: ApiCall, link: _Link) -> OperationKey | None:
 
 
 async def _answer(
-    call: ApiCall, link: _Link, ops: list[dict[str, Any]], once: OperationKey | None
+    call: ApiCall, link: _Link, ops: list[tuple[str, dict[str, Any]]], once: OperationKey | None
 ) -> bytes:
     """Run the operations, each person's as their own update; the receipt (JSON). With an
     idempotency key, its row is committed with the last person's update."""
@@ -261,10 +292,10 @@ async def _answer(
 
     def kept(result: dict[str, Any]) -> list[FeatureRow]:
         nonlocal receipt
-        receipt = msgspec.json.encode(RsvpReceipt([*answered, _done(ops[-1], result)], at))
+        receipt = msgspec.json.encode(RsvpReceipt([*answered, _done(ops[-1][1], result)], at))
         return [weddings.keys.row(once, receipt.decode())] if once is not None else []
 
-    for index, op in enumerate(ops):
+    for index, (field, op) in enumerate(ops):
         actor = guest_actor(op["guest_id"])
         sender = Sender(actor, f"http:{actor.sub}")
         last = index == len(ops) - 1
@@ -273,7 +304,7 @@ async def _answer(
                 link.wedding_id, "guests", op, sender, rows=kept if last else None
             )
         except OperationError as exc:
-            where = f"people[{index}]" + (f".{exc.path}" if exc.path else "")
+            where = field + (f".{exc.path}" if exc.path else "")
             refusal = Malformed if exc.reason == "malformed" else Impossible
             raise refusal(exc.message, field=where) from None
         if not last:
@@ -296,8 +327,11 @@ def _done(op: dict[str, Any], result: dict[str, Any]) -> Answered:
     errors=(400, 404, 409, 410, 413, 422, 429, 503),
     description=(
         "`attending: true` sets `rsvp` to `accepted`, false to `declined`. A meal must be "
-        "on the menu when there is one. `Idempotency-Key` (the page's offline queue sends "
-        "one with each answer), scoped to the household and kept 24 h: the same key with "
+        "on the menu when there is one. `plus_one` names the plus-one of the household's "
+        "first guest who brings one: a guest of their own (`plus_one_of`), attending, under "
+        "an id derived from their host's (naming them again renames them). "
+        "`Idempotency-Key` (the page's offline queue sends one with each answer), scoped "
+        "to the household and kept 24 h: the same key with "
         "the same body answers the first answer again (`Idempotent-Replayed: true`); with "
         "another body, 409. After the deadline: 410."
     ),

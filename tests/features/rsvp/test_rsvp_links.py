@@ -20,14 +20,17 @@ import pytest
 import pytest_asyncio
 
 from crdt_server.features.rsvp.domain_households import household_id_of
+from crdt_server.features.rsvp.routes_guest import plus_one_id
 from crdt_server.testing.tokens import TokenMinter
 from tests.server import FreshWedding, ServerProcess
 
 SECRET = "rsvp-links-secret-at-least-32-bytes!!!"
 MINT = TokenMinter(SECRET)
 PER_LINK = 12
+ADMIN = "rsvp-admin-key-0123456789abcdef"
 ENV = {
     "CRDT_SERVER_AUTH_SECRET": SECRET,
+    "CRDT_SERVER_ADMIN_API_KEY": ADMIN,
     "CRDT_SERVER_PUBLIC_URL": "https://plan.example.com",
     "CRDT_SERVER_LOG_FORMAT": "json",
     "CRDT_SERVER_RSVP_PER_LINK_PER_HOUR": str(PER_LINK),
@@ -333,3 +336,75 @@ async def test_the_code_never_reaches_the_log(
     lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     routes = {line.get("route") for line in lines if line.get("request_id", "").startswith("rsvp")}
     assert routes == {"/api/rsvp/<redacted>"}
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_household_entry_names_its_plus_one_and_has_its_own_deadline(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    _, http = api
+    await op(http, "timeline", {"op": "set_profile", "rsvp_deadline": "2020-01-01"})
+    await op(
+        http,
+        "guests",
+        {"op": "add_household", "household_id": "h1", "name": "The Lees",
+         "rsvp_deadline": "2099-12-31"},
+    )  # fmt: skip
+    await op(
+        http,
+        "guests",
+        {"op": "add_guest", "guest_id": "g1", "name": "Ann", "household_id": "h1",
+         "plus_one": True},
+    )  # fmt: skip
+    code = (await mint(http, "h1"))["code"]
+    page = (await http.get(f"/api/rsvp/{code}")).json()
+    assert page["closed"] is False and page["deadline"] == "2099-12-31", "its own deadline"
+    body = {**answer_for(("g1", True)), "plus_one": {"name": "Sam <b>", "meal": "veg"}}
+    put = await http.put(f"/api/rsvp/{code}", json=body)
+    assert put.status_code == 200, put.text
+    named = plus_one_id("g1")
+    assert [a["guest_id"] for a in put.json()["answered"]] == ["g1", named]
+    stored = await guests(http)
+    assert stored[named]["name"] == "Sam <b>" and stored[named]["plus_one_of"] == "g1"
+    assert stored[named]["rsvp"] == "accepted" and stored[named]["meal"] == "veg"
+    # Named again (another device): the same guest, renamed.
+    body["plus_one"] = {"name": "Sam Lee"}
+    assert (await http.put(f"/api/rsvp/{code}", json=body)).status_code == 200
+    stored = await guests(http)
+    assert stored[named]["name"] == "Sam Lee" and len(stored) == 2
+    people = (await http.get(f"/api/rsvp/{code}")).json()["people"]
+    assert [p["name"] for p in people] == ["Ann", "Sam Lee"]
+    credited = {e["data"]["id"]: e["actor"]["sub"] for e in await events(http, "guest.")}
+    assert credited[named] == f"guest:{named}"
+    await op(http, "timeline", {"op": "set_profile", "rsvp_deadline": None})
+    lonely = await household(http, "Kim", ("k1", "Jo Kim"))
+    other = (await mint(http, lonely))["code"]
+    refused = await http.put(f"/api/rsvp/{other}", json={**body, **answer_for(("k1", True))})
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "plus_one"
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_erasure_removes_a_guest_from_the_page_and_an_erased_household_reads_nothing(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    _, http = api
+    hid = await household(http, "Lee", ("g1", "Ann Lee"), ("g2", "Bo Lee"))
+    code = (await mint(http, hid))["code"]
+    assert (await http.put(f"/api/rsvp/{code}", json=answer_for(("g1", True)))).status_code == 200
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    erased = await http.post(WEDDING.at("/guests/g1/erase"), headers=admin)
+    assert erased.status_code == 200, erased.text
+    page = await http.get(f"/api/rsvp/{code}")
+    assert page.status_code == 200 and "Ann" not in page.text
+    assert [p["guest_id"] for p in page.json()["people"]] == ["g2"]
+    assert not any("g1" in json.dumps(e) for e in await events(http, "guest."))
+    assert (await http.put(f"/api/rsvp/{code}", json=answer_for(("g2", False)))).status_code == 200
+    assert (await http.post(WEDDING.at("/guests/g2/erase"), headers=admin)).status_code == 200
+    assert (await http.get(f"/api/rsvp/{code}")).status_code == 404
+    other = await household(http, "Kim", ("k1", "Jo Kim"))
+    kept = (await mint(http, other))["code"]
+    deleted = await http.delete(WEDDING.at(), headers=admin)
+    assert deleted.status_code in (200, 202, 204), deleted.text
+    for method in ("GET", "PUT"):
+        gone = await http.request(method, f"/api/rsvp/{kept}", json=answer_for(("k1", True)))
+        assert gone.status_code == 404, gone.text
