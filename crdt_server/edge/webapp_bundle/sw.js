@@ -1,8 +1,8 @@
 // The service worker of the planner: keeps the app shell on the device so the app opens
 // with no network. The documents themselves live in IndexedDB (y-indexeddb), not here.
 // The list of files and the version below are filled in by web/build.mjs.
-const VERSION = 'bedcec6098e49182'
-const SHELL = ["/app/","/app/app-EKEZAEVQ.js","/app/app-OMQ5K544.css","/app/chunk-6L3CHQDG.js","/app/chunk-ZH4XNPMH.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
+const VERSION = '530347e2919ab57f'
+const SHELL = ["/app/","/app/app-OMQ5K544.css","/app/app-RENSTG6F.js","/app/chunk-6L3CHQDG.js","/app/chunk-ZH4XNPMH.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
 const CACHE = `planner-${VERSION}`
 
 self.addEventListener('install', (event) => {

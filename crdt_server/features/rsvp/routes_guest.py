@@ -77,6 +77,8 @@ class PersonView(msgspec.Struct, frozen=True):
     meal: str | None
     dietary: list[str]
     plus_one: bool
+    plus_one_of: str | None
+    """The guest whose plus-one they are (a plus-one named from the page or the app)."""
 
 
 class WeddingView(msgspec.Struct, frozen=True):
@@ -188,7 +190,7 @@ async def read_rsvp(call: ApiCall, path: CodePath) -> Response:
     wedding, household = link.wedding, link.household
     closed = _closed(link)
     people = [
-        PersonView(g.id, g.name, g.rsvp, g.meal, list(g.dietary), g.plus_one)
+        PersonView(g.id, g.name, g.rsvp, g.meal, list(g.dietary), g.plus_one, g.plus_one_of)
         for g in household.guests
     ]
     page = RsvpPage(

@@ -408,3 +408,23 @@ async def test_erasure_removes_a_guest_from_the_page_and_an_erased_household_rea
     for method in ("GET", "PUT"):
         gone = await http.request(method, f"/api/rsvp/{kept}", json=answer_for(("k1", True)))
         assert gone.status_code == 404, gone.text
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_the_page_has_its_own_bundle_policy_and_worker_scope(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    _, http = api
+    page = await http.get("/rsvp/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "connect-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy and "http" not in policy
+    scripts = [part.split('"')[0] for part in page.text.split('src="/rsvp/')[1:]]
+    assert scripts and all(s.startswith("rsvp-") for s in scripts), "its own bundle"
+    worker = await http.get("/rsvp/sw.js")
+    assert worker.status_code == 200 and worker.headers["service-worker-allowed"] == "/rsvp/"
+    assert "/app/" not in worker.text
+    assert (await http.get("/rsvp/app.js")).status_code == 404
+    redirect = await http.get("/rsvp", follow_redirects=False)
+    assert redirect.status_code == 307 and redirect.headers["location"] == "/rsvp/"
