@@ -22,6 +22,7 @@ from crdt_server.cluster.messages import BusMessage, to_event
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.features.db import FeatureDb, Sql, Tx, rows_as
 from crdt_server.features.notifications.tables import (
+    GUEST_MAIL_SCHEMA,
     MAIL_SCHEMA,
     NOTIFICATION_COLUMNS,
     SCHEMA,
@@ -251,6 +252,7 @@ class Notifications(Extension):
         self._db = FeatureDb(core.store)
         await core.store.install(SCHEMA)
         await core.store.install(MAIL_SCHEMA)
+        await core.store.install(GUEST_MAIL_SCHEMA)
 
     async def close(self) -> None:
         if self._db is not None:
@@ -277,6 +279,40 @@ class Notifications(Extension):
         subject = " ".join(subject.split())  # never a line break in a header
         await self.db.write(_queue_email(address, subject[:200], body, time.time()))
         self.queued("")
+
+    async def queue_guest_email(
+        self,
+        wedding: str,
+        guest: str,
+        address: str,
+        *,
+        from_name: str,
+        subject: str,
+        body: str,
+        unsubscribe: str,
+    ) -> bool:
+        """Queue an email to one of the wedding's guests (their RSVP link): ``From`` shows
+        ``from_name`` (the couple) before ``CRDT_SERVER_EMAIL_FROM``, and the email carries
+        ``unsubscribe`` (a link that works for the guest, also as ``List-Unsubscribe``).
+        Whether it was queued (``False``: this server sends no email)."""
+        if not self.emails:
+            return False
+        subject = " ".join(subject.split())[:200]
+        await self.db.write(
+            _queue_guest_email(
+                (wedding, guest, address, from_name, subject, body, unsubscribe, time.time())
+            )
+        )
+        self.queued(wedding)
+        return True
+
+    async def on_guest_erased(self, wedding: str, guest_id: str) -> None:
+        def tx() -> Tx[None]:
+            yield Sql(
+                "DELETE FROM {t}guest_mail WHERE wedding = ? AND guest = ?", (wedding, guest_id)
+            )
+
+        await self.db.write(tx())
 
     async def notifications(
         self, wedding: str, sub: str, *, unread_only: bool, after: int | None, limit: int
@@ -337,6 +373,14 @@ def _queue_email(address: str, subject: str, body: str, now: float) -> Tx[None]:
     yield Sql(
         "INSERT INTO {t}mail_outbox (address, subject, body, created_at) VALUES (?, ?, ?, ?)",
         (address, subject, body, now),
+    )
+
+
+def _queue_guest_email(row: tuple[str, str, str, str, str, str, str, float]) -> Tx[None]:
+    yield Sql(
+        "INSERT INTO {t}guest_mail (wedding, guest, address, from_name, subject, body,"
+        " unsubscribe, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        row,
     )
 
 

@@ -19,6 +19,7 @@ from .domain import mint_code, parse_code
 from .extension import RsvpLinks
 from .routes import CAPABILITY, link_routes
 from .routes_guest import GUEST_ROLE, guest_actor, guest_routes
+from .routes_mail import mail_routes
 from .routes_page import page_routes
 from .settings import RsvpSettings
 from .tables import RSVP_SCHEMA
@@ -43,7 +44,7 @@ def _build(built: Built) -> Sequence[Extension]:
 
 
 def _routes() -> Sequence[ApiRoute]:
-    return [*link_routes(), *guest_routes(), *page_routes()]
+    return [*link_routes(), *mail_routes(), *guest_routes(), *page_routes()]
 
 
 FEATURE = Feature(

@@ -27,6 +27,8 @@ __all__ = [
     "MAX_NOTE",
     "LinkCode",
     "closes_at",
+    "email_address",
+    "unsubscribe_key",
     "mint_code",
     "parse_code",
     "verify_code",
@@ -61,6 +63,24 @@ def _mac(secret: bytes, wedding: str, household: str, version: int) -> str:
 def mint_code(secret: bytes, wedding: str, household: str, version: int) -> str:
     """The code of a household's link at ``version``."""
     return f"{wedding}.{household}.{_mac(secret, wedding, household, version)}"
+
+
+def unsubscribe_key(secret: bytes, wedding: str, guest: str) -> str:
+    """The key of a guest's unsubscribe link (HMAC, like a code: nothing stored)."""
+    message = f"rsvp-unsubscribe\x00{wedding}\x00{guest}".encode()
+    digest = hmac.new(secret, message, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode()[:_MAC_CHARS]
+
+
+def email_address(contact: str | None) -> str | None:
+    """A guest's ``contact`` if it is an email address (it may be a phone number)."""
+    if contact is None:
+        return None
+    text = contact.strip()
+    return text if len(text) <= 254 and _ADDRESS.fullmatch(text) else None
+
+
+_ADDRESS = re.compile(r"[^@\s<>,;:\"()\[\]\\]+@[^@\s<>,;:\"()\[\]\\]+\.[A-Za-z]{2,63}")
 
 
 def parse_code(code: str) -> LinkCode | None:

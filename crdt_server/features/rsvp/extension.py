@@ -35,6 +35,9 @@ class RsvpLinks(Extension):
         await self._tables.install()
         self._secret = await self._tables.secret()
 
+    async def on_guest_erased(self, wedding: str, guest_id: str) -> None:
+        await self.tables.forget_guest(wedding, guest_id)
+
     @property
     def tables(self) -> RsvpTables:
         if self._tables is None:

@@ -36,7 +36,15 @@ from .domain_households import HouseholdView, Wedding, read_wedding
 from .extension import RsvpLinks
 from .settings import RsvpSettings
 
-__all__ = ["CAPABILITY", "EXPORTED", "link_routes", "rsvp_url"]
+__all__ = [
+    "CAPABILITY",
+    "EXPORTED",
+    "HouseholdPath",
+    "household_of",
+    "link_routes",
+    "rsvp_url",
+    "wedding_of",
+]
 
 CAPABILITY = "rsvp.links"
 EXPORTED = "rsvp.links_exported"
@@ -79,13 +87,15 @@ def rsvp_url(call: ApiCall, code: str) -> str:
     return public_url(call.request, call.state.settings, page)
 
 
-async def _wedding(call: ApiCall, wedding_id: str) -> Wedding:
+async def wedding_of(call: ApiCall, wedding_id: str) -> Wedding:
+    """The wedding's profile and households, as they are now."""
     docs = await call.state.weddings.documents(wedding_id, kinds=("guests", "timeline"))
     return read_wedding(docs)
 
 
-async def _household(call: ApiCall, path: HouseholdPath) -> HouseholdView:
-    household = (await _wedding(call, path.wedding_id)).households.get(path.household_id)
+def household_of(wedding: Wedding, household_id: str) -> HouseholdView:
+    """One household of the wedding (404 naming ``household_id`` if there is none)."""
+    household = wedding.households.get(household_id)
     if household is None:
         raise NotFound("no such household", field="household_id")
     return household
@@ -101,7 +111,7 @@ async def _household(call: ApiCall, path: HouseholdPath) -> HouseholdView:
 )
 async def mint_link(call: ApiCall, path: HouseholdPath) -> Response:
     capable_principal(call, path.wedding_id, CAPABILITY)
-    await _household(call, path)
+    household_of(await wedding_of(call, path.wedding_id), path.household_id)
     links = call.state.extension(RsvpLinks)
     version = await links.tables.version(path.wedding_id, path.household_id)
     code = mint_code(links.secret, path.wedding_id, path.household_id, version)
@@ -131,7 +141,7 @@ def _safe(cell: str) -> str:
 
 
 async def _links(call: ApiCall, wedding_id: str) -> list[tuple[HouseholdView, str, str]]:
-    wedding = await _wedding(call, wedding_id)
+    wedding = await wedding_of(call, wedding_id)
     links = call.state.extension(RsvpLinks)
     versions = await links.tables.versions(wedding_id)
     found: list[tuple[HouseholdView, str, str]] = []

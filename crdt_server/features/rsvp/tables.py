@@ -31,7 +31,12 @@ LINKS = Table(
     "(wedding {ctext} NOT NULL, household {ctext} NOT NULL, version {int} NOT NULL,"
     " revoked_at {real} NOT NULL, revoked_by {text} NOT NULL, PRIMARY KEY (wedding, household))",
 )
-RSVP_SCHEMA = schema_of("rsvp", SECRET, LINKS)
+UNSUBSCRIBED = Table(
+    "rsvp_unsubscribed",
+    "(wedding {ctext} NOT NULL, guest {ctext} NOT NULL, at {real} NOT NULL,"
+    " PRIMARY KEY (wedding, guest))",
+)
+RSVP_SCHEMA = schema_of("rsvp", SECRET, LINKS, UNSUBSCRIBED)
 
 
 class _Secret(msgspec.Struct, frozen=True):
@@ -40,6 +45,10 @@ class _Secret(msgspec.Struct, frozen=True):
 
 class _Version(msgspec.Struct, frozen=True):
     version: int
+
+
+class _Guest(msgspec.Struct, frozen=True):
+    guest: str
 
 
 class _Versioned(msgspec.Struct, frozen=True):
@@ -113,3 +122,27 @@ class RsvpTables:
                 household,
             )
         return found[0].version
+
+    async def unsubscribe(self, wedding: str, guest: str) -> None:
+        """No more RSVP emails to ``guest``."""
+        async with self._sql.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO {t}rsvp_unsubscribed (wedding, guest, at) VALUES (?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                wedding,
+                guest,
+                time.time(),
+            )
+
+    async def unsubscribed(self, wedding: str) -> set[str]:
+        """The wedding's guests who asked for no RSVP email."""
+        rows = await self._sql.fetch_as(
+            _Guest, "SELECT guest FROM {t}rsvp_unsubscribed WHERE wedding = ?", wedding
+        )
+        return {row.guest for row in rows}
+
+    async def forget_guest(self, wedding: str, guest: str) -> None:
+        async with self._sql.transaction() as tx:
+            await tx.execute(
+                "DELETE FROM {t}rsvp_unsubscribed WHERE wedding = ? AND guest = ?", wedding, guest
+            )
