@@ -60,7 +60,7 @@ def entry_changes(records: Sequence[object]) -> Sequence[EntryChange]:
     return cast("Sequence[EntryChange]", records)
 
 
-SETTINGS_ROOTS = frozenset({"settings", "profile"})
+SETTINGS_ROOTS = frozenset({"settings", "profile", "menu"})
 """Roots whose keys are fields of one record rather than ids of entries."""
 
 

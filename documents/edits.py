@@ -22,6 +22,7 @@ from pycrdt import Doc, Map
 from .model import (
     BUDGET_SETTINGS,
     CATEGORY,
+    MENU,
     PAYMENT,
     PROFILE,
     TIMELINE_ITEM,
@@ -313,6 +314,17 @@ def set_profile(call: Invocation) -> Result:
     if changed:
         with call.doc.transaction(origin=call.origin):
             write(profile, changed)
+    return call.result(None, bool(changed))
+
+
+def set_menu(call: Invocation) -> Result:
+    """The meals on offer (the guests document's ``menu`` map); ``None`` removes the menu
+    (any meal is taken again)."""
+    menu = root(call.doc, "menu")
+    changed = changes(menu, MENU, call.args)
+    if changed:
+        with call.doc.transaction(origin=call.origin):
+            write(menu, changed)
     return call.result(None, bool(changed))
 
 

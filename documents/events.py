@@ -58,6 +58,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "guest.household_added",
     "guest.household_updated",
     "guest.household_removed",
+    "guest.menu_changed",
     "seating.table_added",
     "seating.table_updated",
     "seating.table_removed",
@@ -107,6 +108,8 @@ def derive_events(kind: str, changes: Sequence[EntryChange]) -> list[DomainEvent
             events.append(_setting_event(change))
         elif kind == "timeline" and change.root == "profile":
             events.append(_profile_event(change))
+        elif kind == "guests" and change.root == "menu":
+            events.append(_profile_event(change, "guest.menu_changed"))
         elif (kind, change.root) in _ENTITIES:
             events.extend(_entry_events(kind, change))
     return [DomainEvent(e.type, bounded(e.data)) for e in events]
@@ -243,11 +246,12 @@ def _setting_event(change: EntryChange) -> DomainEvent:
     return DomainEvent("budget.settings_changed", {"field": change.id, "from": before, "to": after})
 
 
-def _profile_event(change: EntryChange) -> DomainEvent:
+def _profile_event(change: EntryChange, name: str = "timeline.profile_changed") -> DomainEvent:
+    """A field of a map of fields (the timeline's profile, the guests' menu) changed."""
     before = change.before.get("value") if change.action != "added" else None
     after = change.after.get("value") if change.action != "removed" else None
     data = {"field": change.id, "from": before, "to": after}
-    return DomainEvent("timeline.profile_changed", data)
+    return DomainEvent(name, data)
 
 
 def apply_events(kind: str, entries: Entries, events: Iterable[DomainEvent]) -> Entries:
@@ -266,8 +270,8 @@ def apply_events(kind: str, entries: Entries, events: Iterable[DomainEvent]) -> 
                     k: target[k] for k in ("table_id", "seat") if target[k] is not None
                 }
             continue
-        if event.type == "timeline.profile_changed":
-            profile = out.setdefault("profile", {})
+        if event.type in ("timeline.profile_changed", "guest.menu_changed"):
+            profile = out.setdefault("profile" if event.type.startswith("timeline") else "menu", {})
             if data["to"] is None:
                 profile.pop(data["field"], None)
             else:

@@ -44,6 +44,7 @@ from .schema import (
     TimelineItem,
     read_budget_settings,
     read_entry,
+    read_menu_fields,
 )
 
 __all__ = ["FINDING_KINDS", "FindingKind", "Ident", "WeddingFindings", "ident"]
@@ -77,6 +78,12 @@ FINDING_KINDS: tuple[FindingKind, ...] = (
         "the entry",
         ("each entry's problems",),
         ("that entry",),
+    ),
+    FindingKind(
+        ("guests.invalid_entry",),
+        "the guests' menu",
+        ("the menu's problems",),
+        ("guests/menu",),
     ),
     FindingKind(
         ("budget.invalid_entry",),
@@ -138,6 +145,7 @@ FINDING_KINDS: tuple[FindingKind, ...] = (
 _KIND_OF_ROOT = {entity.collection: kind for kind, ents in ENTITIES.items() for entity in ents}
 _ENTITY_OF_ROOT = {entity.collection: entity for ents in ENTITIES.values() for entity in ents}
 _SETTINGS = "settings"
+_MENU = "menu"
 _LABELS = (("vendor", "timeline.vendor_overlap"), ("location", "timeline.location_overlap"))
 
 
@@ -185,6 +193,8 @@ class WeddingFindings:
                         found._read(doc, entity.collection, key)
                 if kind == "budget":
                     found._read_settings(doc)
+                if kind == "guests":
+                    found._read_menu(doc)
         return found
 
     def touch(self, kind: str, doc: Doc[Any], entries: Iterable[tuple[str, str]]) -> None:
@@ -194,6 +204,8 @@ class WeddingFindings:
             for root_name, key in entries:
                 if root_name == _SETTINGS and kind == "budget":
                     self._read_settings(doc)
+                elif root_name == _MENU and kind == "guests":
+                    self._read_menu(doc)
                 elif _KIND_OF_ROOT.get(root_name) == kind:
                     self._read(doc, root_name, key)
 
@@ -220,6 +232,16 @@ class WeddingFindings:
         else:
             records[key] = record
         getattr(self, f"_{root_name}_changed")(key, old, record)
+
+    def _read_menu(self, doc: Doc[Any]) -> None:
+        problems: list[SchemaProblem] = []
+        read_menu_fields(doc, problems)
+        if tuple(problems) != self._problems.get((_MENU, ""), ()):
+            if problems:
+                self._problems[_MENU, ""] = tuple(problems)
+            else:
+                self._problems.pop((_MENU, ""), None)
+            self._dirty.add(("entry", _MENU, ""))
 
     def _read_settings(self, doc: Doc[Any]) -> None:
         settings, problems = read_budget_settings(doc)
@@ -376,7 +398,13 @@ class WeddingFindings:
         what = group[0]
         if what == "entry":
             root_name = group[1]
-            kind = "budget" if root_name == _SETTINGS else _KIND_OF_ROOT[root_name]
+            kind = (
+                "budget"
+                if root_name == _SETTINGS
+                else "guests"
+                if root_name == _MENU
+                else _KIND_OF_ROOT[root_name]
+            )
             problems = self._problems.get((root_name, group[2]), ())
             return [Conflict(f"{kind}.invalid_entry", (p.path,), p.message) for p in problems]
         if what == "assignment":

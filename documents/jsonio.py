@@ -2,7 +2,8 @@
 
 The export is plain JSON: ``{"kind", "schema", "wedding_id", <collections>}`` where each
 collection maps ids to objects holding every field (``null`` for empty optional ones; the
-guests document's ``households`` may be missing in data written before them), and
+guests document's ``households`` may be missing in data written before them), the guests
+document adds its ``menu`` (``{"choices"}``, ``null`` where there is none), and
 the budget adds ``currency`` and ``total``, the timeline its ``profile`` (the wedding's names,
 date, time zone, venue and RSVP deadline; ``null`` fields where there is none). Entries a
 foreign client stored in a shape the schema does not allow are left out (the invariant
@@ -33,6 +34,7 @@ from .model import (
     ASSIGNMENT,
     BUDGET_SETTINGS,
     DOCUMENT_KINDS,
+    MENU,
     PROFILE,
     SCHEMA_VERSION,
     DocumentError,
@@ -103,6 +105,7 @@ def to_json(doc: Doc[Any], kind: str, *, rich: bool = False) -> dict[str, Any]:
             {
                 "guests": _records(guests.guests, guest),
                 "households": _records(guests.households, household),
+                "menu": {f.name: to_crdt(getattr(guests.menu, f.name)) for f in MENU},
             },
         )
         found = guests.problems
@@ -208,6 +211,8 @@ class _Parsed:
     profile: dict[str, Any] | None = None
     """The timeline's profile; ``None``: the data has none (an export from before profiles),
     and the document's is left as it is."""
+    menu: dict[str, Any] | None = None
+    """The guests' menu; ``None``: the data has none (an export from before menus)."""
     collections: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
 
@@ -244,6 +249,7 @@ def _parse(kind: str, data: object) -> _Parsed:
     top = _object(data, "")
     allowed = [*_HEADER, *_READ_ONLY, *(["currency", "total"] if kind == "budget" else [])]
     allowed += ["profile"] if kind == "timeline" else []
+    allowed += ["menu"] if kind == "guests" else []
     allowed += [entity.collection for entity in ENTITIES[kind]]
     for key in top:
         if key not in allowed:
@@ -258,6 +264,8 @@ def _parse(kind: str, data: object) -> _Parsed:
         parsed.settings = _fields(BUDGET_SETTINGS, settings, "")
     if kind == "timeline" and top.get("profile") is not None:
         parsed.profile = _fields(PROFILE, _object(top["profile"], "profile"), "profile")
+    if kind == "guests" and top.get("menu") is not None:
+        parsed.menu = _fields(MENU, _object(top["menu"], "menu"), "menu")
     for entity in ENTITIES[kind]:
         name = entity.collection
         if name not in top:
@@ -304,6 +312,10 @@ def import_json(doc: Doc[Any], kind: str, data: object, *, origin: Any = None) -
             profile = changes(root(doc, "profile"), PROFILE, parsed.profile)
             write(root(doc, "profile"), profile)
             changed |= bool(profile)
+        if parsed.menu is not None:
+            menu = changes(root(doc, "menu"), MENU, parsed.menu)
+            write(root(doc, "menu"), menu)
+            changed |= bool(menu)
         for entity in ENTITIES[kind]:
             entries = parsed.collections.get(entity.collection)
             if entries is not None:

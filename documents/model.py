@@ -50,6 +50,8 @@ MAX_LIST = 20
 MAX_PARTNERS = 2
 MAX_NAME = 100
 """A partner's name in a wedding's profile: at most this many characters."""
+MAX_MENU = 30
+"""Choices on a wedding's menu: at most this many."""
 MAX_ADDRESS = 500
 """A household's mailing address (several lines): at most this many characters."""
 
@@ -461,3 +463,6 @@ PROFILE: tuple[Field, ...] = (
 """The fields of the timeline document's ``profile`` map: the wedding itself (the partners'
 names, the day, its IANA time zone, the venue, the RSVP deadline). The currency is the
 budget's (``settings``); readers of the profile read it there."""
+MENU: tuple[Field, ...] = (Field("choices", text_list(MAX_MENU, MAX_TEXT)),)
+"""The fields of the guests document's ``menu`` map: the meals guests choose from
+(``choices``, in the order offered). No menu (or no choices): any meal is taken as given."""

@@ -23,6 +23,7 @@ from .model import (
     DOCUMENT_KINDS,
     GUEST,
     HOUSEHOLD,
+    MENU,
     PAYMENT,
     PROFILE,
     TABLE,
@@ -89,6 +90,11 @@ _OPS: dict[str, _Spec] = {
         "guests", _updating(HOUSEHOLD, _names(HOUSEHOLD)), edits.update(HOUSEHOLD), True
     ),
     "remove_household": _Spec("guests", _updating(HOUSEHOLD, ()), edits.remove(HOUSEHOLD)),
+    "set_menu": _Spec(
+        "guests",
+        {f.name: _Arg(f, required=True, nullable=True) for f in MENU},
+        edits.set_menu,
+    ),
     "add_table": _Spec("seating", _creating(TABLE), edits.add(TABLE)),
     "update_table": _Spec(
         "seating", _updating(TABLE, _names(TABLE)), edits.update(TABLE, edits.check_capacity), True

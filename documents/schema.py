@@ -11,6 +11,7 @@ can never both insert "the same" element and end up with two::
               households   household_id -> Map{name, rsvp_deadline, mailing_address}
                            (absent in documents written before households: a guest's
                            free-text ``household`` reads as one, :mod:`documents.households`)
+              menu         choices  (the meals on offer, one list value; absent: no menu)
     seating   tables       table_id -> Map{name, capacity, shape, notes*}
               assignments  guest_id -> {"table_id", "seat"}  (one atomic JSON value)
     timeline  items        item_id -> Map{title, start, end, location, owner, vendor,
@@ -53,6 +54,7 @@ from .model import (
     GUEST,
     HOUSEHOLD,
     ID_PATTERN,
+    MENU,
     PAYMENT,
     PROFILE,
     TABLE,
@@ -69,7 +71,7 @@ META = "meta"
 ROOTS: dict[str, tuple[str, ...]] = {
     "timeline": ("items", "profile"),
     "budget": ("settings", "categories", "payments"),
-    "guests": ("guests", "households"),
+    "guests": ("guests", "households", "menu"),
     "seating": ("tables", "assignments"),
 }
 """The root maps of each kind of document, besides ``meta``."""
@@ -189,11 +191,28 @@ class Meta:
 
 
 @dataclass(frozen=True)
+class Menu:
+    """The meals on offer (the guests document's ``menu`` map); ``choices`` is ``None``
+    where there is no menu (or what is stored breaks the schema)."""
+
+    choices: tuple[str, ...] | None = None
+
+    def offers(self, meal: str) -> bool:
+        """Whether ``meal`` may be chosen: any meal where there is no menu (or an empty
+        one), else one of its choices (spaces and case aside)."""
+        if not self.choices:
+            return True
+        wanted = " ".join(meal.split()).casefold()
+        return any(" ".join(c.split()).casefold() == wanted for c in self.choices)
+
+
+@dataclass(frozen=True)
 class GuestList:
     meta: Meta = Meta()
     guests: Mapping[str, Guest] = field(default_factory=dict)
     problems: tuple[SchemaProblem, ...] = ()
     households: Mapping[str, Household] = field(default_factory=dict)
+    menu: Menu = Menu()
 
 
 @dataclass(frozen=True)
@@ -399,7 +418,28 @@ def read_guests(doc: Doc[Any] | None) -> GuestList:
     with doc.transaction():
         guests = read_entries(doc, GUEST, Guest, problems)
         households = read_entries(doc, HOUSEHOLD, Household, problems)
-        return GuestList(read_meta(doc), guests, tuple(problems), households)
+        menu = Menu(**read_menu_fields(doc, problems))
+        return GuestList(read_meta(doc), guests, tuple(problems), households, menu)
+
+
+def read_menu(doc: Doc[Any] | None) -> Menu:
+    """The wedding's menu from its guests document (no menu where there is none; what
+    breaks the schema reads as no menu)."""
+    if doc is None:
+        return Menu()
+    with doc.transaction():
+        return Menu(**read_menu_fields(doc, []))
+
+
+def read_menu_fields(doc: Doc[Any], problems: list[SchemaProblem]) -> dict[str, Any]:
+    """The menu's fields (``None`` where missing or invalid); what breaks the schema goes to
+    ``problems``. Only the schema's keys are looked up, as for the profile."""
+    stored = root(doc, "menu")
+    raw = {f.name: plain(stored.get(f.name)) for f in MENU}
+    values, found = _read_fields(MENU, raw, "The menu", "guests/menu")
+    assert values is not None  # no menu field is required
+    problems.extend(found)
+    return values
 
 
 def read_seating(doc: Doc[Any] | None) -> SeatingPlan:

@@ -332,26 +332,55 @@ def _parse_document(kind: str, raw: object) -> ExportedDocument:
     return ExportedDocument(update, held, shown)
 
 
+_ADDED_ROOTS: dict[str, tuple[str, ...]] = {
+    "timeline": ("profile",),
+    "guests": ("households", "menu"),
+}
+"""Sections each document's view gained after the first format (additive): a file without
+one was written before it."""
+_ADDED_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "guests": ("guests", ("household_id", "plus_one_of")),
+}
+"""Entry fields each view gained: (collection, fields); an entry of a file without them was
+written before them (they can only be empty there)."""
+
+
 def _comparable(kind: str, given: object, shown: dict[str, Any]) -> dict[str, Any]:
     """``shown`` as the release that wrote ``given`` showed it: a timeline's view had no
-    ``profile`` before profiles (a ``profile`` root a client wrote was shown under
+    ``profile`` before profiles, a guests view no ``households``, ``menu`` nor the guests'
+    ``household_id`` and ``plus_one_of`` (a root of that name a client wrote was shown under
     ``other``, which this view no longer does), so a file without one is compared without
     it (the format's additive fields are read from files that lack them)."""
-    if kind != "timeline" or not isinstance(given, dict) or "profile" in given:
+    if not isinstance(given, dict):
         return shown
-    before = {key: value for key, value in shown.items() if key != "profile"}
-    problems = [
-        p
-        for p in before.get("problems", [])
-        if not str(p.get("path", "")).startswith("timeline/profile")
-    ]
-    if problems:
-        before["problems"] = problems
-    else:
-        before.pop("problems", None)
-    given_other = given.get("other")
-    if isinstance(given_other, dict) and "profile" in given_other:
-        before["other"] = {**before.get("other", {}), "profile": given_other["profile"]}
+    before = dict(shown)
+    for name in _ADDED_ROOTS.get(kind, ()):
+        if name in given:
+            continue
+        before.pop(name, None)
+        problems = [
+            p
+            for p in before.get("problems", [])
+            if not str(p.get("path", "")).startswith(f"{kind}/{name}")
+        ]
+        if problems:
+            before["problems"] = problems
+        else:
+            before.pop("problems", None)
+        given_other = given.get("other")
+        if isinstance(given_other, dict) and name in given_other:
+            before["other"] = {**before.get("other", {}), name: given_other[name]}
+    added = _ADDED_FIELDS.get(kind)
+    given_entries = given.get(added[0]) if added else None
+    if added and isinstance(given_entries, dict) and isinstance(before.get(added[0]), dict):
+        collection, fields = added
+        entries = {}
+        for entry_id, entry in before[collection].items():
+            old = given_entries.get(entry_id)
+            if isinstance(old, dict) and isinstance(entry, dict):
+                entry = {k: v for k, v in entry.items() if k in old or k not in fields}
+            entries[entry_id] = entry
+        before[collection] = entries
     return before
 
 

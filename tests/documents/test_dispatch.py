@@ -19,6 +19,7 @@ SPEC_OPERATIONS = {
     "add_household": "guests",
     "update_household": "guests",
     "remove_household": "guests",
+    "set_menu": "guests",
     "add_table": "seating",
     "update_table": "seating",
     "remove_table": "seating",

@@ -74,7 +74,7 @@ def test_records_have_the_fields_of_their_entities() -> None:
         names = [field.name for field in dataclasses.fields(record)]
         assert names == ["id", *(field.name for field in entity.fields)], record.__name__
     every_root = {entity.collection for entities in schema.ENTITIES.values() for entity in entities}
-    assert every_root | {"settings", "profile"} == {
+    assert every_root | {"settings", "profile", "menu"} == {
         name for roots in schema.ROOTS.values() for name in roots
     }
     assert set(schema.ROOTS) == set(schema.ENTITIES) == set(model.DOCUMENT_KINDS)

@@ -3,7 +3,7 @@
 :func:`mirror` makes a target document (the projection, written with the server's own
 client id) hold what a reader with some hidden fields may see of a source document, with the
 smallest changes it can: only the schema's collections, ``meta`` and its maps of fields (the
-budget's ``settings``, the timeline's ``profile``) are copied, and of each
+budget's ``settings``, the timeline's ``profile``, the guests' ``menu``) are copied, and of each
 entry only the schema's fields that are not hidden. Unknown roots (the run of show's
 ``Y.XmlFragment`` included), unknown fields and nested shared types other than ``Y.Text`` are
 never copied; a ``Y.Text`` field that is allowed is mirrored by the smallest splice that
@@ -18,7 +18,7 @@ from typing import Any
 
 from pycrdt import Array, Doc, Map, Text
 
-from crdt_server.documents.model import BUDGET_SETTINGS, ID_PATTERN, PROFILE
+from crdt_server.documents.model import BUDGET_SETTINGS, ID_PATTERN, MENU, PROFILE
 from crdt_server.documents.schema import ENTITIES, META, ROOTS
 from crdt_server.documents.texts import apply_splice, smallest_splice
 
@@ -39,10 +39,12 @@ def allowlist(kind: str, hidden: Collection[str]) -> dict[str, frozenset[str]]:
         roots["settings"] = frozenset(f.name for f in BUDGET_SETTINGS) - set(hidden)
     if kind == "timeline":
         roots["profile"] = frozenset(f.name for f in PROFILE) - set(hidden)
+    if kind == "guests":
+        roots["menu"] = frozenset(f.name for f in MENU) - set(hidden)
     return roots
 
 
-_FLAT_ROOTS = frozenset({META, "settings", "profile"})
+_FLAT_ROOTS = frozenset({META, "settings", "profile", "menu"})
 """Roots whose keys are fields (not entries keyed by id)."""
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -371,3 +372,51 @@ async def test_a_loaded_projection_follows_commits_of_other_processes() -> None:
         server.registry.release(projection)
         server.registry.release(source)
         await hooks.close()
+
+
+ADDRESS = "12 Secret-lane-Hk4, Springfield"
+
+
+@pytest.mark.asyncio
+async def test_canary_a_vendor_sees_households_and_the_menu_but_no_contact(
+    server: ServerProcess,
+) -> None:
+    """Every new root and field of the guests document reaches the vendor through the
+    projection's allowlist, except the household's mailing address: a contact field."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        await op(
+            http,
+            {"op": "add_household", "household_id": "h1", "name": "The Lees"}
+            | {"rsvp_deadline": "2026-05-01", "mailing_address": ADDRESS},
+        )
+        await op(http, {"op": "set_menu", "choices": ["Fish", "Beef", "Vegetarian"]})
+        await op(
+            http,
+            {"op": "add_guest", "guest_id": "g1", "name": "Ann Lee", "household_id": "h1"}
+            | {"meal": "Fish", "contact": PHONE, "plus_one": True},
+        )
+        await op(http, {"op": "add_guest", "guest_id": "g2", "name": "Bo Lee", "plus_one_of": "g1"})
+        binary = {"Accept": "application/octet-stream"}
+        read = await http.get(WEDDING.at("/docs/guests"), headers=auth("vendor") | binary)
+        assert read.status_code == 200, read.text
+        doc: Doc[Any] = Doc()
+        doc.apply_update(read.content)
+        assert doc.get("households", type=Map).to_py() == {
+            "h1": {"name": "The Lees", "rsvp_deadline": "2026-05-01"}
+        }
+        assert doc.get("menu", type=Map).to_py() == {"choices": ["Fish", "Beef", "Vegetarian"]}
+        guests = guests_of(read.content)
+        assert guests["g1"]["household_id"] == "h1" and guests["g1"]["meal"] == "Fish"
+        assert guests["g2"]["plus_one_of"] == "g1"
+        assert "contact" not in guests["g1"]
+        assert ADDRESS.encode() not in read.content and b"Hk4" not in read.content
+        assert leaked(read.content) == []
+        # The JSON view agrees: households and menu, no address, no contact.
+        view = (await http.get(WEDDING.at("/docs/guests"), headers=auth("vendor"))).json()
+        assert view["households"]["h1"] == {"name": "The Lees", "rsvp_deadline": "2026-05-01"}
+        assert view["menu"] == {"choices": ["Fish", "Beef", "Vegetarian"]}
+        assert "contact" not in view["guests"]["g1"]
+        assert "Hk4" not in read.text and "Hk4" not in json.dumps(view)
+        # The couple reads it all.
+        mine = (await http.get(WEDDING.at("/docs/guests"), headers=auth("couple"))).json()
+        assert mine["households"]["h1"]["mailing_address"] == ADDRESS
