@@ -13,7 +13,7 @@ from pycrdt import Doc
 
 from crdt_server.documents.households import HouseholdView, households
 from crdt_server.documents.model import household_id_of
-from crdt_server.documents.schema import read_guests, read_profile
+from crdt_server.documents.schema import Menu, read_guests, read_profile
 
 __all__ = ["HouseholdView", "Wedding", "household_id_of", "read_wedding"]
 
@@ -29,8 +29,8 @@ class Wedding:
     deadline: str | None
     """The profile's RSVP deadline."""
     households: Mapping[str, HouseholdView]
-    menu: tuple[str, ...] | None
-    """The meals on the menu; ``None`` when there is no menu (any meal is taken)."""
+    menu: Menu
+    """The meals on offer (no choices: any meal is taken)."""
 
 
 def read_wedding(docs: Mapping[str, Doc[Any]]) -> Wedding:
@@ -44,5 +44,5 @@ def read_wedding(docs: Mapping[str, Doc[Any]]) -> Wedding:
         profile.time_zone,
         profile.rsvp_deadline,
         households(guest_list),
-        None,
+        guest_list.menu,
     )

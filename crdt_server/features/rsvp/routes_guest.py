@@ -198,7 +198,7 @@ async def read_rsvp(call: ApiCall, path: CodePath) -> Response:
         WeddingView(list(wedding.names), wedding.date, wedding.venue),
         household.rsvp_deadline or wedding.deadline,
         closed,
-        list(wedding.menu) if wedding.menu is not None else None,
+        list(wedding.menu.choices) if wedding.menu.choices else None,
         [] if closed else people,
     )
     response = json_response(page)
@@ -221,7 +221,7 @@ def _operations(link: _Link, body: RsvpAnswer) -> list[tuple[str, dict[str, Any]
                 "not a guest of this household (or named twice)", field=f"{where}.guest_id"
             )
         seen.add(person.guest_id)
-        if person.meal is not None and menu is not None and person.meal not in menu:
+        if person.meal is not None and not menu.offers(person.meal):
             raise Impossible("not on the menu", field=f"{where}.meal")
         op: dict[str, Any] = {
             "op": "update_guest",
@@ -251,7 +251,7 @@ def _plus_one(link: _Link, named: PlusOneAnswer) -> dict[str, Any]:
     if not hosts:
         raise Impossible("this household has no plus-one to name", field="plus_one")
     menu = link.wedding.menu
-    if named.meal is not None and menu is not None and named.meal not in menu:
+    if named.meal is not None and not menu.offers(named.meal):
         raise Impossible("not on the menu", field="plus_one.meal")
     guest_id = plus_one_id(hosts[0].id)
     known = any(g.id == guest_id for g in link.household.guests)

@@ -428,3 +428,21 @@ async def test_the_page_has_its_own_bundle_policy_and_worker_scope(
     assert (await http.get("/rsvp/app.js")).status_code == 404
     redirect = await http.get("/rsvp", follow_redirects=False)
     assert redirect.status_code == 307 and redirect.headers["location"] == "/rsvp/"
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_meal_must_be_on_the_menu_when_there_is_one(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    _, http = api
+    hid = await household(http, "Lee", ("g1", "Ann Lee"))
+    code = (await mint(http, hid))["code"]
+    assert (await http.get(f"/api/rsvp/{code}")).json()["menu"] is None
+    anything = await http.put(f"/api/rsvp/{code}", json=answer_for(("g1", True), meal="stew"))
+    assert anything.status_code == 200, "no menu: any meal is taken"
+    await op(http, "guests", {"op": "set_menu", "choices": ["Fish", "Vegetarian"]})
+    assert (await http.get(f"/api/rsvp/{code}")).json()["menu"] == ["Fish", "Vegetarian"]
+    off = await http.put(f"/api/rsvp/{code}", json=answer_for(("g1", True), meal="stew"))
+    assert off.status_code == 422 and off.json()["errors"][0]["field"] == "people[0].meal"
+    on = await http.put(f"/api/rsvp/{code}", json=answer_for(("g1", True), meal="fish"))
+    assert on.status_code == 200, on.text
