@@ -63,3 +63,13 @@ def test_the_deadline_closes_at_the_end_of_its_day() -> None:
     assert paris is not None and paris.astimezone(UTC) == datetime(2026, 6, 1, 22, tzinfo=UTC)
     assert closes_at("2026-06-01", "Nowhere/Else") == datetime(2026, 6, 2, tzinfo=UTC)
     assert closes_at("2026-06-01T12:00:00Z") == datetime(2026, 6, 1, 12, tzinfo=UTC)
+
+
+def test_guest_is_not_a_role_a_token_may_carry() -> None:
+    from crdt_server.auth.permissions import ROLES
+    from crdt_server.auth.tokens import TokenCodec, TokenError
+
+    codec = TokenCodec(algorithms=["HS256"], secret=b"s" * 32)
+    assert "guest" not in ROLES
+    with pytest.raises(TokenError):
+        codec.mint(sub="guest:g1", role="guest", wedding="w1")
