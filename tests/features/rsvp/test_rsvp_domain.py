@@ -73,3 +73,11 @@ def test_guest_is_not_a_role_a_token_may_carry() -> None:
     assert "guest" not in ROLES
     with pytest.raises(TokenError):
         codec.mint(sub="guest:g1", role="guest", wedding="w1")
+
+
+def test_a_guest_ranks_first_in_the_conflicts_hierarchy() -> None:
+    from crdt_server.actor import Actor
+    from crdt_server.features.conflicts.domain_resolution import rank
+
+    guest, couple = Actor("guest:g1", "guest"), Actor("ada", "couple")
+    assert rank(guest) < rank(couple) < rank(Actor("x", "integration")) == rank(None)
