@@ -181,9 +181,10 @@ def _closed(link: _Link) -> bool:
     "A household's RSVP page: its people, the couple, the date and place, the menu and "
     "the deadline (the code is the credential; 404 for a wrong or revoked one)",
     family="rsvp",
+    security="none",
     accepts=_RSVP,
     response_model=RsvpPage,
-    errors=(400, 404, 429),
+    errors=(400, 401, 404, 429),
 )
 async def read_rsvp(call: ApiCall, path: CodePath) -> Response:
     link = await _link(call, path.code)
@@ -324,9 +325,10 @@ def _done(op: dict[str, Any], result: dict[str, Any]) -> Answered:
     "Answer for the household's people (attending, meal, dietary); each person's change "
     "is credited to them (guest:<guest id>); Idempotency-Key honoured",
     family="rsvp",
+    security="none",
     accepts=_RSVP,
     response_model=RsvpReceipt,
-    errors=(400, 404, 409, 410, 413, 422, 429, 503),
+    errors=(400, 401, 404, 409, 410, 413, 422, 429, 503),
     description=(
         "`attending: true` sets `rsvp` to `accepted`, false to `declined`. A meal must be "
         "on the menu when there is one. `plus_one` names the plus-one of the household's "
