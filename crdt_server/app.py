@@ -61,6 +61,7 @@ from crdt_server.features import (
     people,
     presence,
     projections,
+    rsvp,
     threads,
     versions,
     webhooks,
@@ -181,6 +182,7 @@ FEATURES: tuple[Feature, ...] = (
     webhooks.FEATURE,
     projections.FEATURE,
     weddings.FEATURE,
+    rsvp.FEATURE,
 )
 """The features the server runs, in the order they are built (a feature that needs another
 comes after it; see :mod:`crdt_server.features`). The one list that names features."""

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const out = join(here, '..', 'crdt_server', 'edge', 'webapp_bundle')
+const rsvpOut = join(here, '..', 'crdt_server', 'edge', 'rsvp_bundle')
 
 await rm(out, { recursive: true, force: true })
 await mkdir(out, { recursive: true })
@@ -52,6 +53,37 @@ const sw = (await readFile(join(here, 'src', 'sw.js'), 'utf8'))
   .replace('__VERSION__', version)
   .replace('__SHELL__', JSON.stringify(shell))
 await writeFile(join(out, 'sw.js'), sw)
+// The guests' RSVP page (/rsvp/): a bundle of its own (no Yjs, no lit), its own service
+// worker and scope, so a guest's phone loads a few kilobytes and nothing of the planner.
+await rm(rsvpOut, { recursive: true, force: true })
+await mkdir(rsvpOut, { recursive: true })
+const rsvpResult = await esbuild.build({
+  entryPoints: [join(here, 'src', 'rsvp', 'main.js'), join(here, 'src', 'rsvp', 'rsvp.css')],
+  bundle: true,
+  format: 'esm',
+  target: ['chrome110', 'firefox110', 'safari16'],
+  minify: true,
+  legalComments: 'eof',
+  entryNames: 'rsvp-[hash]',
+  outdir: rsvpOut,
+  metafile: true,
+  logLevel: 'warning'
+})
+const rsvpOutputs = Object.entries(rsvpResult.metafile.outputs)
+const rsvpEntry = (source) => basename(rsvpOutputs.find(([, o]) => o.entryPoint && o.entryPoint.endsWith(source))[0])
+const rsvpJs = rsvpEntry('src/rsvp/main.js')
+const rsvpCss = rsvpEntry('src/rsvp/rsvp.css')
+const rsvpHtml = (await readFile(join(here, 'src', 'rsvp', 'index.html'), 'utf8')).replace('__JS__', rsvpJs).replace('__CSS__', rsvpCss)
+await writeFile(join(rsvpOut, 'index.html'), rsvpHtml)
+const rsvpFiles = (await readdir(rsvpOut)).sort()
+const rsvpHash = createHash('sha256')
+for (const file of rsvpFiles) rsvpHash.update(file).update(await readFile(join(rsvpOut, file)))
+const rsvpSw = (await readFile(join(here, 'src', 'rsvp', 'sw.js'), 'utf8'))
+  .replace('__VERSION__', rsvpHash.digest('hex').slice(0, 16))
+  .replace('__SHELL__', JSON.stringify(['/rsvp/', ...rsvpFiles.filter((f) => f !== 'index.html').map((f) => `/rsvp/${f}`)]))
+await writeFile(join(rsvpOut, 'sw.js'), rsvpSw)
+console.log(`built ${rsvpJs}, ${rsvpCss} into ${rsvpOut}`)
+
 // The hash of the sources this bundle was built from: scripts/build-web rebuilds only when
 // it differs (file times cannot tell, a fresh clone gives every file the same time).
 const sources = execSync(

@@ -1,5 +1,5 @@
-"""The server's log lines: text, or one JSON object per line; a token in a URL never
-reaches one, whichever library logs the URL.
+"""The server's log lines: text, or one JSON object per line; a token in a URL (or an
+RSVP link's code in its path) never reaches one, whichever library logs the URL.
 """
 
 from __future__ import annotations
@@ -33,8 +33,15 @@ def _secret_name(raw: str) -> bool:
     return last.strip().lower() in _SECRET_NAMES
 
 
+# An RSVP link's code is a path segment (/api/rsvp/{code}), its slash maybe encoded.
+_RSVP_PATH = re.compile(r"(/api/rsvp(?:/|%2[fF]))[^\s?#\"'<>]+")
+
+
 def redact_tokens(message: str) -> str:
-    """``message`` with the value of every token parameter replaced by ``[redacted]``."""
+    """``message`` with the value of every token parameter replaced by ``[redacted]``, and
+    an RSVP link's code in a path by ``<redacted>`` (``/api/rsvp/<redacted>``)."""
+    if "/api/rsvp" in message:
+        message = _RSVP_PATH.sub(r"\1<redacted>", message)
     if "=" not in message and "%3d" not in message.lower():
         return message
     return _PAIR.sub(_redact_pair, message)

@@ -46,10 +46,17 @@ def _request_id(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
+SECRET_PARAMETER = "{code}"
+"""A path parameter that is a credential (an RSVP link's code): logged as ``<redacted>``,
+as the shipped HAProxy configuration logs it (``/api/rsvp/<redacted>``)."""
+
+
 def _template(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
-    return path if isinstance(path, str) else UNMATCHED
+    if not isinstance(path, str):
+        return UNMATCHED
+    return path.replace(SECRET_PARAMETER, "<redacted>")
 
 
 class AccessMiddleware:

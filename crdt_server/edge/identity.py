@@ -18,6 +18,8 @@ The kinds, in the order they are recognised:
   ``/api/session`` only), for the routes under that path; every route that reads it first
   checks that the request comes from the server's own origin (:func:`same_origin`, 403
   otherwise), whether a cookie came or not; its route looks the secret up in the store;
+- ``rsvp``: the code of a household's RSVP link, from the path (``/api/rsvp/{code}``),
+  for those routes only; their handler verifies it (a guest is not a role of the matrix);
 - ``none``: no credential (anonymous access, when it is on, stands in for a JWT).
 
 Public routes (health, docs, the web app's files, unsubscribe links with their own key)
@@ -49,7 +51,9 @@ __all__ = [
     "unauthorized",
 ]
 
-CredentialKind = Literal["none", "jwt", "admin", "calendar", "ticket", "signature", "session"]
+CredentialKind = Literal[
+    "none", "jwt", "admin", "calendar", "ticket", "signature", "session", "rsvp"
+]
 KINDS: tuple[CredentialKind, ...] = (
     "jwt",
     "admin",
@@ -57,6 +61,7 @@ KINDS: tuple[CredentialKind, ...] = (
     "ticket",
     "signature",
     "session",
+    "rsvp",
     "none",
 )
 
@@ -75,6 +80,7 @@ _SPOKEN = {
     "ticket": "an event stream ticket",
     "signature": "a webhook signature",
     "session": "a device session cookie",
+    "rsvp": "an RSVP link's code",
 }
 
 
@@ -152,6 +158,16 @@ def resolve(
     """The request's credential as one kind the route accepts (see the module docstring);
     :class:`ApiError` 401 for a kind it does not take or a token that does not verify, 403
     for a cookie-reading route called from another origin."""
+    if "rsvp" in accepts:
+        # The code is in the path; any other credential is refused (never verified): the
+        # RSVP page sends none, so one here is a client confused about whom it calls.
+        kind, _ = presented(request, admin_key)
+        if kind != "none":
+            raise unauthorized(
+                f"this route takes an RSVP link's code, not {_SPOKEN[kind]}", "Authorization"
+            )
+        code = request.path_params.get("code")
+        return Caller("rsvp", secret=code if isinstance(code, str) else "")
     if "session" in accepts:
         if not same_origin(request, public_url):
             raise ApiError(

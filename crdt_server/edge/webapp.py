@@ -48,6 +48,7 @@ __all__ = [
     "StaticFile",
     "WeddingAccess",
     "load_bundle",
+    "static_response",
     "webapp_routes",
 ]
 
@@ -89,9 +90,10 @@ def _hashed(name: str) -> bool:
     return "-" in stem and len(stem.rsplit("-", 1)[1]) >= 8
 
 
-def load_bundle() -> dict[str, StaticFile]:
-    """The files of the built app by name (empty if the app was never built)."""
-    root = resources.files("crdt_server.edge").joinpath(BUNDLE_PACKAGE)
+def load_bundle(directory: str = BUNDLE_PACKAGE) -> dict[str, StaticFile]:
+    """The files of a built bundle by name (empty if it was never built): the app's, or
+    another page's of ``crdt_server/edge/`` (the RSVP page's ``rsvp_bundle``)."""
+    root = resources.files("crdt_server.edge").joinpath(directory)
     files: dict[str, StaticFile] = {}
     if not root.is_dir():
         return files
@@ -227,18 +229,28 @@ def _serve(call: ApiCall, name: str) -> Response:
                 "from a checkout with Node.js, or install a released package"
             )
         return _not_found(f"no file {name!r} in the web app")
+    page = name.endswith(".html") or name in _PAGES
+    worker = "/app/" if name == "sw.js" else None
+    return static_response(call, found, csp=_CSP if page else None, worker_scope=worker)
+
+
+def static_response(
+    call: ApiCall, found: StaticFile, *, csp: str | None, worker_scope: str | None
+) -> Response:
+    """One file of a bundle (304 when ``If-None-Match`` names it): ``csp`` for a page,
+    ``worker_scope`` for a service worker (its ``Service-Worker-Allowed``)."""
     headers = {
         "Cache-Control": found.cache_control,
         "ETag": found.etag,
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
     }
-    if name.endswith(".html") or name in _PAGES:
-        headers["Content-Security-Policy"] = _CSP
-    if name == "sw.js":
-        # Served from /app/, its scope is /app/ by default; say so for proxies that
-        # rewrite paths, and never let an old worker be served from a cache.
-        headers["Service-Worker-Allowed"] = "/app/"
+    if csp is not None:
+        headers["Content-Security-Policy"] = csp
+    if worker_scope is not None:
+        # Served from its page's folder, a worker has that scope by default; say so for
+        # proxies that rewrite paths, and never let an old worker be served from a cache.
+        headers["Service-Worker-Allowed"] = worker_scope
     if found.etag in call.request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
     return Response(found.body, media_type=found.content_type, headers=headers)

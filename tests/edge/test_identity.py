@@ -47,6 +47,8 @@ PATH_VALUES = {
     "sub": "ada",
     "invitation_id": "0123456789abcdef",
     "device_id": "d_0123456789abcdef",
+    "household_id": "h1",
+    "code": "w1.h1." + "A" * 22,
 }
 
 
@@ -82,7 +84,9 @@ def refusals() -> list[tuple[str, str, CredentialKind]]:
         if kinds is None:
             continue  # a public route reads no credential
         for kind in KINDS:
-            if kind == "session" and "none" in kinds:
+            if kind == "rsvp" or (kind == "none" and "rsvp" in kinds):
+                continue  # a code is a path segment of its own routes: always presented
+            if kind == "session" and kinds & {"none", "rsvp"}:
                 continue  # only /api/session/ reads the cookie: elsewhere it is no credential
             if kind not in kinds:
                 cases.append((route.method, route.path, kind))
@@ -107,6 +111,7 @@ def test_every_credentialed_route_declares_its_kinds() -> None:
     assert by_id["exportWedding"] == {"jwt", "admin"}
     assert by_id["revokeSessions"] == {"admin"}
     assert by_id["createWedding"] == {"admin", "jwt", "none"}
+    assert by_id["readRsvp"] == by_id["answerRsvp"] == {"rsvp"}
 
 
 @pytest.mark.asyncio(loop_scope="module")

@@ -228,6 +228,7 @@ const ROLE_WORDS = {
   vendor: 'A vendor',
   friend: 'A friend',
   server: 'The server',
+  guest: 'A guest (RSVP link)',
   anonymous: 'Someone'
 }
 
@@ -310,7 +311,11 @@ export function describe (group, names) {
   const category = (e) => names.category(e.data.id) || fields(e).name || 'a category'
   const changed = (e) => Object.keys(e.data.changes || {}).map((f) => FIELD_WORDS[f] || f.replace(/_/g, ' '))
   const seatText = (s) => (s && s.table_id ? `${table(s.table_id)}${Number.isInteger(s.seat) ? `, seat ${s.seat}` : ''}` : 'no table')
-  const who = names.person(first.actor.sub) || ROLE_WORDS[first.actor.role] || `Someone (${first.actor.role})`
+  // A guest answering from their RSVP link is `guest:<guest id>` (not a member): named by
+  // the guest list, and said to come from the link.
+  const sub = typeof first.actor.sub === 'string' ? first.actor.sub : ''
+  const answering = first.actor.role === 'guest' && sub.startsWith('guest:') ? names.guest(sub.slice(6)) : null
+  const who = answering ? `${answering} (RSVP link)` : names.person(sub) || ROLE_WORDS[first.actor.role] || `Someone (${first.actor.role})`
   let what
   switch (group.type) {
     case 'guest.added':
@@ -324,7 +329,9 @@ export function describe (group, names) {
       break
     }
     case 'guest.rsvp_changed':
-      what = n === 1
+      what = n === 1 && answering && sub === `guest:${data.id}`
+        ? `answered: ${data.to}`
+        : n === 1
         ? `set the RSVP of ${guest(first, data.id)} to ${data.to}`
         : `changed ${n} RSVPs: ${list(events.map((e) => `${guest(e, e.data.id)} ${e.data.to}`))}`
       break

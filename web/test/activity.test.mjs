@@ -36,6 +36,13 @@ test('guests: added, renamed, RSVP, removed (named from the event when gone)', (
   assert.equal(said(event('guest.removed', { id: 'g9' })), 'Alex & Sam removed a guest from the guest list')
 })
 
+test('a guest answering from their RSVP link is named by the guest list', () => {
+  const guest = { sub: 'guest:g2', role: 'guest' }
+  assert.equal(said(event('guest.rsvp_changed', { id: 'g2', from: 'pending', to: 'accepted' }, guest)), 'Grace Hopper (RSVP link) answered: accepted')
+  assert.equal(said(event('guest.updated', { id: 'g2', changes: { meal: { from: null, to: 'fish' } } }, guest)), 'Grace Hopper (RSVP link) updated Grace Hopper (meal)')
+  assert.equal(said(event('guest.rsvp_changed', { id: 'g2', from: 'pending', to: 'accepted' }, { sub: 'guest:g9', role: 'guest' })), 'A guest (RSVP link) set the RSVP of Grace Hopper to accepted')
+})
+
 test('seating: seated, moved, unseated, tables', () => {
   assert.equal(said(event('seating.guest_seated', { guest_id: 'g1', table_id: 't1', seat: 3 })), 'Alex & Sam seated Ada Lovelace at table Rose, seat 3')
   assert.equal(said(event('seating.guest_moved', { guest_id: 'g1', from: { table_id: 't1', seat: 3 }, to: { table_id: 't2', seat: null } })), 'Alex & Sam moved Ada Lovelace from table Rose, seat 3 to table Iris')

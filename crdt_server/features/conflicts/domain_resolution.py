@@ -23,8 +23,11 @@ from crdt_server.documents.schema import read_guests, read_seating
 
 __all__ = ["ROLE_PRIORITY", "Suggestion", "related_paths", "suggest"]
 
-ROLE_PRIORITY: tuple[str, ...] = ("couple", "planner", "family", "vendor", "friend")
-"""Roles from the highest to the lowest (other roles, and unknown writers, rank last)."""
+ROLE_PRIORITY: tuple[str, ...] = ("guest", "couple", "planner", "family", "vendor", "friend")
+"""Roles from the highest to the lowest (other roles, and unknown writers, rank last).
+``guest`` (an RSVP link's answer, not a role of the matrix) writes only the answer of the
+person it is (rsvp, meal, dietary), of which that person is the authority: a race between
+their answer and a planner's edit of it keeps theirs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +49,8 @@ class Suggestion:
 
 
 def rank(writer: Actor | None) -> int:
-    """0 for the couple, up to ``len(ROLE_PRIORITY)`` for unknown writers (lowest)."""
+    """0 for a guest answering for themselves, 1 for the couple, up to
+    ``len(ROLE_PRIORITY)`` for unknown writers (lowest)."""
     if writer is None or writer.role not in ROLE_PRIORITY:
         return len(ROLE_PRIORITY)
     return ROLE_PRIORITY.index(writer.role)

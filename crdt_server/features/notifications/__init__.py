@@ -27,7 +27,7 @@ from crdt_server.features.notifications.extension import (
 )
 from crdt_server.features.notifications.extension_mail import Mailer
 from crdt_server.features.notifications.settings import NotificationSettings
-from crdt_server.features.notifications.tables import MAIL_SCHEMA, SCHEMA
+from crdt_server.features.notifications.tables import GUEST_MAIL_SCHEMA, MAIL_SCHEMA, SCHEMA
 from crdt_server.features.people import DeviceSessions, Invitations, People
 
 __all__ = [
@@ -71,7 +71,7 @@ FEATURE = Feature(
     "notifications",
     _build,
     routes=_routes,
-    schemas=(SCHEMA, MAIL_SCHEMA),
+    schemas=(SCHEMA, MAIL_SCHEMA, GUEST_MAIL_SCHEMA),
     bus=frozenset({OUTBOX_MESSAGE}),
     settings=NotificationSettings,
 )

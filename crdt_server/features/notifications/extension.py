@@ -23,6 +23,7 @@ from crdt_server.core.hooks import Core, Extension
 from crdt_server.features.db import FeatureDb, Sql, Tx, rows_as
 from crdt_server.features.notifications.domain_mail import subject_line
 from crdt_server.features.notifications.tables import (
+    GUEST_MAIL_SCHEMA,
     MAIL_SCHEMA,
     NOTIFICATION_COLUMNS,
     SCHEMA,
@@ -252,6 +253,7 @@ class Notifications(Extension):
         self._db = FeatureDb(core.store)
         await core.store.install(SCHEMA)
         await core.store.install(MAIL_SCHEMA)
+        await core.store.install(GUEST_MAIL_SCHEMA)
 
     async def close(self) -> None:
         if self._db is not None:
@@ -285,6 +287,48 @@ class Notifications(Extension):
 
         def tx() -> Tx[None]:
             yield Sql("DELETE FROM {t}mail_outbox WHERE LOWER(address) = ?", (address,))
+
+        await self.db.write(tx())
+
+    async def queue_guest_email(
+        self,
+        wedding: str,
+        guest: str,
+        address: str,
+        *,
+        from_name: str,
+        subject: str,
+        body: str,
+        unsubscribe: str,
+    ) -> bool:
+        """Queue an email to one of the wedding's guests (their RSVP link): ``From`` shows
+        ``from_name`` (the couple) before ``CRDT_SERVER_EMAIL_FROM``, and the email carries
+        ``unsubscribe`` (a link that works for the guest, also as ``List-Unsubscribe``).
+        Whether it was queued (``False``: this server sends no email)."""
+        if not self.emails:
+            return False
+        await self.db.write(
+            _queue_guest_email(
+                (
+                    wedding,
+                    guest,
+                    address,
+                    from_name,
+                    subject_line(subject),
+                    body,
+                    unsubscribe,
+                    time.time(),
+                )
+            )
+        )
+        self.queued(wedding)
+        return True
+
+    async def on_guest_erased(self, wedding: str, guest_id: str) -> None:
+        def tx() -> Tx[None]:
+            yield Sql(
+                "DELETE FROM {t}guest_mail WHERE wedding = ? AND guest = ?", (wedding, guest_id)
+            )
 
         await self.db.write(tx())
 
@@ -354,6 +398,14 @@ def _queue_email(address: str, subject: str, body: str, now: float) -> Tx[None]:
     yield Sql(
         "INSERT INTO {t}mail_outbox (address, subject, body, created_at) VALUES (?, ?, ?, ?)",
         (address, subject, body, now),
+    )
+
+
+def _queue_guest_email(row: tuple[str, str, str, str, str, str, str, float]) -> Tx[None]:
+    yield Sql(
+        "INSERT INTO {t}guest_mail (wedding, guest, address, from_name, subject, body,"
+        " unsubscribe, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        row,
     )
 
 

@@ -35,7 +35,12 @@ from crdt_server.features.db import Sql, Tx, rows_as
 from crdt_server.features.notifications.domain_mail import envelope
 from crdt_server.features.notifications.extension import Notifications, OutboxQueued
 from crdt_server.features.notifications.settings import NotificationSettings
-from crdt_server.features.notifications.tables import DueOutbox, MailItem, OutboxItem
+from crdt_server.features.notifications.tables import (
+    DueOutbox,
+    GuestMailItem,
+    MailItem,
+    OutboxItem,
+)
 from crdt_server.features.people import Member, People, emailed
 
 __all__ = ["Mailer", "Notice", "SmtpTarget"]
@@ -182,6 +187,39 @@ class Mailer(Extension):
                 await db.write(_release_mail(int(item.id), time.time() + RETRY_SECONDS))
                 continue
             await db.write(_done_mail(int(item.id)))
+        await self._send_to_guests()
+
+    async def _send_to_guests(self) -> None:
+        """Send the emails to guests (RSVP links), each at once: the couple's name before
+        the server's address, and the guest's unsubscribe link."""
+        db = self._inbox.db
+        now = time.time()
+
+        def claim() -> Tx[list[GuestMailItem]]:
+            return (
+                yield from rows_as(
+                    GuestMailItem,
+                    "UPDATE {t}guest_mail SET claimed_until = ? WHERE id IN (SELECT id FROM"
+                    " {t}guest_mail WHERE claimed_until < ? ORDER BY id LIMIT 50)"
+                    " RETURNING id, address, from_name, subject, body, unsubscribe",
+                    now + CLAIM_SECONDS,
+                    now,
+                )
+            )
+
+        assert self._core is not None
+        sender = self._core.settings.fragment(NotificationSettings).email_from
+        for item in sorted(await db.write(claim()), key=lambda i: i.id):
+            email = envelope(sender, item.address, item.subject, from_name=item.from_name)
+            email["List-Unsubscribe"] = f"<{item.unsubscribe}>"
+            email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+            email.set_content(
+                f"{item.body}\n--\nStop these emails: {item.unsubscribe}\n", cte="quoted-printable"
+            )
+            if not await self._deliver(email):
+                await db.write(_release_guest_mail(int(item.id), time.time() + RETRY_SECONDS))
+                continue
+            await db.write(_done_guest_mail(int(item.id)))
 
     async def _deliver(self, email: EmailMessage) -> bool:
         """Send one email; whether it went (a failure is logged without addresses)."""
@@ -303,6 +341,14 @@ class Mailer(Extension):
 
 def _release_mail(id_: int, at: float) -> Tx[None]:
     yield Sql("UPDATE {t}mail_outbox SET claimed_until = ? WHERE id = ?", (at, id_))
+
+
+def _release_guest_mail(id_: int, at: float) -> Tx[None]:
+    yield Sql("UPDATE {t}guest_mail SET claimed_until = ? WHERE id = ?", (at, id_))
+
+
+def _done_guest_mail(id_: int) -> Tx[None]:
+    yield Sql("DELETE FROM {t}guest_mail WHERE id = ?", (id_,))
 
 
 def _done_mail(id_: int) -> Tx[None]:

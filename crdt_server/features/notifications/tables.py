@@ -19,6 +19,8 @@ __all__ = [
     "SCHEMA",
     "Count",
     "DueOutbox",
+    "GUEST_MAIL_SCHEMA",
+    "GuestMailItem",
     "MAIL_SCHEMA",
     "MailItem",
     "Notification",
@@ -77,6 +79,31 @@ MAIL_OUTBOX = Table(
 MAIL_SCHEMA = schema_of("mail", MAIL_OUTBOX)
 """Emails to a bare address (a sign-in link to someone who may be no member yet), sent
 by the same mailer as the notifications' outbox, at once (no digest), then deleted."""
+
+
+GUEST_MAIL = Table(
+    "guest_mail",
+    "(id {id}, wedding {ctext} NOT NULL, guest {ctext} NOT NULL, address {text} NOT NULL,"
+    " from_name {text} NOT NULL, subject {text} NOT NULL, body {text} NOT NULL,"
+    " unsubscribe {text} NOT NULL, created_at {real} NOT NULL,"
+    " claimed_until {real} NOT NULL DEFAULT 0)",
+)
+GUEST_MAIL_SCHEMA = schema_of("guest_mail", GUEST_MAIL)
+"""Emails to a wedding's guests (an RSVP link), sent by the same mailer at once, then
+deleted: ``From`` names the couple (the address stays ``CRDT_SERVER_EMAIL_FROM``) and the
+email carries the guest's unsubscribe link. Erased with the wedding, and a guest's rows
+with the guest."""
+
+
+class GuestMailItem(msgspec.Struct, frozen=True):
+    """A guest's email to send, as claimed."""
+
+    id: int
+    address: str
+    from_name: str
+    subject: str
+    body: str
+    unsubscribe: str
 
 
 NOTIFICATION_COLUMNS = "id, reason, thread, message, actor, actor_role, priority, created_at, read"

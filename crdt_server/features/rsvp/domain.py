@@ -1,0 +1,125 @@
+"""RSVP links, pure: the code a household's link carries, who a code lets answer, and when
+the link closes.
+
+A code is ``{wedding}.{household}.{mac}``: the two ids (each ``[A-Za-z0-9_-]``, so no dot)
+and 22 characters of base64url of an HMAC-SHA256, keyed with the RSVP secret kept in the
+store, over the wedding, the household and the household's link version. Nothing is stored
+per link: every host derives the same code from the same secret and version, and raising
+the version (the revoke route) makes every older code fail to verify, whatever the guests
+document says.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from crdt_server.documents.model import WEDDING_ID_PATTERN
+
+__all__ = [
+    "CODE_PATTERN",
+    "MAX_CODE",
+    "MAX_NOTE",
+    "LinkCode",
+    "closes_at",
+    "email_address",
+    "unsubscribe_key",
+    "mint_code",
+    "parse_code",
+    "verify_code",
+]
+
+_ID = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
+_HOUSEHOLD = r"[A-Za-z0-9_-]{1,64}"
+_MAC_CHARS = 22
+"""Base64url characters of the HMAC kept in a code: 132 bits."""
+CODE_PATTERN = re.compile(rf"({_ID})\.({_HOUSEHOLD})\.([A-Za-z0-9_-]{{{_MAC_CHARS}}})")
+MAX_CODE = 64 + 1 + 64 + 1 + _MAC_CHARS
+"""The longest code there is (a longer path segment is refused before any work)."""
+MAX_NOTE = 1000
+"""Characters of a household's note to the couple."""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkCode:
+    """A code taken apart (not yet verified)."""
+
+    wedding: str
+    household: str
+    mac: str
+
+
+def _mac(secret: bytes, wedding: str, household: str, version: int) -> str:
+    message = f"rsvp\x00{wedding}\x00{household}\x00{version}".encode()
+    digest = hmac.new(secret, message, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode()[:_MAC_CHARS]
+
+
+def mint_code(secret: bytes, wedding: str, household: str, version: int) -> str:
+    """The code of a household's link at ``version``."""
+    return f"{wedding}.{household}.{_mac(secret, wedding, household, version)}"
+
+
+def unsubscribe_key(secret: bytes, wedding: str, guest: str) -> str:
+    """The key of a guest's unsubscribe link (HMAC, like a code: nothing stored)."""
+    message = f"rsvp-unsubscribe\x00{wedding}\x00{guest}".encode()
+    digest = hmac.new(secret, message, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode()[:_MAC_CHARS]
+
+
+def email_address(contact: str | None) -> str | None:
+    """A guest's ``contact`` if it is an email address (it may be a phone number)."""
+    if contact is None:
+        return None
+    text = contact.strip()
+    return text if len(text) <= 254 and _ADDRESS.fullmatch(text) else None
+
+
+_ADDRESS = re.compile(r"[^@\s<>,;:\"()\[\]\\]+@[^@\s<>,;:\"()\[\]\\]+\.[A-Za-z]{2,63}")
+
+
+def parse_code(code: str) -> LinkCode | None:
+    """``code`` taken apart, or ``None`` if it is not shaped like one."""
+    if len(code) > MAX_CODE:
+        return None
+    found = CODE_PATTERN.fullmatch(code)
+    if found is None or WEDDING_ID_PATTERN.fullmatch(found.group(1)) is None:
+        return None
+    return LinkCode(found.group(1), found.group(2), found.group(3))
+
+
+def verify_code(secret: bytes, code: LinkCode, version: int) -> bool:
+    """Whether ``code`` is the household's code at its current ``version`` (in constant
+    time: a guess learns nothing from how long it took)."""
+    expected = _mac(secret, code.wedding, code.household, version)
+    return hmac.compare_digest(expected.encode(), code.mac.encode())
+
+
+def closes_at(deadline: Any, time_zone: Any = None) -> datetime | None:
+    """When a link whose RSVP deadline is ``deadline`` stops taking answers: the end of
+    that day (``YYYY-MM-DD``) in the wedding's time zone (UTC when none is known), or the
+    instant itself for a full date-time. ``None`` (never) for no deadline or one that is
+    not a date: a mistyped deadline never locks guests out."""
+    if not isinstance(deadline, str) or not deadline:
+        return None
+    zone: Any = UTC
+    if isinstance(time_zone, str) and time_zone:
+        try:
+            from zoneinfo import ZoneInfo
+
+            zone = ZoneInfo(time_zone)
+        except (ValueError, OSError, KeyError):
+            zone = UTC
+    try:
+        if len(deadline) == 10:
+            day = datetime.strptime(deadline, "%Y-%m-%d").date()
+            return datetime.combine(day, time(0), zone) + timedelta(days=1)
+        at = datetime.fromisoformat(deadline.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else at.replace(tzinfo=zone)

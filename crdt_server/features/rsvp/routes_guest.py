@@ -1,0 +1,365 @@
+"""The guests' side of an RSVP link: ``GET`` and ``PUT /api/rsvp/{code}``.
+
+The code is the credential (kind ``rsvp``, :mod:`crdt_server.edge.identity`): it names the
+wedding and the household and carries their HMAC at the household's link version. A
+code that does not verify, a revoked one (an older version), one for a household no
+longer in the guest list or an erased wedding reads nothing: 404, the same answer as a
+code nobody made. A good code is the principal ``guest:<guest id>`` of each person of the
+household it answers for: it writes only the ``update_guest`` operation on those guests
+(never a socket, never another household's guest), each person's change its own update
+credited to them (``{"sub": "guest:g1", "role": "guest"}``), so ``guest.rsvp_changed``
+events name who answered.
+
+Limits: ``rsvp_per_address_per_hour`` per client address (every request, counted before
+the code is checked: guessing codes is slow), ``rsvp_per_link_per_hour`` per link (the
+tight one, counted for codes that verify). After the RSVP deadline (the household's, else
+the wedding's) the link reads ``closed`` and answers are refused with 410.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
+from starlette.responses import Response
+
+from crdt_server.actor import Actor
+from crdt_server.core.hooks import Sender
+from crdt_server.core.operation_keys import OperationKey
+from crdt_server.documents import OperationError
+from crdt_server.documents.model import MAX_LIST, MAX_TEXT
+from crdt_server.edge.identity import CredentialKind
+from crdt_server.edge.routing import ApiCall, Routes, json_response
+from crdt_server.errors import Conflict, Gone, Impossible, Malformed, NotFound, TooMany
+from crdt_server.storage import FeatureRow
+from crdt_server.times import rfc3339
+
+from .domain import MAX_CODE, closes_at, parse_code, verify_code
+from .domain_households import HouseholdView, Wedding, read_wedding
+from .extension import RsvpLinks
+
+__all__ = ["GUEST_ROLE", "guest_actor", "guest_routes", "plus_one_id"]
+
+GUEST_ROLE = "guest"
+"""The role of every RSVP answer's actor: not a role of the permission matrix."""
+MAX_PEOPLE = 50
+"""People one answer may name (a household larger than this answers in several)."""
+
+guest_routes = Routes()
+_PATH = "/api/rsvp/{code}"
+_RSVP: frozenset[CredentialKind] = frozenset({"rsvp"})
+
+
+def guest_actor(guest_id: str) -> Actor:
+    """Who an RSVP answer for ``guest_id`` is credited to."""
+    return Actor(f"guest:{guest_id}", GUEST_ROLE)
+
+
+class CodePath(msgspec.Struct, frozen=True):
+    code: Annotated[
+        str,
+        Meta(
+            max_length=MAX_CODE,
+            pattern="^[A-Za-z0-9_.-]+$",
+            description="the code of an RSVP link (after #code= in its URL)",
+        ),
+    ]
+
+
+class PersonView(msgspec.Struct, frozen=True):
+    guest_id: str
+    name: str
+    rsvp: str
+    meal: str | None
+    dietary: list[str]
+    plus_one: bool
+    plus_one_of: str | None
+    """The guest whose plus-one they are (a plus-one named from the page or the app)."""
+
+
+class WeddingView(msgspec.Struct, frozen=True):
+    names: list[str]
+    date: str | None
+    venue: str | None
+
+
+class RsvpPage(msgspec.Struct, frozen=True):
+    household: str
+    """The household's name."""
+    wedding: WeddingView
+    deadline: str | None
+    """The RSVP deadline (the household's, else the wedding's); ``null``: none."""
+    closed: bool
+    """The deadline passed: answers are refused (and no one is listed)."""
+    menu: list[str] | None
+    """The meals to choose from; ``null``: no menu (any meal is taken)."""
+    people: list[PersonView]
+
+
+class PersonAnswer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    guest_id: Annotated[str, Meta(pattern="^[A-Za-z0-9_-]{1,64}$")]
+    attending: bool
+    meal: Annotated[str, Meta(min_length=1, max_length=MAX_TEXT)] | None = None
+    dietary: (
+        Annotated[list[Annotated[str, Meta(max_length=MAX_TEXT)]], Meta(max_length=MAX_LIST)] | None
+    ) = None
+
+
+class PlusOneAnswer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: Annotated[str, Meta(min_length=1, max_length=MAX_TEXT)]
+    meal: Annotated[str, Meta(min_length=1, max_length=MAX_TEXT)] | None = None
+
+
+class RsvpAnswer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    people: Annotated[list[PersonAnswer], Meta(min_length=1, max_length=MAX_PEOPLE)]
+    plus_one: PlusOneAnswer | None = None
+
+
+class Answered(msgspec.Struct, frozen=True):
+    guest_id: str
+    rsvp: str
+    changed: bool
+
+
+class RsvpReceipt(msgspec.Struct, frozen=True):
+    answered: list[Answered]
+    at: str
+
+
+class _Link(msgspec.Struct, frozen=True):
+    wedding_id: str
+    household: HouseholdView
+    wedding: Wedding
+    closes: datetime | None
+
+
+def _client(call: ApiCall) -> str:
+    client = call.request.client
+    return client.host if client else "unknown"
+
+
+def _too_many(what: str, per_hour: float) -> TooMany:
+    return TooMany(
+        f"too many requests {what}, slow down", retry_after=max(1, math.ceil(3600 / per_hour))
+    )
+
+
+async def _link(call: ApiCall, code: str) -> _Link:
+    """The household a code opens, or 404 (see the module docstring)."""
+    links = call.state.extension(RsvpLinks)
+    if not links.per_address.allow(_client(call)):
+        raise _too_many("from this address", links.per_address_rate)
+    parsed = parse_code(code)
+    unknown = NotFound("no such RSVP link", field="code")
+    if parsed is None:
+        raise unknown
+    version = await links.tables.version(parsed.wedding, parsed.household)
+    if not verify_code(links.secret, parsed, version):
+        raise unknown
+    if not links.per_link.allow(f"{parsed.wedding}.{parsed.household}"):
+        raise _too_many("for this RSVP link", links.per_link_rate)
+    docs = await call.state.weddings.documents(parsed.wedding, kinds=("guests", "timeline"))
+    wedding = read_wedding(docs)
+    household = wedding.households.get(parsed.household)
+    if household is None or not household.guests:
+        raise unknown  # an erased or emptied household reads nothing
+    deadline = household.rsvp_deadline or wedding.deadline
+    return _Link(parsed.wedding, household, wedding, closes_at(deadline, wedding.time_zone))
+
+
+def _closed(link: _Link) -> bool:
+    return link.closes is not None and datetime.now(UTC) >= link.closes
+
+
+@guest_routes.get(
+    _PATH,
+    "readRsvp",
+    "A household's RSVP page: its people, the couple, the date and place, the menu and "
+    "the deadline (the code is the credential; 404 for a wrong or revoked one)",
+    family="rsvp",
+    security="none",
+    accepts=_RSVP,
+    response_model=RsvpPage,
+    errors=(400, 401, 404, 429),
+)
+async def read_rsvp(call: ApiCall, path: CodePath) -> Response:
+    link = await _link(call, path.code)
+    wedding, household = link.wedding, link.household
+    closed = _closed(link)
+    people = [
+        PersonView(g.id, g.name, g.rsvp, g.meal, list(g.dietary), g.plus_one, g.plus_one_of)
+        for g in household.guests
+    ]
+    page = RsvpPage(
+        household.name,
+        WeddingView(list(wedding.names), wedding.date, wedding.venue),
+        household.rsvp_deadline or wedding.deadline,
+        closed,
+        list(wedding.menu.choices) if wedding.menu.choices else None,
+        [] if closed else people,
+    )
+    response = json_response(page)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _operations(link: _Link, body: RsvpAnswer) -> list[tuple[str, dict[str, Any]]]:
+    """The operations of an answer, each with the field of the body it comes from,
+    checked against the household and the menu before anything is written (422 naming the
+    field)."""
+    members = {g.id for g in link.household.guests}
+    menu = link.wedding.menu
+    seen: set[str] = set()
+    ops: list[tuple[str, dict[str, Any]]] = []
+    for index, person in enumerate(body.people):
+        where = f"people[{index}]"
+        if person.guest_id not in members or person.guest_id in seen:
+            raise Impossible(
+                "not a guest of this household (or named twice)", field=f"{where}.guest_id"
+            )
+        seen.add(person.guest_id)
+        if person.meal is not None and not menu.offers(person.meal):
+            raise Impossible("not on the menu", field=f"{where}.meal")
+        op: dict[str, Any] = {
+            "op": "update_guest",
+            "guest_id": person.guest_id,
+            "rsvp": "accepted" if person.attending else "declined",
+        }
+        if person.meal is not None:
+            op["meal"] = person.meal
+        if person.dietary is not None:
+            op["dietary"] = person.dietary
+        ops.append((where, op))
+    if body.plus_one is not None:
+        ops.append(("plus_one", _plus_one(link, body.plus_one)))
+    return ops
+
+
+def plus_one_id(host: str) -> str:
+    """The id of the guest naming ``host``'s plus-one makes: derived, so naming them again
+    (a replay, another device) renames the same guest rather than adding one."""
+    return "po-" + hashlib.sha256(host.encode()).hexdigest()[:16]
+
+
+def _plus_one(link: _Link, named: PlusOneAnswer) -> dict[str, Any]:
+    """Name the plus-one of the household's first guest who brings one: a guest of their
+    own (``plus_one_of`` the host), attending."""
+    hosts = [g for g in link.household.guests if g.plus_one and g.plus_one_of is None]
+    if not hosts:
+        raise Impossible("this household has no plus-one to name", field="plus_one")
+    menu = link.wedding.menu
+    if named.meal is not None and not menu.offers(named.meal):
+        raise Impossible("not on the menu", field="plus_one.meal")
+    guest_id = plus_one_id(hosts[0].id)
+    known = any(g.id == guest_id for g in link.household.guests)
+    op: dict[str, Any] = {
+        "op": "update_guest" if known else "add_guest",
+        "guest_id": guest_id,
+        "name": named.name,
+        "rsvp": "accepted",
+    }
+    if not known:
+        op["plus_one_of"] = hosts[0].id
+    if named.meal is not None:
+        op["meal"] = named.meal
+    return op
+
+
+def _key(call: ApiCall, link: _Link) -> OperationKey | None:
+    key = call.request.headers.get("idempotency-key")
+    if key is None or not call.state.weddings.keys.installed:
+        return None
+    if not 1 <= len(key) <= 255:
+        raise Malformed("1 to 255 characters", field="Idempotency-Key")
+    return OperationKey(
+        link.wedding_id,
+        f"{link.wedding_id}:rsvp:{link.household.id}",
+        key,
+        hashlib.sha256(call.body).hexdigest(),
+    )
+
+
+async def _answer(
+    call: ApiCall, link: _Link, ops: list[tuple[str, dict[str, Any]]], once: OperationKey | None
+) -> bytes:
+    """Run the operations, each person's as their own update; the receipt (JSON). With an
+    idempotency key, its row is committed with the last person's update."""
+    weddings = call.state.weddings
+    answered: list[Answered] = []
+    at = rfc3339(int(datetime.now(UTC).timestamp()), "seconds")
+    receipt = b""
+
+    def kept(result: dict[str, Any]) -> list[FeatureRow]:
+        nonlocal receipt
+        receipt = msgspec.json.encode(RsvpReceipt([*answered, _done(ops[-1][1], result)], at))
+        return [weddings.keys.row(once, receipt.decode())] if once is not None else []
+
+    for index, (field, op) in enumerate(ops):
+        actor = guest_actor(op["guest_id"])
+        sender = Sender(actor, f"http:{actor.sub}")
+        last = index == len(ops) - 1
+        try:
+            result = await weddings.operate(
+                link.wedding_id, "guests", op, sender, rows=kept if last else None
+            )
+        except OperationError as exc:
+            where = field + (f".{exc.path}" if exc.path else "")
+            refusal = Malformed if exc.reason == "malformed" else Impossible
+            raise refusal(exc.message, field=where) from None
+        if not last:
+            answered.append(_done(op, result))
+    return receipt
+
+
+def _done(op: dict[str, Any], result: dict[str, Any]) -> Answered:
+    return Answered(op["guest_id"], op["rsvp"], bool(result.get("changed")))
+
+
+@guest_routes.put(
+    _PATH,
+    "answerRsvp",
+    "Answer for the household's people (attending, meal, dietary); each person's change "
+    "is credited to them (guest:<guest id>); Idempotency-Key honoured",
+    family="rsvp",
+    security="none",
+    accepts=_RSVP,
+    response_model=RsvpReceipt,
+    errors=(400, 401, 404, 409, 410, 413, 422, 429, 503),
+    description=(
+        "`attending: true` sets `rsvp` to `accepted`, false to `declined`. A meal must be "
+        "on the menu when there is one. `plus_one` names the plus-one of the household's "
+        "first guest who brings one: a guest of their own (`plus_one_of`), attending, under "
+        "an id derived from their host's (naming them again renames them). "
+        "`Idempotency-Key` (the page's offline queue sends one with each answer), scoped "
+        "to the household and kept 24 h: the same key with "
+        "the same body answers the first answer again (`Idempotent-Replayed: true`); with "
+        "another body, 409. After the deadline: 410."
+    ),
+)
+async def answer_rsvp(call: ApiCall, path: CodePath, body: RsvpAnswer) -> Response:
+    link = await _link(call, path.code)
+    once = _key(call, link)
+    keys = call.state.weddings.keys
+    if once is not None:
+        async with keys.held(once):
+            first = await keys.first(once)
+            if first is not None:
+                if first.fingerprint != once.fingerprint:
+                    raise Conflict(
+                        "this Idempotency-Key was used with another answer", field="Idempotency-Key"
+                    )
+                replayed = Response(first.answer, media_type="application/json")
+                replayed.headers["Idempotent-Replayed"] = "true"
+                return replayed
+            if _closed(link):
+                raise Gone("the RSVP closed at its deadline", field="code")
+            answer = await _answer(call, link, _operations(link, body), once)
+    else:
+        if _closed(link):
+            raise Gone("the RSVP closed at its deadline", field="code")
+        answer = await _answer(call, link, _operations(link, body), None)
+    return Response(answer, media_type="application/json")
