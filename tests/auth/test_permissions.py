@@ -72,6 +72,7 @@ def test_each_capability_belongs_to_the_feature_that_checks_it() -> None:
         "inbound.manage": "integrations",
         "calendar.tokens": "integrations",
         "webhooks.manage": "webhooks",
+        "rsvp.links": "rsvp",
     }
     assert set(permission_matrix(Settings()).capabilities()) == set(owners)
 

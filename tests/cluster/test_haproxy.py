@@ -206,6 +206,16 @@ async def test_wedding_routes_go_to_one_server_and_the_rest_to_any(
     assert all(n > 0 for n in healthz) and sum(healthz) == 20, healthz
     wedding = [a[routes[1]] - b[routes[1]] for a, b in zip(after, before, strict=True)]
     assert sorted(wedding) == [0, 20], wedding
+    # The app's one socket per wedding (/collab/{wedding}) lands where the wedding's other
+    # routes do; a bare /collab (documents of any wedding) on any server.
+    owner = servers[wedding.index(20)]
+    sockets = [await sync_connections(s) for s in servers]
+    for _ in range(6):
+        async with await ws_connect(proxy.port, f"/collab/{WEDDING}") as socket:
+            await socket.send_close(1000)
+            assert (await socket.read_close())[0] == 1000
+    landed = [await sync_connections(s) - n for s, n in zip(servers, sockets, strict=True)]
+    assert landed[servers.index(owner)] == 6 and sum(landed) == 6, landed
 
 
 async def _requests(server: ServerProcess, routes: tuple[str, ...]) -> dict[str, float]:
