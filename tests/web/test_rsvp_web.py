@@ -25,24 +25,27 @@ def no_page_errors() -> Any:
     assert PAGE_ERRORS == []
 
 
-async def _household(demo: Demo) -> tuple[str, list[dict[str, Any]]]:
-    """A household of the demo whose people have not answered yet, and its people."""
+async def _household(demo: Demo) -> tuple[str, str, list[dict[str, Any]]]:
+    """A household of the demo whose people have not answered yet: its name, its id (the
+    entry's, or the one a free-text household reads as) and its people."""
     guests = await demo.json("/api/weddings/demo/docs/guests", role="couple")
     assert isinstance(guests, dict)
     by_household: dict[str, list[dict[str, Any]]] = {}
     for gid, guest in sorted(guests["guests"].items()):
-        if guest.get("household"):
-            by_household.setdefault(guest["household"], []).append({"id": gid, **guest})
-    name, people = next(
-        (name, people)
-        for name, people in sorted(by_household.items())
+        if guest.get("household_id") or guest.get("household"):
+            hid = guest.get("household_id") or household_id_of(guest["household"])
+            by_household.setdefault(hid, []).append({"id": gid, **guest})
+    hid, people = next(
+        (hid, people)
+        for hid, people in sorted(by_household.items())
         if len(people) >= 2 and all(p["rsvp"] == "pending" for p in people)
     )
-    return name, people
+    entry = guests.get("households", {}).get(hid)
+    name = entry["name"] if entry else people[0]["household"]
+    return name, hid, people
 
 
-async def _link(demo: Demo, household: str) -> str:
-    hid = household_id_of(household)
+async def _link(demo: Demo, hid: str) -> str:
     async with httpx.AsyncClient(base_url=demo.url) as http:
         answer = await http.post(
             f"/api/weddings/demo/households/{hid}/rsvp-link",
@@ -54,7 +57,7 @@ async def _link(demo: Demo, household: str) -> str:
 
 
 async def test_an_rsvp_from_a_phone_shows_live_in_the_couples_app(demo: Demo, browser: Any) -> None:
-    household, people = await _household(demo)
+    household, hid, people = await _household(demo)
     first, second = people[0], people[1]
     _, couple = await open_app(browser, demo.link("couple"), width=1400, height=900)
     await couple.get_by_role("link", name="Guests", exact=True).click()
@@ -65,7 +68,7 @@ async def test_an_rsvp_from_a_phone_shows_live_in_the_couples_app(demo: Demo, br
     phone_context = await browser.new_context(viewport={"width": 390, "height": 844})
     phone = await phone_context.new_page()
     phone.on("pageerror", lambda error: PAGE_ERRORS.append(f"rsvp: {error}"))
-    url = await _link(demo, household)
+    url = await _link(demo, hid)
     await phone.goto(url.replace("http://127.0.0.1", demo.url.rsplit(":", 1)[0], 1))
     await phone.get_by_role("heading", name=household).wait_for(timeout=10_000)
     width = await phone.evaluate("document.documentElement.scrollWidth")
@@ -73,7 +76,9 @@ async def test_an_rsvp_from_a_phone_shows_live_in_the_couples_app(demo: Demo, br
     await screenshot(phone, "rsvp-page-390px")
     card = phone.get_by_role("region", name=first["name"])
     await card.get_by_label("Attending", exact=True).check()
-    await card.get_by_label("Meal").fill("Fish <b>bold</b>")
+    # The demo has a menu: a meal is one of its dishes; free text goes in the dietary needs.
+    await card.get_by_label("Meal").select_option(index=1)
+    await card.get_by_label("Dietary needs").fill("Fish <b>bold</b>")
     await phone.get_by_role("region", name=second["name"]).get_by_label("Not attending").check()
     await phone.get_by_role("button", name="Send my answer").click()
     await expect(phone.get_by_role("status")).to_contain_text("Thank you")
