@@ -229,6 +229,9 @@ async def test_members_and_calendar_links_follow_the_operators_matrix(
 
         # A change the planner may make.
         await members.get_by_label("Role of Val Vendor").select_option("family")
+        # The app says so once the server answered and the list is read again, as a person
+        # would wait for it before the next change.
+        await expect(page.get_by_text("Val Vendor is now family.")).to_have_count(1)
         deadline = time.monotonic() + 10
         while await _member_role(demo, "val") != "family":
             assert time.monotonic() < deadline
