@@ -246,6 +246,16 @@ class _PersonOf(msgspec.Struct, frozen=True):
     person: str
 
 
+def _hourly(window: WindowRow | None, now: float, limit: int) -> tuple[float, int] | None:
+    """The (window start, count) an hourly limit records for one more code made at ``now``
+    after ``window`` (a new window once the last is an hour old); ``None`` past ``limit``."""
+    if window is None or window.window_start <= now - 3600:
+        return now, 1
+    if window.sent >= limit:
+        return None
+    return window.window_start, window.sent + 1
+
+
 def sign_in_code(address: str, code: str, now: float, limit: int) -> Tx[bool]:
     """The step that makes ``code`` the newest sign-in code of ``address`` (lower case), if
     fewer than ``limit`` were made for it this hour; whether it did."""
@@ -254,11 +264,10 @@ def sign_in_code(address: str, code: str, now: float, limit: int) -> Tx[bool]:
         "SELECT window_start, sent FROM {t}sign_in_codes WHERE email = ?",
         address,
     )
-    start, sent = now, 1
-    if window is not None and window.window_start > now - 3600:
-        if window.sent >= limit:
-            return False
-        start, sent = window.window_start, window.sent + 1
+    counted = _hourly(window, now, limit)
+    if counted is None:
+        return False
+    start, sent = counted
     yield Sql(
         "INSERT INTO {t}sign_in_codes (email, code_hash, expires_at, window_start, sent)"
         " VALUES (?, ?, ?, ?, ?) ON CONFLICT (email) DO UPDATE SET"
@@ -438,11 +447,10 @@ class DeviceSessions(Extension):
                 "SELECT window_start, sent FROM {t}email_claims WHERE person = ?",
                 person,
             )
-            start, sent = now, 1
-            if window is not None and window.window_start > now - 3600:
-                if window.sent >= limit:
-                    return False
-                start, sent = window.window_start, window.sent + 1
+            counted = _hourly(window, now, limit)
+            if counted is None:
+                return False
+            start, sent = counted
             yield Sql(
                 "INSERT INTO {t}email_claims (person, email, code_hash, expires_at,"
                 " window_start, sent) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (person) DO UPDATE"
