@@ -7,10 +7,12 @@ document's log into one snapshot row that keeps the ``seq`` of the last row it r
 the log stays ordered. A separate history keeps who sent each update and when; compaction
 does not erase it.
 
-Beside the update logs, a store keeps each wedding's domain events: facts such as
-``guest.rsvp_changed``, numbered per wedding by a gap-free ``seq`` that follows commit order
-(a counter row updated in the writing transaction). Events derived from updates are written
-in the same transaction as those updates, so a crash leaves both or neither.
+What features keep about the updates goes in the same transaction as the updates, so a
+crash leaves both or neither: :meth:`DocumentStore.append` takes ``rows`` of their tables
+and ``steps``, gateway transactions a feature wrote. The wedding's domain events (facts
+such as ``guest.rsvp_changed``, numbered per wedding without gaps in commit order) are the
+events feature's tables and its step (``crdt_server.features.events``); the store knows
+them only as the data types below, the vocabulary of the commit-side hooks.
 Erasure is a storage concern: :meth:`DocumentStore.erase_wedding` is the one call that
 removes a wedding from every table that can hold its data and leaves a tombstone, so that
 nothing (a reconnecting client, another process that has not heard yet) can store anything
@@ -25,7 +27,10 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from .gateway import Tx
 
 log = logging.getLogger("crdt_server.storage")
 
@@ -189,7 +194,7 @@ class EventFilter:
 
 @dataclass(frozen=True, slots=True)
 class Once:
-    """Makes :meth:`DocumentStore.add_events` idempotent: the first call with ``key`` in
+    """Makes the events feature's ``add_events`` idempotent: the first call with ``key`` in
     ``scope`` stores its events; later ones (until ``expires_at``) store nothing and get
     the first call's events and ``fingerprint`` back."""
 
@@ -365,49 +370,26 @@ class DocumentStore(Protocol):
     async def append(
         self,
         updates: Sequence[NewUpdate],
-        events: Sequence[NewEvent] = (),
         *,
         rows: Sequence[FeatureRow] = (),
+        steps: Sequence[Tx[Any]] = (),
     ) -> list[int]:
-        """Durably append updates (possibly of several documents), in order, and the
-        domain events they caused, in the same transaction, and ``rows`` of installed
-        feature tables (after the events; a row a trigger drops, of an erased wedding, is
-        not stored).
+        """Durably append updates (possibly of several documents), in order, and what
+        features keep about them, in the same transaction: ``steps``, gateway transactions
+        (``?``/``{t}`` SQL, :mod:`storage.gateway`) a feature wrote for its own tables (the
+        events feature numbers and stores the updates' wedding events), run first, in
+        order (a database error in one fails the whole append); then ``rows`` of installed
+        feature tables (a row a trigger drops, of an erased wedding, is not stored; a row
+        that fails is left out, the updates committed all the same).
 
         Returns the ``seq`` assigned to each update, in the same order.
         """
-
-    async def add_events(
-        self, events: Sequence[NewEvent], *, once: Once | None = None
-    ) -> AddedEvents:
-        """Durably store events of their own (not caused by an update), in one transaction."""
-
-    async def events(
-        self, wedding: str, *, after: int = 0, limit: int = 50, where: EventFilter | None = None
-    ) -> list[StoredEvent]:
-        """The wedding's events with ``seq > after`` matching ``where``, oldest first."""
 
     async def install(self, schema: Schema) -> None:
         """Create a feature's tables if missing and erase its ``wedding_tables`` with each
         wedding from now on (see :class:`Schema`). Installing the same schema again is a
         no-op."""
         ...
-
-    async def erase_entity_events(
-        self, wedding: str, entity_id: str, paths: Sequence[str] = ()
-    ) -> int:
-        """Delete the wedding's events about one entry (``"id"`` or ``"guest_id"`` in their
-        data), and those naming one of ``paths`` or a path under one (a finding about
-        ``guests/guests/g1``, which may quote its values): per-person erasure. Returns how
-        many were deleted."""
-
-    async def last_event_seq(self, wedding: str) -> int:
-        """The seq of the wedding's newest event (0 if none)."""
-
-    async def purge_events(self, before: float) -> int:
-        """Delete events older than ``before`` (Unix seconds) and expired idempotency keys;
-        returns how many events were deleted. Seqs are never reused. (Expired tickets are
-        the events feature's to forget.)"""
 
     async def compact(self, doc: str, upto_seq: int, snapshot: bytes) -> None:
         """Replace every row of ``doc`` with ``seq <= upto_seq`` by ``snapshot``.
@@ -480,20 +462,20 @@ class DocumentStore(Protocol):
         self,
         documents: Sequence[MovedDocument],
         origin: str,
-        events: Sequence[NewEvent] = (),
         rows: Sequence[FeatureRow] = (),
+        steps: Sequence[Tx[Any]] = (),
     ) -> list[int]:
         """Write documents this store has never seen, all in one transaction.
 
         Each document's history entries take fresh seqs in their order (origin, time and
         size kept), then its updates take the seqs after them, each with a history entry of
         ``origin`` and the current time. Every document needs at least one update.
-        ``events`` (an imported wedding's event stream, ``at`` kept) are numbered after the
-        wedding's last event, in the same transaction, and so are ``rows`` (a feature's rows,
-        inserted in their order after the events; their tables must belong to an installed
-        :class:`Schema`). Raises :class:`StoreError`, writing nothing, if any of the
-        documents already has a row or any row cannot be inserted. Returns the seqs of the
-        updates, in order.
+        ``steps`` (gateway transactions, as for :meth:`append`: the events feature's numbering
+        of an imported wedding's event stream) run in the same transaction, and so are
+        ``rows`` (a feature's rows, inserted in their order after the steps; their tables
+        must belong to an installed :class:`Schema`). Raises :class:`StoreError`, writing
+        nothing, if any of the documents already has a row or any row cannot be inserted.
+        Returns the seqs of the updates, in order.
         """
 
     # Last on purpose: below this def, ``list`` in an annotation would name this method

@@ -141,7 +141,8 @@ class ErasureService:
         for kind in domain.kinds:
             forget = functools.partial(domain.forget, kind=kind, person=guest_id)
             found |= await self._weddings.edit(f"{wedding_id}/{kind}", forget, origin)
-        # Restore points, delivery payloads and findings quoting their name go.
+        # Restore points, delivery payloads, findings quoting their name and their events
+        # (the events feature's: guest.added carries the name) go.
         await self._registry.hooks.guest_erased(wedding_id, guest_id)
         # Copies the server derives from the documents (a vendor's projection of the
         # guests) drop the guest first, then are rewritten after the documents. Every room
@@ -151,11 +152,6 @@ class ErasureService:
         stored = [n for n in await self._store.list(f"{wedding_id}/") if n not in derived]
         for name in [*stored, *derived]:
             await self._rewrite(name)
-        # Their events (guest.added carries the name) go too, and the findings about their
-        # entries (a concurrent edit quotes the values that crossed); the removal's own
-        # event holds only the id.
-        paths = tuple(domain.person_paths(guest_id))
-        await self._store.erase_entity_events(wedding_id, guest_id, paths)
         if not await self._store.scrub():
             self._scrub_wanted.set()
         return found

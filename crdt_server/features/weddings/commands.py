@@ -80,7 +80,7 @@ async def create_offline(
             updated_at=time.time(),
         ),
     ]
-    await store.put_documents(moved, ORIGIN, (), rows)
+    await store.put_documents(moved, ORIGIN, rows)
     queued = await queue_first_sign_in_link(store, settings, wanted.email)
     return {
         "id": wedding,
