@@ -57,7 +57,7 @@ async def insert_features(conn: Conn, s: str, features: Sequence[FeatureRow]) ->
 
 
 class MovedRows:
-    """What :meth:`storage.base.DocumentStore.put_documents` writes, checked before a
+    """What :meth:`storage.base.Store.put_documents` writes, checked before a
     transaction opens (:meth:`write` writes it in one)."""
 
     def __init__(

@@ -186,7 +186,7 @@ def put_documents(
     path: Path,
 ) -> list[int]:
     """On the writer thread, in the caller's transaction: what
-    :meth:`storage.base.DocumentStore.put_documents` writes; the updates' seqs."""
+    :meth:`storage.base.Store.put_documents` writes; the updates' seqs."""
     written: list[int] = []
     for document in moved:
         if db.execute(HAS_ROWS, (document.doc, document.doc)).fetchone() is not None:

@@ -13,11 +13,11 @@ and ``steps``, gateway transactions a feature wrote. The wedding's domain events
 such as ``guest.rsvp_changed``, numbered per wedding without gaps in commit order) are the
 events feature's tables and its step (``crdt_server.features.events``); the store knows
 them only as the data types below, the vocabulary of the commit-side hooks.
-Erasure is a storage concern: :meth:`DocumentStore.erase_wedding` is the one call that
+Erasure is a storage concern: :meth:`Store.erase_wedding` is the one call that
 removes a wedding from every table that can hold its data and leaves a tombstone, so that
 nothing (a reconnecting client, another process that has not heard yet) can store anything
-for it again until :meth:`DocumentStore.lift_tombstone`. Revocations of tokens are stored
-too (:meth:`DocumentStore.revoke`), so a restart or another process cannot forget them.
+for it again until :meth:`Store.lift_tombstone`. Revocations of tokens are stored
+too (:meth:`Store.revoke`), so a restart or another process cannot forget them.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ __all__ = [
     "Once",
     "Revocation",
     "Schema",
+    "Store",
     "StoreError",
     "audience_needle",
     "audience_of",
@@ -101,7 +102,7 @@ class Schema:
     and records version 1; then each of ``migrations`` above the recorded version runs and
     is recorded. A feature never installed creates nothing; nothing is ever dropped for a
     feature left out. ``wedding_tables`` (each with a ``wedding`` column) are erased with
-    the wedding by :meth:`DocumentStore.erase_wedding`, in the erasure's own transaction.
+    the wedding by :meth:`Store.erase_wedding`, in the erasure's own transaction.
     A feature reads and writes its tables through :class:`storage.gateway.Gateway`.
     """
 
@@ -250,14 +251,14 @@ class Revocation:
 
 @dataclass(frozen=True, slots=True)
 class Erasure:
-    """What :meth:`DocumentStore.erase_wedding` did."""
+    """What :meth:`Store.erase_wedding` did."""
 
     documents: int
     """How many documents were deleted."""
     scrubbed: bool
     """Whether no readable copy of the deleted bytes is left in the store's files. False
     when something outside this store held on to them (on SQLite, another process's reader
-    keeping the write-ahead log from being checkpointed); :meth:`DocumentStore.scrub`
+    keeping the write-ahead log from being checkpointed); :meth:`Store.scrub`
     retries."""
 
 
@@ -349,7 +350,10 @@ def wedding_of_prefix(prefix: str) -> str | None:
 
 @runtime_checkable
 class DocumentStore(Protocol):
-    """Async persistence of Yjs update logs.
+    """What rooms need: a document's log (load, append with what features keep about the
+    updates, compact), the features' tables installed (so their rows can ride an append),
+    the newest seqs (a copy or a gap between processes), the stored names. The rest of the
+    store (history, erasure, revocations, moving documents) is :class:`Store`.
 
     Every method either commits fully or raises :class:`StoreError` having committed
     nothing. Implementations batch concurrent :meth:`append` calls into one transaction
@@ -385,18 +389,50 @@ class DocumentStore(Protocol):
         Returns the ``seq`` assigned to each update, in the same order.
         """
 
-    async def install(self, schema: Schema) -> None:
-        """Create a feature's tables if missing and erase its ``wedding_tables`` with each
-        wedding from now on (see :class:`Schema`). Installing the same schema again is a
-        no-op."""
-        ...
-
     async def compact(self, doc: str, upto_seq: int, snapshot: bytes) -> None:
         """Replace every row of ``doc`` with ``seq <= upto_seq`` by ``snapshot``.
 
         The snapshot row takes ``seq = upto_seq``; rows after it are untouched. Raises
         :class:`StoreError` if ``upto_seq`` is not the ``seq`` of a row of ``doc``.
         """
+
+    async def install(self, schema: Schema) -> None:
+        """Create a feature's tables if missing and erase its ``wedding_tables`` with each
+        wedding from now on (see :class:`Schema`). Installing the same schema again is a
+        no-op."""
+        ...
+
+    async def last_seq(self) -> int:
+        """The newest seq ever committed (0 for an empty store)."""
+
+    async def last_seqs(self, docs: Sequence[str]) -> dict[str, int]:
+        """The seq of each document's newest row, as :meth:`load` would report it in
+        ``last_seq``; documents with no rows are absent.
+
+        Seqs are never reused and compaction keeps the newest row's, so a document whose
+        answer did not change still has the content it had: a copy loaded at that seq can
+        be kept instead of loading it again.
+        """
+
+    async def docs_of(self, seqs: Sequence[int]) -> dict[int, str]:
+        """Which document each of ``seqs`` was appended to (seqs never used are absent).
+
+        Processes sharing a store use it to repair a gap in the updates they heard of.
+        """
+
+    # Last on purpose: below this def, ``list`` in an annotation would name this method
+    # rather than the builtin (mypy: "Function ... is not valid as a type").
+    async def list(self, prefix: str = "") -> list[str]:
+        """Names of stored documents starting with ``prefix``, sorted."""
+
+
+@runtime_checkable
+class Store(DocumentStore, Protocol):
+    """A :class:`DocumentStore` and what the server keeps beside the rooms' logs: who
+    changed a document (:meth:`history`), a wedding's erasure (its tombstone, the scrubbing
+    of deleted bytes), token revocations, and whole documents deleted or brought in. Both
+    backends implement it; the app gives it to the edge, the tools and the features
+    (``Core.store``), the rooms hold a :class:`DocumentStore`."""
 
     async def delete(self, prefix: str) -> int:
         """Delete every document whose name starts with ``prefix``, with its history.
@@ -440,24 +476,6 @@ class DocumentStore(Protocol):
     async def revocations(self) -> list[Revocation]:
         """Every revocation recorded and not yet forgotten."""
 
-    async def last_seq(self) -> int:
-        """The newest seq ever committed (0 for an empty store)."""
-
-    async def last_seqs(self, docs: Sequence[str]) -> dict[str, int]:
-        """The seq of each document's newest row, as :meth:`load` would report it in
-        ``last_seq``; documents with no rows are absent.
-
-        Seqs are never reused and compaction keeps the newest row's, so a document whose
-        answer did not change still has the content it had: a copy loaded at that seq can
-        be kept instead of loading it again.
-        """
-
-    async def docs_of(self, seqs: Sequence[int]) -> dict[int, str]:
-        """Which document each of ``seqs`` was appended to (seqs never used are absent).
-
-        Processes sharing a store use it to repair a gap in the updates they heard of.
-        """
-
     async def put_documents(
         self,
         documents: Sequence[MovedDocument],
@@ -477,8 +495,3 @@ class DocumentStore(Protocol):
         nothing, if any of the documents already has a row or any row cannot be inserted.
         Returns the seqs of the updates, in order.
         """
-
-    # Last on purpose: below this def, ``list`` in an annotation would name this method
-    # rather than the builtin (mypy: "Function ... is not valid as a type").
-    async def list(self, prefix: str = "") -> list[str]:
-        """Names of stored documents starting with ``prefix``, sorted."""

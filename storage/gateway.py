@@ -38,7 +38,8 @@ and reaches them through a :class:`Gateway` (``Gateway.of(core.store)``):
   waits for it).
 - rows to write with a room's updates, in the updates' own transaction (a hook's
   ``on_commit``), are :class:`storage.base.FeatureRow` values given to
-  :meth:`DocumentStore.append` ``(rows=...)``.
+  :meth:`DocumentStore.append` ``(rows=...)``; a transaction (a :data:`Tx`) to run there
+  is one of its ``steps=...`` (the events feature's numbering of the batch's events).
 
 Type words in a :class:`Table`'s columns, for the two dialects: ``{text}`` (TEXT / text),
 ``{ctext}`` (TEXT / text COLLATE "C": compared by code point, as SQLite does), ``{int}``

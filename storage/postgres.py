@@ -357,7 +357,7 @@ class PostgresStore:
         steps: Sequence[Tx[Any]] = (),
     ) -> list[int]:
         """Write documents this store has never seen, in one transaction (see
-        :meth:`storage.base.DocumentStore.put_documents`)."""
+        :meth:`storage.base.Store.put_documents`)."""
         moved = MovedRows(documents, origin, steps, rows)
         check_feature_rows(moved.rows, self._wedding_tables)
 

@@ -395,7 +395,7 @@ class SqliteStore:
         steps: Sequence[Tx[Any]] = (),
     ) -> list[int]:
         """Write documents this store has never seen, in one transaction (see
-        :meth:`storage.base.DocumentStore.put_documents`)."""
+        :meth:`storage.base.Store.put_documents`)."""
         moved = moved_documents(documents, origin)
         check_feature_rows(rows, self._wedding_tables)
         written: list[int] = await self._writer.write(

@@ -1,6 +1,6 @@
 """Deletion that is erasure, and revocations that outlive a restart.
 
-A deleted wedding is tombstoned in the store (see :meth:`storage.DocumentStore.erase_wedding`):
+A deleted wedding is tombstoned in the store (see :meth:`storage.Store.erase_wedding`):
 its rows are gone, every HTTP request and upgrade for it is refused with 410, open sockets
 close with 4404, and nothing re-creates it until an admin lifts the tombstone. Whether its
 bytes are gone from the store's files is tracked per wedding (``done`` / ``pending``); a
@@ -31,7 +31,7 @@ from crdt_server.core.hooks import Sender
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.weddings import WeddingService
 from crdt_server.errors import CloseCode
-from crdt_server.storage import DocumentStore, Revocation, StoreError
+from crdt_server.storage import Revocation, Store, StoreError
 
 __all__ = ["ErasureService"]
 
@@ -50,7 +50,7 @@ class ErasureService:
     def __init__(
         self,
         registry: RoomRegistry,
-        store: DocumentStore,
+        store: Store,
         weddings: WeddingService,
         revocations: Revocations,
         *,

@@ -48,7 +48,7 @@ from crdt_server.storage.gateway import Tx
 
 if TYPE_CHECKING:
     from crdt_server.settings import Settings
-    from crdt_server.storage import DocumentStore
+    from crdt_server.storage import Store
 
 __all__ = [
     "DERIVATION_FAILED",
@@ -74,7 +74,7 @@ class Core:
     the registry and the documents service as views (:mod:`crdt_server.core.views`)."""
 
     settings: Settings
-    store: DocumentStore
+    store: Store
     registry: RoomsView
     weddings: WeddingsView
 

@@ -22,7 +22,7 @@ from typing import Any, TextIO, TypeVar
 from crdt_server.core.quarantine import lift, listed
 from crdt_server.names import CORE_EVENT_NAMESPACES, valid_wedding_id
 from crdt_server.settings import Settings
-from crdt_server.storage import DocumentStore, Schema, StoreError, store_for
+from crdt_server.storage import Schema, Store, StoreError, store_for
 from crdt_server.tools.backup import (
     BackupError,
     backup_sqlite,
@@ -163,7 +163,7 @@ def settings_for(args: argparse.Namespace, fragments: Sequence[type[Any]] = ()) 
     )
 
 
-def open_store(settings: Settings) -> DocumentStore:
+def open_store(settings: Settings) -> Store:
     """The store ``serve`` opens for these settings (``crdt_server.app.default_store``)."""
     if not settings.database_url and not settings.sqlite_path.is_file():
         raise ToolError(f"no store at {settings.sqlite_path} (wrong --data-dir?)")
@@ -175,7 +175,7 @@ def open_store(settings: Settings) -> DocumentStore:
     )
 
 
-async def with_store(settings: Settings, work: Callable[[DocumentStore], Awaitable[T]]) -> T:
+async def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
     """``work`` on the store ``serve`` would open for ``settings``, opened and closed."""
     store = open_store(settings)
     await store.open()

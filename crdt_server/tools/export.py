@@ -67,6 +67,7 @@ from crdt_server.storage import (
     MovedDocument,
     NewEvent,
     Schema,
+    Store,
     audience_of,
 )
 from crdt_server.storage.gateway import Tx
@@ -210,7 +211,7 @@ class WeddingExport:
 
 
 async def export_wedding(
-    store: DocumentStore, wedding_id: str, sections: Sequence[Section] = ()
+    store: Store, wedding_id: str, sections: Sequence[Section] = ()
 ) -> WeddingExport | None:
     """The wedding's documents, history, events and ``sections`` as the store holds them
     (committed content only), or ``None`` if it has no stored document.
@@ -497,7 +498,7 @@ def _parse_event(index: int, raw: object, namespaces: tuple[str, ...]) -> Export
 
 
 async def import_wedding(
-    store: DocumentStore,
+    store: Store,
     export: WeddingExport,
     wedding_id: str | None = None,
     sections: Sequence[Section] = (),

@@ -10,7 +10,7 @@ import asyncio
 import msgspec
 import pytest
 
-from crdt_server.features.events import read_events, store_events
+from crdt_server.features.events import add_events, read_events, store_events
 from crdt_server.storage import (
     DROPPED_FEATURE_ROWS,
     DocumentStore,
@@ -186,6 +186,27 @@ async def test_events_in_a_gateway_transaction_are_numbered_with_the_others(
         await tx.insert(note("w1", "a", "with an event"))
     assert [e.seq for e in stored] == [2]
     assert [e.type for e in await read_events(Gateway.of(store), "w1")] == ["first", "second"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_an_event_that_cannot_be_stored_is_refused_before_its_transaction(
+    store: DocumentStore,
+) -> None:
+    """Text no backend can store (a lone surrogate) is refused when the events feature's
+    step is made, before it is queued: it never fails the shared transaction of an append
+    beside it, which commits with its own events."""
+    bad = NewEvent("w1", "custom.note", '{"n":"\udc80"}')
+    with pytest.raises(StoreError):
+        store_events([bad])
+    with pytest.raises(StoreError):
+        await add_events(Gateway.of(store), [bad])
+    good = store_events([NewEvent("w1", "custom.ok", "{}")])
+    seqs = await store.append([NewUpdate("w1/guests", b"\x00\x00", "conn")], steps=[good])
+    assert len(seqs) == 1
+    assert [(e.seq, e.type) for e in await read_events(Gateway.of(store), "w1")] == [
+        (1, "custom.ok")
+    ]
 
 
 @pytest.mark.asyncio

@@ -29,6 +29,7 @@ from crdt_server.storage.gateway import (
     Table,
     Tx,
     row_as,
+    rows_as,
     schema_of,
     statements,
 )
@@ -130,6 +131,22 @@ def forget_events_of(wedding: str, sub: str, kinds: str) -> Tx[int]:
 # update's own transaction (:meth:`crdt_server.storage.DocumentStore.append`'s ``steps``).
 
 _COLUMNS = "wedding, seq, type, doc, sub, role, priority, at, data, audience"
+"""The columns of :class:`StoredEvent`, in its fields' order."""
+
+
+class _Counter(msgspec.Struct, frozen=True):
+    last_seq: int
+
+
+class _Used(msgspec.Struct, frozen=True):
+    """An idempotency key's row: its events' seqs are JSON text on SQLite, an array on
+    PostgreSQL."""
+
+    fingerprint: str
+    wedding: str
+    seqs: Any
+
+
 _ROWS = 500
 """Events inserted per statement (10 parameters each: under both backends' limits)."""
 _BUMP = (
@@ -158,19 +175,26 @@ def check_events(events: Sequence[NewEvent]) -> None:
 def store_events(events: Sequence[NewEvent], now: float | None = None) -> Tx[list[StoredEvent]]:
     """The step that numbers ``events`` per wedding and inserts them, in the transaction
     it runs in (``stored = yield from store_events(...)``); the events as stored (those of
-    an erased wedding are left out). ``at`` 0 takes ``now`` (default: the clock)."""
+    an erased wedding are left out). ``at`` 0 takes ``now`` (default: the clock at commit).
+
+    The events are checked here, before the step is queued (:class:`StoreError`): text
+    that cannot be stored would fail the whole shared transaction, other callers' too."""
+    check_events(events)
+    return _store_events(list(events), now)
+
+
+def _store_events(events: list[NewEvent], now: float | None) -> Tx[list[StoredEvent]]:
     if not events:
         return []
-    check_events(events)
     when = time.time() if now is None else now
     counts: dict[str, int] = {}
     for event in events:
         counts[event.wedding] = counts.get(event.wedding, 0) + 1
     next_seq: dict[str, int] = {}
     for wedding, count in sorted(counts.items()):  # one lock order for every writer
-        bumped = yield Sql(_BUMP, (wedding, count))
-        if bumped:  # none: the wedding is tombstoned (its trigger dropped the row)
-            next_seq[wedding] = int(bumped[0][0]) - count + 1
+        bumped = yield from row_as(_Counter, _BUMP, wedding, count)
+        if bumped is not None:  # None: the wedding is tombstoned (its trigger dropped it)
+            next_seq[wedding] = int(bumped.last_seq) - count + 1
     stored: list[StoredEvent] = []
     for e in events:
         if e.wedding not in next_seq:
@@ -218,25 +242,30 @@ def _add(
     dialect: Dialect, events: Sequence[NewEvent], once: Once | None, now: float
 ) -> Tx[AddedEvents]:
     if once is not None:
-        used = yield Sql(
+        used = yield from row_as(
+            _Used,
             "SELECT fingerprint, wedding, seqs FROM {t}idempotency"
             " WHERE scope = ? AND key = ? AND expires_at > ?",
-            (once.scope, once.key, now),
+            once.scope,
+            once.key,
+            now,
         )
-        if used:
-            fingerprint, wedding, kept = used[0]
-            seqs = [int(s) for s in (json.loads(kept) if dialect == "sqlite" else kept)]
-            found: list[Any] = []
+        if used is not None:
+            kept = json.loads(used.seqs) if dialect == "sqlite" else used.seqs
+            seqs = [int(seq) for seq in kept]
+            found: list[StoredEvent] = []
             for start in range(0, len(seqs), _ROWS):
                 chunk = seqs[start : start + _ROWS]
                 marks = ", ".join("?" * len(chunk))
-                found += yield Sql(
+                found += yield from rows_as(
+                    StoredEvent,
                     f"SELECT {_COLUMNS} FROM {{t}}events WHERE wedding = ?"  # noqa: S608
                     f" AND seq IN ({marks}) ORDER BY seq",
-                    (wedding, *chunk),
+                    used.wedding,
+                    *chunk,
                 )
-            return AddedEvents([StoredEvent(*row) for row in found], False, str(fingerprint))
-    stored = yield from store_events(events, now)
+            return AddedEvents(found, False, str(used.fingerprint))
+    stored = yield from _store_events(list(events), now)
     if once is not None:
         seqs_of = [e.seq for e in stored]
         yield Sql(
@@ -303,14 +332,15 @@ async def read_events(
     if where.viewer is not None:
         sql += f" AND (audience IS NULL OR {gateway.contains('audience')})"
         params.append(audience_needle(where.viewer))
-    rows = await gateway.fetch(f"{sql} ORDER BY seq LIMIT ?", *params, limit)
-    return [StoredEvent(*row) for row in rows]
+    return await gateway.fetch_as(StoredEvent, f"{sql} ORDER BY seq LIMIT ?", *params, limit)
 
 
 async def last_event_seq(gateway: Gateway, wedding: str) -> int:
     """The seq of the wedding's newest event (0 if none)."""
-    rows = await gateway.fetch("SELECT last_seq FROM {t}event_counters WHERE wedding = ?", wedding)
-    return int(rows[0][0]) if rows else 0
+    counter = await gateway.fetch_one_as(
+        _Counter, "SELECT last_seq FROM {t}event_counters WHERE wedding = ?", wedding
+    )
+    return int(counter.last_seq) if counter is not None else 0
 
 
 def _entity_needles(entity_id: str, paths: Sequence[str]) -> tuple[str, ...]:
@@ -330,8 +360,12 @@ async def erase_entity_events(
     needles = _entity_needles(entity_id, paths)
     found = " OR ".join(gateway.contains("data") for _ in needles)
     sql = f"DELETE FROM {{t}}events WHERE wedding = ? AND ({found})"  # noqa: S608
-    gone: list[int] = await gateway.run(statements([(sql, (wedding, *needles))], count=True))
-    return gone[0]
+    return await gateway.run(_count(sql, (wedding, *needles)))
+
+
+def _count(sql: str, params: tuple[Any, ...]) -> Tx[int]:
+    gone: int = yield Sql(sql, params, count=True)
+    return gone
 
 
 def _purge_events(before: float, now: float) -> Tx[int]:
