@@ -215,6 +215,7 @@ class PlannerApp {
     this.filters = { query: '', rsvp: '', side: '', household: '', dietary: '' }
     this.editing = null
     this.entity = null
+    this.timelineDay = null // the timeline's day shown (YYYY-MM-DD); null: the wedding's
     this.form = null // the open edit form's EditState
     this.errors = new FormErrors(() => this.render())
     this.signedOut = null
@@ -337,6 +338,12 @@ class PlannerApp {
 
   publishPresence () {
     this.sync.setPresence({ section: this.section, entity: this.entity, at: Date.now() })
+  }
+
+  /** Show day `day` (YYYY-MM-DD) of the timeline (the day switcher, a new item's day). */
+  showDay (day) {
+    this.timelineDay = day
+    this.render()
   }
 
   setEntity (id, editing = true) {
