@@ -273,8 +273,30 @@ def _serve(call: ApiCall, name: str) -> Response:
             )
         return _not_found(f"no file {name!r} in the web app")
     page = name.endswith(".html") or name in _PAGES
+    if page and call.state.settings.app_transport == "sync":
+        found = _sync_page(found)
     worker = "/app/" if name == "sw.js" else None
     return static_response(call, found, csp=_CSP if page else None, worker_scope=worker)
+
+
+_TRANSPORT_HINT = b'<meta name="crdt-app-transport" content="collab">'
+
+
+_SYNC_PAGES: dict[str, StaticFile] = {}
+"""The page's ``sync`` variant by the ETag of the page it was made from (one, or a few)."""
+
+
+def _sync_page(page: StaticFile) -> StaticFile:
+    """The page as a server with ``CRDT_SERVER_APP_TRANSPORT=sync`` serves it: its hint says
+    ``sync``, so the app opens no ``/collab`` socket before ``/access`` answers (the answer
+    still decides). Sent uncompressed (a few hundred bytes), with its own ETag."""
+    made = _SYNC_PAGES.get(page.etag)
+    if made is None:
+        body = page.body.replace(_TRANSPORT_HINT, _TRANSPORT_HINT.replace(b"collab", b"sync"))
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        made = StaticFile(body, page.content_type, page.cache_control, etag)
+        _SYNC_PAGES[page.etag] = made
+    return made
 
 
 def static_response(

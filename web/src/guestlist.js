@@ -13,6 +13,7 @@ import { guestTotals, unnamedPlusOnes } from './households.js'
 export const WINDOW_FROM = 200
 const ROW = 64 // px: a row's height until rows drawn on this screen have been measured
 const AROUND = 40 // rows rendered above and below the screen
+const FIRST_DRAW = 30 // rows of the list's first drawing (the rest follow when idle)
 
 const label = (s) => s.charAt(0).toUpperCase() + s.slice(1).replace('_', ' ')
 
@@ -105,7 +106,22 @@ export function guestRows (ctx, shown, row) {
     for (const g of group.guests) items.push({ key: g.id, guest: g })
   })
   const height = ctx.rowHeight || ROW
-  const { from, to } = windowOf(items.length, ctx.listTop ?? 0, innerHeight, height)
+  let { from, to } = windowOf(items.length, ctx.listTop ?? 0, innerHeight, height)
+  if (!ctx.listComplete) {
+    // The first time the list has rows: a screenful now, the rest once the page is idle
+    // (on a slow phone, drawing a hundred rows at once keeps the first screen waiting).
+    if (from === 0 && to > FIRST_DRAW) {
+      to = FIRST_DRAW
+      if (!ctx.listCompleting) {
+        ctx.listCompleting = true
+        const rest = () => { ctx.listComplete = true; ctx.refresh() }
+        if (typeof requestIdleCallback === 'function') requestIdleCallback(rest, { timeout: 1000 })
+        else setTimeout(rest, 200)
+      }
+    } else if (items.length) {
+      ctx.listComplete = true
+    }
+  }
   ctx.listWindow = `${from}:${to}:${items.length}`
   // Its height through the CSSOM: the page's CSP allows no style attribute.
   const spacer = (rows) => (rows > 0
@@ -133,7 +149,7 @@ export function followScroll (ctx) {
         if (list) resized.observe(list)
         watched = list
       }
-      if (!list || !list.querySelector('li.spacer')) return
+      if (!list || !list.querySelector('li.spacer') || !ctx.listComplete) return
       // The rows drawn say how tall a row is here (it wraps on a phone).
       const drawn = [...list.querySelectorAll(':scope > li.row')].slice(0, 30)
       if (drawn.length) ctx.rowHeight = drawn.reduce((n, li) => n + li.offsetHeight, 0) / drawn.length

@@ -197,9 +197,11 @@ async function openPlanner (token, { device, weddings }) {
   }
   // The wedding's socket opens while the server is asked what this person may open (the
   // app's usual transport; closed again if the answer says otherwise or refuses).
-  const socket = collabSocket(claims.wedding)
+  // The page says which transport this server uses (the server writes it in).
+  const hint = document.querySelector('meta[name="crdt-app-transport"]')
+  const socket = hint && hint.content === 'sync' ? null : collabSocket(claims.wedding)
   let access = await fetchAccess(claims.wedding, token, claims.sub)
-  if (access && (access.deleted || access.refused)) socket.destroy()
+  if (socket && access && (access.deleted || access.refused)) socket.destroy()
   if (access && access.deleted) {
     if (!device) forgetToken()
     await forgetWedding(claims.wedding)
@@ -220,7 +222,7 @@ async function openPlanner (token, { device, weddings }) {
     try { localStorage.setItem(`crdt-server.access:${claims.wedding}`, JSON.stringify(access)) } catch {}
   }
   new PlannerApp(claims.wedding, token, access, { device, weddings, socket: access.transport === 'sync' ? null : socket }).mount()
-  if (access.transport === 'sync') socket.destroy()
+  if (socket && access.transport === 'sync') socket.destroy()
 }
 
 const PEOPLE_KEY = (wedding) => `crdt-server.people:${wedding}`
