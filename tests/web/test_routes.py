@@ -105,6 +105,8 @@ async def test_the_app_files_are_sent_compressed_as_the_browser_accepts(
         plain = await client.get("/app/", headers={"Accept-Encoding": "identity"})
         name = re.search(r'src="/app/(app-[A-Z0-9]+\.js)"', plain.text)
         assert name, plain.text
+        # The page names this server's transport (the app opens its socket early by it).
+        assert '<meta name="crdt-app-transport" content="collab">' in plain.text
         # The app's static chunk is named by the page: fetched with the script, not after it.
         assert re.search(r'<link rel="modulepreload" href="/app/chunk-[A-Z0-9]+\.js">', plain.text)
         path = f"/app/{name[1]}"
