@@ -220,7 +220,8 @@ async def to_app(call: ApiCall) -> Response:
 
 _FILE_DESCRIPTION = (
     "HEAD too. The hashed script and style sheet are cached for a year; everything else is "
-    "revalidated (ETag, 304)."
+    "revalidated (ETag, 304). Sent brotli- or gzip-compressed where `Accept-Encoding` allows "
+    "(compressed at build time; `Vary: Accept-Encoding`, an ETag per encoding)."
 )
 
 

@@ -65,8 +65,7 @@ export function byHousehold (shown, households) {
 
 /** A household's counts, of all its guests (whatever the filters show): its people (each
  *  unnamed plus-one is one more) and how many of them have accepted or are pending. */
-export function householdCounts (household, guests) {
-  const unnamed = unnamedPlusOnes(guests)
+export function householdCounts (household, guests, unnamed = unnamedPlusOnes(guests)) {
   let people = 0
   let accepted = 0
   let pending = 0
@@ -81,13 +80,13 @@ export function householdCounts (household, guests) {
 
 /** A household's heading in the list: its name and counts (a heading, so a screen reader
  *  moves from household to household). */
-function householdHead (ctx, group, number) {
+function householdHead (ctx, group, number, unnamed) {
   const id = `household-head-${number}`
   if (!group.household) {
     return html`<li class="household-head" data-household="">
       <h3 id=${id}>No household</h3><span class="muted">${group.guests.length} ${group.guests.length === 1 ? 'guest' : 'guests'}</span></li>`
   }
-  const c = householdCounts(group.household, ctx.guests)
+  const c = householdCounts(group.household, ctx.guests, unnamed)
   const words = [
     `${c.people} ${c.people === 1 ? 'person' : 'people'}${c.unnamed ? ` (${c.unnamed} unnamed plus-one${c.unnamed > 1 ? 's' : ''})` : ''}`,
     `${c.accepted} accepted`,
@@ -127,7 +126,8 @@ export function guestRows (ctx, shown, row) {
   const spacer = (rows) => (rows > 0
     ? html`<li class="spacer" aria-hidden="true" ${ref((el) => { if (el) el.style.height = `${rows * height}px` })}></li>`
     : nothing)
-  const draw = (item) => (item.head ? householdHead(ctx, item.head, item.number) : row(item.guest))
+  const unnamed = unnamedPlusOnes(ctx.guests) // once per drawing, not once per household
+  const draw = (item) => (item.head ? householdHead(ctx, item.head, item.number, unnamed) : row(item.guest))
   return html`${spacer(from)}${repeat(items.slice(from, to), (item) => item.key, draw)}${spacer(items.length - to)}`
 }
 

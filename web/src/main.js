@@ -360,21 +360,13 @@ class PlannerApp {
     addEventListener('keydown', (e) => this.shortcut(e))
     this.listCheck = followScroll(this)
     matchMedia(WIDE).addEventListener('change', () => this.render()) // the conflicts panel
-    // The activity feed, the threads, the inbox and the lost writes start once the documents
-    // have synced (or after a few seconds): on a slow phone their requests and answers would
-    // otherwise delay the guest list the person opened the app for.
-    Promise.race([appSettled, new Promise((resolve) => setTimeout(resolve, 3000))]).then(() => {
-      this.feed.start()
-      this.threads.start()
-      this.inbox.start()
-      this.lost.start()
-      addEventListener('online', () => {
-        this.feed.reconnect(); this.threads.reconnect(); this.lost.refresh(); this.inbox.refresh()
-      })
-    })
+    this.feed.start()
+    this.threads.start()
+    this.inbox.start()
+    this.lost.start()
     addEventListener('online', () => {
       if (!this.keeper.token) this.keeper.refresh() // opened offline: the token comes now
-      this.ops.kick()
+      this.feed.reconnect(); this.threads.reconnect(); this.lost.refresh(); this.inbox.refresh(); this.ops.kick()
     })
     if (!this.keeper.token && navigator.onLine) this.keeper.refresh()
     this.ops.kick()

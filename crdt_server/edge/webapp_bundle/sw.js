@@ -1,8 +1,8 @@
 // The service worker of the planner: keeps the app shell on the device so the app opens
 // with no network. The documents themselves live in IndexedDB (y-indexeddb), not here.
 // The list of files and the version below are filled in by web/build.mjs.
-const VERSION = 'bd6f112326791d4f'
-const SHELL = ["/app/","/app/app-G36YE5VN.js","/app/app-H6IHAAGS.css","/app/chunk-ULH3TVUC.js","/app/chunk-XMFJZ5UI.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
+const VERSION = '71720954e45fbc89'
+const SHELL = ["/app/","/app/app-CJKWJYY6.js","/app/app-H6IHAAGS.css","/app/chunk-ULH3TVUC.js","/app/chunk-XMFJZ5UI.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
 const CACHE = `planner-${VERSION}`
 
 self.addEventListener('install', (event) => {
