@@ -31,6 +31,7 @@ from .model import (
     Entity,
     Field,
     OperationError,
+    in_zone,
     new_id,
     parse_instant,
 )
@@ -42,6 +43,7 @@ from .schema import (
     plain,
     read_budget,
     read_guests,
+    read_profile,
     read_seating,
     root,
     write,
@@ -180,11 +182,25 @@ def check_guest_update(call: Invocation, guest_id: str, entry: Map[Any]) -> None
 # -- timeline ------------------------------------------------------------------------------
 
 
+def _zoned_times(call: Invocation) -> None:
+    """The item's given ``start`` and ``end`` as the wedding's zone writes them (the
+    profile's ``time_zone``): any day, the zone's offset on that date (:func:`in_zone`)."""
+    zone = read_profile(call.doc).time_zone
+    for name in ("start", "end"):
+        if call.args.get(name) is not None:
+            try:
+                call.args[name] = in_zone(call.args[name], zone)
+            except DocumentError as exc:  # it depends on the profile: impossible here
+                raise refuse(exc.message, name) from None
+
+
 def check_new_item(call: Invocation) -> None:
+    _zoned_times(call)
     _check_slot(call.args["start"], call.args["end"])
 
 
 def check_move(call: Invocation, item_id: str, entry: Map[Any]) -> None:
+    _zoned_times(call)
     start = call.args.get("start", _stored(entry, TIMELINE_ITEM.field("start")))
     end = call.args.get("end", _stored(entry, TIMELINE_ITEM.field("end")))
     _check_slot(start, end)

@@ -13,7 +13,7 @@ import uuid
 import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import cache, lru_cache
 from typing import Any, Literal
 
@@ -253,6 +253,48 @@ def instant(value: object) -> str:
 def parse_instant(value: str) -> datetime:
     """The aware datetime of a value that passed :func:`instant`."""
     return datetime.fromisoformat(value)
+
+
+def wall_or_instant(value: object) -> str:
+    """A time an operation gives a timeline item: an :func:`instant` (with its offset), or a
+    wall clock without one (``2026-10-25T11:00``), which :func:`in_zone` reads in the
+    wedding's time zone. Stored items always carry an offset (:func:`instant`)."""
+    hint = (
+        "an ISO 8601 date and time, like '2026-06-13T15:30:00+02:00' or, in the wedding's "
+        "time zone, '2026-06-13T15:30'"
+    )
+    # A date alone (which fromisoformat reads as midnight) is no time of day.
+    if not isinstance(value, str) or len(value) > 64 or value[10:11] not in ("T", " "):
+        raise DocumentError(f"must be {hint}, got {shown(value)}")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise DocumentError(f"must be {hint}, got {shown(value)}") from None
+    return moment.isoformat()
+
+
+def in_zone(value: str, zone: str | None) -> str:
+    """``value`` (checked by :func:`wall_or_instant`) as the wedding's zone writes it: the
+    same instant, with the zone's offset on that date (so a Sunday after the autumn change
+    says ``+01:00`` in Berlin where the Friday said ``+02:00``); a wall clock without an
+    offset is read in the zone (a time the spring change skips moves on by the gap, a time
+    the autumn change repeats is its first occurrence, as ``zoneinfo`` reads ``fold=0``).
+    Without a zone, an instant is kept as written and a wall clock is refused."""
+    moment = datetime.fromisoformat(value)
+    if zone is None:
+        if moment.utcoffset() is None:
+            raise DocumentError(
+                "must include a time zone, like '+02:00' or 'Z' (the wedding's profile "
+                f"names no time zone), got {shown(value)}"
+            )
+        return moment.isoformat()
+    tz = zoneinfo.ZoneInfo(zone)
+    if moment.utcoffset() is None:
+        moment = moment.replace(tzinfo=tz)
+    try:
+        return moment.astimezone(UTC).astimezone(tz).isoformat()
+    except OverflowError:  # within a day of year 1 or 9999: no instant in the zone
+        raise DocumentError(f"is out of range in {zone}, got {shown(value)}") from None
 
 
 def day(value: object) -> str:

@@ -35,6 +35,7 @@ from .model import (
     currency,
     identifier,
     shown,
+    wall_or_instant,
 )
 from .notes import TEXT_OPERATIONS, run_text_operation
 
@@ -75,6 +76,9 @@ def _names(entity: Entity, *excluded: str) -> tuple[str, ...]:
 # -- the table of operations ----------------------------------------------------------------
 
 _CURRENCY = {"currency": _Arg(Field("currency", currency))}
+# A timeline item's times as operations take them: with an offset, or a wall clock in the
+# wedding's time zone; either way written with the zone's offset on that date (edits).
+_TIMES = {name: _Arg(Field(name, wall_or_instant), required=True) for name in ("start", "end")}
 _OPS: dict[str, _Spec] = {
     "add_guest": _Spec("guests", _creating(GUEST), edits.add(GUEST, edits.check_new_guest)),
     "update_guest": _Spec(
@@ -119,7 +123,9 @@ _OPS: dict[str, _Spec] = {
         "seating", _updating(ASSIGNMENT, ()), edits.remove(ASSIGNMENT, "guest '{id}' has no seat")
     ),
     "add_timeline_item": _Spec(
-        "timeline", _creating(TIMELINE_ITEM), edits.add(TIMELINE_ITEM, edits.check_new_item)
+        "timeline",
+        _creating(TIMELINE_ITEM) | _TIMES,
+        edits.add(TIMELINE_ITEM, edits.check_new_item),
     ),
     "update_timeline_item": _Spec(
         "timeline",
@@ -129,7 +135,7 @@ _OPS: dict[str, _Spec] = {
     ),
     "move_timeline_item": _Spec(
         "timeline",
-        _updating(TIMELINE_ITEM, ("start", "end")),
+        _updating(TIMELINE_ITEM, ()) | {name: _Arg(arg.field) for name, arg in _TIMES.items()},
         edits.update(TIMELINE_ITEM, edits.check_move),
         True,
     ),

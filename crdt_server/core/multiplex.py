@@ -405,11 +405,12 @@ class Multiplexer:
     async def _serve(self, doc: _Document) -> None:
         # The multiplexer keeps the token's expiry (a token request, then permissionDenied):
         # the session itself never closes over it.
-        principal = dataclasses.replace(doc.grant.principal, expires_at=None)
+        grant = doc.grant
+        if grant.principal.expires_at is not None:
+            principal = dataclasses.replace(grant.principal, expires_at=None)
+            grant = dataclasses.replace(grant, principal=principal)
         try:
-            await self._gate.serve(
-                doc.channel, dataclasses.replace(doc.grant, principal=principal), peer=self._peer
-            )
+            await self._gate.serve(doc.channel, grant, peer=self._peer)
         except Exception:
             log.exception("document %s on a socket from %s failed", doc.key, self._peer)
         finally:

@@ -284,6 +284,14 @@ const NOTES_OF = {
 // A timeline time, in the wedding's time zone (local.js; as written without a profile).
 const clock = (iso) => (typeof iso === 'string' ? formats().time(iso) : '?')
 
+// A move's times: with their days ("23 Oct 2026, 19:00") when it changes the day.
+function moveText (from, to) {
+  const f = formats()
+  const otherDay = typeof from === 'string' && typeof to === 'string' && f.wall(from).day !== f.wall(to).day
+  const say = (iso) => (otherDay ? f.dateTime(iso) : clock(iso))
+  return `${typeof from === 'string' ? `from ${say(from)} ` : ''}to ${say(to)}`
+}
+
 function list (names) {
   if (names.length <= 1) return names.join('')
   if (names.length <= 3) return `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`
@@ -377,7 +385,7 @@ export function describe (group, names) {
       break
     case 'timeline.item_rescheduled':
       what = n === 1
-        ? `moved ${item(first)} ${data.from && data.from.start ? `from ${clock(data.from.start)} ` : ''}to ${clock((data.to && data.to.start) || (data.to && data.to.end))}`
+        ? `moved ${item(first)} ${moveText(data.from && data.from.start, (data.to && data.to.start) || (data.to && data.to.end))}`
         : `rescheduled ${list(events.map(item))}`
       break
     case 'timeline.item_updated': {

@@ -6,14 +6,15 @@ import { live } from 'lit-html/directives/live.js'
 import { ref } from 'lit-html/directives/ref.js'
 import { repeat } from 'lit-html/directives/repeat.js'
 import {
-  RSVP, SIDES, STATUSES, addCategory, addGuest, addItem, addTable, firstDay, parseMoney,
-  recordPayment, removeGuest, removeItem, removePayment, removeTable, seatGuest, setTotal,
-  updateCategory, updateGuest, updateItem, updateTable, zoneOffset
+  RSVP, SIDES, STATUSES, addCategory, addDays, addGuest, addItem, addTable, dayName, firstDay,
+  parseMoney, recordPayment, removeGuest, removeItem, removePayment, removeTable, seatGuest,
+  setTotal, timelineDays, updateCategory, updateGuest, updateItem, updateTable, zonedTime
 } from './model.js'
 import { cancelNotes, notesField } from './notes.js'
 import { discussButton } from './panel.js'
 import { theirsNote, valueOf } from './forms.js'
 import { historyButton } from './history.js'
+import { answersPanel } from './answers.js'
 import { WINDOW_FROM, bulkBar, guestRows, seatHouseholdForm, selectBox, totalsPanel } from './guestlist.js'
 import { peopleAt } from './households.js'
 
@@ -143,6 +144,7 @@ export function guestsView (ctx) {
       </div>
       ${readOnlyNote(ctx, 'guests')}
       ${totalsPanel(ctx)}
+      ${answersPanel(ctx)}
       ${canWrite ? html`
         <form class="card add-form" data-form="add-guest" novalidate @submit=${add} @input=${addForm.edited} aria-label="Add a guest">
           <div class="field"><label>Name <input name="name" required maxlength="200" autocomplete="off"
@@ -442,51 +444,101 @@ function tablePicker (ctx, guestId, name, seatedAt) {
 
 // -- timeline ---------------------------------------------------------------------------
 
-/** The day and UTC offset a time typed for `iso`'s day is written with: in the wedding's zone
- *  (the profile) where it has one, else the timestamp's own. */
-function dayOf (ctx, iso) {
-  const day = ctx.local.wall(iso).day
-  const written = (/([+-]\d\d:\d\d|Z)$/.exec(iso) || ['+00:00'])[0]
-  return { day, offset: (ctx.local.zone && zoneOffset(day, ctx.local.zone)) || written }
+/** The timestamp a day (YYYY-MM-DD) and time (HH:MM) typed for the timeline is written as:
+ *  in the wedding's zone (the profile), with its offset on that date and at that time; without
+ *  a zone, with `written`, the offset the timeline's times already carry. */
+function stamp (ctx, day, time, written) {
+  return zonedTime(day, time, ctx.local.zone, written)
+}
+
+/** The offset a timestamp was written with (`+02:00`), for weddings without a zone. */
+function writtenOffset (iso) {
+  return (/([+-]\d\d:\d\d|Z)$/.exec(iso) || ['+00:00'])[0].replace('Z', '+00:00')
+}
+
+/** "Fri, 23 October 2026 (the day before)": a day of the timeline in words. */
+function dayWords (ctx, day) {
+  const name = dayName(day, ctx.profile && ctx.profile.date)
+  return `${ctx.local.day(day)}${name ? ` (${name.toLowerCase()})` : ''}`
+}
+
+/** The days the timeline shows, and the one shown now: each item's start day in the
+ *  wedding's zone and the wedding's date; the day picked, else the wedding's, else the first. */
+function timelineDaysOf (ctx) {
+  const { timeline } = ctx
+  const fallback = firstDay(timeline, ctx.profile)
+  const days = timelineDays(timeline, ctx.profile, (iso) => ctx.local.wall(iso).day)
+  if (!days.length) days.push(fallback.day)
+  const wedding = ctx.profile && ctx.profile.date
+  const shown = days.includes(ctx.timelineDay) ? ctx.timelineDay : days.includes(wedding) ? wedding : days[0]
+  return { days, shown, offset: timeline.length ? writtenOffset(timeline[0].start) : fallback.offset }
+}
+
+/** The day switcher: one button per day, the day shown pressed. */
+function daySwitcher (ctx, days, shown) {
+  const count = (day) => ctx.timeline.filter((i) => ctx.local.wall(i.start).day === day).length
+  return html`<nav class="days" aria-label="Days of the timeline">
+    ${days.map((day) => {
+      const name = dayName(day, ctx.profile && ctx.profile.date)
+      const n = count(day)
+      return html`<button type="button" class="day" aria-pressed=${day === shown ? 'true' : 'false'}
+        aria-label=${`${dayWords(ctx, day)}: ${n} ${n === 1 ? 'item' : 'items'}`} @click=${() => ctx.showDay(day)}>
+        ${name ? html`<strong>${name}</strong>` : nothing}<span>${ctx.local.day(day)}</span><span class="pill">${n}</span>
+      </button>`
+    })}
+  </nav>`
+}
+
+/** When an item ends, if not on the day it starts: "next day" or that day in words. */
+function endsLater (ctx, item) {
+  const start = ctx.local.wall(item.start).day
+  const end = ctx.local.wall(item.end).day
+  if (!end || end <= start) return nothing
+  const words = end === addDays(start, 1) ? 'ends the next day' : `ends ${ctx.local.day(end)}`
+  return html`<span class="muted ends-later"> (${words})</span>`
 }
 
 export function timelineView (ctx) {
   const { timeline, overlaps } = ctx
   const canWrite = ctx.access.docs.timeline === 'write'
-  // The first item's day; else the wedding's date in its time zone (the profile); else today.
-  const { day, offset } = timeline.length ? dayOf(ctx, timeline[0].start) : firstDay(timeline, ctx.profile)
+  const { days, shown, offset } = timelineDaysOf(ctx)
+  const items = timeline.filter((i) => ctx.local.wall(i.start).day === shown)
+  // A new item may go on any day shown, or the day before the first or after the last.
+  const choices = [addDays(days[0], -1), ...days, addDays(days[days.length - 1], 1)]
   const addForm = ctx.errors.of('add-item')
   const add = (e) => {
     e.preventDefault()
     const v = formValues(e.target)
     const errors = itemErrors(v)
-    if (errors.length) { ctx.refuse('add-item', errors); return }
+    if (errors.length) { ctx.refuse('add-item', inOrder(ITEM_ORDER, errors)); return }
     ctx.errors.clear('add-item')
     addItem(ctx.docs.timeline, {
       title: v.title.slice(0, 200),
-      start: `${day}T${v.start}:00${offset}`,
-      end: `${day}T${v.end}:00${offset}`,
+      start: stamp(ctx, v.day, v.start, offset),
+      end: stamp(ctx, v.next_day ? addDays(v.day, 1) : v.day, v.end, offset),
       location: v.location || null,
       owner: v.owner || null,
       vendor: v.vendor || null
     })
     e.target.reset()
-    ctx.say(`${v.title} added to the timeline.`)
+    ctx.showDay(v.day)
+    ctx.say(`${v.title} added to ${dayWords(ctx, v.day)}.`)
   }
   return html`
     ${runOfShow(ctx, canWrite)}
     <section class="view" aria-labelledby="timeline-title">
       <div class="view-head">
         <h2 id="timeline-title">Timeline</h2>${historyButton(ctx, 'timeline')}
-        <p class="counts"><span class="pill">${ctx.local.day(day)}</span><span class="pill">${timeline.length} items</span>${overlaps.size ? html`<span class="pill declined">${overlaps.size} overlapping</span>` : nothing}</p>
+        <p class="counts"><span class="pill">${ctx.local.day(shown)}</span><span class="pill">${timeline.length} items</span>${overlaps.size ? html`<span class="pill declined">${overlaps.size} overlapping</span>` : nothing}</p>
       </div>
       ${readOnlyNote(ctx, 'timeline')}
-      <ol class="timeline" aria-label="The day's schedule">
-        ${timeline.map((item) => {
+      ${daySwitcher(ctx, days, shown)}
+      <ol class="timeline" aria-label=${`Schedule for ${dayWords(ctx, shown)}`}>
+        ${items.map((item) => {
           const flags = overlaps.get(item.id)
           if (canWrite && ctx.editing === item.id) return timelineEdit(ctx, item)
           return html`<li class="item ${flags ? 'conflict' : ''} status-${item.status}" data-entity=${item.id}>
-            <time datetime=${item.start}>${ctx.local.time(item.start)}–${ctx.local.time(item.end)}</time>
+            <span><time datetime=${item.start}>${ctx.local.time(item.start)}–${ctx.local.time(item.end)}</time>${endsLater(ctx, item)}</span>
             <div class="what">
               <span class="name-line"><strong>${item.title}</strong>${editors(ctx, item.id)}</span>
               <span class="muted">${[item.location, item.owner && `Owner: ${item.owner}`, item.vendor && `Vendor: ${item.vendor}`].filter(Boolean).join(' · ')}</span>
@@ -505,13 +557,18 @@ export function timelineView (ctx) {
           </li>`
         })}
       </ol>
+      ${items.length ? nothing : html`<p class="muted empty-day">Nothing planned on ${dayWords(ctx, shown)} yet.</p>`}
       ${canWrite ? html`<form class="card add-form" data-form="add-item" novalidate @submit=${add} @input=${addForm.edited} aria-label="Add a timeline item">
         <div class="field"><label>Title <input name="title" required maxlength="200"
           aria-describedby=${addForm.describedBy('title')} aria-invalid=${addForm.invalid('title')}></label>${addForm.note('title')}</div>
+        <div class="field"><label>Day <select name="day" aria-describedby=${addForm.describedBy('day')} aria-invalid=${addForm.invalid('day')}>
+          ${choices.map((day) => html`<option value=${day} ?selected=${day === shown}>${dayWords(ctx, day)}</option>`)}
+        </select></label>${addForm.note('day')}</div>
         <div class="field"><label>Starts <input name="start" type="time" required
           aria-describedby=${addForm.describedBy('start')} aria-invalid=${addForm.invalid('start')}></label>${addForm.note('start')}</div>
         <div class="field"><label>Ends <input name="end" type="time" required
           aria-describedby=${addForm.describedBy('end')} aria-invalid=${addForm.invalid('end')}></label>${addForm.note('end')}</div>
+        <label class="check"><input name="next_day" type="checkbox"> Runs past midnight</label>
         <label>Location <input name="location" maxlength="200"></label>
         <label>Owner <input name="owner" maxlength="200"></label>
         <label>Vendor <input name="vendor" maxlength="200"></label>
@@ -551,62 +608,83 @@ function runOfShow (ctx, canWrite) {
   </details>`
 }
 
-/** A timeline item's fields as its edit form shows them. */
+/** A timeline item's fields as its edit form shows them: its day and times in the wedding's
+ *  zone, and whether it ends on a later day. */
 function itemShown (ctx, item) {
+  const start = ctx.local.wall(item.start)
+  const end = ctx.local.wall(item.end)
   return {
     title: item.title,
-    start: ctx.local.time(item.start),
-    end: ctx.local.time(item.end),
+    day: start.day,
+    start: start.time,
+    end: end.time,
+    next_day: end.day > start.day ? 'on' : '',
     location: item.location || '',
     owner: item.owner || '',
     vendor: item.vendor || ''
   }
 }
-const ITEM_ORDER = ['title', 'start', 'end', 'location', 'owner', 'vendor']
+const ITEM_ORDER = ['title', 'day', 'start', 'end', 'location', 'owner', 'vendor']
+const WHEN = ['day', 'start', 'end', 'next_day']
 
-/** Why an item's form values (title, start and end as HH:MM) are refused, if they are. */
+/** Why an item's form values (title, day, start and end as HH:MM, next_day) are refused. */
 function itemErrors (v) {
   const errors = []
   if (!v.title.trim()) errors.push({ field: 'title', message: 'An item needs a title.' })
+  if (!/^\d{4}-\d\d-\d\d$/.test(v.day || '')) errors.push({ field: 'day', message: 'An item needs a day.' })
   if (!v.start) errors.push({ field: 'start', message: 'An item needs a start time.' })
   if (!v.end) errors.push({ field: 'end', message: 'An item needs an end time.' })
-  if (v.start && v.end && v.end < v.start) errors.push({ field: 'end', message: `The item ends (${v.end}) before it starts (${v.start}).` })
+  if (v.start && v.end && !v.next_day && v.end < v.start) {
+    errors.push({ field: 'end', message: `The item ends (${v.end}) before it starts (${v.start}). If it runs past midnight, tick “Runs past midnight”.` })
+  }
   return errors
 }
 
-/** An item's edit form: it writes only what the person changed (`EditState`). */
+/** An item's edit form: it writes only what the person changed (`EditState`); a changed day
+ *  or time writes the start and end it moves, in the wedding's zone on that day. */
 function timelineEdit (ctx, item) {
   const form = `item-${item.id}`
-  const { day, offset } = dayOf(ctx, item.start)
   const now = itemShown(ctx, item)
   const state = ctx.editState(item.id, () => now)
   const save = (e) => {
     e.preventDefault()
     const { write, clashes } = state.changes(now)
     const errors = clashes.map((name) => ({ field: name, message: PICK_ONE }))
-    errors.push(...itemErrors({ ...now, ...write }).filter((x) => !clashes.includes(x.field)))
+    const v = { ...now, ...write }
+    errors.push(...itemErrors(v).filter((x) => !clashes.includes(x.field)))
     if (errors.length) { ctx.refuse(form, inOrder(ITEM_ORDER, errors)); return }
     ctx.errors.clear(form)
     const fields = {}
     for (const [name, value] of Object.entries(write)) {
-      if (name === 'start' || name === 'end') fields[name] = `${day}T${value}:00${offset}`
-      else if (name === 'title') fields.title = value.trim().slice(0, 200)
+      if (WHEN.includes(name)) continue
+      if (name === 'title') fields.title = value.trim().slice(0, 200)
       else fields[name] = value.trim() || null
+    }
+    if (WHEN.some((name) => name in write)) {
+      const start = stamp(ctx, v.day, v.start, writtenOffset(item.start))
+      const end = stamp(ctx, v.next_day ? addDays(v.day, 1) : v.day, v.end, writtenOffset(item.end))
+      if (Date.parse(start) !== Date.parse(item.start)) fields.start = start
+      if (Date.parse(end) !== Date.parse(item.end)) fields.end = end
     }
     if (Object.keys(fields).length) updateItem(ctx.docs.timeline, item.id, fields)
     ctx.setEntity(null)
+    if (v.day !== now.day) ctx.showDay(v.day)
     ctx.say(`${fields.title || item.title} saved.`)
   }
   const input = (name, title, type = 'text') => {
     const f = editField(ctx, form, state, now, name)
     return html`<div class=${`field ${f.cls}`}><label>${title} <input name=${name} type=${type} .value=${live(f.value)} maxlength="200"
-      ?required=${name === 'title' || type === 'time'} aria-describedby=${f.describedBy} aria-invalid=${f.invalid}></label>${f.notes}</div>`
+      ?required=${name === 'title' || type === 'time' || type === 'date'} aria-describedby=${f.describedBy} aria-invalid=${f.invalid}></label>${f.notes}</div>`
   }
+  const nextDay = editField(ctx, form, state, now, 'next_day', (v) => (v ? 'runs past midnight' : 'ends the same day'))
   return html`<li class="item editing" data-entity=${item.id}>
     <form class="edit-form" data-form=${form} novalidate @submit=${save} @input=${editInput(ctx, form, state)} aria-label=${`Edit ${item.title}`}>
       ${input('title', 'Title')}
+      ${input('day', 'Day', 'date')}
       ${input('start', 'Starts', 'time')}
       ${input('end', 'Ends', 'time')}
+      <div class=${`field ${nextDay.cls}`}><label class="check"><input name="next_day" type="checkbox" .checked=${live(nextDay.value === 'on')}
+        aria-describedby=${nextDay.describedBy}> Runs past midnight</label>${nextDay.notes}</div>
       ${input('location', 'Location')}
       ${input('owner', 'Owner')}
       ${input('vendor', 'Vendor')}
