@@ -68,7 +68,7 @@ from crdt_server.features import (
     weddings,
 )
 from crdt_server.settings import Settings
-from crdt_server.storage import DocumentStore, store_for
+from crdt_server.storage import Store, store_for
 
 __all__ = [
     "CORE_SCHEMAS",
@@ -200,7 +200,7 @@ def permission_matrix(
     return PermissionMatrix(capabilities=declared)
 
 
-def default_store(settings: Settings) -> DocumentStore:
+def default_store(settings: Settings) -> Store:
     """PostgreSQL when ``database_url`` is set, else the embedded SQLite file."""
     return store_for(
         settings.database_url,
@@ -213,7 +213,7 @@ def default_store(settings: Settings) -> DocumentStore:
 def create_app(
     settings: Settings,
     *,
-    store: DocumentStore | None = None,
+    store: Store | None = None,
     authenticator: Authenticator | None = None,
     bus: Bus | None = None,
     extensions: Sequence[Extension] = (),

@@ -41,6 +41,7 @@ from crdt_server.core.watchdog import tick_seconds
 from crdt_server.edge.demo import with_demo
 from crdt_server.edge.supervisor import Supervisor
 from crdt_server.features import Command, Feature, commands_of, event_namespaces_of, fragments_of
+from crdt_server.features.events import store_events
 from crdt_server.rlimits import raise_open_files_limit
 from crdt_server.settings import Settings, SettingsError
 from crdt_server.tools import commands as data_commands
@@ -353,6 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sections=[section for feature in FEATURES for section in feature.export],
                 schemas=SCHEMAS,
                 namespaces=event_namespaces_of(FEATURES),
+                store_events=store_events,
             )
     except (SettingsError, StartupError, ValueError, OSError, TokenError, CliError) as exc:
         print(f"crdt-server {args.command}: {_one_line(exc)}", file=sys.stderr)

@@ -17,7 +17,16 @@ from crdt_server.features.events.routes import (
     viewer_of,
 )
 from crdt_server.features.events.settings import EventSettings
-from crdt_server.features.events.tables import SCHEMA, forget_events_of
+from crdt_server.features.events.tables import (
+    SCHEMA,
+    add_events,
+    erase_entity_events,
+    forget_events_of,
+    last_event_seq,
+    purge_events,
+    read_events,
+    store_events,
+)
 from crdt_server.names import CUSTOM_EVENT_NAMESPACES
 
 __all__ = [
@@ -26,10 +35,16 @@ __all__ = [
     "EventLog",
     "EventSettings",
     "PostedEvent",
+    "add_events",
     "custom_event_data",
+    "erase_entity_events",
     "event_json",
     "forget_events_of",
+    "last_event_seq",
+    "purge_events",
+    "read_events",
     "readable_event",
+    "store_events",
     "viewer_of",
 ]
 

@@ -32,8 +32,9 @@ from typing import Any
 from crdt_server.core.hooks import CommitBatch, Core, Extension, RoomView
 from crdt_server.documents.model import parse_instant
 from crdt_server.documents.schema import TimelineItem, read_timeline
+from crdt_server.features.events import read_events
 from crdt_server.features.integrations.tables import FeedItem, IntegrationStore
-from crdt_server.storage import EventFilter, NewEvent
+from crdt_server.storage import EventFilter, Gateway, NewEvent
 
 __all__ = ["APPLIED_EVENT", "INBOUND_ORIGIN", "IntegrationService", "fingerprint"]
 
@@ -161,11 +162,11 @@ class IntegrationService(Extension):
 
     async def applied(self, wedding_id: str, source: str, webhook_id: str) -> bool:
         """Whether an incoming webhook's operations were committed (its marker event)."""
-        store = self.core.store
+        sql = Gateway.of(self.core.store)
         where = EventFilter(types=(APPLIED_EVENT,))
         after = 0
         while True:
-            page = await store.events(wedding_id, after=after, limit=500, where=where)
+            page = await read_events(sql, wedding_id, after=after, limit=500, where=where)
             for event in page:
                 data: Any = json.loads(event.data)
                 if data == {"source": source, "webhook_id": webhook_id}:
