@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycrdt import Doc, Map, Text
 
-from crdt_server.documents import Conflict, check, to_json
+from crdt_server.documents import Conflict, DocumentError, check, from_json, to_json
 from crdt_server.documents.changes import ChangeRecorder
 from crdt_server.documents.events import apply_events, derive_events, entries_of
 from crdt_server.documents.schema import read_budget
@@ -286,3 +286,25 @@ def test_payment_paid_follows_the_status_whatever_the_order(
             paid_now = status[payment_id] == "scheduled" and (wanted or "paid") == "paid"
             assert ("budget.payment_paid" in [t for t, _ in events]) is paid_now
         status[payment_id] = wanted or "paid"
+
+
+# -- export and import -----------------------------------------------------------------------
+
+
+def test_an_export_with_scheduled_payments_imports_back_and_a_dateless_paid_one_is_refused(
+    docs: Docs,
+) -> None:
+    run(docs, "record_payment", payment_id="p1", amount=3, category_id="venue",
+        status="scheduled", due="2027-01-01")  # fmt: skip
+    run(docs, "record_payment", payment_id="p2", amount=4, category_id="venue", date="2026-12-01")
+    view = to_json(docs["budget"], "budget")
+    again = from_json("budget", view)
+    assert to_json(again, "budget")["payments"] == view["payments"]
+    broken = {**view, "payments": {"p3": {"amount": 1, "category_id": "venue"}}}
+    with pytest.raises(DocumentError) as refused_import:
+        from_json("budget", broken)
+    assert refused_import.value.path == "payments/p3/date"
+    older = {**view, "payments": {"p4": {"amount": 1, "category_id": "venue", "due": "x"}}}
+    with pytest.raises(DocumentError) as bad_day:
+        from_json("budget", older)
+    assert bad_day.value.path == "payments/p4/due"

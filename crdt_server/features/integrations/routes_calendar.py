@@ -214,7 +214,9 @@ _AUTH = (401, 403, 404, 429)
     errors=(*_AUTH, 503),
     description="Answers 304 without a body when If-None-Match names the current "
     "ETag. Each VEVENT has a stable UID, DTSTAMP and LAST-MODIFIED (the item's last "
-    "change), CREATED and a SEQUENCE that grows with each change.",
+    "change), CREATED and a SEQUENCE that grows with each change. Scheduled payments with "
+    "a due date are all-day VEVENTs on that day, for readers who may read the budget (a "
+    "calendar token: its creator's role in the member directory).",
 )
 async def feed(call: ApiCall, path: WeddingPath, query: FeedQuery) -> Response:
     wedding_id = path.wedding_id
