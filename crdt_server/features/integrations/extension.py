@@ -24,12 +24,12 @@ import contextlib
 import hashlib
 import json
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from crdt_server import clock
 from crdt_server.core.hooks import CommitBatch, Core, Extension, RoomView
 from crdt_server.documents.model import format_money, parse_instant
 from crdt_server.documents.schema import TimelineItem, read_budget, read_timeline
@@ -145,7 +145,7 @@ class IntegrationService(Extension):
 
     def on_change(self, room: RoomView, batch: CommitBatch) -> None:
         if room.kind in ("timeline", "budget"):
-            self._dirty[room.wedding_id] = time.time()
+            self._dirty[room.wedding_id] = clock.now()
             self._wake.set()
 
     # -- calendar -------------------------------------------------------------------------
@@ -170,7 +170,7 @@ class IntegrationService(Extension):
         due = due_payments(docs.get("budget"))
         fingerprints = {i.id: fingerprint(i) for i in items.values()}
         fingerprints.update({PAYMENT_KEY + p.id: p.fingerprint() for p in due})
-        at = time.time() if changed_at is None else changed_at
+        at = clock.now() if changed_at is None else changed_at
         state = await self.rows.reconcile(wedding_id, fingerprints, at)
         return (
             [(item, state[item.id]) for item in sorted(items.values(), key=_start_key)],
