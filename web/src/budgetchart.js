@@ -26,9 +26,9 @@ export function chartRows (budget) {
   }))
 }
 
-/** The chart (an SVG hidden from screen readers) and its figures as a table (visually
- *  hidden: screen readers read the table, the categories' table above shows the same
- *  figures to the eye). `money` formats minor units. */
+/** The chart (an SVG hidden from screen readers: the categories' table above reads the same
+ *  figures) and, behind "Show the chart as a table", its figures as a table of their own.
+ *  `money` formats minor units. */
 export function budgetChart (rows, money) {
   const largest = Math.max(1, ...rows.map((r) => Math.max(r.planned, r.paid + r.scheduled)))
   const span = WIDTH - LABEL - 10
@@ -50,10 +50,13 @@ export function budgetChart (rows, money) {
   return html`<figure class="card budget-chart" data-chart="budget">
     <figcaption>Planned, paid and scheduled by category</figcaption>
     <svg viewBox=${`0 0 ${WIDTH} ${height}`} width="100%" role="presentation" aria-hidden="true" focusable="false">${legend}${bars}</svg>
-    <table class="chart-table sr-only">
+    <details class="chart-figures">
+      <summary>Show the chart as a table</summary>
+      <table class="chart-table">
         <caption>Planned, paid and scheduled by category</caption>
         <thead><tr><th scope="col">Category</th><th scope="col">Planned</th><th scope="col">Paid</th><th scope="col">Scheduled</th></tr></thead>
         <tbody>${rows.map((r) => html`<tr data-category=${r.id}><th scope="row">${r.name}</th><td>${money(r.planned)}</td><td>${money(r.paid)}</td><td>${money(r.scheduled)}</td></tr>`)}</tbody>
-    </table>
+      </table>
+    </details>
   </figure>`
 }

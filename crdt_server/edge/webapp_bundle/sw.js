@@ -1,8 +1,8 @@
 // The service worker of the planner: keeps the app shell on the device so the app opens
 // with no network. The documents themselves live in IndexedDB (y-indexeddb), not here.
 // The list of files and the version below are filled in by web/build.mjs.
-const VERSION = '3940e8d1c6d94e95'
-const SHELL = ["/app/","/app/app-6ZDUSVX6.js","/app/app-WDCH2GVM.css","/app/chunk-D2E4C6W5.js","/app/chunk-ULH3TVUC.js","/app/chunk-X5YW32EU.js","/app/chunk-XMFJZ5UI.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
+const VERSION = '5b4d46d8bcee43fe'
+const SHELL = ["/app/","/app/app-J4PIC37Q.css","/app/app-N43X5YV6.js","/app/chunk-PM4PEIQL.js","/app/chunk-ULH3TVUC.js","/app/chunk-X5YW32EU.js","/app/chunk-XMFJZ5UI.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
 const CACHE = `planner-${VERSION}`
 
 self.addEventListener('install', (event) => {
