@@ -144,3 +144,27 @@ async def test_a_run_with_nothing_to_write_completes_the_job(settings: Settings)
             [job] = await scheduler.jobs("w1", KIND, "gone")
             assert job.status == "done"
             assert await inbox(client) == []
+
+
+@pytest.mark.asyncio
+async def test_plan_makes_a_weddings_jobs_of_a_kind_what_is_wanted(settings: Settings) -> None:
+    fake = clock.FakeClock(START)
+    t0 = START.timestamp()
+    with clock.use(fake):
+        async with running(settings) as (client, scheduler):
+            await inbox(client)
+            wanted = {"a": (t0 + HOUR, {"sub": "ana"}), "b": (t0 + 2 * HOUR, {"sub": "ana"})}
+            assert await scheduler.plan("w1", KIND, wanted) == 2
+            assert await scheduler.plan("w1", KIND, wanted) == 0  # nothing differs
+            await fake.advance(HOUR)
+            assert await inbox(client) == [at(HOUR)]
+            # b moves, c comes, a (done) is no longer wanted: it stays done.
+            again = {"b": (t0 + 3 * HOUR, {"sub": "ana"}), "c": (t0 + 3 * HOUR, {"sub": "ana"})}
+            assert await scheduler.plan("w1", KIND, again) == 3  # b deleted and added, c added
+            assert [j.status for j in await scheduler.jobs("w1", KIND, "a")] == ["done"]
+            await fake.advance(HOUR)
+            assert await inbox(client) == [at(HOUR)]
+            assert await scheduler.plan("w1", KIND, {}) == 2  # both pending ones cancelled
+            await fake.advance(2 * HOUR)
+            assert await inbox(client) == [at(HOUR)]
+            assert await scheduler.plan("w2", KIND, {}) == 0
