@@ -4,6 +4,7 @@ it, cancelling removes it, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -168,3 +169,24 @@ async def test_plan_makes_a_weddings_jobs_of_a_kind_what_is_wanted(settings: Set
             await fake.advance(2 * HOUR)
             assert await inbox(client) == [at(HOUR)]
             assert await scheduler.plan("w2", KIND, {}) == 0
+
+
+@pytest.mark.asyncio
+async def test_many_jobs_are_planned_in_one_write_and_each_run_once(tmp_path: Path) -> None:
+    # A ceiling against work in the square of the jobs (a claim that rescans, a plan that
+    # writes per entry twice), not a benchmark.
+    settings = Settings(data_dir=tmp_path, auth_secret=SECRET)
+    fake = clock.FakeClock(START)
+    t0 = START.timestamp()
+    with clock.use(fake):
+        async with running(settings) as (_, scheduler):
+            wanted = {f"e{i}": (t0 + 60 + i % 7, {"obsolete": True}) for i in range(300)}
+            started = time.monotonic()
+            assert await scheduler.plan("w1", KIND, wanted) == 300
+            assert await scheduler.plan("w1", KIND, wanted) == 0
+            await fake.advance(120)
+            assert scheduler.done == 300
+            assert time.monotonic() - started < 60
+            await fake.advance(120)
+            assert scheduler.done == 300
+            assert {j.status for j in await scheduler.jobs("w1", KIND, "e299")} == {"done"}
