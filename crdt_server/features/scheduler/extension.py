@@ -236,7 +236,10 @@ class Scheduler(Extension):
             return 0
         self.done += 1
         if kind.after is not None:
-            kind.after(job, context)
+            try:
+                kind.after(job, context)
+            except Exception:  # the job is done: its follow-up failing changes nothing stored
+                log.exception("the follow-up of scheduled job %s (%s) failed", job.id, kind.name)
         return 1
 
 

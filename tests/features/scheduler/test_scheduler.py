@@ -190,3 +190,23 @@ async def test_many_jobs_are_planned_in_one_write_and_each_run_once(tmp_path: Pa
             await fake.advance(120)
             assert scheduler.done == 300
             assert {j.status for j in await scheduler.jobs("w1", KIND, "e299")} == {"done"}
+
+
+@pytest.mark.asyncio
+async def test_a_failing_job_is_retried_with_a_back_off_then_given_up(settings: Settings) -> None:
+    fake = clock.FakeClock(START)
+    with clock.use(fake):
+        async with running(settings) as (_, scheduler):
+            await scheduler.schedule("w1", KIND, "broken", START.timestamp(), {"fail": True})
+            await fake.advance(0)
+            [job] = await scheduler.jobs("w1", KIND, "broken")
+            assert (job.status, job.attempts) == ("pending", 1)
+            await fake.advance(29)
+            assert (await scheduler.jobs("w1", KIND, "broken"))[0].attempts == 1
+            for pause in (1, 120, 480, 1920):  # 30 s, then four times longer each time
+                await fake.advance(pause)
+            [job] = await scheduler.jobs("w1", KIND, "broken")
+            assert (job.status, job.attempts) == ("failed", 5)
+            await fake.advance(86400)
+            assert (await scheduler.jobs("w1", KIND, "broken"))[0].attempts == 5
+            assert scheduler.done == 0
