@@ -332,7 +332,7 @@ class EventLog(Extension):
                     log.info("retention: deleted %d events older than %s", purged, rfc3339(cutoff))
             except Exception:
                 log.exception("the event retention sweep failed; trying again later")
-            await asyncio.sleep(settings.fragment(EventSettings).event_sweep_seconds)
+            await clock.sleep(settings.fragment(EventSettings).event_sweep_seconds)
 
     def _require_store(self) -> DocumentStore:
         if self._store is None:

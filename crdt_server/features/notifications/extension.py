@@ -401,6 +401,26 @@ def _queue_email(address: str, subject: str, body: str, now: float) -> Tx[None]:
     )
 
 
+def queued_guest_email(
+    wedding: str,
+    guest: str,
+    address: str,
+    *,
+    from_name: str,
+    subject: str,
+    body: str,
+    unsubscribe: str,
+    now: float,
+) -> Tx[None]:
+    """The step that queues an email to one of the wedding's guests, as
+    :meth:`Notifications.queue_guest_email` does, in the caller's transaction (a scheduled
+    reminder's, so it is queued once). Only when this server sends email
+    (``Notifications.emails``), which the caller checks; after the commit it calls
+    ``Notifications.queued(wedding)`` to wake the mailers."""
+    row = (wedding, guest, address, from_name, subject_line(subject), body, unsubscribe, now)
+    yield from _queue_guest_email(row)
+
+
 def _queue_guest_email(row: tuple[str, str, str, str, str, str, str, float]) -> Tx[None]:
     yield Sql(
         "INSERT INTO {t}guest_mail (wedding, guest, address, from_name, subject, body,"

@@ -804,7 +804,7 @@ class DeviceSessions(Extension):
 
     async def _sweep_loop(self) -> None:
         while True:
-            await asyncio.sleep(SWEEP_SECONDS)
+            await clock.sleep(SWEEP_SECONDS)
             try:
                 await self.sweep()
             except Exception:

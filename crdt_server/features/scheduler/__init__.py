@@ -15,6 +15,10 @@ comes before it in ``crdt_server.app.FEATURES``), by (wedding, kind, entry):
 * ``await scheduler.reschedule(wedding, kind, entry, due_or_None, data)``: the same, and
   ``None`` (the due date was removed) cancels.
 * ``await scheduler.cancel(wedding, kind, entry)``: the pending job goes.
+* ``await scheduler.plan(wedding, kind, {entry: (due, data), ...})``: the wedding's jobs
+  of ``kind`` become exactly these (the others' pending jobs are cancelled), in one
+  transaction that writes only the differences: for a feature that derives all its
+  reminders of a wedding from its documents after they changed.
 * ``scheduler.scheduled(...)`` / ``scheduler.cancelled(...)``: the same as transaction
   steps (:data:`crdt_server.features.db.Tx`) to ``yield from`` in a feature's own
   transaction (then call ``scheduler.wake()`` after the commit).

@@ -144,6 +144,26 @@ class Scheduler(Extension):
         self.wake()
         return removed
 
+    async def plan(
+        self,
+        wedding: str,
+        kind: str,
+        wanted: Mapping[str, tuple[float | datetime, Mapping[str, Any] | None]],
+    ) -> int:
+        """Make the wedding's jobs of ``kind`` be ``wanted`` (entry -> due and data), in one
+        transaction: what :meth:`schedule` does for each wanted entry, and the pending jobs
+        of every other entry cancelled. For a feature that derives all its reminders of a
+        wedding from its documents (after they changed); only the differences are written.
+        How many jobs were added or deleted."""
+        due = {
+            entry: (at.timestamp() if isinstance(at, datetime) else float(at), dict(data or {}))
+            for entry, (at, data) in wanted.items()
+        }
+        changed = await self.db.write(tables.plan(wedding, self._kind(kind), due, clock.now()))
+        if changed:
+            self.wake()
+        return changed
+
     async def jobs(self, wedding: str, kind: str, entry: str) -> list[tables.JobRow]:
         """(wedding, kind, entry)'s jobs, pending, done and failed, by due time."""
         return await tables.jobs_of_entry(self.db, wedding, kind, entry)
@@ -216,7 +236,10 @@ class Scheduler(Extension):
             return 0
         self.done += 1
         if kind.after is not None:
-            kind.after(job, context)
+            try:
+                kind.after(job, context)
+            except Exception:  # the job is done: its follow-up failing changes nothing stored
+                log.exception("the follow-up of scheduled job %s (%s) failed", job.id, kind.name)
         return 1
 
 

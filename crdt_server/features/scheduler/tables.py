@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from crdt_server.features.db import FeatureDb, Sql, Tx
+from crdt_server.features.db import FeatureDb, Sql, Tx, rows_as
 from crdt_server.features.jobs import Job
 from crdt_server.storage import Table, schema_of
 
@@ -32,6 +32,7 @@ __all__ = [
     "complete",
     "fail",
     "next_wake",
+    "plan",
     "jobs_of_entry",
     "schedule",
 ]
@@ -95,6 +96,56 @@ def schedule(
         count=True,
     )
     return bool(added)
+
+
+class _Planned(msgspec.Struct, frozen=True):
+    entry: str
+    due_at: float
+    status: str
+
+
+def plan(
+    wedding: str, kind: str, wanted: dict[str, tuple[float, dict[str, Any]]], now: float
+) -> Tx[int]:
+    """The step that makes the wedding's jobs of ``kind`` be ``wanted`` (entry -> due time
+    and data): each wanted entry is scheduled as :func:`schedule` does, and the pending jobs
+    of entries not wanted are deleted. One read of the kind's jobs, then only the
+    differences are written. How many jobs were added or deleted."""
+    jobs = yield from rows_as(
+        _Planned,
+        "SELECT entry, due_at, status FROM {t}scheduler_jobs WHERE wedding = ? AND kind = ?",
+        wedding,
+        kind,
+    )
+    have = {(job.entry, float(job.due_at)): job.status for job in jobs}
+    wanted_at = {entry: due for entry, (due, _) in wanted.items()}
+    changed = 0
+    for (entry, due_at), status in have.items():
+        if status == PENDING and wanted_at.get(entry) != due_at:
+            changed += yield Sql(
+                "DELETE FROM {t}scheduler_jobs WHERE wedding = ? AND kind = ? AND entry = ?"
+                " AND due_at = ? AND status = ?",
+                (wedding, kind, entry, due_at, PENDING),
+                count=True,
+            )
+    for entry, (due_at, data) in wanted.items():
+        if (entry, due_at) not in have:
+            changed += yield Sql(
+                "INSERT INTO {t}scheduler_jobs (wedding, kind, entry, due_at, data, status,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (wedding, kind, entry, due_at) DO NOTHING",
+                (
+                    wedding,
+                    kind,
+                    entry,
+                    due_at,
+                    json.dumps(data, separators=(",", ":")),
+                    PENDING,
+                    now,
+                ),
+                count=True,
+            )
+    return changed
 
 
 def cancel(wedding: str, kind: str, entry: str) -> Tx[int]:

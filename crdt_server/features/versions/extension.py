@@ -96,7 +96,7 @@ class VersionKeeper(Extension):
     async def _loop(self) -> None:
         core = self._require_core()
         while True:
-            await asyncio.sleep(core.settings.fragment(VersionSettings).version_check_seconds)
+            await clock.sleep(core.settings.fragment(VersionSettings).version_check_seconds)
             try:
                 await self.check()
             except Exception:

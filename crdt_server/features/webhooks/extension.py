@@ -266,8 +266,7 @@ class Webhooks(Extension):
                 log.exception("the webhook dispatcher failed; trying again shortly")
                 delay = POLL_SECONDS
             if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
+                await clock.wait(self._wake, delay)
 
     async def fan_out(self, *, lease: int = 0) -> tuple[bool, list[Leased]]:
         """Write deliveries for the events past each enabled endpoint's cursor (a page per

@@ -4,6 +4,7 @@ it, cancelling removes it, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -144,3 +145,68 @@ async def test_a_run_with_nothing_to_write_completes_the_job(settings: Settings)
             [job] = await scheduler.jobs("w1", KIND, "gone")
             assert job.status == "done"
             assert await inbox(client) == []
+
+
+@pytest.mark.asyncio
+async def test_plan_makes_a_weddings_jobs_of_a_kind_what_is_wanted(settings: Settings) -> None:
+    fake = clock.FakeClock(START)
+    t0 = START.timestamp()
+    with clock.use(fake):
+        async with running(settings) as (client, scheduler):
+            await inbox(client)
+            wanted = {"a": (t0 + HOUR, {"sub": "ana"}), "b": (t0 + 2 * HOUR, {"sub": "ana"})}
+            assert await scheduler.plan("w1", KIND, wanted) == 2
+            assert await scheduler.plan("w1", KIND, wanted) == 0  # nothing differs
+            await fake.advance(HOUR)
+            assert await inbox(client) == [at(HOUR)]
+            # b moves, c comes, a (done) is no longer wanted: it stays done.
+            again = {"b": (t0 + 3 * HOUR, {"sub": "ana"}), "c": (t0 + 3 * HOUR, {"sub": "ana"})}
+            assert await scheduler.plan("w1", KIND, again) == 3  # b deleted and added, c added
+            assert [j.status for j in await scheduler.jobs("w1", KIND, "a")] == ["done"]
+            await fake.advance(HOUR)
+            assert await inbox(client) == [at(HOUR)]
+            assert await scheduler.plan("w1", KIND, {}) == 2  # both pending ones cancelled
+            await fake.advance(2 * HOUR)
+            assert await inbox(client) == [at(HOUR)]
+            assert await scheduler.plan("w2", KIND, {}) == 0
+
+
+@pytest.mark.asyncio
+async def test_many_jobs_are_planned_in_one_write_and_each_run_once(tmp_path: Path) -> None:
+    # A ceiling against work in the square of the jobs (a claim that rescans, a plan that
+    # writes per entry twice), not a benchmark.
+    settings = Settings(data_dir=tmp_path, auth_secret=SECRET)
+    fake = clock.FakeClock(START)
+    t0 = START.timestamp()
+    with clock.use(fake):
+        async with running(settings) as (_, scheduler):
+            wanted = {f"e{i}": (t0 + 60 + i % 7, {"obsolete": True}) for i in range(300)}
+            started = time.monotonic()
+            assert await scheduler.plan("w1", KIND, wanted) == 300
+            assert await scheduler.plan("w1", KIND, wanted) == 0
+            await fake.advance(120)
+            assert scheduler.done == 300
+            assert time.monotonic() - started < 60
+            await fake.advance(120)
+            assert scheduler.done == 300
+            assert {j.status for j in await scheduler.jobs("w1", KIND, "e299")} == {"done"}
+
+
+@pytest.mark.asyncio
+async def test_a_failing_job_is_retried_with_a_back_off_then_given_up(settings: Settings) -> None:
+    fake = clock.FakeClock(START)
+    with clock.use(fake):
+        async with running(settings) as (_, scheduler):
+            await scheduler.schedule("w1", KIND, "broken", START.timestamp(), {"fail": True})
+            await fake.advance(0)
+            [job] = await scheduler.jobs("w1", KIND, "broken")
+            assert (job.status, job.attempts) == ("pending", 1)
+            await fake.advance(29)
+            assert (await scheduler.jobs("w1", KIND, "broken"))[0].attempts == 1
+            for pause in (1, 120, 480, 1920):  # 30 s, then four times longer each time
+                await fake.advance(pause)
+            [job] = await scheduler.jobs("w1", KIND, "broken")
+            assert (job.status, job.attempts) == ("failed", 5)
+            await fake.advance(86400)
+            assert (await scheduler.jobs("w1", KIND, "broken"))[0].attempts == 5
+            assert scheduler.done == 0
