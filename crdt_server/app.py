@@ -58,10 +58,12 @@ from crdt_server.features import (
     integrations,
     notes,
     notifications,
+    payments,
     people,
     presence,
     projections,
     rsvp,
+    scheduler,
     threads,
     versions,
     webhooks,
@@ -170,6 +172,7 @@ class AdminEvents(Extension):
 
 
 FEATURES: tuple[Feature, ...] = (
+    scheduler.FEATURE,
     events.FEATURE,
     people.FEATURE,
     notifications.FEATURE,
@@ -183,6 +186,7 @@ FEATURES: tuple[Feature, ...] = (
     projections.FEATURE,
     weddings.FEATURE,
     rsvp.FEATURE,
+    payments.FEATURE,
 )
 """The features the server runs, in the order they are built (a feature that needs another
 comes after it; see :mod:`crdt_server.features`). The one list that names features."""
@@ -235,7 +239,7 @@ def create_app(
         # Kept as long as any token they cover may live (plus the iat clock skew).
         keep = settings.max_token_lifetime_seconds + CLOCK_SKEW
         revocations = Revocations(keep_seconds=keep)
-        built = Built(settings, revocations)
+        built = Built(settings, revocations, features)
         for feature in features:
             built.extensions.extend(feature.build(built))
         the_store = store or default_store(settings)

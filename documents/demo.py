@@ -231,6 +231,11 @@ _PAYMENTS: tuple[tuple[str, int, str, str, str, str], ...] = (
 )
 
 
+_SCHEDULED = frozenset({"p07", "p09", "p10"})
+"""Payments still to make: their date is the day they are due (the Upcoming list, the
+calendar feed, the reminders)."""
+
+
 def demo_operations() -> dict[str, list[dict[str, Any]]]:
     """The operations that build the demo wedding, per kind of document, in order."""
     rng = random.Random(2027)
@@ -268,7 +273,12 @@ def demo_operations() -> dict[str, list[dict[str, Any]]]:
     budget[2]["notes"] = "Menu tasting on 2027-03-14; final numbers due four weeks before."
     budget += [
         {"op": "record_payment", "payment_id": pid, "amount": amount, "category_id": cid}
-        | {"date": day, "payer": payer, "vendor": vendor}
+        | (
+            {"status": "scheduled", "due": day}
+            if pid in _SCHEDULED
+            else {"date": day, "status": "paid"}
+        )
+        | {"payer": payer, "vendor": vendor}
         for pid, amount, cid, day, payer, vendor in _PAYMENTS
     ]
     budget[-8]["notes"] = "Deposit; the rest is due after the final head count."

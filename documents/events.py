@@ -76,6 +76,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "budget.payment_recorded",
     "budget.payment_updated",
     "budget.payment_removed",
+    "budget.payment_paid",
     "budget.total_changed",
     "budget.settings_changed",
 )
@@ -196,6 +197,10 @@ def _entry_events(kind: str, change: EntryChange) -> list[DomainEvent]:
                     "guest.rsvp_changed", {"id": change.id, "from": rsvp["from"], "to": rsvp["to"]}
                 )
             )
+        elif noun == "budget.payment" and _paid_now(change):
+            # Beside ``budget.payment_updated`` (which carries the status change itself):
+            # the fact people act on, that a scheduled payment was made.
+            events.append(DomainEvent("budget.payment_paid", _paid_data(change)))
         elif noun == "timeline.item" and any(n in names for n in _SCHEDULE):
             special = [n for n in _SCHEDULE if n in names]
             moved = _changes(change, special)
@@ -216,6 +221,22 @@ def _entry_events(kind: str, change: EntryChange) -> list[DomainEvent]:
             data["replaced"] = True
         events.insert(0, DomainEvent(name, data))
     return events
+
+
+def _paid_now(change: EntryChange) -> bool:
+    """Whether a payment's status became paid (a cleared status reads as paid)."""
+    return (change.before.get("status") or "paid") == "scheduled" and (
+        change.after.get("status") or "paid"
+    ) == "paid"
+
+
+def _paid_data(change: EntryChange) -> dict[str, Any]:
+    """The payment's id, and the date it was paid where the same update set it (events
+    carry what the update changed, never a re-read of the document)."""
+    data: dict[str, Any] = {"id": change.id, "from": "scheduled", "to": "paid"}
+    if change.after.get("date") is not None:
+        data["date"] = change.after["date"]
+    return data
 
 
 def _seat_events(change: EntryChange) -> list[DomainEvent]:
@@ -285,6 +306,8 @@ def apply_events(kind: str, entries: Entries, events: Iterable[DomainEvent]) -> 
             else:
                 settings[key] = {"value": data["to"]}
             continue
+        if event.type == "budget.payment_paid":
+            continue  # its change is in the budget.payment_updated beside it
         noun, verb = _split(event.type)
         root = roots.get(noun)
         if root is None:

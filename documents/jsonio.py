@@ -35,12 +35,14 @@ from .model import (
     BUDGET_SETTINGS,
     DOCUMENT_KINDS,
     MENU,
+    PAYMENT,
     PROFILE,
     SCHEMA_VERSION,
     DocumentError,
     Entity,
     Field,
     identifier,
+    payment_status,
     shown,
 )
 from .schema import (
@@ -281,8 +283,17 @@ def _parse(kind: str, data: object) -> _Parsed:
             except DocumentError as exc:
                 raise DocumentError(f"id {exc.message}", path) from None
             entries[entry_id] = _fields(entity.fields, _object(entry, path), path)
+            if entity is PAYMENT:
+                _check_paid(entries[entry_id], path)
         parsed.collections[name] = entries
     return parsed
+
+
+def _check_paid(fields: Mapping[str, Any], path: str) -> None:
+    """A paid payment (no status, or ``paid``) needs the date it was paid: the reader
+    leaves one without it out, so an import must not write it."""
+    if payment_status(fields.get("status")) == "paid" and fields.get("date") is None:
+        raise DocumentError("a paid payment needs the date it was paid", f"{path}/date")
 
 
 def import_json(doc: Doc[Any], kind: str, data: object, *, origin: Any = None) -> bool:

@@ -31,6 +31,9 @@ RSVP_STATES: tuple[str, ...] = ("pending", "accepted", "declined")
 SIDES: tuple[str, ...] = ("partner_a", "partner_b", "both")
 TABLE_SHAPES: tuple[str, ...] = ("round", "rectangular", "square", "oval")
 TIMELINE_STATUSES: tuple[str, ...] = ("planned", "confirmed", "done", "cancelled")
+PAYMENT_STATUSES: tuple[str, ...] = ("scheduled", "paid")
+"""A payment is ``paid`` (its ``date`` is when) or ``scheduled`` (to be paid by its ``due``
+date); a payment with no status is paid (every payment written before statuses)."""
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 """Ids of guests, tables, timeline items, categories and payments."""
@@ -485,12 +488,25 @@ PAYMENT = Entity(
     (
         Field("amount", amount, required=True),
         Field("category_id", identifier, required=True),
-        Field("date", day, required=True),
+        Field("date", day),
         Field("payer", text()),
         Field("vendor", text()),
         Field("notes", prose(), text=True),
+        Field("due", day),
+        Field("status", choice(PAYMENT_STATUSES)),
     ),
 )
+"""A payment. ``date`` is when it was paid: a paid payment (``status`` ``paid``, or none)
+needs one, a ``scheduled`` payment may have none yet; ``due`` is when a scheduled payment
+is to be paid (a paid one may keep it, as a record). Only paid payments count as paid;
+the budget's findings count paid and scheduled (:mod:`documents.findings`)."""
+
+
+def payment_status(status: str | None) -> str:
+    """A payment's effective status: ``paid`` when none is stored."""
+    return status or "paid"
+
+
 BUDGET_SETTINGS: tuple[Field, ...] = (
     Field("currency", currency),
     Field("total", amount),

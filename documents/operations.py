@@ -161,6 +161,12 @@ _OPS: dict[str, _Spec] = {
         edits.set_category,
     ),
     "record_payment": _Spec("budget", _creating(PAYMENT, extra=_CURRENCY), edits.record_payment),
+    "update_payment": _Spec(
+        "budget",
+        _updating(PAYMENT, _names(PAYMENT)) | _CURRENCY,
+        edits.update_payment,
+        True,
+    ),
     "remove_payment": _Spec("budget", _updating(PAYMENT, ()), edits.remove(PAYMENT)),
 }
 

@@ -22,7 +22,9 @@ can never both insert "the same" element and end up with two::
     budget    settings     currency, total
               categories   category_id -> Map{name, planned, notes*}
               payments     payment_id -> Map{amount, category_id, date, payer, vendor,
-                                             notes*}
+                                             notes*, due, status}
+                           (``status`` absent: paid; a paid payment without a ``date`` is
+                           left out, as when ``date`` was required)
 
 One field per map key, so concurrent edits of different fields of one entry both survive;
 a seat assignment is a single value under the guest's id, so concurrent moves of one guest
@@ -62,6 +64,7 @@ from .model import (
     DocumentError,
     Entity,
     Field,
+    payment_status,
     shown,
 )
 from .shapes import entry_fields, to_plain
@@ -158,10 +161,17 @@ class Payment:
     id: str
     amount: int
     category_id: str
-    date: str
+    date: str | None
     payer: str | None
     vendor: str | None
     notes: str | None
+    due: str | None = None
+    status: str | None = None
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether the payment is still to be made (it does not count as paid)."""
+        return payment_status(self.status) == "scheduled"
 
 
 RECORDS: dict[Entity, type] = {
@@ -402,7 +412,14 @@ def read_entry(
         return None
     values, found = _read_fields(entity.fields, raw, where, entity.path(key))
     problems.extend(found)
-    return None if values is None else record(id=key, **values)
+    if values is None:
+        return None
+    if entity is PAYMENT and values["date"] is None and payment_status(values["status"]) == "paid":
+        # A paid payment needs the date it was paid (as every payment did before statuses).
+        if raw.get("date") is None:
+            problems.append(SchemaProblem(entity.path(key, "date"), f"{where} has no date."))
+        return None
+    return record(id=key, **values)
 
 
 def _described(stored: object) -> str:

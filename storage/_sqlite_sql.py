@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from crdt_server import clock
 
 from ._group_commit import handed_over
 from ._sqlite_schema import HAS_ROWS, LAST_SEQ, Body, scalar
@@ -38,7 +39,7 @@ def append_rows(
 ) -> list[int]:
     """On the writer thread, in the caller's transaction: an append batch's feature steps,
     feature rows and updates (with their history); the updates' seqs."""
-    created_at = time.time()
+    created_at = clock.now()
     run_steps(db, steps, path)
     insert_features(db, features)
     if not rows:
@@ -192,7 +193,7 @@ def put_documents(
         if db.execute(HAS_ROWS, (document.doc, document.doc)).fetchone() is not None:
             raise StoreError(f"{document.doc!r} already has rows in {path}")
     seq = scalar(db, LAST_SEQ)
-    now = time.time()
+    now = clock.now()
     for document in moved:
         for entry in document.history:
             seq += 1

@@ -19,7 +19,13 @@ from typing import Any
 from hypothesis import strategies as st
 from pycrdt import Doc, TransactionEvent
 
-from crdt_server.documents import RSVP_STATES, SIDES, TABLE_SHAPES, TIMELINE_STATUSES
+from crdt_server.documents import (
+    PAYMENT_STATUSES,
+    RSVP_STATES,
+    SIDES,
+    TABLE_SHAPES,
+    TIMELINE_STATUSES,
+)
 
 from .edits import Edit, Json, apply_edit
 from .scenario import Flush, GoOffline, Operate, Reconnect, Step
@@ -186,7 +192,29 @@ _BUDGET = st.one_of(
             "amount": st.integers(0, 1500),
             "date": st.just("2026-01-15"),
         },
+        {"notes": notes, "due": st.just("2026-01-10")},
+    ),
+    # A payment still to make: no date yet, a due date (the calendar and the reminders').
+    _op(
+        "record_payment",
+        {
+            "payment_id": payment_ids,
+            "category_id": category_ids,
+            "amount": st.integers(0, 1500),
+            "status": st.just("scheduled"),
+            "due": days,
+        },
         {"notes": notes},
+    ),
+    _op(
+        "update_payment",
+        {"payment_id": payment_ids},
+        {
+            "amount": st.integers(0, 1500),
+            "status": st.sampled_from(PAYMENT_STATUSES),
+            "date": days,
+            "due": days,
+        },
     ),
     _op("remove_payment", {"payment_id": payment_ids}),
 )
@@ -221,6 +249,9 @@ malformed_operations: st.SearchStrategy[dict[str, Any]] = st.sampled_from(
         {"op": "seat_household", "table_id": "t1"},
         {"op": "set_profile", "time_zone": "Mars/Olympus"},
         {"op": "set_profile", "date": "2026-02-30"},
+        {"op": "record_payment", "category_id": "c1", "amount": 100, "status": "later"},
+        {"op": "record_payment", "category_id": "c1", "amount": 100, "status": "paid"},
+        {"op": "update_payment", "payment_id": "p1", "due": "2026-13-01"},
     ]
 )
 """Operations that :func:`documents.apply_operation` refuses with 400 (nothing changes)."""

@@ -35,6 +35,7 @@ SPEC_OPERATIONS = {
     "set_currency": "budget",
     "set_category": "budget",
     "record_payment": "budget",
+    "update_payment": "budget",
     "remove_payment": "budget",
 }
 

@@ -44,7 +44,13 @@ _KINDS = {
             "move_timeline_item",
             "remove_timeline_item",
         ),
-        "budget": ("set_budget_total", "set_category", "record_payment", "remove_payment"),
+        "budget": (
+            "set_budget_total",
+            "set_category",
+            "record_payment",
+            "update_payment",
+            "remove_payment",
+        ),
     }.items()
     for name in names
 }

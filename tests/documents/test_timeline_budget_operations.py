@@ -246,6 +246,8 @@ def test_record_and_remove_a_payment(docs: Docs) -> None:
         "payer": "Ann",
         "vendor": "Castle Hall",
         "notes": "",
+        "due": None,
+        "status": None,
     }
     assert run(docs, "remove_payment", payment_id="p1")["changed"] is True
     assert budget(docs)["payments"] == {}
@@ -262,6 +264,12 @@ def test_record_and_remove_a_payment(docs: Docs) -> None:
         ({"amount": None}, 400, "amount"),
         ({"date": "15/01/2026"}, 400, "date"),
         ({"date": "2026-02-30"}, 400, "date"),
+        ({"date": None}, 400, "date"),
+        ({"status": "paid", "date": None}, 400, "date"),
+        ({"status": "pending"}, 400, "status"),
+        ({"status": "scheduled"}, 400, "due"),
+        ({"status": "scheduled", "due": "2026-13-01"}, 400, "due"),
+        ({"due": "tomorrow"}, 400, "due"),
         ({"category_id": None}, 400, "category_id"),
         ({"note": "deposit"}, 400, "note"),
     ],

@@ -252,7 +252,8 @@ const FIELD_WORDS = {
   amount: 'amount',
   category_id: 'category',
   date: 'date',
-  payer: 'payer'
+  payer: 'payer',
+  due: 'due date'
 }
 
 const CONFLICT_WORDS = {
@@ -420,6 +421,9 @@ export function describe (group, names) {
     }
     case 'budget.payment_updated':
       what = `updated ${plural(n, 'a payment', 'payments')}${n === 1 && changed(first).length ? ` (${list(changed(first))})` : ''}`
+      break
+    case 'budget.payment_paid':
+      what = `marked ${plural(n, 'a payment', 'payments')} paid`
       break
     case 'budget.payment_removed':
       what = `removed ${plural(n, `a payment${fields(first).amount ? ` of ${names.money(fields(first).amount)}` : ''}`, 'payments')}`

@@ -12,7 +12,8 @@ const REASONS = {
   mention: 'mentioned you',
   reply: 'replied to you',
   message: 'wrote',
-  urgent: 'sent an urgent message'
+  urgent: 'sent an urgent message',
+  payment_due: 'reminds you: a scheduled payment is due today'
 }
 
 export class Inbox {

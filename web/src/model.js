@@ -194,10 +194,23 @@ export function readBudget (doc) {
     .filter((c) => text(c.name))
     .map((c) => ({ id: c.id, name: text(c.name), planned: Number.isInteger(c.planned) ? c.planned : 0 }))
     .sort((a, b) => a.name.localeCompare(b.name))
+  // A payment with no status is paid (and needs its date); a scheduled one may have no date
+  // yet, and is listed by its due date (documents/model.py's PAYMENT).
+  const isDay = (v) => typeof v === 'string' && /^\d{4}-\d\d-\d\d$/.test(v)
   const payments = entries(doc, 'payments')
-    .filter((p) => Number.isInteger(p.amount) && typeof p.category_id === 'string' && typeof p.date === 'string')
-    .map((p) => ({ id: p.id, amount: p.amount, category_id: p.category_id, date: p.date, payer: text(p.payer) || null, vendor: text(p.vendor) || null }))
-    .sort((a, b) => b.date.localeCompare(a.date) || a.id.localeCompare(b.id))
+    .map((p) => ({ ...p, status: p.status === 'scheduled' ? 'scheduled' : 'paid' }))
+    .filter((p) => Number.isInteger(p.amount) && typeof p.category_id === 'string' && (isDay(p.date) || p.status === 'scheduled'))
+    .map((p) => ({
+      id: p.id,
+      amount: p.amount,
+      category_id: p.category_id,
+      date: isDay(p.date) ? p.date : null,
+      due: isDay(p.due) ? p.due : null,
+      status: p.status,
+      payer: text(p.payer) || null,
+      vendor: text(p.vendor) || null
+    }))
+    .sort((a, b) => (b.date || b.due || '').localeCompare(a.date || a.due || '') || a.id.localeCompare(b.id))
   return {
     currency: typeof settings.currency === 'string' ? settings.currency : 'EUR',
     total: Number.isInteger(settings.total) ? settings.total : null,
@@ -358,6 +371,12 @@ export function recordPayment (doc, fields) {
     doc.getMap('payments').set(newId('p-'), payment)
     writeFields(payment, { notes: '', ...fields })
   }, LOCAL)
+}
+
+/** A scheduled payment made: paid on `date` (`YYYY-MM-DD`). */
+export function markPaid (doc, id, date) {
+  const payment = doc.getMap('payments').get(id)
+  if (payment instanceof Y.Map) doc.transact(() => writeFields(payment, { status: 'paid', date }), LOCAL)
 }
 
 export function addCategory (doc, name, planned) {

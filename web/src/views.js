@@ -7,7 +7,7 @@ import { ref } from 'lit-html/directives/ref.js'
 import { repeat } from 'lit-html/directives/repeat.js'
 import {
   RSVP, SIDES, STATUSES, addCategory, addDays, addGuest, addItem, addTable, dayName, firstDay,
-  parseMoney, recordPayment, removeGuest, removeItem, removePayment, removeTable, seatGuest,
+  markPaid, parseMoney, recordPayment, removeGuest, removeItem, removePayment, removeTable, seatGuest,
   setTotal, timelineDays, updateCategory, updateGuest, updateItem, updateTable, zonedTime
 } from './model.js'
 import { cancelNotes, notesField } from './notes.js'
@@ -699,31 +699,77 @@ function timelineEdit (ctx, item) {
 
 // -- budget -----------------------------------------------------------------------------
 
+// The budget's chart: its own chunk (budgetchart.js), loaded when the budget is first shown.
+let budgetChartModule = null
+let budgetChartLoading = null
+
+function budgetChartPart (ctx, budget) {
+  if (budgetChartModule) {
+    const { budgetChart, chartRows } = budgetChartModule
+    return budgetChart(chartRows(budget), (n) => ctx.local.money(n))
+  }
+  if (!budgetChartLoading) {
+    budgetChartLoading = import('./budgetchart.js')
+      .then((module) => { budgetChartModule = module; ctx.render() })
+      .catch(() => { budgetChartLoading = null }) // offline and not cached: the table stays
+  }
+  return html`<p class="muted budget-chart-loading">Loading the chart…</p>`
+}
+
+/** Today in this browser's calendar, as `YYYY-MM-DD`. */
+function today () {
+  const now = new Date()
+  const pad = (n) => String(n).padStart(2, '0')
+  return `${now.getFullYear()}-${pad(now.getMonth() + 1)}-${pad(now.getDate())}`
+}
+
 export function budgetView (ctx) {
   const { budget } = ctx
   const canWrite = ctx.access.docs.budget === 'write'
   const money = (n) => ctx.local.money(n)
+  // Paid totals count paid payments only; scheduled ones are shown beside them.
   const paidBy = new Map()
-  for (const p of budget.payments) paidBy.set(p.category_id, (paidBy.get(p.category_id) || 0) + p.amount)
+  const scheduledBy = new Map()
+  for (const p of budget.payments) {
+    const into = p.status === 'scheduled' ? scheduledBy : paidBy
+    into.set(p.category_id, (into.get(p.category_id) || 0) + p.amount)
+  }
   const planned = budget.categories.reduce((n, c) => n + c.planned, 0)
-  const paid = budget.payments.reduce((n, p) => n + p.amount, 0)
+  const paid = budget.payments.reduce((n, p) => n + (p.status === 'scheduled' ? 0 : p.amount), 0)
+  const scheduled = budget.payments.reduce((n, p) => n + (p.status === 'scheduled' ? p.amount : 0), 0)
+  const upcoming = budget.payments.filter((p) => p.status === 'scheduled')
+    .sort((a, b) => (a.due || '9999').localeCompare(b.due || '9999') || a.id.localeCompare(b.id))
+  const made = budget.payments.filter((p) => p.status !== 'scheduled')
   const names = new Map(budget.categories.map((c) => [c.id, c.name]))
   const payForm = ctx.errors.of('add-payment')
   const categoryForm = ctx.errors.of('add-category')
   const totalErrors = ctx.errors.of('total')
+  const isDay = (v) => /^\d{4}-\d\d-\d\d$/.test(v || '')
   const record = (e) => {
     e.preventDefault()
     const v = formValues(e.target)
     const amount = parseMoney(v.amount)
+    const later = v.status === 'scheduled'
     const errors = []
     if (amount === null) errors.push({ field: 'amount', message: MONEY })
     if (!v.category_id) errors.push({ field: 'category_id', message: 'Pick the category this payment is for (add one first if there is none).' })
-    if (!/^\d{4}-\d\d-\d\d$/.test(v.date)) errors.push({ field: 'date', message: 'A payment needs the date it was paid.' })
+    if (!later && !isDay(v.date)) errors.push({ field: 'date', message: 'A payment needs the date it was paid (or choose Scheduled for one still to pay).' })
+    if (later && v.date && !isDay(v.date)) errors.push({ field: 'date', message: 'Type the date it was paid, or leave it empty.' })
+    if (later && !isDay(v.due)) errors.push({ field: 'due', message: 'A scheduled payment needs the date it is due.' })
+    if (!later && v.due && !isDay(v.due)) errors.push({ field: 'due', message: 'Type the date it was due, or leave it empty.' })
     if (errors.length) { ctx.refuse('add-payment', errors); return }
     ctx.errors.clear('add-payment')
-    recordPayment(ctx.docs.budget, { amount, category_id: v.category_id, date: v.date, payer: v.payer || null, vendor: v.vendor || null })
+    recordPayment(ctx.docs.budget, {
+      amount,
+      category_id: v.category_id,
+      date: later ? null : v.date,
+      due: v.due || null,
+      status: later ? 'scheduled' : null,
+      payer: v.payer || null,
+      vendor: v.vendor || null
+    })
     e.target.reset()
-    ctx.say('Payment recorded.')
+    ctx.say(later ? `Payment scheduled for ${ctx.local.day(v.due)}.` : 'Payment recorded.')
   }
   const addCategoryForm = (e) => {
     e.preventDefault()
@@ -747,26 +793,36 @@ export function budgetView (ctx) {
     setTotal(ctx.docs.budget, total)
     ctx.say(total === null ? 'Budget total removed.' : `Budget total set to ${money(total)}.`)
   }
+  const day = today()
+  const paymentLine = (p) => [
+    p.status === 'scheduled' ? (p.due ? `due ${ctx.local.day(p.due)}` : 'no due date') : ctx.local.day(p.date),
+    names.get(p.category_id) || p.category_id,
+    p.vendor,
+    p.payer && `${p.status === 'scheduled' ? 'to be paid' : 'paid'} by ${p.payer}`
+  ].filter(Boolean).join(' · ')
+  const removeButton = (p) => html`<button type="button" class="link danger" aria-label=${`Remove payment of ${money(p.amount)} ${p.status === 'scheduled' ? `due ${p.due ? ctx.local.day(p.due) : ''}` : `on ${ctx.local.day(p.date)}`}`} @click=${() => ctx.removed(`Payment of ${money(p.amount)} removed`, () => removePayment(ctx.docs.budget, p.id))}>Remove</button>`
   return html`
     <section class="view" aria-labelledby="budget-title">
       <div class="view-head">
         <h2 id="budget-title">Budget</h2>${historyButton(ctx, 'budget')}
-        <p class="counts"><span class="pill">Total ${budget.total === null ? 'not set' : money(budget.total)}</span><span class="pill">Planned ${money(planned)}</span><span class="pill accepted">Paid ${money(paid)}</span></p>
+        <p class="counts"><span class="pill">Total ${budget.total === null ? 'not set' : money(budget.total)}</span><span class="pill">Planned ${money(planned)}</span><span class="pill accepted">Paid ${money(paid)}</span>${scheduled ? html`<span class="pill pending">Scheduled ${money(scheduled)}</span>` : nothing}</p>
       </div>
       ${readOnlyNote(ctx, 'budget')}
       <table class="card budget">
-        <caption>Categories: planned against paid</caption>
-        <thead><tr><th scope="col">Category</th><th scope="col">Planned</th><th scope="col">Paid</th><th scope="col">Progress</th><th scope="col"><span class="sr-only">Threads</span></th></tr></thead>
+        <caption>Categories: planned against paid and scheduled</caption>
+        <thead><tr><th scope="col">Category</th><th scope="col">Planned</th><th scope="col">Paid</th><th scope="col">Scheduled</th><th scope="col">Progress</th><th scope="col"><span class="sr-only">Threads</span></th></tr></thead>
         <tbody>${budget.categories.map((c) => {
           const p = paidBy.get(c.id) || 0
+          const s = scheduledBy.get(c.id) || 0
           const share = c.planned ? Math.min(100, Math.round((100 * p) / c.planned)) : 0
           const plannedCell = canWrite ? plannedControl(ctx, c) : money(c.planned)
-          return html`<tr class=${p > c.planned ? 'conflict' : ''} data-entity=${c.id}><th scope="row">${c.name}${editors(ctx, c.id)}</th><td>${plannedCell}</td><td>${money(p)}</td>
+          return html`<tr class=${p + s > c.planned ? 'conflict' : ''} data-entity=${c.id}><th scope="row">${c.name}${editors(ctx, c.id)}</th><td>${plannedCell}</td><td>${money(p)}</td><td>${money(s)}</td>
             <td><progress max="100" value=${share} aria-label=${`${c.name}: ${share}% paid`}></progress></td>
             <td>${discussButton(ctx, 'budget', c.id, c.name)}</td></tr>`
         })}</tbody>
-        <tfoot><tr><th scope="row">Total</th><td>${money(planned)}</td><td>${money(paid)}</td><td></td><td></td></tr></tfoot>
+        <tfoot><tr><th scope="row">Total</th><td>${money(planned)}</td><td>${money(paid)}</td><td>${money(scheduled)}</td><td></td><td></td></tr></tfoot>
       </table>
+      ${budget.categories.length ? budgetChartPart(ctx, budget) : nothing}
       ${canWrite ? html`<div class="budget-tools">
         <form class="card add-form" data-form="add-category" novalidate @submit=${addCategoryForm} @input=${categoryForm.edited} aria-label="Add a category">
           <div class="field"><label>Category name <input name="name" required maxlength="200"
@@ -782,11 +838,23 @@ export function budgetView (ctx) {
           <button type="submit">Set total</button>
         </form>
       </div>` : nothing}
+      <h3 id="upcoming-title">Upcoming</h3>
+      ${upcoming.length ? html`<ul class="rows upcoming" aria-labelledby="upcoming-title">
+        ${upcoming.map((p) => {
+          const overdue = p.due && p.due < day
+          return html`<li class=${`row${overdue ? ' conflict' : ''}`} data-entity=${p.id}>
+            <div class="who"><strong>${money(p.amount)}</strong><span class="muted">${paymentLine(p)}${overdue ? html` · <span class="overdue">overdue</span>` : nothing}</span></div>
+            ${canWrite ? html`<div class="row-actions">
+              <button type="button" class="link" aria-label=${`Mark the payment of ${money(p.amount)} paid today`} @click=${() => { markPaid(ctx.docs.budget, p.id, day); ctx.say(`Payment of ${money(p.amount)} marked paid.`) }}>Mark paid</button>
+              ${removeButton(p)}</div>` : nothing}
+          </li>`
+        })}
+      </ul>` : html`<p class="muted">No payments scheduled.</p>`}
       <h3>Payments</h3>
       <ul class="rows" aria-label="Payments">
-        ${budget.payments.map((p) => html`<li class="row" data-entity=${p.id}>
-          <div class="who"><strong>${money(p.amount)}</strong><span class="muted">${[ctx.local.day(p.date), names.get(p.category_id) || p.category_id, p.vendor, p.payer && `paid by ${p.payer}`].filter(Boolean).join(' · ')}</span></div>
-          ${canWrite ? html`<div class="row-actions"><button type="button" class="link danger" aria-label=${`Remove payment of ${money(p.amount)} on ${ctx.local.day(p.date)}`} @click=${() => ctx.removed(`Payment of ${money(p.amount)} removed`, () => removePayment(ctx.docs.budget, p.id))}>Remove</button></div>` : nothing}
+        ${made.map((p) => html`<li class="row" data-entity=${p.id}>
+          <div class="who"><strong>${money(p.amount)}</strong><span class="muted">${paymentLine(p)}</span></div>
+          ${canWrite ? html`<div class="row-actions">${removeButton(p)}</div>` : nothing}
         </li>`)}
       </ul>
       ${canWrite ? html`<form class="card add-form" data-form="add-payment" novalidate @submit=${record} @input=${payForm.edited} aria-label="Record a payment">
@@ -794,8 +862,11 @@ export function budgetView (ctx) {
           aria-describedby=${payForm.describedBy('amount')} aria-invalid=${payForm.invalid('amount')}></label>${payForm.note('amount')}</div>
         <div class="field"><label>Category <select name="category_id" required
           aria-describedby=${payForm.describedBy('category_id')} aria-invalid=${payForm.invalid('category_id')}>${budget.categories.map((c) => html`<option value=${c.id}>${c.name}</option>`)}</select></label>${payForm.note('category_id')}</div>
-        <div class="field"><label>Date <input name="date" type="date" required
+        <div class="field"><label>Status <select name="status"><option value="paid">Paid</option><option value="scheduled">Scheduled</option></select></label></div>
+        <div class="field"><label>Date paid <input name="date" type="date"
           aria-describedby=${payForm.describedBy('date')} aria-invalid=${payForm.invalid('date')}></label>${payForm.note('date')}</div>
+        <div class="field"><label>Due <input name="due" type="date"
+          aria-describedby=${payForm.describedBy('due')} aria-invalid=${payForm.invalid('due')}></label>${payForm.note('due')}</div>
         <label>Paid by <input name="payer" maxlength="200"></label>
         <label>Vendor <input name="vendor" maxlength="200"></label>
         <button type="submit" class="primary">Record payment</button>

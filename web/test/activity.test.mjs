@@ -68,6 +68,8 @@ test('timeline and budget', () => {
   assert.equal(said(event('budget.payment_recorded', { id: 'p1', fields: { amount: 120000, vendor: 'Harbour Catering', category_id: 'c1' } })), 'Alex & Sam recorded a payment of €1200.00 to Harbour Catering (Catering)')
   assert.equal(said(event('budget.total_changed', { from: 3200000, to: 3500000 })), 'Alex & Sam set the budget total to €35000.00 (was €32000.00)')
   assert.equal(said(event('budget.category_updated', { id: 'c1', changes: { planned: { from: 1100000, to: 1200000 } } })), 'Alex & Sam changed the plan for Catering from €11000.00 to €12000.00')
+  assert.equal(said(event('budget.payment_paid', { id: 'p1', from: 'scheduled', to: 'paid', date: '2027-03-01' })), 'Alex & Sam marked a payment paid')
+  assert.equal(said(event('budget.payment_updated', { id: 'p1', changes: { due: { from: '2027-03-01', to: '2027-03-08' } } })), 'Alex & Sam updated a payment (due date)')
 })
 
 test('people: yourself, the names seen, else the role', () => {

@@ -7,12 +7,12 @@ and calls of their own (:func:`add_events`, :func:`read_events`...)."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
+from crdt_server import clock
 from crdt_server.storage import (
     AddedEvents,
     EventFilter,
@@ -186,7 +186,7 @@ def store_events(events: Sequence[NewEvent], now: float | None = None) -> Tx[lis
 def _store_events(events: list[NewEvent], now: float | None) -> Tx[list[StoredEvent]]:
     if not events:
         return []
-    when = time.time() if now is None else now
+    when = clock.now() if now is None else now
     counts: dict[str, int] = {}
     for event in events:
         counts[event.wedding] = counts.get(event.wedding, 0) + 1
@@ -294,7 +294,7 @@ async def add_events(
     check_events(events)
     if once is not None:
         _check(once.scope, once.key, once.fingerprint)
-    return await gateway.run(_add(gateway.dialect, list(events), once, time.time()))
+    return await gateway.run(_add(gateway.dialect, list(events), once, clock.now()))
 
 
 async def read_events(
@@ -377,4 +377,4 @@ def _purge_events(before: float, now: float) -> Tx[int]:
 async def purge_events(gateway: Gateway, before: float) -> int:
     """Delete events older than ``before`` (Unix seconds) and expired idempotency keys;
     how many events went. Seqs are never reused."""
-    return await gateway.run(_purge_events(before, time.time()))
+    return await gateway.run(_purge_events(before, clock.now()))
