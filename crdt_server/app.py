@@ -281,6 +281,14 @@ def create_app(
             )
         )
         matrix = permission_matrix(settings, features)
+        for doc, roles in matrix.defaulted.items():
+            log.warning(
+                "CRDT_SERVER_PERMISSIONS does not name %r for %s: they get the default"
+                " matrix's access to it (%s); name it to choose otherwise",
+                doc,
+                ", ".join(roles),
+                ", ".join(f"{role} {matrix.access(role, doc).value}" for role in roles),
+            )
         if settings.allow_anonymous:
             log.warning(
                 "ANONYMOUS ACCESS IS ON: clients without a token may read and write every "

@@ -36,6 +36,12 @@ SPEC_OPERATIONS = {
     "set_category": "budget",
     "record_payment": "budget",
     "remove_payment": "budget",
+    "add_task": "tasks",
+    "update_task": "tasks",
+    "complete_task": "tasks",
+    "reopen_task": "tasks",
+    "remove_task": "tasks",
+    "seed_checklist": "tasks",
 }
 
 

@@ -104,7 +104,7 @@ class SourceDeleted(Deleted, frozen=True):
 
 
 class InboundOps(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    doc: Literal["timeline", "budget", "guests", "seating"]
+    doc: Literal["timeline", "budget", "guests", "seating", "tasks"]
     ops: list[dict[str, Any]]
 
 
@@ -124,7 +124,7 @@ class InboundBody(msgspec.Struct, frozen=True, omit_defaults=True):
     """Either ``{"doc", "ops"}`` or ``{"event"}`` (documentation of both forms; the body is
     decoded as :class:`InboundOps` or :class:`InboundEvent`)."""
 
-    doc: Literal["timeline", "budget", "guests", "seating"] | None = None
+    doc: Literal["timeline", "budget", "guests", "seating", "tasks"] | None = None
     ops: list[dict[str, Any]] | None = None
     event: CustomEvent | None = None
 
