@@ -65,6 +65,9 @@ async def create_offline(
         MovedDocument(
             f"{wedding}/timeline", [_document("timeline", wedding, wanted.profile_op())], []
         ),
+        MovedDocument(
+            f"{wedding}/tasks", [_document("tasks", wedding, {"op": "seed_checklist"})], []
+        ),
     ]
     rows = [
         created_row(wedding, person_key(wanted.email), verified=True, open_signup=False),
