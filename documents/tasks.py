@@ -27,6 +27,7 @@ from .schema import Task, changes, new_entry, root, write
 __all__ = [
     "CHECKLIST",
     "add_task_check",
+    "REMINDER_KIND",
     "describe_offset",
     "due_date",
     "due_dates",
@@ -34,6 +35,7 @@ __all__ = [
     "seed_checklist",
     "set_done",
     "task_update_check",
+    "wanted_reminders",
 ]
 
 CHECKLIST: tuple[tuple[str, str, str], ...] = (
@@ -106,6 +108,24 @@ def due_date(task: Task, wedding_date: str | None) -> str | None:
 def due_dates(tasks: Mapping[str, Task], wedding_date: str | None) -> dict[str, str | None]:
     """Every task's due date (:func:`due_date`), by id in id order."""
     return {task_id: due_date(tasks[task_id], wedding_date) for task_id in sorted(tasks)}
+
+
+REMINDER_KIND = "task.due"
+"""The scheduler's job kind for a task's reminder (the seam the scheduler feature fills:
+one job per wedding, kind, task id and due day)."""
+
+
+def wanted_reminders(tasks: Mapping[str, Task], wedding_date: str | None) -> dict[str, str]:
+    """The reminders a wedding's tasks want now: task id -> the day it falls due, for every
+    task not done that has a day (its own, or its offset from ``wedding_date``). A scheduler
+    keeps its pending ``task.due`` jobs equal to this after each change to the tasks or to
+    the wedding date: a job whose task left (done, removed, undated) is cancelled, one whose
+    day moved is rescheduled, one new is scheduled."""
+    wanted: dict[str, str] = {}
+    for task_id, day in due_dates(tasks, wedding_date).items():
+        if day is not None and not tasks[task_id].done:
+            wanted[task_id] = day
+    return wanted
 
 
 def _one_due(args: Mapping[str, Any]) -> None:

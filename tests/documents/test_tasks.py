@@ -16,7 +16,13 @@ from crdt_server.documents.changes import ChangeRecorder
 from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.events import apply_events, derive_events, entries_of
 from crdt_server.documents.schema import read_tasks
-from crdt_server.documents.tasks import CHECKLIST, describe_offset, due_dates, offset_from
+from crdt_server.documents.tasks import (
+    CHECKLIST,
+    describe_offset,
+    due_dates,
+    offset_from,
+    wanted_reminders,
+)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -151,3 +157,16 @@ def test_reading_many_tasks_has_a_bounded_cost() -> None:
     started = time.perf_counter()
     dates = due_dates(read_tasks(doc).tasks, "2027-06-12")
     assert len(dates) == 2000 and time.perf_counter() - started < 2.0
+
+
+def test_the_reminders_wanted_follow_done_and_the_wedding_date() -> None:
+    doc: Doc[Any] = Doc()
+    apply_operation(doc, "tasks", {"op": "seed_checklist"})
+    apply_operation(doc, "tasks", {"op": "add_task", "task_id": "k1", "title": "Cake"})
+    apply_operation(doc, "tasks", {"op": "complete_task", "task_id": "t-venue"})
+    tasks = read_tasks(doc).tasks
+    assert wanted_reminders(tasks, None) == {}  # no date: nothing falls due
+    wanted = wanted_reminders(tasks, "2027-06-12")
+    assert "t-venue" not in wanted and "k1" not in wanted  # done; no date
+    assert wanted["t-invitations"] == "2027-03-12"
+    assert wanted_reminders(tasks, "2027-09-12")["t-invitations"] == "2027-06-12"
