@@ -13,10 +13,10 @@ Notifications about a thread carry its id; the threads feature says what they ar
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple, Protocol
 
+from crdt_server import clock
 from crdt_server.actor import Actor
 from crdt_server.cluster.messages import BusMessage, to_event
 from crdt_server.core.hooks import Core, Extension
@@ -278,7 +278,7 @@ class Notifications(Extension):
         if not self.emails:
             return
         # The one header rule (domain_mail): no line break, no control character, capped.
-        await self.db.write(_queue_email(address, subject_line(subject), body, time.time()))
+        await self.db.write(_queue_email(address, subject_line(subject), body, clock.now()))
         self.queued("")
 
     async def forget_address(self, address: str) -> None:
@@ -317,7 +317,7 @@ class Notifications(Extension):
                     subject_line(subject),
                     body,
                     unsubscribe,
-                    time.time(),
+                    clock.now(),
                 )
             )
         )
