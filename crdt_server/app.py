@@ -63,6 +63,7 @@ from crdt_server.features import (
     projections,
     rsvp,
     scheduler,
+    tasks,
     threads,
     versions,
     webhooks,
@@ -185,6 +186,7 @@ FEATURES: tuple[Feature, ...] = (
     projections.FEATURE,
     weddings.FEATURE,
     rsvp.FEATURE,
+    tasks.FEATURE,
 )
 """The features the server runs, in the order they are built (a feature that needs another
 comes after it; see :mod:`crdt_server.features`). The one list that names features."""

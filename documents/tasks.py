@@ -110,7 +110,7 @@ def due_dates(tasks: Mapping[str, Task], wedding_date: str | None) -> dict[str, 
     return {task_id: due_date(tasks[task_id], wedding_date) for task_id in sorted(tasks)}
 
 
-REMINDER_KIND = "task.due"
+REMINDER_KIND = "tasks.reminder"
 """The scheduler's job kind for a task's reminder (the seam the scheduler feature fills:
 one job per wedding, kind, task id and due day)."""
 

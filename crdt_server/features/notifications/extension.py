@@ -416,6 +416,8 @@ def _item(n: Notification, subject: str | None) -> dict[str, Any]:
         "thread": {"id": n.thread, "subject": subject} if n.thread else None,
         "message": n.message if n.thread else None,
         **({"conflict": n.message} if n.reason == OVERWRITTEN else {}),
+        # A notice not about a thread names what it is about (a task's id for task.due).
+        **({"ref": n.message} if not n.thread else {}),
         "actor": {"sub": n.actor, "role": n.actor_role},
         "priority": n.priority,
         "created_at": rfc3339(float(n.created_at)),
