@@ -72,6 +72,7 @@ class SourceAccess(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit
     budget: Grant = "none"
     guests: Grant = "none"
     seating: Grant = "none"
+    tasks: Grant = "none"
     events: Literal["write", "none"] = "none"
 
 
