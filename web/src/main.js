@@ -411,6 +411,11 @@ class PlannerApp {
 
   /** Open the thread a notification is about, in the panel of the entry it is anchored to. */
   async openNotification (item) {
+    if (item.reason === 'task.due' && typeof item.ref === 'string' && this.sections.includes('tasks')) {
+      this.inboxOpen = false
+      this.reveal({ section: 'tasks', entity: item.ref })
+      return
+    }
     const tid = item.thread && item.thread.id
     if (!tid) return
     let thread = this.threads.threads.find((t) => t.id === tid)

@@ -1,8 +1,8 @@
 // The service worker of the planner: keeps the app shell on the device so the app opens
 // with no network. The documents themselves live in IndexedDB (y-indexeddb), not here.
 // The list of files and the version below are filled in by web/build.mjs.
-const VERSION = '6deb8587ca8f1699'
-const SHELL = ["/app/","/app/app-B3VCUXJ4.js","/app/app-YBN3RBUN.css","/app/chunk-ULH3TVUC.js","/app/chunk-XMFJZ5UI.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
+const VERSION = 'd2cb8806467041a0'
+const SHELL = ["/app/","/app/app-DEO73PHO.js","/app/app-YBN3RBUN.css","/app/chunk-ULH3TVUC.js","/app/chunk-XMFJZ5UI.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
 const CACHE = `planner-${VERSION}`
 
 self.addEventListener('install', (event) => {
