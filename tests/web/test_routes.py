@@ -168,6 +168,7 @@ async def test_access_says_what_the_role_may_open(server: ServerProcess) -> None
             "budget": "none",
             "guests": "none",
             "seating": "none",
+            "tasks": "none",
             "conflicts": "none",
         }
         couple = (
