@@ -64,6 +64,7 @@ from crdt_server.features import (
     projections,
     rsvp,
     scheduler,
+    tasks,
     threads,
     versions,
     webhooks,
@@ -187,6 +188,7 @@ FEATURES: tuple[Feature, ...] = (
     weddings.FEATURE,
     rsvp.FEATURE,
     payments.FEATURE,
+    tasks.FEATURE,
 )
 """The features the server runs, in the order they are built (a feature that needs another
 comes after it; see :mod:`crdt_server.features`). The one list that names features."""
@@ -285,6 +287,14 @@ def create_app(
             )
         )
         matrix = permission_matrix(settings, features)
+        for doc, roles in matrix.defaulted.items():
+            log.warning(
+                "CRDT_SERVER_PERMISSIONS does not name %r for %s: they get the default"
+                " matrix's access to it (%s); name it to choose otherwise",
+                doc,
+                ", ".join(roles),
+                ", ".join(f"{role} {matrix.access(role, doc).value}" for role in roles),
+            )
         if settings.allow_anonymous:
             log.warning(
                 "ANONYMOUS ACCESS IS ON: clients without a token may read and write every "

@@ -48,6 +48,7 @@ _ENTITIES: dict[tuple[str, str], tuple[str, str]] = {
     ("timeline", "items"): ("timeline.item", "id"),
     ("budget", "categories"): ("budget.category", "id"),
     ("budget", "payments"): ("budget.payment", "id"),
+    ("tasks", "tasks"): ("task", "id"),
 }
 
 EVENT_TYPES: tuple[str, ...] = (
@@ -79,6 +80,11 @@ EVENT_TYPES: tuple[str, ...] = (
     "budget.payment_paid",
     "budget.total_changed",
     "budget.settings_changed",
+    "task.added",
+    "task.updated",
+    "task.removed",
+    "task.completed",
+    "task.reopened",
 )
 """Every type :func:`derive_events` can produce (``conflict.*`` are the server's own)."""
 
@@ -176,7 +182,7 @@ def _entry_events(kind: str, change: EntryChange) -> list[DomainEvent]:
     change = _without_texts(change)
     noun, _ = _ENTITIES[(kind, change.root)]
     verbs = _PAYMENT_VERBS if noun == "budget.payment" else _VERBS
-    sep = "." if noun == "guest" else "_"
+    sep = "." if noun in ("guest", "task") else "_"
     name = f"{noun}{sep}{verbs[change.action]}"
     if change.action == "added":
         return [DomainEvent(name, {"id": change.id, "fields": dict(change.after)})]
@@ -201,6 +207,11 @@ def _entry_events(kind: str, change: EntryChange) -> list[DomainEvent]:
             # Beside ``budget.payment_updated`` (which carries the status change itself):
             # the fact people act on, that a scheduled payment was made.
             events.append(DomainEvent("budget.payment_paid", _paid_data(change)))
+        elif noun == "task" and "done" in names and isinstance(change.after.get("done"), bool):
+            # Ticked or unticked: its own event (who did it is the event's actor).
+            special = ["done"]
+            verb = "task.completed" if change.after["done"] else "task.reopened"
+            events.append(DomainEvent(verb, {"id": change.id}))
         elif noun == "timeline.item" and any(n in names for n in _SCHEDULE):
             special = [n for n in _SCHEDULE if n in names]
             moved = _changes(change, special)
@@ -326,6 +337,8 @@ def apply_events(kind: str, entries: Entries, events: Iterable[DomainEvent]) -> 
                 updates = dict(data["to"])
             elif verb == "rsvp_changed":
                 updates = {"rsvp": data["to"]}
+            elif verb in ("completed", "reopened"):
+                updates = {"done": verb == "completed"}
             else:
                 updates = {n: c["to"] for n, c in data["changes"].items()}
             for name, value in updates.items():
@@ -343,6 +356,8 @@ def _split(event_type: str) -> tuple[str, str]:
         return "guest.household", event_type.removeprefix("guest.household_")
     if event_type.startswith("guest."):
         return "guest", event_type.removeprefix("guest.")
+    if event_type.startswith("task."):
+        return "task", event_type.removeprefix("task.")
     for noun, _ in _ENTITIES.values():
         if event_type.startswith(noun + "_"):
             return noun, event_type.removeprefix(noun + "_")

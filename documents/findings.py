@@ -43,6 +43,7 @@ from .schema import (
     Payment,
     SchemaProblem,
     Table,
+    Task,
     TimelineItem,
     read_budget_settings,
     read_entry,
@@ -76,7 +77,12 @@ class FindingKind:
 
 FINDING_KINDS: tuple[FindingKind, ...] = (
     FindingKind(
-        ("guests.invalid_entry", "seating.invalid_entry", "timeline.invalid_entry"),
+        (
+            "guests.invalid_entry",
+            "seating.invalid_entry",
+            "timeline.invalid_entry",
+            "tasks.invalid_entry",
+        ),
         "the entry",
         ("each entry's problems",),
         ("that entry",),
@@ -366,6 +372,10 @@ class WeddingFindings:
                 if not self._scheduled_in[p.category_id]:
                     del self._scheduled_in[p.category_id]
                 self._scheduled += sign * p.amount
+
+    def _tasks_changed(self, key: str, old: Task | None, new: Task | None) -> None:
+        """Tasks feed no finding of their own (a task's entry problems are reported as
+        every entry's are)."""
 
     # -- findings -------------------------------------------------------------------------
 

@@ -17,12 +17,12 @@ from datetime import UTC, date, datetime
 from functools import cache, lru_cache
 from typing import Any, Literal
 
-DOCUMENT_KINDS: tuple[str, ...] = ("timeline", "budget", "guests", "seating")
+DOCUMENT_KINDS: tuple[str, ...] = ("timeline", "budget", "guests", "seating", "tasks")
+"""The documents every wedding has; a room name is ``{wedding_id}/{kind}``."""
 FINDINGS_ROOM = "conflicts"
 """The room beside a wedding's documents that the server keeps its findings in (conflicts
 the CRDT cannot prevent; read-only for clients): ``{wedding}/conflicts``, one root map of
 findings by id."""
-"""The documents every wedding has; a room name is ``{wedding_id}/{kind}``."""
 
 SCHEMA_VERSION = 1
 """Version of the document layout, stored in every document's ``meta`` map."""
@@ -41,6 +41,9 @@ WEDDING_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 """1 to 64 ASCII letters, digits, ``-`` or ``_``, starting with a letter or digit: the one
 rule for wedding ids (the server's room-name allowlist, ``crdt_server.names``, uses it)."""
 CURRENCY_PATTERN = re.compile(r"[A-Z]{3}")
+DUE_OFFSET_PATTERN = re.compile(r"([+-])([0-9]{1,3})([DWM])")
+"""A due date relative to the wedding date: a sign (``-`` before, ``+`` after), a count and a
+unit (``D`` days, ``W`` weeks, ``M`` calendar months): ``-6M`` is six months before."""
 TIME_ZONE_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_+/-]{0,63}")
 """The characters an IANA zone name is made of (checked before the zone database is asked)."""
 
@@ -300,6 +303,16 @@ def in_zone(value: str, zone: str | None) -> str:
         raise DocumentError(f"is out of range in {zone}, got {shown(value)}") from None
 
 
+def due_offset(value: object) -> str:
+    """A due date relative to the wedding date (:data:`DUE_OFFSET_PATTERN`, ``-6M``)."""
+    if not isinstance(value, str) or DUE_OFFSET_PATTERN.fullmatch(value) is None:
+        raise DocumentError(
+            "must be a sign, a count and a unit (D days, W weeks, M months) relative to the"
+            f" wedding date, like '-6M' (six months before), got {shown(value)}"
+        )
+    return value
+
+
 def day(value: object) -> str:
     if not isinstance(value, str):
         raise DocumentError(f"must be an ISO 8601 date like '2026-06-13', got {shown(value)}")
@@ -507,6 +520,24 @@ def payment_status(status: str | None) -> str:
     return status or "paid"
 
 
+TASK = Entity(
+    "tasks",
+    "tasks",
+    "task",
+    "task_id",
+    (
+        Field("title", text(), required=True),
+        Field("owner", text()),
+        Field("due", day),
+        Field("due_offset", due_offset),
+        Field("done", boolean, default=False),
+        Field("notes", prose(), text=True),
+    ),
+)
+"""A task of the wedding's checklist. ``owner`` is the ``sub`` of the member who does it;
+its due date is ``due`` (a day), or, where ``due_offset`` is set, that offset from the
+wedding date (the timeline's profile ``date``), so it moves when the wedding does
+(:func:`documents.tasks.due_date`)."""
 BUDGET_SETTINGS: tuple[Field, ...] = (
     Field("currency", currency),
     Field("total", amount),

@@ -27,6 +27,7 @@ from .model import (
     PAYMENT,
     PROFILE,
     TABLE,
+    TASK,
     TIMELINE_ITEM,
     DocumentError,
     Entity,
@@ -38,6 +39,7 @@ from .model import (
     wall_or_instant,
 )
 from .notes import TEXT_OPERATIONS, run_text_operation
+from .tasks import add_task_check, seed_checklist, set_done, task_update_check
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,14 @@ _OPS: dict[str, _Spec] = {
         True,
     ),
     "remove_payment": _Spec("budget", _updating(PAYMENT, ()), edits.remove(PAYMENT)),
+    "add_task": _Spec("tasks", _creating(TASK), edits.add(TASK, add_task_check)),
+    "update_task": _Spec(
+        "tasks", _updating(TASK, _names(TASK)), edits.update(TASK, task_update_check), True
+    ),
+    "complete_task": _Spec("tasks", _updating(TASK, ()), set_done(True)),
+    "reopen_task": _Spec("tasks", _updating(TASK, ()), set_done(False)),
+    "remove_task": _Spec("tasks", _updating(TASK, ()), edits.remove(TASK)),
+    "seed_checklist": _Spec("tasks", {}, seed_checklist),
 }
 
 OPERATIONS: Mapping[str, str] = {name: spec.kind for name, spec in _OPS.items()}

@@ -25,6 +25,7 @@ can never both insert "the same" element and end up with two::
                                              notes*, due, status}
                            (``status`` absent: paid; a paid payment without a ``date`` is
                            left out, as when ``date`` was required)
+    tasks     tasks        task_id -> Map{title, owner, due, due_offset, done, notes*}
 
 One field per map key, so concurrent edits of different fields of one entry both survive;
 a seat assignment is a single value under the guest's id, so concurrent moves of one guest
@@ -60,6 +61,7 @@ from .model import (
     PAYMENT,
     PROFILE,
     TABLE,
+    TASK,
     TIMELINE_ITEM,
     DocumentError,
     Entity,
@@ -76,6 +78,7 @@ ROOTS: dict[str, tuple[str, ...]] = {
     "budget": ("settings", "categories", "payments"),
     "guests": ("guests", "households", "menu"),
     "seating": ("tables", "assignments"),
+    "tasks": ("tasks",),
 }
 """The root maps of each kind of document, besides ``meta``."""
 RUN_OF_SHOW = "runofshow"
@@ -89,6 +92,7 @@ ENTITIES: dict[str, tuple[Entity, ...]] = {
     "budget": (CATEGORY, PAYMENT),
     "guests": (GUEST, HOUSEHOLD),
     "seating": (TABLE, ASSIGNMENT),
+    "tasks": (TASK,),
 }
 """The id-keyed collections of each kind of document."""
 
@@ -174,6 +178,17 @@ class Payment:
         return payment_status(self.status) == "scheduled"
 
 
+@dataclass(frozen=True)
+class Task:
+    id: str
+    title: str
+    owner: str | None
+    due: str | None
+    due_offset: str | None
+    done: bool
+    notes: str | None
+
+
 RECORDS: dict[Entity, type] = {
     GUEST: Guest,
     HOUSEHOLD: Household,
@@ -182,6 +197,7 @@ RECORDS: dict[Entity, type] = {
     TIMELINE_ITEM: TimelineItem,
     CATEGORY: Category,
     PAYMENT: Payment,
+    TASK: Task,
 }
 
 
@@ -230,6 +246,13 @@ class SeatingPlan:
     meta: Meta = Meta()
     tables: Mapping[str, Table] = field(default_factory=dict)
     assignments: Mapping[str, Assignment] = field(default_factory=dict)
+    problems: tuple[SchemaProblem, ...] = ()
+
+
+@dataclass(frozen=True)
+class TaskList:
+    meta: Meta = Meta()
+    tasks: Mapping[str, Task] = field(default_factory=dict)
     problems: tuple[SchemaProblem, ...] = ()
 
 
@@ -525,3 +548,12 @@ def read_budget(doc: Doc[Any] | None) -> Budget:
             payments,
             tuple(problems),
         )
+
+
+def read_tasks(doc: Doc[Any] | None) -> TaskList:
+    if doc is None:
+        return TaskList()
+    problems: list[SchemaProblem] = []
+    with doc.transaction():
+        tasks = read_entries(doc, TASK, Task, problems)
+        return TaskList(read_meta(doc), tasks, tuple(problems))

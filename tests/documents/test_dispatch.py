@@ -37,6 +37,12 @@ SPEC_OPERATIONS = {
     "record_payment": "budget",
     "update_payment": "budget",
     "remove_payment": "budget",
+    "add_task": "tasks",
+    "update_task": "tasks",
+    "complete_task": "tasks",
+    "reopen_task": "tasks",
+    "remove_task": "tasks",
+    "seed_checklist": "tasks",
 }
 
 

@@ -51,6 +51,14 @@ _KINDS = {
             "update_payment",
             "remove_payment",
         ),
+        "tasks": (
+            "seed_checklist",
+            "add_task",
+            "update_task",
+            "complete_task",
+            "reopen_task",
+            "remove_task",
+        ),
     }.items()
     for name in names
 }
@@ -61,7 +69,7 @@ _KINDS = {
 def test_derived_events_turn_before_into_after(ops: list[dict[str, Any]]) -> None:
     writers: dict[str, tuple[Doc[Any], list[bytes]]] = {}
     readers: dict[str, tuple[Doc[Any], ChangeRecorder]] = {}
-    for kind in ("guests", "seating", "timeline", "budget"):
+    for kind in ("guests", "seating", "timeline", "budget", "tasks"):
         writers[kind] = _replica(kind)
         reader: Doc[Any] = Doc()
         recorder = ChangeRecorder(reader, kind)

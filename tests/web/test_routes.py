@@ -216,6 +216,7 @@ async def test_access_says_what_the_role_may_open(server: ServerProcess) -> None
             "budget": "none",
             "guests": "none",
             "seating": "none",
+            "tasks": "none",
             "conflicts": "none",
         }
         couple = (
@@ -241,7 +242,7 @@ async def test_serve_demo_prints_links_and_seeds_once(tmp_path: Path) -> None:
     async def snapshot(url: str, token: str) -> dict[str, Any]:
         async with httpx.AsyncClient(base_url=url, headers=bearer(token)) as client:
             found: dict[str, Any] = {}
-            for kind in ("guests", "seating", "timeline", "budget"):
+            for kind in ("guests", "seating", "timeline", "budget", "tasks"):
                 doc = (await client.get(f"/api/weddings/demo/docs/{kind}")).json()
                 history = (await client.get(f"/api/weddings/demo/docs/{kind}/history")).json()
                 found[kind] = (doc, len(history["history"]))

@@ -412,6 +412,21 @@ export function describe (group, names) {
     case 'budget.category_removed':
       what = `removed the budget category ${list(events.map(category))}`
       break
+    case 'task.completed':
+      what = `ticked ${n === 1 ? (names.task && names.task(first.data.id)) || 'a task' : `${n} tasks`} done`
+      break
+    case 'task.reopened':
+      what = `reopened ${n === 1 ? (names.task && names.task(first.data.id)) || 'a task' : `${n} tasks`}`
+      break
+    case 'task.added':
+      what = `added ${plural(n, 'a task', 'tasks')}${n === 1 && fields(first).title ? ` (${fields(first).title})` : ''}`
+      break
+    case 'task.updated':
+      what = `updated ${plural(n, 'a task', 'tasks')}`
+      break
+    case 'task.removed':
+      what = `removed ${plural(n, 'a task', 'tasks')}`
+      break
     case 'budget.payment_recorded': {
       const f = fields(first)
       what = n === 1
@@ -511,7 +526,7 @@ export function placeOf (group) {
     const path = Array.isArray(data.paths) && typeof data.paths[0] === 'string' ? data.paths[0].split('/') : []
     return path.length ? { section: path[0], entity: path.length > 2 ? path[path.length - 1] : null } : null
   }
-  const section = { guest: 'guests', seating: 'seating', timeline: 'timeline', budget: 'budget' }[group.type.split('.')[0]]
+  const section = { guest: 'guests', seating: 'seating', timeline: 'timeline', budget: 'budget', task: 'tasks' }[group.type.split('.')[0]]
   if (!section) return null
   const entity = typeof data.guest_id === 'string' ? data.guest_id : typeof data.id === 'string' ? data.id : null
   return { section, entity: group.type.endsWith('removed') ? null : entity }

@@ -13,6 +13,7 @@ import {
   seatingConflicts, timelineOverlaps, unseatGuest, updateGuest
 } from './model.js'
 import { avatar, budgetView, guestsView, seatingView, timelineView } from './views.js'
+import { readTasks, tasksView } from './tasks.js'
 import { ActivityFeed, describe, placeOf, when } from './activity.js'
 import { ThreadStore } from './threads.js'
 import { threadIndex, threadPanel } from './panel.js'
@@ -33,15 +34,15 @@ import { useFormats } from './local.js'
 
 // Where the conflicts panel opens by itself (on a narrower screen it is one line).
 const WIDE = '(min-width: 720px)'
-const TITLES = { guests: 'Guests', seating: 'Seating', timeline: 'Timeline', budget: 'Budget' }
+const TITLES = { guests: 'Guests', seating: 'Seating', timeline: 'Timeline', budget: 'Budget', tasks: 'Tasks' }
 // The server's default matrix (README, "Who may connect"): used only when the app opens with
 // no network and has never asked the server what this person may open.
 const DEFAULT_ACCESS = {
-  couple: { timeline: 'write', budget: 'write', guests: 'write', seating: 'write', conflicts: 'read' },
-  planner: { timeline: 'write', budget: 'write', guests: 'write', seating: 'write', conflicts: 'read' },
-  family: { timeline: 'read', budget: 'none', guests: 'operate', seating: 'operate', conflicts: 'none' },
-  vendor: { timeline: 'read', budget: 'none', guests: 'read', seating: 'read', conflicts: 'none' },
-  friend: { timeline: 'read', budget: 'none', guests: 'none', seating: 'none', conflicts: 'none' }
+  couple: { timeline: 'write', budget: 'write', guests: 'write', seating: 'write', tasks: 'write', conflicts: 'read' },
+  planner: { timeline: 'write', budget: 'write', guests: 'write', seating: 'write', tasks: 'write', conflicts: 'read' },
+  family: { timeline: 'read', budget: 'none', guests: 'operate', seating: 'operate', tasks: 'read', conflicts: 'none' },
+  vendor: { timeline: 'read', budget: 'none', guests: 'read', seating: 'read', tasks: 'none', conflicts: 'none' },
+  friend: { timeline: 'read', budget: 'none', guests: 'none', seating: 'none', tasks: 'none', conflicts: 'none' }
 }
 const root = document.getElementById('app')
 
@@ -463,6 +464,11 @@ class PlannerApp {
 
   /** Open the thread a notification is about, in the panel of the entry it is anchored to. */
   async openNotification (item) {
+    if (item.reason === 'task.due' && typeof item.ref === 'string' && this.sections.includes('tasks')) {
+      this.inboxOpen = false
+      this.reveal({ section: 'tasks', entity: item.ref })
+      return
+    }
     const tid = item.thread && item.thread.id
     if (!tid) return
     let thread = this.threads.threads.find((t) => t.id === tid)
@@ -832,6 +838,7 @@ class PlannerApp {
       },
       item: byId(this.timeline, 'title'),
       category: byId(this.budget.categories, 'name'),
+      task: byId(readTasks(this.docs.tasks), 'title'),
       money: (n) => (Number.isInteger(n) ? this.local.money(n) : null)
     }
   }
@@ -920,7 +927,7 @@ class PlannerApp {
     this.snapshot()
     const section = this.section
     const status = this.signedOut ? 'signed-out' : this.deleted ? 'deleted' : this.sync.status
-    const views = { guests: guestsView, seating: seatingView, timeline: timelineView, budget: budgetView }
+    const views = { guests: guestsView, seating: seatingView, timeline: timelineView, budget: budgetView, tasks: tasksView }
     const here = (kind) => this.others.filter((p) => p.here.section === kind)
     render(html`
       <a class="skip" href="#main" @click=${(e) => { e.preventDefault(); document.getElementById('main').focus() }}>Skip to content</a>

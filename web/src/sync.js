@@ -48,7 +48,7 @@ export function isLocal (origin) {
   return origin !== null && typeof origin === 'object' && origin.app === LOCAL
 }
 
-export const KINDS = ['guests', 'seating', 'timeline', 'budget']
+export const KINDS = ['guests', 'seating', 'timeline', 'budget', 'tasks']
 
 const MESSAGE_SYNC = 0
 const SYNC_STEP1 = 0

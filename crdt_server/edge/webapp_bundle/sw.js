@@ -1,8 +1,8 @@
 // The service worker of the planner: keeps the app shell on the device so the app opens
 // with no network. The documents themselves live in IndexedDB (y-indexeddb), not here.
 // The list of files and the version below are filled in by web/build.mjs.
-const VERSION = '8c2a41e0125fa7f0'
-const SHELL = ["/app/","/app/app-55AVVCRF.js","/app/app-EQVX4UUE.css","/app/chunk-PM4PEIQL.js","/app/chunk-ULH3TVUC.js","/app/chunk-X5YW32EU.js","/app/chunk-XMFJZ5UI.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
+const VERSION = 'c0b263b545f7dce2'
+const SHELL = ["/app/","/app/app-353QY3W7.js","/app/app-42KNJVKH.css","/app/chunk-PM4PEIQL.js","/app/chunk-ULH3TVUC.js","/app/chunk-X5YW32EU.js","/app/chunk-XMFJZ5UI.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
 const CACHE = `planner-${VERSION}`
 
 self.addEventListener('install', (event) => {

@@ -63,5 +63,12 @@ FEATURE = Feature(
     # Custom events (day.vendor_arrived...): whoever runs or serves the day.
     capabilities={"events.post": LEADS | {"vendor"}},
     # Clients' custom events and the events derived from the wedding documents.
-    event_namespaces=(*CUSTOM_EVENT_NAMESPACES, "guest.", "seating.", "timeline.", "budget."),
+    event_namespaces=(
+        *CUSTOM_EVENT_NAMESPACES,
+        "guest.",
+        "seating.",
+        "timeline.",
+        "budget.",
+        "task.",
+    ),
 )

@@ -102,7 +102,7 @@ class CustomEvent(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     type: Any
     data: dict[str, Any] = {}
     priority: Literal["normal", "urgent", "emergency"] = "normal"
-    doc: Literal["timeline", "budget", "guests", "seating"] | None = None
+    doc: Literal["timeline", "budget", "guests", "seating", "tasks"] | None = None
 
 
 class EventsAnswer(Page[dict[str, Any], int], frozen=True):

@@ -437,7 +437,7 @@ def _item(n: Notification, subject: str | None) -> dict[str, Any]:
         "message": n.message if n.thread else None,
         **({"conflict": n.message} if n.reason == OVERWRITTEN else {}),
         # What a notification not about a thread is about, in its reason's terms (a
-        # payment's id for ``payment_due``).
+        # payment's id for ``payment_due``, a task's id for ``task.due``).
         **({"ref": n.message} if not n.thread else {}),
         "actor": {"sub": n.actor, "role": n.actor_role},
         "priority": n.priority,

@@ -63,6 +63,9 @@ async def create_offline(store: Store, wanted: NewWedding, settings: Settings) -
         MovedDocument(
             f"{wedding}/timeline", [_document("timeline", wedding, wanted.profile_op())], []
         ),
+        MovedDocument(
+            f"{wedding}/tasks", [_document("tasks", wedding, {"op": "seed_checklist"})], []
+        ),
     ]
     rows = [
         created_row(wedding, person_key(wanted.email), verified=True, open_signup=False),
