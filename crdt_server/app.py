@@ -193,6 +193,11 @@ FEATURES: tuple[Feature, ...] = (
 """The features the server runs, in the order they are built (a feature that needs another
 comes after it; see :mod:`crdt_server.features`). The one list that names features."""
 
+IMPORT_EVENTS = events.store_events
+"""The events feature's step that stores an imported wedding's events in the import's own
+transaction (``crdt-server import``; the tools name no feature, and the CLI takes what it
+needs of the features from here)."""
+
 
 def permission_matrix(
     settings: Settings, features: Sequence[Feature] = FEATURES

@@ -23,7 +23,7 @@ from types import FrameType
 
 from starlette.applications import Starlette
 
-from crdt_server.app import CORE_SCHEMAS, FEATURES, create_app, token_codec
+from crdt_server.app import CORE_SCHEMAS, FEATURES, IMPORT_EVENTS, create_app, token_codec
 from crdt_server.auth.permissions import ROLES
 from crdt_server.auth.tokens import SECRET_FILE, TokenError, load_or_create_secret
 from crdt_server.cli.logs import configure_logging, redact_tokens
@@ -41,7 +41,6 @@ from crdt_server.core.watchdog import tick_seconds
 from crdt_server.edge.demo import with_demo
 from crdt_server.edge.supervisor import Supervisor
 from crdt_server.features import Command, Feature, commands_of, event_namespaces_of, fragments_of
-from crdt_server.features.events import store_events
 from crdt_server.rlimits import raise_open_files_limit
 from crdt_server.settings import Settings, SettingsError
 from crdt_server.tools import commands as data_commands
@@ -354,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sections=[section for feature in FEATURES for section in feature.export],
                 schemas=SCHEMAS,
                 namespaces=event_namespaces_of(FEATURES),
-                store_events=store_events,
+                store_events=IMPORT_EVENTS,
             )
     except (SettingsError, StartupError, ValueError, OSError, TokenError, CliError) as exc:
         print(f"crdt-server {args.command}: {_one_line(exc)}", file=sys.stderr)
