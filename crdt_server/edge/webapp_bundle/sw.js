@@ -1,8 +1,8 @@
 // The service worker of the planner: keeps the app shell on the device so the app opens
 // with no network. The documents themselves live in IndexedDB (y-indexeddb), not here.
 // The list of files and the version below are filled in by web/build.mjs.
-const VERSION = '2e5c4340bd0e5175'
-const SHELL = ["/app/","/app/app-AWU6GIXN.js","/app/app-WZWFSY5Y.css","/app/chunk-645CFZA2.js","/app/chunk-F7ZOBRZP.js","/app/chunk-J3M2CLLU.js","/app/chunk-RTTJJU3V.js","/app/chunk-ULH3TVUC.js","/app/chunk-XMFJZ5UI.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
+const VERSION = '739f946da9946c41'
+const SHELL = ["/app/","/app/app-2SZ36SLA.css","/app/app-AWU6GIXN.js","/app/chunk-645CFZA2.js","/app/chunk-F7ZOBRZP.js","/app/chunk-J3M2CLLU.js","/app/chunk-RTTJJU3V.js","/app/chunk-ULH3TVUC.js","/app/chunk-XMFJZ5UI.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
 const CACHE = `planner-${VERSION}`
 
 self.addEventListener('install', (event) => {
