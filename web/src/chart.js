@@ -375,17 +375,17 @@ export function chartView (ctx) {
   const canSeat = ctx.canWrite('seating') || ctx.canOperate('seating')
   const { people, households } = toPlace(ctx)
   if (state.chosen && state.chosen.kind === 'guest' && ctx.seating.assignments.has(state.chosen.id)) state.chosen = null
-  const chip = (item, label, extra) => html`<li><button type="button" class="chip person ${state.chosen && state.chosen.id === item.id ? 'chosen' : ''}"
+  const chip = (item, label, extra) => html`<li><button type="button" class="pick ${state.chosen && state.chosen.id === item.id ? 'chosen' : ''}"
       data-kind=${item.kind} data-id=${item.id} aria-pressed=${state.chosen && state.chosen.id === item.id ? 'true' : 'false'}
       @pointerdown=${(e) => startPersonDrag(ctx, item, e)} @click=${clicked(() => choose(ctx, item))}>${label}${extra}</button></li>`
   const byId = new Map(ctx.guests.map((g) => [g.id, g]))
   return html`<div class="chart" @keydown=${(e) => keydown(ctx, e)}>
     ${canSeat ? html`<section class="palette" aria-labelledby="palette-title" data-drop="unseated">
-      <h3 id="palette-title">To seat</h3>
+      <h4 id="palette-title">To seat</h4>
       <p class="muted">Drag onto a table or a seat, or choose one and use the arrow keys, then Enter.</p>
-      ${households.length ? html`<h4>Households</h4><ul class="chips">${households.map((h) => chip({ kind: 'household', id: h.id, name: h.name }, h.name, html` <span class="muted">(${h.guests.filter((g) => g.rsvp !== 'declined').length})</span>`))}</ul>` : nothing}
+      ${households.length ? html`<h4>Households</h4><ul class="picks">${households.map((h) => chip({ kind: 'household', id: h.id, name: h.name }, h.name, html` <span class="muted">(${h.guests.filter((g) => g.rsvp !== 'declined').length})</span>`))}</ul>` : nothing}
       <h4>Guests</h4>
-      <ul class="chips">${people.map((g) => chip({ kind: 'guest', id: g.id, name: g.name }, g.name, html`${g.plus_one_of && byId.has(g.plus_one_of) ? html` <span class="muted">(plus-one of ${byId.get(g.plus_one_of).name})</span>` : nothing}${g.dietary.length ? html` <span class="diet-mark" title=${g.dietary.join(', ')}>● ${g.dietary.join(', ')}</span>` : nothing}`))}</ul>
+      <ul class="picks">${people.map((g) => chip({ kind: 'guest', id: g.id, name: g.name }, g.name, html`${g.plus_one_of && byId.has(g.plus_one_of) ? html` <span class="muted">(plus-one of ${byId.get(g.plus_one_of).name})</span>` : nothing}${g.dietary.length ? html` <span class="diet-mark" title=${g.dietary.join(', ')}>● ${g.dietary.join(', ')}</span>` : nothing}`))}</ul>
       ${people.length ? nothing : html`<p class="muted">Everyone who may come has a seat.</p>`}
     </section>` : nothing}
     <div class="chart-canvas" tabindex="-1" role="application" aria-label="Seating chart" aria-describedby="chart-help">

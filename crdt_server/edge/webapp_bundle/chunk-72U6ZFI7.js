@@ -19,15 +19,15 @@ import{H as x,a as f,aa as L,b as y,d as m,s as _}from"./chunk-RTTJJU3V.js";var 
           <text class="table-count" dy="1.1em">${S}/${l.capacity}${D?" \u26A0":""}${k?` \xB7 ${k}\u25CF`:""}</text>
         </g>
       </g>`})}
-  </svg>`}function it(t){let e=t.canWrite("seating")||t.canOperate("seating"),{people:n,households:r}=J(t);p.chosen&&p.chosen.kind==="guest"&&t.seating.assignments.has(p.chosen.id)&&(p.chosen=null);let d=(a,i,s)=>f`<li><button type="button" class="chip person ${p.chosen&&p.chosen.id===a.id?"chosen":""}"
+  </svg>`}function it(t){let e=t.canWrite("seating")||t.canOperate("seating"),{people:n,households:r}=J(t);p.chosen&&p.chosen.kind==="guest"&&t.seating.assignments.has(p.chosen.id)&&(p.chosen=null);let d=(a,i,s)=>f`<li><button type="button" class="pick ${p.chosen&&p.chosen.id===a.id?"chosen":""}"
       data-kind=${a.kind} data-id=${a.id} aria-pressed=${p.chosen&&p.chosen.id===a.id?"true":"false"}
       @pointerdown=${c=>U(t,a,c)} @click=${at(()=>Q(t,a))}>${i}${s}</button></li>`,o=new Map(t.guests.map(a=>[a.id,a]));return f`<div class="chart" @keydown=${a=>tt(t,a)}>
     ${e?f`<section class="palette" aria-labelledby="palette-title" data-drop="unseated">
-      <h3 id="palette-title">To seat</h3>
+      <h4 id="palette-title">To seat</h4>
       <p class="muted">Drag onto a table or a seat, or choose one and use the arrow keys, then Enter.</p>
-      ${r.length?f`<h4>Households</h4><ul class="chips">${r.map(a=>d({kind:"household",id:a.id,name:a.name},a.name,f` <span class="muted">(${a.guests.filter(i=>i.rsvp!=="declined").length})</span>`))}</ul>`:m}
+      ${r.length?f`<h4>Households</h4><ul class="picks">${r.map(a=>d({kind:"household",id:a.id,name:a.name},a.name,f` <span class="muted">(${a.guests.filter(i=>i.rsvp!=="declined").length})</span>`))}</ul>`:m}
       <h4>Guests</h4>
-      <ul class="chips">${n.map(a=>d({kind:"guest",id:a.id,name:a.name},a.name,f`${a.plus_one_of&&o.has(a.plus_one_of)?f` <span class="muted">(plus-one of ${o.get(a.plus_one_of).name})</span>`:m}${a.dietary.length?f` <span class="diet-mark" title=${a.dietary.join(", ")}>● ${a.dietary.join(", ")}</span>`:m}`))}</ul>
+      <ul class="picks">${n.map(a=>d({kind:"guest",id:a.id,name:a.name},a.name,f`${a.plus_one_of&&o.has(a.plus_one_of)?f` <span class="muted">(plus-one of ${o.get(a.plus_one_of).name})</span>`:m}${a.dietary.length?f` <span class="diet-mark" title=${a.dietary.join(", ")}>● ${a.dietary.join(", ")}</span>`:m}`))}</ul>
       ${n.length?m:f`<p class="muted">Everyone who may come has a seat.</p>`}
     </section>`:m}
     <div class="chart-canvas" tabindex="-1" role="application" aria-label="Seating chart" aria-describedby="chart-help">

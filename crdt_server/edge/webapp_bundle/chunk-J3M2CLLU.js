@@ -1,1 +1,0 @@
-import{a,b,c,d,e}from"./chunk-645CFZA2.js";import"./chunk-RTTJJU3V.js";import"./chunk-XMFJZ5UI.js";export{d as chartSvg,e as chartView,b as geometry,c as occupancy,a as placeOf};
