@@ -60,6 +60,11 @@ class WeddingDomain:
     def context(self, kind: str, op: Mapping[str, Any] | None = None) -> tuple[str, ...]:
         if op is None:
             return ("seating",) if kind == "guests" else ()
+        if kind == "seating" and op.get("op") in _READ_GUESTS:
+            return ("guests",)
+        return ()
+
+    def needs(self, kind: str, op: Mapping[str, Any]) -> tuple[str, ...]:
         if kind == "seating" and op.get("op") == "seat_household":
             return ("guests",)
         return ()
@@ -99,6 +104,10 @@ class WeddingDomain:
         stored events and deliveries besides the guest's id."""
         return tuple(f"{kind}/{root}/{person}" for kind, root in _PERSON_ROOTS.items())
 
+
+_READ_GUESTS = frozenset({"seat_household", "assign_seat", "update_table"})
+"""Seating operations that read the guest list: a household's people, and a table's people
+counted with the unnamed plus-ones of its guests (who declined is not seated)."""
 
 _PERSON_ROOTS = {"guests": "guests", "seating": "assignments"}
 """Where a guest is, by document kind: their entry (keyed by guest id) and their seat

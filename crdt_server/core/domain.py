@@ -89,7 +89,15 @@ class Domain(Protocol):
     def context(self, kind: str, op: Mapping[str, Any] | None = None) -> Collection[str]:
         """The other kinds of the wedding that the operation ``op`` on a ``kind`` document
         reads (``None``: that its JSON view reads); their documents are given to
-        :meth:`operate` and :meth:`to_json` as ``related``."""
+        :meth:`operate` and :meth:`to_json` as ``related``. A caller on behalf of a
+        person gives those the person may read, and refuses the operation if one that
+        :meth:`needs` names is not among them."""
+        ...
+
+    def needs(self, kind: str, op: Mapping[str, Any]) -> Collection[str]:
+        """Of the kinds :meth:`context` names for ``op``, those it cannot run without
+        (the others, where given, make its checks count more: a full table counts plus-ones
+        when the guest list is known)."""
         ...
 
     def operate(

@@ -202,15 +202,20 @@ class WeddingService:
         sender: Sender,
         *,
         rows: Callable[[dict[str, Any]], Sequence[FeatureRow]] | None = None,
+        reads: Collection[str] | None = None,
     ) -> dict[str, Any]:
         """Run a domain operation as one Yjs transaction; answered once committed.
 
         Raises the domain's error (:class:`crdt_server.documents.OperationError`; nothing
         changed) for an invalid operation. ``rows``: as for :meth:`edit` (an idempotency
         key with the operation's result, :mod:`crdt_server.core.operation_keys`).
+        ``reads``: the other documents the operation is given, of those the domain's
+        ``context`` names (the ones the person asking may read; ``None``: all of them).
         """
         operate = self.domain.operate
-        related = await self._copies_of(wedding_id, self.domain.context(kind, op))
+        if reads is None:
+            reads = self.domain.context(kind, op)
+        related = await self._copies_of(wedding_id, reads)
         return await self.edit(
             f"{wedding_id}/{kind}",
             lambda doc: operate(doc, kind, op, origin=sender.origin, related=related or None),

@@ -308,13 +308,18 @@ async def operate(call: ApiCall, path: DocPath) -> Response:
         if refusal is not None:
             raise ApiError.field(403, refusal[1], refusal[0])
     weddings = call.state.weddings
-    for other in weddings.domain.context(path.doc, op):
-        # The operation reads another document (seating a household reads the guest list):
-        # only for who may read it.
+    for other in weddings.domain.needs(path.doc, op):
+        # The operation cannot run without another document (seating a household reads the
+        # guest list): only for who may read it.
         document_principal(call, path.wedding_id, other, write=False)
+    # The others it reads only where the caller may read them (a full table counts the
+    # unnamed plus-ones of its guests for who may read the guest list).
+    reads = _readable_context(call, path, weddings.domain.context(path.doc, op))
     once = _operation_key(call, path, principal)
     if once is None:
-        result = await weddings.operate(path.wedding_id, path.doc, op, sender_of(principal))
+        result = await weddings.operate(
+            path.wedding_id, path.doc, op, sender_of(principal), reads=reads
+        )
         return json_response(OperationAnswer(committed=True, result=result))
     keys = weddings.keys
     async with keys.held(once):
@@ -333,7 +338,9 @@ async def operate(call: ApiCall, path: DocPath) -> Response:
             answer.append(msgspec.json.encode(OperationAnswer(committed=True, result=result)))
             return [keys.row(once, answer[0].decode())]
 
-        await weddings.operate(path.wedding_id, path.doc, op, sender_of(principal), rows=kept)
+        await weddings.operate(
+            path.wedding_id, path.doc, op, sender_of(principal), rows=kept, reads=reads
+        )
     return Response(answer[0], media_type="application/json")
 
 

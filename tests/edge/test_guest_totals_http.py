@@ -98,3 +98,38 @@ async def test_seating_a_household_needs_to_read_the_guest_list(http: httpx.Asyn
     assert free_text.json()["result"]["seated"] == ["g3"]
     malformed = await seat(http, COUPLE, table_id="t2")
     assert malformed.status_code == 400, malformed.text
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_assigning_a_seat_counts_people_for_who_reads_the_guest_list(
+    http: httpx.AsyncClient,
+) -> None:
+    """One guest's seat over HTTP counts people as seating a household does: Ann brings an
+    unnamed plus-one, so Lily (two seats, Cy at one) has no room for her; a table cannot
+    shrink below the people at it; a guest the list does not hold is named."""
+
+    async def assign(headers: dict[str, str], **op: Any) -> httpx.Response:
+        return await http.post(
+            f"{W}/docs/seating/ops", json={"op": "assign_seat", **op}, headers=headers
+        )
+
+    full = await assign(COUPLE, guest_id="g1", table_id="t2")
+    assert full.status_code == 422, full.text
+    error = full.json()["errors"][0]
+    assert error["field"] == "table_id" and "plus-one" in error["message"]
+    shrink = await http.post(
+        f"{W}/docs/seating/ops",
+        json={"op": "update_table", "table_id": "t1", "capacity": 2},
+        headers=COUPLE,
+    )
+    assert shrink.status_code == 422, shrink.text
+    assert "3 people" in shrink.json()["errors"][0]["message"]
+    unknown = await assign(COUPLE, guest_id="nobody", table_id="t1")
+    assert unknown.status_code == 422, unknown.text
+    assert unknown.json()["errors"][0]["field"] == "guest_id"
+    # Who may not read the guest list is told nothing of it: rows are counted, and Bo (one
+    # row) fits beside Cy.
+    blind = await assign(SEATS_ONLY, guest_id="g2", table_id="t2")
+    assert blind.status_code == 200, blind.text
+    view = (await http.get(f"{W}/docs/guests", headers=COUPLE)).json()
+    assert view["totals"]["tables"]["t2"]["people"] == 2

@@ -1,6 +1,7 @@
 """A household answers from its RSVP link on a phone (Debian's Chromium at 390 x 844,
 against a real ``--demo`` server) and the couple's app, open on a laptop, shows it live: the
-guest's RSVP in the guest list and who answered, and when, in the activity feed. The page
+guest's RSVP in the guest list and who answered, and when, in the activity feed and the guest
+list's answers panel. The page
 renders the couple's and guests' strings as text, keeps only ``rsvp:`` keys in its storage,
 and an answer given offline is sent once the phone is back online (its Idempotency-Key
 kept with it)."""
@@ -89,6 +90,16 @@ async def test_an_rsvp_from_a_phone_shows_live_in_the_couples_app(demo: Demo, br
     feed = couple.get_by_role("complementary", name="Activity")
     said = feed.get_by_role("listitem").filter(has_text=f"{first['name']} (RSVP link) answered")
     await expect(said.first).to_be_visible(timeout=10_000)
+    # And in the guest list's "answered by RSVP link" panel: who, what and when, newest first.
+    answers = couple.get_by_role("group", name="RSVP answers")
+    await expect(answers).to_contain_text("2 people of 1 household", timeout=10_000)
+    await answers.locator("summary").click()
+    row = answers.get_by_role("row").filter(has_text=first["name"])
+    await expect(row).to_contain_text("accepted")
+    assert await row.locator("time[datetime]").count() == 1
+    await expect(answers.get_by_role("row").filter(has_text=second["name"])).to_contain_text(
+        "declined"
+    )
 
     # Text stays text; only rsvp: keys in the page's storage.
     assert await phone.locator("b").count() == 0

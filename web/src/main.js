@@ -17,6 +17,7 @@ import { ActivityFeed, describe, placeOf, when } from './activity.js'
 import { ThreadStore } from './threads.js'
 import { threadIndex, threadPanel } from './panel.js'
 import { LostWrites, lostList } from './lost.js'
+import { RsvpAnswers } from './answers.js'
 import { OperationQueue } from './operations.js'
 import { EditState, FormErrors } from './forms.js'
 import { History } from './undo.js'
@@ -251,13 +252,14 @@ class PlannerApp {
     this.members = new Members({ wedding, sub: access.sub, token: () => this.keeper.token, onChange: () => this.sync.changed() })
     this.calendarTokens = new CalendarTokens({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
     this.docHistory = new DocHistory({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
+    this.answers = new RsvpAnswers({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
     this.feed = new ActivityFeed({
       wedding,
       sub: access.sub,
       token: () => this.keeper.token,
       onChange: () => this.sync.changed(),
       onGone: () => this.gone(),
-      onEvents: (events) => { this.threads.onEvents(events); this.lost.onEvents(events); this.inbox.onEvents(events) }
+      onEvents: (events) => { this.threads.onEvents(events); this.lost.onEvents(events); this.inbox.onEvents(events); this.answers.onEvents(events) }
     })
     this.ops = new OperationQueue({
       wedding,
@@ -321,9 +323,10 @@ class PlannerApp {
     this.threads.start()
     this.inbox.start()
     this.lost.start()
+    this.answers.start()
     addEventListener('online', () => {
       if (!this.keeper.token) this.keeper.refresh() // opened offline: the token comes now
-      this.feed.reconnect(); this.threads.reconnect(); this.lost.refresh(); this.inbox.refresh(); this.ops.kick()
+      this.feed.reconnect(); this.threads.reconnect(); this.lost.refresh(); this.inbox.refresh(); this.answers.refresh(); this.ops.kick()
     })
     if (!this.keeper.token && navigator.onLine) this.keeper.refresh()
     this.ops.kick()

@@ -14,6 +14,7 @@ import { cancelNotes, notesField } from './notes.js'
 import { discussButton } from './panel.js'
 import { theirsNote, valueOf } from './forms.js'
 import { historyButton } from './history.js'
+import { answersPanel } from './answers.js'
 import { WINDOW_FROM, bulkBar, guestRows, seatHouseholdForm, selectBox, totalsPanel } from './guestlist.js'
 import { peopleAt } from './households.js'
 
@@ -143,6 +144,7 @@ export function guestsView (ctx) {
       </div>
       ${readOnlyNote(ctx, 'guests')}
       ${totalsPanel(ctx)}
+      ${answersPanel(ctx)}
       ${canWrite ? html`
         <form class="card add-form" data-form="add-guest" novalidate @submit=${add} @input=${addForm.edited} aria-label="Add a guest">
           <div class="field"><label>Name <input name="name" required maxlength="200" autocomplete="off"

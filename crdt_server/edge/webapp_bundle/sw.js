@@ -1,8 +1,8 @@
 // The service worker of the planner: keeps the app shell on the device so the app opens
 // with no network. The documents themselves live in IndexedDB (y-indexeddb), not here.
 // The list of files and the version below are filled in by web/build.mjs.
-const VERSION = '1d511cdbb697d251'
-const SHELL = ["/app/","/app/app-EHQQKWMM.js","/app/app-XXRR7MDK.css","/app/chunk-72U6ZFI7.js","/app/chunk-GIVH2MHA.js","/app/chunk-RTTJJU3V.js","/app/chunk-ULH3TVUC.js","/app/chunk-URBIXA5F.js","/app/chunk-XMFJZ5UI.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
+const VERSION = 'f157cceabe2b0bad'
+const SHELL = ["/app/","/app/app-TTNO6PB3.js","/app/app-XXRR7MDK.css","/app/chunk-72U6ZFI7.js","/app/chunk-GIVH2MHA.js","/app/chunk-RTTJJU3V.js","/app/chunk-ULH3TVUC.js","/app/chunk-URBIXA5F.js","/app/chunk-XMFJZ5UI.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
 const CACHE = `planner-${VERSION}`
 
 self.addEventListener('install', (event) => {

@@ -1,0 +1,115 @@
+// Who answered through their household's RSVP link, and when: the guest list's
+// `guest.rsvp_changed` events credited to a guest (actor `{"sub": "guest:<id>", "role":
+// "guest"}`), read once from GET .../events (cursor pages, oldest first) and then followed
+// live through the activity feed's events. A guest's newest answer is the one shown. The
+// events route shows each person only the events of documents they may read, so whoever
+// sees this panel may read the guest list.
+
+import { html, nothing } from 'lit-html'
+import { formats } from './local.js'
+
+const PAGE = 500 // the events route's largest page
+const PAGES = 20 // read at most 10,000 answers at start (a wedding has far fewer)
+
+/** An answer a guest gave by their link, or null: `{guestId, to, at, seq}`. */
+export function answerOf (event) {
+  if (!event || event.type !== 'guest.rsvp_changed') return null
+  const actor = event.actor || {}
+  const data = event.data || {}
+  if (actor.role !== 'guest' || typeof actor.sub !== 'string' || typeof data.id !== 'string') return null
+  // A guest answers for the people of their household, each credited to that person.
+  if (actor.sub !== `guest:${data.id}`) return null
+  if (typeof data.to !== 'string' || !Number.isInteger(event.seq)) return null
+  return { guestId: data.id, to: data.to, at: typeof event.at === 'string' ? event.at : null, seq: event.seq }
+}
+
+/** The newest answer per guest of `events` merged into `latest` (guest id -> answer);
+ *  whether anything changed. */
+export function mergeAnswers (latest, events) {
+  let changed = false
+  for (const event of events) {
+    const answer = answerOf(event)
+    if (!answer) continue
+    const known = latest.get(answer.guestId)
+    if (known && known.seq >= answer.seq) continue
+    latest.set(answer.guestId, answer)
+    changed = true
+  }
+  return changed
+}
+
+export class RsvpAnswers {
+  constructor ({ wedding, token, onChange }) {
+    this.base = `/api/weddings/${encodeURIComponent(wedding)}/events`
+    this.token = token
+    this.onChange = onChange
+    this.latest = new Map()
+    this.loaded = false
+    this.complete = false
+    this.reading = null
+  }
+
+  start () {
+    this.refresh()
+    return this
+  }
+
+  async load () {
+    let after = 0
+    try {
+      for (let page = 0; page < PAGES; page++) {
+        const query = `types=guest.rsvp_changed&limit=${PAGE}&after=${after}`
+        const response = await fetch(`${this.base}?${query}`, { headers: { Authorization: `Bearer ${this.token()}` } })
+        if (!response.ok) break
+        const body = await response.json()
+        mergeAnswers(this.latest, Array.isArray(body.events) ? body.events : [])
+        if (!Number.isInteger(body.next)) break
+        after = body.next
+      }
+      this.complete = true
+    } catch {
+      // Offline: read again when back (refresh); live events fill in meanwhile.
+    }
+    this.loaded = true
+    this.onChange()
+  }
+
+  /** Read again if the first reading did not finish (opened offline). */
+  refresh () {
+    if (!this.complete && !this.reading) this.reading = this.load().finally(() => { this.reading = null })
+  }
+
+  onEvents (events) {
+    if (mergeAnswers(this.latest, events)) this.onChange()
+  }
+
+  /** The answers of guests still on the list, newest first, with their names. */
+  shown (guests) {
+    const byId = new Map(guests.map((g) => [g.id, g]))
+    return [...this.latest.values()]
+      .filter((a) => byId.has(a.guestId))
+      .sort((a, b) => b.seq - a.seq)
+      .map((a) => ({ ...a, guest: byId.get(a.guestId) }))
+  }
+}
+
+const WORDS = { accepted: 'accepted', declined: 'declined', pending: 'is not sure yet' }
+
+/** The guest view's panel: who answered by their link, and when (newest first). */
+export function answersPanel (ctx) {
+  const answers = ctx.answers
+  if (!answers) return nothing
+  const shown = answers.shown(ctx.guests)
+  const households = new Set(shown.map((a) => a.guest.household_id || a.guest.household || a.guestId))
+  return html`<details class="card answers" aria-label="RSVP answers">
+    <summary><strong>Answered by RSVP link:</strong> ${shown.length
+      ? `${shown.length} ${shown.length === 1 ? 'person' : 'people'} of ${households.size} household${households.size === 1 ? '' : 's'}`
+      : answers.loaded ? 'nobody yet' : 'reading…'}</summary>
+    ${shown.length
+      ? html`<table class="per-table answers-list"><thead><tr><th scope="col">Guest</th><th scope="col">Answer</th><th scope="col">When</th></tr></thead>
+        <tbody>${shown.map((a) => html`<tr data-guest=${a.guestId}><th scope="row">${a.guest.name || 'a guest'}</th>
+          <td><span class="pill ${a.to}">${WORDS[a.to] || a.to}</span></td>
+          <td>${a.at ? html`<time datetime=${a.at}>${formats().dateTime(a.at)}</time>` : '—'}</td></tr>`)}</tbody></table>`
+      : html`<p class="muted">Answers sent from a household's RSVP page show here as they arrive.</p>`}
+  </details>`
+}
