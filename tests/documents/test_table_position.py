@@ -10,7 +10,7 @@ import pytest
 from pycrdt import Doc, Map
 
 from crdt_server.documents import check, to_json
-from documents.schema import read_seating, root
+from crdt_server.documents.schema import read_seating, root
 
 from .wedding import NO_NOTES, Docs, new_wedding, refused, run
 
