@@ -8,6 +8,7 @@ the same field rules, so the three paths cannot disagree about what is valid.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import uuid
 import zoneinfo
@@ -53,6 +54,9 @@ MAX_TEXT = 200
 MAX_NOTES = 5000
 MAX_SEATS = 1000
 MAX_LIST = 20
+CHART_SIZE = 10000
+"""A seating chart's coordinates (a table's ``position``) run from 0 to this, in both axes:
+the app draws them in its own units (one unit is about a centimetre of the room)."""
 MAX_PARTNERS = 2
 MAX_NAME = 100
 """A partner's name in a wedding's profile: at most this many characters."""
@@ -228,6 +232,36 @@ def identifier(value: object) -> str:
             f"must be 1 to 64 letters, digits, '-' or '_', got {shown(value)}",
         )
     return value
+
+
+def _number(value: object, what: str, high: int, *, below: bool = False) -> int | float:
+    """A finite number from 0 to ``high`` (``below``: under it); integral ones as ints."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise DocumentError(f"{what} must be a number, got {shown(value)}")
+    if value < 0 or value > high or (below and value == high):
+        bound = f"under {high}" if below else str(high)
+        raise DocumentError(f"{what} must be from 0 to {bound}, got {value:g}")
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def position(value: object) -> dict[str, int | float]:
+    """Where a table stands on the seating chart: one JSON object ``{"x", "y", "rotation"}``
+    (x and y from 0 to :data:`CHART_SIZE`, rotation in degrees from 0 to under 360), set as
+    one value so that two people dragging one table at once end with one of their two
+    positions, never a mix of both."""
+    if not isinstance(value, dict):
+        raise DocumentError(f"must be an object {{x, y, rotation}}, got {shown(value)}")
+    extra = sorted(str(k) for k in value if k not in ("x", "y", "rotation"))
+    if extra:
+        raise DocumentError(f"must hold only x, y and rotation, not {extra[0]!r}")
+    missing = [k for k in ("x", "y", "rotation") if k not in value]
+    if missing:
+        raise DocumentError(f"must hold x, y and rotation; {missing[0]} is missing")
+    return {
+        "x": _number(value["x"], "x", CHART_SIZE),
+        "y": _number(value["y"], "y", CHART_SIZE),
+        "rotation": _number(value["rotation"], "rotation", 360, below=True),
+    }
 
 
 def boolean(value: object) -> bool:
@@ -454,8 +488,12 @@ TABLE = Entity(
         Field("capacity", integer(1, MAX_SEATS), required=True),
         Field("shape", choice(TABLE_SHAPES), default="round"),
         Field("notes", prose(), text=True),
+        Field("position", position),
     ),
 )
+"""A table of the seating plan. ``shape`` is how the chart draws it; ``position`` is where
+(absent: not placed yet, the app lays such tables out in a grid). A position is one value,
+replaced whole (:func:`position`)."""
 ASSIGNMENT = Entity(
     "seating",
     "assignments",

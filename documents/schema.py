@@ -12,7 +12,8 @@ can never both insert "the same" element and end up with two::
                            (absent in documents written before households: a guest's
                            free-text ``household`` reads as one, :mod:`documents.households`)
               menu         choices  (the meals on offer, one list value; absent: no menu)
-    seating   tables       table_id -> Map{name, capacity, shape, notes*}
+    seating   tables       table_id -> Map{name, capacity, shape, notes*, position}
+                           (position: {"x", "y", "rotation"}, one atomic JSON value)
               assignments  guest_id -> {"table_id", "seat"}  (one atomic JSON value)
     timeline  items        item_id -> Map{title, start, end, location, owner, vendor,
                                           status, notes*}
@@ -130,6 +131,8 @@ class Table:
     capacity: int
     shape: str
     notes: str | None
+    position: Mapping[str, int | float] | None = None
+    """Where the chart draws the table (``{"x", "y", "rotation"}``); ``None``: not placed."""
 
 
 @dataclass(frozen=True)

@@ -120,7 +120,9 @@ FIELD_READERS: dict[tuple[str, str], frozenset[str]] = {
 }
 """(document, field) -> the roles that may read it; fields not listed are read by whoever
 reads their document. The timeline's run of show is not listed: everyone who reads the
-timeline (friends included) reads it."""
+timeline (friends included) reads it. Nor is anything of the seating: a table's ``shape`` and
+``position`` (the seating chart) are for every reader, vendors included (the venue and the
+caterer set the room out by them)."""
 
 
 OPERATE_OPERATIONS: dict[str, dict[str, frozenset[str] | None]] = {

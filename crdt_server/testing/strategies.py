@@ -125,13 +125,21 @@ _GUESTS = st.one_of(
     _op("remove_household", {"household_id": household_ids}),
     _op("set_menu", {"choices": menus}),
 )
+table_positions = st.fixed_dictionaries(
+    {"x": st.integers(0, 2000), "y": st.integers(0, 2000), "rotation": st.sampled_from([0, 45, 90])}
+)
+"""A table's place on the seating chart (one value, ``{x, y, rotation}``)."""
 _SEATING = st.one_of(
     _op(
         "add_table",
         {"table_id": table_ids, "name": st.sampled_from(["Rose", "Lily"])},
         {"capacity": st.integers(1, 3), "shape": st.sampled_from(TABLE_SHAPES), "notes": notes},
     ).map(lambda op: {"capacity": 2, **op}),
-    _op("update_table", {"table_id": table_ids}, {"capacity": st.integers(1, 3), "notes": notes}),
+    _op(
+        "update_table",
+        {"table_id": table_ids},
+        {"capacity": st.integers(1, 3), "notes": notes, "position": table_positions},
+    ),
     _op("remove_table", {"table_id": table_ids}),
     _op(
         "assign_seat",

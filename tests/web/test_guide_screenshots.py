@@ -156,6 +156,19 @@ async def test_every_view_of_the_guide_at_a_phone_and_a_desktop(demo: Demo, brow
         await page.get_by_role("heading", name=view, exact=True).wait_for()
         await shot(page, view.lower())
 
+    # The seating chart, and the print views (issue 54): escort cards, a vendor's run sheet.
+    await page.get_by_role("link", name="Seating", exact=True).click()
+    chart = page.locator(".chart-card")
+    await chart.locator(".chart-svg").wait_for(timeout=10_000)
+    await shot(page, "seating-chart", chart)
+    await page.evaluate("location.hash = '#/print/escort-cards'")
+    await page.locator(".escort-card").first.wait_for(timeout=10_000)
+    await shot(page, "escort-cards")
+    await page.evaluate("location.hash = '#/print/run-sheet?vendor=Harbour%20Catering'")
+    await page.locator("table.run-sheet").wait_for(timeout=10_000)
+    await shot(page, "run-sheet")
+    await page.evaluate("location.hash = '#seating'")
+
     # The conflicts panel, opened (one line on a phone until tapped).
     panel = page.get_by_role("region", name="Conflicts")
     await page.get_by_role("link", name="Seating", exact=True).click()

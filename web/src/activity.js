@@ -242,6 +242,7 @@ const FIELD_WORDS = {
   contact: 'contact',
   capacity: 'seats',
   shape: 'shape',
+  position: 'place on the chart',
   title: 'title',
   location: 'location',
   owner: 'owner',

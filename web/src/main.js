@@ -9,10 +9,10 @@ import {
 } from './people.js'
 import { KINDS, WeddingSync, collabSocket, forgetWedding } from './sync.js'
 import {
-  conflictKey, readBudget, readGuests, readProfile, readSeating, readTimeline, seatFor, seatGuest,
+  conflictKey, readBudget, readGuests, readProfile, readSeating, readTimeline, seatFor, seatGuest, seatGuestAt,
   seatingConflicts, timelineOverlaps, unseatGuest, updateGuest
 } from './model.js'
-import { avatar, budgetView, guestsView, seatingView, timelineView } from './views.js'
+import { avatar, budgetView, guestsView, printPage, seatingView, timelineView } from './views.js'
 import { readTasks, tasksView } from './tasks.js'
 import { ActivityFeed, describe, placeOf, when } from './activity.js'
 import { ThreadStore } from './threads.js'
@@ -707,6 +707,16 @@ class PlannerApp {
     this.say(`${household.name} seated together at ${table.name}.`)
   }
 
+  /** Seat a guest on one seat of a table (the chart's drop on a seat). */
+  seatAt (guestId, tableId, seat) {
+    const guest = this.guests.find((g) => g.id === guestId)
+    const table = this.seating.tables.find((t) => t.id === tableId)
+    if (!guest || !table) return
+    if (this.canOperate('seating')) this.ops.add('seating', { op: 'assign_seat', guest_id: guestId, table_id: tableId, seat })
+    else seatGuestAt(this.docs.seating, guestId, tableId, seat)
+    this.say(`${guest.name} seated at ${table.name}, seat ${seat}.`)
+  }
+
   seat (guestId, tableId) {
     if (this.canOperate('seating')) {
       const value = seatFor(this.seating, guestId, tableId)
@@ -925,6 +935,12 @@ class PlannerApp {
     // The server answers again (a socket reconnected): send what was queued meanwhile.
     if (this.ops.count && this.sync.status === 'synced') this.ops.kick()
     this.snapshot()
+    if (location.hash.startsWith('#/print')) {
+      // A print view: the page alone (shareable by its address), nothing of the app around it.
+      render(html`<main id="main" class="print-page" tabindex="-1">${printPage(this)}</main>
+        <p class="sr-only" aria-live="polite">${this.announcement}</p>`, this.host)
+      return
+    }
     const section = this.section
     const status = this.signedOut ? 'signed-out' : this.deleted ? 'deleted' : this.sync.status
     const views = { guests: guestsView, seating: seatingView, timeline: timelineView, budget: budgetView, tasks: tasksView }

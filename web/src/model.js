@@ -52,10 +52,26 @@ export function readGuests (doc) {
     .sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id))
 }
 
+export const SHAPES = ['round', 'rectangular', 'square', 'oval']
+/** A seating chart's coordinates run from 0 to this (the server's `CHART_SIZE`). */
+export const CHART_SIZE = 10000
+
+const inRange = (n, high, below = false) => typeof n === 'number' && Number.isFinite(n) && n >= 0 && (below ? n < high : n <= high)
+
+/** A table's stored `position` ({x, y, rotation}), or null when absent or not what the
+ *  schema allows (the server reports such a value as a finding). */
+export function positionOf (value) {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return null
+  const { x, y, rotation } = value
+  if (Object.keys(value).some((k) => !['x', 'y', 'rotation'].includes(k))) return null
+  if (!inRange(x, CHART_SIZE) || !inRange(y, CHART_SIZE) || !inRange(rotation, 360, true)) return null
+  return { x, y, rotation }
+}
+
 export function readSeating (doc) {
   const tables = entries(doc, 'tables')
     .filter((t) => text(t.name) && Number.isInteger(t.capacity) && t.capacity >= 1)
-    .map((t) => ({ id: t.id, name: text(t.name), capacity: t.capacity, shape: t.shape || 'round' }))
+    .map((t) => ({ id: t.id, name: text(t.name), capacity: t.capacity, shape: SHAPES.includes(t.shape) ? t.shape : 'round', position: positionOf(t.position) }))
     .sort((a, b) => a.id.localeCompare(b.id))
   const assignments = new Map()
   for (const a of entries(doc, 'assignments')) {
@@ -324,13 +340,29 @@ export function unseatGuest (doc, guestId) {
   doc.transact(() => doc.getMap('assignments').delete(guestId), LOCAL)
 }
 
-export function addTable (doc, name, capacity) {
+export function addTable (doc, name, capacity, shape = 'round') {
   const id = newId('t-')
   doc.transact(() => {
     const table = new Y.Map()
     doc.getMap('tables').set(id, table)
-    writeFields(table, { name, capacity, shape: 'round', notes: '' })
+    writeFields(table, { name, capacity, shape, notes: '' })
   }, LOCAL)
+  return id
+}
+
+/** Place a table on the chart: its `position` set as ONE value (a plain object), so two
+ *  people moving one table at once end with one of their two places, never a mix. */
+export function setTablePosition (doc, id, { x, y, rotation }) {
+  const table = doc.getMap('tables').get(id)
+  const clamp = (n, high) => Math.round(Math.min(Math.max(n, 0), high))
+  const position = { x: clamp(x, CHART_SIZE), y: clamp(y, CHART_SIZE), rotation: ((Math.round(rotation) % 360) + 360) % 360 }
+  if (table instanceof Y.Map) doc.transact(() => table.set('position', position), LOCAL)
+}
+
+/** Seat a guest on one seat of a table (`seat` null: the lowest free one). */
+export function seatGuestAt (doc, guestId, tableId, seat) {
+  if (!seat) { seatGuest(doc, guestId, tableId); return }
+  doc.transact(() => doc.getMap('assignments').set(guestId, { table_id: tableId, seat }), LOCAL)
 }
 
 export function updateTable (doc, id, fields) {

@@ -6,9 +6,9 @@ import { live } from 'lit-html/directives/live.js'
 import { ref } from 'lit-html/directives/ref.js'
 import { repeat } from 'lit-html/directives/repeat.js'
 import {
-  RSVP, SIDES, STATUSES, addCategory, addDays, addGuest, addItem, addTable, dayName, firstDay,
-  markPaid, parseMoney, recordPayment, removeGuest, removeItem, removePayment, removeTable, seatGuest,
-  setTotal, timelineDays, updateCategory, updateGuest, updateItem, updateTable, zonedTime
+  RSVP, SHAPES, SIDES, STATUSES, addCategory, addDays, addGuest, addItem, addTable, dayName,
+  firstDay, markPaid, parseMoney, recordPayment, removeGuest, removeItem, removePayment, removeTable,
+  seatGuest, setTotal, timelineDays, updateCategory, updateGuest, updateItem, updateTable, zonedTime
 } from './model.js'
 import { cancelNotes, notesField } from './notes.js'
 import { discussButton } from './panel.js'
@@ -339,7 +339,7 @@ export function seatingView (ctx) {
     if (capacity === null) errors.push({ field: 'capacity', message: SEATS })
     if (errors.length) { ctx.refuse('add-table', errors); return }
     ctx.errors.clear('add-table')
-    addTable(ctx.docs.seating, v.name.slice(0, 200), capacity)
+    addTable(ctx.docs.seating, v.name.slice(0, 200), capacity, SHAPES.includes(v.shape) ? v.shape : 'round')
     e.target.reset()
     ctx.say(`Table ${v.name} added.`)
   }
@@ -353,6 +353,12 @@ export function seatingView (ctx) {
       ${readOnlyNote(ctx, 'seating')}
       ${canSeat ? html`<p class="muted">Drag a guest onto a table, or choose a table in the list next to their name.</p>` : nothing}
       ${canSeat && ctx.docs.guests ? seatHouseholdForm(ctx) : nothing}
+      <p class="print-links"><a href="#/print/seating">Print the chart</a> · <a href="#/print/escort-cards">Print escort cards</a></p>
+      <section class="card chart-card" aria-labelledby="chart-title">
+        <h3 id="chart-title">Chart</h3>
+        ${lazyChart(ctx)}
+      </section>
+      <h3 class="list-title">Tables as a list</h3>
       <div class="seating">
         <section class="card unseated" aria-labelledby="unseated-title"
           @dragover=${(e) => e.preventDefault()} @drop=${(e) => { e.preventDefault(); const id = e.dataTransfer.getData('text/x-guest'); if (id && canSeat) ctx.unseat(id) }}>
@@ -380,6 +386,8 @@ export function seatingView (ctx) {
               </ul>
               ${canWrite ? html`<div class="table-tools" data-form=${`seats-${t.id}`}>
                 ${seatsControl(ctx, t)}
+                <label>Shape <select aria-label=${`Shape of ${t.name}`} @change=${(e) => updateTable(ctx.docs.seating, t.id, { shape: e.target.value })}>
+                  ${SHAPES.map((shape) => html`<option value=${shape} .selected=${live(t.shape === shape)}>${label(shape)}</option>`)}</select></label>
                 <button type="button" class="link danger" aria-label=${`Remove table ${t.name}`} @click=${() => ctx.removed(`Table ${t.name} removed`, () => removeTable(ctx.docs.seating, t.id))}>Remove</button>
               </div>` : nothing}
             </section>`
@@ -389,11 +397,34 @@ export function seatingView (ctx) {
               aria-describedby=${tableForm.describedBy('name')} aria-invalid=${tableForm.invalid('name')}></label>${tableForm.note('name')}</div>
             <div class="field"><label>Seats <input name="capacity" type="number" min="1" max="1000" value="10" required
               aria-describedby=${tableForm.describedBy('capacity')} aria-invalid=${tableForm.invalid('capacity')}></label>${tableForm.note('capacity')}</div>
+            <div class="field"><label>Shape <select name="shape">${SHAPES.map((shape) => html`<option value=${shape}>${label(shape)}</option>`)}</select></label></div>
             <button type="submit">Add table</button>
           </form>` : nothing}
         </div>
       </div>
     </section>`
+}
+
+// The seating chart and the print views: chunks of their own, loaded when first shown.
+const lazy = { chart: null, print: null }
+const loading = {}
+
+function loaded (ctx, name, load) {
+  if (!loading[name]) {
+    loading[name] = load().then((m) => { lazy[name] = m; ctx.refresh() }, () => { delete loading[name] })
+  }
+  return lazy[name]
+}
+
+function lazyChart (ctx) {
+  const chart = loaded(ctx, 'chart', () => import('./chart.js'))
+  return chart ? chart.chartView(ctx) : html`<p class="muted">Loading the chart…</p>`
+}
+
+/** A print view (`#/print/...`): the chart, escort cards, a vendor's run sheet. */
+export function printPage (ctx) {
+  const print = loaded(ctx, 'print', () => import('./print.js'))
+  return print ? print.printView(ctx, print.printRoute(location.hash)) : html`<p class="muted">Loading…</p>`
 }
 
 const SEATS = 'A table has 1 to 1000 seats: type a whole number.'
@@ -533,6 +564,7 @@ export function timelineView (ctx) {
       </div>
       ${readOnlyNote(ctx, 'timeline')}
       ${daySwitcher(ctx, days, shown)}
+      <p class="print-links"><a href="#/print">Run sheets and other print views</a></p>
       <ol class="timeline" aria-label=${`Schedule for ${dayWords(ctx, shown)}`}>
         ${items.map((item) => {
           const flags = overlaps.get(item.id)
