@@ -57,6 +57,8 @@ def test_the_budget_chart_loads_only_when_the_budget_is_shown() -> None:
     chart = [n for n in lazy if 'data-chart="budget"' in (BUNDLE / n).read_text()]
     assert chart, "the budget chart is not in a lazy chunk"
     assert not any('data-chart="budget"' in (BUNDLE / n).read_text() for n in loaded)
+
+
 def test_the_seating_chart_and_print_views_load_only_when_shown() -> None:
     """Issue 54, points 5 and 6: the chart (SVG drawing, drags) and the print views are
     chunks the app imports on demand, not part of a first visit."""
