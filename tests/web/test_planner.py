@@ -253,7 +253,7 @@ async def test_a_deleted_wedding_is_cleared_from_the_device(demo: Demo, browser:
         "indexedDB.databases()"
         ".then(dbs => dbs.filter(d => d.name.startsWith('crdt-server:demo/')).length)"
     )
-    assert await planner.evaluate(stored) == 4
+    assert await planner.evaluate(stored) == 5  # the five documents (tasks too)
     feed = "Object.keys(localStorage).some(k => k.startsWith('crdt-server.activity:demo:'))"
     await until(planner, feed)  # the activity feed keeps its events on the device too
     async with httpx.AsyncClient() as client:
@@ -467,7 +467,7 @@ async def test_a_wedding_deleted_while_the_app_was_closed_is_cleared_when_it_ope
         "indexedDB.databases()"
         ".then(dbs => dbs.filter(d => d.name.startsWith('crdt-server:demo/')).length)"
     )
-    await until(planner, f"{stored}.then(n => n === 4)")
+    await until(planner, f"{stored}.then(n => n === 5)")  # the five documents
     await planner.close()
     async with httpx.AsyncClient() as client:
         response = await client.delete(
