@@ -59,7 +59,8 @@ async def test_a_guest_added_by_the_couple_appears_for_the_planner_within_a_seco
         assert sockets == ["collab/demo"]
     else:
         assert sorted(sockets) == [
-            f"sync/demo/{doc}" for doc in ("budget", "conflicts", "guests", "seating", "timeline")
+            f"sync/demo/{doc}"
+            for doc in ("budget", "conflicts", "guests", "seating", "tasks", "timeline")
         ]
     await couple.get_by_label("Name", exact=True).fill("Grace Hopper")
     started = time.monotonic()
