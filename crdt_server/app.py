@@ -62,6 +62,7 @@ from crdt_server.features import (
     presence,
     projections,
     rsvp,
+    scheduler,
     threads,
     versions,
     webhooks,
@@ -170,6 +171,7 @@ class AdminEvents(Extension):
 
 
 FEATURES: tuple[Feature, ...] = (
+    scheduler.FEATURE,
     events.FEATURE,
     people.FEATURE,
     notifications.FEATURE,
@@ -235,7 +237,7 @@ def create_app(
         # Kept as long as any token they cover may live (plus the iat clock skew).
         keep = settings.max_token_lifetime_seconds + CLOCK_SKEW
         revocations = Revocations(keep_seconds=keep)
-        built = Built(settings, revocations)
+        built = Built(settings, revocations, features)
         for feature in features:
             built.extensions.extend(feature.build(built))
         the_store = store or default_store(settings)

@@ -5,9 +5,10 @@ is the quoted schema."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+from crdt_server import clock
 
 from ._postgres_schema import BUMP, EVENT_COLUMNS, INSERT_EVENTS
 from .base import AddedEvents, EventFilter, NewEvent, Once, StoredEvent, audience_needle
@@ -31,7 +32,7 @@ async def insert_events(conn: Conn, s: str, events: Sequence[NewEvent]) -> list[
         last = await conn.fetchval(BUMP.format(s=s), wedding, count)
         if last is not None:  # None: the wedding is tombstoned (its trigger said so)
             next_seq[wedding] = int(last) - count + 1
-    now = time.time()
+    now = clock.now()
     stored: list[StoredEvent] = []
     for e in events:
         if e.wedding not in next_seq:
@@ -89,7 +90,7 @@ async def add_events(
             " WHERE scope = $1 AND key = $2 AND expires_at > $3",
             once.scope,
             once.key,
-            time.time(),
+            clock.now(),
         )
         if row is not None:
             found = await conn.fetch(
@@ -162,6 +163,6 @@ async def purge_events(conn: Conn, s: str, before: float) -> int:
         f"WITH g AS (DELETE FROM {s}.events WHERE at < $1 RETURNING 1) SELECT count(*) FROM g",
         before,
     )
-    now = time.time()
+    now = clock.now()
     await conn.execute(f"DELETE FROM {s}.idempotency WHERE expires_at < $1", now)
     return int(gone)

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections.abc import Sequence
 from typing import Any
+
+from crdt_server import clock
 
 from ._sqlite_schema import EVENT_COLUMNS
 from .base import AddedEvents, EventFilter, NewEvent, Once, StoredEvent, audience_needle
@@ -82,7 +83,7 @@ def add_events(db: sqlite3.Connection, batch: Sequence[NewEvent], once: Once | N
         row = db.execute(
             "SELECT fingerprint, wedding, seqs FROM idempotency"
             " WHERE scope = ? AND key = ? AND expires_at > ?",
-            (once.scope, once.key, time.time()),
+            (once.scope, once.key, clock.now()),
         ).fetchone()
         if row is not None:
             seqs = json.loads(row[2])
@@ -93,7 +94,7 @@ def add_events(db: sqlite3.Connection, batch: Sequence[NewEvent], once: Once | N
                 (row[1], *seqs),
             ).fetchall()
             return AddedEvents([StoredEvent(*r) for r in found], False, row[0])
-    stored = insert_events(db, batch, time.time())
+    stored = insert_events(db, batch, clock.now())
     if once is not None:
         wedding = batch[0].wedding if batch else ""
         db.execute(
@@ -148,5 +149,5 @@ def erase_entity_events(
 
 def purge_events(db: sqlite3.Connection, before: float) -> int:
     gone = db.execute("DELETE FROM events WHERE at < ?", (before,)).rowcount
-    db.execute("DELETE FROM idempotency WHERE expires_at < ?", (time.time(),))
+    db.execute("DELETE FROM idempotency WHERE expires_at < ?", (clock.now(),))
     return int(gone)

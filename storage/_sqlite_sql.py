@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from crdt_server import clock
 
 from ._group_commit import handed_over
 from ._sqlite_events import insert_events
@@ -40,7 +41,7 @@ def append_rows(
 ) -> list[int]:
     """On the writer thread, in the caller's transaction: an append batch's events,
     feature rows and updates (with their history); the updates' seqs."""
-    created_at = time.time()
+    created_at = clock.now()
     if events:
         insert_events(db, events, created_at)
     insert_features(db, features)
@@ -127,7 +128,7 @@ class SqliteTx:
         for event in events:
             check_event(event)
         batch = list(events)
-        return await self._run(insert_events, self._db, batch, time.time())
+        return await self._run(insert_events, self._db, batch, clock.now())
 
 
 class SqliteSql:
@@ -169,7 +170,7 @@ def driver(tx: Tx[_T], path: Path) -> Body[_T]:
                 if isinstance(step, Events):
                     for event in step.events:
                         check_event(event)
-                    reply = insert_events(db, list(step.events), time.time())
+                    reply = insert_events(db, list(step.events), clock.now())
                 else:
                     cursor = db.execute(step.text, step.params)
                     reply = cursor.rowcount if step.count else list(map(tuple, cursor))
@@ -195,7 +196,7 @@ def put_documents(
         if db.execute(HAS_ROWS, (document.doc, document.doc)).fetchone() is not None:
             raise StoreError(f"{document.doc!r} already has rows in {path}")
     seq = scalar(db, LAST_SEQ)
-    now = time.time()
+    now = clock.now()
     for document in moved:
         for entry in document.history:
             seq += 1

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
@@ -29,6 +28,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import aiosqlite
+
+from crdt_server import clock
 
 from . import _sqlite_events as _events
 from ._group_commit import GroupCommitter
@@ -351,7 +352,7 @@ class SqliteStore:
                 db.execute(f"DELETE FROM {table} WHERE wedding = ?", (wedding_id,))
             db.execute(
                 "INSERT OR REPLACE INTO tombstones (wedding, deleted_at) VALUES (?, ?)",
-                (wedding_id, time.time()),
+                (wedding_id, clock.now()),
             )
             return count
 

@@ -21,8 +21,8 @@ import asyncio
 import contextlib
 import functools
 import logging
-import time
 
+from crdt_server import clock
 from crdt_server.actor import Actor
 from crdt_server.auth.principals import Revocations
 from crdt_server.cluster.messages import Delete, Lift, Revoke, to_event
@@ -190,7 +190,7 @@ class ErasureService:
         here and in every other process; returns (when, sessions closed here). Without
         ``cascade`` (a member's role changed: they stay a member) what they set up goes on
         (no :meth:`Extension.on_revoke`)."""
-        at = time.time()
+        at = clock.now()
         await self._store.revoke(Revocation(sub, wedding, at), forget_before=at - self._keep)
         self._revocations.revoke(sub, wedding, at)
         # What they set up stops too, durably: a revocation is forgotten once no token

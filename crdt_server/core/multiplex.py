@@ -36,10 +36,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from crdt_server import clock
 from crdt_server.auth.principals import ANONYMOUS, Principal
 from crdt_server.codec.hocuspocus import (
     PONG,
@@ -427,7 +427,7 @@ class Multiplexer:
             # does; ending it denies them (the people feature closes its connections 4401).
             return
         now = self._loop.time()
-        left = max(0.0, expires_at - time.time())
+        left = max(0.0, expires_at - clock.now())
         ahead = min(RENEW_AHEAD_SECONDS, left / 2)
         if ask:
             doc.timers.append(self._loop.call_at(now + left - ahead, self._ask_token, doc))

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from crdt_server import clock
 from crdt_server.auth.principals import Principal
 from crdt_server.codec.awareness import (
     decode_awareness,
@@ -178,7 +179,7 @@ class _Session:
         # its device session ends (the people feature closes it), not at ``exp``.
         if expires_at is not None and conn.principal.session_id is None:
             expiry = asyncio.get_running_loop().call_later(
-                max(0.0, expires_at - time.time()),
+                max(0.0, expires_at - clock.now()),
                 conn.request_close,
                 CloseCode.TOKEN_EXPIRED,
                 "token expired",

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import time
 from dataclasses import dataclass
 from importlib import resources
 from typing import Annotated, Literal
@@ -29,6 +28,7 @@ import msgspec
 from msgspec import Meta
 from starlette.responses import RedirectResponse, Response
 
+from crdt_server import clock
 from crdt_server.auth.principals import Principal
 from crdt_server.documents.demo import DEMO_WEDDING_ID
 from crdt_server.edge.demo import DEMO_PEOPLE, demo_links
@@ -285,7 +285,7 @@ async def refresh_token(call: ApiCall) -> Response:
         # Its device session mints the next one (``POST /api/session/refresh``): a token
         # refreshed here would carry no ``sid`` and outlive the device session's end.
         raise unauthorized("a device session's token is refreshed by POST /api/session/refresh")
-    now = time.time()
+    now = clock.now()
     signed_in = claims.auth_time if claims.auth_time is not None else claims.iat
     lifetime = min(claims.exp - claims.iat, settings.token_ttl_seconds)
     expires = min(now + lifetime, signed_in + settings.session_max_lifetime_seconds)

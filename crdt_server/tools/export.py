@@ -48,11 +48,11 @@ import base64
 import binascii
 import json
 import math
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from crdt_server import clock
 from crdt_server.codec.updates import UpdateError, inspect_update
 from crdt_server.core.crdt import crdt_call, replay
 from crdt_server.documents import DOCUMENT_KINDS, DocumentError, to_json
@@ -237,7 +237,7 @@ async def export_wedding(
         if len(page) < _EVENT_PAGE:
             break
     extra = {section.name: await section.export(store, wedding_id) for section in sections}
-    return WeddingExport(wedding_id, documents, history, events, time.time(), extra)
+    return WeddingExport(wedding_id, documents, history, events, clock.now(), extra)
 
 
 def _export_document(name: str, kind: str, updates: list[bytes]) -> ExportedDocument:

@@ -17,11 +17,11 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from crdt_server import clock
 from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.cluster.messages import BusMessage, from_event, to_event
 from crdt_server.core.hooks import CommitBatch, Core, Extension, PendingUpdate, RoomView
@@ -280,7 +280,7 @@ class EventLog(Extension):
                         break
                 if self._closed.is_set():
                     return
-                wait = heartbeat if until is None else max(0.0, min(heartbeat, until - time.time()))
+                wait = heartbeat if until is None else max(0.0, min(heartbeat, until - clock.now()))
                 try:
                     await asyncio.wait_for(reader.wake.wait(), wait)
                 except TimeoutError:
@@ -325,14 +325,14 @@ class EventLog(Extension):
         settings = core.settings
         while True:
             try:
-                cutoff = time.time() - settings.event_retention_days * 86400
+                cutoff = clock.now() - settings.event_retention_days * 86400
                 purged = await core.store.purge_events(cutoff)
-                await purge_tickets(Gateway.of(core.store), time.time())
+                await purge_tickets(Gateway.of(core.store), clock.now())
                 if purged:
                     log.info("retention: deleted %d events older than %s", purged, rfc3339(cutoff))
             except Exception:
                 log.exception("the event retention sweep failed; trying again later")
-            await asyncio.sleep(settings.fragment(EventSettings).event_sweep_seconds)
+            await clock.sleep(settings.fragment(EventSettings).event_sweep_seconds)
 
     def _require_store(self) -> DocumentStore:
         if self._store is None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
@@ -33,6 +32,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from crdt_server import clock
 from crdt_server.auth.principals import Principal
 from crdt_server.core.operation_keys import IDEMPOTENCY_SECONDS
 from crdt_server.edge.bodies import Page
@@ -210,7 +210,7 @@ async def stream_ticket(call: ApiCall, path: WeddingPath) -> Response:
         principal.user_id,
         sorted(docs),
         principal.expires_at,
-        time.time(),
+        clock.now(),
         viewer_of(principal),
         principal.authenticated,
         principal.role,
@@ -219,7 +219,7 @@ async def stream_ticket(call: ApiCall, path: WeddingPath) -> Response:
         Gateway.of(call.state.store),
         _digest(ticket),
         msgspec.json.encode(grant).decode(),
-        time.time() + TICKET_SECONDS,
+        clock.now() + TICKET_SECONDS,
     )
     return json_response(StreamTicket(ticket, int(TICKET_SECONDS)), status_code=201)
 
@@ -240,7 +240,7 @@ async def stream(call: ApiCall, path: WeddingPath, query: StreamQuery) -> Respon
     after, types = _resume_after(call, query.after), _types(query.types)
     ticket = call.caller.secret if call.caller.kind == "ticket" else None
     if ticket:
-        payload = await take_ticket(Gateway.of(call.state.store), _digest(ticket), time.time())
+        payload = await take_ticket(Gateway.of(call.state.store), _digest(ticket), clock.now())
         if payload is None:
             raise Unauthenticated("unknown, used or expired ticket", field="ticket")
         grant = msgspec.json.decode(payload, type=_Grant)
@@ -255,7 +255,7 @@ async def stream(call: ApiCall, path: WeddingPath, query: StreamQuery) -> Respon
     else:
         docs = readable_documents(call, wedding_id)
         principal = wedding_principal(call, wedding_id, docs)
-        expires_at, sub, checked_at = principal.expires_at, principal.user_id, time.time()
+        expires_at, sub, checked_at = principal.expires_at, principal.user_id, clock.now()
         viewer, counted = viewer_of(principal), principal.authenticated
         role = principal.role
     where = EventFilter(types=types, docs=frozenset(docs), viewer=viewer)
@@ -266,7 +266,7 @@ async def stream(call: ApiCall, path: WeddingPath, query: StreamQuery) -> Respon
     def ended() -> str | None:
         if revocations.revoked_since(sub, wedding_id, checked_at):
             return "token_revoked"
-        if expires_at is not None and time.time() >= expires_at:
+        if expires_at is not None and clock.now() >= expires_at:
             return "token_expired"
         return None
 
@@ -387,7 +387,7 @@ async def post_event(call: ApiCall, path: WeddingPath, body: CustomEvent) -> Res
             f"{wedding_id}:{principal.user_id}:events",
             key,
             fingerprint,
-            time.time() + IDEMPOTENCY_SECONDS,
+            clock.now() + IDEMPOTENCY_SECONDS,
         )
     added = await call.state.extension(EventLog).record([event], once=once)
     if once is not None and not added.first and added.fingerprint != once.fingerprint:

@@ -24,11 +24,11 @@ import contextlib
 import hashlib
 import json
 import logging
-import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from crdt_server import clock
 from crdt_server.core.hooks import CommitBatch, Core, Extension, RoomView
 from crdt_server.documents.model import parse_instant
 from crdt_server.documents.schema import TimelineItem, read_timeline
@@ -114,7 +114,7 @@ class IntegrationService(Extension):
 
     def on_change(self, room: RoomView, batch: CommitBatch) -> None:
         if room.kind == "timeline":
-            self._dirty[room.wedding_id] = time.time()
+            self._dirty[room.wedding_id] = clock.now()
             self._wake.set()
 
     # -- calendar -------------------------------------------------------------------------
@@ -127,7 +127,7 @@ class IntegrationService(Extension):
         docs = await self.core.weddings.documents(wedding_id, kinds=("timeline",))
         items = read_timeline(docs.get("timeline")).items
         fingerprints = {i.id: fingerprint(i) for i in items.values()}
-        at = time.time() if changed_at is None else changed_at
+        at = clock.now() if changed_at is None else changed_at
         state = await self.rows.reconcile(wedding_id, fingerprints, at)
         return [(item, state[item.id]) for item in sorted(items.values(), key=_start_key)]
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -25,6 +24,7 @@ import msgspec
 from msgspec import Meta
 from starlette.responses import Response
 
+from crdt_server import clock
 from crdt_server.documents.model import parse_instant
 from crdt_server.documents.schema import TimelineItem
 from crdt_server.edge.bodies import Deleted, Page
@@ -203,7 +203,7 @@ async def create_token(call: ApiCall, path: WeddingPath) -> Response:
     body = call.json(TokenRequest) if call.body else TokenRequest()
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     record = CalendarToken(
-        wedding_id, "ct_" + secrets.token_hex(8), time.time(), principal.user_id, body.label
+        wedding_id, "ct_" + secrets.token_hex(8), clock.now(), principal.user_id, body.label
     )
     await call.state.extension(IntegrationService).rows.add_token(record, _digest(token))
     feed_path = f"/api/weddings/{wedding_id}/calendar.ics?token={token}"

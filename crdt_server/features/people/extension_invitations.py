@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from collections.abc import Sequence
 from typing import Literal, Protocol
 
+from crdt_server import clock
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.core.limits import RateLimiter
 from crdt_server.features.db import Events, FeatureDb, Sql, Tx
@@ -142,10 +142,10 @@ class Invitations(Extension):
         return await tables.invitation(self.db, wedding, invitation)
 
     async def open_count(self, wedding: str) -> int:
-        return await tables.open_count(self.db, wedding, time.time())
+        return await tables.open_count(self.db, wedding, clock.now())
 
     async def revoke(self, wedding: str, invitation: str) -> bool:
-        return await self.db.write(tables.revoke(wedding, invitation, time.time()))
+        return await self.db.write(tables.revoke(wedding, invitation, clock.now()))
 
     async def redeem(
         self, invitation: str, secret: str, *, sub: str, name: str, email: str | None
@@ -200,7 +200,7 @@ class Invitations(Extension):
     async def on_revoke(self, sub: str, wedding: str | None) -> None:
         """What a revoked member set up stops: their open invitations are revoked."""
         where = "" if wedding is None else " AND wedding = ?"
-        params: tuple[object, ...] = (time.time(), sub) + (() if wedding is None else (wedding,))
+        params: tuple[object, ...] = (clock.now(), sub) + (() if wedding is None else (wedding,))
 
         def tx() -> Tx[None]:
             yield Sql(

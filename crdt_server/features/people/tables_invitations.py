@@ -12,12 +12,12 @@ only SQL that reads and writes them.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
+from crdt_server import clock
 from crdt_server.features.db import Events, FeatureDb, Sql, Tx, row_as, rows_as
 from crdt_server.features.people.domain_invitations import code_matches
 from crdt_server.storage import NewEvent, Table, schema_of
@@ -199,7 +199,7 @@ def redeem(
     """The step that lets one person in with a code: checks the secret in constant time,
     takes one use (atomically: two people racing for the last use cannot both get it),
     makes them a member (no email in the directory) and records ``member.joined``."""
-    now = time.time()
+    now = clock.now()
     found = yield from rows_as(
         InvitationRow, f"SELECT {_COLUMNS} FROM {{t}}invitations WHERE id = ?", invitation
     )

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from typing import Any
 
+from crdt_server import clock
 from crdt_server.actor import Actor
 from crdt_server.core.operation_keys import IDEMPOTENCY_SECONDS
 from crdt_server.errors import Conflict, Forbidden, Impossible
@@ -74,7 +74,7 @@ class Threads(ThreadMessages):
         if unknown:
             raise Impossible(f"not a member of this wedding: {unknown[0]!r}", field="participants")
         tid = "t_" + secrets.token_hex(8)
-        now = time.time()
+        now = clock.now()
         docs = "," + ",".join(sorted({a["doc"] for a in anchors})) + ","
         data = {"thread": tid, "subject": subject, "kind": kind, "priority": priority}
         event = self._event(wedding, "thread.created", data, viewer, subs, anchors, priority)
@@ -191,7 +191,7 @@ class Threads(ThreadMessages):
                     wedding, "thread.updated", {"thread": tid, **shown}, viewer, audience, anchors
                 )
             )
-        now = time.time()
+        now = clock.now()
 
         def tx() -> Tx[None]:
             yield from tables.update_thread(wedding, tid, changes, now)

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable, Collection
 from typing import Any
 
+from crdt_server import clock
 from crdt_server.errors import Conflict, Forbidden, Impossible, NotFound
 from crdt_server.features import notifications as inbox
 from crdt_server.features.threads import tables_messages as messages
@@ -73,7 +73,7 @@ class ThreadMessages(ThreadAccess):
         members = {m.sub: m for m in await self._people.members(wedding)}
         mentions, unresolved = read_mentions(body, members)
         can_see = who_sees(participants, members, {a["doc"] for a in anchors}, reads)
-        now = time.time()
+        now = clock.now()
         email = self._inbox.emails
         queued = False
 
@@ -164,7 +164,7 @@ class ThreadMessages(ThreadAccess):
         if message.deleted:
             raise Conflict("this message was deleted")
         members = {m.sub: m for m in await self._people.members(wedding)}
-        now = time.time()
+        now = clock.now()
         kind = "thread.message_deleted" if body is None else "thread.message_edited"
         data: dict[str, Any] = {"thread": tid, "message": mid, "seq": int(message.seq)}
         if body is not None:

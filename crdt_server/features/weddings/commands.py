@@ -12,11 +12,11 @@ import asyncio
 import json
 import secrets
 import sys
-import time
 from typing import Any
 
 from pycrdt import Doc
 
+from crdt_server import clock
 from crdt_server.documents import DocumentError, apply_operation, seed
 from crdt_server.errors import DomainError
 from crdt_server.features import Command
@@ -77,7 +77,7 @@ async def create_offline(
             participation="all",
             email_on=True,
             unsubscribe=secrets.token_urlsafe(24),
-            updated_at=time.time(),
+            updated_at=clock.now(),
         ),
     ]
     await store.put_documents(moved, ORIGIN, (), rows)
