@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from crdt_server.core.limits import RateLimiter
 from crdt_server.edge.problems import ApiError
-from crdt_server.priorities import Priority
+from crdt_server.names import Priority
 
 __all__ = ["BYPASS_ROLES", "HttpRateLimiter", "Priority", "RateKey", "may_bypass"]
 

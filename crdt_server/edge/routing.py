@@ -48,7 +48,7 @@ from crdt_server.edge.identity import PUBLIC, Caller, CredentialKind, resolve
 from crdt_server.edge.problems import ApiError, FieldProblem, auth_status
 from crdt_server.edge.ratelimit import RateKey
 from crdt_server.edge.state import Services, server_state
-from crdt_server.priorities import PRIORITIES, Priority
+from crdt_server.names import PRIORITIES, Priority
 
 __all__ = [
     "BINARY",

@@ -58,8 +58,13 @@ from crdt_server.core.crdt import crdt_call, replay
 from crdt_server.documents import DOCUMENT_KINDS, DocumentError, to_json
 from crdt_server.documents.shapes import MAX_DEPTH, nests_deeper_than
 from crdt_server.errors import ExportError
-from crdt_server.names import CORE_EVENT_NAMESPACES, ROOM_KINDS, event_problem, valid_wedding_id
-from crdt_server.priorities import PRIORITIES
+from crdt_server.names import (
+    CORE_EVENT_NAMESPACES,
+    PRIORITIES,
+    ROOM_KINDS,
+    event_problem,
+    valid_wedding_id,
+)
 from crdt_server.storage import (
     DocumentStore,
     FeatureRow,

@@ -139,10 +139,8 @@ class Emergencies(Extension):
         """The wedding's emergency of ``seq``, if ``where`` lets its reader read it."""
         if seq < 1:
             return None
-        found = await self._events.read(wedding, after=seq - 1, limit=1, where=where)
-        if not found or found[0].seq != seq or found[0].priority != "emergency":
-            return None
-        return found[0]
+        page = await self._events.read(wedding, after=seq - 1, limit=1, where=where)
+        return next((e for e in page if e.seq == seq and e.priority == "emergency"), None)
 
     async def acknowledge(self, wedding: str, seq: int, actor: Actor) -> list[Ack]:
         """``actor`` has seen the emergency (again: nothing changes); its re-send is

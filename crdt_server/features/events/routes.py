@@ -55,8 +55,7 @@ from crdt_server.errors import (
 from crdt_server.features.events.extension import EventLog, event_json, readable_event
 from crdt_server.features.events.settings import EventSettings
 from crdt_server.features.events.tables import put_ticket, take_ticket
-from crdt_server.names import event_problem
-from crdt_server.priorities import Priority
+from crdt_server.names import Priority, event_problem
 from crdt_server.storage import EventFilter, Gateway, NewEvent, Once, StoredEvent
 
 __all__ = [
@@ -445,9 +444,8 @@ async def _with_items(
     shown = json.loads(data)
     shown["items"] = list(dict.fromkeys(items))
     out = json.dumps(shown, separators=(",", ":"))
-    problem = event_problem(body.type, out)
-    if problem is not None:
-        raise TooLarge(problem[1], field="items")
+    if event_problem(body.type, out) is not None:
+        raise TooLarge("the event's data with its items is too large", field="items")
     return out
 
 

@@ -42,7 +42,7 @@ from crdt_server.features.notifications.tables import (
     OutboxItem,
 )
 from crdt_server.features.people import Member, People, emailed
-from crdt_server.priorities import at_least
+from crdt_server.names import at_least
 
 __all__ = ["Mailer", "Notice", "SmtpTarget"]
 

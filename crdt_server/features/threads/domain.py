@@ -15,7 +15,7 @@ from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.features.people import Member
 from crdt_server.features.threads.tables import ThreadRow
 from crdt_server.features.threads.tables_messages import MessageRow
-from crdt_server.priorities import PRIORITIES, RANK, at_least
+from crdt_server.names import PRIORITIES, RANK, at_least
 from crdt_server.times import rfc3339
 
 __all__ = [

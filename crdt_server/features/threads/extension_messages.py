@@ -26,7 +26,7 @@ from crdt_server.features.threads.domain import (
 from crdt_server.features.threads.extension_access import ThreadAccess, VisibleThread
 from crdt_server.features.threads.tables import Events, Tx
 from crdt_server.features.threads.tables_messages import MessageRow
-from crdt_server.priorities import at_least
+from crdt_server.names import at_least
 
 __all__ = ["ThreadMessages"]
 
