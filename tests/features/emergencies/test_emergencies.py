@@ -172,8 +172,11 @@ def member(role: str, sub: str) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def fake_clock_server(data: Path, controller: Controller) -> AsyncIterator[httpx.AsyncClient]:
+async def fake_clock_server(
+    data: Path, controller: Controller, database_url: str
+) -> AsyncIterator[httpx.AsyncClient]:
     env = {
+        "CRDT_SERVER_DATABASE_URL": database_url,
         "CRDT_SERVER_AUTH_SECRET": SECRET,
         "CRDT_SERVER_DATA_DIR": str(data),
         "CRDT_SERVER_SMTP_URL": f"smtp://127.0.0.1:{controller.port}",
@@ -185,14 +188,22 @@ async def fake_clock_server(data: Path, controller: Controller) -> AsyncIterator
         yield http
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
+    return ""
+
+
 @pytest.mark.asyncio
 async def test_an_unacknowledged_emergency_is_sent_once_more_and_an_acknowledged_one_not(
-    tmp_path: Path, smtp: tuple[Controller, Inbox]
+    tmp_path: Path, smtp: tuple[Controller, Inbox], database_url: str
 ) -> None:
     controller, inbox = smtp
+    url = database_url
     fake = clock.FakeClock(START)
     with clock.use(fake):
-        async with fake_clock_server(tmp_path / "data", controller) as http:
+        async with fake_clock_server(tmp_path / "data", controller, url) as http:
             for role, sub in (("couple", "cam"), ("planner", "pat"), ("vendor", "flo")):
                 await ok(await http.get(f"{W}/members", headers=member(role, sub)))
             events = f"{W}/events"
