@@ -12,7 +12,9 @@ const REASONS = {
   mention: 'mentioned you',
   reply: 'replied to you',
   message: 'wrote',
-  urgent: 'sent an urgent message'
+  urgent: 'sent an urgent message',
+  emergency: 'raised an emergency',
+  emergency_unacknowledged: 'raised an emergency nobody has acknowledged yet'
 }
 
 export class Inbox {
@@ -58,9 +60,9 @@ export class Inbox {
     return this.loading
   }
 
-  /** New thread events may be new notifications. */
+  /** New thread events and emergencies may be new notifications. */
   onEvents (events) {
-    if (events.some((e) => typeof e.type === 'string' && e.type.startsWith('thread.'))) this.refresh()
+    if (events.some((e) => (typeof e.type === 'string' && e.type.startsWith('thread.')) || e.priority === 'emergency')) this.refresh()
   }
 
   /** Mark `ids` read (all when none are given). */

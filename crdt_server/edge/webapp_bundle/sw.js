@@ -1,8 +1,8 @@
 // The service worker of the planner: keeps the app shell on the device so the app opens
 // with no network. The documents themselves live in IndexedDB (y-indexeddb), not here.
 // The list of files and the version below are filled in by web/build.mjs.
-const VERSION = '0cdeca0d6964917e'
-const SHELL = ["/app/","/app/app-MWRP4Y7M.css","/app/app-XQVSB2Z5.js","/app/chunk-ULH3TVUC.js","/app/chunk-XMFJZ5UI.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
+const VERSION = '65cdb771d35b4739'
+const SHELL = ["/app/","/app/app-MWRP4Y7M.css","/app/app-PTEIGQRH.js","/app/chunk-ULH3TVUC.js","/app/chunk-XMFJZ5UI.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
 const CACHE = `planner-${VERSION}`
 
 self.addEventListener('install', (event) => {
