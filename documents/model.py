@@ -13,16 +13,16 @@ import uuid
 import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import cache, lru_cache
 from typing import Any, Literal
 
-DOCUMENT_KINDS: tuple[str, ...] = ("timeline", "budget", "guests", "seating")
+DOCUMENT_KINDS: tuple[str, ...] = ("timeline", "budget", "guests", "seating", "tasks")
+"""The documents every wedding has; a room name is ``{wedding_id}/{kind}``."""
 FINDINGS_ROOM = "conflicts"
 """The room beside a wedding's documents that the server keeps its findings in (conflicts
 the CRDT cannot prevent; read-only for clients): ``{wedding}/conflicts``, one root map of
 findings by id."""
-"""The documents every wedding has; a room name is ``{wedding_id}/{kind}``."""
 
 SCHEMA_VERSION = 1
 """Version of the document layout, stored in every document's ``meta`` map."""
@@ -31,6 +31,9 @@ RSVP_STATES: tuple[str, ...] = ("pending", "accepted", "declined")
 SIDES: tuple[str, ...] = ("partner_a", "partner_b", "both")
 TABLE_SHAPES: tuple[str, ...] = ("round", "rectangular", "square", "oval")
 TIMELINE_STATUSES: tuple[str, ...] = ("planned", "confirmed", "done", "cancelled")
+PAYMENT_STATUSES: tuple[str, ...] = ("scheduled", "paid")
+"""A payment is ``paid`` (its ``date`` is when) or ``scheduled`` (to be paid by its ``due``
+date); a payment with no status is paid (every payment written before statuses)."""
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 """Ids of guests, tables, timeline items, categories and payments."""
@@ -38,6 +41,9 @@ WEDDING_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 """1 to 64 ASCII letters, digits, ``-`` or ``_``, starting with a letter or digit: the one
 rule for wedding ids (the server's room-name allowlist, ``crdt_server.names``, uses it)."""
 CURRENCY_PATTERN = re.compile(r"[A-Z]{3}")
+DUE_OFFSET_PATTERN = re.compile(r"([+-])([0-9]{1,3})([DWM])")
+"""A due date relative to the wedding date: a sign (``-`` before, ``+`` after), a count and a
+unit (``D`` days, ``W`` weeks, ``M`` calendar months): ``-6M`` is six months before."""
 TIME_ZONE_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_+/-]{0,63}")
 """The characters an IANA zone name is made of (checked before the zone database is asked)."""
 
@@ -255,6 +261,58 @@ def parse_instant(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
+def wall_or_instant(value: object) -> str:
+    """A time an operation gives a timeline item: an :func:`instant` (with its offset), or a
+    wall clock without one (``2026-10-25T11:00``), which :func:`in_zone` reads in the
+    wedding's time zone. Stored items always carry an offset (:func:`instant`)."""
+    hint = (
+        "an ISO 8601 date and time, like '2026-06-13T15:30:00+02:00' or, in the wedding's "
+        "time zone, '2026-06-13T15:30'"
+    )
+    # A date alone (which fromisoformat reads as midnight) is no time of day.
+    if not isinstance(value, str) or len(value) > 64 or value[10:11] not in ("T", " "):
+        raise DocumentError(f"must be {hint}, got {shown(value)}")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise DocumentError(f"must be {hint}, got {shown(value)}") from None
+    return moment.isoformat()
+
+
+def in_zone(value: str, zone: str | None) -> str:
+    """``value`` (checked by :func:`wall_or_instant`) as the wedding's zone writes it: the
+    same instant, with the zone's offset on that date (so a Sunday after the autumn change
+    says ``+01:00`` in Berlin where the Friday said ``+02:00``); a wall clock without an
+    offset is read in the zone (a time the spring change skips moves on by the gap, a time
+    the autumn change repeats is its first occurrence, as ``zoneinfo`` reads ``fold=0``).
+    Without a zone, an instant is kept as written and a wall clock is refused."""
+    moment = datetime.fromisoformat(value)
+    if zone is None:
+        if moment.utcoffset() is None:
+            raise DocumentError(
+                "must include a time zone, like '+02:00' or 'Z' (the wedding's profile "
+                f"names no time zone), got {shown(value)}"
+            )
+        return moment.isoformat()
+    tz = zoneinfo.ZoneInfo(zone)
+    if moment.utcoffset() is None:
+        moment = moment.replace(tzinfo=tz)
+    try:
+        return moment.astimezone(UTC).astimezone(tz).isoformat()
+    except OverflowError:  # within a day of year 1 or 9999: no instant in the zone
+        raise DocumentError(f"is out of range in {zone}, got {shown(value)}") from None
+
+
+def due_offset(value: object) -> str:
+    """A due date relative to the wedding date (:data:`DUE_OFFSET_PATTERN`, ``-6M``)."""
+    if not isinstance(value, str) or DUE_OFFSET_PATTERN.fullmatch(value) is None:
+        raise DocumentError(
+            "must be a sign, a count and a unit (D days, W weeks, M months) relative to the"
+            f" wedding date, like '-6M' (six months before), got {shown(value)}"
+        )
+    return value
+
+
 def day(value: object) -> str:
     if not isinstance(value, str):
         raise DocumentError(f"must be an ISO 8601 date like '2026-06-13', got {shown(value)}")
@@ -443,12 +501,43 @@ PAYMENT = Entity(
     (
         Field("amount", amount, required=True),
         Field("category_id", identifier, required=True),
-        Field("date", day, required=True),
+        Field("date", day),
         Field("payer", text()),
         Field("vendor", text()),
         Field("notes", prose(), text=True),
+        Field("due", day),
+        Field("status", choice(PAYMENT_STATUSES)),
     ),
 )
+"""A payment. ``date`` is when it was paid: a paid payment (``status`` ``paid``, or none)
+needs one, a ``scheduled`` payment may have none yet; ``due`` is when a scheduled payment
+is to be paid (a paid one may keep it, as a record). Only paid payments count as paid;
+the budget's findings count paid and scheduled (:mod:`documents.findings`)."""
+
+
+def payment_status(status: str | None) -> str:
+    """A payment's effective status: ``paid`` when none is stored."""
+    return status or "paid"
+
+
+TASK = Entity(
+    "tasks",
+    "tasks",
+    "task",
+    "task_id",
+    (
+        Field("title", text(), required=True),
+        Field("owner", text()),
+        Field("due", day),
+        Field("due_offset", due_offset),
+        Field("done", boolean, default=False),
+        Field("notes", prose(), text=True),
+    ),
+)
+"""A task of the wedding's checklist. ``owner`` is the ``sub`` of the member who does it;
+its due date is ``due`` (a day), or, where ``due_offset`` is set, that offset from the
+wedding date (the timeline's profile ``date``), so it moves when the wedding does
+(:func:`documents.tasks.due_date`)."""
 BUDGET_SETTINGS: tuple[Field, ...] = (
     Field("currency", currency),
     Field("total", amount),

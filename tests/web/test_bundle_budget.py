@@ -47,3 +47,13 @@ def test_the_rich_text_editor_loads_only_when_opened() -> None:
     assert not lazy & loaded, "a lazily imported chunk is also loaded up front"
     tiptap = [n for n in lazy if "ProseMirror" in (BUNDLE / n).read_text()]
     assert tiptap, "the editor is not in a lazy chunk"
+
+
+def test_the_budget_chart_loads_only_when_the_budget_is_shown() -> None:
+    """The budget's chart (issue 54, point 3) is a lazy chunk too: its SVG drawing is in
+    no chunk a first visit loads."""
+    loaded = set(_static_closure(_entry()))
+    lazy = {d for name in loaded for d in _DYNAMIC.findall((BUNDLE / name).read_text())}
+    chart = [n for n in lazy if 'data-chart="budget"' in (BUNDLE / n).read_text()]
+    assert chart, "the budget chart is not in a lazy chunk"
+    assert not any('data-chart="budget"' in (BUNDLE / n).read_text() for n in loaded)

@@ -124,6 +124,24 @@ async def test_every_view_of_the_guide_at_a_phone_and_a_desktop(demo: Demo, brow
         browser, demo.link("couple"), width=1400, height=900, locale="en-GB"
     )
     await a_thread(demo, first_guest[0], first_guest[1]["name"])  # the couple is a member now
+    # A wedding weekend: the timeline's day switcher has the day before and the day after.
+    async with httpx.AsyncClient(base_url=demo.url, timeout=10) as http:
+        for title, start, end, where in (
+            ("Rehearsal dinner", "2027-06-11T19:00", "2027-06-11T22:00", "Harbour House"),
+            ("Farewell brunch", "2027-06-13T11:00", "2027-06-13T13:00", "Terrace"),
+        ):
+            added = await http.post(
+                "/api/weddings/demo/docs/timeline/ops",
+                json={
+                    "op": "add_timeline_item",
+                    "title": title,
+                    "start": start,
+                    "end": end,
+                    "location": where,
+                },
+                headers={"Authorization": f"Bearer {demo.tokens['planner']}"},
+            )
+            assert added.status_code == 200, added.text
     # A conflict to show: one guest more at a full table.
     await page.get_by_role("link", name="Seating", exact=True).click()
     await page.get_by_label(f"Table for {to_seat}").select_option(full)

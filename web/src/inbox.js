@@ -13,6 +13,7 @@ const REASONS = {
   reply: 'replied to you',
   message: 'wrote',
   urgent: 'sent an urgent message',
+  payment_due: 'reminds you: a scheduled payment is due today',
   emergency: 'raised an emergency',
   emergency_unacknowledged: 'raised an emergency nobody has acknowledged yet'
 }
@@ -123,6 +124,14 @@ export function inboxView (ctx) {
     ${inbox.items.length
       ? html`<ul class="rows notifications" aria-label="Notifications">${inbox.items.map((n) => {
           const who = (n.actor && names.person(n.actor.sub)) || (n.actor && n.actor.sub) || 'Someone'
+          if (n.reason === 'task.due') {
+            const title = (names.task && names.task(n.ref)) || 'A task'
+            return html`<li class="row ${n.read ? '' : 'unread'}" data-notification=${String(n.id)}>
+              <button type="button" class="notification" @click=${() => open(n)}>
+                <span><strong>Due today:</strong> ${title}</span>
+                <span class="muted">${when(n.created_at)}${n.read ? '' : ' · unread'}</span>
+              </button></li>`
+          }
           return html`<li class="row ${n.read ? '' : 'unread'}" data-notification=${String(n.id)}>
             <button type="button" class="notification" @click=${() => open(n)}>
               <span><strong>${who}</strong> ${REASONS[n.reason] || 'wrote'}${n.thread ? html` in “${n.thread.subject}”` : nothing}</span>

@@ -22,7 +22,16 @@ from crdt_server.features.events.routes import (
     viewer_of,
 )
 from crdt_server.features.events.settings import EventSettings
-from crdt_server.features.events.tables import SCHEMA, forget_events_of
+from crdt_server.features.events.tables import (
+    SCHEMA,
+    add_events,
+    erase_entity_events,
+    forget_events_of,
+    last_event_seq,
+    purge_events,
+    read_events,
+    store_events,
+)
 from crdt_server.names import CUSTOM_EVENT_NAMESPACES
 
 __all__ = [
@@ -32,10 +41,16 @@ __all__ = [
     "EventLog",
     "EventSettings",
     "PostedEvent",
+    "add_events",
     "custom_event_data",
+    "erase_entity_events",
     "event_json",
     "forget_events_of",
+    "last_event_seq",
+    "purge_events",
+    "read_events",
     "readable_event",
+    "store_events",
     "viewer_of",
 ]
 
@@ -59,5 +74,12 @@ FEATURE = Feature(
         "events.emergency": LEADS | {"vendor", "family"},
     },
     # Clients' custom events and the events derived from the wedding documents.
-    event_namespaces=(*CUSTOM_EVENT_NAMESPACES, "guest.", "seating.", "timeline.", "budget."),
+    event_namespaces=(
+        *CUSTOM_EVENT_NAMESPACES,
+        "guest.",
+        "seating.",
+        "timeline.",
+        "budget.",
+        "task.",
+    ),
 )

@@ -31,7 +31,15 @@ from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.events import derive_events
 from crdt_server.documents.redaction import finding_for_reader
 from crdt_server.features.events.settings import EventSettings
-from crdt_server.features.events.tables import SCHEMA, purge_tickets
+from crdt_server.features.events.tables import (
+    SCHEMA,
+    add_events,
+    erase_entity_events,
+    purge_events,
+    purge_tickets,
+    read_events,
+    store_events,
+)
 from crdt_server.storage import (
     AddedEvents,
     DocumentStore,
@@ -41,6 +49,7 @@ from crdt_server.storage import (
     Once,
     StoredEvent,
 )
+from crdt_server.storage.gateway import Tx
 from crdt_server.times import rfc3339
 
 __all__ = ["EmergencyRaised", "EventLog", "event_json", "readable_event"]
@@ -209,9 +218,20 @@ class EventLog(Extension):
                     )
         return rows
 
+    def events_step(self, events: Sequence[NewEvent]) -> Tx[list[StoredEvent]]:
+        """The events of a commit, numbered and stored in its transaction (this feature's
+        tables, :func:`crdt_server.features.events.tables.store_events`)."""
+        return store_events(events)
+
     def on_stored(self, room: RoomView, batch: CommitBatch) -> None:
         if batch.events:
             self._announce(room.wedding_id)
+
+    async def on_guest_erased(self, wedding: str, guest_id: str) -> None:
+        """Their events go (guest.added carries the name), and the findings about their
+        entries (a concurrent edit quotes the values that crossed)."""
+        paths = WEDDINGS.person_paths(guest_id)
+        await erase_entity_events(Gateway.of(self._require_store()), wedding, guest_id, paths)
 
     def on_bus_event(self, event: dict[str, Any]) -> None:
         if (stored := from_event(event, EventsStored)) is not None:
@@ -232,7 +252,7 @@ class EventLog(Extension):
     async def record(self, events: Sequence[NewEvent], *, once: Once | None = None) -> AddedEvents:
         """Store events of their own (custom events, the server's own findings) and wake
         their readers everywhere. With ``once``, a repeated key stores nothing."""
-        added = await self._require_store().add_events(events, once=once)
+        added = await add_events(Gateway.of(self._require_store()), events, once=once)
         if added.first:
             for wedding in {e.wedding for e in added.events}:
                 self._announce(wedding)
@@ -240,7 +260,7 @@ class EventLog(Extension):
 
     def announce(self, wedding: str) -> None:
         """Wake the wedding's readers here and in every process: a feature stored events in
-        a transaction of its own (:func:`storage.sqlite.insert_events`)."""
+        a transaction of its own (:func:`store_events`)."""
         self._announce(wedding)
 
     def _announce(self, wedding: str) -> None:
@@ -261,7 +281,8 @@ class EventLog(Extension):
     async def read(
         self, wedding: str, *, after: int, limit: int, where: EventFilter
     ) -> list[StoredEvent]:
-        return await self._require_store().events(wedding, after=after, limit=limit, where=where)
+        gateway = Gateway.of(self._require_store())
+        return await read_events(gateway, wedding, after=after, limit=limit, where=where)
 
     async def follow(
         self,
@@ -341,7 +362,7 @@ class EventLog(Extension):
         while True:
             try:
                 cutoff = clock.now() - settings.event_retention_days * 86400
-                purged = await core.store.purge_events(cutoff)
+                purged = await purge_events(Gateway.of(core.store), cutoff)
                 await purge_tickets(Gateway.of(core.store), clock.now())
                 if purged:
                     log.info("retention: deleted %d events older than %s", purged, rfc3339(cutoff))

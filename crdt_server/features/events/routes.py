@@ -109,7 +109,7 @@ class CustomEvent(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     type: Any
     data: dict[str, Any] = {}
     priority: Priority = "normal"
-    doc: Literal["timeline", "budget", "guests", "seating"] | None = None
+    doc: Literal["timeline", "budget", "guests", "seating", "tasks"] | None = None
     items: (
         Annotated[
             list[Annotated[str, Meta(min_length=1, max_length=MAX_ITEM_ID)]],

@@ -72,6 +72,7 @@ class SourceAccess(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit
     budget: Grant = "none"
     guests: Grant = "none"
     seating: Grant = "none"
+    tasks: Grant = "none"
     events: Literal["write", "none"] = "none"
 
 
@@ -104,7 +105,7 @@ class SourceDeleted(Deleted, frozen=True):
 
 
 class InboundOps(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    doc: Literal["timeline", "budget", "guests", "seating"]
+    doc: Literal["timeline", "budget", "guests", "seating", "tasks"]
     ops: list[dict[str, Any]]
 
 
@@ -124,7 +125,7 @@ class InboundBody(msgspec.Struct, frozen=True, omit_defaults=True):
     """Either ``{"doc", "ops"}`` or ``{"event"}`` (documentation of both forms; the body is
     decoded as :class:`InboundOps` or :class:`InboundEvent`)."""
 
-    doc: Literal["timeline", "budget", "guests", "seating"] | None = None
+    doc: Literal["timeline", "budget", "guests", "seating", "tasks"] | None = None
     ops: list[dict[str, Any]] | None = None
     event: CustomEvent | None = None
 

@@ -63,6 +63,7 @@ NOTES_EDITED: dict[str, str] = {
     "items": "timeline.item_notes_edited",
     "categories": "budget.category_notes_edited",
     "payments": "budget.payment_notes_edited",
+    "tasks": "task.notes_edited",
 }
 """The event a closed session stores, by the root of its entry."""
 

@@ -436,6 +436,9 @@ def _item(n: Notification, subject: str | None) -> dict[str, Any]:
         "thread": {"id": n.thread, "subject": subject} if n.thread else None,
         "message": n.message if n.thread else None,
         **({"conflict": n.message} if n.reason == OVERWRITTEN else {}),
+        # What a notification not about a thread is about, in its reason's terms (a
+        # payment's id for ``payment_due``, a task's id for ``task.due``).
+        **({"ref": n.message} if not n.thread else {}),
         "actor": {"sub": n.actor, "role": n.actor_role},
         "priority": n.priority,
         "created_at": rfc3339(float(n.created_at)),

@@ -79,6 +79,9 @@ class SmtpTarget:
         )
 
 
+_LOST = "A change of yours was lost"
+"""The subject of an email saying one notice whose reason gave no subject of its own."""
+
 Notice = Callable[[str, str, Member], Awaitable[str | None]]
 """What says a notification not about a thread in an email: called with the wedding, the
 notification's reference and the recipient (their current directory entry: what the email
@@ -101,15 +104,19 @@ class Mailer(Extension):
         self._inbox = notifications
         self._people = people
         self._notices = dict(notices or {})
+        self._subjects: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
         self._core: Core | None = None
         self.sent = 0
         """Emails sent by this process (for tests and metrics)."""
 
-    def describe(self, reason: str, says: Notice) -> None:
+    def describe(self, reason: str, says: Notice, subject: str | None = None) -> None:
         """Say notifications of ``reason`` (not about a thread) in emails with ``says``
-        (:data:`Notice`)."""
+        (:data:`Notice`); ``subject``: the email's subject when it says only one of them
+        (by default, that a change of the person's was lost)."""
         self._notices[reason] = says
+        if subject is not None:
+            self._subjects[reason] = subject
 
     async def start(self, core: Core) -> None:
         self._core = core
@@ -285,6 +292,7 @@ class Mailer(Extension):
         names = {m.sub: m.name for m in await self._people.members(wedding)}
         lines = []
         subjects = []
+        plain: list[str] = []
         for item in items:
             reason, thread, message, priority = (
                 item.reason,
@@ -296,7 +304,9 @@ class Mailer(Extension):
             if not thread and notice is not None:
                 line = await notice(wedding, str(message), member)
                 if line is not None:
-                    subjects.append("")  # not a thread: the subject names no thread
+                    # Not a thread: the subject names no thread, it says what this is.
+                    subjects.append("")
+                    plain.append(self._subjects.get(str(reason), _LOST))
                     lines.append(line + "\n")
                 continue
             threads = self._inbox.threads
@@ -325,7 +335,7 @@ class Mailer(Extension):
         urgent = any(i.priority != "normal" for i in items)
         if len(lines) == 1:
             subject = ("[URGENT] " if urgent else "") + (
-                f"New in \u201c{subjects[0]}\u201d" if subjects[0] else "A change of yours was lost"
+                f"New in \u201c{subjects[0]}\u201d" if subjects[0] else plain[0]
             )
         else:
             subject = ("[URGENT] " if urgent else "") + (

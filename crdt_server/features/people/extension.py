@@ -222,6 +222,11 @@ class People(Extension):
     async def member(self, wedding: str, sub: str) -> Member | None:
         return await tables.member(self.db, wedding, sub)
 
+    async def role_of(self, wedding: str, sub: str) -> str | None:
+        """The role of member ``sub`` (the edge's ``MemberDirectory``: who may own a task)."""
+        found = await self.member(wedding, sub)
+        return None if found is None else found.role
+
     async def members(self, wedding: str) -> list[Member]:
         return await tables.members(self.db, wedding)
 

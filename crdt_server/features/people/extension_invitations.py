@@ -16,8 +16,8 @@ from typing import Literal, Protocol
 from crdt_server import clock
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.core.limits import RateLimiter
-from crdt_server.features.db import Events, FeatureDb, Sql, Tx
-from crdt_server.features.events import EventLog, forget_events_of
+from crdt_server.features.db import FeatureDb, Sql, Tx
+from crdt_server.features.events import EventLog, forget_events_of, store_events
 from crdt_server.features.people import tables_invitations as tables
 from crdt_server.features.people.extension import erase
 from crdt_server.features.people.extension_sessions import MailQueue
@@ -174,7 +174,7 @@ class Invitations(Extension):
         """Store member events in a transaction of their own and wake their readers."""
 
         def tx() -> Tx[None]:
-            yield Events(events)
+            yield from store_events(events)
 
         await self.db.write(tx())
         for wedding in {e.wedding for e in events}:
@@ -187,7 +187,7 @@ class Invitations(Extension):
         def tx() -> Tx[bool]:
             gone = yield from erase(wedding, sub)
             if gone:
-                yield Events([event])
+                yield from store_events([event])
             return gone
 
         removed = await self.db.write(tx())

@@ -18,7 +18,8 @@ from typing import Any
 import msgspec
 
 from crdt_server import clock
-from crdt_server.features.db import Events, FeatureDb, Sql, Tx, row_as, rows_as
+from crdt_server.features.db import FeatureDb, Sql, Tx, row_as, rows_as
+from crdt_server.features.events import store_events
 from crdt_server.features.people.domain_invitations import code_matches
 from crdt_server.storage import NewEvent, Table, schema_of
 
@@ -170,7 +171,7 @@ def create(row: InvitationRow, event: NewEvent) -> Tx[None]:
         " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         tuple(msgspec.structs.astuple(row)),
     )
-    yield Events([event])
+    yield from store_events([event])
 
 
 def revoke(wedding: str, invitation: str, at: float) -> Tx[bool]:
@@ -228,7 +229,7 @@ def redeem(
     )
     data = {"sub": sub, "name": name, "role": row.role, "invitation": row.id}
     data["inviter"] = row.inviter
-    yield Events(
+    yield from store_events(
         [
             NewEvent(
                 row.wedding,

@@ -12,6 +12,7 @@ from typing import Any
 from crdt_server import clock
 from crdt_server.errors import Conflict, Forbidden, Impossible, NotFound
 from crdt_server.features import notifications as inbox
+from crdt_server.features.events import store_events
 from crdt_server.features.threads import tables_messages as messages
 from crdt_server.features.threads.domain import (
     RANK,
@@ -24,7 +25,7 @@ from crdt_server.features.threads.domain import (
     who_sees,
 )
 from crdt_server.features.threads.extension_access import ThreadAccess, VisibleThread
-from crdt_server.features.threads.tables import Events, Tx
+from crdt_server.features.threads.tables import Tx
 from crdt_server.features.threads.tables_messages import MessageRow
 from crdt_server.names import at_least
 
@@ -111,7 +112,7 @@ class ThreadMessages(ThreadAccess):
                 )
                 + unresolved,
             }
-            yield Events(
+            yield from store_events(
                 [
                     self._event(
                         wedding, "thread.message_posted", data, viewer, participants, anchors, level
@@ -179,7 +180,7 @@ class ThreadMessages(ThreadAccess):
             else:
                 mentions = json.dumps(mentions_in(body, members))
                 yield from messages.edit_message(wedding, tid, mid, body, mentions, now)
-            yield Events([event])
+            yield from store_events([event])
 
         await self.db.write(tx())
         self._events.announce(wedding)
@@ -211,7 +212,7 @@ class ThreadMessages(ThreadAccess):
                 wedding, tid, mid, json.dumps(reactions, ensure_ascii=False)
             )
             data = {"thread": tid, "message": mid, "emoji": emoji, "on": on}
-            yield Events(
+            yield from store_events(
                 [
                     self._event(
                         wedding, "thread.reaction", data, viewer, thread.participants, anchors

@@ -55,7 +55,7 @@ from crdt_server import clock
 from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.documents.domain import WEDDINGS
-from crdt_server.features.events import EventLog, readable_event
+from crdt_server.features.events import EventLog, read_events, readable_event
 from crdt_server.features.webhooks.domain import Endpoint, new_id, payload_of
 from crdt_server.features.webhooks.domain_safety import UnsafeTarget
 from crdt_server.features.webhooks.service import WebhookEndpoints, insert_delivery
@@ -295,8 +295,8 @@ class Webhooks(Extension):
                 docs=endpoint.docs,
                 viewer=endpoint.viewer,
             )
-            page = await self.tables.store.events(
-                endpoint.wedding, after=after, limit=PAGE, where=where
+            page = await read_events(
+                self.tables.gateway, endpoint.wedding, after=after, limit=PAGE, where=where
             )
             full = len(page) == PAGE
             more = more or full

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from crdt_server import clock
+from crdt_server.features.events import last_event_seq
 from crdt_server.features.webhooks.domain import (
     Delivery,
     Endpoint,
@@ -109,7 +110,7 @@ class WebhookEndpoints:
             if earlier is not None:
                 return earlier
         hook, secret, now = new_id("wh"), new_secret(), clock.now()
-        after = await self.tables.store.last_event_seq(wedding)
+        after = await last_event_seq(self.tables.gateway, wedding)
         scope = scope_json(docs, viewer, creator)
         values = (hook, wedding, url, description, json.dumps(events), secret, after, now, scope)
         if once is None:

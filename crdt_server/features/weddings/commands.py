@@ -33,7 +33,7 @@ from crdt_server.features.weddings.domain import (
 from crdt_server.features.weddings.extension import queue_first_sign_in_link
 from crdt_server.features.weddings.tables import SCHEMA, created_row
 from crdt_server.settings import Settings
-from crdt_server.storage import DocumentStore, MovedDocument, StoreError
+from crdt_server.storage import MovedDocument, Store, StoreError
 from crdt_server.tools.commands import ToolError, store_options, with_store
 
 __all__ = ["COMMANDS", "create_offline"]
@@ -50,9 +50,7 @@ def _document(kind: str, wedding: str, op: dict[str, Any]) -> bytes:
     return doc.get_update()
 
 
-async def create_offline(
-    store: DocumentStore, wanted: NewWedding, settings: Settings
-) -> dict[str, Any]:
+async def create_offline(store: Store, wanted: NewWedding, settings: Settings) -> dict[str, Any]:
     """Write a new wedding into ``store`` in one transaction, then queue the couple's first
     sign-in link in its outbox for the running server to send; what was made."""
     wedding, sub = new_wedding_id(), new_couple_sub()
@@ -64,6 +62,9 @@ async def create_offline(
         ),
         MovedDocument(
             f"{wedding}/timeline", [_document("timeline", wedding, wanted.profile_op())], []
+        ),
+        MovedDocument(
+            f"{wedding}/tasks", [_document("tasks", wedding, {"op": "seed_checklist"})], []
         ),
     ]
     rows = [
@@ -80,7 +81,7 @@ async def create_offline(
             updated_at=clock.now(),
         ),
     ]
-    await store.put_documents(moved, ORIGIN, (), rows)
+    await store.put_documents(moved, ORIGIN, rows)
     queued = await queue_first_sign_in_link(store, settings, wanted.email)
     return {
         "id": wedding,

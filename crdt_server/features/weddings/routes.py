@@ -267,6 +267,8 @@ async def _create(
     )
     weddings = call.state.weddings
     await weddings.operate(wedding, "budget", wanted.currency_op(), sender)
+    # The default checklist, by fixed ids (a retry adds nothing twice).
+    await weddings.operate(wedding, "tasks", {"op": "seed_checklist"}, sender)
     answer: list[bytes] = []
 
     def rows(result: dict[str, Any]) -> list[FeatureRow]:
