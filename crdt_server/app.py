@@ -54,6 +54,7 @@ from crdt_server.features import (
     Feature,
     capabilities_of,
     conflicts,
+    emergencies,
     events,
     integrations,
     notes,
@@ -177,6 +178,7 @@ FEATURES: tuple[Feature, ...] = (
     events.FEATURE,
     people.FEATURE,
     notifications.FEATURE,
+    emergencies.FEATURE,
     threads.FEATURE,
     conflicts.FEATURE,
     notes.FEATURE,
@@ -332,7 +334,9 @@ def create_app(
             authenticator=the_authenticator,
             gate=gate,
             weddings=weddings,
-            limiter=HttpRateLimiter(settings.rate_limits),
+            limiter=HttpRateLimiter(
+                settings.rate_limits, emergency_per_hour=settings.rate_emergency_per_hour
+            ),
             erasures=admin_events.erasures,
             permissions=matrix,
             hooks=hooks,

@@ -58,7 +58,13 @@ from crdt_server.core.crdt import crdt_call, replay
 from crdt_server.documents import DOCUMENT_KINDS, DocumentError, to_json
 from crdt_server.documents.shapes import MAX_DEPTH, nests_deeper_than
 from crdt_server.errors import ExportError
-from crdt_server.names import CORE_EVENT_NAMESPACES, ROOM_KINDS, event_problem, valid_wedding_id
+from crdt_server.names import (
+    CORE_EVENT_NAMESPACES,
+    PRIORITIES,
+    ROOM_KINDS,
+    event_problem,
+    valid_wedding_id,
+)
 from crdt_server.storage import (
     DocumentStore,
     FeatureRow,
@@ -96,7 +102,6 @@ _SECTIONS = frozenset(
 _ALL_HISTORY = 2**62
 """A history limit no store reaches."""
 _EVENT_PAGE = 500
-_PRIORITIES = ("normal", "urgent", "emergency")
 
 
 EventSteps = Callable[[Sequence[NewEvent]], Tx[Any]]
@@ -463,8 +468,8 @@ def _parse_event(index: int, raw: object, namespaces: tuple[str, ...]) -> Export
     for name, value in (("sub", sub), ("role", role)):
         if not isinstance(value, str) or len(value) > 1024 or not value.isprintable():
             raise ExportError(f"{where}.actor.{name}", "must be a string of at most 1024")
-    if priority not in _PRIORITIES:
-        raise ExportError(f"{where}.priority", f"must be one of {', '.join(_PRIORITIES)}")
+    if priority not in PRIORITIES:
+        raise ExportError(f"{where}.priority", f"must be one of {', '.join(PRIORITIES)}")
     if (
         isinstance(created_at, bool)
         or not isinstance(created_at, int | float)

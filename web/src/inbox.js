@@ -13,7 +13,9 @@ const REASONS = {
   reply: 'replied to you',
   message: 'wrote',
   urgent: 'sent an urgent message',
-  payment_due: 'reminds you: a scheduled payment is due today'
+  payment_due: 'reminds you: a scheduled payment is due today',
+  emergency: 'raised an emergency',
+  emergency_unacknowledged: 'raised an emergency nobody has acknowledged yet'
 }
 
 export class Inbox {
@@ -59,9 +61,9 @@ export class Inbox {
     return this.loading
   }
 
-  /** New thread events may be new notifications. */
+  /** New thread events and emergencies may be new notifications. */
   onEvents (events) {
-    if (events.some((e) => typeof e.type === 'string' && e.type.startsWith('thread.'))) this.refresh()
+    if (events.some((e) => (typeof e.type === 'string' && e.type.startsWith('thread.')) || e.priority === 'emergency')) this.refresh()
   }
 
   /** Mark `ids` read (all when none are given). */

@@ -8,7 +8,12 @@ from collections.abc import Sequence
 from crdt_server.auth.permissions import LEADS
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
-from crdt_server.features.events.extension import EventLog, event_json, readable_event
+from crdt_server.features.events.extension import (
+    EmergencyRaised,
+    EventLog,
+    event_json,
+    readable_event,
+)
 from crdt_server.features.events.routes import (
     CustomEvent,
     PostedEvent,
@@ -32,6 +37,7 @@ from crdt_server.names import CUSTOM_EVENT_NAMESPACES
 __all__ = [
     "FEATURE",
     "CustomEvent",
+    "EmergencyRaised",
     "EventLog",
     "EventSettings",
     "PostedEvent",
@@ -61,7 +67,12 @@ FEATURE = Feature(
     settings=EventSettings,
     schemas=(SCHEMA,),
     # Custom events (day.vendor_arrived...): whoever runs or serves the day.
-    capabilities={"events.post": LEADS | {"vendor"}},
+    # Emergencies (``priority: emergency``): everyone who may be there on the day, family
+    # included, though they may post nothing else.
+    capabilities={
+        "events.post": LEADS | {"vendor"},
+        "events.emergency": LEADS | {"vendor", "family"},
+    },
     # Clients' custom events and the events derived from the wedding documents.
     event_namespaces=(
         *CUSTOM_EVENT_NAMESPACES,

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,7 +52,7 @@ from crdt_server.storage import (
 from crdt_server.storage.gateway import Tx
 from crdt_server.times import rfc3339
 
-__all__ = ["EventLog", "event_json", "readable_event"]
+__all__ = ["EmergencyRaised", "EventLog", "event_json", "readable_event"]
 
 log = logging.getLogger("crdt_server.events")
 
@@ -114,6 +114,10 @@ def readable_event(
     return item
 
 
+EmergencyRaised = Callable[[StoredEvent], Awaitable[None]]
+"""Told of an emergency once it is stored (:meth:`EventLog.on_emergency`)."""
+
+
 @dataclass(slots=True, eq=False)
 class _Reader:
     wake: asyncio.Event
@@ -144,6 +148,7 @@ class EventLog(Extension):
         self._core: Core | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._closed = asyncio.Event()
+        self._emergency: tuple[EmergencyRaised, ...] = ()
         self._personal: dict[str, str] = {}
         """Namespace -> the capability whose holders read all its events (others: only
         those naming them, :meth:`may_read`)."""
@@ -177,6 +182,16 @@ class EventLog(Extension):
         self._store = core.store
         await core.store.install(SCHEMA)
         self._sweeper = asyncio.create_task(self._sweep(), name="event-retention")
+
+    def on_emergency(self, listener: EmergencyRaised) -> None:
+        """Await ``listener`` with each emergency posted here, once it is stored and before
+        its poster is answered (the emergencies feature notifies the couple and planner)."""
+        self._emergency = (*self._emergency, listener)
+
+    async def raised(self, event: StoredEvent) -> None:
+        """An emergency was stored (the first time: not an ``Idempotency-Key`` repeat)."""
+        for listener in self._emergency:
+            await listener(event)
 
     def listen(self, listener: Callable[[str], None]) -> None:
         """Call ``listener`` with the wedding each time events of it are stored here."""

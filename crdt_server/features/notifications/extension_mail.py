@@ -42,6 +42,7 @@ from crdt_server.features.notifications.tables import (
     OutboxItem,
 )
 from crdt_server.features.people import Member, People, emailed
+from crdt_server.names import at_least
 
 __all__ = ["Mailer", "Notice", "SmtpTarget"]
 
@@ -154,7 +155,8 @@ class Mailer(Extension):
         now = clock.now()
         waiting = await db.read_as(
             DueOutbox,
-            "SELECT wedding, sub, MAX(CASE WHEN priority = 'normal' THEN 0 ELSE 1 END)"
+            "SELECT wedding, sub,"
+            " MAX(CASE WHEN priority IN ('urgent', 'emergency') THEN 1 ELSE 0 END)"
             " FROM {t}notification_outbox WHERE claimed_until < ? GROUP BY wedding, sub",
             now,
         )
@@ -318,7 +320,7 @@ class Mailer(Extension):
             subject = " ".join(said.subject.split())  # never a line break in a header
             subjects.append(subject)
             who = names.get(said.author, said.author or "someone")
-            flag = "" if priority == "normal" else f"[{str(priority).upper()}] "
+            flag = f"[{str(priority).upper()}] " if at_least(str(priority), "urgent") else ""
             why = {"mention": "mentioned you", "reply": "replied to you"}.get(str(reason), "wrote")
             text = "(deleted)" if said.deleted else said.body
             lines.append(f"{flag}{who} {why} in \u201c{subject}\u201d:\n{text}\n")

@@ -27,6 +27,7 @@ from crdt_server.features.threads.domain import (
 from crdt_server.features.threads.extension_access import ThreadAccess, VisibleThread
 from crdt_server.features.threads.tables import Tx
 from crdt_server.features.threads.tables_messages import MessageRow
+from crdt_server.names import at_least
 
 __all__ = ["ThreadMessages"]
 
@@ -127,7 +128,7 @@ class ThreadMessages(ThreadAccess):
                     and member is not None
                     and bool(member.email)
                     and member.email_on
-                    and (reason in ("mention", "urgent") or level != "normal")
+                    and (reason in ("mention", "urgent") or at_least(level, "urgent"))
                 )
                 queued = queued or mailed
                 yield from inbox.notify(
