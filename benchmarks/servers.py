@@ -166,6 +166,14 @@ def server_specs() -> dict[str, ServerSpec]:
     baseline = baseline_spec()
     if baseline is not None:
         specs[baseline.name] = baseline
+        # The same checkout's Hocuspocus path (/collab), beside ours-collab.
+        specs["ours-collab-baseline"] = dataclasses.replace(
+            baseline,
+            name="ours-collab-baseline",
+            dialect="hocuspocus",
+            collab_path="/collab",
+            notes=f"{baseline.notes}, its Hocuspocus path: /collab",
+        )
     return specs
 
 

@@ -54,21 +54,25 @@ from crdt_server.features import (
     Feature,
     capabilities_of,
     conflicts,
+    emergencies,
     events,
     integrations,
     notes,
     notifications,
+    payments,
     people,
     presence,
     projections,
     rsvp,
+    scheduler,
+    tasks,
     threads,
     versions,
     webhooks,
     weddings,
 )
 from crdt_server.settings import Settings
-from crdt_server.storage import DocumentStore, store_for
+from crdt_server.storage import Store, store_for
 
 __all__ = [
     "CORE_SCHEMAS",
@@ -170,9 +174,11 @@ class AdminEvents(Extension):
 
 
 FEATURES: tuple[Feature, ...] = (
+    scheduler.FEATURE,
     events.FEATURE,
     people.FEATURE,
     notifications.FEATURE,
+    emergencies.FEATURE,
     threads.FEATURE,
     conflicts.FEATURE,
     notes.FEATURE,
@@ -183,9 +189,16 @@ FEATURES: tuple[Feature, ...] = (
     projections.FEATURE,
     weddings.FEATURE,
     rsvp.FEATURE,
+    payments.FEATURE,
+    tasks.FEATURE,
 )
 """The features the server runs, in the order they are built (a feature that needs another
 comes after it; see :mod:`crdt_server.features`). The one list that names features."""
+
+IMPORT_EVENTS = events.store_events
+"""The events feature's step that stores an imported wedding's events in the import's own
+transaction (``crdt-server import``; the tools name no feature, and the CLI takes what it
+needs of the features from here)."""
 
 
 def permission_matrix(
@@ -200,7 +213,7 @@ def permission_matrix(
     return PermissionMatrix(capabilities=declared)
 
 
-def default_store(settings: Settings) -> DocumentStore:
+def default_store(settings: Settings) -> Store:
     """PostgreSQL when ``database_url`` is set, else the embedded SQLite file."""
     return store_for(
         settings.database_url,
@@ -213,7 +226,7 @@ def default_store(settings: Settings) -> DocumentStore:
 def create_app(
     settings: Settings,
     *,
-    store: DocumentStore | None = None,
+    store: Store | None = None,
     authenticator: Authenticator | None = None,
     bus: Bus | None = None,
     extensions: Sequence[Extension] = (),
@@ -235,7 +248,7 @@ def create_app(
         # Kept as long as any token they cover may live (plus the iat clock skew).
         keep = settings.max_token_lifetime_seconds + CLOCK_SKEW
         revocations = Revocations(keep_seconds=keep)
-        built = Built(settings, revocations)
+        built = Built(settings, revocations, features)
         for feature in features:
             built.extensions.extend(feature.build(built))
         the_store = store or default_store(settings)
@@ -281,6 +294,14 @@ def create_app(
             )
         )
         matrix = permission_matrix(settings, features)
+        for doc, roles in matrix.defaulted.items():
+            log.warning(
+                "CRDT_SERVER_PERMISSIONS does not name %r for %s: they get the default"
+                " matrix's access to it (%s); name it to choose otherwise",
+                doc,
+                ", ".join(roles),
+                ", ".join(f"{role} {matrix.access(role, doc).value}" for role in roles),
+            )
         if settings.allow_anonymous:
             log.warning(
                 "ANONYMOUS ACCESS IS ON: clients without a token may read and write every "
@@ -313,7 +334,9 @@ def create_app(
             authenticator=the_authenticator,
             gate=gate,
             weddings=weddings,
-            limiter=HttpRateLimiter(settings.rate_limits),
+            limiter=HttpRateLimiter(
+                settings.rate_limits, emergency_per_hour=settings.rate_emergency_per_hour
+            ),
             erasures=admin_events.erasures,
             permissions=matrix,
             hooks=hooks,

@@ -2,11 +2,12 @@
 (``{wedding_id}/{doc}``, and the server's projections ``{wedding_id}/{doc}@{role}``, which
 no client names: see :func:`projection_name`) and event types (``{namespace}.{name}``), with
 the size of an event's data (the event routes and ``crdt-server import`` apply the same
-rules)."""
+rules); and the one priority scale of the API (:data:`Priority`)."""
 
 from __future__ import annotations
 
 import re
+from typing import Final, Literal, get_args
 
 from crdt_server.documents import DOCUMENT_KINDS, FINDINGS_ROOM
 from crdt_server.documents.model import WEDDING_ID_PATTERN
@@ -17,14 +18,35 @@ __all__ = [
     "CORE_EVENT_NAMESPACES",
     "MAX_CUSTOM_EVENT_BYTES",
     "MAX_EVENT_BYTES",
+    "PRIORITIES",
+    "RANK",
+    "Priority",
     "ROOM_KINDS",
     "WEDDING_ID_PATTERN",
     "document_name",
+    "at_least",
     "event_problem",
     "projection_name",
     "projection_of",
     "valid_wedding_id",
 ]
+
+Priority = Literal["low", "normal", "urgent", "emergency"]
+"""The one priority scale of the API (custom events, thread messages, notifications,
+exports), lowest first, defined here and nowhere else."""
+
+PRIORITIES: Final[tuple[Priority, ...]] = get_args(Priority)
+"""The scale, lowest first."""
+
+RANK: Final[dict[str, int]] = {p: i for i, p in enumerate(PRIORITIES)}
+"""Each priority's place on the scale (higher is more pressing)."""
+
+
+def at_least(priority: str, floor: Priority) -> bool:
+    """Whether ``priority`` (a stored value; an unknown one ranks as ``normal``) is
+    ``floor`` or above."""
+    return RANK.get(priority, RANK["normal"]) >= RANK[floor]
+
 
 CONFLICTS = FINDINGS_ROOM
 """The read-only room the server keeps up to date with a wedding's conflicts."""

@@ -169,6 +169,12 @@ class Settings:
     rate_events_per_minute: int = 120
     """Custom events one subject may post per minute to one wedding (``emergency`` from the
     couple or planner is never limited); more get 429 with ``Retry-After``."""
+    rate_emergency_per_hour: int = 10
+    """Requests of ``emergency`` priority (custom events, thread messages) one subject other
+    than the couple or planner may make an hour, in bursts of up to that many: a budget of
+    its own, so the general limits never refuse an emergency (the couple's and planner's
+    are never limited); more get 429 with ``Retry-After``; 0: unlimited. Per process, as
+    every rate limit: under ``--workers N`` a subject may get up to N times as many."""
     rate_threads_per_minute: int = 120
     """Thread writes (new threads, messages, edits, reactions, read marks) one subject may
     make a minute; 0: unlimited. ``emergency`` from the couple or planner is never limited."""
@@ -288,6 +294,7 @@ class Settings:
             "rate_write_per_minute",
             "rate_admin_per_minute",
             "rate_threads_per_minute",
+            "rate_emergency_per_hour",
             "shutdown_timeout_seconds",
             "loop_stall_seconds",
         )

@@ -11,6 +11,7 @@ from .jsonio import from_json, import_json, to_json
 from .model import (
     DOCUMENT_KINDS,
     FINDINGS_ROOM,
+    PAYMENT_STATUSES,
     RSVP_STATES,
     SCHEMA_VERSION,
     SIDES,
@@ -29,6 +30,7 @@ __all__ = [
     "DOCUMENT_KINDS",
     "FINDINGS_ROOM",
     "OPERATIONS",
+    "PAYMENT_STATUSES",
     "RSVP_STATES",
     "SCHEMA_VERSION",
     "SIDES",

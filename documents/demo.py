@@ -1,6 +1,7 @@
 """A sample wedding for demos: about 120 guests in households (entries, a few with a
 mailing address), plus-ones (two of them named), a menu, 12 tables, the day's timeline
-with its vendors and a run of show, and a budget with payments; a few entries have notes.
+with its vendors and a run of show, a budget with payments, and the default task checklist
+(some of it done, owned by the couple and the planner); a few entries have notes.
 
 Everything is built from the ordinary domain operations (:func:`documents.apply_operation`),
 so the demo is exactly what a client could have written, and it is deterministic: the same
@@ -22,6 +23,7 @@ from .model import DOCUMENT_KINDS, DocumentError
 from .operations import apply_operation
 from .schema import RUN_OF_SHOW
 from .seed import meta_changes, seed
+from .tasks import CHECKLIST
 
 __all__ = ["DEMO_WEDDING_ID", "demo_operations", "seed_demo", "seed_demo_document"]
 
@@ -231,6 +233,11 @@ _PAYMENTS: tuple[tuple[str, int, str, str, str, str], ...] = (
 )
 
 
+_SCHEDULED = frozenset({"p07", "p09", "p10"})
+"""Payments still to make: their date is the day they are due (the Upcoming list, the
+calendar feed, the reminders)."""
+
+
 def demo_operations() -> dict[str, list[dict[str, Any]]]:
     """The operations that build the demo wedding, per kind of document, in order."""
     rng = random.Random(2027)
@@ -268,7 +275,12 @@ def demo_operations() -> dict[str, list[dict[str, Any]]]:
     budget[2]["notes"] = "Menu tasting on 2027-03-14; final numbers due four weeks before."
     budget += [
         {"op": "record_payment", "payment_id": pid, "amount": amount, "category_id": cid}
-        | {"date": day, "payer": payer, "vendor": vendor}
+        | (
+            {"status": "scheduled", "due": day}
+            if pid in _SCHEDULED
+            else {"date": day, "status": "paid"}
+        )
+        | {"payer": payer, "vendor": vendor}
         for pid, amount, cid, day, payer, vendor in _PAYMENTS
     ]
     budget[-8]["notes"] = "Deposit; the rest is due after the final head count."
@@ -277,7 +289,42 @@ def demo_operations() -> dict[str, list[dict[str, Any]]]:
         "seating": _seating_ops(order),
         "timeline": timeline,
         "budget": budget,
+        "tasks": _task_ops(),
     }
+
+
+_TASK_OWNERS = ("demo-couple", "demo-planner")
+"""The demo's members who do its tasks (``crdt_server.edge.demo.DEMO_PEOPLE``'s ids)."""
+_DONE_TASKS = ("t-budget", "t-guest-list", "t-venue", "t-photographer", "t-caterer")
+
+
+def _task_ops() -> list[dict[str, Any]]:
+    """The default checklist, owned in turn by the couple and the planner, its first tasks
+    done, and two tasks of the demo's own (one with a day, one with notes)."""
+    ops: list[dict[str, Any]] = [{"op": "seed_checklist"}]
+    ops += [
+        {"op": "update_task", "task_id": task_id, "owner": _TASK_OWNERS[i % len(_TASK_OWNERS)]}
+        for i, (task_id, _, _) in enumerate(CHECKLIST)
+    ]
+    ops += [{"op": "complete_task", "task_id": task_id} for task_id in _DONE_TASKS]
+    ops += [
+        {
+            "op": "add_task",
+            "task_id": "t-tasting",
+            "title": "Menu tasting with the caterer",
+            "owner": "demo-couple",
+            "due": "2027-03-14",
+        },
+        {
+            "op": "add_task",
+            "task_id": "t-welcome-bags",
+            "title": "Pack the welcome bags",
+            "owner": "demo-planner",
+            "due_offset": "-3D",
+            "notes": "One per household staying at the hotel; maps and the weekend's plan.",
+        },
+    ]
+    return ops
 
 
 def seed_demo_document(doc: Doc[Any], kind: str, wedding_id: str, *, origin: Any = None) -> bool:
@@ -313,11 +360,11 @@ def _write_run_of_show(doc: Doc[Any]) -> None:
 def seed_demo(
     docs: Mapping[str, Doc[Any]], wedding_id: str = DEMO_WEDDING_ID, *, origin: Any = None
 ) -> dict[str, bool]:
-    """Seed and fill each of the four documents (see :func:`seed_demo_document`); returns
+    """Seed and fill each of the documents (see :func:`seed_demo_document`); returns
     which ones were written."""
     missing = [kind for kind in DOCUMENT_KINDS if kind not in docs]
     if missing:
-        raise DocumentError(f"the demo needs all four documents, {missing[0]} is missing")
+        raise DocumentError(f"the demo needs every document, {missing[0]} is missing")
     return {
         kind: seed_demo_document(docs[kind], kind, wedding_id, origin=origin)
         for kind in DOCUMENT_KINDS

@@ -18,14 +18,15 @@ from .changes import ChangeRecorder
 from .jsonio import to_json
 from .model import DOCUMENT_KINDS, FINDINGS_ROOM
 from .operations import apply_operation
-from .schema import read_guests, read_seating
+from .schema import read_guests, read_profile, read_seating, read_tasks
+from .tasks import due_dates
 from .totals import totals
 
 __all__ = ["WEDDINGS", "WeddingDomain"]
 
 
 class WeddingDomain:
-    """The four documents of a wedding (:data:`DOCUMENT_KINDS`)."""
+    """The documents of a wedding (:data:`DOCUMENT_KINDS`)."""
 
     __slots__ = ()
 
@@ -55,11 +56,17 @@ class WeddingDomain:
             seating = (related or {}).get("seating")
             plan = read_seating(seating) if seating is not None else None
             view["totals"] = totals(read_guests(doc), plan)
+        if kind == "tasks":
+            # Each task's day: its own, or its offset from the wedding date (the timeline's
+            # profile), for a caller who may read the timeline; else the days alone.
+            timeline = (related or {}).get("timeline")
+            wedding = read_profile(timeline).date if timeline is not None else None
+            view["due_dates"] = due_dates(read_tasks(doc).tasks, wedding)
         return view
 
     def context(self, kind: str, op: Mapping[str, Any] | None = None) -> tuple[str, ...]:
         if op is None:
-            return ("seating",) if kind == "guests" else ()
+            return ("seating",) if kind == "guests" else ("timeline",) if kind == "tasks" else ()
         if kind == "seating" and op.get("op") in _READ_GUESTS:
             return ("guests",)
         return ()

@@ -31,8 +31,10 @@ from .model import (
     Entity,
     Field,
     OperationError,
+    in_zone,
     new_id,
     parse_instant,
+    payment_status,
 )
 from .schema import (
     GuestList,
@@ -42,6 +44,7 @@ from .schema import (
     plain,
     read_budget,
     read_guests,
+    read_profile,
     read_seating,
     root,
     write,
@@ -180,11 +183,25 @@ def check_guest_update(call: Invocation, guest_id: str, entry: Map[Any]) -> None
 # -- timeline ------------------------------------------------------------------------------
 
 
+def _zoned_times(call: Invocation) -> None:
+    """The item's given ``start`` and ``end`` as the wedding's zone writes them (the
+    profile's ``time_zone``): any day, the zone's offset on that date (:func:`in_zone`)."""
+    zone = read_profile(call.doc).time_zone
+    for name in ("start", "end"):
+        if call.args.get(name) is not None:
+            try:
+                call.args[name] = in_zone(call.args[name], zone)
+            except DocumentError as exc:  # it depends on the profile: impossible here
+                raise refuse(exc.message, name) from None
+
+
 def check_new_item(call: Invocation) -> None:
+    _zoned_times(call)
     _check_slot(call.args["start"], call.args["end"])
 
 
 def check_move(call: Invocation, item_id: str, entry: Map[Any]) -> None:
+    _zoned_times(call)
     start = call.args.get("start", _stored(entry, TIMELINE_ITEM.field("start")))
     end = call.args.get("end", _stored(entry, TIMELINE_ITEM.field("end")))
     _check_slot(start, end)
@@ -442,7 +459,21 @@ def set_category(call: Invocation) -> Result:
     return call.result(category_id, True)
 
 
+def check_payment_dates(status: str | None, paid_on: str | None, due: str | None) -> None:
+    """A paid payment (``status`` ``paid`` or none) needs the date it was paid; a scheduled
+    one needs the date it is due (it may have no ``date`` yet). Malformed otherwise."""
+    if payment_status(status) == "paid" and paid_on is None:
+        raise OperationError(
+            "a paid payment needs the date it was paid; for one still to pay, give "
+            "status 'scheduled' and its due date",
+            path="date",
+        )
+    if payment_status(status) == "scheduled" and due is None:
+        raise OperationError("a scheduled payment needs the date it is due", path="due")
+
+
 def record_payment(call: Invocation) -> Result:
+    check_payment_dates(call.args.get("status"), call.args.get("date"), call.args.get("due"))
     settings_change = _currency_change(call)
     category_id = call.args["category_id"]
     if not isinstance(root(call.doc, "categories").get(category_id), Map):
@@ -456,3 +487,48 @@ def record_payment(call: Invocation) -> Result:
         write(root(call.doc, "settings"), settings_change)
         payments[payment_id] = new_entry(PAYMENT, call.args)
     return call.result(payment_id, True)
+
+
+def update_payment(call: Invocation) -> Result:
+    """The fields given of a payment; the others are left as they are, ``None`` clears one
+    (a cleared ``status`` reads as paid). Marking one paid: ``status: "paid"`` with the
+    ``date`` it was paid (unless it has one). What the payment would be afterwards must
+    still hold its dates (:func:`check_payment_dates`): refused as ``impossible`` when the
+    stored fields are what is missing, as ``malformed`` when the arguments alone are."""
+    payment_id = call.args.pop("payment_id")
+    entry = _entry(call.doc, PAYMENT, payment_id)
+    given = call.args
+    if "status" in given or "date" in given or "due" in given:
+        after = {
+            name: given[name] if name in given else _stored(entry, PAYMENT.field(name))
+            for name in ("status", "date", "due")
+        }
+        try:
+            check_payment_dates(after["status"], after["date"], after["due"])
+        except OperationError as exc:
+            if check_payment_args(given):
+                raise
+            raise refuse(f"payment '{payment_id}': {exc.message}", exc.path) from None
+    category_id = given.get("category_id")
+    if category_id is not None and not isinstance(
+        root(call.doc, "categories").get(category_id), Map
+    ):
+        raise refuse(f"there is no category '{category_id}'", "category_id")
+    settings_change = _currency_change(call)
+    changed = changes(entry, PAYMENT.fields, call.args)
+    if not changed and not settings_change:
+        return call.result(payment_id, False)
+    with call.doc.transaction(origin=call.origin):
+        write(root(call.doc, "settings"), settings_change)
+        write(entry, changed)
+    return call.result(payment_id, True)
+
+
+def check_payment_args(given: Mapping[str, Any]) -> bool:
+    """Whether ``given`` alone, whatever is stored, breaks the dates' rule: it sets the
+    three fields, or sets a status and clears the date (or due) that status needs."""
+    if "status" not in given:
+        return False
+    status = payment_status(given["status"])
+    needed = "date" if status == "paid" else "due"
+    return needed in given and given[needed] is None

@@ -48,6 +48,7 @@ _ENTITIES: dict[tuple[str, str], tuple[str, str]] = {
     ("timeline", "items"): ("timeline.item", "id"),
     ("budget", "categories"): ("budget.category", "id"),
     ("budget", "payments"): ("budget.payment", "id"),
+    ("tasks", "tasks"): ("task", "id"),
 }
 
 EVENT_TYPES: tuple[str, ...] = (
@@ -76,8 +77,14 @@ EVENT_TYPES: tuple[str, ...] = (
     "budget.payment_recorded",
     "budget.payment_updated",
     "budget.payment_removed",
+    "budget.payment_paid",
     "budget.total_changed",
     "budget.settings_changed",
+    "task.added",
+    "task.updated",
+    "task.removed",
+    "task.completed",
+    "task.reopened",
 )
 """Every type :func:`derive_events` can produce (``conflict.*`` are the server's own)."""
 
@@ -175,7 +182,7 @@ def _entry_events(kind: str, change: EntryChange) -> list[DomainEvent]:
     change = _without_texts(change)
     noun, _ = _ENTITIES[(kind, change.root)]
     verbs = _PAYMENT_VERBS if noun == "budget.payment" else _VERBS
-    sep = "." if noun == "guest" else "_"
+    sep = "." if noun in ("guest", "task") else "_"
     name = f"{noun}{sep}{verbs[change.action]}"
     if change.action == "added":
         return [DomainEvent(name, {"id": change.id, "fields": dict(change.after)})]
@@ -196,6 +203,15 @@ def _entry_events(kind: str, change: EntryChange) -> list[DomainEvent]:
                     "guest.rsvp_changed", {"id": change.id, "from": rsvp["from"], "to": rsvp["to"]}
                 )
             )
+        elif noun == "budget.payment" and _paid_now(change):
+            # Beside ``budget.payment_updated`` (which carries the status change itself):
+            # the fact people act on, that a scheduled payment was made.
+            events.append(DomainEvent("budget.payment_paid", _paid_data(change)))
+        elif noun == "task" and "done" in names and isinstance(change.after.get("done"), bool):
+            # Ticked or unticked: its own event (who did it is the event's actor).
+            special = ["done"]
+            verb = "task.completed" if change.after["done"] else "task.reopened"
+            events.append(DomainEvent(verb, {"id": change.id}))
         elif noun == "timeline.item" and any(n in names for n in _SCHEDULE):
             special = [n for n in _SCHEDULE if n in names]
             moved = _changes(change, special)
@@ -216,6 +232,22 @@ def _entry_events(kind: str, change: EntryChange) -> list[DomainEvent]:
             data["replaced"] = True
         events.insert(0, DomainEvent(name, data))
     return events
+
+
+def _paid_now(change: EntryChange) -> bool:
+    """Whether a payment's status became paid (a cleared status reads as paid)."""
+    return (change.before.get("status") or "paid") == "scheduled" and (
+        change.after.get("status") or "paid"
+    ) == "paid"
+
+
+def _paid_data(change: EntryChange) -> dict[str, Any]:
+    """The payment's id, and the date it was paid where the same update set it (events
+    carry what the update changed, never a re-read of the document)."""
+    data: dict[str, Any] = {"id": change.id, "from": "scheduled", "to": "paid"}
+    if change.after.get("date") is not None:
+        data["date"] = change.after["date"]
+    return data
 
 
 def _seat_events(change: EntryChange) -> list[DomainEvent]:
@@ -285,6 +317,8 @@ def apply_events(kind: str, entries: Entries, events: Iterable[DomainEvent]) -> 
             else:
                 settings[key] = {"value": data["to"]}
             continue
+        if event.type == "budget.payment_paid":
+            continue  # its change is in the budget.payment_updated beside it
         noun, verb = _split(event.type)
         root = roots.get(noun)
         if root is None:
@@ -303,6 +337,8 @@ def apply_events(kind: str, entries: Entries, events: Iterable[DomainEvent]) -> 
                 updates = dict(data["to"])
             elif verb == "rsvp_changed":
                 updates = {"rsvp": data["to"]}
+            elif verb in ("completed", "reopened"):
+                updates = {"done": verb == "completed"}
             else:
                 updates = {n: c["to"] for n, c in data["changes"].items()}
             for name, value in updates.items():
@@ -320,6 +356,8 @@ def _split(event_type: str) -> tuple[str, str]:
         return "guest.household", event_type.removeprefix("guest.household_")
     if event_type.startswith("guest."):
         return "guest", event_type.removeprefix("guest.")
+    if event_type.startswith("task."):
+        return "task", event_type.removeprefix("task.")
     for noun, _ in _ENTITIES.values():
         if event_type.startswith(noun + "_"):
             return noun, event_type.removeprefix(noun + "_")

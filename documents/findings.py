@@ -43,6 +43,7 @@ from .schema import (
     Payment,
     SchemaProblem,
     Table,
+    Task,
     TimelineItem,
     read_budget_settings,
     read_entry,
@@ -76,7 +77,12 @@ class FindingKind:
 
 FINDING_KINDS: tuple[FindingKind, ...] = (
     FindingKind(
-        ("guests.invalid_entry", "seating.invalid_entry", "timeline.invalid_entry"),
+        (
+            "guests.invalid_entry",
+            "seating.invalid_entry",
+            "timeline.invalid_entry",
+            "tasks.invalid_entry",
+        ),
         "the entry",
         ("each entry's problems",),
         ("that entry",),
@@ -146,13 +152,13 @@ FINDING_KINDS: tuple[FindingKind, ...] = (
     FindingKind(
         ("budget.category_over_plan",),
         "one category",
-        ("sum of payments by category",),
+        ("sum of payments by category (paid and scheduled)", "sum of scheduled by category"),
         ("the category", "a payment to or from it", "budget/settings (currency)"),
     ),
     FindingKind(
         ("budget.over_total", "budget.plan_over_total"),
         "the budget",
-        ("sum of all payments", "sum of all plans"),
+        ("sum of all payments (paid and scheduled)", "sum of scheduled", "sum of all plans"),
         ("any payment", "any category", "budget/settings"),
     ),
 )
@@ -181,8 +187,10 @@ class WeddingFindings:
         self._seats: dict[str, set[int]] = defaultdict(set)
         self._labelled: dict[tuple[str, str], set[str]] = defaultdict(set)
         self._by_category: dict[str, set[str]] = defaultdict(set)
-        self._spent: dict[str, int] = defaultdict(int)
-        self._paid = 0
+        self._spent: dict[str, int] = defaultdict(int)  # paid and scheduled, by category
+        self._scheduled_in: dict[str, int] = defaultdict(int)  # scheduled, by category
+        self._paid = 0  # paid and scheduled: what the budget is committed to
+        self._scheduled = 0
         self._planned = 0
         self._named: dict[str, set[str]] = defaultdict(set)  # host -> named plus-ones
         self._household_of: dict[str, str] = {}  # guest -> household id
@@ -359,6 +367,15 @@ class WeddingFindings:
             if not self._spent[p.category_id] and p.category_id not in self._by_category:
                 del self._spent[p.category_id]
             self._paid += sign * p.amount
+            if p.scheduled:
+                self._scheduled_in[p.category_id] += sign * p.amount
+                if not self._scheduled_in[p.category_id]:
+                    del self._scheduled_in[p.category_id]
+                self._scheduled += sign * p.amount
+
+    def _tasks_changed(self, key: str, old: Task | None, new: Task | None) -> None:
+        """Tasks feed no finding of their own (a task's entry problems are reported as
+        every entry's are)."""
 
     # -- findings -------------------------------------------------------------------------
 
@@ -659,10 +676,18 @@ class WeddingFindings:
             Conflict(
                 "budget.category_over_plan",
                 (f"budget/categories/{category.id}",),
-                f"Payments for '{category.name}' total {self._money(paid)} "
+                f"Payments for '{category.name}' total {self._money(paid)}"
+                f"{self._split(paid, self._scheduled_in.get(key, 0))} "
                 f"but the plan is {self._money(category.planned)}.",
             )
         ]
+
+    def _split(self, committed: int, scheduled: int) -> str:
+        """How much of ``committed`` is paid and how much only scheduled, in words."""
+        if not scheduled:
+            return " paid (none scheduled)"
+        paid = self._money(committed - scheduled)
+        return f" paid and scheduled ({paid} paid, {self._money(scheduled)} scheduled)"
 
     def _budget(self) -> list[Conflict]:
         if self._total is None:
@@ -674,7 +699,8 @@ class WeddingFindings:
                 Conflict(
                     "budget.over_total",
                     ("budget/settings/total",),
-                    f"Payments total {self._money(self._paid)} but the budget is {total}.",
+                    f"Payments total {self._money(self._paid)}"
+                    f"{self._split(self._paid, self._scheduled)} but the budget is {total}.",
                 )
             )
         if self._planned > self._total:

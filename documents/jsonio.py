@@ -4,10 +4,10 @@ The export is plain JSON: ``{"kind", "schema", "wedding_id", <collections>}`` wh
 collection maps ids to objects holding every field (``null`` for empty optional ones; the
 guests document's ``households`` may be missing in data written before them), the guests
 document adds its ``menu`` (``{"choices"}``, ``null`` where there is none), and
-the budget adds ``currency`` and ``total``, the timeline its ``profile`` (the wedding's names,
-date, time zone, venue and RSVP deadline; ``null`` fields where there is none). Entries a
-foreign client stored in a shape the schema does not allow are left out (the invariant
-checks report them).
+the budget adds ``currency`` and ``total``, the tasks document holds ``tasks``, the
+timeline its ``profile`` (the wedding's names, date, time zone, venue and RSVP deadline;
+``null`` fields where there is none). Entries a foreign client stored in a shape the schema
+does not allow are left out (the invariant checks report them).
 
 Nothing a client stored is invisible: ``problems`` lists every entry left out and why, and
 ``other`` shows every root the schema does not know
@@ -35,12 +35,14 @@ from .model import (
     BUDGET_SETTINGS,
     DOCUMENT_KINDS,
     MENU,
+    PAYMENT,
     PROFILE,
     SCHEMA_VERSION,
     DocumentError,
     Entity,
     Field,
     identifier,
+    payment_status,
     shown,
 )
 from .schema import (
@@ -55,6 +57,7 @@ from .schema import (
     read_budget,
     read_guests,
     read_seating,
+    read_tasks,
     read_timeline,
     root,
     to_crdt,
@@ -66,11 +69,11 @@ from .shapes import list_part, root_view
 log = logging.getLogger("documents.jsonio")
 
 _HEADER = ("kind", "schema", "wedding_id")
-_READ_ONLY = ("other", "problems", "totals", RUN_OF_SHOW)
+_READ_ONLY = ("other", "problems", "totals", "due_dates", RUN_OF_SHOW)
 """Sections of the view that are never imported: what the schema does not know, the guest
-list's totals (derived; the server's JSON view adds them), and the timeline's run of show
-(rich text only editors write; shown as text and ProseMirror JSON, which would not make the
-same Yjs items again)."""
+list's totals and the tasks' due dates (derived; the server's JSON view adds them), and the
+timeline's run of show (rich text only editors write; shown as text and ProseMirror JSON,
+which would not make the same Yjs items again)."""
 
 
 _LATER_COLLECTIONS = frozenset({"households"})
@@ -129,6 +132,10 @@ def to_json(doc: Doc[Any], kind: str, *, rich: bool = False) -> dict[str, Any]:
             {"items": _records(timeline.items, ENTITIES[kind][0]), "profile": profile},
         )
         found = timeline.problems
+    elif kind == "tasks":
+        tasks = read_tasks(doc)
+        meta, body = tasks.meta, {"tasks": _records(tasks.tasks, ENTITIES[kind][0])}
+        found = tasks.problems
     else:
         budget = read_budget(doc)
         categories, payments = ENTITIES[kind]
@@ -281,8 +288,17 @@ def _parse(kind: str, data: object) -> _Parsed:
             except DocumentError as exc:
                 raise DocumentError(f"id {exc.message}", path) from None
             entries[entry_id] = _fields(entity.fields, _object(entry, path), path)
+            if entity is PAYMENT:
+                _check_paid(entries[entry_id], path)
         parsed.collections[name] = entries
     return parsed
+
+
+def _check_paid(fields: Mapping[str, Any], path: str) -> None:
+    """A paid payment (no status, or ``paid``) needs the date it was paid: the reader
+    leaves one without it out, so an import must not write it."""
+    if payment_status(fields.get("status")) == "paid" and fields.get("date") is None:
+        raise DocumentError("a paid payment needs the date it was paid", f"{path}/date")
 
 
 def import_json(doc: Doc[Any], kind: str, data: object, *, origin: Any = None) -> bool:

@@ -8,21 +8,22 @@ the same field rules, so the three paths cannot disagree about what is valid.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import uuid
 import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import cache, lru_cache
 from typing import Any, Literal
 
-DOCUMENT_KINDS: tuple[str, ...] = ("timeline", "budget", "guests", "seating")
+DOCUMENT_KINDS: tuple[str, ...] = ("timeline", "budget", "guests", "seating", "tasks")
+"""The documents every wedding has; a room name is ``{wedding_id}/{kind}``."""
 FINDINGS_ROOM = "conflicts"
 """The room beside a wedding's documents that the server keeps its findings in (conflicts
 the CRDT cannot prevent; read-only for clients): ``{wedding}/conflicts``, one root map of
 findings by id."""
-"""The documents every wedding has; a room name is ``{wedding_id}/{kind}``."""
 
 SCHEMA_VERSION = 1
 """Version of the document layout, stored in every document's ``meta`` map."""
@@ -31,6 +32,9 @@ RSVP_STATES: tuple[str, ...] = ("pending", "accepted", "declined")
 SIDES: tuple[str, ...] = ("partner_a", "partner_b", "both")
 TABLE_SHAPES: tuple[str, ...] = ("round", "rectangular", "square", "oval")
 TIMELINE_STATUSES: tuple[str, ...] = ("planned", "confirmed", "done", "cancelled")
+PAYMENT_STATUSES: tuple[str, ...] = ("scheduled", "paid")
+"""A payment is ``paid`` (its ``date`` is when) or ``scheduled`` (to be paid by its ``due``
+date); a payment with no status is paid (every payment written before statuses)."""
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 """Ids of guests, tables, timeline items, categories and payments."""
@@ -38,6 +42,9 @@ WEDDING_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 """1 to 64 ASCII letters, digits, ``-`` or ``_``, starting with a letter or digit: the one
 rule for wedding ids (the server's room-name allowlist, ``crdt_server.names``, uses it)."""
 CURRENCY_PATTERN = re.compile(r"[A-Z]{3}")
+DUE_OFFSET_PATTERN = re.compile(r"([+-])([0-9]{1,3})([DWM])")
+"""A due date relative to the wedding date: a sign (``-`` before, ``+`` after), a count and a
+unit (``D`` days, ``W`` weeks, ``M`` calendar months): ``-6M`` is six months before."""
 TIME_ZONE_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_+/-]{0,63}")
 """The characters an IANA zone name is made of (checked before the zone database is asked)."""
 
@@ -47,6 +54,9 @@ MAX_TEXT = 200
 MAX_NOTES = 5000
 MAX_SEATS = 1000
 MAX_LIST = 20
+CHART_SIZE = 10000
+"""A seating chart's coordinates (a table's ``position``) run from 0 to this, in both axes:
+the app draws them in its own units (one unit is about a centimetre of the room)."""
 MAX_PARTNERS = 2
 MAX_NAME = 100
 """A partner's name in a wedding's profile: at most this many characters."""
@@ -224,6 +234,36 @@ def identifier(value: object) -> str:
     return value
 
 
+def _number(value: object, what: str, high: int, *, below: bool = False) -> int | float:
+    """A finite number from 0 to ``high`` (``below``: under it); integral ones as ints."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise DocumentError(f"{what} must be a number, got {shown(value)}")
+    if value < 0 or value > high or (below and value == high):
+        bound = f"under {high}" if below else str(high)
+        raise DocumentError(f"{what} must be from 0 to {bound}, got {value:g}")
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def position(value: object) -> dict[str, int | float]:
+    """Where a table stands on the seating chart: one JSON object ``{"x", "y", "rotation"}``
+    (x and y from 0 to :data:`CHART_SIZE`, rotation in degrees from 0 to under 360), set as
+    one value so that two people dragging one table at once end with one of their two
+    positions, never a mix of both."""
+    if not isinstance(value, dict):
+        raise DocumentError(f"must be an object {{x, y, rotation}}, got {shown(value)}")
+    extra = sorted(str(k) for k in value if k not in ("x", "y", "rotation"))
+    if extra:
+        raise DocumentError(f"must hold only x, y and rotation, not {extra[0]!r}")
+    missing = [k for k in ("x", "y", "rotation") if k not in value]
+    if missing:
+        raise DocumentError(f"must hold x, y and rotation; {missing[0]} is missing")
+    return {
+        "x": _number(value["x"], "x", CHART_SIZE),
+        "y": _number(value["y"], "y", CHART_SIZE),
+        "rotation": _number(value["rotation"], "rotation", 360, below=True),
+    }
+
+
 def boolean(value: object) -> bool:
     if not isinstance(value, bool):
         raise DocumentError(f"must be true or false, got {shown(value)}")
@@ -253,6 +293,58 @@ def instant(value: object) -> str:
 def parse_instant(value: str) -> datetime:
     """The aware datetime of a value that passed :func:`instant`."""
     return datetime.fromisoformat(value)
+
+
+def wall_or_instant(value: object) -> str:
+    """A time an operation gives a timeline item: an :func:`instant` (with its offset), or a
+    wall clock without one (``2026-10-25T11:00``), which :func:`in_zone` reads in the
+    wedding's time zone. Stored items always carry an offset (:func:`instant`)."""
+    hint = (
+        "an ISO 8601 date and time, like '2026-06-13T15:30:00+02:00' or, in the wedding's "
+        "time zone, '2026-06-13T15:30'"
+    )
+    # A date alone (which fromisoformat reads as midnight) is no time of day.
+    if not isinstance(value, str) or len(value) > 64 or value[10:11] not in ("T", " "):
+        raise DocumentError(f"must be {hint}, got {shown(value)}")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise DocumentError(f"must be {hint}, got {shown(value)}") from None
+    return moment.isoformat()
+
+
+def in_zone(value: str, zone: str | None) -> str:
+    """``value`` (checked by :func:`wall_or_instant`) as the wedding's zone writes it: the
+    same instant, with the zone's offset on that date (so a Sunday after the autumn change
+    says ``+01:00`` in Berlin where the Friday said ``+02:00``); a wall clock without an
+    offset is read in the zone (a time the spring change skips moves on by the gap, a time
+    the autumn change repeats is its first occurrence, as ``zoneinfo`` reads ``fold=0``).
+    Without a zone, an instant is kept as written and a wall clock is refused."""
+    moment = datetime.fromisoformat(value)
+    if zone is None:
+        if moment.utcoffset() is None:
+            raise DocumentError(
+                "must include a time zone, like '+02:00' or 'Z' (the wedding's profile "
+                f"names no time zone), got {shown(value)}"
+            )
+        return moment.isoformat()
+    tz = zoneinfo.ZoneInfo(zone)
+    if moment.utcoffset() is None:
+        moment = moment.replace(tzinfo=tz)
+    try:
+        return moment.astimezone(UTC).astimezone(tz).isoformat()
+    except OverflowError:  # within a day of year 1 or 9999: no instant in the zone
+        raise DocumentError(f"is out of range in {zone}, got {shown(value)}") from None
+
+
+def due_offset(value: object) -> str:
+    """A due date relative to the wedding date (:data:`DUE_OFFSET_PATTERN`, ``-6M``)."""
+    if not isinstance(value, str) or DUE_OFFSET_PATTERN.fullmatch(value) is None:
+        raise DocumentError(
+            "must be a sign, a count and a unit (D days, W weeks, M months) relative to the"
+            f" wedding date, like '-6M' (six months before), got {shown(value)}"
+        )
+    return value
 
 
 def day(value: object) -> str:
@@ -396,8 +488,12 @@ TABLE = Entity(
         Field("capacity", integer(1, MAX_SEATS), required=True),
         Field("shape", choice(TABLE_SHAPES), default="round"),
         Field("notes", prose(), text=True),
+        Field("position", position),
     ),
 )
+"""A table of the seating plan. ``shape`` is how the chart draws it; ``position`` is where
+(absent: not placed yet, the app lays such tables out in a grid). A position is one value,
+replaced whole (:func:`position`)."""
 ASSIGNMENT = Entity(
     "seating",
     "assignments",
@@ -443,12 +539,43 @@ PAYMENT = Entity(
     (
         Field("amount", amount, required=True),
         Field("category_id", identifier, required=True),
-        Field("date", day, required=True),
+        Field("date", day),
         Field("payer", text()),
         Field("vendor", text()),
         Field("notes", prose(), text=True),
+        Field("due", day),
+        Field("status", choice(PAYMENT_STATUSES)),
     ),
 )
+"""A payment. ``date`` is when it was paid: a paid payment (``status`` ``paid``, or none)
+needs one, a ``scheduled`` payment may have none yet; ``due`` is when a scheduled payment
+is to be paid (a paid one may keep it, as a record). Only paid payments count as paid;
+the budget's findings count paid and scheduled (:mod:`documents.findings`)."""
+
+
+def payment_status(status: str | None) -> str:
+    """A payment's effective status: ``paid`` when none is stored."""
+    return status or "paid"
+
+
+TASK = Entity(
+    "tasks",
+    "tasks",
+    "task",
+    "task_id",
+    (
+        Field("title", text(), required=True),
+        Field("owner", text()),
+        Field("due", day),
+        Field("due_offset", due_offset),
+        Field("done", boolean, default=False),
+        Field("notes", prose(), text=True),
+    ),
+)
+"""A task of the wedding's checklist. ``owner`` is the ``sub`` of the member who does it;
+its due date is ``due`` (a day), or, where ``due_offset`` is set, that offset from the
+wedding date (the timeline's profile ``date``), so it moves when the wedding does
+(:func:`documents.tasks.due_date`)."""
 BUDGET_SETTINGS: tuple[Field, ...] = (
     Field("currency", currency),
     Field("total", amount),

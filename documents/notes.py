@@ -1,8 +1,8 @@
 """The text operations: ``set_notes`` and ``splice_notes``, on any entry's ``notes``.
 
 They apply to every document kind (an entry of that document is named by its id field:
-``guest_id``, ``table_id``, ``item_id``, ``category_id`` or ``payment_id``), which is why
-they are not in :data:`documents.operations.OPERATIONS` (one kind per name) but in
+``guest_id``, ``table_id``, ``item_id``, ``category_id``, ``payment_id`` or ``task_id``),
+which is why they are not in :data:`documents.operations.OPERATIONS` (one kind per name) but in
 :data:`TEXT_OPERATIONS`.
 
 * ``set_notes {id, notes}``: the note becomes ``notes`` by the smallest splice (common

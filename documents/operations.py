@@ -27,6 +27,7 @@ from .model import (
     PAYMENT,
     PROFILE,
     TABLE,
+    TASK,
     TIMELINE_ITEM,
     DocumentError,
     Entity,
@@ -35,8 +36,10 @@ from .model import (
     currency,
     identifier,
     shown,
+    wall_or_instant,
 )
 from .notes import TEXT_OPERATIONS, run_text_operation
+from .tasks import add_task_check, seed_checklist, set_done, task_update_check
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,9 @@ def _names(entity: Entity, *excluded: str) -> tuple[str, ...]:
 # -- the table of operations ----------------------------------------------------------------
 
 _CURRENCY = {"currency": _Arg(Field("currency", currency))}
+# A timeline item's times as operations take them: with an offset, or a wall clock in the
+# wedding's time zone; either way written with the zone's offset on that date (edits).
+_TIMES = {name: _Arg(Field(name, wall_or_instant), required=True) for name in ("start", "end")}
 _OPS: dict[str, _Spec] = {
     "add_guest": _Spec("guests", _creating(GUEST), edits.add(GUEST, edits.check_new_guest)),
     "update_guest": _Spec(
@@ -119,7 +125,9 @@ _OPS: dict[str, _Spec] = {
         "seating", _updating(ASSIGNMENT, ()), edits.remove(ASSIGNMENT, "guest '{id}' has no seat")
     ),
     "add_timeline_item": _Spec(
-        "timeline", _creating(TIMELINE_ITEM), edits.add(TIMELINE_ITEM, edits.check_new_item)
+        "timeline",
+        _creating(TIMELINE_ITEM) | _TIMES,
+        edits.add(TIMELINE_ITEM, edits.check_new_item),
     ),
     "update_timeline_item": _Spec(
         "timeline",
@@ -129,7 +137,7 @@ _OPS: dict[str, _Spec] = {
     ),
     "move_timeline_item": _Spec(
         "timeline",
-        _updating(TIMELINE_ITEM, ("start", "end")),
+        _updating(TIMELINE_ITEM, ()) | {name: _Arg(arg.field) for name, arg in _TIMES.items()},
         edits.update(TIMELINE_ITEM, edits.check_move),
         True,
     ),
@@ -155,7 +163,21 @@ _OPS: dict[str, _Spec] = {
         edits.set_category,
     ),
     "record_payment": _Spec("budget", _creating(PAYMENT, extra=_CURRENCY), edits.record_payment),
+    "update_payment": _Spec(
+        "budget",
+        _updating(PAYMENT, _names(PAYMENT)) | _CURRENCY,
+        edits.update_payment,
+        True,
+    ),
     "remove_payment": _Spec("budget", _updating(PAYMENT, ()), edits.remove(PAYMENT)),
+    "add_task": _Spec("tasks", _creating(TASK), edits.add(TASK, add_task_check)),
+    "update_task": _Spec(
+        "tasks", _updating(TASK, _names(TASK)), edits.update(TASK, task_update_check), True
+    ),
+    "complete_task": _Spec("tasks", _updating(TASK, ()), set_done(True)),
+    "reopen_task": _Spec("tasks", _updating(TASK, ()), set_done(False)),
+    "remove_task": _Spec("tasks", _updating(TASK, ()), edits.remove(TASK)),
+    "seed_checklist": _Spec("tasks", {}, seed_checklist),
 }
 
 OPERATIONS: Mapping[str, str] = {name: spec.kind for name, spec in _OPS.items()}

@@ -12,7 +12,8 @@ can never both insert "the same" element and end up with two::
                            (absent in documents written before households: a guest's
                            free-text ``household`` reads as one, :mod:`documents.households`)
               menu         choices  (the meals on offer, one list value; absent: no menu)
-    seating   tables       table_id -> Map{name, capacity, shape, notes*}
+    seating   tables       table_id -> Map{name, capacity, shape, notes*, position}
+                           (position: {"x", "y", "rotation"}, one atomic JSON value)
               assignments  guest_id -> {"table_id", "seat"}  (one atomic JSON value)
     timeline  items        item_id -> Map{title, start, end, location, owner, vendor,
                                           status, notes*}
@@ -22,7 +23,10 @@ can never both insert "the same" element and end up with two::
     budget    settings     currency, total
               categories   category_id -> Map{name, planned, notes*}
               payments     payment_id -> Map{amount, category_id, date, payer, vendor,
-                                             notes*}
+                                             notes*, due, status}
+                           (``status`` absent: paid; a paid payment without a ``date`` is
+                           left out, as when ``date`` was required)
+    tasks     tasks        task_id -> Map{title, owner, due, due_offset, done, notes*}
 
 One field per map key, so concurrent edits of different fields of one entry both survive;
 a seat assignment is a single value under the guest's id, so concurrent moves of one guest
@@ -58,10 +62,12 @@ from .model import (
     PAYMENT,
     PROFILE,
     TABLE,
+    TASK,
     TIMELINE_ITEM,
     DocumentError,
     Entity,
     Field,
+    payment_status,
     shown,
 )
 from .shapes import entry_fields, to_plain
@@ -73,6 +79,7 @@ ROOTS: dict[str, tuple[str, ...]] = {
     "budget": ("settings", "categories", "payments"),
     "guests": ("guests", "households", "menu"),
     "seating": ("tables", "assignments"),
+    "tasks": ("tasks",),
 }
 """The root maps of each kind of document, besides ``meta``."""
 RUN_OF_SHOW = "runofshow"
@@ -86,6 +93,7 @@ ENTITIES: dict[str, tuple[Entity, ...]] = {
     "budget": (CATEGORY, PAYMENT),
     "guests": (GUEST, HOUSEHOLD),
     "seating": (TABLE, ASSIGNMENT),
+    "tasks": (TASK,),
 }
 """The id-keyed collections of each kind of document."""
 
@@ -123,6 +131,8 @@ class Table:
     capacity: int
     shape: str
     notes: str | None
+    position: Mapping[str, int | float] | None = None
+    """Where the chart draws the table (``{"x", "y", "rotation"}``); ``None``: not placed."""
 
 
 @dataclass(frozen=True)
@@ -158,9 +168,27 @@ class Payment:
     id: str
     amount: int
     category_id: str
-    date: str
+    date: str | None
     payer: str | None
     vendor: str | None
+    notes: str | None
+    due: str | None = None
+    status: str | None = None
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether the payment is still to be made (it does not count as paid)."""
+        return payment_status(self.status) == "scheduled"
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    title: str
+    owner: str | None
+    due: str | None
+    due_offset: str | None
+    done: bool
     notes: str | None
 
 
@@ -172,6 +200,7 @@ RECORDS: dict[Entity, type] = {
     TIMELINE_ITEM: TimelineItem,
     CATEGORY: Category,
     PAYMENT: Payment,
+    TASK: Task,
 }
 
 
@@ -220,6 +249,13 @@ class SeatingPlan:
     meta: Meta = Meta()
     tables: Mapping[str, Table] = field(default_factory=dict)
     assignments: Mapping[str, Assignment] = field(default_factory=dict)
+    problems: tuple[SchemaProblem, ...] = ()
+
+
+@dataclass(frozen=True)
+class TaskList:
+    meta: Meta = Meta()
+    tasks: Mapping[str, Task] = field(default_factory=dict)
     problems: tuple[SchemaProblem, ...] = ()
 
 
@@ -402,7 +438,14 @@ def read_entry(
         return None
     values, found = _read_fields(entity.fields, raw, where, entity.path(key))
     problems.extend(found)
-    return None if values is None else record(id=key, **values)
+    if values is None:
+        return None
+    if entity is PAYMENT and values["date"] is None and payment_status(values["status"]) == "paid":
+        # A paid payment needs the date it was paid (as every payment did before statuses).
+        if raw.get("date") is None:
+            problems.append(SchemaProblem(entity.path(key, "date"), f"{where} has no date."))
+        return None
+    return record(id=key, **values)
 
 
 def _described(stored: object) -> str:
@@ -508,3 +551,12 @@ def read_budget(doc: Doc[Any] | None) -> Budget:
             payments,
             tuple(problems),
         )
+
+
+def read_tasks(doc: Doc[Any] | None) -> TaskList:
+    if doc is None:
+        return TaskList()
+    problems: list[SchemaProblem] = []
+    with doc.transaction():
+        tasks = read_entries(doc, TASK, Task, problems)
+        return TaskList(read_meta(doc), tasks, tuple(problems))

@@ -232,7 +232,9 @@ def permissions_page(features: Sequence[Feature] | None = None) -> str:
         "with `read`; change the document only through the domain operations listed below, "
         "over HTTP), `read` (receive state and presence, publish one's own presence; writes "
         "are never applied) or `none` (refused with 403). `CRDT_SERVER_PERMISSIONS` replaces "
-        "it (documents a role does not list get `none`); see "
+        "it (documents a role does not list get `none`, except `tasks`, added later: a role "
+        "that does not name it gets its default row's access, and the server warns once at "
+        "start); see "
         "[Who may connect](../guides/auth.md).\n\n"
         "| role | "
         + " | ".join(kinds)
@@ -299,7 +301,7 @@ def operations_page() -> str:
         )
         rows.append(f"| `{name}` | `{spec.kind}` | {args} |")
     for name in TEXT_OPERATIONS:
-        ids = "one of `guest_id`, `table_id`, `item_id`, `category_id`, `payment_id`"
+        ids = "one of `guest_id`, `table_id`, `item_id`, `category_id`, `payment_id`, `task_id`"
         given = ", ".join(f"`{arg}`" for arg in TEXT_ARGS[name])
         rows.append(f"| `{name}` | every document | {ids}; {given} |")
     return (

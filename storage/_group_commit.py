@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from .base import FeatureRow, NewEvent, NewUpdate, StoreError
+from .base import FeatureRow, NewUpdate, StoreError
 from .gateway import Tx
 
 __all__ = ["GroupCommitter", "handed_over"]
@@ -28,7 +28,7 @@ W = TypeVar("W")
 @dataclass(slots=True)
 class _Append:
     updates: list[NewUpdate]
-    events: list[NewEvent]
+    steps: list[Tx[Any]]
     rows: list[FeatureRow]
     future: asyncio.Future[list[int]]
 
@@ -48,8 +48,9 @@ class _Write(Generic[W]):
 class GroupCommitter(Generic[W]):
     """One writer task for one store.
 
-    ``commit_rows(updates, events, rows)`` appends updates, the events they caused and
-    feature rows in one committed transaction and returns the updates' seqs in order;
+    ``commit_rows(updates, steps, rows)`` appends updates, the features' gateway steps
+    about them (:meth:`storage.base.DocumentStore.append`) and feature rows in one
+    committed transaction and returns the updates' seqs in order;
     ``run_write(job)`` carries out any other write in one committed transaction and
     returns what the job returned; ``run_shared(txs)`` carries out gateway transactions
     (already in the store's dialect) in one committed transaction and returns each one's
@@ -62,7 +63,7 @@ class GroupCommitter(Generic[W]):
         self,
         where: str,
         commit_rows: Callable[
-            [list[NewUpdate], list[NewEvent], list[FeatureRow]], Awaitable[list[int]]
+            [list[NewUpdate], list[Tx[Any]], list[FeatureRow]], Awaitable[list[int]]
         ],
         run_write: Callable[[W], Awaitable[Any]],
         run_shared: Callable[[list[Tx[Any]]], Awaitable[list[tuple[bool, Any]]]],
@@ -91,11 +92,11 @@ class GroupCommitter(Generic[W]):
     async def append(
         self,
         updates: Sequence[NewUpdate],
-        events: Sequence[NewEvent] = (),
+        steps: Sequence[Tx[Any]] = (),
         rows: Sequence[FeatureRow] = (),
     ) -> list[int]:
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Append(list(updates), list(events), list(rows), future))
+        self._enqueue(_Append(list(updates), list(steps), list(rows), future))
         return await future
 
     async def run(self, tx: Tx[Any]) -> Any:
@@ -176,10 +177,10 @@ class GroupCommitter(Generic[W]):
 
     async def _commit_appends(self, jobs: list[_Append]) -> None:
         updates = [update for job in jobs for update in job.updates]
-        events = [event for job in jobs for event in job.events]
+        steps = [step for job in jobs for step in job.steps]
         rows = [row for job in jobs for row in job.rows]
         try:
-            seqs = await self._commit_rows(updates, events, rows)
+            seqs = await self._commit_rows(updates, steps, rows)
         except Exception as exc:  # delivered to every caller of the batch
             for job in jobs:
                 _fail(job.future, exc)

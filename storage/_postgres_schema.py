@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TypeAlias
 
-from .base import Migration, NewEvent, StoreError, recorded_version
+from .base import Migration, StoreError, recorded_version
 
 # asyncpg is named only in annotations here: the gateway imports this module's DDL
 # (tombstone_trigger) in every process, PostgreSQL or not.
@@ -83,20 +83,8 @@ installed feature's (:class:`storage.base.Schema`)."""
 STORE_MIGRATIONS: tuple[Migration, ...] = ()
 """The store's own numbered migrations (versions 2, 3...); version 1 is the schema above,
 as the releases before schema versions left it."""
-EVENT_COLUMNS = "wedding, seq, type, doc, sub, role, priority, at, data, audience"
 WEDDING_TABLES = ("events", "event_counters", "idempotency")
 """Tables keyed by a ``wedding`` column: erased with the wedding."""
-# Counter rows are locked by the upsert until commit, so each wedding's seqs are gap free
-# and follow commit order, whichever process writes (a SEQUENCE would do neither).
-BUMP = """
-INSERT INTO {s}.event_counters AS c (wedding, last_seq) VALUES ($1, $2)
-ON CONFLICT (wedding) DO UPDATE SET last_seq = c.last_seq + $2 RETURNING last_seq
-"""
-INSERT_EVENTS = """
-INSERT INTO {s}.events (wedding, seq, type, doc, sub, role, priority, at, data, audience)
-SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::float8[], $9::text[], $10::text[])
-"""
 NEXT_SEQS = "SELECT array(SELECT nextval($1::regclass) FROM generate_series(1, $2))"
 # One statement for both tables; created_at is the database's clock, shared by all hosts.
 APPEND = """
@@ -173,12 +161,6 @@ async def keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:
     """Pool reset hook: skips asyncpg's reset query, a round trip on every release. Nothing
     here leaves session state (SET, LISTEN, cursors, session locks); asyncpg still rolls
     back an open transaction first."""
-
-
-def check_event(event: NewEvent) -> None:
-    check_text(b"", event.wedding, event.type, event.data, event.sub, event.role, event.priority)
-    if event.doc is not None:
-        check_text(b"", event.doc)
 
 
 def check_text(data: bytes, *names: str) -> None:

@@ -12,17 +12,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import asyncpg
 
 from ._group_commit import handed_over
-from ._postgres_events import insert_events
 from ._postgres_schema import (
     APPEND,
     HAS_ANY,
     NEXT_SEQS,
     PUT_HISTORY,
-    check_event,
     check_text,
 )
-from .base import FeatureRow, MovedDocument, NewEvent, StoredEvent, StoreError, dropped_feature_row
-from .gateway import Dialect, Events, Tx, dialect_sql, dialected, insert_sql
+from .base import FeatureRow, MovedDocument, StoreError, dropped_feature_row
+from .gateway import Dialect, Tx, dialect_sql, dialected, insert_sql
 
 if TYPE_CHECKING:
     from ._postgres_schema import Conn
@@ -59,19 +57,17 @@ async def insert_features(conn: Conn, s: str, features: Sequence[FeatureRow]) ->
 
 
 class MovedRows:
-    """What :meth:`storage.base.DocumentStore.put_documents` writes, checked before a
+    """What :meth:`storage.base.Store.put_documents` writes, checked before a
     transaction opens (:meth:`write` writes it in one)."""
 
     def __init__(
         self,
         documents: Sequence[MovedDocument],
         origin: str,
-        events: Sequence[NewEvent],
+        steps: Sequence[Tx[Any]],
         rows: Sequence[FeatureRow],
     ) -> None:
         moved = list(documents)
-        for event in events:
-            check_event(event)
         if len({d.doc for d in moved}) != len(moved):
             raise StoreError("a document is listed twice")
         history: list[tuple[str, str, float, int]] = []  # doc, origin, created_at, size
@@ -91,11 +87,12 @@ class MovedRows:
         self.origin = origin
         self.history = history
         self.logged = logged
-        self.events = list(events)
+        self.steps = list(steps)
         self.rows = list(rows)
 
-    async def write(self, conn: Conn, s: str, where: str) -> list[int]:
+    async def write(self, conn: Conn, store: PostgresStore) -> list[int]:
         """In the caller's transaction; the updates' seqs."""
+        s, where = store.schema, store.where
         found = await conn.fetchval(HAS_ANY.format(s=s), self.names)
         if found is not None:
             raise StoreError(f"{found!r} already has rows in {where}")  # rolls back
@@ -121,7 +118,7 @@ class MovedRows:
             [""] * len(logged),
             [None] * len(logged),
         )
-        await insert_events(conn, s, self.events)
+        await run_steps(conn, self.steps, store)
         for row in self.rows:
             columns = ", ".join(column for column, _ in row.values)
             marks = ", ".join(f"${i}" for i in range(1, len(row.values) + 1))
@@ -183,14 +180,6 @@ class PostgresTx:
         except DB_ERRORS as exc:
             raise StoreError(f"writing {self._store.where} failed: {exc}") from exc
 
-    async def add_events(self, events: Sequence[NewEvent]) -> list[StoredEvent]:
-        for event in events:
-            check_event(event)
-        try:
-            return await insert_events(self._conn, self._store.schema, events)
-        except DB_ERRORS as exc:
-            raise StoreError(f"writing {self._store.where} failed: {exc}") from exc
-
 
 class PostgresSql:
     """The PostgreSQL side of :class:`storage.gateway.Gateway`."""
@@ -212,6 +201,14 @@ class PostgresSql:
         return result
 
 
+async def run_steps(conn: Conn, steps: Sequence[Tx[Any]], store: PostgresStore) -> None:
+    """Run features' gateway steps (``?``/``{t}`` SQL) in the caller's transaction, in
+    order; a database error one does not catch fails the transaction."""
+    prefix = f"{store.schema}."
+    for step in steps:
+        await driver(dialected(step, lambda t: dialect_sql(t, "postgres", prefix)), store)(conn)
+
+
 def driver(tx: Tx[_T], store: PostgresStore) -> Callable[[Conn], Awaitable[_T]]:
     """The work of a gateway transaction (its statements in PostgreSQL's dialect already)
     on the writer's connection: each statement's rows (or count) sent back into ``tx``, a
@@ -228,11 +225,7 @@ def driver(tx: Tx[_T], store: PostgresStore) -> Callable[[Conn], Awaitable[_T]]:
                 return result
             error = None
             try:
-                if isinstance(step, Events):
-                    for event in step.events:
-                        check_event(event)
-                    reply = await insert_events(conn, store.schema, list(step.events))
-                elif step.count:
+                if step.count:
                     status = str(await conn.execute(step.text, *step.params))
                     last = status.rsplit(" ", 1)[-1]
                     reply = int(last) if last.isdigit() else 0

@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 from .base import (
     Migration,
     MovedDocument,
-    NewEvent,
     StoreError,
     recorded_version,
 )
@@ -78,7 +77,6 @@ installed feature's (:class:`storage.base.Schema`), with the feature's wedding t
 STORE_MIGRATIONS: tuple[Migration, ...] = ()
 """The store's own numbered migrations (versions 2, 3...); version 1 is the schema above,
 as the releases before schema versions left it."""
-EVENT_COLUMNS = "wedding, seq, type, doc, sub, role, priority, at, data, audience"
 WEDDING_TABLES = ("events", "event_counters", "idempotency")
 """Tables keyed by a ``wedding`` column: erased with the wedding."""
 
@@ -204,12 +202,6 @@ def add_columns(db: sqlite3.Connection) -> None:
         for name, spec in columns:
             if name not in have:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {spec}")
-
-
-def check_event(event: NewEvent) -> None:
-    check_text(b"", event.wedding, event.type, event.data, event.sub, event.role, event.priority)
-    if event.doc is not None:
-        check_text(b"", event.doc)
 
 
 def checkpoint(db: sqlite3.Connection, busy_timeout: float) -> bool:

@@ -6,25 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from crdt_server import clock
+
 from ._group_commit import handed_over
-from ._sqlite_events import insert_events
-from ._sqlite_schema import HAS_ROWS, LAST_SEQ, Body, check_event, scalar
+from ._sqlite_schema import HAS_ROWS, LAST_SEQ, Body, scalar
 from .base import (
     FeatureRow,
     MovedDocument,
-    NewEvent,
     NewUpdate,
-    StoredEvent,
     StoreError,
     dropped_feature_row,
 )
-from .gateway import Dialect, Events, Tx, dialect_sql, dialected, insert_sql
+from .gateway import Dialect, Tx, dialect_sql, dialected, insert_sql
 
 if TYPE_CHECKING:
     from .sqlite import SqliteStore
@@ -35,14 +33,14 @@ _T = TypeVar("_T")
 def append_rows(
     db: sqlite3.Connection,
     rows: Sequence[NewUpdate],
-    events: Sequence[NewEvent],
+    steps: Sequence[Tx[Any]],
     features: Sequence[FeatureRow],
+    path: Path,
 ) -> list[int]:
-    """On the writer thread, in the caller's transaction: an append batch's events,
+    """On the writer thread, in the caller's transaction: an append batch's feature steps,
     feature rows and updates (with their history); the updates' seqs."""
-    created_at = time.time()
-    if events:
-        insert_events(db, events, created_at)
+    created_at = clock.now()
+    run_steps(db, steps, path)
     insert_features(db, features)
     if not rows:
         return []
@@ -123,12 +121,6 @@ class SqliteTx:
     async def executemany(self, sql: str, params: Sequence[Sequence[object]]) -> None:
         await self._run(self._db.executemany, sql, params)
 
-    async def add_events(self, events: Sequence[NewEvent]) -> list[StoredEvent]:
-        for event in events:
-            check_event(event)
-        batch = list(events)
-        return await self._run(insert_events, self._db, batch, time.time())
-
 
 class SqliteSql:
     """The SQLite side of :class:`storage.gateway.Gateway`."""
@@ -150,6 +142,17 @@ class SqliteSql:
         return result
 
 
+def _sqlite_sql(text: str) -> str:
+    return dialect_sql(text, "sqlite")
+
+
+def run_steps(db: sqlite3.Connection, steps: Sequence[Tx[Any]], path: Path) -> None:
+    """Run features' gateway steps (``?``/``{t}`` SQL) in the caller's transaction, in
+    order; a database error one does not catch fails the transaction."""
+    for step in steps:
+        driver(dialected(step, _sqlite_sql), path)(db)
+
+
 def driver(tx: Tx[_T], path: Path) -> Body[_T]:
     """The work of a gateway transaction (its statements in SQLite's dialect already), to
     run on the writer thread: each statement's rows (or count) sent back into ``tx``, a
@@ -166,13 +169,8 @@ def driver(tx: Tx[_T], path: Path) -> Body[_T]:
                 return result
             error = None
             try:
-                if isinstance(step, Events):
-                    for event in step.events:
-                        check_event(event)
-                    reply = insert_events(db, list(step.events), time.time())
-                else:
-                    cursor = db.execute(step.text, step.params)
-                    reply = cursor.rowcount if step.count else list(map(tuple, cursor))
+                cursor = db.execute(step.text, step.params)
+                reply = cursor.rowcount if step.count else list(map(tuple, cursor))
             except sqlite3.Error as exc:
                 error = StoreError(f"writing {path} failed: {exc}")
                 error.__cause__ = exc
@@ -184,18 +182,18 @@ def put_documents(
     db: sqlite3.Connection,
     moved: Sequence[MovedDocument],
     origin: str,
-    events: Sequence[NewEvent],
+    steps: Sequence[Tx[Any]],
     rows: Sequence[FeatureRow],
     path: Path,
 ) -> list[int]:
     """On the writer thread, in the caller's transaction: what
-    :meth:`storage.base.DocumentStore.put_documents` writes; the updates' seqs."""
+    :meth:`storage.base.Store.put_documents` writes; the updates' seqs."""
     written: list[int] = []
     for document in moved:
         if db.execute(HAS_ROWS, (document.doc, document.doc)).fetchone() is not None:
             raise StoreError(f"{document.doc!r} already has rows in {path}")
     seq = scalar(db, LAST_SEQ)
-    now = time.time()
+    now = clock.now()
     for document in moved:
         for entry in document.history:
             seq += 1
@@ -215,7 +213,7 @@ def put_documents(
                 (seq, document.doc, origin, now, len(data)),
             )
             written.append(seq)
-    insert_events(db, events, now)
+    run_steps(db, steps, path)
     for row in rows:
         columns = ", ".join(column for column, _ in row.values)
         marks = ", ".join("?" * len(row.values))

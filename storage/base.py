@@ -7,15 +7,17 @@ document's log into one snapshot row that keeps the ``seq`` of the last row it r
 the log stays ordered. A separate history keeps who sent each update and when; compaction
 does not erase it.
 
-Beside the update logs, a store keeps each wedding's domain events: facts such as
-``guest.rsvp_changed``, numbered per wedding by a gap-free ``seq`` that follows commit order
-(a counter row updated in the writing transaction). Events derived from updates are written
-in the same transaction as those updates, so a crash leaves both or neither.
-Erasure is a storage concern: :meth:`DocumentStore.erase_wedding` is the one call that
+What features keep about the updates goes in the same transaction as the updates, so a
+crash leaves both or neither: :meth:`DocumentStore.append` takes ``rows`` of their tables
+and ``steps``, gateway transactions a feature wrote. The wedding's domain events (facts
+such as ``guest.rsvp_changed``, numbered per wedding without gaps in commit order) are the
+events feature's tables and its step (``crdt_server.features.events``); the store knows
+them only as the data types below, the vocabulary of the commit-side hooks.
+Erasure is a storage concern: :meth:`Store.erase_wedding` is the one call that
 removes a wedding from every table that can hold its data and leaves a tombstone, so that
 nothing (a reconnecting client, another process that has not heard yet) can store anything
-for it again until :meth:`DocumentStore.lift_tombstone`. Revocations of tokens are stored
-too (:meth:`DocumentStore.revoke`), so a restart or another process cannot forget them.
+for it again until :meth:`Store.lift_tombstone`. Revocations of tokens are stored
+too (:meth:`Store.revoke`), so a restart or another process cannot forget them.
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from .gateway import Tx
 
 log = logging.getLogger("crdt_server.storage")
 
@@ -43,6 +48,7 @@ __all__ = [
     "Once",
     "Revocation",
     "Schema",
+    "Store",
     "StoreError",
     "audience_needle",
     "audience_of",
@@ -96,7 +102,7 @@ class Schema:
     and records version 1; then each of ``migrations`` above the recorded version runs and
     is recorded. A feature never installed creates nothing; nothing is ever dropped for a
     feature left out. ``wedding_tables`` (each with a ``wedding`` column) are erased with
-    the wedding by :meth:`DocumentStore.erase_wedding`, in the erasure's own transaction.
+    the wedding by :meth:`Store.erase_wedding`, in the erasure's own transaction.
     A feature reads and writes its tables through :class:`storage.gateway.Gateway`.
     """
 
@@ -189,7 +195,7 @@ class EventFilter:
 
 @dataclass(frozen=True, slots=True)
 class Once:
-    """Makes :meth:`DocumentStore.add_events` idempotent: the first call with ``key`` in
+    """Makes the events feature's ``add_events`` idempotent: the first call with ``key`` in
     ``scope`` stores its events; later ones (until ``expires_at``) store nothing and get
     the first call's events and ``fingerprint`` back."""
 
@@ -245,14 +251,14 @@ class Revocation:
 
 @dataclass(frozen=True, slots=True)
 class Erasure:
-    """What :meth:`DocumentStore.erase_wedding` did."""
+    """What :meth:`Store.erase_wedding` did."""
 
     documents: int
     """How many documents were deleted."""
     scrubbed: bool
     """Whether no readable copy of the deleted bytes is left in the store's files. False
     when something outside this store held on to them (on SQLite, another process's reader
-    keeping the write-ahead log from being checkpointed); :meth:`DocumentStore.scrub`
+    keeping the write-ahead log from being checkpointed); :meth:`Store.scrub`
     retries."""
 
 
@@ -344,7 +350,10 @@ def wedding_of_prefix(prefix: str) -> str | None:
 
 @runtime_checkable
 class DocumentStore(Protocol):
-    """Async persistence of Yjs update logs.
+    """What rooms need: a document's log (load, append with what features keep about the
+    updates, compact), the features' tables installed (so their rows can ride an append),
+    the newest seqs (a copy or a gap between processes), the stored names. The rest of the
+    store (history, erasure, revocations, moving documents) is :class:`Store`.
 
     Every method either commits fully or raises :class:`StoreError` having committed
     nothing. Implementations batch concurrent :meth:`append` calls into one transaction
@@ -365,49 +374,20 @@ class DocumentStore(Protocol):
     async def append(
         self,
         updates: Sequence[NewUpdate],
-        events: Sequence[NewEvent] = (),
         *,
         rows: Sequence[FeatureRow] = (),
+        steps: Sequence[Tx[Any]] = (),
     ) -> list[int]:
-        """Durably append updates (possibly of several documents), in order, and the
-        domain events they caused, in the same transaction, and ``rows`` of installed
-        feature tables (after the events; a row a trigger drops, of an erased wedding, is
-        not stored).
+        """Durably append updates (possibly of several documents), in order, and what
+        features keep about them, in the same transaction: ``steps``, gateway transactions
+        (``?``/``{t}`` SQL, :mod:`storage.gateway`) a feature wrote for its own tables (the
+        events feature numbers and stores the updates' wedding events), run first, in
+        order (a database error in one fails the whole append); then ``rows`` of installed
+        feature tables (a row a trigger drops, of an erased wedding, is not stored; a row
+        that fails is left out, the updates committed all the same).
 
         Returns the ``seq`` assigned to each update, in the same order.
         """
-
-    async def add_events(
-        self, events: Sequence[NewEvent], *, once: Once | None = None
-    ) -> AddedEvents:
-        """Durably store events of their own (not caused by an update), in one transaction."""
-
-    async def events(
-        self, wedding: str, *, after: int = 0, limit: int = 50, where: EventFilter | None = None
-    ) -> list[StoredEvent]:
-        """The wedding's events with ``seq > after`` matching ``where``, oldest first."""
-
-    async def install(self, schema: Schema) -> None:
-        """Create a feature's tables if missing and erase its ``wedding_tables`` with each
-        wedding from now on (see :class:`Schema`). Installing the same schema again is a
-        no-op."""
-        ...
-
-    async def erase_entity_events(
-        self, wedding: str, entity_id: str, paths: Sequence[str] = ()
-    ) -> int:
-        """Delete the wedding's events about one entry (``"id"`` or ``"guest_id"`` in their
-        data), and those naming one of ``paths`` or a path under one (a finding about
-        ``guests/guests/g1``, which may quote its values): per-person erasure. Returns how
-        many were deleted."""
-
-    async def last_event_seq(self, wedding: str) -> int:
-        """The seq of the wedding's newest event (0 if none)."""
-
-    async def purge_events(self, before: float) -> int:
-        """Delete events older than ``before`` (Unix seconds) and expired idempotency keys;
-        returns how many events were deleted. Seqs are never reused. (Expired tickets are
-        the events feature's to forget.)"""
 
     async def compact(self, doc: str, upto_seq: int, snapshot: bytes) -> None:
         """Replace every row of ``doc`` with ``seq <= upto_seq`` by ``snapshot``.
@@ -415,6 +395,44 @@ class DocumentStore(Protocol):
         The snapshot row takes ``seq = upto_seq``; rows after it are untouched. Raises
         :class:`StoreError` if ``upto_seq`` is not the ``seq`` of a row of ``doc``.
         """
+
+    async def install(self, schema: Schema) -> None:
+        """Create a feature's tables if missing and erase its ``wedding_tables`` with each
+        wedding from now on (see :class:`Schema`). Installing the same schema again is a
+        no-op."""
+        ...
+
+    async def last_seq(self) -> int:
+        """The newest seq ever committed (0 for an empty store)."""
+
+    async def last_seqs(self, docs: Sequence[str]) -> dict[str, int]:
+        """The seq of each document's newest row, as :meth:`load` would report it in
+        ``last_seq``; documents with no rows are absent.
+
+        Seqs are never reused and compaction keeps the newest row's, so a document whose
+        answer did not change still has the content it had: a copy loaded at that seq can
+        be kept instead of loading it again.
+        """
+
+    async def docs_of(self, seqs: Sequence[int]) -> dict[int, str]:
+        """Which document each of ``seqs`` was appended to (seqs never used are absent).
+
+        Processes sharing a store use it to repair a gap in the updates they heard of.
+        """
+
+    # Last on purpose: below this def, ``list`` in an annotation would name this method
+    # rather than the builtin (mypy: "Function ... is not valid as a type").
+    async def list(self, prefix: str = "") -> list[str]:
+        """Names of stored documents starting with ``prefix``, sorted."""
+
+
+@runtime_checkable
+class Store(DocumentStore, Protocol):
+    """A :class:`DocumentStore` and what the server keeps beside the rooms' logs: who
+    changed a document (:meth:`history`), a wedding's erasure (its tombstone, the scrubbing
+    of deleted bytes), token revocations, and whole documents deleted or brought in. Both
+    backends implement it; the app gives it to the edge, the tools and the features
+    (``Core.store``), the rooms hold a :class:`DocumentStore`."""
 
     async def delete(self, prefix: str) -> int:
         """Delete every document whose name starts with ``prefix``, with its history.
@@ -458,45 +476,22 @@ class DocumentStore(Protocol):
     async def revocations(self) -> list[Revocation]:
         """Every revocation recorded and not yet forgotten."""
 
-    async def last_seq(self) -> int:
-        """The newest seq ever committed (0 for an empty store)."""
-
-    async def last_seqs(self, docs: Sequence[str]) -> dict[str, int]:
-        """The seq of each document's newest row, as :meth:`load` would report it in
-        ``last_seq``; documents with no rows are absent.
-
-        Seqs are never reused and compaction keeps the newest row's, so a document whose
-        answer did not change still has the content it had: a copy loaded at that seq can
-        be kept instead of loading it again.
-        """
-
-    async def docs_of(self, seqs: Sequence[int]) -> dict[int, str]:
-        """Which document each of ``seqs`` was appended to (seqs never used are absent).
-
-        Processes sharing a store use it to repair a gap in the updates they heard of.
-        """
-
     async def put_documents(
         self,
         documents: Sequence[MovedDocument],
         origin: str,
-        events: Sequence[NewEvent] = (),
         rows: Sequence[FeatureRow] = (),
+        steps: Sequence[Tx[Any]] = (),
     ) -> list[int]:
         """Write documents this store has never seen, all in one transaction.
 
         Each document's history entries take fresh seqs in their order (origin, time and
         size kept), then its updates take the seqs after them, each with a history entry of
         ``origin`` and the current time. Every document needs at least one update.
-        ``events`` (an imported wedding's event stream, ``at`` kept) are numbered after the
-        wedding's last event, in the same transaction, and so are ``rows`` (a feature's rows,
-        inserted in their order after the events; their tables must belong to an installed
-        :class:`Schema`). Raises :class:`StoreError`, writing nothing, if any of the
-        documents already has a row or any row cannot be inserted. Returns the seqs of the
-        updates, in order.
+        ``steps`` (gateway transactions, as for :meth:`append`: the events feature's numbering
+        of an imported wedding's event stream) run in the same transaction, and so are
+        ``rows`` (a feature's rows, inserted in their order after the steps; their tables
+        must belong to an installed :class:`Schema`). Raises :class:`StoreError`, writing
+        nothing, if any of the documents already has a row or any row cannot be inserted.
+        Returns the seqs of the updates, in order.
         """
-
-    # Last on purpose: below this def, ``list`` in an annotation would name this method
-    # rather than the builtin (mypy: "Function ... is not valid as a type").
-    async def list(self, prefix: str = "") -> list[str]:
-        """Names of stored documents starting with ``prefix``, sorted."""

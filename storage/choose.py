@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from .base import DocumentStore
+from .base import Store
 from .sqlite import SqliteStore
 
 __all__ = ["store_for"]
@@ -17,7 +17,7 @@ def store_for(
     *,
     busy_timeout: float = 5.0,
     synchronous: Literal["full", "normal"] = "full",
-) -> DocumentStore:
+) -> Store:
     """PostgreSQL when ``database_url`` is set, else the embedded SQLite file (unopened)."""
     if database_url:
         from .postgres import PostgresStore  # asyncpg only where PostgreSQL is used

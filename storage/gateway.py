@@ -21,23 +21,25 @@ and reaches them through a :class:`Gateway` (``Gateway.of(core.store)``):
   dataclass of each, whose fields are in ``SELECT`` order; in a transaction,
   ``rows = yield from rows_as(Kind, "SELECT ...", ...)`` (or :func:`row_as`) does the same;
 - ``await gateway.run(tx)`` runs a transaction written as a generator that yields
-  :class:`Sql` (it receives the rows, or the count of rows touched) and :class:`Events`
-  (it receives them as stored): on SQLite all of it in one call on the store's one writer
-  thread and connection (no second connection writes), on PostgreSQL on the writer's
-  connection under its advisory lock; in its turn in the store's one write queue, with the
-  update commits. Transactions queued together share one commit, each in a savepoint of
-  its own (:func:`each_in_a_savepoint`). A database error is thrown into the generator as
-  :class:`StoreError` (it may catch it, after a savepoint); whatever it raises rolls back
-  all it did, and its caller gets the error (the others commit).
+  :class:`Sql` (it receives the rows, or the count of rows touched): on SQLite all of it
+  in one call on the store's one writer thread and connection (no second connection
+  writes), on PostgreSQL on the writer's connection under its advisory lock; in its turn
+  in the store's one write queue, with the update commits. Transactions queued together
+  share one commit, each in a savepoint of its own (:func:`each_in_a_savepoint`). A
+  database error is thrown into the generator as :class:`StoreError` (it may catch it,
+  after a savepoint); whatever it raises rolls back all it did, and its caller gets the
+  error (the others commit).
 - ``await gateway.run(statements([(sql, params), ...]))`` is a transaction of plain
   statements (:func:`statements`: what each received, in order);
 - ``async with gateway.transaction() as tx:`` is the same transaction with the statements
   sent one at a time from the caller's code (a hop to the writer thread each, on
-  SQLite). :meth:`Transaction.add_events` numbers and stores wedding events in it. Do
-  not wait in it for another write of the same store (that write waits for it).
+  SQLite); :meth:`Transaction.run` runs a :data:`Tx`'s statements in it (another
+  feature's steps). Do not wait in it for another write of the same store (that write
+  waits for it).
 - rows to write with a room's updates, in the updates' own transaction (a hook's
   ``on_commit``), are :class:`storage.base.FeatureRow` values given to
-  :meth:`DocumentStore.append` ``(rows=...)``.
+  :meth:`DocumentStore.append` ``(rows=...)``; a transaction (a :data:`Tx`) to run there
+  is one of its ``steps=...`` (the events feature's numbering of the batch's events).
 
 Type words in a :class:`Table`'s columns, for the two dialects: ``{text}`` (TEXT / text),
 ``{ctext}`` (TEXT / text COLLATE "C": compared by code point, as SQLite does), ``{int}``
@@ -59,15 +61,12 @@ from .base import (
     DocumentStore,
     FeatureRow,
     Migration,
-    NewEvent,
     Schema,
-    StoredEvent,
     StoreError,
 )
 
 __all__ = [
     "Dialect",
-    "Events",
     "Gateway",
     "Sql",
     "Table",
@@ -247,14 +246,7 @@ class Sql:
     count: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Events:
-    """Wedding events to store in this transaction; it receives them as stored."""
-
-    events: Sequence[NewEvent]
-
-
-Tx = Generator[Sql | Events, Any, _R]
+Tx = Generator[Sql, Any, _R]
 """A transaction's work: yields statements, receives their rows, returns its result."""
 
 
@@ -360,9 +352,10 @@ class Transaction(Protocol):
         dropped it, the wedding is erased)."""
         ...
 
-    async def add_events(self, events: Sequence[NewEvent]) -> list[StoredEvent]:
-        """Number wedding events and store them in this transaction (those of an erased
-        wedding are left out)."""
+    async def run(self, tx: Tx[_R]) -> _R:
+        """Run ``tx``'s statements in this transaction (a feature's steps, such as the
+        events feature's ``store_events``); its result. A database error is raised here,
+        not thrown into ``tx``."""
         ...
 
 
@@ -475,6 +468,15 @@ class _Dialected:
     async def insert(self, row: FeatureRow) -> int:
         return await self.execute(insert_sql(row), *(value for _, value in row.values))
 
-    async def add_events(self, events: Sequence[NewEvent]) -> list[StoredEvent]:
-        stored: list[StoredEvent] = await self._tx.add_events(events)
-        return stored
+    async def run(self, tx: Tx[_R]) -> _R:
+        reply: Any = None
+        while True:
+            try:
+                step = tx.send(reply)
+            except StopIteration as done:
+                result: _R = done.value
+                return result
+            if step.count:
+                reply = await self.execute(step.text, *step.params)
+            else:
+                reply = await self.fetch(step.text, *step.params)

@@ -33,9 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
-from . import _postgres_events as _events
 from ._group_commit import GroupCommitter
-from ._postgres_events import insert_events
 from ._postgres_schema import (
     APPEND,
     COMPACT,
@@ -46,7 +44,6 @@ from ._postgres_schema import (
     SCHEMA,
     STORE_MIGRATIONS,
     WEDDING_TABLES,
-    check_event,
     check_text,
     keep_session,
     tombstone_trigger,
@@ -61,20 +58,16 @@ from ._postgres_sql import (
     driver,
     held_transaction,
     insert_features,
+    run_steps,
 )
 from .base import (
-    AddedEvents,
     Erasure,
-    EventFilter,
     FeatureRow,
     HistoryEntry,
     MovedDocument,
-    NewEvent,
     NewUpdate,
-    Once,
     Revocation,
     Schema,
-    StoredEvent,
     StoredLog,
     StoreError,
     check_feature_rows,
@@ -201,71 +194,23 @@ class PostgresStore:
     async def append(
         self,
         updates: Sequence[NewUpdate],
-        events: Sequence[NewEvent] = (),
         *,
         rows: Sequence[FeatureRow] = (),
+        steps: Sequence[Tx[Any]] = (),
     ) -> list[int]:
-        """Durably append ``updates``, the ``events`` they caused and feature ``rows`` in
-        one transaction, shared with concurrent callers.
+        """Durably append ``updates``, features' ``steps`` and ``rows`` about them in one
+        transaction, shared with concurrent callers (see the protocol).
 
         Returns the updates' seqs in order, once committed. If the shared transaction fails,
         every caller in it gets :class:`StoreError` and none of it is stored.
         """
         batch = list(updates)
-        if not batch and not events and not rows:
+        if not batch and not steps and not rows:
             return []
         for update in batch:
             check_text(update.data, update.doc, update.origin, update.sub, update.role)
-        for event in events:
-            check_event(event)
         check_feature_rows(rows, self._wedding_tables)
-        return await self._writer.append(batch, events, rows)
-
-    async def add_events(
-        self, events: Sequence[NewEvent], *, once: Once | None = None
-    ) -> AddedEvents:
-        """Store ``events`` in a transaction of their own (see the protocol)."""
-        for event in events:
-            check_event(event)
-        if once is not None:
-            check_text(b"", once.scope, once.key, once.fingerprint)
-        batch = list(events)
-
-        async def body(conn: Conn) -> AddedEvents:
-            return await _events.add_events(conn, self._s, batch, once)
-
-        added: AddedEvents = await self._writer.write(body)
-        return added
-
-    async def events(
-        self, wedding: str, *, after: int = 0, limit: int = 50, where: EventFilter | None = None
-    ) -> list[StoredEvent]:
-        """The wedding's events after ``after`` that match ``where``, oldest first."""
-        if limit <= 0:
-            return []
-        sql, args = _events.events_query(self._s, wedding, after, limit, where or EventFilter())
-        return [StoredEvent(*row) for row in await self._fetch(sql, *args)]
-
-    async def erase_entity_events(
-        self, wedding: str, entity_id: str, paths: Sequence[str] = ()
-    ) -> int:
-        async def body(conn: Conn) -> int:
-            return await _events.erase_entity_events(conn, self._s, wedding, entity_id, paths)
-
-        erased: int = await self._writer.write(body)
-        return erased
-
-    async def last_event_seq(self, wedding: str) -> int:
-        sql = f"SELECT last_seq FROM {self._s}.event_counters WHERE wedding = $1"
-        rows = await self._fetch(sql, wedding)
-        return int(rows[0][0]) if rows else 0
-
-    async def purge_events(self, before: float) -> int:
-        async def body(conn: Conn) -> int:
-            return await _events.purge_events(conn, self._s, before)
-
-        purged: int = await self._writer.write(body)
-        return purged
+        return await self._writer.append(batch, steps, rows)
 
     async def compact(self, doc: str, upto_seq: int, snapshot: bytes) -> None:
         """Replace the rows of ``doc`` up to ``upto_seq`` by ``snapshot``, keeping that seq.
@@ -408,16 +353,16 @@ class PostgresStore:
         self,
         documents: Sequence[MovedDocument],
         origin: str,
-        events: Sequence[NewEvent] = (),
         rows: Sequence[FeatureRow] = (),
+        steps: Sequence[Tx[Any]] = (),
     ) -> list[int]:
         """Write documents this store has never seen, in one transaction (see
-        :meth:`storage.base.DocumentStore.put_documents`)."""
-        moved = MovedRows(documents, origin, events, rows)
+        :meth:`storage.base.Store.put_documents`)."""
+        moved = MovedRows(documents, origin, steps, rows)
         check_feature_rows(moved.rows, self._wedding_tables)
 
         async def body(conn: Conn) -> list[int]:
-            return await moved.write(conn, self._s, self._where)
+            return await moved.write(conn, self)
 
         written: list[int] = await self._writer.write(body)
         return written
@@ -504,11 +449,10 @@ class PostgresStore:
         await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock_key)
 
     async def _commit_rows(
-        self, rows: list[NewUpdate], events: list[NewEvent], features: list[FeatureRow]
+        self, rows: list[NewUpdate], steps: list[Tx[Any]], features: list[FeatureRow]
     ) -> list[int]:
         async def body(conn: Conn) -> list[int]:
-            if events:
-                await insert_events(conn, self._s, events)
+            await run_steps(conn, steps, self)
             await insert_features(conn, self._s, features)
             if not rows:
                 return []
@@ -526,11 +470,6 @@ class PostgresStore:
             return seqs
 
         return await self._transaction(body)
-
-    async def insert_events(self, conn: Conn, events: Sequence[NewEvent]) -> list[StoredEvent]:
-        """Number ``events`` per wedding from its counter row and insert them, in the
-        caller's transaction (one of :meth:`write`)."""
-        return await insert_events(conn, self._s, events)
 
     async def _transaction(self, body: Callable[[Conn], Awaitable[_T]]) -> _T:
         pool = self._pool

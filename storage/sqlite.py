@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
@@ -30,15 +29,14 @@ from typing import Any, Literal, TypeVar
 
 import aiosqlite
 
-from . import _sqlite_events as _events
+from crdt_server import clock
+
 from ._group_commit import GroupCommitter
-from ._sqlite_events import insert_events
 from ._sqlite_schema import (
     COUNT_DOCS,
     PREFIX,
     WEDDING_TABLES,
     Body,
-    check_event,
     check_text,
     checkpoint,
     connect_writer,
@@ -58,18 +56,13 @@ from ._sqlite_sql import (
     put_documents,
 )
 from .base import (
-    AddedEvents,
     Erasure,
-    EventFilter,
     FeatureRow,
     HistoryEntry,
     MovedDocument,
-    NewEvent,
     NewUpdate,
-    Once,
     Revocation,
     Schema,
-    StoredEvent,
     StoredLog,
     StoreError,
     check_feature_rows,
@@ -80,7 +73,6 @@ from .gateway import Tx, each_in_a_savepoint
 
 __all__ = [
     "SqliteStore",
-    "insert_events",
 ]
 
 _T = TypeVar("_T")
@@ -236,65 +228,24 @@ class SqliteStore:
     async def append(
         self,
         updates: Sequence[NewUpdate],
-        events: Sequence[NewEvent] = (),
         *,
         rows: Sequence[FeatureRow] = (),
+        steps: Sequence[Tx[Any]] = (),
     ) -> list[int]:
-        """Durably append ``updates``, the ``events`` they caused and feature ``rows`` in
-        one transaction, shared with concurrent callers.
+        """Durably append ``updates``, features' ``steps`` and ``rows`` about them in one
+        transaction, shared with concurrent callers (see the protocol).
 
         Returns the updates' seqs in order, once committed and fsynced. If the shared
         transaction fails, every caller in it gets :class:`StoreError` and none of it is
         stored.
         """
         batch = list(updates)
-        if not batch and not events and not rows:
+        if not batch and not steps and not rows:
             return []
         for update in batch:
             check_text(update.data, update.doc, update.origin, update.sub, update.role)
-        for event in events:
-            check_event(event)
         check_feature_rows(rows, self._wedding_tables)
-        return await self._writer.append(batch, events, rows)
-
-    async def add_events(
-        self, events: Sequence[NewEvent], *, once: Once | None = None
-    ) -> AddedEvents:
-        """Store ``events`` in a transaction of their own (see the protocol)."""
-        for event in events:
-            check_event(event)
-        if once is not None:
-            check_text(b"", once.scope, once.key, once.fingerprint)
-        batch = list(events)
-        added: AddedEvents = await self._writer.write(
-            lambda db: _events.add_events(db, batch, once)
-        )
-        return added
-
-    async def events(
-        self, wedding: str, *, after: int = 0, limit: int = 50, where: EventFilter | None = None
-    ) -> list[StoredEvent]:
-        """The wedding's events after ``after`` that match ``where``, oldest first."""
-        if limit <= 0:
-            return []
-        sql, params = _events.events_query(wedding, after, limit, where or EventFilter())
-        return [StoredEvent(*row) for row in await self._read(sql, *params)]
-
-    async def erase_entity_events(
-        self, wedding: str, entity_id: str, paths: Sequence[str] = ()
-    ) -> int:
-        erased: int = await self._writer.write(
-            lambda db: _events.erase_entity_events(db, wedding, entity_id, paths)
-        )
-        return erased
-
-    async def last_event_seq(self, wedding: str) -> int:
-        rows = await self._read("SELECT last_seq FROM event_counters WHERE wedding = ?", wedding)
-        return int(rows[0][0]) if rows else 0
-
-    async def purge_events(self, before: float) -> int:
-        purged: int = await self._writer.write(lambda db: _events.purge_events(db, before))
-        return purged
+        return await self._writer.append(batch, steps, rows)
 
     async def compact(self, doc: str, upto_seq: int, snapshot: bytes) -> None:
         """Replace the rows of ``doc`` up to ``upto_seq`` by ``snapshot``, keeping that seq.
@@ -351,7 +302,7 @@ class SqliteStore:
                 db.execute(f"DELETE FROM {table} WHERE wedding = ?", (wedding_id,))
             db.execute(
                 "INSERT OR REPLACE INTO tombstones (wedding, deleted_at) VALUES (?, ?)",
-                (wedding_id, time.time()),
+                (wedding_id, clock.now()),
             )
             return count
 
@@ -441,18 +392,15 @@ class SqliteStore:
         self,
         documents: Sequence[MovedDocument],
         origin: str,
-        events: Sequence[NewEvent] = (),
         rows: Sequence[FeatureRow] = (),
+        steps: Sequence[Tx[Any]] = (),
     ) -> list[int]:
         """Write documents this store has never seen, in one transaction (see
-        :meth:`storage.base.DocumentStore.put_documents`)."""
+        :meth:`storage.base.Store.put_documents`)."""
         moved = moved_documents(documents, origin)
-        for event in events:
-            check_event(event)
         check_feature_rows(rows, self._wedding_tables)
-
         written: list[int] = await self._writer.write(
-            lambda db: put_documents(db, moved, origin, events, rows, self._path)
+            lambda db: put_documents(db, moved, origin, steps, rows, self._path)
         )
         return written
 
@@ -541,9 +489,10 @@ class SqliteStore:
             raise StoreError(f"reading {self._path} failed: {exc}") from exc
 
     async def _commit_rows(
-        self, rows: list[NewUpdate], events: list[NewEvent], features: list[FeatureRow]
+        self, rows: list[NewUpdate], steps: list[Tx[Any]], features: list[FeatureRow]
     ) -> list[int]:
-        return await self._transaction(lambda db: append_rows(db, rows, events, features))
+        path = self._path
+        return await self._transaction(lambda db: append_rows(db, rows, steps, features, path))
 
     async def _transaction(self, body: Body[_T]) -> _T:
         """Run ``body`` in one committed transaction, in one call on the writer thread."""

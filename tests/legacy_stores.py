@@ -25,6 +25,7 @@ from pycrdt import Doc, Map
 
 from crdt_server.actor import Actor
 from crdt_server.features.db import FeatureDb, Sql
+from crdt_server.features.events import add_events, last_event_seq, read_events, store_events
 from crdt_server.features.events.tables import SCHEMA as EVENTS
 from crdt_server.features.events.tables import put_ticket, take_ticket
 from crdt_server.features.integrations.tables import CalendarToken, InboundSource, IntegrationStore
@@ -70,7 +71,11 @@ async def fill(store: DocumentStore) -> dict[str, Any]:
             NewUpdate(guests, _update("b", "2"), "conn-1", "ada", "planner", 7),
             NewUpdate(f"{WEDDING}/budget", _update("c", "3"), "http", "bob", "couple"),
         ],
-        [NewEvent(WEDDING, "guest.added", '{"id":"g1"}', guests, "ada", "planner")],
+        steps=[
+            store_events(
+                [NewEvent(WEDDING, "guest.added", '{"id":"g1"}', guests, "ada", "planner")]
+            )
+        ],
     )
     await store.append([NewUpdate(guests, _update("d", "4"), "conn-2", "eve", "vendor", 9)])
     snapshot = Doc()
@@ -79,7 +84,8 @@ async def fill(store: DocumentStore) -> dict[str, Any]:
     for data in log.updates:
         snapshot.apply_update(data)
     await store.compact(guests, seqs[1], snapshot.get_update())
-    await store.add_events(
+    await add_events(
+        Gateway.of(store),
         [
             NewEvent(WEDDING, "vendor.booked", '{"id":"v1"}', None, "bob", "couple", "urgent"),
             NewEvent(WEDDING, "note", "{}", None, audience='["ada"]'),
@@ -168,7 +174,7 @@ async def fill(store: DocumentStore) -> dict[str, Any]:
             ),
             (
                 "UPDATE {t}webhook_endpoints SET after_seq = ? WHERE id = ?",
-                (await store.last_event_seq(WEDDING), endpoint.id),
+                (await last_event_seq(Gateway.of(store), WEDDING), endpoint.id),
             ),
         ]
     )
@@ -224,11 +230,15 @@ async def served(store: DocumentStore, facts: dict[str, Any]) -> dict[str, Any]:
     out["last_seq"] = await store.last_seq()
     out["last_seqs"] = await store.last_seqs(out["list"])
     out["docs_of"] = {str(k): v for k, v in (await store.docs_of(range(1, 20))).items()}
-    out["events"] = _plain(await store.events(WEDDING, limit=100))
-    out["events_viewer"] = _plain(await store.events(WEDDING, where=EventFilter(viewer="bob")))
-    out["last_event_seq"] = await store.last_event_seq(WEDDING)
-    again = await store.add_events(
-        [NewEvent(WEDDING, "ignored", "{}")], once=Once("events", "key-1", "fp-1", FAR)
+    out["events"] = _plain(await read_events(Gateway.of(store), WEDDING, limit=100))
+    out["events_viewer"] = _plain(
+        await read_events(Gateway.of(store), WEDDING, where=EventFilter(viewer="bob"))
+    )
+    out["last_event_seq"] = await last_event_seq(Gateway.of(store), WEDDING)
+    again = await add_events(
+        Gateway.of(store),
+        [NewEvent(WEDDING, "ignored", "{}")],
+        once=Once("events", "key-1", "fp-1", FAR),
     )
     out["once"] = _plain(again)
     out["tombstones"] = sorted(await store.tombstones())

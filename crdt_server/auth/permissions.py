@@ -39,6 +39,7 @@ from crdt_server.documents import DOCUMENT_KINDS
 __all__ = [
     "DEFAULT_MATRIX",
     "FIELD_READERS",
+    "LATER_DOCUMENTS",
     "LEADS",
     "OPERATE_OPERATIONS",
     "ROLES",
@@ -83,17 +84,25 @@ _W, _O, _R, _N = Access.WRITE, Access.OPERATE, Access.READ, Access.NONE
 
 DEFAULT_MATRIX: dict[str, dict[str, Access]] = {
     # The couple and their planner run the whole plan.
-    "couple": {"timeline": _W, "budget": _W, "guests": _W, "seating": _W},
-    "planner": {"timeline": _W, "budget": _W, "guests": _W, "seating": _W},
+    "couple": {"timeline": _W, "budget": _W, "guests": _W, "seating": _W, "tasks": _W},
+    "planner": {"timeline": _W, "budget": _W, "guests": _W, "seating": _W, "tasks": _W},
     # Family helps with who comes and where they sit, through the answers and seats only
     # (issue 47: a writer of the Yjs document can set any field of any guest, and so
     # could hang the server with one hostile update); money stays private.
-    "family": {"timeline": _R, "budget": _N, "guests": _O, "seating": _O},
+    # Family sees the checklist (who does what, by when) without changing it.
+    "family": {"timeline": _R, "budget": _N, "guests": _O, "seating": _O, "tasks": _R},
     # Vendors see the schedule and headcount (catering, seating plans), not the money.
-    "vendor": {"timeline": _R, "budget": _N, "guests": _R, "seating": _R},
+    "vendor": {"timeline": _R, "budget": _N, "guests": _R, "seating": _R, "tasks": _N},
     # Friends see when and where things happen.
-    "friend": {"timeline": _R, "budget": _N, "guests": _N, "seating": _N},
+    "friend": {"timeline": _R, "budget": _N, "guests": _N, "seating": _N, "tasks": _N},
 }
+
+LATER_DOCUMENTS: tuple[str, ...] = ("tasks",)
+"""Documents added after operators could write their own matrix: a role of an operator's
+``CRDT_SERVER_PERMISSIONS`` that does not name one gets its row of :data:`DEFAULT_MATRIX`
+for it (``none`` for a role that has no row there), not ``none`` (which would lock the
+couple out of their tasks on every customised deployment); the server warns once at start
+(:attr:`PermissionMatrix.defaulted`)."""
 
 
 LEADS = frozenset({"couple", "planner"})
@@ -111,7 +120,9 @@ FIELD_READERS: dict[tuple[str, str], frozenset[str]] = {
 }
 """(document, field) -> the roles that may read it; fields not listed are read by whoever
 reads their document. The timeline's run of show is not listed: everyone who reads the
-timeline (friends included) reads it."""
+timeline (friends included) reads it. Nor is anything of the seating: a table's ``shape`` and
+``position`` (the seating chart) are for every reader, vendors included (the venue and the
+caterer set the room out by them)."""
 
 
 OPERATE_OPERATIONS: dict[str, dict[str, frozenset[str] | None]] = {
@@ -181,13 +192,19 @@ class PermissionMatrix:
         self,
         matrix: Mapping[str, Mapping[str, Access]] | None = None,
         capabilities: Mapping[str, frozenset[str]] | None = None,
+        defaulted: Mapping[str, tuple[str, ...]] | None = None,
     ) -> None:
         """``capabilities``: capability -> the roles that have it (the running features'
         declarations, ``crdt_server.features.capabilities_of``, with the operator's
-        replacements); without them, nobody has any capability."""
+        replacements); without them, nobody has any capability. ``defaulted``: document ->
+        the roles whose access to it came from :data:`DEFAULT_MATRIX` because the operator's
+        matrix did not name it (:data:`LATER_DOCUMENTS`)."""
         source = DEFAULT_MATRIX if matrix is None else matrix
         self._matrix = {role: dict(docs) for role, docs in source.items()}
         self._capabilities = dict(capabilities or {})
+        self.defaulted: dict[str, tuple[str, ...]] = dict(defaulted or {})
+        """Document -> the roles of an operator's matrix that did not name it and got the
+        default row's access (see :data:`LATER_DOCUMENTS`); empty for the default matrix."""
 
     @classmethod
     def from_json(
@@ -195,7 +212,9 @@ class PermissionMatrix:
     ) -> PermissionMatrix:
         """Parse an operator's replacement matrix: ``{"role": {"doc": "write|operate|read|none"}}``.
 
-        Documents a role does not list get ``none``. ``capabilities``: the capabilities the
+        Documents a role does not list get ``none``, except those of
+        :data:`LATER_DOCUMENTS`: the role's access in :data:`DEFAULT_MATRIX` (recorded in
+        :attr:`defaulted`, for the warning at start). ``capabilities``: the capabilities the
         running features declare, with their default roles; the operator's ``"capabilities"``
         section may replace those only (any other name is an unknown capability). Without
         them (``None``), the section is passed over and the matrix answers for documents
@@ -215,7 +234,14 @@ class PermissionMatrix:
         matrix = {
             str(role): parse_overrides(docs, f"permissions.{role}") for role, docs in raw.items()
         }
-        return cls(matrix, {**(capabilities or {}), **replaced})
+        defaulted: dict[str, tuple[str, ...]] = {}
+        for doc in LATER_DOCUMENTS:
+            roles = tuple(role for role, docs in matrix.items() if doc not in docs)
+            for role in roles:
+                matrix[role][doc] = DEFAULT_MATRIX.get(role, {}).get(doc, Access.NONE)
+            if roles:
+                defaulted[doc] = roles
+        return cls(matrix, {**(capabilities or {}), **replaced}, defaulted)
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -225,8 +251,8 @@ class PermissionMatrix:
         if doc == "conflicts":
             # Conflict messages quote every document (the budget too, and a schema finding
             # the value of the field it is about), and one shared room cannot be filtered
-            # per reader: only who may read all four, every field of them, may read it, and
-            # nobody writes it but the server.
+            # per reader: only who may read all the documents, every field of them, may
+            # read it, and nobody writes it but the server.
             every = all(self.access(role, d, overrides).can_read for d in DOCUMENT_KINDS)
             hidden = any(self.hidden_fields(role, d) for d in DOCUMENT_KINDS)
             return Access.READ if every and not hidden else Access.NONE

@@ -9,11 +9,11 @@ gives each its HTTP status).
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from crdt_server import clock
 from crdt_server.actor import Actor
 from crdt_server.auth.permissions import Access, PermissionMatrix
 from crdt_server.auth.tokens import TokenClaims, TokenCodec, TokenError
@@ -156,7 +156,7 @@ class Revocations:
         """Refuse every token minted from the device session ``sid`` from now on (it was
         signed out, revoked or went idle). Kept ``keep_seconds``: longer than any token
         minted from it lives."""
-        now = time.time()
+        now = clock.now()
         self._sessions.setdefault(sid, now)
         for key, when in list(self._sessions.items()):
             if now - when > self._keep:
@@ -170,7 +170,7 @@ class Revocations:
         """Refuse ``sub``'s tokens issued at or before ``at`` (default: now); a later
         revocation of the same user and wedding wins. Keep ``keep_seconds`` at least the
         longest a token may live, or a revoked token could outlive its revocation."""
-        now = time.time()
+        now = clock.now()
         when = now if at is None else at
         self._at[(sub, wedding)] = max(when, self._at.get((sub, wedding), when))
         # Forget revocations older than any token could live.

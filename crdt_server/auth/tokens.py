@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import os
 import secrets
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 
 import jwt
 
+from crdt_server import clock
 from crdt_server.auth.permissions import ROLES, Access, PermissionsError, parse_overrides
 from crdt_server.names import valid_wedding_id
 
@@ -133,20 +133,23 @@ class TokenCodec:
                 token,
                 key,
                 algorithms=[alg],
-                leeway=self._leeway,
-                options={"require": ["exp", "iat", "sub", "role", "wedding"]},
+                # PyJWT would compare the time claims with the real time: they are
+                # checked below against the server's clock (crdt_server.clock).
+                options={
+                    "require": ["exp", "iat", "sub", "role", "wedding"],
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
             )
-        except jwt.ExpiredSignatureError as exc:
-            raise TokenError("token expired") from exc
         except jwt.PyJWTError as exc:
             raise TokenError(f"invalid token: {exc}") from exc
         except (OverflowError, ValueError, TypeError) as exc:
             # PyJWT converts time claims with int()/float(): a 400-digit exp overflows.
             raise TokenError("invalid token: a time claim is not a usable number") from exc
         claims = _claims(payload)
+        _check_times(claims, payload, clock.now(), self._leeway)
         assert claims.iat is not None  # required above, checked by _claims
-        if claims.iat > time.time() + max(CLOCK_SKEW, self._leeway):
-            raise TokenError("claim 'iat' lies in the future")
         if claims.exp - claims.iat > self.max_lifetime:
             raise TokenError(
                 f"token lives longer than {int(self.max_lifetime)} seconds (exp - iat)"
@@ -176,7 +179,7 @@ class TokenCodec:
             raise ValueError("minting needs HS256 with a secret")
         if not 0 < ttl <= self.max_lifetime:
             raise ValueError(f"ttl must be 1 to {int(self.max_lifetime)} seconds")
-        now = int(time.time())
+        now = int(clock.now())
         payload: dict[str, Any] = {
             "sub": sub,
             "name": name or sub,
@@ -195,6 +198,21 @@ class TokenCodec:
             payload["sid"] = sid
         _claims(payload)  # never sign something decode() would refuse
         return jwt.encode(payload, self._secret, algorithm="HS256")
+
+
+def _check_times(
+    claims: TokenClaims, payload: Mapping[str, Any], now: float, leeway: float
+) -> None:
+    """Refuse a token expired at ``now`` (``exp``), not valid yet (``nbf``) or issued in
+    the future (``iat``, beyond :data:`CLOCK_SKEW`), each with ``leeway`` seconds of
+    tolerance: the server's clock decides, never the library's reading of the real time."""
+    if claims.exp <= now - leeway:
+        raise TokenError("token expired")
+    if "nbf" in payload and _seconds(payload, "nbf") > now + leeway:
+        raise TokenError("token is not valid yet (claim 'nbf')")
+    assert claims.iat is not None  # required by decode, checked by _claims
+    if claims.iat > now + max(CLOCK_SKEW, leeway):
+        raise TokenError("claim 'iat' lies in the future")
 
 
 def _claims(payload: Mapping[str, Any]) -> TokenClaims:

@@ -1,10 +1,11 @@
 """The cross-process seam: what processes sharing a store tell each other.
 
 After a commit a room publishes its updates with their store sequence numbers; accepted
-presence and admin events (revocation, deletion) travel the same way. Publishing never
-waits: the bus queues and sends in the background, so a slow or absent bus never delays a
-local client. The store stays the source of truth: a process that may have missed
-something (a gap in the sequence numbers, a lost connection to the bus) catches up from it.
+presence, stateless messages and admin events (revocation, deletion) travel the same way.
+Publishing never waits: the bus queues and sends in the background, so a slow or absent bus
+never delays a local client. The store stays the source of truth: a process that may have
+missed something (a gap in the sequence numbers, a lost connection to the bus) catches up
+from it.
 
 In one process nobody needs telling, so :class:`LocalBus` does nothing.
 """
@@ -12,7 +13,7 @@ In one process nobody needs telling, so :class:`LocalBus` does nothing.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 __all__ = ["Bus", "BusHandler", "LocalBus"]
@@ -26,6 +27,10 @@ class BusHandler(Protocol):
 
     def on_awareness(self, doc: str, origin: str, payload: bytes) -> None:
         """Presence in ``doc`` accepted by process ``origin``."""
+
+    def on_stateless(self, room: str, text: str | Mapping[str, str]) -> None:
+        """A stateless message for the connections of ``room`` (see
+        :meth:`Bus.publish_stateless`) from another process."""
 
     def on_event(self, event: dict[str, Any]) -> None:
         """An admin event (revocation, deletion) from another process."""
@@ -56,6 +61,11 @@ class Bus(Protocol):
     def publish_awareness(self, doc: str, payload: bytes) -> None:
         """An accepted awareness payload of ``doc`` (already validated and stamped)."""
 
+    def publish_stateless(self, room: str, text: str | Mapping[str, str]) -> None:
+        """A stateless message (JSON text) for the connections of ``room`` in the other
+        processes: one ``text`` for each, or a text per role (a connection whose role is not
+        named is told nothing). Already checked, stamped and cut to the field rules here."""
+
     def publish_event(self, event: dict[str, Any]) -> None:
         """An admin event for every other process."""
 
@@ -85,6 +95,9 @@ class LocalBus:
         return None
 
     def publish_awareness(self, doc: str, payload: bytes) -> None:
+        return None
+
+    def publish_stateless(self, room: str, text: str | Mapping[str, str]) -> None:
         return None
 
     def publish_event(self, event: dict[str, Any]) -> None:

@@ -4,7 +4,8 @@ Admin and feature events travel on the bus as JSON objects whose ``type`` names 
 message (see :meth:`~crdt_server.cluster.bus.Bus.publish_event`); a feature declares each
 of its messages as a :class:`BusMessage` subclass with that ``type`` as its tag, sends it
 with :func:`to_event` and reads it with :func:`from_event`. Committed updates and presence
-travel as binary frames (:class:`UpdatesMessage`, :class:`AwarenessMessage`).
+travel as binary frames (:class:`UpdatesMessage`, :class:`AwarenessMessage`); stateless
+messages as JSON on a channel of their own (:class:`StatelessMessage`).
 
 During a rolling restart processes of two releases share the bus (``deploy/README.md``),
 so both directions must hold:
@@ -18,6 +19,9 @@ so both directions must hold:
   field present, lists of the same length): a new field may be *read* by this release, but
   is sent only by a release after it, once no process reads the old shape strictly.
   ``tests/fixtures/bus/previous_release.json`` holds those shapes.
+- **What is new, the previous release never hears.** A message type the previous release
+  did not know travels on a channel it does not subscribe to (:class:`StatelessMessage`):
+  on ``crdt:events`` its admin extension would log every such event as an unknown one.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ __all__ = [
     "Delete",
     "Lift",
     "Revoke",
+    "StatelessMessage",
     "UpdatesMessage",
     "from_event",
     "item_from_bus",
@@ -175,3 +180,29 @@ class AwarenessMessage(msgspec.Struct, frozen=True):
         origin, pos = read_var_string(data, 0)
         doc, pos = read_var_string(data, pos)
         return cls(origin, doc, data[pos:])
+
+
+class StatelessMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """A stateless message (JSON text) for the connections of the room ``room`` in the
+    other processes, from process ``origin``; never stored.
+
+    ``text`` goes to every connection of the room that speaks stateless messages (a
+    writer's payload, stamped with its sender); without it, ``by_role`` holds one text per
+    role (the server's notices, cut to each role's field rules), and a connection whose
+    role it does not name is told nothing. Frame: the Struct as a JSON object; a field a
+    newer release adds is ignored."""
+
+    origin: str
+    room: str
+    text: str | None = None
+    by_role: dict[str, str] = {}
+
+    def encode(self) -> bytes:
+        return msgspec.json.encode(self)
+
+    @classmethod
+    def decode(cls, data: bytes) -> StatelessMessage:
+        try:
+            return msgspec.json.decode(data, type=cls)
+        except msgspec.DecodeError as exc:  # a ValidationError is one too
+            raise ProtocolError(f"bad stateless message: {exc}") from exc

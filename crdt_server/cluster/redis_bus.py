@@ -1,10 +1,10 @@
 """The Redis bus: rooms shared by several processes (or hosts) on one store.
 
-Three pub/sub channels carry committed updates (with their store sequence numbers),
-accepted presence, and admin events; a fourth carries each process's heartbeat (the newest
-seq it committed). Pub/sub is at-most-once, so every process tracks the store's sequence
-numbers: a seq that was committed somewhere but never heard of (a dropped message, a
-publisher that died between commit and publish) is a gap, and the rooms it belongs to are
+Four pub/sub channels carry committed updates (with their store sequence numbers), accepted
+presence, admin events and stateless messages; a fifth carries each process's heartbeat (the
+newest seq it committed). Pub/sub is at-most-once, so every process tracks the store's
+sequence numbers: a seq that was committed somewhere but never heard of (a dropped message,
+a publisher that died between commit and publish) is a gap, and the rooms it belongs to are
 caught up from the store. If the connection to Redis is lost, local clients keep being
 served; the bus reconnects with backoff and then catches every loaded room up.
 
@@ -19,14 +19,14 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from crdt_server.cluster.bus import BusHandler
-from crdt_server.cluster.messages import AwarenessMessage, UpdatesMessage
+from crdt_server.cluster.messages import AwarenessMessage, StatelessMessage, UpdatesMessage
 from crdt_server.errors import ProtocolError
 from crdt_server.storage import StoreError
 
@@ -38,6 +38,9 @@ _UPDATES = "crdt:updates"
 _AWARENESS = "crdt:awareness"
 _EVENTS = "crdt:events"
 _HEARTBEAT = "crdt:heartbeat"
+_STATELESS = "crdt:stateless"
+"""New in the release after typed bus messages: the release before it never subscribes to
+this channel, so it never hears a stateless message (see :mod:`~crdt_server.cluster.messages`)."""
 _MAX_GAP = 10_000
 """More missing seqs than this: cheaper to catch every room up than to look them up."""
 
@@ -173,6 +176,13 @@ class RedisBus:
     def publish_awareness(self, doc: str, payload: bytes) -> None:
         self._enqueue(_AWARENESS, AwarenessMessage(self.process_id, doc, payload).encode())
 
+    def publish_stateless(self, room: str, text: str | Mapping[str, str]) -> None:
+        if isinstance(text, str):
+            message = StatelessMessage(self.process_id, room, text=text)
+        else:
+            message = StatelessMessage(self.process_id, room, by_role=dict(text))
+        self._enqueue(_STATELESS, message.encode())
+
     def publish_event(self, event: dict[str, Any]) -> None:
         self._enqueue(_EVENTS, json.dumps({**event, "origin": self.process_id}).encode())
 
@@ -214,7 +224,7 @@ class RedisBus:
         while True:
             pubsub = self._redis.pubsub()
             try:
-                await pubsub.subscribe(_UPDATES, _AWARENESS, _EVENTS, _HEARTBEAT)
+                await pubsub.subscribe(_UPDATES, _AWARENESS, _EVENTS, _HEARTBEAT, _STATELESS)
                 assert self._handler is not None
                 # Subscribed first, then read the store's newest seq: every later commit
                 # is either heard of or detected as a gap.
@@ -255,6 +265,11 @@ class RedisBus:
                 awareness = AwarenessMessage.decode(data)
                 if awareness.origin != self.process_id:
                     handler.on_awareness(awareness.doc, awareness.origin, awareness.payload)
+            elif channel == _STATELESS:
+                stateless = StatelessMessage.decode(data)
+                if stateless.origin != self.process_id:
+                    text = stateless.text if stateless.text is not None else stateless.by_role
+                    handler.on_stateless(stateless.room, text)
             elif channel == _HEARTBEAT:
                 self._tracker.exists(int(data), now)
             elif channel == _EVENTS:

@@ -19,10 +19,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import time
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
+from crdt_server import clock
 from crdt_server.auth.principals import Principal
 from crdt_server.core.metrics import Metrics
 from crdt_server.errors import CloseCode
@@ -82,7 +82,7 @@ class Connection:
         self.close_code: int | None = None
         """The code this connection was closed with, once closed."""
         self.overflowed = False
-        self.last_activity = time.time()
+        self.last_activity = clock.now()
         """When the peer last sent a frame (Unix time)."""
         self.connected_at = self.last_activity
         """When the connection was accepted (Unix time)."""
@@ -116,7 +116,7 @@ class Connection:
     async def receive(self) -> bytes | str:
         """The peer's next message (see :meth:`Transport.receive`)."""
         message = await self._transport.receive()
-        self.last_activity = time.time()
+        self.last_activity = clock.now()
         return message
 
     def tell(self, payload: str) -> bool:

@@ -1,6 +1,6 @@
 """Deletion that is erasure, and revocations that outlive a restart.
 
-A deleted wedding is tombstoned in the store (see :meth:`storage.DocumentStore.erase_wedding`):
+A deleted wedding is tombstoned in the store (see :meth:`storage.Store.erase_wedding`):
 its rows are gone, every HTTP request and upgrade for it is refused with 410, open sockets
 close with 4404, and nothing re-creates it until an admin lifts the tombstone. Whether its
 bytes are gone from the store's files is tracked per wedding (``done`` / ``pending``); a
@@ -21,8 +21,8 @@ import asyncio
 import contextlib
 import functools
 import logging
-import time
 
+from crdt_server import clock
 from crdt_server.actor import Actor
 from crdt_server.auth.principals import Revocations
 from crdt_server.cluster.messages import Delete, Lift, Revoke, to_event
@@ -31,7 +31,7 @@ from crdt_server.core.hooks import Sender
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.weddings import WeddingService
 from crdt_server.errors import CloseCode
-from crdt_server.storage import DocumentStore, Revocation, StoreError
+from crdt_server.storage import Revocation, Store, StoreError
 
 __all__ = ["ErasureService"]
 
@@ -50,7 +50,7 @@ class ErasureService:
     def __init__(
         self,
         registry: RoomRegistry,
-        store: DocumentStore,
+        store: Store,
         weddings: WeddingService,
         revocations: Revocations,
         *,
@@ -141,7 +141,8 @@ class ErasureService:
         for kind in domain.kinds:
             forget = functools.partial(domain.forget, kind=kind, person=guest_id)
             found |= await self._weddings.edit(f"{wedding_id}/{kind}", forget, origin)
-        # Restore points, delivery payloads and findings quoting their name go.
+        # Restore points, delivery payloads, findings quoting their name and their events
+        # (the events feature's: guest.added carries the name) go.
         await self._registry.hooks.guest_erased(wedding_id, guest_id)
         # Copies the server derives from the documents (a vendor's projection of the
         # guests) drop the guest first, then are rewritten after the documents. Every room
@@ -151,11 +152,6 @@ class ErasureService:
         stored = [n for n in await self._store.list(f"{wedding_id}/") if n not in derived]
         for name in [*stored, *derived]:
             await self._rewrite(name)
-        # Their events (guest.added carries the name) go too, and the findings about their
-        # entries (a concurrent edit quotes the values that crossed); the removal's own
-        # event holds only the id.
-        paths = tuple(domain.person_paths(guest_id))
-        await self._store.erase_entity_events(wedding_id, guest_id, paths)
         if not await self._store.scrub():
             self._scrub_wanted.set()
         return found
@@ -190,7 +186,7 @@ class ErasureService:
         here and in every other process; returns (when, sessions closed here). Without
         ``cascade`` (a member's role changed: they stay a member) what they set up goes on
         (no :meth:`Extension.on_revoke`)."""
-        at = time.time()
+        at = clock.now()
         await self._store.revoke(Revocation(sub, wedding, at), forget_before=at - self._keep)
         self._revocations.revoke(sub, wedding, at)
         # What they set up stops too, durably: a revocation is forgotten once no token

@@ -20,6 +20,10 @@ Order of one batch of updates in a room::
     apply to the room's document -> on_prepare(batch) -> on_commit(batch) (rows for the
     same transaction) -> COMMIT -> broadcast -> on_stored(batch + seqs, events)
     -> on_change(the same batch)
+
+The events ``on_commit`` returns go into the same transaction as the step of the extension
+that keeps the wedding events (:meth:`Extension.events_step`: the events feature's tables);
+rows of an extension's own tables as :class:`~crdt_server.storage.FeatureRow` values.
 """
 
 from __future__ import annotations
@@ -40,10 +44,11 @@ from crdt_server.core.payloads import (
 )
 from crdt_server.core.views import ConnectionView, RoomsView, RoomView, WeddingsView
 from crdt_server.storage import FeatureRow, NewEvent
+from crdt_server.storage.gateway import Tx
 
 if TYPE_CHECKING:
     from crdt_server.settings import Settings
-    from crdt_server.storage import DocumentStore
+    from crdt_server.storage import Store
 
 __all__ = [
     "DERIVATION_FAILED",
@@ -69,7 +74,7 @@ class Core:
     the registry and the documents service as views (:mod:`crdt_server.core.views`)."""
 
     settings: Settings
-    store: DocumentStore
+    store: Store
     registry: RoomsView
     weddings: WeddingsView
 
@@ -106,6 +111,13 @@ class Extension:
         free of side effects: when it raises, it is called again with a batch of each
         update alone to find the updates it fails on, which commit without its rows."""
         return ()
+
+    def events_step(self, events: Sequence[NewEvent]) -> Tx[Any] | None:
+        """The step (a gateway transaction, :mod:`crdt_server.storage.gateway`) that stores
+        a commit's ``events`` in the updates' own transaction: overridden by the one
+        extension that keeps the wedding events (the events feature). Without one, a
+        commit's events are not stored."""
+        return None
 
     def on_stored(self, room: RoomView, batch: CommitBatch) -> None:
         """``batch`` is committed (with its seqs and the events stored with it) and
@@ -204,6 +216,7 @@ class Hooks:
         self._load = users("on_load")
         self._prepare = users("on_prepare")
         self._commit = users("on_commit")
+        self._events_step = users("events_step")
         self._stored = users("on_stored")
         self._change = users("on_change")
         self._overwritten = users("on_overwritten")
@@ -267,6 +280,17 @@ class Hooks:
         if len(events) == len(rows):
             return events, []
         return events, [row for row in rows if isinstance(row, FeatureRow)]
+
+    def events_steps(self, events: Sequence[NewEvent]) -> list[Tx[Any]]:
+        """The steps that store a commit's ``events`` in its transaction (the first
+        extension that keeps the wedding events: :meth:`Extension.events_step`)."""
+        if not events:
+            return []
+        for ext in self._events_step:
+            step = ext.events_step(events)
+            if step is not None:
+                return [step]
+        return []
 
     def overwritten(self, room: RoomView, found: Sequence[Found]) -> None:
         for ext in self._overwritten:

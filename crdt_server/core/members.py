@@ -3,15 +3,15 @@
 :class:`RoomMembers` is one of the two halves of a room: the
 :class:`~crdt_server.core.room.Room` keeps the document and its commit path, and calls on
 its members to greet a joiner, to send what it commits to everyone, and to close them all;
-the members keep who is connected, what each client's presence is, and relay presence here
-and to the other processes. The room hands its hooks itself (a
+the members keep who is connected, what each client's presence is, and relay presence and
+stateless messages here and to the other processes. The room hands its hooks itself (a
 :class:`~crdt_server.core.views.RoomView`) for ``on_connect`` and ``on_disconnect``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 
 from crdt_server.cluster.bus import Bus
 from crdt_server.codec.awareness import (
@@ -51,11 +51,24 @@ class RoomMembers:
             if conn is not exclude:
                 conn.send(frame)
 
-    def relay_stateless(self, body: bytes, exclude: object) -> None:
-        """Send a stateless message to every connection that speaks them but ``exclude``."""
+    def relay_stateless(self, text: str | Mapping[str, str], exclude: object = None) -> int:
+        """Send a stateless message (JSON text) to every connection that speaks them but
+        ``exclude``: ``text``, or the text for the connection's role (none for a role it
+        does not name); the number of connections told."""
+        told = 0
         for conn in self.connections:
-            if conn is not exclude and conn.stateless:
-                conn.send(body)
+            if conn is exclude or not conn.stateless:
+                continue
+            said = text if isinstance(text, str) else text.get(conn.principal.role)
+            if said is not None and conn.tell(said):
+                told += 1
+        return told
+
+    def apply_stateless(self, conn: Connection, text: str) -> None:
+        """A writer's stateless message, checked and stamped: to this room's other
+        connections here and in the other processes (never stored)."""
+        self.relay_stateless(text, exclude=conn)
+        self._bus.publish_stateless(self._room.name, text)
 
     def send_to(self, origin: str, frame: bytes) -> None:
         """Send ``frame`` to the connection whose id is ``origin`` (if it is here)."""

@@ -15,6 +15,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from crdt_server import clock
+
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics", "StoreHealth"]
 
 log = logging.getLogger("crdt_server.core.metrics")
@@ -233,7 +235,7 @@ class StoreHealth:
 
     def failed(self, error: BaseException) -> None:
         self.last_error = f"{type(error).__name__}: {error}"
-        self.failed_at = time.time()
+        self.failed_at = clock.now()
 
     def succeeded(self) -> None:
         self.last_error = None

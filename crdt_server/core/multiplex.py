@@ -36,10 +36,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from crdt_server import clock
 from crdt_server.auth.principals import ANONYMOUS, Principal
 from crdt_server.codec.hocuspocus import (
     PONG,
@@ -405,11 +405,12 @@ class Multiplexer:
     async def _serve(self, doc: _Document) -> None:
         # The multiplexer keeps the token's expiry (a token request, then permissionDenied):
         # the session itself never closes over it.
-        principal = dataclasses.replace(doc.grant.principal, expires_at=None)
+        grant = doc.grant
+        if grant.principal.expires_at is not None:
+            principal = dataclasses.replace(grant.principal, expires_at=None)
+            grant = dataclasses.replace(grant, principal=principal)
         try:
-            await self._gate.serve(
-                doc.channel, dataclasses.replace(doc.grant, principal=principal), peer=self._peer
-            )
+            await self._gate.serve(doc.channel, grant, peer=self._peer)
         except Exception:
             log.exception("document %s on a socket from %s failed", doc.key, self._peer)
         finally:
@@ -426,7 +427,7 @@ class Multiplexer:
             # does; ending it denies them (the people feature closes its connections 4401).
             return
         now = self._loop.time()
-        left = max(0.0, expires_at - time.time())
+        left = max(0.0, expires_at - clock.now())
         ahead = min(RENEW_AHEAD_SECONDS, left / 2)
         if ask:
             doc.timers.append(self._loop.call_at(now + left - ahead, self._ask_token, doc))

@@ -23,11 +23,11 @@ once an hour per process, and a key whose row expired is used afresh.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from crdt_server import clock
 from crdt_server.storage import DocumentStore, FeatureRow, StoreError
 from crdt_server.storage.gateway import Gateway, Table, schema_of
 
@@ -119,7 +119,7 @@ class OperationKeys:
         gateway = self._gateway
         if gateway is None:
             return None
-        now = time.time()
+        now = clock.now()
         if now - self._purged_at >= PURGE_SECONDS:
             self._purged_at = now
             async with gateway.transaction() as tx:
@@ -157,7 +157,7 @@ class OperationKeys:
                 ("wedding", once.wedding),
                 ("fingerprint", once.fingerprint),
                 ("answer", answer),
-                ("expires_at", time.time() + IDEMPOTENCY_SECONDS),
+                ("expires_at", clock.now() + IDEMPOTENCY_SECONDS),
             ),
             if_absent=True,
         )

@@ -25,12 +25,12 @@ knows the wedding domain: a slot is a root map key or a key of a map nested unde
 from __future__ import annotations
 
 import hashlib
-import time
 from bisect import bisect_right, insort
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from crdt_server import clock as wall_clock
 from crdt_server.codec.items import ID, DecodedUpdate, Item
 
 __all__ = ["Found", "ItemRef", "Overwrite", "OverwriteIndex", "finding_id"]
@@ -276,7 +276,7 @@ class OverwriteIndex:
         The update's own delete set (for a client that synced from a state vector, the whole
         document's) is read only when the integration removed an entry: whether the remover
         had seen each of its fields."""
-        now = time.time()
+        now = wall_clock.now()
         found = Found()
         new = self._resolve(update.items)
         for item in update.items:

@@ -27,11 +27,11 @@ import logging
 import mmap
 import os
 import struct
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from crdt_server import clock
 from crdt_server.core.metrics import Metrics
 from crdt_server.errors import Quarantined
 from crdt_server.storage import DocumentStore, StoreError
@@ -218,7 +218,7 @@ class Quarantine:
 
     async def add(self, interrupted: Interrupted) -> None:
         wedding, _, doc = interrupted.room.partition("/")
-        now = time.time()
+        now = clock.now()
         current = self._rooms.get(interrupted.room, frozenset())
         self._rooms[interrupted.room] = current | frozenset(interrupted.clients)
         self._count()

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 from crdt_server.cluster.bus import Bus
@@ -181,6 +181,11 @@ class RoomRegistry:
         room = self._rooms.get(doc)
         if room is not None:
             room.apply_remote_awareness(origin, payload)
+
+    def on_stateless(self, room: str, text: str | Mapping[str, str]) -> None:
+        loaded = self._rooms.get(room)
+        if loaded is not None:
+            loaded.members.relay_stateless(text)
 
     def on_event(self, event: dict[str, Any]) -> None:
         self.hooks.bus_event(event)

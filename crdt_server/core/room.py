@@ -144,7 +144,8 @@ class Room(RoomContent):
                 events, extra = self._hooks.commit(self, pending, self._commit_hook_failed)
                 extra += [row for u in batch for row in u.rows]
                 try:
-                    seqs = await self._store.append(rows, events, rows=extra)
+                    steps = self._hooks.events_steps(events)
+                    seqs = await self._store.append(rows, rows=extra, steps=steps)
                 except StoreError as exc:
                     self._metrics.store_errors.labels("append").inc()
                     self._health.failed(exc)

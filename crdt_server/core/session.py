@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from crdt_server import clock
 from crdt_server.auth.principals import Principal
 from crdt_server.codec.awareness import (
     decode_awareness,
@@ -178,7 +179,7 @@ class _Session:
         # its device session ends (the people feature closes it), not at ``exp``.
         if expires_at is not None and conn.principal.session_id is None:
             expiry = asyncio.get_running_loop().call_later(
-                max(0.0, expires_at - time.time()),
+                max(0.0, expires_at - clock.now()),
                 conn.request_close,
                 CloseCode.TOKEN_EXPIRED,
                 "token expired",
@@ -300,9 +301,10 @@ class _Session:
 
     def _stateless(self, dialect: Dialect, frame: bytes) -> None:
         """Relay a writer's stateless payload (JSON, bounded in size and rate) to the
-        room's other connections that speak the dialect, stamped with its sender; never
-        stored. A reader's payload, a malformed, oversized or non-JSON one, or one over the
-        rate is dropped: the protocol has no answer to a stateless message."""
+        room's other connections that speak the dialect, here and in the other processes,
+        stamped with its sender; never stored. A reader's payload, a malformed, oversized or
+        non-JSON one, or one over the rate is dropped: the protocol has no answer to a
+        stateless message."""
         conn = self.conn
         payload = dialect.read_stateless(frame)
         principal = conn.principal
@@ -320,8 +322,7 @@ class _Session:
             self.metrics.updates_rejected.labels("stateless").inc()
             return
         stamped = {"from": {"sub": principal.user_id, "name": principal.name}, "payload": value}
-        body = dialect.write_stateless(json.dumps(stamped, separators=(",", ":")))
-        self.room.members.relay_stateless(body, exclude=conn)
+        self.room.members.apply_stateless(conn, json.dumps(stamped, separators=(",", ":")))
 
     def _awareness(self, payload: bytes) -> None:
         self.metrics.awareness_messages += 1

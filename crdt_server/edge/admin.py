@@ -3,10 +3,9 @@ revocation. Deleting a wedding and erasing a guest live in :mod:`crdt_server.edg
 
 from __future__ import annotations
 
-import time
-
 from starlette.responses import Response
 
+from crdt_server import clock
 from crdt_server.auth.permissions import PermissionsError, parse_overrides
 from crdt_server.auth.tokens import valid_email
 from crdt_server.documents import DOCUMENT_KINDS
@@ -64,7 +63,7 @@ async def create_session(call: ApiCall, path: WeddingPath, body: SessionRequest)
     )
     answer = SessionAnswer(
         token=token,
-        expires_at=int(time.time()) + ttl,
+        expires_at=int(clock.now()) + ttl,
         url=public_url(call.request, settings, "/sync", websocket=True),
         rooms={doc: f"{wedding_id}/{doc}" for doc in DOCUMENT_KINDS},
     )

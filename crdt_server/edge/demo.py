@@ -41,7 +41,7 @@ DEMO_PEOPLE: dict[str, tuple[str, str]] = {
 
 
 async def seed_demo_wedding(weddings: WeddingService) -> dict[str, bool]:
-    """Seed the four documents of the demo wedding; returns which ones were written."""
+    """Seed every document of the demo wedding; returns which ones were written."""
     written: dict[str, bool] = {}
     for kind in DOCUMENT_KINDS:
         written[kind] = await weddings.edit(

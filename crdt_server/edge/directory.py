@@ -38,6 +38,10 @@ class MemberDirectory(Protocol):
         left as it is)."""
         ...
 
+    async def role_of(self, wedding: str, sub: str) -> str | None:
+        """The role of member ``sub`` of ``wedding``; ``None`` for no such member."""
+        ...
+
 
 def _caller_in(state: Services, caller: Caller, wedding: str) -> Principal | None:
     """The caller as a member of ``wedding``: their token opens one of its documents."""

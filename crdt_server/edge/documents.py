@@ -32,6 +32,7 @@ from crdt_server.edge.bodies import (
     UpdateAnswer,
     base64_field,
 )
+from crdt_server.edge.directory import MemberDirectory
 from crdt_server.edge.guards import document_principal, sender_of
 from crdt_server.edge.params import DocPath
 from crdt_server.edge.problems import ApiError
@@ -315,6 +316,7 @@ async def operate(call: ApiCall, path: DocPath) -> Response:
     # The others it reads only where the caller may read them (a full table counts the
     # unnamed plus-ones of its guests for who may read the guest list).
     reads = _readable_context(call, path, weddings.domain.context(path.doc, op))
+    await _check_owner(call, path, op)
     once = _operation_key(call, path, principal)
     if once is None:
         result = await weddings.operate(
@@ -342,6 +344,29 @@ async def operate(call: ApiCall, path: DocPath) -> Response:
             path.wedding_id, path.doc, op, sender_of(principal), rows=kept, reads=reads
         )
     return Response(answer[0], media_type="application/json")
+
+
+_OWNED = {"tasks": "owner"}
+"""Documents whose entries name a member, and the argument that does (a task's owner)."""
+
+
+async def _check_owner(call: ApiCall, path: DocPath, op: dict[str, object]) -> None:
+    """A task's owner is a member of the wedding who may read tasks (422 naming ``owner``);
+    without a member directory (a server without the people feature) it is not checked."""
+    argument = _OWNED.get(path.doc)
+    sub = op.get(argument) if argument is not None else None
+    if argument is None or not isinstance(sub, str) or not sub.strip():
+        return  # no owner named (or cleared): the domain validates the rest
+    directory = call.state.find(MemberDirectory)  # type: ignore[type-abstract]
+    if directory is None:
+        return
+    role = await directory.role_of(path.wedding_id, sub.strip())
+    if role is None:
+        raise ApiError.field(422, argument, f"no member {sub.strip()!r} in this wedding")
+    if not call.state.permissions.access(role, path.doc).can_read:
+        raise ApiError.field(
+            422, argument, f"member {sub.strip()!r} ({role}) may not read {path.doc}"
+        )
 
 
 def _operation_key(call: ApiCall, path: DocPath, principal: Principal) -> OperationKey | None:

@@ -27,9 +27,9 @@ __all__ = [
 WeddingId = Annotated[
     str, Meta(pattern=f"^{WEDDING_ID_PATTERN.pattern}$", description="a wedding id")
 ]
-DocumentKind = Literal["timeline", "budget", "guests", "seating"]
+DocumentKind = Literal["timeline", "budget", "guests", "seating", "tasks"]
 """A wedding document (``crdt_server.documents.DOCUMENT_KINDS``; a test keeps them equal)."""
-RoomKind = Literal["timeline", "budget", "guests", "seating", "conflicts"]
+RoomKind = Literal["timeline", "budget", "guests", "seating", "tasks", "conflicts"]
 """A wedding document or the conflicts room (``crdt_server.names.ROOM_KINDS``)."""
 GuestId = Annotated[str, Meta(pattern="^[A-Za-z0-9_-]{1,64}$", description="a guest id")]
 PageLimit = Annotated[

@@ -46,8 +46,9 @@ from crdt_server.edge.bodies import decode_json
 from crdt_server.edge.directory import register_caller
 from crdt_server.edge.identity import PUBLIC, Caller, CredentialKind, resolve
 from crdt_server.edge.problems import ApiError, FieldProblem, auth_status
-from crdt_server.edge.ratelimit import Priority, RateKey
+from crdt_server.edge.ratelimit import RateKey
 from crdt_server.edge.state import Services, server_state
+from crdt_server.names import PRIORITIES, Priority
 
 __all__ = [
     "BINARY",
@@ -107,7 +108,7 @@ def body_priority(call: ApiCall) -> Priority:
     except (ValueError, RecursionError):  # msgspec.DecodeError and UnicodeDecodeError
         return "normal"
     value = decoded.get("priority") if isinstance(decoded, dict) else None
-    return value if value in ("urgent", "emergency") else "normal"
+    return next((p for p in PRIORITIES if p == value), "normal")
 
 
 @dataclass(slots=True)

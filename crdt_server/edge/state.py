@@ -23,7 +23,7 @@ from crdt_server.core.weddings import WeddingService
 from crdt_server.edge.ratelimit import HttpRateLimiter
 from crdt_server.edge.upgrade import Gate
 from crdt_server.settings import Settings
-from crdt_server.storage import DocumentStore
+from crdt_server.storage import Store
 from crdt_server.tools.export import Section
 
 __all__ = ["SERVER_STATE_KEY", "Services", "server_state", "state_of_scope"]
@@ -40,7 +40,7 @@ class Services:
     """Everything a request may need, built once by the lifespan."""
 
     settings: Settings
-    store: DocumentStore
+    store: Store
     registry: RoomRegistry
     token_codec: TokenCodec
     revocations: Revocations

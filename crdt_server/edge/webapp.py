@@ -5,7 +5,10 @@ ships as package data, so serving the app needs no Node. Only the files of that 
 are served (read once, by name, so no path can escape it), each with its own content type:
 the hashed script and style sheet are cached for a year (their names change with their
 content), everything else (the page, the service worker, the manifest) is revalidated on
-every load through its ETag, so a new release reaches people on their next load.
+every load through its ETag, so a new release reaches people on their next load. The build
+compresses each text file once (``name.br``, ``name.gz`` beside it): a request gets the
+smallest its ``Accept-Encoding`` allows, with ``Content-Encoding`` and ``Vary:
+Accept-Encoding``; nothing is compressed per request.
 
 Routes besides the files:
 
@@ -20,8 +23,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import time
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Annotated, Literal
 
@@ -29,6 +32,7 @@ import msgspec
 from msgspec import Meta
 from starlette.responses import RedirectResponse, Response
 
+from crdt_server import clock
 from crdt_server.auth.principals import Principal
 from crdt_server.documents.demo import DEMO_WEDDING_ID
 from crdt_server.edge.demo import DEMO_PEOPLE, demo_links
@@ -47,6 +51,7 @@ __all__ = [
     "RefreshedToken",
     "StaticFile",
     "WeddingAccess",
+    "accepted_encoding",
     "load_bundle",
     "static_response",
     "webapp_routes",
@@ -74,14 +79,46 @@ _CSP = (
 )
 
 
+_ENCODINGS = (("br", ".br"), ("gzip", ".gz"))
+"""The encodings the build writes beside a file, the smaller (brotli) first."""
+
+
 @dataclass(frozen=True, slots=True)
 class StaticFile:
-    """One file of the bundle, ready to serve."""
+    """One file of the bundle, ready to serve: as it is, and in each encoding the build
+    wrote for it (``{"br": ..., "gzip": ...}``)."""
 
     body: bytes
     content_type: str
     cache_control: str
     etag: str
+    encoded: Mapping[str, bytes] = field(default_factory=dict)
+
+    def etag_of(self, encoding: str | None) -> str:
+        """The ETag of one representation (each encoding is a different body)."""
+        return self.etag if encoding is None else f'{self.etag[:-1]}-{encoding}"'
+
+
+def accepted_encoding(header: str, offered: Iterable[str]) -> str | None:
+    """The first of ``offered`` (best first) that an ``Accept-Encoding`` header accepts:
+    named with a q-value above 0, or covered by ``*``; None for the identity. The header is
+    read up to 1,000 characters and 20 entries (a client's own header; no more is needed)."""
+    weights: dict[str, float] = {}
+    for part in header[:1000].split(",")[:20]:
+        name, _, params = part.strip().partition(";")
+        q = 1.0
+        key, _, value = params.strip().partition("=")
+        if key.strip().lower() == "q":
+            try:
+                q = float(value.strip()[:8])
+            except ValueError:
+                q = 0.0
+        if name:
+            weights[name.strip().lower()] = q
+    for encoding in offered:
+        if weights.get(encoding, weights.get("*", 0.0)) > 0:
+            return encoding
+    return None
 
 
 def _hashed(name: str) -> bool:
@@ -102,11 +139,17 @@ def load_bundle(directory: str = BUNDLE_PACKAGE) -> dict[str, StaticFile]:
         if not entry.is_file() or suffix not in _TYPES:
             continue
         body = entry.read_bytes()
+        encoded: dict[str, bytes] = {}
+        for encoding, extension in _ENCODINGS:
+            sibling = root.joinpath(entry.name + extension)
+            if sibling.is_file():
+                encoded[encoding] = sibling.read_bytes()
         files[entry.name] = StaticFile(
             body=body,
             content_type=_TYPES[suffix],
             cache_control=_IMMUTABLE if _hashed(entry.name) else _REVALIDATE,
             etag='"' + hashlib.sha256(body).hexdigest()[:32] + '"',
+            encoded=encoded,
         )
     return files
 
@@ -177,7 +220,8 @@ async def to_app(call: ApiCall) -> Response:
 
 _FILE_DESCRIPTION = (
     "HEAD too. The hashed script and style sheet are cached for a year; everything else is "
-    "revalidated (ETag, 304)."
+    "revalidated (ETag, 304). Sent brotli- or gzip-compressed where `Accept-Encoding` allows "
+    "(compressed at build time; `Vary: Accept-Encoding`, an ETag per encoding)."
 )
 
 
@@ -230,8 +274,30 @@ def _serve(call: ApiCall, name: str) -> Response:
             )
         return _not_found(f"no file {name!r} in the web app")
     page = name.endswith(".html") or name in _PAGES
+    if page and call.state.settings.app_transport == "sync":
+        found = _sync_page(found)
     worker = "/app/" if name == "sw.js" else None
     return static_response(call, found, csp=_CSP if page else None, worker_scope=worker)
+
+
+_TRANSPORT_HINT = b'<meta name="crdt-app-transport" content="collab">'
+
+
+_SYNC_PAGES: dict[str, StaticFile] = {}
+"""The page's ``sync`` variant by the ETag of the page it was made from (one, or a few)."""
+
+
+def _sync_page(page: StaticFile) -> StaticFile:
+    """The page as a server with ``CRDT_SERVER_APP_TRANSPORT=sync`` serves it: its hint says
+    ``sync``, so the app opens no ``/collab`` socket before ``/access`` answers (the answer
+    still decides). Sent uncompressed (a few hundred bytes), with its own ETag."""
+    made = _SYNC_PAGES.get(page.etag)
+    if made is None:
+        body = page.body.replace(_TRANSPORT_HINT, _TRANSPORT_HINT.replace(b"collab", b"sync"))
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        made = StaticFile(body, page.content_type, page.cache_control, etag)
+        _SYNC_PAGES[page.etag] = made
+    return made
 
 
 def static_response(
@@ -239,20 +305,31 @@ def static_response(
 ) -> Response:
     """One file of a bundle (304 when ``If-None-Match`` names it): ``csp`` for a page,
     ``worker_scope`` for a service worker (its ``Service-Worker-Allowed``)."""
+    encoding = (
+        accepted_encoding(call.request.headers.get("accept-encoding", ""), found.encoded)
+        if found.encoded
+        else None
+    )
     headers = {
         "Cache-Control": found.cache_control,
-        "ETag": found.etag,
+        "ETag": found.etag_of(encoding),
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
     }
+    if found.encoded:
+        # The body depends on Accept-Encoding: a shared cache keeps one per encoding.
+        headers["Vary"] = "Accept-Encoding"
     if csp is not None:
         headers["Content-Security-Policy"] = csp
     if worker_scope is not None:
         # Served from its page's folder, a worker has that scope by default; say so for
         # proxies that rewrite paths, and never let an old worker be served from a cache.
         headers["Service-Worker-Allowed"] = worker_scope
-    if found.etag in call.request.headers.get("if-none-match", ""):
+    if headers["ETag"] in call.request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
+    if encoding is not None:
+        headers["Content-Encoding"] = encoding
+        return Response(found.encoded[encoding], media_type=found.content_type, headers=headers)
     return Response(found.body, media_type=found.content_type, headers=headers)
 
 
@@ -285,7 +362,7 @@ async def refresh_token(call: ApiCall) -> Response:
         # Its device session mints the next one (``POST /api/session/refresh``): a token
         # refreshed here would carry no ``sid`` and outlive the device session's end.
         raise unauthorized("a device session's token is refreshed by POST /api/session/refresh")
-    now = time.time()
+    now = clock.now()
     signed_in = claims.auth_time if claims.auth_time is not None else claims.iat
     lifetime = min(claims.exp - claims.iat, settings.token_ttl_seconds)
     expires = min(now + lifetime, signed_in + settings.session_max_lifetime_seconds)

@@ -43,6 +43,7 @@ from crdt_server.names import CORE_EVENT_NAMESPACES
 
 if TYPE_CHECKING:
     from crdt_server.edge.routing import ApiRoute
+    from crdt_server.features.jobs import JobKind
     from crdt_server.settings import Settings
     from crdt_server.storage import Schema
     from crdt_server.tools.export import Section
@@ -52,11 +53,13 @@ __all__ = [
     "Built",
     "Command",
     "DuplicateCapability",
+    "DuplicateJobKind",
     "Feature",
     "MissingFeature",
     "capabilities_of",
     "event_namespaces_of",
     "commands_of",
+    "job_kinds_of",
     "fragments_of",
 ]
 
@@ -83,8 +86,16 @@ class MissingFeature(RuntimeError):
 class Built:
     """The extensions built so far, in order (what a feature's ``build`` may look up)."""
 
-    def __init__(self, settings: Settings, revocations: Revocations | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        revocations: Revocations | None = None,
+        features: Sequence[Feature] = (),
+    ) -> None:
         self.settings = settings
+        self.features = tuple(features)
+        """Every feature the server runs (built or not yet): what they declare statically
+        (the scheduler reads their job kinds)."""
         self.extensions: list[Extension] = []
         self.revocations = revocations if revocations is not None else Revocations()
         """The server's revocations (the tokens the authenticator refuses): a feature that
@@ -167,6 +178,10 @@ class Feature:
     """The prefixes of the event types it stores (``"thread."``): an imported wedding's
     events must be of a namespace a feature the server runs declares (or the core's,
     :data:`crdt_server.names.CORE_EVENT_NAMESPACES`)."""
+    jobs: Sequence[JobKind] = ()
+    """The kinds of scheduled job it runs (a reminder), each named ``"<feature>.<what>"``:
+    the scheduler feature (:mod:`crdt_server.features.scheduler`) claims the due jobs of
+    every kind the running features declare, and only those."""
 
 
 def event_namespaces_of(features: Iterable[Feature]) -> tuple[str, ...]:
@@ -174,6 +189,22 @@ def event_namespaces_of(features: Iterable[Feature]) -> tuple[str, ...]:
     return tuple(
         dict.fromkeys((*CORE_EVENT_NAMESPACES, *(n for f in features for n in f.event_namespaces)))
     )
+
+
+class DuplicateJobKind(ValueError):
+    """Two features declare the same job kind."""
+
+
+def job_kinds_of(features: Iterable[Feature]) -> dict[str, JobKind]:
+    """Name -> job kind, for every kind ``features`` declare (:class:`DuplicateJobKind` if
+    two declare one name)."""
+    found: dict[str, JobKind] = {}
+    for feature in features:
+        for kind in feature.jobs:
+            if kind.name in found:
+                raise DuplicateJobKind(f"the job kind {kind.name!r} is declared twice")
+            found[kind.name] = kind
+    return found
 
 
 def fragments_of(features: Iterable[Feature]) -> tuple[type[Any], ...]:

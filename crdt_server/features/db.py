@@ -1,10 +1,10 @@
 """Transactions over the store's SQL gateway, for the features whose rows are written by
 several of them at once (threads, people, notifications).
 
-Transactions are written once, as generators that ``yield`` statements (:class:`Sql`, or
-:class:`Events` to number and insert wedding events in the same transaction) and receive
-their rows; :meth:`FeatureDb.write` hands a generator to the store's one write queue
-through the SQL gateway (:meth:`crdt_server.storage.Gateway.run`), so every
+Transactions are written once, as generators that ``yield`` statements (:class:`Sql`) and
+receive their rows (wedding events go in the same transaction with ``yield from`` the
+events feature's ``store_events``); :meth:`FeatureDb.write` hands a generator to the
+store's one write queue through the SQL gateway (:meth:`crdt_server.storage.Gateway.run`), so every
 check-then-write (an idempotent message id, a per-thread sequence) runs inside one
 serialised transaction, in turn with the update commits. Transactions queued together share
 one commit, each in a savepoint of its own. Statements use ``?`` placeholders and ``{t}``
@@ -23,10 +23,10 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from crdt_server.storage import DocumentStore, Gateway, StoredEvent
-from crdt_server.storage.gateway import Events, Sql, Tx, row_as, rows_as
+from crdt_server.storage import DocumentStore, Gateway
+from crdt_server.storage.gateway import Sql, Tx, row_as, rows_as
 
-__all__ = ["Events", "FeatureDb", "Sql", "Tx", "row_as", "rows_as", "stored_events"]
+__all__ = ["FeatureDb", "Sql", "Tx", "row_as", "rows_as"]
 
 _T = TypeVar("_T")
 
@@ -82,8 +82,3 @@ class FeatureDb:
         stopping)."""
         while self._pending:
             await asyncio.wait(set(self._pending))
-
-
-def stored_events(reply: Any) -> list[StoredEvent]:
-    """The events an :class:`Events` step received (typed)."""
-    return list(reply)

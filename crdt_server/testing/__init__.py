@@ -10,6 +10,9 @@ offers the fixtures ``crdt_server_url``, ``crdt_server_factory``, ``crdt_token``
 * scripts of clients editing, going offline and coming back: :func:`play`, :func:`settle`;
 * hypothesis strategies in :mod:`crdt_server.testing.strategies`;
 * :func:`assert_converged` and :func:`assert_invariants`;
+* :class:`FakeClock` (``crdt_server.clock``): the server's clock, moved by hand
+  (``await clock.advance(3600)`` wakes the timers and runs the jobs it makes due); the
+  ``crdt_clock`` fixture installs one for a test's in-process servers;
 * :class:`TokenMinter` (``minter.headers("vendor", "eve")``: an ``Authorization`` header),
   :func:`bearer`, and :func:`until` (poll an async check with a deadline).
 
@@ -23,6 +26,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from crdt_server.clock import FakeClock
+
     from .assertions import assert_converged, assert_invariants, document_json
     from .client import YClient
     from .edits import Edit, apply_edit
@@ -34,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Edit",
+    "FakeClock",
     "Flush",
     "GoOffline",
     "InProcessClient",
@@ -62,6 +68,7 @@ _HOME = {
     "document_json": "assertions",
     "YClient": "client",
     "Edit": "edits",
+    "FakeClock": "crdt_server.clock",
     "apply_edit": "edits",
     "InProcessClient": "inprocess",
     "InProcessServer": "inprocess",
@@ -85,6 +92,7 @@ def __getattr__(name: str) -> Any:
     home = _HOME.get(name)
     if home is None:
         raise AttributeError(f"module 'crdt_server.testing' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    module = home if home.startswith("crdt_server.") else f"{__name__}.{home}"
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from crdt_server.auth.principals import Principal
 from crdt_server.core.connection import Connection
@@ -20,7 +21,8 @@ from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.session import serve_connection
 from crdt_server.errors import CloseCode
 from crdt_server.settings import Settings
-from crdt_server.storage import FeatureRow, NewEvent, NewUpdate, SqliteStore, StoredLog
+from crdt_server.storage import FeatureRow, NewUpdate, SqliteStore, StoredLog
+from crdt_server.storage.gateway import Tx
 from crdt_server.wire.transport import MemoryTransport, TransportClosed, memory_pair
 
 __all__ = [
@@ -104,12 +106,12 @@ class TrackedStore(SqliteStore):
     async def append(
         self,
         updates: Sequence[NewUpdate],
-        events: Sequence[NewEvent] = (),
         *,
         rows: Sequence[FeatureRow] = (),
+        steps: Sequence[Tx[Any]] = (),
     ) -> list[int]:
         with self._call():
-            return await super().append(updates, events, rows=rows)
+            return await super().append(updates, rows=rows, steps=steps)
 
     async def compact(self, doc: str, upto_seq: int, snapshot: bytes) -> None:
         with self._call():

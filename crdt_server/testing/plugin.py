@@ -16,6 +16,11 @@ Fixtures:
 * ``crdt_clients`` -- a :class:`~crdt_server.testing.fixtures.ClientPool` of socket clients
   for ``crdt_server_process``: ``async with crdt_clients: a = await crdt_clients.connect()``.
 * ``crdt_inprocess`` -- the in-process mode (session-scoped, so ``@given`` tests may use it).
+* ``crdt_clock`` -- a :class:`~crdt_server.clock.FakeClock` that is the process's clock for
+  the test (``crdt_server.clock.use``): every server the test runs in its own process (the
+  in-process mode, an app it serves itself) dates rows, checks token expiry and runs
+  scheduled jobs by it; ``await crdt_clock.advance(seconds)`` wakes the timers and runs
+  the jobs it makes due. Servers in child processes keep the real time.
 """
 
 from __future__ import annotations
@@ -27,12 +32,15 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from crdt_server.clock import FakeClock
+
     from .fixtures import ClientPool, InProcess, ServerFactory
     from .server import ServerProcess
     from .tokens import TokenMinter
 
 __all__ = [
     "crdt_clients",
+    "crdt_clock",
     "crdt_inprocess",
     "crdt_redis_url",
     "crdt_server_factory",
@@ -50,6 +58,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Redis for the crdt_redis_url fixture (servers on the Redis bus); "
         "tests that need it are skipped without it",
     )
+
+
+@pytest.fixture
+def crdt_clock() -> Iterator[FakeClock]:
+    """The process's clock, faked for the test (see the module docstring); it starts at
+    the real time, so tokens minted before it was installed stay valid until moved."""
+    from crdt_server import clock
+
+    fake = clock.FakeClock(clock.now())
+    with clock.use(fake):
+        yield fake
 
 
 @pytest.fixture(scope="session")

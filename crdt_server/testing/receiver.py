@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -24,6 +23,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from crdt_server import clock
 
 __all__ = ["Received", "WebhookReceiver"]
 
@@ -61,7 +62,7 @@ class WebhookReceiver:
         return f"http://127.0.0.1:{self.port}/hook"
 
     async def _endpoint(self, request: Request) -> Response:
-        got = Received(request.url.path, dict(request.headers), await request.body(), time.time())
+        got = Received(request.url.path, dict(request.headers), await request.body(), clock.now())
         async with self._arrived:
             self.received.append(got)
             self._arrived.notify_all()

@@ -1,7 +1,7 @@
 """Hypothesis strategies: wedding operations, client interleavings, hostile updates.
 
 * :func:`operations` draws valid domain operations for one document kind (``guests``,
-  ``seating``, ``timeline``, ``budget``) or for all, over small pools of ids so that
+  ``seating``, ``timeline``, ``budget``, ``tasks``) or for all, over small pools of ids so that
   concurrent edits collide (two clients seating guests at the same small table);
   :data:`malformed_operations` draws ones :func:`documents.apply_operation` must refuse;
   :data:`BASE_PLAN` is a small common plan most drawn operations refer to.
@@ -19,7 +19,13 @@ from typing import Any
 from hypothesis import strategies as st
 from pycrdt import Doc, TransactionEvent
 
-from crdt_server.documents import RSVP_STATES, SIDES, TABLE_SHAPES, TIMELINE_STATUSES
+from crdt_server.documents import (
+    PAYMENT_STATUSES,
+    RSVP_STATES,
+    SIDES,
+    TABLE_SHAPES,
+    TIMELINE_STATUSES,
+)
 
 from .edits import Edit, Json, apply_edit
 from .scenario import Flush, GoOffline, Operate, Reconnect, Step
@@ -48,6 +54,10 @@ menus = st.none() | st.lists(st.sampled_from(["Fish", "fish ", "Veg", "Beef"]), 
 item_ids = st.sampled_from(["i1", "i2", "i3"])
 category_ids = st.sampled_from(["c1", "c2"])
 payment_ids = st.sampled_from(["p1", "p2", "p3"])
+task_ids = st.sampled_from(["k1", "k2", "t-venue"])
+"""Tasks: two of a client's own and one of the default checklist (``seed_checklist``)."""
+owners = st.none() | st.sampled_from(["ann", "bob"])
+due_offsets = st.sampled_from(["-6M", "-2W", "+1M", "-0D"])
 names = st.sampled_from(["Ann Lee", "Bob Ray", "Cy Dow", "Di Fox"])
 instants = st.builds(
     "2026-06-13T{:02d}:{:02d}:00{}".format,
@@ -115,13 +125,21 @@ _GUESTS = st.one_of(
     _op("remove_household", {"household_id": household_ids}),
     _op("set_menu", {"choices": menus}),
 )
+table_positions = st.fixed_dictionaries(
+    {"x": st.integers(0, 2000), "y": st.integers(0, 2000), "rotation": st.sampled_from([0, 45, 90])}
+)
+"""A table's place on the seating chart (one value, ``{x, y, rotation}``)."""
 _SEATING = st.one_of(
     _op(
         "add_table",
         {"table_id": table_ids, "name": st.sampled_from(["Rose", "Lily"])},
         {"capacity": st.integers(1, 3), "shape": st.sampled_from(TABLE_SHAPES), "notes": notes},
     ).map(lambda op: {"capacity": 2, **op}),
-    _op("update_table", {"table_id": table_ids}, {"capacity": st.integers(1, 3), "notes": notes}),
+    _op(
+        "update_table",
+        {"table_id": table_ids},
+        {"capacity": st.integers(1, 3), "notes": notes, "position": table_positions},
+    ),
     _op("remove_table", {"table_id": table_ids}),
     _op(
         "assign_seat",
@@ -186,15 +204,58 @@ _BUDGET = st.one_of(
             "amount": st.integers(0, 1500),
             "date": st.just("2026-01-15"),
         },
+        {"notes": notes, "due": st.just("2026-01-10")},
+    ),
+    # A payment still to make: no date yet, a due date (the calendar and the reminders').
+    _op(
+        "record_payment",
+        {
+            "payment_id": payment_ids,
+            "category_id": category_ids,
+            "amount": st.integers(0, 1500),
+            "status": st.just("scheduled"),
+            "due": days,
+        },
         {"notes": notes},
     ),
+    _op(
+        "update_payment",
+        {"payment_id": payment_ids},
+        {
+            "amount": st.integers(0, 1500),
+            "status": st.sampled_from(PAYMENT_STATUSES),
+            "date": days,
+            "due": days,
+        },
+    ),
     _op("remove_payment", {"payment_id": payment_ids}),
+)
+_TASKS = st.one_of(
+    _op("seed_checklist", {}),
+    _op(
+        "add_task",
+        {"task_id": task_ids, "title": names},
+        {"owner": owners, "due_offset": due_offsets, "notes": notes},
+    ),
+    _op("add_task", {"task_id": task_ids, "title": names, "due": days}),
+    _op(
+        "update_task",
+        {"task_id": task_ids},
+        {"title": names, "owner": owners, "notes": notes, "done": st.booleans()},
+    ),
+    # A due day and an offset replace each other: two people rescheduling one task at once.
+    _op("update_task", {"task_id": task_ids, "due": days}),
+    _op("update_task", {"task_id": task_ids, "due_offset": due_offsets}),
+    _op("complete_task", {"task_id": task_ids}),
+    _op("reopen_task", {"task_id": task_ids}),
+    _op("remove_task", {"task_id": task_ids}),
 )
 _BY_KIND: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "guests": _GUESTS,
     "seating": _SEATING,
     "timeline": _TIMELINE,
     "budget": _BUDGET,
+    "tasks": _TASKS,
 }
 
 
@@ -221,6 +282,9 @@ malformed_operations: st.SearchStrategy[dict[str, Any]] = st.sampled_from(
         {"op": "seat_household", "table_id": "t1"},
         {"op": "set_profile", "time_zone": "Mars/Olympus"},
         {"op": "set_profile", "date": "2026-02-30"},
+        {"op": "record_payment", "category_id": "c1", "amount": 100, "status": "later"},
+        {"op": "record_payment", "category_id": "c1", "amount": 100, "status": "paid"},
+        {"op": "update_payment", "payment_id": "p1", "due": "2026-13-01"},
     ]
 )
 """Operations that :func:`documents.apply_operation` refuses with 400 (nothing changes)."""
@@ -254,6 +318,7 @@ BASE_PLAN: tuple[dict[str, Any], ...] = (
     {"op": "set_budget_total", "total": 2000, "currency": "EUR"},
     {"op": "set_category", "category_id": "c1", "name": "Venue", "planned": 1000},
     {"op": "set_category", "category_id": "c2", "name": "Music", "planned": 500},
+    {"op": "add_task", "task_id": "k1", "title": "Book the band", "due_offset": "-6M"},
 )
 """A small plan over the ids the strategies draw from (apply each with ``related=docs``)."""
 

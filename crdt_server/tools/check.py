@@ -27,7 +27,7 @@ from crdt_server.codec.updates import UpdateError, inspect_update
 from crdt_server.core.crdt import CrdtFailure, RoomDocument, crdt_call, replay
 from crdt_server.documents import DOCUMENT_KINDS, DocumentError, to_json
 from crdt_server.names import CONFLICTS, ROOM_KINDS, WEDDING_ID_PATTERN, projection_of
-from crdt_server.storage import DocumentStore
+from crdt_server.storage import Store
 
 __all__ = ["DocumentReport", "SqliteFileReport", "check_sqlite_file", "check_store"]
 
@@ -57,7 +57,7 @@ class DocumentReport:
         }
 
 
-async def check_store(store: DocumentStore, prefix: str = "") -> list[DocumentReport]:
+async def check_store(store: Store, prefix: str = "") -> list[DocumentReport]:
     """Check every stored document whose name starts with ``prefix``, in name order."""
     reports: list[DocumentReport] = []
     for name in await store.list(prefix):

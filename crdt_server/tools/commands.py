@@ -22,7 +22,7 @@ from typing import Any, TextIO, TypeVar
 from crdt_server.core.quarantine import lift, listed
 from crdt_server.names import CORE_EVENT_NAMESPACES, valid_wedding_id
 from crdt_server.settings import Settings
-from crdt_server.storage import DocumentStore, Schema, StoreError, store_for
+from crdt_server.storage import Schema, Store, StoreError, store_for
 from crdt_server.tools.backup import (
     BackupError,
     backup_sqlite,
@@ -33,6 +33,7 @@ from crdt_server.tools.backup import (
 from crdt_server.tools.check import DocumentReport, check_sqlite_file, check_store
 from crdt_server.tools.compact import compact_store
 from crdt_server.tools.export import (
+    EventSteps,
     ExportError,
     Section,
     export_wedding,
@@ -162,7 +163,7 @@ def settings_for(args: argparse.Namespace, fragments: Sequence[type[Any]] = ()) 
     )
 
 
-def open_store(settings: Settings) -> DocumentStore:
+def open_store(settings: Settings) -> Store:
     """The store ``serve`` opens for these settings (``crdt_server.app.default_store``)."""
     if not settings.database_url and not settings.sqlite_path.is_file():
         raise ToolError(f"no store at {settings.sqlite_path} (wrong --data-dir?)")
@@ -174,7 +175,7 @@ def open_store(settings: Settings) -> DocumentStore:
     )
 
 
-async def with_store(settings: Settings, work: Callable[[DocumentStore], Awaitable[T]]) -> T:
+async def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
     """``work`` on the store ``serve`` would open for ``settings``, opened and closed."""
     store = open_store(settings)
     await store.open()
@@ -206,13 +207,15 @@ def run(
     sections: Sequence[Section] = (),
     schemas: Sequence[Schema] = (),
     namespaces: Sequence[str] = CORE_EVENT_NAMESPACES,
+    store_events: EventSteps | None = None,
 ) -> int:
     """Run one data command, reporting on ``out`` (default: stdout); raises
     :class:`ToolError` (or SettingsError) when refused. ``sections`` are the features'
     parts of a wedding that export and import carry (``crdt_server.cli`` passes them: the
     tools do not import features); ``schemas`` the features' tables, which ``restore`` and
     ``check`` expect beside the store's own; ``namespaces`` the event types an import may
-    hold (the features' and the core's)."""
+    hold (the features' and the core's); ``store_events`` the events feature's step that
+    stores an imported wedding's events."""
     settings = settings_for(args)
     try:
         if args.command in ("export", "import", "check", "compact", "quarantine"):
@@ -224,7 +227,7 @@ def run(
         if args.command == "export":
             return _export(args, settings, out or sys.stdout, sections)
         if args.command == "import":
-            return _import(args, settings, out or sys.stdout, sections, namespaces)
+            return _import(args, settings, out or sys.stdout, sections, namespaces, store_events)
         command: Callable[[argparse.Namespace, Settings, TextIO], int] = _HANDLERS[args.command]
         return command(args, settings, out or sys.stdout)
     except (BackupError, StoreError) as exc:
@@ -317,6 +320,7 @@ def _import(
     out: TextIO,
     sections: Sequence[Section],
     namespaces: Sequence[str],
+    store_events: EventSteps | None,
 ) -> int:
     try:
         if args.file == "-":
@@ -340,7 +344,9 @@ def _import(
     async def work() -> list[str]:
         await store.open()
         try:
-            return await import_wedding(store, export, args.as_wedding, sections)
+            return await import_wedding(
+                store, export, args.as_wedding, sections, store_events=store_events
+            )
         finally:
             await store.close()
 

@@ -48,26 +48,35 @@ import base64
 import binascii
 import json
 import math
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from crdt_server import clock
 from crdt_server.codec.updates import UpdateError, inspect_update
 from crdt_server.core.crdt import crdt_call, replay
 from crdt_server.documents import DOCUMENT_KINDS, DocumentError, to_json
 from crdt_server.documents.shapes import MAX_DEPTH, nests_deeper_than
 from crdt_server.errors import ExportError
-from crdt_server.names import CORE_EVENT_NAMESPACES, ROOM_KINDS, event_problem, valid_wedding_id
+from crdt_server.names import (
+    CORE_EVENT_NAMESPACES,
+    PRIORITIES,
+    ROOM_KINDS,
+    event_problem,
+    valid_wedding_id,
+)
 from crdt_server.storage import (
     DocumentStore,
     FeatureRow,
+    Gateway,
     HistoryEntry,
     MovedDocument,
     NewEvent,
     Schema,
+    Store,
     audience_of,
 )
+from crdt_server.storage.gateway import Tx
 from crdt_server.times import rfc3339
 
 __all__ = [
@@ -76,6 +85,7 @@ __all__ = [
     "ExportError",
     "Section",
     "WeddingExport",
+    "EventSteps",
     "export_wedding",
     "import_wedding",
     "parse_export",
@@ -92,7 +102,11 @@ _SECTIONS = frozenset(
 _ALL_HISTORY = 2**62
 """A history limit no store reaches."""
 _EVENT_PAGE = 500
-_PRIORITIES = ("normal", "urgent", "emergency")
+
+
+EventSteps = Callable[[Sequence[NewEvent]], Tx[Any]]
+"""The events feature's step that numbers and stores wedding events in a transaction
+(``crdt_server.features.events.store_events``)."""
 
 
 class Section(Protocol):
@@ -202,7 +216,7 @@ class WeddingExport:
 
 
 async def export_wedding(
-    store: DocumentStore, wedding_id: str, sections: Sequence[Section] = ()
+    store: Store, wedding_id: str, sections: Sequence[Section] = ()
 ) -> WeddingExport | None:
     """The wedding's documents, history, events and ``sections`` as the store holds them
     (committed content only), or ``None`` if it has no stored document.
@@ -229,15 +243,12 @@ async def export_wedding(
     events: list[ExportedEvent] = []
     while True:
         after = events[-1].seq if events else 0
-        page = await store.events(wedding_id, after=after, limit=_EVENT_PAGE)
-        events += [
-            ExportedEvent(e.seq, e.type, e.doc, e.sub, e.role, e.priority, e.at, e.data, e.audience)
-            for e in page
-        ]
+        page = await _event_page(store, wedding_id, after)
+        events += page
         if len(page) < _EVENT_PAGE:
             break
     extra = {section.name: await section.export(store, wedding_id) for section in sections}
-    return WeddingExport(wedding_id, documents, history, events, time.time(), extra)
+    return WeddingExport(wedding_id, documents, history, events, clock.now(), extra)
 
 
 def _export_document(name: str, kind: str, updates: list[bytes]) -> ExportedDocument:
@@ -252,6 +263,21 @@ def _export_document(name: str, kind: str, updates: list[bytes]) -> ExportedDocu
         held=document.held_updates(),
         json=to_json(document.doc, kind),
     )
+
+
+async def _event_page(store: DocumentStore, wedding: str, after: int) -> list[ExportedEvent]:
+    """The wedding's events after ``after`` (a page of them), oldest first. The export file
+    holds the event stream whole (its ``events``), as a backup holds every table: read
+    here as the events feature stores them (``crdt_server.features.events``: the tools
+    import no feature)."""
+    rows = await Gateway.of(store).fetch(
+        "SELECT seq, type, doc, sub, role, priority, at, data, audience FROM {t}events"
+        " WHERE wedding = ? AND seq > ? ORDER BY seq LIMIT ?",
+        wedding,
+        after,
+        _EVENT_PAGE,
+    )
+    return [ExportedEvent(*row) for row in rows]
 
 
 def parse_export(
@@ -442,8 +468,8 @@ def _parse_event(index: int, raw: object, namespaces: tuple[str, ...]) -> Export
     for name, value in (("sub", sub), ("role", role)):
         if not isinstance(value, str) or len(value) > 1024 or not value.isprintable():
             raise ExportError(f"{where}.actor.{name}", "must be a string of at most 1024")
-    if priority not in _PRIORITIES:
-        raise ExportError(f"{where}.priority", f"must be one of {', '.join(_PRIORITIES)}")
+    if priority not in PRIORITIES:
+        raise ExportError(f"{where}.priority", f"must be one of {', '.join(PRIORITIES)}")
     if (
         isinstance(created_at, bool)
         or not isinstance(created_at, int | float)
@@ -477,14 +503,19 @@ def _parse_event(index: int, raw: object, namespaces: tuple[str, ...]) -> Export
 
 
 async def import_wedding(
-    store: DocumentStore,
+    store: Store,
     export: WeddingExport,
     wedding_id: str | None = None,
     sections: Sequence[Section] = (),
+    *,
+    store_events: EventSteps | None = None,
 ) -> list[str]:
     """Write an exported wedding into ``store`` (under ``wedding_id``, else its own id), its
     documents, history, events and sections (each by the one of ``sections`` of its name),
-    in one transaction. Returns the stored document names.
+    in one transaction. Returns the stored document names. ``store_events`` is the events
+    feature's step that numbers and stores events (``crdt_server.features.events``, passed
+    in: the tools import no feature); without it, a file with events is refused
+    (:class:`ExportError`).
 
     Raises :class:`storage.StoreError`, writing nothing, if the store already has any of
     those documents: an import never merges into or overwrites a wedding.
@@ -504,6 +535,9 @@ async def import_wedding(
         NewEvent(target, e.type, e.data, e.doc, e.sub, e.role, e.priority, e.at, e.audience)
         for e in export.events
     ]
+    if events and store_events is None:
+        raise ExportError("events", "this server keeps no events; nothing imported")
+    steps = [store_events(events)] if events and store_events is not None else []
     readers = {section.name: section for section in sections}
     rows: list[FeatureRow] = []
     for name, data in export.sections.items():
@@ -515,7 +549,7 @@ async def import_wedding(
         for schema in section.schemas:
             await store.install(schema)
         rows += section.rows(data, target)
-    await store.put_documents(moved, IMPORT_ORIGIN, events, rows)
+    await store.put_documents(moved, IMPORT_ORIGIN, rows, steps)
     return [m.doc for m in moved]
 
 

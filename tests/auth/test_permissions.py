@@ -109,3 +109,43 @@ def test_every_role_with_hidden_fields_is_projected_whatever_grants_the_document
     # A friend reads no guest list by the matrix, but a token's override may give it one.
     projected = PermissionMatrix().projections()
     assert projected == {"guests": frozenset({"vendor", "friend"})}
+
+
+def test_an_operators_matrix_without_tasks_gets_the_default_row_for_them() -> None:
+    """A matrix written before the tasks document: each role it names gets its default
+    access to tasks (the couple and planner write, family reads, vendors none), a role of
+    its own gets none, a role naming tasks keeps what it names; the roles are recorded for
+    the warning at start."""
+    text = json.dumps(
+        {
+            "couple": {"guests": "write"},
+            "family": {"timeline": "read"},
+            "vendor": {"tasks": "read"},
+            "usher": {"guests": "read"},
+        }
+    )
+    matrix = PermissionMatrix.from_json(text, DECLARED)
+    assert matrix.access("couple", "tasks") is Access.WRITE
+    assert matrix.access("family", "tasks") is Access.READ
+    assert matrix.access("vendor", "tasks") is Access.READ
+    assert matrix.access("usher", "tasks") is Access.NONE
+    assert matrix.access("planner", "tasks") is Access.NONE  # not in the operator's matrix
+    assert matrix.access("couple", "budget") is Access.NONE  # the four keep their rule
+    assert matrix.defaulted == {"tasks": ("couple", "family", "usher")}
+    assert PermissionMatrix(capabilities=DECLARED).defaulted == {}
+    full = json.dumps({"couple": {"tasks": "none"}})
+    assert PermissionMatrix.from_json(full, DECLARED).defaulted == {}
+    assert PermissionMatrix.from_json(full, DECLARED).access("couple", "tasks") is Access.NONE
+
+
+def test_the_conflicts_room_needs_every_document_tasks_included() -> None:
+    matrix = PermissionMatrix(capabilities=DECLARED)
+    assert matrix.access("couple", "conflicts") is Access.READ
+    text = json.dumps(
+        {"planner": {d: "write" for d in ("timeline", "budget", "guests", "seating")}}
+        | {"couple": {d: "write" for d in ("timeline", "budget", "guests", "seating")}}
+    )
+    text = text.replace('"couple": {', '"couple": {"tasks": "none", ', 1)
+    custom = PermissionMatrix.from_json(text, DECLARED)
+    assert custom.access("planner", "conflicts") is Access.READ
+    assert custom.access("couple", "conflicts") is Access.NONE

@@ -6,7 +6,10 @@ what this release sends is byte for byte what the previous one sent (so a proces
 release reads it: its presence reader drops any entry that is not a list of exactly seven
 values), and what the previous release sends is read here into the same Structs. What a
 newer release may add (an unknown field, an extra trailing item of a list-shaped entry,
-bytes after an updates frame) is ignored, not refused.
+bytes after an updates frame) is ignored, not refused. A message new in this release (the
+stateless messages) travels on a channel the previous release never subscribed to, so a
+process of that release never hears it: on ``crdt:events`` its admin extension would log
+each one as an unknown admin event.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from crdt_server.cluster.messages import (
     Delete,
     Lift,
     Revoke,
+    StatelessMessage,
     UpdatesMessage,
     from_event,
     item_from_bus,
@@ -62,6 +66,11 @@ EVENTS: dict[str, BusMessage] = {
 }
 UPDATES = UpdatesMessage(PROCESS, "w42/guests", [17, 18], [b"\x01\x02\x03", b"\x00\x00"])
 AWARENESS = AwarenessMessage(PROCESS, "w42/guests", b"\x01\x8f\x01\x03\x02{}")
+STATELESS = '{"from":{"sub":"u1","name":"Ann Lee"},"payload":{"typing":true}}'
+NEW_IN_THIS_RELEASE = {"stateless"}
+"""Messages the previous release never sent (nor heard: see the tests below)."""
+PREVIOUS_RELEASE_SUBSCRIBED = {"crdt:updates", "crdt:awareness", "crdt:events", "crdt:heartbeat"}
+"""The channels the previous release's ``RedisBus`` subscribed to."""
 
 
 def _previous() -> dict[str, tuple[str, bytes]]:
@@ -93,7 +102,40 @@ def _sent(bus: RedisBus, publish: Callable[[], None]) -> tuple[str, bytes]:
 
 
 def test_the_fixtures_cover_every_message_this_release_sends() -> None:
-    assert set(PREVIOUS) == {*EVENTS, "updates", "awareness"}
+    assert set(PREVIOUS) | NEW_IN_THIS_RELEASE == {*EVENTS, "updates", "awareness", "stateless"}
+    assert {channel for channel, _ in PREVIOUS.values()} <= PREVIOUS_RELEASE_SUBSCRIBED
+
+
+@pytest.mark.timeout(10)
+def test_a_stateless_message_goes_where_the_previous_release_does_not_listen(
+    bus: RedisBus,
+) -> None:
+    """A process of the previous release (during a rolling restart) never hears one: not
+    on a channel it reads, so neither refused nor logged there."""
+    texts: list[str | dict[str, str]] = [STATELESS, {"couple": STATELESS, "vendor": "{}"}]
+    for text in texts:
+        bus.publish_stateless("w42/guests", text)
+        channel, data = bus._outbox.get_nowait()
+        assert channel not in PREVIOUS_RELEASE_SUBSCRIBED
+        assert channel == "crdt:stateless"
+        read = StatelessMessage.decode(data)
+        assert (read.origin, read.room) == (PROCESS, "w42/guests")
+        assert (read.text, read.by_role) == ((text, {}) if isinstance(text, str) else (None, text))
+
+
+def test_a_stateless_message_from_a_newer_release_is_read_and_a_malformed_one_refused() -> None:
+    newer = {
+        "origin": PROCESS,
+        "room": "w42/guests@vendor",
+        "by_role": {"vendor": STATELESS},
+        "expires": 1764072002.5,
+        "priority": [1, 2],
+    }
+    read = StatelessMessage.decode(json.dumps(newer).encode())
+    assert read == StatelessMessage(PROCESS, "w42/guests@vendor", by_role={"vendor": STATELESS})
+    for bad in (b"{", b"[]", b'{"origin": "p"}', b'{"origin": "p", "room": 7}'):
+        with pytest.raises(ProtocolError):
+            StatelessMessage.decode(bad)
 
 
 @pytest.mark.timeout(10)
@@ -197,3 +239,29 @@ def test_presence_heard_from_a_previous_release_process_is_served() -> None:
     ]
     directory.on_bus_event(json.loads(PREVIOUS["presence_empty"][1]))
     assert directory.presence("w42", {"guests", "seating"}) == []
+
+
+class _Heard:
+    """A bus handler that keeps the stateless messages it hears."""
+
+    def __init__(self) -> None:
+        self.stateless: list[tuple[str, object]] = []
+
+    def on_stateless(self, room: str, text: object) -> None:
+        self.stateless.append((room, text))
+
+
+@pytest.mark.timeout(10)
+def test_the_bus_hands_on_another_process_s_stateless_message_and_drops_a_bad_one(
+    bus: RedisBus, caplog: pytest.LogCaptureFixture
+) -> None:
+    heard = _Heard()
+    bus._handler = heard  # type: ignore[assignment]
+    other = StatelessMessage("another-process", "w42/guests", text=STATELESS)
+    own = StatelessMessage(PROCESS, "w42/guests", text=STATELESS)
+    roles = StatelessMessage("another-process", "w42/guests@vendor", by_role={"vendor": "{}"})
+    bus._dispatch("crdt:stateless", b'{"origin": 7}')
+    for message in (other, own, roles):
+        bus._dispatch("crdt:stateless", message.encode())
+    assert heard.stateless == [("w42/guests", STATELESS), ("w42/guests@vendor", {"vendor": "{}"})]
+    assert "malformed message on crdt:stateless" in caplog.text

@@ -23,8 +23,8 @@ from crdt_server.core.services import RoomServices
 from crdt_server.core.weddings import WeddingService
 from crdt_server.documents.domain import WEDDINGS
 from crdt_server.settings import Settings
-from crdt_server.storage import FeatureRow, NewEvent, NewUpdate, SqliteStore
-from crdt_server.storage.gateway import Gateway
+from crdt_server.storage import FeatureRow, NewUpdate, SqliteStore
+from crdt_server.storage.gateway import Gateway, Tx
 
 pytestmark = [pytest.mark.timeout(30), pytest.mark.asyncio]
 
@@ -41,12 +41,12 @@ class RecordingStore(SqliteStore):
     async def append(
         self,
         updates: Sequence[NewUpdate],
-        events: Sequence[NewEvent] = (),
         *,
         rows: Sequence[FeatureRow] = (),
+        steps: Sequence[Tx[Any]] = (),
     ) -> list[int]:
         self.appends.append((list(updates), list(rows)))
-        return await super().append(updates, events, rows=rows)
+        return await super().append(updates, rows=rows, steps=steps)
 
 
 @dataclass

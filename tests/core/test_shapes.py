@@ -42,9 +42,10 @@ from crdt_server.core.metrics import Metrics
 from crdt_server.core.room import Room, RoomServices
 from crdt_server.documents.shapes import nests_deeper_than
 from crdt_server.errors import CloseCode
+from crdt_server.features.events import read_events
 from crdt_server.features.events.extension import EventLog
 from crdt_server.settings import Settings
-from crdt_server.storage import NewEvent, SqliteStore
+from crdt_server.storage import Gateway, NewEvent, SqliteStore
 from crdt_server.testing.inprocess import in_process_server
 from crdt_server.testing.waits import until
 from tests.codec.test_updates import one_item, vs
@@ -199,7 +200,7 @@ async def test_an_observer_that_raises_keeps_the_update(
     assert len(logged) == 1, [r.getMessage() for r in caplog.records]
     assert "RuntimeError" in logged[0].getMessage() and "fails" not in logged[0].getMessage()
     # The event log still derived its events from what it could read.
-    events = await store.events("w1")
+    events = await read_events(Gateway.of(store), "w1")
     assert [e.type for e in events] == ["guest.added", "guest.added"]
 
 
@@ -218,7 +219,9 @@ async def test_a_commit_hook_that_raises_commits_the_update_with_a_derivation_fa
     await room.wait_committed(second)
     stored = await store.load("w1/guests")
     assert stored is not None and stored.updates == [from_ann, from_bob]
-    events = [(e.type, e.sub, json.loads(e.data)) for e in await store.events("w1")]
+    events = [
+        (e.type, e.sub, json.loads(e.data)) for e in await read_events(Gateway.of(store), "w1")
+    ]
     assert ("test.committed", "ann", {}) in events
     assert (
         DERIVATION_FAILED,
@@ -260,7 +263,7 @@ async def test_nested_texts_arrays_and_xml_edited_in_place_are_recorded_without_
     updates.append(doc.get_update(state))
     for update in updates:
         await room.wait_committed(await room.apply(update, inspect_update(update), ANN))
-    events = [(e.type, json.loads(e.data)) for e in await store.events("w1")]
+    events = [(e.type, json.loads(e.data)) for e in await read_events(Gateway.of(store), "w1")]
     assert events[-1] == (
         "guest.updated",
         {"id": "g1", "changes": {"name": {"from": "Ann", "to": "Ann B"}}},

@@ -35,7 +35,14 @@ SPEC_OPERATIONS = {
     "set_currency": "budget",
     "set_category": "budget",
     "record_payment": "budget",
+    "update_payment": "budget",
     "remove_payment": "budget",
+    "add_task": "tasks",
+    "update_task": "tasks",
+    "complete_task": "tasks",
+    "reopen_task": "tasks",
+    "remove_task": "tasks",
+    "seed_checklist": "tasks",
 }
 
 

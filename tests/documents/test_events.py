@@ -44,7 +44,21 @@ _KINDS = {
             "move_timeline_item",
             "remove_timeline_item",
         ),
-        "budget": ("set_budget_total", "set_category", "record_payment", "remove_payment"),
+        "budget": (
+            "set_budget_total",
+            "set_category",
+            "record_payment",
+            "update_payment",
+            "remove_payment",
+        ),
+        "tasks": (
+            "seed_checklist",
+            "add_task",
+            "update_task",
+            "complete_task",
+            "reopen_task",
+            "remove_task",
+        ),
     }.items()
     for name in names
 }
@@ -55,7 +69,7 @@ _KINDS = {
 def test_derived_events_turn_before_into_after(ops: list[dict[str, Any]]) -> None:
     writers: dict[str, tuple[Doc[Any], list[bytes]]] = {}
     readers: dict[str, tuple[Doc[Any], ChangeRecorder]] = {}
-    for kind in ("guests", "seating", "timeline", "budget"):
+    for kind in ("guests", "seating", "timeline", "budget", "tasks"):
         writers[kind] = _replica(kind)
         reader: Doc[Any] = Doc()
         recorder = ChangeRecorder(reader, kind)

@@ -144,12 +144,12 @@ def test_add_update_and_remove_a_table(docs: Docs) -> None:
     run(docs, "add_table", table_id="t2", name="Lily", capacity=10, shape="rectangular")
     assert (
         seating(docs)["tables"]["t2"]
-        == {"name": "Lily", "capacity": 10, "shape": "rectangular"} | NO_NOTES
+        == {"name": "Lily", "capacity": 10, "shape": "rectangular", "position": None} | NO_NOTES
     )
     run(docs, "update_table", table_id="t2", name="Iris", capacity=12)
     assert (
         seating(docs)["tables"]["t2"]
-        == {"name": "Iris", "capacity": 12, "shape": "rectangular"} | NO_NOTES
+        == {"name": "Iris", "capacity": 12, "shape": "rectangular", "position": None} | NO_NOTES
     )
     run(docs, "assign_seat", guest_id="g1", table_id="t2", seat=3)
     run(docs, "assign_seat", guest_id="g2", table_id="t1")

@@ -221,7 +221,8 @@ def test_payments_over_a_category_plan() -> None:
         Conflict(
             "budget.category_over_plan",
             ("budget/categories/venue",),
-            "Payments for 'Venue' total 12,500.50 EUR but the plan is 10,000.00 EUR.",
+            "Payments for 'Venue' total 12,500.50 EUR paid (none scheduled) but the plan is"
+            " 10,000.00 EUR.",
         )
     ]
 
@@ -234,7 +235,7 @@ def test_payments_and_plans_over_the_total() -> None:
         Conflict(
             "budget.over_total",
             ("budget/settings/total",),
-            "Payments total 1,100,000 JPY but the budget is 1,000,000 JPY.",
+            "Payments total 1,100,000 JPY paid (none scheduled) but the budget is 1,000,000 JPY.",
         ),
         Conflict(
             "budget.plan_over_total",

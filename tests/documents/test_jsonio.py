@@ -26,6 +26,7 @@ def full_wedding() -> Docs:
     run(docs, "add_guest", guest_id="g1", name="Ann Lee", rsvp="accepted", dietary=["vegan"])
     run(docs, "add_guest", guest_id="g2", name="Bob Ray", household="Ray", plus_one=True)
     run(docs, "add_table", table_id="t1", name="Rose", capacity=8, shape="oval")
+    run(docs, "update_table", table_id="t1", position={"x": 400, "y": 250, "rotation": 30})
     run(docs, "assign_seat", guest_id="g1", table_id="t1", seat=3)
     run(docs, "assign_seat", guest_id="g2", table_id="t1")
     run(
@@ -51,7 +52,15 @@ def test_export_is_plain_json_with_every_field() -> None:
         "kind": "seating",
         "schema": 1,
         "wedding_id": "w42",
-        "tables": {"t1": {"name": "Rose", "capacity": 8, "shape": "oval", "notes": ""}},
+        "tables": {
+            "t1": {
+                "name": "Rose",
+                "capacity": 8,
+                "shape": "oval",
+                "notes": "",
+                "position": {"x": 400, "y": 250, "rotation": 30},
+            }
+        },
         "assignments": {
             "g1": {"table_id": "t1", "seat": 3},
             "g2": {"table_id": "t1", "seat": None},

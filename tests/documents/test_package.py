@@ -47,7 +47,7 @@ def test_documents_imports_only_pycrdt_and_the_standard_library() -> None:
 
 
 def test_the_public_surface_is_explicit() -> None:
-    assert documents.DOCUMENT_KINDS == ("timeline", "budget", "guests", "seating")
+    assert documents.DOCUMENT_KINDS == ("timeline", "budget", "guests", "seating", "tasks")
     assert sorted(documents.__all__) == sorted(set(documents.__all__))
     for name in documents.__all__:
         assert hasattr(documents, name), name

@@ -95,7 +95,8 @@ def test_a_milestone_may_start_and_end_at_once(docs: Docs) -> None:
             422,
             "end",
         ),
-        ({**CEREMONY, "item_id": "i2", "start": "2026-06-13T15:00:00"}, 400, "start"),
+        # A wall clock without an offset: read in the profile's zone, and there is none.
+        ({**CEREMONY, "item_id": "i2", "start": "2026-06-13T15:00:00"}, 422, "start"),
         ({**CEREMONY, "item_id": "i2", "start": "2026-06-13"}, 400, "start"),
         ({**CEREMONY, "item_id": "i2", "start": "tomorrow"}, 400, "start"),
         ({**CEREMONY, "item_id": "i2", "start": 1781355600}, 400, "start"),
@@ -245,6 +246,8 @@ def test_record_and_remove_a_payment(docs: Docs) -> None:
         "payer": "Ann",
         "vendor": "Castle Hall",
         "notes": "",
+        "due": None,
+        "status": None,
     }
     assert run(docs, "remove_payment", payment_id="p1")["changed"] is True
     assert budget(docs)["payments"] == {}
@@ -261,6 +264,12 @@ def test_record_and_remove_a_payment(docs: Docs) -> None:
         ({"amount": None}, 400, "amount"),
         ({"date": "15/01/2026"}, 400, "date"),
         ({"date": "2026-02-30"}, 400, "date"),
+        ({"date": None}, 400, "date"),
+        ({"status": "paid", "date": None}, 400, "date"),
+        ({"status": "pending"}, 400, "status"),
+        ({"status": "scheduled"}, 400, "due"),
+        ({"status": "scheduled", "due": "2026-13-01"}, 400, "due"),
+        ({"due": "tomorrow"}, 400, "due"),
         ({"category_id": None}, 400, "category_id"),
         ({"note": "deposit"}, 400, "note"),
     ],

@@ -547,7 +547,7 @@ async def test_rate_limit_per_subject_and_family(tmp_path: Path) -> None:
 
 
 def test_emergency_from_couple_or_planner_bypasses_the_limiter() -> None:
-    limiter = HttpRateLimiter({"events": 1})
+    limiter = HttpRateLimiter({"events": 1}, emergency_per_hour=2)
     planner, vendor = RateKey("sub:p", "planner"), RateKey("sub:v", "vendor")
     limiter.check("events", planner)
     limiter.check("events", vendor)
@@ -556,8 +556,17 @@ def test_emergency_from_couple_or_planner_bypasses_the_limiter() -> None:
     with pytest.raises(ApiError) as refused:
         limiter.check("events", planner, priority="urgent")
     assert refused.value.status_code == 429 and "Retry-After" in refused.value.headers
+    # Anyone else's emergency: never the family's budget, a budget of its own an hour.
     with pytest.raises(ApiError):
+        limiter.check("events", vendor)
+    limiter.check("events", vendor, priority="emergency")
+    limiter.check("events", vendor, priority="emergency")
+    with pytest.raises(ApiError) as over:
         limiter.check("events", vendor, priority="emergency")
+    assert over.value.status_code == 429 and over.value.headers["Retry-After"] == "1800"
+    unlimited = HttpRateLimiter({"events": 1})
+    for _ in range(20):
+        unlimited.check("events", vendor, priority="emergency")
     assert may_bypass(RateKey("sub:c", "couple"), "emergency")
     assert not may_bypass(RateKey("addr:1.2.3.4"), "emergency")
 

@@ -41,6 +41,8 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
     ("crdt_server.lib0", (), frozenset()),
     # RFC 3339 times, as every route, feed and export writes them.
     ("crdt_server.times", (), frozenset()),
+    # The one wall clock (and its timers) every layer reads "now" from.
+    ("crdt_server.clock", (), frozenset({"asyncio"})),
     ("crdt_server.names", ("crdt_server.documents",), frozenset()),
     ("crdt_server.settings", ("crdt_server.names",), frozenset()),
     ("crdt_server.rlimits", (), frozenset()),
@@ -51,6 +53,7 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
         (
             "crdt_server.auth",
             "crdt_server.actor",
+            "crdt_server.clock",
             "crdt_server.errors",
             "crdt_server.names",
             "crdt_server.documents",
@@ -98,6 +101,7 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
             "crdt_server.cluster.bus",
             "crdt_server.cluster.messages",
             "crdt_server.actor",
+            "crdt_server.clock",
             "crdt_server.errors",
             "crdt_server.settings",
             "crdt_server.storage",
@@ -118,6 +122,7 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
             "crdt_server.cluster.bus",
             "crdt_server.cluster.messages",
             "crdt_server.actor",
+            "crdt_server.clock",
             "crdt_server.errors",
             "crdt_server.names",
             "crdt_server.settings",
@@ -141,6 +146,7 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
             "crdt_server.cluster.bus",
             "crdt_server.cluster.messages",
             "crdt_server.actor",
+            "crdt_server.clock",
             "crdt_server.errors",
             "crdt_server.names",
             "crdt_server.settings",
@@ -161,6 +167,7 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
             "crdt_server.core",
             "crdt_server.codec",
             "crdt_server.actor",
+            "crdt_server.clock",
             "crdt_server.errors",
             "crdt_server.names",
             "crdt_server.settings",
@@ -184,7 +191,7 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
     # Storage knows its databases and nothing of the server or the domain.
     (
         "crdt_server.storage",
-        ("crdt_server.storage",),
+        ("crdt_server.storage", "crdt_server.clock"),
         frozenset({"aiosqlite", "asyncpg", "sqlite3", "asyncio"}),
     ),
     ("crdt_server", ("crdt_server",), frozenset()),

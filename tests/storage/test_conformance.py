@@ -25,9 +25,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycrdt import Array, Doc, Map, Text, merge_updates
 
+from crdt_server.features.events import (
+    add_events,
+    erase_entity_events,
+    last_event_seq,
+    purge_events,
+    read_events,
+    store_events,
+)
 from crdt_server.storage import (
     DocumentStore,
     EventFilter,
+    Gateway,
     NewEvent,
     NewUpdate,
     Once,
@@ -816,13 +825,24 @@ async def test_events_commit_with_their_updates_numbered_per_wedding(
     a, b = text_updates("a1", "a2"), text_updates("b1")
     await store.append(
         [*ups("w1/guests", a[:1]), *ups("w2/guests", b)],
-        [_event("w1", "guest.added", id="g1"), _event("w2", "guest.added", id="x")],
+        steps=[
+            store_events(
+                [_event("w1", "guest.added", id="g1"), _event("w2", "guest.added", id="x")]
+            )
+        ],
     )
     await store.append(
         ups("w1/guests", a[1:]),
-        [_event("w1", "guest.rsvp_changed", id="g1"), _event("w1", "guest.updated", id="g1")],
+        steps=[
+            store_events(
+                [
+                    _event("w1", "guest.rsvp_changed", id="g1"),
+                    _event("w1", "guest.updated", id="g1"),
+                ]
+            )
+        ],
     )
-    events = await store.events("w1")
+    events = await read_events(Gateway.of(store), "w1")
     assert [(e.seq, e.type, json.loads(e.data)) for e in events] == [
         (1, "guest.added", {"id": "g1"}),
         (2, "guest.rsvp_changed", {"id": "g1"}),
@@ -831,30 +851,33 @@ async def test_events_commit_with_their_updates_numbered_per_wedding(
     assert all(
         (e.wedding, e.sub, e.role, e.doc) == ("w1", "ada", "planner", "guests") for e in events
     )
-    assert [e.seq for e in await store.events("w2")] == [1]
-    assert await store.last_event_seq("w1") == 3
-    assert await store.last_event_seq("nobody") == 0
+    assert [e.seq for e in await read_events(Gateway.of(store), "w2")] == [1]
+    assert await last_event_seq(Gateway.of(store), "w1") == 3
+    assert await last_event_seq(Gateway.of(store), "nobody") == 0
     await store.close()
     reopened = await open_store()
-    assert [e.seq for e in await reopened.events("w1", after=1, limit=1)] == [2]
-    added = await reopened.add_events([_event("w1", "custom.note", None, text="hi")])
+    assert [e.seq for e in await read_events(Gateway.of(reopened), "w1", after=1, limit=1)] == [2]
+    added = await add_events(Gateway.of(reopened), [_event("w1", "custom.note", None, text="hi")])
     assert added.first and [e.seq for e in added.events] == [4]
 
 
 @pytest.mark.asyncio
 async def test_event_filters_by_type_pattern_and_readable_documents(store: DocumentStore) -> None:
-    await store.add_events(
+    await add_events(
+        Gateway.of(store),
         [
             _event("w1", "guest.added"),
             _event("w1", "budget.payment_recorded", "budget"),
             _event("w1", "budget.total_changed", "budget"),
             _event("w1", "day.vendor_arrived", None),
             _event("w1", "guest_like.thing", "guests"),
-        ]
+        ],
     )
 
     async def types(**where: Any) -> list[str]:
-        return [e.type for e in await store.events("w1", where=EventFilter(**where))]
+        return [
+            e.type for e in await read_events(Gateway.of(store), "w1", where=EventFilter(**where))
+        ]
 
     assert await types(types=("guest.*",)) == ["guest.added"]
     assert await types(types=("guest.*", "budget.total_changed")) == [
@@ -872,31 +895,32 @@ async def test_event_filters_by_type_pattern_and_readable_documents(store: Docum
 @pytest.mark.asyncio
 async def test_an_idempotency_key_stores_once(store: DocumentStore) -> None:
     once = Once("w1:ada:events", "key-1", "fp-a", time.time() + 60)
-    first = await store.add_events([_event("w1", "custom.a")], once=once)
-    again = await store.add_events([_event("w1", "custom.a")], once=once)
+    first = await add_events(Gateway.of(store), [_event("w1", "custom.a")], once=once)
+    again = await add_events(Gateway.of(store), [_event("w1", "custom.a")], once=once)
     assert first.first and not again.first
     assert again.fingerprint == "fp-a"
     assert [e.seq for e in again.events] == [e.seq for e in first.events] == [1]
-    assert [e.seq for e in await store.events("w1")] == [1]
+    assert [e.seq for e in await read_events(Gateway.of(store), "w1")] == [1]
     expired = Once("w1:ada:events", "key-2", "fp", time.time() - 1)
-    await store.add_events([_event("w1", "custom.b")], once=expired)
-    assert (await store.add_events([_event("w1", "custom.b")], once=expired)).first
+    await add_events(Gateway.of(store), [_event("w1", "custom.b")], once=expired)
+    assert (await add_events(Gateway.of(store), [_event("w1", "custom.b")], once=expired)).first
 
 
 @pytest.mark.asyncio
 async def test_events_with_an_audience_reach_only_the_viewers_it_names(
     store: DocumentStore,
 ) -> None:
-    await store.add_events(
+    await add_events(
+        Gateway.of(store),
         [
             NewEvent("w_1", "thread.created", "{}", audience=audience_of(["flo", 'a"b'])),
             NewEvent("w_1", "guest.added", "{}", "guests"),
             NewEvent("w_1", "thread.created", "{}", "seating", audience=audience_of(["dj"])),
-        ]
+        ],
     )
 
     async def seqs(where: EventFilter) -> list[int]:
-        return [e.seq for e in await store.events("w_1", where=where)]
+        return [e.seq for e in await read_events(Gateway.of(store), "w_1", where=where)]
 
     assert await seqs(EventFilter()) == [1, 2, 3]  # no viewer: every audience
     assert await seqs(EventFilter(viewer="flo")) == [1, 2]
@@ -904,17 +928,17 @@ async def test_events_with_an_audience_reach_only_the_viewers_it_names(
     assert await seqs(EventFilter(viewer="a")) == [2]  # a prefix of a name is not the name
     assert await seqs(EventFilter(viewer="dj", docs=frozenset({"guests"}))) == [2]
     assert await seqs(EventFilter(viewer="dj")) == [2, 3]
-    stored = await store.events("w_1", after=2)
+    stored = await read_events(Gateway.of(store), "w_1", after=2)
     assert stored[0].audience == '["dj"]'
 
 
 @pytest.mark.asyncio
 async def test_purging_old_events_never_reuses_their_seqs(store: DocumentStore) -> None:
     old = NewEvent("w1", "custom.old", "{}", at=time.time() - 100)
-    await store.add_events([old, old])
-    assert await store.purge_events(time.time() - 50) == 2
-    assert await store.events("w1") == []
-    added = await store.add_events([_event("w1", "custom.new")])
+    await add_events(Gateway.of(store), [old, old])
+    assert await purge_events(Gateway.of(store), time.time() - 50) == 2
+    assert await read_events(Gateway.of(store), "w1") == []
+    added = await add_events(Gateway.of(store), [_event("w1", "custom.new")])
     assert [e.seq for e in added.events] == [3]
 
 
@@ -926,7 +950,8 @@ async def test_erasing_an_entry_deletes_the_events_naming_it_or_its_paths(
         text = json.dumps(data, separators=(",", ":"))  # as the server stores event data
         return NewEvent(wedding, type_, text, "guests", sub="ada", role="planner")
 
-    await store.add_events(
+    await add_events(
+        Gateway.of(store),
         [
             compact("w1", "guest.added", guest_id="g1"),
             compact("w1", "conflict.detected", id="cw:1", paths=["guests/guests/g1"]),
@@ -934,23 +959,25 @@ async def test_erasing_an_entry_deletes_the_events_naming_it_or_its_paths(
             compact("w1", "conflict.detected", id="cw:2", paths=["guests/guests/g10"]),
             compact("w1", "guest.added", guest_id="g2"),
             compact("w2", "guest.added", guest_id="g1"),
-        ]
+        ],
     )
     paths = ("guests/guests/g1", "seating/assignments/g1")
-    assert await store.erase_entity_events("w1", "g1", paths) == 3
-    left = [json.loads(e.data) for e in await store.events("w1")]
+    assert await erase_entity_events(Gateway.of(store), "w1", "g1", paths) == 3
+    left = [json.loads(e.data) for e in await read_events(Gateway.of(store), "w1")]
     assert left == [{"id": "cw:2", "paths": ["guests/guests/g10"]}, {"guest_id": "g2"}]
-    assert len(await store.events("w2")) == 1
+    assert len(await read_events(Gateway.of(store), "w2")) == 1
 
 
 @pytest.mark.asyncio
 async def test_deleting_a_wedding_deletes_its_events(store: DocumentStore) -> None:
-    await store.append(ups("w1/guests", text_updates("a")), [_event("w1", "guest.added")])
-    await store.add_events([_event("w10", "guest.added")])
+    await store.append(
+        ups("w1/guests", text_updates("a")), steps=[store_events([_event("w1", "guest.added")])]
+    )
+    await add_events(Gateway.of(store), [_event("w10", "guest.added")])
     await store.delete("w1/")
-    assert await store.events("w1") == []
-    assert await store.last_event_seq("w1") == 0
-    assert [e.wedding for e in await store.events("w10")] == ["w10"]
+    assert await read_events(Gateway.of(store), "w1") == []
+    assert await last_event_seq(Gateway.of(store), "w1") == 0
+    assert [e.wedding for e in await read_events(Gateway.of(store), "w10")] == ["w10"]
 
 
 # -- feature tables ----------------------------------------------------------------------
@@ -970,25 +997,12 @@ NOTES = Schema(
 
 
 async def put_note(store: DocumentStore, wedding: str, note: str, event: NewEvent) -> list[int]:
-    """Write a note row and an event in one transaction, through the backend's own API;
-    the seqs of the events stored (none for an erased wedding)."""
-    if isinstance(store, SqliteStore):
-        from crdt_server.storage.sqlite import insert_events
-
-        def body(db: Any) -> list[int]:
-            db.execute("INSERT INTO notes VALUES (?, ?, ?)", (wedding, note, "secret"))
-            return [e.seq for e in insert_events(db, [event], time.time())]
-
-        return await store.write(body)
-    assert isinstance(store, PostgresStore)
-
-    async def pg_body(conn: Any) -> list[int]:
-        await conn.execute(
-            f"INSERT INTO {store.schema}.notes VALUES ($1, $2, $3)", wedding, note, "secret"
-        )
-        return [e.seq for e in await store.insert_events(conn, [event])]
-
-    return await store.write(pg_body)
+    """Write a note row and an event in one transaction, through the SQL gateway (the
+    events feature's step); the seqs of the events stored (none for an erased wedding)."""
+    async with Gateway.of(store).transaction() as tx:
+        await tx.execute("INSERT INTO {t}notes VALUES (?, ?, ?)", wedding, note, "secret")
+        stored = await tx.run(store_events([event]))
+    return [e.seq for e in stored]
 
 
 async def notes(store: DocumentStore) -> list[tuple[str, str]]:
@@ -1008,16 +1022,16 @@ async def test_a_feature_schema_writes_with_events_and_is_erased_with_its_weddin
     await store.install(NOTES)  # a no-op the second time
     seq = await put_note(store, "w_1", "n1", NewEvent("w_1", "note.added", "{}"))
     await put_note(store, "w_2", "n1", NewEvent("w_2", "note.added", "{}"))
-    assert seq == [1] and await store.last_event_seq("w_1") == 1
+    assert seq == [1] and await last_event_seq(Gateway.of(store), "w_1") == 1
     assert await notes(store) == [("w_1", "n1"), ("w_2", "n1")]
     await store.erase_wedding("w_1")
     assert await notes(store) == [("w_2", "n1")]
-    assert await store.last_event_seq("w_1") == 0
+    assert await last_event_seq(Gateway.of(store), "w_1") == 0
     # A late writer (another process that has not heard yet) stores nothing for it.
     assert await put_note(store, "w_1", "n2", NewEvent("w_1", "note.added", "{}")) == []
     assert await notes(store) == [("w_2", "n1")]
-    assert await store.last_event_seq("w_1") == 0
-    assert await store.events("w_1") == []
+    assert await last_event_seq(Gateway.of(store), "w_1") == 0
+    assert await read_events(Gateway.of(store), "w_1") == []
     # The rows outlive a restart; a new process installs again (IF NOT EXISTS).
     await store.close()
     reopened = await open_store()

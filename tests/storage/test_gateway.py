@@ -10,6 +10,7 @@ import asyncio
 import msgspec
 import pytest
 
+from crdt_server.features.events import add_events, read_events, store_events
 from crdt_server.storage import (
     DROPPED_FEATURE_ROWS,
     DocumentStore,
@@ -160,14 +161,14 @@ async def test_a_transaction_that_raises_leaves_nothing(store: DocumentStore) ->
     with pytest.raises(LookupError):
         async with gateway.transaction() as tx:
             await tx.insert(note("w1", "a", "gone"))
-            await tx.add_events([NewEvent("w1", "note.added", "{}")])
+            await tx.run(store_events([NewEvent("w1", "note.added", "{}")]))
             raise LookupError("the feature changed its mind")
     with pytest.raises(StoreError):
         async with gateway.transaction() as tx:
             await tx.insert(note("w1", "b", "gone too"))
             await tx.insert(note("w1", "b", "the same key"))  # a database error
     assert await gateway.fetch("SELECT id FROM {t}gw_notes") == []
-    assert await store.events("w1") == []
+    assert await read_events(Gateway.of(store), "w1") == []
     async with gateway.transaction() as tx:  # the store still writes
         await tx.insert(note("w1", "c", "kept"))
     assert await gateway.fetch("SELECT id FROM {t}gw_notes") == [("c",)]
@@ -179,12 +180,33 @@ async def test_events_in_a_gateway_transaction_are_numbered_with_the_others(
     store: DocumentStore,
 ) -> None:
     gateway = await _gateway(store)
-    await store.append([], [NewEvent("w1", "first", "{}")])
+    await store.append([], steps=[store_events([NewEvent("w1", "first", "{}")])])
     async with gateway.transaction() as tx:
-        stored = await tx.add_events([NewEvent("w1", "second", "{}")])
+        stored = await tx.run(store_events([NewEvent("w1", "second", "{}")]))
         await tx.insert(note("w1", "a", "with an event"))
     assert [e.seq for e in stored] == [2]
-    assert [e.type for e in await store.events("w1")] == ["first", "second"]
+    assert [e.type for e in await read_events(Gateway.of(store), "w1")] == ["first", "second"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_an_event_that_cannot_be_stored_is_refused_before_its_transaction(
+    store: DocumentStore,
+) -> None:
+    """Text no backend can store (a lone surrogate) is refused when the events feature's
+    step is made, before it is queued: it never fails the shared transaction of an append
+    beside it, which commits with its own events."""
+    bad = NewEvent("w1", "custom.note", '{"n":"\udc80"}')
+    with pytest.raises(StoreError):
+        store_events([bad])
+    with pytest.raises(StoreError):
+        await add_events(Gateway.of(store), [bad])
+    good = store_events([NewEvent("w1", "custom.ok", "{}")])
+    seqs = await store.append([NewUpdate("w1/guests", b"\x00\x00", "conn")], steps=[good])
+    assert len(seqs) == 1
+    assert [(e.seq, e.type) for e in await read_events(Gateway.of(store), "w1")] == [
+        (1, "custom.ok")
+    ]
 
 
 @pytest.mark.asyncio
@@ -193,7 +215,7 @@ async def test_feature_rows_commit_with_their_updates(store: DocumentStore) -> N
     gateway = await _gateway(store)
     seqs = await store.append(
         [NewUpdate("w1/guests", b"\x00\x00", "conn")],
-        [NewEvent("w1", "guest.added", "{}")],
+        steps=[store_events([NewEvent("w1", "guest.added", "{}")])],
         rows=[note("w1", "a", "with the update")],
     )
     assert len(seqs) == 1

@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from pycrdt import Doc, Map
 
+from crdt_server.features.events import add_events, read_events, store_events
 from crdt_server.storage import (
     DocumentStore,
     FeatureRow,
+    Gateway,
     HistoryEntry,
     MovedDocument,
     NewEvent,
@@ -94,13 +96,17 @@ async def test_moved_events_keep_their_time_and_actor_and_follow_the_wedding_s_o
 ) -> None:
     """An imported wedding's events go in with its documents, numbered after the wedding's
     last event; a refused move stores none of them."""
-    await store.add_events([NewEvent("w1", "custom.note", '{"n":0}', None, "zoe", "couple")])
+    await add_events(
+        Gateway.of(store), [NewEvent("w1", "custom.note", '{"n":0}', None, "zoe", "couple")]
+    )
     moved = [
         NewEvent("w1", "guest.added", '{"id":"a"}', "guests", "ada", "planner", "urgent", 1000.5),
         NewEvent("w1", "custom.note", '{"n":1}', None, "bo", "couple", "normal", 2000.25),
     ]
-    await store.put_documents([MovedDocument("w1/guests", [_update("a", 1)], [])], "import", moved)
-    found = await store.events("w1", limit=10)
+    await store.put_documents(
+        [MovedDocument("w1/guests", [_update("a", 1)], [])], "import", steps=[store_events(moved)]
+    )
+    found = await read_events(Gateway.of(store), "w1", limit=10)
     assert [(e.seq, e.type, e.doc, e.sub, e.role, e.priority, e.data) for e in found[1:]] == [
         (2, "guest.added", "guests", "ada", "planner", "urgent", '{"id":"a"}'),
         (3, "custom.note", None, "bo", "couple", "normal", '{"n":1}'),
@@ -108,9 +114,11 @@ async def test_moved_events_keep_their_time_and_actor_and_follow_the_wedding_s_o
     assert [e.at for e in found[1:]] == [1000.5, 2000.25]
     with pytest.raises(StoreError):
         await store.put_documents(
-            [MovedDocument("w1/guests", [_update("b", 1)], [])], "import", moved
+            [MovedDocument("w1/guests", [_update("b", 1)], [])],
+            "import",
+            steps=[store_events(moved)],
         )
-    assert len(await store.events("w1", limit=10)) == 3
+    assert len(await read_events(Gateway.of(store), "w1", limit=10)) == 3
 
 
 @pytest.mark.asyncio
@@ -125,7 +133,7 @@ async def test_put_documents_writes_feature_rows_in_the_same_transaction(
     note = FeatureRow("notes", (("wedding", "w1"), ("id", "n1"), ("body", "Peonies")))
     with pytest.raises(StoreError):  # not installed yet
         await store.put_documents(
-            [MovedDocument("w1/guests", [_update("a", 1)], [])], "import", (), [note]
+            [MovedDocument("w1/guests", [_update("a", 1)], [])], "import", [note]
         )
     await store.install(NOTES)
     for bad in (
@@ -135,18 +143,29 @@ async def test_put_documents_writes_feature_rows_in_the_same_transaction(
     ):
         with pytest.raises(StoreError):
             await store.put_documents(
-                [MovedDocument("w1/guests", [_update("a", 1)], [])], "import", (), [bad]
+                [MovedDocument("w1/guests", [_update("a", 1)], [])], "import", [bad]
             )
     # The second row repeats the first's key: nothing of the move is stored.
     event = NewEvent("w1", "note.added", "{}")
     with pytest.raises(StoreError):
         await store.put_documents(
-            [MovedDocument("w1/guests", [_update("a", 1)], [])], "import", [event], [note, note]
+            [MovedDocument("w1/guests", [_update("a", 1)], [])],
+            "import",
+            [note, note],
+            steps=[store_events([event])],
         )
-    assert await store.load("w1/guests") is None and await store.events("w1") == []
+    assert (
+        await store.load("w1/guests") is None and await read_events(Gateway.of(store), "w1") == []
+    )
     assert await notes(store) == []
     await store.put_documents(
-        [MovedDocument("w1/guests", [_update("a", 1)], [])], "import", [event], [note]
+        [MovedDocument("w1/guests", [_update("a", 1)], [])],
+        "import",
+        [note],
+        steps=[store_events([event])],
     )
     assert await notes(store) == [("w1", "n1")]
-    assert await store.load("w1/guests") is not None and len(await store.events("w1")) == 1
+    assert (
+        await store.load("w1/guests") is not None
+        and len(await read_events(Gateway.of(store), "w1")) == 1
+    )

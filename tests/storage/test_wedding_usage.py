@@ -4,10 +4,13 @@ the same, and a loaded room's own size wins over what was read."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 
 from crdt_server.core.usage import WeddingUsage
-from crdt_server.storage import DocumentStore, NewUpdate
+from crdt_server.storage import DocumentStore, Gateway, NewUpdate
 
 pytestmark = [pytest.mark.timeout(60)]
 
@@ -34,3 +37,47 @@ async def test_a_weddings_stored_bytes_are_counted_per_document(store: DocumentS
     assert usage.others("w10/budget") == 1000
     usage.forget("w1")
     assert usage.others("w1/timeline") == 0
+
+
+@pytest.mark.asyncio
+async def test_rooms_of_a_wedding_loading_at_once_read_its_sizes_once(
+    store: DocumentStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Hocuspocus socket attaches a wedding's documents at once: their rooms load together
+    and wait for one grouped query, not one each; a read that fails is made again."""
+    await store.append(
+        [
+            NewUpdate("w2/guests", b"a" * 100, "test"),
+            NewUpdate("w2/budget", b"b" * 30, "test"),
+            NewUpdate("w3/budget", b"c" * 30, "test"),
+        ]
+    )
+    reads: list[str] = []
+    fetch = Gateway.fetch
+    held = asyncio.Event()  # the first read of w3 waits for it (it is cancelled meanwhile)
+
+    async def counted(self: Gateway, sql: str, *params: object) -> Any:
+        reads.append(str(params[0]))
+        if reads == ["w2/", "w3/"]:
+            await held.wait()
+        return await fetch(self, sql, *params)
+
+    monkeypatch.setattr(Gateway, "fetch", counted)
+    usage = WeddingUsage()
+    await asyncio.gather(*(usage.count(store, "w2") for _ in range(8)))
+    assert reads == ["w2/"]
+    assert usage.others("w2/timeline") == 130
+    # The first reader cancelled: the one still waiting reads for itself.
+    first = asyncio.create_task(usage.count(store, "w3"))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(usage.count(store, "w3"))
+    await asyncio.sleep(0)
+    assert reads == ["w2/", "w3/"] and not second.done()  # waiting for the first's read
+    first.cancel()
+    async with asyncio.timeout(10):
+        await second
+    assert first.cancelled()
+    assert reads.count("w3/") == 2
+    assert usage.others("w3/guests") == 30
+    await usage.count(store, "w3")  # counted now: never read again
+    assert reads.count("w3/") == 2

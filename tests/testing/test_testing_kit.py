@@ -230,8 +230,8 @@ def test_assert_invariants_shows_the_conflicting_entities() -> None:
     assert "seating.table_over_capacity" in message
     assert "Table 'Rose' has 2 guests but seats 1." in message
     assert (
-        'seating/tables/t1 = {"capacity": 1, "name": "Rose", "notes": "", "shape": "round"}'
-        in message
+        'seating/tables/t1 = {"capacity": 1, "name": "Rose", "notes": "", "position": null,'
+        ' "shape": "round"}' in message
     )
     assert_invariants(one, allow={"seating.table_over_capacity"})
 

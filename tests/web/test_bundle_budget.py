@@ -47,3 +47,28 @@ def test_the_rich_text_editor_loads_only_when_opened() -> None:
     assert not lazy & loaded, "a lazily imported chunk is also loaded up front"
     tiptap = [n for n in lazy if "ProseMirror" in (BUNDLE / n).read_text()]
     assert tiptap, "the editor is not in a lazy chunk"
+
+
+def test_the_budget_chart_loads_only_when_the_budget_is_shown() -> None:
+    """The budget's chart (issue 54, point 3) is a lazy chunk too: its SVG drawing is in
+    no chunk a first visit loads."""
+    loaded = set(_static_closure(_entry()))
+    lazy = {d for name in loaded for d in _DYNAMIC.findall((BUNDLE / name).read_text())}
+    chart = [n for n in lazy if 'data-chart="budget"' in (BUNDLE / n).read_text()]
+    assert chart, "the budget chart is not in a lazy chunk"
+    assert not any('data-chart="budget"' in (BUNDLE / n).read_text() for n in loaded)
+
+
+def test_the_seating_chart_and_print_views_load_only_when_shown() -> None:
+    """Issue 54, points 5 and 6: the chart (SVG drawing, drags) and the print views are
+    chunks the app imports on demand, not part of a first visit."""
+    entry = _entry()
+    loaded = set(_static_closure(entry))
+    lazy = {d for name in loaded for d in _DYNAMIC.findall((BUNDLE / name).read_text())}
+    reached = set(lazy)
+    for name in lazy:
+        reached |= set(_static_closure(name))
+    chart = [n for n in reached if "chart-canvas" in (BUNDLE / n).read_text()]
+    printing = [n for n in reached if "escort-card" in (BUNDLE / n).read_text()]
+    assert chart and printing, "the chart or the print views are not in a lazy chunk"
+    assert not (set(chart) | set(printing)) & loaded, "loaded on a first visit"

@@ -135,7 +135,11 @@ async def test_each_form_shows_why_it_was_refused_and_keeps_what_was_typed(
     await payment.get_by_label("Amount").fill("250.00")
     await payment.get_by_label("Paid by").fill("Ada")
     await payment.get_by_role("button", name="Record payment").click()
-    await refused(page, payment.get_by_label("Date"), "A payment needs the date it was paid.")
+    await refused(
+        page,
+        payment.get_by_label("Date"),
+        "A payment needs the date it was paid (or choose Scheduled for one still to pay).",
+    )
     await expect(payment.get_by_label("Amount")).to_have_value("250.00")
     await expect(payment.get_by_label("Paid by")).to_have_value("Ada")
 

@@ -124,6 +124,24 @@ async def test_every_view_of_the_guide_at_a_phone_and_a_desktop(demo: Demo, brow
         browser, demo.link("couple"), width=1400, height=900, locale="en-GB"
     )
     await a_thread(demo, first_guest[0], first_guest[1]["name"])  # the couple is a member now
+    # A wedding weekend: the timeline's day switcher has the day before and the day after.
+    async with httpx.AsyncClient(base_url=demo.url, timeout=10) as http:
+        for title, start, end, where in (
+            ("Rehearsal dinner", "2027-06-11T19:00", "2027-06-11T22:00", "Harbour House"),
+            ("Farewell brunch", "2027-06-13T11:00", "2027-06-13T13:00", "Terrace"),
+        ):
+            added = await http.post(
+                "/api/weddings/demo/docs/timeline/ops",
+                json={
+                    "op": "add_timeline_item",
+                    "title": title,
+                    "start": start,
+                    "end": end,
+                    "location": where,
+                },
+                headers={"Authorization": f"Bearer {demo.tokens['planner']}"},
+            )
+            assert added.status_code == 200, added.text
     # A conflict to show: one guest more at a full table.
     await page.get_by_role("link", name="Seating", exact=True).click()
     await page.get_by_label(f"Table for {to_seat}").select_option(full)
@@ -137,6 +155,19 @@ async def test_every_view_of_the_guide_at_a_phone_and_a_desktop(demo: Demo, brow
         await page.get_by_role("link", name=view, exact=True).click()
         await page.get_by_role("heading", name=view, exact=True).wait_for()
         await shot(page, view.lower())
+
+    # The seating chart, and the print views (issue 54): escort cards, a vendor's run sheet.
+    await page.get_by_role("link", name="Seating", exact=True).click()
+    chart = page.locator(".chart-card")
+    await chart.locator(".chart-svg").wait_for(timeout=10_000)
+    await shot(page, "seating-chart", chart)
+    await page.evaluate("location.hash = '#/print/escort-cards'")
+    await page.locator(".escort-card").first.wait_for(timeout=10_000)
+    await shot(page, "escort-cards")
+    await page.evaluate("location.hash = '#/print/run-sheet?vendor=Harbour%20Catering'")
+    await page.locator("table.run-sheet").wait_for(timeout=10_000)
+    await shot(page, "run-sheet")
+    await page.evaluate("location.hash = '#seating'")
 
     # The conflicts panel, opened (one line on a phone until tapped).
     panel = page.get_by_role("region", name="Conflicts")

@@ -59,7 +59,8 @@ async def test_a_guest_added_by_the_couple_appears_for_the_planner_within_a_seco
         assert sockets == ["collab/demo"]
     else:
         assert sorted(sockets) == [
-            f"sync/demo/{doc}" for doc in ("budget", "conflicts", "guests", "seating", "timeline")
+            f"sync/demo/{doc}"
+            for doc in ("budget", "conflicts", "guests", "seating", "tasks", "timeline")
         ]
     await couple.get_by_label("Name", exact=True).fill("Grace Hopper")
     started = time.monotonic()
@@ -160,7 +161,11 @@ async def test_a_friend_sees_the_timeline_read_only_and_no_budget(demo: Demo, br
     # the activity feed on a phone).
     assert await page.get_by_role("combobox").count() == 0
     reading = re.compile(r"^(Discuss|Inbox|History|Activity)")
-    assert await page.get_by_role("button").filter(has_not_text=reading).count() == 0
+    # The timeline's day switcher only shows another day.
+    days = page.get_by_role("navigation", name="Days of the timeline").get_by_role("button")
+    assert await days.count() == 1
+    others = page.get_by_role("button").filter(has_not_text=reading)
+    assert await others.count() == await days.count()
     assert await page.get_by_role("button", name="Discuss").count() > 0
     assert await page.get_by_role("textbox").count() == 0
     # Asking for the budget by URL shows the timeline instead, and nothing of the budget.
@@ -249,7 +254,7 @@ async def test_a_deleted_wedding_is_cleared_from_the_device(demo: Demo, browser:
         "indexedDB.databases()"
         ".then(dbs => dbs.filter(d => d.name.startsWith('crdt-server:demo/')).length)"
     )
-    assert await planner.evaluate(stored) == 4
+    assert await planner.evaluate(stored) == 5  # the five documents (tasks too)
     feed = "Object.keys(localStorage).some(k => k.startsWith('crdt-server.activity:demo:'))"
     await until(planner, feed)  # the activity feed keeps its events on the device too
     async with httpx.AsyncClient() as client:
@@ -424,7 +429,8 @@ async def test_the_couple_reschedules_an_item_and_plans_the_budget_for_everyone(
     await form.get_by_label("Ends").fill("13:00")
     await form.get_by_role("button", name="Save").click()
     await expect(form.get_by_label("Ends")).to_have_accessible_description(
-        "The item ends (13:00) before it starts (14:30)."
+        "The item ends (13:00) before it starts (14:30). "
+        "If it runs past midnight, tick “Runs past midnight”."
     )
     await form.get_by_role("button", name="Cancel").click()
 
@@ -462,7 +468,7 @@ async def test_a_wedding_deleted_while_the_app_was_closed_is_cleared_when_it_ope
         "indexedDB.databases()"
         ".then(dbs => dbs.filter(d => d.name.startsWith('crdt-server:demo/')).length)"
     )
-    await until(planner, f"{stored}.then(n => n === 4)")
+    await until(planner, f"{stored}.then(n => n === 5)")  # the five documents
     await planner.close()
     async with httpx.AsyncClient() as client:
         response = await client.delete(

@@ -3,6 +3,7 @@ bundle), the redirect, token refresh, the access summary, and ``serve --demo``."
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import time
@@ -95,6 +96,53 @@ async def test_the_app_files_are_served_with_their_types_and_cache_rules(
             assert response.status_code == 404 and SECRET not in response.text
 
 
+async def test_the_app_files_are_sent_compressed_as_the_browser_accepts(
+    server: ServerProcess,
+) -> None:
+    """Brotli where accepted, else gzip, else as they are: the build's precompressed bodies,
+    with Content-Encoding, Vary and an ETag per encoding (a 304 only for the one sent)."""
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        plain = await client.get("/app/", headers={"Accept-Encoding": "identity"})
+        name = re.search(r'src="/app/(app-[A-Z0-9]+\.js)"', plain.text)
+        assert name, plain.text
+        # The page names this server's transport (the app opens its socket early by it).
+        assert '<meta name="crdt-app-transport" content="collab">' in plain.text
+        # The app's static chunk is named by the page: fetched with the script, not after it.
+        assert re.search(r'<link rel="modulepreload" href="/app/chunk-[A-Z0-9]+\.js">', plain.text)
+        path = f"/app/{name[1]}"
+        raw_body = (await client.get(path, headers={"Accept-Encoding": "identity"})).content
+        seen: dict[str, str] = {}
+        for accept, encoding in (
+            ("gzip, deflate, br, zstd", "br"),
+            ("gzip, deflate", "gzip"),
+            ("br;q=0, gzip;q=0.5", "gzip"),
+            ("*", "br"),
+            ("identity", None),
+            ("br;q=0, gzip;q=0", None),
+            ("x" * 5000, None),
+        ):
+            async with client.stream("GET", path, headers={"Accept-Encoding": accept}) as sent:
+                body = b"".join([part async for part in sent.aiter_raw()])
+                headers = sent.headers
+            assert headers.get("content-encoding") == encoding, accept[:40]
+            assert headers["vary"] == "Accept-Encoding"
+            assert headers["cache-control"] == "public, max-age=31536000, immutable"
+            if encoding == "gzip":
+                assert gzip.decompress(body) == raw_body
+                assert len(body) < len(raw_body) / 2
+            elif encoding == "br":
+                assert len(body) < len(raw_body) / 2
+            else:
+                assert body == raw_body
+            seen[str(encoding)] = headers["etag"]
+        assert len(set(seen.values())) == 3, seen  # one ETag per representation
+        gz = {"Accept-Encoding": "gzip"}
+        again = await client.get(path, headers={**gz, "If-None-Match": seen["gzip"]})
+        assert again.status_code == 304 and again.headers["etag"] == seen["gzip"]
+        other = await client.get(path, headers={**gz, "If-None-Match": seen["br"]})
+        assert other.status_code == 200
+
+
 async def test_a_valid_token_is_exchanged_for_a_fresh_one_with_the_same_claims(
     server: ServerProcess,
 ) -> None:
@@ -168,6 +216,7 @@ async def test_access_says_what_the_role_may_open(server: ServerProcess) -> None
             "budget": "none",
             "guests": "none",
             "seating": "none",
+            "tasks": "none",
             "conflicts": "none",
         }
         couple = (
@@ -193,7 +242,7 @@ async def test_serve_demo_prints_links_and_seeds_once(tmp_path: Path) -> None:
     async def snapshot(url: str, token: str) -> dict[str, Any]:
         async with httpx.AsyncClient(base_url=url, headers=bearer(token)) as client:
             found: dict[str, Any] = {}
-            for kind in ("guests", "seating", "timeline", "budget"):
+            for kind in ("guests", "seating", "timeline", "budget", "tasks"):
                 doc = (await client.get(f"/api/weddings/demo/docs/{kind}")).json()
                 history = (await client.get(f"/api/weddings/demo/docs/{kind}/history")).json()
                 found[kind] = (doc, len(history["history"]))

@@ -242,6 +242,7 @@ const FIELD_WORDS = {
   contact: 'contact',
   capacity: 'seats',
   shape: 'shape',
+  position: 'place on the chart',
   title: 'title',
   location: 'location',
   owner: 'owner',
@@ -252,7 +253,8 @@ const FIELD_WORDS = {
   amount: 'amount',
   category_id: 'category',
   date: 'date',
-  payer: 'payer'
+  payer: 'payer',
+  due: 'due date'
 }
 
 const CONFLICT_WORDS = {
@@ -283,6 +285,14 @@ const NOTES_OF = {
 
 // A timeline time, in the wedding's time zone (local.js; as written without a profile).
 const clock = (iso) => (typeof iso === 'string' ? formats().time(iso) : '?')
+
+// A move's times: with their days ("23 Oct 2026, 19:00") when it changes the day.
+function moveText (from, to) {
+  const f = formats()
+  const otherDay = typeof from === 'string' && typeof to === 'string' && f.wall(from).day !== f.wall(to).day
+  const say = (iso) => (otherDay ? f.dateTime(iso) : clock(iso))
+  return `${typeof from === 'string' ? `from ${say(from)} ` : ''}to ${say(to)}`
+}
 
 function list (names) {
   if (names.length <= 1) return names.join('')
@@ -377,7 +387,7 @@ export function describe (group, names) {
       break
     case 'timeline.item_rescheduled':
       what = n === 1
-        ? `moved ${item(first)} ${data.from && data.from.start ? `from ${clock(data.from.start)} ` : ''}to ${clock((data.to && data.to.start) || (data.to && data.to.end))}`
+        ? `moved ${item(first)} ${moveText(data.from && data.from.start, (data.to && data.to.start) || (data.to && data.to.end))}`
         : `rescheduled ${list(events.map(item))}`
       break
     case 'timeline.item_updated': {
@@ -403,6 +413,21 @@ export function describe (group, names) {
     case 'budget.category_removed':
       what = `removed the budget category ${list(events.map(category))}`
       break
+    case 'task.completed':
+      what = `ticked ${n === 1 ? (names.task && names.task(first.data.id)) || 'a task' : `${n} tasks`} done`
+      break
+    case 'task.reopened':
+      what = `reopened ${n === 1 ? (names.task && names.task(first.data.id)) || 'a task' : `${n} tasks`}`
+      break
+    case 'task.added':
+      what = `added ${plural(n, 'a task', 'tasks')}${n === 1 && fields(first).title ? ` (${fields(first).title})` : ''}`
+      break
+    case 'task.updated':
+      what = `updated ${plural(n, 'a task', 'tasks')}`
+      break
+    case 'task.removed':
+      what = `removed ${plural(n, 'a task', 'tasks')}`
+      break
     case 'budget.payment_recorded': {
       const f = fields(first)
       what = n === 1
@@ -412,6 +437,9 @@ export function describe (group, names) {
     }
     case 'budget.payment_updated':
       what = `updated ${plural(n, 'a payment', 'payments')}${n === 1 && changed(first).length ? ` (${list(changed(first))})` : ''}`
+      break
+    case 'budget.payment_paid':
+      what = `marked ${plural(n, 'a payment', 'payments')} paid`
       break
     case 'budget.payment_removed':
       what = `removed ${plural(n, `a payment${fields(first).amount ? ` of ${names.money(fields(first).amount)}` : ''}`, 'payments')}`
@@ -499,7 +527,7 @@ export function placeOf (group) {
     const path = Array.isArray(data.paths) && typeof data.paths[0] === 'string' ? data.paths[0].split('/') : []
     return path.length ? { section: path[0], entity: path.length > 2 ? path[path.length - 1] : null } : null
   }
-  const section = { guest: 'guests', seating: 'seating', timeline: 'timeline', budget: 'budget' }[group.type.split('.')[0]]
+  const section = { guest: 'guests', seating: 'seating', timeline: 'timeline', budget: 'budget', task: 'tasks' }[group.type.split('.')[0]]
   if (!section) return null
   const entity = typeof data.guest_id === 'string' ? data.guest_id : typeof data.id === 'string' ? data.id : null
   return { section, entity: group.type.endsWith('removed') ? null : entity }

@@ -8,11 +8,12 @@ import { html, nothing } from 'lit-html'
 import { ref } from 'lit-html/directives/ref.js'
 import { repeat } from 'lit-html/directives/repeat.js'
 import { RSVP, SIDES, removeGuest, seatGuest, updateGuest } from './model.js'
-import { guestTotals } from './households.js'
+import { guestTotals, unnamedPlusOnes } from './households.js'
 
 export const WINDOW_FROM = 200
 const ROW = 64 // px: a row's height until rows drawn on this screen have been measured
 const AROUND = 40 // rows rendered above and below the screen
+const FIRST_DRAW = 30 // rows of the list's first drawing (the rest follow when idle)
 
 const label = (s) => s.charAt(0).toUpperCase() + s.slice(1).replace('_', ' ')
 
@@ -43,16 +44,91 @@ export function windowOf (count, listTop, viewport, row = ROW) {
   return { from: Math.max(0, first - AROUND), to: Math.min(count, first + shown + AROUND) }
 }
 
-/** The list's rows (windowed when long), `row(guest)` rendering each. */
+/** The guests `shown` grouped by household: [{household, guests}], households by name (a
+ *  household's entry or, for a free-text one, its name as written), each with its guests in
+ *  the order shown; the guests of no household last (`household` null). `households` is
+ *  householdsOf(...): a named plus-one is in their host's household. */
+export function byHousehold (shown, households) {
+  const of = new Map()
+  for (const h of households.values()) for (const g of h.guests) of.set(g.id, h)
+  const groups = new Map()
+  const alone = []
+  for (const g of shown) {
+    const h = of.get(g.id)
+    if (!h) { alone.push(g); continue }
+    if (!groups.has(h.id)) groups.set(h.id, { household: h, guests: [] })
+    groups.get(h.id).guests.push(g)
+  }
+  const sorted = [...groups.values()].sort((a, b) => a.household.name.localeCompare(b.household.name) || (a.household.id < b.household.id ? -1 : 1))
+  return alone.length ? [...sorted, { household: null, guests: alone }] : sorted
+}
+
+/** A household's counts, of all its guests (whatever the filters show): its people (each
+ *  unnamed plus-one is one more) and how many of them have accepted or are pending. */
+export function householdCounts (household, guests, unnamed = unnamedPlusOnes(guests)) {
+  let people = 0
+  let accepted = 0
+  let pending = 0
+  for (const g of household.guests) {
+    const n = unnamed.has(g.id) ? 2 : 1
+    people += n
+    if (g.rsvp === 'accepted') accepted += n
+    else if (g.rsvp === 'pending') pending += n
+  }
+  return { people, unnamed: household.guests.filter((g) => unnamed.has(g.id)).length, accepted, pending }
+}
+
+/** A household's heading in the list: its name and counts (a heading, so a screen reader
+ *  moves from household to household). */
+function householdHead (ctx, group, number, unnamed) {
+  const id = `household-head-${number}`
+  if (!group.household) {
+    return html`<li class="household-head" data-household="">
+      <h3 id=${id}>No household</h3><span class="muted">${group.guests.length} ${group.guests.length === 1 ? 'guest' : 'guests'}</span></li>`
+  }
+  const c = householdCounts(group.household, ctx.guests, unnamed)
+  const words = [
+    `${c.people} ${c.people === 1 ? 'person' : 'people'}${c.unnamed ? ` (${c.unnamed} unnamed plus-one${c.unnamed > 1 ? 's' : ''})` : ''}`,
+    `${c.accepted} accepted`,
+    c.pending ? `${c.pending} pending` : null
+  ].filter(Boolean).join(' · ')
+  return html`<li class="household-head" data-household=${group.household.id}>
+    <h3 id=${id}>${group.household.name}</h3><span class="muted">${words}</span></li>`
+}
+
+/** The list's rows grouped by household, a heading before each household's guests (windowed
+ *  when long, the headings counted as rows), `row(guest)` rendering each guest. */
 export function guestRows (ctx, shown, row) {
+  const items = []
+  byHousehold(shown, ctx.households || new Map()).forEach((group, number) => {
+    items.push({ key: `h:${group.household ? group.household.id : ''}`, head: group, number })
+    for (const g of group.guests) items.push({ key: g.id, guest: g })
+  })
   const height = ctx.rowHeight || ROW
-  const { from, to } = windowOf(shown.length, ctx.listTop ?? 0, innerHeight, height)
-  ctx.listWindow = `${from}:${to}:${shown.length}`
+  let { from, to } = windowOf(items.length, ctx.listTop ?? 0, innerHeight, height)
+  if (!ctx.listComplete) {
+    // The first time the list has rows: a screenful now, the rest once the page is idle
+    // (on a slow phone, drawing a hundred rows at once keeps the first screen waiting).
+    if (from === 0 && to > FIRST_DRAW) {
+      to = FIRST_DRAW
+      if (!ctx.listCompleting) {
+        ctx.listCompleting = true
+        const rest = () => { ctx.listComplete = true; ctx.refresh() }
+        if (typeof requestIdleCallback === 'function') requestIdleCallback(rest, { timeout: 1000 })
+        else setTimeout(rest, 200)
+      }
+    } else if (items.length) {
+      ctx.listComplete = true
+    }
+  }
+  ctx.listWindow = `${from}:${to}:${items.length}`
   // Its height through the CSSOM: the page's CSP allows no style attribute.
   const spacer = (rows) => (rows > 0
     ? html`<li class="spacer" aria-hidden="true" ${ref((el) => { if (el) el.style.height = `${rows * height}px` })}></li>`
     : nothing)
-  return html`${spacer(from)}${repeat(shown.slice(from, to), (g) => g.id, row)}${spacer(shown.length - to)}`
+  const unnamed = unnamedPlusOnes(ctx.guests) // once per drawing, not once per household
+  const draw = (item) => (item.head ? householdHead(ctx, item.head, item.number, unnamed) : row(item.guest))
+  return html`${spacer(from)}${repeat(items.slice(from, to), (item) => item.key, draw)}${spacer(items.length - to)}`
 }
 
 /** Keep the windowed list's place as the page scrolls (one render per frame at most). */
@@ -73,7 +149,7 @@ export function followScroll (ctx) {
         if (list) resized.observe(list)
         watched = list
       }
-      if (!list || !list.querySelector('li.spacer')) return
+      if (!list || !list.querySelector('li.spacer') || !ctx.listComplete) return
       // The rows drawn say how tall a row is here (it wraps on a phone).
       const drawn = [...list.querySelectorAll(':scope > li.row')].slice(0, 30)
       if (drawn.length) ctx.rowHeight = drawn.reduce((n, li) => n + li.offsetHeight, 0) / drawn.length

@@ -12,7 +12,10 @@ const REASONS = {
   mention: 'mentioned you',
   reply: 'replied to you',
   message: 'wrote',
-  urgent: 'sent an urgent message'
+  urgent: 'sent an urgent message',
+  payment_due: 'reminds you: a scheduled payment is due today',
+  emergency: 'raised an emergency',
+  emergency_unacknowledged: 'raised an emergency nobody has acknowledged yet'
 }
 
 export class Inbox {
@@ -58,9 +61,9 @@ export class Inbox {
     return this.loading
   }
 
-  /** New thread events may be new notifications. */
+  /** New thread events and emergencies may be new notifications. */
   onEvents (events) {
-    if (events.some((e) => typeof e.type === 'string' && e.type.startsWith('thread.'))) this.refresh()
+    if (events.some((e) => (typeof e.type === 'string' && e.type.startsWith('thread.')) || e.priority === 'emergency')) this.refresh()
   }
 
   /** Mark `ids` read (all when none are given). */
@@ -121,6 +124,14 @@ export function inboxView (ctx) {
     ${inbox.items.length
       ? html`<ul class="rows notifications" aria-label="Notifications">${inbox.items.map((n) => {
           const who = (n.actor && names.person(n.actor.sub)) || (n.actor && n.actor.sub) || 'Someone'
+          if (n.reason === 'task.due') {
+            const title = (names.task && names.task(n.ref)) || 'A task'
+            return html`<li class="row ${n.read ? '' : 'unread'}" data-notification=${String(n.id)}>
+              <button type="button" class="notification" @click=${() => open(n)}>
+                <span><strong>Due today:</strong> ${title}</span>
+                <span class="muted">${when(n.created_at)}${n.read ? '' : ' · unread'}</span>
+              </button></li>`
+          }
           return html`<li class="row ${n.read ? '' : 'unread'}" data-notification=${String(n.id)}>
             <button type="button" class="notification" @click=${() => open(n)}>
               <span><strong>${who}</strong> ${REASONS[n.reason] || 'wrote'}${n.thread ? html` in “${n.thread.subject}”` : nothing}</span>

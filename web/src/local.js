@@ -3,6 +3,18 @@
 // the zone of the device showing them. Without a profile (an older document), the times are
 // the ones written (the wall clock of each timestamp's own offset) and dates the device's.
 
+/** `object[name]` made by `make()` when first read, then kept. */
+function lazy (object, name, make) {
+  Object.defineProperty(object, name, {
+    configurable: true,
+    get () {
+      const value = make()
+      Object.defineProperty(object, name, { value })
+      return value
+    }
+  })
+}
+
 /** Formatters for one wedding: `zone` an IANA time zone (or null), `currency` an ISO 4217
  *  code. Unknown zones or currencies fall back rather than throw. */
 export class Local {
@@ -11,18 +23,22 @@ export class Local {
     this.zone = zone && knownZone(zone) ? zone : null
     this.currency = currency
     const tz = this.zone ? { timeZone: this.zone } : {}
-    this.clockFormat = new Intl.DateTimeFormat(undefined, { ...tz, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' })
-    this.dayFormat = new Intl.DateTimeFormat(undefined, { ...tz, weekday: 'short', day: 'numeric', month: 'long', year: 'numeric' })
-    this.calendarDay = new Intl.DateTimeFormat(undefined, { timeZone: 'UTC', weekday: 'short', day: 'numeric', month: 'long', year: 'numeric' })
-    this.dayMonth = new Intl.DateTimeFormat(undefined, { ...tz, day: 'numeric', month: 'short' })
-    this.shortFormat = new Intl.DateTimeFormat(undefined, { ...tz, day: 'numeric', month: 'short', year: 'numeric', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' })
+    // Each formatter made on its first use: making one costs a slow phone milliseconds, and
+    // a view uses only some of them.
+    lazy(this, 'clockFormat', () => new Intl.DateTimeFormat(undefined, { ...tz, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }))
+    lazy(this, 'dayFormat', () => new Intl.DateTimeFormat(undefined, { ...tz, weekday: 'short', day: 'numeric', month: 'long', year: 'numeric' }))
+    lazy(this, 'calendarDay', () => new Intl.DateTimeFormat(undefined, { timeZone: 'UTC', weekday: 'short', day: 'numeric', month: 'long', year: 'numeric' }))
+    lazy(this, 'dayMonth', () => new Intl.DateTimeFormat(undefined, { ...tz, day: 'numeric', month: 'short' }))
+    lazy(this, 'shortFormat', () => new Intl.DateTimeFormat(undefined, { ...tz, day: 'numeric', month: 'short', year: 'numeric', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }))
     // The parts of a wall clock in the zone, to edit it: 2027-06-12 and 14:00.
-    this.partsFormat = new Intl.DateTimeFormat('en-CA', { ...tz, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' })
-    try {
-      this.moneyFormat = new Intl.NumberFormat(undefined, { style: 'currency', currency })
-    } catch {
-      this.moneyFormat = null
-    }
+    lazy(this, 'partsFormat', () => new Intl.DateTimeFormat('en-CA', { ...tz, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }))
+    lazy(this, 'moneyFormat', () => {
+      try {
+        return new Intl.NumberFormat(undefined, { style: 'currency', currency })
+      } catch {
+        return null
+      }
+    })
   }
 
   /** The wall clock of `iso` in the zone: `{ day: 'YYYY-MM-DD', time: 'HH:MM' }`; without a

@@ -7,12 +7,13 @@ import {
   Devices, devicesView, lastWedding, pageHost, pageOf, post, rememberWedding, resumeSession, showInvitation,
   showSetup, showSignIn, showSignInLink, takeCode
 } from './people.js'
-import { KINDS, WeddingSync, forgetWedding } from './sync.js'
+import { KINDS, WeddingSync, collabSocket, forgetWedding } from './sync.js'
 import {
-  conflictKey, readBudget, readGuests, readProfile, readSeating, readTimeline, seatFor, seatGuest,
+  conflictKey, readBudget, readGuests, readProfile, readSeating, readTimeline, seatFor, seatGuest, seatGuestAt,
   seatingConflicts, timelineOverlaps, unseatGuest, updateGuest
 } from './model.js'
-import { avatar, budgetView, guestsView, seatingView, timelineView } from './views.js'
+import { avatar, budgetView, guestsView, printPage, seatingView, timelineView } from './views.js'
+import { readTasks, tasksView } from './tasks.js'
 import { ActivityFeed, describe, placeOf, when } from './activity.js'
 import { ThreadStore } from './threads.js'
 import { threadIndex, threadPanel } from './panel.js'
@@ -33,15 +34,15 @@ import { useFormats } from './local.js'
 
 // Where the conflicts panel opens by itself (on a narrower screen it is one line).
 const WIDE = '(min-width: 720px)'
-const TITLES = { guests: 'Guests', seating: 'Seating', timeline: 'Timeline', budget: 'Budget' }
+const TITLES = { guests: 'Guests', seating: 'Seating', timeline: 'Timeline', budget: 'Budget', tasks: 'Tasks' }
 // The server's default matrix (README, "Who may connect"): used only when the app opens with
 // no network and has never asked the server what this person may open.
 const DEFAULT_ACCESS = {
-  couple: { timeline: 'write', budget: 'write', guests: 'write', seating: 'write', conflicts: 'read' },
-  planner: { timeline: 'write', budget: 'write', guests: 'write', seating: 'write', conflicts: 'read' },
-  family: { timeline: 'read', budget: 'none', guests: 'operate', seating: 'operate', conflicts: 'none' },
-  vendor: { timeline: 'read', budget: 'none', guests: 'read', seating: 'read', conflicts: 'none' },
-  friend: { timeline: 'read', budget: 'none', guests: 'none', seating: 'none', conflicts: 'none' }
+  couple: { timeline: 'write', budget: 'write', guests: 'write', seating: 'write', tasks: 'write', conflicts: 'read' },
+  planner: { timeline: 'write', budget: 'write', guests: 'write', seating: 'write', tasks: 'write', conflicts: 'read' },
+  family: { timeline: 'read', budget: 'none', guests: 'operate', seating: 'operate', tasks: 'read', conflicts: 'none' },
+  vendor: { timeline: 'read', budget: 'none', guests: 'read', seating: 'read', tasks: 'none', conflicts: 'none' },
+  friend: { timeline: 'read', budget: 'none', guests: 'none', seating: 'none', tasks: 'none', conflicts: 'none' }
 }
 const root = document.getElementById('app')
 
@@ -82,15 +83,29 @@ async function fetchAccess (wedding, token, sub) {
   }
 }
 
+// The service worker keeps the shell (the rich-text editor's chunk too) for the next visit.
+// On a first visit it is registered only once the wedding has synced (or the page has had
+// a few seconds): its downloads would otherwise share a slow phone's bandwidth with the
+// documents the person is waiting for. Once it runs, registering again is only its update
+// check, done at once.
+let settled
+const appSettled = new Promise((resolve) => { settled = resolve })
+
+function registerWorker () {
+  if (!('serviceWorker' in navigator)) return
+  const register = () => navigator.serviceWorker.register('/app/sw.js', { scope: '/app/' }).catch(() => {})
+  if (navigator.serviceWorker.controller) { register(); return }
+  const loaded = document.readyState === 'complete' ? Promise.resolve() : new Promise((resolve) => addEventListener('load', resolve, { once: true }))
+  loaded.then(() => Promise.race([appSettled, new Promise((resolve) => setTimeout(resolve, 8000))])).then(register)
+}
+
 async function start () {
-  if ('serviceWorker' in navigator) {
-    navigator.serviceWorker.register('/app/sw.js', { scope: '/app/' }).catch(() => {})
-  }
+  registerWorker()
   const page = pageOf(location.pathname)
   const code = page === 'sign-in' || page === 'invite' ? takeCode() : null
-  if (code && page === 'sign-in') { showSignInLink(root, code, signedIn); return }
-  if (code && page === 'invite') { showInvitation(root, code, signedIn); return }
-  if (page === 'new') { showSetup(root, created); return }
+  if (code && page === 'sign-in') { settled(); showSignInLink(root, code, signedIn); return }
+  if (code && page === 'invite') { settled(); showInvitation(root, code, signedIn); return }
+  if (page === 'new') { settled(); showSetup(root, created); return }
   // A link's token (an operator's, the demo's ROLE URL lines): as before, for this tab.
   const token = takeToken()
   if (token) { await openLinkToken(token); return }
@@ -103,6 +118,7 @@ async function start () {
     const kept = keptAccess(last)
     if (kept) { new PlannerApp(last, null, kept, { device: true, weddings: [] }).mount(); return }
   }
+  settled()
   showSignIn(root, { demo: await fetchLocalDemo() })
 }
 
@@ -158,10 +174,36 @@ function keptAccess (wedding) {
   }
 }
 
+/** What this person may open, as this device last heard it from the server (null if never). */
+function keptAccessOf (wedding, sub) {
+  try {
+    const kept = JSON.parse(localStorage.getItem(`crdt-server.access:${wedding}:${sub}`) || 'null')
+    return kept && kept.docs && kept.sub === sub ? kept : null
+  } catch {
+    return null
+  }
+}
+
 async function openPlanner (token, { device, weddings }) {
   const claims = claimsOf(token)
   if (!claims) { showSignIn(root, { demo: null }); return }
+  const kept = keptAccessOf(claims.wedding, claims.sub)
+  if (kept) {
+    // A repeat visit: the wedding opens at once from the access kept on this device and the
+    // local copy of its documents; the server's answer follows (PlannerApp.accessAnswered).
+    if (device) rememberWedding(claims.wedding)
+    const app = new PlannerApp(claims.wedding, token, kept, { device, weddings })
+    app.mount()
+    fetchAccess(claims.wedding, token, claims.sub).then((fresh) => app.accessAnswered(fresh))
+    return
+  }
+  // The wedding's socket opens while the server is asked what this person may open (the
+  // app's usual transport; closed again if the answer says otherwise or refuses).
+  // The page says which transport this server uses (the server writes it in).
+  const hint = document.querySelector('meta[name="crdt-app-transport"]')
+  const socket = hint && hint.content === 'sync' ? null : collabSocket(claims.wedding)
   let access = await fetchAccess(claims.wedding, token, claims.sub)
+  if (socket && access && (access.deleted || access.refused)) socket.destroy()
   if (access && access.deleted) {
     if (!device) forgetToken()
     await forgetWedding(claims.wedding)
@@ -181,7 +223,8 @@ async function openPlanner (token, { device, weddings }) {
     rememberWedding(claims.wedding)
     try { localStorage.setItem(`crdt-server.access:${claims.wedding}`, JSON.stringify(access)) } catch {}
   }
-  new PlannerApp(claims.wedding, token, access, { device, weddings }).mount()
+  new PlannerApp(claims.wedding, token, access, { device, weddings, socket: access.transport === 'sync' ? null : socket }).mount()
+  if (socket && access.transport === 'sync') socket.destroy()
 }
 
 const PEOPLE_KEY = (wedding) => `crdt-server.people:${wedding}`
@@ -205,7 +248,7 @@ function savePeople (wedding, people) {
 class PlannerApp {
   /** `device`: the token comes from this device's session (people.js), `weddings` lists the
    *  person's weddings for the switcher. */
-  constructor (wedding, token, access, { device = false, weddings = [] } = {}) {
+  constructor (wedding, token, access, { device = false, weddings = [], socket = null } = {}) {
     this.wedding = wedding
     this.access = access
     this.device = device
@@ -215,6 +258,7 @@ class PlannerApp {
     this.filters = { query: '', rsvp: '', side: '', household: '', dietary: '' }
     this.editing = null
     this.entity = null
+    this.timelineDay = null // the timeline's day shown (YYYY-MM-DD); null: the wedding's
     this.form = null // the open edit form's EditState
     this.errors = new FormErrors(() => this.render())
     this.signedOut = null
@@ -285,7 +329,8 @@ class PlannerApp {
       token,
       access,
       onChange: () => this.render(),
-      onClosed: (room, event) => this.closed(room, event)
+      onClosed: (room, event) => this.closed(room, event),
+      socket
     })
     this.sync.setUser({ name: access.name })
     this.history = new History(
@@ -337,6 +382,12 @@ class PlannerApp {
 
   publishPresence () {
     this.sync.setPresence({ section: this.section, entity: this.entity, at: Date.now() })
+  }
+
+  /** Show day `day` (YYYY-MM-DD) of the timeline (the day switcher, a new item's day). */
+  showDay (day) {
+    this.timelineDay = day
+    this.render()
   }
 
   setEntity (id, editing = true) {
@@ -413,6 +464,11 @@ class PlannerApp {
 
   /** Open the thread a notification is about, in the panel of the entry it is anchored to. */
   async openNotification (item) {
+    if (item.reason === 'task.due' && typeof item.ref === 'string' && this.sections.includes('tasks')) {
+      this.inboxOpen = false
+      this.reveal({ section: 'tasks', entity: item.ref })
+      return
+    }
     const tid = item.thread && item.thread.id
     if (!tid) return
     let thread = this.threads.threads.find((t) => t.id === tid)
@@ -513,6 +569,24 @@ class PlannerApp {
   }
 
   /** The wedding was deleted: forget everything this device keeps of it. */
+  /** The server's answer to what this person may open, after the app opened from the
+   *  access kept on this device: the same rooms, and only names or capabilities may differ
+   *  (shown at once); other rooms, levels, projections or a transport (a role changed
+   *  meanwhile) reopen the app with the new answer, kept by now; refused, signed out; a
+   *  deleted wedding, removed. No answer (offline): the kept access stands. */
+  accessAnswered (fresh) {
+    if (!fresh) return
+    if (fresh.deleted) { this.gone(); return }
+    if (fresh.refused) { this.signOut(fresh.refused); return }
+    const rooms = (a) => JSON.stringify([a.role, a.docs, a.projected || [], a.transport || 'collab'])
+    if (rooms(fresh) !== rooms(this.access)) { location.reload(); return }
+    this.access = fresh
+    if (this.device) {
+      try { localStorage.setItem(`crdt-server.access:${this.wedding}`, JSON.stringify(fresh)) } catch {}
+    }
+    this.sync.changed()
+  }
+
   gone () {
     if (this.deleted) return
     this.deleted = true
@@ -631,6 +705,16 @@ class PlannerApp {
     if (this.canOperate('seating')) this.ops.add('seating', { op: 'seat_household', household_id: householdId, table_id: tableId })
     else this.history.act(`${household.name} seated at ${table.name}`, () => seatHousehold(this.docs.seating, moving, tableId))
     this.say(`${household.name} seated together at ${table.name}.`)
+  }
+
+  /** Seat a guest on one seat of a table (the chart's drop on a seat). */
+  seatAt (guestId, tableId, seat) {
+    const guest = this.guests.find((g) => g.id === guestId)
+    const table = this.seating.tables.find((t) => t.id === tableId)
+    if (!guest || !table) return
+    if (this.canOperate('seating')) this.ops.add('seating', { op: 'assign_seat', guest_id: guestId, table_id: tableId, seat })
+    else seatGuestAt(this.docs.seating, guestId, tableId, seat)
+    this.say(`${guest.name} seated at ${table.name}, seat ${seat}.`)
   }
 
   seat (guestId, tableId) {
@@ -764,6 +848,7 @@ class PlannerApp {
       },
       item: byId(this.timeline, 'title'),
       category: byId(this.budget.categories, 'name'),
+      task: byId(readTasks(this.docs.tasks), 'title'),
       money: (n) => (Number.isInteger(n) ? this.local.money(n) : null)
     }
   }
@@ -846,12 +931,19 @@ class PlannerApp {
 
   render () {
     if (!this.sync || !this.host) return
+    if (this.sync.status === 'synced') settled()
     // The server answers again (a socket reconnected): send what was queued meanwhile.
     if (this.ops.count && this.sync.status === 'synced') this.ops.kick()
     this.snapshot()
+    if (location.hash.startsWith('#/print')) {
+      // A print view: the page alone (shareable by its address), nothing of the app around it.
+      render(html`<main id="main" class="print-page" tabindex="-1">${printPage(this)}</main>
+        <p class="sr-only" aria-live="polite">${this.announcement}</p>`, this.host)
+      return
+    }
     const section = this.section
     const status = this.signedOut ? 'signed-out' : this.deleted ? 'deleted' : this.sync.status
-    const views = { guests: guestsView, seating: seatingView, timeline: timelineView, budget: budgetView }
+    const views = { guests: guestsView, seating: seatingView, timeline: timelineView, budget: budgetView, tasks: tasksView }
     const here = (kind) => this.others.filter((p) => p.here.section === kind)
     render(html`
       <a class="skip" href="#main" @click=${(e) => { e.preventDefault(); document.getElementById('main').focus() }}>Skip to content</a>

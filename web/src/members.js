@@ -6,6 +6,8 @@
 // a new one made with a label (its link shown once), each revocable.
 
 import { html, nothing } from 'lit-html'
+import { live } from 'lit-html/directives/live.js'
+import { repeat } from 'lit-html/directives/repeat.js'
 import { call, reasonOf } from './api.js'
 import { ROLES } from './invites.js'
 
@@ -87,7 +89,13 @@ export class CalendarTokens {
   }
 }
 
-/** The members section of the Share panel. */
+/** The members section of the Share panel. Each member's row is theirs for as long as it
+ *  shows (keyed by sub): when the list read back after a change holds another member (the
+ *  person managing it, registered by their first call, or someone added meanwhile), the rows
+ *  below do not pass their controls on to the next member, so a picker being used never
+ *  becomes another member's (or the disabled one of the person themself), and each picker
+ *  shows its member's role as the server has it (`live`: a picker once changed by hand no
+ *  longer follows its options' `selected` attributes). */
 export function membersView (ctx) {
   const members = ctx.members
   if (members.list === null) return html`<section><h3>Members</h3><p class="muted">Loading…</p></section>`
@@ -110,7 +118,7 @@ export function membersView (ctx) {
     else if (asked) { ctx.errors.clear(form); ctx.say(`${member.name || member.sub} was removed from the wedding.`) }
   }
   return html`<section aria-labelledby="members-title"><h3 id="members-title">Members</h3>
-    <ul class="rows members" aria-label="Members of the wedding">${members.list.map((m) => {
+    <ul class="rows members" aria-label="Members of the wedding">${repeat(members.list, (m) => m.sub, (m) => {
       const form = `member-${m.sub}`
       const f = ctx.errors.of(form)
       const who = m.name || m.sub
@@ -120,8 +128,8 @@ export function membersView (ctx) {
         <div class="row-actions">
           <label>Role <select name="role" aria-label=${`Role of ${who}`} ?disabled=${you}
             aria-describedby=${f.describedBy('role')} aria-invalid=${f.invalid('role')} @change=${(e) => change(m, e)}>
-            ${ROLES.map(([v, t]) => html`<option value=${v} ?selected=${v === m.role}>${t}</option>`)}
-            ${ROLES.some(([v]) => v === m.role) ? nothing : html`<option value=${m.role} selected>${m.role}</option>`}
+            ${ROLES.map(([v, t]) => html`<option value=${v} .selected=${live(v === m.role)}>${t}</option>`)}
+            ${ROLES.some(([v]) => v === m.role) ? nothing : html`<option value=${m.role} .selected=${live(true)}>${m.role}</option>`}
           </select></label>${f.note('role')}
           ${you
             ? nothing

@@ -52,10 +52,26 @@ export function readGuests (doc) {
     .sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id))
 }
 
+export const SHAPES = ['round', 'rectangular', 'square', 'oval']
+/** A seating chart's coordinates run from 0 to this (the server's `CHART_SIZE`). */
+export const CHART_SIZE = 10000
+
+const inRange = (n, high, below = false) => typeof n === 'number' && Number.isFinite(n) && n >= 0 && (below ? n < high : n <= high)
+
+/** A table's stored `position` ({x, y, rotation}), or null when absent or not what the
+ *  schema allows (the server reports such a value as a finding). */
+export function positionOf (value) {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return null
+  const { x, y, rotation } = value
+  if (Object.keys(value).some((k) => !['x', 'y', 'rotation'].includes(k))) return null
+  if (!inRange(x, CHART_SIZE) || !inRange(y, CHART_SIZE) || !inRange(rotation, 360, true)) return null
+  return { x, y, rotation }
+}
+
 export function readSeating (doc) {
   const tables = entries(doc, 'tables')
     .filter((t) => text(t.name) && Number.isInteger(t.capacity) && t.capacity >= 1)
-    .map((t) => ({ id: t.id, name: text(t.name), capacity: t.capacity, shape: t.shape || 'round' }))
+    .map((t) => ({ id: t.id, name: text(t.name), capacity: t.capacity, shape: SHAPES.includes(t.shape) ? t.shape : 'round', position: positionOf(t.position) }))
     .sort((a, b) => a.id.localeCompare(b.id))
   const assignments = new Map()
   for (const a of entries(doc, 'assignments')) {
@@ -81,19 +97,80 @@ export function readProfile (doc) {
   }
 }
 
-/** The UTC offset (`+02:00`) of IANA zone `zone` at noon of `day`, or `null` when the
- * browser does not know the zone. */
-export function zoneOffset (day, zone) {
+const offsetFormats = new Map() // zone -> Intl.DateTimeFormat naming its offset
+
+/** The UTC offset of IANA zone `zone` at instant `at` (ms), in minutes east of UTC, or
+ *  `null` when the browser does not know the zone. */
+export function offsetMinutes (at, zone) {
   try {
-    const parts = new Intl.DateTimeFormat('en-US', { timeZone: zone, timeZoneName: 'longOffset' })
-      .formatToParts(new Date(`${day}T12:00:00Z`))
+    if (!offsetFormats.has(zone)) offsetFormats.set(zone, new Intl.DateTimeFormat('en-US', { timeZone: zone, timeZoneName: 'longOffset' }))
+    const parts = offsetFormats.get(zone).formatToParts(new Date(at))
     const name = (parts.find((p) => p.type === 'timeZoneName') || {}).value || ''
-    if (name === 'GMT') return '+00:00'
-    const found = /^GMT([+-]\d\d):?(\d\d)?$/.exec(name)
-    return found ? `${found[1]}:${found[2] || '00'}` : null
+    if (name === 'GMT') return 0
+    const found = /^GMT([+-])(\d\d):?(\d\d)?$/.exec(name)
+    if (!found) return null
+    return (found[1] === '-' ? -1 : 1) * (Number(found[2]) * 60 + Number(found[3] || 0))
   } catch {
     return null
   }
+}
+
+/** `+02:00` for 120 minutes east of UTC. */
+function offsetText (minutes) {
+  const abs = Math.abs(minutes)
+  const pad = (n) => String(n).padStart(2, '0')
+  return `${minutes < 0 ? '-' : '+'}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`
+}
+
+/** The UTC offset (`+02:00`) of IANA zone `zone` at noon of `day`, or `null` when the
+ * browser does not know the zone. */
+export function zoneOffset (day, zone) {
+  const minutes = offsetMinutes(Date.parse(`${day}T12:00:00Z`), zone)
+  return minutes === null ? null : offsetText(minutes)
+}
+
+const DAY_MS = 86400000
+
+/** The timestamp a wall clock (`day` YYYY-MM-DD, `time` HH:MM) has in IANA zone `zone`,
+ *  written with the zone's offset at that moment (`2026-10-25T11:00:00+01:00`), as the
+ *  server's zoneinfo writes it: a time the spring change skips moves on by the gap, one the
+ *  autumn change repeats is its first occurrence. An unknown zone (or none): the wall
+ *  clock with `fallback`, the offset written so far. `null` for a malformed day or time. */
+export function zonedTime (day, time, zone, fallback = '+00:00') {
+  const wall = Date.parse(`${day}T${time}:00Z`)
+  if (!/^\d{4}-\d\d-\d\d$/.test(day) || !/^\d\d:\d\d$/.test(time) || Number.isNaN(wall)) return null
+  const before = zone ? offsetMinutes(wall - DAY_MS, zone) : null
+  const after = zone ? offsetMinutes(wall + DAY_MS, zone) : null
+  if (before === null || after === null) return `${day}T${time}:00${fallback}`
+  const fits = (o) => offsetMinutes(wall - o * 60000, zone) === o
+  const at = wall - (fits(before) || !fits(after) ? before : after) * 60000
+  const offset = offsetMinutes(at, zone)
+  return `${new Date(at + offset * 60000).toISOString().slice(0, 19)}${offsetText(offset)}`
+}
+
+/** `day` (YYYY-MM-DD) moved by `n` calendar days. */
+export function addDays (day, n) {
+  return new Date(Date.parse(`${day}T12:00:00Z`) + n * DAY_MS).toISOString().slice(0, 10)
+}
+
+/** The days the timeline shows (YYYY-MM-DD, in order): each item's start day in the
+ *  wedding's zone (`dayOf`), and the wedding's date. */
+export function timelineDays (items, profile, dayOf) {
+  const days = new Set(items.map((i) => dayOf(i.start)).filter((d) => /^\d{4}-\d\d-\d\d$/.test(d)))
+  if (profile && profile.date) days.add(profile.date)
+  return [...days].sort()
+}
+
+/** "Wedding day", "The day before", "2 days after"...: `day` against the wedding's date;
+ *  `null` without a date. */
+export function dayName (day, weddingDate) {
+  if (!weddingDate) return null
+  const n = Math.round((Date.parse(`${day}T12:00:00Z`) - Date.parse(`${weddingDate}T12:00:00Z`)) / DAY_MS)
+  if (Number.isNaN(n)) return null
+  if (n === 0) return 'Wedding day'
+  if (n === -1) return 'The day before'
+  if (n === 1) return 'The day after'
+  return `${Math.abs(n)} days ${n < 0 ? 'before' : 'after'}`
 }
 
 /** The day (`YYYY-MM-DD`) and offset a new timeline item is placed on: the first item's;
@@ -133,10 +210,23 @@ export function readBudget (doc) {
     .filter((c) => text(c.name))
     .map((c) => ({ id: c.id, name: text(c.name), planned: Number.isInteger(c.planned) ? c.planned : 0 }))
     .sort((a, b) => a.name.localeCompare(b.name))
+  // A payment with no status is paid (and needs its date); a scheduled one may have no date
+  // yet, and is listed by its due date (documents/model.py's PAYMENT).
+  const isDay = (v) => typeof v === 'string' && /^\d{4}-\d\d-\d\d$/.test(v)
   const payments = entries(doc, 'payments')
-    .filter((p) => Number.isInteger(p.amount) && typeof p.category_id === 'string' && typeof p.date === 'string')
-    .map((p) => ({ id: p.id, amount: p.amount, category_id: p.category_id, date: p.date, payer: text(p.payer) || null, vendor: text(p.vendor) || null }))
-    .sort((a, b) => b.date.localeCompare(a.date) || a.id.localeCompare(b.id))
+    .map((p) => ({ ...p, status: p.status === 'scheduled' ? 'scheduled' : 'paid' }))
+    .filter((p) => Number.isInteger(p.amount) && typeof p.category_id === 'string' && (isDay(p.date) || p.status === 'scheduled'))
+    .map((p) => ({
+      id: p.id,
+      amount: p.amount,
+      category_id: p.category_id,
+      date: isDay(p.date) ? p.date : null,
+      due: isDay(p.due) ? p.due : null,
+      status: p.status,
+      payer: text(p.payer) || null,
+      vendor: text(p.vendor) || null
+    }))
+    .sort((a, b) => (b.date || b.due || '').localeCompare(a.date || a.due || '') || a.id.localeCompare(b.id))
   return {
     currency: typeof settings.currency === 'string' ? settings.currency : 'EUR',
     total: Number.isInteger(settings.total) ? settings.total : null,
@@ -250,13 +340,29 @@ export function unseatGuest (doc, guestId) {
   doc.transact(() => doc.getMap('assignments').delete(guestId), LOCAL)
 }
 
-export function addTable (doc, name, capacity) {
+export function addTable (doc, name, capacity, shape = 'round') {
   const id = newId('t-')
   doc.transact(() => {
     const table = new Y.Map()
     doc.getMap('tables').set(id, table)
-    writeFields(table, { name, capacity, shape: 'round', notes: '' })
+    writeFields(table, { name, capacity, shape, notes: '' })
   }, LOCAL)
+  return id
+}
+
+/** Place a table on the chart: its `position` set as ONE value (a plain object), so two
+ *  people moving one table at once end with one of their two places, never a mix. */
+export function setTablePosition (doc, id, { x, y, rotation }) {
+  const table = doc.getMap('tables').get(id)
+  const clamp = (n, high) => Math.round(Math.min(Math.max(n, 0), high))
+  const position = { x: clamp(x, CHART_SIZE), y: clamp(y, CHART_SIZE), rotation: ((Math.round(rotation) % 360) + 360) % 360 }
+  if (table instanceof Y.Map) doc.transact(() => table.set('position', position), LOCAL)
+}
+
+/** Seat a guest on one seat of a table (`seat` null: the lowest free one). */
+export function seatGuestAt (doc, guestId, tableId, seat) {
+  if (!seat) { seatGuest(doc, guestId, tableId); return }
+  doc.transact(() => doc.getMap('assignments').set(guestId, { table_id: tableId, seat }), LOCAL)
 }
 
 export function updateTable (doc, id, fields) {
@@ -297,6 +403,12 @@ export function recordPayment (doc, fields) {
     doc.getMap('payments').set(newId('p-'), payment)
     writeFields(payment, { notes: '', ...fields })
   }, LOCAL)
+}
+
+/** A scheduled payment made: paid on `date` (`YYYY-MM-DD`). */
+export function markPaid (doc, id, date) {
+  const payment = doc.getMap('payments').get(id)
+  if (payment instanceof Y.Map) doc.transact(() => writeFields(payment, { status: 'paid', date }), LOCAL)
 }
 
 export function addCategory (doc, name, planned) {

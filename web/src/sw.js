@@ -18,17 +18,25 @@ self.addEventListener('activate', (event) => {
   })())
 })
 
+// The app's own pages (the server serves the same page for each): a navigation to one is
+// answered from the cache at once, so a repeat visit waits for no round trip before the app
+// starts. A new release still arrives: the browser checks this worker on every navigation,
+// and a changed one (its VERSION hashes every file) installs the new shell, used from the
+// next load on.
+const PAGES = new Set(['/app/', '/app/sign-in', '/app/invite', '/app/new'])
+
 self.addEventListener('fetch', (event) => {
   const request = event.request
   const url = new URL(request.url)
   // Only the app's own files: API calls and the sync socket always go to the network.
   if (request.method !== 'GET' || url.origin !== location.origin || !url.pathname.startsWith('/app/')) return
   const hashed = /-[A-Z0-9]{8,}\.(js|css)$/.test(url.pathname)
+  const page = request.mode === 'navigate' && PAGES.has(url.pathname)
   event.respondWith((async () => {
     const cache = await caches.open(CACHE)
-    if (hashed) {
-      // A hashed file never changes: the cache is always right.
-      const kept = await cache.match(request)
+    if (hashed || page) {
+      // A hashed file never changes, and the page is this version's: the cache is right.
+      const kept = await cache.match(page ? '/app/' : request)
       if (kept) return kept
     }
     try {

@@ -48,7 +48,7 @@ export function isLocal (origin) {
   return origin !== null && typeof origin === 'object' && origin.app === LOCAL
 }
 
-export const KINDS = ['guests', 'seating', 'timeline', 'budget']
+export const KINDS = ['guests', 'seating', 'timeline', 'budget', 'tasks']
 
 const MESSAGE_SYNC = 0
 const SYNC_STEP1 = 0
@@ -285,6 +285,37 @@ class SyncLink {
   }
 }
 
+/**
+ * The wedding's one socket of the `collab` transport. The app opens it as soon as it knows
+ * the wedding, before the server has said what the person may open: its handshake (a round
+ * trip, 562.5 ms on a slow phone) then overlaps that request, and the documents attach to
+ * it when the answer comes (HocuspocusProviderWebsocket takes providers at any time).
+ */
+export function collabSocket (wedding) {
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws'
+  const socket = new HocuspocusProviderWebsocket({
+    url: `${scheme}://${location.host}/collab/${encodeURIComponent(wedding)}`,
+    maxDelay: 2000
+  })
+  // Attempts that closed before the server said anything (as y-websocket's
+  // wsUnsuccessfulReconnects): more than none and the app shows itself offline.
+  socket.failedAttempts = 0
+  socket.answered = false
+  socket.onChanged = () => {}
+  socket.on('connect', () => {
+    socket.failedAttempts = 0
+    socket.answered = true
+    socket.onChanged()
+  })
+  socket.on('disconnect', () => {
+    if (!socket.answered) socket.failedAttempts += 1
+    socket.answered = false
+    socket.onChanged()
+  })
+  socket.on('status', () => socket.onChanged())
+  return socket
+}
+
 /** One room: its Y.Doc, its local copy, its provider and its pending edits. */
 class Room {
   constructor (sync, kind, access, { persist }) {
@@ -360,7 +391,9 @@ class Room {
  * animation frame) whenever anything a view shows may have changed.
  */
 export class WeddingSync {
-  constructor ({ wedding, token, access, onChange, onClosed }) {
+  /** `socket`: the wedding's `collab` socket when the app opened it already
+   *  (collabSocket), used for `collab` and closed for `sync`. */
+  constructor ({ wedding, token, access, onChange, onClosed, socket = null }) {
     this.wedding = wedding
     this.token = token
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws'
@@ -369,26 +402,10 @@ export class WeddingSync {
     this.transport = access.transport === 'sync' ? 'sync' : 'collab'
     this.socket = null
     if (this.transport === 'collab') {
-      this.socket = new HocuspocusProviderWebsocket({
-        url: `${scheme}://${location.host}/collab/${encodeURIComponent(wedding)}`,
-        maxDelay: 2000
-      })
-      // Attempts that closed before the server said anything (as y-websocket's
-      // wsUnsuccessfulReconnects): more than none and the app shows itself offline.
-      const socket = this.socket
-      socket.failedAttempts = 0
-      socket.answered = false
-      socket.on('connect', () => {
-        socket.failedAttempts = 0
-        socket.answered = true
-        this.changed()
-      })
-      socket.on('disconnect', () => {
-        if (!socket.answered) socket.failedAttempts += 1
-        socket.answered = false
-        this.changed()
-      })
-      socket.on('status', () => this.changed())
+      this.socket = socket || collabSocket(wedding)
+      this.socket.onChanged = () => this.changed()
+    } else if (socket) {
+      socket.destroy()
     }
     this.onChange = onChange
     this.onClosed = onClosed

@@ -6,9 +6,9 @@ import { live } from 'lit-html/directives/live.js'
 import { ref } from 'lit-html/directives/ref.js'
 import { repeat } from 'lit-html/directives/repeat.js'
 import {
-  RSVP, SIDES, STATUSES, addCategory, addGuest, addItem, addTable, firstDay, parseMoney,
-  recordPayment, removeGuest, removeItem, removePayment, removeTable, seatGuest, setTotal,
-  updateCategory, updateGuest, updateItem, updateTable, zoneOffset
+  RSVP, SHAPES, SIDES, STATUSES, addCategory, addDays, addGuest, addItem, addTable, dayName,
+  firstDay, markPaid, parseMoney, recordPayment, removeGuest, removeItem, removePayment, removeTable,
+  seatGuest, setTotal, timelineDays, updateCategory, updateGuest, updateItem, updateTable, zonedTime
 } from './model.js'
 import { cancelNotes, notesField } from './notes.js'
 import { discussButton } from './panel.js'
@@ -339,7 +339,7 @@ export function seatingView (ctx) {
     if (capacity === null) errors.push({ field: 'capacity', message: SEATS })
     if (errors.length) { ctx.refuse('add-table', errors); return }
     ctx.errors.clear('add-table')
-    addTable(ctx.docs.seating, v.name.slice(0, 200), capacity)
+    addTable(ctx.docs.seating, v.name.slice(0, 200), capacity, SHAPES.includes(v.shape) ? v.shape : 'round')
     e.target.reset()
     ctx.say(`Table ${v.name} added.`)
   }
@@ -353,6 +353,12 @@ export function seatingView (ctx) {
       ${readOnlyNote(ctx, 'seating')}
       ${canSeat ? html`<p class="muted">Drag a guest onto a table, or choose a table in the list next to their name.</p>` : nothing}
       ${canSeat && ctx.docs.guests ? seatHouseholdForm(ctx) : nothing}
+      <p class="print-links"><a href="#/print/seating">Print the chart</a> · <a href="#/print/escort-cards">Print escort cards</a></p>
+      <section class="card chart-card" aria-labelledby="chart-title">
+        <h3 id="chart-title">Chart</h3>
+        ${lazyChart(ctx)}
+      </section>
+      <h3 class="list-title">Tables as a list</h3>
       <div class="seating">
         <section class="card unseated" aria-labelledby="unseated-title"
           @dragover=${(e) => e.preventDefault()} @drop=${(e) => { e.preventDefault(); const id = e.dataTransfer.getData('text/x-guest'); if (id && canSeat) ctx.unseat(id) }}>
@@ -380,6 +386,8 @@ export function seatingView (ctx) {
               </ul>
               ${canWrite ? html`<div class="table-tools" data-form=${`seats-${t.id}`}>
                 ${seatsControl(ctx, t)}
+                <label>Shape <select aria-label=${`Shape of ${t.name}`} @change=${(e) => updateTable(ctx.docs.seating, t.id, { shape: e.target.value })}>
+                  ${SHAPES.map((shape) => html`<option value=${shape} .selected=${live(t.shape === shape)}>${label(shape)}</option>`)}</select></label>
                 <button type="button" class="link danger" aria-label=${`Remove table ${t.name}`} @click=${() => ctx.removed(`Table ${t.name} removed`, () => removeTable(ctx.docs.seating, t.id))}>Remove</button>
               </div>` : nothing}
             </section>`
@@ -389,11 +397,34 @@ export function seatingView (ctx) {
               aria-describedby=${tableForm.describedBy('name')} aria-invalid=${tableForm.invalid('name')}></label>${tableForm.note('name')}</div>
             <div class="field"><label>Seats <input name="capacity" type="number" min="1" max="1000" value="10" required
               aria-describedby=${tableForm.describedBy('capacity')} aria-invalid=${tableForm.invalid('capacity')}></label>${tableForm.note('capacity')}</div>
+            <div class="field"><label>Shape <select name="shape">${SHAPES.map((shape) => html`<option value=${shape}>${label(shape)}</option>`)}</select></label></div>
             <button type="submit">Add table</button>
           </form>` : nothing}
         </div>
       </div>
     </section>`
+}
+
+// The seating chart and the print views: chunks of their own, loaded when first shown.
+const lazy = { chart: null, print: null }
+const loading = {}
+
+function loaded (ctx, name, load) {
+  if (!loading[name]) {
+    loading[name] = load().then((m) => { lazy[name] = m; ctx.refresh() }, () => { delete loading[name] })
+  }
+  return lazy[name]
+}
+
+function lazyChart (ctx) {
+  const chart = loaded(ctx, 'chart', () => import('./chart.js'))
+  return chart ? chart.chartView(ctx) : html`<p class="muted">Loading the chart…</p>`
+}
+
+/** A print view (`#/print/...`): the chart, escort cards, a vendor's run sheet. */
+export function printPage (ctx) {
+  const print = loaded(ctx, 'print', () => import('./print.js'))
+  return print ? print.printView(ctx, print.printRoute(location.hash)) : html`<p class="muted">Loading…</p>`
 }
 
 const SEATS = 'A table has 1 to 1000 seats: type a whole number.'
@@ -444,51 +475,102 @@ function tablePicker (ctx, guestId, name, seatedAt) {
 
 // -- timeline ---------------------------------------------------------------------------
 
-/** The day and UTC offset a time typed for `iso`'s day is written with: in the wedding's zone
- *  (the profile) where it has one, else the timestamp's own. */
-function dayOf (ctx, iso) {
-  const day = ctx.local.wall(iso).day
-  const written = (/([+-]\d\d:\d\d|Z)$/.exec(iso) || ['+00:00'])[0]
-  return { day, offset: (ctx.local.zone && zoneOffset(day, ctx.local.zone)) || written }
+/** The timestamp a day (YYYY-MM-DD) and time (HH:MM) typed for the timeline is written as:
+ *  in the wedding's zone (the profile), with its offset on that date and at that time; without
+ *  a zone, with `written`, the offset the timeline's times already carry. */
+function stamp (ctx, day, time, written) {
+  return zonedTime(day, time, ctx.local.zone, written)
+}
+
+/** The offset a timestamp was written with (`+02:00`), for weddings without a zone. */
+function writtenOffset (iso) {
+  return (/([+-]\d\d:\d\d|Z)$/.exec(iso) || ['+00:00'])[0].replace('Z', '+00:00')
+}
+
+/** "Fri, 23 October 2026 (the day before)": a day of the timeline in words. */
+function dayWords (ctx, day) {
+  const name = dayName(day, ctx.profile && ctx.profile.date)
+  return `${ctx.local.day(day)}${name ? ` (${name.toLowerCase()})` : ''}`
+}
+
+/** The days the timeline shows, and the one shown now: each item's start day in the
+ *  wedding's zone and the wedding's date; the day picked, else the wedding's, else the first. */
+function timelineDaysOf (ctx) {
+  const { timeline } = ctx
+  const fallback = firstDay(timeline, ctx.profile)
+  const days = timelineDays(timeline, ctx.profile, (iso) => ctx.local.wall(iso).day)
+  if (!days.length) days.push(fallback.day)
+  const wedding = ctx.profile && ctx.profile.date
+  const shown = days.includes(ctx.timelineDay) ? ctx.timelineDay : days.includes(wedding) ? wedding : days[0]
+  return { days, shown, offset: timeline.length ? writtenOffset(timeline[0].start) : fallback.offset }
+}
+
+/** The day switcher: one button per day, the day shown pressed. */
+function daySwitcher (ctx, days, shown) {
+  const count = (day) => ctx.timeline.filter((i) => ctx.local.wall(i.start).day === day).length
+  return html`<nav class="days" aria-label="Days of the timeline">
+    ${days.map((day) => {
+      const name = dayName(day, ctx.profile && ctx.profile.date)
+      const n = count(day)
+      return html`<button type="button" class="day" aria-pressed=${day === shown ? 'true' : 'false'}
+        aria-label=${`${dayWords(ctx, day)}: ${n} ${n === 1 ? 'item' : 'items'}`} @click=${() => ctx.showDay(day)}>
+        ${name ? html`<strong>${name}</strong>` : nothing}<span>${ctx.local.day(day)}</span><span class="pill">${n}</span>
+      </button>`
+    })}
+  </nav>`
+}
+
+/** When an item ends, if not on the day it starts: "next day" or that day in words. */
+function endsLater (ctx, item) {
+  const start = ctx.local.wall(item.start).day
+  const end = ctx.local.wall(item.end).day
+  if (!end || end <= start) return nothing
+  const words = end === addDays(start, 1) ? 'ends the next day' : `ends ${ctx.local.day(end)}`
+  return html`<span class="muted ends-later"> (${words})</span>`
 }
 
 export function timelineView (ctx) {
   const { timeline, overlaps } = ctx
   const canWrite = ctx.access.docs.timeline === 'write'
-  // The first item's day; else the wedding's date in its time zone (the profile); else today.
-  const { day, offset } = timeline.length ? dayOf(ctx, timeline[0].start) : firstDay(timeline, ctx.profile)
+  const { days, shown, offset } = timelineDaysOf(ctx)
+  const items = timeline.filter((i) => ctx.local.wall(i.start).day === shown)
+  // A new item may go on any day shown, or the day before the first or after the last.
+  const choices = [addDays(days[0], -1), ...days, addDays(days[days.length - 1], 1)]
   const addForm = ctx.errors.of('add-item')
   const add = (e) => {
     e.preventDefault()
     const v = formValues(e.target)
     const errors = itemErrors(v)
-    if (errors.length) { ctx.refuse('add-item', errors); return }
+    if (errors.length) { ctx.refuse('add-item', inOrder(ITEM_ORDER, errors)); return }
     ctx.errors.clear('add-item')
     addItem(ctx.docs.timeline, {
       title: v.title.slice(0, 200),
-      start: `${day}T${v.start}:00${offset}`,
-      end: `${day}T${v.end}:00${offset}`,
+      start: stamp(ctx, v.day, v.start, offset),
+      end: stamp(ctx, v.next_day ? addDays(v.day, 1) : v.day, v.end, offset),
       location: v.location || null,
       owner: v.owner || null,
       vendor: v.vendor || null
     })
     e.target.reset()
-    ctx.say(`${v.title} added to the timeline.`)
+    ctx.showDay(v.day)
+    ctx.say(`${v.title} added to ${dayWords(ctx, v.day)}.`)
   }
   return html`
     ${runOfShow(ctx, canWrite)}
     <section class="view" aria-labelledby="timeline-title">
       <div class="view-head">
         <h2 id="timeline-title">Timeline</h2>${historyButton(ctx, 'timeline')}
-        <p class="counts"><span class="pill">${ctx.local.day(day)}</span><span class="pill">${timeline.length} items</span>${overlaps.size ? html`<span class="pill declined">${overlaps.size} overlapping</span>` : nothing}</p>
+        <p class="counts"><span class="pill">${ctx.local.day(shown)}</span><span class="pill">${timeline.length} items</span>${overlaps.size ? html`<span class="pill declined">${overlaps.size} overlapping</span>` : nothing}</p>
       </div>
       ${readOnlyNote(ctx, 'timeline')}
-      <ol class="timeline" aria-label="The day's schedule">
-        ${timeline.map((item) => {
+      ${daySwitcher(ctx, days, shown)}
+      <p class="print-links"><a href="#/print">Run sheets and other print views</a></p>
+      <ol class="timeline" aria-label=${`Schedule for ${dayWords(ctx, shown)}`}>
+        ${items.map((item) => {
           const flags = overlaps.get(item.id)
           if (canWrite && ctx.editing === item.id) return timelineEdit(ctx, item)
           return html`<li class="item ${flags ? 'conflict' : ''} status-${item.status}" data-entity=${item.id}>
-            <time datetime=${item.start}>${ctx.local.time(item.start)}–${ctx.local.time(item.end)}</time>
+            <span><time datetime=${item.start}>${ctx.local.time(item.start)}–${ctx.local.time(item.end)}</time>${endsLater(ctx, item)}</span>
             <div class="what">
               <span class="name-line"><strong>${item.title}</strong>${editors(ctx, item.id)}</span>
               <span class="muted">${[item.location, item.owner && `Owner: ${item.owner}`, item.vendor && `Vendor: ${item.vendor}`].filter(Boolean).join(' · ')}</span>
@@ -507,13 +589,18 @@ export function timelineView (ctx) {
           </li>`
         })}
       </ol>
+      ${items.length ? nothing : html`<p class="muted empty-day">Nothing planned on ${dayWords(ctx, shown)} yet.</p>`}
       ${canWrite ? html`<form class="card add-form" data-form="add-item" novalidate @submit=${add} @input=${addForm.edited} aria-label="Add a timeline item">
         <div class="field"><label>Title <input name="title" required maxlength="200"
           aria-describedby=${addForm.describedBy('title')} aria-invalid=${addForm.invalid('title')}></label>${addForm.note('title')}</div>
+        <div class="field"><label>Day <select name="day" aria-describedby=${addForm.describedBy('day')} aria-invalid=${addForm.invalid('day')}>
+          ${choices.map((day) => html`<option value=${day} ?selected=${day === shown}>${dayWords(ctx, day)}</option>`)}
+        </select></label>${addForm.note('day')}</div>
         <div class="field"><label>Starts <input name="start" type="time" required
           aria-describedby=${addForm.describedBy('start')} aria-invalid=${addForm.invalid('start')}></label>${addForm.note('start')}</div>
         <div class="field"><label>Ends <input name="end" type="time" required
           aria-describedby=${addForm.describedBy('end')} aria-invalid=${addForm.invalid('end')}></label>${addForm.note('end')}</div>
+        <label class="check"><input name="next_day" type="checkbox"> Runs past midnight</label>
         <label>Location <input name="location" maxlength="200"></label>
         <label>Owner <input name="owner" maxlength="200"></label>
         <label>Vendor <input name="vendor" maxlength="200"></label>
@@ -553,62 +640,83 @@ function runOfShow (ctx, canWrite) {
   </details>`
 }
 
-/** A timeline item's fields as its edit form shows them. */
+/** A timeline item's fields as its edit form shows them: its day and times in the wedding's
+ *  zone, and whether it ends on a later day. */
 function itemShown (ctx, item) {
+  const start = ctx.local.wall(item.start)
+  const end = ctx.local.wall(item.end)
   return {
     title: item.title,
-    start: ctx.local.time(item.start),
-    end: ctx.local.time(item.end),
+    day: start.day,
+    start: start.time,
+    end: end.time,
+    next_day: end.day > start.day ? 'on' : '',
     location: item.location || '',
     owner: item.owner || '',
     vendor: item.vendor || ''
   }
 }
-const ITEM_ORDER = ['title', 'start', 'end', 'location', 'owner', 'vendor']
+const ITEM_ORDER = ['title', 'day', 'start', 'end', 'location', 'owner', 'vendor']
+const WHEN = ['day', 'start', 'end', 'next_day']
 
-/** Why an item's form values (title, start and end as HH:MM) are refused, if they are. */
+/** Why an item's form values (title, day, start and end as HH:MM, next_day) are refused. */
 function itemErrors (v) {
   const errors = []
   if (!v.title.trim()) errors.push({ field: 'title', message: 'An item needs a title.' })
+  if (!/^\d{4}-\d\d-\d\d$/.test(v.day || '')) errors.push({ field: 'day', message: 'An item needs a day.' })
   if (!v.start) errors.push({ field: 'start', message: 'An item needs a start time.' })
   if (!v.end) errors.push({ field: 'end', message: 'An item needs an end time.' })
-  if (v.start && v.end && v.end < v.start) errors.push({ field: 'end', message: `The item ends (${v.end}) before it starts (${v.start}).` })
+  if (v.start && v.end && !v.next_day && v.end < v.start) {
+    errors.push({ field: 'end', message: `The item ends (${v.end}) before it starts (${v.start}). If it runs past midnight, tick “Runs past midnight”.` })
+  }
   return errors
 }
 
-/** An item's edit form: it writes only what the person changed (`EditState`). */
+/** An item's edit form: it writes only what the person changed (`EditState`); a changed day
+ *  or time writes the start and end it moves, in the wedding's zone on that day. */
 function timelineEdit (ctx, item) {
   const form = `item-${item.id}`
-  const { day, offset } = dayOf(ctx, item.start)
   const now = itemShown(ctx, item)
   const state = ctx.editState(item.id, () => now)
   const save = (e) => {
     e.preventDefault()
     const { write, clashes } = state.changes(now)
     const errors = clashes.map((name) => ({ field: name, message: PICK_ONE }))
-    errors.push(...itemErrors({ ...now, ...write }).filter((x) => !clashes.includes(x.field)))
+    const v = { ...now, ...write }
+    errors.push(...itemErrors(v).filter((x) => !clashes.includes(x.field)))
     if (errors.length) { ctx.refuse(form, inOrder(ITEM_ORDER, errors)); return }
     ctx.errors.clear(form)
     const fields = {}
     for (const [name, value] of Object.entries(write)) {
-      if (name === 'start' || name === 'end') fields[name] = `${day}T${value}:00${offset}`
-      else if (name === 'title') fields.title = value.trim().slice(0, 200)
+      if (WHEN.includes(name)) continue
+      if (name === 'title') fields.title = value.trim().slice(0, 200)
       else fields[name] = value.trim() || null
+    }
+    if (WHEN.some((name) => name in write)) {
+      const start = stamp(ctx, v.day, v.start, writtenOffset(item.start))
+      const end = stamp(ctx, v.next_day ? addDays(v.day, 1) : v.day, v.end, writtenOffset(item.end))
+      if (Date.parse(start) !== Date.parse(item.start)) fields.start = start
+      if (Date.parse(end) !== Date.parse(item.end)) fields.end = end
     }
     if (Object.keys(fields).length) updateItem(ctx.docs.timeline, item.id, fields)
     ctx.setEntity(null)
+    if (v.day !== now.day) ctx.showDay(v.day)
     ctx.say(`${fields.title || item.title} saved.`)
   }
   const input = (name, title, type = 'text') => {
     const f = editField(ctx, form, state, now, name)
     return html`<div class=${`field ${f.cls}`}><label>${title} <input name=${name} type=${type} .value=${live(f.value)} maxlength="200"
-      ?required=${name === 'title' || type === 'time'} aria-describedby=${f.describedBy} aria-invalid=${f.invalid}></label>${f.notes}</div>`
+      ?required=${name === 'title' || type === 'time' || type === 'date'} aria-describedby=${f.describedBy} aria-invalid=${f.invalid}></label>${f.notes}</div>`
   }
+  const nextDay = editField(ctx, form, state, now, 'next_day', (v) => (v ? 'runs past midnight' : 'ends the same day'))
   return html`<li class="item editing" data-entity=${item.id}>
     <form class="edit-form" data-form=${form} novalidate @submit=${save} @input=${editInput(ctx, form, state)} aria-label=${`Edit ${item.title}`}>
       ${input('title', 'Title')}
+      ${input('day', 'Day', 'date')}
       ${input('start', 'Starts', 'time')}
       ${input('end', 'Ends', 'time')}
+      <div class=${`field ${nextDay.cls}`}><label class="check"><input name="next_day" type="checkbox" .checked=${live(nextDay.value === 'on')}
+        aria-describedby=${nextDay.describedBy}> Runs past midnight</label>${nextDay.notes}</div>
       ${input('location', 'Location')}
       ${input('owner', 'Owner')}
       ${input('vendor', 'Vendor')}
@@ -623,31 +731,77 @@ function timelineEdit (ctx, item) {
 
 // -- budget -----------------------------------------------------------------------------
 
+// The budget's chart: its own chunk (budgetchart.js), loaded when the budget is first shown.
+let budgetChartModule = null
+let budgetChartLoading = null
+
+function budgetChartPart (ctx, budget) {
+  if (budgetChartModule) {
+    const { budgetChart, chartRows } = budgetChartModule
+    return budgetChart(chartRows(budget), (n) => ctx.local.money(n))
+  }
+  if (!budgetChartLoading) {
+    budgetChartLoading = import('./budgetchart.js')
+      .then((module) => { budgetChartModule = module; ctx.render() })
+      .catch(() => { budgetChartLoading = null }) // offline and not cached: the table stays
+  }
+  return html`<p class="muted budget-chart-loading">Loading the chart…</p>`
+}
+
+/** Today in this browser's calendar, as `YYYY-MM-DD`. */
+function today () {
+  const now = new Date()
+  const pad = (n) => String(n).padStart(2, '0')
+  return `${now.getFullYear()}-${pad(now.getMonth() + 1)}-${pad(now.getDate())}`
+}
+
 export function budgetView (ctx) {
   const { budget } = ctx
   const canWrite = ctx.access.docs.budget === 'write'
   const money = (n) => ctx.local.money(n)
+  // Paid totals count paid payments only; scheduled ones are shown beside them.
   const paidBy = new Map()
-  for (const p of budget.payments) paidBy.set(p.category_id, (paidBy.get(p.category_id) || 0) + p.amount)
+  const scheduledBy = new Map()
+  for (const p of budget.payments) {
+    const into = p.status === 'scheduled' ? scheduledBy : paidBy
+    into.set(p.category_id, (into.get(p.category_id) || 0) + p.amount)
+  }
   const planned = budget.categories.reduce((n, c) => n + c.planned, 0)
-  const paid = budget.payments.reduce((n, p) => n + p.amount, 0)
+  const paid = budget.payments.reduce((n, p) => n + (p.status === 'scheduled' ? 0 : p.amount), 0)
+  const scheduled = budget.payments.reduce((n, p) => n + (p.status === 'scheduled' ? p.amount : 0), 0)
+  const upcoming = budget.payments.filter((p) => p.status === 'scheduled')
+    .sort((a, b) => (a.due || '9999').localeCompare(b.due || '9999') || a.id.localeCompare(b.id))
+  const made = budget.payments.filter((p) => p.status !== 'scheduled')
   const names = new Map(budget.categories.map((c) => [c.id, c.name]))
   const payForm = ctx.errors.of('add-payment')
   const categoryForm = ctx.errors.of('add-category')
   const totalErrors = ctx.errors.of('total')
+  const isDay = (v) => /^\d{4}-\d\d-\d\d$/.test(v || '')
   const record = (e) => {
     e.preventDefault()
     const v = formValues(e.target)
     const amount = parseMoney(v.amount)
+    const later = v.status === 'scheduled'
     const errors = []
     if (amount === null) errors.push({ field: 'amount', message: MONEY })
     if (!v.category_id) errors.push({ field: 'category_id', message: 'Pick the category this payment is for (add one first if there is none).' })
-    if (!/^\d{4}-\d\d-\d\d$/.test(v.date)) errors.push({ field: 'date', message: 'A payment needs the date it was paid.' })
+    if (!later && !isDay(v.date)) errors.push({ field: 'date', message: 'A payment needs the date it was paid (or choose Scheduled for one still to pay).' })
+    if (later && v.date && !isDay(v.date)) errors.push({ field: 'date', message: 'Type the date it was paid, or leave it empty.' })
+    if (later && !isDay(v.due)) errors.push({ field: 'due', message: 'A scheduled payment needs the date it is due.' })
+    if (!later && v.due && !isDay(v.due)) errors.push({ field: 'due', message: 'Type the date it was due, or leave it empty.' })
     if (errors.length) { ctx.refuse('add-payment', errors); return }
     ctx.errors.clear('add-payment')
-    recordPayment(ctx.docs.budget, { amount, category_id: v.category_id, date: v.date, payer: v.payer || null, vendor: v.vendor || null })
+    recordPayment(ctx.docs.budget, {
+      amount,
+      category_id: v.category_id,
+      date: later ? null : v.date,
+      due: v.due || null,
+      status: later ? 'scheduled' : null,
+      payer: v.payer || null,
+      vendor: v.vendor || null
+    })
     e.target.reset()
-    ctx.say('Payment recorded.')
+    ctx.say(later ? `Payment scheduled for ${ctx.local.day(v.due)}.` : 'Payment recorded.')
   }
   const addCategoryForm = (e) => {
     e.preventDefault()
@@ -671,26 +825,36 @@ export function budgetView (ctx) {
     setTotal(ctx.docs.budget, total)
     ctx.say(total === null ? 'Budget total removed.' : `Budget total set to ${money(total)}.`)
   }
+  const day = today()
+  const paymentLine = (p) => [
+    p.status === 'scheduled' ? (p.due ? `due ${ctx.local.day(p.due)}` : 'no due date') : ctx.local.day(p.date),
+    names.get(p.category_id) || p.category_id,
+    p.vendor,
+    p.payer && `${p.status === 'scheduled' ? 'to be paid' : 'paid'} by ${p.payer}`
+  ].filter(Boolean).join(' · ')
+  const removeButton = (p) => html`<button type="button" class="link danger" aria-label=${`Remove payment of ${money(p.amount)} ${p.status === 'scheduled' ? `due ${p.due ? ctx.local.day(p.due) : ''}` : `on ${ctx.local.day(p.date)}`}`} @click=${() => ctx.removed(`Payment of ${money(p.amount)} removed`, () => removePayment(ctx.docs.budget, p.id))}>Remove</button>`
   return html`
     <section class="view" aria-labelledby="budget-title">
       <div class="view-head">
         <h2 id="budget-title">Budget</h2>${historyButton(ctx, 'budget')}
-        <p class="counts"><span class="pill">Total ${budget.total === null ? 'not set' : money(budget.total)}</span><span class="pill">Planned ${money(planned)}</span><span class="pill accepted">Paid ${money(paid)}</span></p>
+        <p class="counts"><span class="pill">Total ${budget.total === null ? 'not set' : money(budget.total)}</span><span class="pill">Planned ${money(planned)}</span><span class="pill accepted">Paid ${money(paid)}</span>${scheduled ? html`<span class="pill pending">Scheduled ${money(scheduled)}</span>` : nothing}</p>
       </div>
       ${readOnlyNote(ctx, 'budget')}
       <table class="card budget">
-        <caption>Categories: planned against paid</caption>
-        <thead><tr><th scope="col">Category</th><th scope="col">Planned</th><th scope="col">Paid</th><th scope="col">Progress</th><th scope="col"><span class="sr-only">Threads</span></th></tr></thead>
+        <caption>Categories: planned against paid and scheduled</caption>
+        <thead><tr><th scope="col">Category</th><th scope="col">Planned</th><th scope="col">Paid</th><th scope="col">Scheduled</th><th scope="col">Progress</th><th scope="col"><span class="sr-only">Threads</span></th></tr></thead>
         <tbody>${budget.categories.map((c) => {
           const p = paidBy.get(c.id) || 0
+          const s = scheduledBy.get(c.id) || 0
           const share = c.planned ? Math.min(100, Math.round((100 * p) / c.planned)) : 0
           const plannedCell = canWrite ? plannedControl(ctx, c) : money(c.planned)
-          return html`<tr class=${p > c.planned ? 'conflict' : ''} data-entity=${c.id}><th scope="row">${c.name}${editors(ctx, c.id)}</th><td>${plannedCell}</td><td>${money(p)}</td>
+          return html`<tr class=${p + s > c.planned ? 'conflict' : ''} data-entity=${c.id}><th scope="row">${c.name}${editors(ctx, c.id)}</th><td>${plannedCell}</td><td>${money(p)}</td><td>${money(s)}</td>
             <td><progress max="100" value=${share} aria-label=${`${c.name}: ${share}% paid`}></progress></td>
             <td>${discussButton(ctx, 'budget', c.id, c.name)}</td></tr>`
         })}</tbody>
-        <tfoot><tr><th scope="row">Total</th><td>${money(planned)}</td><td>${money(paid)}</td><td></td><td></td></tr></tfoot>
+        <tfoot><tr><th scope="row">Total</th><td>${money(planned)}</td><td>${money(paid)}</td><td>${money(scheduled)}</td><td></td><td></td></tr></tfoot>
       </table>
+      ${budget.categories.length ? budgetChartPart(ctx, budget) : nothing}
       ${canWrite ? html`<div class="budget-tools">
         <form class="card add-form" data-form="add-category" novalidate @submit=${addCategoryForm} @input=${categoryForm.edited} aria-label="Add a category">
           <div class="field"><label>Category name <input name="name" required maxlength="200"
@@ -706,11 +870,23 @@ export function budgetView (ctx) {
           <button type="submit">Set total</button>
         </form>
       </div>` : nothing}
+      <h3 id="upcoming-title">Upcoming</h3>
+      ${upcoming.length ? html`<ul class="rows upcoming" aria-labelledby="upcoming-title">
+        ${upcoming.map((p) => {
+          const overdue = p.due && p.due < day
+          return html`<li class=${`row${overdue ? ' conflict' : ''}`} data-entity=${p.id}>
+            <div class="who"><strong>${money(p.amount)}</strong><span class="muted">${paymentLine(p)}${overdue ? html` · <span class="overdue">overdue</span>` : nothing}</span></div>
+            ${canWrite ? html`<div class="row-actions">
+              <button type="button" class="link" aria-label=${`Mark the payment of ${money(p.amount)} paid today`} @click=${() => { markPaid(ctx.docs.budget, p.id, day); ctx.say(`Payment of ${money(p.amount)} marked paid.`) }}>Mark paid</button>
+              ${removeButton(p)}</div>` : nothing}
+          </li>`
+        })}
+      </ul>` : html`<p class="muted">No payments scheduled.</p>`}
       <h3>Payments</h3>
       <ul class="rows" aria-label="Payments">
-        ${budget.payments.map((p) => html`<li class="row" data-entity=${p.id}>
-          <div class="who"><strong>${money(p.amount)}</strong><span class="muted">${[ctx.local.day(p.date), names.get(p.category_id) || p.category_id, p.vendor, p.payer && `paid by ${p.payer}`].filter(Boolean).join(' · ')}</span></div>
-          ${canWrite ? html`<div class="row-actions"><button type="button" class="link danger" aria-label=${`Remove payment of ${money(p.amount)} on ${ctx.local.day(p.date)}`} @click=${() => ctx.removed(`Payment of ${money(p.amount)} removed`, () => removePayment(ctx.docs.budget, p.id))}>Remove</button></div>` : nothing}
+        ${made.map((p) => html`<li class="row" data-entity=${p.id}>
+          <div class="who"><strong>${money(p.amount)}</strong><span class="muted">${paymentLine(p)}</span></div>
+          ${canWrite ? html`<div class="row-actions">${removeButton(p)}</div>` : nothing}
         </li>`)}
       </ul>
       ${canWrite ? html`<form class="card add-form" data-form="add-payment" novalidate @submit=${record} @input=${payForm.edited} aria-label="Record a payment">
@@ -718,8 +894,11 @@ export function budgetView (ctx) {
           aria-describedby=${payForm.describedBy('amount')} aria-invalid=${payForm.invalid('amount')}></label>${payForm.note('amount')}</div>
         <div class="field"><label>Category <select name="category_id" required
           aria-describedby=${payForm.describedBy('category_id')} aria-invalid=${payForm.invalid('category_id')}>${budget.categories.map((c) => html`<option value=${c.id}>${c.name}</option>`)}</select></label>${payForm.note('category_id')}</div>
-        <div class="field"><label>Date <input name="date" type="date" required
+        <div class="field"><label>Status <select name="status"><option value="paid">Paid</option><option value="scheduled">Scheduled</option></select></label></div>
+        <div class="field"><label>Date paid <input name="date" type="date"
           aria-describedby=${payForm.describedBy('date')} aria-invalid=${payForm.invalid('date')}></label>${payForm.note('date')}</div>
+        <div class="field"><label>Due <input name="due" type="date"
+          aria-describedby=${payForm.describedBy('due')} aria-invalid=${payForm.invalid('due')}></label>${payForm.note('due')}</div>
         <label>Paid by <input name="payer" maxlength="200"></label>
         <label>Vendor <input name="vendor" maxlength="200"></label>
         <button type="submit" class="primary">Record payment</button>

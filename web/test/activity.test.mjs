@@ -10,6 +10,7 @@ globalThis.localStorage = {
   removeItem: (k) => store.delete(k)
 }
 const { ActivityFeed, describe, placeOf, when } = await import('../src/activity.js')
+const { useFormats } = await import('../src/local.js')
 
 const AT = '2027-06-12T10:00:00.000Z'
 let seq = 0
@@ -53,11 +54,22 @@ test('seating: seated, moved, unseated, tables', () => {
 
 test('timeline and budget', () => {
   assert.equal(said(event('timeline.item_rescheduled', { id: 'i1', from: { start: '2027-06-12T14:00:00+02:00' }, to: { start: '2027-06-12T14:30:00+02:00' } })), 'Alex & Sam moved Ceremony from 14:00 to 14:30')
+  // Moved to another day: the days are said too.
+  const otherDay = said(event('timeline.item_rescheduled', { id: 'i1', from: { start: '2027-06-12T14:00:00+02:00' }, to: { start: '2027-06-11T19:00:00+02:00' } }))
+  const day = useFormats('Europe/Berlin', 'EUR').dayMonth
+  const inBerlin = said(event('timeline.item_rescheduled', { id: 'i1', from: { start: '2027-06-12T14:00:00+02:00' }, to: { start: '2027-06-11T17:00:00Z' } }))
+  useFormats(null, 'EUR')
+  assert.match(otherDay, /^Alex & Sam moved Ceremony from .*2027.* to .*2027.*$/)
+  const at = (iso) => day.format(new Date(iso))
+  assert.ok(inBerlin.includes(at('2027-06-12T12:00:00Z')) && inBerlin.includes('14:00'), inBerlin)
+  assert.ok(inBerlin.includes(at('2027-06-11T17:00:00Z')) && inBerlin.includes('19:00'), inBerlin)
   assert.equal(said(event('timeline.item_updated', { id: 'i1', changes: { status: { from: 'planned', to: 'done' } } })), 'Alex & Sam marked Ceremony as done')
   assert.equal(said(event('timeline.item_removed', { id: 'i7', before: { title: 'Fireworks' } })), 'Alex & Sam removed Fireworks from the timeline')
   assert.equal(said(event('budget.payment_recorded', { id: 'p1', fields: { amount: 120000, vendor: 'Harbour Catering', category_id: 'c1' } })), 'Alex & Sam recorded a payment of €1200.00 to Harbour Catering (Catering)')
   assert.equal(said(event('budget.total_changed', { from: 3200000, to: 3500000 })), 'Alex & Sam set the budget total to €35000.00 (was €32000.00)')
   assert.equal(said(event('budget.category_updated', { id: 'c1', changes: { planned: { from: 1100000, to: 1200000 } } })), 'Alex & Sam changed the plan for Catering from €11000.00 to €12000.00')
+  assert.equal(said(event('budget.payment_paid', { id: 'p1', from: 'scheduled', to: 'paid', date: '2027-03-01' })), 'Alex & Sam marked a payment paid')
+  assert.equal(said(event('budget.payment_updated', { id: 'p1', changes: { due: { from: '2027-03-01', to: '2027-03-08' } } })), 'Alex & Sam updated a payment (due date)')
 })
 
 test('people: yourself, the names seen, else the role', () => {

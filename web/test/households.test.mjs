@@ -53,3 +53,31 @@ test('totals count people: an unnamed plus-one sits with their host', () => {
   assert.equal(totals.tables.t1.people, 2)
   assert.equal(totals.unseated, 1)
 })
+
+test('the guest list groups guests under their household, by name; the ungrouped last', async () => {
+  const { byHousehold, householdCounts } = await import('../src/guestlist.js')
+  const entries = new Map([['h2', { id: 'h2', name: 'Zed family' }], ['h1', { id: 'h1', name: 'Abe family' }]])
+  const guests = [
+    guest('g1', { household_id: 'h2', plus_one: true }),
+    guest('g2', { household: 'abe  FAMILY', rsvp: 'pending' }), // no id: matched by its name
+    guest('g3', {}),
+    guest('g4', { plus_one_of: 'g5' }), // a named plus-one, with their host
+    guest('g5', { household: 'Free text', plus_one: true }),
+    guest('g6', { household_id: 'h2', rsvp: 'declined' })
+  ]
+  const households = householdsOf(guests, entries)
+  const groups = byHousehold(guests, households)
+  assert.deepEqual(groups.map((g) => [g.household && g.household.name, g.guests.map((x) => x.id)]), [
+    ['Abe family', ['g2']],
+    ['Free text', ['g4', 'g5']],
+    ['Zed family', ['g1', 'g6']],
+    [null, ['g3']]
+  ])
+  // People: an unnamed plus-one is one more (g1 brings one; g5's plus-one is named, g4).
+  assert.deepEqual(householdCounts(groups[2].household, guests), { people: 3, unnamed: 1, accepted: 2, pending: 0 })
+  assert.deepEqual(householdCounts(groups[1].household, guests), { people: 2, unnamed: 0, accepted: 2, pending: 0 })
+  assert.deepEqual(householdCounts(groups[0].household, guests), { people: 1, unnamed: 0, accepted: 0, pending: 1 })
+  // A filtered list: only households with a guest shown, their counts still of everyone.
+  const shown = byHousehold([guests[5]], households)
+  assert.deepEqual(shown.map((g) => [g.household.name, g.guests.map((x) => x.id)]), [['Zed family', ['g6']]])
+})

@@ -33,7 +33,7 @@ __all__ = [
 
 SENDER = Sender(Actor("server", "server"), "server:conflicts")
 """Who the feature's own writes (the conflicts room, its events) are credited to."""
-_MOST_PRIVATE_FIRST = ("budget", "guests", "seating", "timeline")
+_MOST_PRIVATE_FIRST = ("budget", "tasks", "guests", "seating", "timeline")
 CONCURRENT_CODE = "concurrent_edit"
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pycrdt import Doc, Map
 
+from crdt_server import clock
 from crdt_server.actor import Actor
 from crdt_server.core.domain import ChangeRecord
 from crdt_server.core.hooks import CommitBatch, Core, Extension, RoomView, Sender
@@ -100,7 +100,7 @@ class ConflictsKeeper(Extension):
     def on_stored(self, room: RoomView, batch: CommitBatch) -> None:
         if room.kind not in DOCUMENT_KINDS:
             return
-        now = time.time()
+        now = clock.now()
         writers = self._writers.get(room.wedding_id)
         if writers is None:
             writers = self._writers[room.wedding_id] = OrderedDict()
@@ -302,7 +302,7 @@ class ConflictsKeeper(Extension):
         related = {key: findings.related(c) for key, c in wanted.items()}
         stored = await self._stored(wedding_id) if sync_stored else None
         known: Mapping[str, tuple[str, str, float]] = self._writers.get(wedding_id, {})
-        now = time.time()
+        now = clock.now()
         # What comes and goes is recorded before the room shows it: whoever sees a finding
         # there finds its event (this wedding's updates here take turns: see the lock).
         current = await self._entries(wedding_id)
@@ -412,7 +412,7 @@ class ConflictsKeeper(Extension):
             if any(a.get("sub") == actor.sub for a in seen):
                 return
             first.append(True)
-            seen.append({"sub": actor.sub, "role": actor.role, "at": time.time()})
+            seen.append({"sub": actor.sub, "role": actor.role, "at": clock.now()})
             entries[key] = {**entry, "acknowledged": seen}
 
         await service.edit(f"{wedding_id}/{CONFLICTS}", write, SENDER)
@@ -478,7 +478,7 @@ class ConflictsKeeper(Extension):
                 "these operations leave the conflict in place", reason="impossible", path="ops"
             )
         actor = sender.actor
-        marker = {"sub": actor.sub, "role": actor.role, "ops": list(ops), "at": time.time()}
+        marker = {"sub": actor.sub, "role": actor.role, "ops": list(ops), "at": clock.now()}
         await self._mark(wedding_id, key, marker)
         try:
             await self._apply(wedding_id, by_kind, sender)

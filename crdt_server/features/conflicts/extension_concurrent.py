@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from crdt_server import clock
 from crdt_server.actor import Actor
 from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.cluster.bus import Bus
@@ -307,7 +307,7 @@ class ConcurrentEdits(Extension):
             state = self._weddings[wedding] = _Wedding()
         rows: list[NewEvent | FeatureRow] = []
         lost: list[StoredFinding] = []
-        now = time.time()
+        now = clock.now()
         for update in batch.updates:
             for sender, found in update.found:
                 actor = sender.actor
@@ -402,7 +402,7 @@ class ConcurrentEdits(Extension):
         try:
             state = await self._wedding(wedding)
             state.clients.update(await self.table.clients(wedding))  # others' writers
-            now = time.time()
+            now = clock.now()
             for one in found:
                 for overwrite in one.overwrites:
                     stored = self._finding(wedding, doc, overwrite, SERVER.actor, state, now)
@@ -523,7 +523,7 @@ class ConcurrentEdits(Extension):
     ) -> NewEvent | None:
         """Close ``finding`` (``acknowledged`` or ``resolved``): the event to record, or
         ``None`` if it was closed already (by someone else, meanwhile)."""
-        now = time.time()
+        now = clock.now()
         path = tuple(json.loads(finding.path))
         written = await self.table.insert(
             [closure_row(finding.id, wedding, how, actor.sub, actor.role, now)]

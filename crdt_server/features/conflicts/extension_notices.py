@@ -17,7 +17,9 @@ one about a whole entry leaves that field out of the value, and a finding's mess
 quotes a hidden field (:mod:`crdt_server.documents.redaction`); a finding whose paths reach a
 document the role may not read is not sent to it. Sent once committed (after the findings'
 events), to the connections of this process (the wedding's owner worker serves its
-``/collab/{wedding_id}`` sockets); never stored.
+``/collab/{wedding_id}`` sockets) and, through the bus, to those of the other processes (a
+bare ``/collab`` socket serves documents of any wedding where it landed): each role's text
+is cut here and told there to the connections of that role only. Never stored.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ _LOST_WRITE_KEYS = ("id", "doc", "path", "field", "kind", "message", "lost", "ke
 
 class Notices:
     """Sends the server's stateless messages to the rooms of one document of a wedding
-    (the document and its projections) in this process."""
+    (the document and its projections), in this process and the others."""
 
     def __init__(self, registry: RoomsView, settings: Settings) -> None:
         self._registry = registry
@@ -91,26 +93,43 @@ class Notices:
         self, wedding: str, doc: str, build: Callable[[str, str], dict[str, Any] | None]
     ) -> int:
         rooms = self._registry.rooms
-        names = [f"{wedding}/{doc}"]
-        names += [n for r in self._roles if (n := projection_name(wedding, doc, r)) is not None]
+        bus = self._registry.bus
+        # The document's room and its projections, each with the roles whose texts the
+        # other processes are sent for it: those that read the document through it.
+        permissions = self._permissions
+        projected = {r for r in self._roles if permissions.projected(r, doc)}
+        names = [(f"{wedding}/{doc}", tuple(r for r in self._roles if r not in projected))]
+        names += [
+            (n, (r,) if r in projected else ())
+            for r in self._roles
+            if (n := projection_name(wedding, doc, r)) is not None
+        ]
         texts: dict[str, str | None] = {}  # by role: one message per role, many connections
-        told = 0
-        for name in names:
-            room = rooms.get(name)
-            if room is None:
-                continue
-            for conn in list(room.connections):
-                role = conn.principal.role
-                if role not in texts:
-                    payload = build(role, doc)
-                    texts[role] = (
-                        None
-                        if payload is None
-                        else json.dumps(
-                            {"from": FROM_SERVER, "payload": payload}, separators=(",", ":")
-                        )
+
+        def text(role: str) -> str | None:
+            if role not in texts:
+                payload = build(role, doc)
+                texts[role] = (
+                    None
+                    if payload is None
+                    else json.dumps(
+                        {"from": FROM_SERVER, "payload": payload}, separators=(",", ":")
                     )
-                text = texts[role]
-                if text is not None and conn.tell(text):
-                    told += 1
+                )
+            return texts[role]
+
+        told = 0
+        for name, roles in names:
+            room = rooms.get(name)
+            if room is not None:
+                for conn in list(room.connections):
+                    said = text(conn.principal.role)
+                    if said is not None and conn.tell(said):
+                        told += 1
+            if bus.shared:
+                # The room's connections in the other processes (bare /collab sockets serve
+                # documents of any wedding): each role's text, cut to its field rules there.
+                by_role = {r: said for r in roles if (said := text(r)) is not None}
+                if by_role:
+                    bus.publish_stateless(name, by_role)
         return told

@@ -8,7 +8,12 @@ from collections.abc import Sequence
 from crdt_server.auth.permissions import LEADS
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
-from crdt_server.features.events.extension import EventLog, event_json, readable_event
+from crdt_server.features.events.extension import (
+    EmergencyRaised,
+    EventLog,
+    event_json,
+    readable_event,
+)
 from crdt_server.features.events.routes import (
     CustomEvent,
     PostedEvent,
@@ -17,19 +22,35 @@ from crdt_server.features.events.routes import (
     viewer_of,
 )
 from crdt_server.features.events.settings import EventSettings
-from crdt_server.features.events.tables import SCHEMA, forget_events_of
+from crdt_server.features.events.tables import (
+    SCHEMA,
+    add_events,
+    erase_entity_events,
+    forget_events_of,
+    last_event_seq,
+    purge_events,
+    read_events,
+    store_events,
+)
 from crdt_server.names import CUSTOM_EVENT_NAMESPACES
 
 __all__ = [
     "FEATURE",
     "CustomEvent",
+    "EmergencyRaised",
     "EventLog",
     "EventSettings",
     "PostedEvent",
+    "add_events",
     "custom_event_data",
+    "erase_entity_events",
     "event_json",
     "forget_events_of",
+    "last_event_seq",
+    "purge_events",
+    "read_events",
     "readable_event",
+    "store_events",
     "viewer_of",
 ]
 
@@ -46,7 +67,19 @@ FEATURE = Feature(
     settings=EventSettings,
     schemas=(SCHEMA,),
     # Custom events (day.vendor_arrived...): whoever runs or serves the day.
-    capabilities={"events.post": LEADS | {"vendor"}},
+    # Emergencies (``priority: emergency``): everyone who may be there on the day, family
+    # included, though they may post nothing else.
+    capabilities={
+        "events.post": LEADS | {"vendor"},
+        "events.emergency": LEADS | {"vendor", "family"},
+    },
     # Clients' custom events and the events derived from the wedding documents.
-    event_namespaces=(*CUSTOM_EVENT_NAMESPACES, "guest.", "seating.", "timeline.", "budget."),
+    event_namespaces=(
+        *CUSTOM_EVENT_NAMESPACES,
+        "guest.",
+        "seating.",
+        "timeline.",
+        "budget.",
+        "task.",
+    ),
 )

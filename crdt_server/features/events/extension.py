@@ -17,11 +17,11 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from crdt_server import clock
 from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.cluster.messages import BusMessage, from_event, to_event
 from crdt_server.core.hooks import CommitBatch, Core, Extension, PendingUpdate, RoomView
@@ -31,7 +31,15 @@ from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.events import derive_events
 from crdt_server.documents.redaction import finding_for_reader
 from crdt_server.features.events.settings import EventSettings
-from crdt_server.features.events.tables import SCHEMA, purge_tickets
+from crdt_server.features.events.tables import (
+    SCHEMA,
+    add_events,
+    erase_entity_events,
+    purge_events,
+    purge_tickets,
+    read_events,
+    store_events,
+)
 from crdt_server.storage import (
     AddedEvents,
     DocumentStore,
@@ -41,9 +49,10 @@ from crdt_server.storage import (
     Once,
     StoredEvent,
 )
+from crdt_server.storage.gateway import Tx
 from crdt_server.times import rfc3339
 
-__all__ = ["EventLog", "event_json", "readable_event"]
+__all__ = ["EmergencyRaised", "EventLog", "event_json", "readable_event"]
 
 log = logging.getLogger("crdt_server.events")
 
@@ -105,6 +114,10 @@ def readable_event(
     return item
 
 
+EmergencyRaised = Callable[[StoredEvent], Awaitable[None]]
+"""Told of an emergency once it is stored (:meth:`EventLog.on_emergency`)."""
+
+
 @dataclass(slots=True, eq=False)
 class _Reader:
     wake: asyncio.Event
@@ -135,6 +148,7 @@ class EventLog(Extension):
         self._core: Core | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._closed = asyncio.Event()
+        self._emergency: tuple[EmergencyRaised, ...] = ()
         self._personal: dict[str, str] = {}
         """Namespace -> the capability whose holders read all its events (others: only
         those naming them, :meth:`may_read`)."""
@@ -169,6 +183,16 @@ class EventLog(Extension):
         await core.store.install(SCHEMA)
         self._sweeper = asyncio.create_task(self._sweep(), name="event-retention")
 
+    def on_emergency(self, listener: EmergencyRaised) -> None:
+        """Await ``listener`` with each emergency posted here, once it is stored and before
+        its poster is answered (the emergencies feature notifies the couple and planner)."""
+        self._emergency = (*self._emergency, listener)
+
+    async def raised(self, event: StoredEvent) -> None:
+        """An emergency was stored (the first time: not an ``Idempotency-Key`` repeat)."""
+        for listener in self._emergency:
+            await listener(event)
+
     def listen(self, listener: Callable[[str], None]) -> None:
         """Call ``listener`` with the wedding each time events of it are stored here."""
         self._on_recorded = (*self._on_recorded, listener)
@@ -194,9 +218,20 @@ class EventLog(Extension):
                     )
         return rows
 
+    def events_step(self, events: Sequence[NewEvent]) -> Tx[list[StoredEvent]]:
+        """The events of a commit, numbered and stored in its transaction (this feature's
+        tables, :func:`crdt_server.features.events.tables.store_events`)."""
+        return store_events(events)
+
     def on_stored(self, room: RoomView, batch: CommitBatch) -> None:
         if batch.events:
             self._announce(room.wedding_id)
+
+    async def on_guest_erased(self, wedding: str, guest_id: str) -> None:
+        """Their events go (guest.added carries the name), and the findings about their
+        entries (a concurrent edit quotes the values that crossed)."""
+        paths = WEDDINGS.person_paths(guest_id)
+        await erase_entity_events(Gateway.of(self._require_store()), wedding, guest_id, paths)
 
     def on_bus_event(self, event: dict[str, Any]) -> None:
         if (stored := from_event(event, EventsStored)) is not None:
@@ -217,7 +252,7 @@ class EventLog(Extension):
     async def record(self, events: Sequence[NewEvent], *, once: Once | None = None) -> AddedEvents:
         """Store events of their own (custom events, the server's own findings) and wake
         their readers everywhere. With ``once``, a repeated key stores nothing."""
-        added = await self._require_store().add_events(events, once=once)
+        added = await add_events(Gateway.of(self._require_store()), events, once=once)
         if added.first:
             for wedding in {e.wedding for e in added.events}:
                 self._announce(wedding)
@@ -225,7 +260,7 @@ class EventLog(Extension):
 
     def announce(self, wedding: str) -> None:
         """Wake the wedding's readers here and in every process: a feature stored events in
-        a transaction of its own (:func:`storage.sqlite.insert_events`)."""
+        a transaction of its own (:func:`store_events`)."""
         self._announce(wedding)
 
     def _announce(self, wedding: str) -> None:
@@ -246,7 +281,8 @@ class EventLog(Extension):
     async def read(
         self, wedding: str, *, after: int, limit: int, where: EventFilter
     ) -> list[StoredEvent]:
-        return await self._require_store().events(wedding, after=after, limit=limit, where=where)
+        gateway = Gateway.of(self._require_store())
+        return await read_events(gateway, wedding, after=after, limit=limit, where=where)
 
     async def follow(
         self,
@@ -280,7 +316,7 @@ class EventLog(Extension):
                         break
                 if self._closed.is_set():
                     return
-                wait = heartbeat if until is None else max(0.0, min(heartbeat, until - time.time()))
+                wait = heartbeat if until is None else max(0.0, min(heartbeat, until - clock.now()))
                 try:
                     await asyncio.wait_for(reader.wake.wait(), wait)
                 except TimeoutError:
@@ -325,14 +361,14 @@ class EventLog(Extension):
         settings = core.settings
         while True:
             try:
-                cutoff = time.time() - settings.event_retention_days * 86400
-                purged = await core.store.purge_events(cutoff)
-                await purge_tickets(Gateway.of(core.store), time.time())
+                cutoff = clock.now() - settings.event_retention_days * 86400
+                purged = await purge_events(Gateway.of(core.store), cutoff)
+                await purge_tickets(Gateway.of(core.store), clock.now())
                 if purged:
                     log.info("retention: deleted %d events older than %s", purged, rfc3339(cutoff))
             except Exception:
                 log.exception("the event retention sweep failed; trying again later")
-            await asyncio.sleep(settings.fragment(EventSettings).event_sweep_seconds)
+            await clock.sleep(settings.fragment(EventSettings).event_sweep_seconds)
 
     def _require_store(self) -> DocumentStore:
         if self._store is None:

@@ -11,6 +11,9 @@
   ``POST .../events/stream-tickets`` (``EventSource`` cannot send headers, and long-lived
   tokens never go in a stream URL).
 - ``POST /api/weddings/{id}/events`` posts a custom event (``custom.*``, ``day.*``).
+  Of ``priority: emergency``, the ``events.emergency`` capability is checked instead of
+  ``events.post`` (a family member may raise an emergency and post nothing else); it may
+  name the timeline ``items`` it concerns, carried in its data as ``items``.
 
 Everyone sees only the events of the documents they may read (and events of no document),
 and of events with an audience (a thread's), only those naming them, unless they are the
@@ -23,16 +26,17 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
+from pycrdt import Map
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from crdt_server import clock
 from crdt_server.auth.principals import Principal
 from crdt_server.core.operation_keys import IDEMPOTENCY_SECONDS
 from crdt_server.edge.bodies import Page
@@ -51,7 +55,7 @@ from crdt_server.errors import (
 from crdt_server.features.events.extension import EventLog, event_json, readable_event
 from crdt_server.features.events.settings import EventSettings
 from crdt_server.features.events.tables import put_ticket, take_ticket
-from crdt_server.names import event_problem
+from crdt_server.names import Priority, event_problem
 from crdt_server.storage import EventFilter, Gateway, NewEvent, Once, StoredEvent
 
 __all__ = [
@@ -67,6 +71,9 @@ MAX_TYPE_FILTERS = 50
 """At most this many ``types=`` filters (each one is a term of the store's query)."""
 MAX_SEQ = 2**62
 """The largest seq a client may name (the stores keep 64-bit integers)."""
+MAX_ITEMS = 50
+"""At most this many ``items`` an emergency names."""
+MAX_ITEM_ID = 200
 TICKET_SECONDS = 60.0
 STREAM_RETRY_SECONDS = 5
 """``Retry-After`` when a subject has all its event streams open."""
@@ -101,8 +108,16 @@ class CustomEvent(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
     type: Any
     data: dict[str, Any] = {}
-    priority: Literal["normal", "urgent", "emergency"] = "normal"
-    doc: Literal["timeline", "budget", "guests", "seating"] | None = None
+    priority: Priority = "normal"
+    doc: Literal["timeline", "budget", "guests", "seating", "tasks"] | None = None
+    items: (
+        Annotated[
+            list[Annotated[str, Meta(min_length=1, max_length=MAX_ITEM_ID)]],
+            Meta(max_length=MAX_ITEMS),
+        ]
+        | None
+    ) = None
+    """An emergency's affected timeline items (ids of the wedding's timeline)."""
 
 
 class EventsAnswer(Page[dict[str, Any], int], frozen=True):
@@ -210,7 +225,7 @@ async def stream_ticket(call: ApiCall, path: WeddingPath) -> Response:
         principal.user_id,
         sorted(docs),
         principal.expires_at,
-        time.time(),
+        clock.now(),
         viewer_of(principal),
         principal.authenticated,
         principal.role,
@@ -219,7 +234,7 @@ async def stream_ticket(call: ApiCall, path: WeddingPath) -> Response:
         Gateway.of(call.state.store),
         _digest(ticket),
         msgspec.json.encode(grant).decode(),
-        time.time() + TICKET_SECONDS,
+        clock.now() + TICKET_SECONDS,
     )
     return json_response(StreamTicket(ticket, int(TICKET_SECONDS)), status_code=201)
 
@@ -240,7 +255,7 @@ async def stream(call: ApiCall, path: WeddingPath, query: StreamQuery) -> Respon
     after, types = _resume_after(call, query.after), _types(query.types)
     ticket = call.caller.secret if call.caller.kind == "ticket" else None
     if ticket:
-        payload = await take_ticket(Gateway.of(call.state.store), _digest(ticket), time.time())
+        payload = await take_ticket(Gateway.of(call.state.store), _digest(ticket), clock.now())
         if payload is None:
             raise Unauthenticated("unknown, used or expired ticket", field="ticket")
         grant = msgspec.json.decode(payload, type=_Grant)
@@ -255,7 +270,7 @@ async def stream(call: ApiCall, path: WeddingPath, query: StreamQuery) -> Respon
     else:
         docs = readable_documents(call, wedding_id)
         principal = wedding_principal(call, wedding_id, docs)
-        expires_at, sub, checked_at = principal.expires_at, principal.user_id, time.time()
+        expires_at, sub, checked_at = principal.expires_at, principal.user_id, clock.now()
         viewer, counted = viewer_of(principal), principal.authenticated
         role = principal.role
     where = EventFilter(types=types, docs=frozenset(docs), viewer=viewer)
@@ -266,7 +281,7 @@ async def stream(call: ApiCall, path: WeddingPath, query: StreamQuery) -> Respon
     def ended() -> str | None:
         if revocations.revoked_since(sub, wedding_id, checked_at):
             return "token_revoked"
-        if expires_at is not None and time.time() >= expires_at:
+        if expires_at is not None and clock.now() >= expires_at:
             return "token_expired"
         return None
 
@@ -367,7 +382,11 @@ async def post_event(call: ApiCall, path: WeddingPath, body: CustomEvent) -> Res
     docs = readable_documents(call, wedding_id)
     if body.doc is not None and body.doc not in docs:
         raise Forbidden(f"{body.doc!r} is not open to you", field="doc")
-    principal = capable_principal(call, wedding_id, "events.post", docs)
+    emergency = body.priority == "emergency"
+    capability = "events.emergency" if emergency else "events.post"
+    principal = capable_principal(call, wedding_id, capability, docs)
+    if body.items is not None:
+        data = await _with_items(call, wedding_id, body, docs, data)
     event = NewEvent(
         wedding_id,
         body.type,
@@ -387,16 +406,47 @@ async def post_event(call: ApiCall, path: WeddingPath, body: CustomEvent) -> Res
             f"{wedding_id}:{principal.user_id}:events",
             key,
             fingerprint,
-            time.time() + IDEMPOTENCY_SECONDS,
+            clock.now() + IDEMPOTENCY_SECONDS,
         )
     added = await call.state.extension(EventLog).record([event], once=once)
     if once is not None and not added.first and added.fingerprint != once.fingerprint:
         raise Conflict("this Idempotency-Key was used with another body")
     stored = added.events[0]
+    if emergency and added.first:
+        await call.state.extension(EventLog).raised(stored)
     return json_response(
         PostedEvent(f"{wedding_id}:{stored.seq}", stored.seq),
         status_code=201 if added.first else 200,
     )
+
+
+async def _with_items(
+    call: ApiCall, wedding_id: str, body: CustomEvent, docs: set[str], data: str
+) -> str:
+    """The event's data with its checked ``items`` (422 naming ``items`` unless each is a
+    timeline item id of the wedding, and the event an emergency)."""
+    items = body.items or []
+    if body.priority != "emergency":
+        raise Impossible("only an emergency names items", field="items")
+    if "timeline" not in docs:
+        raise Forbidden("the timeline is not open to you", field="items")
+    found = await call.state.weddings.documents(wedding_id, kinds=("timeline",))
+    timeline = found.get("timeline")
+    unknown: list[str] = list(dict.fromkeys(items))
+    if timeline is not None:
+        with timeline.transaction():
+            entries = timeline.get("items", type=Map)
+            unknown = [i for i in unknown if i not in entries]
+    if unknown:
+        raise Impossible(
+            f"not a timeline item of this wedding: {unknown[0][:100]!r}", field="items"
+        )
+    shown = json.loads(data)
+    shown["items"] = list(dict.fromkeys(items))
+    out = json.dumps(shown, separators=(",", ":"))
+    if event_problem(body.type, out) is not None:
+        raise TooLarge("the event's data with its items is too large", field="items")
+    return out
 
 
 def _digest(ticket: str) -> str:

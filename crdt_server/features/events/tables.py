@@ -1,15 +1,54 @@
-"""The wedding events' rows, as other features' transactions reach them: steps to compose
-with ``yield from`` into a transaction of the SQL gateway, so that only this feature
-writes SQL against the events (the store numbers and stores them with their updates,
-:meth:`crdt_server.storage.DocumentStore.append`)."""
+"""The events feature's tables: the wedding events, their per-wedding counters and
+idempotency keys, and the stream tickets. Only this module writes SQL against them; other
+features reach them through the feature's package: steps to compose with ``yield from``
+into a transaction of the SQL gateway (:func:`store_events`, :func:`forget_events_of`),
+and calls of their own (:func:`add_events`, :func:`read_events`...)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from typing import Any
+
 import msgspec
 
-from crdt_server.storage.gateway import Gateway, Sql, Table, Tx, row_as, schema_of, statements
+from crdt_server import clock
+from crdt_server.storage import (
+    AddedEvents,
+    EventFilter,
+    NewEvent,
+    Once,
+    StoredEvent,
+    StoreError,
+    audience_needle,
+)
+from crdt_server.storage.gateway import (
+    Dialect,
+    Gateway,
+    Sql,
+    Table,
+    Tx,
+    row_as,
+    rows_as,
+    schema_of,
+    statements,
+)
 
-__all__ = ["SCHEMA", "TICKETS", "forget_events_of", "purge_tickets", "put_ticket", "take_ticket"]
+__all__ = [
+    "SCHEMA",
+    "TICKETS",
+    "add_events",
+    "check_events",
+    "erase_entity_events",
+    "forget_events_of",
+    "last_event_seq",
+    "purge_events",
+    "purge_tickets",
+    "put_ticket",
+    "read_events",
+    "store_events",
+    "take_ticket",
+]
 
 TICKETS = Table(
     "tickets",
@@ -79,3 +118,263 @@ def forget_events_of(wedding: str, sub: str, kinds: str) -> Tx[int]:
         count=True,
     )
     return gone
+
+
+# -- the events, their per-wedding counters and idempotency keys --------------------------
+#
+# The tables are the ones the store made before the events feature owned them (the same
+# names and columns: a store of that time keeps its rows). Each wedding's events are
+# numbered from its counter row, upserted in the writing transaction: the row stays locked
+# (PostgreSQL) or the write lock held (SQLite) until commit, so seqs follow commit order
+# without gaps; a tombstoned wedding's trigger drops the upsert, and its events are left
+# out. The room's commit path hands its events here (:func:`store_events`) to run in the
+# update's own transaction (:meth:`crdt_server.storage.DocumentStore.append`'s ``steps``).
+
+_COLUMNS = "wedding, seq, type, doc, sub, role, priority, at, data, audience"
+"""The columns of :class:`StoredEvent`, in its fields' order."""
+
+
+class _Counter(msgspec.Struct, frozen=True):
+    last_seq: int
+
+
+class _Used(msgspec.Struct, frozen=True):
+    """An idempotency key's row: its events' seqs are JSON text on SQLite, an array on
+    PostgreSQL."""
+
+    fingerprint: str
+    wedding: str
+    seqs: Any
+
+
+_ROWS = 500
+"""Events inserted per statement (10 parameters each: under both backends' limits)."""
+_BUMP = (
+    "INSERT INTO {t}event_counters (wedding, last_seq) VALUES (?, ?)"
+    " ON CONFLICT (wedding) DO UPDATE SET last_seq = {t}event_counters.last_seq"
+    " + excluded.last_seq RETURNING last_seq"
+)
+
+
+def _check(*texts: str) -> None:
+    for text in texts:
+        try:
+            text.encode()
+        except UnicodeEncodeError as exc:
+            raise StoreError(f"{text!r} is not valid UTF-8 text") from exc
+
+
+def check_events(events: Sequence[NewEvent]) -> None:
+    """:class:`StoreError` for an event whose text cannot be stored (not UTF-8): refused
+    before its transaction, which would fail whole."""
+    for e in events:
+        _check(e.wedding, e.type, e.data, e.sub, e.role, e.priority, e.doc or "")
+        _check(e.audience or "")
+
+
+def store_events(events: Sequence[NewEvent], now: float | None = None) -> Tx[list[StoredEvent]]:
+    """The step that numbers ``events`` per wedding and inserts them, in the transaction
+    it runs in (``stored = yield from store_events(...)``); the events as stored (those of
+    an erased wedding are left out). ``at`` 0 takes ``now`` (default: the clock at commit).
+
+    The events are checked here, before the step is queued (:class:`StoreError`): text
+    that cannot be stored would fail the whole shared transaction, other callers' too."""
+    check_events(events)
+    return _store_events(list(events), now)
+
+
+def _store_events(events: list[NewEvent], now: float | None) -> Tx[list[StoredEvent]]:
+    if not events:
+        return []
+    when = clock.now() if now is None else now
+    counts: dict[str, int] = {}
+    for event in events:
+        counts[event.wedding] = counts.get(event.wedding, 0) + 1
+    next_seq: dict[str, int] = {}
+    for wedding, count in sorted(counts.items()):  # one lock order for every writer
+        bumped = yield from row_as(_Counter, _BUMP, wedding, count)
+        if bumped is not None:  # None: the wedding is tombstoned (its trigger dropped it)
+            next_seq[wedding] = int(bumped.last_seq) - count + 1
+    stored: list[StoredEvent] = []
+    for e in events:
+        if e.wedding not in next_seq:
+            continue
+        seq = next_seq[e.wedding]
+        next_seq[e.wedding] += 1
+        stored.append(
+            StoredEvent(
+                e.wedding,
+                seq,
+                e.type,
+                e.doc,
+                e.sub,
+                e.role,
+                e.priority,
+                e.at or when,
+                e.data,
+                e.audience,
+            )
+        )
+    for start in range(0, len(stored), _ROWS):
+        chunk = stored[start : start + _ROWS]
+        marks = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+        params = tuple(
+            value
+            for e in chunk
+            for value in (
+                e.wedding,
+                e.seq,
+                e.type,
+                e.doc,
+                e.sub,
+                e.role,
+                e.priority,
+                e.at,
+                e.data,
+                e.audience,
+            )
+        )
+        yield Sql(f"INSERT INTO {{t}}events ({_COLUMNS}) VALUES {marks}", params)  # noqa: S608
+    return stored
+
+
+def _add(
+    dialect: Dialect, events: Sequence[NewEvent], once: Once | None, now: float
+) -> Tx[AddedEvents]:
+    if once is not None:
+        used = yield from row_as(
+            _Used,
+            "SELECT fingerprint, wedding, seqs FROM {t}idempotency"
+            " WHERE scope = ? AND key = ? AND expires_at > ?",
+            once.scope,
+            once.key,
+            now,
+        )
+        if used is not None:
+            kept = json.loads(used.seqs) if dialect == "sqlite" else used.seqs
+            seqs = [int(seq) for seq in kept]
+            found: list[StoredEvent] = []
+            for start in range(0, len(seqs), _ROWS):
+                chunk = seqs[start : start + _ROWS]
+                marks = ", ".join("?" * len(chunk))
+                found += yield from rows_as(
+                    StoredEvent,
+                    f"SELECT {_COLUMNS} FROM {{t}}events WHERE wedding = ?"  # noqa: S608
+                    f" AND seq IN ({marks}) ORDER BY seq",
+                    used.wedding,
+                    *chunk,
+                )
+            return AddedEvents(found, False, str(used.fingerprint))
+    stored = yield from _store_events(list(events), now)
+    if once is not None:
+        seqs_of = [e.seq for e in stored]
+        yield Sql(
+            "INSERT INTO {t}idempotency (scope, key, wedding, fingerprint, seqs, expires_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (scope, key) DO UPDATE"
+            " SET wedding = excluded.wedding, fingerprint = excluded.fingerprint,"
+            " seqs = excluded.seqs, expires_at = excluded.expires_at",
+            (
+                once.scope,
+                once.key,
+                events[0].wedding if events else "",
+                once.fingerprint,
+                json.dumps(seqs_of) if dialect == "sqlite" else seqs_of,
+                once.expires_at,
+            ),
+        )
+    return AddedEvents(stored, True)
+
+
+async def add_events(
+    gateway: Gateway, events: Sequence[NewEvent], *, once: Once | None = None
+) -> AddedEvents:
+    """Durably store events of their own (not caused by an update), in one transaction.
+    With ``once``, the first call with its key in its scope stores its events; later ones
+    (until it expires) store nothing and get the first call's events and fingerprint."""
+    check_events(events)
+    if once is not None:
+        _check(once.scope, once.key, once.fingerprint)
+    return await gateway.run(_add(gateway.dialect, list(events), once, clock.now()))
+
+
+async def read_events(
+    gateway: Gateway,
+    wedding: str,
+    *,
+    after: int = 0,
+    limit: int = 50,
+    where: EventFilter | None = None,
+) -> list[StoredEvent]:
+    """The wedding's events with ``seq > after`` matching ``where``, oldest first."""
+    if limit <= 0:
+        return []
+    where = where or EventFilter()
+    sql = f"SELECT {_COLUMNS} FROM {{t}}events WHERE wedding = ? AND seq > ?"  # noqa: S608
+    params: list[Any] = [wedding, after]
+    if where.types:
+        terms = []
+        for pattern in where.types:
+            if pattern.endswith(".*"):
+                prefix = pattern[:-1]
+                terms.append("substr(type, 1, ?) = ?")
+                params += [len(prefix), prefix]
+            else:
+                terms.append("type = ?")
+                params.append(pattern)
+        sql += f" AND ({' OR '.join(terms)})"
+    if where.docs is not None:
+        docs = sorted(where.docs)
+        if docs:
+            sql += f" AND (doc IS NULL OR doc IN ({', '.join('?' * len(docs))}))"
+            params += docs
+        else:
+            sql += " AND doc IS NULL"
+    if where.viewer is not None:
+        sql += f" AND (audience IS NULL OR {gateway.contains('audience')})"
+        params.append(audience_needle(where.viewer))
+    return await gateway.fetch_as(StoredEvent, f"{sql} ORDER BY seq LIMIT ?", *params, limit)
+
+
+async def last_event_seq(gateway: Gateway, wedding: str) -> int:
+    """The seq of the wedding's newest event (0 if none)."""
+    counter = await gateway.fetch_one_as(
+        _Counter, "SELECT last_seq FROM {t}event_counters WHERE wedding = ?", wedding
+    )
+    return int(counter.last_seq) if counter is not None else 0
+
+
+def _entity_needles(entity_id: str, paths: Sequence[str]) -> tuple[str, ...]:
+    """How an entry's id appears in stored event data (compact JSON), and its paths (a
+    finding's ``"guests/guests/g1"``, or a path under it: ``"guests/guests/g1/contact"``)."""
+    quoted = json.dumps(entity_id)
+    named = tuple(n for p in paths for n in (json.dumps(p), json.dumps(p)[:-1] + "/"))
+    return f'"id":{quoted}', f'"guest_id":{quoted}', *named
+
+
+async def erase_entity_events(
+    gateway: Gateway, wedding: str, entity_id: str, paths: Sequence[str] = ()
+) -> int:
+    """Delete the wedding's events about one entry (``"id"`` or ``"guest_id"`` in their
+    data), and those naming one of ``paths`` or a path under one (a finding about
+    ``guests/guests/g1``, which may quote its values): per-person erasure. How many went."""
+    needles = _entity_needles(entity_id, paths)
+    found = " OR ".join(gateway.contains("data") for _ in needles)
+    sql = f"DELETE FROM {{t}}events WHERE wedding = ? AND ({found})"  # noqa: S608
+    return await gateway.run(_count(sql, (wedding, *needles)))
+
+
+def _count(sql: str, params: tuple[Any, ...]) -> Tx[int]:
+    gone: int = yield Sql(sql, params, count=True)
+    return gone
+
+
+def _purge_events(before: float, now: float) -> Tx[int]:
+    gone: int = yield Sql("DELETE FROM {t}events WHERE at < ?", (before,), count=True)
+    yield Sql("DELETE FROM {t}idempotency WHERE expires_at < ?", (now,))
+    return gone
+
+
+async def purge_events(gateway: Gateway, before: float) -> int:
+    """Delete events older than ``before`` (Unix seconds) and expired idempotency keys;
+    how many events went. Seqs are never reused."""
+    return await gateway.run(_purge_events(before, clock.now()))

@@ -24,18 +24,27 @@ import contextlib
 import hashlib
 import json
 import logging
-import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from crdt_server import clock
 from crdt_server.core.hooks import CommitBatch, Core, Extension, RoomView
-from crdt_server.documents.model import parse_instant
-from crdt_server.documents.schema import TimelineItem, read_timeline
+from crdt_server.documents.model import format_money, parse_instant
+from crdt_server.documents.schema import TimelineItem, read_budget, read_timeline
+from crdt_server.features.events import read_events
 from crdt_server.features.integrations.tables import FeedItem, IntegrationStore
-from crdt_server.storage import EventFilter, NewEvent
+from crdt_server.storage import EventFilter, Gateway, NewEvent
 
-__all__ = ["APPLIED_EVENT", "INBOUND_ORIGIN", "IntegrationService", "fingerprint"]
+__all__ = [
+    "APPLIED_EVENT",
+    "INBOUND_ORIGIN",
+    "PAYMENT_KEY",
+    "DuePayment",
+    "IntegrationService",
+    "fingerprint",
+]
 
 log = logging.getLogger("crdt_server.integrations")
 
@@ -50,6 +59,29 @@ def fingerprint(item: TimelineItem) -> str:
     shown = [item.title, item.start, item.end, item.location, item.owner, item.vendor]
     shown += [item.status, item.notes]
     return hashlib.sha256(json.dumps(shown).encode()).hexdigest()
+
+
+PAYMENT_KEY = "payment:"
+"""Prefix of a scheduled payment's row in the feed's state (``payment:p1``): no entry id
+holds a colon, so a payment never shares a timeline item's SEQUENCE."""
+
+
+@dataclass(frozen=True, slots=True)
+class DuePayment:
+    """A scheduled payment as the calendar shows it: an all-day event on its due date."""
+
+    id: str
+    due: str
+    amount: str
+    """Formatted in the budget's currency (``1,200.00 EUR``)."""
+    category: str
+    vendor: str | None
+    payer: str | None
+    notes: str | None
+
+    def fingerprint(self) -> str:
+        shown = [self.due, self.amount, self.category, self.vendor, self.payer, self.notes]
+        return hashlib.sha256(json.dumps(shown).encode()).hexdigest()
 
 
 class IntegrationService(Extension):
@@ -113,8 +145,8 @@ class IntegrationService(Extension):
         return rows
 
     def on_change(self, room: RoomView, batch: CommitBatch) -> None:
-        if room.kind == "timeline":
-            self._dirty[room.wedding_id] = time.time()
+        if room.kind in ("timeline", "budget"):
+            self._dirty[room.wedding_id] = clock.now()
             self._wake.set()
 
     # -- calendar -------------------------------------------------------------------------
@@ -124,12 +156,27 @@ class IntegrationService(Extension):
     ) -> list[tuple[TimelineItem, FeedItem]]:
         """The wedding's timeline items (by start) with their feed state, brought up to date;
         an item found changed is stamped ``changed_at`` (default: now)."""
-        docs = await self.core.weddings.documents(wedding_id, kinds=("timeline",))
+        items, _ = await self.feed(wedding_id, changed_at=changed_at)
+        return items
+
+    async def feed(
+        self, wedding_id: str, *, changed_at: float | None = None
+    ) -> tuple[list[tuple[TimelineItem, FeedItem]], list[tuple[DuePayment, FeedItem]]]:
+        """The timeline items (by start) and the scheduled payments with a due date (by due
+        date), each with its feed state, brought up to date in one reconciliation; an entry
+        found changed is stamped ``changed_at`` (default: now). Who may see the payments is
+        the route's to decide."""
+        docs = await self.core.weddings.documents(wedding_id, kinds=("timeline", "budget"))
         items = read_timeline(docs.get("timeline")).items
+        due = due_payments(docs.get("budget"))
         fingerprints = {i.id: fingerprint(i) for i in items.values()}
-        at = time.time() if changed_at is None else changed_at
+        fingerprints.update({PAYMENT_KEY + p.id: p.fingerprint() for p in due})
+        at = clock.now() if changed_at is None else changed_at
         state = await self.rows.reconcile(wedding_id, fingerprints, at)
-        return [(item, state[item.id]) for item in sorted(items.values(), key=_start_key)]
+        return (
+            [(item, state[item.id]) for item in sorted(items.values(), key=_start_key)],
+            [(p, state[PAYMENT_KEY + p.id]) for p in due],
+        )
 
     async def _follow_timelines(self) -> None:
         while True:
@@ -139,7 +186,7 @@ class IntegrationService(Extension):
             weddings, self._dirty = self._dirty, {}
             for wedding_id, changed_at in weddings.items():
                 try:
-                    await self.feed_items(wedding_id, changed_at=changed_at)
+                    await self.feed(wedding_id, changed_at=changed_at)
                 except Exception:
                     # The feed reconciles again when it is read: nothing is lost.
                     log.exception("updating the calendar sequences of %s failed", wedding_id)
@@ -161,11 +208,11 @@ class IntegrationService(Extension):
 
     async def applied(self, wedding_id: str, source: str, webhook_id: str) -> bool:
         """Whether an incoming webhook's operations were committed (its marker event)."""
-        store = self.core.store
+        sql = Gateway.of(self.core.store)
         where = EventFilter(types=(APPLIED_EVENT,))
         after = 0
         while True:
-            page = await store.events(wedding_id, after=after, limit=500, where=where)
+            page = await read_events(sql, wedding_id, after=after, limit=500, where=where)
             for event in page:
                 data: Any = json.loads(event.data)
                 if data == {"source": source, "webhook_id": webhook_id}:
@@ -173,6 +220,25 @@ class IntegrationService(Extension):
             if len(page) < 500:
                 return False
             after = page[-1].seq
+
+
+def due_payments(budget_doc: Any) -> list[DuePayment]:
+    """The budget's scheduled payments that have a due date, by due date then id."""
+    budget = read_budget(budget_doc)
+    found = [
+        DuePayment(
+            p.id,
+            p.due,
+            format_money(p.amount, budget.currency),
+            category.name if (category := budget.categories.get(p.category_id)) else p.category_id,
+            p.vendor,
+            p.payer,
+            p.notes or None,
+        )
+        for p in budget.payments.values()
+        if p.scheduled and p.due is not None
+    ]
+    return sorted(found, key=lambda p: (p.due, p.id))
 
 
 def _start_key(item: TimelineItem) -> tuple[datetime, str]:

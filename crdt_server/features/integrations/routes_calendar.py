@@ -5,7 +5,12 @@
   ``SEQUENCE`` that grows with each change, ``SUMMARY``, ``LOCATION``, ``STATUS``, the
   vendor (``CONTACT``) and the owner, start and end in UTC. ``ETag`` and
   ``If-None-Match`` (304). Credentials: a feed token (``?token=cal_...``), or a normal
-  token that may read the timeline.
+  token that may read the timeline. Scheduled payments with a due date are all-day
+  VEVENTs on that date (``Payment due: 1,200.00 EUR``, the category and vendor), for a
+  reader who may read the budget: a normal token whose role reads it, or a feed token whose
+  creator's role (in the wedding's member directory, now) reads it. The others see no
+  payment (so a feed made by a lead shows them, and one whose maker left the directory
+  does not).
 - ``POST /api/weddings/{id}/calendar-tokens`` (capability ``calendar.tokens``) answers 201
   ``{"id", "token", "url"}``: an opaque random token, stored as its SHA-256 only, with no
   expiry (calendar apps subscribe for months), good for this feed and nothing else (it is
@@ -17,14 +22,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
-from datetime import UTC, datetime
-from typing import Annotated
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta
 from starlette.responses import Response
 
+from crdt_server import clock
 from crdt_server.documents.model import parse_instant
 from crdt_server.documents.schema import TimelineItem
 from crdt_server.edge.bodies import Deleted, Page
@@ -34,8 +39,9 @@ from crdt_server.edge.links import public_url
 from crdt_server.edge.params import WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Forbidden, NotFound, Unauthenticated
-from crdt_server.features.integrations.extension import IntegrationService
+from crdt_server.features.integrations.extension import DuePayment, IntegrationService
 from crdt_server.features.integrations.tables import CalendarToken, FeedItem
+from crdt_server.features.people import People
 from crdt_server.times import rfc3339
 
 __all__ = ["TOKEN_PREFIX", "calendar_routes", "render_calendar"]
@@ -100,7 +106,11 @@ def _utc(at: float) -> datetime:
     return datetime.fromtimestamp(int(at), UTC)
 
 
-def render_calendar(wedding_id: str, items: list[tuple[TimelineItem, FeedItem]]) -> bytes:
+def render_calendar(
+    wedding_id: str,
+    items: list[tuple[TimelineItem, FeedItem]],
+    payments: list[tuple[DuePayment, FeedItem]] = (),  # type: ignore[assignment]
+) -> bytes:
     """The feed's bytes: the same items and state always give the same bytes (the ETag)."""
     import icalendar  # imported by the first feed, not by every process start
 
@@ -136,8 +146,47 @@ def render_calendar(wedding_id: str, items: list[tuple[TimelineItem, FeedItem]])
         if lines:
             event.add("description", "\n".join(lines))
         calendar.add_component(event)
+    for payment, state in payments:
+        calendar.add_component(_payment_event(icalendar, wedding_id, payment, state))
     data: bytes = calendar.to_ical()
     return data
+
+
+def _payment_event(icalendar: Any, wedding_id: str, payment: DuePayment, state: FeedItem) -> Any:
+    """A scheduled payment: an all-day event on its due date (DTEND the day after, RFC 5545
+    3.6.1), transparent (it takes no time of anyone's day)."""
+    event = icalendar.Event()
+    event.add("uid", f"{wedding_id}.payment.{payment.id}@crdt-server")
+    event.add("dtstamp", _utc(state.modified_at))
+    event.add("created", _utc(state.created_at))
+    event.add("last-modified", _utc(state.modified_at))
+    event.add("sequence", state.sequence)
+    to = f" to {payment.vendor}" if payment.vendor else ""
+    event.add("summary", f"Payment due: {payment.amount}{to}")
+    day = date.fromisoformat(payment.due)
+    event.add("dtstart", day)
+    event.add("dtend", day + timedelta(days=1))
+    event.add("transp", "TRANSPARENT")
+    event.add("categories", ["Payment"])
+    event.add("x-wedding-payment", payment.id)
+    lines = [f"Category: {payment.category}", f"Amount: {payment.amount}"]
+    lines += [f"Vendor: {payment.vendor}"] if payment.vendor else []
+    lines += [f"Paid by: {payment.payer}"] if payment.payer else []
+    lines += ["", payment.notes] if payment.notes else []
+    event.add("description", "\n".join(lines))
+    return event
+
+
+async def _maker_reads_budget(call: ApiCall, wedding_id: str, maker: str) -> bool:
+    """Whether a feed token's creator may read the budget: their role in the member
+    directory now, through the permission matrix (no directory, or not in it: no)."""
+    people = call.state.find(People)
+    if people is None:
+        return False
+    member = await people.member(wedding_id, maker)
+    if member is None:
+        return False
+    return call.state.permissions.access(member.role, "budget").can_read
 
 
 def _matches(header: str, etag: str) -> bool:
@@ -165,18 +214,25 @@ _AUTH = (401, 403, 404, 429)
     errors=(*_AUTH, 503),
     description="Answers 304 without a body when If-None-Match names the current "
     "ETag. Each VEVENT has a stable UID, DTSTAMP and LAST-MODIFIED (the item's last "
-    "change), CREATED and a SEQUENCE that grows with each change.",
+    "change), CREATED and a SEQUENCE that grows with each change. Scheduled payments with "
+    "a due date are all-day VEVENTs on that day, for readers who may read the budget (a "
+    "calendar token: its creator's role in the member directory).",
 )
 async def feed(call: ApiCall, path: WeddingPath, query: FeedQuery) -> Response:
     wedding_id = path.wedding_id
     service = call.state.extension(IntegrationService)
     if call.caller.kind == "calendar":
-        if await service.rows.token_wedding(_digest(call.caller.secret or "")) != wedding_id:
+        owner = await service.rows.token_owner(_digest(call.caller.secret or ""))
+        if owner is None or owner[0] != wedding_id:
             raise Unauthenticated("unknown or revoked calendar token", field="token")
+        payments = await _maker_reads_budget(call, wedding_id, owner[1])
     else:
-        if "timeline" not in readable_documents(call, wedding_id):
+        readable = readable_documents(call, wedding_id)
+        if "timeline" not in readable:
             raise Forbidden("the timeline is not open to you")
-    body = render_calendar(wedding_id, await service.feed_items(wedding_id))
+        payments = "budget" in readable
+    items, due = await service.feed(wedding_id)
+    body = render_calendar(wedding_id, items, due if payments else [])
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if _matches(call.request.headers.get("if-none-match", ""), etag):
@@ -203,7 +259,7 @@ async def create_token(call: ApiCall, path: WeddingPath) -> Response:
     body = call.json(TokenRequest) if call.body else TokenRequest()
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     record = CalendarToken(
-        wedding_id, "ct_" + secrets.token_hex(8), time.time(), principal.user_id, body.label
+        wedding_id, "ct_" + secrets.token_hex(8), clock.now(), principal.user_id, body.label
     )
     await call.state.extension(IntegrationService).rows.add_token(record, _digest(token))
     feed_path = f"/api/weddings/{wedding_id}/calendar.ics?token={token}"

@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-import time
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -27,6 +26,7 @@ from pycrdt import Doc
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from starlette.responses import Response
 
+from crdt_server import clock
 from crdt_server.actor import Actor
 from crdt_server.auth.principals import AuthError
 from crdt_server.core.hooks import Sender
@@ -72,6 +72,7 @@ class SourceAccess(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit
     budget: Grant = "none"
     guests: Grant = "none"
     seating: Grant = "none"
+    tasks: Grant = "none"
     events: Literal["write", "none"] = "none"
 
 
@@ -104,7 +105,7 @@ class SourceDeleted(Deleted, frozen=True):
 
 
 class InboundOps(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    doc: Literal["timeline", "budget", "guests", "seating"]
+    doc: Literal["timeline", "budget", "guests", "seating", "tasks"]
     ops: list[dict[str, Any]]
 
 
@@ -124,7 +125,7 @@ class InboundBody(msgspec.Struct, frozen=True, omit_defaults=True):
     """Either ``{"doc", "ops"}`` or ``{"event"}`` (documentation of both forms; the body is
     decoded as :class:`InboundOps` or :class:`InboundEvent`)."""
 
-    doc: Literal["timeline", "budget", "guests", "seating"] | None = None
+    doc: Literal["timeline", "budget", "guests", "seating", "tasks"] | None = None
     ops: list[dict[str, Any]] | None = None
     event: CustomEvent | None = None
 
@@ -205,7 +206,7 @@ async def create_source(call: ApiCall, path: WeddingPath, body: SourceRequest) -
         body.source,
         secret,
         msgspec.json.encode(body.access).decode(),
-        time.time(),
+        clock.now(),
         by,
     )
     if not await _service(call).rows.add_source(source):
@@ -313,9 +314,9 @@ async def receive(call: ApiCall, path: DeliveryPath) -> Response:
     access = msgspec.json.decode(source.access, type=SourceAccess)
     body = _parse(call.body)
     rows = service.rows
-    seen = await rows.claim(wedding_id, name, webhook_id, time.time())
+    seen = await rows.claim(wedding_id, name, webhook_id, clock.now())
     if seen is not None and seen.state == "pending":
-        if time.time() - seen.at < PENDING_SECONDS:
+        if clock.now() - seen.at < PENDING_SECONDS:
             raise Conflict("this webhook-id is being processed; retry later", retry_after=5)
         if isinstance(body, InboundOps) and await service.applied(wedding_id, name, webhook_id):
             answer = InboundAnswer(webhook_id)
@@ -405,7 +406,7 @@ async def _post_event(
         f"{wedding_id}:inbound:{source}",
         webhook_id,
         hashlib.sha256(call.body).hexdigest(),
-        time.time() + 7 * 24 * 3600.0,
+        clock.now() + 7 * 24 * 3600.0,
     )
     row = NewEvent(
         wedding_id, event.type, data, event.doc, actor.sub, actor.role, priority=event.priority

@@ -110,6 +110,12 @@ class _Wedding:
 
 
 @dataclass(frozen=True, slots=True)
+class _Owner:
+    wedding: str
+    created_by: str
+
+
+@dataclass(frozen=True, slots=True)
 class _ItemRow:
     """What the feed last showed of a timeline item."""
 
@@ -285,6 +291,14 @@ class IntegrationStore:
             _Wedding, "SELECT wedding FROM {t}calendar_tokens WHERE digest = ?", digest
         )
         return None if found is None else found.wedding
+
+    async def token_owner(self, digest: str) -> tuple[str, str] | None:
+        """The wedding whose feed the token of this digest opens, and who created the
+        token; ``None`` for no such token."""
+        found = await self._sql.fetch_one_as(
+            _Owner, "SELECT wedding, created_by FROM {t}calendar_tokens WHERE digest = ?", digest
+        )
+        return None if found is None else (found.wedding, found.created_by)
 
     # -- calendar items ----------------------------------------------------------------
 

@@ -31,13 +31,13 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 import uuid
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from crdt_server import clock
 from crdt_server.actor import Actor
 from crdt_server.core.hooks import CommitBatch, ConnectionView, Core, Extension, RoomView
 from crdt_server.documents import DOCUMENT_KINDS
@@ -63,6 +63,7 @@ NOTES_EDITED: dict[str, str] = {
     "items": "timeline.item_notes_edited",
     "categories": "budget.category_notes_edited",
     "payments": "budget.payment_notes_edited",
+    "tasks": "task.notes_edited",
 }
 """The event a closed session stores, by the root of its entry."""
 
@@ -188,7 +189,7 @@ class NoteSessions(Extension):
         if room.kind not in DOCUMENT_KINDS or self._rows is None:
             return
         seen = self._texts.setdefault(room.name, {})
-        now = time.time()
+        now = clock.now()
         idle = self._require_core().settings.fragment(NoteSettings).notes_session_idle_seconds
         edited: set[tuple[str, str, str]] = set()
         gone: set[str] = set()  # people who edited over a socket (still there?)
@@ -323,7 +324,7 @@ class NoteSessions(Extension):
         while True:
             await asyncio.sleep(min(_GONE_GRACE, idle) / 4)
             self._take_edits()  # an edit still to look up may keep a session open
-            now = time.time()
+            now = clock.now()
             due = [
                 key
                 for key, session in self._open.items()

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from crdt_server.features.events import store_events
 from crdt_server.storage.base import DocumentStore, NewEvent, StoredEvent
 from crdt_server.storage.gateway import Gateway, Table, schema_of, statements
 
@@ -111,7 +112,7 @@ class NoteSessionStore:
             events = [
                 event for session, event, written in closing if session.id in present or not written
             ]
-            stored = await tx.add_events(events) if events else []
+            stored = await tx.run(store_events(events)) if events else []
             await tx.executemany(
                 "DELETE FROM {t}note_sessions WHERE id = ?", [(i,) for i in present]
             )

@@ -23,6 +23,7 @@ from crdt_server.features.notifications.extension import (
     notice_rows,
     notify,
     queued_email,
+    queued_guest_email,
     unread_about,
 )
 from crdt_server.features.notifications.extension_mail import Mailer
@@ -44,6 +45,7 @@ __all__ = [
     "notice_rows",
     "notify",
     "queued_email",
+    "queued_guest_email",
     "subject_line",
     "unread_about",
 ]

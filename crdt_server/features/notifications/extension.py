@@ -13,10 +13,10 @@ Notifications about a thread carry its id; the threads feature says what they ar
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple, Protocol
 
+from crdt_server import clock
 from crdt_server.actor import Actor
 from crdt_server.cluster.messages import BusMessage, to_event
 from crdt_server.core.hooks import Core, Extension
@@ -278,7 +278,7 @@ class Notifications(Extension):
         if not self.emails:
             return
         # The one header rule (domain_mail): no line break, no control character, capped.
-        await self.db.write(_queue_email(address, subject_line(subject), body, time.time()))
+        await self.db.write(_queue_email(address, subject_line(subject), body, clock.now()))
         self.queued("")
 
     async def forget_address(self, address: str) -> None:
@@ -317,7 +317,7 @@ class Notifications(Extension):
                     subject_line(subject),
                     body,
                     unsubscribe,
-                    time.time(),
+                    clock.now(),
                 )
             )
         )
@@ -401,6 +401,26 @@ def _queue_email(address: str, subject: str, body: str, now: float) -> Tx[None]:
     )
 
 
+def queued_guest_email(
+    wedding: str,
+    guest: str,
+    address: str,
+    *,
+    from_name: str,
+    subject: str,
+    body: str,
+    unsubscribe: str,
+    now: float,
+) -> Tx[None]:
+    """The step that queues an email to one of the wedding's guests, as
+    :meth:`Notifications.queue_guest_email` does, in the caller's transaction (a scheduled
+    reminder's, so it is queued once). Only when this server sends email
+    (``Notifications.emails``), which the caller checks; after the commit it calls
+    ``Notifications.queued(wedding)`` to wake the mailers."""
+    row = (wedding, guest, address, from_name, subject_line(subject), body, unsubscribe, now)
+    yield from _queue_guest_email(row)
+
+
 def _queue_guest_email(row: tuple[str, str, str, str, str, str, str, float]) -> Tx[None]:
     yield Sql(
         "INSERT INTO {t}guest_mail (wedding, guest, address, from_name, subject, body,"
@@ -416,6 +436,9 @@ def _item(n: Notification, subject: str | None) -> dict[str, Any]:
         "thread": {"id": n.thread, "subject": subject} if n.thread else None,
         "message": n.message if n.thread else None,
         **({"conflict": n.message} if n.reason == OVERWRITTEN else {}),
+        # What a notification not about a thread is about, in its reason's terms (a
+        # payment's id for ``payment_due``, a task's id for ``task.due``).
+        **({"ref": n.message} if not n.thread else {}),
         "actor": {"sub": n.actor, "role": n.actor_role},
         "priority": n.priority,
         "created_at": rfc3339(float(n.created_at)),

@@ -22,13 +22,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+from crdt_server import clock
 from crdt_server.cluster.messages import from_event
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.features.db import Sql, Tx, rows_as
@@ -42,6 +42,7 @@ from crdt_server.features.notifications.tables import (
     OutboxItem,
 )
 from crdt_server.features.people import Member, People, emailed
+from crdt_server.names import at_least
 
 __all__ = ["Mailer", "Notice", "SmtpTarget"]
 
@@ -78,6 +79,9 @@ class SmtpTarget:
         )
 
 
+_LOST = "A change of yours was lost"
+"""The subject of an email saying one notice whose reason gave no subject of its own."""
+
 Notice = Callable[[str, str, Member], Awaitable[str | None]]
 """What says a notification not about a thread in an email: called with the wedding, the
 notification's reference and the recipient (their current directory entry: what the email
@@ -100,15 +104,19 @@ class Mailer(Extension):
         self._inbox = notifications
         self._people = people
         self._notices = dict(notices or {})
+        self._subjects: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
         self._core: Core | None = None
         self.sent = 0
         """Emails sent by this process (for tests and metrics)."""
 
-    def describe(self, reason: str, says: Notice) -> None:
+    def describe(self, reason: str, says: Notice, subject: str | None = None) -> None:
         """Say notifications of ``reason`` (not about a thread) in emails with ``says``
-        (:data:`Notice`)."""
+        (:data:`Notice`); ``subject``: the email's subject when it says only one of them
+        (by default, that a change of the person's was lost)."""
         self._notices[reason] = says
+        if subject is not None:
+            self._subjects[reason] = subject
 
     async def start(self, core: Core) -> None:
         self._core = core
@@ -136,18 +144,19 @@ class Mailer(Extension):
             except Exception:
                 log.exception("sending notification emails failed; retrying")
                 pause = RETRY_SECONDS
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), max(0.05, min(pause, POLL_SECONDS)))
+            # By the server's clock: a fake clock's advance sends what it made due.
+            await clock.wait(wake, max(0.05, min(pause, POLL_SECONDS)))
 
     async def send_due(self) -> float:
         """Send every person's due rows; seconds until the next held row comes due."""
         assert self._core is not None
         digest = self._core.settings.fragment(NotificationSettings).email_digest_seconds
         db = self._inbox.db
-        now = time.time()
+        now = clock.now()
         waiting = await db.read_as(
             DueOutbox,
-            "SELECT wedding, sub, MAX(CASE WHEN priority = 'normal' THEN 0 ELSE 1 END)"
+            "SELECT wedding, sub,"
+            " MAX(CASE WHEN priority IN ('urgent', 'emergency') THEN 1 ELSE 0 END)"
             " FROM {t}notification_outbox WHERE claimed_until < ? GROUP BY wedding, sub",
             now,
         )
@@ -164,7 +173,7 @@ class Mailer(Extension):
     async def _send_addressed(self) -> None:
         """Send the emails to bare addresses (sign-in links), each at once."""
         db = self._inbox.db
-        now = time.time()
+        now = clock.now()
 
         def claim() -> Tx[list[MailItem]]:
             return (
@@ -184,7 +193,7 @@ class Mailer(Extension):
             email = envelope(sender, item.address, item.subject)
             email.set_content(item.body, cte="quoted-printable")
             if not await self._deliver(email):
-                await db.write(_release_mail(int(item.id), time.time() + RETRY_SECONDS))
+                await db.write(_release_mail(int(item.id), clock.now() + RETRY_SECONDS))
                 continue
             await db.write(_done_mail(int(item.id)))
         await self._send_to_guests()
@@ -193,7 +202,7 @@ class Mailer(Extension):
         """Send the emails to guests (RSVP links), each at once: the couple's name before
         the server's address, and the guest's unsubscribe link."""
         db = self._inbox.db
-        now = time.time()
+        now = clock.now()
 
         def claim() -> Tx[list[GuestMailItem]]:
             return (
@@ -217,7 +226,7 @@ class Mailer(Extension):
                 f"{item.body}\n--\nStop these emails: {item.unsubscribe}\n", cte="quoted-printable"
             )
             if not await self._deliver(email):
-                await db.write(_release_guest_mail(int(item.id), time.time() + RETRY_SECONDS))
+                await db.write(_release_guest_mail(int(item.id), clock.now() + RETRY_SECONDS))
                 continue
             await db.write(_done_guest_mail(int(item.id)))
 
@@ -244,7 +253,7 @@ class Mailer(Extension):
 
     async def _send(self, wedding: str, sub: str) -> None:
         db = self._inbox.db
-        now = time.time()
+        now = clock.now()
 
         def claim() -> Tx[list[OutboxItem]]:
             return (
@@ -270,9 +279,9 @@ class Mailer(Extension):
             # None: nothing left to say (every notice's finding closed meanwhile).
             email = await self._compose(wedding, member, member.email, items)
         if email is not None and not await self._deliver(email):
-            await db.write(_release(ids, time.time() + RETRY_SECONDS))
+            await db.write(_release(ids, clock.now() + RETRY_SECONDS))
             return
-        await db.write(_done(wedding, sub, ids, time.time()))
+        await db.write(_done(wedding, sub, ids, clock.now()))
 
     async def _compose(
         self, wedding: str, member: Member, address: str, items: list[OutboxItem]
@@ -283,6 +292,7 @@ class Mailer(Extension):
         names = {m.sub: m.name for m in await self._people.members(wedding)}
         lines = []
         subjects = []
+        plain: list[str] = []
         for item in items:
             reason, thread, message, priority = (
                 item.reason,
@@ -294,7 +304,9 @@ class Mailer(Extension):
             if not thread and notice is not None:
                 line = await notice(wedding, str(message), member)
                 if line is not None:
-                    subjects.append("")  # not a thread: the subject names no thread
+                    # Not a thread: the subject names no thread, it says what this is.
+                    subjects.append("")
+                    plain.append(self._subjects.get(str(reason), _LOST))
                     lines.append(line + "\n")
                 continue
             threads = self._inbox.threads
@@ -308,7 +320,7 @@ class Mailer(Extension):
             subject = " ".join(said.subject.split())  # never a line break in a header
             subjects.append(subject)
             who = names.get(said.author, said.author or "someone")
-            flag = "" if priority == "normal" else f"[{str(priority).upper()}] "
+            flag = f"[{str(priority).upper()}] " if at_least(str(priority), "urgent") else ""
             why = {"mention": "mentioned you", "reply": "replied to you"}.get(str(reason), "wrote")
             text = "(deleted)" if said.deleted else said.body
             lines.append(f"{flag}{who} {why} in \u201c{subject}\u201d:\n{text}\n")
@@ -323,7 +335,7 @@ class Mailer(Extension):
         urgent = any(i.priority != "normal" for i in items)
         if len(lines) == 1:
             subject = ("[URGENT] " if urgent else "") + (
-                f"New in \u201c{subjects[0]}\u201d" if subjects[0] else "A change of yours was lost"
+                f"New in \u201c{subjects[0]}\u201d" if subjects[0] else plain[0]
             )
         else:
             subject = ("[URGENT] " if urgent else "") + (

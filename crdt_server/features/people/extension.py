@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import time
 from typing import Any
 
+from crdt_server import clock
 from crdt_server.core.hooks import ConnectionView, Core, Extension, RoomView
 from crdt_server.features.db import FeatureDb, Sql, Tx, row_as
 from crdt_server.features.people import tables
@@ -144,7 +144,7 @@ class People(Extension):
             yield Sql(
                 "INSERT INTO {t}members (wedding, sub, role, name, email, unsubscribe,"
                 " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (wedding, sub) DO NOTHING",
-                (wedding, sub, role, name, email, secrets.token_urlsafe(24), time.time()),
+                (wedding, sub, role, name, email, secrets.token_urlsafe(24), clock.now()),
             )
 
         await self.db.write(tx())
@@ -159,7 +159,7 @@ class People(Extension):
         key = (wedding, sub)
         if self.known(wedding, sub, role, name, email):
             return
-        now = time.time()
+        now = clock.now()
 
         def tx() -> Tx[None]:
             added = yield Sql(
@@ -187,7 +187,7 @@ class People(Extension):
         """Create or replace a member; (member, the entry it replaced or ``None``). An
         address an operator (``by_operator``) sets identifies the member at a sign-in; one
         set otherwise does once a sign-in link to it is used."""
-        now = time.time()
+        now = clock.now()
 
         def tx() -> Tx[Member | None]:
             before = yield from row_as(
@@ -221,6 +221,11 @@ class People(Extension):
 
     async def member(self, wedding: str, sub: str) -> Member | None:
         return await tables.member(self.db, wedding, sub)
+
+    async def role_of(self, wedding: str, sub: str) -> str | None:
+        """The role of member ``sub`` (the edge's ``MemberDirectory``: who may own a task)."""
+        found = await self.member(wedding, sub)
+        return None if found is None else found.role
 
     async def members(self, wedding: str) -> list[Member]:
         return await tables.members(self.db, wedding)

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from collections.abc import Sequence
 from typing import Literal, Protocol
 
+from crdt_server import clock
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.core.limits import RateLimiter
-from crdt_server.features.db import Events, FeatureDb, Sql, Tx
-from crdt_server.features.events import EventLog, forget_events_of
+from crdt_server.features.db import FeatureDb, Sql, Tx
+from crdt_server.features.events import EventLog, forget_events_of, store_events
 from crdt_server.features.people import tables_invitations as tables
 from crdt_server.features.people.extension import erase
 from crdt_server.features.people.extension_sessions import MailQueue
@@ -142,10 +142,10 @@ class Invitations(Extension):
         return await tables.invitation(self.db, wedding, invitation)
 
     async def open_count(self, wedding: str) -> int:
-        return await tables.open_count(self.db, wedding, time.time())
+        return await tables.open_count(self.db, wedding, clock.now())
 
     async def revoke(self, wedding: str, invitation: str) -> bool:
-        return await self.db.write(tables.revoke(wedding, invitation, time.time()))
+        return await self.db.write(tables.revoke(wedding, invitation, clock.now()))
 
     async def redeem(
         self, invitation: str, secret: str, *, sub: str, name: str, email: str | None
@@ -174,7 +174,7 @@ class Invitations(Extension):
         """Store member events in a transaction of their own and wake their readers."""
 
         def tx() -> Tx[None]:
-            yield Events(events)
+            yield from store_events(events)
 
         await self.db.write(tx())
         for wedding in {e.wedding for e in events}:
@@ -187,7 +187,7 @@ class Invitations(Extension):
         def tx() -> Tx[bool]:
             gone = yield from erase(wedding, sub)
             if gone:
-                yield Events([event])
+                yield from store_events([event])
             return gone
 
         removed = await self.db.write(tx())
@@ -200,7 +200,7 @@ class Invitations(Extension):
     async def on_revoke(self, sub: str, wedding: str | None) -> None:
         """What a revoked member set up stops: their open invitations are revoked."""
         where = "" if wedding is None else " AND wedding = ?"
-        params: tuple[object, ...] = (time.time(), sub) + (() if wedding is None else (wedding,))
+        params: tuple[object, ...] = (clock.now(), sub) + (() if wedding is None else (wedding,))
 
         def tx() -> Tx[None]:
             yield Sql(

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from crdt_server import clock
 from crdt_server.auth.principals import Revocations
 from crdt_server.auth.tokens import TokenCodec
 from crdt_server.cluster.messages import BusMessage, from_event, to_event
@@ -322,7 +323,7 @@ class DeviceSessions(Extension):
         self.address_limiter = RateLimiter(per_hour / 3600.0, float(per_hour))
         await core.store.install(SESSIONS_SCHEMA)
         await core.store.install(CLAIMS_SCHEMA)
-        await self._catch_up(time.time() - self._revocations.keep_seconds)
+        await self._catch_up(clock.now() - self._revocations.keep_seconds)
         self._sweep = asyncio.create_task(self._sweep_loop(), name="device-sessions")
 
     async def close(self) -> None:
@@ -411,7 +412,7 @@ class DeviceSessions(Extension):
             return False
         code = secrets.token_urlsafe(32)
         limit = self.settings.sign_in_per_email_per_hour
-        if not await self.db.write(sign_in_code(address, code, time.time(), limit)):
+        if not await self.db.write(sign_in_code(address, code, clock.now(), limit)):
             return False
         await self._mail(address, *sign_in_email(code, base))
         return True
@@ -438,7 +439,7 @@ class DeviceSessions(Extension):
         one was queued."""
         address = normal_email(email)
         code = secrets.token_urlsafe(32)
-        now = time.time()
+        now = clock.now()
         limit = self.settings.sign_in_per_email_per_hour
 
         def tx() -> Tx[bool]:
@@ -485,7 +486,7 @@ class DeviceSessions(Extension):
         become that person: their memberships and devices move to it), they are linked to
         the members it identifies, and their memberships whose member has no address get
         it (unless another member of that wedding holds it)."""
-        now = time.time()
+        now = clock.now()
         person_id = "p_" + secrets.token_urlsafe(12)
         device = "d_" + secrets.token_urlsafe(12)
         secret = secrets.token_urlsafe(32)
@@ -606,7 +607,7 @@ class DeviceSessions(Extension):
         (:meth:`person`)."""
         device = "d_" + secrets.token_urlsafe(12)
         secret = secrets.token_urlsafe(32)
-        await self.db.write(new_device(device, person, secret, label, time.time()))
+        await self.db.write(new_device(device, person, secret, label, clock.now()))
         return device, secret
 
     async def person(self, email: str | None = None) -> str:
@@ -624,7 +625,7 @@ class DeviceSessions(Extension):
                     return found.id
             yield Sql(
                 "INSERT INTO {t}persons (id, email, created_at) VALUES (?, ?, ?)",
-                (pid, address, time.time()),
+                (pid, address, clock.now()),
             )
             return pid
 
@@ -641,7 +642,7 @@ class DeviceSessions(Extension):
                 "INSERT INTO {t}memberships (wedding, sub, person, docs, used_at)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (wedding, sub) DO UPDATE SET"
                 " person = excluded.person, docs = excluded.docs",
-                (wedding, sub, person, text, time.time()),
+                (wedding, sub, person, text, clock.now()),
             )
         )
 
@@ -649,7 +650,7 @@ class DeviceSessions(Extension):
         """The live device session whose cookie holds ``secret``, marked used now (its
         secret rotated once a day); ``None`` if there is none, or it ended or went idle
         (then it ends now)."""
-        now = time.time()
+        now = clock.now()
         idle = self.settings.device_session_idle_days * 86400
         hashed = digest(secret)
         fresh = secrets.token_urlsafe(32)
@@ -711,7 +712,7 @@ class DeviceSessions(Extension):
         await self.db.write(
             statement(
                 "UPDATE {t}memberships SET used_at = ? WHERE person = ? AND wedding = ?",
-                (time.time(), person, wedding),
+                (clock.now(), person, wedding),
             )
         )
 
@@ -719,7 +720,7 @@ class DeviceSessions(Extension):
         """An access token for one wedding of the person: the membership's role (the
         directory's), its document narrowing, ``sid``; at most
         :data:`ACCESS_TOKEN_SECONDS`."""
-        now = time.time()
+        now = clock.now()
         if self._revocations.revoked_since(membership.sub, membership.wedding, float(int(now))):
             # Revoked this very second (a role change): a token's ``iat`` is whole seconds,
             # and one of this second would be refused as issued before the revocation.
@@ -754,7 +755,7 @@ class DeviceSessions(Extension):
     async def _end(self, ids: list[str]) -> None:
         if not ids:
             return
-        now = time.time()
+        now = clock.now()
 
         def tx() -> Tx[None]:
             for sid in ids:
@@ -803,7 +804,7 @@ class DeviceSessions(Extension):
 
     async def _sweep_loop(self) -> None:
         while True:
-            await asyncio.sleep(SWEEP_SECONDS)
+            await clock.sleep(SWEEP_SECONDS)
             try:
                 await self.sweep()
             except Exception:
@@ -812,7 +813,7 @@ class DeviceSessions(Extension):
     async def sweep(self) -> None:
         """End device sessions unused for the idle limit; catch up with those ended
         elsewhere (a bus message lost)."""
-        now = time.time()
+        now = clock.now()
         idle = await self.db.read_as(
             IdRow,
             "SELECT id FROM {t}device_sessions WHERE ended_at IS NULL AND last_used < ?",

@@ -12,13 +12,13 @@ same 404, and only a code whose secret matched can learn that its invitation is 
 from __future__ import annotations
 
 import re
-import time
 from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
 from starlette.responses import Response
 
+from crdt_server import clock
 from crdt_server.auth.permissions import Access, PermissionsError, parse_overrides
 from crdt_server.auth.principals import Principal
 from crdt_server.auth.tokens import valid_email
@@ -199,7 +199,7 @@ async def create_invitation(call: ApiCall, path: WeddingPath, body: NewInvitatio
     if await invitations.open_count(wedding) >= most:
         raise TooMany(f"this wedding has {most} open invitations: revoke some first")
     invitation, code, digest = new_code()
-    now = time.time()
+    now = clock.now()
     row = InvitationRow(
         id=invitation,
         wedding=wedding,
@@ -264,7 +264,7 @@ async def list_invitations(call: ApiCall, path: WeddingPath, query: InvitationsQ
     granter(call, wedding, "members.invite")
     before = _cursor(query.after) if query.after else None
     rows = await call.state.extension(Invitations).of(wedding, limit=query.limit, before=before)
-    now = time.time()
+    now = clock.now()
     following = f"{rows[-1].created_at!r}.{rows[-1].id}" if len(rows) == query.limit else None
     return json_response(InvitationsAnswer([_shown(r, now) for r in rows], following))
 
@@ -332,7 +332,7 @@ async def accept_invitation(call: ApiCall, body: Acceptance) -> Response:
     if joined.outcome == "unknown" or row is None:
         raise NotFound("no invitation has this code", field="code")
     if joined.outcome != "joined":
-        raise Gone(f"this invitation is {row.state(time.time())}", field="code")
+        raise Gone(f"this invitation is {row.state(clock.now())}", field="code")
     token = codec.mint(
         sub=sub,
         role=row.role,

@@ -12,13 +12,14 @@ only SQL that reads and writes them.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
-from crdt_server.features.db import Events, FeatureDb, Sql, Tx, row_as, rows_as
+from crdt_server import clock
+from crdt_server.features.db import FeatureDb, Sql, Tx, row_as, rows_as
+from crdt_server.features.events import store_events
 from crdt_server.features.people.domain_invitations import code_matches
 from crdt_server.storage import NewEvent, Table, schema_of
 
@@ -170,7 +171,7 @@ def create(row: InvitationRow, event: NewEvent) -> Tx[None]:
         " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         tuple(msgspec.structs.astuple(row)),
     )
-    yield Events([event])
+    yield from store_events([event])
 
 
 def revoke(wedding: str, invitation: str, at: float) -> Tx[bool]:
@@ -199,7 +200,7 @@ def redeem(
     """The step that lets one person in with a code: checks the secret in constant time,
     takes one use (atomically: two people racing for the last use cannot both get it),
     makes them a member (no email in the directory) and records ``member.joined``."""
-    now = time.time()
+    now = clock.now()
     found = yield from rows_as(
         InvitationRow, f"SELECT {_COLUMNS} FROM {{t}}invitations WHERE id = ?", invitation
     )
@@ -228,7 +229,7 @@ def redeem(
     )
     data = {"sub": sub, "name": name, "role": row.role, "invitation": row.id}
     data["inviter"] = row.inviter
-    yield Events(
+    yield from store_events(
         [
             NewEvent(
                 row.wedding,

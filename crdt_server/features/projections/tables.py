@@ -9,10 +9,10 @@ IF NOT EXISTS``): stores written by an earlier release gain it and change nothin
 from __future__ import annotations
 
 import random
-import time
 
 import msgspec
 
+from crdt_server import clock
 from crdt_server.storage import DocumentStore
 from crdt_server.storage.gateway import Gateway, Sql, Table, Tx, row_as, schema_of
 
@@ -56,7 +56,7 @@ class ProjectionClients:
             yield Sql(
                 "INSERT INTO {t}projection_clients (name, wedding, client_id, created)"
                 " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (name, wedding, fresh, time.time()),
+                (name, wedding, fresh, clock.now()),
             )
             kept = yield from row_as(
                 _Client, "SELECT client_id FROM {t}projection_clients WHERE name = ?", name

@@ -3,7 +3,9 @@
 The couple and planner make (``POST``) and revoke (``DELETE``) a household's link, export
 every link as CSV or a printable sheet of QR codes; guests read and answer through
 ``/api/rsvp/{code}`` as ``guest:<guest id>`` principals (:mod:`.routes_guest`), and the
-page at ``/rsvp/`` is theirs (:mod:`crdt_server.edge.webapp` serves its bundle).
+page at ``/rsvp/`` is theirs (:mod:`crdt_server.edge.webapp` serves its bundle). A
+household that has not answered is reminded by email before its deadline, once
+(:mod:`.extension_reminders`, through the scheduler).
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ from typing import TYPE_CHECKING
 from crdt_server.auth.permissions import LEADS
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
+from crdt_server.features.notifications import Notifications
+from crdt_server.features.scheduler import Scheduler
 
 from .domain import mint_code, parse_code
 from .extension import RsvpLinks
+from .extension_reminders import REMINDER, RsvpReminders
 from .routes import CAPABILITY, link_routes
 from .routes_guest import GUEST_ROLE, guest_actor, guest_routes
 from .routes_mail import mail_routes
@@ -32,6 +37,7 @@ __all__ = [
     "GUEST_ROLE",
     "RSVP_SCHEMA",
     "RsvpLinks",
+    "RsvpReminders",
     "RsvpSettings",
     "guest_actor",
     "mint_code",
@@ -40,7 +46,8 @@ __all__ = [
 
 
 def _build(built: Built) -> Sequence[Extension]:
-    return [RsvpLinks()]
+    reminders = RsvpReminders(built.find(Scheduler), built.find(Notifications))
+    return [RsvpLinks(), reminders]
 
 
 def _routes() -> Sequence[ApiRoute]:
@@ -57,4 +64,6 @@ FEATURE = Feature(
     # rsvp.links_exported: who took the links (CSV or sheet); guest.rsvp_changed events
     # are the guests document's own.
     event_namespaces=("rsvp.",),
+    # A household that has not answered is reminded before its deadline.
+    jobs=(REMINDER,),
 )

@@ -27,6 +27,8 @@ __all__ = [
     "MAX_NOTE",
     "LinkCode",
     "closes_at",
+    "reminder_at",
+    "reminder_text",
     "email_address",
     "unsubscribe_key",
     "mint_code",
@@ -100,6 +102,54 @@ def verify_code(secret: bytes, code: LinkCode, version: int) -> bool:
     return hmac.compare_digest(expected.encode(), code.mac.encode())
 
 
+REMINDER_HOUR = 10
+"""The local hour (the wedding's time zone) a reminder goes out on its day."""
+
+
+def _zone(time_zone: Any) -> Any:
+    if isinstance(time_zone, str) and time_zone:
+        try:
+            from zoneinfo import ZoneInfo
+
+            return ZoneInfo(time_zone)
+        except (ValueError, OSError, KeyError):
+            return UTC
+    return UTC
+
+
+def reminder_at(deadline: Any, time_zone: Any, days: int) -> datetime | None:
+    """When the reminder of an RSVP deadline goes: ``days`` before a deadline day
+    (``YYYY-MM-DD``), at :data:`REMINDER_HOUR` in the wedding's time zone (UTC when none
+    is known), or ``days`` before a full date-time. ``None`` for no deadline, or one that
+    is not a date."""
+    if not isinstance(deadline, str) or not deadline:
+        return None
+    zone = _zone(time_zone)
+    try:
+        if len(deadline) == 10:
+            day = datetime.strptime(deadline, "%Y-%m-%d").date() - timedelta(days=days)
+            return datetime.combine(day, time(REMINDER_HOUR), zone)
+        at = datetime.fromisoformat(deadline.replace("Z", "+00:00"))
+    except (ValueError, OverflowError):
+        return None
+    try:
+        return (at if at.tzinfo is not None else at.replace(tzinfo=zone)) - timedelta(days=days)
+    except OverflowError:
+        return None
+
+
+def reminder_text(
+    household: str, couple: str, date: str | None, deadline: str, url: str
+) -> tuple[str, str]:
+    """The subject and body of a household's RSVP reminder."""
+    body = (
+        f"Dear {household},\n\n{couple} have not had your answer yet"
+        + (f" for {date}" if date else "")
+        + f".\n\nPlease answer for your household by {deadline} here:\n{url}\n"
+    )
+    return f"{couple}: a reminder to answer by {deadline}", body
+
+
 def closes_at(deadline: Any, time_zone: Any = None) -> datetime | None:
     """When a link whose RSVP deadline is ``deadline`` stops taking answers: the end of
     that day (``YYYY-MM-DD``) in the wedding's time zone (UTC when none is known), or the
@@ -107,14 +157,7 @@ def closes_at(deadline: Any, time_zone: Any = None) -> datetime | None:
     not a date: a mistyped deadline never locks guests out."""
     if not isinstance(deadline, str) or not deadline:
         return None
-    zone: Any = UTC
-    if isinstance(time_zone, str) and time_zone:
-        try:
-            from zoneinfo import ZoneInfo
-
-            zone = ZoneInfo(time_zone)
-        except (ValueError, OSError, KeyError):
-            zone = UTC
+    zone = _zone(time_zone)
     try:
         if len(deadline) == 10:
             day = datetime.strptime(deadline, "%Y-%m-%d").date()

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import math
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta
 from starlette.responses import Response
 
+from crdt_server import clock
 from crdt_server.actor import Actor
 from crdt_server.core.hooks import Sender
 from crdt_server.core.operation_keys import OperationKey
@@ -172,7 +173,7 @@ async def _link(call: ApiCall, code: str) -> _Link:
 
 
 def _closed(link: _Link) -> bool:
-    return link.closes is not None and datetime.now(UTC) >= link.closes
+    return link.closes is not None and clock.utcnow() >= link.closes
 
 
 @guest_routes.get(
@@ -290,7 +291,7 @@ async def _answer(
     idempotency key, its row is committed with the last person's update."""
     weddings = call.state.weddings
     answered: list[Answered] = []
-    at = rfc3339(int(datetime.now(UTC).timestamp()), "seconds")
+    at = rfc3339(int(clock.now()), "seconds")
     receipt = b""
 
     def kept(result: dict[str, Any]) -> list[FeatureRow]:

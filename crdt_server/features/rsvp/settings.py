@@ -26,7 +26,16 @@ class RsvpSettings:
     so a venue's Wi-Fi or a carrier's NAT can serve many households at once, yet a guesser
     of codes is slowed down."""
 
+    rsvp_reminder_days: int = 7
+    """Days before a household's RSVP deadline (its own, else the wedding's) that a
+    household nobody of which has answered yet gets one reminder email, through the
+    scheduler and the guest-mail outbox (its guests with an email address who did not
+    unsubscribe). Needs ``CRDT_SERVER_SMTP_URL`` and ``CRDT_SERVER_PUBLIC_URL`` (the
+    email's links). 0: no reminders."""
+
     def __post_init__(self) -> None:
+        if not 0 <= self.rsvp_reminder_days <= 365:
+            raise SettingsError("CRDT_SERVER_RSVP_REMINDER_DAYS must be 0 to 365")
         require_positive(self, "rsvp_per_link_per_hour")
         require_positive(self, "rsvp_per_address_per_hour")
         if self.rsvp_url and not self.rsvp_url.startswith(("https://", "http://")):

@@ -13,10 +13,10 @@
 from __future__ import annotations
 
 import secrets
-import time
 
 import msgspec
 
+from crdt_server import clock
 from crdt_server.storage import DocumentStore, Gateway, Table, schema_of
 
 __all__ = ["RSVP_SCHEMA", "RsvpTables"]
@@ -74,7 +74,7 @@ class RsvpTables:
                 "INSERT INTO {t}rsvp_secret (id, secret, created) VALUES (1, ?, ?)"
                 " ON CONFLICT DO NOTHING",
                 secrets.token_hex(32),
-                time.time(),
+                clock.now(),
             )
         found = await self._sql.fetch_one_as(
             _Secret, "SELECT secret FROM {t}rsvp_secret WHERE id = 1"
@@ -112,7 +112,7 @@ class RsvpTables:
                 " revoked_by = excluded.revoked_by",
                 wedding,
                 household,
-                time.time(),
+                clock.now(),
                 by,
             )
             found = await tx.fetch_as(
@@ -131,7 +131,7 @@ class RsvpTables:
                 " ON CONFLICT DO NOTHING",
                 wedding,
                 guest,
-                time.time(),
+                clock.now(),
             )
 
     async def unsubscribed(self, wedding: str) -> set[str]:

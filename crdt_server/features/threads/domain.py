@@ -15,6 +15,7 @@ from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.features.people import Member
 from crdt_server.features.threads.tables import ThreadRow
 from crdt_server.features.threads.tables_messages import MessageRow
+from crdt_server.names import PRIORITIES, RANK, at_least
 from crdt_server.times import rfc3339
 
 __all__ = [
@@ -39,7 +40,6 @@ __all__ = [
 
 KINDS = ("general", "vendor", "guest", "seating", "timeline", "budget")
 STATUSES = ("open", "resolved", "archived")
-PRIORITIES = ("normal", "urgent", "emergency")
 LEADS = frozenset({"couple", "planner"})
 """Roles that see every thread (of the documents they may read) and get urgent messages."""
 MAX_BODY_BYTES = 8 * 1024
@@ -51,7 +51,6 @@ MAX_MENTIONS = 50
 """The ``@`` of a message body that are read for mentions (the rest is text)."""
 MAX_NAME_CHARS = 200
 """Display names longer than this are never matched as ``@Display Name``."""
-RANK = {"normal": 0, "urgent": 1, "emergency": 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,13 +226,13 @@ def recipients(
         member = members.get(sub)
         if member is not None and member.participation == "all" and sub in can_see:
             chosen[sub] = "message"
-    if level != "normal":
+    if at_least(level, "urgent"):
         for sub, member in members.items():
             if member.role in LEADS and sub in can_see:
                 chosen[sub] = "urgent"
     if parent_author and parent_author in can_see:
         member = members.get(parent_author)
-        if member is None or member.participation != "none" or level != "normal":
+        if member is None or member.participation != "none" or at_least(level, "urgent"):
             chosen[parent_author] = "reply"
     for sub in mentions:
         if sub in can_see:

@@ -29,11 +29,11 @@ import hashlib
 import json
 import math
 import secrets
-import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from crdt_server import clock
 from crdt_server.auth.permissions import ROLES
 from crdt_server.auth.tokens import valid_email, valid_sub
 from crdt_server.documents import DOCUMENT_KINDS
@@ -116,7 +116,7 @@ class _Reader:
         self.wedding = wedding
         self.rows: list[FeatureRow] = []
         self.members: set[str] = set()
-        self.now = time.time()
+        self.now = clock.now()
 
     def section(self, data: object) -> list[FeatureRow]:
         where = "threads"

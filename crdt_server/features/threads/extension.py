@@ -27,17 +27,18 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from typing import Any
 
+from crdt_server import clock
 from crdt_server.actor import Actor
 from crdt_server.core.operation_keys import IDEMPOTENCY_SECONDS
 from crdt_server.errors import Conflict, Forbidden, Impossible
+from crdt_server.features.events import store_events
 from crdt_server.features.people import member_json
 from crdt_server.features.threads import tables
 from crdt_server.features.threads.domain import MAX_BODY_BYTES, Viewer, hidden_docs
 from crdt_server.features.threads.extension_messages import ThreadMessages
-from crdt_server.features.threads.tables import Events, StoredThread, Tx
+from crdt_server.features.threads.tables import StoredThread, Tx
 from crdt_server.storage import NewEvent
 
 __all__ = ["MAX_BODY_BYTES", "Threads", "Viewer", "member_json"]
@@ -74,7 +75,7 @@ class Threads(ThreadMessages):
         if unknown:
             raise Impossible(f"not a member of this wedding: {unknown[0]!r}", field="participants")
         tid = "t_" + secrets.token_hex(8)
-        now = time.time()
+        now = clock.now()
         docs = "," + ",".join(sorted({a["doc"] for a in anchors})) + ","
         data = {"thread": tid, "subject": subject, "kind": kind, "priority": priority}
         event = self._event(wedding, "thread.created", data, viewer, subs, anchors, priority)
@@ -101,7 +102,7 @@ class Threads(ThreadMessages):
                 )
             yield from tables.insert_thread(wedding, row)
             yield from tables.insert_participants(wedding, tid, subs, replace=False)
-            yield Events([event])
+            yield from store_events([event])
             return None
 
         earlier = await self.db.write(tx())
@@ -191,14 +192,14 @@ class Threads(ThreadMessages):
                     wedding, "thread.updated", {"thread": tid, **shown}, viewer, audience, anchors
                 )
             )
-        now = time.time()
+        now = clock.now()
 
         def tx() -> Tx[None]:
             yield from tables.update_thread(wedding, tid, changes, now)
             if "participants" in changes:
                 yield from tables.insert_participants(wedding, tid, participants, replace=True)
             if events:
-                yield Events(events)
+                yield from store_events(events)
 
         await self.db.write(tx())
         if events:

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable, Collection
 from typing import Any
 
+from crdt_server import clock
 from crdt_server.errors import Conflict, Forbidden, Impossible, NotFound
 from crdt_server.features import notifications as inbox
+from crdt_server.features.events import store_events
 from crdt_server.features.threads import tables_messages as messages
 from crdt_server.features.threads.domain import (
     RANK,
@@ -24,8 +25,9 @@ from crdt_server.features.threads.domain import (
     who_sees,
 )
 from crdt_server.features.threads.extension_access import ThreadAccess, VisibleThread
-from crdt_server.features.threads.tables import Events, Tx
+from crdt_server.features.threads.tables import Tx
 from crdt_server.features.threads.tables_messages import MessageRow
+from crdt_server.names import at_least
 
 __all__ = ["ThreadMessages"]
 
@@ -73,7 +75,7 @@ class ThreadMessages(ThreadAccess):
         members = {m.sub: m for m in await self._people.members(wedding)}
         mentions, unresolved = read_mentions(body, members)
         can_see = who_sees(participants, members, {a["doc"] for a in anchors}, reads)
-        now = time.time()
+        now = clock.now()
         email = self._inbox.emails
         queued = False
 
@@ -110,7 +112,7 @@ class ThreadMessages(ThreadAccess):
                 )
                 + unresolved,
             }
-            yield Events(
+            yield from store_events(
                 [
                     self._event(
                         wedding, "thread.message_posted", data, viewer, participants, anchors, level
@@ -126,7 +128,7 @@ class ThreadMessages(ThreadAccess):
                     and member is not None
                     and bool(member.email)
                     and member.email_on
-                    and (reason in ("mention", "urgent") or level != "normal")
+                    and (reason in ("mention", "urgent") or at_least(level, "urgent"))
                 )
                 queued = queued or mailed
                 yield from inbox.notify(
@@ -164,7 +166,7 @@ class ThreadMessages(ThreadAccess):
         if message.deleted:
             raise Conflict("this message was deleted")
         members = {m.sub: m for m in await self._people.members(wedding)}
-        now = time.time()
+        now = clock.now()
         kind = "thread.message_deleted" if body is None else "thread.message_edited"
         data: dict[str, Any] = {"thread": tid, "message": mid, "seq": int(message.seq)}
         if body is not None:
@@ -178,7 +180,7 @@ class ThreadMessages(ThreadAccess):
             else:
                 mentions = json.dumps(mentions_in(body, members))
                 yield from messages.edit_message(wedding, tid, mid, body, mentions, now)
-            yield Events([event])
+            yield from store_events([event])
 
         await self.db.write(tx())
         self._events.announce(wedding)
@@ -210,7 +212,7 @@ class ThreadMessages(ThreadAccess):
                 wedding, tid, mid, json.dumps(reactions, ensure_ascii=False)
             )
             data = {"thread": tid, "message": mid, "emoji": emoji, "on": on}
-            yield Events(
+            yield from store_events(
                 [
                     self._event(
                         wedding, "thread.reaction", data, viewer, thread.participants, anchors

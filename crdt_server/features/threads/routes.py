@@ -35,7 +35,7 @@ ThreadId = Annotated[str, Meta(min_length=1, max_length=64, description="a threa
 ClientId = Annotated[str, msgspec.Meta(pattern="^[A-Za-z0-9_-]{1,64}$")]
 Kind = Literal["general", "vendor", "guest", "seating", "timeline", "budget"]
 Status = Literal["open", "resolved", "archived"]
-Doc = Literal["timeline", "budget", "guests", "seating"]
+Doc = Literal["timeline", "budget", "guests", "seating", "tasks"]
 Text = Annotated[
     str,
     msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$"),

@@ -29,7 +29,7 @@ from typing import Any
 
 import msgspec
 
-from crdt_server.features.db import Events, FeatureDb, Sql, Tx, row_as, rows_as
+from crdt_server.features.db import FeatureDb, Sql, Tx, row_as, rows_as
 from crdt_server.features.events import forget_events_of
 from crdt_server.features.threads.tables_messages import MESSAGE_COLUMNS, ThreadMessageRow
 from crdt_server.storage import Table, schema_of
@@ -37,7 +37,6 @@ from crdt_server.storage import Table, schema_of
 __all__ = [
     "SCHEMA",
     "THREAD_COLUMNS",
-    "Events",
     "IdempotentRequest",
     "ExportedThreads",
     "MessageReactions",

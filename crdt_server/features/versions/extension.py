@@ -23,12 +23,12 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pycrdt import Doc, Map
 
+from crdt_server import clock
 from crdt_server.core.crdt import replay
 from crdt_server.core.hooks import CommitBatch, Core, Extension, RoomView, Sender
 from crdt_server.documents import DOCUMENT_KINDS
@@ -96,7 +96,7 @@ class VersionKeeper(Extension):
     async def _loop(self) -> None:
         core = self._require_core()
         while True:
-            await asyncio.sleep(core.settings.fragment(VersionSettings).version_check_seconds)
+            await clock.sleep(core.settings.fragment(VersionSettings).version_check_seconds)
             try:
                 await self.check()
             except Exception:
@@ -115,7 +115,7 @@ class VersionKeeper(Extension):
             except Exception:
                 self._changed.add(name)
                 raise
-        now = time.time()
+        now = clock.now()
         if now - self._last_thin >= min(3600.0, interval):
             self._last_thin = now
             keep_for = core.settings.event_retention_days * 86400
@@ -133,7 +133,7 @@ class VersionKeeper(Extension):
         ``interval``; whether the document is up to date (taken now, or nothing new)."""
         versions = self._require_versions()
         newest = await versions.points(name, limit=1)
-        now = time.time()
+        now = clock.now()
         if newest and now - newest[0].at < interval:
             return False
         stored = await self._require_core().store.load(name)

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 import msgspec
 
 from crdt_server.actor import Actor
-from crdt_server.storage.base import DocumentStore, StoredLog
+from crdt_server.storage.base import Store, StoredLog
 from crdt_server.storage.gateway import Gateway, Table, schema_of, statements
 
 __all__ = ["VERSIONS", "VersionPoint", "VersionStore", "to_thin"]
@@ -69,7 +69,7 @@ def to_thin(
 class VersionStore:
     """Restore points in a store's SQL tables (:class:`Gateway`)."""
 
-    def __init__(self, store: DocumentStore) -> None:
+    def __init__(self, store: Store) -> None:
         self._store = store
         self._sql = Gateway.of(store)
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import time
 from dataclasses import dataclass
 from typing import Any
 
+from crdt_server import clock
 from crdt_server.errors import Conflict
 from crdt_server.features.events import event_json
 from crdt_server.storage import StoredEvent
@@ -49,7 +49,7 @@ def new_id(prefix: str) -> str:
     """A server id that sorts by creation (milliseconds, kept strictly increasing within
     this process so a batch sorts in its order), then at random (across processes)."""
     global _last_stamp
-    _last_stamp = max(int(time.time() * 1000), _last_stamp + 1)
+    _last_stamp = max(int(clock.now() * 1000), _last_stamp + 1)
     return f"{prefix}_{_last_stamp:012x}{secrets.token_hex(6)}"
 
 
@@ -96,7 +96,7 @@ class Endpoint:
             "created_at": rfc3339(self.created_at),
             "old_secret_expires_at": (
                 rfc3339(self.old_until)
-                if self.old_secret and self.old_until > time.time()
+                if self.old_secret and self.old_until > clock.now()
                 else None
             ),
         }

@@ -45,17 +45,17 @@ import logging
 import os
 import secrets
 import socket
-import time
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from crdt_server import clock
 from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.documents.domain import WEDDINGS
-from crdt_server.features.events import EventLog, readable_event
+from crdt_server.features.events import EventLog, read_events, readable_event
 from crdt_server.features.webhooks.domain import Endpoint, new_id, payload_of
 from crdt_server.features.webhooks.domain_safety import UnsafeTarget
 from crdt_server.features.webhooks.service import WebhookEndpoints, insert_delivery
@@ -235,7 +235,7 @@ class Webhooks(Extension):
         """A member is erased: the deliveries quoting their thread events go, and the
         endpoints they created are disabled."""
         await self.manage.forget_member(wedding, sub)
-        reason = f"its creator was erased at {rfc3339(time.time())}"
+        reason = f"its creator was erased at {rfc3339(clock.now())}"
         await self.manage.disable_created_by(sub, wedding, reason)
         return False
 
@@ -244,7 +244,7 @@ class Webhooks(Extension):
         endpoints they created are disabled for good (a revocation is forgotten once no
         token could outlive it; a disabled endpoint stays disabled). A manager takes one
         over by re-enabling it."""
-        reason = f"its creator's access was revoked at {rfc3339(time.time())}"
+        reason = f"its creator's access was revoked at {rfc3339(clock.now())}"
         gone = await self.manage.disable_created_by(sub, wedding, reason)
         if gone:
             log.info("revocation disabled %d webhook endpoints", gone)
@@ -266,8 +266,7 @@ class Webhooks(Extension):
                 log.exception("the webhook dispatcher failed; trying again shortly")
                 delay = POLL_SECONDS
             if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
+                await clock.wait(self._wake, delay)
 
     async def fan_out(self, *, lease: int = 0) -> tuple[bool, list[Leased]]:
         """Write deliveries for the events past each enabled endpoint's cursor (a page per
@@ -296,15 +295,15 @@ class Webhooks(Extension):
                 docs=endpoint.docs,
                 viewer=endpoint.viewer,
             )
-            page = await self.tables.store.events(
-                endpoint.wedding, after=after, limit=PAGE, where=where
+            page = await read_events(
+                self.tables.gateway, endpoint.wedding, after=after, limit=PAGE, where=where
             )
             full = len(page) == PAGE
             more = more or full
             # A short page saw every event up to the counter read before it (seqs follow
             # commit order), so the cursor may pass the events that did not match.
             cursor = page[-1].seq if full else max([last, *(e.seq for e in page)])
-            now = time.time()
+            now = clock.now()
             busy = self._in_flight.get(endpoint.id, 0)
             for e in page:
                 take = first_delay == 0 and lease > 0 and busy < PER_ENDPOINT
@@ -378,7 +377,7 @@ class Webhooks(Extension):
             " WHERE d.status = 'pending' AND e.disabled = ''",
         )
         due = None if next_due is None else next_due.at
-        now = time.time()
+        now = clock.now()
         if due is None:
             return POLL_SECONDS
         if float(due) > now:
@@ -411,7 +410,7 @@ class Webhooks(Extension):
         return 2 * self._config.webhook_timeout_seconds + 5
 
     async def _sweep(self) -> None:
-        now = time.time()
+        now = clock.now()
         if now - self._swept_at < SWEEP_SECONDS:
             return
         self._swept_at = now
@@ -536,7 +535,7 @@ class Webhooks(Extension):
         metrics = self._metrics
         assert metrics is not None
         metrics.attempts.labels(outcome).inc()
-        now = time.time()
+        now = clock.now()
         schedule = self._config.webhook_retries
         statements: list[Statement] = [
             (

@@ -18,13 +18,13 @@ Only roles with the ``webhooks.manage`` capability (default: couple, planner) ma
 from __future__ import annotations
 
 import hashlib
-import time
 from typing import Annotated, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 from starlette.responses import Response
 
+from crdt_server import clock
 from crdt_server.auth.principals import Principal
 from crdt_server.core.operation_keys import IDEMPOTENCY_SECONDS
 from crdt_server.documents import DOCUMENT_KINDS
@@ -270,7 +270,7 @@ async def create_webhook(call: ApiCall, path: WeddingPath, body: WebhookRequest)
             f"{wedding_id}:{principal.user_id}:webhooks",
             key,
             hashlib.sha256(call.body).hexdigest(),
-            time.time() + IDEMPOTENCY_SECONDS,
+            clock.now() + IDEMPOTENCY_SECONDS,
         )
     if await webhooks.count(wedding_id) >= MAX_ENDPOINTS:
         raise Impossible(f"a wedding has at most {MAX_ENDPOINTS} webhook endpoints")

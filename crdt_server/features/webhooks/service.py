@@ -8,10 +8,11 @@ secret, queue a test, list and replay deliveries. Sending them is
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from crdt_server import clock
+from crdt_server.features.events import last_event_seq
 from crdt_server.features.webhooks.domain import (
     Delivery,
     Endpoint,
@@ -68,7 +69,7 @@ def insert_delivery(
             kind,
             payload,
             next_at,
-            time.time(),
+            clock.now(),
             event_at,
             int(bool(owner)),
             lease_until if owner else 0.0,
@@ -108,8 +109,8 @@ class WebhookEndpoints:
             earlier = await self._created_with(wedding, once)
             if earlier is not None:
                 return earlier
-        hook, secret, now = new_id("wh"), new_secret(), time.time()
-        after = await self.tables.store.last_event_seq(wedding)
+        hook, secret, now = new_id("wh"), new_secret(), clock.now()
+        after = await last_event_seq(self.tables.gateway, wedding)
         scope = scope_json(docs, viewer, creator)
         values = (hook, wedding, url, description, json.dumps(events), secret, after, now, scope)
         if once is None:
@@ -161,7 +162,7 @@ class WebhookEndpoints:
             " WHERE scope = ? AND key = ? AND expires_at > ?",
             once.scope,
             once.key,
-            time.time(),
+            clock.now(),
         )
         if found is None:
             return None
@@ -189,7 +190,7 @@ class WebhookEndpoints:
         return None
 
     async def health(self, endpoint: Endpoint) -> EndpointHealth:
-        since = time.time() - 24 * 3600
+        since = clock.now() - 24 * 3600
         attempts = await self.tables.read_one_as(
             AttemptCounts,
             "SELECT COUNT(*), COALESCE(SUM(1 - ok), 0) FROM {t}webhook_attempts"
@@ -285,7 +286,7 @@ class WebhookEndpoints:
                 (
                     "UPDATE {t}webhook_endpoints SET old_secret = secret, old_until = ?,"
                     " secret = ? WHERE wedding = ? AND id = ? RETURNING id",
-                    (time.time() + ROTATION_SECONDS, secret, wedding, hook),
+                    (clock.now() + ROTATION_SECONDS, secret, wedding, hook),
                 )
             ]
         )
@@ -310,7 +311,7 @@ class WebhookEndpoints:
         delivered (those still within the event retention). New ``events`` patterns apply
         to the events not yet queued for it. A new ``scope`` (:func:`scope_json`) is who
         answers for it from now on, and what it receives (re-assignment)."""
-        now = time.time()
+        now = clock.now()
         where = " WHERE wedding = ? AND id = ?"
         key = (endpoint.wedding, endpoint.id)
         statements: list[Statement] = []
@@ -348,7 +349,7 @@ class WebhookEndpoints:
 
     async def send_test(self, endpoint: Endpoint) -> str:
         """Queue a ``webhook.test`` delivery to the endpoint now; its id."""
-        now = time.time()
+        now = clock.now()
         delivery = new_id("msg")
         data = {"endpoint": endpoint.id, "wedding": endpoint.wedding, "at": rfc3339(now)}
         body = {"type": "webhook.test", "timestamp": rfc3339(now), "data": data}
@@ -390,7 +391,7 @@ class WebhookEndpoints:
                     "UPDATE {t}webhook_deliveries SET status = 'pending', attempts = 0,"
                     " next_at = ?, lease_until = 0, done_at = 0"
                     " WHERE endpoint = ? AND id = ? AND status <> 'pending' RETURNING id",
-                    (time.time(), endpoint.id, delivery),
+                    (clock.now(), endpoint.id, delivery),
                 )
             ]
         )

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 from standardwebhooks import Webhook
 
+from crdt_server import clock as wall_clock
 from crdt_server.features.webhooks.domain import Endpoint
 from crdt_server.features.webhooks.domain_safety import (
     Target,
@@ -154,7 +155,7 @@ async def post_signed(
     the start of its body. Raises :class:`UnsafeTarget` (refused address) or
     :class:`httpx.HTTPError` (no answer)."""
     client, target = await senders.target(endpoint.url)
-    now = time.time()
+    now = wall_clock.now()
     stamp = int(now)
     when = datetime.fromtimestamp(stamp, UTC)
     signatures = " ".join(

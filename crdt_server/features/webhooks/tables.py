@@ -265,6 +265,11 @@ class WebhookTables:
         self._sql = Gateway.of(store)
         self.store = store
 
+    @property
+    def gateway(self) -> Gateway:
+        """The store's SQL gateway (for the events feature's reads)."""
+        return self._sql
+
     async def install(self) -> None:
         await self.store.install(SCHEMA)
 

@@ -12,11 +12,11 @@ import asyncio
 import json
 import secrets
 import sys
-import time
 from typing import Any
 
 from pycrdt import Doc
 
+from crdt_server import clock
 from crdt_server.documents import DocumentError, apply_operation, seed
 from crdt_server.errors import DomainError
 from crdt_server.features import Command
@@ -33,7 +33,7 @@ from crdt_server.features.weddings.domain import (
 from crdt_server.features.weddings.extension import queue_first_sign_in_link
 from crdt_server.features.weddings.tables import SCHEMA, created_row
 from crdt_server.settings import Settings
-from crdt_server.storage import DocumentStore, MovedDocument, StoreError
+from crdt_server.storage import MovedDocument, Store, StoreError
 from crdt_server.tools.commands import ToolError, store_options, with_store
 
 __all__ = ["COMMANDS", "create_offline"]
@@ -50,9 +50,7 @@ def _document(kind: str, wedding: str, op: dict[str, Any]) -> bytes:
     return doc.get_update()
 
 
-async def create_offline(
-    store: DocumentStore, wanted: NewWedding, settings: Settings
-) -> dict[str, Any]:
+async def create_offline(store: Store, wanted: NewWedding, settings: Settings) -> dict[str, Any]:
     """Write a new wedding into ``store`` in one transaction, then queue the couple's first
     sign-in link in its outbox for the running server to send; what was made."""
     wedding, sub = new_wedding_id(), new_couple_sub()
@@ -64,6 +62,9 @@ async def create_offline(
         ),
         MovedDocument(
             f"{wedding}/timeline", [_document("timeline", wedding, wanted.profile_op())], []
+        ),
+        MovedDocument(
+            f"{wedding}/tasks", [_document("tasks", wedding, {"op": "seed_checklist"})], []
         ),
     ]
     rows = [
@@ -77,10 +78,10 @@ async def create_offline(
             participation="all",
             email_on=True,
             unsubscribe=secrets.token_urlsafe(24),
-            updated_at=time.time(),
+            updated_at=clock.now(),
         ),
     ]
-    await store.put_documents(moved, ORIGIN, (), rows)
+    await store.put_documents(moved, ORIGIN, rows)
     queued = await queue_first_sign_in_link(store, settings, wanted.email)
     return {
         "id": wedding,

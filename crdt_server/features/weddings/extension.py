@@ -11,11 +11,11 @@ one check the invitations feature calls before queueing one.
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Literal
 
+from crdt_server import clock
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.core.limits import RateLimiter
 from crdt_server.errors import TooMany
@@ -58,7 +58,7 @@ async def queue_first_sign_in_link(store: DocumentStore, settings: Settings, ema
     code = secrets.token_urlsafe(32)
     subject, body = sign_in_email(code, server_url(settings))
     limit = settings.fragment(PeopleSettings).sign_in_per_email_per_hour
-    now = time.time()
+    now = clock.now()
 
     def tx() -> Tx[bool]:
         if not (yield from sign_in_code(address, code, now, limit)):
@@ -170,6 +170,6 @@ class Weddings(Extension):
         ``CRDT_SERVER_INVITATION_EMAILS_PER_DAY`` went today (UTC)."""
         if not await self.may_send_for(wedding):
             return False
-        day = datetime.fromtimestamp(time.time() if now is None else now, UTC).date().isoformat()
+        day = datetime.fromtimestamp(clock.now() if now is None else now, UTC).date().isoformat()
         limit = self.settings.invitation_emails_per_day
         return await self.db.write(tables.take_mail(wedding, day, INVITATION, limit))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 from typing import Annotated, Any
 
 import msgspec
@@ -23,6 +22,7 @@ from msgspec import Meta
 from pycrdt import Doc
 from starlette.responses import Response
 
+from crdt_server import clock
 from crdt_server.actor import Actor
 from crdt_server.core.hooks import Sender
 from crdt_server.core.operation_keys import OperationKey
@@ -267,6 +267,8 @@ async def _create(
     )
     weddings = call.state.weddings
     await weddings.operate(wedding, "budget", wanted.currency_op(), sender)
+    # The default checklist, by fixed ids (a retry adds nothing twice).
+    await weddings.operate(wedding, "tasks", {"op": "seed_checklist"}, sender)
     answer: list[bytes] = []
 
     def rows(result: dict[str, Any]) -> list[FeatureRow]:
@@ -300,7 +302,7 @@ async def _create(
                 participation="all",
                 email_on=True,
                 unsubscribe=secrets.token_urlsafe(24),
-                updated_at=time.time(),
+                updated_at=clock.now(),
             ),
         ]
         if once is not None:

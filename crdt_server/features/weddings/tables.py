@@ -5,10 +5,9 @@ replaced by a random key (:func:`forget`)."""
 
 from __future__ import annotations
 
-import time
-
 import msgspec
 
+from crdt_server import clock
 from crdt_server.features.db import FeatureDb, Sql, Tx, row_as
 from crdt_server.storage import FeatureRow, Table, schema_of
 
@@ -69,7 +68,7 @@ def created_row(wedding: str, person: str, *, verified: bool, open_signup: bool)
         "person": person,
         "verified": int(verified),
         "open_signup": int(open_signup),
-        "created_at": time.time(),
+        "created_at": clock.now(),
     }
     return FeatureRow(CREATED.name, tuple(values.items()))
 

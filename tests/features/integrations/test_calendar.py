@@ -8,7 +8,7 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -287,3 +287,112 @@ async def test_a_revoked_or_erased_creator_s_feed_answers_401(tmp_path: Path) ->
         assert (await http.get(FEED, params={"token": feeds["ada"]})).status_code == 200
         listed = (await http.get(TOKENS, headers=auth())).json()["tokens"]
         assert [t["created_by"] for t in listed] == ["ada"]
+
+
+async def budget_op(http: httpx.AsyncClient, body: dict[str, Any], sub: str = "cam") -> None:
+    headers = auth("couple", sub)
+    answer = await http.post("/api/weddings/w1/docs/budget/ops", json=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+
+
+@pytest.mark.asyncio
+async def test_scheduled_payments_are_all_day_events_for_who_reads_the_budget(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    _, http = api
+    await op(
+        http,
+        {
+            "op": "add_timeline_item",
+            "item_id": "ceremony",
+            "title": "Ceremony",
+            "start": "2026-06-13T15:30:00+02:00",
+            "end": "2026-06-13T16:15:00+02:00",
+        },
+    )
+    await budget_op(http, {"op": "set_category", "category_id": "venue", "name": "Venue"})
+    await budget_op(
+        http,
+        {
+            "op": "record_payment",
+            "payment_id": "balance",
+            "amount": 120_000,
+            "currency": "EUR",
+            "category_id": "venue",
+            "status": "scheduled",
+            "due": "2026-05-01",
+            "vendor": "Villa Aurora",
+            "notes": "Second half",
+        },
+    )
+    await budget_op(
+        http,
+        {
+            "op": "record_payment",
+            "payment_id": "deposit",
+            "amount": 120_000,
+            "category_id": "venue",
+            "date": "2026-01-15",
+        },
+    )
+    made = await http.post(TOKENS, json={"label": "planner"}, headers=auth("planner", "ada"))
+    token = made.json()["token"]
+    payment_uid = "w1.payment.balance@crdt-server"
+    for answer in (
+        await http.get(FEED, headers=auth("couple", "cam")),
+        await http.get(FEED, params={"token": token}),
+    ):
+        assert answer.status_code == 200, answer.text
+        found = events(answer.content)
+        # The paid deposit is not an event; the scheduled balance is, on its due day.
+        assert set(found) == {"w1.ceremony@crdt-server", payment_uid}
+        due = found[payment_uid]
+        assert str(due["SUMMARY"]) == "Payment due: 1,200.00 EUR to Villa Aurora"
+        assert due.decoded("DTSTART") == date(2026, 5, 1)
+        assert due.decoded("DTEND") == date(2026, 5, 2)
+        assert str(due["TRANSP"]) == "TRANSPARENT" and due["SEQUENCE"] == 0
+        assert "Category: Venue" in str(due["DESCRIPTION"])
+        assert "Second half" in str(due["DESCRIPTION"])
+    # Who may not read the budget (friends, vendors, by default) sees no payment.
+    for role in ("friend", "vendor", "family"):
+        hidden = events((await http.get(FEED, headers=auth(role, f"x-{role}"))).content)
+        assert set(hidden) == {"w1.ceremony@crdt-server"}, role
+    # A new due date is a new SEQUENCE on the same UID; paid, it leaves the feed.
+    await budget_op(http, {"op": "update_payment", "payment_id": "balance", "due": "2026-05-08"})
+    moved = events((await http.get(FEED, headers=auth())).content)[payment_uid]
+    assert moved.decoded("DTSTART") == date(2026, 5, 8) and moved["SEQUENCE"] == 1
+    # The token's maker made a vendor: the token's feed stops showing money.
+    demoted = await http.put(
+        "/api/weddings/w1/members/ada", json={"role": "vendor"}, headers=auth("couple", "cam")
+    )
+    assert demoted.status_code in (200, 201), demoted.text
+    as_vendor = events((await http.get(FEED, params={"token": token})).content)
+    assert set(as_vendor) == {"w1.ceremony@crdt-server"}
+    await budget_op(
+        http,
+        {"op": "update_payment", "payment_id": "balance", "status": "paid", "date": "2026-05-02"},
+    )
+    shown = events((await http.get(FEED, headers=auth("couple", "cam"))).content)
+    assert set(shown) == {"w1.ceremony@crdt-server"}
+
+
+def test_the_feed_reads_a_budget_of_many_payments_within_a_time_budget() -> None:
+    """A budget a client filled with 5,000 scheduled payments (and junk beside them) is
+    read for the feed in one pass of the budget's reader (about 0.2 ms a payment here)."""
+    from pycrdt import Doc, Map, Text
+
+    from crdt_server.features.integrations.extension import due_payments
+
+    doc: Doc[Any] = Doc()
+    payments = doc.get("payments", type=Map)
+    with doc.transaction():
+        for i in range(5_000):
+            fields: dict[str, Any] = {"amount": i, "category_id": "c", "notes": Text("")}
+            fields |= {"status": "scheduled", "due": f"2027-0{1 + i % 9}-1{i % 10}"}
+            payments[f"p{i}"] = Map(fields)
+        payments["junk"] = Map({"amount": "x" * 100_000, "status": "scheduled", "due": 7})
+    started = time.perf_counter()
+    found = due_payments(doc)
+    elapsed = time.perf_counter() - started
+    assert len(found) == 5_000 and found[0].due <= found[-1].due
+    assert elapsed < 5.0, elapsed

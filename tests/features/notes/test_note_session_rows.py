@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import pytest
 
+from crdt_server.features.events import read_events
 from crdt_server.features.notes.tables import NoteSession, NoteSessionStore
-from crdt_server.storage import DocumentStore, NewEvent
+from crdt_server.storage import DocumentStore, Gateway, NewEvent
 
 pytestmark = pytest.mark.asyncio
 
@@ -24,7 +25,7 @@ def event(n: int) -> NewEvent:
 
 
 async def stored(store: DocumentStore) -> list[str]:
-    return [e.data for e in await store.events("w_1", limit=10_000)]
+    return [e.data for e in await read_events(Gateway.of(store), "w_1", limit=10_000)]
 
 
 async def test_sessions_open_together_and_close_once(store: DocumentStore) -> None:

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from crdt_server.features.db import FeatureDb
+from crdt_server.features.events import read_events
 from crdt_server.features.people import INVITATIONS_SCHEMA, SCHEMA
 from crdt_server.features.people import tables_invitations as tables
 from crdt_server.features.people.domain_invitations import new_code, split_code
@@ -69,7 +70,9 @@ async def test_a_code_lets_in_as_many_people_as_it_has_uses(store: DocumentStore
     assert await tables.joined_count(db, "w1") == 2
     assert await tables.weddings_of(db, "ann") == ["w1"]
     # Each acceptance is an event in the same transaction, naming invitation and inviter.
-    joined = [e for e in await store.events("w1", limit=50) if e.type == "member.joined"]
+    joined = [
+        e for e in await read_events(Gateway.of(store), "w1", limit=50) if e.type == "member.joined"
+    ]
     assert [json.loads(e.data) for e in joined] == [
         {"sub": s, "name": s.title(), "role": "friend", "invitation": row.id, "inviter": "pat"}
         for s in ("ann", "bob")

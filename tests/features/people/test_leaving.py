@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from crdt_server.auth.permissions import DEFAULT_MATRIX
-from crdt_server.storage import NewEvent, store_for
+from crdt_server.features.events import add_events
+from crdt_server.storage import Gateway, NewEvent, store_for
 from tests.features.conversations import (
     ADMIN_AUTH,
     CODEC,
@@ -117,7 +118,7 @@ async def test_session_events_are_read_by_the_person_and_who_manages_members(
     await store.open()
     try:
         events = [_session_event("flo", "Flo's phone"), _session_event("dj", "DJ laptop")]
-        await store.add_events([*events, NewEvent("w1", "custom.note", "{}")])
+        await add_events(Gateway.of(store), [*events, NewEvent("w1", "custom.note", "{}")])
     finally:
         await store.close()
     # members.manage moved from the planner to vendors: the rule follows the capability.

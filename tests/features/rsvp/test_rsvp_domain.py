@@ -81,3 +81,16 @@ def test_a_guest_ranks_first_in_the_conflicts_hierarchy() -> None:
 
     guest, couple = Actor("guest:g1", "guest"), Actor("ada", "couple")
     assert rank(guest) < rank(couple) < rank(Actor("x", "integration")) == rank(None)
+
+
+def test_a_reminder_goes_days_before_the_deadline_at_ten_in_the_weddings_zone() -> None:
+    from crdt_server.features.rsvp.domain import reminder_at
+
+    new_york = reminder_at("2031-04-01", "America/New_York", 7)
+    assert new_york == datetime(2031, 3, 25, 14, 0, tzinfo=UTC)  # 10:00 EDT
+    assert reminder_at("2031-04-01", None, 7) == datetime(2031, 3, 25, 10, 0, tzinfo=UTC)
+    assert reminder_at("2031-04-01", "Not/AZone", 7) == datetime(2031, 3, 25, 10, 0, tzinfo=UTC)
+    at_six = reminder_at("2031-04-01T18:00:00+02:00", None, 7)
+    assert at_six == datetime(2031, 3, 25, 16, 0, tzinfo=UTC)
+    for bad in (None, "", "2031-13-01", "soon", 20310401, "0001-01-03"):
+        assert reminder_at(bad, "UTC", 7) is None

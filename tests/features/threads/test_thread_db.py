@@ -8,9 +8,10 @@ import asyncio
 
 import pytest
 
-from crdt_server.features.db import Events, FeatureDb, Sql, Tx
+from crdt_server.features.db import FeatureDb, Sql, Tx
+from crdt_server.features.events import read_events, store_events
 from crdt_server.features.people.tables import SCHEMA
-from crdt_server.storage import DocumentStore, NewEvent
+from crdt_server.storage import DocumentStore, Gateway, NewEvent
 
 
 class Refused(Exception):
@@ -23,7 +24,7 @@ def add_member(wedding: str, sub: str, *, fail: bool = False) -> Tx[int]:
         " VALUES (?, ?, 'vendor', ?, 'k', 0)",
         (wedding, sub, sub),
     )
-    stored = yield Events([NewEvent(wedding, "thread.member_added", "{}")])
+    stored = yield from store_events([NewEvent(wedding, "thread.member_added", "{}")])
     if fail:
         raise Refused(sub)
     rows = yield Sql("SELECT COUNT(*) FROM {t}members WHERE wedding = ?", (wedding,))
@@ -43,7 +44,7 @@ async def test_thread_transactions_share_commits_and_fail_alone(store: DocumentS
     rows = await db.read("SELECT sub FROM {t}members WHERE wedding = ? ORDER BY sub", "w_1")
     assert [r[0] for r in rows] == [f"m{i}" for i in range(8) if i != 3]
     # The failed one's event was rolled back with it: seqs have no gap.
-    events = await store.events("w_1", limit=100)
+    events = await read_events(Gateway.of(store), "w_1", limit=100)
     assert [e.seq for e in events] == list(range(1, 8))
     await db.drain()
     # The wedding's erasure empties the feature's tables.

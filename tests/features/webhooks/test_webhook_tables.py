@@ -12,11 +12,12 @@ from dataclasses import replace
 import pytest
 from prometheus_client import CollectorRegistry
 
+from crdt_server.features.events import add_events
 from crdt_server.features.webhooks.domain import IdempotencyConflict
 from crdt_server.features.webhooks.extension import Webhooks
 from crdt_server.features.webhooks.settings import WebhookSettings
 from crdt_server.settings import Settings
-from crdt_server.storage import DocumentStore, NewEvent, Once
+from crdt_server.storage import DocumentStore, Gateway, NewEvent, Once
 from tests.storage.conftest import OpenStore
 
 SETTINGS = Settings(fragments=(WebhookSettings(webhook_retry_schedule="0,60"),))
@@ -29,8 +30,8 @@ async def opened(store: DocumentStore) -> Webhooks:
 
 
 async def events(store: DocumentStore, wedding: str, *types: str) -> None:
-    await store.add_events(
-        [NewEvent(wedding, t, json.dumps({"n": i})) for i, t in enumerate(types)]
+    await add_events(
+        Gateway.of(store), [NewEvent(wedding, t, json.dumps({"n": i})) for i, t in enumerate(types)]
     )
 
 

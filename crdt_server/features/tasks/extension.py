@@ -1,0 +1,200 @@
+"""Reminders of the tasks that fall due: one scheduler job per task (kind ``tasks.reminder``),
+kept equal to what the tasks document and the wedding date want
+(:func:`crdt_server.documents.tasks.wanted_reminders`).
+
+After a commit to a wedding's ``tasks`` document (the tasks it changed) or to its timeline's
+profile (``date`` or ``time_zone``: every task), the extension reads the documents and
+schedules each open task with a day at 09:00 of that day in the wedding's time zone (UTC
+without one), reschedules a task whose day moved and cancels one that was done, removed or
+left without a day. A tasks room that loads is reconciled whole, so a change committed
+just before a crash is caught up the next time the wedding is opened. The work runs off
+the commit path, one wedding at a time, coalescing what arrives meanwhile.
+
+When a job is due, :func:`remind` reads the task again (done, removed or moved since:
+nothing is written) and writes a notification (reason ``task.due``, reference the task id)
+in the inbox of its owner, or of every member of the couple when it has none, with an
+email for who has an address and takes emails; in the transaction that completes the job,
+so it is written once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zoneinfo
+from collections.abc import Iterable
+from datetime import datetime, time
+
+from crdt_server import clock
+from crdt_server.actor import Actor
+from crdt_server.auth.permissions import PermissionMatrix
+from crdt_server.core.hooks import CommitBatch, Core, Extension, RoomView
+from crdt_server.documents.changes import entry_changes
+from crdt_server.documents.domain import WEDDINGS
+from crdt_server.documents.schema import read_profile, read_tasks
+from crdt_server.documents.tasks import REMINDER_KIND, due_dates, wanted_reminders
+from crdt_server.features.db import Tx
+from crdt_server.features.jobs import Job, JobContext
+from crdt_server.features.notifications import Notifications, notify
+from crdt_server.features.people import Member, People
+from crdt_server.features.scheduler import Scheduler
+
+__all__ = ["KIND", "REASON", "REMIND_AT", "TaskReminders", "due_time", "remind", "wake_mailer"]
+
+log = logging.getLogger("crdt_server.tasks")
+
+KIND = REMINDER_KIND
+"""The scheduler's job kind, ``tasks.reminder`` (one job per wedding, task and due time)."""
+REASON = "task.due"
+"""The notification's reason (its reference is the task id)."""
+REMIND_AT = time(9, 0)
+"""When on its due day a task is reminded, in the wedding's time zone."""
+SYSTEM = Actor("scheduler", "server")
+
+
+def due_time(day: str, zone: str | None) -> float:
+    """Unix seconds of :data:`REMIND_AT` on ``day`` in ``zone`` (UTC without one)."""
+    tz = zoneinfo.ZoneInfo(zone) if zone else zoneinfo.ZoneInfo("UTC")
+    return datetime.combine(datetime.fromisoformat(day).date(), REMIND_AT, tz).timestamp()
+
+
+class TaskReminders(Extension):
+    """Keeps the scheduler's ``tasks.reminder`` jobs equal to what the tasks want."""
+
+    name = "task-reminders"
+    domain = WEDDINGS
+    wants_changes = True
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+        self._core: Core | None = None
+        self._dirty: dict[str, set[str] | None] = {}
+        """Wedding -> the task ids to reconcile (``None``: every task)."""
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.idle = asyncio.Event()
+        """Set while nothing waits to be reconciled (tests wait on it)."""
+        self.idle.set()
+
+    async def start(self, core: Core) -> None:
+        self._core = core
+        self._task = asyncio.create_task(self._run(), name="task-reminders")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def on_load(self, room: RoomView) -> None:
+        if room.kind == "tasks":
+            self._mark(room.wedding_id, None)
+
+    def on_stored(self, room: RoomView, batch: CommitBatch) -> None:
+        if room.kind not in ("tasks", "timeline"):
+            return
+        ids: set[str] = set()
+        every = False
+        for _, records in batch.changes:
+            for change in entry_changes(records):
+                if room.kind == "tasks" and change.root == "tasks":
+                    ids.add(change.id)
+                elif room.kind == "timeline" and change.root == "profile":
+                    every |= change.id in ("date", "time_zone")
+        if every:
+            self._mark(room.wedding_id, None)
+        elif ids:
+            self._mark(room.wedding_id, ids)
+
+    def _mark(self, wedding: str, ids: set[str] | None) -> None:
+        if wedding in self._dirty:
+            known = self._dirty[wedding]
+            self._dirty[wedding] = None if known is None or ids is None else known | ids
+        else:
+            self._dirty[wedding] = ids
+        self.idle.clear()
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._dirty:
+                wedding = next(iter(self._dirty))
+                ids = self._dirty.pop(wedding)
+                try:
+                    await self.reconcile(wedding, ids)
+                except Exception:  # logged once, without content; the next change retries
+                    log.exception("the reminders of a wedding's tasks were not updated")
+            self.idle.set()
+
+    async def describe(self, wedding: str, ref: str, member: Member) -> str | None:
+        """A reminder as its email says it (the mailer's notice for :data:`REASON`): the
+        task as it is now; ``None`` when it is gone or done."""
+        assert self._core is not None
+        docs = await self._core.weddings.documents(wedding, ("tasks", "timeline"))
+        task = read_tasks(docs.get("tasks")).tasks.get(ref)
+        if task is None or task.done:
+            return None
+        day = due_dates({ref: task}, read_profile(docs.get("timeline")).date).get(ref)
+        return f"A task falls due{f' on {day}' if day else ''}: {task.title}."
+
+    async def reconcile(self, wedding: str, ids: Iterable[str] | None = None) -> None:
+        """Schedule, move or cancel the reminders of ``ids`` (every task: ``None``)."""
+        assert self._core is not None
+        docs = await self._core.weddings.documents(wedding, ("tasks", "timeline"))
+        tasks = read_tasks(docs.get("tasks")).tasks
+        profile = read_profile(docs.get("timeline"))
+        wanted = wanted_reminders(tasks, profile.date)
+        for task_id in sorted(tasks if ids is None else ids):
+            day = wanted.get(task_id)
+            due = None if day is None else due_time(day, profile.time_zone)
+            await self.scheduler.reschedule(wedding, KIND, task_id, due, {"day": day})
+
+
+async def remind(job: Job, context: JobContext) -> Tx[None] | None:
+    """The job's notification, if the task is still open and still due that day."""
+    docs = await context.core.weddings.documents(job.wedding, ("tasks", "timeline"))
+    tasks = read_tasks(docs.get("tasks")).tasks
+    task = tasks.get(job.entry)
+    profile = read_profile(docs.get("timeline"))
+    if task is None or task.done:
+        return None
+    if due_dates({job.entry: task}, profile.date).get(job.entry) != job.data.get("day"):
+        return None  # moved since: its new job reminds it
+    people = context.get(People)
+    text = context.core.settings.permissions
+    permissions = PermissionMatrix.from_json(text) if text else PermissionMatrix()
+    if task.owner is not None:
+        owner = await people.member(job.wedding, task.owner)
+        members = [owner] if owner is not None else []
+    else:
+        members = [m for m in await people.members(job.wedding) if m.role == "couple"]
+    readers = [m for m in members if permissions.access(m.role, "tasks").can_read]
+    if not readers:
+        return None
+    now = clock.now()
+
+    def steps() -> Tx[None]:
+        for member in readers:
+            yield from notify(
+                job.wedding,
+                member.sub,
+                REASON,
+                "",
+                job.entry,
+                SYSTEM,
+                "normal",
+                now,
+                email=_takes_email(member),
+            )
+
+    return steps()
+
+
+def _takes_email(member: Member) -> bool:
+    return member.email is not None and member.email_on
+
+
+def wake_mailer(job: Job, context: JobContext) -> None:
+    """The reminder's emails are committed: wake the mailers."""
+    context.get(Notifications).queued(job.wedding)
