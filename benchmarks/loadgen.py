@@ -573,6 +573,20 @@ async def wait_until(
     return True
 
 
+async def send_paced(
+    count: int, rate: float, send: Callable[[int], object], sent_at: list[float]
+) -> None:
+    """Open loop: send ``i`` (``send(i)``) at ``t0 + i / rate`` whatever the server answers (a
+    late one goes at once), stamping ``sent_at[i]`` just before it goes."""
+    t0 = time.perf_counter()
+    for i in range(count):
+        delay = t0 + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        sent_at[i] = time.perf_counter()
+        send(i)
+
+
 # -- scenarios ------------------------------------------------------------------------------
 
 WRITER_BASE_ID = 1_000_000
@@ -610,13 +624,7 @@ async def fanout(
         for p in everyone:
             p.on_update = on_update
         cpu = CpuWindow(target.pid).start()
-        t0 = time.perf_counter()
-        for i in range(count):
-            delay = t0 + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            sent_at[i] = time.perf_counter()
-            writer_peer.send(messages[i])
+        await send_paced(count, rate, lambda i: writer_peer.send(messages[i]), sent_at)
         await wait_until(lambda: all(p.cursor >= count for p in everyone), grace, watch=everyone)
         cpu.stop()
     finally:
@@ -919,13 +927,7 @@ async def multiplex(
         for peer in watched:
             peer.on_update = on_update
         cpu = CpuWindow(target.pid).start()
-        t0 = time.perf_counter()
-        for i in range(count):
-            delay = t0 + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            sent_at[i] = time.perf_counter()
-            writer.send(messages[i])
+        await send_paced(count, rate, lambda i: writer.send(messages[i]), sent_at)
         await wait_until(lambda: all(p.cursor >= count for p in watched), grace)
         cpu.stop()
     finally:
@@ -1073,7 +1075,7 @@ async def presence(
             p.client_id = base + k
             p.on_awareness = on_awareness
         cpu = CpuWindow(target.pid).start()
-        t0 = time.perf_counter()
+        messages: list[tuple[YPeer, bytes]] = []
         for r in range(rounds):
             sender = peers[r % clients]
             sender.clock += 1
@@ -1083,11 +1085,8 @@ async def presence(
                 sender.clock,
                 {"user": {"name": f"guest {r % clients}", "color": "#30bced"}, "cursor": r},
             )
-            delay = t0 + r / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            sent_at[r] = time.perf_counter()
-            sender.send(message)
+            messages.append((sender, message))
+        await send_paced(rounds, rate, lambda r: messages[r][0].send(messages[r][1]), sent_at)
         expected = rounds * (clients - 1)
         await wait_until(lambda: sum(p.acked for p in peers) >= expected, grace, watch=peers)
         cpu.stop()

@@ -115,16 +115,22 @@ REMINDER_KIND = "tasks.reminder"
 one job per wedding, kind, task id and due day)."""
 
 
-def wanted_reminders(tasks: Mapping[str, Task], wedding_date: str | None) -> dict[str, str]:
+def wanted_reminders(
+    tasks: Mapping[str, Task], wedding_date: str | None, today: str | None = None
+) -> dict[str, str]:
     """The reminders a wedding's tasks want now: task id -> the day it falls due, for every
-    task not done that has a day (its own, or its offset from ``wedding_date``). A scheduler
-    keeps its pending ``task.due`` jobs equal to this after each change to the tasks or to
-    the wedding date: a job whose task left (done, removed, undated) is cancelled, one whose
-    day moved is rescheduled, one new is scheduled."""
+    task not done that has a day (its own, or its offset from ``wedding_date``), that day
+    not before ``today`` (an ISO day in the wedding's zone: a task already overdue when it
+    is planned, as a new wedding's checklist six months before its date is, is shown
+    overdue and not reminded; one due today is). A scheduler keeps its pending ``task.due``
+    jobs equal to this after each change to the tasks or to the wedding date: a job whose
+    task left (done, removed, undated, overdue) is cancelled, one whose day moved is
+    rescheduled, one new is scheduled."""
     wanted: dict[str, str] = {}
     for task_id, day in due_dates(tasks, wedding_date).items():
-        if day is not None and not tasks[task_id].done:
-            wanted[task_id] = day
+        if day is None or tasks[task_id].done or (today is not None and day < today):
+            continue
+        wanted[task_id] = day
     return wanted
 
 

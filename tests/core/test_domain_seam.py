@@ -125,7 +125,13 @@ def test_the_domain_says_where_a_guest_is_for_the_erasure() -> None:
     docs["seating"].get("assignments", type=Map)["g1"] = "t1"
     docs["seating"].get("assignments", type=Map)["g2"] = "t1"
     forgot = {kind: WEDDINGS.forget(doc, kind, "g1") for kind, doc in docs.items()}
-    assert forgot == {"timeline": False, "budget": False, "guests": True, "seating": True}
+    assert forgot == {
+        "timeline": False,
+        "budget": False,
+        "guests": True,
+        "seating": True,
+        "tasks": False,
+    }
     assert dict(docs["guests"].get("guests", type=Map)) == {}
     assert dict(docs["seating"].get("assignments", type=Map)) == {"g2": "t1"}
     assert not WEDDINGS.forget(docs["guests"], "guests", "g1")  # nothing left to forget

@@ -170,3 +170,8 @@ def test_the_reminders_wanted_follow_done_and_the_wedding_date() -> None:
     assert "t-venue" not in wanted and "k1" not in wanted  # done; no date
     assert wanted["t-invitations"] == "2027-03-12"
     assert wanted_reminders(tasks, "2027-09-12")["t-invitations"] == "2027-06-12"
+    # Planned on 2027-03-12: what fell due before is overdue, not reminded; that day's is.
+    late = wanted_reminders(tasks, "2027-06-12", "2027-03-12")
+    assert late["t-invitations"] == "2027-03-12"
+    assert all(day >= "2027-03-12" for day in late.values())
+    assert set(wanted) - set(late)  # the checklist's earlier tasks

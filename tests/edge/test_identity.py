@@ -49,6 +49,7 @@ PATH_VALUES = {
     "device_id": "d_0123456789abcdef",
     "household_id": "h1",
     "code": "w1.h1." + "A" * 22,
+    "seq": "1",
 }
 
 

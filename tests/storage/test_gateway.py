@@ -18,7 +18,9 @@ from crdt_server.storage import (
     Gateway,
     NewEvent,
     NewUpdate,
+    Once,
     SqliteStore,
+    StoredEvent,
     StoreError,
     Table,
     schema_of,
@@ -277,3 +279,33 @@ async def test_erasing_a_wedding_erases_its_feature_rows_and_refuses_new_ones(
         assert await tx.insert(note("w1", "c", "refused")) == 0
     await store.append([], rows=[note("w1", "d", "refused too")])
     assert await gateway.fetch("SELECT id FROM {t}gw_notes") == [("b",)]
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_what_events_make_commits_with_them_or_not_at_all(store: DocumentStore) -> None:
+    """``add_events(then=...)``: an emergency and the rows it makes (its notifications, its
+    re-send) are one transaction. A step that fails leaves no event; a repeat of the same
+    ``Idempotency-Key`` makes nothing again."""
+    gateway = await _gateway(store)
+    made: list[int] = []
+
+    def then(stored: list[StoredEvent]) -> Tx[None]:
+        made.extend(e.seq for e in stored)
+        yield Sql(
+            "INSERT INTO {t}gw_notes (wedding, id, body, at) VALUES (?, ?, ?, ?)",
+            ("w1", "n", "x", 1.0),
+        )
+
+    def failing(stored: list[StoredEvent]) -> Tx[None]:
+        yield Sql("INSERT INTO {t}no_such_table (x) VALUES (?)", (1,))
+
+    with pytest.raises(Exception):  # noqa: B017 - whatever the backend's error is
+        await add_events(gateway, [NewEvent("w1", "custom.alarm", "{}")], then=failing)
+    assert await read_events(gateway, "w1") == []
+    once = Once("w1:ann:events", "k1", "f", 4_000_000_000.0)
+    first = await add_events(gateway, [NewEvent("w1", "custom.alarm", "{}")], once=once, then=then)
+    again = await add_events(gateway, [NewEvent("w1", "custom.alarm", "{}")], once=once, then=then)
+    assert first.first and not again.first and made == [first.events[0].seq]
+    assert [e.seq for e in await read_events(gateway, "w1")] == made
+    assert await gateway.fetch("SELECT body FROM {t}gw_notes WHERE wedding = ?", "w1") == [("x",)]

@@ -151,7 +151,7 @@ async def test_every_view_of_the_guide_at_a_phone_and_a_desktop(demo: Demo, brow
         assert time.monotonic() < deadline, "no restore point of the seating"
         await asyncio.sleep(0.1)
 
-    for view in ("Guests", "Seating", "Timeline", "Budget"):
+    for view in ("Guests", "Seating", "Timeline", "Budget", "Tasks"):
         await page.get_by_role("link", name=view, exact=True).click()
         await page.get_by_role("heading", name=view, exact=True).wait_for()
         await shot(page, view.lower())

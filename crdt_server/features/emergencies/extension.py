@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 
 from crdt_server import clock
 from crdt_server.actor import Actor
@@ -25,7 +26,7 @@ from crdt_server.features.jobs import Job, JobContext, JobKind
 from crdt_server.features.notifications import Notifications, notify
 from crdt_server.features.people import Member, People
 from crdt_server.features.scheduler import Scheduler
-from crdt_server.storage import EventFilter, StoredEvent
+from crdt_server.storage import EventFilter, NewEvent, StoredEvent
 
 __all__ = [
     "EMERGENCY",
@@ -62,7 +63,7 @@ class Emergencies(Extension):
         self._inbox = inbox
         self._scheduler = scheduler
         self._db: FeatureDb | None = None
-        events.on_emergency(self.raised)
+        events.on_emergency(self)
 
     async def start(self, core: Core) -> None:
         self._db = FeatureDb(core.store)
@@ -83,28 +84,29 @@ class Emergencies(Extension):
 
     # -- raising -------------------------------------------------------------------------
 
-    async def raised(self, event: StoredEvent) -> None:
-        """An emergency was stored: notify the couple and the planner (inbox, email) and
-        plan its re-send, in one transaction."""
-        wedding, seq = event.wedding, event.seq
-        leads = await self._leads(wedding, event.sub)
+    async def prepare(self, event: NewEvent) -> Callable[[StoredEvent], Tx[None]]:
+        """An emergency is being stored: the step that notifies the couple and the planner
+        (inbox, email) and plans its re-send, in the transaction that stores it."""
+        leads = await self._leads(event.wedding, event.sub)
         actor = Actor(event.sub, event.role)
-        now = clock.now()
         scheduler = self._scheduler
 
-        def tx() -> Tx[None]:
-            yield from self._told(wedding, seq, leads, EMERGENCY, actor, now)
+        def step(stored: StoredEvent) -> Tx[None]:
+            now = clock.now()
+            yield from self._told(stored.wedding, stored.seq, leads, EMERGENCY, actor, now)
             yield from scheduler.scheduled(
-                wedding,
+                stored.wedding,
                 RESEND_KIND,
-                str(seq),
+                str(stored.seq),
                 now + RESEND_SECONDS,
                 {"sub": event.sub, "role": event.role},
             )
 
-        await self.db.write(tx())
-        scheduler.wake()
-        self._inbox.queued(wedding)
+        return step
+
+    def told(self, event: StoredEvent) -> None:
+        self._scheduler.wake()
+        self._inbox.queued(event.wedding)
 
     async def _leads(self, wedding: str, poster: str) -> list[Member]:
         """The couple and the planner of the wedding, but the one who raised it."""

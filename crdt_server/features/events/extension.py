@@ -17,9 +17,9 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from crdt_server import clock
 from crdt_server.auth.permissions import PermissionMatrix
@@ -114,8 +114,19 @@ def readable_event(
     return item
 
 
-EmergencyRaised = Callable[[StoredEvent], Awaitable[None]]
-"""Told of an emergency once it is stored (:meth:`EventLog.on_emergency`)."""
+class EmergencyRaised(Protocol):
+    """Told of each emergency posted here (:meth:`EventLog.on_emergency`): what it makes
+    is written in the transaction that stores it, so an emergency is never stored without
+    it (nor the other way), and a repeat with its ``Idempotency-Key`` makes nothing again."""
+
+    async def prepare(self, event: NewEvent) -> Callable[[StoredEvent], Tx[None]]:
+        """Read what the step needs (before the transaction); the step, given the
+        emergency as stored, writes what it makes."""
+        ...
+
+    def told(self, event: StoredEvent) -> None:
+        """The emergency and what it made are committed (wake whoever sends them)."""
+        ...
 
 
 @dataclass(slots=True, eq=False)
@@ -184,14 +195,25 @@ class EventLog(Extension):
         self._sweeper = asyncio.create_task(self._sweep(), name="event-retention")
 
     def on_emergency(self, listener: EmergencyRaised) -> None:
-        """Await ``listener`` with each emergency posted here, once it is stored and before
-        its poster is answered (the emergencies feature notifies the couple and planner)."""
+        """Have ``listener`` write what each emergency posted here makes, in the
+        transaction that stores it (the emergencies feature notifies the couple and the
+        planner)."""
         self._emergency = (*self._emergency, listener)
 
-    async def raised(self, event: StoredEvent) -> None:
-        """An emergency was stored (the first time: not an ``Idempotency-Key`` repeat)."""
-        for listener in self._emergency:
-            await listener(event)
+    async def raise_emergency(self, event: NewEvent, *, once: Once | None = None) -> AddedEvents:
+        """Store an emergency with what its listeners make, in one transaction (with
+        ``once``, a repeated key stores and makes nothing), then tell them it is committed."""
+        steps = [await listener.prepare(event) for listener in self._emergency]
+
+        def then(stored: list[StoredEvent]) -> Tx[None]:
+            for step in steps if stored else ():  # none: the wedding was erased meanwhile
+                yield from step(stored[0])
+
+        added = await self.record([event], once=once, then=then if steps else None)
+        if added.first and added.events:
+            for listener in self._emergency:
+                listener.told(added.events[0])
+        return added
 
     def listen(self, listener: Callable[[str], None]) -> None:
         """Call ``listener`` with the wedding each time events of it are stored here."""
@@ -249,10 +271,17 @@ class EventLog(Extension):
 
     # -- writing ------------------------------------------------------------------------
 
-    async def record(self, events: Sequence[NewEvent], *, once: Once | None = None) -> AddedEvents:
+    async def record(
+        self,
+        events: Sequence[NewEvent],
+        *,
+        once: Once | None = None,
+        then: Callable[[list[StoredEvent]], Tx[None]] | None = None,
+    ) -> AddedEvents:
         """Store events of their own (custom events, the server's own findings) and wake
-        their readers everywhere. With ``once``, a repeated key stores nothing."""
-        added = await add_events(Gateway.of(self._require_store()), events, once=once)
+        their readers everywhere. With ``once``, a repeated key stores nothing. ``then``: a
+        step in the same transaction, the first time (:func:`add_events`)."""
+        added = await add_events(Gateway.of(self._require_store()), events, once=once, then=then)
         if added.first:
             for wedding in {e.wedding for e in added.events}:
                 self._announce(wedding)

@@ -408,12 +408,15 @@ async def post_event(call: ApiCall, path: WeddingPath, body: CustomEvent) -> Res
             fingerprint,
             clock.now() + IDEMPOTENCY_SECONDS,
         )
-    added = await call.state.extension(EventLog).record([event], once=once)
+    log = call.state.extension(EventLog)
+    # An emergency is stored with the notifications it makes, in one transaction.
+    if emergency:
+        added = await log.raise_emergency(event, once=once)
+    else:
+        added = await log.record([event], once=once)
     if once is not None and not added.first and added.fingerprint != once.fingerprint:
         raise Conflict("this Idempotency-Key was used with another body")
     stored = added.events[0]
-    if emergency and added.first:
-        await call.state.extension(EventLog).raised(stored)
     return json_response(
         PostedEvent(f"{wedding_id}:{stored.seq}", stored.seq),
         status_code=201 if added.first else 200,

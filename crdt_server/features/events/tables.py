@@ -7,7 +7,7 @@ and calls of their own (:func:`add_events`, :func:`read_events`...)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -239,7 +239,11 @@ def _store_events(events: list[NewEvent], now: float | None) -> Tx[list[StoredEv
 
 
 def _add(
-    dialect: Dialect, events: Sequence[NewEvent], once: Once | None, now: float
+    dialect: Dialect,
+    events: Sequence[NewEvent],
+    once: Once | None,
+    now: float,
+    then: Callable[[list[StoredEvent]], Tx[None]] | None = None,
 ) -> Tx[AddedEvents]:
     if once is not None:
         used = yield from row_as(
@@ -282,19 +286,27 @@ def _add(
                 once.expires_at,
             ),
         )
+    if then is not None:
+        yield from then(stored)
     return AddedEvents(stored, True)
 
 
 async def add_events(
-    gateway: Gateway, events: Sequence[NewEvent], *, once: Once | None = None
+    gateway: Gateway,
+    events: Sequence[NewEvent],
+    *,
+    once: Once | None = None,
+    then: Callable[[list[StoredEvent]], Tx[None]] | None = None,
 ) -> AddedEvents:
     """Durably store events of their own (not caused by an update), in one transaction.
     With ``once``, the first call with its key in its scope stores its events; later ones
-    (until it expires) store nothing and get the first call's events and fingerprint."""
+    (until it expires) store nothing and get the first call's events and fingerprint.
+    ``then``: a step run in the same transaction with the events as stored, the first time
+    only (what an emergency makes: its notifications and its re-send)."""
     check_events(events)
     if once is not None:
         _check(once.scope, once.key, once.fingerprint)
-    return await gateway.run(_add(gateway.dialect, list(events), once, clock.now()))
+    return await gateway.run(_add(gateway.dialect, list(events), once, clock.now(), then))
 
 
 async def read_events(

@@ -144,7 +144,9 @@ class TaskReminders(Extension):
         docs = await self._core.weddings.documents(wedding, ("tasks", "timeline"))
         tasks = read_tasks(docs.get("tasks")).tasks
         profile = read_profile(docs.get("timeline"))
-        wanted = wanted_reminders(tasks, profile.date)
+        tz = zoneinfo.ZoneInfo(profile.time_zone or "UTC")
+        today = datetime.fromtimestamp(clock.now(), tz).date().isoformat()
+        wanted = wanted_reminders(tasks, profile.date, today)
         for task_id in sorted(tasks if ids is None else ids):
             day = wanted.get(task_id)
             due = None if day is None else due_time(day, profile.time_zone)
