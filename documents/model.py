@@ -14,7 +14,7 @@ import uuid
 import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, tzinfo
 from functools import cache, lru_cache
 from typing import Any, Literal
 
@@ -361,6 +361,20 @@ def day(value: object) -> str:
 @cache
 def _zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
+
+
+def zone_of(name: object) -> tzinfo:
+    """The time zone a wedding names (its profile's ``time_zone``), or UTC when it names
+    none, or one this host's zone database does not know."""
+    if isinstance(name, str) and name in _zones():
+        return zoneinfo.ZoneInfo(name)
+    return UTC
+
+
+def local_moment(day: date, at: time, zone: object) -> datetime:
+    """``at`` o'clock on ``day`` in the wedding's zone (:func:`zone_of`): when something
+    of that day (a reminder, a payment due) happens for the wedding."""
+    return datetime.combine(day, at, zone_of(zone))
 
 
 def time_zone(value: object) -> str:

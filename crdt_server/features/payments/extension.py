@@ -24,8 +24,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, time, tzinfo
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, time
 
 from crdt_server import clock
 from crdt_server.actor import Actor
@@ -33,7 +32,7 @@ from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.core.hooks import CommitBatch, Core, Extension, RoomView
 from crdt_server.documents.changes import entry_changes
 from crdt_server.documents.domain import WEDDINGS
-from crdt_server.documents.model import format_money
+from crdt_server.documents.model import format_money, local_moment
 from crdt_server.documents.schema import Payment, read_budget, read_profile
 from crdt_server.features.db import Tx
 from crdt_server.features.events import store_events
@@ -70,11 +69,7 @@ SERVER = Actor("server", "server")
 def due_moment(due: str, zone: str | None) -> datetime:
     """When a payment due on ``due`` (``YYYY-MM-DD``) is reminded: :data:`REMIND_AT` that
     day in ``zone`` (an IANA name; UTC when ``None`` or unknown)."""
-    where: tzinfo = UTC
-    if zone:
-        with contextlib.suppress(Exception):  # a zone the database lost reads as UTC
-            where = ZoneInfo(zone)
-    return datetime.combine(date.fromisoformat(due), REMIND_AT, tzinfo=where)
+    return local_moment(date.fromisoformat(due), REMIND_AT, zone)
 
 
 def _reminded(payment: Payment | None) -> bool:

@@ -16,10 +16,10 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
-from crdt_server.documents.model import WEDDING_ID_PATTERN
+from crdt_server.documents.model import WEDDING_ID_PATTERN, local_moment, zone_of
 
 __all__ = [
     "CODE_PATTERN",
@@ -106,17 +106,6 @@ REMINDER_HOUR = 10
 """The local hour (the wedding's time zone) a reminder goes out on its day."""
 
 
-def _zone(time_zone: Any) -> Any:
-    if isinstance(time_zone, str) and time_zone:
-        try:
-            from zoneinfo import ZoneInfo
-
-            return ZoneInfo(time_zone)
-        except (ValueError, OSError, KeyError):
-            return UTC
-    return UTC
-
-
 def reminder_at(deadline: Any, time_zone: Any, days: int) -> datetime | None:
     """When the reminder of an RSVP deadline goes: ``days`` before a deadline day
     (``YYYY-MM-DD``), at :data:`REMINDER_HOUR` in the wedding's time zone (UTC when none
@@ -124,11 +113,11 @@ def reminder_at(deadline: Any, time_zone: Any, days: int) -> datetime | None:
     is not a date."""
     if not isinstance(deadline, str) or not deadline:
         return None
-    zone = _zone(time_zone)
+    zone = zone_of(time_zone)
     try:
         if len(deadline) == 10:
             day = datetime.strptime(deadline, "%Y-%m-%d").date() - timedelta(days=days)
-            return datetime.combine(day, time(REMINDER_HOUR), zone)
+            return local_moment(day, time(REMINDER_HOUR), time_zone)
         at = datetime.fromisoformat(deadline.replace("Z", "+00:00"))
     except (ValueError, OverflowError):
         return None
@@ -157,7 +146,7 @@ def closes_at(deadline: Any, time_zone: Any = None) -> datetime | None:
     not a date: a mistyped deadline never locks guests out."""
     if not isinstance(deadline, str) or not deadline:
         return None
-    zone = _zone(time_zone)
+    zone = zone_of(time_zone)
     try:
         if len(deadline) == 10:
             day = datetime.strptime(deadline, "%Y-%m-%d").date()

@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import zoneinfo
 from collections.abc import Iterable
-from datetime import datetime, time
+from datetime import date, datetime, time
 
 from crdt_server import clock
 from crdt_server.actor import Actor
@@ -31,6 +30,7 @@ from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.core.hooks import CommitBatch, Core, Extension, RoomView
 from crdt_server.documents.changes import entry_changes
 from crdt_server.documents.domain import WEDDINGS
+from crdt_server.documents.model import local_moment, zone_of
 from crdt_server.documents.schema import read_profile, read_tasks
 from crdt_server.documents.tasks import REMINDER_KIND, due_dates, wanted_reminders
 from crdt_server.features.db import Tx
@@ -54,8 +54,7 @@ SYSTEM = Actor("scheduler", "server")
 
 def due_time(day: str, zone: str | None) -> float:
     """Unix seconds of :data:`REMIND_AT` on ``day`` in ``zone`` (UTC without one)."""
-    tz = zoneinfo.ZoneInfo(zone) if zone else zoneinfo.ZoneInfo("UTC")
-    return datetime.combine(datetime.fromisoformat(day).date(), REMIND_AT, tz).timestamp()
+    return local_moment(date.fromisoformat(day), REMIND_AT, zone).timestamp()
 
 
 class TaskReminders(Extension):
@@ -144,9 +143,8 @@ class TaskReminders(Extension):
         docs = await self._core.weddings.documents(wedding, ("tasks", "timeline"))
         tasks = read_tasks(docs.get("tasks")).tasks
         profile = read_profile(docs.get("timeline"))
-        tz = zoneinfo.ZoneInfo(profile.time_zone or "UTC")
-        today = datetime.fromtimestamp(clock.now(), tz).date().isoformat()
-        wanted = wanted_reminders(tasks, profile.date, today)
+        today = datetime.fromtimestamp(clock.now(), zone_of(profile.time_zone)).date()
+        wanted = wanted_reminders(tasks, profile.date, today.isoformat())
         for task_id in sorted(tasks if ids is None else ids):
             day = wanted.get(task_id)
             due = None if day is None else due_time(day, profile.time_zone)
