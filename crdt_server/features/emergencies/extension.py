@@ -118,7 +118,7 @@ class Emergencies(Extension):
     ) -> Tx[None]:
         emails = self._inbox.emails
         for member in leads:
-            mailed = emails and bool(member.email) and member.email_on
+            mailed = emails and member.takes_email
             yield from notify(
                 wedding, member.sub, reason, "", str(seq), actor, "emergency", now, email=mailed
             )

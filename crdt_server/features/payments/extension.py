@@ -216,9 +216,16 @@ def _rows(job: Job, event: NewEvent, readers: Sequence[Member]) -> Tx[None]:
     yield from store_events([event])
     now = clock.now()
     for member in readers:
-        email = bool(member.email and member.email_on)
         yield from notify(
-            job.wedding, member.sub, REASON, "", job.entry, SERVER, "normal", now, email=email
+            job.wedding,
+            member.sub,
+            REASON,
+            "",
+            job.entry,
+            SERVER,
+            "normal",
+            now,
+            email=member.takes_email,
         )
 
 

@@ -22,6 +22,11 @@ class Member:
     participation: str = "all"
     email_on: bool = True
 
+    @property
+    def takes_email(self) -> bool:
+        """Whether their notifications may be emailed: an address, and emails on."""
+        return bool(self.email) and self.email_on
+
 
 def member_json(member: Member, *, with_email: bool) -> dict[str, Any]:
     shown: dict[str, Any] = {"sub": member.sub, "role": member.role, "name": member.name}

@@ -185,14 +185,10 @@ async def remind(job: Job, context: JobContext) -> Tx[None] | None:
                 SYSTEM,
                 "normal",
                 now,
-                email=_takes_email(member),
+                email=member.takes_email,
             )
 
     return steps()
-
-
-def _takes_email(member: Member) -> bool:
-    return member.email is not None and member.email_on
 
 
 def wake_mailer(job: Job, context: JobContext) -> None:

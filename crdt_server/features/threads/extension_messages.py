@@ -126,8 +126,7 @@ class ThreadMessages(ThreadAccess):
                 mailed = (
                     email
                     and member is not None
-                    and bool(member.email)
-                    and member.email_on
+                    and member.takes_email
                     and (reason in ("mention", "urgent") or at_least(level, "urgent"))
                 )
                 queued = queued or mailed
