@@ -143,7 +143,8 @@ function choose (ctx, item) {
   if (state.target.table >= tables.length) state.target = { table: 0, seat: 0 }
   const counts = peopleAt(ctx.seating, ctx.guests)
   ctx.say(`${item.name} chosen. Left and right arrows choose a table, up and down a seat; Enter seats, Escape cancels. ${targetWords(ctx, counts, occupancy(ctx))}`)
-  requestAnimationFrame(() => document.querySelector('.chart-canvas')?.focus())
+  // At once: the keys that follow (an arrow, Enter, Escape) go to the chart, however soon.
+  document.querySelector('.chart-canvas')?.focus()
 }
 
 /** Place what was chosen or dragged on a table (seat null: wherever there is room). */
