@@ -195,10 +195,10 @@ FEATURES: tuple[Feature, ...] = (
 """The features the server runs, in the order they are built (a feature that needs another
 comes after it; see :mod:`crdt_server.features`). The one list that names features."""
 
-IMPORT_EVENTS = events.store_events
-"""The events feature's step that stores an imported wedding's events in the import's own
-transaction (``crdt-server import``; the tools name no feature, and the CLI takes what it
-needs of the features from here)."""
+EVENT_TABLES = events.EVENT_TABLES
+"""The events feature's part of a wedding's export and import (``crdt-server export`` and
+``import``, ``GET /api/weddings/{id}/export``; the tools name no feature, and the CLI takes
+what it needs of the features from here)."""
 
 
 def permission_matrix(
@@ -342,6 +342,7 @@ def create_app(
             hooks=hooks,
             event_streams=ConnectionCounter(settings.max_event_streams_per_user),
             sections=tuple(section for feature in features for section in feature.export),
+            event_tables=EVENT_TABLES if events.FEATURE in features else None,
         )
         await registry.start()
         try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TypeAlias
 
-from .base import Migration, StoreError, recorded_version
+from .base import EVENTS_HANDED_OVER, Migration, StoreError, recorded_version
 
 # asyncpg is named only in annotations here: the gateway imports this module's DDL
 # (tombstone_trigger) in every process, PostgreSQL or not.
@@ -31,16 +31,9 @@ ALTER TABLE {s}.history ADD COLUMN IF NOT EXISTS sub text NOT NULL DEFAULT '';
 ALTER TABLE {s}.history ADD COLUMN IF NOT EXISTS role text NOT NULL DEFAULT '';
 ALTER TABLE {s}.history ADD COLUMN IF NOT EXISTS client_id bigint;
 CREATE INDEX IF NOT EXISTS history_doc_seq ON {s}.history (doc, seq);
-CREATE TABLE IF NOT EXISTS {s}.events (wedding text COLLATE "C" NOT NULL, seq bigint NOT NULL,
-    type text COLLATE "C" NOT NULL, doc text, sub text NOT NULL, role text NOT NULL,
-    priority text NOT NULL, at double precision NOT NULL, data text NOT NULL,
-    PRIMARY KEY (wedding, seq));
-ALTER TABLE {s}.events ADD COLUMN IF NOT EXISTS audience text;
-CREATE INDEX IF NOT EXISTS events_at ON {s}.events (at);
-CREATE TABLE IF NOT EXISTS {s}.event_counters (wedding text PRIMARY KEY, last_seq bigint NOT NULL);
-CREATE TABLE IF NOT EXISTS {s}.idempotency (scope text NOT NULL, key text NOT NULL,
-    wedding text NOT NULL, fingerprint text NOT NULL, seqs bigint[] NOT NULL,
-    expires_at double precision NOT NULL, PRIMARY KEY (scope, key));
+-- A store made by a release before the events feature took its tables over (schema
+-- version 2 of both) has an events table that may lack this column.
+ALTER TABLE IF EXISTS {s}.events ADD COLUMN IF NOT EXISTS audience text;
 CREATE TABLE IF NOT EXISTS {s}.revocations (sub text NOT NULL, wedding text NOT NULL,
     at double precision NOT NULL, PRIMARY KEY (sub, wedding));
 CREATE TABLE IF NOT EXISTS {s}.tombstones (wedding text COLLATE "C" PRIMARY KEY,
@@ -80,11 +73,9 @@ VERSIONS = (
 )
 """The version of each schema a store holds: ``store`` (the tables above) and each
 installed feature's (:class:`storage.base.Schema`)."""
-STORE_MIGRATIONS: tuple[Migration, ...] = ()
+STORE_MIGRATIONS: tuple[Migration, ...] = (EVENTS_HANDED_OVER,)
 """The store's own numbered migrations (versions 2, 3...); version 1 is the schema above,
-as the releases before schema versions left it."""
-WEDDING_TABLES = ("events", "event_counters", "idempotency")
-"""Tables keyed by a ``wedding`` column: erased with the wedding."""
+as the releases before schema versions left it (with the events' tables)."""
 NEXT_SEQS = "SELECT array(SELECT nextval($1::regclass) FROM generate_series(1, $2))"
 # One statement for both tables; created_at is the database's clock, shared by all hosts.
 APPEND = """

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .base import (
+    EVENTS_HANDED_OVER,
     Migration,
     MovedDocument,
     StoreError,
@@ -31,18 +32,8 @@ SCHEMA = (
     " origin TEXT NOT NULL, created_at REAL NOT NULL, size INTEGER NOT NULL,"
     " sub TEXT NOT NULL DEFAULT '', role TEXT NOT NULL DEFAULT '', client_id INTEGER)",
     "CREATE INDEX IF NOT EXISTS history_doc_seq ON history (doc, seq)",
-    "CREATE TABLE IF NOT EXISTS events (wedding TEXT NOT NULL, seq INTEGER NOT NULL,"
-    " type TEXT NOT NULL, doc TEXT, sub TEXT NOT NULL, role TEXT NOT NULL,"
-    " priority TEXT NOT NULL, at REAL NOT NULL, data TEXT NOT NULL, audience TEXT,"
-    " PRIMARY KEY (wedding, seq)) WITHOUT ROWID",
-    "CREATE INDEX IF NOT EXISTS events_at ON events (at)",
-    "CREATE TABLE IF NOT EXISTS event_counters (wedding TEXT PRIMARY KEY,"
-    " last_seq INTEGER NOT NULL) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS idempotency (scope TEXT NOT NULL, key TEXT NOT NULL,"
-    " wedding TEXT NOT NULL, fingerprint TEXT NOT NULL, seqs TEXT NOT NULL,"
-    " expires_at REAL NOT NULL, PRIMARY KEY (scope, key)) WITHOUT ROWID",
-    # (tickets, made here by the releases before schema versions, are the events
-    # feature's table: crdt_server/features/events/tables.py)
+    # (events, event_counters, idempotency and tickets, made here by the releases before
+    # schema version 2, are the events feature's tables: crdt_server/features/events)
     # wedding '' = every wedding of the user (a primary key column cannot be NULL).
     "CREATE TABLE IF NOT EXISTS revocations (sub TEXT NOT NULL, wedding TEXT NOT NULL,"
     " at REAL NOT NULL, PRIMARY KEY (sub, wedding))",
@@ -58,7 +49,8 @@ SCHEMA = (
         for table in ("updates", "history")
     ),
 )
-# Columns added after the first release, for files created before them.
+# Columns added after the first release, for files created before them (the events table,
+# the events feature's since version 2, only where a release before that made it).
 ADDED_COLUMNS = {
     "history": (
         ("sub", "TEXT NOT NULL DEFAULT ''"),
@@ -74,11 +66,9 @@ VERSIONS = (
 """The version of each schema a store holds: ``store`` (the tables above) and each
 installed feature's (:class:`storage.base.Schema`), with the feature's wedding tables
 (comma-separated): erasing a wedding empties them even while the feature is left out."""
-STORE_MIGRATIONS: tuple[Migration, ...] = ()
+STORE_MIGRATIONS: tuple[Migration, ...] = (EVENTS_HANDED_OVER,)
 """The store's own numbered migrations (versions 2, 3...); version 1 is the schema above,
-as the releases before schema versions left it."""
-WEDDING_TABLES = ("events", "event_counters", "idempotency")
-"""Tables keyed by a ``wedding`` column: erased with the wedding."""
+as the releases before schema versions left it (with the events' tables)."""
 
 
 def tombstone_trigger(table: str) -> str:
@@ -90,7 +80,6 @@ def tombstone_trigger(table: str) -> str:
     )
 
 
-WEDDING_TRIGGERS = tuple(map(tombstone_trigger, WEDDING_TABLES))
 # The same rule AUTOINCREMENT applies (one past the largest seq ever used, even if that row
 # was since deleted), computed up front so a whole batch can go in with one executemany
 # and every caller learns its seqs. Safe because BEGIN IMMEDIATE holds the write lock.
@@ -131,9 +120,7 @@ def connect_writer(path: Path, busy_timeout: float, synchronous: str) -> sqlite3
             f" PRAGMA synchronous = {level}; PRAGMA fullfsync = ON; PRAGMA secure_delete = ON;"
         )
         migrations = [(m.version, m.sqlite) for m in STORE_MIGRATIONS]
-        run_transaction(
-            db, lambda db: upgrade(db, "store", SCHEMA + WEDDING_TRIGGERS, migrations), path
-        )
+        run_transaction(db, lambda db: upgrade(db, "store", SCHEMA, migrations), path)
     except BaseException:
         db.close()
         raise
@@ -199,6 +186,8 @@ def add_columns(db: sqlite3.Connection) -> None:
     """Add the columns a file made by a release before them lacks (part of version 1)."""
     for table, columns in ADDED_COLUMNS.items():
         have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if not have:
+            continue  # not made here (the events table of a new file)
         for name, spec in columns:
             if name not in have:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {spec}")

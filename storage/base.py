@@ -89,6 +89,31 @@ class Migration:
     postgres: tuple[str, ...]
     renames: tuple[tuple[str, str], ...] = ()
     """Tables this migration renames, ``(old, new)`` (:func:`storage.gateway.renamed`)."""
+    creates: tuple[str, ...] = ()
+    """Wedding tables this migration creates (:func:`storage.gateway.created`)."""
+
+
+_HANDED_OVER = "events,event_counters,idempotency"
+
+EVENTS_HANDED_OVER = Migration(
+    2,
+    sqlite=(
+        "INSERT INTO schema_versions (name, version, wedding_tables)"
+        f" SELECT 'events', 1, '{_HANDED_OVER}'"
+        " WHERE EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events')"
+        " ON CONFLICT (name) DO UPDATE SET wedding_tables = excluded.wedding_tables",
+    ),
+    postgres=(
+        "INSERT INTO {s}.schema_versions (name, version, wedding_tables)"
+        f" SELECT 'events', 1, '{_HANDED_OVER}' WHERE to_regclass('{{s}}.events') IS NOT NULL"
+        " ON CONFLICT (name) DO UPDATE SET wedding_tables = excluded.wedding_tables",
+    ),
+)
+"""The store's version 2: the events, their counters and idempotency keys, which version 1
+made, are the events feature's tables (``crdt_server.features.events``, its version 2).
+Where version 1 made them, they are recorded as that feature's wedding tables, so a
+wedding's rows in them are erased with it even by a server built without that feature;
+a new store makes none of them (the feature does, when installed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +143,8 @@ class Schema:
     def first_wedding_tables(self) -> tuple[str, ...]:
         """The ``wedding_tables`` as version 1 names them (before the migrations' renames):
         the DDL creates these, with their tombstone triggers."""
-        names = list(self.wedding_tables)
+        created = {name for m in self.migrations for name in m.creates}
+        names = [name for name in self.wedding_tables if name not in created]
         for migration in reversed(self.migrations):
             undo = {new: old for old, new in migration.renames}
             names = [undo.get(name, name) for name in names]

@@ -44,7 +44,8 @@ and reaches them through a :class:`Gateway` (``Gateway.of(core.store)``):
 Type words in a :class:`Table`'s columns, for the two dialects: ``{text}`` (TEXT / text),
 ``{ctext}`` (TEXT / text COLLATE "C": compared by code point, as SQLite does), ``{int}``
 (INTEGER / bigint), ``{real}`` (REAL / double precision), ``{blob}`` (BLOB / bytea),
-``{id}`` (an ``INTEGER PRIMARY KEY AUTOINCREMENT`` / ``bigserial PRIMARY KEY`` row id).
+``{id}`` (an ``INTEGER PRIMARY KEY AUTOINCREMENT`` / ``bigserial PRIMARY KEY`` row id),
+``{ints}`` (a list of integers: JSON text / ``bigint[]``).
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ __all__ = [
     "dialect_sql",
     "dialected",
     "each_in_a_savepoint",
+    "created",
     "renamed",
     "row_as",
     "rows_as",
@@ -93,6 +95,7 @@ _TYPES: dict[Dialect, dict[str, str]] = {
         "real": "REAL",
         "blob": "BLOB",
         "id": "INTEGER PRIMARY KEY AUTOINCREMENT",
+        "ints": "TEXT",
     },
     "postgres": {
         "text": "text",
@@ -101,10 +104,11 @@ _TYPES: dict[Dialect, dict[str, str]] = {
         "real": "double precision",
         "blob": "bytea",
         "id": "bigserial PRIMARY KEY",
+        "ints": "bigint[]",
     },
 }
 _PLACEHOLDER = re.compile(r"\?")
-_WORD = re.compile(r"\{(text|ctext|int|real|blob|id|t)\}")
+_WORD = re.compile(r"\{(text|ctext|int|real|blob|id|ints|t)\}")
 
 
 def dialect_sql(text: str, dialect: Dialect, prefix: str = "") -> str:
@@ -175,6 +179,7 @@ def schema_of(name: str, *tables: Table, migrations: Sequence[Migration] = ()) -
     for migration in migrations:
         new = dict(migration.renames)
         wedding_tables = [new.get(t, t) for t in wedding_tables]
+        wedding_tables += [t for t in migration.creates if t not in wedding_tables]
     return Schema(
         name,
         sqlite=tuple(s for t in tables for s in t.ddl("sqlite")),
@@ -185,6 +190,19 @@ def schema_of(name: str, *tables: Table, migrations: Sequence[Migration] = ()) -
 
 
 _INDEX_NAME = re.compile(r"CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.I)
+
+
+def created(version: int, *tables: Table) -> Migration:
+    """Migration ``version``: each table is created if missing (``IF NOT EXISTS``: a store
+    where another schema made it keeps it and its rows), with its indexes and, for a
+    wedding table, its tombstone trigger; the schema erases its wedding tables from then
+    on (``schema_of(name, ..., migrations=[created(2, table)])``)."""
+    sqlite = [s for t in tables for s in t.ddl("sqlite")]
+    postgres = [s for t in tables for s in t.ddl("postgres")]
+    sqlite += [sqlite_trigger(t.name) for t in tables if t.wedding]
+    postgres += [postgres_trigger(t.name) for t in tables if t.wedding]
+    creates = tuple(t.name for t in tables if t.wedding)
+    return Migration(version, tuple(sqlite), tuple(postgres), creates=creates)
 
 
 def renamed(version: int, *tables: tuple[Table, Table]) -> Migration:

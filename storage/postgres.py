@@ -43,7 +43,6 @@ from ._postgres_schema import (
     PREFIX,
     SCHEMA,
     STORE_MIGRATIONS,
-    WEDDING_TABLES,
     check_text,
     keep_session,
     tombstone_trigger,
@@ -117,7 +116,7 @@ class PostgresStore:
         self._lock_key = 0
         self._commits = 0
         self._schemas: set[str] = set()
-        self._wedding_tables: tuple[str, ...] = WEDDING_TABLES
+        self._wedding_tables: tuple[str, ...] = ()
 
     @property
     def commits(self) -> int:
@@ -153,7 +152,7 @@ class PostgresStore:
                 self._lock_key = LOCK_CLASS << 32 | int(oid)
                 # Locked, so that processes opening a fresh schema at once do not collide.
                 await self._lock(conn)
-                first = (SCHEMA, *map(tombstone_trigger, WEDDING_TABLES))
+                first = (SCHEMA,)
                 await upgrade(conn, self._s, "store", first, STORE_MIGRATIONS)
                 # Erase with each wedding the tables of every feature ever installed here.
                 for row in await conn.fetch(

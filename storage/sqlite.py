@@ -35,7 +35,6 @@ from ._group_commit import GroupCommitter
 from ._sqlite_schema import (
     COUNT_DOCS,
     PREFIX,
-    WEDDING_TABLES,
     Body,
     check_text,
     checkpoint,
@@ -119,7 +118,7 @@ class SqliteStore:
         )
         self._commits = 0
         self._schemas: set[str] = set()
-        self._wedding_tables: tuple[str, ...] = WEDDING_TABLES
+        self._wedding_tables: tuple[str, ...] = ()
 
     @property
     def path(self) -> Path:

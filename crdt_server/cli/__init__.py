@@ -23,7 +23,7 @@ from types import FrameType
 
 from starlette.applications import Starlette
 
-from crdt_server.app import CORE_SCHEMAS, FEATURES, IMPORT_EVENTS, create_app, token_codec
+from crdt_server.app import CORE_SCHEMAS, EVENT_TABLES, FEATURES, create_app, token_codec
 from crdt_server.auth.permissions import ROLES
 from crdt_server.auth.tokens import SECRET_FILE, TokenError, load_or_create_secret
 from crdt_server.cli.logs import configure_logging, redact_tokens
@@ -353,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sections=[section for feature in FEATURES for section in feature.export],
                 schemas=SCHEMAS,
                 namespaces=event_namespaces_of(FEATURES),
-                store_events=IMPORT_EVENTS,
+                events=EVENT_TABLES,
             )
     except (SettingsError, StartupError, ValueError, OSError, TokenError, CliError) as exc:
         print(f"crdt-server {args.command}: {_one_line(exc)}", file=sys.stderr)

@@ -63,7 +63,9 @@ async def export(call: ApiCall, path: WeddingPath) -> Response:
     wedding_id = path.wedding_id
     _authorize(call, wedding_id)
     try:
-        found = await export_wedding(call.state.store, wedding_id, call.state.sections)
+        found = await export_wedding(
+            call.state.store, wedding_id, call.state.sections, events=call.state.event_tables
+        )
     except (StoreError, ExportError) as exc:
         raise Unavailable(f"the wedding cannot be exported now: {exc}") from exc
     if found is None:

@@ -24,7 +24,7 @@ from crdt_server.edge.ratelimit import HttpRateLimiter
 from crdt_server.edge.upgrade import Gate
 from crdt_server.settings import Settings
 from crdt_server.storage import Store
-from crdt_server.tools.export import Section
+from crdt_server.tools.export import EventTables, Section
 
 __all__ = ["SERVER_STATE_KEY", "Services", "server_state", "state_of_scope"]
 
@@ -55,6 +55,8 @@ class Services:
     """Open event streams per subject (``CRDT_SERVER_MAX_EVENT_STREAMS_PER_USER``)."""
     sections: tuple[Section, ...] = ()
     """The running features' sections of the wedding export."""
+    event_tables: EventTables | None = None
+    """The events' part of the export, where the events feature runs."""
 
     def extension(self, kind: type[E]) -> E:
         """The server's extension of type ``kind`` (a feature's routes find their service

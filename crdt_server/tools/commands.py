@@ -33,7 +33,7 @@ from crdt_server.tools.backup import (
 from crdt_server.tools.check import DocumentReport, check_sqlite_file, check_store
 from crdt_server.tools.compact import compact_store
 from crdt_server.tools.export import (
-    EventSteps,
+    EventTables,
     ExportError,
     Section,
     export_wedding,
@@ -207,15 +207,15 @@ def run(
     sections: Sequence[Section] = (),
     schemas: Sequence[Schema] = (),
     namespaces: Sequence[str] = CORE_EVENT_NAMESPACES,
-    store_events: EventSteps | None = None,
+    events: EventTables | None = None,
 ) -> int:
     """Run one data command, reporting on ``out`` (default: stdout); raises
     :class:`ToolError` (or SettingsError) when refused. ``sections`` are the features'
     parts of a wedding that export and import carry (``crdt_server.cli`` passes them: the
     tools do not import features); ``schemas`` the features' tables, which ``restore`` and
     ``check`` expect beside the store's own; ``namespaces`` the event types an import may
-    hold (the features' and the core's); ``store_events`` the events feature's step that
-    stores an imported wedding's events."""
+    hold (the features' and the core's); ``events`` the events feature's part of export and
+    import (its events, and how an import stores them)."""
     settings = settings_for(args)
     try:
         if args.command in ("export", "import", "check", "compact", "quarantine"):
@@ -225,9 +225,9 @@ def run(
         if args.command == "check":
             return _check(args, settings, out or sys.stdout, schemas)
         if args.command == "export":
-            return _export(args, settings, out or sys.stdout, sections)
+            return _export(args, settings, out or sys.stdout, sections, events)
         if args.command == "import":
-            return _import(args, settings, out or sys.stdout, sections, namespaces, store_events)
+            return _import(args, settings, out or sys.stdout, sections, namespaces, events)
         command: Callable[[argparse.Namespace, Settings, TextIO], int] = _HANDLERS[args.command]
         return command(args, settings, out or sys.stdout)
     except (BackupError, StoreError) as exc:
@@ -294,11 +294,17 @@ def _restore(
 
 
 def _export(
-    args: argparse.Namespace, settings: Settings, out: TextIO, sections: Sequence[Section]
+    args: argparse.Namespace,
+    settings: Settings,
+    out: TextIO,
+    sections: Sequence[Section],
+    events: EventTables | None,
 ) -> int:
     if args.out is not None and args.out.exists():
         raise ToolError(f"{args.out} already exists; choose a new file name")
-    found = asyncio.run(with_store(settings, lambda s: export_wedding(s, args.wedding, sections)))
+    found = asyncio.run(
+        with_store(settings, lambda s: export_wedding(s, args.wedding, sections, events=events))
+    )
     if found is None:
         raise ToolError(f"wedding {args.wedding!r} has no stored document")
     # ASCII with \u escapes: the same JSON whatever encoding the terminal or pipe has.
@@ -320,7 +326,7 @@ def _import(
     out: TextIO,
     sections: Sequence[Section],
     namespaces: Sequence[str],
-    store_events: EventSteps | None,
+    events: EventTables | None,
 ) -> int:
     try:
         if args.file == "-":
@@ -344,9 +350,7 @@ def _import(
     async def work() -> list[str]:
         await store.open()
         try:
-            return await import_wedding(
-                store, export, args.as_wedding, sections, store_events=store_events
-            )
+            return await import_wedding(store, export, args.as_wedding, sections, events=events)
         finally:
             await store.close()
 

@@ -48,7 +48,7 @@ import base64
 import binascii
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -74,6 +74,7 @@ from crdt_server.storage import (
     NewEvent,
     Schema,
     Store,
+    StoredEvent,
     audience_of,
 )
 from crdt_server.storage.gateway import Tx
@@ -86,6 +87,7 @@ __all__ = [
     "Section",
     "WeddingExport",
     "EventSteps",
+    "EventTables",
     "export_wedding",
     "import_wedding",
     "parse_export",
@@ -107,6 +109,21 @@ _EVENT_PAGE = 500
 EventSteps = Callable[[Sequence[NewEvent]], Tx[Any]]
 """The events feature's step that numbers and stores wedding events in a transaction
 (``crdt_server.features.events.store_events``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventTables:
+    """The events feature's part of export and import (``crdt_server.features.events``
+    gives it; passed in, as the sections are: the tools import no feature)."""
+
+    schema: Schema
+    """Its tables, installed on the target store before an import."""
+    page: Callable[[Gateway, str, int, int], Awaitable[Sequence[StoredEvent]]]
+    """``(gateway, wedding, after, limit)``: the wedding's events above seq ``after``,
+    oldest first, at most ``limit`` (every audience)."""
+    store: EventSteps
+    """The step that numbers and stores an imported wedding's events in the import's own
+    transaction."""
 
 
 class Section(Protocol):
@@ -216,7 +233,11 @@ class WeddingExport:
 
 
 async def export_wedding(
-    store: Store, wedding_id: str, sections: Sequence[Section] = ()
+    store: Store,
+    wedding_id: str,
+    sections: Sequence[Section] = (),
+    *,
+    events: EventTables | None,
 ) -> WeddingExport | None:
     """The wedding's documents, history, events and ``sections`` as the store holds them
     (committed content only), or ``None`` if it has no stored document.
@@ -240,15 +261,20 @@ async def export_wedding(
     if not documents:
         return None
     history.sort(key=lambda item: item[1].seq)
-    events: list[ExportedEvent] = []
-    while True:
-        after = events[-1].seq if events else 0
-        page = await _event_page(store, wedding_id, after)
-        events += page
+    stream: list[ExportedEvent] = []
+    if events is not None:
+        await store.install(events.schema)  # a store no server ran on has none of them yet
+    while events is not None:
+        after = stream[-1].seq if stream else 0
+        page = await events.page(Gateway.of(store), wedding_id, after, _EVENT_PAGE)
+        stream += [
+            ExportedEvent(e.seq, e.type, e.doc, e.sub, e.role, e.priority, e.at, e.data, e.audience)
+            for e in page
+        ]
         if len(page) < _EVENT_PAGE:
             break
     extra = {section.name: await section.export(store, wedding_id) for section in sections}
-    return WeddingExport(wedding_id, documents, history, events, clock.now(), extra)
+    return WeddingExport(wedding_id, documents, history, stream, clock.now(), extra)
 
 
 def _export_document(name: str, kind: str, updates: list[bytes]) -> ExportedDocument:
@@ -263,21 +289,6 @@ def _export_document(name: str, kind: str, updates: list[bytes]) -> ExportedDocu
         held=document.held_updates(),
         json=to_json(document.doc, kind),
     )
-
-
-async def _event_page(store: DocumentStore, wedding: str, after: int) -> list[ExportedEvent]:
-    """The wedding's events after ``after`` (a page of them), oldest first. The export file
-    holds the event stream whole (its ``events``), as a backup holds every table: read
-    here as the events feature stores them (``crdt_server.features.events``: the tools
-    import no feature)."""
-    rows = await Gateway.of(store).fetch(
-        "SELECT seq, type, doc, sub, role, priority, at, data, audience FROM {t}events"
-        " WHERE wedding = ? AND seq > ? ORDER BY seq LIMIT ?",
-        wedding,
-        after,
-        _EVENT_PAGE,
-    )
-    return [ExportedEvent(*row) for row in rows]
 
 
 def parse_export(
@@ -508,13 +519,12 @@ async def import_wedding(
     wedding_id: str | None = None,
     sections: Sequence[Section] = (),
     *,
-    store_events: EventSteps | None = None,
+    events: EventTables | None,
 ) -> list[str]:
     """Write an exported wedding into ``store`` (under ``wedding_id``, else its own id), its
     documents, history, events and sections (each by the one of ``sections`` of its name),
-    in one transaction. Returns the stored document names. ``store_events`` is the events
-    feature's step that numbers and stores events (``crdt_server.features.events``, passed
-    in: the tools import no feature); without it, a file with events is refused
+    in one transaction. Returns the stored document names. ``events`` is the events
+    feature's part (:class:`EventTables`); without it, a file with events is refused
     (:class:`ExportError`).
 
     Raises :class:`storage.StoreError`, writing nothing, if the store already has any of
@@ -531,13 +541,16 @@ async def import_wedding(
         )
         for kind, document in export.documents.items()
     ]
-    events = [
+    stream = [
         NewEvent(target, e.type, e.data, e.doc, e.sub, e.role, e.priority, e.at, e.audience)
         for e in export.events
     ]
-    if events and store_events is None:
-        raise ExportError("events", "this server keeps no events; nothing imported")
-    steps = [store_events(events)] if events and store_events is not None else []
+    steps: list[Tx[Any]] = []
+    if stream:
+        if events is None:
+            raise ExportError("events", "this server keeps no events; nothing imported")
+        await store.install(events.schema)
+        steps.append(events.store(stream))
     readers = {section.name: section for section in sections}
     rows: list[FeatureRow] = []
     for name, data in export.sections.items():

@@ -24,7 +24,7 @@ import pytest
 import pytest_asyncio
 from pycrdt import Doc, Map, TransactionEvent
 
-from crdt_server.app import FEATURES
+from crdt_server.app import EVENT_TABLES, FEATURES
 from crdt_server.auth.tokens import TokenCodec
 from crdt_server.cli import main
 from crdt_server.documents import apply_operation, seed
@@ -327,14 +327,14 @@ async def test_compact_folds_each_log_and_keeps_the_content(
     await _store_with(data / "crdt.sqlite3", "w2")
     store = SqliteStore(data / "crdt.sqlite3")
     await store.open()
-    before = await export_wedding(store, "w1")
+    before = await export_wedding(store, "w1", events=EVENT_TABLES)
     await store.close()
     code, out, err = await cli("compact", "--data-dir", str(data), "--wedding", "w1")
     assert code == 0, err
     assert "compacted w1/guests: 4 rows" in out and "2 of 2 documents compacted" in out
     await store.open()
     try:
-        after = await export_wedding(store, "w1")
+        after = await export_wedding(store, "w1", events=EVENT_TABLES)
         assert before is not None and after is not None
         for kind in ("guests", "budget"):
             log = await store.load(f"w1/{kind}")
@@ -664,13 +664,15 @@ async def test_content_waiting_on_a_dependency_survives_export_and_import(
     await target.open()
     try:
         await source.append([NewUpdate("w1/guests", second, "ws:ada")])
-        exported = await export_wedding(source, "w1")
+        exported = await export_wedding(source, "w1", events=EVENT_TABLES)
         assert exported is not None and exported.documents["guests"].held == [second]
         text = json.dumps(exported.to_json())
-        await import_wedding(target, parse_export(json.loads(text), namespaces=NAMESPACES))
+        await import_wedding(
+            target, parse_export(json.loads(text), namespaces=NAMESPACES), events=EVENT_TABLES
+        )
         # The missing content arrives later: the moved document integrates it.
         await target.append([NewUpdate("w1/guests", first, "ws:ada")])
-        moved = await export_wedding(target, "w1")
+        moved = await export_wedding(target, "w1", events=EVENT_TABLES)
         assert moved is not None and moved.documents["guests"].held == []
         assert moved.documents["guests"].json["guests"]["ada"]["name"] == "Ada King"
     finally:
@@ -1111,7 +1113,7 @@ def _schemas() -> list[Schema]:
 
 def _declared_versions() -> dict[str, int]:
     """Every schema this release declares, at the version its code writes."""
-    return {"store": 1} | {s.name: s.version for s in _schemas()}
+    return {"store": 2} | {s.name: s.version for s in _schemas()}
 
 
 def _versions_of(path: Path) -> dict[str, int]:
@@ -1242,7 +1244,7 @@ def test_restore_migrates_a_backup_from_before_the_thread_tables_were_renamed(
     [
         ("INSERT INTO schema_versions VALUES ('crystal_ball', 1, '')", "'crystal_ball'"),
         ("UPDATE schema_versions SET version = 99 WHERE name = 'threads'", "newer release"),
-        ("UPDATE schema_versions SET version = 2 WHERE name = 'store'", "newer release"),
+        ("UPDATE schema_versions SET version = 3 WHERE name = 'store'", "newer release"),
         ("UPDATE schema_versions SET version = 'soon' WHERE name = 'store'", "'soon'"),
         ("UPDATE schema_versions SET version = 0 WHERE name = 'webhooks'", "not a version"),
         (

@@ -24,6 +24,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
+from crdt_server.features.events.tables import SCHEMA as EVENTS
 from crdt_server.storage import DocumentStore, PostgresStore, SqliteStore
 
 _T = TypeVar("_T")
@@ -249,13 +250,16 @@ def store_factory(backend: Backend, tmp_path: Path) -> StoreFactory:
 
 @pytest_asyncio.fixture
 async def open_store(store_factory: StoreFactory) -> AsyncIterator[OpenStore]:
-    """Open another store over the same data; everything opened is closed at teardown."""
+    """Open another store over the same data, with the events feature's tables installed
+    (as every server and data tool does: the events, their counters and idempotency keys
+    are that feature's); everything opened is closed at teardown."""
     opened: list[DocumentStore] = []
 
     async def _open() -> DocumentStore:
         store = store_factory()
         await store.open()
         opened.append(store)
+        await store.install(EVENTS)
         return store
 
     yield _open

@@ -1,8 +1,9 @@
 """Numbered migrations with a schema-version row, on every backend: a fresh store records
-version 1 of its own schema and creates no feature's tables until the feature installs
-them; a migration runs once, in one transaction with its version row; a store written by
-a newer release is refused; a store written before versions (the legacy fixtures) is
-recorded at version 1 with nothing else changed."""
+its own schema's version and creates no feature's tables until the feature installs them
+(the events' tables included: the events feature's since the store's version 2); a
+migration runs once, in one transaction with its version row; a store written by a newer
+release is refused; a store written before versions (the legacy fixtures) is recorded, its
+events' tables handed to the events feature, with nothing else changed."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from crdt_server.storage import (
     Table,
     schema_of,
 )
-from tests.storage.conftest import OpenStore
+from tests.storage.conftest import EVENTS, OpenStore, StoreFactory
 from tests.storage.test_legacy_fixtures import FIXTURES, _psql
 
 NOTES = Table(
@@ -43,6 +44,13 @@ async def _versions(store: DocumentStore) -> dict[str, int]:
     return {str(name): int(version) for name, version in rows}
 
 
+async def _wedding_tables(store: DocumentStore, name: str) -> str:
+    rows = await Gateway.of(store).fetch(
+        "SELECT wedding_tables FROM {t}schema_versions WHERE name = ?", name
+    )
+    return str(rows[0][0])
+
+
 async def _has_table(store: DocumentStore, table: str) -> bool:
     gateway = Gateway.of(store)
     if gateway.dialect == "sqlite":
@@ -55,14 +63,25 @@ async def _has_table(store: DocumentStore, table: str) -> bool:
 @pytest.mark.asyncio
 @pytest.mark.timeout(60)
 async def test_a_fresh_store_records_its_version_and_makes_no_feature_table(
-    store: DocumentStore,
+    store_factory: StoreFactory,
 ) -> None:
-    assert await _versions(store) == {"store": 1}
-    for table in ("versions", "notes_v", "inbound_sources", "threads", "webhook_endpoints"):
-        assert not await _has_table(store, table)
-    await store.install(VERSIONS)
-    assert await _has_table(store, "versions")
-    assert await _versions(store) == {"store": 1, "versions": 1}
+    store = store_factory()  # not the fixture's: that one has the events' tables installed
+    await store.open()
+    try:
+        assert await _versions(store) == {"store": 2}
+        for table in (
+            *("versions", "notes_v", "inbound_sources", "threads", "webhook_endpoints"),
+            *("events", "event_counters", "idempotency", "tickets"),
+        ):
+            assert not await _has_table(store, table)
+        await store.install(VERSIONS)
+        assert await _has_table(store, "versions")
+        assert await _versions(store) == {"store": 2, "versions": 1}
+        await store.install(EVENTS)
+        assert await _versions(store) == {"store": 2, "versions": 1, "events": 2}
+        assert await _wedding_tables(store, "events") == "events,event_counters,idempotency"
+    finally:
+        await store.close()
 
 
 @pytest.mark.asyncio
@@ -79,7 +98,7 @@ async def test_a_migration_runs_once_with_its_version_row(open_store: OpenStore)
     await second.install(schema_of("notes", NOTES, migrations=(add,)))
     third = await open_store()
     await third.install(schema_of("notes", NOTES, migrations=(add,)))
-    assert await _versions(third) == {"store": 1, "notes": 2}
+    assert await _versions(third) == {"store": 2, "events": 2, "notes": 2}
     assert await Gateway.of(third).fetch("SELECT id FROM {t}notes_v") == [("seeded",)]
 
 
@@ -90,7 +109,7 @@ async def test_a_failing_migration_changes_nothing(open_store: OpenStore) -> Non
     with pytest.raises(StoreError):
         await store.install(schema_of("notes", NOTES, migrations=(BAD,)))
     assert not await _has_table(store, "notes_v")  # version 1's DDL rolled back with it
-    assert await _versions(store) == {"store": 1}
+    assert await _versions(store) == {"store": 2, "events": 2}
 
 
 @pytest.mark.asyncio
@@ -133,7 +152,10 @@ async def test_a_sqlite_file_written_before_versions_is_recorded_and_left_as_it_
     store = SqliteStore(path)
     await store.open()
     try:
-        assert await _versions(store) == {"store": 1}
+        # Its events' tables are the events feature's now, at that feature's version 1
+        # (its version 2 makes them where they are missing), erased with their wedding.
+        assert await _versions(store) == {"store": 2, "events": 1}
+        assert await _wedding_tables(store, "events") == "events,event_counters,idempotency"
     finally:
         await store.close()
     after = [o for o in _sqlite_objects(path) if o[1] != "schema_versions"]
@@ -172,7 +194,8 @@ async def test_a_postgres_schema_written_before_versions_is_recorded_and_left_as
     store = PostgresStore(scratch_postgres, schema="legacy")
     await store.open()
     try:
-        assert await _versions(store) == {"store": 1}
+        assert await _versions(store) == {"store": 2, "events": 1}
+        assert await _wedding_tables(store, "events") == "events,event_counters,idempotency"
     finally:
         await store.close()
     assert "schema_versions" in _pg_catalog(scratch_postgres)
@@ -207,7 +230,9 @@ async def test_the_features_declare_the_same_sqlite_tables_as_the_earlier_releas
             at_version_one = dataclasses.replace(
                 schema, wedding_tables=schema.first_wedding_tables, migrations=()
             )
-            await first.install(at_version_one)
+            # The earlier release's store made the events' tables, which the events
+            # feature's version 2 makes now (the same DDL, to the byte).
+            await first.install(schema if schema.name == "events" else at_version_one)
     finally:
         await first.close()
     at_one = [o for o in _sqlite_objects(tmp_path / "first.sqlite3") if o[1] != "schema_versions"]
@@ -303,8 +328,8 @@ async def test_a_postgres_schema_of_the_earlier_release_is_renamed_as_a_fresh_on
                 await store.install(declared)
             if schema == "legacy":
                 assert await _versions(store) == {
-                    "store": 1,
-                    "events": 1,
+                    "store": 2,
+                    "events": 2,
                     "versions": 1,
                     "integrations": 1,
                     "people": 2,
@@ -336,6 +361,42 @@ async def test_a_postgres_schema_of_the_earlier_release_is_renamed_as_a_fresh_on
         ("S", "notification_outbox_id_seq"),
         ("trigger", "notification_outbox_tombstoned"),
     } == migrated
+    # The events' tables, which the earlier release's store made and the events feature
+    # makes now: the same columns, types, collations, keys, indexes and triggers.
+    legacy_events = await _pg_events_tables(scratch_postgres, "legacy")
+    assert legacy_events == await _pg_events_tables(scratch_postgres, "fresh")
+    assert ("trigger", "events_tombstoned", "") in legacy_events
+    assert ("column", "idempotency.seqs", "ARRAY") in legacy_events
+
+
+async def _pg_events_tables(dsn: str, schema: str) -> set[tuple[str, str, str]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        columns = await conn.fetch(
+            "SELECT table_name || '.' || column_name, data_type || ' ' || is_nullable"
+            " || ' ' || coalesce(collation_name, '') || ' ' || ordinal_position"
+            " FROM information_schema.columns WHERE table_schema = $1"
+            " AND table_name IN ('events', 'event_counters', 'idempotency')",
+            schema,
+        )
+        objects = await conn.fetch(
+            "SELECT c.relkind::text, c.relname FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1"
+            " UNION ALL SELECT 'trigger', t.tgname FROM pg_trigger t"
+            " JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = $1 AND NOT t.tgisinternal",
+            schema,
+        )
+    finally:
+        await conn.close()
+    found = {("column", str(name), str(kind).split()[0]) for name, kind in columns}
+    found |= {("column", str(name), str(kind)) for name, kind in columns}
+    found |= {
+        (str(k), str(n), "")
+        for k, n in objects
+        if str(n).startswith(("events", "event_counters", "idempotency"))
+    }
+    return found
 
 
 @pytest.mark.asyncio

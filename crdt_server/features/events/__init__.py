@@ -23,6 +23,7 @@ from crdt_server.features.events.routes import (
 )
 from crdt_server.features.events.settings import EventSettings
 from crdt_server.features.events.tables import (
+    EVENT_TABLES,
     SCHEMA,
     add_events,
     erase_entity_events,
@@ -35,6 +36,7 @@ from crdt_server.features.events.tables import (
 from crdt_server.names import CUSTOM_EVENT_NAMESPACES
 
 __all__ = [
+    "EVENT_TABLES",
     "FEATURE",
     "CustomEvent",
     "EmergencyRaised",

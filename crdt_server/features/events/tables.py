@@ -28,13 +28,16 @@ from crdt_server.storage.gateway import (
     Sql,
     Table,
     Tx,
+    created,
     row_as,
     rows_as,
     schema_of,
     statements,
 )
+from crdt_server.tools.export import EventTables
 
 __all__ = [
+    "EVENT_TABLES",
     "SCHEMA",
     "TICKETS",
     "add_events",
@@ -60,9 +63,41 @@ TICKETS = Table(
 store made this table before the events feature declared it (the same DDL): a store of
 that time keeps its rows."""
 
-SCHEMA = schema_of("events", TICKETS)
-"""The events feature's tables (the events themselves, their counters and idempotency keys
-are still the document store's, numbered in the updates' own transaction)."""
+EVENTS = Table(
+    "events",
+    "(wedding {ctext} NOT NULL, seq {int} NOT NULL, type {ctext} NOT NULL, doc {text},"
+    " sub {text} NOT NULL, role {text} NOT NULL, priority {text} NOT NULL, at {real} NOT NULL,"
+    " data {text} NOT NULL, audience {text}, PRIMARY KEY (wedding, seq))",
+    indexes=("CREATE INDEX IF NOT EXISTS events_at ON {t}events (at)",),
+    without_rowid=True,
+)
+"""The wedding events: ``seq`` numbers a wedding's events from 1 without gaps; ``data``
+is compact JSON; ``audience`` who alone may see one (:func:`storage.audience_of`)."""
+
+EVENT_COUNTERS = Table(
+    "event_counters",
+    "(wedding {text} PRIMARY KEY, last_seq {int} NOT NULL)",
+    without_rowid=True,
+)
+"""The seq of each wedding's newest event (kept after the events are purged)."""
+
+IDEMPOTENCY = Table(
+    "idempotency",
+    "(scope {text} NOT NULL, key {text} NOT NULL, wedding {text} NOT NULL,"
+    " fingerprint {text} NOT NULL, seqs {ints} NOT NULL, expires_at {real} NOT NULL,"
+    " PRIMARY KEY (scope, key))",
+    without_rowid=True,
+)
+"""What a posted batch with an ``Idempotency-Key`` stored: its fingerprint and seqs."""
+
+SCHEMA = schema_of(
+    "events", TICKETS, migrations=[created(2, TICKETS, EVENTS, EVENT_COUNTERS, IDEMPOTENCY)]
+)
+"""The events feature's tables. Version 2 took the events, their counters and idempotency
+keys over from the document store, which made them (the same DDL) until then: a store of
+that time keeps them and their rows, and a new one gets them here. ``tickets`` is created
+again by version 2 for a store whose events record the document store wrote (see
+``storage``'s second migration)."""
 
 
 async def put_ticket(gateway: Gateway, digest: str, payload: str, expires_at: float) -> None:
@@ -390,3 +425,12 @@ async def purge_events(gateway: Gateway, before: float) -> int:
     """Delete events older than ``before`` (Unix seconds) and expired idempotency keys;
     how many events went. Seqs are never reused."""
     return await gateway.run(_purge_events(before, clock.now()))
+
+
+async def _page(gateway: Gateway, wedding: str, after: int, limit: int) -> list[StoredEvent]:
+    return await read_events(gateway, wedding, after=after, limit=limit)
+
+
+EVENT_TABLES = EventTables(SCHEMA, _page, store_events)
+"""The events' part of a wedding's export and import (``crdt-server export`` / ``import``
+and ``GET /api/weddings/{id}/export``): every event of the wedding, whatever its audience."""
