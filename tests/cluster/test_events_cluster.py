@@ -130,8 +130,11 @@ async def test_presence_is_the_same_on_every_process(pair: list[ServerProcess]) 
             ]
 
         async def empty() -> bool:
+            # everyone left: each is offline, with when they were last seen, on both
             first, second = await answers()
-            return first == second == []
+            return [(p["doc"], p["user_id"], p["status"]) for p in first] == [
+                (p["doc"], p["user_id"], p["status"]) for p in second
+            ] and all(p["status"] == "offline" and p["last_seen"] for p in first + second)
 
         await until(empty)
 
@@ -157,7 +160,9 @@ async def test_a_new_process_knows_who_is_already_here(
 
                 async def ada_seen() -> bool:
                     got = await on_c.get("/api/weddings/w7/presence", headers=auth())
-                    return [p["user_id"] for p in got.json()["presence"]] == ["ada"]
+                    return [(p["user_id"], p["status"]) for p in got.json()["presence"]] == [
+                        ("ada", "online")
+                    ]
 
                 await until(ada_seen, deadline=5)
 
@@ -172,7 +177,7 @@ async def test_the_people_of_a_killed_process_leave_the_presence_at_the_timeout(
 
         async def people() -> list[str]:
             got = await on_a.get("/api/weddings/w7/presence", headers=auth())
-            return [p["user_id"] for p in got.json()["presence"]]
+            return [p["user_id"] for p in got.json()["presence"] if p["status"] != "offline"]
 
         async with YClient(b.ws_url, "w7/guests", token=auth("bob")["Authorization"][7:]) as bob:
             await bob.wait(bob.synced.is_set)

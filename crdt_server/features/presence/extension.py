@@ -33,7 +33,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import msgspec
@@ -219,6 +219,9 @@ class _Person:
     typing: bool
     documents: tuple[str, ...]
     last_activity: float = field(compare=False)
+    visited: frozenset[str] = field(compare=False, default=frozenset())
+    """Every document they were in since they came (an offline person is shown in
+    each: the same on every process, whatever order their connections left in)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,16 +438,20 @@ class PresenceDirectory(Extension):
             return
         changes: list[PresenceChange] = []
         for user, person in people.items():
-            if before.get(user) != person:
+            was = before.get(user)
+            visited = person.visited | (frozenset() if was is None else was.visited)
+            people[user] = replace(person, visited=visited)
+            if was != person:
                 changes.append(_change(wedding, user, person, now, None))
         gone = self._gone.setdefault(wedding, OrderedDict())
         for user in people.keys() & gone.keys():
             del gone[user]
         for user in before.keys() - people.keys():
             was = before[user]
-            gone[user] = _Gone(was.name, was.role, was.documents, was.last_activity, now)
+            documents = tuple(sorted(was.visited, key=_ORDER.__getitem__))
+            gone[user] = _Gone(was.name, was.role, documents, was.last_activity, now)
             gone.move_to_end(user)
-            offline = _Person(was.name, was.role, "offline", None, False, was.documents, 0.0)
+            offline = _Person(was.name, was.role, "offline", None, False, documents, 0.0)
             changes.append(_change(wedding, user, offline, now, now))
         _forget_gone(gone, now)
         if not gone:
@@ -490,6 +497,7 @@ class PresenceDirectory(Extension):
             any(m.typing for m in entries),
             documents,
             max(m.seen.last_activity for m in entries),
+            frozenset(documents),
         )
 
     # -- answers ---------------------------------------------------------------------
