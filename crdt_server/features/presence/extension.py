@@ -114,6 +114,10 @@ class PresenceChange:
     """The documents they are in (when ``offline``: those they were last in)."""
     at: float
     last_seen: float | None
+    sender: bool = False
+    """Whether this process speaks for the cluster of this change (the one that serves
+    the person, the lowest process id if several do): who sends it out of the cluster
+    (webhooks) checks it, so each change leaves once."""
 
     def data(self) -> dict[str, Any]:
         """As the event stream and webhooks show it (``data`` of ``presence.changed``)."""
@@ -206,6 +210,8 @@ class _Merged:
     busy: bool
     section: str | None
     typing: bool
+    by: set[str]
+    """The processes that serve them there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +226,7 @@ class _Person:
     documents: tuple[str, ...]
     last_activity: float = field(compare=False)
     visited: frozenset[str] = field(compare=False, default=frozenset())
+    by: frozenset[str] = field(compare=False, default=frozenset())
     """Every document they were in since they came (an offline person is shown in
     each: the same on every process, whatever order their connections left in)."""
 
@@ -261,6 +268,8 @@ class PresenceDirectory(Extension):
         self._gone: dict[str, OrderedDict[str, _Gone]] = {}
         """wedding -> user -> who left, longest gone first."""
         self._listeners: list[Callable[[PresenceChange], None]] = []
+        self._me = ""
+        """This process's id on the bus."""
 
     def listen(self, listener: Callable[[PresenceChange], None]) -> None:
         """Call ``listener`` with each presence change this process notices (each process
@@ -269,6 +278,7 @@ class PresenceDirectory(Extension):
 
     async def start(self, core: Core) -> None:
         self._core = core
+        self._me = core.registry.bus.process_id
         self._away_after = core.settings.fragment(PresenceSettings).away_after_seconds
         self._refresher = asyncio.create_task(self._refresh(), name="presence-refresh")
         self._sweeper = asyncio.create_task(self._sweep(), name="presence-away")
@@ -442,7 +452,7 @@ class PresenceDirectory(Extension):
             visited = person.visited | (frozenset() if was is None else was.visited)
             people[user] = replace(person, visited=visited)
             if was != person:
-                changes.append(_change(wedding, user, person, now, None))
+                changes.append(_change(wedding, user, person, now, None, self._me))
         gone = self._gone.setdefault(wedding, OrderedDict())
         for user in people.keys() & gone.keys():
             del gone[user]
@@ -451,8 +461,8 @@ class PresenceDirectory(Extension):
             documents = tuple(sorted(was.visited, key=_ORDER.__getitem__))
             gone[user] = _Gone(was.name, was.role, documents, was.last_activity, now)
             gone.move_to_end(user)
-            offline = _Person(was.name, was.role, "offline", None, False, documents, 0.0)
-            changes.append(_change(wedding, user, offline, now, now))
+            offline = _Person(was.name, was.role, "offline", None, False, documents, 0.0, by=was.by)
+            changes.append(_change(wedding, user, offline, now, now, self._me))
         _forget_gone(gone, now)
         if not gone:
             del self._gone[wedding]
@@ -498,6 +508,7 @@ class PresenceDirectory(Extension):
             documents,
             max(m.seen.last_activity for m in entries),
             frozenset(documents),
+            frozenset(p for m in entries for p in m.by),
         )
 
     # -- answers ---------------------------------------------------------------------
@@ -565,14 +576,16 @@ class PresenceDirectory(Extension):
         core = self._core
         timeout = core.settings.presence_timeout_seconds if core is not None else 30.0
         fresh_after = time.monotonic() - timeout
-        views: list[tuple[Iterable[_Seen], Iterable[_State]]] = [self._local(wedding)]
+        views: list[tuple[str, Iterable[_Seen], Iterable[_State]]] = [
+            (self._me, *self._local(wedding))
+        ]
         views += [
-            (seen, states)
-            for heard, seen, states in self._remote.get(wedding, {}).values()
+            (process, seen, states)
+            for process, (heard, seen, states) in self._remote.get(wedding, {}).items()
             if heard >= fresh_after
         ]
         merged: dict[tuple[str, str], _Merged] = {}
-        for seen, states in views:
+        for process, seen, states in views:
             said = {(t.doc, t.user_id): t for t in states}
             for s in seen:
                 if s.doc not in docs:
@@ -590,8 +603,10 @@ class PresenceDirectory(Extension):
                         t is not None and t.busy,
                         None if t is None else t.section,
                         t is not None and t.typing,
+                        {process},
                     )
                     continue
+                known.by.add(process)
                 k = known.seen
                 k.connections += s.connections
                 k.last_activity = max(k.last_activity, s.last_activity)
@@ -656,7 +671,7 @@ class PresenceDirectory(Extension):
 
 
 def _change(
-    wedding: str, user: str, person: _Person, at: float, last_seen: float | None
+    wedding: str, user: str, person: _Person, at: float, last_seen: float | None, me: str
 ) -> PresenceChange:
     return PresenceChange(
         wedding,
@@ -669,6 +684,7 @@ def _change(
         person.documents,
         at,
         last_seen,
+        bool(person.by) and min(person.by) == me,
     )
 
 
