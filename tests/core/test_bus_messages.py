@@ -39,13 +39,11 @@ from crdt_server.errors import ProtocolError
 from crdt_server.features.conflicts.extension_concurrent import _Note, _Notes
 from crdt_server.features.events.extension import EventsStored
 from crdt_server.features.notifications.extension import OutboxQueued
-from crdt_server.features.presence.extension import (
-    PresenceDirectory,
-    _Presence,
-    _Query,
-    _Seen,
-    _State,
-)
+from crdt_server.features.presence.domain_bus import PresenceMessage as _Presence
+from crdt_server.features.presence.domain_bus import PresenceQuery as _Query
+from crdt_server.features.presence.domain_bus import Seen as _Seen
+from crdt_server.features.presence.domain_bus import State as _State
+from crdt_server.features.presence.extension import PresenceDirectory
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "bus" / "previous_release.json"
 PROCESS = "3f2a9c0d1e4b4a5f8c7d6e5f4a3b2c1d"

@@ -9,11 +9,8 @@ from collections.abc import Sequence
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
 from crdt_server.features.events import EventLog
-from crdt_server.features.presence.extension import (
-    CHANGED,
-    PresenceChange,
-    PresenceDirectory,
-)
+from crdt_server.features.presence.domain import CHANGED, PresenceChange
+from crdt_server.features.presence.extension import PresenceDirectory
 from crdt_server.features.presence.routes import presence_routes
 from crdt_server.features.presence.settings import PresenceSettings
 

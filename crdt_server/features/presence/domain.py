@@ -11,7 +11,23 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["MAX_SECTION", "NOWHERE", "STATUSES", "Here", "Status", "here_of", "status_of"]
+from crdt_server.times import rfc3339
+
+__all__ = [
+    "CHANGED",
+    "MAX_SECTION",
+    "NOWHERE",
+    "STATUSES",
+    "Here",
+    "PresenceChange",
+    "PresenceEntry",
+    "Status",
+    "here_of",
+    "status_of",
+]
+
+CHANGED = "presence.changed"
+"""The type of the event stream's presence records (and of presence webhook payloads)."""
 
 Status = Literal["online", "away", "busy", "offline"]
 STATUSES: tuple[Status, ...] = ("online", "away", "busy", "offline")
@@ -62,3 +78,62 @@ def status_of(busy: bool, active: float, now: float, away_after: float) -> Statu
     if busy:
         return "busy"
     return "away" if now - active >= away_after else "online"
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceEntry:
+    """One person in one document of a wedding, over every process."""
+
+    doc: str
+    user_id: str
+    name: str
+    role: str
+    connections: int
+    last_activity: float
+    """Unix time of the person's last frame in this document (see ``last_activity_at``)."""
+    last_activity_at: str
+    since: str
+    """When the person's oldest open connection to this document was accepted (RFC 3339)."""
+    documents: list[str]
+    """Every document of the wedding the person is in (of those the caller may read)."""
+    status: Status
+    """``online``, ``away``, ``busy`` or ``offline`` (the same in each of their entries)."""
+    section: str | None
+    """The section of the app they are in, as their presence says (``here.section``)."""
+    typing: bool
+    last_seen: str | None
+    """When an ``offline`` person left (RFC 3339); ``None`` for the others."""
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceChange:
+    """A person's presence changed (what :meth:`PresenceDirectory.listen` is told)."""
+
+    wedding: str
+    user_id: str
+    name: str
+    role: str
+    status: Status
+    section: str | None
+    typing: bool
+    documents: tuple[str, ...]
+    """The documents they are in (when ``offline``: those they were last in)."""
+    at: float
+    last_seen: float | None
+    sender: bool = False
+    """Whether this process speaks for the cluster of this change (the one that serves
+    the person, the lowest process id if several do): who sends it out of the cluster
+    (webhooks) checks it, so each change leaves once."""
+
+    def data(self) -> dict[str, Any]:
+        """As the event stream and webhooks show it (``data`` of ``presence.changed``)."""
+        return {
+            "sub": self.user_id,
+            "name": self.name,
+            "role": self.role,
+            "status": self.status,
+            "section": self.section,
+            "typing": self.typing,
+            "documents": list(self.documents),
+            "last_seen": None if self.last_seen is None else rfc3339(self.last_seen),
+        }

@@ -36,34 +36,36 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import msgspec
-
 from crdt_server import clock
-from crdt_server.cluster.messages import BusMessage, from_event, item_from_bus, to_event
+from crdt_server.cluster.messages import from_event, to_event
 from crdt_server.codec.awareness import AwarenessEntry
 from crdt_server.core.hooks import CommitBatch, ConnectionView, Core, Extension, RoomView
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.features.events import Ephemeral, EventLog
-from crdt_server.features.presence.domain import NOWHERE, Here, Status, here_of, status_of
+from crdt_server.features.presence.domain import (
+    CHANGED,
+    NOWHERE,
+    Here,
+    PresenceChange,
+    PresenceEntry,
+    Status,
+    here_of,
+    status_of,
+)
+from crdt_server.features.presence.domain_bus import (
+    PresenceMessage,
+    PresenceQuery,
+    Seen,
+    State,
+)
 from crdt_server.features.presence.settings import PresenceSettings
 from crdt_server.names import projection_of
 from crdt_server.times import rfc3339
 
-__all__ = [
-    "CHANGED",
-    "GONE_PEOPLE",
-    "GONE_SECONDS",
-    "PresenceChange",
-    "PresenceDirectory",
-    "PresenceEntry",
-]
+__all__ = ["GONE_PEOPLE", "GONE_SECONDS", "PresenceDirectory"]
 
 log = logging.getLogger("crdt_server.presence")
 
-_PRESENCE = "presence"
-_QUERY = "presence_query"
-CHANGED = "presence.changed"
-"""The type of the event stream's presence records (and of presence webhook payloads)."""
 _PUBLISH_DELAY = 0.02
 """Joins and leaves this close together go out as one message."""
 GONE_SECONDS = 7 * 86400.0
@@ -72,124 +74,6 @@ GONE_PEOPLE = 500
 """Most people who left one wedding a process remembers (the longest gone are forgotten)."""
 _SWEEP_MOST = 5.0
 """Who became away is noticed at most this late (or a twentieth of the away time)."""
-
-
-@dataclass(frozen=True, slots=True)
-class PresenceEntry:
-    """One person in one document of a wedding, over every process."""
-
-    doc: str
-    user_id: str
-    name: str
-    role: str
-    connections: int
-    last_activity: float
-    """Unix time of the person's last frame in this document (see ``last_activity_at``)."""
-    last_activity_at: str
-    since: str
-    """When the person's oldest open connection to this document was accepted (RFC 3339)."""
-    documents: list[str]
-    """Every document of the wedding the person is in (of those the caller may read)."""
-    status: Status
-    """``online``, ``away``, ``busy`` or ``offline`` (the same in each of their entries)."""
-    section: str | None
-    """The section of the app they are in, as their presence says (``here.section``)."""
-    typing: bool
-    last_seen: str | None
-    """When an ``offline`` person left (RFC 3339); ``None`` for the others."""
-
-
-@dataclass(frozen=True, slots=True)
-class PresenceChange:
-    """A person's presence changed (what :meth:`PresenceDirectory.listen` is told)."""
-
-    wedding: str
-    user_id: str
-    name: str
-    role: str
-    status: Status
-    section: str | None
-    typing: bool
-    documents: tuple[str, ...]
-    """The documents they are in (when ``offline``: those they were last in)."""
-    at: float
-    last_seen: float | None
-    sender: bool = False
-    """Whether this process speaks for the cluster of this change (the one that serves
-    the person, the lowest process id if several do): who sends it out of the cluster
-    (webhooks) checks it, so each change leaves once."""
-
-    def data(self) -> dict[str, Any]:
-        """As the event stream and webhooks show it (``data`` of ``presence.changed``)."""
-        return {
-            "sub": self.user_id,
-            "name": self.name,
-            "role": self.role,
-            "status": self.status,
-            "section": self.section,
-            "typing": self.typing,
-            "documents": list(self.documents),
-            "last_seen": None if self.last_seen is None else rfc3339(self.last_seen),
-        }
-
-
-class _Seen(msgspec.Struct, array_like=True):
-    """A person in a document as one process sees them. On the bus: a list of exactly
-    these seven values (the previous release drops any other length; a newer one's extra
-    trailing items are ignored here)."""
-
-    doc: str
-    user_id: str
-    name: str
-    role: str
-    connections: int
-    last_activity: float
-    since: float
-
-    @classmethod
-    def from_bus(cls, raw: Any) -> _Seen | None:
-        seen = item_from_bus(raw, cls)
-        return seen if seen is not None and seen.doc in DOCUMENT_KINDS else None
-
-
-class _State(msgspec.Struct, array_like=True):
-    """What a person's presence in a document says, as one process sees it (the
-    ``states`` of a ``presence`` message: a list of these values, beside ``seen``)."""
-
-    doc: str
-    user_id: str
-    active: float
-    """Unix time of their last activity there (see the module docstring)."""
-    busy: bool
-    section: str | None
-    typing: bool
-
-    @classmethod
-    def from_bus(cls, raw: Any) -> _State | None:
-        state = item_from_bus(raw, cls)
-        if state is None or state.doc not in DOCUMENT_KINDS:
-            return None
-        if state.section is not None and len(state.section) > 64:
-            state.section = None
-        return state
-
-
-class _Presence(BusMessage, frozen=True, tag=_PRESENCE, omit_defaults=True):
-    """A process's whole view of a wedding (empty: it serves nobody there any more).
-
-    ``states`` is new in this release and sent only when not empty, after the fields the
-    previous release reads (it ignores a field it does not know), so a message without
-    any is byte for byte what that release sent."""
-
-    wedding: str
-    seen: list[Any]
-    """:class:`_Seen` values, each read on its own (a bad one is dropped, not the rest)."""
-    states: list[Any] = []
-    """:class:`_State` values (a process of the previous release sends none)."""
-
-
-class _Query(BusMessage, frozen=True, tag=_QUERY):
-    """A process that starts asks the others for their views."""
 
 
 @dataclass(slots=True)
@@ -205,7 +89,7 @@ class _Activity:
 class _Merged:
     """A person in a document, over every process."""
 
-    seen: _Seen
+    seen: Seen
     active: float
     busy: bool
     section: str | None
@@ -253,7 +137,7 @@ class PresenceDirectory(Extension):
         self._events = events
         self._core: Core | None = None
         self._away_after = PresenceSettings().away_after_seconds
-        self._remote: dict[str, dict[str, tuple[float, list[_Seen], list[_State]]]] = {}
+        self._remote: dict[str, dict[str, tuple[float, list[Seen], list[State]]]] = {}
         """wedding -> process -> (when heard, monotonic; what it sees; what they say)."""
         self._published: set[str] = set()
         """Weddings whose non-empty view this process has published (others hold it)."""
@@ -349,7 +233,7 @@ class PresenceDirectory(Extension):
         for wedding in sorted(dirty):
             self._publish(wedding, *self._local(wedding))
 
-    def _publish(self, wedding: str, seen: list[_Seen], states: list[_State]) -> None:
+    def _publish(self, wedding: str, seen: list[Seen], states: list[State]) -> None:
         core = self._core
         if core is None:
             return
@@ -359,7 +243,7 @@ class PresenceDirectory(Extension):
             self._published.discard(wedding)
         else:
             return  # nobody was told of anyone here: nothing to take back
-        message = _Presence(wedding, list(seen), list(states) if seen else [])
+        message = PresenceMessage(wedding, list(seen), list(states) if seen else [])
         core.registry.bus.publish_event(to_event(message))
 
     async def _refresh(self) -> None:
@@ -375,7 +259,7 @@ class PresenceDirectory(Extension):
             give_up = loop.time() + timeout
             while bus.status != "ok" and loop.time() < give_up:  # noqa: ASYNC110 (no event)
                 await asyncio.sleep(0.05)
-            bus.publish_event(to_event(_Query()))
+            bus.publish_event(to_event(PresenceQuery()))
         while True:
             await asyncio.sleep(timeout / 3)
             try:
@@ -412,17 +296,17 @@ class PresenceDirectory(Extension):
     # -- what the others say ---------------------------------------------------------
 
     def on_bus_event(self, event: dict[str, Any]) -> None:
-        if from_event(event, _Query) is not None:
+        if from_event(event, PresenceQuery) is not None:
             for served in self._local_weddings():
                 self._publish(served, *self._local(served))
             return
         origin = event.get("origin")
-        message = from_event(event, _Presence)
+        message = from_event(event, PresenceMessage)
         if message is None or not isinstance(origin, str):
             return
         wedding = message.wedding
-        seen = [s for s in map(_Seen.from_bus, message.seen) if s is not None]
-        states = [s for s in map(_State.from_bus, message.states[: len(seen)]) if s is not None]
+        seen = [s for s in map(Seen.from_bus, message.seen) if s is not None]
+        states = [s for s in map(State.from_bus, message.states[: len(seen)]) if s is not None]
         processes = self._remote.setdefault(wedding, {})
         if seen:
             processes[origin] = (time.monotonic(), seen, states)
@@ -576,7 +460,7 @@ class PresenceDirectory(Extension):
         core = self._core
         timeout = core.settings.presence_timeout_seconds if core is not None else 30.0
         fresh_after = time.monotonic() - timeout
-        views: list[tuple[str, Iterable[_Seen], Iterable[_State]]] = [
+        views: list[tuple[str, Iterable[Seen], Iterable[State]]] = [
             (self._me, *self._local(wedding))
         ]
         views += [
@@ -594,7 +478,7 @@ class PresenceDirectory(Extension):
                 active = s.last_activity if t is None else t.active
                 known = merged.get((s.doc, s.user_id))
                 if known is None:
-                    copy = _Seen(
+                    copy = Seen(
                         s.doc, s.user_id, s.name, s.role, s.connections, s.last_activity, s.since
                     )
                     merged[(s.doc, s.user_id)] = _Merged(
@@ -629,20 +513,20 @@ class PresenceDirectory(Extension):
             if _document_of(room) is not None and room.connections
         }
 
-    def _local(self, wedding: str) -> tuple[list[_Seen], list[_State]]:
+    def _local(self, wedding: str) -> tuple[list[Seen], list[State]]:
         """Who this process serves in the wedding's documents, and what they say there."""
         core = self._core
         if core is None:
             return [], []
-        seen: list[_Seen] = []
-        states: list[_State] = []
+        seen: list[Seen] = []
+        states: list[State] = []
         rooms = [
             (kind, room)
             for room in core.registry.rooms.values()
             if room.wedding_id == wedding and (kind := _document_of(room)) is not None
         ]
         for kind, room in rooms:
-            users: dict[str, tuple[_Seen, _State]] = {}
+            users: dict[str, tuple[Seen, State]] = {}
             for conn in room.connections:
                 p = conn.principal
                 activity = self._activity.get(conn.id) or _Activity(conn.connected_at)
@@ -651,8 +535,8 @@ class PresenceDirectory(Extension):
                 if known is None:
                     first = conn.last_activity, conn.connected_at
                     users[p.user_id] = (
-                        _Seen(kind, p.user_id, p.name, p.role, 1, *first),
-                        _State(kind, p.user_id, activity.active, *_said(here)),
+                        Seen(kind, p.user_id, p.name, p.role, 1, *first),
+                        State(kind, p.user_id, activity.active, *_said(here)),
                     )
                     continue
                 s, t = known

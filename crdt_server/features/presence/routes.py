@@ -10,7 +10,8 @@ from starlette.responses import Response
 from crdt_server.edge.guards import readable_documents
 from crdt_server.edge.params import WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, json_response
-from crdt_server.features.presence.extension import PresenceDirectory, PresenceEntry
+from crdt_server.features.presence.domain import PresenceEntry
+from crdt_server.features.presence.extension import PresenceDirectory
 
 __all__ = ["PresenceAnswer", "presence_routes"]
 

@@ -121,6 +121,8 @@ async def test_online_then_away_and_a_renewal_is_not_activity(setup: Setup) -> N
     await say(setup, ann, {**state, "typing": False})
     assert entry_of(setup, "ann").status == "online"
     told = [(c.status, c.section, c.typing) for c in setup.changes if c.user_id == "ann"]
+    # one process serves her: it speaks for the cluster of each change (webhooks)
+    assert all(c.sender for c in setup.changes)
     assert told == [
         ("online", None, False),  # joined
         ("online", "seating", True),
