@@ -81,6 +81,7 @@ class _Activity:
     """One connection of this process: what its presence says, and its last activity."""
 
     active: float
+    user: str = ""
     state: str | None = None
     here: Here = NOWHERE
 
@@ -184,7 +185,7 @@ class PresenceDirectory(Extension):
     def on_connect(self, room: RoomView, conn: ConnectionView) -> None:
         if _document_of(room) is None:
             return
-        self._activity[conn.id] = _Activity(clock.now())
+        self._activity[conn.id] = _Activity(clock.now(), conn.principal.user_id)
         self._changed(room)
 
     def on_disconnect(self, room: RoomView, conn: ConnectionView) -> None:
@@ -208,16 +209,15 @@ class PresenceDirectory(Extension):
 
     def on_stored(self, room: RoomView, batch: CommitBatch) -> None:
         """A document update counts as activity: an away person is back."""
-        now = None
+        back = False
         for update in batch.updates:
             activity = self._activity.get(update.sender.origin)
             if activity is not None:
-                now = now or clock.now()
-                activity.active = now
-        if now is not None:
-            said = self._said.get(room.wedding_id, {})
-            if any(p.status == "away" for p in said.values()):
-                self._changed(room)
+                activity.active = clock.now()
+                said = self._said.get(room.wedding_id, {}).get(activity.user)
+                back |= said is not None and said.status == "away"
+        if back:  # only then does an update change what was said (cheap otherwise)
+            self._changed(room)
 
     def _changed(self, room: RoomView) -> None:
         self._tell(room.wedding_id)
