@@ -196,3 +196,28 @@ async def test_an_oversized_or_odd_section_is_not_a_section(setup: Setup) -> Non
     assert (got.status, got.section, got.typing) == ("online", None, False)
     await say(setup, ann, {"here": {"section": ["a"]}, "section": "budget"})
     assert entry_of(setup, "ann").section == "budget"
+
+
+async def test_reading_hostile_presence_is_bounded() -> None:
+    """The largest presence a socket may send (the codec's limit) is read in bounded time,
+    and a bus message's states are read no further than its people."""
+    import time
+
+    from crdt_server.features.presence.domain import here_of
+    from crdt_server.settings import Settings
+
+    limit = Settings().max_awareness_state_bytes
+    wide = json.dumps({"here": {f"k{i}": i for i in range(limit // 12)}, "typing": True})
+    deep = "[" * 31 + "]" * 31
+    started = time.perf_counter()
+    for state in (wide[:limit] if len(wide) > limit else wide, deep, "x" * limit):
+        here_of(state)
+    assert time.perf_counter() - started < 0.5
+    directory = PresenceDirectory()
+    seen = [["guests", "u1", "Ann", "couple", 1, 1.0, 1.0]]
+    many = [["guests", "u1", 1.0, True, "s", False]] * 100_000
+    message = {"type": "presence", "wedding": "w1", "seen": seen, "states": many, "origin": "p"}
+    started = time.perf_counter()
+    directory.on_bus_event(message)
+    assert time.perf_counter() - started < 0.5
+    assert [p.status for p in directory.presence("w1", {"guests"})] == ["busy"]
