@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
 from crdt_server.features.events import EventLog
+from crdt_server.features.people import People
 from crdt_server.features.presence.domain import CHANGED, PresenceChange
 from crdt_server.features.presence.extension import PresenceDirectory
 from crdt_server.features.presence.routes import presence_routes
@@ -18,7 +19,7 @@ __all__ = ["CHANGED", "FEATURE", "PresenceChange", "PresenceDirectory", "Presenc
 
 
 def _build(built: Built) -> Sequence[Extension]:
-    return [PresenceDirectory(built.find(EventLog))]
+    return [PresenceDirectory(built.find(EventLog), built.find(People))]
 
 
 FEATURE = Feature(

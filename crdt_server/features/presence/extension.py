@@ -42,6 +42,7 @@ from crdt_server.codec.awareness import AwarenessEntry
 from crdt_server.core.hooks import CommitBatch, ConnectionView, Core, Extension, RoomView
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.features.events import Ephemeral, EventLog
+from crdt_server.features.people import People
 from crdt_server.features.presence.domain import (
     CHANGED,
     NOWHERE,
@@ -133,9 +134,13 @@ class PresenceDirectory(Extension):
 
     name = "presence"
 
-    def __init__(self, events: EventLog | None = None) -> None:
-        """``events``: the event log whose streams are told of presence changes."""
+    def __init__(self, events: EventLog | None = None, people: People | None = None) -> None:
+        """``events``: the event log whose streams are told of presence changes;
+        ``people``: the member directory, where who went offline is recorded as last
+        seen."""
         self._events = events
+        self._members = people
+        self._writes: set[asyncio.Future[None]] = set()
         self._core: Core | None = None
         self._away_after = PresenceSettings().away_after_seconds
         self._remote: dict[str, dict[str, tuple[float, list[Seen], list[State]]]] = {}
@@ -176,6 +181,8 @@ class PresenceDirectory(Extension):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
         # Leaving: the others forget this process's people now rather than at the timeout.
         for wedding in sorted(self._published):
             self._publish(wedding, [], [])
@@ -357,7 +364,24 @@ class PresenceDirectory(Extension):
         for change in changes:
             self._announce(change)
 
+    def _keep_last_seen(self, change: PresenceChange) -> None:
+        """Record in the member directory when someone went offline (once, by the process
+        that speaks for the change)."""
+        people = self._members
+        if people is None or change.status != "offline" or not change.sender:
+            return
+        at = change.last_seen if change.last_seen is not None else change.at
+        task = asyncio.ensure_future(people.seen_leaving(change.wedding, change.user_id, at))
+        self._writes.add(task)
+        task.add_done_callback(self._written)
+
+    def _written(self, task: asyncio.Future[None]) -> None:
+        self._writes.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("could not record when a member was last seen: %r", task.exception())
+
     def _announce(self, change: PresenceChange) -> None:
+        self._keep_last_seen(change)
         if self._events is not None:
             record = Ephemeral(CHANGED, change.at, change.data(), frozenset(change.documents))
             self._events.tell(change.wedding, record)

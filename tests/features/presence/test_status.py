@@ -221,3 +221,37 @@ async def test_reading_hostile_presence_is_bounded() -> None:
     directory.on_bus_event(message)
     assert time.perf_counter() - started < 0.5
     assert [p.status for p in directory.presence("w1", {"guests"})] == ["busy"]
+
+
+async def test_who_went_offline_is_kept_as_last_seen_in_the_member_directory() -> None:
+    from crdt_server.features.people import SCHEMA, People
+
+    fake = clock.FakeClock()
+    with clock.use(fake):
+        people = People()
+        directory = PresenceDirectory(None, people)
+        async with in_process_server(hooks=Hooks([people, directory])) as server:
+            await server.store.install(SCHEMA)
+            core = Core(server.settings, server.store, server.registry, cast(Any, None))
+            await people.start(core)
+            await directory.start(core)
+            try:
+                ann = await server.client(ROOM, principal=ANN)
+
+                async def member() -> bool:
+                    return await people.member("w1", "ann") is not None
+
+                await until(member, 5.0)
+                assert await people.last_seen("w1") == {}
+                await fake.advance(60)
+                left_at = clock.now()
+                await ann.close()
+                await server.settle()
+
+                async def kept() -> dict[str, float]:
+                    return await people.last_seen("w1")
+
+                assert await until(kept, 5.0) == {"ann": left_at}
+            finally:
+                await directory.close()
+                await people.close()
