@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from crdt_server.codec.awareness import AwarenessEntry
 from crdt_server.core.domain import ChangeRecord, Domain
 from crdt_server.core.overwrites import Found
 from crdt_server.core.payloads import (
@@ -144,6 +145,17 @@ class Extension:
     def on_disconnect(self, room: RoomView, conn: ConnectionView) -> None:
         """A connection left the room (it is no longer in ``room.connections``)."""
 
+    def on_awareness(
+        self, room: RoomView, conn: ConnectionView, entries: Sequence[AwarenessEntry]
+    ) -> None:
+        """A connection of this process said something new of its presence: ``entries``
+        are the awareness states the room accepted from it (a newer clock; a renewal of an
+        unchanged state is one too, compare ``state`` to tell), validated and at most
+        ``CRDT_SERVER_MAX_AWARENESS_STATE_BYTES`` each. Removals come as entries whose
+        :attr:`~AwarenessEntry.removed` is true; a connection that leaves comes through
+        :meth:`on_disconnect`. Keep it cheap: it runs for every accepted presence
+        message."""
+
     def on_bus_event(self, event: dict[str, Any]) -> None:
         """Another process published ``event`` on the bus: a JSON object with its ``type``
         and the sender's ``origin``; read a message of yours with
@@ -223,6 +235,7 @@ class Hooks:
         self._remote_changes = users("on_remote_changes")
         self._connect = users("on_connect")
         self._disconnect = users("on_disconnect")
+        self._awareness = users("on_awareness")
         self._bus = users("on_bus_event")
         self._derived = users("derived_rooms")
         domains = {id(e.domain): e.domain for e in self.extensions if e.domain is not None}
@@ -333,6 +346,15 @@ class Hooks:
                 ext.on_disconnect(room, conn)
             except Exception:
                 log.exception("extension %s failed on a disconnect from %s", ext.name, room.name)
+
+    def awareness(
+        self, room: RoomView, conn: ConnectionView, entries: Sequence[AwarenessEntry]
+    ) -> None:
+        for ext in self._awareness:
+            try:
+                ext.on_awareness(room, conn, entries)
+            except Exception:
+                log.exception("extension %s failed on presence in %s", ext.name, room.name)
 
     def bus_event(self, event: dict[str, Any]) -> None:
         for ext in self._bus:

@@ -119,6 +119,7 @@ class RoomMembers:
         if accepted:
             self._presence.relay(accepted, exclude=conn)
             self._bus.publish_awareness(self._room.name, encode_awareness_entries(accepted))
+            self._hooks.awareness(self._room, conn, accepted)
 
     def apply_remote_awareness(self, origin: str, payload: bytes) -> None:
         """Presence another process accepted (validated and stamped there)."""

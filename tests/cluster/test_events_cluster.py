@@ -89,6 +89,31 @@ async def test_a_stream_on_one_process_hears_events_and_revocation_from_another(
 
 
 @pytest.mark.asyncio
+async def test_a_status_change_on_one_process_reaches_a_stream_on_the_other(
+    pair: list[ServerProcess],
+) -> None:
+    """Each process tells its own streams of what the bus told it: ann is busy on A, bob's
+    stream on B hears it (with her section), once."""
+    a, b = pair
+    async with (
+        httpx.AsyncClient(base_url=b.url, timeout=10) as on_b,
+        on_b.stream("GET", "/api/weddings/w7/events/stream", headers=auth("bob")) as stream,
+        YClient(a.ws_url, "w7/guests", token=auth("ann")["Authorization"][7:]) as ann,
+    ):
+        await ann.wait(ann.synced.is_set)
+        await ann.set_awareness({"here": {"section": "menu", "status": "busy"}})
+        told: list[dict[str, Any]] = []
+        async with asyncio.timeout(10):
+            async for kind, record in frames(stream):
+                if kind == "presence.changed" and record["data"]["sub"] == "ann":
+                    told.append(record["data"])
+                    if record["data"]["status"] == "busy":
+                        break
+        assert (told[-1]["section"], told[-1]["documents"]) == ("menu", ["guests"])
+        assert [t["status"] for t in told].count("busy") == 1
+
+
+@pytest.mark.asyncio
 async def test_presence_is_the_same_on_every_process(pair: list[ServerProcess]) -> None:
     a, b = pair
     async with (
@@ -130,8 +155,11 @@ async def test_presence_is_the_same_on_every_process(pair: list[ServerProcess]) 
             ]
 
         async def empty() -> bool:
+            # everyone left: each is offline, with when they were last seen, on both
             first, second = await answers()
-            return first == second == []
+            return [(p["doc"], p["user_id"], p["status"]) for p in first] == [
+                (p["doc"], p["user_id"], p["status"]) for p in second
+            ] and all(p["status"] == "offline" and p["last_seen"] for p in first + second)
 
         await until(empty)
 
@@ -157,7 +185,9 @@ async def test_a_new_process_knows_who_is_already_here(
 
                 async def ada_seen() -> bool:
                     got = await on_c.get("/api/weddings/w7/presence", headers=auth())
-                    return [p["user_id"] for p in got.json()["presence"]] == ["ada"]
+                    return [(p["user_id"], p["status"]) for p in got.json()["presence"]] == [
+                        ("ada", "online")
+                    ]
 
                 await until(ada_seen, deadline=5)
 
@@ -172,7 +202,7 @@ async def test_the_people_of_a_killed_process_leave_the_presence_at_the_timeout(
 
         async def people() -> list[str]:
             got = await on_a.get("/api/weddings/w7/presence", headers=auth())
-            return [p["user_id"] for p in got.json()["presence"]]
+            return [p["user_id"] for p in got.json()["presence"] if p["status"] != "offline"]
 
         async with YClient(b.ws_url, "w7/guests", token=auth("bob")["Authorization"][7:]) as bob:
             await bob.wait(bob.synced.is_set)

@@ -39,7 +39,11 @@ from crdt_server.errors import ProtocolError
 from crdt_server.features.conflicts.extension_concurrent import _Note, _Notes
 from crdt_server.features.events.extension import EventsStored
 from crdt_server.features.notifications.extension import OutboxQueued
-from crdt_server.features.presence.extension import PresenceDirectory, _Presence, _Query, _Seen
+from crdt_server.features.presence.domain_bus import PresenceMessage as _Presence
+from crdt_server.features.presence.domain_bus import PresenceQuery as _Query
+from crdt_server.features.presence.domain_bus import Seen as _Seen
+from crdt_server.features.presence.domain_bus import State as _State
+from crdt_server.features.presence.extension import PresenceDirectory
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "bus" / "previous_release.json"
 PROCESS = "3f2a9c0d1e4b4a5f8c7d6e5f4a3b2c1d"
@@ -237,8 +241,66 @@ def test_presence_heard_from_a_previous_release_process_is_served() -> None:
         ("guests", "u1", 2),
         ("seating", "u2", 1),
     ]
+    # what it does not send (their presence state) is as if they said nothing
+    assert [(p.section, p.typing) for p in seen] == [(None, False), (None, False)]
     directory.on_bus_event(json.loads(PREVIOUS["presence_empty"][1]))
-    assert directory.presence("w42", {"guests", "seating"}) == []
+    gone = directory.presence("w42", {"guests", "seating"})
+    assert [(p.user_id, p.status, p.connections) for p in gone] == [
+        ("u1", "offline", 0),
+        ("u2", "offline", 0),
+    ]
+
+
+STATES = [
+    _State("guests", "u1", 1764072000.25, True, "menu", False),
+    _State("seating", "u2", 1764072001.0, False, None, True),
+]
+
+
+class _PresenceBefore(BusMessage, frozen=True, tag="presence"):
+    """The presence message as the release before presence states reads it."""
+
+    wedding: str
+    seen: list[Any]
+
+
+def _release_before_typed_structs_reads(event: dict[str, Any]) -> tuple[str, list[Any]] | None:
+    """The presence reader of the release before typed Structs (``on_bus_event``), as it
+    was: the wedding and the seen entries by key, any other key ignored."""
+    wedding, raw = event.get("wedding"), event.get("seen")
+    if not isinstance(wedding, str) or not isinstance(raw, list):
+        return None
+    return wedding, [seen for seen in raw if _previous_release_reads_seen(seen)]
+
+
+def test_a_presence_message_with_states_is_read_by_the_previous_releases() -> None:
+    """During a roll a process of either earlier release reads this release's presence
+    (who is where) and ignores what it does not know (their states)."""
+    sent = json.loads(json.dumps(to_event(_Presence("w42", list(SEEN), list(STATES)))))
+    assert list(sent)[:3] == ["type", "wedding", "seen"]  # states come after
+    read = _release_before_typed_structs_reads(sent)
+    assert read is not None and read[0] == "w42" and len(read[1]) == 2
+    before = from_event(sent | {"origin": PROCESS}, _PresenceBefore)
+    assert before is not None
+    assert [_Seen.from_bus(raw) for raw in before.seen] == SEEN
+    # and this release reads the states back
+    presence = from_event(sent, _Presence)
+    assert presence is not None
+    assert [_State.from_bus(raw) for raw in presence.states] == STATES
+
+
+def test_presence_states_heard_from_another_process_are_served() -> None:
+    directory = PresenceDirectory()
+    sent = to_event(_Presence("w42", list(SEEN), list(STATES)))
+    directory.on_bus_event(json.loads(json.dumps(sent | {"origin": PROCESS})))
+    got = {p.user_id: p for p in directory.presence("w42", {"guests", "seating"})}
+    assert (got["u1"].status, got["u1"].section, got["u1"].typing) == ("busy", "menu", False)
+    assert (got["u2"].section, got["u2"].typing) == (None, True)
+    # a bad state is dropped, not the message
+    bad = sent | {"origin": PROCESS, "states": [["guests", "u1", "x"], ["attic", "u2", 1.0]]}
+    directory.on_bus_event(json.loads(json.dumps(bad)))
+    got = {p.user_id: p for p in directory.presence("w42", {"guests", "seating"})}
+    assert got["u1"].section is None and got["u2"].connections == 1
 
 
 class _Heard:

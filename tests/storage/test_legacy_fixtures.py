@@ -32,7 +32,8 @@ async def _serves_as_before(
     """``again``: the store was opened and served once already (its one ticket is taken),
     and this release's features installed their schemas on it: the member directory and
     the inbox, features of their own since, find their tables there (the threads schema
-    made them), record their version rows and rename them (version 2)."""
+    made them), record their version rows and rename them (version 2), and the directory
+    gains its members' ``last_seen`` (version 3)."""
     answer = dict(expected["served"])
     if again:
         answer["ticket"] = None
@@ -43,8 +44,11 @@ async def _serves_as_before(
                 for schema in feature.schemas:
                     await store.install(schema)
             versions = await Gateway.of(store).fetch("SELECT name, version FROM {t}schema_versions")
-            expected_versions = {"people": 2, "notifications": 2, "threads": 1, "scheduler": 1}
+            expected_versions = {"people": 3, "notifications": 2, "threads": 1, "scheduler": 1}
             assert expected_versions.items() <= dict(versions).items()
+            # version 3 of the member directory: when each member was last seen, unknown so far
+            seen = await Gateway.of(store).fetch("SELECT last_seen FROM {t}members")
+            assert seen and all(row[0] is None for row in seen)
         assert await served(store, expected["facts"]) == answer
     finally:
         await store.close()

@@ -332,7 +332,7 @@ async def test_a_postgres_schema_of_the_earlier_release_is_renamed_as_a_fresh_on
                     "events": 2,
                     "versions": 1,
                     "integrations": 1,
-                    "people": 2,
+                    "people": 3,
                     "notifications": 2,
                     "threads": 1,
                     "webhooks": 1,

@@ -10,6 +10,7 @@ from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
 from crdt_server.features.events.extension import (
     EmergencyRaised,
+    Ephemeral,
     EventLog,
     event_json,
     readable_event,
@@ -40,6 +41,7 @@ __all__ = [
     "FEATURE",
     "CustomEvent",
     "EmergencyRaised",
+    "Ephemeral",
     "EventLog",
     "EventSettings",
     "PostedEvent",

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections import deque
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -52,7 +53,7 @@ from crdt_server.storage import (
 from crdt_server.storage.gateway import Tx
 from crdt_server.times import rfc3339
 
-__all__ = ["EmergencyRaised", "EventLog", "event_json", "readable_event"]
+__all__ = ["EmergencyRaised", "Ephemeral", "EventLog", "event_json", "readable_event"]
 
 log = logging.getLogger("crdt_server.events")
 
@@ -129,12 +130,35 @@ class EmergencyRaised(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Ephemeral:
+    """A record for the event stream that is never stored: it has no seq, is not resumed
+    after a reconnect and reaches only the streams open now in this process
+    (:meth:`EventLog.tell`). ``data`` is what every reader who may see it reads."""
+
+    type: str
+    at: float
+    data: dict[str, Any]
+    """Its ``data``; a ``documents`` list in it is cut to those the reader may read."""
+    docs: frozenset[str]
+    """The documents it concerns: a reader sees it if it may read one of them."""
+
+
+_TOLD_KEPT = 64
+"""Ephemeral records one stream holds while it is not reading (the oldest go first)."""
+
+
 @dataclass(slots=True, eq=False)
 class _Reader:
     wake: asyncio.Event
     sub: str | None = None
     kicked: bool = False
     """Woken to look at its credential again (a revocation), not for new events."""
+    stale: bool = True
+    """Events may have been stored since it last read (woken by a commit, or a heartbeat
+    passed); a reader woken only for :attr:`told` records does not read the store."""
+    told: deque[Ephemeral] | None = None
+    """Ephemeral records to send before anything else (:meth:`EventLog.tell`)."""
 
 
 class EventLog(Extension):
@@ -303,6 +327,17 @@ class EventLog(Extension):
     def _wake(self, wedding: str) -> None:
         self._wakes += 1
         for reader in self._readers.get(wedding, ()):
+            reader.stale = True
+            reader.wake.set()
+
+    def tell(self, wedding: str, record: Ephemeral) -> None:
+        """Send ``record`` to the wedding's event streams open in this process, after what
+        each is sending now: never stored, never resent (another process tells its own
+        streams). A stream that does not keep up drops its oldest records."""
+        for reader in self._readers.get(wedding, ()):
+            if reader.told is None:
+                reader.told = deque(maxlen=_TOLD_KEPT)
+            reader.told.append(record)
             reader.wake.set()
 
     # -- reading ------------------------------------------------------------------------
@@ -322,8 +357,9 @@ class EventLog(Extension):
         heartbeat: float,
         sub: str | None = None,
         until: float | None = None,
-    ) -> AsyncGenerator[StoredEvent | None, None]:
-        """The wedding's events after ``after`` as they are committed, oldest first.
+    ) -> AsyncGenerator[StoredEvent | Ephemeral | None, None]:
+        """The wedding's events after ``after`` as they are committed, oldest first, and
+        the :class:`Ephemeral` records :meth:`tell` sends meanwhile.
 
         ``None`` each ``heartbeat`` seconds without one, at ``until`` (Unix time: when the
         reader's credential expires) and when :meth:`recheck` names ``sub``: the moments
@@ -336,19 +372,23 @@ class EventLog(Extension):
                 if reader.kicked:
                     reader.kicked = False
                     yield None
-                while True:  # drain what is there, a page at a time
+                while reader.told:
+                    yield reader.told.popleft()
+                while reader.stale:  # drain what is there, a page at a time
+                    reader.stale = False
                     page = await self._shared_read(wedding, after, where)
                     for event in page:
                         after = event.seq
                         yield event
-                    if len(page) < 200:
-                        break
+                    if len(page) >= 200:
+                        reader.stale = True
                 if self._closed.is_set():
                     return
                 wait = heartbeat if until is None else max(0.0, min(heartbeat, until - clock.now()))
                 try:
                     await asyncio.wait_for(reader.wake.wait(), wait)
                 except TimeoutError:
+                    reader.stale = True  # a wake-up missed is caught up at a heartbeat
                     yield None
         finally:
             readers = self._readers.get(wedding)
@@ -376,7 +416,7 @@ class EventLog(Extension):
         for readers in weddings.values():
             for reader in readers:
                 if reader.sub == sub:
-                    reader.kicked = True
+                    reader.kicked = reader.stale = True
                     reader.wake.set()
 
     def readers(self, wedding: str) -> int:

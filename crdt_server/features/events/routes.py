@@ -7,6 +7,8 @@
   ``?after=``), sends a comment every ``SSE_HEARTBEAT_SECONDS``, and ends with an ``end``
   event (``{"reason": "token_expired" | "token_revoked"}``) when the credential expires or
   is revoked (here, or in another process: the revocation arrives on the bus).
+  Ephemeral records (``presence.changed``, :meth:`EventLog.tell`) come between them with
+  no ``id:`` line: they are never stored, so never resumed.
   Credentials: ``Authorization: Bearer``, or a one-use ``?ticket=`` from
   ``POST .../events/stream-tickets`` (``EventSource`` cannot send headers, and long-lived
   tokens never go in a stream URL).
@@ -52,11 +54,17 @@ from crdt_server.errors import (
     TooMany,
     Unauthenticated,
 )
-from crdt_server.features.events.extension import EventLog, event_json, readable_event
+from crdt_server.features.events.extension import (
+    Ephemeral,
+    EventLog,
+    event_json,
+    readable_event,
+)
 from crdt_server.features.events.settings import EventSettings
 from crdt_server.features.events.tables import put_ticket, take_ticket
 from crdt_server.names import Priority, event_problem
 from crdt_server.storage import EventFilter, Gateway, NewEvent, Once, StoredEvent
+from crdt_server.times import rfc3339
 
 __all__ = [
     "SEE_EVERY_AUDIENCE",
@@ -300,6 +308,11 @@ async def stream(call: ApiCall, path: WeddingPath, query: StreamQuery) -> Respon
                 if event is None:
                     yield ServerSentEvent(comment="heartbeat")
                     continue
+                if isinstance(event, Ephemeral):
+                    told = _ephemeral_event(event, where)
+                    if told is not None:
+                        yield told
+                    continue
                 item = shown_to(call, role, event)
                 if not events.may_read(item, call.state.permissions, role, sub):
                     continue
@@ -322,6 +335,26 @@ async def stream(call: ApiCall, path: WeddingPath, query: StreamQuery) -> Respon
             retry_after=STREAM_RETRY_SECONDS,
         )
     return _CountedStream(generate(), lambda: streams.release(sub), ping=None, send_timeout=30)
+
+
+def _ephemeral_event(record: Ephemeral, where: EventFilter) -> ServerSentEvent | None:
+    """``record`` as a stream record without an ``id:`` line (so it moves no
+    ``Last-Event-ID``), if the reader may read one of its documents and asked for its type
+    (or for every type); else ``None``."""
+    if where.docs is not None and not record.docs & where.docs:
+        return None
+    if where.types and not any(_matches(record.type, t) for t in where.types):
+        return None
+    data = dict(record.data)
+    if where.docs is not None and isinstance(data.get("documents"), list):
+        data["documents"] = [d for d in data["documents"] if d in where.docs]
+    item = {"type": record.type, "at": rfc3339(record.at), "data": data}
+    return ServerSentEvent(data=json.dumps(item), event=record.type)
+
+
+def _matches(kind: str, pattern: str) -> bool:
+    """Whether an event type matches a ``types=`` filter: itself, or ``prefix.*``."""
+    return kind.startswith(pattern[:-1]) if pattern.endswith(".*") else kind == pattern
 
 
 class _CountedStream(EventSourceResponse):

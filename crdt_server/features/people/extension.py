@@ -260,6 +260,22 @@ class People(Extension):
     async def unsubscribe_key(self, wedding: str, sub: str) -> str | None:
         return await tables.unsubscribe_key(self.db, wedding, sub)
 
+    async def seen_leaving(self, wedding: str, sub: str, at: float) -> None:
+        """Member ``sub`` went offline at ``at``: their ``last_seen`` (nothing for someone
+        not in the directory)."""
+
+        def tx() -> Tx[None]:
+            yield Sql(
+                "UPDATE {t}members SET last_seen = ? WHERE wedding = ? AND sub = ?",
+                (at, wedding, sub),
+            )
+
+        await self.db.write(tx())
+
+    async def last_seen(self, wedding: str) -> dict[str, float]:
+        """When each member who went offline was last seen (by sub)."""
+        return await tables.last_seen_of(self.db, wedding)
+
     async def emailed_at(self, wedding: str, sub: str) -> float:
         """When the member was last emailed (0: never, or not a member)."""
         return await tables.emailed_at(self.db, wedding, sub) or 0.0

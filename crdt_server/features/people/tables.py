@@ -9,11 +9,12 @@ import msgspec
 
 from crdt_server.features.db import FeatureDb
 from crdt_server.features.people.domain import Member
-from crdt_server.storage import Table, schema_of
+from crdt_server.storage import Migration, Table, schema_of
 from crdt_server.storage.gateway import renamed
 
 __all__ = [
     "MEMBERS",
+    "last_seen_of",
     "MEMBER_COLUMNS",
     "SCHEMA",
     "MemberRow",
@@ -34,11 +35,24 @@ _THREAD_MEMBERS = Table("thread_members", _COLUMNS)
 """Version 1."""
 MEMBERS = Table("members", _COLUMNS)
 
-SCHEMA = schema_of("people", _THREAD_MEMBERS, migrations=[renamed(2, (_THREAD_MEMBERS, MEMBERS))])
+_LAST_SEEN = Migration(
+    3,
+    ("ALTER TABLE members ADD COLUMN last_seen REAL",),
+    ("ALTER TABLE {s}.members ADD COLUMN last_seen DOUBLE PRECISION",),
+)
+"""Version 3: when each member was last seen connected (the presence feature writes it
+when they go offline; ``NULL``: not since this version)."""
+
+SCHEMA = schema_of(
+    "people",
+    _THREAD_MEMBERS,
+    migrations=[renamed(2, (_THREAD_MEMBERS, MEMBERS)), _LAST_SEEN],
+)
 """Each wedding's members: their role, name and address, what they are notified of, their
-unsubscribe key and when they were last emailed; erased with their wedding. On a store
-written before the directory was a feature of its own, the table is there already (the
-threads schema created it): installing this schema adds its version row and renames it."""
+unsubscribe key, when they were last emailed and last seen; erased with their wedding. On a
+store written before the directory was a feature of its own, the table is there already
+(the threads schema created it): installing this schema adds its version row and renames
+it."""
 
 MEMBER_COLUMNS = "sub, role, name, email, participation, email_on"
 """The columns of a :class:`MemberRow`, in its order."""
@@ -106,3 +120,18 @@ async def emailed_at(db: FeatureDb, wedding: str, sub: str) -> float | None:
         sub,
     )
     return None if found is None else float(found.emailed_at)
+
+
+class _LastSeen(msgspec.Struct, frozen=True):
+    sub: str
+    last_seen: float
+
+
+async def last_seen_of(db: FeatureDb, wedding: str) -> dict[str, float]:
+    """When each member of the wedding who was ever seen leaving was last seen."""
+    rows = await db.read_as(
+        _LastSeen,
+        "SELECT sub, last_seen FROM {t}members WHERE wedding = ? AND last_seen IS NOT NULL",
+        wedding,
+    )
+    return {row.sub: float(row.last_seen) for row in rows}

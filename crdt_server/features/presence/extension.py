@@ -1,16 +1,28 @@
-"""Who is online in a wedding, across every process of a cluster.
+"""Who is online in a wedding, across every process of a cluster, and how.
 
-Each process knows its own connections. When one joins or leaves a wedding's room, the
-process publishes its whole view of that wedding (who, in which document, since when, how
-many connections, last activity) on the bus as a ``presence`` message, and republishes the
-views of every wedding it serves every third of ``CRDT_SERVER_PRESENCE_TIMEOUT_SECONDS``.
-Other processes keep the last view of each process and forget it when it is not refreshed
-in time (a process that died leaves no ghosts). A process that starts asks the others for
-their views (``presence_query``), so it answers like them from its first seconds.
+Each process knows its own connections. When one joins or leaves a wedding's room, or says
+something new of its presence, the process publishes its whole view of that wedding (who,
+in which document, since when, how many connections, last activity; and what their presence
+says: busy, the section they are in, typing) on the bus as a ``presence`` message, and
+republishes the views of every wedding it serves every third of
+``CRDT_SERVER_PRESENCE_TIMEOUT_SECONDS``. Other processes keep the last view of each process
+and forget it when it is not refreshed in time (a process that died leaves no ghosts). A
+process that starts asks the others for their views (``presence_query``), so it answers
+like them from its first seconds.
 
 ``GET /api/weddings/{id}/presence`` then merges the local view with the remote ones: every
 process gives the same answer (once the bus has carried the last change, a few
-milliseconds).
+milliseconds). Each person has a status: ``busy`` when their presence says so, ``away``
+after ``CRDT_SERVER_AWAY_AFTER_SECONDS`` without activity (a document update, or a presence
+state whose content changed: the 15-s renewal of an unchanged state is not activity), else
+``online``; ``offline`` with ``last_seen`` once they left (remembered by each process for
+:data:`GONE_SECONDS`, at most :data:`GONE_PEOPLE` people a wedding).
+
+Each process compares what it knows of each person after every change (and every few
+seconds, for those who became away) with what it said last, and tells its own event streams
+(``presence.changed``, never stored: :meth:`EventLog.tell`) and its listeners
+(:meth:`PresenceDirectory.listen`) of each person whose status, section, typing or
+documents changed.
 """
 
 from __future__ import annotations
@@ -19,75 +31,102 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-import msgspec
-
-from crdt_server.cluster.messages import BusMessage, from_event, item_from_bus, to_event
-from crdt_server.core.hooks import ConnectionView, Core, Extension, RoomView
+from crdt_server import clock
+from crdt_server.cluster.messages import from_event, to_event
+from crdt_server.codec.awareness import AwarenessEntry
+from crdt_server.core.hooks import CommitBatch, ConnectionView, Core, Extension, RoomView
 from crdt_server.documents import DOCUMENT_KINDS
+from crdt_server.features.events import Ephemeral, EventLog
+from crdt_server.features.people import People
+from crdt_server.features.presence.domain import (
+    CHANGED,
+    NOWHERE,
+    Here,
+    PresenceChange,
+    PresenceEntry,
+    Status,
+    here_of,
+    status_of,
+)
+from crdt_server.features.presence.domain_bus import (
+    PresenceMessage,
+    PresenceQuery,
+    Seen,
+    State,
+)
+from crdt_server.features.presence.settings import PresenceSettings
 from crdt_server.names import projection_of
 from crdt_server.times import rfc3339
 
-__all__ = ["PresenceDirectory", "PresenceEntry"]
+__all__ = ["GONE_PEOPLE", "GONE_SECONDS", "PresenceDirectory"]
 
 log = logging.getLogger("crdt_server.presence")
 
-_PRESENCE = "presence"
-_QUERY = "presence_query"
 _PUBLISH_DELAY = 0.02
 """Joins and leaves this close together go out as one message."""
+GONE_SECONDS = 7 * 86400.0
+"""How long a process remembers when a person who left was last seen."""
+GONE_PEOPLE = 500
+"""Most people who left one wedding a process remembers (the longest gone are forgotten)."""
+_SWEEP_MOST = 5.0
+"""Who became away is noticed at most this late (or a twentieth of the away time)."""
+
+
+@dataclass(slots=True)
+class _Activity:
+    """One connection of this process: what its presence says, and its last activity."""
+
+    active: float
+    user: str = ""
+    state: str | None = None
+    here: Here = NOWHERE
+
+
+@dataclass(slots=True)
+class _Merged:
+    """A person in a document, over every process."""
+
+    seen: Seen
+    active: float
+    busy: bool
+    section: str | None
+    typing: bool
+    by: set[str]
+    """The processes that serve them there."""
 
 
 @dataclass(frozen=True, slots=True)
-class PresenceEntry:
-    """One person in one document of a wedding, over every process."""
+class _Person:
+    """What a process last said of a person (compared to tell what changed)."""
 
-    doc: str
-    user_id: str
     name: str
     role: str
-    connections: int
-    last_activity: float
-    """Unix time of the person's last frame in this document (see ``last_activity_at``)."""
-    last_activity_at: str
-    since: str
-    """When the person's oldest open connection to this document was accepted (RFC 3339)."""
-    documents: list[str]
-    """Every document of the wedding the person is in (of those the caller may read)."""
+    status: Status
+    section: str | None
+    typing: bool
+    documents: tuple[str, ...]
+    last_activity: float = field(compare=False)
+    visited: frozenset[str] = field(compare=False, default=frozenset())
+    by: frozenset[str] = field(compare=False, default=frozenset())
+    """Every document they were in since they came (an offline person is shown in
+    each: the same on every process, whatever order their connections left in)."""
 
 
-class _Seen(msgspec.Struct, array_like=True):
-    """A person in a document as one process sees them. On the bus: a list of exactly
-    these seven values (the previous release drops any other length; a newer one's extra
-    trailing items are ignored here)."""
-
-    doc: str
-    user_id: str
+@dataclass(frozen=True, slots=True)
+class _Gone:
     name: str
     role: str
-    connections: int
+    documents: tuple[str, ...]
     last_activity: float
-    since: float
-
-    @classmethod
-    def from_bus(cls, raw: Any) -> _Seen | None:
-        seen = item_from_bus(raw, cls)
-        return seen if seen is not None and seen.doc in DOCUMENT_KINDS else None
+    last_seen: float
 
 
-class _Presence(BusMessage, frozen=True, tag=_PRESENCE):
-    """A process's whole view of a wedding (empty: it serves nobody there any more)."""
-
-    wedding: str
-    seen: list[Any]
-    """:class:`_Seen` values, each read on its own (a bad one is dropped, not the rest)."""
-
-
-class _Query(BusMessage, frozen=True, tag=_QUERY):
-    """A process that starts asks the others for their views."""
+_ORDER = {kind: i for i, kind in enumerate(DOCUMENT_KINDS)}
 
 
 class PresenceDirectory(Extension):
@@ -95,41 +134,101 @@ class PresenceDirectory(Extension):
 
     name = "presence"
 
-    def __init__(self) -> None:
+    def __init__(self, events: EventLog | None = None, people: People | None = None) -> None:
+        """``events``: the event log whose streams are told of presence changes;
+        ``people``: the member directory, where who went offline is recorded as last
+        seen."""
+        self._events = events
+        self._members = people
+        self._writes: set[asyncio.Future[None]] = set()
         self._core: Core | None = None
-        self._remote: dict[str, dict[str, tuple[float, list[_Seen]]]] = {}
-        """wedding -> process -> (when heard, monotonic; what it sees)."""
+        self._away_after = PresenceSettings().away_after_seconds
+        self._remote: dict[str, dict[str, tuple[float, list[Seen], list[State]]]] = {}
+        """wedding -> process -> (when heard, monotonic; what it sees; what they say)."""
         self._published: set[str] = set()
         """Weddings whose non-empty view this process has published (others hold it)."""
         self._dirty: set[str] = set()
         self._flush: asyncio.TimerHandle | None = None
         self._refresher: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._activity: dict[str, _Activity] = {}
+        """This process's connections (by id) in wedding documents."""
+        self._said: dict[str, dict[str, _Person]] = {}
+        """wedding -> user -> what was last said of them (people present only)."""
+        self._gone: dict[str, OrderedDict[str, _Gone]] = {}
+        """wedding -> user -> who left, longest gone first."""
+        self._listeners: list[Callable[[PresenceChange], None]] = []
+        self._me = ""
+        """This process's id on the bus."""
+
+    def listen(self, listener: Callable[[PresenceChange], None]) -> None:
+        """Call ``listener`` with each presence change this process notices (each process
+        of a cluster notices each change on its own)."""
+        self._listeners.append(listener)
 
     async def start(self, core: Core) -> None:
         self._core = core
+        self._me = core.registry.bus.process_id
+        self._away_after = core.settings.fragment(PresenceSettings).away_after_seconds
         self._refresher = asyncio.create_task(self._refresh(), name="presence-refresh")
+        self._sweeper = asyncio.create_task(self._sweep(), name="presence-away")
 
     async def close(self) -> None:
         if self._flush is not None:
             self._flush.cancel()
-        if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
+        for task in (self._refresher, self._sweeper):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
         # Leaving: the others forget this process's people now rather than at the timeout.
         for wedding in sorted(self._published):
-            self._publish(wedding, [])
+            self._publish(wedding, [], [])
 
     # -- what happens here -----------------------------------------------------------
 
     def on_connect(self, room: RoomView, conn: ConnectionView) -> None:
+        if _document_of(room) is None:
+            return
+        self._activity[conn.id] = _Activity(clock.now(), conn.principal.user_id)
         self._changed(room)
 
     def on_disconnect(self, room: RoomView, conn: ConnectionView) -> None:
+        if self._activity.pop(conn.id, None) is None:
+            return
         self._changed(room)
 
+    def on_awareness(
+        self, room: RoomView, conn: ConnectionView, entries: Sequence[AwarenessEntry]
+    ) -> None:
+        activity = self._activity.get(conn.id)
+        if activity is None:
+            return
+        said = next((e.state for e in reversed(entries) if not e.removed), None)
+        if said is None or said == activity.state:
+            return  # a renewal of the same state, or a removal: not activity
+        activity.state = said
+        activity.here = here_of(said)
+        activity.active = clock.now()
+        self._changed(room)
+
+    def on_stored(self, room: RoomView, batch: CommitBatch) -> None:
+        """A document update counts as activity: an away person is back."""
+        back = False
+        for update in batch.updates:
+            activity = self._activity.get(update.sender.origin)
+            if activity is not None:
+                activity.active = clock.now()
+                said = self._said.get(room.wedding_id, {}).get(activity.user)
+                back |= said is not None and said.status == "away"
+        if back:  # only then does an update change what was said (cheap otherwise)
+            self._changed(room)
+
     def _changed(self, room: RoomView) -> None:
-        if _document_of(room) is None or self._core is None or not self._core.registry.bus.shared:
+        self._tell(room.wedding_id)
+        if self._core is None or not self._core.registry.bus.shared:
             return
         self._dirty.add(room.wedding_id)
         if self._flush is None:
@@ -139,9 +238,9 @@ class PresenceDirectory(Extension):
         self._flush = None
         dirty, self._dirty = self._dirty, set()
         for wedding in sorted(dirty):
-            self._publish(wedding, self._local(wedding))
+            self._publish(wedding, *self._local(wedding))
 
-    def _publish(self, wedding: str, seen: list[_Seen]) -> None:
+    def _publish(self, wedding: str, seen: list[Seen], states: list[State]) -> None:
         core = self._core
         if core is None:
             return
@@ -151,7 +250,8 @@ class PresenceDirectory(Extension):
             self._published.discard(wedding)
         else:
             return  # nobody was told of anyone here: nothing to take back
-        core.registry.bus.publish_event(to_event(_Presence(wedding, list(seen))))
+        message = PresenceMessage(wedding, list(seen), list(states) if seen else [])
+        core.registry.bus.publish_event(to_event(message))
 
     async def _refresh(self) -> None:
         core = self._core
@@ -166,90 +266,266 @@ class PresenceDirectory(Extension):
             give_up = loop.time() + timeout
             while bus.status != "ok" and loop.time() < give_up:  # noqa: ASYNC110 (no event)
                 await asyncio.sleep(0.05)
-            bus.publish_event(to_event(_Query()))
+            bus.publish_event(to_event(PresenceQuery()))
         while True:
             await asyncio.sleep(timeout / 3)
             try:
                 if core.registry.bus.shared:
                     for wedding in self._local_weddings() | self._published:
-                        self._publish(wedding, self._local(wedding))
-                self._expire(time.monotonic() - timeout)
+                        self._publish(wedding, *self._local(wedding))
+                if self._expire(time.monotonic() - timeout):
+                    self._tell_all()
             except Exception:
                 log.exception("could not refresh presence; trying again later")
 
-    def _expire(self, older_than: float) -> None:
+    async def _sweep(self) -> None:
+        """Tell who became away (time passing changes nothing else)."""
+        every = min(_SWEEP_MOST, self._away_after / 20)
+        while True:
+            await clock.sleep(every)
+            try:
+                self._tell_all()
+            except Exception:
+                log.exception("could not look for people who became away; trying again later")
+
+    def _expire(self, older_than: float) -> bool:
+        """Forget the views of processes not heard since ``older_than``; whether any."""
+        expired = False
         for wedding, processes in list(self._remote.items()):
-            for process, (heard, _) in list(processes.items()):
+            for process, (heard, _, _) in list(processes.items()):
                 if heard < older_than:
                     del processes[process]
+                    expired = True
             if not processes:
                 del self._remote[wedding]
+        return expired
 
     # -- what the others say ---------------------------------------------------------
 
     def on_bus_event(self, event: dict[str, Any]) -> None:
-        if from_event(event, _Query) is not None:
+        if from_event(event, PresenceQuery) is not None:
             for served in self._local_weddings():
-                self._publish(served, self._local(served))
+                self._publish(served, *self._local(served))
             return
         origin = event.get("origin")
-        message = from_event(event, _Presence)
+        message = from_event(event, PresenceMessage)
         if message is None or not isinstance(origin, str):
             return
         wedding = message.wedding
-        seen = [s for s in map(_Seen.from_bus, message.seen) if s is not None]
+        seen = [s for s in map(Seen.from_bus, message.seen) if s is not None]
+        states = [s for s in map(State.from_bus, message.states[: len(seen)]) if s is not None]
         processes = self._remote.setdefault(wedding, {})
         if seen:
-            processes[origin] = (time.monotonic(), seen)
+            processes[origin] = (time.monotonic(), seen, states)
         else:
             processes.pop(origin, None)
             if not processes:
                 del self._remote[wedding]
+        self._tell(wedding)
+
+    # -- telling what changed ----------------------------------------------------------
+
+    def _tell_all(self) -> None:
+        for wedding in list(self._said):
+            self._tell(wedding)
+
+    def _tell(self, wedding: str) -> None:
+        """Compare what is known of each person of ``wedding`` now with what was last said;
+        tell the streams and the listeners of each difference."""
+        now = clock.now()
+        people = self._people(wedding, now)
+        before = self._said.get(wedding, {})
+        if not people and not before:
+            return
+        changes: list[PresenceChange] = []
+        for user, person in people.items():
+            was = before.get(user)
+            visited = person.visited | (frozenset() if was is None else was.visited)
+            people[user] = replace(person, visited=visited)
+            if was != person:
+                changes.append(_change(wedding, user, person, now, None, self._me))
+        gone = self._gone.setdefault(wedding, OrderedDict())
+        for user in people.keys() & gone.keys():
+            del gone[user]
+        for user in before.keys() - people.keys():
+            was = before[user]
+            documents = tuple(sorted(was.visited, key=_ORDER.__getitem__))
+            gone[user] = _Gone(was.name, was.role, documents, was.last_activity, now)
+            gone.move_to_end(user)
+            offline = _Person(was.name, was.role, "offline", None, False, documents, 0.0, by=was.by)
+            changes.append(_change(wedding, user, offline, now, now, self._me))
+        _forget_gone(gone, now)
+        if not gone:
+            del self._gone[wedding]
+        if people:
+            self._said[wedding] = people
+        else:
+            self._said.pop(wedding, None)
+        for change in changes:
+            self._announce(change)
+
+    def _keep_last_seen(self, change: PresenceChange) -> None:
+        """Record in the member directory when someone went offline (once, by the process
+        that speaks for the change)."""
+        people = self._members
+        if people is None or change.status != "offline" or not change.sender:
+            return
+        at = change.last_seen if change.last_seen is not None else change.at
+        task = asyncio.ensure_future(people.seen_leaving(change.wedding, change.user_id, at))
+        self._writes.add(task)
+        task.add_done_callback(self._written)
+
+    def _written(self, task: asyncio.Future[None]) -> None:
+        self._writes.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("could not record when a member was last seen: %r", task.exception())
+
+    def _announce(self, change: PresenceChange) -> None:
+        self._keep_last_seen(change)
+        if self._events is not None:
+            record = Ephemeral(CHANGED, change.at, change.data(), frozenset(change.documents))
+            self._events.tell(change.wedding, record)
+        for listener in self._listeners:
+            try:
+                listener(change)
+            except Exception:
+                log.exception("a presence listener failed")
+
+    def _people(self, wedding: str, now: float) -> dict[str, _Person]:
+        """Each person present in the wedding, over every process and document."""
+        merged = self._merged(wedding, set(DOCUMENT_KINDS))
+        by_user: dict[str, list[_Merged]] = {}
+        for m in merged.values():
+            by_user.setdefault(m.seen.user_id, []).append(m)
+        return {user: self._person(entries, now) for user, entries in by_user.items()}
+
+    def _person(self, entries: list[_Merged], now: float) -> _Person:
+        latest = max(entries, key=lambda m: m.active)
+        busy = any(m.busy for m in entries)
+        status = status_of(busy, latest.active, now, self._away_after)
+        section = latest.section
+        if section is None:
+            section = next((m.section for m in entries if m.section is not None), None)
+        documents = tuple(sorted((m.seen.doc for m in entries), key=_ORDER.__getitem__))
+        return _Person(
+            latest.seen.name,
+            latest.seen.role,
+            status,
+            section,
+            any(m.typing for m in entries),
+            documents,
+            max(m.seen.last_activity for m in entries),
+            frozenset(documents),
+            frozenset(p for m in entries for p in m.by),
+        )
 
     # -- answers ---------------------------------------------------------------------
 
     def presence(self, wedding: str, docs: set[str]) -> list[PresenceEntry]:
         """Who is in which of ``docs`` of the wedding, one entry per person and document,
-        over every process (ordered by document, then user id)."""
+        over every process, and who left (``offline``, in the documents they were last in),
+        ordered by document, then user id."""
+        now = clock.now()
+        merged = self._merged(wedding, docs)
+        by_user: dict[str, list[_Merged]] = {}
+        for m in merged.values():
+            by_user.setdefault(m.seen.user_id, []).append(m)
+        people = self._people(wedding, now)
+        entries: list[PresenceEntry] = []
+        for user, ms in by_user.items():
+            person = people.get(user) or self._person(ms, now)
+            documents = sorted((m.seen.doc for m in ms), key=_ORDER.__getitem__)
+            for m in ms:
+                s = m.seen
+                entries.append(
+                    PresenceEntry(
+                        doc=s.doc,
+                        user_id=s.user_id,
+                        name=s.name,
+                        role=s.role,
+                        connections=s.connections,
+                        last_activity=s.last_activity,
+                        last_activity_at=rfc3339(s.last_activity),
+                        since=rfc3339(s.since),
+                        documents=documents,
+                        status=person.status,
+                        section=m.section,
+                        typing=m.typing,
+                        last_seen=None,
+                    )
+                )
+        for user, gone in self._gone.get(wedding, {}).items():
+            if user in people or now - gone.last_seen > GONE_SECONDS:
+                continue
+            documents = [d for d in gone.documents if d in docs]
+            for doc in documents:
+                entries.append(
+                    PresenceEntry(
+                        doc=doc,
+                        user_id=user,
+                        name=gone.name,
+                        role=gone.role,
+                        connections=0,
+                        last_activity=gone.last_activity,
+                        last_activity_at=rfc3339(gone.last_activity),
+                        since=rfc3339(gone.last_seen),
+                        documents=documents,
+                        status="offline",
+                        section=None,
+                        typing=False,
+                        last_seen=rfc3339(gone.last_seen),
+                    )
+                )
+        entries.sort(key=lambda e: (_ORDER[e.doc], e.user_id))
+        return entries
+
+    def _merged(self, wedding: str, docs: set[str]) -> dict[tuple[str, str], _Merged]:
+        """Each person in each of ``docs`` of the wedding, over every process."""
         core = self._core
         timeout = core.settings.presence_timeout_seconds if core is not None else 30.0
         fresh_after = time.monotonic() - timeout
-        views: list[Iterable[_Seen]] = [self._local(wedding)]
-        views += [
-            seen for heard, seen in self._remote.get(wedding, {}).values() if heard >= fresh_after
+        views: list[tuple[str, Iterable[Seen], Iterable[State]]] = [
+            (self._me, *self._local(wedding))
         ]
-        merged: dict[tuple[str, str], _Seen] = {}
-        for view in views:
-            for s in view:
+        views += [
+            (process, seen, states)
+            for process, (heard, seen, states) in self._remote.get(wedding, {}).items()
+            if heard >= fresh_after
+        ]
+        merged: dict[tuple[str, str], _Merged] = {}
+        for process, seen, states in views:
+            said = {(t.doc, t.user_id): t for t in states}
+            for s in seen:
                 if s.doc not in docs:
                     continue
+                t = said.get((s.doc, s.user_id))
+                active = s.last_activity if t is None else t.active
                 known = merged.get((s.doc, s.user_id))
                 if known is None:
-                    merged[(s.doc, s.user_id)] = _Seen(
+                    copy = Seen(
                         s.doc, s.user_id, s.name, s.role, s.connections, s.last_activity, s.since
                     )
-                else:
-                    known.connections += s.connections
-                    known.last_activity = max(known.last_activity, s.last_activity)
-                    known.since = min(known.since, s.since)
-        documents: dict[str, list[str]] = {}
-        for doc, user in merged:
-            documents.setdefault(user, []).append(doc)
-        order = {kind: i for i, kind in enumerate(DOCUMENT_KINDS)}
-        return [
-            PresenceEntry(
-                doc=s.doc,
-                user_id=s.user_id,
-                name=s.name,
-                role=s.role,
-                connections=s.connections,
-                last_activity=s.last_activity,
-                last_activity_at=rfc3339(s.last_activity),
-                since=rfc3339(s.since),
-                documents=sorted(documents[s.user_id], key=order.__getitem__),
-            )
-            for s in sorted(merged.values(), key=lambda s: (order[s.doc], s.user_id))
-        ]
+                    merged[(s.doc, s.user_id)] = _Merged(
+                        copy,
+                        active,
+                        t is not None and t.busy,
+                        None if t is None else t.section,
+                        t is not None and t.typing,
+                        {process},
+                    )
+                    continue
+                known.by.add(process)
+                k = known.seen
+                k.connections += s.connections
+                k.last_activity = max(k.last_activity, s.last_activity)
+                k.since = min(k.since, s.since)
+                if t is not None:
+                    if active > known.active and t.section is not None:
+                        known.section = t.section
+                    known.busy |= t.busy
+                    known.typing |= t.typing
+                known.active = max(known.active, active)
+        return merged
 
     def _local_weddings(self) -> set[str]:
         core = self._core
@@ -261,32 +537,74 @@ class PresenceDirectory(Extension):
             if _document_of(room) is not None and room.connections
         }
 
-    def _local(self, wedding: str) -> list[_Seen]:
-        """Who this process serves in the wedding's documents."""
+    def _local(self, wedding: str) -> tuple[list[Seen], list[State]]:
+        """Who this process serves in the wedding's documents, and what they say there."""
         core = self._core
         if core is None:
-            return []
-        seen: list[_Seen] = []
+            return [], []
+        seen: list[Seen] = []
+        states: list[State] = []
         rooms = [
             (kind, room)
             for room in core.registry.rooms.values()
             if room.wedding_id == wedding and (kind := _document_of(room)) is not None
         ]
         for kind, room in rooms:
-            users: dict[str, _Seen] = {}
+            users: dict[str, tuple[Seen, State]] = {}
             for conn in room.connections:
                 p = conn.principal
+                activity = self._activity.get(conn.id) or _Activity(conn.connected_at)
+                here = activity.here
                 known = users.get(p.user_id)
                 if known is None:
-                    users[p.user_id] = _Seen(
-                        kind, p.user_id, p.name, p.role, 1, conn.last_activity, conn.connected_at
+                    first = conn.last_activity, conn.connected_at
+                    users[p.user_id] = (
+                        Seen(kind, p.user_id, p.name, p.role, 1, *first),
+                        State(kind, p.user_id, activity.active, *_said(here)),
                     )
-                else:
-                    known.connections += 1
-                    known.last_activity = max(known.last_activity, conn.last_activity)
-                    known.since = min(known.since, conn.connected_at)
-            seen += users.values()
-        return seen
+                    continue
+                s, t = known
+                s.connections += 1
+                s.last_activity = max(s.last_activity, conn.last_activity)
+                s.since = min(s.since, conn.connected_at)
+                if activity.active > t.active:
+                    t.active = activity.active
+                    t.section = here.section if here.section is not None else t.section
+                t.busy |= here.busy
+                t.typing |= here.typing
+            for s, t in users.values():
+                seen.append(s)
+                states.append(t)
+        return seen, states
+
+
+def _change(
+    wedding: str, user: str, person: _Person, at: float, last_seen: float | None, me: str
+) -> PresenceChange:
+    return PresenceChange(
+        wedding,
+        user,
+        person.name,
+        person.role,
+        person.status,
+        person.section,
+        person.typing,
+        person.documents,
+        at,
+        last_seen,
+        bool(person.by) and min(person.by) == me,
+    )
+
+
+def _said(here: Here) -> tuple[bool, str | None, bool]:
+    return here.busy, here.section, here.typing
+
+
+def _forget_gone(gone: OrderedDict[str, _Gone], now: float) -> None:
+    while gone and (
+        len(gone) > GONE_PEOPLE or now - next(iter(gone.values())).last_seen > GONE_SECONDS
+    ):
+        gone.popitem(last=False)
 
 
 def _document_of(room: RoomView) -> str | None:

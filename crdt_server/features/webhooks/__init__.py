@@ -9,8 +9,10 @@ from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
 from crdt_server.features.events import EventLog
 from crdt_server.features.people import People
+from crdt_server.features.presence import PresenceDirectory
 from crdt_server.features.webhooks.commands import COMMANDS
 from crdt_server.features.webhooks.extension import Webhooks
+from crdt_server.features.webhooks.extension_presence import PresenceWebhooks
 from crdt_server.features.webhooks.routes import webhook_routes
 from crdt_server.features.webhooks.settings import WebhookSettings
 from crdt_server.features.webhooks.tables import SCHEMA
@@ -23,7 +25,13 @@ def _build(built: Built) -> Sequence[Extension]:
     events = built.get(EventLog)
     webhooks = Webhooks(built.find(People), events)
     events.listen(webhooks.wake)
-    return [webhooks]
+    presence = built.find(PresenceDirectory)
+    if presence is None:
+        return [webhooks]
+    # Presence changes go to the endpoints that ask for them, on a path of their own.
+    presence_hooks = PresenceWebhooks(webhooks)
+    presence.listen(presence_hooks.told)
+    return [webhooks, presence_hooks]
 
 
 FEATURE = Feature(

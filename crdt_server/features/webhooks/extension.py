@@ -218,6 +218,13 @@ class Webhooks(Extension):
         return self._config.webhook_allow_private
 
     @property
+    def senders(self) -> Senders:
+        """The pooled, address-checked HTTP clients deliveries go out on."""
+        if self._senders is None:
+            raise RuntimeError("the webhooks extension has not been started")
+        return self._senders
+
+    @property
     def manage(self) -> WebhookEndpoints:
         """Endpoints and their deliveries, as the API manages them."""
         if self._manage is None:

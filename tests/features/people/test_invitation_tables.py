@@ -114,4 +114,4 @@ async def test_the_schema_is_version_1_of_its_own_name(store: DocumentStore) -> 
     await installed(store)
     rows = await Gateway.of(store).fetch("SELECT name, version FROM {t}schema_versions")
     versions = {str(name): int(version) for name, version in rows}
-    assert versions["invitations"] == 1 and versions["people"] == 2
+    assert versions["invitations"] == 1 and versions["people"] == 3
