@@ -43,7 +43,13 @@ async def _serves_as_before(
                 for schema in feature.schemas:
                     await store.install(schema)
             versions = await Gateway.of(store).fetch("SELECT name, version FROM {t}schema_versions")
-            expected_versions = {"people": 2, "notifications": 2, "threads": 1, "scheduler": 1}
+            expected_versions = {
+                "people": 2,
+                "notifications": 2,
+                "threads": 1,
+                "scheduler": 1,
+                "webhooks": 2,
+            }
             assert expected_versions.items() <= dict(versions).items()
         assert await served(store, expected["facts"]) == answer
     finally:

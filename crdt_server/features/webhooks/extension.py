@@ -18,7 +18,17 @@ paused through the API) is enabled again with :meth:`WebhookEndpoints.update
 <crdt_server.features.webhooks.service.WebhookEndpoints.update>`, and resumes where it
 stopped (its cursor did not move while it was disabled). A dead endpoint never holds back
 another, and a dead letter never holds back later deliveries: each delivery is claimed on
-its own. There is no ordering promise: the payload carries the event's ``seq``.
+its own. Order holds within a lane as far as queueing goes (each lane queues, and makes
+first attempts, in seq order), not on arrival (several attempts in flight per endpoint,
+retries): the payload carries the event's ``seq``.
+
+Two lanes (:data:`crdt_server.names.LANES`): each endpoint has a second cursor
+(``urgent_after_seq``) over the urgent and emergency events only, fanned out first, whose
+deliveries are claimed first and in slots of their own (:data:`URGENT_IN_FLIGHT`, and
+:data:`PER_ENDPOINT` per endpoint per lane), so an emergency behind any backlog goes out at
+once. The normal lane delivers every event in its turn, that one too, with the same
+``webhook-id`` as its urgent delivery: the receiver drops the repeat (at least once
+already requires it). The urgent cursor never goes back behind the normal one.
 
 Wire format (https://www.standardwebhooks.com/): headers ``webhook-id``,
 ``webhook-timestamp``, ``webhook-signature: v1,<base64 HMAC-SHA256 of id.timestamp.body>``
@@ -272,7 +282,9 @@ class Webhooks(Extension):
             self._wake.clear()
             try:
                 while True:
-                    more, leased = await self.fan_out(lease=self._free("normal"))
+                    more, leased = await self.fan_out(
+                        lease=self._free("normal"), urgent_lease=self._free("urgent")
+                    )
                     self._start(leased, self._fanned)
                     if not more:
                         break
@@ -284,11 +296,12 @@ class Webhooks(Extension):
             if delay > 0:
                 await clock.wait(self._wake, delay)
 
-    async def fan_out(self, *, lease: int = 0) -> tuple[bool, list[Leased]]:
-        """Write deliveries for the events past each enabled endpoint's cursor (a page per
-        endpoint), in one transaction with the settled attempts waiting to be committed.
-        Up to ``lease`` deliveries due at once are taken by this process for their first
-        attempt. Answers whether some endpoint has more (call again), and the deliveries
+    async def fan_out(self, *, lease: int = 0, urgent_lease: int = 0) -> tuple[bool, list[Leased]]:
+        """Write deliveries for the events past each enabled endpoint's cursors (a page per
+        endpoint and lane: the urgent lane's first), in one transaction with the settled
+        attempts waiting to be committed. Up to ``lease`` deliveries of the normal lane
+        (``urgent_lease`` of the urgent lane) due at once are taken by this process for
+        their first attempt. Answers whether some endpoint has more (call again), and the deliveries
         taken (as :meth:`WebhookTables.claim` gives them)."""
         behind = await self.tables.read_as(
             FanOutRow,
@@ -302,7 +315,6 @@ class Webhooks(Extension):
         inserts: list[int] = []  # which of the statements write a delivery
         more = False
         self._fanned = {}
-        urgent_lease = self._free("urgent")
         sent_ahead: dict[tuple[str, int], str] = {}
         """The ``webhook-id`` of each event (endpoint, seq) queued on the urgent lane: its
         repeat on the normal lane carries the same."""

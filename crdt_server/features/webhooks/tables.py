@@ -153,8 +153,8 @@ WHERE id IN (
   SELECT c.id FROM {t}webhook_deliveries c
   WHERE c.status = 'pending' AND c.lease_until <= ? AND c.lane = ? AND c.id IN (
     SELECT ranked.id FROM (
-      SELECT d.id, d.endpoint, ROW_NUMBER() OVER (PARTITION BY d.endpoint ORDER BY d.next_at)
-        AS n
+      SELECT d.id, d.endpoint,
+        ROW_NUMBER() OVER (PARTITION BY d.endpoint ORDER BY d.next_at, d.id) AS n
       FROM {t}webhook_deliveries d JOIN {t}webhook_endpoints e ON e.id = d.endpoint
       WHERE d.status = 'pending' AND d.next_at <= ? AND d.lease_until <= ? AND d.lane = ?
         AND e.disabled = ''
@@ -165,7 +165,7 @@ WHERE id IN (
     ) busy ON busy.endpoint = ranked.endpoint
     WHERE ranked.n + COALESCE(busy.n, 0) <= ?
   )
-  ORDER BY c.next_at LIMIT ? {lock}
+  ORDER BY c.next_at, c.id LIMIT ? {lock}
 )
 RETURNING id, wedding, endpoint, payload, attempts, event_at, webhook_id, lane
 """
