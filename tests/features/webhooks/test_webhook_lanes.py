@@ -21,7 +21,14 @@ from crdt_server.features.webhooks.service import insert_delivery
 from crdt_server.features.webhooks.settings import WebhookSettings
 from crdt_server.features.webhooks.tables import SCHEMA
 from crdt_server.settings import Settings
-from crdt_server.storage import DocumentStore, Gateway, NewEvent, PostgresStore, SqliteStore
+from crdt_server.storage import (
+    DocumentStore,
+    Gateway,
+    NewEvent,
+    PostgresStore,
+    SqliteStore,
+    Store,
+)
 
 SETTINGS = Settings(fragments=(WebhookSettings(webhook_retry_schedule="0,60"),))
 LEGACY = Path(__file__).parent.parent.parent / "fixtures" / "legacy"
@@ -115,7 +122,7 @@ async def test_an_urgent_event_goes_ahead_of_the_backlog_then_again_in_order(
     assert [r for r in await rows(store, endpoint.id) if r.event_seq == late] == []
 
 
-async def _gains_the_lanes(store: DocumentStore, endpoint: str) -> None:
+async def _gains_the_lanes(store: Store, endpoint: str) -> None:
     """The legacy store, opened with this release and its webhooks schema installed: at
     version 2, the endpoint's urgent cursor where its normal one stands, the deliveries on
     the normal lane with their ids as their webhook-ids, and room for an urgent one."""
