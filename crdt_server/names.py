@@ -16,8 +16,11 @@ __all__ = [
     "CONFLICTS",
     "CUSTOM_EVENT_NAMESPACES",
     "CORE_EVENT_NAMESPACES",
+    "LANES",
+    "Lane",
     "MAX_CUSTOM_EVENT_BYTES",
     "MAX_EVENT_BYTES",
+    "LANE_PRIORITIES",
     "PRIORITIES",
     "RANK",
     "Priority",
@@ -26,6 +29,7 @@ __all__ = [
     "document_name",
     "at_least",
     "event_problem",
+    "lane_of",
     "projection_name",
     "projection_of",
     "valid_wedding_id",
@@ -46,6 +50,27 @@ def at_least(priority: str, floor: Priority) -> bool:
     """Whether ``priority`` (a stored value; an unknown one ranks as ``normal``) is
     ``floor`` or above."""
     return RANK.get(priority, RANK["normal"]) >= RANK[floor]
+
+
+Lane = Literal["urgent", "normal"]
+"""A delivery lane: ``urgent`` carries the urgent and emergency events (and notices) ahead
+of any backlog, on a cursor of its own; ``normal`` carries everything, in order (so an
+urgent one comes twice, once on each lane, with the same id: receivers drop the repeat)."""
+
+LANES: Final[tuple[Lane, ...]] = ("urgent", "normal")
+"""The lanes, in the order they are served."""
+
+LANE_PRIORITIES: Final[dict[Lane, tuple[Priority, ...]]] = {
+    "urgent": ("urgent", "emergency"),
+    "normal": PRIORITIES,
+}
+"""The priorities each lane carries."""
+
+
+def lane_of(priority: str) -> Lane:
+    """The lane a priority goes ahead on (``urgent`` from ``urgent`` up; every priority
+    also goes on the ``normal`` lane)."""
+    return "urgent" if at_least(priority, "urgent") else "normal"
 
 
 CONFLICTS = FINDINGS_ROOM

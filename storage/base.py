@@ -217,6 +217,9 @@ class EventFilter:
     viewer: str | None = None
     """Only events without an audience, or whose audience names this subject; ``None``:
     every audience (readers who see everything, such as the couple and planner)."""
+    priorities: tuple[str, ...] = ()
+    """Only events of these priorities (a lane's, ``crdt_server.names.LANE_PRIORITIES``);
+    empty: every priority."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,6 +77,7 @@ __all__ = [
     "dialected",
     "each_in_a_savepoint",
     "created",
+    "rebuilt",
     "renamed",
     "row_as",
     "rows_as",
@@ -245,6 +246,36 @@ def renamed(version: int, *tables: tuple[Table, Table]) -> Migration:
         postgres.append(f"UPDATE {{s}}.schema_versions SET wedding_tables = btrim({listed}, ',')")
     renames = tuple((old.name, new.name) for old, new in tables)
     return Migration(version, tuple(sqlite), tuple(postgres), renames=renames)
+
+
+def rebuilt(
+    version: int,
+    old: Table,
+    new: Table,
+    *,
+    kept: str,
+    postgres: Sequence[str],
+    sqlite: Sequence[str] = (),
+) -> Migration:
+    """Migration ``version``: table ``old`` takes ``new``'s columns and constraints (same
+    name; the columns ``kept``, comma separated, keep their values, new ones take their
+    defaults). SQLite changes no constraint in place: its rows are copied into a table made
+    as ``new``, which replaces ``old``, with ``new``'s indexes and its tombstone trigger,
+    then ``sqlite`` runs (filling new columns). PostgreSQL runs ``postgres``: ``ALTER
+    TABLE`` statements making the same change (``{s}`` stands for the schema)."""
+    if old.name != new.name or old.wedding != new.wedding:
+        raise ValueError(f"{old.name} -> {new.name}: a rebuild keeps the name and the wedding")
+    name, scratch = new.name, f"{new.name}__rebuilt"
+    steps = [
+        _ddl_text(f"CREATE TABLE {scratch} {new.columns}", "sqlite", ""),
+        f"INSERT INTO {scratch} ({kept}) SELECT {kept} FROM {name}",
+        f"DROP TABLE {name}",  # with its indexes and trigger
+        f"ALTER TABLE {scratch} RENAME TO {name}",
+        *(_ddl_text(i, "sqlite", "") for i in (*new.indexes, *new.sqlite)),
+    ]
+    if new.wedding:
+        steps.append(sqlite_trigger(name))
+    return Migration(version, (*steps, *sqlite), tuple(postgres))
 
 
 def _index_name(statement: str) -> str:

@@ -19,7 +19,7 @@ import json
 import logging
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from crdt_server import clock
@@ -41,6 +41,7 @@ from crdt_server.features.events.tables import (
     read_events,
     store_events,
 )
+from crdt_server.names import LANE_PRIORITIES, Lane
 from crdt_server.storage import (
     AddedEvents,
     DocumentStore,
@@ -58,6 +59,8 @@ __all__ = ["EmergencyRaised", "Ephemeral", "EventLog", "event_json", "readable_e
 log = logging.getLogger("crdt_server.events")
 
 _BUS_TYPE = "events"
+PAGE = 200
+"""Events a follower reads at once (per lane)."""
 
 
 class EventsStored(BusMessage, frozen=True, tag=_BUS_TYPE):
@@ -364,8 +367,43 @@ class EventLog(Extension):
         ``None`` each ``heartbeat`` seconds without one, at ``until`` (Unix time: when the
         reader's credential expires) and when :meth:`recheck` names ``sub``: the moments
         the reader should look at its credential again. Ends when the server stops."""
+        lanes = self.follow_lanes(
+            wedding,
+            after=after,
+            where=where,
+            heartbeat=heartbeat,
+            sub=sub,
+            until=until,
+            urgent=False,
+        )
+        try:
+            async for item in lanes:
+                yield item if item is None or isinstance(item, Ephemeral) else item[1]
+        finally:
+            await lanes.aclose()
+
+    async def follow_lanes(
+        self,
+        wedding: str,
+        *,
+        after: int,
+        where: EventFilter,
+        heartbeat: float,
+        sub: str | None = None,
+        until: float | None = None,
+        urgent: bool = True,
+    ) -> AsyncGenerator[tuple[Lane, StoredEvent] | Ephemeral | None, None]:
+        """:meth:`follow` on two lanes: each event once on the ``normal`` lane, in order
+        (its cursor starts at ``after``); with ``urgent``, the urgent and emergency events
+        also on the ``urgent`` lane, ahead of any backlog: those after ``after`` first,
+        then, before each page of the normal lane, those committed since. The urgent lane
+        has a cursor of its own and never goes back behind the normal lane's (an event
+        the normal lane gave already is not given again), so each event comes at most
+        twice, once per lane."""
         reader = _Reader(asyncio.Event(), sub)
         self._readers.setdefault(wedding, set()).add(reader)
+        ahead = replace(where, priorities=LANE_PRIORITIES["urgent"])
+        urgent_after = after
         try:
             while not self._closed.is_set():
                 reader.wake.clear()
@@ -374,13 +412,21 @@ class EventLog(Extension):
                     yield None
                 while reader.told:
                     yield reader.told.popleft()
-                while reader.stale:  # drain what is there, a page at a time
+                while reader.stale:  # drain what is there, a page at a time, urgent lane first
                     reader.stale = False
+                    while urgent:
+                        urgent_after = max(urgent_after, after)
+                        page = await self._shared_read(wedding, urgent_after, ahead)
+                        for event in page:
+                            urgent_after = event.seq
+                            yield "urgent", event
+                        if len(page) < PAGE:
+                            break
                     page = await self._shared_read(wedding, after, where)
                     for event in page:
                         after = event.seq
-                        yield event
-                    if len(page) >= 200:
+                        yield "normal", event
+                    if len(page) >= PAGE:
                         reader.stale = True
                 if self._closed.is_set():
                     return
@@ -401,7 +447,8 @@ class EventLog(Extension):
         key = (wedding, self._wakes, after, where)
         pending = self._reads.get(key)
         if pending is None:
-            pending = asyncio.ensure_future(self.read(wedding, after=after, limit=200, where=where))
+            read = self.read(wedding, after=after, limit=PAGE, where=where)
+            pending = asyncio.ensure_future(read)
             self._reads[key] = pending
             pending.add_done_callback(lambda _: self._reads.pop(key, None))
         # shield: one follower going away must not cancel the others' read

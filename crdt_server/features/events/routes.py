@@ -3,10 +3,12 @@
 - ``GET /api/weddings/{id}/events?after=SEQ&limit=N&types=guest.*,budget.payment_recorded``
   answers ``{"events": [...], "next": SEQ | null}``.
 - ``GET /api/weddings/{id}/events/stream`` is ``text/event-stream``: ``id:`` the seq,
-  ``event:`` the type, ``data:`` the event as JSON; it resumes after ``Last-Event-ID`` (or
-  ``?after=``), sends a comment every ``SSE_HEARTBEAT_SECONDS``, and ends with an ``end``
-  event (``{"reason": "token_expired" | "token_revoked"}``) when the credential expires or
-  is revoked (here, or in another process: the revocation arrives on the bus).
+  ``event:`` the type, ``data:`` the event as JSON; urgent and emergency events come
+  ahead of any backlog on a lane of their own as well (``event: priority``, no ``id:``,
+  :func:`lane_record`); it resumes after ``Last-Event-ID`` (or ``?after=``), that lane's
+  events first; it sends a comment every ``SSE_HEARTBEAT_SECONDS``, and ends with an
+  ``end`` event (``{"reason": "token_expired" | "token_revoked"}``) when the credential
+  expires or is revoked (here, or in another process: the revocation arrives on the bus).
   Ephemeral records (``presence.changed``, :meth:`EventLog.tell`) come between them with
   no ``id:`` line: they are never stored, so never resumed.
   Credentials: ``Authorization: Bearer``, or a one-use ``?ticket=`` from
@@ -62,7 +64,7 @@ from crdt_server.features.events.extension import (
 )
 from crdt_server.features.events.settings import EventSettings
 from crdt_server.features.events.tables import put_ticket, take_ticket
-from crdt_server.names import Priority, event_problem
+from crdt_server.names import Lane, Priority, event_problem
 from crdt_server.storage import EventFilter, Gateway, NewEvent, Once, StoredEvent
 from crdt_server.times import rfc3339
 
@@ -72,6 +74,7 @@ __all__ = [
     "PostedEvent",
     "custom_event_data",
     "event_routes",
+    "lane_record",
     "viewer_of",
 ]
 
@@ -294,33 +297,30 @@ async def stream(call: ApiCall, path: WeddingPath, query: StreamQuery) -> Respon
         return None
 
     async def generate() -> AsyncIterator[ServerSentEvent]:
-        follow = events.follow(
+        follow = events.follow_lanes(
             wedding_id, after=after, where=where, heartbeat=heartbeat, sub=sub, until=expires_at
         )
         try:
-            async for event in follow:
+            async for laned in follow:
                 reason = ended()
                 if reason is not None:
                     # The last word of the stream: EventSource clients should not reconnect
                     # with the same credential (see the README).
                     yield ServerSentEvent(data=json.dumps({"reason": reason}), event="end")
                     return
-                if event is None:
+                if laned is None:
                     yield ServerSentEvent(comment="heartbeat")
                     continue
-                if isinstance(event, Ephemeral):
-                    told = _ephemeral_event(event, where)
+                if isinstance(laned, Ephemeral):
+                    told = _ephemeral_event(laned, where)
                     if told is not None:
                         yield told
                     continue
+                lane, event = laned
                 item = shown_to(call, role, event)
                 if not events.may_read(item, call.state.permissions, role, sub):
                     continue
-                yield ServerSentEvent(
-                    data=json.dumps(item),
-                    event=event.type,
-                    id=str(event.seq),
-                )
+                yield lane_record(lane, event, item)
         finally:
             await follow.aclose()
 
@@ -372,6 +372,21 @@ class _CountedStream(EventSourceResponse):
             await super().__call__(scope, receive, send)
         finally:
             self._release()
+
+
+PRIORITY_RECORD = "priority"
+"""The SSE event name of the urgent lane's records."""
+
+
+def lane_record(lane: Lane, event: StoredEvent, item: dict[str, Any]) -> ServerSentEvent:
+    """One event of the stream as its lane sends it (``item``: the event as the reader may
+    read it). The normal lane: ``id:`` the seq, ``event:`` the type. The urgent lane:
+    ``event: priority`` and no ``id:`` line (the seq is in the data): by the SSE rules
+    every ``id:`` line sets the EventSource's last event ID, so an urgent record carrying
+    one would make a reconnect skip the normal lane's backlog before it."""
+    if lane == "urgent":
+        return ServerSentEvent(data=json.dumps(item), event=PRIORITY_RECORD)
+    return ServerSentEvent(data=json.dumps(item), event=event.type, id=str(event.seq))
 
 
 def _resume_after(call: ApiCall, after: int) -> int:

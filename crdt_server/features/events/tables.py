@@ -351,8 +351,10 @@ async def read_events(
     after: int = 0,
     limit: int = 50,
     where: EventFilter | None = None,
+    upto: int | None = None,
 ) -> list[StoredEvent]:
-    """The wedding's events with ``seq > after`` matching ``where``, oldest first."""
+    """The wedding's events with ``seq > after`` (and ``<= upto``) matching ``where``,
+    oldest first."""
     if limit <= 0:
         return []
     where = where or EventFilter()
@@ -379,6 +381,12 @@ async def read_events(
     if where.viewer is not None:
         sql += f" AND (audience IS NULL OR {gateway.contains('audience')})"
         params.append(audience_needle(where.viewer))
+    if where.priorities:
+        sql += f" AND priority IN ({', '.join('?' * len(where.priorities))})"
+        params += list(where.priorities)
+    if upto is not None:
+        sql += " AND seq <= ?"
+        params.append(upto)
     return await gateway.fetch_as(StoredEvent, f"{sql} ORDER BY seq LIMIT ?", *params, limit)
 
 

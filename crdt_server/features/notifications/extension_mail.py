@@ -1,15 +1,16 @@
 """Notification emails from the durable outbox (:mod:`.inbox`), which threads and other
 features fill.
 
-A message that notifies someone by email writes an outbox row in its own transaction, so
-an acknowledged message's email survives a crash or restart. This sender (when
+A message that notifies someone by email writes an outbox row in its own transaction, so an
+acknowledged message's email survives a crash or restart. This sender (when
 ``CRDT_SERVER_SMTP_URL`` is set) sends each person at most one email per
 ``CRDT_SERVER_EMAIL_DIGEST_SECONDS``: the first at once, what comes in the window after it
 together, as one digest, when the window ends. ``urgent`` and ``emergency`` rows are sent at
-once (with whatever was held for that person). Several processes share the outbox: a
-person's rows are claimed in a transaction before sending (a claim lapses after a minute,
-so a crash mid-send retries: delivery is at least once). Every email has an unsubscribe
-link (and ``List-Unsubscribe`` headers, RFC 8058).
+once (with whatever was held for that person), on the urgent lane: claimed first
+(:func:`~.tables.claim_lane`), ahead of any backlog of normal rows. Several processes share
+the outbox: a person's rows are claimed in a transaction before sending (a claim lapses
+after a minute, so a crash mid-send retries: delivery is at least once). Every email has an
+unsubscribe link (and ``List-Unsubscribe`` headers, RFC 8058).
 
 What an email says of a notification comes from the feature that made it: the threads
 feature says what a thread message was (:meth:`Notifications.describe_threads`), others
@@ -22,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
@@ -36,10 +37,14 @@ from crdt_server.features.notifications.domain_mail import envelope
 from crdt_server.features.notifications.extension import Notifications, OutboxQueued
 from crdt_server.features.notifications.settings import NotificationSettings
 from crdt_server.features.notifications.tables import (
+    LANED_COLUMNS,
+    OUTBOX,
     DueOutbox,
     GuestMailItem,
+    LanedOutboxItem,
     MailItem,
     OutboxItem,
+    claim_lane,
 )
 from crdt_server.features.people import Member, People, emailed
 from crdt_server.names import at_least
@@ -49,6 +54,8 @@ __all__ = ["Mailer", "Notice", "SmtpTarget"]
 log = logging.getLogger("crdt_server.mail")
 
 CLAIM_SECONDS = 60.0
+URGENT_CLAIM = 50
+"""Urgent and emergency rows the urgent lane claims per pass."""
 RETRY_SECONDS = 5.0
 POLL_SECONDS = 2.0
 """How often the outbox is looked at without a wake-up (rows of other processes, held
@@ -162,6 +169,7 @@ class Mailer(Extension):
         )
         pause = POLL_SECONDS
         await self._send_addressed()
+        await self._send_urgent_lane()
         for person in waiting:
             due = await self._people.emailed_at(person.wedding, person.sub) + digest
             if person.urgent or now >= due:
@@ -251,7 +259,30 @@ class Mailer(Extension):
         self.sent += 1
         return True
 
-    async def _send(self, wedding: str, sub: str) -> None:
+    async def _send_urgent_lane(self) -> None:
+        """The urgent lane first: the people with urgent or emergency rows, oldest first,
+        ahead of any backlog of normal ones (each email with what was held for them)."""
+        db = self._inbox.db
+        now = clock.now()
+        claimed = await db.write(
+            claim_lane(
+                LanedOutboxItem,
+                OUTBOX.name,
+                "urgent",
+                LANED_COLUMNS,
+                now,
+                now + CLAIM_SECONDS,
+                URGENT_CLAIM,
+            )
+        )
+        people: dict[tuple[str, str], list[OutboxItem]] = {}
+        for item in sorted(claimed, key=lambda i: i.id):
+            people.setdefault((item.wedding, item.sub), []).append(item)
+        for (wedding, sub), items in people.items():
+            await self._send(wedding, sub, items)
+
+    async def _send(self, wedding: str, sub: str, claimed: Sequence[OutboxItem] = ()) -> None:
+        """Send a person's rows: ``claimed`` (by the urgent lane) and the rest of theirs."""
         db = self._inbox.db
         now = clock.now()
 
@@ -269,7 +300,7 @@ class Mailer(Extension):
                 )
             )
 
-        items = sorted(await db.write(claim()), key=lambda item: item.id)
+        items = sorted([*claimed, *await db.write(claim())], key=lambda item: item.id)
         if not items:
             return  # another process took them
         ids = [int(i.id) for i in items]

@@ -7,10 +7,14 @@ releases made them: a store they wrote is renamed when the feature is installed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import msgspec
 
+from crdt_server.names import LANE_PRIORITIES, Lane
 from crdt_server.storage import Table, schema_of
-from crdt_server.storage.gateway import renamed
+from crdt_server.storage.gateway import Tx, renamed, rows_as
 
 __all__ = [
     "NOTIFICATIONS",
@@ -21,12 +25,16 @@ __all__ = [
     "DueOutbox",
     "GUEST_MAIL_SCHEMA",
     "GuestMailItem",
+    "LanedOutboxItem",
     "MAIL_SCHEMA",
     "MailItem",
     "Notification",
     "OutboxItem",
     "UnreadNotice",
+    "claim_lane",
 ]
+
+_R = TypeVar("_R")
 
 _INBOX_COLUMNS = (
     "(id {id}, wedding {text} NOT NULL, sub {text} NOT NULL, reason {text} NOT NULL,"
@@ -136,6 +144,49 @@ class OutboxItem(msgspec.Struct, frozen=True):
     thread: str
     message: str
     priority: str
+
+
+class LanedOutboxItem(OutboxItem, frozen=True):
+    """An email to send as the urgent lane claims it (whose it is, too)."""
+
+    wedding: str
+    sub: str
+
+
+LANED_COLUMNS = "id, reason, thread, message, priority, wedding, sub"
+"""The columns of a :class:`LanedOutboxItem`, in its order."""
+
+
+def claim_lane(
+    kind: Callable[..., _R],
+    table: str,
+    lane: Lane,
+    columns: str,
+    now: float,
+    until: float,
+    limit: int,
+) -> Tx[list[_R]]:
+    """The step that claims, until ``until``, up to ``limit`` unclaimed rows of ``lane``
+    from an outbox ``table`` (one with ``id``, ``priority`` and ``claimed_until``
+    columns: the email outbox; the push outbox is to take the same shape), oldest first;
+    each as ``kind`` of ``columns``. The ``urgent`` lane holds the urgent and emergency
+    rows, the ``normal`` lane every row: a sender claims the urgent lane first, so they go
+    out ahead of any backlog. A claim lapses at ``until`` (a sender that died: the row is
+    claimed again, at least once)."""
+    priorities = LANE_PRIORITIES[lane]
+    marks = ", ".join("?" * len(priorities))
+    return (
+        yield from rows_as(
+            kind,
+            f"UPDATE {{t}}{table} SET claimed_until = ? WHERE id IN (SELECT id"  # noqa: S608
+            f" FROM {{t}}{table} WHERE claimed_until < ? AND priority IN ({marks})"
+            f" ORDER BY id LIMIT ?) RETURNING {columns}",
+            until,
+            now,
+            *priorities,
+            limit,
+        )
+    )
 
 
 class DueOutbox(msgspec.Struct, frozen=True):

@@ -18,7 +18,17 @@ paused through the API) is enabled again with :meth:`WebhookEndpoints.update
 <crdt_server.features.webhooks.service.WebhookEndpoints.update>`, and resumes where it
 stopped (its cursor did not move while it was disabled). A dead endpoint never holds back
 another, and a dead letter never holds back later deliveries: each delivery is claimed on
-its own. There is no ordering promise: the payload carries the event's ``seq``.
+its own. Order holds within a lane as far as queueing goes (each lane queues, and makes
+first attempts, in seq order), not on arrival (several attempts in flight per endpoint,
+retries): the payload carries the event's ``seq``.
+
+Two lanes (:data:`crdt_server.names.LANES`): each endpoint has a second cursor
+(``urgent_after_seq``) over the urgent and emergency events only, fanned out first, whose
+deliveries are claimed first and in slots of their own (:data:`URGENT_IN_FLIGHT`, and
+:data:`PER_ENDPOINT` per endpoint per lane), so an emergency behind any backlog goes out at
+once. The normal lane delivers every event in its turn, that one too, with the same
+``webhook-id`` as its urgent delivery: the receiver drops the repeat (at least once
+already requires it). The urgent cursor never goes back behind the normal one.
 
 Wire format (https://www.standardwebhooks.com/): headers ``webhook-id``,
 ``webhook-timestamp``, ``webhook-signature: v1,<base64 HMAC-SHA256 of id.timestamp.body>``
@@ -46,9 +56,11 @@ import os
 import secrets
 import socket
 from collections.abc import Awaitable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import msgspec
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from crdt_server import clock
@@ -70,8 +82,9 @@ from crdt_server.features.webhooks.tables import (
     Statement,
     WebhookTables,
 )
+from crdt_server.names import LANE_PRIORITIES, LANES, Lane
 from crdt_server.settings import Settings
-from crdt_server.storage import DocumentStore, EventFilter
+from crdt_server.storage import DocumentStore, EventFilter, StoredEvent
 from crdt_server.times import rfc3339
 
 if TYPE_CHECKING:
@@ -82,7 +95,10 @@ __all__ = ["Webhooks"]
 log = logging.getLogger("crdt_server.webhooks")
 
 MAX_IN_FLIGHT = 32
-"""Attempts one process makes at once."""
+"""Attempts one process makes at once on the normal lane."""
+URGENT_IN_FLIGHT = 8
+"""Attempts one process makes at once on the urgent lane (slots of its own: a backlog on
+the normal lane never holds an emergency)."""
 PER_ENDPOINT = 4
 """Attempts in flight to one endpoint (all processes): an endpoint that hangs until the
 timeout holds this many, never every slot."""
@@ -92,6 +108,16 @@ another process without a bus, custom events, retries that came due)."""
 PAGE = 200
 SWEEP_SECONDS = 3600.0
 ATTEMPTS_KEPT_SECONDS = 2 * 24 * 3600.0
+
+
+def lane_named(lane: str) -> Lane:
+    """A stored delivery's lane (anything but ``urgent`` is the normal lane)."""
+    return "urgent" if lane == "urgent" else "normal"
+
+
+class _SentAhead(msgspec.Struct, frozen=True):
+    event_seq: int
+    webhook_id: str
 
 
 class _Metrics:
@@ -139,10 +165,10 @@ class Webhooks(Extension):
         self._wake = asyncio.Event()
         self._closed = False
         self._runner: asyncio.Task[None] | None = None
-        self._sending: dict[asyncio.Task[None], str] = {}
-        """Attempts in flight, with their endpoint."""
-        self._in_flight: dict[str, int] = {}
-        """Attempts in flight per endpoint."""
+        self._sending: dict[asyncio.Task[None], tuple[str, Lane]] = {}
+        """Attempts in flight, with their endpoint and lane."""
+        self._in_flight: dict[tuple[str, Lane], int] = {}
+        """Attempts in flight per endpoint and lane."""
         self._swept_at = 0.0
         self._fanned: dict[str, Endpoint] = {}
         """The endpoints of the last fan-out (their first attempts need not read them)."""
@@ -174,7 +200,7 @@ class Webhooks(Extension):
         self._senders = Senders(
             timeout=config.webhook_timeout_seconds,
             allow_private=config.webhook_allow_private,
-            max_connections=MAX_IN_FLIGHT,
+            max_connections=MAX_IN_FLIGHT + URGENT_IN_FLIGHT,
             max_keepalive=PER_ENDPOINT * 2,
         )
         self._metrics = _Metrics(registry)
@@ -263,7 +289,9 @@ class Webhooks(Extension):
             self._wake.clear()
             try:
                 while True:
-                    more, leased = await self.fan_out(lease=MAX_IN_FLIGHT - len(self._sending))
+                    more, leased = await self.fan_out(
+                        lease=self._free("normal"), urgent_lease=self._free("urgent")
+                    )
                     self._start(leased, self._fanned)
                     if not more:
                         break
@@ -275,16 +303,17 @@ class Webhooks(Extension):
             if delay > 0:
                 await clock.wait(self._wake, delay)
 
-    async def fan_out(self, *, lease: int = 0) -> tuple[bool, list[Leased]]:
-        """Write deliveries for the events past each enabled endpoint's cursor (a page per
-        endpoint), in one transaction with the settled attempts waiting to be committed.
-        Up to ``lease`` deliveries due at once are taken by this process for their first
-        attempt. Answers whether some endpoint has more (call again), and the deliveries
+    async def fan_out(self, *, lease: int = 0, urgent_lease: int = 0) -> tuple[bool, list[Leased]]:
+        """Write deliveries for the events past each enabled endpoint's cursors (a page per
+        endpoint and lane: the urgent lane's first), in one transaction with the settled
+        attempts waiting to be committed. Up to ``lease`` deliveries of the normal lane
+        (``urgent_lease`` of the urgent lane) due at once are taken by this process for
+        their first attempt. Answers whether some endpoint has more (call again), and the deliveries
         taken (as :meth:`WebhookTables.claim` gives them)."""
         behind = await self.tables.read_as(
             FanOutRow,
             f"SELECT {', '.join('e.' + c.strip() for c in ENDPOINT_COLUMNS.split(','))},"
-            " e.after_seq, c.last_seq FROM {t}webhook_endpoints e"
+            " e.after_seq, c.last_seq, e.urgent_after_seq FROM {t}webhook_endpoints e"
             " JOIN {t}event_counters c ON c.wedding = e.wedding"
             " WHERE e.disabled = '' AND c.last_seq > e.after_seq",
         )
@@ -293,6 +322,9 @@ class Webhooks(Extension):
         inserts: list[int] = []  # which of the statements write a delivery
         more = False
         self._fanned = {}
+        sent_ahead: dict[tuple[str, int], str] = {}
+        """The ``webhook-id`` of each event (endpoint, seq) queued on the urgent lane: its
+        repeat on the normal lane carries the same."""
         for row in behind:
             endpoint = row.endpoint()
             self._fanned[endpoint.id] = endpoint
@@ -302,40 +334,68 @@ class Webhooks(Extension):
                 docs=endpoint.docs,
                 viewer=endpoint.viewer,
             )
-            page = await read_events(
-                self.tables.gateway, endpoint.wedding, after=after, limit=PAGE, where=where
-            )
-            full = len(page) == PAGE
-            more = more or full
-            # A short page saw every event up to the counter read before it (seqs follow
-            # commit order), so the cursor may pass the events that did not match.
-            cursor = page[-1].seq if full else max([last, *(e.seq for e in page)])
-            now = clock.now()
-            busy = self._in_flight.get(endpoint.id, 0)
-            for e in page:
-                take = first_delay == 0 and lease > 0 and busy < PER_ENDPOINT
-                lease -= int(take)
-                busy += int(take)
-                inserts.append(len(statements))
+            # The urgent lane first: its cursor never goes back behind the normal one (an
+            # event the normal lane queued already is not queued again).
+            ahead = max(int(row.urgent_after_seq), after)
+            for lane in LANES:
+                start = ahead if lane == "urgent" else after
+                if start >= last:
+                    continue
+                lane_where = replace(where, priorities=LANE_PRIORITIES[lane])
+                if lane == "normal":
+                    lane_where = where
+                page = await read_events(
+                    self.tables.gateway,
+                    endpoint.wedding,
+                    after=start,
+                    limit=PAGE,
+                    where=lane_where,
+                    upto=last,
+                )
+                full = len(page) == PAGE
+                more = more or full
+                # A page short of PAGE saw every event up to the counter read before it
+                # (seqs follow commit order), so the cursor may pass those that did not match.
+                cursor = page[-1].seq if full else last
+                now = clock.now()
+                busy = self._in_flight.get((endpoint.id, lane), 0)
+                if lane == "normal":
+                    sent_ahead.update(await self._sent_ahead(endpoint.id, page, sent_ahead))
+                for e in page:
+                    delivery = new_id("msg")
+                    if lane == "urgent":
+                        sent_ahead[(endpoint.id, e.seq)] = delivery
+                    free = urgent_lease if lane == "urgent" else lease
+                    take = first_delay == 0 and free > 0 and busy < PER_ENDPOINT
+                    if lane == "urgent":
+                        urgent_lease -= int(take)
+                    else:
+                        lease -= int(take)
+                    busy += int(take)
+                    inserts.append(len(statements))
+                    statements.append(
+                        insert_delivery(
+                            endpoint,
+                            delivery,
+                            e.seq,
+                            e.type,
+                            payload_of(e),
+                            e.at,
+                            now + first_delay,
+                            owner=self._owner if take else "",
+                            lease_until=now + self._lease_seconds() if take else 0.0,
+                            lane=lane,
+                            webhook_id=sent_ahead.get((endpoint.id, e.seq), delivery),
+                        )
+                    )
+                column = "urgent_after_seq" if lane == "urgent" else "after_seq"
                 statements.append(
-                    insert_delivery(
-                        endpoint,
-                        new_id("msg"),
-                        e.seq,
-                        e.type,
-                        payload_of(e),
-                        e.at,
-                        now + first_delay,
-                        owner=self._owner if take else "",
-                        lease_until=now + self._lease_seconds() if take else 0.0,
+                    (
+                        f"UPDATE {{t}}webhook_endpoints SET {column} = ?"  # noqa: S608
+                        f" WHERE id = ? AND {column} < ?",
+                        (cursor, endpoint.id, cursor),
                     )
                 )
-            statements.append(
-                (
-                    "UPDATE {t}webhook_endpoints SET after_seq = ? WHERE id = ? AND after_seq < ?",
-                    (cursor, endpoint.id, cursor),
-                )
-            )
         settled, self._settled = self._settled, []
         if not statements and not settled:
             return False, []
@@ -346,6 +406,28 @@ class Webhooks(Extension):
             raise
         written = [Inserted(*row) for i in inserts for row in results[len(settled) + i]]
         return more, [w.leased() for w in written if w.lease_owner == self._owner]
+
+    async def _sent_ahead(
+        self, endpoint: str, page: Sequence[StoredEvent], known: dict[tuple[str, int], str]
+    ) -> dict[tuple[str, int], str]:
+        """The ``webhook-id`` of each urgent event of ``page`` queued on the urgent lane
+        before (committed: one read, only for a page holding urgent events)."""
+        seqs = [
+            e.seq
+            for e in page
+            if e.priority in LANE_PRIORITIES["urgent"] and (endpoint, e.seq) not in known
+        ]
+        if not seqs:
+            return {}
+        marks = ", ".join("?" * len(seqs))
+        rows = await self.tables.read_as(
+            _SentAhead,
+            "SELECT event_seq, webhook_id FROM {t}webhook_deliveries"  # noqa: S608
+            f" WHERE endpoint = ? AND lane = 'urgent' AND event_seq IN ({marks})",
+            endpoint,
+            *seqs,
+        )
+        return {(endpoint, int(r.event_seq)): r.webhook_id for r in rows}
 
     async def flush(self) -> None:
         """Commit the settled attempts not yet committed (the dispatcher does it with its
@@ -370,8 +452,9 @@ class Webhooks(Extension):
                 self._attempt(delivery, (endpoints or {}).get(hook), creators),
                 name=f"webhook {delivery.id}",
             )
-            self._sending[task] = hook
-            self._in_flight[hook] = self._in_flight.get(hook, 0) + 1
+            key = (hook, lane_named(delivery.lane))
+            self._sending[task] = key
+            self._in_flight[key] = self._in_flight.get(key, 0) + 1
             task.add_done_callback(self._finished)
 
     async def _dispatch(self) -> float:
@@ -389,27 +472,35 @@ class Webhooks(Extension):
             return POLL_SECONDS
         if float(due) > now:
             return min(POLL_SECONDS, float(due) - now)
-        free = MAX_IN_FLIGHT - len(self._sending)
-        if free <= 0:
+        if self._free("normal") <= 0 and self._free("urgent") <= 0:
             return POLL_SECONDS  # a finished attempt wakes the dispatcher
         await self.flush()  # so a settled retry is not claimed again before it is due
-        claimed = await self.tables.claim(
-            self._owner, now, now + self._lease_seconds(), free, PER_ENDPOINT
-        )
+        claimed: list[Leased] = []
+        for lane in LANES:  # the urgent lane first, in slots of its own
+            free = self._free(lane)
+            if free > 0:
+                claimed += await self.tables.claim(
+                    self._owner, now, now + self._lease_seconds(), free, PER_ENDPOINT, lane
+                )
         self._start(claimed)
         return 0.0 if claimed else POLL_SECONDS
 
+    def _free(self, lane: Lane) -> int:
+        """Attempts this process may still start on ``lane``."""
+        bound = URGENT_IN_FLIGHT if lane == "urgent" else MAX_IN_FLIGHT
+        return bound - sum(1 for _, on in self._sending.values() if on == lane)
+
     def _finished(self, task: asyncio.Task[None]) -> None:
-        hook = self._sending.pop(task, "")
-        left = self._in_flight.get(hook, 1) - 1
+        key = self._sending.pop(task, ("", "normal"))
+        left = self._in_flight.get(key, 1) - 1
         if left > 0:
-            self._in_flight[hook] = left
+            self._in_flight[key] = left
         else:
-            self._in_flight.pop(hook, None)
+            self._in_flight.pop(key, None)
         # Its settlement waits for the dispatcher's next transaction (the next events, or
         # the poll); wake it now only when every attempt is done or slots were all taken,
         # so a burst of answers costs one pass, not one each.
-        if not self._sending or len(self._sending) == MAX_IN_FLIGHT - 1:
+        if not self._sending or self._free("normal") == 1 or key[1] == "urgent":
             self._wake.set()
 
     def _lease_seconds(self) -> float:
@@ -510,7 +601,9 @@ class Webhooks(Extension):
         try:
             async with asyncio.timeout(self._config.webhook_timeout_seconds + 1):
                 assert self._senders is not None
-                status, answer = await post_signed(self._senders, endpoint, delivery, payload)
+                status, answer = await post_signed(
+                    self._senders, endpoint, leased.webhook_id or delivery, payload
+                )
         except UnsafeTarget as exc:
             error, outcome = f"refused: {exc}", "refused"
         except TimeoutError:

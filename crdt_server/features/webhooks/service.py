@@ -31,6 +31,7 @@ from crdt_server.features.webhooks.tables import (
     StatusCount,
     WebhookTables,
 )
+from crdt_server.names import Lane
 from crdt_server.storage import Once
 from crdt_server.times import rfc3339
 
@@ -51,16 +52,21 @@ def insert_delivery(
     *,
     owner: str = "",
     lease_until: float = 0.0,
+    lane: Lane = "normal",
+    webhook_id: str = "",
 ) -> Statement:
-    """A new delivery; with an ``owner``, taken by that process for its first attempt now
-    until ``lease_until`` (saving a claim: the attempt is counted and leased in the same
-    statement)."""
+    """A new delivery on ``lane``; with an ``owner``, taken by that process for its first
+    attempt now until ``lease_until`` (saving a claim: the attempt is counted and leased
+    in the same statement). ``webhook_id``: what its attempts send as ``webhook-id``
+    (default: ``delivery``); the same for an event's deliveries on both lanes."""
     return (
         "INSERT INTO {t}webhook_deliveries (id, wedding, endpoint, event_seq, type,"
         " payload, status, next_at, created_at, event_at, attempts, lease_until,"
-        " lease_owner) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)"
+        " lease_owner, lane, webhook_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT DO NOTHING"
-        " RETURNING id, wedding, endpoint, payload, attempts, event_at, lease_owner",
+        " RETURNING id, wedding, endpoint, payload, attempts, event_at, webhook_id, lane,"
+        " lease_owner",
         (
             delivery,
             endpoint.wedding,
@@ -74,6 +80,8 @@ def insert_delivery(
             int(bool(owner)),
             lease_until if owner else 0.0,
             owner,
+            lane,
+            webhook_id or delivery,
         ),
     )
 
@@ -117,8 +125,9 @@ class WebhookEndpoints:
             statements: list[Statement] = [
                 (
                     "INSERT INTO {t}webhook_endpoints (id, wedding, url, description, events,"
-                    " secret, after_seq, created_at, scope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    values,
+                    " secret, after_seq, created_at, scope, urgent_after_seq)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*values, after),
                 )
             ]
         else:
@@ -137,12 +146,13 @@ class WebhookEndpoints:
                 ),
                 (
                     "INSERT INTO {t}webhook_endpoints (id, wedding, url, description, events,"
-                    " secret, after_seq, created_at, scope) SELECT CAST(? AS TEXT),"
+                    " secret, after_seq, created_at, scope, urgent_after_seq) SELECT"
                     " CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT),"
-                    " CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS DOUBLE PRECISION),"
-                    " CAST(? AS TEXT) WHERE EXISTS (SELECT 1"
-                    " FROM {t}webhook_idempotency WHERE scope = ? AND key = ? AND endpoint = ?)",
-                    (*values, once.scope, once.key, hook),
+                    " CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT),"
+                    " CAST(? AS DOUBLE PRECISION), CAST(? AS TEXT), CAST(? AS BIGINT)"
+                    " WHERE EXISTS (SELECT 1 FROM {t}webhook_idempotency"
+                    " WHERE scope = ? AND key = ? AND endpoint = ?)",
+                    (*values, after, once.scope, once.key, hook),
                 ),
             ]
         await self.tables.transaction(statements)

@@ -21,7 +21,9 @@ from typing import Any, TypeVar
 import msgspec
 
 from crdt_server.features.webhooks.domain import Delivery, Endpoint, scope_of
+from crdt_server.names import Lane
 from crdt_server.storage import DocumentStore, Gateway, Table, schema_of
+from crdt_server.storage.gateway import rebuilt
 from crdt_server.storage.gateway import statements as in_one_transaction
 
 __all__ = [
@@ -59,7 +61,7 @@ ENDPOINTS = Table(
         " ON {t}webhook_endpoints (wedding, id)",
     ),
 )
-DELIVERIES = Table(
+_DELIVERIES_V1 = Table(
     "webhook_deliveries",
     "(id TEXT PRIMARY KEY, wedding TEXT NOT NULL, endpoint TEXT NOT NULL, event_seq {int},"
     " type TEXT NOT NULL, payload TEXT NOT NULL, status TEXT NOT NULL,"
@@ -76,6 +78,28 @@ DELIVERIES = Table(
         " (endpoint, status, id)",
     ),
 )
+"""Version 1: one delivery per endpoint and event."""
+_DELIVERY_KEPT = (
+    "id, wedding, endpoint, event_seq, type, payload, status, attempts, next_at, lease_until,"
+    " lease_owner, last_status, last_error, last_response, created_at, event_at, done_at"
+)
+DELIVERIES = Table(
+    "webhook_deliveries",
+    "(id TEXT PRIMARY KEY, wedding TEXT NOT NULL, endpoint TEXT NOT NULL, event_seq {int},"
+    " type TEXT NOT NULL, payload TEXT NOT NULL, status TEXT NOT NULL,"
+    " attempts {int} NOT NULL DEFAULT 0, next_at {real} NOT NULL,"
+    " lease_until {real} NOT NULL DEFAULT 0, lease_owner TEXT NOT NULL DEFAULT '',"
+    " last_status {int} NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '',"
+    " last_response TEXT NOT NULL DEFAULT '', created_at {real} NOT NULL,"
+    " event_at {real} NOT NULL, done_at {real} NOT NULL DEFAULT 0,"
+    " lane TEXT NOT NULL DEFAULT 'normal', webhook_id TEXT NOT NULL DEFAULT '',"
+    " UNIQUE (endpoint, event_seq, lane))",
+    indexes=_DELIVERIES_V1.indexes,
+)
+"""Version 2: one delivery per endpoint, event and lane (``urgent``: the urgent and
+emergency events ahead of the backlog, then again on ``normal``); ``webhook_id`` is the
+``webhook-id`` every attempt of it carries (the same on both lanes, so a receiver drops
+the repeat; a version 1 delivery's is its id)."""
 ATTEMPTS = Table(
     "webhook_attempts",
     "(wedding TEXT NOT NULL, endpoint TEXT NOT NULL, delivery TEXT NOT NULL, at {real} NOT NULL,"
@@ -90,32 +114,64 @@ IDEMPOTENCY = Table(
     "(scope TEXT NOT NULL, key TEXT NOT NULL, wedding TEXT NOT NULL, fingerprint TEXT NOT NULL,"
     " endpoint TEXT NOT NULL, expires_at {real} NOT NULL, PRIMARY KEY (scope, key))",
 )
-SCHEMA = schema_of("webhooks", ENDPOINTS, DELIVERIES, ATTEMPTS, IDEMPOTENCY)
+LANES_MIGRATION = rebuilt(
+    2,
+    _DELIVERIES_V1,
+    DELIVERIES,
+    kept=_DELIVERY_KEPT,
+    sqlite=(
+        "UPDATE webhook_deliveries SET webhook_id = id",
+        "ALTER TABLE webhook_endpoints ADD COLUMN urgent_after_seq INTEGER NOT NULL DEFAULT 0",
+        "UPDATE webhook_endpoints SET urgent_after_seq = after_seq",
+    ),
+    postgres=(
+        "ALTER TABLE {s}.webhook_deliveries"
+        " ADD COLUMN IF NOT EXISTS lane text NOT NULL DEFAULT 'normal'",
+        "ALTER TABLE {s}.webhook_deliveries"
+        " ADD COLUMN IF NOT EXISTS webhook_id text NOT NULL DEFAULT ''",
+        "ALTER TABLE {s}.webhook_deliveries"
+        " DROP CONSTRAINT IF EXISTS webhook_deliveries_endpoint_event_seq_key",
+        "ALTER TABLE {s}.webhook_deliveries ADD CONSTRAINT"
+        " webhook_deliveries_endpoint_event_seq_lane_key UNIQUE (endpoint, event_seq, lane)",
+        "UPDATE {s}.webhook_deliveries SET webhook_id = id",
+        "ALTER TABLE {s}.webhook_endpoints"
+        " ADD COLUMN IF NOT EXISTS urgent_after_seq bigint NOT NULL DEFAULT 0",
+        "UPDATE {s}.webhook_endpoints SET urgent_after_seq = after_seq",
+    ),
+)
+"""Version 2, the priority lanes: each endpoint gains the urgent lane's cursor
+(``urgent_after_seq``, where its normal cursor stands), each delivery its lane
+(``normal`` for those made before) and its ``webhook_id`` (its id, as sent before)."""
+SCHEMA = schema_of(
+    "webhooks", ENDPOINTS, _DELIVERIES_V1, ATTEMPTS, IDEMPOTENCY, migrations=[LANES_MIGRATION]
+)
 
 
 _CLAIM = """
 UPDATE {t}webhook_deliveries SET lease_until = ?, lease_owner = ?, attempts = attempts + 1
 WHERE id IN (
   SELECT c.id FROM {t}webhook_deliveries c
-  WHERE c.status = 'pending' AND c.lease_until <= ? AND c.id IN (
+  WHERE c.status = 'pending' AND c.lease_until <= ? AND c.lane = ? AND c.id IN (
     SELECT ranked.id FROM (
-      SELECT d.id, d.endpoint, ROW_NUMBER() OVER (PARTITION BY d.endpoint ORDER BY d.next_at)
-        AS n
+      SELECT d.id, d.endpoint,
+        ROW_NUMBER() OVER (PARTITION BY d.endpoint ORDER BY d.next_at, d.id) AS n
       FROM {t}webhook_deliveries d JOIN {t}webhook_endpoints e ON e.id = d.endpoint
-      WHERE d.status = 'pending' AND d.next_at <= ? AND d.lease_until <= ? AND e.disabled = ''
+      WHERE d.status = 'pending' AND d.next_at <= ? AND d.lease_until <= ? AND d.lane = ?
+        AND e.disabled = ''
     ) ranked
     LEFT JOIN (
       SELECT b.endpoint, COUNT(*) AS n FROM {t}webhook_deliveries b
-      WHERE b.status = 'pending' AND b.lease_until > ? GROUP BY b.endpoint
+      WHERE b.status = 'pending' AND b.lease_until > ? AND b.lane = ? GROUP BY b.endpoint
     ) busy ON busy.endpoint = ranked.endpoint
     WHERE ranked.n + COALESCE(busy.n, 0) <= ?
   )
-  ORDER BY c.next_at LIMIT ? {lock}
+  ORDER BY c.next_at, c.id LIMIT ? {lock}
 )
-RETURNING id, wedding, endpoint, payload, attempts, event_at
+RETURNING id, wedding, endpoint, payload, attempts, event_at, webhook_id, lane
 """
-"""Due deliveries of enabled endpoints, oldest first, at most ``per_endpoint`` in flight
-for each endpoint (counting those leased by any process), so that an endpoint that hangs
+"""Due deliveries of one lane of enabled endpoints, oldest first, at most ``per_endpoint`` of
+that lane in flight for each endpoint (counting those leased by any process: each lane has
+slots of its own, so a backlog never holds the urgent lane), so that an endpoint that hangs
 until the timeout holds a few attempts, never every slot. The lease condition is on ``c``,
 the row locked, as well: on PostgreSQL a row another claim leased and committed while this
 statement waited is re-checked on its new version only against the locked row's own
@@ -172,10 +228,12 @@ class EndpointRow(msgspec.Struct, frozen=True):
 
 
 class FanOutRow(EndpointRow, frozen=True):
-    """An enabled endpoint behind its wedding's events: its cursor and the newest seq."""
+    """An enabled endpoint behind its wedding's events: its cursors (the normal lane's, the
+    urgent lane's) and the newest seq."""
 
     after_seq: int
     last_seq: int
+    urgent_after_seq: int
 
 
 class Leased(msgspec.Struct, frozen=True):
@@ -187,6 +245,9 @@ class Leased(msgspec.Struct, frozen=True):
     payload: str
     attempts: int
     event_at: float
+    webhook_id: str
+    """What the attempt sends as ``webhook-id``."""
+    lane: str
 
 
 class Inserted(Leased, frozen=True):
@@ -196,7 +257,14 @@ class Inserted(Leased, frozen=True):
 
     def leased(self) -> Leased:
         return Leased(
-            self.id, self.wedding, self.endpoint, self.payload, self.attempts, self.event_at
+            self.id,
+            self.wedding,
+            self.endpoint,
+            self.payload,
+            self.attempts,
+            self.event_at,
+            self.webhook_id,
+            self.lane,
         )
 
 
@@ -312,11 +380,18 @@ class WebhookTables:
         return await self._sql.run(in_one_transaction(statements))
 
     async def claim(
-        self, owner: str, now: float, lease_until: float, limit: int, per_endpoint: int = 4
+        self,
+        owner: str,
+        now: float,
+        lease_until: float,
+        limit: int,
+        per_endpoint: int = 4,
+        lane: Lane = "normal",
     ) -> list[Leased]:
-        """Take up to ``limit`` due deliveries of enabled endpoints under a lease (counting
-        the attempt), at most ``per_endpoint`` in flight per endpoint."""
-        args = (lease_until, owner, now, now, now, now, per_endpoint, limit)
+        """Take up to ``limit`` due deliveries of ``lane`` of enabled endpoints under a
+        lease (counting the attempt), at most ``per_endpoint`` of the lane in flight per
+        endpoint."""
+        args = (lease_until, owner, now, lane, now, now, lane, now, lane, per_endpoint, limit)
         if self._sql.dialect == "postgres":
             text = _CLAIM.replace("{lock}", "FOR UPDATE OF c SKIP LOCKED")
             # One statement, outside the store's write lock: claims never wait on commits.
