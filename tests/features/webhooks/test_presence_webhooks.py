@@ -16,6 +16,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from standardwebhooks import Webhook
 
+from crdt_server.features.events.tables import SCHEMA as EVENTS
 from crdt_server.features.presence import PresenceChange
 from crdt_server.features.webhooks.extension import Webhooks
 from crdt_server.features.webhooks.extension_presence import PresenceWebhooks
@@ -108,6 +109,7 @@ async def test_changes_are_coalesced_per_person_and_only_the_sender_sends(
     settings = Settings(data_dir=tmp_path, fragments=(WebhookSettings(webhook_allow_private=True),))
     store = SqliteStore(tmp_path / "store.sqlite3")
     await store.open()
+    await store.install(EVENTS)  # a new endpoint's cursor starts at the newest event
     webhooks = Webhooks()
     await webhooks.open(store, settings, CollectorRegistry())
     presence = PresenceWebhooks(webhooks, window=0.5)
