@@ -28,7 +28,12 @@ from crdt_server.features.notifications.extension import (
 )
 from crdt_server.features.notifications.extension_mail import Mailer
 from crdt_server.features.notifications.settings import NotificationSettings
-from crdt_server.features.notifications.tables import GUEST_MAIL_SCHEMA, MAIL_SCHEMA, SCHEMA
+from crdt_server.features.notifications.tables import (
+    GUEST_MAIL_SCHEMA,
+    MAIL_SCHEMA,
+    SCHEMA,
+    Notice,
+)
 from crdt_server.features.people import DeviceSessions, Invitations, People
 
 __all__ = [
@@ -37,6 +42,7 @@ __all__ = [
     "OVERWRITTEN",
     "Mailer",
     "NotificationSettings",
+    "Notice",
     "Notifications",
     "ThreadQuote",
     "display_name",
