@@ -442,7 +442,7 @@ class Push(Extension):
                 )
             return Payload(
                 wedding, "emergency", "Emergency", f"{name} raised an emergency",
-                f"{app}#emergency-{notice.message}", f"emergency:{notice.message}",
+                f"{app}&inbox=1", f"emergency:{notice.message}",
             )  # fmt: skip
         threads = self._inbox.threads
         said = (

@@ -26,6 +26,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from crdt_server.features.push.domain import Payload, quiet_until
+from crdt_server.features.push.service import check_endpoint
+from crdt_server.features.webhooks import UnsafeTarget
 from crdt_server.testing.receiver import Received, WebhookReceiver
 from crdt_server.testing.waits import until
 from tests.features.conversations import (
@@ -151,6 +153,8 @@ async def test_an_emergency_reaches_the_couple_encrypted_and_signed(running: Run
     http, receiver = running.http, running.receiver
     key = (await ok(await http.get("/api/push/vapid-public-key")))["key"]
     await join(http, PLANNER, COUPLE, VENDOR)
+    # The app learns the key with its access too (a new key: it subscribes again).
+    assert (await ok(await http.get(f"{W}/access", headers=COUPLE)))["push_key"] == key
     couple = Browser.at(f"{receiver.url}/couple")
     made = await http.post(f"{W}/push-subscriptions", json=couple.json(), headers=COUPLE)
     created = await ok(made, 201)
@@ -278,3 +282,26 @@ def test_a_payload_stays_under_3_kb_and_cuts_a_body_to_80_characters() -> None:
     said = Payload("w1", "mention", "T" * 5000, "b" * 5000, "/app/?wedding=w1", "thread:t").encode()
     decoded = json.loads(said)
     assert len(said) <= 3072 and len(decoded["body"]) == 80 and len(decoded["title"]) <= 120
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "http://push.example.com/x",  # plain http: push endpoints are https only
+        "https://127.0.0.1/x",  # loopback
+        "https://10.0.0.8/x",  # private
+        "https://169.254.169.254/latest",  # cloud metadata
+        "https://[::ffff:192.168.0.1]/x",  # an IPv4-mapped private address
+        "https://user:pw@push.example.com/x",  # credentials in the URL
+    ],
+)
+async def test_endpoints_are_https_to_public_addresses_only(endpoint: str) -> None:
+    with pytest.raises(UnsafeTarget):
+        await check_endpoint(endpoint, allow_private=False)
+
+
+@pytest.mark.asyncio
+async def test_the_test_setting_allows_loopback_and_plain_http() -> None:
+    await check_endpoint("http://127.0.0.1:9/x", allow_private=True)
+    await check_endpoint("https://8.8.8.8/x", allow_private=False)  # a public literal
