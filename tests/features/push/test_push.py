@@ -7,7 +7,9 @@ a real SMTP server (the sign-in links) and a real HTTP receiver."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
 import os
 import re
@@ -127,8 +129,22 @@ class Running:
         return answer["token"], cookie
 
 
+@pytest.fixture
+def backend() -> str:
+    """The store: SQLite, unless a test parametrizes ``backend`` with ``postgres``."""
+    return "sqlite"
+
+
+@pytest.fixture
+def database(backend: str, request: pytest.FixtureRequest) -> str:
+    """The store's URL: empty for SQLite, a scratch PostgreSQL database."""
+    return str(request.getfixturevalue("scratch_postgres")) if backend == "postgres" else ""
+
+
 @pytest_asyncio.fixture
-async def running(tmp_path: Path, smtp: tuple[Controller, Inbox]) -> AsyncIterator[Running]:
+async def running(
+    tmp_path: Path, smtp: tuple[Controller, Inbox], database: str
+) -> AsyncIterator[Running]:
     controller, inbox = smtp
     env = {
         **ENV,
@@ -136,6 +152,8 @@ async def running(tmp_path: Path, smtp: tuple[Controller, Inbox]) -> AsyncIterat
         "CRDT_SERVER_PUSH_ALLOW_PRIVATE": "true",
         "CRDT_SERVER_PUSH_RETRY_SCHEDULE": "0,0.2",
     }
+    if database:
+        env["CRDT_SERVER_DATABASE_URL"] = database
     async with (
         WebhookReceiver(default=201) as receiver,
         ServerProcess(tmp_path / "data", env=env, anonymous=False) as server,
@@ -149,6 +167,7 @@ def emergency() -> dict[str, Any]:
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_an_emergency_reaches_the_couple_encrypted_and_signed(running: Running) -> None:
     http, receiver = running.http, running.receiver
     key = (await ok(await http.get("/api/push/vapid-public-key")))["key"]
@@ -282,6 +301,26 @@ def test_a_payload_stays_under_3_kb_and_cuts_a_body_to_80_characters() -> None:
     said = Payload("w1", "mention", "T" * 5000, "b" * 5000, "/app/?wedding=w1", "thread:t").encode()
     decoded = json.loads(said)
     assert len(said) <= 3072 and len(decoded["body"]) == 80 and len(decoded["title"]) <= 120
+
+
+@pytest.mark.asyncio
+async def test_two_hosts_starting_together_sign_with_one_key(
+    tmp_path: Path, scratch_postgres: str
+) -> None:
+    env = {**ENV, "CRDT_SERVER_DATABASE_URL": scratch_postgres}
+    async with contextlib.AsyncExitStack() as stack:
+        servers = await asyncio.gather(
+            *(
+                stack.enter_async_context(ServerProcess(tmp_path / name, env=env, anonymous=False))
+                for name in ("a", "b")
+            )
+        )
+        keys = set()
+        async with httpx.AsyncClient(timeout=10) as http:
+            for server in servers:
+                answer = await http.get(f"{server.url}/api/push/vapid-public-key")
+                keys.add((await ok(answer))["key"])
+        assert len(keys) == 1
 
 
 @pytest.mark.asyncio
