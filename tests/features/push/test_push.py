@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import re
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -254,6 +255,35 @@ async def test_a_signed_out_device_s_subscription_gets_nothing(running: Running)
     await ok(await http.post(f"{W}/events", json=emergency(), headers=VENDOR), 201)
     await receiver.wait_for(2)
     assert [r.path for r in receiver.received] == ["/hook/phone", "/hook/phone"]
+
+
+@pytest.mark.asyncio
+async def test_an_erased_member_s_subscriptions_and_settings_go(running: Running) -> None:
+    http, receiver = running.http, running.receiver
+    await join(http, PLANNER, COUPLE, VENDOR)
+    for who, headers in (("couple", COUPLE), ("planner", PLANNER)):
+        browser = Browser.at(f"{receiver.url}/{who}")
+        await ok(
+            await http.post(f"{W}/push-subscriptions", json=browser.json(), headers=headers), 201
+        )
+    quiet = {"quiet_hours": {"start": "22:00", "end": "07:00", "zone": "Europe/Paris"}}
+    await ok(await http.put(f"{W}/push-settings", json=quiet, headers=COUPLE))
+    erased = await http.delete("/api/admin/members/cam", headers=ADMIN_AUTH)
+    assert erased.status_code == 200, erased.text
+    store = sqlite3.connect(f"file:{running.server.data_dir / 'crdt.sqlite3'}?mode=ro", uri=True)
+    try:
+        left = store.execute(
+            "SELECT (SELECT COUNT(*) FROM push_subscriptions WHERE sub = 'cam'),"
+            " (SELECT COUNT(*) FROM push_prefs WHERE sub = 'cam'),"
+            " (SELECT COUNT(*) FROM push_subscriptions)"
+        ).fetchone()
+    finally:
+        store.close()
+    assert left == (0, 0, 1)
+    # The planner still hears of an emergency.
+    await ok(await http.post(f"{W}/events", json=emergency(), headers=VENDOR), 201)
+    [got] = await receiver.wait_for(1)
+    assert got.path == "/hook/planner"
 
 
 @pytest.mark.asyncio
