@@ -37,6 +37,7 @@ from tests.features.conversations import (
     ADMIN_AUTH,
     COUPLE,
     ENV,
+    OTHER_VENDOR,
     PLANNER,
     VENDOR,
     Inbox,
@@ -255,6 +256,33 @@ async def test_a_signed_out_device_s_subscription_gets_nothing(running: Running)
     await ok(await http.post(f"{W}/events", json=emergency(), headers=VENDOR), 201)
     await receiver.wait_for(2)
     assert [r.path for r in receiver.received] == ["/hook/phone", "/hook/phone"]
+
+
+@pytest.mark.asyncio
+async def test_a_mention_pushes_80_characters_to_who_may_read_the_thread(running: Running) -> None:
+    http, receiver = running.http, running.receiver
+    key = (await ok(await http.get("/api/push/vapid-public-key")))["key"]
+    await join(http, PLANNER, COUPLE, VENDOR, OTHER_VENDOR)
+    couple, stranger = Browser.at(f"{receiver.url}/couple"), Browser.at(f"{receiver.url}/dj")
+    await ok(await http.post(f"{W}/push-subscriptions", json=couple.json(), headers=COUPLE), 201)
+    made = await http.post(f"{W}/push-subscriptions", json=stranger.json(), headers=OTHER_VENDOR)
+    await ok(made, 201)
+    thread = {"subject": "Florist deposit", "kind": "vendor", "participants": ["flo"]}
+    tid = (await ok(await http.post(f"{W}/threads", json=thread, headers=PLANNER), 201))["id"]
+    body = "@cam @dj the deposit for the peonies is due on Friday; " + "x" * 200
+    put = await http.put(f"{W}/threads/{tid}/messages/m1", json={"body": body}, headers=VENDOR)
+    await ok(put, 201)
+    [got] = await receiver.wait_for(1)
+    assert got.path == "/hook/couple" and got.headers["urgency"] == "normal"
+    said = couple.read(got, key, running.origin)
+    assert said["type"] == "mention" and said["wedding"] == "w1"
+    assert "Florist deposit" in said["title"] and "mentioned you" in said["title"]
+    assert len(said["body"]) == 80 and said["body"].startswith("@cam @dj the deposit")
+    assert said["url"] == f"/app/?wedding=w1&thread={tid}" and said["tag"] == f"thread:{tid}"
+    # The other vendor may not read the thread: nothing for them, even a while later.
+    await ok(await http.post(f"{W}/events", json=emergency(), headers=VENDOR), 201)
+    await receiver.wait_for(2)
+    assert [r.path for r in receiver.received] == ["/hook/couple", "/hook/couple"]
 
 
 @pytest.mark.asyncio
