@@ -9,9 +9,10 @@ import json
 import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, available_timezones
 
 import http_ece  # type: ignore[import-untyped]
 import jwt
@@ -179,11 +180,15 @@ def valid_hour(text: str) -> bool:
     return int(text[:2]) < 24 and int(text[3:]) < 60
 
 
+@cache
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
 def zone(name: str) -> ZoneInfo | None:
-    try:
-        return ZoneInfo(name) if name else None
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
+    """The IANA zone ``name`` (``None``: not one the zone database lists; a name from
+    that list only, never a path handed to the file system)."""
+    return ZoneInfo(name) if name in _zones() else None
 
 
 def quiet_until(now: float, start: str, end: str, zone_name: str) -> float | None:

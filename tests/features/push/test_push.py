@@ -338,9 +338,13 @@ async def test_bad_subscriptions_name_the_field_and_keep_nothing(running: Runnin
     refused = await http.post(f"{W}/push-subscriptions", json=eleventh, headers=COUPLE)
     assert refused.status_code == 422 and "endpoint" in refused.text
     # Quiet hours: a bad zone names its field; a good one is kept.
-    bad = {"quiet_hours": {"start": "22:00", "end": "07:00", "zone": "Mars/Base"}}
-    answer = await http.put(f"{W}/push-settings", json=bad, headers=COUPLE)
-    assert answer.status_code == 422 and "quiet_hours.zone" in answer.text
+    for wrong in ("Mars/Base", "Europe", "../etc/passwd"):
+        bad = {"quiet_hours": {"start": "22:00", "end": "07:00", "zone": wrong}}
+        answer = await http.put(f"{W}/push-settings", json=bad, headers=COUPLE)
+        assert answer.status_code == 422 and "quiet_hours.zone" in answer.text
+    late = {"quiet_hours": {"start": "24:00", "end": "07:00", "zone": "UTC"}}
+    answer = await http.put(f"{W}/push-settings", json=late, headers=COUPLE)
+    assert answer.status_code == 422 and "quiet_hours.start" in answer.text
     quiet = {"quiet_hours": {"start": "22:00", "end": "07:00", "zone": "Europe/Paris"}}
     await ok(await http.put(f"{W}/push-settings", json=quiet, headers=COUPLE))
     shown = await ok(await http.get(f"{W}/push-settings", headers=COUPLE))
