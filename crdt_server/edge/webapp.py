@@ -40,6 +40,7 @@ from crdt_server.edge.identity import unauthorized
 from crdt_server.edge.links import public_url
 from crdt_server.edge.params import WeddingPath
 from crdt_server.edge.problems import ApiError, problem_response
+from crdt_server.edge.push_key import push_key_of
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.edge.upgrade import projector_of
 from crdt_server.names import ROOM_KINDS
@@ -188,6 +189,9 @@ class WeddingAccess(msgspec.Struct, frozen=True):
     """How the planner app syncs this wedding (``CRDT_SERVER_APP_TRANSPORT``): ``collab``,
     one Hocuspocus socket at ``/collab/{wedding_id}`` for all its documents, or ``sync``,
     one y-websocket socket per document at ``/sync``."""
+    push_key: str | None = None
+    """The server's Web Push (VAPID) public key, ``null`` when it sends no push: an app
+    whose subscription was made with another key subscribes again."""
 
 
 def _not_found(detail: str) -> Response:
@@ -489,5 +493,6 @@ async def wedding_access(call: ApiCall, path: WeddingPath) -> Response:
             projected,
             capabilities,
             "sync" if call.state.settings.app_transport == "sync" else "collab",
+            push_key_of(call.state),
         )
     )

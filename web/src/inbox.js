@@ -7,6 +7,7 @@
 import { html, nothing } from 'lit-html'
 import { when } from './activity.js'
 import { call, reasonOf } from './api.js'
+import { pushView } from './push.js'
 
 const REASONS = {
   mention: 'mentioned you',
@@ -150,7 +151,8 @@ export function inboxView (ctx) {
             </select></label>${f.note('participation')}</div>
             <label class="check"><input type="checkbox" name="email" ?checked=${settings.email}> Email me mentions and urgent messages</label>
             <button type="submit">Save settings</button>
-          </form>`
+          </form>
+          ${pushView(ctx)}`
         : html`<p class="muted">Loading…</p>`}
     </details>
   </section>`

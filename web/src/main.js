@@ -23,6 +23,7 @@ import { OperationQueue } from './operations.js'
 import { EditState, FormErrors } from './forms.js'
 import { History } from './undo.js'
 import { Inbox, bell, inboxView } from './inbox.js'
+import { DevicePush } from './push.js'
 import { Tools, toolsView } from './tools.js'
 import { Webhooks } from './webhooks.js'
 import { Invites } from './invites.js'
@@ -289,6 +290,7 @@ class PlannerApp {
       onChange: () => this.sync.changed()
     })
     this.inboxOpen = false
+    this.push = new DevicePush({ wedding, sub: access.sub, token: () => this.keeper.token, key: access.push_key, onChange: () => this.sync.changed() })
     this.tools = new Tools({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
     this.toolsOpen = false
     this.webhooks = new Webhooks({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
@@ -367,6 +369,7 @@ class PlannerApp {
     this.feed.start()
     this.threads.start()
     this.inbox.start()
+    this.openFromPush()
     this.lost.start()
     this.answers.start()
     addEventListener('online', () => {
@@ -574,6 +577,19 @@ class PlannerApp {
    *  (shown at once); other rooms, levels, projections or a transport (a role changed
    *  meanwhile) reopen the app with the new answer, kept by now; refused, signed out; a
    *  deleted wedding, removed. No answer (offline): the kept access stands. */
+  /** A push notification opened the app (the service worker's notificationclick) at
+   *  `?thread=` or `?inbox=1`: that thread, or the inbox for an emergency. */
+  openFromPush () {
+    const params = new URLSearchParams(location.search)
+    if (!params.has('thread') && !params.has('inbox')) return
+    history.replaceState(null, '', location.pathname + location.hash)
+    const wedding = params.get('wedding')
+    if (wedding && wedding !== this.wedding) return
+    const thread = params.get('thread')
+    if (thread) this.openNotification({ thread: { id: thread } })
+    else this.showInbox(true)
+  }
+
   accessAnswered (fresh) {
     if (!fresh) return
     if (fresh.deleted) { this.gone(); return }
@@ -581,6 +597,7 @@ class PlannerApp {
     const rooms = (a) => JSON.stringify([a.role, a.docs, a.projected || [], a.transport || 'collab'])
     if (rooms(fresh) !== rooms(this.access)) { location.reload(); return }
     this.access = fresh
+    this.push.keyIs(fresh.push_key)
     if (this.device) {
       try { localStorage.setItem(`crdt-server.access:${this.wedding}`, JSON.stringify(fresh)) } catch {}
     }

@@ -50,3 +50,51 @@ self.addEventListener('fetch', (event) => {
     }
   })())
 })
+
+// Web Push: each push message (a mention, an urgent message, an emergency; encrypted by the
+// server, decrypted by the browser) becomes a notification. The payload names its wedding,
+// type, title, the start of a body, the app URL to open and a tag: a notification with the
+// same tag replaces the earlier one (repeats collapse). An emergency stays until it is
+// dismissed. A payload that is not ours still shows something: the browser requires a
+// notification for every push (userVisibleOnly).
+const TEXT = (value, most) => (typeof value === 'string' ? value.slice(0, most) : '')
+
+/** The app URL a notification opens: only this origin's /app/ pages. */
+function appUrl (value) {
+  try {
+    const url = new URL(TEXT(value, 2048) || '/app/', location.origin)
+    if (url.origin === location.origin && url.pathname.startsWith('/app/')) return url.href
+  } catch {}
+  return new URL('/app/', location.origin).href
+}
+
+self.addEventListener('push', (event) => {
+  let data = {}
+  try { data = event.data ? event.data.json() : {} } catch { data = {} }
+  if (!data || typeof data !== 'object') data = {}
+  const emergency = data.type === 'emergency'
+  const title = TEXT(data.title, 200) || 'Wedding planner'
+  const options = {
+    body: TEXT(data.body, 200),
+    tag: TEXT(data.tag, 200) || undefined,
+    renotify: Boolean(data.tag),
+    requireInteraction: emergency,
+    data: { url: appUrl(data.url), wedding: TEXT(data.wedding, 64), type: TEXT(data.type, 40) }
+  }
+  event.waitUntil(self.registration.showNotification(title, options))
+})
+
+self.addEventListener('notificationclick', (event) => {
+  event.notification.close()
+  const url = appUrl(event.notification.data && event.notification.data.url)
+  event.waitUntil((async () => {
+    const open = await self.clients.matchAll({ type: 'window', includeUncontrolled: true })
+    for (const client of open) {
+      if (new URL(client.url).pathname.startsWith('/app/') && 'navigate' in client) {
+        await client.focus()
+        return client.navigate(url)
+      }
+    }
+    return self.clients.openWindow(url)
+  })())
+})

@@ -1,8 +1,8 @@
 // The service worker of the planner: keeps the app shell on the device so the app opens
 // with no network. The documents themselves live in IndexedDB (y-indexeddb), not here.
 // The list of files and the version below are filled in by web/build.mjs.
-const VERSION = '4288ee29283f975c'
-const SHELL = ["/app/","/app/app-S2HHICI6.css","/app/app-SZXGZRVO.js","/app/chunk-2HMNMTUL.js","/app/chunk-4KHJP4GX.js","/app/chunk-7S272OAT.js","/app/chunk-KJZ6OWI7.js","/app/chunk-PM4PEIQL.js","/app/chunk-ULH3TVUC.js","/app/chunk-X5YW32EU.js","/app/chunk-XMFJZ5UI.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
+const VERSION = '06444639d1bab622'
+const SHELL = ["/app/","/app/app-S2HHICI6.css","/app/app-TJS6Z4JI.js","/app/chunk-2HMNMTUL.js","/app/chunk-4KHJP4GX.js","/app/chunk-7S272OAT.js","/app/chunk-KJZ6OWI7.js","/app/chunk-PM4PEIQL.js","/app/chunk-ULH3TVUC.js","/app/chunk-X5YW32EU.js","/app/chunk-XMFJZ5UI.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
 const CACHE = `planner-${VERSION}`
 
 self.addEventListener('install', (event) => {
@@ -48,5 +48,53 @@ self.addEventListener('fetch', (event) => {
       if (kept) return kept
       throw error
     }
+  })())
+})
+
+// Web Push: each push message (a mention, an urgent message, an emergency; encrypted by the
+// server, decrypted by the browser) becomes a notification. The payload names its wedding,
+// type, title, the start of a body, the app URL to open and a tag: a notification with the
+// same tag replaces the earlier one (repeats collapse). An emergency stays until it is
+// dismissed. A payload that is not ours still shows something: the browser requires a
+// notification for every push (userVisibleOnly).
+const TEXT = (value, most) => (typeof value === 'string' ? value.slice(0, most) : '')
+
+/** The app URL a notification opens: only this origin's /app/ pages. */
+function appUrl (value) {
+  try {
+    const url = new URL(TEXT(value, 2048) || '/app/', location.origin)
+    if (url.origin === location.origin && url.pathname.startsWith('/app/')) return url.href
+  } catch {}
+  return new URL('/app/', location.origin).href
+}
+
+self.addEventListener('push', (event) => {
+  let data = {}
+  try { data = event.data ? event.data.json() : {} } catch { data = {} }
+  if (!data || typeof data !== 'object') data = {}
+  const emergency = data.type === 'emergency'
+  const title = TEXT(data.title, 200) || 'Wedding planner'
+  const options = {
+    body: TEXT(data.body, 200),
+    tag: TEXT(data.tag, 200) || undefined,
+    renotify: Boolean(data.tag),
+    requireInteraction: emergency,
+    data: { url: appUrl(data.url), wedding: TEXT(data.wedding, 64), type: TEXT(data.type, 40) }
+  }
+  event.waitUntil(self.registration.showNotification(title, options))
+})
+
+self.addEventListener('notificationclick', (event) => {
+  event.notification.close()
+  const url = appUrl(event.notification.data && event.notification.data.url)
+  event.waitUntil((async () => {
+    const open = await self.clients.matchAll({ type: 'window', includeUncontrolled: true })
+    for (const client of open) {
+      if (new URL(client.url).pathname.startsWith('/app/') && 'navigate' in client) {
+        await client.focus()
+        return client.navigate(url)
+      }
+    }
+    return self.clients.openWindow(url)
   })())
 })

@@ -32,6 +32,7 @@ from crdt_server.features.notifications.tables import (
     GUEST_MAIL_SCHEMA,
     MAIL_SCHEMA,
     SCHEMA,
+    Notice,
     claim_lane,
 )
 from crdt_server.features.people import DeviceSessions, Invitations, People
@@ -42,6 +43,7 @@ __all__ = [
     "OVERWRITTEN",
     "Mailer",
     "NotificationSettings",
+    "Notice",
     "Notifications",
     "ThreadQuote",
     "claim_lane",

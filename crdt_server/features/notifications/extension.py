@@ -13,7 +13,7 @@ Notifications about a thread carry its id; the threads feature says what they ar
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from crdt_server import clock
@@ -25,9 +25,11 @@ from crdt_server.features.notifications.domain_mail import subject_line
 from crdt_server.features.notifications.tables import (
     GUEST_MAIL_SCHEMA,
     MAIL_SCHEMA,
+    NOTICE_COLUMNS,
     NOTIFICATION_COLUMNS,
     SCHEMA,
     Count,
+    Notice,
     Notification,
     UnreadNotice,
 )
@@ -238,6 +240,9 @@ class Notifications(Extension):
         self.emails = False
         """Whether notifications queue email rows: on when this server sends email
         (``CRDT_SERVER_SMTP_URL``, the feature's settings)."""
+        self.queued_listeners: list[Callable[[str], None]] = []
+        """Told (with the wedding) whenever :meth:`queued` is: notifications of the
+        wedding were committed (the push feature looks at the inbox then)."""
 
     def describe_threads(self, threads: ThreadNotices) -> None:
         """Show notifications about threads, as ``threads`` says (the threads feature)."""
@@ -268,6 +273,8 @@ class Notifications(Extension):
     def queued(self, wedding: str) -> None:
         """Emails were committed to the outbox: wake the mailers, here and elsewhere."""
         self.outbox_wake.set()
+        for told in self.queued_listeners:
+            told(wedding)
         assert self._core is not None
         self._core.registry.bus.publish_event(to_event(OutboxQueued(wedding)))
 
@@ -323,6 +330,27 @@ class Notifications(Extension):
         )
         self.queued(wedding)
         return True
+
+    async def notices_after(self, after: int, limit: int) -> list[Notice]:
+        """Up to ``limit`` inbox entries of every wedding with an id over ``after``, in
+        id order (the push feature follows the inbox with them)."""
+        return await self.db.read_as(
+            Notice,
+            f"SELECT {NOTICE_COLUMNS} FROM {{t}}notifications WHERE id > ? ORDER BY id LIMIT ?",
+            after,
+            limit,
+        )
+
+    async def notice(self, id_: int) -> Notice | None:
+        """One inbox entry by its id (``None``: read and gone, or erased)."""
+        return await self.db.read_one_as(
+            Notice, f"SELECT {NOTICE_COLUMNS} FROM {{t}}notifications WHERE id = ?", id_
+        )
+
+    async def last_notice(self) -> int:
+        """The id of the newest inbox entry (0: none)."""
+        row = await self.db.read_one_as(Count, "SELECT COALESCE(MAX(id), 0) FROM {t}notifications")
+        return 0 if row is None else int(row.count)
 
     async def on_guest_erased(self, wedding: str, guest_id: str) -> None:
         def tx() -> Tx[None]:

@@ -28,6 +28,8 @@ __all__ = [
     "LanedOutboxItem",
     "MAIL_SCHEMA",
     "MailItem",
+    "NOTICE_COLUMNS",
+    "Notice",
     "Notification",
     "OutboxItem",
     "UnreadNotice",
@@ -129,6 +131,23 @@ class Notification(msgspec.Struct, frozen=True):
     priority: str
     created_at: float
     read: int
+
+
+class Notice(msgspec.Struct, frozen=True):
+    """An inbox entry with whom it is for (the push feature reads them in order)."""
+
+    id: int
+    wedding: str
+    sub: str
+    reason: str
+    thread: str
+    message: str
+    actor: str
+    priority: str
+    created_at: float
+
+
+NOTICE_COLUMNS = "id, wedding, sub, reason, thread, message, actor, priority, created_at"
 
 
 class UnreadNotice(msgspec.Struct, frozen=True):

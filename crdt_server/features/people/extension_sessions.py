@@ -310,6 +310,9 @@ class DeviceSessions(Extension):
         """Told whenever a sign-in link verified an address (another feature's interest:
         the weddings feature lets a wedding made through open signup send email once its
         creator's address is verified)."""
+        self.ended_listeners: list[Callable[[str], None]] = []
+        """Told (in every process, with its id) of each device session that ended: signed
+        out, revoked, idle, its person erased (the push feature drops its subscriptions)."""
         self.forgotten_listeners: list[Forgotten] = []
         """Told of each address an erasure left held by nobody (the weddings feature's
         record of who created a wedding keeps a digest of the creator's address)."""
@@ -776,6 +779,8 @@ class DeviceSessions(Extension):
 
     def _ended_here(self, sid: str) -> None:
         self._revocations.end_session(sid)
+        for told in self.ended_listeners:
+            told(sid)
         if self._core is None:
             return
         for room in list(self._core.registry.rooms.values()):

@@ -11,13 +11,22 @@ from crdt_server.features.events import EventLog
 from crdt_server.features.people import People
 from crdt_server.features.presence import PresenceDirectory
 from crdt_server.features.webhooks.commands import COMMANDS
+from crdt_server.features.webhooks.domain_safety import (
+    Target,
+    UnsafeTarget,
+    check_url,
+    resolve_target,
+)
 from crdt_server.features.webhooks.extension import Webhooks
 from crdt_server.features.webhooks.extension_presence import PresenceWebhooks
 from crdt_server.features.webhooks.routes import webhook_routes
+from crdt_server.features.webhooks.service_sender import Senders
 from crdt_server.features.webhooks.settings import WebhookSettings
 from crdt_server.features.webhooks.tables import SCHEMA
 
-__all__ = ["FEATURE"]
+__all__ = ["FEATURE", "Senders", "Target", "UnsafeTarget", "check_url", "resolve_target"]
+"""Beside the feature: its SSRF guard and pooled sender, which the push feature's delivery
+uses too (every resolved address public, connect to the checked address)."""
 
 
 def _build(built: Built) -> Sequence[Extension]:

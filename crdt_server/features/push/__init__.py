@@ -1,0 +1,38 @@
+"""Web Push (RFC 8030, 8291, 8292): browsers' subscriptions of each member, and mentions,
+urgent messages and emergencies pushed to them through a durable outbox that follows the
+notifications inbox. It needs the notifications (the inbox), the member directory and
+device sessions (people), and the webhook feature's SSRF guard and sender."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from crdt_server.core.hooks import Extension
+from crdt_server.features import Built, Feature
+from crdt_server.features.notifications import Notifications
+from crdt_server.features.people import DeviceSessions, People
+from crdt_server.features.push.extension import MAX_SUBSCRIPTIONS, Push
+from crdt_server.features.push.routes import push_routes
+from crdt_server.features.push.settings import PushSettings
+from crdt_server.features.push.tables import SCHEMA
+
+__all__ = ["FEATURE", "MAX_SUBSCRIPTIONS", "Push", "PushSettings"]
+
+
+def _build(built: Built) -> Sequence[Extension]:
+    inbox = built.get(Notifications)
+    push = Push(inbox, built.get(People), built.revocations)
+    inbox.queued_listeners.append(push.notified)
+    sessions = built.find(DeviceSessions)
+    if sessions is not None:
+        sessions.ended_listeners.append(push.session_ended)
+    return [push]
+
+
+FEATURE = Feature(
+    "push",
+    _build,
+    routes=push_routes,
+    schemas=(SCHEMA,),
+    settings=PushSettings,
+)
