@@ -160,9 +160,6 @@ class _Session:
         burst = 2 * settings.max_updates_per_second
         self.updates = TokenBucket(settings.max_updates_per_second, burst)
         self.sender = Sender(conn.principal.actor, conn.id)
-        self.wrote = False
-        """The frame just handled was an update the room accepted (it may now be over its
-        backlog bound: reading pauses then)."""
         self.pulling: asyncio.Future[None] | None = None
         """A Hocuspocus document's dropped updates are pulled when this is done."""
         burst = 2 * settings.max_awareness_per_second
@@ -249,23 +246,23 @@ class _Session:
                 self._stateless(dialect, frame)
             else:
                 await self._handle(decode_message(frame))
-            if self.wrote:
-                self.wrote = False
-                if room.backlog_over and not await room.backlog_pause():
-                    # Backpressure (crdt_server.core.backlog): this connection is not read
-                    # while its room is over its bound, so TCP carries the pressure to it;
-                    # one still paused after the limit keeps flooding a room that cannot
-                    # catch up.
-                    limit = self.settings.max_read_pause_seconds
-                    raise Overloaded(
-                        f"the room stayed over its backlog bound for {limit:g} s; try again later"
-                    )
             if room.uncommitted_bytes > max_uncommitted:
                 # Backpressure: stop reading this writer until the store catches up.
                 await room.flush()
 
     async def _handle(self, message: Message) -> None:
         if isinstance(message, SyncUpdate | SyncStep2):
+            room = self.room
+            if self.dialect is None and room.backlog_over and self.conn.principal.can_write:
+                # Backpressure (crdt_server.core.backlog): the update waits, not taken in,
+                # and this connection is not read while its room is over its bound, so TCP
+                # carries the pressure to the writer. One still paused after the limit
+                # keeps flooding a room that cannot catch up.
+                if not await room.backlog_pause():
+                    limit = self.settings.max_read_pause_seconds
+                    raise Overloaded(
+                        f"the room stayed over its backlog bound for {limit:g} s; try again later"
+                    )
             await self.pacer.turn(self.ticket)  # under overload, connections take turns
             started = time.perf_counter()
             await self._update(message.update, step2=isinstance(message, SyncStep2))
@@ -310,8 +307,6 @@ class _Session:
         await room.apply(update, summary, self.sender)
         if dialect is not None:
             self._acknowledge(dialect.applied)
-        else:
-            self.wrote = True
 
     def _drop_for_now(self, dialect: Dialect) -> None:
         """The room is over its backlog bound: answer the update as dropped (SyncStatus 0),
