@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import math
 import os
@@ -46,6 +47,7 @@ __all__ = [
     "coldload",
     "connections",
     "fanout",
+    "overload",
     "presence",
     "text_updates",
     "throughput",
@@ -1098,3 +1100,237 @@ async def presence(
                "{:.0f}", "lower"),
         *cpu.metrics(label),
     ]  # fmt: skip
+
+
+# -- overload (no collapse: the excess is pushed back) ------------------------------------
+
+
+async def _metrics_page(target: Target) -> str:
+    """The server's ``/metrics`` page ("" if it has none or cannot be read)."""
+    try:
+        async with asyncio.timeout(10.0):
+            reader, writer = await asyncio.open_connection(target.host, target.port)
+            writer.write(b"GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n")
+            body = (await reader.read()).decode(errors="replace")
+            writer.close()
+    except (OSError, TimeoutError):
+        return ""
+    return body
+
+
+def _histogram(page: str, name: str) -> dict[float, float]:
+    """A Prometheus histogram's cumulative buckets from a ``/metrics`` page."""
+    out: dict[float, float] = {}
+    for line in page.splitlines():
+        if line.startswith(f"{name}_bucket{{"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            out[math.inf if bound == "+Inf" else float(bound)] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def _counter(page: str, name: str) -> float | None:
+    for line in page.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def _bucket_p(before: dict[float, float], after: dict[float, float], q: float) -> float | None:
+    """Upper bound (ms) of the bucket holding the q-th percentile between two scrapes."""
+    bounds = sorted(after)
+    if not bounds:
+        return None
+    total = after[bounds[-1]] - before.get(bounds[-1], 0.0)
+    if total <= 0:
+        return None
+    for b in bounds:
+        if after[b] - before.get(b, 0.0) >= q / 100.0 * total:
+            return b * 1000.0
+    return None
+
+
+def _backed_up(peer: YPeer) -> bool:
+    """Whether the kernel refused some of what ``peer`` wrote: TCP's window is shut (the
+    server is not reading it), so a client that respects backpressure waits."""
+    conn = peer.conn
+    transport = getattr(conn, "_transport", None)
+    if transport is None:
+        ws = getattr(conn, "_ws", None)
+        transport = getattr(ws, "transport", None)
+        if len(getattr(conn, "_outbox", ())):
+            return True
+    return transport is not None and transport.get_write_buffer_size() > 0
+
+
+async def overload(
+    target: Target,
+    rooms: int,
+    writers: int,
+    sustainable: float,
+    factors: Sequence[float] = (4.0, 8.0),
+    duration: float = 60.0,
+    probe_interval: float = 0.1,
+    recovery_window: float = 30.0,
+) -> list[Metric]:
+    """``rooms`` x ``writers`` offered ``factor`` x ``sustainable`` updates/s in all, open
+    loop, for ``duration`` per factor, while a quiet wedding's writer sends one update
+    every ``probe_interval`` and times its echo.
+
+    A writer whose socket the kernel stopped taking (the server paused reading it) waits
+    until it takes again, as a client that respects TCP's backpressure does (a browser's
+    ``bufferedAmount``): the excess is pushed back, counted as ``deferred``; every update
+    it does send is timed from that send. Rows per factor: the rate the server acknowledged
+    (echoes to their writers inside the window, per second), the writers' echo p50/p99
+    from their send (it includes the time an update waited in the kernel's buffers behind
+    a paused read), the server's own from taking an update in to echoing it
+    (``crdt_broadcast_seconds``, ours only: bucket bounds), the quiet wedding's echo p99,
+    and the recovery: from the end of the burst until every later probe echoes within
+    100 ms. After the last factor every room must hold every update sent (converged)."""
+    label = f"overload {rooms}x{writers}"
+    per_writer_max = [
+        math.ceil(f * sustainable * duration / (rooms * writers)) + 10 for f in factors
+    ]
+    budget = sum(per_writer_max) + 10
+    ids = [WRITER_BASE_ID + 10 + k for k in range(writers)]
+    messages = {cid: update_messages(cid, budget) for cid in ids}
+    probe_id = WRITER_BASE_ID + 5
+    probe_budget = int((len(factors) * (duration + recovery_window + 30)) / probe_interval) + 100
+    probe_messages = update_messages(probe_id, probe_budget)
+    weddings = [target.room("ov") for _ in range(rooms)]
+    quiet_wedding = target.room("quiet")
+    echoes: list[tuple[float, float]] = []  # (echo time, latency) of the writers' updates
+    probes: list[tuple[float, float | None]] = []  # (send time, latency)
+
+    def on_update(peer: YPeer, payload: bytes, t: float) -> None:
+        for cid, (_, end) in clock_ranges(payload).items():
+            prev = peer.seen.get(cid, 0)
+            if end <= prev:
+                continue
+            peer.seen[cid] = end
+            if cid == peer.client_id:
+                if cid == probe_id:
+                    for k in range(prev, end):
+                        if k < len(probes):
+                            probes[k] = (probes[k][0], t - probes[k][0])
+                else:
+                    times = peer_times[id(peer)]
+                    for k in range(prev, min(end, len(times))):
+                        echoes.append((t, t - times[k]))
+                peer.acked = end
+
+    peer_times: dict[int, list[float]] = {}
+    opened: list[YPeer] = []
+    metrics: list[Metric] = []
+    try:
+        peers = await open_peers(target, [w for w in weddings for _ in range(writers)], opened)
+        members = {w: peers[i * writers : (i + 1) * writers] for i, w in enumerate(weddings)}
+        for room_peers in members.values():
+            for k, p in enumerate(room_peers):
+                p.client_id = ids[k]
+                p.on_update = on_update
+                peer_times[id(p)] = []
+        (probe,) = await open_peers(target, [quiet_wedding], opened)
+        probe.client_id = probe_id
+        probe.on_update = on_update
+        stop_probe = asyncio.Event()
+
+        async def probing() -> None:
+            while not stop_probe.is_set() and probe.sent < probe_budget:
+                probes.append((time.perf_counter(), None))
+                probe.send(probe_messages[probe.sent])
+                probe.sent += 1
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(probe_interval):
+                        await stop_probe.wait()
+
+        prober = asyncio.create_task(probing())
+        for factor in factors:
+            rate = factor * sustainable
+            per_writer = rate / (rooms * writers)
+            step = f"{label} at {factor:g}x ({rate:.0f}/s offered)"
+            page0 = await _metrics_page(target)
+            echoes.clear()
+            first_probe = len(probes)
+            cpu = CpuWindow(target.pid).start()
+            t0 = time.perf_counter()
+            end = t0 + duration
+            phase = {id(p): (i % 1000) / 1000.0 for i, p in enumerate(peers)}
+            offered = deferred = 0
+            next_due = {id(p): t0 + phase[id(p)] / per_writer for p in peers}
+            while True:
+                now = time.perf_counter()
+                if now >= end:
+                    break
+                for p in peers:
+                    due = next_due[id(p)]
+                    while due <= now and due < end:
+                        offered += 1
+                        due += 1.0 / per_writer
+                        if p.sent >= budget or _backed_up(p):
+                            deferred += 1
+                            continue
+                        peer_times[id(p)].append(time.perf_counter())
+                        p.send(messages[p.client_id][p.sent])
+                        p.sent += 1
+                    next_due[id(p)] = due
+                await asyncio.sleep(0.005)
+            burst_end = time.perf_counter()
+            acknowledged = sum(1 for t, _ in echoes if t <= burst_end)
+            in_window = [lat for t, lat in echoes if t <= burst_end]
+            cpu.stop()
+            page1 = await _metrics_page(target)
+            # Recovery: the burst is over (writers stop); wait for every sent update's echo
+            # and for the quiet wedding's echo to be back under 100 ms for good.
+            await wait_until(lambda: all(p.acked >= p.sent for p in peers), recovery_window)
+            await asyncio.sleep(3.0)  # 30 more probes, to see the echo stay fast
+            after = [(s, lat) for s, lat in probes[first_probe:] if s >= burst_end]
+            slow = [s for s, lat in after if lat is None or lat > 0.1]
+            recovered = (max(slow) - burst_end) if slow else 0.0
+            during = [lat for s, lat in probes[first_probe:] if s < burst_end]
+            quiet = [lat if lat is not None else math.inf for lat in during]
+            accepted0 = _counter(page0, "crdt_updates_accepted_total")
+            accepted1 = _counter(page1, "crdt_updates_accepted_total")
+            server_p99 = _bucket_p(
+                _histogram(page0, "crdt_broadcast_seconds"),
+                _histogram(page1, "crdt_broadcast_seconds"),
+                99,
+            )
+            metrics += [
+                Metric(f"{step}: offered updates/s", offered / duration, "{:.0f}", ratio=False),
+                Metric(
+                    f"{step}: acknowledged updates/s (echoed inside the burst)",
+                    acknowledged / duration, "{:.0f}", "higher",
+                    f"{acknowledged / duration / sustainable:.2f}x the sustainable rate",
+                ),
+                Metric(
+                    f"{step}: taken in by the server updates/s",
+                    (accepted1 - accepted0) / duration
+                    if accepted0 is not None and accepted1 is not None else None,
+                    "{:.0f}", "", "crdt_updates_accepted",
+                ),
+                Metric(f"{step}: pushed back (not sent while TCP's window was shut) %",
+                       100.0 * deferred / offered if offered else None, "{:.0f}", ratio=False),
+                *latency_metrics(f"{step}: echo from the writer's send", in_window),
+                Metric(f"{step}: echo from taken in p99 ms (server, bucket bound)", server_p99,
+                       "{:.0f}", "lower", "crdt_broadcast_seconds"),
+                *latency_metrics(f"{step}: quiet wedding echo", quiet),
+                Metric(f"{step}: recovery s (quiet echo back under 100 ms)",
+                       recovered if after else None, "{:.1f}", "lower",
+                       "" if after else "no probe after the burst"),
+                *cpu.metrics(step),
+            ]  # fmt: skip
+        stop_probe.set()
+        await prober
+        # Convergence: a fresh client of each room holds every writer's every update.
+        checkers = await open_peers(target, weddings, opened)
+        converged = 0
+        for wedding, checker in zip(weddings, checkers, strict=True):
+            fresh = clock_ranges(checker.step2 or EMPTY_UPDATE)
+            if all(fresh.get(p.client_id, (0, 0))[1] >= p.sent for p in members[wedding]):
+                converged += 1
+        metrics.append(
+            Metric(f"{label}: rooms converged (of {rooms})", converged, "{:.0f}", "higher")
+        )
+    finally:
+        await close_peers(opened)
+    return metrics

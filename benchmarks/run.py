@@ -42,6 +42,8 @@ from benchmarks.loadgen import Metric, Target  # noqa: E402
 from benchmarks.servers import ServerProcess, ServerSpec, node_ready, server_specs  # noqa: E402
 
 SCENARIOS = ("fanout", "throughput", "connections", "coldload", "presence", "multiplex")
+OPTIONAL_SCENARIOS = ("overload",)
+"""Run only when named in ``--scenarios`` (minutes each: not in the standard rows)."""
 
 
 @dataclass
@@ -66,6 +68,12 @@ class Sizes:
     mux_readers: int = 50
     mux_rate: float = 20.0
     mux_seconds: float = 5.0
+    ov_rooms: int = 1000
+    ov_writers: int = 10
+    ov_sustainable: float = 500.0
+    """What one process sustains in the product scenario (updates/s); the overload
+    scenario offers 4x and 8x it."""
+    ov_seconds: float = 60.0
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -140,6 +148,15 @@ def scenario_runs(name: str, sizes: Sizes) -> list[tuple[str, Runner]]:
             duration=s.mux_seconds,
         )
         return [("multiplex", runner)]
+    if name == "overload":
+        runner = partial(
+            loadgen.overload,
+            rooms=s.ov_rooms,
+            writers=s.ov_writers,
+            sustainable=s.ov_sustainable,
+            duration=s.ov_seconds,
+        )
+        return [("overload", runner)]
     raise ValueError(f"unknown scenario {name}")
 
 
@@ -339,8 +356,9 @@ async def main_async(args: argparse.Namespace) -> int:
         if specs[s].argv[0] == os.environ.get("NODE", "node") and not node_ready():
             raise SystemExit(f"{s} needs `npm ci` in benchmarks/node (see benchmarks/README.md)")
     for s in scenarios:
-        if s not in SCENARIOS:
-            raise SystemExit(f"unknown scenario {s!r}; known: {', '.join(SCENARIOS)}")
+        if s not in SCENARIOS + OPTIONAL_SCENARIOS:
+            known = ", ".join(SCENARIOS + OPTIONAL_SCENARIOS)
+            raise SystemExit(f"unknown scenario {s!r}; known: {known}")
     sizes = Sizes.quick() if args.quick else Sizes()
     if args.conn_sizes:
         sizes.conn_sizes = tuple(int(x) for x in args.conn_sizes.split(","))
@@ -348,6 +366,9 @@ async def main_async(args: argparse.Namespace) -> int:
         sizes.tp_seconds = args.tp_seconds
     if args.tp_window:
         sizes.tp_window = args.tp_window
+    for name in ("ov_rooms", "ov_writers", "ov_sustainable", "ov_seconds"):
+        if getattr(args, name) is not None:
+            setattr(sizes, name, getattr(args, name))
     seconds = sizes.fanout_seconds if args.profile_run.startswith("fanout") else sizes.tp_seconds
     profiler = Profiler(args.profile, seconds, args.profile_run)
 
@@ -442,6 +463,12 @@ def main() -> int:
     parser.add_argument("--conn-sizes", help="comma-separated connection counts, e.g. 1000,10000")
     parser.add_argument("--tp-seconds", type=float, help="throughput measuring window")
     parser.add_argument("--tp-window", type=int, help="throughput: updates in flight per writer")
+    parser.add_argument("--ov-rooms", type=int, help="overload: weddings (default 1000)")
+    parser.add_argument("--ov-writers", type=int, help="overload: writers per wedding (10)")
+    parser.add_argument(
+        "--ov-sustainable", type=float, help="overload: the rate one process sustains (500/s)"
+    )
+    parser.add_argument("--ov-seconds", type=float, help="overload: seconds per burst (60)")
     parser.add_argument(
         "--client", choices=("raw", "websockets"), default="raw", help="load-generator transport"
     )

@@ -134,6 +134,21 @@ class Settings:
     """Messages queued for one connection before it is closed with 1013 as a slow consumer."""
     max_uncommitted_bytes: int = 16 * 1024 * 1024
     """Bytes of a room applied but not yet committed before its writers wait for the store."""
+    room_backlog_updates: int = 64
+    """Updates one room may have accepted and not committed yet. A connection that sends an
+    update while its room is past it is not read again until the room's commits bring it
+    back under (TCP carries the pressure to the writer); on a Hocuspocus socket the update
+    is answered with SyncStatus 0 instead and pulled later. 0: no bound."""
+    process_backlog_updates: int = 512
+    """Updates all the rooms of the process may have accepted and not committed. Past it,
+    each room keeps its fair share (this bound divided among the rooms with a backlog, at
+    least one update), and a writer to a room over its share waits as above: one busy
+    wedding never delays a quiet one. About half a second of what the process commits
+    keeps the echo of what it accepts under a second. 0: no bound."""
+    max_read_pause_seconds: float = 10.0
+    """Longest a connection's reading stays paused by its room's backlog; one still paused
+    then (a client that keeps flooding) is closed with 1013 and resyncs when it comes
+    back."""
     compact_after_updates: int = 1000
     """A room's log is folded into one snapshot once it has this many rows."""
     room_idle_seconds: float = 10.0
@@ -255,6 +270,7 @@ class Settings:
             "outbound_queue_bytes",
             "outbound_queue_messages",
             "max_uncommitted_bytes",
+            "max_read_pause_seconds",
             "compact_after_updates",
             "token_ttl_seconds",
             "session_max_lifetime_seconds",
@@ -282,6 +298,8 @@ class Settings:
         )
         require_not_negative(
             self,
+            "room_backlog_updates",
+            "process_backlog_updates",
             "room_idle_seconds",
             "gc_full_collection_seconds",
             "presence_batch_seconds",

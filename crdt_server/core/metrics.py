@@ -50,7 +50,28 @@ class Metrics:
         """(room, Yjs client) pairs refused since their update stalled a server."""
         self.updates_waiting_turn = 0
         """Sessions whose next update waits for its turn (:mod:`crdt_server.core.pacing`)."""
+        self.backlog_updates = 0
+        """Updates accepted and not yet committed, all rooms (:mod:`crdt_server.core.backlog`)."""
+        self.reads_paused = 0
+        """Connections not read now because their room is over its backlog bound."""
         r.register(_HotCollector(self))
+        self.backlog_pauses = Counter(
+            "crdt_backlog_pauses",
+            "Times a connection's reading paused because its room was over its backlog bound",
+            registry=r,
+        )
+        self.backlog_pause_limits = Counter(
+            "crdt_backlog_pause_limits",
+            "Connections closed with 1013 because their reading stayed paused for"
+            " CRDT_SERVER_MAX_READ_PAUSE_SECONDS",
+            registry=r,
+        )
+        self.backlog_drops = Counter(
+            "crdt_backlog_drops",
+            "Hocuspocus updates answered with SyncStatus 0 because their room was over its"
+            " backlog bound (the server pulls them later)",
+            registry=r,
+        )
         self.connections_closed = Counter(
             "crdt_connections_closed", "Closed connections by close code", ["code"], registry=r
         )
@@ -223,6 +244,16 @@ class _HotCollector(Collector):
             "crdt_updates_waiting_turn",
             "Connections whose next update waits for its turn (overload)",
             m.updates_waiting_turn,
+        )
+        yield GaugeMetricFamily(
+            "crdt_backlog_updates",
+            "Updates accepted and not yet committed, all rooms of the process",
+            m.backlog_updates,
+        )
+        yield GaugeMetricFamily(
+            "crdt_reads_paused",
+            "Connections not read now because their room is over its backlog bound",
+            m.reads_paused,
         )
 
 

@@ -157,13 +157,15 @@ class Room(RoomContent):
                 self._health.succeeded()
                 self._metrics.commit_seconds.observe(done - started)
                 self._metrics.commit_batch.observe(len(batch))
-                self._committed = batch[-1].index + 1
+                committed, self._committed = self._committed, batch[-1].index + 1
                 self.last_seq = seqs[-1]
                 self._log_rows += len(batch)
                 updates = [u.data for u in batch]
                 self._broadcast_batch(batch)
                 self._metrics.broadcast_seconds.observe(time.perf_counter() - batch[0].applied_at)
                 self._release_waiters()
+                # After the echo: a writer let in again sees its last update acknowledged.
+                self._backlog.removed(self.name, self._committed - committed)
                 self._bus.publish_updates(self.name, seqs, updates)
                 stored = pending.stored(seqs, events)
                 self._hooks.stored(self, stored)
@@ -267,6 +269,7 @@ class Room(RoomContent):
         """The store lost an uncommitted batch: nobody may see it, so end the room."""
         log.error("room %s: commit failed, closing its connections: %s", self.name, exc)
         self.failed = exc
+        self._backlog.removed(self.name, self._applied - self._committed)
         self._uncommitted = []
         self._uncommitted_bytes = 0
         for _, future in self._commit_waiters:
@@ -379,6 +382,21 @@ class Room(RoomContent):
         self.members.apply_remote_awareness(origin, payload)
 
     # -- connections and presence (the room's members) ------------------------------------
+
+    @property
+    def backlog_over(self) -> bool:
+        """Whether this room is over its backlog bound: its writers wait (see
+        :mod:`crdt_server.core.backlog`)."""
+        return self._backlog.over(self.name)
+
+    async def backlog_pause(self) -> bool:
+        """Wait while this room is over its backlog bound (at most the pause limit);
+        ``False``: it still is."""
+        return await self._backlog.pause(self.name)
+
+    def backlog_under(self) -> asyncio.Future[None]:
+        """A future done once this room is no longer over its backlog bound."""
+        return self._backlog.under(self.name)
 
     @property
     def connections(self) -> set[Connection]:

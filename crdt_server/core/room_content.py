@@ -98,6 +98,7 @@ class RoomContent(ABC):
         self._size = 0
         """Bytes of the stored log (an upper bound of the document's encoded size)."""
         self._usage = services.usage
+        self._backlog = services.backlog
         self.document = RoomDocument()
         self._uncommitted: list[Uncommitted] = []
         self._inflight: list[Uncommitted] = []
@@ -335,6 +336,7 @@ class RoomContent(ABC):
             self._held_senders[update] = sender
         index = self._applied
         self._applied += 1
+        self._backlog.added(self.name)
         clients = summary.structs.keys()
         client_id = next(iter(clients)) if len(clients) == 1 else None
         self._uncommitted.append(

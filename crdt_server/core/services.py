@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from crdt_server.cluster.bus import Bus
+from crdt_server.core.backlog import Backlog
 from crdt_server.core.hooks import Hooks
 from crdt_server.core.metrics import Metrics, StoreHealth
 from crdt_server.core.quarantine import ApplySlot, Quarantine
@@ -38,3 +39,15 @@ class RoomServices:
     """Where the update being applied is recorded, for the next start if it never returns."""
     usage: WeddingUsage = field(default_factory=WeddingUsage)
     """The bytes each wedding's documents hold (the storage quota per wedding)."""
+    backlog: Backlog = field(init=False)
+    """What each room accepted and has not committed, and its bounds (from ``settings``)."""
+
+    def __post_init__(self) -> None:
+        settings = self.settings
+        backlog = Backlog(
+            settings.room_backlog_updates,
+            settings.process_backlog_updates,
+            settings.max_read_pause_seconds,
+            self.metrics,
+        )
+        object.__setattr__(self, "backlog", backlog)  # frozen: derived once, here

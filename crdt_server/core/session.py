@@ -45,6 +45,7 @@ from crdt_server.core.room import Room, RoomFailed
 from crdt_server.errors import (
     CloseCode,
     MessageTooBig,
+    Overloaded,
     PeerError,
     PolicyViolation,
     ProtocolError,
@@ -159,6 +160,8 @@ class _Session:
         burst = 2 * settings.max_updates_per_second
         self.updates = TokenBucket(settings.max_updates_per_second, burst)
         self.sender = Sender(conn.principal.actor, conn.id)
+        self.pulling: asyncio.Future[None] | None = None
+        """A Hocuspocus document's dropped updates are pulled when this is done."""
         burst = 2 * settings.max_awareness_per_second
         self.awareness = TokenBucket(settings.max_awareness_per_second, burst)
         principal = conn.principal
@@ -205,6 +208,8 @@ class _Session:
         finally:
             if expiry is not None:
                 expiry.cancel()
+            if self.pulling is not None:
+                self.pulling.cancel()
             if self.keepalive is not None:
                 self.keepalive.cancel()
             room.leave(conn)
@@ -247,6 +252,17 @@ class _Session:
 
     async def _handle(self, message: Message) -> None:
         if isinstance(message, SyncUpdate | SyncStep2):
+            room = self.room
+            if self.dialect is None and room.backlog_over and self.conn.principal.can_write:
+                # Backpressure (crdt_server.core.backlog): the update waits, not taken in,
+                # and this connection is not read while its room is over its bound, so TCP
+                # carries the pressure to the writer. One still paused after the limit
+                # keeps flooding a room that cannot catch up.
+                if not await room.backlog_pause():
+                    limit = self.settings.max_read_pause_seconds
+                    raise Overloaded(
+                        f"the room stayed over its backlog bound for {limit:g} s; try again later"
+                    )
             await self.pacer.turn(self.ticket)  # under overload, connections take turns
             started = time.perf_counter()
             await self._update(message.update, step2=isinstance(message, SyncStep2))
@@ -283,9 +299,30 @@ class _Session:
             elif self.dialect is not None:
                 conn.send(self.dialect.applied)
             return
+        dialect = self.dialect
+        if dialect is not None and room.backlog_over:
+            # One socket, several documents: never stop reading it for one room.
+            self._drop_for_now(dialect)
+            return
         await room.apply(update, summary, self.sender)
-        if self.dialect is not None:
-            self._acknowledge(self.dialect.applied)
+        if dialect is not None:
+            self._acknowledge(dialect.applied)
+
+    def _drop_for_now(self, dialect: Dialect) -> None:
+        """The room is over its backlog bound: answer the update as dropped (SyncStatus 0),
+        and once the room is back under, send the room's step 1, whose answer (the peer's
+        step 2) brings whatever was dropped (Yjs sync is state based)."""
+        self.metrics.backlog_drops.inc()
+        self.conn.send(dialect.dropped)
+        if self.pulling is None:
+            self.pulling = self.room.backlog_under()
+            self.pulling.add_done_callback(self._pull)
+
+    def _pull(self, future: asyncio.Future[None]) -> None:
+        self.pulling = None
+        if future.cancelled() or self.conn.closing or self.room.failed is not None:
+            return
+        self.conn.send(encode_sync_step1(self.room.doc.get_state()))
 
     def _acknowledge(self, applied: bytes) -> None:
         """Send ``applied`` once everything applied so far is committed (after the echo:

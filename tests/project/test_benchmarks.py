@@ -275,3 +275,26 @@ async def test_the_multiplex_scenario_runs_tiny_on_both_paths(tmp_path: Path) ->
         missing = "multiplex 4 docs: fan-out to 2 readers: missing deliveries (of 20)"
         assert shown[missing] == 0, shown
         assert shown["multiplex 4 docs: server RSS KiB per wedding (4 documents)"] is not None
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(120)
+async def test_the_overload_scenario_runs_tiny(tmp_path: Path) -> None:
+    """The overload row at a tiny size on ours: both bursts run, every row has a figure,
+    and every room converges."""
+    from benchmarks import loadgen
+    from benchmarks.servers import ServerProcess, server_specs
+
+    spec = server_specs()["ours"]
+    async with ServerProcess(spec, tmp_path / "ours") as server:
+        target = loadgen.Target(server.host, server.port, server.pid, spec.dialect)
+        metrics = await loadgen.overload(
+            target, rooms=2, writers=2, sustainable=20.0, duration=1.0, recovery_window=10.0
+        )
+    shown = {m.name: m.value for m in metrics}
+    assert shown["overload 2x2: rooms converged (of 2)"] == 2, shown
+    for factor, rate in (("4x", 80), ("8x", 160)):
+        step = f"overload 2x2 at {factor} ({rate}/s offered)"
+        assert shown[f"{step}: acknowledged updates/s (echoed inside the burst)"], shown
+        assert shown[f"{step}: quiet wedding echo p99 ms"] is not None, shown
+        assert shown[f"{step}: recovery s (quiet echo back under 100 ms)"] is not None, shown

@@ -1,0 +1,138 @@
+"""Bounded backlogs: the excess of an overload is pushed back to its writers, not queued.
+
+A room's backlog is what it accepted but has not committed yet (its next batch and the one
+being committed). Without a bound, a server offered more than it sustains takes every
+update in and everyone waits behind everyone: a median echo a minute after the send. With
+one, a connection that sends an update while its room is past its bound is not read again
+until the room's commits bring it back under: its frames wait in its small inbox, then in
+the kernel, and TCP's window carries the pressure to the writer, who sends no faster than
+the server commits. The server goes on committing at its own rate with short batches, so
+what it accepts is echoed fast.
+
+Two bounds, both per room:
+
+- ``room_bound``: the most one room may have accepted and not committed.
+- ``process_bound``: the most all the rooms of the process may have together. Past it, a
+  room may keep its fair share of it (the bound divided among the rooms that have a
+  backlog, at least one update), so one busy wedding never delays a quiet one: a room
+  with at most one update waiting is never over, and a quiet wedding's next update is
+  always read at once.
+
+A connection is paused at most ``pause_limit`` seconds at a time: one still paused then is
+a client that keeps flooding a room that cannot catch up, and is closed with 1013 (its
+client reconnects later and resyncs). A Hocuspocus socket carries several documents, so
+its reading never pauses for one of them: an update for a room over its bound is not
+applied, is answered with SyncStatus 0, and the session pulls what the room lacks with its
+own sync step 1 once the room is back under (:mod:`crdt_server.core.session`).
+
+Durations here are the process's own (``time.monotonic`` through the event loop), never
+the wall clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Hashable
+
+from crdt_server.core.metrics import Metrics
+
+__all__ = ["Backlog"]
+
+
+class Backlog:
+    """The backlogs of one process's rooms (see the module docstring); bounds of 0: off."""
+
+    def __init__(
+        self,
+        room_bound: int = 0,
+        process_bound: int = 0,
+        pause_limit: float = 10.0,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.room_bound = room_bound
+        self.process_bound = process_bound
+        self.pause_limit = pause_limit
+        self._metrics = metrics or Metrics()
+        self.total = 0
+        """Updates accepted and not committed, in every room of the process."""
+        self._rooms: dict[Hashable, int] = {}
+        """Each room with a backlog: how many updates it holds (never 0: removed then)."""
+        self._waiters: dict[Hashable, list[asyncio.Future[None]]] = {}
+
+    def of(self, room: Hashable) -> int:
+        """The backlog of ``room``."""
+        return self._rooms.get(room, 0)
+
+    def over(self, room: Hashable) -> bool:
+        """Whether ``room`` is past its bound: its writers must wait (see the module)."""
+        count = self._rooms.get(room, 0)
+        if not count:
+            return False
+        if self.room_bound and count >= self.room_bound:
+            return True
+        bound = self.process_bound
+        if bound and self.total >= bound:
+            return count > max(1, bound // len(self._rooms))
+        return False
+
+    def added(self, room: Hashable) -> None:
+        """``room`` accepted one more update."""
+        self._rooms[room] = self._rooms.get(room, 0) + 1
+        self.total += 1
+        self._metrics.backlog_updates = self.total
+
+    def removed(self, room: Hashable, count: int) -> None:
+        """``room`` committed ``count`` updates (or dropped them: the store failed)."""
+        held = self._rooms.get(room, 0)
+        count = min(count, held)
+        if not count:
+            return
+        self.total -= count
+        self._metrics.backlog_updates = self.total
+        if held == count:
+            del self._rooms[room]
+        else:
+            self._rooms[room] = held - count
+        waiters = self._waiters.get(room)
+        if waiters and not self.over(room):
+            del self._waiters[room]
+            for future in waiters:
+                if not future.done():
+                    future.set_result(None)
+
+    def under(self, room: Hashable) -> asyncio.Future[None]:
+        """A future done once ``room`` is no longer over its bound (at once if it is not)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.over(room):
+            self._waiters.setdefault(room, []).append(future)
+        else:
+            future.set_result(None)
+        return future
+
+    async def pause(self, room: Hashable) -> bool:
+        """Wait while ``room`` is over its bound, at most :attr:`pause_limit` seconds;
+        ``False``: it still is (the caller closes its connection with 1013)."""
+        if not self.over(room):
+            return True
+        self._metrics.backlog_pauses.inc()
+        self._metrics.reads_paused += 1
+        future = self.under(room)
+        try:
+            async with asyncio.timeout(self.pause_limit or None):
+                await future
+        except TimeoutError:
+            future.cancel()
+            self._forget(room, future)
+            self._metrics.backlog_pause_limits.inc()
+            return False
+        finally:
+            self._metrics.reads_paused -= 1
+        return True
+
+    def _forget(self, room: Hashable, future: asyncio.Future[None]) -> None:
+        waiters = self._waiters.get(room)
+        if waiters is None:
+            return
+        waiters[:] = [f for f in waiters if f is not future]
+        if not waiters:
+            del self._waiters[room]

@@ -1,0 +1,76 @@
+"""The backlog bounds (crdt_server.core.backlog) by themselves: who is over, who is woken,
+fair shares across rooms, the pause limit. The real server's behaviour under overload is
+tests/wire/test_overload.py's."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from crdt_server.core.backlog import Backlog
+from crdt_server.core.metrics import Metrics
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(10)]
+
+
+async def test_a_room_at_its_bound_is_over_until_its_commits_bring_it_under() -> None:
+    backlog = Backlog(room_bound=3)
+    for _ in range(2):
+        backlog.added("a")
+    assert not backlog.over("a")
+    backlog.added("a")
+    assert backlog.over("a") and not backlog.over("b")
+    under = backlog.under("a")
+    assert not under.done()
+    backlog.removed("a", 1)
+    await asyncio.wait_for(under, 1)
+    assert backlog.of("a") == 2 and backlog.total == 2
+    backlog.removed("a", 5)  # more than it holds: never negative
+    assert backlog.of("a") == 0 and backlog.total == 0
+
+
+async def test_past_the_process_bound_a_busy_room_waits_and_a_quiet_one_never() -> None:
+    backlog = Backlog(room_bound=100, process_bound=10)
+    for _ in range(9):
+        backlog.added("busy")
+    backlog.added("quiet")
+    # Ten in all, two rooms with a backlog: each may keep five; the quiet one holds one.
+    assert backlog.over("busy")
+    assert not backlog.over("quiet")
+    backlog.added("quiet")
+    assert not backlog.over("quiet")  # two of its share of five
+    backlog.removed("busy", 9)
+    assert not backlog.over("busy")
+    # With as many rooms as the bound, each keeps at least one.
+    many = Backlog(process_bound=4)
+    for room in "abcdef":
+        many.added(room)
+    assert not any(many.over(room) for room in "abcdef")
+    many.added("a")
+    assert many.over("a")
+
+
+async def test_a_pause_ends_when_the_room_is_under_or_after_the_limit() -> None:
+    metrics = Metrics()
+    backlog = Backlog(room_bound=1, pause_limit=0.2, metrics=metrics)
+    backlog.added("a")
+    waiting = asyncio.ensure_future(backlog.pause("a"))
+    await asyncio.sleep(0)  # let it start waiting: nothing to wait on but itself
+    assert metrics.reads_paused == 1
+    backlog.removed("a", 1)
+    assert await asyncio.wait_for(waiting, 1) is True
+    assert metrics.reads_paused == 0
+    backlog.added("a")
+    assert await backlog.pause("a") is False  # nobody commits: the limit ends it
+    assert metrics.reads_paused == 0
+    assert metrics.backlog_pause_limits._value.get() == 1
+    assert not backlog._waiters  # the timed-out waiter is forgotten
+
+
+async def test_bounds_of_zero_never_pause() -> None:
+    backlog = Backlog()
+    for _ in range(10_000):
+        backlog.added("a")
+    assert not backlog.over("a")
+    assert await backlog.pause("a") is True
