@@ -18,9 +18,11 @@ from crdt_server.features.day.extension import (
     MISSING,
     MISSING_KIND,
     OFFLINE,
+    OFFLINE_KIND,
     RESERVED,
     DayWatch,
     missing,
+    offline,
     told,
 )
 from crdt_server.features.day.routes import day_routes
@@ -29,6 +31,7 @@ from crdt_server.features.day.tables import SCHEMA
 from crdt_server.features.events import EventLog
 from crdt_server.features.jobs import JobKind
 from crdt_server.features.people import People
+from crdt_server.features.presence import PresenceDirectory
 from crdt_server.features.scheduler import Scheduler
 
 __all__ = [
@@ -37,6 +40,7 @@ __all__ = [
     "MISSING",
     "MISSING_KIND",
     "OFFLINE",
+    "OFFLINE_KIND",
     "RESERVED",
     "DaySettings",
     "DayWatch",
@@ -44,7 +48,10 @@ __all__ = [
 
 
 def _build(built: Built) -> Sequence[Extension]:
-    return [DayWatch(built.get(Scheduler), built.get(EventLog), built.find(People))]
+    watch = DayWatch(
+        built.get(Scheduler), built.get(EventLog), built.find(People), built.find(PresenceDirectory)
+    )
+    return [watch]
 
 
 FEATURE = Feature(
@@ -53,5 +60,5 @@ FEATURE = Feature(
     routes=day_routes,
     schemas=(SCHEMA,),
     settings=DaySettings,
-    jobs=(JobKind(MISSING_KIND, missing, after=told),),
+    jobs=(JobKind(MISSING_KIND, missing, after=told), JobKind(OFFLINE_KIND, offline, after=told)),
 )

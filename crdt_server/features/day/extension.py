@@ -29,19 +29,21 @@ from typing import Any
 from crdt_server import clock
 from crdt_server.actor import Actor
 from crdt_server.auth.permissions import LEADS
-from crdt_server.core.hooks import CommitBatch, Core, Extension, RoomView
-from crdt_server.documents import to_json
+from crdt_server.core.hooks import CommitBatch, ConnectionView, Core, Extension, RoomView
+from crdt_server.documents import DOCUMENT_KINDS, to_json
 from crdt_server.documents.changes import entry_changes
 from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.model import local_moment, zone_of
 from crdt_server.documents.vendors import VENDORS_ROOT, read_directory, vendor_name
 from crdt_server.features.day import tables
 from crdt_server.features.day.domain import call_times, local_day
+from crdt_server.features.day.settings import DaySettings
 from crdt_server.features.db import FeatureDb, Tx
 from crdt_server.features.events import EventLog, store_events
 from crdt_server.features.jobs import Job, JobContext
 from crdt_server.features.notifications import Notifications, notify
 from crdt_server.features.people import Member, People
+from crdt_server.features.presence import PresenceDirectory
 from crdt_server.features.scheduler import Scheduler
 from crdt_server.names import RESERVED_EVENT_TYPES
 from crdt_server.storage import NewEvent
@@ -67,6 +69,9 @@ RESERVED = RESERVED_EVENT_TYPES
 (:data:`crdt_server.names.RESERVED_EVENT_TYPES`)."""
 MISSING_KIND = "day.missing"
 """The scheduler's job kind: one per (vendor, call time) on the wedding's date."""
+OFFLINE_KIND = "day.offline"
+"""The scheduler's job kind that looks at a member on duty (entry: ``sub`` and the window's
+start); it raises ``day.member_offline`` at most once per window."""
 SERVER = Actor("server", "server")
 _ROOTS = frozenset({"items", "profile", VENDORS_ROOT})
 
@@ -93,10 +98,21 @@ class DayWatch(Extension):
     domain = WEDDINGS
     wants_changes = True
 
-    def __init__(self, scheduler: Scheduler, events: EventLog, people: People | None) -> None:
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        events: EventLog,
+        people: People | None,
+        presence: PresenceDirectory | None,
+    ) -> None:
         self.scheduler = scheduler
         self.events = events
         self.people = people
+        self.presence = presence
+        self._on_duty: dict[str, set[str]] = {}
+        """Wedding -> the subs with a duty window (loaded with the wedding's first room)."""
+        self._writes: set[asyncio.Task[Any]] = set()
+        self.grace = 600.0
         self._core: Core | None = None
         self._db: FeatureDb | None = None
         self._pending: set[str] = set()
@@ -109,6 +125,7 @@ class DayWatch(Extension):
         self._core = core
         self._db = FeatureDb(core.store)
         await core.store.install(tables.SCHEMA)
+        self.grace = core.settings.fragment(DaySettings).day_offline_grace_seconds
         self._task = asyncio.create_task(self._follow(), name="day-watch")
 
     async def close(self) -> None:
@@ -116,6 +133,7 @@ class DayWatch(Extension):
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await asyncio.gather(*self._writes, return_exceptions=True)
         if self._db is not None:
             await self._db.drain()
 
@@ -131,11 +149,55 @@ class DayWatch(Extension):
             raise RuntimeError("the day feature has not been started")
         return self._core
 
+    async def on_member_erased(self, wedding: str, sub: str) -> bool:
+        return await self.db.write(tables.forget_member(wedding, sub)) > 0
+
     # -- following the timeline ----------------------------------------------------------
 
     async def on_load(self, room: RoomView) -> None:
         if room.kind == "timeline":
             self._want(room.wedding_id)
+        if room.wedding_id not in self._on_duty:
+            duties = await self.db.write(tables.duties_of(room.wedding_id))
+            self._on_duty.setdefault(room.wedding_id, set()).update(d.sub for d in duties)
+
+    def on_connect(self, room: RoomView, conn: ConnectionView) -> None:
+        self._seen(room.wedding_id, conn.principal.user_id)
+
+    def on_disconnect(self, room: RoomView, conn: ConnectionView) -> None:
+        self._seen(room.wedding_id, conn.principal.user_id)
+
+    def _seen(self, wedding: str, sub: str) -> None:
+        """A connection of a member on duty opened or closed: note it in their window."""
+        if sub not in self._on_duty.get(wedding, ()):
+            return
+        task = asyncio.create_task(self.db.write(tables.duty_seen(wedding, sub, clock.now())))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def put_duty(self, wedding: str, duty: tables.Duty) -> None:
+        """Put a member on duty for a window, and plan the look at them ``grace`` seconds
+        into it (a window already open counts from now)."""
+        self._on_duty.setdefault(wedding, set()).add(duty.sub)
+        first = max(duty.start, clock.now()) + self.grace
+        scheduler = self.scheduler
+
+        def tx() -> Tx[None]:
+            yield from tables.put_duty(wedding, duty)
+            if first < duty.until:
+                yield from scheduler.scheduled(
+                    wedding, OFFLINE_KIND, duty_entry(duty.sub, duty.start), first,
+                    {"sub": duty.sub, "start": duty.start},
+                )  # fmt: skip
+
+        await self.db.write(tx())
+        scheduler.wake()
+
+    def connected(self, wedding: str, sub: str) -> bool:
+        """Whether ``sub`` has a connection to the wedding now (any process)."""
+        if self.presence is None:
+            return False
+        return any(e.user_id == sub for e in self.presence.presence(wedding, set(DOCUMENT_KINDS)))
 
     def on_stored(self, room: RoomView, batch: CommitBatch) -> None:
         if room.kind != "timeline":
@@ -245,6 +307,10 @@ class DayWatch(Extension):
         return [m for m in await self.people.members(wedding) if m.role in LEADS]
 
 
+def duty_entry(sub: str, start: float) -> str:
+    return f"{start:.3f} {sub}"
+
+
 def _iso(at: float) -> str:
     return datetime.fromtimestamp(at, zone_of(None)).isoformat()
 
@@ -298,3 +364,52 @@ def told(job: Job, context: JobContext) -> None:
     """The alert is committed: wake the event readers and the mailers."""
     context.get(DayWatch).events.announce(job.wedding)
     context.get(Notifications).queued(job.wedding)
+
+
+async def offline(job: Job, context: JobContext) -> Tx[None] | None:
+    """The job's run: a member on duty with no connection for ``grace`` seconds inside
+    their window raises ``day.member_offline`` (once per window), urgent to the leads;
+    else the next look is planned (``grace`` after their last connection closed, or
+    ``grace`` from now while they are connected)."""
+    watch = context.get(DayWatch)
+    sub = str(job.data.get("sub", ""))
+    start = float(job.data.get("start", 0.0))
+    duty = await watch.db.write(tables.duty_of(job.wedding, sub, start))
+    now = clock.now()
+    if duty is None or duty.alerted or now >= duty.until:
+        return None
+    scheduler = watch.scheduler
+    entry = job.entry
+    last = max(duty.seen or duty.start, duty.start)
+    if watch.connected(job.wedding, sub) or now - last < watch.grace:
+        following = now + watch.grace if watch.connected(job.wedding, sub) else last + watch.grace
+        if following >= duty.until:
+            return None
+
+        def later() -> Tx[None]:
+            yield from scheduler.scheduled(job.wedding, OFFLINE_KIND, entry, following, job.data)
+
+        return later()
+    member = await watch.people.member(job.wedding, sub) if watch.people is not None else None
+    data = {
+        "sub": sub,
+        "name": member.name if member is not None else None,
+        "start": _iso(duty.start),
+        "end": _iso(duty.until),
+        "seen": _iso(duty.seen) if duty.seen is not None else None,
+    }
+    event = NewEvent(job.wedding, OFFLINE, _compact(data), "timeline", sub="server", role="server")
+    leads = [m for m in await watch.leads(job.wedding) if m.sub != sub]
+    emails = context.get(Notifications).emails
+
+    def alert() -> Tx[None]:
+        if not (yield from tables.duty_alerted(job.wedding, sub, start)):
+            return
+        stored = yield from store_events([event])
+        for lead in leads:
+            yield from notify(
+                job.wedding, lead.sub, OFFLINE, "", str(stored[0].seq), SERVER, "urgent", now,
+                email=emails and lead.takes_email,
+            )  # fmt: skip
+
+    return alert()

@@ -106,6 +106,19 @@ class ModeJson(msgspec.Struct, frozen=True):
     mode: str
 
 
+class DutyBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    sub: _TEXT
+    """The member on duty."""
+    start: Annotated[str, Meta(max_length=64)]
+    end: Annotated[str, Meta(max_length=64)]
+
+
+class DutyJson(msgspec.Struct, frozen=True):
+    sub: str
+    start: str
+    end: str
+
+
 class ItemJson(msgspec.Struct, frozen=True):
     id: str
     title: str
@@ -132,6 +145,8 @@ class DayJson(msgspec.Struct, frozen=True):
     window: dict[str, str] | None
     items: list[ItemJson]
     vendors: list[VendorDayJson]
+    on_duty: list[DutyJson]
+    """The members on duty, by the start of their window."""
 
 
 def _check_in_json(row: tables.CheckIn, directory: dict[str, Vendor]) -> CheckInJson:
@@ -220,6 +235,8 @@ async def get_day(call: ApiCall, path: WeddingPath, query: DayQuery) -> Response
                 vendors[key] = VendorDayJson(
                     key, vendor_name(key, directory), _check_in_json(row, directory)
                 )
+    duties = await watch.db.write(tables.duties_of(wedding_id))
+    on_duty = [DutyJson(d.sub, rfc3339(d.start), rfc3339(d.until)) for d in duties]
     active = mode == "on" or (mode == "auto" and window is not None and window.holds(now))
     return json_response(
         DayJson(
@@ -232,6 +249,7 @@ async def get_day(call: ApiCall, path: WeddingPath, query: DayQuery) -> Response
             else None,
             items,
             sorted(vendors.values(), key=lambda v: v.vendor),
+            on_duty,
         )
     )
 
@@ -360,3 +378,31 @@ async def put_mode(call: ApiCall, path: WeddingPath, body: ModeBody) -> Response
     mode = None if body.mode == "auto" else body.mode
     await watch.db.write(tables.set_mode(path.wedding_id, mode))
     return json_response(ModeJson(body.mode))
+
+
+@day_routes.put(
+    f"{_BASE}/duty",
+    "putDuty",
+    "Put a member on duty for a window (couple, planner)",
+    family="write",
+    response_model=DutyJson,
+    errors=(400, 401, 403, 404, 413, 422, 429),
+)
+async def put_duty(call: ApiCall, path: WeddingPath, body: DutyBody) -> Response:
+    """A member is on duty from ``start`` to ``end``: one with no connection inside it
+    for ``CRDT_SERVER_DAY_OFFLINE_GRACE_SECONDS`` raises ``day.member_offline`` (once per
+    window). 200 with the window."""
+    principal = _reader(call, path.wedding_id)
+    if principal.role not in LEADS:
+        raise Forbidden("only the couple and the planner put members on duty")
+    start = _moment(body.start, "start").timestamp()
+    end = _moment(body.end, "end").timestamp()
+    if end <= start:
+        raise Impossible("must be after start", field="end")
+    if end - start > 2 * 86400:
+        raise Impossible("a window is at most two days long", field="end")
+    watch = call.state.extension(DayWatch)
+    if watch.people is not None and await watch.people.member(path.wedding_id, body.sub) is None:
+        raise Impossible("not a member of this wedding", field="sub")
+    await watch.put_duty(path.wedding_id, tables.Duty(body.sub, start, end))
+    return json_response(DutyJson(body.sub, rfc3339(start), rfc3339(end)))

@@ -19,7 +19,10 @@ __all__ = [
     "check_ins_of",
     "contact_of",
     "duties_of",
-    "forget_wedding",
+    "duty_alerted",
+    "duty_of",
+    "duty_seen",
+    "forget_member",
     "mode_of",
     "put_contact",
     "put_duty",
@@ -52,10 +55,12 @@ MODES = Table(
 DUTY = Table(
     "day_duty",
     "(wedding {ctext} NOT NULL, sub {ctext} NOT NULL, start {real} NOT NULL,"
-    " until {real} NOT NULL, PRIMARY KEY (wedding, sub, start))",
+    " until {real} NOT NULL, seen {real}, alerted {int} NOT NULL,"
+    " PRIMARY KEY (wedding, sub, start))",
     without_rowid=True,
 )
-"""Members on duty, one row per window."""
+"""Members on duty, one row per window: ``seen``, the last time one of their connections
+opened or closed inside it; ``alerted``, 1 once ``day.member_offline`` was raised."""
 
 SCHEMA = schema_of("day", CONTACTS, CHECK_INS, MODES, DUTY)
 
@@ -82,6 +87,8 @@ class Duty(msgspec.Struct, frozen=True):
     sub: str
     start: float
     until: float
+    seen: float | None = None
+    alerted: int = 0
 
 
 class _Mode(msgspec.Struct, frozen=True):
@@ -171,23 +178,67 @@ def mode_of(wedding: str) -> Tx[str | None]:
 
 def put_duty(wedding: str, duty: Duty) -> Tx[None]:
     yield Sql(
-        "INSERT INTO {t}day_duty (wedding, sub, start, until) VALUES (?, ?, ?, ?)"
+        "INSERT INTO {t}day_duty (wedding, sub, start, until, seen, alerted)"
+        " VALUES (?, ?, ?, ?, NULL, 0)"
         " ON CONFLICT (wedding, sub, start) DO UPDATE SET until = excluded.until",
         (wedding, duty.sub, duty.start, duty.until),
     )
+
+
+_DUTY_COLUMNS = "sub, start, until, seen, alerted"
 
 
 def duties_of(wedding: str) -> Tx[list[Duty]]:
     return (
         yield from rows_as(
             Duty,
-            "SELECT sub, start, until FROM {t}day_duty WHERE wedding = ? ORDER BY start, sub",
+            f"SELECT {_DUTY_COLUMNS} FROM {{t}}day_duty WHERE wedding = ? ORDER BY start, sub",
             wedding,
         )
     )
 
 
-def forget_wedding(wedding: str) -> Tx[None]:
-    """The step that deletes everything of a wedding (its erasure)."""
-    for table in ("day_vendor_contacts", "day_check_ins", "day_modes", "day_duty"):
-        yield Sql(f"DELETE FROM {{t}}{table} WHERE wedding = ?", (wedding,))
+def duty_of(wedding: str, sub: str, start: float) -> Tx[Duty | None]:
+    found = yield from rows_as(
+        Duty,
+        f"SELECT {_DUTY_COLUMNS} FROM {{t}}day_duty WHERE wedding = ? AND sub = ? AND start = ?",
+        wedding,
+        sub,
+        start,
+    )
+    return found[0] if found else None
+
+
+def duty_seen(wedding: str, sub: str, now: float) -> Tx[int]:
+    """The step that notes a connection of ``sub`` opening or closing now, in each of
+    their windows that holds ``now``."""
+    count: int = yield Sql(
+        "UPDATE {t}day_duty SET seen = ? WHERE wedding = ? AND sub = ? AND start <= ?"
+        " AND until > ?",
+        (now, wedding, sub, now, now),
+        count=True,
+    )
+    return count
+
+
+def duty_alerted(wedding: str, sub: str, start: float) -> Tx[bool]:
+    """The step that marks the window alerted; false when it was already."""
+    count: int = yield Sql(
+        "UPDATE {t}day_duty SET alerted = 1 WHERE wedding = ? AND sub = ? AND start = ?"
+        " AND alerted = 0",
+        (wedding, sub, start),
+        count=True,
+    )
+    return count > 0
+
+
+def forget_member(wedding: str, sub: str) -> Tx[int]:
+    """The step that deletes a member's check-ins and duty windows (their erasure); how
+    many rows went. The wedding's own rows go with the wedding (its ``wedding`` column)."""
+    gone = 0
+    for table in ("day_check_ins", "day_duty"):
+        count: int = yield Sql(
+            f"DELETE FROM {{t}}{table} WHERE wedding = ? AND sub = ?", (wedding, sub), count=True
+        )
+        gone += count
+    return gone

@@ -294,3 +294,48 @@ async def test_clients_cannot_forge_the_servers_day_events(tmp_path: Path) -> No
                 f"{W}/events", json={"type": "day.vendor_arrived", "data": {}}, headers=planner()
             )
             assert posted.status_code == 201, posted.text
+
+
+@pytest.mark.asyncio
+async def test_a_member_on_duty_without_a_connection_is_reported_once_per_window(
+    tmp_path: Path,
+) -> None:
+    fake = clock.FakeClock(START)
+    with clock.use(fake):
+        async with running(tmp_path) as (client, watch):
+            assert watch.grace == 600.0
+            for headers in (couple(), planner(), florist()):
+                await ok(await client.get(f"{W}/notifications", headers=headers))
+            duty = {"sub": "flo", "start": "2031-06-13T07:00:00Z", "end": "2031-06-13T12:00:00Z"}
+            put = await client.put(f"{W}/day/duty", json=duty, headers=florist())
+            assert put.status_code == 403
+            stranger = await client.put(
+                f"{W}/day/duty", json=duty | {"sub": "nobody"}, headers=planner()
+            )
+            assert stranger.status_code == 422 and "sub" in stranger.text
+            backwards = duty | {"end": "2031-06-13T06:00:00Z"}
+            refused = await client.put(f"{W}/day/duty", json=backwards, headers=planner())
+            assert refused.status_code == 422 and "end" in refused.text
+            await ok(await client.put(f"{W}/day/duty", json=duty, headers=planner()))
+            await fake.advance(60 * MINUTE + 5 * MINUTE)  # 07:05: within the grace
+            assert await events_of(client, "day.member_offline") == []
+            await fake.advance(6 * MINUTE)  # 07:11: ten minutes into the window, no connection
+            [offline] = await events_of(client, "day.member_offline")
+            assert (offline["sub"], offline["seen"]) == ("flo", None)
+            reasons = await ok(await client.get(f"{W}/notifications", headers=couple()))
+            assert [
+                (n["reason"], n["priority"])
+                for n in reasons["notifications"]
+                if n["reason"] == "day.member_offline"
+            ] == [("day.member_offline", "urgent")]
+            await fake.advance(120 * MINUTE)
+            assert len(await events_of(client, "day.member_offline")) == 1
+            day = await ok(await client.get(f"{W}/day", headers=couple()))
+            assert day["on_duty"] == [
+                {"sub": "flo", "start": "2031-06-13T07:00:00.000Z",
+                 "end": "2031-06-13T12:00:00.000Z"}
+            ]  # fmt: skip
+
+        async with running(tmp_path) as (client, watch):
+            await fake.advance(60 * MINUTE)
+            assert len(await events_of(client, "day.member_offline")) == 1
