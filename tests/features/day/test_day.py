@@ -237,6 +237,11 @@ async def test_check_ins_the_days_state_and_who_may_check_in(tmp_path: Path) -> 
             checks = {v["vendor"]: v["check_in"] for v in day["vendors"]}
             assert checks["flo"]["at"] == "2031-06-13T07:50:00.000Z"
             assert checks["name:snap"]["status"] == "running_late"
+            # The key the day's state shows is accepted as the vendor too (the app's tap).
+            by_key = {"vendor": "name:snap", "status": "arrived"}
+            assert (await ok(await client.post(url, json=by_key, headers=couple()), 201))[
+                "vendor"
+            ] == "name:snap"
             # Nothing was written into the document.
             timeline = await ok(await client.get(f"{W}/docs/timeline", headers=planner()))
             assert {i["status"] for i in timeline["items"].values()} == {"planned"}
