@@ -243,7 +243,11 @@ class DayWatch(Extension):
         if profile.get("date"):
             zone = profile.get("time_zone")
             day = date.fromisoformat(profile["date"])
-            for key, at in call_times(view, day, zone).items():
+            # A wedding whose day is over raises nothing (a past wedding's timeline loaded
+            # for the first time since this feature came would otherwise alert at once).
+            over = clock.now() >= day_bounds(day, zone)[1]
+            times = {} if over else call_times(view, day, zone)
+            for key, at in times.items():
                 wanted[key] = (at, {"call": at.isoformat()})
         await self.scheduler.plan(wedding, MISSING_KIND, wanted)
 

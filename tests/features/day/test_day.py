@@ -344,3 +344,15 @@ async def test_a_member_on_duty_without_a_connection_is_reported_once_per_window
         async with running(tmp_path) as (client, watch):
             await fake.advance(60 * MINUTE)
             assert len(await events_of(client, "day.member_offline")) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_wedding_whose_day_is_over_raises_nothing(tmp_path: Path) -> None:
+    fake = clock.FakeClock(datetime(2031, 6, 20, 9, 0, tzinfo=UTC))
+    with clock.use(fake):
+        async with running(tmp_path) as (client, watch):
+            await wedding_day(client)  # the 13th, a week ago
+            await watch.settled()
+            assert await watch.scheduler.jobs("w1", MISSING_KIND, "flo") == []
+            await fake.advance(10 * MINUTE)
+            assert await events_of(client, "day.vendor_missing") == []
