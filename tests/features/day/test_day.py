@@ -260,7 +260,7 @@ async def test_check_ins_the_days_state_and_who_may_check_in(tmp_path: Path) -> 
 async def test_a_friend_reads_the_directory_but_no_contact(tmp_path: Path) -> None:
     fake = clock.FakeClock(START)
     with clock.use(fake):
-        async with running(tmp_path) as (client, _):
+        async with running(tmp_path) as (client, watch):
             await wedding_day(client)
             contact = f"{W}/day/vendors/flo/contact"
             given = {"name": "Flo", "email": "flo@bloom.example", "phone": "+44 1"}
@@ -276,6 +276,15 @@ async def test_a_friend_reads_the_directory_but_no_contact(tmp_path: Path) -> No
                 assert (await client.get(contact, headers=headers)).status_code == 403
                 put = await client.put(contact, json=given, headers=headers)
                 assert put.status_code == 403
+            # Who hears of a vendor: its member accounts, else the email in its contact.
+            await ok(await client.get(f"{W}/notifications", headers=florist()))
+            members, email = await watch.recipients("w1", "flo")
+            assert ([m.sub for m in members], email) == (["flo"], None)
+            await op(client, {"op": "add_vendor", "vendor_id": "band", "name": "The Band"})
+            band = f"{W}/day/vendors/band/contact"
+            await ok(await client.put(band, json={"email": "b@band.example"}, headers=couple()))
+            assert await watch.recipients("w1", "band") == ([], "b@band.example")
+            assert await watch.recipients("w1", "name:snap") == ([], None)
             missing = await client.get(f"{W}/day/vendors/nobody/contact", headers=planner())
             assert missing.status_code == 404
             bad = await client.put(contact, json={"email": "no at sign"}, headers=planner())
