@@ -23,7 +23,9 @@ from crdt_server.core.hooks import Extension
 from crdt_server.features import Built
 from crdt_server.features.day import FEATURE, MISSING_KIND, DayWatch
 from crdt_server.settings import Settings
+from crdt_server.testing.waits import until
 from tests.features.test_feature_list import MINT, SECRET, serving
+from tests.yclient import YClient
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -365,3 +367,36 @@ async def test_a_wedding_whose_day_is_over_raises_nothing(tmp_path: Path) -> Non
             assert await watch.scheduler.jobs("w1", MISSING_KIND, "flo") == []
             await fake.advance(10 * MINUTE)
             assert await events_of(client, "day.vendor_missing") == []
+
+
+@pytest.mark.asyncio
+async def test_a_connected_member_is_not_reported_and_the_grace_counts_from_their_leaving(
+    tmp_path: Path,
+) -> None:
+    fake = clock.FakeClock(START)
+    with clock.use(fake):
+        async with running(tmp_path) as (client, watch):
+            for headers in (couple(), planner(), florist()):
+                await ok(await client.get(f"{W}/notifications", headers=headers))
+            duty = {"sub": "flo", "start": "2031-06-13T07:00:00Z", "end": "2031-06-13T12:00:00Z"}
+            await ok(await client.put(f"{W}/day/duty", json=duty, headers=planner()))
+            ws_url = str(client.base_url).replace("http://", "ws://") + "/sync"
+            token = MINT(sub="flo", role="vendor", ttl=86400)
+            phone = YClient(ws_url, "w1/timeline")
+            await phone.connect(additional_headers={"Authorization": f"Bearer {token}"})
+            await phone.wait(phone.synced.is_set)
+            await until(lambda: holds(watch.connected("w1", "flo")))
+            await fake.advance(60 * MINUTE + 30 * MINUTE)  # 07:30: connected all along
+            assert await events_of(client, "day.member_offline") == []
+            await phone.close()  # 07:30: the phone goes in a pocket
+            await until(lambda: holds(not watch.connected("w1", "flo")))
+            await until(lambda: holds(not watch._writes))  # the leaving is noted
+            await fake.advance(9 * MINUTE)  # 07:39: within the grace of the leaving
+            assert await events_of(client, "day.member_offline") == []
+            await fake.advance(2 * MINUTE)  # 07:41
+            [offline] = await events_of(client, "day.member_offline")
+            assert offline["seen"] == "2031-06-13T07:30:00+00:00"
+
+
+async def holds(value: bool) -> bool:
+    return value
