@@ -32,6 +32,7 @@ pytestmark = pytest.mark.timeout(90)
 W = "/api/weddings/w1"
 START = datetime(2031, 6, 13, 6, 0, tzinfo=UTC)
 MINUTE = 60.0
+ADMIN = "day-test-admin-key"
 
 
 def couple() -> dict[str, str]:
@@ -71,7 +72,7 @@ FEATURES_HERE = tuple(
 
 @asynccontextmanager
 async def running(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, DayWatch]]:
-    settings = Settings(data_dir=tmp_path, auth_secret=SECRET)
+    settings = Settings(data_dir=tmp_path, auth_secret=SECRET, admin_api_key=ADMIN)
     app = create_app(settings, features=FEATURES_HERE)
     async with serving(app) as client:
         yield client, BUILT[-1]
@@ -400,3 +401,24 @@ async def test_a_connected_member_is_not_reported_and_the_grace_counts_from_thei
 
 async def holds(value: bool) -> bool:
     return value
+
+
+@pytest.mark.asyncio
+async def test_a_members_erasure_takes_their_check_ins_and_duty_windows(tmp_path: Path) -> None:
+    fake = clock.FakeClock(START)
+    with clock.use(fake):
+        async with running(tmp_path) as (client, _):
+            await wedding_day(client)
+            for headers in (couple(), florist()):
+                await ok(await client.get(f"{W}/notifications", headers=headers))
+            tapped = {"vendor": "flo", "status": "arrived"}
+            await ok(await client.post(f"{W}/day/check-ins", json=tapped, headers=florist()), 201)
+            duty = {"sub": "flo", "start": "2031-06-13T07:00:00Z", "end": "2031-06-13T12:00:00Z"}
+            await ok(await client.put(f"{W}/day/duty", json=duty, headers=planner()))
+            day = await ok(await client.get(f"{W}/day", headers=couple()))
+            assert [v["check_in"]["sub"] for v in day["vendors"] if v["check_in"]] == ["flo"]
+            admin = {"Authorization": f"Bearer {ADMIN}"}
+            await ok(await client.delete("/api/admin/members/flo", headers=admin))
+            day = await ok(await client.get(f"{W}/day", headers=couple()))
+            assert [v["check_in"] for v in day["vendors"]] == [None, None]
+            assert day["on_duty"] == []
