@@ -1,0 +1,64 @@
+"""The wedding day: a vendor directory's contacts, day-of mode and the day's state,
+vendors' check-ins, and late and missing alerts through the durable scheduler.
+
+The vendor directory itself is the timeline's ``vendors`` root
+(:mod:`crdt_server.documents.vendors`); a vendor's contact is kept here, out of the
+document, for the couple, the planner and the vendor's own members. ``day.`` events the
+server makes (:data:`RESERVED`) cannot be posted as custom events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from crdt_server.core.hooks import Extension
+from crdt_server.features import Built, Feature
+from crdt_server.features.day.extension import (
+    CHECKED_IN,
+    MISSING,
+    MISSING_KIND,
+    OFFLINE,
+    OFFLINE_KIND,
+    RESERVED,
+    DayWatch,
+    missing,
+    offline,
+    told,
+)
+from crdt_server.features.day.routes import day_routes
+from crdt_server.features.day.settings import DaySettings
+from crdt_server.features.day.tables import SCHEMA
+from crdt_server.features.events import EventLog
+from crdt_server.features.jobs import JobKind
+from crdt_server.features.people import People
+from crdt_server.features.presence import PresenceDirectory
+from crdt_server.features.scheduler import Scheduler
+
+__all__ = [
+    "CHECKED_IN",
+    "FEATURE",
+    "MISSING",
+    "MISSING_KIND",
+    "OFFLINE",
+    "OFFLINE_KIND",
+    "RESERVED",
+    "DaySettings",
+    "DayWatch",
+]
+
+
+def _build(built: Built) -> Sequence[Extension]:
+    watch = DayWatch(
+        built.get(Scheduler), built.get(EventLog), built.find(People), built.find(PresenceDirectory)
+    )
+    return [watch]
+
+
+FEATURE = Feature(
+    "day",
+    _build,
+    routes=day_routes,
+    schemas=(SCHEMA,),
+    settings=DaySettings,
+    jobs=(JobKind(MISSING_KIND, missing, after=told), JobKind(OFFLINE_KIND, offline, after=told)),
+)
