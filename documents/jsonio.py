@@ -65,6 +65,7 @@ from .schema import (
 )
 from .seed import meta_changes
 from .shapes import list_part, root_view
+from .vendors import VENDORS_ROOT
 
 log = logging.getLogger("documents.jsonio")
 
@@ -76,7 +77,7 @@ timeline's run of show (rich text only editors write; shown as text and ProseMir
 which would not make the same Yjs items again)."""
 
 
-_LATER_COLLECTIONS = frozenset({"households"})
+_LATER_COLLECTIONS = frozenset({"households", VENDORS_ROOT})
 """Collections added after the first export format: data without one (an older export)
 leaves the document's as they are."""
 
@@ -129,7 +130,11 @@ def to_json(doc: Doc[Any], kind: str, *, rich: bool = False) -> dict[str, Any]:
         profile = {f.name: to_crdt(getattr(timeline.profile, f.name)) for f in PROFILE}
         meta, body = (
             timeline.meta,
-            {"items": _records(timeline.items, ENTITIES[kind][0]), "profile": profile},
+            {
+                "items": _records(timeline.items, ENTITIES[kind][0]),
+                "profile": profile,
+                VENDORS_ROOT: _records(timeline.vendors, ENTITIES[kind][1]),
+            },
         )
         found = timeline.problems
     elif kind == "tasks":

@@ -532,8 +532,28 @@ TIMELINE_ITEM = Entity(
         Field("vendor", text()),
         Field("status", choice(TIMELINE_STATUSES), default="planned"),
         Field("notes", prose(), text=True),
+        Field("vendor_id", identifier),
     ),
 )
+"""A timeline item. Its vendor is ``vendor_id`` (an entry of the ``vendors`` directory)
+where set, else the free-text ``vendor`` (equal names, spaces and case folded, are one
+vendor: :mod:`documents.vendors`)."""
+VENDOR = Entity(
+    "timeline",
+    "vendors",
+    "vendor",
+    "vendor_id",
+    (
+        Field("name", text(), required=True),
+        Field("category", text()),
+        Field("members", text_list(), default=()),
+        Field("call_time", instant),
+    ),
+)
+"""A vendor of the wedding's directory (the timeline's ``vendors`` root, read by whoever
+reads the timeline): its name, category (florist, photographer), ``members`` (the ``sub`` of
+each member account that acts for it) and ``call_time`` (when it is due on the day). Its
+contact is not here: the day feature keeps it apart."""
 CATEGORY = Entity(
     "budget",
     "categories",
@@ -559,6 +579,7 @@ PAYMENT = Entity(
         Field("notes", prose(), text=True),
         Field("due", day),
         Field("status", choice(PAYMENT_STATUSES)),
+        Field("vendor_id", identifier),
     ),
 )
 """A payment. ``date`` is when it was paid: a paid payment (``status`` ``paid``, or none)

@@ -16,14 +16,17 @@ can never both insert "the same" element and end up with two::
                            (position: {"x", "y", "rotation"}, one atomic JSON value)
               assignments  guest_id -> {"table_id", "seat"}  (one atomic JSON value)
     timeline  items        item_id -> Map{title, start, end, location, owner, vendor,
-                                          status, notes*}
+                                          status, notes*, vendor_id}
+              vendors      vendor_id -> Map{name, category, members, call_time}
+                           (the vendor directory, :mod:`documents.vendors`; absent in
+                           documents written before it)
               profile      names, date, time_zone, venue, rsvp_deadline  (the wedding itself;
                            absent in documents written before it: they read as no profile)
               runofshow    Y.XmlFragment: the day's run of show, as y-prosemirror writes it
     budget    settings     currency, total
               categories   category_id -> Map{name, planned, notes*}
               payments     payment_id -> Map{amount, category_id, date, payer, vendor,
-                                             notes*, due, status}
+                                             notes*, due, status, vendor_id}
                            (``status`` absent: paid; a paid payment without a ``date`` is
                            left out, as when ``date`` was required)
     tasks     tasks        task_id -> Map{title, owner, due, due_offset, done, notes*}
@@ -64,6 +67,7 @@ from .model import (
     TABLE,
     TASK,
     TIMELINE_ITEM,
+    VENDOR,
     DocumentError,
     Entity,
     Field,
@@ -72,10 +76,11 @@ from .model import (
 )
 from .shapes import entry_fields, to_plain
 from .texts import apply_splice, smallest_splice, text_value
+from .vendors import VENDORS_ROOT, Vendor
 
 META = "meta"
 ROOTS: dict[str, tuple[str, ...]] = {
-    "timeline": ("items", "profile"),
+    "timeline": ("items", "profile", VENDORS_ROOT),
     "budget": ("settings", "categories", "payments"),
     "guests": ("guests", "households", "menu"),
     "seating": ("tables", "assignments"),
@@ -89,7 +94,7 @@ y-prosemirror or Tiptap (never by the server), shown by the JSON view
 TEXT_FIELDS = frozenset({"notes"})
 """Field names stored as ``Y.Text`` (every entity's ``notes``)."""
 ENTITIES: dict[str, tuple[Entity, ...]] = {
-    "timeline": (TIMELINE_ITEM,),
+    "timeline": (TIMELINE_ITEM, VENDOR),
     "budget": (CATEGORY, PAYMENT),
     "guests": (GUEST, HOUSEHOLD),
     "seating": (TABLE, ASSIGNMENT),
@@ -153,6 +158,7 @@ class TimelineItem:
     vendor: str | None
     status: str
     notes: str | None
+    vendor_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -174,6 +180,7 @@ class Payment:
     notes: str | None
     due: str | None = None
     status: str | None = None
+    vendor_id: str | None = None
 
     @property
     def scheduled(self) -> bool:
@@ -198,6 +205,7 @@ RECORDS: dict[Entity, type] = {
     TABLE: Table,
     ASSIGNMENT: Assignment,
     TIMELINE_ITEM: TimelineItem,
+    VENDOR: Vendor,
     CATEGORY: Category,
     PAYMENT: Payment,
     TASK: Task,
@@ -277,6 +285,7 @@ class Timeline:
     items: Mapping[str, TimelineItem] = field(default_factory=dict)
     problems: tuple[SchemaProblem, ...] = ()
     profile: Profile = Profile()
+    vendors: Mapping[str, Vendor] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -502,7 +511,8 @@ def read_timeline(doc: Doc[Any] | None) -> Timeline:
     with doc.transaction():
         items = read_entries(doc, TIMELINE_ITEM, TimelineItem, problems)
         profile = read_profile_fields(doc, problems)
-        return Timeline(read_meta(doc), items, tuple(problems), Profile(**profile))
+        vendors = read_entries(doc, VENDOR, Vendor, problems)
+        return Timeline(read_meta(doc), items, tuple(problems), Profile(**profile), vendors)
 
 
 def read_profile(doc: Doc[Any] | None) -> Profile:

@@ -359,13 +359,15 @@ def _parse_document(kind: str, raw: object) -> ExportedDocument:
 
 
 _ADDED_ROOTS: dict[str, tuple[str, ...]] = {
-    "timeline": ("profile",),
+    "timeline": ("profile", "vendors"),
     "guests": ("households", "menu"),
 }
 """Sections each document's view gained after the first format (additive): a file without
 one was written before it."""
 _ADDED_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "guests": ("guests", ("household_id", "plus_one_of")),
+    "timeline": ("items", ("vendor_id",)),
+    "budget": ("payments", ("vendor_id",)),
 }
 """Entry fields each view gained: (collection, fields); an entry of a file without them was
 written before them (they can only be empty there)."""

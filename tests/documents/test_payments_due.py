@@ -105,6 +105,7 @@ def test_record_a_scheduled_payment_then_mark_it_paid(docs: Docs) -> None:
         "notes": "",
         "due": "2027-03-01",
         "status": "scheduled",
+        "vendor_id": None,
     }
     moved = run(docs, "update_payment", payment_id="p2", due="2027-04-01")
     assert moved == {"op": "update_payment", "id": "p2", "changed": True}

@@ -63,6 +63,7 @@ def test_add_timeline_item_keeps_the_offset_in_canonical_form(docs: Docs) -> Non
         "vendor": "Studio Lux",
         "status": "confirmed",
         "notes": "Golden hour by the lake.",
+        "vendor_id": None,
     }
 
 
@@ -248,6 +249,7 @@ def test_record_and_remove_a_payment(docs: Docs) -> None:
         "notes": "",
         "due": None,
         "status": None,
+        "vendor_id": None,
     }
     assert run(docs, "remove_payment", payment_id="p1")["changed"] is True
     assert budget(docs)["payments"] == {}
