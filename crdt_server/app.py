@@ -54,6 +54,7 @@ from crdt_server.features import (
     Feature,
     capabilities_of,
     conflicts,
+    day,
     emergencies,
     events,
     integrations,
@@ -191,6 +192,7 @@ FEATURES: tuple[Feature, ...] = (
     rsvp.FEATURE,
     payments.FEATURE,
     tasks.FEATURE,
+    day.FEATURE,
 )
 """The features the server runs, in the order they are built (a feature that needs another
 comes after it; see :mod:`crdt_server.features`). The one list that names features."""

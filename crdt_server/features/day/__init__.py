@@ -1,0 +1,39 @@
+"""The wedding day: delays that ripple through the timeline (and tell the vendors whose
+items moved), emergencies that reach the vendors of the items they name, and each vendor's
+run sheet, shared by a read-only link.
+
+The vendor directory itself is the timeline's ``vendors`` root
+(:mod:`crdt_server.documents.vendors`). Builds on the events, people and notifications
+features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from crdt_server.core.hooks import Extension
+from crdt_server.features import Built, Feature
+from crdt_server.features.day.extension_delays import (
+    DELAY_REASON,
+    DELAYED,
+    EMERGENCY_VENDOR,
+    DayDelays,
+)
+from crdt_server.features.day.routes_delays import delay_routes
+from crdt_server.features.events import EventLog
+from crdt_server.features.notifications import Mailer, Notifications
+from crdt_server.features.people import People
+
+__all__ = ["DELAYED", "DELAY_REASON", "EMERGENCY_VENDOR", "FEATURE", "DayDelays"]
+
+
+def _build(built: Built) -> Sequence[Extension]:
+    delays = DayDelays(built.get(EventLog), built.get(People), built.get(Notifications))
+    mailer = built.find(Mailer)
+    if mailer is not None:
+        mailer.describe(DELAY_REASON, delays.say_delay)
+        mailer.describe(EMERGENCY_VENDOR, delays.say_emergency)
+    return [delays]
+
+
+FEATURE = Feature("day", _build, routes=delay_routes)
