@@ -10,7 +10,9 @@ features.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
+from crdt_server.auth.permissions import LEADS
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
 from crdt_server.features.day.extension_delays import (
@@ -20,9 +22,14 @@ from crdt_server.features.day.extension_delays import (
     DayDelays,
 )
 from crdt_server.features.day.routes_delays import delay_routes
+from crdt_server.features.day.routes_runsheet import RUN_SHEETS, runsheet_routes
+from crdt_server.features.day.tables_runsheet import SCHEMA as RUN_SHEETS_SCHEMA
 from crdt_server.features.events import EventLog
 from crdt_server.features.notifications import Mailer, Notifications
 from crdt_server.features.people import People
+
+if TYPE_CHECKING:
+    from crdt_server.edge.routing import ApiRoute
 
 __all__ = ["DELAYED", "DELAY_REASON", "EMERGENCY_VENDOR", "FEATURE", "DayDelays"]
 
@@ -36,4 +43,15 @@ def _build(built: Built) -> Sequence[Extension]:
     return [delays]
 
 
-FEATURE = Feature("day", _build, routes=delay_routes)
+def _routes() -> list[ApiRoute]:
+    # Both route modules' routes: the feature's one list.
+    return [*delay_routes(), *runsheet_routes()]
+
+
+FEATURE = Feature(
+    "day",
+    _build,
+    routes=_routes,
+    schemas=(RUN_SHEETS_SCHEMA,),
+    capabilities={RUN_SHEETS: LEADS},
+)
