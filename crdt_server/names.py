@@ -15,6 +15,7 @@ from crdt_server.documents.model import WEDDING_ID_PATTERN
 __all__ = [
     "CONFLICTS",
     "CUSTOM_EVENT_NAMESPACES",
+    "RESERVED_EVENT_TYPES",
     "CORE_EVENT_NAMESPACES",
     "MAX_CUSTOM_EVENT_BYTES",
     "MAX_EVENT_BYTES",
@@ -90,6 +91,11 @@ def projection_of(name: str) -> tuple[str, str, str] | None:
 
 CUSTOM_EVENT_NAMESPACES = ("custom.", "day.")
 """Namespaces of the event types clients may post."""
+RESERVED_EVENT_TYPES = frozenset(
+    {"day.vendor_checked_in", "day.vendor_missing", "day.member_offline"}
+)
+"""Types in a custom namespace that only the server makes (the wedding day's check-ins
+and alerts): a client's custom event may not use them, so none can be forged."""
 CORE_EVENT_NAMESPACES = ("system.",)
 """Namespaces of the event types the core makes (``system.derivation_failed``); each
 feature declares its own (``Feature.event_namespaces``)."""

@@ -377,6 +377,10 @@ class WeddingFindings:
         """Tasks feed no finding of their own (a task's entry problems are reported as
         every entry's are)."""
 
+    def _vendors_changed(self, key: str, old: object, new: object) -> None:
+        """The vendor directory feeds no finding of its own (an entry's problems are
+        reported as every entry's are)."""
+
     # -- findings -------------------------------------------------------------------------
 
     def evaluate(self) -> set[Ident]:

@@ -29,6 +29,7 @@ from .model import (
     TABLE,
     TASK,
     TIMELINE_ITEM,
+    VENDOR,
     DocumentError,
     Entity,
     Field,
@@ -144,6 +145,11 @@ _OPS: dict[str, _Spec] = {
     "remove_timeline_item": _Spec(
         "timeline", _updating(TIMELINE_ITEM, ()), edits.remove(TIMELINE_ITEM)
     ),
+    "add_vendor": _Spec("timeline", _creating(VENDOR), edits.add(VENDOR)),
+    "update_vendor": _Spec(
+        "timeline", _updating(VENDOR, _names(VENDOR)), edits.update(VENDOR), True
+    ),
+    "remove_vendor": _Spec("timeline", _updating(VENDOR, ()), edits.remove(VENDOR)),
     "set_budget_total": _Spec(
         "budget",
         {"total": _Arg(BUDGET_SETTINGS[1], required=True, nullable=True)} | _CURRENCY,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pycrdt import Map
 
-from crdt_server.documents import from_json, import_json, to_json
+from crdt_server.documents import check, from_json, import_json, to_json
 from crdt_server.documents.schema import read_timeline
 from crdt_server.documents.vendors import (
     VENDORS_ROOT,
@@ -131,3 +131,11 @@ def test_export_and_import_carry_the_directory(docs: Docs) -> None:
     old = {key: value for key, value in view.items() if key != VENDORS_ROOT}
     assert import_json(docs["timeline"], "timeline", old) is False
     assert to_json(docs["timeline"], "timeline")[VENDORS_ROOT] == view[VENDORS_ROOT]
+
+
+def test_the_directory_feeds_the_findings_as_any_entry(docs: Docs) -> None:
+    put_vendor(docs, "flo", FLORIST)
+    put_vendor(docs, "nameless", {"category": "band"})
+    found = check(docs)
+    assert [c.code for c in found] == ["timeline.invalid_entry"]
+    assert found[0].paths == ("timeline/vendors/nameless/name",)

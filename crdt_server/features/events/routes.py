@@ -55,7 +55,7 @@ from crdt_server.errors import (
 from crdt_server.features.events.extension import EventLog, event_json, readable_event
 from crdt_server.features.events.settings import EventSettings
 from crdt_server.features.events.tables import put_ticket, take_ticket
-from crdt_server.names import Priority, event_problem
+from crdt_server.names import RESERVED_EVENT_TYPES, Priority, event_problem
 from crdt_server.storage import EventFilter, Gateway, NewEvent, Once, StoredEvent
 
 __all__ = [
@@ -357,6 +357,8 @@ def custom_event_data(body: CustomEvent, where: str = "") -> str:
     or 413 naming the field, under ``where``: ``event.`` for an incoming webhook's)."""
     data = json.dumps(body.data, separators=(",", ":"))
     problem = event_problem(body.type, data)
+    if problem is None and body.type in RESERVED_EVENT_TYPES:
+        problem = "type", f"{body.type} is made by the server only"
     if problem is not None:
         name, message = problem
         refusal = TooLarge if name == "data" else Impossible

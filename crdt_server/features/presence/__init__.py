@@ -9,7 +9,7 @@ from crdt_server.features import Built, Feature
 from crdt_server.features.presence.extension import PresenceDirectory
 from crdt_server.features.presence.routes import presence_routes
 
-__all__ = ["FEATURE"]
+__all__ = ["FEATURE", "PresenceDirectory"]
 
 
 def _build(built: Built) -> Sequence[Extension]:
