@@ -11,8 +11,10 @@
   emergency``) also reaches those items' vendors: their members, on every channel they
   have, in the transaction that stores it (:meth:`DayDelays.prepare`).
 
-A free-text vendor (no directory entry) has no member account to tell: it is listed among
-the vendors with ``told: 0``.
+A vendor of the directory with no member account (none listed, or none in the wedding's
+member directory) is told by an email to the address of its contact (``PUT .../day/vendors/
+{id}/contact``) instead. A free-text vendor (no directory entry) has neither: it is listed
+among the vendors with nobody told.
 """
 
 from __future__ import annotations
@@ -33,11 +35,12 @@ from crdt_server.documents.delays import Move, Planned, Ripple, ripple
 from crdt_server.documents.model import parse_instant, zone_of
 from crdt_server.documents.schema import read_profile
 from crdt_server.documents.vendors import Vendor, read_directory, vendor_key, vendor_name
+from crdt_server.features.day.tables import contact_of
 from crdt_server.features.day.tables_runsheet import SCHEMA as RUN_SHEETS_SCHEMA
 from crdt_server.features.day.tables_runsheet import RunSheetLinks
-from crdt_server.features.db import Tx
+from crdt_server.features.db import FeatureDb, Tx
 from crdt_server.features.events import EventLog
-from crdt_server.features.notifications import Notifications, notify
+from crdt_server.features.notifications import Notifications, notify, queued_email
 from crdt_server.features.people import Member, People
 from crdt_server.storage import EventFilter, Gateway, NewEvent, StoredEvent
 
@@ -146,12 +149,14 @@ class DayDelays(Extension):
         self._inbox = inbox
         self._core: Core | None = None
         self._links: RunSheetLinks | None = None
+        self._db: FeatureDb | None = None
         events.on_emergency(self)
 
     async def start(self, core: Core) -> None:
         self._core = core
         await core.store.install(RUN_SHEETS_SCHEMA)
         self._links = RunSheetLinks(Gateway.of(core.store))
+        self._db = FeatureDb(core.store)
 
     @property
     def links(self) -> RunSheetLinks:
@@ -186,6 +191,30 @@ class DayDelays(Extension):
         members = await self._people.members(wedding)
         return {k: [m for m in members_of(k, now, members) if m.sub != actor] for k in keys}
 
+    async def _addresses(
+        self, wedding: str, told: Mapping[str, list[Member]], now: TimelineNow
+    ) -> dict[str, str]:
+        """Vendor key -> its contact's email, for each directory vendor with no member
+        account among ``told`` (its members) that has a contact email."""
+        found: dict[str, str] = {}
+        for key, members in told.items():
+            if members or key not in now.directory:
+                continue
+            contact = await self.db.write(contact_of(wedding, key))
+            if contact is not None and contact.email:
+                found[key] = contact.email
+        return found
+
+    @property
+    def db(self) -> FeatureDb:
+        if self._db is None:
+            raise RuntimeError("the day-delays extension has not been started")
+        return self._db
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.drain()
+
     # -- delays -------------------------------------------------------------------------
 
     async def propose(self, wedding: str, item: str, minutes: int, actor: Actor) -> Delay:
@@ -194,7 +223,8 @@ class DayDelays(Extension):
         now = await self.timeline(wedding)
         found = ripple(now.items.values(), item, minutes, now.day_of)
         told = await self._told(wedding, found.vendors, now, actor.sub)
-        return Delay(item, minutes, found, {k: len(v) for k, v in told.items()})
+        mailed = await self._addresses(wedding, told, now)
+        return Delay(item, minutes, found, _counts(told, mailed))
 
     async def apply(
         self, wedding: str, delay: Delay, sender: Sender, now: TimelineNow | None = None
@@ -236,6 +266,11 @@ class DayDelays(Extension):
         )
         emails = self._inbox.emails
         people = [m for group in told.values() for m in group]
+        mailed = await self._addresses(wedding, told, now) if emails else {}
+        letters = [
+            (address, _delay_letter(delay.minutes, moves, now, key))
+            for key, address in mailed.items()
+        ]
 
         def notices(stored: list[StoredEvent]) -> Tx[None]:
             at = clock.now()
@@ -244,16 +279,18 @@ class DayDelays(Extension):
                     wedding, member.sub, DELAY_REASON, "", str(stored[0].seq), actor,
                     "urgent", at, email=emails and member.takes_email,
                 )  # fmt: skip
+            for address, body in letters:
+                yield from queued_email(address, "The day is running late", body, at)
 
         added = await self._events.record([event], then=notices)
-        if people:
+        if people or letters:
             self._inbox.queued(wedding)
         seq = added.events[0].seq if added.events else None
         return Delay(
             delay.item,
             delay.minutes,
             delay.ripple,
-            {k: len(v) for k, v in told.items()},
+            _counts(told, mailed),
             None if seq is None else f"{wedding}:{seq}",
         )
 
@@ -268,13 +305,16 @@ class DayDelays(Extension):
             data = {}
         items = data.get("items") if isinstance(data, dict) else None
         people: list[Member] = []
+        mailed: dict[str, str] = {}
+        emails = self._inbox.emails
         if isinstance(items, list) and items:
             now = await self.timeline(event.wedding)
             keys = [k for i in items if (p := now.items.get(i)) and (k := p.vendor)]
             told = await self._told(event.wedding, list(dict.fromkeys(keys)), now, event.sub)
             people = list(dict.fromkeys(m for group in told.values() for m in group))
+            mailed = await self._addresses(event.wedding, told, now) if emails else {}
         actor = Actor(event.sub, event.role)
-        emails = self._inbox.emails
+        said = json.dumps(data, ensure_ascii=False)[:500]
 
         def step(stored: StoredEvent) -> Tx[None]:
             at = clock.now()
@@ -283,6 +323,9 @@ class DayDelays(Extension):
                     stored.wedding, member.sub, EMERGENCY_VENDOR, "", str(stored.seq), actor,
                     "emergency", at, email=emails and member.takes_email,
                 )  # fmt: skip
+            for address in dict.fromkeys(mailed.values()):
+                body = f"[EMERGENCY] {event.role} raised {event.type} about your part of the day:"
+                yield from queued_email(address, "Emergency", f"{body}\n{said}", at)
 
         return step
 
@@ -321,3 +364,20 @@ class DayDelays(Extension):
             return None
         data = json.loads(event.data)
         return data if isinstance(data, dict) else None
+
+
+def _counts(told: Mapping[str, list[Member]], mailed: Mapping[str, str]) -> dict[str, int]:
+    """Vendor key -> how many are told: its member accounts, or 1 for its contact's email."""
+    return {k: len(v) or (1 if k in mailed else 0) for k, v in told.items()}
+
+
+def _delay_letter(minutes: int, moves: Sequence[Move], now: TimelineNow, key: str) -> str:
+    """The email to a vendor's contact: its items' old and new times."""
+    zone = zone_of(now.zone)
+    lines = [
+        f"- {now.titles.get(m.id) or m.id}: {m.start.astimezone(zone):%H:%M} -> "
+        f"{m.new_start.astimezone(zone):%H:%M}"
+        for m in moves
+        if m.vendor == key
+    ]
+    return f"The day is running {minutes} minutes late. Your new times:\n" + "\n".join(lines)

@@ -68,8 +68,9 @@ class MoveJson(msgspec.Struct, frozen=True):
 class VendorTold(msgspec.Struct, frozen=True):
     vendor: str
     """The vendor's name (the directory's, or the free text folded)."""
-    members: int
-    """How many of its member accounts are (or would be) told."""
+    told: int
+    """How many are (or would be) told: its member accounts, else 1 for its contact's
+    email, else 0 (a free-text vendor)."""
 
 
 class DelayAnswer(msgspec.Struct, frozen=True):

@@ -152,7 +152,7 @@ async def test_a_delay_moves_exactly_the_dependent_items_and_tells_exactly_their
                 "prep_photos": ("11:00", "12:00"),
             }
             assert proposal["fixed"] == ["ceremony"]
-            told = {v["vendor"]: v["members"] for v in proposal["vendors"]}
+            told = {v["vendor"]: v["told"] for v in proposal["vendors"]}
             assert told == {"Bloom & Co": 1, "Studio Lux": 1}
             timeline = await ok(await http.get(f"{W}/docs/timeline", headers=member(*PLANNER)))
             assert timeline["items"]["flowers"]["start"].startswith(f"{DAY}T09:00")
@@ -300,3 +300,53 @@ async def test_an_emergency_naming_items_reaches_their_vendors(
             # The planner as ever (the emergencies feature).
             assert "emergency" in await reasons(http, PLANNER)
             await until(lambda: mailed(inbox, {"flo@example.com", "dj@example.com"}), deadline=10)
+
+
+@pytest.mark.asyncio
+async def test_a_vendor_without_a_member_account_is_told_at_its_contacts_email(
+    tmp_path: Path, smtp: tuple[Controller, Inbox]
+) -> None:
+    controller, inbox = smtp
+    with clock.use(clock.FakeClock(START)):
+        async with server(tmp_path / "data", controller) as http:
+            await setup(http)
+            planner = member(*PLANNER)
+            # The caterer: in the directory, with no member account, and a contact.
+            binary = {**planner, "Accept": "application/octet-stream"}
+            state = await http.get(f"{W}/docs/timeline", headers=binary)
+            doc: Doc[Any] = Doc()
+            doc.apply_update(state.content)
+            before = doc.get_state()
+            with doc.transaction():
+                doc.get(VENDORS_ROOT, type=Map)["cater"] = Map({"name": "Harbour Catering"})
+            await http.post(
+                f"{W}/docs/timeline/update",
+                content=doc.get_update(before),
+                headers={**planner, "Content-Type": "application/octet-stream"},
+            )
+            lunch = {"op": "update_timeline_item", "item_id": "lunch", "vendor_id": "cater"}
+            await ok(await http.post(f"{W}/docs/timeline/ops", json=lunch, headers=planner))
+            contact = {"email": "kitchen@harbour.example"}
+            await ok(
+                await http.put(f"{W}/day/vendors/cater/contact", json=contact, headers=planner)
+            )
+            ask = {"item": "lunch", "minutes": 20, "apply": True}
+            done = await ok(await http.post(f"{W}/day/delays", json=ask, headers=planner))
+            assert done["vendors"] == [{"vendor": "Harbour Catering", "told": 1}]
+            await until(lambda: mailed(inbox, {"kitchen@harbour.example"}), deadline=10)
+            letter = next(m for m in inbox.messages if m["To"] == "kitchen@harbour.example")
+            body = letter.get_body().get_content()  # type: ignore[union-attr]
+            assert "20 minutes late" in body and "Lunch: 12:00 -> 12:20" in body
+            # An emergency naming its item reaches the same address.
+            emergency = {
+                "type": "day.emergency",
+                "data": {"what": "the oven failed"},
+                "priority": "emergency",
+                "items": ["lunch"],
+            }
+            await ok(await http.post(f"{W}/events", json=emergency, headers=member(*COUPLE)), 201)
+
+            async def two_letters() -> bool:
+                return [m["To"] for m in inbox.messages].count("kitchen@harbour.example") == 2
+
+            await until(two_letters, deadline=10)
