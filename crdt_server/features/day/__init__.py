@@ -36,6 +36,7 @@ from crdt_server.features.day.extension_delays import (
     EMERGENCY_VENDOR,
     DayDelays,
 )
+from crdt_server.features.day.extension_rooms import DayRooms
 from crdt_server.features.day.routes import day_routes
 from crdt_server.features.day.routes_delays import delay_routes
 from crdt_server.features.day.routes_runsheet import RUN_SHEETS, runsheet_routes
@@ -64,6 +65,7 @@ __all__ = [
     "OFFLINE_KIND",
     "RESERVED",
     "DayDelays",
+    "DayRooms",
     "DaySettings",
     "DayWatch",
 ]
@@ -78,7 +80,7 @@ def _build(built: Built) -> Sequence[Extension]:
     if mailer is not None:
         mailer.describe(DELAY_REASON, delays.say_delay)
         mailer.describe(EMERGENCY_VENDOR, delays.say_emergency)
-    return [watch, delays]
+    return [watch, delays, DayRooms()]
 
 
 def _routes() -> list[ApiRoute]:

@@ -75,8 +75,10 @@ ITEMS = [
 
 
 @asynccontextmanager
-async def server(data: Path, controller: Controller) -> AsyncIterator[httpx.AsyncClient]:
-    env = {
+async def server(
+    data: Path, controller: Controller, **more: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    env = more | {
         "CRDT_SERVER_AUTH_SECRET": SECRET,
         "CRDT_SERVER_DATA_DIR": str(data),
         "CRDT_SERVER_SMTP_URL": f"smtp://127.0.0.1:{controller.port}",
