@@ -238,7 +238,7 @@ def run(
     try:
         if args.command in ("export", "import", "check", "compact", "quarantine"):
             refuse_unreadable_store(settings, schemas, missing_ok=args.command == "import")
-        if args.command in ("compact", "restore"):
+        if args.command == "compact":
             _refuse_on_wedding_day(args, settings)
         if args.command == "restore":
             return _restore(args, settings, out or sys.stdout, schemas)
@@ -307,6 +307,7 @@ def _restore(
     args: argparse.Namespace, settings: Settings, out: TextIO, schemas: Sequence[Schema]
 ) -> int:
     _sqlite_only(settings, "restore")
+    _refuse_on_wedding_day(args, settings)
     expected = server_objects(schemas)
 
     def versions(conn: sqlite3.Connection) -> list[str]:
