@@ -32,6 +32,7 @@ import { householdMove, householdSplits, householdsOf, peopleAt, readHouseholds,
 import { Delays } from './delays.js'
 import { DocHistory, historyView } from './history.js'
 import { useFormats } from './local.js'
+import { WeddingDay, dayPanel } from './weddingday.js'
 
 // Where the conflicts panel opens by itself (on a narrower screen it is one line).
 const WIDE = '(min-width: 720px)'
@@ -290,6 +291,7 @@ class PlannerApp {
       onChange: () => this.sync.changed()
     })
     this.inboxOpen = false
+    this.day = new WeddingDay({ wedding, sub: access.sub, token: () => this.keeper.token, onChange: () => this.sync.changed() })
     this.tools = new Tools({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
     this.toolsOpen = false
     this.webhooks = new Webhooks({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
@@ -371,9 +373,14 @@ class PlannerApp {
     this.inbox.start()
     this.lost.start()
     this.answers.start()
+    if (this.sections.includes('timeline')) {
+      this.day.refresh()
+      setInterval(() => this.day.refresh(), 60000) // live states move with the clock
+    }
     addEventListener('online', () => {
       if (!this.keeper.token) this.keeper.refresh() // opened offline: the token comes now
       this.feed.reconnect(); this.threads.reconnect(); this.lost.refresh(); this.inbox.refresh(); this.answers.refresh(); this.ops.kick()
+      this.day.queue.kick(); this.day.refresh()
     })
     if (!this.keeper.token && navigator.onLine) this.keeper.refresh()
     this.ops.kick()
@@ -936,6 +943,7 @@ class PlannerApp {
     if (this.sync.status === 'synced') settled()
     // The server answers again (a socket reconnected): send what was queued meanwhile.
     if (this.ops.count && this.sync.status === 'synced') this.ops.kick()
+    if (this.day && this.day.queue.count && this.sync.status === 'synced') this.day.queue.kick()
     this.snapshot()
     if (location.hash.startsWith('#/print')) {
       // A print view: the page alone (shareable by its address), nothing of the app around it.
@@ -990,7 +998,7 @@ class PlannerApp {
       ${this.deleted ? html`<div class="banner danger" role="alert">This wedding was deleted. Its copy on this device has been removed.</div>` : nothing}
       ${this.conflictsPanel()}
       <div class="layout">
-        <main id="main" tabindex="-1">${views[section](this)}</main>
+        <main id="main" tabindex="-1">${section === 'timeline' ? dayPanel(this) : nothing}${views[section](this)}</main>
         <div class="side">
           ${historyView(this)}
           ${this.toolsOpen ? toolsView(this) : nothing}

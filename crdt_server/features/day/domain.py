@@ -10,7 +10,13 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 
 from crdt_server.documents.model import DocumentError, local_moment, parse_instant, zone_of
-from crdt_server.documents.vendors import Vendor, name_key, read_directory, vendor_key
+from crdt_server.documents.vendors import (
+    NAME_PREFIX,
+    Vendor,
+    name_key,
+    read_directory,
+    vendor_key,
+)
 
 __all__ = [
     "CHECK_IN_STATUSES",
@@ -131,11 +137,12 @@ def call_times(timeline: Mapping[str, Any], day: date, zone: str | None) -> dict
 
 def resolve_vendor(given: str, timeline: Mapping[str, Any]) -> tuple[str, Vendor | None] | None:
     """A check-in's ``vendor``: a directory id (its key and entry), else a free-text name
-    some item carries (its key, no entry); ``None`` when it names neither."""
+    some item carries, or its key (``name:`` and the folded name, as ``GET .../day`` shows
+    it): its key, no entry; ``None`` when it names neither."""
     directory = read_directory(timeline)
     if given in directory:
         return given, directory[given]
-    key = name_key(given)
+    key = name_key(given.removeprefix(NAME_PREFIX))
     if key is None:
         return None
     items = timeline.get("items")

@@ -243,7 +243,11 @@ class DayWatch(Extension):
         if profile.get("date"):
             zone = profile.get("time_zone")
             day = date.fromisoformat(profile["date"])
-            for key, at in call_times(view, day, zone).items():
+            # A wedding whose day is over raises nothing (a past wedding's timeline loaded
+            # for the first time since this feature came would otherwise alert at once).
+            over = clock.now() >= day_bounds(day, zone)[1]
+            times = {} if over else call_times(view, day, zone)
+            for key, at in times.items():
                 wanted[key] = (at, {"call": at.isoformat()})
         await self.scheduler.plan(wedding, MISSING_KIND, wanted)
 
@@ -300,6 +304,24 @@ class DayWatch(Extension):
     async def check_ins(self, wedding: str, day: date, zone: str | None) -> list[tables.CheckIn]:
         since, until = day_bounds(day, zone)
         return await self.db.write(tables.check_ins_of(wedding, since, until))
+
+    async def recipients(self, wedding: str, vendor: str) -> tuple[list[Member], str | None]:
+        """Who hears of ``vendor`` (a key, :func:`documents.vendors.vendor_key`): the member
+        accounts its directory entry lists (those the wedding has), else, for a vendor with
+        no member account, the email in its contact (``None`` when there is none). A
+        free-text vendor has neither."""
+        directory = read_directory(await self.timeline(wedding))
+        entry = directory.get(vendor)
+        if entry is None:
+            return [], None
+        members: list[Member] = []
+        if self.people is not None and entry.members:
+            known = {m.sub: m for m in await self.people.members(wedding)}
+            members = [known[sub] for sub in entry.members if sub in known]
+        if members:
+            return members, None
+        contact = await self.db.write(tables.contact_of(wedding, vendor))
+        return [], contact.email if contact is not None else None
 
     async def leads(self, wedding: str) -> list[Member]:
         if self.people is None:

@@ -23,13 +23,16 @@ from crdt_server.core.hooks import Extension
 from crdt_server.features import Built
 from crdt_server.features.day import FEATURE, MISSING_KIND, DayWatch
 from crdt_server.settings import Settings
+from crdt_server.testing.waits import until
 from tests.features.test_feature_list import MINT, SECRET, serving
+from tests.yclient import YClient
 
 pytestmark = pytest.mark.timeout(90)
 
 W = "/api/weddings/w1"
 START = datetime(2031, 6, 13, 6, 0, tzinfo=UTC)
 MINUTE = 60.0
+ADMIN = "day-test-admin-key"
 
 
 def couple() -> dict[str, str]:
@@ -69,7 +72,7 @@ FEATURES_HERE = tuple(
 
 @asynccontextmanager
 async def running(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, DayWatch]]:
-    settings = Settings(data_dir=tmp_path, auth_secret=SECRET)
+    settings = Settings(data_dir=tmp_path, auth_secret=SECRET, admin_api_key=ADMIN)
     app = create_app(settings, features=FEATURES_HERE)
     async with serving(app) as client:
         yield client, BUILT[-1]
@@ -237,6 +240,11 @@ async def test_check_ins_the_days_state_and_who_may_check_in(tmp_path: Path) -> 
             checks = {v["vendor"]: v["check_in"] for v in day["vendors"]}
             assert checks["flo"]["at"] == "2031-06-13T07:50:00.000Z"
             assert checks["name:snap"]["status"] == "running_late"
+            # The key the day's state shows is accepted as the vendor too (the app's tap).
+            by_key = {"vendor": "name:snap", "status": "arrived"}
+            assert (await ok(await client.post(url, json=by_key, headers=couple()), 201))[
+                "vendor"
+            ] == "name:snap"
             # Nothing was written into the document.
             timeline = await ok(await client.get(f"{W}/docs/timeline", headers=planner()))
             assert {i["status"] for i in timeline["items"].values()} == {"planned"}
@@ -255,7 +263,7 @@ async def test_check_ins_the_days_state_and_who_may_check_in(tmp_path: Path) -> 
 async def test_a_friend_reads_the_directory_but_no_contact(tmp_path: Path) -> None:
     fake = clock.FakeClock(START)
     with clock.use(fake):
-        async with running(tmp_path) as (client, _):
+        async with running(tmp_path) as (client, watch):
             await wedding_day(client)
             contact = f"{W}/day/vendors/flo/contact"
             given = {"name": "Flo", "email": "flo@bloom.example", "phone": "+44 1"}
@@ -271,6 +279,15 @@ async def test_a_friend_reads_the_directory_but_no_contact(tmp_path: Path) -> No
                 assert (await client.get(contact, headers=headers)).status_code == 403
                 put = await client.put(contact, json=given, headers=headers)
                 assert put.status_code == 403
+            # Who hears of a vendor: its member accounts, else the email in its contact.
+            await ok(await client.get(f"{W}/notifications", headers=florist()))
+            members, email = await watch.recipients("w1", "flo")
+            assert ([m.sub for m in members], email) == (["flo"], None)
+            await op(client, {"op": "add_vendor", "vendor_id": "band", "name": "The Band"})
+            band = f"{W}/day/vendors/band/contact"
+            await ok(await client.put(band, json={"email": "b@band.example"}, headers=couple()))
+            assert await watch.recipients("w1", "band") == ([], "b@band.example")
+            assert await watch.recipients("w1", "name:snap") == ([], None)
             missing = await client.get(f"{W}/day/vendors/nobody/contact", headers=planner())
             assert missing.status_code == 404
             bad = await client.put(contact, json={"email": "no at sign"}, headers=planner())
@@ -339,3 +356,69 @@ async def test_a_member_on_duty_without_a_connection_is_reported_once_per_window
         async with running(tmp_path) as (client, watch):
             await fake.advance(60 * MINUTE)
             assert len(await events_of(client, "day.member_offline")) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_wedding_whose_day_is_over_raises_nothing(tmp_path: Path) -> None:
+    fake = clock.FakeClock(datetime(2031, 6, 20, 9, 0, tzinfo=UTC))
+    with clock.use(fake):
+        async with running(tmp_path) as (client, watch):
+            await wedding_day(client)  # the 13th, a week ago
+            await watch.settled()
+            assert await watch.scheduler.jobs("w1", MISSING_KIND, "flo") == []
+            await fake.advance(10 * MINUTE)
+            assert await events_of(client, "day.vendor_missing") == []
+
+
+@pytest.mark.asyncio
+async def test_a_connected_member_is_not_reported_and_the_grace_counts_from_their_leaving(
+    tmp_path: Path,
+) -> None:
+    fake = clock.FakeClock(START)
+    with clock.use(fake):
+        async with running(tmp_path) as (client, watch):
+            for headers in (couple(), planner(), florist()):
+                await ok(await client.get(f"{W}/notifications", headers=headers))
+            duty = {"sub": "flo", "start": "2031-06-13T07:00:00Z", "end": "2031-06-13T12:00:00Z"}
+            await ok(await client.put(f"{W}/day/duty", json=duty, headers=planner()))
+            ws_url = str(client.base_url).replace("http://", "ws://") + "/sync"
+            token = MINT(sub="flo", role="vendor", ttl=86400)
+            phone = YClient(ws_url, "w1/timeline")
+            await phone.connect(additional_headers={"Authorization": f"Bearer {token}"})
+            await phone.wait(phone.synced.is_set)
+            await until(lambda: holds(watch.connected("w1", "flo")))
+            await fake.advance(60 * MINUTE + 30 * MINUTE)  # 07:30: connected all along
+            assert await events_of(client, "day.member_offline") == []
+            await phone.close()  # 07:30: the phone goes in a pocket
+            await until(lambda: holds(not watch.connected("w1", "flo")))
+            await until(lambda: holds(not watch._writes))  # the leaving is noted
+            await fake.advance(9 * MINUTE)  # 07:39: within the grace of the leaving
+            assert await events_of(client, "day.member_offline") == []
+            await fake.advance(2 * MINUTE)  # 07:41
+            [offline] = await events_of(client, "day.member_offline")
+            assert offline["seen"] == "2031-06-13T07:30:00+00:00"
+
+
+async def holds(value: bool) -> bool:
+    return value
+
+
+@pytest.mark.asyncio
+async def test_a_members_erasure_takes_their_check_ins_and_duty_windows(tmp_path: Path) -> None:
+    fake = clock.FakeClock(START)
+    with clock.use(fake):
+        async with running(tmp_path) as (client, _):
+            await wedding_day(client)
+            for headers in (couple(), florist()):
+                await ok(await client.get(f"{W}/notifications", headers=headers))
+            tapped = {"vendor": "flo", "status": "arrived"}
+            await ok(await client.post(f"{W}/day/check-ins", json=tapped, headers=florist()), 201)
+            duty = {"sub": "flo", "start": "2031-06-13T07:00:00Z", "end": "2031-06-13T12:00:00Z"}
+            await ok(await client.put(f"{W}/day/duty", json=duty, headers=planner()))
+            day = await ok(await client.get(f"{W}/day", headers=couple()))
+            assert [v["check_in"]["sub"] for v in day["vendors"] if v["check_in"]] == ["flo"]
+            admin = {"Authorization": f"Bearer {ADMIN}"}
+            await ok(await client.delete("/api/admin/members/flo", headers=admin))
+            day = await ok(await client.get(f"{W}/day", headers=couple()))
+            assert [v["check_in"] for v in day["vendors"]] == [None, None]
+            assert day["on_duty"] == []

@@ -1,0 +1,212 @@
+// The wedding day in the app: the day's state (GET /api/weddings/{id}/day) above the timeline
+// while day-of mode is on, and the one-tap check-in ("Arrived", "Running late") for each
+// vendor of the day. A tap made offline is kept on this device (localStorage: a reload or a
+// dead phone battery loses nothing) and sent when the server answers, with its own
+// Idempotency-Key (a retry whose answer was lost is not stored twice) and `at`, the moment
+// it was tapped (the server keeps it unless later than receipt; the couple sees "reported
+// at").
+import { html, nothing } from 'lit-html'
+
+const RETRY_MS = [500, 1000, 2000, 4000, 8000]
+const STATUS = { arrived: 'Arrived', running_late: 'Running late' }
+
+function newKey () {
+  if (globalThis.crypto && crypto.randomUUID) return crypto.randomUUID()
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('')
+}
+
+function defaultStorage () {
+  try {
+    return globalThis.localStorage || null
+  } catch {
+    return null
+  }
+}
+
+/** The check-ins tapped on this device and not yet confirmed, sent in order. */
+export class CheckInQueue {
+  constructor ({ wedding, sub, token, onChange = () => {}, onRefused = () => {}, fetcher, storage, now, schedule }) {
+    this.wedding = wedding
+    this.key = `crdt-server.check-ins:${wedding}:${sub}`
+    this.token = token
+    this.onChange = onChange
+    this.onRefused = onRefused
+    this.fetcher = fetcher || ((...args) => fetch(...args))
+    this.storage = storage === undefined ? defaultStorage() : storage
+    this.now = now || (() => new Date())
+    this.schedule = schedule || ((fn, ms) => setTimeout(fn, ms))
+    this.sending = false
+    this.failures = 0
+    this.timer = null
+    this.entries = []
+    try {
+      const kept = JSON.parse((this.storage && this.storage.getItem(this.key)) || '[]')
+      this.entries = Array.isArray(kept) ? kept.filter((e) => e && typeof e.key === 'string' && e.body && typeof e.body.vendor === 'string') : []
+    } catch {
+      this.entries = []
+    }
+  }
+
+  get count () {
+    return this.entries.length
+  }
+
+  /** The queued tap of `vendor`, if any (the latest). */
+  pendingFor (vendor) {
+    return [...this.entries].reverse().find((e) => e.body.vendor === vendor) || null
+  }
+
+  save () {
+    if (!this.storage) return
+    try {
+      if (this.entries.length) this.storage.setItem(this.key, JSON.stringify(this.entries))
+      else this.storage.removeItem(this.key)
+    } catch {}
+  }
+
+  /** One tap: `vendor` (a directory id or a free-text name) arrived or runs late. */
+  tap (vendor, status, eta = null) {
+    const body = { vendor, status, at: this.now().toISOString() }
+    if (eta) body.eta = eta
+    this.entries.push({ key: newKey(), body })
+    this.save()
+    this.onChange()
+    return this.kick()
+  }
+
+  kick () {
+    if (this.sending || !this.entries.length) return Promise.resolve()
+    this.timer = null
+    return this.flush()
+  }
+
+  retryLater () {
+    const wait = RETRY_MS[Math.min(this.failures, RETRY_MS.length - 1)]
+    this.failures += 1
+    if (this.timer === null) this.timer = this.schedule(() => { this.timer = null; return this.kick() }, wait)
+  }
+
+  async flush () {
+    this.sending = true
+    try {
+      while (this.entries.length) {
+        const entry = this.entries[0]
+        let response
+        try {
+          response = await this.fetcher(`/api/weddings/${encodeURIComponent(this.wedding)}/day/check-ins`, {
+            method: 'POST',
+            headers: {
+              Authorization: `Bearer ${this.token()}`,
+              'Content-Type': 'application/json',
+              'Idempotency-Key': entry.key
+            },
+            body: JSON.stringify(entry.body)
+          })
+        } catch {
+          this.retryLater() // offline: keep it, try again
+          return
+        }
+        if (response.status === 401 || response.status === 429 || response.status >= 500) {
+          this.retryLater()
+          return
+        }
+        this.entries.shift()
+        this.save()
+        this.failures = 0
+        if (!response.ok) {
+          const problem = await response.json().catch(() => ({}))
+          this.onRefused(entry, problem.detail || `HTTP ${response.status}`)
+        }
+        this.onChange()
+      }
+    } finally {
+      this.sending = false
+      this.onChange()
+    }
+  }
+}
+
+/** The day's state from the server, and the device's queue of check-ins. */
+export class WeddingDay {
+  constructor ({ wedding, sub, token, onChange, fetcher, storage, now, schedule }) {
+    this.wedding = wedding
+    this.token = token
+    this.onChange = onChange
+    this.fetcher = fetcher || ((...args) => fetch(...args))
+    this.state = null
+    this.refused = ''
+    this.queue = new CheckInQueue({
+      wedding,
+      sub,
+      token,
+      fetcher: this.fetcher,
+      storage,
+      now,
+      schedule,
+      onChange: () => onChange(),
+      onRefused: (entry, reason) => { this.refused = `${entry.body.vendor}: ${reason}`; onChange() }
+    })
+  }
+
+  async refresh () {
+    let response
+    try {
+      response = await this.fetcher(`/api/weddings/${encodeURIComponent(this.wedding)}/day`, {
+        headers: { Authorization: `Bearer ${this.token()}` }
+      })
+    } catch {
+      return // offline: keep what was shown
+    }
+    if (!response.ok) return
+    this.state = await response.json().catch(() => null)
+    this.onChange()
+  }
+
+  async tap (vendor, status) {
+    this.refused = ''
+    await this.queue.tap(vendor, status)
+    await this.refresh()
+  }
+}
+
+function clock (iso) {
+  const at = new Date(iso)
+  return Number.isNaN(at.getTime()) ? iso : at.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
+}
+
+const STATE = { upcoming: 'Upcoming', in_progress: 'In progress', late: 'Late', done: 'Done' }
+
+/** What a vendor's row says of its check-in: the server's, else the tap still queued here. */
+export function checkInText (vendor, pending) {
+  if (pending) return `${STATUS[pending.body.status]} (tapped at ${clock(pending.body.at)}, waiting to send)`
+  const shown = vendor.check_in
+  if (!shown) return 'Not checked in'
+  return `${STATUS[shown.status] || shown.status}, reported at ${clock(shown.at)}`
+}
+
+/** The day's panel above the timeline, while day-of mode is on. */
+export function dayPanel (app) {
+  const day = app.day
+  const state = day && day.state
+  if (!state || !state.active) return nothing
+  const mayTap = app.access.role !== 'friend' && app.access.role !== 'family'
+  return html`<section class="wedding-day" aria-labelledby="day-title">
+    <h2 id="day-title">Today${state.day ? html` <span class="muted">${state.day}</span>` : nothing}</h2>
+    ${day.refused ? html`<p class="error" role="alert">Check-in refused: ${day.refused}</p>` : nothing}
+    <ul class="day-vendors">
+      ${state.vendors.map((v) => html`<li data-vendor=${v.vendor}>
+        <strong>${v.name}</strong>
+        <span class="check-in" role="status">${checkInText(v, day.queue.pendingFor(v.vendor))}</span>
+        ${mayTap
+          ? html`<button type="button" @click=${() => day.tap(v.vendor, 'arrived')}>Arrived</button>
+            <button type="button" @click=${() => day.tap(v.vendor, 'running_late')}>Running late</button>`
+          : nothing}
+      </li>`)}
+    </ul>
+    <ol class="day-items">
+      ${state.items.map((i) => html`<li data-item=${i.id} data-state=${i.state}>
+        ${clock(i.start)} ${i.title} <span class="state">${STATE[i.state] || i.state}</span>
+      </li>`)}
+    </ol>
+  </section>`
+}
