@@ -15,17 +15,27 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
+from datetime import date, timedelta
 from typing import Any
 
-from pycrdt import Doc, XmlElement, XmlFragment, XmlText
+from pycrdt import Doc, Map, XmlElement, XmlFragment, XmlText
 
-from .model import DOCUMENT_KINDS, DocumentError
+from .model import DOCUMENT_KINDS, DocumentError, parse_instant, zone_of
 from .operations import apply_operation
-from .schema import RUN_OF_SHOW
+from .schema import RUN_OF_SHOW, read_timeline
 from .seed import meta_changes, seed
 from .tasks import CHECKLIST
+from .vendors import VENDORS_ROOT
 
-__all__ = ["DEMO_WEDDING_ID", "demo_operations", "seed_demo", "seed_demo_document"]
+__all__ = [
+    "DAY_DEMO_WEDDING_ID",
+    "DEMO_WEDDING_ID",
+    "day_demo_operations",
+    "demo_operations",
+    "seed_day_demo_document",
+    "seed_demo",
+    "seed_demo_document",
+]
 
 DEMO_WEDDING_ID = "demo"
 """The wedding id ``crdt-server serve --demo`` seeds."""
@@ -369,3 +379,94 @@ def seed_demo(
         kind: seed_demo_document(docs[kind], kind, wedding_id, origin=origin)
         for kind in DOCUMENT_KINDS
     }
+
+
+# -- the wedding of today ---------------------------------------------------------------------
+
+DAY_DEMO_WEDDING_ID = "demo-today"
+"""The second wedding ``crdt-server serve --demo`` seeds: its date is the day the server
+starts (re-dated at each start), so the wedding-day features have a day to show."""
+
+_DAY_VENDORS: dict[str, dict[str, Any]] = {
+    "glam": {"name": "Glam Studio", "category": "hair and makeup", "members": []},
+    "petal": {"name": "Petal Co.", "category": "florist", "members": []},
+    "lens": {"name": "Lens & Light", "category": "photographer", "members": ["demo-vendor"]},
+    "owls": {"name": "The Night Owls", "category": "music", "members": []},
+}
+_DAY_ITEMS: tuple[tuple[str, str, str, str, str | None, dict[str, Any]], ...] = (
+    # id, title, start, end (local wall clock), vendor id, more
+    ("d-hair", "Hair and makeup", "07:30", "09:30", "glam", {}),
+    ("d-flowers", "Flowers delivered", "09:00", "10:00", "petal", {}),
+    ("d-prep-photos", "Getting-ready photos", "10:00", "11:00", "lens", {"follows": "d-flowers"}),
+    ("d-bouquets", "Bouquets to the bridal suite", "10:00", "10:30", "petal", {}),
+    ("d-ceremony", "Ceremony", "14:00", "15:00", None, {"fixed": True}),
+    ("d-portraits", "Portraits", "15:00", "16:00", "lens", {"follows": "d-ceremony"}),
+    ("d-dinner", "Dinner", "17:00", "19:30", None, {}),
+    ("d-dance", "First dance and the band", "20:00", "23:30", "owls", {}),
+)
+
+
+def day_demo_operations(day: str, zone: str) -> list[dict[str, Any]]:
+    """The timeline operations of the wedding of today, on ``day`` in ``zone``."""
+    ops: list[dict[str, Any]] = [
+        {
+            "op": "set_profile",
+            "names": ["Alex Rossi", "Sam Tanaka"],
+            "date": day,
+            "time_zone": zone,
+            "venue": "The Old Mill",
+        }
+    ]
+    for item_id, title, start, end, vendor_id, more in _DAY_ITEMS:
+        op: dict[str, Any] = {
+            "op": "add_timeline_item",
+            "item_id": item_id,
+            "title": title,
+            "start": f"{day}T{start}",
+            "end": f"{day}T{end}",
+        }
+        if vendor_id is not None:
+            op |= {"vendor": _DAY_VENDORS[vendor_id]["name"], "vendor_id": vendor_id}
+        ops.append(op | more)
+    return ops
+
+
+def seed_day_demo_document(
+    doc: Doc[Any], kind: str, day: str, zone: str, *, origin: Any = None
+) -> bool:
+    """Seed ``doc`` as document ``kind`` of the wedding of today (the timeline filled, the
+    other documents empty), in one transaction; or, when it is seeded already, move its
+    date and every item by whole days to ``day`` (a restart on another day). Whether it
+    wrote anything."""
+    wedding = DAY_DEMO_WEDDING_ID
+    if not meta_changes(doc, kind, wedding):
+        return kind == "timeline" and _redate(doc, day, origin)
+    with doc.transaction(origin=origin):
+        seed(doc, kind, wedding, origin=origin)
+        if kind == "timeline":
+            vendors = doc.get(VENDORS_ROOT, type=Map)
+            for vendor_id, entry in _DAY_VENDORS.items():
+                vendors[vendor_id] = Map(dict(entry))
+            for op in day_demo_operations(day, zone):
+                apply_operation(doc, kind, op, origin=origin)
+    return True
+
+
+def _redate(doc: Doc[Any], day: str, origin: Any) -> bool:
+    timeline = read_timeline(doc)
+    was = timeline.profile.date
+    if was is None or was == day:
+        return False
+    shift = timedelta(days=(date.fromisoformat(day) - date.fromisoformat(was)).days)
+    with doc.transaction(origin=origin):
+        apply_operation(doc, "timeline", {"op": "set_profile", "date": day}, origin=origin)
+        zone = zone_of(timeline.profile.time_zone)
+        for item in timeline.items.values():
+            # The same wall clock on the new day (a change of summer time moves the offset).
+            start, end = (
+                (parse_instant(at).astimezone(zone).replace(tzinfo=None) + shift).isoformat()
+                for at in (item.start, item.end)
+            )
+            op = {"op": "move_timeline_item", "item_id": item.id, "start": start, "end": end}
+            apply_operation(doc, "timeline", op, origin=origin)
+    return True

@@ -533,11 +533,15 @@ TIMELINE_ITEM = Entity(
         Field("status", choice(TIMELINE_STATUSES), default="planned"),
         Field("notes", prose(), text=True),
         Field("vendor_id", identifier),
+        Field("follows", identifier),
+        Field("fixed", boolean, default=False),
     ),
 )
 """A timeline item. Its vendor is ``vendor_id`` (an entry of the ``vendors`` directory)
 where set, else the free-text ``vendor`` (equal names, spaces and case folded, are one
-vendor: :mod:`documents.vendors`)."""
+vendor: :mod:`documents.vendors`). ``follows`` names the item it comes after and ``fixed``
+marks one that keeps its time (the ceremony): a delay moves what follows, never what is
+fixed (:mod:`documents.delays`)."""
 VENDOR = Entity(
     "timeline",
     "vendors",

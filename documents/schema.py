@@ -16,7 +16,8 @@ can never both insert "the same" element and end up with two::
                            (position: {"x", "y", "rotation"}, one atomic JSON value)
               assignments  guest_id -> {"table_id", "seat"}  (one atomic JSON value)
     timeline  items        item_id -> Map{title, start, end, location, owner, vendor,
-                                          status, notes*, vendor_id}
+                                          status, notes*, vendor_id, follows,
+                                          fixed}
               vendors      vendor_id -> Map{name, category, members, call_time}
                            (the vendor directory, :mod:`documents.vendors`; absent in
                            documents written before it)
@@ -159,6 +160,8 @@ class TimelineItem:
     status: str
     notes: str | None
     vendor_id: str | None = None
+    follows: str | None = None
+    fixed: bool = False
 
 
 @dataclass(frozen=True)

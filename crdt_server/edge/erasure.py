@@ -2,7 +2,8 @@
 
 - ``DELETE /api/weddings/{id}``: erase the wedding. 200 once its bytes are gone from the
   store's files; 202 with ``status_url`` when another process's reader keeps them there
-  for now (the status turns ``done`` within seconds).
+  for now (the status turns ``done`` within seconds). Saturday mode: on the wedding's day
+  (its profile's date in its zone) it is refused with 409 unless ``?on_wedding_day=true``.
 - ``GET /api/weddings/{id}/erasure``: ``{"wedding", "status": "done" | "pending"}``; 404
   if the wedding is not erased.
 - ``DELETE /api/weddings/{id}/tombstone``: let an erased wedding's id be used again.
@@ -22,6 +23,9 @@ from msgspec import Meta
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from crdt_server import clock
+from crdt_server.documents.model import zone_of
+from crdt_server.documents.schema import read_profile
 from crdt_server.edge.bodies import (
     ErasureAnswer,
     ErasureStatus,
@@ -46,6 +50,22 @@ _WEDDING = "/api/weddings/{wedding_id}"
 erasure_routes = Routes()
 
 
+class ErasureQuery(msgspec.Struct, frozen=True):
+    on_wedding_day: Annotated[
+        bool, Meta(description="erase it even on the wedding's day (Saturday mode)")
+    ] = False
+
+
+async def _their_day(call: ApiCall, wedding_id: str) -> bool:
+    """Whether today, in the wedding's zone, is the date of its timeline's profile."""
+    found = await call.state.weddings.documents(wedding_id, kinds=("timeline",))
+    profile = read_profile(found.get("timeline"))
+    if profile.date is None:
+        return False
+    today = clock.utcnow().astimezone(zone_of(profile.time_zone)).date()
+    return today.isoformat() == profile.date
+
+
 class GuestErasurePath(msgspec.Struct, frozen=True):
     wedding_id: WeddingId
     guest_id: Annotated[
@@ -63,11 +83,17 @@ class GuestErasurePath(msgspec.Struct, frozen=True):
     family="admin",
     security="admin",
     response_model=ErasureAnswer,
-    errors=(*_ADMIN, 503),
+    errors=(*_ADMIN, 409, 503),
 )
-async def erase_wedding(call: ApiCall, path: WeddingPath) -> Response:
+async def erase_wedding(call: ApiCall, path: WeddingPath, query: ErasureQuery) -> Response:
     """Erase every document, history row, event and stored byte of a wedding; tombstone it."""
     wedding_id = path.wedding_id
+    if not query.on_wedding_day and await _their_day(call, wedding_id):
+        raise ApiError.field(
+            409,
+            "on_wedding_day",
+            "Saturday mode: today is this wedding's day; add ?on_wedding_day=true to erase it",
+        )
     try:
         documents, scrubbed = await call.state.erasures.erase_wedding(wedding_id)
     except StoreError as exc:

@@ -13,6 +13,8 @@ The kinds, in the order they are recognised:
 - ``ticket``: a one-use ``?ticket=`` of the event stream (checked by its route);
 - ``signature``: a Standard Webhooks signature (``webhook-signature``), for the inbound route;
 - ``calendar``: a calendar feed token (``?token=cal_...``), for the feed route;
+- ``runsheet``: a vendor's run sheet link token (``?token=rs_...``), for the run sheet
+  route only;
 - ``jwt``: a signed token (``Authorization: Bearer`` or ``?token=``), verified here;
 - ``session``: a device session's cookie (:data:`SESSION_COOKIE`, sent by browsers to
   ``/api/session`` only), for the routes under that path; every route that reads it first
@@ -42,6 +44,7 @@ from crdt_server.edge.problems import CHALLENGE, ApiError, FieldProblem, auth_st
 
 __all__ = [
     "CALENDAR_TOKEN_PREFIX",
+    "RUN_SHEET_TOKEN_PREFIX",
     "KINDS",
     "SESSION_COOKIE",
     "Caller",
@@ -52,12 +55,13 @@ __all__ = [
 ]
 
 CredentialKind = Literal[
-    "none", "jwt", "admin", "calendar", "ticket", "signature", "session", "rsvp"
+    "none", "jwt", "admin", "calendar", "runsheet", "ticket", "signature", "session", "rsvp"
 ]
 KINDS: tuple[CredentialKind, ...] = (
     "jwt",
     "admin",
     "calendar",
+    "runsheet",
     "ticket",
     "signature",
     "session",
@@ -71,12 +75,15 @@ SESSION_COOKIE = "crdt_session"
 
 CALENDAR_TOKEN_PREFIX = "cal_"
 """Calendar feed tokens start with this (JWTs cannot: they start with ``ey``)."""
+RUN_SHEET_TOKEN_PREFIX = "rs_"
+"""A vendor's run sheet link tokens start with this."""
 
 _SPOKEN = {
     "none": "no credential",
     "jwt": "a token",
     "admin": "the admin API key",
     "calendar": "a calendar feed token",
+    "runsheet": "a run sheet link",
     "ticket": "an event stream ticket",
     "signature": "a webhook signature",
     "session": "a device session cookie",
@@ -145,6 +152,8 @@ def presented(request: Request, admin_key: str) -> tuple[CredentialKind, str | N
         return "none", None
     if token.startswith(CALENDAR_TOKEN_PREFIX):
         return "calendar", token
+    if token.startswith(RUN_SHEET_TOKEN_PREFIX):
+        return "runsheet", token
     return "jwt", token
 
 

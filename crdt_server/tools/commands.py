@@ -48,6 +48,12 @@ from crdt_server.tools.schema import (
     server_objects,
     version_problems,
 )
+from crdt_server.tools.wedding_day import (
+    ON_WEDDING_DAY,
+    is_their_day,
+    timeline_is_today,
+    weddings_on_their_day,
+)
 
 __all__ = [
     "COMMANDS",
@@ -96,6 +102,15 @@ def wedding_id(value: str) -> str:
     return value
 
 
+def _on_wedding_day(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        ON_WEDDING_DAY,
+        dest="on_wedding_day",
+        action="store_true",
+        help="run even on the wedding's day (Saturday mode refuses it without this)",
+    )
+
+
 def add_commands(sub: Any) -> None:
     """Add the data subcommands to ``crdt-server``'s subparsers."""
     backup = sub.add_parser("backup", help="copy the SQLite store to FILE, online")
@@ -107,6 +122,7 @@ def add_commands(sub: Any) -> None:
     restore.add_argument(
         "--force", action="store_true", help="replace a store that holds documents"
     )
+    _on_wedding_day(restore)
     store_options(restore)
 
     export = sub.add_parser("export", help="one wedding as a JSON export (stdout by default)")
@@ -117,6 +133,7 @@ def add_commands(sub: Any) -> None:
     imp = sub.add_parser("import", help="store a wedding from a JSON export FILE ('-': stdin)")
     imp.add_argument("file", help="export file made by crdt-server export or the HTTP route")
     imp.add_argument("--as", dest="as_wedding", type=wedding_id, help="store it under this id")
+    _on_wedding_day(imp)
     store_options(imp)
 
     check = sub.add_parser("check", help="verify every stored document; exit 1 on damage")
@@ -126,6 +143,7 @@ def add_commands(sub: Any) -> None:
 
     compact = sub.add_parser("compact", help="fold stored logs into one snapshot each")
     compact.add_argument("--wedding", type=wedding_id, help="only this wedding")
+    _on_wedding_day(compact)
     store_options(compact)
 
     quarantine = sub.add_parser(
@@ -220,6 +238,8 @@ def run(
     try:
         if args.command in ("export", "import", "check", "compact", "quarantine"):
             refuse_unreadable_store(settings, schemas, missing_ok=args.command == "import")
+        if args.command == "compact":
+            _refuse_on_wedding_day(args, settings)
         if args.command == "restore":
             return _restore(args, settings, out or sys.stdout, schemas)
         if args.command == "check":
@@ -234,6 +254,34 @@ def run(
         raise ToolError(str(exc)) from exc
     except ExportError as exc:
         raise ToolError(f"export file, {exc}") from exc
+
+
+def _refuse_on_wedding_day(args: argparse.Namespace, settings: Settings) -> None:
+    """Saturday mode (:mod:`crdt_server.tools.wedding_day`): refuse, without
+    ``--on-wedding-day``, an import or compaction of one wedding on its day, and a restore
+    or compaction of the whole store while any wedding in it has its day (naming them)."""
+    if getattr(args, "on_wedding_day", False):
+        return
+    if not settings.database_url and not settings.sqlite_path.is_file():
+        return  # nothing stored: no wedding has its day here
+    one = getattr(args, "wedding", None)
+
+    async def today(store: Store) -> list[str]:
+        if one is not None:
+            return [one] if await is_their_day(store, one) else []
+        return await weddings_on_their_day(store)
+
+    found = asyncio.run(with_store(settings, today))
+    if found:
+        _refuse(args.command, found, one)
+
+
+def _refuse(command: str, found: Sequence[str], one: str | None) -> None:
+    what = f"wedding {one}" if one is not None else "the whole store"
+    raise ToolError(
+        f"Saturday mode: today is the wedding day of {', '.join(found)}; "
+        f"{command} of {what} refused (add {ON_WEDDING_DAY} to run it anyway)"
+    )
 
 
 def _sqlite_only(settings: Settings, command: str) -> None:
@@ -259,6 +307,7 @@ def _restore(
     args: argparse.Namespace, settings: Settings, out: TextIO, schemas: Sequence[Schema]
 ) -> int:
     _sqlite_only(settings, "restore")
+    _refuse_on_wedding_day(args, settings)
     expected = server_objects(schemas)
 
     def versions(conn: sqlite3.Connection) -> list[str]:
@@ -339,6 +388,14 @@ def _import(
     except (ValueError, RecursionError) as exc:
         raise ToolError(f"{args.file} is not JSON: {exc}") from exc
     export = parse_export(data, sections, namespaces)
+    target = args.as_wedding or export.wedding
+    timeline = export.documents.get("timeline")
+    if (
+        not getattr(args, "on_wedding_day", False)
+        and timeline is not None
+        and timeline_is_today(timeline.update)
+    ):
+        _refuse("import", [target], target)
     if not settings.database_url:
         settings.sqlite_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         store = store_for(

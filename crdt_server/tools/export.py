@@ -377,7 +377,7 @@ _ADDED_ROOTS: dict[str, tuple[str, ...]] = {
 one was written before it."""
 _ADDED_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "guests": ("guests", ("household_id", "plus_one_of")),
-    "timeline": ("items", ("vendor_id",)),
+    "timeline": ("items", ("vendor_id", "follows", "fixed")),
     "budget": ("payments", ("vendor_id",)),
 }
 """Entry fields each view gained: (collection, fields); an entry of a file without them was

@@ -64,6 +64,8 @@ def test_add_timeline_item_keeps_the_offset_in_canonical_form(docs: Docs) -> Non
         "status": "confirmed",
         "notes": "Golden hour by the lake.",
         "vendor_id": None,
+        "follows": None,
+        "fixed": False,
     }
 
 

@@ -50,6 +50,8 @@ PATH_VALUES = {
     "household_id": "h1",
     "code": "w1.h1." + "A" * 22,
     "seq": "1",
+    "vendor_id": "v1",
+    "link_id": "rsl_0123456789abcdef",
 }
 
 
@@ -61,6 +63,8 @@ def credential(kind: CredentialKind) -> tuple[dict[str, str], dict[str, str]]:
         return {"Authorization": f"Bearer {ADMIN_KEY}"}, {}
     if kind == "calendar":
         return {}, {"token": "cal_" + "x" * 43}
+    if kind == "runsheet":
+        return {}, {"token": "rs_" + "x" * 43}
     if kind == "ticket":
         return {}, {"ticket": "t" * 32}
     if kind == "signature":
@@ -107,6 +111,7 @@ def test_every_credentialed_route_declares_its_kinds() -> None:
     assert {k for r in routes for k in r.kinds or ()} == set(KINDS)
     by_id = {r.operation_id: r.kinds for r in http_routes()}
     assert by_id["calendarFeed"] == {"jwt", "calendar"}
+    assert by_id["runSheet"] == {"runsheet"}
     assert by_id["streamEvents"] == {"jwt", "ticket"}
     assert by_id["receiveWebhook"] == {"signature", "none"}
     assert by_id["exportWedding"] == {"jwt", "admin"}

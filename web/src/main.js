@@ -30,6 +30,7 @@ import { Invites } from './invites.js'
 import { CalendarTokens, Members } from './members.js'
 import { followScroll } from './guestlist.js'
 import { householdMove, householdSplits, householdsOf, peopleAt, readHouseholds, readMenu, seatHousehold } from './households.js'
+import { Delays } from './delays.js'
 import { DocHistory, historyView } from './history.js'
 import { useFormats } from './local.js'
 import { WeddingDay, dayPanel } from './weddingday.js'
@@ -300,6 +301,7 @@ class PlannerApp {
     this.members = new Members({ wedding, sub: access.sub, token: () => this.keeper.token, onChange: () => this.sync.changed() })
     this.calendarTokens = new CalendarTokens({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
     this.docHistory = new DocHistory({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
+    this.delays = new Delays({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
     this.answers = new RsvpAnswers({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
     this.feed = new ActivityFeed({
       wedding,

@@ -14,6 +14,7 @@ import { cancelNotes, notesField } from './notes.js'
 import { discussButton } from './panel.js'
 import { theirsNote, valueOf } from './forms.js'
 import { historyButton } from './history.js'
+import { lateButton, latePanel } from './delays.js'
 import { answersPanel } from './answers.js'
 import { WINDOW_FROM, bulkBar, guestRows, seatHouseholdForm, selectBox, totalsPanel } from './guestlist.js'
 import { peopleAt } from './households.js'
@@ -583,9 +584,11 @@ export function timelineView (ctx) {
                   </select>
                   ${discussButton(ctx, 'timeline', item.id, item.title)}
                   <button type="button" aria-label=${`Edit ${item.title}`} @click=${() => ctx.setEntity(item.id)}>Edit</button>
+                  ${lateButton(ctx, item)}
                   <button type="button" class="link danger" aria-label=${`Remove ${item.title}`} @click=${() => ctx.removed(`${item.title} removed from the timeline`, () => removeItem(ctx.docs.timeline, item.id))}>Remove</button>
                 </div>`
               : html`<div class="row-actions"><span class=${`pill item-status ${item.status}`}>${label(item.status)}</span>${discussButton(ctx, 'timeline', item.id, item.title)}</div>`}
+            ${canWrite ? latePanel(ctx, item) : nothing}
           </li>`
         })}
       </ol>

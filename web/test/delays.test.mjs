@@ -1,0 +1,24 @@
+// "Running late": how a proposal's move is said, and the panel's state before any answer.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { DEFAULT_MINUTES, Delays, moveWords } from '../src/delays.js'
+
+const local = { time: (iso) => iso.slice(11, 16) }
+
+test('a move is said as its old and new start', () => {
+  const move = { start: '2031-06-13T09:00:00+01:00', new_start: '2031-06-13T09:30:00+01:00' }
+  assert.equal(moveWords(local, move), '09:00 → 09:30')
+})
+
+test('opening an item starts from the default minutes, with no proposal yet', () => {
+  let changes = 0
+  const delays = new Delays({ wedding: 'w 1', token: () => 't', onChange: () => { changes += 1 } })
+  assert.equal(delays.base, '/api/weddings/w%201/day/delays')
+  delays.open('flowers')
+  assert.equal(delays.item, 'flowers')
+  assert.equal(delays.minutes, DEFAULT_MINUTES)
+  assert.equal(delays.proposal, null)
+  delays.close()
+  assert.equal(delays.item, null)
+  assert.equal(changes, 2)
+})
