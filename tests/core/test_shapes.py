@@ -44,6 +44,7 @@ from crdt_server.documents.shapes import nests_deeper_than
 from crdt_server.errors import CloseCode
 from crdt_server.features.events import read_events
 from crdt_server.features.events.extension import EventLog
+from crdt_server.features.events.tables import SCHEMA as EVENTS
 from crdt_server.settings import Settings
 from crdt_server.storage import Gateway, NewEvent, SqliteStore
 from crdt_server.testing.inprocess import in_process_server
@@ -159,6 +160,7 @@ class RaisingCommitHook(Extension):
 async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     sqlite = SqliteStore(tmp_path / "shapes.sqlite3")
     await sqlite.open()
+    await sqlite.install(EVENTS)  # the rooms run EventLog, which stores events there
     yield sqlite
     await sqlite.close()
 

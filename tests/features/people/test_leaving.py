@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from crdt_server.auth.permissions import DEFAULT_MATRIX
-from crdt_server.features.events import add_events
+from crdt_server.features.events import EVENT_TABLES, add_events
 from crdt_server.storage import Gateway, NewEvent, store_for
 from tests.features.conversations import (
     ADMIN_AUTH,
@@ -117,6 +117,9 @@ async def test_session_events_are_read_by_the_person_and_who_manages_members(
     store = store_for(None, data / "crdt.sqlite3")
     await store.open()
     try:
+        await store.install(
+            EVENT_TABLES.schema
+        )  # seeded before the server (which installs them) starts
         events = [_session_event("flo", "Flo's phone"), _session_event("dj", "DJ laptop")]
         await add_events(Gateway.of(store), [*events, NewEvent("w1", "custom.note", "{}")])
     finally:
