@@ -52,6 +52,7 @@ PATH_VALUES = {
     "seq": "1",
     "vendor_id": "v1",
     "link_id": "rsl_0123456789abcdef",
+    "subscription_id": "ps_" + "0" * 24,
 }
 
 
