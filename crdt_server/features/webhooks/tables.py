@@ -390,12 +390,15 @@ class WebhookTables:
     ) -> list[Leased]:
         """Take up to ``limit`` due deliveries of ``lane`` of enabled endpoints under a
         lease (counting the attempt), at most ``per_endpoint`` of the lane in flight per
-        endpoint."""
+        endpoint; in the order they were queued (their ids sort by creation: ``RETURNING``
+        promises no order, and PostgreSQL's is the rows' order on disk)."""
         args = (lease_until, owner, now, lane, now, now, lane, now, lane, per_endpoint, limit)
         if self._sql.dialect == "postgres":
             text = _CLAIM.replace("{lock}", "FOR UPDATE OF c SKIP LOCKED")
             # One statement, outside the store's write lock: claims never wait on commits.
-            return await self._sql.fetch_as(Leased, text, *args)
-        text = _CLAIM.replace("{lock}", "")
-        (claimed,) = await self.transaction([(text, args)])
-        return [Leased(*row) for row in claimed]
+            leased = await self._sql.fetch_as(Leased, text, *args)
+        else:
+            text = _CLAIM.replace("{lock}", "")
+            (claimed,) = await self.transaction([(text, args)])
+            leased = [Leased(*row) for row in claimed]
+        return sorted(leased, key=lambda row: row.id)
