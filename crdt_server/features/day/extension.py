@@ -197,7 +197,9 @@ class DayWatch(Extension):
         """Whether ``sub`` has a connection to the wedding now (any process)."""
         if self.presence is None:
             return False
-        return any(e.user_id == sub for e in self.presence.presence(wedding, set(DOCUMENT_KINDS)))
+        listed = self.presence.presence(wedding, set(DOCUMENT_KINDS))
+        # (the directory also lists who left, as offline, with no connection)
+        return any(e.user_id == sub and e.connections > 0 for e in listed)
 
     def on_stored(self, room: RoomView, batch: CommitBatch) -> None:
         if room.kind != "timeline":
