@@ -1061,7 +1061,12 @@ async def main_async(opts: Options, keep: bool, json_path: Path | None) -> int:
     ours = [r for r in results if r.server in ("ours", "ours-postgres")]
     lost = any(s.lost or s.missing for r in ours for s in r.steps)
     unstored = any(r.unstored or (r.cold and r.cold.unstored) for r in ours)
-    return 1 if lost or unstored else 0
+    # A server that failed (to start, or on the way) measured nothing: the run is no
+    # run of the goals, whichever server it was.
+    failed = [r.server for r in results if r.verified.startswith("failed")]
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if lost or unstored or failed else 0
 
 
 SATURDAY = {"weddings": 100, "members": 50, "rates": "250,500,1000,2500", "keep_going": True}

@@ -43,6 +43,7 @@ from .schema import (
     new_entry,
     plain,
     read_budget,
+    read_budget_settings,
     read_guests,
     read_profile,
     read_seating,
@@ -363,7 +364,11 @@ def _currency_change(call: Invocation) -> dict[str, Any]:
     """Settings to write for the operation's ``currency``: the budget adopts it if it has
     none yet; a different one is refused (amounts are in the budget's currency)."""
     given = call.args.pop("currency", None)
-    current = read_budget(call.doc).currency
+    if given is None:
+        return {}
+    # The settings alone (not every category and payment): recording a payment costs the
+    # same in a budget of ten payments as in one of a thousand.
+    current = read_budget_settings(call.doc)[0]["currency"]
     if given is None or given == current:
         return {}
     if current is None:

@@ -290,3 +290,31 @@ def test_set_category_keeps_a_given_id_over_an_unreadable_entry(docs: Docs) -> N
     docs["budget"].get("categories", type=Map)["cake"] = "chocolate"
     run(docs, "set_category", category_id="cake", name="Cake", planned=300)
     assert budget(docs)["categories"]["cake"] == {"name": "Cake", "planned": 300} | NO_NOTES
+
+
+@pytest.mark.timeout(30)
+def test_recording_a_payment_reads_no_other_payment(
+    docs: Docs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recording or changing a payment reads the budget's settings (its currency), not its
+    every category and payment: its cost does not grow with the budget."""
+    from crdt_server.documents import schema
+
+    for n in range(30):
+        run(docs, "record_payment", payment_id=f"p{n}", category_id="venue", amount=100,
+            date="2026-01-15", currency="EUR")  # fmt: skip
+    read: list[str] = []
+    real = schema.read_entry
+
+    def counting(entity: Any, record: Any, key: str, stored: object, problems: Any) -> Any:
+        read.append(key)
+        return real(entity, record, key, stored, problems)
+
+    monkeypatch.setattr(schema, "read_entry", counting)
+    run(docs, "record_payment", payment_id="p99", category_id="venue", amount=5,
+        date="2026-01-16", currency="EUR")  # fmt: skip
+    run(docs, "update_payment", payment_id="p3", amount=7, currency="EUR")
+    run(docs, "set_category", category_id="venue", planned=900_000, currency="EUR")
+    assert read == []
+    refused(docs, "record_payment", 422, payment_id="p98", category_id="venue", amount=5,
+            date="2026-01-16", currency="USD")  # fmt: skip

@@ -223,6 +223,19 @@ def test_the_product_scenario_runs_tiny(tmp_path: Path) -> None:
     assert cold["verified"] == "12 of 12 rooms hold every writer's clocks", cold
 
 
+@pytest.mark.timeout(120)
+def test_the_product_scenario_fails_when_a_server_does_not_start() -> None:
+    """A server that exits before it listens measured nothing: the run says so and exits
+    non-zero (an unset goal is not a met one)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["CRDT_SERVER_RATE_READ_PER_MINUTE"] = "not a number"  # refused by serve at start
+    argv = [sys.executable, "-m", "benchmarks.product", "--tiny", "--servers", "ours"]
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=110)
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "[ours] failed: ours exited early" in done.stdout
+    assert "failed: ours" in done.stderr
+
+
 def test_product_members_split_and_presets() -> None:
     """A wedding's members split 5:3:2 over its documents (10 exactly as before); a preset
     fills only the options not given."""

@@ -10,11 +10,11 @@ import asyncio
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pycrdt import Doc, Map
+from pycrdt import Array, Doc, Map, Text
 
 from crdt_server import clock
 from crdt_server.actor import Actor
@@ -305,7 +305,7 @@ class ConflictsKeeper(Extension):
         now = clock.now()
         # What comes and goes is recorded before the room shows it: whoever sees a finding
         # there finds its event (this wedding's updates here take turns: see the lock).
-        current = await self._entries(wedding_id)
+        current = await self._entries(wedding_id, checked)
         came = [key for key in wanted if not as_dict(current.get(key))]
         gone = current.keys() if checked is None else sorted(checked)
         went = [
@@ -556,11 +556,25 @@ class ConflictsKeeper(Extension):
             if not found:
                 raise LookupError(key)
 
-    async def _entries(self, wedding_id: str) -> dict[str, Any]:
+    async def _entries(
+        self, wedding_id: str, keys: Collection[str] | None = None
+    ) -> dict[str, Any]:
+        """The conflicts room's entries; only those of ``keys`` when given (an update
+        reads the few findings it evaluated, not every finding of the wedding)."""
         async with self._require_service().room(f"{wedding_id}/{CONFLICTS}") as room:
-            found = room.doc.get(CONFLICTS, type=Map).to_py() or {}
+            entries = room.doc.get(CONFLICTS, type=Map)
+            if keys is None:
+                found = dict(entries.to_py() or {})
+            else:
+                found = {}
+                for key in keys:
+                    value = entries.get(key)
+                    if isinstance(value, Map | Array | Text):
+                        value = value.to_py()
+                    if value is not None:
+                        found[key] = value
             await room.wait_committed()
-            return dict(found)
+            return found
 
     def _require_service(self) -> WeddingsView:
         if self._service is None:
