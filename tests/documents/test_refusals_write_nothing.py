@@ -45,6 +45,7 @@ def _wedding() -> Docs:
         date="2026-01-15",
     )
     run(docs, "add_task", task_id="k1", title="Book the venue")
+    run(docs, "add_vendor", vendor_id="v1", name="Petal Co.", category="florist")
     return docs
 
 
@@ -159,6 +160,13 @@ CASES: list[tuple[str, int, dict[str, Any]]] = [
     ("remove_task", IMPOSSIBLE, {"task_id": "k9"}),
     ("remove_task", MALFORMED, {}),
     ("seed_checklist", MALFORMED, {"bogus": 1}),
+    ("add_vendor", IMPOSSIBLE, {"vendor_id": "v1", "name": "Again"}),
+    ("add_vendor", MALFORMED, {"vendor_id": "v9"}),
+    ("add_vendor", MALFORMED, {"vendor_id": "v9", "name": "Band", "call_time": "soon"}),
+    ("update_vendor", IMPOSSIBLE, {"vendor_id": "v9", "name": "Nobody"}),
+    ("update_vendor", MALFORMED, {"vendor_id": "v1", "members": "flo"}),
+    ("remove_vendor", IMPOSSIBLE, {"vendor_id": "v9"}),
+    ("remove_vendor", MALFORMED, {}),
 ]
 TEXT_CASES: list[tuple[str, str, int, dict[str, Any]]] = [
     ("set_notes", "guests", IMPOSSIBLE, {"guest_id": "g9", "notes": "hello"}),
