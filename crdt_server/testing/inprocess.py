@@ -57,7 +57,6 @@ from crdt_server.core.metrics import Metrics
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.room import Room, RoomServices
 from crdt_server.errors import CloseCode
-from crdt_server.features.events import EVENT_TABLES
 from crdt_server.settings import Settings
 from crdt_server.storage import SqliteStore
 
@@ -300,8 +299,11 @@ class InProcessServer:
     async def start(self) -> None:
         self.store = TrackedStore(self.path, self.activity)
         await self.store.open()
-        # The events' tables, as every server's store has them (the events feature's): the
-        # rooms' hooks may store events (EventLog), and the kit starts no extension.
+        # The events' tables, as every server's store has them (the events feature's, named
+        # through the app, the one list of features): the rooms' hooks may store events
+        # (EventLog), and the kit starts no extension.
+        from crdt_server.app import EVENT_TABLES
+
         await self.store.install(EVENT_TABLES.schema)
         self.registry = RoomRegistry(
             RoomServices(

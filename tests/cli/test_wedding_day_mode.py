@@ -16,7 +16,7 @@ import pytest
 from pycrdt import Doc
 
 from crdt_server import clock
-from crdt_server.app import CORE_SCHEMAS, FEATURES
+from crdt_server.app import CORE_SCHEMAS, EVENT_TABLES, FEATURES
 from crdt_server.documents import apply_operation, seed
 from crdt_server.features import event_namespaces_of
 from crdt_server.storage import NewUpdate, Schema, SqliteStore
@@ -115,7 +115,7 @@ def test_import_of_a_wedding_on_its_day_refuses_without_the_flag(tmp_path: Path)
         store = SqliteStore(source / "crdt.sqlite3")
         await store.open()
         try:
-            found = await export_wedding(store, "lisbon")
+            found = await export_wedding(store, "lisbon", events=EVENT_TABLES)
             assert found is not None
             return found.to_json()
         finally:
