@@ -1,10 +1,13 @@
 """Saturday mode's rooms: on a wedding's day its rooms stay loaded.
 
 When a wedding's timeline room loads on the wedding's day (its profile's date, in its
-zone, by the server's clock), this process holds every document room of the wedding until
-the day ends (midnight in the wedding's zone): no idle unload, no reload from the store in
-the middle of the day. Reading the profile costs what reading one map of a loaded document
-costs; a wedding whose day it is not costs nothing more.
+zone, by the server's clock), or is loaded already when the day begins (each loaded
+timeline room is looked at once every :data:`LOOK_EVERY` seconds: a room kept loaded by
+its connections since the evening before is held from its first minutes), this process
+holds every document room of the wedding until the day ends (midnight in the wedding's
+zone): no idle unload, no reload from the store in the middle of the day. Reading the
+profile costs what reading one map of a loaded document costs; a wedding whose day it is
+not costs nothing more.
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ from crdt_server.documents.model import local_moment
 from crdt_server.documents.schema import read_profile
 from crdt_server.storage import StoreError
 
-__all__ = ["DayRooms", "day_ends"]
+__all__ = ["LOOK_EVERY", "DayRooms", "day_ends"]
+
+LOOK_EVERY = 60.0
+"""Seconds between two looks at the loaded timeline rooms whose day may have begun."""
 
 log = logging.getLogger("crdt_server.day")
 
@@ -44,15 +50,31 @@ class DayRooms(Extension):
     def __init__(self) -> None:
         self._core: Core | None = None
         self._pins: dict[str, asyncio.Task[None]] = {}
+        self._looks: asyncio.Task[None] | None = None
 
     async def start(self, core: Core) -> None:
         self._core = core
+        self._looks = asyncio.create_task(self._look_again(core), name="day-rooms")
 
     def pinned(self, wedding: str) -> bool:
         """Whether the wedding's rooms are held for its day here."""
         return wedding in self._pins
 
     async def on_load(self, room: RoomView) -> None:
+        self._consider(room)
+
+    async def _look_again(self, core: Core) -> None:
+        """Each loaded timeline room, once every :data:`LOOK_EVERY` seconds."""
+        while True:
+            await clock.sleep(LOOK_EVERY)
+            for room in list(core.registry.rooms.values()):
+                try:
+                    self._consider(room)
+                except Exception:  # one unreadable profile never stops the looks
+                    log.exception("could not read a wedding's day from its timeline")
+
+    def _consider(self, room: RoomView) -> None:
+        """Hold the wedding's rooms if ``room`` is its timeline and its day is today."""
         if room.kind != "timeline" or room.wedding_id in self._pins or self._core is None:
             return
         with room.doc.transaction():
@@ -77,7 +99,7 @@ class DayRooms(Extension):
             self._pins.pop(wedding, None)
 
     async def close(self) -> None:
-        pins = list(self._pins.values())
+        pins = [*self._pins.values(), *([self._looks] if self._looks is not None else [])]
         for task in pins:
             task.cancel()
         for task in pins:

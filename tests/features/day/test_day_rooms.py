@@ -12,7 +12,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from crdt_server import clock
-from crdt_server.features.day.extension_rooms import day_ends
+from crdt_server.features.day.extension_rooms import LOOK_EVERY, day_ends
 from crdt_server.testing.waits import until
 from tests.features.conversations import Inbox, W, ok
 from tests.features.day.test_delays import PLANNER, member, server
@@ -69,3 +69,29 @@ async def test_rooms_stay_loaded_on_the_day_and_unload_after(
             # Midnight in Lisbon: let go, and the rooms unload after their idle time.
             await fake.set(datetime(2031, 6, 13, 23, 0, 1, tzinfo=UTC))
             await until(unloaded, deadline=10)
+
+
+@pytest.mark.asyncio
+async def test_a_timeline_loaded_since_the_evening_before_is_held_once_the_day_begins(
+    tmp_path: Path, smtp: tuple[Controller, Inbox]
+) -> None:
+    """A room its connections kept loaded across midnight never loads again on the day:
+    the loaded timelines are looked at once a minute, so the day's hold begins anyway."""
+    controller, _ = smtp
+    fake = clock.FakeClock(datetime(2031, 6, 12, 21, 0, tzinfo=UTC))  # 22:00 in Lisbon
+    idle = {"CRDT_SERVER_ROOM_IDLE_SECONDS": "3600"}  # kept loaded, as connections keep it
+    with clock.use(fake):
+        async with server(tmp_path / "data", controller, **idle) as http:
+            planner = member(*PLANNER)
+            profile = {"op": "set_profile", "date": "2031-06-13", "time_zone": "Europe/Lisbon"}
+            await ok(await http.post(f"{W}/docs/timeline/ops", json=profile, headers=planner))
+            await ok(await http.get(f"{W}/docs/timeline", headers=planner))
+            assert await loaded(http) < 5  # the evening before: nothing held
+
+            await fake.set(datetime(2031, 6, 12, 23, 0, 30, tzinfo=UTC))  # 00:00:30 in Lisbon
+            await fake.advance(LOOK_EVERY)
+
+            async def all_held() -> bool:
+                return await loaded(http) >= 5
+
+            await until(all_held, deadline=10)
