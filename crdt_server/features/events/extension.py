@@ -398,8 +398,9 @@ class EventLog(Extension):
         also on the ``urgent`` lane, ahead of any backlog: those after ``after`` first,
         then, before each page of the normal lane, those committed since. The urgent lane
         has a cursor of its own and never goes back behind the normal lane's (an event
-        the normal lane gave already is not given again), so each event comes at most
-        twice, once per lane."""
+        the normal lane gave already is not given again; one the urgent lane's read missed,
+        committed just before the normal lane's page, comes on the urgent lane first from
+        that page), so each urgent event comes once on each lane."""
         reader = _Reader(asyncio.Event(), sub)
         self._readers.setdefault(wedding, set()).add(reader)
         ahead = replace(where, priorities=LANE_PRIORITIES["urgent"])
@@ -423,6 +424,12 @@ class EventLog(Extension):
                         if len(page) < PAGE:
                             break
                     page = await self._shared_read(wedding, after, where)
+                    # An urgent event committed after the urgent lane's read but before
+                    # this page's: on its lane first all the same (each lane, every time).
+                    for event in page if urgent else ():
+                        if event.seq > urgent_after and event.priority in ahead.priorities:
+                            urgent_after = event.seq
+                            yield "urgent", event
                     for event in page:
                         after = event.seq
                         yield "normal", event
