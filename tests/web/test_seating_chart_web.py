@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.web.conftest import (
@@ -279,4 +280,32 @@ async def test_the_print_views_render_for_paper(demo: Demo, browser: Any) -> Non
     await screenshot(page, "print-run-sheet")
     await page.emulate_media(media="screen")
     await expect(page.locator(".print-bar").first).to_be_visible()
+    await context.close()
+
+
+async def test_the_planner_shares_a_run_sheet_by_a_read_only_link(demo: Demo, browser: Any) -> None:
+    """From the run sheet, the planner makes the vendor's read-only link in one click and
+    copies it; the link opens that vendor's part of the day with no sign-in. A vendor, who
+    may not make links (``day.run_sheets``), is offered none."""
+    context, page = await open_app(browser, demo.link("planner"), width=1100, height=900)
+    base = page.url.split("#")[0]
+    await page.goto(f"{base}#/print/run-sheet?vendor=Harbour%20Catering")
+    await expect(page.locator("table.run-sheet tbody tr[data-entity]")).to_have_count(3)
+    await page.get_by_role("button", name="Share a read-only link with Harbour Catering").click()
+    link = page.locator(".share-run-sheet input[type=url]")
+    await expect(link).to_have_value(re.compile(r"token=rs_"))
+    url = await link.input_value()
+    async with httpx.AsyncClient(timeout=10) as http:
+        sheet = await http.get(url.replace(url.split("/api/")[0], demo.url, 1))
+    assert sheet.status_code == 200, sheet.text
+    assert "Drinks reception" in sheet.text and "Dinner" in sheet.text
+    await page.emulate_media(media="print")
+    await expect(page.locator(".share-run-sheet")).to_be_hidden()  # never on paper
+    await context.close()
+
+    context, page = await open_app(browser, demo.link("vendor"), width=1100, height=900)
+    base = page.url.split("#")[0]
+    await page.goto(f"{base}#/print/run-sheet?vendor=Harbour%20Catering")
+    await expect(page.locator("table.run-sheet tbody tr[data-entity]")).to_have_count(3)
+    await expect(page.locator(".share-run-sheet")).to_have_count(0)
     await context.close()

@@ -31,6 +31,7 @@ import { CalendarTokens, Members } from './members.js'
 import { followScroll } from './guestlist.js'
 import { householdMove, householdSplits, householdsOf, peopleAt, readHouseholds, readMenu, seatHousehold } from './households.js'
 import { Delays } from './delays.js'
+import { RunSheetLinks } from './runsheets.js'
 import { DocHistory, historyView } from './history.js'
 import { useFormats } from './local.js'
 import { WeddingDay, dayPanel } from './weddingday.js'
@@ -302,6 +303,7 @@ class PlannerApp {
     this.calendarTokens = new CalendarTokens({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
     this.docHistory = new DocHistory({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
     this.delays = new Delays({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
+    this.runSheets = new RunSheetLinks({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
     this.answers = new RsvpAnswers({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
     this.feed = new ActivityFeed({
       wedding,

@@ -105,7 +105,22 @@ function runSheetPage (ctx, vendor) {
               <td>${i.title}${i.status === 'confirmed' ? html` <span class="muted">(confirmed)</span>` : nothing}</td><td>${i.location || ''}</td><td>${i.notes || ''}</td></tr>`
           })}</tbody></table>`
         : html`<p>Nothing on the timeline for ${vendor}.</p>`
-      : nothing}`
+      : nothing}
+    ${vendor && items.length && ctx.runSheets && ctx.can('day.run_sheets') ? shareBar(ctx.runSheets, vendor) : nothing}`
+}
+
+/** The vendor's read-only link: made on request, shown once to copy (never on paper). */
+function shareBar (links, vendor) {
+  const made = links.madeFor(vendor)
+  const refused = links.refusedFor(vendor)
+  return html`<div class="print-bar share-run-sheet">
+    <button type="button" ?disabled=${links.busy} @click=${() => links.share(vendor)}>Share a read-only link with ${vendor}</button>
+    ${made
+      ? html`<label>Link for ${vendor}, until ${made.expires_at.slice(0, 10)}
+          <input type="url" readonly .value=${made.url} @focus=${(e) => e.target.select()}></label>`
+      : nothing}
+    ${refused ? html`<p role="alert">${refused}</p>` : nothing}
+  </div>`
 }
 
 function indexPage (ctx) {

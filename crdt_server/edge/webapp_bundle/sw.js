@@ -1,8 +1,8 @@
 // The service worker of the planner: keeps the app shell on the device so the app opens
 // with no network. The documents themselves live in IndexedDB (y-indexeddb), not here.
 // The list of files and the version below are filled in by web/build.mjs.
-const VERSION = '29492e53d0394f43'
-const SHELL = ["/app/","/app/app-P4DNUG6G.css","/app/app-WRYIWOPJ.js","/app/chunk-2HMNMTUL.js","/app/chunk-4KHJP4GX.js","/app/chunk-7S272OAT.js","/app/chunk-KJZ6OWI7.js","/app/chunk-PM4PEIQL.js","/app/chunk-ULH3TVUC.js","/app/chunk-X5YW32EU.js","/app/chunk-XMFJZ5UI.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
+const VERSION = '6f0bc8688eed0110'
+const SHELL = ["/app/","/app/app-KC67L375.js","/app/app-P4DNUG6G.css","/app/chunk-4KHJP4GX.js","/app/chunk-7S272OAT.js","/app/chunk-KJZ6OWI7.js","/app/chunk-PM4PEIQL.js","/app/chunk-ULH3TVUC.js","/app/chunk-WOFDSIPO.js","/app/chunk-X5YW32EU.js","/app/chunk-XMFJZ5UI.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
 const CACHE = `planner-${VERSION}`
 
 self.addEventListener('install', (event) => {
