@@ -55,13 +55,12 @@ def _at(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
-class SseReader(asyncio.Protocol):
+class SseStream(asyncio.Protocol):
     """A lean Server-Sent Events client (HTTP/1.1, chunked): parsing in ``data_received``,
-    no task per event, so ten streams at 100 events/s cost the load generator little."""
+    no task per event, so many streams cost the load generator little. Each complete
+    record (its lines, ``\n``-joined) goes to :meth:`record` with the time it arrived."""
 
-    def __init__(self, latencies: list[float], seen: set[int], ready: asyncio.Event) -> None:
-        self.latencies = latencies
-        self.seen = seen
+    def __init__(self, ready: asyncio.Event) -> None:
         self.ready = ready
         self.raw = b""
         self.body = b""
@@ -87,14 +86,29 @@ class SseReader(asyncio.Protocol):
                 break
             self.body += rest[:size]
             self.raw = rest[size + 2 :]
-        *events, self.body = self.body.replace(b"\r\n", b"\n").split(b"\n\n")
-        for block in events:
-            for line in block.split(b"\n"):
-                if line.startswith(b"data:"):
-                    event = json.loads(line[5:])
-                    if event["seq"] not in self.seen:
-                        self.seen.add(event["seq"])
-                        self.latencies.append(now - _at(event["at"]))
+        *records, self.body = self.body.replace(b"\r\n", b"\n").split(b"\n\n")
+        for block in records:
+            self.record(block, now)
+
+    def record(self, block: bytes, now: float) -> None:
+        """One record of the stream, arrived at ``now`` (Unix time)."""
+
+
+class SseReader(SseStream):
+    """Times each event once (by its seq): from its commit (``at``) to its arrival."""
+
+    def __init__(self, latencies: list[float], seen: set[int], ready: asyncio.Event) -> None:
+        super().__init__(ready)
+        self.latencies = latencies
+        self.seen = seen
+
+    def record(self, block: bytes, now: float) -> None:
+        for line in block.split(b"\n"):
+            if line.startswith(b"data:"):
+                event = json.loads(line[5:])
+                if event["seq"] not in self.seen:
+                    self.seen.add(event["seq"])
+                    self.latencies.append(now - _at(event["at"]))
 
 
 async def subscribe(

@@ -36,7 +36,7 @@ if not __package__:  # run as a file: benchmarks.* and tests.* are found from th
     )
     sys.exit(2)
 
-from benchmarks.events_bench import cpu_seconds, quantile  # noqa: E402
+from benchmarks.events_bench import SseStream, cpu_seconds, quantile  # noqa: E402
 from crdt_server.auth.tokens import TokenCodec  # noqa: E402
 from crdt_server.testing.client import YClient  # noqa: E402
 from crdt_server.testing.server import ServerProcess  # noqa: E402
@@ -56,52 +56,28 @@ def token(sub: str) -> str:
     return CODEC.mint(sub=sub, role="planner" if sub == CHANGER else "couple", wedding=WEDDING)
 
 
-class PresenceReader(asyncio.Protocol):
-    """A lean Server-Sent Events client that times the changer's ``presence.changed``
-    records: ``sent[status]`` is when the change to ``status`` was sent."""
+class PresenceReader(SseStream):
+    """Times the changer's ``presence.changed`` records: ``sent[status]`` is when the change
+    to ``status`` was sent."""
 
     def __init__(
         self, sent: dict[int, float], latencies: list[float], ready: asyncio.Event
     ) -> None:
+        super().__init__(ready)
         self.sent = sent
         self.latencies = latencies
-        self.ready = ready
-        self.raw = b""
-        self.body = b""
-        self.head_done = False
 
-    def data_received(self, data: bytes) -> None:
-        now = time.time()
-        self.raw += data
-        if not self.head_done:
-            head, sep, rest = self.raw.partition(b"\r\n\r\n")
-            if not sep:
-                return
-            if b" 200 " not in head.split(b"\r\n", 1)[0]:
-                raise RuntimeError(f"stream refused: {head[:100]!r}")
-            self.head_done, self.raw = True, rest
-            self.ready.set()
-        while True:  # de-chunk
-            size_line, sep, rest = self.raw.partition(b"\r\n")
-            if not sep:
-                break
-            size = int(size_line, 16)
-            if len(rest) < size + 2:
-                break
-            self.body += rest[:size]
-            self.raw = rest[size + 2 :]
-        *records, self.body = self.body.replace(b"\r\n", b"\n").split(b"\n\n")
-        for block in records:
-            if b"event: presence.changed" not in block:
-                continue
-            for line in block.split(b"\n"):
-                if line.startswith(b"data:"):
-                    data = json.loads(line[5:])["data"]
-                    change = data.get("section") or ""
-                    if data["sub"] == CHANGER and change.startswith("n"):
-                        sent_at = self.sent.get(int(change[1:]))
-                        if sent_at is not None:
-                            self.latencies.append(now - sent_at)
+    def record(self, block: bytes, now: float) -> None:
+        if b"event: presence.changed" not in block:
+            return
+        for line in block.split(b"\n"):
+            if line.startswith(b"data:"):
+                data = json.loads(line[5:])["data"]
+                change = data.get("section") or ""
+                if data["sub"] == CHANGER and change.startswith("n"):
+                    sent_at = self.sent.get(int(change[1:]))
+                    if sent_at is not None:
+                        self.latencies.append(now - sent_at)
 
 
 async def subscribe(
