@@ -103,7 +103,10 @@ class SseReader(SseStream):
         self.seen = seen
 
     def record(self, block: bytes, now: float) -> None:
-        for line in block.split(b"\n"):
+        lines = block.split(b"\n")
+        if not any(line.startswith(b"id:") for line in lines):
+            return  # not a stored event: presence.changed, a priority record, a comment
+        for line in lines:
             if line.startswith(b"data:"):
                 event = json.loads(line[5:])
                 if event["seq"] not in self.seen:
