@@ -40,6 +40,7 @@ from crdt_server.codec.protocol import encode_awareness, encode_sync_step1, enco
 from crdt_server.codec.protocol import write_var_string as _var_string
 from crdt_server.codec.protocol import write_var_uint as _var_uint
 from crdt_server.codec.updates import inspect_update
+from crdt_server.wire.affinity import owner
 
 __all__ = [
     "Metric",
@@ -460,14 +461,29 @@ class YPeer:
 class MuxSocket:
     """The documents of one wedding as an app opens them: on a ``hocuspocus`` target, one
     socket carrying every document (each a :class:`YPeer` sharing it, frames routed by
-    their name); on a ``y-websocket`` target, one socket per document."""
+    their name); on a ``y-websocket`` target, one socket per document.
 
-    def __init__(self, target: Target, wedding: str, docs: Sequence[str]) -> None:
+    On a ``hocuspocus`` target ``wedding`` may be several weddings (their documents all on
+    the one socket), and ``path`` where it opens (the target's ``collab_path`` unless
+    given: crdt-server's ``/collab/{wedding_id}`` is routed to the wedding's owner worker).
+    """
+
+    def __init__(
+        self,
+        target: Target,
+        wedding: str | Sequence[str],
+        docs: Sequence[str],
+        path: str | None = None,
+    ) -> None:
+        weddings = [wedding] if isinstance(wedding, str) else list(wedding)
         self.target = target
-        self.peers = [YPeer(target, wedding, doc) for doc in docs]
+        self.path = path or target.collab_path
+        self.peers = [YPeer(target, w, doc) for w in weddings for doc in docs]
         if target.dialect != "hocuspocus":
+            if len(weddings) != 1:
+                raise ValueError("one wedding per socket set on a y-websocket target")
             for peer, doc in zip(self.peers, docs, strict=True):
-                peer.wedding = f"{wedding}/{doc}"
+                peer.wedding = f"{weddings[0]}/{doc}"
         self.conns: list[WireConnection] = []
 
     def _route(self, frame: bytes, t: float) -> None:
@@ -488,7 +504,7 @@ class MuxSocket:
             target.client,
             target.host,
             target.port,
-            target.collab_path,
+            self.path,
             self._route,
             CONNECT_TIMEOUT,
             source=target.source,
@@ -774,6 +790,39 @@ def check_converged(metrics: list[Metric], server: str) -> None:
             raise NotConverged(f"{server}: {m.name} = {m.value}; {m.note}")
 
 
+async def open_synced(
+    target: Target,
+    plan: Sequence[str],
+    concurrency: int,
+    peers: list[YPeer],
+    times: list[float],
+    *,
+    timeout: float = SYNC_TIMEOUT,
+    on_synced: Callable[[YPeer], None] | None = None,
+) -> None:
+    """Open a peer to each wedding of ``plan`` (one per entry), ``concurrency`` at a time:
+    every peer opened goes into ``peers`` (the caller closes them), and each that synced
+    within ``timeout`` adds its connect-to-synced ms to ``times`` and is given to
+    ``on_synced``; one that failed to connect or sync adds nothing (a failed connection)."""
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(wedding: str) -> None:
+        async with sem:
+            peer = YPeer(target, wedding)
+            t0 = time.perf_counter()
+            try:
+                await peer.open()
+                peers.append(peer)
+                t1 = await peer.wait_synced(timeout)
+            except (OSError, TimeoutError, ConnectionError):
+                return
+            times.append((t1 - t0) * 1000.0)
+            if on_synced is not None:
+                on_synced(peer)
+
+    await asyncio.gather(*(one(w) for w in plan))
+
+
 async def connections(
     target: Target, count: int, per_room: int, concurrency: int, settle: float = 2.0
 ) -> list[Metric]:
@@ -783,26 +832,12 @@ async def connections(
     weddings = [target.room("idle") for _ in range(rooms)]
     plan = [weddings[i // per_room] for i in range(count)]
     rss0 = process_rss_kib(target.pid)
-    sem = asyncio.Semaphore(concurrency)
     times: list[float] = []
     peers: list[YPeer] = []
-
-    async def one(wedding: str) -> None:
-        async with sem:
-            peer = YPeer(target, wedding)
-            t0 = time.perf_counter()
-            try:
-                await peer.open()
-                peers.append(peer)
-                t1 = await peer.wait_synced()
-                times.append((t1 - t0) * 1000.0)
-            except (OSError, TimeoutError, ConnectionError):
-                pass  # counted as count - synced
-
     cpu = CpuWindow(target.pid).start()
     try:
         async with asyncio.timeout(max(120.0, count / 20)):
-            await asyncio.gather(*(one(w) for w in plan))
+            await open_synced(target, plan, concurrency, peers, times)  # failed: count - synced
         cpu.stop()
         total = cpu.wall
         await asyncio.sleep(settle)
@@ -841,6 +876,7 @@ async def multiplex(
     docs: Sequence[str] = MUX_DOCS,
     settle: float = 2.0,
     grace: float = 10.0,
+    span: int = 1,
 ) -> list[Metric]:
     """A wedding's documents on one socket (``hocuspocus`` targets: Hocuspocus itself, or
     crdt-server's ``/collab``), or one socket each (``y-websocket``: crdt-server's
@@ -850,7 +886,15 @@ async def multiplex(
     document of ``docs`` synced: time to the last document synced, server CPU and RSS
     growth per wedding. Fan-out: one writer and ``readers`` readers of one wedding, every
     one with all ``docs`` open; the writer updates the first at ``rate`` for ``duration``:
-    delivery latency to the readers, whose other documents share their sockets."""
+    delivery latency to the readers, whose other documents share their sockets.
+
+    ``span`` > 1: the variant for crdt-server with ``--workers span`` (and its bus), see
+    :func:`multiplex_span`."""
+    if span > 1:
+        return await multiplex_span(
+            target, sockets, readers, rate, duration, span,
+            concurrency=concurrency, docs=docs, settle=settle, grace=grace,
+        )  # fmt: skip
     n = len(docs)
     label = f"multiplex {n} docs"
     rss0 = process_rss_kib(target.pid)
@@ -881,22 +925,10 @@ async def multiplex(
         socket_count = sum(len(app.conns) for app in opened)
     finally:
         await asyncio.gather(*(app.close(10.0) for app in opened), return_exceptions=True)
-    synced = len(times)
     metrics = [
         Metric(f"{label}: sockets per wedding", socket_count / len(opened) if opened else None,
                "{:.0f}", ratio=False),
-        *[
-            Metric(f"{label}: {sockets} weddings, all documents synced p{q} ms",
-                   percentile(times, q), "{:.1f}", "lower")
-            for q in (50, 99)
-        ],
-        Metric(f"{label}: server RSS KiB per wedding ({n} documents)",
-               (rss1 - rss0) / synced if synced else None, "{:.1f}", "lower"),
-        Metric(f"{label}: server CPU ms per wedding (connect + {n} syncs)",
-               1000.0 * cpu.server / synced if synced else None, "{:.2f}", "lower"),
-        Metric(f"{label}: failed weddings (of {sockets})", sockets - synced, "{:.0f}", "lower"),
-        Metric(f"{label}: load-generator CPU ms per wedding",
-               1000.0 * cpu.client / synced if synced else None, "{:.2f}", ratio=False),
+        *_synced_metrics(label, "wedding", sockets, times, n, rss1 - rss0, cpu),
     ]  # fmt: skip
 
     # Fan-out through multiplexed sockets: the writer's first document to every reader's.
@@ -939,6 +971,218 @@ async def multiplex(
         *latency_metrics(f"{fan}: delivery latency", latencies),
         Metric(f"{fan}: missing deliveries (of {readers * count})",
                readers * count - len(latencies), "{:.0f}", "lower"),
+        *cpu.metrics(fan),
+    ]  # fmt: skip
+
+
+def owned_weddings(target: Target, label: str, workers: int) -> list[str]:
+    """Fresh wedding ids, the i-th owned by worker i of ``workers`` (crdt-server's
+    ``--workers`` affinity, :func:`crdt_server.wire.affinity.owner`)."""
+    found: dict[int, str] = {}
+    for _ in range(1000 * workers):  # bounded: each id lands on a given worker 1 in N
+        wedding = target.room(label)
+        found.setdefault(owner(wedding, workers), wedding)
+        if len(found) == workers:
+            return [found[i] for i in range(workers)]
+    raise RuntimeError(f"no wedding id owned by each of {workers} workers")
+
+
+class MuxApp:
+    """An app with the documents of several weddings open: on one bare ``/collab`` socket
+    (``spanning``: served where it landed, the other owners' rooms reached through the
+    bus), or one ``/collab/{wedding_id}`` socket per wedding (each handed to its owner)."""
+
+    def __init__(
+        self, target: Target, weddings: Sequence[str], docs: Sequence[str], spanning: bool
+    ) -> None:
+        self.firsts: list[YPeer] = []
+        if spanning:
+            self.sockets = [MuxSocket(target, weddings, docs)]
+            self.firsts = self.sockets[0].peers[:: len(docs)]
+        else:
+            base = target.collab_path.rstrip("/")
+            self.sockets = [MuxSocket(target, w, docs, path=f"{base}/{w}") for w in weddings]
+            self.firsts = [socket.peers[0] for socket in self.sockets]
+
+    async def open(self) -> MuxApp:
+        await asyncio.gather(*(socket.open() for socket in self.sockets))
+        return self
+
+    async def wait_synced(self, timeout: float = SYNC_TIMEOUT) -> float:
+        return max(await asyncio.gather(*(s.wait_synced(timeout) for s in self.sockets)))
+
+    async def close(self, timeout: float = 5.0) -> None:
+        await asyncio.gather(*(s.close(timeout) for s in self.sockets), return_exceptions=True)
+
+
+async def multiplex_span(
+    target: Target,
+    sockets: int,
+    readers: int,
+    rate: float,
+    duration: float,
+    span: int,
+    concurrency: int = 50,
+    docs: Sequence[str] = MUX_DOCS,
+    settle: float = 2.0,
+    grace: float = 10.0,
+) -> list[Metric]:
+    """The multiplex scenario on crdt-server with ``--workers span`` and its bus: every
+    app holds the documents of ``span`` weddings, one owned by each worker, first on one
+    ``/collab/{wedding_id}`` socket per wedding (each served by its owner), then on one bare
+    ``/collab`` socket spanning them (served where it landed: the rooms of the weddings
+    another worker owns are also loaded there and kept in step through the bus).
+
+    Per way, the same sizes as :func:`multiplex`: ``sockets`` apps connected, time to every
+    document synced; then one writer app and ``readers`` reader apps on one set of
+    weddings, the writer updating each wedding's first document in turn, ``rate`` updates
+    a second in all for ``duration``: delivery latency to the readers' documents and server
+    CPU (all its processes) per update."""
+    if target.dialect != "hocuspocus":
+        raise ValueError("multiplex with span > 1 needs a Hocuspocus-dialect target")
+    metrics: list[Metric] = []
+    for spanning in (False, True):
+        way = "bare /collab spanning the owners" if spanning else "/collab/{w} per wedding"
+        label = f"multiplex {len(docs)} docs x {span} weddings, {way}"
+        metrics += await _span_connect(
+            target, label, sockets, span, docs, spanning, concurrency, settle
+        )
+        metrics += await _span_fanout(
+            target, label, readers, rate, duration, span, docs, spanning, grace
+        )
+    return metrics
+
+
+async def _span_connect(
+    target: Target,
+    label: str,
+    apps: int,
+    span: int,
+    docs: Sequence[str],
+    spanning: bool,
+    concurrency: int,
+    settle: float,
+) -> list[Metric]:
+    rss0 = process_rss_kib(target.pid)
+    sem = asyncio.Semaphore(concurrency)
+    times: list[float] = []
+    opened: list[MuxApp] = []
+
+    async def one(weddings: list[str]) -> None:
+        async with sem:
+            app = MuxApp(target, weddings, docs, spanning)
+            opened.append(app)
+            t0 = time.perf_counter()
+            try:
+                await app.open()
+                t1 = await app.wait_synced()
+                times.append((t1 - t0) * 1000.0)
+            except (OSError, TimeoutError, ConnectionError):
+                pass  # counted as apps - synced
+
+    plans = [owned_weddings(target, "span", span) for _ in range(apps)]
+    cpu = CpuWindow(target.pid).start()
+    try:
+        async with asyncio.timeout(max(120.0, apps / 10)):
+            await asyncio.gather(*(one(p) for p in plans))
+        cpu.stop()
+        await asyncio.sleep(settle)
+        rss1 = process_rss_kib(target.pid)
+    finally:
+        await asyncio.gather(*(app.close(10.0) for app in opened), return_exceptions=True)
+    return [
+        Metric(f"{label}: sockets per app", len(opened[0].sockets) if opened else None,
+               "{:.0f}", ratio=False),
+        *_synced_metrics(label, "app", apps, times, len(docs) * span, rss1 - rss0, cpu),
+    ]  # fmt: skip
+
+
+def _synced_metrics(
+    label: str, unit: str, count: int, times: list[float], n: int, rss: float, cpu: CpuWindow
+) -> list[Metric]:
+    """The rows of ``count`` connecting ``unit``s (a wedding's socket, an app's sockets),
+    each syncing ``n`` documents: sync time, server RSS and CPU per synced one, the failures
+    and the load generator's CPU."""
+    synced = len(times)
+    return [
+        *[
+            Metric(f"{label}: {count} {unit}s, all documents synced p{q} ms",
+                   percentile(times, q), "{:.1f}", "lower")
+            for q in (50, 99)
+        ],
+        Metric(f"{label}: server RSS KiB per {unit} ({n} documents)",
+               rss / synced if synced else None, "{:.1f}", "lower"),
+        Metric(f"{label}: server CPU ms per {unit} (connect + {n} syncs)",
+               1000.0 * cpu.server / synced if synced else None, "{:.2f}", "lower"),
+        Metric(f"{label}: failed {unit}s (of {count})", count - synced, "{:.0f}", "lower"),
+        Metric(f"{label}: load-generator CPU ms per {unit}",
+               1000.0 * cpu.client / synced if synced else None, "{:.2f}", ratio=False),
+    ]  # fmt: skip
+
+
+async def _span_fanout(
+    target: Target,
+    label: str,
+    readers: int,
+    rate: float,
+    duration: float,
+    span: int,
+    docs: Sequence[str],
+    spanning: bool,
+    grace: float,
+) -> list[Metric]:
+    per = max(1, math.ceil(rate * duration / span))
+    count = per * span
+    ids = [WRITER_BASE_ID + k for k in range(span)]
+    messages = [update_messages(cid, per) for cid in ids]
+    weddings = owned_weddings(target, "spanfan", span)
+    sent_at = [[0.0] * per for _ in range(span)]
+    latencies: list[float] = []
+    wedding_of: dict[YPeer, int] = {}
+    fan = f"{label}: fan-out to {readers} readers"
+    apps: list[MuxApp] = []
+
+    def on_update(peer: YPeer, payload: bytes, t: float) -> None:
+        k = wedding_of[peer]
+        rng = clock_ranges(payload).get(ids[k])
+        if rng is None or rng[1] <= peer.cursor:
+            return
+        if peer not in writers:
+            for j in range(max(rng[0], peer.cursor), min(rng[1], per)):
+                latencies.append(t - sent_at[k][j])
+        peer.cursor = max(peer.cursor, rng[1])
+
+    def send(i: int) -> None:
+        k, j = i % span, i // span
+        sent_at[k][j] = time.perf_counter()
+        writers[k].send(messages[k][j])
+
+    stamps = [0.0] * count  # send_paced's own stamps; the per-wedding ones are sent_at
+    try:
+        for _ in range(readers + 1):
+            app = MuxApp(target, weddings, docs, spanning)
+            apps.append(app)
+            await app.open()
+            await app.wait_synced()
+        writers = apps[-1].firsts
+        watched: list[YPeer] = []
+        for app in apps:
+            for k, peer in enumerate(app.firsts):
+                wedding_of[peer] = k
+                peer.on_update = on_update
+                watched.append(peer)
+        cpu = CpuWindow(target.pid).start()
+        await send_paced(count, rate, send, stamps)
+        await wait_until(lambda: all(p.cursor >= per for p in watched), grace)
+        cpu.stop()
+    finally:
+        await asyncio.gather(*(app.close(10.0) for app in apps), return_exceptions=True)
+    return [
+        *latency_metrics(f"{fan}: delivery latency", latencies),
+        Metric(f"{fan}: missing deliveries (of {readers * count})",
+               readers * count - len(latencies), "{:.0f}", "lower"),
+        Metric(f"{fan}: server CPU ms per update (all processes)",
+               1000.0 * cpu.server / count, "{:.2f}", "lower"),
         *cpu.metrics(fan),
     ]  # fmt: skip
 
@@ -1118,7 +1362,7 @@ async def _metrics_page(target: Target) -> str:
     return body
 
 
-def _histogram(page: str, name: str) -> dict[float, float]:
+def histogram(page: str, name: str) -> dict[float, float]:
     """A Prometheus histogram's cumulative buckets from a ``/metrics`` page."""
     out: dict[float, float] = {}
     for line in page.splitlines():
@@ -1135,7 +1379,7 @@ def _counter(page: str, name: str) -> float | None:
     return None
 
 
-def _bucket_p(before: dict[float, float], after: dict[float, float], q: float) -> float | None:
+def bucket_p(before: dict[float, float], after: dict[float, float], q: float) -> float | None:
     """Upper bound (ms) of the bucket holding the q-th percentile between two scrapes."""
     bounds = sorted(after)
     if not bounds:
@@ -1149,7 +1393,7 @@ def _bucket_p(before: dict[float, float], after: dict[float, float], q: float) -
     return None
 
 
-def _backed_up(peer: YPeer) -> bool:
+def backed_up(peer: YPeer) -> bool:
     """Whether the kernel refused some of what ``peer`` wrote: TCP's window is shut (the
     server is not reading it), so a client that respects backpressure waits."""
     conn = peer.conn
@@ -1266,7 +1510,7 @@ async def overload(
                     while due <= now and due < end:
                         offered += 1
                         due += 1.0 / per_writer
-                        if p.sent >= budget or _backed_up(p):
+                        if p.sent >= budget or backed_up(p):
                             deferred += 1
                             continue
                         peer_times[id(p)].append(time.perf_counter())
@@ -1290,9 +1534,9 @@ async def overload(
             quiet = [lat if lat is not None else math.inf for lat in during]
             accepted0 = _counter(page0, "crdt_updates_accepted_total")
             accepted1 = _counter(page1, "crdt_updates_accepted_total")
-            server_p99 = _bucket_p(
-                _histogram(page0, "crdt_broadcast_seconds"),
-                _histogram(page1, "crdt_broadcast_seconds"),
+            server_p99 = bucket_p(
+                histogram(page0, "crdt_broadcast_seconds"),
+                histogram(page1, "crdt_broadcast_seconds"),
                 99,
             )
             metrics += [

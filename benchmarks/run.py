@@ -37,12 +37,13 @@ if not __package__:  # run as a file: benchmarks.* and tests.* are found from th
     print(f"run it from {ROOT} as: .venv/bin/python -m benchmarks.run [options]", file=sys.stderr)
     sys.exit(2)
 
-from benchmarks import loadgen  # noqa: E402
+from benchmarks import loadgen, nodeclient  # noqa: E402
+from benchmarks.coldrooms import coldrooms  # noqa: E402
 from benchmarks.loadgen import Metric, Target  # noqa: E402
 from benchmarks.servers import ServerProcess, ServerSpec, node_ready, server_specs  # noqa: E402
 
 SCENARIOS = ("fanout", "throughput", "connections", "coldload", "presence", "multiplex")
-OPTIONAL_SCENARIOS = ("overload",)
+OPTIONAL_SCENARIOS = ("overload", "coldrooms")
 """Run only when named in ``--scenarios`` (minutes each: not in the standard rows)."""
 
 
@@ -55,6 +56,10 @@ class Sizes:
     tp_writers: int = 10
     tp_seconds: float = 10.0
     tp_window: int = 8
+    tp_node_window: int = 32
+    """Updates in flight per writer with ``--client node`` (as an independent harness ran)."""
+    node_processes: int = 1
+    """Node client processes the throughput rooms are split over (``--client node``)."""
     tp_budget: int = 4000
     conn_sizes: tuple[int, ...] = (1000, 5000)
     conn_per_room: int = 10
@@ -68,12 +73,20 @@ class Sizes:
     mux_readers: int = 50
     mux_rate: float = 20.0
     mux_seconds: float = 5.0
+    mux_span: int = 1
+    """Weddings per app in ``multiplex``: above 1, the variant for ``ours-collab-2workers``
+    (one wedding owned by each worker; per-wedding ``/collab/{w}`` sockets, then one bare
+    ``/collab`` socket spanning them: :func:`benchmarks.loadgen.multiplex_span`)."""
     ov_rooms: int = 1000
     ov_writers: int = 10
     ov_sustainable: float = 500.0
     """What one process sustains in the product scenario (updates/s); the overload
     scenario offers 4x and 8x it."""
     ov_seconds: float = 60.0
+    cr_rooms: int = 1000
+    """coldrooms: rooms stored before the restart, each loaded by its reconnecting members."""
+    cr_updates: int = 20
+    cr_members: int = 1
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -92,9 +105,33 @@ class Sizes:
 Runner = Callable[[Target], Awaitable[list[Metric]]]
 
 
-def scenario_runs(name: str, sizes: Sizes) -> list[tuple[str, Runner]]:
+NODE_SCENARIOS = ("fanout", "throughput")
+"""The scenarios ``--client node`` drives with Node clients; the others keep the Python one."""
+
+
+def scenario_runs(name: str, sizes: Sizes, client: str = "raw") -> list[tuple[str, Runner]]:
     """(label, runner) per size of a scenario; each runs on a fresh server."""
     s = sizes
+    if client == "node" and name == "fanout":
+        return [
+            (
+                f"fanout-{n}",
+                partial(
+                    nodeclient.fanout, readers=n, rate=s.fanout_rate, duration=s.fanout_seconds
+                ),
+            )
+            for n in s.fanout_readers
+        ]
+    if client == "node" and name == "throughput":
+        runner = partial(
+            nodeclient.throughput,
+            rooms=s.tp_rooms,
+            writers=s.tp_writers,
+            duration=s.tp_seconds,
+            window=s.tp_node_window,
+            processes=s.node_processes,
+        )
+        return [("throughput", runner)]
     if name == "fanout":
         return [
             (
@@ -146,8 +183,9 @@ def scenario_runs(name: str, sizes: Sizes) -> list[tuple[str, Runner]]:
             readers=s.mux_readers,
             rate=s.mux_rate,
             duration=s.mux_seconds,
+            span=s.mux_span,
         )
-        return [("multiplex", runner)]
+        return [("multiplex" if s.mux_span == 1 else f"multiplex-span{s.mux_span}", runner)]
     if name == "overload":
         runner = partial(
             loadgen.overload,
@@ -157,6 +195,9 @@ def scenario_runs(name: str, sizes: Sizes) -> list[tuple[str, Runner]]:
             duration=s.ov_seconds,
         )
         return [("overload", runner)]
+    if name == "coldrooms":
+        runner = partial(coldrooms, rooms=s.cr_rooms, updates=s.cr_updates, members=s.cr_members)
+        return [("coldrooms", runner)]
     raise ValueError(f"unknown scenario {name}")
 
 
@@ -220,6 +261,8 @@ async def run_one(
     run_dir = run_root / f"{spec.name}-{label}"
     run_dir.mkdir(parents=True)
     server = ServerProcess(spec, run_dir)
+    if client == "node":  # the scenarios without a Node runner keep the Python client
+        client = "raw"
     async with server:
         target = Target(
             server.host, server.port, server.pid, spec.dialect, client,
@@ -355,6 +398,8 @@ async def main_async(args: argparse.Namespace) -> int:
             raise SystemExit(f"unknown server {s!r}; known: {', '.join(specs)}")
         if specs[s].argv[0] == os.environ.get("NODE", "node") and not node_ready():
             raise SystemExit(f"{s} needs `npm ci` in benchmarks/node (see benchmarks/README.md)")
+    if args.client == "node" and not nodeclient.node_client_ready():
+        raise SystemExit("--client node needs node and `npm ci` in benchmarks/node")
     for s in scenarios:
         if s not in SCENARIOS + OPTIONAL_SCENARIOS:
             known = ", ".join(SCENARIOS + OPTIONAL_SCENARIOS)
@@ -365,8 +410,14 @@ async def main_async(args: argparse.Namespace) -> int:
     if args.tp_seconds:
         sizes.tp_seconds = args.tp_seconds
     if args.tp_window:
-        sizes.tp_window = args.tp_window
-    for name in ("ov_rooms", "ov_writers", "ov_sustainable", "ov_seconds"):
+        sizes.tp_window = sizes.tp_node_window = args.tp_window
+    if args.node_processes:
+        sizes.node_processes = args.node_processes
+    for name in (
+        "ov_rooms", "ov_writers", "ov_sustainable", "ov_seconds",
+        "cr_rooms", "cr_updates", "cr_members",
+        "mux_weddings", "mux_readers", "mux_seconds", "mux_span",
+    ):  # fmt: skip
         if getattr(args, name) is not None:
             setattr(sizes, name, getattr(args, name))
     seconds = sizes.fanout_seconds if args.profile_run.startswith("fanout") else sizes.tp_seconds
@@ -386,7 +437,7 @@ async def main_async(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         for scenario in scenarios:
-            for label, runner in scenario_runs(scenario, sizes):
+            for label, runner in scenario_runs(scenario, sizes, args.client):
                 for attempt in range(1, args.repeat + 1):
                     for s in servers:
                         run_label = label if args.repeat == 1 else f"{label}#{attempt}"
@@ -469,8 +520,29 @@ def main() -> int:
         "--ov-sustainable", type=float, help="overload: the rate one process sustains (500/s)"
     )
     parser.add_argument("--ov-seconds", type=float, help="overload: seconds per burst (60)")
+    parser.add_argument("--cr-rooms", type=int, help="coldrooms: rooms stored (default 1000)")
+    parser.add_argument("--cr-updates", type=int, help="coldrooms: updates per room (20)")
     parser.add_argument(
-        "--client", choices=("raw", "websockets"), default="raw", help="load-generator transport"
+        "--cr-members", type=int, help="coldrooms: members per room reconnecting (1)"
+    )
+    parser.add_argument("--mux-weddings", type=int, help="multiplex: weddings (apps) opened")
+    parser.add_argument("--mux-readers", type=int, help="multiplex: fan-out readers")
+    parser.add_argument("--mux-seconds", type=float, help="multiplex: fan-out seconds")
+    parser.add_argument(
+        "--mux-span",
+        type=int,
+        help="multiplex: weddings per app, one owned by each worker (2 with"
+        " --servers ours-collab-2workers: /collab/{w} per wedding against one bare /collab)",
+    )
+    parser.add_argument(
+        "--client",
+        choices=("raw", "websockets", "node"),
+        default="raw",
+        help="load-generator transport; node: Node clients as browsers run them (benchmarks/"
+        f"node/loadclient.mjs) for {' and '.join(NODE_SCENARIOS)}, the raw client elsewhere",
+    )
+    parser.add_argument(
+        "--node-processes", type=int, help="--client node: processes for the throughput rooms"
     )
     parser.add_argument(
         "--repeat",

@@ -229,6 +229,8 @@ class Writer:
     """When the update holding each clock was sent, by clock."""
     ends: list[int] = field(default_factory=list)
     """The clock after each update sent (its last clock + 1), ascending."""
+    skipped: int = 0
+    """Updates that fell due and were not sent (``sustain``'s ``pushback``)."""
 
     @property
     def sent(self) -> int:
@@ -330,9 +332,15 @@ class Agent:
         t0: float,
         id_base: int,
         grace: float,
+        pushback: bool = False,
     ) -> dict[str, Any]:
         """Writers send open loop on the rate ``segments`` ([[seconds, per-writer rate]]);
-        every member of a room checks every update of every writer arrived."""
+        every member of a room checks every update of every writer arrived.
+
+        ``pushback``: a writer whose socket the kernel stopped taking (the server paused
+        reading it, TCP's window is shut) does not send an update that falls due then, as a
+        browser that watches ``bufferedAmount`` does: the update is counted as ``deferred``
+        (the overload benchmark, :mod:`benchmarks.product`)."""
         writers: dict[int, Writer] = {}
         members: list[YPeer] = []
         rng = random.Random(id_base)
@@ -346,6 +354,9 @@ class Agent:
         delivery: Hist = Counter()
         echo: Hist = Counter()
         echo_by_sec: dict[int, Hist] = {}
+        echoed_by_sec: Counter[int] = Counter()
+        """Echoes to their writers by the second (from ``t0``) they arrived in."""
+        deferred = 0
 
         def on_update(peer: YPeer, payload: bytes, t: float) -> None:
             seen = peer.seen
@@ -362,6 +373,8 @@ class Agent:
                     first = bisect.bisect_right(ends, prev)
                     last = bisect.bisect_right(ends, top)
                     if cid == peer.client_id:
+                        if last > first:
+                            echoed_by_sec[int(t - t0)] += last - first
                         for j in range(first, last):
                             sent = sent_at[ends[j] - 1]
                             lat = t - sent
@@ -417,9 +430,14 @@ class Agent:
                 i = w.sent
                 if w.peer.conn is None or w.peer.conn.closed.done():
                     continue  # the server closed it: counted in closed_codes
-                w.send()
-                if i + 1 < totals[cid]:
-                    heapq.heappush(heap, (due(w, i + 1), cid))
+                skipped = w.skipped
+                if pushback and loadgen.backed_up(w.peer):
+                    w.skipped += 1  # this due update is not sent: the next one is due
+                    deferred += 1
+                else:
+                    w.send()
+                if i + skipped + 1 < totals[cid]:
+                    heapq.heappush(heap, (due(w, i + skipped + 1), cid))
             await asyncio.sleep(0)
         sent_done = time.perf_counter()
         self.last_writers = list(writers.values())
@@ -456,6 +474,8 @@ class Agent:
             "delivery": hist_json(delivery),
             "echo": hist_json(echo),
             "echo_by_sec": {str(k): hist_json(v) for k, v in echo_by_sec.items()},
+            "echoed_by_sec": {str(k): v for k, v in echoed_by_sec.items()},
+            "deferred": deferred,
             "sent": sum(w.sent for w in writers.values()),
             "expected_deliveries": exp_d,
             "deliveries": got_d,

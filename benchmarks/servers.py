@@ -143,6 +143,18 @@ def server_specs() -> dict[str, ServerSpec]:
             dialect="hocuspocus",
             collab_path="/collab",
         ),
+        "ours-collab-2workers": dataclasses.replace(
+            ours_spec(
+                "ours-collab-2workers",
+                "--workers", "2",
+                "--redis-url", os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"),
+                notes="crdt-server's Hocuspocus path on 2 worker processes with the Redis bus"
+                " (/collab/{w} handed to the wedding's owner, bare /collab served where it"
+                " lands)",
+            ),
+            dialect="hocuspocus",
+            collab_path="/collab",
+        ),
         "pycrdt-websocket": ServerSpec(
             "pycrdt-websocket",
             (peer, str(BENCH / "peer_pycrdt_websocket.py"), "--port", "0",

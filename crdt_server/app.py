@@ -224,6 +224,7 @@ def default_store(settings: Settings) -> Store:
         settings.sqlite_path,
         busy_timeout=settings.sqlite_busy_timeout_seconds,
         synchronous="normal" if settings.sqlite_synchronous == "normal" else "full",
+        read_connections=settings.sqlite_read_connections,
     )
 
 

@@ -2,18 +2,19 @@
 
 Product code never calls ``time.time()``, ``datetime.now()``, ``datetime.utcnow()`` or
 ``date.today()``: it calls :func:`now` (Unix seconds), :func:`utcnow` (an aware UTC
-``datetime``), :func:`sleep` and :func:`wait` (timers) here, and a layer test
-(``tests/project/test_clock_layer.py``) finds no other reader of the wall clock in
-``crdt_server/`` and ``documents/``. So a test, or the testing kit, swaps the clock of the
-whole process with :func:`use` (a :class:`FakeClock`) instead of patching ``time.time``,
-and everything that dates a row, checks an expiry or waits for a due time sees the same
-time.
+``datetime``), :func:`sleep`, :func:`wait` and :func:`call_at` (timers: a socket's token
+expiry) here, and a layer test (``tests/project/test_clock_layer.py``) finds no other
+reader of the wall clock in ``crdt_server/`` and ``documents/``. So a test, or the testing
+kit, swaps the clock of the whole process with :func:`use` (a :class:`FakeClock`) instead
+of patching ``time.time``, and everything that dates a row, checks an expiry or waits for
+a due time sees the same time.
 
 :meth:`FakeClock.advance` moves the fake time forward, wakes the timers it makes due (a
-:func:`sleep` or :func:`wait` whose deadline passed) and then runs every job runner
-registered with :meth:`FakeClock.on_advance` (the scheduler's: the jobs that became due are
-done before ``advance`` returns), so a test says "three days later" and sees what three
-days later looks like, at once.
+:func:`sleep` or :func:`wait` whose deadline passed, a :func:`call_at` whose moment came:
+a socket whose token expired is closed) and then runs every job runner registered with
+:meth:`FakeClock.on_advance` (the scheduler's: the jobs that became due are done before
+``advance`` returns), so a test says "three days later" and sees what three days later
+looks like, at once.
 
 Durations stay on ``time.monotonic`` where they measure the process's own elapsed time
 and never name a moment: rate-limit buckets, latency histograms, read budgets, deadlines of
@@ -42,6 +43,8 @@ __all__ = [
     "Clock",
     "FakeClock",
     "SystemClock",
+    "Timer",
+    "call_at",
     "current",
     "now",
     "sleep",
@@ -54,6 +57,14 @@ __all__ = [
 Runner = Callable[[], Awaitable[object]]
 """What :meth:`Clock.on_advance` registers: a coroutine function that does the work a
 moved clock made due (the scheduler's "run the due jobs")."""
+
+
+class Timer(Protocol):
+    """What :func:`call_at` returns: a pending call that can be called off."""
+
+    def cancel(self) -> object:
+        """Call it off (nothing if it ran already)."""
+        ...
 
 
 class Clock(Protocol):
@@ -69,6 +80,11 @@ class Clock(Protocol):
 
     async def wait(self, event: asyncio.Event, seconds: float) -> bool:
         """Wait for ``event`` at most ``seconds`` of this clock; whether it was set."""
+        ...
+
+    def call_at(self, when: float, callback: Callable[..., object], *args: object) -> Timer:
+        """Call ``callback(*args)`` on the running loop once this clock reads ``when``
+        (Unix seconds; at once if it is past)."""
         ...
 
     def on_advance(self, runner: Runner) -> Callable[[], None]:
@@ -101,6 +117,10 @@ class SystemClock:
             return event.is_set()
         return True
 
+    def call_at(self, when: float, callback: Callable[..., object], *args: object) -> Timer:
+        # The loop's own timer, on its monotonic time: the wait is measured from now.
+        return asyncio.get_running_loop().call_later(max(0.0, when - time.time()), callback, *args)
+
     def on_advance(self, runner: Runner) -> Callable[[], None]:
         return _nothing
 
@@ -120,8 +140,11 @@ class FakeClock:
         return self._now
 
     def _timer(self, seconds: float) -> asyncio.Future[None]:
+        return self._timer_at(self._now + max(0.0, seconds))
+
+    def _timer_at(self, when: float) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._timers, (self._now + max(0.0, seconds), next(self._order), future))
+        heapq.heappush(self._timers, (when, next(self._order), future))
         return future
 
     async def sleep(self, seconds: float) -> None:
@@ -145,6 +168,18 @@ class FakeClock:
             waiter.cancel()
             timer.cancel()
         return event.is_set()
+
+    def call_at(self, when: float, callback: Callable[..., object], *args: object) -> Timer:
+        if when <= self._now:
+            return asyncio.get_running_loop().call_soon(callback, *args)
+        timer = self._timer_at(when)
+
+        def fire(done: asyncio.Future[None]) -> None:
+            if not done.cancelled():
+                callback(*args)
+
+        timer.add_done_callback(fire)
+        return timer
 
     def on_advance(self, runner: Runner) -> Callable[[], None]:
         self._runners.append(runner)
@@ -222,3 +257,10 @@ async def sleep(seconds: float) -> None:
 async def wait(event: asyncio.Event, seconds: float) -> bool:
     """Wait for ``event`` at most ``seconds`` of the process's clock; whether it was set."""
     return await _current.wait(event, seconds)
+
+
+def call_at(when: float, callback: Callable[..., object], *args: object) -> Timer:
+    """Call ``callback(*args)`` on the running loop when the process's clock reads ``when``
+    (Unix seconds: a token's ``exp``), at once if that is past; ``cancel()`` calls it off.
+    A fake clock calls it from :meth:`FakeClock.advance` (before its runners)."""
+    return _current.call_at(when, callback, *args)

@@ -179,6 +179,10 @@ class Settings:
     loss. ``normal``: it is in the operating system before it is acknowledged, so it
     survives the server being killed; a power loss or kernel crash may lose the last
     commits (never the file)."""
+    sqlite_read_connections: int = 0
+    """Reads of the SQLite store that run at once (room loads, connects, JSON reads), each
+    on a read-only connection of its own; further reads wait their turn. Writes keep their
+    one writer. 0: one more than the usable cores, at most 4."""
     event_retention_days: float = 90.0
     """Domain events older than this are deleted by a periodic sweep (idle weddings too)."""
     rate_events_per_minute: int = 120
@@ -225,10 +229,11 @@ class Settings:
     or compaction of the largest benchmark document, a wedding export: see the
     deployment guide). 0 turns the watchdog off; otherwise at least 1."""
     handoff_timeout_seconds: float = 2.0
-    """With ``--workers``: how long a worker that handed a connection to its wedding's
-    owner waits for the owner to take it. A hand-off the owner has not acknowledged by then
-    (it is stopped, or stuck in a long turn) is served by the worker that accepted it
-    (503 if that one is stopping), and the owner closes it unread when it gets to it. The
+    """With ``--workers``: how long a worker that handed a connection (or passed an HTTP
+    request) to its wedding's owner waits for the owner to take it. A hand-off or request
+    the owner has not acknowledged by then (it is stopped, or stuck in a long turn) is
+    served by the worker that accepted it (503 if that one is stopping), and the owner
+    closes it unread when it gets to it. The
     owner takes a hand-off within milliseconds when its loop turns; longer than the
     longest legitimate loop turn, shorter than a client's patience."""
     handshake_timeout_seconds: float = 10.0
@@ -306,6 +311,7 @@ class Settings:
             "turn_budget_seconds",
             "close_timeout_seconds",
             "sqlite_busy_timeout_seconds",
+            "sqlite_read_connections",
             "websocket_ping_seconds",
             "max_update_body_bytes",
             "rate_read_per_minute",

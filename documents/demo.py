@@ -1,7 +1,8 @@
 """A sample wedding for demos: about 120 guests in households (entries, a few with a
-mailing address), plus-ones (two of them named), a menu, 12 tables, the day's timeline
-with its vendors and a run of show, a budget with payments, and the default task checklist
-(some of it done, owned by the couple and the planner); a few entries have notes.
+mailing address or a note to the couple from their RSVP page), plus-ones (two of them
+named), a menu, 12 tables, the day's timeline with its vendors and a run of show, a budget
+with payments, and the default task checklist (some of it done, owned by the couple and the
+planner); a few entries have notes.
 
 Everything is built from the ordinary domain operations (:func:`documents.apply_operation`),
 so the demo is exactly what a client could have written, and it is deterministic: the same
@@ -78,6 +79,12 @@ def _at(hhmm: str) -> str:
 _MENU = ("Beef", "Fish", "Vegetarian")
 """The demo's menu; its guests' meals are written in lower case (totals count them by the
 menu's spelling)."""
+_RSVP_NOTES = (
+    "We arrive Saturday only, see you at the ceremony!",
+    "Our youngest is allergic to nuts, thank you for checking.",
+    "Could we sit near the door? Grandma uses a wheelchair.",
+)
+"""Notes to the couple that households who answered wrote on their RSVP page."""
 _NAMED_PLUS_ONES = 2
 """Singles whose plus-one has a name (a guest of their own, ``plus_one_of``)."""
 
@@ -110,6 +117,11 @@ def _guest_ops(rng: random.Random) -> tuple[list[dict[str, Any]], list[_Seat]]:
         # Whole households answer together, as they usually do.
         roll = rng.random()
         rsvp = "accepted" if roll < 0.8 else ("pending" if roll < 0.93 else "declined")
+        if household is not None and rsvp == "accepted" and household_number % 6 == 2:
+            # A few households who answered left the couple a note (not drawn: the
+            # pseudo-random sequence stays as it was).
+            entry["rsvp_note"] = _RSVP_NOTES[household_number // 6 % len(_RSVP_NOTES)]
+            entry["rsvp_note_at"] = f"2026-10-{1 + household_number % 28:02d}T19:30:00+02:00"
         for member in range(size):
             number += 1
             first = _FIRST[(number * 7 + member) % len(_FIRST)]

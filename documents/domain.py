@@ -15,6 +15,7 @@ from typing import Any
 from pycrdt import Doc, Map
 
 from .changes import ChangeRecorder
+from .households import household_guests, household_of
 from .jsonio import to_json
 from .model import DOCUMENT_KINDS, FINDINGS_ROOM
 from .operations import apply_operation
@@ -93,6 +94,7 @@ class WeddingDomain:
             return False
         entries = doc.get(root, type=Map)
         found = False
+        household = household_of(read_guests(doc), person) if kind == "guests" else None
         if kind == "guests":
             # Their named plus-ones stay guests of their own, no longer linked to them.
             for key in list(entries.keys()):
@@ -103,6 +105,8 @@ class WeddingDomain:
         if person in entries:
             del entries[person]
             found = True
+        if household is not None:
+            _forget_note(doc, household)
         return found
 
     def person_paths(self, person: str) -> tuple[str, ...]:
@@ -110,6 +114,22 @@ class WeddingDomain:
         (``guests/guests/g1``, ``seating/assignments/g1``): what erasure looks for in
         stored events and deliveries besides the guest's id."""
         return tuple(f"{kind}/{root}/{person}" for kind, root in _PERSON_ROOTS.items())
+
+
+_NOTE_FIELDS = ("rsvp_note", "rsvp_note_at")
+"""What a household's people wrote to the couple (its RSVP page's note): it goes with the
+last of them."""
+
+
+def _forget_note(doc: Doc[Any], household_id: str) -> None:
+    """Clear a household's note to the couple once none of its people is left (its entry,
+    its name and mailing address stay: the couple's)."""
+    left = household_guests(read_guests(doc), household_id)
+    entry = doc.get("households", type=Map).get(household_id)
+    if (left is None or not left.guests) and isinstance(entry, Map):
+        for name in _NOTE_FIELDS:
+            if name in entry:
+                del entry[name]
 
 
 _READ_GUESTS = frozenset({"seat_household", "assign_seat", "update_table"})

@@ -50,6 +50,7 @@ from .schema import (
     root,
     write,
 )
+from .seats import guest_entry, seated_at, table_entry, unnamed_among
 
 Result = dict[str, Any]
 
@@ -261,20 +262,22 @@ def _guest_list(call: Invocation) -> GuestList | None:
 
 
 def assign_seat(call: Invocation) -> Result:
+    """Seat one guest: reads that table, that guest and who sits at the table
+    (:mod:`documents.seats`), not the whole plan and guest list."""
     guest_id, table_id = call.args["guest_id"], call.args["table_id"]
     seat: int | None = call.args.get("seat")
-    plan = read_seating(call.doc)
-    table = plan.tables.get(table_id)
+    table = table_entry(call.doc, table_id)
     if table is None:
         raise refuse(f"there is no table '{table_id}'", "table_id")
-    guest_list = _guest_list(call)
-    if guest_list is not None:
-        guest = guest_list.guests.get(guest_id)
+    guests_doc = call.related.get("guests")
+    if guests_doc is not None:
+        guest = guest_entry(guests_doc, guest_id)
         if guest is None:
             raise refuse(f"there is no guest '{guest_id}' on the guest list", "guest_id")
         if guest.rsvp == "declined":
             raise refuse(f"{guest.name} declined and cannot be seated", "guest_id")
-    others = [a for a in plan.assignments.values() if a.table_id == table_id and a.id != guest_id]
+    at_table = seated_at(call.doc, table_id)
+    others = [a for a in at_table if a.id != guest_id]
     if seat is not None:
         if seat > table.capacity:
             raise refuse(f"table '{table.name}' has seats 1 to {table.capacity}", "seat")
@@ -283,10 +286,10 @@ def assign_seat(call: Invocation) -> Result:
                 raise refuse(
                     f"seat {seat} at table '{table.name}' is taken by guest '{other.id}'", "seat"
                 )
-    current = plan.assignments.get(guest_id)
-    moving_in = current is None or current.table_id != table_id
-    taken = _people_seated(plan, table_id, guest_list, (guest_id,))
-    coming = 1 + (guest_list is not None and guest_id in unnamed_plus_ones(guest_list))
+    moving_in = all(a.id != guest_id for a in at_table)  # unseated, or at another table
+    unnamed = unnamed_among(guests_doc, [guest_id, *(a.id for a in others)])
+    taken = len(others) + sum(1 for a in others if a.id in unnamed)
+    coming = 1 + (guest_id in unnamed)
     if moving_in and taken + coming > table.capacity:
         bringing = " (they bring a plus-one)" if coming > 1 else ""
         raise refuse(

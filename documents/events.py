@@ -24,6 +24,7 @@ from .shapes import to_plain
 
 __all__ = [
     "EVENT_TYPES",
+    "UNQUOTED_FIELDS",
     "DomainEvent",
     "Entries",
     "apply_events",
@@ -167,14 +168,22 @@ def bounded(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+UNQUOTED_FIELDS = TEXT_FIELDS | {"rsvp_note"}
+"""Fields whose values no event carries: collaborative texts, and a household's note to
+the couple (a guest's free text, read in the document; its events carry ``rsvp_note_at``,
+when it was written or cleared, credited to the guest who wrote it, so no event, webhook
+delivery or push quotes it, and erasing the household's last guest leaves it nowhere)."""
+
+
 def _without_texts(change: EntryChange) -> EntryChange:
     """``change`` without its collaborative text fields: typing is reported once per edit
     session (``*.notes_edited``, with excerpts that follow the field's read rules), never as
-    entry fields (a guest's notes are private; the guest's other events are not)."""
-    if not any(n in TEXT_FIELDS for n in (*change.before, *change.after)):
+    entry fields (a guest's notes are private; the guest's other events are not); nor a
+    household's note (:data:`UNQUOTED_FIELDS`)."""
+    if not any(n in UNQUOTED_FIELDS for n in (*change.before, *change.after)):
         return change
-    before = {n: v for n, v in change.before.items() if n not in TEXT_FIELDS}
-    after = {n: v for n, v in change.after.items() if n not in TEXT_FIELDS}
+    before = {n: v for n, v in change.before.items() if n not in UNQUOTED_FIELDS}
+    after = {n: v for n, v in change.after.items() if n not in UNQUOTED_FIELDS}
     return EntryChange(change.root, change.id, change.action, before, after, change.replaced)
 
 
@@ -367,7 +376,8 @@ def _split(event_type: str) -> tuple[str, str]:
 def entries_of(doc: Doc[Any], kind: str) -> Entries:
     """Every root of a ``kind`` document as :data:`Entries` (a settings map's keys as
     ``{key: {"value": value}}``), the shape :func:`apply_events` works on; collaborative
-    text fields are left out, as the events leave them out."""
+    text fields and the household's note are left out, as the events leave them out
+    (:data:`UNQUOTED_FIELDS`)."""
     out: Entries = {}
     for root in ROOTS.get(kind, ()):
         content = to_plain(doc.get(root, type=Map)) or {}
@@ -375,7 +385,7 @@ def entries_of(doc: Doc[Any], kind: str) -> Entries:
             out[root] = {str(k): {"value": v} for k, v in content.items()}
         else:
             out[root] = {
-                str(k): {n: f for n, f in v.items() if n not in TEXT_FIELDS}
+                str(k): {n: f for n, f in v.items() if n not in UNQUOTED_FIELDS}
                 if isinstance(v, dict)
                 else {"value": v}
                 for k, v in content.items()

@@ -10,8 +10,10 @@ it touched (:meth:`WeddingFindings.touch`), updates the indexes, and marks the g
 inputs changed; :meth:`WeddingFindings.evaluate` recomputes only those.
 
 Each kind of finding declares its group, the indexes it reads and its triggers in
-:data:`FINDING_KINDS` (the documentation; the code below routes each trigger). No finding
-depends on the clock today (a ``clock`` trigger would be a period after which a group is
+:data:`FINDING_KINDS` (the documentation, in :mod:`documents.findings_kinds`; the code below
+routes each trigger). The records, the indexes and each group's evaluation from them are
+:class:`~documents.findings_groups.FindingIndexes`, which :class:`WeddingFindings` extends.
+No finding depends on the clock today (a ``clock`` trigger would be a period after which a group is
 marked again); every trigger is an entry change.
 
 Pure: no I/O, nothing of the server; the caller says which entries changed and gives the
@@ -21,17 +23,15 @@ a document was replaced by one the changes did not come from).
 
 from __future__ import annotations
 
-import heapq
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pycrdt import Doc, Map
 
+from .findings_groups import FindingIndexes
+from .findings_kinds import FINDING_KINDS, FindingKind, Group, Ident, ident
 from .households import households
-from .model import DOCUMENT_KINDS, Conflict, format_money, normal_label, parse_instant
+from .model import DOCUMENT_KINDS, Conflict, normal_label, parse_instant
 from .schema import (
     ENTITIES,
     RECORDS,
@@ -52,118 +52,6 @@ from .schema import (
 
 __all__ = ["FINDING_KINDS", "FindingKind", "Ident", "WeddingFindings", "ident"]
 
-Ident = tuple[str, tuple[str, ...]]
-"""A finding's identity: its code and paths (what its stable id is made of)."""
-Group = tuple[Any, ...]
-
-
-def ident(conflict: Conflict) -> Ident:
-    return conflict.code, conflict.paths
-
-
-@dataclass(frozen=True, slots=True)
-class FindingKind:
-    """How one kind of finding is kept: the group a finding belongs to (one evaluation),
-    the indexes it reads, and what marks its group for evaluation again."""
-
-    codes: tuple[str, ...]
-    group: str
-    indexes: tuple[str, ...]
-    triggers: tuple[str, ...]
-    clock: float | None = None
-    """Seconds after which the group is evaluated again although nothing changed (none
-    needs it today)."""
-
-
-FINDING_KINDS: tuple[FindingKind, ...] = (
-    FindingKind(
-        (
-            "guests.invalid_entry",
-            "seating.invalid_entry",
-            "timeline.invalid_entry",
-            "tasks.invalid_entry",
-        ),
-        "the entry",
-        ("each entry's problems",),
-        ("that entry",),
-    ),
-    FindingKind(
-        ("guests.invalid_entry",),
-        "the guests' menu",
-        ("the menu's problems",),
-        ("guests/menu",),
-    ),
-    FindingKind(
-        ("budget.invalid_entry",),
-        "the entry (or the budget's settings)",
-        ("each entry's problems",),
-        ("that entry", "budget/settings"),
-    ),
-    FindingKind(
-        (
-            "seating.unknown_guest",
-            "seating.declined_guest",
-            "seating.unknown_table",
-            "seating.seat_out_of_range",
-        ),
-        "one assignment",
-        ("guests by id", "tables by id", "assignments by table"),
-        ("the assignment", "the guest of that id", "the assignment's table"),
-    ),
-    FindingKind(
-        ("seating.table_over_capacity",),
-        "one table",
-        ("assignments by table", "named plus-ones by host"),
-        (
-            "the table",
-            "an assignment to or from it",
-            "a seated guest's plus-one (unnamed ones sit with their host)",
-        ),
-    ),
-    FindingKind(
-        ("seating.household_split",),
-        "one household",
-        ("households by guest (from the guest list)", "assignments by table"),
-        (
-            "a guest or household entry (who is in which household)",
-            "an assignment of one of its people",
-            "a table one of them sits at (its name)",
-        ),
-    ),
-    FindingKind(
-        ("seating.seat_double_booked",),
-        "one seat of one table",
-        ("assignments by seat", "seats by table", "guests by id"),
-        ("an assignment to or from the seat", "the table", "a seated guest (their name)"),
-    ),
-    FindingKind(("timeline.ends_before_start",), "one item", (), ("the item",)),
-    FindingKind(
-        ("timeline.vendor_overlap", "timeline.location_overlap"),
-        "one vendor or one location (its normalized label)",
-        ("active items by vendor", "active items by location"),
-        ("an item with that label, before or after the change",),
-    ),
-    FindingKind(
-        ("budget.unknown_category",),
-        "one payment",
-        ("payments by category", "categories by id"),
-        ("the payment", "its category", "budget/settings (currency)"),
-    ),
-    FindingKind(
-        ("budget.category_over_plan",),
-        "one category",
-        ("sum of payments by category (paid and scheduled)", "sum of scheduled by category"),
-        ("the category", "a payment to or from it", "budget/settings (currency)"),
-    ),
-    FindingKind(
-        ("budget.over_total", "budget.plan_over_total"),
-        "the budget",
-        ("sum of all payments (paid and scheduled)", "sum of scheduled", "sum of all plans"),
-        ("any payment", "any category", "budget/settings"),
-    ),
-)
-"""Every kind of finding :func:`documents.check` reports, as this module keeps it."""
-
 _KIND_OF_ROOT = {entity.collection: kind for kind, ents in ENTITIES.items() for entity in ents}
 _ENTITY_OF_ROOT = {entity.collection: entity for ents in ENTITIES.values() for entity in ents}
 _SETTINGS = "settings"
@@ -171,37 +59,8 @@ _MENU = "menu"
 _LABELS = (("vendor", "timeline.vendor_overlap"), ("location", "timeline.location_overlap"))
 
 
-class WeddingFindings:
+class WeddingFindings(FindingIndexes):
     """The findings of one wedding's documents, kept current by :meth:`touch`."""
-
-    def __init__(self) -> None:
-        self.sources: dict[str, Doc[Any] | None] = dict.fromkeys(DOCUMENT_KINDS)
-        """The document each kind was read from (changes are applied from it)."""
-        self._records: dict[str, dict[str, Any]] = {root: {} for root in _KIND_OF_ROOT}
-        self._problems: dict[tuple[str, str], tuple[SchemaProblem, ...]] = {}
-        self._currency: str | None = None
-        self._total: int | None = None
-        # indexes
-        self._by_table: dict[str, set[str]] = defaultdict(set)
-        self._on_seat: dict[tuple[str, int], set[str]] = defaultdict(set)
-        self._seats: dict[str, set[int]] = defaultdict(set)
-        self._labelled: dict[tuple[str, str], set[str]] = defaultdict(set)
-        self._by_category: dict[str, set[str]] = defaultdict(set)
-        self._spent: dict[str, int] = defaultdict(int)  # paid and scheduled, by category
-        self._scheduled_in: dict[str, int] = defaultdict(int)  # scheduled, by category
-        self._paid = 0  # paid and scheduled: what the budget is committed to
-        self._scheduled = 0
-        self._planned = 0
-        self._named: dict[str, set[str]] = defaultdict(set)  # host -> named plus-ones
-        self._household_of: dict[str, str] = {}  # guest -> household id
-        self._households: dict[str, tuple[str, frozenset[str]]] = {}  # id -> name, members
-        self._membership_stale = True
-        self._moved: set[str] = set()  # guests whose assignment changed since evaluate
-        # findings
-        self._groups: dict[Group, tuple[Conflict, ...]] = {}
-        self._dirty: set[Group] = set()
-        self._current: dict[Ident, dict[Group, Conflict]] = {}
-        self._by_path: dict[str, set[Ident]] = defaultdict(set)
 
     # -- building and changing ------------------------------------------------------------
 
@@ -509,214 +368,6 @@ class WeddingFindings:
         assert what == "budget"
         return self._budget()
 
-    def _who(self, guest_id: str) -> str:
-        guest = self._records["guests"].get(guest_id)
-        return guest.name if guest is not None else f"guest '{guest_id}'"
-
-    def _assignment(self, key: str) -> list[Conflict]:
-        a: Assignment | None = self._records["assignments"].get(key)
-        if a is None:
-            return []
-        found: list[Conflict] = []
-        path = f"seating/assignments/{key}"
-        guest: Guest | None = self._records["guests"].get(key)
-        table: Table | None = self._records["tables"].get(a.table_id)
-        if guest is None:
-            found.append(
-                Conflict(
-                    "seating.unknown_guest",
-                    (path,),
-                    f"A seat is assigned to guest '{key}', who is not on the guest list.",
-                )
-            )
-        elif guest.rsvp == "declined":
-            found.append(
-                Conflict(
-                    "seating.declined_guest",
-                    (f"guests/guests/{guest.id}", path),
-                    f"{guest.name} declined but has a seat"
-                    + (f" at table '{table.name}'." if table is not None else "."),
-                )
-            )
-        if table is None:
-            found.append(
-                Conflict(
-                    "seating.unknown_table",
-                    (path,),
-                    f"{self._who(key)} is seated at table '{a.table_id}', which does not exist.",
-                )
-            )
-        elif a.seat is not None and a.seat > table.capacity:
-            found.append(
-                Conflict(
-                    "seating.seat_out_of_range",
-                    (path, f"seating/tables/{a.table_id}"),
-                    f"{self._who(key)} has seat {a.seat} at table "
-                    f"'{table.name}', which seats {table.capacity}.",
-                )
-            )
-        return found
-
-    def _unnamed(self, guest_id: str) -> bool:
-        """Whether a guest brings an unnamed plus-one (who sits with them)."""
-        guest: Guest | None = self._records["guests"].get(guest_id)
-        return guest is not None and guest.plus_one and not self._named.get(guest_id)
-
-    def _table(self, key: str) -> list[Conflict]:
-        table: Table | None = self._records["tables"].get(key)
-        guests = self._by_table.get(key, ())
-        seated = len(guests)
-        extra = sum(1 for g in guests if self._unnamed(g))
-        if table is None or seated + extra <= table.capacity:
-            return []
-        who = f"{seated} guests" + (
-            f" and {extra} plus-one{'s' if extra > 1 else ''}" if extra else ""
-        )
-        return [
-            Conflict(
-                "seating.table_over_capacity",
-                (f"seating/tables/{key}",),
-                f"Table '{table.name}' has {who} but seats {table.capacity}.",
-            )
-        ]
-
-    def _household(self, key: str) -> list[Conflict]:
-        found = self._households.get(key)
-        if found is None:
-            return []
-        name, members = found
-        at: dict[str, list[str]] = defaultdict(list)
-        assignments = self._records["assignments"]
-        for guest_id in sorted(members):
-            guest: Guest | None = self._records["guests"].get(guest_id)
-            a: Assignment | None = assignments.get(guest_id)
-            if guest is not None and guest.rsvp != "declined" and a is not None:
-                at[a.table_id].append(guest_id)
-        if len(at) < 2:
-            return []
-        tables = self._records["tables"]
-        where = ", ".join(f"'{tables[t].name}'" if t in tables else f"'{t}'" for t in sorted(at))
-        seated = sorted(g for people in at.values() for g in people)
-        return [
-            Conflict(
-                "seating.household_split",
-                tuple(f"seating/assignments/{g}" for g in seated),
-                f"Household '{name}' is seated at {len(at)} tables ({where}); seat them together.",
-            )
-        ]
-
-    def _seat(self, key: str, seat: int) -> list[Conflict]:
-        table: Table | None = self._records["tables"].get(key)
-        seated = self._on_seat.get((key, seat), set())
-        if table is None or len(seated) < 2:
-            return []
-        names = ", ".join(sorted(self._who(g) for g in seated))
-        return [
-            Conflict(
-                "seating.seat_double_booked",
-                tuple(sorted(f"seating/assignments/{g}" for g in seated)),
-                f"Seat {seat} at table '{table.name}' is assigned to "
-                f"{len(seated)} guests: {names}.",
-            )
-        ]
-
-    def _item(self, key: str) -> list[Conflict]:
-        item: TimelineItem | None = self._records["items"].get(key)
-        if item is None or not parse_instant(item.end) < parse_instant(item.start):
-            return []
-        return [
-            Conflict(
-                "timeline.ends_before_start",
-                (f"timeline/items/{item.id}",),
-                f"'{item.title}' ends ({item.end}) before it starts ({item.start}).",
-            )
-        ]
-
-    def _overlap(self, code: str, label: str) -> list[Conflict]:
-        field, what = (
-            ("vendor", "vendor") if code == "timeline.vendor_overlap" else ("location",) * 2
-        )
-        items = self._records["items"]
-        group = [items[i] for i in sorted(self._labelled.get((code, label), ()))]
-        found: list[Conflict] = []
-        for i, j in _overlapping([(parse_instant(x.start), parse_instant(x.end)) for x in group]):
-            first, second = group[i], group[j]
-            zone = parse_instant(first.start).tzinfo  # show the window in one offset
-            start = max(parse_instant(first.start), parse_instant(second.start)).astimezone(zone)
-            end = min(parse_instant(first.end), parse_instant(second.end)).astimezone(zone)
-            found.append(
-                Conflict(
-                    code,
-                    (f"timeline/items/{first.id}", f"timeline/items/{second.id}"),
-                    f"'{first.title}' and '{second.title}' both use {what} "
-                    f"'{getattr(first, field)}' from {start.isoformat()} to "
-                    f"{end.isoformat()}.",
-                )
-            )
-        return found
-
-    def _money(self, amount: int) -> str:
-        return format_money(amount, self._currency)
-
-    def _payment(self, key: str) -> list[Conflict]:
-        p: Payment | None = self._records["payments"].get(key)
-        if p is None or p.category_id in self._records["categories"]:
-            return []
-        return [
-            Conflict(
-                "budget.unknown_category",
-                (f"budget/payments/{p.id}",),
-                f"Payment '{p.id}' of {self._money(p.amount)} is for category "
-                f"'{p.category_id}', which does not exist.",
-            )
-        ]
-
-    def _category(self, key: str) -> list[Conflict]:
-        category: Category | None = self._records["categories"].get(key)
-        paid = self._spent.get(key, 0)
-        if category is None or paid <= category.planned:
-            return []
-        return [
-            Conflict(
-                "budget.category_over_plan",
-                (f"budget/categories/{category.id}",),
-                f"Payments for '{category.name}' total {self._money(paid)}"
-                f"{self._split(paid, self._scheduled_in.get(key, 0))} "
-                f"but the plan is {self._money(category.planned)}.",
-            )
-        ]
-
-    def _split(self, committed: int, scheduled: int) -> str:
-        """How much of ``committed`` is paid and how much only scheduled, in words."""
-        if not scheduled:
-            return " paid (none scheduled)"
-        paid = self._money(committed - scheduled)
-        return f" paid and scheduled ({paid} paid, {self._money(scheduled)} scheduled)"
-
-    def _budget(self) -> list[Conflict]:
-        if self._total is None:
-            return []
-        found: list[Conflict] = []
-        total = self._money(self._total)
-        if self._paid > self._total:
-            found.append(
-                Conflict(
-                    "budget.over_total",
-                    ("budget/settings/total",),
-                    f"Payments total {self._money(self._paid)}"
-                    f"{self._split(self._paid, self._scheduled)} but the budget is {total}.",
-                )
-            )
-        if self._planned > self._total:
-            found.append(
-                Conflict(
-                    "budget.plan_over_total",
-                    ("budget/settings/total",),
-                    f"Categories plan {self._money(self._planned)} but the budget is {total}.",
-                )
-            )
-        return found
-
 
 def _membership(guest: Guest) -> tuple[str | None, str | None, str | None]:
     """What of a guest decides their household (an answer or a meal does not)."""
@@ -726,24 +377,6 @@ def _membership(guest: Guest) -> tuple[str | None, str | None, str | None]:
 def _active(item: TimelineItem) -> bool:
     """Whether an item takes part in overlaps (see :func:`documents.invariants`)."""
     return item.status != "cancelled" and not parse_instant(item.end) < parse_instant(item.start)
-
-
-def _overlapping(windows: Sequence[tuple[datetime, datetime]]) -> list[tuple[int, int]]:
-    """The pairs ``(i, j)``, ``i < j``, of ``windows`` (start, end) that overlap, in that
-    order. A sweep in start order compares a window only with those still open when it
-    starts: a label's k items cost k log k and the overlaps found, not k² comparisons (a
-    long day's one location is evaluated again at every edit of one of its items)."""
-    order = sorted((start, end, index) for index, (start, end) in enumerate(windows) if start < end)
-    open_: list[tuple[datetime, int]] = []  # a heap of (end, index) of the open windows
-    pairs: list[tuple[int, int]] = []
-    for start, end, index in order:
-        while open_ and open_[0][0] <= start:
-            heapq.heappop(open_)  # ended: overlaps nothing that starts from here on
-        # Every window still open started no later and ends after this one starts.
-        pairs.extend((min(index, other), max(index, other)) for _, other in open_)
-        heapq.heappush(open_, (end, index))
-    pairs.sort()
-    return pairs
 
 
 def _move(index: dict[Any, set[Any]], key: Any, value: Any, sign: int) -> None:

@@ -40,9 +40,10 @@ class HouseholdView:
     """One household as the guest list reads it.
 
     ``entry`` says whether it is an entry of ``households`` (else it is a free-text
-    household, ``rsvp_deadline`` and ``mailing_address`` ``None``). ``guests`` are its people
-    who are guests (named plus-ones included), in id order; ``unnamed_plus_ones`` the ids of
-    its guests who bring an unnamed plus-one (one person each)."""
+    household, ``rsvp_deadline``, ``mailing_address`` and the RSVP note ``None``).
+    ``guests`` are its people who are guests (named plus-ones included), in id order;
+    ``unnamed_plus_ones`` the ids of its guests who bring an unnamed plus-one (one person
+    each)."""
 
     id: str
     name: str
@@ -51,6 +52,8 @@ class HouseholdView:
     mailing_address: str | None
     guests: tuple[Guest, ...]
     unnamed_plus_ones: tuple[str, ...]
+    rsvp_note: str | None = None
+    rsvp_note_at: str | None = None
 
     @property
     def people(self) -> int:
@@ -157,6 +160,8 @@ def households(guest_list: GuestList) -> dict[str, HouseholdView]:
             mailing_address=entry.mailing_address if entry else None,
             guests=people,
             unnamed_plus_ones=tuple(g.id for g in people if g.plus_one and g.id not in hosts),
+            rsvp_note=entry.rsvp_note if entry else None,
+            rsvp_note_at=entry.rsvp_note_at if entry else None,
         )
     return views
 

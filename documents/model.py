@@ -2,21 +2,128 @@
 
 Depends only on the standard library. Every value that enters a document (through an
 operation, a JSON import, or read back from a document a browser client wrote) goes through
-the same field rules, so the three paths cannot disagree about what is valid.
+the same field rules, so the three paths cannot disagree about what is valid. The rules live
+in :mod:`documents.model_rules` and, for times, :mod:`documents.model_time`; this module
+re-exports them beside the entities they make up.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 import uuid
-import zoneinfo
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, tzinfo
-from functools import cache, lru_cache
+from functools import lru_cache
 from typing import Any, Literal
+
+from .model_rules import (
+    CHART_SIZE,
+    CURRENCY_PATTERN,
+    ID_PATTERN,
+    MAX_AMOUNT,
+    MAX_LIST,
+    MAX_NOTES,
+    MAX_TEXT,
+    DocumentError,
+    Rule,
+    amount,
+    boolean,
+    choice,
+    currency,
+    identifier,
+    integer,
+    position,
+    prose,
+    shown,
+    text,
+    text_list,
+)
+from .model_time import (
+    DUE_OFFSET_PATTERN,
+    TIME_ZONE_PATTERN,
+    day,
+    due_offset,
+    in_zone,
+    instant,
+    local_moment,
+    parse_instant,
+    time_zone,
+    wall_or_instant,
+    zone_of,
+)
+
+__all__ = [
+    "ASSIGNMENT",
+    "BUDGET_SETTINGS",
+    "CATEGORY",
+    "CHART_SIZE",
+    "CURRENCY_PATTERN",
+    "DOCUMENT_KINDS",
+    "DUE_OFFSET_PATTERN",
+    "FINDINGS_ROOM",
+    "GUEST",
+    "HOUSEHOLD",
+    "ID_PATTERN",
+    "MAX_ADDRESS",
+    "MAX_AMOUNT",
+    "MAX_LIST",
+    "MAX_MENU",
+    "MAX_NAME",
+    "MAX_NOTES",
+    "MAX_PARTNERS",
+    "MAX_RSVP_NOTE",
+    "MAX_SEATS",
+    "MAX_TEXT",
+    "MENU",
+    "PAYMENT",
+    "PAYMENT_STATUSES",
+    "PROFILE",
+    "RSVP_STATES",
+    "SCHEMA_VERSION",
+    "SIDES",
+    "TABLE",
+    "TABLE_SHAPES",
+    "TASK",
+    "TIMELINE_ITEM",
+    "TIMELINE_STATUSES",
+    "TIME_ZONE_PATTERN",
+    "VENDOR",
+    "WEDDING_ID_PATTERN",
+    "Conflict",
+    "DocumentError",
+    "Entity",
+    "Field",
+    "OperationError",
+    "Refusal",
+    "Rule",
+    "amount",
+    "boolean",
+    "choice",
+    "currency",
+    "day",
+    "derived_id",
+    "due_offset",
+    "format_money",
+    "household_id_of",
+    "household_key",
+    "identifier",
+    "in_zone",
+    "instant",
+    "integer",
+    "local_moment",
+    "new_id",
+    "normal_label",
+    "parse_instant",
+    "payment_status",
+    "position",
+    "prose",
+    "shown",
+    "text",
+    "text_list",
+    "time_zone",
+    "wall_or_instant",
+    "zone_of",
+]
 
 DOCUMENT_KINDS: tuple[str, ...] = ("timeline", "budget", "guests", "seating", "tasks")
 """The documents every wedding has; a room name is ``{wedding_id}/{kind}``."""
@@ -36,27 +143,10 @@ PAYMENT_STATUSES: tuple[str, ...] = ("scheduled", "paid")
 """A payment is ``paid`` (its ``date`` is when) or ``scheduled`` (to be paid by its ``due``
 date); a payment with no status is paid (every payment written before statuses)."""
 
-ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
-"""Ids of guests, tables, timeline items, categories and payments."""
 WEDDING_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 """1 to 64 ASCII letters, digits, ``-`` or ``_``, starting with a letter or digit: the one
 rule for wedding ids (the server's room-name allowlist, ``crdt_server.names``, uses it)."""
-CURRENCY_PATTERN = re.compile(r"[A-Z]{3}")
-DUE_OFFSET_PATTERN = re.compile(r"([+-])([0-9]{1,3})([DWM])")
-"""A due date relative to the wedding date: a sign (``-`` before, ``+`` after), a count and a
-unit (``D`` days, ``W`` weeks, ``M`` calendar months): ``-6M`` is six months before."""
-TIME_ZONE_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_+/-]{0,63}")
-"""The characters an IANA zone name is made of (checked before the zone database is asked)."""
-
-MAX_AMOUNT = 2**53 - 1
-"""Yjs numbers are IEEE doubles; larger integers would not survive a round trip."""
-MAX_TEXT = 200
-MAX_NOTES = 5000
 MAX_SEATS = 1000
-MAX_LIST = 20
-CHART_SIZE = 10000
-"""A seating chart's coordinates (a table's ``position``) run from 0 to this, in both axes:
-the app draws them in its own units (one unit is about a centimetre of the room)."""
 MAX_PARTNERS = 2
 MAX_NAME = 100
 """A partner's name in a wedding's profile: at most this many characters."""
@@ -64,15 +154,9 @@ MAX_MENU = 30
 """Choices on a wedding's menu: at most this many."""
 MAX_ADDRESS = 300
 """A household's mailing address (several lines): at most this many characters."""
-
-
-class DocumentError(ValueError):
-    """Invalid document data; ``path`` names where (``guests/g1/rsvp``), ``message`` what."""
-
-    def __init__(self, message: str, path: str = "") -> None:
-        super().__init__(f"{path}: {message}" if path else message)
-        self.message = message
-        self.path = path
+MAX_RSVP_NOTE = 1000
+"""A household's note to the couple, written from its RSVP page: at most this many
+characters."""
 
 
 Refusal = Literal["malformed", "impossible", "stale"]
@@ -154,262 +238,6 @@ def new_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-def shown(value: object) -> str:
-    """A short JSON-flavoured description of a bad value, for error messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return repr(value if len(value) <= 40 else value[:37] + "...")
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list | tuple):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return f"a {type(value).__name__}"
-
-
-Rule = Callable[[object], Any]
-"""Checks one value and returns its canonical form, or raises :class:`DocumentError`."""
-
-
-def text(max_len: int = MAX_TEXT) -> Rule:
-    def rule(value: object) -> str:
-        if not isinstance(value, str):
-            raise DocumentError(f"must be a string, got {shown(value)}")
-        value = value.strip()
-        if not value:
-            raise DocumentError("must not be empty")
-        if len(value) > max_len:
-            raise DocumentError(f"must be at most {max_len} characters")
-        return value
-
-    return rule
-
-
-def prose(max_len: int = MAX_NOTES) -> Rule:
-    """Collaborative text (a ``Y.Text``, or an old plain string): kept as written, spaces
-    and empty text included (people type into it; stripping would fight them)."""
-
-    def rule(value: object) -> str:
-        if not isinstance(value, str):
-            raise DocumentError(f"must be a string, got {shown(value)}")
-        if len(value) > max_len:
-            raise DocumentError(f"must be at most {max_len} characters")
-        return value
-
-    return rule
-
-
-def choice(options: tuple[str, ...]) -> Rule:
-    def rule(value: object) -> str:
-        if not isinstance(value, str) or value not in options:
-            raise DocumentError(f"must be one of {', '.join(options)}, got {shown(value)}")
-        return value
-
-    return rule
-
-
-def integer(low: int, high: int) -> Rule:
-    def rule(value: object) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise DocumentError(f"must be an integer, got {shown(value)}")
-        if not low <= value <= high:
-            raise DocumentError(f"must be between {low} and {high}, got {value}")
-        return value
-
-    return rule
-
-
-amount = integer(0, MAX_AMOUNT)  # money: integer minor units (cents) of the budget's currency
-
-
-def identifier(value: object) -> str:
-    if not isinstance(value, str) or ID_PATTERN.fullmatch(value) is None:
-        raise DocumentError(
-            f"must be 1 to 64 letters, digits, '-' or '_', got {shown(value)}",
-        )
-    return value
-
-
-def _number(value: object, what: str, high: int, *, below: bool = False) -> int | float:
-    """A finite number from 0 to ``high`` (``below``: under it); integral ones as ints."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise DocumentError(f"{what} must be a number, got {shown(value)}")
-    if value < 0 or value > high or (below and value == high):
-        bound = f"under {high}" if below else str(high)
-        raise DocumentError(f"{what} must be from 0 to {bound}, got {value:g}")
-    return int(value) if float(value).is_integer() else float(value)
-
-
-def position(value: object) -> dict[str, int | float]:
-    """Where a table stands on the seating chart: one JSON object ``{"x", "y", "rotation"}``
-    (x and y from 0 to :data:`CHART_SIZE`, rotation in degrees from 0 to under 360), set as
-    one value so that two people dragging one table at once end with one of their two
-    positions, never a mix of both."""
-    if not isinstance(value, dict):
-        raise DocumentError(f"must be an object {{x, y, rotation}}, got {shown(value)}")
-    extra = sorted(str(k) for k in value if k not in ("x", "y", "rotation"))
-    if extra:
-        raise DocumentError(f"must hold only x, y and rotation, not {extra[0]!r}")
-    missing = [k for k in ("x", "y", "rotation") if k not in value]
-    if missing:
-        raise DocumentError(f"must hold x, y and rotation; {missing[0]} is missing")
-    return {
-        "x": _number(value["x"], "x", CHART_SIZE),
-        "y": _number(value["y"], "y", CHART_SIZE),
-        "rotation": _number(value["rotation"], "rotation", 360, below=True),
-    }
-
-
-def boolean(value: object) -> bool:
-    if not isinstance(value, bool):
-        raise DocumentError(f"must be true or false, got {shown(value)}")
-    return value
-
-
-def currency(value: object) -> str:
-    if not isinstance(value, str) or CURRENCY_PATTERN.fullmatch(value) is None:
-        raise DocumentError(f"must be an ISO 4217 code like 'EUR', got {shown(value)}")
-    return value
-
-
-def instant(value: object) -> str:
-    """An ISO 8601 date and time with a time zone; canonical form keeps the offset."""
-    hint = "an ISO 8601 date and time with a time zone, like '2026-06-13T15:30:00+02:00'"
-    if not isinstance(value, str):
-        raise DocumentError(f"must be {hint}, got {shown(value)}")
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise DocumentError(f"must be {hint}, got {shown(value)}") from None
-    if moment.utcoffset() is None:
-        raise DocumentError(f"must include a time zone, like '+02:00' or 'Z', got {shown(value)}")
-    return moment.isoformat()
-
-
-def parse_instant(value: str) -> datetime:
-    """The aware datetime of a value that passed :func:`instant`."""
-    return datetime.fromisoformat(value)
-
-
-def wall_or_instant(value: object) -> str:
-    """A time an operation gives a timeline item: an :func:`instant` (with its offset), or a
-    wall clock without one (``2026-10-25T11:00``), which :func:`in_zone` reads in the
-    wedding's time zone. Stored items always carry an offset (:func:`instant`)."""
-    hint = (
-        "an ISO 8601 date and time, like '2026-06-13T15:30:00+02:00' or, in the wedding's "
-        "time zone, '2026-06-13T15:30'"
-    )
-    # A date alone (which fromisoformat reads as midnight) is no time of day.
-    if not isinstance(value, str) or len(value) > 64 or value[10:11] not in ("T", " "):
-        raise DocumentError(f"must be {hint}, got {shown(value)}")
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise DocumentError(f"must be {hint}, got {shown(value)}") from None
-    return moment.isoformat()
-
-
-def in_zone(value: str, zone: str | None) -> str:
-    """``value`` (checked by :func:`wall_or_instant`) as the wedding's zone writes it: the
-    same instant, with the zone's offset on that date (so a Sunday after the autumn change
-    says ``+01:00`` in Berlin where the Friday said ``+02:00``); a wall clock without an
-    offset is read in the zone (a time the spring change skips moves on by the gap, a time
-    the autumn change repeats is its first occurrence, as ``zoneinfo`` reads ``fold=0``).
-    Without a zone, an instant is kept as written and a wall clock is refused."""
-    moment = datetime.fromisoformat(value)
-    if zone is None:
-        if moment.utcoffset() is None:
-            raise DocumentError(
-                "must include a time zone, like '+02:00' or 'Z' (the wedding's profile "
-                f"names no time zone), got {shown(value)}"
-            )
-        return moment.isoformat()
-    tz = zoneinfo.ZoneInfo(zone)
-    if moment.utcoffset() is None:
-        moment = moment.replace(tzinfo=tz)
-    try:
-        return moment.astimezone(UTC).astimezone(tz).isoformat()
-    except OverflowError:  # within a day of year 1 or 9999: no instant in the zone
-        raise DocumentError(f"is out of range in {zone}, got {shown(value)}") from None
-
-
-def due_offset(value: object) -> str:
-    """A due date relative to the wedding date (:data:`DUE_OFFSET_PATTERN`, ``-6M``)."""
-    if not isinstance(value, str) or DUE_OFFSET_PATTERN.fullmatch(value) is None:
-        raise DocumentError(
-            "must be a sign, a count and a unit (D days, W weeks, M months) relative to the"
-            f" wedding date, like '-6M' (six months before), got {shown(value)}"
-        )
-    return value
-
-
-def day(value: object) -> str:
-    if not isinstance(value, str):
-        raise DocumentError(f"must be an ISO 8601 date like '2026-06-13', got {shown(value)}")
-    try:
-        return date.fromisoformat(value).isoformat()
-    except ValueError:
-        raise DocumentError(
-            f"must be an ISO 8601 date like '2026-06-13', got {shown(value)}"
-        ) from None
-
-
-@cache
-def _zones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
-
-
-def zone_of(name: object) -> tzinfo:
-    """The time zone a wedding names (its profile's ``time_zone``), or UTC when it names
-    none, or one this host's zone database does not know."""
-    if isinstance(name, str) and name in _zones():
-        return zoneinfo.ZoneInfo(name)
-    return UTC
-
-
-def local_moment(day: date, at: time, zone: object) -> datetime:
-    """``at`` o'clock on ``day`` in the wedding's zone (:func:`zone_of`): when something
-    of that day (a reminder, a payment due) happens for the wedding."""
-    return datetime.combine(day, at, zone_of(zone))
-
-
-def time_zone(value: object) -> str:
-    """An IANA time zone name (``Europe/Lisbon``), one the zone database knows."""
-    hint = "an IANA time zone name like 'Europe/Lisbon'"
-    if not isinstance(value, str) or TIME_ZONE_PATTERN.fullmatch(value) is None:
-        raise DocumentError(f"must be {hint}, got {shown(value)}")
-    # A name from the database's own list: never a path handed to the file system.
-    if value not in _zones():
-        raise DocumentError(f"must be {hint}; {shown(value)} is not a known zone")
-    return value
-
-
-def text_list(max_items: int = MAX_LIST, max_len: int = MAX_TEXT) -> Rule:
-    """A list of short texts, kept in order with duplicates dropped; stored as a tuple."""
-    item_rule = text(max_len)
-
-    def rule(value: object) -> tuple[str, ...]:
-        if not isinstance(value, list | tuple):
-            raise DocumentError(f"must be a list of strings, got {shown(value)}")
-        if len(value) > max_items:
-            raise DocumentError(f"must have at most {max_items} entries")
-        items: list[str] = []
-        for index, item in enumerate(value):
-            try:
-                checked = item_rule(item)
-            except DocumentError as exc:
-                raise DocumentError(f"entry {index} {exc.message}") from None
-            if checked not in items:
-                items.append(checked)
-        return tuple(items)
-
-    return rule
-
-
 @dataclass(frozen=True)
 class Field:
     """One field of an entry. ``required`` fields are always present and never null; other
@@ -488,10 +316,14 @@ HOUSEHOLD = Entity(
         Field("name", text(), required=True),
         Field("rsvp_deadline", day),
         Field("mailing_address", text(MAX_ADDRESS)),
+        Field("rsvp_note", text(MAX_RSVP_NOTE)),
+        Field("rsvp_note_at", instant),
     ),
 )
 """A household: who is invited, seated and answered for as a unit. The mailing address is
-a contact field (read like a guest's ``contact``)."""
+a contact field (read like a guest's ``contact``). ``rsvp_note`` is the household's note to
+the couple from its RSVP page ("we arrive Saturday only"), ``rsvp_note_at`` when it was
+written: personal data, read like a guest's ``notes``."""
 TABLE = Entity(
     "seating",
     "tables",

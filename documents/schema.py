@@ -8,7 +8,8 @@ can never both insert "the same" element and end up with two::
     guests    guests       guest_id -> Map{name, household, side, rsvp, meal, dietary,
                                            plus_one, contact, notes*, household_id,
                                            plus_one_of}
-              households   household_id -> Map{name, rsvp_deadline, mailing_address}
+              households   household_id -> Map{name, rsvp_deadline, mailing_address,
+                                               rsvp_note, rsvp_note_at}
                            (absent in documents written before households: a guest's
                            free-text ``household`` reads as one, :mod:`documents.households`)
               menu         choices  (the meals on offer, one list value; absent: no menu)
@@ -128,6 +129,8 @@ class Household:
     name: str
     rsvp_deadline: str | None
     mailing_address: str | None
+    rsvp_note: str | None = None
+    rsvp_note_at: str | None = None
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,10 @@
 Concurrent :meth:`GroupCommitter.append` calls queued while a transaction is in flight
 share the next transaction (one commit, one fsync, for all of them); so do the gateway's
 transactions (:meth:`GroupCommitter.run`: every feature's writes), each in a savepoint of
-its own; any other write (compaction, deletion, a held transaction) runs in a transaction
+its own, and appends and gateway transactions queued side by side share it too, carried
+out in queue order (the features write beside the rooms' commits: in the product
+scenario, ending the transaction at each change of kind made 2.7 transactions where one
+does); any other write (compaction, deletion, a held transaction) runs in a transaction
 of its own, in queue order. A failed transaction fails every caller in it and commits
 nothing; later ones go on. This is the store's one write queue: nothing writes beside it.
 """
@@ -11,6 +14,7 @@ nothing; later ones go on. This is the store's one write queue: nothing writes b
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -19,10 +23,24 @@ from typing import Any, Generic, TypeVar
 from .base import FeatureRow, NewUpdate, StoreError
 from .gateway import Tx
 
-__all__ = ["GroupCommitter", "handed_over"]
+__all__ = ["Appending", "GroupCommitter", "Part", "handed_over"]
 
 W = TypeVar("W")
 """The backend's kind of write job (what its ``run_write`` carries out in a transaction)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Appending:
+    """The appends of a shared transaction that queued one after the other, as one."""
+
+    updates: list[NewUpdate]
+    steps: list[Tx[Any]]
+    rows: list[FeatureRow]
+
+
+Part = Appending | list[Tx[Any]]
+"""One part of a shared transaction: appends, or gateway transactions (each in a
+savepoint of its own, :func:`storage.gateway.each_in_a_savepoint`)."""
 
 
 @dataclass(slots=True)
@@ -55,7 +73,10 @@ class GroupCommitter(Generic[W]):
     returns what the job returned; ``run_shared(txs)`` carries out gateway transactions
     (already in the store's dialect) in one committed transaction and returns each one's
     outcome, ``(True, result)`` or ``(False, exception)``
-    (:func:`storage.gateway.each_in_a_savepoint`).
+    (:func:`storage.gateway.each_in_a_savepoint`); ``commit_parts(parts)`` carries out
+    appends and gateway transactions queued side by side, part after part, in one
+    committed transaction and returns each part's result (the seqs of an
+    :class:`Appending`, the outcomes of a list of transactions, as those two do).
     All raise :class:`StoreError` having committed nothing.
     """
 
@@ -67,11 +88,13 @@ class GroupCommitter(Generic[W]):
         ],
         run_write: Callable[[W], Awaitable[Any]],
         run_shared: Callable[[list[Tx[Any]]], Awaitable[list[tuple[bool, Any]]]],
+        commit_parts: Callable[[list[Part]], Awaitable[list[Any]]],
     ) -> None:
         self._where = where
         self._commit_rows = commit_rows
         self._run_write = run_write
         self._run_shared = run_shared
+        self._commit_parts = commit_parts
         self._queue: asyncio.Queue[_Job[W] | None] | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -124,14 +147,10 @@ class GroupCommitter(Generic[W]):
                 jobs = [await queue.get()]
                 while not queue.empty():
                     jobs.append(queue.get_nowait())
-                shared: list[_Append] | list[_Run] = []
+                shared: list[_Append | _Run] = []
                 for job in jobs:
                     if isinstance(job, _Append | _Run):
-                        # A run of one kind shares a transaction; the other kind ends it.
-                        if shared and type(shared[0]) is not type(job):
-                            await self._commit_shared(shared)
-                            shared = []
-                        shared.append(job)  # type: ignore[arg-type]  # same kind, checked
+                        shared.append(job)  # both kinds share one transaction, in order
                         continue
                     # Anything else ends the run, so writes stay in queue order.
                     if shared:
@@ -156,43 +175,76 @@ class GroupCommitter(Generic[W]):
                 if job is not None:
                     _fail(job.future, StoreError(f"{self._where}: writer stopped"))
 
-    async def _commit_shared(self, jobs: list[_Append] | list[_Run]) -> None:
-        if isinstance(jobs[0], _Append):
-            await self._commit_appends(jobs)
+    async def _commit_shared(self, jobs: list[_Append | _Run]) -> None:
+        appends = [job for job in jobs if isinstance(job, _Append)]
+        runs = [job for job in jobs if isinstance(job, _Run)]
+        if appends and runs:
+            await self._commit_mixed(jobs)
             return
-        runs: list[_Run] = jobs
+        if appends:
+            await self._commit_appends(appends)
+            return
         try:
             outcomes = await self._run_shared([run.tx for run in runs])
         except Exception as exc:  # delivered to every caller of the batch
             for run in runs:
                 _fail(run.future, exc)
             return
-        for run, (ok, value) in zip(runs, outcomes, strict=True):
-            if run.future.done():  # the caller may have been cancelled
-                continue
-            if ok:
-                run.future.set_result(value)
+        _deliver_outcomes(runs, outcomes)
+
+    async def _commit_mixed(self, jobs: list[_Append | _Run]) -> None:
+        """Appends and gateway transactions in one transaction, in queue order: each run
+        of appends as one :class:`Appending`, each run of transactions as one list."""
+        segments = [list(run) for _, run in itertools.groupby(jobs, key=type)]
+        parts: list[Part] = []
+        for segment in segments:
+            appends = [job for job in segment if isinstance(job, _Append)]
+            if appends:
+                parts.append(_appending(appends))
             else:
-                _fail(run.future, value)
+                parts.append([job.tx for job in segment if isinstance(job, _Run)])
+        try:
+            results = await self._commit_parts(parts)
+        except Exception as exc:  # delivered to every caller of the transaction
+            for job in jobs:
+                _fail(job.future, exc)
+            return
+        for segment, result in zip(segments, results, strict=True):
+            if isinstance(segment[0], _Append):
+                _deliver_seqs([job for job in segment if isinstance(job, _Append)], result)
+            else:
+                _deliver_outcomes([job for job in segment if isinstance(job, _Run)], result)
 
     async def _commit_appends(self, jobs: list[_Append]) -> None:
-        updates = [update for job in jobs for update in job.updates]
-        steps = [step for job in jobs for step in job.steps]
-        rows = [row for job in jobs for row in job.rows]
+        appending = _appending(jobs)
         try:
-            seqs = await self._commit_rows(updates, steps, rows)
+            seqs = await self._commit_rows(appending.updates, appending.steps, appending.rows)
         except Exception as exc:  # delivered to every caller of the batch
             for job in jobs:
                 _fail(job.future, exc)
             return
-        start = 0
-        for job in jobs:
-            if not job.future.done():  # the caller may have been cancelled
-                job.future.set_result(seqs[start : start + len(job.updates)])
-            start += len(job.updates)
+        _deliver_seqs(jobs, seqs)
 
 
 _Job = _Append | _Run | _Write[W]
+
+
+def _deliver_seqs(jobs: list[_Append], seqs: list[int]) -> None:
+    start = 0
+    for job in jobs:
+        if not job.future.done():  # the caller may have been cancelled
+            job.future.set_result(seqs[start : start + len(job.updates)])
+        start += len(job.updates)
+
+
+def _deliver_outcomes(runs: list[_Run], outcomes: list[tuple[bool, Any]]) -> None:
+    for run, (ok, value) in zip(runs, outcomes, strict=True):
+        if run.future.done():  # the caller may have been cancelled
+            continue
+        if ok:
+            run.future.set_result(value)
+        else:
+            _fail(run.future, value)
 
 
 def _fail(future: asyncio.Future[Any], exc: Exception) -> None:
@@ -233,3 +285,12 @@ async def handed_over(
         raise
     leave.set_result(True)
     await job
+
+
+def _appending(jobs: list[_Append]) -> Appending:
+    """Appends queued one after the other, as one."""
+    return Appending(
+        [update for job in jobs for update in job.updates],
+        [step for job in jobs for step in job.steps],
+        [row for job in jobs for row in job.rows],
+    )

@@ -17,10 +17,17 @@ def store_for(
     *,
     busy_timeout: float = 5.0,
     synchronous: Literal["full", "normal"] = "full",
+    read_connections: int = 0,
 ) -> Store:
-    """PostgreSQL when ``database_url`` is set, else the embedded SQLite file (unopened)."""
+    """PostgreSQL when ``database_url`` is set, else the embedded SQLite file (unopened);
+    ``read_connections``: the SQLite store's reads at once (0: its default)."""
     if database_url:
         from .postgres import PostgresStore  # asyncpg only where PostgreSQL is used
 
         return PostgresStore(database_url)
-    return SqliteStore(sqlite_path, busy_timeout=busy_timeout, synchronous=synchronous)
+    return SqliteStore(
+        sqlite_path,
+        busy_timeout=busy_timeout,
+        synchronous=synchronous,
+        read_connections=read_connections,
+    )

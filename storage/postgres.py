@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
-from ._group_commit import GroupCommitter
+from ._group_commit import Appending, GroupCommitter, Part
 from ._postgres_schema import (
     APPEND,
     COMPACT,
@@ -111,7 +111,11 @@ class PostgresStore:
         self._lock_timeout_ms = max(1, round(lock_timeout * 1000))
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._writer: GroupCommitter[Callable[[Conn], Awaitable[Any]]] = GroupCommitter(
-            self._where, self._commit_rows, self._transaction, self._run_shared
+            self._where,
+            self._commit_rows,
+            self._transaction,
+            self._run_shared,
+            self._commit_parts,
         )
         self._lock_key = 0
         self._commits = 0
@@ -451,24 +455,47 @@ class PostgresStore:
         self, rows: list[NewUpdate], steps: list[Tx[Any]], features: list[FeatureRow]
     ) -> list[int]:
         async def body(conn: Conn) -> list[int]:
-            await run_steps(conn, steps, self)
-            await insert_features(conn, self._s, features)
-            if not rows:
-                return []
-            sequence = f"{self._s}.updates_seq"
-            seqs: list[int] = sorted(await conn.fetchval(NEXT_SEQS, sequence, len(rows)))
-            columns = (
-                [u.doc for u in rows],
-                [u.data for u in rows],
-                [u.origin for u in rows],
-                [u.sub for u in rows],
-                [u.role for u in rows],
-                [u.client_id for u in rows],
-            )
-            await conn.execute(APPEND.format(s=self._s), seqs, *columns)
-            return seqs
+            return await self._append(conn, rows, steps, features)
 
         return await self._transaction(body)
+
+    async def _commit_parts(self, parts: list[Part]) -> list[Any]:
+        async def body(conn: Conn) -> list[Any]:
+            results: list[Any] = []
+            for part in parts:
+                if isinstance(part, Appending):
+                    results.append(await self._append(conn, part.updates, part.steps, part.rows))
+                else:
+                    results.append(await driver(each_in_a_savepoint(part), self)(conn))
+            return results
+
+        return await self._transaction(body)
+
+    async def _append(
+        self,
+        conn: Conn,
+        rows: list[NewUpdate],
+        steps: list[Tx[Any]],
+        features: list[FeatureRow],
+    ) -> list[int]:
+        """In the caller's transaction: an append batch's feature steps, feature rows and
+        updates; the updates' seqs."""
+        await run_steps(conn, steps, self)
+        await insert_features(conn, self._s, features)
+        if not rows:
+            return []
+        sequence = f"{self._s}.updates_seq"
+        seqs: list[int] = sorted(await conn.fetchval(NEXT_SEQS, sequence, len(rows)))
+        columns = (
+            [u.doc for u in rows],
+            [u.data for u in rows],
+            [u.origin for u in rows],
+            [u.sub for u in rows],
+            [u.role for u in rows],
+            [u.client_id for u in rows],
+        )
+        await conn.execute(APPEND.format(s=self._s), seqs, *columns)
+        return seqs
 
     async def _transaction(self, body: Callable[[Conn], Awaitable[_T]]) -> _T:
         pool = self._pool

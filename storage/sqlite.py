@@ -4,8 +4,9 @@ One writer task owns every write transaction: concurrent :meth:`SqliteStore.appe
 are queued and committed together, so many small Yjs updates cost one fsync per batch
 rather than one each. Each transaction runs whole, ``BEGIN IMMEDIATE`` to ``COMMIT``, as
 one call on a writer thread that owns the write connection: one hop from the event loop per
-commit, where a statement-at-a-time driver takes one per statement. Reads go through
-aiosqlite on a connection of their own; in WAL mode they see committed rows only.
+commit, where a statement-at-a-time driver takes one per statement. Reads run on a bounded
+pool of read-only connections, several at once (:mod:`storage._sqlite_readers`); in WAL
+mode each sees every commit acknowledged before it started, and nothing uncommitted.
 
 Erasure: the write connection runs with ``secure_delete`` on, so deleted rows and freed
 pages are overwritten with zeros; after an erasure a ``TRUNCATE`` checkpoint copies the
@@ -19,6 +20,7 @@ no code path (nor another process's store) can store a row for one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -27,11 +29,10 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import aiosqlite
-
 from crdt_server import clock
 
-from ._group_commit import GroupCommitter
+from ._group_commit import Appending, GroupCommitter, Part
+from ._sqlite_readers import ReadPool, default_read_connections
 from ._sqlite_schema import (
     COUNT_DOCS,
     PREFIX,
@@ -81,16 +82,20 @@ class SqliteStore:
     """A :class:`~storage.base.DocumentStore` in one SQLite file (WAL, ``synchronous=FULL``
     unless ``synchronous="normal"``).
 
+    ``read_connections`` is how many reads run at once, each on a read-only connection of
+    its own (0: :func:`~storage._sqlite_readers.default_read_connections`, one more than
+    the cores, at most 4); writes keep their one writer.
+
     ``busy_timeout`` is how many seconds a write waits for another process's lock on the
     file before failing with :class:`StoreError`. Use one instance per file per process,
     from one event loop. Cancelling a waiting :meth:`append`, :meth:`compact` or
     :meth:`delete` does not withdraw it: once queued, it is carried out.
 
     ``inline=True`` runs every statement on the event loop's own thread, blocking the loop
-    meanwhile, instead of on the writer thread and the reading thread: the same
-    connections, SQL, transactions and group commit, without a thread hop per call. Only
-    for a process whose loop has nothing else to do while the store works and whose file
-    is small and local, such as the testing kit's in-process mode (where the hop costs
+    meanwhile, instead of on the writer thread and the reading threads: the same SQL,
+    transactions and group commit (one reading connection), without a thread hop per call.
+    Only for a process whose loop has nothing else to do while the store works and whose
+    file is small and local, such as the testing kit's in-process mode (where the hop costs
     more than the statement); a server keeps the default.
     """
 
@@ -101,20 +106,28 @@ class SqliteStore:
         busy_timeout: float = 5.0,
         synchronous: Literal["full", "normal"] = "full",
         inline: bool = False,
+        read_connections: int = 0,
     ) -> None:
+        if read_connections < 0:
+            raise ValueError("read_connections must be 0 (automatic) or more")
         self._path = Path(path)
+        self._read_connections = read_connections or default_read_connections()
         self._busy_timeout = busy_timeout
         self._synchronous = synchronous
         self._inline = inline
-        self._db: aiosqlite.Connection | None = None
-        """The read connection."""
+        self._readers: ReadPool | None = None
+        """The read connections."""
         self._inline_db: sqlite3.Connection | None = None
         """The read connection when ``inline``, used on the loop's thread."""
         self._write_db: sqlite3.Connection | None = None
         """The write connection, used only on the writer thread."""
         self._thread: ThreadPoolExecutor | None = None
         self._writer: GroupCommitter[Body[Any]] = GroupCommitter(
-            str(self._path), self._commit_rows, self._transaction, self._run_shared
+            str(self._path),
+            self._commit_rows,
+            self._transaction,
+            self._run_shared,
+            self._commit_parts,
         )
         self._commits = 0
         self._schemas: set[str] = set()
@@ -131,9 +144,15 @@ class SqliteStore:
         deletions). Read-only; for tests and metrics, e.g. to see group commit at work."""
         return self._commits
 
+    @property
+    def readers(self) -> ReadPool | None:
+        """The pool of reading connections while open (``None`` when closed or inline):
+        its size, and how many reads run now and at most ran at once."""
+        return self._readers
+
     async def open(self) -> None:
         """Create the file, its directory and the schema if needed; start the writer."""
-        if self._db is not None or self._inline_db is not None:
+        if self._readers is not None or self._inline_db is not None:
             raise StoreError(f"{self._path} is already open")
         if self._inline:
             self._open_inline()
@@ -150,20 +169,15 @@ class SqliteStore:
         except BaseException:
             thread.shutdown()
             raise
-        try:
-            db = await aiosqlite.connect(
-                self._path, isolation_level=None, timeout=self._busy_timeout
-            )
-        except BaseException as exc:
-            await asyncio.get_running_loop().run_in_executor(thread, write_db.close)
-            thread.shutdown()
-            if isinstance(exc, sqlite3.Error):
-                raise StoreError(f"cannot open {self._path}: {exc}") from exc
-            raise
         self._write_db = write_db
-        self._db, self._thread = db, thread
+        self._readers = ReadPool(self._path, self._read_connections, self._busy_timeout)
+        self._thread = thread
         self._writer.start()
-        await self._recorded_wedding_tables()
+        try:
+            await self._recorded_wedding_tables()  # the first read: a reader can open
+        except BaseException:
+            await self.close()
+            raise
 
     def _open_inline(self) -> None:
         try:
@@ -197,18 +211,19 @@ class SqliteStore:
         Calls made after close() has started raise :class:`StoreError`.
         """
         await self._writer.stop()
-        db, write_db, thread = self._db, self._write_db, self._thread
+        readers, write_db, thread = self._readers, self._write_db, self._thread
         inline_db, self._inline_db = self._inline_db, None
-        self._db = self._write_db = self._thread = None
+        self._readers = self._write_db = self._thread = None
         try:
             if inline_db is not None:
                 inline_db.close()
                 if write_db is not None:
                     write_db.close()
+            # Readers first: the writer, closing last, checkpoints and removes the WAL.
+            if readers is not None:
+                await readers.close()
             if write_db is not None and thread is not None:
                 await asyncio.get_running_loop().run_in_executor(thread, write_db.close)
-            if db is not None:
-                await db.close()
         except sqlite3.Error as exc:
             raise StoreError(f"closing {self._path} failed: {exc}") from exc
         finally:
@@ -421,7 +436,8 @@ class SqliteStore:
         self._add_wedding_tables(schema.wedding_tables)
 
     async def read(self, sql: str, *params: Any) -> list[Any]:
-        """Rows of one query on the reading connection (committed data only)."""
+        """Rows of one query on a reading connection: every commit acknowledged before
+        it started, nothing uncommitted."""
         return await self._read(sql, *params)
 
     async def write(self, body: Callable[[sqlite3.Connection], _T]) -> _T:
@@ -475,15 +491,15 @@ class SqliteStore:
         return rows
 
     async def _read(self, sql: str, *params: Any) -> list[Any]:
-        inline_db, db = self._inline_db, self._db
-        if inline_db is None and db is None:
+        inline_db, readers = self._inline_db, self._readers
+        if inline_db is None and readers is None:
             raise StoreError(f"{self._path} is not open")
         try:
             if inline_db is not None:
                 await asyncio.sleep(0)  # a suspension point, as every other store call
                 return inline_db.execute(sql, params).fetchall()
-            assert db is not None
-            return list(await db.execute_fetchall(sql, params))
+            assert readers is not None
+            return await readers.fetch(sql, params)
         except sqlite3.Error as exc:
             raise StoreError(f"reading {self._path} failed: {exc}") from exc
 
@@ -492,6 +508,18 @@ class SqliteStore:
     ) -> list[int]:
         path = self._path
         return await self._transaction(lambda db: append_rows(db, rows, steps, features, path))
+
+    async def _commit_parts(self, parts: list[Part]) -> list[Any]:
+        path = self._path
+        bodies: list[Body[Any]] = [
+            (
+                functools.partial(_append_part, part=part, path=path)
+                if isinstance(part, Appending)
+                else driver(each_in_a_savepoint(part), path)
+            )
+            for part in parts
+        ]
+        return await self._transaction(lambda db: [body(db) for body in bodies])
 
     async def _transaction(self, body: Body[_T]) -> _T:
         """Run ``body`` in one committed transaction, in one call on the writer thread."""
@@ -520,3 +548,7 @@ class SqliteStore:
         """Names of stored documents starting with ``prefix``, sorted by code point."""
         sql = f"SELECT DISTINCT doc FROM updates WHERE {PREFIX} ORDER BY doc"
         return [str(row[0]) for row in await self._read(sql, prefix, len(prefix), prefix)]
+
+
+def _append_part(db: sqlite3.Connection, part: Appending, path: Path) -> list[int]:
+    return append_rows(db, part.updates, part.steps, part.rows, path)

@@ -4,13 +4,39 @@ The implementation is the testing kit's :class:`crdt_server.testing.ServerProces
 :class:`FreshWedding` is for a module whose tests share one server.
 """
 
+import asyncio
 import json
+import os
 import uuid
+from pathlib import Path
 
 from crdt_server.auth.permissions import DEFAULT_MATRIX
+from crdt_server.testing import forkserver
 from crdt_server.testing.server import ServerProcess, served
 
-__all__ = ["FAMILY_WRITES", "FreshWedding", "ServerProcess", "served"]
+__all__ = ["FAMILY_WRITES", "FreshWedding", "ServerProcess", "cli", "served"]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+async def cli(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, stdin: bytes = b""
+) -> tuple[int, str, str]:
+    """Run ``crdt-server ARGS`` (``python -m crdt_server``, forked from an interpreter that
+    has imported it: :mod:`crdt_server.testing.forkserver`) to completion, without this
+    process's ``CRDT_SERVER_*`` settings: its exit code, standard output and error."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CRDT_SERVER_")}
+    code, out, err = await asyncio.to_thread(
+        forkserver.run,
+        "crdt_server",
+        args,
+        env={**environ, **(env or {})},
+        cwd=cwd,
+        input=stdin,
+        timeout=60,
+    )
+    return code, out.decode(), err.decode()
+
 
 FAMILY_WRITES = {
     "CRDT_SERVER_PERMISSIONS": json.dumps(

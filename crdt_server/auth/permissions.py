@@ -117,6 +117,10 @@ FIELD_READERS: dict[tuple[str, str], frozenset[str]] = {
     ("guests", "contact"): LEADS | {"family"},
     # Where a household's invitation is posted: a contact field like the one above.
     ("guests", "mailing_address"): LEADS | {"family"},
+    # A household's note to the couple from its RSVP page ("Sam is allergic to nuts"), and
+    # when it was written: personal, like a guest's notes.
+    ("guests", "rsvp_note"): LEADS | {"family"},
+    ("guests", "rsvp_note_at"): LEADS | {"family"},
 }
 """(document, field) -> the roles that may read it; fields not listed are read by whoever
 reads their document. The timeline's run of show is not listed: everyone who reads the

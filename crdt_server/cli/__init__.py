@@ -46,6 +46,7 @@ from crdt_server.settings import Settings, SettingsError
 from crdt_server.tools import commands as data_commands
 from crdt_server.wire.affinity import Affinity, make_run_dir
 from crdt_server.wire.http_head import head_deadline_protocol
+from crdt_server.wire.proxy import OwnerProxy
 
 __all__ = ["main", "redact_tokens"]
 
@@ -258,7 +259,10 @@ def worker_main(argv: Sequence[str]) -> int:
     settings = Settings.from_env(fragments=FRAGMENTS)
     if args.heartbeat_fd is not None:
         os.set_blocking(args.heartbeat_fd, False)
-    config = uvicorn_config(settings, app_from_env(args.index))
+    app = app_from_env(args.index)
+    # The outermost layer: a request naming a wedding another worker owns is run there.
+    app.add_middleware(OwnerProxy)
+    config = uvicorn_config(settings, app)
     affinity = Affinity(
         args.index, args.count, args.run_dir, timeout=settings.handoff_timeout_seconds
     )

@@ -12,6 +12,7 @@ import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import uvicorn
 
@@ -20,6 +21,8 @@ from crdt_server.edge.upgrade import STATE_KEY as GATE_KEY
 from crdt_server.edge.upgrade import Gate
 from crdt_server.wire.affinity import STATE_KEY as AFFINITY_KEY
 from crdt_server.wire.affinity import Affinity, refuse_stopping
+from crdt_server.wire.proxy import STATE_KEY as PROXY_KEY
+from crdt_server.wire.proxy import App, ProxyClient, ProxyServer
 from crdt_server.wire.uvicorn_private import app_state, connection_factory, keep_task
 
 __all__ = ["WorkerServer", "die_with_parent", "worker_argv"]
@@ -60,10 +63,16 @@ class WorkerServer(Server):
             heartbeat_fd=heartbeat_fd,
         )
         self._affinity = affinity
+        self._proxy = ProxyClient(
+            affinity.index, affinity.count, affinity.run_dir, timeout=affinity.timeout
+        )
+        self._proxy_server: ProxyServer | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         affinity = self._affinity
-        app_state(self)[AFFINITY_KEY] = affinity
+        state = app_state(self)
+        state[AFFINITY_KEY] = affinity
+        state[PROXY_KEY] = self._proxy
         await super().startup(sockets=sockets)
         if not self.started or self.should_exit:
             return
@@ -99,8 +108,25 @@ class WorkerServer(Server):
 
         affinity.listen(loop, adopt, take_back)
 
+        # HTTP requests of the weddings this worker owns, from the other workers.
+        metrics = gate.registry.metrics
+        proxied = metrics.http_proxied
+        self._proxy.on_proxied = lambda to: proxied.labels(str(to)).inc()
+        self._proxy.on_served_here = metrics.http_served_off_owner.inc
+        self._proxy_server = ProxyServer(
+            affinity.index,
+            affinity.run_dir,
+            cast(App, self.config.app),  # the app itself (a worker's is never a factory)
+            lambda: dict(state),
+            on_adopted=metrics.http_adopted.inc,
+        )
+        await self._proxy_server.start()
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self._affinity.close()
+        if self._proxy_server is not None:
+            self._proxy_server.close()
+        self._proxy.close()
         await super().shutdown(sockets=sockets)
 
 

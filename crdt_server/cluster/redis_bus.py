@@ -41,6 +41,8 @@ _HEARTBEAT = "crdt:heartbeat"
 _STATELESS = "crdt:stateless"
 """New in the release after typed bus messages: the release before it never subscribes to
 this channel, so it never hears a stateless message (see :mod:`~crdt_server.cluster.messages`)."""
+_PIPELINE = 256
+"""The most queued messages published in one round trip (a pipeline, in order)."""
 _MAX_GAP = 10_000
 """More missing seqs than this: cheaper to catch every room up than to look them up."""
 
@@ -188,14 +190,27 @@ class RedisBus:
 
     async def _publish_loop(self) -> None:
         backoff = 0.05
+        outbox = self._outbox
         while True:
-            channel, data = await self._outbox.get()
+            batch = [await outbox.get()]
+            # What else is queued goes in the same round trip: a commit of several rooms
+            # publishes their updates and their events' wake-ups in one turn, and one
+            # PUBLISH at a time cost about 3x the CPU per message of a pipeline of 10.
+            while len(batch) < _PIPELINE and not outbox.empty():
+                batch.append(outbox.get_nowait())
             while True:
                 try:
-                    await self._redis.publish(channel, data)
+                    if len(batch) == 1:
+                        await self._redis.publish(*batch[0])
+                    else:
+                        pipe = self._redis.pipeline(transaction=False)
+                        for channel, data in batch:
+                            pipe.publish(channel, data)
+                        await pipe.execute()
                     self._publish_error = None
                     backoff = 0.05
-                    self._outbox.task_done()
+                    for _ in batch:
+                        outbox.task_done()
                     break
                 except (RedisError, OSError) as exc:
                     if self._publish_error is None:

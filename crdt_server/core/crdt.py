@@ -144,7 +144,7 @@ class _Changes:
     """Set by the document's observer. Holding no reference to the ``Doc`` (nor to the
     room), it keeps the subscription out of any reference cycle."""
 
-    __slots__ = ("changed", "deletes", "keep_deletes", "state_stale")
+    __slots__ = ("changed", "deletes", "keep_deletes", "local", "state_stale")
 
     def __init__(self) -> None:
         self.changed = False
@@ -152,12 +152,17 @@ class _Changes:
         self.keep_deletes = False
         self.deletes = b"\x00"
         """The delete set of the last transaction, encoded (when ``keep_deletes``)."""
+        self.local: list[tuple[bytes, bytes]] | None = None
+        """While a local change runs (:meth:`RoomDocument.local`): each of its
+        transactions' update and delete set, in order."""
 
     def __call__(self, event: Any) -> None:
         self.changed = True
         self.state_stale = True
-        if self.keep_deletes:
-            self.deletes = event.delete_set  # readable only inside the callback
+        if self.local is not None:  # both readable only inside the callback
+            self.local.append((event.update, event.delete_set))
+        elif self.keep_deletes:
+            self.deletes = event.delete_set
 
 
 class RoomDocument:
@@ -180,8 +185,10 @@ class RoomDocument:
         "_state",
     )
 
-    def __init__(self) -> None:
-        self.doc: Doc[Any] = Doc()
+    def __init__(self, client_id: int | None = None) -> None:
+        self.doc: Doc[Any] = Doc() if client_id is None else Doc(client_id=client_id)
+        """The document; ``client_id``: the Yjs client id of its local changes
+        (:meth:`local`), random if not given."""
         self.held: list[tuple[bytes, UpdateSummary]] = []
         """Updates waiting on content the document lacks, in arrival order."""
         self.integrated: Callable[[bytes], None] | None = None
@@ -300,6 +307,41 @@ class RoomDocument:
         self._release_held()
         return Applied.CHANGED
 
+    def local(self, change: Callable[[Doc[Any]], T], written: list[tuple[bytes, bytes]]) -> T:
+        """Run ``change`` on the document itself (local transactions, under its own client
+        id) and return its result; ``written`` gets each transaction's update and delete
+        set, in order, even if ``change`` raises (it may have written before it did).
+
+        The document holds them at once; the caller then checks them and hands each to
+        :meth:`integrated_locally`, or rebuilds the document without them."""
+        self._changes.local = written
+        try:
+            return change(self.doc)
+        finally:
+            self._changes.local = None
+
+    def integrated_locally(self, update: bytes, summary: UpdateSummary, deletes: bytes) -> None:
+        """Do for ``update``, a transaction :meth:`local` wrote, what :meth:`apply` does
+        for an update it integrates (the shape rule, the index of kinds and shared types,
+        :attr:`integrated` told), then release what it lets in. Raises
+        :class:`ShapeError` for content that does not fit its parent: the document holds
+        it already and must be rebuilt without it."""
+        self.released = []
+        kinds = self.kinds
+        decoded = fitted = None
+        if kinds is not None:
+            decoded = read_items(update)
+            fitted = fit(decoded, kinds)
+            if fitted.misfits:
+                fitted.refuse()
+            kinds.add(fitted)
+        self.last_decoded = decoded
+        self.types.update(summary.types)  # a local transaction writes new items only
+        self._changes.deletes = deletes
+        if self.integrated is not None:
+            self.integrated(update)
+        self._release_held()
+
     def held_updates(self) -> list[bytes]:
         return [update for update, _ in self.held]
 
@@ -388,7 +430,9 @@ class RoomDocument:
         return out
 
 
-def replay(updates: Sequence[bytes], *, keep_misfits: bool = False) -> tuple[RoomDocument, int]:
+def replay(
+    updates: Sequence[bytes], *, keep_misfits: bool = False, client_id: int | None = None
+) -> tuple[RoomDocument, int]:
     """Rebuild a document from stored rows, applied in order exactly as the live path
     applied them. Returns it and how many rows could not be applied (they are left out:
     after a row that yrs failed on, the document is rebuilt without that row, and the row
@@ -404,10 +448,11 @@ def replay(updates: Sequence[bytes], *, keep_misfits: bool = False) -> tuple[Roo
     and such content that is still there is listed in its :attr:`~RoomDocument.misfits`.
     The document returned holds it as deleted content, so that no reader ever iterates it
     (unless ``keep_misfits``: the rows' own content, for a snapshot of the log), and refuses
-    such content from then on."""
+    such content from then on. ``client_id``: that of the document's local changes
+    (random if not given)."""
     skipped: set[bytes] = set()
     while True:
-        document = RoomDocument()
+        document = RoomDocument(client_id)
         document.strict, document.kinds = False, None
         unreadable = 0
         try:
@@ -423,10 +468,10 @@ def replay(updates: Sequence[bytes], *, keep_misfits: bool = False) -> tuple[Roo
             skipped.add(exc.update)
             continue
         document.refused |= skipped
-        return _indexed(document, keep_misfits), unreadable
+        return _indexed(document, keep_misfits, client_id), unreadable
 
 
-def _indexed(document: RoomDocument, keep: bool) -> RoomDocument:
+def _indexed(document: RoomDocument, keep: bool, client_id: int | None) -> RoomDocument:
     """``document`` (replayed, not indexed) with its index built from its state, and its
     misfits found there; unless ``keep``, rebuilt with them as deleted content."""
     state = crdt_call(document.doc.get_update)
@@ -437,7 +482,7 @@ def _indexed(document: RoomDocument, keep: bool) -> RoomDocument:
         misfits = [m for m in misfits if not _deleted(decoded.deletes, m)]
     if misfits and not keep:
         clean = deleted_in_place(state, [(m.id, m.length) for m in misfits])
-        rebuilt = RoomDocument()
+        rebuilt = RoomDocument(client_id)
         rebuilt.strict, rebuilt.kinds = False, None
         rebuilt.apply(clean, inspect_update(clean))
         rebuilt.held, rebuilt.refused = list(document.held), document.refused

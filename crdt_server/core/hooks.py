@@ -13,7 +13,8 @@ Hooks receive narrow views (:mod:`crdt_server.core.views`: a :class:`RoomView`, 
 :class:`ConnectionView`), never the concrete room or connection, and one payload each
 (:mod:`crdt_server.core.payloads`). The commit-side hooks (``on_prepare``, ``on_commit``,
 ``on_stored``, ``on_change``) receive a :class:`CommitBatch`: the updates a room commits
-together, with their merged changes.
+together (those it took in within one turn of the event loop, or while its previous batch
+was being committed), with their merged changes; each hook is called once per batch.
 
 Order of one batch of updates in a room::
 

@@ -110,6 +110,13 @@ class Metrics:
             registry=r,
         )
         self._derivation_logged: dict[tuple[str, str], float] = {}
+        self.edits_rolled_back = Counter(
+            "crdt_server_edits_rolled_back",
+            "Server-side edits (HTTP operations...) refused after they wrote to a room's"
+            " document, which was rebuilt without them (every domain operation checks before"
+            " it writes: this stays 0)",
+            registry=r,
+        )
         self.loop_stalls = Counter(
             "crdt_loop_stalls",
             "Event loop turns longer than a quarter of CRDT_SERVER_LOOP_STALL_SECONDS (a"
@@ -172,6 +179,26 @@ class Metrics:
             "Connections this worker handed to their owner worker and then served itself (or"
             " refused with 503 while stopping): the owner did not acknowledge them within"
             " CRDT_SERVER_HANDOFF_TIMEOUT_SECONDS, or its control connection ended",
+            registry=r,
+        )
+
+        self.http_proxied = Counter(
+            "crdt_http_proxied",
+            "HTTP requests naming a wedding this worker accepted and its owner worker served"
+            " (proxied over the owner's control socket), by the owner's index",
+            ["owner"],
+            registry=r,
+        )
+        self.http_adopted = Counter(
+            "crdt_http_adopted",
+            "HTTP requests another worker accepted and this one (the wedding's owner) served",
+            registry=r,
+        )
+        self.http_served_off_owner = Counter(
+            "crdt_http_served_off_owner",
+            "HTTP requests this worker served although another worker owns their wedding"
+            " (the owner could not be reached, or did not take the request within"
+            " CRDT_SERVER_HANDOFF_TIMEOUT_SECONDS)",
             registry=r,
         )
 

@@ -224,7 +224,7 @@ class _Document:
     key: str
     channel: DocumentChannel
     grant: Grant
-    timers: list[asyncio.TimerHandle] = dataclasses.field(default_factory=list)
+    timers: list[clock.Timer] = dataclasses.field(default_factory=list)
 
     def cancel_timers(self) -> None:
         for timer in self.timers:
@@ -426,12 +426,12 @@ class Multiplexer:
             # A device session's token (``sid``): its documents live while that session
             # does; ending it denies them (the people feature closes its connections 4401).
             return
-        now = self._loop.time()
+        # By the server's clock, which checked ``exp`` (a fake one in tests).
         left = max(0.0, expires_at - clock.now())
         ahead = min(RENEW_AHEAD_SECONDS, left / 2)
         if ask:
-            doc.timers.append(self._loop.call_at(now + left - ahead, self._ask_token, doc))
-        doc.timers.append(self._loop.call_at(now + left, self._expire, doc))
+            doc.timers.append(clock.call_at(expires_at - ahead, self._ask_token, doc))
+        doc.timers.append(clock.call_at(expires_at, self._expire, doc))
 
     def _ask_token(self, doc: _Document) -> None:
         if self._docs.get(doc.key) is doc and not self._closing:

@@ -17,6 +17,12 @@ queued updates (so a room still commits and relays them as one batch), then queu
 at the back: connections take turns. Nothing is dropped: a waiting connection's frames stay
 in its own bounded inbox, then in the kernel (the transport stops reading), as they would
 behind a long turn.
+
+A quiet room's update (its room has nothing accepted and not committed: a wedding that is
+not part of the overload) waits in a lane of its own, let through first at the next turn:
+behind the busy connections' round robin it would wait for every one of them (measured:
+a quiet wedding's echo 12 to 26 s in the product scenario at 4x and 8x its sustainable
+rate), so one busy wedding, or a thousand, never delays a quiet one by more than a turn.
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ class Pacer:
         """How long one session let through may go on handling its queued updates."""
         self._metrics = metrics or Metrics()
         self._waiting: deque[tuple[asyncio.Future[None], PacerSlot]] = deque()
+        self._quiet: deque[tuple[asyncio.Future[None], PacerSlot]] = deque()
+        """Quiet rooms' sessions waiting: let through ahead of ``_waiting``."""
         self._turn = 0
         """Numbers the turns being timed."""
         self._timing = False
@@ -68,19 +76,20 @@ class Pacer:
     @property
     def waiting(self) -> int:
         """Sessions waiting for their turn."""
-        return len(self._waiting)
+        return len(self._waiting) + len(self._quiet)
 
-    async def turn(self, ticket: PacerSlot) -> None:
-        """Return when the session holding ``ticket`` may handle its next update."""
+    async def turn(self, ticket: PacerSlot, quiet: bool = False) -> None:
+        """Return when the session holding ``ticket`` may handle its next update;
+        ``quiet``: its room has no backlog (it goes ahead of the busy ones' queue)."""
         if self.budget <= 0:
             return
         if not self._timing:
             self._time_turn()
         elif ticket.turn == self._turn and ticket.spent < self.slice:
             return  # let through in this turn, with some of its slice left
-        elif self._waiting or self._granted or self._spent >= self.budget:
+        elif self._waiting or self._quiet or self._granted or self._spent >= self.budget:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiting.append((future, ticket))
+            (self._quiet if quiet else self._waiting).append((future, ticket))
             try:
                 await future  # a cancelled waiter is skipped when its turn comes
             finally:
@@ -108,7 +117,7 @@ class Pacer:
 
     def _next_turn(self) -> None:
         spent, entered, self._timing = self._spent, self._entered, False
-        if not self._waiting:
+        if not self._waiting and not self._quiet:
             self._metrics.updates_waiting_turn = 0
             return
         # What one session let through cost last turn, scaled to the budget (at most doubled).
@@ -116,13 +125,14 @@ class Pacer:
         fits = int(self.budget / per_session) if per_session > 0 else _MAX_GRANT
         self._grant = max(1, min(_MAX_GRANT, 2 * self._grant, fits))
         self._begin_turn()
-        while self._waiting and self._entered < self._grant:
-            future, ticket = self._waiting.popleft()
-            if not future.done():
-                ticket.turn, ticket.spent = self._turn, 0.0
-                future.set_result(None)
-                self._entered += 1
+        for queue in (self._quiet, self._waiting):  # the quiet rooms first
+            while queue and self._entered < self._grant:
+                future, ticket = queue.popleft()
+                if not future.done():
+                    ticket.turn, ticket.spent = self._turn, 0.0
+                    future.set_result(None)
+                    self._entered += 1
         self._granted += self._entered
-        self._metrics.updates_waiting_turn = len(self._waiting)
+        self._metrics.updates_waiting_turn = self.waiting
         # After the wake-ups just scheduled: the sessions let through run first.
         asyncio.get_running_loop().call_soon(self._next_turn)

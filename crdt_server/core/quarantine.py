@@ -99,6 +99,9 @@ class ApplySlot:
             self._map = mmap.mmap(fd, _SLOT_BYTES)
         finally:
             os.close(fd)
+        self._armed: tuple[str, str, tuple[int, ...]] | None = None
+        """What the slot's payload bytes hold (``clear`` keeps them, zeroing the length)."""
+        self._armed_length = 0
 
     def previous(self) -> Interrupted | None:
         """What the previous process of this slot was applying when it ended, if it ended
@@ -113,11 +116,17 @@ class ApplySlot:
             return None
 
     def arm(self, room: str, sub: str, clients: Iterable[int]) -> None:
-        """Record the apply about to run (the length last: a torn write reads as empty)."""
-        payload = _encode(room, sub, clients)
-        _HEADER.pack_into(self._map, 0, _MAGIC, 0)
-        self._map[_HEADER.size : _HEADER.size + len(payload)] = payload
-        _HEADER.pack_into(self._map, 0, _MAGIC, len(payload))
+        """Record the apply about to run (the length last: a torn write reads as empty).
+
+        The same apply as the last one armed (a writer's next update: same room, sender
+        and clients) finds its payload still in the slot, so only the length is written."""
+        armed = (room, sub, tuple(clients))
+        if armed != self._armed:
+            payload = _encode(room, sub, armed[2])
+            _HEADER.pack_into(self._map, 0, _MAGIC, 0)
+            self._map[_HEADER.size : _HEADER.size + len(payload)] = payload
+            self._armed, self._armed_length = armed, len(payload)
+        _HEADER.pack_into(self._map, 0, _MAGIC, self._armed_length)
 
     def clear(self) -> None:
         _HEADER.pack_into(self._map, 0, _MAGIC, 0)

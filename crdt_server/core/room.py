@@ -389,6 +389,12 @@ class Room(RoomContent):
         :mod:`crdt_server.core.backlog`)."""
         return self._backlog.over(self.name)
 
+    @property
+    def backlog_quiet(self) -> bool:
+        """Whether this room has nothing accepted and not committed (its updates go ahead
+        of the busy rooms' under overload: :mod:`crdt_server.core.pacing`)."""
+        return self._backlog.of(self.name) == 0
+
     async def backlog_pause(self) -> bool:
         """Wait while this room is over its backlog bound (at most the pause limit);
         ``False``: it still is."""

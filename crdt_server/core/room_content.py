@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from pycrdt import Doc
 
@@ -24,6 +25,7 @@ from crdt_server.codec.items import read_delete_set, read_items
 from crdt_server.codec.updates import (
     UpdateError,
     UpdateSummary,
+    inspect_update,
 )
 from crdt_server.core.crdt import (
     Applied,
@@ -52,6 +54,17 @@ from crdt_server.storage import (
 )
 
 __all__ = ["RoomContent", "RoomFailed", "Uncommitted"]
+
+T = TypeVar("T")
+
+_Taken = tuple[
+    bytes,
+    UpdateSummary,
+    list[tuple[Sender, Sequence[ChangeRecord]]],
+    list[tuple[Sender, Found]],
+    list[tuple[bytes, UpdateSummary]],
+]
+"""A server edit's update, checked and integrated: what :meth:`RoomContent._queue` takes."""
 
 log = logging.getLogger("crdt_server.core.room")
 
@@ -99,7 +112,9 @@ class RoomContent(ABC):
         """Bytes of the stored log (an upper bound of the document's encoded size)."""
         self._usage = services.usage
         self._backlog = services.backlog
-        self.document = RoomDocument()
+        self._client_id = services.client_id
+        """The Yjs client id of the server's own edits of this document (:meth:`edit`)."""
+        self.document = RoomDocument(self._client_id)
         self._uncommitted: list[Uncommitted] = []
         self._inflight: list[Uncommitted] = []
         self._uncommitted_bytes = 0
@@ -148,7 +163,7 @@ class RoomContent(ABC):
         """Rebuild the document from stored rows plus whatever is not committed yet."""
         updates = stored.updates + [u.data for u in self._inflight + self._uncommitted]
         updates += extra
-        self.document, unreadable = replay(updates)
+        self.document, unreadable = replay(updates, client_id=self._client_id)
         self._watch(self.document)
         if unreadable:
             log.error("room %s: %d stored rows could not be applied", self.name, unreadable)
@@ -268,22 +283,8 @@ class RoomContent(ABC):
             raise RoomFailed(str(self.failed))
         if summary.is_empty:
             return None
-        if self._quarantine is not None:
-            try:
-                self._quarantine.check(self.name, summary.structs.keys())
-            except Quarantined:
-                self._metrics.updates_rejected.labels("quarantined").inc()
-                raise
-        limit = self._settings.max_document_bytes
-        if self._size + len(update) > limit:
-            raise DocumentTooLarge(f"the document would grow past {limit} bytes")
-        quota = self._settings.max_wedding_bytes
-        if self._usage.others(self.name) + self._size + len(update) > quota:
-            # Refused like the per-document limit (1009, 413): nothing is applied, and a
-            # client that reconnects is refused the same until the wedding shrinks.
-            raise DocumentTooLarge(
-                f"the wedding's documents would grow past its storage quota of {quota} bytes"
-            )
+        self._check_quarantine(summary.structs.keys())
+        self._check_growth(len(update))
         document = self.document
         if document.would_hold(summary):
             # Held content costs memory and a check on every later update: bounded. 1013,
@@ -334,6 +335,56 @@ class RoomContent(ABC):
             return None  # nothing new: a duplicate (e.g. a reconnecting client's step 2)
         if applied is Applied.HELD and document.integrated is not None:
             self._held_senders[update] = sender
+        credited, found = self._credited, self._found
+        self._credited, self._found = [], []
+        return self._queue(
+            update,
+            summary,
+            sender,
+            credited,
+            found,
+            held=applied is Applied.HELD,
+            released=released,
+            rows=rows,
+        )
+
+    def _check_quarantine(self, clients: Iterable[int]) -> None:
+        """Raise :class:`Quarantined` (counted) if this room quarantines any of ``clients``."""
+        if self._quarantine is None:
+            return
+        try:
+            self._quarantine.check(self.name, clients)
+        except Quarantined:
+            self._metrics.updates_rejected.labels("quarantined").inc()
+            raise
+
+    def _check_growth(self, size: int) -> None:
+        """Raise :class:`DocumentTooLarge` if ``size`` more bytes would take the document
+        past its limit or the wedding past its quota."""
+        limit = self._settings.max_document_bytes
+        if self._size + size > limit:
+            raise DocumentTooLarge(f"the document would grow past {limit} bytes")
+        quota = self._settings.max_wedding_bytes
+        if self._usage.others(self.name) + self._size + size > quota:
+            # Refused like the per-document limit (1009, 413): nothing is applied, and a
+            # client that reconnects is refused the same until the wedding shrinks.
+            raise DocumentTooLarge(
+                f"the wedding's documents would grow past its storage quota of {quota} bytes"
+            )
+
+    def _queue(
+        self,
+        update: bytes,
+        summary: UpdateSummary,
+        sender: Sender,
+        credited: list[tuple[Sender, Sequence[ChangeRecord]]],
+        found: list[tuple[Sender, Found]],
+        *,
+        held: bool = False,
+        released: list[tuple[bytes, UpdateSummary]],
+        rows: Sequence[FeatureRow],
+    ) -> int:
+        """Queue an update the document took in for the next commit; its index."""
         index = self._applied
         self._applied += 1
         self._backlog.added(self.name)
@@ -347,14 +398,13 @@ class RoomContent(ABC):
                 client_id,
                 index,
                 time.perf_counter(),
-                self._credited,
-                self._found,
-                held=applied is Applied.HELD,
+                credited,
+                found,
+                held=held,
                 released=released or None,
                 rows=rows,
             )
         )
-        self._credited, self._found = [], []
         self._uncommitted_bytes += len(update)
         self._size += len(update)
         self._usage.set(self.name, self._size)
@@ -362,6 +412,97 @@ class RoomContent(ABC):
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_loop(), name=f"flush-{self.name}")
         return index
+
+    async def edit(
+        self,
+        change: Callable[[Doc[Any]], T],
+        sender: Sender,
+        *,
+        rows: Callable[[T], Sequence[FeatureRow]] | None = None,
+    ) -> tuple[T, int | None]:
+        """Run ``change`` on the room's own document (no copy) as the server's edit for
+        ``sender``, and queue what it wrote for commit like a client's update; returns its
+        result and the index of its last update (``None``: it wrote nothing).
+
+        What ``change`` writes goes where a received update goes, but for integrating it
+        again: the room's limits and the shape rule, the change records and the races
+        (credited to ``sender``), the commit with ``rows(result)`` (of installed feature
+        tables; written on their own if the change wrote nothing), then the broadcast and
+        every commit hook. A change that raises after writing, or whose writing is refused
+        (over a limit, content that does not fit), leaves no trace: the document is rebuilt
+        from the store and what is not committed yet (:meth:`_roll_back`). So ``change``
+        should check before its first write (the domain's operations do:
+        ``tests/documents/test_refusals_write_nothing.py``), and the rebuild stays the rare
+        case.
+        """
+        if self.failed is not None:
+            raise RoomFailed(str(self.failed))
+        clients = (self.doc.client_id,)
+        self._check_quarantine(clients)
+        document = self.document
+        self._index_ready()  # from the document as it is, before the change is in it
+        written: list[tuple[bytes, bytes]] = []
+        taken: list[_Taken] = []
+        slot = self._slot
+        if slot is not None:
+            slot.arm(self.name, sender.actor.sub, clients)  # as for any apply
+        try:
+            try:
+                result = document.local(change, written)
+            finally:
+                if slot is not None:
+                    slot.clear()
+            extra = rows(result) if rows is not None else ()
+            if written:
+                summaries = [inspect_update(update) for update, _ in written]
+                self._check_growth(sum(len(update) for update, _ in written))
+                for (update, deletes), summary in zip(written, summaries, strict=True):
+                    if summary.is_empty:
+                        continue  # a transaction that wrote nothing new: nothing to store
+                    self._applying, self._credited, self._found = sender, [], []
+                    document.integrated_locally(update, summary, deletes)
+                    taken.append((update, summary, self._credited, self._found, document.released))
+        except BaseException as exc:
+            if written:
+                await self._roll_back(exc)
+            if isinstance(exc, UpdateError):
+                raise ProtocolError(f"malformed update: {exc}") from exc
+            raise
+        finally:
+            self._applying = None
+            self._credited, self._found = [], []
+        if not taken:
+            if extra:
+                await self._store.append((), rows=extra)
+            return result, None
+        index = 0
+        for number, (update, summary, credited, found, released) in enumerate(taken, 1):
+            last = number == len(taken)
+            index = self._queue(
+                update,
+                summary,
+                sender,
+                credited,
+                found,
+                released=released,
+                rows=extra if last else (),
+            )
+        return result, index
+
+    async def _roll_back(self, exc: BaseException) -> None:
+        """A server edit wrote to the document and was then refused (or its change
+        raised): rebuild the document without it, from the store and what is not committed
+        yet. The rebuilt document makes later server edits under a new client id, so no id
+        the refused edit took is ever taken again for other content, whoever read the
+        document while it was rebuilt."""
+        log.warning(
+            "room %s: a server edit was refused after it wrote (%s); rebuilding the document",
+            self.name,
+            type(exc).__name__,
+        )
+        self._metrics.edits_rolled_back.inc()
+        self._client_id = random.getrandbits(52)
+        await self._reload()
 
     async def reload(self) -> None:
         """Rebuild the document from the store (after the store's log was rewritten)."""

@@ -7,6 +7,7 @@ apply slot one by one.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 
 from crdt_server.cluster.bus import Bus
@@ -39,6 +40,10 @@ class RoomServices:
     """Where the update being applied is recorded, for the next start if it never returns."""
     usage: WeddingUsage = field(default_factory=WeddingUsage)
     """The bytes each wedding's documents hold (the storage quota per wedding)."""
+    client_id: int = field(default_factory=lambda: random.getrandbits(52))
+    """The Yjs client id of the edits this process makes itself (HTTP operations, run on
+    the rooms' own documents), so a wedding's state vector grows by one entry per process,
+    not one per edit."""
     backlog: Backlog = field(init=False)
     """What each room accepted and has not committed, and its bounds (from ``settings``)."""
 

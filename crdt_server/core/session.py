@@ -176,13 +176,14 @@ class _Session:
         conn, room = self.conn, self.room
         code: int = CloseCode.NORMAL
         reason = ""
-        expiry: asyncio.TimerHandle | None = None
+        expiry: clock.Timer | None = None
         expires_at = conn.principal.expires_at
         # A socket opened with a device session's token outlives the token: it closes when
-        # its device session ends (the people feature closes it), not at ``exp``.
+        # its device session ends (the people feature closes it), not at ``exp``. By the
+        # server's clock, which checked ``exp`` at the upgrade (a fake one in tests).
         if expires_at is not None and conn.principal.session_id is None:
-            expiry = asyncio.get_running_loop().call_later(
-                max(0.0, expires_at - clock.now()),
+            expiry = clock.call_at(
+                expires_at,
                 conn.request_close,
                 CloseCode.TOKEN_EXPIRED,
                 "token expired",
@@ -263,7 +264,8 @@ class _Session:
                     raise Overloaded(
                         f"the room stayed over its backlog bound for {limit:g} s; try again later"
                     )
-            await self.pacer.turn(self.ticket)  # under overload, connections take turns
+            # Under overload, connections take turns; a quiet room's go first.
+            await self.pacer.turn(self.ticket, quiet=room.backlog_quiet)
             started = time.perf_counter()
             await self._update(message.update, step2=isinstance(message, SyncStep2))
             self.pacer.spent(self.ticket, time.perf_counter() - started)

@@ -152,6 +152,9 @@ class WeddingsView(Protocol):
         sender: Sender,
         *,
         rows: Callable[[_T], Sequence[FeatureRow]] | None = None,
+        copy: bool = False,
     ) -> _T:
-        """Make a server-side change to a room's document as ``sender`` (on a private copy,
-        then applied like a client's update); returns once it is committed."""
+        """Make a server-side change to a room's document as ``sender`` (on the room's own
+        document, what it writes then taken in like a client's update; ``copy``: on a
+        private copy, for a change that cannot check before its first write); returns
+        once it is committed."""

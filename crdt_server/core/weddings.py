@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, TypeVar
 
 from pycrdt import Doc, TransactionEvent
@@ -110,9 +109,6 @@ class WeddingService:
         self._edit_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
-        # One client id for the edits this process makes itself (HTTP operations), so a
-        # wedding's state vector grows by one entry per process, not one per operation.
-        self._client_id = random.getrandbits(52)
         self._copies = StoredCopies()
         self.keys = OperationKeys(store)
         """The idempotency keys of HTTP operations (installed by the app at start)."""
@@ -215,18 +211,24 @@ class WeddingService:
         operate = self.domain.operate
         if reads is None:
             reads = self.domain.context(kind, op)
-        related = await self._copies_of(wedding_id, reads)
-        return await self.edit(
-            f"{wedding_id}/{kind}",
-            lambda doc: operate(doc, kind, op, origin=sender.origin, related=related or None),
-            sender,
-            rows=rows,
-        )
+        async with AsyncExitStack() as held:
+            # The other documents are read where they are (an operation only reads them,
+            # and runs at once, on the loop): the rooms, held until it ran, not copies.
+            rooms = [
+                await held.enter_async_context(self.room(f"{wedding_id}/{other}"))
+                for other in reads
+            ]
+
+            def change(doc: Doc[Any]) -> dict[str, Any]:
+                related = {room.name.rpartition("/")[2]: room.doc for room in rooms}
+                return operate(doc, kind, op, origin=sender.origin, related=related or None)
+
+            return await self.edit(f"{wedding_id}/{kind}", change, sender, rows=rows)
 
     @property
     def client_id(self) -> int:
         """The Yjs client id of the server's own edits (:meth:`edit`), whoever asked."""
-        return self._client_id
+        return self._registry.services.client_id
 
     async def edit(
         self,
@@ -235,46 +237,67 @@ class WeddingService:
         sender: Sender,
         *,
         rows: Callable[[T], Sequence[FeatureRow]] | None = None,
+        copy: bool = False,
     ) -> T:
         """Make a server-side change to a room's document; returns once it is committed.
 
-        ``change`` runs on a private copy, so a change refused half way leaves no trace;
-        its update then enters the room like any client's (validated, committed, broadcast).
-        ``rows`` makes, from the change's result, rows of installed feature tables that
-        are committed in the same transaction as the change (on their own if it changed
-        nothing).
+        ``change`` runs on the room's own document (no copy: :meth:`Room.edit`), and what
+        it writes enters the room like a client's update (validated, recorded, committed,
+        broadcast). It should check everything before its first write: a change that
+        raises after writing, or whose writing is refused, leaves no trace, but at the
+        cost of rebuilding the room's document from the store. ``copy``: for a change
+        that cannot check first (several operations in one, each checked against what the
+        ones before it wrote), run it on a private copy of the document instead, whose
+        update then enters the room like a client's: a refusal half way throws the copy
+        away. ``rows`` makes, from the change's result, rows of installed feature tables
+        that are committed in the same transaction as the change (on their own if it
+        changed nothing).
         """
         lock = self._edit_locks.get(name)
         if lock is None:
             lock = self._edit_locks[name] = asyncio.Lock()
         async with lock, self.room(name) as room:
             self._copies.drop(name)  # what it is about to change (a person erased, say)
-            scratch: Doc[Any] = Doc(client_id=self._client_id)
-            scratch.apply_update(room.doc.get_update())
-            updates: list[bytes] = []
-
-            def capture(event: TransactionEvent) -> None:
-                updates.append(event.update)
-
-            # pycrdt's observer holds the Doc from Rust, where the garbage collector cannot
-            # see it: without the unobserve every edit would leak its scratch copy.
-            subscription = scratch.observe(capture)
-            try:
-                result = change(scratch)
-            finally:
-                scratch.unobserve(subscription)
-            extra = rows(result) if rows is not None else ()
-            for number, update in enumerate(updates, 1):
-                last = number == len(updates)
-                index = await room.apply(
-                    update, inspect_update(update), sender, rows=extra if last else ()
-                )
-                if last and index is not None:
-                    extra = ()  # committed with it
-                await room.wait_committed(index)
-            if extra:
-                await self._store.append((), rows=extra)
+            if copy:
+                return await self._edit_copy(room, change, sender, rows)
+            result, index = await room.edit(change, sender, rows=rows)
+            await room.wait_committed(index)  # nothing written: what it read, committed
             return result
+
+    async def _edit_copy(
+        self,
+        room: Room,
+        change: Callable[[Doc[Any]], T],
+        sender: Sender,
+        rows: Callable[[T], Sequence[FeatureRow]] | None,
+    ) -> T:
+        """:meth:`edit` on a private copy of the room's document (``copy=True``)."""
+        scratch: Doc[Any] = Doc(client_id=room.doc.client_id)  # no new entry per edit
+        scratch.apply_update(room.doc.get_update())
+        updates: list[bytes] = []
+
+        def capture(event: TransactionEvent) -> None:
+            updates.append(event.update)
+
+        # pycrdt's observer holds the Doc from Rust, where the garbage collector cannot
+        # see it: without the unobserve every edit would leak its copy.
+        subscription = scratch.observe(capture)
+        try:
+            result = change(scratch)
+        finally:
+            scratch.unobserve(subscription)
+        extra = rows(result) if rows is not None else ()
+        for number, update in enumerate(updates, 1):
+            last = number == len(updates)
+            index = await room.apply(
+                update, inspect_update(update), sender, rows=extra if last else ()
+            )
+            if last and index is not None:
+                extra = ()  # committed with it
+            await room.wait_committed(index)
+        if extra:
+            await self._store.append((), rows=extra)
+        return result
 
     async def documents(
         self, wedding_id: str, kinds: Iterable[str] | None = None

@@ -1,10 +1,11 @@
 """``GET /api/weddings/{id}/export``: the whole wedding in the one export format
 (``crdt_server.tools.export``), the same file ``crdt-server export`` writes.
 
-Allowed with the admin API key or a token of the wedding's couple (GDPR art. 15/20: the
-couple may take their wedding elsewhere); anyone else gets 403, an unknown or malformed
-credential 401. The answer is never cached (``Cache-Control: no-store``): it holds the
-wedding's personal data.
+Allowed with the admin API key or a token of a role with the ``weddings.export`` capability
+(declared by the weddings feature; by default the couple alone, GDPR art. 15/20: the couple
+may take their wedding elsewhere; an operator's ``CRDT_SERVER_PERMISSIONS`` may give it to
+others or take it away); anyone else gets 403, an unknown or malformed credential 401. The
+answer is never cached (``Cache-Control: no-store``): it holds the wedding's personal data.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from crdt_server.errors import Unavailable
 from crdt_server.storage import StoreError
 from crdt_server.tools.export import ExportError, export_wedding
 
-__all__ = ["export_routes"]
+__all__ = ["EXPORT", "export_routes"]
 
-EXPORT_ROLE = "couple"
-"""The one role whose tokens may export their wedding."""
+EXPORT = "weddings.export"
+"""The capability of the roles whose tokens may export their wedding."""
 
 export_routes = Routes()
 
@@ -39,8 +40,10 @@ def _authorize(call: ApiCall, wedding_id: str) -> None:
                 raise
             refusal = exc
             continue
-        if principal.role != EXPORT_ROLE or not principal.authenticated:
-            raise ApiError(403, "only the couple (or the admin API key) may export a wedding")
+        if not principal.authenticated or not call.state.permissions.can(principal.role, EXPORT):
+            raise ApiError(
+                403, f"your role ({principal.role}) may not export this wedding ({EXPORT})"
+            )
         return
     raise refusal
 
@@ -48,7 +51,8 @@ def _authorize(call: ApiCall, wedding_id: str) -> None:
 @export_routes.get(
     "/api/weddings/{wedding_id}/export",
     "exportWedding",
-    "The whole wedding in the versioned export format (admin key or the couple)",
+    "The whole wedding in the versioned export format (admin key, or a role with the"
+    " weddings.export capability: by default the couple)",
     family="admin",
     accepts=frozenset({"jwt", "admin"}),
     security="token",

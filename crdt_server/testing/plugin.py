@@ -18,9 +18,10 @@ Fixtures:
 * ``crdt_inprocess`` -- the in-process mode (session-scoped, so ``@given`` tests may use it).
 * ``crdt_clock`` -- a :class:`~crdt_server.clock.FakeClock` that is the process's clock for
   the test (``crdt_server.clock.use``): every server the test runs in its own process (the
-  in-process mode, an app it serves itself) dates rows, checks token expiry and runs
-  scheduled jobs by it; ``await crdt_clock.advance(seconds)`` wakes the timers and runs
-  the jobs it makes due. Servers in child processes keep the real time.
+  in-process mode, an app it serves itself) dates rows, checks token expiry, closes
+  sockets at a token's ``exp`` and runs scheduled jobs by it;
+  ``await crdt_clock.advance(seconds)`` wakes the timers and runs the jobs it makes due.
+  Servers in child processes keep the real time.
 """
 
 from __future__ import annotations

@@ -48,6 +48,9 @@ __all__ = [
 guest_ids = st.sampled_from(["g1", "g2", "g3", "g4"])
 table_ids = st.sampled_from(["t1", "t2"])
 household_ids = st.sampled_from(["h1", "h2"])
+rsvp_notes = st.sampled_from(["We arrive Saturday only", "Sam: no nuts 🥜", "<b>text</b>"])
+"""A household's note to the couple (free text from its RSVP page)."""
+rsvp_note_times = st.sampled_from(["2026-04-01T10:00:00Z", "2026-04-02T08:30:00+02:00"])
 household_texts = st.none() | st.sampled_from(["Lee family", " lee  FAMILY", "Ray"])
 """Free-text households: two spellings of one, read as one household (normalised name)."""
 menus = st.none() | st.lists(st.sampled_from(["Fish", "fish ", "Veg", "Beef"]), max_size=3)
@@ -119,9 +122,16 @@ _GUESTS = st.one_of(
     _op(
         "add_household",
         {"household_id": household_ids, "name": st.sampled_from(["Lee family", "Ray", "Fox"])},
-        {"mailing_address": st.none() | st.sampled_from(["1 Main St", "2 Elm Rd\nLeeds"])},
+        {"mailing_address": st.none() | st.sampled_from(["1 Main St", "2 Elm Rd\nLeeds"])}
+        | {"rsvp_note": rsvp_notes, "rsvp_note_at": rsvp_note_times},
     ),
     _op("update_household", {"household_id": household_ids, "name": st.sampled_from(["Ray"])}),
+    # The household's note to the couple, as its RSVP page writes it (or clears it).
+    _op(
+        "update_household",
+        {"household_id": household_ids, "rsvp_note": st.none() | rsvp_notes},
+        {"rsvp_note_at": st.none() | rsvp_note_times},
+    ),
     _op("remove_household", {"household_id": household_ids}),
     _op("set_menu", {"choices": menus}),
 )

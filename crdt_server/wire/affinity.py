@@ -95,15 +95,18 @@ def owner(wedding_id: str, count: int) -> int:
 
 
 def wedding_of_path(path: str) -> str | None:
-    """The wedding a request path names (``/sync/{w}/...``, ``/api/weddings/{w}/...``,
-    ``/collab/{w}``; bare ``/collab`` names none: its socket is served where it lands)."""
+    """The wedding a request path names (``/sync/{w}/...``, ``/api/weddings/{w}``,
+    ``/api/weddings/{w}/...``, ``/collab/{w}``; bare ``/collab`` names none: its socket is
+    served where it lands)."""
     if path.startswith(_COLLAB):
         wedding = path[len(_COLLAB) :]
         return wedding if wedding and "/" not in wedding else None
-    for prefix in (_SYNC, _API):
-        if path.startswith(prefix):
-            wedding, slash, _ = path[len(prefix) :].partition("/")
-            return wedding if slash and wedding else None
+    if path.startswith(_API):
+        wedding = path[len(_API) :].partition("/")[0]
+        return wedding or None
+    if path.startswith(_SYNC):
+        wedding, slash, _ = path[len(_SYNC) :].partition("/")
+        return wedding if slash and wedding else None
     return None
 
 

@@ -24,6 +24,9 @@ def test_default_capabilities_follow_the_wedding_hierarchy() -> None:
     assert matrix.can("couple", "webhooks.manage") and matrix.can("planner", "webhooks.manage")
     assert not matrix.can("vendor", "webhooks.manage")
     assert matrix.can("vendor", "events.post") and not matrix.can("friend", "events.post")
+    # The wedding's export: the couple's alone (GDPR art. 15/20), as before it was a capability.
+    assert [r for r in ("couple", "planner", "family", "vendor", "friend")
+            if matrix.can(r, "weddings.export")] == ["couple"]  # fmt: skip
     assert not matrix.can("couple", "no.such.capability")
     assert set(matrix.capabilities()) == set(DECLARED)
 
@@ -67,6 +70,7 @@ def test_each_capability_belongs_to_the_feature_that_checks_it() -> None:
         "members.manage": "people",
         "members.invite": "people",
         "weddings.settings": "weddings",
+        "weddings.export": "weddings",
         "threads.moderate": "threads",
         "conflicts.resolve": "conflicts",
         "versions.restore": "versions",

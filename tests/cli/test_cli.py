@@ -14,7 +14,6 @@ import os
 import re
 import sqlite3
 import stat
-import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from crdt_server.storage import Migration, NewUpdate, Schema, SqliteStore, Table
 from crdt_server.tools import commands as data_commands
 from crdt_server.tools.check import check_store
 from crdt_server.tools.export import export_wedding, import_wedding, parse_export
-from tests.server import ServerProcess
+from tests.server import ServerProcess, cli
 
 NAMESPACES = event_namespaces_of(FEATURES)
 """The event types this server's import takes (its features' and the core's)."""
@@ -42,28 +41,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SECRET = "cli-test-secret-that-is-at-least-32-bytes"
 ADMIN = "cli-admin-key"
 CODEC = TokenCodec(algorithms=["HS256"], secret=SECRET.encode())
-
-
-async def cli(
-    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, stdin: bytes = b""
-) -> tuple[int, str, str]:
-    """Run ``crdt-server ARGS`` (the installed package's entry point) to completion."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("CRDT_SERVER_")}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "crdt_server",
-        *args,
-        cwd=cwd,
-        env={**environ, **(env or {})},
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(60):
-        out, err = await process.communicate(stdin)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 def run_main(

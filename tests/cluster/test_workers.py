@@ -11,14 +11,26 @@ import re
 import signal
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from pycrdt import Map
-from websockets.exceptions import InvalidMessage
+from pycrdt import Doc, Map
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidMessage
 
 from crdt_server.auth.tokens import TokenCodec
+from crdt_server.codec.protocol import (
+    SyncStep2,
+    SyncUpdate,
+    decode_message,
+    encode_sync_step1,
+    encode_update,
+    read_var_string,
+    write_var_string,
+)
 from crdt_server.wire.affinity import owner
 from tests.cluster.conftest import RedisProcess
 from tests.jsclient import JsClient, JsClientGroup, map_set
@@ -160,11 +172,13 @@ async def test_control_sockets_are_private(two_workers: ServerProcess) -> None:
     async with server:
         pids = await wait_workers(server, 2)
         await scrape_each_worker(server, 2)  # both started: both listen
-        # The run directory is the supervisor's: 0700, one socket (0600) per worker index.
+        # The run directory is the supervisor's: 0700, two sockets (0600) per worker index:
+        # hand-offs (w) and proxied HTTP requests (h).
         run_dir = run_dir_of(pids[0])
-        assert sorted(p.name for p in run_dir.iterdir()) == ["w0", "w1"]
+        assert sorted(p.name for p in run_dir.iterdir()) == ["h0", "h1", "w0", "w1"]
         assert run_dir.stat().st_mode & 0o777 == 0o700
-        assert (run_dir / "w0").stat().st_mode & 0o777 == 0o600
+        for name in ("w0", "w1", "h0", "h1"):
+            assert (run_dir / name).stat().st_mode & 0o777 == 0o600
         assert len(str(run_dir / "w99")) < 108
         # A peer of the same uid may connect (SO_PEERCRED checked); nothing here can be
         # handed a socket by anyone else, since nobody else can enter the directory.
@@ -225,6 +239,123 @@ async def test_a_weddings_connections_all_land_on_its_owner(two_workers: ServerP
         expected = {f"c{i}": i for i in range(10)}
         for client in clients:
             await client.wait_for({"m": expected}, roots={"m": "map"}, timeout=20)
+
+
+class CollabSocket:
+    """A raw Hocuspocus socket on ``/collab/{wedding_id}`` (anonymous: an empty token per
+    document), each attached document mirrored into a pycrdt ``Doc`` (root map ``m``)."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.docs: dict[str, Doc[Any]] = {}
+        self.synced: set[str] = set()
+        self._changed = asyncio.Event()
+        self._reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def open(cls, server: ServerProcess, wedding: str, names: list[str]) -> CollabSocket:
+        ws = await connect(f"ws://127.0.0.1:{server.port}/collab/{wedding}")
+        sock = cls(ws)
+        for name in names:
+            sock.docs[name] = Doc()
+            await ws.send(write_var_string(name) + b"\x02\x00" + write_var_string(""))
+            await ws.send(write_var_string(name) + encode_sync_step1(b"\x00"))
+        return sock
+
+    async def _read(self) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for frame in self.ws:
+                assert isinstance(frame, bytes)
+                if frame == b"\x09":
+                    continue
+                key, pos = read_var_string(frame, 0)
+                if key in self.docs and frame[pos] == 0:  # y-protocols sync
+                    message = decode_message(frame[pos:])
+                    if isinstance(message, SyncStep2 | SyncUpdate):
+                        self.docs[key].apply_update(message.update)
+                        if isinstance(message, SyncStep2):
+                            self.synced.add(key)
+                self._changed.set()
+
+    async def set(self, name: str, key: str, value: int) -> None:
+        doc = self.docs[name]
+        before = doc.get_state()
+        doc.get("m", type=Map)[key] = value
+        await self.ws.send(write_var_string(name) + encode_update(doc.get_update(before)))
+
+    def value(self, name: str) -> dict[str, object]:
+        return dict(self.docs[name].get("m", type=Map).to_py() or {})
+
+    async def wait_synced(self, timeout: float = 20.0) -> None:
+        """Wait until every attached document had its step 2; deadline-bound."""
+        await self._wait(lambda: self.synced == set(self.docs), timeout)
+
+    async def wait_values(
+        self, expected: dict[str, dict[str, object]], timeout: float = 20.0
+    ) -> None:
+        """Wait until each document's root map is ``expected[name]``; deadline-bound."""
+        await self._wait(lambda: all(self.value(n) == v for n, v in expected.items()), timeout)
+
+    async def _wait(self, predicate: Callable[[], bool], timeout: float) -> None:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def close(self) -> None:
+        await self.ws.close()
+        await self._reader
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(120)
+async def test_a_weddings_collab_sockets_all_land_on_its_owner(
+    two_workers: ServerProcess,
+) -> None:
+    """``/collab/{wedding_id}`` (the app's Hocuspocus socket) is handed to the wedding's
+    owner at the upgrade, as ``/sync`` is: every socket of one wedding, with all its
+    documents, is served there, and the other worker loads none of its rooms."""
+    server = two_workers
+    wedding = "aff-collab"
+    home = owner(wedding, 2)
+    names = [f"{wedding}/timeline", f"{wedding}/guests"]
+    sockets: list[CollabSocket] = []
+    async with server:
+        try:
+            await wait_workers(server, 2)
+            await scrape_each_worker(server, 2)
+            for _ in range(10):
+                sockets.append(await CollabSocket.open(server, wedding, names))
+            for sock in sockets:
+                await sock.wait_synced()
+            texts = await scrape_each_worker(server, 2)
+            # The kernel gave some of them to the other worker, which handed them over;
+            # a few more when it happened to give none.
+            probes = 0
+            handed_off = ("crdt_connections_handed_off_total", f'{{owner="{home}"}}')
+            while metric(texts[1 - home], *handed_off) == 0:
+                probes += 1
+                assert probes < 60, "the other worker never accepted a connection"
+                probe = await CollabSocket.open(server, wedding, names[:1])
+                sockets.append(probe)
+                await probe.wait_synced()
+                texts = await scrape_each_worker(server, 2)
+            assert served(texts)[home] == 10 + probes
+            assert served(texts)[1 - home] == 0
+            handed = metric(texts[1 - home], *handed_off)
+            assert metric(texts[home], "crdt_connections_adopted_total") == handed
+            assert metric(texts[1 - home], "crdt_rooms_loaded") == 0
+            assert metric(texts[1 - home], "crdt_connections_served_off_owner_total") == 0
+            for i, sock in enumerate(sockets[:10]):
+                await sock.set(names[i % 2], f"c{i}", i)
+            expected: dict[str, dict[str, object]] = {
+                names[0]: {f"c{i}": i for i in range(0, 10, 2)},
+                names[1]: {f"c{i}": i for i in range(1, 10, 2)},
+            }
+            for sock in sockets[:10]:
+                await sock.wait_values(expected)
+        finally:
+            await asyncio.gather(*(s.close() for s in sockets), return_exceptions=True)
 
 
 async def _edit_loop(client: JsClient, prefix: str, count: int) -> None:

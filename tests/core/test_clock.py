@@ -89,6 +89,37 @@ async def test_advance_runs_the_runners_after_the_timers_and_until_unregistered(
 
 
 @pytest.mark.asyncio
+async def test_call_at_calls_when_the_clock_reads_the_moment_unless_cancelled() -> None:
+    fake = clock.FakeClock(START)
+    at = START.timestamp()
+    called: list[str] = []
+    with clock.use(fake):
+        clock.call_at(at + 60, called.append, "minute")
+        off = clock.call_at(at + 30, called.append, "cancelled")
+        clock.call_at(at + 3600, called.append, "hour")
+        off.cancel()
+        await fake.advance(59)
+        assert called == []
+        await fake.advance(1)
+        assert called == ["minute"]
+        await fake.advance(3600)
+        assert called == ["minute", "hour"]
+        # A moment already past: called at once, not at the next advance.
+        past = asyncio.Event()
+        clock.call_at(at, past.set)
+        await asyncio.wait_for(past.wait(), 5)
+
+
+@pytest.mark.asyncio
+async def test_the_system_clocks_call_at_runs_on_real_time() -> None:
+    cancelled, later = asyncio.Event(), asyncio.Event()
+    clock.call_at(time.time() + 0.01, cancelled.set).cancel()
+    clock.call_at(time.time() + 0.02, later.set)
+    await asyncio.wait_for(later.wait(), 5)
+    assert not cancelled.is_set()  # due before the one that ran
+
+
+@pytest.mark.asyncio
 async def test_the_system_clock_waits_on_real_time() -> None:
     real = clock.SystemClock()
     event = asyncio.Event()

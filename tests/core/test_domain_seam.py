@@ -146,6 +146,27 @@ def test_forgetting_a_guest_unlinks_their_named_plus_one() -> None:
     assert guests.to_py() == {"g2": {"name": "Bo"}}
 
 
+def test_forgetting_a_household_s_last_guest_clears_its_note() -> None:
+    """The note the household wrote to the couple goes with the last of its people; the
+    entry (the couple's name and address for it) stays, and other households keep theirs."""
+    doc: Doc[Any] = Doc()
+    households = doc.get("households", type=Map)
+    noted = {"rsvp_note": "Sam is allergic to nuts", "rsvp_note_at": "2026-04-01T10:00:00Z"}
+    households["h1"] = Map({"name": "Lees", "mailing_address": "1 Main St", **noted})
+    households["h2"] = Map({"name": "Kims", **noted})
+    guests = doc.get("guests", type=Map)
+    guests["g1"] = Map({"name": "Ann", "household_id": "h1"})
+    guests["g2"] = Map({"name": "Bo", "household_id": "h1"})
+    guests["k1"] = Map({"name": "Jo", "household_id": "h2"})
+    assert WEDDINGS.forget(doc, "guests", "g1")
+    assert households.to_py()["h1"]["rsvp_note"] == "Sam is allergic to nuts", "Bo is left"
+    assert WEDDINGS.forget(doc, "guests", "g2")
+    assert households.to_py() == {
+        "h1": {"name": "Lees", "mailing_address": "1 Main St"},
+        "h2": {"name": "Kims", **noted},
+    }
+
+
 class Batches(Extension):
     """Keeps what each commit-side hook was given, in order."""
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,30 +23,13 @@ from crdt_server.core.services import RoomServices
 from crdt_server.core.weddings import WeddingService
 from crdt_server.documents.domain import WEDDINGS
 from crdt_server.settings import Settings
-from crdt_server.storage import FeatureRow, NewUpdate, SqliteStore
-from crdt_server.storage.gateway import Gateway, Tx
+from crdt_server.storage import FeatureRow
+from crdt_server.storage.gateway import Gateway
+from tests.stores import RecordingStore
 
 pytestmark = [pytest.mark.timeout(30), pytest.mark.asyncio]
 
 AUNT = Sender(Actor("aunt", "family"), "http:aunt")
-
-
-class RecordingStore(SqliteStore):
-    """A real SqliteStore that remembers what each ``append`` carried."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self.appends: list[tuple[list[NewUpdate], list[FeatureRow]]] = []
-
-    async def append(
-        self,
-        updates: Sequence[NewUpdate],
-        *,
-        rows: Sequence[FeatureRow] = (),
-        steps: Sequence[Tx[Any]] = (),
-    ) -> list[int]:
-        self.appends.append((list(updates), list(rows)))
-        return await super().append(updates, rows=rows, steps=steps)
 
 
 @dataclass
@@ -84,7 +67,7 @@ async def test_the_key_is_in_the_transaction_of_the_operations_update(setup: Set
     add = {"op": "add_guest", "guest_id": "g1", "name": "Ada"}
     await setup.weddings.operate("w1", "guests", add, AUNT, rows=keyed(keys, once))
     ((updates, _),) = [
-        (u, r) for u, r in setup.store.appends if any(x.table == "operation_keys" for x in r)
+        (u, r) for u, r, _ in setup.store.appends if any(x.table == "operation_keys" for x in r)
     ]
     assert [u.doc for u in updates] == ["w1/guests"]  # one commit: the change and its key
     first = await keys.first(once)
@@ -99,7 +82,7 @@ async def test_an_operation_that_changes_nothing_keeps_its_key_on_its_own(setup:
     same = {"op": "set_rsvp", "guest_id": "g1", "rsvp": "pending"}  # already pending
     setup.store.appends.clear()
     await setup.weddings.operate("w1", "guests", same, AUNT, rows=keyed(keys, key("k2")))
-    ((updates, rows),) = setup.store.appends
+    ((updates, rows, _),) = setup.store.appends
     assert updates == [] and [r.table for r in rows] == ["operation_keys"]
     assert await keys.first(key("k2")) is not None
 

@@ -130,3 +130,27 @@ async def test_a_zero_budget_never_waits() -> None:
         await pacer.turn(ticket)
         pacer.spent(ticket, 1.0)
     assert pacer.waiting == 0
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.asyncio
+async def test_a_quiet_rooms_update_goes_ahead_of_the_queued_busy_ones() -> None:
+    # 50 busy sessions with queued updates keep the pacer's queue full; a quiet room's
+    # update (its room has no backlog) comes after all of them are queued. Round robin
+    # would let it through after every queued session had its turn; it goes next.
+    pacer = Pacer(0.002)
+    log: list[int | str] = []
+    busy = asyncio.ensure_future(_sessions(pacer, 50, 4, log, cost=0.001))  # type: ignore[arg-type]
+    for _ in range(100):  # a few turns: the sessions start, the first ones use the budget
+        if pacer.waiting >= 40:
+            break
+        await asyncio.sleep(0)
+    assert pacer.waiting >= 40
+    queued_ahead = pacer.waiting
+    started = len(log)
+    await pacer.turn(PacerSlot(), quiet=True)
+    log.append("quiet")
+    handled_before = log.index("quiet") - started
+    await busy
+    assert handled_before < queued_ahead // 4, (handled_before, queued_ahead)
+    assert len(log) == 50 * 4 + 1  # every busy update still handled

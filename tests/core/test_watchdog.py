@@ -76,6 +76,28 @@ def test_the_apply_slot_survives_its_process(tmp_path: Path) -> None:
     slot.close()
 
 
+def test_an_apply_armed_again_reads_back_as_itself(tmp_path: Path) -> None:
+    """A writer's next update arms the same apply (only the length is written again): it
+    reads back whole, and a different apply after it reads back as itself."""
+    path = slot_path(tmp_path, None)
+    slot = ApplySlot(path)
+    slot.arm("w1/guests", "ann", {7: None}.keys())
+    slot.clear()
+    assert ApplySlot(path).previous() is None
+    slot.arm("w1/guests", "ann", {7: None}.keys())
+    assert ApplySlot(path).previous() == Interrupted("w1/guests", "ann", (7,))
+    slot.clear()
+    slot.arm("w1/guests", "bo", [7])
+    assert ApplySlot(path).previous() == Interrupted("w1/guests", "bo", (7,))
+    slot.clear()
+    slot.arm("w1/guests", "bo", [7, 8])
+    assert ApplySlot(path).previous() == Interrupted("w1/guests", "bo", (7, 8))
+    slot.clear()
+    slot.arm("w1/guests", "bo", [7, 8])
+    assert ApplySlot(path).previous() == Interrupted("w1/guests", "bo", (7, 8))
+    slot.close()
+
+
 @pytest.mark.asyncio
 async def test_the_quarantine_refuses_by_client_in_its_room_only() -> None:
     quarantine = Quarantine()

@@ -41,6 +41,8 @@ def test_the_demo_is_a_whole_wedding_without_conflicts() -> None:
     assert len(view["households"]) >= len(households)  # a name may come back (30 names)
     assert all(g["household_id"] in view["households"] for g in guests.values() if g["household"])
     assert any(h["mailing_address"] for h in view["households"].values())
+    noted = [h for h in view["households"].values() if h["rsvp_note"]]
+    assert noted and all(h["rsvp_note_at"] for h in noted)
     assert sum(1 for g in guests.values() if g["plus_one_of"]) == 2
     assert view["menu"] == {"choices": ["Beef", "Fish", "Vegetarian"]}
     found = totals(read_guests(docs["guests"]), read_seating(docs["seating"]))

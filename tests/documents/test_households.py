@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import pytest
 from pycrdt import Doc, Map
 
-from crdt_server.documents import to_json
+from crdt_server.documents import from_json, import_json, to_json
 from crdt_server.documents.households import household_guests, household_of, households
 from crdt_server.documents.model import household_id_of, household_key
 from crdt_server.documents.schema import read_guests
@@ -40,15 +41,38 @@ def test_add_household_writes_an_entry_and_the_json_view_shows_it(docs: Docs) ->
         name=" The Rays ",
         rsvp_deadline="2026-05-01",
         mailing_address="1 Main St\nSpringfield",
+        rsvp_note=" We arrive Saturday only ",
+        rsvp_note_at="2026-04-01T10:00:00Z",
     )
     assert result == {"op": "add_household", "id": "h2", "changed": True}
     assert view(docs)["households"]["h2"] == {
         "name": "The Rays",
         "rsvp_deadline": "2026-05-01",
         "mailing_address": "1 Main St\nSpringfield",
+        "rsvp_note": "We arrive Saturday only",
+        "rsvp_note_at": "2026-04-01T10:00:00+00:00",
     }
     assert view(docs)["guests"]["g1"]["household_id"] == "h1"
     assert view(docs)["guests"]["g5"]["plus_one_of"] == "g4"
+
+
+def test_a_household_s_note_exports_and_imports_and_an_older_export_still_imports(
+    docs: Docs,
+) -> None:
+    """The note is additive in the export format: it round-trips, and an export written
+    before it (no ``rsvp_note``, ``rsvp_note_at``) imports as a household without one."""
+    note = {"rsvp_note": "Sam: no nuts", "rsvp_note_at": "2026-04-01T10:00:00+00:00"}
+    run(docs, "update_household", household_id="h1", **note)
+    exported = view(docs)
+    assert from_json("guests", exported).get("households", type=Map).to_py()["h1"] == {
+        "name": "The Lees",
+        **note,
+    }
+    older = json.loads(json.dumps(exported))
+    for entry in older["households"].values():
+        del entry["rsvp_note"], entry["rsvp_note_at"]
+    assert import_json(docs["guests"], "guests", older) is True
+    assert read_guests(docs["guests"]).households["h1"].rsvp_note is None
 
 
 def test_update_and_remove_household(docs: Docs) -> None:
@@ -71,6 +95,8 @@ def test_update_and_remove_household(docs: Docs) -> None:
         ("add_household", {"name": "X", "rsvp_deadline": "soon"}, 400, "rsvp_deadline"),
         ("add_household", {"name": "X", "mailing_address": "x" * 301}, 400, "mailing_address"),
         ("add_household", {"name": "X", "members": []}, 400, "members"),
+        ("add_household", {"name": "X", "rsvp_note": "n" * 1001}, 400, "rsvp_note"),
+        ("add_household", {"name": "X", "rsvp_note_at": "2026-04-01"}, 400, "rsvp_note_at"),
         ("update_household", {"household_id": "h9", "name": "X"}, 422, "household_id"),
         ("update_household", {"household_id": "h1"}, 400, ""),
         ("remove_household", {"household_id": "h9"}, 422, "household_id"),

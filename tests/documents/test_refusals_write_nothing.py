@@ -83,6 +83,7 @@ CASES: list[tuple[str, int, dict[str, Any]]] = [
     ("assign_seat", IMPOSSIBLE, {"guest_id": "g9", "table_id": "t1"}),
     ("assign_seat", IMPOSSIBLE, {"guest_id": "g4", "table_id": "t1"}),
     ("assign_seat", IMPOSSIBLE, {"guest_id": "g1", "table_id": "t1", "seat": 2}),
+    ("assign_seat", IMPOSSIBLE, {"guest_id": "g4", "table_id": "t1", "seat": 3}),
     ("assign_seat", MALFORMED, {"guest_id": "g4"}),
     ("seat_household", IMPOSSIBLE, {"table_id": "t9", "household_id": "h1"}),
     ("seat_household", IMPOSSIBLE, {"table_id": "t1", "household_id": "h9"}),

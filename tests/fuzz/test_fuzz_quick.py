@@ -404,25 +404,30 @@ async def test_a_document_a_reload_replaced_is_freed(
 
 @pytest.mark.asyncio
 async def test_a_server_side_edit_frees_its_scratch_document(tmp_path: Path) -> None:
-    # Every HTTP operation (and every conflicts refresh) edits a private copy of the room's
-    # document. pycrdt's Doc.observe keeps that copy alive through Rust, out of the garbage
-    # collector's sight, until the subscription is dropped: a churn of 12,000 connections
-    # with an edit each left 6,580 Docs behind and the RSS climbing ~2 MiB per 1,000.
+    # An edit that keeps a private copy of the room's document (copy=True: a batch of
+    # operations that cannot check before writing) must free it. pycrdt's Doc.observe keeps
+    # that copy alive through Rust, out of the garbage collector's sight, until the
+    # subscription is dropped: a churn of 12,000 connections with an edit each left 6,580
+    # Docs behind and the RSS climbing ~2 MiB per 1,000. Every other edit makes no copy.
     settings = Settings(data_dir=tmp_path / "data")
     store = SqliteStore(settings.sqlite_path)
     await store.open()
     registry = RoomRegistry(RoomServices(store, settings, LocalBus()))
     try:
         weddings = WeddingService(registry, store, WEDDINGS)
-        scratch: list[weakref.ref[Doc[Any]]] = []
+        edited: list[weakref.ref[Doc[Any]]] = []
 
         def change(doc: Doc[Any]) -> None:
-            scratch.append(weakref.ref(doc))
+            edited.append(weakref.ref(doc))
             doc.get("notes", type=Text).insert(0, "server-side edit")
 
+        await weddings.edit("w1/guests", change, SERVER, copy=True)
+        assert len(edited) == 1
+        assert await _collected(edited[0]), "the scratch document outlives its edit"
         await weddings.edit("w1/guests", change, SERVER)
-        assert len(scratch) == 1
-        assert await _collected(scratch[0]), "the scratch document outlives its edit"
+        async with weddings.room("w1/guests") as room:
+            assert edited[1]() is room.doc  # the room's own document: nothing to free
+            assert str(room.doc.get("notes", type=Text)) == "server-side edit" * 2
     finally:
         await registry.close()
         await store.close()

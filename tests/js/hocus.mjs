@@ -13,7 +13,9 @@
 // info {doc}, wait {doc, until, ..., timeout_ms} (until: synced, authenticated, failed,
 // saved: no unsynced changes, value {key, value}, stateless {count}, closeMessage,
 // awareness {key, value}, events {type, count}), stateless {doc, payload},
-// awareness {doc, state}, detach {doc}, socketInfo, exit.
+// awareness {doc, state}, detach {doc} (provider.destroy(): the provider sends CLOSE; the
+// handle stays, its Y.Doc no longer synced, so info and wait still read it), socketInfo
+// (opens, closes, pings, messages, and byName: messages received per document key), exit.
 
 import { createInterface } from 'node:readline'
 
@@ -29,7 +31,22 @@ const { HocuspocusProvider, HocuspocusProviderWebsocket } = await import('@hocus
 const emit = (obj) => rawWrite(JSON.stringify(obj) + '\n')
 
 let socket = null
-const socketLog = { opens: 0, closes: [], pings: 0, messages: 0 }
+const socketLog = { opens: 0, closes: [], pings: 0, messages: 0, byName: {} }
+
+// The document key in front of a message (lib0 varString), or null for a ping or pong.
+const keyOf = (bytes) => {
+  if (bytes.length < 2) return null
+  let length = 0
+  let shift = 0
+  let pos = 0
+  while (pos < bytes.length) {
+    const byte = bytes[pos++]
+    length += (byte & 0x7f) * 2 ** shift
+    shift += 7
+    if (byte < 0x80) break
+  }
+  return new TextDecoder().decode(bytes.subarray(pos, pos + length))
+}
 const docs = new Map()
 
 const need = (name) => {
@@ -50,6 +67,7 @@ const infoOf = (d) => ({
     state,
   })),
   clientID: d.doc.clientID,
+  detached: !!d.detached,
 })
 
 const conditions = {
@@ -96,6 +114,8 @@ const commands = {
       const bytes = new Uint8Array(data)
       socketLog.messages += 1
       if (bytes.length === 1 && bytes[0] === 9) socketLog.pings += 1
+      const key = keyOf(bytes)
+      if (key !== null) socketLog.byName[key] = (socketLog.byName[key] ?? 0) + 1
     })
     return {}
   },
@@ -144,8 +164,9 @@ const commands = {
     return {}
   },
   detach: ({ doc }) => {
-    need(doc).provider.destroy()
-    docs.delete(doc)
+    const d = need(doc)
+    d.provider.destroy()
+    d.detached = true
     return {}
   },
   socketInfo: () => ({ ...socketLog, status: socket?.status ?? null }),

@@ -26,6 +26,8 @@ SCRIPTS = (
     "csv_import",
     "events_bench",
     "webhooks",
+    "http_clients",
+    "bus_messages",
     "kit_inprocess",
     "recorder_bench",
     "overwrites_bench",
@@ -33,6 +35,7 @@ SCRIPTS = (
     "projections_bench",
     "shapes_bench",
     "conflicts_bench",
+    "operations_bench",
     "app_load",
 )
 """Every driver with a command line (peer_pycrdt_websocket runs in the peer's own venv)."""
@@ -210,6 +213,9 @@ def test_the_product_scenario_runs_tiny(tmp_path: Path) -> None:
     ours = json.loads(out.read_text())["ours"]
     assert [s["rate"] for s in ours["steps"]] == [20.0, 40.0]
     assert all(s["sent"] > 0 and s["lost"] == 0 and s["missing"] == 0 for s in ours["steps"])
+    # How many updates each room commit held (each at least one; how many is timing).
+    assert all(s["updates_per_commit"] >= 1.0 for s in ours["steps"]), ours["steps"]
+    assert "updates per room commit" in done.stdout
     # The projected reader: a vendor's copy of the guest list follows the probe, no contact.
     assert all(s["projected_probes"] > 0 for s in ours["steps"]), ours["steps"]
     assert "projected reader" in done.stdout and "PROJECTION LEAK" not in done.stdout
@@ -236,6 +242,34 @@ def test_the_product_scenario_fails_when_a_server_does_not_start() -> None:
     assert "failed: ours" in done.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_the_product_overload_runs_tiny(tmp_path: Path) -> None:
+    """``--overload`` at a few seconds: the steps find a sustainable rate, both bursts run at
+    4x and 8x it with the quiet wedding probed, nothing is lost and every room holds every
+    writer's clocks (whether a goal is met is timing, never asserted)."""
+    out = tmp_path / "overload.json"
+    argv = [sys.executable, "-m", "benchmarks.product", "--tiny", "--overload", "--servers"]
+    argv += ["ours", "--burst-seconds", "2", "--recovery-seconds", "2", "--sustain-p99-ms"]
+    argv += ["100000", "--json", str(out)]
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=230)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    ours = json.loads(out.read_text())["ours"]
+    sustained = max(s["rate"] for s in ours["steps"] if s["ok"])
+    bursts = ours["overload"]
+    assert [(b["factor"], b["rate"]) for b in bursts] == [
+        (4.0, 4 * sustained),
+        (8.0, 8 * sustained),
+    ], bursts
+    for b in bursts:
+        assert b["sent"] > 0 and b["lost"] == 0 and b["missing"] == 0, b
+        assert b["acknowledged_per_s"] > 0 and b["quiet_p99"] is not None, b
+        assert set(b["goals"]) >= {"acknowledged >= 0.9x sustainable", "quiet echo p99 < 100 ms"}
+    assert ours["verified"] == "12 of 12 rooms hold every writer's clocks"
+    assert "| server | burst | acknowledged /s" in done.stdout
+    assert ours["cold_start"] is None  # not in this mode
+
+
 def test_product_members_split_and_presets() -> None:
     """A wedding's members split 5:3:2 over its documents (10 exactly as before); a preset
     fills only the options not given."""
@@ -250,6 +284,11 @@ def test_product_members_split_and_presets() -> None:
     assert saturday.title == "Saturday burst"
     plain, _ = parse(["--members", "20"])
     assert (plain.weddings, plain.members, plain.keep_going) == (1000, 20, False)
+    assert not plain.overload
+    overload, _ = parse(["--overload", "--weddings", "200", "--burst-seconds", "10"])
+    assert overload.overload and overload.servers == ["ours"] and overload.weddings == 200
+    assert overload.rates[0] < 500 < overload.rates[-1] and overload.step_seconds == 10.0
+    assert (overload.burst_seconds, overload.recovery_seconds) == (10.0, 15.0)
 
 
 def test_the_shape_benchmark_prints_one_row_per_document() -> None:
@@ -262,6 +301,7 @@ def test_the_shape_benchmark_prints_one_row_per_document() -> None:
     assert all(int(row[2]) == 30 for row in rows[1:]), answer.stdout
 
 
+@pytest.mark.slow  # load-shaped: a server under a scenario's load for seconds
 @pytest.mark.asyncio
 @pytest.mark.timeout(90)
 async def test_the_multiplex_scenario_runs_tiny_on_both_paths(tmp_path: Path) -> None:
@@ -290,6 +330,47 @@ async def test_the_multiplex_scenario_runs_tiny_on_both_paths(tmp_path: Path) ->
         assert shown["multiplex 4 docs: server RSS KiB per wedding (4 documents)"] is not None
 
 
+@pytest.mark.slow  # load-shaped: a server under a scenario's load for seconds
+@pytest.mark.asyncio
+@pytest.mark.timeout(120)
+async def test_the_multiplex_span_variant_runs_tiny_on_two_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The multiplex variant on ``ours-collab-2workers`` (its own Redis here) at a tiny size:
+    apps holding two weddings' documents, one wedding owned by each worker, on a
+    ``/collab/{w}`` socket each and then on one bare ``/collab`` socket; every app syncs
+    and every reader gets every update both ways."""
+    from benchmarks import loadgen
+    from benchmarks.servers import ServerProcess, server_specs
+    from tests.cluster.conftest import RedisProcess
+
+    redis = RedisProcess()
+    await redis.start()
+    try:
+        monkeypatch.setenv("BENCH_REDIS_URL", redis.url)
+        spec = server_specs()["ours-collab-2workers"]
+        async with ServerProcess(spec, tmp_path / spec.name) as server:
+            target = loadgen.Target(
+                server.host, server.port, server.pid, spec.dialect, collab_path=spec.collab_path
+            )
+            metrics = await loadgen.multiplex(
+                target, sockets=4, readers=2, rate=20.0, duration=0.5, settle=0.0, span=2
+            )
+    finally:
+        await redis.stop()
+    shown = {m.name: m.value for m in metrics}
+    for way, sockets in (("/collab/{w} per wedding", 2), ("bare /collab spanning the owners", 1)):
+        label = f"multiplex 4 docs x 2 weddings, {way}"
+        assert shown[f"{label}: sockets per app"] == sockets, shown
+        assert shown[f"{label}: failed apps (of 4)"] == 0, shown
+        assert shown[f"{label}: 4 apps, all documents synced p99 ms"] is not None, shown
+        fan = f"{label}: fan-out to 2 readers"
+        assert shown[f"{fan}: missing deliveries (of 20)"] == 0, shown
+        assert shown[f"{fan}: delivery latency p99 ms"] is not None, shown
+        assert shown[f"{fan}: server CPU ms per update (all processes)"], shown
+
+
+@pytest.mark.slow  # load-shaped: a server under a scenario's load for seconds
 @pytest.mark.asyncio
 @pytest.mark.timeout(120)
 async def test_the_overload_scenario_runs_tiny(tmp_path: Path) -> None:
@@ -311,3 +392,29 @@ async def test_the_overload_scenario_runs_tiny(tmp_path: Path) -> None:
         assert shown[f"{step}: acknowledged updates/s (echoed inside the burst)"], shown
         assert shown[f"{step}: quiet wedding echo p99 ms"] is not None, shown
         assert shown[f"{step}: recovery s (quiet echo back under 100 ms)"] is not None, shown
+
+
+@pytest.mark.slow  # load-shaped: a server under a scenario's load for seconds
+@pytest.mark.asyncio
+@pytest.mark.timeout(120)
+async def test_the_coldrooms_scenario_runs_tiny(tmp_path: Path) -> None:
+    """The cold restart with many rooms at a tiny size on ours: every room reconnects after
+    the restart and its first sync step 2 holds every update written before it."""
+    from benchmarks.coldrooms import coldrooms
+    from benchmarks.loadgen import Target
+    from benchmarks.servers import ServerProcess, server_specs
+
+    spec = server_specs()["ours"]
+    async with ServerProcess(spec, tmp_path / "ours") as server:
+        target = Target(server.host, server.port, server.pid, spec.dialect)
+
+        async def restart() -> None:
+            await server.restart()
+            target.host, target.port, target.pid = server.host, server.port, server.pid
+
+        target.restart = restart
+        metrics = await coldrooms(target, rooms=3, updates=5, members=2)
+    shown = {m.name: m.value for m in metrics}
+    assert shown["coldrooms 3 rooms: rooms whose step 2 had every update"] == 3, shown
+    assert shown["coldrooms 3 rooms: failed connections"] == 0, shown
+    assert shown["coldrooms 3 rooms: reconnect to synced p99 ms"] is not None, shown

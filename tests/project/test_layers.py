@@ -8,6 +8,8 @@ row, so a new module or subpackage cannot slip past the rules.
 from __future__ import annotations
 
 import ast
+import functools
+import re
 from pathlib import Path
 
 import pytest
@@ -212,10 +214,17 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+@functools.cache
+def _tree(path: Path) -> ast.Module:
+    """``path`` parsed once for every test that reads it (hundreds of modules, a dozen
+    tests each walking them: parsing each time was most of this file's CPU)."""
+    return ast.parse(path.read_text(), filename=str(path))
+
+
 def _imports(path: Path) -> set[str]:
     """Every module ``path`` imports, as dotted names (``from a.b import c`` gives ``a.b``
     and ``a.b.c``, since ``c`` may be a module)."""
-    tree = ast.parse(path.read_text(), filename=str(path))
+    tree = _tree(path)
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -269,6 +278,13 @@ def test_every_module_keeps_to_its_layer(path: Path) -> None:
             assert top in heavy, f"{module} ({prefix}) may not use {top}"
 
 
+_NAMESPACED_IMPORT_LINE = re.compile(
+    rf"^[ \t]*(?:from|import)[ \t][^\n]*\b(?:{'|'.join(NAMESPACED)})\b", re.MULTILINE
+)
+"""An import line that names ``documents`` or ``storage`` somewhere: only such a file can
+import them by their top-level names."""
+
+
 def test_one_namespace() -> None:
     """The wheel installs one top-level package: nothing imports ``documents`` or ``storage``
     by their top-level names, and the symlinks that make them subpackages are there."""
@@ -280,12 +296,26 @@ def test_one_namespace() -> None:
         *(p for d in ("tests", "benchmarks", "examples") for p in (ROOT / d).rglob("*.py")),
     ]
     for path in sources:
-        if "node_modules" in path.parts:
-            continue
+        if "node_modules" in path.parts or not _NAMESPACED_IMPORT_LINE.search(path.read_text()):
+            continue  # no import line names either (most tests: parsing them was 5 s)
         tops = {name.split(".")[0] for name in _imports(path)}
         assert not tops & set(NAMESPACED), (
             f"{path.relative_to(ROOT)} imports {tops & set(NAMESPACED)}"
         )
+
+
+MAX_MODULE_LINES = 600
+"""A module over this is split by what its parts do (ARCHITECTURE.md: in a feature, as
+ROLE_PART.py); the testing kit's, the domain's and the store's modules included."""
+
+
+def test_no_product_module_is_over_600_lines() -> None:
+    long = {
+        str(path.relative_to(ROOT)): lines
+        for path in MODULES
+        if (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long, f"split these by what their parts do: {long}"
 
 
 def test_only_the_cluster_module_knows_redis() -> None:
@@ -327,7 +357,7 @@ def _private(part: str) -> bool:
 def _uvicorn_uses(path: Path) -> set[str]:
     """Every ``uvicorn.X...`` an import or an attribute chain on the ``uvicorn`` module
     names (``uvicorn.config.Config``, ``uvicorn.protocols``), as dotted names."""
-    tree = ast.parse(path.read_text(), filename=str(path))
+    tree = _tree(path)
     found = {name for name in _imports(path) if name.startswith("uvicorn.")}
     for node in ast.walk(tree):
         if (
@@ -378,7 +408,7 @@ CONCRETE_STORE_USERS = {
 
 
 def _names(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(), filename=str(path))
+    tree = _tree(path)
     found = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
     found |= {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
     for node in ast.walk(tree):
@@ -388,7 +418,7 @@ def _names(path: Path) -> set[str]:
 
 
 def _isinstance_targets(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(), filename=str(path))
+    tree = _tree(path)
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "isinstance":
@@ -466,7 +496,7 @@ def _feature_module_imports(path: Path, module_name: str | None = None) -> set[s
     crdt_server.features.B import x`` where ``x`` is a module, and the same spelled
     relatively), as dotted names. ``module_name``: the module ``path`` is (by default,
     from where it lies), which relative imports are resolved against."""
-    tree = ast.parse(path.read_text(), filename=str(path))
+    tree = _tree(path)
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -589,7 +619,7 @@ def test_auth_and_the_domain_name_no_http_status() -> None:
         module = _module_name(path)
         if not _within(module, ("crdt_server.auth", "crdt_server.documents")):
             continue
-        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        for node in ast.walk(_tree(path)):
             where = f"{module}:{getattr(node, 'lineno', '?')}"
             if isinstance(node, ast.Constant) and type(node.value) is int:
                 if 400 <= node.value < 600:
@@ -672,7 +702,7 @@ def _positional(node: ast.Subscript) -> bool:
 
 
 def _positional_row_reads(path: Path) -> list[str]:
-    tree = ast.parse(path.read_text(), str(path))
+    tree = _tree(path)
     rows = _row_names(tree) | _ROW_WORDS
     inner = {  # rows[0][1] is one read, not two
         id(node.value)

@@ -966,6 +966,13 @@ async def test_erasing_an_entry_deletes_the_events_naming_it_or_its_paths(
     left = [json.loads(e.data) for e in await read_events(Gateway.of(store), "w1")]
     assert left == [{"id": "cw:2", "paths": ["guests/guests/g10"]}, {"guest_id": "g2"}]
     assert len(await read_events(Gateway.of(store), "w2")) == 1
+    # With ``sub``: also what the erased person did (a guest's note from the RSVP page).
+    by_guest = NewEvent("w1", "guest.household_updated", '{"id":"h1"}', "guests", sub="guest:g2")
+    await add_events(Gateway.of(store), [by_guest])
+    assert await erase_entity_events(Gateway.of(store), "w1", "g2", (), sub="guest:g2") == 2
+    assert [json.loads(e.data) for e in await read_events(Gateway.of(store), "w1")] == [
+        {"id": "cw:2", "paths": ["guests/guests/g10"]}
+    ]
 
 
 @pytest.mark.asyncio

@@ -266,6 +266,63 @@ async def test_a_transaction_takes_its_turn_with_the_update_commits(
 
 @pytest.mark.asyncio
 @pytest.mark.timeout(60)
+async def test_appends_and_transactions_queued_together_share_one_commit(
+    store: DocumentStore,
+) -> None:
+    """Appends and gateway transactions queued side by side (the features' writes beside
+    the rooms' commits) commit together, in queue order, in one transaction: one commit,
+    one fsync, where each change of kind in the queue used to end the transaction. A
+    gateway transaction that raises is rolled back alone; the appends beside it commit."""
+    gateway = await _gateway(store)
+
+    def adds(key: str) -> Tx[str]:
+        yield Sql(
+            "INSERT INTO {t}gw_notes (wedding, id, body, at) VALUES (?, ?, ?, ?)",
+            ("w1", key, "beside an append", 1.0),
+        )
+        return key
+
+    def changes_its_mind() -> Tx[None]:
+        yield Sql(
+            "INSERT INTO {t}gw_notes (wedding, id, body, at) VALUES (?, ?, ?, ?)",
+            ("w1", "gone", "rolled back", 1.0),
+        )
+        raise LookupError("the feature changed its mind")
+
+    def update(n: int) -> NewUpdate:
+        return NewUpdate("w1/guests", b"\x00\x00", f"conn{n}")
+
+    commits = store.commits if isinstance(store, SqliteStore) else 0
+    outcomes = await asyncio.gather(
+        store.append([update(1)], rows=[note("w1", "r1", "with the first update")]),
+        gateway.run(adds("a")),
+        store.append([update(2), update(3)]),
+        gateway.run(changes_its_mind()),
+        gateway.run(adds("b")),
+        store.append([update(4)], steps=[store_events([NewEvent("w1", "guest.added", "{}")])]),
+        return_exceptions=True,
+    )
+    assert outcomes[0] == [1] and outcomes[2] == [2, 3] and outcomes[5] == [4]
+    assert outcomes[1] == "a" and outcomes[4] == "b"
+    assert isinstance(outcomes[3], LookupError)
+    assert await gateway.fetch("SELECT id FROM {t}gw_notes ORDER BY id") == [
+        ("a",),
+        ("b",),
+        ("r1",),
+    ]
+    assert [h.origin for h in await store.history("w1/guests")] == [
+        "conn4",
+        "conn3",
+        "conn2",
+        "conn1",
+    ]
+    assert [e.type for e in await read_events(Gateway.of(store), "w1")] == ["guest.added"]
+    if isinstance(store, SqliteStore):
+        assert store.commits == commits + 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
 async def test_erasing_a_wedding_erases_its_feature_rows_and_refuses_new_ones(
     store: DocumentStore,
 ) -> None:

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
+import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
 from crdt_server.storage import NewUpdate, SqliteStore
+from crdt_server.testing import forkserver
 from tests import hostile_shapes as h
 from tests.server import ServerProcess
 
@@ -42,14 +43,17 @@ async def _store(path: Path, hostile: bytes) -> None:
         await store.close()
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "crdt_server", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+@dataclass
+class _Done:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _cli(*args: str) -> _Done:
+    """``crdt-server ARGS`` to completion (forked: :mod:`crdt_server.testing.forkserver`)."""
+    code, out, err = forkserver.run("crdt_server", args, env=os.environ, timeout=30)
+    return _Done(code, out.decode(), err.decode())
 
 
 @pytest.mark.timeout(120)

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -77,6 +77,16 @@ class Demo:
         """The role's sign-in link, optionally through another origin (a proxy)."""
         link = self.links[role]
         return link if base is None else link.replace(self.server.url, base, 1)
+
+    async def today(self, role: str, timeout: float = 10.0) -> tuple[str, str]:
+        """The role's sign-in link to the demo's wedding of today (``demo-today``, seeded
+        after the links above are printed) and its token."""
+        line = re.compile(rb"^today " + role.encode() + rb" (http://\S+/app/#token=(\S+))$", re.M)
+        deadline = time.monotonic() + timeout
+        while (found := line.search(bytes(self.server.log))) is None:
+            assert time.monotonic() < deadline, "no link to the wedding of today"
+            await asyncio.sleep(0.02)
+        return found.group(1).decode(), found.group(2).decode()
 
     async def json(self, path: str, role: str = "planner") -> object:
         async with httpx.AsyncClient() as client:
@@ -249,3 +259,27 @@ async def guests_and_seating(demo: Demo) -> tuple[dict[str, Any], dict[str, Any]
     seating = await demo.json("/api/weddings/demo/docs/seating")
     assert isinstance(guests, dict) and isinstance(seating, dict)
     return guests["guests"], seating
+
+
+async def refused(
+    page: Page,
+    control: Any,
+    reason: str,
+    *,
+    kept: Sequence[tuple[Any, str | re.Pattern[str]]] = (),
+) -> None:
+    """A refusal as people see it (issue 53, point 1): ``control`` has focus, is marked
+    invalid (a field; a button cannot be), and is described by ``reason``, whose note is on
+    screen; each of ``kept`` (a control, what was typed there, or a pattern of it) still
+    holds what was typed."""
+    await expect(control).to_be_focused()
+    if await control.evaluate("(e) => ['INPUT', 'SELECT', 'TEXTAREA'].includes(e.tagName)"):
+        await expect(control).to_have_attribute("aria-invalid", "true")
+    await expect(control).to_have_accessible_description(re.compile(re.escape(reason)))
+    described = await control.get_attribute("aria-describedby")
+    assert described, "the refused control names no description"
+    note = page.locator(f"[id='{described.split()[0]}']")
+    await expect(note).to_contain_text(reason)
+    await expect(note).to_be_in_viewport()
+    for other, value in kept:
+        await expect(other).to_have_value(value)

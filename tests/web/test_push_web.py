@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.web.conftest import PAGE_ERRORS, Demo, open_app, until
+from tests.web.conftest import PAGE_ERRORS, Demo, open_app, refused, until
 
-pytestmark = [pytest.mark.browser, pytest.mark.asyncio, pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio, pytest.mark.timeout(120)]
 
 NOTIFICATIONS = "navigator.serviceWorker.ready.then((r) => r.getNotifications())"
 
@@ -83,32 +83,39 @@ async def test_a_push_message_shows_a_notification_and_a_repeat_replaces_it(
             "sticky": False,
         }
     ]
+
+    async def shown_now() -> list[list[Any]]:
+        got = await page.evaluate(
+            f"{NOTIFICATIONS}.then((n) => n.map((x) => [x.tag, x.body, x.data.url,"
+            " x.requireInteraction]))"
+        )
+        return sorted((list(x) for x in got), key=lambda t: str(t[0]))
+
+    async def shown_until(expected: list[list[Any]]) -> None:
+        # Each message is delivered once its predecessor shows: three pushes in a row each
+        # start the worker's handler, and under load the browser may still be replacing one
+        # notification while the next arrives. Under load the third once did not show within
+        # 10 s (CI's full tier; 2 of 24 runs side by side here), while it shows within 0.1 s
+        # otherwise; why is not known (the browser's own notification store, written on the
+        # disk, is a suspect), so each step has 30 s and a timeout says what was shown.
+        want = sorted(expected, key=lambda t: str(t[0]))
+        deadline = time.monotonic() + 30
+        while (now := await shown_now()) != want:
+            assert time.monotonic() < deadline, f"shown {now}, expected {want}"
+            await page.wait_for_timeout(50)
+
     # The same tag replaces it; an emergency stays until dismissed; a URL elsewhere is
     # never opened (the app's own page instead); a payload that is not ours still shows.
+    thread = ["thread:t1", "Peonies confirmed", f"{demo.url}/app/?wedding=demo&thread=t1", False]
+    emergency = ["emergency:7", "Can you confirm the peonies by Friday?", f"{demo.url}/app/", True]
     await push(message(body="Peonies confirmed"))
+    await shown_until([thread])
     await push(
         message(type="emergency", title="Emergency", tag="emergency:7", url="https://evil.example/")
     )
+    await shown_until([thread, emergency])
     await push("not json")
-
-    async def tags() -> list[Any]:
-        return list(
-            await page.evaluate(
-                f"{NOTIFICATIONS}.then((n) => n.map((x) => [x.tag, x.body, x.data.url,"
-                " x.requireInteraction]))"
-            )
-        )
-
-    await until(page, f"{NOTIFICATIONS}.then((n) => n.length === 3)")
-    got = sorted(await tags(), key=lambda t: str(t[0]))
-    assert got == sorted(
-        [
-            ["thread:t1", "Peonies confirmed", f"{demo.url}/app/?wedding=demo&thread=t1", False],
-            ["emergency:7", "Can you confirm the peonies by Friday?", f"{demo.url}/app/", True],
-            ["", "", f"{demo.url}/app/", False],
-        ],
-        key=lambda t: str(t[0]),
-    )
+    await shown_until([thread, emergency, ["", "", f"{demo.url}/app/", False]])
 
 
 async def test_the_push_settings_are_saved_and_the_switch_says_why_it_stays_off(
@@ -137,5 +144,6 @@ async def test_the_push_settings_are_saved_and_the_switch_says_why_it_stays_off(
     await switch.click()
     refusal = page.locator("#error-push-settings-device")
     await refusal.filter(has_text="Push is off:").wait_for(timeout=20_000)
+    await refused(page, switch, "Push is off:")
     assert not await switch.is_checked()
     assert not await page.get_by_role("button", name="Send me a test notification").is_enabled()

@@ -231,6 +231,20 @@ async def test_access_says_what_the_role_may_open(server: ServerProcess) -> None
         assert "webhooks.manage" in couple["capabilities"]
         assert couple["capabilities"] == sorted(couple["capabilities"])
         assert friend.json()["capabilities"] == []
+        # By default only the couple exports the wedding (and the admin key, always).
+        assert "weddings.export" in couple["capabilities"]
+        planner = (await client.get("/api/weddings/w1/access", headers=bearer(raw()))).json()
+        assert "weddings.export" not in planner["capabilities"]
+        add = {"op": "add_guest", "guest_id": "g1", "name": "Ann"}
+        made = await client.post(
+            "/api/weddings/w1/docs/guests/ops", json=add, headers=bearer(raw())
+        )
+        assert made.status_code == 200, made.text
+        exported = await client.get("/api/weddings/w1/export", headers=bearer(raw(role="couple")))
+        assert exported.status_code == 200 and exported.json()["format"] == "crdt-server-wedding"
+        assert_problem(await client.get("/api/weddings/w1/export", headers=bearer(raw())), 403)
+        admin = await client.get("/api/weddings/w1/export", headers=bearer(ADMIN_KEY))
+        assert admin.status_code == 200
         assert_problem(await client.get("/api/weddings/w2/access", headers=bearer(raw())), 403)
         assert_problem(await client.get("/api/weddings/w1/access"), 401, "token")
         assert_problem(await client.get("/api/weddings/-bad/access", headers=bearer(raw())), 404)
@@ -263,19 +277,34 @@ async def test_serve_demo_prints_links_and_seeds_once(tmp_path: Path) -> None:
 
 async def test_access_lists_the_capabilities_of_the_operators_matrix(tmp_path: Path) -> None:
     """``capabilities`` follows ``CRDT_SERVER_PERMISSIONS``: a vendor given
-    ``conflicts.resolve`` sees it listed; a planner the matrix takes it from does not."""
+    ``conflicts.resolve`` sees it listed; a planner the matrix takes it from does not. The
+    export follows ``weddings.export``: given to the planner alone, the planner exports and
+    the couple is refused."""
     every = {doc: "write" for doc in ("timeline", "budget", "guests", "seating")}
     permissions = {
         "couple": every,
         "planner": every,
         "vendor": {"timeline": "read"},
-        "capabilities": {"conflicts.resolve": ["couple", "vendor"]},
+        "capabilities": {"conflicts.resolve": ["couple", "vendor"], "weddings.export": ["planner"]},
     }
     env = {"CRDT_SERVER_AUTH_SECRET": SECRET, "CRDT_SERVER_PERMISSIONS": json.dumps(permissions)}
     async with ServerProcess(tmp_path / "data", env=env, anonymous=False) as proc:
         async with httpx.AsyncClient(base_url=proc.url) as client:
             vendor = await client.get("/api/weddings/w1/access", headers=bearer(raw(role="vendor")))
             planner = await client.get("/api/weddings/w1/access", headers=bearer(raw()))
+            couple = await client.get("/api/weddings/w1/access", headers=bearer(raw(role="couple")))
+            add = {"op": "add_guest", "guest_id": "g1", "name": "Ann"}
+            ops = "/api/weddings/w1/docs/guests/ops"
+            assert (await client.post(ops, json=add, headers=bearer(raw()))).status_code == 200
+            by_planner = await client.get("/api/weddings/w1/export", headers=bearer(raw()))
+            by_couple = await client.get(
+                "/api/weddings/w1/export", headers=bearer(raw(role="couple"))
+            )
     assert "conflicts.resolve" in vendor.json()["capabilities"]
     assert "conflicts.resolve" not in planner.json()["capabilities"]
     assert "webhooks.manage" in planner.json()["capabilities"]
+    assert "weddings.export" in planner.json()["capabilities"]
+    assert "weddings.export" not in couple.json()["capabilities"]
+    assert by_planner.status_code == 200, by_planner.text
+    assert by_planner.json()["documents"]["guests"]["json"]["guests"]["g1"]["name"] == "Ann"
+    assert_problem(by_couple, 403)

@@ -1,7 +1,7 @@
 """A household answers from its RSVP link on a phone (Debian's Chromium at 390 x 844,
 against a real ``--demo`` server) and the couple's app, open on a laptop, shows it live: the
 guest's RSVP in the guest list and who answered, and when, in the activity feed and the guest
-list's answers panel. The page
+list's answers panel, with the household's note to the couple. The page
 renders the couple's and guests' strings as text, keeps only ``rsvp:`` keys in its storage,
 and an answer given offline is sent once the phone is back online (its Idempotency-Key
 kept with it)."""
@@ -80,6 +80,8 @@ async def test_an_rsvp_from_a_phone_shows_live_in_the_couples_app(demo: Demo, br
     # The demo has a menu: a meal is one of its dishes; free text goes in the dietary needs.
     await card.get_by_label("Meal").select_option(index=1)
     await card.get_by_label("Dietary needs").fill("Fish <b>bold</b>")
+    note = phone.get_by_label("A note for the couple (optional)")
+    await note.fill("We arrive <i>Saturday</i> only")
     await phone.get_by_role("region", name=second["name"]).get_by_label("Not attending").check()
     await phone.get_by_role("button", name="Send my answer").click()
     await expect(phone.get_by_role("status")).to_contain_text("Thank you")
@@ -100,6 +102,15 @@ async def test_an_rsvp_from_a_phone_shows_live_in_the_couples_app(demo: Demo, br
     await expect(answers.get_by_role("row").filter(has_text=second["name"])).to_contain_text(
         "declined"
     )
+    # The household's note, as text, with when it was written.
+    noted = answers.get_by_role("listitem").filter(has_text=household)
+    await expect(noted).to_contain_text("We arrive <i>Saturday</i> only")
+    assert await noted.locator("time[datetime]").count() == 1
+    assert await answers.locator("i").count() == 0
+    # Newest first: above the notes the demo's households left earlier.
+    await expect(answers.locator(".answers-notes li").first).to_contain_text(household)
+    await noted.scroll_into_view_if_needed()
+    await screenshot(couple, "rsvp-answers-note-1400px")
 
     # Text stays text; only rsvp: keys in the page's storage.
     assert await phone.locator("b").count() == 0
@@ -113,10 +124,13 @@ async def test_an_rsvp_from_a_phone_shows_live_in_the_couples_app(demo: Demo, br
         .get_by_label("Attending", exact=True)
         .check()
     )
+    await note.fill("Sam is allergic to nuts")
     await phone.get_by_role("button", name="Send my answer").click()
     await expect(phone.get_by_role("status")).to_contain_text("offline")
     pending = await phone.evaluate("localStorage.getItem('rsvp:pending')")
-    assert pending and '"key":"rsvp-' in pending
+    assert pending and '"key":"rsvp-' in pending and '"note":"Sam is allergic' in pending
+    # The page shown again offline keeps the note waiting to be sent.
+    await expect(note).to_have_value("Sam is allergic to nuts")
     await phone_context.set_offline(False)
     await phone.evaluate("window.dispatchEvent(new Event('online'))")
     await expect(phone.get_by_role("status")).to_contain_text("Thank you", timeout=10_000)
@@ -125,4 +139,6 @@ async def test_an_rsvp_from_a_phone_shows_live_in_the_couples_app(demo: Demo, br
         "accepted", timeout=10_000
     )
     assert await phone.evaluate("localStorage.getItem('rsvp:pending')") is None
+    await expect(noted).to_contain_text("Sam is allergic to nuts", timeout=10_000)
+    await expect(noted).not_to_contain_text("Saturday")
     await phone_context.close()

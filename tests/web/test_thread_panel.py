@@ -22,6 +22,30 @@ def no_page_errors() -> Any:
     assert PAGE_ERRORS == []
 
 
+async def start_thread(page: Any, guest_id: str, name: str, subject: str) -> tuple[Any, Any]:
+    """Open the guest's Discuss panel, start a thread with ``subject``: the panel and its
+    message box."""
+    row = page.locator(f'main [data-entity="{guest_id}"]')
+    await row.get_by_role("button", name="Discuss").click()
+    panel = page.get_by_role("dialog", name=f"Discuss {name}")
+    start = panel.get_by_role("form", name="Start a thread")
+    await start.get_by_label("Subject").fill(subject)
+    await start.get_by_role("button", name="Start thread").click()
+    return panel, panel.get_by_role("textbox", name="Message")
+
+
+async def planner_is_mentioned(demo: Demo, planner: Any) -> None:
+    """Wait (10 s at most) until the planner's inbox holds a mention."""
+    deadline = time.monotonic() + 10
+    while True:
+        inbox = await demo.json("/api/weddings/demo/notifications", role="planner")
+        assert isinstance(inbox, dict)
+        if any(n["reason"] == "mention" for n in inbox["notifications"]):
+            return
+        assert time.monotonic() < deadline, inbox
+        await planner.wait_for_timeout(100)
+
+
 async def test_the_couple_discusses_a_guest_and_the_planner_sees_the_badge_and_the_message(
     demo: Demo, browser: Any
 ) -> None:
@@ -128,13 +152,7 @@ async def test_the_composer_suggests_members_for_an_at_and_the_mention_reaches_t
     guest_id, guest = sorted(guests["guests"].items())[1]
     _, planner = await open_app(browser, demo.link("planner"))  # the directory learns Priya
     _, couple = await open_app(browser, demo.link("couple"))
-    row = couple.locator(f'main [data-entity="{guest_id}"]')
-    await row.get_by_role("button", name="Discuss").click()
-    panel = couple.get_by_role("dialog", name=f"Discuss {guest['name']}")
-    start = panel.get_by_role("form", name="Start a thread")
-    await start.get_by_label("Subject").fill("Seat next to the band?")
-    await start.get_by_role("button", name="Start thread").click()
-    box = panel.get_by_role("textbox", name="Message")
+    panel, box = await start_thread(couple, guest_id, guest["name"], "Seat next to the band?")
     await box.press_sequentially("Can @pri")
     options = panel.get_by_role("listbox", name="People to mention")
     await expect(options.get_by_role("option", name="Priya demo-planner")).to_be_visible()
@@ -144,14 +162,7 @@ async def test_the_composer_suggests_members_for_an_at_and_the_mention_reaches_t
     await panel.get_by_role("button", name="Send").click()
     # Shown as @Priya, stored with her sub, and in her inbox as a mention.
     await expect(panel.locator(".message .mention").first).to_have_text("@Priya")
-    deadline = time.monotonic() + 10
-    while True:
-        inbox = await demo.json("/api/weddings/demo/notifications", role="planner")
-        assert isinstance(inbox, dict)
-        if any(n["reason"] == "mention" for n in inbox["notifications"]):
-            break
-        assert time.monotonic() < deadline, inbox
-        await planner.wait_for_timeout(100)
+    await planner_is_mentioned(demo, planner)
 
 
 async def test_a_mention_by_display_name_rings_the_other_persons_bell(
@@ -164,13 +175,7 @@ async def test_a_mention_by_display_name_rings_the_other_persons_bell(
     _, couple = await open_app(browser, demo.link("couple"))
     await expect(planner.get_by_role("button", name="Inbox", exact=True)).to_be_visible()
 
-    row = couple.locator(f'main [data-entity="{guest_id}"]')
-    await row.get_by_role("button", name="Discuss").click()
-    panel = couple.get_by_role("dialog", name=f"Discuss {guest['name']}")
-    start = panel.get_by_role("form", name="Start a thread")
-    await start.get_by_label("Subject").fill("Allergies")
-    await start.get_by_role("button", name="Start thread").click()
-    box = panel.get_by_role("textbox", name="Message")
+    panel, box = await start_thread(couple, guest_id, guest["name"], "Allergies")
     await box.fill("@Priya is the nut-free cake booked?")  # typed as plain text, no pick
     await panel.get_by_role("button", name="Send").click()
 
@@ -186,3 +191,34 @@ async def test_a_mention_by_display_name_rings_the_other_persons_bell(
     await expect(planner.get_by_role("button", name="Inbox", exact=True)).to_be_visible(
         timeout=10_000
     )
+
+
+async def test_a_name_that_reached_nobody_is_said_under_the_composer(
+    demo: Demo, browser: Any
+) -> None:
+    guests = await demo.json("/api/weddings/demo/docs/guests")
+    assert isinstance(guests, dict)
+    guest_id, guest = sorted(guests["guests"].items())[3]
+    _, planner = await open_app(browser, demo.link("planner"))  # the directory learns Priya
+    _, couple = await open_app(browser, demo.link("couple"))
+    panel, box = await start_thread(couple, guest_id, guest["name"], "The band")
+    await box.fill("@Priya and @Ghost, is the band booked? cc @[Ghost](zed), I'm @home")
+    await panel.get_by_role("button", name="Send").click()
+
+    # Sent (Priya is mentioned); the name that reached nobody is said under the composer,
+    # once, and the composer is described by it; "@home" is text.
+    note = panel.get_by_role("status").filter(has_text="was notified")
+    await expect(note).to_have_text("Nobody named Ghost was notified.")
+    assert await note.is_visible()
+    described = await box.get_attribute("aria-describedby")
+    note_id = await note.get_attribute("id")
+    assert described is not None and note_id is not None and note_id in described.split()
+    await expect(box).to_have_value("")
+    await screenshot(couple, "mention-unnotified")
+    await planner_is_mentioned(demo, planner)
+
+    # The next message that reaches everyone it names clears the note.
+    await box.fill("Thanks @Priya")
+    await panel.get_by_role("button", name="Send").click()
+    await expect(note).to_have_count(0)
+    assert (await box.get_attribute("aria-describedby") or "") == ""

@@ -73,9 +73,16 @@ def test_the_run_directory_is_private_and_short() -> None:
 def test_the_wedding_of_a_path() -> None:
     assert wedding_of_path("/sync/w1/guests") == "w1"
     assert wedding_of_path("/api/weddings/w1/documents/guests") == "w1"
-    assert wedding_of_path("/api/weddings/w1") is None
+    assert wedding_of_path("/api/weddings/w1") == "w1"
+    assert wedding_of_path("/api/weddings/") is None
     assert wedding_of_path("/sync/") is None
     assert wedding_of_path("/metrics") is None
+    # The Hocuspocus path: /collab/{w} is the wedding's; bare /collab serves any wedding
+    # where it lands, and nothing deeper names one.
+    assert wedding_of_path("/collab/w1") == "w1"
+    assert wedding_of_path("/collab") is None
+    assert wedding_of_path("/collab/") is None
+    assert wedding_of_path("/collab/w1/guests") is None
     assert owner("w1", 4) == owner("w1", 4) in range(4)
 
 

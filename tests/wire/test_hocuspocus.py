@@ -5,9 +5,11 @@ cost, the socket and its other documents unharmed)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -151,6 +153,39 @@ async def test_a_read_only_write_is_sync_status_0(server: ServerProcess) -> None
         assert (await receive_until(ws, b"\x08"))[-1] == (name, b"\x08\x00")
 
 
+async def test_a_fresh_auth_under_a_denied_name_is_decided_again(server: ServerProcess) -> None:
+    """After ``permissionDenied`` a document's messages are dropped, but a later Auth under
+    the same name (a new provider replacing the failed one, without a CLOSE) is decided
+    afresh: granted, it is served; refused again, it is dropped again."""
+    w = new_wedding()
+    name = f"{w}/timeline"
+    good = MINT(sub="ann", role="couple", wedding=w)
+    async with connect(url(server, w)) as ws:
+        await ws.send(auth(name, "bad"))
+        key, body = await receive(ws)
+        assert key == name and body.startswith(b"\x02\x01")
+        await ws.send(message(name, encode_update(an_update("while_denied", 1))))
+        await ws.send(auth(name, good))
+        await ws.send(message(name, encode_sync_step1(b"\x00")))
+        seen = await receive_until(ws, b"\x00\x01")
+        assert seen[0] == (name, b"\x02\x02" + write_var_string("read-write"))
+        step2 = decode_message(seen[-1][1])
+        assert isinstance(step2, SyncStep2)
+        doc: Doc[Any] = Doc()
+        doc.apply_update(step2.update)
+        assert "while_denied" not in doc.get("m", type=Map).to_py()  # dropped, not held
+        await ws.send(message(name, encode_update(an_update("granted", 1))))
+        assert (await receive_until(ws, b"\x08"))[-1] == (name, b"\x08\x01")
+        # Refused again, then granted again: each Auth is decided on its own.
+        await ws.send(auth(name, "bad"))
+        assert (await receive_until(ws, b"\x02"))[-1][1].startswith(b"\x02\x01")
+        await ws.send(auth(name, good))
+        await ws.send(message(name, encode_update(an_update("again", 1))))
+        seen = await receive_until(ws, b"\x08")
+        assert seen[0] == (name, b"\x02\x02" + write_var_string("read-write"))
+        assert seen[-1] == (name, b"\x08\x01")
+
+
 @pytest.mark.parametrize(
     ("frame", "code"),
     [
@@ -267,3 +302,80 @@ async def test_the_same_token_sent_again_is_not_asked_for_again_and_ends_at_exp(
                 if body[:2] == b"\x02\x01":
                     break
         assert seen == [b"\x02\x02", b"\x02\x00", b"\x02\x02", b"\x02\x01"], seen
+
+
+def stateless(name: str, payload: str) -> bytes:
+    return write_var_string(name) + b"\x05" + write_var_string(payload)
+
+
+async def two_writers(server: ServerProcess, w: str) -> tuple[ClientConnection, ClientConnection]:
+    """A sender and a reader (both writers) of ``{w}/timeline``, each synced."""
+    name = f"{w}/timeline"
+    sockets = []
+    for sub, role in (("ann", "couple"), ("bob", "planner")):
+        ws = await connect(url(server, w), max_size=None)
+        sockets.append(ws)
+        await ws.send(auth(name, MINT(sub=sub, role=role, wedding=w, name=sub.title())))
+        await ws.send(message(name, encode_sync_step1(b"\x00")))
+        await receive_until(ws, b"\x00\x01")
+    return sockets[0], sockets[1]
+
+
+async def relayed_until_the_marker(
+    sender: ClientConnection, reader: ClientConnection, name: str
+) -> tuple[list[object], list[tuple[str, bytes]]]:
+    """Send an update behind the stateless messages already sent: the payloads the reader
+    was told before its broadcast (relayed in order, ahead of it on the reader's queue),
+    and what the sender heard up to its SyncStatus."""
+    await sender.send(message(name, encode_update(an_update("marker", 1))))
+    told = []
+    for key, body in await receive_until(reader, b"\x00\x02"):
+        if key == name and body[:1] == b"\x05":
+            stamped = json.loads(read_var_string(body, 1)[0])
+            assert stamped["from"] == {"sub": "ann", "name": "Ann"}
+            told.append(stamped["payload"])
+    heard = [(k, b) for k, b in await receive_until(sender, b"\x08") if b != b"\x09"]
+    return told, heard
+
+
+async def test_a_stateless_payload_over_4_kib_is_not_relayed_and_one_at_4_kib_is(
+    server: ServerProcess,
+) -> None:
+    w = new_wedding()
+    name = f"{w}/timeline"
+    sender, reader = await two_writers(server, w)
+    async with sender, reader:
+        at_limit = json.dumps("x" * 4094)  # 4096 bytes of JSON
+        over = json.dumps("y" * 4095)  # 4097
+        assert (len(at_limit.encode()), len(over.encode())) == (4096, 4097)
+        await sender.send(stateless(name, over))
+        await sender.send(stateless(name, at_limit))
+        told, heard = await relayed_until_the_marker(sender, reader, name)
+        assert told == ["x" * 4094]
+        # The sender is told nothing of the dropped payload (the protocol has no answer
+        # to a stateless message): its update's echo and SyncStatus 1, on an open socket.
+        assert [body[:2] for _, body in heard] == [b"\x00\x02", b"\x08\x01"]
+
+
+async def test_a_writers_stateless_payloads_past_10_a_second_are_not_relayed(
+    server: ServerProcess,
+) -> None:
+    """A burst: the first ten are relayed at once; past them, at most one more per tenth of
+    a second that passed (measured here, around the server's window: so with the burst read
+    within 100 ms, the eleventh is dropped), and the sender is told nothing."""
+    w = new_wedding()
+    name = f"{w}/timeline"
+    burst = 50  # below a document's inbox (64 messages): every drop is the rate's
+    sender, reader = await two_writers(server, w)
+    async with sender, reader:
+        started = time.monotonic()
+        for i in range(burst):
+            await sender.send(stateless(name, json.dumps({"n": i})))
+        told, heard = await relayed_until_the_marker(sender, reader, name)
+        elapsed = time.monotonic() - started
+        numbers = [p["n"] for p in told if isinstance(p, dict)]
+        assert numbers[:10] == list(range(10))
+        assert numbers == sorted(numbers) and len(numbers) == len(told)
+        assert len(numbers) <= 10 + int(10 * elapsed), (numbers, elapsed)
+        assert len(numbers) < burst
+        assert [body[:2] for _, body in heard] == [b"\x00\x02", b"\x08\x01"]

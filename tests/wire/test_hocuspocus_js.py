@@ -131,6 +131,52 @@ async def test_a_document_of_another_wedding_and_past_the_cap_are_refused(
         await bare.wait("o", "saved")
 
 
+async def test_a_detached_document_stops_and_frees_its_slot_while_the_others_sync(
+    server: ServerProcess,
+) -> None:
+    """``provider.destroy()`` on a shared socket sends CLOSE for its document: the server
+    ends that document's session (nothing more is sent under its name), gives its slot
+    back (another document attaches up to the cap, the one after it is refused), and the
+    other documents on the socket go on syncing."""
+    w = new_wedding()
+    token = MINT(sub="ann", role="couple", wedding=w)
+    guests = f"{w}/guests"
+    async with (
+        await HocusClient.start(collab(server, w)) as a,
+        await HocusClient.start(collab(server, w)) as b,
+    ):
+        for doc in ("timeline", "guests", "seating"):  # the cap is 3
+            await a.attach(doc, f"{w}/{doc}", token)
+            await a.wait(doc, "synced")
+        await b.attach("t", f"{w}/timeline", token)
+        await b.attach("g", guests, token)
+        await b.call("set", doc="g", key="before", value=1)
+        await a.wait("guests", "value", key="before", value=1)
+        await a.call("detach", doc="guests")
+        # Read after CLOSE on the same socket: its slot is free again, and only that one.
+        await a.attach("budget", f"{w}/budget", token)
+        info = await a.wait("budget", "synced")
+        assert [e["type"] for e in info["events"]] == ["authenticated"]
+        await a.attach("extra", f"{w}/vendors", token)
+        info = await a.wait("extra", "failed")
+        assert "too many documents" in info["events"][0]["reason"]
+        heard = (await a.call("socketInfo"))["byName"].get(guests, 0)
+        # Both documents change; the detached one's change is committed (b's SyncStatus 1)
+        # before a's own round trip, so anything sent to a for it would come first.
+        await b.call("set", doc="g", key="after", value=2)
+        await b.wait("g", "saved")
+        await b.call("set", doc="t", key="after", value=2)
+        await a.wait("timeline", "value", key="after", value=2)
+        await a.call("set", doc="timeline", key="from_a", value=3)
+        await a.wait("timeline", "saved")
+        await b.wait("t", "value", key="from_a", value=3)
+        info = await a.info("guests")
+        assert info["detached"] and info["map"] == {"before": 1}
+        socket = await a.call("socketInfo")
+        assert socket["byName"].get(guests, 0) == heard
+        assert socket["opens"] == 1 and socket["closes"] == []
+
+
 async def test_a_read_only_principal_syncs_and_its_writes_are_dropped_quietly(
     server: ServerProcess,
 ) -> None:

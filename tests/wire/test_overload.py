@@ -175,6 +175,7 @@ async def test_a_connection_paused_past_the_limit_is_closed_with_1013(tmp_path: 
             other.doc.get("m", type=Map)["k"] = 1
             await other.flush()
             await other.wait(other.is_confirmed, 10)
+            hold.unlink()  # the held commit ends, so the server stops at once (not at its timeout)
 
 
 async def test_a_quiet_weddings_echo_stays_fast_while_another_floods(tmp_path: Path) -> None:

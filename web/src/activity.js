@@ -326,6 +326,12 @@ export function describe (group, names) {
   const sub = typeof first.actor.sub === 'string' ? first.actor.sub : ''
   const answering = first.actor.role === 'guest' && sub.startsWith('guest:') ? names.guest(sub.slice(6)) : null
   const who = answering ? `${answering} (RSVP link)` : names.person(sub) || ROLE_WORDS[first.actor.role] || `Someone (${first.actor.role})`
+  // A household's note to the couple, written from its RSVP page: its events say when it
+  // was written (`rsvp_note_at`), never what it says (the guest list shows that).
+  if (n === 1 && answering && /^guest\.household_(added|updated)$/.test(group.type)) {
+    const at = data.changes ? data.changes.rsvp_note_at : data.fields && { to: data.fields.rsvp_note_at }
+    if (at && at.to !== undefined) return { who, what: at.to ? 'left the couple a note' : 'cleared their note to the couple', kind: 'guest' }
+  }
   let what
   switch (group.type) {
     case 'guest.added':
@@ -428,6 +434,18 @@ export function describe (group, names) {
     case 'task.removed':
       what = `removed ${plural(n, 'a task', 'tasks')}`
       break
+    case 'task.due': {
+      const title = (names.task && names.task(first.data.id)) || first.data.title
+      what = n === 1 && title ? `reminded: “${title}” is due today` : `reminded of ${plural(n, 'a task', 'tasks')} due`
+      break
+    }
+    case 'budget.payment_due': {
+      const f = first.data
+      what = n === 1
+        ? `reminded: a payment of ${names.money(f.amount) || 'an amount'}${f.vendor ? ` to ${f.vendor}` : ''} is due today`
+        : `reminded of ${plural(n, 'a payment', 'payments')} due`
+      break
+    }
     case 'budget.payment_recorded': {
       const f = fields(first)
       what = n === 1

@@ -3,7 +3,9 @@
 // "guest"}`), read once from GET .../events (cursor pages, oldest first) and then followed
 // live through the activity feed's events. A guest's newest answer is the one shown. The
 // events route shows each person only the events of documents they may read, so whoever
-// sees this panel may read the guest list.
+// sees this panel may read the guest list. Beside them, each household's note to the couple
+// (`rsvp_note` of its entry, read from the guest list itself, so it shows live; a role that
+// may not read it has no such field), always rendered as text.
 
 import { html, nothing } from 'lit-html'
 import { formats } from './local.js'
@@ -95,21 +97,40 @@ export class RsvpAnswers {
 
 const WORDS = { accepted: 'accepted', declined: 'declined', pending: 'is not sure yet' }
 
-/** The guest view's panel: who answered by their link, and when (newest first). */
+/** The households' notes to the couple, newest first: [{household, note, at}]. */
+export function householdNotes (households) {
+  return [...(households || new Map()).values()]
+    .filter((h) => h.note)
+    .sort((a, b) => (b.noteAt || '').localeCompare(a.noteAt || '') || a.name.localeCompare(b.name))
+    .map((h) => ({ household: h, note: h.note, at: h.noteAt }))
+}
+
+function notesList (notes) {
+  if (!notes.length) return nothing
+  return html`<h3 class="answers-notes-title">Notes from households</h3>
+    <ul class="answers-notes">${notes.map((n) => html`<li data-household=${n.household.id}>
+      <strong>${n.household.name}</strong>${n.at ? html` <time class="muted" datetime=${n.at}>${formats().dateTime(n.at)}</time>` : nothing}
+      <p class="answer-note">${n.note}</p></li>`)}</ul>`
+}
+
+/** The guest view's panel: who answered by their link, and when (newest first), and the
+ *  notes households left the couple. */
 export function answersPanel (ctx) {
   const answers = ctx.answers
   if (!answers) return nothing
+  const notes = householdNotes(ctx.households)
   const shown = answers.shown(ctx.guests)
   const households = new Set(shown.map((a) => a.guest.household_id || a.guest.household || a.guestId))
   return html`<details class="card answers" aria-label="RSVP answers">
     <summary><strong>Answered by RSVP link:</strong> ${shown.length
       ? `${shown.length} ${shown.length === 1 ? 'person' : 'people'} of ${households.size} household${households.size === 1 ? '' : 's'}`
-      : answers.loaded ? 'nobody yet' : 'reading…'}</summary>
+      : answers.loaded ? 'nobody yet' : 'reading…'}${notes.length ? ` · ${notes.length} note${notes.length === 1 ? '' : 's'}` : ''}</summary>
     ${shown.length
       ? html`<table class="per-table answers-list"><thead><tr><th scope="col">Guest</th><th scope="col">Answer</th><th scope="col">When</th></tr></thead>
         <tbody>${shown.map((a) => html`<tr data-guest=${a.guestId}><th scope="row">${a.guest.name || 'a guest'}</th>
           <td><span class="pill ${a.to}">${WORDS[a.to] || a.to}</span></td>
           <td>${a.at ? html`<time datetime=${a.at}>${formats().dateTime(a.at)}</time>` : '—'}</td></tr>`)}</tbody></table>`
       : html`<p class="muted">Answers sent from a household's RSVP page show here as they arrive.</p>`}
+    ${notesList(notes)}
   </details>`
 }

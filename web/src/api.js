@@ -22,3 +22,10 @@ export async function call (token, base, method, path = '', body = undefined, he
 export function reasonOf ({ status, body }) {
   return (body && body.detail) || (status ? `HTTP ${status}` : 'the server cannot be reached')
 }
+
+/** A refusal in the words of the field it names (the problem's first `errors` entry: "this
+ *  item is fixed: it keeps its time"), else `reasonOf`. */
+export function fieldReasonOf (answer) {
+  const named = answer.body && Array.isArray(answer.body.errors) ? answer.body.errors[0] : null
+  return (named && typeof named.message === 'string' && named.message) || reasonOf(answer)
+}

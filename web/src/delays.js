@@ -1,12 +1,23 @@
 // "Running late" on a timeline item: how many minutes, then the proposal of
 // `POST .../day/delays` (what moves with it, the fixed items that keep their times, the
 // vendors who would be told), then "Move them" applies it (one change, made as the person;
-// the vendors whose items moved are told).
+// the vendors whose items moved are told). A refusal (minutes out of range, the server's
+// answer) is said beside the control it concerns (`FormErrors`, form `late-ITEM`).
 
 import { html, nothing } from 'lit-html'
-import { call, reasonOf } from './api.js'
+import { call, fieldReasonOf } from './api.js'
 
 export const DEFAULT_MINUTES = 15
+export const MAX_MINUTES = 1440
+
+/** Why `minutes` (as typed) is refused, or null. */
+export function minutesError (typed) {
+  const minutes = Number(typed)
+  if (String(typed).trim() === '' || !Number.isInteger(minutes) || minutes < 1 || minutes > MAX_MINUTES) {
+    return `Type how many minutes late, 1 to ${MAX_MINUTES}.`
+  }
+  return null
+}
 
 /** "09:00 → 09:30": an item's move in the wedding's local time. */
 export function moveWords (local, move) {
@@ -21,14 +32,12 @@ export class Delays {
     this.item = null
     this.minutes = DEFAULT_MINUTES
     this.proposal = null
-    this.error = null
   }
 
   open (item) {
     this.item = item
     this.minutes = DEFAULT_MINUTES
     this.proposal = null
-    this.error = null
     this.onChange()
   }
 
@@ -38,21 +47,22 @@ export class Delays {
     this.onChange()
   }
 
+  /** Ask what moves; null, or the reason it was refused. */
   async propose (minutes) {
     const item = this.item
     this.minutes = minutes
     const answer = await call(this.token, this.base, 'POST', '', { item, minutes })
-    if (this.item !== item) return
+    if (this.item !== item) return null
     this.proposal = answer.status === 200 ? answer.body : null
-    this.error = answer.status === 200 ? null : reasonOf(answer)
     this.onChange()
+    return answer.status === 200 ? null : fieldReasonOf(answer)
   }
 
   /** Apply the proposal; null, or the reason it was refused. */
   async apply () {
     const body = { item: this.item, minutes: this.minutes, apply: true }
     const answer = await call(this.token, this.base, 'POST', '', body)
-    if (answer.status !== 200) return reasonOf(answer)
+    if (answer.status !== 200) return fieldReasonOf(answer)
     this.close()
     return null
   }
@@ -67,28 +77,36 @@ export function lateButton (ctx, item) {
 export function latePanel (ctx, item) {
   const d = ctx.delays
   if (d.item !== item.id) return nothing
-  const ask = (e) => {
+  const form = `late-${item.id}`
+  const f = ctx.errors.of(form)
+  const ask = async (e) => {
     e.preventDefault()
-    const minutes = Number(new FormData(e.target).get('minutes'))
-    d.propose(minutes)
+    const typed = String(new FormData(e.target).get('minutes') || '')
+    const wrong = minutesError(typed)
+    if (wrong) { d.proposal = null; ctx.refuse(form, [{ field: 'minutes', message: wrong }]); return }
+    const refused = await d.propose(Number(typed))
+    if (refused) ctx.refuse(form, [{ field: 'minutes', message: `Nothing moved: ${refused}.` }])
+    else ctx.errors.clear(form)
   }
   const apply = async () => {
     const refused = await d.apply()
-    if (refused) { d.error = `Not moved: ${refused}.`; ctx.render() } else ctx.say(`${item.title} and what depends on it moved; their vendors are told.`)
+    if (refused) ctx.refuse(form, [{ field: 'apply', message: `Not moved: ${refused}.` }])
+    else { ctx.errors.clear(form); ctx.say(`${item.title} and what depends on it moved; their vendors are told.`) }
   }
+  const close = () => { ctx.errors.clear(form); d.close() }
   const p = d.proposal
-  return html`<div class="card late-panel" role="group" aria-label=${`${item.title} is running late`}>
-    <form @submit=${ask}>
-      <label>How many minutes late? <input name="minutes" type="number" min="1" max="1440" required .value=${String(d.minutes)}></label>
+  return html`<div class="card late-panel" role="group" aria-label=${`${item.title} is running late`} data-form=${form}>
+    <form novalidate @submit=${ask} @input=${f.edited}>
+      <div class="field"><label>How many minutes late? <input name="minutes" type="number" min="1" max=${String(MAX_MINUTES)} required .value=${String(d.minutes)}
+        aria-describedby=${f.describedBy('minutes')} aria-invalid=${f.invalid('minutes')}></label>${f.note('minutes')}</div>
       <button type="submit">Show what moves</button>
-      <button type="button" class="link" @click=${() => d.close()}>Cancel</button>
+      <button type="button" class="link" @click=${close}>Cancel</button>
     </form>
-    ${d.error ? html`<p class="field-error" role="alert">${d.error}</p>` : nothing}
     ${p ? html`<ul class="moves" aria-label="What moves">
         ${p.moves.map((m) => html`<li><strong>${m.title || m.item}</strong> ${moveWords(ctx.local, m)}${m.vendor ? html` <span class="muted">(${m.vendor})</span>` : nothing}</li>`)}
       </ul>
       ${p.fixed.length ? html`<p class="muted">Keeps its time: ${p.fixed.join(', ')}.</p>` : nothing}
       <p class="muted">${p.vendors.length ? `Told: ${p.vendors.map((v) => v.vendor).join(', ')}.` : 'No vendor to tell.'}</p>
-      <button type="button" @click=${apply}>Move them</button>` : nothing}
+      <button type="button" name="apply" aria-describedby=${f.describedBy('apply')} @click=${apply}>Move them</button>${f.note('apply')}` : nothing}
   </div>`
 }

@@ -62,14 +62,23 @@ export function sha256hex (message) {
 /** The id a free-text household reads under (the server's `household_id_of`). */
 export const householdIdOf = (name) => `n-${sha256hex(householdKey(name)).slice(0, 16)}`
 
-/** The household entries: id -> {id, name, rsvp_deadline, mailing_address}. */
+/** The household entries: id -> {id, name, rsvp_deadline, mailing_address, rsvp_note,
+ *  rsvp_note_at} (the note: what the household wrote to the couple from its RSVP page). */
 export function readHouseholds (doc) {
   const found = new Map()
   if (!doc) return found
   doc.getMap('households').forEach((value, id) => {
     if (!ID.test(id) || !(value instanceof Y.Map)) return
     const name = text(value.get('name'))
-    if (name) found.set(id, { id, name, rsvp_deadline: text(value.get('rsvp_deadline')) || null, mailing_address: text(value.get('mailing_address')) || null })
+    if (!name) return
+    found.set(id, {
+      id,
+      name,
+      rsvp_deadline: text(value.get('rsvp_deadline')) || null,
+      mailing_address: text(value.get('mailing_address')) || null,
+      rsvp_note: text(value.get('rsvp_note')).slice(0, 1000) || null,
+      rsvp_note_at: text(value.get('rsvp_note_at')) || null
+    })
   })
   return found
 }
@@ -97,7 +106,8 @@ export function unnamedPlusOnes (guests) {
   return new Set(guests.filter((g) => g.plus_one && !named.has(g.id)).map((g) => g.id))
 }
 
-/** Every household by id: {id, name, entry, guests}, the guests in id order. */
+/** Every household by id: {id, name, entry, guests, note, noteAt}, the guests in id order
+ *  (the note to the couple and when it was written: null where there is none). */
 export function householdsOf (guests, entries) {
   const byName = new Map()
   for (const id of [...entries.keys()].sort()) {
@@ -118,11 +128,11 @@ export function householdsOf (guests, entries) {
     if (!own.has(g.id) && g.plus_one_of && own.has(g.plus_one_of)) own.set(g.id, own.get(g.plus_one_of))
   }
   const found = new Map()
-  for (const [id, entry] of entries) found.set(id, { id, name: entry.name, entry: true, guests: [] })
+  for (const [id, entry] of entries) found.set(id, { id, name: entry.name, entry: true, guests: [], note: entry.rsvp_note || null, noteAt: entry.rsvp_note_at || null })
   for (const g of [...guests].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
     const held = own.get(g.id)
     if (!held) continue
-    if (!found.has(held[0])) found.set(held[0], { id: held[0], name: held[1], entry: false, guests: [] })
+    if (!found.has(held[0])) found.set(held[0], { id: held[0], name: held[1], entry: false, guests: [], note: null, noteAt: null })
     found.get(held[0]).guests.push(g)
   }
   return found

@@ -19,6 +19,9 @@ const REASONS = {
   emergency_unacknowledged: 'raised an emergency nobody has acknowledged yet'
 }
 
+/** The events the scheduler stores with a reminder in someone's inbox. */
+const REMINDERS = new Set(['task.due', 'budget.payment_due'])
+
 export class Inbox {
   constructor ({ wedding, sub, token, onChange }) {
     this.base = `/api/weddings/${encodeURIComponent(wedding)}`
@@ -62,9 +65,10 @@ export class Inbox {
     return this.loading
   }
 
-  /** New thread events and emergencies may be new notifications. */
+  /** New thread events, emergencies and the scheduler's reminders (a task or a payment
+   *  falling due) may be new notifications. */
   onEvents (events) {
-    if (events.some((e) => (typeof e.type === 'string' && e.type.startsWith('thread.')) || e.priority === 'emergency')) this.refresh()
+    if (events.some((e) => (typeof e.type === 'string' && (e.type.startsWith('thread.') || REMINDERS.has(e.type))) || e.priority === 'emergency')) this.refresh()
   }
 
   /** Mark `ids` read (all when none are given). */

@@ -294,7 +294,7 @@ class PlannerApp {
     })
     this.inboxOpen = false
     this.push = new DevicePush({ wedding, sub: access.sub, token: () => this.keeper.token, key: access.push_key, onChange: () => this.sync.changed() })
-    this.day = new WeddingDay({ wedding, sub: access.sub, token: () => this.keeper.token, onChange: () => this.sync.changed() })
+    this.day = new WeddingDay({ wedding, sub: access.sub, token: () => this.keeper.token, onChange: () => this.sync.changed(), onRefused: (form, errors) => this.refuse(form, errors) })
     this.tools = new Tools({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
     this.toolsOpen = false
     this.webhooks = new Webhooks({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
@@ -530,8 +530,8 @@ class PlannerApp {
   /** Whether Share and export has anything for this person (tools.js). */
   get hasTools () {
     const guests = this.access.docs.guests
-    return (guests && guests !== 'none') || this.access.role === 'couple' ||
-      ['calendar.tokens', 'members.invite', 'members.manage', 'webhooks.manage'].some((c) => Array.isArray(this.access.capabilities) && this.access.capabilities.includes(c))
+    return (guests && guests !== 'none') ||
+      ['calendar.tokens', 'members.invite', 'members.manage', 'webhooks.manage', 'weddings.export'].some((c) => Array.isArray(this.access.capabilities) && this.access.capabilities.includes(c))
   }
 
   canWrite (kind) {
@@ -809,10 +809,12 @@ class PlannerApp {
     const suggestion = finding && finding.suggestion
     const form = finding ? `conflict-${finding.id}` : null
     const f = form ? this.errors.of(form) : null
-    const settle = async (how, done) => {
+    // Each button is its own field: a refusal is said beside (and focuses) the one pressed.
+    const settle = async (field, how, done) => {
+      this.errors.clear(form)
       const refused = await this.lost.settle(finding, how)
-      if (refused) this.refuse(form, [{ field: 'settle', message: `Not done: ${refused}.` }])
-      else { this.errors.clear(form); this.say(done) }
+      if (refused) this.refuse(form, [{ field, message: `Not done: ${refused}.` }])
+      else this.say(done)
     }
     const busy = finding && this.lost.busy.has(finding.id)
     return html`<li data-code=${c.code} data-form=${form || nothing}>
@@ -821,12 +823,12 @@ class PlannerApp {
       ${finding && this.can('conflicts.resolve')
         ? html`<span class="conflict-actions">
             ${suggestion && Array.isArray(suggestion.ops) && suggestion.ops.length
-              ? html`<button type="button" name="settle" ?disabled=${busy} aria-describedby=${f.describedBy('settle')}
-                  @click=${() => settle({ ops: suggestion.ops }, 'The suggestion was applied.')}>Apply the suggestion</button>`
+              ? html`<button type="button" name="apply" ?disabled=${busy} aria-describedby=${f.describedBy('apply')}
+                  @click=${() => settle('apply', { ops: suggestion.ops }, 'The suggestion was applied.')}>Apply the suggestion</button>`
               : nothing}
-            <button type="button" name="settle" ?disabled=${busy} aria-describedby=${f.describedBy('settle')}
-              @click=${() => settle({ acknowledge: true }, 'Conflict acknowledged: things stay as they are.')}>Acknowledge</button>
-          </span>${f.note('settle')}`
+            <button type="button" name="acknowledge" ?disabled=${busy} aria-describedby=${f.describedBy('acknowledge')}
+              @click=${() => settle('acknowledge', { acknowledge: true }, 'Conflict acknowledged: things stay as they are.')}>Acknowledge</button>
+          </span>${f.note('apply')}${f.note('acknowledge')}`
         : nothing}
     </li>`
   }

@@ -83,6 +83,23 @@ export function withMentions (body) {
   return parts
 }
 
+/** What a sent message's `unnotified_mentions` say, one sentence each (a name once). */
+export function unnotifiedLines (missed, nameOf) {
+  const lines = []
+  for (const m of Array.isArray(missed) ? missed : []) {
+    if (!m || typeof m !== 'object') continue
+    const who = m.sub ? nameOf(m.sub) || m.name || m.sub : m.name
+    let line
+    if (m.reason === 'unknown_member') line = `Nobody named ${m.name || m.sub} was notified.`
+    else if (m.reason === 'ambiguous_name') line = `${m.name} was not notified: two members have that name; pick one after typing @.`
+    else if (m.reason === 'cannot_see_thread') line = `${who} was not notified: they cannot see this thread.`
+    else if (m.reason === 'not_a_member') line = `${who} was not notified: not a member of this wedding.`
+    else continue
+    if (!lines.includes(line)) lines.push(line)
+  }
+  return lines
+}
+
 export function threadPanel (ctx) {
   const d = ctx.discussing
   const store = ctx.threads
@@ -131,6 +148,7 @@ export function threadPanel (ctx) {
     form.reset()
     form.querySelector('textarea').focus()
   }
+  const missed = thread ? unnotifiedLines(store.unnotified.get(thread.id), (sub) => store.members.get(sub) || ctx.names().person(sub)) : []
   const sendForm = ctx.errors.of('send-message')
   const startForm = ctx.errors.of('start-thread')
   const picking = ctx.mentioning // { at, options, active } while an @ is being typed
@@ -221,8 +239,9 @@ export function threadPanel (ctx) {
             <div class="field"><label>Message <textarea name="body" rows="3" required @keydown=${keys} @input=${typing}
               aria-autocomplete="list" aria-controls="mention-options"
               aria-activedescendant=${picking ? `mention-${picking.active}` : nothing}
-              aria-describedby=${sendForm.describedBy('body')} aria-invalid=${sendForm.invalid('body')}
+              aria-describedby=${sendForm.describedBy('body', missed.length ? 'unnotified-note' : null)} aria-invalid=${sendForm.invalid('body')}
               placeholder="Write a message (@ names someone; Ctrl+Enter sends)"></textarea></label>${sendForm.note('body')}
+              ${missed.length ? html`<p id="unnotified-note" class="note unnotified" role="status">${missed.join(' ')}</p>` : nothing}
               <ul id="mention-options" class="mention-options" role="listbox" aria-label="People to mention" ?hidden=${!picking}>
                 ${picking ? picking.options.map((o, i) => html`<li id=${`mention-${i}`} role="option" aria-selected=${i === picking.active ? 'true' : 'false'}
                   @mousedown=${(e) => { e.preventDefault(); pick(e.target.closest('form').querySelector('textarea'), o) }}>${o.name} <span class="muted">${o.sub}</span></li>`) : nothing}

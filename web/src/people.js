@@ -317,7 +317,6 @@ export class Devices {
     this.error = null
     this.email = undefined // the person's verified address; null: none yet
     this.claimed = null // the address a confirmation link was just sent to
-    this.claimError = null
   }
 
   async load () {
@@ -331,7 +330,8 @@ export class Devices {
     this.onChange()
   }
 
-  /** "Add your email": the server sends a link that verifies `address` for this person. */
+  /** "Add your email": the server sends a link that verifies `address` for this person;
+   *  null, or the refusal ({field, message}). */
   async addEmail (address) {
     let answer
     try {
@@ -339,8 +339,9 @@ export class Devices {
     } catch {
       answer = { ok: false, data: { detail: 'you are offline' } }
     }
-    if (answer.ok) { this.claimed = address; this.claimError = null } else this.claimError = problemOf(answer.data, ['email']).message
+    if (answer.ok) this.claimed = address
     this.onChange()
+    return answer.ok ? null : { field: 'email', message: problemOf(answer.data, ['email']).message }
   }
 
   async revoke (id) {
@@ -352,17 +353,23 @@ export class Devices {
 
 /** "Add your email", for a person with none (joined by invitation without one): a link to
  * the address confirms it; until then they can use this device only. */
-function addEmailView (devices) {
-  const submit = (e) => {
+function addEmailView (ctx, devices) {
+  const f = ctx.errors.of('add-email')
+  const submit = async (e) => {
     e.preventDefault()
     const address = String(new FormData(e.target).get('email') || '').trim()
-    if (address) devices.addEmail(address)
+    if (!/^[^\s@]+@[^\s@]+$/.test(address)) {
+      ctx.refuse('add-email', [{ field: 'email', message: 'Type your email address, such as sam@example.com.' }])
+      return
+    }
+    const refused = await devices.addEmail(address)
+    if (refused) ctx.refuse('add-email', [refused])
+    else ctx.errors.clear('add-email')
   }
-  return html`<form class="add-form" aria-label="Add your email" novalidate @submit=${submit}>
+  return html`<form class="add-form" data-form="add-email" aria-label="Add your email" novalidate @submit=${submit} @input=${f.edited}>
       <p class="muted">Add your email to sign in on other devices: we send a link to confirm it.</p>
       <div class="field"><label>Your email <input name="email" type="email" maxlength="254" autocomplete="email" required
-        aria-invalid=${devices.claimError ? 'true' : 'false'}></label>
-        ${devices.claimError ? html`<span class="error" role="alert">${devices.claimError}</span>` : nothing}</div>
+        aria-describedby=${f.describedBy('email')} aria-invalid=${f.invalid('email')}></label>${f.note('email')}</div>
       <button type="submit">Email me a link to confirm it</button>
       ${devices.claimed ? html`<p role="status">Check your mail: open the link we sent to ${devices.claimed} to add it.</p>` : nothing}
     </form>`
@@ -387,7 +394,7 @@ export function devicesView (ctx) {
         <button type="button" @click=${() => ctx.signOutEverywhere()}>Sign out everywhere</button>`
       : html`<p class="muted">Loading…</p>`}
     ${devices.email ? html`<p class="muted">Your email: ${devices.email}</p>` : nothing}
-    ${devices.email === null ? addEmailView(devices) : nothing}
+    ${devices.email === null ? addEmailView(ctx, devices) : nothing}
   </section>`
 }
 

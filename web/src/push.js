@@ -140,6 +140,12 @@ export function pushView (ctx) {
     const start = String(v.get('quiet_start') || '')
     const end = String(v.get('quiet_end') || '')
     const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'
+    // One end without the other would save no quiet hours at all: say so instead.
+    if (Boolean(start) !== Boolean(end)) {
+      const field = start ? 'quiet_end' : 'quiet_start'
+      ctx.refuse('push-settings', [{ field, message: `Quiet hours need both times: type when they ${start ? 'end' : 'start'}, or clear both for none.` }])
+      return
+    }
     const refused = await push.saveSettings({
       mentions: v.get('mentions') === 'on',
       urgent: v.get('urgent') === 'on',
@@ -152,21 +158,22 @@ export function pushView (ctx) {
   const f = ctx.errors.of('push-settings')
   const s = push.settings
   const quiet = s && s.quiet_hours
-  return html`<fieldset class="push-settings" aria-describedby=${f.describedBy('device')}>
+  return html`<fieldset class="push-settings" data-form="push-settings">
     <legend>Push notifications</legend>
-    <label class="check"><input type="checkbox" name="push-device" ?checked=${push.on} ?disabled=${!push.supported}
-      @change=${flip}> Push notifications on this device</label>
+    <label class="check"><input type="checkbox" name="device" ?checked=${push.on} ?disabled=${!push.supported}
+      aria-describedby=${f.describedBy('device')} aria-invalid=${f.invalid('device')} @change=${flip}> Push notifications on this device</label>
     ${push.supported ? nothing : html`<p class="muted">This browser cannot receive them here. On an iPhone or iPad, add the app to the home screen first.</p>`}
     <button type="button" ?disabled=${!push.on} @click=${test}>Send me a test notification</button>
     ${f.note('device')}
     ${s
-      ? html`<form data-form="push-settings" @submit=${save} aria-label="Push settings">
+      ? html`<form novalidate @submit=${save} @input=${f.edited} aria-label="Push settings">
           <label class="check"><input type="checkbox" name="mentions" ?checked=${s.mentions}> Mentions</label>
           <label class="check"><input type="checkbox" name="urgent" ?checked=${s.urgent}> Urgent messages</label>
           <label class="check"><input type="checkbox" name="emergencies" ?checked=${s.emergencies}> Emergencies</label>
           <div class="field"><label>Quiet from <input type="time" name="quiet_start" .value=${quiet ? quiet.start : ''}
             aria-describedby=${f.describedBy('quiet_start')} aria-invalid=${f.invalid('quiet_start')}></label>
-            <label>until <input type="time" name="quiet_end" .value=${quiet ? quiet.end : ''}></label>${f.note('quiet_start')}</div>
+            <label>until <input type="time" name="quiet_end" .value=${quiet ? quiet.end : ''}
+            aria-describedby=${f.describedBy('quiet_end')} aria-invalid=${f.invalid('quiet_end')}></label>${f.note('quiet_start')}${f.note('quiet_end')}</div>
           <p class="muted">Quiet hours hold pushes until they end, except emergencies.</p>
           <button type="submit">Save push settings</button>
         </form>`

@@ -173,15 +173,18 @@ export function tasksView (ctx) {
           <span class="task-owner">${canWrite ? ownerPicker(t) : t.owner ? nameOf(t.owner) : 'Nobody yet'}</span>
           ${canWrite
             ? html`<details class="task-more"><summary>Notes</summary>${notesField(doc, 'tasks', t.id, `Notes for ${t.title}`)}
-                <button type="button" class="link danger" @click=${() => { removeTask(doc, t.id); ctx.say(`${t.title} removed.`) }}>Remove task</button></details>`
+                <button type="button" class="link danger" aria-label=${`Remove ${t.title}`}
+                  @click=${() => ctx.removed(`${t.title} removed`, () => removeTask(doc, t.id))}>Remove task</button></details>`
             : nothing}
         </li>`)}
       </ul>
       ${canWrite
-        ? html`<form class="card add" data-form="add-task" @submit=${add} novalidate>
-            <h3>Add a task</h3>
-            <label>Title <input name="title" maxlength="200" aria-describedby=${form.describedBy('title')}></label>${form.note('title')}
-            <label>Due <input name="due" type="date" aria-describedby=${form.describedBy('due')}></label>${form.note('due')}
+        ? html`<form class="card add" data-form="add-task" @submit=${add} @input=${form.edited} novalidate aria-labelledby="add-task-title">
+            <h3 id="add-task-title">Add a task</h3>
+            <div class="field"><label>Title <input name="title" maxlength="200"
+              aria-describedby=${form.describedBy('title')} aria-invalid=${form.invalid('title')}></label>${form.note('title')}</div>
+            <div class="field"><label>Due <input name="due" type="date"
+              aria-describedby=${form.describedBy('due')} aria-invalid=${form.invalid('due')}></label>${form.note('due')}</div>
             <label>Who <select name="owner"><option value="">Nobody yet</option>
               ${members.map(([sub]) => html`<option value=${sub}>${nameOf(sub)}</option>`)}</select></label>
             <button type="submit">Add task</button>

@@ -44,6 +44,7 @@ export class ThreadStore {
     this.messages = new Map() // thread id -> messages in seq order
     this.watched = new Set() // threads whose messages are shown
     this.members = new Map() // sub -> name
+    this.unnotified = new Map() // thread id -> what this person's last message there could not notify
     this.outboxKey = `crdt-server.outbox:${wedding}:${sub}`
     this.outbox = this.loadOutbox()
     this.sending = false
@@ -229,6 +230,9 @@ export class ThreadStore {
         if (answer.status === 200 || answer.status === 201) {
           this.outbox = this.outbox.filter((m) => m.id !== message.id)
           this.saveOutbox()
+          const missed = answer.body && Array.isArray(answer.body.unnotified_mentions) ? answer.body.unnotified_mentions : []
+          if (missed.length) this.unnotified.set(message.thread, missed)
+          else this.unnotified.delete(message.thread)
           const held = this.messages.get(message.thread)
           if (held && answer.body && !held.some((m) => m.id === answer.body.id)) {
             held.push(answer.body)

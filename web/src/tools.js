@@ -55,7 +55,8 @@ export class Tools {
       if (response && response.ok) {
         this.preview = dryRun ? body : null
         if (!dryRun) this.file = null
-        return null
+        const bad = dryRun && Array.isArray(body.errors) ? body.errors.length : 0
+        return bad ? `${plural(bad, 'row has', 'rows have')} errors, listed below: fix the file and preview again` : null
       }
       if (response && response.status === 422 && Array.isArray(body.rows)) {
         this.preview = { added: [], changed: [], unchanged: [], errors: body.rows }
@@ -77,14 +78,15 @@ export function toolsView (ctx) {
   const canCalendar = ctx.can('calendar.tokens')
   const canImport = ctx.canWrite('guests')
   const canExportGuests = ctx.access.docs.guests && ctx.access.docs.guests !== 'none'
-  const canExport = ctx.access.role === 'couple'
+  const canExport = ctx.can('weddings.export')
   const csv = ctx.errors.of('guests-csv')
   const wedding = ctx.errors.of('export')
-  const act = async (form, field, run) => {
+  const act = async (form, field, run, words = (reason) => `Not done: ${reason}.`) => {
     const refused = await run()
-    if (refused) ctx.refuse(form, [{ field, message: `Not done: ${refused}.` }])
+    if (refused) ctx.refuse(form, [{ field, message: words(refused) }])
     else ctx.errors.clear(form)
   }
+  const previewed = (reason) => `${reason[0].toUpperCase()}${reason.slice(1)}.`
   const choose = async (e) => {
     const file = e.target.files && e.target.files[0]
     tools.preview = null
@@ -102,9 +104,9 @@ export function toolsView (ctx) {
           <button type="button" @click=${() => act('guests-csv', 'file', () => tools.download('/guests.csv?bom=true', `guests-${tools.wedding}.csv`))}>Download the guest list</button>
           ${canImport
             ? html`<div class="field"><label>Import guests from a CSV file <input name="file" type="file" accept=".csv,text/csv" @change=${choose}
-                  aria-describedby=${csv.describedBy('file')} aria-invalid=${csv.invalid('file')}></label>${csv.note('file')}</div>
+                  aria-describedby=${csv.describedBy('file', p && p.errors.length ? 'csv-row-errors' : null)} aria-invalid=${csv.invalid('file')}></label>${csv.note('file')}</div>
                 <div class="actions">
-                  <button type="button" ?disabled=${!tools.file || tools.busy} @click=${() => act('guests-csv', 'file', () => tools.importCsv(true))}>Preview the import</button>
+                  <button type="button" ?disabled=${!tools.file || tools.busy} @click=${() => act('guests-csv', 'file', () => tools.importCsv(true), previewed)}>Preview the import</button>
                   <button type="button" class="primary" ?disabled=${!p || p.errors.length > 0 || tools.busy}
                     @click=${() => act('guests-csv', 'file', async () => { const r = await tools.importCsv(false); if (!r) ctx.say('Guests imported.'); return r })}>Import</button>
                 </div>
@@ -114,7 +116,7 @@ export function toolsView (ctx) {
                       ${p.changed.length ? html`<ul>${p.changed.slice(0, 20).map((c) => html`<li>Line ${c.line}: ${c.fields.join(', ')}</li>`)}</ul>` : nothing}
                       ${p.errors.length
                         ? html`<p class="field-error">${plural(p.errors.length, 'row has', 'rows have')} errors; fix the file and preview again:</p>
-                            <ul>${p.errors.slice(0, 20).map((r) => html`<li>Line ${r.line}, ${r.field}: ${r.message}</li>`)}</ul>`
+                            <ul id="csv-row-errors">${p.errors.slice(0, 20).map((r) => html`<li>Line ${r.line}, ${r.field}: ${r.message}</li>`)}</ul>`
                         : nothing}
                     </div>`
                   : nothing}`

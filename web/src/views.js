@@ -187,6 +187,11 @@ function guestShown (g) {
 }
 
 const dietaryList = (text) => [...new Set(text.split(',').map((d) => d.trim()).filter(Boolean))].slice(0, 20)
+/** Why a dietary text is refused (an entry longer than the document takes), or null: the
+ *  document would keep it and the server flag it as an invalid entry, shown to nobody here. */
+const dietaryError = (text) => dietaryList(text).some((d) => d.length > 200)
+  ? 'Each dietary need is at most 200 characters: separate them with commas.'
+  : null
 
 /** A guest field's value as stored, from the form's string. */
 const GUEST_FIELDS = {
@@ -248,6 +253,8 @@ function guestForm (ctx, g, canWrite) {
     const { write, clashes } = state.changes(now)
     const errors = clashes.map((name) => ({ field: name, message: PICK_ONE }))
     if (canWrite && 'name' in write && !write.name.trim()) errors.push({ field: 'name', message: 'A guest needs a name.' })
+    const dietary = 'dietary' in write ? dietaryError(write.dietary) : null
+    if (dietary) errors.push({ field: 'dietary', message: dietary })
     if (errors.length) { ctx.refuse(form, inOrder(GUEST_ORDER, errors)); return }
     ctx.errors.clear(form)
     const fields = {}

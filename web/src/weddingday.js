@@ -4,7 +4,8 @@
 // dead phone battery loses nothing) and sent when the server answers, with its own
 // Idempotency-Key (a retry whose answer was lost is not stored twice) and `at`, the moment
 // it was tapped (the server keeps it unless later than receipt; the couple sees "reported
-// at").
+// at"). A tap the server refuses is said beside the button tapped (`FormErrors`, form
+// `check-in-VENDOR`, field the status), through `onRefused`.
 import { html, nothing } from 'lit-html'
 
 const RETRY_MS = [500, 1000, 2000, 4000, 8000]
@@ -115,7 +116,10 @@ export class CheckInQueue {
         this.failures = 0
         if (!response.ok) {
           const problem = await response.json().catch(() => ({}))
-          this.onRefused(entry, problem.detail || `HTTP ${response.status}`)
+          // The reason in words: the field's message ("you may not check this vendor in"),
+          // else the detail.
+          const named = Array.isArray(problem.errors) && problem.errors[0] && problem.errors[0].message
+          this.onRefused(entry, named || problem.detail || `HTTP ${response.status}`)
         }
         this.onChange()
       }
@@ -126,15 +130,18 @@ export class CheckInQueue {
   }
 }
 
-/** The day's state from the server, and the device's queue of check-ins. */
+/** The form key of a vendor's check-in buttons. */
+export const checkInForm = (vendor) => `check-in-${vendor}`
+
+/** The day's state from the server, and the device's queue of check-ins. `onRefused(form,
+ *  errors)`: a tap the server refused for good, to show beside its button. */
 export class WeddingDay {
-  constructor ({ wedding, sub, token, onChange, fetcher, storage, now, schedule }) {
+  constructor ({ wedding, sub, token, onChange, onRefused = () => {}, fetcher, storage, now, schedule }) {
     this.wedding = wedding
     this.token = token
     this.onChange = onChange
     this.fetcher = fetcher || ((...args) => fetch(...args))
     this.state = null
-    this.refused = ''
     this.queue = new CheckInQueue({
       wedding,
       sub,
@@ -144,7 +151,7 @@ export class WeddingDay {
       now,
       schedule,
       onChange: () => onChange(),
-      onRefused: (entry, reason) => { this.refused = `${entry.body.vendor}: ${reason}`; onChange() }
+      onRefused: (entry, reason) => onRefused(checkInForm(entry.body.vendor), [{ field: entry.body.status, message: `Check-in refused: ${reason}.` }])
     })
   }
 
@@ -163,7 +170,6 @@ export class WeddingDay {
   }
 
   async tap (vendor, status) {
-    this.refused = ''
     await this.queue.tap(vendor, status)
     await this.refresh()
   }
@@ -192,16 +198,19 @@ export function dayPanel (app) {
   const mayTap = app.access.role !== 'friend' && app.access.role !== 'family'
   return html`<section class="wedding-day" aria-labelledby="day-title">
     <h2 id="day-title">Today${state.day ? html` <span class="muted">${state.day}</span>` : nothing}</h2>
-    ${day.refused ? html`<p class="error" role="alert">Check-in refused: ${day.refused}</p>` : nothing}
     <ul class="day-vendors">
-      ${state.vendors.map((v) => html`<li data-vendor=${v.vendor}>
-        <strong>${v.name}</strong>
-        <span class="check-in" role="status">${checkInText(v, day.queue.pendingFor(v.vendor))}</span>
-        ${mayTap
-          ? html`<button type="button" @click=${() => day.tap(v.vendor, 'arrived')}>Arrived</button>
-            <button type="button" @click=${() => day.tap(v.vendor, 'running_late')}>Running late</button>`
-          : nothing}
-      </li>`)}
+      ${state.vendors.map((v) => {
+        const form = checkInForm(v.vendor)
+        const f = app.errors.of(form)
+        const tap = (status) => { app.errors.clear(form); day.tap(v.vendor, status) }
+        const button = (status) => html`<button type="button" name=${status} aria-label=${`${v.name}: ${STATUS[status]}`}
+          aria-describedby=${f.describedBy(status)} @click=${() => tap(status)}>${STATUS[status]}</button>`
+        return html`<li data-vendor=${v.vendor} data-form=${form}>
+          <strong>${v.name}</strong>
+          <span class="check-in" role="status">${checkInText(v, day.queue.pendingFor(v.vendor))}</span>
+          ${mayTap ? html`${button('arrived')} ${button('running_late')}${f.note('arrived')}${f.note('running_late')}` : nothing}
+        </li>`
+      })}
     </ul>
     <ol class="day-items">
       ${state.items.map((i) => html`<li data-item=${i.id} data-state=${i.state}>

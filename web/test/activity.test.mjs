@@ -44,6 +44,16 @@ test('a guest answering from their RSVP link is named by the guest list', () => 
   assert.equal(said(event('guest.rsvp_changed', { id: 'g2', from: 'pending', to: 'accepted' }, { sub: 'guest:g9', role: 'guest' })), 'A guest (RSVP link) set the RSVP of Grace Hopper to accepted')
 })
 
+test('a household\'s note from its RSVP link is said without its words', () => {
+  const guest = { sub: 'guest:g2', role: 'guest' }
+  const at = '2026-11-26T10:00:00+00:00'
+  assert.equal(said(event('guest.household_updated', { id: 'h1', changes: { rsvp_note_at: { from: null, to: at } } }, guest)), 'Grace Hopper (RSVP link) left the couple a note')
+  assert.equal(said(event('guest.household_added', { id: 'h1', fields: { name: 'Hoppers', rsvp_note_at: at } }, guest)), 'Grace Hopper (RSVP link) left the couple a note')
+  assert.equal(said(event('guest.household_updated', { id: 'h1', changes: { rsvp_note_at: { from: at, to: null } } }, guest)), 'Grace Hopper (RSVP link) cleared their note to the couple')
+  // The couple's own household edits read as before.
+  assert.equal(said(event('guest.household_updated', { id: 'h1', changes: { name: { from: 'A', to: 'B' } } })), 'Alex & Sam guest household updated')
+})
+
 test('seating: seated, moved, unseated, tables', () => {
   assert.equal(said(event('seating.guest_seated', { guest_id: 'g1', table_id: 't1', seat: 3 })), 'Alex & Sam seated Ada Lovelace at table Rose, seat 3')
   assert.equal(said(event('seating.guest_moved', { guest_id: 'g1', from: { table_id: 't1', seat: 3 }, to: { table_id: 't2', seat: null } })), 'Alex & Sam moved Ada Lovelace from table Rose, seat 3 to table Iris')
@@ -177,4 +187,11 @@ test('a message with a mention reads @Name, as in its thread', () => {
   const e = event('thread.message_posted', { thread: 't1', body: '@[Alex & Sam](demo-couple) can Ada sit by the door?' })
   assert.match(one(e).what, /: @Alex & Sam can Ada sit by the door\?$/)
   assert.doesNotMatch(one(e).what, /demo-couple|\[/)
+})
+
+test('the scheduler\'s reminders: a task and a payment falling due', () => {
+  const server = { sub: 'scheduler', role: 'server' }
+  const due = (type, data) => one(event(type, data, server)).what
+  assert.equal(due('task.due', { id: 'k1', title: 'Book the cake tasting', due: '2027-03-01', owner: null }), 'reminded: “Book the cake tasting” is due today')
+  assert.equal(due('budget.payment_due', { id: 'p1', due: '2027-03-01', amount: 150000, category_id: 'c1', vendor: 'Petal Co.' }), 'reminded: a payment of €1500.00 to Petal Co. is due today')
 })

@@ -3,7 +3,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 
-const { answerOf, mergeAnswers, RsvpAnswers } = await import('../src/answers.js')
+const { answerOf, householdNotes, mergeAnswers, RsvpAnswers } = await import('../src/answers.js')
 
 const changed = (seq, id, to, actor = { sub: `guest:${id}`, role: 'guest' }) =>
   ({ seq, type: 'guest.rsvp_changed', actor, at: `2026-11-26T10:0${seq}:00Z`, data: { id, from: 'pending', to } })
@@ -29,4 +29,14 @@ test('the newest answer per guest wins, whatever order they arrive in', () => {
   assert.deepEqual(shown.map((a) => [a.guest.name, a.to]), [['Bo', 'accepted'], ['Ann', 'declined']])
   // An erased guest's answer is not shown.
   assert.deepEqual(answers.shown([{ id: 'g2', name: 'Bo' }]).map((a) => a.guestId), ['g2'])
+})
+
+test('the households\' notes to the couple, newest first', () => {
+  const households = new Map([
+    ['h1', { id: 'h1', name: 'Lees', note: 'We arrive Saturday only', noteAt: '2026-11-26T10:00:00+00:00' }],
+    ['h2', { id: 'h2', name: 'Kims', note: null, noteAt: null }],
+    ['h3', { id: 'h3', name: 'Ortiz', note: 'Sam is allergic to nuts', noteAt: '2026-11-27T09:00:00+00:00' }]
+  ])
+  assert.deepEqual(householdNotes(households).map((n) => [n.household.name, n.note]), [['Ortiz', 'Sam is allergic to nuts'], ['Lees', 'We arrive Saturday only']])
+  assert.deepEqual(householdNotes(undefined), [])
 })

@@ -1,7 +1,7 @@
 // "Running late": how a proposal's move is said, and the panel's state before any answer.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { DEFAULT_MINUTES, Delays, moveWords } from '../src/delays.js'
+import { DEFAULT_MINUTES, Delays, minutesError, moveWords } from '../src/delays.js'
 
 const local = { time: (iso) => iso.slice(11, 16) }
 
@@ -21,4 +21,19 @@ test('opening an item starts from the default minutes, with no proposal yet', ()
   delays.close()
   assert.equal(delays.item, null)
   assert.equal(changes, 2)
+})
+
+test('minutes late are a whole number from 1 to 1440; anything else is refused in words', () => {
+  for (const ok of ['1', '15', '1440']) assert.equal(minutesError(ok), null)
+  for (const wrong of ['', ' ', '0', '-5', '1441', '2.5', 'soon']) {
+    assert.equal(minutesError(wrong), 'Type how many minutes late, 1 to 1440.', wrong)
+  }
+})
+
+test('a refusal is said in the words of the field it names, else its detail', async () => {
+  const { fieldReasonOf } = await import('../src/api.js')
+  const fixed = { status: 422, body: { detail: 'item: this item is fixed: it keeps its time', errors: [{ field: 'item', message: 'this item is fixed: it keeps its time' }] } }
+  assert.equal(fieldReasonOf(fixed), 'this item is fixed: it keeps its time')
+  assert.equal(fieldReasonOf({ status: 403, body: { detail: 'not yours' } }), 'not yours')
+  assert.equal(fieldReasonOf({ status: 0, body: null }), 'the server cannot be reached')
 })

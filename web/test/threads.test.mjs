@@ -91,3 +91,24 @@ test('thread events in words', () => {
   assert.equal(say('thread.message_posted', { thread: 't1', body: 'Vegan?' }), 'Alex & Sam wrote in “Diet”: Vegan?')
   assert.equal(say('thread.resolved', { thread: 't1' }), 'Alex & Sam resolved the thread “Diet”')
 })
+
+test('what a sent message could not notify, in words, each name once', async () => {
+  const { unnotifiedLines } = await import('../src/panel.js')
+  const names = { dj: 'DJ Sol' }
+  const lines = unnotifiedLines([
+    { name: 'Ghost', sub: 'zed', reason: 'unknown_member' },
+    { name: 'Ghost', reason: 'unknown_member' },
+    { name: 'Sam Lee', reason: 'ambiguous_name' },
+    { sub: 'dj', reason: 'cannot_see_thread' },
+    { sub: 'zed', reason: 'not_a_member' },
+    { name: 'x', reason: 'a reason of a later server' },
+    null
+  ], (sub) => names[sub])
+  assert.deepEqual(lines, [
+    'Nobody named Ghost was notified.',
+    'Sam Lee was not notified: two members have that name; pick one after typing @.',
+    'DJ Sol was not notified: they cannot see this thread.',
+    'zed was not notified: not a member of this wedding.'
+  ])
+  assert.deepEqual(unnotifiedLines(undefined, () => null), [])
+})

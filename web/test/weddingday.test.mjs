@@ -4,7 +4,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 
-const { CheckInQueue, checkInText } = await import('../src/weddingday.js')
+const { CheckInQueue, WeddingDay, checkInForm, checkInText } = await import('../src/weddingday.js')
 
 function memory () {
   const store = new Map()
@@ -69,6 +69,17 @@ test('a refusal is dropped and said; a 401 or 503 is tried again', async () => {
   assert.equal(queue.count, 0)
   assert.deepEqual(refused, [['flo', 'refused 403']])
   assert.equal(sent[1].body.eta, '2031-06-13T09:20:00Z')
+})
+
+test('a tap refused for good is said beside the button tapped (its vendor\'s form, its status)', async () => {
+  const { fetcher } = server([403, 200])
+  const said = []
+  const day = new WeddingDay({
+    wedding: 'w1', sub: 'dj', token: () => 'tok', fetcher, storage: memory(),
+    onChange: () => {}, onRefused: (form, errors) => said.push([form, errors]), schedule: () => {}
+  })
+  await day.queue.tap('flo', 'running_late')
+  assert.deepEqual(said, [[checkInForm('flo'), [{ field: 'running_late', message: 'Check-in refused: refused 403.' }]]])
 })
 
 test('what a vendor row says: the queued tap first, then the server\'s report', () => {

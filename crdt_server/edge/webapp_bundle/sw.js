@@ -1,8 +1,8 @@
 // The service worker of the planner: keeps the app shell on the device so the app opens
 // with no network. The documents themselves live in IndexedDB (y-indexeddb), not here.
 // The list of files and the version below are filled in by web/build.mjs.
-const VERSION = '6f0bc8688eed0110'
-const SHELL = ["/app/","/app/app-KC67L375.js","/app/app-P4DNUG6G.css","/app/chunk-4KHJP4GX.js","/app/chunk-7S272OAT.js","/app/chunk-KJZ6OWI7.js","/app/chunk-PM4PEIQL.js","/app/chunk-ULH3TVUC.js","/app/chunk-WOFDSIPO.js","/app/chunk-X5YW32EU.js","/app/chunk-XMFJZ5UI.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
+const VERSION = 'b9cc075f9327de1e'
+const SHELL = ["/app/","/app/app-IFO2HVMK.css","/app/app-XJ3GE4QW.js","/app/chunk-75D7JFDL.js","/app/chunk-G5QJYZ2P.js","/app/chunk-PBY2SJNO.js","/app/chunk-PM4PEIQL.js","/app/chunk-S7K5LCIO.js","/app/chunk-ULH3TVUC.js","/app/chunk-X5YW32EU.js","/app/chunk-XMFJZ5UI.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
 const CACHE = `planner-${VERSION}`
 
 self.addEventListener('install', (event) => {

@@ -2,7 +2,9 @@
 to date, ``conflict.detected`` / ``conflict.resolved`` / ``conflict.acknowledged`` events,
 and resolution: by domain operations made as the resolver, or by acknowledging. What a
 conflict's records look like (its id, its view, its events) is
-:mod:`crdt_server.features.conflicts.domain`'s."""
+:mod:`crdt_server.features.conflicts.domain`'s; the steps of resolution are
+:mod:`~crdt_server.features.conflicts.extension_resolution`'s, and what the keeper holds of
+each wedding :mod:`~crdt_server.features.conflicts.extension_wedding`'s."""
 
 from __future__ import annotations
 
@@ -11,7 +13,6 @@ import json
 import logging
 from collections import OrderedDict
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pycrdt import Array, Doc, Map, Text
@@ -21,11 +22,10 @@ from crdt_server.actor import Actor
 from crdt_server.core.domain import ChangeRecord
 from crdt_server.core.hooks import CommitBatch, Core, Extension, RoomView, Sender
 from crdt_server.core.views import WeddingsView
-from crdt_server.documents import DOCUMENT_KINDS, Conflict, OperationError, apply_operation, check
+from crdt_server.documents import DOCUMENT_KINDS, Conflict, OperationError, check
 from crdt_server.documents.changes import EntryChange, entry_changes
 from crdt_server.documents.domain import WEDDINGS
-from crdt_server.documents.findings import Ident, WeddingFindings
-from crdt_server.documents.operations import OPERATIONS
+from crdt_server.documents.findings import WeddingFindings
 from crdt_server.features.conflicts.domain import (
     SENDER,
     ConflictView,
@@ -39,8 +39,16 @@ from crdt_server.features.conflicts.domain import (
 )
 from crdt_server.features.conflicts.extension_concurrent import ConcurrentEdits, finding_view
 from crdt_server.features.conflicts.extension_notices import Notices
+from crdt_server.features.conflicts.extension_resolution import (
+    acknowledge_checked,
+    apply_ops,
+    mark,
+    settle,
+    tried,
+)
+from crdt_server.features.conflicts.extension_wedding import KeptWedding
 from crdt_server.names import CONFLICTS
-from crdt_server.storage import NewEvent, StoredEvent
+from crdt_server.storage import StoredEvent
 
 if TYPE_CHECKING:
     from crdt_server.features.events import EventLog
@@ -51,8 +59,6 @@ log = logging.getLogger("crdt_server.conflicts")
 
 _WRITERS_PER_WEDDING = 5000
 _WEDDINGS_REMEMBERED = 1000
-_TOUCH_SLICE = 200
-"""Entries read again per turn of the event loop (about 4 ms of a guest list's)."""
 REMOTE_GRACE = 0.5
 """Seconds a process waits before writing findings another process's content made: that
 process writes them first (right after its commit)."""
@@ -88,7 +94,7 @@ class ConflictsKeeper(Extension):
             concurrent.on_findings_changed = self._stored_changed
         self._service: WeddingsView | None = None
         self._notices: Notices | None = None
-        self._weddings: OrderedDict[str, _Wedding] = OrderedDict()
+        self._weddings: OrderedDict[str, KeptWedding] = OrderedDict()
         self._running: set[asyncio.Task[None]] = set()
         self._writers: OrderedDict[str, OrderedDict[str, tuple[str, str, float]]] = OrderedDict()
         """wedding -> entry path -> (sub, role, when) of its last write committed here."""
@@ -125,7 +131,7 @@ class ConflictsKeeper(Extension):
             writers.popitem(last=False)
         wedding = self._wedding(room.wedding_id)
         wedding.local = True
-        self._touch(wedding, room, touched)
+        wedding.touch(room, touched)
         if wedding.findings is not None and written:
             wedding.keys |= wedding.findings.touching(written)  # their writers changed
         if any(is_concurrent_event(e) for e in batch.events):
@@ -133,7 +139,7 @@ class ConflictsKeeper(Extension):
 
     def on_remote_changes(self, room: RoomView, changes: Sequence[ChangeRecord]) -> None:
         if room.kind in DOCUMENT_KINDS:
-            self._touch(self._wedding(room.wedding_id), room, entry_changes(changes))
+            self._wedding(room.wedding_id).touch(room, entry_changes(changes))
 
     def on_change(self, room: RoomView, batch: CommitBatch) -> None:
         if room.kind not in DOCUMENT_KINDS:
@@ -160,47 +166,15 @@ class ConflictsKeeper(Extension):
         self._wedding(wedding_id).stored = True
         self._schedule(wedding_id)
 
-    def _wedding(self, wedding_id: str) -> _Wedding:
+    def _wedding(self, wedding_id: str) -> KeptWedding:
         wedding = self._weddings.get(wedding_id)
         if wedding is None:
-            wedding = self._weddings[wedding_id] = _Wedding()
+            wedding = self._weddings[wedding_id] = KeptWedding()
             while len(self._weddings) > _WEDDINGS_REMEMBERED:
                 self._weddings.popitem(last=False)  # built again if it changes again
         else:
             self._weddings.move_to_end(wedding_id)
         return wedding
-
-    def _touch(self, wedding: _Wedding, room: RoomView, changes: Sequence[EntryChange]) -> None:
-        findings = wedding.findings
-        if findings is None:
-            return  # built from the documents as they are when it is first evaluated
-        if findings.sources.get(room.kind) is not room.doc:
-            wedding.stale = True  # a document it was not built from: built again
-            return
-        if changes:
-            # Read by the evaluation that follows, a slice at a time: one update may touch
-            # thousands of entries, which must not hold the event loop all at once.
-            wedding.touched.append((room.kind, room.doc, [(c.root, c.id) for c in changes]))
-
-    async def _read_touched(self, wedding: _Wedding) -> None:
-        """Read again the entries the changes since the last evaluation touched."""
-        while wedding.touched:
-            kind, doc, entries = wedding.touched.pop(0)
-            findings = wedding.findings
-            if findings is None or wedding.stale:
-                wedding.touched.clear()  # read whole by the evaluation
-                return
-            if findings.sources.get(kind) is not doc:
-                wedding.stale = True
-                continue
-            for at in range(0, len(entries), _TOUCH_SLICE):
-                if at:
-                    await asyncio.sleep(0)  # let the loop turn (health checks, other rooms)
-                try:
-                    findings.touch(kind, doc, entries[at : at + _TOUCH_SLICE])
-                except Exception:
-                    wedding.stale = True  # not trusted any more: read whole next time
-                    raise
 
     def _schedule(self, wedding_id: str) -> None:
         """Evaluate the wedding's findings now (on the next turn of the loop); if that is
@@ -214,7 +188,7 @@ class ConflictsKeeper(Extension):
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
-    async def _run(self, wedding_id: str, wedding: _Wedding) -> None:
+    async def _run(self, wedding_id: str, wedding: KeptWedding) -> None:
         try:
             while True:
                 wedding.again = False
@@ -241,14 +215,14 @@ class ConflictsKeeper(Extension):
         wedding.full = wedding.stored = True
         return await self._update(wedding_id, wedding)
 
-    async def _update(self, wedding_id: str, wedding: _Wedding) -> list[StoredEvent]:
+    async def _update(self, wedding_id: str, wedding: KeptWedding) -> list[StoredEvent]:
         """Bring the conflicts room up to date with what changed since the last call."""
         async with wedding.lock:
             return await self._update_locked(wedding_id, wedding)
 
-    async def _update_locked(self, wedding_id: str, wedding: _Wedding) -> list[StoredEvent]:
+    async def _update_locked(self, wedding_id: str, wedding: KeptWedding) -> list[StoredEvent]:
         service = self._require_service()
-        await self._read_touched(wedding)
+        await wedding.read_touched()
         findings = wedding.findings
         quiet = not (wedding.stale or wedding.keys or wedding.full or wedding.stored)
         if findings is not None and quiet:
@@ -397,35 +371,12 @@ class ConflictsKeeper(Extension):
         returns the id of the ``conflict.acknowledged`` event (``None`` if this person had
         already acknowledged it). Raises :class:`LookupError` if there is no such conflict."""
         if is_stored_id(key):
-            return await self._settle(wedding_id, key, "acknowledged", actor)
-        service = self._require_service()
-        found: list[dict[str, Any]] = []
-        first: list[bool] = []
-
-        def write(doc: Doc[Any]) -> None:
-            entries = doc.get(CONFLICTS, type=Map)
-            entry = entries.get(key)
-            if not isinstance(entry, dict):
-                return
-            found.append(entry)
-            seen = [a for a in entry.get("acknowledged") or [] if isinstance(a, dict)]
-            if any(a.get("sub") == actor.sub for a in seen):
-                return
-            first.append(True)
-            seen.append({"sub": actor.sub, "role": actor.role, "at": clock.now()})
-            entries[key] = {**entry, "acknowledged": seen}
-
-        await service.edit(f"{wedding_id}/{CONFLICTS}", write, SENDER)
-        if not found:
-            raise LookupError(key)
-        if not first or self._events is None:
-            return None
-        entry = found[0]
-        event = conflict_event(
-            wedding_id, "conflict.acknowledged", key, entry.get("code"), entry.get("paths"), actor
+            return await settle(
+                self._concurrent, self._events, self.refresh, wedding_id, key, "acknowledged", actor
+            )
+        return await acknowledge_checked(
+            self._require_service(), self._events, wedding_id, key, actor
         )
-        stored = (await self._events.record([event])).events[0]
-        return f"{wedding_id}:{stored.seq}"
 
     async def resolve(
         self, wedding_id: str, key: str, ops: Sequence[Mapping[str, Any]], sender: Sender
@@ -449,112 +400,37 @@ class ConflictsKeeper(Extension):
                 raise LookupError(key)
         elif key not in {conflict_id(c) for c in check(live)}:
             raise LookupError(key)
-        scratch: dict[str, Doc[Any]] = {}
-        for kind, doc in live.items():
-            scratch[kind] = Doc()
-            scratch[kind].apply_update(doc.get_update())
-        by_kind: dict[str, list[Mapping[str, Any]]] = {}
-        for i, op in enumerate(ops):
-            name = op.get("op")
-            if not isinstance(name, str) or name not in OPERATIONS:
-                raise OperationError(
-                    f"must be one of {', '.join(sorted(OPERATIONS))}", path=f"ops[{i}].op"
-                )
-            kind = OPERATIONS[name]
-            scratch.setdefault(kind, Doc())
-            try:
-                apply_operation(scratch[kind], kind, op, related=scratch)
-            except OperationError as exc:
-                where = f"ops[{i}].{exc.path}" if exc.path else f"ops[{i}]"
-                raise OperationError(str(exc), reason=exc.reason, path=where) from exc
-            by_kind.setdefault(kind, []).append(op)
+        scratch, by_kind = tried(live, ops)
         if stored:
             # A race is settled by writing the key again (the write closes the finding, as
             # any later write of it does); operations elsewhere settle it too.
-            await self._apply(wedding_id, by_kind, sender)
-            return await self._settle(wedding_id, key, "resolved", sender.actor, ops)
+            await apply_ops(service, wedding_id, by_kind, sender)
+            return await settle(
+                self._concurrent,
+                self._events,
+                self.refresh,
+                wedding_id,
+                key,
+                "resolved",
+                sender.actor,
+                ops,
+            )
         if key in {conflict_id(c) for c in check(scratch)}:
             raise OperationError(
                 "these operations leave the conflict in place", reason="impossible", path="ops"
             )
         actor = sender.actor
         marker = {"sub": actor.sub, "role": actor.role, "ops": list(ops), "at": clock.now()}
-        await self._mark(wedding_id, key, marker)
+        await mark(service, self._refresh_once, wedding_id, key, marker)
         try:
-            await self._apply(wedding_id, by_kind, sender)
+            await apply_ops(service, wedding_id, by_kind, sender)
         except BaseException:
-            await self._mark(wedding_id, key, None)
+            await mark(service, self._refresh_once, wedding_id, key, None)
             raise
         await self._refresh_once(wedding_id)
         # Recorded by this refresh, or by the one the operations' commit started first.
         event = self._wedding(wedding_id).resolved.pop(key, None)
         return None if event is None else f"{wedding_id}:{event.seq}"
-
-    async def _apply(
-        self, wedding_id: str, by_kind: Mapping[str, Sequence[Mapping[str, Any]]], sender: Sender
-    ) -> None:
-        """Commit each document's operations in one update, made as ``sender``."""
-        service = self._require_service()
-        for kind, kind_ops in by_kind.items():
-
-            def change(doc: Doc[Any], kind: str = kind, todo: Any = kind_ops) -> None:
-                with doc.transaction(origin=sender.origin):
-                    for op in todo:
-                        apply_operation(doc, kind, op, origin=sender.origin)
-
-            await service.edit(f"{wedding_id}/{kind}", change, sender)
-
-    async def _settle(
-        self,
-        wedding_id: str,
-        key: str,
-        how: str,
-        actor: Actor,
-        ops: Sequence[Mapping[str, Any]] = (),
-    ) -> str | None:
-        """Close a stored finding; the id of the event recorded (``None`` if it was closed
-        meanwhile, e.g. by the operations' own write of its key)."""
-        assert self._concurrent is not None
-        found = next((f for f in await self._concurrent.findings(wedding_id) if f.id == key), None)
-        if found is None:
-            if how == "resolved":
-                return None
-            raise LookupError(key)
-        event = await self._concurrent.settle(wedding_id, found, how, actor)
-        await self.refresh(wedding_id)
-        if event is None or self._events is None:
-            return None
-        if ops:
-            data = json.loads(event.data)
-            data["ops"] = list(ops)
-            event = NewEvent(
-                event.wedding, event.type, json.dumps(data), event.doc, event.sub, event.role
-            )
-        stored = (await self._events.record([event])).events[0]
-        return f"{wedding_id}:{stored.seq}"
-
-    async def _mark(self, wedding_id: str, key: str, marker: dict[str, Any] | None) -> None:
-        service = self._require_service()
-        found: list[bool] = []
-
-        def write(doc: Doc[Any]) -> None:
-            entries = doc.get(CONFLICTS, type=Map)
-            entry = entries.get(key)
-            if not isinstance(entry, dict):
-                return
-            found.append(True)
-            entry = {k: v for k, v in entry.items() if k != "resolving"}
-            if marker is not None:
-                entry["resolving"] = marker
-            entries[key] = entry
-
-        await service.edit(f"{wedding_id}/{CONFLICTS}", write, SENDER)
-        if marker is not None and not found:
-            # Found by the check, but the keeper has not written it yet: write it now.
-            await self._refresh_once(wedding_id)
-            await service.edit(f"{wedding_id}/{CONFLICTS}", write, SENDER)
-            if not found:
-                raise LookupError(key)
 
     async def _entries(
         self, wedding_id: str, keys: Collection[str] | None = None
@@ -588,31 +464,3 @@ class ConflictsKeeper(Extension):
                 wedding.timer = None
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
-
-
-@dataclass(slots=True, eq=False)
-class _Wedding:
-    """What the keeper holds of one wedding."""
-
-    findings: WeddingFindings | None = None
-    stale: bool = False
-    """A change came from a document the findings were not read from: read them again."""
-    keys: set[Ident] = field(default_factory=set)
-    """Findings to write again although unchanged (their entries' writers changed)."""
-    full: bool = False
-    """Compare every finding with the conflicts room (after a build, or asked to)."""
-    stored: bool = False
-    """Concurrent-edit findings may have been opened or closed: read them again."""
-    task: asyncio.Task[None] | None = None
-    again: bool = False
-    local: bool = False
-    """Changed by a commit here since the last evaluation was scheduled."""
-    timer: asyncio.TimerHandle | None = None
-    """The evaluation after another process's content (:data:`REMOTE_GRACE`)."""
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    """Held while the conflicts room is brought up to date (one at a time per wedding)."""
-    resolved: dict[str, StoredEvent] = field(default_factory=dict)
-    """``conflict.resolved`` events credited to a resolver, for :meth:`resolve` to name."""
-    touched: list[tuple[str, Doc[Any], list[tuple[str, str]]]] = field(default_factory=list)
-    """Entries ``(root, id)`` of a document of a kind that changes touched since the last
-    evaluation, which reads them again (:meth:`ConflictsKeeper._read_touched`)."""

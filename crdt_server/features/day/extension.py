@@ -17,7 +17,6 @@ transaction that completes the job.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -40,6 +39,7 @@ from crdt_server.features.day.domain import call_times, local_day
 from crdt_server.features.day.settings import DaySettings
 from crdt_server.features.db import FeatureDb, Tx
 from crdt_server.features.events import EventLog, store_events
+from crdt_server.features.follow import Follower
 from crdt_server.features.jobs import Job, JobContext
 from crdt_server.features.notifications import Notifications, notify
 from crdt_server.features.people import Member, People
@@ -115,24 +115,19 @@ class DayWatch(Extension):
         self.grace = 600.0
         self._core: Core | None = None
         self._db: FeatureDb | None = None
-        self._pending: set[str] = set()
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._task: asyncio.Task[None] | None = None
+        self._follower = Follower(
+            "day-watch", self._plan, log, "planning the call times of a wedding"
+        )
 
     async def start(self, core: Core) -> None:
         self._core = core
         self._db = FeatureDb(core.store)
         await core.store.install(tables.SCHEMA)
         self.grace = core.settings.fragment(DaySettings).day_offline_grace_seconds
-        self._task = asyncio.create_task(self._follow(), name="day-watch")
+        self._follower.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._follower.close()
         await asyncio.gather(*self._writes, return_exceptions=True)
         if self._db is not None:
             await self._db.drain()
@@ -156,7 +151,7 @@ class DayWatch(Extension):
 
     async def on_load(self, room: RoomView) -> None:
         if room.kind == "timeline":
-            self._want(room.wedding_id)
+            self._follower.mark(room.wedding_id)
         if room.wedding_id not in self._on_duty:
             duties = await self.db.write(tables.duties_of(room.wedding_id))
             self._on_duty.setdefault(room.wedding_id, set()).update(d.sub for d in duties)
@@ -209,29 +204,14 @@ class DayWatch(Extension):
             for _, records in batch.changes
             for change in entry_changes(records)
         ):
-            self._want(room.wedding_id)
-
-    def _want(self, wedding: str) -> None:
-        self._pending.add(wedding)
-        self._idle.clear()
-        self._wake.set()
+            self._follower.mark(room.wedding_id)
 
     async def settled(self) -> None:
         """Wait until every timeline change seen so far reached the scheduler (tests)."""
-        await self._idle.wait()
+        await self._follower.settled()
 
-    async def _follow(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            pending, self._pending = self._pending, set()
-            for wedding in sorted(pending):
-                try:
-                    await self.plan(wedding)
-                except Exception:  # the room's next load plans again
-                    log.exception("planning the call times of a wedding failed")
-            if not self._pending:
-                self._idle.set()
+    async def _plan(self, wedding: str, _: set[str] | None) -> None:
+        await self.plan(wedding)
 
     async def timeline(self, wedding: str) -> dict[str, Any]:
         docs = await self.core.weddings.documents(wedding, ("timeline",))

@@ -247,7 +247,10 @@ class DayDelays(Extension):
                     }
                     apply_operation(doc, "timeline", op, origin=origin)
 
-        await core.weddings.edit(f"{wedding}/timeline", change, sender)
+        # Moves planned before this edit: one may be refused if the timeline changed
+        # meanwhile (an item removed), after the ones before it wrote, so several run on
+        # a copy of the document, thrown away if one is refused.
+        await core.weddings.edit(f"{wedding}/timeline", change, sender, copy=len(moves) > 1)
         actor = sender.actor
         told = await self._told(wedding, delay.ripple.vendors, now, actor.sub)
         data = {

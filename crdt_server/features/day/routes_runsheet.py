@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import html
 import secrets
 from datetime import date, time, timedelta
@@ -28,6 +27,7 @@ from msgspec import Meta
 from starlette.responses import Response
 
 from crdt_server import clock
+from crdt_server.auth.digests import secret_digest
 from crdt_server.documents.model import local_moment, zone_of
 from crdt_server.documents.vendors import name_key, vendor_name
 from crdt_server.edge.bodies import Deleted, Page
@@ -92,10 +92,6 @@ class LinkPath(msgspec.Struct, frozen=True):
 class SheetQuery(msgspec.Struct, frozen=True):
     token: Annotated[str, Meta(description="a run sheet link's token (rs_...)")] = ""
     """Read by the credential middleware, not here."""
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _links(call: ApiCall) -> RunSheetLinks:
@@ -185,7 +181,7 @@ async def create_link(call: ApiCall, path: WeddingPath, body: LinkRequest) -> Re
         principal.user_id,
         expiry(day, now.zone),
     )
-    await _links(call).add(link, _digest(token))
+    await _links(call).add(link, secret_digest(token))
     sheet = f"/api/weddings/{wedding_id}/day/run-sheet?token={token}"
     answer = LinkCreated(
         link.id,
@@ -249,7 +245,7 @@ async def delete_link(call: ApiCall, path: LinkPath) -> Response:
 )
 async def run_sheet(call: ApiCall, path: WeddingPath, query: SheetQuery) -> Response:
     wedding_id = path.wedding_id
-    link = await _links(call).by_digest(_digest(call.caller.secret or ""))
+    link = await _links(call).by_digest(secret_digest(call.caller.secret or ""))
     if link is None or link.wedding != wedding_id or clock.now() >= link.expires_at:
         raise Unauthenticated("unknown, revoked or expired run sheet link", field="token")
     now = await call.state.extension(DayDelays).timeline(wedding_id)

@@ -277,10 +277,13 @@ class EventLog(Extension):
             self._announce(room.wedding_id)
 
     async def on_guest_erased(self, wedding: str, guest_id: str) -> None:
-        """Their events go (guest.added carries the name), and the findings about their
-        entries (a concurrent edit quotes the values that crossed)."""
+        """Their events go (guest.added carries the name), the findings about their
+        entries (a concurrent edit quotes the values that crossed) and what they wrote from
+        their household's RSVP page (credited to ``guest:<guest id>``: the note to the
+        couple)."""
         paths = WEDDINGS.person_paths(guest_id)
-        await erase_entity_events(Gateway.of(self._require_store()), wedding, guest_id, paths)
+        gateway = Gateway.of(self._require_store())
+        await erase_entity_events(gateway, wedding, guest_id, paths, sub=f"guest:{guest_id}")
 
     def on_bus_event(self, event: dict[str, Any]) -> None:
         if (stored := from_event(event, EventsStored)) is not None:
@@ -437,10 +440,18 @@ class EventLog(Extension):
                         reader.stale = True
                 if self._closed.is_set():
                     return
-                wait = heartbeat if until is None else max(0.0, min(heartbeat, until - clock.now()))
+                # The heartbeat is the process's own elapsed time; ``until`` is a moment of
+                # the server's clock (a fake one in tests), which checks the credential.
+                woken = (
+                    reader.wake.wait()
+                    if until is None
+                    else clock.wait(reader.wake, until - clock.now())
+                )
                 try:
-                    await asyncio.wait_for(reader.wake.wait(), wait)
+                    timely = await asyncio.wait_for(woken, heartbeat)
                 except TimeoutError:
+                    timely = False
+                if timely is False:
                     reader.stale = True  # a wake-up missed is caught up at a heartbeat
                     yield None
         finally:

@@ -41,6 +41,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from crdt_server import clock
+from crdt_server.auth.digests import secret_digest
 from crdt_server.auth.principals import Principal
 from crdt_server.core.operation_keys import IDEMPOTENCY_SECONDS
 from crdt_server.edge.bodies import Page
@@ -243,7 +244,7 @@ async def stream_ticket(call: ApiCall, path: WeddingPath) -> Response:
     )
     await put_ticket(
         Gateway.of(call.state.store),
-        _digest(ticket),
+        secret_digest(ticket),
         msgspec.json.encode(grant).decode(),
         clock.now() + TICKET_SECONDS,
     )
@@ -266,7 +267,9 @@ async def stream(call: ApiCall, path: WeddingPath, query: StreamQuery) -> Respon
     after, types = _resume_after(call, query.after), _types(query.types)
     ticket = call.caller.secret if call.caller.kind == "ticket" else None
     if ticket:
-        payload = await take_ticket(Gateway.of(call.state.store), _digest(ticket), clock.now())
+        payload = await take_ticket(
+            Gateway.of(call.state.store), secret_digest(ticket), clock.now()
+        )
         if payload is None:
             raise Unauthenticated("unknown, used or expired ticket", field="ticket")
         grant = msgspec.json.decode(payload, type=_Grant)
@@ -500,7 +503,3 @@ async def _with_items(
     if event_problem(body.type, out) is not None:
         raise TooLarge("the event's data with its items is too large", field="items")
     return out
-
-
-def _digest(ticket: str) -> str:
-    return hashlib.sha256(ticket.encode()).hexdigest()

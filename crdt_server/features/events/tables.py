@@ -407,15 +407,26 @@ def _entity_needles(entity_id: str, paths: Sequence[str]) -> tuple[str, ...]:
 
 
 async def erase_entity_events(
-    gateway: Gateway, wedding: str, entity_id: str, paths: Sequence[str] = ()
+    gateway: Gateway,
+    wedding: str,
+    entity_id: str,
+    paths: Sequence[str] = (),
+    *,
+    sub: str | None = None,
 ) -> int:
     """Delete the wedding's events about one entry (``"id"`` or ``"guest_id"`` in their
-    data), and those naming one of ``paths`` or a path under one (a finding about
-    ``guests/guests/g1``, which may quote its values): per-person erasure. How many went."""
+    data), those naming one of ``paths`` or a path under one (a finding about
+    ``guests/guests/g1``, which may quote its values), and, given ``sub``, those credited
+    to it (a guest's RSVP answers: their household's note): per-person erasure. How many
+    went."""
     needles = _entity_needles(entity_id, paths)
     found = " OR ".join(gateway.contains("data") for _ in needles)
+    params: tuple[Any, ...] = (wedding, *needles)
+    if sub is not None:
+        found += " OR sub = ?"
+        params = (*params, sub)
     sql = f"DELETE FROM {{t}}events WHERE wedding = ? AND ({found})"  # noqa: S608
-    return await gateway.run(_count(sql, (wedding, *needles)))
+    return await gateway.run(_count(sql, params))
 
 
 def _count(sql: str, params: tuple[Any, ...]) -> Tx[int]:

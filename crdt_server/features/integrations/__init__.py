@@ -14,12 +14,14 @@ from crdt_server.features.integrations.routes_guests_csv import guest_csv_routes
 from crdt_server.features.integrations.routes_inbound import inbound_routes
 from crdt_server.features.integrations.settings import IntegrationSettings
 from crdt_server.features.integrations.tables import INTEGRATIONS
+from crdt_server.features.people import People
 
 __all__ = ["FEATURE"]
 
 
 def _build(built: Built) -> Sequence[Extension]:
-    return [IntegrationService()]
+    # The directory names the tasks' owners in the calendar feed (without it: their sub).
+    return [IntegrationService(people=built.find(People))]
 
 
 def _routes() -> Sequence[ApiRoute]:

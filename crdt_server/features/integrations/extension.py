@@ -1,15 +1,16 @@
 """The integrations' service: incoming webhook sources, calendar feed state, CSV imports.
 
 It keeps its tables in the store (:mod:`crdt_server.features.integrations.tables`) and
-follows the timeline rooms: the committed changes of a wedding's timeline (here or in
-another process) bring the feed's per-item ``SEQUENCE`` and ``LAST-MODIFIED`` up to date,
-so a calendar app sees the time of the change rather than the time it next asked. Changes
-are gathered for
-``follow_window`` seconds (0.25) and reconciled once, stamped with the time of the last of
-them: under a burst of edits that is four reconciliations a second per wedding, not one per
-commit (one per commit, each loading all four documents, was 2,706 reconciliations and 9,258
-document reads in a 10 s throughput benchmark run). The feed itself reconciles again
-before answering, so nothing depends on that background step having run.
+follows the rooms the feed reads: the committed changes of a wedding's timeline (its items,
+and its profile's wedding date, which moves the tasks due relative to it), budget or tasks
+(here or in another process) bring the feed's per-entry ``SEQUENCE`` and ``LAST-MODIFIED``
+up to date, so a calendar app sees the time of the change rather than the time it next
+asked. Changes are gathered for ``follow_window`` seconds (0.25) and reconciled once,
+stamped with the time of the last of them: under a burst of edits that is four
+reconciliations a second per wedding, not one per commit (one per commit, each loading all
+four documents, was 2,706 reconciliations and 9,258 document reads in a 10 s throughput
+benchmark run). The feed itself reconciles again before answering, so nothing depends on
+that background step having run.
 
 A batch of operations applied for an incoming webhook carries the delivery in its origin
 (``inbound:<source>:<webhook-id>``); :meth:`IntegrationService.on_commit` then stores an
@@ -24,25 +25,32 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from crdt_server import clock
 from crdt_server.core.hooks import CommitBatch, Core, Extension, RoomView
 from crdt_server.documents.model import format_money, parse_instant
-from crdt_server.documents.schema import TimelineItem, read_budget, read_timeline
+from crdt_server.documents.schema import TimelineItem, read_budget, read_tasks, read_timeline
+from crdt_server.documents.tasks import due_dates
 from crdt_server.features.events import read_events
 from crdt_server.features.integrations.tables import FeedItem, IntegrationStore
+from crdt_server.features.people import People
 from crdt_server.storage import EventFilter, Gateway, NewEvent
 
 __all__ = [
     "APPLIED_EVENT",
     "INBOUND_ORIGIN",
     "PAYMENT_KEY",
+    "TASK_KEY",
     "DuePayment",
+    "DueTask",
+    "Feed",
     "IntegrationService",
+    "due_payments",
+    "due_tasks",
     "fingerprint",
 ]
 
@@ -84,17 +92,59 @@ class DuePayment:
         return hashlib.sha256(json.dumps(shown).encode()).hexdigest()
 
 
+TASK_KEY = "task:"
+"""Prefix of an open task's row in the feed's state (``task:t-venue``), as
+:data:`PAYMENT_KEY` is of a payment's."""
+
+
+@dataclass(frozen=True, slots=True)
+class DueTask:
+    """An open task with a day as the calendar shows it: an all-day event on that day."""
+
+    id: str
+    due: str
+    """Its day: its own ``due``, or its ``due_offset`` from the wedding date."""
+    title: str
+    owner: str | None
+    """The owner's ``sub``."""
+    notes: str | None
+    owner_name: str | None = None
+    """The owner's display name in the member directory (their ``sub`` where the directory
+    does not know them)."""
+
+    def fingerprint(self) -> str:
+        shown = [self.due, self.title, self.owner_name or self.owner, self.notes]
+        return hashlib.sha256(json.dumps(shown).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Feed:
+    """What the feed shows, each entry with its feed state; who may see the payments and
+    the tasks is the route's to decide."""
+
+    items: list[tuple[TimelineItem, FeedItem]]
+    """The timeline items, by start."""
+    payments: list[tuple[DuePayment, FeedItem]] = field(default_factory=list)
+    """The scheduled payments with a due date, by due date."""
+    tasks: list[tuple[DueTask, FeedItem]] = field(default_factory=list)
+    """The open tasks with a day, by day."""
+
+
 class IntegrationService(Extension):
     """See the module docstring; routes reach it with ``server_state(r).extension(...)``."""
 
     name = "integrations"
 
-    def __init__(self, *, follow_window: float = 0.25) -> None:
+    def __init__(self, *, follow_window: float = 0.25, people: People | None = None) -> None:
         self._core: Core | None = None
+        self._people = people
+        """The member directory, for the names of the tasks' owners (without it: their
+        ``sub``)."""
         self._rows: IntegrationStore | None = None
         self._follow_window = follow_window
         self._dirty: dict[str, float] = {}
-        """wedding -> time of its timeline's last change not yet reconciled."""
+        """wedding -> time of the last change to a document the feed reads (timeline,
+        budget, tasks) not yet reconciled."""
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -116,7 +166,7 @@ class IntegrationService(Extension):
         self._core = core
         self._rows = IntegrationStore(core.store)
         await self._rows.install()
-        self._task = asyncio.create_task(self._follow_timelines(), name="calendar-sequences")
+        self._task = asyncio.create_task(self._follow_documents(), name="calendar-sequences")
 
     async def close(self) -> None:
         if self._task is not None:
@@ -145,7 +195,7 @@ class IntegrationService(Extension):
         return rows
 
     def on_change(self, room: RoomView, batch: CommitBatch) -> None:
-        if room.kind in ("timeline", "budget"):
+        if room.kind in ("timeline", "budget", "tasks"):
             self._dirty[room.wedding_id] = clock.now()
             self._wake.set()
 
@@ -156,29 +206,39 @@ class IntegrationService(Extension):
     ) -> list[tuple[TimelineItem, FeedItem]]:
         """The wedding's timeline items (by start) with their feed state, brought up to date;
         an item found changed is stamped ``changed_at`` (default: now)."""
-        items, _ = await self.feed(wedding_id, changed_at=changed_at)
-        return items
+        return (await self.feed(wedding_id, changed_at=changed_at)).items
 
-    async def feed(
-        self, wedding_id: str, *, changed_at: float | None = None
-    ) -> tuple[list[tuple[TimelineItem, FeedItem]], list[tuple[DuePayment, FeedItem]]]:
-        """The timeline items (by start) and the scheduled payments with a due date (by due
-        date), each with its feed state, brought up to date in one reconciliation; an entry
-        found changed is stamped ``changed_at`` (default: now). Who may see the payments is
-        the route's to decide."""
-        docs = await self.core.weddings.documents(wedding_id, kinds=("timeline", "budget"))
-        items = read_timeline(docs.get("timeline")).items
+    async def feed(self, wedding_id: str, *, changed_at: float | None = None) -> Feed:
+        """The timeline items (by start), the scheduled payments with a due date and the
+        open tasks with a day (both by day), each with its feed state, brought up to date in
+        one reconciliation; an entry found changed is stamped ``changed_at`` (default: now).
+        Who may see the payments and the tasks is the route's to decide."""
+        kinds = ("timeline", "budget", "tasks")
+        docs = await self.core.weddings.documents(wedding_id, kinds=kinds)
+        timeline = read_timeline(docs.get("timeline"))
+        items = timeline.items
         due = due_payments(docs.get("budget"))
+        tasks = await self._named(wedding_id, due_tasks(docs.get("tasks"), timeline.profile.date))
         fingerprints = {i.id: fingerprint(i) for i in items.values()}
         fingerprints.update({PAYMENT_KEY + p.id: p.fingerprint() for p in due})
+        fingerprints.update({TASK_KEY + t.id: t.fingerprint() for t in tasks})
         at = clock.now() if changed_at is None else changed_at
         state = await self.rows.reconcile(wedding_id, fingerprints, at)
-        return (
+        return Feed(
             [(item, state[item.id]) for item in sorted(items.values(), key=_start_key)],
             [(p, state[PAYMENT_KEY + p.id]) for p in due],
+            [(t, state[TASK_KEY + t.id]) for t in tasks],
         )
 
-    async def _follow_timelines(self) -> None:
+    async def _named(self, wedding_id: str, tasks: list[DueTask]) -> list[DueTask]:
+        """``tasks`` with their owners' display names: the directory read once (only when a
+        task has an owner), whatever the number of tasks."""
+        if self._people is None or not any(t.owner for t in tasks):
+            return tasks
+        names = {m.sub: m.name for m in await self._people.members(wedding_id)}
+        return [_with_name(t, names) for t in tasks]
+
+    async def _follow_documents(self) -> None:
         while True:
             await self._wake.wait()
             await asyncio.sleep(self._follow_window)  # gather the window's changes
@@ -239,6 +299,25 @@ def due_payments(budget_doc: Any) -> list[DuePayment]:
         if p.scheduled and p.due is not None
     ]
     return sorted(found, key=lambda p: (p.due, p.id))
+
+
+def due_tasks(tasks_doc: Any, wedding_date: str | None) -> list[DueTask]:
+    """The tasks not done that have a day (their own ``due``, or their ``due_offset`` from
+    ``wedding_date``), by day then id; owners as their ``sub``. One pass of the tasks'
+    reader: a task that breaks the schema, or an offset that leaves the calendar, is none."""
+    tasks = read_tasks(tasks_doc).tasks
+    found = [
+        DueTask(task_id, day, task.title, task.owner, task.notes or None)
+        for task_id, day in due_dates(tasks, wedding_date).items()
+        if day is not None and not (task := tasks[task_id]).done
+    ]
+    return sorted(found, key=lambda t: (t.due, t.id))
+
+
+def _with_name(task: DueTask, names: Mapping[str, str]) -> DueTask:
+    if task.owner is None:
+        return task
+    return replace(task, owner_name=names.get(task.owner) or task.owner)
 
 
 def _start_key(item: TimelineItem) -> tuple[datetime, str]:

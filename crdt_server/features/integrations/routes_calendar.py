@@ -10,7 +10,9 @@
   reader who may read the budget: a normal token whose role reads it, or a feed token whose
   creator's role (in the wedding's member directory, now) reads it. The others see no
   payment (so a feed made by a lead shows them, and one whose maker left the directory
-  does not).
+  does not). Open tasks with a day (their own, or their offset from the wedding date) are
+  all-day VEVENTs on that day (``Task: Book the venue``, the owner's display name), by the
+  same rule for the tasks document.
 - ``POST /api/weddings/{id}/calendar-tokens`` (capability ``calendar.tokens``) answers 201
   ``{"id", "token", "url"}``: an opaque random token, stored as its SHA-256 only, with no
   expiry (calendar apps subscribe for months), good for this feed and nothing else (it is
@@ -30,6 +32,7 @@ from msgspec import Meta
 from starlette.responses import Response
 
 from crdt_server import clock
+from crdt_server.auth.digests import secret_digest
 from crdt_server.documents.model import parse_instant
 from crdt_server.documents.schema import TimelineItem
 from crdt_server.edge.bodies import Deleted, Page
@@ -39,7 +42,7 @@ from crdt_server.edge.links import public_url
 from crdt_server.edge.params import WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Forbidden, NotFound, Unauthenticated
-from crdt_server.features.integrations.extension import DuePayment, IntegrationService
+from crdt_server.features.integrations.extension import DuePayment, DueTask, IntegrationService
 from crdt_server.features.integrations.tables import CalendarToken, FeedItem
 from crdt_server.features.people import People
 from crdt_server.times import rfc3339
@@ -98,10 +101,6 @@ class TokensAnswer(Page[TokenItem, None], frozen=True):
     next: None = None
 
 
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def _utc(at: float) -> datetime:
     return datetime.fromtimestamp(int(at), UTC)
 
@@ -110,6 +109,7 @@ def render_calendar(
     wedding_id: str,
     items: list[tuple[TimelineItem, FeedItem]],
     payments: list[tuple[DuePayment, FeedItem]] = (),  # type: ignore[assignment]
+    tasks: list[tuple[DueTask, FeedItem]] = (),  # type: ignore[assignment]
 ) -> bytes:
     """The feed's bytes: the same items and state always give the same bytes (the ETag)."""
     import icalendar  # imported by the first feed, not by every process start
@@ -148,25 +148,36 @@ def render_calendar(
         calendar.add_component(event)
     for payment, state in payments:
         calendar.add_component(_payment_event(icalendar, wedding_id, payment, state))
+    for task, state in tasks:
+        calendar.add_component(_task_event(icalendar, wedding_id, task, state))
     data: bytes = calendar.to_ical()
     return data
 
 
-def _payment_event(icalendar: Any, wedding_id: str, payment: DuePayment, state: FeedItem) -> Any:
-    """A scheduled payment: an all-day event on its due date (DTEND the day after, RFC 5545
-    3.6.1), transparent (it takes no time of anyone's day)."""
+def _all_day(icalendar: Any, uid: str, state: FeedItem, day: str) -> Any:
+    """An all-day event on ``day`` (DTEND the day after, RFC 5545 3.6.1; none on the last
+    day a date can hold, which then lasts its one day all the same), transparent (it takes
+    no time of anyone's day), with its stable UID and feed state."""
     event = icalendar.Event()
-    event.add("uid", f"{wedding_id}.payment.{payment.id}@crdt-server")
+    event.add("uid", uid)
     event.add("dtstamp", _utc(state.modified_at))
     event.add("created", _utc(state.created_at))
     event.add("last-modified", _utc(state.modified_at))
     event.add("sequence", state.sequence)
+    start = date.fromisoformat(day)
+    event.add("dtstart", start)
+    if start < date.max:
+        event.add("dtend", start + timedelta(days=1))
+    event.add("transp", "TRANSPARENT")
+    return event
+
+
+def _payment_event(icalendar: Any, wedding_id: str, payment: DuePayment, state: FeedItem) -> Any:
+    """A scheduled payment: an all-day event on its due date."""
+    uid = f"{wedding_id}.payment.{payment.id}@crdt-server"
+    event = _all_day(icalendar, uid, state, payment.due)
     to = f" to {payment.vendor}" if payment.vendor else ""
     event.add("summary", f"Payment due: {payment.amount}{to}")
-    day = date.fromisoformat(payment.due)
-    event.add("dtstart", day)
-    event.add("dtend", day + timedelta(days=1))
-    event.add("transp", "TRANSPARENT")
     event.add("categories", ["Payment"])
     event.add("x-wedding-payment", payment.id)
     lines = [f"Category: {payment.category}", f"Amount: {payment.amount}"]
@@ -177,16 +188,38 @@ def _payment_event(icalendar: Any, wedding_id: str, payment: DuePayment, state: 
     return event
 
 
-async def _maker_reads_budget(call: ApiCall, wedding_id: str, maker: str) -> bool:
-    """Whether a feed token's creator may read the budget: their role in the member
-    directory now, through the permission matrix (no directory, or not in it: no)."""
+def _task_event(icalendar: Any, wedding_id: str, task: DueTask, state: FeedItem) -> Any:
+    """An open task: an all-day event on the day it is due."""
+    event = _all_day(icalendar, f"{wedding_id}.task.{task.id}@crdt-server", state, task.due)
+    event.add("summary", f"Task: {task.title}")
+    event.add("categories", ["Task"])
+    event.add("x-wedding-task", task.id)
+    owner = task.owner_name or task.owner
+    lines = [f"Owner: {owner}"] if owner else []
+    if task.notes:
+        lines += ["", task.notes] if lines else [task.notes]
+    if lines:
+        event.add("description", "\n".join(lines))
+    return event
+
+
+_FEED_EXTRAS = ("budget", "tasks")
+"""The documents whose entries the feed adds for who may read them: scheduled payments
+(the budget) and open tasks."""
+
+
+async def _maker_reads(call: ApiCall, wedding_id: str, maker: str) -> set[str]:
+    """Which of :data:`_FEED_EXTRAS` a feed token's creator may read: their role in the
+    member directory now, through the permission matrix (no directory, or not in it:
+    none)."""
     people = call.state.find(People)
     if people is None:
-        return False
+        return set()
     member = await people.member(wedding_id, maker)
     if member is None:
-        return False
-    return call.state.permissions.access(member.role, "budget").can_read
+        return set()
+    access = call.state.permissions.access
+    return {doc for doc in _FEED_EXTRAS if access(member.role, doc).can_read}
 
 
 def _matches(header: str, etag: str) -> bool:
@@ -215,24 +248,29 @@ _AUTH = (401, 403, 404, 429)
     description="Answers 304 without a body when If-None-Match names the current "
     "ETag. Each VEVENT has a stable UID, DTSTAMP and LAST-MODIFIED (the item's last "
     "change), CREATED and a SEQUENCE that grows with each change. Scheduled payments with "
-    "a due date are all-day VEVENTs on that day, for readers who may read the budget (a "
-    "calendar token: its creator's role in the member directory).",
+    "a due date are all-day VEVENTs on that day, for readers who may read the budget; open "
+    "tasks with a day likewise, for readers who may read the tasks (a calendar token: its "
+    "creator's role in the member directory).",
 )
 async def feed(call: ApiCall, path: WeddingPath, query: FeedQuery) -> Response:
     wedding_id = path.wedding_id
     service = call.state.extension(IntegrationService)
     if call.caller.kind == "calendar":
-        owner = await service.rows.token_owner(_digest(call.caller.secret or ""))
+        owner = await service.rows.token_owner(secret_digest(call.caller.secret or ""))
         if owner is None or owner[0] != wedding_id:
             raise Unauthenticated("unknown or revoked calendar token", field="token")
-        payments = await _maker_reads_budget(call, wedding_id, owner[1])
+        readable = await _maker_reads(call, wedding_id, owner[1])
     else:
         readable = readable_documents(call, wedding_id)
         if "timeline" not in readable:
             raise Forbidden("the timeline is not open to you")
-        payments = "budget" in readable
-    items, due = await service.feed(wedding_id)
-    body = render_calendar(wedding_id, items, due if payments else [])
+    found = await service.feed(wedding_id)
+    body = render_calendar(
+        wedding_id,
+        found.items,
+        found.payments if "budget" in readable else [],
+        found.tasks if "tasks" in readable else [],
+    )
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if _matches(call.request.headers.get("if-none-match", ""), etag):
@@ -261,7 +299,7 @@ async def create_token(call: ApiCall, path: WeddingPath) -> Response:
     record = CalendarToken(
         wedding_id, "ct_" + secrets.token_hex(8), clock.now(), principal.user_id, body.label
     )
-    await call.state.extension(IntegrationService).rows.add_token(record, _digest(token))
+    await call.state.extension(IntegrationService).rows.add_token(record, secret_digest(token))
     feed_path = f"/api/weddings/{wedding_id}/calendar.ics?token={token}"
     answer = TokenCreated(
         record.id,

@@ -381,7 +381,11 @@ async def _apply_ops(
                     ) from None
         return results
 
-    results = await call.state.weddings.edit(f"{wedding_id}/{body.doc}", change, sender)
+    # Each operation is checked against what the ones before it wrote: a batch refused
+    # half way is run on a copy of the document, thrown away (one operation checks first).
+    results = await call.state.weddings.edit(
+        f"{wedding_id}/{body.doc}", change, sender, copy=len(body.ops) > 1
+    )
     return InboundAnswer(webhook_id, results=results)
 
 

@@ -7,7 +7,8 @@
   :data:`SEEN_SECONDS`). A row is first written ``pending`` (claimed) before the change is
   made, then ``done`` with the answer.
 - ``calendar_tokens``: feed tokens, by id, stored as SHA-256 digests only.
-- ``calendar_items``: per timeline item, the fingerprint of what the feed last showed of it,
+- ``calendar_items``: per entry of the feed (a timeline item, ``payment:<id>``, ``task:<id>``),
+  the fingerprint of what the feed last showed of it,
   its ``SEQUENCE`` and when it was created and last modified (RFC 5545 wants SEQUENCE to
   grow with each change, which a document that keeps no revision numbers cannot tell).
 

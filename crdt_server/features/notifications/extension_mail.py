@@ -48,6 +48,7 @@ from crdt_server.features.notifications.tables import (
 )
 from crdt_server.features.people import Member, People, emailed
 from crdt_server.names import at_least
+from crdt_server.storage import StoreError
 
 __all__ = ["Mailer", "Notice", "SmtpTarget"]
 
@@ -148,6 +149,9 @@ class Mailer(Extension):
             wake.clear()
             try:
                 pause = await self.send_due()
+            except StoreError as exc:  # a full disk, a lost database: one line, not a trace
+                log.warning("notification emails paused, the store failed: %s; retrying", exc)
+                pause = RETRY_SECONDS
             except Exception:
                 log.exception("sending notification emails failed; retrying")
                 pause = RETRY_SECONDS

@@ -10,6 +10,7 @@ from functools import partial
 
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
+from crdt_server.features.events import EventLog
 from crdt_server.features.jobs import JobKind
 from crdt_server.features.notifications import Mailer, Notifications
 from crdt_server.features.payments.extension import (
@@ -48,7 +49,10 @@ def _build(built: Built) -> Sequence[Extension]:
 
 
 def _wake_mailer(job: Job, context: JobContext) -> None:
-    # The reminders' emails were queued in the job's transaction: send them now.
+    # The event and the reminders' emails were committed in the job's transaction: wake
+    # the wedding's event readers (an open app refreshes its inbox on the event), then send
+    # the emails.
+    context.get(EventLog).announce(job.wedding)
     try:
         inbox = context.get(Notifications)
     except LookupError:  # no inbox: the job wrote the event only

@@ -19,8 +19,6 @@ scheduler commits with the job's completion: once, across restarts and processes
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Sequence
@@ -36,6 +34,7 @@ from crdt_server.documents.model import format_money, local_moment
 from crdt_server.documents.schema import Payment, read_budget, read_profile
 from crdt_server.features.db import Tx
 from crdt_server.features.events import store_events
+from crdt_server.features.follow import Follower
 from crdt_server.features.jobs import Job, JobContext
 from crdt_server.features.notifications import notify
 from crdt_server.features.people import Member, People
@@ -88,30 +87,24 @@ class PaymentReminders(Extension):
         self.people = people
         self._core: Core | None = None
         self._permissions = PermissionMatrix()
-        self._pending: dict[str, set[str] | None] = {}
-        """wedding -> the payments to look at (``None``: every scheduled one)."""
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._task: asyncio.Task[None] | None = None
+        self._follower = Follower(
+            "payment-reminders", self.sync, log, "scheduling the payments of a wedding"
+        )
 
     async def start(self, core: Core) -> None:
         self._core = core
         text = core.settings.permissions
         self._permissions = PermissionMatrix.from_json(text) if text else PermissionMatrix()
-        self._task = asyncio.create_task(self._follow(), name="payment-reminders")
+        self._follower.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._follower.close()
 
     # -- following the budget -------------------------------------------------------------
 
     async def on_load(self, room: RoomView) -> None:
         if room.kind == "budget":
-            self._want(room.wedding_id, None)
+            self._follower.mark(room.wedding_id)
 
     def on_stored(self, room: RoomView, batch: CommitBatch) -> None:
         if room.kind != "budget":
@@ -123,34 +116,11 @@ class PaymentReminders(Extension):
             if change.root == "payments"
         }
         if touched:
-            self._want(room.wedding_id, touched)
-
-    def _want(self, wedding: str, payments: set[str] | None) -> None:
-        if wedding in self._pending:
-            known = self._pending[wedding]
-            self._pending[wedding] = None if known is None or payments is None else known | payments
-        else:
-            self._pending[wedding] = payments
-        self._idle.clear()
-        self._wake.set()
+            self._follower.mark(room.wedding_id, touched)
 
     async def settled(self) -> None:
         """Wait until every budget change seen so far has reached the scheduler (tests)."""
-        await self._idle.wait()
-
-    async def _follow(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            pending, self._pending = self._pending, {}
-            for wedding, payments in pending.items():
-                try:
-                    await self.sync(wedding, payments)
-                except Exception:
-                    # The room's next load schedules its payments again.
-                    log.exception("scheduling the payments of %s failed", wedding)
-            if not self._pending:
-                self._idle.set()
+        await self._follower.settled()
 
     async def sync(self, wedding: str, payments: set[str] | None = None) -> None:
         """Bring the jobs of ``payments`` (``None``: every scheduled payment) in line with

@@ -21,6 +21,7 @@ import re
 import secrets
 from collections.abc import Mapping
 
+from crdt_server.auth.digests import secret_digest
 from crdt_server.auth.permissions import Access, PermissionMatrix
 from crdt_server.documents import DOCUMENT_KINDS
 
@@ -30,7 +31,6 @@ __all__ = [
     "MAX_EXPIRES_IN",
     "MAX_USES",
     "access_rank",
-    "code_digest",
     "code_matches",
     "grant_refusal",
     "member_edit_refusal",
@@ -64,16 +64,12 @@ def new_code() -> tuple[str, str, str]:
     """A new invitation's ``(id, code, digest)``: the code is ``id.secret``."""
     invitation = secrets.token_urlsafe(12)
     secret = secrets.token_urlsafe(32)
-    return invitation, f"{invitation}.{secret}", code_digest(secret)
+    return invitation, f"{invitation}.{secret}", secret_digest(secret)
 
 
 def new_member_sub() -> str:
     """The ``sub`` of a person who joined by invitation (the server's, never the client's)."""
     return f"m_{secrets.token_urlsafe(16)}"
-
-
-def code_digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def split_code(code: str) -> tuple[str, str] | None:
@@ -85,7 +81,7 @@ def split_code(code: str) -> tuple[str, str] | None:
 def code_matches(secret: str, digest: str | None) -> bool:
     """Whether ``secret`` is the one of ``digest``, in constant time (a missing invitation
     is compared with a dummy digest, so its answer takes as long as a wrong secret's)."""
-    return secrets.compare_digest(code_digest(secret), digest or _DUMMY_DIGEST) and (
+    return secrets.compare_digest(secret_digest(secret), digest or _DUMMY_DIGEST) and (
         digest is not None
     )
 

@@ -25,40 +25,54 @@ import contextlib
 import json
 import logging
 import secrets
-import time
-from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
-
-import msgspec
+from collections.abc import Callable
+from typing import Any
 
 from crdt_server import clock
+from crdt_server.auth.digests import secret_digest
 from crdt_server.auth.principals import Revocations
 from crdt_server.auth.tokens import TokenCodec
-from crdt_server.cluster.messages import BusMessage, from_event, to_event
+from crdt_server.cluster.messages import from_event, to_event
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.core.limits import RateLimiter
 from crdt_server.errors import CloseCode
-from crdt_server.features.db import FeatureDb, Sql, Tx, row_as, rows_as
+from crdt_server.features.db import FeatureDb
+from crdt_server.features.people.domain_sessions import (
+    ACCESS_TOKEN_SECONDS,
+    CODE_SECONDS,
+    SESSION_ENDED,
+    Forgotten,
+    MailQueue,
+    Refreshed,
+    SessionEnded,
+    SignedIn,
+    Verified,
+    claim_email,
+    new_device_email,
+    sign_in_email,
+)
+from crdt_server.features.people.service_sessions import (
+    _MEMBERSHIPS,
+    _erase_membership,
+    _erase_person,
+    claim_code,
+    complete_sign_in,
+    end_devices,
+    new_person,
+    refresh_device,
+    sign_in_code,
+)
 from crdt_server.features.people.settings import PeopleSettings
 from crdt_server.features.people.tables_sessions import (
     CLAIMS_SCHEMA,
     DEVICE_COLUMNS,
     SESSIONS_SCHEMA,
-    ClaimRow,
-    CodeRow,
     Count,
     DeviceRow,
     EmailRow,
-    HolderRow,
     IdRow,
-    LiveRow,
     MembershipRow,
     PersonRow,
-    WindowRow,
-    digest,
-    link,
     new_device,
     normal_email,
     statement,
@@ -80,215 +94,10 @@ __all__ = [
 
 log = logging.getLogger("crdt_server.people.sessions")
 
-ACCESS_TOKEN_SECONDS = 900
-"""An access token minted from a device session lives at most this long."""
-CODE_SECONDS = 900
-"""A sign-in link works this long."""
-ROTATE_SECONDS = 86400.0
-"""A device session's secret is replaced at the first refresh a day after the last."""
-PREVIOUS_SECRET_SECONDS = 60.0
-"""The secret before a rotation still works this long (two tabs refreshing at once)."""
 SWEEP_SECONDS = 30.0
 """How often idle device sessions are ended and ended ones re-read from the store."""
-_MAX_HOLDERS = 1000
-"""Members read per address at a sign-in (a bound on hostile directories)."""
 _MAX_BACKGROUND = 64
 """Sign-in requests worked on at once in the background; more are dropped (still 202)."""
-
-SESSION_ENDED = "people.session_ended"
-
-
-class SessionEnded(BusMessage, frozen=True, tag=SESSION_ENDED):
-    """A device session ended: refuse its tokens, close its sockets with 4401."""
-
-    sid: str
-
-
-class MailQueue(Protocol):
-    """Where the feature's emails go: the notifications feature's outbox."""
-
-    emails: bool
-    """Whether this server sends email at all (an SMTP server is set)."""
-
-    async def queue_email(self, address: str, subject: str, body: str) -> None:
-        """Queue one email to a bare address (durably: the mailer sends it, with retries)."""
-        ...
-
-    async def forget_address(self, address: str) -> None:
-        """Drop the emails still waiting for ``address`` (lower case): its person was
-        erased."""
-        ...
-
-
-Forgotten = Callable[[str], Awaitable[object]]
-"""Told that an erasure left an address (lower case) held by nobody: what another feature
-keeps of it goes."""
-
-Verified = Callable[[str, Sequence[str]], Awaitable[object]]
-"""Told that a sign-in link verified an address (lower case), with the weddings where it
-now identifies the person's member."""
-
-
-@dataclass(frozen=True, slots=True)
-class SignedIn:
-    """A completed sign-in: the person, their new device session and its cookie secret."""
-
-    person: str
-    email: str
-    device: str
-    secret: str
-    ambiguous: tuple[str, ...]
-    """Weddings where several members hold the address (the person became none of them)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Refreshed:
-    """A device session that was used: its person, and the new secret if it rotated."""
-
-    device: str
-    person: str
-    secret: str | None
-
-
-_MEMBERSHIPS = (
-    "SELECT m.wedding, m.sub, b.role, b.name, m.docs, m.used_at FROM {t}memberships m"
-    " JOIN {t}members b ON b.wedding = m.wedding AND b.sub = m.sub WHERE m.person = ?"
-    " ORDER BY m.used_at DESC, m.wedding"
-)
-
-
-@dataclass(slots=True)
-class _Erased:
-    """What a member's erasure found: their person, if that was the person's last
-    membership (``None`` otherwise), its live device sessions, and the addresses the
-    member and the person had (lower case)."""
-
-    person: str | None
-    devices: tuple[str, ...]
-    addresses: set[str]
-    held: set[str]
-    """Of ``addresses``, those someone else still holds (filled by :func:`_erase_person`)."""
-
-
-def _erase_membership(wedding: str, sub: str) -> Tx[_Erased]:
-    """The step that removes a member's membership and verified address, and finds what
-    else goes with them (:class:`_Erased`)."""
-    given = yield from rows_as(
-        EmailRow,
-        "SELECT LOWER(email) AS email FROM {t}members WHERE wedding = ? AND sub = ?"
-        " AND email IS NOT NULL"
-        " UNION SELECT email FROM {t}verified_emails WHERE wedding = ? AND sub = ?"
-        " UNION SELECT LOWER(email) AS email FROM {t}invitation_members"
-        " WHERE wedding = ? AND sub = ? AND email IS NOT NULL",
-        wedding,
-        sub,
-        wedding,
-        sub,
-        wedding,
-        sub,
-    )
-    addresses = {normal_email(g.email) for g in given}
-    owner = yield from row_as(
-        _PersonOf, "SELECT person FROM {t}memberships WHERE wedding = ? AND sub = ?", wedding, sub
-    )
-    yield Sql("DELETE FROM {t}memberships WHERE wedding = ? AND sub = ?", (wedding, sub))
-    yield Sql("DELETE FROM {t}verified_emails WHERE wedding = ? AND sub = ?", (wedding, sub))
-    if owner is None:
-        return _Erased(None, (), addresses, set())
-    left = yield from row_as(
-        Count, "SELECT COUNT(*) AS count FROM {t}memberships WHERE person = ?", owner.person
-    )
-    if left is not None and left.count:
-        return _Erased(None, (), addresses, set())
-    own = yield from rows_as(
-        EmailRow,
-        "SELECT email FROM {t}persons WHERE id = ? AND email IS NOT NULL"
-        " UNION SELECT email FROM {t}email_claims WHERE person = ?",
-        owner.person,
-        owner.person,
-    )
-    addresses |= {normal_email(e.email) for e in own}
-    live = yield from rows_as(
-        IdRow,
-        "SELECT id FROM {t}device_sessions WHERE person = ? AND ended_at IS NULL",
-        owner.person,
-    )
-    return _Erased(owner.person, tuple(d.id for d in live), addresses, set())
-
-
-def _erase_person(erased: _Erased, wedding: str, sub: str) -> Tx[None]:
-    """The step that removes the person (if the erased membership was their last) and the
-    codes and claims of the addresses nobody else holds; fills ``erased.held``."""
-    if erased.person is not None:
-        for table, key in (("device_sessions", "person"), ("email_claims", "person")):
-            yield Sql(f"DELETE FROM {{t}}{table} WHERE {key} = ?", (erased.person,))
-        yield Sql("DELETE FROM {t}persons WHERE id = ?", (erased.person,))
-    for address in sorted(erased.addresses):
-        holders = yield from row_as(
-            Count,
-            "SELECT COUNT(*) AS count FROM (SELECT 1 AS one FROM {t}persons WHERE email = ?"
-            " UNION ALL SELECT 1 AS one FROM {t}verified_emails WHERE email = ?"
-            " UNION ALL SELECT 1 AS one FROM {t}members WHERE LOWER(email) = ?"
-            " AND NOT (wedding = ? AND sub = ?)) AS held",
-            address,
-            address,
-            address,
-            wedding,
-            sub,
-        )
-        if holders is not None and holders.count:
-            erased.held.add(address)
-            continue
-        yield Sql("DELETE FROM {t}sign_in_codes WHERE email = ?", (address,))
-        yield Sql("DELETE FROM {t}email_claims WHERE email = ?", (address,))
-
-
-class _PersonOf(msgspec.Struct, frozen=True):
-    person: str
-
-
-def _hourly(window: WindowRow | None, now: float, limit: int) -> tuple[float, int] | None:
-    """The (window start, count) an hourly limit records for one more code made at ``now``
-    after ``window`` (a new window once the last is an hour old); ``None`` past ``limit``."""
-    if window is None or window.window_start <= now - 3600:
-        return now, 1
-    if window.sent >= limit:
-        return None
-    return window.window_start, window.sent + 1
-
-
-def sign_in_code(address: str, code: str, now: float, limit: int) -> Tx[bool]:
-    """The step that makes ``code`` the newest sign-in code of ``address`` (lower case), if
-    fewer than ``limit`` were made for it this hour; whether it did."""
-    window = yield from row_as(
-        WindowRow,
-        "SELECT window_start, sent FROM {t}sign_in_codes WHERE email = ?",
-        address,
-    )
-    counted = _hourly(window, now, limit)
-    if counted is None:
-        return False
-    start, sent = counted
-    yield Sql(
-        "INSERT INTO {t}sign_in_codes (email, code_hash, expires_at, window_start, sent)"
-        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (email) DO UPDATE SET"
-        " code_hash = excluded.code_hash, expires_at = excluded.expires_at,"
-        " window_start = excluded.window_start, sent = excluded.sent",
-        (address, digest(code), now + CODE_SECONDS, start, sent),
-    )
-    return True
-
-
-def sign_in_email(code: str, base: str) -> tuple[str, str]:
-    """A sign-in link's email (subject, body); ``base``: the server's public URL."""
-    link = f"{base.rstrip('/')}/app/sign-in#code={code}"
-    minutes = CODE_SECONDS // 60
-    return (
-        "Your sign-in link",
-        f"Open this link to sign in to your wedding planning:\n\n{link}\n\n"
-        f"It works once, for {minutes} minutes; a newer link replaces it. If you did"
-        " not ask for it, ignore this email: nobody can sign in without it.\n",
-    )
 
 
 class DeviceSessions(Extension):
@@ -445,38 +254,9 @@ class DeviceSessions(Extension):
         now = clock.now()
         limit = self.settings.sign_in_per_email_per_hour
 
-        def tx() -> Tx[bool]:
-            window = yield from row_as(
-                WindowRow,
-                "SELECT window_start, sent FROM {t}email_claims WHERE person = ?",
-                person,
-            )
-            counted = _hourly(window, now, limit)
-            if counted is None:
-                return False
-            start, sent = counted
-            yield Sql(
-                "INSERT INTO {t}email_claims (person, email, code_hash, expires_at,"
-                " window_start, sent) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (person) DO UPDATE"
-                " SET email = excluded.email, code_hash = excluded.code_hash,"
-                " expires_at = excluded.expires_at, window_start = excluded.window_start,"
-                " sent = excluded.sent",
-                (person, address, digest(code), now + CODE_SECONDS, start, sent),
-            )
-            return True
-
-        if not await self.db.write(tx()):
+        if not await self.db.write(claim_code(person, address, code, now, limit)):
             return False
-        link = f"{base.rstrip('/')}/app/sign-in#code={code}"
-        minutes = CODE_SECONDS // 60
-        await self._mail(
-            address,
-            "Confirm your email address",
-            "Someone signed in to a wedding's planning asked to add this address to their"
-            f" sign-in. Open this link to confirm it and sign in:\n\n{link}\n\n"
-            f"It works once, for {minutes} minutes; a newer link replaces it. If you did"
-            " not ask for it, ignore this email: nothing changes without it.\n",
-        )
+        await self._mail(address, *claim_email(code, base))
         return True
 
     async def complete(self, code: str, label: str) -> SignedIn | None:
@@ -495,97 +275,9 @@ class DeviceSessions(Extension):
         secret = secrets.token_urlsafe(32)
         spent = "used:" + secrets.token_urlsafe(24)
 
-        def tx() -> Tx[tuple[SignedIn, bool, list[str]] | None]:
-            # Used up at once, whatever follows: the row stays for the hourly count.
-            used = yield from row_as(
-                CodeRow,
-                "UPDATE {t}sign_in_codes SET code_hash = ?, expires_at = 0"
-                " WHERE code_hash = ? AND expires_at >= ? RETURNING email",
-                spent,
-                digest(code),
-                now,
-            )
-            claimer: str | None = None
-            if used is None:
-                claim = yield from row_as(
-                    ClaimRow,
-                    "UPDATE {t}email_claims SET code_hash = ?, expires_at = 0"
-                    " WHERE code_hash = ? AND expires_at >= ? RETURNING person, email",
-                    spent,
-                    digest(code),
-                    now,
-                )
-                if claim is None:
-                    return None
-                claimer, address = claim.person, claim.email
-                asking = yield from row_as(
-                    PersonRow, "SELECT id, email FROM {t}persons WHERE id = ?", claimer
-                )
-                if asking is None:
-                    return None  # erased since it asked
-            else:
-                address = used.email
-            person = yield from row_as(
-                PersonRow, "SELECT id, email FROM {t}persons WHERE email = ?", address
-            )
-            if claimer is not None and person is not None and person.id != claimer:
-                # The address is another sign-in's: whoever holds it is that person.
-                for table in ("memberships", "device_sessions"):
-                    yield Sql(
-                        f"UPDATE {{t}}{table} SET person = ? WHERE person = ?",
-                        (person.id, claimer),
-                    )
-                yield Sql("DELETE FROM {t}email_claims WHERE person = ?", (claimer,))
-                yield Sql("DELETE FROM {t}persons WHERE id = ?", (claimer,))
-            elif claimer is not None:
-                yield Sql("UPDATE {t}persons SET email = ? WHERE id = ?", (address, claimer))
-                person = PersonRow(claimer, address)
-            pid = person_id if person is None else person.id
-            if person is None:
-                yield Sql(
-                    "INSERT INTO {t}persons (id, email, created_at) VALUES (?, ?, ?)",
-                    (pid, address, now),
-                )
-            holders = yield from rows_as(
-                HolderRow,
-                "SELECT wedding, sub FROM {t}members WHERE LOWER(email) = ? LIMIT ?",
-                address,
-                _MAX_HOLDERS,
-            )
-            per_wedding = Counter(h.wedding for h in holders)
-            linked = []
-            for holder in holders:
-                if per_wedding[holder.wedding] != 1:
-                    continue
-                linked.append(holder.wedding)
-                yield from link(pid, holder.wedding, holder.sub, address, now)
-            if claimer is not None:
-                bare = yield from rows_as(
-                    HolderRow,
-                    "SELECT m.wedding, m.sub FROM {t}memberships m JOIN {t}members b"
-                    " ON b.wedding = m.wedding AND b.sub = m.sub"
-                    " WHERE m.person = ? AND b.email IS NULL LIMIT ?",
-                    pid,
-                    _MAX_HOLDERS,
-                )
-                for member in bare:
-                    if per_wedding[member.wedding]:
-                        continue  # another member has it there: it identifies neither
-                    yield Sql(
-                        "UPDATE {t}members SET email = ? WHERE wedding = ? AND sub = ?",
-                        (address, member.wedding, member.sub),
-                    )
-                    linked.append(member.wedding)
-                    yield from link(pid, member.wedding, member.sub, address, now)
-            devices = yield from row_as(
-                Count, "SELECT COUNT(*) FROM {t}device_sessions WHERE person = ?", pid
-            )
-            yield from new_device(device, pid, secret, label, now)
-            ambiguous = tuple(sorted(w for w, n in per_wedding.items() if n > 1))
-            first = devices is None or devices.count == 0
-            return SignedIn(pid, address, device, secret, ambiguous), first, linked
-
-        done = await self.db.write(tx())
+        done = await self.db.write(
+            complete_sign_in(code, label, now, person_id, device, secret, spent)
+        )
         if done is None:
             return None
         signed_in, first, linked = done
@@ -619,20 +311,7 @@ class DeviceSessions(Extension):
         address = normal_email(email) if email is not None else None
         pid = "p_" + secrets.token_urlsafe(12)
 
-        def tx() -> Tx[str]:
-            if address is not None:
-                found = yield from row_as(
-                    PersonRow, "SELECT id, email FROM {t}persons WHERE email = ?", address
-                )
-                if found is not None:
-                    return found.id
-            yield Sql(
-                "INSERT INTO {t}persons (id, email, created_at) VALUES (?, ?, ?)",
-                (pid, address, clock.now()),
-            )
-            return pid
-
-        return await self.db.write(tx())
+        return await self.db.write(new_person(pid, address))
 
     async def add_membership(
         self, person: str, wedding: str, sub: str, docs: dict[str, str] | None = None
@@ -655,40 +334,10 @@ class DeviceSessions(Extension):
         (then it ends now)."""
         now = clock.now()
         idle = self.settings.device_session_idle_days * 86400
-        hashed = digest(secret)
+        hashed = secret_digest(secret)
         fresh = secrets.token_urlsafe(32)
 
-        def tx() -> Tx[tuple[Refreshed | None, str | None]]:
-            found = yield from row_as(
-                LiveRow,
-                "SELECT id, person, secret_hash, rotated_at, last_used, ended_at"
-                " FROM {t}device_sessions WHERE secret_hash = ? OR (previous_hash = ?"
-                " AND rotated_at > ?)",
-                hashed,
-                hashed,
-                now - PREVIOUS_SECRET_SECONDS,
-            )
-            if found is None or found.ended_at is not None:
-                return None, None
-            if found.last_used < now - idle:
-                yield Sql(
-                    "UPDATE {t}device_sessions SET ended_at = ? WHERE id = ?", (now, found.id)
-                )
-                return None, found.id
-            rotate = found.secret_hash == hashed and found.rotated_at < now - ROTATE_SECONDS
-            if rotate:
-                yield Sql(
-                    "UPDATE {t}device_sessions SET last_used = ?, rotated_at = ?,"
-                    " previous_hash = secret_hash, secret_hash = ? WHERE id = ?",
-                    (now, now, digest(fresh), found.id),
-                )
-            else:
-                yield Sql(
-                    "UPDATE {t}device_sessions SET last_used = ? WHERE id = ?", (now, found.id)
-                )
-            return Refreshed(found.id, found.person, fresh if rotate else None), None
-
-        used, idled = await self.db.write(tx())
+        used, idled = await self.db.write(refresh_device(hashed, fresh, now, idle))
         if idled is not None:
             self._ended(idled)
         return used
@@ -759,15 +408,7 @@ class DeviceSessions(Extension):
         if not ids:
             return
         now = clock.now()
-
-        def tx() -> Tx[None]:
-            for sid in ids:
-                yield Sql(
-                    "UPDATE {t}device_sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL",
-                    (now, sid),
-                )
-
-        await self.db.write(tx())
+        await self.db.write(end_devices(ids, now))
         for sid in ids:
             self._ended(sid)
 
@@ -797,13 +438,7 @@ class DeviceSessions(Extension):
         await self.post.queue_email(address, subject, body)
 
     async def _tellnew_device(self, address: str, label: str, at: float) -> None:
-        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(at))
-        await self._mail(
-            address,
-            "A new device signed in",
-            f"A new device signed in to your wedding planning at {when}:\n\n  {label}\n\n"
-            "If it was not you, sign out that device from the devices list of the app.\n",
-        )
+        await self._mail(address, *new_device_email(label, at))
 
     # -- keeping up ---------------------------------------------------------------------
 

@@ -21,11 +21,11 @@ they go when a member's erasure removes their person's last membership
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import msgspec
 
+from crdt_server.auth.digests import secret_digest
 from crdt_server.features.db import Sql, Tx
 from crdt_server.storage import Table, schema_of
 
@@ -44,7 +44,6 @@ __all__ = [
     "MembershipRow",
     "PersonRow",
     "WindowRow",
-    "digest",
     "link",
     "new_device",
     "normal_email",
@@ -206,14 +205,9 @@ def new_device(device: str, person: str, secret: str, label: str, now: float) ->
     yield Sql(
         "INSERT INTO {t}device_sessions (id, person, secret_hash, previous_hash, label,"
         " created_at, last_used, rotated_at) VALUES (?, ?, ?, NULL, ?, ?, ?, ?)",
-        (device, person, digest(secret), label, now, now, now),
+        (device, person, secret_digest(secret), label, now, now, now),
     )
 
 
 def statement(text: str, params: tuple[Any, ...]) -> Tx[None]:
     yield Sql(text, params)
-
-
-def digest(secret: str) -> str:
-    """The SHA-256 (hex) the store keeps of a secret or code."""
-    return hashlib.sha256(secret.encode()).hexdigest()

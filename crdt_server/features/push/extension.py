@@ -25,8 +25,6 @@ import logging
 import secrets
 from typing import Any
 
-import httpx
-
 from crdt_server import clock
 from crdt_server.auth.principals import Revocations
 from crdt_server.core.hooks import Core, Extension
@@ -54,7 +52,8 @@ from crdt_server.features.push.tables import (
     erase_member,
     remove_subscriptions,
 )
-from crdt_server.features.webhooks import Senders, UnsafeTarget
+from crdt_server.features.webhooks import Senders, SendFailed, UnsafeTarget
+from crdt_server.storage import StoreError
 
 __all__ = ["MAX_SUBSCRIPTIONS", "Push"]
 
@@ -128,7 +127,6 @@ class Push(Extension):
             timeout=settings.push_timeout_seconds,
             allow_private=settings.push_allow_private,
             max_connections=20,
-            max_keepalive=10,
         )
         last = await self._inbox.last_notice()
         await self.db.write(_start_cursor(last))
@@ -311,6 +309,9 @@ class Push(Extension):
                 while await self.scan():
                     pass
                 more = await self.send_due()
+            except StoreError as exc:  # a full disk, a lost database: one line, not a trace
+                log.warning("push delivery paused, the store failed: %s; retrying", exc)
+                more = False
             except Exception:
                 log.exception("push delivery failed; retrying")
                 more = False
@@ -397,7 +398,7 @@ class Push(Extension):
                 topic=topic_of(payload.tag),
                 allow_private=settings.push_allow_private,
             )
-        except (UnsafeTarget, httpx.HTTPError, ValueError) as exc:
+        except (UnsafeTarget, SendFailed, TimeoutError, ValueError) as exc:
             log.warning("a push message failed (%s); retrying", type(exc).__name__)
             await self._retry(item)
             return

@@ -80,12 +80,11 @@ async def push_once(
     allow_private: bool,
 ) -> int:
     """Send one encrypted message; the push service's status. Raises
-    :class:`UnsafeTarget` (refused address) or :class:`httpx.HTTPError` (no answer)."""
+    :class:`UnsafeTarget` (refused address), :class:`TimeoutError` or :class:`SendFailed`
+    (no answer)."""
     check_scheme(subscription.endpoint, allow_private=allow_private)
     body = encrypt(payload, subscription.p256dh, subscription.auth)
-    client, target = await senders.target(subscription.endpoint)
     headers = {
-        "host": target.host_header,
         "content-type": "application/octet-stream",
         "content-encoding": "aes128gcm",
         "ttl": str(ttl),
@@ -94,19 +93,7 @@ async def push_once(
         "user-agent": USER_AGENT,
         "authorization": key.authorization(subscription.endpoint, subject, clock.now()),
     }
-    request = client.build_request(
-        "POST",
-        target.connect_url,
-        content=body,
-        headers=headers,
-        # TLS checked against the endpoint's own name while connecting to the checked
-        # address (the name is never resolved a second time).
-        extensions={"sni_hostname": target.host},
-    )
-    response = await client.send(request, stream=True)
-    try:
-        async for _ in response.aiter_raw():
-            break  # the status is all we need; never read a large answer
-    finally:
-        await response.aclose()
-    return response.status_code
+    # To the checked address, TLS checked against the endpoint's own name (the name is
+    # never resolved a second time); the answer's status is all we need.
+    status, _ = await senders.post(subscription.endpoint, headers, body)
+    return status

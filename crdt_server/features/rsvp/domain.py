@@ -19,7 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from crdt_server.documents.model import WEDDING_ID_PATTERN, local_moment, zone_of
+from crdt_server.documents.model import (
+    MAX_RSVP_NOTE,
+    WEDDING_ID_PATTERN,
+    local_moment,
+    zone_of,
+)
 
 __all__ = [
     "CODE_PATTERN",
@@ -43,8 +48,8 @@ _MAC_CHARS = 22
 CODE_PATTERN = re.compile(rf"({_ID})\.({_HOUSEHOLD})\.([A-Za-z0-9_-]{{{_MAC_CHARS}}})")
 MAX_CODE = 64 + 1 + 64 + 1 + _MAC_CHARS
 """The longest code there is (a longer path segment is refused before any work)."""
-MAX_NOTE = 1000
-"""Characters of a household's note to the couple."""
+MAX_NOTE = MAX_RSVP_NOTE
+"""Characters of a household's note to the couple (the household entry's ``rsvp_note``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,9 @@ code nobody made. A good code is the principal ``guest:<guest id>`` of each pers
 household it answers for: it writes only the ``update_guest`` operation on those guests
 (never a socket, never another household's guest), each person's change its own update
 credited to them (``{"sub": "guest:g1", "role": "guest"}``), so ``guest.rsvp_changed``
-events name who answered.
+events name who answered, and the household's note to the couple (``rsvp_note`` and
+``rsvp_note_at`` of its own household entry, created for a free-text household), credited
+to the first person the answer names.
 
 Limits: ``rsvp_per_address_per_hour`` per client address (every request, counted before
 the code is checked: guessing codes is slow), ``rsvp_per_link_per_hour`` per link (the
@@ -39,7 +41,7 @@ from crdt_server.errors import Conflict, Gone, Impossible, Malformed, NotFound, 
 from crdt_server.storage import FeatureRow
 from crdt_server.times import rfc3339
 
-from .domain import MAX_CODE, closes_at, parse_code, verify_code
+from .domain import MAX_CODE, MAX_NOTE, closes_at, parse_code, verify_code
 from .domain_households import HouseholdView, Wedding, read_wedding
 from .extension import RsvpLinks
 
@@ -99,6 +101,8 @@ class RsvpPage(msgspec.Struct, frozen=True):
     menu: list[str] | None
     """The meals to choose from; ``null``: no menu (any meal is taken)."""
     people: list[PersonView]
+    note: str | None = None
+    """The household's note to the couple; ``null``: none (or the RSVP is closed)."""
 
 
 class PersonAnswer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -118,6 +122,16 @@ class PlusOneAnswer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class RsvpAnswer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     people: Annotated[list[PersonAnswer], Meta(min_length=1, max_length=MAX_PEOPLE)]
     plus_one: PlusOneAnswer | None = None
+    note: (
+        Annotated[
+            str,
+            Meta(
+                max_length=MAX_NOTE,
+                description="the household's note to the couple (free text); empty: clear it",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class Answered(msgspec.Struct, frozen=True):
@@ -202,20 +216,30 @@ async def read_rsvp(call: ApiCall, path: CodePath) -> Response:
         closed,
         list(wedding.menu.choices) if wedding.menu.choices else None,
         [] if closed else people,
+        None if closed else household.rsvp_note,
     )
     response = json_response(page)
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
-def _operations(link: _Link, body: RsvpAnswer) -> list[tuple[str, dict[str, Any]]]:
-    """The operations of an answer, each with the field of the body it comes from,
-    checked against the household and the menu before anything is written (422 naming the
-    field)."""
+class _Op(msgspec.Struct, frozen=True):
+    """One operation of an answer: the field of the body it comes from, the guest it is
+    credited to, and the operation."""
+
+    field: str
+    guest_id: str
+    op: dict[str, Any]
+
+
+def _operations(link: _Link, body: RsvpAnswer) -> list[_Op]:
+    """The operations of an answer, checked against the household and the menu before
+    anything is written (422 naming the field): the note first (when it changes), then each
+    person's."""
     members = {g.id for g in link.household.guests}
     menu = link.wedding.menu
     seen: set[str] = set()
-    ops: list[tuple[str, dict[str, Any]]] = []
+    ops: list[_Op] = []
     for index, person in enumerate(body.people):
         where = f"people[{index}]"
         if person.guest_id not in members or person.guest_id in seen:
@@ -234,10 +258,31 @@ def _operations(link: _Link, body: RsvpAnswer) -> list[tuple[str, dict[str, Any]
             op["meal"] = person.meal
         if person.dietary is not None:
             op["dietary"] = person.dietary
-        ops.append((where, op))
+        ops.append(_Op(where, person.guest_id, op))
     if body.plus_one is not None:
-        ops.append(("plus_one", _plus_one(link, body.plus_one)))
+        named = _plus_one(link, body.plus_one)
+        ops.append(_Op("plus_one", named["guest_id"], named))
+    note = _note(link, body.note)
+    if note is not None:
+        ops.insert(0, _Op("note", body.people[0].guest_id, note))
     return ops
+
+
+def _note(link: _Link, note: str | None) -> dict[str, Any] | None:
+    """The operation that sets (or, given an empty one, clears) the household's note to
+    the couple, stamped with when it was written; ``None`` when it stays as it is. A
+    free-text household gets its entry (under the id it already reads under)."""
+    if note is None:
+        return None
+    text = note.strip() or None
+    household = link.household
+    if text == household.rsvp_note:
+        return None
+    at = rfc3339(int(clock.now()), "seconds") if text is not None else None
+    op: dict[str, Any] = {"household_id": household.id, "rsvp_note": text, "rsvp_note_at": at}
+    if household.entry:
+        return {"op": "update_household", **op}
+    return {"op": "add_household", "name": household.name, **op}
 
 
 def plus_one_id(host: str) -> str:
@@ -284,11 +329,10 @@ def _key(call: ApiCall, link: _Link) -> OperationKey | None:
     )
 
 
-async def _answer(
-    call: ApiCall, link: _Link, ops: list[tuple[str, dict[str, Any]]], once: OperationKey | None
-) -> bytes:
-    """Run the operations, each person's as their own update; the receipt (JSON). With an
-    idempotency key, its row is committed with the last person's update."""
+async def _answer(call: ApiCall, link: _Link, ops: list[_Op], once: OperationKey | None) -> bytes:
+    """Run the operations, each person's (and the note) as their own update; the receipt
+    (JSON). With an idempotency key, its row is committed with the last person's update
+    (the note, when there is one, goes first)."""
     weddings = call.state.weddings
     answered: list[Answered] = []
     at = rfc3339(int(clock.now()), "seconds")
@@ -296,23 +340,25 @@ async def _answer(
 
     def kept(result: dict[str, Any]) -> list[FeatureRow]:
         nonlocal receipt
-        receipt = msgspec.json.encode(RsvpReceipt([*answered, _done(ops[-1][1], result)], at))
+        receipt = msgspec.json.encode(RsvpReceipt([*answered, _done(ops[-1].op, result)], at))
         return [weddings.keys.row(once, receipt.decode())] if once is not None else []
 
-    for index, (field, op) in enumerate(ops):
-        actor = guest_actor(op["guest_id"])
+    for index, each in enumerate(ops):
+        actor = guest_actor(each.guest_id)
         sender = Sender(actor, f"http:{actor.sub}")
         last = index == len(ops) - 1
         try:
             result = await weddings.operate(
-                link.wedding_id, "guests", op, sender, rows=kept if last else None
+                link.wedding_id, "guests", each.op, sender, rows=kept if last else None
             )
         except OperationError as exc:
-            where = field + (f".{exc.path}" if exc.path else "")
+            # The note's operation names its own fields (rsvp_note): the body's is ``note``.
+            path = exc.path if each.field != "note" else ""
+            where = each.field + (f".{path}" if path else "")
             refusal = Malformed if exc.reason == "malformed" else Impossible
             raise refusal(exc.message, field=where) from None
-        if not last:
-            answered.append(_done(op, result))
+        if not last and each.field != "note":
+            answered.append(_done(each.op, result))
     return receipt
 
 
@@ -323,8 +369,9 @@ def _done(op: dict[str, Any], result: dict[str, Any]) -> Answered:
 @guest_routes.put(
     _PATH,
     "answerRsvp",
-    "Answer for the household's people (attending, meal, dietary); each person's change "
-    "is credited to them (guest:<guest id>); Idempotency-Key honoured",
+    "Answer for the household's people (attending, meal, dietary) and leave the couple a "
+    "note; each person's change is credited to them (guest:<guest id>); Idempotency-Key "
+    "honoured",
     family="rsvp",
     security="none",
     accepts=_RSVP,
@@ -335,6 +382,10 @@ def _done(op: dict[str, Any], result: dict[str, Any]) -> Answered:
         "on the menu when there is one. `plus_one` names the plus-one of the household's "
         "first guest who brings one: a guest of their own (`plus_one_of`), attending, under "
         "an id derived from their host's (naming them again renames them). "
+        f"`note` (at most {MAX_NOTE} characters, else 422 naming `note`) is the household's "
+        "note to the couple, kept on its household entry (`rsvp_note`, with `rsvp_note_at`) "
+        "and credited to the first person named; an empty note clears it, an absent one "
+        "leaves it. "
         "`Idempotency-Key` (the page's offline queue sends one with each answer), scoped "
         "to the household and kept 24 h: the same key with "
         "the same body answers the first answer again (`Idempotent-Replayed: true`); with "

@@ -11,15 +11,16 @@ just before a crash is caught up the next time the wedding is opened. The work r
 the commit path, one wedding at a time, coalescing what arrives meanwhile.
 
 When a job is due, :func:`remind` reads the task again (done, removed or moved since:
-nothing is written) and writes a notification (reason ``task.due``, reference the task id)
-in the inbox of its owner, or of every member of the couple when it has none, with an
-email for who has an address and takes emails; in the transaction that completes the job,
-so it is written once.
+nothing is written) and writes the event ``task.due`` (which tells an open app to refresh
+its inbox) and a notification (reason ``task.due``, reference the task id) in the inbox of
+its owner, or of every member of the couple when it has none, with an email for who has an
+address and takes emails; in the transaction that completes the job, so both are written
+once.
 """
 
 from __future__ import annotations
 
-import asyncio
+import json
 import logging
 from collections.abc import Iterable
 from datetime import date, datetime, time
@@ -34,12 +35,24 @@ from crdt_server.documents.model import local_moment, zone_of
 from crdt_server.documents.schema import read_profile, read_tasks
 from crdt_server.documents.tasks import REMINDER_KIND, due_dates, wanted_reminders
 from crdt_server.features.db import Tx
+from crdt_server.features.events import EventLog, store_events
+from crdt_server.features.follow import Follower
 from crdt_server.features.jobs import Job, JobContext
 from crdt_server.features.notifications import Notifications, notify
 from crdt_server.features.people import Member, People
 from crdt_server.features.scheduler import Scheduler
+from crdt_server.storage import NewEvent
 
-__all__ = ["KIND", "REASON", "REMIND_AT", "TaskReminders", "due_time", "remind", "wake_mailer"]
+__all__ = [
+    "KIND",
+    "REASON",
+    "REMIND_AT",
+    "TASK_DUE",
+    "TaskReminders",
+    "due_time",
+    "remind",
+    "wake_mailer",
+]
 
 log = logging.getLogger("crdt_server.tasks")
 
@@ -47,6 +60,9 @@ KIND = REMINDER_KIND
 """The scheduler's job kind, ``tasks.reminder`` (one job per wedding, task and due time)."""
 REASON = "task.due"
 """The notification's reason (its reference is the task id)."""
+TASK_DUE = "task.due"
+"""The event the job stores with the reminders: ``{"id", "title", "due", "owner"}``,
+credited to the server (the open apps of who may read the tasks refresh their inbox)."""
 REMIND_AT = time(9, 0)
 """When on its due day a task is reminded, in the wedding's time zone."""
 SYSTEM = Actor("scheduler", "server")
@@ -67,26 +83,24 @@ class TaskReminders(Extension):
     def __init__(self, scheduler: Scheduler) -> None:
         self.scheduler = scheduler
         self._core: Core | None = None
-        self._dirty: dict[str, set[str] | None] = {}
-        """Wedding -> the task ids to reconcile (``None``: every task)."""
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self.idle = asyncio.Event()
-        """Set while nothing waits to be reconciled (tests wait on it)."""
-        self.idle.set()
+        self._follower = Follower(
+            "task-reminders", self.reconcile, log, "updating the reminders of a wedding's tasks"
+        )
 
     async def start(self, core: Core) -> None:
         self._core = core
-        self._task = asyncio.create_task(self._run(), name="task-reminders")
+        self._follower.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._follower.close()
+
+    async def settled(self) -> None:
+        """Wait until every change seen so far has reached the scheduler (tests)."""
+        await self._follower.settled()
 
     async def on_load(self, room: RoomView) -> None:
         if room.kind == "tasks":
-            self._mark(room.wedding_id, None)
+            self._follower.mark(room.wedding_id)
 
     def on_stored(self, room: RoomView, batch: CommitBatch) -> None:
         if room.kind not in ("tasks", "timeline"):
@@ -100,31 +114,9 @@ class TaskReminders(Extension):
                 elif room.kind == "timeline" and change.root == "profile":
                     every |= change.id in ("date", "time_zone")
         if every:
-            self._mark(room.wedding_id, None)
+            self._follower.mark(room.wedding_id)
         elif ids:
-            self._mark(room.wedding_id, ids)
-
-    def _mark(self, wedding: str, ids: set[str] | None) -> None:
-        if wedding in self._dirty:
-            known = self._dirty[wedding]
-            self._dirty[wedding] = None if known is None or ids is None else known | ids
-        else:
-            self._dirty[wedding] = ids
-        self.idle.clear()
-        self._wake.set()
-
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._dirty:
-                wedding = next(iter(self._dirty))
-                ids = self._dirty.pop(wedding)
-                try:
-                    await self.reconcile(wedding, ids)
-                except Exception:  # logged once, without content; the next change retries
-                    log.exception("the reminders of a wedding's tasks were not updated")
-            self.idle.set()
+            self._follower.mark(room.wedding_id, ids)
 
     async def describe(self, wedding: str, ref: str, member: Member) -> str | None:
         """A reminder as its email says it (the mailer's notice for :data:`REASON`): the
@@ -172,9 +164,19 @@ async def remind(job: Job, context: JobContext) -> Tx[None] | None:
     readers = [m for m in members if permissions.access(m.role, "tasks").can_read]
     if not readers:
         return None
+    data = {"id": task.id, "title": task.title, "due": job.data.get("day"), "owner": task.owner}
+    event = NewEvent(
+        job.wedding,
+        TASK_DUE,
+        json.dumps(data, separators=(",", ":"), ensure_ascii=False),
+        "tasks",
+        sub=SYSTEM.sub,
+        role=SYSTEM.role,
+    )
     now = clock.now()
 
     def steps() -> Tx[None]:
+        yield from store_events([event])
         for member in readers:
             yield from notify(
                 job.wedding,
@@ -192,5 +194,7 @@ async def remind(job: Job, context: JobContext) -> Tx[None] | None:
 
 
 def wake_mailer(job: Job, context: JobContext) -> None:
-    """The reminder's emails are committed: wake the mailers."""
+    """The reminder and its event are committed: wake the wedding's event readers (an open
+    app refreshes its inbox on ``task.due``) and the mailers."""
+    context.get(EventLog).announce(job.wedding)
     context.get(Notifications).queued(job.wedding)

@@ -47,6 +47,8 @@ _MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_.\-]{1,256})")
 _AT = re.compile(r"(?<![\w@])@")
 _LINKED = re.compile(r"@\[([^\[\]\n]{1,200})\]\(([^()\s]{1,256})\)")
 """``@[Display Name](sub)``, as the app's composer inserts a mention."""
+_WORD = re.compile(r"[^\W_][\w'.\-]{0,63}")
+"""The word after an ``@`` that names nobody (reported when it looks like a name)."""
 MAX_MENTIONS = 50
 """The ``@`` of a message body that are read for mentions (the rest is text)."""
 MAX_NAME_CHARS = 200
@@ -125,22 +127,39 @@ def read_mentions(
 
     A mention is ``@[Display Name](sub)`` (what the app's composer inserts: the sub decides),
     ``@sub`` (a trailing full stop is not part of it), or a plain ``@Display Name``: the
-    longest case-insensitive match among the members' names, ending at a word boundary. A
-    name two members share resolves to neither and comes back as ``{"name", "reason":
-    "ambiguous_name"}``. ``@word`` naming nobody is no mention. With an empty directory any
-    ``@sub`` counts. Only the first :data:`MAX_MENTIONS` ``@`` of a body are read, so its cost
-    is bounded by that count times the directory's distinct name lengths."""
+    longest case-insensitive match among the members' names, ending at a word boundary.
+
+    What names nobody comes back, each once, never refused: a name two members share as
+    ``{"name", "reason": "ambiguous_name"}``; a link to a sub that is no member as ``{"name",
+    "sub", "reason": "unknown_member"}``; a plain ``@word`` that names nobody as ``{"name",
+    "reason": "unknown_member"}`` only when it looks meant as a name (:func:`_looks_named`):
+    ``@home`` and ``@ 5pm`` are text. With an empty directory any ``@sub`` counts. Only the
+    first :data:`MAX_MENTIONS` ``@`` of a body are read, so its cost is bounded by that count
+    times the directory's distinct name lengths."""
     found: list[str] = []
     unresolved: list[dict[str, str]] = []
     names = _names_by_length(members)
     lengths = sorted(names, reverse=True)
+    words = {w for length in names.values() for name in length for w in name.split()}
+
+    def mention(sub: str) -> None:
+        if sub not in found:
+            found.append(sub)
+
+    def report(missed: dict[str, str]) -> None:
+        if missed not in unresolved:
+            unresolved.append(missed)
+
     for at in itertools.islice(_AT.finditer(body), MAX_MENTIONS):
         start = at.end()
         linked = _LINKED.match(body, at.start())
         if linked is not None:
             sub = linked.group(2)
-            if (not members or sub in members) and sub not in found:
-                found.append(sub)
+            if not members or sub in members:
+                mention(sub)
+            else:
+                name = " ".join(linked.group(1).split())
+                report({"name": name, "sub": sub, "reason": "unknown_member"})
             continue
         token = _MENTION.match(body, at.start())
         by_sub = None
@@ -151,13 +170,29 @@ def read_mentions(
         if by_name is not None and (by_sub is None or len(by_name[0]) > len(by_sub)):
             text, subs = by_name
             if len(subs) == 1:
-                if subs[0] not in found:
-                    found.append(subs[0])
-            elif not any(u["name"] == text for u in unresolved):
-                unresolved.append({"name": text, "reason": "ambiguous_name"})
-        elif by_sub is not None and by_sub not in found:
-            found.append(by_sub)
+                mention(subs[0])
+            else:
+                report({"name": text, "reason": "ambiguous_name"})
+        elif by_sub is not None:
+            mention(by_sub)
+        else:
+            word = _looks_named(body, start, words)
+            if word is not None:
+                report({"name": word, "reason": "unknown_member"})
     return found, unresolved
+
+
+def _looks_named(body: str, start: int, words: Collection[str]) -> str | None:
+    """The word at ``body[start:]`` (after an ``@`` that names nobody) when it looks meant as
+    a name: it starts with a capital letter (``@Ghost``), or it is a word of a member's
+    display name (``@sam`` when Sam Lee is a member, whose full name was not written).
+    Anything else (``@home``, ``@ 5pm``, ``ann@example.com``: an ``@`` after a word
+    character is never read) is text, so ordinary writing brings no note."""
+    found = _WORD.match(body, start)
+    if found is None:
+        return None
+    word = found.group().rstrip("'.-")
+    return word if word[0].isupper() or word.lower() in words else None
 
 
 def _names_by_length(members: Mapping[str, Member]) -> dict[int, dict[str, list[str]]]:
@@ -244,9 +279,10 @@ def recipients(
 def unnotified_mentions(
     author: str, mentions: Sequence[str], members: Mapping[str, Member], can_see: Collection[str]
 ) -> list[dict[str, str]]:
-    """The mentions a message could not notify, and why: ``cannot_see_thread`` (a member
-    who may not see it; the thread is never widened by a mention) or ``not_a_member`` (only
-    when the directory is empty and any ``@name`` counts). Every principal of the wedding
+    """The mentioned subs a message could not notify, and why: ``cannot_see_thread`` (a
+    member who may not see it; the thread is never widened by a mention) or ``not_a_member``
+    (only when the directory is empty and any ``@name`` counts). The names that resolved to
+    nobody come from :func:`read_mentions`. Every principal of the wedding
     may list the directory and a thread's participants, so this tells the author nothing
     they could not learn."""
     return [

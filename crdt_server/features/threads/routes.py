@@ -100,6 +100,36 @@ class ThreadAnswer(msgspec.Struct, frozen=True):
     unread: int
 
 
+class UnnotifiedMention(msgspec.Struct, frozen=True):
+    """A mention that notified nobody, and why (never a refusal): ``cannot_see_thread``
+    (``sub``: a member who may not see the thread), ``not_a_member`` (``sub``: only while
+    the member directory is empty), ``ambiguous_name`` (``name``: two members share it),
+    ``unknown_member`` (``name``: a plain ``@Name`` that looks meant as a name and names no
+    member; with ``sub`` for a link ``@[Name](sub)`` to a sub that is no member)."""
+
+    reason: Literal["cannot_see_thread", "not_a_member", "ambiguous_name", "unknown_member"]
+    sub: str | UnsetType = UNSET
+    name: str | UnsetType = UNSET
+
+
+class PostedMessage(msgspec.Struct, frozen=True):
+    """The message as ``listMessages`` shows it, and the mentions it could not notify."""
+
+    id: str
+    thread: str
+    seq: int
+    author: dict[str, str]
+    body: str
+    reply_to: str | None
+    mentions: list[str]
+    priority: str
+    created_at: str
+    edited_at: str | None
+    deleted: bool
+    reactions: dict[str, list[str]]
+    unnotified_mentions: list[UnnotifiedMention]
+
+
 class ThreadsAnswer(Page[dict[str, Any], str], frozen=True):
     items: list[dict[str, Any]] = msgspec.field(name="threads")
 
@@ -334,9 +364,11 @@ async def list_messages(call: ApiCall, path: ThreadPath, query: MessagesQuery) -
     _MESSAGE,
     "putMessage",
     "Post a message under a client id: 201 the first time, 200 with the same message"
-    " after, 409 if the id holds another one; unnotified_mentions lists the mentioned"
-    " members who may not see the thread (reason cannot_see_thread), never notified",
+    " after, 409 if the id holds another one; unnotified_mentions lists the mentions that"
+    " notified nobody and why (a member who may not see the thread, a name two members"
+    " share, a name or link that reaches no member), never a refusal",
     family="threads",
+    response_model=PostedMessage,
     status=201,
     also=(200,),
     errors=(*_ERR, 409, 413, 422),

@@ -20,11 +20,19 @@ from crdt_server.features.webhooks.domain_safety import (
 from crdt_server.features.webhooks.extension import Webhooks
 from crdt_server.features.webhooks.extension_presence import PresenceWebhooks
 from crdt_server.features.webhooks.routes import webhook_routes
-from crdt_server.features.webhooks.service_sender import Senders
+from crdt_server.features.webhooks.service_sender import Senders, SendFailed
 from crdt_server.features.webhooks.settings import WebhookSettings
 from crdt_server.features.webhooks.tables import SCHEMA
 
-__all__ = ["FEATURE", "Senders", "Target", "UnsafeTarget", "check_url", "resolve_target"]
+__all__ = [
+    "FEATURE",
+    "SendFailed",
+    "Senders",
+    "Target",
+    "UnsafeTarget",
+    "check_url",
+    "resolve_target",
+]
 """Beside the feature: its SSRF guard and pooled sender, which the push feature's delivery
 uses too (every resolved address public, connect to the checked address)."""
 

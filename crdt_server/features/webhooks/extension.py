@@ -43,35 +43,37 @@ and the event is shown as that role reads it in ``GET .../events``
 vendor). An event of a document the creator's role may no longer read is not sent: its
 delivery fails at once (a dead letter, ``withheld``). Endpoints created by the admin (no
 creator) carry whole events; a creator the directory does not know gets every field with a
-read rule cut.
+read rule cut. One attempt, the cut and how it settles are
+:mod:`~crdt_server.features.webhooks.service_delivery`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import secrets
 import socket
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-import httpx
-import msgspec
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
 
 from crdt_server import clock
 from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.documents.domain import WEDDINGS
-from crdt_server.features.events import EventLog, read_events, readable_event
+from crdt_server.features.events import EventLog, read_events
 from crdt_server.features.webhooks.domain import Endpoint, new_id, payload_of
-from crdt_server.features.webhooks.domain_safety import UnsafeTarget
-from crdt_server.features.webhooks.service import WebhookEndpoints, insert_delivery
-from crdt_server.features.webhooks.service_sender import Senders, post_signed
+from crdt_server.features.webhooks.service import (
+    WebhookEndpoints,
+    insert_delivery,
+    sent_ahead_ids,
+)
+from crdt_server.features.webhooks.service_delivery import DeliveryMetrics, attempt, settled
+from crdt_server.features.webhooks.service_sender import Senders
 from crdt_server.features.webhooks.settings import WebhookSettings
 from crdt_server.features.webhooks.tables import (
     ENDPOINT_COLUMNS,
@@ -84,7 +86,7 @@ from crdt_server.features.webhooks.tables import (
 )
 from crdt_server.names import LANE_PRIORITIES, LANES, Lane
 from crdt_server.settings import Settings
-from crdt_server.storage import DocumentStore, EventFilter, StoredEvent
+from crdt_server.storage import DocumentStore, EventFilter, StoreError
 from crdt_server.times import rfc3339
 
 if TYPE_CHECKING:
@@ -115,34 +117,6 @@ def lane_named(lane: str) -> Lane:
     return "urgent" if lane == "urgent" else "normal"
 
 
-class _SentAhead(msgspec.Struct, frozen=True):
-    event_seq: int
-    webhook_id: str
-
-
-class _Metrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.attempts = Counter(
-            "crdt_webhook_attempts",
-            "Webhook delivery attempts by outcome (delivered, rejected: a non-2xx answer, "
-            "gone: 410, error: no answer, refused: unsafe address, withheld: its creator "
-            "may no longer read the event's document)",
-            ["outcome"],
-            registry=registry,
-        )
-        self.dead_letters = Counter(
-            "crdt_webhook_dead_letters",
-            "Deliveries failed after their last attempt",
-            registry=registry,
-        )
-        self.latency = Histogram(
-            "crdt_webhook_delivery_seconds",
-            "From the event's commit to its receiver's 2xx",
-            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
-            registry=registry,
-        )
-
-
 class Webhooks(Extension):
     """Outgoing webhooks of every wedding (see the module docstring)."""
 
@@ -160,7 +134,7 @@ class Webhooks(Extension):
         self._settings = Settings()
         self._config = WebhookSettings()
         self._senders: Senders | None = None
-        self._metrics: _Metrics | None = None
+        self._metrics: DeliveryMetrics | None = None
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._wake = asyncio.Event()
         self._closed = False
@@ -195,15 +169,13 @@ class Webhooks(Extension):
         self._tables = WebhookTables(store)
         await self._tables.install()
         self._manage = WebhookEndpoints(self._tables, self._wake.set)
-        # One keep-alive pool per receiver, to its checked address (webhook_sender).
-        # httpcore scans a whole pool for every request: each stays small.
+        # One keep-alive pool per receiver, to its checked address (service_sender).
         self._senders = Senders(
             timeout=config.webhook_timeout_seconds,
             allow_private=config.webhook_allow_private,
             max_connections=MAX_IN_FLIGHT + URGENT_IN_FLIGHT,
-            max_keepalive=PER_ENDPOINT * 2,
         )
-        self._metrics = _Metrics(registry)
+        self._metrics = DeliveryMetrics(registry)
 
     def wake(self, wedding: str = "") -> None:
         """Events were stored (by this process): look for deliveries to make now."""
@@ -297,6 +269,9 @@ class Webhooks(Extension):
                         break
                 delay = await self._dispatch()
                 await self._sweep()
+            except StoreError as exc:  # a full disk, a lost database: one line, not a trace
+                log.warning("the webhook dispatcher paused, the store failed: %s", exc)
+                delay = POLL_SECONDS
             except Exception:
                 log.exception("the webhook dispatcher failed; trying again shortly")
                 delay = POLL_SECONDS
@@ -360,7 +335,9 @@ class Webhooks(Extension):
                 now = clock.now()
                 busy = self._in_flight.get((endpoint.id, lane), 0)
                 if lane == "normal":
-                    sent_ahead.update(await self._sent_ahead(endpoint.id, page, sent_ahead))
+                    sent_ahead.update(
+                        await sent_ahead_ids(self.tables, endpoint.id, page, sent_ahead)
+                    )
                 for e in page:
                     delivery = new_id("msg")
                     if lane == "urgent":
@@ -406,28 +383,6 @@ class Webhooks(Extension):
             raise
         written = [Inserted(*row) for i in inserts for row in results[len(settled) + i]]
         return more, [w.leased() for w in written if w.lease_owner == self._owner]
-
-    async def _sent_ahead(
-        self, endpoint: str, page: Sequence[StoredEvent], known: dict[tuple[str, int], str]
-    ) -> dict[tuple[str, int], str]:
-        """The ``webhook-id`` of each urgent event of ``page`` queued on the urgent lane
-        before (committed: one read, only for a page holding urgent events)."""
-        seqs = [
-            e.seq
-            for e in page
-            if e.priority in LANE_PRIORITIES["urgent"] and (endpoint, e.seq) not in known
-        ]
-        if not seqs:
-            return {}
-        marks = ", ".join("?" * len(seqs))
-        rows = await self.tables.read_as(
-            _SentAhead,
-            "SELECT event_seq, webhook_id FROM {t}webhook_deliveries"  # noqa: S608
-            f" WHERE endpoint = ? AND lane = 'urgent' AND event_seq IN ({marks})",
-            endpoint,
-            *seqs,
-        )
-        return {(endpoint, int(r.event_seq)): r.webhook_id for r in rows}
 
     async def flush(self) -> None:
         """Commit the settled attempts not yet committed (the dispatcher does it with its
@@ -525,46 +480,7 @@ class Webhooks(Extension):
             ]
         )
 
-    # -- one attempt -------------------------------------------------------------------
-
-    async def _creator(
-        self,
-        endpoint: Endpoint,
-        creators: dict[tuple[str, str], asyncio.Future[Member | None]],
-    ) -> tuple[bool, Member | None]:
-        """Whether the endpoint has a creator, and their directory entry (``None``: not in
-        the directory, or no directory), read once per batch."""
-        if not endpoint.creator:
-            return False, None
-        if self._people is None:
-            return True, None
-        key = (endpoint.wedding, endpoint.creator)
-        found = creators.get(key)
-        if found is None:
-            read: Awaitable[Member | None] = self._people.member(*key)
-            found = creators[key] = asyncio.ensure_future(read)
-        return True, await asyncio.shield(found)
-
-    def _cut(self, payload: str, member: Member | None) -> str | None:
-        """``payload`` as ``member``'s role may read it now (``None``: an unknown creator,
-        every field with a read rule cut); ``None`` if that role may not read its document
-        at all."""
-        body = json.loads(payload)
-        item = body.get("data") if isinstance(body, dict) else None
-        doc = item.get("doc") if isinstance(item, dict) else None
-        role = "" if member is None else member.role
-        permissions = self._permissions
-        if isinstance(item, dict) and self._events is not None:
-            if not self._events.may_read(item, permissions, role, member.sub if member else ""):
-                return None  # a personal event (session.*) of someone else
-        if not isinstance(item, dict) or not isinstance(doc, str):
-            return payload  # no document's event (a custom one, a test)
-        if member is not None and not permissions.access(role, doc).can_read:
-            return None
-        if not permissions.hidden_fields(role, doc):
-            return payload
-        body["data"] = readable_event(item, permissions, role)
-        return json.dumps(body, separators=(",", ":"))
+    # -- one attempt (crdt_server.features.webhooks.service_delivery) ---------------
 
     async def _attempt(
         self,
@@ -572,54 +488,18 @@ class Webhooks(Extension):
         known: Endpoint | None = None,
         creators: dict[tuple[str, str], asyncio.Future[Member | None]] | None = None,
     ) -> None:
-        delivery, wedding = leased.id, leased.wedding
-        payload, attempts, event_at = leased.payload, int(leased.attempts), float(leased.event_at)
-        endpoint = known or await self.manage.endpoint(wedding, leased.endpoint)
-        if endpoint is None:
-            return  # deleted meanwhile, with its deliveries
-        status, error, answer = 0, "", ""
-        outcome = "error"
-        cut: str | None = payload
-        member: Member | None = None
-        try:
-            created, member = await self._creator(endpoint, {} if creators is None else creators)
-            if created:
-                cut = self._cut(payload, member)
-        except Exception:
-            log.exception("could not read the creator of webhook endpoint %s", endpoint.id)
-            cut = None  # nothing is sent that its creator might not read; retried later
-            error = "could not read its creator's role; retrying"
-        if cut is None and not error:
-            role = member.role if member is not None else "?"
-            error = f"its creator's role ({role}) may not read this event's document now"
-            self._settle(endpoint, delivery, attempts, event_at, "withheld", 0, error, "")
-            return
-        if cut is None:
-            self._settle(endpoint, delivery, attempts, event_at, "error", 0, error, "")
-            return
-        payload = cut
-        try:
-            async with asyncio.timeout(self._config.webhook_timeout_seconds + 1):
-                assert self._senders is not None
-                status, answer = await post_signed(
-                    self._senders, endpoint, leased.webhook_id or delivery, payload
-                )
-        except UnsafeTarget as exc:
-            error, outcome = f"refused: {exc}", "refused"
-        except TimeoutError:
-            error = f"no answer within {self._config.webhook_timeout_seconds:g} s"
-        except httpx.TimeoutException:
-            error = f"no answer within {self._config.webhook_timeout_seconds:g} s"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: could not reach the receiver"
-        if status:
-            if 200 <= status < 300:
-                outcome = "delivered"
-            elif status == 410:
-                outcome, error = "gone", "410 Gone: the endpoint was disabled"
-            else:
-                outcome, error = "rejected", f"HTTP {status}"
-        self._settle(endpoint, delivery, attempts, event_at, outcome, status, error, answer)
+        await attempt(
+            leased,
+            known,
+            creators,
+            manage=self.manage,
+            people=self._people,
+            events=self._events,
+            permissions=self._permissions,
+            senders=self._senders,
+            timeout_seconds=self._config.webhook_timeout_seconds,
+            settle=self._settle,
+        )
 
     def _settle(
         self,
@@ -634,53 +514,18 @@ class Webhooks(Extension):
     ) -> None:
         metrics = self._metrics
         assert metrics is not None
-        metrics.attempts.labels(outcome).inc()
-        now = clock.now()
-        schedule = self._config.webhook_retries
-        statements: list[Statement] = [
-            (
-                "INSERT INTO {t}webhook_attempts (wedding, endpoint, delivery, at, ok, status)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (endpoint.wedding, endpoint.id, delivery, now, int(outcome == "delivered"), status),
-            )
-        ]
-        settle = (
-            "UPDATE {t}webhook_deliveries SET status = ?, next_at = ?, lease_until = 0,"
-            " last_status = ?, last_error = ?, last_response = ?, done_at = ?"
-            " WHERE id = ? AND lease_owner = ?"
-        )
-        if outcome == "delivered":
-            metrics.latency.observe(max(0.0, now - event_at))
-            state, next_at, done = "delivered", now, now
-        elif outcome in ("gone", "withheld") or attempts >= len(schedule):
-            state, next_at, done = "failed", now, now
-            metrics.dead_letters.inc()
-        else:
-            state, next_at, done = "pending", now + schedule[attempts], 0.0
-        statements.append(
-            (settle, (state, next_at, status, error, answer, done, delivery, self._owner))
-        )
-        if outcome == "gone":
-            statements.append(
-                (
-                    "UPDATE {t}webhook_endpoints SET disabled = ? WHERE id = ?",
-                    (f"the receiver answered 410 Gone at {rfc3339(now)}", endpoint.id),
-                )
-            )
-        if error:
-            statements.append(
-                (
-                    "UPDATE {t}webhook_endpoints SET last_error = ?, last_error_at = ?"
-                    " WHERE id = ?",
-                    (error, now, endpoint.id),
-                )
-            )
-            log.info(
-                "webhook %s to endpoint %s: %s (attempt %d, %s)",
+        self._settled.extend(
+            settled(
+                metrics,
+                self._config.webhook_retries,
+                self._owner,
+                endpoint,
                 delivery,
-                endpoint.id,
-                outcome,
                 attempts,
-                state,
+                event_at,
+                outcome,
+                status,
+                error,
+                answer,
             )
-        self._settled.extend(statements)
+        )

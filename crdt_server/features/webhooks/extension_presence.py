@@ -22,14 +22,12 @@ import contextlib
 import json
 import logging
 
-import httpx
-
 from crdt_server.core.hooks import Extension
 from crdt_server.features.presence import CHANGED, PresenceChange
 from crdt_server.features.webhooks.domain import Endpoint, new_id
 from crdt_server.features.webhooks.domain_safety import UnsafeTarget
 from crdt_server.features.webhooks.extension import Webhooks
-from crdt_server.features.webhooks.service_sender import post_signed
+from crdt_server.features.webhooks.service_sender import SendFailed, post_signed
 from crdt_server.times import rfc3339
 
 __all__ = ["COALESCE_SECONDS", "PresenceWebhooks", "wants_presence"]
@@ -119,7 +117,7 @@ class PresenceWebhooks(Extension):
         payload = json.dumps(body, separators=(",", ":"))
         try:
             status, _ = await post_signed(self._webhooks.senders, endpoint, new_id("msg"), payload)
-        except (UnsafeTarget, httpx.HTTPError) as exc:
+        except (UnsafeTarget, SendFailed, TimeoutError) as exc:
             log.warning(
                 "presence delivery to webhook endpoint %s not made (best effort, not retried): %s",
                 endpoint.id,

@@ -11,6 +11,8 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import msgspec
+
 from crdt_server import clock
 from crdt_server.features.events import last_event_seq
 from crdt_server.features.webhooks.domain import (
@@ -31,11 +33,11 @@ from crdt_server.features.webhooks.tables import (
     StatusCount,
     WebhookTables,
 )
-from crdt_server.names import Lane
-from crdt_server.storage import Once
+from crdt_server.names import LANE_PRIORITIES, Lane
+from crdt_server.storage import Once, StoredEvent
 from crdt_server.times import rfc3339
 
-__all__ = ["ROTATION_SECONDS", "WebhookEndpoints", "insert_delivery"]
+__all__ = ["ROTATION_SECONDS", "WebhookEndpoints", "insert_delivery", "sent_ahead_ids"]
 
 ROTATION_SECONDS = 24 * 3600.0
 """How long the old secret keeps signing beside the new one after a rotation."""
@@ -84,6 +86,37 @@ def insert_delivery(
             webhook_id or delivery,
         ),
     )
+
+
+async def sent_ahead_ids(
+    tables: WebhookTables,
+    endpoint: str,
+    page: Sequence[StoredEvent],
+    known: dict[tuple[str, int], str],
+) -> dict[tuple[str, int], str]:
+    """The ``webhook-id`` of each urgent event of ``page`` queued on the urgent lane
+    before (committed: one read, only for a page holding urgent events)."""
+    seqs = [
+        e.seq
+        for e in page
+        if e.priority in LANE_PRIORITIES["urgent"] and (endpoint, e.seq) not in known
+    ]
+    if not seqs:
+        return {}
+    marks = ", ".join("?" * len(seqs))
+    rows = await tables.read_as(
+        _SentAhead,
+        "SELECT event_seq, webhook_id FROM {t}webhook_deliveries"  # noqa: S608
+        f" WHERE endpoint = ? AND lane = 'urgent' AND event_seq IN ({marks})",
+        endpoint,
+        *seqs,
+    )
+    return {(endpoint, int(r.event_seq)): r.webhook_id for r in rows}
+
+
+class _SentAhead(msgspec.Struct, frozen=True):
+    event_seq: int
+    webhook_id: str
 
 
 class WebhookEndpoints:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from crdt_server.auth.permissions import LEADS
 from crdt_server.core.hooks import Extension
+from crdt_server.edge.export import EXPORT
 from crdt_server.edge.routing import ApiRoute
 from crdt_server.features import Built, Feature
 from crdt_server.features.people import DeviceSessions, Invitations, People
@@ -57,6 +58,11 @@ FEATURE = Feature(
     schemas=(SCHEMA,),
     settings=WeddingSettings,
     commands=COMMANDS,
-    # Who may change a wedding's profile and currency.
-    capabilities={"weddings.settings": LEADS},
+    capabilities={
+        # Who may change a wedding's profile and currency.
+        "weddings.settings": LEADS,
+        # Who may export the whole wedding (GET .../export, checked in
+        # crdt_server/edge/export.py): the couple, whose data it is (GDPR art. 15/20).
+        EXPORT: frozenset({"couple"}),
+    },
 )

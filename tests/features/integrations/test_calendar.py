@@ -18,8 +18,11 @@ import pytest
 import pytest_asyncio
 import websockets
 
+from crdt_server.documents.schema import read_timeline
+from crdt_server.features.integrations.extension import fingerprint
 from crdt_server.testing.tokens import TokenMinter
 from tests.server import ServerProcess, served
+from tests.yclient import YClient
 
 SECRET = "calendar-test-secret-at-least-32-bytes!"
 MINT = TokenMinter(SECRET)
@@ -185,21 +188,30 @@ async def test_a_burst_of_timeline_edits_is_reconciled_once_per_window(
     )
     assert ceremony_sequence(await http.get(FEED, headers=auth())) == 0
     loop = asyncio.get_running_loop()
-    last_sent = 0.0
+    last_sent = first_sent = time.time()
     started = loop.time()
     for n in range(20):
         last_sent = time.time()
         await op(http, {"op": "update_timeline_item", "item_id": "ceremony", "notes": f"v{n}"})
+    # What the feed must end up showing: the item as the last edit left it.
+    async with YClient(server.ws_url, "w1/timeline", token=MINT()) as reader:
+        await asyncio.wait_for(reader.synced.wait(), 10)
+        final = fingerprint(read_timeline(reader.doc).items["ceremony"])
     end = loop.time() + 10
     with sqlite3.connect(server.data_dir / "crdt.sqlite3") as db:
         while True:
-            sequence, modified_at = db.execute(
-                "SELECT sequence, modified_at FROM calendar_items WHERE item = 'ceremony'"
+            sequence, modified_at, shown = db.execute(
+                "SELECT sequence, modified_at, fingerprint FROM calendar_items"
+                " WHERE item = 'ceremony'"
             ).fetchone()
-            if modified_at >= last_sent:
+            # Reconciled with the last edit: stamped with its commit, or, when a window's
+            # read already saw it (a room's document holds an update as soon as it is
+            # accepted), with the commit before it, the content being the same.
+            if shown == final:
                 break
             assert loop.time() < end, (sequence, modified_at, last_sent)
             await asyncio.sleep(0.05)
+    assert modified_at >= first_sent
     # Each reconciliation waits a whole window after the one before, and the last was done
     # by now: no more than the windows that fit between the first edit and now, and one
     # more, begun by the item's creation before the first edit.
@@ -396,3 +408,28 @@ def test_the_feed_reads_a_budget_of_many_payments_within_a_time_budget() -> None
     elapsed = time.perf_counter() - started
     assert len(found) == 5_000 and found[0].due <= found[-1].due
     assert elapsed < 5.0, elapsed
+
+
+@pytest.mark.asyncio
+async def test_a_payment_due_on_the_last_day_a_date_holds_lasts_that_day(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    """9999-12-31 is a valid due day with no day after it for DTEND: the event has none and
+    lasts its one day (RFC 5545 3.6.1), instead of the whole feed failing."""
+    _, http = api
+    await budget_op(http, {"op": "set_category", "category_id": "venue", "name": "Venue"})
+    await budget_op(
+        http,
+        {
+            "op": "record_payment",
+            "payment_id": "last",
+            "amount": 100,
+            "category_id": "venue",
+            "status": "scheduled",
+            "due": "9999-12-31",
+        },
+    )
+    answer = await http.get(FEED, headers=auth("couple", "cam"))
+    assert answer.status_code == 200, answer.text  # was 500
+    last = events(answer.content)["w1.payment.last@crdt-server"]
+    assert last.decoded("DTSTART") == date(9999, 12, 31) and "DTEND" not in last

@@ -120,6 +120,11 @@ async def test_signed_operations_apply_once_as_the_integration(
     assert refused.headers["content-type"] == "application/problem+json"
     assert refused.json()["errors"][0]["field"] == "ops[1].guest_id"
     assert "bob" not in await guests(http)
+    # A batch is the one edit checked as it goes (each operation against what the ones
+    # before it wrote): it ran on a copy of the document, thrown away, so the room's own
+    # document was never written and never rebuilt (WeddingService.edit, copy=True).
+    metrics = (await http.get("/metrics")).text
+    assert "crdt_server_edits_rolled_back_total 0.0" in metrics
     # A refused delivery is not remembered: fixed and sent again with its id, it applies.
     fixed = {"doc": "guests", "ops": bad["ops"][:1]}
     assert (await deliver(http, "crm", secret, fixed, "msg_2")).status_code == 200

@@ -159,7 +159,7 @@ async def test_a_payment_paid_after_its_job_was_claimed_is_not_reminded(tmp_path
             await reminders.settled()
             # Paid through the document, while the reminders' step has not run yet: the
             # job is still pending when the clock passes its time.
-            reminders._want = lambda *_: None  # type: ignore[method-assign]
+            reminders._follower.mark = lambda *_: None  # type: ignore[method-assign]
             await op(client, "budget", {"op": "update_payment", "payment_id": "p9",
                                         "status": "paid", "date": "2031-06-01"})  # fmt: skip
             [(_, status)] = await pending(reminders.scheduler, "p9")

@@ -375,6 +375,7 @@ async def test_a_loaded_projection_follows_commits_of_other_processes() -> None:
 
 
 ADDRESS = "12 Secret-lane-Hk4, Springfield"
+RSVP_NOTE = "Sam-Nq8 is allergic to nuts"
 
 
 @pytest.mark.asyncio
@@ -382,12 +383,14 @@ async def test_canary_a_vendor_sees_households_and_the_menu_but_no_contact(
     server: ServerProcess,
 ) -> None:
     """Every new root and field of the guests document reaches the vendor through the
-    projection's allowlist, except the household's mailing address: a contact field."""
+    projection's allowlist, except the household's mailing address (a contact field) and
+    its note to the couple from the RSVP page (personal, like a guest's notes)."""
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
         await op(
             http,
             {"op": "add_household", "household_id": "h1", "name": "The Lees"}
-            | {"rsvp_deadline": "2026-05-01", "mailing_address": ADDRESS},
+            | {"rsvp_deadline": "2026-05-01", "mailing_address": ADDRESS}
+            | {"rsvp_note": RSVP_NOTE, "rsvp_note_at": "2026-04-01T10:00:00Z"},
         )
         await op(http, {"op": "set_menu", "choices": ["Fish", "Beef", "Vegetarian"]})
         await op(
@@ -410,6 +413,7 @@ async def test_canary_a_vendor_sees_households_and_the_menu_but_no_contact(
         assert guests["g2"]["plus_one_of"] == "g1"
         assert "contact" not in guests["g1"]
         assert ADDRESS.encode() not in read.content and b"Hk4" not in read.content
+        assert b"Nq8" not in read.content and b"rsvp_note" not in read.content
         assert leaked(read.content) == []
         # The JSON view agrees: households and menu, no address, no contact.
         view = (await http.get(WEDDING.at("/docs/guests"), headers=auth("vendor"))).json()
@@ -417,6 +421,8 @@ async def test_canary_a_vendor_sees_households_and_the_menu_but_no_contact(
         assert view["menu"] == {"choices": ["Fish", "Beef", "Vegetarian"]}
         assert "contact" not in view["guests"]["g1"]
         assert "Hk4" not in read.text and "Hk4" not in json.dumps(view)
+        assert "Nq8" not in json.dumps(view)
         # The couple reads it all.
         mine = (await http.get(WEDDING.at("/docs/guests"), headers=auth("couple"))).json()
         assert mine["households"]["h1"]["mailing_address"] == ADDRESS
+        assert mine["households"]["h1"]["rsvp_note"] == RSVP_NOTE

@@ -16,6 +16,9 @@ ROOT = Path(__file__).resolve().parents[3]
 HAPROXY = os.environ.get("CRDT_SERVER_HAPROXY", "/usr/sbin/haproxy")
 CODE = "w1.h1.SECRETSECRETSECRET0123"
 
+# Runs Debian's haproxy, which scripts/setup-haproxy installs for every tier but the unit one.
+pytestmark = pytest.mark.services
+
 
 def _free_port() -> int:
     with socket.socket() as sock:

@@ -19,6 +19,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from crdt_server.features.rsvp.domain import MAX_NOTE
 from crdt_server.features.rsvp.domain_households import household_id_of
 from crdt_server.features.rsvp.routes_guest import plus_one_id
 from crdt_server.testing.tokens import TokenMinter
@@ -152,6 +153,97 @@ async def test_a_household_reads_and_answers_as_its_guests(
         "g1": {"sub": "guest:g1", "role": "guest"},
         "g2": {"sub": "guest:g2", "role": "guest"},
     }
+
+
+async def households_view(http: httpx.AsyncClient, role: str = "couple") -> dict[str, Any]:
+    view = await http.get(WEDDING.at("/docs/guests"), headers=auth(role, role))
+    assert view.status_code == 200, view.text
+    found: dict[str, Any] = view.json().get("households", {})
+    return found
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_household_leaves_the_couple_a_note(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    """Stored on the household's entry (created for a free-text household) with when it
+    was written, replaced, cleared by an empty note, left alone by an absent one; credited
+    to the first person named; hidden from vendors."""
+    _, http = api
+    hid = await household(http, "Lee family", ("g1", "Ann Lee"), ("g2", "Bo Lee"))
+    code = (await mint(http, hid))["code"]
+    first = "We arrive Saturday only.\n<b>Sam</b> is allergic to nuts."
+    put = await http.put(
+        f"/api/rsvp/{code}", json=answer_for(("g2", True), ("g1", True)) | {"note": first}
+    )
+    assert put.status_code == 200, put.text
+    assert [a["guest_id"] for a in put.json()["answered"]] == ["g2", "g1"]
+    entry = (await households_view(http))[hid]
+    assert entry["name"] == "Lee family" and entry["rsvp_note"] == first
+    assert entry["rsvp_note_at"] is not None
+    page = (await http.get(f"/api/rsvp/{code}")).json()
+    assert page["note"] == first and [p["guest_id"] for p in page["people"]] == ["g1", "g2"]
+    (noted,) = [e for e in await events(http, "guest.household_") if e["data"]["id"] == hid]
+    assert noted["actor"] == {"sub": "guest:g2", "role": "guest"}
+    assert "allergic" not in json.dumps(noted), "events say when, never what it says"
+    # The free-text household got its entry, under the id it already read under.
+    assert noted["type"] == "guest.household_added"
+    assert noted["data"]["fields"] == {"name": "Lee family", "rsvp_note_at": entry["rsvp_note_at"]}
+    # A vendor reads the household, never its note, in the view and the events.
+    assert (await households_view(http, "vendor"))[hid] == {
+        "name": "Lee family",
+        "rsvp_deadline": None,
+    }
+    vendor_events = await http.get(WEDDING.at("/events"), headers=auth("vendor", "vendor"))
+    assert vendor_events.status_code == 200, vendor_events.text
+    assert "allergic" not in vendor_events.text and "rsvp_note" not in vendor_events.text
+
+    # The same note again changes nothing; another replaces it; no note leaves it.
+    again = await http.put(f"/api/rsvp/{code}", json=answer_for(("g1", True)) | {"note": first})
+    assert again.status_code == 200, again.text
+    assert (await households_view(http))[hid]["rsvp_note_at"] == entry["rsvp_note_at"]
+    second = "Saturday and Sunday after all"
+    await http.put(f"/api/rsvp/{code}", json=answer_for(("g1", True)) | {"note": second})
+    assert (await households_view(http))[hid]["rsvp_note"] == second
+    await http.put(f"/api/rsvp/{code}", json=answer_for(("g1", False)))
+    assert (await households_view(http))[hid]["rsvp_note"] == second
+    cleared = await http.put(f"/api/rsvp/{code}", json=answer_for(("g1", True)) | {"note": " "})
+    assert cleared.status_code == 200, cleared.text
+    entry = (await households_view(http))[hid]
+    assert entry["rsvp_note"] is None and entry["rsvp_note_at"] is None
+    assert (await http.get(f"/api/rsvp/{code}")).json()["note"] is None
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_note_too_long_is_refused_naming_it_and_changes_nothing(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    _, http = api
+    hid = await household(http, "Lee", ("g1", "Ann Lee"))
+    await op(http, "guests", {"op": "add_household", "household_id": hid, "name": "Lee"})
+    code = (await mint(http, hid))["code"]
+    kept = await http.put(f"/api/rsvp/{code}", json=answer_for(("g1", False)) | {"note": "hi"})
+    assert kept.status_code == 200, kept.text
+    # Well-formed JSON the answer's model refuses: 422, as the edge answers for every field.
+    for note in ("x" * (MAX_NOTE + 1), 12, ["a"]):
+        refused = await http.put(
+            f"/api/rsvp/{code}", json=answer_for(("g1", True)) | {"note": note}
+        )
+        assert refused.status_code == 422, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["errors"][0]["field"] == "note", refused.text
+    at_most = await http.put(
+        f"/api/rsvp/{code}", json=answer_for(("g1", False)) | {"note": "y" * MAX_NOTE}
+    )
+    assert at_most.status_code == 200, at_most.text
+    # A refused note refuses the whole answer: nobody's answer changed with it.
+    await http.put(f"/api/rsvp/{code}", json=answer_for(("g1", False)) | {"note": "hi"})
+    refused = await http.put(
+        f"/api/rsvp/{code}", json=answer_for(("g1", True)) | {"note": "z" * (MAX_NOTE + 1)}
+    )
+    assert refused.status_code == 422
+    assert (await guests(http))["g1"]["rsvp"] == "declined"
+    assert (await households_view(http))[hid]["rsvp_note"] == "hi"
 
 
 @pytest.mark.asyncio(loop_scope="module")
@@ -408,6 +500,34 @@ async def test_erasure_removes_a_guest_from_the_page_and_an_erased_household_rea
     for method in ("GET", "PUT"):
         gone = await http.request(method, f"/api/rsvp/{kept}", json=answer_for(("k1", True)))
         assert gone.status_code == 404, gone.text
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_the_note_goes_with_the_household_s_last_guest(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    """Erasing a guest leaves the household's note to those still in it; erasing the last
+    one clears it from the entry (which stays the couple's), the events and the export."""
+    _, http = api
+    hid = await household(http, "Lee", ("g1", "Ann Lee"), ("g2", "Bo Lee"))
+    code = (await mint(http, hid))["code"]
+    note = "Canary-note-Qz7: we arrive Saturday only"
+    for first in ("g1", "g2"):
+        answer = answer_for((first, True)) | {"note": f"{note} ({first})"}
+        assert (await http.put(f"/api/rsvp/{code}", json=answer)).status_code == 200
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    assert (await http.post(WEDDING.at("/guests/g1/erase"), headers=admin)).status_code == 200
+    assert (await households_view(http))[hid]["rsvp_note"] == f"{note} (g2)"
+    assert (await http.get(f"/api/rsvp/{code}")).json()["note"] == f"{note} (g2)"
+    # What they wrote from the page (the household's entry, made for its note) went too.
+    assert all(e["actor"]["sub"] != "guest:g1" for e in await events(http, "")), "credited"
+    assert (await http.post(WEDDING.at("/guests/g2/erase"), headers=admin)).status_code == 200
+    entry = (await households_view(http))[hid]
+    assert entry["name"] == "Lee" and entry["rsvp_note"] is None and entry["rsvp_note_at"] is None
+    assert "Qz7" not in json.dumps(await events(http, ""))
+    exported = await http.get(WEDDING.at("/export"), headers=admin)
+    assert exported.status_code == 200, exported.text
+    assert "Qz7" not in exported.text
 
 
 @pytest.mark.asyncio(loop_scope="module")

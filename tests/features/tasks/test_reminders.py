@@ -45,6 +45,17 @@ async def reminders(client: httpx.AsyncClient, sub: str, role: str) -> list[str]
     return [n["ref"] for n in answer.json()["notifications"] if n["reason"] == "task.due"]
 
 
+async def due_events(client: httpx.AsyncClient) -> list[tuple[str, str, str | None]]:
+    """The ``task.due`` events (id, day, owner), as the couple reads them."""
+    answer = await client.get(
+        f"/api/weddings/{W}/events?types=task.due", headers=headers("couple", "cal")
+    )
+    assert answer.status_code == 200, answer.text
+    events = answer.json()["events"]
+    assert all(e["actor"]["role"] == "server" for e in events), events
+    return [(e["data"]["id"], e["data"]["due"], e["data"]["owner"]) for e in events]
+
+
 async def pending(data: Path, entry: str, due_at: float | None, timeout: float = 10.0) -> None:
     """Wait until the pending job of ``entry`` is due at ``due_at`` (``None``: none)."""
     deadline = time.monotonic() + timeout
@@ -87,9 +98,12 @@ async def test_a_task_is_reminded_once_when_it_falls_due_and_follows_the_wedding
             assert await reminders(client, "pia", "planner") == []  # not the old day
             await fake.advance(moved - first - 1)
             assert await reminders(client, "pia", "planner") == []
+            assert await due_events(client) == []
             await fake.advance(1)
             assert await reminders(client, "pia", "planner") == ["invites"]
             assert await reminders(client, "cal", "couple") == []  # the owner only
+            # With it, the event that tells the open apps to look at their inbox.
+            assert await due_events(client) == [("invites", "2027-03-19", "pia")]
             await fake.advance(30 * DAY)
             assert await reminders(client, "pia", "planner") == ["invites"]  # once
 
@@ -105,6 +119,10 @@ async def test_a_task_is_reminded_once_when_it_falls_due_and_follows_the_wedding
             await fake.advance(60 * DAY)
             assert await reminders(client, "cal", "couple") == ["cake"]
             assert await reminders(client, "pia", "planner") == ["invites"]
+            assert await due_events(client) == [
+                ("invites", "2027-03-19", "pia"),
+                ("cake", "2027-05-01", None),
+            ]
             # Removed: its reminder goes too.
             late = {"op": "add_task", "task_id": "late", "title": "Late", "due": "2027-09-01"}
             await op(client, "tasks", late)

@@ -107,17 +107,43 @@ NAMED = {
 def test_a_display_name_is_the_longest_case_insensitive_match_and_a_shared_name_is_neither() -> (
     None
 ):
-    body = "@priya shah and @Priya, ask @Sam Lee; @[Cam](cam) too. @Priyanka is nobody."
+    body = "@priya shah and @Priya, ask @Sam Lee; @[Cam](cam) too. @priyanka is nobody."
     mentions, unresolved = read_mentions(body, NAMED)
     # "@priya shah" is Priya Shah (the longest match), "@Priya," is Priya, the link names
-    # cam by its sub; "Sam Lee" is two members' name: neither, reported; "@Priyanka" does
+    # cam by its sub; "Sam Lee" is two members' name: neither, reported; "@priyanka" does
     # not end at a word boundary after "Priya": no mention.
     assert mentions == ["p2", "p1", "cam"]
     assert unresolved == [{"name": "Sam Lee", "reason": "ambiguous_name"}]
     assert mentions_in(body, NAMED) == mentions
-    # The composer's link decides by its sub, whatever its text says.
+    # The composer's link decides by its sub, whatever its text says; a link to a sub that
+    # is no member mentions nobody, and comes back (its name as written, and its sub).
     assert read_mentions("@[Someone else](p1)", NAMED) == (["p1"], [])
-    assert read_mentions("@[Ghost](zed)", NAMED) == ([], [])
+    assert read_mentions("@[Ghost](zed)", NAMED) == (
+        [],
+        [{"name": "Ghost", "sub": "zed", "reason": "unknown_member"}],
+    )
+
+
+def test_a_plain_name_that_names_nobody_comes_back_only_when_it_looks_like_a_name() -> None:
+    body = (
+        "@Ghost, can you ask @shah and @sam? Mail ann@example.com, I'm @home, meet @ 5pm,"
+        " @ghost.busters and @Ghost. again; @Zoë too, @priyanka, @ÉMILE."
+    )
+    mentions, unresolved = read_mentions(body, NAMED)
+    # Reported, once each: a capitalised word ("@Ghost", "@Zoë", "@ÉMILE"), or a word of a
+    # member's name ("@shah" of Priya Shah, "@sam" of Sam Lee). Text, not reported: an
+    # address, "@home", "@ 5pm", a lower-case word that begins no member's name.
+    assert mentions == []
+    assert unresolved == [
+        {"name": "Ghost", "reason": "unknown_member"},
+        {"name": "shah", "reason": "unknown_member"},
+        {"name": "sam", "reason": "unknown_member"},
+        {"name": "Zoë", "reason": "unknown_member"},
+        {"name": "ÉMILE", "reason": "unknown_member"},
+    ]
+    # With an empty directory every ``@name`` is a mention by sub (reported as
+    # not_a_member by unnotified_mentions), never an unknown name.
+    assert read_mentions("@Ghost and @[Ghost](zed)", {}) == (["Ghost", "zed"], [])
     # Emails and digests show a link as its name.
     assert plain_mentions("Hi @[Priya Shah](p2), see @[Cam](cam).") == "Hi @Priya Shah, see @Cam."
 

@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
+from crdt_server.features.threads.routes import PostedMessage
 from crdt_server.testing.waits import until
 from tests.features.conversations import (
     ADMIN_AUTH,
@@ -456,3 +458,39 @@ async def test_mentions_by_display_name_notify_and_a_shared_name_is_reported(
     assert again["unnotified_mentions"] == answer["unnotified_mentions"]
     inbox = (await ok(await http.get(f"{W}/notifications", headers=COUPLE)))["notifications"]
     assert [n["reason"] for n in inbox] == ["mention"]
+
+
+@pytest.mark.asyncio
+async def test_names_that_reach_nobody_come_back_as_unknown_members_never_refused(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    _, http = api
+    await join(http, PLANNER, COUPLE)
+    body = {"role": "family", "name": "Sam Lee"}
+    await ok(await http.put(f"{W}/members/sam1", json=body, headers=PLANNER), 201)
+    thread = await ok(
+        await http.post(f"{W}/threads", json={"subject": "Cake"}, headers=PLANNER), 201
+    )
+    body = {"body": "@[Ghost](zed) and @Ghost, ask @sam; I'm @home, mail me at pat@example.com"}
+    answer = await ok(
+        await http.put(f"{W}/threads/{thread['id']}/messages/m1", json=body, headers=PLANNER), 201
+    )
+    # Posted; nobody mentioned; each name that was meant and reached nobody comes back.
+    assert answer["mentions"] == []
+    assert answer["unnotified_mentions"] == [
+        {"name": "Ghost", "sub": "zed", "reason": "unknown_member"},
+        {"name": "Ghost", "reason": "unknown_member"},
+        {"name": "sam", "reason": "unknown_member"},
+    ]
+    # The answer is what the OpenAPI document says it is (PostedMessage), field for field.
+    assert set(answer) == set(PostedMessage.__struct_fields__)
+    assert msgspec.to_builtins(msgspec.convert(answer, PostedMessage)) == answer
+    again = await ok(
+        await http.put(f"{W}/threads/{thread['id']}/messages/m1", json=body, headers=PLANNER)
+    )
+    assert again["unnotified_mentions"] == answer["unnotified_mentions"]
+    events = (await ok(await http.get(f"{W}/events", headers=PLANNER)))["events"]
+    posted = [e for e in events if e["type"] == "thread.message_posted"]
+    assert posted[0]["data"]["unnotified_mentions"] == answer["unnotified_mentions"]
+    for headers in (COUPLE, PLANNER):
+        assert (await ok(await http.get(f"{W}/notifications", headers=headers)))["unread"] == 0

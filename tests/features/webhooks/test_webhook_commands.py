@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 from pathlib import Path
 
 import httpx
@@ -15,7 +13,7 @@ import pytest
 from crdt_server.testing.receiver import WebhookReceiver
 from crdt_server.testing.tokens import TokenMinter
 from crdt_server.testing.waits import until
-from tests.server import served
+from tests.server import cli, served
 
 pytestmark = [pytest.mark.timeout(120)]
 
@@ -27,24 +25,6 @@ ENV = {
     # One attempt: a refused delivery is a dead letter at once.
     "CRDT_SERVER_WEBHOOK_RETRY_SCHEDULE": "0",
 }
-
-
-async def cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    """Run ``crdt-server ARGS`` to completion (no ``CRDT_SERVER_*`` of this process)."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("CRDT_SERVER_")}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "crdt_server",
-        *args,
-        env={**environ, **(env or {})},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(60):
-        out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 async def create(http: httpx.AsyncClient, wedding: str, url: str) -> str:

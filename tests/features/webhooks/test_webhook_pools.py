@@ -1,17 +1,20 @@
 """Webhook connections: kept alive and pooled per receiver, only to the address its name
 was checked at, re-checked at most every 30 s, the pool dropped when the name resolves
-elsewhere or is refused. Real HTTP receivers on loopback addresses (a small HTTP/1.1 server
-that counts its connections); only name resolution is replaced, as a rebinding DNS server
-would answer."""
+elsewhere or is refused; over TLS, the certificate verified for the URL's own name. Real
+HTTP receivers on loopback addresses (a small HTTP/1.1 server that counts its connections);
+only name resolution is replaced, as a rebinding DNS server would answer."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +22,12 @@ from standardwebhooks import Webhook
 
 from crdt_server.features.webhooks.domain import Endpoint
 from crdt_server.features.webhooks.domain_safety import UnsafeTarget
-from crdt_server.features.webhooks.service_sender import RECHECK_SECONDS, Senders, post_signed
+from crdt_server.features.webhooks.service_sender import (
+    RECHECK_SECONDS,
+    Senders,
+    SendFailed,
+    post_signed,
+)
 
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 DEADLINE = 10.0
@@ -98,9 +106,7 @@ async def test_connections_are_kept_alive_and_dropped_when_the_name_moves(
     now = [1000.0]
     answer, calls = ["127.0.0.1"], list[str]()
     resolving(monkeypatch, answer, calls)
-    senders = Senders(
-        timeout=5.0, allow_private=True, max_connections=4, max_keepalive=4, clock=lambda: now[0]
-    )
+    senders = Senders(timeout=5.0, allow_private=True, max_connections=4, clock=lambda: now[0])
     try:
         async with receivers("127.0.0.1", "127.0.0.2") as (port, (first, second)):
             hook = endpoint(f"http://hooks.test:{port}/in")
@@ -146,7 +152,7 @@ async def test_a_refused_address_gets_no_connection_and_its_pool_is_dropped(
 ) -> None:
     answer, calls = ["127.0.0.1"], list[str]()
     resolving(monkeypatch, answer, calls)
-    senders = Senders(timeout=5.0, allow_private=False, max_connections=4, max_keepalive=4)
+    senders = Senders(timeout=5.0, allow_private=False, max_connections=4)
     try:
         async with receivers("127.0.0.1") as (port, (receiver,)):
             hook = endpoint(f"http://hooks.test:{port}/in")
@@ -155,3 +161,120 @@ async def test_a_refused_address_gets_no_connection_and_its_pool_is_dropped(
             assert (receiver.connections, senders.made) == (0, 0)
     finally:
         await senders.aclose()
+
+
+def certificate(tmp: Path, name: str) -> tuple[Path, Path, Path]:
+    """A certificate authority and a server certificate it signed for ``name``: the CA's
+    PEM, the server's certificate and key PEM files."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.now(UTC)
+
+    def subject(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(subject("test CA"))
+        .issuer_name(subject("test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), True
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(subject(name))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    files = (tmp / "ca.pem", tmp / "server.pem", tmp / "server.key")
+    files[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files[1].write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    files[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return files
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_tls_goes_to_the_checked_address_and_verifies_the_url_s_own_name(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The pinning holds over TLS: the connection goes to the address the name was checked
+    at, with the URL's name as the server name (SNI) and in ``Host``, and the certificate
+    is verified against that name, never the address: a certificate for another name is
+    refused before any request is sent."""
+    ca, cert, key = certificate(tmp_path, "hooks.test")
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    names: list[str | None] = []
+    server_tls.sni_callback = lambda _sock, name, _ctx: names.append(name)  # type: ignore[assignment,misc,func-returns-value]
+    client_tls = ssl.create_default_context(cafile=str(ca))
+    answer, calls = ["127.0.0.1"], list[str]()
+    resolving(monkeypatch, answer, calls)
+    receiver = Receiver("127.0.0.1")
+    server = await asyncio.start_server(receiver.handle, "127.0.0.1", 0, ssl=server_tls)
+    port = server.sockets[0].getsockname()[1]
+    senders = Senders(timeout=5.0, allow_private=True, max_connections=4, tls=client_tls)
+    try:
+        hook = endpoint(f"https://hooks.test:{port}/in")
+        for i in range(2):
+            status, _ = await post_signed(senders, hook, f"msg_{i}", "{}")
+            assert status == 200
+        # One TLS connection, kept alive; the name sent and looked up once.
+        assert (receiver.connections, len(receiver.requests)) == (1, 2)
+        assert (names, calls) == (["hooks.test"], ["hooks.test"])
+        assert receiver.requests[0][0]["host"] == f"hooks.test:{port}"
+
+        # The same address under another name: its certificate does not match.
+        other = endpoint(f"https://other.test:{port}/in")
+        with pytest.raises(SendFailed, match="could not reach the receiver"):
+            await post_signed(senders, other, "msg_other", "{}")
+        assert len(receiver.requests) == 2
+        assert names[-1] == "other.test"
+
+        # A bare address in the URL is checked as an address, and no certificate names it.
+        bare = endpoint(f"https://127.0.0.1:{port}/in")
+        with pytest.raises(SendFailed):
+            await post_signed(senders, bare, "msg_bare", "{}")
+        assert len(receiver.requests) == 2
+    finally:
+        await senders.aclose()
+        server.close()
+
+
+def test_signatures_are_the_standard_webhooks_library_s() -> None:
+    """The sender's own HMAC writes what ``standardwebhooks`` writes, for a ``whsec_``
+    secret and a bare base64 one."""
+    senders = Senders(timeout=5.0, allow_private=True, max_connections=1)
+    for secret in (SECRET, SECRET.removeprefix("whsec_")):
+        for payload in ('{"i":1}', '{"name":"Zoë ✓"}'):
+            ours = senders.sign(secret, "msg_1", 1795000000, payload)
+            when = datetime.fromtimestamp(1795000000, UTC)
+            assert ours == Webhook(secret).sign("msg_1", when, payload)

@@ -5,11 +5,8 @@ create`` writing into the store a running server uses."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +17,7 @@ from aiosmtpd.controller import Controller
 from crdt_server.documents.model import WEDDING_ID_PATTERN
 from crdt_server.testing.waits import until
 from tests.features.conversations import ADMIN, ADMIN_AUTH, CODEC, ENV, Inbox
-from tests.server import served
+from tests.server import cli, served
 
 pytestmark = [pytest.mark.timeout(180)]
 
@@ -215,23 +212,6 @@ async def test_open_signup_is_limited(tmp_path: Path) -> None:
         assert fifth.status_code == 429
         # The admin key is not limited.
         assert (await http.post("/api/weddings", json=NEW, headers=ADMIN_AUTH)).status_code == 201
-
-
-async def cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("CRDT_SERVER_")}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "crdt_server",
-        *args,
-        env={**environ, **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(60):
-        out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 @pytest.mark.asyncio

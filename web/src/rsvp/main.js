@@ -4,6 +4,7 @@
 import { keep, lastPage, pending, rememberPage, send } from './queue.js'
 
 const root = document.getElementById('rsvp')
+const MAX_NOTE = 1000 // the server's MAX_NOTE: characters of the household's note
 const code = new URLSearchParams(location.hash.slice(1)).get('code') || ''
 
 function el (tag, attrs = {}, ...children) {
@@ -77,6 +78,8 @@ function answerOf (form, page) {
   const body = { people }
   const plusOne = form.elements['plus-one'] && form.elements['plus-one'].value.trim()
   if (plusOne) body.plus_one = { name: plusOne.slice(0, 200) }
+  // Always sent: an emptied note clears the one sent before.
+  body.note = form.elements.note.value.trim().slice(0, MAX_NOTE)
   return body
 }
 
@@ -93,6 +96,11 @@ function render (page, message) {
     form.append(el('label', { class: 'field' }, document.createTextNode(`Name of ${hosts[0].name}'s guest (optional)`),
       el('input', { name: 'plus-one', maxlength: 200, autocomplete: 'off' })))
   }
+  // The note as last kept on this phone (an answer waiting to be sent), else as sent.
+  const waiting = pending(localStorage, code)
+  const note = el('textarea', { name: 'note', rows: 4, maxlength: MAX_NOTE, placeholder: 'e.g. we arrive Saturday only' })
+  note.value = (waiting && waiting.body && typeof waiting.body.note === 'string' ? waiting.body.note : page.note) || ''
+  form.append(el('label', { class: 'field' }, document.createTextNode('A note for the couple (optional)'), note))
   form.append(el('button', { type: 'submit', text: 'Send my answer' }))
   form.addEventListener('submit', (event) => {
     event.preventDefault()

@@ -1,1 +1,0 @@
-import{a,b,c,d,e}from"./chunk-KJZ6OWI7.js";import"./chunk-4KHJP4GX.js";import"./chunk-XMFJZ5UI.js";import"./chunk-X5YW32EU.js";export{d as chartSvg,e as chartView,b as geometry,c as occupancy,a as placeOf};

@@ -1,0 +1,86 @@
+"""What the conflicts keeper holds of one wedding (:class:`KeptWedding`): its findings, what
+is to be written again, its evaluation's task, lock and timer, and the entries changes
+touched since the last evaluation, read again a slice at a time."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pycrdt import Doc
+
+from crdt_server.core.hooks import RoomView
+from crdt_server.documents.changes import EntryChange
+from crdt_server.documents.findings import Ident, WeddingFindings
+from crdt_server.storage import StoredEvent
+
+__all__ = ["KeptWedding"]
+
+_TOUCH_SLICE = 200
+"""Entries read again per turn of the event loop (about 4 ms of a guest list's)."""
+
+
+@dataclass(slots=True, eq=False)
+class KeptWedding:
+    """What the keeper holds of one wedding."""
+
+    findings: WeddingFindings | None = None
+    stale: bool = False
+    """A change came from a document the findings were not read from: read them again."""
+    keys: set[Ident] = field(default_factory=set)
+    """Findings to write again although unchanged (their entries' writers changed)."""
+    full: bool = False
+    """Compare every finding with the conflicts room (after a build, or asked to)."""
+    stored: bool = False
+    """Concurrent-edit findings may have been opened or closed: read them again."""
+    task: asyncio.Task[None] | None = None
+    again: bool = False
+    local: bool = False
+    """Changed by a commit here since the last evaluation was scheduled."""
+    timer: asyncio.TimerHandle | None = None
+    """The evaluation after another process's content
+    (:data:`~crdt_server.features.conflicts.extension.REMOTE_GRACE`)."""
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held while the conflicts room is brought up to date (one at a time per wedding)."""
+    resolved: dict[str, StoredEvent] = field(default_factory=dict)
+    """``conflict.resolved`` events credited to a resolver, for :meth:`ConflictsKeeper.resolve
+    <crdt_server.features.conflicts.extension.ConflictsKeeper.resolve>` to name."""
+    touched: list[tuple[str, Doc[Any], list[tuple[str, str]]]] = field(default_factory=list)
+    """Entries ``(root, id)`` of a document of a kind that changes touched since the last
+    evaluation, which reads them again (:meth:`read_touched`)."""
+
+    def touch(self, room: RoomView, changes: Sequence[EntryChange]) -> None:
+        """Entries of ``room``'s document that a change touched, for the next evaluation
+        to read again (none before the findings are built)."""
+        findings = self.findings
+        if findings is None:
+            return  # built from the documents as they are when it is first evaluated
+        if findings.sources.get(room.kind) is not room.doc:
+            self.stale = True  # a document it was not built from: built again
+            return
+        if changes:
+            # Read by the evaluation that follows, a slice at a time: one update may touch
+            # thousands of entries, which must not hold the event loop all at once.
+            self.touched.append((room.kind, room.doc, [(c.root, c.id) for c in changes]))
+
+    async def read_touched(self) -> None:
+        """Read again the entries the changes since the last evaluation touched."""
+        while self.touched:
+            kind, doc, entries = self.touched.pop(0)
+            findings = self.findings
+            if findings is None or self.stale:
+                self.touched.clear()  # read whole by the evaluation
+                return
+            if findings.sources.get(kind) is not doc:
+                self.stale = True
+                continue
+            for at in range(0, len(entries), _TOUCH_SLICE):
+                if at:
+                    await asyncio.sleep(0)  # let the loop turn (health checks, other rooms)
+                try:
+                    findings.touch(kind, doc, entries[at : at + _TOUCH_SLICE])
+                except Exception:
+                    self.stale = True  # not trusted any more: read whole next time
+                    raise
