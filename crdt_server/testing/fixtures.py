@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import atexit
 import itertools
+import os
+import shutil
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
@@ -141,7 +143,12 @@ class InProcess:
         self._settings = settings or kit_settings
         self._runner: asyncio.Runner | None = None
         self._server: InProcessServer | None = None
-        self._directory: tempfile.TemporaryDirectory[str] | None = None
+        self._directory: Path | None = None
+        """The kept server's files: made and removed by this kit, never by a finalizer (a
+        forked child's would remove the parent's)."""
+        self._owner = os.getpid()
+        """The process whose loop, server and directory these are (a forked child has
+        copies that are not its own to close)."""
         self.servers_started = 0
         """How many servers :meth:`play` and :meth:`run` started (1 while none failed)."""
 
@@ -162,8 +169,8 @@ class InProcess:
             server, self._server = self._server, None
             return server
         self._discard_directory()
-        self._directory = tempfile.TemporaryDirectory(prefix="crdt-inprocess-", dir=FAST_TMP)
-        config = self._settings(Path(self._directory.name))
+        self._directory = Path(tempfile.mkdtemp(prefix="crdt-inprocess-", dir=FAST_TMP))
+        config = self._settings(self._directory)
         server = InProcessServer(config.sqlite_path, config)
         await server.start()
         self.servers_started += 1
@@ -184,7 +191,7 @@ class InProcess:
 
     def _discard_directory(self) -> None:
         if self._directory is not None:
-            self._directory.cleanup()
+            shutil.rmtree(self._directory, ignore_errors=True)
             self._directory = None
 
     def run(self, main: Callable[[InProcessServer], Coroutine[Any, Any, T]]) -> T:
@@ -193,13 +200,22 @@ class InProcess:
         if self._runner is None:
             # Its own loop, not set as the thread's current one (as asyncio.run leaves it).
             self._runner = asyncio.Runner(loop_factory=asyncio.new_event_loop)
+            self._owner = os.getpid()
             # A kit nobody closed must not hang the interpreter's exit on the store's
             # threads: close it before threading joins them (plain atexit runs after).
             getattr(threading, "_register_atexit", atexit.register)(self.close)
         return self._runner.run(self._serve(main))
 
     def close(self) -> None:
-        """Stop the kept server and close the kit's event loop (safe to call twice)."""
+        """Stop the kept server and close the kit's event loop (safe to call twice).
+
+        In a child forked after the kit made its loop (``threading``'s exit hooks run there
+        too, a ``multiprocessing`` child's included), it does nothing: the loop shares its
+        epoll instance with the parent's, whose self-pipe closing it here would unregister,
+        and the server's files are the parent's."""
+        if os.getpid() != self._owner:
+            self._runner = self._server = self._directory = None
+            return
         runner, self._runner = self._runner, None
         server, self._server = self._server, None
         try:

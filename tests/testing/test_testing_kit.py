@@ -3,6 +3,8 @@ plugin's fixtures, both client modes, the strategies and the assertions."""
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
 import shutil
 import subprocess
 import sys
@@ -415,3 +417,36 @@ def test_content_reads_a_map_root_holding_xml_as_the_json_view_does() -> None:
     assert read["m"]["n"] == 2
     assert read["m"]["x"] is not None
     assert read["a"] == [] and read["t"] == ""
+
+
+@pytest.mark.timeout(60)
+def test_a_forked_child_leaves_the_kits_loop_and_server_to_its_parent() -> None:
+    """A child forked from a process whose kit has its loop (as tests that fork a reader
+    to time it out do) runs the kit's exit hook as it ends (``threading._shutdown``): the
+    hook must not close the parent's loop or server from the child. It did, and the two
+    share the epoll instance and the data directory: the loop lost its self-pipe (the
+    parent's ``close`` then waited forever for the executor's shutdown) and the child
+    deleted the server's files."""
+    kit = InProcess()
+    try:
+
+        async def directory(server: InProcessServer) -> Path:
+            assert kit._directory is not None
+            return kit._directory
+
+        kept = kit.run(directory)
+        context = multiprocessing.get_context("fork")
+        child = context.Process(target=lambda: None)
+        child.start()
+        child.join(30)
+        assert child.exitcode == 0
+        assert kept.is_dir(), "the child deleted the parent's server's files"
+
+        async def write(server: InProcessServer) -> int:
+            # Work that waits on the loop's default executor (the store's reads).
+            await asyncio.get_running_loop().run_in_executor(None, lambda: None)
+            return 1
+
+        assert kit.run(write) == 1
+    finally:
+        kit.close()  # hung here, on the executor's shutdown (the test's timeout says so)
