@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from tests.server import ServerProcess
 from tests.web.conftest import PAGE_ERRORS, expect, refused, screenshot, status
@@ -303,6 +304,12 @@ async def test_a_signed_in_device_reloads_offline_queues_edits_and_syncs_back_on
         context = await browser.new_context(viewport={"width": 1100, "height": 800})
         page = await context.new_page()
         page.on("pageerror", lambda error: PAGE_ERRORS.append(str(error)))
+        # What the page asked and heard once the proxy is back, said if it does not sync.
+        heard: list[str] = []
+        page.on("console", lambda message: heard.append(f"console {message.text}"))
+        page.on("requestfailed", lambda r: heard.append(f"failed {r.method} {r.url}"))
+        page.on("response", lambda r: heard.append(f"{r.status} {r.request.method} {r.url}"))
+        page.on("websocket", lambda ws: heard.append(f"websocket {ws.url}"))
         await page.goto(link)
         await page.get_by_role("button", name="Sign in on this device").click()
         await status(page).filter(has_text="Synced").wait_for(timeout=15_000)
@@ -323,8 +330,13 @@ async def test_a_signed_in_device_reloads_offline_queues_edits_and_syncs_back_on
         await status(page).filter(has_text="not yet confirmed").wait_for(timeout=5000)
         await screenshot(page, "people-device-offline-reload")
 
+        heard.clear()
         await proxy.restore()
-        await status(page).filter(has_text="Synced").wait_for(timeout=30_000)
+        try:
+            await status(page).filter(has_text="Synced").wait_for(timeout=30_000)
+        except PlaywrightTimeout:
+            said = await status(page).all_inner_texts()
+            raise AssertionError(f"not synced: {said}; since restored: {heard[-60:]}") from None
         # On the server: the edit made offline, credited to the couple's member.
         async with httpx.AsyncClient(base_url=server.url) as client:
             asked = await client.post("/api/sign-in", json={"email": "fay@example.com"})
