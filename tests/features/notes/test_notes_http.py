@@ -12,6 +12,7 @@ import pytest
 import pytest_asyncio
 
 from crdt_server.auth.tokens import TokenCodec
+from crdt_server.testing.waits import until
 from tests.jsclient import JsClient, JsClientGroup, text_delete, text_insert
 from tests.server import FreshWedding, ServerProcess
 
@@ -57,6 +58,17 @@ async def read(http: httpx.AsyncClient, doc: str, role: str = "planner") -> http
     answer = await http.get(WEDDING.at(f"/docs/{doc}"), headers=auth(role))
     assert answer.status_code == 200, answer.text
     return answer
+
+
+async def server_reads(http: httpx.AsyncClient, notes: str) -> httpx.Response:
+    """The guest list's view once the server's copy of g1's notes reads ``notes``: a Yjs
+    client's ``wait_for`` sees its own edit at once, before the server has it."""
+
+    async def shown() -> httpx.Response | None:
+        view = await read(http, "guests")
+        return view if view.json()["guests"]["g1"]["notes"] == notes else None
+
+    return await until(shown)
 
 
 async def guest_with_notes(http: httpx.AsyncClient, notes: str) -> None:
@@ -135,7 +147,7 @@ async def test_set_notes_keeps_what_someone_types_elsewhere(
         await js.reconnect()
         expected = "Ada: " + NOTE + "!"
         await js.wait_for({"guests": {"g1": GUEST | {"notes": expected}}})
-    assert (await read(http, "guests")).json()["guests"]["g1"]["notes"] == expected
+        await server_reads(http, expected)
 
 
 @pytest.mark.js
@@ -152,8 +164,7 @@ async def test_splice_counts_utf16_units_as_yjs_does(
         after_js = utf16_splice(NOTE, 5, 0, "🎉")
         assert after_js == "Hi 😀🎉 there"
         await js.wait_for({"guests": {"g1": GUEST | {"notes": after_js}}})
-        view = await read(http, "guests")
-        assert view.json()["guests"]["g1"]["notes"] == after_js
+        view = await server_reads(http, after_js)
         # The back office splices by index, in the same units, against the state it read:
         # replace the 🎉 (two units at 5) by "é!".
         splice = {"op": "splice_notes", "guest_id": "g1", "index": 5, "delete": 2}
@@ -181,6 +192,7 @@ async def test_splice_counts_utf16_units_as_yjs_does(
         position = done.json()["result"]["position"]
         await js.edit(text_delete("guests", 0, 3, path=GUEST_NOTES))
         await js.wait_for({"guests": {"g1": GUEST | {"notes": expected[3:]}}})
+        await server_reads(http, expected[3:])
         more = {"op": "splice_notes", "guest_id": "g1", "position": position, "insert": "?"}
         moved = await op(http, "guests", more)
         assert moved.status_code == 200, moved.text
@@ -200,6 +212,7 @@ async def test_splice_at_a_yjs_relative_position(
         js = await js_editor(group, server, 4713)
         await js.edit(text_insert("guests", 3, "🌱x", path=GUEST_NOTES))  # clocks 0-1 and 2
         await js.wait_for({"guests": {"g1": GUEST | {"notes": "Hi 🌱x😀 there"}}})
+        await server_reads(http, "Hi 🌱x😀 there")
         # The editor's own cursor positions, made by Yjs: before the "x" (after the 🌱,
         # UTF-16 index 5), and the end of the text (the type form).
         before_x = await js.relative_position("guests", 5, path=GUEST_NOTES)
