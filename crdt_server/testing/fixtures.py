@@ -210,11 +210,11 @@ class InProcess:
         """Stop the kept server and close the kit's event loop (safe to call twice).
 
         In a child forked after the kit made its loop (``threading``'s exit hooks run there
-        too, a ``multiprocessing`` child's included), it does nothing: the loop shares its
-        epoll instance with the parent's, whose self-pipe closing it here would unregister,
-        and the server's files are the parent's."""
+        too, a ``multiprocessing`` child's included), it does nothing and drops nothing:
+        the loop shares its epoll instance with the parent's, whose self-pipe closing it
+        here (or collecting it: a loop closes itself when collected) would unregister, and
+        the server's files are the parent's."""
         if os.getpid() != self._owner:
-            self._runner = self._server = self._directory = None
             return
         runner, self._runner = self._runner, None
         server, self._server = self._server, None
