@@ -442,11 +442,11 @@ def test_a_forked_child_leaves_the_kits_loop_and_server_to_its_parent() -> None:
         assert child.exitcode == 0
         assert kept.is_dir(), "the child deleted the parent's server's files"
 
-        async def write(server: InProcessServer) -> int:
-            # Work that waits on the loop's default executor (the store's reads).
+        async def through_the_executor(server: InProcessServer) -> int:
+            # Its answer reaches the loop by the self-pipe the child must leave registered.
             await asyncio.get_running_loop().run_in_executor(None, lambda: None)
             return 1
 
-        assert kit.run(write) == 1
+        assert kit.run(through_the_executor) == 1
     finally:
         kit.close()  # hung here, on the executor's shutdown (the test's timeout says so)
