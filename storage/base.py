@@ -406,6 +406,7 @@ class DocumentStore(Protocol):
         *,
         rows: Sequence[FeatureRow] = (),
         steps: Sequence[Tx[Any]] = (),
+        first: bool = False,
     ) -> list[int]:
         """Durably append updates (possibly of several documents), in order, and what
         features keep about them, in the same transaction: ``steps``, gateway transactions
@@ -414,6 +415,11 @@ class DocumentStore(Protocol):
         order (a database error in one fails the whole append); then ``rows`` of installed
         feature tables (a row a trigger drops, of an erased wedding, is not stored; a row
         that fails is left out, the updates committed all the same).
+
+        Appends queued at once share one transaction. ``first`` asks for this one to be
+        committed ahead of those queued beside it, in a transaction of its own (a quiet
+        wedding's commit under overload: :mod:`crdt_server.core.backlog`); it never goes
+        ahead of a write that is not an append or a gateway transaction.
 
         Returns the ``seq`` assigned to each update, in the same order.
         """

@@ -200,9 +200,11 @@ class PostgresStore:
         *,
         rows: Sequence[FeatureRow] = (),
         steps: Sequence[Tx[Any]] = (),
+        first: bool = False,
     ) -> list[int]:
         """Durably append ``updates``, features' ``steps`` and ``rows`` about them in one
-        transaction, shared with concurrent callers (see the protocol).
+        transaction, shared with concurrent callers (see the protocol; ``first``: ahead of
+        them).
 
         Returns the updates' seqs in order, once committed. If the shared transaction fails,
         every caller in it gets :class:`StoreError` and none of it is stored.
@@ -213,7 +215,7 @@ class PostgresStore:
         for update in batch:
             check_text(update.data, update.doc, update.origin, update.sub, update.role)
         check_feature_rows(rows, self._wedding_tables)
-        return await self._writer.append(batch, steps, rows)
+        return await self._writer.append(batch, steps, rows, first)
 
     async def compact(self, doc: str, upto_seq: int, snapshot: bytes) -> None:
         """Replace the rows of ``doc`` up to ``upto_seq`` by ``snapshot``, keeping that seq.

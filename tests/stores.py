@@ -34,6 +34,7 @@ class RecordingStore(SqliteStore):
         *,
         rows: Sequence[FeatureRow] = (),
         steps: Sequence[Tx[Any]] = (),
+        first: bool = False,
     ) -> list[int]:
         self.appends.append(Appended(list(updates), list(rows), len(steps)))
-        return await super().append(updates, rows=rows, steps=steps)
+        return await super().append(updates, rows=rows, steps=steps, first=first)

@@ -18,11 +18,12 @@ at the back: connections take turns. Nothing is dropped: a waiting connection's 
 in its own bounded inbox, then in the kernel (the transport stops reading), as they would
 behind a long turn.
 
-A quiet room's update (its room has nothing accepted and not committed: a wedding that is
-not part of the overload) waits in a lane of its own, let through first at the next turn:
-behind the busy connections' round robin it would wait for every one of them (measured:
-a quiet wedding's echo 12 to 26 s in the product scenario at 4x and 8x its sustainable
-rate), so one busy wedding, or a thousand, never delays a quiet one by more than a turn.
+A quiet room's update (its wedding takes in few updates: one that is not part of the
+overload, :meth:`crdt_server.core.backlog.Backlog.quiet`) waits in a lane of its own,
+let through first at the next turn: behind the busy connections' round robin it would
+wait for every one of them (measured: a quiet wedding's echo 12 to 26 s in the product
+scenario at 4x and 8x its sustainable rate), so one busy wedding, or a thousand, never
+delays a quiet one by more than a turn.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class Pacer:
 
     async def turn(self, ticket: PacerSlot, quiet: bool = False) -> None:
         """Return when the session holding ``ticket`` may handle its next update;
-        ``quiet``: its room has no backlog (it goes ahead of the busy ones' queue)."""
+        ``quiet``: its wedding is quiet (it goes ahead of the busy ones' queue)."""
         if self.budget <= 0:
             return
         if not self._timing:

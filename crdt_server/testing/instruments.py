@@ -109,9 +109,10 @@ class TrackedStore(SqliteStore):
         *,
         rows: Sequence[FeatureRow] = (),
         steps: Sequence[Tx[Any]] = (),
+        first: bool = False,
     ) -> list[int]:
         with self._call():
-            return await super().append(updates, rows=rows, steps=steps)
+            return await super().append(updates, rows=rows, steps=steps, first=first)
 
     async def compact(self, doc: str, upto_seq: int, snapshot: bytes) -> None:
         with self._call():

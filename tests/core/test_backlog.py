@@ -74,3 +74,60 @@ async def test_bounds_of_zero_never_pause() -> None:
         backlog.added("a")
     assert not backlog.over("a")
     assert await backlog.pause("a") is True
+
+
+async def _next_window(backlog: Backlog) -> None:
+    """Wait until ``backlog``'s current rate window is over (its counts become the last)."""
+    await asyncio.sleep(backlog.rate_window * 1.2)
+
+
+async def test_a_wedding_is_quiet_by_its_rate_counted_across_its_documents() -> None:
+    backlog = Backlog(room_bound=64, process_bound=8, rate_window=0.1)
+    # A busy wedding spreads 30 updates over three documents (10 each); a quiet one sends 4
+    # to its one document: per room the quiet one is not the slowest, per wedding it is.
+    for doc in ("guests", "timeline", "budget"):
+        for _ in range(10):
+            backlog.added(f"busy/{doc}")
+    for _ in range(4):
+        backlog.added("quiet/guests")
+    await _next_window(backlog)
+    # The last window's mean is (30 + 4) / 2 = 17 per wedding: quiet is at most 8.5.
+    assert backlog.quiet("quiet/guests") and backlog.quiet("quiet/timeline")
+    assert not backlog.quiet("busy/budget")
+    # One that bursts in the current window stops being quiet at once.
+    for _ in range(9):
+        backlog.added("quiet/guests")
+    assert not backlog.quiet("quiet/guests")
+    # A wedding that accepted nothing is quiet; so is everyone after an idle window.
+    assert backlog.quiet("other/guests")
+    await _next_window(backlog)
+    await _next_window(backlog)
+    assert backlog.quiet("busy/guests")
+
+
+async def test_past_the_process_bound_a_quiet_weddings_room_keeps_only_its_own_bound() -> None:
+    backlog = Backlog(room_bound=6, process_bound=8, rate_window=0.1)
+    for _ in range(40):
+        backlog.added("busy/guests")
+    backlog.added("quiet/guests")
+    await _next_window(backlog)
+    backlog.removed("busy/guests", 40)
+    backlog.removed("quiet/guests", 1)
+    # Now, in a new window: the busy room holds 8 (the process's bound), the quiet one 4.
+    for _ in range(8):
+        backlog.added("busy/guests")
+    for _ in range(4):
+        backlog.added("quiet/guests")
+    # The fair share is 8 // 2 = 4: the busy room is over it; the quiet one, which has 4,
+    # is not paused by the process bound, and its commits go ahead of the busy one's.
+    assert backlog.over("busy/guests") and not backlog.over("quiet/guests")
+    assert backlog.ahead("quiet/guests") and not backlog.ahead("busy/guests")
+    # Its own bound still holds.
+    for _ in range(2):
+        backlog.added("quiet/guests")
+    assert backlog.over("quiet/guests")
+    # With the process under half its bound, nobody's commit goes ahead.
+    backlog.removed("busy/guests", 8)
+    backlog.removed("quiet/guests", 6)
+    backlog.added("quiet/guests")
+    assert not backlog.ahead("quiet/guests")

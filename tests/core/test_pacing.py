@@ -136,7 +136,7 @@ async def test_a_zero_budget_never_waits() -> None:
 @pytest.mark.asyncio
 async def test_a_quiet_rooms_update_goes_ahead_of_the_queued_busy_ones() -> None:
     # 50 busy sessions with queued updates keep the pacer's queue full; a quiet room's
-    # update (its room has no backlog) comes after all of them are queued. Round robin
+    # update (its wedding is quiet) comes after all of them are queued. Round robin
     # would let it through after every queued session had its turn; it goes next.
     pacer = Pacer(0.002)
     log: list[int | str] = []

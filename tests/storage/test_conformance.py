@@ -568,6 +568,28 @@ async def test_list_filters_by_prefix_and_sorts(store: DocumentStore) -> None:
 
 
 @pytest.mark.asyncio
+async def test_an_append_asked_to_go_first_commits_ahead_of_those_queued_beside_it(
+    store: DocumentStore,
+) -> None:
+    # Ten appends queued in one turn of the loop share the writer's next transaction; the
+    # eighth asks to go first (a quiet wedding's under overload): it commits on its own,
+    # ahead, and the others keep their order.
+    commits_before = getattr(store, "commits", None)
+    calls = [ups(f"doc{i}", text_updates(f"{i}."), origin=f"task{i}") for i in range(10)]
+    results = await asyncio.gather(
+        *(store.append(call, first=i == 7) for i, call in enumerate(calls))
+    )
+    others = [seq for i, seqs in enumerate(results) if i != 7 for seq in seqs]
+    assert max(results[7]) < min(others)
+    assert others == sorted(others)
+    if commits_before is not None:
+        assert getattr(store, "commits", 0) - commits_before == 2
+    for i, call in enumerate(calls):
+        log = await store.load(f"doc{i}")
+        assert log is not None and log.updates == [u.data for u in call]
+
+
+@pytest.mark.asyncio
 async def test_concurrent_appends_are_group_committed(
     store: DocumentStore, open_store: OpenStore
 ) -> None:
