@@ -127,8 +127,9 @@ class GroupCommitter(Generic[W]):
         rows: Sequence[FeatureRow] = (),
         first: bool = False,
     ) -> list[int]:
-        """Append in the next shared transaction; ``first``: ahead of the appends and
-        gateway transactions queued beside it, in a transaction of its own."""
+        """Append in a shared transaction, in queue order (the next one, unless those
+        queued ahead fill it: :data:`MAX_SHARED_UPDATES`); ``first``: ahead of the appends
+        and gateway transactions queued beside it, in a transaction of its own."""
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
         self._enqueue(_Append(list(updates), list(steps), list(rows), future, first))
         return await future
