@@ -91,17 +91,21 @@ async def test_a_push_message_shows_a_notification_and_a_repeat_replaces_it(
         )
         return sorted((list(x) for x in got), key=lambda t: str(t[0]))
 
-    async def shown_until(expected: list[list[Any]]) -> None:
+    async def shown_until(required: list[list[Any]], earlier: tuple[list[Any], ...] = ()) -> None:
         # Each message is delivered once its predecessor shows: three pushes in a row each
         # start the worker's handler, and under load the browser may still be replacing one
-        # notification while the next arrives. Under load the third once did not show within
-        # 10 s (CI's full tier; 2 of 24 runs side by side here), while it shows within 0.1 s
-        # otherwise; why is not known (the browser's own notification store, written on the
-        # disk, is a suspect), so each step has 30 s and a timeout says what was shown.
-        want = sorted(expected, key=lambda t: str(t[0]))
+        # notification while the next arrives. The browser closes a notification that does
+        # not require interaction about 25 s after it showed (measured alone: 25.6 s), and
+        # under load these steps have taken longer than that (the full tier, twice), so the
+        # ones shown ``earlier`` may be gone; nothing else may be listed, the replaced one
+        # included, and each step has 30 s with a timeout that says what was shown.
         deadline = time.monotonic() + 30
-        while (now := await shown_now()) != want:
-            assert time.monotonic() < deadline, f"shown {now}, expected {want}"
+        while True:
+            now = await shown_now()
+            if all(n in now for n in required) and all(n in required or n in earlier for n in now):
+                return
+            want = sorted(required, key=lambda t: str(t[0]))
+            assert time.monotonic() < deadline, f"shown {now}, expected {want} (and {earlier})"
             await page.wait_for_timeout(50)
 
     # The same tag replaces it; an emergency stays until dismissed; a URL elsewhere is
@@ -113,9 +117,9 @@ async def test_a_push_message_shows_a_notification_and_a_repeat_replaces_it(
     await push(
         message(type="emergency", title="Emergency", tag="emergency:7", url="https://evil.example/")
     )
-    await shown_until([thread, emergency])
+    await shown_until([emergency], earlier=(thread,))
     await push("not json")
-    await shown_until([thread, emergency, ["", "", f"{demo.url}/app/", False]])
+    await shown_until([emergency, ["", "", f"{demo.url}/app/", False]], earlier=(thread,))
 
 
 async def test_the_push_settings_are_saved_and_the_switch_says_why_it_stays_off(

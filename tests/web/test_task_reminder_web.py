@@ -12,12 +12,13 @@ over real HTTP and WebSockets. A ``crdt-server serve --demo`` child keeps the re
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page
+from playwright.async_api import Browser, BrowserContext, Page, Response
 
 from crdt_server import clock
 from crdt_server.app import create_app
@@ -51,9 +52,16 @@ async def inbox_rows(page: Page, unread: int, shot: str | None = None) -> list[s
     """Reload the app (it fetches the inbox as it opens), wait for the bell to say
     ``unread``, open the inbox and return the text of its rows (with a screenshot named
     ``shot`` of it open)."""
-    async with page.expect_response(
-        lambda r: "/notifications?" in r.url and r.request.method == "GET"
-    ) as loaded:
+    # Only a request the reloaded page made: one the page before it sent (the app asks
+    # again when an event comes) may answer after the reload began, and its body is gone
+    # with that page ("a response that was navigated away from", once in the full tier).
+    reloading = time.time() * 1000 - 1  # the browser's request start times are epoch ms
+
+    def reloaded_inbox(r: Response) -> bool:
+        fresh = r.request.timing["startTime"] >= reloading
+        return fresh and "/notifications?" in r.url and r.request.method == "GET"
+
+    async with page.expect_response(reloaded_inbox) as loaded:
         await page.reload()
     # What the app itself was told (so an empty inbox is not one that did not load yet).
     told = await (await loaded.value).json()
