@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeGuard, TypeVar
 
 from .base import FeatureRow, NewUpdate, StoreError
 from .gateway import Tx
@@ -185,11 +185,11 @@ class GroupCommitter(Generic[W]):
                     _fail(job.future, StoreError(f"{self._where}: writer stopped"))
 
     async def _commit_shared(self, jobs: list[_Append | _Run]) -> None:
-        firsts = [job for job in jobs if isinstance(job, _Append) and job.first]
+        firsts = [job for job in jobs if _first(job)]
         if firsts and len(firsts) < len(jobs):
             # Committed and answered before the others: a small transaction of their own.
             await self._commit_appends(firsts)
-            jobs = [job for job in jobs if not (isinstance(job, _Append) and job.first)]
+            jobs = [job for job in jobs if not _first(job)]
         appends = [job for job in jobs if isinstance(job, _Append)]
         runs = [job for job in jobs if isinstance(job, _Run)]
         if appends and runs:
@@ -253,7 +253,8 @@ def _size(job: _Job[W] | None) -> int:
     return len(job.updates) if isinstance(job, _Append) else 1
 
 
-def _first(job: _Job[W] | None) -> bool:
+def _first(job: _Job[W] | None) -> TypeGuard[_Append]:
+    """Whether ``job`` is an append asked to go first."""
     return isinstance(job, _Append) and job.first
 
 
