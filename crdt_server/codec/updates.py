@@ -36,6 +36,7 @@ stack overflow when the chain is deleted; limit document size/depth elsewhere.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -424,7 +425,7 @@ def decode_state_vector(data: bytes) -> dict[int, int]:
     return state
 
 
-def integrable(summary: UpdateSummary, state: dict[int, int]) -> bool:
+def integrable(summary: UpdateSummary, state: Mapping[int, int]) -> bool:
     """True if a document whose state vector is ``state`` has everything the update builds
     on: no clock gap before any of its structs, and every item it names by ID (in other
     clients) and every range it deletes exists once its own structs are in. Applied to such

@@ -47,6 +47,7 @@ the wall clock.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Hashable
 
 from crdt_server.core.metrics import Metrics
@@ -92,6 +93,13 @@ class Backlog:
         """The backlog of ``room``."""
         return self._rooms.get(room, 0)
 
+    def left(self, room: Hashable) -> int:
+        """How many more updates ``room`` may accept before it reaches its own bound (at
+        least one; unbounded: ``sys.maxsize``)."""
+        if not self.room_bound:
+            return sys.maxsize
+        return max(1, self.room_bound - self._rooms.get(room, 0))
+
     def over(self, room: Hashable) -> bool:
         """Whether ``room`` is past its bound: its writers must wait (see the module)."""
         count = self._rooms.get(room, 0)
@@ -135,14 +143,15 @@ class Backlog:
         self._window, self._window_total = {}, 0
         self._window_end = now + self.rate_window
 
-    def added(self, room: Hashable) -> None:
-        """``room`` accepted one more update."""
+    def added(self, room: Hashable, count: int = 1) -> None:
+        """``room`` accepted ``count`` more updates (of its writers': merged into one, they
+        count one each, see :meth:`~crdt_server.core.room.Room.apply_run`)."""
         self._roll()
         wedding = _wedding(room)
-        self._window[wedding] = self._window.get(wedding, 0) + 1
-        self._window_total += 1
-        self._rooms[room] = self._rooms.get(room, 0) + 1
-        self.total += 1
+        self._window[wedding] = self._window.get(wedding, 0) + count
+        self._window_total += count
+        self._rooms[room] = self._rooms.get(room, 0) + count
+        self.total += count
         self._metrics.backlog_updates = self.total
 
     def removed(self, room: Hashable, count: int) -> None:

@@ -119,6 +119,14 @@ class Connection:
         self.last_activity = clock.now()
         return message
 
+    def receive_ready(self) -> bytes | str | None:
+        """The peer's next message if it has arrived already (see
+        :meth:`Transport.receive_ready`)."""
+        message = self._transport.receive_ready()
+        if message is not None:
+            self.last_activity = clock.now()
+        return message
+
     def tell(self, payload: str) -> bool:
         """Send the server's own stateless message (JSON text) if the peer speaks them (a
         Hocuspocus provider's document); ``False`` if it does not (y-websocket)."""

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections import ChainMap
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -409,6 +410,28 @@ class RoomDocument:
                         continue
                     if integrated:
                         self.released.append(entry)
+
+    def one_transaction(self, summaries: Sequence[UpdateSummary]) -> int:
+        """How many of the updates of ``summaries`` (not integrated yet, in order), from the
+        first, may be merged and integrated as one transaction, ending where integrating
+        them one by one would. Each after the first names as parent only shared types known
+        here or made in the run so far (see the module docstring), and none
+        would be held once those before it are in (one held would keep them back with it);
+        a first that would be held is a run of its own."""
+        known = self.types
+        made: set[tuple[int, int]] = set()
+        ahead: dict[int, int] = {}
+        state = ChainMap(ahead, self.state())
+        for k, summary in enumerate(summaries):
+            made.update(summary.types)
+            if k and not summary.parents <= known and not summary.parents - known <= made:
+                return k
+            if not integrable(summary, state):
+                return max(k, 1)
+            for client, (_, end) in summary.structs.items():
+                if end > state.get(client, 0):
+                    ahead[client] = end
+        return len(summaries)
 
     def frames(self, updates: Sequence[tuple[bytes, UpdateSummary]]) -> list[bytes]:
         """``updates`` (integrated here one by one, in this order) as few updates as a

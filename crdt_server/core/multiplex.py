@@ -205,6 +205,9 @@ class DocumentChannel:
             finally:
                 self._waiter = None
 
+    def receive_ready(self) -> bytes | str | None:
+        return None  # a document's updates are answered one by one (SyncStatus each)
+
     async def send(self, data: bytes) -> None:
         if self.ended is not None:
             raise TransportClosed(*self.ended)

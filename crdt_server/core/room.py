@@ -159,8 +159,9 @@ class Room(RoomContent):
                 done = time.perf_counter()
                 self._health.succeeded()
                 self._metrics.commit_seconds.observe(done - started)
-                self._metrics.commit_batch.observe(len(batch))
-                committed, self._committed = self._committed, batch[-1].index + 1
+                frames = sum(u.frames for u in batch)  # the writers' updates it holds
+                self._metrics.commit_batch.observe(frames)
+                self._committed = batch[-1].index + 1
                 self.last_seq = seqs[-1]
                 self._log_rows += len(batch)
                 updates = [u.data for u in batch]
@@ -168,7 +169,7 @@ class Room(RoomContent):
                 self._metrics.broadcast_seconds.observe(time.perf_counter() - batch[0].applied_at)
                 self._release_waiters()
                 # After the echo: a writer let in again sees its last update acknowledged.
-                self._backlog.removed(self.name, self._committed - committed)
+                self._backlog.removed(self.name, frames)
                 self._bus.publish_updates(self.name, seqs, updates)
                 stored = pending.stored(seqs, events)
                 self._hooks.stored(self, stored)
@@ -272,7 +273,7 @@ class Room(RoomContent):
         """The store lost an uncommitted batch: nobody may see it, so end the room."""
         log.error("room %s: commit failed, closing its connections: %s", self.name, exc)
         self.failed = exc
-        self._backlog.removed(self.name, self._applied - self._committed)
+        self._backlog.removed(self.name, self._backlog.of(self.name))
         self._uncommitted = []
         self._uncommitted_bytes = 0
         for _, future in self._commit_waiters:
@@ -398,6 +399,12 @@ class Room(RoomContent):
         the busy rooms' under overload: :mod:`crdt_server.core.pacing`,
         :meth:`~crdt_server.core.backlog.Backlog.quiet`)."""
         return self._backlog.quiet(self.name)
+
+    @property
+    def backlog_left(self) -> int:
+        """How many more of its writers' updates this room may take in before it is at its
+        bound (at least one)."""
+        return self._backlog.left(self.name)
 
     async def backlog_pause(self) -> bool:
         """Wait while this room is over its backlog bound (at most the pause limit);

@@ -34,6 +34,7 @@ from crdt_server.core.crdt import (
     RoomDocument,
     Undecodable,
     crdt_call,
+    merged,
     replay,
 )
 from crdt_server.core.domain import ChangeRecord, Recorder
@@ -45,6 +46,7 @@ from crdt_server.core.services import RoomServices
 from crdt_server.errors import (
     DocumentTooLarge,
     Overloaded,
+    PeerError,
     ProtocolError,
     Quarantined,
 )
@@ -91,6 +93,8 @@ class Uncommitted:
     """Held updates this one released: relayed right behind it."""
     rows: Sequence[FeatureRow] = ()
     """Rows its maker wants committed with it (an HTTP operation's idempotency key)."""
+    frames: int = 1
+    """How many of its writer's updates it merges (:meth:`RoomContent.apply_run`)."""
 
 
 class RoomContent(ABC):
@@ -270,9 +274,11 @@ class RoomContent(ABC):
         sender: Sender,
         *,
         rows: Sequence[FeatureRow] = (),
+        frames: int = 1,
     ) -> int | None:
         """Apply a structurally valid update; queue it for commit if it changed anything,
-        with ``rows`` (of installed feature tables) in its commit transaction.
+        with ``rows`` (of installed feature tables) in its commit transaction. ``frames``:
+        how many of the writer's updates it merges (see :meth:`apply_run`).
 
         Returns the update's index (see :meth:`wait_committed`), or ``None`` if it was a
         no-op (everything in it was already known; ``rows`` are then not written). Raises
@@ -346,7 +352,43 @@ class RoomContent(ABC):
             held=applied is Applied.HELD,
             released=released,
             rows=rows,
+            frames=frames,
         )
+
+    async def apply_run(
+        self, updates: Sequence[tuple[bytes, UpdateSummary]], sender: Sender
+    ) -> None:
+        """Apply one writer's structurally valid updates that arrived together, in order.
+
+        Under overload a writer's updates wait while its room is over its backlog bound
+        (:mod:`crdt_server.core.backlog`); once it is read again, what waited is merged and
+        taken in as one update: one apply, one row, one frame to every client, however many
+        updates it holds, so the busier the server, the less each update costs. Only where
+        that ends where applying them one by one would: runs that
+        :meth:`RoomDocument.one_transaction` allows, and not an update the document would
+        hold (one held would keep back the others with it). A merge the document refuses
+        (:class:`PeerError`) changed nothing, and its updates are applied one by one, so the
+        update at fault is the one refused and those before it are taken."""
+        start = 0
+        while start < len(updates):
+            rest = updates[start:]
+            count = self.document.one_transaction([summary for _, summary in rest])
+            run, start = rest[:count], start + count
+            if count > 1:
+                try:
+                    data = merged([update for update, _ in run])
+                    summary = inspect_update(data)
+                except (CrdtFailure, UpdateError):
+                    pass
+                else:
+                    if not self.document.would_hold(summary):
+                        try:
+                            await self.apply(data, summary, sender, frames=count)
+                            continue
+                        except PeerError:
+                            pass
+            for update, summary in run:
+                await self.apply(update, summary, sender)
 
     def _check_quarantine(self, clients: Iterable[int]) -> None:
         """Raise :class:`Quarantined` (counted) if this room quarantines any of ``clients``."""
@@ -383,11 +425,13 @@ class RoomContent(ABC):
         held: bool = False,
         released: list[tuple[bytes, UpdateSummary]],
         rows: Sequence[FeatureRow],
+        frames: int = 1,
     ) -> int:
-        """Queue an update the document took in for the next commit; its index."""
+        """Queue an update the document took in (``frames`` of its writer's, merged) for
+        the next commit; its index."""
         index = self._applied
         self._applied += 1
-        self._backlog.added(self.name)
+        self._backlog.added(self.name, frames)
         clients = summary.structs.keys()
         client_id = next(iter(clients)) if len(clients) == 1 else None
         self._uncommitted.append(
@@ -403,12 +447,13 @@ class RoomContent(ABC):
                 held=held,
                 released=released or None,
                 rows=rows,
+                frames=frames,
             )
         )
         self._uncommitted_bytes += len(update)
         self._size += len(update)
         self._usage.set(self.name, self._size)
-        self._metrics.updates_accepted += 1
+        self._metrics.updates_accepted += frames
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_loop(), name=f"flush-{self.name}")
         return index

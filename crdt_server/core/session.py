@@ -25,16 +25,18 @@ from crdt_server.codec.protocol import (
     AuthDenied,
     AwarenessMessage,
     Message,
+    MessageType,
     QueryAwareness,
     SyncStep1,
     SyncStep2,
+    SyncType,
     SyncUpdate,
     decode_message,
     encode_awareness,
     encode_permission_denied,
     encode_sync_step1,
 )
-from crdt_server.codec.updates import UpdateError, inspect_update
+from crdt_server.codec.updates import UpdateError, UpdateSummary, inspect_update
 from crdt_server.core.connection import Connection
 from crdt_server.core.hooks import Sender
 from crdt_server.core.limits import TokenBucket
@@ -58,6 +60,11 @@ from crdt_server.wire.transport import Transport, TransportClosed
 __all__ = ["Dialect", "serve_connection"]
 
 log = logging.getLogger("crdt_server.core.session")
+
+MAX_RUN = 64
+"""The most updates of one writer's, arrived together, that are merged into one (see
+:meth:`~crdt_server.core.room.Room.apply_run`); as many as its socket's inbox holds before
+its reading pauses."""
 
 KEEPALIVE_SECONDS = 10.0
 """A ``/sync`` connection sent nothing for a tick this long is sent an empty awareness
@@ -160,6 +167,8 @@ class _Session:
         burst = 2 * settings.max_updates_per_second
         self.updates = TokenBucket(settings.max_updates_per_second, burst)
         self.sender = Sender(conn.principal.actor, conn.id)
+        self.next_frame: bytes | str | None = None
+        """A frame taken from the connection and not handled yet (see :meth:`_run_of`)."""
         self.pulling: asyncio.Future[None] | None = None
         """A Hocuspocus document's dropped updates are pulled when this is done."""
         burst = 2 * settings.max_awareness_per_second
@@ -233,7 +242,11 @@ class _Session:
         max_bytes = self.settings.max_message_bytes
         max_uncommitted = self.settings.max_uncommitted_bytes
         while not conn.closing:
-            frame = await conn.receive()
+            frame = self.next_frame
+            if frame is None:
+                frame = await conn.receive()
+            else:
+                self.next_frame = None
             if isinstance(frame, str):
                 raise UnsupportedData("text frames are not part of the protocol; send binary")
             metrics.bytes_in += len(frame)
@@ -267,7 +280,10 @@ class _Session:
             # Under overload, connections take turns; a quiet room's go first.
             await self.pacer.turn(self.ticket, quiet=room.backlog_quiet)
             started = time.perf_counter()
-            await self._update(message.update, step2=isinstance(message, SyncStep2))
+            if isinstance(message, SyncUpdate) and self.dialect is None:
+                await self._updates(self._run_of(message.update, room.backlog_left))
+            else:
+                await self._update(message.update, step2=isinstance(message, SyncStep2))
             self.pacer.spent(self.ticket, time.perf_counter() - started)
         elif isinstance(message, SyncStep1):
             await self.room.answer_step1(self.conn, message.state_vector)
@@ -278,15 +294,72 @@ class _Session:
         elif isinstance(message, AuthDenied):
             log.info("%s sent an auth message; ignored (only servers send them)", self.conn.id)
 
-    async def _update(self, update: bytes, *, step2: bool) -> None:
-        conn, room = self.conn, self.room
+    def _run_of(self, first: bytes, most: int) -> list[bytes]:
+        """``first`` and the updates that arrived right behind it (already read from the
+        socket, none waited for): at most ``most`` (what the room may still take in),
+        :data:`MAX_RUN` and ``max_message_bytes`` in all.
+        The first frame that is no update is kept for the read loop, which handles it next
+        (and refuses it, if it must, after these were taken)."""
+        run, size = [first], len(first)
+        conn, max_bytes = self.conn, self.settings.max_message_bytes
+        while len(run) < min(most, MAX_RUN):
+            frame = conn.receive_ready()
+            if frame is None:
+                break
+            if (
+                isinstance(frame, str)
+                or len(frame) < 2
+                or frame[0] != MessageType.SYNC
+                or frame[1] != SyncType.UPDATE
+                or size + len(frame) > max_bytes
+            ):
+                self.next_frame = frame
+                break
+            try:
+                message = decode_message(frame)
+            except PeerError:
+                self.next_frame = frame
+                break
+            assert isinstance(message, SyncUpdate)
+            self.metrics.bytes_in += len(frame)
+            run.append(message.update)
+            size += len(frame)
+        return run
+
+    async def _updates(self, updates: list[bytes]) -> None:
+        """A writer's updates that arrived together: each checked as :meth:`_update` checks
+        one, then taken in as a run (:meth:`~crdt_server.core.room.Room.apply_run`) up to
+        the first that fails its checks, which then ends the connection."""
+        if len(updates) == 1 or not self.conn.principal.can_write:
+            for update in updates:
+                await self._update(update, step2=False)
+            return
+        run: list[tuple[bytes, UpdateSummary]] = []
+        refused: PeerError | None = None
+        for update in updates:
+            try:
+                run.append((update, self._checked(update)))
+            except PeerError as exc:
+                refused = exc
+                break
+        if run:
+            await self.room.apply_run(run, self.sender)
+        if refused is not None:
+            raise refused
+
+    def _checked(self, update: bytes) -> UpdateSummary:
+        """The summary of one update the peer sent, within its rate; else raise."""
         if not self.updates.take():
             limit = self.settings.max_updates_per_second
             raise PolicyViolation(f"more than {limit:g} updates per second")
         try:
-            summary = inspect_update(update)
+            return inspect_update(update)
         except UpdateError as exc:
             raise ProtocolError(f"malformed update: {exc}") from exc
+
+    async def _update(self, update: bytes, *, step2: bool) -> None:
+        conn, room = self.conn, self.room
+        summary = self._checked(update)
         if not conn.principal.can_write:
             # The step 2 every client sends on connect is no write attempt when it brings
             # nothing new: same structs, and (the client's delete set) nothing to count.

@@ -46,6 +46,9 @@ class StarletteTransport:
             return bytes(data)
         return str(message.get("text", ""))
 
+    def receive_ready(self) -> bytes | str | None:
+        return None  # Starlette's receive is a coroutine: it cannot say without waiting
+
     async def send(self, data: bytes) -> None:
         try:
             await self._ws.send_bytes(data)

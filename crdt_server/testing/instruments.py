@@ -142,6 +142,12 @@ class ServerEnd:
         self.received += 1
         return frame
 
+    def receive_ready(self) -> bytes | str | None:
+        frame = self.inner.receive_ready()
+        if frame is not None:
+            self.received += 1
+        return frame
+
     async def send(self, data: bytes) -> None:
         await self.inner.send(data)
         self.sent += 1

@@ -27,6 +27,10 @@ class Transport(Protocol):
     async def receive(self) -> bytes | str:
         """The next message; ``str`` for a text frame. Raises :class:`TransportClosed`."""
 
+    def receive_ready(self) -> bytes | str | None:
+        """The next message if it has already arrived, without waiting; ``None`` if none
+        has (or the transport cannot tell: then :meth:`receive` brings it)."""
+
     async def send(self, data: bytes) -> None:
         """Send one binary message; may wait while the peer is slow. Raises TransportClosed."""
 
@@ -51,6 +55,17 @@ class MemoryTransport:
         if isinstance(item, tuple):
             self._inbox.put_nowait(item)  # later reads see the close too
             raise TransportClosed(item[1], item[2])
+        assert isinstance(item, bytes | str)
+        return item
+
+    def receive_ready(self) -> bytes | str | None:
+        try:
+            item = self._inbox.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
+        if isinstance(item, tuple):
+            self._inbox.put_nowait(item)  # the close is for receive() to raise
+            return None
         assert isinstance(item, bytes | str)
         return item
 

@@ -6,15 +6,13 @@ was configured with (``ws=``). This one answers the sync path (``/sync/{wedding}
 and the Hocuspocus path (``/collab``, ``/collab/{wedding}``) itself: the upgrade checks
 are the gate's (:class:`~crdt_server.wire.gate.UpgradeGate`, which
 :class:`crdt_server.edge.upgrade.Gate` is), the frames are read and written here, and the
-session gets a :class:`~crdt_server.wire.transport.Transport` whose
-``send`` adds a ready frame to what the connection writes, in one ``transport.write``, once
-its room has distributed a batch or at the end of the loop turn (:class:`Outbox`). No ASGI
-messages, no per-connection parser objects: that is most of the cost of a connection and of
-a broadcast otherwise.
-
-Beside it: the upgrade's HTTP side (:mod:`~crdt_server.wire.handshake`), the keepalive pings
-(:mod:`~crdt_server.wire.keepalive`) and the writes at the end of a loop turn
-(:mod:`~crdt_server.wire.outbox`).
+session gets a :class:`~crdt_server.wire.transport.Transport` whose ``send`` adds a ready
+frame to what the connection writes, in one ``transport.write``, once its room has
+distributed a batch or at the end of the loop turn (:class:`Outbox`). No ASGI messages, no
+per-connection parser objects: that is most of the cost of a connection and of a broadcast
+otherwise. Beside it: the upgrade's HTTP side (:mod:`~crdt_server.wire.handshake`), the
+keepalive pings (:mod:`~crdt_server.wire.keepalive`) and the writes at the end of a loop
+turn (:mod:`~crdt_server.wire.outbox`).
 
 Everything else goes to uvicorn's own WebSocket protocol and from there to the ASGI app:
 other paths, and an app that did not yield a gate in its lifespan state. This protocol
@@ -254,8 +252,7 @@ class SyncWebSocketProtocol(asyncio.Protocol):
     # -- the Transport seam (what the session uses) ----------------------------------------
 
     async def receive(self) -> bytes | str:
-        messages = self._messages
-        while not messages:
+        while (message := self.receive_ready()) is None:
             if self._close is not None:
                 raise TransportClosed(*self._close)
             self._waiter = asyncio.get_running_loop().create_future()
@@ -263,6 +260,12 @@ class SyncWebSocketProtocol(asyncio.Protocol):
                 await self._waiter
             finally:
                 self._waiter = None
+        return message
+
+    def receive_ready(self) -> bytes | str | None:
+        messages = self._messages
+        if not messages:
+            return None
         message = messages.pop(0)
         if self._paused_reading and len(messages) < _READ_PAUSE_MESSAGES // 2:
             self._paused_reading = False

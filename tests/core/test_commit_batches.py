@@ -10,14 +10,12 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import pytest_asyncio
-from pycrdt import Doc, Map, Text
+from pycrdt import Doc, Map
 
 from crdt_server.actor import Actor
 from crdt_server.cluster.bus import LocalBus
-from crdt_server.codec.protocol import SyncUpdate, decode_message, encode_update
 from crdt_server.codec.updates import inspect_update
 from crdt_server.core.hooks import CommitBatch, Extension, Hooks, RoomView, Sender
 from crdt_server.core.room import Room, RoomServices
@@ -25,9 +23,7 @@ from crdt_server.errors import ProtocolError
 from crdt_server.settings import Settings
 from crdt_server.storage import NewEvent
 from crdt_server.storage.gateway import Gateway, Tx, statements
-from tests.server import ServerProcess
 from tests.stores import RecordingStore
-from tests.wire.test_wire import BINARY, client_frame, fresh_room, ws_connect
 
 N = 8
 
@@ -179,43 +175,3 @@ async def test_updates_taken_in_during_a_commit_share_the_next_one(
     assert [len(rows) for rows, _, _ in store.appends] == [1, N]
     stored = [batch for step, batch in ext.calls if step == "stored"]
     assert [len(b.updates) for b in stored] == [1, N]
-
-
-def _batches(text: str) -> tuple[float, float]:
-    """How many room commits there were, and how many updates they held in all."""
-    found: dict[str, float] = {}
-    for line in text.splitlines():
-        name, _, value = line.partition(" ")
-        if name in ("crdt_commit_batch_size_count", "crdt_commit_batch_size_sum"):
-            found[name] = float(value)
-    assert len(found) == 2, "no batch-size histogram in metrics"
-    return found["crdt_commit_batch_size_count"], found["crdt_commit_batch_size_sum"]
-
-
-@pytest.mark.asyncio
-@pytest.mark.timeout(60)
-async def test_frames_read_in_one_go_from_a_socket_are_one_commit(tmp_path: Path) -> None:
-    """A writer's frames that reach the server together (one TCP write) are read, applied
-    and committed as one batch, and echoed once committed. (A root the wedding domain does
-    not read: nothing else commits meanwhile.)"""
-    async with ServerProcess(tmp_path / "data") as server:
-        async with httpx.AsyncClient() as http:
-            before = _batches((await http.get(f"{server.url}/metrics")).text)
-        doc: Doc[Any] = Doc()
-        notes = doc.get("notes", type=Text)
-        updates: list[bytes] = []
-        doc.observe(lambda event: updates.append(event.update))
-        for n in range(N):
-            notes.insert(n, "x")
-        assert len(updates) == N
-        async with await ws_connect(server.port, fresh_room()) as ws:
-            await ws.greeting()
-            await ws.send_raw(b"".join(client_frame(BINARY, encode_update(u)) for u in updates))
-            echoed: Doc[Any] = Doc()
-            while str(echoed.get("notes", type=Text)) != "x" * N:
-                decoded = decode_message((await ws.read_message()).payload)
-                if isinstance(decoded, SyncUpdate):
-                    echoed.apply_update(decoded.update)
-        async with httpx.AsyncClient() as http:
-            after = _batches((await http.get(f"{server.url}/metrics")).text)
-        assert (after[0] - before[0], after[1] - before[1]) == (1, N)  # one commit of N

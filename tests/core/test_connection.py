@@ -28,6 +28,9 @@ class GatedTransport:
         await asyncio.Event().wait()  # the tests never read
         raise AssertionError("unreachable")
 
+    def receive_ready(self) -> bytes | str | None:
+        return None
+
     async def send(self, data: bytes) -> None:
         if not self.gate.is_set():
             self.sends_waited += 1
