@@ -105,6 +105,24 @@ async def test_a_wedding_is_quiet_by_its_rate_counted_across_its_documents() -> 
     assert backlog.quiet("busy/guests")
 
 
+async def test_after_a_window_of_one_wedding_alone_the_current_window_is_the_measure() -> None:
+    """The calm before a burst: the quiet wedding was the only one sending. Measured by
+    that window's mean (its own rate) it would be busy until the next window; the current
+    window, in which three others send more, shows it quiet at once."""
+    backlog = Backlog(room_bound=64, process_bound=8, rate_window=0.1)
+    for _ in range(10):
+        backlog.added("quiet/guests")
+    await _next_window(backlog)
+    assert backlog.quiet("quiet/guests")  # alone in both windows: nothing to compare with
+    backlog.added("quiet/guests")
+    for wedding in ("a", "b", "c"):
+        for _ in range(6):
+            backlog.added(f"{wedding}/guests")
+    # The current window's mean is (1 + 18) / 4 = 4.75 per wedding: quiet is at most 2.4.
+    assert backlog.quiet("quiet/guests")
+    assert not backlog.quiet("a/guests")
+
+
 async def test_past_the_process_bound_a_quiet_weddings_room_keeps_only_its_own_bound() -> None:
     backlog = Backlog(room_bound=6, process_bound=8, rate_window=0.1)
     for _ in range(40):

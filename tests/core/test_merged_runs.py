@@ -172,8 +172,8 @@ async def test_frames_read_in_one_go_from_a_socket_are_one_update_and_one_commit
     tmp_path: Path,
 ) -> None:
     """A writer's frames that reach the server together (one TCP write) are merged into
-    one update, committed in one batch (of N, the writer's), and echoed as one frame. (A root the wedding
-    domain does not read: nothing else commits meanwhile.)"""
+    one update, committed in one batch (of N of the writer's updates) and echoed as one
+    frame. (A root the wedding domain does not read: nothing else commits meanwhile.)"""
     async with ServerProcess(tmp_path / "data") as server:
         async with httpx.AsyncClient() as http:
             before = _batches((await http.get(f"{server.url}/metrics")).text)
