@@ -5,6 +5,8 @@ by one would; an update refused among them is refused alone, those before it tak
 
 from __future__ import annotations
 
+import asyncio
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,8 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pycrdt import Doc, Map, Text
 
 from crdt_server.actor import Actor
@@ -29,9 +33,13 @@ from crdt_server.core.hooks import Sender
 from crdt_server.core.room import Room, RoomServices
 from crdt_server.errors import ProtocolError
 from crdt_server.settings import Settings
+from crdt_server.storage import DocumentStore, SqliteStore
+from crdt_server.testing import strategies
+from crdt_server.testing.edits import content
 from tests.core.test_commit_batches import _cycle
 from tests.server import ServerProcess
 from tests.stores import RecordingStore
+from tests.tier import examples
 from tests.wire.test_wire import BINARY, client_frame, fresh_room, ws_connect
 
 N = 8
@@ -46,7 +54,7 @@ async def store(tmp_path: Path) -> AsyncIterator[RecordingStore]:
     await sqlite.close()
 
 
-async def _room(store: RecordingStore) -> Room:
+async def _room(store: DocumentStore) -> Room:
     return await Room.load("w1/guests", RoomServices(store, Settings(), LocalBus()), print)
 
 
@@ -142,6 +150,44 @@ async def test_an_update_the_document_would_hold_is_not_merged_with_the_others(
     assert [r.data for r in rows][1:] == gapped  # stored and held, after the two merged
     assert len(rows) == 2
     assert [held for held, _ in room.document.held] == gapped
+
+
+async def _applied(updates: list[bytes], *, run: bool) -> tuple[Any, dict[int, int], list[bytes]]:
+    """A fresh room's content, state vector and held updates once it took ``updates`` in,
+    as one run or one by one (and what a store reloaded from its commits holds)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SqliteStore(Path(tmp) / "store.sqlite3", inline=True)
+        await store.open()
+        try:
+            room = await _room(store)
+            pairs = _run(updates)
+            if run:
+                await room.apply_run(pairs, WRITER)
+            else:
+                for update, summary in pairs:
+                    await room.apply(update, summary, WRITER)
+            await room.wait_committed()
+            reloaded = await _room(store)
+            assert content(reloaded.doc) == content(room.doc)
+            held = [update for update, _ in room.document.held]
+            return content(room.doc), dict(room.document.state()), held
+        finally:
+            await store.close()
+
+
+@settings(max_examples=examples(60, 15), deadline=None)
+@given(st.data())
+def test_a_run_ends_where_its_updates_applied_one_by_one_end(data: st.DataObject) -> None:
+    """Two clients' real updates (nested types, text, deletes), delivered in any order and
+    with duplicates, as one writer's run: the same content, state vector and held updates
+    as the same updates applied one by one, and the same once reloaded from the store."""
+    first = data.draw(strategies.update_sequences(client_id=1))
+    second = data.draw(strategies.update_sequences(client_id=2))
+    updates = data.draw(strategies.out_of_order(first + second))
+    merged = asyncio.run(_applied(updates, run=True))
+    alone = asyncio.run(_applied(updates, run=False))
+    assert merged[:2] == alone[:2]
+    assert sorted(merged[2]) == sorted(alone[2])
 
 
 def test_a_run_stops_before_an_update_whose_parent_is_no_shared_type_known() -> None:
