@@ -84,3 +84,88 @@ async def test_an_append_asked_to_go_first_passes_the_shared_jobs_but_no_other_w
     assert tx.done[2] == [f"r{i}" for i in range(MAX_SHARED_UPDATES, MAX_SHARED_UPDATES + 5)]
     # The one behind the compaction did not pass it.
     assert tx.done[3:] == [["compaction"], ["late"]]
+
+
+class Gated(Transactions):
+    """A backend whose transactions end when the test says, each handed over at once (as
+    to a writer thread, which carries them out in the order given)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.handed: list[list[str]] = []
+        self.gates: list[asyncio.Event] = []
+
+    async def commit_rows(
+        self, updates: list[NewUpdate], steps: list[Tx[Any]], rows: list[FeatureRow]
+    ) -> list[int]:
+        self.handed.append([u.origin for u in updates])
+        gate = asyncio.Event()
+        self.gates.append(gate)
+        await gate.wait()
+        return await super().commit_rows(updates, steps, rows)
+
+    def pipelined(self) -> GroupCommitter[str]:
+        writer: GroupCommitter[str] = GroupCommitter(
+            "test",
+            self.commit_rows,
+            self.run_write,
+            self.run_shared,
+            self.commit_parts,
+            pipelined=True,
+        )
+        writer.start()
+        return writer
+
+
+async def _turns(until: Any, turns: int = 100) -> None:
+    """Let the loop turn until ``until()`` holds (at most ``turns`` turns)."""
+    for _ in range(turns):
+        if until():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("not reached in time")
+
+
+async def test_pipelined_the_next_transaction_is_handed_over_before_the_one_ahead_ends() -> None:
+    """The writer thread goes from one transaction to the next without waiting for the
+    writer task: the next is handed over while the one ahead is carried out, never more
+    than one behind it, in queue order; a write of another kind waits for both."""
+    tx = Gated()
+    writer = tx.pipelined()
+    first = [asyncio.create_task(writer.append(_one(f"a{i}"))) for i in range(MAX_SHARED_UPDATES)]
+    await _turns(lambda: len(tx.handed) == 1)
+    second = [asyncio.create_task(writer.append(_one(f"b{i}"))) for i in range(3)]
+    await _turns(lambda: len(tx.handed) == 2)  # while the first is not done
+    third = asyncio.create_task(writer.append(_one("c")))
+    compaction = asyncio.create_task(writer.write("compaction"))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert len(tx.handed) == 2 and tx.done == []  # at most two handed over
+    tx.gates[0].set()
+    await _turns(lambda: len(tx.handed) == 3)
+    assert tx.handed[2] == ["c"] and "compaction" not in (o for t in tx.done for o in t)
+    tx.gates[1].set()
+    tx.gates[2].set()
+    seqs = await asyncio.gather(*first, *second, third, compaction)
+    await writer.stop()
+    assert tx.done == [
+        [f"a{i}" for i in range(MAX_SHARED_UPDATES)],
+        ["b0", "b1", "b2"],
+        ["c"],
+        ["compaction"],
+    ]
+    assert [s[0] for s in seqs[:-1]] == list(range(1, MAX_SHARED_UPDATES + 5))
+
+
+async def test_pipelined_an_append_asked_to_go_first_is_handed_over_before_its_batch() -> None:
+    tx = Gated()
+    writer = tx.pipelined()
+    busy = [asyncio.create_task(writer.append(_one(f"r{i}"))) for i in range(5)]
+    quiet = asyncio.create_task(writer.append(_one("quiet"), first=True))
+    await _turns(lambda: len(tx.handed) == 2)
+    assert tx.handed == [["quiet"], [f"r{i}" for i in range(5)]]
+    for gate in tx.gates:
+        gate.set()
+    await asyncio.gather(*busy, quiet)
+    await writer.stop()
+    assert tx.done == [["quiet"], [f"r{i}" for i in range(5)]]
