@@ -415,9 +415,9 @@ class RoomDocument:
         """How many of the updates of ``summaries`` (not integrated yet, in order), from the
         first, may be merged and integrated as one transaction, ending where integrating
         them one by one would. Each after the first names as parent only shared types known
-        here or made in the run so far (see the module docstring), and none
-        would be held once those before it are in (one held would keep them back with it);
-        a first that would be held is a run of its own."""
+        here or made in the run so far (see the module docstring), and none would be held
+        once those before it are in (one held would keep them back with it); a first that
+        would be held is a run of its own."""
         known = self.types
         made: set[tuple[int, int]] = set()
         ahead: dict[int, int] = {}
