@@ -97,13 +97,8 @@ class GroupCommitter(Generic[W]):
         run_write: Callable[[W], Awaitable[Any]],
         run_shared: Callable[[list[Tx[Any]]], Awaitable[list[tuple[bool, Any]]]],
         commit_parts: Callable[[list[Part]], Awaitable[list[Any]]],
-        *,
-        pipelined: bool = False,
     ) -> None:
         self._where = where
-        self._pipelined = pipelined
-        self._ahead: list[asyncio.Task[None]] = []
-        """Shared transactions handed over and not done (pipelined, see :meth:`_shared`)."""
         self._commit_rows = commit_rows
         self._run_write = run_write
         self._run_shared = run_shared
@@ -169,9 +164,8 @@ class GroupCommitter(Generic[W]):
                         continue
                     # Anything else ends the run, so writes stay in queue order.
                     if shared:
-                        await self._shared(shared)
+                        await self._commit_shared(shared)
                         shared = []
-                    await self._caught_up()
                     if job is None:
                         return
                     try:
@@ -182,40 +176,13 @@ class GroupCommitter(Generic[W]):
                         if not job.future.done():  # the caller may have been cancelled
                             job.future.set_result(result)
                 if shared:
-                    await self._shared(shared)
+                    await self._commit_shared(shared)
         finally:
             # Reached with work left only if this task was cancelled: nobody waits forever.
             jobs += queue.drain()
             for job in jobs:
                 if job is not None:
                     _fail(job.future, StoreError(f"{self._where}: writer stopped"))
-
-    async def _shared(self, jobs: list[_Append | _Run]) -> None:
-        """Commit ``jobs`` in a shared transaction (appends asked to go first in one of
-        their own, before it). Pipelined, each transaction is handed to the backend while
-        the one before it is still being carried out, so that the backend's one writer
-        thread goes from one to the next without waiting for this task in between (its
-        queue keeps their order). At most :data:`PIPELINE_DEPTH` are handed over at once."""
-        if not self._pipelined:
-            await self._commit_shared(jobs)
-            return
-        firsts: list[_Append | _Run] = [job for job in jobs if _first(job)]
-        if firsts and len(firsts) < len(jobs):
-            await self._shared(firsts)
-            jobs = [job for job in jobs if not _first(job)]
-        ahead = self._ahead
-        while len(ahead) >= PIPELINE_DEPTH:
-            await asyncio.wait({ahead[0]})
-            ahead[:] = [task for task in ahead if not task.done()]
-        ahead.append(asyncio.create_task(self._commit_shared(jobs)))
-        await asyncio.sleep(0)  # its first step hands its transaction over, before the next
-
-    async def _caught_up(self) -> None:
-        """Wait for the shared transactions handed over (see :meth:`_shared`)."""
-        ahead = self._ahead
-        if ahead:
-            await asyncio.wait(ahead)
-            ahead.clear()
 
     async def _commit_shared(self, jobs: list[_Append | _Run]) -> None:
         firsts = [job for job in jobs if _first(job)]
@@ -274,10 +241,6 @@ class GroupCommitter(Generic[W]):
 
 
 _Job = _Append | _Run | _Write[W]
-
-PIPELINE_DEPTH = 2
-"""Shared transactions a pipelined writer hands over at once: one carried out, the next
-waiting right behind it."""
 
 MAX_SHARED_UPDATES = 50
 """Updates one shared transaction takes at most (the jobs queued past them wait for the

@@ -128,7 +128,6 @@ class SqliteStore:
             self._transaction,
             self._run_shared,
             self._commit_parts,
-            pipelined=not inline,  # one writer thread carries them out in the order given
         )
         self._commits = 0
         self._schemas: set[str] = set()
