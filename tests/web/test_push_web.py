@@ -91,7 +91,9 @@ async def test_a_push_message_shows_a_notification_and_a_repeat_replaces_it(
         )
         return sorted((list(x) for x in got), key=lambda t: str(t[0]))
 
-    async def shown_until(required: list[list[Any]], earlier: tuple[list[Any], ...] = ()) -> None:
+    async def delivered(
+        data: str, required: list[list[Any]], earlier: tuple[list[Any], ...] = ()
+    ) -> None:
         # Each message is delivered once its predecessor shows: three pushes in a row each
         # start the worker's handler, and under load the browser may still be replacing one
         # notification while the next arrives. The browser closes a notification that does
@@ -99,27 +101,41 @@ async def test_a_push_message_shows_a_notification_and_a_repeat_replaces_it(
         # under load these steps have taken longer than that (the full tier, twice), so the
         # ones shown ``earlier`` may be gone; nothing else may be listed, the replaced one
         # included, and each step has 30 s with a timeout that says what was shown.
-        deadline = time.monotonic() + 30
+        # Chromium has now and then shown nothing for a message delivered through DevTools,
+        # for the whole 30 s: in two full-tier runs (one on 2026-11-27 at night, one in the
+        # morning) and in 2 of 9 runs of this test beside the reminder test, always the
+        # third message; never alone, nor in six runs beside two busy processes. The cause
+        # was not found. The delivery is fire-and-forget, so a message not shown after 10 s
+        # is delivered again, as a push service keeps a message until the browser has taken
+        # it: what is under test is the worker's handler. A second copy shows as the first
+        # (the same tag replaces; an untagged copy lists the same), so the checks hold.
+        await push(data)
+        start = time.monotonic()
+        deadline, again = start + 30, [start + 10, start + 20]
         while True:
             now = await shown_now()
             if all(n in now for n in required) and all(n in required or n in earlier for n in now):
                 return
             want = sorted(required, key=lambda t: str(t[0]))
             assert time.monotonic() < deadline, f"shown {now}, expected {want} (and {earlier})"
+            if again and time.monotonic() > again[0]:
+                again.pop(0)
+                await push(data)
             await page.wait_for_timeout(50)
 
     # The same tag replaces it; an emergency stays until dismissed; a URL elsewhere is
     # never opened (the app's own page instead); a payload that is not ours still shows.
     thread = ["thread:t1", "Peonies confirmed", f"{demo.url}/app/?wedding=demo&thread=t1", False]
     emergency = ["emergency:7", "Can you confirm the peonies by Friday?", f"{demo.url}/app/", True]
-    await push(message(body="Peonies confirmed"))
-    await shown_until([thread])
-    await push(
-        message(type="emergency", title="Emergency", tag="emergency:7", url="https://evil.example/")
+    await delivered(message(body="Peonies confirmed"), [thread])
+    await delivered(
+        message(
+            type="emergency", title="Emergency", tag="emergency:7", url="https://evil.example/"
+        ),
+        [emergency],
+        earlier=(thread,),
     )
-    await shown_until([emergency], earlier=(thread,))
-    await push("not json")
-    await shown_until([emergency, ["", "", f"{demo.url}/app/", False]], earlier=(thread,))
+    await delivered("not json", [emergency, ["", "", f"{demo.url}/app/", False]], earlier=(thread,))
 
 
 async def test_the_push_settings_are_saved_and_the_switch_says_why_it_stays_off(
