@@ -225,6 +225,7 @@ def default_store(settings: Settings) -> Store:
         busy_timeout=settings.sqlite_busy_timeout_seconds,
         synchronous="normal" if settings.sqlite_synchronous == "normal" else "full",
         read_connections=settings.sqlite_read_connections,
+        commits=settings.sqlite_commits_on,
     )
 
 

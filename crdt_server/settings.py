@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import Field, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 __all__ = [
     "ENV_PREFIX",
@@ -179,6 +179,14 @@ class Settings:
     loss. ``normal``: it is in the operating system before it is acknowledged, so it
     survives the server being killed; a power loss or kernel crash may lose the last
     commits (never the file)."""
+    sqlite_commits: str = "auto"
+    """Where the SQLite store runs its commits of updates and feature rows: ``loop`` (on
+    the event loop's own thread: no hop to a thread and back, no fight for the GIL; the
+    loop waits for each commit's fsync), ``thread`` (on the writer thread: the loop goes on
+    during the fsync, each commit costs two hops that wait for the GIL under load), or
+    ``auto``: ``loop`` when an fsync beside the file takes at most 1 ms when the store
+    opens, else ``thread``. Compactions, deletions and checkpoints always run on the
+    writer thread."""
     sqlite_read_connections: int = 0
     """Reads of the SQLite store that run at once (room loads, connects, JSON reads), each
     on a read-only connection of its own; further reads wait their turn. Writes keep their
@@ -328,6 +336,8 @@ class Settings:
 
         if self.sqlite_synchronous not in ("full", "normal"):
             raise SettingsError("sqlite_synchronous must be full or normal")
+        if self.sqlite_commits not in ("auto", "loop", "thread"):
+            raise SettingsError("sqlite_commits must be auto, loop or thread")
         if self.log_format not in ("text", "json"):
             raise SettingsError("log_format must be text or json")
         if self.app_transport not in ("collab", "sync"):
@@ -389,6 +399,11 @@ class Settings:
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "crdt.sqlite3"
+
+    @property
+    def sqlite_commits_on(self) -> Literal["auto", "loop", "thread"]:
+        """:attr:`sqlite_commits`, checked."""
+        return cast(Literal["auto", "loop", "thread"], self.sqlite_commits)
 
     @property
     def origins(self) -> frozenset[str]:

@@ -5,7 +5,11 @@ passes before it is queued (see :mod:`storage.sqlite`)."""
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
+import statistics
+import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -101,8 +105,11 @@ COUNT_DOCS = (
 
 
 def connect_writer(path: Path, busy_timeout: float, synchronous: str) -> sqlite3.Connection:
-    """On the writer thread: open the write connection, switch to WAL, create the schema."""
-    db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
+    """On the writer thread: open the write connection, switch to WAL, create the schema.
+    The connection is used by one thread at a time, the writer's or the event loop's (a
+    transaction that commits on the loop, see :mod:`storage.sqlite`): the writer's queue
+    runs one job at a time."""
+    db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout, check_same_thread=False)
     try:
         mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
@@ -191,6 +198,30 @@ def add_columns(db: sqlite3.Connection) -> None:
         for name, spec in columns:
             if name not in have:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {spec}")
+
+
+FAST_FSYNC = 0.001
+"""An fsync this quick or quicker (median of :data:`FSYNC_PROBES`) is a fast disk: the
+store commits its shared transactions on the event loop's thread (:mod:`storage.sqlite`)."""
+FSYNC_PROBES = 5
+
+
+def fsync_seconds(directory: Path) -> float:
+    """The median time to write 4 KiB to a new file in ``directory`` and fsync it, of
+    :data:`FSYNC_PROBES` tries (what one commit's fsync of the write-ahead log costs)."""
+    handle, name = tempfile.mkstemp(prefix=".fsync-probe-", dir=directory)
+    times: list[float] = []
+    try:
+        block = b"\0" * 4096
+        for _ in range(FSYNC_PROBES):
+            started = time.perf_counter()
+            os.write(handle, block)
+            os.fsync(handle)
+            times.append(time.perf_counter() - started)
+    finally:
+        os.close(handle)
+        os.unlink(name)
+    return statistics.median(times)
 
 
 def checkpoint(db: sqlite3.Connection, busy_timeout: float) -> bool:

@@ -18,9 +18,11 @@ def store_for(
     busy_timeout: float = 5.0,
     synchronous: Literal["full", "normal"] = "full",
     read_connections: int = 0,
+    commits: Literal["auto", "loop", "thread"] = "auto",
 ) -> Store:
     """PostgreSQL when ``database_url`` is set, else the embedded SQLite file (unopened);
-    ``read_connections``: the SQLite store's reads at once (0: its default)."""
+    ``read_connections``: the SQLite store's reads at once (0: its default); ``commits``:
+    where it commits (:class:`~storage.sqlite.SqliteStore`)."""
     if database_url:
         from .postgres import PostgresStore  # asyncpg only where PostgreSQL is used
 
@@ -30,4 +32,5 @@ def store_for(
         busy_timeout=busy_timeout,
         synchronous=synchronous,
         read_connections=read_connections,
+        commits=commits,
     )

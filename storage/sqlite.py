@@ -2,9 +2,17 @@
 
 One writer task owns every write transaction: concurrent :meth:`SqliteStore.append` calls
 are queued and committed together, so many small Yjs updates cost one fsync per batch
-rather than one each. Each transaction runs whole, ``BEGIN IMMEDIATE`` to ``COMMIT``, as
-one call on a writer thread that owns the write connection: one hop from the event loop per
-commit, where a statement-at-a-time driver takes one per statement. Reads run on a bounded
+rather than one each. Each transaction runs whole, ``BEGIN IMMEDIATE`` to ``COMMIT``, in
+one call: where the disk is fast, the shared transactions (the rooms' appends and the
+features' gateway transactions, a bounded size each) on the event loop's own thread, and
+everything else (compactions, deletions, held transactions, checkpoints) on a writer
+thread; on a slow disk everything on the thread. On the thread each transaction costs a
+hop from the loop and back, and the thread must take the GIL from the loop at its start
+and after each fsync: under load each of those waits up to the interpreter's switch
+interval (5 ms), so a transaction of 50 rows took 8 ms where it takes 0.3 ms on the loop's
+thread (measured on the 2-core machine: an fsync 0.35 ms). A fast disk is one whose fsync
+takes at most :data:`~storage._sqlite_schema.FAST_FSYNC` (measured when the store opens,
+beside the file), unless ``commits`` says where. Reads run on a bounded
 pool of read-only connections, several at once (:mod:`storage._sqlite_readers`); in WAL
 mode each sees every commit acknowledged before it started, and nothing uncommitted.
 
@@ -21,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -35,11 +44,13 @@ from ._group_commit import Appending, GroupCommitter, Part
 from ._sqlite_readers import ReadPool, default_read_connections
 from ._sqlite_schema import (
     COUNT_DOCS,
+    FAST_FSYNC,
     PREFIX,
     Body,
     check_text,
     checkpoint,
     connect_writer,
+    fsync_seconds,
     moved_documents,
     run_transaction,
     scalar,
@@ -76,6 +87,7 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+_LOG = logging.getLogger("crdt_server.storage.sqlite")
 
 
 class SqliteStore:
@@ -97,6 +109,9 @@ class SqliteStore:
     Only for a process whose loop has nothing else to do while the store works and whose
     file is small and local, such as the testing kit's in-process mode (where the hop costs
     more than the statement); a server keeps the default.
+
+    ``commits``: where the shared transactions run (see the module docstring): ``"auto"``
+    (on the loop's thread when the disk is fast), ``"loop"`` or ``"thread"``.
     """
 
     def __init__(
@@ -107,6 +122,7 @@ class SqliteStore:
         synchronous: Literal["full", "normal"] = "full",
         inline: bool = False,
         read_connections: int = 0,
+        commits: Literal["auto", "loop", "thread"] = "auto",
     ) -> None:
         if read_connections < 0:
             raise ValueError("read_connections must be 0 (automatic) or more")
@@ -115,6 +131,11 @@ class SqliteStore:
         self._busy_timeout = busy_timeout
         self._synchronous = synchronous
         self._inline = inline
+        if commits not in ("auto", "loop", "thread"):
+            raise ValueError("commits must be auto, loop or thread")
+        self._commits_on = commits
+        self._on_loop = inline
+        """The shared transactions run on the loop's thread (decided when opened)."""
         self._readers: ReadPool | None = None
         """The read connections."""
         self._inline_db: sqlite3.Connection | None = None
@@ -145,6 +166,12 @@ class SqliteStore:
         return self._commits
 
     @property
+    def commits_on_loop(self) -> bool:
+        """Whether the shared transactions run on the event loop's thread (known once
+        open; see the module docstring)."""
+        return self._on_loop
+
+    @property
     def readers(self) -> ReadPool | None:
         """The pool of reading connections while open (``None`` when closed or inline):
         its size, and how many reads run now and at most ran at once."""
@@ -160,9 +187,20 @@ class SqliteStore:
         thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
-            write_db = await asyncio.get_running_loop().run_in_executor(
+            loop = asyncio.get_running_loop()
+            write_db = await loop.run_in_executor(
                 thread, connect_writer, self._path, self._busy_timeout, self._synchronous
             )
+            on_loop = self._commits_on == "loop"
+            if self._commits_on == "auto":
+                fsync = await loop.run_in_executor(thread, fsync_seconds, self._path.parent)
+                on_loop = fsync <= FAST_FSYNC
+                _LOG.debug(
+                    "%s: an fsync takes %.2f ms, so commits run on the %s",
+                    self._path,
+                    fsync * 1000,
+                    "event loop's thread" if on_loop else "writer thread",
+                )
         except (OSError, sqlite3.Error) as exc:
             thread.shutdown()
             raise StoreError(f"cannot open {self._path}: {exc}") from exc
@@ -172,7 +210,8 @@ class SqliteStore:
         self._write_db = write_db
         self._readers = ReadPool(self._path, self._read_connections, self._busy_timeout)
         self._thread = thread
-        self._writer.start()
+        self._on_loop = on_loop
+        self._writer.start(self._commit_now if on_loop else None)
         try:
             await self._recorded_wedding_tables()  # the first read: a reader can open
         except BaseException:
@@ -193,7 +232,7 @@ class SqliteStore:
                 raise StoreError(f"cannot open {self._path}: {exc}") from exc
             raise
         self._write_db, self._inline_db = write_db, db
-        self._writer.start()
+        self._writer.start(self._commit_now)
         for (tables,) in db.execute("SELECT wedding_tables FROM schema_versions").fetchall():
             self._add_wedding_tables(recorded_tables(str(tables)))
 
@@ -328,17 +367,13 @@ class SqliteStore:
     async def scrub(self) -> bool:
         """Checkpoint the write-ahead log into the database file and truncate it; whether
         that finished (it cannot while another process reads an older snapshot)."""
-        db, thread = self._write_db, self._thread
-        if db is None or (thread is None and not self._inline):
+        if self._write_db is None:
             raise StoreError(f"{self._path} is not open")
-        try:
-            if thread is None:
-                return checkpoint(db, self._busy_timeout)
-            return await asyncio.get_running_loop().run_in_executor(
-                thread, checkpoint, db, self._busy_timeout
-            )
-        except sqlite3.Error as exc:
-            raise StoreError(f"checkpointing {self._path} failed: {exc}") from exc
+        # In the writer's queue: never beside a transaction on the same connection.
+        scrubbed: bool = await self._writer.write(
+            _Outside(functools.partial(checkpoint, busy_timeout=self._busy_timeout))
+        )
+        return scrubbed
 
     async def tombstones(self) -> dict[str, float]:
         """Every erased wedding id and when it was erased."""
@@ -458,9 +493,9 @@ class SqliteStore:
 
     async def _run_shared(self, txs: list[Tx[Any]]) -> list[tuple[bool, Any]]:
         if len(txs) == 1:  # no savepoint needed: its failure rolls back the transaction
-            return [(True, await self._transaction(driver(txs[0], self._path)))]
+            return [(True, await self._transaction(driver(txs[0], self._path), shared=True))]
         outcomes: list[tuple[bool, Any]] = await self._transaction(
-            driver(each_in_a_savepoint(txs), self._path)
+            driver(each_in_a_savepoint(txs), self._path), shared=True
         )
         return outcomes
 
@@ -509,7 +544,26 @@ class SqliteStore:
         self, rows: list[NewUpdate], steps: list[Tx[Any]], features: list[FeatureRow]
     ) -> list[int]:
         path = self._path
-        return await self._transaction(lambda db: append_rows(db, rows, steps, features, path))
+        return await self._transaction(
+            lambda db: append_rows(db, rows, steps, features, path), shared=True
+        )
+
+    def _commit_now(
+        self, rows: list[NewUpdate], steps: list[Tx[Any]], features: list[FeatureRow]
+    ) -> list[int]:
+        """:meth:`_commit_rows` on the loop's thread, without suspending (an append that
+        goes first, :mod:`storage._group_commit`)."""
+        db, path = self._write_db, self._path
+        if db is None:
+            raise StoreError(f"{path} is not open")
+        try:
+            seqs = run_transaction(
+                db, lambda db: append_rows(db, rows, steps, features, path), path
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"writing {path} failed: {exc}") from exc
+        self._commits += 1
+        return seqs
 
     async def _commit_parts(self, parts: list[Part]) -> list[Any]:
         path = self._path
@@ -521,10 +575,11 @@ class SqliteStore:
             )
             for part in parts
         ]
-        return await self._transaction(lambda db: [body(db) for body in bodies])
+        return await self._transaction(lambda db: [body(db) for body in bodies], shared=True)
 
-    async def _transaction(self, body: Body[_T]) -> _T:
-        """Run ``body`` in one committed transaction, in one call on the writer thread."""
+    async def _transaction(self, body: Body[_T], *, shared: bool = False) -> _T:
+        """Run ``body`` in one committed transaction, in one call on the writer thread, or
+        on the loop's thread if it is ``shared`` and the disk is fast (see the module)."""
         db, thread = self._write_db, self._thread
         assert db is not None, "the writer runs only while open"
         try:
@@ -532,8 +587,18 @@ class SqliteStore:
                 held: _T = await body.run(db)
                 self._commits += 1
                 return held
+            if isinstance(body, _Outside):  # no transaction, nothing committed
+                if thread is None:
+                    inline: _T = body.call(db)
+                    return inline
+                outside: _T = await asyncio.get_running_loop().run_in_executor(
+                    thread, body.call, db
+                )
+                return outside
             if thread is None:  # inline; still a suspension point, as with the thread
                 await asyncio.sleep(0)
+                result = run_transaction(db, body, self._path)
+            elif shared and self._on_loop:
                 result = run_transaction(db, body, self._path)
             else:
                 result = await asyncio.get_running_loop().run_in_executor(
@@ -550,6 +615,16 @@ class SqliteStore:
         """Names of stored documents starting with ``prefix``, sorted by code point."""
         sql = f"SELECT DISTINCT doc FROM updates WHERE {PREFIX} ORDER BY doc"
         return [str(row[0]) for row in await self._read(sql, prefix, len(prefix), prefix)]
+
+
+class _Outside:
+    """A writer job run outside any transaction (a checkpoint), in the writer's queue."""
+
+    def __init__(self, call: Callable[[sqlite3.Connection], Any]) -> None:
+        self.call = call
+
+    def __call__(self, db: sqlite3.Connection) -> Any:
+        return self.call(db)
 
 
 def _append_part(db: sqlite3.Connection, part: Appending, path: Path) -> list[int]:

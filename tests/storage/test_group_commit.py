@@ -5,11 +5,12 @@ on SQLite and PostgreSQL); these count the transactions, which no store shows.""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from typing import Any
 
 import pytest
 
-from crdt_server.storage import NewUpdate
+from crdt_server.storage import NewUpdate, StoreError
 from crdt_server.storage._group_commit import MAX_SHARED_UPDATES, GroupCommitter, Part
 from crdt_server.storage.base import FeatureRow
 from crdt_server.storage.gateway import Tx
@@ -84,3 +85,85 @@ async def test_an_append_asked_to_go_first_passes_the_shared_jobs_but_no_other_w
     assert tx.done[2] == [f"r{i}" for i in range(MAX_SHARED_UPDATES, MAX_SHARED_UPDATES + 5)]
     # The one behind the compaction did not pass it.
     assert tx.done[3:] == [["compaction"], ["late"]]
+
+
+class CommitsOnTheLoop(Transactions):
+    """A backend that also commits on the loop's thread (SQLite on a fast disk): its
+    ``commit_now`` commits in the caller's turn; a write of another kind waits for
+    ``release`` (it runs on a thread meanwhile)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.writing = asyncio.Event()
+
+    def commit_now(
+        self, updates: list[NewUpdate], steps: list[Tx[Any]], rows: list[FeatureRow]
+    ) -> list[int]:
+        if any(u.origin == "broken" for u in updates):
+            raise StoreError("the disk is full")
+        self.done.append(["now"] + [u.origin for u in updates])
+        start, self.seq = self.seq, self.seq + len(updates)
+        return list(range(start + 1, self.seq + 1))
+
+    async def run_write(self, job: str) -> str:
+        self.writing.set()
+        await self.release.wait()
+        return await super().run_write(job)
+
+    def writer(self) -> GroupCommitter[str]:
+        writer: GroupCommitter[str] = GroupCommitter(
+            "test", self.commit_rows, self.run_write, self.run_shared, self.commit_parts
+        )
+        writer.start(self.commit_now)
+        return writer
+
+
+def _without_suspending(call: Coroutine[Any, Any, list[int]]) -> list[int]:
+    """What ``call`` returns, having run it to its end in one go (it must not wait)."""
+    try:
+        call.send(None)
+    except StopIteration as done:
+        seqs: list[int] = done.value
+        return seqs
+    call.close()
+    raise AssertionError("the call suspended")
+
+
+async def test_a_first_append_commits_in_its_callers_turn_where_the_backend_can() -> None:
+    tx = CommitsOnTheLoop()
+    writer = tx.writer()
+    busy = [asyncio.ensure_future(writer.append(_one(f"r{i}"))) for i in range(3)]
+    # Queued and not taken yet: the quiet wedding's append passes them, in this turn.
+    assert _without_suspending(writer.append(_one("quiet"), first=True)) == [1]
+    assert tx.done == [["now", "quiet"]]
+    assert [await b for b in busy] == [[2], [3], [4]]
+    # An append that does not ask to go first is queued as ever.
+    assert await writer.append(_one("later")) == [5]
+    assert tx.done[1:] == [["r0", "r1", "r2"], ["later"]]
+    # A failed commit fails its caller alone, having committed nothing.
+    with pytest.raises(StoreError, match="disk is full"):
+        _without_suspending(writer.append(_one("broken"), first=True))
+    assert await writer.append(_one("after"), first=True) == [6]
+    await writer.stop()
+
+
+async def test_a_first_append_never_runs_beside_a_write_or_passes_one() -> None:
+    tx = CommitsOnTheLoop()
+    writer = tx.writer()
+    # A compaction under way (on the writer's thread): the connection is taken.
+    compaction = asyncio.ensure_future(writer.write("compaction"))
+    await tx.writing.wait()
+    during = asyncio.ensure_future(writer.append(_one("during"), first=True))
+    # A deletion queued behind it: a first append does not pass it either.
+    deletion = asyncio.ensure_future(writer.write("deletion"))
+    await asyncio.sleep(0)
+    assert tx.done == []
+    tx.release.set()
+    assert list(await asyncio.gather(compaction, during, deletion)) == [
+        "compaction",
+        [1],
+        "deletion",
+    ]
+    assert tx.done == [["compaction"], ["during"], ["deletion"]]
+    await writer.stop()
