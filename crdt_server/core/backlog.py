@@ -31,8 +31,8 @@ Each of a room's counts is of its writers' updates: a run of them merged into on
 (:meth:`~crdt_server.core.room.Room.apply_run`) counts one each, and a writer's run never
 takes its room past its own bound (:meth:`Backlog.left`).
 
-Which rooms are quiet (:meth:`Backlog.quiet`, whose updates the pacer lets through first,
-:mod:`crdt_server.core.pacing`) is judged by rate, not by backlog: under overload a busy
+Which rooms are quiet (:meth:`Backlog.quiet`, whose updates the pacer lets through at
+once, :mod:`crdt_server.core.pacing`) is judged by rate, not by backlog: under overload a busy
 room's backlog is empty for a moment after each of its commits, so "nothing waiting" named
 hundreds of busy rooms quiet at once (measured: up to 389 sessions in the pacer's quiet lane
 during a 4x burst), and the one truly quiet wedding waited behind them. Rates are counted per

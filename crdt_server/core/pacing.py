@@ -19,11 +19,12 @@ in its own bounded inbox, then in the kernel (the transport stops reading), as t
 behind a long turn.
 
 A quiet room's update (its wedding takes in few updates: one that is not part of the
-overload, :meth:`crdt_server.core.backlog.Backlog.quiet`) waits in a lane of its own,
-let through first at the next turn: behind the busy connections' round robin it would
-wait for every one of them (measured: a quiet wedding's echo 12 to 26 s in the product
-scenario at 4x and 8x its sustainable rate), so one busy wedding, or a thousand, never
-delays a quiet one by more than a turn.
+overload, :meth:`crdt_server.core.backlog.Backlog.quiet`) is let through at once, its cost
+counted in the turn's: behind the busy connections' round robin it would wait for every
+one of them (measured: a quiet wedding's echo 12 to 26 s in the product scenario at 4x
+and 8x its sustainable rate), and in a lane of its own, let through first at the next
+turn, it still waited a whole turn, 40 to 60 ms under overload, of the 100 ms its echo
+may take (:mod:`storage._group_commit` has the commit's side of it).
 """
 
 from __future__ import annotations
@@ -58,8 +59,6 @@ class Pacer:
         """How long one session let through may go on handling its queued updates."""
         self._metrics = metrics or Metrics()
         self._waiting: deque[tuple[asyncio.Future[None], PacerSlot]] = deque()
-        self._quiet: deque[tuple[asyncio.Future[None], PacerSlot]] = deque()
-        """Quiet rooms' sessions waiting: let through ahead of ``_waiting``."""
         self._turn = 0
         """Numbers the turns being timed."""
         self._timing = False
@@ -77,20 +76,20 @@ class Pacer:
     @property
     def waiting(self) -> int:
         """Sessions waiting for their turn."""
-        return len(self._waiting) + len(self._quiet)
+        return len(self._waiting)
 
     async def turn(self, ticket: PacerSlot, quiet: bool = False) -> None:
         """Return when the session holding ``ticket`` may handle its next update;
-        ``quiet``: its wedding is quiet (it goes ahead of the busy ones' queue)."""
-        if self.budget <= 0:
+        ``quiet``: its wedding is quiet (it goes at once, ahead of the busy ones' queue)."""
+        if self.budget <= 0 or quiet:
             return
         if not self._timing:
             self._time_turn()
         elif ticket.turn == self._turn and ticket.spent < self.slice:
             return  # let through in this turn, with some of its slice left
-        elif self._waiting or self._quiet or self._granted or self._spent >= self.budget:
+        elif self._waiting or self._granted or self._spent >= self.budget:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            (self._quiet if quiet else self._waiting).append((future, ticket))
+            self._waiting.append((future, ticket))
             try:
                 await future  # a cancelled waiter is skipped when its turn comes
             finally:
@@ -118,7 +117,7 @@ class Pacer:
 
     def _next_turn(self) -> None:
         spent, entered, self._timing = self._spent, self._entered, False
-        if not self._waiting and not self._quiet:
+        if not self._waiting:
             self._metrics.updates_waiting_turn = 0
             return
         # What one session let through cost last turn, scaled to the budget (at most doubled).
@@ -126,13 +125,13 @@ class Pacer:
         fits = int(self.budget / per_session) if per_session > 0 else _MAX_GRANT
         self._grant = max(1, min(_MAX_GRANT, 2 * self._grant, fits))
         self._begin_turn()
-        for queue in (self._quiet, self._waiting):  # the quiet rooms first
-            while queue and self._entered < self._grant:
-                future, ticket = queue.popleft()
-                if not future.done():
-                    ticket.turn, ticket.spent = self._turn, 0.0
-                    future.set_result(None)
-                    self._entered += 1
+        queue = self._waiting
+        while queue and self._entered < self._grant:
+            future, ticket = queue.popleft()
+            if not future.done():
+                ticket.turn, ticket.spent = self._turn, 0.0
+                future.set_result(None)
+                self._entered += 1
         self._granted += self._entered
         self._metrics.updates_waiting_turn = self.waiting
         # After the wake-ups just scheduled: the sessions let through run first.
