@@ -1,5 +1,5 @@
 """The SQLite store's file: its tables, schema versions and migrations, the write
-connection's settings, one transaction on the writer thread, and the checks every value
+connection's settings, one transaction on the write connection, and the checks every value
 passes before it is queued (see :mod:`storage.sqlite`)."""
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ _LOG = logging.getLogger("crdt_server.storage.sqlite")
 _T = TypeVar("_T")
 
 Body = Callable[[sqlite3.Connection], _T]
-"""A transaction's work, run on the writer thread."""
+"""A transaction's work, run on the write connection (on the writer thread, or on the
+event loop's for a shared transaction where the disk is fast: :mod:`storage.sqlite`)."""
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS updates ("
@@ -135,7 +136,8 @@ def connect_writer(path: Path, busy_timeout: float, synchronous: str) -> sqlite3
 
 
 def run_transaction(db: sqlite3.Connection, body: Body[_T], path: Path) -> _T:
-    """On the writer thread: ``BEGIN IMMEDIATE``, ``body``, ``COMMIT``; roll back on error."""
+    """On the write connection: ``BEGIN IMMEDIATE``, ``body``, ``COMMIT``; roll back on
+    error."""
     try:
         db.execute("BEGIN IMMEDIATE")
         result = body(db)
@@ -224,11 +226,24 @@ def fsync_seconds(directory: Path) -> float:
     return statistics.median(times)
 
 
+def commits_on_loop(commits: str, path: Path) -> bool:
+    """On the writer thread: whether the shared transactions of the store at ``path`` run
+    on the event loop's thread: ``commits`` says so (``loop``, ``thread``), or (``auto``)
+    an fsync beside the file takes at most :data:`FAST_FSYNC`."""
+    if commits != "auto":
+        return commits == "loop"
+    fsync = fsync_seconds(path.parent)
+    on_loop = fsync <= FAST_FSYNC
+    where = "event loop's thread" if on_loop else "writer thread"
+    _LOG.debug("%s: an fsync takes %.2f ms, so commits run on the %s", path, fsync * 1000, where)
+    return on_loop
+
+
 def checkpoint(db: sqlite3.Connection, busy_timeout: float) -> bool:
     """On the writer thread: copy every frame of the write-ahead log into the database file
     and truncate the log to zero bytes. The log still holds the frames that wrote rows
     since deleted; secure_delete zeroed them in the newer frames this copies. Waits at most
-    a tenth of a second for readers (the writer thread serves every commit)."""
+    a tenth of a second for readers (the write connection serves every commit)."""
     db.execute("PRAGMA busy_timeout = 100")
     try:
         busy, frames, copied = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()

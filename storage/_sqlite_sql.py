@@ -37,7 +37,7 @@ def append_rows(
     features: Sequence[FeatureRow],
     path: Path,
 ) -> list[int]:
-    """On the writer thread, in the caller's transaction: an append batch's feature steps,
+    """On the write connection, in the caller's transaction: an append batch's feature steps,
     feature rows and updates (with their history); the updates' seqs."""
     created_at = clock.now()
     run_steps(db, steps, path)
@@ -95,6 +95,16 @@ class Held:
 
     def __call__(self, db: sqlite3.Connection) -> Any:
         raise TypeError("a held transaction runs on the writer task, not its thread")
+
+
+class Outside:
+    """A writer job run outside any transaction (a checkpoint), in the writer's queue."""
+
+    def __init__(self, call: Callable[[sqlite3.Connection], Any]) -> None:
+        self.call = call
+
+    def __call__(self, db: sqlite3.Connection) -> Any:
+        return self.call(db)
 
 
 class SqliteTx:
@@ -155,7 +165,7 @@ def run_steps(db: sqlite3.Connection, steps: Sequence[Tx[Any]], path: Path) -> N
 
 def driver(tx: Tx[_T], path: Path) -> Body[_T]:
     """The work of a gateway transaction (its statements in SQLite's dialect already), to
-    run on the writer thread: each statement's rows (or count) sent back into ``tx``, a
+    run on the write connection: each statement's rows (or count) sent back into ``tx``, a
     database error thrown into it as :class:`StoreError`."""
 
     def body(db: sqlite3.Connection) -> _T:
@@ -186,7 +196,7 @@ def put_documents(
     rows: Sequence[FeatureRow],
     path: Path,
 ) -> list[int]:
-    """On the writer thread, in the caller's transaction: what
+    """On the write connection, in the caller's transaction: what
     :meth:`storage.base.Store.put_documents` writes; the updates' seqs."""
     written: list[int] = []
     for document in moved:

@@ -22,7 +22,7 @@ and reaches them through a :class:`Gateway` (``Gateway.of(core.store)``):
   ``rows = yield from rows_as(Kind, "SELECT ...", ...)`` (or :func:`row_as`) does the same;
 - ``await gateway.run(tx)`` runs a transaction written as a generator that yields
   :class:`Sql` (it receives the rows, or the count of rows touched): on SQLite all of it
-  in one call on the store's one writer thread and connection (no second connection
+  in one call on the store's one write connection (no second connection
   writes), on PostgreSQL on the writer's connection under its advisory lock; in its turn
   in the store's one write queue, with the update commits. Transactions queued together
   share one commit, each in a savepoint of its own (:func:`each_in_a_savepoint`). A

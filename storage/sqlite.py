@@ -3,16 +3,12 @@
 One writer task owns every write transaction: concurrent :meth:`SqliteStore.append` calls
 are queued and committed together, so many small Yjs updates cost one fsync per batch
 rather than one each. Each transaction runs whole, ``BEGIN IMMEDIATE`` to ``COMMIT``, in
-one call: where the disk is fast, the shared transactions (the rooms' appends and the
-features' gateway transactions, a bounded size each) on the event loop's own thread, and
-everything else (compactions, deletions, held transactions, checkpoints) on a writer
-thread; on a slow disk everything on the thread. On the thread each transaction costs a
-hop from the loop and back, and the thread must take the GIL from the loop at its start
-and after each fsync: under load each of those waits up to the interpreter's switch
-interval (5 ms), so a transaction of 50 rows took 8 ms where it takes 0.3 ms on the loop's
-thread (measured on the 2-core machine: an fsync 0.35 ms). A fast disk is one whose fsync
-takes at most :data:`~storage._sqlite_schema.FAST_FSYNC` (measured when the store opens,
-beside the file), unless ``commits`` says where. Reads run on a bounded
+one call: the shared ones (the rooms' appends and the features' gateway transactions, of
+bounded size) on the event loop's own thread where the disk is fast
+(:func:`~storage._sqlite_schema.commits_on_loop`), everything else on a writer thread. A
+transaction on the thread waits for the GIL at its start and after its fsync, up to the
+switch interval (5 ms) each under load: 50 rows took 8 ms there, 0.3 ms on the loop's
+thread (2-core machine, an fsync 0.35 ms). Reads run on a bounded
 pool of read-only connections, several at once (:mod:`storage._sqlite_readers`); in WAL
 mode each sees every commit acknowledged before it started, and nothing uncommitted.
 
@@ -29,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -44,13 +39,12 @@ from ._group_commit import Appending, GroupCommitter, Part
 from ._sqlite_readers import ReadPool, default_read_connections
 from ._sqlite_schema import (
     COUNT_DOCS,
-    FAST_FSYNC,
     PREFIX,
     Body,
     check_text,
     checkpoint,
+    commits_on_loop,
     connect_writer,
-    fsync_seconds,
     moved_documents,
     run_transaction,
     scalar,
@@ -59,6 +53,7 @@ from ._sqlite_schema import (
 )
 from ._sqlite_sql import (
     Held,
+    Outside,
     SqliteSql,
     SqliteTx,
     append_rows,
@@ -87,7 +82,6 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
-_LOG = logging.getLogger("crdt_server.storage.sqlite")
 
 
 class SqliteStore:
@@ -141,7 +135,8 @@ class SqliteStore:
         self._inline_db: sqlite3.Connection | None = None
         """The read connection when ``inline``, used on the loop's thread."""
         self._write_db: sqlite3.Connection | None = None
-        """The write connection, used only on the writer thread."""
+        """The write connection, used by one thread at a time: the writer thread, or the
+        loop's for the shared transactions where the disk is fast."""
         self._thread: ThreadPoolExecutor | None = None
         self._writer: GroupCommitter[Body[Any]] = GroupCommitter(
             str(self._path),
@@ -191,16 +186,9 @@ class SqliteStore:
             write_db = await loop.run_in_executor(
                 thread, connect_writer, self._path, self._busy_timeout, self._synchronous
             )
-            on_loop = self._commits_on == "loop"
-            if self._commits_on == "auto":
-                fsync = await loop.run_in_executor(thread, fsync_seconds, self._path.parent)
-                on_loop = fsync <= FAST_FSYNC
-                _LOG.debug(
-                    "%s: an fsync takes %.2f ms, so commits run on the %s",
-                    self._path,
-                    fsync * 1000,
-                    "event loop's thread" if on_loop else "writer thread",
-                )
+            on_loop = await loop.run_in_executor(
+                thread, commits_on_loop, self._commits_on, self._path
+            )
         except (OSError, sqlite3.Error) as exc:
             thread.shutdown()
             raise StoreError(f"cannot open {self._path}: {exc}") from exc
@@ -371,7 +359,7 @@ class SqliteStore:
             raise StoreError(f"{self._path} is not open")
         # In the writer's queue: never beside a transaction on the same connection.
         scrubbed: bool = await self._writer.write(
-            _Outside(functools.partial(checkpoint, busy_timeout=self._busy_timeout))
+            Outside(functools.partial(checkpoint, busy_timeout=self._busy_timeout))
         )
         return scrubbed
 
@@ -478,14 +466,14 @@ class SqliteStore:
         return await self._read(sql, *params)
 
     async def write(self, body: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run ``body`` on the writer thread in one committed transaction, in turn with the
-        update commits; a :class:`sqlite3.Error` in it rolls everything back and becomes a
-        :class:`StoreError`."""
+        """Run ``body`` on the writer thread in one committed transaction of its own, in
+        turn with the update commits; a :class:`sqlite3.Error` in it rolls everything back
+        and becomes a :class:`StoreError`."""
         result: _T = await self._writer.write(body)
         return result
 
     async def run(self, tx: Tx[_T]) -> _T:
-        """Run a gateway transaction (in SQLite's dialect already) on the writer thread, in
+        """Run a gateway transaction (in SQLite's dialect already) on the write connection, in
         one transaction with the others queued beside it, each in a savepoint
         (:func:`storage.gateway.each_in_a_savepoint`); its result once committed."""
         result: _T = await self._writer.run(tx)
@@ -543,10 +531,8 @@ class SqliteStore:
     async def _commit_rows(
         self, rows: list[NewUpdate], steps: list[Tx[Any]], features: list[FeatureRow]
     ) -> list[int]:
-        path = self._path
-        return await self._transaction(
-            lambda db: append_rows(db, rows, steps, features, path), shared=True
-        )
+        body = _appending(rows, steps, features, self._path)
+        return await self._transaction(body, shared=True)
 
     def _commit_now(
         self, rows: list[NewUpdate], steps: list[Tx[Any]], features: list[FeatureRow]
@@ -557,9 +543,7 @@ class SqliteStore:
         if db is None:
             raise StoreError(f"{path} is not open")
         try:
-            seqs = run_transaction(
-                db, lambda db: append_rows(db, rows, steps, features, path), path
-            )
+            seqs = run_transaction(db, _appending(rows, steps, features, path), path)
         except sqlite3.Error as exc:
             raise StoreError(f"writing {path} failed: {exc}") from exc
         self._commits += 1
@@ -568,11 +552,9 @@ class SqliteStore:
     async def _commit_parts(self, parts: list[Part]) -> list[Any]:
         path = self._path
         bodies: list[Body[Any]] = [
-            (
-                functools.partial(_append_part, part=part, path=path)
-                if isinstance(part, Appending)
-                else driver(each_in_a_savepoint(part), path)
-            )
+            _appending(part.updates, part.steps, part.rows, path)
+            if isinstance(part, Appending)
+            else driver(each_in_a_savepoint(part), path)
             for part in parts
         ]
         return await self._transaction(lambda db: [body(db) for body in bodies], shared=True)
@@ -587,14 +569,8 @@ class SqliteStore:
                 held: _T = await body.run(db)
                 self._commits += 1
                 return held
-            if isinstance(body, _Outside):  # no transaction, nothing committed
-                if thread is None:
-                    inline: _T = body.call(db)
-                    return inline
-                outside: _T = await asyncio.get_running_loop().run_in_executor(
-                    thread, body.call, db
-                )
-                return outside
+            if isinstance(body, Outside):  # no transaction, nothing committed
+                return await self.on_writer(body.call, db)
             if thread is None:  # inline; still a suspension point, as with the thread
                 await asyncio.sleep(0)
                 result = run_transaction(db, body, self._path)
@@ -617,15 +593,8 @@ class SqliteStore:
         return [str(row[0]) for row in await self._read(sql, prefix, len(prefix), prefix)]
 
 
-class _Outside:
-    """A writer job run outside any transaction (a checkpoint), in the writer's queue."""
-
-    def __init__(self, call: Callable[[sqlite3.Connection], Any]) -> None:
-        self.call = call
-
-    def __call__(self, db: sqlite3.Connection) -> Any:
-        return self.call(db)
-
-
-def _append_part(db: sqlite3.Connection, part: Appending, path: Path) -> list[int]:
-    return append_rows(db, part.updates, part.steps, part.rows, path)
+def _appending(
+    updates: list[NewUpdate], steps: list[Tx[Any]], rows: list[FeatureRow], path: Path
+) -> Body[list[int]]:
+    """The body of a transaction that appends ``updates`` with their steps and rows."""
+    return lambda db: append_rows(db, updates, steps, rows, path)

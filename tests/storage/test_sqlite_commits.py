@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from crdt_server.storage import NewUpdate, SqliteStore, StoreError, _sqlite_schema, sqlite
+from crdt_server.storage import NewUpdate, SqliteStore, StoreError, _sqlite_schema
 from crdt_server.storage.gateway import statements
 
 pytestmark = [pytest.mark.timeout(30)]
@@ -72,7 +72,7 @@ async def test_auto_commits_on_the_loop_only_where_an_fsync_is_fast(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast: float, on_loop: bool
 ) -> None:
     # What counts as fast, moved so that this disk is fast (10 s) or slow (0 s).
-    monkeypatch.setattr(sqlite, "FAST_FSYNC", fast)
+    monkeypatch.setattr(_sqlite_schema, "FAST_FSYNC", fast)
     store = SqliteStore(tmp_path / "s.db")
     await store.open()
     try:
