@@ -18,7 +18,7 @@ passes a write of another kind. A backend that commits on the event loop's own t
 (SQLite on a fast disk, :mod:`storage.sqlite`) passes ``commit_now``: then such an append,
 made while no transaction is under way, commits at once, in its caller's turn of the loop,
 instead of waiting for the writer task to wake and for its own wake-up afterwards (under
-overload each of those waits for a whole turn of the loop: 30 to 60 ms each in the
+overload each of those waits for a whole turn of the loop: 40 to 60 ms each in the
 overload benchmark). After each transaction the writer lets the loop turn, so a writer
 that commits on the loop's thread holds it for one transaction at a time.
 """

@@ -270,3 +270,15 @@ async def open_store(store_factory: StoreFactory) -> AsyncIterator[OpenStore]:
 @pytest_asyncio.fixture
 async def store(open_store: OpenStore) -> DocumentStore:
     return await open_store()
+
+
+def finished_at_once(call: Coroutine[Any, Any, _T]) -> _T | None:
+    """What ``call`` returns if it runs to its end without suspending (what it raises,
+    raised); ``None`` if it suspends (it is closed then)."""
+    try:
+        call.send(None)
+    except StopIteration as done:
+        result: _T = done.value
+        return result
+    call.close()
+    return None

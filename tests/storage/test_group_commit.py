@@ -5,7 +5,6 @@ on SQLite and PostgreSQL); these count the transactions, which no store shows.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
 from typing import Any
 
 import pytest
@@ -14,6 +13,7 @@ from crdt_server.storage import NewUpdate, StoreError
 from crdt_server.storage._group_commit import MAX_SHARED_UPDATES, GroupCommitter, Part
 from crdt_server.storage.base import FeatureRow
 from crdt_server.storage.gateway import Tx
+from tests.storage.conftest import finished_at_once
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(10)]
 
@@ -119,23 +119,12 @@ class CommitsOnTheLoop(Transactions):
         return writer
 
 
-def _without_suspending(call: Coroutine[Any, Any, list[int]]) -> list[int]:
-    """What ``call`` returns, having run it to its end in one go (it must not wait)."""
-    try:
-        call.send(None)
-    except StopIteration as done:
-        seqs: list[int] = done.value
-        return seqs
-    call.close()
-    raise AssertionError("the call suspended")
-
-
 async def test_a_first_append_commits_in_its_callers_turn_where_the_backend_can() -> None:
     tx = CommitsOnTheLoop()
     writer = tx.writer()
     busy = [asyncio.ensure_future(writer.append(_one(f"r{i}"))) for i in range(3)]
     # Queued and not taken yet: the quiet wedding's append passes them, in this turn.
-    assert _without_suspending(writer.append(_one("quiet"), first=True)) == [1]
+    assert finished_at_once(writer.append(_one("quiet"), first=True)) == [1]
     assert tx.done == [["now", "quiet"]]
     assert [await b for b in busy] == [[2], [3], [4]]
     # An append that does not ask to go first is queued as ever.
@@ -143,7 +132,7 @@ async def test_a_first_append_commits_in_its_callers_turn_where_the_backend_can(
     assert tx.done[1:] == [["r0", "r1", "r2"], ["later"]]
     # A failed commit fails its caller alone, having committed nothing.
     with pytest.raises(StoreError, match="disk is full"):
-        _without_suspending(writer.append(_one("broken"), first=True))
+        finished_at_once(writer.append(_one("broken"), first=True))
     assert await writer.append(_one("after"), first=True) == [6]
     await writer.stop()
 

@@ -6,32 +6,19 @@ it is acknowledged (the kill -9 tests run the server on its default, ``auto``)."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from crdt_server.storage import NewUpdate, SqliteStore, StoreError, _sqlite_schema
 from crdt_server.storage.gateway import statements
+from tests.storage.conftest import finished_at_once
 
 pytestmark = [pytest.mark.timeout(30)]
 
 
 def _row(doc: str, n: int) -> NewUpdate:
     return NewUpdate(doc=doc, data=bytes([0, 0, n % 256]), origin="test")
-
-
-def _finished(call: Coroutine[Any, Any, list[int]]) -> list[int] | None:
-    """What ``call`` returns if it runs to its end without suspending; else ``None`` (and
-    it is left to finish as a task)."""
-    try:
-        call.send(None)
-    except StopIteration as done:
-        seqs: list[int] = done.value
-        return seqs
-    call.close()
-    return None
 
 
 @pytest.mark.asyncio
@@ -41,7 +28,7 @@ async def test_on_the_loop_a_first_append_commits_without_suspending(tmp_path: P
     try:
         assert store.commits_on_loop
         busy = [asyncio.ensure_future(store.append([_row("busy/guests", i)])) for i in range(20)]
-        seqs = _finished(store.append([_row("quiet/guests", 1)], first=True))
+        seqs = finished_at_once(store.append([_row("quiet/guests", 1)], first=True))
         assert seqs is not None, "the quiet wedding's append waited for a turn of the loop"
         await asyncio.gather(*busy)
         # Committed, durable and readable, in the order acknowledged.
@@ -124,7 +111,7 @@ async def test_a_failed_commit_on_the_loop_is_a_store_error_and_commits_nothing(
         broken = statements([("INSERT INTO no_such_table VALUES (?)", [1])])
         call = store.append([_row("kept/guests", 1)], steps=[broken], first=True)
         with pytest.raises(StoreError, match="no_such_table"):
-            _finished(call)
+            finished_at_once(call)
         assert await store.load("kept/guests") is None
         assert len(await store.append([_row("kept/guests", 2)], first=True)) == 1
     finally:
