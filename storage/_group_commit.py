@@ -51,8 +51,9 @@ class Appending:
     rows: list[FeatureRow]
 
 
-CommitNow = Callable[[list[NewUpdate], list[Tx[Any]], list[FeatureRow]], list[int]]
-"""Commits appends in one transaction on the caller's thread; their seqs (or StoreError)."""
+CommitNow = Callable[[list[NewUpdate], list[Tx[Any]], list[FeatureRow]], list[int] | None]
+"""Commits appends in one transaction on the caller's thread: their seqs (or StoreError);
+``None``, having done nothing, where it cannot now (the append is queued instead)."""
 
 Part = Appending | list[Tx[Any]]
 """One part of a shared transaction: appends, or gateway transactions (each in a
@@ -152,7 +153,9 @@ class GroupCommitter(Generic[W]):
         queue = self._queue
         if first and self._commit_now is not None and queue is not None:
             if not self._busy and queue.shared_only():
-                return self._commit_now(list(updates), list(steps), list(rows))
+                seqs = self._commit_now(list(updates), list(steps), list(rows))
+                if seqs is not None:
+                    return seqs
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
         self._enqueue(_Append(list(updates), list(steps), list(rows), future, first))
         return await future

@@ -135,11 +135,36 @@ def connect_writer(path: Path, busy_timeout: float, synchronous: str) -> sqlite3
     return db
 
 
-def run_transaction(db: sqlite3.Connection, body: Body[_T], path: Path) -> _T:
-    """On the write connection: ``BEGIN IMMEDIATE``, ``body``, ``COMMIT``; roll back on
-    error."""
+class Busy(Exception):
+    """Another connection holds the write lock: nothing was done (:func:`try_transaction`)."""
+
+
+def try_transaction(db: sqlite3.Connection, body: Body[_T], path: Path, busy_timeout: float) -> _T:
+    """On the event loop's thread: :func:`run_transaction`, but if another connection (a
+    second worker's, a command-line tool's) holds the write lock, raise :class:`Busy`
+    having done nothing, at once: waiting for it here would stop the loop."""
+    db.execute("PRAGMA busy_timeout = 0")
     try:
         db.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            raise Busy(str(exc)) from exc
+        raise
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+    return _run_begun(db, body, path)
+
+
+def run_transaction(db: sqlite3.Connection, body: Body[_T], path: Path) -> _T:
+    """On the write connection: ``BEGIN IMMEDIATE`` (waiting for the write lock up to the
+    busy timeout), ``body``, ``COMMIT``; roll back on error."""
+    db.execute("BEGIN IMMEDIATE")
+    return _run_begun(db, body, path)
+
+
+def _run_begun(db: sqlite3.Connection, body: Body[_T], path: Path) -> _T:
+    """``body`` and ``COMMIT`` in the transaction just begun; roll back on error."""
+    try:
         result = body(db)
         db.execute("COMMIT")
     except BaseException:

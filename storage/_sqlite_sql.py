@@ -237,6 +237,13 @@ def put_documents(
     return written
 
 
+def appending(
+    updates: list[NewUpdate], steps: list[Tx[Any]], rows: list[FeatureRow], path: Path
+) -> Callable[[sqlite3.Connection], list[int]]:
+    """The body of a transaction that appends ``updates`` with their steps and rows."""
+    return lambda db: append_rows(db, updates, steps, rows, path)
+
+
 @asynccontextmanager
 async def held_transaction(store: SqliteStore) -> AsyncIterator[SqliteTx]:
     """A write transaction whose statements the caller sends one at a time, on the

@@ -3,12 +3,10 @@
 One writer task owns every write transaction: concurrent :meth:`SqliteStore.append` calls
 are queued and committed together, so many small Yjs updates cost one fsync per batch
 rather than one each. Each transaction runs whole, ``BEGIN IMMEDIATE`` to ``COMMIT``, in
-one call: the shared ones (the rooms' appends and the features' gateway transactions, of
-bounded size) on the event loop's own thread where the disk is fast
-(:func:`~storage._sqlite_schema.commits_on_loop`), everything else on a writer thread. A
-transaction on the thread waits for the GIL at its start and after its fsync, up to the
-switch interval (5 ms) each under load: 50 rows took 8 ms there, 0.3 ms on the loop's
-thread (2-core machine, an fsync 0.35 ms). Reads run on a bounded
+one call: the shared ones (appends, the features' gateway transactions) on the event
+loop's own thread where the disk is fast (:func:`~storage._sqlite_schema.commits_on_loop`:
+on a writer thread, 50 rows took 8 ms waiting for the GIL, 0.3 ms on the loop's thread),
+the rest on the writer thread. Reads run on a bounded
 pool of read-only connections, several at once (:mod:`storage._sqlite_readers`); in WAL
 mode each sees every commit acknowledged before it started, and nothing uncommitted.
 
@@ -41,6 +39,7 @@ from ._sqlite_schema import (
     COUNT_DOCS,
     PREFIX,
     Body,
+    Busy,
     check_text,
     checkpoint,
     commits_on_loop,
@@ -49,6 +48,7 @@ from ._sqlite_schema import (
     run_transaction,
     scalar,
     tombstone_trigger,
+    try_transaction,
     upgrade,
 )
 from ._sqlite_sql import (
@@ -56,7 +56,7 @@ from ._sqlite_sql import (
     Outside,
     SqliteSql,
     SqliteTx,
-    append_rows,
+    appending,
     driver,
     held_transaction,
     put_documents,
@@ -104,8 +104,8 @@ class SqliteStore:
     file is small and local, such as the testing kit's in-process mode (where the hop costs
     more than the statement); a server keeps the default.
 
-    ``commits``: where the shared transactions run (see the module docstring): ``"auto"``
-    (on the loop's thread when the disk is fast), ``"loop"`` or ``"thread"``.
+    ``commits``: where the shared transactions run, ``"auto"``, ``"loop"`` or ``"thread"``
+    (:func:`~storage._sqlite_schema.commits_on_loop`).
     """
 
     def __init__(
@@ -162,8 +162,7 @@ class SqliteStore:
 
     @property
     def commits_on_loop(self) -> bool:
-        """Whether the shared transactions run on the event loop's thread (known once
-        open; see the module docstring)."""
+        """Whether the shared transactions run on the event loop's thread (once open)."""
         return self._on_loop
 
     @property
@@ -531,19 +530,22 @@ class SqliteStore:
     async def _commit_rows(
         self, rows: list[NewUpdate], steps: list[Tx[Any]], features: list[FeatureRow]
     ) -> list[int]:
-        body = _appending(rows, steps, features, self._path)
+        body = appending(rows, steps, features, self._path)
         return await self._transaction(body, shared=True)
 
     def _commit_now(
         self, rows: list[NewUpdate], steps: list[Tx[Any]], features: list[FeatureRow]
-    ) -> list[int]:
-        """:meth:`_commit_rows` on the loop's thread, without suspending (an append that
-        goes first, :mod:`storage._group_commit`)."""
+    ) -> list[int] | None:
+        """:meth:`_commit_rows` on the loop's thread, without suspending (:mod:`._group_commit`);
+        ``None``: not now, another connection holds the write lock."""
         db, path = self._write_db, self._path
         if db is None:
             raise StoreError(f"{path} is not open")
         try:
-            seqs = run_transaction(db, _appending(rows, steps, features, path), path)
+            body = appending(rows, steps, features, path)
+            seqs = try_transaction(db, body, path, self._busy_timeout)
+        except Busy:
+            return None  # queued instead: the writer thread waits for the lock
         except sqlite3.Error as exc:
             raise StoreError(f"writing {path} failed: {exc}") from exc
         self._commits += 1
@@ -552,7 +554,7 @@ class SqliteStore:
     async def _commit_parts(self, parts: list[Part]) -> list[Any]:
         path = self._path
         bodies: list[Body[Any]] = [
-            _appending(part.updates, part.steps, part.rows, path)
+            appending(part.updates, part.steps, part.rows, path)
             if isinstance(part, Appending)
             else driver(each_in_a_savepoint(part), path)
             for part in parts
@@ -575,7 +577,12 @@ class SqliteStore:
                 await asyncio.sleep(0)
                 result = run_transaction(db, body, self._path)
             elif shared and self._on_loop:
-                result = run_transaction(db, body, self._path)
+                try:
+                    result = try_transaction(db, body, self._path, self._busy_timeout)
+                except Busy:  # the writer thread waits for the lock, the loop goes on
+                    result = await asyncio.get_running_loop().run_in_executor(
+                        thread, run_transaction, db, body, self._path
+                    )
             else:
                 result = await asyncio.get_running_loop().run_in_executor(
                     thread, run_transaction, db, body, self._path
@@ -591,10 +598,3 @@ class SqliteStore:
         """Names of stored documents starting with ``prefix``, sorted by code point."""
         sql = f"SELECT DISTINCT doc FROM updates WHERE {PREFIX} ORDER BY doc"
         return [str(row[0]) for row in await self._read(sql, prefix, len(prefix), prefix)]
-
-
-def _appending(
-    updates: list[NewUpdate], steps: list[Tx[Any]], rows: list[FeatureRow], path: Path
-) -> Body[list[int]]:
-    """The body of a transaction that appends ``updates`` with their steps and rows."""
-    return lambda db: append_rows(db, updates, steps, rows, path)

@@ -6,6 +6,7 @@ it is acknowledged (the kill -9 tests run the server on its default, ``auto``)."
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -115,4 +116,31 @@ async def test_a_failed_commit_on_the_loop_is_a_store_error_and_commits_nothing(
         assert await store.load("kept/guests") is None
         assert len(await store.append([_row("kept/guests", 2)], first=True)) == 1
     finally:
+        await store.close()
+
+
+@pytest.mark.asyncio
+async def test_a_lock_held_elsewhere_never_stops_the_loop(tmp_path: Path) -> None:
+    # Another connection (a second worker's, a command-line tool's) holds the write lock.
+    store = SqliteStore(tmp_path / "s.db", commits="loop")
+    await store.open()
+    other = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        # A quiet wedding's append does not wait for it on the loop: it is queued.
+        quiet = asyncio.ensure_future(store.append([_row("quiet/guests", 1)], first=True))
+        busy = asyncio.ensure_future(store.append([_row("busy/guests", 1)]))
+        # Meanwhile the loop turns: each sleep ends on time, not after the lock.
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for _ in range(10):
+            await asyncio.sleep(0.01)
+        assert loop.time() - started < 0.5
+        assert not quiet.done() and not busy.done()
+        other.execute("COMMIT")  # the writer thread, waiting for the lock, gets it
+        assert len(await quiet) == 1 and len(await busy) == 1
+        # And once the lock is free, the commits are on the loop's thread again.
+        assert finished_at_once(store.append([_row("quiet/guests", 2)], first=True))
+    finally:
+        other.close()
         await store.close()
