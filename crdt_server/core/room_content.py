@@ -38,6 +38,7 @@ from crdt_server.core.crdt import (
     replay,
 )
 from crdt_server.core.domain import ChangeRecord, Recorder
+from crdt_server.core.eager import start_now
 from crdt_server.core.hooks import (
     Sender,
 )
@@ -128,6 +129,8 @@ class RoomContent(ABC):
         """Updates with index < this are committed."""
         self._commit_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._starting = False
+        """A commit begun in the caller's turn is running (:meth:`_queue`)."""
         self._log_rows = 0
         self.last_seq = 0
         self.failed: BaseException | None = None
@@ -454,8 +457,18 @@ class RoomContent(ABC):
         self._size += len(update)
         self._usage.set(self.name, self._size)
         self._metrics.updates_accepted += frames
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush_loop(), name=f"flush-{self.name}")
+        if self._flusher is None and not self._starting:
+            name = f"flush-{self.name}"
+            if self._backlog.ahead(self.name):
+                # A quiet wedding's commit under overload: begun in this turn, not the next
+                # (crdt_server.core.eager); a commit that needs no wait is done at once.
+                self._starting = True
+                try:
+                    self._flusher = start_now(self._flush_loop(), name)
+                finally:
+                    self._starting = False
+            else:
+                self._flusher = asyncio.create_task(self._flush_loop(), name=name)
         return index
 
     async def edit(
