@@ -108,3 +108,14 @@ def test_the_environment_builds_the_same_settings_again() -> None:
     assert "CRDT_SERVER_FRAGMENTS" not in env
     assert set(env) == set(variables(kinds))
     assert Settings.from_env(env, fragments=kinds) == settings
+
+
+def test_sqlite_commits_is_auto_loop_or_thread_and_thread_under_several_workers() -> None:
+    assert Settings().sqlite_commits_on == "auto"
+    assert Settings(sqlite_commits="loop").sqlite_commits_on == "loop"
+    several = Settings(workers=2, redis_url="redis://127.0.0.1:6379/0")
+    assert several.sqlite_commits_on == "thread"  # the workers contend for the write lock
+    forced = Settings(workers=2, redis_url="redis://127.0.0.1:6379/0", sqlite_commits="loop")
+    assert forced.sqlite_commits_on == "loop"
+    with pytest.raises(SettingsError, match="sqlite_commits must be auto, loop or thread"):
+        Settings.from_env({"CRDT_SERVER_SQLITE_COMMITS": "elsewhere"})
