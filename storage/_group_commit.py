@@ -19,8 +19,8 @@ passes a write of another kind. A backend that commits on the event loop's own t
 made while no transaction is under way, commits at once, in its caller's turn of the loop,
 instead of waiting for the writer task to wake and for its own wake-up afterwards (under
 overload each of those waits for a whole turn of the loop: 40 to 60 ms each in the
-overload benchmark). After each transaction the writer lets the loop turn, so a writer
-that commits on the loop's thread holds it for one transaction at a time.
+overload benchmark). Such a writer also lets the loop turn after each transaction, so it
+holds the loop for one transaction at a time.
 """
 
 from __future__ import annotations
@@ -183,9 +183,10 @@ class GroupCommitter(Generic[W]):
         try:
             while True:
                 self._busy = False
-                # A turn of the loop between transactions (one on the loop's thread holds
-                # the loop while it runs).
-                await asyncio.sleep(0)
+                if self._commit_now is not None:
+                    # A turn of the loop between transactions: one on the loop's thread
+                    # holds the loop while it runs (elsewhere each one already waits).
+                    await asyncio.sleep(0)
                 jobs = await queue.take()
                 self._busy = True
                 shared: list[_Append | _Run] = []
