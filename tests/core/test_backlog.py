@@ -144,8 +144,43 @@ async def test_past_the_process_bound_a_quiet_weddings_room_keeps_only_its_own_b
     for _ in range(2):
         backlog.added("quiet/guests")
     assert backlog.over("quiet/guests")
-    # With the process under half its bound, nobody's commit goes ahead.
+    # Held back by it, the wedding is busy for a while, like one held back by its share.
     backlog.removed("busy/guests", 8)
     backlog.removed("quiet/guests", 6)
     backlog.added("quiet/guests")
-    assert not backlog.ahead("quiet/guests")
+    assert not backlog.ahead("quiet/guests") and not backlog.ahead("busy/guests")
+
+
+async def test_commits_go_ahead_only_while_the_others_hold_a_sixteenth_of_the_bound() -> None:
+    backlog = Backlog(room_bound=64, process_bound=64, rate_window=0.1)
+    for _ in range(3):
+        backlog.added("busy/guests")
+    backlog.added("quiet/guests")
+    # The others hold three of 64: each commit shares the transaction (the sustainable
+    # rate's case; a room alone with a backlog never goes ahead).
+    assert backlog.quiet("quiet/guests") and not backlog.ahead("quiet/guests")
+    backlog.added("busy/guests")
+    assert backlog.ahead("quiet/guests")
+
+
+async def test_a_wedding_held_back_is_busy_for_the_next_windows_whatever_it_accepts() -> None:
+    """At 8x a busy room's writers wait for its long commits and its wedding accepts nothing
+    for a window or two: by rate alone it would be quiet, and its commits would go ahead."""
+    backlog = Backlog(room_bound=64, process_bound=8, rate_window=0.1)
+    for wedding, count in (("busy", 6), ("other", 6), ("quiet", 1)):
+        for _ in range(count):
+            backlog.added(f"{wedding}/guests")
+    await _next_window(backlog)
+    assert not backlog.quiet("busy/timeline")
+    # Past the process bound, over its fair share: held back, and so busy...
+    assert backlog.over("busy/guests") and not backlog.over("quiet/guests")
+    backlog.removed("busy/guests", 6)
+    backlog.removed("other/guests", 6)
+    await _next_window(backlog)
+    # ...in the next window, though it accepted nothing in it (another one that accepted
+    # as much and was never held back is quiet)...
+    assert not backlog.quiet("busy/budget") and backlog.quiet("other/guests")
+    await _next_window(backlog)
+    # ...and no longer once PUSHED_WINDOWS windows' time has passed without it held back.
+    assert backlog.quiet("busy/guests")
+    assert not backlog._pushed  # forgotten, not kept for every wedding ever held back
