@@ -73,6 +73,7 @@ from crdt_server.features import (
     webhooks,
     weddings,
 )
+from crdt_server.placement import ALONE, Placement
 from crdt_server.settings import Settings
 from crdt_server.storage import Store, store_for
 
@@ -238,6 +239,7 @@ def create_app(
     extensions: Sequence[Extension] = (),
     features: Sequence[Feature] = FEATURES,
     apply_slot: Path | None = None,
+    placement: Placement = ALONE,
 ) -> Starlette:
     """Build the server. Without a ``store``, the embedded SQLite store under ``data_dir``.
 
@@ -245,6 +247,8 @@ def create_app(
     and tables; ``extensions`` are added after theirs, in order. ``apply_slot``: the file
     of this process's apply slot (:mod:`crdt_server.core.quarantine`; the command line
     gives one to each server process, whose loop watchdog may end it mid-apply).
+    ``placement``: which weddings this process owns among its host's workers
+    (:mod:`crdt_server.placement`; a single process owns them all).
     """
 
     @asynccontextmanager
@@ -330,7 +334,7 @@ def create_app(
         weddings = WeddingService(registry, the_store, WEDDINGS)
         await weddings.keys.install()
         admin_events.serve(registry, weddings)
-        await hooks.start(Core(settings, the_store, registry, weddings))
+        await hooks.start(Core(settings, the_store, registry, weddings, placement))
         state = Services(
             settings=settings,
             store=the_store,

@@ -41,6 +41,7 @@ from crdt_server.core.watchdog import tick_seconds
 from crdt_server.edge.demo import with_demo
 from crdt_server.edge.supervisor import Supervisor
 from crdt_server.features import Command, Feature, commands_of, event_namespaces_of, fragments_of
+from crdt_server.placement import ALONE, Placement
 from crdt_server.rlimits import raise_open_files_limit
 from crdt_server.settings import Settings, SettingsError
 from crdt_server.tools import commands as data_commands
@@ -153,7 +154,8 @@ versions a store must not hold newer than (``serve`` and every command that open
 def app_from_env(worker: int | None = None) -> Starlette:
     """The app of one worker process (``--workers N``): settings come from the environment,
     where ``serve`` put its command-line options; ``worker``, its index, names its apply
-    slot (:mod:`crdt_server.core.quarantine`)."""
+    slot (:mod:`crdt_server.core.quarantine`) and its place among the workers
+    (:mod:`crdt_server.placement`)."""
     settings = Settings.from_env(fragments=FRAGMENTS)
     configure_logging(settings.log_level, settings.log_format)
     head_deadline_protocol(
@@ -162,7 +164,9 @@ def app_from_env(worker: int | None = None) -> Starlette:
         settings.body_timeout_seconds,
     )
     app = create_app(
-        settings, apply_slot=None if worker is None else slot_path(settings.data_dir, worker)
+        settings,
+        apply_slot=None if worker is None else slot_path(settings.data_dir, worker),
+        placement=ALONE if worker is None else Placement(worker, settings.workers),
     )
     tune_gc(settings)
     return app

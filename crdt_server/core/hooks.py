@@ -45,6 +45,7 @@ from crdt_server.core.payloads import (
     Sender,
 )
 from crdt_server.core.views import ConnectionView, RoomsView, RoomView, WeddingsView
+from crdt_server.placement import ALONE, Placement
 from crdt_server.storage import FeatureRow, NewEvent
 from crdt_server.storage.gateway import Tx
 
@@ -79,6 +80,9 @@ class Core:
     store: Store
     registry: RoomsView
     weddings: WeddingsView
+    placement: Placement = ALONE
+    """Which weddings this process owns among its host's workers: the work an extension
+    does for a wedding on its own schedule is the owner's (:mod:`crdt_server.placement`)."""
 
 
 class Extension:

@@ -4,14 +4,14 @@ With ``--workers N`` the kernel gives a new connection to whichever worker accep
 first. The accepting worker reads the request head (the project's HTTP protocol,
 :mod:`crdt_server.wire.http_head`, then :mod:`crdt_server.wire.websocket` for an upgrade);
 for ``/sync/{wedding}/{doc}`` it computes the wedding's owner, a rendezvous hash of the
-wedding id over the worker indices (:func:`owner`). When the owner is another worker, the
-socket and the head bytes read so far go to the owner over its control socket with
-SCM_RIGHTS (:meth:`Affinity.hand_off`), and the accepting worker closes its descriptor
-without a shutdown (the connection lives on in the owner). The owner adopts the socket as
-if it had accepted it (:meth:`Affinity.listen`, ``loop.connect_accepted_socket``), feeds
-it the head bytes, and its HTTP protocol and upgrade gate run as for any connection: the
-head deadline and per-address caps, the token, the rate and connection limits, erased
-weddings.
+wedding id over the worker indices (:func:`crdt_server.placement.owner`). When the owner
+is another worker, the socket and the head bytes read so far go to the owner over its
+control socket with SCM_RIGHTS (:meth:`Affinity.hand_off`), and the accepting worker
+closes its descriptor without a shutdown (the connection lives on in the owner). The
+owner adopts the socket as if it had accepted it (:meth:`Affinity.listen`,
+``loop.connect_accepted_socket``), feeds it the head bytes, and its HTTP protocol and
+upgrade gate run as for any connection: the head deadline and per-address caps, the
+token, the rate and connection limits, erased weddings.
 
 Each hand-off has a deadline (``CRDT_SERVER_HANDOFF_TIMEOUT_SECONDS``): a stopped or stuck
 owner swallows no connection, and no socket is served by two workers
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import socket
@@ -40,6 +39,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from crdt_server.placement import owner
 from crdt_server.wire.handoff import (
     ACK,
     DEFAULT_TIMEOUT,
@@ -75,23 +75,6 @@ _TCP = (socket.AF_INET, socket.AF_INET6)
 _SYNC = "/sync/"
 _COLLAB = "/collab/"
 _API = "/api/weddings/"
-
-
-def owner(wedding_id: str, count: int) -> int:
-    """The index of the worker that owns ``wedding_id`` among ``count`` workers.
-
-    Rendezvous (highest random weight) hashing: each index scores the wedding, the highest
-    score wins. Only the weddings of a worker that goes away change owner.
-    """
-    if count <= 1:
-        return 0
-    encoded = wedding_id.encode()
-    best, best_score = 0, b""
-    for index in range(count):
-        score = hashlib.blake2b(encoded, digest_size=8, salt=index.to_bytes(8, "big")).digest()
-        if score > best_score:
-            best, best_score = index, score
-    return best
 
 
 def wedding_of_path(path: str) -> str | None:

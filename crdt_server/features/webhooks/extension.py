@@ -6,7 +6,12 @@ and, in one transaction, writes a delivery row for each (unique per endpoint and
 two processes doing it at once write each row once) and moves the cursor. An event is
 durable with its update (the event log writes it in the update's own transaction), so a
 crash between the commit and the delivery loses nothing: the next process to run finds the
-cursor behind and the deliveries pending.
+cursor behind and the deliveries pending. With ``--workers N`` the fan-out of a wedding's
+events is its owner's (:mod:`crdt_server.placement`): each worker fans out the weddings it
+owns, and is woken only by theirs; every worker claims and attempts what is due. Done by
+every worker, each fan-out read what the others had just written to find nothing left to
+do (measured: the dispatcher took 3 % of each of two workers' samples, against under
+0.3 % in one process at the same load per process).
 
 Deliveries are attempted by whichever process claims them (a lease, see
 :mod:`crdt_server.features.webhooks.tables`), on the retry schedule
@@ -85,6 +90,7 @@ from crdt_server.features.webhooks.tables import (
     WebhookTables,
 )
 from crdt_server.names import LANE_PRIORITIES, LANES, Lane
+from crdt_server.placement import ALONE, Placement
 from crdt_server.settings import Settings
 from crdt_server.storage import DocumentStore, EventFilter, StoreError
 from crdt_server.times import rfc3339
@@ -136,6 +142,8 @@ class Webhooks(Extension):
         self._senders: Senders | None = None
         self._metrics: DeliveryMetrics | None = None
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._placement = ALONE
+        """The weddings whose events this process fans out (all, unless one of workers)."""
         self._wake = asyncio.Event()
         self._closed = False
         self._runner: asyncio.Task[None] | None = None
@@ -154,15 +162,24 @@ class Webhooks(Extension):
     # -- hooks --------------------------------------------------------------------------
 
     async def start(self, core: Core) -> None:
-        await self.open(core.store, core.settings, core.registry.metrics.registry)
+        registry = core.registry.metrics.registry
+        await self.open(core.store, core.settings, registry, placement=core.placement)
         self._runner = asyncio.create_task(self._run(), name="webhook-dispatcher")
 
     async def open(
-        self, store: DocumentStore, settings: Settings, registry: CollectorRegistry
+        self,
+        store: DocumentStore,
+        settings: Settings,
+        registry: CollectorRegistry,
+        *,
+        placement: Placement = ALONE,
     ) -> None:
         """Install the tables and get ready to send, without starting the dispatcher
-        (:meth:`start` does both; tests and tools may drive :meth:`fan_out` themselves)."""
+        (:meth:`start` does both; tests and tools may drive :meth:`fan_out` themselves).
+        ``placement``: this process's among its host's workers (it fans out the events of
+        the weddings it owns)."""
         self._settings = settings
+        self._placement = placement
         if settings.permissions:
             self._permissions = PermissionMatrix.from_json(settings.permissions)
         self._config = config = settings.fragment(WebhookSettings)
@@ -182,7 +199,7 @@ class Webhooks(Extension):
         self._wake.set()
 
     def on_bus_event(self, event: dict[str, Any]) -> None:
-        if event.get("type") == "events":
+        if event.get("type") == "events" and self._placement.owns(str(event.get("wedding"))):
             self._wake.set()
 
     async def close(self) -> None:
@@ -301,6 +318,8 @@ class Webhooks(Extension):
         """The ``webhook-id`` of each event (endpoint, seq) queued on the urgent lane: its
         repeat on the normal lane carries the same."""
         for row in behind:
+            if not self._placement.owns(row.wedding):
+                continue  # its owner fans it out
             endpoint = row.endpoint()
             self._fanned[endpoint.id] = endpoint
             after, last = int(row.after_seq), int(row.last_seq)
