@@ -30,11 +30,19 @@ may take (:mod:`storage._group_commit` has the commit's side of it).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from crdt_server.core.metrics import Metrics
 
-__all__ = ["Pacer", "PacerSlot"]
+__all__ = ["SWEEP_SLICE", "Pacer", "PacerSlot", "in_turns"]
+
+_T = TypeVar("_T")
+
+SWEEP_SLICE = 0.005
+"""Longest a sweep over every wedding runs in one turn of the loop (:func:`in_turns`)."""
 
 _MAX_GRANT = 4096
 """Most sessions let through in one turn."""
@@ -136,3 +144,20 @@ class Pacer:
         self._metrics.updates_waiting_turn = self.waiting
         # After the wake-ups just scheduled: the sessions let through run first.
         asyncio.get_running_loop().call_soon(self._next_turn)
+
+
+async def in_turns(
+    items: Iterable[_T], do: Callable[[_T], object], budget: float = SWEEP_SLICE
+) -> None:
+    """``do`` each of ``items`` in order, letting the loop turn whenever ``budget`` seconds
+    have gone since it last did: a periodic sweep over every wedding of the process (who
+    became away, what to publish) then costs the other connections a few milliseconds at
+    a time, however many weddings there are. Measured: the presence sweep over 1,000
+    weddings of 10 connected people held the loop 240 to 290 ms every 5 s, and at 150
+    updates/s that was their echo's p99 (234 to 286 ms, against a p50 of 2.5 ms)."""
+    started = time.perf_counter()
+    for item in items:
+        do(item)
+        if time.perf_counter() - started >= budget:
+            await asyncio.sleep(0)
+            started = time.perf_counter()

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from crdt_server.core.pacing import Pacer, PacerSlot
+from crdt_server.core.pacing import Pacer, PacerSlot, in_turns
 
 UPDATE_SECONDS = 0.0005
 """What handling one update costs in these tests (busy, as the real work is)."""
@@ -157,3 +157,32 @@ async def test_a_quiet_rooms_update_goes_ahead_of_the_queued_busy_ones() -> None
     assert log.index("quiet") == started
     await busy
     assert len(log) == 50 * 4 + 1  # every busy update still handled
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.asyncio
+async def test_a_sweep_in_turns_lets_the_loop_turn_every_budget() -> None:
+    """in_turns: 30 items of 1 ms each with a budget of 5 ms run in at least 5 turns of the
+    loop (a ticker scheduled beside it runs between them), in order, each once."""
+    done: list[int] = []
+    turns = 0
+
+    def work(item: int) -> None:
+        until = time.perf_counter() + 0.001
+        while time.perf_counter() < until:
+            pass
+        done.append(item)
+
+    async def ticker() -> None:
+        nonlocal turns
+        while True:
+            await asyncio.sleep(0)
+            turns += 1
+
+    ticking = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    before = turns
+    await in_turns(range(30), work, budget=0.005)
+    ticking.cancel()
+    assert done == list(range(30))
+    assert turns - before >= 4

@@ -40,6 +40,7 @@ from crdt_server import clock
 from crdt_server.cluster.messages import from_event, to_event
 from crdt_server.codec.awareness import AwarenessEntry
 from crdt_server.core.hooks import CommitBatch, ConnectionView, Core, Extension, RoomView
+from crdt_server.core.pacing import in_turns
 from crdt_server.features.events import Ephemeral, EventLog
 from crdt_server.features.people import People
 from crdt_server.features.presence.domain import CHANGED, PresenceChange, here_of
@@ -206,10 +207,11 @@ class PresenceDirectory(PresenceViews, Extension):
             await asyncio.sleep(timeout / 3)
             try:
                 if core.registry.bus.shared:
-                    for wedding in self._local_weddings() | self._published:
-                        self._publish(wedding, *self._local(wedding))
+                    await in_turns(
+                        sorted(self._local_weddings() | self._published), self._refresh_one
+                    )
                 if self._expire(time.monotonic() - timeout):
-                    self._tell_all()
+                    await self._tell_all()
             except Exception:
                 log.exception("could not refresh presence; trying again later")
 
@@ -219,7 +221,7 @@ class PresenceDirectory(PresenceViews, Extension):
         while True:
             await clock.sleep(every)
             try:
-                self._tell_all()
+                await self._tell_all()
             except Exception:
                 log.exception("could not look for people who became away; trying again later")
 
@@ -260,9 +262,13 @@ class PresenceDirectory(PresenceViews, Extension):
 
     # -- telling what changed ----------------------------------------------------------
 
-    def _tell_all(self) -> None:
-        for wedding in list(self._said):
-            self._tell(wedding)
+    def _refresh_one(self, wedding: str) -> None:
+        self._publish(wedding, *self._local(wedding))
+
+    async def _tell_all(self) -> None:
+        """:meth:`_tell` every wedding with people present, a few milliseconds of them in
+        each turn of the loop (:func:`~crdt_server.core.pacing.in_turns`)."""
+        await in_turns(list(self._said), self._tell)
 
     def _tell(self, wedding: str) -> None:
         """Compare what is known of each person of ``wedding`` now with what was last said;
