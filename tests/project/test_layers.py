@@ -48,6 +48,9 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
     ("crdt_server.names", ("crdt_server.documents",), frozenset()),
     ("crdt_server.settings", ("crdt_server.names",), frozenset()),
     ("crdt_server.rlimits", (), frozenset()),
+    # Which worker of a host owns a wedding: the hand-off, the HTTP proxy and the
+    # extensions' own schedules share it.
+    ("crdt_server.placement", (), frozenset()),
     ("crdt_server.gcpolicy", (), frozenset()),
     # Tokens and permissions: no I/O, no web framework.
     (
@@ -87,7 +90,13 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
     ("crdt_server.wire.uvicorn_private", (), frozenset({"uvicorn", "asyncio"})),
     (
         "crdt_server.wire",
-        ("crdt_server.wire", "crdt_server.codec", "crdt_server.errors", "crdt_server.settings"),
+        (
+            "crdt_server.wire",
+            "crdt_server.codec",
+            "crdt_server.errors",
+            "crdt_server.placement",
+            "crdt_server.settings",
+        ),
         frozenset({"asyncio"}),
     ),
     # The core knows the codecs, the transport seam and the stores' interface; never the web
@@ -105,6 +114,7 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
             "crdt_server.actor",
             "crdt_server.clock",
             "crdt_server.errors",
+            "crdt_server.placement",
             "crdt_server.settings",
             "crdt_server.storage",
         ),
@@ -127,6 +137,7 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
             "crdt_server.clock",
             "crdt_server.errors",
             "crdt_server.names",
+            "crdt_server.placement",
             "crdt_server.settings",
             "crdt_server.times",
             "crdt_server.tools.export",
