@@ -10,8 +10,9 @@ cursor behind and the deliveries pending. With ``--workers N`` the fan-out of a 
 events is its owner's (:mod:`crdt_server.placement`): each worker fans out the weddings it
 owns, and is woken only by theirs; every worker claims and attempts what is due. Done by
 every worker, each fan-out read what the others had just written to find nothing left to
-do (measured: the dispatcher took 3 % of each of two workers' samples, against under
-0.3 % in one process at the same load per process).
+do: the dispatcher took 3 % of each of two workers' profile samples, against under 0.3 %
+in one process at the same load per process (the two workers' CPU per update did not
+measurably change with this, `docs/performance/2026-11-27.md`).
 
 Deliveries are attempted by whichever process claims them (a lease, see
 :mod:`crdt_server.features.webhooks.tables`), on the retry schedule
