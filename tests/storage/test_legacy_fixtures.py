@@ -49,7 +49,7 @@ async def _serves_as_before(
                 "notifications": 2,
                 "threads": 1,
                 "scheduler": 1,
-                "webhooks": 2,
+                "webhooks": 3,
             }
             assert expected_versions.items() <= dict(versions).items()
             # version 3 of the member directory: when each member was last seen, unknown so far

@@ -335,7 +335,7 @@ async def test_a_postgres_schema_of_the_earlier_release_is_renamed_as_a_fresh_on
                     "people": 3,
                     "notifications": 2,
                     "threads": 1,
-                    "webhooks": 2,
+                    "webhooks": 3,
                 }
                 gateway = Gateway.of(store)
                 after = [

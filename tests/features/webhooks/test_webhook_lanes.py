@@ -123,15 +123,16 @@ async def test_an_urgent_event_goes_ahead_of_the_backlog_then_again_in_order(
 
 
 async def _gains_the_lanes(store: Store, endpoint: str) -> None:
-    """The legacy store, opened with this release and its webhooks schema installed: at
+    """The legacy store, opened with this release and its webhooks schema installed: past
     version 2, the endpoint's urgent cursor where its normal one stands, the deliveries on
-    the normal lane with their ids as their webhook-ids, and room for an urgent one."""
+    the normal lane with their ids as their webhook-ids, and room for an urgent one (and
+    at version 3, the claim's indexes)."""
     await store.open()
     try:
         await store.install(SCHEMA)
         gateway = Gateway.of(store)
         versions = dict(await gateway.fetch("SELECT name, version FROM {t}schema_versions"))
-        assert versions["webhooks"] == 2
+        assert versions["webhooks"] == 3
         assert await gateway.fetch(
             "SELECT after_seq = urgent_after_seq FROM {t}webhook_endpoints WHERE id = ?",
             endpoint,
