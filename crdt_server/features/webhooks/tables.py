@@ -143,13 +143,16 @@ LANES_MIGRATION = rebuilt(
 """Version 2, the priority lanes: each endpoint gains the urgent lane's cursor
 (``urgent_after_seq``, where its normal cursor stands), each delivery its lane
 (``normal`` for those made before) and its ``webhook_id`` (its id, as sent before)."""
-_CLAIM_INDEXES = (
-    "CREATE INDEX IF NOT EXISTS webhook_deliveries_due_per_endpoint ON {t}webhook_deliveries"
-    " (endpoint, lane, status, next_at, id)",
-    "CREATE INDEX IF NOT EXISTS webhook_deliveries_leased ON {t}webhook_deliveries"
-    " (endpoint, lane, status, lease_until)",
+CLAIM_MIGRATION = Migration(
+    3,
+    (
+        "CREATE INDEX IF NOT EXISTS webhook_deliveries_due_per_endpoint ON webhook_deliveries"
+        " (endpoint, lane, status, next_at, id)",
+        "CREATE INDEX IF NOT EXISTS webhook_deliveries_leased ON webhook_deliveries"
+        " (endpoint, lane, status, lease_until)",
+    ),
+    (),
 )
-CLAIM_MIGRATION = Migration(3, tuple(i.replace("{t}", "") for i in _CLAIM_INDEXES), ())
 """Version 3: what a claim on SQLite reads per endpoint (:meth:`WebhookTables.claim`): an
 endpoint's due deliveries of a lane in order, and its leases in flight. Not on PostgreSQL,
 whose claim is one statement that does not read them: there they would only cost every
@@ -188,8 +191,8 @@ RETURNING id, wedding, endpoint, payload, attempts, event_at, webhook_id, lane
 """
 """PostgreSQL's claim (SQLite's is :func:`_claim_per_endpoint`): due deliveries of one lane
 of enabled endpoints, oldest first, at most ``per_endpoint`` of that lane in flight for
-each endpoint (counting those leased by any process: each lane has
-slots of its own, so a backlog never holds the urgent lane), so that an endpoint that hangs
+each endpoint (counting those leased by any process: each lane has slots of its own, so a
+backlog never holds the urgent lane), so that an endpoint that hangs
 until the timeout holds a few attempts, never every slot. The lease condition is on ``c``,
 the row locked, as well: on PostgreSQL a row another claim leased and committed while this
 statement waited is re-checked on its new version only against the locked row's own
