@@ -284,6 +284,13 @@ class ProductAgent(scale.Agent):
 # -- the controller --------------------------------------------------------------------------
 
 
+QUIET_INTERVAL = 0.1
+"""The quiet wedding's writer sends one guest edit every this many seconds (by default,
+``--quiet-interval``). At the two-minute check's size (50 weddings) that is a third of what
+each busy wedding sends at 4x; at 1,000 weddings it is 5.6 times as much, so the "quiet"
+wedding is the busiest one there: the burst's line says which it is."""
+
+
 @dataclass
 class Options:
     servers: list[str]
@@ -309,6 +316,8 @@ class Options:
     """A step is sustained with echo p99 under this (and nothing lost)."""
     burst_seconds: float = 60.0
     recovery_seconds: float = 15.0
+    quiet_interval: float = QUIET_INTERVAL
+    """``--overload``: the quiet wedding sends a guest edit every this many seconds."""
     run_id: str = field(default_factory=lambda: secrets.token_hex(3))
 
     @property
@@ -956,8 +965,6 @@ def render(results: list[Result], opts: Options) -> str:
 
 OVERLOAD_FACTORS = (4.0, 8.0)
 """``--overload``: the bursts offer these multiples of the sustainable rate."""
-QUIET_INTERVAL = 0.1
-"""The quiet wedding's writer sends one guest edit every this many seconds."""
 RECOVERED_MS = 100.0
 """Latency "back" after a burst: echo p99 under this (the writers' per second, and every
 later quiet-wedding probe)."""
@@ -968,7 +975,8 @@ class QuietProbe:
     list sends a guest edit every :data:`QUIET_INTERVAL` and times its echo, from this driver
     process (which does no other work while the agents send)."""
 
-    def __init__(self, server: ServerProcess, run_id: str) -> None:
+    def __init__(self, server: ServerProcess, run_id: str, interval: float) -> None:
+        self.interval = interval
         self.target = loadgen.Target(server.host, server.port, server.pid)
         self.room = f"quiet{run_id}/guests"
         self.cid = 9_000_001
@@ -1009,7 +1017,7 @@ class QuietProbe:
         assert self.peer is not None
         peer = self.peer
         first = len(self._updates)
-        count = math.ceil(seconds / QUIET_INTERVAL) + 10
+        count = math.ceil(seconds / self.interval) + 10
         self._updates = domain_updates("guests", self.cid, first + count)
         stop = asyncio.Event()
 
@@ -1022,7 +1030,7 @@ class QuietProbe:
                 peer.send(message)
                 k += 1
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), QUIET_INTERVAL)
+                    await asyncio.wait_for(stop.wait(), self.interval)
 
         task = asyncio.create_task(probing())
         try:
@@ -1042,6 +1050,10 @@ class Burst:
     sustainable: float
     seconds: float
     recovery_seconds: float
+    wedding_rate: float = 0.0
+    """Updates/s each busy wedding is offered in the burst."""
+    quiet_rate: float = 0.0
+    """Updates/s the quiet wedding sends: quiet only if well under :attr:`wedding_rate`."""
     offered: int = 0
     sent: int = 0
     """Updates the writers sent (the kernel took them), burst and recovery."""
@@ -1202,7 +1214,8 @@ def print_burst(name: str, b: Burst) -> None:
         f"updates, echo p50 {fmt(b.echo_p50)} p99 {fmt(b.echo_p99)} ms (from the writer's "
         f"send), taken in to echo p99 {fmt(b.server_p99, '{:.0f}')} ms (server, bucket bound; "
         f"a room's commit p50 {fmt(b.commit_p50, '{:.0f}')} p99 {fmt(b.commit_p99, '{:.0f}')}), "
-        f"quiet wedding echo p50 {fmt(b.quiet_p50)} p99 {fmt(b.quiet_p99)} ms, recovery "
+        f"quiet wedding echo p50 {fmt(b.quiet_p50)} p99 {fmt(b.quiet_p99)} ms (it sends "
+        f"{b.quiet_rate:.2f}/s, each busy wedding {b.wedding_rate:.2f}/s), recovery "
         f"{fmt(b.recovery)} s (writers) / {fmt(b.quiet_recovery)} s (quiet), lost {b.lost}, "
         f"missing {b.missing}, late {b.late}, closed {scale.codes_text(Counter(b.closed))}, "
         f"server {b.server_pct:.0f}% of a core, load average {b.load}\n    goals: {met}\n"
@@ -1224,11 +1237,13 @@ async def run_bursts(
     if sustained is None:
         result.notes.append("overload: no step sustained, so no sustainable rate to multiply")
         return
-    async with QuietProbe(server, opts.run_id) as quiet:
+    async with QuietProbe(server, opts.run_id, opts.quiet_interval) as quiet:
         for k, factor in enumerate(OVERLOAD_FACTORS):
             await loadgen.wait_server_idle(server.pid, 60.0, quiet=1.0)
             burst = Burst(factor, factor * sustained.rate, sustained.rate,
-                          opts.burst_seconds, opts.recovery_seconds)  # fmt: skip
+                          opts.burst_seconds, opts.recovery_seconds,
+                          wedding_rate=factor * sustained.rate / opts.weddings,
+                          quiet_rate=1.0 / opts.quiet_interval)  # fmt: skip
             await one_burst(opts, server, agents, agent_rooms, burst, k, roles, quiet)
             result.bursts.append(burst)
             print_burst(result.server, burst)
@@ -1481,6 +1496,9 @@ def parse(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]:
     p.add_argument("--recovery-seconds", type=float, default=Options.recovery_seconds,
                    help="--overload: seconds at half the sustainable rate after each burst "
                         "(%(default)g)")  # fmt: skip
+    p.add_argument("--quiet-interval", type=float, default=QUIET_INTERVAL,
+                   help="--overload: the quiet wedding sends a guest edit every this many "
+                        "seconds (%(default)g)")  # fmt: skip
     p.add_argument("--json", type=Path)
     p.add_argument("--keep", action="store_true", help="keep data directories and logs")
     args = p.parse_args(argv)
@@ -1512,6 +1530,7 @@ def parse(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]:
         sustain_p99_ms=args.sustain_p99_ms,
         burst_seconds=args.burst_seconds,
         recovery_seconds=args.recovery_seconds,
+        quiet_interval=args.quiet_interval,
     )
     return opts, args
 

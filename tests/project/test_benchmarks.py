@@ -37,6 +37,7 @@ SCRIPTS = (
     "conflicts_bench",
     "operations_bench",
     "app_load",
+    "pushback_reach",
 )
 """Every driver with a command line (peer_pycrdt_websocket runs in the peer's own venv)."""
 
@@ -90,6 +91,18 @@ def test_the_store_benchmark_measures_sqlite() -> None:
     )  # fmt: skip
     assert answer.returncode == 0, answer.stderr
     assert re.search(r"^ *sqlite +1 +4 +100 ", answer.stdout, re.M), answer.stdout
+
+
+def test_pushback_reach_measures_the_kernels_buffers_in_guest_edits() -> None:
+    answer = _python("-m", "benchmarks.pushback_reach", "--weddings", "50")
+    assert answer.returncode == 0, answer.stderr
+    taken = re.search(r"^the kernel took ([\d,]+) guest edits \(([\d,]+) KiB", answer.stdout)
+    assert taken, answer.stdout
+    # Linux's default buffers hold far more than one update; each factor has its line.
+    assert int(taken[1].replace(",", "")) > 100, answer.stdout
+    for factor in ("4x", "8x"):
+        assert re.search(rf"^{factor} 450/s over 500 writers: [\d.]+ updates/s each, pushed "
+                         r"back after [\d,]+ s$", answer.stdout, re.M), answer.stdout  # fmt: skip
 
 
 def test_the_documented_commands_are_the_module_form() -> None:
@@ -251,7 +264,7 @@ def test_the_product_overload_runs_tiny(tmp_path: Path) -> None:
     out = tmp_path / "overload.json"
     argv = [sys.executable, "-m", "benchmarks.product", "--tiny", "--overload", "--servers"]
     argv += ["ours", "--burst-seconds", "2", "--recovery-seconds", "2", "--sustain-p99-ms"]
-    argv += ["100000", "--json", str(out)]
+    argv += ["100000", "--quiet-interval", "0.2", "--json", str(out)]
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=230)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     ours = json.loads(out.read_text())["ours"]
@@ -264,6 +277,8 @@ def test_the_product_overload_runs_tiny(tmp_path: Path) -> None:
     for b in bursts:
         assert b["sent"] > 0 and b["lost"] == 0 and b["missing"] == 0, b
         assert b["acknowledged_per_s"] > 0 and b["quiet_p99"] is not None, b
+        # The quiet wedding's rate beside each busy wedding's (4 weddings in --tiny).
+        assert b["quiet_rate"] == 5.0 and b["wedding_rate"] == b["rate"] / 4, b
         assert set(b["goals"]) >= {"acknowledged >= 0.9x sustainable", "quiet echo p99 < 100 ms"}
     assert ours["verified"] == "12 of 12 rooms hold every writer's clocks"
     assert "| server | burst | acknowledged /s" in done.stdout
@@ -289,6 +304,7 @@ def test_product_members_split_and_presets() -> None:
     assert overload.overload and overload.servers == ["ours"] and overload.weddings == 200
     assert overload.rates[0] < 500 < overload.rates[-1] and overload.step_seconds == 10.0
     assert (overload.burst_seconds, overload.recovery_seconds) == (10.0, 15.0)
+    assert overload.quiet_interval == 0.1
 
 
 def test_the_shape_benchmark_prints_one_row_per_document() -> None:
