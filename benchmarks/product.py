@@ -286,8 +286,8 @@ class ProductAgent(scale.Agent):
 
 QUIET_INTERVAL = 0.1
 """The quiet wedding's writer sends one guest edit every this many seconds (by default,
-``--quiet-interval``). At the two-minute check's size (50 weddings) that is a third of what
-each busy wedding sends at 4x; at 1,000 weddings it is 5.6 times as much, so the "quiet"
+``--quiet-interval``). At the two-minute check's size (50 weddings) that is under a third of
+what each busy wedding sends at 4x; at 1,000 weddings it is 5.6 times as much, so the "quiet"
 wedding is the busiest one there: the burst's line says which it is."""
 
 
