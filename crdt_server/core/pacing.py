@@ -25,14 +25,24 @@ one of them (measured: a quiet wedding's echo 12 to 26 s in the product scenario
 and 8x its sustainable rate), and in a lane of its own, let through first at the next
 turn, it still waited a whole turn, 40 to 60 ms under overload, of the 100 ms its echo
 may take (:mod:`storage._group_commit` has the commit's side of it).
+
+Turns are shared by wedding, not by connection (start-time fair queuing): each session
+waits with a tag, its wedding's share of the turns so far, and the smallest tag goes
+first, so a wedding of ten connections gets the turns of one, and a wedding that sends
+less than its share finds its tag the smallest. And a quiet room's update goes at once
+only while its wedding is not ahead of its share: when the overload is spread over a
+thousand weddings each sending one update a second, the rate judgement calls all of them
+quiet (each holds 0 or 1 in a rate window), and without the share every update went at
+once, the pacer let everything through, and the loop's turns grew long for all.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import time
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import TypeVar
 
 from crdt_server.core.metrics import Metrics
@@ -66,7 +76,15 @@ class Pacer:
         self.slice = budget / 8
         """How long one session let through may go on handling its queued updates."""
         self._metrics = metrics or Metrics()
-        self._waiting: deque[tuple[asyncio.Future[None], PacerSlot]] = deque()
+        self._waiting: list[tuple[float, int, asyncio.Future[None], PacerSlot]] = []
+        """The sessions waiting, a heap by (tag, arrival)."""
+        self._arrivals = itertools.count()
+        self._vtime = 0.0
+        """The tag of the last session let through from the queue (start-time fair queuing's
+        virtual time; 0 again whenever the queue empties)."""
+        self._finish: dict[Hashable, float] = {}
+        """Each share's tag after its last session queued or let through at once (the
+        shares seen since the queue last emptied)."""
         self._turn = 0
         """Numbers the turns being timed."""
         self._timing = False
@@ -86,10 +104,18 @@ class Pacer:
         """Sessions waiting for their turn."""
         return len(self._waiting)
 
-    async def turn(self, ticket: PacerSlot, quiet: bool = False) -> None:
+    async def turn(
+        self, ticket: PacerSlot, quiet: bool = False, share: Hashable | None = None
+    ) -> None:
         """Return when the session holding ``ticket`` may handle its next update;
-        ``quiet``: its wedding is quiet (it goes at once, ahead of the busy ones' queue)."""
-        if self.budget <= 0 or quiet:
+        ``share``: whose share of the turns it takes (its wedding; by default its own);
+        ``quiet``: its wedding is quiet (it goes at once, ahead of the busy ones' queue,
+        while its share is not ahead of the others')."""
+        if self.budget <= 0:
+            return
+        key: Hashable = ticket if share is None else share
+        if quiet and self._finish.get(key, 0.0) <= self._vtime:
+            self._finish[key] = self._vtime + 1.0
             return
         if not self._timing:
             self._time_turn()
@@ -97,7 +123,9 @@ class Pacer:
             return  # let through in this turn, with some of its slice left
         elif self._waiting or self._granted or self._spent >= self.budget:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiting.append((future, ticket))
+            tag = max(self._vtime, self._finish.get(key, 0.0))
+            self._finish[key] = tag + 1.0
+            heapq.heappush(self._waiting, (tag, next(self._arrivals), future, ticket))
             try:
                 await future  # a cancelled waiter is skipped when its turn comes
             finally:
@@ -127,6 +155,8 @@ class Pacer:
         spent, entered, self._timing = self._spent, self._entered, False
         if not self._waiting:
             self._metrics.updates_waiting_turn = 0
+            self._vtime = 0.0
+            self._finish.clear()
             return
         # What one session let through cost last turn, scaled to the budget (at most doubled).
         per_session = spent / max(1, entered)
@@ -135,7 +165,8 @@ class Pacer:
         self._begin_turn()
         queue = self._waiting
         while queue and self._entered < self._grant:
-            future, ticket = queue.popleft()
+            tag, _, future, ticket = heapq.heappop(queue)
+            self._vtime = max(self._vtime, tag)
             if not future.done():
                 ticket.turn, ticket.spent = self._turn, 0.0
                 future.set_result(None)

@@ -278,7 +278,7 @@ class _Session:
                         f"the room stayed over its backlog bound for {limit:g} s; try again later"
                     )
             # Under overload, connections take turns; a quiet room's go first.
-            await self.pacer.turn(self.ticket, quiet=room.backlog_quiet)
+            await self.pacer.turn(self.ticket, quiet=room.backlog_quiet, share=room.wedding_id)
             started = time.perf_counter()
             if isinstance(message, SyncUpdate) and self.dialect is None:
                 await self._updates(self._run_of(message.update, room.backlog_left))

@@ -186,3 +186,56 @@ async def test_a_sweep_in_turns_lets_the_loop_turn_every_budget() -> None:
     ticking.cancel()
     assert done == list(range(30))
     assert turns - before >= 4
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.asyncio
+async def test_turns_are_shared_by_wedding_not_by_connection() -> None:
+    """Start-time fair queuing: a wedding of ten connections with updates queued gets the
+    turns of one; a wedding of one connection gets as many."""
+    pacer = Pacer(0.002)
+    log: list[str] = []
+
+    async def session(wedding: str, updates: int) -> None:
+        ticket = PacerSlot()
+        for _ in range(updates):
+            await pacer.turn(ticket, share=wedding)
+            started = time.perf_counter()
+            _busy(0.001)
+            pacer.spent(ticket, time.perf_counter() - started)
+            log.append(wedding)
+
+    async with asyncio.timeout(20):
+        await asyncio.gather(*(session("big", 10) for _ in range(10)), session("small", 40))
+    assert log.count("big") == 100 and log.count("small") == 40
+    # While both have updates left, they alternate: of the first 60, the small wedding's
+    # connection had about half (round robin by connection would give it a tenth).
+    assert log[:60].count("small") >= 25, log[:60]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.asyncio
+async def test_quiet_goes_at_once_only_while_its_wedding_is_not_ahead_of_its_share() -> None:
+    """Spread over many weddings, every wedding looks quiet by rate; each then goes at once
+    once per share of the turns, and the rest take turns, so the pacer still paces."""
+    pacer = Pacer(0.002)
+    log: list[str] = []
+
+    async def session(wedding: str, updates: int) -> None:
+        ticket = PacerSlot()
+        for _ in range(updates):
+            await pacer.turn(ticket, quiet=True, share=wedding)
+            started = time.perf_counter()
+            _busy(0.0005)
+            pacer.spent(ticket, time.perf_counter() - started)
+            log.append(wedding)
+
+    work = asyncio.gather(*(session(f"w{k}", 5) for k in range(40)))
+    for _ in range(200):
+        if pacer.waiting >= 20:
+            break
+        await asyncio.sleep(0)
+    assert pacer.waiting >= 20  # not every update went at once
+    async with asyncio.timeout(20):
+        await work
+    assert sorted(log) == sorted(f"w{k}" for k in range(40) for _ in range(5))
