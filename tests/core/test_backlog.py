@@ -184,3 +184,28 @@ async def test_a_wedding_held_back_is_busy_for_the_next_windows_whatever_it_acce
     # ...and no longer once PUSHED_WINDOWS windows' time has passed without it held back.
     assert backlog.quiet("busy/guests")
     assert not backlog._pushed  # forgotten, not kept for every wedding ever held back
+
+
+async def test_a_paused_writer_resumes_once_what_its_room_held_is_committed() -> None:
+    """The room's other writers keep it over its bound; a writer paused first resumes once
+    the updates the room held when it paused are committed, not after the pause limit."""
+    backlog = Backlog(room_bound=3, pause_limit=5.0)
+    for _ in range(3):
+        backlog.added("a")
+    first = asyncio.ensure_future(backlog.pause("a"))
+    await asyncio.sleep(0)
+    later = None
+    for step in range(3):
+        backlog.added("a")  # another writer's update, let in before the pause
+        backlog.removed("a", 1)
+        if step == 0:
+            later = asyncio.ensure_future(backlog.pause("a"))
+            await asyncio.sleep(0)
+        assert backlog.over("a")
+    await asyncio.sleep(0)
+    assert first.done() and first.result() is True  # the three it waited for are committed
+    assert later is not None and not later.done()  # it waits for the four held at its pause
+    backlog.added("a")
+    backlog.removed("a", 1)
+    assert await asyncio.wait_for(later, 1) is True
+    assert not backlog._waiters and not backlog._drained  # nothing kept for the room
