@@ -23,24 +23,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import struct
 
 from benchmarks.product import OVERLOAD_FACTORS, domain_updates
+from crdt_server.codec.websocket_frames import Opcode, encode_frame
 
-__all__ = ["frame", "kernel_capacity"]
-
-
-def frame(payload: bytes) -> bytes:
-    """``payload`` as a client's masked binary WebSocket frame (RFC 6455, section 5.2)."""
-    size = len(payload)
-    if size < 126:
-        head = struct.pack("!BB", 0x82, 0x80 | size)
-    elif size < 1 << 16:
-        head = struct.pack("!BBH", 0x82, 0x80 | 126, size)
-    else:
-        head = struct.pack("!BBQ", 0x82, 0x80 | 127, size)
-    mask = os.urandom(4)
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+__all__ = ["kernel_capacity"]
 
 
 async def kernel_capacity(frames: list[bytes], limit: int = 2_000_000) -> tuple[int, int]:
@@ -81,7 +68,8 @@ def main() -> None:
     args = p.parse_args()
     # A writer's first update adds its guest; the later ones, the steady state, change it.
     updates = [message for message, _ in domain_updates("guests", 1234, 200)[1:]]
-    frames = [frame(u) for u in updates]
+    # Each a masked binary frame, as a browser sends it (a client masks every frame).
+    frames = [encode_frame(Opcode.BINARY, u, mask=os.urandom(4)) for u in updates]
     count, size = asyncio.run(kernel_capacity(frames))
     mean = size / count
     print(
