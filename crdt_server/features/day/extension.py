@@ -1,9 +1,10 @@
 """The wedding day: check-ins, the day's state, and late and missing alerts through the
 durable scheduler.
 
-After a commit to a wedding's timeline (its items, vendors or profile), and when a timeline
-room loads, a background step derives every vendor's call time on the wedding's date
-(:func:`crdt_server.features.day.domain.call_times`) and makes the scheduler's
+After a commit to a wedding's timeline that can move a call time (an item's times, status
+or vendor; the vendor directory; the wedding's date or zone: not typing a title), and when
+a timeline room loads, a background step derives every vendor's call time on the wedding's
+date (:func:`crdt_server.features.day.domain.call_times`) and makes the scheduler's
 ``day.missing`` jobs exactly those (:meth:`Scheduler.plan`, entry: the vendor's key, due:
 its call time). A job is unique per (wedding, kind, entry, due time) and a done job never
 runs again, so the alert fires once per (wedding, vendor, call time), across restarts and
@@ -30,7 +31,7 @@ from crdt_server.actor import Actor
 from crdt_server.auth.permissions import LEADS
 from crdt_server.core.hooks import CommitBatch, ConnectionView, Core, Extension, RoomView
 from crdt_server.documents import DOCUMENT_KINDS, to_json
-from crdt_server.documents.changes import entry_changes
+from crdt_server.documents.changes import EntryChange, entry_changes
 from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.model import local_moment, zone_of
 from crdt_server.documents.vendors import VENDORS_ROOT, read_directory, vendor_name
@@ -73,7 +74,29 @@ OFFLINE_KIND = "day.offline"
 """The scheduler's job kind that looks at a member on duty (entry: ``sub`` and the window's
 start); it raises ``day.member_offline`` at most once per window."""
 SERVER = Actor("server", "server")
-_ROOTS = frozenset({"items", "profile", VENDORS_ROOT})
+_ITEM_FIELDS = frozenset({"start", "end", "status", "vendor", "vendor_id"})
+"""The fields of a timeline item that :func:`~crdt_server.features.day.domain.call_times`
+reads (which day it is on, whether it counts, whose it is)."""
+_PROFILE_FIELDS = frozenset({"date", "time_zone"})
+
+
+def _moves_call_times(change: EntryChange) -> bool:
+    """Whether ``change`` can move a vendor's call time, so the day is planned again.
+
+    Planning reads the whole timeline, so it runs only for what it reads: an item's times,
+    status and vendor (typing its title or notes does not plan), the wedding's date and
+    zone, and any change to the vendor directory (read whole, an entry that breaks the
+    schema leaves it).
+    """
+    if change.root == VENDORS_ROOT:
+        return True
+    if change.root == "profile":
+        return change.id in _PROFILE_FIELDS
+    if change.root != "items":
+        return False
+    if change.action != "updated" or change.replaced:
+        return True
+    return not _ITEM_FIELDS.isdisjoint([*change.before, *change.after, *change.edited])
 
 
 def timeline_view(doc: Any) -> dict[str, Any]:
@@ -200,7 +223,7 @@ class DayWatch(Extension):
         if room.kind != "timeline":
             return
         if any(
-            change.root in _ROOTS
+            _moves_call_times(change)
             for _, records in batch.changes
             for change in entry_changes(records)
         ):

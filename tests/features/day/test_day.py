@@ -371,6 +371,47 @@ async def test_a_wedding_whose_day_is_over_raises_nothing(tmp_path: Path) -> Non
 
 
 @pytest.mark.asyncio
+async def test_only_a_change_that_can_move_a_call_time_plans_the_day_again(
+    tmp_path: Path,
+) -> None:
+    """Typing an item's title or notes re-reads nothing (planning reads the whole
+    timeline); moving an item, changing its vendor or the wedding date plans again."""
+    fake = clock.FakeClock(START)
+    with clock.use(fake):
+        async with running(tmp_path) as (client, watch):
+            await wedding_day(client)
+            await watch.settled()
+            planned: list[str] = []
+            plan = watch.plan
+
+            async def counting(wedding: str) -> None:
+                planned.append(wedding)
+                await plan(wedding)
+
+            watch.plan = counting  # type: ignore[method-assign]
+            for title in ("Portraits by the lake", "Portraits by the lake, then the hill"):
+                await op(client, {"op": "update_timeline_item", "item_id": "i2", "title": title})
+            notes = {"op": "update_timeline_item", "item_id": "i3", "notes": "bring a ladder"}
+            await op(client, notes)
+            await op(client, {"op": "update_vendor", "vendor_id": "flo", "name": "Bloom"})
+            await watch.settled()
+            assert planned == ["w1"]  # the directory's entry, not the titles nor the notes
+            moved = {"op": "move_timeline_item", "item_id": "i2"} | {
+                "start": "2031-06-13T08:45:00Z", "end": "2031-06-13T09:45:00Z"
+            }  # fmt: skip
+            await op(client, moved)
+            await watch.settled()
+            assert planned == ["w1", "w1"]
+            jobs = await watch.scheduler.jobs("w1", MISSING_KIND, "name:snap")
+            due = datetime(2031, 6, 13, 8, 45, tzinfo=UTC).timestamp()
+            assert due in [j.due_at for j in jobs if j.status == "pending"]
+            await op(client, {"op": "update_timeline_item", "item_id": "i3", "vendor": "Other"})
+            await op(client, {"op": "set_profile", "time_zone": "Europe/Paris"})
+            await watch.settled()
+            assert planned == ["w1", "w1", "w1", "w1"]
+
+
+@pytest.mark.asyncio
 async def test_a_connected_member_is_not_reported_and_the_grace_counts_from_their_leaving(
     tmp_path: Path,
 ) -> None:
