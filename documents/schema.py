@@ -434,6 +434,24 @@ def read_entries(
     return entries
 
 
+def read_some(
+    doc: Doc[Any], entity: Entity, record: Callable[..., R], ids: Iterable[str]
+) -> dict[str, R]:
+    """The valid entries of ``entity`` among ``ids`` by id, in id order (one missing or
+    breaking the schema is left out): each read alone, so the cost follows ``ids``, not
+    the document."""
+    collection = root(doc, entity.collection)
+    entries: dict[str, R] = {}
+    with doc.transaction():
+        for key in sorted(ids):
+            stored = collection.get(key)
+            if stored is not None:
+                value = read_entry(entity, record, key, stored, [])
+                if value is not None:
+                    entries[key] = value
+    return entries
+
+
 def read_entry(
     entity: Entity,
     record: Callable[..., R],

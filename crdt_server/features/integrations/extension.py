@@ -9,8 +9,12 @@ asked. Changes are gathered for ``follow_window`` seconds (0.25) and reconciled 
 stamped with the time of the last of them: under a burst of edits that is four
 reconciliations a second per wedding, not one per commit (one per commit, each loading all
 four documents, was 2,706 reconciliations and 9,258 document reads in a 10 s throughput
-benchmark run). The feed itself reconciles again before answering, so nothing depends on
-that background step having run.
+benchmark run). That background step reads only the entries the window's changes touched
+(:class:`Touched`), and only their rows: its cost follows the edits, not the size of the
+wedding. A change it cannot place (content another process committed, a wedding date
+that moves every task due relative to it, a category renamed under its payments) makes it
+read that kind of entry whole. The feed itself reconciles everything again before
+answering, so nothing depends on that background step having run.
 
 A batch of operations applied for an incoming webhook carries the delivery in its origin
 (``inbound:<source>:<webhook-id>``); :meth:`IntegrationService.on_commit` then stores an
@@ -32,8 +36,27 @@ from typing import Any
 
 from crdt_server import clock
 from crdt_server.core.hooks import CommitBatch, Core, Extension, RoomView
-from crdt_server.documents.model import format_money, parse_instant
-from crdt_server.documents.schema import TimelineItem, read_budget, read_tasks, read_timeline
+from crdt_server.documents.changes import entry_changes
+from crdt_server.documents.model import (
+    CATEGORY,
+    PAYMENT,
+    TASK,
+    TIMELINE_ITEM,
+    format_money,
+    parse_instant,
+)
+from crdt_server.documents.schema import (
+    Category,
+    Payment,
+    Task,
+    TimelineItem,
+    read_budget,
+    read_budget_settings,
+    read_profile,
+    read_some,
+    read_tasks,
+    read_timeline,
+)
 from crdt_server.documents.tasks import due_dates
 from crdt_server.features.events import read_events
 from crdt_server.features.integrations.tables import FeedItem, IntegrationStore
@@ -49,6 +72,7 @@ __all__ = [
     "DueTask",
     "Feed",
     "IntegrationService",
+    "Touched",
     "due_payments",
     "due_tasks",
     "fingerprint",
@@ -130,10 +154,59 @@ class Feed:
     """The open tasks with a day, by day."""
 
 
+@dataclass(slots=True)
+class Touched:
+    """What a wedding's changes touched since the feed's state was last brought up to date:
+    the ids of timeline items, payments and tasks (``None``: every one of that kind), and
+    the time of the last change."""
+
+    at: float
+    items: set[str] | None = field(default_factory=set)
+    payments: set[str] | None = field(default_factory=set)
+    tasks: set[str] | None = field(default_factory=set)
+
+    @classmethod
+    def everything(cls, at: float) -> Touched:
+        return cls(at, None, None, None)
+
+    def add(self, kind: str, change_root: str, entry: str) -> None:
+        """Note a change to ``entry`` of root ``change_root`` of a ``kind`` document."""
+        if kind == "timeline":
+            if change_root == "items" and self.items is not None:
+                self.items.add(entry)
+            elif change_root == "profile" and entry == "date":
+                self.tasks = None  # due relative to the wedding date
+        elif kind == "budget":
+            if change_root == "payments" and self.payments is not None:
+                self.payments.add(entry)
+            elif change_root == "categories" or (change_root == "settings" and entry == "currency"):
+                self.payments = None  # shown with each payment: its category, its amount
+        elif kind == "tasks" and change_root == "tasks" and self.tasks is not None:
+            self.tasks.add(entry)
+
+    def merge(self, other: Touched) -> None:
+        self.at = max(self.at, other.at)
+        self.items = _union(self.items, other.items)
+        self.payments = _union(self.payments, other.payments)
+        self.tasks = _union(self.tasks, other.tasks)
+
+    def __bool__(self) -> bool:
+        return any(ids is None or ids for ids in (self.items, self.payments, self.tasks))
+
+
+def _union(a: set[str] | None, b: set[str] | None) -> set[str] | None:
+    return None if a is None or b is None else a | b
+
+
+FOLLOWED = frozenset({"timeline", "budget", "tasks"})
+"""The documents the feed reads."""
+
+
 class IntegrationService(Extension):
     """See the module docstring; routes reach it with ``server_state(r).extension(...)``."""
 
     name = "integrations"
+    wants_changes = True
 
     def __init__(self, *, follow_window: float = 0.25, people: People | None = None) -> None:
         self._core: Core | None = None
@@ -142,10 +215,12 @@ class IntegrationService(Extension):
         ``sub``)."""
         self._rows: IntegrationStore | None = None
         self._follow_window = follow_window
-        self._dirty: dict[str, float] = {}
-        """wedding -> time of the last change to a document the feed reads (timeline,
-        budget, tasks) not yet reconciled."""
+        self._dirty: dict[str, Touched] = {}
+        """wedding -> what changed in the documents the feed reads (timeline, budget,
+        tasks) and is not yet reconciled."""
         self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -195,9 +270,29 @@ class IntegrationService(Extension):
         return rows
 
     def on_change(self, room: RoomView, batch: CommitBatch) -> None:
-        if room.kind in ("timeline", "budget", "tasks"):
-            self._dirty[room.wedding_id] = clock.now()
-            self._wake.set()
+        if room.kind not in FOLLOWED:
+            return
+        now = clock.now()
+        if batch.remote:
+            touched = Touched.everything(now)  # another process's content: not itemised
+        else:
+            touched = Touched(now)
+            for _, records in batch.changes:
+                for change in entry_changes(records):
+                    touched.add(room.kind, change.root, change.id)
+            if not touched:
+                return  # nothing the feed shows (a vendor's contact, a seat)
+        known = self._dirty.get(room.wedding_id)
+        if known is None:
+            self._dirty[room.wedding_id] = touched
+        else:
+            known.merge(touched)
+        self._idle.clear()
+        self._wake.set()
+
+    async def settled(self) -> None:
+        """Wait until every change seen so far is reconciled (tests)."""
+        await self._idle.wait()
 
     # -- calendar -------------------------------------------------------------------------
 
@@ -238,18 +333,43 @@ class IntegrationService(Extension):
         names = {m.sub: m.name for m in await self._people.members(wedding_id)}
         return [_with_name(t, names) for t in tasks]
 
+    async def follow(self, wedding_id: str, touched: Touched) -> None:
+        """Bring the feed state of what ``touched`` names up to date, reading only those
+        entries (and their rows), stamped with the time of its last change."""
+        kinds = ("timeline", "budget", "tasks")
+        docs = await self.core.weddings.documents(wedding_id, kinds=kinds)
+        timeline = docs.get("timeline")
+        if touched.items is None:
+            items = list(read_timeline(timeline).items.values())
+        elif timeline is None or not touched.items:
+            items = []
+        else:
+            items = list(read_some(timeline, TIMELINE_ITEM, TimelineItem, touched.items).values())
+        fingerprints = {i.id: fingerprint(i) for i in items}
+        if touched.payments is None or touched.payments:
+            due = due_payments(docs.get("budget"), touched.payments)
+            fingerprints.update({PAYMENT_KEY + p.id: p.fingerprint() for p in due})
+        if touched.tasks is None or touched.tasks:
+            day = read_profile(timeline).date
+            tasks = await self._named(wedding_id, due_tasks(docs.get("tasks"), day, touched.tasks))
+            fingerprints.update({TASK_KEY + t.id: t.fingerprint() for t in tasks})
+        if fingerprints:
+            await self.rows.reconcile(wedding_id, fingerprints, touched.at, only=True)
+
     async def _follow_documents(self) -> None:
         while True:
             await self._wake.wait()
             await asyncio.sleep(self._follow_window)  # gather the window's changes
             self._wake.clear()
             weddings, self._dirty = self._dirty, {}
-            for wedding_id, changed_at in weddings.items():
+            for wedding_id, touched in weddings.items():
                 try:
-                    await self.feed(wedding_id, changed_at=changed_at)
+                    await self.follow(wedding_id, touched)
                 except Exception:
                     # The feed reconciles again when it is read: nothing is lost.
                     log.exception("updating the calendar sequences of %s failed", wedding_id)
+            if not self._dirty:
+                self._idle.set()
 
     # -- incoming webhooks ----------------------------------------------------------------
 
@@ -282,30 +402,44 @@ class IntegrationService(Extension):
             after = page[-1].seq
 
 
-def due_payments(budget_doc: Any) -> list[DuePayment]:
-    """The budget's scheduled payments that have a due date, by due date then id."""
-    budget = read_budget(budget_doc)
+def due_payments(budget_doc: Any, ids: set[str] | None = None) -> list[DuePayment]:
+    """The budget's scheduled payments that have a due date, by due date then id (of
+    ``ids`` only, each read alone, when given)."""
+    if budget_doc is None or ids is None:
+        budget = read_budget(budget_doc)
+        currency, payments, categories = budget.currency, budget.payments, budget.categories
+    else:
+        currency = read_budget_settings(budget_doc)[0]["currency"]
+        payments = read_some(budget_doc, PAYMENT, Payment, ids)
+        wanted = {p.category_id for p in payments.values() if p.category_id}
+        categories = read_some(budget_doc, CATEGORY, Category, wanted)
     found = [
         DuePayment(
             p.id,
             p.due,
-            format_money(p.amount, budget.currency),
-            category.name if (category := budget.categories.get(p.category_id)) else p.category_id,
+            format_money(p.amount, currency),
+            category.name if (category := categories.get(p.category_id)) else p.category_id,
             p.vendor,
             p.payer,
             p.notes or None,
         )
-        for p in budget.payments.values()
+        for p in payments.values()
         if p.scheduled and p.due is not None
     ]
     return sorted(found, key=lambda p: (p.due, p.id))
 
 
-def due_tasks(tasks_doc: Any, wedding_date: str | None) -> list[DueTask]:
+def due_tasks(
+    tasks_doc: Any, wedding_date: str | None, ids: set[str] | None = None
+) -> list[DueTask]:
     """The tasks not done that have a day (their own ``due``, or their ``due_offset`` from
-    ``wedding_date``), by day then id; owners as their ``sub``. One pass of the tasks'
-    reader: a task that breaks the schema, or an offset that leaves the calendar, is none."""
-    tasks = read_tasks(tasks_doc).tasks
+    ``wedding_date``), by day then id; owners as their ``sub`` (of ``ids`` only, each read
+    alone, when given). One pass of the tasks' reader: a task that breaks the schema, or an
+    offset that leaves the calendar, is none."""
+    if tasks_doc is None or ids is None:
+        tasks = read_tasks(tasks_doc).tasks
+    else:
+        tasks = read_some(tasks_doc, TASK, Task, ids)
     found = [
         DueTask(task_id, day, task.title, task.owner, task.notes or None)
         for task_id, day in due_dates(tasks, wedding_date).items()

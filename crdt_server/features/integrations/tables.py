@@ -116,6 +116,10 @@ class _Owner:
     created_by: str
 
 
+_FEW = 100
+"""At most this many items' rows are read by name (``IN``); more read the wedding's rows."""
+
+
 @dataclass(frozen=True, slots=True)
 class _ItemRow:
     """What the feed last showed of a timeline item."""
@@ -304,16 +308,22 @@ class IntegrationStore:
     # -- calendar items ----------------------------------------------------------------
 
     async def reconcile(
-        self, wedding: str, fingerprints: Mapping[str, str], now: float
+        self, wedding: str, fingerprints: Mapping[str, str], now: float, *, only: bool = False
     ) -> dict[str, FeedItem]:
         """Compare the items' fingerprints with the ones last recorded, in one transaction:
         a new item starts at SEQUENCE 0, a changed one gets SEQUENCE + 1 and ``now`` as its
         modification time. Returns what the feed shows of each item of ``fingerprints``.
-        Items no longer in the timeline keep their row (re-added, they go on counting)."""
+        Items no longer in the timeline keep their row (re-added, they go on counting).
+        ``only``: read the rows of these items alone (a few changed entries of a large
+        wedding), not every row of the wedding."""
         query = (
             "SELECT item, fingerprint, sequence, created_at, modified_at"
             " FROM {t}calendar_items WHERE wedding = ?"
         )
+        params: tuple[str, ...] = (wedding,)
+        if only and len(fingerprints) <= _FEW:
+            query += f" AND item IN ({', '.join('?' * len(fingerprints))})"
+            params += tuple(fingerprints)
         insert = "INSERT INTO {t}calendar_items VALUES (?, ?, ?, 0, ?, ?)"
         update = (
             "UPDATE {t}calendar_items SET fingerprint = ?, sequence = ?, modified_at = ?"
@@ -344,12 +354,12 @@ class IntegrationStore:
 
         # Most calls change nothing (a feed polled, a change to another field): answer those
         # from a read, and take the write lock only when there is something to write.
-        result, inserts, updates = plan(await self._sql.fetch_as(_ItemRow, query, wedding))
+        result, inserts, updates = plan(await self._sql.fetch_as(_ItemRow, query, *params))
         if not inserts and not updates:
             return result
 
         def tx() -> Tx[dict[str, FeedItem]]:
-            result, inserts, updates = plan((yield from rows_as(_ItemRow, query, wedding)))
+            result, inserts, updates = plan((yield from rows_as(_ItemRow, query, *params)))
             for row in inserts:
                 yield Sql(insert, row)
             for row in updates:
