@@ -18,7 +18,7 @@ the update's changes are kept.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -27,7 +27,7 @@ from pycrdt import Doc, Map, MapEvent, Subscription, TextEvent, XmlElement, XmlE
 from .schema import ROOTS, TEXT_FIELDS, plain
 from .shapes import entry_fields
 
-__all__ = ["ChangeRecorder", "EntryChange", "entry_changes", "plain"]
+__all__ = ["ChangeRecorder", "EntryChange", "entry_changes", "plain", "touches"]
 
 Action = Literal["added", "updated", "removed"]
 
@@ -58,6 +58,16 @@ def entry_changes(records: Sequence[object]) -> Sequence[EntryChange]:
     them narrowly (it knows no domain), every record it carries of a wedding document
     comes from a :class:`ChangeRecorder`."""
     return cast("Sequence[EntryChange]", records)
+
+
+def touches(change: EntryChange, fields: Collection[str]) -> bool:
+    """Whether ``change`` may have changed any of ``fields`` of its entry: it added, removed
+    or replaced the entry, or changed one of them (its value, or its text in place). For a
+    follower whose work reads the whole document: a change to no field it reads (typing a
+    title) needs no run."""
+    if change.action != "updated" or change.replaced:
+        return True
+    return any(name in fields for name in (*change.before, *change.after, *change.edited))
 
 
 SETTINGS_ROOTS = frozenset({"settings", "profile", "menu"})

@@ -31,7 +31,7 @@ from crdt_server.actor import Actor
 from crdt_server.auth.permissions import LEADS
 from crdt_server.core.hooks import CommitBatch, ConnectionView, Core, Extension, RoomView
 from crdt_server.documents import DOCUMENT_KINDS, to_json
-from crdt_server.documents.changes import EntryChange, entry_changes
+from crdt_server.documents.changes import EntryChange, entry_changes, touches
 from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.model import local_moment, zone_of
 from crdt_server.documents.vendors import VENDORS_ROOT, read_directory, vendor_name
@@ -92,11 +92,7 @@ def _moves_call_times(change: EntryChange) -> bool:
         return True
     if change.root == "profile":
         return change.id in _PROFILE_FIELDS
-    if change.root != "items":
-        return False
-    if change.action != "updated" or change.replaced:
-        return True
-    return not _ITEM_FIELDS.isdisjoint([*change.before, *change.after, *change.edited])
+    return change.root == "items" and touches(change, _ITEM_FIELDS)
 
 
 def timeline_view(doc: Any) -> dict[str, Any]:

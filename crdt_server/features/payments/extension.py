@@ -28,7 +28,7 @@ from crdt_server import clock
 from crdt_server.actor import Actor
 from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.core.hooks import CommitBatch, Core, Extension, RoomView
-from crdt_server.documents.changes import entry_changes
+from crdt_server.documents.changes import entry_changes, touches
 from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.model import format_money, local_moment
 from crdt_server.documents.schema import Payment, read_budget, read_profile
@@ -69,6 +69,10 @@ def due_moment(due: str, zone: str | None) -> datetime:
     """When a payment due on ``due`` (``YYYY-MM-DD``) is reminded: :data:`REMIND_AT` that
     day in ``zone`` (an IANA name; UTC when ``None`` or unknown)."""
     return local_moment(date.fromisoformat(due), REMIND_AT, zone)
+
+
+_REMINDED_BY = frozenset({"status", "due"})
+"""The fields of a payment its reminder follows (:func:`_reminded`, the job's due day)."""
 
 
 def _reminded(payment: Payment | None) -> bool:
@@ -113,7 +117,7 @@ class PaymentReminders(Extension):
             change.id
             for _, records in batch.changes
             for change in entry_changes(records)
-            if change.root == "payments"
+            if change.root == "payments" and touches(change, _REMINDED_BY)
         }
         if touched:
             self._follower.mark(room.wedding_id, touched)

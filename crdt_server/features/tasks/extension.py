@@ -29,7 +29,7 @@ from crdt_server import clock
 from crdt_server.actor import Actor
 from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.core.hooks import CommitBatch, Core, Extension, RoomView
-from crdt_server.documents.changes import entry_changes
+from crdt_server.documents.changes import entry_changes, touches
 from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.model import local_moment, zone_of
 from crdt_server.documents.schema import read_profile, read_tasks
@@ -73,6 +73,10 @@ def due_time(day: str, zone: str | None) -> float:
     return local_moment(date.fromisoformat(day), REMIND_AT, zone).timestamp()
 
 
+_REMINDED_BY = frozenset({"due", "due_offset", "done"})
+"""The fields of a task its reminder follows (:func:`wanted_reminders`)."""
+
+
 class TaskReminders(Extension):
     """Keeps the scheduler's ``tasks.reminder`` jobs equal to what the tasks want."""
 
@@ -110,7 +114,8 @@ class TaskReminders(Extension):
         for _, records in batch.changes:
             for change in entry_changes(records):
                 if room.kind == "tasks" and change.root == "tasks":
-                    ids.add(change.id)
+                    if touches(change, _REMINDED_BY):
+                        ids.add(change.id)
                 elif room.kind == "timeline" and change.root == "profile":
                     every |= change.id in ("date", "time_zone")
         if every:

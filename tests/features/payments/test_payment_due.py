@@ -168,3 +168,39 @@ async def test_a_payment_paid_after_its_job_was_claimed_is_not_reminded(tmp_path
             assert await due_events(client) == []
             [job] = await reminders.scheduler.jobs("w1", KIND, "p9")
             assert job.status == "done"
+
+
+@pytest.mark.asyncio
+async def test_an_edit_the_reminder_does_not_follow_touches_no_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The amount, the vendor, the notes: the reminder's step does not run (it reads the
+    whole budget, and wrote each touched payment's job: one transaction per keystroke)."""
+    calls: list[tuple[str, str]] = []
+    for name in ("schedule", "cancel"):
+        real = getattr(Scheduler, name)
+
+        def counting(self: Scheduler, *args: Any, _name: str = name, _real: Any = real) -> Any:
+            calls.append((_name, args[2]))  # (wedding, kind, entry, ...)
+            return _real(self, *args)
+
+        monkeypatch.setattr(Scheduler, name, counting)
+    fake = clock.FakeClock(START)
+    with clock.use(fake):
+        async with running(tmp_path) as (client, reminders):
+            await op(client, "budget", {"op": "set_category", "category_id": "c", "name": "C"})
+            await op(client, "budget", {"op": "record_payment", "payment_id": "p1",
+                                        "category_id": "c", "amount": 1, "status": "scheduled",
+                                        "due": "2031-06-02"})  # fmt: skip
+            await reminders.settled()
+            assert calls == [("schedule", "p1")]
+            for edit in ({"amount": 250}, {"vendor": "Villa"}, {"notes": "the rest"}):
+                await op(client, "budget", {"op": "update_payment", "payment_id": "p1"} | edit)
+            await reminders.settled()
+            assert calls == [("schedule", "p1")]
+            await op(client, "budget", {"op": "update_payment", "payment_id": "p1",
+                                        "due": "2031-06-09"})  # fmt: skip
+            await reminders.settled()
+            assert calls == [("schedule", "p1"), ("schedule", "p1")]
+            nine = datetime(2031, 6, 9, 9, 0, tzinfo=UTC).timestamp()
+            assert await pending(reminders.scheduler, "p1") == [(nine, "pending")]

@@ -17,6 +17,7 @@ import pytest
 
 from crdt_server import clock
 from crdt_server.app import create_app
+from crdt_server.features.scheduler import Scheduler
 from crdt_server.features.tasks import KIND, due_time
 from crdt_server.settings import Settings
 from tests.features.test_feature_list import MINT, SECRET, serving
@@ -135,3 +136,36 @@ async def test_a_task_is_reminded_once_when_it_falls_due_and_follows_the_wedding
             " GROUP BY message ORDER BY message"
         ).fetchall()
     assert done == [("cake", 1), ("invites", 1)]
+
+
+async def test_an_edit_the_reminder_does_not_follow_touches_no_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task's title, notes or owner: the reminder's step does not run for it (it read
+    the whole task list and wrote the task's job, one transaction per keystroke). Its due
+    day does."""
+    calls: list[str] = []
+    real = Scheduler.reschedule
+
+    async def counting(self: Scheduler, wedding: str, kind: str, entry: str, *rest: Any) -> bool:
+        calls.append(entry)
+        return await real(self, wedding, kind, entry, *rest)
+
+    monkeypatch.setattr(Scheduler, "reschedule", counting)
+    settings = Settings(data_dir=tmp_path, auth_secret=SECRET)
+    with clock.use(clock.FakeClock(START)):
+        async with serving(create_app(settings)) as client:
+            assert await reminders(client, "pia", "planner") == []  # a member: an owner
+            await op(client, "timeline", {"op": "set_profile", "date": "2027-06-12"})
+            for task_id in ("invites", "cake"):
+                body = {"op": "add_task", "task_id": task_id, "title": task_id, "due_offset": "-1M"}
+                await op(client, "tasks", body)
+            await pending(tmp_path, "cake", due_time("2027-05-12", None))
+            assert sorted(set(calls)) == ["cake", "invites"]
+            calls.clear()
+            for edit in ({"title": "Send the invitations"}, {"notes": "100"}, {"owner": "pia"}):
+                await op(client, "tasks", {"op": "update_task", "task_id": "invites"} | edit)
+            # A change the step follows, after them: its run would have taken theirs along.
+            await op(client, "tasks", {"op": "update_task", "task_id": "cake", "due_offset": "-2M"})
+            await pending(tmp_path, "cake", due_time("2027-04-12", None))
+            assert calls == ["cake"]
