@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Collection, Hashable, Mapping, Sequence
 from typing import Any
 
 from crdt_server.cluster.bus import Bus
@@ -45,6 +45,8 @@ class RoomRegistry:
         # Loads wait their turn (FIFO): a reconnect storm never stampedes the store.
         self._load_slots = asyncio.Semaphore(settings.max_concurrent_loads)
         self._rooms: dict[str, Room] = {}
+        self._weddings: dict[str, dict[str, Room]] = {}
+        """Wedding id -> its loaded rooms by name (:meth:`wedding_rooms`)."""
         self._loading: dict[str, asyncio.Task[Room]] = {}
         self._users: dict[str, int] = {}
         self._unloads: dict[str, asyncio.TimerHandle] = {}
@@ -66,6 +68,25 @@ class RoomRegistry:
     def rooms(self) -> dict[str, Room]:
         """Loaded rooms by name (read only)."""
         return self._rooms
+
+    def wedding_rooms(self, wedding_id: str) -> Collection[Room]:
+        """The wedding's loaded rooms (read only): its documents' and those derived from
+        them, found without looking at any other wedding's."""
+        return self._weddings.get(wedding_id, {}).values()
+
+    def _keep(self, room: Room) -> None:
+        self._rooms[room.name] = room
+        self._weddings.setdefault(room.wedding_id, {})[room.name] = room
+        self.metrics.rooms_loaded = len(self._rooms)
+
+    def _drop(self, room: Room) -> None:
+        del self._rooms[room.name]
+        rooms = self._weddings.get(room.wedding_id)
+        if rooms is not None:
+            rooms.pop(room.name, None)
+            if not rooms:
+                del self._weddings[room.wedding_id]
+        self.metrics.rooms_loaded = len(self._rooms)
 
     async def acquire(self, name: str) -> Room:
         """Return the loaded room ``name``, loading it once; pair with :meth:`release`."""
@@ -98,8 +119,7 @@ class RoomRegistry:
                 except StoreError:
                     self.metrics.store_errors.labels("load").inc()
                     raise
-            self._rooms[name] = room
-            self.metrics.rooms_loaded = len(self._rooms)
+            self._keep(room)
             # Subscribed before loading: apply what other processes committed meanwhile.
             for seqs, updates in self._early.pop(name, []):
                 room.apply_remote(seqs, updates)
@@ -137,8 +157,7 @@ class RoomRegistry:
         await room.flush()
         # Someone may have joined while we flushed; then the room stays.
         if self._users.get(name, 0) == 0 and self._rooms.get(name) is room:
-            del self._rooms[name]
-            self.metrics.rooms_loaded = len(self._rooms)
+            self._drop(room)
             room.close()
             log.debug("room %s unloaded", name)
 
@@ -150,8 +169,7 @@ class RoomRegistry:
 
     def _dropped(self, room: Room) -> None:
         if self._rooms.get(room.name) is room:
-            del self._rooms[room.name]
-            self.metrics.rooms_loaded = len(self._rooms)
+            self._drop(room)
         timer = self._unloads.pop(room.name, None)
         if timer is not None:
             timer.cancel()
@@ -239,4 +257,5 @@ class RoomRegistry:
         for room in self._rooms.values():
             room.close()
         self._rooms.clear()
+        self._weddings.clear()
         await self._bus.close()

@@ -125,6 +125,9 @@ class RoomsView(Protocol):
     def rooms(self) -> Mapping[str, LiveRoom]:
         """Loaded rooms by name (read only)."""
 
+    def wedding_rooms(self, wedding_id: str) -> Collection[LiveRoom]:
+        """The wedding's loaded rooms (read only), found without looking at the others'."""
+
     @property
     def metrics(self) -> Metrics: ...
 

@@ -349,11 +349,9 @@ class WeddingService:
         wedding is :meth:`crdt_server.core.erasure.ErasureService.erase_wedding`)."""
         self._copies.drop_wedding(wedding_id)
         closed: list[Room] = []
-        prefix = f"{wedding_id}/"  # its documents and the rooms derived from them
-        for name in [n for n in self._registry.rooms if n.startswith(prefix)]:
-            room = self._registry.rooms.get(name)
-            if room is not None:
-                room.close_all(CloseCode.DOCUMENT_DELETED, "this wedding was deleted")
-                self._registry.forget(room)
-                closed.append(room)
+        # Its documents and the rooms derived from them.
+        for room in list(self._registry.wedding_rooms(wedding_id)):
+            room.close_all(CloseCode.DOCUMENT_DELETED, "this wedding was deleted")
+            self._registry.forget(room)
+            closed.append(room)
         return closed

@@ -156,3 +156,39 @@ async def test_copies_expire_unused_and_stay_within_their_byte_budget() -> None:
     started = asyncio.get_running_loop().time()
     await until(emptied, deadline=5.0, every=0.02)
     assert asyncio.get_running_loop().time() - started >= 0.1
+
+
+@pytest.mark.asyncio
+async def test_the_registry_finds_a_weddings_rooms_among_the_others(tmp_path: Path) -> None:
+    """``wedding_rooms`` (what the presence sweep asks for each wedding, every few seconds:
+    it looked at every loaded room of every wedding for each) follows loads, unloads,
+    forgotten rooms and closed weddings."""
+    settings = Settings(data_dir=tmp_path / "data", room_idle_seconds=0.01)
+    store = SqliteStore(settings.sqlite_path)
+    await store.open()
+    registry = RoomRegistry(RoomServices(store, settings, LocalBus()))
+    weddings = WeddingService(registry, store, WEDDINGS)
+    try:
+        rooms = {
+            name: await registry.acquire(name)
+            for name in ("w1/guests", "w1/budget", "w10/guests", "w2/timeline")
+        }
+
+        def names(wedding: str) -> set[str]:
+            return {room.name for room in registry.wedding_rooms(wedding)}
+
+        assert names("w1") == {"w1/guests", "w1/budget"}
+        assert names("w10") == {"w10/guests"} and names("w3") == set()
+        registry.release(rooms["w1/budget"])  # unloaded once idle
+
+        async def unloaded() -> bool:
+            return names("w1") == {"w1/guests"}
+
+        await until(unloaded, 5)
+        registry.forget(rooms["w10/guests"])
+        assert names("w10") == set()
+        assert [r.name for r in weddings.close_rooms("w2")] == ["w2/timeline"]
+        assert names("w2") == set() and set(registry.rooms) == {"w1/guests"}
+    finally:
+        await registry.close()
+        await store.close()

@@ -201,8 +201,8 @@ class PresenceViews:
         states: list[State] = []
         rooms = [
             (kind, room)
-            for room in core.registry.rooms.values()
-            if room.wedding_id == wedding and (kind := _document_of(room)) is not None
+            for room in core.registry.wedding_rooms(wedding)
+            if (kind := _document_of(room)) is not None
         ]
         for kind, room in rooms:
             users: dict[str, tuple[Seen, State]] = {}
