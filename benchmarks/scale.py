@@ -858,6 +858,9 @@ def workers_spec(name: str, workers: int, redis_url: str) -> ServerSpec:
 def scale_specs(opts: Options) -> dict[str, ServerSpec]:
     specs = dict(server_specs())
     specs["ours"] = ours_spec("ours", env=SCALE_ENV, notes=specs["ours"].notes)
+    baseline = specs.get("ours-baseline")
+    if baseline is not None:  # BENCH_BASELINE_SRC: another checkout, the same settings
+        specs["ours-baseline"] = replace(baseline, env=(*baseline.env, *SCALE_ENV))
     specs[f"ours-{opts.workers}workers"] = workers_spec(
         f"ours-{opts.workers}workers", opts.workers, opts.redis_url
     )
