@@ -7,8 +7,7 @@ server's ``day.`` events."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,12 +17,11 @@ import httpx
 import pytest
 
 from crdt_server import clock
-from crdt_server.app import FEATURES, create_app
-from crdt_server.core.hooks import Extension
-from crdt_server.features import Built
+from crdt_server.app import create_app
 from crdt_server.features.day import FEATURE, MISSING_KIND, DayWatch
 from crdt_server.settings import Settings
 from crdt_server.testing.waits import until
+from tests.features.recorded import Recorded
 from tests.features.test_feature_list import MINT, SECRET, serving
 from tests.yclient import YClient
 
@@ -56,26 +54,15 @@ def family() -> dict[str, str]:
     return MINT.headers(role="family", sub="fay")
 
 
-BUILT: list[DayWatch] = []
-
-
-def _recording(built: Built) -> Sequence[Extension]:
-    made = FEATURE.build(built)
-    BUILT.extend(e for e in made if isinstance(e, DayWatch))
-    return made
-
-
-FEATURES_HERE = tuple(
-    dataclasses.replace(f, build=_recording) if f is FEATURE else f for f in FEATURES
-)
+RECORDED = Recorded(FEATURE, DayWatch)
 
 
 @asynccontextmanager
 async def running(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, DayWatch]]:
     settings = Settings(data_dir=tmp_path, auth_secret=SECRET, admin_api_key=ADMIN)
-    app = create_app(settings, features=FEATURES_HERE)
+    app = create_app(settings, features=RECORDED.features)
     async with serving(app) as client:
-        yield client, BUILT[-1]
+        yield client, RECORDED.last
 
 
 async def ok(response: httpx.Response, status: int = 200) -> Any:

@@ -6,9 +6,8 @@ reads that kind whole."""
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -16,13 +15,12 @@ from typing import Any
 import httpx
 import pytest
 
-from crdt_server.app import FEATURES, create_app
-from crdt_server.core.hooks import Extension
-from crdt_server.features import Built
+from crdt_server.app import create_app
 from crdt_server.features.integrations import FEATURE
 from crdt_server.features.integrations import extension as integrations
 from crdt_server.features.integrations.extension import IntegrationService
 from crdt_server.settings import Settings
+from tests.features.recorded import Recorded
 from tests.features.test_feature_list import MINT, SECRET, serving
 
 pytestmark = pytest.mark.timeout(90)
@@ -30,25 +28,14 @@ pytestmark = pytest.mark.timeout(90)
 W = "/api/weddings/w1"
 ITEMS = 30
 
-BUILT: list[IntegrationService] = []
-
-
-def _recording(built: Built) -> Sequence[Extension]:
-    made = FEATURE.build(built)
-    BUILT.extend(e for e in made if isinstance(e, IntegrationService))
-    return made
-
-
-FEATURES_HERE = tuple(
-    dataclasses.replace(f, build=_recording) if f is FEATURE else f for f in FEATURES
-)
+RECORDED = Recorded(FEATURE, IntegrationService)
 
 
 @asynccontextmanager
 async def running(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, IntegrationService]]:
-    app = create_app(Settings(data_dir=tmp_path, auth_secret=SECRET), features=FEATURES_HERE)
+    app = create_app(Settings(data_dir=tmp_path, auth_secret=SECRET), features=RECORDED.features)
     async with serving(app) as client:
-        yield client, BUILT[-1]
+        yield client, RECORDED.last
 
 
 async def op(client: httpx.AsyncClient, doc: str, body: dict[str, Any]) -> None:

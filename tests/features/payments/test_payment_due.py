@@ -5,8 +5,7 @@ removing the payment cancels it; a restart schedules nothing twice."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,12 +15,11 @@ import httpx
 import pytest
 
 from crdt_server import clock
-from crdt_server.app import FEATURES, create_app
-from crdt_server.core.hooks import Extension
-from crdt_server.features import Built
+from crdt_server.app import create_app
 from crdt_server.features.payments import FEATURE, KIND, PaymentReminders, due_moment
 from crdt_server.features.scheduler import Scheduler
 from crdt_server.settings import Settings
+from tests.features.recorded import Recorded
 from tests.features.test_feature_list import MINT, SECRET, serving
 
 pytestmark = pytest.mark.timeout(60)
@@ -41,31 +39,27 @@ def vendor() -> dict[str, str]:
     return MINT.headers(role="vendor", sub="vic")
 
 
-BUILT: list[PaymentReminders] = []
-
-
-def _recording(built: Built) -> Sequence[Extension]:
-    made = FEATURE.build(built)
-    BUILT.extend(e for e in made if isinstance(e, PaymentReminders))
-    return made
-
-
-FEATURES_HERE = tuple(
-    dataclasses.replace(f, build=_recording) if f is FEATURE else f for f in FEATURES
-)
+RECORDED = Recorded(FEATURE, PaymentReminders)
 
 
 @asynccontextmanager
 async def running(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, PaymentReminders]]:
     settings = Settings(data_dir=tmp_path, auth_secret=SECRET)
-    app = create_app(settings, features=FEATURES_HERE)
+    app = create_app(settings, features=RECORDED.features)
     async with serving(app) as client:
-        yield client, BUILT[-1]
+        yield client, RECORDED.last
 
 
 async def op(client: httpx.AsyncClient, doc: str, body: dict[str, Any]) -> None:
     answer = await client.post(f"{W}/docs/{doc}/ops", json=body, headers=couple())
     assert answer.status_code == 200, answer.text
+
+
+async def scheduled_payment(client: httpx.AsyncClient, payment_id: str, due: str) -> None:
+    """A payment of 1, scheduled for ``due``, in a category of its own."""
+    await op(client, "budget", {"op": "set_category", "category_id": "c", "name": "C"})
+    payment = {"payment_id": payment_id, "category_id": "c", "amount": 1, "due": due}
+    await op(client, "budget", {"op": "record_payment", "status": "scheduled"} | payment)
 
 
 async def due_events(client: httpx.AsyncClient) -> list[Any]:
@@ -152,10 +146,7 @@ async def test_a_payment_paid_after_its_job_was_claimed_is_not_reminded(tmp_path
     fake = clock.FakeClock(START)
     with clock.use(fake):
         async with running(tmp_path) as (client, reminders):
-            await op(client, "budget", {"op": "set_category", "category_id": "c", "name": "C"})
-            await op(client, "budget", {"op": "record_payment", "payment_id": "p9",
-                                        "category_id": "c", "amount": 1, "status": "scheduled",
-                                        "due": "2031-06-02"})  # fmt: skip
+            await scheduled_payment(client, "p9", "2031-06-02")
             await reminders.settled()
             # Paid through the document, while the reminders' step has not run yet: the
             # job is still pending when the clock passes its time.
@@ -188,10 +179,7 @@ async def test_an_edit_the_reminder_does_not_follow_touches_no_job(
     fake = clock.FakeClock(START)
     with clock.use(fake):
         async with running(tmp_path) as (client, reminders):
-            await op(client, "budget", {"op": "set_category", "category_id": "c", "name": "C"})
-            await op(client, "budget", {"op": "record_payment", "payment_id": "p1",
-                                        "category_id": "c", "amount": 1, "status": "scheduled",
-                                        "due": "2031-06-02"})  # fmt: skip
+            await scheduled_payment(client, "p1", "2031-06-02")
             await reminders.settled()
             assert calls == [("schedule", "p1")]
             for edit in ({"amount": 250}, {"vendor": "Villa"}, {"notes": "the rest"}):
