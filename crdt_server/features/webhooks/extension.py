@@ -114,6 +114,12 @@ timeout holds this many, never every slot."""
 POLL_SECONDS = 1.0
 """How often the dispatcher looks for work it was not woken for (events committed by
 another process without a bus, custom events, retries that came due)."""
+GATHER_SECONDS = 0.02
+"""How long the dispatcher, woken by a commit, waits for the commits that follow before it
+fans out: each fan-out reads every endpoint's cursor and the next due delivery whatever it
+finds, and woken once per commit that was about 0.2 ms of CPU per update at 500 updates/s
+(benchmarks.scale's durable target: 1,287 against 1,067 ms per 1,000 updates with the
+window). A commit-to-receiver p50 of 5 ms becomes about 18."""
 PAGE = 200
 SWEEP_SECONDS = 3600.0
 ATTEMPTS_KEPT_SECONDS = 2 * 24 * 3600.0
@@ -146,6 +152,8 @@ class Webhooks(Extension):
         self._placement = ALONE
         """The weddings whose events this process fans out (all, unless one of workers)."""
         self._wake = asyncio.Event()
+        self.gather = GATHER_SECONDS
+        """Seconds a wake-up waits for the commits after it (:data:`GATHER_SECONDS`)."""
         self._closed = False
         self._runner: asyncio.Task[None] | None = None
         self._sending: dict[asyncio.Task[None], tuple[str, Lane]] = {}
@@ -293,8 +301,10 @@ class Webhooks(Extension):
             except Exception:
                 log.exception("the webhook dispatcher failed; trying again shortly")
                 delay = POLL_SECONDS
-            if delay > 0:
-                await clock.wait(self._wake, delay)
+            if delay > 0 and await clock.wait(self._wake, delay):
+                # Woken by a commit: the ones that follow within the window go in the
+                # same fan-out (real time: the events' arrival, not the schedule's clock).
+                await asyncio.sleep(self.gather)
 
     async def fan_out(self, *, lease: int = 0, urgent_lease: int = 0) -> tuple[bool, list[Leased]]:
         """Write deliveries for the events past each enabled endpoint's cursors (a page per
