@@ -76,6 +76,7 @@ __all__ = [
     "due_payments",
     "due_tasks",
     "fingerprint",
+    "timeline_items",
 ]
 
 log = logging.getLogger("crdt_server.integrations")
@@ -198,7 +199,7 @@ def _union(a: set[str] | None, b: set[str] | None) -> set[str] | None:
     return None if a is None or b is None else a | b
 
 
-FOLLOWED = frozenset({"timeline", "budget", "tasks"})
+FOLLOWED = ("timeline", "budget", "tasks")
 """The documents the feed reads."""
 
 
@@ -308,22 +309,31 @@ class IntegrationService(Extension):
         open tasks with a day (both by day), each with its feed state, brought up to date in
         one reconciliation; an entry found changed is stamped ``changed_at`` (default: now).
         Who may see the payments and the tasks is the route's to decide."""
-        kinds = ("timeline", "budget", "tasks")
-        docs = await self.core.weddings.documents(wedding_id, kinds=kinds)
-        timeline = read_timeline(docs.get("timeline"))
-        items = timeline.items
-        due = due_payments(docs.get("budget"))
-        tasks = await self._named(wedding_id, due_tasks(docs.get("tasks"), timeline.profile.date))
-        fingerprints = {i.id: fingerprint(i) for i in items.values()}
-        fingerprints.update({PAYMENT_KEY + p.id: p.fingerprint() for p in due})
-        fingerprints.update({TASK_KEY + t.id: t.fingerprint() for t in tasks})
         at = clock.now() if changed_at is None else changed_at
-        state = await self.rows.reconcile(wedding_id, fingerprints, at)
+        items, due, tasks = await self._entries(wedding_id, Touched.everything(at))
+        state = await self.rows.reconcile(wedding_id, _fingerprints(items, due, tasks), at)
         return Feed(
-            [(item, state[item.id]) for item in sorted(items.values(), key=_start_key)],
+            [(item, state[item.id]) for item in sorted(items, key=_start_key)],
             [(p, state[PAYMENT_KEY + p.id]) for p in due],
             [(t, state[TASK_KEY + t.id]) for t in tasks],
         )
+
+    async def _entries(
+        self, wedding_id: str, touched: Touched
+    ) -> tuple[list[TimelineItem], list[DuePayment], list[DueTask]]:
+        """The timeline items, due payments and due tasks ``touched`` names, each kind
+        read whole where it names every one, else only the entries named."""
+        docs = await self.core.weddings.documents(wedding_id, kinds=FOLLOWED)
+        timeline = docs.get("timeline")
+        items = timeline_items(timeline, touched.items)
+        due: list[DuePayment] = []
+        if touched.payments is None or touched.payments:
+            due = due_payments(docs.get("budget"), touched.payments)
+        tasks: list[DueTask] = []
+        if touched.tasks is None or touched.tasks:
+            day = read_profile(timeline).date
+            tasks = await self._named(wedding_id, due_tasks(docs.get("tasks"), day, touched.tasks))
+        return items, due, tasks
 
     async def _named(self, wedding_id: str, tasks: list[DueTask]) -> list[DueTask]:
         """``tasks`` with their owners' display names: the directory read once (only when a
@@ -336,23 +346,7 @@ class IntegrationService(Extension):
     async def follow(self, wedding_id: str, touched: Touched) -> None:
         """Bring the feed state of what ``touched`` names up to date, reading only those
         entries (and their rows), stamped with the time of its last change."""
-        kinds = ("timeline", "budget", "tasks")
-        docs = await self.core.weddings.documents(wedding_id, kinds=kinds)
-        timeline = docs.get("timeline")
-        if touched.items is None:
-            items = list(read_timeline(timeline).items.values())
-        elif timeline is None or not touched.items:
-            items = []
-        else:
-            items = list(read_some(timeline, TIMELINE_ITEM, TimelineItem, touched.items).values())
-        fingerprints = {i.id: fingerprint(i) for i in items}
-        if touched.payments is None or touched.payments:
-            due = due_payments(docs.get("budget"), touched.payments)
-            fingerprints.update({PAYMENT_KEY + p.id: p.fingerprint() for p in due})
-        if touched.tasks is None or touched.tasks:
-            day = read_profile(timeline).date
-            tasks = await self._named(wedding_id, due_tasks(docs.get("tasks"), day, touched.tasks))
-            fingerprints.update({TASK_KEY + t.id: t.fingerprint() for t in tasks})
+        fingerprints = _fingerprints(*await self._entries(wedding_id, touched))
         if fingerprints:
             await self.rows.reconcile(wedding_id, fingerprints, touched.at, only=True)
 
@@ -400,6 +394,23 @@ class IntegrationService(Extension):
             if len(page) < 500:
                 return False
             after = page[-1].seq
+
+
+def timeline_items(timeline_doc: Any, ids: set[str] | None = None) -> list[TimelineItem]:
+    """The timeline's valid items, by id (of ``ids`` only, each read alone, when given)."""
+    if timeline_doc is None or ids is None:
+        return list(read_timeline(timeline_doc).items.values())
+    return list(read_some(timeline_doc, TIMELINE_ITEM, TimelineItem, ids).values())
+
+
+def _fingerprints(
+    items: Sequence[TimelineItem], due: Sequence[DuePayment], tasks: Sequence[DueTask]
+) -> dict[str, str]:
+    """Each entry's fingerprint under its key in the feed's state."""
+    found = {i.id: fingerprint(i) for i in items}
+    found.update({PAYMENT_KEY + p.id: p.fingerprint() for p in due})
+    found.update({TASK_KEY + t.id: t.fingerprint() for t in tasks})
+    return found
 
 
 def due_payments(budget_doc: Any, ids: set[str] | None = None) -> list[DuePayment]:
