@@ -1,6 +1,7 @@
 """The cross-process seam: what processes sharing a store tell each other.
 
-After a commit a room publishes its updates with their store sequence numbers; accepted
+After a commit a room publishes its updates with their store sequence numbers (to the
+processes that have the room open: a room tells the bus when it opens and closes); accepted
 presence, stateless messages and admin events (revocation, deletion) travel the same way.
 Publishing never waits: the bus queues and sends in the background, so a slow or absent bus
 never delays a local client. The store stays the source of truth: a process that may have
@@ -44,6 +45,13 @@ class BusHandler(Protocol):
     async def on_reconnect(self) -> None:
         """The bus was down: anything may have been missed, catch every room up."""
 
+    def on_opened(self, topic: str) -> None:
+        """Another process began watching ``topic`` (a name without a slash: not a room)."""
+
+    async def on_missed(self, docs: Sequence[str]) -> None:
+        """These rooms, open here, had updates committed elsewhere that were never sent
+        here (their publisher did not know yet that they are open here): catch them up."""
+
 
 class Bus(Protocol):
     process_id: str
@@ -56,7 +64,21 @@ class Bus(Protocol):
     async def close(self) -> None: ...
 
     def publish_updates(self, doc: str, seqs: Sequence[int], updates: Sequence[bytes]) -> None:
-        """Committed updates of ``doc`` with their store sequence numbers."""
+        """Committed updates of ``doc`` with their store sequence numbers (sent only to the
+        processes that have ``doc`` open; the others hear of the seqs alone)."""
+
+    def watch(self, doc: str) -> None:
+        """``doc`` is open here (loading or loaded): send its updates here from now on.
+        Also a feature's topic (a name without a slash, which no room has): see
+        :meth:`open_elsewhere`."""
+
+    def unwatch(self, doc: str) -> None:
+        """``doc`` is no longer open here."""
+
+    def open_elsewhere(self, name: str) -> bool:
+        """Whether another process has the room or topic ``name`` open, as far as this
+        one has heard (a feature that publishes for a topic's watchers only must cope with
+        a wake-up missed while the news travels)."""
 
     def publish_awareness(self, doc: str, payload: bytes) -> None:
         """An accepted awareness payload of ``doc`` (already validated and stamped)."""
@@ -93,6 +115,15 @@ class LocalBus:
 
     def publish_updates(self, doc: str, seqs: Sequence[int], updates: Sequence[bytes]) -> None:
         return None
+
+    def watch(self, doc: str) -> None:
+        return None
+
+    def unwatch(self, doc: str) -> None:
+        return None
+
+    def open_elsewhere(self, name: str) -> bool:
+        return False
 
     def publish_awareness(self, doc: str, payload: bytes) -> None:
         return None

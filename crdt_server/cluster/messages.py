@@ -5,7 +5,9 @@ message (see :meth:`~crdt_server.cluster.bus.Bus.publish_event`); a feature decl
 of its messages as a :class:`BusMessage` subclass with that ``type`` as its tag, sends it
 with :func:`to_event` and reads it with :func:`from_event`. Committed updates and presence
 travel as binary frames (:class:`UpdatesMessage`, :class:`AwarenessMessage`); stateless
-messages as JSON on a channel of their own (:class:`StatelessMessage`).
+messages as JSON on a channel of their own (:class:`StatelessMessage`); which rooms each
+process has open and what it committed, as MessagePack on another (:class:`Interest`,
+:class:`Commits`).
 
 During a rolling restart processes of two releases share the bus (``deploy/README.md``),
 so both directions must hold:
@@ -43,13 +45,16 @@ __all__ = [
     "ADMIN_MESSAGES",
     "AwarenessMessage",
     "BusMessage",
+    "Commits",
     "Delete",
+    "Interest",
     "Lift",
     "Revoke",
     "StatelessMessage",
     "UpdatesMessage",
     "from_event",
     "item_from_bus",
+    "read_rooms_message",
     "to_event",
 ]
 
@@ -206,3 +211,43 @@ class StatelessMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=False)
             return msgspec.json.decode(data, type=cls)
         except msgspec.DecodeError as exc:  # a ValidationError is one too
             raise ProtocolError(f"bad stateless message: {exc}") from exc
+
+
+# -- which rooms are open where, and what was committed -----------------------------------
+
+
+class Interest(msgspec.Struct, frozen=True, tag="interest", forbid_unknown_fields=False):
+    """Process ``origin`` opened the rooms ``opened`` and closed ``closed``: a process
+    publishes a room's committed updates only while another one has it open. With ``ask``,
+    every other process answers with all the rooms it has open (a process that just joined
+    the bus, or came back to it, knows nobody's)."""
+
+    origin: str
+    opened: list[str] = []
+    closed: list[str] = []
+    ask: bool = False
+
+
+class Commits(msgspec.Struct, frozen=True, tag="commits", forbid_unknown_fields=False):
+    """What process ``origin`` committed since its last such message: each room's store
+    seqs, whether or not its updates were published (nobody else had the room open), and
+    the newest seq it committed. Sent a few times a second, and at least once a heartbeat
+    (with no seqs) while the process lives: a process that has a room open and never heard
+    one of these seqs missed that room's updates and catches it up from the store."""
+
+    origin: str
+    newest: int = 0
+    seqs: dict[str, list[int]] = {}
+
+
+_ROOMS_DECODER: msgspec.msgpack.Decoder[Interest | Commits] = msgspec.msgpack.Decoder(
+    Interest | Commits
+)
+
+
+def read_rooms_message(data: bytes) -> Interest | Commits:
+    """An :class:`Interest` or :class:`Commits` (as ``msgspec.msgpack.encode`` wrote it)."""
+    try:
+        return _ROOMS_DECODER.decode(data)
+    except msgspec.DecodeError as exc:  # a ValidationError is one too
+        raise ProtocolError(f"bad rooms message: {exc}") from exc

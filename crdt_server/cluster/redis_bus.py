@@ -1,12 +1,26 @@
 """The Redis bus: rooms shared by several processes (or hosts) on one store.
 
-Four pub/sub channels carry committed updates (with their store sequence numbers), accepted
-presence, admin events and stateless messages; a fifth carries each process's heartbeat (the
-newest seq it committed). Pub/sub is at-most-once, so every process tracks the store's
-sequence numbers: a seq that was committed somewhere but never heard of (a dropped message,
-a publisher that died between commit and publish) is a gap, and the rooms it belongs to are
-caught up from the store. If the connection to Redis is lost, local clients keep being
-served; the bus reconnects with backoff and then catches every loaded room up.
+Pub/sub channels carry committed updates (with their store sequence numbers), accepted
+presence, admin events and stateless messages; one more carries each process's heartbeat
+(the newest seq it committed), and another which rooms each process has open and what it
+committed (:class:`~crdt_server.cluster.messages.Interest`,
+:class:`~crdt_server.cluster.messages.Commits`).
+
+A room's committed updates are published only while another process has the room open:
+with one worker per wedding, nothing of a wedding's editing crosses the bus. Every process
+still hears of every seq, listed by room a few times a second. Pub/sub is at-most-once,
+so every process tracks the store's sequence numbers: a seq that was committed somewhere
+but never heard of (a dropped message, a publisher that died between commit and publish)
+is a gap, and the rooms it belongs to are caught up from the store. A room open here whose
+seq is listed but whose updates never came (its publisher did not know yet that this
+process had it open) is caught up from the store too, and this process says again that it
+has the room open. If the connection to Redis is lost, local clients keep being served;
+the bus reconnects with backoff, asks every process which rooms it has open, and catches
+every loaded room up.
+
+A process of the release before this one (a rolling restart) never says which rooms it
+has open, so it is sent no updates: it learns of each commit from the heartbeats, as a
+gap, and catches the room up from the store (``deploy/README.md``).
 
 Only this module knows redis.
 """
@@ -22,11 +36,19 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import msgspec
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from crdt_server.cluster.bus import BusHandler
-from crdt_server.cluster.messages import AwarenessMessage, StatelessMessage, UpdatesMessage
+from crdt_server.cluster.messages import (
+    AwarenessMessage,
+    Commits,
+    Interest,
+    StatelessMessage,
+    UpdatesMessage,
+    read_rooms_message,
+)
 from crdt_server.errors import ProtocolError
 from crdt_server.storage import StoreError
 
@@ -41,6 +63,9 @@ _HEARTBEAT = "crdt:heartbeat"
 _STATELESS = "crdt:stateless"
 """New in the release after typed bus messages: the release before it never subscribes to
 this channel, so it never hears a stateless message (see :mod:`~crdt_server.cluster.messages`)."""
+_ROOMS = "crdt:rooms"
+"""New in the release that publishes a room's updates only where the room is open: which
+rooms each process has open, and what it committed. The release before never hears it."""
 _PIPELINE = 256
 """The most queued messages published in one round trip (a pipeline, in order)."""
 _MAX_GAP = 10_000
@@ -70,6 +95,10 @@ class _SeqTracker:
                 self.ahead.add(seq)
         self.exists(max(seqs), now)
         self._advance(now)
+
+    def heard(self, seq: int) -> bool:
+        """Whether ``seq`` was heard of (or given up on as a gap already)."""
+        return self.contiguous is None or seq <= self.contiguous or seq in self.ahead
 
     def exists(self, seq: int, now: float) -> None:
         """A heartbeat: ``seq`` was committed somewhere."""
@@ -112,12 +141,16 @@ class RedisBus:
         *,
         gap_grace: float = 0.5,
         heartbeat: float = 1.0,
+        announce: float = 0.1,
         queue_limit: int = 100_000,
     ) -> None:
         self.process_id = uuid.uuid4().hex
         self._url = url
         self._gap_grace = gap_grace
         self._heartbeat = heartbeat
+        self._announce = announce
+        self._peer_timeout = 5 * heartbeat
+        """A process not heard of for this long is gone: its rooms are no longer open."""
         self._redis: redis.Redis = redis.Redis.from_url(url, socket_timeout=5)
         self._outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(queue_limit)
         self._tracker = _SeqTracker()
@@ -126,8 +159,23 @@ class RedisBus:
         self._subscribed = False
         self._publish_error: str | None = None
         self._own_max_seq = 0
+        self._watched: set[str] = set()
+        """The rooms open here (loaded or loading)."""
+        self._opening: set[str] = set()
+        self._closing: set[str] = set()
+        """Rooms opened or closed in this turn, told at its end in one message."""
+        self._remote: dict[str, set[str]] = {}
+        """Room -> the other processes that have it open."""
+        self._peers: dict[str, tuple[float, set[str]]] = {}
+        """Another process -> when it was last heard of, and the rooms it has open."""
+        self._committed: dict[str, list[int]] = {}
+        """What this process committed since its last :class:`Commits`, by room."""
+        self._telling = False
+        self._repairs: set[asyncio.Task[None]] = set()
         self.dropped = 0
         """Messages not published because the outbox was full (others repair from the store)."""
+        self.missed = 0
+        """Times a room open here was caught up because its updates were never sent here."""
 
     @property
     def status(self) -> str:
@@ -151,7 +199,15 @@ class RedisBus:
                 await subscribed.wait()
 
     async def close(self) -> None:
-        # Flush what is queued (bounded), then stop.
+        # Say what was committed and that no room is open here any more, flush what is
+        # queued (bounded), then stop.
+        self._announce_commits()
+        self._opening.clear()
+        self._closing = set(self._watched)
+        self._watched.clear()
+        self._tell_interest()
+        for repair in self._repairs:
+            repair.cancel()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(2):
                 await self._outbox.join()
@@ -173,7 +229,43 @@ class RedisBus:
     def publish_updates(self, doc: str, seqs: Sequence[int], updates: Sequence[bytes]) -> None:
         if seqs:
             self._own_max_seq = max(self._own_max_seq, max(seqs))
-        self._enqueue(_UPDATES, UpdatesMessage(self.process_id, doc, seqs, updates).encode())
+            self._tracker.saw(seqs, time.monotonic())  # heard here, published or not
+            self._committed.setdefault(doc, []).extend(seqs)
+        if self._remote.get(doc):
+            self._enqueue(_UPDATES, UpdatesMessage(self.process_id, doc, seqs, updates).encode())
+
+    def watch(self, doc: str) -> None:
+        if doc not in self._watched:
+            self._watched.add(doc)
+            self._closing.discard(doc)
+            self._opening.add(doc)
+            self._tell_soon()
+
+    def unwatch(self, doc: str) -> None:
+        if doc in self._watched:
+            self._watched.discard(doc)
+            self._opening.discard(doc)
+            self._closing.add(doc)
+            self._tell_soon()
+
+    def open_elsewhere(self, name: str) -> bool:
+        return bool(self._remote.get(name))
+
+    def _tell_soon(self) -> None:
+        if not self._telling:
+            self._telling = True
+            asyncio.get_running_loop().call_soon(self._tell_interest)
+
+    def _tell_interest(self) -> None:
+        self._telling = False
+        if self._opening or self._closing:
+            opened, closed = sorted(self._opening), sorted(self._closing)
+            self._opening.clear()
+            self._closing.clear()
+            self._send_rooms(Interest(self.process_id, opened, closed))
+
+    def _send_rooms(self, message: Interest | Commits) -> None:
+        self._enqueue(_ROOMS, msgspec.msgpack.encode(message))
 
     def publish_awareness(self, doc: str, payload: bytes) -> None:
         self._enqueue(_AWARENESS, AwarenessMessage(self.process_id, doc, payload).encode())
@@ -239,13 +331,17 @@ class RedisBus:
         while True:
             pubsub = self._redis.pubsub()
             try:
-                await pubsub.subscribe(_UPDATES, _AWARENESS, _EVENTS, _HEARTBEAT, _STATELESS)
+                await pubsub.subscribe(
+                    _UPDATES, _AWARENESS, _EVENTS, _HEARTBEAT, _STATELESS, _ROOMS
+                )
                 assert self._handler is not None
                 # Subscribed first, then read the store's newest seq: every later commit
                 # is either heard of or detected as a gap.
                 self._tracker.reset(await self._handler.committed_seq())
                 self._subscribed = True
                 subscribed.set()
+                # Which rooms are open where: ours to everyone, theirs to us.
+                self._send_rooms(Interest(self.process_id, sorted(self._watched), ask=True))
                 backoff = 0.1
                 if not first:
                     log.info("Redis bus reconnected; catching every room up from the store")
@@ -285,6 +381,8 @@ class RedisBus:
                 if stateless.origin != self.process_id:
                     text = stateless.text if stateless.text is not None else stateless.by_role
                     handler.on_stateless(stateless.room, text)
+            elif channel == _ROOMS:
+                self._heard_rooms(read_rooms_message(data), now)
             elif channel == _HEARTBEAT:
                 self._tracker.exists(int(data), now)
             elif channel == _EVENTS:
@@ -294,15 +392,83 @@ class RedisBus:
         except (ProtocolError, ValueError) as exc:
             log.error("ignoring a malformed message on %s: %s", channel, exc)
 
+    def _heard_rooms(self, message: Interest | Commits, now: float) -> None:
+        origin = message.origin
+        if origin == self.process_id:
+            return
+        _, rooms = self._peers.get(origin) or (now, set())
+        self._peers[origin] = (now, rooms)
+        if isinstance(message, Interest):
+            for name in message.opened:
+                processes = self._remote.setdefault(name, set())
+                if origin not in processes:
+                    processes.add(origin)
+                    if "/" not in name:  # a topic, not a room
+                        assert self._handler is not None
+                        self._handler.on_opened(name)
+            rooms.update(message.opened)
+            for doc in message.closed:
+                self._lost_interest(doc, origin)
+            rooms.difference_update(message.closed)
+            if message.ask and self._watched:
+                self._send_rooms(Interest(self.process_id, sorted(self._watched)))
+            return
+        tracker = self._tracker
+        missed = [
+            doc
+            for doc, seqs in message.seqs.items()
+            if doc in self._watched and not all(tracker.heard(seq) for seq in seqs)
+        ]
+        for seqs in message.seqs.values():
+            tracker.saw(seqs, now)
+        tracker.exists(message.newest, now)
+        if missed:
+            self._repair(missed)
+
+    def _lost_interest(self, doc: str, origin: str) -> None:
+        processes = self._remote.get(doc)
+        if processes is not None:
+            processes.discard(origin)
+            if not processes:
+                del self._remote[doc]
+
+    def _repair(self, docs: list[str]) -> None:
+        """Rooms open here whose updates were committed elsewhere and never sent here:
+        say again that they are open here, and catch them up from the store."""
+        self.missed += 1
+        log.debug("updates of %d open room(s) were not sent here; catching up", len(docs))
+        self._send_rooms(Interest(self.process_id, docs))
+        handler = self._handler
+        assert handler is not None
+        task = asyncio.create_task(handler.on_missed(docs), name="bus-missed")
+        self._repairs.add(task)
+        task.add_done_callback(self._repairs.discard)
+
+    def _announce_commits(self) -> None:
+        committed, self._committed = self._committed, {}
+        self._send_rooms(Commits(self.process_id, self._own_max_seq, committed))
+
+    def _forget_silent(self, now: float) -> None:
+        for origin, (seen, rooms) in list(self._peers.items()):
+            if now - seen > self._peer_timeout:
+                del self._peers[origin]
+                for doc in rooms:
+                    self._lost_interest(doc, origin)
+
     async def _tick_loop(self) -> None:
-        """Heartbeats out; overdue gaps repaired."""
+        """What was committed and heartbeats out; overdue gaps repaired."""
         last_beat = 0.0
         while True:
-            await asyncio.sleep(min(self._gap_grace, self._heartbeat) / 2)
+            await asyncio.sleep(min(self._announce, self._gap_grace / 2, self._heartbeat / 2))
             now = time.monotonic()
-            if self._own_max_seq and now - last_beat >= self._heartbeat:
+            beat = now - last_beat >= self._heartbeat
+            if self._committed or beat:
+                self._announce_commits()
+            if beat:
                 last_beat = now
-                self._enqueue(_HEARTBEAT, str(self._own_max_seq).encode())
+                if self._own_max_seq:  # the release before this one reads only this one
+                    self._enqueue(_HEARTBEAT, str(self._own_max_seq).encode())
+                self._forget_silent(now)
             missing = self._tracker.overdue(now, self._gap_grace)
             if not missing:
                 continue

@@ -166,6 +166,11 @@ class Extension:
         and the sender's ``origin``; read a message of yours with
         :func:`crdt_server.cluster.messages.from_event` (unknown fields ignored)."""
 
+    def on_opened_elsewhere(self, topic: str) -> None:
+        """Another process began watching ``topic`` (see :meth:`Bus.watch
+        <crdt_server.cluster.bus.Bus.watch>`): a feature that publishes for a topic's
+        watchers only may have just not told it of something."""
+
     async def on_guest_erased(self, wedding: str, guest_id: str) -> None:
         """A guest was removed from the wedding's documents by an erasure: forget every
         copy of them the feature keeps (restore points, delivery payloads, findings).
@@ -242,6 +247,7 @@ class Hooks:
         self._disconnect = users("on_disconnect")
         self._awareness = users("on_awareness")
         self._bus = users("on_bus_event")
+        self._opened_elsewhere = users("on_opened_elsewhere")
         self._derived = users("derived_rooms")
         domains = {id(e.domain): e.domain for e in self.extensions if e.domain is not None}
         if len(domains) > 1:
@@ -367,6 +373,13 @@ class Hooks:
                 ext.on_bus_event(event)
             except Exception:
                 log.exception("extension %s failed on a bus event", ext.name)
+
+    def opened_elsewhere(self, topic: str) -> None:
+        for ext in self._opened_elsewhere:
+            try:
+                ext.on_opened_elsewhere(topic)
+            except Exception:
+                log.exception("extension %s failed on a topic opened elsewhere", ext.name)
 
     async def guest_erased(self, wedding: str, guest_id: str) -> None:
         """Every extension forgets the guest (an exception fails the erasure)."""

@@ -81,6 +81,7 @@ class RoomRegistry:
 
     def _drop(self, room: Room) -> None:
         del self._rooms[room.name]
+        self._bus.unwatch(room.name)
         rooms = self._weddings.get(room.wedding_id)
         if rooms is not None:
             rooms.pop(room.name, None)
@@ -112,6 +113,9 @@ class RoomRegistry:
             raise
 
     async def _load(self, name: str) -> Room:
+        # Open on the bus before the store is read: another process's later commits are
+        # sent here (and held in ``_early`` until the room is loaded).
+        self._bus.watch(name)
         try:
             async with self._load_slots:
                 try:
@@ -125,6 +129,9 @@ class RoomRegistry:
                 room.apply_remote(seqs, updates)
             log.debug("room %s loaded (seq %d)", name, room.last_seq)
             return room
+        except BaseException:
+            self._bus.unwatch(name)
+            raise
         finally:
             self._loading.pop(name, None)
             self._early.pop(name, None)
@@ -214,6 +221,19 @@ class RoomRegistry:
     async def on_gap(self, seqs: Sequence[int]) -> None:
         docs = set((await self._store.docs_of(seqs)).values())
         for name in docs:
+            room = self._rooms.get(name)
+            if room is not None:
+                await room.catch_up()
+
+    def on_opened(self, topic: str) -> None:
+        self.hooks.opened_elsewhere(topic)
+
+    async def on_missed(self, docs: Sequence[str]) -> None:
+        for name in docs:
+            loading = self._loading.get(name)
+            if loading is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(loading)
             room = self._rooms.get(name)
             if room is not None:
                 await room.catch_up()

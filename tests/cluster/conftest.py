@@ -6,14 +6,16 @@ import asyncio
 import shutil
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
 import redis.asyncio as redis
 
+from crdt_server.cluster.messages import UpdatesMessage
 from tests.server import ServerProcess
 
 
@@ -71,6 +73,96 @@ class RedisProcess:
             self.process.kill()
             await self.process.wait()
         self.process = None
+
+
+class Listener:
+    """A plain Redis subscriber to the updates channel: what crossed the bus."""
+
+    def __init__(self, url: str) -> None:
+        self.client = redis.Redis.from_url(url)
+        self.pubsub = self.client.pubsub()
+        self.docs: list[str] = []
+
+    async def start(self) -> None:
+        await self.pubsub.subscribe("crdt:updates")
+
+    async def drain(self) -> list[str]:
+        while (message := await self.pubsub.get_message(True, timeout=0.05)) is not None:
+            self.docs.append(UpdatesMessage.decode(message["data"]).doc)
+        return self.docs
+
+    async def close(self) -> None:
+        await self.pubsub.aclose()  # type: ignore[no-untyped-call]
+        await self.client.aclose()
+
+
+@pytest_asyncio.fixture
+async def listener(redis_server: RedisProcess) -> AsyncIterator[Listener]:
+    """Whatever crosses the bus's updates channel from now on."""
+    heard = Listener(redis_server.url)
+    await heard.start()
+    try:
+        yield heard
+    finally:
+        await heard.close()
+
+
+async def eventually(done: Callable[[], bool], timeout: float = 10) -> None:
+    """Wait until ``done()`` (looked at every 10 ms), at most ``timeout`` seconds."""
+    async with asyncio.timeout(timeout):
+        while not done():  # noqa: ASYNC110 (another object's state: no event to wait on)
+            await asyncio.sleep(0.01)
+
+
+class Heard:
+    """A bus handler that records what it hears (a process with no rooms of its own)."""
+
+    def __init__(self, committed: int = 0) -> None:
+        self.committed = committed
+        self.updates: list[tuple[str, list[int], list[bytes]]] = []
+        self.events: list[dict[str, Any]] = []
+        self.missed: list[str] = []
+        self.opened: list[str] = []
+        self.gaps: list[int] = []
+        self.changed = asyncio.Event()
+
+    async def until(self, done: Callable[[], bool], timeout: float = 10) -> None:
+        async with asyncio.timeout(timeout):
+            while not done():
+                self.changed.clear()
+                await self.changed.wait()
+
+    def on_updates(self, doc: str, seqs: Sequence[int], updates: Sequence[bytes]) -> None:
+        self.updates.append((doc, list(seqs), list(updates)))
+        self.changed.set()
+
+    def on_awareness(self, doc: str, origin: str, payload: bytes) -> None:
+        return None
+
+    def on_stateless(self, room: str, text: str | Mapping[str, str]) -> None:
+        return None
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
+        self.changed.set()
+
+    async def committed_seq(self) -> int:
+        return self.committed
+
+    async def on_gap(self, seqs: Sequence[int]) -> None:
+        self.gaps += seqs
+        self.changed.set()
+
+    async def on_reconnect(self) -> None:
+        return None
+
+    def on_opened(self, topic: str) -> None:
+        self.opened.append(topic)
+        self.changed.set()
+
+    async def on_missed(self, docs: Sequence[str]) -> None:
+        self.missed += docs
+        self.changed.set()
 
 
 @pytest_asyncio.fixture

@@ -13,8 +13,10 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+import redis.asyncio as redis
 
 from crdt_server.auth.tokens import TokenCodec
+from crdt_server.cluster.messages import read_rooms_message
 from crdt_server.testing.waits import until
 from tests.cluster.conftest import RedisProcess
 from tests.server import ServerProcess
@@ -86,6 +88,70 @@ async def test_a_stream_on_one_process_hears_events_and_revocation_from_another(
                 seen.append(frame)
         assert seen[0][1]["id"] == posted.json()["id"]
         assert seen[-1] == ("end", {"reason": "token_revoked"})
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_events_wake_only_a_process_with_readers_of_the_wedding(
+    pair: list[ServerProcess], redis_server: RedisProcess
+) -> None:
+    """A wedding's events cross the bus only while another process has readers of them;
+    the process whose first reader starts is woken at once by the others (what they
+    stored before they heard of it), then by each commit."""
+    a, b = pair
+    bus = redis.Redis.from_url(redis_server.url)
+    heard = bus.pubsub()
+    await heard.subscribe("crdt:events", "crdt:rooms")
+    told: list[str] = []
+
+    async def listen(until_told: str) -> None:
+        async with asyncio.timeout(10):
+            while until_told not in told:
+                message = await heard.get_message(True, timeout=1)
+                if message is None:
+                    continue
+                if message["channel"] == b"crdt:events":
+                    event = json.loads(message["data"])
+                    if event["type"] == "events":
+                        told.append(f"events {event['wedding']}")
+                elif b"events:w7" in message["data"]:
+                    told.append(f"readers {read_rooms_message(message['data']).origin[:4]}")
+
+    try:
+        async with (
+            httpx.AsyncClient(base_url=a.url, timeout=10) as on_a,
+            httpx.AsyncClient(base_url=b.url, timeout=10) as on_b,
+        ):
+            for kind in ("day.cake_arrived", "day.band_arrived"):
+                posted = await on_a.post(
+                    "/api/weddings/w7/events", json={"type": kind}, headers=auth()
+                )
+                assert posted.status_code == 201
+            async with on_b.stream(
+                "GET", "/api/weddings/w7/events/stream?after=0", headers=auth()
+            ) as stream:
+                assert stream.status_code == 200
+                received = frames(stream)
+                async with asyncio.timeout(4):
+                    async for kind, _ in received:
+                        if kind == "day.band_arrived":
+                            break
+                await listen("events w7")
+                # Nothing was told of w7's events before B's first reader said so.
+                assert told[0].startswith("readers ")
+                assert told[1:] == ["events w7"]
+                posted = await on_a.post(
+                    "/api/weddings/w7/events",
+                    json={"type": "day.flowers_arrived"},
+                    headers=auth(),
+                )
+                async with asyncio.timeout(4):  # before the 5 s heartbeat: the bus woke B
+                    async for kind, _ in received:
+                        if kind == "day.flowers_arrived":
+                            break
+    finally:
+        await heard.aclose()  # type: ignore[no-untyped-call]
+        await bus.aclose()
 
 
 @pytest.mark.asyncio

@@ -32,7 +32,7 @@ from crdt_server.codec.protocol import (
     write_var_string,
 )
 from crdt_server.wire.affinity import owner
-from tests.cluster.conftest import RedisProcess
+from tests.cluster.conftest import Listener, RedisProcess
 from tests.jsclient import JsClient, JsClientGroup, map_set
 from tests.server import ServerProcess
 from tests.yclient import YClient
@@ -210,7 +210,9 @@ async def _connect_all(
 @pytest.mark.js
 @pytest.mark.asyncio
 @pytest.mark.timeout(120)
-async def test_a_weddings_connections_all_land_on_its_owner(two_workers: ServerProcess) -> None:
+async def test_a_weddings_connections_all_land_on_its_owner(
+    two_workers: ServerProcess, listener: Listener
+) -> None:
     server = two_workers
     wedding = "aff-one"
     home = owner(wedding, 2)
@@ -239,6 +241,8 @@ async def test_a_weddings_connections_all_land_on_its_owner(two_workers: ServerP
         expected = {f"c{i}": i for i in range(10)}
         for client in clients:
             await client.wait_for({"m": expected}, roots={"m": "map"}, timeout=20)
+        # Its room is open in its owner only: none of its updates crossed the bus.
+        assert f"{wedding}/guests" not in await listener.drain()
 
 
 class CollabSocket:

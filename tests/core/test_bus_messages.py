@@ -20,18 +20,22 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from crdt_server.cluster.messages import (
     AwarenessMessage,
     BusMessage,
+    Commits,
     Delete,
+    Interest,
     Lift,
     Revoke,
     StatelessMessage,
     UpdatesMessage,
     from_event,
     item_from_bus,
+    read_rooms_message,
     to_event,
 )
 from crdt_server.cluster.redis_bus import RedisBus
@@ -71,7 +75,7 @@ EVENTS: dict[str, BusMessage] = {
 UPDATES = UpdatesMessage(PROCESS, "w42/guests", [17, 18], [b"\x01\x02\x03", b"\x00\x00"])
 AWARENESS = AwarenessMessage(PROCESS, "w42/guests", b"\x01\x8f\x01\x03\x02{}")
 STATELESS = '{"from":{"sub":"u1","name":"Ann Lee"},"payload":{"typing":true}}'
-NEW_IN_THIS_RELEASE = {"stateless"}
+NEW_IN_THIS_RELEASE = {"stateless", "interest", "commits"}
 """Messages the previous release never sent (nor heard: see the tests below)."""
 PREVIOUS_RELEASE_SUBSCRIBED = {"crdt:updates", "crdt:awareness", "crdt:events", "crdt:heartbeat"}
 """The channels the previous release's ``RedisBus`` subscribed to."""
@@ -106,7 +110,14 @@ def _sent(bus: RedisBus, publish: Callable[[], None]) -> tuple[str, bytes]:
 
 
 def test_the_fixtures_cover_every_message_this_release_sends() -> None:
-    assert set(PREVIOUS) | NEW_IN_THIS_RELEASE == {*EVENTS, "updates", "awareness", "stateless"}
+    assert set(PREVIOUS) | NEW_IN_THIS_RELEASE == {
+        *EVENTS,
+        "updates",
+        "awareness",
+        "stateless",
+        "interest",
+        "commits",
+    }
     assert {channel for channel, _ in PREVIOUS.values()} <= PREVIOUS_RELEASE_SUBSCRIBED
 
 
@@ -142,6 +153,41 @@ def test_a_stateless_message_from_a_newer_release_is_read_and_a_malformed_one_re
             StatelessMessage.decode(bad)
 
 
+@pytest.mark.asyncio
+@pytest.mark.timeout(10)
+async def test_open_rooms_and_commits_go_where_the_previous_release_does_not_listen(
+    bus: RedisBus,
+) -> None:
+    """A process of the previous release is sent no updates of a room (it never says
+    which rooms it has open): it learns of each commit from the heartbeat, as a gap."""
+    bus.watch("w42/guests")
+    bus.watch("w42/seating")
+    await asyncio.sleep(0)  # told at the end of the turn, in one message
+    channel, data = bus._outbox.get_nowait()
+    assert channel not in PREVIOUS_RELEASE_SUBSCRIBED
+    assert read_rooms_message(data) == Interest(PROCESS, ["w42/guests", "w42/seating"])
+    bus.publish_updates("w42/budget", [17, 18], [b"\x00\x00", b"\x00\x00"])
+    assert bus._outbox.empty()  # nobody else has the room open
+    bus._announce_commits()
+    channel, data = bus._outbox.get_nowait()
+    assert channel not in PREVIOUS_RELEASE_SUBSCRIBED
+    assert read_rooms_message(data) == Commits(PROCESS, 18, {"w42/budget": [17, 18]})
+
+
+def test_rooms_messages_from_a_newer_release_are_read_and_malformed_ones_refused() -> None:
+    newer = msgspec.msgpack.encode(
+        {"type": "interest", "origin": PROCESS, "opened": ["w42/guests"], "region": "eu"}
+    )
+    assert read_rooms_message(newer) == Interest(PROCESS, ["w42/guests"])
+    for bad in (
+        b"\xc1",
+        msgspec.msgpack.encode({"type": "gossip", "origin": PROCESS}),
+        msgspec.msgpack.encode({"type": "commits", "origin": PROCESS, "seqs": {"a": ["x"]}}),
+    ):
+        with pytest.raises(ProtocolError):
+            read_rooms_message(bad)
+
+
 @pytest.mark.timeout(10)
 @pytest.mark.parametrize("name", sorted(EVENTS))
 def test_this_release_sends_each_event_as_the_previous_one_did(bus: RedisBus, name: str) -> None:
@@ -151,6 +197,8 @@ def test_this_release_sends_each_event_as_the_previous_one_did(bus: RedisBus, na
 
 @pytest.mark.timeout(10)
 def test_this_release_sends_the_binary_frames_as_the_previous_one_did(bus: RedisBus) -> None:
+    # Updates are published while another process has their room open.
+    bus._heard_rooms(Interest("another-process", [UPDATES.doc]), 0.0)
     sent = _sent(bus, lambda: bus.publish_updates(UPDATES.doc, UPDATES.seqs, UPDATES.updates))
     assert sent == PREVIOUS["updates"]
     sent = _sent(bus, lambda: bus.publish_awareness(AWARENESS.doc, AWARENESS.payload))

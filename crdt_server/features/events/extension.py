@@ -59,14 +59,25 @@ __all__ = ["EmergencyRaised", "Ephemeral", "EventLog", "event_json", "readable_e
 log = logging.getLogger("crdt_server.events")
 
 _BUS_TYPE = "events"
+_READERS = "events:"
 PAGE = 200
 """Events a follower reads at once (per lane)."""
 
 
 class EventsStored(BusMessage, frozen=True, tag=_BUS_TYPE):
-    """Events of the wedding were stored (by the process that says so): wake readers."""
+    """Events of the wedding were stored (by the process that says so): wake readers.
+
+    Sent only where it is needed: to the wedding's owner among the host's workers when
+    another process stored them (its webhook dispatcher fans them out), and while another
+    process has readers of the wedding (:func:`readers_topic`)."""
 
     wedding: str
+
+
+def readers_topic(wedding: str) -> str:
+    """The bus topic a process watches while it has readers of ``wedding``'s events (no
+    room has this name: a room's has a slash)."""
+    return f"{_READERS}{wedding}"
 
 
 def event_json(event: StoredEvent) -> dict[str, Any]:
@@ -289,6 +300,14 @@ class EventLog(Extension):
         if (stored := from_event(event, EventsStored)) is not None:
             self._wake(stored.wedding)
 
+    def on_opened_elsewhere(self, topic: str) -> None:
+        # Another process's first reader of a wedding: what was stored here before this
+        # process heard of it woke nobody there. Wake them now (they read from their
+        # cursor, so a wake-up with nothing new costs one read).
+        wedding = topic.removeprefix(_READERS)
+        if wedding != topic and self._core is not None:
+            self._core.registry.bus.publish_event(to_event(EventsStored(wedding)))
+
     async def close(self) -> None:
         self._closed.set()
         for readers in self._readers.values():
@@ -327,8 +346,11 @@ class EventLog(Extension):
         for listener in self._on_recorded:
             listener(wedding)
         core = self._core
-        if core is not None:
-            core.registry.bus.publish_event(to_event(EventsStored(wedding)))
+        if core is None:
+            return
+        bus = core.registry.bus
+        if not core.placement.owns(wedding) or bus.open_elsewhere(readers_topic(wedding)):
+            bus.publish_event(to_event(EventsStored(wedding)))
 
     def _wake(self, wedding: str) -> None:
         self._wakes += 1
@@ -405,7 +427,11 @@ class EventLog(Extension):
         committed just before the normal lane's page, comes on the urgent lane first from
         that page), so each urgent event comes once on each lane."""
         reader = _Reader(asyncio.Event(), sub)
-        self._readers.setdefault(wedding, set()).add(reader)
+        readers = self._readers.get(wedding)
+        if readers is None:
+            readers = self._readers[wedding] = set()
+            self._watch(wedding, True)
+        readers.add(reader)
         ahead = replace(where, priorities=LANE_PRIORITIES["urgent"])
         urgent_after = after
         try:
@@ -455,11 +481,17 @@ class EventLog(Extension):
                     reader.stale = True  # a wake-up missed is caught up at a heartbeat
                     yield None
         finally:
-            readers = self._readers.get(wedding)
-            if readers is not None:
-                readers.discard(reader)
-                if not readers:
-                    del self._readers[wedding]
+            readers.discard(reader)
+            if not readers and self._readers.get(wedding) is readers:
+                del self._readers[wedding]
+                self._watch(wedding, False)
+
+    def _watch(self, wedding: str, watch: bool) -> None:
+        """Readers of ``wedding`` here (or none any more): other processes that store its
+        events wake them (a wake-up that crosses this news is caught up at a heartbeat)."""
+        if self._core is not None:
+            bus = self._core.registry.bus
+            (bus.watch if watch else bus.unwatch)(readers_topic(wedding))
 
     async def _shared_read(self, wedding: str, after: int, where: EventFilter) -> list[StoredEvent]:
         key = (wedding, self._wakes, after, where)
