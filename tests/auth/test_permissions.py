@@ -68,7 +68,7 @@ def test_each_capability_belongs_to_the_feature_that_checks_it() -> None:
         "events.post": "events",
         "events.emergency": "events",
         "members.manage": "people",
-        "members.invite": "people",
+        "members.invite": "invitations",
         "weddings.settings": "weddings",
         "weddings.export": "weddings",
         "threads.moderate": "threads",

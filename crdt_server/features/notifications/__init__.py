@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from crdt_server.core.hooks import Extension
 from crdt_server.edge.routing import ApiRoute
 from crdt_server.features import Built, Feature
+from crdt_server.features.invitations import Invitations
 from crdt_server.features.notifications.domain_mail import (
     display_name,
     envelope,
@@ -35,7 +36,8 @@ from crdt_server.features.notifications.tables import (
     Notice,
     claim_lane,
 )
-from crdt_server.features.people import DeviceSessions, Invitations, People
+from crdt_server.features.people import People
+from crdt_server.features.signin import DeviceSessions
 
 __all__ = [
     "FEATURE",

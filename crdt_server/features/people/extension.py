@@ -16,11 +16,12 @@ from typing import Any
 from crdt_server import clock
 from crdt_server.core.hooks import ConnectionView, Core, Extension, RoomView
 from crdt_server.features.db import FeatureDb, Sql, Tx, row_as
+from crdt_server.features.events import EventLog, store_events
 from crdt_server.features.people import tables
 from crdt_server.features.people.domain import Member, member_json
 from crdt_server.features.people.tables import MEMBER_COLUMNS, MEMBERS, SCHEMA, MemberRow
-from crdt_server.features.people.tables_sessions import SESSIONS_SCHEMA, verified
-from crdt_server.storage import FeatureRow
+from crdt_server.features.signin import SESSIONS_SCHEMA, verified
+from crdt_server.storage import FeatureRow, NewEvent
 
 __all__ = ["People", "emailed", "erase", "member_row"]
 
@@ -76,7 +77,11 @@ class People(Extension):
 
     name = "people"
 
-    def __init__(self) -> None:
+    def __init__(self, events: EventLog | None = None) -> None:
+        """``events``: the event log whose readers are woken when a member's removal is
+        stored (without it, the event is stored all the same; readers see it at their
+        next heartbeat)."""
+        self._events = events
         self._db: FeatureDb | None = None
         self._seen: dict[tuple[str, str], tuple[str, str, str | None]] = {}
         """The directory entries this process last wrote, to skip writing them again."""
@@ -108,6 +113,21 @@ class People(Extension):
         found = await self.db.write(erase(wedding, sub))
         self.forget(wedding, sub)
         return found
+
+    async def remove(self, wedding: str, sub: str, event: NewEvent) -> bool:
+        """The member's directory entry goes, with ``member.removed`` in the same
+        transaction; whether there was one."""
+
+        def tx() -> Tx[bool]:
+            gone = yield from erase(wedding, sub)
+            if gone:
+                yield from store_events([event])
+            return gone
+
+        removed = await self.db.write(tx())
+        if removed and self._events is not None:
+            self._events.announce(wedding)
+        return removed
 
     @property
     def db(self) -> FeatureDb:

@@ -21,12 +21,11 @@ from crdt_server.edge.guards import readable_documents, wedding_principal
 from crdt_server.edge.params import WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, is_admin, json_response
 from crdt_server.errors import Forbidden, Impossible, Malformed, NotFound, Unavailable
+from crdt_server.features.events import EventLog
+from crdt_server.features.invitations import member_edit_refusal, member_event
 from crdt_server.features.people.domain import member_json
-from crdt_server.features.people.domain_invitations import member_edit_refusal
 from crdt_server.features.people.extension import People
-from crdt_server.features.people.extension_invitations import Invitations, member_event
-from crdt_server.features.people.extension_sessions import DeviceSessions
-from crdt_server.features.people.routes_session import links_base
+from crdt_server.features.signin import DeviceSessions, links_base
 from crdt_server.storage import StoreError
 
 __all__ = ["MemberPath", "MemberSub", "member_principal", "people_routes"]
@@ -135,7 +134,7 @@ async def put_member(call: ApiCall, path: PutMemberPath, body: MemberBody) -> Re
         actor = ("admin", "admin")
     else:
         actor = (principal.user_id, principal.role)
-        # The ceiling (domain_invitations): what CRDT_SERVER_PERMISSIONS cannot widen.
+        # The ceiling (the invitations feature): what CRDT_SERVER_PERMISSIONS cannot widen.
         members = await people.members(wedding)
         current = next((m for m in members if m.sub == path.sub), None)
         claims = call.caller.claims
@@ -165,7 +164,7 @@ async def put_member(call: ApiCall, path: PutMemberPath, body: MemberBody) -> Re
             await call.state.erasures.revoke(path.sub, wedding, cascade=False)
         except StoreError as exc:
             raise Unavailable("the store could not record the revocation, retry") from exc
-        await call.state.extension(Invitations).record(
+        await call.state.extension(EventLog).record(
             [
                 member_event(
                     wedding,

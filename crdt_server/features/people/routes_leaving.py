@@ -15,11 +15,9 @@ from starlette.responses import Response
 
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Forbidden, NotFound, Unavailable
-from crdt_server.features.people.domain_invitations import grant_refusal
+from crdt_server.features.invitations import Invitations, grant_refusal, granter, member_event
 from crdt_server.features.people.extension import People
-from crdt_server.features.people.extension_invitations import Invitations, member_event
 from crdt_server.features.people.routes import MemberPath, MemberSub
-from crdt_server.features.people.routes_invitations import granter
 from crdt_server.storage import StoreError
 
 __all__ = ["leaving_routes"]
@@ -74,7 +72,7 @@ async def remove_member(call: ApiCall, path: MemberPath) -> Response:
         sub=principal.user_id,
         role=principal.role,
     )
-    await call.state.extension(Invitations).remove(wedding, sub, event)
+    await people.remove(wedding, sub, event)
     people.forget(wedding, sub)
     return json_response(Removed(sub, member.role, closed))
 

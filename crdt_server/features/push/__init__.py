@@ -10,11 +10,12 @@ from collections.abc import Sequence
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
 from crdt_server.features.notifications import Notifications
-from crdt_server.features.people import DeviceSessions, People
+from crdt_server.features.people import People
 from crdt_server.features.push.extension import MAX_SUBSCRIPTIONS, Push
 from crdt_server.features.push.routes import push_routes
 from crdt_server.features.push.settings import PushSettings
 from crdt_server.features.push.tables import SCHEMA
+from crdt_server.features.signin import DeviceSessions
 
 __all__ = ["FEATURE", "MAX_SUBSCRIPTIONS", "Push", "PushSettings"]
 

@@ -13,7 +13,9 @@ from crdt_server.core.hooks import Extension
 from crdt_server.edge.export import EXPORT
 from crdt_server.edge.routing import ApiRoute
 from crdt_server.features import Built, Feature
-from crdt_server.features.people import DeviceSessions, Invitations, People
+from crdt_server.features.invitations import Invitations
+from crdt_server.features.people import People
+from crdt_server.features.signin import DeviceSessions
 from crdt_server.features.weddings.commands import COMMANDS
 from crdt_server.features.weddings.extension import (
     INVITATION,

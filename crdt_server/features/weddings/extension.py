@@ -21,9 +21,9 @@ from crdt_server.core.limits import RateLimiter
 from crdt_server.errors import TooMany
 from crdt_server.features.db import FeatureDb, Tx
 from crdt_server.features.notifications import MAIL_SCHEMA, NotificationSettings, queued_email
-from crdt_server.features.people import (
+from crdt_server.features.signin import (
     SESSIONS_SCHEMA,
-    PeopleSettings,
+    SignInSettings,
     normal_email,
     server_url,
     sign_in_code,
@@ -57,7 +57,7 @@ async def queue_first_sign_in_link(store: DocumentStore, settings: Settings, ema
     address = normal_email(email)
     code = secrets.token_urlsafe(32)
     subject, body = sign_in_email(code, server_url(settings))
-    limit = settings.fragment(PeopleSettings).sign_in_per_email_per_hour
+    limit = settings.fragment(SignInSettings).sign_in_per_email_per_hour
     now = clock.now()
 
     def tx() -> Tx[bool]:

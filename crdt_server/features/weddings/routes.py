@@ -37,10 +37,10 @@ from crdt_server.edge.guards import (
 from crdt_server.edge.params import WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, is_admin, json_response
 from crdt_server.errors import Conflict, Forbidden, Malformed, Unauthenticated
-from crdt_server.features.people import (
+from crdt_server.features.people import member_row
+from crdt_server.features.signin import (
     DeviceSessions,
     device_sign_in_allowed,
-    member_row,
     send_sign_in_link,
     sign_in_device,
 )

@@ -18,7 +18,7 @@ import pytest
 
 from crdt_server.testing.waits import until
 from tests.features.conversations import ADMIN_AUTH, CODEC, COUPLE, W, ok
-from tests.features.people.test_sessions import Running, cookie_of, put_member
+from tests.features.signin.test_sessions import Running, cookie_of, put_member
 from tests.yclient import YClient
 
 pytestmark = [pytest.mark.timeout(120)]

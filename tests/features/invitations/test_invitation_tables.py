@@ -13,11 +13,11 @@ import pytest
 
 from crdt_server.features.db import FeatureDb
 from crdt_server.features.events import read_events
-from crdt_server.features.people import INVITATIONS_SCHEMA, SCHEMA
-from crdt_server.features.people import tables_invitations as tables
-from crdt_server.features.people.domain_invitations import new_code, split_code
+from crdt_server.features.invitations import INVITATIONS_SCHEMA, tables
+from crdt_server.features.invitations.domain import new_code, split_code
+from crdt_server.features.invitations.tables import InvitationRow
+from crdt_server.features.people import SCHEMA
 from crdt_server.features.people.tables import members
-from crdt_server.features.people.tables_invitations import InvitationRow
 from crdt_server.storage import DocumentStore, Gateway, NewEvent
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]

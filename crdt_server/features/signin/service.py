@@ -1,7 +1,7 @@
 """The device sessions' transactions: the steps that erase a member's sign-in records, make
 sign-in and "add your email" codes, complete a sign-in, make a person, refresh and end
 device sessions, each run in one store transaction by
-:class:`~crdt_server.features.people.extension_sessions.DeviceSessions`."""
+:class:`~crdt_server.features.signin.extension.DeviceSessions`."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import msgspec
 from crdt_server import clock
 from crdt_server.auth.digests import secret_digest
 from crdt_server.features.db import Sql, Tx, row_as, rows_as
-from crdt_server.features.people.domain_sessions import CODE_SECONDS, Refreshed, SignedIn
-from crdt_server.features.people.tables_sessions import (
+from crdt_server.features.signin.domain import CODE_SECONDS, Refreshed, SignedIn
+from crdt_server.features.signin.tables import (
     ClaimRow,
     CodeRow,
     Count,
@@ -209,7 +209,7 @@ def complete_sign_in(
     person's first device, and the weddings where the address now identifies their member;
     ``None`` for a code that is unknown, used, replaced or expired (see
     :meth:`DeviceSessions.complete
-    <crdt_server.features.people.extension_sessions.DeviceSessions.complete>`)."""
+    <crdt_server.features.signin.extension.DeviceSessions.complete>`)."""
     # Used up at once, whatever follows: the row stays for the hourly count.
     used = yield from row_as(
         CodeRow,

@@ -1,4 +1,4 @@
-"""The invitations' tables (the people feature's schema ``invitations``, version 1) and the
+"""The invitations' tables (the schema ``invitations``, version 1) and the
 only SQL that reads and writes them.
 
 - ``invitations``: one row per invitation: its code's digest (never the code), the role
@@ -20,7 +20,7 @@ import msgspec
 from crdt_server import clock
 from crdt_server.features.db import FeatureDb, Sql, Tx, row_as, rows_as
 from crdt_server.features.events import store_events
-from crdt_server.features.people.domain_invitations import code_matches
+from crdt_server.features.invitations.domain import code_matches
 from crdt_server.storage import NewEvent, Table, schema_of
 
 __all__ = [

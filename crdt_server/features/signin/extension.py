@@ -37,7 +37,7 @@ from crdt_server.core.hooks import Core, Extension
 from crdt_server.core.limits import RateLimiter
 from crdt_server.errors import CloseCode
 from crdt_server.features.db import FeatureDb
-from crdt_server.features.people.domain_sessions import (
+from crdt_server.features.signin.domain import (
     ACCESS_TOKEN_SECONDS,
     CODE_SECONDS,
     SESSION_ENDED,
@@ -51,7 +51,7 @@ from crdt_server.features.people.domain_sessions import (
     new_device_email,
     sign_in_email,
 )
-from crdt_server.features.people.service_sessions import (
+from crdt_server.features.signin.service import (
     _MEMBERSHIPS,
     _erase_membership,
     _erase_person,
@@ -62,8 +62,8 @@ from crdt_server.features.people.service_sessions import (
     refresh_device,
     sign_in_code,
 )
-from crdt_server.features.people.settings import PeopleSettings
-from crdt_server.features.people.tables_sessions import (
+from crdt_server.features.signin.settings import SignInSettings
+from crdt_server.features.signin.tables import (
     CLAIMS_SCHEMA,
     DEVICE_COLUMNS,
     SESSIONS_SCHEMA,
@@ -192,9 +192,9 @@ class DeviceSessions(Extension):
         return self._db
 
     @property
-    def settings(self) -> PeopleSettings:
+    def settings(self) -> SignInSettings:
         assert self._core is not None
-        return self._core.settings.fragment(PeopleSettings)
+        return self._core.settings.fragment(SignInSettings)
 
     # -- sign-in links ------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from crdt_server.app import permission_matrix
 from crdt_server.auth.permissions import DEFAULT_MATRIX, ROLES, Access, PermissionMatrix
 from crdt_server.features.events import EventLog
-from crdt_server.features.people.domain_invitations import (
+from crdt_server.features.invitations.domain import (
     code_matches,
     grant_refusal,
     member_edit_refusal,

@@ -28,15 +28,15 @@ from crdt_server.edge.identity import SESSION_COOKIE, same_origin
 from crdt_server.edge.params import WeddingId
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Forbidden, Impossible, NotFound, TooMany, Unauthenticated
-from crdt_server.features.people.domain import server_url
-from crdt_server.features.people.extension_invitations import Invitations
-from crdt_server.features.people.extension_sessions import (
+from crdt_server.features.events import EventLog
+from crdt_server.features.signin.domain import server_url
+from crdt_server.features.signin.extension import (
     ACCESS_TOKEN_SECONDS,
     DeviceSessions,
     Refreshed,
 )
-from crdt_server.features.people.settings import PeopleSettings
-from crdt_server.features.people.tables_sessions import MembershipRow
+from crdt_server.features.signin.settings import SignInSettings
+from crdt_server.features.signin.tables import MembershipRow
 from crdt_server.settings import Settings, is_loopback
 from crdt_server.storage import NewEvent
 from crdt_server.times import rfc3339
@@ -147,7 +147,7 @@ def set_session_cookie(response: Response, secret: str, settings: Settings) -> N
     response.set_cookie(
         SESSION_COOKIE,
         secret,
-        max_age=int(settings.fragment(PeopleSettings).device_session_idle_days * 86400),
+        max_age=int(settings.fragment(SignInSettings).device_session_idle_days * 86400),
         path=_COOKIE_PATH,
         secure=True,
         httponly=True,
@@ -332,7 +332,7 @@ _SESSION_ERRORS = (400, 401, 403, 413, 422, 429)
 async def _revoked(call: ApiCall, sessions: DeviceSessions, person: str, device: str) -> None:
     """A ``session.revoked`` event in each of the person's weddings, credited to them as
     that wedding's member (``device``: the device's id, or ``all``). Personal: read by the
-    person and by who manages the members (the people feature's ``session.`` rule)."""
+    person and by who manages the members (the sign-in feature.s ``session.`` rule)."""
     events = [
         NewEvent(
             m.wedding,
@@ -344,7 +344,7 @@ async def _revoked(call: ApiCall, sessions: DeviceSessions, person: str, device:
         for m in await sessions.memberships(person)
     ]
     if events:
-        await call.state.extension(Invitations).record(events)
+        await call.state.extension(EventLog).record(events)
 
 
 @session_routes.post(

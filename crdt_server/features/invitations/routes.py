@@ -1,5 +1,5 @@
 """Invitations over HTTP: make one, list them, revoke one (``members.invite``, under the
-ceiling of :mod:`.domain_invitations`), and accept one (no credential: the code is it).
+ceiling of :mod:`.domain`), and accept one (no credential: the code is it).
 
 The link carries the code in its fragment (``/app/invite#code=...``), which browsers never
 send to a server: opening it redeems nothing (mail scanners open links), the page's button
@@ -36,7 +36,7 @@ from crdt_server.errors import (
     TooMany,
     Unavailable,
 )
-from crdt_server.features.people.domain_invitations import (
+from crdt_server.features.invitations.domain import (
     DEFAULT_EXPIRES_IN,
     MANY_USE_ROLES,
     MAX_EXPIRES_IN,
@@ -48,10 +48,9 @@ from crdt_server.features.people.domain_invitations import (
     new_member_sub,
     split_code,
 )
-from crdt_server.features.people.extension_invitations import Invitations
-from crdt_server.features.people.extension_sessions import DeviceSessions
-from crdt_server.features.people.routes_session import device_sign_in_allowed, sign_in_device
-from crdt_server.features.people.tables_invitations import InvitationRow
+from crdt_server.features.invitations.extension import Invitations
+from crdt_server.features.invitations.tables import InvitationRow
+from crdt_server.features.signin import DeviceSessions, device_sign_in_allowed, sign_in_device
 from crdt_server.times import rfc3339
 
 __all__ = ["granter", "invitation_routes", "plain_text", "start_device_session"]

@@ -1,5 +1,6 @@
-"""Invitations and the members' events: who was invited, who joined, whose role changed,
-who was removed (``member.*``, read by every member).
+"""Invitations: who was invited and who joined (``member.invited``, ``member.joined``,
+read by every member), and :func:`member_event`, which makes every ``member.*`` event
+(the people feature's role changes and removals too).
 
 A member's revocation (their removal, an admin's revoke) revokes the invitations they
 made that are still open (:meth:`Invitations.on_revoke`); their erasure forgets the
@@ -10,19 +11,17 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Sequence
 from typing import Literal, Protocol
 
 from crdt_server import clock
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.core.limits import RateLimiter
 from crdt_server.features.db import FeatureDb, Sql, Tx
-from crdt_server.features.events import EventLog, forget_events_of, store_events
-from crdt_server.features.people import tables_invitations as tables
-from crdt_server.features.people.extension import erase
-from crdt_server.features.people.extension_sessions import MailQueue
-from crdt_server.features.people.settings import PeopleSettings
-from crdt_server.features.people.tables_invitations import INVITATIONS_SCHEMA, InvitationRow, Joined
+from crdt_server.features.events import EventLog, forget_events_of
+from crdt_server.features.invitations import tables
+from crdt_server.features.invitations.settings import InvitationSettings
+from crdt_server.features.invitations.tables import INVITATIONS_SCHEMA, InvitationRow, Joined
+from crdt_server.features.signin import MailQueue
 from crdt_server.storage import NewEvent
 from crdt_server.times import rfc3339
 
@@ -69,7 +68,7 @@ class Invitations(Extension):
         next heartbeat)."""
         self._events = events
         self._db: FeatureDb | None = None
-        self.settings = PeopleSettings()
+        self.settings = InvitationSettings()
         self._attempts = RateLimiter(1.0, 1.0)
         self.post: MailQueue | None = None
         """Where invitation emails go (set by the notifications feature)."""
@@ -77,7 +76,7 @@ class Invitations(Extension):
         """What caps them per wedding (set by the weddings feature); without it none go."""
 
     async def start(self, core: Core) -> None:
-        self.settings = core.settings.fragment(PeopleSettings)
+        self.settings = core.settings.fragment(InvitationSettings)
         per_minute = self.settings.invitation_attempts_per_minute
         self._attempts = RateLimiter(per_minute / 60.0, float(per_minute))
         self._db = FeatureDb(core.store)
@@ -167,33 +166,6 @@ class Invitations(Extension):
     async def weddings_of(self, sub: str) -> list[str]:
         """The weddings that know ``sub`` as a member."""
         return await tables.weddings_of(self.db, sub)
-
-    # -- the members' events ------------------------------------------------------------
-
-    async def record(self, events: Sequence[NewEvent]) -> None:
-        """Store member events in a transaction of their own and wake their readers."""
-
-        def tx() -> Tx[None]:
-            yield from store_events(events)
-
-        await self.db.write(tx())
-        for wedding in {e.wedding for e in events}:
-            self._announce(wedding)
-
-    async def remove(self, wedding: str, sub: str, event: NewEvent) -> bool:
-        """The member's directory entry goes, with ``member.removed`` in the same
-        transaction; whether there was one."""
-
-        def tx() -> Tx[bool]:
-            gone = yield from erase(wedding, sub)
-            if gone:
-                yield from store_events([event])
-            return gone
-
-        removed = await self.db.write(tx())
-        if removed:
-            self._announce(wedding)
-        return removed
 
     # -- revocation and erasure ---------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The people feature's ``sessions`` schema: people, their memberships, the emails that
+"""The ``sessions`` schema: people, their memberships, the emails that
 identify a member, device sessions and sign-in codes.
 
 - ``persons``: a person (``p_...``) and their one verified email (unique, lower case);

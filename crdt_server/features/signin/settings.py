@@ -1,22 +1,16 @@
-"""The people feature's settings: invitations, device sessions and sign-in links."""
+"""The sign-in feature's settings: device sessions and sign-in links."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from crdt_server.settings import SettingsError, require_positive
+from crdt_server.settings import SettingsError
 
-__all__ = ["PeopleSettings"]
+__all__ = ["SignInSettings"]
 
 
 @dataclass(frozen=True, slots=True)
-class PeopleSettings:
-    invitation_attempts_per_minute: int = 10
-    """Invitation codes one client address may try a minute
-    (``POST /api/invitations/accept``), in each server process; a code is 256 bits, so
-    this only keeps guessing and scripted reuse loud and slow."""
-    open_invitations_per_wedding: int = 200
-    """The most invitations one wedding may have open (not revoked, expired or used up)."""
+class SignInSettings:
     device_session_idle_days: float = 30.0
     """A device session (the sign-in a browser keeps in its cookie) ends after this many
     days unused; its tokens stop and its sockets close with 4401."""
@@ -27,7 +21,6 @@ class PeopleSettings:
     send nothing)."""
 
     def __post_init__(self) -> None:
-        require_positive(self, "invitation_attempts_per_minute", "open_invitations_per_wedding")
         if not 0 < self.device_session_idle_days <= 400:
             raise SettingsError("device_session_idle_days must be more than 0, at most 400")
         for name in ("sign_in_per_address_per_hour", "sign_in_per_email_per_hour"):
