@@ -10,11 +10,17 @@ The vendor directory itself is the timeline's ``vendors`` root
 document, for the couple, the planner and the vendor's own members (:func:`contact_of`
 reads it in a transaction). ``day.`` events the server makes (:data:`RESERVED`) cannot be
 posted as custom events.
+
+The names that moved to the delays feature are still found here, for one release, each
+with a ``DeprecationWarning`` naming its new place.
 """
 
 from __future__ import annotations
 
+import importlib
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
@@ -53,6 +59,28 @@ __all__ = [
     "DayWatch",
     "contact_of",
 ]
+
+_MOVED = {
+    "DELAYED": "crdt_server.features.delays",
+    "DELAY_REASON": "crdt_server.features.delays",
+    "EMERGENCY_VENDOR": "crdt_server.features.delays",
+    "DayDelays": "crdt_server.features.delays",
+}
+"""Name -> the package that serves it now: what this package exported before the day was
+split (found here until the next release, with a ``DeprecationWarning``)."""
+
+
+def __getattr__(name: str) -> Any:
+    # Looked up at first use (PEP 562), since the delays package imports this one.
+    home = _MOVED.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"{__name__}.{name} moved to {home}.{name}; import it from there",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module(home), name)
 
 
 def _build(built: Built) -> Sequence[Extension]:
