@@ -55,6 +55,7 @@ from crdt_server.features import (
     capabilities_of,
     conflicts,
     day,
+    delays,
     emergencies,
     events,
     integrations,
@@ -67,6 +68,7 @@ from crdt_server.features import (
     projections,
     push,
     rsvp,
+    runsheets,
     scheduler,
     signin,
     tasks,
@@ -200,6 +202,8 @@ FEATURES: tuple[Feature, ...] = (
     tasks.FEATURE,
     push.FEATURE,
     day.FEATURE,
+    delays.FEATURE,
+    runsheets.FEATURE,
 )
 """The features the server runs, in the order they are built (a feature that needs another
 comes after it; see :mod:`crdt_server.features`). The one list that names features."""

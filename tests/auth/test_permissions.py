@@ -78,7 +78,7 @@ def test_each_capability_belongs_to_the_feature_that_checks_it() -> None:
         "calendar.tokens": "integrations",
         "webhooks.manage": "webhooks",
         "rsvp.links": "rsvp",
-        "day.run_sheets": "day",
+        "day.run_sheets": "runsheets",
     }
     assert set(permission_matrix(Settings()).capabilities()) == set(owners)
 

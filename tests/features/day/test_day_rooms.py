@@ -15,7 +15,7 @@ from crdt_server import clock
 from crdt_server.features.day.extension_rooms import LOOK_EVERY, day_ends
 from crdt_server.testing.waits import until
 from tests.features.conversations import Inbox, W, ok
-from tests.features.day.test_delays import PLANNER, member, server
+from tests.features.delays.test_delays import PLANNER, member, server
 
 pytestmark = [pytest.mark.timeout(120)]
 

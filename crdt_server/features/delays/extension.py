@@ -35,14 +35,12 @@ from crdt_server.documents.delays import Move, Planned, Ripple, ripple
 from crdt_server.documents.model import parse_instant, zone_of
 from crdt_server.documents.schema import read_profile
 from crdt_server.documents.vendors import Vendor, read_directory, vendor_key, vendor_name
-from crdt_server.features.day.tables import contact_of
-from crdt_server.features.day.tables_runsheet import SCHEMA as RUN_SHEETS_SCHEMA
-from crdt_server.features.day.tables_runsheet import RunSheetLinks
+from crdt_server.features.day import contact_of
 from crdt_server.features.db import FeatureDb, Tx
 from crdt_server.features.events import EventLog
 from crdt_server.features.notifications import Notifications, notify, queued_email
 from crdt_server.features.people import Member, People
-from crdt_server.storage import EventFilter, Gateway, NewEvent, StoredEvent
+from crdt_server.storage import EventFilter, NewEvent, StoredEvent
 
 __all__ = ["DELAYED", "DELAY_REASON", "EMERGENCY_VENDOR", "DayDelays", "Delay", "TimelineNow"]
 
@@ -148,22 +146,12 @@ class DayDelays(Extension):
         self._people = people
         self._inbox = inbox
         self._core: Core | None = None
-        self._links: RunSheetLinks | None = None
         self._db: FeatureDb | None = None
         events.on_emergency(self)
 
     async def start(self, core: Core) -> None:
         self._core = core
-        await core.store.install(RUN_SHEETS_SCHEMA)
-        self._links = RunSheetLinks(Gateway.of(core.store))
         self._db = FeatureDb(core.store)
-
-    @property
-    def links(self) -> RunSheetLinks:
-        """The run sheet links' table."""
-        if self._links is None:
-            raise RuntimeError("the day-delays extension has not been started")
-        return self._links
 
     async def wedding_date(self, wedding: str) -> date | None:
         """The wedding's date from its timeline's profile (``None`` without one)."""

@@ -37,8 +37,9 @@ from crdt_server.edge.links import public_url
 from crdt_server.edge.params import WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Impossible, NotFound, Unauthenticated
-from crdt_server.features.day.extension_delays import DayDelays, TimelineNow
-from crdt_server.features.day.tables_runsheet import RunSheetLink, RunSheetLinks
+from crdt_server.features.delays import DayDelays, TimelineNow
+from crdt_server.features.runsheets.extension import RunSheets
+from crdt_server.features.runsheets.tables import RunSheetLink, RunSheetLinks
 from crdt_server.times import rfc3339
 
 __all__ = ["EXPIRES_DAYS_AFTER", "RUN_SHEETS", "render_run_sheet", "runsheet_routes"]
@@ -95,7 +96,7 @@ class SheetQuery(msgspec.Struct, frozen=True):
 
 
 def _links(call: ApiCall) -> RunSheetLinks:
-    return call.state.extension(DayDelays).links
+    return call.state.extension(RunSheets).links
 
 
 def expiry(day: date, zone: object) -> float:

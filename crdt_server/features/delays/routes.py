@@ -27,7 +27,7 @@ from crdt_server.edge.guards import document_principal, sender_of
 from crdt_server.edge.params import WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Impossible, Malformed
-from crdt_server.features.day.extension_delays import DayDelays, Delay, TimelineNow
+from crdt_server.features.delays.extension import DayDelays, Delay, TimelineNow
 
 __all__ = ["MAX_EDITED", "delay_routes"]
 

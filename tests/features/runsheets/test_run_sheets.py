@@ -14,7 +14,16 @@ from aiosmtpd.controller import Controller
 
 from crdt_server import clock
 from tests.features.conversations import Inbox, W, ok
-from tests.features.day.test_delays import DAY, FLO, FRIEND, PLANNER, START, member, server, setup
+from tests.features.delays.test_delays import (
+    DAY,
+    FLO,
+    FRIEND,
+    PLANNER,
+    START,
+    member,
+    server,
+    setup,
+)
 
 pytestmark = [pytest.mark.timeout(120)]
 

@@ -1,0 +1,30 @@
+"""The run sheets' extension: installs the run sheet links' table when the server starts
+and holds it for the routes (:mod:`crdt_server.features.runsheets.routes`)."""
+
+from __future__ import annotations
+
+from crdt_server.core.hooks import Core, Extension
+from crdt_server.features.runsheets.tables import SCHEMA, RunSheetLinks
+from crdt_server.storage import Gateway
+
+__all__ = ["RunSheets"]
+
+
+class RunSheets(Extension):
+    """See the module docstring."""
+
+    name = "runsheets"
+
+    def __init__(self) -> None:
+        self._links: RunSheetLinks | None = None
+
+    async def start(self, core: Core) -> None:
+        await core.store.install(SCHEMA)
+        self._links = RunSheetLinks(Gateway.of(core.store))
+
+    @property
+    def links(self) -> RunSheetLinks:
+        """The run sheet links' table."""
+        if self._links is None:
+            raise RuntimeError("the runsheets extension has not been started")
+        return self._links
