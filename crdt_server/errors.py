@@ -25,6 +25,7 @@ __all__ = [
     "PeerError",
     "TooLarge",
     "TooMany",
+    "TooManyItems",
     "Unauthenticated",
     "Unavailable",
     "UnsupportedData",
@@ -70,7 +71,8 @@ CLOSE_CODE_ADVICE: dict[CloseCode, tuple[str, str]] = {
         "fix the client",
     ),
     CloseCode.MESSAGE_TOO_BIG: (
-        "message larger than `CRDT_SERVER_MAX_MESSAGE_BYTES`, a document past "
+        "message larger than `CRDT_SERVER_MAX_MESSAGE_BYTES`, an update of more structs and "
+        "delete ranges than `CRDT_SERVER_MAX_UPDATE_ITEMS`, a document past "
         "`CRDT_SERVER_MAX_DOCUMENT_BYTES`, or a wedding past its storage quota "
         "`CRDT_SERVER_MAX_WEDDING_BYTES`",
         "send smaller updates",
@@ -128,6 +130,13 @@ class MessageTooBig(PeerError):
     """A frame larger than the configured maximum."""
 
     close_code = CloseCode.MESSAGE_TOO_BIG
+
+
+class TooManyItems(MessageTooBig):
+    """An update holding more structs and delete ranges than
+    ``CRDT_SERVER_MAX_UPDATE_ITEMS`` (1009 on ``/sync``, 413 over HTTP). On ``/collab`` it
+    closes its document alone (a CLOSE message whose reason starts with 1009): it is the
+    document's message, not the socket's, and the socket's other documents carry on."""
 
 
 class DocumentTooLarge(PeerError):

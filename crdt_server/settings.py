@@ -105,6 +105,14 @@ class Settings:
 
     max_message_bytes: int = 8 * 1024 * 1024
     """Largest WebSocket message accepted; larger ones close the connection with 1009."""
+    max_update_items: int = 160_000
+    """Most structs and delete ranges one received update may hold (an update or sync step
+    2 over a socket, the body of an HTTP ``update`` or ``sync``), counted from the counts it
+    declares before its items are read; more close a ``/sync`` connection with 1009, close
+    that document alone on ``/collab`` (a CLOSE whose reason starts with 1009) and are 413
+    over HTTP. The default is 4x the largest message an honest client sends (the planner
+    app's guest form adding 5,000 guests in one transaction: 40,000;
+    ``tests/js/producers.mjs``)."""
     max_document_bytes: int = 64 * 1024 * 1024
     """Largest a document's stored log may grow (an upper bound of its encoded size);
     an update past it closes the connection with 1009."""
@@ -279,6 +287,7 @@ class Settings:
             "event_retention_days",
             "rate_events_per_minute",
             "max_message_bytes",
+            "max_update_items",
             "max_awareness_state_bytes",
             "max_awareness_entries",
             "outbound_queue_bytes",

@@ -185,7 +185,9 @@ def close_codes_page() -> str:
         "that document (its token is asked for again before `exp`: an expiry is never a "
         "close); 4404 and any other code is a CLOSE message (type 7) for that document "
         "whose reason starts with the code (the provider reports every CLOSE to the app "
-        "as code 1000). The socket stays open for its other documents.\n"
+        "as code 1000), and so is an update over `CRDT_SERVER_MAX_UPDATE_ITEMS` (a CLOSE "
+        "whose reason starts with 1009: the document's own message, not the socket's). "
+        "The socket stays open for its other documents.\n"
     )
 
 

@@ -29,6 +29,15 @@ them differently from yjs (then our checked view would not be what yrs reads):
 Items of length 0 (empty string, Deleted/Any of length 0) are accepted: yrs drops them. They
 are counted in ``struct_count`` but not in the clock ranges.
 
+``max_items`` bounds what one received message may make the server read, whatever its size
+in bytes (a 7 MiB update of 190,000 one-character guests passes the message size limit and
+costs seconds in every Python reader of its items): the structs and delete ranges are counted
+from the counts the encoding declares before them (each client's struct count before its
+structs, each delete-set client's range count before its ranges), and the update is refused
+with :class:`OverItemLimit` as soon as the running count passes the limit, before the items
+that count announces are read. A refusal therefore reads at most the items of the clients
+before it (fewer than ``max_items``), and one of the usual one-client update none at all.
+
 Out of scope (document-level, not per-update): how deeply types nest through parent IDs. A
 chain of ~100k nested maps (under 1 MB, possibly spread over many updates) crashes yrs with a
 stack overflow when the chain is deleted; limit document size/depth elsewhere.
@@ -41,6 +50,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 __all__ = [
+    "OverItemLimit",
     "UpdateError",
     "UpdateSummary",
     "decode_state_vector",
@@ -60,6 +70,19 @@ _NO_IDS: frozenset[tuple[int, int]] = frozenset()
 
 class UpdateError(ValueError):
     """The bytes are not a well-formed Yjs v1 update (message says where/why)."""
+
+
+class OverItemLimit(UpdateError):
+    """The update declares more structs and delete ranges than ``max_items`` allows
+    (see :func:`inspect_update`); nothing past the count that passed it was read."""
+
+    def __init__(self, counted: int, limit: int) -> None:
+        super().__init__(
+            f"the update holds more than {limit} structs and delete ranges "
+            f"({counted} counted when it was refused)"
+        )
+        self.counted = counted
+        self.limit = limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +113,8 @@ class UpdateSummary:
     types: tuple[tuple[int, int], ...] = ()
     """The IDs of its items that are shared types (content ref 7): the items a later
     update may name as a parent."""
+    items: int = 0
+    """Its structs and delete ranges, as it declares them: what ``max_items`` counts."""
 
 
 class _Reader:
@@ -271,7 +296,7 @@ class _Reader:
         return 1
 
 
-def _read_update(r: _Reader) -> UpdateSummary:
+def _read_update(r: _Reader, max_items: int | None) -> UpdateSummary:
     data = r.data
     uint = r.uint
     structs: dict[int, tuple[int, int]] = {}
@@ -281,6 +306,7 @@ def _read_update(r: _Reader) -> UpdateSummary:
     types: list[tuple[int, int]] = []
     seen: set[int] = set()
     struct_count = 0
+    limit = _MAX_SAFE if max_items is None else max_items
 
     def refer(ref: tuple[int, int], client: int, clock: int, at: int) -> None:
         # A Yjs item only ever names content that existed when it was made: in its own
@@ -294,6 +320,8 @@ def _read_update(r: _Reader) -> UpdateSummary:
 
     for _ in range(r.count(3, "client count")):
         n_structs = r.count(2, "struct count")
+        if struct_count + n_structs > limit:  # before reading any of them
+            raise OverItemLimit(struct_count + n_structs, limit)
         at = r.pos
         client = uint()
         if client in seen:
@@ -356,6 +384,7 @@ def _read_update(r: _Reader) -> UpdateSummary:
 
     deletes: dict[int, int] = {}
     seen.clear()
+    items = struct_count
     for _ in range(r.count(2, "delete-set client count")):
         at = r.pos
         client = uint()
@@ -363,7 +392,11 @@ def _read_update(r: _Reader) -> UpdateSummary:
             r.fail(f"delete-set client {client} appears twice", at)
         seen.add(client)
         best = 0
-        for _ in range(r.count(2, "delete range count")):
+        n_ranges = r.count(2, "delete range count")
+        items += n_ranges
+        if items > limit:  # before reading any of them
+            raise OverItemLimit(items, limit)
+        for _ in range(n_ranges):
             at = r.pos
             start = uint()
             stop = start + uint()
@@ -387,20 +420,25 @@ def _read_update(r: _Reader) -> UpdateSummary:
         refs,
         frozenset(parents) if parents else _NO_IDS,
         tuple(types),
+        items,
     )
 
 
-def inspect_update(data: bytes, *, max_depth: int = 64) -> UpdateSummary:
+def inspect_update(
+    data: bytes, *, max_depth: int = 64, max_items: int | None = None
+) -> UpdateSummary:
     """Check that ``data`` is a well-formed Yjs v1 update and summarise it.
 
-    Raises :class:`UpdateError` (and nothing else) for any malformed or hostile input.
-    ``max_depth`` bounds the nesting of arrays/objects inside ``Any`` values.
+    Raises :class:`UpdateError` (and nothing else) for any malformed or hostile input;
+    :class:`OverItemLimit`, one of them, for an update of more than ``max_items`` structs
+    and delete ranges (``None``: no bound; see the module docstring). ``max_depth`` bounds
+    the nesting of arrays/objects inside ``Any`` values.
     """
     if not isinstance(data, bytes):
         data = bytes(data)
     r = _Reader(data, max_depth)
     try:
-        return _read_update(r)
+        return _read_update(r, max_items)
     except IndexError:
         raise UpdateError(f"update truncated: unexpected end of {r.size} bytes") from None
 

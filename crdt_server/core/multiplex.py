@@ -22,7 +22,9 @@ commit before the echo, the same validation, limits, pacing, projections and pre
 - **Close codes** of a document's session: 1011, 1012 and 1013 close the whole socket with
   that code (the provider reconnects and resyncs every document), as do the peer's protocol
   errors (1002, 1003, 1007, 1008, 1009); 4401 and 4403 are a ``permissionDenied``; any other
-  (4404 a deleted wedding) is a CLOSE message whose reason starts with the code.
+  (4404 a deleted wedding) is a CLOSE message whose reason starts with the code. An update
+  over the item limit (:class:`~crdt_server.errors.TooManyItems`, 1009) is the document's
+  message, not the socket's: a CLOSE message for that document alone.
 - **No head-of-line blocking.** The socket is read without pause whatever a document's
   session does: each document has a bounded inbox; past it, its updates are dropped and
   answered with SyncStatus 0, and the session then pulls them again with the room's step 1.
@@ -154,6 +156,7 @@ class DocumentChannel:
         self._step1: bytes | None = None
         self._pull = False
         self._waiter: asyncio.Future[None] | None = None
+        self._alone = False
         self.ended: tuple[int, str] | None = None
 
     def deliver(self, body: bytes) -> bool:
@@ -216,10 +219,15 @@ class DocumentChannel:
     def flush(self) -> None:
         self._mux.flush()
 
+    def close_alone(self) -> None:
+        """Its next close ends this document alone (see
+        :class:`~crdt_server.core.session.OneOfMany`)."""
+        self._alone = True
+
     async def close(self, code: int, reason: str = "") -> None:
         if self.ended is None:
             self.end(code, reason)
-            self._mux.document_closed(self, code, reason)
+            self._mux.document_closed(self, code, reason, alone=self._alone)
 
 
 @dataclass(slots=True)
@@ -471,14 +479,20 @@ class Multiplexer:
         while len(denied) > 4 * self._max_documents:
             del denied[next(iter(denied))]
 
-    def document_closed(self, channel: DocumentChannel, code: int, reason: str) -> None:
-        """A document's session ended on the server's side with ``code``."""
+    def document_closed(
+        self, channel: DocumentChannel, code: int, reason: str, *, alone: bool = False
+    ) -> None:
+        """A document's session ended on the server's side with ``code``; ``alone``: it
+        ends that document only, whatever the code (a CLOSE message)."""
         doc = self._docs.get(channel.key)
         if self._closing or doc is None or doc.channel is not channel:
             return
         del self._docs[channel.key]
         doc.cancel_timers()
-        if code in _TRANSIENT or code in _PEER_FAULT:
+        if alone:
+            self._remember_denied(channel.key)
+            self.send(close_message(channel.key, f"{code} {reason}".strip()))
+        elif code in _TRANSIENT or code in _PEER_FAULT:
             self._socket.request_close(code, reason)
         elif code in _DENIED:
             self._deny(channel.key, reason or "permission denied")

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from crdt_server import clock
 from crdt_server.auth.principals import Principal
@@ -36,7 +37,12 @@ from crdt_server.codec.protocol import (
     encode_permission_denied,
     encode_sync_step1,
 )
-from crdt_server.codec.updates import UpdateError, UpdateSummary, inspect_update
+from crdt_server.codec.updates import (
+    OverItemLimit,
+    UpdateError,
+    UpdateSummary,
+    inspect_update,
+)
 from crdt_server.core.connection import Connection
 from crdt_server.core.hooks import Sender
 from crdt_server.core.limits import TokenBucket
@@ -51,13 +57,14 @@ from crdt_server.errors import (
     PeerError,
     PolicyViolation,
     ProtocolError,
+    TooManyItems,
     UnsupportedData,
 )
 from crdt_server.settings import Settings
 from crdt_server.storage import StoreError
 from crdt_server.wire.transport import Transport, TransportClosed
 
-__all__ = ["Dialect", "serve_connection"]
+__all__ = ["Dialect", "OneOfMany", "serve_connection"]
 
 log = logging.getLogger("crdt_server.core.session")
 
@@ -94,6 +101,17 @@ class Dialect:
     write_stateless: Callable[[str], bytes]
     max_stateless_bytes: int = 4096
     max_stateless_per_second: float = 10.0
+
+
+@runtime_checkable
+class OneOfMany(Protocol):
+    """A transport that is one document of a socket carrying several (a Hocuspocus
+    socket's :class:`~crdt_server.core.multiplex.DocumentChannel`)."""
+
+    def close_alone(self) -> None:
+        """Make its next close end this document alone, whatever the code (a refusal of
+        the document's own message, such as :class:`~crdt_server.errors.TooManyItems`):
+        the socket's other documents carry on."""
 
 
 async def serve_connection(
@@ -137,6 +155,8 @@ async def serve_connection(
             code, reason = await session.run()
         finally:
             registry.release(room)
+        if session.alone and isinstance(transport, OneOfMany):
+            transport.close_alone()
         await conn.finish(code, reason)
         return conn
     finally:
@@ -167,6 +187,9 @@ class _Session:
         burst = 2 * settings.max_updates_per_second
         self.updates = TokenBucket(settings.max_updates_per_second, burst)
         self.sender = Sender(conn.principal.actor, conn.id)
+        self.alone = False
+        """The session ended on a refusal of one message of its document's own (see
+        :class:`OneOfMany`), not of the connection's."""
         self.next_frame: bytes | str | None = None
         """A frame taken from the connection and not handled yet (see :meth:`_run_of`)."""
         self.pulling: asyncio.Future[None] | None = None
@@ -204,6 +227,7 @@ class _Session:
             await self._read_loop()
         except PeerError as exc:
             code, reason = exc.close_code, exc.message
+            self.alone = isinstance(exc, TooManyItems)
             self.metrics.updates_rejected.labels(type(exc).__name__).inc()
             log.info("closing %s in %s with %d: %s", conn.id, room.name, code, reason)
         except RoomFailed:
@@ -353,7 +377,9 @@ class _Session:
             limit = self.settings.max_updates_per_second
             raise PolicyViolation(f"more than {limit:g} updates per second")
         try:
-            return inspect_update(update)
+            return inspect_update(update, max_items=self.settings.max_update_items)
+        except OverItemLimit as exc:
+            raise TooManyItems(f"update refused: {exc}") from exc
         except UpdateError as exc:
             raise ProtocolError(f"malformed update: {exc}") from exc
 

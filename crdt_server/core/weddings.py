@@ -18,14 +18,19 @@ from typing import Any, TypeVar
 
 from pycrdt import Doc, TransactionEvent
 
-from crdt_server.codec.updates import UpdateError, decode_state_vector, inspect_update
+from crdt_server.codec.updates import (
+    OverItemLimit,
+    UpdateError,
+    decode_state_vector,
+    inspect_update,
+)
 from crdt_server.core.crdt import CrdtFailure, crdt_call, replay
 from crdt_server.core.domain import Domain
 from crdt_server.core.hooks import Sender
 from crdt_server.core.operation_keys import OperationKeys
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.room import Room
-from crdt_server.errors import CloseCode, ProtocolError
+from crdt_server.errors import CloseCode, ProtocolError, TooManyItems
 from crdt_server.storage import DocumentStore, FeatureRow
 
 __all__ = ["StoredCopies", "WeddingService"]
@@ -167,9 +172,14 @@ class WeddingService:
         return copies
 
     async def apply_update(self, name: str, update: bytes, sender: Sender) -> bool:
-        """Apply a client's update; returns whether it changed anything, once committed."""
+        """Apply a client's update; returns whether it changed anything, once committed.
+        Raises :class:`~crdt_server.errors.TooManyItems` (nothing read past the count that
+        passed it) for one of more structs and delete ranges than ``max_update_items``."""
+        limit = self._registry.services.settings.max_update_items
         try:
-            summary = inspect_update(update)
+            summary = inspect_update(update, max_items=limit)
+        except OverItemLimit as exc:
+            raise TooManyItems(f"update refused: {exc}") from exc
         except UpdateError as exc:
             raise ProtocolError(f"malformed update: {exc}") from exc
         async with self.room(name) as room:

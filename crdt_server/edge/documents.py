@@ -38,7 +38,7 @@ from crdt_server.edge.params import DocPath
 from crdt_server.edge.problems import ApiError
 from crdt_server.edge.routing import BINARY, ApiCall, Routes, binary_response, json_response
 from crdt_server.edge.upgrade import projector_of
-from crdt_server.errors import PeerError
+from crdt_server.errors import PeerError, TooManyItems
 from crdt_server.storage import FeatureRow
 
 __all__ = ["document_routes"]
@@ -261,7 +261,12 @@ async def sync(call: ApiCall, path: DocPath) -> Response:
     if update and room != name:
         raise ApiError(403, f"{doc!r} is read-only for you (you read it without some fields)")
     weddings = call.state.weddings
-    diff = await weddings.sync(room, state_vector or b"\x00", update, sender_of(principal))
+    try:
+        diff = await weddings.sync(room, state_vector or b"\x00", update, sender_of(principal))
+    except TooManyItems as exc:
+        if binary:
+            raise  # 413 naming the body
+        raise ApiError.field(413, "update", exc.message) from exc
     server_state = await weddings.state_vector(room)
     if binary:
         out = write_var_uint(len(diff)) + diff + write_var_uint(len(server_state)) + server_state

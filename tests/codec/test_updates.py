@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
 
 from crdt_server.codec.updates import (
+    OverItemLimit,
     UpdateError,
     UpdateSummary,
     decode_state_vector,
@@ -531,3 +532,81 @@ def test_an_item_naming_its_own_clients_future_is_refused() -> None:
     assert inspect_update(bytes.fromhex("0102ec0700040100017884ec0700017900")).structs == {
         1004: (0, 2)
     }  # "x" at 1004#0, then "y" with origin 1004#0: fine
+
+
+# --- the item limit (CRDT_SERVER_MAX_UPDATE_ITEMS, issue 73) ---------------------------
+
+
+def _keys(n: int, *, client: int = 7) -> bytes:
+    """One transaction setting ``n`` keys of a root map: ``n`` structs, no delete range."""
+    doc: Doc[Any] = Doc(client_id=client)
+    root = doc.get("guests", type=Map)
+    with doc.transaction():
+        for i in range(n):
+            root[f"g{i}"] = i
+    return doc.get_update()
+
+
+def test_items_count_the_structs_and_delete_ranges_it_declares() -> None:
+    assert inspect_update(_keys(50)).items == 50
+    doc: Doc[Any] = Doc(client_id=8)
+    text = doc.get("t", type=Text)
+    text += "abcdefgh"
+    del text[1:2]
+    del text[4:5]  # two delete ranges of one client
+    summary = inspect_update(doc.get_update())
+    assert summary.items == summary.struct_count + 2
+    assert inspect_update(doc.get_update(), max_items=summary.items) == summary
+
+
+def test_an_update_one_item_over_the_limit_is_refused_and_one_at_it_taken() -> None:
+    update = _keys(100)
+    assert inspect_update(update, max_items=100).items == 100
+    with pytest.raises(OverItemLimit) as refused:
+        inspect_update(update, max_items=99)
+    assert (refused.value.counted, refused.value.limit) == (100, 99)
+    assert isinstance(refused.value, UpdateError)  # every caller's except still holds
+
+
+def test_the_count_is_refused_before_any_item_is_read() -> None:
+    """The structs after a count over the limit are never read: garbage in their place is
+    still refused for its count, not as malformed."""
+    declared = 1_000_000
+    garbage = b"\xff" * (2 * declared)  # not one well-formed struct
+    forged = b"\x01" + vu(declared) + vu(CLIENT) + vu(0) + garbage + b"\x00"
+    with pytest.raises(UpdateError, match="truncated|varuint|info"):
+        inspect_update(forged)  # read as it is: malformed
+    started = time.perf_counter()
+    with pytest.raises(OverItemLimit):
+        inspect_update(forged, max_items=160_000)
+    assert time.perf_counter() - started < 0.01
+
+
+def test_delete_ranges_count_and_are_refused_before_they_are_read() -> None:
+    ranges = b"".join(vu(2 * k) + vu(1) for k in range(10))
+    deletes = b"\x00\x01" + vu(CLIENT) + vu(10) + ranges  # no structs; 10 ranges
+    assert inspect_update(deletes, max_items=10).items == 10
+    with pytest.raises(OverItemLimit):
+        inspect_update(deletes, max_items=9)
+    forged = b"\x00\x01" + vu(CLIENT) + vu(1_000_000) + b"\xff" * 2_000_000
+    with pytest.raises(OverItemLimit):
+        inspect_update(forged, max_items=160_000)
+
+
+def test_the_count_runs_over_every_client_and_the_delete_set() -> None:
+    a, b = _keys(30, client=11), _keys(30, client=12)
+    both = pycrdt.merge_updates(a, b)
+    assert inspect_update(both).items == 60
+    with pytest.raises(OverItemLimit):
+        inspect_update(both, max_items=59)  # the second client's count passes it
+    doc: Doc[Any] = Doc(client_id=13)
+    doc.apply_update(_keys(5, client=14))
+    root = doc.get("guests", type=Map)
+    with doc.transaction():
+        root["new"] = 1
+        del root["g1"]
+        del root["g3"]  # two ranges of client 14
+    update = doc.get_update(b"\x01" + vu(14) + vu(5))
+    assert inspect_update(update).items == 3
+    with pytest.raises(OverItemLimit):
+        inspect_update(update, max_items=2)

@@ -20,6 +20,19 @@
 //                (a string and a type), XML text with formats; deletions of each
 //   yjs14all     @y/y 14 (rc), the same through its one Y.Type: text, values, binary, types,
 //                formats, attributes, a root holding text and values, deletions
+//
+// The three largest messages an honest client sends (CRDT_SERVER_MAX_UPDATE_ITEMS is 4x the
+// largest of them: tests/core/test_item_limit.py). Each also prints "items": the structs and
+// delete ranges of each update (what the limit counts), and a line to stderr:
+//
+//   guestform    the planner app's guest form (web/src/model.js addGuest, the fields
+//                web/src/views.js's form gives it) adding 5,000 guests in one transaction
+//   runofshow50  y-prosemirror 1.3's sync plugin taking a paste of a 50-page run of show
+//                into Y.XmlFragment "runofshow" (one updateYFragment in one transaction)
+//   offlineday   yjs 13 as a stock provider runs it: a planner offline for a day (900 small
+//                edits, each its own transaction, to the guests, timeline, budget and seating
+//                documents), then each document's sync step 2 on reconnecting
+//                (Y.encodeStateAsUpdate against the server's state vector), one per document
 import * as Y13 from 'yjs'
 import * as Y14 from '@y/y'
 import { Schema } from 'prosemirror-model'
@@ -240,6 +253,225 @@ scenarios.yjs14all = () => {
   text.insert(0, 'hello 👰🏽 world', { italic: true })
   text.delete(0, 2)
   return { updates, roots: {} }
+}
+
+// -- the largest honest messages ------------------------------------------------------------
+
+// The structs and delete ranges of an update, as the server counts them (codec/updates.py).
+const itemsOf = (update) => {
+  const { structs, ds } = Y13.decodeUpdate(update)
+  let ranges = 0
+  ds.clients.forEach((deletes) => { ranges += deletes.length })
+  return structs.length + ranges
+}
+
+const counted = (name, out) => {
+  out.items = out.updates.map((u) => itemsOf(Buffer.from(u, 'base64')))
+  process.stderr.write(`${name}: ${out.updates.length} update(s), items ${out.items.join(', ')}\n`)
+  return out
+}
+
+// A small deterministic generator: the same bytes on every run.
+const seeded = (seed) => () => {
+  seed = (seed * 1103515245 + 12345) % 2147483648
+  return seed / 2147483648
+}
+
+// web/src/model.js's writeFields and addGuest, as the app runs them (a copy: the app's
+// module imports its providers, which need a browser): one Y.Map per guest, one key per
+// field, `notes` a Y.Text; empty optional fields are left out.
+const writeFields = (map, fields) => {
+  for (const [key, value] of Object.entries(fields)) {
+    if (key === 'notes') {
+      const current = map.get(key)
+      if (current instanceof Y13.Text) {
+        current.delete(0, current.length)
+        current.insert(0, value || '')
+      } else map.set(key, new Y13.Text(value || ''))
+      continue
+    }
+    const empty = value === null || value === undefined || value === ''
+    if (empty) {
+      if (map.has(key)) map.delete(key)
+    } else if (JSON.stringify(map.get(key)) !== JSON.stringify(value)) {
+      map.set(key, value)
+    }
+  }
+}
+
+const hex = (random) => Math.floor(random() * 2 ** 48).toString(16).padStart(12, '0')
+
+const addGuest = (doc, random, fields) => {
+  const id = 'g-' + hex(random)
+  doc.transact(() => {
+    const guest = new Y13.Map()
+    doc.getMap('guests').set(id, guest)
+    writeFields(guest, { rsvp: 'pending', dietary: [], plus_one: false, notes: '', ...fields })
+  }, 'planner-app')
+  return id
+}
+
+const SIDES = ['partner_a', 'partner_b', 'both']
+
+scenarios.guestform = () => {
+  const doc = new Y13.Doc()
+  doc.clientID = 106
+  const updates = record(doc)
+  const random = seeded(106)
+  // The form's fields (web/src/views.js): name (at most 200 characters), household, side,
+  // rsvp; 5,000 of them in one transaction (an outer transact: the app's own are nested).
+  doc.transact(() => {
+    for (let i = 0; i < 5000; i++) {
+      addGuest(doc, random, {
+        name: `Guest ${i} Lastname-${Math.floor(random() * 10000)}`,
+        household: `Household ${Math.floor(i / 3)}`,
+        side: SIDES[i % 3],
+        rsvp: 'pending'
+      })
+    }
+  }, 'planner-app')
+  return counted('guestform', { updates, roots: {} })
+}
+
+// 50 pages of a run of show: per page a heading, 18 paragraphs (a bold time, text, a link in
+// one of three) and a list of 6 items (about 45 lines, as a printed page holds).
+const runOfShowPages = (pages) => {
+  const content = []
+  for (let page = 1; page <= pages; page++) {
+    content.push({
+      type: 'heading',
+      attrs: { level: 2 },
+      content: [{ type: 'text', text: `Page ${page}: the day, hour by hour` }]
+    })
+    for (let line = 0; line < 18; line++) {
+      const minutes = (page * 18 + line) * 5
+      const time = `${String(8 + Math.floor(minutes / 60) % 16).padStart(2, '0')}:${String(minutes % 60).padStart(2, '0')} `
+      const paragraph = [
+        { type: 'text', text: time, marks: [{ type: 'strong' }] },
+        { type: 'text', text: `the band sets up on the terrace, the florist brings the arch, line ${line}; ` }
+      ]
+      if (line % 3 === 0) {
+        paragraph.push({
+          type: 'text',
+          text: 'the venue map',
+          marks: [{ type: 'link', attrs: { href: `https://example.test/map/${page}/${line}` } }]
+        })
+      }
+      content.push({ type: 'paragraph', content: paragraph })
+    }
+    content.push({
+      type: 'bullet_list',
+      content: Array.from({ length: 6 }, (_, k) => ({
+        type: 'list_item',
+        content: [{ type: 'paragraph', content: [{ type: 'text', text: `bring item ${k} for page ${page}` }] }]
+      }))
+    })
+  }
+  return { type: 'doc', content }
+}
+
+scenarios.runofshow50 = () => {
+  const doc = new Y13.Doc()
+  doc.clientID = 107
+  const updates = record(doc)
+  const fragment = doc.getXmlFragment('runofshow')
+  const meta = { mapping: new Map(), isOMark: new Map() }
+  // What the sync plugin does with the editor's state after the paste: one transaction.
+  doc.transact(() => {
+    YP.updateYFragment(doc, fragment, basic.nodeFromJSON(runOfShowPages(50)), meta)
+  })
+  return counted('runofshow50', { updates, roots: {} })
+}
+
+scenarios.offlineday = () => {
+  const random = seeded(108)
+  const pick = (list) => list[Math.floor(random() * list.length)]
+  const docs = {}
+  const before = {}
+  // What the device had from the server when it went offline (another client wrote it).
+  const server = new Y13.Doc()
+  server.clientID = 200
+  const guestIds = []
+  server.transact(() => {
+    for (let i = 0; i < 300; i++) {
+      guestIds.push(addGuest(server, random, { name: `Guest ${i}`, household: `H${Math.floor(i / 3)}`, side: SIDES[i % 3] }))
+    }
+  })
+  for (const kind of ['guests', 'timeline', 'budget', 'seating']) {
+    const doc = new Y13.Doc()
+    doc.clientID = 108
+    if (kind === 'guests') Y13.applyUpdate(doc, Y13.encodeStateAsUpdate(server))
+    docs[kind] = doc
+    before[kind] = Y13.encodeStateVector(doc)
+  }
+  const guests = docs.guests
+  const typeInto = (text, words) => {
+    // Typed a key at a time (each its own transaction), with a typo fixed now and then.
+    for (const ch of words) {
+      guests.transact(() => text.insert(text.length, ch), 'planner-app')
+      if (random() < 0.05) {
+        guests.transact(() => text.insert(text.length, 'x'), 'planner-app')
+        guests.transact(() => text.delete(text.length - 1, 1), 'planner-app')
+      }
+    }
+  }
+  const tables = []
+  for (let t = 0; t < 30; t++) {
+    const id = 't-' + hex(random)
+    tables.push(id)
+    docs.seating.transact(() => {
+      const table = new Y13.Map()
+      docs.seating.getMap('tables').set(id, table)
+      writeFields(table, { name: `Table ${t + 1}`, capacity: 10, shape: 'round', notes: '' })
+    }, 'planner-app')
+  }
+  const items = []
+  const payments = []
+  for (let edit = 0; edit < 900; edit++) {
+    const roll = random()
+    if (roll < 0.3) {
+      const guest = guests.getMap('guests').get(pick(guestIds))
+      guests.transact(() => writeFields(guest, { rsvp: pick(['accepted', 'declined', 'pending']), plus_one: random() < 0.3, dietary: random() < 0.2 ? ['vegetarian'] : [] }), 'planner-app')
+    } else if (roll < 0.45) {
+      typeInto(guests.getMap('guests').get(pick(guestIds)).get('notes'), ' called, ' + pick(['coming', 'no nuts', 'late', 'bringing kids']))
+    } else if (roll < 0.6) {
+      guestIds.push(addGuest(guests, random, { name: `New guest ${edit}`, side: pick(SIDES) }))
+    } else if (roll < 0.75) {
+      const doc = docs.seating
+      doc.transact(() => doc.getMap('assignments').set(pick(guestIds), { table_id: pick(tables), seat: 1 + Math.floor(random() * 10) }), 'planner-app')
+    } else if (roll < 0.9) {
+      const doc = docs.timeline
+      if (items.length < 10 || random() < 0.3) {
+        const id = 'i-' + hex(random)
+        items.push(id)
+        doc.transact(() => {
+          const item = new Y13.Map()
+          doc.getMap('items').set(id, item)
+          writeFields(item, { title: `Step ${edit}`, day: '2026-06-20', start: '14:00', end: '14:30', status: 'planned', notes: '' })
+        }, 'planner-app')
+      } else {
+        const item = doc.getMap('items').get(pick(items))
+        doc.transact(() => writeFields(item, { start: `${10 + Math.floor(random() * 10)}:${pick(['00', '15', '30', '45'])}` }), 'planner-app')
+      }
+    } else {
+      const doc = docs.budget
+      if (payments.length < 5 || random() < 0.5) {
+        const id = 'p-' + hex(random)
+        payments.push(id)
+        doc.transact(() => {
+          const payment = new Y13.Map()
+          doc.getMap('payments').set(id, payment)
+          writeFields(payment, { vendor: `Vendor ${edit}`, amount: 1000 + edit, status: 'scheduled', notes: '' })
+        }, 'planner-app')
+      } else {
+        const payment = doc.getMap('payments').get(pick(payments))
+        doc.transact(() => writeFields(payment, { status: 'paid', date: '2026-05-01' }), 'planner-app')
+      }
+    }
+  }
+  // Back online: each document's sync step 2, answering the server's step 1.
+  const updates = Object.keys(docs).map((kind) => b64(Y13.encodeStateAsUpdate(docs[kind], before[kind])))
+  return counted('offlineday', { updates, roots: {}, docs: Object.keys(docs) })
 }
 
 const name = process.argv[2]

@@ -1,0 +1,207 @@
+"""What the largest accepted update and the smallest refused one cost every other wedding
+(issue 73, point 1): a real server with the default ``CRDT_SERVER_MAX_UPDATE_ITEMS``, one
+wedding sent each over HTTP and over ``/sync``, while a thread polls ``/healthz`` (what
+every other wedding's requests wait behind) every 10 ms. A refusal must not hold the loop
+(p99 under 100 ms); what the accepted one costs is printed (``-s``) and recorded in
+``docs/performance/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import math
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from pycrdt import Doc, Map
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from crdt_server.codec.protocol import SyncUpdate, decode_message, encode_sync_step1, encode_update
+from crdt_server.codec.updates import inspect_update
+from crdt_server.settings import Settings
+from crdt_server.testing.tokens import TokenMinter, new_secret
+from tests.server import ServerProcess
+
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
+
+MINT = TokenMinter(new_secret())
+LIMIT = Settings().max_update_items
+REFUSED_P99 = 0.1
+"""The bound a refusal must keep another wedding's /healthz p99 under (seconds)."""
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
+    proc = ServerProcess(tmp_path_factory.mktemp("loop") / "data", env={**MINT.env})
+    proc.anonymous = False
+    async with proc:
+        yield proc
+
+
+def tiny_guests(items: int, *, client: int) -> bytes:
+    """One transaction of ``items`` structs: tiny guest entries (a Y.Map of one field
+    each, two structs a guest) as issue 73's planner sent them."""
+    doc: Doc[Any] = Doc(client_id=client)
+    root = doc.get("guests", type=Map)
+    with doc.transaction():
+        for i in range(items // 2):
+            root[f"g{i:06x}"] = Map({"name": "x"})
+        if items % 2:
+            root["odd"] = "x"
+    update = doc.get_update()
+    assert inspect_update(update).items == items
+    return update
+
+
+class Poller(threading.Thread):
+    """GET /healthz every 10 ms on its own thread (and its own connection), timing each."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.samples: list[tuple[float, float]] = []
+        """(when it was sent, seconds it took)"""
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=60) as http:
+            while not self.stop.is_set():
+                sent = time.perf_counter()
+                try:
+                    ok = http.get("/healthz").status_code == 200
+                except httpx.HTTPError:
+                    ok = False  # the server is gone (the watchdog): an endless wait
+                took = time.perf_counter() - sent if ok else math.inf
+                self.samples.append((sent, took))
+                self.stop.wait(0.01 if ok else 0.5)
+
+    def window(self, start: float, end: float) -> list[float]:
+        """The times of the polls that were waiting at some point in [start, end]."""
+        return [took for sent, took in self.samples if sent <= end and sent + took >= start]
+
+
+def p99(times: list[float]) -> float:
+    ordered = sorted(times)
+    return ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)]
+
+
+async def measured(
+    poller: Poller, what: str, run: Callable[[], Awaitable[None]], *, record: bool = False
+) -> dict[str, Any]:
+    """Run ``run`` and what /healthz took meanwhile; ``record``: a failure of ``run`` (the
+    server ended by the loop watchdog, say) is recorded in the figures, not raised."""
+    await asyncio.sleep(0.3)  # a quiet stretch before
+    start = time.perf_counter()
+    outcome = "ok"
+    try:
+        await run()
+    except Exception as exc:
+        if not record:
+            raise
+        outcome = f"failed: {type(exc).__name__}: {exc}"[:200]
+    took = time.perf_counter() - start
+    await asyncio.sleep(0.5)  # what follows the answer (the commit, derived work)
+    times = poller.window(start, time.perf_counter())
+    figures = {
+        "what": what,
+        "seconds": round(took, 3),
+        "healthz_polls": len(times),
+        "healthz_p99_ms": round(1000 * p99(times), 1),
+        "healthz_max_ms": round(1000 * max(times), 1),
+        "outcome": outcome,
+    }
+    print(json.dumps(figures))
+    return figures
+
+
+def bearer(wedding: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {MINT(sub='ann', role='couple', wedding=wedding)}"}
+
+
+async def state_of(http: httpx.AsyncClient, wedding: str) -> bytes:
+    response = await http.get(f"/api/weddings/{wedding}/docs/guests", headers=bearer(wedding))
+    assert response.status_code == 200
+    return base64.b64decode(response.headers["Yjs-State-Vector"])
+
+
+async def _joined(server: ServerProcess, wedding: str) -> ClientConnection:
+    token = MINT(sub="ann", role="couple", wedding=wedding)
+    ws = await connect(
+        f"ws://127.0.0.1:{server.port}/sync/{wedding}/guests?token={token}", max_size=None
+    )
+    await ws.send(encode_sync_step1(b"\x00"))
+    return ws
+
+
+async def test_a_refusal_holds_no_loop_and_the_largest_accepted_update_is_measured(
+    server: ServerProcess,
+) -> None:
+    accepted = tiny_guests(LIMIT, client=731)
+    refused = tiny_guests(LIMIT + 1, client=732)
+    accepted_ws = tiny_guests(LIMIT, client=733)
+    poller = Poller(server.url)
+    poller.start()
+    results: list[dict[str, Any]] = []
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
+            w = f"w{uuid.uuid4().hex[:10]}"
+            before = await state_of(http, w)
+            binary = {**bearer(w), "Content-Type": "application/octet-stream"}
+            path = f"/api/weddings/{w}/docs/guests/update"
+
+            async def http_refused() -> None:
+                response = await http.post(path, content=refused, headers=binary)
+                assert response.status_code == 413, response.text
+                assert [e["field"] for e in response.json()["errors"]] == ["body"]
+
+            async def ws_refused() -> None:
+                ws = await _joined(server, w)
+                await ws.send(encode_update(refused))
+                with pytest.raises(ConnectionClosed) as closed:
+                    async with asyncio.timeout(60):
+                        while True:
+                            await ws.recv()
+                assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+
+            results.append(await measured(poller, "http refused", http_refused))
+            results.append(await measured(poller, "sync refused", ws_refused))
+            assert await state_of(http, w) == before  # nothing changed
+
+            async def http_accepted() -> None:
+                response = await http.post(path, content=accepted, headers=binary)
+                assert response.status_code == 200, response.text
+
+            async def ws_accepted() -> None:
+                ws = await _joined(server, w)
+                await ws.send(encode_update(accepted_ws))
+                async with asyncio.timeout(120):
+                    while True:
+                        frame = await ws.recv()
+                        assert isinstance(frame, bytes)
+                        if frame[:2] != b"\x00\x02":
+                            continue
+                        message = decode_message(frame)
+                        if isinstance(message, SyncUpdate) and message.update == accepted_ws:
+                            break
+                await ws.close()
+
+            # Recorded, not asserted (yet): issue 73 wants these under 100 ms too, and the
+            # server alive after them (docs/performance/2026-11-27.md, "One update of many items").
+            for what, run in (("http accepted", http_accepted), ("sync accepted", ws_accepted)):
+                results.append(await measured(poller, what, run, record=True))
+    finally:
+        poller.stop.set()
+        poller.join()
+    print(json.dumps({"server_alive_after": server.alive}))
+    for figures in results:
+        if "refused" in figures["what"]:
+            assert figures["healthz_p99_ms"] < 1000 * REFUSED_P99, figures
