@@ -18,6 +18,7 @@ from crdt_server.auth.principals import Authenticator, Revocations, TokenAuthent
 from crdt_server.auth.tokens import CLOCK_SKEW, TokenCodec, load_or_create_secret
 from crdt_server.cluster.bus import Bus, LocalBus
 from crdt_server.cluster.messages import ADMIN_MESSAGES, Delete, Lift, Revoke, from_event
+from crdt_server.core.client_ids import CLIENT_OWNERS_SCHEMA, ClientIds
 from crdt_server.core.erasure import ErasureService
 from crdt_server.core.hooks import Core, Extension, Hooks
 from crdt_server.core.limits import ConnectionCounter, RateLimiter
@@ -90,7 +91,7 @@ __all__ = [
     "token_codec",
 ]
 
-CORE_SCHEMAS = (QUARANTINE_SCHEMA, OPERATION_KEYS_SCHEMA)
+CORE_SCHEMAS = (QUARANTINE_SCHEMA, OPERATION_KEYS_SCHEMA, CLIENT_OWNERS_SCHEMA)
 """The tables the core keeps beside the features' (the data tools check for them too)."""
 
 API_VERSION = "0.1.0"
@@ -286,6 +287,8 @@ def create_app(
             )
         quarantine = Quarantine(the_store, metrics)
         await quarantine.start(interrupted)
+        clients = ClientIds(the_store, metrics)
+        await clients.start()
         if slot is not None:
             slot.clear()  # only once the quarantine is stored
         if bus is not None:
@@ -309,6 +312,7 @@ def create_app(
                 metrics=metrics,
                 quarantine=quarantine,
                 slot=slot,
+                clients=clients,
             )
         )
         matrix = permission_matrix(settings, features)

@@ -7,6 +7,7 @@ from enum import IntEnum
 
 __all__ = [
     "CLOSE_CODE_ADVICE",
+    "ClientIdTaken",
     "CloseCode",
     "Conflict",
     "DocumentTooLarge",
@@ -52,6 +53,7 @@ class CloseCode(IntEnum):
     TOKEN_EXPIRED = 4401
     FORBIDDEN = 4403
     DOCUMENT_DELETED = 4404
+    CLIENT_ID_TAKEN = 4409
 
 
 CLOSE_CODE_ADVICE: dict[CloseCode, tuple[str, str]] = {
@@ -93,6 +95,13 @@ CLOSE_CODE_ADVICE: dict[CloseCode, tuple[str, str]] = {
         "document deleted (the wedding was erased; its upgrades now get 410)",
         "do not retry",
     ),
+    CloseCode.CLIENT_ID_TAKEN: (
+        "the update writes new items under a Yjs client id another person owns (each id "
+        "belongs to whoever first wrote under it)",
+        "start a new `Y.Doc` (a new client id) from the server's state and apply your "
+        "unsent edits to it as new edits (stock Yjs picks a new id when it sees its own "
+        "clock advanced remotely)",
+    ),
 }
 """What each close code means and what a client should do about it (the reference page of
 close codes is generated from this table)."""
@@ -118,6 +127,21 @@ class Quarantined(ProtocolError):
     """The update carries a Yjs client id quarantined in this room: an update of that
     client was being applied when the server stopped turning (1007 on the socket, 422 over
     HTTP), until an operator runs ``crdt-server quarantine lift``."""
+
+
+class ClientIdTaken(PeerError):
+    """An update whose new items name a Yjs client id owned by another person (or by the
+    server): refused whole, nothing applied (4409 on ``/sync``, a CLOSE of that document
+    alone on ``/collab``, 422 over HTTP); ``client_id`` is the id."""
+
+    close_code = CloseCode.CLIENT_ID_TAKEN
+
+    def __init__(self, client_id: int) -> None:
+        super().__init__(
+            f"client_id_taken: Yjs client id {client_id} belongs to someone else;"
+            " start a new Y.Doc and apply your unsent edits to it"
+        )
+        self.client_id = client_id
 
 
 class UnsupportedData(PeerError):

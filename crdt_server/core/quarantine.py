@@ -186,12 +186,15 @@ class Quarantine:
         self._refresher: asyncio.Task[None] | None = None
 
     def check(self, room: str, clients: Iterable[int]) -> None:
-        """Raise :class:`Quarantined` if an update of ``room`` carries a quarantined client."""
+        """Raise :class:`Quarantined` (counted) if an update of ``room`` carries a
+        quarantined client."""
         held = self._rooms.get(room)
         if held is None:
             return
         found = sorted(held.intersection(clients))
         if found:
+            if self._metrics is not None:
+                self._metrics.updates_rejected.labels("quarantined").inc()
             raise Quarantined(
                 f"quarantined: this update carries Yjs client {found[0]}, whose update"
                 " stalled the server; an operator must lift it"

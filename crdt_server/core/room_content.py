@@ -27,6 +27,7 @@ from crdt_server.codec.updates import (
     UpdateSummary,
     inspect_update,
 )
+from crdt_server.core.client_ids import SERVER
 from crdt_server.core.crdt import (
     Applied,
     CrdtFailure,
@@ -49,7 +50,6 @@ from crdt_server.errors import (
     Overloaded,
     PeerError,
     ProtocolError,
-    Quarantined,
 )
 from crdt_server.storage import (
     FeatureRow,
@@ -105,6 +105,7 @@ class RoomContent(ABC):
     def __init__(self, name: str, services: RoomServices) -> None:
         self.name = name
         self._quarantine = services.quarantine
+        self._clients = services.clients
         self._slot = services.slot
         self.wedding_id, _, self.kind = name.partition("/")
         self._hooks = services.hooks
@@ -292,6 +293,9 @@ class RoomContent(ABC):
             raise RoomFailed(str(self.failed))
         if summary.is_empty:
             return None
+        own = await self._clients.own(self.wedding_id, summary, self.document.state(), sender)
+        if self.failed is not None:  # while the store said who owns a new id
+            raise RoomFailed(str(self.failed))
         self._check_quarantine(summary.structs.keys())
         self._check_growth(len(update))
         document = self.document
@@ -310,9 +314,9 @@ class RoomContent(ABC):
         self._applying, self._credited, self._found = sender, [], []
         slot = self._slot
         if slot is not None:
-            # Who is being applied, for the next start if this apply never returns (see
-            # crdt_server.core.quarantine); cleared below however the apply ends.
-            slot.arm(self.name, sender.actor.sub, summary.structs.keys())
+            # Who is being applied (the sender's own ids only), for the next start if this
+            # apply never returns (crdt_server.core.quarantine); cleared however it ends.
+            slot.arm(self.name, sender.actor.sub, own)
         try:
             try:
                 applied = document.apply(update, summary)
@@ -395,13 +399,8 @@ class RoomContent(ABC):
 
     def _check_quarantine(self, clients: Iterable[int]) -> None:
         """Raise :class:`Quarantined` (counted) if this room quarantines any of ``clients``."""
-        if self._quarantine is None:
-            return
-        try:
+        if self._quarantine is not None:
             self._quarantine.check(self.name, clients)
-        except Quarantined:
-            self._metrics.updates_rejected.labels("quarantined").inc()
-            raise
 
     def _check_growth(self, size: int) -> None:
         """Raise :class:`DocumentTooLarge` if ``size`` more bytes would take the document
@@ -496,6 +495,7 @@ class RoomContent(ABC):
         if self.failed is not None:
             raise RoomFailed(str(self.failed))
         clients = (self.doc.client_id,)
+        await self._clients.claim(self.wedding_id, clients, SERVER)  # the server's, whoever asks
         self._check_quarantine(clients)
         document = self.document
         self._index_ready()  # from the document as it is, before the change is in it

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from crdt_server.cluster.bus import Bus
 from crdt_server.core.backlog import Backlog
+from crdt_server.core.client_ids import ClientIds
 from crdt_server.core.hooks import Hooks
 from crdt_server.core.metrics import Metrics, StoreHealth
 from crdt_server.core.quarantine import ApplySlot, Quarantine
@@ -38,6 +39,8 @@ class RoomServices:
     """The quarantined clients, checked before every apply, if the server keeps one."""
     slot: ApplySlot | None = None
     """Where the update being applied is recorded, for the next start if it never returns."""
+    clients: ClientIds = field(default_factory=ClientIds)
+    """Who owns each Yjs client id (kept in memory only unless given one on the store)."""
     usage: WeddingUsage = field(default_factory=WeddingUsage)
     """The bytes each wedding's documents hold (the storage quota per wedding)."""
     client_id: int = field(default_factory=lambda: random.getrandbits(52))

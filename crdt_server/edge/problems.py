@@ -29,6 +29,7 @@ from crdt_server.core.room import RoomFailed
 from crdt_server.documents import OperationError
 from crdt_server.documents.model import Refusal
 from crdt_server.errors import (
+    ClientIdTaken,
     CloseCode,
     Conflict,
     DomainError,
@@ -180,6 +181,8 @@ def translate(exc: BaseException) -> ApiError | None:
         return ApiError(OPERATION_STATUS[exc.reason], str(exc), errors=errors)
     if isinstance(exc, Quarantined):
         return ApiError(422, exc.message, errors=[FieldProblem("body", exc.message)])
+    if isinstance(exc, ClientIdTaken):
+        return ApiError(422, exc.message, errors=[FieldProblem("client_id", str(exc.client_id))])
     if isinstance(exc, PeerError):
         if exc.close_code == CloseCode.MESSAGE_TOO_BIG:
             return ApiError(413, exc.message, errors=[FieldProblem("body", exc.message)])
