@@ -127,16 +127,16 @@ class ClientIds:
         await self._store.install(CLIENT_OWNERS_SCHEMA)
 
     async def own(
-        self, wedding: str, summary: UpdateSummary, state: Mapping[int, int], sender: Sender
+        self, wedding: str, summary: UpdateSummary, state: Mapping[int, int], owner: str
     ) -> tuple[int, ...]:
         """The client ids under which the update writes new items (past ``state``, the
-        document's state vector), each the sender's own once claimed: raises
-        :class:`ClientIdTaken` for the first that another owns. Content the document
-        already holds claims nothing (see the module docstring)."""
+        document's state vector), each ``owner``'s once claimed (:func:`owner_of` its
+        sender, or :data:`SERVER`): raises :class:`ClientIdTaken` for the first that
+        another owns. Content the document already holds claims nothing (see the module
+        docstring)."""
         new = [c for c, (_, end) in summary.structs.items() if end > state.get(c, 0)]
         if not new:
             return ()
-        owner = owner_of(sender)
         owners = await self.claim(wedding, new, owner)
         for client in new:
             if owners[client] != owner:

@@ -27,7 +27,7 @@ from crdt_server.codec.updates import (
     UpdateSummary,
     inspect_update,
 )
-from crdt_server.core.client_ids import SERVER
+from crdt_server.core.client_ids import SERVER, owner_of
 from crdt_server.core.crdt import (
     Applied,
     CrdtFailure,
@@ -279,22 +279,23 @@ class RoomContent(ABC):
         *,
         rows: Sequence[FeatureRow] = (),
         frames: int = 1,
+        server: bool = False,
     ) -> int | None:
         """Apply a structurally valid update; queue it for commit if it changed anything,
         with ``rows`` (of installed feature tables) in its commit transaction. ``frames``:
-        how many of the writer's updates it merges (see :meth:`apply_run`).
+        how many of the writer's updates it merges (see :meth:`apply_run`); ``server``:
+        the server wrote it for ``sender`` (its client ids are the server's).
 
         Returns the update's index (see :meth:`wait_committed`), or ``None`` if it was a
         no-op (everything in it was already known; ``rows`` are then not written). Raises
         :class:`ProtocolError` if pycrdt rejects it; after a pycrdt panic the document is
         rebuilt from the store so a rejected update leaves no trace.
         """
-        if self.failed is not None:
-            raise RoomFailed(str(self.failed))
         if summary.is_empty:
             return None
-        own = await self._clients.own(self.wedding_id, summary, self.document.state(), sender)
-        if self.failed is not None:  # while the store said who owns a new id
+        owner = SERVER if server else owner_of(sender)
+        own = await self._clients.own(self.wedding_id, summary, self.document.state(), owner)
+        if self.failed is not None:  # before, or while the store said who owns a new id
             raise RoomFailed(str(self.failed))
         self._check_quarantine(summary.structs.keys())
         self._check_growth(len(update))

@@ -300,7 +300,7 @@ class WeddingService:
         for number, update in enumerate(updates, 1):
             last = number == len(updates)
             index = await room.apply(
-                update, inspect_update(update), sender, rows=extra if last else ()
+                update, inspect_update(update), sender, rows=extra if last else (), server=True
             )
             if last and index is not None:
                 extra = ()  # committed with it

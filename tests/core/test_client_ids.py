@@ -29,7 +29,7 @@ from crdt_server.codec.protocol import (
     write_var_string,
 )
 from crdt_server.codec.updates import decode_state_vector, inspect_update
-from crdt_server.core.client_ids import CLIENT_OWNERS_SCHEMA, SERVER, ClientIds
+from crdt_server.core.client_ids import CLIENT_OWNERS_SCHEMA, SERVER, ClientIds, owner_of
 from crdt_server.core.payloads import Sender
 from crdt_server.errors import ClientIdTaken
 from crdt_server.storage import NewUpdate, SqliteStore
@@ -252,10 +252,10 @@ async def test_the_first_claim_is_decided_in_the_store(tmp_path: Path) -> None:
         summary = inspect_update(edit(doc, "g", "x"))
         loser = "pat" if got[0][5] == "ann" else "ann"
         with pytest.raises(ClientIdTaken):
-            await two.own("w1", summary, {}, Sender(Actor(loser, "planner"), "c1"))
+            await two.own("w1", summary, {}, loser)
         # What a document already holds claims nothing: its own ids are none.
-        assert await two.own("w1", summary, {5: 1}, Sender(Actor(loser, "planner"), "c1")) == ()
-        server = Sender(Actor("server", "server"), "server:projection")
+        assert await two.own("w1", summary, {5: 1}, loser) == ()
+        server = owner_of(Sender(Actor("server", "server"), "server:projection"))
         assert await two.own("w1", inspect_update(edit(Doc(client_id=6), "g", "y")), {}, server)
         assert two.known("w1", 6) == SERVER
     finally:

@@ -240,7 +240,7 @@ async def test_a_commit_hook_that_raises_commits_the_update_with_a_derivation_fa
     state = doc.get_state()
     g3["g3"] = Map({"name": "Cy"})
     third = doc.get_update(state)
-    await room.wait_committed(await room.apply(third, inspect_update(third), ANN))
+    await room.wait_committed(await room.apply(third, inspect_update(third), BOB))
 
 
 @pytest.mark.timeout(30)
