@@ -254,7 +254,7 @@ async def test_a_deleted_wedding_is_cleared_from_the_device(demo: Demo, browser:
     _, planner = await open_app(browser, demo.link("planner"))
     stored = (
         "indexedDB.databases()"
-        ".then(dbs => dbs.filter(d => d.name.startsWith('crdt-server:demo/')).length)"
+        ".then(dbs => dbs.filter(d => d.name.startsWith('crdt-server:demo-planner:demo/')).length)"
     )
     assert await planner.evaluate(stored) == 5  # the five documents (tasks too)
     feed = "Object.keys(localStorage).some(k => k.startsWith('crdt-server.activity:demo:'))"
@@ -471,7 +471,7 @@ async def test_a_wedding_deleted_while_the_app_was_closed_is_cleared_when_it_ope
     context, planner = await open_app(browser, demo.link("planner"))
     stored = (
         "indexedDB.databases()"
-        ".then(dbs => dbs.filter(d => d.name.startsWith('crdt-server:demo/')).length)"
+        ".then(dbs => dbs.filter(d => d.name.startsWith('crdt-server:demo-planner:demo/')).length)"
     )
     await until(planner, f"{stored}.then(n => n === 5)")  # the five documents
     await planner.close()

@@ -34,8 +34,8 @@ async def test_a_vendor_reads_the_guest_list_without_private_fields(
             assert not [c for c in contacts if c in text]
             assert not [n for n in notes if n in text]
             names = await page.evaluate("indexedDB.databases().then(d => d.map(x => x.name))")
-            assert "crdt-server:demo/guests@projection" in names, names
-            assert "crdt-server:demo/guests" not in names, names
+            assert "crdt-server:demo-vendor:demo/guests@projection" in names, names
+            assert "crdt-server:demo-vendor:demo/guests" not in names, names
             assert await page.evaluate("document.documentElement.scrollWidth") <= width
             await screenshot(page, f"vendor-guests-{width}px")
         finally:

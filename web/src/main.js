@@ -338,15 +338,31 @@ class PlannerApp {
       access,
       onChange: () => this.render(),
       onClosed: (room, event) => this.closed(room, event),
+      onDocChanged: () => this.docChanged(),
       socket
     })
     this.sync.setUser({ name: access.name })
-    this.history = new History(
+    this.history = this.newHistory()
+    this.toast = null // { text, action }: the last removal, with its Undo
+    this.conflictsOpen = null // the conflicts panel as its person left it (null: by the width)
+  }
+
+  /** Undo and redo across the rooms' documents as they are now. */
+  newHistory () {
+    return new History(
       Object.fromEntries(Object.entries(this.sync.rooms).map(([kind, room]) => [kind, room.doc])),
       { onChange: () => this.sync.changed() }
     )
-    this.toast = null // { text, action }: the last removal, with its Undo
-    this.conflictsOpen = null // the conflicts panel as its person left it (null: by the width)
+  }
+
+  /** A room's Y.Doc was replaced (its client id was refused, 4409: sync.js): the undo
+   *  history starts again on the new documents (its steps were items of the old one), and
+   *  the views bind to it at once, before another event could write to the old one. */
+  docChanged () {
+    this.history.destroy()
+    this.history = this.newHistory()
+    this.toast = null
+    this.render()
   }
 
   get sections () {

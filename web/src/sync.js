@@ -11,12 +11,19 @@
 // The server echoes every update to its sender once it is committed; that echo is the proof
 // an edit is safe. `PendingEdits` counts local edits the server has not confirmed yet, and
 // keeps the count across reloads.
+//
+// What a device keeps is per person (the token's `sub`): two people signed in on one browser
+// (one origin, one IndexedDB) never load each other's copy, whose unsent items would go to
+// the server as theirs. When the server refuses a document's update because its Yjs client
+// id belongs to someone else (4409), the room starts a new Y.Doc from the server's state and
+// re-applies its unsent edits to it (recover.js), and the app is told its document changed.
 
 import * as Y from 'yjs'
 import * as decoding from 'lib0/decoding'
 import { WebsocketProvider } from 'y-websocket'
 import { HocuspocusProvider, HocuspocusProviderWebsocket } from '@hocuspocus/provider'
 import { IndexeddbPersistence } from 'y-indexeddb'
+import { rebuild, takenIdOf } from './recover.js'
 
 /** The origin of every edit made in this app (other origins are remote or from storage). */
 export const LOCAL = 'planner-app'
@@ -49,6 +56,20 @@ export function isLocal (origin) {
 }
 
 export const KINDS = ['guests', 'seating', 'timeline', 'budget', 'tasks']
+
+/** The close code of a refused Yjs client id (the server's CLIENT_ID_TAKEN). */
+export const CLIENT_ID_TAKEN = 4409
+
+/** The IndexedDB name of person `sub`'s local copy of document `room` (`{wedding}/{kind}`):
+ *  `crdt-server:{sub}:{wedding}/{kind}`, the sub URI-encoded (no `:` or `/` in it). */
+export function localName (sub, room) {
+  return `crdt-server:${encodeURIComponent(sub)}:${room}`
+}
+
+/** The localStorage key of person `sub`'s pending edits of document `room`. */
+export function pendingKey (sub, room) {
+  return `crdt-server.pending:${encodeURIComponent(sub)}:${room}`
+}
 
 const MESSAGE_SYNC = 0
 const SYNC_STEP1 = 0
@@ -89,6 +110,27 @@ class PendingEdits {
     const meta = Y.parseUpdateMeta(update)
     const { ds } = Y.decodeUpdate(update)
     this.edits.push({ client: clientID, clock: meta.to.get(clientID) ?? null, ranges: rangesOf(ds) })
+    this.save()
+  }
+
+  /** Edits re-applied in one update (recover.js): one per client it writes under, and its
+   *  deletions. */
+  addAll (update) {
+    Y.parseUpdateMeta(update).to.forEach((clock, client) => this.edits.push({ client, clock, ranges: [] }))
+    const ranges = rangesOf(Y.decodeUpdate(update).ds)
+    if (ranges.length) this.edits.push({ client: null, clock: null, ranges })
+    this.save()
+  }
+
+  /** Take over the edits kept under `key` (a local copy's former name). */
+  adopt (key) {
+    let edits = []
+    try {
+      edits = JSON.parse(localStorage.getItem(key) || '[]')
+    } catch {}
+    localStorage.removeItem(key)
+    if (!Array.isArray(edits) || !edits.length) return
+    this.edits.push(...edits)
     this.save()
   }
 
@@ -234,6 +276,11 @@ class CollabLink {
   disconnect () {
     this.provider.detach()
   }
+
+  /** For good (its document is replaced): the provider leaves the socket, which stays. */
+  destroy () {
+    this.provider.destroy()
+  }
 }
 
 /** One document on its own `/sync` socket: the stock y-websocket provider. */
@@ -283,6 +330,10 @@ class SyncLink {
   disconnect () {
     this.provider.disconnect()
   }
+
+  destroy () {
+    this.provider.destroy()
+  }
 }
 
 /**
@@ -319,62 +370,178 @@ export function collabSocket (wedding) {
 /** One room: its Y.Doc, its local copy, its provider and its pending edits. */
 class Room {
   constructor (sync, kind, access, { persist }) {
+    this.sync = sync
     this.kind = kind
     this.access = access
     this.name = `${sync.wedding}/${kind}`
-    this.doc = new Y.Doc()
     this.storedLocally = true
     // A projected document (the server hides some of its fields from this role: /access
     // lists it) is another room behind the same URL: its local copy has its own name, and
     // the copy kept of the other one (from before the server projected it, or since it
     // stopped) is dropped rather than merged into a read-only view.
     const projected = (sync.projected || []).includes(kind)
-    const local = `crdt-server:${this.name}`
-    this.pending = new PendingEdits(`crdt-server.pending:${this.name}`, () => sync.changed())
+    const local = localName(sync.sub, this.name)
+    this.localName = projected ? `${local}@projection` : local
+    this.pending = new PendingEdits(pendingKey(sync.sub, this.name), () => sync.changed())
     if (access !== 'write' && this.pending.count) {
       // Edits made while this person could write it (before their role became `operate`,
       // say): the server now refuses them, so the local copy holding them is dropped
       // rather than shown as if they might still go through.
       this.pending.clear()
-      if (persist) dropDatabase(projected ? `${local}@projection` : local)
+      if (persist) dropDatabase(this.localName)
     }
-    if (persist) dropDatabase(projected ? local : `${local}@projection`)
-    this.persistence = persist
-      ? new IndexeddbPersistence(projected ? `${local}@projection` : local, this.doc)
-      : null
+    if (persist) {
+      dropDatabase(projected ? local : `${local}@projection`)
+      // A projection kept under the name of the release before: nothing unsent in it.
+      dropDatabase(`crdt-server:${this.name}@projection`)
+    }
+    this.persist = persist
+    this.persistence = null
     this.closed = null
     this.everConnected = false
-    this.link = sync.socket ? new CollabLink(sync, this) : new SyncLink(sync, this)
+    this.recovering = null
+    this.provider = { awareness: null }
+    this.use(new Y.Doc())
+    // Its local copy opens (once migrated, for a writer: `openLocal`) while it syncs.
+    this.opened = persist
+      ? this.openLocal(access === 'write' && !projected).catch(() => null)
+      : Promise.resolve(null)
+  }
+
+  /** Sync `doc` (this room's from now on): a provider of its own, its edits counted. */
+  use (doc) {
+    const state = this.provider.awareness && this.provider.awareness.getLocalState()
+    this.doc = doc
+    this.link = this.sync.socket ? new CollabLink(this.sync, this) : new SyncLink(this.sync, this)
     /** The awareness of this document (`provider.awareness`, on either transport). */
     this.provider = { awareness: this.link.awareness }
-    this.doc.on('update', (update, origin) => {
+    if (state) this.provider.awareness.setLocalState(state)
+    doc.on('update', (update, origin) => {
+      if (doc !== this.doc) return
       if (isLocal(origin)) {
-        this.pending.add(update, this.doc.clientID)
+        this.pending.add(update, doc.clientID)
         this.markStored()
       }
-      sync.changed()
+      this.sync.changed()
     })
-    this.provider.awareness.on('change', () => sync.changed())
+    this.provider.awareness.on('change', () => this.sync.changed())
+  }
+
+  /**
+   * This person's local copy of the document. Their first open since local copies became
+   * per person takes over the device's one copy of the release before
+   * (`crdt-server:{wedding}/{kind}`), its unsent edits included, when they may write it and
+   * have no copy of their own yet, and deletes it: no one else's tab loads it afterwards.
+   */
+  async openLocal (migrate) {
+    const old = `crdt-server:${this.name}`
+    if (migrate && await databaseExists(old) && !(await databaseExists(this.localName))) {
+      const before = new IndexeddbPersistence(old, this.doc)
+      await before.whenSynced
+      await before.destroy()
+      this.pending.adopt(`crdt-server.pending:${this.name}`)
+      const persistence = this.keepLocally(this.doc)
+      await persistence.whenSynced
+      await written(persistence.db)
+      dropDatabase(old) // done once no tab has it open
+      return persistence
+    }
+    const persistence = this.keepLocally(this.doc)
+    await persistence.whenSynced
+    return persistence
+  }
+
+  keepLocally (doc) {
+    this.persistence = new IndexeddbPersistence(this.localName, doc)
+    return this.persistence
   }
 
   /** Track that the local copy has this edit: a read transaction on the same store ends
    *  only after the write y-indexeddb started for it. */
   markStored () {
-    if (!this.persistence) return
+    if (!this.persist) return
     this.storedLocally = false
     const stamp = (this.storeStamp = (this.storeStamp || 0) + 1)
-    this.persistence.whenSynced.then(() => {
-      const db = this.persistence.db
-      if (!db) return
-      const txn = db.transaction(['updates'], 'readonly')
-      txn.oncomplete = () => {
-        if (this.storeStamp === stamp) {
-          this.storedLocally = true
-          this.syncChanged()
-        }
+    this.opened.then(() => this.persistence && this.persistence.whenSynced).then(() => written(this.persistence && this.persistence.db)).then(() => {
+      if (this.storeStamp === stamp) {
+        this.storedLocally = true
+        this.sync.changed()
       }
-      txn.objectStore('updates').count()
     })
+  }
+
+  /**
+   * The server refused this document's update: a Yjs client id of it (`taken`) is someone
+   * else's. Its provider goes at once (nothing more is sent from this Y.Doc); once the
+   * server's state is fetched, a new Y.Doc holds it and this replica's unsent edits,
+   * re-applied under fresh client ids (recover.js), and replaces this one everywhere: the
+   * provider, the local copy, the pending edits and the views (`onDocChanged`). Offline,
+   * the fetch is tried again until it is answered; edits made meanwhile go into the old
+   * Y.Doc and are re-applied with the rest.
+   */
+  recover (taken) {
+    if (this.recovering) return this.recovering
+    this.link.destroy()
+    this.recovering = (async () => {
+      await this.opened
+      let state = null
+      for (let wait = 500; !this.sync.stopped; wait = Math.min(wait * 2, 30000)) {
+        state = await this.serverState()
+        if (state || this.sync.stopped) break
+        await new Promise((resolve) => setTimeout(resolve, wait))
+      }
+      if (!state || this.sync.stopped) return
+      const { doc, update } = rebuild(this.doc, state, taken)
+      this.replaceWith(doc, update)
+    })().catch((error) => {
+      // Not expected (a copy Yjs cannot read back): the room stays offline, its pending
+      // edits counted, rather than losing them to a fresh start.
+      console.error(`${this.name}: could not re-apply the edits refused with 4409`, error)
+    }).finally(() => { this.recovering = null })
+    this.sync.changed()
+    return this.recovering
+  }
+
+  /** The server's whole state of the document (its HTTP sync, asked with an empty state
+   *  vector), or null when it does not answer. */
+  async serverState () {
+    if (!this.sync.token) return null
+    try {
+      const response = await fetch(`/api/weddings/${encodeURIComponent(this.sync.wedding)}/docs/${this.kind}/sync`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${this.sync.token}`, 'Content-Type': 'application/json' },
+        body: '{}'
+      })
+      if (!response.ok) return null
+      const body = await response.json()
+      return Uint8Array.from(atob(body.update), (c) => c.charCodeAt(0))
+    } catch {
+      return null
+    }
+  }
+
+  replaceWith (doc, reapplied) {
+    const before = this.doc
+    this.pending.clear()
+    if (reapplied) this.pending.addAll(reapplied)
+    if (this.persistence) {
+      // The local copy becomes the new document's in one transaction (nothing of the old
+      // one's items under the refused id is loaded again), then is kept by a new
+      // persistence for it.
+      const db = this.persistence.db
+      if (db) {
+        const txn = db.transaction(['updates'], 'readwrite')
+        txn.objectStore('updates').clear()
+        txn.objectStore('updates').add(Y.encodeStateAsUpdate(doc))
+      }
+      this.persistence.destroy()
+      this.keepLocally(doc)
+    }
+    this.use(doc)
+    this.closed = null
+    this.markStored()
+    before.destroy()
+    this.sync.docChanged(this)
   }
 
   get connected () {
@@ -393,9 +560,12 @@ class Room {
 export class WeddingSync {
   /** `socket`: the wedding's `collab` socket when the app opened it already
    *  (collabSocket), used for `collab` and closed for `sync`. */
-  constructor ({ wedding, token, access, onChange, onClosed, socket = null }) {
+  constructor ({ wedding, token, access, onChange, onClosed, onDocChanged = () => {}, socket = null }) {
     this.wedding = wedding
+    /** Whose local copies these are (the token's `sub`): see `localName`. */
+    this.sub = access.sub || ''
     this.token = token
+    this.stopped = false
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws'
     this.wsUrl = `${scheme}://${location.host}/sync`
     /** `collab` (one socket for the wedding) or `sync` (one per document). */
@@ -409,6 +579,7 @@ export class WeddingSync {
     }
     this.onChange = onChange
     this.onClosed = onClosed
+    this.onDocChanged = onDocChanged
     this.frame = 0
     this.rooms = {}
     this.projected = access.projected || []
@@ -420,7 +591,6 @@ export class WeddingSync {
     this.conflicts = access.docs.conflicts && access.docs.conflicts !== 'none'
       ? new Room(this, 'conflicts', 'read', { persist: false })
       : null
-    for (const room of this.all()) room.syncChanged = () => this.changed()
     addEventListener('online', () => this.changed())
     addEventListener('offline', () => this.changed())
   }
@@ -438,6 +608,12 @@ export class WeddingSync {
   }
 
   closed (room, event) {
+    if (event.code === CLIENT_ID_TAKEN && room.access === 'write') {
+      // Not the end of the document: it goes on under a new client id (Room.recover).
+      const taken = takenIdOf(event.reason)
+      room.recover([taken === null ? room.doc.clientID : taken])
+      return
+    }
     room.closed = event
     this.onClosed(room, event)
     this.changed()
@@ -449,6 +625,7 @@ export class WeddingSync {
   setToken (token, { reconnect = true } = {}) {
     this.token = token
     for (const room of this.all()) {
+      if (room.recovering) continue // its provider is gone; the new one takes the token
       room.link.useToken(token)
       if (!reconnect) continue
       room.closed = null
@@ -456,8 +633,16 @@ export class WeddingSync {
     }
   }
 
+  /** The room's Y.Doc was replaced (Room.recover): views and undo history must use the
+   *  new one, now (before any other event can write to the old one). */
+  docChanged (room) {
+    this.onDocChanged(room)
+    this.changed()
+  }
+
   disconnect () {
-    for (const room of this.all()) room.link.disconnect()
+    this.stopped = true
+    for (const room of this.all()) if (!room.recovering) room.link.disconnect()
     if (this.socket) this.socket.disconnect()
   }
 
@@ -466,6 +651,7 @@ export class WeddingSync {
     this.disconnect()
     for (const room of this.all()) {
       room.pending.clear()
+      await room.opened
       if (room.persistence) await room.persistence.clearData()
     }
   }
@@ -527,24 +713,67 @@ function dropDatabase (name) {
   request.onerror = request.onblocked = () => {}
 }
 
+/** Whether this device has an IndexedDB database of that name (made by nothing here: an
+ *  open that would create it is aborted). */
+function databaseExists (name) {
+  return new Promise((resolve) => {
+    if (typeof indexedDB === 'undefined') { resolve(false); return }
+    const request = indexedDB.open(name)
+    request.onupgradeneeded = () => request.transaction.abort()
+    request.onsuccess = () => {
+      request.result.close()
+      resolve(true)
+    }
+    request.onerror = (event) => {
+      event.preventDefault()
+      resolve(false)
+    }
+  })
+}
+
+/** Resolves once y-indexeddb's writes started so far on `db` are done (a read transaction
+ *  on the same store ends after them). */
+function written (db) {
+  return new Promise((resolve) => {
+    if (!db) { resolve(); return }
+    try {
+      const txn = db.transaction(['updates'], 'readonly')
+      txn.oncomplete = txn.onerror = txn.onabort = () => resolve()
+      txn.objectStore('updates').count()
+    } catch {
+      resolve() // closed meanwhile (its document was replaced)
+    }
+  })
+}
+
+/** Whether `name` is `{prefix}{wedding}/...` (the release before's names) or
+ *  `{prefix}{sub}:{wedding}/...` (a person's: the sub is URI-encoded, so has no `:`). */
+function ofWedding (name, prefix, wedding) {
+  if (!name || !name.startsWith(prefix)) return false
+  const rest = name.slice(prefix.length)
+  if (rest.startsWith(`${wedding}/`)) return true
+  const colon = rest.indexOf(':')
+  return colon >= 0 && !rest.slice(0, colon).includes('/') && rest.startsWith(`${wedding}/`, colon + 1)
+}
+
 /**
  * Forget everything this device keeps of a wedding (it was deleted): the documents'
- * IndexedDB copies, unconfirmed edits, the activity feed, the names and access seen.
+ * IndexedDB copies and unconfirmed edits (everyone's), the activity feed, the names and
+ * access seen.
  */
 export async function forgetWedding (wedding) {
   const prefixes = [
-    `crdt-server.pending:${wedding}/`,
     `crdt-server.ops:${wedding}:`,
     `crdt-server.activity:${wedding}:`,
     `crdt-server.access:${wedding}:`,
     `crdt-server.people:${wedding}`
   ]
   for (const key of Object.keys(localStorage)) {
-    if (prefixes.some((p) => key.startsWith(p))) localStorage.removeItem(key)
+    if (prefixes.some((p) => key.startsWith(p)) || ofWedding(key, 'crdt-server.pending:', wedding)) localStorage.removeItem(key)
   }
   const databases = indexedDB.databases ? await indexedDB.databases() : []
   await Promise.all(databases
-    .filter((db) => db.name && db.name.startsWith(`crdt-server:${wedding}/`))
+    .filter((db) => ofWedding(db.name, 'crdt-server:', wedding))
     .map((db) => new Promise((resolve) => {
       const request = indexedDB.deleteDatabase(db.name)
       request.onsuccess = request.onerror = request.onblocked = () => resolve()

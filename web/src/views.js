@@ -621,12 +621,26 @@ export function timelineView (ctx) {
 
 // The run of show: Tiptap, in a chunk of its own, loaded when someone opens it.
 const runOfShowEditors = new WeakMap() // container -> Promise of the editor
+const runOfShowDocs = new WeakMap() // container -> the Y.Doc its editor is on
 
 function openRunOfShow (ctx, container, editable) {
   if (!container || runOfShowEditors.has(container)) return
   const room = ctx.sync.rooms.timeline
+  runOfShowDocs.set(container, ctx.docs.timeline)
   runOfShowEditors.set(container, import('./runofshow.js').then(({ mountRunOfShow }) =>
     mountRunOfShow(container, { doc: ctx.docs.timeline, awareness: room.provider.awareness, editable })))
+}
+
+/** The timeline's Y.Doc was replaced (sync.js, 4409): an open editor moves to the new one. */
+function followRunOfShow (ctx, editable) {
+  const container = runOfShowContainer
+  const editor = container && runOfShowEditors.get(container)
+  if (!editor || runOfShowDocs.get(container) === ctx.docs.timeline) return
+  runOfShowEditors.delete(container)
+  editor.then((e) => {
+    e.destroy()
+    openRunOfShow(ctx, container, editable)
+  })
 }
 
 let runOfShowContainer = null
@@ -643,6 +657,7 @@ function keepRunOfShow (element) {
 }
 
 function runOfShow (ctx, canWrite) {
+  followRunOfShow(ctx, canWrite)
   const toggle = (e) => { if (e.target.open) openRunOfShow(ctx, e.target.querySelector('.ros-editor'), canWrite) }
   return html`<details class="view runofshow" @toggle=${toggle}>
     <summary><h2>Run of show</h2></summary>

@@ -1,8 +1,8 @@
 // The service worker of the planner: keeps the app shell on the device so the app opens
 // with no network. The documents themselves live in IndexedDB (y-indexeddb), not here.
 // The list of files and the version below are filled in by web/build.mjs.
-const VERSION = 'b9cc075f9327de1e'
-const SHELL = ["/app/","/app/app-IFO2HVMK.css","/app/app-XJ3GE4QW.js","/app/chunk-75D7JFDL.js","/app/chunk-G5QJYZ2P.js","/app/chunk-PBY2SJNO.js","/app/chunk-PM4PEIQL.js","/app/chunk-S7K5LCIO.js","/app/chunk-ULH3TVUC.js","/app/chunk-X5YW32EU.js","/app/chunk-XMFJZ5UI.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
+const VERSION = '1b2d4a51492c0a40'
+const SHELL = ["/app/","/app/app-IFO2HVMK.css","/app/app-STOEKTDC.js","/app/chunk-2UBDTWCX.js","/app/chunk-574WKKJL.js","/app/chunk-67SWAPUZ.js","/app/chunk-FRVOQEAN.js","/app/chunk-OX4N3Z42.js","/app/chunk-Q2BJG23C.js","/app/chunk-R6CNFK3F.js","/app/chunk-VHO6CVNK.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
 const CACHE = `planner-${VERSION}`
 
 self.addEventListener('install', (event) => {

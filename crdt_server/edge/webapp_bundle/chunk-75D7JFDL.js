@@ -1,1 +1,0 @@
-import{a,b,c,d,e}from"./chunk-G5QJYZ2P.js";import"./chunk-PBY2SJNO.js";import"./chunk-XMFJZ5UI.js";import"./chunk-X5YW32EU.js";export{d as chartSvg,e as chartView,b as geometry,c as occupancy,a as placeOf};
