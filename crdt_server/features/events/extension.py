@@ -166,8 +166,9 @@ _TOLD_KEPT = 64
 class _Reader:
     wake: asyncio.Event
     sub: str | None = None
+    sid: str | None = None
     kicked: bool = False
-    """Woken to look at its credential again (a revocation), not for new events."""
+    """Woken to look at its credential again (a revocation, a device's end), not for events."""
     stale: bool = True
     """Events may have been stored since it last read (woken by a commit, or a heartbeat
     passed); a reader woken only for :attr:`told` records does not read the store."""
@@ -385,13 +386,15 @@ class EventLog(Extension):
         heartbeat: float,
         sub: str | None = None,
         until: float | None = None,
+        sid: str | None = None,
     ) -> AsyncGenerator[StoredEvent | Ephemeral | None, None]:
         """The wedding's events after ``after`` as they are committed, oldest first, and
         the :class:`Ephemeral` records :meth:`tell` sends meanwhile.
 
         ``None`` each ``heartbeat`` seconds without one, at ``until`` (Unix time: when the
-        reader's credential expires) and when :meth:`recheck` names ``sub``: the moments
-        the reader should look at its credential again. Ends when the server stops."""
+        reader's credential expires), when :meth:`on_revoked` names ``sub`` or
+        :meth:`session_ended` its device session (``sid``): the moments the reader should
+        look at its credential again. Ends when the server stops."""
         lanes = self.follow_lanes(
             wedding,
             after=after,
@@ -400,6 +403,7 @@ class EventLog(Extension):
             sub=sub,
             until=until,
             urgent=False,
+            sid=sid,
         )
         try:
             async for item in lanes:
@@ -417,6 +421,7 @@ class EventLog(Extension):
         sub: str | None = None,
         until: float | None = None,
         urgent: bool = True,
+        sid: str | None = None,
     ) -> AsyncGenerator[tuple[Lane, StoredEvent] | Ephemeral | None, None]:
         """:meth:`follow` on two lanes: each event once on the ``normal`` lane, in order
         (its cursor starts at ``after``); with ``urgent``, the urgent and emergency events
@@ -426,7 +431,7 @@ class EventLog(Extension):
         the normal lane gave already is not given again; one the urgent lane's read missed,
         committed just before the normal lane's page, comes on the urgent lane first from
         that page), so each urgent event comes once on each lane."""
-        reader = _Reader(asyncio.Event(), sub)
+        reader = _Reader(asyncio.Event(), sub, sid)
         readers = self._readers.get(wedding)
         if readers is None:
             readers = self._readers[wedding] = set()
@@ -513,6 +518,15 @@ class EventLog(Extension):
         for readers in weddings.values():
             for reader in readers:
                 if reader.sub == sub:
+                    reader.kicked = reader.stale = True
+                    reader.wake.set()
+
+    def session_ended(self, sid: str) -> None:
+        """The device session ``sid`` ended (the sign-in feature's ``ended_listeners``, in
+        every process): wake the readers whose credential it minted, as :meth:`on_revoked`."""
+        for readers in self._readers.values():
+            for reader in readers:
+                if reader.sid == sid:
                     reader.kicked = reader.stale = True
                     reader.wake.set()
 

@@ -8,7 +8,8 @@
   :func:`lane_record`); it resumes after ``Last-Event-ID`` (or ``?after=``), that lane's
   events first; it sends a comment every ``SSE_HEARTBEAT_SECONDS``, and ends with an
   ``end`` event (``{"reason": "token_expired" | "token_revoked"}``) when the credential
-  expires or is revoked (here, or in another process: the revocation arrives on the bus).
+  expires or is revoked, or the device session it was minted from (its ``sid``) ends
+  (here, or in another process: the revocation or the session's end arrives on the bus).
   Ephemeral records (``presence.changed``, :meth:`EventLog.tell`) come between them with
   no ``id:`` line: they are never stored, so never resumed.
   Credentials: ``Authorization: Bearer``, or a one-use ``?ticket=`` from
@@ -161,6 +162,9 @@ class _Grant(msgspec.Struct, frozen=True):
     """Whether a token stood behind it (anonymous demo streams share no per-user cap)."""
     role: str = ""
     """The reader's role: fields it may not read are cut from events (:func:`shown_to`)."""
+    sid: str | None = None
+    """The device session of the token it was minted from (its ``sid``): once that ends,
+    the ticket is refused and the stream it opened ends."""
 
 
 SEE_EVERY_AUDIENCE = frozenset({"couple", "planner"})
@@ -241,6 +245,7 @@ async def stream_ticket(call: ApiCall, path: WeddingPath) -> Response:
         viewer_of(principal),
         principal.authenticated,
         principal.role,
+        principal.session_id,
     )
     await put_ticket(
         Gateway.of(call.state.store),
@@ -278,38 +283,59 @@ async def stream(call: ApiCall, path: WeddingPath, query: StreamQuery) -> Respon
         revocations = call.state.revocations
         if revocations.revoked_since(grant.sub, wedding_id, grant.checked_at):
             raise Unauthenticated("the session of this ticket was revoked", field="ticket")
+        if grant.sid is not None and revocations.session_ended(grant.sid):
+            raise Unauthenticated("the device session of this ticket ended", field="ticket")
         docs, expires_at, viewer = set(grant.docs), grant.expires_at, grant.viewer
         sub, checked_at, counted = grant.sub, grant.checked_at, grant.authenticated
-        role = grant.role
+        role, sid = grant.role, grant.sid
     else:
         docs = readable_documents(call, wedding_id)
         principal = wedding_principal(call, wedding_id, docs)
         expires_at, sub, checked_at = principal.expires_at, principal.user_id, clock.now()
         viewer, counted = viewer_of(principal), principal.authenticated
-        role = principal.role
+        role, sid = principal.role, principal.session_id
     where = EventFilter(types=types, docs=frozenset(docs), viewer=viewer)
     heartbeat = call.state.settings.fragment(EventSettings).sse_heartbeat_seconds
     events = call.state.extension(EventLog)
     revocations = call.state.revocations
 
     def ended() -> str | None:
+        # Memory only (no store read): revocations and ended device sessions are kept here
+        # as they happen, in every process (the bus, and a re-read of the store).
         if revocations.revoked_since(sub, wedding_id, checked_at):
             return "token_revoked"
+        if sid is not None and revocations.session_ended(sid):
+            return "token_revoked"  # its device session ended: signed out, revoked, idle
         if expires_at is not None and clock.now() >= expires_at:
             return "token_expired"
         return None
 
+    def last_word(reason: str) -> ServerSentEvent:
+        # The last word of the stream: EventSource clients should not reconnect with the
+        # same credential (see the README).
+        return ServerSentEvent(data=json.dumps({"reason": reason}), event="end")
+
     async def generate() -> AsyncIterator[ServerSentEvent]:
+        # Ended since it was checked? Looked at once more before following, with no await
+        # until the follower is registered: an end from then on wakes it.
+        reason = ended()
+        if reason is not None:
+            yield last_word(reason)
+            return
         follow = events.follow_lanes(
-            wedding_id, after=after, where=where, heartbeat=heartbeat, sub=sub, until=expires_at
+            wedding_id,
+            after=after,
+            where=where,
+            heartbeat=heartbeat,
+            sub=sub,
+            until=expires_at,
+            sid=sid,
         )
         try:
             async for laned in follow:
                 reason = ended()
                 if reason is not None:
-                    # The last word of the stream: EventSource clients should not reconnect
-                    # with the same credential (see the README).
-                    yield ServerSentEvent(data=json.dumps({"reason": reason}), event="end")
+                    yield last_word(reason)
                     return
                 if laned is None:
                     yield ServerSentEvent(comment="heartbeat")

@@ -63,12 +63,15 @@ __all__ = [
 
 
 def _build(built: Built) -> Sequence[Extension]:
+    sessions = DeviceSessions(built.revocations)
     events = built.find(EventLog)
     if events is not None:
         # Device labels are personal: a session.* event is read by the person it names
         # (its data's "sub") and by who manages the members, nobody else.
         events.personal("session.", "members.manage")
-    return [DeviceSessions(built.revocations)]
+        # A device's end ends the event streams it opened, as it closes its sockets.
+        sessions.ended_listeners.append(events.session_ended)
+    return [sessions]
 
 
 def _routes() -> Sequence[ApiRoute]:

@@ -11,8 +11,9 @@ access tokens per wedding are minted (:meth:`DeviceSessions.mint`, carrying ``si
 A device session ends when signed out, revoked from the devices list, or unused for
 ``CRDT_SERVER_DEVICE_SESSION_IDLE_DAYS``; then every process refuses its tokens
 (:meth:`Revocations.end_session <crdt_server.auth.principals.Revocations.end_session>`)
-and closes its sockets with 4401 (the ``people.session_ended`` bus message, and a sweep
-that re-reads the ended sessions, so a lost message is caught up within a minute).
+and stream tickets, closes its sockets with 4401 and ends its event streams (``event:
+end``) (the ``people.session_ended`` bus message, and a sweep that re-reads the ended
+sessions, so a lost message is caught up within a minute).
 
 Emails go through the notifications feature's outbox, if the server runs it
 (:class:`MailQueue`, given by that feature): one mailer for every email.
@@ -121,7 +122,8 @@ class DeviceSessions(Extension):
         creator's address is verified)."""
         self.ended_listeners: list[Callable[[str], None]] = []
         """Told (in every process, with its id) of each device session that ended: signed
-        out, revoked, idle, its person erased (the push feature drops its subscriptions)."""
+        out, revoked, idle, its person erased (the push feature drops its subscriptions,
+        the event log ends the event streams its tokens and tickets opened)."""
         self.forgotten_listeners: list[Forgotten] = []
         """Told of each address an erasure left held by nobody (the weddings feature's
         record of who created a wedding keeps a digest of the creator's address)."""
