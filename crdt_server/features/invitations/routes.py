@@ -24,7 +24,12 @@ from crdt_server.auth.principals import Principal
 from crdt_server.auth.tokens import valid_email
 from crdt_server.edge.bodies import Page, Role
 from crdt_server.edge.guards import capable_principal
-from crdt_server.edge.links import public_url
+from crdt_server.edge.links import (
+    PublicUrlMissing,
+    missing_public_url,
+    outbound_url,
+    public_url,
+)
 from crdt_server.edge.params import PageLimit, WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import (
@@ -96,6 +101,9 @@ class CreatedInvitation(msgspec.Struct, frozen=True):
     """Why not: the wedding sent its ``CRDT_SERVER_INVITATION_EMAILS_PER_DAY`` today, its
     creator (open signup) has not verified their email yet, or this server sends no
     email. The invitation is made all the same: share its ``url`` yourself."""
+    public_url_missing: PublicUrlMissing = msgspec.UNSET
+    """``url`` came from this request's host: the server has no public URL (see
+    :func:`crdt_server.edge.links.missing_public_url`)."""
 
 
 class InvitationsQuery(msgspec.Struct, frozen=True):
@@ -218,11 +226,23 @@ async def create_invitation(call: ApiCall, path: WeddingPath, body: NewInvitatio
         revoked_at=0.0,
     )
     await invitations.create(row)
-    url = public_url(call.request, call.state.settings, f"/app/invite#code={code}")
-    answer = CreatedInvitation(invitation, url, code, rfc3339(row.expires_at), row.uses_left)
+    page = f"/app/invite#code={code}"
+    settings = call.state.settings
+    # The answer's link is the caller's (their request's host when there is no public
+    # URL); the emailed one leaves them, so never from the request's Host.
+    answer = CreatedInvitation(
+        invitation,
+        public_url(call.request, settings, page),
+        code,
+        rfc3339(row.expires_at),
+        row.uses_left,
+        public_url_missing=missing_public_url(settings),
+    )
     if body.email is not None:
         mailed = await invitations.email(
-            wedding, body.email, *_invitation_email(principal, row, url)
+            wedding,
+            body.email,
+            *_invitation_email(principal, row, outbound_url(call.request, settings, page)),
         )
         answer = msgspec.structs.replace(
             answer,
