@@ -56,6 +56,7 @@ from crdt_server.features.invitations.domain import (
 from crdt_server.features.invitations.extension import Invitations
 from crdt_server.features.invitations.tables import InvitationRow
 from crdt_server.features.signin import DeviceSessions, device_sign_in_allowed, sign_in_device
+from crdt_server.names import header_name
 from crdt_server.times import rfc3339
 
 __all__ = ["granter", "invitation_routes", "plain_text", "start_device_session"]
@@ -257,8 +258,10 @@ async def create_invitation(call: ApiCall, path: WeddingPath, body: NewInvitatio
 def _invitation_email(principal: Principal, row: InvitationRow, url: str) -> tuple[str, str]:
     """An invitation email's subject and body: who invites, as which role, the link (it
     redeems nothing when opened), when it expires. The inviter's name reaches the
-    ``Subject`` only through the one header rule (``notifications.domain_mail``)."""
+    ``Subject`` only through the one header rule (:func:`crdt_server.names.header_name`:
+    no ``<>@,;:"``, no control characters), then the outbox's ``subject_line``."""
     inviter = " ".join(principal.name.split())[:64] or "Someone"
+    named = header_name(principal.name) or "Someone"
     days = max(1, round((row.expires_at - row.created_at) / 86400))
     body = (
         f"{inviter} invites you to plan a wedding with them, as {row.role}.\n\n"
@@ -267,7 +270,7 @@ def _invitation_email(principal: Principal, row: InvitationRow, url: str) -> tup
         f"{'' if row.uses == 1 else f' and lets {row.uses} people in'}. If you did not"
         " expect it, ignore this email.\n"
     )
-    return f"{inviter} invited you to plan a wedding", body
+    return f"{named} invited you to plan a wedding", body
 
 
 @invitation_routes.get(

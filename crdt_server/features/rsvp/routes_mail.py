@@ -29,7 +29,7 @@ from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Impossible, NotFound
 from crdt_server.features.notifications import Notifications
 
-from .domain import email_address, mint_code, unsubscribe_key
+from .domain import email_address, link_subject, mint_code, unsubscribe_key
 from .extension import RsvpLinks
 from .routes import CAPABILITY, HouseholdPath, household_of, rsvp_url, wedding_of
 
@@ -109,7 +109,7 @@ async def email_link(call: ApiCall, path: HouseholdPath) -> Response:
             guest.id,
             address,
             from_name=couple,
-            subject=f"{couple}: will you come?",
+            subject=link_subject(couple),
             body=body,
             unsubscribe=unsubscribe,
         )
