@@ -2,7 +2,9 @@
 (``{wedding_id}/{doc}``, and the server's projections ``{wedding_id}/{doc}@{role}``, which
 no client names: see :func:`projection_name`) and event types (``{namespace}.{name}``), with
 the size of an event's data (the event routes and ``crdt-server import`` apply the same
-rules); and the one priority scale of the API (:data:`Priority`)."""
+rules); the one priority scale of the API (:data:`Priority`); and how a name people typed
+stands in an email header (:func:`header_name`: every feature that puts a person's or a
+couple's name in a ``Subject``, and the notifications feature's display names)."""
 
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ __all__ = [
     "ROOM_KINDS",
     "WEDDING_ID_PATTERN",
     "document_name",
+    "header_name",
     "at_least",
     "event_problem",
     "lane_of",
@@ -112,6 +115,24 @@ def projection_of(name: str) -> tuple[str, str, str] | None:
     if not sep or projection_name(wedding_id, doc, role) != name:
         return None
     return wedding_id, doc, role
+
+
+HEADER_UNSAFE: Final = frozenset('<>@,;:"')
+"""What a name loses in an email header: the characters that would make an address, a list
+of them or a quoted string of it."""
+
+
+def header_name(value: str, limit: int = 64) -> str:
+    """A name people typed (a person's, a couple's) as it may stand in an email header, as
+    a display name or inside a ``Subject``: control characters (line breaks included: no
+    header can be injected) and ``<>@,;:"`` removed, runs of spaces folded, at most
+    ``limit`` characters."""
+    kept = (
+        " " if ch.isspace() else ch
+        for ch in value
+        if ch.isspace() or (ch.isprintable() and ch not in HEADER_UNSAFE)
+    )
+    return " ".join("".join(kept).split())[:limit].rstrip()
 
 
 CUSTOM_EVENT_NAMESPACES = ("custom.", "day.")

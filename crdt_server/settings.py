@@ -216,7 +216,10 @@ class Settings:
     make a minute; 0: unlimited. ``emergency`` from the couple or planner is never limited."""
     public_url: str = ""
     """The server's address as clients reach it (``https://plan.example.com``, behind a TLS
-    proxy); every URL the server hands out starts from it. Empty: from each request."""
+    proxy); every URL the server hands out starts from it. Empty: a link sent out (an
+    email's) starts from the address the server listens on, never a request's ``Host``; a
+    link in an answer from the request's host, and on a network address the server warns
+    at start and those answers carry ``public_url_missing: true``."""
     max_json_body_bytes: int = 1024 * 1024
     """Largest JSON body of an HTTP request (sessions, revocation, operations); larger is
     refused with 413 while it is read."""

@@ -8,6 +8,7 @@ The parts live beside it: the log lines (:mod:`crdt_server.cli.logs`), one serve
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import signal
@@ -39,6 +40,7 @@ from crdt_server.cli.workers import WorkerServer, die_with_parent, worker_argv
 from crdt_server.core.quarantine import slot_path
 from crdt_server.core.watchdog import tick_seconds
 from crdt_server.edge.demo import with_demo
+from crdt_server.edge.links import public_url_missing, server_url
 from crdt_server.edge.supervisor import Supervisor
 from crdt_server.features import Command, Feature, commands_of, event_namespaces_of, fragments_of
 from crdt_server.placement import ALONE, Placement
@@ -192,6 +194,18 @@ def serve(settings: Settings, *, demo: bool = False) -> None:
     sock.bind((settings.host, settings.port))
     host, port = sock.getsockname()[:2]
     announce = f"crdt-server listening on http://{host}:{port}"
+    if port != settings.port:
+        # A port chosen at start (0): links built without a request (an email's
+        # unsubscribe link) name the one the server listens on; workers inherit it.
+        settings = dataclasses.replace(settings, port=port)
+    if public_url_missing(settings):
+        logging.getLogger("crdt_server.cli").warning(
+            "CRDT_SERVER_PUBLIC_URL is unset and the server listens on a network address"
+            " (%s): links it sends out (emails) name %s, links in answers each"
+            " request's Host; set CRDT_SERVER_PUBLIC_URL to the URL people reach it by",
+            host,
+            server_url(settings),
+        )
     if settings.workers > 1:
         # Every worker builds its own app from the environment and inherits the socket.
         os.environ.update(settings.environment())

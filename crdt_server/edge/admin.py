@@ -15,7 +15,7 @@ from crdt_server.edge.bodies import (
     SessionAnswer,
     SessionRequest,
 )
-from crdt_server.edge.links import public_url
+from crdt_server.edge.links import missing_public_url, public_url
 from crdt_server.edge.params import WeddingPath
 from crdt_server.edge.problems import ApiError
 from crdt_server.edge.routing import ApiCall, Routes, json_response
@@ -66,6 +66,7 @@ async def create_session(call: ApiCall, path: WeddingPath, body: SessionRequest)
         expires_at=int(clock.now()) + ttl,
         url=public_url(call.request, settings, "/sync", websocket=True),
         rooms={doc: f"{wedding_id}/{doc}" for doc in DOCUMENT_KINDS},
+        public_url_missing=missing_public_url(settings),
     )
     return json_response(answer, status_code=201)
 

@@ -20,6 +20,7 @@ from msgspec import UNSET, UnsetType
 from crdt_server.actor import Actor
 from crdt_server.documents.notes import TEXT_OPERATIONS
 from crdt_server.documents.operations import OPERATIONS
+from crdt_server.edge.links import PublicUrlMissing
 from crdt_server.edge.problems import ApiError, FieldProblem, Problem
 from crdt_server.names import WEDDING_ID_PATTERN
 from crdt_server.storage.base import HistoryEntry
@@ -85,6 +86,8 @@ class SessionAnswer(msgspec.Struct, frozen=True):
     url: str
     """Where the y-websocket provider connects (``CRDT_SERVER_PUBLIC_URL`` when set)."""
     rooms: dict[str, str]
+    public_url_missing: PublicUrlMissing = UNSET
+    """``url`` came from this request's host: the server has no public URL."""
 
 
 class RevokeRequest(msgspec.Struct, frozen=True):

@@ -257,7 +257,16 @@ GUEST_DIET = "no-quinceberries-ever"
 MEMBER_NAME = "Barnaby Whistlecroft"
 MEMBER_EMAIL = "barnaby.whistlecroft@canary.example"
 MEMBER_BODY = "the florist owes barnabyplums"
-CANARIES = (GUEST_NAME, GUEST_CONTACT, GUEST_DIET, MEMBER_NAME, MEMBER_EMAIL, MEMBER_BODY)
+MEMBER_NOTE = "barnabys van is the green one"
+CANARIES = (
+    GUEST_NAME,
+    GUEST_CONTACT,
+    GUEST_DIET,
+    MEMBER_NAME,
+    MEMBER_EMAIL,
+    MEMBER_BODY,
+    MEMBER_NOTE,
+)
 
 
 async def sqlite_rows(path: Path) -> dict[str, str]:
@@ -301,9 +310,10 @@ async def test_erasure_reaches_every_table_on_postgres(
 
 
 async def erase_everywhere(tmp_path: Path, dsn: str) -> None:
-    """A guest and a member are written, delivered to a webhook (whose stored delivery
-    payloads quote them), then erased: no table the store has (listed from its own
-    catalogue) nor any file keeps a word of them."""
+    """A guest and a member are written (the member a thread message and a custom event),
+    delivered to a webhook (whose stored delivery payloads quote them), then erased: no
+    table the store has (listed from its own catalogue) nor any file keeps a word of
+    them."""
     env = {
         "CRDT_SERVER_AUTH_SECRET": SECRET,
         "CRDT_SERVER_ADMIN_API_KEY": "admin-key-for-tests",
@@ -348,9 +358,13 @@ async def erase_everywhere(tmp_path: Path, dsn: str) -> None:
             headers=vendor,
         )
         assert message.status_code == 201, message.text
-        got = await receiver.wait_for(3)
+        note = {"type": "custom.arrival", "data": {"note": MEMBER_NOTE}}
+        posted = await http.post("/api/weddings/w1/events", json=note, headers=vendor)
+        assert posted.status_code == 201, posted.text
+        got = await receiver.wait_for(4)
         bodies = b"".join(g.body for g in got)
-        assert GUEST_NAME.encode() in bodies and MEMBER_BODY.encode() in bodies
+        for canary in (GUEST_NAME, MEMBER_BODY, MEMBER_NOTE):
+            assert canary.encode() in bodies, canary
 
         async def rows() -> dict[str, str]:
             if dsn:
@@ -360,6 +374,7 @@ async def erase_everywhere(tmp_path: Path, dsn: str) -> None:
         before = await rows()
         assert any(GUEST_NAME in text for text in before.values())  # the test sees them
         assert any(MEMBER_BODY in text for text in before.values())
+        assert any(MEMBER_NOTE in text for text in before.values())
         r = await http.post("/api/weddings/w1/guests/g-1/erase", headers=ADMIN)
         assert r.status_code == 200, r.text
         r = await http.delete("/api/weddings/w1/members/barn", headers=ADMIN)

@@ -35,6 +35,7 @@ from crdt_server.features.events.settings import EventSettings
 from crdt_server.features.events.tables import (
     SCHEMA,
     add_events,
+    erase_custom_events_of,
     erase_entity_events,
     purge_events,
     purge_tickets,
@@ -296,6 +297,17 @@ class EventLog(Extension):
         paths = WEDDINGS.person_paths(guest_id)
         gateway = Gateway.of(self._require_store())
         await erase_entity_events(gateway, wedding, guest_id, paths, sub=f"guest:{guest_id}")
+
+    async def on_member_erased(self, wedding: str, sub: str) -> bool:
+        """What they wrote in the custom events they posted goes: each keeps its place in
+        the feed (seq, type, time, priority, actor) with its data replaced by
+        ``{"erased": true}``, and their posts' idempotency keys go
+        (:func:`~crdt_server.features.events.tables.erase_custom_events_of`). The events
+        the server made of their edits stay, as the documents' history does; the features
+        whose events carry their name or their words (``member.*``, ``session.*``,
+        ``thread.*``) delete those themselves."""
+        gateway = Gateway.of(self._require_store())
+        return await gateway.run(erase_custom_events_of(wedding, sub)) > 0
 
     def on_bus_event(self, event: dict[str, Any]) -> None:
         if (stored := from_event(event, EventsStored)) is not None:

@@ -65,7 +65,7 @@ from crdt_server.features.events.extension import (
     readable_event,
 )
 from crdt_server.features.events.settings import EventSettings
-from crdt_server.features.events.tables import put_ticket, take_ticket
+from crdt_server.features.events.tables import posted_scope, put_ticket, take_ticket
 from crdt_server.names import RESERVED_EVENT_TYPES, Lane, Priority, event_problem
 from crdt_server.storage import EventFilter, Gateway, NewEvent, Once, StoredEvent
 from crdt_server.times import rfc3339
@@ -482,7 +482,7 @@ async def post_event(call: ApiCall, path: WeddingPath, body: CustomEvent) -> Res
             raise Malformed("1 to 255 characters", field="Idempotency-Key")
         fingerprint = hashlib.sha256(call.body).hexdigest()
         once = Once(
-            f"{wedding_id}:{principal.user_id}:events",
+            posted_scope(wedding_id, principal.user_id),
             key,
             fingerprint,
             clock.now() + IDEMPOTENCY_SECONDS,

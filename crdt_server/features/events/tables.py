@@ -1,8 +1,9 @@
 """The events feature's tables: the wedding events, their per-wedding counters and
 idempotency keys, and the stream tickets. Only this module writes SQL against them; other
 features reach them through the feature's package: steps to compose with ``yield from``
-into a transaction of the SQL gateway (:func:`store_events`, :func:`forget_events_of`),
-and calls of their own (:func:`add_events`, :func:`read_events`...)."""
+into a transaction of the SQL gateway (:func:`store_events`, :func:`forget_events_of`,
+:func:`erase_custom_events_of`), and calls of their own (:func:`add_events`,
+:func:`read_events`...)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import msgspec
 
 from crdt_server import clock
+from crdt_server.names import CUSTOM_EVENT_NAMESPACES, RESERVED_EVENT_TYPES
 from crdt_server.storage import (
     AddedEvents,
     EventFilter,
@@ -37,14 +39,17 @@ from crdt_server.storage.gateway import (
 from crdt_server.tools.export import EventTables
 
 __all__ = [
+    "ERASED_DATA",
     "EVENT_TABLES",
     "SCHEMA",
     "TICKETS",
     "add_events",
     "check_events",
+    "erase_custom_events_of",
     "erase_entity_events",
     "forget_events_of",
     "last_event_seq",
+    "posted_scope",
     "purge_events",
     "purge_tickets",
     "put_ticket",
@@ -153,6 +158,43 @@ def forget_events_of(wedding: str, sub: str, kinds: str) -> Tx[int]:
         count=True,
     )
     return gone
+
+
+ERASED_DATA = '{"erased":true}'
+"""The data of a custom event whose poster was erased."""
+
+
+def erase_custom_events_of(wedding: str, sub: str) -> Tx[int]:
+    """The step that erases what ``sub`` wrote in the wedding's custom events (the types
+    clients post: ``custom.*``, and ``day.*`` but the server's own), as a person's erasure
+    does: each one's data becomes :data:`ERASED_DATA`. Its seq, type, time, priority,
+    document and actor stay, so the feed keeps its numbering and a reader its cursor. The
+    whole data goes, not only its strings: a custom event's data is the poster's own
+    (keys, numbers and nesting included: a key can name someone, a number be a phone
+    number), and the server cannot tell what in it is personal. The idempotency keys of
+    what they posted go too (each keeps a digest of its body). How many events."""
+    namespaces = " OR ".join("type LIKE ?" for _ in CUSTOM_EVENT_NAMESPACES)
+    reserved = sorted(RESERVED_EVENT_TYPES)
+    erased: int = yield Sql(
+        f"UPDATE {{t}}events SET data = ? WHERE wedding = ? AND sub = ? AND ({namespaces})"  # noqa: S608
+        f" AND type NOT IN ({', '.join('?' for _ in reserved)}) AND data <> ?",
+        (
+            ERASED_DATA,
+            wedding,
+            sub,
+            *(f"{namespace}%" for namespace in CUSTOM_EVENT_NAMESPACES),
+            *reserved,
+            ERASED_DATA,
+        ),
+        count=True,
+    )
+    yield Sql("DELETE FROM {t}idempotency WHERE scope = ?", (posted_scope(wedding, sub),))
+    return erased
+
+
+def posted_scope(wedding: str, sub: str) -> str:
+    """The idempotency scope of the events ``sub`` posts to the wedding."""
+    return f"{wedding}:{sub}:events"
 
 
 # -- the events, their per-wedding counters and idempotency keys --------------------------

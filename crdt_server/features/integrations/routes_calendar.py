@@ -38,7 +38,7 @@ from crdt_server.documents.schema import TimelineItem
 from crdt_server.edge.bodies import Deleted, Page
 from crdt_server.edge.guards import capable_principal, readable_documents
 from crdt_server.edge.identity import CALENDAR_TOKEN_PREFIX
-from crdt_server.edge.links import public_url
+from crdt_server.edge.links import PublicUrlMissing, missing_public_url, public_url
 from crdt_server.edge.params import WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Forbidden, NotFound, Unauthenticated
@@ -87,6 +87,8 @@ class TokenCreated(msgspec.Struct, frozen=True):
     """The feed's address with the token (``CRDT_SERVER_PUBLIC_URL`` when set)."""
     label: str
     created_at: str
+    public_url_missing: PublicUrlMissing = msgspec.UNSET
+    """``url`` came from this request's host: the server has no public URL."""
 
 
 class TokenItem(msgspec.Struct, frozen=True):
@@ -307,6 +309,7 @@ async def create_token(call: ApiCall, path: WeddingPath) -> Response:
         public_url(call.request, call.state.settings, feed_path),
         record.label,
         rfc3339(int(record.created_at), "seconds"),
+        public_url_missing=missing_public_url(call.state.settings),
     )
     return json_response(answer, status_code=201)
 

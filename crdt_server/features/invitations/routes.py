@@ -24,7 +24,12 @@ from crdt_server.auth.principals import Principal
 from crdt_server.auth.tokens import valid_email
 from crdt_server.edge.bodies import Page, Role
 from crdt_server.edge.guards import capable_principal
-from crdt_server.edge.links import public_url
+from crdt_server.edge.links import (
+    PublicUrlMissing,
+    missing_public_url,
+    outbound_url,
+    public_url,
+)
 from crdt_server.edge.params import PageLimit, WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import (
@@ -51,6 +56,7 @@ from crdt_server.features.invitations.domain import (
 from crdt_server.features.invitations.extension import Invitations
 from crdt_server.features.invitations.tables import InvitationRow
 from crdt_server.features.signin import DeviceSessions, device_sign_in_allowed, sign_in_device
+from crdt_server.names import header_name
 from crdt_server.times import rfc3339
 
 __all__ = ["granter", "invitation_routes", "plain_text", "start_device_session"]
@@ -96,6 +102,9 @@ class CreatedInvitation(msgspec.Struct, frozen=True):
     """Why not: the wedding sent its ``CRDT_SERVER_INVITATION_EMAILS_PER_DAY`` today, its
     creator (open signup) has not verified their email yet, or this server sends no
     email. The invitation is made all the same: share its ``url`` yourself."""
+    public_url_missing: PublicUrlMissing = msgspec.UNSET
+    """``url`` came from this request's host: the server has no public URL (see
+    :func:`crdt_server.edge.links.missing_public_url`)."""
 
 
 class InvitationsQuery(msgspec.Struct, frozen=True):
@@ -218,11 +227,23 @@ async def create_invitation(call: ApiCall, path: WeddingPath, body: NewInvitatio
         revoked_at=0.0,
     )
     await invitations.create(row)
-    url = public_url(call.request, call.state.settings, f"/app/invite#code={code}")
-    answer = CreatedInvitation(invitation, url, code, rfc3339(row.expires_at), row.uses_left)
+    page = f"/app/invite#code={code}"
+    settings = call.state.settings
+    # The answer's link is the caller's (their request's host when there is no public
+    # URL); the emailed one leaves them, so never from the request's Host.
+    answer = CreatedInvitation(
+        invitation,
+        public_url(call.request, settings, page),
+        code,
+        rfc3339(row.expires_at),
+        row.uses_left,
+        public_url_missing=missing_public_url(settings),
+    )
     if body.email is not None:
         mailed = await invitations.email(
-            wedding, body.email, *_invitation_email(principal, row, url)
+            wedding,
+            body.email,
+            *_invitation_email(principal, row, outbound_url(call.request, settings, page)),
         )
         answer = msgspec.structs.replace(
             answer,
@@ -237,8 +258,10 @@ async def create_invitation(call: ApiCall, path: WeddingPath, body: NewInvitatio
 def _invitation_email(principal: Principal, row: InvitationRow, url: str) -> tuple[str, str]:
     """An invitation email's subject and body: who invites, as which role, the link (it
     redeems nothing when opened), when it expires. The inviter's name reaches the
-    ``Subject`` only through the one header rule (``notifications.domain_mail``)."""
+    ``Subject`` only through the one header rule (:func:`crdt_server.names.header_name`:
+    no ``<>@,;:"``, no control characters), then the outbox's ``subject_line``."""
     inviter = " ".join(principal.name.split())[:64] or "Someone"
+    named = header_name(principal.name) or "Someone"
     days = max(1, round((row.expires_at - row.created_at) / 86400))
     body = (
         f"{inviter} invites you to plan a wedding with them, as {row.role}.\n\n"
@@ -247,7 +270,7 @@ def _invitation_email(principal: Principal, row: InvitationRow, url: str) -> tup
         f"{'' if row.uses == 1 else f' and lets {row.uses} people in'}. If you did not"
         " expect it, ignore this email.\n"
     )
-    return f"{inviter} invited you to plan a wedding", body
+    return f"{named} invited you to plan a wedding", body
 
 
 @invitation_routes.get(

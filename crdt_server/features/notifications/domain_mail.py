@@ -1,12 +1,15 @@
 """The headers of every email the server sends, built one way (pure).
 
-Names people typed (a couple's, a wedding's, a thread's subject) reach an email only as
-the ``Subject`` and as the display names of ``From`` and ``Reply-To``, always through
-these functions: control characters (line breaks included, so no header can be
-injected) and ``<>@,;:"`` are removed, runs of spaces folded and the length capped; the
-standard library then writes non-ASCII text RFC 2047-encoded. The address in ``From`` is
-always ``CRDT_SERVER_EMAIL_FROM`` (:func:`envelope`'s ``sender``): a name can never
-choose it.
+Names people typed (a person's, a couple's) reach an email's headers only inside the
+``Subject`` and as the display names of ``From`` and ``Reply-To``, always through one rule
+(:func:`crdt_server.names.header_name`, which :func:`display_name` applies and every
+feature that names someone in a subject applies where it makes it): control characters
+(line breaks included, so no header can be injected) and ``<>@,;:"`` are removed, runs of
+spaces folded and the length capped. A whole ``Subject`` (a thread's subject in it is a
+subject, kept as typed) goes through :func:`subject_line`: no control characters, one
+line, capped. The standard library then writes non-ASCII text RFC 2047-encoded. The
+address in ``From`` is always ``CRDT_SERVER_EMAIL_FROM`` (:func:`envelope`'s ``sender``):
+a name can never choose it.
 """
 
 from __future__ import annotations
@@ -14,27 +17,26 @@ from __future__ import annotations
 from email.headerregistry import Address
 from email.message import EmailMessage
 
+from crdt_server.names import header_name
+
 __all__ = ["MAX_DISPLAY_NAME", "MAX_SUBJECT", "display_name", "envelope", "subject_line"]
 
 MAX_DISPLAY_NAME = 64
 """Characters of a display name kept (``From``/``Reply-To``)."""
 MAX_SUBJECT = 150
 """Characters of a subject kept."""
-_UNSAFE_IN_NAMES = frozenset('<>@,;:"')
 
 
-def _printable(value: str, *, drop: frozenset[str] = frozenset()) -> str:
-    kept = (
-        " " if ch.isspace() else ch
-        for ch in value
-        if ch.isspace() or (ch.isprintable() and ch not in drop)
-    )
+def _printable(value: str) -> str:
+    kept = (" " if ch.isspace() else ch for ch in value if ch.isspace() or ch.isprintable())
     return " ".join("".join(kept).split())
 
 
 def subject_line(value: str) -> str:
     """``value`` as a one-line ``Subject``: no control characters, spaces folded, at most
-    :data:`MAX_SUBJECT` characters."""
+    :data:`MAX_SUBJECT` characters. A person's or a couple's name in it has been through
+    :func:`crdt_server.names.header_name` already (where the subject is made); a
+    thread's subject is a subject, kept as typed."""
     line = _printable(value)
     return line if len(line) <= MAX_SUBJECT else line[: MAX_SUBJECT - 1].rstrip() + "\u2026"
 
@@ -42,8 +44,7 @@ def subject_line(value: str) -> str:
 def display_name(value: str) -> str:
     """``value`` as the display name of an address header: no control characters, none of
     ``<>@,;:"``, spaces folded, at most :data:`MAX_DISPLAY_NAME` characters."""
-    name = _printable(value, drop=_UNSAFE_IN_NAMES)
-    return name[:MAX_DISPLAY_NAME].rstrip()
+    return header_name(value, MAX_DISPLAY_NAME)
 
 
 def envelope(

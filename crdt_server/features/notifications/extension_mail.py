@@ -32,6 +32,7 @@ from urllib.parse import quote, unquote, urlsplit
 from crdt_server import clock
 from crdt_server.cluster.messages import from_event
 from crdt_server.core.hooks import Core, Extension
+from crdt_server.edge.links import outbound_url
 from crdt_server.features.db import Sql, Tx, rows_as
 from crdt_server.features.notifications.domain_mail import envelope
 from crdt_server.features.notifications.extension import Notifications, OutboxQueued
@@ -361,11 +362,13 @@ class Mailer(Extension):
             lines.append(f"{flag}{who} {why} in \u201c{subject}\u201d:\n{text}\n")
         if not lines:
             return None
-        base = settings.public_url or f"http://{settings.host}:{settings.port}"
         key = await self._people.unsubscribe_key(wedding, sub) or ""
-        link = (
-            f"{base.rstrip('/')}/api/weddings/{quote(wedding)}/members/{quote(sub, safe='')}"
-            f"/unsubscribe?key={quote(key)}"
+        # A link that leaves the requester: the public URL, else where the server listens.
+        link = outbound_url(
+            None,
+            settings,
+            f"/api/weddings/{quote(wedding)}/members/{quote(sub, safe='')}"
+            f"/unsubscribe?key={quote(key)}",
         )
         urgent = any(i.priority != "normal" for i in items)
         if len(lines) == 1:

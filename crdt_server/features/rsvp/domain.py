@@ -25,6 +25,7 @@ from crdt_server.documents.model import (
     local_moment,
     zone_of,
 )
+from crdt_server.names import header_name
 
 __all__ = [
     "CODE_PATTERN",
@@ -34,6 +35,7 @@ __all__ = [
     "closes_at",
     "reminder_at",
     "reminder_text",
+    "link_subject",
     "email_address",
     "unsubscribe_key",
     "mint_code",
@@ -132,16 +134,23 @@ def reminder_at(deadline: Any, time_zone: Any, days: int) -> datetime | None:
         return None
 
 
+def link_subject(couple: str) -> str:
+    """The subject of the email that brings a household its RSVP link: the couple's names
+    by the one header rule (:func:`crdt_server.names.header_name`)."""
+    return f"{header_name(couple) or 'The couple'}: will you come?"
+
+
 def reminder_text(
     household: str, couple: str, date: str | None, deadline: str, url: str
 ) -> tuple[str, str]:
-    """The subject and body of a household's RSVP reminder."""
+    """The subject and body of a household's RSVP reminder (the couple's names in the
+    subject by the one header rule, :func:`crdt_server.names.header_name`)."""
     body = (
         f"Dear {household},\n\n{couple} have not had your answer yet"
         + (f" for {date}" if date else "")
         + f".\n\nPlease answer for your household by {deadline} here:\n{url}\n"
     )
-    return f"{couple}: a reminder to answer by {deadline}", body
+    return f"{header_name(couple) or 'The couple'}: a reminder to answer by {deadline}", body
 
 
 def closes_at(deadline: Any, time_zone: Any = None) -> datetime | None:

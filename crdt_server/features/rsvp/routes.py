@@ -24,7 +24,12 @@ from msgspec import Meta
 from starlette.responses import Response
 
 from crdt_server.edge.guards import capable_principal
-from crdt_server.edge.links import public_url
+from crdt_server.edge.links import (
+    PublicUrlMissing,
+    missing_public_url,
+    outbound_url,
+    public_url,
+)
 from crdt_server.edge.params import WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import NotFound
@@ -63,6 +68,8 @@ class RsvpLink(msgspec.Struct, frozen=True):
     url: str
     """The RSVP page with the code in its fragment (never sent to a server by browsers)."""
     code: str
+    public_url_missing: PublicUrlMissing = msgspec.UNSET
+    """``url`` came from this request's host: the server has no public URL."""
 
 
 class LinkRevoked(msgspec.Struct, frozen=True):
@@ -77,14 +84,19 @@ _LINK = "/api/weddings/{wedding_id}/households/{household_id}/rsvp-link"
 _AUTH = (401, 403, 404, 429)
 
 
-def rsvp_url(call: ApiCall, code: str) -> str:
+def rsvp_url(call: ApiCall, code: str, *, outbound: bool = False) -> str:
     """The RSVP page's address for ``code``: on ``CRDT_SERVER_RSVP_URL`` when set (a host
-    of its own), else on the server's public URL."""
-    base = call.state.settings.fragment(RsvpSettings).rsvp_url
+    of its own), else on the server's public URL: for the caller, else their request's
+    host; ``outbound`` (a link that leaves them: an email), else the socket the server
+    listens on, never the request's ``Host`` (:mod:`crdt_server.edge.links`)."""
+    settings = call.state.settings
+    base = settings.fragment(RsvpSettings).rsvp_url
     page = f"/rsvp/#code={code}"
     if base:
         return base.rstrip("/") + page
-    return public_url(call.request, call.state.settings, page)
+    if outbound:
+        return outbound_url(call.request, settings, page)
+    return public_url(call.request, settings, page)
 
 
 async def wedding_of(call: ApiCall, wedding_id: str) -> Wedding:
@@ -115,7 +127,8 @@ async def mint_link(call: ApiCall, path: HouseholdPath) -> Response:
     links = call.state.extension(RsvpLinks)
     version = await links.tables.version(path.wedding_id, path.household_id)
     code = mint_code(links.secret, path.wedding_id, path.household_id, version)
-    return json_response(RsvpLink(rsvp_url(call, code), code))
+    missing = missing_public_url(call.state.settings)
+    return json_response(RsvpLink(rsvp_url(call, code), code, public_url_missing=missing))
 
 
 @link_routes.delete(

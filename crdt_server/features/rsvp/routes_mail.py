@@ -4,7 +4,10 @@ unsubscribe link every such email carries.
 - ``POST /api/weddings/{id}/households/{household_id}/rsvp-link/email`` (capability
   ``rsvp.links``) answers 202 with the guests emailed and those skipped (no email
   address in their ``contact``, or unsubscribed). ``From`` shows the couple's names before
-  ``CRDT_SERVER_EMAIL_FROM``; 422 when this server sends no email.
+  ``CRDT_SERVER_EMAIL_FROM``; 422 when this server sends no email. The email's links (the
+  RSVP page, unsubscribing) leave the requester: they are built from
+  ``CRDT_SERVER_PUBLIC_URL`` (or ``CRDT_SERVER_RSVP_URL`` for the page), else the socket
+  the server listens on, never the request's ``Host`` (:mod:`crdt_server.edge.links`).
 - ``GET``/``POST /api/weddings/{id}/guests/{guest_id}/rsvp-unsubscribe?key=...``: the
   guest gets no more RSVP emails (one click, RFC 8058); the key is an HMAC of the wedding
   and the guest with the RSVP secret, so nothing is stored until it is used.
@@ -20,13 +23,13 @@ from msgspec import Meta
 from starlette.responses import HTMLResponse, Response
 
 from crdt_server.edge.guards import capable_principal
-from crdt_server.edge.links import public_url
+from crdt_server.edge.links import outbound_url
 from crdt_server.edge.params import WeddingId
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Impossible, NotFound
 from crdt_server.features.notifications import Notifications
 
-from .domain import email_address, mint_code, unsubscribe_key
+from .domain import email_address, link_subject, mint_code, unsubscribe_key
 from .extension import RsvpLinks
 from .routes import CAPABILITY, HouseholdPath, household_of, rsvp_url, wedding_of
 
@@ -73,7 +76,8 @@ async def email_link(call: ApiCall, path: HouseholdPath) -> Response:
     household = household_of(wedding, path.household_id)
     links = call.state.extension(RsvpLinks)
     version = await links.tables.version(path.wedding_id, household.id)
-    url = rsvp_url(call, mint_code(links.secret, path.wedding_id, household.id, version))
+    code = mint_code(links.secret, path.wedding_id, household.id, version)
+    url = rsvp_url(call, code, outbound=True)
     couple = " & ".join(wedding.names) or "The couple"
     deadline = household.rsvp_deadline or wedding.deadline
     body = (
@@ -95,7 +99,7 @@ async def email_link(call: ApiCall, path: HouseholdPath) -> Response:
             skipped.append(Skipped(guest.id, "unsubscribed"))
             continue
         key = unsubscribe_key(links.secret, path.wedding_id, guest.id)
-        unsubscribe = public_url(
+        unsubscribe = outbound_url(
             call.request,
             call.state.settings,
             f"/api/weddings/{path.wedding_id}/guests/{guest.id}/rsvp-unsubscribe?key={key}",
@@ -105,7 +109,7 @@ async def email_link(call: ApiCall, path: HouseholdPath) -> Response:
             guest.id,
             address,
             from_name=couple,
-            subject=f"{couple}: will you come?",
+            subject=link_subject(couple),
             body=body,
             unsubscribe=unsubscribe,
         )

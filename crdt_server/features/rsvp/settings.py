@@ -15,7 +15,8 @@ class RsvpSettings:
     """Where guests open their RSVP page (``https://rsvp.example.org``), when it is served
     from a host of its own: pages of one origin share their storage, so a separate host
     keeps the guests' page apart from the planners' app. Empty: ``/rsvp/`` on
-    ``CRDT_SERVER_PUBLIC_URL`` (else the request's host)."""
+    ``CRDT_SERVER_PUBLIC_URL`` (else, in an answer, the request's host; in an email, the
+    address the server listens on)."""
 
     rsvp_per_link_per_hour: int = 60
     """Requests one RSVP link may make an hour (reads and answers together): a household

@@ -33,7 +33,7 @@ from crdt_server.documents.vendors import name_key, vendor_name
 from crdt_server.edge.bodies import Deleted, Page
 from crdt_server.edge.guards import capable_principal
 from crdt_server.edge.identity import RUN_SHEET_TOKEN_PREFIX
-from crdt_server.edge.links import public_url
+from crdt_server.edge.links import PublicUrlMissing, missing_public_url, public_url
 from crdt_server.edge.params import WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Impossible, NotFound, Unauthenticated
@@ -69,6 +69,8 @@ class LinkCreated(msgspec.Struct, frozen=True):
     vendor: str
     label: str
     expires_at: str
+    public_url_missing: PublicUrlMissing = msgspec.UNSET
+    """``url`` came from this request's host: the server has no public URL."""
 
 
 class LinkItem(msgspec.Struct, frozen=True):
@@ -191,6 +193,7 @@ async def create_link(call: ApiCall, path: WeddingPath, body: LinkRequest) -> Re
         vendor_name(vendor, now.directory),
         link.label,
         rfc3339(int(link.expires_at), "seconds"),
+        public_url_missing=missing_public_url(call.state.settings),
     )
     return json_response(answer, status_code=201)
 

@@ -7,7 +7,7 @@ its cookie on a response (an accepted invitation, a new wedding's couple);
 memberships (:meth:`~DeviceSessions.person`, :meth:`~DeviceSessions.add_membership`);
 :class:`MailQueue` is what the notifications feature gives it to send emails;
 :func:`server_url` is the base of every link the server emails (never a request's
-``Host``)."""
+``Host``; it lives in :mod:`crdt_server.edge.links`, served here under its old name)."""
 
 from __future__ import annotations
 

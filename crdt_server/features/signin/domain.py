@@ -1,7 +1,9 @@
 """The device sessions' vocabulary: their lifetimes, the bus message that ends one, what
 the feature is given to send email with and what it tells other features, the results of
 a sign-in and of a refresh, and the emails it sends (a sign-in link, an "add your email"
-link, a new device) (see :mod:`crdt_server.features.signin.extension`)."""
+link, a new device) (see :mod:`crdt_server.features.signin.extension`). :func:`server_url`,
+the base of every link that leaves the requester, lives in :mod:`crdt_server.edge.links`
+(every feature's emails use it) and is served here under its old name."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from crdt_server.cluster.messages import BusMessage
-from crdt_server.settings import Settings
+from crdt_server.edge.links import server_url
 
 __all__ = [
     "ACCESS_TOKEN_SECONDS",
@@ -123,16 +125,3 @@ def new_device_email(label: str, at: float) -> tuple[str, str]:
         f"A new device signed in to your wedding planning at {when}:\n\n  {label}\n\n"
         "If it was not you, sign out that device from the devices list of the app.\n",
     )
-
-
-def server_url(settings: Settings, listening: tuple[str, int] | None = None) -> str:
-    """The base of the links the server emails: ``CRDT_SERVER_PUBLIC_URL``, else the
-    address it listens on (``listening``: the socket a request came in on, which knows the
-    port when it was chosen at start). Never the request's ``Host`` header: an attacker who
-    asks for a victim's sign-in link with a forged ``Host`` would get a link to their own
-    site."""
-    if settings.public_url:
-        return settings.public_url.rstrip("/")
-    host, port = listening if listening is not None else (settings.host, settings.port)
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}"

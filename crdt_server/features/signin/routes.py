@@ -25,11 +25,11 @@ from starlette.responses import Response
 
 from crdt_server.auth.tokens import valid_email
 from crdt_server.edge.identity import SESSION_COOKIE, same_origin
+from crdt_server.edge.links import listening_on, server_url
 from crdt_server.edge.params import WeddingId
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Forbidden, Impossible, NotFound, TooMany, Unauthenticated
 from crdt_server.features.events import EventLog
-from crdt_server.features.signin.domain import server_url
 from crdt_server.features.signin.extension import (
     ACCESS_TOKEN_SECONDS,
     DeviceSessions,
@@ -198,10 +198,9 @@ async def send_sign_in_link(call: ApiCall, email: str, *, known: bool = False) -
 
 def links_base(call: ApiCall) -> str:
     """The base URL of emailed links: ``CRDT_SERVER_PUBLIC_URL``, else the socket the
-    request came in on (never its ``Host`` header)."""
-    server = call.request.scope.get("server")
-    listening = (str(server[0]), int(server[1])) if server and server[1] is not None else None
-    return server_url(call.state.settings, listening)
+    request came in on (never its ``Host`` header): :func:`crdt_server.edge.links.server_url`
+    on :func:`~crdt_server.edge.links.listening_on` the request."""
+    return server_url(call.state.settings, listening_on(call.request))
 
 
 # -- routes ---------------------------------------------------------------------------------

@@ -33,7 +33,12 @@ from crdt_server.features.webhooks.tables import (
     StatusCount,
     WebhookTables,
 )
-from crdt_server.names import LANE_PRIORITIES, Lane
+from crdt_server.names import (
+    CUSTOM_EVENT_NAMESPACES,
+    LANE_PRIORITIES,
+    RESERVED_EVENT_TYPES,
+    Lane,
+)
 from crdt_server.storage import Once, StoredEvent
 from crdt_server.times import rfc3339
 
@@ -294,14 +299,23 @@ class WebhookEndpoints:
     async def forget_member(self, wedding: str, sub: str) -> int:
         """Erasure of a member: delete the deliveries of the thread events they caused (the
         events themselves go with the member's threads data: messages' bodies are quoted
-        in them); how many went."""
+        in them) and of the custom events they posted (whose data the events feature
+        erases); how many went."""
         has = self.tables.contains("payload")
+        reserved = sorted(RESERVED_EVENT_TYPES)
+        kinds = " OR ".join("type LIKE ?" for _ in ("thread.", *CUSTOM_EVENT_NAMESPACES))
         (deleted,) = await self.tables.transaction(
             [
                 (
-                    "DELETE FROM {t}webhook_deliveries WHERE wedding = ? AND type LIKE 'thread.%'"
+                    f"DELETE FROM {{t}}webhook_deliveries WHERE wedding = ? AND ({kinds})"  # noqa: S608
+                    f" AND type NOT IN ({', '.join('?' for _ in reserved)})"
                     f" AND {has} RETURNING id",
-                    (wedding, '"actor":{"sub":' + json.dumps(sub) + ","),
+                    (
+                        wedding,
+                        *(f"{k}%" for k in ("thread.", *CUSTOM_EVENT_NAMESPACES)),
+                        *reserved,
+                        '"actor":{"sub":' + json.dumps(sub) + ",",
+                    ),
                 )
             ]
         )

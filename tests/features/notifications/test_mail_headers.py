@@ -13,6 +13,9 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
+from crdt_server.auth.principals import Principal
+from crdt_server.features.invitations.routes import _invitation_email
+from crdt_server.features.invitations.tables import InvitationRow
 from crdt_server.features.notifications import NotificationSettings, envelope
 from crdt_server.features.notifications.domain_mail import (
     MAX_DISPLAY_NAME,
@@ -20,6 +23,7 @@ from crdt_server.features.notifications.domain_mail import (
     display_name,
     subject_line,
 )
+from crdt_server.features.rsvp.domain import link_subject, reminder_text
 from crdt_server.settings import SettingsError
 from crdt_server.testing.waits import until
 from tests.features.conversations import (
@@ -77,6 +81,30 @@ def test_non_ascii_names_are_encoded_and_long_ones_capped() -> None:
     assert len(str(back["Subject"])) <= MAX_SUBJECT
     assert len(display_name("n" * 10_000)) == MAX_DISPLAY_NAME
     assert subject_line("a\r\nb\tc") == "a b c"
+
+
+def test_names_in_subjects_lose_what_headers_refuse() -> None:
+    """A person's or a couple's name inside a ``Subject`` (an invitation, an RSVP email or
+    reminder) loses ``<>@,;:"`` and control characters, as a display name does; the
+    subject's own words keep theirs."""
+    inviter = Principal("pat", HOSTILE, "planner", can_write=True)
+    row = InvitationRow(
+        id="i" * 16, wedding="w1", digest="d", role="friend", name=None, email=None,
+        documents="", uses=1, uses_left=1, expires_at=86400.0, created_at=0.0,
+        inviter="pat", inviter_role="planner", revoked_at=0.0,
+    )  # fmt: skip
+    subjects = {
+        "invitation": _invitation_email(inviter, row, "https://plan.example.com/x")[0],
+        "rsvp link": link_subject(HOSTILE),
+        "rsvp reminder": reminder_text("Lees", HOSTILE, None, "2030-01-01", "u")[0],
+    }
+    named = "Ann x evilattacker.example Bcc allexample.com Lee"
+    assert subjects == {
+        "invitation": f"{named} invited you to plan a wedding",
+        "rsvp link": f"{named}: will you come?",
+        "rsvp reminder": f"{named}: a reminder to answer by 2030-01-01",
+    }
+    assert all(subject_line(s) == s for s in subjects.values())
 
 
 def test_the_from_address_setting_is_one_bare_address() -> None:

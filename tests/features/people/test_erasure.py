@@ -36,6 +36,7 @@ _TABLES = (
     "mail_outbox",
     "weddings_created",
     "events",
+    "idempotency",
 )
 
 
@@ -204,3 +205,75 @@ async def test_an_erased_member_s_older_token_neither_reads_nor_brings_them_back
     members = await ok(await http.get(f"{W}/members", headers=COUPLE))
     assert "ida" not in {m["sub"] for m in members["members"]}, members
     assert _holding(await _rows(running, database), "Ida Erased") == []
+
+
+NOTE = "the gate code of Ana is 4471, ring twice"
+NESTED = "ana.private@canary.example"
+KEY = "Ana-allergic-to-lilies"
+ARRIVED = "Ana parked behind the barn"
+
+
+@pytest.mark.asyncio
+async def test_an_erased_member_s_custom_events_keep_their_place_and_lose_their_text(
+    running: Running, database: str
+) -> None:
+    """The custom events a member posted (``custom.*`` and the clients' ``day.*``) are
+    theirs: erasing them replaces each one's data with ``{"erased": true}``, keeping its
+    seq, type, time, priority, document and actor, so the feed keeps its numbering; the
+    idempotency keys of what they posted (a digest of its body) go. Another member's
+    custom events and the server's own events are untouched."""
+    http = running.http
+    token = CODEC.mint(sub="ana", role="vendor", wedding="w1", ttl=3600, name="Ana")
+    ana = {"Authorization": f"Bearer {token}"}
+    theirs = [
+        (
+            {
+                "type": "custom.gate_note",
+                "priority": "urgent",
+                "doc": "timeline",
+                "data": {"text": NOTE, "more": {"list": [NESTED, 7]}, KEY: True},
+            },
+            {"Idempotency-Key": "ana-1"},
+        ),
+        ({"type": "day.vendor_arrived", "data": {"where": ARRIVED}}, {}),
+    ]
+    seqs = []
+    for body, extra in theirs:
+        seqs.append(
+            (await ok(await http.post(f"{W}/events", json=body, headers={**ana, **extra}), 201))[
+                "seq"
+            ]
+        )
+    kept = {"type": "custom.toast", "data": {"by": "the couple", "text": "thank you all"}}
+    other = (await ok(await http.post(f"{W}/events", json=kept, headers=COUPLE), 201))["seq"]
+    canaries = (NOTE, NESTED, KEY, ARRIVED)
+    assert len(_holding(await _rows(running, database), *canaries)) == 2  # the test sees them
+    before = {
+        e["seq"]: e
+        for e in (await ok(await http.get(f"{W}/events?types=custom.*,day.*", headers=COUPLE)))[
+            "events"
+        ]
+    }
+
+    assert (await http.delete(f"{W}/members/ana", headers=ADMIN_AUTH)).status_code == 204
+    after = {
+        e["seq"]: e
+        for e in (await ok(await http.get(f"{W}/events?types=custom.*,day.*", headers=COUPLE)))[
+            "events"
+        ]
+    }
+    assert sorted(after) == sorted(before)  # no seq went: the feed keeps its numbering
+    for seq in seqs:
+        assert after[seq] == {**before[seq], "data": {"erased": True}}, after[seq]
+    assert after[seq]["actor"] == {"sub": "ana", "role": "vendor"}
+    assert after[other] == before[other]
+    rows = await _rows(running, database)
+    assert _holding(rows, *canaries) == []
+    assert _holding(rows, "w1:ana:events") == []  # the idempotency key of their event
+    if not database:
+
+        async def scrubbed() -> bool:
+            content = _file_bytes(running)
+            return not any(c.encode() in content for c in canaries)
+
+        await until(scrubbed, 10)

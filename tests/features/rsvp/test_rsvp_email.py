@@ -73,6 +73,8 @@ async def test_the_link_goes_to_each_guest_from_the_couple_and_unsubscribes(
         sender = mail["From"].addresses
         assert len(sender) == 1 and sender[0].addr_spec == "plans@example.com"
         assert sender[0].display_name == "Ada & Grace Bcc xy.z"
+        # The couple's names reach the Subject by the same rule as a display name.
+        assert mail["Subject"] == "Ada & Grace Bcc xy.z: will you come?"
         assert mail["Bcc"] is None
         text = mail.get_content()
         link = (await http.post(f"{W}/households/h1/rsvp-link", headers=auth())).json()["url"]
