@@ -8,13 +8,8 @@ from collections.abc import Sequence
 from crdt_server.auth.permissions import LEADS
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
-from crdt_server.features.events.extension import (
-    EmergencyRaised,
-    Ephemeral,
-    EventLog,
-    event_json,
-    readable_event,
-)
+from crdt_server.features.events.domain import event_json, readable_event
+from crdt_server.features.events.extension import EmergencyRaised, Ephemeral, EventLog
 from crdt_server.features.events.routes import (
     CustomEvent,
     PostedEvent,

@@ -58,12 +58,8 @@ from crdt_server.errors import (
     TooMany,
     Unauthenticated,
 )
-from crdt_server.features.events.extension import (
-    Ephemeral,
-    EventLog,
-    event_json,
-    readable_event,
-)
+from crdt_server.features.events.domain import event_json, readable_event
+from crdt_server.features.events.extension import Ephemeral, EventLog
 from crdt_server.features.events.settings import EventSettings
 from crdt_server.features.events.tables import posted_scope, put_ticket, take_ticket
 from crdt_server.names import RESERVED_EVENT_TYPES, Lane, Priority, event_problem

@@ -45,7 +45,7 @@ A payload is cut, at each attempt, to what the endpoint's creator may read *now*
 is read from the member directory once per batch of claimed deliveries (a role changed
 through the members API or a newer token applies to the next delivery, retries included),
 and the event is shown as that role reads it in ``GET .../events``
-(:func:`~crdt_server.features.events.extension.readable_event`: no guest's contact or notes for a
+(:func:`~crdt_server.features.events.domain.readable_event`: no guest's contact or notes for a
 vendor). An event of a document the creator's role may no longer read is not sent: its
 delivery fails at once (a dead letter, ``withheld``). Endpoints created by the admin (no
 creator) carry whole events; a creator the directory does not know gets every field with a

@@ -1,0 +1,64 @@
+"""How an event is shown (:func:`event_json`) and what of it a role may read
+(:func:`readable_event`), for every way events leave the server: the list, the stream and
+webhook deliveries."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from crdt_server.auth.permissions import PermissionMatrix
+from crdt_server.documents.redaction import finding_for_reader
+from crdt_server.storage import StoredEvent
+from crdt_server.times import rfc3339
+
+__all__ = ["event_json", "readable_event"]
+
+
+def event_json(event: StoredEvent) -> dict[str, Any]:
+    """An event as the API shows it."""
+    return {
+        "id": f"{event.wedding}:{event.seq}",
+        "seq": event.seq,
+        "type": event.type,
+        "doc": event.doc,
+        "actor": {"sub": event.sub, "role": event.role},
+        "priority": event.priority,
+        "at": rfc3339(event.at),
+        "data": json.loads(event.data),
+    }
+
+
+def readable_event(
+    item: dict[str, Any], permissions: PermissionMatrix, role: str
+) -> dict[str, Any]:
+    """``item`` (an event as :func:`event_json` shows it) as ``role`` may read it, for every
+    way events leave the server (the list, the stream, webhook deliveries): an edit
+    session's excerpts (``before``/``after``) are left out when the role may not read that
+    field (a vendor, a guest's notes); an entry's fields it may not read are left out of
+    what was added, removed or changed; a finding's values of such fields (a concurrent
+    edit's ``lost`` and ``kept``) are left out, the finding itself stays. Changes ``item``
+    in place and returns it."""
+    data, doc, kind = item.get("data"), item.get("doc"), str(item.get("type"))
+    if not isinstance(data, dict) or not isinstance(doc, str):
+        return item
+    if kind.endswith(".notes_edited"):
+        field = data.get("field")
+        if not isinstance(field, str) or not permissions.can_read_field(role, doc, field):
+            data.pop("before", None)
+            data.pop("after", None)
+        return item
+    hidden = permissions.hidden_fields(role, doc)
+    if not hidden:
+        return item
+    if kind.startswith("conflict."):
+        item["data"] = finding_for_reader(data, hidden)
+        return item
+    # An entry's fields (added, removed, changed) the role may not read: a guest's contact
+    # for a vendor.
+    for key in ("fields", "before", "changes"):
+        fields = data.get(key)
+        if isinstance(fields, dict):
+            for name in hidden:
+                fields.pop(name, None)
+    return item
