@@ -33,6 +33,8 @@ in the list (:class:`MissingFeature` otherwise, at start).
 from __future__ import annotations
 
 import argparse
+import importlib
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -60,6 +62,7 @@ __all__ = [
     "event_namespaces_of",
     "commands_of",
     "job_kinds_of",
+    "moved_names",
     "fragments_of",
 ]
 
@@ -234,3 +237,24 @@ def capabilities_of(features: Iterable[Feature]) -> dict[str, frozenset[str]]:
 def commands_of(features: Iterable[Feature]) -> tuple[Command, ...]:
     """The subcommands of ``features``, in order."""
     return tuple(command for f in features for command in f.commands)
+
+
+def moved_names(package: str, homes: Mapping[str, str]) -> Callable[[str], Any]:
+    """A feature package's module ``__getattr__`` (PEP 562) for the names it exported that
+    moved to another feature (``homes``: name -> the package that serves it now): each is
+    looked up there at first use (so the two packages may import each other), with a
+    ``DeprecationWarning`` that names its new place; any other name is an
+    ``AttributeError``. Kept for one release after the move (the CHANGELOG lists them)."""
+
+    def __getattr__(name: str) -> Any:
+        home = homes.get(name)
+        if home is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        warnings.warn(
+            f"{package}.{name} moved to {home}.{name}; import it from there",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(home), name)
+
+    return __getattr__

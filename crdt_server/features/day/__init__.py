@@ -17,13 +17,10 @@ with a ``DeprecationWarning`` naming its new place.
 
 from __future__ import annotations
 
-import importlib
-import warnings
 from collections.abc import Sequence
-from typing import Any
 
 from crdt_server.core.hooks import Extension
-from crdt_server.features import Built, Feature
+from crdt_server.features import Built, Feature, moved_names
 from crdt_server.features.day.extension import (
     CHECKED_IN,
     MISSING,
@@ -70,17 +67,7 @@ _MOVED = {
 split (found here until the next release, with a ``DeprecationWarning``)."""
 
 
-def __getattr__(name: str) -> Any:
-    # Looked up at first use (PEP 562), since the delays package imports this one.
-    home = _MOVED.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warnings.warn(
-        f"{__name__}.{name} moved to {home}.{name}; import it from there",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return getattr(importlib.import_module(home), name)
+__getattr__ = moved_names(__name__, _MOVED)
 
 
 def _build(built: Built) -> Sequence[Extension]:

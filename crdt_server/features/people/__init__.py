@@ -10,14 +10,12 @@ served from here for one release, with a ``DeprecationWarning`` naming their new
 
 from __future__ import annotations
 
-import importlib
-import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from crdt_server.auth.permissions import LEADS
 from crdt_server.core.hooks import Extension
-from crdt_server.features import Built, Feature
+from crdt_server.features import Built, Feature, moved_names
 from crdt_server.features.events import EventLog
 from crdt_server.features.people.domain import PARTICIPATION, Member, member_json
 from crdt_server.features.people.extension import People, emailed, member_row
@@ -72,16 +70,7 @@ MOVED = {
 here; the CHANGELOG lists them)."""
 
 
-def __getattr__(name: str) -> Any:
-    where = MOVED.get(name)
-    if where is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warnings.warn(
-        f"crdt_server.features.people.{name} moved to {where}.{name}",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return getattr(importlib.import_module(where), name)
+__getattr__ = moved_names(__name__, MOVED)
 
 
 def _build(built: Built) -> Sequence[Extension]:
