@@ -928,8 +928,10 @@ class Mutator:
 
 # -- the harness ---------------------------------------------------------------------------
 
-DOCUMENTED_CLOSES = frozenset({1003, 1007, 1008, 1009})
-"""Close codes a peer's bad frame may earn (tests/wire/test_bad_input.py, README)."""
+DOCUMENTED_CLOSES = frozenset({1003, 1007, 1008, 1009, 4409})
+"""Close codes a peer's bad frame may earn (tests/wire/test_bad_input.py, README); 4409:
+the corpus writes as several principals (anonymous and a planner) under the same client
+ids, and each id belongs to whichever wrote under it first (crdt_server.core.client_ids)."""
 
 ANONYMOUS_SHARE = 0.7
 WRITER = Principal("fuzz-writer", "Fuzz Writer", "planner", can_write=True)
