@@ -45,6 +45,7 @@ from crdt_server.codec.updates import (
 )
 from crdt_server.core.connection import Connection
 from crdt_server.core.hooks import Sender
+from crdt_server.core.keepalive import Keepalive
 from crdt_server.core.limits import TokenBucket
 from crdt_server.core.metrics import Metrics
 from crdt_server.core.pacing import Pacer, PacerSlot
@@ -73,11 +74,6 @@ MAX_RUN = 64
 :meth:`~crdt_server.core.room.Room.apply_run`); as many as its socket's inbox holds before
 its reading pauses."""
 
-KEEPALIVE_SECONDS = 10.0
-"""A ``/sync`` connection sent nothing for a tick this long is sent an empty awareness
-update: y-websocket drops a socket that received nothing for 30 s
-(``messageReconnectTimeout``), and the server never echoes a client's own awareness, so a
-lone, idle editor would otherwise reconnect every half minute."""
 _EMPTY_AWARENESS = encode_awareness(encode_awareness_entries(()))
 
 
@@ -151,7 +147,9 @@ async def serve_connection(
             return conn
         conn.start()
         try:
-            session = _Session(conn, room, settings, metrics, registry.pacer, dialect)
+            session = _Session(
+                conn, room, settings, metrics, registry.pacer, dialect, registry.keepalive
+            )
             code, reason = await session.run()
         finally:
             registry.release(room)
@@ -173,10 +171,14 @@ class _Session:
         metrics: Metrics,
         pacer: Pacer,
         dialect: Dialect | None = None,
+        keepalive: Keepalive | None = None,
     ) -> None:
         self.conn = conn
         self.dialect = dialect
-        self.keepalive: asyncio.TimerHandle | None = None
+        self.keepalive = keepalive
+        """Where a ``/sync`` session is ticked (a Hocuspocus socket pings itself)."""
+        self.keepalive_seen = 0
+        """The connection's ``frames_sent`` at the last keepalive tick."""
         rate = dialect.max_stateless_per_second if dialect is not None else 1.0
         self.stateless = TokenBucket(rate, rate)
         self.pacer = pacer
@@ -220,8 +222,11 @@ class _Session:
                 CloseCode.TOKEN_EXPIRED,
                 "token expired",
             )
-        if self.dialect is None:  # a Hocuspocus socket pings itself (core/multiplex.py)
-            self._keepalive(-1)
+        keepalive = self.keepalive if self.dialect is None else None
+        ticked = -1
+        if keepalive is not None:  # a Hocuspocus socket pings itself (core/multiplex.py)
+            self.keepalive_seen = conn.frames_sent
+            ticked = keepalive.add(self)
         try:
             room.join(conn)
             await self._read_loop()
@@ -244,22 +249,22 @@ class _Session:
                 expiry.cancel()
             if self.pulling is not None:
                 self.pulling.cancel()
-            if self.keepalive is not None:
-                self.keepalive.cancel()
+            if keepalive is not None:
+                keepalive.remove(self, ticked)
             room.leave(conn)
         return code, reason
 
-    def _keepalive(self, seen: int) -> None:
-        """One tick: if nothing was sent since the last one, send an empty awareness
-        update (a no-op for every client, but a message); then wait for the next."""
+    def keepalive_tick(self) -> None:
+        """One keepalive tick (every
+        :data:`~crdt_server.core.keepalive.KEEPALIVE_SECONDS`): if nothing was sent since
+        the last one, send an empty awareness update (a no-op for every client, but a
+        message)."""
         conn = self.conn
         if conn.closing:
             return
-        if conn.frames_sent == seen:
+        if conn.frames_sent == self.keepalive_seen:
             conn.send(_EMPTY_AWARENESS)
-        self.keepalive = asyncio.get_running_loop().call_later(
-            KEEPALIVE_SECONDS, self._keepalive, conn.frames_sent
-        )
+        self.keepalive_seen = conn.frames_sent
 
     async def _read_loop(self) -> None:
         conn, room, metrics = self.conn, self.room, self.metrics
