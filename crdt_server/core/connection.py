@@ -119,6 +119,17 @@ class Connection:
         self.last_activity = clock.now()
         return message
 
+    def wait_message(self) -> Coroutine[Any, Any, bytes | str]:
+        """The transport's own wait for the peer's next message: :meth:`receive` without
+        a coroutine of the connection's around it, which an idle connection would hold for
+        as long as it waits (about 200 bytes on each; issue 76). The caller says
+        :meth:`mark_activity` once the message has come."""
+        return self._transport.receive()
+
+    def mark_activity(self) -> None:
+        """The peer has just sent a frame (``last_activity``)."""
+        self.last_activity = clock.now()
+
     def receive_ready(self) -> bytes | str | None:
         """The peer's next message if it has arrived already (see
         :meth:`Transport.receive_ready`)."""

@@ -206,8 +206,13 @@ class _Session:
         )
 
     async def run(self) -> tuple[int, str]:
-        """Serve until the end; return the close code and reason to finish with."""
-        conn, room = self.conn, self.room
+        """Serve until the end; return the close code and reason to finish with.
+
+        The read loop is here, not in a coroutine of its own, and waits on the transport's
+        own coroutine (:meth:`Connection.wait_message`): every idle connection holds its
+        session's frames for as long as it is open, and each frame more is about 250 bytes
+        on each (issue 76)."""
+        conn, room, metrics = self.conn, self.room, self.metrics
         code: int = CloseCode.NORMAL
         reason = ""
         expiry: clock.Timer | None = None
@@ -227,13 +232,37 @@ class _Session:
         if keepalive is not None:  # a Hocuspocus socket pings itself (core/multiplex.py)
             self.keepalive_seen = conn.frames_sent
             ticked = keepalive.add(self)
+        max_bytes = self.settings.max_message_bytes
+        max_uncommitted = self.settings.max_uncommitted_bytes
         try:
             room.join(conn)
-            await self._read_loop()
+            while not conn.closing:
+                frame = self.next_frame
+                if frame is None:
+                    frame = await conn.wait_message()
+                    conn.mark_activity()
+                else:
+                    self.next_frame = None
+                if isinstance(frame, str):
+                    raise UnsupportedData("text frames are not part of the protocol; send binary")
+                metrics.bytes_in += len(frame)
+                if len(frame) > max_bytes:
+                    raise MessageTooBig(f"message of {len(frame)} bytes, the limit is {max_bytes}")
+                dialect = self.dialect
+                if dialect is not None and not frame:
+                    # Its updates were dropped under load: pull them (Yjs sync is state based).
+                    conn.send(encode_sync_step1(room.doc.get_state()))
+                elif dialect is not None and frame[0] == dialect.stateless_type:
+                    self._stateless(dialect, frame)
+                else:
+                    await self._handle(decode_message(frame))
+                if room.uncommitted_bytes > max_uncommitted:
+                    # Backpressure: stop reading this writer until the store catches up.
+                    await room.flush()
         except PeerError as exc:
             code, reason = exc.close_code, exc.message
             self.alone = isinstance(exc, TooManyItems)
-            self.metrics.updates_rejected.labels(type(exc).__name__).inc()
+            metrics.updates_rejected.labels(type(exc).__name__).inc()
             log.info("closing %s in %s with %d: %s", conn.id, room.name, code, reason)
         except RoomFailed:
             code, reason = CloseCode.INTERNAL_ERROR, "storage failure, reconnect"
@@ -265,33 +294,6 @@ class _Session:
         if conn.frames_sent == self.keepalive_seen:
             conn.send(_EMPTY_AWARENESS)
         self.keepalive_seen = conn.frames_sent
-
-    async def _read_loop(self) -> None:
-        conn, room, metrics = self.conn, self.room, self.metrics
-        max_bytes = self.settings.max_message_bytes
-        max_uncommitted = self.settings.max_uncommitted_bytes
-        while not conn.closing:
-            frame = self.next_frame
-            if frame is None:
-                frame = await conn.receive()
-            else:
-                self.next_frame = None
-            if isinstance(frame, str):
-                raise UnsupportedData("text frames are not part of the protocol; send binary")
-            metrics.bytes_in += len(frame)
-            if len(frame) > max_bytes:
-                raise MessageTooBig(f"message of {len(frame)} bytes, the limit is {max_bytes}")
-            dialect = self.dialect
-            if dialect is not None and not frame:
-                # Its updates were dropped under load: pull them (Yjs sync is state based).
-                conn.send(encode_sync_step1(room.doc.get_state()))
-            elif dialect is not None and frame[0] == dialect.stateless_type:
-                self._stateless(dialect, frame)
-            else:
-                await self._handle(decode_message(frame))
-            if room.uncommitted_bytes > max_uncommitted:
-                # Backpressure: stop reading this writer until the store catches up.
-                await room.flush()
 
     async def _handle(self, message: Message) -> None:
         if isinstance(message, SyncUpdate | SyncStep2):
