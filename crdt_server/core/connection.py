@@ -41,6 +41,38 @@ def newest_serial() -> int:
 
 
 class Connection:
+    # Slots: one of these lives as long as its socket (no __dict__ on each idle one).
+    __slots__ = (
+        "_close_request",
+        "_close_started",
+        "_close_timeout",
+        "_max_bytes",
+        "_max_messages",
+        "_metrics",
+        "_queue",
+        "_queued_bytes",
+        "_reader",
+        "_sending",
+        "_started",
+        "_suspended",
+        "_transport",
+        "_transport_gone",
+        "_writer",
+        "close_code",
+        "connected_at",
+        "denied_writes",
+        "frames_sent",
+        "id",
+        "interrupted",
+        "last_activity",
+        "overflowed",
+        "peer",
+        "principal",
+        "serial",
+        "stateless",
+        "write_stateless",
+    )
+
     def __init__(
         self,
         transport: Transport,

@@ -163,6 +163,27 @@ async def serve_connection(
 
 
 class _Session:
+    # Slots: one of these lives as long as its connection (no __dict__ on each idle one).
+    __slots__ = (
+        "alone",
+        "awareness",
+        "conn",
+        "dialect",
+        "identity",
+        "keepalive",
+        "keepalive_seen",
+        "metrics",
+        "next_frame",
+        "pacer",
+        "pulling",
+        "room",
+        "sender",
+        "settings",
+        "stateless",
+        "ticket",
+        "updates",
+    )
+
     def __init__(
         self,
         conn: Connection,
@@ -179,8 +200,11 @@ class _Session:
         """Where a ``/sync`` session is ticked (a Hocuspocus socket pings itself)."""
         self.keepalive_seen = 0
         """The connection's ``frames_sent`` at the last keepalive tick."""
-        rate = dialect.max_stateless_per_second if dialect is not None else 1.0
-        self.stateless = TokenBucket(rate, rate)
+        self.stateless: TokenBucket | None = None
+        """The stateless messages' rate (a Hocuspocus document's alone: y-websocket has none)."""
+        if dialect is not None:
+            rate = dialect.max_stateless_per_second
+            self.stateless = TokenBucket(rate, rate)
         self.pacer = pacer
         self.ticket = PacerSlot()
         self.room = room
@@ -457,6 +481,7 @@ class _Session:
             payload is None
             or not principal.can_write
             or len(payload.encode()) > dialect.max_stateless_bytes
+            or self.stateless is None
             or not self.stateless.take()
         ):
             self.metrics.updates_rejected.labels("stateless").inc()
