@@ -90,11 +90,13 @@ class ChangeRecorder:
     def __init__(self, doc: Doc[Any], kind: str, *, on_error: OnError | None = None) -> None:
         self._on_error = on_error
         self._changes: dict[tuple[str, str], EntryChange] = {}
-        self._subscriptions: list[tuple[Map[Any], Subscription]] = []
+        # The subscriptions alone: a root's Python wrapper (about 270 bytes, with the sets
+        # of its event streams) is not needed to keep observing it, nor to stop (issue 76).
+        self._subscriptions: list[Subscription] = []
         self._roots = ROOTS.get(kind, ())
         for root in self._roots:
             shared: Map[Any] = doc.get(root, type=Map)
-            self._subscriptions.append((shared, shared.observe_deep(self._make_callback(root))))
+            self._subscriptions.append(shared.observe_deep(self._make_callback(root)))
 
     def _make_callback(self, root: str) -> Any:
         def callback(events: Sequence[Any]) -> None:
@@ -118,8 +120,8 @@ class ChangeRecorder:
 
     def close(self) -> None:
         """Stop observing (the recorder keeps what it collected)."""
-        for shared, subscription in self._subscriptions:
-            shared.unobserve(subscription)
+        for subscription in self._subscriptions:
+            subscription.drop()
         self._subscriptions.clear()
 
     def take(self) -> list[EntryChange]:

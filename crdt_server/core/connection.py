@@ -41,6 +41,38 @@ def newest_serial() -> int:
 
 
 class Connection:
+    # Slots: one of these lives as long as its socket (no __dict__ on each idle one).
+    __slots__ = (
+        "_close_request",
+        "_close_started",
+        "_close_timeout",
+        "_max_bytes",
+        "_max_messages",
+        "_metrics",
+        "_queue",
+        "_queued_bytes",
+        "_reader",
+        "_sending",
+        "_started",
+        "_suspended",
+        "_transport",
+        "_transport_gone",
+        "_writer",
+        "close_code",
+        "connected_at",
+        "denied_writes",
+        "frames_sent",
+        "id",
+        "interrupted",
+        "last_activity",
+        "overflowed",
+        "peer",
+        "principal",
+        "serial",
+        "stateless",
+        "write_stateless",
+    )
+
     def __init__(
         self,
         transport: Transport,
@@ -118,6 +150,17 @@ class Connection:
         message = await self._transport.receive()
         self.last_activity = clock.now()
         return message
+
+    def wait_message(self) -> Coroutine[Any, Any, bytes | str]:
+        """The transport's own wait for the peer's next message: :meth:`receive` without
+        a coroutine of the connection's around it, which an idle connection would hold for
+        as long as it waits (about 200 bytes on each; issue 76). The caller says
+        :meth:`mark_activity` once the message has come."""
+        return self._transport.receive()
+
+    def mark_activity(self) -> None:
+        """The peer has just sent a frame (``last_activity``)."""
+        self.last_activity = clock.now()
 
     def receive_ready(self) -> bytes | str | None:
         """The peer's next message if it has arrived already (see

@@ -16,6 +16,7 @@ from collections.abc import Collection, Hashable, Mapping, Sequence
 from typing import Any
 
 from crdt_server.cluster.bus import Bus
+from crdt_server.core.keepalive import Keepalive
 from crdt_server.core.pacing import Pacer
 from crdt_server.core.room import Room
 from crdt_server.core.services import RoomServices
@@ -42,6 +43,8 @@ class RoomRegistry:
         self.health = services.health
         self.pacer = Pacer(settings.turn_budget_seconds, self.metrics)
         """Turns for the sessions' updates under overload (see :mod:`crdt_server.core.pacing`)."""
+        self.keepalive = Keepalive()
+        """The ``/sync`` sessions' keepalive ticks (see :mod:`crdt_server.core.keepalive`)."""
         # Loads wait their turn (FIFO): a reconnect storm never stampedes the store.
         self._load_slots = asyncio.Semaphore(settings.max_concurrent_loads)
         self._rooms: dict[str, Room] = {}
@@ -272,6 +275,7 @@ class RoomRegistry:
         for room in rooms:
             for conn in list(room.connections):
                 await conn.wait_closed()
+        self.keepalive.close()
         if self._unloading:
             await asyncio.gather(*self._unloading, return_exceptions=True)
         for room in self._rooms.values():

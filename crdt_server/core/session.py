@@ -45,6 +45,7 @@ from crdt_server.codec.updates import (
 )
 from crdt_server.core.connection import Connection
 from crdt_server.core.hooks import Sender
+from crdt_server.core.keepalive import Keepalive
 from crdt_server.core.limits import TokenBucket
 from crdt_server.core.metrics import Metrics
 from crdt_server.core.pacing import Pacer, PacerSlot
@@ -73,11 +74,6 @@ MAX_RUN = 64
 :meth:`~crdt_server.core.room.Room.apply_run`); as many as its socket's inbox holds before
 its reading pauses."""
 
-KEEPALIVE_SECONDS = 10.0
-"""A ``/sync`` connection sent nothing for a tick this long is sent an empty awareness
-update: y-websocket drops a socket that received nothing for 30 s
-(``messageReconnectTimeout``), and the server never echoes a client's own awareness, so a
-lone, idle editor would otherwise reconnect every half minute."""
 _EMPTY_AWARENESS = encode_awareness(encode_awareness_entries(()))
 
 
@@ -151,7 +147,9 @@ async def serve_connection(
             return conn
         conn.start()
         try:
-            session = _Session(conn, room, settings, metrics, registry.pacer, dialect)
+            session = _Session(
+                conn, room, settings, metrics, registry.pacer, dialect, registry.keepalive
+            )
             code, reason = await session.run()
         finally:
             registry.release(room)
@@ -165,6 +163,27 @@ async def serve_connection(
 
 
 class _Session:
+    # Slots: one of these lives as long as its connection (no __dict__ on each idle one).
+    __slots__ = (
+        "alone",
+        "awareness",
+        "conn",
+        "dialect",
+        "identity",
+        "keepalive",
+        "keepalive_seen",
+        "metrics",
+        "next_frame",
+        "pacer",
+        "pulling",
+        "room",
+        "sender",
+        "settings",
+        "stateless",
+        "ticket",
+        "updates",
+    )
+
     def __init__(
         self,
         conn: Connection,
@@ -173,12 +192,19 @@ class _Session:
         metrics: Metrics,
         pacer: Pacer,
         dialect: Dialect | None = None,
+        keepalive: Keepalive | None = None,
     ) -> None:
         self.conn = conn
         self.dialect = dialect
-        self.keepalive: asyncio.TimerHandle | None = None
-        rate = dialect.max_stateless_per_second if dialect is not None else 1.0
-        self.stateless = TokenBucket(rate, rate)
+        self.keepalive = keepalive
+        """Where a ``/sync`` session is ticked (a Hocuspocus socket pings itself)."""
+        self.keepalive_seen = 0
+        """The connection's ``frames_sent`` at the last keepalive tick."""
+        self.stateless: TokenBucket | None = None
+        """The stateless messages' rate (a Hocuspocus document's alone: y-websocket has none)."""
+        if dialect is not None:
+            rate = dialect.max_stateless_per_second
+            self.stateless = TokenBucket(rate, rate)
         self.pacer = pacer
         self.ticket = PacerSlot()
         self.room = room
@@ -204,8 +230,13 @@ class _Session:
         )
 
     async def run(self) -> tuple[int, str]:
-        """Serve until the end; return the close code and reason to finish with."""
-        conn, room = self.conn, self.room
+        """Serve until the end; return the close code and reason to finish with.
+
+        The read loop is here, not in a coroutine of its own, and waits on the transport's
+        own coroutine (:meth:`Connection.wait_message`): every idle connection holds its
+        session's frames for as long as it is open, and each frame more is about 250 bytes
+        on each (issue 76)."""
+        conn, room, metrics = self.conn, self.room, self.metrics
         code: int = CloseCode.NORMAL
         reason = ""
         expiry: clock.Timer | None = None
@@ -220,15 +251,42 @@ class _Session:
                 CloseCode.TOKEN_EXPIRED,
                 "token expired",
             )
-        if self.dialect is None:  # a Hocuspocus socket pings itself (core/multiplex.py)
-            self._keepalive(-1)
+        keepalive = self.keepalive if self.dialect is None else None
+        ticked = -1
+        if keepalive is not None:  # a Hocuspocus socket pings itself (core/multiplex.py)
+            self.keepalive_seen = conn.frames_sent
+            ticked = keepalive.add(self)
+        max_bytes = self.settings.max_message_bytes
+        max_uncommitted = self.settings.max_uncommitted_bytes
         try:
             room.join(conn)
-            await self._read_loop()
+            while not conn.closing:
+                frame = self.next_frame
+                if frame is None:
+                    frame = await conn.wait_message()
+                    conn.mark_activity()
+                else:
+                    self.next_frame = None
+                if isinstance(frame, str):
+                    raise UnsupportedData("text frames are not part of the protocol; send binary")
+                metrics.bytes_in += len(frame)
+                if len(frame) > max_bytes:
+                    raise MessageTooBig(f"message of {len(frame)} bytes, the limit is {max_bytes}")
+                dialect = self.dialect
+                if dialect is not None and not frame:
+                    # Its updates were dropped under load: pull them (Yjs sync is state based).
+                    conn.send(encode_sync_step1(room.doc.get_state()))
+                elif dialect is not None and frame[0] == dialect.stateless_type:
+                    self._stateless(dialect, frame)
+                else:
+                    await self._handle(decode_message(frame))
+                if room.uncommitted_bytes > max_uncommitted:
+                    # Backpressure: stop reading this writer until the store catches up.
+                    await room.flush()
         except PeerError as exc:
             code, reason = exc.close_code, exc.message
             self.alone = isinstance(exc, TooManyItems)
-            self.metrics.updates_rejected.labels(type(exc).__name__).inc()
+            metrics.updates_rejected.labels(type(exc).__name__).inc()
             log.info("closing %s in %s with %d: %s", conn.id, room.name, code, reason)
         except RoomFailed:
             code, reason = CloseCode.INTERNAL_ERROR, "storage failure, reconnect"
@@ -244,49 +302,22 @@ class _Session:
                 expiry.cancel()
             if self.pulling is not None:
                 self.pulling.cancel()
-            if self.keepalive is not None:
-                self.keepalive.cancel()
+            if keepalive is not None:
+                keepalive.remove(self, ticked)
             room.leave(conn)
         return code, reason
 
-    def _keepalive(self, seen: int) -> None:
-        """One tick: if nothing was sent since the last one, send an empty awareness
-        update (a no-op for every client, but a message); then wait for the next."""
+    def keepalive_tick(self) -> None:
+        """One keepalive tick (every
+        :data:`~crdt_server.core.keepalive.KEEPALIVE_SECONDS`): if nothing was sent since
+        the last one, send an empty awareness update (a no-op for every client, but a
+        message)."""
         conn = self.conn
         if conn.closing:
             return
-        if conn.frames_sent == seen:
+        if conn.frames_sent == self.keepalive_seen:
             conn.send(_EMPTY_AWARENESS)
-        self.keepalive = asyncio.get_running_loop().call_later(
-            KEEPALIVE_SECONDS, self._keepalive, conn.frames_sent
-        )
-
-    async def _read_loop(self) -> None:
-        conn, room, metrics = self.conn, self.room, self.metrics
-        max_bytes = self.settings.max_message_bytes
-        max_uncommitted = self.settings.max_uncommitted_bytes
-        while not conn.closing:
-            frame = self.next_frame
-            if frame is None:
-                frame = await conn.receive()
-            else:
-                self.next_frame = None
-            if isinstance(frame, str):
-                raise UnsupportedData("text frames are not part of the protocol; send binary")
-            metrics.bytes_in += len(frame)
-            if len(frame) > max_bytes:
-                raise MessageTooBig(f"message of {len(frame)} bytes, the limit is {max_bytes}")
-            dialect = self.dialect
-            if dialect is not None and not frame:
-                # Its updates were dropped under load: pull them (Yjs sync is state based).
-                conn.send(encode_sync_step1(room.doc.get_state()))
-            elif dialect is not None and frame[0] == dialect.stateless_type:
-                self._stateless(dialect, frame)
-            else:
-                await self._handle(decode_message(frame))
-            if room.uncommitted_bytes > max_uncommitted:
-                # Backpressure: stop reading this writer until the store catches up.
-                await room.flush()
+        self.keepalive_seen = conn.frames_sent
 
     async def _handle(self, message: Message) -> None:
         if isinstance(message, SyncUpdate | SyncStep2):
@@ -450,6 +481,7 @@ class _Session:
             payload is None
             or not principal.can_write
             or len(payload.encode()) > dialect.max_stateless_bytes
+            or self.stateless is None
             or not self.stateless.take()
         ):
             self.metrics.updates_rejected.labels("stateless").inc()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -250,7 +250,7 @@ class Gate:
         finally:
             self.release(admitted)
 
-    async def serve_room(
+    def serve_room(
         self,
         transport: Transport,
         name: str,
@@ -258,14 +258,35 @@ class Gate:
         *,
         peer: str,
         dialect: Dialect | None = None,
+    ) -> Awaitable[object]:
+        """Run one document's session (a projection brought up to date first): what to
+        await. Not a coroutine of its own: a document that is no projection is served by
+        :func:`serve_connection`'s coroutine itself, without one more frame held for as
+        long as its connection lives (about 300 bytes on every idle connection; issue 76)."""
+        if projection_of(name) is not None:
+            projections = projector_of(self.registry.hooks)
+            if projections is not None:
+                return self._serve_projection(
+                    projections, transport, name, principal, peer=peer, dialect=dialect
+                )
+        return serve_connection(
+            transport, self.registry, name, principal, self.settings, peer=peer, dialect=dialect
+        )
+
+    async def _serve_projection(
+        self,
+        projections: Projector,
+        transport: Transport,
+        name: str,
+        principal: Principal,
+        *,
+        peer: str,
+        dialect: Dialect | None,
     ) -> None:
-        """Run one document's session (a projection brought up to date first)."""
-        projections = projector_of(self.registry.hooks)
-        if projections is not None and projection_of(name) is not None:
-            try:  # built and current before its first sync step
-                await projections.current(name)
-            except Exception as exc:  # a stale projection still hides what it must
-                log.warning("projection %s not brought up to date: %r", name, exc)
+        try:  # built and current before its first sync step
+            await projections.current(name)
+        except Exception as exc:  # a stale projection still hides what it must
+            log.warning("projection %s not brought up to date: %r", name, exc)
         await serve_connection(
             transport, self.registry, name, principal, self.settings, peer=peer, dialect=dialect
         )

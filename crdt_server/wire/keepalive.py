@@ -24,7 +24,9 @@ class Pinger:
     ``interval``, spread over it: connections are dealt round-robin into slots, and one
     slot is ticked every ``interval / slots`` seconds. Ticking them all in one loop turn
     wrote 18,000 pings and read 18,000 pongs at once every interval, which held every
-    delivery on that process back by hundreds of milliseconds."""
+    delivery on that process back by hundreds of milliseconds. A slot is a list, not a set:
+    8 bytes a connection instead of about 45 (a set of fifty) to 84 (of a hundred); one
+    leaving is looked for in its own slot alone."""
 
     SLOT_SECONDS = 0.1
     MAX_SLOTS = 256
@@ -32,18 +34,18 @@ class Pinger:
     def __init__(self, interval: float) -> None:
         self.interval = interval
         count = max(1, min(self.MAX_SLOTS, round(interval / self.SLOT_SECONDS)))
-        self._slots: list[set[Pinged]] = [set() for _ in range(count)]
+        self._slots: list[list[Pinged]] = [[] for _ in range(count)]
         self._step = interval / count
         self._dealt = 0  # slot the next connection goes to
         self._due = 0  # slot ticked next
         self._next_at = 0.0
         self._timer: asyncio.TimerHandle | None = None
 
-    def add(self, protocol: Pinged) -> set[Pinged]:
-        """Tick ``protocol`` from now on; it leaves by discarding itself from the slot
+    def add(self, protocol: Pinged) -> list[Pinged]:
+        """Tick ``protocol`` from now on; it leaves by removing itself from the slot
         returned."""
         slot = self._slots[self._dealt]
-        slot.add(protocol)
+        slot.append(protocol)
         self._dealt = (self._dealt + 1) % len(self._slots)
         if self._timer is None:
             loop = asyncio.get_running_loop()

@@ -162,7 +162,7 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         self._closed = False
         self._heard = True
         self._pinged = False
-        self._ping_slot: set[Pinged] | None = None
+        self._ping_slot: list[Pinged] | None = None
         self._outbox: Outbox | None = None
         self._out: list[bytes] | None = None
         """Frames sent in this loop turn, written together after it (see :class:`Outbox`)."""
@@ -215,7 +215,7 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         if self._close is None:
             self._close = (_ABNORMAL, "")
         if self._ping_slot is not None:
-            self._ping_slot.discard(self)
+            self._ping_slot.remove(self)  # added once, at the accept
             self._ping_slot = None
         self._buffer.clear()
         self._fragments = None
