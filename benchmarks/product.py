@@ -634,12 +634,13 @@ async def run_steps(
     rows; the webhook receiver is stopped before it returns."""
     async with contextlib.AsyncExitStack() as stack:
         sink = None
-        if ours and opts.webhook_weddings > 0:
+        featured = ours and result.server != "ours-nofeatures"
+        if featured and opts.webhook_weddings > 0:
             sink = await stack.enter_async_context(
                 scale.WebhookSink(server, weddings[: opts.webhook_weddings])
             )
         probe = None
-        if ours and opts.projected_weddings > 0:
+        if featured and opts.projected_weddings > 0:
             probe = await stack.enter_async_context(
                 ProjectionProbe(server, weddings[: opts.projected_weddings])
             )
@@ -1362,6 +1363,11 @@ async def main_async(opts: Options, keep: bool, json_path: Path | None) -> int:
         env=scale.SCALE_ENV,
         notes="crdt-server on PostgreSQL (a fresh database per run), echo after commit",
     )
+    specs["ours-nofeatures"] = ours_spec(
+        "ours-nofeatures",
+        env=(*scale.SCALE_ENV, ("CRDT_SERVER_FEATURES", "none")),
+        notes="crdt-server with no feature (CRDT_SERVER_FEATURES=none): the sync path alone",
+    )
     baseline = specs.get("ours-baseline")
     if baseline is not None:  # BENCH_BASELINE_SRC: another checkout, the same settings
         specs["ours-baseline"] = replace(baseline, env=(*baseline.env, *scale.SCALE_ENV))
@@ -1437,7 +1443,7 @@ DEFAULTS: dict[str, Any] = {
     "ramp_rate": 500.0, "cold_ramp_rate": 2000.0, "webhook_weddings": 10,
     "projected_weddings": 10, "grace": 10.0, "keep_going": False,
 }  # fmt: skip
-SERVERS = ("ours", "ours-postgres", "y-websocket")
+SERVERS = ("ours", "ours-postgres", "ours-nofeatures", "y-websocket")
 
 
 def parse(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]:

@@ -18,6 +18,7 @@ from crdt_server.auth.principals import Authenticator, Revocations, TokenAuthent
 from crdt_server.auth.tokens import CLOCK_SKEW, TokenCodec, load_or_create_secret
 from crdt_server.cluster.bus import Bus, LocalBus
 from crdt_server.cluster.messages import ADMIN_MESSAGES, Delete, Lift, Revoke, from_event
+from crdt_server.core.adoption import ADOPTIONS_SCHEMA
 from crdt_server.core.client_ids import CLIENT_OWNERS_SCHEMA, ClientIds
 from crdt_server.core.erasure import ErasureService
 from crdt_server.core.hooks import Core, Extension, Hooks
@@ -53,6 +54,7 @@ from crdt_server.errors import CloseCode
 from crdt_server.features import (
     Built,
     Feature,
+    calendars,
     capabilities_of,
     conflicts,
     day,
@@ -63,6 +65,7 @@ from crdt_server.features import (
     invitations,
     notes,
     notifications,
+    overview,
     payments,
     people,
     presence,
@@ -72,6 +75,7 @@ from crdt_server.features import (
     runsheets,
     scheduler,
     signin,
+    sms,
     tasks,
     threads,
     versions,
@@ -79,19 +83,25 @@ from crdt_server.features import (
     weddings,
 )
 from crdt_server.placement import ALONE, Placement
-from crdt_server.settings import Settings
-from crdt_server.storage import Store, store_for
+from crdt_server.settings import Settings, SettingsError
+from crdt_server.storage import PostgresTimeouts, Store, store_for
 
 __all__ = [
     "CORE_SCHEMAS",
     "FEATURES",
     "create_app",
+    "features_of",
     "http_routes",
     "permission_matrix",
     "token_codec",
 ]
 
-CORE_SCHEMAS = (QUARANTINE_SCHEMA, OPERATION_KEYS_SCHEMA, CLIENT_OWNERS_SCHEMA)
+CORE_SCHEMAS = (
+    QUARANTINE_SCHEMA,
+    OPERATION_KEYS_SCHEMA,
+    CLIENT_OWNERS_SCHEMA,
+    ADOPTIONS_SCHEMA,
+)
 """The tables the core keeps beside the features' (the data tools check for them too)."""
 
 API_VERSION = "0.1.0"
@@ -205,6 +215,9 @@ FEATURES: tuple[Feature, ...] = (
     day.FEATURE,
     delays.FEATURE,
     runsheets.FEATURE,
+    overview.FEATURE,
+    sms.FEATURE,
+    calendars.FEATURE,
 )
 """The features the server runs, in the order they are built (a feature that needs another
 comes after it; see :mod:`crdt_server.features`). The one list that names features."""
@@ -213,6 +226,25 @@ EVENT_TABLES = events.EVENT_TABLES
 """The events feature's part of a wedding's export and import (``crdt-server export`` and
 ``import``, ``GET /api/weddings/{id}/export``; the tools name no feature, and the CLI takes
 what it needs of the features from here)."""
+
+
+def features_of(settings: Settings) -> tuple[Feature, ...]:
+    """The features ``settings`` run (``CRDT_SERVER_FEATURES``), in :data:`FEATURES` order;
+    raises :class:`SettingsError` naming an unknown one."""
+    spec = settings.features.strip()
+    if spec == "all":
+        return FEATURES
+    if spec == "none":
+        return ()
+    names = {name.strip() for name in spec.split(",") if name.strip()}
+    known = {feature.name for feature in FEATURES}
+    unknown = sorted(names - known)
+    if unknown or not names:
+        raise SettingsError(
+            f"features: unknown {', '.join(unknown) or '(empty)'}; all, none, or some of"
+            f" {', '.join(sorted(known))}"
+        )
+    return tuple(feature for feature in FEATURES if feature.name in names)
 
 
 def permission_matrix(
@@ -236,6 +268,11 @@ def default_store(settings: Settings) -> Store:
         synchronous="normal" if settings.sqlite_synchronous == "normal" else "full",
         read_connections=settings.sqlite_read_connections,
         commits=settings.sqlite_commits_on,
+        postgres_timeouts=PostgresTimeouts(
+            lock=settings.database_lock_timeout_seconds,
+            answer=settings.database_answer_timeout_seconds,
+            idle=settings.database_idle_timeout_seconds,
+        ),
     )
 
 

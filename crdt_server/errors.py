@@ -18,12 +18,15 @@ __all__ = [
     "Impossible",
     "Malformed",
     "MessageTooBig",
+    "NotAMember",
     "NotFound",
+    "PROBLEM_TYPES",
     "Overloaded",
     "PolicyViolation",
     "ProtocolError",
     "Quarantined",
     "PeerError",
+    "SessionEnded",
     "TooLarge",
     "TooMany",
     "TooManyItems",
@@ -97,7 +100,8 @@ CLOSE_CODE_ADVICE: dict[CloseCode, tuple[str, str]] = {
     ),
     CloseCode.CLIENT_ID_TAKEN: (
         "the update writes new items under a Yjs client id another person owns (each id "
-        "belongs to whoever first wrote under it)",
+        "belongs to whoever first wrote under it), or other content than the server holds "
+        "at a (client, clock) of an id its sender does not own",
         "start a new `Y.Doc` (a new client id) from the server's state and apply your "
         "unsent edits to it as new edits (stock Yjs picks a new id when it sees its own "
         "clock advanced remotely)",
@@ -131,8 +135,10 @@ class Quarantined(ProtocolError):
 
 class ClientIdTaken(PeerError):
     """An update whose new items name a Yjs client id owned by another person (or by the
-    server): refused whole, nothing applied (4409 on ``/sync``, a CLOSE of that document
-    alone on ``/collab``, 422 over HTTP); ``client_id`` is the id."""
+    server), or that holds other content than the document at clocks it holds under an id
+    its sender does not own (:func:`crdt_server.core.client_ids.differing`): refused
+    whole, nothing applied (4409 on ``/sync``, a CLOSE of that document alone on
+    ``/collab``, 422 over HTTP); ``client_id`` is the id."""
 
     close_code = CloseCode.CLIENT_ID_TAKEN
 
@@ -201,8 +207,13 @@ class DomainError(Exception):
 
     ``message`` is a sentence for people; ``field`` names the input at fault (``seq``,
     ``body``, ``limit``, a header's name), or ``fields`` several, each with its own message;
-    ``retry_after`` (seconds) says when asking again may work.
+    ``retry_after`` (seconds) says when asking again may work. ``problem_type`` is the
+    problem's ``type`` (RFC 9457): ``about:blank`` (the status says it all) unless a kind
+    of refusal a client must tell apart has a type of its own (:data:`PROBLEM_TYPES`).
     """
+
+    problem_type = "about:blank"
+    problem_title: str | None = None
 
     def __init__(
         self,
@@ -235,6 +246,32 @@ class Forbidden(DomainError):
 
 class NotFound(DomainError):
     """No such thing (or none the caller may know of)."""
+
+
+class NotAMember(Forbidden):
+    """The person is signed in, and no member of the wedding asked for (removed, or never
+    one): a client forgets what it keeps of that wedding."""
+
+    problem_type = "urn:crdt-server:problem:not-a-member"
+    problem_title = "Not a member"
+
+
+class SessionEnded(Unauthenticated):
+    """The device session is over (signed out, signed out everywhere, revoked from another
+    device, idle too long, or the person erased): a client forgets what it keeps."""
+
+    problem_type = "urn:crdt-server:problem:session-ended"
+    problem_title = "Session ended"
+
+
+PROBLEM_TYPES: dict[str, str] = {
+    NotAMember.problem_type: "the person is no member of the wedding (removed, or never "
+    "one): forget the wedding's local copies",
+    SessionEnded.problem_type: "the device session ended (signed out, revoked, idle, "
+    "erased): forget what this device keeps",
+}
+"""The problem types that are not ``about:blank``, and what each tells a client (the
+sign-in guide lists them)."""
 
 
 class Conflict(DomainError):

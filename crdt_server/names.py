@@ -1,5 +1,5 @@
 """Names checked against a strict allowlist before anything else: rooms
-(``{wedding_id}/{doc}``, and the server's projections ``{wedding_id}/{doc}@{role}``, which
+(``{wedding_id}/{doc}``, and the server's projections ``{wedding_id}/{doc}@{key}``, which
 no client names: see :func:`projection_name`) and event types (``{namespace}.{name}``), with
 the size of an event's data (the event routes and ``crdt-server import`` apply the same
 rules); the one priority scale of the API (:data:`Priority`); and how a name people typed
@@ -98,9 +98,10 @@ _ROLE_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 
 def projection_name(wedding_id: str, doc: str, role: str) -> str | None:
-    """The room of ``doc``'s projection for ``role`` (``w42/guests@vendor``: the document
-    without the fields the role may not read, written by the server only), or ``None`` if
-    a part is not allowed. Clients never name it: the server picks it for them
+    """The room of ``doc``'s projection named ``role`` (``w42/guests@names_meals``: the
+    document without the fields its readers may not read, named by what it holds, written
+    by the server only; an earlier release named them by role, ``w42/guests@vendor``), or
+    ``None`` if a part is not allowed. Clients never name it: the server picks it for them
     (:func:`document_name` refuses it)."""
     name = document_name(wedding_id, doc)
     if name is None or doc == CONFLICTS or _ROLE_PATTERN.fullmatch(role) is None:
@@ -138,10 +139,11 @@ def header_name(value: str, limit: int = 64) -> str:
 CUSTOM_EVENT_NAMESPACES = ("custom.", "day.")
 """Namespaces of the event types clients may post."""
 RESERVED_EVENT_TYPES = frozenset(
-    {"day.vendor_checked_in", "day.vendor_missing", "day.member_offline"}
+    {"day.vendor_checked_in", "day.vendor_missing", "day.member_offline", "day.mode_changed"}
 )
-"""Types in a custom namespace that only the server makes (the wedding day's check-ins
-and alerts): a client's custom event may not use them, so none can be forged."""
+"""Types in a custom namespace that only the server makes (the wedding day's check-ins,
+alerts and the planner's switch): a client's custom event may not use them, so none can
+be forged."""
 CORE_EVENT_NAMESPACES = ("system.",)
 """Namespaces of the event types the core makes (``system.derivation_failed``); each
 feature declares its own (``Feature.event_namespaces``)."""

@@ -56,6 +56,23 @@ class Settings:
     redis_url: str = ""
     """Redis for several processes on one store (``redis://127.0.0.1:6379/0``); empty: one
     process, no bus."""
+    database_lock_timeout_seconds: float = 5.0
+    """How long a PostgreSQL commit waits for the write lock every process shares before
+    it fails (``lock_timeout``)."""
+    database_idle_timeout_seconds: float = 2.0
+    """PostgreSQL ends a session of this server that sits in a transaction sending nothing
+    for this long (``idle_in_transaction_session_timeout``): a host cut off from the
+    database mid-commit stops the other hosts' writes for at most about this long. Above
+    the event loop's longest legitimate turn."""
+    database_answer_timeout_seconds: float = 6.0
+    """A PostgreSQL read or write transaction (its wait for the lock included) not done
+    within this is abandoned (its connection dropped): the commit fails, its rooms close
+    their connections with 1011 so clients reconnect (through the proxy, to another
+    server), and ``/readyz`` answers 503 until the store answers again. More than the
+    lock timeout."""
+    readiness_timeout_seconds: float = 2.0
+    """``/readyz`` answers 503 (the store did not answer) if its check of the store takes
+    longer than this."""
     workers: int = 1
     """Server processes (``crdt-server serve --workers N``); more than one needs Redis."""
     presence_timeout_seconds: float = 30.0
@@ -92,6 +109,12 @@ class Settings:
     """Documents one Hocuspocus socket (``/collab``) may have attached at once; an Auth
     for one more is answered ``permissionDenied``. Each counts against
     ``max_connections_per_user`` like a ``/sync`` connection."""
+    features: str = "all"
+    """The features the server runs: ``all``, ``none`` (a sync server alone: rooms, the
+    store, presence over awareness, the documents' HTTP routes, nothing derived from the
+    documents), or feature names separated by commas (``events,webhooks``), run in their
+    usual order; a feature that needs one left out stops the start. Unknown names stop it
+    too."""
     app_transport: str = "collab"
     """How the planner app (``/app/``) syncs a wedding: ``collab``, one Hocuspocus socket
     (``/collab/{wedding_id}``) carrying all its documents, or ``sync``, one y-websocket
@@ -146,7 +169,7 @@ class Settings:
     """Updates one room may have accepted and not committed yet. A connection that sends an
     update while its room is past it is not read again until the room's commits bring it
     back under (TCP carries the pressure to the writer); on a Hocuspocus socket the update
-    is answered with SyncStatus 0 instead and pulled later. 0: no bound."""
+    is not applied, pulled later and answered then. 0: no bound."""
     process_backlog_updates: int = 512
     """Updates all the rooms of the process may have accepted and not committed. Past it,
     each room keeps its fair share (this bound divided among the rooms with a backlog, at
@@ -188,14 +211,13 @@ class Settings:
     survives the server being killed; a power loss or kernel crash may lose the last
     commits (never the file)."""
     sqlite_commits: str = "auto"
-    """Where the SQLite store runs its commits of updates and feature rows: ``loop`` (on
-    the event loop's own thread: no hop to a thread and back, no fight for the GIL; the
-    loop waits for each commit's fsync), ``thread`` (on the writer thread: the loop goes on
-    during the fsync, each commit costs two hops that wait for the GIL under load), or
-    ``auto``: ``loop`` when an fsync beside the file takes at most 1 ms when the store
-    opens, else ``thread`` (always ``thread`` with several workers, whose commits contend
-    for the file's one write lock). Compactions, deletions and checkpoints always run on the
-    writer thread."""
+    """Where the SQLite store runs its commits of updates and feature rows: ``auto`` (the
+    default) or ``thread``: on the writer thread, leader/follower (a commit with none in
+    flight is handed to the thread at once; the updates that arrive during its fsync share
+    the next), so the event loop never waits for an fsync; ``loop``: on the event loop's own
+    thread (no hop to the thread and back; every room of the process waits for each
+    commit's fsync: only for a fast local disk and one process). Compactions, deletions and
+    checkpoints always run on the writer thread."""
     sqlite_read_connections: int = 0
     """Reads of the SQLite store that run at once (room loads, connects, JSON reads), each
     on a read-only connection of its own; further reads wait their turn. Writes keep their
@@ -321,6 +343,10 @@ class Settings:
             "max_held_bytes",
             "max_token_lifetime_seconds",
             "handoff_timeout_seconds",
+            "database_lock_timeout_seconds",
+            "database_idle_timeout_seconds",
+            "database_answer_timeout_seconds",
+            "readiness_timeout_seconds",
         )
         require_not_negative(
             self,
@@ -343,6 +369,8 @@ class Settings:
             "shutdown_timeout_seconds",
             "loop_stall_seconds",
         )
+        if self.database_answer_timeout_seconds <= self.database_lock_timeout_seconds:
+            raise SettingsError("database_answer_timeout_seconds must exceed the lock timeout")
         if 0 < self.loop_stall_seconds < 1:
             raise SettingsError("loop_stall_seconds must be 0 (off) or at least 1")
         variables(type(f) for f in self.fragments)  # one of each, no name taken twice
@@ -415,12 +443,7 @@ class Settings:
 
     @property
     def sqlite_commits_on(self) -> Literal["auto", "loop", "thread"]:
-        """:attr:`sqlite_commits`, checked; ``auto`` with several workers is ``thread``
-        (each worker's commits find the file's one write lock held by another's often, and
-        go to the writer thread then anyway: measured, two workers' CPU per update was
-        1.50 to 1.52x one process's with ``auto``, 1.37 and 1.46x with ``thread``)."""
-        if self.sqlite_commits == "auto" and self.workers > 1:
-            return "thread"
+        """:attr:`sqlite_commits`, checked."""
         return cast(Literal["auto", "loop", "thread"], self.sqlite_commits)
 
     @property

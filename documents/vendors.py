@@ -82,10 +82,29 @@ def name_key(name: str) -> str | None:
     return NAME_PREFIX + folded if folded else None
 
 
-def vendor_name(key: str, directory: Mapping[str, Vendor]) -> str:
-    """How to name the vendor ``key``: the directory's name for an id, the folded free text
-    for a free-text vendor (the key itself for an id the directory no longer holds)."""
+def spellings(timeline: Mapping[str, object]) -> dict[str, str]:
+    """Each free-text vendor's key -> its name as the timeline writes it (the first item's,
+    items taken by id; spaces collapsed): what a page shows ("Harbour Strings") where the
+    key holds the folded "harbour strings"."""
+    found: dict[str, str] = {}
+    items = timeline.get("items")
+    if not isinstance(items, Mapping):
+        return found
+    for item_id in sorted(items):
+        item = items[item_id]
+        name = item.get("vendor") if isinstance(item, Mapping) else None
+        if isinstance(name, str) and (key := name_key(name)) is not None:
+            found.setdefault(key, " ".join(name.split()))
+    return found
+
+
+def vendor_name(
+    key: str, directory: Mapping[str, Vendor], spelled: Mapping[str, str] | None = None
+) -> str:
+    """How to name the vendor ``key``: the directory's name for an id; for a free-text
+    vendor its spelling in ``spelled`` (:func:`spellings`), else the folded free text (the
+    key itself for an id the directory no longer holds)."""
     if key.startswith(NAME_PREFIX):
-        return key[len(NAME_PREFIX) :]
+        return (spelled or {}).get(key) or key[len(NAME_PREFIX) :]
     vendor = directory.get(key)
     return vendor.name if vendor is not None else key

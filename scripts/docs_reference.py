@@ -196,10 +196,13 @@ def permissions_page(features: Sequence[Feature] | None = None) -> str:
     default the app's :data:`~crdt_server.app.FEATURES`)."""
     from crdt_server.app import FEATURES
     from crdt_server.auth.permissions import (
+        DEFAULT_GUEST_FIELDS,
         DEFAULT_MATRIX,
         FIELD_READERS,
+        GUEST_FIELD_SETS,
         OPERATE_OPERATIONS,
         ROLES,
+        PermissionMatrix,
     )
     from crdt_server.documents import DOCUMENT_KINDS
     from crdt_server.features import capabilities_of
@@ -220,6 +223,22 @@ def permissions_page(features: Sequence[Feature] | None = None) -> str:
         f"| `{doc}` | `{name}` | " + ", ".join(r for r in ROLES if r in roles) + " |"
         for (doc, name), roles in FIELD_READERS.items()
     ]
+    matrix_rules = PermissionMatrix()
+    guest_fields = sorted({f for (d, f) in FIELD_READERS if d == "guests"} | {"meal", "dietary"})
+    field_sets = []
+    for name in GUEST_FIELD_SETS:
+        opened = matrix_rules.projection_key("vendor", "guests", name)
+        if opened is None or matrix_rules.access("vendor", "guests", fields=name) == "none":
+            reads = "not the guests document" + (
+                "; the totals at `GET .../guest-counts`" if name == "counts" else ""
+            )
+            hidden = "every field"
+        else:
+            reads = f"the projection `{{wedding}}/guests@{opened}`"
+            gone = matrix_rules.hidden_fields("vendor", "guests", name)
+            hidden = ", ".join(f"`{f}`" for f in guest_fields if f in gone)
+        default = " (the default)" if name == DEFAULT_GUEST_FIELDS else ""
+        field_sets.append(f"| `{name}`{default} | {reads} | {hidden} |")
     operations = [
         f"| {doc} | `{op}` | "
         + ("every argument" if allowed is None else ", ".join(f"`{f}`" for f in sorted(allowed)))
@@ -287,7 +306,20 @@ def permissions_page(features: Sequence[Feature] | None = None) -> str:
         "token's `docs` override lets them read it (a server-written copy without those "
         "fields; see "
         "[Documents](../guides/documents.md#projections-what-a-vendors-device-receives)).\n\n"
-        "| document | field | roles that read it |\n|---|---|---|\n" + "\n".join(fields) + "\n"
+        "| document | field | roles that read it |\n|---|---|---|\n"
+        + "\n".join(fields)
+        + "\n\n## Vendors' field sets\n\n"
+        "What a vendor member reads of the guest list is a field set the couple or planner "
+        "chooses on the invitation (`guest_fields`) and changes later "
+        "(`PATCH /api/weddings/{wedding_id}/members/{sub}`); the member's tokens carry it as "
+        "the `guest_fields` claim, and every way out (the socket, the JSON, binary and CSV "
+        "reads, events, findings, webhook deliveries) is cut with it. A token without the "
+        "claim reads what the vendor row above reads. The day's view of a caterer carries "
+        "the meal and dietary counts whatever the set. See "
+        "[Who may connect](../guides/auth.md#invitations).\n\n"
+        "| field set | what it opens | guest fields left out |\n|---|---|---|\n"
+        + "\n".join(field_sets)
+        + "\n"
     )
 
 

@@ -21,10 +21,11 @@ from .base import (
     StoredEvent,
     StoredLog,
     StoreError,
+    StoreUnavailable,
     audience_needle,
     audience_of,
 )
-from .choose import store_for
+from .choose import PostgresTimeouts, store_for
 from .gateway import Gateway, Table, Transaction, schema_of
 from .sqlite import SqliteStore
 
@@ -57,6 +58,7 @@ __all__ = [
     "NewUpdate",
     "Once",
     "PostgresStore",
+    "PostgresTimeouts",
     "Revocation",
     "Schema",
     "SqliteStore",
@@ -64,6 +66,7 @@ __all__ = [
     "StoredLog",
     "Store",
     "StoreError",
+    "StoreUnavailable",
     "Table",
     "Transaction",
     "audience_needle",

@@ -21,6 +21,16 @@ instead of waiting for the writer task to wake and for its own wake-up afterward
 overload each of those waits for a whole turn of the loop: 40 to 60 ms each in the
 overload benchmark). Such a writer also lets the loop turn after each transaction, so it
 holds the loop for one transaction at a time.
+
+A backend that commits on a thread of its own (SQLite by default) passes ``lead`` instead:
+leader/follower group commit with no timer. An append that finds no transaction under way
+and nothing queued is the leader: its transaction is handed to the backend's thread at
+once, from the caller's turn (no wake-up of the writer task, no turn of the loop before the
+commit starts), and the appends that arrive while its fsync runs queue as followers and
+share the next transaction, which the writer task hands to the same thread behind it. So a
+light load adds no wait and never blocks the loop on an fsync, and a heavy load batches as
+before. The backend's thread runs one job at a time in the order given, so a leader's
+transaction and whatever the writer task hands over after it never overlap.
 """
 
 from __future__ import annotations
@@ -36,7 +46,7 @@ from typing import Any, Generic, TypeGuard, TypeVar
 from .base import FeatureRow, NewUpdate, StoreError
 from .gateway import Tx
 
-__all__ = ["Appending", "CommitNow", "GroupCommitter", "Part", "handed_over"]
+__all__ = ["Appending", "CommitNow", "GroupCommitter", "Lead", "Part", "handed_over"]
 
 W = TypeVar("W")
 """The backend's kind of write job (what its ``run_write`` carries out in a transaction)."""
@@ -54,6 +64,11 @@ class Appending:
 CommitNow = Callable[[list[NewUpdate], list[Tx[Any]], list[FeatureRow]], list[int] | None]
 """Commits appends in one transaction on the caller's thread: their seqs (or StoreError);
 ``None``, having done nothing, where it cannot now (the append is queued instead)."""
+
+Lead = Callable[[list[NewUpdate], list[Tx[Any]], list[FeatureRow]], asyncio.Future[list[int]]]
+"""Hands appends to the backend's one writing thread, in one transaction, at once; the
+future of their seqs (or StoreError), done once that transaction has ended. Whatever the
+backend is given to write afterwards runs after it."""
 
 Part = Appending | list[Tx[Any]]
 """One part of a shared transaction: appends, or gateway transactions (each in a
@@ -113,6 +128,10 @@ class GroupCommitter(Generic[W]):
     ) -> None:
         self._where = where
         self._commit_now: CommitNow | None = None
+        self._lead: Lead | None = None
+        self._leading = False
+        """A leader's transaction is on the backend's thread and has not ended (one at most:
+        an append leads only when none is)."""
         self._busy = False
         """The writer task holds jobs it has not finished (a transaction is under way)."""
         self._commit_rows = commit_rows
@@ -122,9 +141,14 @@ class GroupCommitter(Generic[W]):
         self._queue: _Queue[W] | None = None
         self._task: asyncio.Task[None] | None = None
 
-    def start(self, commit_now: CommitNow | None = None) -> None:
-        """Start the writer task; ``commit_now``: see the class docstring."""
+    def start(self, commit_now: CommitNow | None = None, lead: Lead | None = None) -> None:
+        """Start the writer task; ``commit_now`` and ``lead`` (one at most): see the module
+        docstring."""
+        if commit_now is not None and lead is not None:
+            raise ValueError("commit_now and lead exclude each other")
         self._commit_now = commit_now
+        self._lead = lead
+        self._leading = False
         self._queue = _Queue()
         self._task = asyncio.create_task(self._run(self._queue), name=f"writer {self._where}")
 
@@ -151,7 +175,10 @@ class GroupCommitter(Generic[W]):
         without suspending, where the backend commits on the loop's thread and no
         transaction is under way (see the module docstring)."""
         queue = self._queue
-        if first and self._commit_now is not None and queue is not None:
+        if self._lead is not None and queue is not None:
+            if not self._busy and not self._leading and queue.empty():
+                return await self._led(self._lead(list(updates), list(steps), list(rows)))
+        elif first and self._commit_now is not None and queue is not None:
             if not self._busy and queue.shared_only():
                 seqs = self._commit_now(list(updates), list(steps), list(rows))
                 if seqs is not None:
@@ -159,6 +186,16 @@ class GroupCommitter(Generic[W]):
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
         self._enqueue(_Append(list(updates), list(steps), list(rows), future, first))
         return await future
+
+    async def _led(self, done: asyncio.Future[list[int]]) -> list[int]:
+        """Wait for a leader's transaction; the next append may lead once it has ended
+        (not when its caller stops waiting: the thread goes on with it regardless)."""
+        self._leading = True
+        done.add_done_callback(self._ended)
+        return await asyncio.shield(done)
+
+    def _ended(self, _: asyncio.Future[list[int]]) -> None:
+        self._leading = False
 
     async def run(self, tx: Tx[Any]) -> Any:
         """Carry out a gateway transaction (in the store's dialect), in queue order, with
@@ -311,6 +348,10 @@ class _Queue(Generic[W]):
         self._others += not isinstance(job, _Append | _Run)
         self._ready.set()
 
+    def empty(self) -> bool:
+        """Whether nothing is queued."""
+        return not self._jobs
+
     def shared_only(self) -> bool:
         """Whether every job queued is an append or a gateway transaction (an append that
         goes first may pass them all)."""
@@ -373,7 +414,7 @@ def _fail(future: asyncio.Future[Any], exc: Exception) -> None:
     if isinstance(exc, StoreError):
         # One instance per waiter: tasks re-raising a shared exception object would
         # splice their tracebacks into each other's.
-        fresh = StoreError(*exc.args)
+        fresh = type(exc)(*exc.args)  # the same kind (StoreUnavailable stays one)
         fresh.__cause__ = exc.__cause__
         exc = fresh
     future.set_exception(exc)

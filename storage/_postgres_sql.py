@@ -5,6 +5,7 @@ of a commit, documents moved in whole, held transactions and the gateway's side
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -19,7 +20,7 @@ from ._postgres_schema import (
     PUT_HISTORY,
     check_text,
 )
-from .base import FeatureRow, MovedDocument, StoreError, dropped_feature_row
+from .base import FeatureRow, MovedDocument, StoreError, StoreUnavailable, dropped_feature_row
 from .gateway import Dialect, Tx, dialect_sql, dialected, insert_sql
 
 if TYPE_CHECKING:
@@ -236,3 +237,115 @@ def driver(tx: Tx[_T], store: PostgresStore) -> Callable[[Conn], Awaitable[_T]]:
                 error.__cause__ = exc
 
     return body
+
+
+class Bounds:
+    """How long this server waits on the database, and how long the database waits on it.
+
+    ``answer`` bounds every use of a pooled connection on this side (a connection, a read, a
+    whole write transaction with its wait for the write lock): a connection that has not
+    answered by then is dropped (:meth:`asyncpg.Connection.terminate`, no round trip), so
+    whatever waits on it fails at once with :class:`StoreError` instead of waiting for TCP
+    to give up (minutes; hours with Linux's keepalive defaults). ``idle`` bounds, on the
+    database's side, a transaction of this server that holds the write lock every process
+    shares and sends nothing (its host cut off mid-commit): PostgreSQL ends that session
+    (``idle_in_transaction_session_timeout``) and the lock is free again. The database also
+    probes an idle connection (keepalives) and drops one whose peer stops acknowledging
+    (``tcp_user_timeout``); ``statement`` cancels a statement that runs longer.
+    """
+
+    def __init__(self, *, answer: float, idle: float, statement: float, lock: float) -> None:
+        if min(answer, idle, statement, lock) <= 0:
+            raise ValueError("every PostgreSQL timeout must be positive")
+        self.answer = answer
+        self.idle = idle
+        self.statement = statement
+        self.lock = lock
+
+    def server_settings(self) -> dict[str, str]:
+        """What each pooled session sets on the database's side."""
+        return {
+            "lock_timeout": f"{_ms(self.lock)}ms",
+            "idle_in_transaction_session_timeout": f"{_ms(self.idle)}ms",
+            "statement_timeout": f"{_ms(self.statement)}ms",
+            # A peer that vanished is found in seconds, not after Linux's two hours.
+            "tcp_keepalives_idle": str(max(1, round(self.answer))),
+            "tcp_keepalives_interval": "1",
+            "tcp_keepalives_count": "3",
+            "tcp_user_timeout": str(_ms(self.answer)),
+        }
+
+    @asynccontextmanager
+    async def connection(
+        self, pool: asyncpg.Pool[asyncpg.Record], what: str
+    ) -> AsyncIterator[Conn]:
+        """A pooled connection for at most ``answer`` seconds, dropped past that; ``what``
+        (``"reading PostgreSQL schema 'x'"``) starts the :class:`StoreError`."""
+        try:
+            conn = await pool.acquire(timeout=self.answer)
+        except TimeoutError as exc:
+            raise StoreUnavailable(
+                f"{what} failed: no connection within {self.answer:g} s"
+            ) from exc
+        except DB_ERRORS as exc:
+            raise store_error(f"{what} failed: {exc}", exc) from exc
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            conn.terminate()  # every await on it fails now; the pool opens another
+
+        timer = asyncio.get_running_loop().call_later(self.answer, expire)
+        try:
+            yield conn
+        except asyncio.CancelledError:
+            # asyncpg would wait for the server to confirm a cancelled query before handing
+            # the connection back: a database cut off never confirms.
+            conn.terminate()
+            raise
+        except (StoreError, *DB_ERRORS) as exc:  # a step may have made it a StoreError
+            if expired:
+                raise StoreUnavailable(
+                    f"{what} failed: no answer from the database within {self.answer:g} s"
+                    " (connection dropped)"
+                ) from exc
+            cause = exc.__cause__ if isinstance(exc, StoreError) else None
+            if isinstance(cause, BaseException) and isinstance(
+                store_error("", cause), StoreUnavailable
+            ):
+                raise StoreUnavailable(str(exc)) from cause
+            raise
+        finally:
+            try:
+                # Under the timer too: a release rolls back an open transaction first.
+                with contextlib.suppress(*DB_ERRORS):  # it then drops the connection
+                    await pool.release(conn)
+            finally:
+                timer.cancel()
+
+
+_LINK_ERRORS = (
+    OSError,
+    asyncpg.PostgresConnectionError,  # class 08
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.IdleInTransactionSessionTimeoutError,
+    asyncpg.exceptions.LockNotAvailableError,  # lock_timeout: another host held the lock
+    asyncpg.exceptions.QueryCanceledError,  # statement_timeout
+)
+
+
+def store_error(message: str, exc: BaseException) -> StoreError:
+    """:class:`StoreUnavailable` for a failure of the link to the database (a connection
+    refused, dropped or ended by the server) or a lock or statement that timed out, else
+    :class:`StoreError`."""
+    closed = isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc)
+    if closed or isinstance(exc, _LINK_ERRORS):
+        return StoreUnavailable(message)
+    return StoreError(message)
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))

@@ -61,6 +61,13 @@ class StoreError(Exception):
     """The store could not do what was asked; nothing of the failed call was committed."""
 
 
+class StoreUnavailable(StoreError):
+    """The store did not answer in time: its connection failed or timed out, or a lock or
+    a statement timed out (another host held the write lock). The call failed, though a
+    write may have committed had the connection dropped during COMMIT. Unlike other
+    failures, a later read that gets an answer shows the store is available again."""
+
+
 @dataclass(frozen=True, slots=True)
 class NewUpdate:
     """One update to append: the raw Yjs v1 update bytes and who sent it.

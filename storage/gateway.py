@@ -31,11 +31,11 @@ and reaches them through a :class:`Gateway` (``Gateway.of(core.store)``):
   error (the others commit).
 - ``await gateway.run(statements([(sql, params), ...]))`` is a transaction of plain
   statements (:func:`statements`: what each received, in order);
-- ``async with gateway.transaction() as tx:`` is the same transaction with the statements
-  sent one at a time from the caller's code (a hop to the writer thread each, on
-  SQLite); :meth:`Transaction.run` runs a :data:`Tx`'s statements in it (another
-  feature's steps). Do not wait in it for another write of the same store (that write
-  waits for it).
+- a queued transaction commits even if its caller is cancelled (a client gone mid-request),
+  and closing the store carries out every transaction queued before it stops its writer.
+  This is the one way to write a feature's rows: :meth:`Gateway.transaction` (statements
+  sent one at a time, holding the writer while the caller awaits) is deprecated and goes
+  in the next release;
 - rows to write with a room's updates, in the updates' own transaction (a hook's
   ``on_commit``), are :class:`storage.base.FeatureRow` values given to
   :meth:`DocumentStore.append` ``(rows=...)``; a transaction (a :data:`Tx`) to run there
@@ -51,8 +51,9 @@ Type words in a :class:`Table`'s columns, for the two dialects: ``{text}`` (TEXT
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -483,11 +484,24 @@ class Gateway:
         result once committed."""
         return await self._backend.run(tx, self.sql)
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        """One write transaction, in turn with the store's update commits; it commits
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """Deprecated (a :class:`DeprecationWarning`; it goes in the next release): write
+        the transaction as a generator and ``await gateway.run(tx)``.
+
+        One write transaction whose statements the caller sends one at a time; it commits
         when the block ends, and rolls back (and the error propagates) if it raises.
-        Database errors become :class:`StoreError`."""
+        Database errors become :class:`StoreError`. It holds the store's one writer while
+        its caller awaits between statements: every room's commit waits for it."""
+        warnings.warn(
+            "Gateway.transaction() is deprecated and goes in the next release: write the"
+            " transaction as a generator of Sql statements and await Gateway.run(tx)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self._held()
+
+    @asynccontextmanager
+    async def _held(self) -> AsyncIterator[Transaction]:
         async with self._backend.transaction() as tx:
             yield _Dialected(tx, self)
 

@@ -18,6 +18,17 @@ Within a process one writer task commits all queued appends in one transaction (
 flush); ``synchronous_commit`` is forced ``on``. Reads use the pool directly and see only
 committed rows.
 
+The lock is held across network round trips (the statements of a transaction, then its
+COMMIT), so a host cut off from the database mid-commit would hold every process's writes
+until PostgreSQL noticed the dead peer. Both sides bound that (:class:`~storage._postgres_sql.
+Bounds`): the database ends a session that sits in a transaction sending nothing for
+``idle_timeout`` seconds (``idle_in_transaction_session_timeout``: the other hosts' writes
+wait at most that long, then go on), and drops a connection whose peer stops acknowledging
+(keepalives, ``tcp_user_timeout``); here, a connection that has not answered within
+``answer_timeout`` seconds (a read, or a whole write transaction with its wait for the lock)
+is dropped and the call fails with :class:`~storage.base.StoreError`, so a server cut off
+from its store says so within seconds instead of waiting for TCP to give up.
+
 Erasure: :meth:`PostgresStore.erase_wedding` deletes the wedding's rows and tombstones it in
 one transaction; a trigger drops any row later appended for a tombstoned wedding. Deleted
 rows are gone from every query at once, but PostgreSQL keeps their bytes in the table's
@@ -27,6 +38,7 @@ that is recycled; see the README.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -50,6 +62,7 @@ from ._postgres_schema import (
 )
 from ._postgres_sql import (
     DB_ERRORS,
+    Bounds,
     MovedRows,
     PostgresSql,
     PostgresTx,
@@ -58,6 +71,7 @@ from ._postgres_sql import (
     held_transaction,
     insert_features,
     run_steps,
+    store_error,
 )
 from .base import (
     Erasure,
@@ -91,7 +105,13 @@ class PostgresStore:
     ``schema`` must exist; the tables are created in it on :meth:`open`. Up to
     ``pool_size`` connections are opened (one at a time serves the writer). ``lock_timeout``
     is how many seconds a statement waits for a lock another session holds (including the
-    writers of other processes) before failing with :class:`StoreError`. Any number of
+    writers of other processes) before failing with :class:`StoreError`;
+    ``answer_timeout``, how long a read or a write transaction may take before its
+    connection is dropped and it fails with :class:`StoreError` (more than
+    ``lock_timeout``, so that a wait for the lock fails cleanly first); ``idle_timeout``, how
+    long the database lets a transaction of this store sit sending nothing before ending
+    its session (a host cut off mid-commit frees the write lock within that);
+    ``statement_timeout``, the longest one statement may run. Any number of
     instances, in any processes, may share a schema; use each from one event loop.
     Cancelling a waiting :meth:`append`, :meth:`compact` or :meth:`delete` does not
     withdraw it: once queued, it is carried out. If the connection drops during COMMIT,
@@ -99,7 +119,15 @@ class PostgresStore:
     """
 
     def __init__(
-        self, dsn: str, *, schema: str = "public", pool_size: int = 4, lock_timeout: float = 5.0
+        self,
+        dsn: str,
+        *,
+        schema: str = "public",
+        pool_size: int = 4,
+        lock_timeout: float = 5.0,
+        answer_timeout: float = 6.0,
+        idle_timeout: float = 2.0,
+        statement_timeout: float = 30.0,
     ) -> None:
         if pool_size < 1:
             raise ValueError("pool_size must be at least 1")
@@ -108,7 +136,11 @@ class PostgresStore:
         self._s = '"' + schema.replace('"', '""') + '"'
         self._where = f"PostgreSQL schema {schema!r}"  # never the DSN: it may hold a password
         self._pool_size = pool_size
-        self._lock_timeout_ms = max(1, round(lock_timeout * 1000))
+        self._bounds = Bounds(
+            answer=answer_timeout, idle=idle_timeout, statement=statement_timeout, lock=lock_timeout
+        )
+        self._reading = f"reading {self._where}"
+        self._writing = f"writing {self._where}"
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._writer: GroupCommitter[Callable[[Conn], Awaitable[Any]]] = GroupCommitter(
             self._where,
@@ -138,8 +170,9 @@ class PostgresStore:
                 min_size=1,
                 max_size=self._pool_size,
                 reset=keep_session,
+                timeout=self._bounds.answer,  # to connect
                 server_settings={
-                    "lock_timeout": f"{self._lock_timeout_ms}ms",
+                    **self._bounds.server_settings(),
                     "synchronous_commit": "on",  # whatever the database's default
                     "client_min_messages": "warning",  # no "already exists" notices
                 },
@@ -148,6 +181,8 @@ class PostgresStore:
             raise StoreError(f"cannot open {self._where}: {exc}") from exc
         try:
             async with pool.acquire() as conn, conn.transaction():
+                # A migration of a large table may take long: not cut by statement_timeout.
+                await conn.execute("SET LOCAL statement_timeout = 0")
                 oid = await conn.fetchval(
                     "SELECT oid FROM pg_namespace WHERE nspname = $1", self._schema
                 )
@@ -181,7 +216,10 @@ class PostgresStore:
         if pool is not None:
             self._pool = None
             try:
-                await pool.close()
+                async with asyncio.timeout(self._bounds.answer):
+                    await pool.close()
+            except TimeoutError:
+                pool.terminate()  # the database does not answer: no goodbye
             except DB_ERRORS as exc:
                 raise StoreError(f"closing {self._where} failed: {exc}") from exc
 
@@ -446,9 +484,10 @@ class PostgresStore:
         if pool is None:
             raise StoreError(f"{self._where} is not open")
         try:
-            return await pool.fetch(sql, *args)
+            async with self._bounds.connection(pool, self._reading) as conn:
+                return await conn.fetch(sql, *args)
         except DB_ERRORS as exc:
-            raise StoreError(f"reading {self._where} failed: {exc}") from exc
+            raise store_error(f"{self._reading} failed: {exc}", exc) from exc
 
     async def _lock(self, conn: Conn) -> None:
         await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock_key)
@@ -503,13 +542,13 @@ class PostgresStore:
         pool = self._pool
         assert pool is not None, "the writer runs only while open"
         try:
-            async with pool.acquire() as conn, conn.transaction():
+            async with self._bounds.connection(pool, self._writing) as conn, conn.transaction():
                 await self._lock(conn)
                 result = await body(conn)
         except RolledBack:
             return None  # type: ignore[return-value]  # only held transactions roll back
         except DB_ERRORS as exc:
-            raise StoreError(f"writing {self._where} failed: {exc}") from exc
+            raise store_error(f"{self._writing} failed: {exc}", exc) from exc
         self._commits += 1
         return result
 

@@ -3,10 +3,10 @@
 One writer task owns every write transaction: concurrent :meth:`SqliteStore.append` calls
 are queued and committed together, so many small Yjs updates cost one fsync per batch
 rather than one each. Each transaction runs whole, ``BEGIN IMMEDIATE`` to ``COMMIT``, in
-one call: the shared ones (appends, the features' gateway transactions) on the event
-loop's own thread where the disk is fast (:func:`~storage._sqlite_schema.commits_on_loop`:
-on a writer thread, 50 rows took 8 ms waiting for the GIL, 0.3 ms on the loop's thread),
-the rest on the writer thread. Reads run on a bounded
+one call on the writer thread; an append with no transaction in flight is handed to it at
+once, from its caller's turn of the loop (a leader, :mod:`._group_commit`), so the loop
+never waits for an fsync (``commits="loop"`` runs the shared transactions on the loop's
+own thread instead: :func:`~storage._sqlite_schema.commits_on_loop`). Reads run on a bounded
 pool of read-only connections, several at once (:mod:`storage._sqlite_readers`); in WAL
 mode each sees every commit acknowledged before it started, and nothing uncommitted.
 
@@ -33,34 +33,30 @@ from typing import Any, Literal, TypeVar
 
 from crdt_server import clock
 
-from ._group_commit import Appending, GroupCommitter, Part
+from ._group_commit import GroupCommitter
 from ._sqlite_readers import ReadPool, default_read_connections
 from ._sqlite_schema import (
     COUNT_DOCS,
     PREFIX,
     Body,
-    Busy,
     check_text,
     checkpoint,
     commits_on_loop,
     connect_writer,
     moved_documents,
-    run_transaction,
     scalar,
     tombstone_trigger,
-    try_transaction,
     upgrade,
 )
 from ._sqlite_sql import (
-    Held,
     Outside,
     SqliteSql,
     SqliteTx,
-    appending,
     driver,
     held_transaction,
     put_documents,
 )
+from ._sqlite_writes import SqliteWrites
 from .base import (
     Erasure,
     FeatureRow,
@@ -84,7 +80,7 @@ __all__ = [
 _T = TypeVar("_T")
 
 
-class SqliteStore:
+class SqliteStore(SqliteWrites):
     """A :class:`~storage.base.DocumentStore` in one SQLite file (WAL, ``synchronous=FULL``
     unless ``synchronous="normal"``).
 
@@ -185,9 +181,6 @@ class SqliteStore:
             write_db = await loop.run_in_executor(
                 thread, connect_writer, self._path, self._busy_timeout, self._synchronous
             )
-            on_loop = await loop.run_in_executor(
-                thread, commits_on_loop, self._commits_on, self._path
-            )
         except (OSError, sqlite3.Error) as exc:
             thread.shutdown()
             raise StoreError(f"cannot open {self._path}: {exc}") from exc
@@ -197,8 +190,11 @@ class SqliteStore:
         self._write_db = write_db
         self._readers = ReadPool(self._path, self._read_connections, self._busy_timeout)
         self._thread = thread
-        self._on_loop = on_loop
-        self._writer.start(self._commit_now if on_loop else None)
+        self._on_loop = on_loop = commits_on_loop(self._commits_on)
+        if on_loop:
+            self._writer.start(commit_now=self._commit_now)
+        else:
+            self._writer.start(lead=self._lead)
         try:
             await self._recorded_wedding_tables()  # the first read: a reader can open
         except BaseException:
@@ -495,14 +491,6 @@ class SqliteStore:
         :meth:`storage.gateway.Gateway.transaction`)."""
         return held_transaction(self)
 
-    async def on_writer(self, call: Callable[..., _T], *args: Any) -> _T:
-        """``call(*args)`` on the writer thread (inline: here)."""
-        thread = self._thread
-        if thread is None:
-            await asyncio.sleep(0)
-            return call(*args)
-        return await asyncio.get_running_loop().run_in_executor(thread, call, *args)
-
     # -- internals ---------------------------------------------------------------------
 
     async def _read_in(self, sql: str, values: Sequence[Any]) -> list[Any]:
@@ -526,71 +514,6 @@ class SqliteStore:
             return await readers.fetch(sql, params)
         except sqlite3.Error as exc:
             raise StoreError(f"reading {self._path} failed: {exc}") from exc
-
-    async def _commit_rows(
-        self, rows: list[NewUpdate], steps: list[Tx[Any]], features: list[FeatureRow]
-    ) -> list[int]:
-        body = appending(rows, steps, features, self._path)
-        return await self._transaction(body, shared=True)
-
-    def _commit_now(
-        self, rows: list[NewUpdate], steps: list[Tx[Any]], features: list[FeatureRow]
-    ) -> list[int] | None:
-        """:meth:`_commit_rows` on the loop's thread, without suspending (:mod:`._group_commit`);
-        ``None``: not now, another connection holds the write lock."""
-        db, path = self._write_db, self._path
-        if db is None:
-            raise StoreError(f"{path} is not open")
-        try:
-            body = appending(rows, steps, features, path)
-            seqs = try_transaction(db, body, path, self._busy_timeout)
-        except Busy:
-            return None  # queued instead: the writer thread waits for the lock
-        except sqlite3.Error as exc:
-            raise StoreError(f"writing {path} failed: {exc}") from exc
-        self._commits += 1
-        return seqs
-
-    async def _commit_parts(self, parts: list[Part]) -> list[Any]:
-        path = self._path
-        bodies: list[Body[Any]] = [
-            appending(part.updates, part.steps, part.rows, path)
-            if isinstance(part, Appending)
-            else driver(each_in_a_savepoint(part), path)
-            for part in parts
-        ]
-        return await self._transaction(lambda db: [body(db) for body in bodies], shared=True)
-
-    async def _transaction(self, body: Body[_T], *, shared: bool = False) -> _T:
-        """Run ``body`` in one committed transaction, in one call on the writer thread, or
-        on the loop's thread if it is ``shared`` and the disk is fast (see the module)."""
-        db, thread = self._write_db, self._thread
-        assert db is not None, "the writer runs only while open"
-        try:
-            if isinstance(body, Held):
-                held: _T = await body.run(db)
-                self._commits += 1
-                return held
-            if isinstance(body, Outside):  # no transaction, nothing committed
-                return await self.on_writer(body.call, db)
-            if thread is None:  # inline; still a suspension point, as with the thread
-                await asyncio.sleep(0)
-                result = run_transaction(db, body, self._path)
-            elif shared and self._on_loop:
-                try:
-                    result = try_transaction(db, body, self._path, self._busy_timeout)
-                except Busy:  # the writer thread waits for the lock, the loop goes on
-                    result = await asyncio.get_running_loop().run_in_executor(
-                        thread, run_transaction, db, body, self._path
-                    )
-            else:
-                result = await asyncio.get_running_loop().run_in_executor(
-                    thread, run_transaction, db, body, self._path
-                )
-        except sqlite3.Error as exc:
-            raise StoreError(f"writing {self._path} failed: {exc}") from exc
-        self._commits += 1
-        return result
 
     # Last in the class on purpose: below this def, the name ``list`` in annotations means
     # this method, not the builtin.

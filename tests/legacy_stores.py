@@ -24,7 +24,6 @@ import msgspec
 from pycrdt import Doc, Map
 
 from crdt_server.actor import Actor
-from crdt_server.features.db import FeatureDb, Sql
 from crdt_server.features.events import add_events, last_event_seq, read_events, store_events
 from crdt_server.features.events.tables import SCHEMA as EVENTS
 from crdt_server.features.events.tables import put_ticket, take_ticket
@@ -44,6 +43,7 @@ from crdt_server.storage import (
     Once,
     Revocation,
 )
+from crdt_server.storage.gateway import Sql
 
 __all__ = ["FAR", "fill", "served"]
 
@@ -140,7 +140,7 @@ async def fill(store: DocumentStore) -> dict[str, Any]:
         "import",
         rows=THREADS.rows(section, WEDDING),
     )
-    threads = FeatureDb(store)
+    threads = Gateway.of(store)
 
     def notes() -> Any:
         yield Sql(
@@ -154,7 +154,7 @@ async def fill(store: DocumentStore) -> dict[str, Any]:
             (WEDDING, "bob", "mention", "th1", "m1", "urgent", now),
         )
 
-    await threads.write(notes())
+    await threads.run(notes())
 
     # Webhooks: an endpoint (its cursor is the wedding's last event seq) and deliveries.
     tables = WebhookTables(store)
@@ -251,16 +251,16 @@ async def served(store: DocumentStore, facts: dict[str, Any]) -> dict[str, Any]:
     # schema versions, that renames the directory's and the inbox's tables (version 2).
     for schema in (*THREADS.schemas, NOTIFICATIONS):
         await store.install(schema)
-    threads = FeatureDb(store)
+    threads = Gateway.of(store)
     out["threads"] = await export_threads(threads, WEDDING)
     out["thread_notifications"] = _plain(
-        await threads.read(
+        await threads.fetch(
             "SELECT id, wedding, sub, reason, thread, message, actor, actor_role, priority,"
             " created_at, read FROM {t}notifications ORDER BY id"
         )
     )
     out["thread_outbox"] = _plain(
-        await threads.read(
+        await threads.fetch(
             "SELECT id, wedding, sub, reason, thread, message, priority, created_at,"
             " claimed_until FROM {t}notification_outbox ORDER BY id"
         )
@@ -285,6 +285,9 @@ async def served(store: DocumentStore, facts: dict[str, Any]) -> dict[str, Any]:
     out["feed"] = _plain(await rows.reconcile(WEDDING, FINGERPRINTS, now))
 
     versions = VersionStore(store)
+    # Its restore points are read once its schema is installed, as a server does at start
+    # (version 2 adds what changed since the point before).
+    await versions.install()
     out["points"] = _plain([_pairs(p) for p in await versions.points(guests)])
     state = await versions.state(guests, 10**6)
     out["state"] = _plain(None if state is None else [state.seq, state.data])
@@ -299,15 +302,15 @@ async def served(store: DocumentStore, facts: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-async def _search(threads: FeatureDb) -> list[str]:
+async def _search(threads: Gateway) -> list[str]:
     """The threads a word finds (each backend's own full-text index)."""
     if threads.dialect == "sqlite":
         sql = "SELECT DISTINCT thread FROM thread_search WHERE thread_search MATCH ?"
-        rows = await threads.read(sql, "aunt")
+        rows = await threads.fetch(sql, "aunt")
     else:
         sql = (
             "SELECT DISTINCT thread FROM {t}thread_messages"
             " WHERE search @@ plainto_tsquery('simple', ?)"
         )
-        rows = await threads.read(sql, "aunt")
+        rows = await threads.fetch(sql, "aunt")
     return sorted(str(r[0]) for r in rows)

@@ -21,7 +21,10 @@ _create_app = vars(cli)["create_app"]
 
 
 def _create_app_with_reminders(settings: Any, **kwargs: Any) -> Any:
-    return _create_app(settings, features=WITH_REMINDERS, **kwargs)
+    # The command passes the features its settings name (``CRDT_SERVER_FEATURES``); the
+    # test feature rides along with them.
+    features = (*kwargs.pop("features", FEATURES), reminder_feature.FEATURE)
+    return _create_app(settings, features=features, **kwargs)
 
 
 def main() -> int:

@@ -13,6 +13,7 @@ here, in the tests, never in a server a deployment can start.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,13 @@ from pycrdt import TransactionEvent
 import crdt_server.cli as cli
 from crdt_server.core.hooks import Extension, RoomView
 
-__all__ = ["MARKER", "Staller", "main"]
+__all__ = ["BLOCKER", "MARKER", "Staller", "main"]
 
 MARKER = b"stall-the-loop-issue-47"
 """Bytes that make :class:`Staller` spin when an update carrying them is applied."""
+BLOCKER = b"block-the-loop-issue-74"
+"""Bytes that make :class:`Staller` block (sleep, using no CPU) for an hour instead: a loop
+stuck without spinning, which a paused process resembles until it runs again."""
 
 
 class Staller(Extension):
@@ -39,6 +43,8 @@ def _spin_on_marker(event: TransactionEvent) -> None:
     if MARKER in event.update:
         while True:  # the stall: never returns, as a hang inside pycrdt would not
             pass
+    if BLOCKER in event.update:
+        time.sleep(3600)  # noqa: ASYNC251 (the point: the loop blocked, not spinning)
 
 
 _create_app = vars(cli)["create_app"]

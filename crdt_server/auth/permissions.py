@@ -30,6 +30,7 @@ without those fields (:mod:`crdt_server.features.projections`, :meth:`Permission
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from enum import StrEnum
@@ -39,6 +40,9 @@ from crdt_server.documents import DOCUMENT_KINDS
 __all__ = [
     "DEFAULT_MATRIX",
     "FIELD_READERS",
+    "DEFAULT_GUEST_FIELDS",
+    "GUEST_FIELD_SETS",
+    "MEAL_FIELDS",
     "LATER_DOCUMENTS",
     "LEADS",
     "OPERATE_OPERATIONS",
@@ -47,6 +51,7 @@ __all__ = [
     "PermissionMatrix",
     "PermissionsError",
     "operation_refusal",
+    "projection_key_of",
 ]
 
 ROLES: tuple[str, ...] = ("couple", "planner", "vendor", "family", "friend")
@@ -128,6 +133,27 @@ timeline (friends included) reads it. Nor is anything of the seating: a table's 
 ``position`` (the seating chart) are for every reader, vendors included (the venue and the
 caterer set the room out by them)."""
 
+
+GUEST_FIELD_SETS: tuple[str, ...] = ("nothing", "counts", "names", "names_meals")
+"""What a vendor member reads of the guest list, as the couple chose it (stored on their
+membership, carried by their tokens' ``guest_fields`` claim): ``nothing`` (the guests
+document is not open to them at all), ``counts`` (the document is not open to them; the
+headcount, meal and dietary totals are, at ``GET /api/weddings/{id}/guest-counts``),
+``names`` (the guest list without anyone's meal or dietary needs, nor what
+:data:`FIELD_READERS` keeps from vendors) and ``names_meals`` (with meals and dietary needs:
+what every vendor read before field sets, and what a token without the claim still reads).
+Each readable set is served by its own projection (``w42/guests@names``,
+``w42/guests@names_meals``), whatever the reader's role."""
+
+DEFAULT_GUEST_FIELDS = "counts"
+"""What a vendor made a member without a choice reads of the guest list (an invitation or
+a directory entry that says nothing): the totals, until the couple chooses more."""
+
+MEAL_FIELDS = frozenset({"meal", "dietary"})
+"""A guest's fields that ``names`` leaves out beside those :data:`FIELD_READERS` hides."""
+
+_CLOSED = frozenset({"nothing", "counts"})
+"""Field sets that do not open the guests document."""
 
 OPERATE_OPERATIONS: dict[str, dict[str, frozenset[str] | None]] = {
     # Who comes and what they eat: the answers a family member collects by phone.
@@ -251,48 +277,82 @@ class PermissionMatrix:
     def roles(self) -> tuple[str, ...]:
         return tuple(self._matrix)
 
-    def access(self, role: str, doc: str, overrides: Mapping[str, Access] | None = None) -> Access:
+    def access(
+        self,
+        role: str,
+        doc: str,
+        overrides: Mapping[str, Access] | None = None,
+        fields: str | None = None,
+    ) -> Access:
+        """``role``'s access to ``doc`` (``overrides``: a token's ``docs``; ``fields``: its
+        holder's field set of :data:`GUEST_FIELD_SETS`, ``nothing`` and ``counts`` closing
+        the guests document whatever else opens it)."""
+        if doc == "guests" and fields in _CLOSED:
+            return Access.NONE
         if doc == "conflicts":
             # Conflict messages quote every document (the budget too, and a schema finding
             # the value of the field it is about), and one shared room cannot be filtered
             # per reader: only who may read all the documents, every field of them, may
             # read it, and nobody writes it but the server.
-            every = all(self.access(role, d, overrides).can_read for d in DOCUMENT_KINDS)
-            hidden = any(self.hidden_fields(role, d) for d in DOCUMENT_KINDS)
+            every = all(self.access(role, d, overrides, fields).can_read for d in DOCUMENT_KINDS)
+            hidden = any(self.hidden_fields(role, d, fields) for d in DOCUMENT_KINDS)
             return Access.READ if every and not hidden else Access.NONE
         if overrides and doc in overrides:
             return overrides[doc]
         return self._matrix.get(role, {}).get(doc, Access.NONE)
 
-    def can_read_field(self, role: str, doc: str, field: str) -> bool:
-        """Whether ``role`` may read ``field`` of ``doc``'s entries (:data:`FIELD_READERS`;
-        reading the document itself is :meth:`access`)."""
-        readers = FIELD_READERS.get((doc, field))
-        return readers is None or role in readers
+    def can_read_field(self, role: str, doc: str, field: str, fields: str | None = None) -> bool:
+        """Whether ``role`` (with the field set ``fields``, if any) may read ``field`` of
+        ``doc``'s entries (reading the document itself is :meth:`access`)."""
+        return field not in self.hidden_fields(role, doc, fields)
 
-    def hidden_fields(self, role: str, doc: str) -> frozenset[str]:
-        """The fields of ``doc``'s entries that ``role`` may not read."""
-        return frozenset(
-            f for (d, f), roles in FIELD_READERS.items() if d == doc and role not in roles
-        )
+    def hidden_fields(self, role: str, doc: str, fields: str | None = None) -> frozenset[str]:
+        """The fields of ``doc``'s entries that ``role`` may not read: those
+        :data:`FIELD_READERS` keeps from it and, for a holder of the field set ``names``
+        (:data:`GUEST_FIELD_SETS`), a guest's meal and dietary needs too. A field set
+        narrows a vendor's reading, never widens it: whoever holds one reads no more than a
+        vendor does."""
+        hidden = {f for (d, f), roles in FIELD_READERS.items() if d == doc and role not in roles}
+        if fields is not None and doc == "guests":
+            hidden |= {f for (d, f) in FIELD_READERS if d == doc}
+            if fields != "names_meals":
+                hidden |= MEAL_FIELDS
+        return frozenset(hidden)
 
-    def projected(self, role: str, doc: str) -> bool:
-        """Whether ``role`` reads ``doc`` through its projection: it reads the document and
-        some field of it is hidden from it (:meth:`hidden_fields`)."""
-        return doc in DOCUMENT_KINDS and bool(self.hidden_fields(role, doc))
+    def projected(self, role: str, doc: str, fields: str | None = None) -> bool:
+        """Whether ``role`` (with the field set ``fields``) reads ``doc`` through a
+        projection: some field of it is hidden from them (:meth:`hidden_fields`)."""
+        return doc in DOCUMENT_KINDS and bool(self.hidden_fields(role, doc, fields))
 
-    def projections(self) -> dict[str, frozenset[str]]:
-        """Document -> the roles that read it through a projection: every role (of
-        :data:`ROLES` and of the matrix) with hidden fields in it, whether the matrix lets
-        it read the document or a token's ``docs`` override does (a friend given
-        ``guests: read`` reads the guests' projection, never their notes). A projection
-        nobody reads costs nothing: it is built when first read."""
-        found: dict[str, set[str]] = {}
-        for role in dict.fromkeys((*ROLES, *self.roles)):
+    def projection_key(self, role: str, doc: str, fields: str | None = None) -> str | None:
+        """The projection ``role`` (with the field set ``fields``) reads ``doc`` through,
+        named by what it holds (``names_meals``, ``names``), or ``None`` when they read the
+        document itself. Projections are keyed by the fields they hold, not by who reads
+        them: a vendor whose token carries no field set and a friend given ``guests: read``
+        read the same ``names_meals`` projection."""
+        hidden = self.hidden_fields(role, doc, fields)
+        if doc not in DOCUMENT_KINDS or not hidden:
+            return None
+        return projection_key_of(doc, hidden)
+
+    def projections(self) -> dict[str, dict[str, frozenset[str]]]:
+        """Document -> the projections of it that someone may read -> the fields each
+        hides: the fields every role (of :data:`ROLES` and of the matrix) with hidden
+        fields may not read, whether the matrix lets it read the document or a token's
+        ``docs`` override does (a friend given ``guests: read`` reads the guests'
+        projection, never their notes), and those of each field set that opens the
+        guests. A projection nobody reads costs nothing: it is built when first read."""
+        found: dict[str, dict[str, frozenset[str]]] = {}
+        readers: list[tuple[str, str | None]] = [
+            (r, None) for r in dict.fromkeys((*ROLES, *self.roles))
+        ]
+        readers += [("vendor", f) for f in GUEST_FIELD_SETS if f not in _CLOSED]
+        for role, fields in readers:
             for doc in DOCUMENT_KINDS:
-                if self.projected(role, doc):
-                    found.setdefault(doc, set()).add(role)
-        return {doc: frozenset(roles) for doc, roles in found.items()}
+                key = self.projection_key(role, doc, fields)
+                if key is not None:
+                    found.setdefault(doc, {})[key] = self.hidden_fields(role, doc, fields)
+        return found
 
     def can(self, role: str, capability: str) -> bool:
         """Whether ``role`` has ``capability`` (an unknown capability: nobody has it)."""
@@ -322,3 +382,17 @@ def _parse_capabilities(
             raise PermissionsError(f"{where}.{name} must be a list of roles")
         parsed[str(name)] = frozenset(roles)
     return parsed
+
+
+def projection_key_of(doc: str, hidden: frozenset[str]) -> str:
+    """The name of the projection of ``doc`` without the ``hidden`` fields: a field set's
+    name where one holds exactly that (``names_meals``, ``names``), else ``hides-`` and a
+    short digest of the hidden fields (a document other than the guests)."""
+    if doc == "guests":
+        private = frozenset(f for (d, f) in FIELD_READERS if d == doc)
+        if hidden == private:
+            return "names_meals"
+        if hidden == private | MEAL_FIELDS:
+            return "names"
+    digest = hashlib.sha256(",".join(sorted(hidden)).encode()).hexdigest()[:12]
+    return f"hides-{digest}"

@@ -29,6 +29,7 @@ __all__ = [
     "Principal",
     "Revocations",
     "TokenAuthenticator",
+    "reader_key",
 ]
 
 
@@ -56,15 +57,37 @@ class Principal:
     """The device session the token was minted from (its ``sid`` claim): a socket opened
     with it is not closed at :attr:`expires_at` but when that device session ends."""
 
+    member: bool = True
+    """Whether the member directory records this user (false: an operator's token,
+    :attr:`crdt_server.auth.tokens.TokenClaims.member`)."""
+
+    guest_fields: str | None = None
+    """What they read of the guest list (:data:`~crdt_server.auth.permissions
+    .GUEST_FIELD_SETS`, their token's ``guest_fields`` claim); ``None``: what the role
+    reads. Every way a document, an event or a finding leaves for them asks the matrix with
+    it (``hidden_fields(role, doc, guest_fields)``)."""
+
     @property
     def actor(self) -> Actor:
         """Who this user is, as changes and answers credit them."""
         return Actor(self.user_id, self.role)
 
     @property
+    def reader(self) -> str:
+        """What the fields it may read depend on: its role, and its field set of the guest
+        list if it has one (``vendor+names``): a notice cut for one reader is told to the
+        connections of that reader only (:func:`reader_key`)."""
+        return reader_key(self.role, self.guest_fields)
+
+    @property
     def key(self) -> str:
         """What makes two connections "the same user" (e.g. for awareness ownership)."""
         return self.user_id
+
+
+def reader_key(role: str, fields: str | None) -> str:
+    """:attr:`Principal.reader` of ``role`` with the field set ``fields``."""
+    return role if fields is None else f"{role}+{fields}"
 
 
 ANONYMOUS = Principal(
@@ -241,8 +264,13 @@ class TokenAuthenticator:
             raise NotAuthenticated("the device session of this token ended")
         if wedding_id not in claims.weddings:
             raise NotAllowed("token is not for this wedding")
-        access = self._matrix.access(claims.role, doc, claims.docs)
+        access = self._matrix.access(claims.role, doc, claims.docs, claims.guest_fields)
         if access is Access.NONE:
+            if doc == "guests" and claims.guest_fields is not None:
+                raise NotAllowed(
+                    f"your membership reads {claims.guest_fields!r} of the guest list, "
+                    "not the document"
+                )
             raise NotAllowed(f"role {claims.role!r} may not open {doc!r}")
         return Principal(
             user_id=claims.sub,
@@ -253,4 +281,6 @@ class TokenAuthenticator:
             email=claims.email,
             can_operate=access.can_operate,
             session_id=claims.sid,
+            member=claims.member,
+            guest_fields=claims.guest_fields,
         )

@@ -24,7 +24,13 @@ from typing import Any
 import jwt
 
 from crdt_server import clock
-from crdt_server.auth.permissions import ROLES, Access, PermissionsError, parse_overrides
+from crdt_server.auth.permissions import (
+    GUEST_FIELD_SETS,
+    ROLES,
+    Access,
+    PermissionsError,
+    parse_overrides,
+)
 from crdt_server.names import valid_wedding_id
 
 __all__ = [
@@ -66,6 +72,15 @@ class TokenClaims:
     """The device session it was minted from (``sid`` claim): a socket opened with it
     outlives ``exp`` and closes when that device session ends; ``None`` for operator and
     app-backend tokens (their sockets close at ``exp``)."""
+    member: bool = True
+    """Whether its holder is a member of the weddings it opens (the member directory
+    records them): false for an operator's token (``"member": false``, what
+    ``crdt-server token`` mints unless told ``--member``), which reads and writes as its
+    role but is nobody the couple sees in Members or may pick as an owner."""
+    guest_fields: str | None = None
+    """What its holder reads of the guest list (``guest_fields`` claim, one of
+    :data:`~crdt_server.auth.permissions.GUEST_FIELD_SETS`): the field set the couple chose
+    for a vendor member, minted from their membership; ``None``: what the role reads."""
 
 
 def load_or_create_secret(data_dir: Path) -> bytes:
@@ -173,8 +188,11 @@ class TokenCodec:
         auth_time: int | None = None,
         email: str | None = None,
         sid: str | None = None,
+        member: bool = True,
+        guest_fields: str | None = None,
     ) -> str:
-        """Sign an HS256 token (needs the secret); validates what it signs."""
+        """Sign an HS256 token (needs the secret); validates what it signs. ``member``
+        false: an operator's token, never recorded as a member (:attr:`TokenClaims.member`)."""
         if not self.can_mint or self._secret is None:
             raise ValueError("minting needs HS256 with a secret")
         if not 0 < ttl <= self.max_lifetime:
@@ -196,6 +214,10 @@ class TokenCodec:
             payload["email"] = email
         if sid is not None:
             payload["sid"] = sid
+        if not member:
+            payload["member"] = False
+        if guest_fields is not None:
+            payload["guest_fields"] = guest_fields
         _claims(payload)  # never sign something decode() would refuse
         return jwt.encode(payload, self._secret, algorithm="HS256")
 
@@ -236,6 +258,12 @@ def _claims(payload: Mapping[str, Any]) -> TokenClaims:
     exp = _seconds(payload, "exp")
     iat = _seconds(payload, "iat") if "iat" in payload else None
     auth_time = payload.get("auth_time")
+    member = payload.get("member", True)
+    if not isinstance(member, bool):
+        raise TokenError("claim 'member' must be true or false")
+    guest_fields = payload.get("guest_fields")
+    if guest_fields is not None and guest_fields not in GUEST_FIELD_SETS:
+        raise TokenError(f"claim 'guest_fields' must be one of {', '.join(GUEST_FIELD_SETS)}")
     try:
         docs = parse_overrides(payload.get("docs", {}))
     except PermissionsError as exc:
@@ -251,6 +279,8 @@ def _claims(payload: Mapping[str, Any]) -> TokenClaims:
         auth_time=float(auth_time) if isinstance(auth_time, int | float) else None,
         email=_email(payload.get("email")),
         sid=_sid(payload.get("sid")),
+        member=member,
+        guest_fields=None if guest_fields is None else str(guest_fields),
     )
 
 

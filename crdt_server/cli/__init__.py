@@ -24,7 +24,14 @@ from types import FrameType
 
 from starlette.applications import Starlette
 
-from crdt_server.app import CORE_SCHEMAS, EVENT_TABLES, FEATURES, create_app, token_codec
+from crdt_server.app import (
+    CORE_SCHEMAS,
+    EVENT_TABLES,
+    FEATURES,
+    create_app,
+    features_of,
+    token_codec,
+)
 from crdt_server.auth.permissions import ROLES
 from crdt_server.auth.tokens import SECRET_FILE, TokenError, load_or_create_secret
 from crdt_server.cli.logs import configure_logging, redact_tokens
@@ -129,7 +136,15 @@ def _parser(features: Sequence[Feature] = FEATURES) -> argparse.ArgumentParser:
     token.add_argument("--sub", required=True, help="user id")
     token.add_argument("--name", help="display name (default: the user id)")
     token.add_argument("--ttl", type=_positive, help="lifetime in seconds (default 3600)")
-    token.add_argument("--email", help="email address (the member directory keeps it)")
+    token.add_argument(
+        "--email", help="email address (the member directory keeps it; implies --member)"
+    )
+    token.add_argument(
+        "--member",
+        action="store_true",
+        help="make its holder a member the couple sees in Members (without it, an "
+        "operator's token: it reads and writes as its role, listed nowhere)",
+    )
     token.add_argument(
         "--data-dir", type=Path, help="data directory holding the secret (default: as serve)"
     )
@@ -167,6 +182,7 @@ def app_from_env(worker: int | None = None) -> Starlette:
     )
     app = create_app(
         settings,
+        features=features_of(settings),
         apply_slot=None if worker is None else slot_path(settings.data_dir, worker),
         placement=ALONE if worker is None else Placement(worker, settings.workers),
     )
@@ -227,7 +243,9 @@ def serve(settings: Settings, *, demo: bool = False) -> None:
             ),
         ).run()
         return
-    app = create_app(settings, apply_slot=slot_path(settings.data_dir, None))
+    app = create_app(
+        settings, features=features_of(settings), apply_slot=slot_path(settings.data_dir, None)
+    )
     if demo or settings.allow_anonymous:
         # Links start from CRDT_SERVER_PUBLIC_URL when set (behind a TLS proxy), as every
         # link the server hands out does (edge/links.py).
@@ -332,6 +350,8 @@ def mint(settings: Settings, args: argparse.Namespace) -> str:
         name=args.name,
         ttl=args.ttl or settings.token_ttl_seconds,
         email=args.email,
+        # An address is given for the directory to keep: its holder is a member.
+        member=args.member or args.email is not None,
     )
 
 

@@ -17,7 +17,7 @@ from types import FrameType
 import uvicorn
 from starlette.applications import Starlette
 
-from crdt_server.app import permission_matrix, token_codec
+from crdt_server.app import features_of, permission_matrix, token_codec
 from crdt_server.core.watchdog import LoopWatchdog
 from crdt_server.edge.upgrade import STATE_KEY as GATE_KEY
 from crdt_server.edge.upgrade import Gate
@@ -57,7 +57,8 @@ class StartupError(Exception):
 def check_startup(settings: Settings) -> None:
     """Everything that can be wrong with the settings, found before anything listens: a
     bad setting gives one line on stderr and a non-zero exit, never a half-started server."""
-    permission_matrix(settings)  # against the capabilities of the features it runs
+    # Against the capabilities of the features it runs (an unknown feature stops it here).
+    permission_matrix(settings, features_of(settings))
     token_codec(settings)  # the secret or public key can be read
     parse_trusted_proxies(settings.trusted_proxies)
 

@@ -96,13 +96,19 @@ class Bus(Protocol):
 
     @property
     def status(self) -> str:
-        """``local``, ``ok``, or ``degraded: <why>``."""
+        """``local``, ``ok``, ``lost: <why>`` (Redis does not answer its health ping), or
+        ``degraded: <why>``."""
+
+    @property
+    def losses(self) -> int:
+        """Times the bus was lost (0 for a single process)."""
 
 
 class LocalBus:
     """A single process: nobody else to tell, every lease is ours."""
 
     shared = False
+    losses = 0
 
     def __init__(self) -> None:
         self.process_id = uuid.uuid4().hex

@@ -193,8 +193,9 @@ class StatelessMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=False)
 
     ``text`` goes to every connection of the room that speaks stateless messages (a
     writer's payload, stamped with its sender); without it, ``by_role`` holds one text per
-    role (the server's notices, cut to each role's field rules), and a connection whose
-    role it does not name is told nothing. Frame: the Struct as a JSON object; a field a
+    reader (the server's notices, cut to each reader's field rules: a role, or a role and
+    its field set of the guest list, ``vendor+names``), and a connection whose reader it
+    does not name is told nothing. Frame: the Struct as a JSON object; a field a
     newer release adds is ignored."""
 
     origin: str

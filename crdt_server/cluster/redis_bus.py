@@ -16,7 +16,8 @@ seq is listed but whose updates never came (its publisher did not know yet that 
 process had it open) is caught up from the store too, and this process says again that it
 has the room open. If the connection to Redis is lost, local clients keep being served;
 the bus reconnects with backoff, asks every process which rooms it has open, and catches
-every loaded room up.
+every loaded room up. A lost Redis is noticed by a health ping within a second
+(:mod:`~crdt_server.cluster.health`), not at the next publish.
 
 A process of the release before this one (a rolling restart) never says which rooms it
 has open, so it is sent no updates: it learns of each commit from the heartbeats, as a
@@ -41,6 +42,7 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from crdt_server.cluster.bus import BusHandler
+from crdt_server.cluster.health import BusHealth
 from crdt_server.cluster.messages import (
     AwarenessMessage,
     Commits,
@@ -152,6 +154,7 @@ class RedisBus:
         self._peer_timeout = 5 * heartbeat
         """A process not heard of for this long is gone: its rooms are no longer open."""
         self._redis: redis.Redis = redis.Redis.from_url(url, socket_timeout=5)
+        self._health = BusHealth(self._redis.ping)
         self._outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(queue_limit)
         self._tracker = _SeqTracker()
         self._handler: BusHandler | None = None
@@ -178,7 +181,13 @@ class RedisBus:
         """Times a room open here was caught up because its updates were never sent here."""
 
     @property
+    def losses(self) -> int:
+        return self._health.losses
+
+    @property
     def status(self) -> str:
+        if self._health.lost is not None:
+            return f"lost: {self._health.lost}"
         if not self._subscribed:
             return "degraded: not subscribed to Redis"
         if self._publish_error:
@@ -192,6 +201,7 @@ class RedisBus:
             asyncio.create_task(self._subscribe_loop(subscribed), name="bus-subscribe"),
             asyncio.create_task(self._publish_loop(), name="bus-publish"),
             asyncio.create_task(self._tick_loop(), name="bus-tick"),
+            asyncio.create_task(self._health.run(), name="bus-health"),
         ]
         # Start serving even if Redis is down; but give it a moment to come up first.
         with contextlib.suppress(TimeoutError):
@@ -305,7 +315,8 @@ class RedisBus:
                         outbox.task_done()
                     break
                 except (RedisError, OSError) as exc:
-                    if self._publish_error is None:
+                    self._health.suspect()
+                    if self._publish_error is None and self._health.lost is None:
                         log.warning("publishing on Redis failed (%s); retrying", exc)
                     self._publish_error = f"publish failed: {exc}"
                     await asyncio.sleep(backoff)
@@ -344,20 +355,40 @@ class RedisBus:
                 self._send_rooms(Interest(self.process_id, sorted(self._watched), ask=True))
                 backoff = 0.1
                 if not first:
-                    log.info("Redis bus reconnected; catching every room up from the store")
+                    log.info(
+                        "subscribed to the Redis bus again; catching every room up from the store"
+                    )
                     await self._handler.on_reconnect()
+                elif self._watched:
+                    # Rooms loaded before the first subscription (a feature's start reads
+                    # rooms: the notes feature closes the edit sessions a crash left open)
+                    # missed what was committed elsewhere between their load and the seq
+                    # just read, which counts as heard: catch them up from the store.
+                    log.info(
+                        "%d room(s) were loaded before the bus was subscribed; catching them up",
+                        len(self._watched),
+                    )
+                    await self._handler.on_missed(sorted(self._watched))
                 first = False
                 while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if self._health.lost is not None:
+                        # What was published meanwhile may never come: subscribe again.
+                        raise ConnectionError("the health ping found the bus lost")
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.25)
                     if message is not None:
                         self._dispatch(message["channel"].decode(), message["data"])
             except (RedisError, OSError, StoreError) as exc:
-                if self._subscribed:
-                    log.warning("lost the Redis bus (%s); serving local clients only", exc)
+                # The health ping says lost and back, once each (this may be Redis gone).
+                self._health.suspect()
+                log.debug("the Redis subscription ended (%s)", exc)
                 self._subscribed = False
                 first = False
-                await asyncio.sleep(backoff)
-                backoff = min(5.0, backoff * 2)
+                await asyncio.sleep(0.05)  # the ping it asked for first
+                if self._health.lost is not None:
+                    await self._health.back.wait()  # then at once
+                else:
+                    await asyncio.sleep(backoff)
+                    backoff = min(5.0, backoff * 2)
             finally:
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]

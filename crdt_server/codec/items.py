@@ -76,6 +76,11 @@ class DecodedUpdate:
         self._at = at
 
     @property
+    def structs_end(self) -> int:
+        """Where the update's structs end and its delete set begins (a byte offset)."""
+        return self._at
+
+    @property
     def deletes(self) -> dict[int, list[tuple[int, int]]]:
         """The update's own delete set: per client, ``(clock, length)`` ranges (sorted)."""
         if self._deletes is None:

@@ -35,14 +35,23 @@ class Problem(msgspec.Struct, frozen=True, omit_defaults=True):
     errors: list[FieldProblem] = []
 
 
-def problem_json(status: int, message: str, errors: Sequence[FieldProblem] = ()) -> bytes:
-    """The body of a problem+json answer."""
-    try:
-        title = HTTPStatus(status).phrase
-    except ValueError:
-        title = "Error"
+def problem_json(
+    status: int,
+    message: str,
+    errors: Sequence[FieldProblem] = (),
+    *,
+    type: str = "about:blank",
+    title: str | None = None,
+) -> bytes:
+    """The body of a problem+json answer (``type`` and ``title``: a problem type of its
+    own, else ``about:blank`` and the status's phrase)."""
+    if title is None:
+        try:
+            title = HTTPStatus(status).phrase
+        except ValueError:
+            title = "Error"
     problem = Problem(
-        type="about:blank",
+        type=type,
         title=title,
         status=status,
         detail=message,

@@ -33,18 +33,34 @@ writer after the upgrade owns them (CHANGELOG).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from typing import Any, NoReturn, Protocol
+
+from pycrdt import Doc
 
 from crdt_server import clock
+from crdt_server.codec.items import Item, read_items
+from crdt_server.codec.protocol import write_var_uint
 from crdt_server.codec.updates import UpdateSummary
+from crdt_server.core.adoption import ADOPTIONS_SCHEMA, Adoptions, Window
 from crdt_server.core.metrics import Metrics
 from crdt_server.core.payloads import Sender
 from crdt_server.errors import ClientIdTaken
 from crdt_server.storage import DocumentStore, Migration, StoreError
 from crdt_server.storage.gateway import Gateway, Sql, Table, Tx, schema_of
 
-__all__ = ["CLIENT_OWNERS_SCHEMA", "FROM_THE_LOG", "MAX_KNOWN", "SERVER", "ClientIds", "owner_of"]
+__all__ = [
+    "CLIENT_OWNERS_SCHEMA",
+    "FROM_THE_LOG",
+    "MAX_KNOWN",
+    "SERVER",
+    "ClientIds",
+    "Relayed",
+    "differing",
+    "owner_of",
+]
 
 SERVER = ""
 """The owner of the ids the server writes under (no person's ``sub`` is empty)."""
@@ -83,6 +99,28 @@ CLIENT_OWNERS_SCHEMA = schema_of("client_owners", CLIENT_OWNERS, migrations=(FRO
 """The core's own table of owners (installed at start; erased with the wedding)."""
 
 
+class Replica(Protocol):
+    """What :meth:`ClientIds.own` reads of a room's document (a
+    :class:`~crdt_server.core.crdt.RoomDocument`)."""
+
+    @property
+    def doc(self) -> Doc[Any]: ...
+
+    def state(self) -> dict[int, int]: ...
+
+
+class Relayed(ClientIdTaken):
+    """An update whose new items are under ids other people own, while an adoption window
+    is open (:mod:`crdt_server.core.adoption`): the room may take it in split by owner;
+    else it is refused as :class:`ClientIdTaken` is."""
+
+    def __init__(self, owners: Mapping[int, str], window: Window) -> None:
+        super().__init__(min(owners))
+        self.owners = dict(owners)
+        """The ids, each with its owner."""
+        self.window = window
+
+
 def owner_of(sender: Sender) -> str:
     """Who owns what ``sender`` writes under a new id: the server for its own edits (an
     origin ``server...``: the projections, the conflicts keeper), else the person."""
@@ -91,7 +129,18 @@ def owner_of(sender: Sender) -> str:
 
 def _claim(wedding: str, clients: list[int], owner: str, now: float) -> Tx[dict[int, str]]:
     owners: dict[int, str] = {}
+    for client in clients:  # one taken: the update is refused, so it claims none
+        rows = yield Sql(
+            "SELECT sub FROM {t}yjs_client_owners WHERE wedding = ? AND client_id = ?",
+            (wedding, client),
+        )
+        if rows:
+            owners[client] = str(rows[0][0])
+            if owners[client] != owner:
+                return owners
     for client in clients:
+        if client in owners:
+            continue
         yield Sql(
             "INSERT INTO {t}yjs_client_owners (wedding, client_id, sub, at)"
             " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -114,6 +163,8 @@ class ClientIds:
         self._metrics = metrics
         self._known: OrderedDict[tuple[str, int], str] = OrderedDict()
         self._gateway: Gateway | None = None
+        self.adoptions = Adoptions(None)
+        """The adoption windows (:mod:`crdt_server.core.adoption`)."""
 
     async def start(self) -> None:
         """Install the table (filled from the update log when it is made:
@@ -125,25 +176,69 @@ class ClientIds:
         except StoreError:
             return  # a store without SQL tables: owners live in memory
         await self._store.install(CLIENT_OWNERS_SCHEMA)
+        await self._store.install(ADOPTIONS_SCHEMA)
+        self.adoptions = Adoptions(self._gateway)
 
     async def own(
-        self, wedding: str, summary: UpdateSummary, state: Mapping[int, int], owner: str
+        self, wedding: str, summary: UpdateSummary, replica: Replica, owner: str, update: bytes
     ) -> tuple[int, ...]:
-        """The client ids under which the update writes new items (past ``state``, the
-        document's state vector), each ``owner``'s once claimed (:func:`owner_of` its
-        sender, or :data:`SERVER`): raises :class:`ClientIdTaken` for the first that
-        another owns. Content the document already holds claims nothing (see the module
-        docstring)."""
+        """The client ids under which ``update`` writes new items (past what ``replica``
+        holds), each ``owner``'s once claimed (:func:`owner_of` its sender, or
+        :data:`SERVER`): raises :class:`ClientIdTaken` for the first that another owns.
+
+        Items at clocks ``replica`` already holds claim nothing, but they must be what it
+        holds there (:func:`differing`) unless ``owner`` owns their id: else they are
+        another writer's items at a squatted (client, clock), refused the same, never
+        answered as a no-op (see the module docstring)."""
+        state = replica.state()
         new = [c for c, (_, end) in summary.structs.items() if end > state.get(c, 0)]
-        if not new:
-            return ()
-        owners = await self.claim(wedding, new, owner)
-        for client in new:
-            if owners[client] != owner:
-                if self._metrics is not None:
-                    self._metrics.updates_rejected.labels("client_id_taken").inc()
-                raise ClientIdTaken(client)
+        if new and any(self.known(wedding, c) != owner for c in new):
+            window = await self.adoptions.window(wedding)
+            if window is None:
+                owners = await self.claim(wedding, new, owner)
+                for client in new:
+                    if owners.get(client, owner) != owner:
+                        self._taken(client)
+            else:  # claims nothing the restore left unowned (crdt_server.core.adoption)
+                found = {c: await self.owner(wedding, c) for c in new}
+                others = {c: o for c, o in found.items() if o is not None and o != owner}
+                if others:
+                    if self._metrics is not None:
+                        self._metrics.updates_rejected.labels("client_id_taken").inc()
+                    raise Relayed(others, window)
+                new = [c for c in new if found[c] == owner]
+        known = {
+            c: (first, min(end, state.get(c, 0)))
+            for c, (first, end) in summary.structs.items()
+            if first < state.get(c, 0)
+            and end <= state.get(c, 0)
+            and self.known(wedding, c) != owner
+        }
+        if known:
+            for client in differing(update, known, replica):
+                if await self.owner(wedding, client) != owner:
+                    self._taken(client)
         return tuple(new)
+
+    def _taken(self, client: int) -> NoReturn:
+        if self._metrics is not None:
+            self._metrics.updates_rejected.labels("client_id_taken").inc()
+        raise ClientIdTaken(client)
+
+    async def owner(self, wedding: str, client: int) -> str | None:
+        """Who owns ``client`` in ``wedding``, claiming nothing (``None``: nobody yet)."""
+        found = self.known(wedding, client)
+        if found is not None or self._gateway is None:
+            return found
+        rows = await self._gateway.fetch(
+            "SELECT sub FROM {t}yjs_client_owners WHERE wedding = ? AND client_id = ?",
+            wedding,
+            client,
+        )
+        if not rows:
+            return None
+        self._remember(wedding, client, str(rows[0][0]))
+        return str(rows[0][0])
 
     def known(self, wedding: str, client: int) -> str | None:
         """The owner of ``client`` in ``wedding`` if this process knows it."""
@@ -155,7 +250,8 @@ class ClientIds:
 
     async def claim(self, wedding: str, clients: Iterable[int], owner: str) -> dict[int, str]:
         """The owners of ``clients``: those this process knows, and for the others what
-        the store says once each is claimed for ``owner`` if nobody had it."""
+        the store says once each is claimed for ``owner`` if nobody had it. If one is
+        another's, none is claimed (those not read yet are left out of the answer)."""
         owners: dict[int, str] = {}
         unknown: list[int] = []
         for client in clients:
@@ -164,7 +260,7 @@ class ClientIds:
                 unknown.append(client)
             else:
                 owners[client] = found
-        if not unknown:
+        if not unknown or any(found != owner for found in owners.values()):
             return owners
         if self._gateway is None:
             claimed = dict.fromkeys(unknown, owner)
@@ -180,3 +276,122 @@ class ClientIds:
         self._known.move_to_end((wedding, client))
         while len(self._known) > MAX_KNOWN:
             self._known.popitem(last=False)
+
+
+_DELETED = object()
+"""What a clock holds once its content is deleted: nothing left to compare."""
+
+
+def differing(update: bytes, spans: Mapping[int, tuple[int, int]], replica: Replica) -> list[int]:
+    """The clients of ``spans`` (client: the clocks ``[first, end)`` of ``update``'s items
+    that ``replica`` already holds) under which ``update`` holds other content than
+    ``replica`` at the same (client, clock): not the same item.
+
+    An item is compared with what ``replica`` holds as Yjs makes it: its content, origin,
+    right origin, parent and key, clock by clock (a run of text or values may be split
+    differently on each side: a split's right part has its left neighbour as origin).
+    Content the update itself has deleted (deleted content, GC, or in its delete set) is
+    never other content: nothing of it could be lost. Content ``replica`` holds deleted
+    (collected: only its length is left) cannot be compared and counts as the same: a
+    writer's retry of an update whose value was overwritten since is a no-op, as before
+    (so a squat is told only while the squatter's content is there). The cost is one
+    encoding of what ``replica`` holds of those clients from the first compared clock, and
+    a walk of both sides' items: bounded by the update and that content, and spent only on writes of
+    clocks a replica holds under an id their sender is not known to own (a relay, a
+    retry, a squat), never on a new edit."""
+    state = dict(replica.state())
+    for client, (first, _) in spans.items():
+        state[client] = first
+    vector = bytearray(write_var_uint(len(state)))
+    for client, at in state.items():
+        vector += write_var_uint(client) + write_var_uint(at)
+    stored = read_items(replica.doc.get_update(bytes(vector)))
+    held = _runs(stored.items, stored.gcs)
+    decoded = read_items(update)
+    sent = _runs(decoded.items, decoded.gcs)
+    found: list[int] = []
+    for client, (first, end) in spans.items():
+        deletes = decoded.deletes.get(client, [])
+        if _differ(client, sent.get(client, []), held.get(client, []), first, end, deletes):
+            found.append(client)
+    return found
+
+
+_Run = tuple[int, int, Item | None]
+"""One item's clocks ``[start, end)`` and the item (``None``: deleted content, GC)."""
+
+
+def _runs(items: list[Item], gcs: list[tuple[tuple[int, int], int]]) -> dict[int, list[_Run]]:
+    runs: dict[int, list[_Run]] = {}
+    for item in items:
+        client, start = item.id
+        kept = None if item.content.ref == 1 else item
+        runs.setdefault(client, []).append((start, start + item.length, kept))
+    for (client, start), length in gcs:
+        runs.setdefault(client, []).append((start, start + length, None))
+    for found in runs.values():
+        found.sort(key=lambda run: run[0])
+    return runs
+
+
+def _at(client: int, run: _Run, start: int, end: int) -> object:
+    """What a run holds at clocks ``[start, end)`` (inside it), as comparable values."""
+    first, _, item = run
+    if item is None:
+        return _DELETED
+    head = start == first
+    origin = item.origin if head else (client, start - 1)
+    where = (origin, item.right_origin, item.parent if head else None, item.key if head else None)
+    content = item.content
+    if content.ref == 4:
+        units = str(content.value).encode("utf-16-le")
+        return (4, where, units[2 * (start - first) : 2 * (end - first)])
+    if content.ref == 8:
+        return (8, where, list(content.value)[start - first : end - first])
+    return (content.ref, where, content.value)
+
+
+def _differ(
+    client: int,
+    sent: list[_Run],
+    held: list[_Run],
+    first: int,
+    end: int,
+    deletes: list[tuple[int, int]],
+) -> bool:
+    cuts = {first, end}
+    for run in (*sent, *held):
+        cuts.update(c for c in run[:2] if first < c < end)
+    edges = sorted(cuts)
+    sent_starts = [run[0] for run in sent]
+    held_starts = [run[0] for run in held]
+    for start, stop in zip(edges, edges[1:], strict=False):
+        mine = _covering(sent, sent_starts, start)
+        theirs = _covering(held, held_starts, start)
+        if mine is None or theirs is None:
+            continue  # a gap (a Skip) on one side: nothing of it to compare here
+        ours, kept = _at(client, mine, start, stop), _at(client, theirs, start, stop)
+        if ours is _DELETED or kept is _DELETED or ours == kept:
+            continue
+        if not _covered(deletes, start, stop):
+            return True
+    return False
+
+
+def _covering(runs: list[_Run], starts: list[int], clock: int) -> _Run | None:
+    at = bisect_right(starts, clock) - 1
+    if at >= 0 and runs[at][0] <= clock < runs[at][1]:
+        return runs[at]
+    return None
+
+
+def _covered(deletes: list[tuple[int, int]], start: int, stop: int) -> bool:
+    """True if the delete ranges ``(clock, length)`` (sorted) cover ``[start, stop)``."""
+    reach = start
+    for clock_, length in deletes:
+        if clock_ > reach:
+            break
+        reach = max(reach, clock_ + length)
+        if reach >= stop:
+            return True
+    return reach >= stop

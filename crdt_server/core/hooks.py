@@ -252,6 +252,10 @@ class Hooks:
         domains = {id(e.domain): e.domain for e in self.extensions if e.domain is not None}
         if len(domains) > 1:
             raise ValueError("the extensions of one server name different domains")
+        self._loaded_early: list[RoomView] | None = None
+        """While the extensions start: the rooms loaded so far (see :meth:`start`)."""
+        self._started: set[int] = set()
+        """While the extensions start: those started (their ids)."""
         self.domain: Domain | None = next(iter(domains.values()), None)
         """The domain the extensions name (``None``: none does, nothing is recorded)."""
         wanted = self.domain is not None
@@ -271,11 +275,18 @@ class Hooks:
         return found
 
     async def load(self, room: RoomView) -> None:
+        early = self._loaded_early
+        if early is not None:  # an extension's start reads rooms before the others started
+            early.append(room)
         for ext in self._load:
-            try:
-                await ext.on_load(room)
-            except Exception:
-                log.exception("extension %s failed on load of %s", ext.name, room.name)
+            if early is None or id(ext) in self._started:
+                await self._load_one(ext, room)
+
+    async def _load_one(self, ext: Extension, room: RoomView) -> None:
+        try:
+            await ext.on_load(room)
+        except Exception:
+            log.exception("extension %s failed on load of %s", ext.name, room.name)
 
     async def prepare(self, room: RoomView, batch: CommitBatch) -> None:
         for ext in self._prepare:
@@ -416,8 +427,20 @@ class Hooks:
         return names
 
     async def start(self, core: Core) -> None:
-        for ext in self.extensions:
-            await ext.start(core)
+        """Start the extensions in order. A room loaded meanwhile (an extension's start
+        reads rooms) reaches each extension's ``on_load`` once it has started, never
+        before."""
+        self._loaded_early = []
+        try:
+            for ext in self.extensions:
+                await ext.start(core)
+                self._started.add(id(ext))
+                if ext in self._load:
+                    for room in list(self._loaded_early):
+                        await self._load_one(ext, room)
+        finally:
+            self._loaded_early = None
+            self._started.clear()
 
     async def close(self) -> None:
         for ext in reversed(self.extensions):

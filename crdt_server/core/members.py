@@ -53,13 +53,14 @@ class RoomMembers:
 
     def relay_stateless(self, text: str | Mapping[str, str], exclude: object = None) -> int:
         """Send a stateless message (JSON text) to every connection that speaks them but
-        ``exclude``: ``text``, or the text for the connection's role (none for a role it
-        does not name); the number of connections told."""
+        ``exclude``: ``text``, or the text for the connection's reader (its role, with its
+        field set if it has one: :attr:`Principal.reader`; none for a reader it does not
+        name); the number of connections told."""
         told = 0
         for conn in self.connections:
             if conn is exclude or not conn.stateless:
                 continue
-            said = text if isinstance(text, str) else text.get(conn.principal.role)
+            said = text if isinstance(text, str) else text.get(conn.principal.reader)
             if said is not None and conn.tell(said):
                 told += 1
         return told

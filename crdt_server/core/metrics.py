@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -16,8 +17,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from crdt_server import clock
+from crdt_server.storage import StoreUnavailable
 
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics", "StoreHealth"]
+__all__ = ["CONTENT_TYPE_LATEST", "BusLink", "Metrics", "StoreHealth"]
 
 log = logging.getLogger("crdt_server.core.metrics")
 
@@ -55,6 +57,7 @@ class Metrics:
         self.reads_paused = 0
         """Connections not read now because their room is over its backlog bound."""
         r.register(_HotCollector(self))
+        self._links: _LinkCollector | None = None
         self.backlog_pauses = Counter(
             "crdt_backlog_pauses",
             "Times a connection's reading paused because its room was over its backlog bound",
@@ -68,8 +71,8 @@ class Metrics:
         )
         self.backlog_drops = Counter(
             "crdt_backlog_drops",
-            "Hocuspocus updates answered with SyncStatus 0 because their room was over its"
-            " backlog bound (the server pulls them later)",
+            "Hocuspocus updates not applied because their room was over its backlog bound"
+            " (the server pulls them later and answers them then)",
             registry=r,
         )
         self.connections_closed = Counter(
@@ -228,6 +231,14 @@ class Metrics:
             kind[1],
         )
 
+    def watch_links(self, store: StoreHealth, bus: BusLink) -> None:
+        """Export whether the store and the bus are up, and how often each was lost (the
+        last ones given, where one process's rooms are served more than once: tests)."""
+        if self._links is not None:
+            self.registry.unregister(self._links)
+        self._links = _LinkCollector(store, bus)
+        self.registry.register(self._links)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -238,6 +249,40 @@ def _type_names(exc: BaseException) -> str:
         inner = sorted({type(e).__name__ for e in exc.exceptions})
         return f"{type(exc).__name__}({', '.join(inner)})"
     return type(exc).__name__
+
+
+class BusLink(Protocol):
+    """What the metrics read of the bus (:class:`crdt_server.cluster.bus.Bus`)."""
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def losses(self) -> int: ...
+
+
+class _LinkCollector(Collector):
+    def __init__(self, store: StoreHealth, bus: BusLink) -> None:
+        self._store = store
+        self._bus = bus
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        store, bus = self._store, self._bus
+        yield GaugeMetricFamily(
+            "crdt_store_up",
+            "1 while the store's last commit succeeded and it answered the last readiness check",
+            int(store.up),
+        )
+        yield CounterMetricFamily("crdt_store_lost", "Times the store was lost", store.losses)
+        yield GaugeMetricFamily(
+            "crdt_bus_up",
+            "1 while the bus answers its health ping (always 1 for a single process)",
+            int(bus.status in ("ok", "local")),
+        )
+        yield CounterMetricFamily("crdt_bus_lost", "Times the bus was lost", bus.losses)
 
 
 class _HotCollector(Collector):
@@ -285,20 +330,62 @@ class _HotCollector(Collector):
 
 
 class StoreHealth:
-    """Whether the store's last commit succeeded (readiness)."""
+    """Whether the store's last commit succeeded (readiness), and whether the store is lost.
+
+    The store is *lost* while its last commit failed or the last readiness check got no
+    answer from it, and *back* once both succeed again; each change is logged once
+    (``the store is lost: ...``, ``the store is back after N s``) and counted. A commit
+    that failed because the store did not answer in time (:class:`StoreUnavailable`: a
+    link lost, a lock another host held past the lock timeout) is cleared by the next
+    check that gets an answer, so a server that a proxy stopped sending clients to (its
+    ``/readyz`` answered 503) is ready again once its link is back; any other failure (a
+    full disk, SQLite's file locked) only by a commit that succeeds."""
 
     def __init__(self) -> None:
         self.last_error: str | None = None
         self.failed_at: float | None = None
+        self._probe_error: str | None = None
+        self._unavailable = False
+        self._lost_since: float | None = None
+        self.losses = 0
+        """Times the store was lost (``crdt_store_lost_total``)."""
 
     def failed(self, error: BaseException) -> None:
         self.last_error = f"{type(error).__name__}: {error}"
         self.failed_at = clock.now()
+        self._unavailable = isinstance(error, StoreUnavailable)
+        self._changed()
 
     def succeeded(self) -> None:
         self.last_error = None
         self.failed_at = None
+        self._probe_error = None  # it answered
+        self._changed()
+
+    def probed(self, error: str | None) -> None:
+        """The readiness check's answer: ``None`` if the store answered, else why not."""
+        self._probe_error = error
+        if error is None and self._unavailable:
+            self.last_error = self.failed_at = None  # it answers again
+            self._unavailable = False
+        self._changed()
 
     @property
     def healthy(self) -> bool:
         return self.last_error is None
+
+    @property
+    def up(self) -> bool:
+        """Not lost: the last commit succeeded and the last check got an answer."""
+        return self._lost_since is None
+
+    def _changed(self) -> None:
+        why = self.last_error or self._probe_error
+        if why is not None and self._lost_since is None:
+            self._lost_since = time.monotonic()
+            self.losses += 1
+            log.error("the store is lost: %s; this server refuses writes until it is back", why)
+        elif why is None and self._lost_since is not None:
+            lost_for = time.monotonic() - self._lost_since
+            self._lost_since = None
+            log.warning("the store is back after %.1f s", lost_for)

@@ -27,7 +27,8 @@ commit before the echo, the same validation, limits, pacing, projections and pre
   message, not the socket's: a CLOSE message for that document alone.
 - **No head-of-line blocking.** The socket is read without pause whatever a document's
   session does: each document has a bounded inbox; past it, its updates are dropped and
-  answered with SyncStatus 0, and the session then pulls them again with the room's step 1.
+  answered once the session has pulled them again with the room's step 1 and the peer's
+  answer is committed (no SyncStatus 0: the provider would count them unsaved for good).
 - **Ping.** The server sends ``[9]`` on a socket that had nothing to send for
   :data:`IDLE_PING_SECONDS` (the provider drops a socket silent for 30 s; the server never
   echoes a client's own awareness).
@@ -55,7 +56,6 @@ from crdt_server.codec.hocuspocus import (
     close_message,
     decode_frame,
     document_of,
-    framed,
     permission_denied,
     read_stateless,
     stateless,
@@ -103,7 +103,7 @@ _PEER_FAULT = frozenset(
     }
 )
 _DENIED = frozenset({CloseCode.TOKEN_EXPIRED, CloseCode.FORBIDDEN})
-_SYNC, _STEP1 = HocusType.SYNC, 0
+_SYNC, _STEP1, _STEP2 = HocusType.SYNC, 0, 1
 
 DIALECT = Dialect(
     applied=sync_status(True),
@@ -154,22 +154,26 @@ class DocumentChannel:
         self._bytes = 0
         self._max_bytes = max_bytes
         self._step1: bytes | None = None
-        self._pull = False
+        self._step2: bytes | None = None
+        self._dropped = 0
+        """The peer's updates dropped (the inbox full), not yet told to the session."""
         self._waiter: asyncio.Future[None] | None = None
         self._alone = False
         self.ended: tuple[int, str] | None = None
 
     def deliver(self, body: bytes) -> bool:
         """Queue a message for the session; ``False``: its inbox is full and the message
-        was dropped (a step 1 is kept aside, the last one; after a dropped update the
-        session pulls what it missed)."""
+        was dropped (a step 1 and a step 2 are kept aside, the last of each; each dropped
+        update is told to the session, which pulls what it missed and answers it then)."""
         inbox = self._inbox
         if inbox and (len(inbox) >= _INBOX_MESSAGES or self._bytes + len(body) > self._max_bytes):
             if body[0] == _SYNC and len(body) > 1:
                 if body[1] == _STEP1:
                     self._step1 = body
+                elif body[1] == _STEP2:
+                    self._step2 = body  # the last answers our latest step 1: it has the rest
                 else:
-                    self._pull = True
+                    self._dropped += 1
             return False
         inbox.append(body)
         self._bytes += len(body)
@@ -199,9 +203,12 @@ class DocumentChannel:
             if self._step1 is not None:
                 body, self._step1 = self._step1, None
                 return body
-            if self._pull:
-                self._pull = False
-                return b""  # the session sends the room's step 1 (see Dialect)
+            if self._step2 is not None:
+                body, self._step2 = self._step2, None
+                return body
+            if self._dropped:
+                self._dropped -= 1
+                return b""  # one dropped: the session pulls and owes its answer (Dialect)
             self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await self._waiter
@@ -355,8 +362,7 @@ class Multiplexer:
     def _deliver(self, key: str, body: bytes) -> None:
         doc = self._docs.get(key)
         if doc is not None:
-            if not doc.channel.deliver(body) and body[0] == _SYNC and body[1:2] != b"\0":
-                self.send(framed(key, sync_status(False)))
+            doc.channel.deliver(body)  # a dropped update is answered once pulled (session)
             return
         if key in self._denied:
             return  # refused or closed: dropped, the socket stays open

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from crdt_server import clock
 from crdt_server.storage import DocumentStore, FeatureRow, StoreError
-from crdt_server.storage.gateway import Gateway, Table, schema_of
+from crdt_server.storage.gateway import Gateway, Table, schema_of, statements
 
 __all__ = [
     "IDEMPOTENCY_SECONDS",
@@ -122,8 +122,8 @@ class OperationKeys:
         now = clock.now()
         if now - self._purged_at >= PURGE_SECONDS:
             self._purged_at = now
-            async with gateway.transaction() as tx:
-                await tx.execute("DELETE FROM {t}operation_keys WHERE expires_at < ?", now)
+            purge = "DELETE FROM {t}operation_keys WHERE expires_at < ?"
+            await gateway.run(statements([(purge, (now,))]))
         rows = await gateway.fetch(
             "SELECT fingerprint, answer, expires_at FROM {t}operation_keys"
             " WHERE scope = ? AND key = ?",
@@ -136,13 +136,8 @@ class OperationKeys:
         if float(expires_at) >= now:
             return FirstAnswer(str(fingerprint), str(answer))
         # Expired but not purged yet: the key is used afresh (its new row must fit).
-        async with gateway.transaction() as tx:
-            await tx.execute(
-                "DELETE FROM {t}operation_keys WHERE scope = ? AND key = ? AND expires_at < ?",
-                once.scope,
-                once.key,
-                now,
-            )
+        expired = "DELETE FROM {t}operation_keys WHERE scope = ? AND key = ? AND expires_at < ?"
+        await gateway.run(statements([(expired, (once.scope, once.key, now))]))
         return None
 
     def row(self, once: OperationKey, answer: str) -> FeatureRow:

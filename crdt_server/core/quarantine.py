@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import mmap
 import os
@@ -35,7 +36,7 @@ from crdt_server import clock
 from crdt_server.core.metrics import Metrics
 from crdt_server.errors import Quarantined
 from crdt_server.storage import DocumentStore, StoreError
-from crdt_server.storage.gateway import Gateway, Table, schema_of
+from crdt_server.storage.gateway import Gateway, Table, schema_of, statements
 
 __all__ = [
     "QUARANTINE_SCHEMA",
@@ -45,6 +46,7 @@ __all__ = [
     "QuarantinedClient",
     "lift",
     "listed",
+    "read_slot",
     "slot_path",
 ]
 
@@ -86,19 +88,29 @@ class Interrupted:
     clients: tuple[int, ...]
 
 
+_MAX_SLOTS = 64
+"""Processes that may share one data folder's apply slots (see :class:`ApplySlot`)."""
+
+
 class ApplySlot:
-    """One process's apply slot: :meth:`arm` before an apply, :meth:`clear` after it."""
+    """One process's apply slot: :meth:`arm` before an apply, :meth:`clear` after it.
+
+    A slot is held under an exclusive ``flock`` for the process's life, so processes that
+    share a data folder (two servers on one SQLite file) never read or write each other's:
+    the first of ``path``, ``path.2``, ``path.3``... that no live process holds is this
+    one's. A process that died released its lock, so the next one to start on that folder
+    takes its slot and reads what it was applying (:meth:`previous`)."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self.path, self._fd = _claim(path)
         try:
-            if os.fstat(fd).st_size != _SLOT_BYTES:
-                os.ftruncate(fd, _SLOT_BYTES)
-            self._map = mmap.mmap(fd, _SLOT_BYTES)
-        finally:
-            os.close(fd)
+            if os.fstat(self._fd).st_size != _SLOT_BYTES:
+                os.ftruncate(self._fd, _SLOT_BYTES)
+            self._map = mmap.mmap(self._fd, _SLOT_BYTES)
+        except BaseException:
+            os.close(self._fd)
+            raise
         self._armed: tuple[str, str, tuple[int, ...]] | None = None
         """What the slot's payload bytes hold (``clear`` keeps them, zeroing the length)."""
         self._armed_length = 0
@@ -106,14 +118,7 @@ class ApplySlot:
     def previous(self) -> Interrupted | None:
         """What the previous process of this slot was applying when it ended, if it ended
         during an apply; ``None`` when it did not (or the slot is new or unreadable)."""
-        magic, length = _HEADER.unpack_from(self._map, 0)
-        if magic != _MAGIC or length == 0 or length > _SLOT_BYTES - _HEADER.size:
-            return None
-        try:
-            return _decode(bytes(self._map[_HEADER.size : _HEADER.size + length]))
-        except (struct.error, UnicodeDecodeError, ValueError):
-            log.error("the apply slot %s is unreadable; ignored", self.path)
-            return None
+        return _read(self._map, self.path)
 
     def arm(self, room: str, sub: str, clients: Iterable[int]) -> None:
         """Record the apply about to run (the length last: a torn write reads as empty).
@@ -134,6 +139,45 @@ class ApplySlot:
     def close(self) -> None:
         self.clear()
         self._map.close()
+        os.close(self._fd)  # the lock goes with it
+
+
+def read_slot(path: Path) -> Interrupted | None:
+    """What the slot at ``path`` records as being applied, without taking it (a live
+    process may hold it), as the tests read a live process's slot."""
+    try:
+        data = path.read_bytes()[:_SLOT_BYTES]
+    except FileNotFoundError:
+        return None
+    return _read(data.ljust(_SLOT_BYTES, b"\0"), path)
+
+
+def _read(data: bytes | mmap.mmap, path: Path) -> Interrupted | None:
+    magic, length = _HEADER.unpack_from(data, 0)
+    if magic != _MAGIC or length == 0 or length > _SLOT_BYTES - _HEADER.size:
+        return None
+    try:
+        return _decode(bytes(data[_HEADER.size : _HEADER.size + length]))
+    except (struct.error, UnicodeDecodeError, ValueError):
+        log.error("the apply slot %s is unreadable; ignored", path)
+        return None
+
+
+def _claim(path: Path) -> tuple[Path, int]:
+    """The first of ``path``, ``path.2``... that no live process holds, opened and locked."""
+    for n in range(1, _MAX_SLOTS + 1):
+        candidate = path if n == 1 else path.with_name(f"{path.name}.{n}")
+        fd = os.open(candidate, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        except BaseException:
+            os.close(fd)
+            raise
+        return candidate, fd
+    raise RuntimeError(f"{_MAX_SLOTS} processes already hold the apply slots beside {path}")
 
 
 def _encode(room: str, sub: str, clients: Iterable[int]) -> bytes:
@@ -237,12 +281,18 @@ class Quarantine:
         gateway = self._gateway()
         if gateway is None:
             return
-        async with gateway.transaction() as tx:
-            await tx.executemany(
-                "INSERT INTO {t}quarantined_clients (wedding, doc, client, sub, at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [(wedding, doc, client, interrupted.sub, now) for client in interrupted.clients],
+        insert = (
+            "INSERT INTO {t}quarantined_clients (wedding, doc, client, sub, at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+        )
+        await gateway.run(
+            statements(
+                [
+                    (insert, (wedding, doc, client, interrupted.sub, now))
+                    for client in interrupted.clients
+                ]
             )
+        )
 
     async def refresh(self) -> None:
         gateway = self._gateway()
@@ -290,5 +340,6 @@ async def lift(
             where.append(f"{column} = ?")
             params.append(value)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
-    async with Gateway.of(store).transaction() as tx:
-        return await tx.execute(f"DELETE FROM {{t}}quarantined_clients{clause}", *params)  # noqa: S608
+    delete = f"DELETE FROM {{t}}quarantined_clients{clause}"  # noqa: S608
+    [lifted] = await Gateway.of(store).run(statements([(delete, params)], count=True))
+    return int(lifted)

@@ -42,6 +42,8 @@ from crdt_server.codec.updates import (
     decode_state_vector,
     inspect_update,
 )
+from crdt_server.core.adoption import split
+from crdt_server.core.client_ids import Relayed
 from crdt_server.core.connection import Connection
 from crdt_server.core.crdt import (
     Applied,
@@ -50,15 +52,17 @@ from crdt_server.core.crdt import (
     fold_updates,
 )
 from crdt_server.core.members import RoomMembers
-from crdt_server.core.payloads import DERIVATION_FAILED, CommitBatch, PendingUpdate
+from crdt_server.core.payloads import DERIVATION_FAILED, CommitBatch, PendingUpdate, Sender
 from crdt_server.core.presence import AwarenessRegistry
 from crdt_server.core.room_content import RoomContent, RoomFailed, Uncommitted
 from crdt_server.core.services import RoomServices
 from crdt_server.errors import (
+    ClientIdTaken,
     CloseCode,
     ProtocolError,
 )
 from crdt_server.storage import (
+    FeatureRow,
     NewEvent,
     NewUpdate,
     StoreError,
@@ -100,6 +104,42 @@ class Room(RoomContent):
             services.usage.set(name, 0)
         await room._hooks.load(room)
         return room
+
+    async def apply(
+        self,
+        update: bytes,
+        summary: UpdateSummary,
+        sender: Sender,
+        *,
+        rows: Sequence[FeatureRow] = (),
+        frames: int = 1,
+        server: bool = False,
+    ) -> int | None:
+        """:meth:`RoomContent.apply`, and while an adoption window is open an update that
+        re-sends items of ids other people own is taken in split by owner, each part
+        credited to its owner (:mod:`crdt_server.core.adoption`)."""
+        try:
+            return await super().apply(
+                update, summary, sender, rows=rows, frames=frames, server=server
+            )
+        except Relayed as relayed:
+            if rows or frames != 1 or server:
+                raise  # a merged run is applied again one by one; the server relays nothing
+            adopted = relayed
+        adoptions = self._clients.adoptions
+        for client, owner in adopted.owners.items():
+            if await adoptions.is_back(adopted.window, self.name, owner):
+                raise ClientIdTaken(client)  # its owner is back: a squat again
+        index: int | None = None
+        for whose, part in split(update, adopted.owners):
+            credited = (
+                sender
+                if whose is None
+                else await adoptions.credited(self.wedding_id, whose, sender)
+            )
+            done = await super().apply(part, inspect_update(part), credited)
+            index = done if done is not None else index
+        return index
 
     # -- committing ---------------------------------------------------------------------
 

@@ -294,7 +294,7 @@ class RoomContent(ABC):
         if summary.is_empty:
             return None
         owner = SERVER if server else owner_of(sender)
-        own = await self._clients.own(self.wedding_id, summary, self.document.state(), owner)
+        own = await self._clients.own(self.wedding_id, summary, self.document, owner, update)
         if self.failed is not None:  # before, or while the store said who owns a new id
             raise RoomFailed(str(self.failed))
         self._check_quarantine(summary.structs.keys())

@@ -59,3 +59,4 @@ class RoomServices:
             self.metrics,
         )
         object.__setattr__(self, "backlog", backlog)  # frozen: derived once, here
+        self.metrics.watch_links(self.health, self.bus)

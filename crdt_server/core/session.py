@@ -45,7 +45,7 @@ from crdt_server.codec.updates import (
 )
 from crdt_server.core.connection import Connection
 from crdt_server.core.hooks import Sender
-from crdt_server.core.keepalive import Keepalive
+from crdt_server.core.keepalive import Keepalive, Ticked
 from crdt_server.core.limits import TokenBucket
 from crdt_server.core.metrics import Metrics
 from crdt_server.core.pacing import Pacer, PacerSlot
@@ -82,9 +82,10 @@ class Dialect:
     """What a session says beyond y-protocols: the Hocuspocus provider's (see
     :mod:`crdt_server.core.multiplex`).
 
-    ``applied`` is sent once a peer's update or step 2 is committed (or brought nothing
-    new), ``dropped`` for one that was not applied (a read-only peer's, or one dropped
-    under load), each time, instead of y-protocols' permission denied. A frame whose first
+    ``applied`` is sent once a peer's update or first step 2 is committed (or brought
+    nothing new), for an update dropped under load once the answer to the pull after it is;
+    ``dropped`` for a read-only peer's write, each time, instead of y-protocols' permission
+    denied. A frame whose first
     byte is ``stateless_type`` is a stateless message, read by ``read_stateless`` (its
     payload, or ``None``: malformed) and relayed to the room's other connections that
     speak the dialect; an empty frame asks the session to send the room's step 1 (the
@@ -175,12 +176,15 @@ class _Session:
         "metrics",
         "next_frame",
         "pacer",
+        "pull_sent",
         "pulling",
         "room",
         "sender",
         "settings",
         "stateless",
+        "step2_seen",
         "ticket",
+        "unanswered",
         "updates",
     )
 
@@ -220,6 +224,14 @@ class _Session:
         """A frame taken from the connection and not handled yet (see :meth:`_run_of`)."""
         self.pulling: asyncio.Future[None] | None = None
         """A Hocuspocus document's dropped updates are pulled when this is done."""
+        self.unanswered = 0
+        """SyncStatus answers owed to a Hocuspocus peer for updates dropped under load: each
+        is sent once the step 2 that answers the pull after them is committed (the
+        provider counts its unsaved changes down on each; it ignores SyncStatus 0)."""
+        self.step2_seen = False
+        """The peer's first step 2 came (the provider counts it as one change at connect)."""
+        self.pull_sent = False
+        """A pull (the room's step 1) went to the peer since its last step 2."""
         burst = 2 * settings.max_awareness_per_second
         self.awareness = TokenBucket(settings.max_awareness_per_second, burst)
         principal = conn.principal
@@ -252,7 +264,7 @@ class _Session:
                 "token expired",
             )
         keepalive = self.keepalive if self.dialect is None else None
-        ticked = -1
+        ticked: list[Ticked] = []
         if keepalive is not None:  # a Hocuspocus socket pings itself (core/multiplex.py)
             self.keepalive_seen = conn.frames_sent
             ticked = keepalive.add(self)
@@ -274,8 +286,10 @@ class _Session:
                     raise MessageTooBig(f"message of {len(frame)} bytes, the limit is {max_bytes}")
                 dialect = self.dialect
                 if dialect is not None and not frame:
-                    # Its updates were dropped under load: pull them (Yjs sync is state based).
-                    conn.send(encode_sync_step1(room.doc.get_state()))
+                    # One of its updates was dropped under load: answered once pulled (Yjs
+                    # sync is state based: the answer to a pull brings it).
+                    self.unanswered += 1
+                    self._send_pull()
                 elif dialect is not None and frame[0] == dialect.stateless_type:
                     self._stateless(dialect, frame)
                 else:
@@ -432,20 +446,28 @@ class _Session:
                 conn.send(self.dialect.applied)
             return
         dialect = self.dialect
-        if dialect is not None and room.backlog_over:
-            # One socket, several documents: never stop reading it for one room.
-            self._drop_for_now(dialect)
-            return
-        await room.apply(update, summary, self.sender)
+        owed = 1  # SyncStatus answers this message earns (Hocuspocus)
         if dialect is not None:
-            self._acknowledge(dialect.applied)
+            if step2:  # the provider counts only the first (at connect) as a change
+                owed, self.step2_seen, self.pull_sent = int(not self.step2_seen), True, False
+            if room.backlog_over:
+                # One socket, several documents: never stop reading it for one room.
+                self._drop_for_now(owed)
+                return
+            if step2:  # it brings every update dropped before it arrived
+                owed, self.unanswered = owed + self.unanswered, 0
+        await room.apply(update, summary, self.sender)
+        if dialect is not None and owed:
+            self._acknowledge(dialect.applied, owed)
 
-    def _drop_for_now(self, dialect: Dialect) -> None:
-        """The room is over its backlog bound: answer the update as dropped (SyncStatus 0),
-        and once the room is back under, send the room's step 1, whose answer (the peer's
-        step 2) brings whatever was dropped (Yjs sync is state based)."""
+    def _drop_for_now(self, owed: int) -> None:
+        """The room is over its backlog bound: the update (or step 2) is not applied and its
+        answer waits; once the room is back under, the room's step 1 goes to the peer,
+        whose answer (its step 2) brings whatever was dropped (Yjs sync is state based) and
+        earns the answers owed. No SyncStatus 0: the provider would keep counting the
+        update as unsaved for good."""
         self.metrics.backlog_drops.inc()
-        self.conn.send(dialect.dropped)
+        self.unanswered += owed
         if self.pulling is None:
             self.pulling = self.room.backlog_under()
             self.pulling.add_done_callback(self._pull)
@@ -454,17 +476,25 @@ class _Session:
         self.pulling = None
         if future.cancelled() or self.conn.closing or self.room.failed is not None:
             return
-        self.conn.send(encode_sync_step1(self.room.doc.get_state()))
+        self._send_pull()
 
-    def _acknowledge(self, applied: bytes) -> None:
-        """Send ``applied`` once everything applied so far is committed (after the echo:
-        the room distributes a batch before it releases its waiters); nothing if the room
-        failed (it closes its connections)."""
+    def _send_pull(self) -> None:
+        """Send the room's step 1, unless one went since the peer's last step 2 (whose
+        answer will bring what was dropped since, as it is sent after)."""
+        if not self.pull_sent:
+            self.pull_sent = True
+            self.conn.send(encode_sync_step1(self.room.doc.get_state()))
+
+    def _acknowledge(self, applied: bytes, times: int = 1) -> None:
+        """Send ``applied`` ``times`` once everything applied so far is committed (after the
+        echo: the room distributes a batch before it releases its waiters); nothing if the
+        room failed (it closes its connections)."""
         conn = self.conn
 
         def committed(future: asyncio.Future[None]) -> None:
             if not future.cancelled() and future.exception() is None:
-                conn.send(applied)
+                for _ in range(times):
+                    conn.send(applied)
 
         self.room.wait_committed().add_done_callback(committed)
 

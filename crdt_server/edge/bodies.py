@@ -54,6 +54,8 @@ T = TypeVar("T")
 C = TypeVar("C")
 
 Role = Literal["couple", "planner", "vendor", "family", "friend"]
+GuestFields = Literal["nothing", "counts", "names", "names_meals"]
+"""What a vendor member reads of the guest list (``GUEST_FIELD_SETS`` of the permissions)."""
 Subject = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 WeddingId = Annotated[str, msgspec.Meta(pattern=f"^{WEDDING_ID_PATTERN.pattern}$")]
 Seq = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]

@@ -35,6 +35,7 @@ from crdt_server.documents.demo import (
     seed_demo_document,
 )
 from crdt_server.documents.model import DocumentError, time_zone, zone_of
+from crdt_server.edge.directory import MemberDirectory
 from crdt_server.edge.state import SERVER_STATE_KEY
 from crdt_server.settings import Settings
 
@@ -42,6 +43,7 @@ __all__ = [
     "DEMO_PEOPLE",
     "demo_links",
     "seed_day_demo_wedding",
+    "seed_demo_members",
     "seed_demo_wedding",
     "server_zone",
     "with_demo",
@@ -101,6 +103,17 @@ async def seed_day_demo_wedding(weddings: WeddingService, zone: str) -> dict[str
     return written
 
 
+async def seed_demo_members(directory: MemberDirectory | None, wedding: str) -> None:
+    """Put the demo's person of every role into ``wedding``'s member directory (as each
+    would be on first use; one already there is left as it is), so an emergency, a
+    mention or a reminder reaches all of them before any of them signed in."""
+    if directory is None:
+        return  # a server without the people feature keeps no directory
+    for role in ROLES:
+        sub, name = DEMO_PEOPLE[role]
+        await directory.register(wedding, sub, role, name, None)
+
+
 def demo_links(
     codec: TokenCodec, settings: Settings, base_url: str, wedding: str = DEMO_WEDDING_ID
 ) -> list[tuple[str, str]]:
@@ -128,6 +141,7 @@ def with_demo(app: Starlette, settings: Settings, base_url: str, *, seed: bool =
             server = state[SERVER_STATE_KEY]
             if seed:
                 await seed_demo_wedding(server.weddings)
+                await seed_demo_members(server.find(MemberDirectory), DEMO_WEDDING_ID)
                 print(f"demo wedding {DEMO_WEDDING_ID!r} is ready; sign in as:", flush=True)
             else:
                 print(
@@ -140,6 +154,7 @@ def with_demo(app: Starlette, settings: Settings, base_url: str, *, seed: bool =
             if seed:
                 zone = server_zone()
                 await seed_day_demo_wedding(server.weddings, zone)
+                await seed_demo_members(server.find(MemberDirectory), DAY_DEMO_WEDDING_ID)
                 print(
                     f"wedding of today {DAY_DEMO_WEDDING_ID!r} ({zone}) is ready; sign in as:",
                     flush=True,

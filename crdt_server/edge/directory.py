@@ -66,7 +66,7 @@ async def register_caller(state: Services, caller: Caller, wedding: str) -> None
     if directory is None:
         return
     p = _caller_in(state, caller, wedding)
-    if p is None or not p.authenticated:
+    if p is None or not p.authenticated or not p.member:
         return
     if directory.registered(wedding, p.user_id):
         return

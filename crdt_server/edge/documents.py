@@ -17,7 +17,7 @@ from msgspec import UNSET, Meta, UnsetType
 from pycrdt import Doc
 from starlette.responses import Response
 
-from crdt_server.auth.permissions import operation_refusal
+from crdt_server.auth.permissions import MEAL_FIELDS, operation_refusal
 from crdt_server.auth.principals import Principal
 from crdt_server.codec.protocol import read_var_uint, write_var_uint
 from crdt_server.core.operation_keys import OperationKey
@@ -33,8 +33,13 @@ from crdt_server.edge.bodies import (
     base64_field,
 )
 from crdt_server.edge.directory import MemberDirectory
-from crdt_server.edge.guards import document_principal, sender_of
-from crdt_server.edge.params import DocPath
+from crdt_server.edge.guards import (
+    document_principal,
+    readable_documents,
+    sender_of,
+    wedding_principal,
+)
+from crdt_server.edge.params import DocPath, WeddingPath
 from crdt_server.edge.problems import ApiError
 from crdt_server.edge.routing import BINARY, ApiCall, Routes, binary_response, json_response
 from crdt_server.edge.upgrade import projector_of
@@ -59,7 +64,9 @@ async def _readable_room(call: ApiCall, path: DocPath, principal: Principal) -> 
     fields of it are hidden from its role, its projection (brought up to date first)."""
     projections = projector_of(call.state.hooks)
     wedding_id, doc, name = path.wedding_id, path.doc, f"{path.wedding_id}/{path.doc}"
-    projected = projections and projections.room_for(wedding_id, doc, principal.role)
+    projected = projections and projections.room_for(
+        wedding_id, doc, principal.role, principal.guest_fields
+    )
     if not projected:
         return name
     assert projections is not None
@@ -130,6 +137,49 @@ async def read_document(call: ApiCall, path: DocPath, query: ReadQuery) -> Respo
     return response
 
 
+class GuestCounts(msgspec.Struct, frozen=True):
+    """The guest list's totals, as the guest list's JSON read shows them (``totals``)."""
+
+    people: int
+    rsvp: dict[str, int]
+    unnamed_plus_ones: int
+    meals: dict[str, int]
+    no_meal: int
+    dietary: dict[str, int]
+    tables: dict[str, dict[str, Any]] | UnsetType = UNSET
+    unseated: int | UnsetType = UNSET
+
+
+@document_routes.get(
+    "/api/weddings/{wedding_id}/guest-counts",
+    "readGuestCounts",
+    "The guest list's headcount, meal and dietary totals, without anyone's name",
+    family="read",
+    response_model=GuestCounts,
+    errors=(400, *_AUTH, 503),
+    description=(
+        "For whoever reads the guest list, and for a vendor member who reads its counts "
+        "only (`guest_fields` `counts`: the document itself is not open to them); 403 for "
+        "one who reads nothing of it. The same totals as the guest list's JSON read "
+        "(`tables` and `unseated` for a caller who may read the seating plan)."
+    ),
+)
+async def guest_counts(call: ApiCall, path: WeddingPath) -> Response:
+    wedding_id = path.wedding_id
+    readable = readable_documents(call, wedding_id)
+    principal = wedding_principal(call, wedding_id, readable)
+    if "guests" not in readable and principal.guest_fields != "counts":
+        raise ApiError(403, "the guest list's counts are not open to you")
+    related = [kind for kind in ("seating",) if kind in readable]
+    view, _ = await call.state.weddings.read_json_at(wedding_id, "guests", related=related)
+    totals = dict(view.get("totals") or {})
+    if principal.guest_fields is not None and principal.guest_fields != "names_meals":
+        for table in (totals.get("tables") or {}).values():
+            for name in ("meals", "no_meal", "dietary"):
+                table.pop(name, None)
+    return json_response(msgspec.convert(totals, GuestCounts))
+
+
 def _readable_context(call: ApiCall, path: DocPath, kinds: Iterable[str]) -> list[str]:
     """Of the other documents a view reads (the guest list's totals read the seating
     plan), those the caller may read itself."""
@@ -147,10 +197,18 @@ def _readable_context(call: ApiCall, path: DocPath, kinds: Iterable[str]) -> lis
 
 def _visible(call: ApiCall, view: dict[str, Any], doc: str, principal: Principal) -> dict[str, Any]:
     """``view`` without the entry fields the caller's role may not read (a guest's notes
-    for a vendor: :data:`crdt_server.auth.permissions.FIELD_READERS`)."""
-    hidden = call.state.permissions.hidden_fields(principal.role, doc)
+    for a vendor: :data:`crdt_server.auth.permissions.FIELD_READERS`; meals and dietary
+    needs for a vendor member who reads ``names``, and with them each table's meal and
+    dietary totals, which a small table would give away)."""
+    hidden = call.state.permissions.hidden_fields(principal.role, doc, principal.guest_fields)
     if not hidden:
         return view
+    totals = view.get("totals")
+    if MEAL_FIELDS & hidden and isinstance(totals, dict):
+        for table in (totals.get("tables") or {}).values():
+            if isinstance(table, dict):
+                for name in ("meals", "no_meal", "dietary"):
+                    table.pop(name, None)
     for collection in view.values():
         if not isinstance(collection, dict):
             continue
@@ -187,7 +245,7 @@ async def _read_version(
     seq, state = found
     headers = {"Version-Seq": str(seq)}
     if BINARY in call.request.headers.get("accept", ""):
-        if call.state.permissions.hidden_fields(principal.role, doc):
+        if call.state.permissions.hidden_fields(principal.role, doc, principal.guest_fields):
             # A version's bytes are the whole document: its JSON leaves hidden fields out.
             raise ApiError(403, f"earlier versions of {doc!r} are open to you as JSON only")
         response = binary_response(state.get_update())

@@ -20,6 +20,10 @@ The kinds, in the order they are recognised:
   ``/api/session`` only), for the routes under that path; every route that reads it first
   checks that the request comes from the server's own origin (:func:`same_origin`, 403
   otherwise), whether a cookie came or not; its route looks the secret up in the store;
+- ``device``: a native app's device session secret (``Authorization: Device <secret>``),
+  taken where the cookie is (the routes under ``/api/session``) and refused (401) on every
+  other route: it is never an access token. No ``Origin`` rule: a browser never sends
+  this header by itself, so another site's page cannot make it send one;
 - ``rsvp``: the code of a household's RSVP link, from the path (``/api/rsvp/{code}``),
   for those routes only; their handler verifies it (a guest is not a role of the matrix);
 - ``none``: no credential (anonymous access, when it is on, stands in for a JWT).
@@ -49,13 +53,23 @@ __all__ = [
     "SESSION_COOKIE",
     "Caller",
     "CredentialKind",
+    "device_secret",
     "resolve",
     "same_origin",
     "unauthorized",
 ]
 
 CredentialKind = Literal[
-    "none", "jwt", "admin", "calendar", "runsheet", "ticket", "signature", "session", "rsvp"
+    "none",
+    "jwt",
+    "admin",
+    "calendar",
+    "runsheet",
+    "ticket",
+    "signature",
+    "session",
+    "device",
+    "rsvp",
 ]
 KINDS: tuple[CredentialKind, ...] = (
     "jwt",
@@ -65,6 +79,7 @@ KINDS: tuple[CredentialKind, ...] = (
     "ticket",
     "signature",
     "session",
+    "device",
     "rsvp",
     "none",
 )
@@ -87,6 +102,7 @@ _SPOKEN = {
     "ticket": "an event stream ticket",
     "signature": "a webhook signature",
     "session": "a device session cookie",
+    "device": "a device secret",
     "rsvp": "an RSVP link's code",
 }
 
@@ -135,9 +151,20 @@ def same_origin(request: Request, public_url: str) -> bool:
     return origin.rstrip("/").lower() == expected
 
 
+def device_secret(request: Request) -> str | None:
+    """The secret of an ``Authorization: Device <secret>`` header (a native app's device
+    session), or ``None``."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "device":
+        return None
+    return value.strip() or None
+
+
 def presented(request: Request, admin_key: str) -> tuple[CredentialKind, str | None]:
     """The kind of credential a request carries, and its text (unverified)."""
     header = request.headers.get("authorization")
+    if (device := device_secret(request)) is not None:
+        return "device", device
     in_header = bearer_token(None, header)
     if in_header is not None and admin_key:
         if hmac.compare_digest(in_header.encode(), admin_key.encode()):
@@ -177,6 +204,8 @@ def resolve(
             )
         code = request.path_params.get("code")
         return Caller("rsvp", secret=code if isinstance(code, str) else "")
+    if "device" in accepts and (device := device_secret(request)) is not None:
+        return Caller("device", secret=device)
     if "session" in accepts:
         if not same_origin(request, public_url):
             raise ApiError(

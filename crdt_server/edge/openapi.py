@@ -37,6 +37,15 @@ _SECURITY_SCHEMES = {
         "`HttpOnly; Secure; SameSite=Strict`, path `/api/session`). Its routes answer 403 "
         "to a request whose `Origin` is not the server's own.",
     },
+    "deviceSecret": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "Authorization",
+        "description": "`Device <secret>`: a native app's device session secret (the "
+        "`device_secret` of `POST /api/sign-in/complete` or `POST /api/invitations/accept` "
+        "with `client` `app`). Taken by the `/api/session` routes only (no `Origin` rule); "
+        "401 on every other route.",
+    },
     "adminKey": {
         "type": "http",
         "scheme": "bearer",
@@ -144,7 +153,7 @@ def _operation(
     elif route.security == "admin":
         operation["security"] = [{"adminKey": []}]
     elif route.security == "session":
-        operation["security"] = [{"deviceSession": []}]
+        operation["security"] = [{"deviceSession": []}, {"deviceSecret": []}]
     else:
         operation["security"] = [{"token": []}, {"tokenQuery": []}]
     return operation

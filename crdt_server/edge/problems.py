@@ -87,12 +87,16 @@ class ApiError(Exception):
         *,
         errors: Sequence[FieldProblem] = (),
         headers: Mapping[str, str] | None = None,
+        problem_type: str = "about:blank",
+        title: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.message = message
         self.errors = list(errors)
         self.headers = dict(headers or {})
+        self.problem_type = problem_type
+        self.title = title
 
     @classmethod
     def field(cls, status_code: int, field: str, message: str) -> ApiError:
@@ -152,7 +156,13 @@ def problem_response(error: ApiError) -> Response:
     if error.status_code == 401 and "WWW-Authenticate" not in headers:
         headers = {**CHALLENGE, **headers}
     return Response(
-        problem_json(error.status_code, error.message, error.errors),
+        problem_json(
+            error.status_code,
+            error.message,
+            error.errors,
+            type=error.problem_type,
+            title=error.title,
+        ),
         status_code=error.status_code,
         headers=headers,
         media_type=PROBLEM_JSON,
@@ -175,7 +185,14 @@ def translate(exc: BaseException) -> ApiError | None:
             retry_after = RETRY_SECONDS  # a 503 always says when to come back
         headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
         fields = [FieldProblem(name, message) for name, message in exc.fields]
-        return ApiError(status, exc.message, errors=fields, headers=headers)
+        return ApiError(
+            status,
+            exc.message,
+            errors=fields,
+            headers=headers,
+            problem_type=exc.problem_type,
+            title=exc.problem_title,
+        )
     if isinstance(exc, OperationError):
         errors = [FieldProblem(exc.path, exc.message)] if exc.path else []
         return ApiError(OPERATION_STATUS[exc.reason], str(exc), errors=errors)

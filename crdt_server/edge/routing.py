@@ -198,7 +198,7 @@ class ApiRoute:
 _BY_SECURITY: dict[str, frozenset[CredentialKind] | None] = {
     "token": frozenset({"jwt"}),
     "admin": frozenset({"admin"}),
-    "session": frozenset({"session"}),
+    "session": frozenset({"session", "device"}),
     "none": None,
 }
 

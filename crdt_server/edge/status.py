@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.responses import Response
 
 from crdt_server.core.metrics import CONTENT_TYPE_LATEST
@@ -37,10 +39,17 @@ async def readyz(call: ApiCall) -> Response:
     registry = call.state.registry
     rooms = len(registry.rooms)
     bus = registry.bus.status
+    limit = call.state.settings.readiness_timeout_seconds
     try:
-        await call.state.store.last_seq()
-    except StoreError as exc:
-        return _not_ready(str(exc), bus, rooms)
+        # Within its own timeout: a store cut off would otherwise hold the probe (and the
+        # proxy's health check) for as long as TCP takes to give up.
+        async with asyncio.timeout(limit):
+            await call.state.store.last_seq()
+    except (StoreError, TimeoutError) as exc:
+        why = str(exc) if isinstance(exc, StoreError) else f"no answer within {limit:g} s"
+        registry.health.probed(why)
+        return _not_ready(why, bus, rooms)
+    registry.health.probed(None)
     if not registry.health.healthy:
         return _not_ready(registry.health.last_error or "the last commit failed", bus, rooms)
     # A degraded bus is reported, not fatal: this process still serves its own clients

@@ -18,6 +18,9 @@ watchdog writes a byte to it every tick (:mod:`crdt_server.core.watchdog`). A wo
 pipe stays silent for ``heartbeat_seconds`` after its first beat is stuck in a way its own
 watchdog did not end (stopped by SIGSTOP, where no handler runs, or its watchdog is off):
 the supervisor kills it (SIGKILL, which a stopped process obeys) and starts it again.
+A supervisor that wakes more than a second after it meant to was paused itself (a frozen
+or migrated machine, a stopped process group): its workers were most likely paused with
+it, and each gets a fresh heartbeat window instead of being killed.
 """
 
 from __future__ import annotations
@@ -112,9 +115,12 @@ class Supervisor:
                 due += self._beats_due()
                 timeout = max(0.0, min(due) - time.monotonic()) if due else None
                 beats = [w.heartbeat for w in self._workers if w.heartbeat is not None]
+                asleep = time.monotonic()
                 with contextlib.suppress(InterruptedError):
                     ready, _, _ = select.select([read_end, *beats], [], [], timeout)
                     self._read_beats(ready)
+                if timeout is not None:
+                    self._after_pause(time.monotonic() - asleep - timeout)
                 with contextlib.suppress(BlockingIOError):
                     os.read(read_end, 512)
             self._stop_all()
@@ -181,6 +187,22 @@ class Supervisor:
             for w in self._workers
             if w.beat_at is not None and w.process is not None
         ]
+
+    def _after_pause(self, overslept: float) -> None:
+        """The supervisor woke ``overslept`` seconds after it meant to: over a second, it
+        was paused itself (its machine frozen or migrated, its process group stopped), and
+        its workers with it most likely. Their silence meanwhile is not theirs: each gets a
+        fresh heartbeat window (a worker stopped alone is still killed after it)."""
+        if overslept < 1.0:
+            return
+        log.warning(
+            "the supervisor was paused for about %.1f s; its workers get a fresh heartbeat window",
+            overslept,
+        )
+        now = time.monotonic()
+        for worker in self._workers:
+            if worker.beat_at is not None:
+                worker.beat_at = now
 
     def _kill_silent(self, now: float) -> None:
         """Kill every worker whose heartbeat is overdue (it is reaped and restarted)."""

@@ -70,16 +70,21 @@ SLOT_RETRY_SECONDS = 5
 
 @runtime_checkable
 class Projector(Protocol):
-    """What serves a role a projection of a document instead of the document (the
+    """What serves a reader a projection of a document instead of the document (the
     projections feature, when the server runs it): a server-written room without the
-    fields the role may not read."""
+    fields the reader may not read, keyed by the fields it holds (a role and, for a vendor
+    member, the field set the couple chose: ``Principal.guest_fields``)."""
 
-    def room_for(self, wedding_id: str, doc: str, role: str) -> str | None:
-        """The projection room ``role`` reads ``doc`` through, or ``None``."""
+    def room_for(
+        self, wedding_id: str, doc: str, role: str, fields: str | None = None
+    ) -> str | None:
+        """The projection room ``role`` with field set ``fields`` reads ``doc`` through,
+        or ``None``."""
         ...
 
-    def projected_documents(self, role: str) -> list[str]:
-        """The documents ``role`` reads through projections, sorted."""
+    def projected_documents(self, role: str, fields: str | None = None) -> list[str]:
+        """The documents ``role`` with field set ``fields`` reads through projections,
+        sorted."""
         ...
 
     async def current(self, name: str) -> None:
@@ -168,7 +173,9 @@ class Gate:
     ) -> tuple[str, Principal]:
         """The room ``principal`` syncs ``doc`` through, and as whom."""
         projections = projector_of(self.registry.hooks)
-        projected = projections and projections.room_for(wedding_id, doc, principal.role)
+        projected = projections and projections.room_for(
+            wedding_id, doc, principal.role, principal.guest_fields
+        )
         if projected:
             # Fields of this document are hidden from the role: it syncs with the
             # server-written projection instead, read-only whatever its token says.

@@ -192,6 +192,10 @@ class WeddingAccess(msgspec.Struct, frozen=True):
     push_key: str | None = None
     """The server's Web Push (VAPID) public key, ``null`` when it sends no push: an app
     whose subscription was made with another key subscribes again."""
+    guest_fields: Literal["nothing", "counts", "names", "names_meals"] | None = None
+    """What the holder reads of the guest list, as the couple chose it for a vendor
+    member (``nothing``, ``counts``: the totals at ``.../guest-counts``, ``names``,
+    ``names_meals``); ``null``: what their role reads."""
 
 
 def _not_found(detail: str) -> Response:
@@ -471,7 +475,9 @@ async def wedding_access(call: ApiCall, path: WeddingPath) -> Response:
     projections = projector_of(call.state.hooks)
     projected = [
         doc
-        for doc in (projections.projected_documents(who.role) if projections else [])
+        for doc in (
+            projections.projected_documents(who.role, who.guest_fields) if projections else []
+        )
         if docs.get(doc) != "none"
     ]
     for doc in projected:
@@ -494,5 +500,6 @@ async def wedding_access(call: ApiCall, path: WeddingPath) -> Response:
             capabilities,
             "sync" if call.state.settings.app_transport == "sync" else "collab",
             push_key_of(call.state),
+            who.guest_fields,  # type: ignore[arg-type]  # a token's claim is one of them
         )
     )

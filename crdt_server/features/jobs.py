@@ -59,7 +59,7 @@ class JobContext:
 
 JobRun = Callable[[Job, JobContext], Awaitable[Tx[None] | None]]
 """A job kind's work: reads what it needs (awaiting freely; the job is leased to this
-process meanwhile) and returns the transaction step (:data:`crdt_server.features.db.Tx`)
+process meanwhile) and returns the transaction step (:data:`crdt_server.storage.gateway.Tx`)
 the scheduler runs in the transaction that completes the job, or ``None`` when there is
 nothing to write (the job is obsolete: the task was done, the guest answered). Raising
 leaves the job to be tried again later (with a back-off, a few times)."""

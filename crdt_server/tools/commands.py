@@ -1,5 +1,5 @@
 """The data subcommands of ``crdt-server``: backup, restore, export, import, check, compact,
-quarantine.
+quarantine, clients.
 
 Every one reads the same settings as ``serve`` (environment, ``--data-dir``,
 ``--database-url``), so it finds the store a server started the same way uses. Exit
@@ -16,13 +16,22 @@ import os
 import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
+from crdt_server.core.adoption import (
+    ADOPTIONS_SCHEMA,
+    DEFAULT_SECONDS,
+    MAX_SECONDS,
+    Window,
+    open_window,
+)
 from crdt_server.core.quarantine import lift, listed
 from crdt_server.names import CORE_EVENT_NAMESPACES, valid_wedding_id
 from crdt_server.settings import Settings
-from crdt_server.storage import Schema, Store, StoreError, store_for
+from crdt_server.storage import PostgresTimeouts, Schema, Store, StoreError, store_for
+from crdt_server.storage.gateway import Gateway
 from crdt_server.tools.backup import (
     BackupError,
     backup_sqlite,
@@ -76,6 +85,7 @@ COMMANDS = (
     "compact",
     "quarantine",
     "repair",
+    "clients",
 )
 T = TypeVar("T")
 
@@ -164,6 +174,18 @@ def add_commands(sub: Any) -> None:
     )
     store_options(lifted)
 
+    clients = sub.add_parser("clients", help="the owners of the Yjs client ids")
+    adopt = clients.add_subparsers(dest="action", required=True).add_parser(
+        "adopt", help="after a restore or failover, credit re-sent edits to their owners"
+    )
+    adopt.add_argument("--since", required=True, type=int, help="the restored store's last seq")
+    adopt.add_argument("--wedding", type=wedding_id, help="only this wedding (default: all)")
+    hours = (
+        f"window's length (default {DEFAULT_SECONDS / 3600:.0f}, at most {MAX_SECONDS / 3600:.0f})"
+    )
+    adopt.add_argument("--hours", type=float, default=DEFAULT_SECONDS / 3600, help=hours)
+    store_options(adopt)
+
     repair = sub.add_parser(
         "repair", help="delete a wedding's stored content that does not fit its parent"
     )
@@ -192,6 +214,7 @@ def open_store(settings: Settings) -> Store:
         synchronous="normal" if settings.sqlite_synchronous == "normal" else "full",
         read_connections=settings.sqlite_read_connections,
         commits=settings.sqlite_commits_on,
+        postgres_timeouts=PostgresTimeouts.for_commands(settings.database_lock_timeout_seconds),
     )
 
 
@@ -238,7 +261,7 @@ def run(
     import (its events, and how an import stores them)."""
     settings = settings_for(args)
     try:
-        if args.command in ("export", "import", "check", "compact", "quarantine"):
+        if args.command in ("export", "import", "check", "compact", "quarantine", "clients"):
             refuse_unreadable_store(settings, schemas, missing_ok=args.command == "import")
         if args.command == "compact":
             _refuse_on_wedding_day(args, settings)
@@ -336,9 +359,13 @@ def _restore(
         versions=versions,
         migrate=migrate,
     )
+    with sqlite3.connect(settings.sqlite_path) as conn:
+        last = conn.execute("SELECT MAX(seq) FROM history").fetchone()[0] or 0
     print(
         f"restored {args.file} into {settings.sqlite_path}: {summary.documents} documents, "
-        f"{summary.rows} rows, migrated to this release's schemas",
+        f"{summary.rows} rows, migrated to this release's schemas; its last update is seq"
+        f" {last} (crdt-server clients adopt --since {last}: the clients' re-sent edits"
+        " credited to their owners)",
         file=out,
     )
     return 0
@@ -531,6 +558,23 @@ def _quarantine(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
     return 0
 
 
+def _clients(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    async def work(store: Store) -> Window:
+        await store.install(ADOPTIONS_SCHEMA)
+        return await open_window(
+            Gateway.of(store), args.wedding or "", args.since, args.hours * 3600
+        )
+
+    try:
+        window = asyncio.run(with_store(settings, work))
+    except ValueError as exc:
+        raise ToolError(str(exc)) from exc
+    until = datetime.fromtimestamp(window.until, UTC).isoformat(timespec="seconds")
+    where = f"wedding {window.wedding}" if window.wedding else "every wedding"
+    print(f"adoption window open for {where} since seq {window.since} until {until}", file=out)
+    return 0
+
+
 def _repair(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     repairs = asyncio.run(with_store(settings, lambda s: repair_store(s, f"{args.wedding}/")))
     if not repairs:
@@ -551,4 +595,5 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace, Settings, TextIO], int]] = {
     "compact": _compact,
     "quarantine": _quarantine,
     "repair": _repair,
+    "clients": _clients,
 }

@@ -215,7 +215,7 @@ class SyncWebSocketProtocol(asyncio.Protocol):
         if self._close is None:
             self._close = (_ABNORMAL, "")
         if self._ping_slot is not None:
-            self._ping_slot.remove(self)  # added once, at the accept
+            Pinger.remove(self, self._ping_slot)  # added once, at the accept
             self._ping_slot = None
         self._buffer.clear()
         self._fragments = None

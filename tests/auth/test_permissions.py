@@ -79,6 +79,7 @@ def test_each_capability_belongs_to_the_feature_that_checks_it() -> None:
         "webhooks.manage": "webhooks",
         "rsvp.links": "rsvp",
         "day.run_sheets": "runsheets",
+        "calendars.manage": "calendars",
     }
     assert set(permission_matrix(Settings()).capabilities()) == set(owners)
 
@@ -113,8 +114,19 @@ def test_only_roles_reading_every_field_of_every_document_read_the_conflicts_roo
 
 def test_every_role_with_hidden_fields_is_projected_whatever_grants_the_document() -> None:
     # A friend reads no guest list by the matrix, but a token's override may give it one.
-    projected = PermissionMatrix().projections()
-    assert projected == {"guests": frozenset({"vendor", "friend"})}
+    # Projections are named by what they hold: a vendor and a friend without a field set
+    # read the same one (names_meals); a vendor member who reads names, another.
+    matrix = PermissionMatrix()
+    private = frozenset({"notes", "contact", "mailing_address", "rsvp_note", "rsvp_note_at"})
+    assert matrix.projections() == {
+        "guests": {"names_meals": private, "names": private | {"meal", "dietary"}}
+    }
+    assert matrix.projection_key("vendor", "guests") == "names_meals"
+    assert matrix.projection_key("friend", "guests") == "names_meals"
+    assert matrix.projection_key("vendor", "guests", "names_meals") == "names_meals"
+    assert matrix.projection_key("vendor", "guests", "names") == "names"
+    assert matrix.projection_key("couple", "guests") is None
+    assert matrix.projection_key("vendor", "seating", "names") is None
 
 
 def test_an_operators_matrix_without_tasks_gets_the_default_row_for_them() -> None:

@@ -1311,14 +1311,15 @@ async def test_a_postgresql_store_of_a_newer_release_is_refused_at_start_in_one_
     """The same on PostgreSQL (issue 47): a feature's schema recorded at a version above
     this release's is one line and exit 2 from ``serve``, not a traceback."""
     from crdt_server.storage import Gateway, PostgresStore
+    from crdt_server.storage.gateway import statements
 
     store = PostgresStore(scratch_postgres)
     await store.open()
     try:
         for schema in _schemas():
             await store.install(schema)
-        async with Gateway.of(store).transaction() as tx:
-            await tx.execute("UPDATE {t}schema_versions SET version = 99 WHERE name = 'threads'")
+        newer = "UPDATE {t}schema_versions SET version = 99 WHERE name = 'threads'"
+        await Gateway.of(store).run(statements([(newer, ())]))
     finally:
         await store.close()
     env = {"CRDT_SERVER_DATABASE_URL": scratch_postgres}

@@ -69,6 +69,8 @@ def start_seconds() -> float:
         {"CRDT_SERVER_PERMISSIONS": '{"vendor": {"timeline": "bogus"}}'},
         {"CRDT_SERVER_TRUSTED_PROXIES": "not-an-address"},
         {"CRDT_SERVER_MAX_ROOMS": "lots"},
+        {"CRDT_SERVER_FEATURES": "events,bogus"},
+        {"CRDT_SERVER_FEATURES": ","},
     ],
 )
 async def test_a_bad_setting_is_one_line_and_a_nonzero_exit(

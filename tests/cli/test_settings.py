@@ -110,12 +110,29 @@ def test_the_environment_builds_the_same_settings_again() -> None:
     assert Settings.from_env(env, fragments=kinds) == settings
 
 
-def test_sqlite_commits_is_auto_loop_or_thread_and_thread_under_several_workers() -> None:
+def test_sqlite_commits_is_auto_loop_or_thread() -> None:
     assert Settings().sqlite_commits_on == "auto"
     assert Settings(sqlite_commits="loop").sqlite_commits_on == "loop"
     several = Settings(workers=2, redis_url="redis://127.0.0.1:6379/0")
-    assert several.sqlite_commits_on == "thread"  # the workers contend for the write lock
+    assert several.sqlite_commits_on == "auto"  # the writer thread, as for one process
     forced = Settings(workers=2, redis_url="redis://127.0.0.1:6379/0", sqlite_commits="loop")
     assert forced.sqlite_commits_on == "loop"
     with pytest.raises(SettingsError, match="sqlite_commits must be auto, loop or thread"):
         Settings.from_env({"CRDT_SERVER_SQLITE_COMMITS": "elsewhere"})
+
+
+def test_the_database_answer_timeout_must_exceed_the_lock_timeout() -> None:
+    """Issue 74: a wait for the lock fails cleanly (lock_timeout) before the connection is
+    dropped for not answering; every PostgreSQL timeout is positive."""
+    settings = Settings.from_env(
+        {
+            "CRDT_SERVER_DATABASE_LOCK_TIMEOUT_SECONDS": "3",
+            "CRDT_SERVER_DATABASE_ANSWER_TIMEOUT_SECONDS": "4",
+            "CRDT_SERVER_DATABASE_IDLE_TIMEOUT_SECONDS": "1.5",
+        }
+    )
+    assert settings.database_answer_timeout_seconds == 4
+    with pytest.raises(SettingsError, match="must exceed the lock timeout"):
+        Settings.from_env({"CRDT_SERVER_DATABASE_ANSWER_TIMEOUT_SECONDS": "5"})
+    with pytest.raises(SettingsError, match="database_idle_timeout_seconds must be positive"):
+        Settings.from_env({"CRDT_SERVER_DATABASE_IDLE_TIMEOUT_SECONDS": "0"})

@@ -95,7 +95,8 @@ async def _restarted(
         assert time.monotonic() < deadline, "a worker does not know the quarantine yet"
     assert time.monotonic() - started <= within
     log = server.log_text()
-    assert "exited with -14" in log and "_spin_on_marker" in log
+    said = [line for line in log.splitlines() if "exited" in line or "watchdog" in line]
+    assert "exited with -14" in log and "_spin_on_marker" in log, said
 
 
 async def _refused(server: ServerProcess, wedding: str, doc: Doc[Any], stall: bytes) -> None:

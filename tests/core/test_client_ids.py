@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from pycrdt import Doc, Map
+from pycrdt import Doc, Map, Text
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -29,12 +29,20 @@ from crdt_server.codec.protocol import (
     write_var_string,
 )
 from crdt_server.codec.updates import decode_state_vector, inspect_update
-from crdt_server.core.client_ids import CLIENT_OWNERS_SCHEMA, SERVER, ClientIds, owner_of
+from crdt_server.core.client_ids import (
+    CLIENT_OWNERS_SCHEMA,
+    SERVER,
+    ClientIds,
+    differing,
+    owner_of,
+)
+from crdt_server.core.crdt import RoomDocument
 from crdt_server.core.payloads import Sender
 from crdt_server.errors import ClientIdTaken
 from crdt_server.storage import NewUpdate, SqliteStore
 from crdt_server.storage.gateway import Gateway
 from crdt_server.testing.tokens import TokenMinter, new_secret
+from tests.core.test_shapes import node_json
 from tests.server import ServerProcess
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
@@ -249,17 +257,61 @@ async def test_the_first_claim_is_decided_in_the_store(tmp_path: Path) -> None:
         got = await asyncio.gather(one.claim("w1", [5], "ann"), two.claim("w1", [5], "pat"))
         assert got[0] == got[1] and got[0][5] in ("ann", "pat")
         doc: Doc[Any] = Doc(client_id=5)
-        summary = inspect_update(edit(doc, "g", "x"))
+        update = edit(doc, "g", "x")
+        summary = inspect_update(update)
         loser = "pat" if got[0][5] == "ann" else "ann"
         with pytest.raises(ClientIdTaken):
-            await two.own("w1", summary, {}, loser)
+            await two.own("w1", summary, RoomDocument(), loser, update)
         # What a document already holds claims nothing: its own ids are none.
-        assert await two.own("w1", summary, {5: 1}, loser) == ()
+        assert await two.own("w1", summary, holding(update), loser, update) == ()
         server = owner_of(Sender(Actor("server", "server"), "server:projection"))
-        assert await two.own("w1", inspect_update(edit(Doc(client_id=6), "g", "y")), {}, server)
+        other = edit(Doc(client_id=6), "g", "y")
+        assert await two.own("w1", inspect_update(other), RoomDocument(), server, other)
         assert two.known("w1", 6) == SERVER
     finally:
         await store.close()
+
+
+def holding(*updates: bytes) -> RoomDocument:
+    """A room's document that holds ``updates``."""
+    replica = RoomDocument()
+    for update in updates:
+        replica.doc.apply_update(update)
+    return replica
+
+
+async def test_what_a_replica_holds_is_told_from_other_content_at_the_same_clocks() -> None:
+    """:func:`differing` compares items as Yjs makes them, clock by clock: the same items
+    split otherwise are the same, another writer's item at that clock is not, and content
+    the update itself deleted is never lost."""
+    base: Doc[Any] = Doc(client_id=1)
+    base.get("notes", type=Text).insert(0, "hello world")
+    first = base.get_update()
+    base.get("notes", type=Text).insert(5, ",")  # splits the run on the replica's side
+    replica = holding(base.get_update())
+    spans = {1: (0, 11)}
+    assert differing(first, spans, replica) == []
+    other: Doc[Any] = Doc(client_id=1)
+    other.get("notes", type=Text).insert(0, "jello world")
+    assert differing(other.get_update(), spans, replica) == [1]
+    # The same clocks, deleted by the update itself: nothing of it can be lost.
+    before = other.get_state()
+    del other.get("notes", type=Text)[0:11]
+    assert differing(other.get_update(), spans, replica) == []
+    assert other.get_update(before)  # (the deletion is its own update too)
+    # Map values, as a guest form writes them, compared value by value.
+    guests: Doc[Any] = Doc(client_id=2)
+    guests.get("guests", type=Map)["g"] = {"name": "Ann"}
+    squat: Doc[Any] = Doc(client_id=2)
+    squat.get("guests", type=Map)["g"] = {"name": "Pat"}
+    held = holding(guests.get_update())
+    assert differing(guests.get_update(), {2: (0, 1)}, held) == []
+    assert differing(squat.get_update(), {2: (0, 1)}, held) == [2]
+    # A retry of a value overwritten since: the replica keeps only its length (collected),
+    # nothing to compare, a no-op as before.
+    retried = guests.get_update()
+    guests.get("guests", type=Map)["g"] = {"name": "Ann Lee"}
+    assert differing(retried, {2: (0, 1)}, holding(guests.get_update())) == []
 
 
 async def test_a_store_of_the_release_before_gets_its_owners_from_the_log(
@@ -287,3 +339,114 @@ async def test_a_store_of_the_release_before_gets_its_owners_from_the_log(
         assert [tuple(r) for r in rows] == [("w1", 11, "ann"), ("w1", 12, ""), ("w2", 11, "bo")]
     finally:
         await store.close()
+
+
+async def test_a_write_the_store_holds_under_a_taken_id_is_refused_on_every_path(
+    server: ServerProcess,
+) -> None:
+    """The couple's offline tab took a fresh id; the planner, who saw it (awareness), wrote
+    under it first and owns it. The couple's offline edits sit at clocks the document
+    already holds: not a duplicate (their content differs), so refused as a squat, never
+    answered ``changed: false``. A relay of what the store holds stays a no-op."""
+    w = new_wedding()
+    fresh = 7002
+    url = f"/api/weddings/{w}/docs/guests"
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        couple: Doc[Any] = Doc(client_id=COUPLE_ID)
+        response = await http.post(
+            f"{url}/update", content=edit(couple, "g-1", "Ann"), headers=headers(w, "ann", "couple")
+        )
+        assert response.status_code == 200, response.text
+        offline: Doc[Any] = Doc(client_id=fresh)
+        offline.apply_update(couple.get_update())
+        mine = edit(offline, "g-2", "Bo (offline)")
+        squatter: Doc[Any] = Doc(client_id=fresh)
+        squatter.apply_update(couple.get_update())
+        squat = edit(squatter, "g-3", "Squatter")
+        response = await http.post(
+            f"{url}/update", content=squat, headers=headers(w, "pat", "planner")
+        )
+        assert response.json() == {"committed": True, "changed": True}
+        held = await state(http, w)
+        assert inspect_update(mine).structs[fresh][1] <= held[fresh]  # all of it "known"
+
+        def refused(response: httpx.Response) -> None:
+            assert response.status_code == 422, response.text
+            problem = response.json()
+            assert problem["errors"] == [{"field": "client_id", "message": str(fresh)}]
+            assert problem["detail"].startswith("client_id_taken")
+
+        refused(await http.post(f"{url}/update", content=mine, headers=headers(w, "ann", "couple")))
+        body = {"state_vector": "", "update": base64.b64encode(mine).decode()}
+        couple_json = headers(w, "ann", "couple", binary=False)
+        refused(await http.post(f"{url}/sync", json=body, headers=couple_json))
+        # The owner's own re-send, and anyone's relay of what the store holds, change nothing.
+        for sub, role in (("pat", "planner"), ("ann", "couple")):
+            response = await http.post(
+                f"{url}/update", content=squat, headers=headers(w, sub, role)
+            )
+            assert response.json() == {"committed": True, "changed": False}
+        base = f"ws://127.0.0.1:{server.port}/sync/{w}/guests?token="
+        async with connect(base + MINT(sub="ann", role="couple", wedding=w)) as ws:
+            await ws.send(encode_sync_step1(b"\x00"))
+            await ws.send(encode_update(mine))
+            assert await _refused_on(ws) == 4409
+        token = MINT(sub="ann", role="couple", wedding=w)
+        name = f"{w}/guests"
+        async with connect(f"ws://127.0.0.1:{server.port}/collab/{w}") as ws:
+            auth = write_var_string(token) + write_var_string("4.8")
+            await ws.send(write_var_string(name) + b"\x02\x00" + auth)
+            await ws.send(write_var_string(name) + encode_update(mine))
+            async with asyncio.timeout(30):
+                while True:
+                    frame = await ws.recv()
+                    assert isinstance(frame, bytes)
+                    found, pos = read_var_string(frame, 0)
+                    if found == name and frame[pos:].startswith(b"\x07"):
+                        reason, _ = read_var_string(frame, pos + 1)
+                        break
+            assert reason.startswith("4409"), reason
+        assert await state(http, w) == held
+        assert "g-2" not in await names(http, w)
+
+
+@pytest.mark.js
+async def test_a_stock_yjs_client_forced_onto_a_taken_id_recovers_with_no_lost_edit(
+    server: ServerProcess,
+) -> None:
+    """Stock Yjs and y-websocket in Node (tests/js/collision.mjs), its client id forced
+    onto one bob owns: its three offline edits sit at bob's three clocks (the state
+    vectors look alike: sync sends none of them), its next edit is refused with 4409; it
+    goes on in a new Y.Doc and re-applies its unsent edits, and every edit, bob's too, is
+    on the server."""
+    w = new_wedding()
+    taken = 7003
+    bob: Doc[Any] = Doc(client_id=taken)
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        for n in (1, 2, 3):
+            response = await http.post(
+                f"/api/weddings/{w}/docs/guests/update",
+                content=edit(bob, f"g-bob-{n}", f"Bob {n}"),
+                headers=headers(w, "bob", "couple"),
+            )
+            assert response.json() == {"committed": True, "changed": True}
+        token = MINT(sub="ann", role="couple", wedding=w)
+        found = await asyncio.to_thread(
+            node_json,
+            "collision.mjs",
+            f"ws://127.0.0.1:{server.port}/sync",
+            f"{w}/guests",
+            token,
+            str(taken),
+        )
+        assert found["closed"] == 4409
+        assert found["firstClientID"] == taken and found["nextClientID"] != taken
+        guests = await names(http, w)
+    assert guests == {
+        **{f"g-bob-{n}": f"Bob {n}" for n in (1, 2, 3)},
+        "g-off-1": "Offline 1",
+        "g-off-2": "Offline 2",
+        "g-off-3": "Offline 3",
+        "g-in-flight": "In flight",
+        "g-late": "Written while recovering",
+    }

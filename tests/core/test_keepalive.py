@@ -1,11 +1,7 @@
-"""The ``/sync`` sessions' keepalive: one timer for all of them, each ticked once per
-interval, the ticks spread over it (issue 76: a timer per session was about 600 bytes on
-every idle connection); a session silent for a tick is sent an empty awareness update."""
+"""The ``/sync`` sessions' keepalive (its schedule: ``tests/test_ticks.py``): a session
+silent for a tick is sent an empty awareness update."""
 
 from __future__ import annotations
-
-import asyncio
-from dataclasses import dataclass
 
 import pytest
 
@@ -17,79 +13,6 @@ from crdt_server.testing.inprocess import in_process_server
 pytestmark = pytest.mark.asyncio
 
 DEADLINE = 10.0
-
-
-async def test_sessions_are_ticked_once_an_interval_spread_over_it() -> None:
-    """Each session is ticked within an interval of joining and then once per interval;
-    no loop turn ticks more than a slot's share of them; one removed is ticked no more,
-    and the timer stops once none is left."""
-    loop = asyncio.get_running_loop()
-    log: list[int] = []  # member numbers; -1 marks a new loop iteration
-    ticked: dict[int, list[float]] = {}
-
-    @dataclass(eq=False)
-    class Member:
-        number: int
-
-        def keepalive_tick(self) -> None:
-            log.append(self.number)
-            ticked.setdefault(self.number, []).append(loop.time())
-
-    interval, count = 1.0, 1_000
-    keepalive = Keepalive(interval)
-    started = loop.time()
-    members = [Member(n) for n in range(count)]
-    slots = [keepalive.add(member) for member in members]
-    assert len(keepalive) == count
-    until = started + 2.5 * interval
-    while loop.time() < until:
-        log.append(-1)
-        await asyncio.sleep(0)
-    batches: list[int] = [0]
-    for entry in log:
-        if entry == -1:
-            batches.append(0)
-        else:
-            batches[-1] += 1
-    assert max(batches) <= count // 8, max(batches)
-    assert sorted(ticked) == list(range(count))  # everyone, within the first interval
-    for times in ticked.values():
-        assert times[0] - started <= interval + 0.3
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-        assert gaps and all(0.7 * interval <= gap <= 1.5 * interval for gap in gaps), gaps
-    for slot, member in zip(slots, members, strict=True):
-        keepalive.remove(member, slot)
-    assert len(keepalive) == 0
-    log.clear()
-    await asyncio.sleep(0.3)
-    assert log == []
-    assert keepalive._timer is None
-
-
-async def test_one_sessions_failing_tick_does_not_stop_the_others() -> None:
-    """A tick that raises is logged; the others in its slot are ticked, and the timer goes
-    on."""
-    ticks: list[None] = []
-    twice = asyncio.Event()
-
-    class Failing:
-        def keepalive_tick(self) -> None:
-            raise RuntimeError("boom")
-
-    class Fine:
-        def keepalive_tick(self) -> None:
-            ticks.append(None)
-            if len(ticks) == 2:
-                twice.set()
-
-    keepalive = Keepalive(0.1)  # one slot: both are ticked in the same turn
-    keepalive.add(Failing())
-    keepalive.add(Fine())
-    try:
-        async with asyncio.timeout(DEADLINE):
-            await twice.wait()
-    finally:
-        keepalive.close()
 
 
 class _Kept(Keepalive):

@@ -24,7 +24,7 @@ from crdt_server.core.weddings import WeddingService
 from crdt_server.documents.domain import WEDDINGS
 from crdt_server.settings import Settings
 from crdt_server.storage import FeatureRow
-from crdt_server.storage.gateway import Gateway
+from crdt_server.storage.gateway import Gateway, statements
 from tests.stores import RecordingStore
 
 pytestmark = [pytest.mark.timeout(30), pytest.mark.asyncio]
@@ -91,8 +91,8 @@ async def test_an_expired_key_is_used_afresh(setup: Setup) -> None:
     keys = setup.weddings.keys
     await setup.store.append([], rows=[keys.row(key("k3", "old"), "{}")])
     gateway = Gateway.of(setup.store)
-    async with gateway.transaction() as tx:
-        await tx.execute("UPDATE {t}operation_keys SET expires_at = ?", time.time() - 1)
+    expire = "UPDATE {t}operation_keys SET expires_at = ?"
+    await gateway.run(statements([(expire, (time.time() - 1,))]))
     assert await keys.first(key("k3")) is None
     await setup.store.append([], rows=[keys.row(key("k3", "new"), "{}")])
     first = await keys.first(key("k3"))

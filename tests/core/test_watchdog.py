@@ -12,6 +12,7 @@ update and its resync (merged differently) in that room, over HTTP (422) and the
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -28,11 +29,12 @@ from crdt_server.core.quarantine import (
     ApplySlot,
     Interrupted,
     Quarantine,
+    read_slot,
     slot_path,
 )
 from crdt_server.errors import Quarantined
 from tests.server import ServerProcess
-from tests.stalling import MARKER
+from tests.stalling import BLOCKER, MARKER
 from tests.yclient import YClient
 
 STALL = 2.0
@@ -71,7 +73,7 @@ def test_the_apply_slot_survives_its_process(tmp_path: Path) -> None:
     slot.clear()
     assert slot.previous() is None
     slot.arm("w1/guests", "x" * 1000, range(1000))  # long names and many clients: cut
-    again = ApplySlot(path).previous()
+    again = read_slot(path)
     assert again is not None and len(again.clients) == 400
     slot.close()
 
@@ -83,19 +85,45 @@ def test_an_apply_armed_again_reads_back_as_itself(tmp_path: Path) -> None:
     slot = ApplySlot(path)
     slot.arm("w1/guests", "ann", {7: None}.keys())
     slot.clear()
-    assert ApplySlot(path).previous() is None
+    assert read_slot(path) is None
     slot.arm("w1/guests", "ann", {7: None}.keys())
-    assert ApplySlot(path).previous() == Interrupted("w1/guests", "ann", (7,))
+    assert read_slot(path) == Interrupted("w1/guests", "ann", (7,))
     slot.clear()
     slot.arm("w1/guests", "bo", [7])
-    assert ApplySlot(path).previous() == Interrupted("w1/guests", "bo", (7,))
+    assert read_slot(path) == Interrupted("w1/guests", "bo", (7,))
     slot.clear()
     slot.arm("w1/guests", "bo", [7, 8])
-    assert ApplySlot(path).previous() == Interrupted("w1/guests", "bo", (7, 8))
+    assert read_slot(path) == Interrupted("w1/guests", "bo", (7, 8))
     slot.clear()
     slot.arm("w1/guests", "bo", [7, 8])
-    assert ApplySlot(path).previous() == Interrupted("w1/guests", "bo", (7, 8))
+    assert read_slot(path) == Interrupted("w1/guests", "bo", (7, 8))
     slot.close()
+
+
+def test_processes_sharing_a_data_folder_hold_their_own_slots(tmp_path: Path) -> None:
+    """Two servers on one data folder (one SQLite file) never read each other's apply: the
+    second holds the next slot; one that died leaves its slot to the next process, which
+    reads what it was applying, while the live one's stays its own."""
+    path = slot_path(tmp_path, None)
+    live = ApplySlot(path)
+    live.arm("w1/guests", "ann", [7])  # an apply in flight in a live process
+    code = (
+        "import sys, os; from pathlib import Path;"
+        "from crdt_server.core.quarantine import ApplySlot;"
+        "s = ApplySlot(Path(sys.argv[1])); print(s.path.name, flush=True);"
+        "s.arm('w1/guests', 'mallory', [9]); os._exit(9)"
+    )
+    died = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=30
+    )
+    assert died.stdout.strip() == "apply-slot.2", died.stderr
+    restarted = ApplySlot(path)  # the dead one's slot, not the live one's
+    assert restarted.path.name == "apply-slot.2"
+    assert restarted.previous() == Interrupted("w1/guests", "mallory", (9,))
+    assert read_slot(path) == Interrupted("w1/guests", "ann", (7,))
+    restarted.close()
+    live.close()
+    assert ApplySlot(path).path == path  # both released
 
 
 @pytest.mark.asyncio
@@ -225,5 +253,51 @@ async def test_one_process_stalls_exits_and_refuses_the_update_after_restart(
                 assert time.monotonic() < deadline, "the lift was not noticed in time"
                 await asyncio.sleep(0.2)  # polling an HTTP route: nothing to wait on
             assert (await _post(http, "w2", stall)).status_code == 422
+    finally:
+        await server.stop()
+
+
+async def _log_says(server: ServerProcess, text: str, timeout: float = 10) -> None:
+    async with asyncio.timeout(timeout):
+        while text not in server.log_text():  # noqa: ASYNC110 (a child's log: no event)
+            await asyncio.sleep(0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_a_paused_process_goes_on_and_a_blocked_loop_still_ends_it(tmp_path: Path) -> None:
+    """Issue 74: SIGSTOP for four times the stall threshold, then SIGCONT (a VM frozen or
+    migrated), is not a stall: the process logs the pause and serves on. A loop blocked
+    without spinning (no CPU, like a paused process) still ends it by SIGALRM, after a
+    grace of a second."""
+    server = ServerProcess(tmp_path / "data", env=dict(ENV), module="tests.stalling")
+    await server.start()
+    try:
+        assert server.process is not None
+        pid = server.process.pid
+        async with YClient(server.ws_url, "w1/guests") as client:
+            await client.wait(client.synced.is_set)
+            for pause in range(2):
+                os.kill(pid, signal.SIGSTOP)
+                await asyncio.sleep(4 * STALL)  # the fault itself: four thresholds stopped
+                os.kill(pid, signal.SIGCONT)
+                _edit(client.doc, f"g-after-pause-{pause}", "served")
+                await client.flush()
+                await client.wait(client.is_confirmed, timeout=10)
+                assert server.alive, server.log_text()
+            await _log_says(server, "the process was paused for about")
+            async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+                assert (await http.get("/healthz")).status_code == 200
+            assert "most recent call first" not in server.log_text()
+
+            _edit(client.doc, "g-block", BLOCKER.decode())
+            await client.flush()
+            started = time.monotonic()
+            code = await asyncio.to_thread(server.process.wait, STALL + 10)
+            assert code == -signal.SIGALRM, server.log_text()
+            assert time.monotonic() - started <= STALL + 1 + 5
+            log = server.log_text()
+            assert "most recent call first" in log and "_spin_on_marker" in log
     finally:
         await server.stop()

@@ -17,6 +17,7 @@ from crdt_server.documents.vendors import (
     Vendor,
     name_key,
     read_directory,
+    spellings,
     vendor_key,
     vendor_name,
 )
@@ -120,6 +121,14 @@ def test_vendor_key_folds_free_text_as_the_overlap_finding_does() -> None:
     assert vendor_name("flo", directory) == "Bloom & Co"
     assert vendor_name("name:snap studio", directory) == "snap studio"
     assert vendor_name("gone", directory) == "gone"
+    # Named as the timeline spells it, where a page has its items.
+    spelled = spellings(
+        {"items": {"i2": {"vendor": "snap STUDIO"}, "i1": {"vendor": " Snap   Studio "}}}
+    )
+    assert spelled == {"name:snap studio": "Snap Studio"}  # the first item's, by id
+    assert vendor_name("name:snap studio", directory, spelled) == "Snap Studio"
+    assert vendor_name("name:other", directory, spelled) == "other"
+    assert spellings({}) == {}
 
 
 def test_export_and_import_carry_the_directory(docs: Docs) -> None:

@@ -1,9 +1,9 @@
 """Identity once: every credentialed route takes only the credential kinds it declares.
 
 Each kind a route does not take (a token, the admin key, a calendar token, a stream ticket,
-a webhook signature, no credential at all) is refused with 401 naming it, before the
-handler runs: nothing is read, nothing changes. Against a real server, for every route of
-the table (the features' included)."""
+a webhook signature, a native app's device secret, no credential at all) is refused with 401
+naming it, before the handler runs: nothing is read, nothing changes. Against a real server,
+for every route of the table (the features' included)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ PATH_VALUES = {
     "invitation_id": "0123456789abcdef",
     "device_id": "d_0123456789abcdef",
     "household_id": "h1",
+    "calendar_id": "cd_0123456789abcdef",
     "code": "w1.h1." + "A" * 22,
     "seq": "1",
     "vendor_id": "v1",
@@ -76,6 +77,8 @@ def credential(kind: CredentialKind) -> tuple[dict[str, str], dict[str, str]]:
         }, {}
     if kind == "session":
         return {"Cookie": "crdt_session=" + "s" * 43}, {}
+    if kind == "device":
+        return {"Authorization": "Device " + "d" * 43}, {}
     return {}, {}
 
 
@@ -119,6 +122,7 @@ def test_every_credentialed_route_declares_its_kinds() -> None:
     assert by_id["revokeSessions"] == {"admin"}
     assert by_id["createWedding"] == {"admin", "jwt", "none"}
     assert by_id["readRsvp"] == by_id["answerRsvp"] == {"rsvp"}
+    assert by_id["refreshDeviceSession"] == by_id["renameDevice"] == {"session", "device"}
 
 
 @pytest.mark.asyncio(loop_scope="module")

@@ -5,6 +5,7 @@ status, wrong content type, a body that does not match its schema)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,9 @@ async def _run(tmp_path: Path, examples: int) -> None:
         "CRDT_SERVER_RATE_READ_PER_MINUTE": "0",
         "CRDT_SERVER_RATE_WRITE_PER_MINUTE": "0",
         "CRDT_SERVER_RATE_ADMIN_PER_MINUTE": "0",
+        # The calendars keep passwords only with a key (else their routes answer a
+        # documented 503, tested in tests/features/calendars): here they run.
+        "CRDT_SERVER_CREDENTIALS_KEY": base64.b64encode(bytes(range(32))).decode(),
     }
     async with ServerProcess(tmp_path / "data", env=env, anonymous=False) as server:
         async with httpx.AsyncClient() as http:
@@ -106,7 +110,7 @@ async def _run(tmp_path: Path, examples: int) -> None:
 @pytest.mark.asyncio
 @pytest.mark.timeout(120)
 async def test_live_api_matches_its_openapi_document(tmp_path: Path) -> None:
-    # Every operation, a few examples each (the full tier also runs 200 each, below).
+    # Every operation, a few examples each (the full tier also runs 100 each, below).
     await _run(tmp_path, examples=tier.examples(full=12, fast=6))
 
 
@@ -114,4 +118,6 @@ async def test_live_api_matches_its_openapi_document(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 @pytest.mark.timeout(900)
 async def test_live_api_matches_its_openapi_document_at_length(tmp_path: Path) -> None:
-    await _run(tmp_path, examples=200)
+    # 100 examples of every operation: 200 took 7 minutes alone on 2 cores once the API
+    # reached its present size, and passed its 15-minute limit in a loaded full tier.
+    await _run(tmp_path, examples=100)

@@ -38,6 +38,7 @@ SCRIPTS = (
     "operations_bench",
     "app_load",
     "pushback_reach",
+    "faults",
 )
 """Every driver with a command line (peer_pycrdt_websocket runs in the peer's own venv)."""
 

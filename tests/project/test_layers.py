@@ -19,12 +19,45 @@ ROOT = Path(__file__).resolve().parents[2]
 PRODUCT_PACKAGES = ("crdt_server", "documents", "storage")
 
 HEAVY = frozenset(
-    {"starlette", "uvicorn", "redis", "aiosqlite", "asyncpg", "sqlite3", "pycrdt", "asyncio"}
+    {
+        "starlette",
+        "uvicorn",
+        "redis",
+        "aiosqlite",
+        "asyncpg",
+        "sqlite3",
+        "pycrdt",
+        "asyncio",
+        "caldav",
+        "requests",
+    }
 )
 """Libraries whose use is confined to some layers (the rest of the standard library and
 small pure libraries are free for all)."""
 
 INTERNAL = ("crdt_server", "documents", "storage", "tests", "benchmarks", "examples")
+
+FEATURE_IMPORTS = (
+    "crdt_server.features",
+    "crdt_server.edge",
+    "crdt_server.core",
+    "crdt_server.codec",
+    "crdt_server.auth",
+    "crdt_server.cluster.bus",
+    "crdt_server.cluster.messages",
+    "crdt_server.actor",
+    "crdt_server.clock",
+    "crdt_server.errors",
+    "crdt_server.names",
+    "crdt_server.placement",
+    "crdt_server.settings",
+    "crdt_server.times",
+    "crdt_server.tools.export",
+    "crdt_server.tools.commands",
+    "crdt_server.documents",
+    "crdt_server.storage",
+)
+"""What a feature may import of the project (the features' rows)."""
 
 # (module prefix, project modules it may import (prefixes), heavy libraries it may import).
 # The first matching row wins, so more specific prefixes come first.
@@ -45,6 +78,8 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
     ("crdt_server.times", (), frozenset()),
     # The one wall clock (and its timers) every layer reads "now" from.
     ("crdt_server.clock", (), frozenset({"asyncio"})),
+    # One timer for many members (the wire's pings, the core's keepalive).
+    ("crdt_server.ticks", (), frozenset({"asyncio"})),
     ("crdt_server.names", ("crdt_server.documents",), frozenset()),
     ("crdt_server.settings", ("crdt_server.names",), frozenset()),
     ("crdt_server.rlimits", (), frozenset()),
@@ -96,6 +131,7 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
             "crdt_server.errors",
             "crdt_server.placement",
             "crdt_server.settings",
+            "crdt_server.ticks",
         ),
         frozenset({"asyncio"}),
     ),
@@ -117,34 +153,41 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
             "crdt_server.placement",
             "crdt_server.settings",
             "crdt_server.storage",
+            "crdt_server.ticks",
         ),
         frozenset({"asyncio", "pycrdt"}),
+    ),
+    # The CalDAV calendars: a feature like the others, and the only one that speaks CalDAV
+    # (the caldav client library, over requests, run in worker threads).
+    (
+        "crdt_server.features.calendars",
+        FEATURE_IMPORTS,
+        frozenset({"asyncio", "pycrdt", "starlette", "caldav", "requests"}),
+    ),
+    # The overview: a read-only feature (no table, no extension, no Yjs): the documents'
+    # readers, the edge's route kit and guards, and the features it reads through.
+    (
+        "crdt_server.features.overview",
+        (
+            "crdt_server.features",
+            "crdt_server.edge.guards",
+            "crdt_server.edge.params",
+            "crdt_server.edge.routing",
+            "crdt_server.core.hooks",
+            "crdt_server.auth",
+            "crdt_server.clock",
+            "crdt_server.times",
+            "crdt_server.documents",
+            "crdt_server.storage",
+        ),
+        frozenset({"starlette"}),
     ),
     # One package per feature (ARCHITECTURE.md, "A feature is one package"): the core's
     # hooks, the edge's shared route kit, the domain, the stores and the SQL gateway, and
     # the features it builds on. The edge, the core and the tools import no feature.
     (
         "crdt_server.features",
-        (
-            "crdt_server.features",
-            "crdt_server.edge",
-            "crdt_server.core",
-            "crdt_server.codec",
-            "crdt_server.auth",
-            "crdt_server.cluster.bus",
-            "crdt_server.cluster.messages",
-            "crdt_server.actor",
-            "crdt_server.clock",
-            "crdt_server.errors",
-            "crdt_server.names",
-            "crdt_server.placement",
-            "crdt_server.settings",
-            "crdt_server.times",
-            "crdt_server.tools.export",
-            "crdt_server.tools.commands",
-            "crdt_server.documents",
-            "crdt_server.storage",
-        ),
+        FEATURE_IMPORTS,
         frozenset({"asyncio", "pycrdt", "starlette"}),
     ),
     # The HTTP edge: everything but the Redis implementation; uvicorn only through the wire.
@@ -555,7 +598,7 @@ def test_the_public_face_rule_catches_a_module_import(tmp_path: Path) -> None:
         "from crdt_server.features.notifications import extension_mail\n"
         "from crdt_server.features.events import EventLog\n"
         "from crdt_server.features import events\n"
-        "from crdt_server.features.db import FeatureDb\n"
+        "from crdt_server.features.jobs import Job\n"
         "from ..webhooks.domain import Endpoint\n"
         "from .. import versions\n"
         "from .domain import ThreadView\n"
@@ -647,7 +690,7 @@ def test_auth_and_the_domain_name_no_http_status() -> None:
 # -- rows by name ------------------------------------------------------------------------
 
 _QUERIES = frozenset({"read", "fetch", "_read", "_fetch"})
-"""Calls that answer raw rows (tuples): the gateway's ``fetch``, ``FeatureDb.read`` and the
+"""Calls that answer raw rows (tuples): the gateway's ``fetch`` and the
 features' thin wrappers of them. Their ``_as`` siblings answer named rows."""
 _ROW_WORDS = frozenset({"row", "rows", "r"})
 """Names that hold a row wherever they appear (a parameter of a function that takes one)."""
@@ -746,7 +789,7 @@ def positional_row_reads() -> list[str]:
 
 def test_features_read_rows_by_name() -> None:
     """Feature code reads a row's columns by name: a Struct its ``tables.py`` declares, made
-    by the gateway (``Gateway.fetch_as``, ``FeatureDb.read_as``, ``yield from rows_as(...)``
+    by the gateway (``Gateway.fetch_as``, ``Gateway.fetch_one_as``, ``yield from rows_as(...)``
     in a transaction). Refused: an integer index or slice (``row[0]``, ``rows[0][1]``,
     ``row[1:]``) on a name bound from a raw-row query (``await x.read(...)``,
     ``await x.fetch(...)``, ``yield Sql(...)``) or a loop over one, or on a name that says
@@ -754,3 +797,39 @@ def test_features_read_rows_by_name() -> None:
     (``events[-1].seq``) is not a positional read."""
     hits = positional_row_reads()
     assert not hits, "read these rows by name:\n" + "\n".join(hits)
+
+
+# -- one way to a feature's tables -------------------------------------------------------
+
+
+def _held_transactions(path: Path) -> list[str]:
+    """Each ``async with x.transaction()`` in ``path``: the gateway's deprecated held
+    transaction (pycrdt's ``with doc.transaction():`` is a plain ``with``)."""
+    hits: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if not isinstance(node, ast.AsyncWith):
+            continue
+        for item in node.items:
+            call = item.context_expr
+            if (
+                isinstance(call, ast.Call)
+                and isinstance(call.func, ast.Attribute)
+                and call.func.attr == "transaction"
+            ):
+                hits.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    return hits
+
+
+def test_product_code_writes_rows_one_way() -> None:
+    """Every write of a feature's (or the core's) rows is a transaction written as a
+    generator and given to ``Gateway.run``: no module outside ``storage/`` opens the
+    deprecated held transaction (``async with gateway.transaction()``), which holds the
+    store's one writer while its caller awaits between statements."""
+    storage = ROOT / "crdt_server" / "storage"
+    hits = [
+        hit
+        for path in sorted((ROOT / "crdt_server").rglob("*.py"))
+        if storage not in path.parents
+        for hit in _held_transactions(path)
+    ]
+    assert not hits, "write these through Gateway.run(tx):\n" + "\n".join(hits)

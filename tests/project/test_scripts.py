@@ -33,8 +33,18 @@ def test_scripts_test_starts_the_services_before_any_test_runs() -> None:
 
 
 def test_the_scripts_a_fresh_clone_runs_are_executable() -> None:
-    for name in ("bootstrap", "serve", "test", "services", "setup-js", "setup-haproxy", "example"):
+    for name in (
+        "bootstrap", "serve", "test", "services", "setup-js", "setup-haproxy", "setup-faults",
+        "setup-kannel", "faults", "example",
+    ):  # fmt: skip
         assert os.access(SCRIPTS / name, os.X_OK), name
+
+
+def test_scripts_test_installs_kannel_for_the_text_message_tests() -> None:
+    # The SMS tests run a real Kannel: every tier that runs them installs it first.
+    script = (SCRIPTS / "test").read_text()
+    assert "scripts/setup-kannel" in script
+    assert "kannel kannel-extras" in (SCRIPTS / "setup-kannel").read_text()
 
 
 def _answers(port: int) -> bool:

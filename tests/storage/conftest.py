@@ -26,6 +26,7 @@ import pytest_asyncio
 
 from crdt_server.features.events.tables import SCHEMA as EVENTS
 from crdt_server.storage import DocumentStore, PostgresStore, SqliteStore
+from crdt_server.storage.gateway import statements
 
 _T = TypeVar("_T")
 
@@ -270,6 +271,16 @@ async def open_store(store_factory: StoreFactory) -> AsyncIterator[OpenStore]:
 @pytest_asyncio.fixture
 async def store(open_store: OpenStore) -> DocumentStore:
     return await open_store()
+
+
+async def writer_in_flight(store: DocumentStore) -> asyncio.Future[list[int]]:
+    """An append of nothing but a read, under way when this returns: on SQLite a leader
+    already handed to the writer thread, elsewhere the writer task's next transaction, taken
+    alone. The writes queued next, in one turn of the loop, share the transaction after it
+    (a leader does not wait for them: without it, the first of them would commit alone)."""
+    in_flight = asyncio.ensure_future(store.append([], steps=[statements([("SELECT 1", [])])]))
+    await asyncio.sleep(0)
+    return in_flight
 
 
 def finished_at_once(call: Coroutine[Any, Any, _T]) -> _T | None:

@@ -44,10 +44,13 @@ from crdt_server.storage import (
     Revocation,
     Schema,
     SqliteStore,
+    StoredEvent,
     StoredLog,
     StoreError,
     audience_of,
 )
+from crdt_server.storage.gateway import Sql, Tx
+from tests.storage.conftest import writer_in_flight
 from tests.tier import examples
 
 if TYPE_CHECKING:
@@ -571,19 +574,21 @@ async def test_list_filters_by_prefix_and_sorts(store: DocumentStore) -> None:
 async def test_an_append_asked_to_go_first_commits_ahead_of_those_queued_beside_it(
     store: DocumentStore,
 ) -> None:
-    # Ten appends queued in one turn of the loop share the writer's next transaction; the
-    # eighth asks to go first (a quiet wedding's under overload): it commits on its own,
-    # ahead, and the others keep their order.
+    # Ten appends queued in one turn of the loop, behind a transaction in flight, share the
+    # writer's next transaction; the eighth asks to go first (a quiet wedding's under
+    # overload): it commits on its own, ahead, and the others keep their order.
     commits_before = getattr(store, "commits", None)
+    in_flight = await writer_in_flight(store)
     calls = [ups(f"doc{i}", text_updates(f"{i}."), origin=f"task{i}") for i in range(10)]
     results = await asyncio.gather(
         *(store.append(call, first=i == 7) for i, call in enumerate(calls))
     )
+    assert await in_flight == []
     others = [seq for i, seqs in enumerate(results) if i != 7 for seq in seqs]
     assert max(results[7]) < min(others)
     assert others == sorted(others)
     if commits_before is not None:
-        assert getattr(store, "commits", 0) - commits_before == 2
+        assert getattr(store, "commits", 0) - commits_before == 3  # in flight, first, shared
     for i, call in enumerate(calls):
         log = await store.load(f"doc{i}")
         assert log is not None and log.updates == [u.data for u in call]
@@ -685,6 +690,7 @@ async def test_failed_batch_fails_every_caller_and_commits_nothing(
     backend: Backend, tmp_path: Path, store: DocumentStore
 ) -> None:
     with backend.fail_writes_of(tmp_path, "poison"):
+        in_flight = await writer_in_flight(store)
         appends = asyncio.gather(
             store.append(ups("good", text_updates("a"))),
             store.append(ups("poison", text_updates("b"))),
@@ -695,7 +701,9 @@ async def test_failed_batch_fails_every_caller_and_commits_nothing(
         while not appends.done():
             seen += [await store.load("good"), await store.list()]
         results = await appends
-    # The three calls were queued before the writer ran, so they shared a transaction.
+        assert await in_flight == []
+    # The three calls were queued in one turn, behind a transaction in flight, so they
+    # shared the next one.
     assert all(isinstance(result, StoreError) for result in results), results
     assert all(not read for read in seen), seen
     assert await store.load("good") is None and await store.load("poison") is None
@@ -1028,9 +1036,12 @@ NOTES = Schema(
 async def put_note(store: DocumentStore, wedding: str, note: str, event: NewEvent) -> list[int]:
     """Write a note row and an event in one transaction, through the SQL gateway (the
     events feature's step); the seqs of the events stored (none for an erased wedding)."""
-    async with Gateway.of(store).transaction() as tx:
-        await tx.execute("INSERT INTO {t}notes VALUES (?, ?, ?)", wedding, note, "secret")
-        stored = await tx.run(store_events([event]))
+
+    def tx() -> Tx[list[StoredEvent]]:
+        yield Sql("INSERT INTO {t}notes VALUES (?, ?, ?)", (wedding, note, "secret"))
+        return (yield from store_events([event]))
+
+    stored = await Gateway.of(store).run(tx())
     return [e.seq for e in stored]
 
 

@@ -25,7 +25,8 @@ from crdt_server.storage import (
     Table,
     schema_of,
 )
-from crdt_server.storage.gateway import Sql, Tx, dialect_sql, statements
+from crdt_server.storage.gateway import Sql, Tx, dialect_sql, insert_sql, rows_as, statements
+from tests.storage.conftest import OpenStore, writer_in_flight
 
 NOTES = Table(
     "gw_notes",
@@ -49,6 +50,13 @@ def note(wedding: str, id: str, body: str, n: int = 0) -> FeatureRow:
     return FeatureRow("gw_notes", values)
 
 
+def inserting(row: FeatureRow) -> Tx[int]:
+    """A transaction step inserting ``row``: how many rows it inserted (0: the wedding
+    is erased, its trigger dropped the row)."""
+    count: int = yield Sql(insert_sql(row), tuple(value for _, value in row.values), count=True)
+    return count
+
+
 async def _gateway(store: DocumentStore) -> Gateway:
     await store.install(SCHEMA)
     return Gateway.of(store)
@@ -67,15 +75,20 @@ def test_one_placeholder_rule() -> None:
 @pytest.mark.timeout(60)
 async def test_rows_by_name_in_one_transaction(store: DocumentStore) -> None:
     gateway = await _gateway(store)
-    async with gateway.transaction() as tx:
-        assert await tx.insert(note("w1", "a", "first", 2)) == 1
-        await tx.executemany(
-            "INSERT INTO {t}gw_notes (wedding, id, body, at) VALUES (?, ?, ?, ?)",
-            [("w1", "b", "second", 2.0), ("w2", "c", "other", 3.0)],
-        )
-        assert await tx.fetch("SELECT count(*) FROM {t}gw_notes WHERE wedding = ?", "w1") == [(2,)]
-        assert await tx.execute("UPDATE {t}gw_notes SET n = n + 1 WHERE wedding = ?", "w1") == 2
-        await tx.execute("INSERT INTO {t}gw_log (wedding) VALUES (?)", "w1")
+
+    def tx() -> Tx[list[Note]]:
+        assert (yield from inserting(note("w1", "a", "first", 2))) == 1
+        insert = "INSERT INTO {t}gw_notes (wedding, id, body, at) VALUES (?, ?, ?, ?)"
+        yield Sql(insert, ("w1", "b", "second", 2.0))
+        yield Sql(insert, ("w2", "c", "other", 3.0))
+        counted = yield Sql("SELECT count(*) FROM {t}gw_notes WHERE wedding = ?", ("w1",))
+        assert counted == [(2,)]
+        bumped = "UPDATE {t}gw_notes SET n = n + 1 WHERE wedding = ?"
+        assert (yield Sql(bumped, ("w1",), count=True)) == 2
+        yield Sql("INSERT INTO {t}gw_log (wedding) VALUES (?)", ("w1",))
+        return (yield from rows_as(Note, "SELECT id, body, n FROM {t}gw_notes WHERE id = ?", "a"))
+
+    assert await gateway.run(tx()) == [Note("a", "first", 3)]
     found = await gateway.fetch_as(
         Note, "SELECT id, body, n FROM {t}gw_notes WHERE wedding = ? ORDER BY id", "w1"
     )
@@ -160,19 +173,23 @@ async def test_transactions_queued_together_share_one_commit_each_in_a_savepoint
 @pytest.mark.timeout(60)
 async def test_a_transaction_that_raises_leaves_nothing(store: DocumentStore) -> None:
     gateway = await _gateway(store)
+
+    def changes_its_mind() -> Tx[None]:
+        yield from inserting(note("w1", "a", "gone"))
+        yield from store_events([NewEvent("w1", "note.added", "{}")])
+        raise LookupError("the feature changed its mind")
+
+    def fails() -> Tx[None]:
+        yield from inserting(note("w1", "b", "gone too"))
+        yield from inserting(note("w1", "b", "the same key"))  # a database error
+
     with pytest.raises(LookupError):
-        async with gateway.transaction() as tx:
-            await tx.insert(note("w1", "a", "gone"))
-            await tx.run(store_events([NewEvent("w1", "note.added", "{}")]))
-            raise LookupError("the feature changed its mind")
+        await gateway.run(changes_its_mind())
     with pytest.raises(StoreError):
-        async with gateway.transaction() as tx:
-            await tx.insert(note("w1", "b", "gone too"))
-            await tx.insert(note("w1", "b", "the same key"))  # a database error
+        await gateway.run(fails())
     assert await gateway.fetch("SELECT id FROM {t}gw_notes") == []
     assert await read_events(Gateway.of(store), "w1") == []
-    async with gateway.transaction() as tx:  # the store still writes
-        await tx.insert(note("w1", "c", "kept"))
+    await gateway.run(inserting(note("w1", "c", "kept")))  # the store still writes
     assert await gateway.fetch("SELECT id FROM {t}gw_notes") == [("c",)]
 
 
@@ -183,9 +200,13 @@ async def test_events_in_a_gateway_transaction_are_numbered_with_the_others(
 ) -> None:
     gateway = await _gateway(store)
     await store.append([], steps=[store_events([NewEvent("w1", "first", "{}")])])
-    async with gateway.transaction() as tx:
-        stored = await tx.run(store_events([NewEvent("w1", "second", "{}")]))
-        await tx.insert(note("w1", "a", "with an event"))
+
+    def tx() -> Tx[list[StoredEvent]]:
+        stored = yield from store_events([NewEvent("w1", "second", "{}")])
+        yield from inserting(note("w1", "a", "with an event"))
+        return stored
+
+    stored = await gateway.run(tx())
     assert [e.seq for e in stored] == [2]
     assert [e.type for e in await read_events(Gateway.of(store), "w1")] == ["first", "second"]
 
@@ -242,14 +263,18 @@ async def test_feature_rows_commit_with_their_updates(store: DocumentStore) -> N
 
 @pytest.mark.asyncio
 @pytest.mark.timeout(60)
-async def test_a_transaction_takes_its_turn_with_the_update_commits(
+async def test_the_deprecated_held_transaction_warns_and_still_takes_its_turn(
     store: DocumentStore,
 ) -> None:
-    """Appends queued while a gateway transaction is open wait for its commit (it is a
-    job of the store's one writer), and it counts as one of the store's commits."""
+    """``Gateway.transaction()`` (statements sent one at a time) is deprecated: calling it
+    warns, naming what replaces it. Until it goes it works as before: appends queued while
+    it is open wait for its commit (it holds the store's one writer), and it counts as one
+    of the store's commits."""
     gateway = await _gateway(store)
     commits = store.commits if isinstance(store, SqliteStore) else 0
-    async with gateway.transaction() as tx:
+    with pytest.warns(DeprecationWarning, match=r"Gateway\.run\(tx\)"):
+        held = gateway.transaction()
+    async with held as tx:
         await tx.insert(note("w1", "a", "first"))
         appended = asyncio.ensure_future(
             store.append([NewUpdate("w1/guests", b"\x00\x00", "conn")])
@@ -293,6 +318,7 @@ async def test_appends_and_transactions_queued_together_share_one_commit(
         return NewUpdate("w1/guests", b"\x00\x00", f"conn{n}")
 
     commits = store.commits if isinstance(store, SqliteStore) else 0
+    in_flight = await writer_in_flight(store)
     outcomes = await asyncio.gather(
         store.append([update(1)], rows=[note("w1", "r1", "with the first update")]),
         gateway.run(adds("a")),
@@ -317,8 +343,9 @@ async def test_appends_and_transactions_queued_together_share_one_commit(
         "conn1",
     ]
     assert [e.type for e in await read_events(Gateway.of(store), "w1")] == ["guest.added"]
+    assert await in_flight == []
     if isinstance(store, SqliteStore):
-        assert store.commits == commits + 1
+        assert store.commits == commits + 2  # the one in flight, then theirs
 
 
 @pytest.mark.asyncio
@@ -327,13 +354,11 @@ async def test_erasing_a_wedding_erases_its_feature_rows_and_refuses_new_ones(
     store: DocumentStore,
 ) -> None:
     gateway = await _gateway(store)
-    async with gateway.transaction() as tx:
-        await tx.insert(note("w1", "a", "erased"))
-        await tx.insert(note("w2", "b", "kept"))
+    await gateway.run(inserting(note("w1", "a", "erased")))
+    await gateway.run(inserting(note("w2", "b", "kept")))
     await store.erase_wedding("w1")
     assert await gateway.fetch("SELECT id FROM {t}gw_notes") == [("b",)]
-    async with gateway.transaction() as tx:
-        assert await tx.insert(note("w1", "c", "refused")) == 0
+    assert await gateway.run(inserting(note("w1", "c", "refused"))) == 0
     await store.append([], rows=[note("w1", "d", "refused too")])
     assert await gateway.fetch("SELECT id FROM {t}gw_notes") == [("b",)]
 
@@ -366,3 +391,59 @@ async def test_what_events_make_commits_with_them_or_not_at_all(store: DocumentS
     assert first.first and not again.first and made == [first.events[0].seq]
     assert [e.seq for e in await read_events(gateway, "w1")] == made
     assert await gateway.fetch("SELECT body FROM {t}gw_notes WHERE wedding = ?", "w1") == [("x",)]
+
+
+def _adds(id: str) -> Tx[str]:
+    yield Sql(
+        "INSERT INTO {t}gw_notes (wedding, id, body, at) VALUES (?, ?, ?, ?)",
+        ("w1", id, "queued", 1.0),
+    )
+    return id
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_a_queued_transaction_commits_even_if_its_caller_is_cancelled(
+    store: DocumentStore,
+) -> None:
+    """Once ``gateway.run`` has queued a transaction, cancelling its caller (a client that
+    went away mid-request) does not take it back: it commits in its turn, all of it."""
+    gateway = await _gateway(store)
+    in_flight = await writer_in_flight(store)
+    caller = asyncio.ensure_future(gateway.run(_adds("a")))
+    await asyncio.sleep(0)  # queued behind the transaction in flight
+    assert not caller.done()
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert await in_flight == []
+    await gateway.run(statements([("SELECT 1", ())]))  # queued after it: it has ended
+    assert await gateway.fetch("SELECT id, body FROM {t}gw_notes") == [("a", "queued")]
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_transactions_queued_when_the_store_closes_commit_first(
+    open_store: OpenStore,
+) -> None:
+    """Closing the store carries out the gateway transactions already queued (as it does
+    the appends) before it stops its writer: each caller gets its result, and the rows are
+    there when the store opens again."""
+    store = await open_store()
+    gateway = await _gateway(store)
+    in_flight = await writer_in_flight(store)
+    queued = [asyncio.ensure_future(gateway.run(_adds(id))) for id in ("a", "b", "c")]
+    appended = asyncio.ensure_future(store.append([NewUpdate("w1/guests", b"\x00\x00", "c1")]))
+    await asyncio.sleep(0)  # all of them queued
+    await store.close()
+    assert await in_flight == []
+    assert [await job for job in queued] == ["a", "b", "c"]
+    assert await appended == [1]
+    with pytest.raises(StoreError):  # closed: nothing more is queued
+        await gateway.run(_adds("d"))
+    again = await _gateway(await open_store())
+    assert await again.fetch("SELECT id FROM {t}gw_notes ORDER BY id") == [
+        ("a",),
+        ("b",),
+        ("c",),
+    ]

@@ -33,7 +33,8 @@ async def _serves_as_before(
     and this release's features installed their schemas on it: the member directory and
     the inbox, features of their own since, find their tables there (the threads schema
     made them), record their version rows and rename them (version 2), and the directory
-    gains its members' ``last_seen`` (version 3)."""
+    gains its members' ``last_seen`` (version 3) and what each vendor reads of the guest list
+    (version 4: none of this store's members is a vendor)."""
     answer = dict(expected["served"])
     if again:
         answer["ticket"] = None
@@ -45,7 +46,7 @@ async def _serves_as_before(
                     await store.install(schema)
             versions = await Gateway.of(store).fetch("SELECT name, version FROM {t}schema_versions")
             expected_versions = {
-                "people": 3,
+                "people": 4,
                 "notifications": 2,
                 "threads": 1,
                 "scheduler": 1,
@@ -55,6 +56,8 @@ async def _serves_as_before(
             # version 3 of the member directory: when each member was last seen, unknown so far
             seen = await Gateway.of(store).fetch("SELECT last_seen FROM {t}members")
             assert seen and all(row[0] is None for row in seen)
+            fields = await Gateway.of(store).fetch("SELECT guest_fields FROM {t}members")
+            assert fields and all(row[0] is None for row in fields)
         assert await served(store, expected["facts"]) == answer
     finally:
         await store.close()

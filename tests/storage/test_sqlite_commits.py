@@ -1,18 +1,23 @@
-"""Where the SQLite store commits (``commits``): on the event loop's own thread where the
-disk is fast, so a quiet wedding's commit under overload is done in its caller's turn of
-the loop; on the writer thread where it is slow. Either way every commit is durable before
-it is acknowledged (the kill -9 tests run the server on its default, ``auto``)."""
+"""Where the SQLite store commits (``commits``): by default (``auto``, ``thread``) on the
+writer thread, leader/follower: an append with nothing in flight is handed to the thread
+at once, the appends that arrive during its fsync share the next transaction, and the
+loop never waits for an fsync; on the event loop's own thread only where ``loop`` is asked
+for. Either way every commit is durable before it is acknowledged (the kill -9 tests run
+the server on its default, ``auto``)."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
+from collections.abc import Generator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from crdt_server.storage import NewUpdate, SqliteStore, StoreError, _sqlite_schema
-from crdt_server.storage.gateway import statements
+from crdt_server.storage import NewUpdate, SqliteStore, StoreError
+from crdt_server.storage.gateway import Sql, statements
 from tests.storage.conftest import finished_at_once
 
 pytestmark = [pytest.mark.timeout(30)]
@@ -54,28 +59,92 @@ async def test_on_the_writer_thread_every_append_waits_for_the_writer(tmp_path: 
         await store.close()
 
 
+def _held_until(opened: threading.Event, release: threading.Event) -> Generator[Sql, Any, None]:
+    """A feature's step that holds its transaction open (on whichever thread runs it)
+    until ``release`` is set, having said so on ``opened``."""
+    yield Sql("SELECT 1", ())
+    opened.set()
+    assert release.wait(10), "never released"
+
+
 @pytest.mark.asyncio
-@pytest.mark.parametrize(("fast", "on_loop"), [(10.0, True), (0.0, False)])
-async def test_auto_commits_on_the_loop_only_where_an_fsync_is_fast(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast: float, on_loop: bool
+@pytest.mark.parametrize("commits", ["auto", "thread"])
+async def test_a_leader_commits_on_the_thread_at_once_and_followers_share_the_next(
+    tmp_path: Path, commits: Any
 ) -> None:
-    # What counts as fast, moved so that this disk is fast (10 s) or slow (0 s).
-    monkeypatch.setattr(_sqlite_schema, "FAST_FSYNC", fast)
+    store = SqliteStore(tmp_path / "s.db", commits=commits)
+    await store.open()
+    try:
+        assert not store.commits_on_loop
+        before = store.commits
+        opened, release = threading.Event(), threading.Event()
+        leader = asyncio.ensure_future(
+            store.append([_row("a/guests", 0)], steps=[_held_until(opened, release)])
+        )
+        await asyncio.sleep(0)  # the leader's turn: its transaction goes to the thread
+        # It began on the writer thread with no further turn of the loop (this wait
+        # blocks the loop on purpose: a writer task would never wake to start it) ...
+        assert opened.wait(5), "the leader's transaction waited for a turn of the loop"
+        # ... and while it is open (as during a long fsync) the loop goes on turning.
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for _ in range(5):
+            await asyncio.sleep(0.01)
+        assert loop.time() - started < 1.0
+        # Followers arrive meanwhile: they wait for it, then share one transaction.
+        followers = [
+            asyncio.ensure_future(store.append([_row(f"w{i}/guests", i)])) for i in range(20)
+        ]
+        await asyncio.sleep(0.05)
+        assert not leader.done() and not any(f.done() for f in followers)
+        release.set()
+        first = await leader
+        seqs = [s for f in followers for s in await f]
+        assert seqs == list(range(first[0] + 1, first[0] + 21))  # in the order they came
+        assert store.commits - before == 2  # the leader's transaction, then one shared
+        # Nothing in flight again: the next append leads.
+        assert await store.append([_row("a/guests", 1)]) == [first[0] + 21]
+        assert store.commits - before == 3
+    finally:
+        await store.close()
+
+
+@pytest.mark.asyncio
+async def test_a_failed_leader_fails_alone_and_the_next_append_leads(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "s.db")
     await store.open()
     try:
-        assert store.commits_on_loop is on_loop
-        assert len(await store.append([_row("a/guests", 1)], first=True)) == 1
+        broken = statements([("INSERT INTO no_such_table VALUES (?)", [1])])
+        with pytest.raises(StoreError, match="no_such_table"):
+            await store.append([_row("kept/guests", 1)], steps=[broken])
+        assert await store.load("kept/guests") is None
+        assert len(await store.append([_row("kept/guests", 2)])) == 1
     finally:
         await store.close()
-    # The probe left nothing beside the file.
-    assert not list(tmp_path.glob(".fsync*"))  # noqa: ASYNC240 (a test's own directory)
 
 
-def test_the_fsync_probe_measures_and_cleans_up(tmp_path: Path) -> None:
-    seconds = _sqlite_schema.fsync_seconds(tmp_path)
-    assert 0 < seconds < 10
-    assert list(tmp_path.iterdir()) == []
+@pytest.mark.asyncio
+async def test_a_cancelled_leader_still_keeps_the_writes_in_order(tmp_path: Path) -> None:
+    # The caller of a leader stops waiting; its transaction goes on on the thread, and
+    # the next append neither overlaps it nor passes it.
+    store = SqliteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        opened, release = threading.Event(), threading.Event()
+        leader = asyncio.ensure_future(
+            store.append([_row("a/guests", 0)], steps=[_held_until(opened, release)])
+        )
+        assert await asyncio.to_thread(opened.wait, 5)
+        leader.cancel()
+        later = asyncio.ensure_future(store.append([_row("a/guests", 1)]))
+        await asyncio.sleep(0.05)
+        assert not later.done()
+        release.set()
+        assert await later == [2]  # behind the cancelled leader's row, which committed
+        log = await store.load("a/guests")
+        assert log is not None and len(log.updates) == 2
+    finally:
+        await store.close()
 
 
 @pytest.mark.asyncio

@@ -150,7 +150,7 @@ async def test_two_people_on_one_browser_never_load_each_others_unsent_items(
 
         # The planner signs in on the same browser (another tab, the same origin).
         planner = await open_tab(context, demo.link("planner", proxy.url))
-        await planner.get_by_role("link", name="Guests").click()
+        await planner.get_by_role("link", name="Guests", exact=True).click()
         await planner.get_by_role("list", name="Guest list").wait_for()
         assert await planner.get_by_text("Una Unsent").count() == 0
         names = await planner.evaluate(NAMES)

@@ -298,29 +298,46 @@ async def test_the_other_forms_show_why_they_were_refused_and_keep_what_was_type
 async def test_a_check_in_the_server_refuses_is_said_beside_the_button_tapped(
     demo: Demo, browser: Any
 ) -> None:
-    """On the wedding of today, Glam Studio's entry lists another member: the demo vendor's
-    tap on it is refused by the server (403), and the reason shows beside that button."""
+    """On the wedding of today the demo vendor's phone shows Glam Studio's buttons (its entry
+    lists them); the planner then gives the entry to another member. The vendor's tap, from
+    the screen loaded before, is refused by the server (403): the reason shows beside the
+    button tapped; the day read again shows no buttons on Glam Studio."""
     _, planner = await demo.today("planner")
     link, _ = await demo.today("vendor")
     headers = {"Authorization": f"Bearer {planner}"}
-    async with httpx.AsyncClient(base_url=demo.url, headers=headers) as client:
-        edit = {"op": "update_vendor", "vendor_id": "glam", "members": ["someone-else"]}
+
+    async def glam_members(members: list[str]) -> None:
+        edit = {"op": "update_vendor", "vendor_id": "glam", "members": members}
         done = await client.post("/api/weddings/demo-today/docs/timeline/ops", json=edit)
         assert done.status_code < 300, done.text
+
+    async with httpx.AsyncClient(base_url=demo.url, headers=headers) as client:
+        await glam_members(["demo-vendor"])
         mode = await client.put("/api/weddings/demo-today/day/mode", json={"mode": "on"})
         assert mode.status_code < 300, mode.text
-    _, page = await open_app(browser, link)
-    await page.get_by_role("link", name="Timeline").click()
-    arrived = page.get_by_role("button", name="Glam Studio: Arrived")
+        _, page = await open_app(browser, link)
+        await page.get_by_role("link", name="Timeline").click()
+        arrived = page.get_by_role("button", name="Glam Studio: Arrived")
+        await expect(arrived).to_be_visible()
+        await glam_members(["someone-else"])
+    reason = "Check-in refused: you may not check this vendor in."
+    await page.route(  # hold the day's state, so the tapped button is there as it answers
+        "**/api/weddings/demo-today/day", lambda route: route.abort(), times=1
+    )
     await arrived.click()
-    await refused(page, arrived, "Check-in refused: you may not check this vendor in.")
+    await refused(page, arrived, reason)
     glam = page.locator("li[data-vendor='glam']")
     await expect(glam.get_by_role("status")).to_have_text("Not checked in")
+    await screenshot(page, "refused-check-in")
+    # Read again, the day says the vendor may not tap Glam Studio.
+    await page.reload()
+    await page.get_by_role("link", name="Timeline").click()
+    lens = page.locator("li[data-vendor='lens']")
+    await expect(lens.get_by_role("button", name="Lens & Light: Arrived")).to_be_visible()
+    await expect(glam.get_by_role("button")).to_have_count(0)
     # The vendor's own entry (Lens & Light lists the demo vendor) still checks in.
     await page.get_by_role("button", name="Lens & Light: Arrived").click()
-    lens = page.locator("li[data-vendor='lens']")
     await expect(lens.get_by_role("status")).to_contain_text("Arrived, reported at")
-    await screenshot(page, "refused-check-in")
 
 
 async def test_a_delay_the_server_refuses_is_said_beside_the_minutes(

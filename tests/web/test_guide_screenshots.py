@@ -1,7 +1,8 @@
 """Every view of the web-app guide (docs/guides/web-app.md) on a phone (390 x 844) and a
-desktop (1400 x 900), in Debian's Chromium against a real ``--demo`` server: the four views,
-the conflicts panel, Share and export (with the members), the history, the inbox, a thread
-and the first page. Each is checked (no sideways scroll, its heading shown) and written to
+desktop (1400 x 900), in Debian's Chromium against a real ``--demo`` server: the five views
+and the Overview, Guests' answers, the conflicts panel, Share and export (with the members),
+the history, the inbox, the Emergency panel, a thread, the wedding day and the first page.
+Each is checked (no sideways scroll, its heading shown) and written to
 ``build/screenshots/guide/``; ``scripts/guide-screenshots`` runs this module and copies
 them into ``docs/images/web-app/``, which the guide shows."""
 
@@ -151,10 +152,17 @@ async def test_every_view_of_the_guide_at_a_phone_and_a_desktop(demo: Demo, brow
         assert time.monotonic() < deadline, "no restore point of the seating"
         await asyncio.sleep(0.1)
 
-    for view in ("Guests", "Seating", "Timeline", "Budget", "Tasks"):
+    for view in ("Guests", "Seating", "Timeline", "Budget", "Tasks", "Overview"):
         await page.get_by_role("link", name=view, exact=True).click()
         await page.get_by_role("heading", name=view, exact=True).wait_for()
+        if view == "Overview":  # its figures are one read away
+            await page.locator('[data-chart="rsvp-progress"] svg').wait_for(timeout=10_000)
         await shot(page, view.lower())
+
+    # Guests' answers: the RSVP links, the RSVP page's settings and who answered.
+    await page.get_by_role("link", name="Guests’ answers", exact=True).click()
+    await page.get_by_role("heading", name="Guests’ answers", exact=True).wait_for()
+    await shot(page, "rsvp-links")
 
     # The seating chart, and the print views (issue 54): escort cards, a vendor's run sheet.
     await page.get_by_role("link", name="Seating", exact=True).click()
@@ -208,6 +216,12 @@ async def test_every_view_of_the_guide_at_a_phone_and_a_desktop(demo: Demo, brow
     inbox = page.locator("#inbox-panel")
     await inbox.get_by_role("list", name="Notifications").wait_for(timeout=10_000)
     await shot(page, "inbox", inbox)
+
+    # The Emergency panel (issue 77): raise one, and who has seen those sent.
+    await page.get_by_role("button", name="Emergency", exact=True).click()
+    emergency = page.locator("#emergency-panel")
+    await emergency.get_by_label("What is happening").fill("The marquee lost power")
+    await shot(page, "emergency", emergency)
     await context.close()
 
     # The first page, without a sign-in.
@@ -217,4 +231,33 @@ async def test_every_view_of_the_guide_at_a_phone_and_a_desktop(demo: Demo, brow
     await first.goto(f"{demo.url}/app/")
     await first.get_by_role("heading").first.wait_for(timeout=10_000)
     await shot(first, "first-page")
+    await context.close()
+
+
+async def test_the_wedding_day_of_the_guide(demo: Demo, browser: Any) -> None:
+    # The wedding of today: a vendor's phone with its own check-in first, and a delay.
+    _, planner_token = await demo.today("planner")
+    async with httpx.AsyncClient(base_url=demo.url, timeout=10) as http:
+        on = await http.put(
+            "/api/weddings/demo-today/day/mode",
+            json={"mode": "on"},
+            headers={"Authorization": f"Bearer {planner_token}"},
+        )
+        assert on.status_code == 200, on.text
+    link, _ = await demo.today("vendor")
+    context, page = await open_app(browser, link, width=390, height=844, locale="en-GB")
+    await page.get_by_role("link", name="Timeline", exact=True).click()
+    day = page.locator("section.wedding-day")
+    await day.get_by_role("button", name="Lens & Light: Arrived").wait_for(timeout=10_000)
+    await shot(page, "wedding-day", day)
+    await context.close()
+    link, _ = await demo.today("couple")
+    context, page = await open_app(browser, link, width=1400, height=900, locale="en-GB")
+    await page.get_by_role("link", name="Timeline", exact=True).click()
+    await page.get_by_role("button", name="Flowers delivered is running late").click()
+    late = page.get_by_role("group", name="Flowers delivered is running late")
+    await late.get_by_label("How many minutes late?").fill("30")
+    await late.get_by_role("button", name="Show what moves").click()
+    await late.get_by_role("list", name="What moves").wait_for()
+    await shot(page, "running-late", late)
     await context.close()

@@ -63,7 +63,7 @@ async def test_totals_and_seating_a_household_together(
     )
 
     _, page = await open_app(browser, demo.link("couple"), width=width, height=height)
-    await page.get_by_role("link", name="Guests").click()
+    await page.get_by_role("link", name="Guests", exact=True).click()
     panel = page.get_by_label("Meal totals")
     await expect(panel).to_contain_text(f"{totals['people']} people")
     await expect(panel).to_contain_text("Beef")
@@ -117,7 +117,7 @@ async def test_the_guest_list_is_grouped_by_household(
     }
 
     _, page = await open_app(browser, demo.link("couple"), width=width, height=height)
-    await page.get_by_role("link", name="Guests").click()
+    await page.get_by_role("link", name="Guests", exact=True).click()
     # Two more guests from the app: one in a free-text household, one in none.
     add = page.get_by_role("form", name="Add a guest")
     await add.get_by_label("Name").fill("Quinn Solo")

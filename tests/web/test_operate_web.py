@@ -97,7 +97,7 @@ async def test_family_changes_an_rsvp_and_a_seat_online_and_offline(
     await proxy.cut()
     await status(page).filter(has_text="Offline").wait_for(timeout=10_000)
     await page.get_by_label(f"Table for {offline_seat_name}").select_option(table_id)
-    await page.get_by_role("link", name="Guests").click()
+    await page.get_by_role("link", name="Guests", exact=True).click()
     await page.get_by_label(f"RSVP for {later_name}").select_option("declined")
     await status(page).filter(has_text="2 changes not yet confirmed").wait_for(timeout=5000)
     await page.reload()

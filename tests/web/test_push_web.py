@@ -149,6 +149,7 @@ async def test_the_push_settings_are_saved_and_the_switch_says_why_it_stays_off(
     await form.get_by_label("Quiet from").fill("22:00")
     await form.get_by_label("until").fill("07:00")
     await form.get_by_label("Mentions").uncheck()
+    await form.get_by_label("Reminders").uncheck()
     await form.get_by_role("button", name="Save push settings").click()
     await page.get_by_text("Push settings saved.").first.wait_for(timeout=5000)
     saved = await page.evaluate(
@@ -157,6 +158,7 @@ async def test_the_push_settings_are_saved_and_the_switch_says_why_it_stays_off(
         demo.tokens["couple"],
     )
     assert saved["mentions"] is False and saved["emergencies"] is True
+    assert saved["reminders"] is False
     assert saved["quiet_hours"]["start"] == "22:00" and saved["quiet_hours"]["end"] == "07:00"
     assert saved["quiet_hours"]["zone"]
     # No push service is reachable from here: the switch goes back off and says why.

@@ -141,4 +141,13 @@ async def test_an_rsvp_from_a_phone_shows_live_in_the_couples_app(demo: Demo, br
     assert await phone.evaluate("localStorage.getItem('rsvp:pending')") is None
     await expect(noted).to_contain_text("Sam is allergic to nuts", timeout=10_000)
     await expect(noted).not_to_contain_text("Saturday")
+
+    # The same answer sent again changes nothing in the guest list, and is listed all the
+    # same (issue 77: the panel said "nobody yet" after a household answered what the
+    # couple had typed already).
+    await phone.get_by_role("button", name="Send my answer").click()
+    await expect(phone.get_by_role("status")).to_contain_text("Thank you", timeout=10_000)
+    await expect(answers.get_by_role("row").filter(has_text=second["name"])).to_contain_text(
+        "accepted (as before)", timeout=10_000
+    )
     await phone_context.close()

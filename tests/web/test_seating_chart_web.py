@@ -276,7 +276,9 @@ async def test_the_print_views_render_for_paper(demo: Demo, browser: Any) -> Non
     texts = [await r.inner_text() for r in await rows.all()]
     assert [t.split("\t")[0] for t in texts] == ["15:00", "17:00", "22:00"], texts
     assert ["Drinks reception" in texts[0], "Dinner" in texts[1]] == [True, True]
-    await expect(page.locator(".print-run-sheet")).to_contain_text("Times in Europe/Berlin")
+    await expect(page.locator(".print-run-sheet")).to_contain_text(
+        "Times in Central European Time (Berlin)"
+    )
     await screenshot(page, "print-run-sheet")
     await page.emulate_media(media="screen")
     await expect(page.locator(".print-bar").first).to_be_visible()

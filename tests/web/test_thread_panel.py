@@ -8,9 +8,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.web.conftest import PAGE_ERRORS, Demo, expect, open_app, screenshot
+from tests.web.conftest import ADMIN_KEY, PAGE_ERRORS, Demo, expect, open_app, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio, pytest.mark.timeout(60)]
 
@@ -163,6 +164,33 @@ async def test_the_composer_suggests_members_for_an_at_and_the_mention_reaches_t
     # Shown as @Priya, stored with her sub, and in her inbox as a mention.
     await expect(panel.locator(".message .mention").first).to_have_text("@Priya")
     await planner_is_mentioned(demo, planner)
+
+
+async def test_someone_who_joins_later_can_be_mentioned_without_a_reload(
+    demo: Demo, browser: Any
+) -> None:
+    guests = await demo.json("/api/weddings/demo/docs/guests")
+    assert isinstance(guests, dict)
+    guest_id, guest = sorted(guests["guests"].items())[4]
+    _, couple = await open_app(browser, demo.link("couple"))  # before Quinn was a member
+    panel, box = await start_thread(couple, guest_id, guest["name"], "Flowers for table 2")
+    await box.press_sequentially("Ask @qui")
+    options = panel.get_by_role("listbox", name="People to mention")
+    await expect(options).to_be_hidden()
+    await box.fill("")
+    async with httpx.AsyncClient() as client:  # she joins the wedding meanwhile
+        joined = await client.put(
+            f"{demo.url}/api/weddings/demo/members/quinn",
+            json={"role": "family", "name": "Quinn Hale"},
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        )
+        assert joined.status_code in (200, 201), joined.text
+    # The couple's picker follows the directory live: @ and her first letters, then Enter.
+    await box.press_sequentially("Ask @qui")
+    quinn = options.get_by_role("option", name="Quinn Hale quinn")
+    await expect(quinn).to_be_visible(timeout=10_000)
+    await box.press("Enter")
+    await expect(box).to_have_value("Ask @[Quinn Hale](quinn) ")
 
 
 async def test_a_mention_by_display_name_rings_the_other_persons_bell(

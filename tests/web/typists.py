@@ -22,7 +22,7 @@ async def guest_named(demo: Demo, index: int) -> tuple[str, str]:
 async def open_guest_notes(page: Any, name: str, guest_id: str) -> str:
     """Open the guest list and the edit form of guest ``name``; the notes field's selector."""
     if not await page.get_by_role("list", name="Guest list").is_visible():
-        await page.get_by_role("link", name="Guests").click()
+        await page.get_by_role("link", name="Guests", exact=True).click()
     row = page.locator(f'li[data-entity="{guest_id}"]')  # two guests may share a name
     await row.get_by_role("button", name=f"Edit {name}", exact=True).click()
     area = f'textarea[data-notes="guests/{guest_id}"]'

@@ -7,8 +7,10 @@ server does not take its frames in (they wait in the kernel; the writer's own se
 fills), the room's backlog stays at its bound, and once the room commits again everything
 is taken in, echoed and converges. A connection paused past the limit is closed with 1013.
 A quiet wedding's echo stays fast meanwhile. On a Hocuspocus socket, reading never pauses:
-the held document's updates are answered with SyncStatus 0, its other documents are served,
-and the server pulls what it lacks with its own sync step 1 once the room is back under.
+the held document's updates wait for their answer, its other documents are served, and the
+server pulls what it lacks with its own sync step 1 once the room is back under; the
+answer to that pull, once committed, earns every SyncStatus 1 the dropped updates were owed
+(the provider counts its unsaved changes down by them, and ignores a SyncStatus 0).
 """
 
 from __future__ import annotations
@@ -275,7 +277,7 @@ async def test_a_hocuspocus_socket_is_never_paused_for_one_document(tmp_path: Pa
                     await ws.send(_message(held, encode_update(update)))
 
                 async def dropped() -> bool:
-                    return 0 in statuses[held]
+                    return await _metric(server, "crdt_backlog_drops_total") >= 1
 
                 await _until(dropped)
                 assert await _metric(server, "crdt_reads_paused") == 0
@@ -296,6 +298,15 @@ async def test_a_hocuspocus_socket_is_never_paused_for_one_document(tmp_path: Pa
                     return bool(step1s)
 
                 await _until(pulled)
+                # Every update is answered once, and the step 2 at connect: as many as the
+                # provider counted, so it says nothing is left unsaved (no SyncStatus 0).
+                expected = len(updates) + 1
+
+                async def answered() -> bool:
+                    return len(statuses[held]) >= expected
+
+                await _until(answered)
+                assert statuses[held] == [1] * expected, statuses[held]
             finally:
                 reader.cancel()
         async with YClient(server.ws_url, held) as fresh:

@@ -228,8 +228,28 @@ const ROLE_WORDS = {
   vendor: 'A vendor',
   friend: 'A friend',
   server: 'The server',
+  admin: 'The server’s operator',
   guest: 'A guest (RSVP link)',
   anonymous: 'Someone'
+}
+
+// A role as a person says it, after a name ("made Fay the planner").
+const ROLE_NAMES = { couple: 'one of the couple', planner: 'the planner', family: 'family', vendor: 'a vendor', friend: 'a friend' }
+
+/** A member an event names (`{sub, role}`): their name where the app knows it, else their role. */
+function memberName (data, names) {
+  const sub = data && typeof data.sub === 'string' ? data.sub : ''
+  const named = sub ? names.person(sub) : null
+  if (named === 'You') return 'you'
+  return named || (data && data.role ? `a member (${data.role})` : 'a member')
+}
+
+const DOC_WORDS = {
+  guests: 'the guest list',
+  seating: 'the seating plan',
+  timeline: 'the timeline',
+  budget: 'the budget',
+  tasks: 'the tasks'
 }
 
 const FIELD_WORDS = {
@@ -298,6 +318,14 @@ function list (names) {
   if (names.length <= 1) return names.join('')
   if (names.length <= 3) return `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`
   return `${names.slice(0, 3).join(', ')} and ${names.length - 3} more`
+}
+
+/** A reminder's day in words, by what the server said of it when it reminded (`when`:
+ *  `overdue`, `today` or `soon`; a reminder from before `when` was kept is due today). */
+export function dueWords ({ when, due }) {
+  if (when === 'overdue') return `is overdue (it was due on ${due})`
+  if (when === 'soon' && typeof due === 'string') return `is due on ${due}`
+  return 'is due today'
 }
 
 function plural (n, one, many) {
@@ -436,13 +464,13 @@ export function describe (group, names) {
       break
     case 'task.due': {
       const title = (names.task && names.task(first.data.id)) || first.data.title
-      what = n === 1 && title ? `reminded: “${title}” is due today` : `reminded of ${plural(n, 'a task', 'tasks')} due`
+      what = n === 1 && title ? `reminded: “${title}” ${dueWords(first.data)}` : `reminded of ${plural(n, 'a task', 'tasks')} due`
       break
     }
     case 'budget.payment_due': {
       const f = first.data
       what = n === 1
-        ? `reminded: a payment of ${names.money(f.amount) || 'an amount'}${f.vendor ? ` to ${f.vendor}` : ''} is due today`
+        ? `reminded: a payment of ${names.money(f.amount) || 'an amount'}${f.vendor ? ` to ${f.vendor}` : ''}${f.category_id && names.category(f.category_id) ? ` (${names.category(f.category_id)})` : ''} ${dueWords(f)}`
         : `reminded of ${plural(n, 'a payment', 'payments')} due`
       break
     }
@@ -517,6 +545,53 @@ export function describe (group, names) {
       what = `${group.type === 'thread.reaction' ? 'reacted in' : 'updated'} ${subject ? `the thread “${subject}”` : 'a thread'}`
       break
     }
+    case 'member.joined':
+      return { who: data.name || who, what: `joined the wedding${data.role ? ` as ${ROLE_NAMES[data.role] || data.role}` : ''}`, kind: 'member' }
+    case 'member.invited':
+      what = `invited ${plural(n, `someone${data.role ? ` as ${ROLE_NAMES[data.role] || data.role}` : ''}`, 'people')}`
+      break
+    case 'member.removed':
+      what = `removed ${list(events.map((e) => memberName(e.data, names)))} from the wedding`
+      break
+    case 'member.role_changed':
+      what = n === 1
+        ? `made ${memberName(data, names)} ${ROLE_NAMES[data.to] || data.to}${data.from ? ` (was ${ROLE_NAMES[data.from] || data.from})` : ''}`
+        : `changed the roles of ${list(events.map((e) => memberName(e.data, names)))}`
+      break
+    case 'rsvp.answered': {
+      // Every answer sent by a household's link, changed or not (answers.js).
+      const people = Array.isArray(data.answers) ? data.answers.filter((a) => a && typeof a.id === 'string') : []
+      what = n === 1
+        ? `answered${people.length ? ` for ${list(people.map((a) => `${names.guest(a.id) || 'a guest'} (${a.rsvp})`))}` : ''}`
+        : `sent ${n} answers`
+      return { who: answering ? who : 'A household (RSVP link)', what, kind: 'guest' }
+    }
+    case 'rsvp.links_exported':
+      // Who took every RSVP link: the printable sheet, or the CSV (rsvplinks.js).
+      what = data.format === 'sheet' ? 'opened the RSVP links’ printable sheet' : 'downloaded the RSVP links'
+      break
+    case 'day.emergency': {
+      // Raised from the app (emergency.js): its text, and what it concerns.
+      const about = [...(Array.isArray(data.items) ? data.items.map((id) => names.item(id) || id) : []), ...(Array.isArray(data.vendors) ? data.vendors : [])]
+      const text = typeof data.text === 'string' ? data.text.slice(0, 200) : ''
+      what = n === 1
+        ? `raised an emergency${text ? `: ${text}` : ''}${about.length ? ` (concerns ${list(about)})` : ''}`
+        : `raised ${n} emergencies`
+      return { who, what, kind: 'emergency' }
+    }
+    case 'day.mode_changed': {
+      // The planner's switch (PUT .../day/mode): the newest says where it is now.
+      const mode = data.mode
+      what = mode === 'on' ? 'switched day-of mode on' : mode === 'off' ? 'switched day-of mode off' : 'set day-of mode back to automatic'
+      return { who, what, kind: 'day' }
+    }
+    case 'day.vendor_missing':
+      // The server's alert: the vendor by name, and the call time they missed.
+      return {
+        who: '',
+        what: `${list(events.map((e) => (e.data && (e.data.name || e.data.vendor)) || 'A vendor'))} ${n === 1 ? 'has' : 'have'} not checked in${n === 1 && data.call_time ? ` (called for ${clock(data.call_time)})` : ''}`,
+        kind: 'urgent'
+      }
     case 'conflict.detected':
     case 'conflict.resolved': {
       const kinds = list([...new Set(events.map((e) => CONFLICT_WORDS[e.data.code] || String(e.data.code || 'a conflict').replace(/[._]/g, ' ')))])
@@ -525,6 +600,13 @@ export function describe (group, names) {
         what: group.type === 'conflict.detected' ? `Conflict found: ${kinds}` : `Conflict resolved: ${kinds}`,
         kind: group.type === 'conflict.detected' ? 'conflict' : 'resolved'
       }
+    }
+    case 'document.restored': {
+      // Who brought which document back, to how it was when (issue 78, point 4).
+      const what_ = DOC_WORDS[data.doc] || 'a document'
+      const then = typeof data.point_at === 'string' ? ` as it was at ${formats().dateTime(data.point_at)}` : ' as it was earlier'
+      what = data.changed === false ? `restored ${what_}${then}: it was already so` : `restored ${what_}${then}`
+      break
     }
     default: {
       // Custom events (custom.*, day.*): their type in words, and a message if they carry one.

@@ -25,13 +25,27 @@ export function answerOf (event) {
   return { guestId: data.id, to: data.to, at: typeof event.at === 'string' ? event.at : null, seq: event.seq }
 }
 
+/** The answers of one `rsvp.answered` event (every answer a household sent by its link,
+ *  changed or not: a `guest.rsvp_changed` is made only by a change), else of a
+ *  `guest.rsvp_changed` of a guest's own (answerOf): `[{guestId, to, at, seq, changed}]`. */
+export function answersOf (event) {
+  if (!event || event.type !== 'rsvp.answered') {
+    const one = answerOf(event)
+    return one ? [{ ...one, changed: true }] : []
+  }
+  const data = event.data || {}
+  if (!Array.isArray(data.answers) || !Number.isInteger(event.seq) || !event.actor || event.actor.role !== 'guest') return []
+  const at = typeof event.at === 'string' ? event.at : null
+  return data.answers.slice(0, 500)
+    .filter((a) => a && typeof a.id === 'string' && typeof a.rsvp === 'string')
+    .map((a) => ({ guestId: a.id, to: a.rsvp, at, seq: event.seq, changed: a.changed !== false }))
+}
+
 /** The newest answer per guest of `events` merged into `latest` (guest id -> answer);
  *  whether anything changed. */
 export function mergeAnswers (latest, events) {
   let changed = false
-  for (const event of events) {
-    const answer = answerOf(event)
-    if (!answer) continue
+  for (const answer of events.flatMap(answersOf)) {
     const known = latest.get(answer.guestId)
     if (known && known.seq >= answer.seq) continue
     latest.set(answer.guestId, answer)
@@ -40,12 +54,27 @@ export function mergeAnswers (latest, events) {
   return changed
 }
 
+/** Every `rsvp.answered` event of `events` kept in `log` (seq -> {seq, at, answers}):
+ *  each answer sent by a link, changed or not; whether any was new. */
+export function logAnswers (log, events) {
+  let added = false
+  for (const event of events) {
+    if (!event || event.type !== 'rsvp.answered' || log.has(event.seq)) continue
+    const answers = answersOf(event)
+    if (!answers.length) continue
+    log.set(event.seq, { seq: event.seq, at: answers[0].at, answers })
+    added = true
+  }
+  return added
+}
+
 export class RsvpAnswers {
   constructor ({ wedding, token, onChange }) {
     this.base = `/api/weddings/${encodeURIComponent(wedding)}/events`
     this.token = token
     this.onChange = onChange
     this.latest = new Map()
+    this.log = new Map() // seq -> every answer a household or guest sent: {seq, at, answers}
     this.loaded = false
     this.complete = false
     this.reading = null
@@ -60,11 +89,13 @@ export class RsvpAnswers {
     let after = 0
     try {
       for (let page = 0; page < PAGES; page++) {
-        const query = `types=guest.rsvp_changed&limit=${PAGE}&after=${after}`
+        const query = `types=guest.rsvp_changed,rsvp.answered&limit=${PAGE}&after=${after}`
         const response = await fetch(`${this.base}?${query}`, { headers: { Authorization: `Bearer ${this.token()}` } })
         if (!response.ok) break
         const body = await response.json()
-        mergeAnswers(this.latest, Array.isArray(body.events) ? body.events : [])
+        const events = Array.isArray(body.events) ? body.events : []
+        mergeAnswers(this.latest, events)
+        logAnswers(this.log, events)
         if (!Number.isInteger(body.next)) break
         after = body.next
       }
@@ -82,7 +113,8 @@ export class RsvpAnswers {
   }
 
   onEvents (events) {
-    if (mergeAnswers(this.latest, events)) this.onChange()
+    const logged = logAnswers(this.log, events)
+    if (mergeAnswers(this.latest, events) || logged) this.onChange()
   }
 
   /** The answers of guests still on the list, newest first, with their names. */
@@ -128,7 +160,7 @@ export function answersPanel (ctx) {
     ${shown.length
       ? html`<table class="per-table answers-list"><thead><tr><th scope="col">Guest</th><th scope="col">Answer</th><th scope="col">When</th></tr></thead>
         <tbody>${shown.map((a) => html`<tr data-guest=${a.guestId}><th scope="row">${a.guest.name || 'a guest'}</th>
-          <td><span class="pill ${a.to}">${WORDS[a.to] || a.to}</span></td>
+          <td><span class="pill ${a.to}">${WORDS[a.to] || a.to}</span>${a.changed ? nothing : html` <span class="muted">(as before)</span>`}</td>
           <td>${a.at ? html`<time datetime=${a.at}>${formats().dateTime(a.at)}</time>` : '—'}</td></tr>`)}</tbody></table>`
       : html`<p class="muted">Answers sent from a household's RSVP page show here as they arrive.</p>`}
     ${notesList(notes)}

@@ -28,8 +28,9 @@ export function chartRows (budget) {
 
 /** The chart (an SVG hidden from screen readers: the categories' table above reads the same
  *  figures) and, behind "Show the chart as a table", its figures as a table of their own.
- *  `money` formats minor units. */
-export function budgetChart (rows, money) {
+ *  `money` formats minor units. With a `label` (the Overview, where no table is above it),
+ *  the SVG is an image named by it instead. */
+export function budgetChart (rows, money, label = '') {
   const largest = Math.max(1, ...rows.map((r) => Math.max(r.planned, r.paid + r.scheduled)))
   const span = WIDTH - LABEL - 10
   const scale = (n) => Math.max(0, Math.round((span * n) / largest))
@@ -49,7 +50,9 @@ export function budgetChart (rows, money) {
     svg`<rect class=${cls} x=${LABEL + i * 110} y="2" width="12" height="12"></rect><text x=${LABEL + i * 110 + 16} y="13" class="chart-legend">${label}</text>`)
   return html`<figure class="card budget-chart" data-chart="budget">
     <figcaption>Planned, paid and scheduled by category</figcaption>
-    <svg viewBox=${`0 0 ${WIDTH} ${height}`} width="100%" role="presentation" aria-hidden="true" focusable="false">${legend}${bars}</svg>
+    ${label
+      ? html`<svg viewBox=${`0 0 ${WIDTH} ${height}`} width="100%" role="img" aria-label=${label}><title>${label}</title>${legend}${bars}</svg>`
+      : html`<svg viewBox=${`0 0 ${WIDTH} ${height}`} width="100%" role="presentation" aria-hidden="true" focusable="false">${legend}${bars}</svg>`}
     <details class="chart-figures">
       <summary>Show the chart as a table</summary>
       <table class="chart-table">

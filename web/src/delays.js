@@ -68,6 +68,14 @@ export class Delays {
   }
 }
 
+/** An item of the proposal named as people know it: its title in `timeline` (the app's
+ *  items), never its id; one no longer there is said so. */
+export function itemTitle (timeline, id, title) {
+  if (title) return title
+  const found = (timeline || []).find((i) => i.id === id)
+  return found && found.title ? found.title : 'an item no longer in the timeline'
+}
+
 /** The "Running late" button of a timeline item. */
 export function lateButton (ctx, item) {
   return html`<button type="button" aria-label=${`${item.title} is running late`} @click=${() => ctx.delays.open(item.id)}>Running late</button>`
@@ -103,9 +111,9 @@ export function latePanel (ctx, item) {
       <button type="button" class="link" @click=${close}>Cancel</button>
     </form>
     ${p ? html`<ul class="moves" aria-label="What moves">
-        ${p.moves.map((m) => html`<li><strong>${m.title || m.item}</strong> ${moveWords(ctx.local, m)}${m.vendor ? html` <span class="muted">(${m.vendor})</span>` : nothing}</li>`)}
+        ${p.moves.map((m) => html`<li><strong>${itemTitle(ctx.timeline, m.item, m.title)}</strong> ${moveWords(ctx.local, m)}${m.vendor ? html` <span class="muted">(${m.vendor})</span>` : nothing}</li>`)}
       </ul>
-      ${p.fixed.length ? html`<p class="muted">Keeps its time: ${p.fixed.join(', ')}.</p>` : nothing}
+      ${p.fixed.length ? html`<p class="muted">Keeps its time: ${p.fixed.map((id) => itemTitle(ctx.timeline, id)).join(', ')}.</p>` : nothing}
       <p class="muted">${p.vendors.length ? `Told: ${p.vendors.map((v) => v.vendor).join(', ')}.` : 'No vendor to tell.'}</p>
       <button type="button" name="apply" aria-describedby=${f.describedBy('apply')} @click=${apply}>Move them</button>${f.note('apply')}` : nothing}
   </div>`

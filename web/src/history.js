@@ -4,7 +4,7 @@
 // merged with what others do meanwhile). Restoring needs `versions.restore` and write access.
 
 import { html, nothing } from 'lit-html'
-import { when } from './activity.js'
+import { describe, when } from './activity.js'
 import { formats } from './local.js'
 import { call, reasonOf } from './api.js'
 
@@ -71,13 +71,34 @@ export class DocHistory {
     const { status, body } = await this.request('POST', `${this.kind}/restore`, { seq })
     if (status === 200) {
       await this.open(this.kind)
-      return null
+      return body && body.changed === false ? { same: true } : null
     }
     return reasonOf({ status, body })
   }
 }
 
 const TITLES = { guests: 'guest list', seating: 'seating', timeline: 'timeline', budget: 'budget' }
+
+/** A restore point in words: who changed what since the point before it ("Priya moved
+ *  Anita from table Lily to table Rose"), from the feed's events the server kept for it. */
+export function pointLabel (point, names) {
+  const actors = point.actors || []
+  const people = actors.map((a) => names.person(a.sub) || 'Someone')
+  const changes = Array.isArray(point.changes) ? point.changes : []
+  const actor = actors.length === 1 ? actors[0] : { sub: '', role: '' }
+  const groups = []
+  for (const c of changes) {
+    const last = groups[groups.length - 1]
+    const event = { actor, data: c.data || {}, type: c.type }
+    if (last && last.type === c.type) last.events.push(event)
+    else groups.push({ type: c.type, events: [event] })
+  }
+  const who = people.length ? people.join(' and ') : 'Someone'
+  if (!groups.length) return point.change_count === null || point.change_count === undefined ? `Changed by ${who}` : `${who} made changes`
+  const said = groups.map((g) => describe(g, names).what)
+  const more = (point.change_count || 0) - changes.length
+  return `${who} ${said.join('; ')}${more > 0 ? `, and ${more} more change${more === 1 ? '' : 's'}` : ''}`
+}
 
 /** The History button of a view. */
 export function historyButton (ctx, kind) {
@@ -90,11 +111,10 @@ export function historyView (ctx) {
   if (!h.kind) return nothing
   const canRestore = ctx.can('versions.restore') && ctx.canWrite(h.kind)
   const names = ctx.names()
-  const who = (actors) => (actors || []).map((a) => names.person(a.sub) || a.sub).join(', ') || 'nobody'
   const f = ctx.errors.of('restore')
   const restore = async (seq) => {
     const refused = await h.restore(seq)
-    if (refused) ctx.refuse('restore', [{ field: 'restore', message: `Not restored: ${refused}.` }])
+    if (refused && refused.same) { ctx.errors.clear('restore'); ctx.say(`The ${TITLES[h.kind]} is already as it was then: nothing changed.`) } else if (refused) ctx.refuse('restore', [{ field: 'restore', message: `Not restored: ${refused}.` }])
     else { ctx.errors.clear('restore'); ctx.say(`The ${TITLES[h.kind]} is back as it was; the change is yours, and others see it now.`) }
   }
   return html`<section id="history-panel" class="card history-panel" aria-labelledby="history-title" tabindex="-1" data-form="restore">
@@ -107,7 +127,7 @@ export function historyView (ctx) {
       : h.points.length
         ? html`<ol class="rows versions" aria-label="Restore points">${h.points.map((p) => html`<li class="row">
             <div class="who"><strong><time datetime=${p.at} title=${formats().dateTime(p.at)}>${when(p.at)}</time></strong>
-              <span class="muted">changed by ${who(p.actors)}</span>
+              <span class="point-label">${pointLabel(p, names)}</span>
               ${h.preview && h.preview.seq === p.seq
                 ? html`<span class="preview">Then: ${h.preview.then}. Now: ${h.preview.now}.</span>`
                 : nothing}</div>

@@ -8,15 +8,61 @@ import { html, nothing } from 'lit-html'
 import { when } from './activity.js'
 import { call, reasonOf } from './api.js'
 import { pushView } from './push.js'
+import { textsView } from './texts.js'
+import { emergencyText } from './emergency.js'
+import { dueDate, readTasks } from './tasks.js'
 
 const REASONS = {
   mention: 'mentioned you',
   reply: 'replied to you',
   message: 'wrote',
   urgent: 'sent an urgent message',
-  payment_due: 'reminds you: a scheduled payment is due today',
+  payment_due: 'reminds you of a scheduled payment that falls due',
   emergency: 'raised an emergency',
-  emergency_unacknowledged: 'raised an emergency nobody has acknowledged yet'
+  emergency_unacknowledged: 'raised an emergency nobody has acknowledged yet',
+  'day.vendor_missing': 'says a vendor has not checked in',
+  'day.member_offline': 'says someone on duty is offline',
+  timeline_delayed: 'says the timeline is running late',
+  emergency_vendor: 'says a vendor has an emergency',
+  overwritten: 'overwrote a change of yours'
+}
+
+/** The notifications of an emergency (its `ref` is the emergency's seq). */
+const EMERGENCIES = new Set(['emergency', 'emergency_unacknowledged'])
+
+const DUE_LABELS = { overdue: 'Overdue', today: 'Due today', soon: 'Due soon' }
+
+/** Whether a reminder written at `createdAt` of a day `due` (YYYY-MM-DD, as the document
+ *  has it now) was of something overdue, due that day or due later, the day of the
+ *  reminder read in the wedding's zone (`local`); `today` when the day is unknown. */
+export function reminderWhen (due, createdAt, local) {
+  if (typeof due !== 'string' || typeof createdAt !== 'string') return 'today'
+  const day = local.wall(createdAt, false).day
+  if (!day) return 'today'
+  return due < day ? 'overdue' : due === day ? 'today' : 'soon'
+}
+
+/** A reminder of the inbox in words: `{label, text}` (its kind told apart: overdue, due
+ *  today, due soon; a task by its title, a payment by its amount, vendor and category),
+ *  or null when it is not a task's or a payment's. */
+export function reminderLine (n, ctx) {
+  if (n.reason === 'task.due') {
+    const task = readTasks(ctx.docs && ctx.docs.tasks).find((t) => t.id === n.ref)
+    const due = task ? dueDate(task, ctx.profile && ctx.profile.date) : null
+    const when = reminderWhen(due, n.created_at, ctx.local)
+    const title = task ? task.title : 'A task'
+    return { label: DUE_LABELS[when], text: when === 'today' || !due ? title : `${title} (${when === 'overdue' ? 'was due' : 'due'} ${ctx.local.day(due)})` }
+  }
+  if (n.reason === 'payment_due') {
+    const payment = ((ctx.budget && ctx.budget.payments) || []).find((p) => p.id === n.ref)
+    if (!payment) return { label: 'Payment', text: 'a scheduled payment (paid or removed since)' }
+    const when = reminderWhen(payment.due, n.created_at, ctx.local)
+    const category = ((ctx.budget && ctx.budget.categories) || []).find((c) => c.id === payment.category_id)
+    const to = `${payment.vendor ? ` to ${payment.vendor}` : ''}${category ? ` for ${category.name}` : ''}`
+    const day = payment.due ? ` (${when === 'overdue' ? 'was due' : 'due'} ${ctx.local.day(payment.due)})` : ''
+    return { label: DUE_LABELS[when], text: `a payment of ${ctx.local.money(payment.amount)}${to}${when === 'today' ? '' : day}${payment.status === 'scheduled' ? '' : ', marked paid since'}` }
+  }
+  return null
 }
 
 /** The events the scheduler stores with a reminder in someone's inbox. */
@@ -128,12 +174,34 @@ export function inboxView (ctx) {
     ${inbox.unread ? html`<button type="button" class="link" @click=${() => inbox.markRead()}>Mark all read</button>` : nothing}
     ${inbox.items.length
       ? html`<ul class="rows notifications" aria-label="Notifications">${inbox.items.map((n) => {
-          const who = (n.actor && names.person(n.actor.sub)) || (n.actor && n.actor.sub) || 'Someone'
-          if (n.reason === 'task.due') {
-            const title = (names.task && names.task(n.ref)) || 'A task'
-            return html`<li class="row ${n.read ? '' : 'unread'}" data-notification=${String(n.id)}>
+          const who = (n.actor && names.person(n.actor.sub)) || (n.actor && n.actor.role === 'server' ? 'The server' : n.actor && n.actor.sub) || 'Someone'
+          if (EMERGENCIES.has(n.reason)) {
+            // Marked as an emergency, with its text; "Seen" acknowledges it (the sender
+            // sees who has).
+            const seq = Number(n.ref)
+            const event = ctx.emergencies.events.get(seq)
+            if (event === undefined) ctx.emergencies.load(seq)
+            const seen = ctx.emergencies.seenBy(seq, ctx.access.sub)
+            const ack = async () => {
+              if (await ctx.emergencies.ack(seq)) {
+                if (!n.read) inbox.markRead([n.id])
+                ctx.say('Marked as seen: the sender is told.')
+              }
+            }
+            return html`<li class="row emergency ${n.read ? '' : 'unread'}" data-notification=${String(n.id)} data-emergency=${String(seq)}>
+              <div class="notification"><span><strong class="flag">Emergency</strong> from <strong>${who}</strong>${n.reason === 'emergency_unacknowledged' ? ' (nobody has acknowledged it yet)' : ''}:
+                ${event ? emergencyText(event, ctx) : '…'}</span>
+                <span class="muted">${when(n.created_at)}${n.read ? '' : ' · unread'}</span></div>
+              ${seen
+                ? html`<span class="muted">Seen</span>`
+                : html`<button type="button" aria-label=${`Seen: the emergency from ${who}`} @click=${ack}>Seen</button>`}
+            </li>`
+          }
+          const reminder = reminderLine(n, ctx)
+          if (reminder) {
+            return html`<li class="row reminder ${n.read ? '' : 'unread'}" data-notification=${String(n.id)}>
               <button type="button" class="notification" @click=${() => open(n)}>
-                <span><strong>Due today:</strong> ${title}</span>
+                <span><strong class=${reminder.label === 'Overdue' ? 'overdue' : ''}>${reminder.label}:</strong> ${reminder.text}</span>
                 <span class="muted">${when(n.created_at)}${n.read ? '' : ' · unread'}</span>
               </button></li>`
           }
@@ -156,7 +224,8 @@ export function inboxView (ctx) {
             <label class="check"><input type="checkbox" name="email" ?checked=${settings.email}> Email me mentions and urgent messages</label>
             <button type="submit">Save settings</button>
           </form>
-          ${pushView(ctx)}`
+          ${pushView(ctx)}
+          ${textsView(ctx)}`
         : html`<p class="muted">Loading…</p>`}
     </details>
   </section>`

@@ -111,6 +111,23 @@ export class Local {
 let current = null
 
 /** The formatters of the wedding open now (set by `useFormats`; the device's until then). */
+/** A time zone as people say it: "UTC" for `Etc/UTC`, else the zone's name in words with
+ *  its city ("Central European Time (Berlin)"), never a bare IANA id. */
+export function zoneWords (zone, at = new Date()) {
+  if (!zone) return 'the times as written'
+  if (/^(Etc\/)?(UTC|UCT|Zulu|Universal|GMT|Greenwich)$/.test(zone)) return 'UTC'
+  const city = zone.split('/').pop().replace(/_/g, ' ')
+  let name = null
+  try {
+    const parts = new Intl.DateTimeFormat(undefined, { timeZone: zone, timeZoneName: 'longGeneric' }).formatToParts(at)
+    const found = parts.find((p) => p.type === 'timeZoneName')
+    name = found ? found.value : null
+  } catch {
+    return city
+  }
+  return name && !name.startsWith('GMT') && name !== city ? `${name} (${city})` : `${city} time`
+}
+
 export function formats () {
   if (!current) current = new Local(null)
   return current

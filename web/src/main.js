@@ -4,10 +4,10 @@
 import { html, nothing, render } from 'lit-html'
 import { TokenKeeper, claimsOf, forgetToken, takeToken } from './session.js'
 import {
-  Devices, devicesView, lastWedding, pageHost, pageOf, post, rememberWedding, resumeSession, showInvitation,
+  Devices, confirmEmailView, devicesView, lastWedding, pageHost, pageOf, post, rememberWedding, resumeSession, showInvitation,
   showSetup, showSignIn, showSignInLink, takeCode
 } from './people.js'
-import { KINDS, WeddingSync, collabSocket, forgetWedding } from './sync.js'
+import { KINDS, WeddingSync, collabSocket, forgetPerson, forgetWedding } from './sync.js'
 import {
   conflictKey, readBudget, readGuests, readProfile, readSeating, readTimeline, seatFor, seatGuest, seatGuestAt,
   seatingConflicts, timelineOverlaps, unseatGuest, updateGuest
@@ -19,11 +19,13 @@ import { ThreadStore } from './threads.js'
 import { threadIndex, threadPanel } from './panel.js'
 import { LostWrites, lostList } from './lost.js'
 import { RsvpAnswers } from './answers.js'
+import { RsvpLinks, SECTION as RSVP_SECTION, TITLE as RSVP_TITLE, rsvpLinksView } from './rsvplinks.js'
 import { OperationQueue } from './operations.js'
 import { EditState, FormErrors } from './forms.js'
 import { History } from './undo.js'
 import { Inbox, bell, inboxView } from './inbox.js'
 import { DevicePush } from './push.js'
+import { PhoneTexts } from './texts.js'
 import { Tools, toolsView } from './tools.js'
 import { Webhooks } from './webhooks.js'
 import { Invites } from './invites.js'
@@ -34,11 +36,21 @@ import { Delays } from './delays.js'
 import { RunSheetLinks } from './runsheets.js'
 import { DocHistory, historyView } from './history.js'
 import { useFormats } from './local.js'
-import { WeddingDay, dayPanel } from './weddingday.js'
+import { WeddingDay, dayModeSwitch, dayPanel } from './weddingday.js'
+import { Emergencies, emergencyView } from './emergency.js'
 
 // Where the conflicts panel opens by itself (on a narrower screen it is one line).
 const WIDE = '(min-width: 720px)'
-const TITLES = { guests: 'Guests', seating: 'Seating', timeline: 'Timeline', budget: 'Budget', tasks: 'Tasks' }
+const TITLES = { guests: 'Guests', seating: 'Seating', timeline: 'Timeline', budget: 'Budget', tasks: 'Tasks', overview: 'Overview', [RSVP_SECTION]: RSVP_TITLE }
+const OVERVIEW_ROLES = new Set(['couple', 'planner'])
+
+// The Overview (overview.js): its own chunk, loaded when first shown.
+let overviewModule = null
+function overviewSection (ctx) {
+  if (overviewModule) return overviewModule.overviewView(ctx)
+  import('./overview.js').then((m) => { overviewModule = m; ctx.render() }, () => {})
+  return html`<p class="muted">Loading the overview…</p>`
+}
 // The server's default matrix (README, "Who may connect"): used only when the app opens with
 // no network and has never asked the server what this person may open.
 const DEFAULT_ACCESS = {
@@ -49,6 +61,12 @@ const DEFAULT_ACCESS = {
   friend: { timeline: 'read', budget: 'none', guests: 'none', seating: 'none', tasks: 'none', conflicts: 'none' }
 }
 const root = document.getElementById('app')
+
+/** The couple's names as the header says them ("Maya & Jordan"), never the wedding's id. */
+function coupleNames (profile) {
+  const names = profile && Array.isArray(profile.names) ? profile.names.filter(Boolean) : []
+  return names.length ? names.join(' & ') : 'Your wedding'
+}
 
 function showMessage (title, text) {
   render(html`<main class="signed-out" role="main"><h1>${title}</h1><p>${text}</p></main>`, pageHost(root))
@@ -115,7 +133,13 @@ async function start () {
   if (token) { await openLinkToken(token); return }
   // This device's session: a short token for the wedding used last, while its cookie lives.
   const last = lastWedding()
-  const session = await resumeSession(last)
+  let session = await resumeSession(last)
+  if (session && session.lost && last) {
+    // Removed from the wedding used last, or the session ended while this device was away:
+    // what it kept of that wedding goes before anything opens (the next wedding, if any).
+    await forgetPerson(last, keptSub(last))
+    session = session.lost.endsWith(':not-a-member') ? await resumeSession(null) : null
+  }
   if (session && session.token) { await openPlanner(session.token, { device: true, weddings: session.weddings }); return }
   if (session && session.offline && last) {
     // No network: the local copy opens, edits queue, and a token comes with the network.
@@ -176,6 +200,12 @@ function keptAccess (wedding) {
   } catch {
     return null
   }
+}
+
+/** Whose the access kept for the device's wedding `wedding` is (null: not known). */
+function keptSub (wedding) {
+  const kept = keptAccess(wedding)
+  return kept && typeof kept.sub === 'string' ? kept.sub : null
 }
 
 /** What this person may open, as this device last heard it from the server (null if never). */
@@ -258,6 +288,7 @@ class PlannerApp {
     this.device = device
     this.weddings = weddings
     this.devices = null // the devices panel, while open
+    this.you = null // this device's person (a device session): their confirmed address
     this.reconnectOnToken = token === null
     this.filters = { query: '', rsvp: '', side: '', household: '', dietary: '' }
     this.editing = null
@@ -266,6 +297,8 @@ class PlannerApp {
     this.form = null // the open edit form's EditState
     this.errors = new FormErrors(() => this.render())
     this.signedOut = null
+    this.lostAccess = null // why this person lost the wedding (the screen is cleared)
+    this.leaving = null // { all, count, waiting }: signing out with changes not yet sent
     this.deleted = false
     this.announcement = ''
     this.people = loadPeople(wedding)
@@ -293,7 +326,10 @@ class PlannerApp {
       onChange: () => this.sync.changed()
     })
     this.inboxOpen = false
+    this.emergencies = new Emergencies({ wedding, sub: access.sub, token: () => this.keeper.token, onChange: () => this.sync.changed() })
+    this.emergencyOpen = false
     this.push = new DevicePush({ wedding, sub: access.sub, token: () => this.keeper.token, key: access.push_key, onChange: () => this.sync.changed() })
+    this.texts = new PhoneTexts({ token: () => this.keeper.token, onChange: () => this.sync.changed() })
     this.day = new WeddingDay({ wedding, sub: access.sub, token: () => this.keeper.token, onChange: () => this.sync.changed(), onRefused: (form, errors) => this.refuse(form, errors) })
     this.tools = new Tools({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
     this.toolsOpen = false
@@ -305,13 +341,14 @@ class PlannerApp {
     this.delays = new Delays({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
     this.runSheets = new RunSheetLinks({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
     this.answers = new RsvpAnswers({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
+    this.rsvpLinks = new RsvpLinks({ wedding, token: () => this.keeper.token, onChange: () => this.sync.changed() })
     this.feed = new ActivityFeed({
       wedding,
       sub: access.sub,
       token: () => this.keeper.token,
       onChange: () => this.sync.changed(),
       onGone: () => this.gone(),
-      onEvents: (events) => { this.threads.onEvents(events); this.lost.onEvents(events); this.inbox.onEvents(events); this.answers.onEvents(events) }
+      onEvents: (events) => { this.learnNames(events); this.threads.onEvents(events); this.lost.onEvents(events); this.inbox.onEvents(events); this.answers.onEvents(events); if (this.overview) this.overview.onEvents(events); this.dayEvents(events) }
     })
     this.ops = new OperationQueue({
       wedding,
@@ -330,7 +367,10 @@ class PlannerApp {
         if (body && Array.isArray(body.weddings)) this.weddings = body.weddings
         this.threads.reconnect()
       },
-      onSignedOut: (reason) => this.signOut(reason)
+      onSignedOut: (reason) => this.signOut(reason),
+      onLost: (problem) => this.loseAccess(problem.type.endsWith(':not-a-member')
+        ? 'You are no longer a member of this wedding.'
+        : 'Your session on this device ended.')
     })
     this.sync = new WeddingSync({
       wedding,
@@ -345,6 +385,23 @@ class PlannerApp {
     this.history = this.newHistory()
     this.toast = null // { text, action }: the last removal, with its Undo
     this.conflictsOpen = null // the conflicts panel as its person left it (null: by the width)
+  }
+
+  /** A check-in, a delay or an emergency of the day: the day's panel is read again. */
+  dayEvents (events) {
+    if (this.sections.includes('timeline') && events.some((e) => typeof e.type === 'string' && e.type.startsWith('day.'))) this.day.refresh()
+  }
+
+  /** Names the events say (a member who joined): the feed names them from then on. */
+  learnNames (events) {
+    let learned = false
+    for (const e of events) {
+      if (e.type === 'member.joined' && e.data && typeof e.data.sub === 'string' && typeof e.data.name === 'string' && this.people[e.data.sub] !== e.data.name) {
+        this.people[e.data.sub] = e.data.name
+        learned = true
+      }
+    }
+    if (learned) savePeople(this.wedding, this.people)
   }
 
   /** Undo and redo across the rooms' documents as they are now. */
@@ -366,7 +423,10 @@ class PlannerApp {
   }
 
   get sections () {
-    return KINDS.filter((kind) => this.access.docs[kind] && this.access.docs[kind] !== 'none')
+    const kinds = KINDS.filter((kind) => this.access.docs[kind] && this.access.docs[kind] !== 'none')
+    // Guests' answers (rsvplinks.js): a screen of its own, for who makes RSVP links.
+    const answers = kinds.includes('guests') && this.can('rsvp.links') ? [RSVP_SECTION] : []
+    return [...kinds, ...answers, ...(OVERVIEW_ROLES.has(this.access.role) ? ['overview'] : [])]
   }
 
   get section () {
@@ -377,6 +437,7 @@ class PlannerApp {
   mount () {
     this.host = pageHost(root)
     addEventListener('hashchange', () => {
+      if (this.section === 'timeline' && this.sections.includes('timeline')) this.day.refresh() // the planner's switch makes no event
       this.editing = null
       this.form = null
       this.publishPresence()
@@ -391,6 +452,11 @@ class PlannerApp {
     this.feed.start()
     this.threads.start()
     this.inbox.start()
+    if (this.device) {
+      // Whether this person has a confirmed address: without one, "Confirm your email".
+      this.you = new Devices({ onChange: () => this.render() })
+      this.you.load()
+    }
     this.openFromPush()
     this.lost.start()
     this.answers.start()
@@ -486,6 +552,14 @@ class PlannerApp {
     if (open) requestAnimationFrame(() => document.getElementById('tools-panel')?.focus())
   }
 
+  /** Open or close the Emergency panel (raise one; who has seen yours). */
+  showEmergency (open = true) {
+    this.emergencyOpen = open
+    this.emergencies.show(open, () => this.feed.events)
+    this.render()
+    if (open) requestAnimationFrame(() => document.getElementById('emergency-panel')?.focus())
+  }
+
   showInbox (open = true) {
     this.inboxOpen = open
     this.render()
@@ -496,6 +570,7 @@ class PlannerApp {
   async openNotification (item) {
     if (item.reason === 'task.due' && typeof item.ref === 'string' && this.sections.includes('tasks')) {
       this.inboxOpen = false
+      this.emergencyOpen = false
       this.reveal({ section: 'tasks', entity: item.ref })
       return
     }
@@ -508,6 +583,7 @@ class PlannerApp {
     }
     const anchor = thread && Array.isArray(thread.anchors) ? thread.anchors[0] : null
     this.inboxOpen = false
+    this.emergencyOpen = false
     this.discuss(anchor ? anchor.doc : null, anchor ? anchor.id : null, (item.thread && item.thread.subject) || 'a thread')
     this.openThread(tid)
   }
@@ -586,8 +662,10 @@ class PlannerApp {
   closed (room, event) {
     if (event.code === 4401) {
       // Expired or revoked: ask for a fresh token once (all rooms close together). A revoked
-      // session is refused (401) and signs out; a success reconnects every room.
-      if (this.signedOut) return
+      // session is refused (401) and signs out; a success reconnects every room; a refusal
+      // saying the person lost the wedding (not a member, session ended) clears it from
+      // this device (loseAccess).
+      if (this.signedOut || this.lostAccess) return
       if (this.device) {
         this.reconnectOnToken = true
         this.keeper.refresh()
@@ -703,14 +781,86 @@ class PlannerApp {
     this.render()
   }
 
-  async signOutHere () {
-    await post('/api/session/sign-out', {}).catch(() => null)
-    this.signOut('you signed out on this device')
+  /** Changes made here the server has not confirmed yet: document edits, queued
+   *  operations, thread messages and check-ins. */
+  get unsent () {
+    return this.sync.pendingCount + this.ops.count + this.threads.outbox.length + this.day.queue.entries.length
   }
 
-  async signOutEverywhere () {
-    await post('/api/session/sign-out-all', {}).catch(() => null)
-    this.signOut('you signed out on every device')
+  /** Sign this device out (`all`: every device). With changes not yet sent, it asks first
+   *  (they would go with the device's copy): wait for them, or sign out now. */
+  async signOutHere (all = false, force = false) {
+    const count = this.unsent
+    if (count && !force) {
+      this.leaving = { all, count, waiting: false }
+      this.render()
+      requestAnimationFrame(() => document.getElementById('leaving')?.focus())
+      return
+    }
+    this.leaving = null
+    await post(all ? '/api/session/sign-out-all' : '/api/session/sign-out', {}).catch(() => null)
+    this.loseAccess(all ? 'You signed out on every device.' : 'You signed out on this device.')
+  }
+
+  signOutEverywhere () {
+    return this.signOutHere(true)
+  }
+
+  /** The question before signing out with changes not yet sent (signOutHere). */
+  leavingView () {
+    const leaving = this.leaving
+    if (!leaving) return nothing
+    const n = leaving.count
+    const changes = `${n} ${n === 1 ? 'change' : 'changes'}`
+    return html`<div id="leaving" class="banner warn" role="alertdialog" aria-labelledby="leaving-text" tabindex="-1">
+      <p id="leaving-text">${leaving.waiting
+        ? `Waiting for ${changes} to reach the server; you will be signed out then.`
+        : `${changes} made on this device ${n === 1 ? 'has' : 'have'} not reached the server yet. Signing out now removes ${n === 1 ? 'it' : 'them'} with this device's copy of the wedding.`}</p>
+      ${leaving.waiting ? nothing : html`<button type="button" @click=${() => this.waitThenSignOut()}>Wait, then sign out</button>`}
+      <button type="button" class="danger" @click=${() => this.signOutHere(leaving.all, true)}>Sign out now</button>
+      <button type="button" @click=${() => { this.leaving = null; this.render() }}>Stay signed in</button>
+    </div>`
+  }
+
+  /** Wait until every change made here is confirmed, then sign out as asked. */
+  waitThenSignOut () {
+    const leaving = this.leaving
+    if (!leaving) return
+    leaving.waiting = true
+    this.ops.kick()
+    this.day.queue.kick()
+    const check = () => {
+      if (this.leaving !== leaving) return // cancelled
+      if (this.unsent === 0) { this.signOutHere(leaving.all, true); return }
+      leaving.count = this.unsent
+      this.render()
+      setTimeout(check, 300)
+    }
+    check()
+  }
+
+  /** This person lost the wedding for good (removed from it, or their session ended, here
+   *  or elsewhere): the screen is cleared at once, everything stops, and what this device
+   *  keeps of the wedding for them goes (its local databases and storage), and, when the
+   *  session itself ended, of the other weddings it listed. */
+  loseAccess (reason) {
+    if (this.lostAccess) return
+    this.lostAccess = reason
+    this.leaving = null
+    this.discussing = null
+    this.keeper.stop()
+    this.ops.stop()
+    this.ops.clear()
+    this.feed.clear()
+    this.threads.clear()
+    this.day.queue.clear?.()
+    if (!this.device) forgetToken()
+    this.render()
+    const others = reason.includes('no longer a member') ? [] : this.weddings.map((w) => w.wedding).filter((w) => w !== this.wedding)
+    this.forgotten = this.sync.clearLocal()
+      .then(() => forgetPerson(this.wedding, this.access.sub))
+      .then(() => Promise.all(others.map((w) => forgetPerson(w, keptSub(w)))))
+      .then(() => { document.body.dataset.forgotten = 'true' })
   }
 
   /** Open another of this person's weddings (the switcher). */
@@ -976,6 +1126,13 @@ class PlannerApp {
   }
 
   render () {
+    if (this.lostAccess) {
+      // Nothing of the wedding stays on screen.
+      render(html`<main class="signed-out" id="main" role="main" tabindex="-1"><h1>Wedding closed on this device</h1>
+        <p role="alert">${this.lostAccess} Its copy on this device has been removed.</p>
+        <p><a href="/app/">Open the app again</a></p></main>`, this.host)
+      return
+    }
     if (!this.sync || !this.host) return
     if (this.sync.status === 'synced') settled()
     // The server answers again (a socket reconnected): send what was queued meanwhile.
@@ -990,14 +1147,14 @@ class PlannerApp {
     }
     const section = this.section
     const status = this.signedOut ? 'signed-out' : this.deleted ? 'deleted' : this.sync.status
-    const views = { guests: guestsView, seating: seatingView, timeline: timelineView, budget: budgetView, tasks: tasksView }
+    const views = { guests: guestsView, seating: seatingView, timeline: timelineView, budget: budgetView, tasks: tasksView, [RSVP_SECTION]: rsvpLinksView, overview: overviewSection }
     const here = (kind) => this.others.filter((p) => p.here.section === kind)
     render(html`
       <a class="skip" href="#main" @click=${(e) => { e.preventDefault(); document.getElementById('main').focus() }}>Skip to content</a>
       <header class="top">
         <div class="brand">
           <h1>Wedding planner</h1>
-          <span class="muted">${this.wedding} · ${this.access.name} (${this.access.role})</span>
+          <span class="muted"><span class="couple">${coupleNames(this.profile)}</span> · ${this.access.name} (${this.access.role})</span>
           ${this.weddings.length > 1
             ? html`<label class="switcher">Wedding <select @change=${(e) => this.switchTo(e.target.value)}>
                 ${this.weddings.map((w) => html`<option value=${w.wedding} ?selected=${w.wedding === this.wedding}>${w.names || w.wedding} (${w.role})</option>`)}
@@ -1006,6 +1163,9 @@ class PlannerApp {
           ${this.device ? html`<button type="button" class="link" aria-expanded=${this.devices ? 'true' : 'false'} @click=${() => this.showDevices(!this.devices)}>Devices</button>` : nothing}
         </div>
         ${bell(this)}
+        ${this.can('events.emergency')
+          ? html`<button type="button" class="emergency-action danger" aria-expanded=${this.emergencyOpen ? 'true' : 'false'} @click=${() => this.showEmergency(!this.emergencyOpen)}>Emergency</button>`
+          : nothing}
         ${this.hasTools
           ? html`<button type="button" class="share" aria-expanded=${this.toolsOpen ? 'true' : 'false'} @click=${() => this.showTools(!this.toolsOpen)}>Share</button>`
           : nothing}
@@ -1033,12 +1193,15 @@ class PlannerApp {
       </nav>
       ${this.signedOut ? html`<div class="banner danger" role="alert">You are signed out (${this.signedOut}). Open a new sign-in link to continue; nothing you changed on this device is lost.</div>` : nothing}
       ${this.deleted ? html`<div class="banner danger" role="alert">This wedding was deleted. Its copy on this device has been removed.</div>` : nothing}
+      ${this.leavingView()}
+      ${confirmEmailView(this)}
       ${this.conflictsPanel()}
       <div class="layout">
-        <main id="main" tabindex="-1">${section === 'timeline' ? dayPanel(this) : nothing}${views[section](this)}</main>
+        <main id="main" tabindex="-1">${section === 'timeline' ? html`${dayModeSwitch(this)}${dayPanel(this)}` : nothing}${views[section](this)}</main>
         <div class="side">
           ${historyView(this)}
           ${this.toolsOpen ? toolsView(this) : nothing}
+          ${this.emergencyOpen ? emergencyView(this) : nothing}
           ${this.inboxOpen ? inboxView(this) : nothing}
           ${this.devices ? devicesView(this) : nothing}
           ${this.discussing ? threadPanel(this) : nothing}
@@ -1053,6 +1216,36 @@ class PlannerApp {
     `, this.host)
     this.errors.settle(this.host)
     if (this.listCheck) this.listCheck() // a long guest list may need other rows now
+    this.tabsCue(section)
+  }
+
+  /** The tab row scrolls sideways where it does not fit (a phone): its `data-more` says on
+   *  which side more tabs are (a fade and an arrow there), and the current tab is brought
+   *  into the row's view when the section changes. */
+  tabsCue (section) {
+    const nav = this.host.querySelector('nav.tabs')
+    const row = nav && nav.querySelector('ul')
+    if (!row) return
+    if (!row.dataset.cued) {
+      row.dataset.cued = 'true'
+      const again = () => this.tabsCue()
+      row.addEventListener('scroll', again, { passive: true })
+      window.addEventListener('resize', again)
+    }
+    const current = row.querySelector('a[aria-current="page"]')
+    if (section && section !== this.cuedSection && current) {
+      this.cuedSection = section
+      const box = current.closest('li')
+      const start = box.offsetLeft - row.offsetLeft
+      const end = start + box.offsetWidth
+      if (start < row.scrollLeft) row.scrollLeft = Math.max(0, start - 24)
+      else if (end > row.scrollLeft + row.clientWidth) row.scrollLeft = end - row.clientWidth + 24
+    }
+    const left = row.scrollLeft > 1
+    const right = row.scrollLeft + row.clientWidth < row.scrollWidth - 1
+    const more = left && right ? 'both' : left ? 'left' : right ? 'right' : null
+    if (more === null) delete nav.dataset.more
+    else if (nav.dataset.more !== more) nav.dataset.more = more
   }
 }
 

@@ -1,6 +1,8 @@
 // The wedding's members (issue 53, point 5), in the Share panel for roles with
 // `members.manage`: each member with their role, a role picker to change it
 // (PUT /members/{sub}) and Remove (POST /members/{sub}/remove; a second press confirms).
+// A vendor's row says what they see of the guest list, with a picker to change it (PATCH
+// /members/{sub} `guest_fields`: their open sessions start again with the new choice).
 // The server's ceiling decides what a role may grant or remove: its refusal shows beside the
 // control it came from. Calendar links (`calendar.tokens`): the wedding's feed tokens listed,
 // a new one made with a label (its link shown once), each revocable.
@@ -9,7 +11,7 @@ import { html, nothing } from 'lit-html'
 import { live } from 'lit-html/directives/live.js'
 import { repeat } from 'lit-html/directives/repeat.js'
 import { call, reasonOf } from './api.js'
-import { ROLES } from './invites.js'
+import { GUEST_FIELDS, ROLES } from './invites.js'
 
 const refusalOf = (answer, field, prefix) => {
   const named = answer.body && Array.isArray(answer.body.errors) ? answer.body.errors[0] : null
@@ -39,6 +41,13 @@ export class Members {
     const answer = await call(this.token, this.base, 'PUT', `/${encodeURIComponent(member.sub)}`, body)
     await this.load()
     return answer.status === 200 || answer.status === 201 ? null : refusalOf(answer, 'role', 'Not changed')
+  }
+
+  /** Let vendor `member` see `fields` of the guest list; null, or {field, message}. */
+  async setGuestFields (member, fields) {
+    const answer = await call(this.token, this.base, 'PATCH', `/${encodeURIComponent(member.sub)}`, { guest_fields: fields })
+    await this.load()
+    return answer.status === 200 ? null : refusalOf(answer, 'guest_fields', 'Not changed')
   }
 
   /** Remove `member` (the first press asks again); null, or {field, message}. */
@@ -110,6 +119,18 @@ export function membersView (ctx) {
       ctx.say(`${member.name || member.sub} is now ${e.target.value}.`)
     }
   }
+  const sees = async (member, e) => {
+    const form = `member-${member.sub}`
+    const refused = await members.setGuestFields(member, e.target.value)
+    if (refused) {
+      e.target.value = member.guest_fields || 'names_meals'
+      ctx.refuse(form, [refused])
+    } else {
+      ctx.errors.clear(form)
+      const text = (GUEST_FIELDS.find(([v]) => v === e.target.value) || ['', e.target.value])[1]
+      ctx.say(`${member.name || member.sub} now sees of the guest list: ${text.toLocaleLowerCase()}.`)
+    }
+  }
   const remove = async (member) => {
     const form = `member-${member.sub}`
     const asked = members.removing === member.sub
@@ -124,13 +145,19 @@ export function membersView (ctx) {
       const who = m.name || m.sub
       const you = m.sub === members.sub
       return html`<li class="row" data-form=${form} data-member=${m.sub}>
-        <div class="who"><strong>${who}${you ? ' (you)' : ''}</strong>${m.email ? html`<span class="muted">${m.email}</span>` : nothing}</div>
+        <div class="who"><strong>${who}${you ? ' (you)' : ''}</strong>${m.email ? html`<span class="muted">${m.email}</span>` : nothing}${m.email_confirmed === false ? html`<span class="muted unconfirmed">${m.email ? 'email not confirmed yet' : 'has not confirmed an email yet'}</span>` : nothing}</div>
         <div class="row-actions">
           <label>Role <select name="role" aria-label=${`Role of ${who}`} ?disabled=${you}
             aria-describedby=${f.describedBy('role')} aria-invalid=${f.invalid('role')} @change=${(e) => change(m, e)}>
             ${ROLES.map(([v, t]) => html`<option value=${v} .selected=${live(v === m.role)}>${t}</option>`)}
             ${ROLES.some(([v]) => v === m.role) ? nothing : html`<option value=${m.role} .selected=${live(true)}>${m.role}</option>`}
           </select></label>${f.note('role')}
+          ${m.role === 'vendor'
+            ? html`<label>Sees of the guest list <select name="guest_fields" aria-label=${`What ${who} sees of the guest list`}
+                aria-describedby=${f.describedBy('guest_fields')} aria-invalid=${f.invalid('guest_fields')} @change=${(e) => sees(m, e)}>
+                ${GUEST_FIELDS.map(([v, t]) => html`<option value=${v} .selected=${live(v === (m.guest_fields || 'names_meals'))}>${t}</option>`)}
+              </select></label>${f.note('guest_fields')}`
+            : nothing}
           ${you
             ? nothing
             : html`<button type="button" name="remove" class="danger" aria-label=${members.removing === m.sub ? `Really remove ${who}?` : `Remove ${who}`}

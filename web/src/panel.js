@@ -181,13 +181,19 @@ export function threadPanel (ctx) {
     }
     if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) send(e)
   }
-  const typing = (e) => {
-    sendForm.edited(e)
-    const at = mentionAt(e.target)
+  const suggest = (area) => {
+    const at = mentionAt(area)
     const options = at ? mentionOptions(store.members, at.query, ctx.access.sub) : []
     const was = ctx.mentioning
     ctx.mentioning = options.length ? { at, options, active: 0 } : null
     if (was || ctx.mentioning) ctx.refresh()
+    return at !== null && !options.length
+  }
+  const typing = (e) => {
+    sendForm.edited(e)
+    const area = e.target
+    // A name the directory does not hold: someone added since it was loaded, perhaps.
+    if (suggest(area)) store.refreshMembers().then(() => { if (document.activeElement === area) suggest(area) })
   }
 
   return html`<section id="thread-panel" class="thread-panel card" role="dialog" aria-modal="false"

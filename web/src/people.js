@@ -10,6 +10,7 @@
 
 import { html, nothing, render } from 'lit-html'
 import { FormErrors } from './forms.js'
+import { LOST_ACCESS } from './session.js'
 
 const LAST_WEDDING = 'crdt-server.last-wedding'
 
@@ -71,6 +72,8 @@ export async function resumeSession (wedding) {
   try {
     const { status, ok, data } = await post('/api/session/refresh', { wedding: wedding || null })
     if (ok && typeof data.token === 'string') return data
+    // Removed from that wedding, or the session over: the caller forgets what it kept.
+    if ((status === 401 || status === 403) && LOST_ACCESS.has(data.type)) return { lost: data.type }
     if (status === 401 || status === 403 || status === 404) return null
     return { offline: true }
   } catch {
@@ -212,7 +215,7 @@ export function showInvitation (root, code, onJoined) {
     button.disabled = true
     try {
       const { status, ok, data } = await post('/api/invitations/accept', email ? { code, name, email } : { code, name })
-      if (ok) { onJoined(data); return }
+      if (ok) { rememberGivenEmail(data, email); onJoined(data); return }
       if (status === 410 || status === 404) gone = 'This invitation was revoked, has expired or was used up. Ask whoever invited you for a new one.'
       else errors.refuse('join', [problemOf(data, ['name', 'email'])])
     } catch {
@@ -265,21 +268,23 @@ export function showSetup (root, onCreated) {
     const form = e.target
     const v = Object.fromEntries([...new FormData(form).entries()].map(([k, x]) => [k, String(x).trim()]))
     const wrong = []
-    const names = v.names.split(/\s+(?:&|and)\s+/).map((n) => n.trim()).filter(Boolean)
-    if (!names.length) wrong.push({ field: 'names', message: 'Whose wedding is it? Such as “Sam & Alex”.' })
-    else if (names.length > 2) wrong.push({ field: 'names', message: 'Two names at most, joined by “&”.' })
+    const yours = v.your_name.replace(/\s+/g, ' ')
+    const partner = v.partner_name.replace(/\s+/g, ' ')
+    if (!yours) wrong.push({ field: 'your_name', message: 'Say your own name: it is how the others see you.' })
+    const names = [yours, partner].filter(Boolean)
     if (!/^\d{4}-\d\d-\d\d$/.test(v.date)) wrong.push({ field: 'date', message: 'Pick the day of the wedding (you can change it later).' })
     if (!/^[^\s@]+@[^\s@]+$/.test(v.email)) wrong.push({ field: 'email', message: 'Type your email address, such as sam@example.com: your sign-in link goes there.' })
     if (wrong.length) { errors.refuse('new-wedding', wrong); return }
-    const body = { names, date: v.date, time_zone: v.time_zone, currency: v.currency, email: v.email }
+    const body = { names, your_name: yours, date: v.date, time_zone: v.time_zone, currency: v.currency, email: v.email }
     const button = form.querySelector('button[type=submit]')
     button.disabled = true
     try {
       const { ok, data } = await post('/api/weddings', body, { 'Idempotency-Key': setupKey })
       if (ok) { await onCreated(data, body); return }
-      errors.refuse('new-wedding', [problemOf(data, ['names', 'date', 'time_zone', 'currency', 'email'])])
+      const problem = problemOf(data, ['names', 'your_name', 'date', 'time_zone', 'currency', 'email'])
+      errors.refuse('new-wedding', [problem.field === 'names' ? { ...problem, field: 'your_name' } : problem])
     } catch {
-      errors.refuse('new-wedding', [{ field: 'names', message: 'No connection to the server: try again when you are online.' }])
+      errors.refuse('new-wedding', [{ field: 'your_name', message: 'No connection to the server: try again when you are online.' }])
     } finally {
       button.disabled = false
     }
@@ -289,8 +294,11 @@ export function showSetup (root, onCreated) {
     render(html`<main class="signed-out" role="main">
       <h1>Create a wedding</h1>
       <form class="card setup" data-form="new-wedding" novalidate @submit=${create} @input=${f.edited} aria-label="Create a wedding">
-        <div class="field"><label>Names <input name="names" required maxlength="200" placeholder="Sam & Alex"
-          aria-describedby=${f.describedBy('names')} aria-invalid=${f.invalid('names')}></label>${f.note('names')}</div>
+        <div class="field"><label>Your name <input name="your_name" required maxlength="100" autocomplete="name" placeholder="Sam Rivera"
+          aria-describedby=${f.describedBy('your_name', 'setup-name-hint')} aria-invalid=${f.invalid('your_name')}></label>${f.note('your_name')}
+          <span class="muted hint" id="setup-name-hint">How the others see you, on everything you do.</span></div>
+        <div class="field"><label>Your partner’s name <input name="partner_name" maxlength="100" placeholder="Alex Kim"
+          aria-describedby=${f.describedBy('partner_name')} aria-invalid=${f.invalid('partner_name')}></label>${f.note('partner_name')}</div>
         <div class="field"><label>Date <input name="date" type="date" required .value=${nextYear()}
           aria-describedby=${f.describedBy('date')} aria-invalid=${f.invalid('date')}></label>${f.note('date')}</div>
         <div class="field"><label>Time zone <select name="time_zone" aria-describedby=${f.describedBy('time_zone')} aria-invalid=${f.invalid('time_zone')}>
@@ -349,6 +357,63 @@ export class Devices {
     await this.load()
     return response.ok
   }
+}
+
+const GIVEN = 'crdt-server.given-email'
+
+/** What the person typed when joining and what became of it (the accept answer's `email`):
+ *  the "confirm your email" prompt offers that address again. */
+function rememberGivenEmail (data, email) {
+  try {
+    if (email && data.email && data.email !== 'verified') localStorage.setItem(GIVEN, JSON.stringify({ address: email, state: data.email }))
+    else localStorage.removeItem(GIVEN)
+  } catch {}
+}
+
+function givenEmail () {
+  try {
+    const kept = JSON.parse(localStorage.getItem(GIVEN) || 'null')
+    return kept && typeof kept.address === 'string' ? kept : null
+  } catch {
+    return null
+  }
+}
+
+/** The prompt every signed-in person without a confirmed address sees above the planner:
+ *  "Confirm your email" (the address they gave when joining filled in); or, where that
+ *  address is another sign-in's, to open the sign-in link it was sent. */
+export function confirmEmailView (ctx) {
+  const you = ctx.you
+  if (!you || you.email !== null) return nothing
+  const f = ctx.errors.of('confirm-email')
+  const given = givenEmail()
+  const submit = async (e) => {
+    e.preventDefault()
+    const address = String(new FormData(e.target).get('email') || '').trim()
+    if (!/^[^\s@]+@[^\s@]+$/.test(address)) {
+      ctx.refuse('confirm-email', [{ field: 'email', message: 'Type your email address, such as sam@example.com.' }])
+      return
+    }
+    const refused = await you.addEmail(address)
+    if (refused) ctx.refuse('confirm-email', [refused])
+    else ctx.errors.clear('confirm-email')
+  }
+  if (given && given.state === 'sign_in_link' && !you.claimed) {
+    return html`<section class="banner confirm-email" role="region" aria-label="Confirm your email">
+      <strong>Confirm your email</strong>
+      <p>${given.address} already signs in here: open the sign-in link we sent to it, and this wedding joins your other ones.</p>
+    </section>`
+  }
+  return html`<section class="banner confirm-email" role="region" aria-label="Confirm your email">
+    <form class="add-form" data-form="confirm-email" novalidate @submit=${submit} @input=${f.edited}>
+      <strong>Confirm your email</strong>
+      <p>Until you do, the others get no email for you and you can use this device only.</p>
+      <div class="field"><label>Your email <input name="email" type="email" maxlength="254" autocomplete="email" required .value=${given ? given.address : ''}
+        aria-describedby=${f.describedBy('email')} aria-invalid=${f.invalid('email')}></label>${f.note('email')}</div>
+      <button type="submit">Email me a link to confirm it</button>
+      ${you.claimed ? html`<p role="status">Check your mail: open the link we sent to ${you.claimed} to confirm it.</p>` : nothing}
+    </form>
+  </section>`
 }
 
 /** "Add your email", for a person with none (joined by invitation without one): a link to

@@ -11,6 +11,8 @@
 
 import { html, nothing } from 'lit-html'
 import { chartSvg, occupancy } from './chart.js'
+import { zoneWords } from './local.js'
+import { cateringWords } from './weddingday.js'
 
 /** The print route of a hash (`#/print/run-sheet?vendor=Bloom`), or null. */
 export function printRoute (hash) {
@@ -81,10 +83,19 @@ function escortPage (ctx) {
       : html`<p class="muted">No one has a seat yet.</p>`}`
 }
 
+/** A caterer's counts on its run sheet (the day's state gives them to the couple, the
+ *  planner and the caterer's members, whatever it reads of the guest list). */
+function cateringOf (ctx, vendor) {
+  const state = ctx.day && ctx.day.state
+  const found = state && (state.vendors || []).find((v) => v.catering && key(v.name) === key(vendor))
+  return found ? html`<p class="catering"><strong>Cooking for:</strong> ${cateringWords(found.catering)}</p>` : nothing
+}
+
 function runSheetPage (ctx, vendor) {
   const vendors = vendorsOf(ctx.timeline)
   const items = vendor ? runSheetItems(ctx.timeline, vendor) : []
   const zone = ctx.local.zone
+  const venue = (ctx.profile && ctx.profile.venue) || ''
   let day = null
   return html`${bar(vendor ? `Run sheet: ${vendor}` : 'Run sheets')}${wedding(ctx)}
     <form class="print-bar" @submit=${(e) => e.preventDefault()}>
@@ -95,14 +106,14 @@ function runSheetPage (ctx, vendor) {
     </form>
     ${vendor
       ? items.length
-        ? html`<p class="muted">Times in ${zone || 'the times written'}.</p>
+        ? html`${cateringOf(ctx, vendor)}<p class="muted">Times in ${zoneWords(zone)}${venue ? html`; where nothing else is said, at ${venue}` : nothing}.</p>
           <table class="run-sheet"><thead><tr><th scope="col">Start</th><th scope="col">End</th><th scope="col">What</th><th scope="col">Where</th><th scope="col">Notes</th></tr></thead>
           <tbody>${items.map((i) => {
             const wall = ctx.local.wall(i.start)
             const heading = wall.day !== day ? html`<tr class="run-day"><th colspan="5" scope="rowgroup">${ctx.local.day(wall.day)}</th></tr>` : nothing
             day = wall.day
             return html`${heading}<tr data-entity=${i.id}><td>${ctx.local.time(i.start)}</td><td>${ctx.local.time(i.end)}</td>
-              <td>${i.title}${i.status === 'confirmed' ? html` <span class="muted">(confirmed)</span>` : nothing}</td><td>${i.location || ''}</td><td>${i.notes || ''}</td></tr>`
+              <td>${i.title}${i.status === 'confirmed' ? html` <span class="muted">(confirmed)</span>` : nothing}</td><td>${i.location || venue || ''}</td><td>${i.notes || ''}</td></tr>`
           })}</tbody></table>`
         : html`<p>Nothing on the timeline for ${vendor}.</p>`
       : nothing}

@@ -1,6 +1,7 @@
 // Push notifications on this device: the switch that subscribes this browser to Web Push
 // (the service worker's push handler shows them), a test notification, and the person's
-// push settings (what is pushed, quiet hours: emergencies are never held).
+// push settings (what is pushed: mentions, urgent messages, emergencies, reminders; quiet
+// hours: emergencies are never held).
 // Routes: GET /api/push/vapid-public-key, POST/DELETE .../push-subscriptions,
 // POST .../push-subscriptions/{id}/test, GET/PUT .../push-settings. The access answer's
 // `push_key` is the server's key: a subscription made with another key is made again.
@@ -118,6 +119,28 @@ export class DevicePush {
   }
 }
 
+/** The quiet hours a settings form holds (its `quiet_start` and `quiet_end`, in this
+ *  browser's zone): `{ quietHours }` (null: none), or `{ refusal }` when one time is given
+ *  without the other (that would save no quiet hours at all). */
+export function quietHoursOf (v) {
+  const start = String(v.get('quiet_start') || '')
+  const end = String(v.get('quiet_end') || '')
+  if (Boolean(start) !== Boolean(end)) {
+    const field = start ? 'quiet_end' : 'quiet_start'
+    return { refusal: { field, message: `Quiet hours need both times: type when they ${start ? 'end' : 'start'}, or clear both for none.` } }
+  }
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'
+  return { quietHours: start && end ? { start, end, zone } : null }
+}
+
+/** The quiet hours' two fields of a settings form whose errors are `f`. */
+export function quietHoursFields (f, quiet) {
+  return html`<div class="field"><label>Quiet from <input type="time" name="quiet_start" .value=${quiet ? quiet.start : ''}
+      aria-describedby=${f.describedBy('quiet_start')} aria-invalid=${f.invalid('quiet_start')}></label>
+    <label>until <input type="time" name="quiet_end" .value=${quiet ? quiet.end : ''}
+      aria-describedby=${f.describedBy('quiet_end')} aria-invalid=${f.invalid('quiet_end')}></label>${f.note('quiet_start')}${f.note('quiet_end')}</div>`
+}
+
 /** The push part of the notification settings. */
 export function pushView (ctx) {
   const push = ctx.push
@@ -137,20 +160,14 @@ export function pushView (ctx) {
   const save = async (e) => {
     e.preventDefault()
     const v = new FormData(e.target)
-    const start = String(v.get('quiet_start') || '')
-    const end = String(v.get('quiet_end') || '')
-    const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'
-    // One end without the other would save no quiet hours at all: say so instead.
-    if (Boolean(start) !== Boolean(end)) {
-      const field = start ? 'quiet_end' : 'quiet_start'
-      ctx.refuse('push-settings', [{ field, message: `Quiet hours need both times: type when they ${start ? 'end' : 'start'}, or clear both for none.` }])
-      return
-    }
+    const { quietHours, refusal } = quietHoursOf(v)
+    if (refusal) { ctx.refuse('push-settings', [refusal]); return }
     const refused = await push.saveSettings({
       mentions: v.get('mentions') === 'on',
       urgent: v.get('urgent') === 'on',
       emergencies: v.get('emergencies') === 'on',
-      quiet_hours: start && end ? { start, end, zone } : null
+      reminders: v.get('reminders') === 'on',
+      quiet_hours: quietHours
     })
     if (refused) ctx.refuse('push-settings', [{ field: 'quiet_start', message: `Not saved: ${refused}.` }])
     else { ctx.errors.clear('push-settings'); ctx.say('Push settings saved.') }
@@ -170,10 +187,8 @@ export function pushView (ctx) {
           <label class="check"><input type="checkbox" name="mentions" ?checked=${s.mentions}> Mentions</label>
           <label class="check"><input type="checkbox" name="urgent" ?checked=${s.urgent}> Urgent messages</label>
           <label class="check"><input type="checkbox" name="emergencies" ?checked=${s.emergencies}> Emergencies</label>
-          <div class="field"><label>Quiet from <input type="time" name="quiet_start" .value=${quiet ? quiet.start : ''}
-            aria-describedby=${f.describedBy('quiet_start')} aria-invalid=${f.invalid('quiet_start')}></label>
-            <label>until <input type="time" name="quiet_end" .value=${quiet ? quiet.end : ''}
-            aria-describedby=${f.describedBy('quiet_end')} aria-invalid=${f.invalid('quiet_end')}></label>${f.note('quiet_start')}${f.note('quiet_end')}</div>
+          <label class="check"><input type="checkbox" name="reminders" ?checked=${s.reminders !== false}> Reminders (tasks and payments due)</label>
+          ${quietHoursFields(f, quiet)}
           <p class="muted">Quiet hours hold pushes until they end, except emergencies.</p>
           <button type="submit">Save push settings</button>
         </form>`

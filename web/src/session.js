@@ -7,6 +7,10 @@
 
 const TOKEN_KEY = 'crdt-server.token'
 
+/** The problem types (RFC 9457 `type`) of a refresh that means this person lost the
+ *  wedding for good: no member of it any more, or their device session ended. */
+export const LOST_ACCESS = new Set(['urn:crdt-server:problem:not-a-member', 'urn:crdt-server:problem:session-ended'])
+
 /** The token of this tab: from the link when there is one, else from session storage. */
 export function takeToken () {
   const match = /(?:^#|&)token=([^&]+)/.exec(location.hash)
@@ -43,18 +47,21 @@ export function claimsOf (token) {
 /**
  * Keeps the token fresh: asks the server for a new one when three quarters of its life has
  * passed (a minute before it expires if that is earlier, but not before half of it). `onToken(token)` gets each new token,
- * `onSignedOut(reason)` is called when the server refuses (401): the session is over.
+ * `onSignedOut(reason)` is called when the server refuses (401): the session is over;
+ * `onLost(problem)` instead when its problem type says the person lost the wedding
+ * (`LOST_ACCESS`: not a member, session ended).
  * Network failures are retried, since an offline person is not signed out.
  */
 export class TokenKeeper {
   /** `wedding`: set for a token of this device's session (it carries `sid`), which is
    *  renewed from the session's cookie (`POST /api/session/refresh`) and kept in memory only;
    *  otherwise the token came with a link and is exchanged for a fresh one. */
-  constructor (token, { onToken, onSignedOut, wedding = null }) {
+  constructor (token, { onToken, onSignedOut, onLost = null, wedding = null }) {
     this.token = token
     this.wedding = wedding
     this.onToken = onToken
     this.onSignedOut = onSignedOut
+    this.onLost = onLost
     this.timer = 0
     this.schedule()
   }
@@ -122,7 +129,9 @@ export class TokenKeeper {
     }
     if (response.status === 401 || (this.device && response.status === 403)) {
       const problem = await response.json().catch(() => ({}))
-      this.onSignedOut(problem.detail || 'your session ended')
+      // Removed from the wedding, or the session over: what this device keeps of it goes.
+      if (this.onLost && LOST_ACCESS.has(problem.type)) this.onLost(problem)
+      else this.onSignedOut(problem.detail || 'your session ended')
       return
     }
     if (!response.ok) {

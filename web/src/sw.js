@@ -51,8 +51,9 @@ self.addEventListener('fetch', (event) => {
   })())
 })
 
-// Web Push: each push message (a mention, an urgent message, an emergency; encrypted by the
-// server, decrypted by the browser) becomes a notification. The payload names its wedding,
+// Web Push: each push message (a mention, an urgent message, an emergency, a reminder of a
+// task or payment overdue, due today or soon; encrypted by the server, decrypted by the
+// browser) becomes a notification. The payload names its wedding,
 // type, title, the start of a body, the app URL to open and a tag: a notification with the
 // same tag replaces the earlier one (repeats collapse). An emergency stays until it is
 // dismissed. A payload that is not ours still shows something: the browser requires a

@@ -780,4 +780,37 @@ export async function forgetWedding (wedding) {
     })))
 }
 
+/**
+ * Forget what this device keeps of wedding `wedding` for person `sub` (they lost access:
+ * removed, or their session ended): their local copies of its documents
+ * (`crdt-server:{sub}:{wedding}/{kind}`, and the unscoped names of the release before),
+ * their unsent edits, and every localStorage entry of theirs for it (activity, queued
+ * operations, thread outbox, check-ins, lost writes put away, push), the access and names
+ * seen, and the wedding as the one used last. `sub` null: everyone's (the person is not
+ * known any more). Resolves once the databases are deleted.
+ */
+export async function forgetPerson (wedding, sub) {
+  const person = sub === null ? null : encodeURIComponent(sub)
+  // `{prefix}{sub}:{wedding}/...` of this person, or the release before's `{prefix}{wedding}/...`.
+  const theirs = (name, prefix) => {
+    if (!ofWedding(name, prefix, wedding)) return false
+    const rest = name.slice(prefix.length)
+    return person === null || rest.startsWith(`${wedding}/`) || rest.startsWith(`${person}:`)
+  }
+  for (const key of Object.keys(localStorage)) {
+    if (!key.startsWith('crdt-server.')) continue
+    const rest = key.slice(key.indexOf(':') + 1)
+    const mine = key.indexOf(':') > 0 && (rest === wedding || (sub === null ? rest.startsWith(`${wedding}:`) : rest === `${wedding}:${sub}`))
+    if (mine || theirs(key, 'crdt-server.pending:')) localStorage.removeItem(key)
+  }
+  if (localStorage.getItem('crdt-server.last-wedding') === wedding) localStorage.removeItem('crdt-server.last-wedding')
+  const databases = indexedDB.databases ? await indexedDB.databases() : []
+  await Promise.all(databases
+    .filter((db) => theirs(db.name, 'crdt-server:'))
+    .map((db) => new Promise((resolve) => {
+      const request = indexedDB.deleteDatabase(db.name)
+      request.onsuccess = request.onerror = request.onblocked = () => resolve()
+    })))
+}
+
 export { Y }

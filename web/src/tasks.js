@@ -123,7 +123,7 @@ export function tasksView (ctx) {
   const weddingDate = ctx.profile && ctx.profile.date
   const tasks = sortTasks(readTasks(doc), weddingDate)
   const members = ctx.threads && ctx.threads.members ? [...ctx.threads.members.entries()] : []
-  const nameOf = (sub) => (sub === ctx.access.sub ? `${ctx.access.name} (you)` : ctx.people[sub] || (ctx.threads && ctx.threads.members.get(sub)) || sub)
+  const nameOf = (sub) => (sub === ctx.access.sub ? `${ctx.access.name} (you)` : ctx.people[sub] || (ctx.threads && ctx.threads.members.get(sub)) || (ctx.threads && ctx.threads.membersLoaded ? 'Someone no longer in the wedding' : '…'))
   const open = tasks.filter((t) => !t.done).length
   const today = new Date().toISOString().slice(0, 10)
   const form = ctx.errors.of('add-task')

@@ -44,6 +44,8 @@ export class ThreadStore {
     this.messages = new Map() // thread id -> messages in seq order
     this.watched = new Set() // threads whose messages are shown
     this.members = new Map() // sub -> name
+    this.membersLoaded = false
+    this.membersLoading = null
     this.unnotified = new Map() // thread id -> what this person's last message there could not notify
     this.outboxKey = `crdt-server.outbox:${wedding}:${sub}`
     this.outbox = this.loadOutbox()
@@ -96,11 +98,23 @@ export class ThreadStore {
     return call(this.token, this.base, method, path, body, headers)
   }
 
+  /** The member directory as it is now (mentions and task owners pick from it): reloaded
+   *  when a member joins, is invited, changes role or is removed; never an id for a name. */
   async loadMembers () {
     const { status, body } = await this.request('GET', '/members')
     if (status !== 200 || !body || !Array.isArray(body.members)) return
-    for (const m of body.members) if (m && m.sub) this.members.set(m.sub, m.name || m.sub)
+    const members = new Map()
+    for (const m of body.members) if (m && m.sub) members.set(m.sub, m.name || 'A member')
+    this.members = members
+    this.membersLoaded = true
     this.onChange()
+  }
+
+  /** Reload the directory (someone typed a name it does not hold: they may have been
+   *  added since), one load at a time: a miss while one is under way waits for it. */
+  refreshMembers () {
+    this.membersLoading = this.membersLoading || this.loadMembers().finally(() => { this.membersLoading = null })
+    return this.membersLoading
   }
 
   /** Reload the list of threads (and the messages of the watched ones); coalesced. */
@@ -165,6 +179,7 @@ export class ThreadStore {
 
   /** Thread events from the stream: refresh (edits reload the thread's messages whole). */
   onEvents (events) {
+    if (events.some((e) => typeof e.type === 'string' && e.type.startsWith('member.'))) this.loadMembers()
     const ours = events.filter((e) => typeof e.type === 'string' && e.type.startsWith('thread.'))
     if (!ours.length) return
     for (const e of ours) {

@@ -173,6 +173,28 @@ export class WeddingDay {
     await this.queue.tap(vendor, status)
     await this.refresh()
   }
+
+  /** The planner's switch (`PUT .../day/mode`: `auto`, `on` or `off`); null, or the
+   *  refusal in words. */
+  async setMode (mode) {
+    let response
+    try {
+      response = await this.fetcher(`/api/weddings/${encodeURIComponent(this.wedding)}/day/mode`, {
+        method: 'PUT',
+        headers: { Authorization: `Bearer ${this.token()}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ mode })
+      })
+    } catch {
+      return 'the server cannot be reached'
+    }
+    if (!response.ok) {
+      const problem = await response.json().catch(() => ({}))
+      const named = Array.isArray(problem.errors) && problem.errors[0] && problem.errors[0].message
+      return named || problem.detail || `HTTP ${response.status}`
+    }
+    await this.refresh()
+    return null
+  }
 }
 
 function clock (iso) {
@@ -190,16 +212,67 @@ export function checkInText (vendor, pending) {
   return `${STATUS[shown.status] || shown.status}, reported at ${clock(shown.at)}`
 }
 
+/**
+ * The day's vendors as a phone shows them: the caller's own vendors first (`yours`), each
+ * with whether its check-in buttons show. The server says who may tap (`may_check_in`); a
+ * vendor's member taps only their own vendor, though the server lets any vendor check in a
+ * vendor that names no members.
+ */
+export function dayVendors (vendors, role) {
+  const own = vendors.filter((v) => v.yours)
+  const others = vendors.filter((v) => !v.yours)
+  const mine = role === 'vendor' && own.length > 0
+  return [...own, ...others].map((vendor) => ({
+    vendor,
+    mayTap: Boolean(vendor.may_check_in) && (!mine || vendor.yours)
+  }))
+}
+
+/** What a caterer cooks for, in words (the day's `catering`: counts, no one's name):
+ *  "For 3 people: fish 1, beef 1, no meal chosen 1. Dietary: vegan 1, nut allergy 1." */
+export function cateringWords (catering) {
+  if (!catering) return ''
+  const list = (counts) => Object.entries(counts || {}).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([k, n]) => `${k} ${n}`)
+  const meals = list(catering.meals)
+  if (catering.no_meal) meals.push(`no meal chosen ${catering.no_meal}`)
+  const dietary = list(catering.dietary)
+  const people = `${catering.people} ${catering.people === 1 ? 'person' : 'people'}`
+  return `For ${people}${meals.length ? `: ${meals.join(', ')}` : ''}.${dietary.length ? ` Dietary: ${dietary.join(', ')}.` : ''}`
+}
+
+const MODES = [['auto', 'Automatic (on the wedding day)'], ['on', 'On'], ['off', 'Off']]
+
+/** The planner's day-of mode switch above the timeline (the server lets only the planner
+ *  switch it): automatic (the day's window), on or off; a refusal is said beside it. */
+export function dayModeSwitch (app) {
+  const day = app.day
+  const state = day && day.state
+  if (!state || app.access.role !== 'planner') return nothing
+  const f = app.errors.of('day-mode')
+  const change = async (e) => {
+    const mode = e.target.value
+    app.errors.clear('day-mode')
+    const refused = await day.setMode(mode)
+    if (refused) app.refuse('day-mode', [{ field: 'mode', message: `Not switched: ${refused}.` }])
+    else app.say(`Day-of mode: ${MODES.find(([v]) => v === mode)[1]}.`)
+  }
+  return html`<div class="day-mode" data-form="day-mode">
+    <label>Day-of mode <select name="mode" aria-describedby=${f.describedBy('mode', 'day-mode-said')} aria-invalid=${f.invalid('mode')} @change=${change}>
+      ${MODES.map(([v, t]) => html`<option value=${v} .selected=${v === state.mode}>${t}</option>`)}</select></label>
+    <span class="muted" id="day-mode-said">${state.active ? 'The day’s panel is on.' : 'The day’s panel is off.'}</span>
+    ${f.note('mode')}
+  </div>`
+}
+
 /** The day's panel above the timeline, while day-of mode is on. */
 export function dayPanel (app) {
   const day = app.day
   const state = day && day.state
   if (!state || !state.active) return nothing
-  const mayTap = app.access.role !== 'friend' && app.access.role !== 'family'
   return html`<section class="wedding-day" aria-labelledby="day-title">
-    <h2 id="day-title">Today${state.day ? html` <span class="muted">${state.day}</span>` : nothing}</h2>
+    <h2 id="day-title">Today${state.day ? html` <span class="muted">${app.local.day(state.day)}</span>` : nothing}</h2>
     <ul class="day-vendors">
-      ${state.vendors.map((v) => {
+      ${dayVendors(state.vendors, app.access.role).map(({ vendor: v, mayTap }) => {
         const form = checkInForm(v.vendor)
         const f = app.errors.of(form)
         const tap = (status) => { app.errors.clear(form); day.tap(v.vendor, status) }
@@ -208,13 +281,15 @@ export function dayPanel (app) {
         return html`<li data-vendor=${v.vendor} data-form=${form}>
           <strong>${v.name}</strong>
           <span class="check-in" role="status">${checkInText(v, day.queue.pendingFor(v.vendor))}</span>
-          ${mayTap ? html`${button('arrived')} ${button('running_late')}${f.note('arrived')}${f.note('running_late')}` : nothing}
+          ${mayTap ? html`${button('arrived')} ${button('running_late')}` : nothing}
+          ${f.note('arrived')}${f.note('running_late')}
+          ${v.catering ? html`<p class="catering muted">${cateringWords(v.catering)}</p>` : nothing}
         </li>`
       })}
     </ul>
     <ol class="day-items">
       ${state.items.map((i) => html`<li data-item=${i.id} data-state=${i.state}>
-        ${clock(i.start)} ${i.title} <span class="state">${STATE[i.state] || i.state}</span>
+        ${app.local.time(i.start)} ${i.title} <span class="state">${STATE[i.state] || i.state}</span>
       </li>`)}
     </ol>
   </section>`

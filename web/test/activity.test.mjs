@@ -193,5 +193,50 @@ test('the scheduler\'s reminders: a task and a payment falling due', () => {
   const server = { sub: 'scheduler', role: 'server' }
   const due = (type, data) => one(event(type, data, server)).what
   assert.equal(due('task.due', { id: 'k1', title: 'Book the cake tasting', due: '2027-03-01', owner: null }), 'reminded: “Book the cake tasting” is due today')
-  assert.equal(due('budget.payment_due', { id: 'p1', due: '2027-03-01', amount: 150000, category_id: 'c1', vendor: 'Petal Co.' }), 'reminded: a payment of €1500.00 to Petal Co. is due today')
+  assert.equal(due('budget.payment_due', { id: 'p1', due: '2027-03-01', amount: 150000, category_id: 'c1', vendor: 'Petal Co.' }), 'reminded: a payment of €1500.00 to Petal Co. (Catering) is due today')
+  assert.equal(due('budget.payment_due', { id: 'p1', due: '2027-02-03', when: 'overdue', amount: 150000, category_id: 'c1', vendor: 'Petal Co.' }), 'reminded: a payment of €1500.00 to Petal Co. (Catering) is overdue (it was due on 2027-02-03)')
+  assert.equal(due('budget.payment_due', { id: 'p1', due: '2027-04-03', when: 'soon', amount: 150000, category_id: 'c1', vendor: null }), 'reminded: a payment of €1500.00 (Catering) is due on 2027-04-03')
+  // A category the budget no longer has is left out, never shown as its id.
+  assert.equal(due('budget.payment_due', { id: 'p1', due: '2027-03-01', when: 'today', amount: 150000, category_id: 'gone', vendor: null }), 'reminded: a payment of €1500.00 is due today')
+  // A task's reminder says which of the three it is, as a payment's does.
+  assert.equal(due('task.due', { id: 'k1', title: 'Book the cake tasting', due: '2027-03-01', when: 'today' }), 'reminded: “Book the cake tasting” is due today')
+  assert.equal(due('task.due', { id: 'k1', title: 'Book the cake tasting', due: '2027-02-01', when: 'overdue' }), 'reminded: “Book the cake tasting” is overdue (it was due on 2027-02-01)')
+  assert.equal(due('task.due', { id: 'k1', title: 'Book the cake tasting', due: '2027-04-01', when: 'soon' }), 'reminded: “Book the cake tasting” is due on 2027-04-01')
+})
+
+test('members: who joined, was removed or changed role, by name (never "You member removed")', () => {
+  const me = { sub: 'me', role: 'couple' }
+  assert.equal(said(event('member.removed', { sub: 'demo-couple', role: 'couple' }, me)), 'You removed Alex & Sam from the wedding')
+  assert.equal(said(event('member.removed', { sub: 'm_x', role: 'family' }, me)), 'You removed a member (family) from the wedding')
+  assert.equal(said(event('member.joined', { sub: 'm_f', name: 'Fay', role: 'family' }, { sub: 'm_f', role: 'family' })), 'Fay joined the wedding as family')
+  assert.equal(said(event('member.role_changed', { sub: 'demo-couple', from: 'family', to: 'planner' }, me)), 'You made Alex & Sam the planner (was family)')
+})
+
+test('a vendor who has not checked in is named, with the call time', () => {
+  useFormats('UTC', 'EUR')
+  const alert = event('day.vendor_missing', { vendor: 'v-dj', name: 'DJ Nova', call_time: '2027-06-12T16:00:00+00:00' }, { sub: 'server', role: 'server' }, { priority: 'urgent' })
+  const d = one(alert)
+  assert.equal(d.who, '')
+  assert.match(d.what, /^DJ Nova has not checked in \(called for 16:00\)$/)
+  assert.equal(d.kind, 'urgent')
+})
+
+test('an answer sent by an RSVP link is told, changed or not', () => {
+  const e = event('rsvp.answered', { household: 'h1', answers: [{ id: 'g1', rsvp: 'accepted', changed: false }] }, { sub: 'guest:g1', role: 'guest' })
+  assert.equal(said(e), 'Ada Lovelace (RSVP link) answered for Ada Lovelace (accepted)')
+})
+
+test('taking every RSVP link is told in words', () => {
+  const sheet = event('rsvp.links_exported', { format: 'sheet', by: 'u1' }, { sub: 'u1', role: 'couple' })
+  assert.match(said(sheet), /opened the RSVP links’ printable sheet$/)
+  const csv = event('rsvp.links_exported', { format: 'csv', by: 'u1' }, { sub: 'u1', role: 'couple' })
+  assert.match(said(csv), /downloaded the RSVP links$/)
+})
+
+test('the planner switching day-of mode reads as a switch', () => {
+  const at = '2031-06-14T09:00:00Z'
+  const said = (mode) => describe({ type: 'day.mode_changed', at, actor: { sub: 'p', role: 'planner' }, events: [{ type: 'day.mode_changed', at, actor: { sub: 'p', role: 'planner' }, data: { mode } }] }, names).what
+  assert.equal(said('on'), 'switched day-of mode on')
+  assert.equal(said('off'), 'switched day-of mode off')
+  assert.equal(said('auto'), 'set day-of mode back to automatic')
 })

@@ -40,3 +40,16 @@ test('the households\' notes to the couple, newest first', () => {
   assert.deepEqual(householdNotes(households).map((n) => [n.household.name, n.note]), [['Ortiz', 'Sam is allergic to nuts'], ['Lees', 'We arrive Saturday only']])
   assert.deepEqual(householdNotes(undefined), [])
 })
+
+test('every answer sent by a link counts, changed or not (rsvp.answered)', async () => {
+  const { answersOf } = await import('../src/answers.js')
+  const event = { seq: 9, type: 'rsvp.answered', at: '2026-11-26T10:09:00Z', actor: { sub: 'guest:g1', role: 'guest' }, data: { household: 'h1', answers: [{ id: 'g1', rsvp: 'accepted', changed: false }, { id: 'g2', rsvp: 'declined', changed: true }] } }
+  assert.deepEqual(answersOf(event), [
+    { guestId: 'g1', to: 'accepted', at: '2026-11-26T10:09:00Z', seq: 9, changed: false },
+    { guestId: 'g2', to: 'declined', at: '2026-11-26T10:09:00Z', seq: 9, changed: true }
+  ])
+  assert.deepEqual(answersOf({ ...event, actor: { sub: 'cam', role: 'couple' } }), [])
+  const latest = new Map()
+  assert.equal(mergeAnswers(latest, [event]), true)
+  assert.equal(latest.get('g1').changed, false)
+})

@@ -1,7 +1,7 @@
 // "Running late": how a proposal's move is said, and the panel's state before any answer.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { DEFAULT_MINUTES, Delays, minutesError, moveWords } from '../src/delays.js'
+import { DEFAULT_MINUTES, Delays, itemTitle, minutesError, moveWords } from '../src/delays.js'
 
 const local = { time: (iso) => iso.slice(11, 16) }
 
@@ -36,4 +36,12 @@ test('a refusal is said in the words of the field it names, else its detail', as
   assert.equal(fieldReasonOf(fixed), 'this item is fixed: it keeps its time')
   assert.equal(fieldReasonOf({ status: 403, body: { detail: 'not yours' } }), 'not yours')
   assert.equal(fieldReasonOf({ status: 0, body: null }), 'the server cannot be reached')
+})
+
+test('an item of a proposal is named by its title, never its id', () => {
+  const timeline = [{ id: 'd-ceremony', title: 'Ceremony' }, { id: 'd-dinner', title: 'Dinner' }]
+  assert.equal(itemTitle(timeline, 'd-ceremony'), 'Ceremony')
+  assert.equal(itemTitle(timeline, 'd-dinner', 'Dinner at eight'), 'Dinner at eight')
+  assert.equal(itemTitle(timeline, 'd-gone'), 'an item no longer in the timeline')
+  assert.equal(itemTitle(undefined, 'd-gone'), 'an item no longer in the timeline')
 })

@@ -61,3 +61,13 @@ test('"when" words: relative, then the time in the zone', () => {
   assert.match(berlin.ago('2027-06-10T08:00:00Z', now), /10:00$/)
   assert.equal(berlin.ago('not a time', now), '')
 })
+
+test('a time zone is said in words, never as a bare IANA id', async () => {
+  const { zoneWords } = await import('../src/local.js')
+  assert.equal(zoneWords('Etc/UTC'), 'UTC')
+  assert.equal(zoneWords('UTC'), 'UTC')
+  assert.equal(zoneWords(null), 'the times as written')
+  const berlin = zoneWords('Europe/Berlin', new Date('2027-06-12T12:00:00Z'))
+  assert.ok(berlin.includes('Berlin') && !berlin.includes('Europe/'), berlin)
+  assert.ok(!zoneWords('America/New_York').includes('_'))
+})

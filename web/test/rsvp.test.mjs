@@ -57,3 +57,17 @@ test('a refusal is reported and forgotten (sending it again would be refused aga
   assert.equal(result.status, 410)
   assert.equal(pending(s, 'w.h.code'), null)
 })
+
+test('a day and a moment are written for people, never as stored', async () => {
+  const { spoken } = await import('../src/rsvp/words.js')
+  const day = spoken('2027-06-12')
+  assert.notEqual(day, '2027-06-12')
+  assert.match(day, /2027/)
+  assert.match(day, /12/)
+  // A calendar day is that day in every zone, whatever the device's.
+  assert.equal(spoken('2027-06-12', 'Pacific/Kiritimati'), day)
+  const moment = spoken('2027-06-01T18:00:00Z', 'Europe/Berlin')
+  assert.match(moment, /20/) // 18:00 UTC is 20:00 in Berlin in June
+  assert.equal(spoken('not a date'), 'not a date')
+  assert.match(spoken('2027-06-01T18:00:00Z', 'Mars/Olympus'), /2027/) // an unknown zone
+})

@@ -1,8 +1,8 @@
 // The RSVP page's service worker: keeps the page's own files (scope /rsvp/) so it opens with
 // no network; the household's answers wait in the page's storage (rsvp: keys), never here.
 // The list of files and the version are filled in by web/build.mjs.
-const VERSION = '59c23eee7133613d'
-const SHELL = ["/rsvp/","/rsvp/rsvp-AWFTR3S7.js","/rsvp/rsvp-LCWWR2IZ.css"]
+const VERSION = 'a6f8bbe431e7ad57'
+const SHELL = ["/rsvp/","/rsvp/rsvp-42QC2C77.js","/rsvp/rsvp-LCWWR2IZ.css"]
 const CACHE = `rsvp-${VERSION}`
 
 self.addEventListener('install', (event) => {

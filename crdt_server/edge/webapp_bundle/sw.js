@@ -1,8 +1,8 @@
 // The service worker of the planner: keeps the app shell on the device so the app opens
 // with no network. The documents themselves live in IndexedDB (y-indexeddb), not here.
 // The list of files and the version below are filled in by web/build.mjs.
-const VERSION = '1b2d4a51492c0a40'
-const SHELL = ["/app/","/app/app-IFO2HVMK.css","/app/app-STOEKTDC.js","/app/chunk-2UBDTWCX.js","/app/chunk-574WKKJL.js","/app/chunk-67SWAPUZ.js","/app/chunk-FRVOQEAN.js","/app/chunk-OX4N3Z42.js","/app/chunk-Q2BJG23C.js","/app/chunk-R6CNFK3F.js","/app/chunk-VHO6CVNK.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
+const VERSION = 'b8a884d1cf6158f0'
+const SHELL = ["/app/","/app/app-NO5Q7CNF.css","/app/app-UDBGS6V5.js","/app/chunk-37EYT3TU.js","/app/chunk-4ZQZM4F4.js","/app/chunk-AMGDTSUC.js","/app/chunk-FRY5O4FR.js","/app/chunk-HNLH5YLR.js","/app/chunk-O7F6HOFE.js","/app/chunk-QIV7PWUC.js","/app/chunk-X5YW32EU.js","/app/chunk-XYIGDLPA.js","/app/chunk-YJ52U3SD.js","/app/chunk-ZOVZW5YI.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
 const CACHE = `planner-${VERSION}`
 
 self.addEventListener('install', (event) => {
@@ -51,8 +51,9 @@ self.addEventListener('fetch', (event) => {
   })())
 })
 
-// Web Push: each push message (a mention, an urgent message, an emergency; encrypted by the
-// server, decrypted by the browser) becomes a notification. The payload names its wedding,
+// Web Push: each push message (a mention, an urgent message, an emergency, a reminder of a
+// task or payment overdue, due today or soon; encrypted by the server, decrypted by the
+// browser) becomes a notification. The payload names its wedding,
 // type, title, the start of a body, the app URL to open and a tag: a notification with the
 // same tag replaces the earlier one (repeats collapse). An emergency stays until it is
 // dismissed. A payload that is not ours still shows something: the browser requires a

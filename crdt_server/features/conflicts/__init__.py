@@ -27,7 +27,7 @@ def _build(built: Built) -> Sequence[Extension]:
     concurrent = ConcurrentEdits(events=events, people=people)
     mailer = built.find(Mailer)
     if mailer is not None:
-        mailer.describe(OVERWRITTEN, concurrent.describe)
+        mailer.describe(OVERWRITTEN, concurrent.describe, "A change of yours was lost")
     return [concurrent, ConflictsKeeper(events=events, concurrent=concurrent)]
 
 

@@ -484,9 +484,10 @@ class ConcurrentEdits(Extension):
         of the contact, theirs or the other writer's."""
         found = next((f for f in await self.findings(wedding) if f.id == finding), None)
         permissions = self._permissions
-        if found is None or not permissions.access(reader.role, found.doc).can_read:
+        fields = reader.guest_fields
+        if found is None or not permissions.access(reader.role, found.doc, None, fields).can_read:
             return None
-        hidden = permissions.hidden_fields(reader.role, found.doc)
+        hidden = permissions.hidden_fields(reader.role, found.doc, fields)
         view = finding_for_reader(finding_view(found), hidden)
         kept = view["kept"] or {}
         lost = view["lost"]

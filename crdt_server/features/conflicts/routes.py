@@ -84,19 +84,22 @@ class ResolveAnswer(msgspec.Struct, frozen=True):
     person had already acknowledged the conflict)."""
 
 
-def _item(view: ConflictView, permissions: PermissionMatrix, role: str) -> ConflictItem:
-    """A finding as ``role`` may read it: the same finding for every reader of its
-    documents, without the values of fields the role may not read (a schema finding names
-    the field; a concurrent edit keeps its actors and times)."""
+def _item(
+    view: ConflictView, permissions: PermissionMatrix, role: str, fields: str | None
+) -> ConflictItem:
+    """A finding as ``role`` (with the field set ``fields``) may read it: the same
+    finding for every reader of its documents, without the values of fields the role may
+    not read (a schema finding names the field; a concurrent edit keeps its actors and
+    times)."""
     s = view.suggestion
     keep = s.get("keep")
     doc = view.conflict.paths[0].split("/")[0] if view.conflict.paths else ""
-    hidden = permissions.hidden_fields(role, doc)
+    hidden = permissions.hidden_fields(role, doc, fields)
     conflict = conflict_for_reader(view.conflict, hidden)
     concurrent = view.concurrent
     if concurrent is not None:
         concurrent = finding_for_reader(
-            concurrent, permissions.hidden_fields(role, concurrent["doc"])
+            concurrent, permissions.hidden_fields(role, concurrent["doc"], fields)
         )
     return ConflictItem(
         code=conflict.code,
@@ -160,10 +163,13 @@ def _when(at: Any) -> str:
 )
 async def list_conflicts(call: ApiCall, path: WeddingPath) -> Response:
     docs = readable_documents(call, path.wedding_id)
-    role = wedding_principal(call, path.wedding_id, docs).role
+    principal = wedding_principal(call, path.wedding_id, docs)
+    role, fields = principal.role, principal.guest_fields
     views = await call.state.extension(ConflictsKeeper).views(path.wedding_id, docs)
     permissions = call.state.permissions
-    return json_response(ConflictsAnswer(conflicts=[_item(v, permissions, role) for v in views]))
+    return json_response(
+        ConflictsAnswer(conflicts=[_item(v, permissions, role, fields) for v in views])
+    )
 
 
 @conflict_routes.post(

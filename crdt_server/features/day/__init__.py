@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature, moved_names
+from crdt_server.features.day.domain import call_times, day_items
 from crdt_server.features.day.extension import (
     CHECKED_IN,
     MISSING,
@@ -54,7 +55,9 @@ __all__ = [
     "DayRooms",
     "DaySettings",
     "DayWatch",
+    "call_times",
     "contact_of",
+    "day_items",
 ]
 
 _MOVED = {

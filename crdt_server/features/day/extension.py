@@ -34,11 +34,10 @@ from crdt_server.documents import DOCUMENT_KINDS, to_json
 from crdt_server.documents.changes import EntryChange, entry_changes, touches
 from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.model import local_moment, zone_of
-from crdt_server.documents.vendors import VENDORS_ROOT, read_directory, vendor_name
+from crdt_server.documents.vendors import VENDORS_ROOT, read_directory, spellings, vendor_name
 from crdt_server.features.day import tables
 from crdt_server.features.day.domain import call_times, local_day
 from crdt_server.features.day.settings import DaySettings
-from crdt_server.features.db import FeatureDb, Tx
 from crdt_server.features.events import EventLog, store_events
 from crdt_server.features.follow import Follower
 from crdt_server.features.jobs import Job, JobContext
@@ -47,13 +46,15 @@ from crdt_server.features.people import Member, People
 from crdt_server.features.presence import PresenceDirectory
 from crdt_server.features.scheduler import Scheduler
 from crdt_server.names import RESERVED_EVENT_TYPES
-from crdt_server.storage import NewEvent
+from crdt_server.storage import Gateway, NewEvent
+from crdt_server.storage.gateway import Tx
 
 __all__ = [
     "CHECKED_IN",
     "MISSING",
     "MISSING_KIND",
     "OFFLINE",
+    "MODE_CHANGED",
     "RESERVED",
     "DayWatch",
     "missing",
@@ -65,6 +66,7 @@ log = logging.getLogger("crdt_server.day")
 CHECKED_IN = "day.vendor_checked_in"
 MISSING = "day.vendor_missing"
 OFFLINE = "day.member_offline"
+MODE_CHANGED = "day.mode_changed"
 RESERVED = RESERVED_EVENT_TYPES
 """The ``day.`` event types only the server makes: clients' custom events may not use them
 (:data:`crdt_server.names.RESERVED_EVENT_TYPES`)."""
@@ -133,14 +135,14 @@ class DayWatch(Extension):
         self._writes: set[asyncio.Task[Any]] = set()
         self.grace = 600.0
         self._core: Core | None = None
-        self._db: FeatureDb | None = None
+        self._db: Gateway | None = None
         self._follower = Follower(
             "day-watch", self._plan, log, "planning the call times of a wedding"
         )
 
     async def start(self, core: Core) -> None:
         self._core = core
-        self._db = FeatureDb(core.store)
+        self._db = Gateway.of(core.store)
         await core.store.install(tables.SCHEMA)
         self.grace = core.settings.fragment(DaySettings).day_offline_grace_seconds
         self._follower.start()
@@ -148,11 +150,9 @@ class DayWatch(Extension):
     async def close(self) -> None:
         await self._follower.close()
         await asyncio.gather(*self._writes, return_exceptions=True)
-        if self._db is not None:
-            await self._db.drain()
 
     @property
-    def db(self) -> FeatureDb:
+    def db(self) -> Gateway:
         if self._db is None:
             raise RuntimeError("the day feature has not been started")
         return self._db
@@ -164,7 +164,7 @@ class DayWatch(Extension):
         return self._core
 
     async def on_member_erased(self, wedding: str, sub: str) -> bool:
-        return await self.db.write(tables.forget_member(wedding, sub)) > 0
+        return await self.db.run(tables.forget_member(wedding, sub)) > 0
 
     # -- following the timeline ----------------------------------------------------------
 
@@ -172,7 +172,7 @@ class DayWatch(Extension):
         if room.kind == "timeline":
             self._follower.mark(room.wedding_id)
         if room.wedding_id not in self._on_duty:
-            duties = await self.db.write(tables.duties_of(room.wedding_id))
+            duties = await self.db.run(tables.duties_of(room.wedding_id))
             self._on_duty.setdefault(room.wedding_id, set()).update(d.sub for d in duties)
 
     def on_connect(self, room: RoomView, conn: ConnectionView) -> None:
@@ -185,7 +185,7 @@ class DayWatch(Extension):
         """A connection of a member on duty opened or closed: note it in their window."""
         if sub not in self._on_duty.get(wedding, ()):
             return
-        task = asyncio.create_task(self.db.write(tables.duty_seen(wedding, sub, clock.now())))
+        task = asyncio.create_task(self.db.run(tables.duty_seen(wedding, sub, clock.now())))
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 
@@ -204,7 +204,7 @@ class DayWatch(Extension):
                     {"sub": duty.sub, "start": duty.start},
                 )  # fmt: skip
 
-        await self.db.write(tx())
+        await self.db.run(tx())
         scheduler.wake()
 
     def connected(self, wedding: str, sub: str) -> bool:
@@ -254,6 +254,27 @@ class DayWatch(Extension):
 
     # -- check-ins -----------------------------------------------------------------------
 
+    async def set_mode(self, wedding: str, mode: str, actor: Actor) -> None:
+        """Keep the planner's switch (``on``, ``off``, ``auto``: back to the window) and its
+        ``day.mode_changed`` event in one transaction, so every open app reads the day
+        again at once."""
+        now = clock.now()
+        event = NewEvent(
+            wedding,
+            MODE_CHANGED,
+            _compact({"mode": mode}),
+            "timeline",
+            sub=actor.sub,
+            role=actor.role,
+        )
+
+        def tx() -> Tx[None]:
+            yield from tables.set_mode(wedding, None if mode == "auto" else mode)
+            yield from store_events([event], now)
+
+        await self.db.run(tx())
+        self.events.announce(wedding)
+
     async def check_in(
         self,
         wedding: str,
@@ -297,14 +318,14 @@ class DayWatch(Extension):
             yield from store_events([event], received)
             return row, True
 
-        kept, new = await self.db.write(tx())
+        kept, new = await self.db.run(tx())
         if new:
             self.events.announce(wedding)
         return kept, new
 
     async def check_ins(self, wedding: str, day: date, zone: str | None) -> list[tables.CheckIn]:
         since, until = day_bounds(day, zone)
-        return await self.db.write(tables.check_ins_of(wedding, since, until))
+        return await self.db.run(tables.check_ins_of(wedding, since, until))
 
     async def recipients(self, wedding: str, vendor: str) -> tuple[list[Member], str | None]:
         """Who hears of ``vendor`` (a key, :func:`documents.vendors.vendor_key`): the member
@@ -321,7 +342,7 @@ class DayWatch(Extension):
             members = [known[sub] for sub in entry.members if sub in known]
         if members:
             return members, None
-        contact = await self.db.write(tables.contact_of(wedding, vendor))
+        contact = await self.db.run(tables.contact_of(wedding, vendor))
         return [], contact.email if contact is not None else None
 
     async def leads(self, wedding: str) -> list[Member]:
@@ -356,7 +377,7 @@ async def missing(job: Job, context: JobContext) -> Tx[None] | None:
     directory = read_directory(view)
     data = {
         "vendor": job.entry,
-        "name": vendor_name(job.entry, directory),
+        "name": vendor_name(job.entry, directory, spellings(view)),
         "call_time": now_due.isoformat(),
         "local_day": local_day(now_due, zone).isoformat(),
     }
@@ -397,7 +418,7 @@ async def offline(job: Job, context: JobContext) -> Tx[None] | None:
     watch = context.get(DayWatch)
     sub = str(job.data.get("sub", ""))
     start = float(job.data.get("start", 0.0))
-    duty = await watch.db.write(tables.duty_of(job.wedding, sub, start))
+    duty = await watch.db.run(tables.duty_of(job.wedding, sub, start))
     now = clock.now()
     if duty is None or duty.alerted or now >= duty.until:
         return None

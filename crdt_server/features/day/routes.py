@@ -29,7 +29,15 @@ from crdt_server.actor import Actor
 from crdt_server.auth.permissions import LEADS
 from crdt_server.auth.principals import Principal
 from crdt_server.documents.model import DocumentError, instant, parse_instant, zone_of
-from crdt_server.documents.vendors import Vendor, read_directory, vendor_key, vendor_name
+from crdt_server.documents.schema import read_guests
+from crdt_server.documents.totals import totals
+from crdt_server.documents.vendors import (
+    Vendor,
+    read_directory,
+    spellings,
+    vendor_key,
+    vendor_name,
+)
 from crdt_server.edge.guards import readable_documents, wedding_principal
 from crdt_server.edge.params import WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, json_response
@@ -130,10 +138,29 @@ class ItemJson(msgspec.Struct, frozen=True):
     """upcoming, in_progress, late or done: derived now, never stored."""
 
 
+class CateringJson(msgspec.Struct, frozen=True):
+    """What a caterer cooks for: the guest list's headcount, meals and dietary needs, with
+    no one's name (the guest list's totals)."""
+
+    people: int
+    meals: dict[str, int]
+    no_meal: int
+    dietary: dict[str, int]
+
+
 class VendorDayJson(msgspec.Struct, frozen=True):
     vendor: str
     name: str
     check_in: CheckInJson | None
+    may_check_in: bool = False
+    """Whether the caller may tap this vendor's check-in (``POST .../day/check-ins``)."""
+    yours: bool = False
+    """Whether the caller is one of the vendor's members (their own vendor: first on a
+    vendor's phone)."""
+    catering: CateringJson | None = None
+    """For a caterer (a directory vendor whose category names catering), to the couple,
+    the planner and its own members: the counts it cooks for, whatever it reads of the
+    guest list."""
 
 
 class DayJson(msgspec.Struct, frozen=True):
@@ -149,10 +176,12 @@ class DayJson(msgspec.Struct, frozen=True):
     """The members on duty, by the start of their window."""
 
 
-def _check_in_json(row: tables.CheckIn, directory: dict[str, Vendor]) -> CheckInJson:
+def _check_in_json(
+    row: tables.CheckIn, directory: dict[str, Vendor], spelled: dict[str, str]
+) -> CheckInJson:
     return CheckInJson(
         row.vendor,
-        vendor_name(row.vendor, directory),
+        vendor_name(row.vendor, directory, spelled),
         row.status,
         row.eta,
         rfc3339(row.at),
@@ -187,7 +216,7 @@ def _moment(value: str, field: str) -> datetime:
 async def get_day(call: ApiCall, path: WeddingPath, query: DayQuery) -> Response:
     """The day's state, derived now from the clock, the timeline and the check-ins."""
     wedding_id = path.wedding_id
-    _reader(call, wedding_id)
+    principal = _reader(call, wedding_id)
     watch = call.state.extension(DayWatch)
     view = await watch.timeline(wedding_id)
     profile = view.get("profile") or {}
@@ -202,8 +231,9 @@ async def get_day(call: ApiCall, path: WeddingPath, query: DayQuery) -> Response
         days = days_with_items(view, zone)
         wedding_day = date.fromisoformat(profile["date"]) if profile.get("date") else None
         day = now.date() if now.date() in days else wedding_day or (days[0] if days else None)
-    mode = await watch.db.write(tables.mode_of(wedding_id)) or "auto"
+    mode = await watch.db.run(tables.mode_of(wedding_id)) or "auto"
     directory = read_directory(view)
+    spelled = spellings(view)
     items: list[ItemJson] = []
     vendors: dict[str, VendorDayJson] = {}
     window = None
@@ -228,14 +258,22 @@ async def get_day(call: ApiCall, path: WeddingPath, query: DayQuery) -> Response
             )
             if key is not None and key not in vendors:
                 last = latest.get(key)
-                shown = _check_in_json(last, directory) if last is not None else None
-                vendors[key] = VendorDayJson(key, vendor_name(key, directory), shown)
+                shown = _check_in_json(last, directory, spelled) if last is not None else None
+                vendors[key] = _vendor_json(key, directory, spelled, shown, principal)
         for key, row in latest.items():
             if key not in vendors:
-                vendors[key] = VendorDayJson(
-                    key, vendor_name(key, directory), _check_in_json(row, directory)
-                )
-    duties = await watch.db.write(tables.duties_of(wedding_id))
+                shown = _check_in_json(row, directory, spelled)
+                vendors[key] = _vendor_json(key, directory, spelled, shown, principal)
+    caterers = [
+        key
+        for key, shown in vendors.items()
+        if is_caterer(directory.get(key)) and (principal.role in LEADS or shown.yours)
+    ]
+    if caterers:
+        counts = await _catering(call, wedding_id)
+        for key in caterers:
+            vendors[key] = msgspec.structs.replace(vendors[key], catering=counts)
+    duties = await watch.db.run(tables.duties_of(wedding_id))
     on_duty = [DutyJson(d.sub, rfc3339(d.start), rfc3339(d.until)) for d in duties]
     active = mode == "on" or (mode == "auto" and window is not None and window.holds(now))
     return json_response(
@@ -252,6 +290,36 @@ async def get_day(call: ApiCall, path: WeddingPath, query: DayQuery) -> Response
             on_duty,
         )
     )
+
+
+def is_caterer(vendor: Vendor | None) -> bool:
+    """A directory vendor whose category names catering ("caterer", "Catering")."""
+    return vendor is not None and "cater" in (vendor.category or "").casefold()
+
+
+async def _catering(call: ApiCall, wedding_id: str) -> CateringJson:
+    """The guest list's headcount, meals and dietary needs (its totals: no names)."""
+    docs = await call.state.weddings.documents(wedding_id, kinds=("guests",))
+    summary = totals(read_guests(docs.get("guests")))
+    return CateringJson(
+        int(summary["people"]),
+        dict(summary["meals"]),
+        int(summary["no_meal"]),
+        dict(summary["dietary"]),
+    )
+
+
+def _vendor_json(
+    key: str,
+    directory: dict[str, Vendor],
+    spelled: dict[str, str],
+    shown: CheckInJson | None,
+    principal: Principal,
+) -> VendorDayJson:
+    vendor = directory.get(key)
+    yours = vendor is not None and principal.user_id in vendor.members
+    may = _may_check_in(principal, vendor)
+    return VendorDayJson(key, vendor_name(key, directory, spelled), shown, may, yours)
 
 
 def _may_check_in(principal: Principal, vendor: Vendor | None) -> bool:
@@ -294,10 +362,11 @@ async def post_check_in(call: ApiCall, path: WeddingPath, body: CheckInBody) -> 
         raise Malformed("1 to 255 characters", field="Idempotency-Key")
     fingerprint = hashlib.sha256(call.body).hexdigest()
     directory = read_directory(view)
+    spelled = spellings(view)
     row, new = await watch.check_in(
         wedding_id,
         key,
-        vendor_name(key, directory),
+        vendor_name(key, directory, spelled),
         body.status,
         eta,
         at,
@@ -307,7 +376,7 @@ async def post_check_in(call: ApiCall, path: WeddingPath, body: CheckInBody) -> 
     )
     if not new and row.fingerprint != fingerprint:
         raise Conflict("this Idempotency-Key was used with another body")
-    return json_response(_check_in_json(row, directory), status_code=201 if new else 200)
+    return json_response(_check_in_json(row, directory, spelled), status_code=201 if new else 200)
 
 
 async def _contact_vendor(call: ApiCall, path: VendorPath) -> Vendor:
@@ -340,7 +409,7 @@ async def get_contact(call: ApiCall, path: VendorPath) -> Response:
     """The vendor's contact (every field ``null`` where none was given)."""
     await _contact_vendor(call, path)
     watch = call.state.extension(DayWatch)
-    found = await watch.db.write(tables.contact_of(path.wedding_id, path.vendor_id))
+    found = await watch.db.run(tables.contact_of(path.wedding_id, path.vendor_id))
     return json_response(_contact_json(path.vendor_id, found))
 
 
@@ -357,7 +426,7 @@ async def put_contact(call: ApiCall, path: VendorPath, body: ContactBody) -> Res
     await _contact_vendor(call, path)
     contact = tables.Contact(body.name, body.email, body.phone)
     watch = call.state.extension(DayWatch)
-    await watch.db.write(tables.put_contact(path.wedding_id, path.vendor_id, contact, clock.now()))
+    await watch.db.run(tables.put_contact(path.wedding_id, path.vendor_id, contact, clock.now()))
     return json_response(_contact_json(path.vendor_id, contact))
 
 
@@ -374,9 +443,9 @@ async def put_mode(call: ApiCall, path: WeddingPath, body: ModeBody) -> Response
     principal = _reader(call, path.wedding_id)
     if principal.role != "planner":
         raise Forbidden("only the planner switches day-of mode")
-    watch = call.state.extension(DayWatch)
-    mode = None if body.mode == "auto" else body.mode
-    await watch.db.write(tables.set_mode(path.wedding_id, mode))
+    await call.state.extension(DayWatch).set_mode(
+        path.wedding_id, body.mode, Actor(principal.user_id, principal.role)
+    )
     return json_response(ModeJson(body.mode))
 
 

@@ -39,8 +39,10 @@ def _build(built: Built) -> Sequence[Extension]:
     delays = DayDelays(built.get(EventLog), built.get(People), built.get(Notifications))
     mailer = built.find(Mailer)
     if mailer is not None:
-        mailer.describe(DELAY_REASON, delays.say_delay)
-        mailer.describe(EMERGENCY_VENDOR, delays.say_emergency)
+        mailer.describe(DELAY_REASON, delays.say_delay, "The day runs late: your times moved")
+        mailer.describe(
+            EMERGENCY_VENDOR, delays.say_emergency, "An emergency about your part of the day"
+        )
     return [delays]
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -34,13 +34,19 @@ from crdt_server.documents import apply_operation, to_json
 from crdt_server.documents.delays import Move, Planned, Ripple, ripple
 from crdt_server.documents.model import parse_instant, zone_of
 from crdt_server.documents.schema import read_profile
-from crdt_server.documents.vendors import Vendor, read_directory, vendor_key, vendor_name
+from crdt_server.documents.vendors import (
+    Vendor,
+    read_directory,
+    spellings,
+    vendor_key,
+    vendor_name,
+)
 from crdt_server.features.day import contact_of
-from crdt_server.features.db import FeatureDb, Tx
 from crdt_server.features.events import EventLog
 from crdt_server.features.notifications import Notifications, notify, queued_email
 from crdt_server.features.people import Member, People
-from crdt_server.storage import EventFilter, NewEvent, StoredEvent
+from crdt_server.storage import EventFilter, Gateway, NewEvent, StoredEvent
+from crdt_server.storage.gateway import Tx
 
 __all__ = ["DELAYED", "DELAY_REASON", "EMERGENCY_VENDOR", "DayDelays", "Delay", "TimelineNow"]
 
@@ -62,9 +68,16 @@ class TimelineNow:
     titles: Mapping[str, str]
     directory: Mapping[str, Vendor]
     zone: object
+    spelled: Mapping[str, str] = field(default_factory=dict)
+    """Each free-text vendor's key -> its name as the timeline writes it."""
 
     def day_of(self, moment: datetime) -> date:
         return moment.astimezone(zone_of(self.zone)).date()
+
+    def vendor_name(self, key: str) -> str:
+        """The vendor ``key`` named for people: the directory's name, or a free-text
+        vendor's name as the timeline spells it ("Harbour Strings", not the folded key)."""
+        return vendor_name(key, self.directory, self.spelled)
 
 
 @dataclass(frozen=True)
@@ -108,7 +121,7 @@ def read_now(doc: Doc[Any] | None) -> TimelineNow:
         titles[item_id] = str(entry.get("title") or "")
     profile = view.get("profile")
     zone = profile.get("time_zone") if isinstance(profile, dict) else None
-    return TimelineNow(items, titles, directory, zone)
+    return TimelineNow(items, titles, directory, zone, spellings(view))
 
 
 def members_of(key: str, now: TimelineNow, members: Sequence[Member]) -> list[Member]:
@@ -126,7 +139,7 @@ def moves_json(moves: Sequence[Move], now: TimelineNow) -> list[dict[str, Any]]:
         {
             "item": m.id,
             "title": now.titles.get(m.id, ""),
-            "vendor": None if m.vendor is None else vendor_name(m.vendor, now.directory),
+            "vendor": None if m.vendor is None else now.vendor_name(m.vendor),
             "start": m.start.isoformat(),
             "end": m.end.isoformat(),
             "new_start": m.new_start.isoformat(),
@@ -146,12 +159,12 @@ class DayDelays(Extension):
         self._people = people
         self._inbox = inbox
         self._core: Core | None = None
-        self._db: FeatureDb | None = None
+        self._db: Gateway | None = None
         events.on_emergency(self)
 
     async def start(self, core: Core) -> None:
         self._core = core
-        self._db = FeatureDb(core.store)
+        self._db = Gateway.of(core.store)
 
     async def wedding_date(self, wedding: str) -> date | None:
         """The wedding's date from its timeline's profile (``None`` without one)."""
@@ -188,20 +201,16 @@ class DayDelays(Extension):
         for key, members in told.items():
             if members or key not in now.directory:
                 continue
-            contact = await self.db.write(contact_of(wedding, key))
+            contact = await self.db.run(contact_of(wedding, key))
             if contact is not None and contact.email:
                 found[key] = contact.email
         return found
 
     @property
-    def db(self) -> FeatureDb:
+    def db(self) -> Gateway:
         if self._db is None:
             raise RuntimeError("the day-delays extension has not been started")
         return self._db
-
-    async def close(self) -> None:
-        if self._db is not None:
-            await self._db.drain()
 
     # -- delays -------------------------------------------------------------------------
 
@@ -245,7 +254,7 @@ class DayDelays(Extension):
             "item": delay.item,
             "minutes": delay.minutes,
             "moves": moves_json(moves, now),
-            "vendors": [vendor_name(k, now.directory) for k in delay.ripple.vendors],
+            "vendors": [now.vendor_name(k) for k in delay.ripple.vendors],
         }
         event = NewEvent(
             wedding,

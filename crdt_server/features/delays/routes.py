@@ -22,7 +22,6 @@ from starlette.responses import Response
 
 from crdt_server.documents.delays import MAX_MINUTES, DelayError, Move, Ripple
 from crdt_server.documents.model import DocumentError, instant, parse_instant
-from crdt_server.documents.vendors import vendor_name
 from crdt_server.edge.guards import document_principal, sender_of
 from crdt_server.edge.params import WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, json_response
@@ -67,7 +66,7 @@ class MoveJson(msgspec.Struct, frozen=True):
 
 class VendorTold(msgspec.Struct, frozen=True):
     vendor: str
-    """The vendor's name (the directory's, or the free text folded)."""
+    """The vendor's name (the directory's, or the free text as the timeline spells it)."""
     told: int
     """How many are (or would be) told: its member accounts, else 1 for its contact's
     email, else 0 (a free-text vendor)."""
@@ -90,7 +89,7 @@ def _answer(delay: Delay, now: TimelineNow, applied: bool) -> DelayAnswer:
         MoveJson(
             m.id,
             now.titles.get(m.id, ""),
-            None if m.vendor is None else vendor_name(m.vendor, now.directory),
+            None if m.vendor is None else now.vendor_name(m.vendor),
             m.start.isoformat(),
             m.end.isoformat(),
             m.new_start.isoformat(),
@@ -98,7 +97,7 @@ def _answer(delay: Delay, now: TimelineNow, applied: bool) -> DelayAnswer:
         )
         for m in delay.ripple.moves
     ]
-    vendors = [VendorTold(vendor_name(k, now.directory), n) for k, n in delay.told.items()]
+    vendors = [VendorTold(now.vendor_name(k), n) for k, n in delay.told.items()]
     return DelayAnswer(
         delay.item, delay.minutes, moves, list(delay.ripple.fixed), vendors, applied, delay.event
     )

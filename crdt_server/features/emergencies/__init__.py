@@ -34,8 +34,10 @@ def _build(built: Built) -> Sequence[Extension]:
     )
     mailer = built.find(Mailer)
     if mailer is not None:
-        mailer.describe(EMERGENCY, emergencies.say)
-        mailer.describe(UNACKNOWLEDGED, emergencies.say_again)
+        mailer.describe(EMERGENCY, emergencies.say, "An emergency at the wedding")
+        mailer.describe(
+            UNACKNOWLEDGED, emergencies.say_again, "An emergency nobody has acknowledged yet"
+        )
     return [emergencies]
 
 

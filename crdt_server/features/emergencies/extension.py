@@ -1,5 +1,6 @@
-"""Emergencies: the couple and the planner hear of each one at once, on every channel they
-have (their inbox, and email when they take emails: never held by the digest); anyone who
+"""Emergencies: every member of the wedding but whoever raised one hears of it at once in
+their inbox (and push), the couple and the planner by email too when they take emails
+(never held by the digest); anyone who
 may read it acknowledges it; one nobody acknowledged within :data:`RESEND_SECONDS` is sent
 once more, by a durable job of the scheduler that an acknowledgement cancels."""
 
@@ -13,7 +14,6 @@ from crdt_server import clock
 from crdt_server.actor import Actor
 from crdt_server.auth.permissions import LEADS
 from crdt_server.core.hooks import Core, Extension
-from crdt_server.features.db import FeatureDb, Tx
 from crdt_server.features.emergencies.tables import (
     SCHEMA,
     Ack,
@@ -26,7 +26,8 @@ from crdt_server.features.jobs import Job, JobContext, JobKind
 from crdt_server.features.notifications import Notifications, notify
 from crdt_server.features.people import Member, People
 from crdt_server.features.scheduler import Scheduler
-from crdt_server.storage import EventFilter, NewEvent, StoredEvent
+from crdt_server.storage import EventFilter, Gateway, NewEvent, StoredEvent
+from crdt_server.storage.gateway import Tx
 
 __all__ = [
     "EMERGENCY",
@@ -62,32 +63,29 @@ class Emergencies(Extension):
         self._people = people
         self._inbox = inbox
         self._scheduler = scheduler
-        self._db: FeatureDb | None = None
+        self._db: Gateway | None = None
         events.on_emergency(self)
 
     async def start(self, core: Core) -> None:
-        self._db = FeatureDb(core.store)
+        self._db = Gateway.of(core.store)
         await core.store.install(SCHEMA)
 
-    async def close(self) -> None:
-        if self._db is not None:
-            await self._db.drain()
-
     @property
-    def db(self) -> FeatureDb:
+    def db(self) -> Gateway:
         if self._db is None:
             raise RuntimeError("the emergencies extension has not been started")
         return self._db
 
     async def on_member_erased(self, wedding: str, sub: str) -> bool:
-        return await self.db.write(forget_acks_of(wedding, sub)) > 0
+        return await self.db.run(forget_acks_of(wedding, sub)) > 0
 
     # -- raising -------------------------------------------------------------------------
 
     async def prepare(self, event: NewEvent) -> Callable[[StoredEvent], Tx[None]]:
-        """An emergency is being stored: the step that notifies the couple and the planner
-        (inbox, email) and plans its re-send, in the transaction that stores it."""
-        leads = await self._leads(event.wedding, event.sub)
+        """An emergency is being stored: the step that notifies every other member (inbox;
+        the couple and the planner by email too) and plans its re-send, in the transaction
+        that stores it."""
+        leads = await self._told_whom(event.wedding, event.sub)
         actor = Actor(event.sub, event.role)
         scheduler = self._scheduler
 
@@ -108,17 +106,18 @@ class Emergencies(Extension):
         self._scheduler.wake()
         self._inbox.queued(event.wedding)
 
-    async def _leads(self, wedding: str, poster: str) -> list[Member]:
-        """The couple and the planner of the wedding, but the one who raised it."""
+    async def _told_whom(self, wedding: str, poster: str) -> list[Member]:
+        """Every member of the wedding, but the one who raised it."""
         members = await self._people.members(wedding)
-        return [m for m in members if m.role in LEADS and m.sub != poster]
+        return [m for m in members if m.sub != poster]
 
     def _told(
         self, wedding: str, seq: int, leads: list[Member], reason: str, actor: Actor, now: float
     ) -> Tx[None]:
         emails = self._inbox.emails
         for member in leads:
-            mailed = emails and member.takes_email
+            # Emails go to the couple and the planner (who run the day); everyone's inbox.
+            mailed = emails and member.takes_email and member.role in LEADS
             yield from notify(
                 wedding, member.sub, reason, "", str(seq), actor, "emergency", now, email=mailed
             )
@@ -128,7 +127,7 @@ class Emergencies(Extension):
         seq = int(job.entry)
         if await self.acks(job.wedding, seq):
             return None
-        leads = await self._leads(job.wedding, str(job.data.get("sub", "")))
+        leads = await self._told_whom(job.wedding, str(job.data.get("sub", "")))
         actor = Actor(str(job.data.get("sub", "")), str(job.data.get("role", "")))
         return self._told(job.wedding, seq, leads, UNACKNOWLEDGED, actor, clock.now())
 
@@ -156,11 +155,11 @@ class Emergencies(Extension):
                 yield from scheduler.cancelled(wedding, RESEND_KIND, str(seq))
             return (yield from acks_of(wedding, seq))
 
-        return await self.db.write(tx())
+        return await self.db.run(tx())
 
     async def acks(self, wedding: str, seq: int) -> list[Ack]:
         """The emergency's acknowledgements, first first."""
-        return await self.db.write(acks_of(wedding, seq))
+        return await self.db.run(acks_of(wedding, seq))
 
     # -- email ---------------------------------------------------------------------------
 

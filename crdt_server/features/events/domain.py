@@ -30,9 +30,10 @@ def event_json(event: StoredEvent) -> dict[str, Any]:
 
 
 def readable_event(
-    item: dict[str, Any], permissions: PermissionMatrix, role: str
+    item: dict[str, Any], permissions: PermissionMatrix, role: str, fields: str | None = None
 ) -> dict[str, Any]:
-    """``item`` (an event as :func:`event_json` shows it) as ``role`` may read it, for every
+    """``item`` (an event as :func:`event_json` shows it) as ``role`` (with the field set
+    ``fields`` of the guest list, a vendor member's) may read it, for every
     way events leave the server (the list, the stream, webhook deliveries): an edit
     session's excerpts (``before``/``after``) are left out when the role may not read that
     field (a vendor, a guest's notes); an entry's fields it may not read are left out of
@@ -44,11 +45,11 @@ def readable_event(
         return item
     if kind.endswith(".notes_edited"):
         field = data.get("field")
-        if not isinstance(field, str) or not permissions.can_read_field(role, doc, field):
+        if not isinstance(field, str) or not permissions.can_read_field(role, doc, field, fields):
             data.pop("before", None)
             data.pop("after", None)
         return item
-    hidden = permissions.hidden_fields(role, doc)
+    hidden = permissions.hidden_fields(role, doc, fields)
     if not hidden:
         return item
     if kind.startswith("conflict."):

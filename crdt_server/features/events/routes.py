@@ -161,6 +161,9 @@ class _Grant(msgspec.Struct, frozen=True):
     sid: str | None = None
     """The device session of the token it was minted from (its ``sid``): once that ends,
     the ticket is refused and the stream it opened ends."""
+    guest_fields: str | None = None
+    """The reader's field set of the guest list (a vendor member's): the fields it leaves
+    out are cut from events too."""
 
 
 SEE_EVERY_AUDIENCE = frozenset({"couple", "planner"})
@@ -168,9 +171,12 @@ SEE_EVERY_AUDIENCE = frozenset({"couple", "planner"})
 thread's events name its participants; the couple and planner see every thread)."""
 
 
-def shown_to(call: ApiCall, role: str, event: StoredEvent) -> dict[str, Any]:
-    """``event`` as ``role`` may read it (:func:`~.log.readable_event`)."""
-    return readable_event(event_json(event), call.state.permissions, role)
+def shown_to(
+    call: ApiCall, role: str, event: StoredEvent, fields: str | None = None
+) -> dict[str, Any]:
+    """``event`` as ``role`` with the field set ``fields`` may read it
+    (:func:`~.log.readable_event`)."""
+    return readable_event(event_json(event), call.state.permissions, role, fields)
 
 
 def viewer_of(principal: Principal) -> str | None:
@@ -211,7 +217,7 @@ async def list_events(call: ApiCall, path: WeddingPath, query: EventsQuery) -> R
     permissions, role, sub = call.state.permissions, principal.role, principal.user_id
     shown = [
         item
-        for item in (shown_to(call, role, e) for e in events)
+        for item in (shown_to(call, role, e, principal.guest_fields) for e in events)
         if log.may_read(item, permissions, role, sub)
     ]
     return json_response(EventsAnswer(shown, following))
@@ -242,6 +248,7 @@ async def stream_ticket(call: ApiCall, path: WeddingPath) -> Response:
         principal.authenticated,
         principal.role,
         principal.session_id,
+        guest_fields=principal.guest_fields,
     )
     await put_ticket(
         Gateway.of(call.state.store),
@@ -283,13 +290,13 @@ async def stream(call: ApiCall, path: WeddingPath, query: StreamQuery) -> Respon
             raise Unauthenticated("the device session of this ticket ended", field="ticket")
         docs, expires_at, viewer = set(grant.docs), grant.expires_at, grant.viewer
         sub, checked_at, counted = grant.sub, grant.checked_at, grant.authenticated
-        role, sid = grant.role, grant.sid
+        role, sid, fields = grant.role, grant.sid, grant.guest_fields
     else:
         docs = readable_documents(call, wedding_id)
         principal = wedding_principal(call, wedding_id, docs)
         expires_at, sub, checked_at = principal.expires_at, principal.user_id, clock.now()
         viewer, counted = viewer_of(principal), principal.authenticated
-        role, sid = principal.role, principal.session_id
+        role, sid, fields = principal.role, principal.session_id, principal.guest_fields
     where = EventFilter(types=types, docs=frozenset(docs), viewer=viewer)
     heartbeat = call.state.settings.fragment(EventSettings).sse_heartbeat_seconds
     events = call.state.extension(EventLog)
@@ -342,7 +349,7 @@ async def stream(call: ApiCall, path: WeddingPath, query: StreamQuery) -> Respon
                         yield told
                     continue
                 lane, event = laned
-                item = shown_to(call, role, event)
+                item = shown_to(call, role, event, fields)
                 if not events.may_read(item, call.state.permissions, role, sub):
                     continue
                 yield lane_record(lane, event, item)

@@ -107,7 +107,7 @@ async def export_csv(call: ApiCall, path: WeddingPath, query: ExportQuery) -> Re
     principal = _principal(call, wedding_id, write=False)
     bom = query.bom
     docs = await call.state.weddings.documents(wedding_id, kinds=("guests",))
-    hidden = call.state.permissions.hidden_fields(principal.role, "guests")
+    hidden = call.state.permissions.hidden_fields(principal.role, "guests", principal.guest_fields)
     text = export_guests(docs.get("guests"), bom=bom, hidden=hidden)
     headers = {
         "Content-Disposition": f'attachment; filename="{wedding_id}-guests.csv"',

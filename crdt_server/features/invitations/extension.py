@@ -16,13 +16,13 @@ from typing import Literal, Protocol
 from crdt_server import clock
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.core.limits import RateLimiter
-from crdt_server.features.db import FeatureDb, Sql, Tx
 from crdt_server.features.events import EventLog, forget_events_of
 from crdt_server.features.invitations import tables
 from crdt_server.features.invitations.settings import InvitationSettings
 from crdt_server.features.invitations.tables import INVITATIONS_SCHEMA, InvitationRow, Joined
 from crdt_server.features.signin import MailQueue
-from crdt_server.storage import NewEvent
+from crdt_server.storage import Gateway, NewEvent
+from crdt_server.storage.gateway import Sql, Tx
 from crdt_server.times import rfc3339
 
 __all__ = ["InvitationMail", "InvitationSender", "Invitations", "member_event"]
@@ -67,7 +67,7 @@ class Invitations(Extension):
         stored (without it, events are stored all the same; readers see them at their
         next heartbeat)."""
         self._events = events
-        self._db: FeatureDb | None = None
+        self._db: Gateway | None = None
         self.settings = InvitationSettings()
         self._attempts = RateLimiter(1.0, 1.0)
         self.post: MailQueue | None = None
@@ -79,7 +79,7 @@ class Invitations(Extension):
         self.settings = core.settings.fragment(InvitationSettings)
         per_minute = self.settings.invitation_attempts_per_minute
         self._attempts = RateLimiter(per_minute / 60.0, float(per_minute))
-        self._db = FeatureDb(core.store)
+        self._db = Gateway.of(core.store)
         await core.store.install(INVITATIONS_SCHEMA)
 
     def attempt(self, address: str) -> bool:
@@ -87,12 +87,8 @@ class Invitations(Extension):
         (``CRDT_SERVER_INVITATION_ATTEMPTS_PER_MINUTE``)."""
         return self._attempts.allow(address)
 
-    async def close(self) -> None:
-        if self._db is not None:
-            await self._db.drain()
-
     @property
-    def db(self) -> FeatureDb:
+    def db(self) -> Gateway:
         if self._db is None:
             raise RuntimeError("the invitations extension has not been started")
         return self._db
@@ -116,7 +112,7 @@ class Invitations(Extension):
             sub=row.inviter,
             role=row.inviter_role,
         )
-        await self.db.write(tables.create(row, event))
+        await self.db.run(tables.create(row, event))
         self._announce(row.wedding)
 
     async def email(self, wedding: str, address: str, subject: str, body: str) -> InvitationMail:
@@ -144,12 +140,12 @@ class Invitations(Extension):
         return await tables.open_count(self.db, wedding, clock.now())
 
     async def revoke(self, wedding: str, invitation: str) -> bool:
-        return await self.db.write(tables.revoke(wedding, invitation, clock.now()))
+        return await self.db.run(tables.revoke(wedding, invitation, clock.now()))
 
     async def redeem(
         self, invitation: str, secret: str, *, sub: str, name: str, email: str | None
     ) -> Joined:
-        joined = await self.db.write(
+        joined = await self.db.run(
             tables.redeem(
                 invitation,
                 secret,
@@ -162,6 +158,11 @@ class Invitations(Extension):
         if joined.outcome == "joined" and joined.invitation is not None:
             self._announce(joined.invitation.wedding)
         return joined
+
+    async def unconfirmed(self, wedding: str) -> set[str]:
+        """The members of ``wedding`` whose address, given when they joined, is not
+        confirmed yet (:func:`.tables.unconfirmed`)."""
+        return await tables.unconfirmed(self.db, wedding)
 
     async def weddings_of(self, sub: str) -> list[str]:
         """The weddings that know ``sub`` as a member."""
@@ -181,7 +182,7 @@ class Invitations(Extension):
                 params,
             )
 
-        await self.db.write(tx())
+        await self.db.run(tx())
 
     async def on_member_erased(self, wedding: str, sub: str) -> bool:
         """Their open invitations are revoked; the ``member.*`` and ``session.*`` events
@@ -209,4 +210,4 @@ class Invitations(Extension):
             )
             return bool(gone)
 
-        return await self.db.write(tx())
+        return await self.db.run(tx())

@@ -19,10 +19,15 @@ from msgspec import Meta
 from starlette.responses import Response
 
 from crdt_server import clock
-from crdt_server.auth.permissions import Access, PermissionsError, parse_overrides
+from crdt_server.auth.permissions import (
+    DEFAULT_GUEST_FIELDS,
+    Access,
+    PermissionsError,
+    parse_overrides,
+)
 from crdt_server.auth.principals import Principal
 from crdt_server.auth.tokens import valid_email
-from crdt_server.edge.bodies import Page, Role
+from crdt_server.edge.bodies import GuestFields, Page, Role
 from crdt_server.edge.guards import capable_principal
 from crdt_server.edge.links import (
     PublicUrlMissing,
@@ -54,8 +59,16 @@ from crdt_server.features.invitations.domain import (
     split_code,
 )
 from crdt_server.features.invitations.extension import Invitations
-from crdt_server.features.invitations.tables import InvitationRow
-from crdt_server.features.signin import DeviceSessions, device_sign_in_allowed, sign_in_device
+from crdt_server.features.invitations.tables import EmailState, InvitationRow
+from crdt_server.features.signin import (
+    DeviceSessions,
+    app_sign_in_allowed,
+    device_sign_in_allowed,
+    normal_email,
+    send_sign_in_link,
+    sign_in_app,
+    sign_in_device,
+)
 from crdt_server.names import header_name
 from crdt_server.times import rfc3339
 
@@ -88,6 +101,11 @@ class NewInvitation(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     documents: Annotated[dict[str, str], Meta(max_length=8)] | None = None
     """Document -> access (``write``, ``operate``, ``read``, ``none``): a narrowing of the
     role's access, never a widening."""
+    guest_fields: GuestFields | None = None
+    """A vendor's only: what they read of the guest list: ``nothing``, ``counts`` (the
+    headcount, meal and dietary totals; the default), ``names`` (the guest list without
+    meals and dietary needs) or ``names_meals`` (with them: a caterer's). The couple and
+    planner change it later (``PATCH .../members/{sub}``)."""
 
 
 class CreatedInvitation(msgspec.Struct, frozen=True):
@@ -121,7 +139,15 @@ class Acceptance(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     name: Annotated[str, Meta(min_length=1, max_length=256)]
     """How the other members will see them."""
     email: Annotated[str, Meta(max_length=254)] | None = None
-    """Kept with how they joined, unverified: it never makes them an existing member."""
+    """Their address. Verified by joining where the invitation (single-use) was emailed to
+    exactly it; else kept with how they joined, unconfirmed until a link confirms it: it
+    never makes them an existing member by itself."""
+    client: Literal["browser", "app"] = "browser"
+    """``app``: a native app, which gets its device session's secret in the answer
+    (``device_secret``) instead of a cookie. An invitation's code was made by its inviter,
+    not asked for by the app, so it takes no PKCE ``code_verifier``."""
+    device_name: Annotated[str, Meta(min_length=1, max_length=120)] | None = None
+    """A native app's name for this device (else its ``User-Agent``)."""
 
 
 class Accepted(msgspec.Struct, frozen=True):
@@ -129,6 +155,14 @@ class Accepted(msgspec.Struct, frozen=True):
     wedding: str
     role: str
     sub: str
+    device_secret: str | msgspec.UnsetType = msgspec.UNSET
+    """A native app's device session secret (``client`` ``app`` only): keep it in the
+    keychain; ``Authorization: Device <secret>`` on ``/api/session/*`` only."""
+    email: EmailState | None = None
+    """What became of the address given (``null``: none): ``verified`` (the invitation
+    was emailed to it: it is theirs in the directory, and this device's), ``sign_in_link``
+    (verified, but another sign-in's: a sign-in link went to it, and using it makes that
+    person this member), ``unconfirmed`` (any other: the app asks them to confirm it)."""
 
 
 def plain_text(value: str, field: str) -> str:
@@ -155,6 +189,7 @@ def _shown(row: InvitationRow, now: float) -> dict[str, Any]:
         "name": row.name,
         "email": row.email,
         "documents": row.narrowing or None,
+        "guest_fields": row.guest_fields,
         "uses": row.uses,
         "uses_left": row.uses_left,
         "state": row.state(now),
@@ -199,6 +234,11 @@ async def create_invitation(call: ApiCall, path: WeddingPath, body: NewInvitatio
         raise Impossible(
             "only family and friend invitations may be used more than once", field="uses"
         )
+    if body.guest_fields is not None and body.role != "vendor":
+        raise Impossible(
+            "only a vendor's invitation says what they read of the guest list", field="guest_fields"
+        )
+    guest_fields = body.guest_fields or (DEFAULT_GUEST_FIELDS if body.role == "vendor" else None)
     name = None if body.name is None else plain_text(body.name, "name")
     if body.email is not None and not valid_email(body.email):
         raise Impossible("must be an email address", field="email")
@@ -225,6 +265,7 @@ async def create_invitation(call: ApiCall, path: WeddingPath, body: NewInvitatio
         inviter=principal.user_id,
         inviter_role=principal.role,
         revoked_at=0.0,
+        guest_fields=guest_fields,
     )
     await invitations.create(row)
     page = f"/app/invite#code={code}"
@@ -332,7 +373,18 @@ async def revoke_invitation(call: ApiCall, path: InvitationPath) -> Response:
     security="none",
     response_model=Accepted,
     status=201,
-    errors=(400, 404, 410, 413, 422, 429, 503),
+    errors=(400, 403, 404, 410, 413, 422, 429, 503),
+    description="From the server's own page (same origin, https or loopback) the joined "
+    "person's device session starts in the `crdt_session` cookie. A native app sends "
+    "`client` `app` (and `device_name`): its device session's secret comes in the body "
+    "(`device_secret`), whatever its `Origin`; 403 over plain http to a server reachable "
+    "from the network, before the code is tried. An `email` is verified by joining where "
+    "the invitation was single-use and emailed to exactly that address (compared in lower "
+    "case, without surrounding spaces) and no other member of the wedding has it: it "
+    "becomes the member's address (`email: verified`), unless it is already a person's, "
+    "who then becomes this member by the sign-in link sent to it (`sign_in_link`). Any "
+    "other address is kept unconfirmed (`unconfirmed`) until the person confirms it "
+    "(`POST /api/session/email`).",
 )
 async def accept_invitation(call: ApiCall, body: Acceptance) -> Response:
     invitations = call.state.extension(Invitations)
@@ -340,7 +392,8 @@ async def accept_invitation(call: ApiCall, body: Acceptance) -> Response:
     if not invitations.attempt(client.host if client else "unknown"):
         raise TooMany("too many invitation codes tried, slow down", retry_after=60)
     name = plain_text(body.name, "name")
-    if body.email is not None and not valid_email(body.email):
+    email = None if body.email is None else body.email.strip() or None
+    if email is not None and not valid_email(email):
         raise Impossible("must be an email address", field="email")
     parts = split_code(body.code)
     if parts is None:
@@ -348,8 +401,11 @@ async def accept_invitation(call: ApiCall, body: Acceptance) -> Response:
     codec = call.state.token_codec
     if not codec.can_mint:
         raise Unavailable("this server cannot sign tokens (it has no HS256 secret)")
+    app = body.client == "app"
+    if app and not app_sign_in_allowed(call):
+        raise Forbidden("signing in needs https (set CRDT_SERVER_PUBLIC_URL to an https URL)")
     sub = new_member_sub()
-    joined = await invitations.redeem(*parts, sub=sub, name=name, email=body.email)
+    joined = await invitations.redeem(*parts, sub=sub, name=name, email=email)
     row = joined.invitation
     if joined.outcome == "unknown" or row is None:
         raise NotFound("no invitation has this code", field="code")
@@ -362,11 +418,35 @@ async def accept_invitation(call: ApiCall, body: Acceptance) -> Response:
         name=name,
         ttl=call.state.settings.token_ttl_seconds,
         docs=row.narrowing,
+        guest_fields=row.guest_fields,
     )
-    response = json_response(Accepted(token, row.wedding, row.role, sub), status_code=201)
+    state = joined.email
+    if state == "sign_in_link" and email is not None:
+        # The address is an existing person's: they become this member by using the link.
+        await send_sign_in_link(call, email)
+    verified = normal_email(email) if state == "verified" and email else None
+    if app:
+        person = await _joined_person(call, row.wedding, sub, verified)
+        secret = await sign_in_app(call, person, body.device_name)
+        accepted = Accepted(token, row.wedding, row.role, sub, secret, state)
+        response = json_response(accepted, status_code=201)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+    answer = Accepted(token, row.wedding, row.role, sub, email=state)
+    response = json_response(answer, status_code=201)
     response.headers["Cache-Control"] = "no-store"
-    await start_device_session(call, response, wedding=row.wedding, sub=sub, email=body.email)
+    await start_device_session(call, response, wedding=row.wedding, sub=sub, email=verified)
     return response
+
+
+async def _joined_person(call: ApiCall, wedding: str, sub: str, email: str | None) -> str:
+    """The person who joined as the member ``sub`` of ``wedding`` (from the server's page
+    or a native app): a new person with ``email`` where joining verified it and no person
+    has it, else a new one with no address."""
+    sessions = call.state.extension(DeviceSessions)
+    person = await sessions.person(email)
+    await sessions.add_membership(person, wedding, sub)
+    return person
 
 
 async def start_device_session(
@@ -374,14 +454,11 @@ async def start_device_session(
 ) -> None:
     """Give a person who just joined by invitation a device session (the ``HttpOnly`` cookie
     scoped to ``/api/session``) when they joined from the server's own page (same origin,
-    and https or loopback): a new person, with no address (``email`` is what they gave,
-    unverified: it must not make them an existing person or member; a sign-in link verifies
-    one later), the member ``sub`` of ``wedding``. A client calling the API itself gets the
+    and https or loopback), as the member ``sub`` of ``wedding``: a new person with
+    ``email`` as their address when joining verified it and no person has it, else a new
+    person with none (an address given but unconfirmed, or another person's, must not make
+    them that person: a link to it does). A client calling the API itself gets the
     answer's token only."""
-    del email
     if not device_sign_in_allowed(call):
         return
-    sessions = call.state.extension(DeviceSessions)
-    person = await sessions.person(None)
-    await sessions.add_membership(person, wedding, sub)
-    await sign_in_device(call, person, response)
+    await sign_in_device(call, await _joined_person(call, wedding, sub, email), response)

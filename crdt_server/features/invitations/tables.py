@@ -1,30 +1,34 @@
 """The invitations' tables (the schema ``invitations``, version 1) and the
 only SQL that reads and writes them.
 
-- ``invitations``: one row per invitation: its code's digest (never the code), the role
-  and document narrowing it grants, who made it, how many uses it has left, when it
-  expires and whether it was revoked.
+- ``invitations``: one row per invitation: its code's digest (never the code), the role,
+  document narrowing and (a vendor's) field set of the guest list it grants, who made it,
+  how many uses it has left, when it expires and whether it was revoked.
 - ``invitation_members``: who joined through which invitation (the inviter, the document
-  narrowing their membership keeps, the address they gave, unverified: it is not put in
-  the directory, where it could make them another member at sign-in).
+  narrowing their membership keeps, the address they gave). That address goes into the
+  directory only where the act of joining verified it (:func:`redeem`); any other stays
+  here, unconfirmed, until a link to it confirms it: in the directory it could make them
+  another member at sign-in.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 from crdt_server import clock
-from crdt_server.features.db import FeatureDb, Sql, Tx, row_as, rows_as
 from crdt_server.features.events import store_events
 from crdt_server.features.invitations.domain import code_matches
-from crdt_server.storage import NewEvent, Table, schema_of
+from crdt_server.features.signin import normal_email, verified
+from crdt_server.storage import Gateway, Migration, NewEvent, Table, schema_of
+from crdt_server.storage.gateway import Sql, Tx, row_as, rows_as
 
 __all__ = [
     "INVITATIONS_SCHEMA",
+    "EmailState",
     "InvitationRow",
     "Joined",
     "create",
@@ -32,8 +36,10 @@ __all__ = [
     "invitations",
     "joined_count",
     "open_count",
+    "proved_by_joining",
     "redeem",
     "revoke",
+    "unconfirmed",
     "weddings_of",
 ]
 
@@ -54,12 +60,20 @@ _JOINED = Table(
     " inviter {text} NOT NULL, documents {text} NOT NULL, email {text},"
     " joined_at {real} NOT NULL, PRIMARY KEY (wedding, sub))",
 )
-INVITATIONS_SCHEMA = schema_of("invitations", _INVITATIONS, _JOINED)
-"""Version 1. Both tables are erased with their wedding."""
+_GUEST_FIELDS = Migration(
+    2,
+    ("ALTER TABLE invitations ADD COLUMN guest_fields TEXT",),
+    ("ALTER TABLE {s}.invitations ADD COLUMN guest_fields TEXT",),
+)
+"""Version 2: what a vendor's invitation lets them read of the guest list (``NULL``: an
+invitation of another role, or one made before field sets, whose vendor reads what vendors
+read then)."""
+INVITATIONS_SCHEMA = schema_of("invitations", _INVITATIONS, _JOINED, migrations=[_GUEST_FIELDS])
+"""Version 2 (see above). Both tables are erased with their wedding."""
 
 _COLUMNS = (
     "id, wedding, digest, role, name, email, documents, uses, uses_left, expires_at,"
-    " created_at, inviter, inviter_role, revoked_at"
+    " created_at, inviter, inviter_role, revoked_at, guest_fields"
 )
 
 
@@ -80,6 +94,8 @@ class InvitationRow(msgspec.Struct, frozen=True):
     inviter: str
     inviter_role: str
     revoked_at: float
+    guest_fields: str | None = None
+    """What a vendor it lets in reads of the guest list (``GUEST_FIELD_SETS``)."""
 
     @property
     def narrowing(self) -> dict[str, str]:
@@ -99,23 +115,44 @@ class _Count(msgspec.Struct, frozen=True):
     n: int
 
 
+EmailState = Literal["verified", "sign_in_link", "unconfirmed"]
+"""What became of the address a person gave when joining: ``verified`` (the act of joining
+proved it: a single-use invitation emailed to exactly that address; it is their member's
+address now, and a new person's), ``sign_in_link`` (proved, but it is an existing person's:
+their member has it, and the membership joins that person once a sign-in link to it is
+used), ``unconfirmed`` (any other: kept with how they joined, until a link confirms it)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Joined:
     """What :func:`redeem` did: ``outcome`` is ``joined``, ``unknown`` (no invitation has
     this code) or ``gone`` (revoked, expired or used up); ``invitation`` the row as it was
-    (not for ``unknown``)."""
+    (not for ``unknown``); ``email`` what became of the address given (``None``: none)."""
 
     outcome: str
     invitation: InvitationRow | None = None
+    email: EmailState | None = None
+
+
+def proved_by_joining(row: InvitationRow, given: str | None) -> bool:
+    """Whether joining with ``row``'s code proves ``given``: a single-use invitation
+    emailed to exactly that address (compared after normalising). A code for several
+    people, or one sent elsewhere, proves nothing about an address."""
+    return (
+        given is not None
+        and row.uses == 1
+        and row.email is not None
+        and normal_email(row.email) == normal_email(given)
+    )
 
 
 async def invitations(
-    db: FeatureDb, wedding: str, *, limit: int, before: tuple[float, str] | None = None
+    db: Gateway, wedding: str, *, limit: int, before: tuple[float, str] | None = None
 ) -> list[InvitationRow]:
     """The wedding's invitations, newest first, after the one ``before`` names (its
     ``created_at`` and id)."""
     if before is None:
-        return await db.read_as(
+        return await db.fetch_as(
             InvitationRow,
             f"SELECT {_COLUMNS} FROM {{t}}invitations WHERE wedding = ?"
             " ORDER BY created_at DESC, id LIMIT ?",
@@ -123,7 +160,7 @@ async def invitations(
             limit,
         )
     at, last = before
-    return await db.read_as(
+    return await db.fetch_as(
         InvitationRow,
         f"SELECT {_COLUMNS} FROM {{t}}invitations WHERE wedding = ?"
         " AND (created_at < ? OR (created_at = ? AND id > ?))"
@@ -136,8 +173,8 @@ async def invitations(
     )
 
 
-async def invitation(db: FeatureDb, wedding: str, invitation: str) -> InvitationRow | None:
-    return await db.read_one_as(
+async def invitation(db: Gateway, wedding: str, invitation: str) -> InvitationRow | None:
+    return await db.fetch_one_as(
         InvitationRow,
         f"SELECT {_COLUMNS} FROM {{t}}invitations WHERE wedding = ? AND id = ?",
         wedding,
@@ -145,9 +182,9 @@ async def invitation(db: FeatureDb, wedding: str, invitation: str) -> Invitation
     )
 
 
-async def open_count(db: FeatureDb, wedding: str, now: float) -> int:
+async def open_count(db: Gateway, wedding: str, now: float) -> int:
     """How many of the wedding's invitations may still be used."""
-    found = await db.read_one_as(
+    found = await db.fetch_one_as(
         _Count,
         "SELECT count(*) FROM {t}invitations WHERE wedding = ? AND revoked_at = 0"
         " AND uses_left > 0 AND expires_at > ?",
@@ -157,8 +194,8 @@ async def open_count(db: FeatureDb, wedding: str, now: float) -> int:
     return 0 if found is None else int(found.n)
 
 
-async def joined_count(db: FeatureDb, wedding: str) -> int:
-    found = await db.read_one_as(
+async def joined_count(db: Gateway, wedding: str) -> int:
+    found = await db.fetch_one_as(
         _Count, "SELECT count(*) FROM {t}invitation_members WHERE wedding = ?", wedding
     )
     return 0 if found is None else int(found.n)
@@ -168,7 +205,7 @@ def create(row: InvitationRow, event: NewEvent) -> Tx[None]:
     """The step that stores an invitation and its ``member.invited`` event."""
     yield Sql(
         f"INSERT INTO {{t}}invitations ({_COLUMNS}) VALUES"
-        " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         tuple(msgspec.structs.astuple(row)),
     )
     yield from store_events([event])
@@ -199,7 +236,9 @@ def redeem(
 ) -> Tx[Joined]:
     """The step that lets one person in with a code: checks the secret in constant time,
     takes one use (atomically: two people racing for the last use cannot both get it),
-    makes them a member (no email in the directory) and records ``member.joined``."""
+    makes them a member and records ``member.joined``. The address they gave goes into the
+    directory, verified, only where joining proved it (:func:`proved_by_joining`) and no
+    other member of the wedding has it (see :data:`EmailState`)."""
     now = clock.now()
     found = yield from rows_as(
         InvitationRow, f"SELECT {_COLUMNS} FROM {{t}}invitations WHERE id = ?", invitation
@@ -217,11 +256,30 @@ def redeem(
     )
     if not taken:
         return Joined("gone", row)
+    state: EmailState | None = None if email is None else "unconfirmed"
+    on_file: str | None = None
+    if email is not None and proved_by_joining(row, email):
+        address = normal_email(email)
+        held = yield from rows_as(
+            _Count,
+            "SELECT count(*) FROM {t}members WHERE wedding = ? AND LOWER(email) = ?",
+            row.wedding,
+            address,
+        )
+        # Another member of this wedding has it already: it would identify neither.
+        if not held or not held[0].n:
+            on_file = address
+            person = yield from rows_as(
+                _Count, "SELECT count(*) FROM {t}persons WHERE email = ?", address
+            )
+            state = "sign_in_link" if person and person[0].n else "verified"
     yield Sql(
-        "INSERT INTO {t}members (wedding, sub, role, name, email, unsubscribe, updated_at)"
-        " VALUES (?, ?, ?, ?, NULL, ?, ?)",
-        (row.wedding, sub, row.role, name, unsubscribe, now),
+        "INSERT INTO {t}members (wedding, sub, role, name, email, unsubscribe, updated_at,"
+        " guest_fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (row.wedding, sub, row.role, name, on_file, unsubscribe, now, row.guest_fields),
     )
+    if on_file is not None:
+        yield from verified(row.wedding, sub, on_file, now)
     yield Sql(
         "INSERT INTO {t}invitation_members (wedding, sub, invitation, inviter, documents,"
         " email, joined_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -240,16 +298,33 @@ def redeem(
             )
         ]
     )
-    return Joined("joined", row)
+    return Joined("joined", row, state)
 
 
 class _Wedding(msgspec.Struct, frozen=True):
     wedding: str
 
 
-async def weddings_of(db: FeatureDb, sub: str) -> list[str]:
+class _Sub(msgspec.Struct, frozen=True):
+    sub: str
+
+
+async def unconfirmed(db: Gateway, wedding: str) -> set[str]:
+    """The wedding's members who gave an address when joining that is not their member's
+    address (yet): the ones whose address is unconfirmed."""
+    rows = await db.fetch_as(
+        _Sub,
+        "SELECT j.sub FROM {t}invitation_members j JOIN {t}members b"
+        " ON b.wedding = j.wedding AND b.sub = j.sub"
+        " WHERE j.wedding = ? AND j.email IS NOT NULL AND b.email IS NULL",
+        wedding,
+    )
+    return {r.sub for r in rows}
+
+
+async def weddings_of(db: Gateway, sub: str) -> list[str]:
     """The weddings whose directory, or whose record of who joined, knows ``sub``."""
-    rows = await db.read_as(
+    rows = await db.fetch_as(
         _Wedding,
         "SELECT wedding FROM {t}members WHERE sub = ?"
         " UNION SELECT wedding FROM {t}invitation_members WHERE sub = ? ORDER BY 1",

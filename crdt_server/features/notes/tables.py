@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from crdt_server.features.events import store_events
 from crdt_server.storage.base import DocumentStore, NewEvent, StoredEvent
-from crdt_server.storage.gateway import Gateway, Table, schema_of, statements
+from crdt_server.storage.gateway import Gateway, Sql, Table, Tx, rows_as, schema_of, statements
 
 __all__ = ["NOTE_SESSIONS", "NoteSession", "NoteSessionStore"]
 
@@ -30,6 +30,8 @@ NOTE_SESSIONS = schema_of("note_sessions", SESSIONS)
 
 _CHUNK = 500
 """Ids per ``IN (...)`` list (well under every backend's limit on parameters)."""
+_OPENED = 250
+"""Sessions' rows written per transaction (as many as the extension closes in one)."""
 
 _COLUMNS = "id, wedding, doc, root, entry, field, sub, role, before, first_seq, started"
 
@@ -69,16 +71,17 @@ class NoteSessionStore:
         await self._store.install(NOTE_SESSIONS)
 
     async def open(self, sessions: Sequence[NoteSession]) -> None:
-        """Store open sessions, all in one transaction (an id already stored is left as
-        it is): one update may open thousands at once."""
-        if not sessions:
-            return
-        async with self._sql.transaction() as tx:
-            await tx.executemany(
-                f"INSERT INTO {{t}}note_sessions ({_COLUMNS}) VALUES"  # noqa: S608
-                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [_values(session) for session in sessions],
-            )
+        """Store open sessions (an id already stored is left as it is), in transactions of
+        at most :data:`_OPENED` one after the other: one update may open thousands at once,
+        and each transaction holds the store's one writer (on SQLite, maybe the event
+        loop) while it runs."""
+        insert = (
+            f"INSERT INTO {{t}}note_sessions ({_COLUMNS}) VALUES"  # noqa: S608
+            " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+        )
+        for at in range(0, len(sessions), _OPENED):
+            some = sessions[at : at + _OPENED]
+            await self._sql.run(statements([(insert, _values(session)) for session in some]))
 
     async def all(self) -> list[NoteSession]:
         """Every open session (what a crash left open, at start)."""
@@ -98,12 +101,13 @@ class NoteSessionStore:
         if not closing:
             return []
         ids = [session.id for session, _, _ in closing]
-        async with self._sql.transaction() as tx:
+
+        def tx() -> Tx[list[StoredEvent]]:
             present: set[str] = set()
             for at in range(0, len(ids), _CHUNK):
                 chunk = ids[at : at + _CHUNK]
                 marks = ", ".join("?" * len(chunk))
-                found = await tx.fetch_as(
+                found = yield from rows_as(
                     _Id,
                     f"SELECT id FROM {{t}}note_sessions WHERE id IN ({marks})",  # noqa: S608
                     *chunk,
@@ -112,11 +116,12 @@ class NoteSessionStore:
             events = [
                 event for session, event, written in closing if session.id in present or not written
             ]
-            stored = await tx.run(store_events(events)) if events else []
-            await tx.executemany(
-                "DELETE FROM {t}note_sessions WHERE id = ?", [(i,) for i in present]
-            )
-        return stored
+            stored = (yield from store_events(events)) if events else []
+            for gone in present:
+                yield Sql("DELETE FROM {t}note_sessions WHERE id = ?", (gone,))
+            return stored
+
+        return await self._sql.run(tx())
 
     async def erase_entry(self, wedding: str, root: str, entry: str) -> None:
         """Forget the sessions of one entry (per-person erasure: their excerpts go)."""

@@ -7,20 +7,22 @@ acknowledged change's notices survive a crash: a feature composes this module's 
 (:mod:`crdt_server.features.notifications.extension_mail`) sends the outbox.
 
 Notifications about a thread carry its id; the threads feature says what they are about
-(:meth:`Notifications.describe_threads`): without it, they are not shown.
+(:meth:`Notifications.describe_threads`): without it, they are not shown. What the others
+say outside the app (an email, a push) comes from the feature that made them
+(:meth:`Notifications.describe`, :meth:`Notifications.tell`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 from crdt_server import clock
 from crdt_server.actor import Actor
 from crdt_server.cluster.messages import BusMessage, to_event
 from crdt_server.core.hooks import Core, Extension
-from crdt_server.features.db import FeatureDb, Sql, Tx, rows_as
 from crdt_server.features.notifications.domain_mail import subject_line
 from crdt_server.features.notifications.tables import (
     GUEST_MAIL_SCHEMA,
@@ -34,7 +36,8 @@ from crdt_server.features.notifications.tables import (
     UnreadNotice,
 )
 from crdt_server.features.people import Member
-from crdt_server.storage import FeatureRow
+from crdt_server.storage import FeatureRow, Gateway
+from crdt_server.storage.gateway import Sql, Tx, rows_as
 from crdt_server.times import rfc3339
 
 __all__ = [
@@ -42,8 +45,10 @@ __all__ = [
     "OutboxQueued",
     "OVERWRITTEN",
     "Notifications",
+    "Teller",
     "ThreadNotices",
     "ThreadQuote",
+    "Told",
     "erase",
     "mark_read",
     "notice_rows",
@@ -89,6 +94,24 @@ class ThreadNotices(Protocol):
     async def quote(self, wedding: str, thread: str, message: str) -> ThreadQuote | None:
         """The message a notification is about (``None``: it is gone)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Told:
+    """A notification not about a thread as it is said outside the app: ``title`` (an
+    email's subject when it is the only notice in it, a push's title: each kind of notice
+    its own, a payment overdue never titled as one due today) and ``text`` (the email's
+    line, the start of the push's body)."""
+
+    title: str
+    text: str
+
+
+Teller = Callable[[str, str, Member], Awaitable[str | Told | None]]
+"""What says a notification not about a thread outside the app: called with the wedding,
+the notification's reference and the recipient (their current directory entry: what is
+said is cut to what their role may read now); a bare ``str`` is the text under the
+reason's registered title; ``None``: it is gone, say nothing."""
 
 
 # -- steps other features compose into their transactions -----------------------------------
@@ -232,7 +255,7 @@ class Notifications(Extension):
     name = "notifications"
 
     def __init__(self) -> None:
-        self._db: FeatureDb | None = None
+        self._db: Gateway | None = None
         self._core: Core | None = None
         self._threads: ThreadNotices | None = None
         self.outbox_wake = asyncio.Event()
@@ -243,6 +266,28 @@ class Notifications(Extension):
         self.queued_listeners: list[Callable[[str], None]] = []
         """Told (with the wedding) whenever :meth:`queued` is: notifications of the
         wedding were committed (the push feature looks at the inbox then)."""
+        self._tellers: dict[str, tuple[Teller, str]] = {}
+
+    def describe(self, reason: str, says: Teller, title: str) -> None:
+        """Say notifications of ``reason`` (not about a thread) outside the app with
+        ``says`` (:data:`Teller`); ``title``: theirs when ``says`` gives a bare text
+        (each reason its own: a payment reminder once went out titled "A change of yours
+        was lost", the one subject every reason without one of its own got)."""
+        self._tellers[reason] = (says, title)
+
+    def tells(self, reason: str) -> bool:
+        """Whether notifications of ``reason`` are said outside the app (:meth:`describe`)."""
+        return reason in self._tellers
+
+    async def tell(self, wedding: str, reason: str, ref: str, member: Member) -> Told | None:
+        """A notification not about a thread as its feature says it to ``member`` now
+        (``None``: nobody says this reason, or what it was about is gone)."""
+        teller = self._tellers.get(reason)
+        if teller is None:
+            return None
+        says, title = teller
+        said = await says(wedding, ref, member)
+        return Told(title, said) if isinstance(said, str) else said
 
     def describe_threads(self, threads: ThreadNotices) -> None:
         """Show notifications about threads, as ``threads`` says (the threads feature)."""
@@ -255,17 +300,13 @@ class Notifications(Extension):
 
     async def start(self, core: Core) -> None:
         self._core = core
-        self._db = FeatureDb(core.store)
+        self._db = Gateway.of(core.store)
         await core.store.install(SCHEMA)
         await core.store.install(MAIL_SCHEMA)
         await core.store.install(GUEST_MAIL_SCHEMA)
 
-    async def close(self) -> None:
-        if self._db is not None:
-            await self._db.drain()
-
     @property
-    def db(self) -> FeatureDb:
+    def db(self) -> Gateway:
         if self._db is None:
             raise RuntimeError("the notifications extension has not been started")
         return self._db
@@ -285,7 +326,7 @@ class Notifications(Extension):
         if not self.emails:
             return
         # The one header rule (domain_mail): no line break, no control character, capped.
-        await self.db.write(_queue_email(address, subject_line(subject), body, clock.now()))
+        await self.db.run(_queue_email(address, subject_line(subject), body, clock.now()))
         self.queued("")
 
     async def forget_address(self, address: str) -> None:
@@ -295,7 +336,7 @@ class Notifications(Extension):
         def tx() -> Tx[None]:
             yield Sql("DELETE FROM {t}mail_outbox WHERE LOWER(address) = ?", (address,))
 
-        await self.db.write(tx())
+        await self.db.run(tx())
 
     async def queue_guest_email(
         self,
@@ -314,7 +355,7 @@ class Notifications(Extension):
         Whether it was queued (``False``: this server sends no email)."""
         if not self.emails:
             return False
-        await self.db.write(
+        await self.db.run(
             _queue_guest_email(
                 (
                     wedding,
@@ -334,7 +375,7 @@ class Notifications(Extension):
     async def notices_after(self, after: int, limit: int) -> list[Notice]:
         """Up to ``limit`` inbox entries of every wedding with an id over ``after``, in
         id order (the push feature follows the inbox with them)."""
-        return await self.db.read_as(
+        return await self.db.fetch_as(
             Notice,
             f"SELECT {NOTICE_COLUMNS} FROM {{t}}notifications WHERE id > ? ORDER BY id LIMIT ?",
             after,
@@ -343,13 +384,13 @@ class Notifications(Extension):
 
     async def notice(self, id_: int) -> Notice | None:
         """One inbox entry by its id (``None``: read and gone, or erased)."""
-        return await self.db.read_one_as(
+        return await self.db.fetch_one_as(
             Notice, f"SELECT {NOTICE_COLUMNS} FROM {{t}}notifications WHERE id = ?", id_
         )
 
     async def last_notice(self) -> int:
         """The id of the newest inbox entry (0: none)."""
-        row = await self.db.read_one_as(Count, "SELECT COALESCE(MAX(id), 0) FROM {t}notifications")
+        row = await self.db.fetch_one_as(Count, "SELECT COALESCE(MAX(id), 0) FROM {t}notifications")
         return 0 if row is None else int(row.count)
 
     async def on_guest_erased(self, wedding: str, guest_id: str) -> None:
@@ -358,7 +399,7 @@ class Notifications(Extension):
                 "DELETE FROM {t}guest_mail WHERE wedding = ? AND guest = ?", (wedding, guest_id)
             )
 
-        await self.db.write(tx())
+        await self.db.run(tx())
 
     async def notifications(
         self, wedding: str, sub: str, *, unread_only: bool, after: int | None, limit: int
@@ -379,7 +420,7 @@ class Notifications(Extension):
             if cursor is not None:
                 sql += " AND id < ?"
                 params.append(cursor)
-            page = await self.db.read_as(
+            page = await self.db.fetch_as(
                 Notification, sql + " ORDER BY id DESC LIMIT ?", *params, limit
             )
             named = {n.thread for n in page if n.thread}
@@ -398,7 +439,7 @@ class Notifications(Extension):
             if len(page) < limit:
                 break
             cursor = int(page[-1].id)
-        unread = await self.db.read_one_as(
+        unread = await self.db.fetch_one_as(
             Count,
             "SELECT COUNT(*) FROM {t}notifications WHERE wedding = ? AND sub = ? AND read = 0",
             wedding,
@@ -408,11 +449,11 @@ class Notifications(Extension):
 
     async def read_notifications(self, wedding: str, sub: str, ids: list[int] | None) -> int:
         """Mark ``sub``'s notifications read (``None``: all); how many were unread."""
-        return await self.db.write(mark_read(wedding, sub, ids))
+        return await self.db.run(mark_read(wedding, sub, ids))
 
     async def on_member_erased(self, wedding: str, sub: str) -> bool:
         """Erase a person from the inbox and the outbox (:func:`erase`)."""
-        return await self.db.write(erase(wedding, sub))
+        return await self.db.run(erase(wedding, sub))
 
 
 def queued_email(address: str, subject: str, body: str, now: float) -> Tx[None]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
@@ -33,9 +33,12 @@ from crdt_server import clock
 from crdt_server.cluster.messages import from_event
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.edge.links import outbound_url
-from crdt_server.features.db import Sql, Tx, rows_as
 from crdt_server.features.notifications.domain_mail import envelope
-from crdt_server.features.notifications.extension import Notifications, OutboxQueued
+from crdt_server.features.notifications.extension import (
+    Notifications,
+    OutboxQueued,
+    Teller,
+)
 from crdt_server.features.notifications.settings import NotificationSettings
 from crdt_server.features.notifications.tables import (
     LANED_COLUMNS,
@@ -50,6 +53,7 @@ from crdt_server.features.notifications.tables import (
 from crdt_server.features.people import Member, People, emailed
 from crdt_server.names import at_least
 from crdt_server.storage import StoreError
+from crdt_server.storage.gateway import Sql, Tx, rows_as
 
 __all__ = ["Mailer", "Notice", "SmtpTarget"]
 
@@ -88,13 +92,8 @@ class SmtpTarget:
         )
 
 
-_LOST = "A change of yours was lost"
-"""The subject of an email saying one notice whose reason gave no subject of its own."""
-
-Notice = Callable[[str, str, Member], Awaitable[str | None]]
-"""What says a notification not about a thread in an email: called with the wedding, the
-notification's reference and the recipient (their current directory entry: what the email
-says is cut to what their role may read now); ``None``: it is gone, say nothing."""
+Notice = Teller
+"""What says a notification not about a thread in an email (:data:`Teller`)."""
 
 
 class Mailer(Extension):
@@ -102,30 +101,20 @@ class Mailer(Extension):
 
     name = "mailer"
 
-    def __init__(
-        self,
-        notifications: Notifications,
-        people: People,
-        notices: Mapping[str, Notice] | None = None,
-    ) -> None:
-        """``notices``: for notifications not about a thread, by reason, what says them in
-        an email (:data:`Notice`)."""
+    def __init__(self, notifications: Notifications, people: People) -> None:
         self._inbox = notifications
         self._people = people
-        self._notices = dict(notices or {})
-        self._subjects: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
         self._core: Core | None = None
         self.sent = 0
         """Emails sent by this process (for tests and metrics)."""
 
-    def describe(self, reason: str, says: Notice, subject: str | None = None) -> None:
-        """Say notifications of ``reason`` (not about a thread) in emails with ``says``
-        (:data:`Notice`); ``subject``: the email's subject when it says only one of them
-        (by default, that a change of the person's was lost)."""
-        self._notices[reason] = says
-        if subject is not None:
-            self._subjects[reason] = subject
+    def describe(self, reason: str, says: Notice, subject: str) -> None:
+        """Say notifications of ``reason`` (not about a thread) in emails (and pushes) with
+        ``says`` (:data:`Notice`); ``subject``: the email's subject when it says only one
+        of them and ``says`` gives a bare text; a :class:`Told` brings its own (a payment
+        overdue is not titled as one due today). See :meth:`Notifications.describe`."""
+        self._inbox.describe(reason, says, subject)
 
     async def start(self, core: Core) -> None:
         self._core = core
@@ -165,7 +154,7 @@ class Mailer(Extension):
         digest = self._core.settings.fragment(NotificationSettings).email_digest_seconds
         db = self._inbox.db
         now = clock.now()
-        waiting = await db.read_as(
+        waiting = await db.fetch_as(
             DueOutbox,
             "SELECT wedding, sub,"
             " MAX(CASE WHEN priority IN ('urgent', 'emergency') THEN 1 ELSE 0 END)"
@@ -200,15 +189,15 @@ class Mailer(Extension):
                 )
             )
 
-        for item in sorted(await db.write(claim()), key=lambda i: i.id):
+        for item in sorted(await db.run(claim()), key=lambda i: i.id):
             assert self._core is not None
             sender = self._core.settings.fragment(NotificationSettings).email_from
             email = envelope(sender, item.address, item.subject)
             email.set_content(item.body, cte="quoted-printable")
             if not await self._deliver(email):
-                await db.write(_release_mail(int(item.id), clock.now() + RETRY_SECONDS))
+                await db.run(_release_mail(int(item.id), clock.now() + RETRY_SECONDS))
                 continue
-            await db.write(_done_mail(int(item.id)))
+            await db.run(_done_mail(int(item.id)))
         await self._send_to_guests()
 
     async def _send_to_guests(self) -> None:
@@ -231,7 +220,7 @@ class Mailer(Extension):
 
         assert self._core is not None
         sender = self._core.settings.fragment(NotificationSettings).email_from
-        for item in sorted(await db.write(claim()), key=lambda i: i.id):
+        for item in sorted(await db.run(claim()), key=lambda i: i.id):
             email = envelope(sender, item.address, item.subject, from_name=item.from_name)
             email["List-Unsubscribe"] = f"<{item.unsubscribe}>"
             email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
@@ -239,9 +228,9 @@ class Mailer(Extension):
                 f"{item.body}\n--\nStop these emails: {item.unsubscribe}\n", cte="quoted-printable"
             )
             if not await self._deliver(email):
-                await db.write(_release_guest_mail(int(item.id), clock.now() + RETRY_SECONDS))
+                await db.run(_release_guest_mail(int(item.id), clock.now() + RETRY_SECONDS))
                 continue
-            await db.write(_done_guest_mail(int(item.id)))
+            await db.run(_done_guest_mail(int(item.id)))
 
     async def _deliver(self, email: EmailMessage) -> bool:
         """Send one email; whether it went (a failure is logged without addresses)."""
@@ -269,7 +258,7 @@ class Mailer(Extension):
         ahead of any backlog of normal ones (each email with what was held for them)."""
         db = self._inbox.db
         now = clock.now()
-        claimed = await db.write(
+        claimed = await db.run(
             claim_lane(
                 LanedOutboxItem,
                 OUTBOX.name,
@@ -305,7 +294,7 @@ class Mailer(Extension):
                 )
             )
 
-        items = sorted([*claimed, *await db.write(claim())], key=lambda item: item.id)
+        items = sorted([*claimed, *await db.run(claim())], key=lambda item: item.id)
         if not items:
             return  # another process took them
         ids = [int(i.id) for i in items]
@@ -315,9 +304,9 @@ class Mailer(Extension):
             # None: nothing left to say (every notice's finding closed meanwhile).
             email = await self._compose(wedding, member, member.email, items)
         if email is not None and not await self._deliver(email):
-            await db.write(_release(ids, clock.now() + RETRY_SECONDS))
+            await db.run(_release(ids, clock.now() + RETRY_SECONDS))
             return
-        await db.write(_done(wedding, sub, ids, clock.now()))
+        await db.run(_done(wedding, sub, ids, clock.now()))
 
     async def _compose(
         self, wedding: str, member: Member, address: str, items: list[OutboxItem]
@@ -328,7 +317,7 @@ class Mailer(Extension):
         names = {m.sub: m.name for m in await self._people.members(wedding)}
         lines = []
         subjects = []
-        plain: list[str] = []
+        titles: list[str] = []
         for item in items:
             reason, thread, message, priority = (
                 item.reason,
@@ -336,14 +325,12 @@ class Mailer(Extension):
                 item.message,
                 item.priority,
             )
-            notice = self._notices.get(str(reason))
-            if not thread and notice is not None:
-                line = await notice(wedding, str(message), member)
-                if line is not None:
+            if not thread and self._inbox.tells(str(reason)):
+                told = await self._inbox.tell(wedding, str(reason), str(message), member)
+                if told is not None:
                     # Not a thread: the subject names no thread, it says what this is.
-                    subjects.append("")
-                    plain.append(self._subjects.get(str(reason), _LOST))
-                    lines.append(line + "\n")
+                    titles.append(told.title)
+                    lines.append(told.text + "\n")
                 continue
             threads = self._inbox.threads
             said = (
@@ -371,14 +358,7 @@ class Mailer(Extension):
             f"/unsubscribe?key={quote(key)}",
         )
         urgent = any(i.priority != "normal" for i in items)
-        if len(lines) == 1:
-            subject = ("[URGENT] " if urgent else "") + (
-                f"New in \u201c{subjects[0]}\u201d" if subjects[0] else plain[0]
-            )
-        else:
-            subject = ("[URGENT] " if urgent else "") + (
-                f"{len(lines)} new messages in your wedding threads"
-            )
+        subject = ("[URGENT] " if urgent else "") + _subject(subjects, titles)
         # The one way headers are built: the From address is the setting, never a name.
         email = envelope(settings.fragment(NotificationSettings).email_from, address, subject)
         email["List-Unsubscribe"] = f"<{link}>"
@@ -387,6 +367,19 @@ class Mailer(Extension):
             "\n".join(lines) + f"\n--\nStop these emails: {link}\n", cte="quoted-printable"
         )
         return email
+
+
+def _subject(threads: Sequence[str], titles: Sequence[str]) -> str:
+    """An email's subject, by what it says: the thread of its one message, the title of
+    its one other notice (a payment overdue, a task due today...), or how many messages
+    there are; with other notices among several, the first one's title leads (a reminder
+    is never announced as thread messages)."""
+    if not titles:
+        if len(threads) == 1:
+            return f"New in \u201c{threads[0]}\u201d"
+        return f"{len(threads)} new messages in your wedding threads"
+    more = len(threads) + len(titles) - 1
+    return titles[0] if not more else f"{titles[0]}, and {more} more"
 
 
 def _release_mail(id_: int, at: float) -> Tx[None]:

@@ -21,7 +21,9 @@ from crdt_server.features.payments.extension import (
     PaymentReminders,
     describe,
     due_moment,
+    due_when,
     remind,
+    told,
 )
 from crdt_server.features.people import People
 from crdt_server.features.scheduler import Job, JobContext, Scheduler
@@ -34,6 +36,8 @@ __all__ = [
     "REMIND_AT",
     "PaymentReminders",
     "due_moment",
+    "due_when",
+    "told",
 ]
 
 
@@ -44,7 +48,7 @@ def _build(built: Built) -> Sequence[Extension]:
     reminders = PaymentReminders(built.get(Scheduler), people)
     mailer = built.find(Mailer)
     if mailer is not None:
-        mailer.describe(REASON, partial(describe, reminders))
+        mailer.describe(REASON, partial(describe, reminders), "A payment falls due")
     return [reminders]
 
 

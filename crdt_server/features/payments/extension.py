@@ -30,16 +30,16 @@ from crdt_server.auth.permissions import PermissionMatrix
 from crdt_server.core.hooks import CommitBatch, Core, Extension, RoomView
 from crdt_server.documents.changes import entry_changes, touches
 from crdt_server.documents.domain import WEDDINGS
-from crdt_server.documents.model import format_money, local_moment
+from crdt_server.documents.model import format_money, local_moment, zone_of
 from crdt_server.documents.schema import Payment, read_budget, read_profile
-from crdt_server.features.db import Tx
 from crdt_server.features.events import store_events
 from crdt_server.features.follow import Follower
 from crdt_server.features.jobs import Job, JobContext
-from crdt_server.features.notifications import notify
+from crdt_server.features.notifications import Told, notify
 from crdt_server.features.people import Member, People
 from crdt_server.features.scheduler import Scheduler
 from crdt_server.storage import NewEvent
+from crdt_server.storage.gateway import Tx
 
 __all__ = [
     "KIND",
@@ -48,7 +48,9 @@ __all__ = [
     "REMIND_AT",
     "PaymentReminders",
     "due_moment",
+    "due_when",
     "remind",
+    "told",
 ]
 
 log = logging.getLogger("crdt_server.payments")
@@ -56,8 +58,8 @@ log = logging.getLogger("crdt_server.payments")
 KIND = "payments.due"
 """The scheduler's job kind: one per scheduled payment (entry: the payment's id)."""
 PAYMENT_DUE = "budget.payment_due"
-"""The event the job stores on the due day: ``{"id", "due", "amount", "category_id",
-"vendor"}``, credited to the server."""
+"""The event the job stores on the due day: ``{"id", "due", "when", "amount",
+"category_id", "vendor"}`` (``when``: :func:`due_when`), credited to the server."""
 REASON = "payment_due"
 """The reason of the reminder in the inbox (its ``message`` is the payment's id)."""
 REMIND_AT = time(9, 0)
@@ -77,6 +79,39 @@ _REMINDED_BY = frozenset({"status", "due"})
 
 def _reminded(payment: Payment | None) -> bool:
     return payment is not None and payment.scheduled and payment.due is not None
+
+
+def days_until(due: str, zone: str | None) -> int:
+    """Days from today in the wedding's zone to ``due`` (negative: it is past)."""
+    today = datetime.fromtimestamp(clock.now(), zone_of(zone)).date()
+    return (date.fromisoformat(due) - today).days
+
+
+def due_when(due: str, zone: str | None) -> str:
+    """``today`` for a payment due today in the wedding's zone, ``overdue`` for one due
+    before (scheduled after its day: its job is due at once), ``soon`` for a later day."""
+    days = days_until(due, zone)
+    return "overdue" if days < 0 else "today" if days == 0 else "soon"
+
+
+def told(payment: Payment, category: str, currency: str | None, days: int) -> Told:
+    """A payment's reminder as an email and a push say it, ``days`` before its due day
+    (:func:`days_until`): overdue, due today or due in so many days, each titled its own
+    way, with the amount in the budget's currency, the vendor and the category."""
+    money = format_money(payment.amount, currency)
+    to = f" to {payment.vendor}" if payment.vendor else ""
+    if days < 0:
+        title = "Payment overdue"
+        state = f"is overdue: it was due on {payment.due} and is not marked paid"
+    elif days == 0:
+        title, state = "Payment due today", f"is due today ({payment.due})"
+    else:
+        soon = "tomorrow" if days == 1 else f"in {days} days"
+        title, state = f"Payment due {soon}", f"is due {soon}, on {payment.due}"
+    return Told(
+        f"{title}: {money}{to or f' for {category}'}",
+        f"A payment of {money}{to} ({category}) {state}.",
+    )
 
 
 class PaymentReminders(Extension):
@@ -162,14 +197,16 @@ class PaymentReminders(Extension):
 async def remind(job: Job, context: JobContext) -> Tx[None] | None:
     """The job's run: the event and the reminders, if the payment is still due that day."""
     reminders = context.get(PaymentReminders)
-    docs = await context.core.weddings.documents(job.wedding, kinds=("budget",))
+    docs = await context.core.weddings.documents(job.wedding, kinds=("budget", "timeline"))
     budget = read_budget(docs.get("budget"))
     payment = budget.payments.get(job.entry)
     if payment is None or not _reminded(payment) or payment.due != job.data.get("due"):
         return None  # paid, moved or removed since: nothing is due today
+    assert payment.due is not None
     data = {
         "id": payment.id,
         "due": payment.due,
+        "when": due_when(payment.due, read_profile(docs.get("timeline")).time_zone),
         "amount": payment.amount,
         "category_id": payment.category_id,
         "vendor": payment.vendor,
@@ -205,18 +242,19 @@ def _rows(job: Job, event: NewEvent, readers: Sequence[Member]) -> Tx[None]:
 
 async def describe(
     reminders: PaymentReminders, wedding: str, ref: str, reader: Member
-) -> str | None:
-    """The reminder in an email: ``None`` once the payment is no longer scheduled, or when
-    the reader's role may no longer read the budget."""
+) -> Told | None:
+    """The reminder in an email or a push (:func:`told`, as the payment is now): ``None``
+    once the payment is no longer scheduled, or when the reader's role may no longer read
+    the budget."""
     if not reminders.may_read_budget(reader.role):
         return None
-    docs = await reminders.core.weddings.documents(wedding, kinds=("budget",))
+    docs = await reminders.core.weddings.documents(wedding, kinds=("budget", "timeline"))
     budget = read_budget(docs.get("budget"))
     payment = budget.payments.get(ref)
     if payment is None or not _reminded(payment):
         return None
+    assert payment.due is not None
     category = budget.categories.get(payment.category_id)
-    to = f" to {payment.vendor}" if payment.vendor else ""
     what = category.name if category else payment.category_id
-    money = format_money(payment.amount, budget.currency)
-    return f"A payment of {money}{to} ({what}) is due on {payment.due}."
+    days = days_until(payment.due, read_profile(docs.get("timeline")).time_zone)
+    return told(payment, what, budget.currency, days)

@@ -19,6 +19,9 @@ class Member:
     email: str | None
     participation: str = "all"
     email_on: bool = True
+    guest_fields: str | None = None
+    """What they read of the guest list (a vendor's field set,
+    :data:`~crdt_server.auth.permissions.GUEST_FIELD_SETS`; ``None``: what the role reads)."""
 
     @property
     def takes_email(self) -> bool:
@@ -28,6 +31,11 @@ class Member:
 
 def member_json(member: Member, *, with_email: bool) -> dict[str, Any]:
     shown: dict[str, Any] = {"sub": member.sub, "role": member.role, "name": member.name}
+    if member.role == "vendor":
+        # What they read of the guest list (every member may know it: the couple's choice,
+        # not a secret); null: what the role reads (a vendor the directory learnt of from
+        # a token).
+        shown["guest_fields"] = member.guest_fields
     if with_email:
         shown["email"] = member.email
         shown["participation"] = member.participation

@@ -9,19 +9,22 @@ transactions (:func:`erase`, :func:`emailed`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from crdt_server import clock
+from crdt_server.auth.permissions import DEFAULT_GUEST_FIELDS
 from crdt_server.core.hooks import ConnectionView, Core, Extension, RoomView
-from crdt_server.features.db import FeatureDb, Sql, Tx, row_as
 from crdt_server.features.events import EventLog, store_events
 from crdt_server.features.people import tables
 from crdt_server.features.people.domain import Member, member_json
 from crdt_server.features.people.tables import MEMBER_COLUMNS, MEMBERS, SCHEMA, MemberRow
 from crdt_server.features.signin import SESSIONS_SCHEMA, verified
-from crdt_server.storage import FeatureRow, NewEvent
+from crdt_server.storage import FeatureRow, Gateway, NewEvent
+from crdt_server.storage.gateway import Sql, Tx, row_as
 
 __all__ = ["People", "emailed", "erase", "member_row"]
 
@@ -55,6 +58,7 @@ def member_row(
     email_on: bool,
     unsubscribe: str,
     updated_at: float,
+    guest_fields: str | None = None,
 ) -> FeatureRow:
     """A member's row, written with an imported wedding's documents (the threads' export
     section reads them back in)."""
@@ -69,6 +73,8 @@ def member_row(
         "unsubscribe": unsubscribe,
         "updated_at": updated_at,
     }
+    if guest_fields is not None:
+        values["guest_fields"] = guest_fields
     return FeatureRow(MEMBERS.name, tuple(values.items()))
 
 
@@ -82,7 +88,7 @@ class People(Extension):
         stored (without it, the event is stored all the same; readers see it at their
         next heartbeat)."""
         self._events = events
-        self._db: FeatureDb | None = None
+        self._db: Gateway | None = None
         self._seen: dict[tuple[str, str], tuple[str, str, str | None]] = {}
         """The directory entries this process last wrote, to skip writing them again."""
         self._registered: set[tuple[str, str]] = set()
@@ -91,17 +97,13 @@ class People(Extension):
     # -- hooks --------------------------------------------------------------------------
 
     async def start(self, core: Core) -> None:
-        self._db = FeatureDb(core.store)
+        self._db = Gateway.of(core.store)
         await core.store.install(SCHEMA)
         await core.store.install(SESSIONS_SCHEMA)
 
-    async def close(self) -> None:
-        if self._db is not None:
-            await self._db.drain()
-
     def on_connect(self, room: RoomView, conn: ConnectionView) -> None:
         p = conn.principal
-        if not p.authenticated:
+        if not p.authenticated or not p.member:
             return
         if self.known(room.wedding_id, p.user_id, p.role, p.name, p.email):
             return
@@ -110,7 +112,7 @@ class People(Extension):
 
     async def on_member_erased(self, wedding: str, sub: str) -> bool:
         """The member's entry goes (whether there was one)."""
-        found = await self.db.write(erase(wedding, sub))
+        found = await self.db.run(erase(wedding, sub))
         self.forget(wedding, sub)
         return found
 
@@ -124,13 +126,13 @@ class People(Extension):
                 yield from store_events([event])
             return gone
 
-        removed = await self.db.write(tx())
+        removed = await self.db.run(tx())
         if removed and self._events is not None:
             self._events.announce(wedding)
         return removed
 
     @property
-    def db(self) -> FeatureDb:
+    def db(self) -> Gateway:
         if self._db is None:
             raise RuntimeError("the people extension has not been started")
         return self._db
@@ -167,7 +169,7 @@ class People(Extension):
                 (wedding, sub, role, name, email, secrets.token_urlsafe(24), clock.now()),
             )
 
-        await self.db.write(tx())
+        await self.db.run(tx())
         self._registered.add((wedding, sub))
 
     async def see(self, wedding: str, sub: str, role: str, name: str, email: str | None) -> None:
@@ -191,7 +193,7 @@ class People(Extension):
             if added and email is not None:
                 yield from verified(wedding, sub, email, now)
 
-        await self.db.write(tx())
+        await self.db.run(tx())
         self._seen[key] = (role, name, email)
 
     async def put_member(
@@ -224,20 +226,60 @@ class People(Extension):
                 )
             if email is not None and by_operator:
                 yield from verified(wedding, sub, email, now)
+            # A vendor reads the guest list's counts until the couple chooses more
+            # (PATCH .../members/{sub}); one who stays a vendor keeps their choice, and
+            # another role reads what it reads (no field set).
+            fields = None if role != "vendor" else (old.guest_fields if old else None)
+            if role == "vendor" and (old is None or old.role != "vendor"):
+                fields = DEFAULT_GUEST_FIELDS
             yield Sql(
                 "INSERT INTO {t}members (wedding, sub, role, name, email, unsubscribe,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (wedding, sub) DO UPDATE"
+                " updated_at, guest_fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (wedding, sub) DO UPDATE"
                 " SET role = excluded.role, name = excluded.name, email = excluded.email,"
-                " updated_at = excluded.updated_at",
-                (wedding, sub, role, name, email, secrets.token_urlsafe(24), now),
+                " updated_at = excluded.updated_at, guest_fields = excluded.guest_fields",
+                (wedding, sub, role, name, email, secrets.token_urlsafe(24), now, fields),
             )
             return old
 
-        replaced = await self.db.write(tx())
+        replaced = await self.db.run(tx())
         self._seen.pop((wedding, sub), None)
         member = await self.member(wedding, sub)
         assert member is not None
         return member_json(member, with_email=True), replaced
+
+    async def set_guest_fields(
+        self, wedding: str, sub: str, fields: str, event: Callable[[Member], NewEvent]
+    ) -> tuple[Member, Member] | None:
+        """Record what vendor ``sub`` reads of the guest list, with the event ``event``
+        makes of their entry as it was, in one transaction: (before, after), or ``None``
+        if the wedding has no such member. The caller checked ``fields`` and the role."""
+
+        def tx() -> Tx[Member | None]:
+            before = yield from row_as(
+                MemberRow,
+                f"SELECT {MEMBER_COLUMNS} FROM {{t}}members WHERE wedding = ? AND sub = ?",
+                wedding,
+                sub,
+            )
+            if before is None:
+                return None
+            old = before.member()
+            if old.guest_fields != fields:
+                yield Sql(
+                    "UPDATE {t}members SET guest_fields = ?, updated_at = ?"
+                    " WHERE wedding = ? AND sub = ?",
+                    (fields, clock.now(), wedding, sub),
+                )
+                yield from store_events([event(old)])
+            return old
+
+        old = await self.db.run(tx())
+        if old is None:
+            return None
+        if old.guest_fields != fields and self._events is not None:
+            self._events.announce(wedding)
+        return old, dataclasses.replace(old, guest_fields=fields)
 
     async def member(self, wedding: str, sub: str) -> Member | None:
         return await tables.member(self.db, wedding, sub)
@@ -265,7 +307,7 @@ class People(Extension):
                     (int(email_on), wedding, sub),
                 )
 
-        await self.db.write(tx())
+        await self.db.run(tx())
         member = await self.member(wedding, sub)
         assert member is not None
         return member
@@ -290,7 +332,7 @@ class People(Extension):
                 (at, wedding, sub),
             )
 
-        await self.db.write(tx())
+        await self.db.run(tx())
 
     async def last_seen(self, wedding: str) -> dict[str, float]:
         """When each member who went offline was last seen (by sub)."""

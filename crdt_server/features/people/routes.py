@@ -16,17 +16,17 @@ from starlette.responses import HTMLResponse, Response
 
 from crdt_server.auth.principals import Principal
 from crdt_server.auth.tokens import valid_email, valid_sub
-from crdt_server.edge.bodies import Role
+from crdt_server.edge.bodies import GuestFields, Role
 from crdt_server.edge.guards import readable_documents, wedding_principal
 from crdt_server.edge.params import WeddingId, WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, is_admin, json_response
 from crdt_server.errors import Forbidden, Impossible, Malformed, NotFound, Unavailable
 from crdt_server.features.events import EventLog
-from crdt_server.features.invitations import member_edit_refusal, member_event
-from crdt_server.features.people.domain import member_json
+from crdt_server.features.invitations import Invitations, member_edit_refusal, member_event
+from crdt_server.features.people.domain import Member, member_json
 from crdt_server.features.people.extension import People
 from crdt_server.features.signin import DeviceSessions, links_base
-from crdt_server.storage import StoreError
+from crdt_server.storage import NewEvent, StoreError
 
 __all__ = ["MemberPath", "MemberSub", "member_principal", "people_routes"]
 
@@ -53,7 +53,7 @@ async def member_principal(
     token), recorded in the directory like a connection (``readable``: the documents they
     may read, when the caller knows them already)."""
     principal = wedding_principal(call, wedding, readable or readable_documents(call, wedding))
-    if principal.authenticated:
+    if principal.authenticated and principal.member:
         await call.state.extension(People).see(
             wedding, principal.user_id, principal.role, principal.name, principal.email
         )
@@ -91,6 +91,9 @@ class UnsubscribeQuery(msgspec.Struct, frozen=True):
     f"{_BASE}/members",
     "listMembers",
     "The wedding's member directory (emails to managers and oneself)",
+    description="Where a member's `email` is shown, `email_confirmed` says whether it is "
+    "verified (`false`: set but no link to it used yet, or given when joining and not "
+    "confirmed, then `email` is `null`; `null`: no address at all).",
     family="read",
     response_model=MembersAnswer,
     errors=_ERR,
@@ -98,9 +101,30 @@ class UnsubscribeQuery(msgspec.Struct, frozen=True):
 async def list_members(call: ApiCall, path: WeddingPath) -> Response:
     principal = await member_principal(call, path.wedding_id)
     manager = call.state.permissions.can(principal.role, "members.manage")
-    members = await call.state.extension(People).members(path.wedding_id)
+    wedding = path.wedding_id
+    members = await call.state.extension(People).members(wedding)
     shown = [member_json(m, with_email=manager or m.sub == principal.user_id) for m in members]
+    confirmed, given = await _addresses(call, wedding)
+    for entry in shown:
+        if "email" in entry:
+            # Whose address is unconfirmed: set but no link to it used yet, or given when
+            # joining and not confirmed (null: no address at all).
+            sub = entry["sub"]
+            entry["email_confirmed"] = (
+                sub in confirmed if entry["email"] else (False if sub in given else None)
+            )
     return json_response(MembersAnswer(shown))
+
+
+async def _addresses(call: ApiCall, wedding: str) -> tuple[set[str], set[str]]:
+    """The members whose address is verified, and those who gave one when joining that
+    is not confirmed yet."""
+    sessions = call.state.find(DeviceSessions)
+    invitations = call.state.find(Invitations)
+    return (
+        set() if sessions is None else await sessions.verified_subs(wedding),
+        set() if invitations is None else await invitations.unconfirmed(wedding),
+    )
 
 
 @people_routes.put(
@@ -180,6 +204,69 @@ async def put_member(call: ApiCall, path: PutMemberPath, body: MemberBody) -> Re
         # The new address identifies the member once the link sent to it is used.
         call.state.extension(DeviceSessions).request_link_later(body.email, links_base(call))
     return json_response(member, status_code=201 if replaced is None else 200)
+
+
+class MemberChange(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    guest_fields: GuestFields
+    """What the vendor reads of the guest list: ``nothing``, ``counts`` (the headcount,
+    meal and dietary totals), ``names`` (the guest list without meals and dietary needs)
+    or ``names_meals`` (with them)."""
+
+
+@people_routes.patch(
+    f"{_BASE}/members/{{sub}}",
+    "changeMember",
+    "Change what a vendor member reads of the guest list (admin key, or members.manage)",
+    description="`guest_fields` is a vendor's only (422 for another role's). A change "
+    "revokes the member's older tokens (their sockets close with 4401; a device session "
+    "mints the next ones with the new choice) and records `member.guest_fields_changed`.",
+    family="threads",
+    accepts=frozenset({"jwt", "admin"}),
+    errors=(*_ERR, 413, 422),
+)
+async def change_member(call: ApiCall, path: MemberPath, body: MemberChange) -> Response:
+    wedding = path.wedding_id
+    actor = ("admin", "admin")
+    if not is_admin(call):
+        principal = await member_principal(call, wedding)
+        if not call.state.permissions.can(principal.role, "members.manage"):
+            raise Forbidden(f"the {principal.role} role does not have 'members.manage'")
+        actor = (principal.user_id, principal.role)
+    people = call.state.extension(People)
+    current = await people.member(wedding, path.sub)
+    if current is None:
+        raise NotFound("no such member", field="sub")
+    if current.role != "vendor":
+        raise Impossible(
+            "only a vendor's reading of the guest list is chosen", field="guest_fields"
+        )
+
+    def event(before: Member) -> NewEvent:
+        changed: dict[str, object] = {
+            "sub": path.sub,
+            "from": before.guest_fields,
+            "to": body.guest_fields,
+        }
+        return member_event(
+            wedding,
+            "guest_fields_changed",
+            changed,
+            sub=actor[0],
+            role=actor[1],
+        )
+
+    found = await people.set_guest_fields(wedding, path.sub, body.guest_fields, event)
+    if found is None:
+        raise NotFound("no such member", field="sub")
+    before, after = found
+    if before.guest_fields != after.guest_fields:
+        # What they read is carried by their tokens: the older ones stop (and their sockets
+        # close); their device session mints the next ones with the new choice.
+        try:
+            await call.state.erasures.revoke(path.sub, wedding, cascade=False)
+        except StoreError as exc:
+            raise Unavailable("the store could not record the revocation, retry") from exc
+    return json_response(member_json(after, with_email=True))
 
 
 @people_routes.delete(

@@ -2,9 +2,11 @@
 
 A Yjs replica cannot be filtered per connection (a reader that misses some items of a
 client holds all that client's later items pending forever), so a role whose field rules
-hide fields of a document (a vendor and the guests' ``notes`` and ``contact``, by default)
-reads a separate room instead: ``{wedding_id}/{doc}@{role}``, written only by the server
-from the committed document through an allowlist of the fields the role may read. Its
+hide fields of a document (a vendor and the guests' ``notes`` and ``contact``, by default,
+or a vendor member whose field set leaves meals out) reads a separate room instead:
+``{wedding_id}/{doc}@{key}``, named by the fields it holds (``guests@names_meals``,
+``guests@names``), written only by the server from the committed document through an
+allowlist of those fields. Its
 WebSocket (read-only), binary read, JSON read and HTTP sync use that room (the edge finds
 the extension as a :class:`~crdt_server.edge.upgrade.Projector`); the hidden fields' bytes
 never reach it. See the documents guide and the field-privacy design.

@@ -1,6 +1,6 @@
 """Keeps each projection room current with its source document.
 
-A projection (``w42/guests@vendor``) is a room like any other (stored, compacted, loaded,
+A projection (``w42/guests@names_meals``) is a room like any other (stored, compacted, loaded,
 broadcast), except that only this extension writes it, with one Yjs client id per
 projection kept in :data:`~crdt_server.features.projections.tables.PROJECTION_CLIENTS`.
 Every change of a source document that some role reads through a projection (committed
@@ -12,9 +12,12 @@ projection, and the update that made is applied to the projection room like a cl
 (committed, then broadcast). Changes that come while a task runs are folded into its next
 round, so a burst of edits costs one round, not one per edit.
 
-Which roles are projected where comes from the permission matrix
-(:meth:`PermissionMatrix.projections`): a role that may not read some fields of a document,
-whether the matrix or a token's ``docs`` override lets it read the document. With several
+Which projections each document has comes from the permission matrix
+(:meth:`PermissionMatrix.projections`): one per set of fields some reader may not read (a
+role's, whether the matrix or a token's ``docs`` override lets it read the document, and a
+vendor member's field set), named by what it holds (``names_meals``, ``names``), not by who
+reads it. Rooms an earlier release named by role (``w42/guests@vendor``) are read by nobody:
+a wedding's derived rooms drop them (:meth:`Projections.derived_rooms`). With several
 processes, a lease on the bus makes one of them the writer of a projection at a time; a new
 writer first integrates what the store has of it, so two processes never write the same
 client's clocks.
@@ -34,7 +37,7 @@ from typing import Any
 from pycrdt import Doc, TransactionEvent
 
 from crdt_server.actor import Actor
-from crdt_server.auth.permissions import PermissionMatrix
+from crdt_server.auth.permissions import ROLES, PermissionMatrix
 from crdt_server.codec.updates import decode_state_vector, inspect_update
 from crdt_server.core.hooks import CommitBatch, Core, Extension, RoomView, Sender
 from crdt_server.core.views import LiveRoom
@@ -97,9 +100,12 @@ class Projections(Extension):
         self._writers: OrderedDict[str, Doc[Any]] = OrderedDict()
         """Projection -> a copy of its room's document written with its client id, kept
         between rounds while it still equals the room's (only this process writes it)."""
-        self._projected: dict[str, frozenset[str]] = {}
-        """Document -> the roles that read it through a projection."""
-        self._hidden: dict[tuple[str, str], frozenset[str]] = {}
+        self._projected: dict[str, dict[str, frozenset[str]]] = {}
+        """Document -> its projections (by key) -> the fields each leaves out."""
+        self._matrix: PermissionMatrix = PermissionMatrix()
+        self._readers: frozenset[str] = frozenset(ROLES)
+        """The roles that may read through a projection (the matrix's): the anonymous
+        principal of a local demo reads and writes the documents themselves."""
         self._followed: weakref.WeakValueDictionary[str, LiveRoom] = weakref.WeakValueDictionary()
         """Projection -> its loaded room, once a round looked at every entry while it was
         loaded (every change of its source since marked it: no need to look at all)."""
@@ -112,16 +118,22 @@ class Projections(Extension):
 
     # -- what the edge asks -----------------------------------------------------------
 
-    def room_for(self, wedding_id: str, doc: str, role: str) -> str | None:
-        """The projection room ``role`` reads ``doc`` through, or ``None`` if it reads the
-        document itself."""
-        if role not in self._projected.get(doc, ()):
+    def room_for(
+        self, wedding_id: str, doc: str, role: str, fields: str | None = None
+    ) -> str | None:
+        """The projection room ``role`` with the field set ``fields`` reads ``doc``
+        through, or ``None`` if it reads the document itself."""
+        if role not in self._readers:
             return None
-        return projection_name(wedding_id, doc, role)
+        key = self._matrix.projection_key(role, doc, fields)
+        if key is None or key not in self._projected.get(doc, {}):
+            return None
+        return projection_name(wedding_id, doc, key)
 
-    def projected_documents(self, role: str) -> list[str]:
-        """The documents ``role`` reads through projections, sorted."""
-        return sorted(doc for doc, roles in self._projected.items() if role in roles)
+    def projected_documents(self, role: str, fields: str | None = None) -> list[str]:
+        """The documents ``role`` with the field set ``fields`` reads through
+        projections, sorted."""
+        return sorted(doc for doc in self._projected if self.room_for("w0", doc, role, fields))
 
     async def current(self, name: str) -> None:
         """Wait until projection ``name`` holds what its source has committed now (built
@@ -142,12 +154,9 @@ class Projections(Extension):
         if permissions is None:
             text = core.settings.permissions
             permissions = PermissionMatrix.from_json(text) if text else PermissionMatrix()
+        self._matrix = permissions
+        self._readers = frozenset((*ROLES, *permissions.roles))
         self._projected = permissions.projections()
-        self._hidden = {
-            (doc, role): permissions.hidden_fields(role, doc)
-            for doc, roles in self._projected.items()
-            for role in roles
-        }
         if self._projected:
             self._clients = ProjectionClients(core.store)
             await self._clients.install()
@@ -165,7 +174,7 @@ class Projections(Extension):
         # A projection loaded: it may be missing, or older than its source (nobody kept it
         # current while it was not loaded): bring it up to date.
         found = projection_of(room.name)
-        if found is not None and found[2] in self._projected.get(found[1], ()):
+        if found is not None and found[2] in self._projected.get(found[1], {}):
             self._mark(room.name, idle_only=True)
 
     def on_stored(self, room: RoomView, batch: CommitBatch) -> None:
@@ -191,10 +200,17 @@ class Projections(Extension):
         core = self._require_core()
         names = [
             name
-            for doc, roles in sorted(self._projected.items())
-            for role in sorted(roles)
-            if (name := projection_name(wedding_id, doc, role)) is not None
+            for doc, keys in sorted(self._projected.items())
+            for key in sorted(keys)
+            if (name := projection_name(wedding_id, doc, key)) is not None
         ]
+        # Projections nobody reads any more (named by role before field sets, or by a
+        # field set the matrix no longer has) would keep what their source forgets: gone.
+        for name in await core.store.list(f"{wedding_id}/"):
+            found = projection_of(name)
+            if found is not None and found[2] not in self._projected.get(found[1], {}):
+                if name not in core.registry.rooms:
+                    await core.store.delete(name)
         stored = await core.store.last_seqs(names)
         kept = [n for n in names if n in stored or n in core.registry.rooms]
         for name in kept:
@@ -208,8 +224,8 @@ class Projections(Extension):
         follow (one that is not loaded is brought up to date when it loads, from the source
         as it is then)."""
         rooms = self._require_core().registry.rooms
-        for role in self._projected.get(room.kind, ()):
-            name = projection_name(room.wedding_id, room.kind, role)
+        for key in self._projected.get(room.kind, {}):
+            name = projection_name(room.wedding_id, room.kind, key)
             if name is not None and name in rooms:
                 self._mark(name, touched)
 
@@ -270,7 +286,10 @@ class Projections(Extension):
         found = projection_of(name)
         if found is None:
             return
-        wedding_id, doc, role = found
+        wedding_id, doc, key = found
+        hidden = self._projected.get(doc, {}).get(key)
+        if hidden is None:
+            return  # a projection nobody reads (named by an earlier release)
         took_over = False
         if core.registry.bus.shared:
             held = await self._lease(name)
@@ -292,7 +311,6 @@ class Projections(Extension):
             def capture(event: TransactionEvent) -> None:
                 updates.append(event.update)
 
-            hidden = self._hidden[(doc, role)]
             # An update may touch thousands of entries: they are mirrored a slice per turn
             # of the event loop (each slice one update of the projection), not all at once.
             ordered = None if touched is None else sorted(touched)

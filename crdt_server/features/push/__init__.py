@@ -11,13 +11,24 @@ from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
 from crdt_server.features.notifications import Notifications
 from crdt_server.features.people import People
+from crdt_server.features.push.domain import quiet_until, valid_hour, zone
 from crdt_server.features.push.extension import MAX_SUBSCRIPTIONS, Push
-from crdt_server.features.push.routes import push_routes
+from crdt_server.features.push.routes import QuietHours, check_quiet_hours, push_routes
 from crdt_server.features.push.settings import PushSettings
 from crdt_server.features.push.tables import SCHEMA
 from crdt_server.features.signin import DeviceSessions
 
-__all__ = ["FEATURE", "MAX_SUBSCRIPTIONS", "Push", "PushSettings"]
+__all__ = [
+    "FEATURE",
+    "MAX_SUBSCRIPTIONS",
+    "Push",
+    "PushSettings",
+    "QuietHours",
+    "check_quiet_hours",
+    "quiet_until",
+    "valid_hour",
+    "zone",
+]
 
 
 def _build(built: Built) -> Sequence[Extension]:

@@ -3,14 +3,16 @@ notifications inbox.
 
 Whatever notifies someone writes an inbox row in its own transaction (the notifications
 feature). This extension follows the inbox in id order (a cursor in the store): each
-notice that pushes (a mention, an urgent message, an emergency, as the person's settings
-say) becomes one ``push_outbox`` row per subscription of that person, in one transaction
-with the cursor's move, so a notice is queued once, and durably, even across a crash
-(at least once: the rows are unique by notice and subscription). Rows are claimed in lane
+notice that pushes (a mention, an urgent message, an emergency, a reminder of a task or a
+payment falling due, as the person's settings say) becomes one ``push_outbox`` row per
+subscription of that person, in one transaction with the cursor's move, so a notice is
+queued once, and durably, even across a crash (at least once: the rows are unique by
+notice and subscription). Rows are claimed in lane
 order (emergency, then urgent, then the rest; oldest first within a lane) with a lease,
 sent, and retried on ``CRDT_SERVER_PUSH_RETRY_SCHEDULE``; a 404 or 410 from the push
 service removes the subscription. Quiet hours hold what is not an emergency until they
-end.
+end. What a notice not about a thread says (a reminder: overdue, due today or due in so
+many days) comes from the feature that made it (``Notifications.tell``).
 
 A subscription belongs to the device session that registered it (the token's ``sid``):
 it goes when that session ends (signed out, revoked, idle), when its member is revoked or
@@ -29,7 +31,6 @@ from crdt_server import clock
 from crdt_server.auth.principals import Revocations
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.errors import Impossible, NotFound
-from crdt_server.features.db import FeatureDb, Sql, Tx, rows_as
 from crdt_server.features.notifications import Notice, Notifications
 from crdt_server.features.people import People
 from crdt_server.features.push.domain import Payload, VapidKey, quiet_until
@@ -53,7 +54,8 @@ from crdt_server.features.push.tables import (
     remove_subscriptions,
 )
 from crdt_server.features.webhooks import Senders, SendFailed, UnsafeTarget
-from crdt_server.storage import StoreError
+from crdt_server.storage import Gateway, StoreError
+from crdt_server.storage.gateway import Sql, Tx, rows_as
 
 __all__ = ["MAX_SUBSCRIPTIONS", "Push"]
 
@@ -73,22 +75,28 @@ SETTLE_SECONDS = 30.0
 younger than this, so a late commit is still seen (the unique key drops the repeat)."""
 KEEP_DONE_SECONDS = 3600.0
 EMERGENCY_REASONS = frozenset({"emergency", "emergency_unacknowledged"})
+REMINDER_REASONS = frozenset({"task.due", "payment_due"})
+"""The reminders the tasks and payments features write when something falls due."""
 LANES = {"emergency": 2, "urgent": 1}
 
 
 def kind_of(notice: Notice) -> str | None:
-    """What a notice is to push (``emergency``, ``urgent``, ``mention``), or ``None``."""
+    """What a notice is to push (``emergency``, ``urgent``, ``mention``, ``reminder``), or
+    ``None``."""
     if notice.reason in EMERGENCY_REASONS or notice.priority == "emergency":
         return "emergency"
     if notice.priority == "urgent":
         return "urgent"
     if notice.reason == "mention":
         return "mention"
+    if notice.reason in REMINDER_REASONS:
+        return "reminder"
     return None
 
 
 def _wanted(kind: str, prefs: Prefs) -> bool:
-    return bool({"emergency": prefs.emergencies, "urgent": prefs.urgent}.get(kind, prefs.mentions))
+    wants = {"emergency": prefs.emergencies, "urgent": prefs.urgent, "reminder": prefs.reminders}
+    return bool(wants.get(kind, prefs.mentions))
 
 
 class Push(Extension):
@@ -100,7 +108,7 @@ class Push(Extension):
         self._inbox = inbox
         self._people = people
         self._revocations = revocations
-        self._db: FeatureDb | None = None
+        self._db: Gateway | None = None
         self._core: Core | None = None
         self._key: VapidKey | None = None
         self._senders: Senders | None = None
@@ -114,7 +122,7 @@ class Push(Extension):
 
     async def start(self, core: Core) -> None:
         self._core = core
-        self._db = FeatureDb(core.store)
+        self._db = Gateway.of(core.store)
         await core.store.install(SCHEMA)
         settings = self.settings
         self._key = await keep_key(self._db, settings.vapid_private_key)
@@ -129,7 +137,7 @@ class Push(Extension):
             max_connections=20,
         )
         last = await self._inbox.last_notice()
-        await self.db.write(_start_cursor(last))
+        await self.db.run(_start_cursor(last))
         self._task = asyncio.create_task(self._run(), name="push")
 
     async def close(self) -> None:
@@ -139,17 +147,15 @@ class Push(Extension):
                 await self._task
         if self._senders is not None:
             await self._senders.aclose()
-        if self._db is not None:
-            await self._db.drain()
 
     async def on_revoke(self, sub: str, wedding: str | None) -> None:
         if wedding is None:
-            await self.db.write(_drop("sub = ?", sub))
+            await self.db.run(_drop("sub = ?", sub))
         else:
-            await self.db.write(_drop("wedding = ? AND sub = ?", wedding, sub))
+            await self.db.run(_drop("wedding = ? AND sub = ?", wedding, sub))
 
     async def on_member_erased(self, wedding: str, sub: str) -> bool:
-        return await self.db.write(erase_member(wedding, sub))
+        return await self.db.run(erase_member(wedding, sub))
 
     def session_ended(self, sid: str) -> None:
         """A device session ended (any process): its subscriptions go (soon, by the loop;
@@ -163,7 +169,7 @@ class Push(Extension):
     # -- what routes use -----------------------------------------------------------------
 
     @property
-    def db(self) -> FeatureDb:
+    def db(self) -> Gateway:
         if self._db is None:
             raise RuntimeError("the push extension has not been started")
         return self._db
@@ -229,18 +235,18 @@ class Push(Extension):
             )
             return fresh, True
 
-        return await self.db.write(tx())
+        return await self.db.run(tx())
 
     async def unsubscribe(self, wedding: str, sub: str, subscription: str) -> None:
         """Remove one of the member's subscriptions (:class:`NotFound` if not theirs)."""
-        gone = await self.db.write(
+        gone = await self.db.run(
             _drop("id = ? AND wedding = ? AND sub = ?", subscription, wedding, sub)
         )
         if not gone:
             raise NotFound("no such push subscription")
 
     async def subscriptions(self, wedding: str, sub: str) -> list[SubscriptionRow]:
-        return await self.db.read_as(
+        return await self.db.fetch_as(
             SubscriptionRow,
             f"SELECT {SUBSCRIPTION_COLUMNS} FROM {{t}}push_subscriptions"
             " WHERE wedding = ? AND sub = ? ORDER BY created_at, id",
@@ -263,13 +269,13 @@ class Push(Extension):
                 (wedding, subscription, notice, now, now),
             )
 
-        await self.db.write(tx())
+        await self.db.run(tx())
         self.wake.set()
 
     async def prefs(self, wedding: str, sub: str) -> Prefs:
-        row = await self.db.read_one_as(
+        row = await self.db.fetch_one_as(
             Prefs,
-            "SELECT mentions, urgent, emergencies, quiet_start, quiet_end, zone"
+            "SELECT mentions, urgent, emergencies, quiet_start, quiet_end, zone, reminders"
             " FROM {t}push_prefs WHERE wedding = ? AND sub = ?",
             wedding,
             sub,
@@ -280,11 +286,11 @@ class Push(Extension):
         def tx() -> Tx[None]:
             yield Sql(
                 "INSERT INTO {t}push_prefs (wedding, sub, mentions, urgent, emergencies,"
-                " quiet_start, quiet_end, zone) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " quiet_start, quiet_end, zone, reminders) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (wedding, sub) DO UPDATE SET mentions = excluded.mentions,"
                 " urgent = excluded.urgent, emergencies = excluded.emergencies,"
                 " quiet_start = excluded.quiet_start, quiet_end = excluded.quiet_end,"
-                " zone = excluded.zone",
+                " zone = excluded.zone, reminders = excluded.reminders",
                 (
                     wedding,
                     sub,
@@ -294,10 +300,11 @@ class Push(Extension):
                     prefs.quiet_start,
                     prefs.quiet_end,
                     prefs.zone,
+                    prefs.reminders,
                 ),
             )
 
-        await self.db.write(tx())
+        await self.db.run(tx())
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -321,11 +328,11 @@ class Push(Extension):
     async def drop_ended(self) -> None:
         ended, self._ended = self._ended, set()
         for sid in sorted(ended):
-            await self.db.write(_drop("sid = ?", sid))
+            await self.db.run(_drop("sid = ?", sid))
 
     async def scan(self) -> bool:
         """Queue what the inbox's newer rows push; whether there may be more."""
-        [cursor] = await self.db.read_as(
+        [cursor] = await self.db.fetch_as(
             LastId, "SELECT last_id FROM {t}push_cursor WHERE name = 'notices'"
         )
         notices = await self._inbox.notices_after(cursor.last_id, SCAN)
@@ -353,37 +360,37 @@ class Push(Extension):
             for subscription in await self.subscriptions(notice.wedding, notice.sub):
                 lane = LANES.get(kind, 0)
                 rows.append((notice.wedding, subscription.id, notice.id, lane, due, now))
-        await self.db.write(_queue(rows, cursor.last_id, moved))
+        await self.db.run(_queue(rows, cursor.last_id, moved))
         return len(notices) == SCAN and moved > cursor.last_id
 
     async def send_due(self) -> bool:
         """Send the due messages, a batch at a time, lanes first; whether a full batch
         went (there may be more)."""
         now = clock.now()
-        claimed = await self.db.write(_claim(now))
+        claimed = await self.db.run(_claim(now))
         if not claimed:
-            await self.db.write(_prune(now - KEEP_DONE_SECONDS))
+            await self.db.run(_prune(now - KEEP_DONE_SECONDS))
             return False
         await asyncio.gather(*(self._send_one(item) for item in claimed))
         return len(claimed) == BATCH
 
     async def _send_one(self, item: Claimed) -> None:
         settings = self.settings
-        found = await self.db.read_as(
+        found = await self.db.fetch_as(
             SubscriptionRow,
             f"SELECT {SUBSCRIPTION_COLUMNS} FROM {{t}}push_subscriptions WHERE id = ?",
             item.subscription,
         )
         if not found:
-            await self.db.write(_done(item.id))
+            await self.db.run(_done(item.id))
             return
         subscription = found[0]
         if subscription.sid and self._revocations.session_ended(subscription.sid):
-            await self.db.write(_drop("id = ?", subscription.id))
+            await self.db.run(_drop("id = ?", subscription.id))
             return
         payload = await self._payload(item, subscription)
         if payload is None:
-            await self.db.write(_done(item.id))
+            await self.db.run(_done(item.id))
             return
         assert self._senders is not None
         try:
@@ -403,22 +410,22 @@ class Push(Extension):
             await self._retry(item)
             return
         if status in (404, 410):
-            await self.db.write(_drop("id = ?", subscription.id))
+            await self.db.run(_drop("id = ?", subscription.id))
         elif 200 <= status < 300:
             self.sent += 1
-            await self.db.write(_done(item.id))
+            await self.db.run(_done(item.id))
         elif status == 429 or status >= 500:
             await self._retry(item)
         else:
             log.warning("a push service refused a message with %d; dropped", status)
-            await self.db.write(_done(item.id))
+            await self.db.run(_done(item.id))
 
     async def _retry(self, item: Claimed) -> None:
         delays = self.settings.push_retries
         if item.attempts >= len(delays):
-            await self.db.write(_done(item.id))
+            await self.db.run(_done(item.id))
             return
-        await self.db.write(_release(item.id, clock.now() + delays[item.attempts]))
+        await self.db.run(_release(item.id, clock.now() + delays[item.attempts]))
 
     async def _payload(self, item: Claimed, subscription: SubscriptionRow) -> Payload | None:
         """What the message says; ``None``: nothing to say any more (the notice or its
@@ -438,9 +445,7 @@ class Push(Extension):
         name = who.name if who is not None else "Someone"
         if not notice.thread:
             if kind != "emergency":
-                return Payload(
-                    wedding, kind, "New notification", "", app, f"{kind}:{notice.message}"
-                )
+                return await self._told(notice, kind, app)
             return Payload(
                 wedding, "emergency", "Emergency", f"{name} raised an emergency",
                 f"{app}&inbox=1", f"emergency:{notice.message}",
@@ -465,6 +470,22 @@ class Push(Extension):
             wedding, kind, title, body, f"{app}&thread={notice.thread}",
             f"thread:{notice.thread}",
         )  # fmt: skip
+
+    async def _told(self, notice: Notice, kind: str, app: str) -> Payload | None:
+        """A notice not about a thread as its feature says it (a reminder: overdue, due
+        today or due in so many days, with what is due; ``None``: it is gone, or the
+        recipient may no longer read it), opening the inbox; a bare title when no feature
+        says it."""
+        wedding, ref, tag = notice.wedding, notice.message, f"{notice.reason}:{notice.message}"
+        if not self._inbox.tells(notice.reason):
+            return Payload(wedding, kind, "New notification", "", app, f"{kind}:{ref}")
+        member = await self._people.member(wedding, notice.sub)
+        told = (
+            None if member is None else await self._inbox.tell(wedding, notice.reason, ref, member)
+        )
+        if told is None:
+            return None
+        return Payload(wedding, kind, told.title, told.text, f"{app}&inbox=1", tag)
 
 
 def _start_cursor(last: int) -> Tx[None]:

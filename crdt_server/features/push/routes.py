@@ -7,7 +7,8 @@
 - ``GET .../push-subscriptions``: the caller's own (their endpoints' hosts only).
 - ``DELETE .../push-subscriptions/{subscription_id}``: 204.
 - ``POST .../push-subscriptions/{subscription_id}/test``: 202, a test notification.
-- ``GET``/``PUT .../push-settings``: what the caller wants pushed and their quiet hours.
+- ``GET``/``PUT .../push-settings``: what the caller wants pushed (mentions, urgent
+  messages, emergencies, reminders) and their quiet hours.
 
 Every member may use them for themselves; writes count against the ``threads`` family.
 """
@@ -82,9 +83,23 @@ Hour = Annotated[str, Meta(pattern="^[0-2][0-9]:[0-5][0-9]$", description="HH:MM
 
 
 class QuietHours(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A person's quiet hours (what is not an emergency waits until they end): pushes'
+    and texts' alike."""
+
     start: Hour
     end: Hour
     zone: Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+def check_quiet_hours(quiet: QuietHours | None) -> None:
+    """422 naming the field of ``quiet`` that is no hour of the day or no IANA zone."""
+    if quiet is None:
+        return
+    for name in ("start", "end"):
+        if not valid_hour(getattr(quiet, name)):
+            raise Impossible("an hour from 00:00 to 23:59", field=f"quiet_hours.{name}")
+    if zone(quiet.zone) is None:
+        raise Impossible("an IANA time zone (Europe/Paris)", field="quiet_hours.zone")
 
 
 class PushSettingsBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -93,6 +108,8 @@ class PushSettingsBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     emergencies: bool = True
     quiet_hours: QuietHours | None = None
     """Non-emergency pushes wait until they end; ``null``: none."""
+    reminders: bool = True
+    """Reminders of tasks and payments falling due (overdue, due today, due soon)."""
 
 
 def _push(call: ApiCall) -> Push:
@@ -193,7 +210,11 @@ def _settings_json(prefs: Prefs) -> PushSettingsBody:
         QuietHours(prefs.quiet_start, prefs.quiet_end, prefs.zone) if prefs.quiet_start else None
     )
     return PushSettingsBody(
-        bool(prefs.mentions), bool(prefs.urgent), bool(prefs.emergencies), quiet
+        bool(prefs.mentions),
+        bool(prefs.urgent),
+        bool(prefs.emergencies),
+        quiet,
+        reminders=bool(prefs.reminders),
     )
 
 
@@ -223,12 +244,7 @@ async def get_settings(call: ApiCall, path: WeddingPath) -> Response:
 async def put_settings(call: ApiCall, path: WeddingPath, body: PushSettingsBody) -> Response:
     principal = await member_principal(call, path.wedding_id)
     quiet = body.quiet_hours
-    if quiet is not None:
-        for name in ("start", "end"):
-            if not valid_hour(getattr(quiet, name)):
-                raise Impossible("an hour from 00:00 to 23:59", field=f"quiet_hours.{name}")
-        if zone(quiet.zone) is None:
-            raise Impossible("an IANA time zone (Europe/Paris)", field="quiet_hours.zone")
+    check_quiet_hours(quiet)
     prefs = Prefs(
         int(body.mentions),
         int(body.urgent),
@@ -236,6 +252,7 @@ async def put_settings(call: ApiCall, path: WeddingPath, body: PushSettingsBody)
         quiet.start if quiet else "",
         quiet.end if quiet else "",
         quiet.zone if quiet else "",
+        reminders=int(body.reminders),
     )
     await _push(call).set_prefs(path.wedding_id, principal.user_id, prefs)
     return json_response(_settings_json(prefs))

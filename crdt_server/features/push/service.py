@@ -13,10 +13,11 @@ from __future__ import annotations
 import hashlib
 
 from crdt_server import clock
-from crdt_server.features.db import FeatureDb, Sql, Tx, rows_as
 from crdt_server.features.push.domain import VapidKey, encrypt
 from crdt_server.features.push.tables import KeyRow, SubscriptionRow
 from crdt_server.features.webhooks import Senders, UnsafeTarget, check_url, resolve_target
+from crdt_server.storage import Gateway
+from crdt_server.storage.gateway import Sql, Tx, rows_as
 
 __all__ = ["USER_AGENT", "check_endpoint", "check_scheme", "keep_key", "push_once", "topic_of"]
 
@@ -39,7 +40,7 @@ async def check_endpoint(endpoint: str, *, allow_private: bool) -> None:
     await resolve_target(endpoint, allow_private=allow_private)
 
 
-async def keep_key(db: FeatureDb, configured: str) -> VapidKey:
+async def keep_key(db: Gateway, configured: str) -> VapidKey:
     """The VAPID key: the configured one, or the store's (a new one is inserted only if
     none is there, then the stored one is read back: two hosts starting at once sign
     with the same key)."""
@@ -58,7 +59,7 @@ async def keep_key(db: FeatureDb, configured: str) -> VapidKey:
         )
         return row.private_key
 
-    return VapidKey.parse(await db.write(tx()))
+    return VapidKey.parse(await db.run(tx()))
 
 
 def topic_of(tag: str) -> str:

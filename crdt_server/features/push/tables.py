@@ -8,15 +8,16 @@
   priority (emergency, urgent, normal) then age; kept a while once done, so a notification
   read again is not queued twice.
 - ``push_cursor``: the last notification (inbox row id) looked at.
-- ``push_prefs``: what each person wants pushed, and their quiet hours.
+- ``push_prefs``: what each person wants pushed, and their quiet hours (version 2: the
+  reminders too).
 """
 
 from __future__ import annotations
 
 import msgspec
 
-from crdt_server.features.db import Sql, Tx, rows_as
-from crdt_server.storage import Table, schema_of
+from crdt_server.storage import Migration, Table, schema_of
+from crdt_server.storage.gateway import Sql, Tx, rows_as
 
 __all__ = [
     "SCHEMA",
@@ -69,7 +70,14 @@ PREFS = Table(
     " urgent {int} NOT NULL, emergencies {int} NOT NULL, quiet_start {text} NOT NULL,"
     " quiet_end {text} NOT NULL, zone {text} NOT NULL, PRIMARY KEY (wedding, sub))",
 )
-SCHEMA = schema_of("push", KEYS, SUBSCRIPTIONS, OUTBOX, CURSOR, PREFS)
+_REMINDERS = Migration(
+    2,
+    ("ALTER TABLE push_prefs ADD COLUMN reminders INTEGER NOT NULL DEFAULT 1",),
+    ("ALTER TABLE {s}.push_prefs ADD COLUMN reminders bigint NOT NULL DEFAULT 1",),
+)
+"""Version 2: whether a person wants reminders pushed (tasks and payments falling due);
+on for everyone who had settings, as it is for who has none."""
+SCHEMA = schema_of("push", KEYS, SUBSCRIPTIONS, OUTBOX, CURSOR, PREFS, migrations=[_REMINDERS])
 
 
 class KeyRow(msgspec.Struct, frozen=True):
@@ -110,6 +118,7 @@ class Prefs(msgspec.Struct, frozen=True):
     quiet_start: str = ""
     quiet_end: str = ""
     zone: str = ""
+    reminders: int = 1
 
 
 class Count(msgspec.Struct, frozen=True):

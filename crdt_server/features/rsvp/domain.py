@@ -7,6 +7,10 @@ store, over the wedding, the household and the household's link version. Nothing
 per link: every host derives the same code from the same secret and version, and raising
 the version (the revoke route) makes every older code fail to verify, whatever the guests
 document says.
+
+A guest in no household has a link of their own, keyed by the guest:
+``{wedding}.g.{guest}.{mac}`` (four parts, so never read as a household's), its HMAC over
+another message (``rsvp-guest``) and its version kept under :func:`link_key`.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ __all__ = [
     "MAX_CODE",
     "MAX_NOTE",
     "LinkCode",
+    "link_key",
+    "mint_guest_code",
     "closes_at",
     "reminder_at",
     "reminder_text",
@@ -47,8 +53,8 @@ _ID = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
 _HOUSEHOLD = r"[A-Za-z0-9_-]{1,64}"
 _MAC_CHARS = 22
 """Base64url characters of the HMAC kept in a code: 132 bits."""
-CODE_PATTERN = re.compile(rf"({_ID})\.({_HOUSEHOLD})\.([A-Za-z0-9_-]{{{_MAC_CHARS}}})")
-MAX_CODE = 64 + 1 + 64 + 1 + _MAC_CHARS
+CODE_PATTERN = re.compile(rf"({_ID})\.(?:(g)\.)?({_HOUSEHOLD})\.([A-Za-z0-9_-]{{{_MAC_CHARS}}})")
+MAX_CODE = 64 + 1 + 2 + 64 + 1 + _MAC_CHARS
 """The longest code there is (a longer path segment is refused before any work)."""
 MAX_NOTE = MAX_RSVP_NOTE
 """Characters of a household's note to the couple (the household entry's ``rsvp_note``)."""
@@ -60,11 +66,26 @@ class LinkCode:
 
     wedding: str
     household: str
+    """The household's id; for a guest's own link (``guest``), the guest's."""
     mac: str
+    guest: bool = False
+    """A guest's own link (a guest in no household), not a household's."""
+
+    @property
+    def key(self) -> str:
+        """What the link's version is kept under (:func:`link_key`)."""
+        return link_key(self.household, guest=self.guest)
 
 
-def _mac(secret: bytes, wedding: str, household: str, version: int) -> str:
-    message = f"rsvp\x00{wedding}\x00{household}\x00{version}".encode()
+def link_key(subject: str, *, guest: bool = False) -> str:
+    """What a link's version is kept under: the household's id, or ``guest:`` and the
+    guest's id for a guest's own link (ids have no colon, so the two never meet)."""
+    return f"guest:{subject}" if guest else subject
+
+
+def _mac(secret: bytes, wedding: str, subject: str, version: int, *, guest: bool = False) -> str:
+    kind = "rsvp-guest" if guest else "rsvp"
+    message = f"{kind}\x00{wedding}\x00{subject}\x00{version}".encode()
     digest = hmac.new(secret, message, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode()[:_MAC_CHARS]
 
@@ -72,6 +93,11 @@ def _mac(secret: bytes, wedding: str, household: str, version: int) -> str:
 def mint_code(secret: bytes, wedding: str, household: str, version: int) -> str:
     """The code of a household's link at ``version``."""
     return f"{wedding}.{household}.{_mac(secret, wedding, household, version)}"
+
+
+def mint_guest_code(secret: bytes, wedding: str, guest: str, version: int) -> str:
+    """The code of the own link of a guest in no household, at ``version``."""
+    return f"{wedding}.g.{guest}.{_mac(secret, wedding, guest, version, guest=True)}"
 
 
 def unsubscribe_key(secret: bytes, wedding: str, guest: str) -> str:
@@ -99,13 +125,13 @@ def parse_code(code: str) -> LinkCode | None:
     found = CODE_PATTERN.fullmatch(code)
     if found is None or WEDDING_ID_PATTERN.fullmatch(found.group(1)) is None:
         return None
-    return LinkCode(found.group(1), found.group(2), found.group(3))
+    return LinkCode(found.group(1), found.group(3), found.group(4), guest=found.group(2) == "g")
 
 
 def verify_code(secret: bytes, code: LinkCode, version: int) -> bool:
-    """Whether ``code`` is the household's code at its current ``version`` (in constant
-    time: a guess learns nothing from how long it took)."""
-    expected = _mac(secret, code.wedding, code.household, version)
+    """Whether ``code`` is the household's (or the guest's) code at its current ``version``
+    (in constant time: a guess learns nothing from how long it took)."""
+    expected = _mac(secret, code.wedding, code.household, version, guest=code.guest)
     return hmac.compare_digest(expected.encode(), code.mac.encode())
 
 

@@ -11,7 +11,8 @@ time), so a household is reminded once per deadline. When it runs, the job reads
 documents again and queues the emails (the guest-mail outbox) in the transaction that
 completes it, skipping a guest who unsubscribed, a household that answered meanwhile, a
 deadline that changed or passed, and a reminder planned only after its time had come (a
-deadline set closer than the reminder's days).
+deadline set closer than the reminder's days). A guest in no household is reminded alike,
+by their own link (the job's entry ``guest:<guest id>``: ids have no colon).
 """
 
 from __future__ import annotations
@@ -24,12 +25,21 @@ from collections.abc import Sequence
 from crdt_server import clock
 from crdt_server.core.hooks import Core, Extension, RoomView
 from crdt_server.core.payloads import CommitBatch
-from crdt_server.features.db import Tx
 from crdt_server.features.jobs import Job, JobContext, JobKind
 from crdt_server.features.notifications import Notifications, queued_guest_email
 from crdt_server.features.scheduler import Scheduler
+from crdt_server.storage.gateway import Tx
 
-from .domain import closes_at, email_address, mint_code, reminder_at, reminder_text, unsubscribe_key
+from .domain import (
+    closes_at,
+    email_address,
+    link_key,
+    mint_code,
+    mint_guest_code,
+    reminder_at,
+    reminder_text,
+    unsubscribe_key,
+)
 from .domain_households import HouseholdView, Wedding, read_wedding
 from .extension import RsvpLinks
 from .settings import RsvpSettings
@@ -110,14 +120,17 @@ class RsvpReminders(Extension):
         wedding = read_wedding(docs)
         now = clock.now()
         wanted: dict[str, tuple[float, dict[str, object]]] = {}
-        for household in wedding.households.values():
+        # Each household, and each guest in none (their own link: the entry ``guest:<id>``).
+        links = [(h, False) for h in wedding.households.values()]
+        for household, alone in [*links, *((g, True) for g in wedding.solo.values())]:
             deadline = _deadline(wedding, household)
             due = reminder_at(deadline, wedding.time_zone, self._days)
             if deadline is None or due is None or _answered(household):
                 continue
             if not any(email_address(guest.contact) for guest in household.guests):
                 continue
-            wanted[household.id] = (due.timestamp(), {"deadline": deadline, "planned": now})
+            entry = link_key(household.id, guest=alone)
+            wanted[entry] = (due.timestamp(), {"deadline": deadline, "planned": now})
         self.planned += 1
         return await self.scheduler.plan(wedding_id, KIND, wanted)
 
@@ -137,7 +150,8 @@ async def remind(job: Job, context: JobContext) -> Tx[None] | None:
         return None  # planned after its time: the deadline was set too close for it
     docs = await core.weddings.documents(job.wedding, kinds=("guests", "timeline"))
     wedding = read_wedding(docs)
-    household = wedding.households.get(job.entry)
+    alone = job.entry.startswith("guest:")  # a guest in no household: their own link
+    household = wedding.solo.get(job.entry[6:]) if alone else wedding.households.get(job.entry)
     if household is None or _answered(household):
         return None
     deadline = _deadline(wedding, household)
@@ -150,9 +164,10 @@ async def remind(job: Job, context: JobContext) -> Tx[None] | None:
     ):
         return None
     blocked = await links.tables.unsubscribed(job.wedding)
-    version = await links.tables.version(job.wedding, household.id)
+    version = await links.tables.version(job.wedding, job.entry)
     page = core.settings.fragment(RsvpSettings).rsvp_url.rstrip("/") or base
-    url = f"{page}/rsvp/#code={mint_code(links.secret, job.wedding, household.id, version)}"
+    mint = mint_guest_code if alone else mint_code
+    url = f"{page}/rsvp/#code={mint(links.secret, job.wedding, household.id, version)}"
     couple = " & ".join(wedding.names) or "The couple"
     subject, body = reminder_text(household.name, couple, wedding.date, deadline, url)
     emails: list[tuple[str, str, str]] = []

@@ -12,6 +12,11 @@ events name who answered, and the household's note to the couple (``rsvp_note`` 
 ``rsvp_note_at`` of its own household entry, created for a free-text household), credited
 to the first person the answer names.
 
+A guest in no household answers by a link of their own (``{wedding}.g.{guest}.{mac}``):
+for themself and the plus-ones who name them, never for anyone else; such a link keeps no
+note (there is no household entry to keep it on, and none is made): a note is refused with
+422 naming ``note``, and the page says ``"kind": "guest"``.
+
 Limits: ``rsvp_per_address_per_hour`` per client address (every request, counted before
 the code is checked: guessing codes is slow), ``rsvp_per_link_per_hour`` per link (the
 tight one, counted for codes that verify). After the RSVP deadline (the household's, else
@@ -21,9 +26,10 @@ the wedding's) the link reads ``closed`` and answers are refused with 410.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -38,10 +44,11 @@ from crdt_server.documents.model import MAX_LIST, MAX_TEXT
 from crdt_server.edge.identity import CredentialKind
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Conflict, Gone, Impossible, Malformed, NotFound, TooMany
-from crdt_server.storage import FeatureRow
+from crdt_server.features.events import EventLog
+from crdt_server.storage import FeatureRow, NewEvent
 from crdt_server.times import rfc3339
 
-from .domain import MAX_CODE, MAX_NOTE, closes_at, parse_code, verify_code
+from .domain import MAX_CODE, MAX_NOTE, closes_at, link_key, parse_code, verify_code
 from .domain_households import HouseholdView, Wedding, read_wedding
 from .extension import RsvpLinks
 
@@ -88,6 +95,8 @@ class WeddingView(msgspec.Struct, frozen=True):
     names: list[str]
     date: str | None
     venue: str | None
+    time_zone: str | None = None
+    """The wedding's IANA time zone (a full date-time deadline is shown in it)."""
 
 
 class RsvpPage(msgspec.Struct, frozen=True):
@@ -103,6 +112,9 @@ class RsvpPage(msgspec.Struct, frozen=True):
     people: list[PersonView]
     note: str | None = None
     """The household's note to the couple; ``null``: none (or the RSVP is closed)."""
+    kind: Literal["household", "guest"] = "household"
+    """``guest``: the own link of a guest in no household (``household`` is their name;
+    it keeps no note)."""
 
 
 class PersonAnswer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -148,8 +160,17 @@ class RsvpReceipt(msgspec.Struct, frozen=True):
 class _Link(msgspec.Struct, frozen=True):
     wedding_id: str
     household: HouseholdView
+    """The household; for a guest's own link, the guest as a household of one (with the
+    plus-ones who name them)."""
     wedding: Wedding
     closes: datetime | None
+    guest: bool = False
+    """A guest's own link, not a household's."""
+
+    @property
+    def key(self) -> str:
+        """What the link is known by: its household's id, or ``guest:`` and the guest's."""
+        return link_key(self.household.id, guest=self.guest)
 
 
 def _client(call: ApiCall) -> str:
@@ -172,18 +193,22 @@ async def _link(call: ApiCall, code: str) -> _Link:
     unknown = NotFound("no such RSVP link", field="code")
     if parsed is None:
         raise unknown
-    version = await links.tables.version(parsed.wedding, parsed.household)
+    version = await links.tables.version(parsed.wedding, parsed.key)
     if not verify_code(links.secret, parsed, version):
         raise unknown
-    if not links.per_link.allow(f"{parsed.wedding}.{parsed.household}"):
+    if not links.per_link.allow(f"{parsed.wedding}.{parsed.key}"):
         raise _too_many("for this RSVP link", links.per_link_rate)
     docs = await call.state.weddings.documents(parsed.wedding, kinds=("guests", "timeline"))
     wedding = read_wedding(docs)
-    household = wedding.households.get(parsed.household)
+    # A guest's own link opens them only while they are in no household (once put in one,
+    # the household's link answers for them).
+    found = wedding.solo if parsed.guest else wedding.households
+    household = found.get(parsed.household)
     if household is None or not household.guests:
-        raise unknown  # an erased or emptied household reads nothing
+        raise unknown  # an erased or emptied household (or guest) reads nothing
     deadline = household.rsvp_deadline or wedding.deadline
-    return _Link(parsed.wedding, household, wedding, closes_at(deadline, wedding.time_zone))
+    closes = closes_at(deadline, wedding.time_zone)
+    return _Link(parsed.wedding, household, wedding, closes, guest=parsed.guest)
 
 
 def _closed(link: _Link) -> bool:
@@ -211,12 +236,13 @@ async def read_rsvp(call: ApiCall, path: CodePath) -> Response:
     ]
     page = RsvpPage(
         household.name,
-        WeddingView(list(wedding.names), wedding.date, wedding.venue),
+        WeddingView(list(wedding.names), wedding.date, wedding.venue, wedding.time_zone),
         household.rsvp_deadline or wedding.deadline,
         closed,
         list(wedding.menu.choices) if wedding.menu.choices else None,
         [] if closed else people,
         None if closed else household.rsvp_note,
+        "guest" if link.guest else "household",
     )
     response = json_response(page)
     response.headers["Cache-Control"] = "no-store"
@@ -275,6 +301,10 @@ def _note(link: _Link, note: str | None) -> dict[str, Any] | None:
     if note is None:
         return None
     text = note.strip() or None
+    if link.guest:
+        if text is not None:
+            raise Impossible("a guest's own link keeps no note: write to the couple", field="note")
+        return None
     household = link.household
     if text == household.rsvp_note:
         return None
@@ -323,7 +353,7 @@ def _key(call: ApiCall, link: _Link) -> OperationKey | None:
         raise Malformed("1 to 255 characters", field="Idempotency-Key")
     return OperationKey(
         link.wedding_id,
-        f"{link.wedding_id}:rsvp:{link.household.id}",
+        f"{link.wedding_id}:rsvp:{link.key}",
         key,
         hashlib.sha256(call.body).hexdigest(),
     )
@@ -359,7 +389,28 @@ async def _answer(call: ApiCall, link: _Link, ops: list[_Op], once: OperationKey
             raise refusal(exc.message, field=where) from None
         if not last and each.field != "note":
             answered.append(_done(each.op, result))
+    await _record_answer(call, link, msgspec.json.decode(receipt, type=RsvpReceipt))
     return receipt
+
+
+ANSWERED = "rsvp.answered"
+"""The event of every answer a household sent by its link, changed or not (a
+``guest.rsvp_changed`` is made only by a change): who answered, and when."""
+
+
+async def _record_answer(call: ApiCall, link: _Link, receipt: RsvpReceipt) -> None:
+    """An ``rsvp.answered`` event (of the guest list: whoever may read it reads it),
+    credited to the first person answered for; a replayed answer (its Idempotency-Key)
+    makes none again."""
+    log = call.state.find(EventLog)
+    if log is None or not receipt.answered:
+        return  # a server without the events feature keeps no record of anything
+    answers = [{"id": a.guest_id, "rsvp": a.rsvp, "changed": a.changed} for a in receipt.answered]
+    said: dict[str, Any] = {"guest": link.household.id} if link.guest else {}
+    said = {"household": None if link.guest else link.household.id, **said, "answers": answers}
+    data = json.dumps(said, separators=(",", ":"))
+    actor = guest_actor(receipt.answered[0].guest_id)
+    await log.record([NewEvent(link.wedding_id, ANSWERED, data, "guests", actor.sub, actor.role)])
 
 
 def _done(op: dict[str, Any], result: dict[str, Any]) -> Answered:

@@ -8,6 +8,10 @@ unsubscribe link every such email carries.
   RSVP page, unsubscribing) leave the requester: they are built from
   ``CRDT_SERVER_PUBLIC_URL`` (or ``CRDT_SERVER_RSVP_URL`` for the page), else the socket
   the server listens on, never the request's ``Host`` (:mod:`crdt_server.edge.links`).
+- ``POST /api/weddings/{id}/guests/{guest_id}/rsvp-link/email``: the same for a guest in
+  no household, their own link.
+- ``POST /api/weddings/{id}/rsvp-links/email``: every household's link and every own
+  link of a guest in none, in one request (202: who was emailed, who skipped).
 - ``GET``/``POST /api/weddings/{id}/guests/{guest_id}/rsvp-unsubscribe?key=...``: the
   guest gets no more RSVP emails (one click, RFC 8058); the key is an HMAC of the wedding
   and the guest with the RSVP secret, so nothing is stored until it is used.
@@ -24,14 +28,30 @@ from starlette.responses import HTMLResponse, Response
 
 from crdt_server.edge.guards import capable_principal
 from crdt_server.edge.links import outbound_url
-from crdt_server.edge.params import WeddingId
+from crdt_server.edge.params import WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, json_response
 from crdt_server.errors import Impossible, NotFound
 from crdt_server.features.notifications import Notifications
 
-from .domain import email_address, link_subject, mint_code, unsubscribe_key
+from .domain import (
+    email_address,
+    link_key,
+    link_subject,
+    mint_code,
+    mint_guest_code,
+    unsubscribe_key,
+)
+from .domain_households import HouseholdView, Wedding
 from .extension import RsvpLinks
-from .routes import CAPABILITY, HouseholdPath, household_of, rsvp_url, wedding_of
+from .routes import (
+    CAPABILITY,
+    GuestPath,
+    HouseholdPath,
+    guest_of,
+    household_of,
+    rsvp_url,
+    wedding_of,
+)
 
 __all__ = ["mail_routes"]
 
@@ -49,13 +69,72 @@ class Emailed(msgspec.Struct, frozen=True):
     skipped: list[Skipped]
 
 
-class GuestPath(msgspec.Struct, frozen=True):
-    wedding_id: WeddingId
-    guest_id: Annotated[str, Meta(pattern="^[A-Za-z0-9_-]{1,64}$", description="a guest id")]
-
-
 class UnsubscribeQuery(msgspec.Struct, frozen=True):
     key: Annotated[str, Meta(max_length=64, description="the key of the email's link")] = ""
+
+
+def _outbox(call: ApiCall, field: str) -> Notifications:
+    """The notifications' outbox, or 422 naming ``field`` when this server sends no email."""
+    outbox = call.state.find(Notifications)
+    if outbox is None or not outbox.emails:
+        raise Impossible("this server sends no email (CRDT_SERVER_SMTP_URL)", field=field)
+    return outbox
+
+
+async def _email(
+    call: ApiCall,
+    outbox: Notifications,
+    wedding_id: str,
+    wedding: Wedding,
+    household: HouseholdView,
+    *,
+    guest: bool,
+    blocked: set[str],
+    into: Emailed,
+) -> None:
+    """Queue the link of ``household`` (a guest's own link when ``guest``) to each of its
+    guests with an email address who did not unsubscribe; what was done goes ``into``."""
+    links = call.state.extension(RsvpLinks)
+    version = await links.tables.version(wedding_id, link_key(household.id, guest=guest))
+    mint = mint_guest_code if guest else mint_code
+    url = rsvp_url(call, mint(links.secret, wedding_id, household.id, version), outbound=True)
+    couple = " & ".join(wedding.names) or "The couple"
+    deadline = household.rsvp_deadline or wedding.deadline
+    body = (
+        f"Dear {household.name},\n\n{couple} would love to know whether you can come"
+        + (f" on {wedding.date}" if wedding.date else "")
+        + (f" at {wedding.venue}" if wedding.venue else "")
+        + f".\n\nPlease answer {'here' if guest else 'for your household here'}:\n{url}\n"
+        + (f"\nPlease answer by {deadline}.\n" if deadline else "")
+    )
+    for person in household.guests:
+        address = email_address(person.contact)
+        if address is None:
+            into.skipped.append(Skipped(person.id, "no email address"))
+            continue
+        if person.id in blocked:
+            into.skipped.append(Skipped(person.id, "unsubscribed"))
+            continue
+        key = unsubscribe_key(links.secret, wedding_id, person.id)
+        unsubscribe = outbound_url(
+            call.request,
+            call.state.settings,
+            f"/api/weddings/{wedding_id}/guests/{person.id}/rsvp-unsubscribe?key={key}",
+        )
+        await outbox.queue_guest_email(
+            wedding_id,
+            person.id,
+            address,
+            from_name=couple,
+            subject=link_subject(couple),
+            body=body,
+            unsubscribe=unsubscribe,
+        )
+        into.queued.append(person.id)
+
+
+async def _blocked(call: ApiCall, wedding_id: str) -> set[str]:
+    return await call.state.extension(RsvpLinks).tables.unsubscribed(wedding_id)
 
 
 @mail_routes.post(
@@ -69,52 +148,69 @@ class UnsubscribeQuery(msgspec.Struct, frozen=True):
 )
 async def email_link(call: ApiCall, path: HouseholdPath) -> Response:
     capable_principal(call, path.wedding_id, CAPABILITY)
-    outbox = call.state.find(Notifications)
-    if outbox is None or not outbox.emails:
-        raise Impossible("this server sends no email (CRDT_SERVER_SMTP_URL)", field="household_id")
+    outbox = _outbox(call, "household_id")
     wedding = await wedding_of(call, path.wedding_id)
     household = household_of(wedding, path.household_id)
-    links = call.state.extension(RsvpLinks)
-    version = await links.tables.version(path.wedding_id, household.id)
-    code = mint_code(links.secret, path.wedding_id, household.id, version)
-    url = rsvp_url(call, code, outbound=True)
-    couple = " & ".join(wedding.names) or "The couple"
-    deadline = household.rsvp_deadline or wedding.deadline
-    body = (
-        f"Dear {household.name},\n\n{couple} would love to know whether you can come"
-        + (f" on {wedding.date}" if wedding.date else "")
-        + (f" at {wedding.venue}" if wedding.venue else "")
-        + f".\n\nPlease answer for your household here:\n{url}\n"
-        + (f"\nPlease answer by {deadline}.\n" if deadline else "")
+    done = Emailed([], [])
+    blocked = await _blocked(call, path.wedding_id)
+    await _email(
+        call, outbox, path.wedding_id, wedding, household, guest=False, blocked=blocked, into=done
     )
-    blocked = await links.tables.unsubscribed(path.wedding_id)
-    queued: list[str] = []
-    skipped: list[Skipped] = []
-    for guest in household.guests:
-        address = email_address(guest.contact)
-        if address is None:
-            skipped.append(Skipped(guest.id, "no email address"))
-            continue
-        if guest.id in blocked:
-            skipped.append(Skipped(guest.id, "unsubscribed"))
-            continue
-        key = unsubscribe_key(links.secret, path.wedding_id, guest.id)
-        unsubscribe = outbound_url(
-            call.request,
-            call.state.settings,
-            f"/api/weddings/{path.wedding_id}/guests/{guest.id}/rsvp-unsubscribe?key={key}",
+    return json_response(done, status_code=202)
+
+
+@mail_routes.post(
+    "/api/weddings/{wedding_id}/guests/{guest_id}/rsvp-link/email",
+    "emailGuestRsvpLink",
+    "Email a guest in no household their own RSVP link (and the plus-ones it answers for)",
+    family="write",
+    response_model=Emailed,
+    status=202,
+    errors=(400, 401, 403, 404, 422, 429),
+)
+async def email_guest_link(call: ApiCall, path: GuestPath) -> Response:
+    capable_principal(call, path.wedding_id, CAPABILITY)
+    outbox = _outbox(call, "guest_id")
+    wedding = await wedding_of(call, path.wedding_id)
+    alone = guest_of(wedding, path.guest_id)
+    done = Emailed([], [])
+    blocked = await _blocked(call, path.wedding_id)
+    await _email(
+        call, outbox, path.wedding_id, wedding, alone, guest=True, blocked=blocked, into=done
+    )
+    return json_response(done, status_code=202)
+
+
+@mail_routes.post(
+    "/api/weddings/{wedding_id}/rsvp-links/email",
+    "emailAllRsvpLinks",
+    "Email every household its RSVP link, and every guest in no household theirs",
+    family="write",
+    response_model=Emailed,
+    status=202,
+    errors=(400, 401, 403, 404, 422, 429),
+    description=(
+        "Each guest with an email address in `contact` who did not unsubscribe gets the "
+        "link that answers for them: their household's, else their own. 202 lists the "
+        "guests emailed (`queued`) and those skipped, with why."
+    ),
+)
+async def email_all_links(call: ApiCall, path: WeddingPath) -> Response:
+    capable_principal(call, path.wedding_id, CAPABILITY)
+    outbox = _outbox(call, "wedding_id")
+    wedding = await wedding_of(call, path.wedding_id)
+    done = Emailed([], [])
+    blocked = await _blocked(call, path.wedding_id)
+    for household in wedding.households.values():
+        await _email(
+            call, outbox, path.wedding_id, wedding, household, guest=False, blocked=blocked,
+            into=done,
+        )  # fmt: skip
+    for alone in wedding.solo.values():
+        await _email(
+            call, outbox, path.wedding_id, wedding, alone, guest=True, blocked=blocked, into=done
         )
-        await outbox.queue_guest_email(
-            path.wedding_id,
-            guest.id,
-            address,
-            from_name=couple,
-            subject=link_subject(couple),
-            body=body,
-            unsubscribe=unsubscribe,
-        )
-        queued.append(guest.id)
-    return json_response(Emailed(queued, skipped), status_code=202)
+    return json_response(done, status_code=202)
 
 
 @mail_routes.post(

@@ -18,6 +18,7 @@ import msgspec
 
 from crdt_server import clock
 from crdt_server.storage import DocumentStore, Gateway, Table, schema_of
+from crdt_server.storage.gateway import Sql, Tx, rows_as, statements
 
 __all__ = ["RSVP_SCHEMA", "RsvpTables"]
 
@@ -69,13 +70,11 @@ class RsvpTables:
     async def secret(self) -> bytes:
         """The links' HMAC key: the stored one, made on first use (two processes starting
         at once agree: the second insert does nothing and both read the first)."""
-        async with self._sql.transaction() as tx:
-            await tx.execute(
-                "INSERT INTO {t}rsvp_secret (id, secret, created) VALUES (1, ?, ?)"
-                " ON CONFLICT DO NOTHING",
-                secrets.token_hex(32),
-                clock.now(),
-            )
+        insert = (
+            "INSERT INTO {t}rsvp_secret (id, secret, created) VALUES (1, ?, ?)"
+            " ON CONFLICT DO NOTHING"
+        )
+        await self._sql.run(statements([(insert, (secrets.token_hex(32), clock.now()))]))
         found = await self._sql.fetch_one_as(
             _Secret, "SELECT secret FROM {t}rsvp_secret WHERE id = 1"
         )
@@ -104,35 +103,34 @@ class RsvpTables:
     async def revoke(self, wedding: str, household: str, by: str) -> int:
         """Raise the household's link version by one (every earlier code stops working);
         the new version."""
-        async with self._sql.transaction() as tx:
-            await tx.execute(
+
+        def tx() -> Tx[list[_Version]]:
+            yield Sql(
                 "INSERT INTO {t}rsvp_links (wedding, household, version, revoked_at, revoked_by)"
                 " VALUES (?, ?, 1, ?, ?) ON CONFLICT (wedding, household) DO UPDATE SET"
                 " version = {t}rsvp_links.version + 1, revoked_at = excluded.revoked_at,"
                 " revoked_by = excluded.revoked_by",
-                wedding,
-                household,
-                clock.now(),
-                by,
+                (wedding, household, clock.now(), by),
             )
-            found = await tx.fetch_as(
-                _Version,
-                "SELECT version FROM {t}rsvp_links WHERE wedding = ? AND household = ?",
-                wedding,
-                household,
+            return (
+                yield from rows_as(
+                    _Version,
+                    "SELECT version FROM {t}rsvp_links WHERE wedding = ? AND household = ?",
+                    wedding,
+                    household,
+                )
             )
+
+        found = await self._sql.run(tx())
         return found[0].version
 
     async def unsubscribe(self, wedding: str, guest: str) -> None:
         """No more RSVP emails to ``guest``."""
-        async with self._sql.transaction() as tx:
-            await tx.execute(
-                "INSERT INTO {t}rsvp_unsubscribed (wedding, guest, at) VALUES (?, ?, ?)"
-                " ON CONFLICT DO NOTHING",
-                wedding,
-                guest,
-                clock.now(),
-            )
+        insert = (
+            "INSERT INTO {t}rsvp_unsubscribed (wedding, guest, at) VALUES (?, ?, ?)"
+            " ON CONFLICT DO NOTHING"
+        )
+        await self._sql.run(statements([(insert, (wedding, guest, clock.now()))]))
 
     async def unsubscribed(self, wedding: str) -> set[str]:
         """The wedding's guests who asked for no RSVP email."""
@@ -142,7 +140,5 @@ class RsvpTables:
         return {row.guest for row in rows}
 
     async def forget_guest(self, wedding: str, guest: str) -> None:
-        async with self._sql.transaction() as tx:
-            await tx.execute(
-                "DELETE FROM {t}rsvp_unsubscribed WHERE wedding = ? AND guest = ?", wedding, guest
-            )
+        delete = "DELETE FROM {t}rsvp_unsubscribed WHERE wedding = ? AND guest = ?"
+        await self._sql.run(statements([(delete, (wedding, guest))]))

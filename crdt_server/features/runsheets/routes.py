@@ -29,7 +29,7 @@ from starlette.responses import Response
 from crdt_server import clock
 from crdt_server.auth.digests import secret_digest
 from crdt_server.documents.model import local_moment, zone_of
-from crdt_server.documents.vendors import name_key, vendor_name
+from crdt_server.documents.vendors import name_key
 from crdt_server.edge.bodies import Deleted, Page
 from crdt_server.edge.guards import capable_principal
 from crdt_server.edge.identity import RUN_SHEET_TOKEN_PREFIX
@@ -136,7 +136,7 @@ def render_run_sheet(wedding_id: str, vendor: str, now: TimelineNow) -> bytes:
                 "fixed" if item.fixed else "",
             )
         )
-    name = html.escape(vendor_name(vendor, now.directory))
+    name = html.escape(now.vendor_name(vendor))
     body = "".join(rows) or '<tr><td colspan="4">Nothing on the timeline yet.</td></tr>'
     page = (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
@@ -190,7 +190,7 @@ async def create_link(call: ApiCall, path: WeddingPath, body: LinkRequest) -> Re
         link.id,
         token,
         public_url(call.request, call.state.settings, sheet),
-        vendor_name(vendor, now.directory),
+        now.vendor_name(vendor),
         link.label,
         rfc3339(int(link.expires_at), "seconds"),
         public_url_missing=missing_public_url(call.state.settings),
@@ -212,7 +212,7 @@ async def list_links(call: ApiCall, path: WeddingPath) -> Response:
     items = [
         LinkItem(
             link.id,
-            vendor_name(link.vendor, now.directory),
+            now.vendor_name(link.vendor),
             link.label,
             rfc3339(int(link.created_at), "seconds"),
             link.created_by,

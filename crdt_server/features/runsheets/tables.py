@@ -10,6 +10,7 @@ from __future__ import annotations
 import msgspec
 
 from crdt_server.storage import Gateway, Table, schema_of
+from crdt_server.storage.gateway import statements
 
 __all__ = ["LINKS", "SCHEMA", "RunSheetLink", "RunSheetLinks"]
 
@@ -40,19 +41,21 @@ class RunSheetLinks:
         self._sql = sql
 
     async def add(self, link: RunSheetLink, digest: str) -> None:
-        async with self._sql.transaction() as tx:
-            await tx.execute(
-                "INSERT INTO {t}run_sheet_links (wedding, id, digest, vendor, label,"
-                " created_at, created_by, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                link.wedding,
-                link.id,
-                digest,
-                link.vendor,
-                link.label,
-                link.created_at,
-                link.created_by,
-                link.expires_at,
-            )
+        insert = (
+            "INSERT INTO {t}run_sheet_links (wedding, id, digest, vendor, label,"
+            " created_at, created_by, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        values = (
+            link.wedding,
+            link.id,
+            digest,
+            link.vendor,
+            link.label,
+            link.created_at,
+            link.created_by,
+            link.expires_at,
+        )
+        await self._sql.run(statements([(insert, values)]))
 
     async def of(self, wedding: str) -> list[RunSheetLink]:
         """The wedding's links, oldest first (expired ones included, until revoked)."""
@@ -64,11 +67,9 @@ class RunSheetLinks:
         )
 
     async def revoke(self, wedding: str, link_id: str) -> bool:
-        async with self._sql.transaction() as tx:
-            gone = await tx.execute(
-                "DELETE FROM {t}run_sheet_links WHERE wedding = ? AND id = ?", wedding, link_id
-            )
-        return gone == 1
+        delete = "DELETE FROM {t}run_sheet_links WHERE wedding = ? AND id = ?"
+        [gone] = await self._sql.run(statements([(delete, (wedding, link_id))], count=True))
+        return bool(gone == 1)
 
     async def by_digest(self, digest: str) -> RunSheetLink | None:
         return await self._sql.fetch_one_as(

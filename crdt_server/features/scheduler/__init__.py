@@ -20,7 +20,7 @@ comes before it in ``crdt_server.app.FEATURES``), by (wedding, kind, entry):
   transaction that writes only the differences: for a feature that derives all its
   reminders of a wedding from its documents after they changed.
 * ``scheduler.scheduled(...)`` / ``scheduler.cancelled(...)``: the same as transaction
-  steps (:data:`crdt_server.features.db.Tx`) to ``yield from`` in a feature's own
+  steps (:data:`crdt_server.storage.gateway.Tx`) to ``yield from`` in a feature's own
   transaction (then call ``scheduler.wake()`` after the commit).
 
 When a job is due, one process claims it under a lease (``CRDT_SERVER_SCHEDULER_LEASE_SECONDS``)

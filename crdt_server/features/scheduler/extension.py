@@ -23,10 +23,11 @@ from typing import Any
 
 from crdt_server import clock
 from crdt_server.core.hooks import Core, Extension
-from crdt_server.features.db import FeatureDb, Tx
 from crdt_server.features.jobs import Job, JobContext, JobKind
 from crdt_server.features.scheduler import tables
 from crdt_server.features.scheduler.settings import SchedulerSettings
+from crdt_server.storage import Gateway
+from crdt_server.storage.gateway import Tx
 
 __all__ = ["Scheduler", "UnknownJobKind"]
 
@@ -48,7 +49,7 @@ class Scheduler(Extension):
     def __init__(self, kinds: Mapping[str, JobKind], extensions: list[Extension]) -> None:
         self.kinds = dict(kinds)
         self._extensions = extensions
-        self._db: FeatureDb | None = None
+        self._db: Gateway | None = None
         self._core: Core | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -61,7 +62,7 @@ class Scheduler(Extension):
 
     async def start(self, core: Core) -> None:
         self._core = core
-        self._db = FeatureDb(core.store)
+        self._db = Gateway.of(core.store)
         await core.store.install(tables.SCHEMA)
         self._settings = core.settings.fragment(SchedulerSettings)
         self._forget = clock.current().on_advance(self.run_due)
@@ -74,11 +75,9 @@ class Scheduler(Extension):
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._db is not None:
-            await self._db.drain()
 
     @property
-    def db(self) -> FeatureDb:
+    def db(self) -> Gateway:
         if self._db is None:
             raise RuntimeError("the scheduler has not been started")
         return self._db
@@ -119,7 +118,7 @@ class Scheduler(Extension):
     ) -> bool:
         """Make (wedding, kind, entry) due at ``due`` in a transaction of its own (see
         :meth:`scheduled`); also the way to reschedule. Whether a job was added."""
-        added = await self.db.write(self.scheduled(wedding, kind, entry, due, data))
+        added = await self.db.run(self.scheduled(wedding, kind, entry, due, data))
         self.wake()
         return added
 
@@ -140,7 +139,7 @@ class Scheduler(Extension):
 
     async def cancel(self, wedding: str, kind: str, entry: str) -> int:
         """Delete (wedding, kind, entry)'s pending jobs; how many."""
-        removed = await self.db.write(self.cancelled(wedding, kind, entry))
+        removed = await self.db.run(self.cancelled(wedding, kind, entry))
         self.wake()
         return removed
 
@@ -159,7 +158,7 @@ class Scheduler(Extension):
             entry: (at.timestamp() if isinstance(at, datetime) else float(at), dict(data or {}))
             for entry, (at, data) in wanted.items()
         }
-        changed = await self.db.write(tables.plan(wedding, self._kind(kind), due, clock.now()))
+        changed = await self.db.run(tables.plan(wedding, self._kind(kind), due, clock.now()))
         if changed:
             self.wake()
         return changed
@@ -212,7 +211,7 @@ class Scheduler(Extension):
         context = JobContext(self._extensions, self._core)
         try:
             step = await kind.run(job, context)
-            await self.db.write(_completing(job.id, self.owner, step))
+            await self.db.run(_completing(job.id, self.owner, step))
         except tables.LeaseLost:
             log.warning(
                 "scheduled job %s (%s) ran past its lease; left to another", job.id, kind.name
@@ -232,7 +231,7 @@ class Scheduler(Extension):
                 job.attempts,
                 "; given up" if given_up else "; will retry",
             )
-            await self.db.write(tables.fail(job.id, self.owner, type(exc).__name__, retry_at))
+            await self.db.run(tables.fail(job.id, self.owner, type(exc).__name__, retry_at))
             return 0
         self.done += 1
         if kind.after is not None:

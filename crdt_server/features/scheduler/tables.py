@@ -18,9 +18,9 @@ from typing import Any
 
 import msgspec
 
-from crdt_server.features.db import FeatureDb, Sql, Tx, rows_as
 from crdt_server.features.jobs import Job
-from crdt_server.storage import Table, schema_of
+from crdt_server.storage import Gateway, Table, schema_of
+from crdt_server.storage.gateway import Sql, Tx, rows_as
 
 __all__ = [
     "JOBS",
@@ -172,13 +172,13 @@ lease condition is repeated on the row updated: on PostgreSQL a row another clai
 while this one waited is re-checked on its new version (READ COMMITTED)."""
 
 
-def _claim_text(db: FeatureDb, kinds: int) -> str:
+def _claim_text(db: Gateway, kinds: int) -> str:
     lock = db.by_dialect(sqlite="", postgres="FOR UPDATE OF c SKIP LOCKED")
     return _CLAIM.replace("{kinds}", ", ".join("?" * kinds)).replace("{lock}", lock)
 
 
 async def claim(
-    db: FeatureDb, kinds: Collection[str], owner: str, now: float, lease: float, limit: int
+    db: Gateway, kinds: Collection[str], owner: str, now: float, lease: float, limit: int
 ) -> list[Job]:
     """Take up to ``limit`` due jobs of ``kinds`` under a lease of ``lease`` seconds for
     ``owner`` (counting the attempt)."""
@@ -191,7 +191,7 @@ async def claim(
         rows: list[tuple[Any, ...]] = yield Sql(text, args)
         return rows
 
-    rows = await db.write(tx())
+    rows = await db.run(tx())
     jobs = []
     for job_id, wedding, kind, entry, due_at, data, attempts in rows:
         try:
@@ -242,13 +242,13 @@ def fail(job: int, owner: str, error: str, retry_at: float | None) -> Tx[None]:
         )
 
 
-async def next_wake(db: FeatureDb, kinds: Collection[str]) -> float | None:
+async def next_wake(db: Gateway, kinds: Collection[str]) -> float | None:
     """The earliest time a pending job of ``kinds`` may be claimed (its due time, or the end
     of the lease holding it); ``None`` when there is none."""
     if not kinds:
         return None
     marks = ", ".join("?" * len(kinds))
-    found = await db.read_one_as(
+    found = await db.fetch_one_as(
         _Wake,
         "SELECT MIN(CASE WHEN lease_until > due_at THEN lease_until ELSE due_at END)"
         f" FROM {{t}}scheduler_jobs WHERE status = ? AND kind IN ({marks})",
@@ -262,9 +262,9 @@ class _Wake(msgspec.Struct, frozen=True):
     at: float | None
 
 
-async def jobs_of_entry(db: FeatureDb, wedding: str, kind: str, entry: str) -> list[JobRow]:
+async def jobs_of_entry(db: Gateway, wedding: str, kind: str, entry: str) -> list[JobRow]:
     """The jobs of (wedding, kind, entry), every status, by due time."""
-    return await db.read_as(
+    return await db.fetch_as(
         JobRow,
         f"SELECT {_COLUMNS} FROM {{t}}scheduler_jobs WHERE wedding = ? AND kind = ? AND entry = ?"
         " ORDER BY due_at, id",

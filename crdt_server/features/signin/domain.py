@@ -7,10 +7,15 @@ the base of every link that leaves the requester, lives in :mod:`crdt_server.edg
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Annotated, Literal, Protocol
+
+from msgspec import Meta
 
 from crdt_server.cluster.messages import BusMessage
 from crdt_server.edge.links import server_url
@@ -20,13 +25,21 @@ __all__ = [
     "CODE_SECONDS",
     "SESSION_ENDED",
     "Forgotten",
+    "APP_LINK_PAGE",
+    "Challenge",
+    "Client",
+    "DeviceName",
     "MailQueue",
+    "Proof",
     "Refreshed",
+    "Refused",
     "SessionEnded",
     "SignedIn",
     "Verified",
+    "Verifier",
     "claim_email",
     "new_device_email",
+    "pkce_challenge",
     "server_url",
     "sign_in_email",
 ]
@@ -37,6 +50,62 @@ CODE_SECONDS = 900
 """A sign-in link works this long."""
 
 SESSION_ENDED = "people.session_ended"
+
+APP_LINK_PAGE = "sign-in-app"
+"""The page of a native app's sign-in link (``/app/sign-in-app#code=...``): a path of its
+own, which the app claims (``/.well-known/apple-app-site-association``,
+``/.well-known/assetlinks.json``), so that a browser's sign-in links on the same phone
+still open the browser."""
+
+Client = Literal["browser", "app"]
+"""Who signs in: the web app in a browser (a cookie), or a native app (a device secret)."""
+Challenge = Annotated[
+    str,
+    Meta(
+        pattern="^[A-Za-z0-9_-]{43}$",
+        description="BASE64URL(SHA256(code_verifier)) without padding (RFC 7636, S256)",
+    ),
+]
+Verifier = Annotated[
+    str,
+    Meta(
+        pattern="^[A-Za-z0-9._~-]{43,128}$",
+        description="the PKCE code_verifier whose S256 challenge the sign-in request sent",
+    ),
+]
+DeviceName = Annotated[
+    str, Meta(min_length=1, max_length=120, description="what the devices list calls it")
+]
+
+
+Refused = Literal["code", "code_verifier"]
+"""Why a sign-in code signed nobody in: the field at fault."""
+
+
+def pkce_challenge(verifier: str) -> str:
+    """The S256 ``code_challenge`` of a PKCE ``code_verifier`` (RFC 7636 section 4.2):
+    BASE64URL(SHA256(ASCII(verifier))), without padding."""
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class Proof:
+    """What a sign-in's completion brings beside the code: whether a native app makes it
+    (it must prove the link was asked for by itself), and its PKCE ``code_verifier``."""
+
+    app: bool = False
+    verifier: str | None = None
+
+    def answers(self, challenge: str | None) -> bool:
+        """Whether this completion may use a code asked for with ``challenge`` (``None``:
+        without one): the verifier matches it (compared in constant time); without a
+        challenge, only a browser's completion with no verifier may."""
+        if challenge is None:
+            return not self.app and self.verifier is None
+        if self.verifier is None:
+            return False
+        return hmac.compare_digest(pkce_challenge(self.verifier), challenge)
 
 
 class SessionEnded(BusMessage, frozen=True, tag=SESSION_ENDED):
@@ -91,9 +160,11 @@ class Refreshed:
     secret: str | None
 
 
-def sign_in_email(code: str, base: str) -> tuple[str, str]:
-    """A sign-in link's email (subject, body); ``base``: the server's public URL."""
-    link = f"{base.rstrip('/')}/app/sign-in#code={code}"
+def sign_in_email(code: str, base: str, *, app: bool = False) -> tuple[str, str]:
+    """A sign-in link's email (subject, body); ``base``: the server's public URL; ``app``:
+    the link a native app claims (:data:`APP_LINK_PAGE`)."""
+    page = APP_LINK_PAGE if app else "sign-in"
+    link = f"{base.rstrip('/')}/app/{page}#code={code}"
     minutes = CODE_SECONDS // 60
     return (
         "Your sign-in link",

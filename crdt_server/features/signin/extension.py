@@ -37,14 +37,15 @@ from crdt_server.cluster.messages import from_event, to_event
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.core.limits import RateLimiter
 from crdt_server.errors import CloseCode
-from crdt_server.features.db import FeatureDb
 from crdt_server.features.signin.domain import (
     ACCESS_TOKEN_SECONDS,
     CODE_SECONDS,
     SESSION_ENDED,
     Forgotten,
     MailQueue,
+    Proof,
     Refreshed,
+    Refused,
     SessionEnded,
     SignedIn,
     Verified,
@@ -65,12 +66,14 @@ from crdt_server.features.signin.service import (
 )
 from crdt_server.features.signin.settings import SignInSettings
 from crdt_server.features.signin.tables import (
+    CHALLENGES_SCHEMA,
     CLAIMS_SCHEMA,
     DEVICE_COLUMNS,
     SESSIONS_SCHEMA,
     Count,
     DeviceRow,
     EmailRow,
+    HolderRow,
     IdRow,
     MembershipRow,
     PersonRow,
@@ -78,6 +81,7 @@ from crdt_server.features.signin.tables import (
     normal_email,
     statement,
 )
+from crdt_server.storage import Gateway
 
 __all__ = [
     "ACCESS_TOKEN_SECONDS",
@@ -108,7 +112,7 @@ class DeviceSessions(Extension):
 
     def __init__(self, revocations: Revocations) -> None:
         self._revocations = revocations
-        self._db: FeatureDb | None = None
+        self._db: Gateway | None = None
         self._core: Core | None = None
         self._sweep: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[bool]] = set()
@@ -132,11 +136,12 @@ class DeviceSessions(Extension):
 
     async def start(self, core: Core) -> None:
         self._core = core
-        self._db = FeatureDb(core.store)
+        self._db = Gateway.of(core.store)
         per_hour = self.settings.sign_in_per_address_per_hour
         self.address_limiter = RateLimiter(per_hour / 3600.0, float(per_hour))
         await core.store.install(SESSIONS_SCHEMA)
         await core.store.install(CLAIMS_SCHEMA)
+        await core.store.install(CHALLENGES_SCHEMA)
         await self._catch_up(clock.now() - self._revocations.keep_seconds)
         self._sweep = asyncio.create_task(self._sweep_loop(), name="device-sessions")
 
@@ -147,8 +152,6 @@ class DeviceSessions(Extension):
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._db is not None:
-            await self._db.drain()
 
     def on_bus_event(self, event: dict[str, Any]) -> None:
         if (ended := from_event(event, SessionEnded)) is not None:
@@ -165,9 +168,9 @@ class DeviceSessions(Extension):
 
         Runs before the directory's and the invitations' hooks (the feature lists this
         extension first), which still hold the member's addresses."""
-        erased = await self.db.write(_erase_membership(wedding, sub))
+        erased = await self.db.run(_erase_membership(wedding, sub))
         await self._end(list(erased.devices))
-        await self.db.write(_erase_person(erased, wedding, sub))
+        await self.db.run(_erase_person(erased, wedding, sub))
         for address in sorted(erased.addresses - erased.held):
             if self.post is not None:
                 await self.post.forget_address(address)
@@ -179,7 +182,7 @@ class DeviceSessions(Extension):
         if wedding is not None:
             return  # their tokens of that wedding are refused by sub; the device goes on
         # Revoked everywhere: every device session of the people who are that member.
-        ids = await self.db.read_as(
+        ids = await self.db.fetch_as(
             IdRow,
             "SELECT d.id FROM {t}device_sessions d JOIN {t}memberships m ON m.person = d.person"
             " WHERE m.sub = ? AND d.ended_at IS NULL",
@@ -188,7 +191,7 @@ class DeviceSessions(Extension):
         await self._end([i.id for i in ids])
 
     @property
-    def db(self) -> FeatureDb:
+    def db(self) -> Gateway:
         if self._db is None:
             raise RuntimeError("the device sessions extension has not been started")
         return self._db
@@ -200,14 +203,16 @@ class DeviceSessions(Extension):
 
     # -- sign-in links ------------------------------------------------------------------
 
-    def request_link_later(self, email: str, base: str) -> None:
+    def request_link_later(self, email: str, base: str, challenge: str | None = None) -> None:
         """:meth:`request_link` in the background: the caller answers before anything that
         depends on the address is looked at (the same answer, in the same time, for every
         address). Dropped when too many are in flight (the answer is the same)."""
         if len(self._background) >= _MAX_BACKGROUND:
             log.warning("sign-in requests are arriving faster than they are handled: dropped")
             return
-        task = asyncio.create_task(self.request_link(email, base), name="sign-in link")
+        task = asyncio.create_task(
+            self.request_link(email, base, challenge=challenge), name="sign-in link"
+        )
         self._background.add(task)
         task.add_done_callback(self._finished)
 
@@ -216,30 +221,34 @@ class DeviceSessions(Extension):
         if not task.cancelled() and task.exception() is not None:
             log.error("a sign-in link could not be made: %s", type(task.exception()).__name__)
 
-    async def request_link(self, email: str, base: str, *, known: bool = False) -> bool:
+    async def request_link(
+        self, email: str, base: str, *, known: bool = False, challenge: str | None = None
+    ) -> bool:
         """Email a sign-in link to ``email`` if it is a person's or a member's address (or
         ``known``: the caller vouches for it, e.g. a new wedding's couple) and it was sent
         fewer than ``sign_in_per_email_per_hour`` this hour. ``base``: the server's public
-        URL. Whether a link was queued."""
+        URL; ``challenge``: a native app's PKCE S256 challenge (the link is then the one
+        the app claims, and its code signs in only with the verifier). Whether a link was
+        queued."""
         address = normal_email(email)
         if not known and not await self._known(address):
             return False
         code = secrets.token_urlsafe(32)
         limit = self.settings.sign_in_per_email_per_hour
-        if not await self.db.write(sign_in_code(address, code, clock.now(), limit)):
+        if not await self.db.run(sign_in_code(address, code, clock.now(), limit, challenge)):
             return False
-        await self._mail(address, *sign_in_email(code, base))
+        await self._mail(address, *sign_in_email(code, base, app=challenge is not None))
         return True
 
     async def _known(self, address: str) -> bool:
-        found = await self.db.read_as(
+        found = await self.db.fetch_as(
             Count,
             "SELECT COUNT(*) FROM {t}persons WHERE email = ?",
             address,
         )
         if found and found[0].count:
             return True
-        held = await self.db.read_as(
+        held = await self.db.fetch_as(
             Count,
             "SELECT COUNT(*) FROM {t}members WHERE LOWER(email) = ?",
             address,
@@ -256,15 +265,19 @@ class DeviceSessions(Extension):
         now = clock.now()
         limit = self.settings.sign_in_per_email_per_hour
 
-        if not await self.db.write(claim_code(person, address, code, now, limit)):
+        if not await self.db.run(claim_code(person, address, code, now, limit)):
             return False
         await self._mail(address, *claim_email(code, base))
         return True
 
-    async def complete(self, code: str, label: str) -> SignedIn | None:
+    async def complete(
+        self, code: str, label: str, proof: Proof | None = None
+    ) -> SignedIn | Refused:
         """Use a sign-in code once: the person (made on their first sign-in), linked to the
-        members their address identifies, with a new device session; ``None`` for a code
-        that is unknown, used, replaced or expired.
+        members their address identifies, with a new device session; else the field at
+        fault: ``code`` for a code that is unknown, used, replaced or expired,
+        ``code_verifier`` for a PKCE proof that fails (``proof``: a native app's; see
+        :func:`~crdt_server.features.signin.service.complete_sign_in`).
 
         An "add your email" code (:meth:`request_claim`) verifies its address for the
         person who asked: it becomes their address (or, if another person has it, they
@@ -277,11 +290,11 @@ class DeviceSessions(Extension):
         secret = secrets.token_urlsafe(32)
         spent = "used:" + secrets.token_urlsafe(24)
 
-        done = await self.db.write(
-            complete_sign_in(code, label, now, person_id, device, secret, spent)
+        done = await self.db.run(
+            complete_sign_in(code, label, now, person_id, device, secret, spent, proof or Proof())
         )
-        if done is None:
-            return None
+        if isinstance(done, str):
+            return done
         signed_in, first, linked = done
         for told in self.verified_listeners:
             await told(signed_in.email, linked)
@@ -291,7 +304,7 @@ class DeviceSessions(Extension):
 
     async def person_email(self, person: str) -> str | None:
         """The person's verified address (``None``: they have none)."""
-        found = await self.db.read_one_as(
+        found = await self.db.fetch_one_as(
             PersonRow, "SELECT id, email FROM {t}persons WHERE id = ?", person
         )
         return None if found is None else found.email
@@ -304,7 +317,7 @@ class DeviceSessions(Extension):
         (:meth:`person`)."""
         device = "d_" + secrets.token_urlsafe(12)
         secret = secrets.token_urlsafe(32)
-        await self.db.write(new_device(device, person, secret, label, clock.now()))
+        await self.db.run(new_device(device, person, secret, label, clock.now()))
         return device, secret
 
     async def person(self, email: str | None = None) -> str:
@@ -313,7 +326,7 @@ class DeviceSessions(Extension):
         address = normal_email(email) if email is not None else None
         pid = "p_" + secrets.token_urlsafe(12)
 
-        return await self.db.write(new_person(pid, address))
+        return await self.db.run(new_person(pid, address))
 
     async def add_membership(
         self, person: str, wedding: str, sub: str, docs: dict[str, str] | None = None
@@ -321,7 +334,7 @@ class DeviceSessions(Extension):
         """Make ``person`` the member ``sub`` of ``wedding`` (whose directory entry says the
         role), with an optional document narrowing."""
         text = json.dumps(docs, sort_keys=True) if docs else None
-        await self.db.write(
+        await self.db.run(
             statement(
                 "INSERT INTO {t}memberships (wedding, sub, person, docs, used_at)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (wedding, sub) DO UPDATE SET"
@@ -330,29 +343,29 @@ class DeviceSessions(Extension):
             )
         )
 
-    async def use(self, secret: str) -> Refreshed | None:
-        """The live device session whose cookie holds ``secret``, marked used now (its
-        secret rotated once a day); ``None`` if there is none, or it ended or went idle
-        (then it ends now)."""
+    async def use(self, secret: str, *, rotate: bool = True) -> Refreshed | None:
+        """The live device session whose cookie (or native app) holds ``secret``, marked
+        used now (its secret rotated once a day, if ``rotate``); ``None`` if there is none,
+        or it ended or went idle (then it ends now)."""
         now = clock.now()
         idle = self.settings.device_session_idle_days * 86400
         hashed = secret_digest(secret)
         fresh = secrets.token_urlsafe(32)
 
-        used, idled = await self.db.write(refresh_device(hashed, fresh, now, idle))
+        used, idled = await self.db.run(refresh_device(hashed, fresh, now, idle, rotate))
         if idled is not None:
             self._ended(idled)
         return used
 
     async def memberships(self, person: str) -> list[MembershipRow]:
         """The person's weddings (most recently used first) with their current roles."""
-        return await self.db.read_as(MembershipRow, _MEMBERSHIPS, person)
+        return await self.db.fetch_as(MembershipRow, _MEMBERSHIPS, person)
 
     async def verified_email(self, wedding: str, sub: str) -> str | None:
         """The member's address if it is verified (an operator set it, or a sign-in link to
         it was used), lower case; ``None`` otherwise. An address given at an invitation is
         not, until a link verifies it."""
-        found = await self.db.read_one_as(
+        found = await self.db.fetch_one_as(
             EmailRow,
             "SELECT v.email FROM {t}verified_emails v JOIN {t}members b ON b.wedding ="
             " v.wedding AND b.sub = v.sub AND LOWER(b.email) = v.email"
@@ -362,8 +375,18 @@ class DeviceSessions(Extension):
         )
         return None if found is None else found.email
 
+    async def verified_subs(self, wedding: str) -> set[str]:
+        """The members of ``wedding`` whose address is verified (:meth:`verified_email`)."""
+        found = await self.db.fetch_as(
+            HolderRow,
+            "SELECT v.wedding, v.sub FROM {t}verified_emails v JOIN {t}members b ON b.wedding ="
+            " v.wedding AND b.sub = v.sub AND LOWER(b.email) = v.email WHERE v.wedding = ?",
+            wedding,
+        )
+        return {row.sub for row in found}
+
     async def used_wedding(self, person: str, wedding: str) -> None:
-        await self.db.write(
+        await self.db.run(
             statement(
                 "UPDATE {t}memberships SET used_at = ? WHERE person = ? AND wedding = ?",
                 (clock.now(), person, wedding),
@@ -371,8 +394,8 @@ class DeviceSessions(Extension):
         )
 
     async def mint(self, codec: TokenCodec, membership: MembershipRow, sid: str, ttl: float) -> str:
-        """An access token for one wedding of the person: the membership's role (the
-        directory's), its document narrowing, ``sid``; at most
+        """An access token for one wedding of the person: the membership's role and field
+        set of the guest list (the directory's), its document narrowing, ``sid``; at most
         :data:`ACCESS_TOKEN_SECONDS`."""
         now = clock.now()
         if self._revocations.revoked_since(membership.sub, membership.wedding, float(int(now))):
@@ -388,16 +411,29 @@ class DeviceSessions(Extension):
             ttl=min(ttl, ACCESS_TOKEN_SECONDS, codec.max_lifetime),
             docs=docs,
             sid=sid,
+            guest_fields=membership.guest_fields,
         )
 
     async def devices(self, person: str) -> list[DeviceRow]:
         """The person's live device sessions, the most recently used first."""
-        return await self.db.read_as(
+        return await self.db.fetch_as(
             DeviceRow,
             f"SELECT {DEVICE_COLUMNS} FROM {{t}}device_sessions WHERE person = ?"
             " AND ended_at IS NULL ORDER BY last_used DESC, id",
             person,
         )
+
+    async def rename(self, person: str, device: str, label: str) -> DeviceRow | None:
+        """Give one of the person's live device sessions a new label; the device as it is
+        now (``None``: no such live device of theirs)."""
+        await self.db.run(
+            statement(
+                "UPDATE {t}device_sessions SET label = ? WHERE id = ? AND person = ?"
+                " AND ended_at IS NULL",
+                (label, device, person),
+            )
+        )
+        return next((d for d in await self.devices(person) if d.id == device), None)
 
     async def end(self, person: str, device: str | None = None) -> int:
         """End one of the person's device sessions (``device``) or all of them; how many."""
@@ -410,7 +446,7 @@ class DeviceSessions(Extension):
         if not ids:
             return
         now = clock.now()
-        await self.db.write(end_devices(ids, now))
+        await self.db.run(end_devices(ids, now))
         for sid in ids:
             self._ended(sid)
 
@@ -456,7 +492,7 @@ class DeviceSessions(Extension):
         """End device sessions unused for the idle limit; catch up with those ended
         elsewhere (a bus message lost)."""
         now = clock.now()
-        idle = await self.db.read_as(
+        idle = await self.db.fetch_as(
             IdRow,
             "SELECT id FROM {t}device_sessions WHERE ended_at IS NULL AND last_used < ?",
             now - self.settings.device_session_idle_days * 86400,
@@ -465,7 +501,7 @@ class DeviceSessions(Extension):
         await self._catch_up(now - 4 * SWEEP_SECONDS)
 
     async def _catch_up(self, since: float) -> None:
-        ended = await self.db.read_as(
+        ended = await self.db.fetch_as(
             IdRow, "SELECT id FROM {t}device_sessions WHERE ended_at >= ?", since
         )
         for row in ended:

@@ -2,12 +2,17 @@
 
 - ``POST /api/sign-in {"email"}``: always 202, answered before anything that depends on the
   address; a link goes out in the background if the address is a person's or a member's.
+  A native app adds ``"client": "app"`` and a PKCE ``code_challenge`` (RFC 7636, S256).
 - ``POST /api/sign-in/complete {"code"}``: uses the link's code once; the person's most
-  recently used wedding's token, their weddings, and the device session's cookie.
+  recently used wedding's token, their weddings, and the device session's cookie; for a
+  native app (``"client": "app"``, ``code_verifier``, ``device_name``) the device session's
+  secret in the body instead (``device_secret``), and no ``Origin`` rule.
 - ``POST /api/session/refresh {"wedding"}``, ``POST /api/session/sign-out``,
   ``POST /api/session/sign-out-all``, ``GET /api/session/devices``,
-  ``DELETE /api/session/devices/{device_id}``: what the cookie allows; each answers 403 to
-  a request from another origin (:func:`crdt_server.edge.identity.same_origin`).
+  ``PATCH /api/session/devices/{device_id}``, ``DELETE /api/session/devices/{device_id}``:
+  what the cookie allows; each answers 403 to a cookie's request from another origin
+  (:func:`crdt_server.edge.identity.same_origin`). A native app's ``Authorization: Device
+  <secret>`` is taken here, and only here.
 
 Other features start a device session with :func:`sign_in_device` and send a link with
 :func:`send_sign_in_link` (the package exports both).
@@ -16,11 +21,11 @@ Other features start a device session with :func:`sign_in_device` and send a lin
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import msgspec
-from msgspec import Meta
+from msgspec import Meta, UnsetType
 from starlette.responses import Response
 
 from crdt_server.auth.tokens import valid_email
@@ -28,8 +33,17 @@ from crdt_server.edge.identity import SESSION_COOKIE, same_origin
 from crdt_server.edge.links import listening_on, server_url
 from crdt_server.edge.params import WeddingId
 from crdt_server.edge.routing import ApiCall, Routes, json_response
-from crdt_server.errors import Forbidden, Impossible, NotFound, TooMany, Unauthenticated
+from crdt_server.errors import (
+    Forbidden,
+    Impossible,
+    NotAMember,
+    NotFound,
+    SessionEnded,
+    TooMany,
+    Unauthenticated,
+)
 from crdt_server.features.events import EventLog
+from crdt_server.features.signin.domain import Challenge, Client, DeviceName, Proof, Verifier
 from crdt_server.features.signin.extension import (
     ACCESS_TOKEN_SECONDS,
     DeviceSessions,
@@ -51,6 +65,10 @@ _LABEL_LENGTH = 120
 
 class SignInRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     email: Annotated[str, Meta(max_length=254, description="the address to send the link to")]
+    client: Client = "browser"
+    code_challenge: Challenge | None = None
+    """A native app's PKCE challenge (required with ``client`` ``app``, refused without)."""
+    code_challenge_method: Literal["S256"] = "S256"
 
 
 class SignInAccepted(msgspec.Struct, frozen=True):
@@ -59,6 +77,11 @@ class SignInAccepted(msgspec.Struct, frozen=True):
 
 class CompleteRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     code: Annotated[str, Meta(max_length=128, description="the code of the link's #code=")]
+    client: Client = "browser"
+    code_verifier: Verifier | None = None
+    """Required when the link was asked for with a ``code_challenge``."""
+    device_name: DeviceName | None = None
+    """A native app's name for this device (else its ``User-Agent``)."""
 
 
 class WeddingRole(msgspec.Struct, frozen=True):
@@ -84,6 +107,9 @@ class SignedInAnswer(msgspec.Struct, frozen=True):
     ambiguous: list[str] = []
     """Weddings where several members hold the address: the person became none of them
     (an organiser must give each member their own address)."""
+    device_secret: str | UnsetType = msgspec.UNSET
+    """A native app's device session secret (only with ``client`` ``app``): keep it in the
+    keychain; ``Authorization: Device <secret>`` on ``/api/session/*`` only."""
 
 
 class RefreshRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -98,6 +124,9 @@ class RefreshAnswer(msgspec.Struct, frozen=True):
     wedding: str | None = None
     role: str | None = None
     sub: str | None = None
+    device_secret: str | UnsetType = msgspec.UNSET
+    """A native app's new device secret, when this refresh rotated it (once a day): keep
+    it at once; the one it replaces works one more minute."""
 
 
 class Device(msgspec.Struct, frozen=True):
@@ -119,6 +148,10 @@ class DevicesAnswer(msgspec.Struct, frozen=True):
 
 class EmailClaim(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     email: Annotated[str, Meta(max_length=254, description="the address to add")]
+
+
+class DeviceRename(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    label: DeviceName
 
 
 class DevicePath(msgspec.Struct, frozen=True):
@@ -161,10 +194,11 @@ def clear_session_cookie(response: Response) -> None:
     )
 
 
-def device_label(call: ApiCall) -> str:
-    """What the devices list calls this browser: its ``User-Agent``, printable and cut."""
-    agent = call.request.headers.get("user-agent", "")
-    shown = " ".join("".join(c for c in agent if c.isprintable()).split())
+def device_label(call: ApiCall, name: str | None = None) -> str:
+    """What the devices list calls this device: the ``name`` a native app gave, else its
+    ``User-Agent``; printable and cut."""
+    given = name if name is not None else call.request.headers.get("user-agent", "")
+    shown = " ".join("".join(c for c in given if c.isprintable()).split())
     return shown[:_LABEL_LENGTH] or "unknown device"
 
 
@@ -227,16 +261,24 @@ _ACCEPTED = SignInAccepted("if this address may sign in, a link to do so is on i
     "address is looked at. An address that is no person's or member's gets no email; one "
     "address gets at most `CRDT_SERVER_SIGN_IN_PER_EMAIL_PER_HOUR` links an hour, one "
     "client address may ask `CRDT_SERVER_SIGN_IN_PER_ADDRESS_PER_HOUR` times (429). The "
-    "link (`/app/sign-in#code=...`) works once, for 15 minutes; only the newest works.",
+    "link (`/app/sign-in#code=...`) works once, for 15 minutes; only the newest works. A "
+    "native app sends `client` `app` and a PKCE `code_challenge` (S256): its link is "
+    "`/app/sign-in-app#code=...` (the path the app claims), and its code signs in only "
+    "with the matching `code_verifier`.",
 )
 async def request_sign_in(call: ApiCall, body: SignInRequest) -> Response:
     if not valid_email(body.email):
         raise Impossible("must be an email address", field="email")
+    if (body.client == "app") != (body.code_challenge is not None):
+        raise Impossible(
+            "a native app (client app) sends a code_challenge, and only a native app does",
+            field="code_challenge",
+        )
     client = call.request.client
     sessions = call.state.extension(DeviceSessions)
     if not sessions.address_limiter.allow(client.host if client else "unknown"):
         raise TooMany("too many sign-in requests from this address", retry_after=600)
-    sessions.request_link_later(body.email, links_base(call))
+    sessions.request_link_later(body.email, links_base(call), body.code_challenge)
     return json_response(_ACCEPTED, status_code=202)
 
 
@@ -252,15 +294,28 @@ async def request_sign_in(call: ApiCall, body: SignInRequest) -> Response:
     "address (401 otherwise). The answer's token is for the person's most recently used "
     "wedding (`null`s when they have none). Sets the `crdt_session` cookie (`HttpOnly; "
     "Secure; SameSite=Strict`, path `/api/session`). 403 from another origin, and over "
-    "plain http to a server reachable from the network.",
+    "plain http to a server reachable from the network. A native app (`client` `app`, its "
+    "`code_verifier` and `device_name`) gets `device_secret` in the body instead of the "
+    "cookie, whatever its `Origin`. A code asked for with a `code_challenge` signs in only "
+    "with the matching `code_verifier`, and a native app only with such a code (401 naming "
+    "`code_verifier`; the code is used up all the same).",
 )
 async def complete_sign_in(call: ApiCall, body: CompleteRequest) -> Response:
-    _check_origin(call)
+    app = body.client == "app"
+    if not app:
+        _check_origin(call)
     if not cookie_allowed(call):
         raise Forbidden("signing in needs https (set CRDT_SERVER_PUBLIC_URL to an https URL)")
     sessions = call.state.extension(DeviceSessions)
-    signed_in = await sessions.complete(body.code, device_label(call))
-    if signed_in is None:
+    proof = Proof(app, body.code_verifier)
+    signed_in = await sessions.complete(body.code, device_label(call, body.device_name), proof)
+    if signed_in == "code_verifier":
+        raise Unauthenticated(
+            "this sign-in link was asked for by another client: the code_verifier does not "
+            "match its code_challenge (ask for a new link)",
+            field="code_verifier",
+        )
+    if isinstance(signed_in, str):
         raise Unauthenticated(
             "this sign-in link is not valid: used, expired or replaced by a newer one",
             field="code",
@@ -276,10 +331,12 @@ async def complete_sign_in(call: ApiCall, body: CompleteRequest) -> Response:
         _weddings(memberships),
         expires,
         list(signed_in.ambiguous),
+        signed_in.secret if app else msgspec.UNSET,
     )
     response = json_response(answer)
     response.headers["Cache-Control"] = "no-store"
-    set_session_cookie(response, signed_in.secret, call.state.settings)
+    if not app:
+        set_session_cookie(response, signed_in.secret, call.state.settings)
     return response
 
 
@@ -307,20 +364,24 @@ def _weddings(memberships: list[MembershipRow]) -> list[WeddingRole]:
     return [WeddingRole(m.wedding, m.role, m.sub, m.name) for m in memberships]
 
 
-async def _session(call: ApiCall) -> tuple[DeviceSessions, Refreshed]:
-    """The caller's live device session (401 if the cookie holds none)."""
+async def _session(call: ApiCall, *, rotate: bool = False) -> tuple[DeviceSessions, Refreshed]:
+    """The caller's live device session (401 if the cookie or the ``Device`` secret holds
+    none). A native app's secret is rotated only where the answer gives the new one
+    (``rotate``: the refresh); a cookie's on any of these routes."""
     sessions = call.state.extension(DeviceSessions)
     secret = call.caller.secret
-    used = await sessions.use(secret) if secret else None
+    app = call.caller.kind == "device"
+    used = await sessions.use(secret, rotate=rotate or not app) if secret else None
     if used is None:
-        raise Unauthenticated("no live device session: sign in again", field=SESSION_COOKIE)
+        field = "Authorization" if app else SESSION_COOKIE
+        raise SessionEnded("no live device session: sign in again", field=field)
     return sessions, used
 
 
 def _answer(value: object, used: Refreshed, call: ApiCall, status: int = 200) -> Response:
     response = Response(status_code=204) if status == 204 else json_response(value, status)
     response.headers["Cache-Control"] = "no-store"
-    if used.secret is not None:
+    if used.secret is not None and call.caller.kind == "session":
         set_session_cookie(response, used.secret, call.state.settings)
     return response
 
@@ -349,7 +410,7 @@ async def _revoked(call: ApiCall, sessions: DeviceSessions, person: str, device:
 @session_routes.post(
     "/api/session/refresh",
     "refreshDeviceSession",
-    "A short access token for one wedding, from the device session's cookie",
+    "A short access token for one wedding, from the device session's cookie or app secret",
     family="read",
     security="session",
     response_model=RefreshAnswer,
@@ -357,18 +418,21 @@ async def _revoked(call: ApiCall, sessions: DeviceSessions, person: str, device:
     description="One wedding, the membership's current role, at most 15 minutes, carrying "
     "`sid`: a socket opened with it stays open past the token's `exp` until the device "
     "session ends. `wedding` `null`: the most recently used one. 401 without a live device "
-    "session (signed out, revoked, idle for `CRDT_SERVER_DEVICE_SESSION_IDLE_DAYS`); 403 "
-    "for a wedding the person is no member of, and from another origin. The cookie's "
-    "secret is replaced once a day.",
+    "session (signed out, revoked, idle for `CRDT_SERVER_DEVICE_SESSION_IDLE_DAYS`: problem "
+    "type `urn:crdt-server:problem:session-ended`); 403 for a wedding the person is no "
+    "member of (`urn:crdt-server:problem:not-a-member`), and from another origin. The cookie's "
+    "secret is replaced once a day. A native app sends `Authorization: Device <secret>` "
+    "instead of the cookie (no `Origin` rule); when its secret is replaced, the answer's "
+    "`device_secret` is the new one (the old one works one more minute).",
 )
 async def refresh_session(call: ApiCall, body: RefreshRequest) -> Response:
-    sessions, used = await _session(call)
+    sessions, used = await _session(call, rotate=True)
     memberships = await sessions.memberships(used.person)
     chosen: MembershipRow | None = memberships[0] if memberships else None
     if body.wedding is not None:
         chosen = next((m for m in memberships if m.wedding == body.wedding), None)
         if chosen is None:
-            raise Forbidden("you are no member of this wedding", field="wedding")
+            raise NotAMember("you are no member of this wedding", field="wedding")
     token, expires = await _token(call, sessions, chosen, used.device, used.person)
     answer = RefreshAnswer(
         token,
@@ -377,6 +441,7 @@ async def refresh_session(call: ApiCall, body: RefreshRequest) -> Response:
         chosen.wedding if chosen else None,
         chosen.role if chosen else None,
         chosen.sub if chosen else None,
+        used.secret if used.secret is not None and call.caller.kind == "device" else msgspec.UNSET,
     )
     return _answer(answer, used, call)
 
@@ -440,6 +505,30 @@ async def list_devices(call: ApiCall) -> Response:
     ]
     email = await sessions.person_email(used.person)
     return _answer(DevicesAnswer(shown, email), used, call)
+
+
+@session_routes.patch(
+    "/api/session/devices/{device_id}",
+    "renameDevice",
+    "Rename one of the person's devices (what the devices list calls it)",
+    family="write",
+    security="session",
+    response_model=Device,
+    errors=(*_SESSION_ERRORS, 404),
+)
+async def rename_device(call: ApiCall, path: DevicePath, body: DeviceRename) -> Response:
+    sessions, used = await _session(call)
+    renamed = await sessions.rename(used.person, path.device_id, device_label(call, body.label))
+    if renamed is None:
+        raise NotFound("no such device of yours", field="device_id")
+    shown = Device(
+        renamed.id,
+        renamed.label,
+        rfc3339(renamed.created_at, "seconds"),
+        rfc3339(renamed.last_used, "seconds"),
+        renamed.id == used.device,
+    )
+    return _answer(shown, used, call)
 
 
 @session_routes.delete(

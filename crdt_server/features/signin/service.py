@@ -12,9 +12,15 @@ import msgspec
 
 from crdt_server import clock
 from crdt_server.auth.digests import secret_digest
-from crdt_server.features.db import Sql, Tx, row_as, rows_as
-from crdt_server.features.signin.domain import CODE_SECONDS, Refreshed, SignedIn
+from crdt_server.features.signin.domain import (
+    CODE_SECONDS,
+    Proof,
+    Refreshed,
+    Refused,
+    SignedIn,
+)
 from crdt_server.features.signin.tables import (
+    ChallengeRow,
     ClaimRow,
     CodeRow,
     Count,
@@ -28,6 +34,7 @@ from crdt_server.features.signin.tables import (
     new_device,
     normal_email,
 )
+from crdt_server.storage.gateway import Sql, Tx, row_as, rows_as
 
 __all__ = [
     "PREVIOUS_SECRET_SECONDS",
@@ -48,7 +55,8 @@ _MAX_HOLDERS = 1000
 """Members read per address at a sign-in (a bound on hostile directories)."""
 
 _MEMBERSHIPS = (
-    "SELECT m.wedding, m.sub, b.role, b.name, m.docs, m.used_at FROM {t}memberships m"
+    "SELECT m.wedding, m.sub, b.role, b.name, m.docs, m.used_at, b.guest_fields"
+    " FROM {t}memberships m"
     " JOIN {t}members b ON b.wedding = m.wedding AND b.sub = m.sub WHERE m.person = ?"
     " ORDER BY m.used_at DESC, m.wedding"
 )
@@ -136,8 +144,8 @@ def _erase_person(erased: _Erased, wedding: str, sub: str) -> Tx[None]:
         if holders is not None and holders.count:
             erased.held.add(address)
             continue
-        yield Sql("DELETE FROM {t}sign_in_codes WHERE email = ?", (address,))
-        yield Sql("DELETE FROM {t}email_claims WHERE email = ?", (address,))
+        for table in ("sign_in_codes", "code_challenges", "email_claims"):
+            yield Sql(f"DELETE FROM {{t}}{table} WHERE email = ?", (address,))
 
 
 class _PersonOf(msgspec.Struct, frozen=True):
@@ -154,9 +162,12 @@ def _hourly(window: WindowRow | None, now: float, limit: int) -> tuple[float, in
     return window.window_start, window.sent + 1
 
 
-def sign_in_code(address: str, code: str, now: float, limit: int) -> Tx[bool]:
+def sign_in_code(
+    address: str, code: str, now: float, limit: int, challenge: str | None = None
+) -> Tx[bool]:
     """The step that makes ``code`` the newest sign-in code of ``address`` (lower case), if
-    fewer than ``limit`` were made for it this hour; whether it did."""
+    fewer than ``limit`` were made for it this hour, with a native app's PKCE
+    ``challenge`` (the code then signs in only with its verifier); whether it did."""
     window = yield from row_as(
         WindowRow,
         "SELECT window_start, sent FROM {t}sign_in_codes WHERE email = ?",
@@ -173,6 +184,15 @@ def sign_in_code(address: str, code: str, now: float, limit: int) -> Tx[bool]:
         " window_start = excluded.window_start, sent = excluded.sent",
         (address, secret_digest(code), now + CODE_SECONDS, start, sent),
     )
+    if challenge is None:
+        yield Sql("DELETE FROM {t}code_challenges WHERE email = ?", (address,))
+    else:
+        yield Sql(
+            "INSERT INTO {t}code_challenges (email, code_hash, challenge) VALUES (?, ?, ?)"
+            " ON CONFLICT (email) DO UPDATE SET code_hash = excluded.code_hash,"
+            " challenge = excluded.challenge",
+            (address, secret_digest(code), challenge),
+        )
     return True
 
 
@@ -201,44 +221,66 @@ def claim_code(person: str, address: str, code: str, now: float, limit: int) -> 
 
 
 def complete_sign_in(
-    code: str, label: str, now: float, person_id: str, device: str, secret: str, spent: str
-) -> Tx[tuple[SignedIn, bool, list[str]] | None]:
+    code: str,
+    label: str,
+    now: float,
+    person_id: str,
+    device: str,
+    secret: str,
+    spent: str,
+    proof: Proof,
+) -> Tx[tuple[SignedIn, bool, list[str]] | Refused]:
     """The step that uses a sign-in or "add your email" code once (marked ``spent``) and
     signs its person in on a new device session (``person_id``: the person made if there is
     none; ``device``, ``secret``: the new session's): the sign-in, whether it is the
-    person's first device, and the weddings where the address now identifies their member;
-    ``None`` for a code that is unknown, used, replaced or expired (see
-    :meth:`DeviceSessions.complete
+    person's first device, and the weddings where the address now identifies their member.
+    Refused, naming the field at fault: ``code`` for a code that is unknown, used, replaced
+    or expired; ``code_verifier`` for a code whose link a native app asked for with a PKCE
+    challenge, used without the matching verifier, and for a native app (``proof.app``)
+    using a code asked for without one (a code read from someone's mailbox signs no app
+    in). Either way the code is used up (see :meth:`DeviceSessions.complete
     <crdt_server.features.signin.extension.DeviceSessions.complete>`)."""
+    hashed = secret_digest(code)
     # Used up at once, whatever follows: the row stays for the hourly count.
     used = yield from row_as(
         CodeRow,
         "UPDATE {t}sign_in_codes SET code_hash = ?, expires_at = 0"
         " WHERE code_hash = ? AND expires_at >= ? RETURNING email",
         spent,
-        secret_digest(code),
+        hashed,
         now,
     )
     claimer: str | None = None
-    if used is None:
+    if used is not None:
+        challenged = yield from row_as(
+            ChallengeRow,
+            "SELECT challenge FROM {t}code_challenges WHERE email = ? AND code_hash = ?",
+            used.email,
+            hashed,
+        )
+        yield Sql("DELETE FROM {t}code_challenges WHERE email = ?", (used.email,))
+        if not proof.answers(challenged.challenge if challenged else None):
+            return "code_verifier"
+        address = used.email
+    else:
         claim = yield from row_as(
             ClaimRow,
             "UPDATE {t}email_claims SET code_hash = ?, expires_at = 0"
             " WHERE code_hash = ? AND expires_at >= ? RETURNING person, email",
             spent,
-            secret_digest(code),
+            hashed,
             now,
         )
         if claim is None:
-            return None
+            return "code"
+        if not proof.answers(None):
+            return "code_verifier"
         claimer, address = claim.person, claim.email
         asking = yield from row_as(
             PersonRow, "SELECT id, email FROM {t}persons WHERE id = ?", claimer
         )
         if asking is None:
-            return None  # erased since it asked
-    else:
-        address = used.email
+            return "code"  # erased since it asked
     person = yield from row_as(
         PersonRow, "SELECT id, email FROM {t}persons WHERE email = ?", address
     )
@@ -317,11 +359,11 @@ def new_person(pid: str, address: str | None) -> Tx[str]:
 
 
 def refresh_device(
-    hashed: str, fresh: str, now: float, idle: float
+    hashed: str, fresh: str, now: float, idle: float, rotate: bool = True
 ) -> Tx[tuple[Refreshed | None, str | None]]:
     """The step that marks used now the live device session whose secret's digest is
-    ``hashed`` (its secret becomes ``fresh`` once a day): the session, or ``None`` and,
-    if it went idle (then it ends now), its id."""
+    ``hashed`` (its secret becomes ``fresh`` once a day, if ``rotate``): the session, or
+    ``None`` and, if it went idle (then it ends now), its id."""
     found = yield from row_as(
         LiveRow,
         "SELECT id, person, secret_hash, rotated_at, last_used, ended_at"
@@ -336,7 +378,7 @@ def refresh_device(
     if found.last_used < now - idle:
         yield Sql("UPDATE {t}device_sessions SET ended_at = ? WHERE id = ?", (now, found.id))
         return None, found.id
-    rotate = found.secret_hash == hashed and found.rotated_at < now - ROTATE_SECONDS
+    rotate = rotate and found.secret_hash == hashed and found.rotated_at < now - ROTATE_SECONDS
     if rotate:
         yield Sql(
             "UPDATE {t}device_sessions SET last_used = ?, rotated_at = ?,"

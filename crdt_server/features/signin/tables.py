@@ -11,7 +11,9 @@ identify a member, device sessions and sign-in codes.
   secret before the last rotation, for a minute), its label, when it was made, last used,
   rotated and ended;
 - ``sign_in_codes``: the newest sign-in code of each address (its SHA-256), when it
-  expires, and how many were sent in the current hour.
+  expires, and how many were sent in the current hour;
+- ``code_challenges`` (a schema of its own): a native app's PKCE challenge for the newest
+  code of an address.
 
 Secrets and codes are never stored, only their hashes. Memberships and verified emails
 are erased with their wedding; people, device sessions and codes belong to no wedding:
@@ -26,12 +28,14 @@ from typing import Any
 import msgspec
 
 from crdt_server.auth.digests import secret_digest
-from crdt_server.features.db import Sql, Tx
 from crdt_server.storage import Table, schema_of
+from crdt_server.storage.gateway import Sql, Tx
 
 __all__ = [
+    "CHALLENGES_SCHEMA",
     "CLAIMS_SCHEMA",
     "DEVICE_COLUMNS",
+    "ChallengeRow",
     "ClaimRow",
     "SESSIONS_SCHEMA",
     "CodeRow",
@@ -101,6 +105,17 @@ CLAIMS_SCHEMA = schema_of("email_claims", EMAIL_CLAIMS)
 its code, the address it verifies, when it expires, how many went this hour). A schema
 of its own, so a store of the ``sessions`` schema's version 1 gains it by installing it."""
 
+CODE_CHALLENGES = Table(
+    "code_challenges",
+    "(email {text} PRIMARY KEY, code_hash {text} NOT NULL UNIQUE, challenge {text} NOT NULL)",
+    wedding=False,
+)
+CHALLENGES_SCHEMA = schema_of("code_challenges", CODE_CHALLENGES)
+"""Version 1: the PKCE ``code_challenge`` (RFC 7636, S256) a native app sent with its
+sign-in request, beside the SHA-256 of the code its link carries (the newest of each
+address, as ``sign_in_codes`` keeps it): that code signs in only with the verifier. A
+schema of its own, so an older store gains it by installing it."""
+
 DEVICE_COLUMNS = "id, person, label, created_at, last_used, rotated_at, ended_at"
 
 
@@ -125,6 +140,9 @@ class MembershipRow(msgspec.Struct, frozen=True):
     name: str
     docs: str | None
     used_at: float
+    guest_fields: str | None = None
+    """What a vendor member reads of the guest list (the directory's), carried by the
+    tokens minted for them (``guest_fields`` claim)."""
 
 
 class PersonRow(msgspec.Struct, frozen=True):
@@ -138,6 +156,10 @@ class Count(msgspec.Struct, frozen=True):
 
 class CodeRow(msgspec.Struct, frozen=True):
     email: str
+
+
+class ChallengeRow(msgspec.Struct, frozen=True):
+    challenge: str
 
 
 class ClaimRow(msgspec.Struct, frozen=True):

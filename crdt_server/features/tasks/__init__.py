@@ -17,9 +17,18 @@ from crdt_server.features.jobs import JobKind
 from crdt_server.features.notifications import Mailer
 from crdt_server.features.scheduler import Scheduler
 
-from .extension import KIND, REASON, TaskReminders, due_time, remind, wake_mailer
+from .extension import (
+    KIND,
+    REASON,
+    TaskReminders,
+    due_time,
+    due_when,
+    remind,
+    told,
+    wake_mailer,
+)
 
-__all__ = ["FEATURE", "KIND", "REASON", "TaskReminders", "due_time"]
+__all__ = ["FEATURE", "KIND", "REASON", "TaskReminders", "due_time", "due_when", "told"]
 
 
 def _build(built: Built) -> Sequence[Extension]:

@@ -34,14 +34,14 @@ from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.model import local_moment, zone_of
 from crdt_server.documents.schema import read_profile, read_tasks
 from crdt_server.documents.tasks import REMINDER_KIND, due_dates, wanted_reminders
-from crdt_server.features.db import Tx
 from crdt_server.features.events import EventLog, store_events
 from crdt_server.features.follow import Follower
 from crdt_server.features.jobs import Job, JobContext
-from crdt_server.features.notifications import Notifications, notify
+from crdt_server.features.notifications import Notifications, Told, notify
 from crdt_server.features.people import Member, People
 from crdt_server.features.scheduler import Scheduler
 from crdt_server.storage import NewEvent
+from crdt_server.storage.gateway import Tx
 
 __all__ = [
     "KIND",
@@ -50,7 +50,9 @@ __all__ = [
     "TASK_DUE",
     "TaskReminders",
     "due_time",
+    "due_when",
     "remind",
+    "told",
     "wake_mailer",
 ]
 
@@ -61,8 +63,9 @@ KIND = REMINDER_KIND
 REASON = "task.due"
 """The notification's reason (its reference is the task id)."""
 TASK_DUE = "task.due"
-"""The event the job stores with the reminders: ``{"id", "title", "due", "owner"}``,
-credited to the server (the open apps of who may read the tasks refresh their inbox)."""
+"""The event the job stores with the reminders: ``{"id", "title", "due", "owner", "when"}``
+(``when``: :func:`due_when`), credited to the server (the open apps of who may read the
+tasks refresh their inbox)."""
 REMIND_AT = time(9, 0)
 """When on its due day a task is reminded, in the wedding's time zone."""
 SYSTEM = Actor("scheduler", "server")
@@ -71,6 +74,33 @@ SYSTEM = Actor("scheduler", "server")
 def due_time(day: str, zone: str | None) -> float:
     """Unix seconds of :data:`REMIND_AT` on ``day`` in ``zone`` (UTC without one)."""
     return local_moment(date.fromisoformat(day), REMIND_AT, zone).timestamp()
+
+
+def days_until(day: str, zone: str | None) -> int:
+    """Days from today in the wedding's zone to ``day`` (negative: it is past)."""
+    today = datetime.fromtimestamp(clock.now(), zone_of(zone)).date()
+    return (date.fromisoformat(day) - today).days
+
+
+def due_when(day: str, zone: str | None) -> str:
+    """``today`` for a task due today in the wedding's zone, ``overdue`` for one due before
+    (a reminder run late: the server was down on its day), ``soon`` for a later day."""
+    days = days_until(day, zone)
+    return "overdue" if days < 0 else "today" if days == 0 else "soon"
+
+
+def told(title: str, day: str | None, days: int) -> Told:
+    """A task's reminder as an email and a push say it, ``days`` before its ``day``
+    (:func:`days_until`; ``None``: it has none): overdue, due today or due in so many days,
+    each titled its own way, with the task's title."""
+    if day is None:
+        return Told(f"Task to do: {title}", f"A task is to do: {title}.")
+    if days < 0:
+        return Told(f"Task overdue: {title}", f"A task is overdue (it was due on {day}): {title}.")
+    if days == 0:
+        return Told(f"Task due today: {title}", f"A task is due today ({day}): {title}.")
+    soon = "tomorrow" if days == 1 else f"in {days} days"
+    return Told(f"Task due {soon}: {title}", f"A task is due {soon}, on {day}: {title}.")
 
 
 _REMINDED_BY = frozenset({"due", "due_offset", "done"})
@@ -87,12 +117,15 @@ class TaskReminders(Extension):
     def __init__(self, scheduler: Scheduler) -> None:
         self.scheduler = scheduler
         self._core: Core | None = None
+        self._permissions = PermissionMatrix()
         self._follower = Follower(
             "task-reminders", self.reconcile, log, "updating the reminders of a wedding's tasks"
         )
 
     async def start(self, core: Core) -> None:
         self._core = core
+        text = core.settings.permissions
+        self._permissions = PermissionMatrix.from_json(text) if text else PermissionMatrix()
         self._follower.start()
 
     async def close(self) -> None:
@@ -123,16 +156,20 @@ class TaskReminders(Extension):
         elif ids:
             self._follower.mark(room.wedding_id, ids)
 
-    async def describe(self, wedding: str, ref: str, member: Member) -> str | None:
-        """A reminder as its email says it (the mailer's notice for :data:`REASON`): the
-        task as it is now; ``None`` when it is gone or done."""
+    async def describe(self, wedding: str, ref: str, member: Member) -> Told | None:
+        """A reminder as its email and push say it (the notice for :data:`REASON`,
+        :func:`told`): the task as it is now; ``None`` when it is gone or done, or when the
+        member's role may no longer read the tasks."""
         assert self._core is not None
+        if not self._permissions.access(member.role, "tasks").can_read:
+            return None
         docs = await self._core.weddings.documents(wedding, ("tasks", "timeline"))
         task = read_tasks(docs.get("tasks")).tasks.get(ref)
         if task is None or task.done:
             return None
-        day = due_dates({ref: task}, read_profile(docs.get("timeline")).date).get(ref)
-        return f"A task falls due{f' on {day}' if day else ''}: {task.title}."
+        profile = read_profile(docs.get("timeline"))
+        day = due_dates({ref: task}, profile.date).get(ref)
+        return told(task.title, day, 0 if day is None else days_until(day, profile.time_zone))
 
     async def reconcile(self, wedding: str, ids: Iterable[str] | None = None) -> None:
         """Schedule, move or cancel the reminders of ``ids`` (every task: ``None``)."""
@@ -169,7 +206,14 @@ async def remind(job: Job, context: JobContext) -> Tx[None] | None:
     readers = [m for m in members if permissions.access(m.role, "tasks").can_read]
     if not readers:
         return None
-    data = {"id": task.id, "title": task.title, "due": job.data.get("day"), "owner": task.owner}
+    day = str(job.data.get("day"))
+    data = {
+        "id": task.id,
+        "title": task.title,
+        "due": day,
+        "owner": task.owner,
+        "when": due_when(day, profile.time_zone),
+    }
     event = NewEvent(
         job.wedding,
         TASK_DUE,

@@ -13,11 +13,12 @@ from crdt_server.features import Built, Feature
 from crdt_server.features.events import EventLog
 from crdt_server.features.notifications import Notifications
 from crdt_server.features.people import People
+from crdt_server.features.threads.domain import Viewer
 from crdt_server.features.threads.export import THREADS
 from crdt_server.features.threads.extension import Threads
 from crdt_server.features.threads.tables import SCHEMA
 
-__all__ = ["FEATURE"]
+__all__ = ["FEATURE", "Threads", "Viewer"]
 
 
 def _build(built: Built) -> Sequence[Extension]:

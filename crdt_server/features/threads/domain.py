@@ -225,11 +225,12 @@ def who_sees(
     participants: Sequence[str],
     members: Mapping[str, Member],
     docs: Collection[str],
-    reads: Callable[[str], Collection[str]] | None = None,
+    reads: Callable[[Member], Collection[str]] | None = None,
 ) -> set[str]:
     """Who may see a thread anchored to ``docs``: its participants and the couple and
-    planner, each only if their role (``reads``: role -> the documents it may read; every
-    document if not given) reads every one of those documents. A participant missing from
+    planner, each only if they (``reads``: member -> the documents their role and, for a
+    vendor, their field set of the guest list let them read; every document if not given)
+    read every one of those documents. A participant missing from
     the directory (role unknown) sees it only if it is anchored to nothing."""
     seen: set[str] = set()
     for sub in {*participants, *(s for s, m in members.items() if m.role in LEADS)}:
@@ -237,7 +238,7 @@ def who_sees(
         if member is None:
             if not docs:
                 seen.add(sub)
-        elif reads is None or all(d in reads(member.role) for d in docs):
+        elif reads is None or all(d in reads(member) for d in docs):
             seen.add(sub)
     return seen
 

@@ -13,7 +13,8 @@ tables' own triggers and generated columns index the imported messages for searc
 
 The section::
 
-    {"members": [{"sub", "role", "name", "email", "participation", "email_notifications"}],
+    {"members": [{"sub", "role", "name", "email", "participation", "email_notifications",
+                  "guest_fields" (a vendor's)}],
      "threads": [{"id", "subject", "kind", "status", "priority", "anchors", "creator",
                   "participants", "created_at", "updated_at", "last_seq",
                   "messages": [message as the message routes show it, ...],
@@ -34,12 +35,11 @@ from datetime import datetime
 from typing import Any
 
 from crdt_server import clock
-from crdt_server.auth.permissions import ROLES
+from crdt_server.auth.permissions import GUEST_FIELD_SETS, ROLES
 from crdt_server.auth.tokens import valid_email, valid_sub
 from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.errors import ExportError
 from crdt_server.features import people
-from crdt_server.features.db import FeatureDb
 from crdt_server.features.people import PARTICIPATION, member_json
 from crdt_server.features.people import SCHEMA as PEOPLE
 from crdt_server.features.threads.domain import (
@@ -51,7 +51,7 @@ from crdt_server.features.threads.domain import (
     thread_json,
 )
 from crdt_server.features.threads.tables import SCHEMA, exported_threads
-from crdt_server.storage import DocumentStore, FeatureRow, Schema
+from crdt_server.storage import DocumentStore, FeatureRow, Gateway, Schema
 
 __all__ = ["THREADS", "ThreadSection", "export_threads"]
 
@@ -62,7 +62,7 @@ _NAME = 256
 _SUBJECT = 4096
 
 
-async def export_threads(db: FeatureDb, wedding: str) -> dict[str, Any]:
+async def export_threads(db: Gateway, wedding: str) -> dict[str, Any]:
     """The wedding's ``threads`` section (see the module docstring)."""
     members = await people.members(db, wedding)
     roles = {m.sub: m.role for m in members}
@@ -94,7 +94,7 @@ class ThreadSection:
     async def export(self, store: DocumentStore, wedding: str) -> dict[str, Any]:
         for schema in self.schemas:  # a store that never ran the features: empty tables
             await store.install(schema)
-        return await export_threads(FeatureDb(store), wedding)
+        return await export_threads(Gateway.of(store), wedding)
 
     def rows(self, data: object, wedding: str) -> list[FeatureRow]:
         """The section as rows for ``wedding``; raises :class:`ExportError` naming the
@@ -133,7 +133,17 @@ class _Reader:
 
     def member(self, raw: object, where: str) -> None:
         item = _object(
-            raw, where, {"sub", "role", "name", "email", "participation", "email_notifications"}
+            raw,
+            where,
+            {
+                "sub",
+                "role",
+                "name",
+                "email",
+                "participation",
+                "email_notifications",
+                "guest_fields",
+            },
         )
         sub = _sub(item, "sub", where)
         if sub in self.members:
@@ -153,6 +163,12 @@ class _Reader:
         email_on = item.get("email_notifications", True)
         if not isinstance(email_on, bool):
             raise ExportError(f"{where}.email_notifications", "must be true or false")
+        guest_fields = item.get("guest_fields")
+        if guest_fields is not None and (role != "vendor" or guest_fields not in GUEST_FIELD_SETS):
+            raise ExportError(
+                f"{where}.guest_fields",
+                f"must be one of {', '.join(GUEST_FIELD_SETS)} (a vendor's) or null",
+            )
         self.rows.append(
             people.member_row(
                 self.wedding,
@@ -164,6 +180,7 @@ class _Reader:
                 email_on=email_on,
                 unsubscribe=secrets.token_urlsafe(24),
                 updated_at=self.now,
+                guest_fields=guest_fields,
             )
         )
 

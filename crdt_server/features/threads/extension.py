@@ -105,7 +105,7 @@ class Threads(ThreadMessages):
             yield from store_events([event])
             return None
 
-        earlier = await self.db.write(tx())
+        earlier = await self.db.run(tx())
         if earlier is not None:
             return await self.thread(wedding, earlier, viewer), False
         self._events.announce(wedding)
@@ -201,7 +201,7 @@ class Threads(ThreadMessages):
             if events:
                 yield from store_events(events)
 
-        await self.db.write(tx())
+        await self.db.run(tx())
         if events:
             self._events.announce(wedding)
         return await self.thread(
@@ -220,7 +220,7 @@ class Threads(ThreadMessages):
         do the thread events they caused (their entry and inbox are the people and
         notifications features'); whether they wrote a message."""
 
-        found = await self.db.write(tables.erase_member(wedding, sub))
+        found = await self.db.run(tables.erase_member(wedding, sub))
         # Merge the search index's segments so erased text is not left in old ones (the
         # erasure scrubs the files once every feature is done).
         await tables.merge_search(self.db)

@@ -16,14 +16,13 @@ from typing import Any, NamedTuple
 
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.errors import NotFound
-from crdt_server.features.db import FeatureDb
 from crdt_server.features.events import EventLog
 from crdt_server.features.notifications import Notifications, ThreadQuote
 from crdt_server.features.people import People
 from crdt_server.features.threads import tables
 from crdt_server.features.threads.domain import Viewer, plain_mentions, thread_json
 from crdt_server.features.threads.tables import SCHEMA, ThreadRow
-from crdt_server.storage import NewEvent, audience_of
+from crdt_server.storage import Gateway, NewEvent, audience_of
 
 __all__ = ["ThreadAccess", "VisibleThread"]
 
@@ -50,7 +49,7 @@ class ThreadAccess(Extension):
         self._people = people
         self._inbox = notifications
         notifications.describe_threads(self)
-        self._db: FeatureDb | None = None
+        self._db: Gateway | None = None
         self._core: Core | None = None
         self._merger: asyncio.Task[None] | None = None
 
@@ -58,7 +57,7 @@ class ThreadAccess(Extension):
 
     async def start(self, core: Core) -> None:
         self._core = core
-        self._db = FeatureDb(core.store)
+        self._db = Gateway.of(core.store)
         await core.store.install(SCHEMA)
         if tables.search_needs_merging(self._db):
             self._merger = asyncio.create_task(self._merge_after_erasures(), name="thread-fts")
@@ -68,8 +67,6 @@ class ThreadAccess(Extension):
             self._merger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._merger
-        if self._db is not None:
-            await self._db.drain()
 
     async def _merge_after_erasures(self) -> None:
         """SQLite's FTS5 (before 3.44's secure-delete) keeps a deleted row's words in its
@@ -90,7 +87,7 @@ class ThreadAccess(Extension):
             await asyncio.sleep(MERGE_CHECK_SECONDS)
 
     @property
-    def db(self) -> FeatureDb:
+    def db(self) -> Gateway:
         if self._db is None:
             raise RuntimeError("the threads extension has not been started")
         return self._db

@@ -13,6 +13,7 @@ from crdt_server import clock
 from crdt_server.errors import Conflict, Forbidden, Impossible, NotFound
 from crdt_server.features import notifications as inbox
 from crdt_server.features.events import store_events
+from crdt_server.features.people import Member
 from crdt_server.features.threads import tables_messages as messages
 from crdt_server.features.threads.domain import (
     RANK,
@@ -56,7 +57,7 @@ class ThreadMessages(ThreadAccess):
         body: str,
         reply_to: str | None,
         priority: str | None,
-        reads: Callable[[str], Collection[str]] | None = None,
+        reads: Callable[[Member], Collection[str]] | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Create a message once; (message, created). 409 if ``mid`` holds another one.
 
@@ -135,7 +136,7 @@ class ThreadMessages(ThreadAccess):
                 )
             return stored, True
 
-        stored, created = await self.db.write(tx())
+        stored, created = await self.db.run(tx())
         if created:
             self._events.announce(wedding)
         if queued:
@@ -181,7 +182,7 @@ class ThreadMessages(ThreadAccess):
                 yield from messages.edit_message(wedding, tid, mid, body, mentions, now)
             yield from store_events([event])
 
-        await self.db.write(tx())
+        await self.db.run(tx())
         self._events.announce(wedding)
         _, message = await self._own_message(wedding, tid, mid, viewer)
         return message_json(message, tid)
@@ -220,7 +221,7 @@ class ThreadMessages(ThreadAccess):
             )
             return True
 
-        if await self.db.write(tx()):
+        if await self.db.run(tx()):
             self._events.announce(wedding)
         _, message = await self._own_message(wedding, tid, mid, viewer)
         return message_json(message, tid)
@@ -242,5 +243,5 @@ class ThreadMessages(ThreadAccess):
                 wedding, viewer.actor.sub, [n.id for n in unread if n.message in upto]
             )
 
-        await self.db.write(tx())
+        await self.db.run(tx())
         return await self.thread(wedding, tid, viewer)

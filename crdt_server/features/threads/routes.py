@@ -24,7 +24,7 @@ from crdt_server.edge.params import PageLimit, WeddingId, WeddingPath
 from crdt_server.edge.ratelimit import Priority
 from crdt_server.edge.routing import ApiCall, Routes, body_priority, json_response
 from crdt_server.errors import Impossible, Malformed, TooLarge
-from crdt_server.features.people import member_principal
+from crdt_server.features.people import Member, member_principal
 from crdt_server.features.threads.extension import MAX_BODY_BYTES, Threads, Viewer
 
 __all__ = ["thread_routes"]
@@ -389,13 +389,17 @@ async def put_message(call: ApiCall, path: MessagePath, body: NewMessage) -> Res
     return json_response(message, status_code=201 if created else 200)
 
 
-def _reads(call: ApiCall) -> Callable[[str], frozenset[str]]:
-    """Role -> the documents the role may read (the matrix; a token's own overrides are
-    not known for people other than the caller)."""
+def _reads(call: ApiCall) -> Callable[[Member], frozenset[str]]:
+    """Member -> the documents they may read (the matrix, with a vendor's field set of the
+    guest list: one who reads nothing or the counts of it is not told of a thread about a
+    guest; a token's own overrides are not known for people other than the caller)."""
     permissions = call.state.permissions
 
-    def reads(role: str) -> frozenset[str]:
-        return frozenset(d for d in DOCUMENT_KINDS if permissions.access(role, d).can_read)
+    def reads(member: Member) -> frozenset[str]:
+        fields = member.guest_fields
+        return frozenset(
+            d for d in DOCUMENT_KINDS if permissions.access(member.role, d, None, fields).can_read
+        )
 
     return reads
 

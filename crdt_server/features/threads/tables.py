@@ -2,7 +2,7 @@
 messages (with their search index), read marks and idempotency keys.
 
 Its transactions run through the shared queued writer
-(:class:`crdt_server.features.db.FeatureDb`, once this module's ``ThreadDb``), and compose
+(:meth:`crdt_server.storage.Gateway.run`, once this module's ``ThreadDb``), and compose
 the steps of the features threads build on: the member directory's
 (:mod:`crdt_server.features.people`) and the inbox's
 (:mod:`crdt_server.features.notifications`), whose tables (``members``, ``notifications``,
@@ -29,10 +29,10 @@ from typing import Any
 
 import msgspec
 
-from crdt_server.features.db import FeatureDb, Sql, Tx, row_as, rows_as
 from crdt_server.features.events import forget_events_of
 from crdt_server.features.threads.tables_messages import MESSAGE_COLUMNS, ThreadMessageRow
-from crdt_server.storage import Table, schema_of
+from crdt_server.storage import Gateway, Table, schema_of
+from crdt_server.storage.gateway import Sql, Tx, row_as, rows_as
 
 __all__ = [
     "SCHEMA",
@@ -242,8 +242,8 @@ def contains_pattern(text: str) -> str:
 # -- reads -------------------------------------------------------------------------------
 
 
-async def thread_row(db: FeatureDb, wedding: str, tid: str) -> StoredThread | None:
-    return await db.read_one_as(
+async def thread_row(db: Gateway, wedding: str, tid: str) -> StoredThread | None:
+    return await db.fetch_one_as(
         StoredThread,
         f"SELECT {THREAD_COLUMNS}, docs FROM {{t}}threads WHERE wedding = ? AND id = ?",
         wedding,
@@ -251,12 +251,12 @@ async def thread_row(db: FeatureDb, wedding: str, tid: str) -> StoredThread | No
     )
 
 
-async def participants_of(db: FeatureDb, wedding: str, tids: Sequence[str]) -> dict[str, list[str]]:
+async def participants_of(db: Gateway, wedding: str, tids: Sequence[str]) -> dict[str, list[str]]:
     """The participants of each of ``tids`` (sorted), in one query."""
     members: dict[str, list[str]] = {tid: [] for tid in tids}
     if not tids:
         return members
-    for found in await db.read_as(
+    for found in await db.fetch_as(
         Participant,
         "SELECT thread, sub FROM {t}thread_participants WHERE wedding = ?"
         f" AND thread IN ({','.join('?' * len(tids))}) ORDER BY thread, sub",
@@ -268,7 +268,7 @@ async def participants_of(db: FeatureDb, wedding: str, tids: Sequence[str]) -> d
 
 
 async def thread_page(
-    db: FeatureDb,
+    db: Gateway,
     wedding: str,
     *,
     hidden: Sequence[str],
@@ -329,17 +329,15 @@ async def thread_page(
         params += [activity, activity, tid]
     sql += " ORDER BY t.activity DESC, t.id DESC LIMIT ?"
     params.append(limit)
-    return await db.read_as(ThreadRow, sql, *params)
+    return await db.fetch_as(ThreadRow, sql, *params)
 
 
-async def unread_counts(
-    db: FeatureDb, wedding: str, tids: Sequence[str], sub: str
-) -> dict[str, int]:
+async def unread_counts(db: Gateway, wedding: str, tids: Sequence[str], sub: str) -> dict[str, int]:
     """How many messages of each of ``tids`` ``sub`` has not read (by others, not deleted)."""
     if not tids:
         return {}
     marks = ",".join("?" * len(tids))
-    rows = await db.read_as(
+    rows = await db.fetch_as(
         _Unread,
         "SELECT m.thread, COUNT(*) FROM {t}thread_messages m LEFT JOIN {t}thread_reads r"
         " ON r.wedding = m.wedding AND r.thread = m.thread AND r.sub = ?"
@@ -353,14 +351,14 @@ async def unread_counts(
     return {u.thread: int(u.count) for u in rows}
 
 
-async def subjects(db: FeatureDb, wedding: str, threads: Collection[str]) -> dict[str, str]:
+async def subjects(db: Gateway, wedding: str, threads: Collection[str]) -> dict[str, str]:
     """The subjects of those of ``threads`` that exist, by id."""
     ordered = sorted(threads)
     found: dict[str, str] = {}
     for start in range(0, len(ordered), 500):
         chunk = ordered[start : start + 500]
         marks = ",".join("?" * len(chunk))
-        for item in await db.read_as(
+        for item in await db.fetch_as(
             _Subject,
             f"SELECT id, subject FROM {{t}}threads WHERE wedding = ? AND id IN ({marks})",
             wedding,
@@ -370,8 +368,8 @@ async def subjects(db: FeatureDb, wedding: str, threads: Collection[str]) -> dic
     return found
 
 
-async def quote(db: FeatureDb, wedding: str, thread: str, message: str) -> Quote | None:
-    return await db.read_one_as(
+async def quote(db: Gateway, wedding: str, thread: str, message: str) -> Quote | None:
+    return await db.fetch_one_as(
         Quote,
         "SELECT t.subject, m.author, m.body, m.deleted FROM {t}threads t JOIN"
         " {t}thread_messages m ON m.wedding = t.wedding AND m.thread = t.id"
@@ -382,27 +380,27 @@ async def quote(db: FeatureDb, wedding: str, thread: str, message: str) -> Quote
     )
 
 
-async def exported_threads(db: FeatureDb, wedding: str) -> ExportedThreads:
+async def exported_threads(db: Gateway, wedding: str) -> ExportedThreads:
     """The wedding's threads (by creation), participants, messages (by thread and seq) and
     read marks."""
     return ExportedThreads(
-        threads=await db.read_as(
+        threads=await db.fetch_as(
             ThreadRow,
             f"SELECT {THREAD_COLUMNS} FROM {{t}}threads WHERE wedding = ? ORDER BY created_at, id",
             wedding,
         ),
-        participants=await db.read_as(
+        participants=await db.fetch_as(
             Participant,
             "SELECT thread, sub FROM {t}thread_participants WHERE wedding = ? ORDER BY thread, sub",
             wedding,
         ),
-        messages=await db.read_as(
+        messages=await db.fetch_as(
             ThreadMessageRow,
             f"SELECT {MESSAGE_COLUMNS}, thread FROM {{t}}thread_messages WHERE wedding = ?"
             " ORDER BY thread, seq",
             wedding,
         ),
-        reads=await db.read_as(
+        reads=await db.fetch_as(
             ReadMark,
             "SELECT thread, sub, up_to FROM {t}thread_reads WHERE wedding = ? ORDER BY thread, sub",
             wedding,
@@ -410,16 +408,16 @@ async def exported_threads(db: FeatureDb, wedding: str) -> ExportedThreads:
     )
 
 
-def search_needs_merging(db: FeatureDb) -> bool:
+def search_needs_merging(db: Gateway) -> bool:
     """Whether the search index keeps erased words until it merges (SQLite's FTS5)."""
     return db.by_dialect(sqlite=True, postgres=False)
 
 
-async def merge_search(db: FeatureDb) -> None:
+async def merge_search(db: Gateway) -> None:
     """Merge the search index's segments, where it has any (see
     :func:`search_needs_merging`)."""
     if search_needs_merging(db):
-        await db.write(_optimize_search())
+        await db.run(_optimize_search())
 
 
 def _optimize_search() -> Tx[None]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import msgspec
 
-from crdt_server.features.db import FeatureDb, Sql, Tx, row_as, rows_as
+from crdt_server.storage import Gateway
+from crdt_server.storage.gateway import Sql, Tx, row_as, rows_as
 
 __all__ = [
     "MESSAGE_COLUMNS",
@@ -80,8 +81,8 @@ _ONE = (
 )
 
 
-async def message(db: FeatureDb, wedding: str, tid: str, mid: str) -> MessageRow | None:
-    return await db.read_one_as(MessageRow, _ONE, wedding, tid, mid)
+async def message(db: Gateway, wedding: str, tid: str, mid: str) -> MessageRow | None:
+    return await db.fetch_one_as(MessageRow, _ONE, wedding, tid, mid)
 
 
 def message_in_tx(wedding: str, tid: str, mid: str) -> Tx[MessageRow | None]:
@@ -90,9 +91,9 @@ def message_in_tx(wedding: str, tid: str, mid: str) -> Tx[MessageRow | None]:
 
 
 async def messages_after(
-    db: FeatureDb, wedding: str, tid: str, after: int, limit: int
+    db: Gateway, wedding: str, tid: str, after: int, limit: int
 ) -> list[MessageRow]:
-    return await db.read_as(
+    return await db.fetch_as(
         MessageRow,
         f"SELECT {MESSAGE_COLUMNS} FROM {{t}}thread_messages WHERE wedding = ? AND thread = ?"
         " AND seq > ? ORDER BY seq LIMIT ?",
@@ -103,8 +104,8 @@ async def messages_after(
     )
 
 
-async def seq_of(db: FeatureDb, wedding: str, tid: str, mid: str) -> int | None:
-    found = await db.read_one_as(
+async def seq_of(db: Gateway, wedding: str, tid: str, mid: str) -> int | None:
+    found = await db.fetch_one_as(
         _Seq,
         "SELECT seq FROM {t}thread_messages WHERE wedding = ? AND thread = ? AND id = ?",
         wedding,

@@ -1,4 +1,5 @@
-"""Bringing a document back to an earlier state, as a change (pure, no I/O).
+"""Bringing a document back to an earlier state, as a change, and saying what changed
+between two states (pure, no I/O).
 
 :func:`restore` edits a document, in one transaction, so that its content equals a target
 state's: entries that were added since are deleted, entries that were removed are created
@@ -14,11 +15,30 @@ from typing import Any
 
 from pycrdt import Array, Doc, Map, Text
 
-from crdt_server.documents.changes import plain
+from crdt_server.documents.changes import ChangeRecorder, plain
+from crdt_server.documents.events import derive_events
 from crdt_server.documents.model import DOCUMENT_KINDS, DocumentError, shown
 from crdt_server.documents.schema import META, ROOTS
 
-__all__ = ["restore"]
+__all__ = ["changes_between", "restore"]
+
+
+def changes_between(
+    kind: str, before: Doc[Any], after: Doc[Any], *, keep: int
+) -> tuple[list[dict[str, Any]], int]:
+    """What turned ``before`` into ``after`` (two states of one document of ``kind``, the
+    later one holding the earlier's history), as the feed's domain events: the first
+    ``keep`` of them (``type``, ``data``, bounded as every event's) and how many there
+    were. The cost follows the difference, not the document: only what the difference
+    touches is looked at."""
+    if kind not in DOCUMENT_KINDS:
+        raise DocumentError(f"unknown document kind {shown(kind)}", "kind")
+    copy: Doc[Any] = Doc()
+    copy.apply_update(before.get_update())
+    recorder = ChangeRecorder(copy, kind)
+    copy.apply_update(after.get_update(copy.get_state()))
+    events = derive_events(kind, recorder.take())
+    return [{"type": e.type, "data": e.data} for e in events[:keep]], len(events)
 
 
 def _copy(value: Any) -> Any:

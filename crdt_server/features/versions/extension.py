@@ -2,12 +2,17 @@
 seq, and restoring one.
 
 Every ``CRDT_SERVER_VERSION_CHECK_SECONDS`` the keeper looks at the documents this process
-committed changes to: one whose newest restore point is older than
-``CRDT_SERVER_VERSION_INTERVAL_SECONDS`` (an hour) gets a new one, the state as of its
-newest seq, rebuilt from the store (so it is exactly what was committed), with who changed
-it since the previous point. Points are thinned as they age (hourly for a week, then the
-first of each day) and deleted past ``CRDT_SERVER_EVENT_RETENTION_DAYS``. They live in
-their own table, so compaction keeps them.
+committed changes to. Each burst of one person's work that another person's work followed
+gets a restore point of its own (the state as of its last update), at once; the work since
+then gets one once its first update is ``CRDT_SERVER_VERSION_INTERVAL_SECONDS`` old (a
+minute): no edit goes more than a minute (and a check) without a point. A point is rebuilt
+from the store (so it is exactly what was committed) and keeps who changed the document
+since the previous point and what they changed (the feed's events between the two states,
+:func:`~crdt_server.features.versions.domain.changes_between`); a state equal to the
+previous point's makes no point, so no two points in a row are the same. Points are thinned
+as they age (every one for a day, hourly for a week, then the first of each day) and
+deleted past ``CRDT_SERVER_EVENT_RETENTION_DAYS``. They live in their own table, so
+compaction keeps them.
 
 Reading a document as of seq N replays its log up to N while the log still holds it (exact
 at every seq); past a compaction, the newest restore point at or before N answers.
@@ -31,11 +36,17 @@ from pycrdt import Doc, Map
 from crdt_server import clock
 from crdt_server.core.crdt import replay
 from crdt_server.core.hooks import CommitBatch, Core, Extension, RoomView, Sender
-from crdt_server.documents import DOCUMENT_KINDS
-from crdt_server.features.versions.domain import restore
+from crdt_server.documents import DOCUMENT_KINDS, to_json
+from crdt_server.features.versions.domain import changes_between, restore
 from crdt_server.features.versions.settings import VersionSettings
-from crdt_server.features.versions.tables import VersionPoint, VersionStore, to_thin
+from crdt_server.features.versions.tables import (
+    SHOWN_CHANGES,
+    VersionPoint,
+    VersionStore,
+    to_thin,
+)
 from crdt_server.storage import NewEvent
+from crdt_server.times import rfc3339
 
 if TYPE_CHECKING:
     from crdt_server.features.events import EventLog
@@ -44,8 +55,13 @@ __all__ = ["NotKept", "Restored", "VersionKeeper"]
 
 log = logging.getLogger("crdt_server.versions")
 
+ALL_FOR = 86400.0
+"""Points younger than this are all kept; older ones, one an hour."""
 HOURLY_FOR = 7 * 86400.0
-"""Points younger than this are all kept (one per interval); older ones, one a day."""
+"""Points younger than this are kept one an hour at least; older ones, one a day."""
+MAX_BURSTS = 8
+"""Bursts of work made points of their own in one check (older ones merge into the first
+of these): a bound on what one check replays."""
 
 
 class NotKept(LookupError):
@@ -121,31 +137,51 @@ class VersionKeeper(Extension):
             keep_for = core.settings.event_retention_days * 86400
             versions = self._require_versions()
             doomed = to_thin(
-                await versions.older_than(now - min(HOURLY_FOR, keep_for)),
+                await versions.older_than(now - min(ALL_FOR, keep_for)),
                 now,
                 hourly_for=HOURLY_FOR,
                 keep_for=keep_for,
+                all_for=ALL_FOR,
             )
             await versions.delete(doomed)
 
     async def take(self, name: str, *, interval: float) -> bool:
-        """Take a point of document ``name`` unless its newest is younger than
-        ``interval``; whether the document is up to date (taken now, or nothing new)."""
+        """Take the points of document ``name`` that are due: one for each burst of a
+        person's work that another's followed, and one for the newest work once its first
+        update is ``interval`` seconds old; whether the document is up to date (nothing
+        waits for a point)."""
         versions = self._require_versions()
         newest = await versions.points(name, limit=1)
         now = clock.now()
-        if newest and now - newest[0].at < interval:
-            return False
         stored = await self._require_core().store.load(name)
         if stored is None or (newest and newest[0].seq >= stored.last_seq):
             return True
-        state = replay(stored.updates)[0].doc.get_update()
         previous = newest[0].seq if newest else 0
-        actors = await versions.actors_between(name, previous, stored.last_seq)
+        runs, first_at = await versions.runs_between(name, previous, stored.last_seq)
+        due = first_at is None or now - first_at >= interval
+        ends = [seq for seq, _ in runs[:-1]][-MAX_BURSTS:]
+        if due:
+            ends.append(stored.last_seq)
+        if not ends:
+            return False
+        kind = name.split("/", 1)[1]
         wedding = name.split("/", 1)[0]
-        point = VersionPoint(name, stored.last_seq, now, tuple(actors))
-        await versions.add(wedding, point, state)
-        return True
+        before: Doc[Any] = (await self.state_at(name, previous))[1] if previous else Doc()
+        since = previous  # whose work the next point credits: after an undone burst's
+        for seq in ends:
+            log = stored if seq == stored.last_seq else await versions.log_upto(name, seq)
+            if log is None:
+                continue  # compacted past it meanwhile: the later point covers it
+            doc = replay(log.updates)[0].doc
+            changes, count = changes_between(kind, before, doc, keep=SHOWN_CHANGES)
+            if count == 0 and to_json(doc, kind) == to_json(before, kind):
+                since = log.last_seq  # the same as the point before it: work undone
+                continue
+            actors = await versions.actors_between(name, since, log.last_seq)
+            point = VersionPoint(name, log.last_seq, now, tuple(actors), tuple(changes), count)
+            await versions.add(wedding, point, doc.get_update())
+            before, since = doc, log.last_seq
+        return due
 
     # -- reading and restoring -------------------------------------------------------
 
@@ -180,13 +216,17 @@ class VersionKeeper(Extension):
         core = self._require_core()
         name = f"{wedding}/{kind}"
         used, target = await self.state_at(name, seq)
+        kept = await self._require_versions().points(name, before=used + 1, limit=1)
+        point_at = kept[0].at if kept and kept[0].seq == used else None
         changed = await core.weddings.edit(
             name, lambda doc: restore(doc, kind, target, origin=sender.origin), sender
         )
         event_log = self._event_log
         event_id = None
         if event_log is not None:
-            data = {"doc": kind, "seq": used, "changed": changed}
+            data: dict[str, Any] = {"doc": kind, "seq": used, "changed": changed}
+            if point_at is not None:
+                data["point_at"] = rfc3339(point_at)  # the feed says "as it was at ..."
             added = await event_log.record(
                 [
                     NewEvent(
@@ -204,7 +244,8 @@ class VersionKeeper(Extension):
 
     async def on_guest_erased(self, wedding: str, guest_id: str) -> None:
         """Per-person erasure: rewrite every restore point of the wedding's guest list and
-        seating plan without the guest (their deleted content garbage collected)."""
+        seating plan without the guest (their deleted content garbage collected), and
+        leave the changes that name them out of what the points say changed."""
         versions = self._require_versions()
         for kind, root in (("guests", "guests"), ("seating", "assignments")):
             name = f"{wedding}/{kind}"
@@ -217,6 +258,7 @@ class VersionKeeper(Extension):
                     del entries[guest_id]
                     rewritten.append((seq, doc.get_update()))
             await versions.replace_states(name, rewritten)
+            await versions.forget_changes(name, guest_id)
 
     def _require_core(self) -> Core:
         if self._core is None:

@@ -1,8 +1,9 @@
 """Version history over HTTP: list a document's restore points and restore one.
 
 - ``GET /api/weddings/{id}/docs/{doc}/versions?after=SEQ&limit=N``: restore points, newest
-  first (``after``: the ``next`` of the previous page), each with its seq, time and the
-  people who changed the document since the previous point.
+  first (``after``: the ``next`` of the previous page), each with its seq, time, the
+  people who changed the document since the previous point and what they changed (the
+  first few of the feed's events between the two, as the caller's role may read them).
 - ``GET /api/weddings/{id}/docs/{doc}?at=SEQ`` (in :mod:`crdt_server.edge.documents`):
   the document as of a seq.
 - ``POST /api/weddings/{id}/docs/{doc}/restore`` ``{"seq": N}``: one new update, made as
@@ -13,7 +14,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta
@@ -23,13 +24,14 @@ from crdt_server.actor import Actor
 from crdt_server.edge.bodies import Page, Seq
 from crdt_server.edge.guards import (
     capable_principal,
-    readable_documents,
+    document_principal,
     sender_of,
     writer_principal,
 )
 from crdt_server.edge.params import DocumentKind, PageLimit, WeddingId
 from crdt_server.edge.routing import ApiCall, Routes, json_response
-from crdt_server.errors import Forbidden, Impossible, NotFound
+from crdt_server.errors import Impossible, NotFound
+from crdt_server.features.events import readable_event
 from crdt_server.features.versions.extension import NotKept, VersionKeeper
 from crdt_server.times import rfc3339
 
@@ -44,6 +46,12 @@ class Version(msgspec.Struct, frozen=True):
     at: str
     actors: list[Actor]
     """Who changed the document since the previous restore point."""
+    changes: list[dict[str, Any]]
+    """What they changed: the first few of the feed's events between the previous point
+    and this one (``type``, ``data``; fields the caller may not read left out), from which
+    a label in words is made ("Priya moved Anita to Rose")."""
+    change_count: int | None
+    """How many such events there were (``null``: a point taken before they were kept)."""
 
 
 class VersionsAnswer(Page[Version, int], frozen=True):
@@ -87,12 +95,21 @@ class VersionsQuery(msgspec.Struct, frozen=True):
     errors=(400, *_AUTH, 503),
 )
 async def list_versions(call: ApiCall, path: VersionedPath, query: VersionsQuery) -> Response:
-    if path.doc not in readable_documents(call, path.wedding_id):
-        raise Forbidden(f"{path.doc!r} is not open to you")
+    principal = document_principal(call, path.wedding_id, path.doc, write=False)
     points = await call.state.extension(VersionKeeper).points(
         f"{path.wedding_id}/{path.doc}", before=query.after or None, limit=query.limit
     )
-    versions = [Version(p.seq, rfc3339(p.at), list(p.actors)) for p in points]
+    permissions = call.state.permissions
+
+    def shown(change: dict[str, Any]) -> dict[str, Any]:
+        item = {"type": change.get("type"), "doc": path.doc, "data": dict(change.get("data") or {})}
+        readable_event(item, permissions, principal.role, principal.guest_fields)
+        return {"type": item["type"], "data": item["data"]}
+
+    versions = [
+        Version(p.seq, rfc3339(p.at), list(p.actors), [shown(c) for c in p.changes], p.change_count)
+        for p in points
+    ]
     following = points[-1].seq if len(points) == query.limit else None
     return json_response(VersionsAnswer(versions, following))
 

@@ -78,6 +78,10 @@ class Endpoint:
     creator: str = ""
     """The subject who created it (or last re-enabled it): a revocation or an erasure of
     them disables it (empty: created before creators were recorded, or by the admin)."""
+    role: str = ""
+    """The role of the operator's token that created it (empty: a member created it).
+    Operators are not members: the directory has no entry for them, so its deliveries are
+    cut to this role, as it was when the endpoint was created."""
 
     def signing_secrets(self, now: float) -> list[str]:
         if self.old_secret and self.old_until > now:
@@ -155,10 +159,15 @@ class Delivery:
         }
 
 
-def scope_json(docs: frozenset[str] | None, viewer: str | None, creator: str = "") -> str:
-    """An endpoint's scope as stored: what its creator could see when creating it, and who
-    that was (see :func:`creator_needle`)."""
-    scope = {"docs": None if docs is None else sorted(docs), "viewer": viewer}
+def scope_json(
+    docs: frozenset[str] | None, viewer: str | None, creator: str = "", role: str = ""
+) -> str:
+    """An endpoint's scope as stored: what its creator could see when creating it, who
+    that was (see :func:`creator_needle`) and, for an operator's token, its role (kept
+    before the creator, which :func:`creator_needle` finds at the end)."""
+    scope: dict[str, Any] = {"docs": None if docs is None else sorted(docs), "viewer": viewer}
+    if role:
+        scope["role"] = role
     return json.dumps({**scope, "creator": creator})
 
 
@@ -168,13 +177,14 @@ def creator_needle(sub: str) -> str:
     return '"creator": ' + json.dumps(sub) + "}"
 
 
-def scope_of(text: str) -> tuple[frozenset[str] | None, str | None, str]:
+def scope_of(text: str) -> tuple[frozenset[str] | None, str | None, str, str]:
     scope = json.loads(text) if text else {}
     docs = scope.get("docs")
     return (
         (None if docs is None else frozenset(docs)),
         scope.get("viewer"),
         scope.get("creator", ""),
+        scope.get("role", ""),
     )
 
 

@@ -48,8 +48,9 @@ and the event is shown as that role reads it in ``GET .../events``
 (:func:`~crdt_server.features.events.domain.readable_event`: no guest's contact or notes for a
 vendor). An event of a document the creator's role may no longer read is not sent: its
 delivery fails at once (a dead letter, ``withheld``). Endpoints created by the admin (no
-creator) carry whole events; a creator the directory does not know gets every field with a
-read rule cut. One attempt, the cut and how it settles are
+creator) carry whole events; an operator's token (no member) is cut to the role it had when
+it created the endpoint; a creator the directory does not know gets every field with a read
+rule cut. One attempt, the cut and how it settles are
 :mod:`~crdt_server.features.webhooks.service_delivery`'s.
 """
 

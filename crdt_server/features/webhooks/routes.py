@@ -59,12 +59,19 @@ MAX_PATTERNS = 50
 
 async def _record_creator(call: ApiCall, wedding_id: str, principal: Principal) -> None:
     """Keep the member directory's entry of who answers for an endpoint: the dispatcher
-    cuts every delivery to the role the directory gives them then."""
+    cuts every delivery to the role the directory gives them then. An operator's token is
+    no member and is not recorded (its endpoint keeps its role: :func:`_operator_role`)."""
     people = call.state.find(People)
-    if people is not None and principal.authenticated:
+    if people is not None and principal.authenticated and principal.member:
         await people.see(
             wedding_id, principal.user_id, principal.role, principal.name, principal.email
         )
+
+
+def _operator_role(principal: Principal) -> str:
+    """The role an operator's token (no member) creates an endpoint under; empty for a
+    member, whose role the directory gives at each delivery."""
+    return "" if principal.member else principal.role
 
 
 def _all() -> list[str]:
@@ -285,6 +292,7 @@ async def create_webhook(call: ApiCall, path: WeddingPath, body: WebhookRequest)
             docs=None if docs >= set(DOCUMENT_KINDS) else frozenset(docs),
             viewer=viewer_of(principal),
             creator=principal.user_id,
+            role=_operator_role(principal),
             once=once,
         )
     except LookupError:
@@ -328,7 +336,7 @@ async def _scope_of_caller(call: ApiCall, wedding_id: str) -> str:
     principal = capable_principal(call, wedding_id, CAPABILITY, readable=docs)
     await _record_creator(call, wedding_id, principal)
     shown = None if docs >= set(DOCUMENT_KINDS) else frozenset(docs)
-    return scope_json(shown, viewer_of(principal), principal.user_id)
+    return scope_json(shown, viewer_of(principal), principal.user_id, _operator_role(principal))
 
 
 @webhook_routes.patch(

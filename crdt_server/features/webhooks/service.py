@@ -142,6 +142,7 @@ class WebhookEndpoints:
         docs: frozenset[str] | None = None,
         viewer: str | None = None,
         creator: str = "",
+        role: str = "",
         once: Once | None = None,
     ) -> tuple[Endpoint, str, bool]:
         """A new endpoint receiving the wedding's events from now on (of ``docs`` and for
@@ -149,7 +150,8 @@ class WebhookEndpoints:
         secret, and True. With ``once``, a key already used (within its lifetime) creates
         nothing and gives the endpoint it created, its current secret, and False; raises
         :class:`IdempotencyConflict` if it was used with another body. ``creator``: who
-        answers for it (a revocation or erasure of them disables it). Raises
+        answers for it (a revocation or erasure of them disables it); ``role``: an operator
+        creator's role (:attr:`Endpoint.role`). Raises
         :class:`LookupError` if the wedding is erased."""
         if once is not None:
             earlier = await self._created_with(wedding, once)
@@ -157,7 +159,7 @@ class WebhookEndpoints:
                 return earlier
         hook, secret, now = new_id("wh"), new_secret(), clock.now()
         after = await last_event_seq(self.tables.gateway, wedding)
-        scope = scope_json(docs, viewer, creator)
+        scope = scope_json(docs, viewer, creator, role)
         values = (hook, wedding, url, description, json.dumps(events), secret, after, now, scope)
         if once is None:
             statements: list[Statement] = [

@@ -31,7 +31,15 @@ from crdt_server.times import rfc3339
 if TYPE_CHECKING:
     from crdt_server.features.people import Member, People
 
-__all__ = ["DeliveryMetrics", "Settle", "attempt", "creator_of", "cut_payload", "settled"]
+__all__ = [
+    "DeliveryMetrics",
+    "Settle",
+    "attempt",
+    "creator_of",
+    "cut_payload",
+    "reader_of",
+    "settled",
+]
 
 log = logging.getLogger("crdt_server.webhooks")
 
@@ -84,26 +92,45 @@ async def creator_of(
     return True, await asyncio.shield(found)
 
 
+Reader = tuple[str, str, str | None]
+"""Who a delivery is cut for: a role, a subject and the guest fields they read (``None``:
+what the role reads)."""
+
+
+def reader_of(endpoint: Endpoint, member: Member | None) -> Reader | None:
+    """Who an endpoint's deliveries are cut for: its creator's ``(role, sub)`` as the
+    directory has them now, an operator creator's role fixed at creation, or ``None`` (an
+    unknown creator)."""
+    if member is not None:
+        return member.role, member.sub, member.guest_fields
+    if endpoint.role:
+        return endpoint.role, endpoint.creator, None
+    return None
+
+
 def cut_payload(
-    payload: str, member: Member | None, permissions: PermissionMatrix, events: EventLog | None
+    payload: str,
+    reader: Reader | None,
+    permissions: PermissionMatrix,
+    events: EventLog | None,
 ) -> str | None:
-    """``payload`` as ``member``'s role may read it now (``None``: an unknown creator,
+    """``payload`` as ``reader``'s role may read it now (``None``: an unknown creator,
     every field with a read rule cut); ``None`` if that role may not read its document
     at all."""
     body = json.loads(payload)
     item = body.get("data") if isinstance(body, dict) else None
     doc = item.get("doc") if isinstance(item, dict) else None
-    role = "" if member is None else member.role
+    role, sub, fields = ("", "", None) if reader is None else reader
     if isinstance(item, dict) and events is not None:
-        if not events.may_read(item, permissions, role, member.sub if member else ""):
+        if not events.may_read(item, permissions, role, sub):
             return None  # a personal event (session.*) of someone else
     if not isinstance(item, dict) or not isinstance(doc, str):
         return payload  # no document's event (a custom one, a test)
-    if member is not None and not permissions.access(role, doc).can_read:
+    if reader is not None and not permissions.access(role, doc, None, fields).can_read:
         return None
-    if not permissions.hidden_fields(role, doc):
+    if not permissions.hidden_fields(role, doc, fields):
         return payload
-    body["data"] = readable_event(item, permissions, role)
+    body["data"] = readable_event(item, permissions, role, fields)
     return json.dumps(body, separators=(",", ":"))
 
 
@@ -135,13 +162,14 @@ async def attempt(
     try:
         created, member = await creator_of(people, endpoint, {} if creators is None else creators)
         if created:
-            cut = cut_payload(payload, member, permissions, events)
+            cut = cut_payload(payload, reader_of(endpoint, member), permissions, events)
     except Exception:
         log.exception("could not read the creator of webhook endpoint %s", endpoint.id)
         cut = None  # nothing is sent that its creator might not read; retried later
         error = "could not read its creator's role; retrying"
     if cut is None and not error:
-        role = member.role if member is not None else "?"
+        reader = reader_of(endpoint, member)
+        role = reader[0] if reader is not None else "?"
         error = f"its creator's role ({role}) may not read this event's document now"
         settle(endpoint, delivery, attempts, event_at, "withheld", 0, error, "")
         return

@@ -24,7 +24,6 @@ from crdt_server.features.people import SCHEMA as PEOPLE_SCHEMA
 from crdt_server.features.people import member_row
 from crdt_server.features.weddings.domain import (
     NewWedding,
-    couple_name,
     new_couple_sub,
     new_wedding,
     new_wedding_id,
@@ -73,7 +72,7 @@ async def create_offline(store: Store, wanted: NewWedding, settings: Settings) -
             wedding,
             sub,
             role="couple",
-            name=couple_name(wanted.names),
+            name=wanted.your_name,
             email=wanted.email,
             participation="all",
             email_on=True,
@@ -96,6 +95,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     create.add_argument(
         "--name", dest="names", action="append", required=True, help="a partner's name (1 or 2)"
     )
+    create.add_argument("--your-name", help="the creator's own name (default: the first --name)")
     create.add_argument("--date", required=True, help="the wedding day (2027-06-12)")
     create.add_argument("--time-zone", required=True, help="its IANA time zone (Europe/Lisbon)")
     create.add_argument("--currency", required=True, help="the budget's currency (EUR)")
@@ -111,6 +111,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
         "time_zone": args.time_zone,
         "currency": args.currency,
         "email": args.email,
+        **({"your_name": args.your_name} if args.your_name is not None else {}),
     }
     try:
         wanted = new_wedding(data)

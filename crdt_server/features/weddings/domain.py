@@ -1,6 +1,7 @@
 """A new wedding as its creator describes it, checked the one way for the route and the
-command: the partners' names, the day, its IANA time zone, the budget's currency and the
-couple's email; and what the server makes of it (an opaque id, the couple's member)."""
+command: the partners' names, the creator's own name, the day, its IANA time zone, the
+budget's currency and the couple's email; and what the server makes of it (an opaque id,
+the couple's member, named as the creator, never as the couple)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from crdt_server.documents.model import (
     WEDDING_ID_PATTERN,
     currency,
     day,
+    text,
     text_list,
     time_zone,
 )
@@ -24,7 +26,6 @@ from crdt_server.errors import Malformed
 
 __all__ = [
     "NewWedding",
-    "couple_name",
     "new_couple_sub",
     "new_wedding",
     "new_wedding_id",
@@ -44,6 +45,9 @@ class NewWedding:
     time_zone: str
     currency: str
     email: str
+    your_name: str
+    """The creator's own name: their member's name, what every line they cause says
+    (one person, never "Ann & Bo")."""
 
     def profile_op(self) -> dict[str, Any]:
         """The timeline operation that writes its profile."""
@@ -60,6 +64,7 @@ class NewWedding:
 
 
 _NAMES = text_list(2, MAX_NAME)
+_FIELDS = ("names", "your_name", "date", "time_zone", "currency", "email")
 
 
 def _checked(rule: Any, value: object, field: str) -> Any:
@@ -73,11 +78,8 @@ def new_wedding(data: dict[str, Any]) -> NewWedding:
     """``data`` (the route's body, the command's arguments) checked; :class:`Malformed`
     naming the first field at fault (an unknown one included)."""
     for key in data:
-        if key not in ("names", "date", "time_zone", "currency", "email"):
-            raise Malformed(
-                "unknown field; expected names, date, time_zone, currency, email",
-                field=str(key)[:64],
-            )
+        if key not in _FIELDS:
+            raise Malformed(f"unknown field; expected {', '.join(_FIELDS)}", field=str(key)[:64])
     for key in ("names", "date", "time_zone", "currency", "email"):
         if data.get(key) is None:
             raise Malformed("is required", field=key)
@@ -87,12 +89,23 @@ def new_wedding(data: dict[str, Any]) -> NewWedding:
     email = data["email"]
     if not isinstance(email, str) or not valid_email(email):
         raise Malformed("must be one email address like 'ann@example.com'", field="email")
+    yours = data.get("your_name")
+    if yours is None:
+        yours = names[0]  # who did not say: the first partner named
+    else:
+        checked = _checked(text(MAX_NAME), yours, "your_name")
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in checked):
+            raise Malformed("no control characters", field="your_name")
+        yours = " ".join(checked.split())
+        if not yours:
+            raise Malformed("say your own name", field="your_name")
     return NewWedding(
         names,
         _checked(day, data["date"], "date"),
         _checked(time_zone, data["time_zone"], "time_zone"),
         _checked(currency, data["currency"], "currency"),
         email,
+        yours,
     )
 
 
@@ -126,11 +139,6 @@ def new_wedding_id() -> str:
 def new_couple_sub() -> str:
     """The couple's member id in a new wedding."""
     return "couple_" + secrets.token_hex(8)
-
-
-def couple_name(names: tuple[str, ...]) -> str:
-    """The couple's display name in the member directory (``Ann & Bo``)."""
-    return " & ".join(names)
 
 
 def person_key(email: str) -> str:

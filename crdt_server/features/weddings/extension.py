@@ -19,7 +19,6 @@ from crdt_server import clock
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.core.limits import RateLimiter
 from crdt_server.errors import TooMany
-from crdt_server.features.db import FeatureDb, Tx
 from crdt_server.features.notifications import MAIL_SCHEMA, NotificationSettings, queued_email
 from crdt_server.features.signin import (
     SESSIONS_SCHEMA,
@@ -34,7 +33,8 @@ from crdt_server.features.weddings.domain import person_key
 from crdt_server.features.weddings.settings import WeddingSettings
 from crdt_server.features.weddings.tables import SCHEMA
 from crdt_server.settings import Settings
-from crdt_server.storage import DocumentStore
+from crdt_server.storage import DocumentStore, Gateway
+from crdt_server.storage.gateway import Tx
 
 __all__ = ["INVITATION", "Weddings", "queue_first_sign_in_link"]
 
@@ -66,7 +66,7 @@ async def queue_first_sign_in_link(store: DocumentStore, settings: Settings, ema
         yield from queued_email(address, subject, body, now)
         return True
 
-    return await FeatureDb(store).write(tx())
+    return await Gateway.of(store).run(tx())
 
 
 class Weddings(Extension):
@@ -76,7 +76,7 @@ class Weddings(Extension):
 
     def __init__(self, settings: WeddingSettings) -> None:
         self.settings = settings
-        self._db: FeatureDb | None = None
+        self._db: Gateway | None = None
         self._store: DocumentStore | None = None
         # Open signup's limits, per process (a wedding's writes have one owner process, a
         # stranger's requests do not: the per-person cap is the durable one).
@@ -90,15 +90,11 @@ class Weddings(Extension):
 
     async def start(self, core: Core) -> None:
         self._store = core.store
-        self._db = FeatureDb(core.store)
+        self._db = Gateway.of(core.store)
         await core.store.install(SCHEMA)
 
-    async def close(self) -> None:
-        if self._db is not None:
-            await self._db.drain()
-
     @property
-    def db(self) -> FeatureDb:
+    def db(self) -> Gateway:
         if self._db is None:
             raise RuntimeError("the weddings extension has not been started")
         return self._db
@@ -139,12 +135,12 @@ class Weddings(Extension):
     async def creator_verified(self, wedding: str, email: str) -> bool:
         """Record that a sign-in link verified ``email``: if it is the wedding's creator's,
         the wedding may send email from now on. Returns whether it was the creator."""
-        return await self.db.write(tables.verified(wedding, person_key(email)))
+        return await self.db.run(tables.verified(wedding, person_key(email)))
 
     async def address_forgotten(self, email: str) -> None:
         """An erasure left ``email`` held by nobody: the weddings it created keep their
         record (and whether it was verified), under a random key instead of its digest."""
-        await self.db.write(tables.forget(person_key(email), "erased:" + secrets.token_hex(16)))
+        await self.db.run(tables.forget(person_key(email), "erased:" + secrets.token_hex(16)))
 
     async def address_verified(self, email: str, weddings: Sequence[str]) -> None:
         """A sign-in link verified ``email``, which identifies a member of ``weddings``:
@@ -172,4 +168,4 @@ class Weddings(Extension):
             return False
         day = datetime.fromtimestamp(clock.now() if now is None else now, UTC).date().isoformat()
         limit = self.settings.invitation_emails_per_day
-        return await self.db.write(tables.take_mail(wedding, day, INVITATION, limit))
+        return await self.db.run(tables.take_mail(wedding, day, INVITATION, limit))

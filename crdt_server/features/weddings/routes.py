@@ -46,7 +46,6 @@ from crdt_server.features.signin import (
 )
 from crdt_server.features.weddings.domain import (
     NewWedding,
-    couple_name,
     new_couple_sub,
     new_wedding,
     new_wedding_id,
@@ -81,6 +80,18 @@ class NewWeddingBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     email: Annotated[
         str, Meta(max_length=254, description="the couple's email: their first sign-in link")
     ]
+    your_name: (
+        Annotated[
+            str,
+            Meta(
+                min_length=1,
+                max_length=100,
+                description="the creator's own name: the couple's member is called so "
+                "(default: the first of `names`)",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class SettingsBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -260,11 +271,9 @@ async def _create(
     if not admin:
         await extension.admit_signup(address, wanted.email)
     wedding, sub = new_wedding_id(), new_couple_sub()
-    sender = (
-        Sender(Actor("admin", "admin"), "http:admin")
-        if admin
-        else Sender(Actor(sub, "couple"), f"http:{sub}")
-    )
+    # The wedding's first lines are its creator's ("Ann added 14 tasks"), whoever's key
+    # made the call: the admin key makes it on the couple's behalf.
+    sender = Sender(Actor(sub, "couple"), f"http:{sub}")
     weddings = call.state.weddings
     await weddings.operate(wedding, "budget", wanted.currency_op(), sender)
     # The default checklist, by fixed ids (a retry adds nothing twice).
@@ -297,7 +306,7 @@ async def _create(
                 wedding,
                 sub,
                 role="couple",
-                name=couple_name(wanted.names),
+                name=wanted.your_name,
                 email=wanted.email,
                 participation="all",
                 email_on=True,

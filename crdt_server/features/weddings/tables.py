@@ -8,8 +8,8 @@ from __future__ import annotations
 import msgspec
 
 from crdt_server import clock
-from crdt_server.features.db import FeatureDb, Sql, Tx, row_as
-from crdt_server.storage import FeatureRow, Table, schema_of
+from crdt_server.storage import FeatureRow, Gateway, Table, schema_of
+from crdt_server.storage.gateway import Sql, Tx, row_as
 
 __all__ = [
     "CREATED",
@@ -73,8 +73,8 @@ def created_row(wedding: str, person: str, *, verified: bool, open_signup: bool)
     return FeatureRow(CREATED.name, tuple(values.items()))
 
 
-async def created(db: FeatureDb, wedding: str) -> Created | None:
-    return await db.read_one_as(
+async def created(db: Gateway, wedding: str) -> Created | None:
+    return await db.fetch_one_as(
         Created,
         "SELECT wedding, person, verified, open_signup, created_at FROM {t}weddings_created"
         " WHERE wedding = ?",
@@ -82,9 +82,9 @@ async def created(db: FeatureDb, wedding: str) -> Created | None:
     )
 
 
-async def weddings_of(db: FeatureDb, person: str) -> int:
+async def weddings_of(db: Gateway, person: str) -> int:
     """How many weddings the person (:func:`person_key`) created that still exist."""
-    found = await db.read_one_as(
+    found = await db.fetch_one_as(
         _Count, "SELECT COUNT(*) AS count FROM {t}weddings_created WHERE person = ?", person
     )
     return 0 if found is None else int(found.count)

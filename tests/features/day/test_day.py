@@ -7,6 +7,7 @@ server's ``day.`` events."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from crdt_server import clock
 from crdt_server.app import create_app
 from crdt_server.features.day import FEATURE, MISSING_KIND, DayWatch
 from crdt_server.settings import Settings
+from crdt_server.testing.tokens import bearer
 from crdt_server.testing.waits import until
 from tests.features.recorded import Recorded
 from tests.features.test_feature_list import MINT, SECRET, serving
@@ -227,6 +229,11 @@ async def test_check_ins_the_days_state_and_who_may_check_in(tmp_path: Path) -> 
             checks = {v["vendor"]: v["check_in"] for v in day["vendors"]}
             assert checks["flo"]["at"] == "2031-06-13T07:50:00.000Z"
             assert checks["name:snap"]["status"] == "running_late"
+            # A free-text vendor is named as the timeline spells it (its first item's), not
+            # by its folded key: "Snap", whichever spelling was tapped.
+            names = {v["vendor"]: v["name"] for v in day["vendors"]}
+            assert names == {"flo": "Bloom & Co", "name:snap": "Snap"}
+            assert checks["name:snap"]["name"] == "Snap"
             # The key the day's state shows is accepted as the vendor too (the app's tap).
             by_key = {"vendor": "name:snap", "status": "arrived"}
             assert (await ok(await client.post(url, json=by_key, headers=couple()), 201))[
@@ -244,6 +251,12 @@ async def test_check_ins_the_days_state_and_who_may_check_in(tmp_path: Path) -> 
             await ok(await client.put(f"{W}/day/mode", json=off, headers=planner()))
             day = await ok(await client.get(f"{W}/day", headers=couple()))
             assert day["active"] is False and day["mode"] == "off"
+            # Every open app hears of it (it reads the day again on a day.* event).
+            await ok(await client.put(f"{W}/day/mode", json={"mode": "auto"}, headers=planner()))
+            assert await events_of(client, "day.mode_changed") == [
+                {"mode": "off"},
+                {"mode": "auto"},
+            ]
 
 
 @pytest.mark.asyncio
@@ -287,7 +300,12 @@ async def test_clients_cannot_forge_the_servers_day_events(tmp_path: Path) -> No
     fake = clock.FakeClock(START)
     with clock.use(fake):
         async with running(tmp_path) as (client, _):
-            for kind in ("day.vendor_checked_in", "day.vendor_missing", "day.member_offline"):
+            for kind in (
+                "day.vendor_checked_in",
+                "day.vendor_missing",
+                "day.member_offline",
+                "day.mode_changed",
+            ):
                 forged = await client.post(
                     f"{W}/events", json={"type": kind, "data": {"vendor": "flo"}},
                     headers=planner(),
@@ -450,3 +468,57 @@ async def test_a_members_erasure_takes_their_check_ins_and_duty_windows(tmp_path
             day = await ok(await client.get(f"{W}/day", headers=couple()))
             assert [v["check_in"] for v in day["vendors"]] == [None, None]
             assert day["on_duty"] == []
+
+
+@pytest.mark.asyncio
+async def test_a_caterer_reads_what_it_cooks_for_whatever_it_reads_of_the_guest_list(
+    tmp_path: Path,
+) -> None:
+    fake = clock.FakeClock(START)
+    with clock.use(fake):
+        async with running(tmp_path) as (client, _):
+            await wedding_day(client)
+            await op(
+                client,
+                {"op": "add_vendor", "vendor_id": "food", "name": "Harbour Catering",
+                 "category": "Caterer", "members": ["chef"]},
+            )  # fmt: skip
+            await op(
+                client,
+                {"op": "add_timeline_item", "item_id": "i4", "title": "Dinner",
+                 "start": "2031-06-13T18:00:00Z", "end": "2031-06-13T20:00:00Z",
+                 "vendor_id": "food"},
+            )  # fmt: skip
+            for guest_id, name, meal, dietary in (
+                ("g1", "Ann Lee", "fish", ["vegan"]),
+                ("g2", "Bo Chen", "beef", []),
+                ("g3", "Cy Diaz", None, ["nut allergy"]),
+            ):
+                body: dict[str, Any] = {
+                    "op": "add_guest", "guest_id": guest_id, "name": name, "rsvp": "accepted",
+                    "dietary": dietary,
+                }  # fmt: skip
+                if meal:
+                    body["meal"] = meal
+                added = await client.post(f"{W}/docs/guests/ops", json=body, headers=planner())
+                assert added.status_code == 200, added.text
+            expected = {
+                "people": 3,
+                "meals": {"fish": 1, "beef": 1},
+                "no_meal": 1,
+                "dietary": {"vegan": 1, "nut allergy": 1},
+            }
+            # The caterer's own member, who reads nothing of the guest list, still reads
+            # what it cooks for on the day (no one's name).
+            chef = bearer(
+                MINT.codec.mint(sub="chef", role="vendor", wedding="w1", guest_fields="nothing")
+            )
+            for headers in (couple(), planner(), chef):
+                day = await ok(await client.get(f"{W}/day", headers=headers))
+                shown = {v["vendor"]: v.get("catering") for v in day["vendors"]}
+                assert shown["food"] == expected, (headers, shown)
+                assert shown["flo"] is None
+                assert "Ann Lee" not in json.dumps(day)
+            # Another vendor is not told the caterer's counts.
+            day = await ok(await client.get(f"{W}/day", headers=florist()))
+            assert all(v.get("catering") is None for v in day["vendors"])

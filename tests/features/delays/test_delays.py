@@ -295,10 +295,11 @@ async def test_an_emergency_naming_items_reaches_their_vendors(
                 "items": ["bouquets", "first_dance"],
             }
             await ok(await http.post(f"{W}/events", json=emergency, headers=member(*COUPLE)), 201)
-            # The florist and the band (their items), not the photographer.
+            # The florist and the band (their items), not the photographer, who is told as
+            # every member is (the emergencies feature), not as the vendor of an item.
             for who in (FLO, DJ):
                 assert (await reasons(http, who)).count("emergency_vendor") == 1
-            assert await reasons(http, LUX) == []
+            assert await reasons(http, LUX) == ["emergency"]
             # The planner as ever (the emergencies feature).
             assert "emergency" in await reasons(http, PLANNER)
             await until(lambda: mailed(inbox, {"flo@example.com", "dj@example.com"}), deadline=10)

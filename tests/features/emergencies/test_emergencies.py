@@ -118,6 +118,8 @@ async def test_family_emergency_limits_notifications_and_acks(
         for headers in (COUPLE, PLANNER):
             await until(lambda h=headers: has_reasons(http, h, "emergency", 1), deadline=5)
         assert await inbox_reasons(http, FAMILY) == []  # who raised it is not told
+        # Every other member's inbox has it too (issue 77): the vendor's, by email never.
+        await until(lambda: has_reasons(http, VENDOR, "emergency", 1), deadline=5)
         await until(lambda: count_emails(inbox, 2), deadline=5)
         assert {m["To"] for m in inbox.messages} == {"cam@example.com", "pat@example.com"}
         [said] = emails_to(inbox, "cam@example.com")

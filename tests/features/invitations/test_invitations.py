@@ -88,7 +88,8 @@ async def test_an_invitation_lets_one_person_in_once(api: Api) -> None:
     again = await accept(http, made["code"], "Eve")
     assert again.status_code == 410 and problem_field(again) == "code"
 
-    # An email given at the door is nobody's identity: not in the directory.
+    assert joined["email"] == "unconfirmed"  # not the address the invitation went to
+    # An email given at the door is nobody's identity: not in the directory (unconfirmed).
     members = (await ok(await http.get(f"{W}/members", headers=COUPLE)))["members"]
     newcomer = [m for m in members if m["sub"] == joined["sub"]]
     assert newcomer == [
@@ -96,9 +97,11 @@ async def test_an_invitation_lets_one_person_in_once(api: Api) -> None:
             "sub": joined["sub"],
             "role": "vendor",
             "name": "Flo",
+            "guest_fields": "counts",  # the invitation chose nothing: the counts only
             "email": None,
             "participation": "all",
             "email_notifications": True,
+            "email_confirmed": False,
         }
     ]
     # The list shows it used, to who may invite; others may not list.

@@ -16,9 +16,10 @@ import pytest
 
 from crdt_server import clock
 from crdt_server.app import create_app
-from crdt_server.features.payments import FEATURE, KIND, PaymentReminders, due_moment
+from crdt_server.features.payments import FEATURE, KIND, PaymentReminders, due_moment, due_when
 from crdt_server.features.scheduler import Scheduler
 from crdt_server.settings import Settings
+from crdt_server.testing.waits import until
 from tests.features.recorded import Recorded
 from tests.features.test_feature_list import MINT, SECRET, serving
 
@@ -62,10 +63,13 @@ async def scheduled_payment(client: httpx.AsyncClient, payment_id: str, due: str
     await op(client, "budget", {"op": "record_payment", "status": "scheduled"} | payment)
 
 
-async def due_events(client: httpx.AsyncClient) -> list[Any]:
+async def due_events(client: httpx.AsyncClient, when: str = "today") -> list[Any]:
+    """The reminders' events, each ``when`` (today, unless asked)."""
     answer = await client.get(f"{W}/events?types=budget.payment_due", headers=couple())
     assert answer.status_code == 200, answer.text
-    return [(e["data"]["id"], e["data"]["due"]) for e in answer.json()["events"]]
+    events = answer.json()["events"]
+    assert all(e["data"]["when"] == when for e in events), events
+    return [(e["data"]["id"], e["data"]["due"]) for e in events]
 
 
 async def reminders_of(client: httpx.AsyncClient, headers: dict[str, str]) -> list[str]:
@@ -82,6 +86,32 @@ def test_the_due_moment_is_nine_in_the_morning_of_the_weddings_zone() -> None:
     assert due_moment("2031-06-03", "Europe/Berlin") == datetime(2031, 6, 3, 7, 0, tzinfo=UTC)
     assert due_moment("2031-12-03", "Europe/Berlin") == datetime(2031, 12, 3, 8, 0, tzinfo=UTC)
     assert due_moment("2031-06-03", None) == datetime(2031, 6, 3, 9, 0, tzinfo=UTC)
+
+
+def test_a_due_day_is_today_overdue_or_soon_in_the_weddings_zone() -> None:
+    # 2031-06-01 08:00 UTC is already the 1st in Berlin, still May 31st in Honolulu.
+    with clock.use(clock.FakeClock(START)):
+        assert due_when("2031-06-01", "Europe/Berlin") == "today"
+        assert due_when("2031-05-06", "Europe/Berlin") == "overdue"
+        assert due_when("2031-06-01", "Pacific/Honolulu") == "soon"
+        assert due_when("2031-05-31", "Pacific/Honolulu") == "today"
+
+
+@pytest.mark.asyncio
+async def test_a_payment_scheduled_after_its_day_is_reminded_at_once_as_overdue(
+    tmp_path: Path,
+) -> None:
+    # The bug: a payment due 26 days ago was reminded as "due today".
+    with clock.use(clock.FakeClock(START)):
+        async with running(tmp_path) as (client, reminders):
+            await scheduled_payment(client, "late", "2031-05-06")
+            await reminders.settled()
+
+            async def reminded() -> list[Any]:
+                return await due_events(client, when="overdue")
+
+            assert await until(reminded, deadline=10) == [("late", "2031-05-06")]
+            assert await reminders_of(client, couple()) == ["late"]
 
 
 @pytest.mark.asyncio

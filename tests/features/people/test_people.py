@@ -96,7 +96,9 @@ async def test_a_websocket_connection_fills_the_directory(
             "sub": "gina",
             "role": "vendor",
             "name": "gina",
+            "guest_fields": None,  # a token's vendor: what the role reads
             "email": "g@example.com",
             "participation": "all",
             "email_notifications": True,
+            "email_confirmed": True,
         }

@@ -2,7 +2,7 @@
 every sync path, and not one byte of those fields reaches it.
 
 A stock y-websocket client connects as the vendor to ``{wedding}/guests``; the server puts it
-on the projection room (``{wedding}/guests@vendor``). The couple writes notes (typed into the
+on the projection room (``{wedding}/guests@names_meals``). The couple writes notes (typed into the
 ``Y.Text``) and a phone number; the vendor's document holds the name, meal and dietary needs,
 and the raw frames it received (grepped) hold neither secret. The same for the HTTP binary
 read and sync; a restart keeps the projection's client id; erasing a guest removes them
@@ -185,7 +185,7 @@ async def test_http_reads_and_sync_use_the_projection(server: ServerProcess) -> 
         assert access.json()["projected"] == []
         # Nobody names a projection: the allowlist of room names refuses it.
         for role in ("vendor", "couple"):
-            named = await http.get(WEDDING.at("/docs/guests@vendor"), headers=auth(role))
+            named = await http.get(WEDDING.at("/docs/guests@names_meals"), headers=auth(role))
             assert named.status_code == 404
         # Events and the CSV follow the same field rules.
         events = await http.get(WEDDING.at("/events"), headers=auth("vendor"))
@@ -344,14 +344,14 @@ async def test_a_loaded_projection_follows_commits_of_other_processes() -> None:
         weddings = WeddingService(server.registry, server.store, WEDDINGS)
         await hooks.start(Core(server.settings, server.store, server.registry, weddings))
         source = await server.registry.acquire("w1/guests")
-        projection = await server.registry.acquire("w1/guests@vendor")
+        projection = await server.registry.acquire("w1/guests@names_meals")
         writer: Doc[Any] = Doc()
         guests = writer.get("guests", type=Map)
         guests["g1"] = Map({"name": "Ann", "contact": PHONE})
         first = writer.get_update()
         index = await source.apply(first, inspect_update(first), Sender(Actor("c", "couple"), "c1"))
         await source.wait_committed(index)
-        await projections.current("w1/guests@vendor")
+        await projections.current("w1/guests@names_meals")
         state = writer.get_state()
         guests["g2"] = Map({"name": "Bo", "contact": ADDED_PHONE})
         remote = writer.get_update(state)
@@ -368,7 +368,7 @@ async def test_a_loaded_projection_follows_commits_of_other_processes() -> None:
 
         await projection.flush()
         reports = {r.name: r for r in await check_store(server.store)}
-        assert reports["w1/guests@vendor"].problems == [], reports
+        assert reports["w1/guests@names_meals"].problems == [], reports
         server.registry.release(projection)
         server.registry.release(source)
         await hooks.close()

@@ -279,10 +279,13 @@ async def test_a_mention_pushes_80_characters_to_who_may_read_the_thread(running
     assert "Florist deposit" in said["title"] and "mentioned you" in said["title"]
     assert len(said["body"]) == 80 and said["body"].startswith("@cam @dj the deposit")
     assert said["url"] == f"/app/?wedding=w1&thread={tid}" and said["tag"] == f"thread:{tid}"
-    # The other vendor may not read the thread: nothing for them, even a while later.
+    # The other vendor may not read the thread: no mention for them, even a while later
+    # (an emergency, which reaches every member, comes after it and is all they get).
     await ok(await http.post(f"{W}/events", json=emergency(), headers=VENDOR), 201)
-    await receiver.wait_for(2)
-    assert [r.path for r in receiver.received] == ["/hook/couple", "/hook/couple"]
+    received = await receiver.wait_for(3)
+    assert sorted(r.path for r in received) == ["/hook/couple", "/hook/couple", "/hook/dj"]
+    [theirs] = [r for r in received if r.path == "/hook/dj"]
+    assert stranger.read(theirs, key, running.origin)["type"] == "emergency"
 
 
 @pytest.mark.asyncio

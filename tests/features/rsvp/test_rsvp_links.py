@@ -125,7 +125,10 @@ async def test_a_household_reads_and_answers_as_its_guests(
     assert page.headers["cache-control"] == "no-store"
     body = page.json()
     assert body["household"] == "Lee family" and body["closed"] is False
-    assert body["wedding"] == {"names": ["Ada", "Grace"], "date": "2030-06-13", "venue": "Kew"}
+    assert body["wedding"] == {
+        "names": ["Ada", "Grace"], "date": "2030-06-13", "venue": "Kew", "time_zone": None,
+    }  # fmt: skip
+    assert body["kind"] == "household"
     assert [p["guest_id"] for p in body["people"]] == ["g1", "g2"]
     assert body["menu"] is None and body["deadline"] is None
 
@@ -153,6 +156,23 @@ async def test_a_household_reads_and_answers_as_its_guests(
         "g1": {"sub": "guest:g1", "role": "guest"},
         "g2": {"sub": "guest:g2", "role": "guest"},
     }
+    # Every answer is an event, changed or not (issue 77: "Answered by RSVP link: nobody
+    # yet" after a household answered what the couple had typed already).
+    again = await http.put(f"/api/rsvp/{link['code']}", json=answer_for(("g1", True)))
+    assert again.status_code == 200 and again.json()["answered"][0]["changed"] is False
+    answered = await events(http, "rsvp.answered")
+    assert [e["data"] for e in answered] == [
+        {
+            "household": hid,
+            "answers": [
+                {"id": "g1", "rsvp": "accepted", "changed": True},
+                {"id": "g2", "rsvp": "declined", "changed": True},
+            ],
+        },
+        {"household": hid, "answers": [{"id": "g1", "rsvp": "accepted", "changed": False}]},
+    ]
+    assert answered[1]["actor"] == {"sub": "guest:g1", "role": "guest"}
+    assert len(await events(http, "guest.rsvp_changed")) == 2  # no change, no change event
 
 
 async def households_view(http: httpx.AsyncClient, role: str = "couple") -> dict[str, Any]:

@@ -194,3 +194,32 @@ async def test_a_household_that_has_not_answered_is_reminded_once_before_its_dea
                 "h1": "done", "h3": "done", "h4": "done", "h6": "done",
             }  # fmt: skip
             assert outbox_rows(data) == 0 and len(inbox.messages) == 2
+
+
+@pytest.mark.asyncio
+async def test_a_guest_in_no_household_is_reminded_by_their_own_link(
+    tmp_path: Path, smtp: tuple[Controller, Inbox]
+) -> None:
+    controller, inbox = smtp
+    data = tmp_path / "data"
+    fake = clock.FakeClock(START)
+    with clock.use(fake):
+        async with wedding_server(data, controller) as http:
+            profile = {"names": ["Ada", "Grace"], "rsvp_deadline": "2031-04-01"}
+            await op(http, "timeline", {"op": "set_profile", **profile})
+            sam = {"op": "add_guest", "guest_id": "sam", "name": "Sam"}
+            await op(http, "guests", {**sam, "contact": "sam@example.com"})
+            kit = {"op": "add_guest", "guest_id": "kit", "name": "Kit"}  # answers
+            await op(http, "guests", {**kit, "contact": "kit@example.com", "rsvp": "declined"})
+
+            async def planned() -> bool:
+                return jobs(data) == {"guest:sam": (at("2031-03-25T10:00"), "pending")}
+
+            await until(planned)
+            await fake.set(at("2031-03-25T10:00"))
+            await until(lambda: count_emails(inbox, 1))
+            [mail] = inbox.messages
+            assert mail["To"] == "sam@example.com"
+            assert "https://plan.example.com/rsvp/#code=w1.g.sam." in mail.get_content()
+            guests = (await http.get(f"{W}/docs/guests", headers=auth())).json()
+            assert guests.get("households", {}) == {}, "no household entry was written"

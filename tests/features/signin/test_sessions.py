@@ -51,10 +51,13 @@ class Running:
         return {"Origin": self.server.url}
 
     def links_to(self, address: str) -> list[str]:
+        """The codes of the browser's sign-in links sent to ``address`` (a native app's
+        links, ``/app/sign-in-app``, are not these)."""
         return [
-            _CODE.search(m.get_content()).group(1)  # type: ignore[union-attr]
+            found.group(1)
             for m in self.inbox.messages
             if m["To"] == address and m["Subject"] == "Your sign-in link"
+            if (found := _CODE.search(m.get_content()))
         ]
 
     async def link(self, address: str, count: int = 1) -> str:

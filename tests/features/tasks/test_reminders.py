@@ -18,7 +18,7 @@ import pytest
 from crdt_server import clock
 from crdt_server.app import create_app
 from crdt_server.features.scheduler import Scheduler
-from crdt_server.features.tasks import KIND, due_time
+from crdt_server.features.tasks import KIND, due_time, due_when
 from crdt_server.settings import Settings
 from tests.features.test_feature_list import MINT, SECRET, serving
 
@@ -55,6 +55,24 @@ async def due_events(client: httpx.AsyncClient) -> list[tuple[str, str, str | No
     events = answer.json()["events"]
     assert all(e["actor"]["role"] == "server" for e in events), events
     return [(e["data"]["id"], e["data"]["due"], e["data"]["owner"]) for e in events]
+
+
+async def due_whens(client: httpx.AsyncClient) -> list[str]:
+    """What each ``task.due`` event says of its day: ``today``, ``overdue`` or ``soon``."""
+    answer = await client.get(
+        f"/api/weddings/{W}/events?types=task.due", headers=headers("couple", "cal")
+    )
+    assert answer.status_code == 200, answer.text
+    return [e["data"]["when"] for e in answer.json()["events"]]
+
+
+async def test_a_tasks_day_is_today_overdue_or_soon_in_the_weddings_zone() -> None:
+    # 1 June 2031, 23:30 UTC: already 2 June in Berlin, still 1 June in Honolulu.
+    with clock.use(clock.FakeClock(datetime(2031, 6, 1, 23, 30, tzinfo=UTC))):
+        assert due_when("2031-06-02", "Europe/Berlin") == "today"
+        assert due_when("2031-06-01", "Europe/Berlin") == "overdue"
+        assert due_when("2031-06-02", "Pacific/Honolulu") == "soon"
+        assert due_when("2031-06-01", None) == "today"
 
 
 async def pending(data: Path, entry: str, due_at: float | None, timeout: float = 10.0) -> None:
@@ -105,6 +123,7 @@ async def test_a_task_is_reminded_once_when_it_falls_due_and_follows_the_wedding
             assert await reminders(client, "cal", "couple") == []  # the owner only
             # With it, the event that tells the open apps to look at their inbox.
             assert await due_events(client) == [("invites", "2027-03-19", "pia")]
+            assert await due_whens(client) == ["today"]  # told apart from overdue and soon
             await fake.advance(30 * DAY)
             assert await reminders(client, "pia", "planner") == ["invites"]  # once
 

@@ -8,10 +8,10 @@ import asyncio
 
 import pytest
 
-from crdt_server.features.db import FeatureDb, Sql, Tx
 from crdt_server.features.events import read_events, store_events
 from crdt_server.features.people.tables import SCHEMA
 from crdt_server.storage import DocumentStore, Gateway, NewEvent
+from crdt_server.storage.gateway import Sql, Tx
 
 
 class Refused(Exception):
@@ -34,19 +34,18 @@ def add_member(wedding: str, sub: str, *, fail: bool = False) -> Tx[int]:
 @pytest.mark.asyncio
 async def test_thread_transactions_share_commits_and_fail_alone(store: DocumentStore) -> None:
     await store.install(SCHEMA)
-    db = FeatureDb(store)
+    db = Gateway.of(store)
     results = await asyncio.gather(
-        *(db.write(add_member("w_1", f"m{i}", fail=i == 3)) for i in range(8)),
+        *(db.run(add_member("w_1", f"m{i}", fail=i == 3)) for i in range(8)),
         return_exceptions=True,
     )
     assert isinstance(results[3], Refused)
     assert all(isinstance(r, int) and r > 1000 for i, r in enumerate(results) if i != 3)
-    rows = await db.read("SELECT sub FROM {t}members WHERE wedding = ? ORDER BY sub", "w_1")
+    rows = await db.fetch("SELECT sub FROM {t}members WHERE wedding = ? ORDER BY sub", "w_1")
     assert [r[0] for r in rows] == [f"m{i}" for i in range(8) if i != 3]
     # The failed one's event was rolled back with it: seqs have no gap.
     events = await read_events(Gateway.of(store), "w_1", limit=100)
     assert [e.seq for e in events] == list(range(1, 8))
-    await db.drain()
     # The wedding's erasure empties the feature's tables.
     await store.erase_wedding("w_1")
-    assert await db.read("SELECT COUNT(*) FROM {t}members") == [(0,)]
+    assert await db.fetch("SELECT COUNT(*) FROM {t}members") == [(0,)]

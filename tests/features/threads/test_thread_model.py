@@ -52,8 +52,8 @@ def test_each_recipient_gets_one_reason_the_strongest_and_never_the_author() -> 
 
 
 def test_only_who_sees_the_thread_is_notified_and_the_rest_of_the_mentions_are_reported() -> None:
-    def reads(role: str) -> frozenset[str]:
-        return frozenset({"timeline"} if role == "vendor" else {"timeline", "budget"})
+    def reads(member: Member) -> frozenset[str]:
+        return frozenset({"timeline"} if member.role == "vendor" else {"timeline", "budget"})
 
     participants = ["pat", "flo", "gone"]  # "gone": no longer in the directory
     assert who_sees(participants, MEMBERS, ()) == {"pat", "flo", "cam", "gone"}

@@ -120,7 +120,12 @@ async def test_restore_brings_back_a_deleted_list_and_merges_with_concurrent_edi
     events = await until(restore_events)
     [marker] = [e for e in events if e["type"] == "document.restored"]
     assert marker["id"] == answer["event"]
-    assert marker["data"] == {"doc": "guests", "seq": point["seq"], "changed": True}
+    assert marker["data"] == {
+        "doc": "guests",
+        "seq": point["seq"],
+        "changed": True,
+        "point_at": point["at"],
+    }
     assert marker["actor"] == {"sub": "ada", "role": "planner"}
     readded = [e for e in events if e["type"] == "guest.added" and e["seq"] > 3]
     assert {e["data"]["id"] for e in readded} >= {"g1", "g2"}

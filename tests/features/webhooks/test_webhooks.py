@@ -726,3 +726,31 @@ async def test_a_revoked_creator_s_endpoint_stops_until_a_manager_takes_it_over(
         for endpoint in (hook, kept_hook):
             shown = await detail(http, endpoint)
             assert shown["enabled"] is False and "erased" in shown["disabled_reason"], shown
+
+
+@pytest.mark.asyncio
+async def test_an_operator_token_s_endpoint_is_cut_to_its_role_and_makes_no_member(
+    api: tuple[ServerProcess, httpx.AsyncClient],
+) -> None:
+    # `crdt-server token` mints operator tokens (member: false): creating an endpoint with
+    # one must not put the operator in Members, and its deliveries are cut to the token's
+    # role (a planner's: the guest's contact kept), not to an unknown creator's (cut).
+    _, http = api
+    operator = MINT.codec.mint(sub="ops", role="planner", wedding="w1", ttl=600, member=False)
+    headers = {"Authorization": f"Bearer {operator}"}
+    async with WebhookReceiver() as receiver:
+        body = {"url": receiver.url, "events": ["guest.added"]}
+        answer = await http.post(BASE, json=body, headers=headers)
+        assert answer.status_code == 201, answer.text
+        added = await http.post(
+            "/api/weddings/w1/docs/guests/ops",
+            json={"op": "add_guest", "name": "Grace Hopper", "contact": "grace@example.org"},
+            headers=auth(),
+        )
+        assert added.status_code == 200, added.text
+        got = await receiver.wait_for(1)
+        fields = json.loads(got[0].body)["data"]["data"]["fields"]
+        assert fields["contact"] == "grace@example.org", fields
+        members = await http.get("/api/weddings/w1/members", headers=auth())
+        assert members.status_code == 200, members.text
+        assert "ops" not in {m["sub"] for m in members.json()["members"]}

@@ -81,7 +81,8 @@ async def test_the_admin_creates_a_wedding_with_its_profile(
         members = await http.get(f"/api/weddings/{wedding}/members", headers=planner)
         found = [m for m in members.json()["members"] if m["sub"] == made["member"]["sub"]]
         assert found and found[0]["email"] == "ann@example.com"
-        assert found[0]["name"] == "Ann Lee & Bo Chen"
+        # Named as one person, the creator (the first partner when the call says nothing).
+        assert found[0]["name"] == "Ann Lee"
         # A vendor reads the profile (date, venue) but not the budget's currency.
         vendor = token(wedding, "vic", "vendor")
         seen = await http.get(f"/api/weddings/{wedding}/settings", headers=vendor)

@@ -2,6 +2,7 @@
 // account. Every string a guest or the couple typed is put in the page as text (never as
 // HTML); the page loads nothing from elsewhere and keeps only `rsvp:` keys in storage.
 import { keep, lastPage, pending, rememberPage, send } from './queue.js'
+import { spoken } from './words.js'
 
 const root = document.getElementById('rsvp')
 const MAX_NOTE = 1000 // the server's MAX_NOTE: characters of the household's note
@@ -28,13 +29,26 @@ function notice (text, warn = false) {
 
 function heading (page) {
   const names = (page.wedding.names || []).join(' & ') || 'The couple'
-  const when = [page.wedding.date, page.wedding.venue].filter(Boolean).join(' · ')
+  const zone = page.wedding.time_zone
   return [
     el('p', { class: 'muted', text: `${names} invite you` }),
     el('h1', { text: page.household }),
-    when ? el('p', { text: when }) : null,
-    page.deadline ? el('p', { class: 'muted', text: `Please answer by ${page.deadline}.` }) : null
+    page.wedding.date ? el('p', { class: 'when', text: `On ${spoken(page.wedding.date, zone)}` }) : null,
+    page.wedding.venue ? el('p', { class: 'where', text: `At ${page.wedding.venue}` }) : null,
+    page.deadline ? el('p', { class: 'deadline', text: `Please answer by ${spoken(page.deadline, zone)}.` }) : null
   ]
+}
+
+function mealField (name, menu, value, label) {
+  let meal
+  if (menu) {
+    meal = el('select', { name }, el('option', { value: '', text: 'Choose…' }))
+    for (const dish of menu) meal.append(el('option', { value: dish, text: dish, selected: value === dish }))
+  } else {
+    meal = el('input', { name, maxlength: 200, autocomplete: 'off' })
+    meal.value = value || ''
+  }
+  return el('label', { class: 'field' }, document.createTextNode(label), meal)
 }
 
 function personCard (person, menu, index) {
@@ -44,20 +58,12 @@ function personCard (person, menu, index) {
   const choices = el('div', { class: 'choices', role: 'radiogroup', 'aria-label': `Will ${person.name} attend?` },
     el('label', {}, el('input', { type: 'radio', name: `${id}-attending`, value: 'yes', checked: going }), document.createTextNode('Attending')),
     el('label', {}, el('input', { type: 'radio', name: `${id}-attending`, value: 'no', checked: declined }), document.createTextNode('Not attending')))
-  let meal
-  if (menu) {
-    meal = el('select', { name: `${id}-meal` }, el('option', { value: '', text: 'Choose…' }))
-    for (const dish of menu) meal.append(el('option', { value: dish, text: dish, selected: person.meal === dish }))
-  } else {
-    meal = el('input', { name: `${id}-meal`, maxlength: 200, autocomplete: 'off' })
-    meal.value = person.meal || ''
-  }
   const dietary = el('input', { name: `${id}-dietary`, maxlength: 200, autocomplete: 'off', placeholder: 'e.g. vegetarian, no nuts' })
   dietary.value = (person.dietary || []).join(', ')
   const card = el('section', { class: 'person', 'aria-label': person.name, 'data-guest': person.guest_id },
     el('h2', { text: person.name }),
     choices,
-    el('label', { class: 'field' }, document.createTextNode('Meal'), meal),
+    mealField(`${id}-meal`, menu, person.meal, 'Meal'),
     el('label', { class: 'field' }, document.createTextNode('Dietary needs'), dietary))
   return card
 }
@@ -77,9 +83,13 @@ function answerOf (form, page) {
   })
   const body = { people }
   const plusOne = form.elements['plus-one'] && form.elements['plus-one'].value.trim()
-  if (plusOne) body.plus_one = { name: plusOne.slice(0, 200) }
-  // Always sent: an emptied note clears the one sent before.
-  body.note = form.elements.note.value.trim().slice(0, MAX_NOTE)
+  if (plusOne) {
+    body.plus_one = { name: plusOne.slice(0, 200) }
+    const meal = form.elements['plus-one-meal'].value.trim()
+    if (meal) body.plus_one.meal = meal.slice(0, 200)
+  }
+  // Always sent: an emptied note clears the one sent before (a guest's own link keeps none).
+  if (form.elements.note) body.note = form.elements.note.value.trim().slice(0, MAX_NOTE)
   return body
 }
 
@@ -93,14 +103,20 @@ function render (page, message) {
   const hosts = page.people.filter((p) => p.plus_one && !p.plus_one_of)
   const named = page.people.some((p) => p.plus_one_of)
   if (hosts.length && !named) {
-    form.append(el('label', { class: 'field' }, document.createTextNode(`Name of ${hosts[0].name}'s guest (optional)`),
-      el('input', { name: 'plus-one', maxlength: 200, autocomplete: 'off' })))
+    // Their guest: a name, and a meal like everyone else's.
+    form.append(el('section', { class: 'person plus-one', 'aria-label': `${hosts[0].name}'s guest` },
+      el('h2', { text: `${hosts[0].name}'s guest` }),
+      el('label', { class: 'field' }, document.createTextNode(`Name of ${hosts[0].name}'s guest (optional)`),
+        el('input', { name: 'plus-one', maxlength: 200, autocomplete: 'off' })),
+      mealField('plus-one-meal', page.menu, null, `Meal of ${hosts[0].name}'s guest`)))
   }
-  // The note as last kept on this phone (an answer waiting to be sent), else as sent.
-  const waiting = pending(localStorage, code)
-  const note = el('textarea', { name: 'note', rows: 4, maxlength: MAX_NOTE, placeholder: 'e.g. we arrive Saturday only' })
-  note.value = (waiting && waiting.body && typeof waiting.body.note === 'string' ? waiting.body.note : page.note) || ''
-  form.append(el('label', { class: 'field' }, document.createTextNode('A note for the couple (optional)'), note))
+  if (page.kind !== 'guest') {
+    // The note as last kept on this phone (an answer waiting to be sent), else as sent.
+    const waiting = pending(localStorage, code)
+    const note = el('textarea', { name: 'note', rows: 4, maxlength: MAX_NOTE, placeholder: 'e.g. we arrive Saturday only' })
+    note.value = (waiting && waiting.body && typeof waiting.body.note === 'string' ? waiting.body.note : page.note) || ''
+    form.append(el('label', { class: 'field' }, document.createTextNode('A note for the couple (optional)'), note))
+  }
   form.append(el('button', { type: 'submit', text: 'Send my answer' }))
   form.addEventListener('submit', (event) => {
     event.preventDefault()
@@ -149,6 +165,8 @@ async function load (fallback = true) {
 }
 
 async function start () {
+  // Another link opened in this tab (only the fragment changes): that link's page.
+  window.addEventListener('hashchange', () => location.reload())
   if ('serviceWorker' in navigator) navigator.serviceWorker.register('/rsvp/sw.js', { scope: '/rsvp/' }).catch(() => {})
   if (!/^[A-Za-z0-9_.-]{1,160}$/.test(code)) {
     show(el('h1', { text: 'This link is incomplete' }), notice('Open the whole link from your invitation.', true))

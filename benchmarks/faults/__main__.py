@@ -1,0 +1,5 @@
+import sys
+
+from benchmarks.faults.campaign import main
+
+sys.exit(main())

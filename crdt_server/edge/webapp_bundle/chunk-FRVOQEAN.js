@@ -1,1 +1,0 @@
-import{a,b,c,d,e}from"./chunk-Q2BJG23C.js";import"./chunk-OX4N3Z42.js";import"./chunk-67SWAPUZ.js";import"./chunk-VHO6CVNK.js";export{d as chartSvg,e as chartView,b as geometry,c as occupancy,a as placeOf};

@@ -1,0 +1,460 @@
+"""Texts through a real Kannel (bearerbox, smsbox, and fakesmsc as the SMSC; installed by
+``scripts/setup-kannel``, started per test by ``tests/kannel.py``) and a real server
+(uvicorn) on SQLite and PostgreSQL: a number verified with the code the phone got, an
+emergency reaching it, Kannel's delivery report landing on the text, replies (HERE checks
+a vendor in, LATE 20 reports them late with the day's delay proposal in the vendor
+thread, anything else lands there, STOP and START), a daily cap refusing with its name,
+and a server restart in the middle of a burst of texts losing and doubling nothing."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from crdt_server.testing.waits import until
+from tests.features.test_feature_list import MINT, SECRET
+from tests.kannel import Kannel, free_port
+from tests.server import ServerProcess
+
+pytestmark = [pytest.mark.services, pytest.mark.timeout(150)]
+
+W = "/api/weddings/w1"
+INBOUND = "inbound-secret-for-the-tests-0123"
+ADMIN = "sms-test-admin-key"
+_CODE = re.compile(r"code is (\d{6})")
+
+
+def member(role: str, sub: str) -> dict[str, str]:
+    return MINT.headers(role=role, sub=sub, ttl=3600)
+
+
+COUPLE = ("couple", "cam")
+PLANNER = ("planner", "pat")
+FLORIST = ("vendor", "flo")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
+    return ""
+
+
+@asynccontextmanager
+async def sms_server(
+    tmp_path: Path, database_url: str, **env: str
+) -> AsyncIterator[tuple[ServerProcess, httpx.AsyncClient, Kannel]]:
+    """Kannel posting inbound texts to a server on a port chosen first, and that server."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    kannel = Kannel(tmp_path / "kannel")
+    try:
+        await kannel.start(f"{base}/api/sms/inbound/{INBOUND}")
+        settings = {
+            "CRDT_SERVER_AUTH_SECRET": SECRET,
+            "CRDT_SERVER_PUBLIC_URL": base,
+            "CRDT_SERVER_SMS_URL": kannel.sms_url,
+            "CRDT_SERVER_SMS_FROM": "Wedding",
+            "CRDT_SERVER_SMS_COUNTRIES": "44",
+            "CRDT_SERVER_SMS_INBOUND_SECRET": INBOUND,
+            "CRDT_SERVER_SMS_RETRY_SCHEDULE": "0,1,1,1",
+            "CRDT_SERVER_ADMIN_API_KEY": ADMIN,
+            **env,
+        }
+        if database_url:
+            settings["CRDT_SERVER_DATABASE_URL"] = database_url
+        server = ServerProcess(tmp_path / "data", env=settings, anonymous=False, port=port)
+        async with server, httpx.AsyncClient(base_url=base, timeout=20) as http:
+            yield server, http, kannel
+    finally:
+        await kannel.stop()
+
+
+async def ok(response: httpx.Response, status: int = 200) -> Any:
+    assert response.status_code == status, response.text
+    return response.json() if response.content else None
+
+
+async def verified(http: httpx.AsyncClient, kannel: Kannel, who: tuple[str, str], phone: str):
+    """``who`` adds ``phone`` and types the code the phone got."""
+    headers = member(*who)
+    await ok(await http.get(f"{W}/members", headers=headers))
+    before = len(kannel.to(phone))
+    await ok(await http.post("/api/session/phone", json={"phone": phone}, headers=headers), 202)
+
+    async def code() -> str | None:
+        texts = kannel.to(phone)[before:]
+        found = [m.group(1) for t in texts if (m := _CODE.search(t.body))]
+        return found[-1] if found else None
+
+    typed = await until(code, deadline=30)
+    answer = await ok(
+        await http.post("/api/session/phone/verify", json={"code": typed}, headers=headers)
+    )
+    assert answer["phone"] == phone and answer["pending"] is None
+    return answer
+
+
+def emergency(what: str) -> dict[str, Any]:
+    return {"type": "day.emergency", "data": {"what": what}, "priority": "emergency"}
+
+
+@pytest.mark.asyncio
+async def test_a_verified_phone_gets_the_emergency_and_its_delivery_report_lands(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with sms_server(tmp_path, database_url) as (server, http, kannel):
+        phone = "+447700900001"
+        # Refusals first: a country not allowed, no number at all, an unknown code.
+        couple = member(*COUPLE)
+        for bad in ("+33612345678", "07700 900001", "+44"):
+            refused = await http.post("/api/session/phone", json={"phone": bad}, headers=couple)
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["errors"][0]["field"] == "phone"
+        await verified(http, kannel, COUPLE, phone)
+        assert "code is" in kannel.to(phone)[0].body and kannel.to(phone)[0].sender == "Wedding"
+        # A wrong code is refused, naming the field; another person cannot take the number.
+        await ok(await http.get(f"{W}/members", headers=member(*PLANNER)))
+        taken = await http.post(
+            "/api/session/phone", json={"phone": "+44 7700 900001"}, headers=member(*PLANNER)
+        )
+        assert taken.status_code == 409, taken.text
+        wrong = await http.post(
+            "/api/session/phone/verify", json={"code": "000000"}, headers=member(*PLANNER)
+        )
+        assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "code"
+
+        # The couple chose mentions by text, with quiet hours holding now: a mention waits
+        # (queued until they end); an emergency is texted at once all the same.
+        now = datetime.now(UTC)
+        quiet = {
+            "start": (now - timedelta(hours=1)).strftime("%H:%M"),
+            "end": (now + timedelta(hours=1)).strftime("%H:%M"),
+            "zone": "UTC",
+        }
+        chosen = {"mentions": True, "quiet_hours": quiet}
+        shown = await ok(await http.put("/api/session/phone/choices", json=chosen, headers=couple))
+        assert shown["choices"]["mentions"] and shown["choices"]["quiet_hours"] == quiet
+        planner = member(*PLANNER)
+        thread = {"subject": "Seating", "participants": ["cam"]}
+        tid = (await ok(await http.post(f"{W}/threads", json=thread, headers=planner), 201))["id"]
+        said = {"body": "@cam can you check table 4?"}
+        await ok(await http.put(f"{W}/threads/{tid}/messages/m1", json=said, headers=planner), 201)
+
+        async def held() -> list[Any]:
+            listed = await ok(await http.get("/api/session/phone/texts", headers=couple))
+            return [t for t in listed["texts"] if t["kind"] == "mention"]
+
+        [mention] = await until(held, deadline=30)
+        assert mention["status"] == "queued" and mention["sent_at"] is None
+
+        # A vendor raises an emergency: the couple's phone gets it, with a link built
+        # from the public URL (never a request's Host).
+        await ok(
+            await http.post(
+                f"{W}/events",
+                json=emergency("power cut in the marquee"),
+                headers={**member(*FLORIST), "Host": "evil.example"},
+            ),
+            201,
+        )
+
+        async def texted() -> list[Any]:
+            return [t for t in kannel.to(phone) if t.body.startswith("EMERGENCY")]
+
+        [text] = await until(texted, deadline=30)
+        assert "power cut in the marquee" in text.body
+        assert f"{server.url}/app/?wedding=w1" in text.body and "evil" not in text.body
+        assert not [t for t in kannel.to(phone) if "table 4" in t.body]  # still held
+
+        # Kannel fetched the dlr-url: the report is on the text (fakesmsc's SMSC answers
+        # with type 8, accepted by the SMSC, and then type 1, delivered).
+        async def reported() -> list[Any]:
+            listed = await ok(await http.get("/api/session/phone/texts", headers=couple))
+            return [t for t in listed["texts"] if t["kind"] == "emergency" and t["report"] == 1]
+
+        [report] = await until(reported, deadline=30)
+        assert report["status"] == "delivered" and report["reported_at"]
+        # A report with another text's token is refused, nothing recorded.
+        forged = await http.get(
+            f"/api/sms/status/{report['id']}", params={"token": "0" * 32, "status": 2}
+        )
+        assert forged.status_code == 404
+        metrics = (await http.get("/metrics")).text
+        assert 'crdt_sms_sent_total{kind="emergency"} 1.0' in metrics
+        assert 'crdt_sms_sent_total{kind="code"}' in metrics
+        # The secret and the tokens never reach the server's log.
+        assert INBOUND not in server.log.decode(errors="replace")
+        assert phone not in server.log.decode(errors="replace")
+
+
+async def op(http: httpx.AsyncClient, body: dict[str, Any]) -> None:
+    await ok(await http.post(f"{W}/docs/timeline/ops", json=body, headers=member(*PLANNER)))
+
+
+async def wedding_day(http: httpx.AsyncClient) -> None:
+    """A florist in the vendor directory (member ``flo``) with two items, far ahead."""
+    await op(http, {"op": "set_profile", "date": "2031-06-13", "time_zone": "UTC"})
+    await op(
+        http,
+        {"op": "add_vendor", "vendor_id": "flo", "name": "Bloom & Co", "category": "florist",
+         "members": ["flo"], "call_time": "2031-06-13T08:00:00Z"},
+    )  # fmt: skip
+    for item_id, title, start, end in (
+        ("i1", "Flowers", "2031-06-13T08:30:00Z", "2031-06-13T09:30:00Z"),
+        ("i2", "Bouquets", "2031-06-13T09:30:00Z", "2031-06-13T10:00:00Z"),
+    ):
+        await op(
+            http,
+            {"op": "add_timeline_item", "item_id": item_id, "title": title, "start": start,
+             "end": end, "vendor_id": "flo"},
+        )  # fmt: skip
+
+
+async def thread_messages(http: httpx.AsyncClient) -> list[dict[str, Any]]:
+    planner = member(*PLANNER)
+    threads = await ok(await http.get(f"{W}/threads?kind=vendor", headers=planner))
+    found = []
+    for thread in threads["threads"]:
+        page = await ok(await http.get(f"{W}/threads/{thread['id']}/messages", headers=planner))
+        found += page["messages"]
+    return found
+
+
+@pytest.mark.asyncio
+async def test_replies_check_in_report_late_reach_the_thread_and_stop(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with sms_server(tmp_path, database_url) as (server, http, kannel):
+        florist, couple = "+447700900002", "+447700900003"
+        await ok(await http.get(f"{W}/members", headers=member(*PLANNER)))
+        await wedding_day(http)
+        await verified(http, kannel, FLORIST, florist)
+        await verified(http, kannel, COUPLE, couple)
+        planner = member(*PLANNER)
+
+        async def check_ins() -> list[dict[str, Any]]:
+            kind = "day.vendor_checked_in"
+            body = await ok(await http.get(f"{W}/events?types={kind}", headers=planner))
+            return [e["data"] | {"sub": e["actor"]["sub"]} for e in body["events"]]
+
+        # HERE checks the florist in, as the member who verified the number.
+        await kannel.text_in(florist, "here")
+        [arrived] = await until(check_ins, deadline=30)
+        assert arrived["status"] == "arrived" and arrived["sub"] == "flo"
+        assert arrived["vendor"] == "flo"
+
+        async def replied() -> list[Any]:
+            return [t for t in kannel.to(florist) if t.body.startswith("Checked in: Bloom")]
+
+        await until(replied, deadline=30)
+
+        # LATE 20: a running-late check-in with its ETA, and the day's proposal for the
+        # florist's next item in the vendor thread (nothing moved).
+        await kannel.text_in(florist, "LATE 20")
+
+        async def late() -> list[dict[str, Any]]:
+            return [c for c in await check_ins() if c["status"] == "running_late"]
+
+        [running] = await until(late, deadline=30)
+        assert running["eta"]
+        [said] = await until(lambda: thread_messages(http), deadline=30)
+        assert said["author"]["sub"] == "flo" and "20 minutes late" in said["body"]
+        assert "Proposed: move 2 item(s)" in said["body"] and "Flowers" in said["body"]
+        timeline = await ok(await http.get(f"{W}/docs/timeline", headers=planner))
+        assert timeline["items"]["i1"]["start"].startswith("2031-06-13T08:30")
+        # The planner applies it: the delay moves the florist's items, and their phone is
+        # told their own new times.
+        delay = {"item": "i1", "minutes": 20, "apply": True}
+        await ok(await http.post(f"{W}/day/delays", json=delay, headers=planner))
+
+        async def moved() -> list[Any]:
+            return [t for t in kannel.to(florist) if t.body.startswith("The day runs 20")]
+
+        [told] = await until(moved, deadline=30)
+        assert "Flowers now 08:50" in told.body and "Bouquets now 09:50" in told.body
+
+        # Anything else lands in the vendor thread, from the member who verified it.
+        await kannel.text_in(couple, "Can the flowers go by the door?")
+
+        async def from_couple() -> list[dict[str, Any]]:
+            return [m for m in await thread_messages(http) if m["author"]["sub"] == "cam"]
+
+        [asked] = await until(from_couple, deadline=30)
+        assert asked["body"] == "Can the flowers go by the door?"
+
+        # Only Kannel knows the inbound secret: another is a 404, and nothing happens.
+        wrong = await http.post(
+            "/api/sms/inbound/not-the-secret-at-all-0000",
+            params={"from": florist, "to": "+15550100", "text": "hello"},
+        )
+        assert wrong.status_code == 404
+        # A number nobody verified gets nothing, and changes nothing.
+        await kannel.text_in("+447700900999", "here")
+        assert len(await thread_messages(http)) == 2
+        assert not [t for t in kannel.to("+447700900999")]
+
+        # STOP: the next emergency is not texted to that number; START: it is again.
+        await kannel.text_in(couple, "STOP")
+
+        async def stopped() -> bool:
+            shown = await ok(await http.get("/api/session/phone", headers=member(*COUPLE)))
+            return bool(shown["stopped"])
+
+        await until(stopped, deadline=30)
+        events = f"{W}/events"
+        await ok(await http.post(events, json=emergency("first"), headers=member(*FLORIST)), 201)
+
+        async def planner_inbox(n: int) -> bool:
+            body = await ok(await http.get(f"{W}/notifications", headers=planner))
+            return sum(x["reason"] == "emergency" for x in body["notifications"]) >= n
+
+        await until(lambda: planner_inbox(1), deadline=30)
+        await kannel.text_in(couple, "start")
+
+        async def started() -> bool:
+            return not await stopped()
+
+        await until(started, deadline=30)
+        await ok(await http.post(events, json=emergency("second"), headers=member(*FLORIST)), 201)
+
+        async def second() -> list[Any]:
+            return [t for t in kannel.to(couple) if "second" in t.body]
+
+        await until(second, deadline=30)
+        assert not [t for t in kannel.to(couple) if "first" in t.body]
+        # The inbound secret and the numbers never reach the server's log.
+        log = server.log.decode(errors="replace")
+        assert INBOUND not in log and florist not in log and couple not in log
+
+
+@pytest.mark.asyncio
+async def test_a_daily_cap_refuses_naming_it(tmp_path: Path, database_url: str) -> None:
+    async with sms_server(tmp_path, database_url, CRDT_SERVER_SMS_PER_WEDDING_PER_DAY="2") as (
+        _,
+        http,
+        kannel,
+    ):
+        await verified(http, kannel, COUPLE, "+447700900011")
+        await verified(http, kannel, PLANNER, "+447700900012")
+        await ok(await http.get(f"{W}/members", headers=member(*FLORIST)))
+        refused = await http.post(
+            "/api/session/phone", json={"phone": "+447700900013"}, headers=member(*FLORIST)
+        )
+        assert refused.status_code == 429, refused.text
+        assert "CRDT_SERVER_SMS_PER_WEDDING_PER_DAY" in refused.json()["detail"]
+        # Nothing was kept of the refused request: no pending number, no text.
+        shown = await ok(await http.get("/api/session/phone", headers=member(*FLORIST)))
+        assert shown["pending"] is None
+        # An emergency over the cap is not sent to the couple nor the planner, and each is
+        # counted (beside the refused code).
+        await ok(
+            await http.post(f"{W}/events", json=emergency("over"), headers=member(*FLORIST)), 201
+        )
+
+        async def capped() -> bool:
+            return 'crdt_sms_capped_total{cap="wedding"} 3.0' in (await http.get("/metrics")).text
+
+        await until(capped, deadline=30)
+        assert not [t for t in kannel.received() if "over" in t.body]
+
+        # Numbers are personal data: in the wedding's export, and gone with their member.
+        async def exported() -> list[dict[str, Any]]:
+            body = await ok(await http.get(f"{W}/export", headers=member(*COUPLE)))
+            return list(body["sms"]["phones"])
+
+        await op(http, {"op": "set_profile", "date": "2031-06-13", "time_zone": "UTC"})
+        phones = await exported()
+        assert [(p["sub"], p["phone"]) for p in phones] == [
+            ("cam", "+447700900011"),
+            ("pat", "+447700900012"),
+        ]
+        admin = {"Authorization": f"Bearer {ADMIN}"}
+        await ok(await http.delete(f"{W}/members/pat", headers=admin), 204)
+        assert [p["sub"] for p in await exported()] == ["cam"]
+
+
+@pytest.mark.asyncio
+async def test_a_restart_in_the_middle_of_a_burst_loses_and_doubles_nothing(
+    tmp_path: Path, database_url: str
+) -> None:
+    # Every phone is added from this one client address: its limit is raised.
+    more = {"CRDT_SERVER_SMS_PER_ADDRESS_PER_HOUR": "100"}
+    async with sms_server(tmp_path, database_url, **more) as (server, http, kannel):
+        leads = [("planner", f"p{i}") for i in range(16)]
+        phones = {sub: f"+4477009001{i:02d}" for i, (_, sub) in enumerate(leads)}
+        for who in leads:
+            await verified(http, kannel, who, phones[who[1]])
+        await ok(
+            await http.post(f"{W}/events", json=emergency("burst"), headers=member(*FLORIST)),
+            201,
+        )
+
+        def bursts() -> int:
+            return len([t for t in kannel.received() if "burst" in t.body])
+
+        async def begun() -> bool:
+            return bursts() > 0
+
+        # Once the first text reached its phone, the server is stopped (SIGTERM: the text
+        # in hand is finished, the rest stay queued for the next start) and started again.
+        await until(begun, deadline=30)
+        await server.restart()
+        assert bursts() < len(phones), "the burst was over before the restart"
+
+        async def everyone() -> bool:
+            return all(
+                any("burst" in t.body for t in kannel.to(phone)) for phone in phones.values()
+            )
+
+        await until(everyone, deadline=60)
+
+        async def all_sent() -> bool:
+            for who in leads:
+                listed = await ok(await http.get("/api/session/phone/texts", headers=member(*who)))
+                if any(t["status"] == "queued" for t in listed["texts"]):
+                    return False
+            return True
+
+        await until(all_sent, deadline=30)
+        for phone in phones.values():
+            assert len([t for t in kannel.to(phone) if "burst" in t.body]) == 1, phone
+
+
+@pytest.mark.asyncio
+async def test_a_vendor_missing_at_their_call_time_is_texted_to_the_planner(
+    tmp_path: Path,
+) -> None:
+    # Today, with the florist's call time already past: the day's watch raises the alert
+    # at its next pass (its scheduler's job is due at once), urgent to the leads, and the
+    # planner's verified phone gets it in words, with the call time and nothing of a guest.
+    async with sms_server(tmp_path, "") as (server, http, kannel):
+        phone = "+447700900031"
+        await verified(http, kannel, PLANNER, phone)
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        # Ten minutes ago, but today (just after midnight: a minute after it).
+        call = max(now - timedelta(minutes=10), now.replace(hour=0, minute=1))
+        day = now.date().isoformat()
+        await op(http, {"op": "set_profile", "date": day, "time_zone": "UTC"})
+        await op(
+            http,
+            {"op": "add_vendor", "vendor_id": "flo", "name": "Bloom & Co", "category": "florist",
+             "members": ["flo"], "call_time": call.isoformat().replace("+00:00", "Z")},
+        )  # fmt: skip
+
+        async def texted() -> list[Any]:
+            return [t for t in kannel.to(phone) if "has not checked in" in t.body]
+
+        [text] = await until(texted, deadline=90)
+        link = f"{server.url}/app/?wedding=w1"
+        assert text.body == f"Bloom & Co has not checked in (call time {call:%H:%M}). {link}"
+        # One text, in the day's lane: the job is done, whatever the watch's later passes see.
+        listed = await ok(await http.get("/api/session/phone/texts", headers=member(*PLANNER)))
+        assert [t["kind"] for t in listed["texts"] if t["kind"] != "code"] == ["day"]

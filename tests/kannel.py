@@ -1,0 +1,236 @@
+"""A real Kannel for the text message tests: ``bearerbox`` and ``smsbox`` from Debian's
+``kannel``, and ``fakesmsc`` (``kannel-extras``) as the SMSC, with a generated
+configuration on free local ports (``scripts/setup-kannel`` installs them).
+
+Two fake SMSCs: ``mt``, where one long-running ``fakesmsc`` receives every text the
+server sends (its output is what a phone got), and ``mo``, where :meth:`Kannel.text_in`
+starts a ``fakesmsc`` that sends one text from a phone (Kannel's ``sms-service`` then
+posts it to the server's ``post-url``). Every process is started here and stopped by its
+own PID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote_to_bytes
+
+import httpx
+
+from crdt_server.testing.waits import until
+
+SBIN = Path(os.environ.get("CRDT_SERVER_KANNEL_DIR", "/usr/sbin"))
+FAKESMSC = Path("/usr/lib/kannel/test/fakesmsc")
+USER, PASSWORD = "crdt", "kannel-test-password"
+_GOT = re.compile(r"Got message \d+: <(\S+) (\S+) (\S+) (.*)>$")
+
+
+def text_of(sender: str, to: str, kind: str, body: str) -> Text:
+    """A line of fakesmsc's output as a text (a UCS-2 one is printed URL-encoded)."""
+    if kind in ("ucs2", "ucs-2"):
+        body = unquote_to_bytes(body.replace("+", "%20")).decode("utf-16-be")
+    return Text(sender, to, kind, body)
+
+
+def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    """Start ``args`` with its output appended to ``log``."""
+    with log.open("ab") as out:
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class Text:
+    """A text the fake SMSC received: ``sender`` (our ``from``), ``to``, ``body``."""
+
+    sender: str
+    to: str
+    kind: str
+    body: str
+
+
+@dataclass
+class Kannel:
+    """Kannel on free ports under ``folder``; :meth:`start` with the URL inbound texts
+    are posted to (Kannel's ``%p``, ``%P``, ``%a`` are added as ``from``, ``to``,
+    ``text``)."""
+
+    folder: Path
+    admin: int = field(default_factory=free_port)
+    boxes: int = field(default_factory=free_port)
+    mt: int = field(default_factory=free_port)
+    mo: int = field(default_factory=free_port)
+    sendsms: int = field(default_factory=free_port)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    _phone: subprocess.Popen[bytes] | None = None
+
+    @property
+    def sms_url(self) -> str:
+        """``CRDT_SERVER_SMS_URL`` for this smsbox."""
+        return f"http://{USER}:{PASSWORD}@127.0.0.1:{self.sendsms}/cgi-bin/sendsms"
+
+    @property
+    def phone_log(self) -> Path:
+        return self.folder / "fakesmsc-mt.log"
+
+    def config(self, post_url: str) -> str:
+        return f"""
+group = core
+admin-port = {self.admin}
+admin-password = {PASSWORD}
+admin-interface = 127.0.0.1
+smsbox-port = {self.boxes}
+smsbox-interface = 127.0.0.1
+box-allow-ip = 127.0.0.1
+log-file = {self.folder}/bearerbox.log
+log-level = 1
+dlr-storage = internal
+store-type = file
+store-location = {self.folder}/store
+access-log = {self.folder}/access.log
+
+group = smsc
+smsc = fake
+smsc-id = mt
+port = {self.mt}
+connect-allow-ip = 127.0.0.1
+
+group = smsc
+smsc = fake
+smsc-id = mo
+allowed-smsc-id = mo
+port = {self.mo}
+connect-allow-ip = 127.0.0.1
+
+group = smsbox
+bearerbox-host = 127.0.0.1
+bearerbox-port = {self.boxes}
+sendsms-port = {self.sendsms}
+sendsms-interface = 127.0.0.1
+log-file = {self.folder}/smsbox.log
+log-level = 1
+
+group = sendsms-user
+username = {USER}
+password = {PASSWORD}
+max-messages = 3
+concatenation = true
+
+group = sms-service
+keyword = default
+post-url = "{post_url}?from=%p&to=%P&text=%a"
+omit-empty = true
+max-messages = 1
+"""
+
+    async def start(self, post_url: str) -> Kannel:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        conf = self.folder / "kannel.conf"
+        conf.write_text(self.config(post_url))
+        self._spawn([str(SBIN / "bearerbox"), str(conf)], "bearerbox.out")
+        await until(lambda: _answers(self.admin), deadline=20)
+        self._spawn([str(SBIN / "smsbox"), str(conf)], "smsbox.out")
+        self._spawn(
+            [str(FAKESMSC), "-H", "127.0.0.1", "-r", str(self.mt), "-i", "1", "-m", "0",
+             "0 0 text unused"],
+            self.phone_log.name,
+        )  # fmt: skip
+        await until(lambda: _answers(self.sendsms), deadline=20)
+        await until(self._mt_online, deadline=20)
+        return self
+
+    def _spawn(self, args: list[str], log: str) -> subprocess.Popen[bytes]:
+        process = spawn(args, self.folder / log)
+        self.processes.append(process)
+        return process
+
+    async def _mt_online(self) -> bool:
+        async with httpx.AsyncClient(timeout=5) as http:
+            status = await http.get(
+                f"http://127.0.0.1:{self.admin}/status.txt", params={"password": PASSWORD}
+            )
+        line = next((ln for ln in status.text.splitlines() if ln.strip().startswith("mt")), "")
+        return "online" in line
+
+    def received(self) -> list[Text]:
+        """Every text the phones got so far: what the ``mt`` fakesmsc printed, then the
+        replies to inbound texts (Kannel sends those back through the SMSC the text came
+        from while it is connected: the ``mo`` fakesmsc's output)."""
+        texts = []
+        for path in (self.phone_log, self.folder / "fakesmsc-mo.log"):
+            if not path.exists():
+                continue
+            for line in path.read_text(errors="replace").splitlines():
+                found = _GOT.search(line)
+                if found:
+                    texts.append(text_of(*found.groups()))
+        return texts
+
+    def to(self, phone: str) -> list[Text]:
+        return [t for t in self.received() if t.to == phone]
+
+    async def text_in(self, sender: str, body: str, to: str = "+15550100") -> None:
+        """A phone texts ``body``: a ``fakesmsc`` sends it on the ``mo`` SMSC once
+        bearerbox has taken it (its access log says so; smsbox then posts it to the server:
+        callers wait on its effect). That ``fakesmsc`` stays connected (a reply comes back
+        through it, see :meth:`received`) until the next text or :meth:`stop`."""
+        log = self.folder / "access.log"
+
+        def taken() -> int:
+            text = log.read_text(errors="replace") if log.exists() else ""
+            return text.count("Receive SMS [SMSC:mo]")
+
+        if self._phone is not None:
+            await self.stop_process(self._phone)
+            self.processes.remove(self._phone)
+        before = taken()
+        self._phone = self._spawn(
+            [str(FAKESMSC), "-H", "127.0.0.1", "-r", str(self.mo), "-i", "0", "-m", "1",
+             f"{sender} {to} text {body}"],
+            "fakesmsc-mo.log",
+        )  # fmt: skip
+
+        async def arrived() -> bool:
+            return taken() > before
+
+        await until(arrived, deadline=20)
+
+    async def stop_process(self, process: subprocess.Popen[bytes]) -> None:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.to_thread(process.wait, 10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                await asyncio.to_thread(process.wait, 5)
+
+    async def stop(self) -> None:
+        for process in reversed(self.processes):
+            with contextlib.suppress(ProcessLookupError):
+                await self.stop_process(process)
+        self.processes.clear()
+        self._phone = None
+
+
+async def _answers(port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
