@@ -397,11 +397,16 @@ class DeviceSessions(Extension):
         """An access token for one wedding of the person: the membership's role and field
         set of the guest list (the directory's), its document narrowing, ``sid``; at most
         :data:`ACCESS_TOKEN_SECONDS`."""
-        now = clock.now()
-        if self._revocations.revoked_since(membership.sub, membership.wedding, float(int(now))):
-            # Revoked this very second (a role change): a token's ``iat`` is whole seconds,
-            # and one of this second would be refused as issued before the revocation.
-            await asyncio.sleep(int(now) + 1 - now)
+        # Revoked this very second (a role change): a token's ``iat`` is whole seconds, and
+        # one of this second would be refused as issued before the revocation. Wait into
+        # the next second by the server's clock, checked again: a timer may wake early.
+        for _ in range(3):
+            now = clock.now()
+            if not self._revocations.revoked_since(
+                membership.sub, membership.wedding, float(int(now))
+            ):
+                break
+            await clock.sleep(int(now) + 1 - now + 0.01)
         docs = json.loads(membership.docs) if membership.docs else None
         return codec.mint(
             sub=membership.sub,

@@ -355,3 +355,56 @@ async def test_an_app_secret_rotates_at_refresh_only_and_the_old_one_lasts_a_min
                 await http.post("/api/session/refresh", json={}, headers=device(second))
             )
             assert "device_secret" not in again and again["sub"] == rotated["sub"]
+
+
+class _EarlyClock(clock.FakeClock):
+    """The fake clock, whose short sleeps (under a second: the longer ones are the
+    background loops', which wait for the test) pass by themselves and wake a little before
+    their moment, as the event loop's timers may (by its clock's resolution)."""
+
+    async def sleep(self, seconds: float) -> None:
+        if not 0 < seconds < 1:
+            await super().sleep(seconds)
+            return
+        await self.advance(seconds - 0.002)
+
+
+@pytest.mark.asyncio
+async def test_the_refresh_after_a_role_change_of_this_second_gives_a_token_that_works(
+    tmp_path: Path,
+) -> None:
+    """A role change revokes the member's older tokens; a device session's next refresh,
+    in the same second (a token's ``iat`` is whole seconds), must give one that is not
+    refused as issued before the revocation, even when the server's waits wake early."""
+    fake = _EarlyClock(1_781_000_000.5)
+    settings = Settings(data_dir=tmp_path, auth_secret=SECRET)
+    with clock.use(fake):
+        async with serving(create_app(settings)) as http:
+            made = await ok(
+                await http.post(
+                    f"{W}/invitations",
+                    json={"role": "family", "name": "Mo"},
+                    headers=MINT.headers(role="couple", sub="cam"),
+                ),
+                201,
+            )
+            accepted = await ok(
+                await http.post(
+                    "/api/invitations/accept",
+                    json={"code": made["code"], "name": "Mo", "client": "app"},
+                ),
+                201,
+            )
+            secret, sub = accepted["device_secret"], accepted["sub"]
+            changed = await http.put(
+                f"{W}/members/{sub}",
+                json={"role": "planner", "name": "Mo"},
+                headers=MINT.headers(role="couple", sub="cam"),
+            )
+            await ok(changed)
+            fresh = await ok(
+                await http.post("/api/session/refresh", json={}, headers=device(secret))
+            )
+            bearer = {"Authorization": f"Bearer {fresh['token']}"}
+            access = await ok(await http.get(f"{W}/access", headers=bearer))
+            assert access["role"] == "planner"
