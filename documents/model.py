@@ -14,7 +14,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from .model_rules import (
     CHART_SIZE,
@@ -91,6 +91,7 @@ __all__ = [
     "WEDDING_ID_PATTERN",
     "Conflict",
     "DocumentError",
+    "DocumentKind",
     "Entity",
     "Field",
     "OperationError",
@@ -125,8 +126,11 @@ __all__ = [
     "zone_of",
 ]
 
-DOCUMENT_KINDS: tuple[str, ...] = ("timeline", "budget", "guests", "seating", "tasks")
-"""The documents every wedding has; a room name is ``{wedding_id}/{kind}``."""
+DocumentKind = Literal["timeline", "budget", "guests", "seating", "tasks"]
+"""A document every wedding has; a room name is ``{wedding_id}/{kind}``. The one type of a
+document's name: request bodies and path parameters take it (``crdt_server.edge.params``)."""
+DOCUMENT_KINDS: tuple[DocumentKind, ...] = get_args(DocumentKind)
+"""The documents every wedding has, in the order the references list them."""
 FINDINGS_ROOM = "conflicts"
 """The room beside a wedding's documents that the server keeps its findings in (conflicts
 the CRDT cannot prevent; read-only for clients): ``{wedding}/conflicts``, one root map of

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from crdt_server.documents import DocumentKind
 from crdt_server.names import WEDDING_ID_PATTERN
 
 __all__ = [
@@ -27,9 +28,7 @@ __all__ = [
 WeddingId = Annotated[
     str, Meta(pattern=f"^{WEDDING_ID_PATTERN.pattern}$", description="a wedding id")
 ]
-DocumentKind = Literal["timeline", "budget", "guests", "seating", "tasks"]
-"""A wedding document (``crdt_server.documents.DOCUMENT_KINDS``; a test keeps them equal)."""
-RoomKind = Literal["timeline", "budget", "guests", "seating", "tasks", "conflicts"]
+RoomKind = Literal[DocumentKind, "conflicts"]
 """A wedding document or the conflicts room (``crdt_server.names.ROOM_KINDS``)."""
 GuestId = Annotated[str, Meta(pattern="^[A-Za-z0-9_-]{1,64}$", description="a guest id")]
 PageLimit = Annotated[

@@ -32,7 +32,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta
@@ -45,6 +45,7 @@ from crdt_server import clock
 from crdt_server.auth.digests import secret_digest
 from crdt_server.auth.principals import Principal
 from crdt_server.core.operation_keys import IDEMPOTENCY_SECONDS
+from crdt_server.documents import DocumentKind
 from crdt_server.edge.bodies import Page
 from crdt_server.edge.guards import capable_principal, readable_documents, wedding_principal
 from crdt_server.edge.params import PageLimit, WeddingPath
@@ -118,7 +119,7 @@ class CustomEvent(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     type: Any
     data: dict[str, Any] = {}
     priority: Priority = "normal"
-    doc: Literal["timeline", "budget", "guests", "seating", "tasks"] | None = None
+    doc: DocumentKind | None = None
     items: (
         Annotated[
             list[Annotated[str, Meta(min_length=1, max_length=MAX_ITEM_ID)]],

@@ -30,7 +30,7 @@ from crdt_server import clock
 from crdt_server.actor import Actor
 from crdt_server.auth.principals import AuthError
 from crdt_server.core.hooks import Sender
-from crdt_server.documents import DOCUMENT_KINDS, OperationError, apply_operation
+from crdt_server.documents import DOCUMENT_KINDS, DocumentKind, OperationError, apply_operation
 from crdt_server.edge.bodies import Deleted, Page, decode_json
 from crdt_server.edge.guards import capable_principal
 from crdt_server.edge.params import WeddingId, WeddingPath
@@ -105,7 +105,7 @@ class SourceDeleted(Deleted, frozen=True):
 
 
 class InboundOps(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    doc: Literal["timeline", "budget", "guests", "seating", "tasks"]
+    doc: DocumentKind
     ops: list[dict[str, Any]]
 
 
@@ -125,7 +125,7 @@ class InboundBody(msgspec.Struct, frozen=True, omit_defaults=True):
     """Either ``{"doc", "ops"}`` or ``{"event"}`` (documentation of both forms; the body is
     decoded as :class:`InboundOps` or :class:`InboundEvent`)."""
 
-    doc: Literal["timeline", "budget", "guests", "seating", "tasks"] | None = None
+    doc: DocumentKind | None = None
     ops: list[dict[str, Any]] | None = None
     event: CustomEvent | None = None
 

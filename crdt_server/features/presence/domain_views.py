@@ -70,7 +70,7 @@ class _Gone:
     last_seen: float
 
 
-_ORDER = {kind: i for i, kind in enumerate(DOCUMENT_KINDS)}
+_ORDER: dict[str, int] = {kind: i for i, kind in enumerate(DOCUMENT_KINDS)}
 
 
 def _change(

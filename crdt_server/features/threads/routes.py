@@ -17,7 +17,7 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 from starlette.responses import Response
 
-from crdt_server.documents import DOCUMENT_KINDS
+from crdt_server.documents import DOCUMENT_KINDS, DocumentKind
 from crdt_server.edge.bodies import Page, Subject
 from crdt_server.edge.guards import readable_documents
 from crdt_server.edge.params import PageLimit, WeddingId, WeddingPath
@@ -35,7 +35,6 @@ ThreadId = Annotated[str, Meta(min_length=1, max_length=64, description="a threa
 ClientId = Annotated[str, msgspec.Meta(pattern="^[A-Za-z0-9_-]{1,64}$")]
 Kind = Literal["general", "vendor", "guest", "seating", "timeline", "budget"]
 Status = Literal["open", "resolved", "archived"]
-Doc = Literal["timeline", "budget", "guests", "seating", "tasks"]
 Text = Annotated[
     str,
     msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$"),
@@ -43,7 +42,7 @@ Text = Annotated[
 
 
 class Anchor(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    doc: Doc
+    doc: DocumentKind
     id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 
 
