@@ -253,6 +253,22 @@ class Field:
     default: Any = None
     text: bool = False
     """Stored as a ``Y.Text``, created with its entry and edited by splices."""
+    label: str = ""
+    """What the app calls the field beside its control ("RSVP"); empty: its name, capital
+    first, ``_`` as spaces ("Plus one")."""
+    words: str = ""
+    """What a sentence calls the field ("changed the dietary needs"); empty: its name with
+    ``_`` as spaces."""
+
+    @property
+    def title(self) -> str:
+        """The field's label (:attr:`label`, or the one its name gives)."""
+        return self.label or self.name.replace("_", " ").capitalize()
+
+    @property
+    def said(self) -> str:
+        """The field's words (:attr:`words`, or the ones its name gives)."""
+        return self.words or self.name.replace("_", " ")
 
     @property
     def nullable(self) -> bool:
@@ -296,10 +312,10 @@ GUEST = Entity(
         Field("name", text(), required=True),
         Field("household", text()),
         Field("side", choice(SIDES)),
-        Field("rsvp", choice(RSVP_STATES), default="pending"),
+        Field("rsvp", choice(RSVP_STATES), default="pending", label="RSVP"),
         Field("meal", text()),
-        Field("dietary", text_list(), default=()),
-        Field("plus_one", boolean, default=False),
+        Field("dietary", text_list(), default=(), words="dietary needs"),
+        Field("plus_one", boolean, default=False, words="plus-one"),
         Field("contact", text()),
         Field("notes", prose(), text=True),
         Field("household_id", identifier),
@@ -335,10 +351,10 @@ TABLE = Entity(
     "table_id",
     (
         Field("name", text(), required=True),
-        Field("capacity", integer(1, MAX_SEATS), required=True),
+        Field("capacity", integer(1, MAX_SEATS), required=True, words="seats"),
         Field("shape", choice(TABLE_SHAPES), default="round"),
         Field("notes", prose(), text=True),
-        Field("position", position),
+        Field("position", position, words="place on the chart"),
     ),
 )
 """A table of the seating plan. ``shape`` is how the chart draws it; ``position`` is where
@@ -401,7 +417,7 @@ CATEGORY = Entity(
     "category_id",
     (
         Field("name", text(), required=True),
-        Field("planned", amount, default=0),
+        Field("planned", amount, default=0, words="planned amount"),
         Field("notes", prose(), text=True),
     ),
 )
@@ -412,12 +428,12 @@ PAYMENT = Entity(
     "payment_id",
     (
         Field("amount", amount, required=True),
-        Field("category_id", identifier, required=True),
+        Field("category_id", identifier, required=True, words="category"),
         Field("date", day),
         Field("payer", text()),
         Field("vendor", text()),
         Field("notes", prose(), text=True),
-        Field("due", day),
+        Field("due", day, words="due date"),
         Field("status", choice(PAYMENT_STATUSES)),
         Field("vendor_id", identifier),
     ),
@@ -441,7 +457,7 @@ TASK = Entity(
     (
         Field("title", text(), required=True),
         Field("owner", text()),
-        Field("due", day),
+        Field("due", day, words="due date"),
         Field("due_offset", due_offset),
         Field("done", boolean, default=False),
         Field("notes", prose(), text=True),

@@ -70,9 +70,19 @@ def test_conflicts_are_frozen_and_ordered() -> None:
 
 
 def test_records_have_the_fields_of_their_entities() -> None:
+    """Each record type holds exactly its entity's fields, in its order (a field added to
+    the entity and not to the record, or the other way round, fails here); every entity has
+    one; so do the single maps (a profile, a menu, a budget's settings)."""
+    every = [entity for entities in schema.ENTITIES.values() for entity in entities]
+    assert set(schema.RECORDS) == set(every)
     for entity, record in schema.RECORDS.items():
         names = [field.name for field in dataclasses.fields(record)]
         assert names == ["id", *(field.name for field in entity.fields)], record.__name__
+    for fields, record in [(model.PROFILE, schema.Profile), (model.MENU, schema.Menu)]:
+        names = [field.name for field in dataclasses.fields(record)]
+        assert names == [field.name for field in fields], record.__name__
+    budget = [field.name for field in dataclasses.fields(schema.Budget)]
+    assert [field.name for field in model.BUDGET_SETTINGS] == budget[1:3]
     every_root = {entity.collection for entities in schema.ENTITIES.values() for entity in entities}
     assert every_root | {"settings", "profile", "menu"} == {
         name for roots in schema.ROOTS.values() for name in roots

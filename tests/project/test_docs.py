@@ -59,6 +59,23 @@ def test_a_stale_reference_page_is_named(
     assert generator.main([]) == 0 and generator.main(["--check"]) == 0
 
 
+def test_a_stale_web_schema_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The web app's ``schema.js`` is checked like the pages: a guest field the domain has
+    and the file lacks (or a changed label) fails the check."""
+    generator = _generator()
+    schema = tmp_path / "schema.js"
+    schema.write_text(generator.SCHEMA_JS.read_text().replace('"label": "RSVP"', '"label": "Rsvp"'))
+    monkeypatch.setattr(generator, "SCHEMA_JS", schema)
+    assert generator.main(["--check"]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "web/src/schema.js is stale: run .venv/bin/python scripts/docs_reference.py"
+    ]
+    assert generator.main([]) == 0 and generator.main(["--check"]) == 0
+    assert schema.read_text() == generator.SCHEMA_JS.read_text()
+
+
 def test_the_reference_covers_every_setting_route_and_close_code() -> None:
     from crdt_server.app import FEATURES, http_routes
     from crdt_server.errors import CloseCode
