@@ -12,6 +12,7 @@
 // The latest events are kept on the device (localStorage, per wedding and person), so the
 // feed shows at once, and offline.
 
+import { FIELD_WORDS } from './fields.js'
 import { formats } from './local.js'
 
 const KEEP = 300
@@ -252,30 +253,6 @@ const DOC_WORDS = {
   tasks: 'the tasks'
 }
 
-const FIELD_WORDS = {
-  name: 'name',
-  household: 'household',
-  side: 'side',
-  meal: 'meal',
-  dietary: 'dietary needs',
-  plus_one: 'plus-one',
-  contact: 'contact',
-  capacity: 'seats',
-  shape: 'shape',
-  position: 'place on the chart',
-  title: 'title',
-  location: 'location',
-  owner: 'owner',
-  vendor: 'vendor',
-  status: 'status',
-  notes: 'notes',
-  planned: 'planned amount',
-  amount: 'amount',
-  category_id: 'category',
-  date: 'date',
-  payer: 'payer',
-  due: 'due date'
-}
 
 const CONFLICT_WORDS = {
   'seating.table_over_capacity': 'a table over capacity',

@@ -9,6 +9,7 @@ import { ref } from 'lit-html/directives/ref.js'
 import { repeat } from 'lit-html/directives/repeat.js'
 import { RSVP, SIDES, removeGuest, seatGuest, updateGuest } from './model.js'
 import { guestTotals, unnamedPlusOnes } from './households.js'
+import { csvColumns } from './fields.js'
 
 export const WINDOW_FROM = 200
 const ROW = 64 // px: a row's height until rows drawn on this screen have been measured
@@ -25,12 +26,13 @@ export function csvCell (value) {
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text
 }
 
-/** The selected guests as CSV (the columns people read; never notes). */
+/** The selected guests as CSV (the columns people read, fields.js; never notes), and their
+ *  tables. */
 export function selectionCsv (guests, tableOf) {
-  const columns = ['name', 'household', 'side', 'rsvp', 'meal', 'dietary', 'plus_one', 'contact', 'table']
+  const columns = [...csvColumns('guests'), 'table']
   const lines = [columns.join(',')]
   for (const g of guests) {
-    lines.push(columns.map((c) => csvCell(c === 'table' ? tableOf(g.id) : c === 'plus_one' ? (g.plus_one ? 'true' : 'false') : g[c])).join(','))
+    lines.push(columns.map((c) => csvCell(c === 'table' ? tableOf(g.id) : typeof g[c] === 'boolean' ? String(g[c]) : g[c])).join(','))
   }
   return lines.join('\r\n') + '\r\n'
 }

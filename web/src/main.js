@@ -38,6 +38,8 @@ import { DocHistory, historyView } from './history.js'
 import { useFormats } from './local.js'
 import { WeddingDay, dayModeSwitch, dayPanel } from './weddingday.js'
 import { Emergencies, emergencyView } from './emergency.js'
+import { defaultAccess } from './schema.js'
+import { fieldsOf, operateFields, shownValue } from './fields.js'
 
 // Where the conflicts panel opens by itself (on a narrower screen it is one line).
 const WIDE = '(min-width: 720px)'
@@ -51,15 +53,9 @@ function overviewSection (ctx) {
   import('./overview.js').then((m) => { overviewModule = m; ctx.render() }, () => {})
   return html`<p class="muted">Loading the overview…</p>`
 }
-// The server's default matrix (README, "Who may connect"): used only when the app opens with
-// no network and has never asked the server what this person may open.
-const DEFAULT_ACCESS = {
-  couple: { timeline: 'write', budget: 'write', guests: 'write', seating: 'write', tasks: 'write', conflicts: 'read' },
-  planner: { timeline: 'write', budget: 'write', guests: 'write', seating: 'write', tasks: 'write', conflicts: 'read' },
-  family: { timeline: 'read', budget: 'none', guests: 'operate', seating: 'operate', tasks: 'read', conflicts: 'none' },
-  vendor: { timeline: 'read', budget: 'none', guests: 'read', seating: 'read', tasks: 'none', conflicts: 'none' },
-  friend: { timeline: 'read', budget: 'none', guests: 'none', seating: 'none', tasks: 'none', conflicts: 'none' }
-}
+// The server's default matrix (schema.js, "Who may connect"): used only when the app opens
+// with no network and has never asked the server what this person may open.
+const DEFAULT_ACCESS = defaultAccess
 const root = document.getElementById('app')
 
 /** The couple's names as the header says them ("Maya & Jordan"), never the wedding's id. */
@@ -517,7 +513,8 @@ class PlannerApp {
       const guest = this.guests && this.guests.find((g) => g.id === op.guest_id)
       if (guest) this.setEntity(op.guest_id)
       const state = guest && this.form
-      const typed = { meal: op.meal ?? '', dietary: (op.dietary || []).join(', '), plus_one: op.plus_one ? 'on' : '', rsvp: op.rsvp }
+      const answers = fieldsOf('guests').filter((f) => operateFields('guests', 'update_guest').includes(f.name))
+      const typed = Object.fromEntries(answers.map((f) => [f.name, shownValue(f, op[f.name])]))
       if (state) for (const name of Object.keys(typed)) if (name in op) state.typed(name, typed[name])
       const named = problem && Array.isArray(problem.errors) && problem.errors.find((e) => e && e.field in typed)
       this.refuse(entry.form, [{ field: named ? named.field : Object.keys(typed).find((name) => name in op), message }])

@@ -8,10 +8,13 @@
 
 import * as Y from 'yjs'
 import { HOUSEKEEPING, LOCAL } from './sync.js'
+import { choiceWords, fieldsOf, readRecord } from './fields.js'
 
-export const RSVP = ['pending', 'accepted', 'declined']
-export const SIDES = { partner_a: 'Partner A', partner_b: 'Partner B', both: 'Both' }
-export const STATUSES = ['planned', 'confirmed', 'done', 'cancelled']
+const choices = (collection, name) => fieldsOf(collection).find((f) => f.name === name).choices
+export const RSVP = choices('guests', 'rsvp')
+/** A guest's side, as people read it (`partner_a`: "Partner A"). */
+export const SIDES = Object.fromEntries(choices('guests', 'side').map((v) => [v, choiceWords(v)]))
+export const STATUSES = choices('items', 'status')
 const ID = /^[A-Za-z0-9_-]{1,64}$/
 
 export function newId (prefix) {
@@ -34,25 +37,12 @@ const text = (value) => (typeof value === 'string' ? value.trim() : '')
 
 export function readGuests (doc) {
   return entries(doc, 'guests')
-    .filter((g) => text(g.name))
-    .map((g) => ({
-      id: g.id,
-      name: text(g.name),
-      household: text(g.household) || null,
-      side: SIDES[g.side] ? g.side : null,
-      rsvp: RSVP.includes(g.rsvp) ? g.rsvp : 'pending',
-      meal: text(g.meal) || null,
-      dietary: Array.isArray(g.dietary) ? g.dietary.filter((d) => typeof d === 'string') : [],
-      plus_one: g.plus_one === true,
-      contact: text(g.contact) || null,
-      notes: typeof g.notes === 'string' ? g.notes : '',
-      household_id: typeof g.household_id === 'string' && ID.test(g.household_id) ? g.household_id : null,
-      plus_one_of: typeof g.plus_one_of === 'string' && ID.test(g.plus_one_of) ? g.plus_one_of : null
-    }))
+    .map((g) => readRecord('guests', g))
+    .filter(Boolean)
     .sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id))
 }
 
-export const SHAPES = ['round', 'rectangular', 'square', 'oval']
+export const SHAPES = choices('tables', 'shape')
 /** A seating chart's coordinates run from 0 to this (the server's `CHART_SIZE`). */
 export const CHART_SIZE = 10000
 

@@ -6,6 +6,8 @@
 // offline loses nothing) and sends it in order when the server answers. Until confirmed, the
 // queued changes are shown over the document (`overlay`).
 
+import { operateFields } from './fields.js'
+
 const RETRY_MS = [500, 1000, 2000, 4000]
 
 /** A random key per queued operation, sent as `Idempotency-Key`. */
@@ -135,7 +137,7 @@ export class OperationQueue {
     for (const { doc, op } of this.entries) {
       const guest = doc === 'guests' && byId.get(op.guest_id)
       if (!guest) continue
-      for (const field of ['rsvp', 'meal', 'dietary', 'plus_one']) {
+      for (const field of operateFields('guests', 'update_guest')) {
         if (field in op) guest[field] = op[field]
       }
       guest.queued = true

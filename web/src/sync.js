@@ -24,6 +24,7 @@ import { WebsocketProvider } from 'y-websocket'
 import { HocuspocusProvider, HocuspocusProviderWebsocket } from '@hocuspocus/provider'
 import { IndexeddbPersistence } from 'y-indexeddb'
 import { rebuild, takenIdOf } from './recover.js'
+import { kinds } from './schema.js'
 
 /** The origin of every edit made in this app (other origins are remote or from storage). */
 export const LOCAL = 'planner-app'
@@ -55,7 +56,10 @@ export function isLocal (origin) {
   return origin !== null && typeof origin === 'object' && origin.app === LOCAL
 }
 
-export const KINDS = ['guests', 'seating', 'timeline', 'budget', 'tasks']
+// The documents (the server's kinds), in the order the app shows them: the guest list and
+// the seating first, then the others as the server lists them.
+const SHOWN_FIRST = ['guests', 'seating']
+export const KINDS = [...SHOWN_FIRST, ...kinds.filter((kind) => !SHOWN_FIRST.includes(kind))]
 
 /** The close code of a refused Yjs client id (the server's CLIENT_ID_TAKEN). */
 export const CLIENT_ID_TAKEN = 4409

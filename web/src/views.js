@@ -18,6 +18,7 @@ import { lateButton, latePanel } from './delays.js'
 import { answersPanel } from './answers.js'
 import { WINDOW_FROM, bulkBar, guestRows, seatHouseholdForm, selectBox, totalsPanel } from './guestlist.js'
 import { peopleAt } from './households.js'
+import { choiceWords, fieldError, formFields, hintOf, operateFields, shownValue, storedValue } from './fields.js'
 
 const label = (s) => s.charAt(0).toUpperCase() + s.slice(1).replace('_', ' ')
 
@@ -172,41 +173,14 @@ export function guestsView (ctx) {
     </section>`
 }
 
+/** The guest's fields its edit form shows (fields.js: from the server's schema), and those
+ *  `operate` may change (the answers). */
+const GUEST_FORM = formFields('guests')
+const GUEST_ORDER = GUEST_FORM.map((f) => f.name)
+const ANSWERS = operateFields('guests', 'update_guest')
+
 /** A guest's fields as its edit form shows them (strings; a checkbox is 'on' or ''). */
-function guestShown (g) {
-  return {
-    name: g.name,
-    household: g.household || '',
-    side: g.side || '',
-    rsvp: g.rsvp,
-    meal: g.meal || '',
-    dietary: g.dietary.join(', '),
-    contact: g.contact || '',
-    plus_one: g.plus_one ? 'on' : ''
-  }
-}
-
-const dietaryList = (text) => [...new Set(text.split(',').map((d) => d.trim()).filter(Boolean))].slice(0, 20)
-/** Why a dietary text is refused (an entry longer than the document takes), or null: the
- *  document would keep it and the server flag it as an invalid entry, shown to nobody here. */
-const dietaryError = (text) => dietaryList(text).some((d) => d.length > 200)
-  ? 'Each dietary need is at most 200 characters: separate them with commas.'
-  : null
-
-/** A guest field's value as stored, from the form's string. */
-const GUEST_FIELDS = {
-  name: (v) => v.trim().slice(0, 200),
-  household: (v) => v.trim() || null,
-  side: (v) => v || null,
-  rsvp: (v) => v,
-  meal: (v) => v.trim() || null,
-  dietary: dietaryList,
-  contact: (v) => v.trim() || null,
-  plus_one: (v) => v === 'on'
-}
-const GUEST_ORDER = Object.keys(GUEST_FIELDS)
-/** The fields `operate` may change (the answers). */
-const ANSWERS = ['rsvp', 'meal', 'dietary', 'plus_one']
+const guestShown = (g) => Object.fromEntries(GUEST_FORM.map((f) => [f.name, shownValue(f, g[f.name])]))
 
 function guestRow (ctx, g, canWrite, canAnswer, seating) {
   const editing = ctx.editing === g.id
@@ -253,13 +227,15 @@ function guestForm (ctx, g, canWrite) {
     const { write, clashes } = state.changes(now)
     const errors = clashes.map((name) => ({ field: name, message: PICK_ONE }))
     if (canWrite && 'name' in write && !write.name.trim()) errors.push({ field: 'name', message: 'A guest needs a name.' })
-    const dietary = 'dietary' in write ? dietaryError(write.dietary) : null
-    if (dietary) errors.push({ field: 'dietary', message: dietary })
+    for (const spec of GUEST_FORM) {
+      const refused = spec.name in write ? fieldError('guests', spec, write[spec.name]) : null
+      if (refused) errors.push({ field: spec.name, message: refused })
+    }
     if (errors.length) { ctx.refuse(form, inOrder(GUEST_ORDER, errors)); return }
     ctx.errors.clear(form)
     const fields = {}
     for (const [name, value] of Object.entries(write)) {
-      if (canWrite || ANSWERS.includes(name)) fields[name] = GUEST_FIELDS[name](value)
+      if (canWrite || ANSWERS.includes(name)) fields[name] = storedValue(GUEST_FORM.find((f) => f.name === name), value)
     }
     if (Object.keys(fields).length) {
       if (canWrite) updateGuest(ctx.docs.guests, g.id, fields)
@@ -273,33 +249,31 @@ function guestForm (ctx, g, canWrite) {
     ctx.errors.clear(form)
     ctx.setEntity(null)
   }
-  const text = (name, title, attrs = {}) => {
+  const control = (spec) => {
+    const { name } = spec
+    if (spec.type === 'boolean') {
+      const said = spec.label.toLowerCase()
+      const f = field(name, (v) => (v === 'on' ? `a ${said}` : `no ${said}`))
+      return html`<div class=${`field ${f.cls}`}><label class="check"><input type="checkbox" name=${name} .checked=${live(f.value === 'on')}
+        aria-describedby=${f.describedBy} aria-invalid=${f.invalid}> ${spec.label}</label>${f.notes}</div>`
+    }
+    if (spec.type === 'choice') {
+      const options = [...(spec.required || spec.default ? [] : [['', '—']]), ...spec.choices.map((v) => [v, choiceWords(v)])]
+      const f = field(name, (v) => options.find(([value]) => value === v)?.[1] ?? v)
+      return html`<div class=${`field ${f.cls}`}><label>${spec.label} <select name=${name} aria-describedby=${f.describedBy} aria-invalid=${f.invalid}>
+        ${options.map(([value, text]) => html`<option value=${value} .selected=${live(f.value === value)}>${text}</option>`)}
+      </select></label>${f.notes}</div>`
+    }
     const f = field(name)
-    return html`<div class=${`field ${f.cls}`}><label>${title} <input name=${name} .value=${live(f.value)} maxlength=${attrs.maxlength || 200}
-      ?required=${attrs.required} placeholder=${attrs.placeholder || nothing}
+    const hint = hintOf('guests', name)
+    return html`<div class=${`field ${f.cls}`}><label>${spec.label} <input name=${name} .value=${live(f.value)} maxlength=${spec.type === 'text_list' ? 2000 : spec.max || 200}
+      ?required=${spec.required} placeholder=${hint.placeholder || nothing}
       aria-describedby=${f.describedBy} aria-invalid=${f.invalid}></label>${f.notes}</div>`
   }
-  const choice = (name, title, options) => {
-    const f = field(name, (v) => options.find(([value]) => value === v)?.[1] ?? v)
-    return html`<div class=${`field ${f.cls}`}><label>${title} <select name=${name} aria-describedby=${f.describedBy} aria-invalid=${f.invalid}>
-      ${options.map(([value, text]) => html`<option value=${value} .selected=${live(f.value === value)}>${text}</option>`)}
-    </select></label>${f.notes}</div>`
-  }
-  const plusOne = field('plus_one', (v) => (v === 'on' ? 'a plus one' : 'no plus one'))
-  const rsvpOptions = RSVP.map((r) => [r, label(r)])
   return html`<li class="row editing" data-entity=${g.id}>
     <form class="edit-form" data-form=${form} novalidate @submit=${save} @input=${editInput(ctx, form, state)} aria-label=${`Edit ${g.name}`}>
-      ${canWrite
-        ? html`${text('name', 'Name', { required: true })}
-          ${text('household', 'Household')}
-          ${choice('side', 'Side', [['', '—'], ...Object.entries(SIDES)])}`
-        : html`<p><strong>${g.name}</strong></p>`}
-      ${choice('rsvp', 'RSVP', rsvpOptions)}
-      ${text('meal', 'Meal')}
-      ${text('dietary', 'Dietary', { placeholder: 'vegan, nut allergy', maxlength: 2000 })}
-      ${canWrite ? text('contact', 'Contact') : nothing}
-      <div class=${`field ${plusOne.cls}`}><label class="check"><input type="checkbox" name="plus_one" .checked=${live(plusOne.value === 'on')}
-        aria-describedby=${plusOne.describedBy} aria-invalid=${plusOne.invalid}> Plus one</label>${plusOne.notes}</div>
+      ${canWrite ? nothing : html`<p><strong>${g.name}</strong></p>`}
+      ${GUEST_FORM.filter((spec) => canWrite || ANSWERS.includes(spec.name)).map(control)}
       ${canWrite ? notesField(ctx.docs.guests, 'guests', g.id, `Notes for ${g.name}`) : nothing}
       <div class="actions">
         <button type="submit" class="primary">Save</button>

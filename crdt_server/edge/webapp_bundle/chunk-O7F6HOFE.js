@@ -1,1 +1,0 @@
-import{a,b,c,d,e}from"./chunk-4ZQZM4F4.js";import"./chunk-FRY5O4FR.js";import"./chunk-37EYT3TU.js";import"./chunk-X5YW32EU.js";export{d as chartSvg,e as chartView,b as geometry,c as occupancy,a as placeOf};
