@@ -160,7 +160,8 @@ async def run_schedule(
     rng = random.Random(seed)
     first = args.kinds[number % len(args.kinds)]
     servers = [s.name for s in cluster.servers]
-    faults = schedule(rng, first, args.kinds, servers, args.length, args.overlap)
+    clients = sorted(n for n in cluster.network.hosts if n.startswith("c"))
+    faults = schedule(rng, first, args.kinds, servers, args.length, args.overlap, clients)
     await asyncio.to_thread(cluster.wait_proxy_up)
     weddings, homes = await pick_weddings(cluster, number, args.weddings)
     writers = writers_for(weddings, args.writers)
@@ -472,7 +473,8 @@ async def campaign(args: argparse.Namespace) -> int:
     try:
         for c in range(args.client_hosts):
             network.add(f"c{c + 1}", 31 + c)
-        cluster = await asyncio.to_thread(Cluster.build, network, directory)
+        fake_clock = "server-clock-jump" in args.kinds
+        cluster = await asyncio.to_thread(Cluster.build, network, directory, 2, fake_clock)
         seeds = random.Random(args.seed)
         for number in range(args.schedules):
             seed = seeds.randrange(2**32)
