@@ -204,7 +204,9 @@ async def run_schedule(
         svs = {w: base64.b64encode(s.state_vector).decode() for w, s in stores.items()}
         for ch in hosts:
             await ch.ask({"cmd": "final", "svs": svs, "timeout": 20}, "final", 120)
-        results = [r for ch in hosts for r in json.loads(ch.out.read_text())]
+        results = [
+            r | {"host": ch.host.name} for ch in hosts for r in json.loads(ch.out.read_text())
+        ]
     finally:
         for ch in hosts:
             await ch.close()
@@ -220,6 +222,17 @@ async def run_schedule(
     if targets & {s.name for s in cluster.servers}:
         verdict.healthy_unavailability = max(
             (verdict.unavailability.get(w, 0.0) for w in healthy), default=None
+        )
+    elif targets & {h.name for h in client_hosts}:  # the writers on the other client hosts
+        verdict.healthy_unavailability = max(
+            (
+                round(op["acked"] - op["sent"], 2)
+                for r in results
+                if r["host"] not in targets
+                for op in r["ops"]
+                if op["acked"] is not None
+            ),
+            default=None,
         )
     return verdict
 
