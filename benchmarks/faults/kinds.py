@@ -161,6 +161,10 @@ def _cycle(
                     return
 
     def apply(cluster: Cluster, target: str) -> None:
+        before = _CYCLES.pop((name, target), None)
+        if before is not None:  # the same kind on the same target again: one cycle at a time
+            before[0].set()
+            before[1].join(30)
         stop = threading.Event()
         thread = threading.Thread(
             target=run, args=(cluster, target, stop), name=f"{name}@{target}", daemon=True
@@ -169,9 +173,10 @@ def _cycle(
         thread.start()
 
     def heal(cluster: Cluster, target: str) -> None:
-        stop, thread = _CYCLES.pop((name, target))
-        stop.set()
-        thread.join(30)
+        running = _CYCLES.pop((name, target), None)
+        if running is not None:
+            running[0].set()
+            running[1].join(30)
         end(cluster, target)
 
     return apply, heal
