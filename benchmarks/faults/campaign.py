@@ -160,7 +160,8 @@ async def run_schedule(
     rng = random.Random(seed)
     first = args.kinds[number % len(args.kinds)]
     servers = [s.name for s in cluster.servers]
-    faults = schedule(rng, first, args.kinds, servers, args.length, args.overlap)
+    clients = sorted(n for n in cluster.network.hosts if n.startswith("c"))
+    faults = schedule(rng, first, args.kinds, servers, args.length, args.overlap, clients)
     await asyncio.to_thread(cluster.wait_proxy_up)
     weddings, homes = await pick_weddings(cluster, number, args.weddings)
     writers = writers_for(weddings, args.writers)
@@ -203,7 +204,9 @@ async def run_schedule(
         svs = {w: base64.b64encode(s.state_vector).decode() for w, s in stores.items()}
         for ch in hosts:
             await ch.ask({"cmd": "final", "svs": svs, "timeout": 20}, "final", 120)
-        results = [r for ch in hosts for r in json.loads(ch.out.read_text())]
+        results = [
+            r | {"host": ch.host.name} for ch in hosts for r in json.loads(ch.out.read_text())
+        ]
     finally:
         for ch in hosts:
             await ch.close()
@@ -219,6 +222,17 @@ async def run_schedule(
     if targets & {s.name for s in cluster.servers}:
         verdict.healthy_unavailability = max(
             (verdict.unavailability.get(w, 0.0) for w in healthy), default=None
+        )
+    elif targets & {h.name for h in client_hosts}:  # the writers on the other client hosts
+        verdict.healthy_unavailability = max(
+            (
+                round(op["acked"] - op["sent"], 2)
+                for r in results
+                if r["host"] not in targets
+                for op in r["ops"]
+                if op["acked"] is not None
+            ),
+            default=None,
         )
     return verdict
 
@@ -472,7 +486,8 @@ async def campaign(args: argparse.Namespace) -> int:
     try:
         for c in range(args.client_hosts):
             network.add(f"c{c + 1}", 31 + c)
-        cluster = await asyncio.to_thread(Cluster.build, network, directory)
+        fake_clock = "server-clock-jump" in args.kinds
+        cluster = await asyncio.to_thread(Cluster.build, network, directory, 2, fake_clock)
         seeds = random.Random(args.seed)
         for number in range(args.schedules):
             seed = seeds.randrange(2**32)

@@ -12,6 +12,7 @@ import contextlib
 import glob
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -32,6 +33,24 @@ REDIS_PORT = 6379
 SERVER_PORT = 8000
 PROXY_PORT = 8080
 HAPROXY = os.environ.get("CRDT_SERVER_HAPROXY", "/usr/sbin/haproxy")
+FAKETIME = "/usr/lib/*/faketime/libfaketimeMT.so.1"
+"""libfaketime (Debian's ``libfaketime``): a server's wall clock moved by a file."""
+
+
+def faketime_env(clock_file: Path) -> dict[str, str]:
+    """A process whose wall clock is ``clock_file``'s offset (``+600``, ``-600``, ``+0``)
+    from the real one, read again at every call; its monotonic clock is the real one (an
+    NTP step moves the wall clock only)."""
+    found = sorted(glob.glob(FAKETIME))
+    if not found:
+        raise RuntimeError("no libfaketimeMT.so.1: scripts/setup-faults installs faketime")
+    clock_file.write_text("+0\n")
+    return {
+        "LD_PRELOAD": found[-1],
+        "FAKETIME_TIMESTAMP_FILE": str(clock_file),
+        "FAKETIME_NO_CACHE": "1",
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+    }
 
 
 def pg_bin(name: str) -> str:
@@ -200,6 +219,8 @@ class Cluster:
     redis: Redis
     servers: list[Server]
     proxy: Service
+    secret: str = ""
+    """The servers' shared ``CRDT_SERVER_AUTH_SECRET``."""
 
     @property
     def url(self) -> str:
@@ -207,7 +228,11 @@ class Cluster:
         return f"ws://{self.proxy.host.address}:{PROXY_PORT}"
 
     @classmethod
-    def build(cls, network: Network, directory: Path, servers: int = 2) -> Cluster:
+    def build(
+        cls, network: Network, directory: Path, servers: int = 2, fake_clock: bool = False
+    ) -> Cluster:
+        """``fake_clock``: the servers run under libfaketime, their wall clocks moved by
+        :meth:`clock_file` (``server-clock-jump``)."""
         if servers != 2:
             raise ValueError("deploy/haproxy.cfg names two servers")
         pg_host = network.add("pg", 10)
@@ -230,7 +255,9 @@ class Cluster:
             )
         )  # fmt: skip
         redis.start()
+        secret = secrets.token_hex(32)
         env = {
+            "CRDT_SERVER_AUTH_SECRET": secret,
             "CRDT_SERVER_DATABASE_URL": postgres.url,
             "CRDT_SERVER_REDIS_URL": redis.url,
             "CRDT_SERVER_ALLOW_ANONYMOUS": "1",
@@ -240,12 +267,14 @@ class Cluster:
         made = []
         for i, host in enumerate(server_hosts):
             env = {**env, "CRDT_SERVER_PUBLIC_URL": f"http://{lb_host.address}:{PROXY_PORT}"}
+            own = faketime_env(directory / f"s{i + 1}.faketime") if fake_clock else {}
             argv = [
                 sys.executable, "-m", "crdt_server", "serve", "--host", host.address,
                 "--port", str(SERVER_PORT), "--data-dir", str(directory / f"s{i + 1}"),
                 "--allow-anonymous",
             ]  # fmt: skip
-            made.append(Server(f"s{i + 1}", Service(host, argv, directory / f"s{i + 1}.log", env)))
+            log = directory / f"s{i + 1}.log"
+            made.append(Server(f"s{i + 1}", Service(host, argv, log, {**env, **own})))
         for server in made:
             server.start()
         stats = directory / "haproxy-stats.cfg"
@@ -261,7 +290,7 @@ class Cluster:
             },
         )  # fmt: skip
         proxy.start()
-        cluster = cls(network, directory, postgres, redis, made, proxy)
+        cluster = cls(network, directory, postgres, redis, made, proxy, secret)
         wait_until(
             "haproxy",
             lambda: http_status(f"http://{lb_host.address}:{PROXY_PORT}/readyz") == 200,
@@ -324,6 +353,10 @@ class Cluster:
             lambda: {n for n, st in self.proxy_status().items() if st.startswith("UP")} == names,
             timeout,
         )
+
+    def clock_file(self, name: str) -> Path:
+        """The file that sets server ``name``'s wall clock (``Cluster.build(fake_clock)``)."""
+        return self.dir / f"{name}.faketime"
 
     def server(self, name: str) -> Server:
         return next(s for s in self.servers if s.name == name)

@@ -4,16 +4,21 @@ host, Redis, PostgreSQL) for a drawn duration, then healed; :data:`KINDS` says h
 Partitions and loss are ``iptables`` rules in the target server's own namespace (so they
 cut one host, whatever the others do): both ways drops what it sends to and receives from
 the peer, one way only what it sends. ``netem`` (delay, reordering) is not in these
-kernels: no kind here needs it, and the report says which are missing."""
+kernels: no kind here needs it, and the report says which are missing.
+
+A kind that repeats (a link flapping, a clock jumping forwards and backwards) cycles
+through its steps in a thread of its own until the heal stops it: :func:`_cycle`."""
 
 from __future__ import annotations
 
 import random
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from benchmarks.faults.clockprobe import probe
 from benchmarks.faults.cluster import Cluster
 from benchmarks.faults.netns import Host
 
@@ -23,6 +28,10 @@ LOSS = 0.2
 """The share of packets a lossy link drops."""
 RATE = "256kbit"
 """What a slow link carries (``tc tbf``)."""
+JUMP = 600
+"""How far a server's wall clock jumps, forwards then backwards (seconds)."""
+FLAP = (2.0, 3.0)
+"""A flapping link: seconds down, then seconds up, again until healed."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +138,73 @@ def _nothing(cluster: Cluster, target: str) -> None:
     return None
 
 
+Step = tuple[Callable[[Cluster, str], None], float]
+_CYCLES: dict[tuple[str, str], tuple[threading.Event, threading.Thread]] = {}
+
+
+def _cycle(
+    name: str, steps: list[Step], end: Callable[[Cluster, str], None]
+) -> tuple[Callable[[Cluster, str], None], Callable[[Cluster, str], None]]:
+    """Apply and heal of a repeating fault: each step's action, then its seconds, in turn
+    (in a daemon thread) until the heal, which stops the thread and runs ``end``."""
+
+    def run(cluster: Cluster, target: str, stop: threading.Event) -> None:
+        while True:
+            for action, seconds in steps:
+                if stop.is_set():
+                    return
+                try:
+                    action(cluster, target)
+                except RuntimeError:  # the run is being removed under it: nothing to do
+                    return
+                if stop.wait(seconds):
+                    return
+
+    def apply(cluster: Cluster, target: str) -> None:
+        before = _CYCLES.pop((name, target), None)
+        if before is not None:  # the same kind on the same target again: one cycle at a time
+            before[0].set()
+            before[1].join(30)
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=run, args=(cluster, target, stop), name=f"{name}@{target}", daemon=True
+        )
+        _CYCLES[(name, target)] = (stop, thread)
+        thread.start()
+
+    def heal(cluster: Cluster, target: str) -> None:
+        running = _CYCLES.pop((name, target), None)
+        if running is not None:
+            running[0].set()
+            running[1].join(30)
+        end(cluster, target)
+
+    return apply, heal
+
+
+def _clock(offset: int) -> Callable[[Cluster, str], None]:
+    # libfaketime (FAKETIME_NO_CACHE) reads the file at every call for the wall clock.
+    def apply(cluster: Cluster, target: str) -> None:
+        path = cluster.clock_file(target)
+        path.with_suffix(".new").write_text(f"{offset:+d}\n")
+        path.with_suffix(".new").replace(path)
+        if offset:
+            probe(cluster, target, offset)
+
+    return apply
+
+
+def _link(state: str) -> Callable[[Cluster, str], None]:
+    def apply(cluster: Cluster, target: str) -> None:
+        cluster.network.hosts[target].run("ip", "link", "set", "eth0", state)
+
+    return apply
+
+
+_JUMPS = _cycle("server-clock-jump", [(_clock(JUMP), 4.0), (_clock(-JUMP), 4.0)], _clock(0))
+_FLAPS = _cycle("clients-flap", [(_link("down"), FLAP[0]), (_link("up"), FLAP[1])], _link("up"))
+
+
 _PG, _LB = "PostgreSQL", "HAProxy (its clients)"
 _KINDS = (
     Kind("pg-cut", f"a server cut from {_PG}, both ways", _cut("pg", True), _flush),
@@ -145,10 +221,16 @@ _KINDS = (
     Kind("pg-restart-fast", f"{_PG} restart -m fast", _pg_restart("fast"), _nothing, True),
     Kind("pg-restart-immediate", f"{_PG} restart -m immediate", _pg_restart("immediate"),
          _nothing, True),
+    Kind("server-clock-jump", f"a server's wall clock {JUMP // 60} min forwards, then "
+         "backwards, every 4 s (libfaketime)", *_JUMPS),
+    Kind("clients-flap", f"a client host's link down {FLAP[0]:.0f} s, up {FLAP[1]:.0f} s, "
+         "again", *_FLAPS),
 )  # fmt: skip
 KINDS: dict[str, Kind] = {k.name: k for k in _KINDS}
 SERVER_KINDS = {n for n in KINDS if n.split("-")[0] in ("pg", "redis", "clients", "server")}
-SERVER_KINDS -= {"pg-restart-fast", "pg-restart-immediate"}
+SERVER_KINDS -= {"pg-restart-fast", "pg-restart-immediate", "clients-flap"}
+CLIENT_KINDS = {"clients-flap"}
+"""Kinds whose target is a client host."""
 
 
 def schedule(
@@ -158,17 +240,19 @@ def schedule(
     servers: list[str],
     length: float,
     overlap: bool,
+    clients: list[str] | None = None,
 ) -> list[Fault]:
     """One schedule of ``length`` seconds: a fault of kind ``first`` (and, when ``overlap``,
     one of a kind drawn from ``kinds`` on another target, starting while the first lasts),
     starting a fifth of the way in, lasting 5 s to half the schedule, on a drawn server
-    where the kind targets one."""
+    where the kind targets one (a drawn client host of ``clients`` for a client kind)."""
     faults: list[Fault] = []
     names = [first, rng.choice(kinds)] if overlap else [first]
     for i, name in enumerate(names):
         kind = KINDS[name]
-        if name in SERVER_KINDS:
-            free = [s for s in servers if all(f.target != s for f in faults)] or servers
+        if name in SERVER_KINDS or name in CLIENT_KINDS:
+            pool = servers if name in SERVER_KINDS else clients or ["c1"]
+            free = [s for s in pool if all(f.target != s for f in faults)] or pool
             target = rng.choice(free)
         else:
             target = name.split("-")[0]

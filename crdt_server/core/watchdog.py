@@ -29,7 +29,10 @@ holds the GIL and uses no CPU is left to the supervisor's heartbeat (``--workers
 
 Each tick also measures how late it is: a turn longer than a quarter of the threshold is
 counted (``crdt_loop_stalls_total``) and logged, the warning before a stall, unless the
-process was paused. With ``--workers`` each tick also writes a byte to the supervisor's
+process was paused. A tick also compares the wall clock's step with the monotonic clock's:
+a wall clock that jumped (an NTP step, set by hand: tokens' ``exp`` and ``iat`` are checked
+against it) is logged once per jump, and is no stall or pause: the watchdog measures only on
+the monotonic clock. With ``--workers`` each tick also writes a byte to the supervisor's
 heartbeat pipe; a worker that stops writing (stuck, or stopped by SIGSTOP alone while its
 supervisor runs) is killed and started again by the supervisor.
 """
@@ -46,9 +49,13 @@ import sys
 import time
 from typing import Any
 
+from crdt_server import clock
 from crdt_server.core.metrics import Metrics
 
-__all__ = ["LoopWatchdog", "tick_seconds"]
+__all__ = ["JUMP_SECONDS", "LoopWatchdog", "tick_seconds"]
+
+JUMP_SECONDS = 1.0
+"""A wall clock that moved this much more or less than the monotonic one in a tick jumped."""
 
 log = logging.getLogger("crdt_server.core.watchdog")
 
@@ -78,6 +85,8 @@ class LoopWatchdog:
         """``time.monotonic()`` at the last tick."""
         self._ticked_cpu = 0.0
         """The main thread's CPU time at the last tick."""
+        self._ticked_wall = 0.0
+        """The wall clock (:func:`crdt_server.clock.now`) at the last tick."""
         self._grace = False
         """The alarm found the process paused or blocked, and gave the loop a grace."""
         self._continued = False
@@ -85,6 +94,9 @@ class LoopWatchdog:
         self._previous: dict[int, Any] = {}
         self.pauses = 0
         """Pauses survived (for tests and the log)."""
+        self.clock_jumps = 0
+        """Jumps of the wall clock seen (for tests and the log)."""
+        self.ticks = 0
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Arm the watchdog on ``loop`` (the running one, in the main thread)."""
@@ -125,6 +137,7 @@ class LoopWatchdog:
     def _mark(self) -> None:
         self._ticked_at = time.monotonic()
         self._ticked_cpu = time.thread_time()  # the main thread's: the loop's
+        self._ticked_wall = clock.now()
 
     def _on_continue(self, signum: int, frame: object) -> None:
         self._continued = True
@@ -158,8 +171,18 @@ class LoopWatchdog:
         wall = time.monotonic() - self._ticked_at
         cpu = time.thread_time() - self._ticked_cpu
         paused = self._continued or (self._grace and cpu < wall / 2)
+        jump = clock.now() - self._ticked_wall - wall
         self._grace = self._continued = False
         self._mark()
+        self.ticks += 1
+        if abs(jump) >= JUMP_SECONDS:
+            self.clock_jumps += 1
+            log.warning(
+                "the wall clock jumped %+.0f s (an NTP step, or set by hand); the watchdog"
+                " measures on the monotonic clock and goes on, tokens' exp and iat are"
+                " checked against the wall clock",
+                jump,
+            )
         if paused:
             self.pauses += 1
             log.warning(

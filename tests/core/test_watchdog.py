@@ -12,6 +12,7 @@ update and its resync (merged differently) in that room, over HTTP (422) and the
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -24,6 +25,7 @@ import httpx
 import pytest
 from pycrdt import Doc, Map
 
+from crdt_server import clock
 from crdt_server.core.quarantine import (
     REFRESH_SECONDS,
     ApplySlot,
@@ -32,7 +34,9 @@ from crdt_server.core.quarantine import (
     read_slot,
     slot_path,
 )
+from crdt_server.core.watchdog import LoopWatchdog
 from crdt_server.errors import Quarantined
+from crdt_server.testing.waits import until
 from tests.server import ServerProcess
 from tests.stalling import BLOCKER, MARKER
 from tests.yclient import YClient
@@ -301,3 +305,49 @@ async def test_a_paused_process_goes_on_and_a_blocked_loop_still_ends_it(tmp_pat
             assert "most recent call first" in log and "_spin_on_marker" in log
     finally:
         await server.stop()
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_a_wall_clock_jump_is_logged_and_never_taken_for_a_stall(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 74 (the fault campaign's ``server-clock-jump``): the wall clock stepped ten
+    minutes forwards, then backwards (an NTP step), while the monotonic clock goes on. The
+    watchdog measures on the monotonic clock, so it neither ends the process nor counts a
+    pause; it logs each jump once, since tokens' ``exp`` and ``iat`` are checked against
+    the wall clock."""
+    stepped = _Stepped()
+    with clock.use(stepped), caplog.at_level(logging.INFO, "crdt_server.core.watchdog"):
+        dog = LoopWatchdog(1.0)
+        dog.start(asyncio.get_running_loop())
+        try:
+            for n, step in enumerate((600, -600), start=1):
+                stepped.offset += step
+
+                async def jumped(n: int = n) -> bool:
+                    return dog.clock_jumps == n
+
+                await until(jumped, 5)
+            ticks = dog.ticks
+            await until(lambda: _after(dog, ticks + 5), 5)  # turning on, nothing more logged
+        finally:
+            dog.stop()
+    said = [r.getMessage() for r in caplog.records if "wall clock" in r.getMessage()]
+    assert len(said) == 2, said
+    assert "+600 s" in said[0] and "-600 s" in said[1], said
+    assert dog.pauses == 0 and dog.clock_jumps == 2
+    assert not [r for r in caplog.records if "did not turn" in r.getMessage()]
+
+
+class _Stepped(clock.SystemClock):
+    """The real wall clock, stepped by ``offset`` seconds (what libfaketime does)."""
+
+    offset = 0.0
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+
+async def _after(dog: LoopWatchdog, ticks: int) -> bool:
+    return dog.ticks >= ticks
