@@ -31,8 +31,8 @@ ADMIN = "sms-test-admin-key"
 _CODE = re.compile(r"code is (\d{6})")
 
 
-def member(role: str, sub: str) -> dict[str, str]:
-    return MINT.headers(role=role, sub=sub, ttl=3600)
+def member(role: str, sub: str, wedding: str = "w1") -> dict[str, str]:
+    return MINT.headers(role=role, sub=sub, wedding=wedding, ttl=3600)
 
 
 COUPLE = ("couple", "cam")
@@ -82,10 +82,12 @@ async def ok(response: httpx.Response, status: int = 200) -> Any:
     return response.json() if response.content else None
 
 
-async def verified(http: httpx.AsyncClient, kannel: Kannel, who: tuple[str, str], phone: str):
+async def verified(
+    http: httpx.AsyncClient, kannel: Kannel, who: tuple[str, str], phone: str, wedding: str = "w1"
+) -> Any:
     """``who`` adds ``phone`` and types the code the phone got."""
-    headers = member(*who)
-    await ok(await http.get(f"{W}/members", headers=headers))
+    headers = member(*who, wedding)
+    await ok(await http.get(f"/api/weddings/{wedding}/members", headers=headers))
     before = len(kannel.to(phone))
     await ok(await http.post("/api/session/phone", json={"phone": phone}, headers=headers), 202)
 
@@ -337,11 +339,8 @@ async def test_replies_check_in_report_late_reach_the_thread_and_stop(
 
 @pytest.mark.asyncio
 async def test_a_daily_cap_refuses_naming_it(tmp_path: Path, database_url: str) -> None:
-    async with sms_server(tmp_path, database_url, CRDT_SERVER_SMS_PER_WEDDING_PER_DAY="2") as (
-        _,
-        http,
-        kannel,
-    ):
+    caps = {"CRDT_SERVER_SMS_PER_WEDDING_PER_DAY": "2", "CRDT_SERVER_SMS_PER_SERVER_PER_DAY": "3"}
+    async with sms_server(tmp_path, database_url, **caps) as (_, http, kannel):
         await verified(http, kannel, COUPLE, "+447700900011")
         await verified(http, kannel, PLANNER, "+447700900012")
         await ok(await http.get(f"{W}/members", headers=member(*FLORIST)))
@@ -353,6 +352,18 @@ async def test_a_daily_cap_refuses_naming_it(tmp_path: Path, database_url: str) 
         # Nothing was kept of the refused request: no pending number, no text.
         shown = await ok(await http.get("/api/session/phone", headers=member(*FLORIST)))
         assert shown["pending"] is None
+        # Another wedding has its own cap, but the server's (every wedding together) is
+        # reached with its first code: its second is refused, naming the server's cap.
+        await verified(http, kannel, ("couple", "dee"), "+447700900014", "w2")
+        await ok(await http.get("/api/weddings/w2/members", headers=member("planner", "eve", "w2")))
+        over = await http.post(
+            "/api/session/phone",
+            json={"phone": "+447700900015"},
+            headers=member("planner", "eve", "w2"),
+        )
+        assert over.status_code == 429, over.text
+        assert "CRDT_SERVER_SMS_PER_SERVER_PER_DAY" in over.json()["detail"]
+        assert not kannel.to("+447700900013") and not kannel.to("+447700900015")
         # An emergency over the cap is not sent to the couple nor the planner, and each is
         # counted (beside the refused code).
         await ok(
@@ -364,6 +375,9 @@ async def test_a_daily_cap_refuses_naming_it(tmp_path: Path, database_url: str) 
 
         await until(capped, deadline=30)
         assert not [t for t in kannel.received() if "over" in t.body]
+        metrics = (await http.get("/metrics")).text
+        assert 'crdt_sms_capped_total{cap="server"} 1.0' in metrics
+        assert 'crdt_sms_sent_total{kind="code"} 3.0' in metrics
 
         # Numbers are personal data: in the wedding's export, and gone with their member.
         async def exported() -> list[dict[str, Any]]:
