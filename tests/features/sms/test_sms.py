@@ -28,6 +28,7 @@ pytestmark = [pytest.mark.services, pytest.mark.timeout(150)]
 W = "/api/weddings/w1"
 INBOUND = "inbound-secret-for-the-tests-0123"
 ADMIN = "sms-test-admin-key"
+_ADD = "/api/session/phone"
 _CODE = re.compile(r"code is (\d{6})")
 
 
@@ -472,3 +473,65 @@ async def test_a_vendor_missing_at_their_call_time_is_texted_to_the_planner(
         # One text, in the day's lane: the job is done, whatever the watch's later passes see.
         listed = await ok(await http.get("/api/session/phone/texts", headers=member(*PLANNER)))
         assert [t["kind"] for t in listed["texts"] if t["kind"] != "code"] == ["day"]
+
+
+@pytest.mark.asyncio
+async def test_codes_are_limited_per_member_and_per_client_address(tmp_path: Path) -> None:
+    # As the email links are: a member is sent at most CODES_PER_HOUR codes, and one
+    # client address makes at most PER_ADDRESS_PER_HOUR phone requests (codes and tries);
+    # each 429 names its setting, and only the newest code works.
+    limits = {"CRDT_SERVER_SMS_CODES_PER_HOUR": "2", "CRDT_SERVER_SMS_PER_ADDRESS_PER_HOUR": "6"}
+    async with sms_server(tmp_path, "", **limits) as (_, http, kannel):
+        couple, planner = member(*COUPLE), member(*PLANNER)
+        for headers in (couple, planner):
+            await ok(await http.get(f"{W}/members", headers=headers))
+        phone = "+447700900041"
+
+        async def codes(n: int) -> list[str] | None:
+            found = [m.group(1) for t in kannel.to(phone) if (m := _CODE.search(t.body))]
+            return found if len(found) >= n else None
+
+        for n in (1, 2):
+            await ok(await http.post(_ADD, json={"phone": phone}, headers=couple), 202)
+            await until(lambda n=n: codes(n), deadline=30)
+        third = await http.post(_ADD, json={"phone": phone}, headers=couple)
+        assert third.status_code == 429 and third.headers["retry-after"], third.text
+        assert "CRDT_SERVER_SMS_CODES_PER_HOUR" in third.json()["detail"]
+        first, second = await until(lambda: codes(2), deadline=30)
+        if first != second:  # one chance in a million that they are the same
+            old = await http.post(f"{_ADD}/verify", json={"code": first}, headers=couple)
+            assert old.status_code == 422, old.text
+        await ok(await http.post(f"{_ADD}/verify", json={"code": second}, headers=couple))
+        # That was the client address's fifth request: one more, then none.
+        other = "+447700900042"
+        await ok(await http.post(_ADD, json={"phone": other}, headers=planner), 202)
+        refused = await http.post(_ADD, json={"phone": other}, headers=planner)
+        assert refused.status_code == 429, refused.text
+        assert "CRDT_SERVER_SMS_PER_ADDRESS_PER_HOUR" in refused.json()["detail"]
+
+        async def texted() -> bool:
+            return bool(kannel.to(other))
+
+        await until(texted, deadline=30)
+        assert len(kannel.to(other)) == 1 and len(kannel.to(phone)) == 2
+
+
+@pytest.mark.asyncio
+async def test_without_a_gateway_nothing_is_texted_and_no_number_is_added(
+    tmp_path: Path,
+) -> None:
+    # Texts cost money: without CRDT_SERVER_SMS_URL the server sends none (503) and says so.
+    settings = {"CRDT_SERVER_AUTH_SECRET": SECRET}
+    async with ServerProcess(tmp_path / "data", env=settings, anonymous=False) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=20) as http:
+            couple = member(*COUPLE)
+            await ok(await http.get(f"{W}/members", headers=couple))
+            refused = await http.post(_ADD, json={"phone": "+447700900051"}, headers=couple)
+            assert refused.status_code == 503, refused.text
+            assert "CRDT_SERVER_SMS_URL" in refused.json()["detail"]
+            shown = await ok(await http.get(_ADD, headers=couple))
+            assert shown["sending"] is False and shown["phone"] is None
+            assert shown["pending"] is None
+            # Nothing was queued either, an emergency included.
+            await ok(await http.post(f"{W}/events", json=emergency("x"), headers=couple), 201)
+            assert (await ok(await http.get(f"{_ADD}/texts", headers=couple)))["texts"] == []
