@@ -39,6 +39,36 @@ def text_of(sender: str, to: str, kind: str, body: str) -> Text:
     return Text(sender, to, kind, body)
 
 
+_PART = re.compile(r"^%05%00%03%([0-9A-F]{2})%([0-9A-F]{2})%([0-9A-F]{2}) data (.*)$")
+
+
+def _joined(texts: list[Text]) -> list[Text]:
+    """``texts`` with the parts of a concatenated text (fakesmsc prints each part as
+    ``udh <header> data <bytes>``, the 8-bit reference header: 05 00 03 ref total seq)
+    made one text, once every part has come, where its last part came; ``parts`` says how
+    many. The parts' bytes are UTF-16 (UCS-2) when they hold a zero byte (every ASCII
+    character does then), else the text's own characters."""
+    whole: list[Text] = []
+    pending: dict[tuple[str, str, int], dict[int, bytes]] = {}
+    for text in texts:
+        part = _PART.match(text.body) if text.kind == "udh" else None
+        if part is None:
+            whole.append(text)
+            continue
+        ref, total, seq = (int(g, 16) for g in part.groups()[:3])
+        got = pending.setdefault((text.sender, text.to, ref), {})
+        got[seq] = unquote_to_bytes(part.group(4).replace("+", "%20"))
+        if len(got) < total:
+            continue
+        data = b"".join(got[i] for i in sorted(got))
+        del pending[(text.sender, text.to, ref)]
+        if b"\0" in data:
+            whole.append(Text(text.sender, text.to, "ucs-2", data.decode("utf-16-be"), total))
+        else:
+            whole.append(Text(text.sender, text.to, "text", data.decode(errors="replace"), total))
+    return whole
+
+
 def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     """Start ``args`` with its output appended to ``log``."""
     with log.open("ab") as out:
@@ -60,6 +90,8 @@ class Text:
     to: str
     kind: str
     body: str
+    parts: int = 1
+    """The parts it came in (a long text is split, and put back together here)."""
 
 
 @dataclass
@@ -177,7 +209,7 @@ max-messages = 1
                 found = _GOT.search(line)
                 if found:
                     texts.append(text_of(*found.groups()))
-        return texts
+        return _joined(texts)
 
     def to(self, phone: str) -> list[Text]:
         return [t for t in self.received() if t.to == phone]

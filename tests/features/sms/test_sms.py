@@ -535,3 +535,66 @@ async def test_without_a_gateway_nothing_is_texted_and_no_number_is_added(
             # Nothing was queued either, an emergency included.
             await ok(await http.post(f"{W}/events", json=emergency("x"), headers=couple), 201)
             assert (await ok(await http.get(f"{_ADD}/texts", headers=couple)))["texts"] == []
+
+
+@pytest.mark.asyncio
+async def test_urgent_messages_and_mentions_reach_who_chose_them_and_long_texts_split(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with sms_server(tmp_path, database_url) as (server, http, kannel):
+        phone = "+447700900061"
+        await verified(http, kannel, COUPLE, phone)
+        couple, planner = member(*COUPLE), member(*PLANNER)
+        # The couple want urgent messages texted, not mentions.
+        chosen = {"urgent": True, "mentions": False}
+        await ok(await http.put("/api/session/phone/choices", json=chosen, headers=couple))
+        thread = {"subject": "Ceremony", "participants": ["cam"]}
+        tid = (await ok(await http.post(f"{W}/threads", json=thread, headers=planner), 201))["id"]
+        messages = f"{W}/threads/{tid}/messages"
+
+        async def listed(kind: str) -> list[Any]:
+            body = await ok(await http.get(f"{_ADD}/texts", headers=couple))
+            return [t for t in body["texts"] if t["kind"] == kind]
+
+        said = {"body": "@cam the seating plan is up"}
+        await ok(await http.put(f"{messages}/m1", json=said, headers=planner), 201)
+        [skipped] = await until(lambda: listed("mention"), deadline=30)
+        assert skipped["status"] == "skipped"
+
+        urgent = {
+            "body": "The band arrives at noon, not one: move the soundcheck",
+            "priority": "urgent",
+        }
+        await ok(await http.put(f"{messages}/m2", json=urgent, headers=planner), 201)
+
+        async def texted(word: str) -> list[Any]:
+            return [t for t in kannel.to(phone) if word in t.body]
+
+        link = f"{server.url}/app/?wedding=w1"
+        [text] = await until(lambda: texted("soundcheck"), deadline=30)
+        assert text.body.startswith("URGENT ") and text.body.endswith(link)
+        assert "Ceremony" in text.body and "band arrives at noon" in text.body
+        # Nothing in it needs UCS-2: it went as GSM-7, in one part.
+        assert (text.kind, text.parts) == ("text", 1), text
+        assert not await texted("seating plan")
+
+        # Mentions turned on: the next one is texted; a name that needs UCS-2 sends it so.
+        chosen = {"urgent": True, "mentions": True}
+        await ok(await http.put("/api/session/phone/choices", json=chosen, headers=couple))
+        said = {"body": "@cam Łukasz asks where the rings are"}
+        await ok(await http.put(f"{messages}/m3", json=said, headers=planner), 201)
+        [text] = await until(lambda: texted("rings"), deadline=30)
+        assert text.kind == "ucs-2" and "Łukasz" in text.body and text.body.endswith(link)
+        # 70 UCS-2 units would leave the words no room beside the link: two parts, whole.
+        assert text.parts == 2 and "where the rings are" in text.body, text
+
+        # An emergency longer than one UCS-2 part is split (by Kannel, concatenated), and
+        # comes whole: its words cut to one part, the link after them, never cut.
+        what = "Łukasz fell ill: " + "the best man's speech moves to after dinner, " * 4
+        await ok(
+            await http.post(f"{W}/events", json=emergency(what), headers=planner),
+            201,
+        )
+        [text] = await until(lambda: texted("EMERGENCY"), deadline=30)
+        assert text.kind == "ucs-2" and text.parts == 2, text
+        assert text.body.endswith(f"... {link}") and "Łukasz fell ill" in text.body
