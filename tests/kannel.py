@@ -108,6 +108,7 @@ class Kannel:
     sendsms: int = field(default_factory=free_port)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     _phone: subprocess.Popen[bytes] | None = None
+    _smsbox: subprocess.Popen[bytes] | None = None
 
     @property
     def sms_url(self) -> str:
@@ -174,15 +175,27 @@ max-messages = 1
         conf.write_text(self.config(post_url))
         self._spawn([str(SBIN / "bearerbox"), str(conf)], "bearerbox.out")
         await until(lambda: _answers(self.admin), deadline=20)
-        self._spawn([str(SBIN / "smsbox"), str(conf)], "smsbox.out")
+        await self.start_smsbox()
         self._spawn(
             [str(FAKESMSC), "-H", "127.0.0.1", "-r", str(self.mt), "-i", "1", "-m", "0",
              "0 0 text unused"],
             self.phone_log.name,
         )  # fmt: skip
-        await until(lambda: _answers(self.sendsms), deadline=20)
         await until(self._mt_online, deadline=20)
         return self
+
+    async def start_smsbox(self) -> None:
+        """Start the smsbox (the ``sendsms`` interface) and wait until it answers."""
+        conf = self.folder / "kannel.conf"
+        self._smsbox = self._spawn([str(SBIN / "smsbox"), str(conf)], "smsbox.out")
+        await until(lambda: _answers(self.sendsms), deadline=20)
+
+    async def stop_smsbox(self) -> None:
+        """Stop the smsbox: the server's ``sendsms`` requests fail until it starts again."""
+        if self._smsbox is not None:
+            await self.stop_process(self._smsbox)
+            self.processes.remove(self._smsbox)
+            self._smsbox = None
 
     def _spawn(self, args: list[str], log: str) -> subprocess.Popen[bytes]:
         process = spawn(args, self.folder / log)
@@ -255,6 +268,7 @@ max-messages = 1
                 await self.stop_process(process)
         self.processes.clear()
         self._phone = None
+        self._smsbox = None
 
 
 async def _answers(port: int) -> bool:

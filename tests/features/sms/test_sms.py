@@ -598,3 +598,40 @@ async def test_urgent_messages_and_mentions_reach_who_chose_them_and_long_texts_
         [text] = await until(lambda: texted("EMERGENCY"), deadline=30)
         assert text.kind == "ucs-2" and text.parts == 2, text
         assert text.body.endswith(f"... {link}") and "Łukasz fell ill" in text.body
+
+
+@pytest.mark.asyncio
+async def test_a_text_kannel_could_not_take_is_retried_until_it_can(tmp_path: Path) -> None:
+    retries = {"CRDT_SERVER_SMS_RETRY_SCHEDULE": ",".join(["0"] + ["1"] * 20)}
+    async with sms_server(tmp_path, "", **retries) as (server, http, kannel):
+        phone = "+447700900071"
+        await verified(http, kannel, COUPLE, phone)
+        couple = member(*COUPLE)
+        # The gateway's smsbox is down: the emergency stays queued, each attempt failing.
+        await kannel.stop_smsbox()
+        raised = emergency("gas leak")
+        await ok(await http.post(f"{W}/events", json=raised, headers=member(*FLORIST)), 201)
+
+        async def failing() -> bool:
+            return server.log_text().count("sendsms could not be reached") >= 2
+
+        await until(failing, deadline=30)
+        listed = await ok(await http.get(f"{_ADD}/texts", headers=couple))
+        assert [t["status"] for t in listed["texts"] if t["kind"] == "emergency"] == ["queued"]
+        # Back up: the next attempt hands it over, once.
+        await kannel.start_smsbox()
+
+        async def texted() -> list[Any]:
+            return [t for t in kannel.to(phone) if "gas leak" in t.body]
+
+        await until(texted, deadline=30)
+
+        async def reported() -> list[Any]:
+            listed = await ok(await http.get(f"{_ADD}/texts", headers=couple))
+            return [t for t in listed["texts"] if t["kind"] == "emergency"]
+
+        async def delivered() -> bool:
+            return [t["status"] for t in await reported()] == ["delivered"]
+
+        await until(delivered, deadline=30)
+        assert len(await texted()) == 1
