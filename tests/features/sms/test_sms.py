@@ -9,15 +9,18 @@ and a server restart in the middle of a burst of texts losing and doubling nothi
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
+from crdt_server.features.sms.domain import dlr_token
 from crdt_server.testing.waits import until
 from tests.features.test_feature_list import MINT, SECRET
 from tests.kannel import Kannel, free_port
@@ -76,6 +79,22 @@ async def sms_server(
             yield server, http, kannel
     finally:
         await kannel.stop()
+
+
+async def dlr_key(tmp_path: Path, database_url: str) -> bytes:
+    """The key of the delivery report tokens, read from the server's store."""
+    query = "SELECT secret FROM sms_keys WHERE name = 'sms'"
+    if database_url:
+        conn = await asyncpg.connect(database_url)
+        try:
+            secret = await conn.fetchval(query)
+        finally:
+            await conn.close()
+    else:
+        path = tmp_path / "data" / "crdt.sqlite3"
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            [secret] = db.execute(query).fetchone()
+    return bytes.fromhex(str(secret))
 
 
 async def ok(response: httpx.Response, status: int = 200) -> Any:
@@ -190,12 +209,34 @@ async def test_a_verified_phone_gets_the_emergency_and_its_delivery_report_lands
             f"/api/sms/status/{report['id']}", params={"token": "0" * 32, "status": 2}
         )
         assert forged.status_code == 404
+
+        # Kannel fetched two reports for each of the two texts (the code, the emergency):
+        # type 8 and type 1, in either order (fakesmsc sends both, at once).
+        async def reports() -> bool:
+            text = (await http.get("/metrics")).text
+            route = 'route="/api/sms/status/{message_id}"'
+            lines = [ln for ln in text.splitlines() if route in ln and 'status="204"' in ln]
+            return sum(float(ln.rsplit(" ", 1)[1]) for ln in lines) >= 4
+
+        await until(reports, deadline=30)
+        # A type 8 is recorded on its text; one after the final report never hides it.
+        key = await dlr_key(tmp_path, database_url)
+        for text_id in (mention["id"], report["id"]):
+            query = {"token": dlr_token(key, text_id), "status": 8}
+            late = await http.get(f"/api/sms/status/{text_id}", params=query)
+            assert late.status_code == 204, late.text
+        shown = await ok(await http.get("/api/session/phone/texts", headers=couple))
+        by_id = {t["id"]: (t["status"], t["report"]) for t in shown["texts"]}
+        assert by_id[mention["id"]] == ("queued", 8)
+        assert by_id[report["id"]] == ("delivered", 1)
         metrics = (await http.get("/metrics")).text
         assert 'crdt_sms_sent_total{kind="emergency"} 1.0' in metrics
         assert 'crdt_sms_sent_total{kind="code"}' in metrics
         # The secret and the tokens never reach the server's log.
-        assert INBOUND not in server.log.decode(errors="replace")
-        assert phone not in server.log.decode(errors="replace")
+        log = server.log.decode(errors="replace")
+        assert INBOUND not in log and phone not in log
+        assert "GET /api/sms/status/{message_id} 204" in log  # the access log: its template
+        assert dlr_token(key, report["id"]) not in log
 
 
 async def op(http: httpx.AsyncClient, body: dict[str, Any]) -> None:
@@ -336,6 +377,7 @@ async def test_replies_check_in_report_late_reach_the_thread_and_stop(
         # The inbound secret and the numbers never reach the server's log.
         log = server.log.decode(errors="replace")
         assert INBOUND not in log and florist not in log and couple not in log
+        assert "POST /api/sms/inbound/{secret} 200" in log  # the access log: its template
 
 
 @pytest.mark.asyncio
