@@ -633,13 +633,15 @@ async def test_urgent_messages_and_mentions_reach_who_chose_them_and_long_texts_
         # An emergency longer than one UCS-2 part is split (by Kannel, concatenated), and
         # comes whole: its words cut to one part, the link after them, never cut.
         what = "Łukasz fell ill: " + "the best man's speech moves to after dinner, " * 4
-        await ok(
-            await http.post(f"{W}/events", json=emergency(what), headers=planner),
-            201,
-        )
+        raised = emergency(what)
+        # Only the emergency's own words are said: never other fields of its data (a
+        # guest's contact or notes pasted in), whoever raised it.
+        raised["data"] |= {"contact": "+447700900999", "notes": "NOTES-CANARY"}
+        await ok(await http.post(f"{W}/events", json=raised, headers=planner), 201)
         [text] = await until(lambda: texted("EMERGENCY"), deadline=30)
         assert text.kind == "ucs-2" and text.parts == 2, text
         assert text.body.endswith(f"... {link}") and "Łukasz fell ill" in text.body
+        assert "CANARY" not in text.body and "900999" not in text.body
 
 
 @pytest.mark.asyncio
