@@ -353,6 +353,15 @@ async def test_replies_check_in_report_late_reach_the_thread_and_stop(
             return bool(shown["stopped"])
 
         await until(stopped, deadline=30)
+
+        async def told_stop() -> list[Any]:
+            return [t for t in kannel.to(couple) if t.body.startswith("You will get no more")]
+
+        await until(told_stop, deadline=30)
+        # The message to the thread got no reply (an empty answer: omit-empty), only the
+        # code and STOP's confirmation reached that phone.
+        said_to_couple = [t.body for t in kannel.to(couple)]
+        assert len(said_to_couple) == 2 and "code is" in said_to_couple[0], said_to_couple
         events = f"{W}/events"
         await ok(await http.post(events, json=emergency("first"), headers=member(*FLORIST)), 201)
 
