@@ -39,7 +39,12 @@ def text_of(sender: str, to: str, kind: str, body: str) -> Text:
     return Text(sender, to, kind, body)
 
 
-_PART = re.compile(r"^%05%00%03%([0-9A-F]{2})%([0-9A-F]{2})%([0-9A-F]{2}) data (.*)$")
+_PART = re.compile(r"^(\S+) data (.*)$")
+
+
+def _bytes(printed: str) -> bytes:
+    """What fakesmsc printed URL-encoded (``+`` a space; a printable byte as itself)."""
+    return unquote_to_bytes(printed.replace("+", "%20"))
 
 
 def _joined(texts: list[Text]) -> list[Text]:
@@ -52,12 +57,13 @@ def _joined(texts: list[Text]) -> list[Text]:
     pending: dict[tuple[str, str, int], dict[int, bytes]] = {}
     for text in texts:
         part = _PART.match(text.body) if text.kind == "udh" else None
-        if part is None:
+        udh = _bytes(part.group(1)) if part is not None else b""
+        if part is None or len(udh) != 6 or udh[:3] != b"\x05\x00\x03":
             whole.append(text)
             continue
-        ref, total, seq = (int(g, 16) for g in part.groups()[:3])
+        ref, total, seq = udh[3], udh[4], udh[5]
         got = pending.setdefault((text.sender, text.to, ref), {})
-        got[seq] = unquote_to_bytes(part.group(4).replace("+", "%20"))
+        got[seq] = _bytes(part.group(2))
         if len(got) < total:
             continue
         data = b"".join(got[i] for i in sorted(got))
