@@ -39,6 +39,42 @@ def text_of(sender: str, to: str, kind: str, body: str) -> Text:
     return Text(sender, to, kind, body)
 
 
+_PART = re.compile(r"^(\S+) data (.*)$")
+
+
+def _bytes(printed: str) -> bytes:
+    """What fakesmsc printed URL-encoded (``+`` a space; a printable byte as itself)."""
+    return unquote_to_bytes(printed.replace("+", "%20"))
+
+
+def _joined(texts: list[Text]) -> list[Text]:
+    """``texts`` with the parts of a concatenated text (fakesmsc prints each part as
+    ``udh <header> data <bytes>``, the 8-bit reference header: 05 00 03 ref total seq)
+    made one text, once every part has come, where its last part came; ``parts`` says how
+    many. The parts' bytes are UTF-16 (UCS-2) when they hold a zero byte (every ASCII
+    character does then), else the text's own characters."""
+    whole: list[Text] = []
+    pending: dict[tuple[str, str, int], dict[int, bytes]] = {}
+    for text in texts:
+        part = _PART.match(text.body) if text.kind == "udh" else None
+        udh = _bytes(part.group(1)) if part is not None else b""
+        if part is None or len(udh) != 6 or udh[:3] != b"\x05\x00\x03":
+            whole.append(text)
+            continue
+        ref, total, seq = udh[3], udh[4], udh[5]
+        got = pending.setdefault((text.sender, text.to, ref), {})
+        got[seq] = _bytes(part.group(2))
+        if len(got) < total:
+            continue
+        data = b"".join(got[i] for i in sorted(got))
+        del pending[(text.sender, text.to, ref)]
+        if b"\0" in data:
+            whole.append(Text(text.sender, text.to, "ucs-2", data.decode("utf-16-be"), total))
+        else:
+            whole.append(Text(text.sender, text.to, "text", data.decode(errors="replace"), total))
+    return whole
+
+
 def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     """Start ``args`` with its output appended to ``log``."""
     with log.open("ab") as out:
@@ -60,6 +96,8 @@ class Text:
     to: str
     kind: str
     body: str
+    parts: int = 1
+    """The parts it came in (a long text is split, and put back together here)."""
 
 
 @dataclass
@@ -76,6 +114,7 @@ class Kannel:
     sendsms: int = field(default_factory=free_port)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     _phone: subprocess.Popen[bytes] | None = None
+    _smsbox: subprocess.Popen[bytes] | None = None
 
     @property
     def sms_url(self) -> str:
@@ -142,15 +181,27 @@ max-messages = 1
         conf.write_text(self.config(post_url))
         self._spawn([str(SBIN / "bearerbox"), str(conf)], "bearerbox.out")
         await until(lambda: _answers(self.admin), deadline=20)
-        self._spawn([str(SBIN / "smsbox"), str(conf)], "smsbox.out")
+        await self.start_smsbox()
         self._spawn(
             [str(FAKESMSC), "-H", "127.0.0.1", "-r", str(self.mt), "-i", "1", "-m", "0",
              "0 0 text unused"],
             self.phone_log.name,
         )  # fmt: skip
-        await until(lambda: _answers(self.sendsms), deadline=20)
         await until(self._mt_online, deadline=20)
         return self
+
+    async def start_smsbox(self) -> None:
+        """Start the smsbox (the ``sendsms`` interface) and wait until it answers."""
+        conf = self.folder / "kannel.conf"
+        self._smsbox = self._spawn([str(SBIN / "smsbox"), str(conf)], "smsbox.out")
+        await until(lambda: _answers(self.sendsms), deadline=20)
+
+    async def stop_smsbox(self) -> None:
+        """Stop the smsbox: the server's ``sendsms`` requests fail until it starts again."""
+        if self._smsbox is not None:
+            await self.stop_process(self._smsbox)
+            self.processes.remove(self._smsbox)
+            self._smsbox = None
 
     def _spawn(self, args: list[str], log: str) -> subprocess.Popen[bytes]:
         process = spawn(args, self.folder / log)
@@ -177,7 +228,7 @@ max-messages = 1
                 found = _GOT.search(line)
                 if found:
                     texts.append(text_of(*found.groups()))
-        return texts
+        return _joined(texts)
 
     def to(self, phone: str) -> list[Text]:
         return [t for t in self.received() if t.to == phone]
@@ -223,6 +274,7 @@ max-messages = 1
                 await self.stop_process(process)
         self.processes.clear()
         self._phone = None
+        self._smsbox = None
 
 
 async def _answers(port: int) -> bool:

@@ -157,13 +157,30 @@ def parse_command(text: str) -> Command:
     return Command("say", text=said)
 
 
-def fit_link(head: str, body: str, link: str) -> str:
-    """``head`` and ``body`` cut to leave room for ``link`` in one part where possible."""
-    whole = f"{head}{body} {link}"
-    if fits(whole, 1):
-        return whole
-    room = clip(f"{head}{body}" + " " * (len(link) + 1), 1)
-    kept = room.rstrip()
-    if len(kept) > len(head) + 3:
-        return f"{kept} {link}"
-    return f"{clip(head + body, 2)} {link}"
+def _longest(head: str, body: str, tail: str, most: int) -> str:
+    """The longest start of ``body`` that fits ``most`` parts between ``head`` and ``...``
+    and ``tail`` (a search bounded by ``len(body)``)."""
+    low, high = 0, len(body)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if fits(f"{head}{body[:mid].rstrip()}...{tail}", most):
+            low = mid
+        else:
+            high = mid - 1
+    return body[:low].rstrip()
+
+
+def fit_link(head: str, body: str, link: str, least: int = 20) -> str:
+    """``head``, ``body`` and `` link`` in as few parts as keep at least ``least``
+    characters of the body (one part where it can be: in GSM-7 most of a short message;
+    in UCS-2 a link leaves little room), the body cut with an ellipsis; the link is never
+    cut."""
+    tail = f" {link}"
+    whole = f"{head}{body}{tail}"
+    for most in range(1, MAX_PARTS + 1):
+        if fits(whole, most):
+            return whole
+        kept = _longest(head, body, tail, most)
+        if len(kept) >= min(least, len(body)):
+            return f"{head}{kept}...{tail}"
+    return f"{clip(head + body, MAX_PARTS - 1)}{tail}"

@@ -549,7 +549,8 @@ class Texts(Extension):
         name = who.name if who is not None else "Someone"
         flag = {"emergency": "EMERGENCY ", "urgent": "URGENT "}.get(notice.priority, "")
         body = "(deleted)" if quote.deleted else " ".join(quote.body.split())
-        head = f"{flag}{name} in \u201c{' '.join(quote.subject.split())}\u201d: "
+        # Plain quotes: curly ones are not in GSM-7 and would make every such text UCS-2.
+        head = f'{flag}{name} in "{" ".join(quote.subject.split())}": '
         return fit_link(head, body, link)
 
     async def send_due(self) -> bool:

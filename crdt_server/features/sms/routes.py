@@ -27,7 +27,7 @@ from starlette.responses import Response
 
 from crdt_server.edge.params import WeddingId
 from crdt_server.edge.routing import ApiCall, Routes, json_response
-from crdt_server.errors import Forbidden, Impossible, NotFound, TooMany
+from crdt_server.errors import Forbidden, Impossible, NotFound, TooMany, Unavailable
 from crdt_server.features.people import member_principal
 from crdt_server.features.push import QuietHours, check_quiet_hours
 from crdt_server.features.sms.domain import normal_phone
@@ -159,6 +159,8 @@ def _address_allowed(call: ApiCall) -> bool:
 )
 async def add_phone(call: ApiCall, body: PhoneBody) -> Response:
     wedding, sub = await _member(call, body.wedding)
+    if not _texts(call).sending:  # before the number: its countries are none then
+        raise Unavailable("this server sends no texts (CRDT_SERVER_SMS_URL is unset)")
     settings = call.state.settings.fragment(SmsSettings)
     phone = normal_phone(body.phone, settings.countries)
     if phone is None:

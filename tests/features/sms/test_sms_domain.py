@@ -11,6 +11,7 @@ from crdt_server.features.sms.domain import (
     clip,
     dlr_token,
     encoding_of,
+    fit_link,
     normal_phone,
     parse_command,
     parts,
@@ -46,6 +47,28 @@ def test_a_long_text_is_cut_to_its_parts_with_an_ellipsis_in_bounded_time() -> N
     assert time.monotonic() - started < 1.0
     assert parts(cut) == 1 and cut.endswith("...")
     assert clip("short") == "short"
+
+
+def test_a_link_keeps_its_room_in_one_part_where_it_can_and_is_never_cut() -> None:
+    link = "https://plan.example.com/app/?wedding=w1"
+    head = 'URGENT Pat in "Ceremony": '
+    short = fit_link(head, "Band at noon", link)
+    assert short == f"{head}Band at noon {link}" and encoding_of(short) == "gsm7"
+    # GSM-7: the words cut to leave the link its room in one part.
+    body = "The band arrives at noon, not one. " * 6
+    text = fit_link(head, body, link)
+    assert parts(text) == 1 and text.startswith(head + body[:60]), text
+    assert text.endswith(f"... {link}")
+    # UCS-2: 70 units hold the head and the link and hardly a word: two parts then.
+    body = "Łukasz moves the band to noon. " * 6
+    text = fit_link(head, body, link)
+    assert parts(text) == 2 and text.startswith(head + body[:40]), text
+    assert text.endswith(f"... {link}")
+    ucs2 = fit_link(head, "Łukasz at noon", link)
+    assert parts(ucs2) == 2 and ucs2 == f"{head}Łukasz at noon {link}"
+    # A head too long to leave the body any room: its words, then the link.
+    text = fit_link("Ł" * 300 + ": ", "the words", link)
+    assert parts(text) <= 3 and text.endswith(f"... {link}")
 
 
 def test_commands_of_inbound_texts() -> None:
