@@ -136,6 +136,12 @@ class Settings:
     over HTTP. The default is 4x the largest message an honest client sends (the planner
     app's guest form adding 5,000 guests in one transaction: 40,000;
     ``tests/js/producers.mjs``)."""
+    update_slice_structs: int = 1000
+    """A received update of more structs than this is taken in as slices of this many, in
+    order, each applied, committed and sent to the room before the next (the loop serves
+    other rooms between them): one message costs another wedding the time of one slice,
+    not of the whole. Answered (HTTP) once its last slice is committed; a slice refused
+    leaves those before it committed."""
     max_document_bytes: int = 64 * 1024 * 1024
     """Largest a document's stored log may grow (an upper bound of its encoded size);
     an update past it closes the connection with 1009."""
@@ -313,6 +319,7 @@ class Settings:
             "rate_events_per_minute",
             "max_message_bytes",
             "max_update_items",
+            "update_slice_structs",
             "max_awareness_state_bytes",
             "max_awareness_entries",
             "outbound_queue_bytes",

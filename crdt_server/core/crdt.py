@@ -38,10 +38,12 @@ the client that sent it (it re-sends the same update on every reconnect).
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 from collections import ChainMap
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 from pycrdt import Doc, Subscription, merge_updates
@@ -67,6 +69,7 @@ __all__ = [
     "Undecodable",
     "crdt_call",
     "fold_updates",
+    "inspect_off_loop",
     "merged",
     "replay",
 ]
@@ -128,6 +131,20 @@ def crdt_call(fn: Callable[..., T], *args: object) -> T:
         ):
             raise ObserverFailed(message, panicked=False) from exc
         raise CrdtFailure(message, panicked=panicked) from exc
+
+
+OFF_LOOP_BYTES = 256 * 1024
+"""A received update at least this large is checked on a worker thread (a pure read of its
+bytes, which the loop would otherwise spend up to a few hundred milliseconds on)."""
+
+
+async def inspect_off_loop(update: bytes, max_items: int) -> UpdateSummary:
+    """:func:`~crdt_server.codec.updates.inspect_update` with ``max_items``, on a worker
+    thread for an update of :data:`OFF_LOOP_BYTES` or more (the loop serves others
+    meanwhile), else at once."""
+    if len(update) < OFF_LOOP_BYTES:
+        return inspect_update(update, max_items=max_items)
+    return await asyncio.to_thread(partial(inspect_update, update, max_items=max_items))
 
 
 class Applied(enum.Enum):

@@ -36,6 +36,7 @@ from crdt_server.codec.protocol import (
     encode_update,
 )
 from crdt_server.codec.shapes import ShapeError
+from crdt_server.codec.slices import slice_update
 from crdt_server.codec.updates import (
     UpdateError,
     UpdateSummary,
@@ -114,10 +115,16 @@ class Room(RoomContent):
         rows: Sequence[FeatureRow] = (),
         frames: int = 1,
         server: bool = False,
+        whole: bool = False,
     ) -> int | None:
         """:meth:`RoomContent.apply`, and while an adoption window is open an update that
         re-sends items of ids other people own is taken in split by owner, each part
-        credited to its owner (:mod:`crdt_server.core.adoption`)."""
+        credited to its owner (:mod:`crdt_server.core.adoption`). An update of more
+        structs than ``CRDT_SERVER_UPDATE_SLICE_STRUCTS`` is taken in as slices
+        (:meth:`_apply_slices`) unless ``whole``."""
+        limit = self._settings.update_slice_structs
+        if not whole and frames == 1 and not rows and summary.struct_count > limit:
+            return await self._apply_slices(update, sender, server=server)
         try:
             return await super().apply(
                 update, summary, sender, rows=rows, frames=frames, server=server
@@ -139,6 +146,25 @@ class Room(RoomContent):
             )
             done = await super().apply(part, inspect_update(part), credited)
             index = done if done is not None else index
+        return index
+
+    async def _apply_slices(self, update: bytes, sender: Sender, *, server: bool) -> int | None:
+        """One large update as slices of at most ``update_slice_structs`` structs
+        (:mod:`crdt_server.codec.slices`, cut on a worker thread: a pure read of the
+        bytes), each applied and committed before the next, so that what one message
+        costs the loop (its items read by the recorder, the overwrite index, the events'
+        derivation) comes in pieces with every other room served between them. Each
+        slice is an update of its own for everything after the apply (the log, events,
+        the broadcast); a slice refused leaves those before it applied and committed (their
+        items are well formed, the sender's own). The last slice's index."""
+        parts = await asyncio.to_thread(slice_update, update, self._settings.update_slice_structs)
+        index: int | None = None
+        for part in parts:
+            whole = len(parts) == 1  # nothing could be cut: taken as it came
+            done = await self.apply(part, inspect_update(part), sender, server=server, whole=whole)
+            if done is not None:
+                index = done
+                await self.wait_committed(done)
         return index
 
     # -- committing ---------------------------------------------------------------------

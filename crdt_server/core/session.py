@@ -41,9 +41,9 @@ from crdt_server.codec.updates import (
     OverItemLimit,
     UpdateError,
     UpdateSummary,
-    inspect_update,
 )
 from crdt_server.core.connection import Connection
+from crdt_server.core.crdt import inspect_off_loop
 from crdt_server.core.hooks import Sender
 from crdt_server.core.keepalive import Keepalive, Ticked
 from crdt_server.core.limits import TokenBucket
@@ -407,7 +407,7 @@ class _Session:
         refused: PeerError | None = None
         for update in updates:
             try:
-                run.append((update, self._checked(update)))
+                run.append((update, await self._checked(update)))
             except PeerError as exc:
                 refused = exc
                 break
@@ -416,13 +416,13 @@ class _Session:
         if refused is not None:
             raise refused
 
-    def _checked(self, update: bytes) -> UpdateSummary:
+    async def _checked(self, update: bytes) -> UpdateSummary:
         """The summary of one update the peer sent, within its rate; else raise."""
         if not self.updates.take():
             limit = self.settings.max_updates_per_second
             raise PolicyViolation(f"more than {limit:g} updates per second")
         try:
-            return inspect_update(update, max_items=self.settings.max_update_items)
+            return await inspect_off_loop(update, self.settings.max_update_items)
         except OverItemLimit as exc:
             raise TooManyItems(f"update refused: {exc}") from exc
         except UpdateError as exc:
@@ -430,7 +430,7 @@ class _Session:
 
     async def _update(self, update: bytes, *, step2: bool) -> None:
         conn, room = self.conn, self.room
-        summary = self._checked(update)
+        summary = await self._checked(update)
         if not conn.principal.can_write:
             # The step 2 every client sends on connect is no write attempt when it brings
             # nothing new: same structs, and (the client's delete set) nothing to count.

@@ -24,7 +24,7 @@ from crdt_server.codec.updates import (
     decode_state_vector,
     inspect_update,
 )
-from crdt_server.core.crdt import CrdtFailure, crdt_call, replay
+from crdt_server.core.crdt import CrdtFailure, crdt_call, inspect_off_loop, replay
 from crdt_server.core.domain import Domain
 from crdt_server.core.hooks import Sender
 from crdt_server.core.operation_keys import OperationKeys
@@ -177,7 +177,7 @@ class WeddingService:
         passed it) for one of more structs and delete ranges than ``max_update_items``."""
         limit = self._registry.services.settings.max_update_items
         try:
-            summary = inspect_update(update, max_items=limit)
+            summary = await inspect_off_loop(update, limit)
         except OverItemLimit as exc:
             raise TooManyItems(f"update refused: {exc}") from exc
         except UpdateError as exc:

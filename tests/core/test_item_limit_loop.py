@@ -26,7 +26,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from crdt_server.codec.protocol import SyncUpdate, decode_message, encode_sync_step1, encode_update
-from crdt_server.codec.updates import inspect_update
+from crdt_server.codec.updates import decode_state_vector, inspect_update
 from crdt_server.settings import Settings
 from crdt_server.testing.tokens import TokenMinter, new_secret
 from tests.server import ServerProcess
@@ -37,6 +37,9 @@ MINT = TokenMinter(new_secret())
 LIMIT = Settings().max_update_items
 REFUSED_P99 = 0.1
 """The bound a refusal must keep another wedding's /healthz p99 under (seconds)."""
+ACCEPTED_P99 = 2.0
+"""The bound the largest accepted message keeps it under here (seconds; the goal, 0.1 s on a
+quiet machine, is measured and recorded: a message applied whole took 6 to 10 s)."""
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -183,25 +186,30 @@ async def test_a_refusal_holds_no_loop_and_the_largest_accepted_update_is_measur
             async def ws_accepted() -> None:
                 ws = await _joined(server, w)
                 await ws.send(encode_update(accepted_ws))
+                # Echoed in slices (CRDT_SERVER_UPDATE_SLICE_STRUCTS): done once they hold it all.
+                end = inspect_update(accepted_ws).structs[733][1]
+                echoed: Doc[Any] = Doc()
                 async with asyncio.timeout(120):
-                    while True:
+                    while decode_state_vector(echoed.get_state()).get(733, 0) < end:
                         frame = await ws.recv()
                         assert isinstance(frame, bytes)
                         if frame[:2] != b"\x00\x02":
                             continue
                         message = decode_message(frame)
-                        if isinstance(message, SyncUpdate) and message.update == accepted_ws:
-                            break
+                        if isinstance(message, SyncUpdate):
+                            echoed.apply_update(message.update)
                 await ws.close()
 
-            # Recorded, not asserted (yet): issue 73 wants these under 100 ms too, and the
-            # server alive after them (docs/performance/2026-11-27.md, "One update of many items").
+            # Measured and recorded (docs/performance/); bounded here far above the goal
+            # (another wedding's /healthz p99 under 100 ms on a quiet machine) so that a
+            # loaded test machine passes while a message holding the loop whole does not.
             for what, run in (("http accepted", http_accepted), ("sync accepted", ws_accepted)):
                 results.append(await measured(poller, what, run, record=True))
     finally:
         poller.stop.set()
         poller.join()
     print(json.dumps({"server_alive_after": server.alive}))
+    assert server.alive  # the watchdog never fired
     for figures in results:
-        if "refused" in figures["what"]:
-            assert figures["healthz_p99_ms"] < 1000 * REFUSED_P99, figures
+        bound = REFUSED_P99 if "refused" in figures["what"] else ACCEPTED_P99
+        assert figures["healthz_p99_ms"] < 1000 * bound, figures

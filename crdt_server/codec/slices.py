@@ -1,0 +1,175 @@
+"""One large Yjs v1 update as a sequence of smaller ones that, applied in order, build the
+same document: how the room takes in a message of many items without holding the loop for
+all of them at once (:meth:`~crdt_server.core.room_content.RoomContent.apply`).
+
+A v1 update lists each client's structs as a run (``count, client, first clock``, then the
+structs, each encoded on its own), then one delete set. A slice is a run of at most
+``max_structs`` consecutive structs of one client, copied byte for byte under a header of
+its own, with an empty delete set; the update's delete set goes with the last slice. The
+slices are ordered so that each one's references to content of other clients in the same
+update (origins, right origins, parents) are to slices before it: an item only ever names
+content that existed when it was made, so such an order exists for what a Yjs client
+writes; a crafted update where none is found keeps the rest whole, as one last part.
+References to content outside the update are the document's to have, as for the update
+whole. Only for an update :func:`~crdt_server.codec.updates.inspect_update` accepted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from crdt_server.codec.updates import _Reader
+from crdt_server.lib0 import write_var_uint
+
+__all__ = ["slice_update"]
+
+_EMPTY_DELETE_SET = b"\x00"
+
+
+@dataclass(slots=True)
+class _Run:
+    """One client's structs in the update: where each starts (byte offset, clock), and
+    the furthest clock each needs of each other client of the update (exclusive)."""
+
+    client: int
+    starts: list[tuple[int, int]]
+    end: int
+    """Where its last struct ends (byte offset)."""
+    end_clock: int
+    """The clock after its last struct."""
+    needs: list[dict[int, int] | None]
+    """Per struct: the furthest clock it names of each other client (exclusive), if any;
+    ``None`` also for an item of length 0, which yrs drops unread."""
+    empty: list[bool]
+    """Per struct: whether it is an item of length 0. A slice never begins with one (yrs
+    panics on a client's run of nothing but such items): it joins the slice before."""
+    done: int = 0
+    """How many of its structs are in slices already."""
+
+    def clock_at(self, index: int) -> int:
+        return self.starts[index][1] if index < len(self.starts) else self.end_clock
+
+    def offset_at(self, index: int) -> int:
+        return self.starts[index][0] if index < len(self.starts) else self.end
+
+
+def _runs(data: bytes) -> tuple[list[_Run], int]:
+    """Every client's run, and where the delete set starts."""
+    r = _Reader(data, 64)
+    runs: list[_Run] = []
+    for _ in range(r.uint()):
+        n_structs = r.uint()
+        client = r.uint()
+        clock = r.uint()
+        starts: list[tuple[int, int]] = []
+        needs: list[dict[int, int] | None] = []
+        empty: list[bool] = []
+        for _ in range(n_structs):
+            at = r.pos
+            starts.append((at, clock))
+            info = data[at]
+            r.pos = at + 1
+            ref = info & 0x1F
+            need: dict[int, int] | None = None
+            if ref == 0 or ref == 10:
+                length = r.uint()
+            else:
+                named: list[tuple[int, int]] = []
+                if info & 0x80:
+                    named.append(r.item_id("origin"))
+                if info & 0x40:
+                    named.append(r.item_id("right origin"))
+                if not info & 0xC0:
+                    if r.uint() == 1:
+                        r.text("parent name")
+                    else:
+                        named.append(r.item_id("parent"))
+                    if info & 0x20:
+                        r.text("parent key")
+                length = r.content(ref, at)
+                for other, other_clock in named if length else ():
+                    if other != client:
+                        need = need or {}
+                        need[other] = max(need.get(other, 0), other_clock + 1)
+            needs.append(need)
+            empty.append(not length)
+            clock += length
+        runs.append(_Run(client, starts, r.pos, clock, needs, empty))
+    return runs, r.pos
+
+
+def slice_update(data: bytes, max_structs: int) -> list[bytes]:
+    """``data`` (an accepted update) as updates of at most ``max_structs`` structs each
+    (the last one may hold more, see the module docstring), in the order to apply them;
+    ``[data]`` when it has no more structs than that."""
+    runs, deletes_at = _runs(data)
+    if sum(len(run.starts) for run in runs) <= max_structs:
+        return [data]
+    by_client = {run.client: run for run in runs}
+    # The clock each client of the update has reached in the slices made so far; content
+    # of the update not reached yet may not be named by the next slice.
+    reached = {run.client: run.clock_at(0) for run in runs}
+
+    def ready(need: dict[int, int] | None) -> bool:
+        if need is None:
+            return True
+        for other, clock in need.items():
+            run = by_client.get(other)
+            # Content before the update's run of that client is the document's to have.
+            if run is not None and run.starts and clock > run.starts[0][1]:
+                if clock > reached[other]:
+                    return False
+        return True
+
+    parts: list[bytes] = []
+    while True:
+        progressed = False
+        for run in runs:
+            count = 0
+            while (
+                run.done + count < len(run.starts)
+                and count < max_structs
+                and ready(run.needs[run.done + count])
+            ):
+                count += 1
+            while count and run.done + count < len(run.starts) and run.empty[run.done + count]:
+                count += 1
+            if count:
+                first, last = run.done, run.done + count
+                body = data[run.offset_at(first) : run.offset_at(last)]
+                header = (
+                    write_var_uint(1)
+                    + write_var_uint(count)
+                    + write_var_uint(run.client)
+                    + write_var_uint(run.clock_at(first))
+                )
+                parts.append(header + body + _EMPTY_DELETE_SET)
+                run.done = last
+                reached[run.client] = run.clock_at(last)
+                progressed = True
+        left = [run for run in runs if run.done < len(run.starts)]
+        if not left:
+            break
+        if not progressed:
+            parts.append(_rest(left, data))
+            return _with_deletes(parts, data, deletes_at)
+    return _with_deletes(parts, data, deletes_at)
+
+
+def _rest(left: list[_Run], data: bytes) -> bytes:
+    """What is left of ``left`` runs, as one update of several clients (no delete set)."""
+    out = bytearray(write_var_uint(len(left)))
+    for run in left:
+        out += write_var_uint(len(run.starts) - run.done)
+        out += write_var_uint(run.client) + write_var_uint(run.clock_at(run.done))
+        out += data[run.offset_at(run.done) : run.end]
+        run.done = len(run.starts)
+    return bytes(out + _EMPTY_DELETE_SET)
+
+
+def _with_deletes(parts: list[bytes], data: bytes, deletes_at: int) -> list[bytes]:
+    """The update's delete set on the last part (in place of its empty one)."""
+    deletes = data[deletes_at:]
+    if deletes != _EMPTY_DELETE_SET:
+        parts[-1] = parts[-1][: -len(_EMPTY_DELETE_SET)] + deletes
+    return parts
