@@ -5,7 +5,8 @@ all of them at once (:meth:`~crdt_server.core.room_content.RoomContent.apply`).
 A v1 update lists each client's structs as a run (``count, client, first clock``, then the
 structs, each encoded on its own), then one delete set. A slice is a run of at most
 ``max_structs`` consecutive structs of one client, copied byte for byte under a header of
-its own, with an empty delete set; the update's delete set goes with the last slice. The
+its own, with an empty delete set; the update's delete set goes with the slice the caller
+chooses (:meth:`Sliced.parts`: it must come after the content it deletes). The
 slices are ordered so that each one's references to content of other clients in the same
 update (origins, right origins, parents) are to slices before it: an item only ever names
 content that existed when it was made, so such an order exists for what a Yjs client
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from crdt_server.codec.updates import _Reader
 from crdt_server.lib0 import write_var_uint
 
-__all__ = ["slice_update"]
+__all__ = ["Sliced", "slice_update"]
 
 _EMPTY_DELETE_SET = b"\x00"
 
@@ -98,13 +99,30 @@ def _runs(data: bytes) -> tuple[list[_Run], int]:
     return runs, r.pos
 
 
-def slice_update(data: bytes, max_structs: int) -> list[bytes]:
+@dataclass(frozen=True, slots=True)
+class Sliced:
+    """An update's slices, in the order to apply them, each with an empty delete set, and
+    the update's own delete set (encoded)."""
+
+    slices: list[bytes]
+    deletes: bytes
+
+    def parts(self, at: int = -1) -> list[bytes]:
+        """The slices, the delete set on the one at ``at`` (default the last): one no
+        earlier than the last that brings content the delete set names."""
+        parts = list(self.slices)
+        if self.deletes != _EMPTY_DELETE_SET:
+            parts[at] = parts[at][: -len(_EMPTY_DELETE_SET)] + self.deletes
+        return parts
+
+
+def slice_update(data: bytes, max_structs: int) -> Sliced | None:
     """``data`` (an accepted update) as updates of at most ``max_structs`` structs each
-    (the last one may hold more, see the module docstring), in the order to apply them;
-    ``[data]`` when it has no more structs than that."""
+    (one may hold more, see the module docstring), in the order to apply them; ``None``
+    when it has no more structs than that."""
     runs, deletes_at = _runs(data)
     if sum(len(run.starts) for run in runs) <= max_structs:
-        return [data]
+        return None
     by_client = {run.client: run for run in runs}
     # The clock each client of the update has reached in the slices made so far; content
     # of the update not reached yet may not be named by the next slice.
@@ -152,8 +170,8 @@ def slice_update(data: bytes, max_structs: int) -> list[bytes]:
             break
         if not progressed:
             parts.append(_rest(left, data))
-            return _with_deletes(parts, data, deletes_at)
-    return _with_deletes(parts, data, deletes_at)
+            break
+    return Sliced(parts, data[deletes_at:])
 
 
 def _rest(left: list[_Run], data: bytes) -> bytes:
@@ -165,11 +183,3 @@ def _rest(left: list[_Run], data: bytes) -> bytes:
         out += data[run.offset_at(run.done) : run.end]
         run.done = len(run.starts)
     return bytes(out + _EMPTY_DELETE_SET)
-
-
-def _with_deletes(parts: list[bytes], data: bytes, deletes_at: int) -> list[bytes]:
-    """The update's delete set on the last part (in place of its empty one)."""
-    deletes = data[deletes_at:]
-    if deletes != _EMPTY_DELETE_SET:
-        parts[-1] = parts[-1][: -len(_EMPTY_DELETE_SET)] + deletes
-    return parts

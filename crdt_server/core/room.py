@@ -36,7 +36,7 @@ from crdt_server.codec.protocol import (
     encode_update,
 )
 from crdt_server.codec.shapes import ShapeError
-from crdt_server.codec.slices import slice_update
+from crdt_server.codec.slices import Sliced, slice_update
 from crdt_server.codec.updates import (
     UpdateError,
     UpdateSummary,
@@ -124,7 +124,7 @@ class Room(RoomContent):
         (:meth:`_apply_slices`) unless ``whole``."""
         limit = self._settings.update_slice_structs
         if not whole and frames == 1 and not rows and summary.struct_count > limit:
-            return await self._apply_slices(update, sender, server=server)
+            return await self._apply_slices(update, summary, sender, server=server)
         try:
             return await super().apply(
                 update, summary, sender, rows=rows, frames=frames, server=server
@@ -148,7 +148,9 @@ class Room(RoomContent):
             index = done if done is not None else index
         return index
 
-    async def _apply_slices(self, update: bytes, sender: Sender, *, server: bool) -> int | None:
+    async def _apply_slices(
+        self, update: bytes, summary: UpdateSummary, sender: Sender, *, server: bool
+    ) -> int | None:
         """One large update as slices of at most ``update_slice_structs`` structs
         (:mod:`crdt_server.codec.slices`, cut on a worker thread: a pure read of the
         bytes), each applied and committed before the next, so that what one message
@@ -157,11 +159,20 @@ class Room(RoomContent):
         slice is an update of its own for everything after the apply (the log, events,
         the broadcast); a slice refused leaves those before it applied and committed (their
         items are well formed, the sender's own). The last slice's index."""
-        parts = await asyncio.to_thread(slice_update, update, self._settings.update_slice_structs)
+        sliced = await asyncio.to_thread(_cut, update, self._settings.update_slice_structs)
+        if sliced is None:  # nothing to cut
+            return await self.apply(update, summary, sender, server=server, whole=True)
+        # The delete set goes with the last slice that brings content the room lacks: that
+        # one changes the document and is sent to everyone, so the writer sees its
+        # deletions echoed (the app confirms an edit by them). A slice of known content
+        # only changes nothing and is sent to nobody.
+        cut, summaries = sliced
+        new = [i for i, found in enumerate(summaries) if self.has_unknown_structs(found)]
+        at = new[-1] if new else len(summaries) - 1
         index: int | None = None
-        for part in parts:
-            whole = len(parts) == 1  # nothing could be cut: taken as it came
-            done = await self.apply(part, inspect_update(part), sender, server=server, whole=whole)
+        for i, part in enumerate(cut.parts(at)):
+            told = inspect_update(part) if i == at else summaries[i]
+            done = await self.apply(part, told, sender, server=server, whole=True)
             if done is not None:
                 index = done
                 await self.wait_committed(done)
@@ -536,3 +547,11 @@ class Room(RoomContent):
 
     def close_all(self, code: int, reason: str) -> None:
         self.members.close_all(code, reason)
+
+
+def _cut(update: bytes, structs: int) -> tuple[Sliced, list[UpdateSummary]] | None:
+    """``update``'s slices and their summaries (on a worker thread), or ``None``."""
+    sliced = slice_update(update, structs)
+    if sliced is None:
+        return None
+    return sliced, [inspect_update(part) for part in sliced.slices]

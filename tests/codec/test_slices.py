@@ -76,7 +76,8 @@ def _content(doc: Doc[Any]) -> Any:
 @given(edits, st.integers(1, 6))
 def test_slices_in_order_build_what_the_update_builds(steps: list[Edit], bound: int) -> None:
     whole, update = _history(steps)
-    parts = slice_update(update, bound)
+    sliced = slice_update(update, bound)
+    parts = [update] if sliced is None else sliced.parts()
     rebuilt: Doc[Any] = Doc()
     for part in parts[:-1]:
         summary = inspect_update(part)
@@ -97,8 +98,10 @@ def test_a_small_update_is_one_slice_and_a_large_one_many() -> None:
         for i in range(500):
             guests[f"g{i}"] = Map({"name": f"Guest {i}"})
     update = doc.get_update()
-    assert slice_update(update, 10_000) == [update]
-    parts = slice_update(update, 100)
+    assert slice_update(update, 10_000) is None
+    sliced = slice_update(update, 100)
+    assert sliced is not None
+    parts = sliced.parts()
     assert len(parts) == 10 and all(inspect_update(p).struct_count <= 100 for p in parts)
     rebuilt: Doc[Any] = Doc()
     for part in parts:
@@ -110,10 +113,13 @@ def test_the_delete_set_goes_with_the_last_slice() -> None:
     doc: Doc[Any] = Doc(client_id=9)
     notes = doc.get("notes", type=Text)
     for i in range(30):
-        notes.insert(len(notes), f"{i},")
+        notes.insert(0, f"{i},")  # each its own struct (appended ones merge)
     del notes[0:20]
     update = doc.get_update()
-    parts = slice_update(update, 4)
+    sliced = slice_update(update, 4)
+    assert sliced is not None
+    assert all(not inspect_update(p).deletes for p in sliced.slices)
+    parts = sliced.parts()
     assert all(not inspect_update(p).deletes for p in parts[:-1])
     assert inspect_update(parts[-1]).deletes
     rebuilt: Doc[Any] = Doc()

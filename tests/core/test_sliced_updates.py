@@ -1,0 +1,108 @@
+"""A large update taken in as slices (``CRDT_SERVER_UPDATE_SLICE_STRUCTS``) against a real
+server: what it builds is what the update builds, and a reconnecting writer's sync step 2
+(its whole document: content the room has, its new edits and every deletion) is echoed
+with its deletions, by which an app confirms an edit (the web app's pending edits wait
+for the ranges they deleted)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from pycrdt import Doc, Map
+from websockets.asyncio.client import connect
+
+from crdt_server.codec.protocol import SyncStep2, SyncUpdate, decode_message, encode_sync_step1
+from crdt_server.codec.updates import inspect_update
+from crdt_server.testing.tokens import TokenMinter, new_secret
+from tests.server import ServerProcess
+
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(60)]
+
+MINT = TokenMinter(new_secret())
+SLICE = 50
+WRITER = 7001
+OTHER = 5000
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
+    env = {**MINT.env, "CRDT_SERVER_UPDATE_SLICE_STRUCTS": str(SLICE)}
+    proc = ServerProcess(tmp_path_factory.mktemp("slices") / "data", env=env)
+    proc.anonymous = False
+    async with proc:
+        yield proc
+
+
+def _token(wedding: str) -> str:
+    return MINT(sub="ann", role="couple", wedding=wedding)
+
+
+async def _post(http: httpx.AsyncClient, wedding: str, update: bytes) -> dict[str, Any]:
+    answer = await http.post(
+        f"/api/weddings/{wedding}/docs/guests/update",
+        content=update,
+        headers={
+            "Authorization": f"Bearer {_token(wedding)}",
+            "Content-Type": "application/octet-stream",
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+async def test_a_step_2_in_slices_builds_the_document_and_echoes_its_deletions(
+    server: ServerProcess,
+) -> None:
+    wedding = f"w{uuid.uuid4().hex[:10]}"
+    others: Doc[Any] = Doc(client_id=OTHER)
+    for i in range(120):  # 120 guests, 3 structs each, by someone else: many slices
+        others.get("guests", type=Map)[f"g{i:03d}"] = Map({"name": f"Guest {i}"})
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        assert (await _post(http, wedding, others.get_update()))["changed"] is True
+        # The writer had it all, renamed a guest offline (a new entry, the other person's
+        # deleted) and comes back with its whole document, as a step 2 against an empty
+        # vector is: its own new run first (Yjs writes clients by descending id), then the
+        # other person's, which the room has, in slices of known content only.
+        doc: Doc[Any] = Doc(client_id=WRITER)
+        doc.apply_update(others.get_update())
+        guests = doc.get("guests", type=Map)
+        guests["g007"] = Map({"name": "Ada Lovelace"})
+        whole = doc.get_update()
+        assert inspect_update(whole).struct_count > SLICE
+        assert list(inspect_update(whole).deletes) == [OTHER]
+
+        url = f"{server.ws_url}/{wedding}/guests?token={_token(wedding)}"
+        async with connect(url) as reader:
+            await reader.send(encode_sync_step1(b"\x00"))
+            assert (await _post(http, wedding, whole))["changed"] is True
+            deleted: list[tuple[int, int]] = []
+            seen: Doc[Any] = Doc()
+            async with asyncio.timeout(20):
+                while seen.get("guests", type=Map).to_py() != guests.to_py() or not deleted:
+                    frame = await reader.recv()
+                    assert isinstance(frame, bytes)
+                    message = decode_message(frame)
+                    if isinstance(message, SyncStep2):  # what the room had when it joined
+                        seen.apply_update(message.update)
+                    if not isinstance(message, SyncUpdate):
+                        continue  # step 1, awareness
+                    seen.apply_update(message.update)
+                    summary = inspect_update(message.update)
+                    if WRITER in summary.structs:
+                        # The echo of the new entry carries the deletion of the old one.
+                        deleted.append((WRITER, summary.deletes.get(OTHER, 0)))
+            assert deleted and deleted[-1][1] > 0, deleted
+
+        read = await http.get(
+            f"/api/weddings/{wedding}/docs/guests",
+            headers={"Authorization": f"Bearer {_token(wedding)}"},
+        )
+        assert read.json()["guests"]["g007"]["name"] == "Ada Lovelace"
+        assert len(read.json()["guests"]) == 120
