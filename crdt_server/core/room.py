@@ -51,6 +51,7 @@ from crdt_server.core.crdt import (
     CrdtFailure,
     crdt_call,
     fold_updates,
+    inspect_off_loop,
 )
 from crdt_server.core.members import RoomMembers
 from crdt_server.core.payloads import DERIVATION_FAILED, CommitBatch, PendingUpdate, Sender
@@ -170,8 +171,11 @@ class Room(RoomContent):
         new = [i for i, found in enumerate(summaries) if self.has_unknown_structs(found)]
         at = new[-1] if new else len(summaries) - 1
         index: int | None = None
+        # The slice given the delete set is read again (a step 2's may be most of it),
+        # within the limit the whole update passed.
+        limit = self._settings.max_update_items
         for i, part in enumerate(cut.parts(at)):
-            told = inspect_update(part) if i == at else summaries[i]
+            told = summaries[i] if i != at else await inspect_off_loop(part, limit)
             done = await self.apply(part, told, sender, server=server, whole=True)
             if done is not None:
                 index = done
