@@ -37,11 +37,11 @@ from benchmarks.faults.checker import (
     read_store,
     room_state,
     same_state,
-    state_vector,
 )
 from benchmarks.faults.cluster import ClientHost, Cluster
 from benchmarks.faults.kinds import KINDS, Fault, schedule
 from benchmarks.faults.netns import Network, leftovers, remove_run
+from crdt_server.codec.updates import decode_state_vector
 
 HEAL_WINDOW = 40.0
 """Seconds after a schedule ends for every op to be acknowledged and every replica to
@@ -256,7 +256,7 @@ async def rooms_behind(
                 except (OSError, TimeoutError, websockets.WebSocketException) as exc:
                     found.append(f"{server.name}'s room of {wedding} could not be read: {exc}")
                     continue
-                have, want = state_vector(vector), state_vector(store.state_vector)
+                have, want = decode_state_vector(vector), decode_state_vector(store.state_vector)
                 if have != want or content != store.content:
                     lacks = {
                         c: (have.get(c, 0), clock)

@@ -23,7 +23,10 @@ from typing import Any
 
 import asyncpg
 import websockets
-from pycrdt import Doc, Map, YMessageType, YSyncMessageType, create_sync_message
+from pycrdt import Doc, Map, YMessageType, create_sync_message
+
+from crdt_server.codec.protocol import SyncStep2, decode_message
+from crdt_server.codec.updates import decode_state_vector
 
 __all__ = [
     "Replica",
@@ -31,31 +34,10 @@ __all__ = [
     "check_events",
     "content_of",
     "lost_ops",
-    "read_payload",
     "read_store",
     "room_state",
     "same_state",
-    "state_vector",
 ]
-
-
-def state_vector(encoded: bytes) -> dict[int, int]:
-    """A Yjs state vector (varuint count, then client/clock pairs) as a dict: two encodings
-    of one state vector may list the clients in different orders."""
-    pos = 0
-
-    def varuint() -> int:
-        nonlocal pos
-        value = shift = 0
-        while True:
-            byte = encoded[pos]
-            pos += 1
-            value |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                return value
-
-    return {varuint(): varuint() for _ in range(varuint())}
 
 
 def content_of(doc: Doc[Any]) -> dict[str, Any]:
@@ -92,7 +74,7 @@ class Replica:
 def same_state(replica: Replica, store: StoreView) -> bool:
     """Whether ``replica`` holds exactly what the store holds (state vector and content)."""
     return (
-        state_vector(replica.state_vector) == state_vector(store.state_vector)
+        decode_state_vector(replica.state_vector) == decode_state_vector(store.state_vector)
         and replica.content == store.content
     )
 
@@ -222,19 +204,6 @@ def check_events(store: StoreView) -> EventCheck:
     return check
 
 
-def read_payload(message: bytes) -> bytes:
-    """The varuint8array after a sync message's two type bytes."""
-    pos = 2
-    length = shift = 0
-    while True:
-        byte = message[pos]
-        pos += 1
-        length |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            return message[pos : pos + length]
-
-
 async def room_state(
     server: str, wedding: str, timeout: float = 10
 ) -> tuple[bytes, dict[str, Any]]:
@@ -247,13 +216,11 @@ async def room_state(
         await socket.send(create_sync_message(empty))
         async with asyncio.timeout(timeout):
             async for message in socket:
-                if (
-                    isinstance(message, bytes)
-                    and len(message) > 2
-                    and message[0] == YMessageType.SYNC
-                    and message[1] == YSyncMessageType.SYNC_STEP2
-                ):
+                if not isinstance(message, bytes) or message[:1] != bytes([YMessageType.SYNC]):
+                    continue  # awareness
+                decoded = decode_message(message)
+                if isinstance(decoded, SyncStep2):
                     doc: Doc[Any] = Doc()
-                    doc.apply_update(read_payload(message))
+                    doc.apply_update(decoded.update)
                     return doc.get_state(), content_of(doc)
     raise ConnectionError(f"{server} closed before its sync step 2 of {wedding}")

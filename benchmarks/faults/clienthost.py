@@ -31,13 +31,13 @@ from pycrdt import (
     Map,
     Text,
     YMessageType,
-    YSyncMessageType,
     create_sync_message,
     create_update_message,
     handle_sync_message,
 )
 
-from benchmarks.faults.checker import read_payload, state_vector
+from crdt_server.codec.protocol import SyncStep2, SyncUpdate, decode_message
+from crdt_server.codec.updates import decode_state_vector
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_CLIENT = ROOT / "tests" / "js" / "faultclient.mjs"
@@ -106,9 +106,9 @@ class PyWriter:
         async for message in socket:
             if not isinstance(message, bytes) or not message or message[0] != YMessageType.SYNC:
                 continue
-            sub = message[1]
-            if sub in (YSyncMessageType.SYNC_STEP2, YSyncMessageType.SYNC_UPDATE):
-                self._acknowledge(read_payload(message))
+            decoded = decode_message(message)
+            if isinstance(decoded, (SyncStep2, SyncUpdate)):
+                self._acknowledge(decoded.update)
             self.applying = True
             try:
                 reply = handle_sync_message(message[1:], self.doc)
@@ -116,7 +116,7 @@ class PyWriter:
                 self.applying = False
             if reply is not None:
                 await socket.send(reply)
-            if sub == YSyncMessageType.SYNC_STEP2:
+            if isinstance(decoded, SyncStep2):
                 self.synced.set()
 
     def _acknowledge(self, update: bytes) -> None:
@@ -124,7 +124,7 @@ class PyWriter:
         # to which clock the server has committed this client's ops.
         with contextlib.suppress(Exception):
             self.confirmed.apply_update(update)
-        clock = state_vector(self.confirmed.get_state()).get(self.doc.client_id, 0)
+        clock = decode_state_vector(self.confirmed.get_state()).get(self.doc.client_id, 0)
         if clock > self.echoed:
             self.echoed = clock
             at = time.time()
@@ -159,7 +159,7 @@ class PyWriter:
                 value = f"Guest {op_id} renamed"
                 guests[guest]["name"] = value
                 op = {"id": op_id, "kind": "name", "guest": guest, "value": value}
-            op["clock"] = state_vector(self.doc.get_state()).get(self.doc.client_id, 0) - 1
+            op["clock"] = decode_state_vector(self.doc.get_state()).get(self.doc.client_id, 0) - 1
             op["sent"] = time.time()
             op["acked"] = None
             self.ops.append(op)
@@ -167,7 +167,7 @@ class PyWriter:
             await asyncio.sleep(1 / self.rate)  # the steady rate is the point
 
     def holds(self, target: dict[int, int]) -> bool:
-        mine = state_vector(self.doc.get_state())
+        mine = decode_state_vector(self.doc.get_state())
         return all(mine.get(client, 0) >= clock for client, clock in target.items())
 
     def result(self) -> dict[str, Any]:
@@ -274,7 +274,7 @@ async def final(
     deadline = time.monotonic() + timeout
 
     async def py_final(p: PyWriter) -> None:
-        target = state_vector(base64.b64decode(command["svs"][p.wedding]))
+        target = decode_state_vector(base64.b64decode(command["svs"][p.wedding]))
         while not p.holds(target) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.02)  # another task's socket fills the doc: nothing to await
         results.append({"name": p.name, "protocol": "pycrdt", "wedding": p.wedding, **p.result()})
