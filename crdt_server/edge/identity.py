@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
@@ -72,17 +72,10 @@ CredentialKind = Literal[
     "rsvp",
 ]
 KINDS: tuple[CredentialKind, ...] = (
-    "jwt",
-    "admin",
-    "calendar",
-    "runsheet",
-    "ticket",
-    "signature",
-    "session",
-    "device",
-    "rsvp",
+    *(kind for kind in get_args(CredentialKind) if kind != "none"),
     "none",
 )
+"""Every kind, as a refusal names what a route accepts: ``none`` last."""
 
 SESSION_COOKIE = "crdt_session"
 """The device session cookie's name (``HttpOnly; Secure; SameSite=Strict``, path
