@@ -50,6 +50,7 @@ Type words in a :class:`Table`'s columns, for the two dialects: ``{text}`` (TEXT
 
 from __future__ import annotations
 
+import functools
 import re
 import warnings
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
@@ -113,11 +114,13 @@ _PLACEHOLDER = re.compile(r"\?")
 _WORD = re.compile(r"\{(text|ctext|int|real|blob|id|ints|t)\}")
 
 
+@functools.lru_cache(maxsize=4096)
 def dialect_sql(text: str, dialect: Dialect, prefix: str = "") -> str:
     """``text`` for ``dialect``: ``{t}`` becomes ``prefix`` (the PostgreSQL schema and a
     dot; nothing on SQLite), the type words their dialect's types, and on PostgreSQL each
     ``?`` becomes ``$1``, ``$2``... in order. The one placeholder rewrite of the code base:
-    write ``?`` only where a parameter goes (never inside a string literal)."""
+    write ``?`` only where a parameter goes (never inside a string literal). Rewritten once
+    per text and dialect (the result is cached: statements are the code's own strings)."""
     words = _TYPES[dialect]
     text = _WORD.sub(lambda m: prefix if m[1] == "t" else words[m[1]], text)
     if dialect == "postgres":

@@ -73,13 +73,12 @@ from ._postgres_sql import (
     run_steps,
     store_error,
 )
+from ._store_queries import StoreQueries
 from .base import (
     Erasure,
     FeatureRow,
-    HistoryEntry,
     MovedDocument,
     NewUpdate,
-    Revocation,
     Schema,
     StoredLog,
     StoreError,
@@ -99,7 +98,7 @@ __all__ = [
 _T = TypeVar("_T")
 
 
-class PostgresStore:
+class PostgresStore(StoreQueries):
     """A :class:`~storage.base.DocumentStore` in the tables of one PostgreSQL schema.
 
     ``schema`` must exist; the tables are created in it on :meth:`open`. Up to
@@ -117,6 +116,8 @@ class PostgresStore:
     withdraw it: once queued, it is carried out. If the connection drops during COMMIT,
     PostgreSQL may have committed what the :class:`StoreError` reports as failed.
     """
+
+    _check_text = staticmethod(check_text)
 
     def __init__(
         self,
@@ -315,82 +316,6 @@ class PostgresStore:
         if self._pool is None:
             raise StoreError(f"{self._where} is not open")
         return True
-
-    async def tombstones(self) -> dict[str, float]:
-        """Every erased wedding id and when it was erased."""
-        rows = await self._fetch(f"SELECT wedding, deleted_at FROM {self._s}.tombstones")
-        return {str(row[0]): float(row[1]) for row in rows}
-
-    async def lift_tombstone(self, wedding_id: str) -> bool:
-        """Let the wedding id be used again; whether it was tombstoned."""
-        check_text(b"", wedding_id)
-
-        async def body(conn: Conn) -> int:
-            sql = f"DELETE FROM {self._s}.tombstones WHERE wedding = $1 RETURNING wedding"
-            return len(await conn.fetch(sql, wedding_id))
-
-        lifted: int = await self._writer.write(body)
-        return lifted > 0
-
-    async def revoke(self, revocation: Revocation, *, forget_before: float) -> None:
-        """Record the revocation durably; forget those made before ``forget_before``."""
-        check_text(b"", revocation.sub, revocation.wedding or "")
-
-        async def body(conn: Conn) -> int:
-            await conn.execute(
-                f"INSERT INTO {self._s}.revocations AS r (sub, wedding, at) VALUES ($1, $2, $3)"
-                " ON CONFLICT (sub, wedding) DO UPDATE SET at = greatest(r.at, excluded.at)",
-                revocation.sub,
-                revocation.wedding or "",
-                revocation.at,
-            )
-            await conn.execute(f"DELETE FROM {self._s}.revocations WHERE at < $1", forget_before)
-            return 0
-
-        await self._writer.write(body)
-
-    async def revocations(self) -> list[Revocation]:
-        """Every revocation recorded and not forgotten."""
-        rows = await self._fetch(f"SELECT sub, wedding, at FROM {self._s}.revocations ORDER BY at")
-        return [Revocation(str(r[0]), str(r[1]) or None, float(r[2])) for r in rows]
-
-    async def history(
-        self, doc: str, limit: int = 100, *, before: int | None = None, after: int = 0
-    ) -> list[HistoryEntry]:
-        """The newest ``limit`` entries of ``doc`` with ``after < seq < before`` (none if
-        ``limit <= 0``), newest first."""
-        if limit <= 0:
-            return []
-        sql = (
-            f"SELECT seq, doc, origin, created_at, size, sub, role, client_id"
-            f" FROM {self._s}.history WHERE doc = $1 AND seq > $2 AND seq < $3"
-        )
-        upper = before if before is not None else 2**63 - 1
-        rows = await self._fetch(f"{sql} ORDER BY seq DESC LIMIT $4", doc, after, upper, limit)
-        return [HistoryEntry(*row) for row in rows]  # columns in field order
-
-    async def last_seq(self) -> int:
-        """The newest seq ever committed (0 for an empty store)."""
-        rows = await self._fetch(f"SELECT COALESCE(MAX(seq), 0) FROM {self._s}.history")
-        return int(rows[0][0])
-
-    async def last_seqs(self, docs: Sequence[str]) -> dict[str, int]:
-        """The seq of each document's newest row; documents with no rows are absent."""
-        sql = (
-            f"SELECT doc, MAX(seq) FROM {self._s}.updates WHERE doc = ANY($1::text[]) GROUP BY doc"
-        )
-        rows = await self._fetch(sql, sorted(set(docs)))
-        return {str(row[0]): int(row[1]) for row in rows}
-
-    async def docs_of(self, seqs: Sequence[int]) -> dict[int, str]:
-        """Which document each of ``seqs`` went to; seqs never used (or deleted) are absent.
-
-        Absence is final for any seq below one already committed (see the module's ordering
-        guarantee): a failed batch's seqs are never used later.
-        """
-        sql = f"SELECT seq, doc FROM {self._s}.history WHERE seq = ANY($1::bigint[])"
-        rows = await self._fetch(sql, sorted(set(seqs)))
-        return {int(row[0]): str(row[1]) for row in rows}
 
     async def put_documents(
         self,

@@ -57,13 +57,12 @@ from ._sqlite_sql import (
     put_documents,
 )
 from ._sqlite_writes import SqliteWrites
+from ._store_queries import StoreQueries
 from .base import (
     Erasure,
     FeatureRow,
-    HistoryEntry,
     MovedDocument,
     NewUpdate,
-    Revocation,
     Schema,
     StoredLog,
     StoreError,
@@ -80,7 +79,7 @@ __all__ = [
 _T = TypeVar("_T")
 
 
-class SqliteStore(SqliteWrites):
+class SqliteStore(SqliteWrites, StoreQueries):
     """A :class:`~storage.base.DocumentStore` in one SQLite file (WAL, ``synchronous=FULL``
     unless ``synchronous="normal"``).
 
@@ -103,6 +102,8 @@ class SqliteStore(SqliteWrites):
     ``commits``: where the shared transactions run, ``"auto"``, ``"loop"`` or ``"thread"``
     (:func:`~storage._sqlite_schema.commits_on_loop`).
     """
+
+    _check_text = staticmethod(check_text)
 
     def __init__(
         self,
@@ -358,70 +359,6 @@ class SqliteStore(SqliteWrites):
         )
         return scrubbed
 
-    async def tombstones(self) -> dict[str, float]:
-        """Every erased wedding id and when it was erased."""
-        rows = await self._read("SELECT wedding, deleted_at FROM tombstones")
-        return {str(wedding): float(at) for wedding, at in rows}
-
-    async def lift_tombstone(self, wedding_id: str) -> bool:
-        """Let the wedding id be used again; whether it was tombstoned."""
-
-        def body(db: sqlite3.Connection) -> int:
-            return db.execute("DELETE FROM tombstones WHERE wedding = ?", (wedding_id,)).rowcount
-
-        lifted: int = await self._writer.write(body)
-        return lifted > 0
-
-    async def revoke(self, revocation: Revocation, *, forget_before: float) -> None:
-        """Record the revocation durably; forget those made before ``forget_before``."""
-        check_text(b"", revocation.sub, revocation.wedding or "")
-
-        def body(db: sqlite3.Connection) -> int:
-            db.execute(
-                "INSERT INTO revocations (sub, wedding, at) VALUES (?, ?, ?)"
-                " ON CONFLICT (sub, wedding) DO UPDATE SET at = max(at, excluded.at)",
-                (revocation.sub, revocation.wedding or "", revocation.at),
-            )
-            db.execute("DELETE FROM revocations WHERE at < ?", (forget_before,))
-            return 0
-
-        await self._writer.write(body)
-
-    async def revocations(self) -> list[Revocation]:
-        """Every revocation recorded and not forgotten."""
-        rows = await self._read("SELECT sub, wedding, at FROM revocations ORDER BY at")
-        return [Revocation(str(sub), str(w) or None, float(at)) for sub, w, at in rows]
-
-    async def history(
-        self, doc: str, limit: int = 100, *, before: int | None = None, after: int = 0
-    ) -> list[HistoryEntry]:
-        """The newest ``limit`` entries of ``doc`` with ``after < seq < before`` (none if
-        ``limit <= 0``), newest first."""
-        if limit <= 0:
-            return []  # SQLite would read a negative LIMIT as "no limit"
-        sql = (
-            "SELECT seq, doc, origin, created_at, size, sub, role, client_id FROM history"
-            " WHERE doc = ? AND seq > ? AND seq < ?"
-        )
-        upper = before if before is not None else 2**63 - 1
-        rows = await self._read(f"{sql} ORDER BY seq DESC LIMIT ?", doc, after, upper, limit)
-        return [HistoryEntry(*row) for row in rows]  # columns in field order
-
-    async def last_seq(self) -> int:
-        """The newest seq ever committed (0 for an empty store)."""
-        rows = await self._read("SELECT COALESCE(MAX(seq), 0) FROM history")
-        return int(rows[0][0])
-
-    async def last_seqs(self, docs: Sequence[str]) -> dict[str, int]:
-        """The seq of each document's newest row; documents with no rows are absent."""
-        sql = "SELECT doc, MAX(seq) FROM updates WHERE doc IN ({marks}) GROUP BY doc"
-        return {str(doc): int(seq) for doc, seq in await self._read_in(sql, sorted(set(docs)))}
-
-    async def docs_of(self, seqs: Sequence[int]) -> dict[int, str]:
-        """Which document each of ``seqs`` went to; seqs never used (or deleted) are absent."""
-        sql = "SELECT seq, doc FROM history WHERE seq IN ({marks})"
-        return {int(seq): str(doc) for seq, doc in await self._read_in(sql, sorted(set(seqs)))}
-
     async def put_documents(
         self,
         documents: Sequence[MovedDocument],
@@ -492,15 +429,6 @@ class SqliteStore(SqliteWrites):
         return held_transaction(self)
 
     # -- internals ---------------------------------------------------------------------
-
-    async def _read_in(self, sql: str, values: Sequence[Any]) -> list[Any]:
-        """The rows of ``sql``, whose ``{marks}`` is an ``IN`` list, for ``values``: 500 at
-        a time, as SQLite caps bound parameters."""
-        rows: list[Any] = []
-        for start in range(0, len(values), 500):
-            chunk = values[start : start + 500]
-            rows += await self._read(sql.format(marks=",".join("?" * len(chunk))), *chunk)
-        return rows
 
     async def _read(self, sql: str, *params: Any) -> list[Any]:
         inline_db, readers = self._inline_db, self._readers

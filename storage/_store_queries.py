@@ -1,0 +1,117 @@
+"""The store's own statements that both backends run alike, written once.
+
+Tombstones, revocations, history and the seq lookups read and write the same way on
+SQLite and PostgreSQL; only dialect words differ, and those are the gateway's rules
+(:func:`storage.gateway.dialect_sql`: ``?`` and ``{t}``, rewritten once per statement).
+Each backend mixes :class:`StoreQueries` in and keeps what truly differs: how it connects,
+where a commit runs, the update append and commit, compaction, deletion and vacuum.
+
+Reads go through the backend's reading connections (committed data); writes are gateway
+transactions in the store's one write queue (:meth:`storage.gateway.Gateway.run`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .base import HistoryEntry, Revocation
+from .gateway import Backend, Gateway, statements
+
+__all__ = ["StoreQueries"]
+
+_SQLITE_IN_LIST = 500
+"""Values per ``IN`` list on SQLite (it caps bound parameters); PostgreSQL takes one array."""
+
+
+class StoreQueries:
+    """The statements of :class:`~storage.base.DocumentStore` both backends share."""
+
+    _check_text: Callable[..., None]
+    """The backend's check of text it is given (``check_text(data, *names)``), before
+    anything is queued: a value the database cannot store fails with StoreError alone."""
+
+    def sql_backend(self) -> Backend:
+        raise NotImplementedError
+
+    @functools.cached_property
+    def _gateway(self) -> Gateway:
+        return Gateway(self.sql_backend())
+
+    async def tombstones(self) -> dict[str, float]:
+        """Every erased wedding id and when it was erased."""
+        rows = await self._gateway.fetch("SELECT wedding, deleted_at FROM {t}tombstones")
+        return {str(wedding): float(at) for wedding, at in rows}
+
+    async def lift_tombstone(self, wedding_id: str) -> bool:
+        """Let the wedding id be used again; whether it was tombstoned."""
+        self._check_text(b"", wedding_id)
+        delete = "DELETE FROM {t}tombstones WHERE wedding = ?"
+        [lifted] = await self._gateway.run(statements([(delete, (wedding_id,))], count=True))
+        return int(lifted) > 0
+
+    async def revoke(self, revocation: Revocation, *, forget_before: float) -> None:
+        """Record the revocation durably; forget those made before ``forget_before``."""
+        self._check_text(b"", revocation.sub, revocation.wedding or "")
+        later = self._gateway.by_dialect(sqlite="max", postgres="greatest")
+        upsert = (
+            "INSERT INTO {t}revocations AS r (sub, wedding, at) VALUES (?, ?, ?)"
+            f" ON CONFLICT (sub, wedding) DO UPDATE SET at = {later}(r.at, excluded.at)"
+        )
+        forget = "DELETE FROM {t}revocations WHERE at < ?"
+        row = (revocation.sub, revocation.wedding or "", revocation.at)
+        await self._gateway.run(statements([(upsert, row), (forget, (forget_before,))]))
+
+    async def revocations(self) -> list[Revocation]:
+        """Every revocation recorded and not forgotten."""
+        rows = await self._gateway.fetch("SELECT sub, wedding, at FROM {t}revocations ORDER BY at")
+        return [Revocation(str(sub), str(w) or None, float(at)) for sub, w, at in rows]
+
+    async def history(
+        self, doc: str, limit: int = 100, *, before: int | None = None, after: int = 0
+    ) -> list[HistoryEntry]:
+        """The newest ``limit`` entries of ``doc`` with ``after < seq < before`` (none if
+        ``limit <= 0``), newest first."""
+        if limit <= 0:
+            return []  # SQLite would read a negative LIMIT as "no limit"
+        sql = (
+            "SELECT seq, doc, origin, created_at, size, sub, role, client_id FROM {t}history"
+            " WHERE doc = ? AND seq > ? AND seq < ? ORDER BY seq DESC LIMIT ?"
+        )
+        upper = before if before is not None else 2**63 - 1
+        rows = await self._gateway.fetch(sql, doc, after, upper, limit)
+        return [HistoryEntry(*row) for row in rows]  # columns in field order
+
+    async def last_seq(self) -> int:
+        """The newest seq ever committed (0 for an empty store)."""
+        rows = await self._gateway.fetch("SELECT COALESCE(MAX(seq), 0) FROM {t}history")
+        return int(rows[0][0])
+
+    async def last_seqs(self, docs: Sequence[str]) -> dict[str, int]:
+        """The seq of each document's newest row; documents with no rows are absent."""
+        sql = "SELECT doc, MAX(seq) FROM {t}updates WHERE doc {in} GROUP BY doc"
+        rows = await self._fetch_in(sql, sorted(set(docs)))
+        return {str(doc): int(seq) for doc, seq in rows}
+
+    async def docs_of(self, seqs: Sequence[int]) -> dict[int, str]:
+        """Which document each of ``seqs`` went to; seqs never used (or deleted) are absent.
+
+        Absence is final for any seq below one already committed (see the backends'
+        ordering guarantee): a failed batch's seqs are never used later.
+        """
+        sql = "SELECT seq, doc FROM {t}history WHERE seq {in}"
+        rows = await self._fetch_in(sql, sorted(set(seqs)))
+        return {int(seq): str(doc) for seq, doc in rows}
+
+    async def _fetch_in(self, sql: str, values: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """The rows of ``sql``, whose ``{in}`` stands for "is one of ``values``": an ``IN``
+        list of at most 500 at a time on SQLite, one array on PostgreSQL."""
+        if self._gateway.dialect == "postgres":
+            return await self._gateway.fetch(sql.replace("{in}", "= ANY(?)"), list(values))
+        rows: list[tuple[Any, ...]] = []
+        for start in range(0, len(values), _SQLITE_IN_LIST):
+            chunk = values[start : start + _SQLITE_IN_LIST]
+            marks = ",".join("?" * len(chunk))
+            rows += await self._gateway.fetch(sql.replace("{in}", f"IN ({marks})"), *chunk)
+        return rows
