@@ -101,14 +101,6 @@ PUT_HISTORY = """
 INSERT INTO {s}.history (seq, doc, origin, created_at, size)
 SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::float8[], $5::integer[])
 """
-# Prefix match without LIKE, whose wildcards (_ %) would make "w_1/" match "wx1/". The
-# ``doc >= $1`` term lets the (doc, seq) index start at the prefix.
-PREFIX = "doc >= $1 AND starts_with(doc, $1)"
-DELETE = f"""
-WITH u AS (DELETE FROM {{s}}.updates WHERE {PREFIX} RETURNING doc),
-     h AS (DELETE FROM {{s}}.history WHERE {PREFIX} RETURNING doc)
-SELECT count(*) FROM (SELECT doc FROM u UNION SELECT doc FROM h) AS gone
-"""
 
 
 async def upgrade(

@@ -88,16 +88,8 @@ LAST_SEQ = (
     "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'updates'), 0),"
     " COALESCE((SELECT MAX(seq) FROM updates), 0))"
 )
-# Prefix match without LIKE, whose wildcards (_ %) and ASCII case folding would make
-# "w_1/" match "wx1/" or "W_1/". The ``doc >= ?`` term lets SQLite start at the prefix in
-# the (doc, seq) index instead of scanning from the first name.
-PREFIX = "doc >= ? AND substr(doc, 1, ?) = ?"
 HAS_ROWS = (
     "SELECT 1 FROM updates WHERE doc = ? UNION ALL SELECT 1 FROM history WHERE doc = ? LIMIT 1"
-)
-COUNT_DOCS = (
-    f"SELECT COUNT(*) FROM (SELECT doc FROM updates WHERE {PREFIX}"
-    f" UNION SELECT doc FROM history WHERE {PREFIX})"
 )
 
 

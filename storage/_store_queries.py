@@ -1,8 +1,9 @@
 """The store's own statements that both backends run alike, written once.
 
-Tombstones, revocations, history and the seq lookups read and write the same way on
-SQLite and PostgreSQL; only dialect words differ, and those are the gateway's rules
-(:func:`storage.gateway.dialect_sql`: ``?`` and ``{t}``, rewritten once per statement).
+Deletion and erasure, tombstones, revocations, history, the document list and the seq
+lookups read and write the same way on SQLite and PostgreSQL; only dialect words differ,
+and those are the gateway's rules (:func:`storage.gateway.dialect_sql`: ``?`` and
+``{t}``, rewritten once per statement).
 Each backend mixes :class:`StoreQueries` in and keeps what truly differs: how it connects,
 where a commit runs, the update append and commit, compaction, deletion and vacuum.
 
@@ -16,8 +17,10 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .base import HistoryEntry, Revocation
-from .gateway import Backend, Gateway, statements
+from crdt_server import clock
+
+from .base import Erasure, HistoryEntry, Revocation, wedding_of_prefix
+from .gateway import Backend, Gateway, Sql, Tx, statements
 
 __all__ = ["StoreQueries"]
 
@@ -32,12 +35,66 @@ class StoreQueries:
     """The backend's check of text it is given (``check_text(data, *names)``), before
     anything is queued: a value the database cannot store fails with StoreError alone."""
 
+    _wedding_tables: tuple[str, ...]
+    """The tables, of every feature the store ever installed, that hold rows per wedding."""
+
     def sql_backend(self) -> Backend:
+        raise NotImplementedError
+
+    async def scrub(self) -> bool:
         raise NotImplementedError
 
     @functools.cached_property
     def _gateway(self) -> Gateway:
         return Gateway(self.sql_backend())
+
+    async def delete(self, prefix: str) -> int:
+        """Delete every document whose name starts with ``prefix`` (``""``: all of them)
+        together with its history. Returns how many documents were deleted."""
+        self._check_text(b"", prefix)
+        deleted: int = await self._gateway.run(self._deleting(prefix, wedding_of_prefix(prefix)))
+        return deleted
+
+    async def erase_wedding(self, wedding_id: str) -> Erasure:
+        """Delete every row of the wedding (``{wedding_id}/...`` documents and their
+        history) and tombstone it, in one transaction, then :meth:`scrub` so that no copy
+        of those rows stays readable. Tables installed by features are emptied of the
+        wedding too."""
+        self._check_text(b"", wedding_id)
+        documents = await self._gateway.run(
+            self._deleting(f"{wedding_id}/", wedding_id, tombstone=True)
+        )
+        return Erasure(documents=documents, scrubbed=await self.scrub())
+
+    def _deleting(self, prefix: str, wedding: str | None, *, tombstone: bool = False) -> Tx[int]:
+        where, params = self._starting_with(prefix)
+        count = (
+            f"SELECT COUNT(*) FROM (SELECT doc FROM {{t}}updates WHERE {where}"
+            f" UNION SELECT doc FROM {{t}}history WHERE {where}) AS docs"
+        )
+        [(documents,)] = yield Sql(count, params * 2)
+        yield Sql(f"DELETE FROM {{t}}updates WHERE {where}", params)
+        yield Sql(f"DELETE FROM {{t}}history WHERE {where}", params)
+        if wedding:
+            for table in self._wedding_tables:
+                yield Sql(f"DELETE FROM {{t}}{table} WHERE wedding = ?", (wedding,))
+        if tombstone:
+            yield Sql(
+                "INSERT INTO {t}tombstones (wedding, deleted_at) VALUES (?, ?)"
+                " ON CONFLICT (wedding) DO UPDATE SET deleted_at = excluded.deleted_at",
+                (wedding, clock.now()),
+            )
+        return int(documents)
+
+    def _starting_with(self, prefix: str) -> tuple[str, tuple[Any, ...]]:
+        """The condition "``doc`` starts with ``prefix``" and its parameters. Not ``LIKE``,
+        whose wildcards (``_ %``) and SQLite's ASCII case folding would make ``w_1/`` match
+        ``wx1/`` or ``W_1/``; the ``doc >= ?`` term lets the (doc, seq) index start at the
+        prefix instead of scanning from the first name."""
+        return self._gateway.by_dialect(
+            sqlite=("doc >= ? AND substr(doc, 1, ?) = ?", (prefix, len(prefix), prefix)),
+            postgres=("doc >= ? AND starts_with(doc, ?)", (prefix, prefix)),
+        )
 
     async def tombstones(self) -> dict[str, float]:
         """Every erased wedding id and when it was erased."""
@@ -115,3 +172,11 @@ class StoreQueries:
             marks = ",".join("?" * len(chunk))
             rows += await self._gateway.fetch(sql.replace("{in}", f"IN ({marks})"), *chunk)
         return rows
+
+    # Last in the class on purpose: below this def, the name ``list`` in annotations means
+    # this method, not the builtin.
+    async def list(self, prefix: str = "") -> list[str]:
+        """Names of stored documents starting with ``prefix``, sorted by code point."""
+        where, params = self._starting_with(prefix)
+        sql = f"SELECT DISTINCT doc FROM {{t}}updates WHERE {where} ORDER BY doc"
+        return [str(doc) for (doc,) in await self._gateway.fetch(sql, *params)]

@@ -49,10 +49,8 @@ from ._group_commit import Appending, GroupCommitter, Part
 from ._postgres_schema import (
     APPEND,
     COMPACT,
-    DELETE,
     LOCK_CLASS,
     NEXT_SEQS,
-    PREFIX,
     SCHEMA,
     STORE_MIGRATIONS,
     check_text,
@@ -75,7 +73,6 @@ from ._postgres_sql import (
 )
 from ._store_queries import StoreQueries
 from .base import (
-    Erasure,
     FeatureRow,
     MovedDocument,
     NewUpdate,
@@ -84,7 +81,6 @@ from .base import (
     StoreError,
     check_feature_rows,
     recorded_tables,
-    wedding_of_prefix,
 )
 from .gateway import Tx, each_in_a_savepoint
 
@@ -271,46 +267,6 @@ class PostgresStore(StoreQueries):
 
         await self._writer.write(body)
 
-    async def delete(self, prefix: str) -> int:
-        """Delete every document whose name starts with ``prefix`` (``""``: all of them)
-        together with its history. Returns how many documents were deleted."""
-
-        wedding = wedding_of_prefix(prefix)
-
-        async def body(conn: Conn) -> int:
-            count = int(await conn.fetchval(DELETE.format(s=self._s), prefix))
-            if wedding:
-                for table in self._wedding_tables:
-                    await conn.execute(f"DELETE FROM {self._s}.{table} WHERE wedding = $1", wedding)
-            return count
-
-        deleted: int = await self._writer.write(body)
-        return deleted
-
-    async def erase_wedding(self, wedding_id: str) -> Erasure:
-        """Delete every row of the wedding (``{wedding_id}/...`` documents and their
-        history) and tombstone it, in one transaction. ``scrubbed`` is true: no query can
-        see the rows any more (their bytes stay in the pages until VACUUM; see README).
-
-        Tables installed by features (:meth:`install`) are emptied of the wedding too.
-        """
-        prefix = f"{wedding_id}/"
-        check_text(b"", prefix)
-
-        async def body(conn: Conn) -> int:
-            count = int(await conn.fetchval(DELETE.format(s=self._s), prefix))
-            for table in self._wedding_tables:
-                await conn.execute(f"DELETE FROM {self._s}.{table} WHERE wedding = $1", wedding_id)
-            await conn.execute(
-                f"INSERT INTO {self._s}.tombstones (wedding, deleted_at)"
-                " VALUES ($1, extract(epoch FROM statement_timestamp()))"
-                " ON CONFLICT (wedding) DO UPDATE SET deleted_at = excluded.deleted_at",
-                wedding_id,
-            )
-            return count
-
-        return Erasure(documents=await self._writer.write(body), scrubbed=True)
-
     async def scrub(self) -> bool:
         """Nothing to retry: deleted rows are invisible at once (see the module docstring)."""
         if self._pool is None:
@@ -476,10 +432,3 @@ class PostgresStore(StoreQueries):
             raise store_error(f"{self._writing} failed: {exc}", exc) from exc
         self._commits += 1
         return result
-
-    # Last in the class on purpose: below this def, the name ``list`` in annotations means
-    # this method, not the builtin.
-    async def list(self, prefix: str = "") -> list[str]:
-        """Names of stored documents starting with ``prefix``, sorted by code point."""
-        sql = f"SELECT DISTINCT doc FROM {self._s}.updates WHERE {PREFIX} ORDER BY doc"
-        return [str(row[0]) for row in await self._fetch(sql, prefix)]

@@ -31,20 +31,15 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from crdt_server import clock
-
 from ._group_commit import GroupCommitter
 from ._sqlite_readers import ReadPool, default_read_connections
 from ._sqlite_schema import (
-    COUNT_DOCS,
-    PREFIX,
     Body,
     check_text,
     checkpoint,
     commits_on_loop,
     connect_writer,
     moved_documents,
-    scalar,
     tombstone_trigger,
     upgrade,
 )
@@ -59,7 +54,6 @@ from ._sqlite_sql import (
 from ._sqlite_writes import SqliteWrites
 from ._store_queries import StoreQueries
 from .base import (
-    Erasure,
     FeatureRow,
     MovedDocument,
     NewUpdate,
@@ -68,7 +62,6 @@ from .base import (
     StoreError,
     check_feature_rows,
     recorded_tables,
-    wedding_of_prefix,
 )
 from .gateway import Tx, each_in_a_savepoint
 
@@ -305,49 +298,6 @@ class SqliteStore(SqliteWrites, StoreQueries):
 
         await self._writer.write(body)
 
-    async def delete(self, prefix: str) -> int:
-        """Delete every document whose name starts with ``prefix`` (``""``: all of them)
-        together with its history. Returns how many documents were deleted."""
-        params = (prefix, len(prefix), prefix)
-
-        wedding = wedding_of_prefix(prefix)
-
-        def body(db: sqlite3.Connection) -> int:
-            count = scalar(db, COUNT_DOCS, params * 2)
-            db.execute(f"DELETE FROM updates WHERE {PREFIX}", params)
-            db.execute(f"DELETE FROM history WHERE {PREFIX}", params)
-            if wedding is not None:
-                for table in self._wedding_tables:
-                    db.execute(f"DELETE FROM {table} WHERE wedding = ?", (wedding,))
-            return count
-
-        deleted: int = await self._writer.write(body)
-        return deleted
-
-    async def erase_wedding(self, wedding_id: str) -> Erasure:
-        """Delete every row of the wedding (``{wedding_id}/...`` documents and their
-        history), tombstone it, then checkpoint so no copy of those rows stays readable.
-
-        Tables installed by features (:meth:`install`) are emptied of the wedding too.
-        """
-        prefix = f"{wedding_id}/"
-        params = (prefix, len(prefix), prefix)
-
-        def body(db: sqlite3.Connection) -> int:
-            count = scalar(db, COUNT_DOCS, params * 2)
-            db.execute(f"DELETE FROM updates WHERE {PREFIX}", params)
-            db.execute(f"DELETE FROM history WHERE {PREFIX}", params)
-            for table in self._wedding_tables:
-                db.execute(f"DELETE FROM {table} WHERE wedding = ?", (wedding_id,))
-            db.execute(
-                "INSERT OR REPLACE INTO tombstones (wedding, deleted_at) VALUES (?, ?)",
-                (wedding_id, clock.now()),
-            )
-            return count
-
-        documents = await self._writer.write(body)
-        return Erasure(documents=documents, scrubbed=await self.scrub())
-
     async def scrub(self) -> bool:
         """Checkpoint the write-ahead log into the database file and truncate it; whether
         that finished (it cannot while another process reads an older snapshot)."""
@@ -442,10 +392,3 @@ class SqliteStore(SqliteWrites, StoreQueries):
             return await readers.fetch(sql, params)
         except sqlite3.Error as exc:
             raise StoreError(f"reading {self._path} failed: {exc}") from exc
-
-    # Last in the class on purpose: below this def, the name ``list`` in annotations means
-    # this method, not the builtin.
-    async def list(self, prefix: str = "") -> list[str]:
-        """Names of stored documents starting with ``prefix``, sorted by code point."""
-        sql = f"SELECT DISTINCT doc FROM updates WHERE {PREFIX} ORDER BY doc"
-        return [str(row[0]) for row in await self._read(sql, prefix, len(prefix), prefix)]
