@@ -200,7 +200,7 @@ async def run_schedule(
             if pending == 0:
                 break
             await asyncio.sleep(0.5)  # the clients' own reconnects: nothing to wait on
-        stores = {w: await read_store(cluster.postgres.url, w) for w in weddings}
+        stores = {w: await read_store(cluster.database_url, w) for w in weddings}
         svs = {w: base64.b64encode(s.state_vector).decode() for w, s in stores.items()}
         for ch in hosts:
             await ch.ask({"cmd": "final", "svs": svs, "timeout": 20}, "final", 120)
@@ -272,7 +272,7 @@ async def rooms_behind(
             return found
         await asyncio.sleep(1)
         for w in weddings:
-            stores[w] = await read_store(cluster.postgres.url, w)
+            stores[w] = await read_store(cluster.database_url, w)
 
 
 async def judge(
@@ -296,7 +296,7 @@ async def judge(
     # Whatever a replica holds that the store did not when it was read (a client resent
     # it after), the store must hold now: read again.
     for w in weddings:
-        stores[w] = await read_store(cluster.postgres.url, w)
+        stores[w] = await read_store(cluster.database_url, w)
     for replica in replicas:
         store = stores[replica.wedding]
         result.reconnects += replica.reconnects
@@ -341,7 +341,7 @@ async def judge(
             break
         await asyncio.sleep(1)  # another process commits: look again
         for w in weddings:
-            stores[w] = await read_store(cluster.postgres.url, w)
+            stores[w] = await read_store(cluster.database_url, w)
     result.diverged = len(apart)
     for replica in apart:
         result.notes.append(f"{replica.name} ({replica.protocol}) diverged from the store")
@@ -371,7 +371,7 @@ async def judge(
             break
         await asyncio.sleep(1)  # the derivation runs behind the commits: look again
         for w in weddings:
-            stores[w] = await read_store(cluster.postgres.url, w)
+            stores[w] = await read_store(cluster.database_url, w)
     for c in checks.values():
         result.missing_events += c.missing
         result.duplicated_events += c.duplicated
@@ -487,7 +487,8 @@ async def campaign(args: argparse.Namespace) -> int:
         for c in range(args.client_hosts):
             network.add(f"c{c + 1}", 31 + c)
         fake_clock = "server-clock-jump" in args.kinds
-        cluster = await asyncio.to_thread(Cluster.build, network, directory, 2, fake_clock)
+        standby = any(k.startswith("pg-failover") for k in args.kinds)
+        cluster = await asyncio.to_thread(Cluster.build, network, directory, 2, fake_clock, standby)
         seeds = random.Random(args.seed)
         for number in range(args.schedules):
             seed = seeds.randrange(2**32)
@@ -499,10 +500,11 @@ async def campaign(args: argparse.Namespace) -> int:
     finally:
         if cluster is not None:
             await asyncio.to_thread(cluster.close)
-            if args.keep:
-                print(f"PostgreSQL's data: {cluster.postgres.dir}")
-            else:
-                shutil.rmtree(cluster.postgres.dir, ignore_errors=True)
+            for node in cluster.nodes:
+                if args.keep:
+                    print(f"PostgreSQL's data ({node.host.name}): {node.dir}")
+                else:
+                    shutil.rmtree(node.dir, ignore_errors=True)
         network.remove()
     rows = table(results)
     print_table(rows)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from benchmarks.faults.clockprobe import probe
 from benchmarks.faults.cluster import Cluster
 from benchmarks.faults.netns import Host
+from benchmarks.faults.pgnodes import failover, rebuild
 
 __all__ = ["KINDS", "Fault", "Kind", "schedule"]
 
@@ -134,6 +135,26 @@ def _pg_restart(mode: str) -> Callable[[Cluster, str], None]:
     return apply
 
 
+def _failover(fence: str) -> Callable[[Cluster, str], None]:
+    """The standby promoted (the old primary fenced first: :func:`failover`); the cluster's
+    primary is the promoted one from now on, its standby the old primary (down, or
+    running unfenced on its own timeline) until the heal rebuilds it."""
+
+    def apply(cluster: Cluster, target: str) -> None:
+        old, new = cluster.postgres, cluster.standby
+        if new is None:
+            raise RuntimeError("no standby: Cluster.build(standby=True)")
+        failover(old, new, fence)
+        cluster.postgres, cluster.standby = new, old
+
+    return apply
+
+
+def _rebuild(cluster: Cluster, target: str) -> None:
+    assert cluster.standby is not None
+    rebuild(cluster.standby, cluster.postgres)
+
+
 def _nothing(cluster: Cluster, target: str) -> None:
     return None
 
@@ -221,6 +242,13 @@ _KINDS = (
     Kind("pg-restart-fast", f"{_PG} restart -m fast", _pg_restart("fast"), _nothing, True),
     Kind("pg-restart-immediate", f"{_PG} restart -m immediate", _pg_restart("immediate"),
          _nothing, True),
+    Kind("pg-failover", f"{_PG} failed over to its synchronous standby, the primary "
+         "fenced first (stopped -m immediate)", _failover("stop"), _rebuild),
+    Kind("pg-failover-dropped", f"{_PG} failed over to its synchronous standby, the "
+         "primary fenced first by dropping its port (still running)", _failover("drop"),
+         _rebuild),
+    Kind("pg-failover-unfenced", f"{_PG} failed over to its synchronous standby, the "
+         "primary left running read-write", _failover("none"), _rebuild),
     Kind("server-clock-jump", f"a server's wall clock {JUMP // 60} min forwards, then "
          "backwards, every 4 s (libfaketime)", *_JUMPS),
     Kind("clients-flap", f"a client host's link down {FLAP[0]:.0f} s, up {FLAP[1]:.0f} s, "
@@ -229,6 +257,7 @@ _KINDS = (
 KINDS: dict[str, Kind] = {k.name: k for k in _KINDS}
 SERVER_KINDS = {n for n in KINDS if n.split("-")[0] in ("pg", "redis", "clients", "server")}
 SERVER_KINDS -= {"pg-restart-fast", "pg-restart-immediate", "clients-flap"}
+SERVER_KINDS -= {n for n in KINDS if n.startswith("pg-failover")}
 CLIENT_KINDS = {"clients-flap"}
 """Kinds whose target is a client host."""
 
